@@ -1,0 +1,63 @@
+# Skiff's build. `make run` starts Skiff; `make test` runs every test, installing what the
+# tests need (protoc, containerd, runc, busybox-static, docker-registry) when missing.
+SHELL := /bin/bash
+GO ?= go
+export PATH := $(CURDIR)/bin/tools:$(PATH)
+
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.1
+PROTO_FILES := $(shell find proto -name '*.proto' | sort)
+
+BENCH ?= .
+JEPSEN_TIME ?= 2m
+JEPSEN_NEMESES ?= all
+TEST_TIMEOUT ?= 30m
+
+.PHONY: all build run test bench proto tools deps jepsen vet fmt clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/skiff ./cmd/skiff
+	$(GO) build -o bin/skiffctl ./cmd/skiffctl
+
+run: build
+	./bin/skiff up
+
+# tools: the code generators `make proto` and the staleness test need.
+tools: bin/tools/protoc-gen-go bin/tools/protoc-gen-go-grpc
+	@command -v protoc >/dev/null || ./test/tools/install-deps.sh protoc
+
+bin/tools/protoc-gen-go:
+	GOBIN=$(CURDIR)/bin/tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+bin/tools/protoc-gen-go-grpc:
+	GOBIN=$(CURDIR)/bin/tools $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+proto: tools
+	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative $(PROTO_FILES:proto/%=%)
+
+# deps: what the test suites run against (containerd, runc, busybox-static, docker-registry).
+deps:
+	./test/tools/install-deps.sh all
+
+test: tools deps build
+	$(GO) vet ./...
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 60m ./... | tee bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
+
+jepsen: build
+	JEPSEN_TIME=$(JEPSEN_TIME) JEPSEN_NEMESES=$(JEPSEN_NEMESES) $(GO) test -run 'TestJepsen' -timeout 0 -v ./test/jepsen/ -jepsen.long
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what Skiff's builds and tests need, from Debian's packages, when it is missing.
+#   install-deps.sh protoc     protoc and the well-known .proto files
+#   install-deps.sh all        protoc, containerd, runc, busybox-static, docker-registry, iptables
+# Needs root for apt-get; without root it says what is missing and exits non-zero.
+set -euo pipefail
+
+want=()
+need() { # need COMMAND PACKAGE
+	command -v "$1" >/dev/null 2>&1 || want+=("$2")
+}
+
+case "${1:-all}" in
+protoc)
+	need protoc protobuf-compiler
+	;;
+all)
+	need protoc protobuf-compiler
+	need containerd containerd
+	need runc runc
+	[[ -x /bin/busybox ]] || want+=(busybox-static)
+	need docker-registry docker-registry
+	need iptables iptables
+	;;
+*)
+	echo "usage: $0 protoc|all" >&2
+	exit 2
+	;;
+esac
+
+((${#want[@]})) || exit 0
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-deps: missing ${want[*]}; run as root or install them with apt-get" >&2
+	exit 1
+fi
+echo "install-deps: installing ${want[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y --no-install-recommends "${want[@]}" >/tmp/skiff-apt.log 2>&1 || {
+	apt-get update >>/tmp/skiff-apt.log 2>&1
+	apt-get install -y --no-install-recommends "${want[@]}" >>/tmp/skiff-apt.log 2>&1 || {
+		tail -20 /tmp/skiff-apt.log >&2
+		exit 1
+	}
+}
