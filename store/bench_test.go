@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The store's benchmarks print `BENCH <name> <value> <unit>` lines (see INTERFACE.md) and
+// run once each: `make bench BENCH=store_` or `go test -run '^$' -bench . -benchtime 1x`.
+// They use a three-node cluster in this process with the default configuration and 1 KiB
+// values, writing through the leader as etcd's benchmark tool does.
+
+func benchCluster(b *testing.B) (*cluster, *Store) {
+	c := newCluster(b, 3, func(cfg *Config) {
+		d := DefaultConfig()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+		cfg.HistorySize = d.HistorySize
+		cfg.MmapSize = 256 << 20
+	})
+	return c, c.nodes[c.leader()]
+}
+
+func bench(name string, value float64, unit string) {
+	fmt.Printf("BENCH %s %.6g %s\n", name, value, unit)
+}
+
+func percentile(d []time.Duration, p float64) float64 {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	if len(d) == 0 {
+		return 0
+	}
+	return float64(d[int(float64(len(d)-1)*p)].Microseconds()) / 1000
+}
+
+// load runs clients concurrent loops of op until total calls are done; it returns ops/s
+// and every call's latency.
+func load(b *testing.B, clients, total int, op func(client, i int) error) (float64, []time.Duration) {
+	b.Helper()
+	lat := make([]time.Duration, total)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				t0 := time.Now()
+				if err := op(c, i); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}(c)
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	return float64(total) / time.Since(start).Seconds(), lat
+}
+
+var value1k = func() []byte {
+	v := make([]byte, 1024)
+	for i := range v {
+		v[i] = byte('a' + i%26)
+	}
+	return v
+}()
+
+func BenchmarkStoreCreate(b *testing.B) {
+	for _, clients := range []int{1, 100} {
+		b.Run(fmt.Sprintf("c%d", clients), func(b *testing.B) {
+			_, leader := benchCluster(b)
+			ctx := context.Background()
+			total := 3000
+			if clients > 1 {
+				total = 40000
+			}
+			rate, lat := load(b, clients, total, func(c, i int) error {
+				_, err := leader.Txn(ctx, Op{Type: Create, Key: Key{Kind: "ConfigMap", Namespace: "bench", Name: "o" + strconv.Itoa(i)}, Value: value1k})
+				return err
+			})
+			name := fmt.Sprintf("store_create_1k_c%d", clients)
+			bench(name, rate, "ops/s")
+			bench(name+"_p50", percentile(lat, 0.50), "ms")
+			bench(name+"_p99", percentile(lat, 0.99), "ms")
+		})
+	}
+}
+
+func BenchmarkStoreCASUpdate(b *testing.B) {
+	_, leader := benchCluster(b)
+	ctx := context.Background()
+	const clients, keys, total = 100, 1000, 40000
+	revs := make([]atomic.Int64, keys)
+	for i := 0; i < keys; i++ {
+		res, err := leader.Txn(ctx, Op{Type: Create, Key: Key{Kind: "ConfigMap", Namespace: "bench", Name: "k" + strconv.Itoa(i)}, Value: value1k})
+		if err != nil {
+			b.Fatal(err)
+		}
+		revs[i].Store(res.Revision)
+	}
+	var conflicts atomic.Int64
+	rate, lat := load(b, clients, total, func(c, i int) error {
+		// Each client updates its own keys, compare-and-swap on the last revision it saw.
+		k := (c + clients*(i%(keys/clients))) % keys
+		for {
+			res, err := leader.Txn(ctx, Op{Type: Update, Key: Key{Kind: "ConfigMap", Namespace: "bench", Name: "k" + strconv.Itoa(k)}, Value: value1k, IfRevision: revs[k].Load()})
+			var pe *PreconditionError
+			if errors.As(err, &pe) && errors.Is(err, ErrConflict) {
+				conflicts.Add(1)
+				revs[k].Store(pe.CurrentRevision)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			revs[k].Store(res.Revision)
+			return nil
+		}
+	})
+	bench("store_cas_update_c100", rate, "ops/s")
+	bench("store_cas_update_c100_p99", percentile(lat, 0.99), "ms")
+	if n := conflicts.Load(); n > 0 {
+		b.Logf("%d conflicts retried", n)
+	}
+}
+
+func BenchmarkStoreList10k(b *testing.B) {
+	_, leader := benchCluster(b)
+	ctx := context.Background()
+	load(b, 100, 10000, func(c, i int) error {
+		_, err := leader.Txn(ctx, Op{Type: Create, Key: Key{Kind: "Pod", Namespace: "bench", Name: "p" + strconv.Itoa(i)}, Value: value1k})
+		return err
+	})
+	var best time.Duration
+	for i := 0; i < 5; i++ {
+		t0 := time.Now()
+		objs, _, err := leader.List(ctx, "Pod", ListOptions{})
+		d := time.Since(t0)
+		if err != nil || len(objs) != 10000 {
+			b.Fatalf("list: %d objects, %v", len(objs), err)
+		}
+		if best == 0 || d < best {
+			best = d
+		}
+	}
+	bench("store_list_10k", float64(best.Microseconds())/1000, "ms")
+}
+
+func BenchmarkWatchFanout(b *testing.B) {
+	c, leader := benchCluster(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const watchers, events = 1000, 10000
+	// Watchers spread over the three nodes, as clients of three API servers would be.
+	type result struct {
+		n      int
+		maxLag time.Duration
+		lags   []time.Duration
+		err    error
+	}
+	var written sync.Map // revision -> commit time
+	results := make(chan result, watchers)
+	var ready sync.WaitGroup
+	for w := 0; w < watchers; w++ {
+		ready.Add(1)
+		go func(w int) {
+			wt, err := c.nodes[w%3].Watch(WatchOptions{Kind: "ConfigMap"})
+			ready.Done()
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			r := result{lags: make([]time.Duration, 0, events/watchers*4)}
+			for r.n < events {
+				evs, err := wt.Next(ctx)
+				if err != nil {
+					r.err = err
+					break
+				}
+				now := time.Now()
+				for _, ev := range evs {
+					r.n++
+					if t0, ok := written.Load(ev.Revision); ok && r.n%10 == 0 {
+						r.lags = append(r.lags, now.Sub(t0.(time.Time)))
+					}
+				}
+			}
+			results <- r
+		}(w)
+	}
+	ready.Wait()
+	start := time.Now()
+	load(b, 100, events, func(_, i int) error {
+		t0 := time.Now()
+		res, err := leader.Txn(ctx, Op{Type: Create, Key: Key{Kind: "ConfigMap", Namespace: "bench", Name: "w" + strconv.Itoa(i)}, Value: value1k})
+		if err == nil {
+			written.Store(res.Revision, t0)
+		}
+		return err
+	})
+	var lags []time.Duration
+	delivered := 0
+	for w := 0; w < watchers; w++ {
+		r := <-results
+		if r.err != nil {
+			b.Fatalf("watcher: %v after %d events", r.err, r.n)
+		}
+		delivered += r.n
+		lags = append(lags, r.lags...)
+	}
+	elapsed := time.Since(start)
+	bench("watch_fanout_1000", float64(delivered)/elapsed.Seconds(), "events/s")
+	bench("watch_fanout_1000_p99_lag", percentile(lags, 0.99), "ms")
+}

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	storev1 "github.com/skiffhq/skiff/proto/store/v1"
+)
+
+// encodeTxn turns a validated transaction into a Raft command.
+func encodeTxn(ops []Op) ([]byte, error) {
+	txn := &storev1.Txn{Ops: make([]*storev1.Op, len(ops))}
+	for i, op := range ops {
+		txn.Ops[i] = &storev1.Op{
+			Type:       storev1.Op_Type(op.Type),
+			Kind:       op.Key.Kind,
+			Namespace:  op.Key.Namespace,
+			Name:       op.Key.Name,
+			Value:      op.Value,
+			Uid:        op.UID,
+			Labels:     op.Labels,
+			Fields:     op.Fields,
+			IfRevision: op.IfRevision,
+			IfUid:      op.IfUID,
+		}
+	}
+	return proto.Marshal(&storev1.Command{Command: &storev1.Command_Txn{Txn: txn}})
+}
+
+// decodeCommand parses and checks a Raft command. Every node runs it on the same bytes,
+// so a command it rejects is rejected everywhere, deterministically.
+func decodeCommand(data []byte, maxObjectSize int) (*storev1.Command, []Op, error) {
+	var cmd storev1.Command
+	if err := proto.Unmarshal(data, &cmd); err != nil {
+		return nil, nil, fmt.Errorf("decode command: %w: %v", ErrInvalid, err)
+	}
+	switch c := cmd.Command.(type) {
+	case *storev1.Command_LeaderMark:
+		return &cmd, nil, nil
+	case *storev1.Command_Txn:
+		ops, err := opsFromProto(c.Txn.GetOps(), maxObjectSize)
+		return &cmd, ops, err
+	default:
+		return nil, nil, fmt.Errorf("decode command: %w: no command set", ErrInvalid)
+	}
+}
+
+func opsFromProto(in []*storev1.Op, maxObjectSize int) ([]Op, error) {
+	if len(in) == 0 {
+		return nil, fmt.Errorf("transaction: %w: no operations", ErrInvalid)
+	}
+	ops := make([]Op, len(in))
+	for i, p := range in {
+		op := Op{
+			Type:       OpType(p.GetType()),
+			Key:        Key{Kind: p.GetKind(), Namespace: p.GetNamespace(), Name: p.GetName()},
+			Value:      p.GetValue(),
+			UID:        p.GetUid(),
+			Labels:     p.GetLabels(),
+			Fields:     p.GetFields(),
+			IfRevision: p.GetIfRevision(),
+			IfUID:      p.GetIfUid(),
+		}
+		if err := op.validate(maxObjectSize); err != nil {
+			return nil, fmt.Errorf("operation %d: %w", i, err)
+		}
+		ops[i] = op
+	}
+	return ops, nil
+}
+
+func (op Op) validate(maxObjectSize int) error {
+	switch op.Type {
+	case Create, Update, Delete:
+	default:
+		return fmt.Errorf("%w: unknown operation type %d", ErrInvalid, int(op.Type))
+	}
+	if err := op.Key.validate(); err != nil {
+		return err
+	}
+	if op.IfRevision < 0 {
+		return fmt.Errorf("%s %s: %w: negative revision precondition", op.Type, op.Key, ErrInvalid)
+	}
+	if op.Type != Delete && len(op.Value) > maxObjectSize {
+		return fmt.Errorf("%s %s: %w: object is %d bytes, the limit is %d", op.Type, op.Key, ErrTooLarge, len(op.Value), maxObjectSize)
+	}
+	for k := range op.Fields {
+		if k == "" {
+			return fmt.Errorf("%s %s: %w: empty field name", op.Type, op.Key, ErrInvalid)
+		}
+		if containsNUL(k) || containsNUL(op.Fields[k]) {
+			return fmt.Errorf("%s %s: %w: NUL byte in field %q", op.Type, op.Key, ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+func containsNUL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func encodeLeaderMark(id string) []byte {
+	b, _ := proto.Marshal(&storev1.Command{Command: &storev1.Command_LeaderMark{LeaderMark: &storev1.LeaderMark{Leader: id}}})
+	return b
+}
+
+func recordToObject(key Key, r *storev1.Record) Object {
+	return Object{
+		Key:            key,
+		Value:          r.GetValue(),
+		UID:            r.GetUid(),
+		Labels:         r.GetLabels(),
+		Fields:         r.GetFields(),
+		CreateRevision: r.GetCreateRevision(),
+		ModRevision:    r.GetModRevision(),
+	}
+}
+
+func objectToRecord(o *Object) *storev1.Record {
+	return &storev1.Record{
+		Value:          o.Value,
+		Uid:            o.UID,
+		Labels:         o.Labels,
+		Fields:         o.Fields,
+		CreateRevision: o.CreateRevision,
+		ModRevision:    o.ModRevision,
+	}
+}
+
+// The error and result forms that cross the peer link (forwarded writes).
+
+func errorToProto(err error) *storev1.Error {
+	if err == nil {
+		return nil
+	}
+	e := &storev1.Error{Message: err.Error()}
+	var pe *PreconditionError
+	var nl *NotLeaderError
+	switch {
+	case errors.As(err, &pe):
+		e.Op, e.Kind, e.Namespace, e.Name = int32(pe.Op), pe.Key.Kind, pe.Key.Namespace, pe.Key.Name
+		e.CurrentRevision = pe.CurrentRevision
+		e.Message = pe.Detail
+		switch pe.Err {
+		case ErrNotFound:
+			e.Code = storev1.Error_NOT_FOUND
+		case ErrAlreadyExists:
+			e.Code = storev1.Error_ALREADY_EXISTS
+		default:
+			e.Code = storev1.Error_CONFLICT
+		}
+	case errors.As(err, &nl):
+		e.Code, e.LeaderId, e.LeaderAddress = storev1.Error_NOT_LEADER, nl.LeaderID, nl.LeaderAddress
+		if nl.LeaderID == "" {
+			e.Code = storev1.Error_NO_LEADER
+		}
+	case errors.Is(err, ErrInvalid):
+		e.Code = storev1.Error_INVALID
+	case errors.Is(err, ErrTooLarge):
+		e.Code = storev1.Error_TOO_LARGE
+	case errors.Is(err, ErrNoLeader):
+		e.Code = storev1.Error_NO_LEADER
+	case errors.Is(err, ErrClosed):
+		e.Code = storev1.Error_CLOSED
+	default:
+		e.Code = storev1.Error_INDETERMINATE
+	}
+	return e
+}
+
+func errorFromProto(e *storev1.Error) error {
+	if e == nil {
+		return nil
+	}
+	key := Key{Kind: e.GetKind(), Namespace: e.GetNamespace(), Name: e.GetName()}
+	switch e.GetCode() {
+	case storev1.Error_NOT_FOUND:
+		return &PreconditionError{Err: ErrNotFound, Op: int(e.GetOp()), Key: key, CurrentRevision: e.GetCurrentRevision(), Detail: e.GetMessage()}
+	case storev1.Error_ALREADY_EXISTS:
+		return &PreconditionError{Err: ErrAlreadyExists, Op: int(e.GetOp()), Key: key, CurrentRevision: e.GetCurrentRevision(), Detail: e.GetMessage()}
+	case storev1.Error_CONFLICT:
+		return &PreconditionError{Err: ErrConflict, Op: int(e.GetOp()), Key: key, CurrentRevision: e.GetCurrentRevision(), Detail: e.GetMessage()}
+	case storev1.Error_NOT_LEADER:
+		return &NotLeaderError{LeaderID: e.GetLeaderId(), LeaderAddress: e.GetLeaderAddress()}
+	case storev1.Error_NO_LEADER:
+		return fmt.Errorf("leader: %w", ErrNoLeader)
+	case storev1.Error_INVALID:
+		return fmt.Errorf("%w: %s", ErrInvalid, e.GetMessage())
+	case storev1.Error_TOO_LARGE:
+		return fmt.Errorf("%w: %s", ErrTooLarge, e.GetMessage())
+	case storev1.Error_CLOSED:
+		return fmt.Errorf("leader: %w", ErrNoLeader)
+	default:
+		return fmt.Errorf("%w: leader: %s", ErrIndeterminate, e.GetMessage())
+	}
+}
+
+func resultToProto(res *TxnResult) *storev1.TxnResult {
+	out := &storev1.TxnResult{Revision: res.Revision, Objects: make([]*storev1.ObjectResult, len(res.Objects))}
+	for i := range res.Objects {
+		o := &res.Objects[i]
+		out.Objects[i] = &storev1.ObjectResult{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name, Record: objectToRecord(o)}
+	}
+	return out
+}
+
+func resultFromProto(p *storev1.TxnResult) *TxnResult {
+	res := &TxnResult{Revision: p.GetRevision(), Objects: make([]Object, len(p.GetObjects()))}
+	for i, o := range p.GetObjects() {
+		res.Objects[i] = recordToObject(Key{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}, o.GetRecord())
+	}
+	return res
+}

@@ -1,0 +1,156 @@
+package store
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Server is one member of the initial cluster.
+type Server struct {
+	ID      string
+	Address string // Raft (peer) address, host:port
+}
+
+// Config configures one store node. Start from DefaultConfig.
+type Config struct {
+	// ID names this node; it must be unique in the cluster and stable across restarts.
+	ID string
+	// Dir holds the Raft log (raft.db), snapshots and the state file (state.db).
+	Dir string
+	// Listen is the peer address to listen on (Raft and the store's peer service share it).
+	Listen string
+	// Advertise is the peer address others dial; defaults to Listen.
+	Advertise string
+	// Listener, when set, is used as the peer listener instead of listening on Listen
+	// (embedding, and tests that need their addresses before starting any node).
+	Listener net.Listener
+	// InitialCluster is bootstrapped once, the first time a node starts with an empty Dir
+	// and a non-empty list. It must include this node. Restarts never re-bootstrap. A node
+	// meant to join an existing cluster starts with an empty list and is added by AddVoter.
+	InitialCluster []Server
+
+	// Raft timing. The defaults suit a LAN: a follower starts an election after 500-1000 ms
+	// without hearing from the leader, so a lost leader is replaced in about a second.
+	HeartbeatTimeout   time.Duration // default 500ms
+	ElectionTimeout    time.Duration // default 500ms
+	LeaderLeaseTimeout time.Duration // default 250ms
+	CommitTimeout      time.Duration // default 20ms
+
+	// Log compaction: snapshot when this many entries follow the last snapshot, checked
+	// every SnapshotInterval; keep TrailingLogs entries so slow followers can catch up
+	// without a snapshot.
+	SnapshotThreshold uint64        // default 8192
+	SnapshotInterval  time.Duration // default 30s
+	TrailingLogs      uint64        // default 10240
+	SnapshotsRetained int           // default 2
+
+	// MaxAppendEntries bounds the entries grouped into one disk write and one replication
+	// message; concurrent writers share an fsync up to this many. Default 512.
+	MaxAppendEntries int
+
+	// HistorySize is the number of recent events each node keeps for watches to resume
+	// from. Default 100,000.
+	HistorySize int
+	// MaxWatchLag is how many events a watcher may fall behind before it is cut with a
+	// resumable error. Default HistorySize/2.
+	MaxWatchLag int
+
+	// MaxObjectSize is the largest value an object may have. Default 1.5 MiB.
+	MaxObjectSize int
+	// MaxTxnSize is the largest encoded transaction. Default 8 MiB.
+	MaxTxnSize int
+
+	// WriteTimeout bounds how long a write waits for a leader before failing with
+	// ErrNoLeader (the caller's context may end it sooner). Default 5s.
+	WriteTimeout time.Duration
+
+	// MmapSize is the state file's initial memory map, so snapshots (long reads) rarely
+	// block writes that grow the file. Default 1 GiB (address space, not memory).
+	MmapSize int
+
+	// PeerTLS, when set, secures the peer port: Raft and the peer service both run over
+	// mutual TLS with it (it must carry certificates and the CA pool for both sides).
+	PeerTLS *tls.Config
+
+	// Logger receives the store's and Raft's logs. Default: discard.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns a Config with every default set; fill ID, Dir and Listen.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
+		SnapshotsRetained:  2,
+		MaxAppendEntries:   512,
+		HistorySize:        100_000,
+		MaxObjectSize:      3 << 19, // 1.5 MiB
+		MaxTxnSize:         8 << 20,
+		WriteTimeout:       5 * time.Second,
+		MmapSize:           1 << 30,
+	}
+}
+
+// Validate checks the configuration and fills derived defaults.
+func (c *Config) Validate() error {
+	if c.ID == "" {
+		return fmt.Errorf("store config: ID is required")
+	}
+	if c.Dir == "" {
+		return fmt.Errorf("store config %s: Dir is required", c.ID)
+	}
+	if c.Listener != nil {
+		c.Listen = c.Listener.Addr().String()
+	}
+	if c.Listen == "" {
+		return fmt.Errorf("store config %s: Listen is required", c.ID)
+	}
+	if c.Advertise == "" {
+		c.Advertise = c.Listen
+	}
+	if len(c.InitialCluster) > 0 {
+		found := false
+		seen := map[string]bool{}
+		for _, s := range c.InitialCluster {
+			if s.ID == "" || s.Address == "" {
+				return fmt.Errorf("store config %s: initial cluster member %q needs an ID and an address", c.ID, s.ID+"="+s.Address)
+			}
+			if seen[s.ID] {
+				return fmt.Errorf("store config %s: initial cluster names %s twice", c.ID, s.ID)
+			}
+			seen[s.ID] = true
+			found = found || s.ID == c.ID
+		}
+		if !found {
+			return fmt.Errorf("store config %s: initial cluster does not include this node", c.ID)
+		}
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		return fmt.Errorf("store config %s: LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", c.ID, c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
+		return fmt.Errorf("store config %s: MaxAppendEntries must be in 1..1024", c.ID)
+	}
+	if c.HistorySize <= 0 {
+		return fmt.Errorf("store config %s: HistorySize must be positive", c.ID)
+	}
+	if c.MaxWatchLag == 0 {
+		c.MaxWatchLag = c.HistorySize / 2
+	}
+	if c.MaxObjectSize <= 0 || c.MaxTxnSize < c.MaxObjectSize {
+		return fmt.Errorf("store config %s: need 0 < MaxObjectSize <= MaxTxnSize", c.ID)
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return nil
+}

@@ -1,0 +1,507 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	storev1 "github.com/skiffhq/skiff/proto/store/v1"
+)
+
+// The state machine's bbolt layout:
+//
+//	objects: kind \0 namespace \0 name          -> storev1.Record
+//	index:   kind \0 field \0 value \0 ns \0 name -> (empty)
+//	meta:    "revision"                           -> big-endian uint64, last applied Raft index
+//
+// Object keys sort by kind, then namespace, then name, so a list is one prefix scan.
+var (
+	bucketObjects = []byte("objects")
+	bucketIndex   = []byte("index")
+	bucketMeta    = []byte("meta")
+	keyRevision   = []byte("revision")
+)
+
+func objectKey(k Key) []byte {
+	b := make([]byte, 0, len(k.Kind)+len(k.Namespace)+len(k.Name)+2)
+	b = append(b, k.Kind...)
+	b = append(b, 0)
+	b = append(b, k.Namespace...)
+	b = append(b, 0)
+	return append(b, k.Name...)
+}
+
+func parseObjectKey(b []byte) Key {
+	parts := bytes.SplitN(b, []byte{0}, 3)
+	return Key{Kind: string(parts[0]), Namespace: string(parts[1]), Name: string(parts[2])}
+}
+
+// listPrefix is the key prefix of every object of kind (in namespace, when set).
+func listPrefix(kind, namespace string) []byte {
+	b := append([]byte(kind), 0)
+	if namespace != "" {
+		b = append(b, namespace...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+func indexPrefix(kind, field, value string) []byte {
+	b := make([]byte, 0, len(kind)+len(field)+len(value)+3)
+	b = append(b, kind...)
+	b = append(b, 0)
+	b = append(b, field...)
+	b = append(b, 0)
+	b = append(b, value...)
+	return append(b, 0)
+}
+
+func indexKey(k Key, field, value string) []byte {
+	b := indexPrefix(k.Kind, field, value)
+	b = append(b, k.Namespace...)
+	b = append(b, 0)
+	return append(b, k.Name...)
+}
+
+// fsm is the replicated state machine: objects in bbolt plus the in-memory watch history.
+// Raft calls ApplyBatch, Snapshot and Restore from one goroutine; reads come from any.
+type fsm struct {
+	log           hclog.Logger
+	path          string
+	mmapSize      int
+	maxObjectSize int
+
+	// mu guards the db pointer against Restore's swap: readers hold it shared.
+	mu sync.RWMutex
+	db *bbolt.DB
+
+	// applied is the last Raft index applied (the store's current revision).
+	applied atomic.Int64
+	// entries counts the log entries applied since the node started (restores excluded).
+	entries atomic.Int64
+	hist    *history
+}
+
+func openFSM(path string, mmapSize, maxObjectSize int, hist *history, log hclog.Logger) (*fsm, error) {
+	// The state machine is rebuilt from the latest snapshot and the log on every start,
+	// so the file need not be durable: start from an empty one and never fsync it.
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove old state file %s: %w", path, err)
+	}
+	f := &fsm{log: log, path: path, mmapSize: mmapSize, maxObjectSize: maxObjectSize, hist: hist}
+	db, rev, err := f.openDB(path)
+	if err != nil {
+		return nil, err
+	}
+	f.db = db
+	f.applied.Store(rev)
+	return f, nil
+}
+
+func (f *fsm) openDB(path string) (*bbolt.DB, int64, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:         time.Second,
+		NoSync:          true,
+		NoFreelistSync:  true,
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: f.mmapSize,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	var rev int64
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketObjects, bucketIndex, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if v := tx.Bucket(bucketMeta).Get(keyRevision); len(v) == 8 {
+			rev = int64(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, 0, fmt.Errorf("initialise state file %s: %w", path, err)
+	}
+	return db, rev, nil
+}
+
+func (f *fsm) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db == nil {
+		return nil
+	}
+	err := f.db.Close()
+	f.db = nil
+	return err
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+// txnOutcome is what ApplyBatch returns for a transaction, through the ApplyFuture.
+type txnOutcome struct {
+	result *TxnResult
+	err    error
+}
+
+func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed entries in one bbolt write transaction, then publishes
+// their events to the watch history. Preconditions are checked here, so concurrent
+// writers are ordered by the log and exactly one of two racing writers wins.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	var events []Event
+	var last int64
+	err := f.db.Update(func(tx *bbolt.Tx) error {
+		w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex)}
+		for i, l := range logs {
+			last = int64(l.Index)
+			if l.Type != raft.LogCommand {
+				continue // configuration changes take a revision and change no object
+			}
+			_, ops, err := decodeCommand(l.Data, f.maxObjectSize)
+			switch {
+			case err != nil:
+				out[i] = &txnOutcome{err: err}
+			case ops == nil: // leader mark
+				out[i] = &txnOutcome{result: &TxnResult{Revision: last}}
+			default:
+				res, evs, err := w.apply(last, ops)
+				out[i] = &txnOutcome{result: res, err: err}
+				events = append(events, evs...)
+			}
+		}
+		var rev [8]byte
+		binary.BigEndian.PutUint64(rev[:], uint64(last))
+		return tx.Bucket(bucketMeta).Put(keyRevision, rev[:])
+	})
+	if err != nil {
+		// The state machine cannot skip a committed entry and stay identical to its peers.
+		f.log.Error("apply committed entries failed; stopping", "first", logs[0].Index, "last", last, "error", err)
+		panic(fmt.Sprintf("store: apply entries %d..%d: %v", logs[0].Index, last, err))
+	}
+	f.applied.Store(last)
+	f.entries.Add(int64(len(logs)))
+	f.hist.append(events, last)
+	return out
+}
+
+// writer applies transactions inside one bbolt write transaction.
+type writer struct {
+	tx             *bbolt.Tx
+	objects, index *bbolt.Bucket
+}
+
+type change struct {
+	key       Key
+	prev, obj *Object // prev nil: created; obj nil: deleted
+}
+
+func (w *writer) get(k Key) (*Object, error) {
+	v := w.objects.Get(objectKey(k))
+	if v == nil {
+		return nil, nil
+	}
+	var r storev1.Record
+	if err := proto.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", k, err)
+	}
+	o := recordToObject(k, &r)
+	return &o, nil
+}
+
+// apply checks every precondition of a transaction against the state including the
+// transaction's own earlier operations, and writes nothing unless all hold.
+func (w *writer) apply(rev int64, ops []Op) (*TxnResult, []Event, error) {
+	pending := make(map[Key]*Object, len(ops)) // state after earlier ops of this txn; nil = deleted
+	changes := make([]change, 0, len(ops))
+	res := &TxnResult{Revision: rev, Objects: make([]Object, len(ops))}
+	for i, op := range ops {
+		cur, seen := pending[op.Key]
+		if !seen {
+			var err error
+			if cur, err = w.get(op.Key); err != nil {
+				return nil, nil, err
+			}
+		}
+		fail := func(class error, detail string) (*TxnResult, []Event, error) {
+			pe := &PreconditionError{Err: class, Op: i, Key: op.Key, Detail: detail}
+			if cur != nil {
+				pe.CurrentRevision = cur.ModRevision
+			}
+			return nil, nil, pe
+		}
+		if op.Type == Create {
+			if cur != nil {
+				return fail(ErrAlreadyExists, "")
+			}
+		} else {
+			if cur == nil {
+				return fail(ErrNotFound, "")
+			}
+			if op.IfRevision != 0 && op.IfRevision != cur.ModRevision {
+				return fail(ErrConflict, fmt.Sprintf("resourceVersion %d does not match", op.IfRevision))
+			}
+			if op.IfUID != "" && op.IfUID != cur.UID {
+				return fail(ErrConflict, fmt.Sprintf("uid %s does not match %s", op.IfUID, cur.UID))
+			}
+		}
+		var next *Object
+		switch op.Type {
+		case Create:
+			next = &Object{Key: op.Key, Value: op.Value, UID: op.UID, Labels: op.Labels, Fields: op.Fields,
+				CreateRevision: rev, ModRevision: rev}
+			res.Objects[i] = *next
+		case Update:
+			next = &Object{Key: op.Key, Value: op.Value, UID: cur.UID, Labels: op.Labels, Fields: op.Fields,
+				CreateRevision: cur.CreateRevision, ModRevision: rev}
+			res.Objects[i] = *next
+		case Delete:
+			gone := *cur
+			gone.ModRevision = rev
+			res.Objects[i] = gone
+		}
+		changes = append(changes, change{key: op.Key, prev: cur, obj: next})
+		pending[op.Key] = next
+	}
+	events := make([]Event, 0, len(changes))
+	for _, c := range changes {
+		if err := w.write(c); err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case c.prev == nil:
+			events = append(events, Event{Type: Added, Revision: rev, Object: *c.obj})
+		case c.obj == nil:
+			gone := *c.prev
+			gone.ModRevision = rev
+			events = append(events, Event{Type: Deleted, Revision: rev, Object: gone, Prev: c.prev})
+		default:
+			events = append(events, Event{Type: Modified, Revision: rev, Object: *c.obj, Prev: c.prev})
+		}
+	}
+	return res, events, nil
+}
+
+func (w *writer) write(c change) error {
+	k := objectKey(c.key)
+	if c.prev != nil {
+		for field, value := range c.prev.Fields {
+			if c.obj != nil && c.obj.Fields[field] == value {
+				continue
+			}
+			if err := w.index.Delete(indexKey(c.key, field, value)); err != nil {
+				return fmt.Errorf("unindex %s %s: %w", c.key, field, err)
+			}
+		}
+	}
+	if c.obj == nil {
+		if err := w.objects.Delete(k); err != nil {
+			return fmt.Errorf("delete %s: %w", c.key, err)
+		}
+		return nil
+	}
+	for field, value := range c.obj.Fields {
+		if c.prev != nil && c.prev.Fields[field] == value {
+			continue
+		}
+		if err := w.index.Put(indexKey(c.key, field, value), nil); err != nil {
+			return fmt.Errorf("index %s %s: %w", c.key, field, err)
+		}
+	}
+	v, err := proto.Marshal(objectToRecord(c.obj))
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", c.key, err)
+	}
+	if err := w.objects.Put(k, v); err != nil {
+		return fmt.Errorf("put %s: %w", c.key, err)
+	}
+	return nil
+}
+
+// view runs fn in a read transaction on the current state file.
+func (f *fsm) view(fn func(tx *bbolt.Tx) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return ErrClosed
+	}
+	return f.db.View(fn)
+}
+
+func readRevision(tx *bbolt.Tx) int64 {
+	if v := tx.Bucket(bucketMeta).Get(keyRevision); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+// get reads one object and the revision the read reflects.
+func (f *fsm) get(k Key) (Object, int64, error) {
+	var obj Object
+	var rev int64
+	err := f.view(func(tx *bbolt.Tx) error {
+		rev = readRevision(tx)
+		v := tx.Bucket(bucketObjects).Get(objectKey(k))
+		if v == nil {
+			return &PreconditionError{Err: ErrNotFound, Key: k}
+		}
+		var r storev1.Record
+		if err := proto.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode %s: %w", k, err)
+		}
+		obj = recordToObject(k, &r)
+		return nil
+	})
+	return obj, rev, err
+}
+
+// list reads the objects of a kind in one consistent read, with the revision it reflects.
+func (f *fsm) list(kind string, opts ListOptions) ([]Object, int64, error) {
+	var out []Object
+	var rev int64
+	err := f.view(func(tx *bbolt.Tx) error {
+		rev = readRevision(tx)
+		objects := tx.Bucket(bucketObjects)
+		keep := func(k Key, v []byte) error {
+			var r storev1.Record
+			if err := proto.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode %s: %w", k, err)
+			}
+			o := recordToObject(k, &r)
+			if opts.Predicate == nil || opts.Predicate(&o) {
+				out = append(out, o)
+			}
+			return nil
+		}
+		if opts.IndexField != "" {
+			prefix := indexPrefix(kind, opts.IndexField, opts.IndexValue)
+			if opts.Namespace != "" {
+				prefix = append(append(prefix, opts.Namespace...), 0)
+			}
+			c := tx.Bucket(bucketIndex).Cursor()
+			base := len(indexPrefix(kind, opts.IndexField, opts.IndexValue))
+			for ik, _ := c.Seek(prefix); ik != nil && bytes.HasPrefix(ik, prefix); ik, _ = c.Next() {
+				nsName := bytes.SplitN(ik[base:], []byte{0}, 2)
+				k := Key{Kind: kind, Namespace: string(nsName[0]), Name: string(nsName[1])}
+				v := objects.Get(objectKey(k))
+				if v == nil {
+					return fmt.Errorf("index entry %s %s=%s names a missing object", k, opts.IndexField, opts.IndexValue)
+				}
+				if err := keep(k, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		prefix := listPrefix(kind, opts.Namespace)
+		c := objects.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if err := keep(parseObjectKey(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, rev, err
+}
+
+// Snapshot captures the state as of now; Persist streams bbolt's consistent copy of it
+// while later entries keep applying.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	tx, err := f.db.Begin(false)
+	if err != nil {
+		f.mu.RUnlock()
+		return nil, fmt.Errorf("snapshot: begin read: %w", err)
+	}
+	return &fsmSnapshot{tx: tx, release: f.mu.RUnlock}, nil
+}
+
+type fsmSnapshot struct {
+	tx      *bbolt.Tx
+	release func()
+	once    sync.Once
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.tx.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("snapshot: write state: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {
+	s.once.Do(func() {
+		s.tx.Rollback()
+		s.release()
+	})
+}
+
+// writeTo streams a consistent copy of the state (for backups) and returns its revision.
+func (f *fsm) writeTo(w io.Writer) (int64, error) {
+	var rev int64
+	err := f.view(func(tx *bbolt.Tx) error {
+		rev = readRevision(tx)
+		_, err := tx.WriteTo(w)
+		return err
+	})
+	return rev, err
+}
+
+// Restore replaces the state with a snapshot: the stream goes to a new file that then
+// takes the old one's place. Watchers whose position the snapshot skips over get
+// ErrCompacted.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	tmp := f.path + ".restore"
+	file, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("restore: create %s: %w", tmp, err)
+	}
+	if _, err := io.Copy(file, rc); err != nil {
+		file.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("restore: write %s: %w", tmp, err)
+	}
+	if err := file.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("restore: close %s: %w", tmp, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db != nil {
+		if err := f.db.Close(); err != nil {
+			return fmt.Errorf("restore: close state file: %w", err)
+		}
+		f.db = nil
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return fmt.Errorf("restore: replace %s: %w", f.path, err)
+	}
+	db, rev, err := f.openDB(f.path)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	f.db = db
+	f.applied.Store(rev)
+	f.hist.reset(rev)
+	f.log.Info("restored state from snapshot", "revision", rev)
+	return nil
+}

@@ -1,0 +1,358 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// testFSM is a state machine driven directly with log entries, without Raft.
+type testFSM struct {
+	t    *testing.T
+	f    *fsm
+	next uint64
+}
+
+func newTestFSM(t *testing.T, historySize int) *testFSM {
+	t.Helper()
+	f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, newHistory(historySize, 0), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.close() })
+	return &testFSM{t: t, f: f, next: 1}
+}
+
+// apply applies transactions as one batch and returns their outcomes.
+func (tf *testFSM) apply(txns ...[]Op) []*txnOutcome {
+	tf.t.Helper()
+	logs := make([]*raft.Log, len(txns))
+	for i, ops := range txns {
+		cmd, err := encodeTxn(ops)
+		if err != nil {
+			tf.t.Fatal(err)
+		}
+		logs[i] = &raft.Log{Index: tf.next, Type: raft.LogCommand, Data: cmd}
+		tf.next++
+	}
+	out := make([]*txnOutcome, len(txns))
+	for i, r := range tf.f.ApplyBatch(logs) {
+		out[i] = r.(*txnOutcome)
+	}
+	return out
+}
+
+func (tf *testFSM) one(ops ...Op) (*TxnResult, error) {
+	o := tf.apply(ops)[0]
+	return o.result, o.err
+}
+
+func key(name string) Key { return Key{Kind: "ConfigMap", Namespace: "default", Name: name} }
+
+func TestPreconditions(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	res, err := tf.one(Op{Type: Create, Key: key("a"), Value: []byte("v1"), UID: "u1"})
+	if err != nil || res.Revision != 1 || res.Objects[0].ModRevision != 1 || res.Objects[0].CreateRevision != 1 {
+		t.Fatalf("create: %+v %v", res, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		op    Op
+		class error
+		cur   int64
+	}{
+		{"create existing", Op{Type: Create, Key: key("a"), Value: []byte("x")}, ErrAlreadyExists, 1},
+		{"update missing", Op{Type: Update, Key: key("b"), Value: []byte("x")}, ErrNotFound, 0},
+		{"update stale revision", Op{Type: Update, Key: key("a"), Value: []byte("x"), IfRevision: 7}, ErrConflict, 1},
+		{"update wrong uid", Op{Type: Update, Key: key("a"), Value: []byte("x"), IfUID: "u2"}, ErrConflict, 1},
+		{"delete missing", Op{Type: Delete, Key: key("b")}, ErrNotFound, 0},
+		{"delete wrong uid", Op{Type: Delete, Key: key("a"), IfUID: "u9"}, ErrConflict, 1},
+		{"delete stale revision", Op{Type: Delete, Key: key("a"), IfRevision: 3}, ErrConflict, 1},
+	} {
+		_, err := tf.one(tc.op)
+		var pe *PreconditionError
+		if !errors.Is(err, tc.class) || !errors.As(err, &pe) || pe.CurrentRevision != tc.cur || pe.Key != tc.op.Key {
+			t.Errorf("%s: err = %v, want %v with current revision %d", tc.name, err, tc.class, tc.cur)
+		}
+	}
+	// Failed transactions still take a revision (their log index) but change nothing.
+	res, err = tf.one(Op{Type: Update, Key: key("a"), Value: []byte("v2"), IfRevision: 1, UID: "ignored"})
+	if err != nil || res.Revision != 9 || res.Objects[0].CreateRevision != 1 || res.Objects[0].UID != "u1" {
+		t.Fatalf("update: %+v %v", res, err)
+	}
+	obj, rev, err := tf.f.get(key("a"))
+	if err != nil || string(obj.Value) != "v2" || obj.ModRevision != 9 || rev != 9 {
+		t.Fatalf("get after update: %+v rev %d %v", obj, rev, err)
+	}
+	res, err = tf.one(Op{Type: Delete, Key: key("a"), IfUID: "u1", IfRevision: 9})
+	if err != nil || res.Objects[0].ModRevision != 10 || string(res.Objects[0].Value) != "v2" {
+		t.Fatalf("delete: %+v %v", res, err)
+	}
+	if _, _, err := tf.f.get(key("a")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+func TestTransactionsAreAtomic(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	if _, err := tf.one(Op{Type: Create, Key: key("a"), Value: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	// The second operation fails, so the first must not happen either.
+	_, err := tf.one(
+		Op{Type: Create, Key: key("b"), Value: []byte("b")},
+		Op{Type: Update, Key: key("a"), Value: []byte("a2"), IfRevision: 99},
+	)
+	var pe *PreconditionError
+	if !errors.As(err, &pe) || pe.Op != 1 {
+		t.Fatalf("err = %v, want a precondition failure of op 1", err)
+	}
+	if _, _, err := tf.f.get(key("b")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("b exists after a failed transaction: %v", err)
+	}
+	// Operations see the transaction's own earlier writes.
+	res, err := tf.one(
+		Op{Type: Create, Key: key("c"), Value: []byte("c1")},
+		Op{Type: Update, Key: key("c"), Value: []byte("c2")},
+		Op{Type: Delete, Key: key("a")},
+	)
+	if err != nil || len(res.Objects) != 3 {
+		t.Fatalf("txn: %+v %v", res, err)
+	}
+	objs, _, _ := tf.f.list("ConfigMap", ListOptions{})
+	if len(objs) != 1 || objs[0].Name != "c" || string(objs[0].Value) != "c2" {
+		t.Fatalf("list = %+v", objs)
+	}
+}
+
+func TestBatchOrdersRacingWriters(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	res, _ := tf.one(Op{Type: Create, Key: key("n"), Value: []byte("0")})
+	rev := res.Revision
+	// Two writers read the same revision and race in one batch: exactly one wins.
+	out := tf.apply(
+		[]Op{{Type: Update, Key: key("n"), Value: []byte("1"), IfRevision: rev}},
+		[]Op{{Type: Update, Key: key("n"), Value: []byte("2"), IfRevision: rev}},
+	)
+	if out[0].err != nil || !errors.Is(out[1].err, ErrConflict) {
+		t.Fatalf("outcomes: %v, %v", out[0].err, out[1].err)
+	}
+}
+
+func TestFieldIndexAndList(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	pod := func(ns, name, node string) Op {
+		return Op{Type: Create, Key: Key{Kind: "Pod", Namespace: ns, Name: name}, Value: []byte(name),
+			Labels: map[string]string{"app": name[:1]}, Fields: map[string]string{"spec.nodeName": node}}
+	}
+	tf.apply([]Op{pod("a", "p1", "w1")}, []Op{pod("a", "p2", "w2")}, []Op{pod("b", "p3", "w1")}, []Op{pod("b", "q4", "")})
+	names := func(objs []Object) []string {
+		var out []string
+		for _, o := range objs {
+			out = append(out, o.Namespace+"/"+o.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		opts ListOptions
+		want []string
+	}{
+		{ListOptions{}, []string{"a/p1", "a/p2", "b/p3", "b/q4"}},
+		{ListOptions{Namespace: "b"}, []string{"b/p3", "b/q4"}},
+		{ListOptions{IndexField: "spec.nodeName", IndexValue: "w1"}, []string{"a/p1", "b/p3"}},
+		{ListOptions{IndexField: "spec.nodeName", IndexValue: "w1", Namespace: "b"}, []string{"b/p3"}},
+		{ListOptions{IndexField: "spec.nodeName", IndexValue: ""}, []string{"b/q4"}},
+		{ListOptions{Predicate: func(o *Object) bool { return o.Labels["app"] == "q" }}, []string{"b/q4"}},
+	} {
+		objs, rev, err := tf.f.list("Pod", tc.opts)
+		if err != nil || rev != 4 || !reflect.DeepEqual(names(objs), tc.want) {
+			t.Errorf("list %+v = %v rev %d %v; want %v", tc.opts, names(objs), rev, err, tc.want)
+		}
+	}
+	// Moving a pod moves its index entry; deleting removes it.
+	tf.one(Op{Type: Update, Key: Key{Kind: "Pod", Namespace: "a", Name: "p1"}, Value: []byte("p1"), Fields: map[string]string{"spec.nodeName": "w2"}})
+	tf.one(Op{Type: Delete, Key: Key{Kind: "Pod", Namespace: "a", Name: "p2"}})
+	objs, _, _ := tf.f.list("Pod", ListOptions{IndexField: "spec.nodeName", IndexValue: "w2"})
+	if got := names(objs); !reflect.DeepEqual(got, []string{"a/p1"}) {
+		t.Errorf("w2 after move and delete = %v", got)
+	}
+	objs, _, _ = tf.f.list("Pod", ListOptions{IndexField: "spec.nodeName", IndexValue: "w1"})
+	if got := names(objs); !reflect.DeepEqual(got, []string{"b/p3"}) {
+		t.Errorf("w1 after move = %v", got)
+	}
+}
+
+func TestWatchReplaysAndFilters(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	ctx := context.Background()
+	tf.one(Op{Type: Create, Key: key("a"), Value: []byte("1"), Labels: map[string]string{"x": "1"}})         // 1
+	tf.one(Op{Type: Create, Key: Key{Kind: "Pod", Namespace: "default", Name: "p"}, Value: []byte("p")})     // 2
+	tf.one(Op{Type: Update, Key: key("a"), Value: []byte("2"), Labels: map[string]string{"x": "2"}})         // 3
+	tf.one(Op{Type: Create, Key: Key{Kind: "ConfigMap", Namespace: "other", Name: "b"}, Value: []byte("b")}) // 4
+	tf.one(Op{Type: Update, Key: key("a"), Value: []byte("3"), Labels: map[string]string{"x": "1"}})         // 5
+	tf.one(Op{Type: Delete, Key: key("a")})                                                                  // 6
+
+	w, err := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", Namespace: "default", After: 0}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Revision() != 6 {
+		t.Fatalf("a watch from now starts at %d", w.Revision())
+	}
+	type ev struct {
+		typ EventType
+		rev int64
+		val string
+	}
+	collect := func(w *Watcher) []ev {
+		var out []ev
+		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		for {
+			evs, err := w.Next(cctx)
+			if err != nil {
+				return out
+			}
+			for _, e := range evs {
+				out = append(out, ev{e.Type, e.Revision, string(e.Object.Value)})
+			}
+		}
+	}
+	w1, _ := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", Namespace: "default", After: 1}, 0)
+	if got, want := collect(w1), []ev{{Modified, 3, "2"}, {Modified, 5, "3"}, {Deleted, 6, "3"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("replay after 1 = %v, want %v", got, want)
+	}
+	// A selector turns transitions into ADDED / DELETED.
+	sel := func(o *Object) bool { return o.Labels["x"] == "1" }
+	w3, _ := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", After: 1, Predicate: sel}, 0)
+	if got, want := collect(w3), []ev{{Deleted, 3, "1"}, {Added, 5, "3"}, {Deleted, 6, "3"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("selector replay = %v, want %v", got, want)
+	}
+	// New events reach a waiting watcher.
+	done := make(chan []Event, 1)
+	go func() {
+		evs, _ := w.Next(ctx)
+		done <- evs
+	}()
+	tf.one(Op{Type: Create, Key: key("z"), Value: []byte("z")})
+	select {
+	case evs := <-done:
+		if len(evs) != 1 || evs[0].Type != Added || evs[0].Revision != 7 {
+			t.Errorf("live event = %+v", evs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("live event never arrived")
+	}
+}
+
+func TestWatchBatchesWholeRevisions(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	var ops []Op
+	for _, n := range []string{"a", "b", "c"} {
+		ops = append(ops, Op{Type: Create, Key: key(n), Value: []byte(n)})
+	}
+	tf.one(ops...)                                              // revision 1: three events
+	tf.one(Op{Type: Create, Key: key("d"), Value: []byte("d")}) // 2
+	// After 0 means "from now", so start the watcher at the history's beginning by hand.
+	w, _ := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", MaxBatch: 2}, 0)
+	w.after, w.seq = 0, tf.f.hist.first
+	evs, err := w.Next(context.Background())
+	if err != nil || len(evs) != 3 || evs[2].Revision != 1 {
+		t.Fatalf("first batch = %d events %v, want revision 1's three", len(evs), err)
+	}
+	evs, err = w.Next(context.Background())
+	if err != nil || len(evs) != 1 || evs[0].Revision != 2 {
+		t.Fatalf("second batch = %+v %v", evs, err)
+	}
+}
+
+func TestWatchCompactedAndTooSlow(t *testing.T) {
+	tf := newTestFSM(t, 4)
+	for i := 0; i < 6; i++ {
+		tf.one(Op{Type: Create, Key: key(string(rune('a' + i))), Value: []byte{byte(i)}}) // revisions 1..6
+	}
+	_, err := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", After: 1}, 0)
+	var ce *CompactedError
+	if !errors.As(err, &ce) || ce.Oldest != 2 {
+		t.Fatalf("watch after 1 = %v, want compacted with oldest 2", err)
+	}
+	w, err := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", After: 2}, 0)
+	if err != nil {
+		t.Fatalf("watch after 2: %v", err)
+	}
+	if evs, err := w.Next(context.Background()); err != nil || len(evs) != 4 || evs[0].Revision != 3 {
+		t.Fatalf("replay = %v %v", evs, err)
+	}
+	// A watcher more than maxLag events behind is cut with a resumable error.
+	slow, _ := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", After: 6}, 2)
+	for i := 0; i < 3; i++ {
+		tf.one(Op{Type: Create, Key: key(string(rune('p' + i))), Value: []byte{byte(i)}}) // 7..9
+	}
+	_, err = slow.Next(context.Background())
+	var ts *TooSlowError
+	if !errors.As(err, &ts) || ts.LastRevision != 6 {
+		t.Fatalf("slow watcher = %v, want TooSlowError at 6", err)
+	}
+	// It resumes from where it was cut, without gap.
+	again, err := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", After: ts.LastRevision}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := again.Next(context.Background()); err != nil || len(evs) != 3 || evs[0].Revision != 7 {
+		t.Fatalf("resumed = %v %v", evs, err)
+	}
+	// A watcher overtaken by eviction gets ErrCompacted.
+	behind, _ := tf.f.hist.watch(WatchOptions{Kind: "ConfigMap", After: 6}, 0)
+	for i := 0; i < 5; i++ {
+		tf.one(Op{Type: Create, Key: key(string(rune('t' + i))), Value: []byte{byte(i)}})
+	}
+	if _, err := behind.Next(context.Background()); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("overtaken watcher = %v", err)
+	}
+}
+
+func TestWatchBookmarks(t *testing.T) {
+	tf := newTestFSM(t, 10)
+	tf.one(Op{Type: Create, Key: key("a"), Value: []byte("a")})
+	w, _ := tf.f.hist.watch(WatchOptions{Kind: "Pod", After: 0, ProgressInterval: 20 * time.Millisecond}, 0)
+	tf.one(Op{Type: Create, Key: key("b"), Value: []byte("b")}) // not a Pod
+	evs, err := w.Next(context.Background())
+	if err != nil || len(evs) != 1 || evs[0].Type != Bookmark || evs[0].Revision != 2 {
+		t.Fatalf("bookmark = %+v %v", evs, err)
+	}
+}
+
+func TestRestoreResetsWatchers(t *testing.T) {
+	src := newTestFSM(t, 10)
+	src.one(Op{Type: Create, Key: key("a"), Value: []byte("a")})
+	src.one(Op{Type: Create, Key: key("b"), Value: []byte("b")})
+	snap, err := src.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	dst := newTestFSM(t, 10)
+	dst.one(Op{Type: Create, Key: key("old"), Value: []byte("x")})
+	w, _ := dst.f.hist.watch(WatchOptions{Kind: "ConfigMap", After: 0}, 0)
+	if err := dst.f.Restore(sink.reader()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Next(context.Background()); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("watcher across restore = %v", err)
+	}
+	objs, rev, err := dst.f.list("ConfigMap", ListOptions{})
+	if err != nil || rev != 2 || len(objs) != 2 || dst.f.applied.Load() != 2 {
+		t.Fatalf("after restore: %d objects rev %d applied %d %v", len(objs), rev, dst.f.applied.Load(), err)
+	}
+}

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// The peer port carries two protocols, told apart by the first byte of each connection:
+// Raft's own RPCs, and the store's peer gRPC service (write forwarding, read index,
+// membership). One port, one TLS setup, and a follower reaches the leader at the address
+// Raft already knows.
+const (
+	protoRaft byte = 'R'
+	protoPeer byte = 'P'
+)
+
+// peerMux accepts connections on the peer port and hands each to Raft or to the peer
+// gRPC server.
+type peerMux struct {
+	ln      net.Listener
+	tls     *tls.Config
+	log     hclog.Logger
+	raft    *subListener
+	peer    *subListener
+	wg      sync.WaitGroup
+	closing chan struct{}
+	once    sync.Once
+}
+
+func newPeerMux(ln net.Listener, tlsConf *tls.Config, log hclog.Logger) *peerMux {
+	m := &peerMux{ln: ln, tls: tlsConf, log: log, closing: make(chan struct{})}
+	m.raft = newSubListener(m)
+	m.peer = newSubListener(m)
+	m.wg.Add(1)
+	go m.serve()
+	return m
+}
+
+func (m *peerMux) serve() {
+	defer m.wg.Done()
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.closing:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			m.log.Error("peer listener failed", "error", err)
+			return
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.route(conn)
+		}()
+	}
+}
+
+// route reads the protocol byte (after the TLS handshake, when TLS is on) and passes the
+// connection on.
+func (m *peerMux) route(conn net.Conn) {
+	if m.tls != nil {
+		conn = tls.Server(conn, m.tls)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		m.log.Debug("peer connection closed before its protocol byte", "remote", conn.RemoteAddr(), "error", err)
+		conn.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	var dst *subListener
+	switch b[0] {
+	case protoRaft:
+		dst = m.raft
+	case protoPeer:
+		dst = m.peer
+	default:
+		m.log.Warn("peer connection with unknown protocol byte", "remote", conn.RemoteAddr(), "byte", b[0])
+		conn.Close()
+		return
+	}
+	select {
+	case dst.conns <- conn:
+	case <-dst.closed:
+		conn.Close()
+	case <-m.closing:
+		conn.Close()
+	}
+}
+
+func (m *peerMux) close() {
+	m.once.Do(func() {
+		close(m.closing)
+		m.ln.Close()
+	})
+	m.wg.Wait()
+}
+
+// dial opens a connection to a peer for one protocol.
+func (m *peerMux) dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if m.tls != nil {
+		tc := tls.Client(conn, m.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+		}
+		conn = tc
+	}
+	if _, err := conn.Write([]byte{proto}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// subListener is the net.Listener one protocol sees. Closing it stops its Accept; the
+// mux owns the socket.
+type subListener struct {
+	mux    *peerMux
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newSubListener(m *peerMux) *subListener {
+	return &subListener{mux: m, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *subListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	case <-l.mux.closing:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *subListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *subListener) Addr() net.Addr { return l.mux.ln.Addr() }
+
+// raftStream is Raft's StreamLayer over the mux.
+type raftStream struct {
+	*subListener
+	advertise net.Addr
+}
+
+var _ raft.StreamLayer = (*raftStream)(nil)
+
+func (s *raftStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.mux.dial(ctx, string(addr), protoRaft)
+}
+
+func (s *raftStream) Addr() net.Addr { return s.advertise }
+
+// peerClients keeps one gRPC connection per peer address.
+type peerClients struct {
+	mux   *peerMux
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func (p *peerClients) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc, ok := p.conns[addr]; ok {
+		return cc, nil
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr,
+		// The mux carries TLS itself; gRPC sees an already-secured stream.
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+			return p.mux.dial(ctx, a, protoPeer)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("peer client for %s: %w", addr, err)
+	}
+	p.conns[addr] = cc
+	return cc, nil
+}
+
+func (p *peerClients) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, cc := range p.conns {
+		cc.Close()
+		delete(p.conns, addr)
+	}
+}

@@ -1,0 +1,592 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"google.golang.org/grpc"
+
+	storev1 "github.com/skiffhq/skiff/proto/store/v1"
+)
+
+// Store is one node of the replicated object store.
+type Store struct {
+	cfg  Config
+	log  hclog.Logger
+	raft *raft.Raft
+	fsm  *fsm
+	hist *history
+
+	mux        *peerMux
+	peerServer *grpc.Server
+	peers      *peerClients
+	logs       *raftboltdb.BoltStore
+	transport  *raft.NetworkTransport
+
+	// leaderEpoch counts the times this node became leader; readyEpoch is the epoch whose
+	// leader mark has been applied (the leader may then serve read indexes).
+	leaderEpoch atomic.Uint64
+	readyEpoch  atomic.Uint64
+	// leaderChanged is closed and replaced when the known leader changes.
+	leaderMu      sync.Mutex
+	leaderChanged chan struct{}
+
+	readIndex *indexBatcher
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// Open starts a node: it opens (or creates) its data directory, restores the latest
+// snapshot, bootstraps the initial cluster if this is the node's first start, and joins
+// Raft. It returns without waiting for a leader (see WaitLeader).
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", cfg.Dir, err)
+	}
+	log := cfg.Logger.Named("store")
+	s := &Store{cfg: cfg, log: log, leaderChanged: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			s.shutdown()
+		}
+	}()
+
+	s.hist = newHistory(cfg.HistorySize, 0)
+	var err error
+	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, s.hist, log.Named("fsm")); err != nil {
+		return nil, err
+	}
+	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+	}
+	logStore, err := raft.NewLogCache(4096, s.logs)
+	if err != nil {
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, log.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot store in %s: %w", cfg.Dir, err)
+	}
+
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on peer address %s: %w", cfg.Listen, err)
+		}
+	}
+	advertise, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("resolve advertise address %s: %w", cfg.Advertise, err)
+	}
+	if advertise.Port == 0 { // listening on :0 (tests): advertise the port we got
+		advertise.Port = ln.Addr().(*net.TCPAddr).Port
+		s.cfg.Advertise = advertise.String()
+	}
+	s.mux = newPeerMux(ln, cfg.PeerTLS, log.Named("peer"))
+	s.peers = &peerClients{mux: s.mux, conns: map[string]*grpc.ClientConn{}}
+	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &raftStream{subListener: s.mux.raft, advertise: advertise},
+		MaxPool: 4,
+		Timeout: 10 * time.Second,
+		Logger:  log.Named("transport"),
+	})
+	s.peerServer = grpc.NewServer()
+	storev1.RegisterPeerServer(s.peerServer, &peerService{s: s})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.peerServer.Serve(s.mux.peer)
+	}()
+
+	notify := make(chan bool, 16)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = cfg.MaxAppendEntries
+	rc.BatchApplyCh = true
+	rc.NotifyCh = notify
+	rc.Logger = log.Named("raft")
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("raft config: %w", err)
+	}
+
+	existing, err := raft.HasExistingState(logStore, s.logs, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("inspect raft state in %s: %w", cfg.Dir, err)
+	}
+	if !existing && len(cfg.InitialCluster) > 0 {
+		var conf raft.Configuration
+		for _, m := range cfg.InitialCluster {
+			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.Address)})
+		}
+		if err := raft.BootstrapCluster(rc, logStore, s.logs, snaps, s.transport, conf); err != nil {
+			return nil, fmt.Errorf("bootstrap cluster: %w", err)
+		}
+		log.Info("bootstrapped new cluster", "members", len(conf.Servers))
+	}
+
+	if s.raft, err = raft.NewRaft(rc, s.fsm, logStore, s.logs, snaps, s.transport); err != nil {
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	s.readIndex = newIndexBatcher(s.ctx, &s.wg, s.fetchReadIndex)
+	observations := make(chan raft.Observation, 16)
+	observer := raft.NewObserver(observations, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(observer)
+	s.wg.Add(2)
+	go s.watchLeadership(notify)
+	go func() {
+		defer s.wg.Done()
+		defer s.raft.DeregisterObserver(observer)
+		for {
+			select {
+			case <-observations:
+				s.signalLeaderChange()
+			case <-s.ctx.Done():
+				return
+			}
+		}
+	}()
+	ok = true
+	log.Info("store open", "id", cfg.ID, "peer", s.cfg.Advertise, "existing_state", existing)
+	return s, nil
+}
+
+// Close leaves Raft (without leaving the cluster: a restart rejoins) and releases
+// everything. Watchers get ErrClosed.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return s.shutdown()
+}
+
+func (s *Store) shutdown() error {
+	var errs []error
+	s.cancel()
+	if s.raft != nil {
+		if err := s.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+		}
+	}
+	if s.hist != nil {
+		s.hist.close()
+	}
+	if s.peerServer != nil {
+		s.peerServer.Stop()
+	}
+	if s.peers != nil {
+		s.peers.close()
+	}
+	if s.transport != nil {
+		s.transport.Close()
+	}
+	if s.mux != nil {
+		s.mux.close()
+	}
+	s.wg.Wait()
+	if s.logs != nil {
+		if err := s.logs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft log: %w", err))
+		}
+	}
+	if s.fsm != nil {
+		if err := s.fsm.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close state file: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ID is this node's ID.
+func (s *Store) ID() string { return s.cfg.ID }
+
+// PeerAddress is the address peers reach this node at.
+func (s *Store) PeerAddress() string { return s.cfg.Advertise }
+
+// Revision is the latest revision applied on this node (a stale read).
+func (s *Store) Revision() int64 { return s.fsm.applied.Load() }
+
+// watchLeadership appends a leader mark each time this node becomes leader. Once the
+// mark is applied, every entry committed in earlier terms is applied here too, and the
+// commit index may serve as a read index.
+func (s *Store) watchLeadership(notify <-chan bool) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case leader := <-notify:
+			s.signalLeaderChange()
+			if !leader {
+				continue
+			}
+			epoch := s.leaderEpoch.Add(1)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				f := s.raft.Apply(encodeLeaderMark(s.cfg.ID), s.cfg.WriteTimeout)
+				if err := f.Error(); err != nil {
+					s.log.Warn("leader mark not applied", "error", err)
+					return
+				}
+				if s.leaderEpoch.Load() == epoch {
+					s.readyEpoch.Store(epoch)
+					s.log.Info("leader ready", "term", s.raft.CurrentTerm(), "revision", f.Index())
+				}
+			}()
+		}
+	}
+}
+
+func (s *Store) signalLeaderChange() {
+	s.leaderMu.Lock()
+	close(s.leaderChanged)
+	s.leaderChanged = make(chan struct{})
+	s.leaderMu.Unlock()
+}
+
+// leader returns the current leader's ID and address, waiting (until ctx ends or
+// WriteTimeout passes) while there is none.
+func (s *Store) leader(ctx context.Context) (id, addr string, err error) {
+	deadline := time.NewTimer(s.cfg.WriteTimeout)
+	defer deadline.Stop()
+	for {
+		s.leaderMu.Lock()
+		changed := s.leaderChanged
+		s.leaderMu.Unlock()
+		a, i := s.raft.LeaderWithID()
+		if i != "" {
+			return string(i), string(a), nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return "", "", fmt.Errorf("find leader: %w", ErrNoLeader)
+		case <-ctx.Done():
+			return "", "", fmt.Errorf("find leader: %w (%v)", ErrNoLeader, ctx.Err())
+		case <-s.ctx.Done():
+			return "", "", ErrClosed
+		}
+	}
+}
+
+// WaitLeader blocks until the cluster has a leader that can serve reads.
+func (s *Store) WaitLeader(ctx context.Context) error {
+	for {
+		_, err := s.readIndex.get(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return err
+		}
+		s.leaderMu.Lock()
+		changed := s.leaderChanged
+		s.leaderMu.Unlock()
+		select {
+		case <-changed:
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Txn commits a transaction: all its operations or none. On a follower it is forwarded
+// to the leader. It returns once the transaction is committed and applied on the node
+// that applied it, with a *PreconditionError if a precondition failed, or ErrNoLeader
+// (nothing written), ErrIndeterminate (may have been written), ErrInvalid, ErrTooLarge.
+func (s *Store) Txn(ctx context.Context, ops ...Op) (*TxnResult, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(ops) == 0 {
+		return nil, fmt.Errorf("transaction: %w: no operations", ErrInvalid)
+	}
+	for i, op := range ops {
+		if err := op.validate(s.cfg.MaxObjectSize); err != nil {
+			return nil, fmt.Errorf("operation %d: %w", i, err)
+		}
+	}
+	cmd, err := encodeTxn(ops)
+	if err != nil {
+		return nil, fmt.Errorf("encode transaction: %w", err)
+	}
+	if len(cmd) > s.cfg.MaxTxnSize {
+		return nil, fmt.Errorf("transaction: %w: %d bytes, the limit is %d", ErrTooLarge, len(cmd), s.cfg.MaxTxnSize)
+	}
+	return s.apply(ctx, cmd)
+}
+
+// apply commits a command here if this node leads, or forwards it to the leader.
+func (s *Store) apply(ctx context.Context, cmd []byte) (*TxnResult, error) {
+	for attempt := 0; ; attempt++ {
+		id, addr, err := s.leader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if id == s.cfg.ID {
+			res, err := s.applyLocal(ctx, cmd)
+			var nl *NotLeaderError
+			if errors.As(err, &nl) && attempt < 3 {
+				continue // lost leadership before the entry was taken: nothing was written
+			}
+			return res, err
+		}
+		res, err := s.forward(ctx, addr, cmd)
+		var nl *NotLeaderError
+		if errors.As(err, &nl) && attempt < 3 {
+			continue // the peer was no longer leader and wrote nothing
+		}
+		return res, err
+	}
+}
+
+func (s *Store) applyLocal(ctx context.Context, cmd []byte) (*TxnResult, error) {
+	f := s.raft.Apply(cmd, s.cfg.WriteTimeout)
+	done := make(chan struct{})
+	var ferr error
+	go func() {
+		ferr = f.Error()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v while committing", ErrIndeterminate, ctx.Err())
+	}
+	switch {
+	case ferr == nil:
+	case errors.Is(ferr, raft.ErrNotLeader), errors.Is(ferr, raft.ErrLeadershipTransferInProgress):
+		a, i := s.raft.LeaderWithID()
+		return nil, &NotLeaderError{LeaderID: string(i), LeaderAddress: string(a)}
+	case errors.Is(ferr, raft.ErrEnqueueTimeout):
+		return nil, fmt.Errorf("commit: %w: leader too busy to take the write", ErrNoLeader)
+	case errors.Is(ferr, raft.ErrRaftShutdown):
+		return nil, ErrClosed
+	default: // ErrLeadershipLost and anything else: the entry may commit under a new leader
+		return nil, fmt.Errorf("commit: %w: %v", ErrIndeterminate, ferr)
+	}
+	out := f.Response().(*txnOutcome)
+	return out.result, out.err
+}
+
+// forward sends a command to the leader's peer service.
+func (s *Store) forward(ctx context.Context, addr string, cmd []byte) (*TxnResult, error) {
+	cc, err := s.peers.get(addr)
+	if err != nil {
+		return nil, fmt.Errorf("forward to leader %s: %w: %v", addr, ErrNoLeader, err)
+	}
+	resp, err := storev1.NewPeerClient(cc).Forward(ctx, &storev1.ForwardRequest{Command: cmd})
+	if err != nil {
+		return nil, fmt.Errorf("forward to leader %s: %w: %v", addr, ErrIndeterminate, err)
+	}
+	if resp.GetError() != nil {
+		return nil, errorFromProto(resp.GetError())
+	}
+	return resultFromProto(resp), nil
+}
+
+// ReadOptions chooses the consistency of a read.
+type ReadOptions struct {
+	// Stale reads this node's state as it is, without confirming it is current: cheaper,
+	// but it may miss writes acknowledged elsewhere.
+	Stale bool
+}
+
+// ListOptions selects the objects of a List.
+type ListOptions struct {
+	// Stale reads this node's state without a read barrier (see ReadOptions).
+	Stale bool
+	// Namespace, when set, limits the list to one namespace.
+	Namespace string
+	// IndexField and IndexValue, when IndexField is set, list through the field index:
+	// only objects whose Fields[IndexField] equals IndexValue.
+	IndexField, IndexValue string
+	// Predicate, when set, keeps only the objects it accepts.
+	Predicate func(*Object) bool
+}
+
+// Get reads one object. Linearizable unless opts.Stale: it reflects every write
+// acknowledged before the call, whichever node acknowledged it. It returns a
+// *PreconditionError wrapping ErrNotFound when the object does not exist.
+func (s *Store) Get(ctx context.Context, k Key, opts ReadOptions) (Object, error) {
+	if err := s.readBarrier(ctx, opts); err != nil {
+		return Object{}, err
+	}
+	obj, _, err := s.fsm.get(k)
+	return obj, err
+}
+
+// List reads the objects of a kind in one consistent snapshot and returns the revision
+// it reflects: a watch after that revision sees every later change.
+func (s *Store) List(ctx context.Context, kind string, opts ListOptions) ([]Object, int64, error) {
+	if err := s.readBarrier(ctx, ReadOptions{Stale: opts.Stale}); err != nil {
+		return nil, 0, err
+	}
+	return s.fsm.list(kind, opts)
+}
+
+// readBarrier waits until this node has applied everything committed before the call.
+func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if opts.Stale {
+		return nil
+	}
+	idx, err := s.readIndex.get(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.hist.waitApplied(ctx, int64(idx)); err != nil {
+		return fmt.Errorf("wait for revision %d: %w", idx, err)
+	}
+	return nil
+}
+
+// fetchReadIndex asks the leader (itself, or over the peer link) for a read index.
+func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {
+	id, addr, err := s.leader(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if id == s.cfg.ID {
+		return s.leaderReadIndex()
+	}
+	cc, err := s.peers.get(addr)
+	if err != nil {
+		return 0, fmt.Errorf("read index from %s: %w: %v", id, ErrNoLeader, err)
+	}
+	resp, err := storev1.NewPeerClient(cc).ReadIndex(ctx, &storev1.ReadIndexRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("read index from %s: %w: %v", id, ErrNoLeader, err)
+	}
+	if resp.GetError() != nil {
+		return 0, errorFromProto(resp.GetError())
+	}
+	return resp.GetIndex(), nil
+}
+
+// leaderReadIndex is the read index protocol's leader side: the commit index, once this
+// node's leader mark is applied, confirmed by a heartbeat round that it still leads.
+func (s *Store) leaderReadIndex() (uint64, error) {
+	if s.raft.State() != raft.Leader {
+		a, i := s.raft.LeaderWithID()
+		return 0, &NotLeaderError{LeaderID: string(i), LeaderAddress: string(a)}
+	}
+	if s.readyEpoch.Load() != s.leaderEpoch.Load() {
+		return 0, fmt.Errorf("read index: %w: new leader not ready yet", ErrNoLeader)
+	}
+	idx := s.raft.CommitIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("read index: %w: %v", ErrNoLeader, err)
+	}
+	return idx, nil
+}
+
+// Watch starts a watch. See WatchOptions and Watcher.Next.
+func (s *Store) Watch(opts WatchOptions) (*Watcher, error) {
+	if opts.Kind == "" {
+		return nil, fmt.Errorf("watch: %w: kind is required", ErrInvalid)
+	}
+	return s.hist.watch(opts, s.cfg.MaxWatchLag)
+}
+
+// Backup streams a consistent copy of this node's state (as of its latest applied
+// revision, which it returns) in the state file's format.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	return s.fsm.writeTo(w)
+}
+
+// indexBatcher shares one read-index round among all reads waiting when it starts.
+// A read that arrives while a round is in flight waits for the next one: the index of
+// a round that started before the read could miss a write acknowledged just before it.
+type indexBatcher struct {
+	ctx     context.Context
+	wg      *sync.WaitGroup
+	fetch   func(context.Context) (uint64, error)
+	mu      sync.Mutex
+	waiting []chan indexResult
+	running bool
+}
+
+type indexResult struct {
+	idx uint64
+	err error
+}
+
+func newIndexBatcher(ctx context.Context, wg *sync.WaitGroup, fetch func(context.Context) (uint64, error)) *indexBatcher {
+	return &indexBatcher{ctx: ctx, wg: wg, fetch: fetch}
+}
+
+func (b *indexBatcher) get(ctx context.Context) (uint64, error) {
+	ch := make(chan indexResult, 1)
+	b.mu.Lock()
+	b.waiting = append(b.waiting, ch)
+	if !b.running {
+		b.running = true
+		b.wg.Add(1)
+		go b.loop()
+	}
+	b.mu.Unlock()
+	select {
+	case r := <-ch:
+		return r.idx, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (b *indexBatcher) loop() {
+	defer b.wg.Done()
+	for {
+		b.mu.Lock()
+		batch := b.waiting
+		b.waiting = nil
+		if len(batch) == 0 || b.ctx.Err() != nil {
+			b.running = false
+			b.mu.Unlock()
+			for _, ch := range batch {
+				ch <- indexResult{err: ErrClosed}
+			}
+			return
+		}
+		b.mu.Unlock()
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		idx, err := b.fetch(ctx)
+		cancel()
+		for _, ch := range batch {
+			ch <- indexResult{idx: idx, err: err}
+		}
+	}
+}
