@@ -43,6 +43,8 @@ type Store struct {
 	leaderChanged chan struct{}
 
 	readIndex *indexBatcher
+	// hadState says the node found Raft state on disk when it opened.
+	hadState bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -175,6 +177,7 @@ func Open(cfg Config) (*Store, error) {
 			}
 		}
 	}()
+	s.hadState = existing
 	ok = true
 	log.Info("store open", "id", cfg.ID, "peer", s.cfg.Advertise, "existing_state", existing)
 	return s, nil
@@ -225,6 +228,10 @@ func (s *Store) shutdown() error {
 	}
 	return errors.Join(errs...)
 }
+
+// HadState reports whether the node found Raft state in its directory when it opened:
+// false on a node's first start, which is when a joining node must be added.
+func (s *Store) HadState() bool { return s.hadState }
 
 // ID is this node's ID.
 func (s *Store) ID() string { return s.cfg.ID }

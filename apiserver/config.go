@@ -1,0 +1,132 @@
+package apiserver
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/skiffhq/skiff/store"
+)
+
+// Config configures one API server and the store node it embeds. Start from
+// DefaultConfig.
+type Config struct {
+	// Name is the node's name, unique in the cluster and stable across restarts.
+	Name string
+	// DataDir holds the store's files.
+	DataDir string
+	// Listen is the gRPC API address; Advertise is the address other members and clients
+	// are told (default Listen).
+	Listen, Advertise string
+	// HTTPListen serves /healthz, /readyz and /metrics; empty disables it.
+	HTTPListen string
+	// RaftListen is the peer address (Raft and the store's peer service); RaftAdvertise is
+	// what peers dial (default RaftListen).
+	RaftListen, RaftAdvertise string
+	// InitialCluster bootstraps a new cluster on the first start of its members.
+	InitialCluster []store.Server
+	// Join lists API addresses of existing members; on its first start the node asks
+	// them to add it. Ignored when the node has state.
+	Join []string
+
+	// Store tunes the embedded store (Raft timing, history size, limits). Its identity and
+	// addresses are filled from the fields above.
+	Store store.Config
+
+	// BookmarkInterval is how often idle watches that allow bookmarks receive one.
+	BookmarkInterval time.Duration
+	// MaxRequestBytes caps one request's size. Default 4 MiB (objects are at most 1.5 MiB).
+	MaxRequestBytes int
+
+	// Listener and HTTPListener, when set, are used instead of listening on Listen and
+	// HTTPListen (embedding, and tests that pick ports first).
+	Listener, HTTPListener net.Listener
+	// RaftListener likewise replaces listening on RaftListen.
+	RaftListener net.Listener
+
+	Logger hclog.Logger
+	// Now is the clock (tests). Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns a Config with the defaults set.
+func DefaultConfig() Config {
+	return Config{
+		Store:            store.DefaultConfig(),
+		BookmarkInterval: 10 * time.Second,
+		MaxRequestBytes:  4 << 20,
+	}
+}
+
+// ParseInitialCluster reads "n1=host:port,n2=host:port".
+func ParseInitialCluster(s string) ([]store.Server, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []store.Server
+	for _, part := range strings.Split(s, ",") {
+		name, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" || addr == "" {
+			return nil, fmt.Errorf("initial cluster %q: %q is not name=host:port", s, part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("initial cluster %q: member %s: %w", s, name, err)
+		}
+		out = append(out, store.Server{ID: name, Address: addr})
+	}
+	return out, nil
+}
+
+// Validate checks the configuration and fills the store's part.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("apiserver config: --name is required")
+	}
+	if !dns1123Subdomain.MatchString(c.Name) {
+		return fmt.Errorf("apiserver config: name %q must be a lowercase RFC 1123 name", c.Name)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("apiserver %s: --data-dir is required", c.Name)
+	}
+	if c.Listener != nil {
+		c.Listen = c.Listener.Addr().String()
+	}
+	if c.Listen == "" {
+		return fmt.Errorf("apiserver %s: --listen is required", c.Name)
+	}
+	if c.Advertise == "" {
+		c.Advertise = c.Listen
+	}
+	if c.HTTPListener != nil {
+		c.HTTPListen = c.HTTPListener.Addr().String()
+	}
+	if c.RaftListener != nil {
+		c.RaftListen = c.RaftListener.Addr().String()
+	}
+	if c.RaftListen == "" {
+		return fmt.Errorf("apiserver %s: --raft-listen is required", c.Name)
+	}
+	if len(c.InitialCluster) > 0 && len(c.Join) > 0 {
+		return fmt.Errorf("apiserver %s: use either --initial-cluster (a new cluster) or --join (an existing one), not both", c.Name)
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = 4 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.Store.ID = c.Name
+	c.Store.Dir = c.DataDir
+	c.Store.Listen = c.RaftListen
+	c.Store.Advertise = c.RaftAdvertise
+	c.Store.Listener = c.RaftListener
+	c.Store.InitialCluster = c.InitialCluster
+	c.Store.Logger = c.Logger
+	return c.Store.Validate()
+}

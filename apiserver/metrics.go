@@ -1,0 +1,118 @@
+package apiserver
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/skiffhq/skiff/store"
+)
+
+// metrics is one server's Prometheus registry: requests by method and code, their
+// latency, open watches by kind, and the store's Raft state read at scrape time.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	watches  *prometheus.GaugeVec
+}
+
+func newMetrics(s *store.Store) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skiff_apiserver_requests_total", Help: "API requests by method and gRPC code.",
+		}, []string{"method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "skiff_apiserver_request_duration_seconds", Help: "API request latency by method (watches excluded).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method"}),
+		watches: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "skiff_apiserver_watches", Help: "Open watches by kind.",
+		}, []string{"kind"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.watches, &storeCollector{s: s},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) watchDelta(kind string, delta int) { m.watches.WithLabelValues(kind).Add(float64(delta)) }
+
+// unary and stream interceptors count, time and (at debug level) log every request.
+func (m *metrics) unary(log hclog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		m.observe(ctx, log, info.FullMethod, start, err, true)
+		return resp, err
+	}
+}
+
+func (m *metrics) stream(log hclog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		m.observe(ss.Context(), log, info.FullMethod, start, err, false)
+		return err
+	}
+}
+
+func (m *metrics) observe(ctx context.Context, log hclog.Logger, method string, start time.Time, err error, timed bool) {
+	code := status.Code(err)
+	m.requests.WithLabelValues(method, code.String()).Inc()
+	d := time.Since(start)
+	if timed {
+		m.latency.WithLabelValues(method).Observe(d.Seconds())
+	}
+	if log.IsDebug() {
+		from := ""
+		if p, ok := peer.FromContext(ctx); ok {
+			from = p.Addr.String()
+		}
+		log.Debug("request", "method", method, "code", code.String(), "duration", d, "peer", from, "error", err)
+	}
+}
+
+// storeCollector reports the store's Raft state at each scrape.
+type storeCollector struct{ s *store.Store }
+
+var (
+	descLeader   = prometheus.NewDesc("skiff_raft_leader", "1 if this node is the Raft leader.", nil, nil)
+	descHasLead  = prometheus.NewDesc("skiff_raft_has_leader", "1 if this node knows a leader.", nil, nil)
+	descTerm     = prometheus.NewDesc("skiff_raft_term", "Current Raft term.", nil, nil)
+	descCommit   = prometheus.NewDesc("skiff_raft_commit_index", "Raft commit index.", nil, nil)
+	descApplied  = prometheus.NewDesc("skiff_raft_applied_index", "Raft index handed to the state machine.", nil, nil)
+	descSnapshot = prometheus.NewDesc("skiff_raft_snapshot_index", "Index of the latest snapshot.", nil, nil)
+	descMembers  = prometheus.NewDesc("skiff_raft_members", "Servers in the Raft configuration.", nil, nil)
+	descRevision = prometheus.NewDesc("skiff_store_revision", "The store's applied revision.", nil, nil)
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLeader, descHasLead, descTerm, descCommit, descApplied, descSnapshot, descMembers, descRevision} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st, _ := c.s.Status()
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b(st.State == "Leader"))
+	ch <- prometheus.MustNewConstMetric(descHasLead, prometheus.GaugeValue, b(st.LeaderID != ""))
+	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(st.Term))
+	ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(st.CommitIndex))
+	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.AppliedIndex))
+	ch <- prometheus.MustNewConstMetric(descSnapshot, prometheus.GaugeValue, float64(st.SnapshotIndex))
+	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(st.Members)))
+	ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(st.Revision))
+}

@@ -1,0 +1,573 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/proto/labels"
+	"github.com/skiffhq/skiff/store"
+)
+
+// Finalizers the API server itself knows the meaning of.
+const (
+	FinalizerOrphan     = "orphan"
+	FinalizerForeground = "foregroundDeletion"
+	// FinalizerNamespace holds a namespace until its contents are gone.
+	FinalizerNamespace = "kubernetes"
+)
+
+// maxRetries bounds the read-modify-write loops of unconditional updates.
+const maxRetries = 10
+
+// resources implements the Resources service on a store.
+type resources struct {
+	apiv1.UnimplementedResourcesServer
+	store *store.Store
+	log   hclog.Logger
+	now   func() time.Time
+	// bookmarkInterval is how often idle watches that allow bookmarks get one.
+	bookmarkInterval time.Duration
+	watches          func(kind string, delta int)
+}
+
+func lookupKind(name string) (*kinds.Info, error) {
+	if name == "" {
+		return nil, badRequest("kind is required")
+	}
+	info, ok := kinds.Lookup(name)
+	if !ok {
+		return nil, badRequest("unknown kind %q (known: %s)", name, strings.Join(kinds.Names(), ", "))
+	}
+	return info, nil
+}
+
+// namespaceFor applies the namespace rules: namespaced kinds default to "default",
+// cluster-scoped kinds have none.
+func namespaceFor(info *kinds.Info, ns string) string {
+	switch {
+	case !info.Namespaced:
+		return ""
+	case ns == "":
+		return "default"
+	}
+	return ns
+}
+
+func unwrap(o *apiv1.Object) (kinds.Object, *kinds.Info, error) {
+	obj, err := kinds.Unwrap(o)
+	if err != nil {
+		return nil, nil, badRequest("%v", err)
+	}
+	info := kinds.Of(obj)
+	if av, k := kinds.TypeMeta(obj); (k != "" && k != info.Kind) || (av != "" && av != info.APIVersion) {
+		return nil, nil, badRequest("apiVersion %q and kind %q do not match the %s object sent (want %s, %s)", av, k, info.Kind, info.APIVersion, info.Kind)
+	}
+	kinds.SetTypeMeta(obj)
+	md := kinds.Meta(obj)
+	md.Namespace = namespaceFor(info, md.GetNamespace())
+	return obj, info, nil
+}
+
+func parseRV(info *kinds.Info, name, rv string) (int64, error) {
+	if rv == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil || n < 0 {
+		return 0, invalid(info, name, fmt.Errorf("metadata.resourceVersion: Invalid value: %q: must be a non-negative integer", rv))
+	}
+	return n, nil
+}
+
+func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, stale bool) (kinds.Object, *store.Object, error) {
+	o, err := r.store.Get(ctx, k, store.ReadOptions{Stale: stale})
+	if err != nil {
+		return nil, nil, storeError(info, k.Name, err)
+	}
+	obj, err := decode(info, &o)
+	if err != nil {
+		return nil, nil, storeError(info, k.Name, err)
+	}
+	return obj, &o, nil
+}
+
+func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	obj, info, err := unwrap(req.GetObject())
+	if err != nil {
+		return nil, err
+	}
+	md := kinds.Meta(obj)
+	if md.GetResourceVersion() != "" {
+		return nil, invalid(info, md.GetName(), errors.New("metadata.resourceVersion: Invalid value: must not be set on create"))
+	}
+	generated := md.GetName() == "" && md.GetGenerateName() != ""
+	r.prepareForCreate(info, obj)
+	if err := admitCreate(obj); err != nil {
+		return nil, invalid(info, md.GetName(), err)
+	}
+	if info.Namespaced {
+		if err := r.checkNamespace(ctx, md.GetNamespace()); err != nil {
+			return nil, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		if generated {
+			md.Name = md.GetGenerateName() + randomSuffix(5)
+		}
+		value, lbls, fields, err := encode(obj)
+		if err != nil {
+			return nil, storeError(info, md.GetName(), err)
+		}
+		res, err := r.store.Txn(ctx, store.Op{Type: store.Create, Key: keyOf(info, md), Value: value, UID: md.GetUid(), Labels: lbls, Fields: fields})
+		if generated && errors.Is(err, store.ErrAlreadyExists) && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return nil, storeError(info, md.GetName(), err)
+		}
+		md.ResourceVersion = strconv.FormatInt(res.Revision, 10)
+		return kinds.Wrap(obj), nil
+	}
+}
+
+// prepareForCreate sets what the server owns on a new object.
+func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
+	md := kinds.Meta(obj)
+	md.Uid = newUID()
+	md.CreationTimestamp = timestamppb.New(r.now())
+	md.DeletionTimestamp = nil
+	md.DeletionGracePeriodSeconds = nil
+	md.Generation = 0
+	if info.HasSpec {
+		md.Generation = 1
+	}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		o.Status = &corev1.PodStatus{Phase: "Pending"}
+	case *corev1.Deployment:
+		o.Status = nil
+	case *corev1.ReplicaSet:
+		o.Status = nil
+	case *corev1.Namespace:
+		o.Status = &corev1.NamespaceStatus{Phase: "Active"}
+		if o.Spec == nil || len(o.Spec.Finalizers) == 0 {
+			o.Spec = &corev1.NamespaceSpec{Finalizers: []string{FinalizerNamespace}}
+		}
+	}
+}
+
+// checkNamespace refuses writes into a missing or terminating namespace. It reads this
+// node's state (stale): namespaces change rarely, and Kubernetes' own check races the
+// same way.
+func (r *resources) checkNamespace(ctx context.Context, ns string) error {
+	nsInfo := kinds.MustLookup(kinds.Namespace)
+	obj, _, err := r.get(ctx, nsInfo, store.Key{Kind: kinds.Namespace, Name: ns}, true)
+	if status.Code(err) == codes.NotFound && ns == "default" {
+		// "default" always exists; a write may simply beat the server's own creation of it.
+		return r.ensureNamespace(ctx, ns)
+	}
+	if err != nil {
+		return err
+	}
+	if obj.(*corev1.Namespace).GetStatus().GetPhase() == "Terminating" {
+		return forbidden(nsInfo, ns, "unable to create new content in namespace "+ns+" because it is being terminated")
+	}
+	return nil
+}
+
+// ensureNamespace creates a namespace unless it exists.
+func (r *resources) ensureNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: name}}
+	_, err := r.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(ns)})
+	if status.Code(err) == codes.AlreadyExists {
+		return nil
+	}
+	return err
+}
+
+func (r *resources) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Object, error) {
+	info, err := lookupKind(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetName() == "" {
+		return nil, badRequest("name is required")
+	}
+	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
+	obj, _, err := r.get(ctx, info, k, req.GetStale())
+	if err != nil {
+		return nil, err
+	}
+	return kinds.Wrap(obj), nil
+}
+
+// selector builds the store predicate and index choice for label and field selectors.
+func selector(info *kinds.Info, labelSel, fieldSel string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
+	ls, err := labels.Parse(labelSel)
+	if err != nil {
+		return nil, "", "", badRequest("labelSelector: %v", err)
+	}
+	fs, err := labels.ParseFields(fieldSel, selectable(info.Kind)...)
+	if err != nil {
+		return nil, "", "", badRequest("fieldSelector: %v", err)
+	}
+	for _, f := range indexedFields[info.Kind] {
+		if v, ok := fs.Equal(f); ok {
+			indexField, indexValue = f, v
+			break
+		}
+	}
+	if ls.Empty() && len(fs) == 0 {
+		return nil, indexField, indexValue, nil
+	}
+	return func(o *store.Object) bool {
+		if !ls.Matches(o.Labels) {
+			return false
+		}
+		for _, req := range fs {
+			if (fieldValue(o, req.Field) == req.Value) == req.Negate {
+				return false
+			}
+		}
+		return true
+	}, indexField, indexValue, nil
+}
+
+func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.ListResponse, error) {
+	info, err := lookupKind(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	pred, field, value, err := selector(info, req.GetLabelSelector(), req.GetFieldSelector())
+	if err != nil {
+		return nil, err
+	}
+	ns := ""
+	if info.Namespaced {
+		ns = req.GetNamespace()
+	}
+	objs, rev, err := r.store.List(ctx, info.Kind, store.ListOptions{
+		Stale: req.GetStale(), Namespace: ns, IndexField: field, IndexValue: value, Predicate: pred,
+	})
+	if err != nil {
+		return nil, storeError(info, "", err)
+	}
+	out := &apiv1.ListResponse{Items: make([]*apiv1.Object, 0, len(objs)), ResourceVersion: strconv.FormatInt(rev, 10)}
+	for i := range objs {
+		obj, err := decode(info, &objs[i])
+		if err != nil {
+			return nil, storeError(info, objs[i].Name, err)
+		}
+		out.Items = append(out.Items, kinds.Wrap(obj))
+	}
+	return out, nil
+}
+
+// update is the read-modify-write loop shared by Update, UpdateStatus, Delete and Bind:
+// mutate builds the next state from the current one (or returns a terminal error); the
+// write is a compare-and-swap on the current revision. Without a caller precondition
+// (wantRV 0), a lost race is retried on the new state.
+func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64,
+	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (kinds.Object, error) {
+	for attempt := 0; ; attempt++ {
+		cur, rec, err := r.get(ctx, info, k, false)
+		if err != nil {
+			return nil, err
+		}
+		if wantRV != 0 && wantRV != rec.ModRevision {
+			return nil, conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
+		}
+		next, err := mutate(cur, rec)
+		if err != nil {
+			return nil, err
+		}
+		if proto.Equal(cur, next) {
+			return cur, nil // nothing changes: no write, no new resourceVersion
+		}
+		nmd := kinds.Meta(next)
+		op := store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
+		if nmd.GetDeletionTimestamp() != nil && !held(next) {
+			op.Type = store.Delete // the last finalizer is gone: the object goes
+		} else if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
+			return nil, storeError(info, k.Name, err)
+		}
+		res, err := r.store.Txn(ctx, op)
+		if errors.Is(err, store.ErrConflict) && wantRV == 0 && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return nil, storeError(info, k.Name, err)
+		}
+		nmd.ResourceVersion = strconv.FormatInt(res.Revision, 10)
+		return next, nil
+	}
+}
+
+// held reports whether an object marked for deletion must stay: finalizers remain (a
+// namespace's spec.finalizers count), or it is a pod inside its grace period, which the
+// kubelet ends by deleting it with grace 0.
+func held(obj kinds.Object) bool {
+	md := kinds.Meta(obj)
+	if len(md.GetFinalizers()) > 0 {
+		return true
+	}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return md.GetDeletionGracePeriodSeconds() > 0
+	case *corev1.Namespace:
+		return len(o.GetSpec().GetFinalizers()) > 0
+	}
+	return false
+}
+
+func clone(obj kinds.Object) kinds.Object { return proto.Clone(obj).(kinds.Object) }
+
+func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
+	obj, info, err := unwrap(req.GetObject())
+	if err != nil {
+		return nil, err
+	}
+	md := kinds.Meta(obj)
+	wantRV, err := parseRV(info, md.GetName(), md.GetResourceVersion())
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.update(ctx, info, keyOf(info, md), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		cmd := kinds.Meta(cur)
+		if md.GetUid() != "" && md.GetUid() != cmd.GetUid() {
+			return nil, conflict(info, md.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", md.GetUid(), cmd.GetUid()))
+		}
+		next := clone(obj)
+		nmd := kinds.Meta(next)
+		// The server owns these; the status goes through UpdateStatus.
+		nmd.Uid, nmd.CreationTimestamp, nmd.ResourceVersion = cmd.GetUid(), cmd.GetCreationTimestamp(), cmd.GetResourceVersion()
+		nmd.DeletionTimestamp, nmd.DeletionGracePeriodSeconds, nmd.Generation = cmd.GetDeletionTimestamp(), cmd.DeletionGracePeriodSeconds, cmd.GetGeneration()
+		nmd.GenerateName = cmd.GetGenerateName()
+		kinds.CopySection(next, cur, kinds.StatusSection)
+		if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
+			nmd.Generation++
+		}
+		if cmd.GetDeletionTimestamp() != nil {
+			for _, f := range nmd.GetFinalizers() {
+				if !contains(cmd.GetFinalizers(), f) {
+					return nil, forbidden(info, md.GetName(), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizer %q", f))
+				}
+			}
+		}
+		if err := admitUpdate(cur, next); err != nil {
+			return nil, invalid(info, md.GetName(), err)
+		}
+		return next, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return kinds.Wrap(out), nil
+}
+
+func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
+	obj, info, err := unwrap(req.GetObject())
+	if err != nil {
+		return nil, err
+	}
+	md := kinds.Meta(obj)
+	if !info.HasStatus {
+		return nil, badRequest("%s has no status", resourceName(info))
+	}
+	wantRV, err := parseRV(info, md.GetName(), md.GetResourceVersion())
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.update(ctx, info, keyOf(info, md), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		if md.GetUid() != "" && md.GetUid() != kinds.Meta(cur).GetUid() {
+			return nil, conflict(info, md.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", md.GetUid(), kinds.Meta(cur).GetUid()))
+		}
+		next := clone(cur)
+		kinds.CopySection(next, obj, kinds.StatusSection)
+		if err := admitStatusUpdate(cur, next); err != nil {
+			return nil, invalid(info, md.GetName(), err)
+		}
+		return next, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return kinds.Wrap(out), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv1.Object, error) {
+	info, err := lookupKind(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetName() == "" {
+		return nil, badRequest("name is required")
+	}
+	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
+	wantRV, err := parseRV(info, k.Name, req.GetPreconditions().GetResourceVersion())
+	if err != nil {
+		return nil, err
+	}
+	var addFinalizer string
+	switch req.GetPropagationPolicy() {
+	case "", "Background":
+	case "Foreground":
+		addFinalizer = FinalizerForeground
+	case "Orphan":
+		addFinalizer = FinalizerOrphan
+	default:
+		return nil, badRequest("propagationPolicy: Unsupported value: %q: supported values: Background, Foreground, Orphan", req.GetPropagationPolicy())
+	}
+	if req.GracePeriodSeconds != nil && req.GetGracePeriodSeconds() < 0 {
+		return nil, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", req.GetGracePeriodSeconds())
+	}
+	if info.Kind == kinds.Namespace && (k.Name == "default") {
+		return nil, forbidden(info, k.Name, "this namespace may not be deleted")
+	}
+	uid := req.GetPreconditions().GetUid()
+	out, err := r.update(ctx, info, k, wantRV, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+		if uid != "" && uid != rec.UID {
+			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
+		}
+		next := clone(cur)
+		nmd := kinds.Meta(next)
+		if addFinalizer != "" && !contains(nmd.GetFinalizers(), addFinalizer) {
+			nmd.Finalizers = append(nmd.Finalizers, addFinalizer)
+		}
+		grace := r.gracePeriod(next, req.GracePeriodSeconds)
+		switch {
+		case nmd.GetDeletionTimestamp() == nil:
+			nmd.DeletionTimestamp = timestamppb.New(r.now().Add(time.Duration(grace) * time.Second))
+			nmd.DeletionGracePeriodSeconds = &grace
+		case grace < nmd.GetDeletionGracePeriodSeconds():
+			// A second delete may shorten the grace period, never lengthen it.
+			nmd.DeletionTimestamp = timestamppb.New(r.now().Add(time.Duration(grace) * time.Second))
+			nmd.DeletionGracePeriodSeconds = &grace
+		}
+		if ns, ok := next.(*corev1.Namespace); ok {
+			if ns.Status == nil {
+				ns.Status = &corev1.NamespaceStatus{}
+			}
+			ns.Status.Phase = "Terminating"
+		}
+		return next, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return kinds.Wrap(out), nil
+}
+
+// gracePeriod is how long a deleted object lingers for its owner to clean up. Only pods
+// running on a node have one (the kubelet stops their containers, then deletes them);
+// everything else goes at once unless a finalizer holds it.
+func (r *resources) gracePeriod(obj kinds.Object, requested *int64) int64 {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.GetSpec().GetNodeName() == "" {
+		return 0
+	}
+	switch pod.GetStatus().GetPhase() {
+	case "Succeeded", "Failed":
+		return 0
+	}
+	if requested != nil {
+		return *requested
+	}
+	if g := pod.GetSpec().TerminationGracePeriodSeconds; g != nil {
+		return *g
+	}
+	return 30
+}
+
+func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Object, error) {
+	info := kinds.MustLookup(kinds.Pod)
+	if req.GetName() == "" || req.GetNodeName() == "" {
+		return nil, badRequest("bind: pod name and node name are required")
+	}
+	if len(req.GetNodeName()) > 253 || !dns1123Subdomain.MatchString(req.GetNodeName()) {
+		return nil, invalid(info, req.GetName(), fmt.Errorf("target.name: Invalid value: %q: must be a node name", req.GetNodeName()))
+	}
+	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
+	out, err := r.update(ctx, info, k, 0, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+		pod := clone(cur).(*corev1.Pod)
+		if req.GetUid() != "" && req.GetUid() != rec.UID {
+			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", req.GetUid(), rec.UID))
+		}
+		if pod.GetMetadata().GetDeletionTimestamp() != nil {
+			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is being deleted, cannot be assigned to a node", k.Namespace, k.Name)
+		}
+		if n := pod.GetSpec().GetNodeName(); n != "" {
+			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is already assigned to node %q", k.Namespace, k.Name, n)
+		}
+		if pod.Spec == nil {
+			pod.Spec = &corev1.PodSpec{}
+		}
+		pod.Spec.NodeName = req.GetNodeName()
+		if pod.Status == nil {
+			pod.Status = &corev1.PodStatus{Phase: "Pending"}
+		}
+		setPodCondition(pod.Status, &corev1.PodCondition{Type: "PodScheduled", Status: "True", LastTransitionTime: timestamppb.New(r.now())})
+		return pod, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return kinds.Wrap(out), nil
+}
+
+func setPodCondition(st *corev1.PodStatus, c *corev1.PodCondition) {
+	for i, old := range st.Conditions {
+		if old.GetType() == c.GetType() {
+			if old.GetStatus() == c.GetStatus() {
+				c.LastTransitionTime = old.GetLastTransitionTime()
+			}
+			st.Conditions[i] = c
+			return
+		}
+	}
+	st.Conditions = append(st.Conditions, c)
+}
+
+// newUID returns a random (version 4) UUID.
+func newUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// randomSuffix is Kubernetes' name suffix alphabet: no vowels, no confusable characters.
+func randomSuffix(n int) string {
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
+	var b [16]byte
+	rand.Read(b[:n])
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(out)
+}

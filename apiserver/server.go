@@ -1,0 +1,236 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/store"
+)
+
+// Server is one API server: the gRPC API over an embedded store node.
+type Server struct {
+	cfg       Config
+	log       hclog.Logger
+	store     *store.Store
+	grpc      *grpc.Server
+	http      *http.Server
+	ln, hln   net.Listener
+	metrics   *metrics
+	resources *resources
+}
+
+// New opens the store and prepares the listeners; Run serves.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.Named("apiserver")
+	s := &Server{cfg: cfg, log: log}
+	var err error
+	if s.ln = cfg.Listener; s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on API address %s: %w", cfg.Listen, err)
+		}
+	}
+	if s.hln = cfg.HTTPListener; s.hln == nil && cfg.HTTPListen != "" {
+		if s.hln, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+			s.ln.Close()
+			return nil, fmt.Errorf("listen on HTTP address %s: %w", cfg.HTTPListen, err)
+		}
+	}
+	if s.store, err = store.Open(cfg.Store); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.metrics = newMetrics(s.store)
+	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.MaxSendMsgSize(1<<30),
+		grpc.ChainUnaryInterceptor(s.metrics.unary(log)),
+		grpc.ChainStreamInterceptor(s.metrics.stream(log)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	apiv1.RegisterResourcesServer(s.grpc, s.resources)
+	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store})
+	if s.hln != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/readyz", s.readyz)
+		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return s, nil
+}
+
+func (s *Server) closeListeners() {
+	s.ln.Close()
+	if s.hln != nil {
+		s.hln.Close()
+	}
+}
+
+// Addr is the API address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// HTTPAddr is the health and metrics address, or "" when disabled.
+func (s *Server) HTTPAddr() string {
+	if s.hln == nil {
+		return ""
+	}
+	return s.hln.Addr().String()
+}
+
+// Store is the embedded store node.
+func (s *Server) Store() *store.Store { return s.store }
+
+// readyz answers 200 when this node is part of a cluster with a leader that serves
+// reads, 503 otherwise.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.WaitLeader(ctx); err != nil {
+		http.Error(w, "not ready: no leader: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// Run serves until ctx ends, then stops gracefully (open watches are closed) and closes
+// the store. It returns the first serving error, if any.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.grpc.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("serve API on %s: %w", s.Addr(), err)
+			cancel()
+		}
+	}()
+	if s.http != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.http.Serve(s.hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve HTTP on %s: %w", s.HTTPAddr(), err)
+				cancel()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.settle(ctx); err != nil && ctx.Err() == nil {
+			errc <- err
+			cancel()
+		}
+	}()
+	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
+	<-ctx.Done()
+
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		s.grpc.Stop()
+		<-stopped
+	}
+	if s.http != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.http.Shutdown(sctx)
+		scancel()
+	}
+	wg.Wait()
+	errs := []error{s.store.Close()}
+	close(errc)
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// settle does what a starting node owes the cluster, retrying until done: join when it
+// is new and was told to, record its API address, and make sure the default namespace
+// exists.
+func (s *Server) settle(ctx context.Context) error {
+	if len(s.cfg.Join) > 0 && !s.store.HadState() {
+		if err := s.join(ctx); err != nil {
+			return err
+		}
+	}
+	return retryUntil(ctx, s.log, "register", func() error {
+		if err := s.store.WaitLeader(ctx); err != nil {
+			return err
+		}
+		if err := recordMember(ctx, s.store, s.cfg.Name, s.cfg.Advertise); err != nil {
+			return fmt.Errorf("record API address: %w", err)
+		}
+		return s.resources.ensureNamespace(ctx, "default")
+	})
+}
+
+// join asks the members in cfg.Join to add this node, until one does.
+func (s *Server) join(ctx context.Context) error {
+	i := 0
+	return retryUntil(ctx, s.log, "join", func() error {
+		addr := s.cfg.Join[i%len(s.cfg.Join)]
+		i++
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("join via %s: %w", addr, err)
+		}
+		defer cc.Close()
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		_, err = apiv1.NewClusterClient(cc).AddMember(cctx, &apiv1.AddMemberRequest{
+			Name: s.cfg.Name, RaftAddress: s.store.PeerAddress(), ApiAddress: s.cfg.Advertise,
+		})
+		if err != nil {
+			return fmt.Errorf("join via %s: %w", addr, err)
+		}
+		s.log.Info("joined cluster", "via", addr)
+		return nil
+	})
+}
+
+// retryUntil runs fn with capped back-off until it succeeds or ctx ends.
+func retryUntil(ctx context.Context, log hclog.Logger, what string, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Debug("retrying", "what", what, "error", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

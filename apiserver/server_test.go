@@ -1,0 +1,305 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/store"
+)
+
+type testLog struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.t.Log(string(p[:len(p)-1]))
+	}
+	return len(p), nil
+}
+
+// testServers starts n API servers in this process, forming one cluster.
+func testServers(t testing.TB, n int) []*Server {
+	t.Helper()
+	tl := &testLog{t: t}
+	var members []store.Server
+	var rafts, apis []net.Listener
+	for i := 0; i < n; i++ {
+		r, _ := net.Listen("tcp", "127.0.0.1:0")
+		a, _ := net.Listen("tcp", "127.0.0.1:0")
+		rafts, apis = append(rafts, r), append(apis, a)
+		members = append(members, store.Server{ID: fmt.Sprintf("n%d", i+1), Address: r.Addr().String()})
+	}
+	var servers []*Server
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		cfg := DefaultConfig()
+		cfg.Name, cfg.DataDir = members[i].ID, t.TempDir()
+		cfg.Listener, cfg.RaftListener = apis[i], rafts[i]
+		cfg.InitialCluster = members
+		cfg.Store.HeartbeatTimeout, cfg.Store.ElectionTimeout, cfg.Store.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+		cfg.Store.MmapSize = 16 << 20
+		cfg.Store.HistorySize = 10000
+		cfg.BookmarkInterval = 100 * time.Millisecond
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.Name, Output: tl, Level: hclog.Warn})
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Run(ctx); err != nil {
+				t.Errorf("run %s: %v", cfg.Name, err)
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		tl.mu.Lock()
+		tl.done = true
+		tl.mu.Unlock()
+	})
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	for _, s := range servers {
+		if err := s.store.WaitLeader(wctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return servers
+}
+
+func dial(t testing.TB, s *Server) (apiv1.ResourcesClient, apiv1.ClusterClient) {
+	cc, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return apiv1.NewResourcesClient(cc), apiv1.NewClusterClient(cc)
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func pod(name string) *corev1.Pod {
+	return &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"}},
+		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}
+}
+
+func wantCode(t *testing.T, what string, err error, code codes.Code) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("%s: got %v, want %v", what, err, code)
+	}
+}
+
+func TestResourceLifecycle(t *testing.T) {
+	servers := testServers(t, 1)
+	rc, _ := dial(t, servers[0])
+	ctx := testCtx(t)
+
+	created, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("web-1"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := created.GetPod()
+	md := p.GetMetadata()
+	if md.GetUid() == "" || md.GetNamespace() != "default" || md.GetGeneration() != 1 || md.GetResourceVersion() == "" ||
+		md.GetCreationTimestamp() == nil || p.GetStatus().GetPhase() != "Pending" || p.GetKind() != "Pod" || p.GetApiVersion() != "v1" {
+		t.Fatalf("created pod = %v", p)
+	}
+	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("web-1"))})
+	wantCode(t, "create twice", err, codes.AlreadyExists)
+
+	got, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "po", Name: "web-1"})
+	if err != nil || !proto.Equal(got, created) {
+		t.Fatalf("get = %v %v", got, err)
+	}
+	_, err = rc.Get(ctx, &apiv1.GetRequest{Kind: "pods", Name: "nope"})
+	wantCode(t, "get missing", err, codes.NotFound)
+	if st, _ := status.FromError(err); st.Message() != `pods "nope" not found` {
+		t.Errorf("not found message = %q", st.Message())
+	}
+	_, err = rc.Get(ctx, &apiv1.GetRequest{Kind: "widgets", Name: "x"})
+	wantCode(t, "unknown kind", err, codes.InvalidArgument)
+
+	// A status write does not bump generation; a spec change does.
+	withStatus := proto.Clone(p).(*corev1.Pod)
+	withStatus.Status = &corev1.PodStatus{Phase: "Running"}
+	withStatus.Spec.Containers[0].Image = "ignored-by-status-update"
+	st, err := rc.UpdateStatus(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(withStatus)})
+	if err != nil || st.GetPod().GetStatus().GetPhase() != "Running" || st.GetPod().GetMetadata().GetGeneration() != 1 ||
+		st.GetPod().GetSpec().GetContainers()[0].GetImage() != "busybox" {
+		t.Fatalf("update status = %v %v", st, err)
+	}
+	// Update with a stale resourceVersion conflicts and names the current one.
+	stale := proto.Clone(p).(*corev1.Pod)
+	stale.Spec.Containers[0].Image = "busybox:2"
+	_, err = rc.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(stale)})
+	wantCode(t, "stale update", err, codes.Aborted)
+	fresh := proto.Clone(st.GetPod()).(*corev1.Pod)
+	fresh.Spec.Containers[0].Image = "busybox:2"
+	fresh.Status = nil // ignored by Update
+	up, err := rc.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(fresh)})
+	if err != nil || up.GetPod().GetMetadata().GetGeneration() != 2 || up.GetPod().GetStatus().GetPhase() != "Running" {
+		t.Fatalf("update = %v %v", up, err)
+	}
+	// An update that changes nothing writes nothing.
+	same, err := rc.Update(ctx, &apiv1.UpdateRequest{Object: up})
+	if err != nil || same.GetPod().GetMetadata().GetResourceVersion() != up.GetPod().GetMetadata().GetResourceVersion() {
+		t.Fatalf("no-op update = %v %v", same, err)
+	}
+
+	// Bind once; a second bind fails.
+	b, err := rc.Bind(ctx, &apiv1.BindRequest{Name: "web-1", NodeName: "w1"})
+	if err != nil || b.GetPod().GetSpec().GetNodeName() != "w1" {
+		t.Fatalf("bind = %v %v", b, err)
+	}
+	_, err = rc.Bind(ctx, &apiv1.BindRequest{Name: "web-1", NodeName: "w2"})
+	wantCode(t, "second bind", err, codes.FailedPrecondition)
+
+	// A bound pod is deleted gracefully: it stays with a deletionTimestamp until the
+	// kubelet deletes it with grace 0.
+	d, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "pod", Name: "web-1"})
+	if err != nil || d.GetPod().GetMetadata().GetDeletionTimestamp() == nil || d.GetPod().GetMetadata().GetDeletionGracePeriodSeconds() != 30 {
+		t.Fatalf("graceful delete = %v %v", d, err)
+	}
+	if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pod", Name: "web-1"}); err != nil {
+		t.Fatalf("pod gone during its grace period: %v", err)
+	}
+	zero := int64(0)
+	if _, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "pod", Name: "web-1", GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = rc.Get(ctx, &apiv1.GetRequest{Kind: "pod", Name: "web-1"})
+	wantCode(t, "get after final delete", err, codes.NotFound)
+}
+
+func TestFinalizersHoldDeletion(t *testing.T) {
+	servers := testServers(t, 1)
+	rc, _ := dial(t, servers[0])
+	ctx := testCtx(t)
+	cm := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cfg"}, Data: map[string]string{"a": "b"}}
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(cm)}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "cm", Name: "cfg", PropagationPolicy: "Foreground"})
+	if err != nil || d.GetConfigMap().GetMetadata().GetDeletionTimestamp() == nil ||
+		d.GetConfigMap().GetMetadata().GetFinalizers()[0] != FinalizerForeground {
+		t.Fatalf("foreground delete = %v %v", d, err)
+	}
+	held := d.GetConfigMap()
+	held.Metadata.Finalizers = append(held.Metadata.Finalizers, "new")
+	_, err = rc.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(held)})
+	wantCode(t, "add finalizer while deleting", err, codes.FailedPrecondition)
+	held.Metadata.Finalizers = nil
+	if _, err := rc.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(held)}); err != nil {
+		t.Fatalf("remove last finalizer: %v", err)
+	}
+	_, err = rc.Get(ctx, &apiv1.GetRequest{Kind: "cm", Name: "cfg"})
+	wantCode(t, "get after finalizers removed", err, codes.NotFound)
+
+	_, err = rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "ns", Name: "default"})
+	wantCode(t, "delete default namespace", err, codes.FailedPrecondition)
+	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "x", Namespace: "missing"}})})
+	wantCode(t, "create in missing namespace", err, codes.NotFound)
+}
+
+func TestWatchAndListThroughAnyNode(t *testing.T) {
+	servers := testServers(t, 3)
+	ctx := testCtx(t)
+	rc0, _ := dial(t, servers[0])
+	rc1, _ := dial(t, servers[1])
+	rc2, _ := dial(t, servers[2])
+
+	list, err := rc1.List(ctx, &apiv1.ListRequest{Kind: "pods"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := rc2.Watch(ctx, &apiv1.WatchRequest{Kind: "pods", ResourceVersion: list.GetResourceVersion(), FieldSelector: "spec.nodeName=w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := rc0.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("p" + strconv.Itoa(i)))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"p1", "p3"} {
+		if _, err := rc1.Bind(ctx, &apiv1.BindRequest{Name: name, NodeName: "w1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zero := int64(0)
+	if _, err := rc2.Delete(ctx, &apiv1.DeleteRequest{Kind: "pods", Name: "p3", GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	// The field selector turns binding into ADDED and deletion into DELETED, with the
+	// objects decoded whole and resourceVersion set.
+	var got []string
+	for len(got) < 3 {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range resp.GetEvents() {
+			p := ev.GetObject().GetPod()
+			if p.GetMetadata().GetResourceVersion() == "" || p.GetSpec().GetContainers()[0].GetImage() != "busybox" {
+				t.Fatalf("event object = %v", p)
+			}
+			got = append(got, ev.GetType()+" "+p.GetMetadata().GetName())
+		}
+	}
+	if fmt.Sprint(got) != "[ADDED p1 ADDED p3 DELETED p3]" {
+		t.Fatalf("events = %v", got)
+	}
+	// Lists through any node are linearizable and filter by index and labels.
+	l, err := rc2.List(ctx, &apiv1.ListRequest{Kind: "po", FieldSelector: "spec.nodeName=w1"})
+	if err != nil || len(l.GetItems()) != 1 || l.GetItems()[0].GetPod().GetMetadata().GetName() != "p1" {
+		t.Fatalf("list by node = %v %v", l, err)
+	}
+	l, err = rc1.List(ctx, &apiv1.ListRequest{Kind: "po", FieldSelector: "spec.nodeName=", LabelSelector: "app=web"})
+	if err != nil || len(l.GetItems()) != 3 {
+		t.Fatalf("list unbound = %d items, %v", len(l.GetItems()), err)
+	}
+	_, err = rc1.List(ctx, &apiv1.ListRequest{Kind: "po", FieldSelector: "spec.foo=x"})
+	wantCode(t, "unsupported field selector", err, codes.InvalidArgument)
+
+	// A watch from before the history window is told so.
+	_, cl := dial(t, servers[0])
+	cs, err := cl.Status(ctx, &apiv1.ClusterStatusRequest{})
+	if err != nil || len(cs.GetMembers()) != 3 || cs.GetLeader() == "" {
+		t.Fatalf("cluster status = %v %v", cs, err)
+	}
+	for _, m := range cs.GetMembers() {
+		if m.GetApiAddress() == "" {
+			t.Errorf("member %s has no API address", m.GetName())
+		}
+	}
+}
