@@ -42,7 +42,9 @@ func newMetrics(s *store.Store) *metrics {
 	return m
 }
 
-func (m *metrics) watchDelta(kind string, delta int) { m.watches.WithLabelValues(kind).Add(float64(delta)) }
+func (m *metrics) watchDelta(kind string, delta int) {
+	m.watches.WithLabelValues(kind).Add(float64(delta))
+}
 
 // unary and stream interceptors count, time and (at debug level) log every request.
 func (m *metrics) unary(log hclog.Logger) grpc.UnaryServerInterceptor {

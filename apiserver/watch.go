@@ -62,4 +62,3 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 		}
 	}
 }
-
