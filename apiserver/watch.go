@@ -2,6 +2,9 @@ package apiserver
 
 import (
 	"errors"
+	"strconv"
+
+	"google.golang.org/grpc/metadata"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
@@ -33,6 +36,11 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 	w, err := r.store.Watch(opts)
 	if err != nil {
 		return storeError(info, "", err)
+	}
+	// Headers tell the client the watch is established (and from which revision), so it
+	// can fail over at once if it is not.
+	if err := stream.SendHeader(metadata.Pairs("x-skiff-watch-from", strconv.FormatInt(w.Revision(), 10))); err != nil {
+		return err
 	}
 	r.watches(info.Kind, 1)
 	defer r.watches(info.Kind, -1)

@@ -398,9 +398,9 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (*TxnResult, error) 
 		return nil, &NotLeaderError{LeaderID: string(i), LeaderAddress: string(a)}
 	case errors.Is(ferr, raft.ErrEnqueueTimeout):
 		return nil, fmt.Errorf("commit: %w: leader too busy to take the write", ErrNoLeader)
-	case errors.Is(ferr, raft.ErrRaftShutdown):
-		return nil, ErrClosed
-	default: // ErrLeadershipLost and anything else: the entry may commit under a new leader
+	default:
+		// ErrLeadershipLost, ErrRaftShutdown and anything else after the entry was taken:
+		// it may still commit (under a new leader, or when this node restarts).
 		return nil, fmt.Errorf("commit: %w: %v", ErrIndeterminate, ferr)
 	}
 	out := f.Response().(*txnOutcome)

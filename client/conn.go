@@ -1,0 +1,218 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+)
+
+// DefaultServer is where clients look when given no server: the address `skiff up`
+// listens on.
+const DefaultServer = "127.0.0.1:7443"
+
+// Servers resolves the API server list: the flag's value, else $SKIFF_SERVER, else
+// DefaultServer. Lists are comma-separated.
+func Servers(flag string) []string {
+	s := flag
+	if s == "" {
+		s = os.Getenv("SKIFF_SERVER")
+	}
+	if s == "" {
+		s = DefaultServer
+	}
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Options configures a Conn.
+type Options struct {
+	// TLS secures the connections; nil means plaintext.
+	TLS *tls.Config
+	// PerRPCCredentials authenticates calls (e.g. a bearer token).
+	PerRPCCredentials credentials.PerRPCCredentials
+	// Backoff bounds retries: the first wait and the cap. Defaults 50ms and 2s.
+	BackoffBase, BackoffMax time.Duration
+	// AttemptTimeout bounds one attempt of a unary call, so that a hung server (paused,
+	// cut off) makes the call move on. Default 10s.
+	AttemptTimeout time.Duration
+	// UserAgent names the component in the servers' logs.
+	UserAgent string
+	Logger    hclog.Logger
+}
+
+// Conn is a connection to a set of API servers. Calls go to one server until it fails;
+// then they move to the next. Calls the server refused (Unavailable: no leader) are
+// retried on every server with capped, jittered exponential back-off until the context
+// ends. Calls whose reply was lost are retried only when repeating them is safe (see
+// each method); a create is retried only when it names its object, and then an
+// AlreadyExists says the object may be its own (IsRetriedCreate).
+type Conn struct {
+	servers []string
+	opts    Options
+	log     hclog.Logger
+	mu      sync.Mutex
+	conns   map[string]*grpc.ClientConn
+	current int
+}
+
+// Dial prepares a connection to servers (host:port each). It does not block: servers are
+// reached on first use.
+func Dial(servers []string, opts Options) (*Conn, error) {
+	if len(servers) == 0 {
+		return nil, fmt.Errorf("dial: no API server given")
+	}
+	if opts.BackoffBase <= 0 {
+		opts.BackoffBase = 50 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 2 * time.Second
+	}
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	c := &Conn{servers: append([]string(nil), servers...), opts: opts, log: opts.Logger.Named("client"), conns: map[string]*grpc.ClientConn{}}
+	c.current = rand.IntN(len(servers))
+	return c, nil
+}
+
+// Servers lists the API servers this connection uses.
+func (c *Conn) Servers() []string { return c.servers }
+
+// Close closes every connection.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for addr, cc := range c.conns {
+		cc.Close()
+		delete(c.conns, addr)
+	}
+	return nil
+}
+
+func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc, ok := c.conns[addr]; ok {
+		return cc, nil
+	}
+	creds := insecure.NewCredentials()
+	if c.opts.TLS != nil {
+		creds = credentials.NewTLS(c.opts.TLS)
+	}
+	dopts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 30)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		// Fail fast when a server is down, so the call moves to the next one.
+		grpc.WithConnectParams(grpcConnectParams),
+	}
+	if c.opts.PerRPCCredentials != nil {
+		dopts = append(dopts, grpc.WithPerRPCCredentials(c.opts.PerRPCCredentials))
+	}
+	if c.opts.UserAgent != "" {
+		dopts = append(dopts, grpc.WithUserAgent(c.opts.UserAgent))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, dopts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	c.conns[addr] = cc
+	return cc, nil
+}
+
+// pick returns the server to use now.
+func (c *Conn) pick() (string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.servers[c.current], c.current
+}
+
+// failed moves past server i, unless another call already did.
+func (c *Conn) failed(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current == i {
+		c.current = (i + 1) % len(c.servers)
+	}
+}
+
+// retryPolicy says which failures a call may repeat.
+type retryPolicy int
+
+const (
+	// idempotent calls repeat after any server refusal or transport failure.
+	idempotent retryPolicy = iota
+	// once calls repeat only when the server refused them (nothing happened).
+	once
+)
+
+var grpcConnectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+	MinConnectTimeout: 3 * time.Second,
+}
+
+// invoke runs call on API servers until it succeeds, fails for good, or ctx ends. Each
+// attempt of a unary call has its own deadline (AttemptTimeout); streams pass 0.
+func (c *Conn) invoke(ctx context.Context, policy retryPolicy, attemptTimeout time.Duration, call func(context.Context, *grpc.ClientConn) error) error {
+	wait := c.opts.BackoffBase
+	tried := 0
+	for {
+		addr, i := c.pick()
+		cc, err := c.conn(addr)
+		if err == nil {
+			actx, cancel := ctx, context.CancelFunc(func() {})
+			if attemptTimeout > 0 {
+				actx, cancel = context.WithTimeout(ctx, attemptTimeout)
+			}
+			err = call(actx, cc)
+			cancel()
+			if code(err) == codes.DeadlineExceeded && ctx.Err() == nil {
+				// Our attempt deadline, not the caller's: the server hung.
+				err = status.Errorf(codes.Unavailable, "API server %s did not answer within %v: %v", addr, attemptTimeout, err)
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		retry := serverRefused(err) || (policy == idempotent && transportFailed(err))
+		if !retry || ctx.Err() != nil {
+			return err
+		}
+		c.failed(i)
+		tried++
+		if tried%len(c.servers) != 0 {
+			continue // try the next server at once
+		}
+		c.log.Debug("no API server could take the call; backing off", "servers", len(c.servers), "error", err, "wait", wait)
+		jittered := wait/2 + time.Duration(rand.Int64N(int64(wait)))
+		select {
+		case <-time.After(jittered):
+		case <-ctx.Done():
+			return err
+		}
+		wait = min(2*wait, c.opts.BackoffMax)
+	}
+}
+

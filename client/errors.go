@@ -1,0 +1,110 @@
+package client
+
+import (
+	"errors"
+	"strconv"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// The API server's errors are gRPC statuses with an ErrorInfo detail; these predicates
+// classify them, the way client-go's apierrors do.
+
+func code(err error) codes.Code { return status.Code(err) }
+
+func errorInfo(err error) *errdetails.ErrorInfo {
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return nil
+	}
+	for _, d := range se.GRPCStatus().Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info
+		}
+	}
+	return nil
+}
+
+// IsNotFound: the object does not exist.
+func IsNotFound(err error) bool { return code(err) == codes.NotFound }
+
+// IsAlreadyExists: a create found the name taken. See IsRetriedCreate.
+func IsAlreadyExists(err error) bool { return code(err) == codes.AlreadyExists }
+
+// IsConflict: a resourceVersion or uid precondition failed; re-read and try again.
+func IsConflict(err error) bool { return code(err) == codes.Aborted }
+
+// IsInvalid: the request was refused for what it contains (the message names the field).
+func IsInvalid(err error) bool { return code(err) == codes.InvalidArgument }
+
+// IsForbidden: the request is not allowed in the object's current state (being deleted,
+// already bound, in a terminating namespace, ...).
+func IsForbidden(err error) bool {
+	return code(err) == codes.FailedPrecondition || code(err) == codes.PermissionDenied
+}
+
+// IsUnavailable: no API server could take the request (no leader, all unreachable).
+func IsUnavailable(err error) bool { return code(err) == codes.Unavailable }
+
+// IsTooOld: a watch asked for a resourceVersion older than the server's history; re-list.
+func IsTooOld(err error) bool { return code(err) == codes.OutOfRange }
+
+// IsUnknownOutcome: a write may or may not have happened; read before acting on it.
+func IsUnknownOutcome(err error) bool { return code(err) == codes.Unknown || errors.Is(err, errUnknownOutcome) }
+
+// CurrentResourceVersion is the object's resourceVersion an error reports (a conflict's
+// current version, the version a cut watch reached), or "".
+func CurrentResourceVersion(err error) string {
+	if info := errorInfo(err); info != nil {
+		return info.GetMetadata()["resourceVersion"]
+	}
+	return ""
+}
+
+// OldestResourceVersion is the oldest version a too-old watch could start from, or 0.
+func OldestResourceVersion(err error) int64 {
+	if info := errorInfo(err); info != nil {
+		n, _ := strconv.ParseInt(info.GetMetadata()["oldestResourceVersion"], 10, 64)
+		return n
+	}
+	return 0
+}
+
+// serverRefused says the API server answered Unavailable itself (it carries Skiff's
+// ErrorInfo): it did nothing, so any call may be retried, elsewhere.
+func serverRefused(err error) bool {
+	if code(err) != codes.Unavailable {
+		return false
+	}
+	info := errorInfo(err)
+	return info != nil && info.GetDomain() == "skiff.dev"
+}
+
+// transportFailed says the call failed on the way (connection refused, reset, closed):
+// it may or may not have reached the server.
+func transportFailed(err error) bool {
+	return code(err) == codes.Unavailable && !serverRefused(err)
+}
+
+var errUnknownOutcome = errors.New("outcome unknown")
+
+// RetriedCreateError is AlreadyExists from a create that was sent again after its first
+// attempt's outcome was lost: the object may be the one this call created.
+type RetriedCreateError struct{ Err error }
+
+func (e *RetriedCreateError) Error() string {
+	return e.Err.Error() + " (the request was retried after a lost reply: the object may have been created by this call)"
+}
+
+func (e *RetriedCreateError) Unwrap() error { return e.Err }
+
+// GRPCStatus keeps the AlreadyExists code visible through the wrapper.
+func (e *RetriedCreateError) GRPCStatus() *status.Status { return status.Convert(e.Err) }
+
+// IsRetriedCreate reports an AlreadyExists that may be this call's own object.
+func IsRetriedCreate(err error) bool {
+	var rc *RetriedCreateError
+	return errors.As(err, &rc)
+}

@@ -1,0 +1,229 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+// Client is a typed client for one kind: Client[*corev1.Pod], Client[*corev1.Node], ...
+type Client[T kinds.Object] struct {
+	conn *Conn
+	info *kinds.Info
+}
+
+// For returns the typed client for T's kind.
+func For[T kinds.Object](c *Conn) *Client[T] {
+	var zero T
+	return &Client[T]{conn: c, info: kinds.Of(zero)}
+}
+
+// Kind describes the client's kind.
+func (c *Client[T]) Kind() *kinds.Info { return c.info }
+
+func (c *Client[T]) unwrap(o *apiv1.Object) (T, error) {
+	var zero T
+	obj, err := kinds.Unwrap(o)
+	if err != nil {
+		return zero, fmt.Errorf("%s: server sent %w", c.info.Kind, err)
+	}
+	t, ok := obj.(T)
+	if !ok {
+		return zero, fmt.Errorf("%s: server sent a %T", c.info.Kind, obj)
+	}
+	return t, nil
+}
+
+// Create creates obj. A create that names its object is retried when its reply is lost;
+// then an AlreadyExists may mean this call succeeded (IsRetriedCreate). A create with
+// only generateName is never repeated after a lost reply: the error says the outcome is
+// unknown.
+func (c *Client[T]) Create(ctx context.Context, obj T) (T, error) {
+	var out *apiv1.Object
+	named := kinds.Meta(obj).GetName() != ""
+	policy := once
+	if named {
+		policy = idempotent
+	}
+	attempts := 0
+	err := c.conn.invoke(ctx, policy, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		attempts++
+		out, err = apiv1.NewResourcesClient(cc).Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(obj)})
+		return err
+	})
+	switch {
+	case err == nil:
+		return c.unwrap(out)
+	case IsAlreadyExists(err) && attempts > 1:
+		err = &RetriedCreateError{Err: err}
+	case transportFailed(err) && !named:
+		err = fmt.Errorf("create %s with generateName %q: %w (%v)", c.info.Kind, kinds.Meta(obj).GetGenerateName(), errUnknownOutcome, err)
+	}
+	var zero T
+	return zero, err
+}
+
+// GetOptions tunes a Get.
+type GetOptions struct {
+	// Stale serves the read from the server's local state, skipping the linearizable
+	// read barrier.
+	Stale bool
+}
+
+// Get reads one object (namespace is ignored for cluster-scoped kinds).
+func (c *Client[T]) Get(ctx context.Context, namespace, name string, opts ...GetOptions) (T, error) {
+	var o GetOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	var out *apiv1.Object
+	err := c.conn.invoke(ctx, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		out, err = apiv1.NewResourcesClient(cc).Get(ctx, &apiv1.GetRequest{Kind: c.info.Kind, Namespace: namespace, Name: name, Stale: o.Stale})
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return c.unwrap(out)
+}
+
+// ListOptions selects what List and Watch return.
+type ListOptions struct {
+	LabelSelector string
+	FieldSelector string
+	Stale         bool
+}
+
+// List is a list result.
+type List[T kinds.Object] struct {
+	Items []T
+	// ResourceVersion is the revision the list reflects: watch from it.
+	ResourceVersion string
+}
+
+// List lists objects in namespace ("" for all namespaces).
+func (c *Client[T]) List(ctx context.Context, namespace string, opts ListOptions) (*List[T], error) {
+	var out *apiv1.ListResponse
+	err := c.conn.invoke(ctx, idempotent, 0, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		out, err = apiv1.NewResourcesClient(cc).List(ctx, &apiv1.ListRequest{
+			Kind: c.info.Kind, Namespace: namespace, LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector, Stale: opts.Stale,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	l := &List[T]{Items: make([]T, 0, len(out.GetItems())), ResourceVersion: out.GetResourceVersion()}
+	for _, o := range out.GetItems() {
+		t, err := c.unwrap(o)
+		if err != nil {
+			return nil, err
+		}
+		l.Items = append(l.Items, t)
+	}
+	return l, nil
+}
+
+// Update replaces obj's metadata and spec. With metadata.resourceVersion set it is a
+// compare-and-swap (IsConflict when the object changed); without, the server applies it
+// to the current version. It is repeated after a lost reply: an update is a replacement,
+// and a compare-and-swap repeated after success reports a conflict rather than applying
+// twice.
+func (c *Client[T]) Update(ctx context.Context, obj T) (T, error) {
+	return c.update(ctx, obj, false)
+}
+
+// UpdateStatus replaces obj's status, as Update does the spec.
+func (c *Client[T]) UpdateStatus(ctx context.Context, obj T) (T, error) {
+	return c.update(ctx, obj, true)
+}
+
+func (c *Client[T]) update(ctx context.Context, obj T, status bool) (T, error) {
+	var out *apiv1.Object
+	err := c.conn.invoke(ctx, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		rc := apiv1.NewResourcesClient(cc)
+		req := &apiv1.UpdateRequest{Object: kinds.Wrap(obj)}
+		if status {
+			out, err = rc.UpdateStatus(ctx, req)
+		} else {
+			out, err = rc.Update(ctx, req)
+		}
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return c.unwrap(out)
+}
+
+// DeleteOptions tunes a Delete.
+type DeleteOptions struct {
+	// UID and ResourceVersion, when set, must match the object.
+	UID, ResourceVersion string
+	// GracePeriodSeconds overrides the object's grace period; 0 deletes at once.
+	GracePeriodSeconds *int64
+	// PropagationPolicy is Background (default), Foreground or Orphan.
+	PropagationPolicy string
+}
+
+// Delete deletes an object and returns its last state. Repeated after a lost reply; a
+// repeat after success reports NotFound.
+func (c *Client[T]) Delete(ctx context.Context, namespace, name string, opts DeleteOptions) (T, error) {
+	var out *apiv1.Object
+	err := c.conn.invoke(ctx, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		out, err = apiv1.NewResourcesClient(cc).Delete(ctx, &apiv1.DeleteRequest{
+			Kind: c.info.Kind, Namespace: namespace, Name: name,
+			Preconditions:      &apiv1.Preconditions{Uid: opts.UID, ResourceVersion: opts.ResourceVersion},
+			GracePeriodSeconds: opts.GracePeriodSeconds, PropagationPolicy: opts.PropagationPolicy,
+		})
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return c.unwrap(out)
+}
+
+// Bind assigns a pod to a node, once: binding a bound pod fails (IsForbidden). With uid
+// set, the pod must still be that pod.
+func (c *Conn) Bind(ctx context.Context, namespace, name, uid, node string) (*corev1.Pod, error) {
+	var out *apiv1.Object
+	err := c.invoke(ctx, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		out, err = apiv1.NewResourcesClient(cc).Bind(ctx, &apiv1.BindRequest{Namespace: namespace, Name: name, Uid: uid, NodeName: node})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.GetPod(), nil
+}
+
+// Clientset holds a typed client per kind.
+type Clientset struct {
+	Conn        *Conn
+	Pods        *Client[*corev1.Pod]
+	Nodes       *Client[*corev1.Node]
+	ReplicaSets *Client[*corev1.ReplicaSet]
+	Deployments *Client[*corev1.Deployment]
+	ConfigMaps  *Client[*corev1.ConfigMap]
+	Events      *Client[*corev1.Event]
+	Leases      *Client[*corev1.Lease]
+	Namespaces  *Client[*corev1.Namespace]
+}
+
+// NewClientset makes the typed clients of a connection.
+func NewClientset(c *Conn) *Clientset {
+	return &Clientset{
+		Conn: c, Pods: For[*corev1.Pod](c), Nodes: For[*corev1.Node](c), ReplicaSets: For[*corev1.ReplicaSet](c),
+		Deployments: For[*corev1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
+		Leases: For[*corev1.Lease](c), Namespaces: For[*corev1.Namespace](c),
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/store"
+)
+
+func apiserverCmd(logger func(string) hclog.Logger) *cobra.Command {
+	cfg := apiserver.DefaultConfig()
+	var initial, join string
+	cmd := &cobra.Command{
+		Use:   "apiserver",
+		Short: "Run an API server and its store node",
+		Long: `Run an API server with its embedded, Raft-replicated store node.
+
+Three servers started with the same --initial-cluster form a new cluster; restarting a
+node with the same flags and data directory rejoins it. A new member starts with --join
+and an empty data directory.`,
+		Example: `  skiff apiserver --name n1 --data-dir /var/lib/skiff --listen 127.0.0.1:7001 --raft-listen 127.0.0.1:7101 \
+      --initial-cluster n1=127.0.0.1:7101,n2=127.0.0.1:7102,n3=127.0.0.1:7103
+  skiff apiserver --name n4 --data-dir /var/lib/skiff --listen 127.0.0.1:7004 --raft-listen 127.0.0.1:7104 --join 127.0.0.1:7001`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.InitialCluster, err = apiserver.ParseInitialCluster(initial); err != nil {
+				return err
+			}
+			cfg.Join = splitList(join)
+			if len(cfg.InitialCluster) == 0 && len(cfg.Join) == 0 {
+				// A lone node: a cluster of one, bootstrapped on its first start.
+				cfg.InitialCluster = []store.Server{{ID: cfg.Name, Address: firstNonEmpty(cfg.RaftAdvertise, cfg.RaftListen)}}
+			}
+			cfg.Logger = logger("skiff")
+			s, err := apiserver.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			return s.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "", "this member's name, unique in the cluster (required)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the Raft log, snapshots and state (required)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7443", "gRPC API address")
+	f.StringVar(&cfg.Advertise, "advertise", "", "API address to give other members and clients (default --listen)")
+	f.StringVar(&cfg.RaftListen, "raft-listen", "127.0.0.1:7444", "peer (Raft) address")
+	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "peer address other members dial (default --raft-listen)")
+	f.StringVar(&cfg.HTTPListen, "http-listen", "", "address for /healthz, /readyz and /metrics (default: off)")
+	f.StringVar(&initial, "initial-cluster", "", "the new cluster's members: name=raft-address,... (bootstrapped once)")
+	f.StringVar(&join, "join", "", "API addresses of existing members to join through (first start only)")
+	f.DurationVar(&cfg.Store.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.Store.HeartbeatTimeout, "time without a leader's heartbeat before a follower stands for election")
+	f.DurationVar(&cfg.Store.ElectionTimeout, "raft-election-timeout", cfg.Store.ElectionTimeout, "time a candidate waits for votes")
+	f.DurationVar(&cfg.Store.LeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.Store.LeaderLeaseTimeout, "time a leader keeps leading without hearing from a quorum")
+	f.Uint64Var(&cfg.Store.SnapshotThreshold, "snapshot-threshold", cfg.Store.SnapshotThreshold, "log entries after a snapshot that trigger the next")
+	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
+	return cmd
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
