@@ -215,4 +215,3 @@ func (c *Conn) invoke(ctx context.Context, policy retryPolicy, attemptTimeout ti
 		wait = min(2*wait, c.opts.BackoffMax)
 	}
 }
-

@@ -52,7 +52,9 @@ func IsUnavailable(err error) bool { return code(err) == codes.Unavailable }
 func IsTooOld(err error) bool { return code(err) == codes.OutOfRange }
 
 // IsUnknownOutcome: a write may or may not have happened; read before acting on it.
-func IsUnknownOutcome(err error) bool { return code(err) == codes.Unknown || errors.Is(err, errUnknownOutcome) }
+func IsUnknownOutcome(err error) bool {
+	return code(err) == codes.Unknown || errors.Is(err, errUnknownOutcome)
+}
 
 // CurrentResourceVersion is the object's resourceVersion an error reports (a conflict's
 // current version, the version a cut watch reached), or "".
