@@ -1,99 +1,27 @@
-package apiserver
+package apiserver_test
 
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
-	"github.com/skiffhq/skiff/store"
 )
 
-type testLog struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.t.Log(string(p[:len(p)-1]))
-	}
-	return len(p), nil
-}
-
-// testServers starts n API servers in this process, forming one cluster.
-func testServers(t testing.TB, n int) []*Server {
-	t.Helper()
-	tl := &testLog{t: t}
-	var members []store.Server
-	var rafts, apis []net.Listener
-	for i := 0; i < n; i++ {
-		r, _ := net.Listen("tcp", "127.0.0.1:0")
-		a, _ := net.Listen("tcp", "127.0.0.1:0")
-		rafts, apis = append(rafts, r), append(apis, a)
-		members = append(members, store.Server{ID: fmt.Sprintf("n%d", i+1), Address: r.Addr().String()})
-	}
-	var servers []*Server
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		cfg := DefaultConfig()
-		cfg.Name, cfg.DataDir = members[i].ID, t.TempDir()
-		cfg.Listener, cfg.RaftListener = apis[i], rafts[i]
-		cfg.InitialCluster = members
-		cfg.Store.HeartbeatTimeout, cfg.Store.ElectionTimeout, cfg.Store.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
-		cfg.Store.MmapSize = 16 << 20
-		cfg.Store.HistorySize = 10000
-		cfg.BookmarkInterval = 100 * time.Millisecond
-		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.Name, Output: tl, Level: hclog.Warn})
-		s, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, s)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Run(ctx); err != nil {
-				t.Errorf("run %s: %v", cfg.Name, err)
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		tl.mu.Lock()
-		tl.done = true
-		tl.mu.Unlock()
-	})
-	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer wcancel()
-	for _, s := range servers {
-		if err := s.store.WaitLeader(wctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return servers
-}
-
-func dial(t testing.TB, s *Server) (apiv1.ResourcesClient, apiv1.ClusterClient) {
-	cc, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+func dial(t testing.TB, addr string) (apiv1.ResourcesClient, apiv1.ClusterClient) {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +48,8 @@ func wantCode(t *testing.T, what string, err error, code codes.Code) {
 }
 
 func TestResourceLifecycle(t *testing.T) {
-	servers := testServers(t, 1)
-	rc, _ := dial(t, servers[0])
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
 
 	created, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("web-1"))})
@@ -202,8 +130,8 @@ func TestResourceLifecycle(t *testing.T) {
 }
 
 func TestFinalizersHoldDeletion(t *testing.T) {
-	servers := testServers(t, 1)
-	rc, _ := dial(t, servers[0])
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
 	cm := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cfg"}, Data: map[string]string{"a": "b"}}
 	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(cm)}); err != nil {
@@ -211,7 +139,7 @@ func TestFinalizersHoldDeletion(t *testing.T) {
 	}
 	d, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "cm", Name: "cfg", PropagationPolicy: "Foreground"})
 	if err != nil || d.GetConfigMap().GetMetadata().GetDeletionTimestamp() == nil ||
-		d.GetConfigMap().GetMetadata().GetFinalizers()[0] != FinalizerForeground {
+		d.GetConfigMap().GetMetadata().GetFinalizers()[0] != apiserver.FinalizerForeground {
 		t.Fatalf("foreground delete = %v %v", d, err)
 	}
 	held := d.GetConfigMap()
@@ -232,11 +160,11 @@ func TestFinalizersHoldDeletion(t *testing.T) {
 }
 
 func TestWatchAndListThroughAnyNode(t *testing.T) {
-	servers := testServers(t, 3)
+	c := apiservertest.Start(t, 3, apiservertest.Options{})
 	ctx := testCtx(t)
-	rc0, _ := dial(t, servers[0])
-	rc1, _ := dial(t, servers[1])
-	rc2, _ := dial(t, servers[2])
+	rc0, _ := dial(t, c.Addr(0))
+	rc1, _ := dial(t, c.Addr(1))
+	rc2, _ := dial(t, c.Addr(2))
 
 	list, err := rc1.List(ctx, &apiv1.ListRequest{Kind: "pods"})
 	if err != nil {
@@ -292,7 +220,7 @@ func TestWatchAndListThroughAnyNode(t *testing.T) {
 	wantCode(t, "unsupported field selector", err, codes.InvalidArgument)
 
 	// A watch from before the history window is told so.
-	_, cl := dial(t, servers[0])
+	_, cl := dial(t, c.Addr(0))
 	cs, err := cl.Status(ctx, &apiv1.ClusterStatusRequest{})
 	if err != nil || len(cs.GetMembers()) != 3 || cs.GetLeader() == "" {
 		t.Fatalf("cluster status = %v %v", cs, err)

@@ -1,0 +1,215 @@
+// Package apiservertest runs API servers inside a test process: a real cluster on
+// loopback (real Raft, real gRPC) whose members a test can stop and restart on the same
+// addresses. Every component's integration tests build on it.
+package apiservertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/store"
+)
+
+// Options tune a test cluster.
+type Options struct {
+	// HistorySize is each node's watch history (default 10,000).
+	HistorySize int
+	// LogLevel for the servers' logs, which go to t.Log (default Warn).
+	LogLevel hclog.Level
+	// Configure, when set, adjusts each member's config before it starts.
+	Configure func(*apiserver.Config)
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t      testing.TB
+	opts   Options
+	log    *testLog
+	mu     sync.Mutex
+	cfgs   []apiserver.Config
+	addrs  []string
+	rafts  []string
+	run    []*member
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type member struct {
+	server *apiserver.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start starts n API servers forming one cluster and waits until it serves reads. They
+// stop when the test ends.
+func Start(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	if opts.HistorySize == 0 {
+		opts.HistorySize = 10_000
+	}
+	if opts.LogLevel == hclog.NoLevel {
+		opts.LogLevel = hclog.Warn
+	}
+	c := &Cluster{t: t, opts: opts, log: &testLog{t: t}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	var members []store.Server
+	var apiLns, raftLns []net.Listener
+	for i := 0; i < n; i++ {
+		a, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		apiLns, raftLns = append(apiLns, a), append(raftLns, r)
+		c.addrs, c.rafts = append(c.addrs, a.Addr().String()), append(c.rafts, r.Addr().String())
+		members = append(members, store.Server{ID: fmt.Sprintf("n%d", i+1), Address: r.Addr().String()})
+	}
+	for i := 0; i < n; i++ {
+		cfg := apiserver.DefaultConfig()
+		cfg.Name, cfg.DataDir = members[i].ID, t.TempDir()
+		cfg.InitialCluster = members
+		cfg.Listen, cfg.RaftListen = c.addrs[i], c.rafts[i]
+		cfg.Listener, cfg.RaftListener = apiLns[i], raftLns[i]
+		// Generous timing: tests run on loaded two-core machines, often under -race.
+		cfg.Store.HeartbeatTimeout, cfg.Store.ElectionTimeout, cfg.Store.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+		cfg.Store.MmapSize = 32 << 20
+		cfg.Store.HistorySize = opts.HistorySize
+		cfg.BookmarkInterval = time.Second
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.Name, Output: c.log, Level: opts.LogLevel})
+		if opts.Configure != nil {
+			opts.Configure(&cfg)
+		}
+		c.cfgs = append(c.cfgs, cfg)
+		c.run = append(c.run, nil)
+	}
+	for i := 0; i < n; i++ {
+		c.startMember(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.run {
+			c.Stop(i)
+		}
+		c.cancel()
+		c.log.close()
+	})
+	c.WaitReady()
+	return c
+}
+
+func (c *Cluster) startMember(i int) {
+	c.t.Helper()
+	cfg := c.cfgs[i]
+	s, err := apiserver.New(cfg)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", cfg.Name, err)
+	}
+	// Later restarts listen on the same addresses anew.
+	c.cfgs[i].Listener, c.cfgs[i].RaftListener = nil, nil
+	ctx, cancel := context.WithCancel(c.ctx)
+	m := &member{server: s, cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- s.Run(ctx) }()
+	c.mu.Lock()
+	c.run[i] = m
+	c.mu.Unlock()
+}
+
+// Addrs are the API addresses of every member, running or not.
+func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
+
+// Addr is member i's API address.
+func (c *Cluster) Addr(i int) string { return c.addrs[i] }
+
+// Server is member i, or nil while it is stopped.
+func (c *Cluster) Server(i int) *apiserver.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.run[i] == nil {
+		return nil
+	}
+	return c.run[i].server
+}
+
+// Stop stops member i (its data stays for Restart).
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	m := c.run[i]
+	c.run[i] = nil
+	c.mu.Unlock()
+	if m == nil {
+		return
+	}
+	m.cancel()
+	if err := <-m.done; err != nil {
+		c.t.Errorf("stop %s: %v", c.cfgs[i].Name, err)
+	}
+}
+
+// Restart starts a stopped member i again, on the same addresses and data.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	if c.Server(i) != nil {
+		c.t.Fatalf("restart %s: it is running", c.cfgs[i].Name)
+	}
+	c.startMember(i)
+}
+
+// Leader is the index of the member that leads now, waiting for one.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	c.WaitReady()
+	for i := range c.run {
+		if s := c.Server(i); s != nil {
+			if st, err := s.Store().Status(); err == nil && st.State == "Leader" {
+				return i
+			}
+		}
+	}
+	c.t.Fatal("no member leads")
+	return -1
+}
+
+// WaitReady waits until every running member serves linearizable reads.
+func (c *Cluster) WaitReady() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range c.run {
+		if s := c.Server(i); s != nil {
+			if err := s.Store().WaitLeader(ctx); err != nil {
+				c.t.Fatalf("%s never found a leader: %v", c.cfgs[i].Name, err)
+			}
+		}
+	}
+}
+
+// testLog sends the servers' logs to t.Log until the test ends.
+type testLog struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.t.Log(string(p[:len(p)-1]))
+	}
+	return len(p), nil
+}
+
+func (l *testLog) close() {
+	l.mu.Lock()
+	l.done = true
+	l.mu.Unlock()
+}

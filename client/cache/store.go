@@ -1,0 +1,226 @@
+package cache
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/proto/labels"
+)
+
+// Key is how caches and work queues name objects: "namespace/name", or "name" for
+// cluster-scoped ones (client-go's MetaNamespaceKeyFunc).
+func Key(obj kinds.Object) string {
+	md := obj.GetMetadata()
+	if md.GetNamespace() == "" {
+		return md.GetName()
+	}
+	return md.GetNamespace() + "/" + md.GetName()
+}
+
+// SplitKey is the inverse of Key.
+func SplitKey(key string) (namespace, name string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:]
+		}
+	}
+	return "", key
+}
+
+// IndexFunc returns the values an object is indexed under.
+type IndexFunc[T kinds.Object] func(obj T) []string
+
+// The standard indexes.
+const (
+	IndexNamespace = "namespace"
+	// IndexOwner indexes objects by the uids of their owners.
+	IndexOwner = "owner"
+	// IndexNodeName indexes pods by spec.nodeName.
+	IndexNodeName = "nodeName"
+)
+
+// ByNamespace indexes by metadata.namespace.
+func ByNamespace[T kinds.Object](obj T) []string { return []string{obj.GetMetadata().GetNamespace()} }
+
+// ByOwner indexes by every owner reference's uid.
+func ByOwner[T kinds.Object](obj T) []string {
+	refs := obj.GetMetadata().GetOwnerReferences()
+	out := make([]string, 0, len(refs))
+	for _, r := range refs {
+		out = append(out, r.GetUid())
+	}
+	return out
+}
+
+// indexedStore is a thread-safe map of objects by key with secondary indexes.
+type indexedStore[T kinds.Object] struct {
+	mu       sync.RWMutex
+	items    map[string]T
+	indexers map[string]IndexFunc[T]
+	indexes  map[string]map[string]map[string]struct{} // index -> value -> keys
+}
+
+func newIndexedStore[T kinds.Object]() *indexedStore[T] {
+	return &indexedStore[T]{items: map[string]T{}, indexers: map[string]IndexFunc[T]{}, indexes: map[string]map[string]map[string]struct{}{}}
+}
+
+func (s *indexedStore[T]) addIndexer(name string, fn IndexFunc[T]) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.indexers[name] = fn
+	idx := map[string]map[string]struct{}{}
+	s.indexes[name] = idx
+	for k, obj := range s.items {
+		for _, v := range fn(obj) {
+			addTo(idx, v, k)
+		}
+	}
+}
+
+func addTo(idx map[string]map[string]struct{}, value, key string) {
+	set := idx[value]
+	if set == nil {
+		set = map[string]struct{}{}
+		idx[value] = set
+	}
+	set[key] = struct{}{}
+}
+
+// put stores obj and returns what it replaced.
+func (s *indexedStore[T]) put(obj T) (old T, existed bool) {
+	k := Key(obj)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, existed = s.items[k]
+	if existed {
+		s.unindex(k, old)
+	}
+	s.items[k] = obj
+	for name, fn := range s.indexers {
+		for _, v := range fn(obj) {
+			addTo(s.indexes[name], v, k)
+		}
+	}
+	return old, existed
+}
+
+func (s *indexedStore[T]) remove(key string) (old T, existed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, existed = s.items[key]
+	if existed {
+		s.unindex(key, old)
+		delete(s.items, key)
+	}
+	return old, existed
+}
+
+func (s *indexedStore[T]) unindex(key string, obj T) {
+	for name, fn := range s.indexers {
+		idx := s.indexes[name]
+		for _, v := range fn(obj) {
+			if set := idx[v]; set != nil {
+				delete(set, key)
+				if len(set) == 0 {
+					delete(idx, v)
+				}
+			}
+		}
+	}
+}
+
+func (s *indexedStore[T]) keys() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.items))
+	for k := range s.items {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Lister reads an informer's cache. Objects it returns are shared: do not modify them
+// (proto.Clone first).
+type Lister[T kinds.Object] struct {
+	s *indexedStore[T]
+}
+
+// Get returns the cached object.
+func (l *Lister[T]) Get(namespace, name string) (T, bool) {
+	k := name
+	if namespace != "" {
+		k = namespace + "/" + name
+	}
+	return l.GetByKey(k)
+}
+
+// GetByKey returns the cached object by its Key.
+func (l *Lister[T]) GetByKey(key string) (T, bool) {
+	l.s.mu.RLock()
+	defer l.s.mu.RUnlock()
+	obj, ok := l.s.items[key]
+	return obj, ok
+}
+
+// List returns the cached objects whose labels match sel, sorted by key.
+func (l *Lister[T]) List(sel labels.Selector) []T {
+	l.s.mu.RLock()
+	out := make([]T, 0, len(l.s.items))
+	for _, obj := range l.s.items {
+		if sel.Matches(obj.GetMetadata().GetLabels()) {
+			out = append(out, obj)
+		}
+	}
+	l.s.mu.RUnlock()
+	sortByKey(out)
+	return out
+}
+
+// ListNamespace is List within one namespace (uses the namespace index when present).
+func (l *Lister[T]) ListNamespace(namespace string, sel labels.Selector) []T {
+	l.s.mu.RLock()
+	_, indexed := l.s.indexers[IndexNamespace]
+	l.s.mu.RUnlock()
+	if indexed {
+		objs := l.ByIndex(IndexNamespace, namespace)
+		out := objs[:0]
+		for _, obj := range objs {
+			if sel.Matches(obj.GetMetadata().GetLabels()) {
+				out = append(out, obj)
+			}
+		}
+		return out
+	}
+	var out []T
+	for _, obj := range l.List(sel) {
+		if obj.GetMetadata().GetNamespace() == namespace {
+			out = append(out, obj)
+		}
+	}
+	return out
+}
+
+// ByIndex returns the objects indexed under value, sorted by key.
+func (l *Lister[T]) ByIndex(index, value string) []T {
+	l.s.mu.RLock()
+	set := l.s.indexes[index][value]
+	out := make([]T, 0, len(set))
+	for k := range set {
+		out = append(out, l.s.items[k])
+	}
+	l.s.mu.RUnlock()
+	sortByKey(out)
+	return out
+}
+
+// Len is the number of cached objects.
+func (l *Lister[T]) Len() int {
+	l.s.mu.RLock()
+	defer l.s.mu.RUnlock()
+	return len(l.s.items)
+}
+
+func sortByKey[T kinds.Object](objs []T) {
+	sort.Slice(objs, func(i, j int) bool { return Key(objs[i]) < Key(objs[j]) })
+}

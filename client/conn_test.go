@@ -1,0 +1,125 @@
+package client_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/skiffhq/skiff/client"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+// fakeServer answers Create from a script: each call takes the next outcome.
+type fakeServer struct {
+	apiv1.UnimplementedResourcesServer
+	mu      sync.Mutex
+	script  []error
+	calls   int
+	created map[string]bool
+}
+
+func (f *fakeServer) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	name := req.GetObject().GetConfigMap().GetMetadata().GetName()
+	if f.created[name] {
+		return nil, status.Error(codes.AlreadyExists, "configmaps \""+name+"\" already exists")
+	}
+	var err error
+	if len(f.script) > 0 {
+		err, f.script = f.script[0], f.script[1:]
+	}
+	if err == errLostReply {
+		f.created[name] = true // it happened, but the reply is lost
+		return nil, status.Error(codes.Unavailable, "connection reset")
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.created[name] = true
+	return req.GetObject(), nil
+}
+
+var errLostReply = status.Error(codes.Internal, "lost reply marker")
+
+func refused() error {
+	st, _ := status.New(codes.Unavailable, "no leader").WithDetails(&errdetails.ErrorInfo{Reason: "ServiceUnavailable", Domain: "skiff.dev"})
+	return st.Err()
+}
+
+func startFake(t *testing.T, f *fakeServer) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	apiv1.RegisterResourcesServer(s, f)
+	go s.Serve(ln)
+	t.Cleanup(s.Stop)
+	return ln.Addr().String()
+}
+
+func TestCreateRetryRules(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cm := func(name, generate string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name, GenerateName: generate}}
+	}
+	for _, tc := range []struct {
+		name      string
+		script    []error
+		obj       *corev1.ConfigMap
+		calls     int
+		check     func(error) bool
+		checkName string
+	}{
+		{"refusals are retried", []error{refused(), refused()}, cm("a", ""), 3, func(err error) bool { return err == nil }, "success"},
+		{"named create retried after a lost reply reports it may be its own", []error{errLostReply}, cm("b", ""), 2,
+			func(err error) bool { return client.IsAlreadyExists(err) && client.IsRetriedCreate(err) }, "retried AlreadyExists"},
+		{"generateName create is not repeated after a lost reply", []error{errLostReply}, cm("", "gen-"), 1,
+			client.IsUnknownOutcome, "unknown outcome"},
+		{"invalid is final", []error{status.Error(codes.InvalidArgument, "bad")}, cm("c", ""), 1, client.IsInvalid, "invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeServer{script: tc.script, created: map[string]bool{}}
+			conn, _ := client.Dial([]string{startFake(t, f)}, client.Options{BackoffBase: time.Millisecond})
+			defer conn.Close()
+			_, err := client.For[*corev1.ConfigMap](conn).Create(ctx, tc.obj)
+			if !tc.check(err) {
+				t.Fatalf("err = %v, want %s", err, tc.checkName)
+			}
+			if f.calls != tc.calls {
+				t.Fatalf("server saw %d calls, want %d", f.calls, tc.calls)
+			}
+		})
+	}
+}
+
+func TestFailsOverToTheNextServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	good := &fakeServer{created: map[string]bool{}}
+	// The first address refuses connections: nothing listens there.
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	conn, _ := client.Dial([]string{deadAddr, startFake(t, good)}, client.Options{BackoffBase: time.Millisecond})
+	defer conn.Close()
+	for i := 0; i < 3; i++ {
+		if _, err := client.For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: string(rune('a' + i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if good.calls != 3 {
+		t.Fatalf("live server saw %d calls", good.calls)
+	}
+}

@@ -1,0 +1,153 @@
+package workqueue
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeClock advances only when told; timers fire when it passes them.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	c  chan time.Time
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+func (t *fakeTimer) Stop() bool          { return true }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), c: make(chan time.Time, 1)}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	for _, t := range c.timers {
+		if !t.at.After(c.now) {
+			select {
+			case t.c <- c.now:
+			default:
+			}
+		}
+	}
+	c.mu.Unlock()
+}
+
+func waitLen(t *testing.T, q *Queue, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for q.Len() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue length %d, want %d", q.Len(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestDedupAndNoConcurrentProcessing(t *testing.T) {
+	q := New(Config{})
+	defer q.ShutDown()
+	q.Add("a")
+	q.Add("a")
+	q.Add("b")
+	if q.Len() != 2 {
+		t.Fatalf("len = %d, want 2", q.Len())
+	}
+	k, _ := q.Get()
+	if k != "a" {
+		t.Fatalf("got %s", k)
+	}
+	q.Add("a") // while processing: not handed out again yet
+	k2, _ := q.Get()
+	if k2 != "b" || q.Len() != 0 {
+		t.Fatalf("got %s with %d waiting; a must wait for Done", k2, q.Len())
+	}
+	q.Done("a")
+	if q.Len() != 1 {
+		t.Fatal("a was not requeued after Done")
+	}
+	q.Done("b")
+}
+
+func TestRateLimitedRetriesBackOff(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	q := New(Config{BaseDelay: time.Second, MaxDelay: 4 * time.Second, Clock: clk})
+	defer q.ShutDown()
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		q.AddRateLimited("k")
+		clk.Advance(want - time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // let a wrong timer fire: nothing may arrive early
+		if q.Len() != 0 {
+			t.Fatalf("retry %d arrived before %v", i, want)
+		}
+		clk.Advance(time.Millisecond)
+		waitLen(t, q, 1)
+		k, _ := q.Get()
+		q.Done(k)
+	}
+	if q.NumRequeues("k") != 4 {
+		t.Fatalf("requeues = %d", q.NumRequeues("k"))
+	}
+	q.Forget("k")
+	q.AddRateLimited("k")
+	clk.Advance(time.Second)
+	waitLen(t, q, 1)
+}
+
+func TestOverallRetryBudget(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	q := New(Config{BaseDelay: time.Millisecond, RetryQPS: 1, RetryBurst: 2, Clock: clk})
+	defer q.ShutDown()
+	for _, k := range []string{"a", "b", "c"} {
+		q.AddRateLimited(k)
+	}
+	clk.Advance(time.Millisecond)
+	waitLen(t, q, 2) // the burst
+	clk.Advance(time.Second)
+	waitLen(t, q, 3) // the third waits for a token
+}
+
+func TestShutDownDrains(t *testing.T) {
+	q := New(Config{})
+	q.Add("a")
+	k, _ := q.Get()
+	var finished atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		q.ShutDown()
+		if !finished.Load() {
+			t.Error("ShutDown returned before the worker finished")
+		}
+		close(done)
+	}()
+	for !q.ShuttingDown() {
+		time.Sleep(time.Millisecond)
+	}
+	finished.Store(true)
+	q.Done(k)
+	<-done
+	if _, shutdown := q.Get(); !shutdown {
+		t.Fatal("Get after shutdown did not report it")
+	}
+	q.Add("x")
+	if q.Len() != 0 {
+		t.Fatal("Add after shutdown queued a key")
+	}
+}
