@@ -49,7 +49,8 @@ type Config struct {
 	SnapshotsRetained int           // default 2
 
 	// MaxAppendEntries bounds the entries grouped into one disk write and one replication
-	// message; concurrent writers share an fsync up to this many. Default 512.
+	// message; concurrent writers share an fsync up to this many. Default 1024 (the most
+	// hashicorp/raft allows).
 	MaxAppendEntries int
 
 	// HistorySize is the number of recent events each node keeps for watches to resume
@@ -91,7 +92,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       10240,
 		SnapshotsRetained:  2,
-		MaxAppendEntries:   512,
+		MaxAppendEntries:   1024,
 		HistorySize:        100_000,
 		MaxObjectSize:      3 << 19, // 1.5 MiB
 		MaxTxnSize:         8 << 20,

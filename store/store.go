@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 
 	storev1 "github.com/skiffhq/skiff/proto/store/v1"
@@ -77,7 +78,13 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, s.hist, log.Named("fsm")); err != nil {
 		return nil, err
 	}
-	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
+	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
+	// written with each commit (a page write saved per batch), and it is mapped large up
+	// front so that growing it rarely remaps under load.
+	if s.logs, err = raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(cfg.Dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType, InitialMmapSize: cfg.MmapSize},
+	}); err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
 	}
 	logStore, err := raft.NewLogCache(4096, s.logs)
