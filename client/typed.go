@@ -23,6 +23,11 @@ func For[T kinds.Object](c *Conn) *Client[T] {
 	return &Client[T]{conn: c, info: kinds.Of(zero)}
 }
 
+// ForKind returns an untyped client for a kind chosen at run time (as a CLI does).
+func ForKind(c *Conn, info *kinds.Info) *Client[kinds.Object] {
+	return &Client[kinds.Object]{conn: c, info: info}
+}
+
 // Kind describes the client's kind.
 func (c *Client[T]) Kind() *kinds.Info { return c.info }
 

@@ -29,7 +29,9 @@ func (d *describer) line(level int, key string, value any) {
 	fmt.Fprintf(d.tw, "%s%s:\t%v\n", indent, key, value)
 }
 
-func (d *describer) section(level int, key string) { fmt.Fprintf(d.tw, "%s%s:\n", strings.Repeat("  ", level), key) }
+func (d *describer) section(level int, key string) {
+	fmt.Fprintf(d.tw, "%s%s:\n", strings.Repeat("  ", level), key)
+}
 
 func (d *describer) mapping(level int, key string, m map[string]string) {
 	if len(m) == 0 {

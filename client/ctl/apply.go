@@ -1,0 +1,259 @@
+package ctl
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/manifest"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+// readManifests reads -f FILE (or - for stdin).
+func (g *globals) readManifests(file string) ([]manifest.Document, error) {
+	if file == "" {
+		return nil, fmt.Errorf("must specify -f FILE (or -f - for standard input)")
+	}
+	var r io.Reader = g.streams.In
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	docs, err := manifest.Decode(r, file)
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("%s: no objects to apply", file)
+	}
+	return docs, nil
+}
+
+// place sets the namespace of a namespaced object from -n when the manifest has none,
+// and refuses a manifest namespace that contradicts -n.
+func (g *globals) place(obj kinds.Object) error {
+	info := kinds.Of(obj)
+	md := kinds.Meta(obj)
+	if !info.Namespaced {
+		md.Namespace = ""
+		return nil
+	}
+	switch {
+	case md.GetNamespace() == "":
+		md.Namespace = g.ns()
+	case g.namespace != "" && md.GetNamespace() != g.namespace:
+		return fmt.Errorf("the namespace from the manifest (%q) does not match the namespace from -n (%q)", md.GetNamespace(), g.namespace)
+	}
+	return nil
+}
+
+func applyCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create objects, or update them to match the manifest",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			docs, err := g.readManifests(file)
+			if err != nil {
+				return err
+			}
+			conn, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, d := range docs {
+				if err := g.applyOne(cmd, conn, d.Object); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "manifest file, or - for standard input")
+	return cmd
+}
+
+func (g *globals) applyOne(cmd *cobra.Command, conn *client.Conn, obj kinds.Object) error {
+	if err := g.place(obj); err != nil {
+		return err
+	}
+	info := kinds.Of(obj)
+	md := kinds.Meta(obj)
+	c := client.ForKind(conn, info)
+	ctx, cancel := g.ctx(cmd)
+	defer cancel()
+	if md.GetName() == "" {
+		return fmt.Errorf("%s: metadata.name: Required value (apply needs a name; use create for generateName)", info.Kind)
+	}
+	cur, err := c.Get(ctx, md.GetNamespace(), md.GetName())
+	switch {
+	case client.IsNotFound(err):
+		if _, err := c.Create(ctx, obj); err != nil && !client.IsRetriedCreate(err) {
+			return fmt.Errorf("create %s: %w", ref(info, md.GetName()), err)
+		}
+		fmt.Fprintf(g.streams.Out, "%s created\n", ref(info, md.GetName()))
+		return nil
+	case err != nil:
+		return fmt.Errorf("get %s: %w", ref(info, md.GetName()), err)
+	}
+	next := merge(cur, obj)
+	out, err := c.Update(ctx, next)
+	if err != nil {
+		return fmt.Errorf("apply %s: %w", ref(info, md.GetName()), err)
+	}
+	verb := "configured"
+	if kinds.Meta(out).GetResourceVersion() == kinds.Meta(cur).GetResourceVersion() {
+		verb = "unchanged"
+	}
+	fmt.Fprintf(g.streams.Out, "%s %s\n", ref(info, md.GetName()), verb)
+	return nil
+}
+
+// merge is what apply writes: the current object with the manifest's labels, annotations
+// and spec. Fields others own stay: owner references, finalizers, a pod's node.
+func merge(cur, want kinds.Object) kinds.Object {
+	next := proto.Clone(cur).(kinds.Object)
+	kinds.CopySection(next, want, kinds.SpecSection)
+	nmd, wmd := kinds.Meta(next), kinds.Meta(want)
+	nmd.Labels, nmd.Annotations = wmd.GetLabels(), wmd.GetAnnotations()
+	if p, ok := next.(*corev1.Pod); ok && p.GetSpec().GetNodeName() == "" {
+		p.GetSpec().NodeName = cur.(*corev1.Pod).GetSpec().GetNodeName()
+	}
+	return next
+}
+
+func createCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "create -f FILE",
+		Short: "Create objects; an existing one is an error",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			docs, err := g.readManifests(file)
+			if err != nil {
+				return err
+			}
+			conn, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, d := range docs {
+				if err := g.place(d.Object); err != nil {
+					return err
+				}
+				info := kinds.Of(d.Object)
+				ctx, cancel := g.ctx(cmd)
+				out, err := client.ForKind(conn, info).Create(ctx, d.Object)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("create %s: %w", ref(info, kinds.Meta(d.Object).GetName()+kinds.Meta(d.Object).GetGenerateName()), err)
+				}
+				fmt.Fprintf(g.streams.Out, "%s created\n", ref(info, kinds.Meta(out).GetName()))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "manifest file, or - for standard input")
+	return cmd
+}
+
+func deleteCmd(g *globals) *cobra.Command {
+	var file, cascade string
+	var grace int64
+	var ignoreNotFound bool
+	cmd := &cobra.Command{
+		Use:   "delete KIND NAME... | KIND/NAME | -f FILE",
+		Short: "Delete objects",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			policy, err := propagation(cascade)
+			if err != nil {
+				return err
+			}
+			type target struct {
+				info     *kinds.Info
+				ns, name string
+			}
+			var targets []target
+			switch {
+			case file != "" && len(args) > 0:
+				return fmt.Errorf("give either -f FILE or KIND NAME, not both")
+			case file != "":
+				docs, err := g.readManifests(file)
+				if err != nil {
+					return err
+				}
+				for _, d := range docs {
+					if err := g.place(d.Object); err != nil {
+						return err
+					}
+					md := kinds.Meta(d.Object)
+					targets = append(targets, target{kinds.Of(d.Object), md.GetNamespace(), md.GetName()})
+				}
+			case len(args) == 1:
+				info, name, err := kindAndName(args)
+				if err != nil {
+					return err
+				}
+				targets = append(targets, target{info, g.namespaceOf(info), name})
+			case len(args) >= 2:
+				info, err := kind(args[0])
+				if err != nil {
+					return err
+				}
+				for _, name := range args[1:] {
+					targets = append(targets, target{info, g.namespaceOf(info), name})
+				}
+			default:
+				return fmt.Errorf("give KIND NAME, KIND/NAME or -f FILE")
+			}
+			conn, err := g.client()
+			if err != nil {
+				return err
+			}
+			opts := client.DeleteOptions{PropagationPolicy: policy}
+			if cmd.Flags().Changed("grace-period") {
+				opts.GracePeriodSeconds = &grace
+			}
+			for _, t := range targets {
+				ctx, cancel := g.ctx(cmd)
+				_, err := client.ForKind(conn, t.info).Delete(ctx, t.ns, t.name, opts)
+				cancel()
+				if err != nil {
+					if client.IsNotFound(err) && ignoreNotFound {
+						continue
+					}
+					return notFound(t.info, t.name, err)
+				}
+				fmt.Fprintf(g.streams.Out, "%s deleted\n", ref(t.info, t.name))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "delete the objects of this manifest")
+	cmd.Flags().StringVar(&cascade, "cascade", "background", "dependents: background, foreground or orphan")
+	cmd.Flags().Int64Var(&grace, "grace-period", -1, "seconds a pod gets to stop; 0 deletes at once")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "a missing object is not an error")
+	return cmd
+}
+
+func propagation(cascade string) (string, error) {
+	switch cascade {
+	case "background", "true", "":
+		return "Background", nil
+	case "foreground":
+		return "Foreground", nil
+	case "orphan", "false":
+		return "Orphan", nil
+	}
+	return "", fmt.Errorf("--cascade: Unsupported value: %q: supported values: background, foreground, orphan", cascade)
+}

@@ -1,0 +1,173 @@
+// Package ctl is skiffctl: the kubectl-like commands, built on the client package. The
+// skiffctl binary only runs NewCommand; tests run the same commands in process.
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/status"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+// Streams are the command's input and outputs.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// StdStreams are the process's own.
+func StdStreams() Streams { return Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
+
+// globals are the flags every command shares.
+type globals struct {
+	streams   Streams
+	server    string
+	namespace string
+	timeout   time.Duration
+	conn      *client.Conn
+	now       func() time.Time
+}
+
+// NewCommand builds the skiffctl command tree.
+func NewCommand(streams Streams) *cobra.Command {
+	g := &globals{streams: streams, now: time.Now}
+	root := &cobra.Command{
+		Use:           "skiffctl",
+		Short:         "skiffctl controls a Skiff cluster, the way kubectl controls Kubernetes",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
+	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace (default \"default\")")
+	pf.DurationVar(&g.timeout, "request-timeout", 30*time.Second, "how long to wait for an answer; 0 waits forever")
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if g.conn != nil {
+			g.conn.Close()
+		}
+	}
+	root.AddCommand(
+		applyCmd(g), createCmd(g), getCmd(g), describeCmd(g), deleteCmd(g),
+		scaleCmd(g), setCmd(g), rolloutCmd(g), clusterCmd(g),
+	)
+	return root
+}
+
+// Execute runs skiffctl with args and returns the process exit code, printing an error
+// as "Error: ..." on stderr.
+func Execute(ctx context.Context, streams Streams, args []string) int {
+	cmd := NewCommand(streams)
+	cmd.SetArgs(args)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(streams.Err, "Error:", Message(err))
+		return 1
+	}
+	return 0
+}
+
+// Message is what a user sees of err: a gRPC error's message without its code.
+func Message(err error) string {
+	var s interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &s) {
+		if msg := s.GRPCStatus().Message(); msg != "" {
+			prefix := strings.TrimSuffix(err.Error(), s.GRPCStatus().Err().Error())
+			return prefix + msg
+		}
+	}
+	return err.Error()
+}
+
+func (g *globals) client() (*client.Conn, error) {
+	if g.conn != nil {
+		return g.conn, nil
+	}
+	servers := client.Servers(g.server)
+	conn, err := client.Dial(servers, client.Options{UserAgent: "skiffctl", Logger: hclog.NewNullLogger()})
+	if err != nil {
+		return nil, err
+	}
+	g.conn = conn
+	return conn, nil
+}
+
+// ctx bounds one request by --request-timeout.
+func (g *globals) ctx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	if g.timeout <= 0 {
+		return context.WithCancel(cmd.Context())
+	}
+	return context.WithTimeout(cmd.Context(), g.timeout)
+}
+
+func (g *globals) ns() string {
+	if g.namespace == "" {
+		return "default"
+	}
+	return g.namespace
+}
+
+// kind resolves a KIND argument ("deploy", "pods", "Deployment").
+func kind(name string) (*kinds.Info, error) {
+	info, ok := kinds.Lookup(name)
+	if !ok {
+		return nil, fmt.Errorf("the server doesn't have a resource type %q (known: %s)", name, strings.Join(kinds.Names(), ", "))
+	}
+	return info, nil
+}
+
+// kindAndName splits "deployment/web" or ("deployment", "web").
+func kindAndName(args []string) (*kinds.Info, string, error) {
+	var k, name string
+	switch {
+	case len(args) == 1 && strings.Contains(args[0], "/"):
+		k, name, _ = strings.Cut(args[0], "/")
+	case len(args) == 2:
+		k, name = args[0], args[1]
+	default:
+		return nil, "", fmt.Errorf("expected KIND NAME or KIND/NAME, got %q", strings.Join(args, " "))
+	}
+	info, err := kind(k)
+	if err != nil {
+		return nil, "", err
+	}
+	if name == "" {
+		return nil, "", fmt.Errorf("a %s name is required", info.Singular)
+	}
+	return info, name, nil
+}
+
+// namespaceOf is where a named object of info lives.
+func (g *globals) namespaceOf(info *kinds.Info) string {
+	if !info.Namespaced {
+		return ""
+	}
+	return g.ns()
+}
+
+// notFound rewrites the server's NotFound as kubectl-ish "deployment "web" not found".
+func notFound(info *kinds.Info, name string, err error) error {
+	if client.IsNotFound(err) {
+		return fmt.Errorf("%s %q not found", info.Singular, name)
+	}
+	return err
+}
+
+// ref is how kubectl names an object in messages: "deployment.apps/web".
+func ref(info *kinds.Info, name string) string {
+	if i := strings.IndexByte(info.APIVersion, '/'); i >= 0 {
+		return info.Singular + "." + info.APIVersion[:i] + "/" + name
+	}
+	return info.Singular + "/" + name
+}

@@ -1,0 +1,155 @@
+package ctl_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/ctl"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+// run runs skiffctl in process against servers and returns its exit code and outputs.
+func run(t *testing.T, servers string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := ctl.Execute(ctx, ctl.Streams{In: strings.NewReader(stdin), Out: &out, Err: &errb}, append([]string{"--server", servers}, args...))
+	return code, out.String(), errb.String()
+}
+
+func must(t *testing.T, servers string, args ...string) string {
+	t.Helper()
+	code, out, errs := run(t, servers, "", args...)
+	if code != 0 {
+		t.Fatalf("skiffctl %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+func fails(t *testing.T, servers string, stdin string, want string, args ...string) {
+	t.Helper()
+	code, out, errs := run(t, servers, stdin, args...)
+	if code == 0 {
+		t.Fatalf("skiffctl %s succeeded: %s", strings.Join(args, " "), out)
+	}
+	if !strings.HasPrefix(errs, "Error: ") || !strings.Contains(errs, want) {
+		t.Fatalf("skiffctl %s: stderr %q, want \"Error: ...%s...\"", strings.Join(args, " "), errs, want)
+	}
+}
+
+func contains(t *testing.T, what, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s: %q does not contain %q", what, got, w)
+		}
+	}
+}
+
+func TestCommands(t *testing.T) {
+	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	s := strings.Join(c.Addrs(), ",")
+	example := filepath.Join("..", "..", "examples", "nginx-deployment.yaml")
+
+	contains(t, "apply", must(t, s, "apply", "-f", example), "deployment.apps/nginx-deployment created")
+	contains(t, "apply again", must(t, s, "apply", "-f", example), "deployment.apps/nginx-deployment unchanged")
+	contains(t, "get", must(t, s, "get", "deploy"), "NAME", "READY", "nginx-deployment", "0/3")
+	contains(t, "get wide", must(t, s, "get", "deployments", "-o", "wide"), "busybox", "app=nginx")
+	contains(t, "get yaml", must(t, s, "get", "deployment", "nginx-deployment", "-o", "yaml"),
+		"apiVersion: apps/v1", "kind: Deployment", "replicas: 3", "resourceVersion:")
+	contains(t, "get json", must(t, s, "get", "deploy/nginx-deployment", "-o", "json"), `"kind": "Deployment"`)
+	contains(t, "get name", must(t, s, "get", "deploy", "-o", "name"), "deployment.apps/nginx-deployment")
+	contains(t, "get -A", must(t, s, "get", "deploy", "-A"), "NAMESPACE", "default")
+	contains(t, "describe", must(t, s, "describe", "deployment", "nginx-deployment"),
+		"Name:", "nginx-deployment", "Selector:", "app=nginx", "Events:")
+
+	contains(t, "scale", must(t, s, "scale", "deployment", "nginx-deployment", "--replicas", "5"), "scaled")
+	contains(t, "after scale", must(t, s, "get", "deploy", "nginx-deployment", "-o", "yaml"), "replicas: 5")
+	contains(t, "set image", must(t, s, "set", "image", "deployment/nginx-deployment", "nginx=busybox:1.36"), "image updated")
+	contains(t, "after set image", must(t, s, "get", "deploy", "nginx-deployment", "-o", "yaml"), "image: busybox:1.36")
+	contains(t, "pause", must(t, s, "rollout", "pause", "deployment/nginx-deployment"), "paused")
+	contains(t, "apply changed", must(t, s, "apply", "-f", example), "configured")
+
+	// A manifest from stdin, several documents, then delete -f.
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n"
+	code, out, errs := run(t, s, cm, "create", "-f", "-")
+	if code != 0 {
+		t.Fatalf("create -f -: %s", errs)
+	}
+	contains(t, "create", out, "configmap/a created", "configmap/b created")
+	fails(t, s, cm, `configmaps "a" already exists`, "create", "-f", "-")
+	contains(t, "get cm", must(t, s, "get", "cm"), "a ", "b ")
+	code, out, _ = run(t, s, cm, "delete", "-f", "-")
+	if code != 0 {
+		t.Fatal("delete -f - failed")
+	}
+	contains(t, "delete -f", out, "configmap/a deleted", "configmap/b deleted")
+
+	// Errors: a clear "Error: ..." line and a non-zero exit.
+	fails(t, s, "", `deployment "web" not found`, "get", "deployment", "web")
+	fails(t, s, "", `deployment "web" not found`, "delete", "deployment", "web")
+	fails(t, s, "", `deployment "web" not found`, "describe", "deploy", "web")
+	fails(t, s, "", `doesn't have a resource type "widgets"`, "get", "widgets")
+	bad := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: a, image: b, foo: 1}\n"
+	fails(t, s, bad, "spec.template.spec.containers[0].foo: unknown field", "apply", "-f", "-")
+	fails(t, s, "", "--output: Unsupported value", "get", "pods", "-o", "xml")
+	fails(t, s, "", "--cascade: Unsupported value", "delete", "deploy", "x", "--cascade", "sideways")
+
+	// Empty lists say so on stderr.
+	code, _, errs = run(t, s, "", "get", "pods")
+	if code != 0 || !strings.Contains(errs, "No resources found in default namespace.") {
+		t.Errorf("get pods on an empty namespace: %d %q", code, errs)
+	}
+
+	// Cluster verbs.
+	contains(t, "cluster status", must(t, s, "cluster", "status"), "leader:", "NAME", "leader", "follower")
+	file := filepath.Join(t.TempDir(), "snap.db")
+	contains(t, "snapshot", must(t, s, "cluster", "snapshot", "save", file), "Snapshot saved at", "revision")
+	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
+		t.Fatalf("snapshot file: %v", err)
+	}
+
+	contains(t, "delete", must(t, s, "delete", "deploy", "nginx-deployment"), "deployment.apps/nginx-deployment deleted")
+}
+
+func TestGetWatch(t *testing.T) {
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cms := client.For[*corev1.ConfigMap](conn)
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "first", Namespace: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var out syncBuffer
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan int)
+	go func() {
+		done <- ctl.Execute(wctx, ctl.Streams{In: strings.NewReader(""), Out: &out, Err: &out}, []string{"--server", c.Addr(0), "get", "cm", "-w"})
+	}()
+	waitFor(t, func() bool { return strings.Contains(out.String(), "first") })
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "second", Namespace: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(out.String(), "second") })
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("get -w ended with %d: %s", code, out.String())
+	}
+	if n := strings.Count(out.String(), "NAME"); n != 1 {
+		t.Errorf("header printed %d times:\n%s", n, out.String())
+	}
+}

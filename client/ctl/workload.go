@@ -1,0 +1,425 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skiffhq/skiff/client"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+// Annotations and labels the Deployment controller writes, as Kubernetes names them.
+const (
+	RevisionAnnotation    = "deployment.kubernetes.io/revision"
+	ChangeCauseAnnotation = "kubernetes.io/change-cause"
+	PodTemplateHashLabel  = "pod-template-hash"
+)
+
+// deploymentArg resolves "deployment/NAME", "deployment NAME" or "NAME".
+func deploymentArg(args []string) (string, error) {
+	if len(args) == 1 && !strings.Contains(args[0], "/") {
+		return args[0], nil
+	}
+	info, name, err := kindAndName(args)
+	if err != nil {
+		return "", err
+	}
+	if info.Kind != kinds.Deployment {
+		return "", fmt.Errorf("only deployments are supported, not %s", info.Plural)
+	}
+	return name, nil
+}
+
+// mutateDeployment reads, changes and writes a deployment, retrying on conflicts.
+func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(*corev1.Deployment) error) (*corev1.Deployment, error) {
+	conn, err := g.client()
+	if err != nil {
+		return nil, err
+	}
+	deps := client.For[*corev1.Deployment](conn)
+	ctx, cancel := g.ctx(cmd)
+	defer cancel()
+	info := kinds.MustLookup(kinds.Deployment)
+	for {
+		d, err := deps.Get(ctx, g.ns(), name)
+		if err != nil {
+			return nil, notFound(info, name, err)
+		}
+		if err := change(d); err != nil {
+			return nil, err
+		}
+		out, err := deps.Update(ctx, d)
+		if client.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+}
+
+func scaleCmd(g *globals) *cobra.Command {
+	var replicas int32
+	cmd := &cobra.Command{
+		Use:   "scale deployment NAME --replicas N",
+		Short: "Set a deployment's or replica set's number of replicas",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("replicas") {
+				return fmt.Errorf("--replicas is required")
+			}
+			if replicas < 0 {
+				return fmt.Errorf("--replicas: Invalid value: %d: must be greater than or equal to 0", replicas)
+			}
+			info, name, err := kindAndName(args)
+			if err != nil {
+				return err
+			}
+			switch info.Kind {
+			case kinds.Deployment:
+				_, err = g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
+					d.Spec.Replicas = proto.Int32(replicas)
+					return nil
+				})
+			case kinds.ReplicaSet:
+				err = g.scaleReplicaSet(cmd, name, replicas)
+			default:
+				return fmt.Errorf("cannot scale %s: only deployments and replicasets", info.Plural)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.streams.Out, "%s scaled\n", ref(info, name))
+			return nil
+		},
+	}
+	cmd.Flags().Int32Var(&replicas, "replicas", 0, "the new number of replicas")
+	return cmd
+}
+
+func (g *globals) scaleReplicaSet(cmd *cobra.Command, name string, replicas int32) error {
+	conn, err := g.client()
+	if err != nil {
+		return err
+	}
+	rss := client.For[*corev1.ReplicaSet](conn)
+	ctx, cancel := g.ctx(cmd)
+	defer cancel()
+	for {
+		rs, err := rss.Get(ctx, g.ns(), name)
+		if err != nil {
+			return notFound(kinds.MustLookup(kinds.ReplicaSet), name, err)
+		}
+		rs.Spec.Replicas = proto.Int32(replicas)
+		if _, err = rss.Update(ctx, rs); !client.IsConflict(err) {
+			return err
+		}
+	}
+}
+
+func setCmd(g *globals) *cobra.Command {
+	set := &cobra.Command{Use: "set", Short: "Change one field of an object"}
+	set.AddCommand(&cobra.Command{
+		Use:   "image deployment/NAME CONTAINER=IMAGE...",
+		Short: "Change the image of a deployment's containers (starts a rollout)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args[:1])
+			if err != nil {
+				return err
+			}
+			images := map[string]string{}
+			for _, a := range args[1:] {
+				c, img, ok := strings.Cut(a, "=")
+				if !ok || c == "" || img == "" {
+					return fmt.Errorf("expected CONTAINER=IMAGE, got %q", a)
+				}
+				images[c] = img
+			}
+			_, err = g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
+				found := map[string]bool{}
+				for _, c := range d.GetSpec().GetTemplate().GetSpec().GetContainers() {
+					if img, ok := images[c.GetName()]; ok {
+						c.Image = img
+						found[c.GetName()] = true
+					} else if img, ok := images["*"]; ok {
+						c.Image = img
+						found["*"] = true
+					}
+				}
+				for c := range images {
+					if !found[c] {
+						return fmt.Errorf("deployment %q has no container %q", name, c)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.streams.Out, "%s image updated\n", ref(kinds.MustLookup(kinds.Deployment), name))
+			return nil
+		},
+	})
+	return set
+}
+
+func rolloutCmd(g *globals) *cobra.Command {
+	r := &cobra.Command{Use: "rollout", Short: "Follow and manage a deployment's rollouts"}
+	var timeout time.Duration
+	status := &cobra.Command{
+		Use:   "status deployment/NAME",
+		Short: "Wait until a deployment's rollout is done, showing its progress",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args)
+			if err != nil {
+				return err
+			}
+			return g.rolloutStatus(cmd, name, timeout)
+		},
+	}
+	status.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: wait until done or the progress deadline passes)")
+	var toRevision int64
+	undo := &cobra.Command{
+		Use:   "undo deployment/NAME [--to-revision N]",
+		Short: "Roll a deployment back to its previous (or a given) revision",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args)
+			if err != nil {
+				return err
+			}
+			return g.rolloutUndo(cmd, name, toRevision)
+		},
+	}
+	undo.Flags().Int64Var(&toRevision, "to-revision", 0, "the revision to go back to (default: the previous one)")
+	history := &cobra.Command{
+		Use:   "history deployment/NAME",
+		Short: "List a deployment's revisions",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args)
+			if err != nil {
+				return err
+			}
+			revs, _, err := g.revisions(cmd, name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.streams.Out, "%s\n", ref(kinds.MustLookup(kinds.Deployment), name))
+			tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "REVISION\tCHANGE-CAUSE")
+			for _, rv := range revs {
+				cause := rv.rs.GetMetadata().GetAnnotations()[ChangeCauseAnnotation]
+				if cause == "" {
+					cause = "<none>"
+				}
+				fmt.Fprintf(tw, "%d\t%s\n", rv.n, cause)
+			}
+			return tw.Flush()
+		},
+	}
+	pause := func(use string, paused bool) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " deployment/NAME",
+			Short: map[bool]string{true: "Stop rolling out changes to a deployment", false: "Roll out a paused deployment's changes again"}[paused],
+			Args:  cobra.RangeArgs(1, 2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				name, err := deploymentArg(args)
+				if err != nil {
+					return err
+				}
+				_, err = g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
+					d.Spec.Paused = paused
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.streams.Out, "%s %sd\n", ref(kinds.MustLookup(kinds.Deployment), name), use)
+				return nil
+			},
+		}
+	}
+	r.AddCommand(status, history, undo, pause("pause", true), pause("resume", false))
+	return r
+}
+
+// RolloutProgress says where a rollout stands, in kubectl's words; done when complete.
+func RolloutProgress(d *corev1.Deployment) (msg string, done bool, err error) {
+	name := d.GetMetadata().GetName()
+	st := d.GetStatus()
+	if d.GetMetadata().GetGeneration() > st.GetObservedGeneration() {
+		return fmt.Sprintf("Waiting for deployment spec update to be observed...\n"), false, nil
+	}
+	for _, c := range st.GetConditions() {
+		if c.GetType() == "Progressing" && c.GetReason() == "ProgressDeadlineExceeded" {
+			return "", false, fmt.Errorf("deployment %q exceeded its progress deadline", name)
+		}
+	}
+	want := d.GetSpec().GetReplicas()
+	switch {
+	case st.GetUpdatedReplicas() < want:
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d out of %d new replicas have been updated...\n", name, st.GetUpdatedReplicas(), want), false, nil
+	case st.GetReplicas() > st.GetUpdatedReplicas():
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d old replicas are pending termination...\n", name, st.GetReplicas()-st.GetUpdatedReplicas()), false, nil
+	case st.GetAvailableReplicas() < st.GetUpdatedReplicas():
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d of %d updated replicas are available...\n", name, st.GetAvailableReplicas(), st.GetUpdatedReplicas()), false, nil
+	}
+	return fmt.Sprintf("deployment %q successfully rolled out\n", name), true, nil
+}
+
+func (g *globals) rolloutStatus(cmd *cobra.Command, name string, timeout time.Duration) error {
+	conn, err := g.client()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	deps := client.For[*corev1.Deployment](conn)
+	info := kinds.MustLookup(kinds.Deployment)
+	last := ""
+	report := func(d *corev1.Deployment) (bool, error) {
+		msg, done, err := RolloutProgress(d)
+		if err != nil {
+			return false, err
+		}
+		if msg != last {
+			fmt.Fprint(g.streams.Out, msg)
+			last = msg
+		}
+		return done, nil
+	}
+	for {
+		l, err := deps.List(ctx, g.ns(), client.ListOptions{FieldSelector: "metadata.name=" + name})
+		if err != nil {
+			return rolloutErr(ctx, name, err)
+		}
+		if len(l.Items) == 0 {
+			return fmt.Errorf("%s %q not found", info.Singular, name)
+		}
+		if done, err := report(l.Items[0]); done || err != nil {
+			return err
+		}
+		w, err := deps.Watch(ctx, g.ns(), client.WatchOptions{ListOptions: client.ListOptions{FieldSelector: "metadata.name=" + name}, ResourceVersion: l.ResourceVersion})
+		if err != nil {
+			return rolloutErr(ctx, name, err)
+		}
+		for err == nil {
+			var evs []client.Event[*corev1.Deployment]
+			evs, err = w.Next()
+			for _, ev := range evs {
+				switch ev.Type {
+				case client.Deleted:
+					w.Stop()
+					return fmt.Errorf("deployment %q was deleted", name)
+				case client.Added, client.Modified:
+					if done, rerr := report(ev.Object); done || rerr != nil {
+						w.Stop()
+						return rerr
+					}
+				}
+			}
+		}
+		w.Stop()
+		if ctx.Err() != nil {
+			return rolloutErr(ctx, name, err)
+		}
+	}
+}
+
+func rolloutErr(ctx context.Context, name string, err error) error {
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("timed out waiting for the rollout of deployment %q", name)
+	}
+	return err
+}
+
+type revision struct {
+	n  int64
+	rs *corev1.ReplicaSet
+}
+
+// revisions lists the deployment's ReplicaSets by revision, oldest first.
+func (g *globals) revisions(cmd *cobra.Command, name string) ([]revision, *corev1.Deployment, error) {
+	conn, err := g.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := g.ctx(cmd)
+	defer cancel()
+	d, err := client.For[*corev1.Deployment](conn).Get(ctx, g.ns(), name)
+	if err != nil {
+		return nil, nil, notFound(kinds.MustLookup(kinds.Deployment), name, err)
+	}
+	l, err := client.For[*corev1.ReplicaSet](conn).List(ctx, g.ns(), client.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	var revs []revision
+	for _, rs := range l.Items {
+		owned := false
+		for _, o := range rs.GetMetadata().GetOwnerReferences() {
+			owned = owned || (o.GetController() && o.GetUid() == d.GetMetadata().GetUid())
+		}
+		if !owned {
+			continue
+		}
+		n, err := strconv.ParseInt(rs.GetMetadata().GetAnnotations()[RevisionAnnotation], 10, 64)
+		if err != nil {
+			continue
+		}
+		revs = append(revs, revision{n, rs})
+	}
+	sort.Slice(revs, func(i, j int) bool { return revs[i].n < revs[j].n })
+	return revs, d, nil
+}
+
+func (g *globals) rolloutUndo(cmd *cobra.Command, name string, to int64) error {
+	revs, _, err := g.revisions(cmd, name)
+	if err != nil {
+		return err
+	}
+	var target *revision
+	switch {
+	case to > 0:
+		for i := range revs {
+			if revs[i].n == to {
+				target = &revs[i]
+			}
+		}
+		if target == nil {
+			return fmt.Errorf("unable to find the specified revision %d of deployment %q", to, name)
+		}
+	case len(revs) < 2:
+		return fmt.Errorf("no rollout history found for deployment %q", name)
+	default:
+		target = &revs[len(revs)-2]
+	}
+	tmpl := proto.Clone(target.rs.GetSpec().GetTemplate()).(*corev1.PodTemplateSpec)
+	delete(tmpl.GetMetadata().GetLabels(), PodTemplateHashLabel)
+	_, err = g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
+		d.Spec.Template = tmpl
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.streams.Out, "%s rolled back\n", ref(kinds.MustLookup(kinds.Deployment), name))
+	return nil
+}
