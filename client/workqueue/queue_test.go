@@ -1,6 +1,11 @@
 package workqueue
 
 import (
+	"context"
+	"errors"
+
+	"github.com/hashicorp/go-hclog"
+
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -149,5 +154,48 @@ func TestShutDownDrains(t *testing.T) {
 	q.Add("x")
 	if q.Len() != 0 {
 		t.Fatal("Add after shutdown queued a key")
+	}
+}
+
+func TestRunRetriesAndStops(t *testing.T) {
+	q := New(Config{BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	calls := map[string]int{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Run(ctx, 2, hclog.NewNullLogger(), func(_ context.Context, key string) (time.Duration, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls[key]++
+			if key == "flaky" && calls[key] < 3 {
+				return 0, errors.New("not yet")
+			}
+			if key == "again" && calls[key] < 2 {
+				return time.Millisecond, nil
+			}
+			return 0, nil
+		})
+	}()
+	q.Add("flaky")
+	q.Add("again")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		ok := calls["flaky"] == 3 && calls["again"] == 2
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls %v", calls)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !q.ShuttingDown() {
+		t.Fatal("queue not shut down after Run returned")
 	}
 }

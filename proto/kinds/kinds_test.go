@@ -63,3 +63,19 @@ func TestSections(t *testing.T) {
 		t.Errorf("CopySection(empty spec) = %v", a)
 	}
 }
+
+func TestControllerRef(t *testing.T) {
+	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "web", Uid: "u1"}}
+	ref := NewControllerRef(d)
+	if ref.GetKind() != "Deployment" || ref.GetApiVersion() != "apps/v1" || ref.GetUid() != "u1" || !ref.GetController() || !ref.GetBlockOwnerDeletion() {
+		t.Fatalf("ref %v", ref)
+	}
+	f := false
+	rs := &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{OwnerReferences: []*corev1.OwnerReference{{Uid: "x", Controller: &f}, ref}}}
+	if got := ControllerOf(rs); got != ref {
+		t.Fatalf("ControllerOf = %v", got)
+	}
+	if ControllerOf(d) != nil {
+		t.Fatal("an object without owners has no controller")
+	}
+}
