@@ -22,8 +22,8 @@ const (
 var percentRE = regexp.MustCompile(`^` + percentFmt + `$`)
 
 var (
-	strategyTypes   = []string{"RollingUpdate", "Recreate"}
-	selectorOps     = []string{"In", "NotIn", "Exists", "DoesNotExist"}
+	strategyTypes       = []string{"RollingUpdate", "Recreate"}
+	selectorOps         = []string{"In", "NotIn", "Exists", "DoesNotExist"}
 	defaultRollingParam = "25%"
 )
 
