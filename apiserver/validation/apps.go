@@ -28,6 +28,9 @@ var (
 )
 
 func (e *errs) deploymentSpec(p path, spec *corev1.DeploymentSpec) {
+	if spec == nil {
+		spec = &corev1.DeploymentSpec{}
+	}
 	if spec.Replicas != nil {
 		e.nonNegative(p.child("replicas"), int64(spec.GetReplicas()))
 	}
@@ -47,6 +50,9 @@ func (e *errs) deploymentSpec(p path, spec *corev1.DeploymentSpec) {
 }
 
 func (e *errs) replicaSetSpec(p path, spec *corev1.ReplicaSetSpec) {
+	if spec == nil {
+		spec = &corev1.ReplicaSetSpec{}
+	}
 	if spec.Replicas != nil {
 		e.nonNegative(p.child("replicas"), int64(spec.GetReplicas()))
 	}

@@ -110,6 +110,9 @@ func (e *errs) event(ev *corev1.Event) {
 }
 
 func (e *errs) leaseSpec(p path, spec *corev1.LeaseSpec) {
+	if spec == nil {
+		return
+	}
 	if spec.LeaseDurationSeconds != nil && spec.GetLeaseDurationSeconds() <= 0 {
 		e.invalid(p.child("leaseDurationSeconds"), spec.GetLeaseDurationSeconds(), "must be greater than 0")
 	}

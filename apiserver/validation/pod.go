@@ -38,6 +38,9 @@ var (
 // podSpec checks a pod's spec, standalone or inside a template. Fields Default fills may
 // be empty: Validate accepts an object before or after Default.
 func (e *errs) podSpec(p path, spec *corev1.PodSpec) {
+	if spec == nil {
+		spec = &corev1.PodSpec{}
+	}
 	if len(spec.GetContainers()) == 0 {
 		e.required(p.child("containers"), "")
 	}

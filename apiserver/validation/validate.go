@@ -40,6 +40,9 @@ func ValidateStatus(obj kinds.Object) error {
 		e.podStatus(p, o.GetStatus())
 	case *corev1.Deployment:
 		st := o.GetStatus()
+		if st == nil {
+			st = &corev1.DeploymentStatus{}
+		}
 		e.nonNegative(p.child("observedGeneration"), st.GetObservedGeneration())
 		for _, f := range []struct {
 			name string
@@ -135,7 +138,7 @@ func (e *errs) update(old, obj kinds.Object) {
 	case *corev1.ConfigMap:
 		oc := old.(*corev1.ConfigMap)
 		if oc.GetImmutable() {
-			if o.Immutable == nil || !o.GetImmutable() {
+			if !o.GetImmutable() {
 				e.forbidden("immutable", "field is immutable when `immutable` is set")
 			}
 			if !proto.Equal(&corev1.ConfigMap{Data: oc.GetData()}, &corev1.ConfigMap{Data: o.GetData()}) {
