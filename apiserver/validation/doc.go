@@ -16,8 +16,8 @@
 // The functions are pure: they read the objects they are given and nothing else. They do
 // not know about namespaces that exist, nodes, or other objects; that is the API
 // server's business. Validate accepts the zero value of every field Default fills, so it
-// may run before or after Default; ValidateUpdate expects both objects defaulted, or a
-// default being filled in reads as a change to an immutable field.
+// may run before or after Default (the API server runs Default first, so that what is
+// stored is complete), and ValidateUpdate does not count a filled-in default as a change.
 //
 // What is not checked: server-owned metadata (uid, resourceVersion, timestamps,
 // generation), which the API server sets itself, and the consistency of status counters

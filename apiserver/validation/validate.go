@@ -21,8 +21,8 @@ func Validate(obj kinds.Object) error {
 }
 
 // ValidateUpdate checks obj as it is written over old: everything Validate checks, and
-// that fields which may not change did not. old is the stored object; obj should have
-// been through Default, as old was, so that defaults do not read as changes.
+// that fields which may not change did not. old is the stored object. Defaults do not
+// count as changes: a pod spec is compared with Default's values filled in on both sides.
 func ValidateUpdate(old, obj kinds.Object) error {
 	var e errs
 	e.object(obj)
@@ -184,12 +184,8 @@ const podUpdateMsg = "pod updates may not change fields other than `spec.contain
 // podSpecUpdate enforces that a pod's spec is fixed once created, but for container
 // images and added tolerations, as in Kubernetes. nodeName is set by Bind, not by update.
 func (e *errs) podSpecUpdate(p path, old, spec *corev1.PodSpec) {
-	if old == nil {
-		old = &corev1.PodSpec{}
-	}
-	if spec == nil {
-		spec = &corev1.PodSpec{}
-	}
+	// Compare defaulted copies, so a default filled on one side only is not a change.
+	old, spec = defaultedPodSpec(old), defaultedPodSpec(spec)
 	// Take the changes that are allowed into a copy of old; whatever still differs is not.
 	allowed := proto.Clone(old).(*corev1.PodSpec)
 	if len(allowed.Containers) == len(spec.GetContainers()) {
@@ -205,6 +201,15 @@ func (e *errs) podSpecUpdate(p path, old, spec *corev1.PodSpec) {
 	}
 	changed := changedFields(p, allowed, spec)
 	e.forbidden(p, podUpdateMsg+" (changed: "+strings.Join(changed, ", ")+")")
+}
+
+func defaultedPodSpec(spec *corev1.PodSpec) *corev1.PodSpec {
+	if spec == nil {
+		spec = &corev1.PodSpec{}
+	}
+	spec = proto.Clone(spec).(*corev1.PodSpec)
+	defaultPodSpec(spec)
+	return spec
 }
 
 // tolerationsAdded reports whether next keeps every toleration of old.

@@ -404,6 +404,7 @@ func TestValidateUpdate(t *testing.T) {
 		{"update still validates", replicaSet(nil), replicaSet(func(rs *corev1.ReplicaSet) { rs.Spec.Replicas = ptr32(-2) }),
 			[]string{"spec.replicas: Invalid value: -2"}},
 		{"pod image change", defaulted(pod(nil)), defaulted(pod(func(p *corev1.Pod) { p.Spec.Containers[0].Image = "nginx:1.28" })), nil},
+		{"pod update against undefaulted", defaulted(pod(nil)), pod(func(p *corev1.Pod) { p.Spec.Containers[0].Image = "nginx:2" }), nil},
 		{"pod labels change", pod(nil), pod(func(p *corev1.Pod) { p.Metadata.Labels = map[string]string{"a": "b"} }), nil},
 		{"pod toleration added", pod(func(p *corev1.Pod) {
 			p.Spec.Tolerations = []*corev1.Toleration{{Key: "a", Operator: "Exists"}}
