@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -85,7 +86,7 @@ func (c *Config) Validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("apiserver config: --name is required")
 	}
-	if !dns1123Subdomain.MatchString(c.Name) {
+	if !validation.IsDNS1123Subdomain(c.Name) {
 		return fmt.Errorf("apiserver config: name %q must be a lowercase RFC 1123 name", c.Name)
 	}
 	if c.DataDir == "" {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiffhq/skiff/apiserver/validation"
+
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -352,6 +354,7 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 			return nil, conflict(info, md.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", md.GetUid(), cmd.GetUid()))
 		}
 		next := clone(obj)
+		validation.Default(next) // before comparing specs: a default is no change
 		nmd := kinds.Meta(next)
 		// The server owns these; the status goes through UpdateStatus.
 		nmd.Uid, nmd.CreationTimestamp, nmd.ResourceVersion = cmd.GetUid(), cmd.GetCreationTimestamp(), cmd.GetResourceVersion()
@@ -507,7 +510,7 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 	if req.GetName() == "" || req.GetNodeName() == "" {
 		return nil, badRequest("bind: pod name and node name are required")
 	}
-	if len(req.GetNodeName()) > 253 || !dns1123Subdomain.MatchString(req.GetNodeName()) {
+	if !validation.IsDNS1123Subdomain(req.GetNodeName()) {
 		return nil, invalid(info, req.GetName(), fmt.Errorf("target.name: Invalid value: %q: must be a node name", req.GetNodeName()))
 	}
 	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}

@@ -177,3 +177,7 @@ func stripSubject(err error) string {
 	}
 	return msg
 }
+
+// IsDNS1123Subdomain says whether name is a valid object name of most kinds (and a node
+// name): lowercase alphanumerics, '-' and '.', at most 253 characters.
+func IsDNS1123Subdomain(name string) bool { return len(dns1123Subdomain(name)) == 0 }

@@ -100,6 +100,12 @@ func TestCommands(t *testing.T) {
 	fails(t, s, "", `doesn't have a resource type "widgets"`, "get", "widgets")
 	bad := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: a, image: b, foo: 1}\n"
 	fails(t, s, bad, "spec.template.spec.containers[0].foo: unknown field", "apply", "-f", "-")
+	invalid := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: -1\n  selector: {matchLabels: {app: x}}\n  template:\n    metadata: {labels: {app: other}}\n    spec: {containers: [{name: a}]}\n"
+	fails(t, s, invalid, "spec.replicas: Invalid value: -1: must be greater than or equal to 0", "apply", "-f", "-")
+	fails(t, s, invalid, "spec.template.spec.containers[0].image: Required value", "apply", "-f", "-")
+	fails(t, s, invalid, "selector does not match template labels", "apply", "-f", "-")
+	contains(t, "defaults", must(t, s, "get", "deploy", "nginx-deployment", "-o", "yaml"),
+		"restartPolicy: Always", "terminationGracePeriodSeconds: 30", "revisionHistoryLimit: 10", "progressDeadlineSeconds: 600", "maxSurge: 25%")
 	fails(t, s, "", "--output: Unsupported value", "get", "pods", "-o", "xml")
 	fails(t, s, "", "--cascade: Unsupported value", "delete", "deploy", "x", "--cascade", "sideways")
 
