@@ -1,0 +1,378 @@
+// Package replicaset is the ReplicaSet controller: it keeps the number of active pods
+// that a ReplicaSet owns equal to spec.replicas. It creates pods named after the
+// ReplicaSet with a random suffix and a controller owner reference, in slow-start batches
+// that stop at the first failure; it adopts matching orphans and releases pods whose
+// labels stop matching; it remembers what it asked for (expectations) so that a stale
+// cache never makes it create twice; and it deletes the least useful pods first. It
+// writes the ReplicaSet's status counts.
+package replicaset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/client/workqueue"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/proto/labels"
+)
+
+// Config tunes the controller.
+type Config struct {
+	// Workers reconcile different ReplicaSets concurrently. Default 5.
+	Workers int
+	// BurstReplicas caps the pods one sync creates or deletes. Default 500.
+	BurstReplicas int
+	// ExpectationsTimeout: after this long, unseen creations and deletions are given up
+	// on and the ReplicaSet syncs again. Default 5 minutes.
+	ExpectationsTimeout time.Duration
+	Now                 func() time.Time
+}
+
+// DefaultConfig has Kubernetes' values.
+func DefaultConfig() Config {
+	return Config{Workers: 5, BurstReplicas: 500, ExpectationsTimeout: 5 * time.Minute, Now: time.Now}
+}
+
+// Controller is the ReplicaSet controller.
+type Controller struct {
+	cfg   Config
+	cs    *client.Clientset
+	rsInf *cache.Informer[*corev1.ReplicaSet]
+	pods  *cache.Lister[*corev1.Pod]
+	rss   *cache.Lister[*corev1.ReplicaSet]
+	queue *workqueue.Queue
+	exp   *expectations
+	rec   *record.Recorder
+	log   hclog.Logger
+}
+
+// New makes the controller on the factory's informers; Run starts it.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config, log hclog.Logger) *Controller {
+	def := DefaultConfig()
+	if cfg.Workers <= 0 {
+		cfg.Workers = def.Workers
+	}
+	if cfg.BurstReplicas <= 0 {
+		cfg.BurstReplicas = def.BurstReplicas
+	}
+	if cfg.ExpectationsTimeout <= 0 {
+		cfg.ExpectationsTimeout = def.ExpectationsTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	rsInf := cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{})
+	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	podInf.AddIndexer(cache.IndexOwner, cache.ByOwner[*corev1.Pod])
+	c := &Controller{
+		cfg: cfg, cs: cs, rsInf: rsInf, pods: podInf.Lister(), rss: rsInf.Lister(),
+		queue: workqueue.New(workqueue.Config{}), exp: newExpectations(cfg.ExpectationsTimeout, cfg.Now),
+		rec: rec, log: log.Named("replicaset"),
+	}
+	rsInf.AddHandler(cache.Handler[*corev1.ReplicaSet]{
+		OnAdd:    func(rs *corev1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
+		OnUpdate: func(_, rs *corev1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
+		OnDelete: func(rs *corev1.ReplicaSet) { c.exp.forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
+	})
+	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
+	return c
+}
+
+// ownerKey is the key of the ReplicaSet controlling pod, or "".
+func ownerKey(pod *corev1.Pod) string {
+	ref := kinds.ControllerOf(pod)
+	if ref == nil || ref.GetKind() != kinds.ReplicaSet {
+		return ""
+	}
+	return pod.GetMetadata().GetNamespace() + "/" + ref.GetName()
+}
+
+func (c *Controller) podAdded(pod *corev1.Pod) {
+	if key := ownerKey(pod); key != "" {
+		c.exp.creationObserved(key)
+		c.queue.Add(key)
+		return
+	}
+	c.enqueueMatching(pod)
+}
+
+func (c *Controller) podUpdated(old, pod *corev1.Pod) {
+	oldKey, key := ownerKey(old), ownerKey(pod)
+	if oldKey != key && oldKey != "" {
+		c.queue.Add(oldKey)
+	}
+	if pod.GetMetadata().GetDeletionTimestamp() != nil && old.GetMetadata().GetDeletionTimestamp() == nil && key != "" {
+		// A graceful delete: the pod stops counting now, not when it is gone.
+		c.exp.deletionObserved(key, cache.Key(pod))
+	}
+	if key != "" {
+		c.queue.Add(key)
+		return
+	}
+	c.enqueueMatching(pod)
+}
+
+func (c *Controller) podDeleted(pod *corev1.Pod) {
+	if key := ownerKey(pod); key != "" {
+		c.exp.deletionObserved(key, cache.Key(pod))
+		c.queue.Add(key)
+	}
+}
+
+// enqueueMatching queues the ReplicaSets that could adopt an orphan.
+func (c *Controller) enqueueMatching(pod *corev1.Pod) {
+	for _, rs := range c.rss.ListNamespace(pod.GetMetadata().GetNamespace(), labels.Everything()) {
+		sel, err := labels.FromLabelSelector(rs.GetSpec().GetSelector(), "spec.selector")
+		if err == nil && !sel.Empty() && sel.Matches(pod.GetMetadata().GetLabels()) {
+			c.queue.Add(cache.Key(rs))
+		}
+	}
+}
+
+// Run reconciles until ctx ends. The factory must be started.
+func (c *Controller) Run(ctx context.Context) error {
+	if !cache.WaitForSync(ctx, c.rsInf) {
+		return ctx.Err()
+	}
+	c.queue.Run(ctx, c.cfg.Workers, c.log, c.Reconcile)
+	return nil
+}
+
+// Reconcile syncs one ReplicaSet by key.
+func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
+	ns, name := cache.SplitKey(key)
+	rs, ok := c.rss.Get(ns, name)
+	if !ok {
+		c.exp.forget(key)
+		return 0, nil
+	}
+	sel, err := labels.FromLabelSelector(rs.GetSpec().GetSelector(), "spec.selector")
+	if err != nil || sel.Empty() {
+		return 0, nil // validation refuses these; nothing sane to do
+	}
+	pods, err := c.claimPods(ctx, rs, sel)
+	if err != nil {
+		return 0, err
+	}
+	var active []*corev1.Pod
+	for _, p := range pods {
+		if IsActive(p) {
+			active = append(active, p)
+		}
+	}
+	var manageErr error
+	if c.exp.satisfied(key) && rs.GetMetadata().GetDeletionTimestamp() == nil {
+		manageErr = c.manage(ctx, key, rs, active)
+	}
+	st, requeue := Status(rs, active, manageErr, c.cfg.Now())
+	if !proto.Equal(st, rs.GetStatus()) {
+		next := proto.Clone(rs).(*corev1.ReplicaSet)
+		next.Status = st
+		if _, err := c.cs.ReplicaSets.UpdateStatus(ctx, next); err != nil && !client.IsNotFound(err) {
+			return 0, errors.Join(manageErr, fmt.Errorf("update status of replicaset %s: %w", key, err))
+		}
+	}
+	return requeue, manageErr
+}
+
+// claimPods returns the pods rs owns after adopting matching orphans and releasing owned
+// pods that no longer match.
+func (c *Controller) claimPods(ctx context.Context, rs *corev1.ReplicaSet, sel labels.Selector) ([]*corev1.Pod, error) {
+	uid := rs.GetMetadata().GetUid()
+	var owned []*corev1.Pod
+	var errs []error
+	for _, p := range c.pods.ListNamespace(rs.GetMetadata().GetNamespace(), labels.Everything()) {
+		ref := kinds.ControllerOf(p)
+		matches := sel.Matches(p.GetMetadata().GetLabels())
+		switch {
+		case ref != nil && ref.GetUid() == uid && matches:
+			owned = append(owned, p)
+		case ref != nil && ref.GetUid() == uid:
+			if err := c.setOwner(ctx, p, uid, nil); err != nil {
+				errs = append(errs, err)
+			}
+		case ref == nil && matches && rs.GetMetadata().GetDeletionTimestamp() == nil && p.GetMetadata().GetDeletionTimestamp() == nil && IsActive(p):
+			err := c.setOwner(ctx, p, "", kinds.NewControllerRef(rs))
+			switch {
+			case err == nil:
+				owned = append(owned, p)
+			case client.IsConflict(err) || client.IsNotFound(err):
+				// Someone else changed it: the next sync sees the result.
+			default:
+				errs = append(errs, err)
+			}
+		}
+	}
+	return owned, errors.Join(errs...)
+}
+
+// setOwner adopts a pod (add != nil) or releases it from the owner with uid release. The
+// update is a compare-and-swap on the cached version.
+func (c *Controller) setOwner(ctx context.Context, p *corev1.Pod, release string, add *corev1.OwnerReference) error {
+	next := proto.Clone(p).(*corev1.Pod)
+	md := next.GetMetadata()
+	var refs []*corev1.OwnerReference
+	for _, r := range md.GetOwnerReferences() {
+		if r.GetUid() != release {
+			refs = append(refs, r)
+		}
+	}
+	if add != nil {
+		refs = append(refs, add)
+	}
+	md.OwnerReferences = refs
+	_, err := c.cs.Pods.Update(ctx, next)
+	if err != nil {
+		return fmt.Errorf("update owners of pod %s: %w", cache.Key(p), err)
+	}
+	return nil
+}
+
+// manage creates or deletes pods to reach spec.replicas.
+func (c *Controller) manage(ctx context.Context, key string, rs *corev1.ReplicaSet, active []*corev1.Pod) error {
+	diff := len(active) - int(rs.GetSpec().GetReplicas())
+	switch {
+	case diff < 0:
+		n := min(-diff, c.cfg.BurstReplicas)
+		c.exp.expectCreations(key, n)
+		created, err := slowStart(n, func() error { return c.createPod(ctx, rs) })
+		for i := created; i < n; i++ {
+			c.exp.creationObserved(key) // never coming
+		}
+		return err
+	case diff > 0:
+		n := min(diff, c.cfg.BurstReplicas)
+		victims := append([]*corev1.Pod(nil), active...)
+		rankForDeletion(victims)
+		victims = victims[:n]
+		keys := make([]string, len(victims))
+		for i, p := range victims {
+			keys[i] = cache.Key(p)
+		}
+		c.exp.expectDeletions(key, keys)
+		var mu sync.Mutex
+		var errs []error
+		var wg sync.WaitGroup
+		for _, p := range victims {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := c.cs.Pods.Delete(ctx, p.GetMetadata().GetNamespace(), p.GetMetadata().GetName(), client.DeleteOptions{UID: p.GetMetadata().GetUid()})
+				if err != nil && !client.IsNotFound(err) {
+					c.exp.deletionObserved(key, cache.Key(p))
+					c.rec.Eventf(rs, record.Warning, "FailedDelete", "Error deleting: %v", err)
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
+					mu.Unlock()
+					return
+				}
+				c.rec.Eventf(rs, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.GetMetadata().GetName())
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// slowStart runs n calls in batches of 1, 2, 4, ... concurrently, stopping after the
+// first batch with a failure, as Kubernetes does so that a failing create (quota,
+// validation) costs a few calls rather than n. It returns how many calls succeeded.
+func slowStart(n int, call func() error) (attempted int, err error) {
+	for batch := 1; attempted < n; batch *= 2 {
+		size := min(batch, n-attempted)
+		errs := make([]error, size)
+		var wg sync.WaitGroup
+		for i := 0; i < size; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = call()
+			}()
+		}
+		wg.Wait()
+		attempted += size
+		if err := errors.Join(errs...); err != nil {
+			failed := 0
+			for _, e := range errs {
+				if e != nil {
+					failed++
+				}
+			}
+			return attempted - failed, err
+		}
+	}
+	return attempted, nil
+}
+
+func (c *Controller) createPod(ctx context.Context, rs *corev1.ReplicaSet) error {
+	tmpl := rs.GetSpec().GetTemplate()
+	md := proto.Clone(tmpl.GetMetadata()).(*corev1.ObjectMeta)
+	if md == nil {
+		md = &corev1.ObjectMeta{}
+	}
+	md.Name = ""
+	md.GenerateName = rs.GetMetadata().GetName() + "-"
+	md.Namespace = rs.GetMetadata().GetNamespace()
+	md.OwnerReferences = []*corev1.OwnerReference{kinds.NewControllerRef(rs)}
+	pod := &corev1.Pod{Metadata: md, Spec: proto.Clone(tmpl.GetSpec()).(*corev1.PodSpec)}
+	out, err := c.cs.Pods.Create(ctx, pod)
+	if err != nil {
+		c.rec.Eventf(rs, record.Warning, "FailedCreate", "Error creating: %v", err)
+		return fmt.Errorf("create pod for replicaset %s: %w", cache.Key(rs), err)
+	}
+	c.rec.Eventf(rs, record.Normal, "SuccessfulCreate", "Created pod: %s", out.GetMetadata().GetName())
+	return nil
+}
+
+// Status computes a ReplicaSet's status from its active pods, and when to look again
+// for a ready pod to become available.
+func Status(rs *corev1.ReplicaSet, active []*corev1.Pod, manageErr error, now time.Time) (*corev1.ReplicaSetStatus, time.Duration) {
+	st := &corev1.ReplicaSetStatus{Replicas: int32(len(active)), ObservedGeneration: rs.GetMetadata().GetGeneration()}
+	tmplLabels := rs.GetSpec().GetTemplate().GetMetadata().GetLabels()
+	minReady := time.Duration(rs.GetSpec().GetMinReadySeconds()) * time.Second
+	var requeue time.Duration
+	for _, p := range active {
+		if labels.SelectorFromSet(tmplLabels).Matches(p.GetMetadata().GetLabels()) {
+			st.FullyLabeledReplicas++
+		}
+		if IsReady(p) {
+			st.ReadyReplicas++
+		}
+		ok, in := AvailableIn(p, minReady, now)
+		if ok {
+			st.AvailableReplicas++
+		} else if in > 0 && (requeue == 0 || in < requeue) {
+			requeue = in
+		}
+	}
+	var prev *corev1.ReplicaSetCondition
+	for _, cnd := range rs.GetStatus().GetConditions() {
+		if cnd.GetType() == "ReplicaFailure" {
+			prev = cnd
+		}
+	}
+	if manageErr != nil {
+		reason := "FailedCreate"
+		if len(active) > int(rs.GetSpec().GetReplicas()) {
+			reason = "FailedDelete"
+		}
+		cnd := &corev1.ReplicaSetCondition{Type: "ReplicaFailure", Status: "True", Reason: reason, Message: manageErr.Error(), LastTransitionTime: timestamppb.New(now)}
+		if prev != nil && prev.GetReason() == reason && prev.GetMessage() == cnd.GetMessage() {
+			cnd.LastTransitionTime = prev.GetLastTransitionTime()
+		}
+		st.Conditions = []*corev1.ReplicaSetCondition{cnd}
+	}
+	return st, requeue
+}

@@ -1,0 +1,257 @@
+package replicaset
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func testPod(name string, mut func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name, CreationTimestamp: timestamppb.New(t0)}, Spec: &corev1.PodSpec{}, Status: &corev1.PodStatus{}}
+	if mut != nil {
+		mut(p)
+	}
+	return p
+}
+
+func ready(since time.Time) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Spec.NodeName = "n"
+		p.Status.Phase = "Running"
+		p.Status.Conditions = []*corev1.PodCondition{{Type: "Ready", Status: "True", LastTransitionTime: timestamppb.New(since)}}
+	}
+}
+
+func TestRankForDeletion(t *testing.T) {
+	pods := []*corev1.Pod{
+		testPod("ready-old", ready(t0.Add(-time.Hour))),
+		testPod("ready-new", ready(t0.Add(-time.Minute))),
+		testPod("running-not-ready", func(p *corev1.Pod) { p.Spec.NodeName = "n"; p.Status.Phase = "Running" }),
+		testPod("pending-bound", func(p *corev1.Pod) { p.Spec.NodeName = "n"; p.Status.Phase = "Pending" }),
+		testPod("unscheduled", nil),
+	}
+	rankForDeletion(pods)
+	want := []string{"unscheduled", "pending-bound", "running-not-ready", "ready-new", "ready-old"}
+	for i, p := range pods {
+		if p.GetMetadata().GetName() != want[i] {
+			t.Fatalf("position %d: %s, want order %v", i, p.GetMetadata().GetName(), want)
+		}
+	}
+}
+
+func TestStatus(t *testing.T) {
+	rs := &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Generation: 4},
+		Spec: &corev1.ReplicaSetSpec{Replicas: proto.Int32(3), MinReadySeconds: 30,
+			Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: map[string]string{"app": "web"}}}}}
+	labelled := func(p *corev1.Pod) { p.Metadata.Labels = map[string]string{"app": "web"} }
+	pods := []*corev1.Pod{
+		testPod("a", func(p *corev1.Pod) { ready(t0.Add(-time.Minute))(p); labelled(p) }),
+		testPod("b", ready(t0.Add(-10*time.Second))),
+		testPod("c", nil),
+	}
+	st, requeue := Status(rs, pods, nil, t0)
+	if st.GetReplicas() != 3 || st.GetReadyReplicas() != 2 || st.GetAvailableReplicas() != 1 || st.GetFullyLabeledReplicas() != 1 || st.GetObservedGeneration() != 4 {
+		t.Fatalf("status %v", st)
+	}
+	if requeue != 20*time.Second {
+		t.Errorf("requeue %v, want 20s (when b becomes available)", requeue)
+	}
+	st, _ = Status(rs, pods[:1], errors.New("quota"), t0)
+	if len(st.GetConditions()) != 1 || st.GetConditions()[0].GetReason() != "FailedCreate" {
+		t.Errorf("conditions %v", st.GetConditions())
+	}
+}
+
+func TestSlowStart(t *testing.T) {
+	var calls atomic.Int32
+	ok, err := slowStart(10, func() error { calls.Add(1); return nil })
+	if ok != 10 || err != nil || calls.Load() != 10 {
+		t.Fatalf("all succeed: %d %v %d", ok, err, calls.Load())
+	}
+	calls.Store(0)
+	ok, err = slowStart(100, func() error {
+		if calls.Add(1) > 2 {
+			return errors.New("quota exceeded")
+		}
+		return nil
+	})
+	// Batch 1 succeeds; the third call fails inside batch 2, so batch 4 never runs.
+	if err == nil || calls.Load() > 3 || ok != 2 {
+		t.Fatalf("failing: ok %d, err %v, calls %d; want the batches to stop at the first failure", ok, err, calls.Load())
+	}
+}
+
+// start runs a controller against a fresh single-node cluster.
+func start(t *testing.T) (*client.Clientset, context.Context) {
+	t.Helper()
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	rec := record.New(cs.Events, record.Config{Component: "replicaset-controller"})
+	ctrl := New(cs, f, rec, Config{}, hclog.NewNullLogger())
+	f.Start(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rec.Run(ctx) }()
+	go func() { ctrl.Run(ctx) }()
+	t.Cleanup(func() { cancel(); f.Wait(); <-done })
+	return cs, ctx
+}
+
+func newRS(name string, replicas int32) *corev1.ReplicaSet {
+	lbl := map[string]string{"app": name}
+	return &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: &corev1.ReplicaSetSpec{Replicas: proto.Int32(replicas), Selector: &corev1.LabelSelector{MatchLabels: lbl},
+			Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl},
+				Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+}
+
+func waitFor(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ownedPods(ctx context.Context, cs *client.Clientset, rs *corev1.ReplicaSet) ([]*corev1.Pod, error) {
+	l, err := cs.Pods.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []*corev1.Pod
+	for _, p := range l.Items {
+		if ref := kinds.ControllerOf(p); ref != nil && ref.GetUid() == rs.GetMetadata().GetUid() && p.GetMetadata().GetDeletionTimestamp() == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func TestReplicaSetLifecycle(t *testing.T) {
+	cs, ctx := start(t)
+	// Count every pod ever created, to prove the controller never over-creates.
+	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added atomic.Int32
+	go func() {
+		for {
+			evs, err := w.Next()
+			if err != nil {
+				return
+			}
+			for _, ev := range evs {
+				if ev.Type == client.Added {
+					added.Add(1)
+				}
+			}
+		}
+	}()
+	defer w.Stop()
+
+	rs, err := cs.ReplicaSets.Create(ctx, newRS("web", 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "20 pods and status", func() (bool, error) {
+		pods, err := ownedPods(ctx, cs, rs)
+		if err != nil {
+			return false, err
+		}
+		cur, err := cs.ReplicaSets.Get(ctx, "default", "web")
+		return len(pods) == 20 && cur.GetStatus().GetReplicas() == 20 && cur.GetStatus().GetObservedGeneration() == cur.GetMetadata().GetGeneration(), err
+	})
+	pods, _ := ownedPods(ctx, cs, rs)
+	for _, p := range pods {
+		if len(p.GetMetadata().GetName()) != len("web-")+5 || p.GetMetadata().GetName()[:4] != "web-" {
+			t.Errorf("pod name %q, want web-<5 chars>", p.GetMetadata().GetName())
+		}
+	}
+	if n := added.Load(); n > 20 {
+		t.Fatalf("%d pods created for 20 replicas", n)
+	}
+
+	// Scale down: unscheduled pods go first; exactly 15 deleted.
+	cur, _ := cs.ReplicaSets.Get(ctx, "default", "web")
+	cur.Spec.Replicas = proto.Int32(5)
+	if _, err := cs.ReplicaSets.Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "5 pods", func() (bool, error) {
+		pods, err := ownedPods(ctx, cs, rs)
+		return len(pods) == 5, err
+	})
+
+	// An orphan with matching labels is adopted and, as a surplus, deleted.
+	orphan := &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: "orphan", Namespace: "default", Labels: map[string]string{"app": "web"}},
+		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if _, err := cs.Pods.Create(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "orphan adopted then removed as surplus, 5 left", func() (bool, error) {
+		_, err := cs.Pods.Get(ctx, "default", "orphan")
+		pods, lerr := ownedPods(ctx, cs, rs)
+		return client.IsNotFound(err) && len(pods) == 5, lerr
+	})
+
+	// A pod whose labels stop matching is released and replaced.
+	pods, _ = ownedPods(ctx, cs, rs)
+	released := pods[0]
+	released.Metadata.Labels = map[string]string{"app": "debug"}
+	if _, err := cs.Pods.Update(ctx, released); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "released and replaced", func() (bool, error) {
+		p, err := cs.Pods.Get(ctx, "default", released.GetMetadata().GetName())
+		if err != nil {
+			return false, err
+		}
+		pods, err := ownedPods(ctx, cs, rs)
+		return kinds.ControllerOf(p) == nil && len(pods) == 5, err
+	})
+
+	// Events say what happened.
+	waitFor(t, "events", func() (bool, error) {
+		l, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + rs.GetMetadata().GetUid()})
+		if err != nil {
+			return false, err
+		}
+		reasons := map[string]bool{}
+		for _, e := range l.Items {
+			reasons[e.GetReason()] = true
+		}
+		return reasons["SuccessfulCreate"] && reasons["SuccessfulDelete"], nil
+	})
+}
