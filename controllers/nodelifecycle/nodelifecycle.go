@@ -1,0 +1,274 @@
+// Package nodelifecycle watches kubelets' heartbeats. A node whose Lease (in namespace
+// kube-node-lease) has not been renewed for the grace period gets its Ready condition set
+// to Unknown and the node.kubernetes.io/unreachable:NoExecute taint; its pods are deleted
+// once they have tolerated the taint for their tolerationSeconds (default 300 s), at a
+// bounded rate, so that their ReplicaSets replace them elsewhere. When every node is
+// unreachable the fault is more likely on this side of the network, so nothing is tainted
+// or evicted (Kubernetes' full-disruption mode). A node that heartbeats again loses the
+// taint.
+package nodelifecycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/labels"
+)
+
+// Names Kubernetes uses.
+const (
+	LeaseNamespace   = "kube-node-lease"
+	UnreachableTaint = "node.kubernetes.io/unreachable"
+)
+
+// Config tunes the controller.
+type Config struct {
+	// GracePeriod without a Lease renewal before a node is unreachable. Default 40s.
+	GracePeriod time.Duration
+	// DefaultTolerationSeconds: how long a pod without its own toleration of the
+	// unreachable taint stays on an unreachable node. Default 300s.
+	DefaultTolerationSeconds int64
+	// MonitorPeriod: how often nodes are checked. Default 5s.
+	MonitorPeriod time.Duration
+	// EvictionQPS and EvictionBurst bound pod deletions. Default 10/s, burst 10.
+	EvictionQPS   float64
+	EvictionBurst int
+	Now           func() time.Time
+}
+
+// DefaultConfig has Kubernetes' timings.
+func DefaultConfig() Config {
+	return Config{GracePeriod: 40 * time.Second, DefaultTolerationSeconds: 300, MonitorPeriod: 5 * time.Second,
+		EvictionQPS: 10, EvictionBurst: 10, Now: time.Now}
+}
+
+// Controller is the node lifecycle controller.
+type Controller struct {
+	cfg     Config
+	cs      *client.Clientset
+	nodeInf *cache.Informer[*corev1.Node]
+	nodes   *cache.Lister[*corev1.Node]
+	leases  *cache.Lister[*corev1.Lease]
+	pods    *cache.Lister[*corev1.Pod]
+	synced  []interface{ HasSynced() bool }
+	limiter *rate.Limiter
+	rec     *record.Recorder
+	log     hclog.Logger
+}
+
+// New makes the controller on the factory's informers.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config, log hclog.Logger) *Controller {
+	def := DefaultConfig()
+	if cfg.GracePeriod <= 0 {
+		cfg.GracePeriod = def.GracePeriod
+	}
+	if cfg.DefaultTolerationSeconds <= 0 {
+		cfg.DefaultTolerationSeconds = def.DefaultTolerationSeconds
+	}
+	if cfg.MonitorPeriod <= 0 {
+		cfg.MonitorPeriod = def.MonitorPeriod
+	}
+	if cfg.EvictionQPS <= 0 {
+		cfg.EvictionQPS = def.EvictionQPS
+	}
+	if cfg.EvictionBurst <= 0 {
+		cfg.EvictionBurst = def.EvictionBurst
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
+	leaseInf := cache.InformerFor[*corev1.Lease](f, LeaseNamespace, client.ListOptions{})
+	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	podInf.AddIndexer(cache.IndexNodeName, func(p *corev1.Pod) []string { return []string{p.GetSpec().GetNodeName()} })
+	return &Controller{cfg: cfg, cs: cs, nodeInf: nodeInf, nodes: nodeInf.Lister(), leases: leaseInf.Lister(), pods: podInf.Lister(),
+		synced:  []interface{ HasSynced() bool }{nodeInf, leaseInf, podInf},
+		limiter: rate.NewLimiter(rate.Limit(cfg.EvictionQPS), cfg.EvictionBurst), rec: rec, log: log.Named("nodelifecycle")}
+}
+
+// Run monitors nodes until ctx ends. The factory must be started.
+func (c *Controller) Run(ctx context.Context) error {
+	if !cache.WaitForSync(ctx, c.synced...) {
+		return ctx.Err()
+	}
+	t := time.NewTicker(c.cfg.MonitorPeriod)
+	defer t.Stop()
+	for {
+		if err := c.Monitor(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("node monitor pass failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// lastHeartbeat is when the node's kubelet was last heard from: its Lease's renewTime,
+// else its Ready condition's heartbeat, else its creation.
+func lastHeartbeat(n *corev1.Node, l *corev1.Lease) time.Time {
+	if t := l.GetSpec().GetRenewTime(); t != nil {
+		return t.AsTime()
+	}
+	for _, cnd := range n.GetStatus().GetConditions() {
+		if cnd.GetType() == "Ready" && cnd.GetLastHeartbeatTime() != nil {
+			return cnd.GetLastHeartbeatTime().AsTime()
+		}
+	}
+	return n.GetMetadata().GetCreationTimestamp().AsTime()
+}
+
+// EvictAfter is how long pod may stay on a node after the unreachable taint was added:
+// its toleration's seconds, the default when it has no toleration, or forever (ok false)
+// when it tolerates the taint without a limit.
+func EvictAfter(pod *corev1.Pod, defaultSeconds int64) (time.Duration, bool) {
+	for _, t := range pod.GetSpec().GetTolerations() {
+		keyOK := t.GetKey() == UnreachableTaint || (t.GetKey() == "" && t.GetOperator() == "Exists")
+		effectOK := t.GetEffect() == "" || t.GetEffect() == "NoExecute"
+		if keyOK && effectOK {
+			if t.TolerationSeconds == nil {
+				return 0, false
+			}
+			return time.Duration(max(t.GetTolerationSeconds(), 0)) * time.Second, true
+		}
+	}
+	return time.Duration(defaultSeconds) * time.Second, true
+}
+
+func unreachableTaint(n *corev1.Node) *corev1.Taint {
+	for _, t := range n.GetSpec().GetTaints() {
+		if t.GetKey() == UnreachableTaint && t.GetEffect() == "NoExecute" {
+			return t
+		}
+	}
+	return nil
+}
+
+// Monitor makes one pass over every node.
+func (c *Controller) Monitor(ctx context.Context) error {
+	now := c.cfg.Now()
+	nodes := c.nodes.List(labels.Everything())
+	var down []*corev1.Node
+	for _, n := range nodes {
+		l, _ := c.leases.Get(LeaseNamespace, n.GetMetadata().GetName())
+		if now.Sub(lastHeartbeat(n, l)) > c.cfg.GracePeriod {
+			down = append(down, n)
+			if err := c.markUnknown(ctx, n, now); err != nil {
+				return err
+			}
+		} else if unreachableTaint(n) != nil && readyStatus(n) == "True" {
+			if err := c.setTaint(ctx, n, nil); err != nil {
+				return err
+			}
+			c.rec.Eventf(n, record.Normal, "NodeReachable", "Node %s is reachable again", n.GetMetadata().GetName())
+		}
+	}
+	if len(down) == len(nodes) {
+		if len(down) > 0 {
+			c.log.Warn("every node is unreachable: not tainting or evicting (full disruption)", "nodes", len(nodes))
+		}
+		return nil
+	}
+	for _, n := range down {
+		taint := unreachableTaint(n)
+		if taint == nil {
+			taint = &corev1.Taint{Key: UnreachableTaint, Effect: "NoExecute", TimeAdded: timestamppb.New(now)}
+			if err := c.setTaint(ctx, n, taint); err != nil {
+				return err
+			}
+			c.rec.Eventf(n, record.Normal, "NodeNotReady", "Node %s stopped renewing its lease: tainted %s:NoExecute", n.GetMetadata().GetName(), UnreachableTaint)
+		}
+		if err := c.evict(ctx, n, taint.GetTimeAdded().AsTime(), now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readyStatus(n *corev1.Node) string {
+	for _, cnd := range n.GetStatus().GetConditions() {
+		if cnd.GetType() == "Ready" {
+			return cnd.GetStatus()
+		}
+	}
+	return ""
+}
+
+func (c *Controller) markUnknown(ctx context.Context, n *corev1.Node, now time.Time) error {
+	if readyStatus(n) == "Unknown" {
+		return nil
+	}
+	next := proto.Clone(n).(*corev1.Node)
+	if next.Status == nil {
+		next.Status = &corev1.NodeStatus{}
+	}
+	found := false
+	for _, cnd := range next.Status.Conditions {
+		if cnd.GetType() == "Ready" {
+			cnd.Status, cnd.Reason, cnd.Message, cnd.LastTransitionTime = "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.", timestamppb.New(now)
+			found = true
+		}
+	}
+	if !found {
+		next.Status.Conditions = append(next.Status.Conditions, &corev1.NodeCondition{Type: "Ready", Status: "Unknown",
+			Reason: "NodeStatusNeverUpdated", Message: "Kubelet never posted node status.", LastTransitionTime: timestamppb.New(now)})
+	}
+	if _, err := c.cs.Nodes.UpdateStatus(ctx, next); err != nil && !client.IsConflict(err) && !client.IsNotFound(err) {
+		return fmt.Errorf("mark node %s not ready: %w", n.GetMetadata().GetName(), err)
+	}
+	return nil
+}
+
+// setTaint adds the unreachable taint (taint != nil) or removes it.
+func (c *Controller) setTaint(ctx context.Context, n *corev1.Node, taint *corev1.Taint) error {
+	next := proto.Clone(n).(*corev1.Node)
+	if next.Spec == nil {
+		next.Spec = &corev1.NodeSpec{}
+	}
+	var keep []*corev1.Taint
+	for _, t := range next.Spec.Taints {
+		if !(t.GetKey() == UnreachableTaint && t.GetEffect() == "NoExecute") {
+			keep = append(keep, t)
+		}
+	}
+	if taint != nil {
+		keep = append(keep, taint)
+	}
+	next.Spec.Taints = keep
+	if _, err := c.cs.Nodes.Update(ctx, next); err != nil && !client.IsConflict(err) && !client.IsNotFound(err) {
+		return fmt.Errorf("update taints of node %s: %w", n.GetMetadata().GetName(), err)
+	}
+	return nil
+}
+
+func (c *Controller) evict(ctx context.Context, n *corev1.Node, tainted, now time.Time) error {
+	for _, p := range c.pods.ByIndex(cache.IndexNodeName, n.GetMetadata().GetName()) {
+		if p.GetMetadata().GetDeletionTimestamp() != nil {
+			continue
+		}
+		after, ok := EvictAfter(p, c.cfg.DefaultTolerationSeconds)
+		if !ok || now.Before(tainted.Add(after)) {
+			continue
+		}
+		if !c.limiter.Allow() {
+			return nil // the next pass continues
+		}
+		_, err := c.cs.Pods.Delete(ctx, p.GetMetadata().GetNamespace(), p.GetMetadata().GetName(), client.DeleteOptions{UID: p.GetMetadata().GetUid()})
+		if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
+			return fmt.Errorf("evict pod %s from node %s: %w", cache.Key(p), n.GetMetadata().GetName(), err)
+		}
+		c.rec.Eventf(p, record.Normal, "TaintManagerEviction", "Marking for deletion Pod %s: node %s is unreachable", cache.Key(p), n.GetMetadata().GetName())
+	}
+	return nil
+}

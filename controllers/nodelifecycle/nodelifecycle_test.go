@@ -1,0 +1,199 @@
+package nodelifecycle
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+func TestEvictAfter(t *testing.T) {
+	pod := func(tols ...*corev1.Toleration) *corev1.Pod { return &corev1.Pod{Spec: &corev1.PodSpec{Tolerations: tols}} }
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		want time.Duration
+		ok   bool
+	}{
+		{"no toleration: default", pod(), 300 * time.Second, true},
+		{"own seconds", pod(&corev1.Toleration{Key: UnreachableTaint, Operator: "Exists", Effect: "NoExecute", TolerationSeconds: proto.Int64(5)}), 5 * time.Second, true},
+		{"forever", pod(&corev1.Toleration{Key: UnreachableTaint, Operator: "Exists"}), 0, false},
+		{"tolerates everything", pod(&corev1.Toleration{Operator: "Exists"}), 0, false},
+		{"other taint", pod(&corev1.Toleration{Key: "dedicated", Operator: "Exists", TolerationSeconds: proto.Int64(1)}), 300 * time.Second, true},
+		{"NoSchedule only", pod(&corev1.Toleration{Key: UnreachableTaint, Operator: "Exists", Effect: "NoSchedule"}), 300 * time.Second, true},
+	} {
+		got, ok := EvictAfter(tc.pod, 300)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %v %v, want %v %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+type harness struct {
+	cs  *client.Clientset
+	ctx context.Context
+}
+
+func start(t *testing.T) harness {
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: LeaseNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	rec := record.New(cs.Events, record.Config{Component: "node-controller"})
+	ctrl := New(cs, f, rec, Config{GracePeriod: 2 * time.Second, DefaultTolerationSeconds: 1, MonitorPeriod: 100 * time.Millisecond}, hclog.NewNullLogger())
+	f.Start(ctx)
+	done := make(chan struct{}, 2)
+	go func() { rec.Run(ctx); done <- struct{}{} }()
+	go func() { ctrl.Run(ctx); done <- struct{}{} }()
+	t.Cleanup(func() { cancel(); f.Wait(); <-done; <-done; conn.Close() })
+	return harness{cs, ctx}
+}
+
+func (h harness) node(t *testing.T, name string) {
+	n, err := h.cs.Nodes.Create(h.ctx, &corev1.Node{Metadata: &corev1.ObjectMeta{Name: name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Status = &corev1.NodeStatus{Conditions: []*corev1.NodeCondition{{Type: "Ready", Status: "True", LastHeartbeatTime: timestamppb.Now()}}}
+	if _, err := h.cs.Nodes.UpdateStatus(h.ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	h.renew(t, name)
+}
+
+func (h harness) renew(t *testing.T, name string) {
+	l, err := h.cs.Leases.Get(h.ctx, LeaseNamespace, name)
+	if client.IsNotFound(err) {
+		_, err = h.cs.Leases.Create(h.ctx, &corev1.Lease{Metadata: &corev1.ObjectMeta{Name: name, Namespace: LeaseNamespace},
+			Spec: &corev1.LeaseSpec{HolderIdentity: name, RenewTime: timestamppb.Now()}})
+	} else if err == nil {
+		l.Spec.RenewTime = timestamppb.Now()
+		_, err = h.cs.Leases.Update(h.ctx, l)
+	}
+	if err != nil && h.ctx.Err() == nil {
+		t.Error(err)
+	}
+}
+
+func (h harness) boundPod(t *testing.T, name, node string) {
+	if _, err := h.cs.Pods.Create(h.ctx, &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.cs.Conn.Bind(h.ctx, "default", name, "", node); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestUnreachableNodeIsTaintedAndEvicted(t *testing.T) {
+	h := start(t)
+	h.node(t, "alive")
+	h.node(t, "dead")
+	h.boundPod(t, "on-dead", "dead")
+	h.boundPod(t, "on-alive", "alive")
+	// "alive" keeps renewing; "dead" stops.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tk := time.NewTicker(300 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				h.renew(t, "alive")
+			}
+		}
+	}()
+	waitFor(t, "dead node tainted and Unknown", func() (bool, error) {
+		n, err := h.cs.Nodes.Get(h.ctx, "", "dead")
+		return readyStatus(n) == "Unknown" && unreachableTaint(n) != nil, err
+	})
+	waitFor(t, "its pod evicted", func() (bool, error) {
+		p, err := h.cs.Pods.Get(h.ctx, "default", "on-dead")
+		return p.GetMetadata().GetDeletionTimestamp() != nil, err
+	})
+	n, _ := h.cs.Nodes.Get(h.ctx, "", "alive")
+	p, _ := h.cs.Pods.Get(h.ctx, "default", "on-alive")
+	if readyStatus(n) != "True" || unreachableTaint(n) != nil || p.GetMetadata().GetDeletionTimestamp() != nil {
+		t.Fatalf("the live node or its pod was touched: %v %v", n, p.GetMetadata())
+	}
+	// The dead node comes back: the taint goes.
+	h.renew(t, "dead")
+	n, _ = h.cs.Nodes.Get(h.ctx, "", "dead")
+	n.Status.Conditions[0].Status = "True"
+	if _, err := h.cs.Nodes.UpdateStatus(h.ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "taint removed", func() (bool, error) {
+		n, err := h.cs.Nodes.Get(h.ctx, "", "dead")
+		return unreachableTaint(n) == nil, err
+	})
+}
+
+func TestFullDisruptionEvictsNothing(t *testing.T) {
+	h := start(t)
+	h.node(t, "a")
+	h.node(t, "b")
+	h.boundPod(t, "p", "a")
+	waitFor(t, "both Unknown", func() (bool, error) {
+		l, err := h.cs.Nodes.List(h.ctx, "", client.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, n := range l.Items {
+			if readyStatus(n) != "Unknown" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	// Well past grace + toleration: nothing tainted, nothing evicted.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		p, err := h.cs.Pods.Get(h.ctx, "default", "p")
+		if err != nil || p.GetMetadata().GetDeletionTimestamp() != nil {
+			t.Fatalf("pod evicted during full disruption: %v", err)
+		}
+		n, _ := h.cs.Nodes.Get(h.ctx, "", "a")
+		if unreachableTaint(n) != nil {
+			t.Fatal("node tainted during full disruption")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
