@@ -232,3 +232,15 @@ func NewClientset(c *Conn) *Clientset {
 		Leases: For[*corev1.Lease](c), Namespaces: For[*corev1.Namespace](c),
 	}
 }
+
+// Conn is the connection the client uses.
+func (c *Client[T]) Conn() *Conn { return c.conn }
+
+// EnsureNamespace creates namespace name unless it exists.
+func (c *Conn) EnsureNamespace(ctx context.Context, name string) error {
+	_, err := For[*corev1.Namespace](c).Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: name}})
+	if err != nil && !IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}

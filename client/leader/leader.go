@@ -94,6 +94,17 @@ func New(leases *client.Client[*corev1.Lease], cfg Config) (*Elector, error) {
 // campaigns again after losing it.
 func (e *Elector) Run(ctx context.Context) {
 	for ctx.Err() == nil {
+		err := e.leases.Conn().EnsureNamespace(ctx, e.cfg.Namespace)
+		if err == nil {
+			break
+		}
+		e.log.Warn("cannot create the lease's namespace; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(e.cfg.RetryPeriod):
+		}
+	}
+	for ctx.Err() == nil {
 		acquired, ok := e.acquire(ctx)
 		if !ok {
 			return

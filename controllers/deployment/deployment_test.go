@@ -14,6 +14,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
@@ -138,35 +139,6 @@ func TestProgressDeadline(t *testing.T) {
 	}
 }
 
-// fakeKubelet marks every pod Running and Ready, standing in for kubelets.
-func fakeKubelet(ctx context.Context, cs *client.Clientset) {
-	for ctx.Err() == nil {
-		l, err := cs.Pods.List(ctx, "", client.ListOptions{})
-		if err == nil {
-			w, err := cs.Pods.Watch(ctx, "", client.WatchOptions{ResourceVersion: l.ResourceVersion})
-			mark := func(p *corev1.Pod) {
-				if p.GetStatus().GetPhase() == "Running" || p.GetMetadata().GetDeletionTimestamp() != nil {
-					return
-				}
-				p.Status = &corev1.PodStatus{Phase: "Running", Conditions: []*corev1.PodCondition{{Type: "Ready", Status: "True", LastTransitionTime: timestamppb.Now()}}}
-				cs.Pods.UpdateStatus(ctx, p)
-			}
-			for _, p := range l.Items {
-				mark(p)
-			}
-			for err == nil {
-				var evs []client.Event[*corev1.Pod]
-				evs, err = w.Next()
-				for _, ev := range evs {
-					if ev.Type == client.Added || ev.Type == client.Modified {
-						mark(ev.Object)
-					}
-				}
-			}
-		}
-	}
-}
-
 func TestRollout(t *testing.T) {
 	c := apiservertest.Start(t, 1, apiservertest.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
@@ -182,7 +154,7 @@ func TestRollout(t *testing.T) {
 	rc := replicaset.New(cs, f, rec, replicaset.Config{}, hclog.NewNullLogger())
 	f.Start(ctx)
 	done := make(chan struct{}, 4)
-	for _, run := range []func(){func() { rec.Run(ctx) }, func() { dc.Run(ctx) }, func() { rc.Run(ctx) }, func() { fakeKubelet(ctx, cs) }} {
+	for _, run := range []func(){func() { rec.Run(ctx) }, func() { dc.Run(ctx) }, func() { rc.Run(ctx) }, func() { fakekubelet.Run(ctx, cs) }} {
 		go func() { run(); done <- struct{}{} }()
 	}
 	defer func() {
@@ -229,21 +201,30 @@ func TestRollout(t *testing.T) {
 	}
 
 	// Scaling is not a rollout.
-	cur, _ := cs.Deployments.Get(ctx, "default", "web")
-	cur.Spec.Replicas = proto.Int32(6)
-	if _, err := cs.Deployments.Update(ctx, cur); err != nil {
-		t.Fatal(err)
+	update := func(change func(*corev1.Deployment)) {
+		t.Helper()
+		for {
+			cur, err := cs.Deployments.Get(ctx, "default", "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			change(cur)
+			if _, err = cs.Deployments.Update(ctx, cur); err == nil {
+				return
+			} else if !client.IsConflict(err) {
+				t.Fatal(err)
+			}
+		}
 	}
+	update(func(d *corev1.Deployment) { d.Spec.Replicas = proto.Int32(6) })
 	waitFor(t, "scaled", func() (bool, error) {
 		rs, err := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
 		return rs.GetSpec().GetReplicas() == 6 && rs.GetStatus().GetReplicas() == 6, err
 	})
-	cur, _ = cs.Deployments.Get(ctx, "default", "web")
-	cur.Spec.Replicas = proto.Int32(4)
-	cur.Spec.Template.Spec.Containers[0].Image = "busybox:2"
-	if _, err := cs.Deployments.Update(ctx, cur); err != nil {
-		t.Fatal(err)
-	}
+	update(func(d *corev1.Deployment) {
+		d.Spec.Replicas = proto.Int32(4)
+		d.Spec.Template.Spec.Containers[0].Image = "busybox:2"
+	})
 	waitFor(t, "second rollout", rolledOut("busybox:2"))
 	rss, _ = cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
 	revs := map[string]int32{}
@@ -259,10 +240,7 @@ func TestRollout(t *testing.T) {
 	}
 
 	// Roll back: the first ReplicaSet comes back as revision 3.
-	got.Spec.Template = proto.Clone(d.Spec.Template).(*corev1.PodTemplateSpec)
-	if _, err := cs.Deployments.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	update(func(cur *corev1.Deployment) { cur.Spec.Template = proto.Clone(d.Spec.Template).(*corev1.PodTemplateSpec) })
 	waitFor(t, "rollback", rolledOut("busybox:1"))
 	back, _ := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
 	if back.GetMetadata().GetAnnotations()[RevisionAnnotation] != "3" || back.GetSpec().GetReplicas() != 4 {
