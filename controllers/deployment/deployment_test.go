@@ -240,7 +240,9 @@ func TestRollout(t *testing.T) {
 	}
 
 	// Roll back: the first ReplicaSet comes back as revision 3.
-	update(func(cur *corev1.Deployment) { cur.Spec.Template = proto.Clone(d.Spec.Template).(*corev1.PodTemplateSpec) })
+	update(func(cur *corev1.Deployment) {
+		cur.Spec.Template = proto.Clone(d.Spec.Template).(*corev1.PodTemplateSpec)
+	})
 	waitFor(t, "rollback", rolledOut("busybox:1"))
 	back, _ := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
 	if back.GetMetadata().GetAnnotations()[RevisionAnnotation] != "3" || back.GetSpec().GetReplicas() != 4 {

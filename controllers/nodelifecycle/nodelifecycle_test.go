@@ -17,7 +17,9 @@ import (
 )
 
 func TestEvictAfter(t *testing.T) {
-	pod := func(tols ...*corev1.Toleration) *corev1.Pod { return &corev1.Pod{Spec: &corev1.PodSpec{Tolerations: tols}} }
+	pod := func(tols ...*corev1.Toleration) *corev1.Pod {
+		return &corev1.Pod{Spec: &corev1.PodSpec{Tolerations: tols}}
+	}
 	for _, tc := range []struct {
 		name string
 		pod  *corev1.Pod

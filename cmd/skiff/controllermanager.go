@@ -1,0 +1,39 @@
+package main
+
+import (
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/controllers"
+)
+
+func controllerManagerCmd(logger func(string) hclog.Logger) *cobra.Command {
+	cfg := controllers.DefaultConfig()
+	var servers string
+	cmd := &cobra.Command{
+		Use:   "controller-manager",
+		Short: "Run the Deployment, ReplicaSet, garbage collector and node lifecycle controllers",
+		Long: `Run the controllers. Several replicas may run: one leads (Lease
+kube-system/skiff-controller-manager) and only the leader acts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = logger("skiff")
+			conn, err := client.Dial(client.Servers(servers), client.Options{UserAgent: "skiff-controller-manager", Logger: cfg.Logger})
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := signalContext()
+			defer cancel()
+			return controllers.Run(ctx, conn, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&servers, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
+	f.StringVar(&cfg.Identity, "identity", cfg.Identity, "this replica's name in leader election")
+	f.BoolVar(&cfg.LeaderElect, "leader-elect", cfg.LeaderElect, "act only while holding the leader Lease")
+	f.DurationVar(&cfg.NodeGracePeriod, "node-monitor-grace-period", cfg.NodeGracePeriod, "time without a kubelet heartbeat before its node is unreachable")
+	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")
+	return cmd
+}
