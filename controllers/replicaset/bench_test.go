@@ -1,0 +1,72 @@
+package replicaset
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+// BenchmarkRSScaleUp10k: seconds for a ReplicaSet scaled from 0 to 10,000 to have 10,000
+// pods stored, on a 3-node cluster.
+func BenchmarkRSScaleUp10k(b *testing.B) {
+	const n = 10_000
+	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	rec := record.New(cs.Events, record.Config{Component: "replicaset-controller"})
+	ctrl := New(cs, f, rec, Config{}, hclog.NewNullLogger())
+	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	f.Start(ctx)
+	go rec.Run(ctx)
+	go ctrl.Run(ctx)
+	defer f.Wait()
+	defer cancel()
+	if !cache.WaitForSync(ctx, podInf) {
+		b.Fatal("no sync")
+	}
+	rs := newRS("big", 0)
+	if _, err := cs.ReplicaSets.Create(ctx, rs); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for {
+		cur, _ := cs.ReplicaSets.Get(ctx, "default", "big")
+		cur.Spec.Replicas = proto.Int32(n)
+		if _, err = cs.ReplicaSets.Update(ctx, cur); !client.IsConflict(err) {
+			break
+		}
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	for podInf.Lister().Len() < n {
+		if ctx.Err() != nil {
+			b.Fatalf("%d pods after %v", podInf.Lister().Len(), time.Since(start))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if got := podInf.Lister().Len(); got != n {
+		b.Fatalf("%d pods, want %d", got, n)
+	}
+	fmt.Printf("BENCH rs_scale_up_10k %.2f s\n", elapsed.Seconds())
+}
