@@ -31,7 +31,8 @@ type Config struct {
 	// there are many. Default 2.
 	Parallelism int
 	// MaxConcurrentBinds bounds the Bind calls in flight; when it is reached, the
-	// scheduling loop waits. Default 256.
+	// scheduling loop waits. Binds are mostly waiting on the API servers' commits, so
+	// many in flight let the servers batch them. Default 1024.
 	MaxConcurrentBinds int
 	// BindTimeout bounds one Bind call, retries included. Default 30s.
 	BindTimeout time.Duration
@@ -67,7 +68,7 @@ func DefaultConfig() Config {
 		Registry:                    DefaultRegistry(),
 		PercentageOfNodesToScore:    0,
 		Parallelism:                 2,
-		MaxConcurrentBinds:          256,
+		MaxConcurrentBinds:          1024,
 		BindTimeout:                 30 * time.Second,
 		PodInitialBackoff:           time.Second,
 		PodMaxBackoff:               10 * time.Second,
