@@ -49,7 +49,8 @@ type Plugin interface {
 }
 
 // FilterPlugin rules nodes out for a pod. Filter runs concurrently for different
-// nodes and must not modify pod or node.
+// nodes and must not modify pod or node. It returns nil for a node that passes, and
+// otherwise a new Status (the framework records the plugin's name in it).
 type FilterPlugin interface {
 	Plugin
 	Filter(pod *PodInfo, node *NodeInfo) *Status

@@ -121,17 +121,23 @@ func (s *Scheduler) Cache() *Cache { return s.cache }
 // Queue is the scheduler's queue of pending pods (for inspection and tests).
 func (s *Scheduler) Queue() *Queue { return s.queue }
 
-// Run schedules pods until ctx ends, then waits for the binds in flight and returns.
-// Run it only while leading: two schedulers never bind a pod twice (Bind is a
-// compare-and-swap), but they do not see each other's assumptions.
+// Run schedules pods until ctx ends, then waits for the binds and status writes in
+// flight and returns. Run it once per Scheduler, and only while leading: two schedulers
+// never bind a pod twice (Bind is a compare-and-swap), but they do not see each other's
+// assumptions.
 func (s *Scheduler) Run(ctx context.Context) error {
-	var bg sync.WaitGroup
-	defer bg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var bg sync.WaitGroup
+	defer func() {
+		cancel()
+		s.wg.Wait()
+		bg.Wait()
+		if s.factory != nil {
+			s.factory.Wait()
+		}
+	}()
 	if s.factory != nil {
 		s.factory.Start(ctx)
-		defer s.factory.Wait()
 	}
 	if s.recorder != nil {
 		bg.Add(1)
@@ -150,7 +156,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.queue.Run(ctx)
 	}()
 	s.loop(ctx)
-	s.wg.Wait()
 	return nil
 }
 
