@@ -47,7 +47,10 @@ type QueueConfig struct {
 // when they fail, since the event may already have made them fit.
 type Queue struct {
 	cfg    QueueConfig
-	notify chan struct{} // wakes Pop and the flush loop
+	notify chan struct{} // wakes Pop
+	// flushWake wakes Run when a pod enters back-off or becomes unschedulable, so that
+	// its timer covers the new deadline.
+	flushWake chan struct{}
 
 	mu            sync.Mutex
 	active        podHeap
@@ -66,7 +69,7 @@ func NewQueue(cfg QueueConfig) *Queue {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Queue{cfg: cfg, notify: make(chan struct{}, 1),
+	return &Queue{cfg: cfg, notify: make(chan struct{}, 1), flushWake: make(chan struct{}, 1),
 		active: podHeap{less: byCreation}, backoff: podHeap{less: byBackoff},
 		unschedulable: map[string]*QueuedPod{}, where: map[string]*podHeap{},
 		inFlight: map[string]*QueuedPod{}, gone: map[string]bool{}}
@@ -77,9 +80,11 @@ func podKey(pod *corev1.Pod) string {
 	return md.GetNamespace() + "/" + md.GetName()
 }
 
-func (q *Queue) wake() {
+func (q *Queue) wake() { signal(q.notify) }
+
+func signal(ch chan struct{}) {
 	select {
-	case q.notify <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -224,11 +229,11 @@ func (q *Queue) AddUnschedulable(qp *QueuedPod) {
 	qp.backoffAt = now.Add(q.backoffDuration(qp))
 	if q.moveCycle >= qp.Cycle {
 		q.push(&q.backoff, qp)
-		q.wake()
-		return
+	} else {
+		qp.parkedAt = now
+		q.unschedulable[qp.Key] = qp
 	}
-	qp.parkedAt = now
-	q.unschedulable[qp.Key] = qp
+	signal(q.flushWake)
 }
 
 // AddBackoff queues a pod again after its back-off: its cycle or binding failed for a
@@ -242,7 +247,7 @@ func (q *Queue) AddBackoff(qp *QueuedPod) {
 	}
 	qp.backoffAt = q.cfg.Now().Add(q.backoffDuration(qp))
 	q.push(&q.backoff, qp)
-	q.wake()
+	signal(q.flushWake)
 }
 
 func (q *Queue) backoffDuration(qp *QueuedPod) time.Duration {
@@ -257,10 +262,11 @@ func (q *Queue) backoffDuration(qp *QueuedPod) time.Duration {
 func (q *Queue) requeueLocked(qp *QueuedPod) {
 	if q.cfg.Now().Before(qp.backoffAt) {
 		q.push(&q.backoff, qp)
+		signal(q.flushWake)
 	} else {
 		q.push(&q.active, qp)
+		q.wake()
 	}
-	q.wake()
 }
 
 // MoveAllToActive retries every unschedulable pod: event (a node added or changed, a
@@ -308,19 +314,17 @@ func (q *Queue) Flush() time.Time {
 // Run flushes the back-off and unschedulable pods when their time comes, until ctx
 // ends.
 func (q *Queue) Run(ctx context.Context) {
-	// A short ceiling keeps the loop simple: pods that enter back-off after the timer
-	// was set wait at most this much longer than their back-off.
-	const tick = 100 * time.Millisecond
-	t := time.NewTimer(tick)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		next := q.Flush()
+		t.Reset(max(next.Sub(q.cfg.Now()), 0))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-q.flushWake:
 		}
-		next := q.Flush()
-		t.Reset(min(max(time.Until(next), time.Millisecond), tick))
 	}
 }
 
