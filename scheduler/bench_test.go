@@ -146,6 +146,9 @@ func BenchmarkSchedE2E1000n10000p(b *testing.B) {
 		parallel(32, nodes, func(j int) {
 			createNode(b, ctx, users, makeNode(fmt.Sprintf("node-%d", j), "32", "128Gi"))
 		})
+		if b.Failed() {
+			b.FailNow()
+		}
 		cfg := DefaultConfig()
 		cfg.Seed = 1
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "sched", Output: testWriter{b}, Level: hclog.Warn})

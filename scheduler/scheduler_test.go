@@ -61,17 +61,18 @@ func startScheduler(t testing.TB, cs *client.Clientset, seed uint64) *Scheduler 
 }
 
 // createNode creates a node, then writes its status (allocatable, Ready) as a kubelet
-// would.
+// would. Like createPod it may run on any goroutine: it reports failures with Errorf.
 func createNode(t testing.TB, ctx context.Context, cs *client.Clientset, n *corev1.Node) {
 	t.Helper()
 	status := proto.Clone(n.Status).(*corev1.NodeStatus)
 	created, err := cs.Nodes.Create(ctx, n)
 	if err != nil {
-		t.Fatalf("create node %s: %v", n.GetMetadata().GetName(), err)
+		t.Errorf("create node %s: %v", n.GetMetadata().GetName(), err)
+		return
 	}
 	created.Status = status
 	if _, err := cs.Nodes.UpdateStatus(ctx, created); err != nil {
-		t.Fatalf("update status of node %s: %v", n.GetMetadata().GetName(), err)
+		t.Errorf("update status of node %s: %v", n.GetMetadata().GetName(), err)
 	}
 }
 
@@ -80,7 +81,7 @@ func createPod(t testing.TB, ctx context.Context, cs *client.Clientset, p *corev
 	p = proto.Clone(p).(*corev1.Pod)
 	p.Metadata.Uid, p.Metadata.CreationTimestamp, p.Status = "", nil, nil
 	if _, err := cs.Pods.Create(ctx, p); err != nil {
-		t.Fatalf("create pod %s: %v", p.GetMetadata().GetName(), err)
+		t.Errorf("create pod %s: %v", p.GetMetadata().GetName(), err)
 	}
 }
 
@@ -162,6 +163,9 @@ func TestResourcePackingNeverOvercommits(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	waitFor(t, time.Minute, "8 pods bound and 2 unschedulable", func() (bool, string) {
 		bound, unsched := 0, 0
 		for _, p := range listPods(t, ctx, cs) {
@@ -297,6 +301,9 @@ func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	waitFor(t, time.Minute, "every pod bound", func() (bool, string) {
 		bound := 0
 		for _, p := range listPods(t, ctx, cs) {
