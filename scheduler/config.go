@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -16,6 +17,9 @@ type Config struct {
 	// Name is the component name on Events (Event.source.component). Default
 	// "default-scheduler", as Kubernetes.
 	Name string
+	// Host names the machine on Events (Event.source.host), so that a trace shows which
+	// replica scheduled a pod. Default os.Hostname().
+	Host string
 	// Profile lists the filter and score plugins, by name, from Registry.
 	// Default DefaultProfile().
 	Profile Profile
@@ -62,8 +66,10 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
+	host, _ := os.Hostname()
 	return Config{
 		Name:                        "default-scheduler",
+		Host:                        host,
 		Profile:                     DefaultProfile(),
 		Registry:                    DefaultRegistry(),
 		PercentageOfNodesToScore:    0,

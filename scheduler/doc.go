@@ -22,6 +22,13 @@
 // Unschedulable pods get a PodScheduled=False condition (reason Unschedulable) and a
 // FailedScheduling Event; bound pods a Scheduled Event.
 //
+// Wiring (cmd): build a Clientset, then
+//
+//	cfg := scheduler.DefaultConfig()
+//	cfg.Logger = log                   // optional: Informers (a shared factory the caller
+//	s, err := scheduler.New(cs, cfg)   // starts) and Recorder (one the caller runs)
+//	err = s.Run(ctx)                   // while leading; returns when ctx ends
+//
 // The scheduler does not elect a leader: the caller runs Run while it leads. Two
 // schedulers running at once never bind a pod twice, but they do not see each other's
 // assumptions until the watch reports them, so they may over-commit a node briefly.

@@ -72,7 +72,7 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 	s.binder = connBinder{cs.Conn}
 	s.pods = cs.Pods
 	if s.cfg.Recorder == nil {
-		s.recorder = record.New(cs.Events, record.Config{Component: s.cfg.Name, Logger: s.cfg.Logger})
+		s.recorder = record.New(cs.Events, record.Config{Component: s.cfg.Name, Host: s.cfg.Host, Logger: s.cfg.Logger})
 		s.events = s.recorder
 	} else {
 		s.events = s.cfg.Recorder
