@@ -276,10 +276,11 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, ms
 // setUnschedulable writes PodScheduled=False with reason Unschedulable, as a
 // compare-and-swap so that it never lands on a pod bound meanwhile.
 func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) error {
-	md := pod.GetMetadata()
+	ns, name, uid := pod.GetMetadata().GetNamespace(), pod.GetMetadata().GetName(), pod.GetMetadata().GetUid()
 	for attempt := 0; attempt < 5; attempt++ {
-		if pod.GetSpec().GetNodeName() != "" || md.GetDeletionTimestamp() != nil {
-			return nil
+		md := pod.GetMetadata()
+		if pod.GetSpec().GetNodeName() != "" || md.GetDeletionTimestamp() != nil || md.GetUid() != uid {
+			return nil // bound, going, or replaced by another pod of the name
 		}
 		var old *corev1.PodCondition
 		for _, c := range pod.GetStatus().GetConditions() {
@@ -313,8 +314,7 @@ func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg s
 		_, err := s.pods.UpdateStatus(wctx, next)
 		if client.IsConflict(err) {
 			// Changed meanwhile (bound, perhaps): look again at the current pod.
-			pod, err = s.pods.Get(wctx, md.GetNamespace(), md.GetName())
-			md = pod.GetMetadata()
+			pod, err = s.pods.Get(wctx, ns, name)
 			if err == nil {
 				cancel()
 				continue
@@ -324,7 +324,7 @@ func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg s
 		if err == nil || client.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("update status of pod %s/%s: %w", md.GetNamespace(), md.GetName(), err)
+		return fmt.Errorf("update status of pod %s/%s: %w", ns, name, err)
 	}
-	return fmt.Errorf("update status of pod %s/%s: too many conflicts", md.GetNamespace(), md.GetName())
+	return fmt.Errorf("update status of pod %s/%s: too many conflicts", ns, name)
 }
