@@ -22,6 +22,7 @@ type QueuedPod struct {
 
 	created   time.Time
 	seq       uint64    // arrival order, breaks creation-time ties
+	uid       string    // of the pod as popped
 	backoffAt time.Time // when its back-off ends
 	parkedAt  time.Time // when it became unschedulable
 	index     int       // in its heap
@@ -172,6 +173,7 @@ func (q *Queue) Pop(ctx context.Context) (*QueuedPod, error) {
 			q.cycle++
 			qp.Cycle = q.cycle
 			qp.Attempts++
+			qp.uid = qp.Pod.GetMetadata().GetUid()
 			q.inFlight[qp.Key] = qp
 			more := q.active.Len() > 0
 			q.mu.Unlock()
@@ -189,12 +191,21 @@ func (q *Queue) Pop(ctx context.Context) (*QueuedPod, error) {
 	}
 }
 
-// Done ends a popped pod's cycle: it was assumed onto a node (or dropped).
+// Done ends a popped pod's cycle: it was assumed onto a node (or dropped). A new pod
+// of the same name that arrived meanwhile is queued.
 func (q *Queue) Done(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	qp, ok := q.inFlight[key]
+	gone := q.gone[key]
 	delete(q.inFlight, key)
 	delete(q.gone, key)
+	if ok && !gone && qp.Pod.GetMetadata().GetUid() != qp.uid {
+		qp.Attempts = 0
+		qp.created = qp.Pod.GetMetadata().GetCreationTimestamp().AsTime()
+		q.push(&q.active, qp)
+		q.wake()
+	}
 }
 
 // takeInFlight ends qp's cycle and reports whether it should be queued again.

@@ -178,6 +178,20 @@ func TestQueueUpdateAndDelete(t *testing.T) {
 		t.Fatal("requeued pod is not the latest state")
 	}
 
+	// Replaced by a new pod of the name while in flight: Done queues the new one.
+	q.Add(makePod("e", "", ""))
+	qp = pop(t, q)
+	e2 := makePod("e", "", "")
+	e2.Metadata.Uid = "uid-e2"
+	q.Delete(qp.Pod)
+	q.Add(e2)
+	q.Done(qp.Key)
+	wantLens(t, q, 1, 1, 0)
+	if qp = pop(t, q); qp.Pod != e2 {
+		t.Fatal("the new pod was not queued")
+	}
+	q.Done(qp.Key)
+
 	// Done ends a cycle: nothing is queued.
 	q.Add(makePod("d", "", ""))
 	q.Done(pop(t, q).Key)
