@@ -1,0 +1,197 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+// The scheduler's benchmarks print `BENCH <name> <value> <unit>` lines (see
+// INTERFACE.md) and run once each: `go test -run '^$' -bench Sched -benchtime 1x`.
+
+func bench(name string, value float64, unit string) {
+	fmt.Printf("BENCH %s %.6g %s\n", name, value, unit)
+}
+
+// fakeBinder binds in memory and reports each binding to the cache, as the watch would.
+type fakeBinder struct {
+	cache *Cache
+	n     atomic.Int64
+	want  int64
+	done  chan struct{}
+}
+
+func (b *fakeBinder) Bind(_ context.Context, pod *corev1.Pod, node string) error {
+	spec := &corev1.PodSpec{Containers: pod.GetSpec().GetContainers(), NodeName: node}
+	b.cache.SetPod(&corev1.Pod{Metadata: pod.Metadata, Spec: spec, Status: pod.Status})
+	if b.n.Add(1) == b.want {
+		close(b.done)
+	}
+	return nil
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Eventf(kinds.Object, string, string, string, ...any) {}
+
+// benchPods makes n pending pods in groups of 50 owned by one ReplicaSet each.
+func benchPods(n int) []*corev1.Pod {
+	pods := make([]*corev1.Pod, n)
+	for i := range pods {
+		pods[i] = makePod(fmt.Sprintf("p%d", i), "100m", "128Mi", ownedBy(fmt.Sprintf("rs%d", i/50)), createdAt(i))
+	}
+	return pods
+}
+
+// BenchmarkSched5000n10000p: 10,000 pods through the queue, the algorithm and the
+// cache's assumption, bound by an in-memory binder, on 5,000 nodes.
+func BenchmarkSched5000n10000p(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		cfg := DefaultConfig()
+		cfg.Seed = 1
+		s, err := newScheduler(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		const nodes, pods = 5000, 10000
+		for j := 0; j < nodes; j++ {
+			s.cache.AddNode(makeNode(fmt.Sprintf("node-%d", j), "32", "128Gi"))
+		}
+		fb := &fakeBinder{cache: s.cache, want: pods, done: make(chan struct{})}
+		s.binder, s.events = fb, nopRecorder{}
+		for _, p := range benchPods(pods) {
+			s.queue.Add(p)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		loopDone := make(chan struct{})
+		b.ResetTimer()
+		start := time.Now()
+		go func() {
+			defer close(loopDone)
+			s.loop(ctx)
+		}()
+		select {
+		case <-fb.done:
+		case <-time.After(5 * time.Minute):
+			b.Fatalf("only %d of %d pods bound", fb.n.Load(), pods)
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		cancel()
+		<-loopDone
+		s.wg.Wait()
+		bench("sched_5000n_10000p", pods/elapsed.Seconds(), "pods/s")
+	}
+}
+
+// countingBinder counts the binds that succeeded.
+type countingBinder struct {
+	binder
+	n    atomic.Int64
+	want int64
+	done chan struct{}
+}
+
+func (b *countingBinder) Bind(ctx context.Context, pod *corev1.Pod, node string) error {
+	err := b.binder.Bind(ctx, pod, node)
+	if err == nil && b.n.Add(1) == b.want {
+		close(b.done)
+	}
+	return err
+}
+
+// parallel runs fn(0..n-1) on workers goroutines.
+func parallel(workers, n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkSchedE2E1000n10000p: a real three-member API server cluster with 1,000
+// nodes; 10,000 pods are created in parallel, and the clock runs from the first create
+// until the last pod is bound.
+func BenchmarkSchedE2E1000n10000p(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
+		// Clients talk to the leader, as the store's benchmarks do (and etcd's tool):
+		// through a follower every write takes one more hop.
+		// The scheduler and the users creating pods have connections of their own.
+		leader := []string{c.Addr(c.Leader())}
+		cs, users := dial(b, leader), dial(b, leader)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		const nodes, pods = 1000, 10000
+		parallel(32, nodes, func(j int) {
+			createNode(b, ctx, users, makeNode(fmt.Sprintf("node-%d", j), "32", "128Gi"))
+		})
+		if b.Failed() {
+			b.FailNow()
+		}
+		cfg := DefaultConfig()
+		cfg.Seed = 1
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "sched", Output: testWriter{b}, Level: hclog.Warn})
+		s, err := New(cs, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cb := &countingBinder{binder: s.binder, want: pods, done: make(chan struct{})}
+		s.binder = cb
+		runDone := make(chan error, 1)
+		go func() { runDone <- s.Run(ctx) }()
+		waitFor(b, time.Minute, "the scheduler to see every node", func() (bool, string) {
+			return s.Cache().NumNodes() == nodes, fmt.Sprint(s.Cache().NumNodes())
+		})
+		all := benchPods(pods)
+		b.ResetTimer()
+		start := time.Now()
+		created := make(chan time.Duration, 1)
+		go func() {
+			parallel(256, pods, func(j int) {
+				p := proto.Clone(all[j]).(*corev1.Pod)
+				p.Metadata.Uid, p.Metadata.CreationTimestamp, p.Status = "", nil, nil
+				if _, err := users.Pods.Create(ctx, p); err != nil {
+					b.Errorf("create pod %s: %v", p.GetMetadata().GetName(), err)
+				}
+			})
+			created <- time.Since(start)
+		}()
+		select {
+		case <-cb.done:
+		case <-ctx.Done():
+		}
+		elapsed := time.Since(start)
+		createdIn := <-created
+		if cb.n.Load() != pods {
+			b.Fatalf("only %d of %d pods bound", cb.n.Load(), pods)
+		}
+		b.StopTimer()
+		cancel()
+		if err := <-runDone; err != nil {
+			b.Error(err)
+		}
+		b.Logf("created %d pods in %v, all bound in %v", pods, createdIn, elapsed)
+		bench("sched_e2e_1000n_10000p", pods/elapsed.Seconds(), "pods/s")
+	}
+}

@@ -1,0 +1,236 @@
+package scheduler
+
+import (
+	"fmt"
+	"sync"
+
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+// Cache is the scheduler's view of the nodes and of the pods counted on them: the
+// bound pods the watch reports, and the pods this scheduler assumed onto a node before
+// their binding is confirmed (so that the next cycle counts them at once). An assumed
+// pod becomes confirmed when the watch reports it bound; Forget undoes an assumption
+// whose binding failed. Pods that finished (Succeeded, Failed) or were deleted no
+// longer count.
+type Cache struct {
+	mu    sync.RWMutex
+	nodes map[string]*NodeInfo
+	// list holds the nodes that exist (Node != nil), in a stable order the framework's
+	// sampling rotates through.
+	list []*NodeInfo
+	pods map[string]*podState
+}
+
+type podState struct {
+	info    *PodInfo
+	node    string
+	assumed bool
+}
+
+// NewCache makes an empty cache.
+func NewCache() *Cache {
+	return &Cache{nodes: map[string]*NodeInfo{}, pods: map[string]*podState{}}
+}
+
+// AddNode adds or updates a node.
+func (c *Cache) AddNode(node *corev1.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	name := node.GetMetadata().GetName()
+	ni, ok := c.nodes[name]
+	if !ok {
+		ni = NewNodeInfo(node)
+		c.nodes[name] = ni
+	} else {
+		ni.SetNode(node)
+	}
+	if ni.index < 0 {
+		ni.index = len(c.list)
+		c.list = append(c.list, ni)
+	}
+}
+
+// UpdateNode is AddNode.
+func (c *Cache) UpdateNode(node *corev1.Node) { c.AddNode(node) }
+
+// RemoveNode stops offering a node. Pods still counted on it keep counting, should it
+// come back, until they go.
+func (c *Cache) RemoveNode(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ni, ok := c.nodes[name]
+	if !ok {
+		return
+	}
+	c.unlist(ni)
+	ni.Node = nil
+	if ni.NumPods() == 0 {
+		delete(c.nodes, name)
+	}
+}
+
+func (c *Cache) unlist(ni *NodeInfo) {
+	if ni.index < 0 {
+		return
+	}
+	last := len(c.list) - 1
+	c.list[ni.index] = c.list[last]
+	c.list[ni.index].index = ni.index
+	c.list[last] = nil
+	c.list = c.list[:last]
+	ni.index = -1
+}
+
+// nodeFor returns the NodeInfo of name, making a placeholder (no Node) when a pod
+// names a node the cache has not seen.
+func (c *Cache) nodeFor(name string) *NodeInfo {
+	ni, ok := c.nodes[name]
+	if !ok {
+		ni = &NodeInfo{Name: name, pods: map[string]*PodInfo{}, ports: map[hostPort]int{}, owners: map[string]int{}, index: -1}
+		c.nodes[name] = ni
+	}
+	return ni
+}
+
+func (c *Cache) removeFromNode(ps *podState) {
+	if ni, ok := c.nodes[ps.node]; ok {
+		ni.RemovePod(ps.info.Key)
+		if ni.Node == nil && ni.NumPods() == 0 {
+			delete(c.nodes, ps.node)
+		}
+	}
+}
+
+// Assume counts pi on node before its binding is confirmed.
+func (c *Cache) Assume(pi *PodInfo, node string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.assumeLocked(pi, node)
+}
+
+func (c *Cache) assumeLocked(pi *PodInfo, node string) error {
+	if ps, ok := c.pods[pi.Key]; ok {
+		return fmt.Errorf("assume pod %s on %s: it is already counted on %s", pi.Key, node, ps.node)
+	}
+	c.pods[pi.Key] = &podState{info: pi, node: node, assumed: true}
+	c.nodeFor(node).AddPod(pi)
+	return nil
+}
+
+// Forget undoes Assume: the binding failed. A pod the watch has confirmed meanwhile
+// stays counted where it is bound.
+func (c *Cache) Forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps, ok := c.pods[key]
+	if !ok || !ps.assumed {
+		return
+	}
+	delete(c.pods, key)
+	c.removeFromNode(ps)
+}
+
+// IsAssumed reports whether the pod with key is assumed and not yet confirmed.
+func (c *Cache) IsAssumed(key string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ps, ok := c.pods[key]
+	return ok && ps.assumed
+}
+
+// Counted reports where the pod with key is counted, if anywhere.
+func (c *Cache) Counted(key string) (node string, assumed, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ps, ok := c.pods[key]
+	if !ok {
+		return "", false, false
+	}
+	return ps.node, ps.assumed, true
+}
+
+// terminal reports whether a pod has finished and holds no resources.
+func terminal(pod *corev1.Pod) bool {
+	ph := pod.GetStatus().GetPhase()
+	return ph == "Succeeded" || ph == "Failed"
+}
+
+// SetPod records a pod's current state from the watch: a bound pod counts on its node
+// (confirming an assumption, or moving it when another scheduler bound it elsewhere);
+// a finished pod no longer counts; an unbound pod is not the cache's business unless
+// it is assumed, in which case it stays assumed.
+func (c *Cache) SetPod(pod *corev1.Pod) {
+	node := pod.GetSpec().GetNodeName()
+	if node == "" {
+		return
+	}
+	md := pod.GetMetadata()
+	key := md.GetNamespace() + "/" + md.GetName()
+	if terminal(pod) {
+		c.RemovePod(key)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps, ok := c.pods[key]
+	if ok && ps.assumed && ps.node == node && ps.info.Pod.GetMetadata().GetUid() == md.GetUid() {
+		// Confirmed as assumed: the requests are the same (a pod's resources do not
+		// change), so keep the parsed info and take the newer object.
+		ps.assumed = false
+		info := *ps.info
+		info.Pod = pod
+		ps.info = &info
+		return
+	}
+	if ok && !ps.assumed && ps.node == node && ps.info.Pod.GetMetadata().GetUid() == md.GetUid() {
+		ps.info.Pod = pod // a status change, say: nothing the cache counts
+		return
+	}
+	pi, _ := NewPodInfo(pod) // a request that does not parse counts as nothing
+	if ok {
+		c.removeFromNode(ps)
+	}
+	c.pods[key] = &podState{info: pi, node: node}
+	c.nodeFor(node).AddPod(pi)
+}
+
+// RemovePod stops counting the pod with key (deleted, or finished).
+func (c *Cache) RemovePod(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ps, ok := c.pods[key]; ok {
+		delete(c.pods, key)
+		c.removeFromNode(ps)
+	}
+}
+
+// NodeInfo returns a copy of a node's accounting, for inspection.
+func (c *Cache) NodeInfo(name string) (Resources, int, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ni, ok := c.nodes[name]
+	if !ok {
+		return Resources{}, 0, false
+	}
+	return ni.Requested, ni.NumPods(), true
+}
+
+// NumNodes is the number of nodes offered to pods.
+func (c *Cache) NumNodes() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.list)
+}
+
+// scheduleAndAssume runs one cycle under the cache's lock, so that no pod lands on a
+// node between its filtering and the assumption.
+func (c *Cache) scheduleAndAssume(fw *Framework, pi *PodInfo) (Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	res, err := fw.Schedule(pi, c.list)
+	if err != nil {
+		return res, err
+	}
+	return res, c.assumeLocked(pi, res.Node)
+}

@@ -1,0 +1,246 @@
+package scheduler
+
+import (
+	"fmt"
+
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/quantity"
+)
+
+// Resources is the part of a node's capacity the scheduler accounts: cpu in
+// millicores, memory in bytes, and a pod count.
+type Resources struct {
+	MilliCPU int64
+	Memory   int64
+	Pods     int64
+}
+
+func (r *Resources) add(o Resources) {
+	r.MilliCPU += o.MilliCPU
+	r.Memory += o.Memory
+	r.Pods += o.Pods
+}
+
+func (r *Resources) sub(o Resources) {
+	r.MilliCPU -= o.MilliCPU
+	r.Memory -= o.Memory
+	r.Pods -= o.Pods
+}
+
+// Defaults Kubernetes assumes, for scoring only, for a pod that requests nothing, so
+// that such pods still spread (its DefaultMilliCPURequest and DefaultMemoryRequest).
+const (
+	defaultMilliCPURequest = 100
+	defaultMemoryRequest   = 200 << 20
+	// defaultMaxPods is the pod capacity of a node whose allocatable does not say
+	// (the kubelet's default --max-pods).
+	defaultMaxPods = 110
+)
+
+// hostPort is one port a pod claims on its node.
+type hostPort struct {
+	Protocol string
+	IP       string // "" or 0.0.0.0 means every address
+	Port     int32
+}
+
+// PodInfo is a pod with what the scheduler needs from it parsed once.
+type PodInfo struct {
+	Pod *corev1.Pod
+	Key string
+	// Requests sums the containers' requests; Pods is 1.
+	Requests Resources
+	// NonZero is Requests with defaults for what the pod leaves unset (scoring only).
+	NonZero Resources
+	Ports   []hostPort
+	// Owner is the uid of the pod's controller owner, or "".
+	Owner string
+}
+
+// NewPodInfo parses pod. A request that is not a valid quantity is an error naming
+// its field.
+func NewPodInfo(pod *corev1.Pod) (*PodInfo, error) {
+	md := pod.GetMetadata()
+	pi := &PodInfo{Pod: pod, Key: md.GetNamespace() + "/" + md.GetName(), Requests: Resources{Pods: 1}}
+	var cpuSet, memSet bool
+	spec := pod.GetSpec()
+	for i, c := range spec.GetContainers() {
+		for name, v := range c.GetResources().GetRequests() {
+			switch name {
+			case "cpu", "memory":
+			default:
+				continue
+			}
+			q, err := quantity.Parse(v)
+			if err != nil {
+				return pi, fmt.Errorf("pod %s: spec.containers[%d].resources.requests.%s: %w", pi.Key, i, name, err)
+			}
+			if name == "cpu" {
+				pi.Requests.MilliCPU += q.MilliValue()
+				cpuSet = true
+			} else {
+				pi.Requests.Memory += q.Value()
+				memSet = true
+			}
+		}
+		for _, p := range c.GetPorts() {
+			port := p.GetHostPort()
+			if port == 0 && spec.GetHostNetwork() {
+				port = p.GetContainerPort() // host network: the container port is the host's
+			}
+			if port <= 0 {
+				continue
+			}
+			proto := p.GetProtocol()
+			if proto == "" {
+				proto = "TCP"
+			}
+			pi.Ports = append(pi.Ports, hostPort{Protocol: proto, IP: p.GetHostIp(), Port: port})
+		}
+	}
+	pi.NonZero = pi.Requests
+	if !cpuSet {
+		pi.NonZero.MilliCPU = defaultMilliCPURequest
+	}
+	if !memSet {
+		pi.NonZero.Memory = defaultMemoryRequest
+	}
+	for _, ref := range md.GetOwnerReferences() {
+		if ref.GetController() {
+			pi.Owner = ref.GetUid()
+			break
+		}
+	}
+	return pi, nil
+}
+
+// NodeInfo is a node with the pods the scheduler counts on it: bound pods the watch
+// reported and pods assumed by this scheduler. Node is nil for a node that was deleted
+// while pods still counted on it.
+type NodeInfo struct {
+	Node *corev1.Node
+	Name string
+
+	Allocatable Resources
+	// Requested sums the counted pods' requests; NonZeroRequested their NonZero.
+	Requested        Resources
+	NonZeroRequested Resources
+	Ready            bool
+	Unschedulable    bool
+	// Taints are the node's NoSchedule and NoExecute taints.
+	Taints []*corev1.Taint
+
+	pods  map[string]*PodInfo
+	ports map[hostPort]int
+	// owners counts the pods by controller owner uid.
+	owners map[string]int
+	// index is the node's place in the cache's node list, or -1.
+	index int
+}
+
+// NewNodeInfo makes the NodeInfo of node with no pods.
+func NewNodeInfo(node *corev1.Node) *NodeInfo {
+	ni := &NodeInfo{pods: map[string]*PodInfo{}, ports: map[hostPort]int{}, owners: map[string]int{}, index: -1}
+	ni.SetNode(node)
+	return ni
+}
+
+// SetNode replaces the node, keeping the pods.
+func (ni *NodeInfo) SetNode(node *corev1.Node) {
+	ni.Node = node
+	if node == nil {
+		return
+	}
+	ni.Name = node.GetMetadata().GetName()
+	alloc := node.GetStatus().GetAllocatable()
+	if len(alloc) == 0 {
+		alloc = node.GetStatus().GetCapacity()
+	}
+	ni.Allocatable = Resources{Pods: defaultMaxPods}
+	if q, err := quantity.Parse(alloc["cpu"]); err == nil {
+		ni.Allocatable.MilliCPU = q.MilliValue()
+	}
+	if q, err := quantity.Parse(alloc["memory"]); err == nil {
+		ni.Allocatable.Memory = q.Value()
+	}
+	if q, err := quantity.Parse(alloc["pods"]); err == nil {
+		ni.Allocatable.Pods = q.Value()
+	}
+	ni.Ready = false
+	for _, c := range node.GetStatus().GetConditions() {
+		if c.GetType() == "Ready" {
+			ni.Ready = c.GetStatus() == "True"
+		}
+	}
+	ni.Unschedulable = node.GetSpec().GetUnschedulable()
+	ni.Taints = ni.Taints[:0]
+	for _, t := range node.GetSpec().GetTaints() {
+		if t.GetEffect() == "NoSchedule" || t.GetEffect() == "NoExecute" {
+			ni.Taints = append(ni.Taints, t)
+		}
+	}
+}
+
+// NumPods is the number of pods counted on the node.
+func (ni *NodeInfo) NumPods() int { return len(ni.pods) }
+
+// OwnerCount is the number of counted pods whose controller owner has uid owner.
+func (ni *NodeInfo) OwnerCount(owner string) int { return ni.owners[owner] }
+
+// AddPod counts pi on the node.
+func (ni *NodeInfo) AddPod(pi *PodInfo) {
+	if _, dup := ni.pods[pi.Key]; dup {
+		ni.RemovePod(pi.Key)
+	}
+	ni.pods[pi.Key] = pi
+	ni.Requested.add(pi.Requests)
+	ni.NonZeroRequested.add(pi.NonZero)
+	for _, p := range pi.Ports {
+		ni.ports[p]++
+	}
+	if pi.Owner != "" {
+		ni.owners[pi.Owner]++
+	}
+}
+
+// RemovePod stops counting the pod with key.
+func (ni *NodeInfo) RemovePod(key string) {
+	pi, ok := ni.pods[key]
+	if !ok {
+		return
+	}
+	delete(ni.pods, key)
+	ni.Requested.sub(pi.Requests)
+	ni.NonZeroRequested.sub(pi.NonZero)
+	for _, p := range pi.Ports {
+		if ni.ports[p]--; ni.ports[p] <= 0 {
+			delete(ni.ports, p)
+		}
+	}
+	if pi.Owner != "" {
+		if ni.owners[pi.Owner]--; ni.owners[pi.Owner] <= 0 {
+			delete(ni.owners, pi.Owner)
+		}
+	}
+}
+
+// portInUse reports whether p conflicts with a port a counted pod holds: the same
+// protocol and port, on the same address or where either side binds every address.
+func (ni *NodeInfo) portInUse(p hostPort) bool {
+	if len(ni.ports) == 0 {
+		return false
+	}
+	if ni.ports[p] > 0 {
+		return true
+	}
+	wild := p.IP == "" || p.IP == "0.0.0.0"
+	for used := range ni.ports {
+		if used.Protocol != p.Protocol || used.Port != p.Port {
+			continue
+		}
+		if wild || used.IP == "" || used.IP == "0.0.0.0" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,231 @@
+package scheduler
+
+import (
+	"fmt"
+
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+// The built-in plugins' names, as profiles refer to them.
+const (
+	NameNodeReady          = "NodeReady"
+	NameNodeResourcesFit   = "NodeResourcesFit"
+	NameNodeSelector       = "NodeSelector"
+	NameTaintToleration    = "TaintToleration"
+	NameNodePorts          = "NodePorts"
+	NameLeastAllocated     = "LeastAllocated"
+	NameBalancedAllocation = "BalancedAllocation"
+	NameOwnerSpread        = "OwnerSpread"
+)
+
+// The reasons the built-in filters give, as Kubernetes words them.
+const (
+	ReasonNodeUnschedulable = "node(s) were unschedulable"
+	ReasonNodeNotReady      = "node(s) were not ready"
+	ReasonInsufficientCPU   = "Insufficient cpu"
+	ReasonInsufficientMem   = "Insufficient memory"
+	ReasonTooManyPods       = "Too many pods"
+	ReasonNodeSelector      = "node(s) didn't match Pod's node affinity/selector"
+	ReasonNodePorts         = "node(s) didn't have free ports for the requested pod ports"
+)
+
+// unschedulable makes a fresh status: the framework writes its Plugin field.
+func unschedulable(reasons ...string) *Status { return &Status{Code: Unschedulable, Reasons: reasons} }
+
+var (
+	_ FilterPlugin    = NodeReady{}
+	_ FilterPlugin    = NodeResourcesFit{}
+	_ FilterPlugin    = NodeSelector{}
+	_ FilterPlugin    = TaintToleration{}
+	_ FilterPlugin    = NodePorts{}
+	_ ScorePlugin     = LeastAllocated{}
+	_ ScorePlugin     = BalancedAllocation{}
+	_ ScorePlugin     = OwnerSpread{}
+	_ ScoreNormalizer = OwnerSpread{}
+)
+
+// NodeReady passes nodes whose Ready condition is True and that are not cordoned
+// (spec.unschedulable), and never a node the cache knows only from its pods.
+type NodeReady struct{}
+
+func (NodeReady) Name() string { return NameNodeReady }
+
+func (NodeReady) Filter(_ *PodInfo, n *NodeInfo) *Status {
+	switch {
+	case n.Node == nil:
+		return unschedulable(ReasonNodeNotReady)
+	case n.Unschedulable:
+		return unschedulable(ReasonNodeUnschedulable)
+	case !n.Ready:
+		return unschedulable(ReasonNodeNotReady)
+	}
+	return nil
+}
+
+// NodeResourcesFit passes nodes whose allocatable cpu, memory and pod count hold the
+// pod besides every pod counted there (bound and assumed).
+type NodeResourcesFit struct{}
+
+func (NodeResourcesFit) Name() string { return NameNodeResourcesFit }
+
+func (NodeResourcesFit) Filter(p *PodInfo, n *NodeInfo) *Status {
+	var reasons []string
+	if n.Requested.Pods+1 > n.Allocatable.Pods {
+		reasons = append(reasons, ReasonTooManyPods)
+	}
+	if p.Requests.MilliCPU > 0 && n.Requested.MilliCPU+p.Requests.MilliCPU > n.Allocatable.MilliCPU {
+		reasons = append(reasons, ReasonInsufficientCPU)
+	}
+	if p.Requests.Memory > 0 && n.Requested.Memory+p.Requests.Memory > n.Allocatable.Memory {
+		reasons = append(reasons, ReasonInsufficientMem)
+	}
+	if reasons != nil {
+		return unschedulable(reasons...)
+	}
+	return nil
+}
+
+// NodeSelector passes nodes whose labels carry every pair of the pod's nodeSelector.
+type NodeSelector struct{}
+
+func (NodeSelector) Name() string { return NameNodeSelector }
+
+func (NodeSelector) Filter(p *PodInfo, n *NodeInfo) *Status {
+	sel := p.Pod.GetSpec().GetNodeSelector()
+	if len(sel) == 0 {
+		return nil
+	}
+	labels := n.Node.GetMetadata().GetLabels()
+	for k, v := range sel {
+		if got, ok := labels[k]; !ok || got != v {
+			return unschedulable(ReasonNodeSelector)
+		}
+	}
+	return nil
+}
+
+// TaintToleration passes nodes whose NoSchedule and NoExecute taints the pod all
+// tolerates.
+type TaintToleration struct{}
+
+func (TaintToleration) Name() string { return NameTaintToleration }
+
+func (TaintToleration) Filter(p *PodInfo, n *NodeInfo) *Status {
+	tols := p.Pod.GetSpec().GetTolerations()
+	for _, t := range n.Taints {
+		if !tolerated(tols, t) {
+			return unschedulable(fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.GetKey(), t.GetValue()))
+		}
+	}
+	return nil
+}
+
+// tolerated reports whether any toleration matches taint (Kubernetes'
+// Toleration.ToleratesTaint).
+func tolerated(tols []*corev1.Toleration, taint *corev1.Taint) bool {
+	for _, tol := range tols {
+		if tol.GetEffect() != "" && tol.GetEffect() != taint.GetEffect() {
+			continue
+		}
+		if tol.GetKey() != "" && tol.GetKey() != taint.GetKey() {
+			continue
+		}
+		switch tol.GetOperator() {
+		case "Exists":
+			return true
+		case "", "Equal":
+			if tol.GetValue() == taint.GetValue() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// NodePorts passes nodes where none of the host ports the pod asks for is taken.
+type NodePorts struct{}
+
+func (NodePorts) Name() string { return NameNodePorts }
+
+func (NodePorts) Filter(p *PodInfo, n *NodeInfo) *Status {
+	for _, port := range p.Ports {
+		if n.portInUse(port) {
+			return unschedulable(ReasonNodePorts)
+		}
+	}
+	return nil
+}
+
+// LeastAllocated prefers nodes with the most cpu and memory left once the pod is
+// there (Kubernetes' NodeResourcesFit LeastAllocated strategy, equal weights).
+type LeastAllocated struct{}
+
+func (LeastAllocated) Name() string { return NameLeastAllocated }
+
+func (LeastAllocated) Score(p *PodInfo, n *NodeInfo) int64 {
+	return (leastAllocated(n.NonZeroRequested.MilliCPU+p.NonZero.MilliCPU, n.Allocatable.MilliCPU) +
+		leastAllocated(n.NonZeroRequested.Memory+p.NonZero.Memory, n.Allocatable.Memory)) / 2
+}
+
+func leastAllocated(requested, capacity int64) int64 {
+	if capacity <= 0 || requested > capacity {
+		return 0
+	}
+	return (capacity - requested) * MaxNodeScore / capacity
+}
+
+// BalancedAllocation prefers nodes whose cpu and memory would be used in equal
+// fractions once the pod is there: 100·(1 − |cpu fraction − memory fraction|/2).
+type BalancedAllocation struct{}
+
+func (BalancedAllocation) Name() string { return NameBalancedAllocation }
+
+func (BalancedAllocation) Score(p *PodInfo, n *NodeInfo) int64 {
+	cpu := fraction(n.NonZeroRequested.MilliCPU+p.NonZero.MilliCPU, n.Allocatable.MilliCPU)
+	mem := fraction(n.NonZeroRequested.Memory+p.NonZero.Memory, n.Allocatable.Memory)
+	d := cpu - mem
+	if d < 0 {
+		d = -d
+	}
+	return int64((1 - d/2) * MaxNodeScore)
+}
+
+func fraction(requested, capacity int64) float64 {
+	if capacity <= 0 {
+		return 1
+	}
+	f := float64(requested) / float64(capacity)
+	if f > 1 {
+		return 1
+	}
+	return f
+}
+
+// OwnerSpread prefers nodes with fewer pods of the pod's controller owner (its
+// ReplicaSet), so that replicas spread across nodes. Pods without a controller score
+// the same everywhere.
+type OwnerSpread struct{}
+
+func (OwnerSpread) Name() string { return NameOwnerSpread }
+
+// Score is the raw count; NormalizeScores turns it into a preference.
+func (OwnerSpread) Score(p *PodInfo, n *NodeInfo) int64 {
+	if p.Owner == "" {
+		return 0
+	}
+	return int64(n.OwnerCount(p.Owner))
+}
+
+func (OwnerSpread) NormalizeScores(p *PodInfo, _ []*NodeInfo, scores []int64) {
+	var most int64
+	for _, s := range scores {
+		most = max(most, s)
+	}
+	for i, s := range scores {
+		if most == 0 {
+			scores[i] = MaxNodeScore
+		} else {
+			scores[i] = MaxNodeScore * (most - s) / most
+		}
+	}
+}

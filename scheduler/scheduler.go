@@ -1,0 +1,330 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+// binder binds pods to nodes: the API servers' compare-and-swap Bind, or a fake.
+type binder interface {
+	Bind(ctx context.Context, pod *corev1.Pod, node string) error
+}
+
+// eventRecorder is the part of *record.Recorder the scheduler uses.
+type eventRecorder interface {
+	Eventf(obj kinds.Object, eventType, reason, format string, args ...any)
+}
+
+// connBinder binds through the API servers.
+type connBinder struct{ conn *client.Conn }
+
+func (b connBinder) Bind(ctx context.Context, pod *corev1.Pod, node string) error {
+	md := pod.GetMetadata()
+	_, err := b.conn.Bind(ctx, md.GetNamespace(), md.GetName(), md.GetUid(), node)
+	if err != nil {
+		return fmt.Errorf("bind pod %s/%s to %s: %w", md.GetNamespace(), md.GetName(), node, err)
+	}
+	return nil
+}
+
+// Scheduler assigns pending pods to nodes. See the package documentation.
+type Scheduler struct {
+	cfg    Config
+	log    hclog.Logger
+	fw     *Framework
+	cache  *Cache
+	queue  *Queue
+	binder binder
+	events eventRecorder
+	// pods writes the PodScheduled condition; nil in benchmarks.
+	pods *client.Client[*corev1.Pod]
+	// lookup reads a pod's current state from the informer; nil in benchmarks.
+	lookup func(namespace, name string) (*corev1.Pod, bool)
+
+	factory     *cache.Factory // set when the scheduler runs it
+	recorder    *record.Recorder
+	podInformer *cache.Informer[*corev1.Pod]
+	nodeInf     *cache.Informer[*corev1.Node]
+
+	sem chan struct{} // bounds binds and status writes in flight
+	wg  sync.WaitGroup
+}
+
+// New makes a scheduler over the API servers cs reaches. Run starts it.
+func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
+	s, err := newScheduler(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.binder = connBinder{cs.Conn}
+	s.pods = cs.Pods
+	if s.cfg.Recorder == nil {
+		s.recorder = record.New(cs.Events, record.Config{Component: s.cfg.Name, Host: s.cfg.Host, Logger: s.cfg.Logger})
+		s.events = s.recorder
+	} else {
+		s.events = s.cfg.Recorder
+	}
+	f := s.cfg.Informers
+	if f == nil {
+		f = cache.NewFactory(cs, s.cfg.Logger)
+		s.factory = f
+	}
+	s.podInformer = cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	s.nodeInf = cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
+	lister := s.podInformer.Lister()
+	s.lookup = lister.Get
+	s.podInformer.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: s.podAdded, OnUpdate: s.podUpdated, OnDelete: s.podDeleted})
+	s.nodeInf.AddHandler(cache.Handler[*corev1.Node]{OnAdd: s.nodeAdded, OnUpdate: s.nodeUpdated, OnDelete: s.nodeDeleted})
+	return s, nil
+}
+
+// newScheduler makes the scheduler's core: no informers, no binder.
+func newScheduler(cfg Config) (*Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	fw, err := NewFramework(cfg.Registry, cfg.Profile, FrameworkOptions{
+		PercentageOfNodesToScore: cfg.PercentageOfNodesToScore, Parallelism: cfg.Parallelism,
+		Rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scheduler config: %w", err)
+	}
+	return &Scheduler{
+		cfg: cfg, log: cfg.Logger.Named("scheduler"), fw: fw, cache: NewCache(),
+		queue: NewQueue(QueueConfig{InitialBackoff: cfg.PodInitialBackoff, MaxBackoff: cfg.PodMaxBackoff,
+			MaxUnschedulable: cfg.PodMaxUnschedulableDuration, Now: cfg.Now}),
+		sem: make(chan struct{}, cfg.MaxConcurrentBinds),
+	}, nil
+}
+
+// Cache is the scheduler's node and pod accounting (for inspection and tests).
+func (s *Scheduler) Cache() *Cache { return s.cache }
+
+// Queue is the scheduler's queue of pending pods (for inspection and tests).
+func (s *Scheduler) Queue() *Queue { return s.queue }
+
+// Run schedules pods until ctx ends, then waits for the binds and status writes in
+// flight and returns. Run it once per Scheduler, and only while leading: two schedulers
+// never bind a pod twice (Bind is a compare-and-swap), but they do not see each other's
+// assumptions.
+func (s *Scheduler) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer func() {
+		cancel()
+		s.wg.Wait()
+		bg.Wait()
+		if s.factory != nil {
+			s.factory.Wait()
+		}
+	}()
+	if s.factory != nil {
+		s.factory.Start(ctx)
+	}
+	if s.recorder != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			s.recorder.Run(ctx)
+		}()
+	}
+	if s.podInformer != nil && !cache.WaitForSync(ctx, s.podInformer, s.nodeInf) {
+		return nil
+	}
+	s.log.Info("caches synced; scheduling", "nodes", s.cache.NumNodes())
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		s.queue.Run(ctx)
+	}()
+	s.loop(ctx)
+	return nil
+}
+
+// loop schedules one pod at a time until ctx ends.
+func (s *Scheduler) loop(ctx context.Context) {
+	for {
+		qp, err := s.queue.Pop(ctx)
+		if err != nil {
+			return
+		}
+		s.scheduleOne(ctx, qp)
+	}
+}
+
+// scheduleOne runs one scheduling cycle: pick a node, assume the pod there, and bind
+// in the background.
+func (s *Scheduler) scheduleOne(ctx context.Context, qp *QueuedPod) {
+	pod := qp.Pod
+	if s.lookup != nil {
+		md := pod.GetMetadata()
+		cur, ok := s.lookup(md.GetNamespace(), md.GetName())
+		if !ok || cur.GetSpec().GetNodeName() != "" || cur.GetMetadata().GetDeletionTimestamp() != nil {
+			s.queue.Done(qp.Key) // gone, bound or going: nothing to do
+			return
+		}
+		pod = cur
+	}
+	if s.cache.IsAssumed(qp.Key) {
+		s.queue.Done(qp.Key) // its binding is under way
+		return
+	}
+	pi, err := NewPodInfo(pod)
+	if err != nil {
+		s.queue.AddUnschedulable(qp)
+		s.reportUnschedulable(ctx, pod, err.Error())
+		return
+	}
+	res, err := s.cache.scheduleAndAssume(s.fw, pi)
+	if err != nil {
+		var fit *FitError
+		if errors.As(err, &fit) {
+			s.queue.AddUnschedulable(qp)
+			s.reportUnschedulable(ctx, pod, fit.Error())
+			return
+		}
+		s.log.Error("scheduling cycle failed", "pod", qp.Key, "error", err)
+		s.queue.AddBackoff(qp)
+		return
+	}
+	s.queue.Done(qp.Key)
+	if !s.acquire(ctx) {
+		s.cache.Forget(qp.Key)
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.release()
+		s.bind(ctx, qp, pod, res.Node)
+	}()
+}
+
+func (s *Scheduler) acquire(ctx context.Context) bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Scheduler) release() { <-s.sem }
+
+// bind binds an assumed pod. When the pod is already bound (another scheduler won),
+// gone or replaced, it is dropped: the watch tells the cache where it really is.
+// Other failures undo the assumption and retry the pod after its back-off.
+func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pod *corev1.Pod, node string) {
+	bctx, cancel := context.WithTimeout(ctx, s.cfg.BindTimeout)
+	err := s.binder.Bind(bctx, pod, node)
+	cancel()
+	md := pod.GetMetadata()
+	switch {
+	case err == nil:
+		s.log.Debug("bound", "pod", qp.Key, "node", node)
+		s.events.Eventf(pod, record.Normal, "Scheduled", "Successfully assigned %s/%s to %s", md.GetNamespace(), md.GetName(), node)
+	case client.IsForbidden(err) || client.IsNotFound(err) || client.IsConflict(err):
+		s.log.Debug("pod no longer needs binding", "pod", qp.Key, "node", node, "error", err)
+		s.cache.Forget(qp.Key)
+	default:
+		s.cache.Forget(qp.Key)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("bind failed; retrying after back-off", "pod", qp.Key, "node", node, "error", err)
+		s.events.Eventf(pod, record.Warning, "FailedScheduling", "Binding rejected: %v", err)
+		s.queue.AddBackoff(qp)
+	}
+}
+
+// reportUnschedulable tells the user why a pod waits: a FailedScheduling Event and the
+// pod's PodScheduled=False condition, written in the background.
+func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) {
+	s.log.Debug("pod is unschedulable", "pod", podKey(pod), "reason", msg)
+	s.events.Eventf(pod, record.Warning, "FailedScheduling", "%s", msg)
+	if s.pods == nil || !s.acquire(ctx) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.release()
+		if err := s.setUnschedulable(ctx, pod, msg); err != nil && ctx.Err() == nil {
+			s.log.Warn("set PodScheduled condition failed", "pod", podKey(pod), "error", err)
+		}
+	}()
+}
+
+// setUnschedulable writes PodScheduled=False with reason Unschedulable, as a
+// compare-and-swap so that it never lands on a pod bound meanwhile.
+func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) error {
+	ns, name, uid := pod.GetMetadata().GetNamespace(), pod.GetMetadata().GetName(), pod.GetMetadata().GetUid()
+	for attempt := 0; attempt < 5; attempt++ {
+		md := pod.GetMetadata()
+		if pod.GetSpec().GetNodeName() != "" || md.GetDeletionTimestamp() != nil || md.GetUid() != uid {
+			return nil // bound, going, or replaced by another pod of the name
+		}
+		var old *corev1.PodCondition
+		for _, c := range pod.GetStatus().GetConditions() {
+			if c.GetType() == "PodScheduled" {
+				old = c
+			}
+		}
+		if old != nil && old.GetStatus() == "False" && old.GetReason() == "Unschedulable" && old.GetMessage() == msg {
+			return nil
+		}
+		next := proto.Clone(pod).(*corev1.Pod)
+		if next.Status == nil {
+			next.Status = &corev1.PodStatus{Phase: "Pending"}
+		}
+		cond := &corev1.PodCondition{Type: "PodScheduled", Status: "False", Reason: "Unschedulable", Message: msg,
+			LastProbeTime: timestamppb.New(s.cfg.Now())}
+		cond.LastTransitionTime = cond.LastProbeTime
+		if old != nil && old.GetStatus() == "False" {
+			cond.LastTransitionTime = old.GetLastTransitionTime()
+		}
+		replaced := false
+		for i, c := range next.Status.Conditions {
+			if c.GetType() == "PodScheduled" {
+				next.Status.Conditions[i], replaced = cond, true
+			}
+		}
+		if !replaced {
+			next.Status.Conditions = append(next.Status.Conditions, cond)
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.BindTimeout)
+		_, err := s.pods.UpdateStatus(wctx, next)
+		if client.IsConflict(err) {
+			// Changed meanwhile (bound, perhaps): look again at the current pod.
+			pod, err = s.pods.Get(wctx, ns, name)
+			if err == nil {
+				cancel()
+				continue
+			}
+		}
+		cancel()
+		if err == nil || client.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("update status of pod %s/%s: %w", ns, name, err)
+	}
+	return fmt.Errorf("update status of pod %s/%s: too many conflicts", ns, name)
+}
