@@ -2,6 +2,7 @@ package deployment
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -139,13 +140,14 @@ func TestProgressDeadline(t *testing.T) {
 	}
 }
 
-func TestRollout(t *testing.T) {
+// startControllers runs the Deployment and ReplicaSet controllers and a fake kubelet
+// against a fresh cluster.
+func startControllers(t *testing.T) (*client.Clientset, context.Context) {
 	c := apiservertest.Start(t, 1, apiservertest.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
@@ -157,14 +159,19 @@ func TestRollout(t *testing.T) {
 	for _, run := range []func(){func() { rec.Run(ctx) }, func() { dc.Run(ctx) }, func() { rc.Run(ctx) }, func() { fakekubelet.Run(ctx, cs) }} {
 		go func() { run(); done <- struct{}{} }()
 	}
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		f.Wait()
 		for i := 0; i < 4; i++ {
 			<-done
 		}
-	}()
+		conn.Close()
+	})
+	return cs, ctx
+}
 
+func TestRollout(t *testing.T) {
+	cs, ctx := startControllers(t)
 	lbl := map[string]string{"app": "web"}
 	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: &corev1.DeploymentSpec{
 		Replicas: proto.Int32(4), Selector: &corev1.LabelSelector{MatchLabels: lbl},
@@ -266,4 +273,116 @@ func waitFor(t *testing.T, what string, cond func() (bool, error)) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestRollingUpdateBounds checks every observed state of the pods during a rollout: never
+// more than replicas+maxSurge active pods, never fewer than replicas-maxUnavailable ready
+// ones. Pausing holds the rollout back until resumed.
+func TestRollingUpdateBounds(t *testing.T) {
+	cs, ctx := startControllers(t)
+	const replicas, surge, unavailable = 6, 2, 1
+	lbl := map[string]string{"app": "bounded"}
+	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "bounded", Namespace: "default"}, Spec: &corev1.DeploymentSpec{
+		Replicas: proto.Int32(replicas), Selector: &corev1.LabelSelector{MatchLabels: lbl},
+		Strategy: &corev1.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &corev1.RollingUpdateDeployment{
+			MaxSurge: structpb.NewNumberValue(surge), MaxUnavailable: structpb.NewNumberValue(unavailable)}},
+		Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl},
+			Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
+	if _, err := cs.Deployments.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	complete := func(image string) func() (bool, error) {
+		return func() (bool, error) {
+			cur, err := cs.Deployments.Get(ctx, "default", "bounded")
+			st := cur.GetStatus()
+			return st.GetObservedGeneration() == cur.GetMetadata().GetGeneration() && st.GetUpdatedReplicas() == replicas &&
+				st.GetReplicas() == replicas && st.GetAvailableReplicas() == replicas &&
+				cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, err
+		}
+	}
+	waitFor(t, "first rollout", complete("busybox:1"))
+	update := func(change func(*corev1.Deployment)) {
+		t.Helper()
+		for {
+			cur, err := cs.Deployments.Get(ctx, "default", "bounded")
+			if err != nil {
+				t.Fatal(err)
+			}
+			change(cur)
+			if _, err = cs.Deployments.Update(ctx, cur); err == nil {
+				return
+			} else if !client.IsConflict(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Paused: a template change creates no ReplicaSet.
+	update(func(d *corev1.Deployment) { d.Spec.Paused = true })
+	update(func(d *corev1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "busybox:2" })
+	waitFor(t, "paused observed", func() (bool, error) {
+		cur, err := cs.Deployments.Get(ctx, "default", "bounded")
+		return cur.GetStatus().GetObservedGeneration() == cur.GetMetadata().GetGeneration(), err
+	})
+	if l, _ := cs.ReplicaSets.List(ctx, "default", client.ListOptions{}); len(l.Items) != 1 {
+		t.Fatalf("%d replicasets while paused, want 1", len(l.Items))
+	}
+
+	// Watch every pod change from here on and check the bounds on each state.
+	list, err := cs.Pods.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := map[string]*corev1.Pod{}
+	for _, p := range list.Items {
+		pods[p.GetMetadata().GetName()] = p
+	}
+	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	violation := make(chan string, 1)
+	states := 0
+	go func() {
+		defer close(violation)
+		for {
+			evs, err := w.Next()
+			if err != nil {
+				return // stopped
+			}
+			for _, ev := range evs {
+				if ev.Type == client.Deleted {
+					delete(pods, ev.Object.GetMetadata().GetName())
+				} else {
+					pods[ev.Object.GetMetadata().GetName()] = ev.Object
+				}
+			}
+			active, ready := 0, 0
+			for _, p := range pods {
+				if replicaset.IsActive(p) {
+					active++
+					if replicaset.IsReady(p) {
+						ready++
+					}
+				}
+			}
+			states++
+			if active > replicas+surge {
+				violation <- fmt.Sprintf("state %d: %d active pods > replicas+maxSurge %d", states, active, replicas+surge)
+				return
+			}
+			if ready < replicas-unavailable {
+				violation <- fmt.Sprintf("state %d: %d ready pods < replicas-maxUnavailable %d", states, ready, replicas-unavailable)
+				return
+			}
+		}
+	}()
+	update(func(d *corev1.Deployment) { d.Spec.Paused = false })
+	waitFor(t, "rollout after resume", complete("busybox:2"))
+	w.Stop()
+	if v, ok := <-violation; ok {
+		t.Fatal(v)
+	}
+	t.Logf("bounds held over %d observed states", states)
 }
