@@ -123,6 +123,10 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("snapshot file: %v", err)
 	}
 
+	// No controllers run here: the trace shows the Deployment stored and the rest not yet.
+	contains(t, "trace", must(t, s, "trace", "deployment", "nginx-deployment"), "deployment default/nginx-deployment", "Deployment stored", "(not yet)")
+	contains(t, "trace json", must(t, s, "trace", "deployment/nginx-deployment", "-o", "json"), `"step": 1`, `"title": "Deployment stored"`)
+	fails(t, s, "", `deployment "nope" not found`, "trace", "deployment", "nope")
 	contains(t, "delete", must(t, s, "delete", "deploy", "nginx-deployment"), "deployment.apps/nginx-deployment deleted")
 }
 

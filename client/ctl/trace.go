@@ -1,0 +1,50 @@
+package ctl
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/trace"
+)
+
+func traceCmd(g *globals) *cobra.Command {
+	var format string
+	var width int
+	cmd := &cobra.Command{
+		Use:   "trace deployment NAME",
+		Short: "Show the chain of events behind a deployment: who did each step, when, and how long it took",
+		Long: `Show the ten steps from the API server storing a Deployment to the kubelets reporting its
+pods Running, for the Deployment's newest ReplicaSet: for each step the component and node
+that did it, the object it wrote, and the time since the previous step. Pods are summarised
+(first, median, slowest ready); steps 4-10 show the slowest pod.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args)
+			if err != nil {
+				return err
+			}
+			if format != "" && format != "json" && format != "text" {
+				return fmt.Errorf("--output: Unsupported value: %q: supported values: text, json", format)
+			}
+			conn, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx(cmd)
+			defer cancel()
+			t, err := trace.Fetch(ctx, client.NewClientset(conn), g.ns(), name)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return trace.WriteJSON(g.streams.Out, t)
+			}
+			return trace.WriteText(g.streams.Out, t, width)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "output", "o", "", "output format: text (default) or json")
+	cmd.Flags().IntVar(&width, "width", 80, "columns of the text timeline")
+	return cmd
+}

@@ -1,0 +1,120 @@
+package trace
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func at(ms int) *timestamppb.Timestamp { return timestamppb.New(t0.Add(time.Duration(ms) * time.Millisecond)) }
+
+func event(uid, reason, msg, component, host string, ms int) *corev1.Event {
+	return &corev1.Event{InvolvedObject: &corev1.ObjectReference{Uid: uid, ResourceVersion: "7"}, Reason: reason, Message: msg,
+		Source: &corev1.EventSource{Component: component, Host: host}, FirstTimestamp: at(ms), LastTimestamp: at(ms)}
+}
+
+// fixture: a deployment whose three pods became ready after 400, 500 and 900 ms.
+func fixture() (*corev1.Deployment, []*corev1.ReplicaSet, []*corev1.Pod, []*corev1.Event) {
+	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "web", Namespace: "default", Uid: "d1", ResourceVersion: "10", CreationTimestamp: at(0)}}
+	rs := &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: "web-abc", Namespace: "default", Uid: "r1", ResourceVersion: "12",
+		CreationTimestamp: at(20), Annotations: map[string]string{RevisionAnnotation: "1"}, OwnerReferences: []*corev1.OwnerReference{kinds.NewControllerRef(d)}}}
+	events := []*corev1.Event{event("d1", "ScalingReplicaSet", "Scaled up replica set web-abc to 3", "controller-manager", "cp1", 21)}
+	var pods []*corev1.Pod
+	for i, readyAt := range []int{900, 400, 500} {
+		name := fmt.Sprintf("web-abc-%d", i)
+		uid := fmt.Sprintf("p%d", i)
+		pods = append(pods, &corev1.Pod{
+			Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default", Uid: uid, ResourceVersion: "30", CreationTimestamp: at(40),
+				OwnerReferences: []*corev1.OwnerReference{kinds.NewControllerRef(rs)}},
+			Spec: &corev1.PodSpec{NodeName: "w1"},
+			Status: &corev1.PodStatus{Phase: "Running", Conditions: []*corev1.PodCondition{
+				{Type: "PodScheduled", Status: "True", LastTransitionTime: at(60)}, {Type: "Ready", Status: "True", LastTransitionTime: at(readyAt)}}},
+		})
+		events = append(events,
+			event("r1", "SuccessfulCreate", "Created pod: "+name, "controller-manager", "cp1", 40),
+			event(uid, "Scheduled", "Successfully assigned default/"+name+" to w1", "default-scheduler", "cp2", 60),
+			event(uid, "Pulled", "Container image already present", "kubelet", "w1", readyAt-200),
+			event(uid, "Started", "Started container web", "kubelet", "w1", readyAt-100))
+	}
+	return d, []*corev1.ReplicaSet{rs}, pods, events
+}
+
+func TestAssemble(t *testing.T) {
+	tr := Assemble(fixture())
+	var labels []string
+	for _, s := range tr.Steps {
+		labels = append(labels, s.Label())
+		if s.Missing {
+			t.Errorf("step %s missing", s.Label())
+		}
+	}
+	if got := strings.Join(labels, " "); got != "1 2-3 4-5 6-7 8 9 10" {
+		t.Fatalf("steps %q", got)
+	}
+	if tr.Pods.Total != 3 || tr.Pods.Ready != 3 || tr.Pods.First.ReadyMs != 400 || tr.Pods.Median.ReadyMs != 500 || tr.Pods.Slowest.ReadyMs != 900 {
+		t.Fatalf("pods %+v", tr.Pods)
+	}
+	s := tr.Steps
+	if s[1].Component != "controller-manager" || s[1].Node != "cp1" || s[1].SincePreviousMs != 20 {
+		t.Errorf("step 2-3 %+v", s[1])
+	}
+	if s[3].Component != "default-scheduler" || s[3].Node != "cp2" || s[6].SinceStartMs != 900 || s[6].SincePreviousMs != 100 {
+		t.Errorf("steps %+v", s)
+	}
+
+	var b bytes.Buffer
+	if err := WriteJSON(&b, tr); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Deployment string
+		Steps      []map[string]any
+		Pods       map[string]any
+	}
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Deployment != "web" || len(doc.Steps) != 7 || doc.Steps[0]["step"] != 1.0 || fmt.Sprint(doc.Steps[1]["step"]) != "[2 3]" ||
+		doc.Steps[0]["time"] == nil || doc.Steps[6]["sinceStartMs"] != 900.0 || doc.Pods == nil {
+		t.Fatalf("json:\n%s", b.String())
+	}
+
+	b.Reset()
+	if err := WriteText(&b, tr, 80); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if n := utf8.RuneCountInString(line); n > 80 {
+			t.Errorf("line of %d columns: %q", n, line)
+		}
+	}
+	for _, want := range []string{"deployment default/web", "Deployment stored", "controller-manager@cp1", "default-scheduler@cp2", "pods: 3 of 3 ready", "slowest 900ms", "web-abc-0 on w1"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestAssembleBeforeAnything(t *testing.T) {
+	d, _, _, _ := fixture()
+	tr := Assemble(d, nil, nil, nil)
+	if len(tr.Steps) != 2 || !tr.Steps[1].Missing {
+		t.Fatalf("steps %+v", tr.Steps)
+	}
+	var b bytes.Buffer
+	WriteText(&b, tr, 80)
+	if !strings.Contains(b.String(), "(not yet)") {
+		t.Fatalf("text:\n%s", b.String())
+	}
+}
