@@ -17,7 +17,9 @@ import (
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-func at(ms int) *timestamppb.Timestamp { return timestamppb.New(t0.Add(time.Duration(ms) * time.Millisecond)) }
+func at(ms int) *timestamppb.Timestamp {
+	return timestamppb.New(t0.Add(time.Duration(ms) * time.Millisecond))
+}
 
 func event(uid, reason, msg, component, host string, ms int) *corev1.Event {
 	return &corev1.Event{InvolvedObject: &corev1.ObjectReference{Uid: uid, ResourceVersion: "7"}, Reason: reason, Message: msg,
