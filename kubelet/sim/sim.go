@@ -13,7 +13,9 @@
 //
 // A container with "exit N" and no sleep exits the moment it starts.
 // Stop makes a running container exit with 143 (128+SIGTERM); one whose command line
-// contains "trap ” TERM" ignores SIGTERM and exits with 137 (SIGKILL) instead.
+// traps TERM to nothing ignores SIGTERM and exits with 137 (SIGKILL) instead:
+//
+//	sh -c "trap '' TERM; sleep 3600"
 //
 // Images: Config.Images lists what a pull can find (nil: any image); Config.Present
 // what is there without a pull. Pulling anything else fails with kubelet.ErrImagePull.
