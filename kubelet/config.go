@@ -1,0 +1,178 @@
+package kubelet
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/proto/quantity"
+)
+
+// Version is the kubelet version a node reports (nodeInfo.kubeletVersion).
+const Version = "v0.1.0-skiff"
+
+// Clock is the time the kubelet runs on: timestamps, back-off and its periodic loops.
+// Tests inject a fake; the default is the wall clock.
+type Clock = workqueue.Clock
+
+// Config configures a kubelet. DefaultConfig fills every field; Validate checks it once
+// at New.
+type Config struct {
+	// NodeName is the Node this kubelet registers and runs pods for. Default: the
+	// host name, lowercased.
+	NodeName string
+	// NodeIP is the node's InternalIP, and every pod's hostIP and podIP (pods use the
+	// host's network). Default: the first non-loopback IPv4 address, else 127.0.0.1.
+	NodeIP string
+	// Labels are added to the Node's labels (kubernetes.io/hostname, kubernetes.io/os
+	// and kubernetes.io/arch are always set).
+	Labels map[string]string
+	// Capacity is the node's capacity by resource (cpu, memory, pods) as quantities.
+	// Default: the machine's CPU count and memory (/proc/meminfo), and 110 pods.
+	// Allocatable equals capacity.
+	Capacity map[string]string
+
+	// LeaseDuration is the node Lease's leaseDurationSeconds (40s); the Lease is
+	// renewed every LeaseRenewInterval (10s).
+	LeaseDuration, LeaseRenewInterval time.Duration
+	// NodeStatusInterval is how often the Node's status (and the Ready condition's
+	// heartbeat) is written (10s).
+	NodeStatusInterval time.Duration
+	// RelistPeriod is how often the runtime's containers are listed to notice exits
+	// (1s); ResyncPeriod how often every pod is reconciled regardless (1m).
+	RelistPeriod, ResyncPeriod time.Duration
+	// Restart back-off: BackoffInitial (10s) doubling to BackoffMax (5m) between
+	// restarts of a crashing container (and pulls of a failing image); a container that
+	// ran for BackoffReset (10m) starts again from BackoffInitial.
+	BackoffInitial, BackoffMax, BackoffReset time.Duration
+	// Workers reconcile pods concurrently (8).
+	Workers int
+	// Clock defaults to the wall clock.
+	Clock Clock
+}
+
+// DefaultConfig is the configuration for this machine.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		NodeName:           strings.ToLower(host),
+		NodeIP:             hostIP(),
+		Capacity:           MachineCapacity(),
+		LeaseDuration:      40 * time.Second,
+		LeaseRenewInterval: 10 * time.Second,
+		NodeStatusInterval: 10 * time.Second,
+		RelistPeriod:       time.Second,
+		ResyncPeriod:       time.Minute,
+		BackoffInitial:     10 * time.Second,
+		BackoffMax:         5 * time.Minute,
+		BackoffReset:       10 * time.Minute,
+		Workers:            8,
+		Clock:              wallClock{},
+	}
+}
+
+var dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.NodeName) > 253 || !dns1123Subdomain.MatchString(c.NodeName) {
+		errs = append(errs, fmt.Errorf("nodeName %q: must be a lowercase RFC 1123 subdomain", c.NodeName))
+	}
+	if net.ParseIP(c.NodeIP) == nil {
+		errs = append(errs, fmt.Errorf("nodeIP %q: not an IP address", c.NodeIP))
+	}
+	for name, q := range c.Capacity {
+		if _, err := quantity.Parse(q); err != nil {
+			errs = append(errs, fmt.Errorf("capacity[%s]: %w", name, err))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"leaseDuration", c.LeaseDuration}, {"leaseRenewInterval", c.LeaseRenewInterval},
+		{"nodeStatusInterval", c.NodeStatusInterval}, {"relistPeriod", c.RelistPeriod}, {"resyncPeriod", c.ResyncPeriod},
+		{"backoffInitial", c.BackoffInitial}, {"backoffMax", c.BackoffMax}, {"backoffReset", c.BackoffReset},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %v: must be positive", d.name, d.v))
+		}
+	}
+	if c.LeaseRenewInterval >= c.LeaseDuration {
+		errs = append(errs, fmt.Errorf("leaseRenewInterval %v: must be shorter than leaseDuration %v", c.LeaseRenewInterval, c.LeaseDuration))
+	}
+	if c.BackoffMax < c.BackoffInitial {
+		errs = append(errs, fmt.Errorf("backoffMax %v: must be at least backoffInitial %v", c.BackoffMax, c.BackoffInitial))
+	}
+	if c.Workers <= 0 {
+		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))
+	}
+	if c.Clock == nil {
+		errs = append(errs, errors.New("clock: required"))
+	}
+	return errors.Join(errs...)
+}
+
+// MachineCapacity is this machine's cpu count, memory (from /proc/meminfo) and 110 pods.
+func MachineCapacity() map[string]string {
+	c := map[string]string{"cpu": strconv.Itoa(runtime.NumCPU()), "pods": "110"}
+	if b, err := memTotal("/proc/meminfo"); err == nil {
+		c["memory"] = quantity.FormatBytes(b)
+	}
+	return c
+}
+
+func memTotal(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		// MemTotal:       16310388 kB
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse %s: %w", path, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	if err := s.Err(); err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return 0, fmt.Errorf("read %s: no MemTotal", path)
+}
+
+func hostIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                           { return time.Now() }
+func (wallClock) NewTimer(d time.Duration) workqueue.Timer { return wallTimer{time.NewTimer(d)} }
+
+type wallTimer struct{ t *time.Timer }
+
+func (t wallTimer) C() <-chan time.Time { return t.t.C }
+func (t wallTimer) Stop() bool          { return t.t.Stop() }

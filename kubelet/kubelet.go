@@ -1,0 +1,193 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/client/workqueue"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/labels"
+)
+
+// Kubelet is one node's agent. Make it with New and run it once with Run.
+type Kubelet struct {
+	cs     *client.Clientset
+	rt     Runtime
+	cfg    Config
+	log    hclog.Logger
+	rec    *record.Recorder
+	pods   *cache.Informer[*corev1.Pod]
+	queue  *workqueue.Queue
+	scheme string // the runtime's name: container IDs are scheme://id
+	bp     backoffPolicy
+	info   *corev1.NodeSystemInfo
+
+	mu     sync.Mutex
+	memory map[string]*podMemory // by pod key
+}
+
+// podMemory is what the kubelet remembers about a pod beyond what the runtime and the
+// API hold: back-offs and why containers wait. Losing it (a restart) only resets
+// back-offs. Only the worker holding the pod's key touches it.
+type podMemory struct {
+	uid     string
+	restart map[string]*backoff // by container name
+	pull    map[string]*backoff
+	waiting map[string]*corev1.ContainerStateWaiting
+	written *corev1.PodStatus // the last status written
+}
+
+// New makes a kubelet for cfg.NodeName that runs pods through rt. log may be nil.
+func New(cs *client.Clientset, rt Runtime, cfg Config, log hclog.Logger) (*Kubelet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("kubelet config: %w", err)
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	log = log.With("node", cfg.NodeName)
+	scheme, _, ok := strings.Cut(rt.Version(), "://")
+	if !ok {
+		scheme = "runtime"
+	}
+	k := &Kubelet{
+		cs: cs, rt: rt, cfg: cfg, log: log, scheme: scheme,
+		rec:   record.New(cs.Events, record.Config{Component: "kubelet", Host: cfg.NodeName, Logger: log, Now: cfg.Clock.Now}),
+		pods:  cache.NewInformer(cs.Pods, "", client.ListOptions{FieldSelector: "spec.nodeName=" + cfg.NodeName}, log),
+		queue: workqueue.New(workqueue.Config{BaseDelay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, Clock: cfg.Clock}),
+		bp:    backoffPolicy{initial: cfg.BackoffInitial, max: cfg.BackoffMax, reset: cfg.BackoffReset},
+		info:  systemInfo(rt.Version()),
+
+		memory: map[string]*podMemory{},
+	}
+	enqueue := func(p *corev1.Pod) { k.queue.Add(cache.Key(p)) }
+	k.pods.AddHandler(cache.Handler[*corev1.Pod]{
+		OnAdd: enqueue, OnDelete: enqueue,
+		OnUpdate: func(_, p *corev1.Pod) { enqueue(p) },
+	})
+	return k, nil
+}
+
+// Run registers the node, keeps its status and Lease fresh, and runs the pods bound to
+// it, until ctx ends. Containers keep running after it returns: a kubelet started again
+// adopts them. Run may be called once.
+func (k *Kubelet) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	goRun := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx)
+		}()
+	}
+	k.log.Info("kubelet starting", "runtime", k.rt.Version(), "nodeIP", k.cfg.NodeIP)
+	goRun(k.rec.Run)
+	goRun(k.pods.Run)
+	goRun(k.nodeLoop)
+	goRun(k.leaseLoop)
+	// Pods are handled once the cache holds them all: a container whose pod the cache
+	// lacks is then an orphan, not a pod not yet seen.
+	if cache.WaitForSync(ctx, k.pods) {
+		for i := 0; i < k.cfg.Workers; i++ {
+			goRun(k.worker)
+		}
+		goRun(k.relistLoop)
+	}
+	<-ctx.Done()
+	k.queue.ShutDown()
+	wg.Wait()
+	k.log.Info("kubelet stopped")
+	return nil
+}
+
+func (k *Kubelet) worker(ctx context.Context) {
+	for {
+		key, shutdown := k.queue.Get()
+		if shutdown {
+			return
+		}
+		requeue, err := k.syncPod(ctx, key)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			k.log.Warn("sync pod failed; retrying", "pod", key, "error", err)
+			k.queue.AddRateLimited(key)
+		case err == nil:
+			k.queue.Forget(key)
+			if requeue > 0 {
+				k.queue.AddAfter(key, requeue)
+			}
+		}
+		k.queue.Done(key)
+	}
+}
+
+// sleep waits d on the kubelet's clock; false when ctx ended first.
+func (k *Kubelet) sleep(ctx context.Context, d time.Duration) bool {
+	t := k.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// relistLoop is the kubelet's eye on the runtime (Kubernetes' PLEG): it lists the
+// containers every RelistPeriod and queues the pods whose containers changed, plus
+// every pod each ResyncPeriod.
+func (k *Kubelet) relistLoop(ctx context.Context) {
+	seen := map[string]string{} // pod key -> fingerprint of its containers
+	lastResync := k.cfg.Clock.Now()
+	for {
+		if err := k.relist(ctx, seen); err != nil && ctx.Err() == nil {
+			k.log.Warn("list containers failed", "error", err)
+		}
+		if now := k.cfg.Clock.Now(); now.Sub(lastResync) >= k.cfg.ResyncPeriod {
+			lastResync = now
+			for _, p := range k.pods.Lister().List(labels.Everything()) {
+				k.queue.Add(cache.Key(p))
+			}
+		}
+		if !k.sleep(ctx, k.cfg.RelistPeriod) {
+			return
+		}
+	}
+}
+
+func (k *Kubelet) relist(ctx context.Context, seen map[string]string) error {
+	ctrs, err := k.rt.List(ctx)
+	if err != nil {
+		return err
+	}
+	now := map[string]string{}
+	for _, c := range ctrs {
+		key := c.Namespace + "/" + c.PodName
+		now[key] += fmt.Sprintf("%s:%s:%d;", c.ID, c.State, c.ExitCode)
+	}
+	for key, fp := range now {
+		if seen[key] != fp {
+			k.queue.Add(key)
+		}
+	}
+	for key := range seen {
+		if _, ok := now[key]; !ok {
+			k.queue.Add(key)
+		}
+	}
+	clear(seen)
+	for key, fp := range now {
+		seen[key] = fp
+	}
+	return nil
+}

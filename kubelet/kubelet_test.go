@@ -1,0 +1,436 @@
+package kubelet_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/sim"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+type env struct {
+	t   *testing.T
+	ctx context.Context
+	cs  *client.Clientset
+}
+
+func newEnv(t *testing.T) *env {
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &env{t: t, ctx: ctx, cs: client.NewClientset(conn)}
+}
+
+// testConfig is a kubelet config with short periods, so that tests wait little.
+func testConfig(node string) kubelet.Config {
+	cfg := kubelet.DefaultConfig()
+	cfg.NodeName, cfg.NodeIP = node, "10.1.2.3"
+	cfg.Capacity = map[string]string{"cpu": "4", "memory": "8Gi", "pods": "110"}
+	cfg.LeaseDuration, cfg.LeaseRenewInterval, cfg.NodeStatusInterval = 2*time.Second, 100*time.Millisecond, 200*time.Millisecond
+	cfg.RelistPeriod = 50 * time.Millisecond
+	cfg.BackoffInitial, cfg.BackoffMax = 300*time.Millisecond, time.Second
+	cfg.Workers = 2
+	return cfg
+}
+
+// start runs a kubelet until the returned stop is called (or the test ends).
+func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
+	e.t.Helper()
+	log := hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
+	k, err := kubelet.New(e.cs, rt, cfg, log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("kubelet Run: %v", err)
+		}
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func (e *env) createPod(name, node, policy, image string, command ...string) *corev1.Pod {
+	e.t.Helper()
+	p, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{
+		Metadata: &corev1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: &corev1.PodSpec{NodeName: node, RestartPolicy: policy, HostNetwork: true,
+			Containers: []*corev1.Container{{Name: "main", Image: image, Command: command}}},
+	})
+	if err != nil {
+		e.t.Fatalf("create pod %s: %v", name, err)
+	}
+	return p
+}
+
+// waitPod waits until the pod satisfies cond, which says what it saw otherwise.
+func (e *env) waitPod(name, what string, cond func(p *corev1.Pod) bool) *corev1.Pod {
+	e.t.Helper()
+	var last *corev1.Pod
+	for {
+		p, err := e.cs.Pods.Get(e.ctx, "default", name)
+		if err == nil {
+			last = p
+			if cond(p) {
+				return p
+			}
+		} else if !client.IsNotFound(err) {
+			e.t.Fatalf("get pod %s: %v", name, err)
+		}
+		select {
+		case <-e.ctx.Done():
+			e.t.Fatalf("pod %s never %s; last seen: %v", name, what, last)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (e *env) waitGone(name string) {
+	e.t.Helper()
+	for {
+		_, err := e.cs.Pods.Get(e.ctx, "default", name)
+		if client.IsNotFound(err) {
+			return
+		}
+		select {
+		case <-e.ctx.Done():
+			e.t.Fatalf("pod %s never went away (%v)", name, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (e *env) waitContainers(rt *sim.Runtime, what string, cond func([]kubelet.Container) bool) []kubelet.Container {
+	e.t.Helper()
+	for {
+		l, err := rt.List(e.ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if cond(l) {
+			return l
+		}
+		select {
+		case <-e.ctx.Done():
+			e.t.Fatalf("runtime never %s: %+v", what, l)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (e *env) eventReasons(pod string) map[string]bool {
+	e.t.Helper()
+	l, err := e.cs.Events.List(e.ctx, "default", client.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, ev := range l.Items {
+		if ev.GetInvolvedObject().GetName() == pod && ev.GetSource().GetComponent() == "kubelet" {
+			m[ev.GetReason()] = true
+		}
+	}
+	return m
+}
+
+func (e *env) waitEvents(pod string, reasons ...string) {
+	e.t.Helper()
+	for {
+		got := e.eventReasons(pod)
+		missing := []string{}
+		for _, r := range reasons {
+			if !got[r] {
+				missing = append(missing, r)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		select {
+		case <-e.ctx.Done():
+			e.t.Fatalf("pod %s: events %v missing (have %v)", pod, missing, got)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func condition(p *corev1.Pod, typ string) string {
+	for _, c := range p.GetStatus().GetConditions() {
+		if c.GetType() == typ {
+			return c.GetStatus()
+		}
+	}
+	return ""
+}
+
+func mainStatus(p *corev1.Pod) *corev1.ContainerStatus {
+	if cs := p.GetStatus().GetContainerStatuses(); len(cs) > 0 {
+		return cs[0]
+	}
+	return nil
+}
+
+func TestPodRunsAndBecomesReady(t *testing.T) {
+	e := newEnv(t)
+	rt := sim.New(sim.Config{})
+	e.start(rt, testConfig("w1"))
+	e.createPod("web", "w1", "", "nginx:1.25")
+	e.createPod("elsewhere", "w2", "", "nginx:1.25")
+	p := e.waitPod("web", "Running and Ready", func(p *corev1.Pod) bool {
+		return p.GetStatus().GetPhase() == "Running" && condition(p, "Ready") == "True"
+	})
+	cs := mainStatus(p)
+	if !cs.GetReady() || cs.GetState().GetRunning() == nil || !strings.HasPrefix(cs.GetContainerId(), "sim://") ||
+		cs.GetImage() != "nginx:1.25" || !strings.HasPrefix(cs.GetImageId(), "sha256:") || cs.GetRestartCount() != 0 {
+		t.Errorf("container status %v", cs)
+	}
+	st := p.GetStatus()
+	if st.GetHostIp() != "10.1.2.3" || st.GetPodIp() != "10.1.2.3" || st.GetStartTime() == nil ||
+		condition(p, "PodScheduled") != "True" || condition(p, "Initialized") != "True" || condition(p, "ContainersReady") != "True" {
+		t.Errorf("pod status %v", st)
+	}
+	e.waitEvents("web", "Pulling", "Pulled", "Created", "Started")
+	// Only pods bound to this node run here.
+	for _, c := range e.waitContainers(rt, "ran web", func(l []kubelet.Container) bool { return len(l) > 0 }) {
+		if c.PodName != "web" {
+			t.Errorf("runs a container of %s", c.PodName)
+		}
+	}
+	if p, _ := e.cs.Pods.Get(e.ctx, "default", "elsewhere"); p.GetStatus().GetPhase() != "Pending" || len(p.GetStatus().GetContainerStatuses()) != 0 {
+		t.Errorf("a pod of another node was touched: %v", p.GetStatus())
+	}
+}
+
+func TestPodsRunToCompletion(t *testing.T) {
+	e := newEnv(t)
+	e.start(sim.New(sim.Config{}), testConfig("w1"))
+	e.createPod("ok", "w1", "Never", "busybox:1.36", "sh", "-c", "exit 0")
+	e.createPod("bad", "w1", "Never", "busybox:1.36", "sh", "-c", "exit 3")
+	e.createPod("retry", "w1", "OnFailure", "busybox:1.36", "sh", "-c", "sleep 0.1; exit 0")
+	for name, want := range map[string]struct {
+		phase, reason string
+		code          int32
+	}{"ok": {"Succeeded", "Completed", 0}, "bad": {"Failed", "Error", 3}, "retry": {"Succeeded", "Completed", 0}} {
+		p := e.waitPod(name, want.phase, func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == want.phase })
+		term := mainStatus(p).GetState().GetTerminated()
+		if term.GetReason() != want.reason || term.GetExitCode() != want.code || term.GetFinishedAt() == nil || mainStatus(p).GetRestartCount() != 0 {
+			t.Errorf("%s: terminated %v (restarts %d)", name, term, mainStatus(p).GetRestartCount())
+		}
+		if condition(p, "Ready") != "False" {
+			t.Errorf("%s: a finished pod is Ready", name)
+		}
+	}
+}
+
+func TestCrashLoopBackOff(t *testing.T) {
+	e := newEnv(t)
+	rt := sim.New(sim.Config{})
+	e.start(rt, testConfig("w1"))
+	e.createPod("crash", "w1", "Always", "busybox:1.36", "sh", "-c", "exit 1")
+	e.waitPod("crash", "in CrashLoopBackOff", func(p *corev1.Pod) bool {
+		cs := mainStatus(p)
+		return cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && cs.GetLastState().GetTerminated().GetExitCode() == 1 && p.GetStatus().GetPhase() == "Running"
+	})
+	p := e.waitPod("crash", "restarted 3 times", func(p *corev1.Pod) bool { return mainStatus(p).GetRestartCount() >= 3 })
+	if p.GetStatus().GetPhase() != "Running" || condition(p, "Ready") != "False" {
+		t.Errorf("crash-looping pod: phase %s, Ready %s", p.GetStatus().GetPhase(), condition(p, "Ready"))
+	}
+	e.waitEvents("crash", "BackOff", "Started")
+	// Old attempts are cleaned up: the runtime keeps the newest two at most.
+	if l, _ := rt.List(e.ctx); len(l) > 2 {
+		t.Errorf("runtime keeps %d containers of a crashing pod", len(l))
+	}
+}
+
+func TestImagePullBackOff(t *testing.T) {
+	e := newEnv(t)
+	rt := sim.New(sim.Config{Images: []string{"nginx:1.25"}})
+	e.start(rt, testConfig("w1"))
+	e.createPod("typo", "w1", "", "ngnix:1.25")
+	e.waitPod("typo", "in ErrImagePull", func(p *corev1.Pod) bool {
+		return mainStatus(p).GetState().GetWaiting().GetReason() == "ErrImagePull"
+	})
+	p := e.waitPod("typo", "in ImagePullBackOff", func(p *corev1.Pod) bool {
+		return mainStatus(p).GetState().GetWaiting().GetReason() == "ImagePullBackOff"
+	})
+	if p.GetStatus().GetPhase() != "Pending" {
+		t.Errorf("phase %s", p.GetStatus().GetPhase())
+	}
+	e.waitEvents("typo", "Pulling", "Failed", "BackOff")
+	e.waitContainers(rt, "retried the pull", func([]kubelet.Container) bool { return rt.Pulls() >= 2 })
+}
+
+func TestDeletePod(t *testing.T) {
+	e := newEnv(t)
+	rt := sim.New(sim.Config{})
+	e.start(rt, testConfig("w1"))
+	e.createPod("web", "w1", "", "nginx:1.25")
+	e.waitPod("web", "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
+	// A graceful delete: the pod stays, marked, until the kubelet has stopped it.
+	if _, err := e.cs.Pods.Delete(e.ctx, "default", "web", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitGone("web")
+	e.waitContainers(rt, "removed the container", func(l []kubelet.Container) bool { return len(l) == 0 })
+	e.waitEvents("web", "Killing")
+}
+
+func TestRestartAdoptsAndCleansUp(t *testing.T) {
+	e := newEnv(t)
+	rt := sim.New(sim.Config{})
+	stop := e.start(rt, testConfig("w1"))
+	e.createPod("keep", "w1", "", "nginx:1.25")
+	e.createPod("drop", "w1", "", "nginx:1.25")
+	for _, name := range []string{"keep", "drop"} {
+		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
+	}
+	before := e.waitContainers(rt, "runs both", func(l []kubelet.Container) bool { return len(l) == 2 })
+	creates := rt.Creates()
+	stop()
+
+	// While the kubelet is down, one pod is force-deleted.
+	zero := int64(0)
+	if _, err := e.cs.Pods.Delete(e.ctx, "default", "drop", client.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	e.start(rt, testConfig("w1"))
+	after := e.waitContainers(rt, "removed the deleted pod's container", func(l []kubelet.Container) bool { return len(l) == 1 })
+	var kept kubelet.Container
+	for _, c := range before {
+		if c.PodName == "keep" {
+			kept = c
+		}
+	}
+	if after[0].ID != kept.ID || after[0].State != kubelet.StateRunning {
+		t.Fatalf("after restart the runtime has %+v, want the adopted %s", after[0], kept.ID)
+	}
+	// The adopted pod stays as it was: Running, Ready, the same container, no new one.
+	p := e.waitPod("keep", "Ready", func(p *corev1.Pod) bool { return condition(p, "Ready") == "True" })
+	if !strings.HasSuffix(mainStatus(p).GetContainerId(), kept.ID) || rt.Creates() != creates {
+		t.Fatalf("container %s, %d creates (before the restart %d)", mainStatus(p).GetContainerId(), rt.Creates(), creates)
+	}
+}
+
+func TestNodeRegistrationAndLease(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig("w1")
+	cfg.Labels = map[string]string{"zone": "a"}
+	// A node that exists already (registered before, or by an admin) is taken over.
+	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{Metadata: &corev1.ObjectMeta{Name: "w1", Labels: map[string]string{"team": "x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.start(sim.New(sim.Config{}), cfg)
+	var node *corev1.Node
+	for {
+		n, err := e.cs.Nodes.Get(e.ctx, "", "w1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(n.GetStatus().GetConditions()) > 0 {
+			node = n
+			break
+		}
+		select {
+		case <-e.ctx.Done():
+			t.Fatal("the node never got a status")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	ready := node.GetStatus().GetConditions()[0]
+	if ready.GetType() != "Ready" || ready.GetStatus() != "True" || ready.GetReason() != "KubeletReady" {
+		t.Errorf("Ready condition %v", ready)
+	}
+	info := node.GetStatus().GetNodeInfo()
+	if info.GetContainerRuntimeVersion() != "sim://0.1.0" || info.GetKubeletVersion() != kubelet.Version || info.GetArchitecture() == "" {
+		t.Errorf("nodeInfo %v", info)
+	}
+	if c := node.GetStatus().GetCapacity(); c["cpu"] != "4" || c["memory"] != "8Gi" || c["pods"] != "110" || node.GetStatus().GetAllocatable()["pods"] != "110" {
+		t.Errorf("capacity %v", c)
+	}
+	l := node.GetMetadata().GetLabels()
+	if l["team"] != "x" || l["zone"] != "a" || l["kubernetes.io/hostname"] != "w1" {
+		t.Errorf("labels %v", l)
+	}
+	if a := node.GetStatus().GetAddresses(); len(a) != 2 || a[0].GetAddress() != "10.1.2.3" {
+		t.Errorf("addresses %v", a)
+	}
+
+	// The lease is renewed, and the node's heartbeat moves.
+	var first *corev1.Lease
+	for {
+		lease, err := e.cs.Leases.Get(e.ctx, kubelet.LeaseNamespace, "w1")
+		switch {
+		case err == nil && first == nil:
+			first = lease
+			if lease.GetSpec().GetHolderIdentity() != "w1" || lease.GetSpec().GetLeaseDurationSeconds() != 2 {
+				t.Errorf("lease %v", lease.GetSpec())
+			}
+		case err == nil && lease.GetSpec().GetRenewTime().AsTime().After(first.GetSpec().GetRenewTime().AsTime()):
+			n, err := e.cs.Nodes.Get(e.ctx, "", "w1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hb := n.GetStatus().GetConditions()[0]
+			if hb.GetLastHeartbeatTime().AsTime().After(ready.GetLastHeartbeatTime().AsTime()) {
+				if !hb.GetLastTransitionTime().AsTime().Equal(ready.GetLastTransitionTime().AsTime()) {
+					t.Errorf("Ready's transition time moved without a transition")
+				}
+				return
+			}
+		case err != nil && !client.IsNotFound(err):
+			t.Fatal(err)
+		}
+		select {
+		case <-e.ctx.Done():
+			t.Fatalf("lease never renewed or node heartbeat never moved (lease %v)", first)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := kubelet.DefaultConfig()
+	cfg.NodeName = "Bad_Name"
+	cfg.LeaseRenewInterval = cfg.LeaseDuration
+	cfg.Capacity = map[string]string{"cpu": "lots"}
+	err := cfg.Validate()
+	for _, want := range []string{"nodeName", "leaseRenewInterval", "capacity[cpu]"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to name %s", err, want)
+		}
+	}
+	if err := testConfig("w1").Validate(); err != nil {
+		t.Errorf("test config: %v", err)
+	}
+	if c := kubelet.MachineCapacity(); c["cpu"] == "" || c["pods"] != "110" {
+		t.Errorf("machine capacity %v", c)
+	}
+}

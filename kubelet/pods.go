@@ -1,0 +1,319 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/quantity"
+)
+
+// orphanGrace is the grace period of containers whose pod is gone (deleted with grace 0
+// or while the kubelet was down): the pod's own period is no longer known.
+const orphanGrace = 2 * time.Second
+
+// syncPod reconciles one pod, by key: it reads the pod from the cache and its containers
+// from the runtime and acts on the difference. It returns when it wants to look again
+// (a back-off ending), or an error to be retried.
+func (k *Kubelet) syncPod(ctx context.Context, key string) (time.Duration, error) {
+	ns, name := cache.SplitKey(key)
+	all, err := k.rt.List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list containers: %w", err)
+	}
+	pod, exists := k.pods.Lister().Get(ns, name)
+	var mine, stale []Container
+	for _, c := range all {
+		if c.Namespace != ns || c.PodName != name {
+			continue
+		}
+		if exists && c.PodUID == pod.GetMetadata().GetUid() {
+			mine = append(mine, c)
+		} else {
+			stale = append(stale, c) // a pod that is gone, or an earlier pod of that name
+		}
+	}
+	if len(stale) > 0 {
+		k.log.Info("removing containers of a pod that no longer exists", "pod", key, "containers", len(stale))
+		if err := k.killAll(ctx, stale, orphanGrace, nil); err != nil {
+			return 0, err
+		}
+	}
+	if !exists {
+		k.forget(key)
+		return 0, nil
+	}
+	if pod.GetMetadata().GetDeletionTimestamp() != nil {
+		return 0, k.terminatePod(ctx, key, pod, mine)
+	}
+	return k.runPod(ctx, key, pod, mine)
+}
+
+func (k *Kubelet) memoryOf(key, uid string) *podMemory {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	m := k.memory[key]
+	if m == nil || m.uid != uid {
+		m = &podMemory{uid: uid, restart: map[string]*backoff{}, pull: map[string]*backoff{}, waiting: map[string]*corev1.ContainerStateWaiting{}}
+		k.memory[key] = m
+	}
+	return m
+}
+
+func (k *Kubelet) forget(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.memory, key)
+}
+
+// killAll stops containers (running ones with grace; pod, when set, gets a Killing
+// event for each) and removes them.
+func (k *Kubelet) killAll(ctx context.Context, ctrs []Container, grace time.Duration, pod *corev1.Pod) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(ctrs))
+	for i, c := range ctrs {
+		if c.State != StateRunning {
+			continue
+		}
+		if pod != nil {
+			k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := k.rt.Stop(ctx, c.ID, grace); err != nil && !errors.Is(err, ErrNotFound) {
+				errs[i] = fmt.Errorf("stop container %s (%s): %w", c.Name, c.ID, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, c := range ctrs {
+		if err := k.rt.Remove(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("remove container %s (%s): %w", c.Name, c.ID, err)
+		}
+	}
+	return nil
+}
+
+// terminatePod ends a deleted pod: its containers get the grace period, then the pod
+// object goes (grace 0, only if it is still this pod).
+func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod, mine []Container) error {
+	if err := k.killAll(ctx, mine, gracePeriod(pod), pod); err != nil {
+		return err
+	}
+	zero := int64(0)
+	_, err := k.cs.Pods.Delete(ctx, pod.GetMetadata().GetNamespace(), pod.GetMetadata().GetName(),
+		client.DeleteOptions{GracePeriodSeconds: &zero, UID: pod.GetMetadata().GetUid()})
+	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
+		return fmt.Errorf("delete pod %s: %w", key, err)
+	}
+	k.forget(key)
+	return nil
+}
+
+// runPod moves a live pod's containers towards its spec and writes its status.
+func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine []Container) (time.Duration, error) {
+	mem := k.memoryOf(key, pod.GetMetadata().GetUid())
+	// The last status written is newer than the cache's when the cache lags.
+	view := &corev1.Pod{Metadata: pod.GetMetadata(), Spec: pod.GetSpec(), Status: pod.GetStatus()}
+	if mem.written != nil {
+		view.Status = mem.written
+	}
+	now := k.cfg.Clock.Now()
+	hist := byName(mine)
+	policy := restartPolicy(pod)
+	terminal := podTerminal(view.GetStatus().GetPhase())
+	var requeue time.Duration
+	changed := false
+	for _, spec := range pod.GetSpec().GetContainers() {
+		name := spec.GetName()
+		h := hist[name]
+		// Only the newest attempt may run: older ones still running were left by an
+		// interrupted kubelet.
+		for _, old := range h[min(1, len(h)):] {
+			if old.State == StateRunning {
+				if err := k.rt.Stop(ctx, old.ID, gracePeriod(pod)); err != nil && !errors.Is(err, ErrNotFound) {
+					return 0, fmt.Errorf("stop superseded container %s of %s: %w", old.ID, key, err)
+				}
+				changed = true
+			}
+		}
+		if terminal {
+			delete(mem.waiting, name)
+			continue
+		}
+		d := decideContainer(policy, h, mem.restart[name], now, k.bp)
+		switch d.action {
+		case actNone:
+			delete(mem.waiting, name)
+		case actWait:
+			if mem.waiting[name].GetReason() != ReasonCrashLoopBackOff {
+				k.rec.Eventf(pod, record.Warning, "BackOff", "Back-off restarting failed container %s in pod %s", name, key)
+			}
+			mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff,
+				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", mem.restart[name].delay, name, pod.GetMetadata().GetName(), pod.GetMetadata().GetNamespace(), pod.GetMetadata().GetUid())}
+			requeue = minPositive(requeue, d.wait)
+		case actStart:
+			var last *Container
+			if len(h) > 0 {
+				last = &h[0]
+				// Keep only the attempt before the new one (the status' lastState).
+				if err := k.killAll(ctx, h[1:], gracePeriod(pod), nil); err != nil {
+					return 0, err
+				}
+			}
+			requeue = minPositive(requeue, k.startContainer(ctx, pod, spec, d.attempt, last, mem, now))
+			changed = true
+		}
+	}
+	if changed {
+		all, err := k.rt.List(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("list containers: %w", err)
+		}
+		mine = mine[:0]
+		for _, c := range all {
+			if c.PodUID == pod.GetMetadata().GetUid() {
+				mine = append(mine, c)
+			}
+		}
+		hist = byName(mine)
+	}
+	st := computePodStatus(view, hist, mem.waiting, k.scheme, k.cfg.NodeIP, k.cfg.Clock.Now())
+	if err := k.writeStatus(ctx, key, pod, st, mem); err != nil {
+		return 0, err
+	}
+	return requeue, nil
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// startContainer pulls the image and starts one attempt of a container. Failures are
+// expected outcomes: they leave the container waiting, with a reason, and return when
+// to try again.
+func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, last *Container, mem *podMemory, now time.Time) time.Duration {
+	name, image := spec.GetName(), spec.GetImage()
+	switch mem.waiting[name].GetReason() {
+	case ReasonCreateError, ReasonConfigError:
+		if b := mem.restart[name]; b != nil && now.Before(b.updated.Add(b.delay)) {
+			return b.updated.Add(b.delay).Sub(now)
+		}
+	}
+	if b := mem.pull[name]; !k.bp.stale(b, nil, now) && now.Before(b.updated.Add(b.delay)) {
+		if mem.waiting[name].GetReason() != ReasonImagePullBackOff {
+			k.rec.Eventf(pod, record.Normal, "BackOff", "Back-off pulling image %q", image)
+		}
+		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonImagePullBackOff, Message: fmt.Sprintf("Back-off pulling image %q", image)}
+		return b.updated.Add(b.delay).Sub(now)
+	}
+	policy := pullPolicy(spec)
+	began := k.cfg.Clock.Now()
+	_, pulled, err := k.rt.EnsureImage(ctx, image, policy)
+	if err != nil {
+		reason := ReasonErrImagePull
+		if errors.Is(err, ErrImageNeverPull) {
+			reason = ReasonErrImageNeverPull
+		} else {
+			k.rec.Eventf(pod, record.Normal, "Pulling", "Pulling image %q", image)
+		}
+		k.rec.Eventf(pod, record.Warning, "Failed", "Failed to pull image %q: %v", image, err)
+		k.rec.Eventf(pod, record.Warning, "Failed", "Error: %s", reason)
+		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		b := k.bp.next(mem.pull[name], nil, now)
+		mem.pull[name] = b
+		return b.delay
+	}
+	delete(mem.pull, name)
+	if pulled {
+		k.rec.Eventf(pod, record.Normal, "Pulling", "Pulling image %q", image)
+		k.rec.Eventf(pod, record.Normal, "Pulled", "Successfully pulled image %q in %s", image, k.cfg.Clock.Now().Sub(began).Round(time.Millisecond))
+	} else {
+		k.rec.Eventf(pod, record.Normal, "Pulled", "Container image %q already present on machine", image)
+	}
+	retry := func(reason string, err error) time.Duration {
+		k.rec.Eventf(pod, record.Warning, "Failed", "Error: %v", err)
+		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		b := k.bp.next(mem.restart[name], nil, now)
+		mem.restart[name] = b
+		return b.delay
+	}
+	cfg, err := containerConfig(pod, spec, attempt)
+	if err != nil {
+		return retry(ReasonConfigError, err)
+	}
+	if _, err := k.rt.CreateAndStart(ctx, cfg); err != nil {
+		return retry(ReasonCreateError, err)
+	}
+	k.rec.Eventf(pod, record.Normal, "Created", "Created container %s", name)
+	k.rec.Eventf(pod, record.Normal, "Started", "Started container %s", name)
+	delete(mem.waiting, name)
+	if last != nil {
+		mem.restart[name] = k.bp.next(mem.restart[name], last, now)
+	}
+	return 0
+}
+
+// containerConfig is what the runtime needs to run a container of pod.
+func containerConfig(pod *corev1.Pod, spec *corev1.Container, attempt int) (ContainerConfig, error) {
+	md := pod.GetMetadata()
+	cfg := ContainerConfig{
+		PodUID: md.GetUid(), PodName: md.GetName(), Namespace: md.GetNamespace(), Name: spec.GetName(),
+		Image: spec.GetImage(), Command: spec.GetCommand(), Args: spec.GetArgs(), WorkingDir: spec.GetWorkingDir(), Attempt: attempt,
+	}
+	for _, e := range spec.GetEnv() {
+		cfg.Env = append(cfg.Env, e.GetName()+"="+e.GetValue())
+	}
+	if s, ok := spec.GetResources().GetLimits()["cpu"]; ok {
+		q, err := quantity.Parse(s)
+		if err != nil {
+			return cfg, fmt.Errorf("container %s: resources.limits.cpu: %w", spec.GetName(), err)
+		}
+		cfg.CPUMillis = q.MilliValue()
+	}
+	if s, ok := spec.GetResources().GetLimits()["memory"]; ok {
+		q, err := quantity.Parse(s)
+		if err != nil {
+			return cfg, fmt.Errorf("container %s: resources.limits.memory: %w", spec.GetName(), err)
+		}
+		cfg.MemoryBytes = q.Value()
+	}
+	return cfg, nil
+}
+
+// writeStatus writes st unless the pod already has it.
+func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, st *corev1.PodStatus, mem *podMemory) error {
+	if proto.Equal(st, pod.GetStatus()) || proto.Equal(st, mem.written) {
+		return nil
+	}
+	// No resourceVersion: the kubelet owns the pod's status; the uid keeps the write
+	// from landing on a new pod of the same name.
+	upd := &corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: pod.GetMetadata().GetNamespace(), Name: pod.GetMetadata().GetName(), Uid: pod.GetMetadata().GetUid()}, Status: st}
+	_, err := k.cs.Pods.UpdateStatus(ctx, upd)
+	switch {
+	case client.IsNotFound(err) || client.IsConflict(err):
+		return nil // gone or replaced: its own events bring it back
+	case err != nil:
+		return fmt.Errorf("update pod %s status: %w", key, err)
+	}
+	mem.written = st
+	if st.GetPhase() != pod.GetStatus().GetPhase() {
+		k.log.Debug("pod phase", "pod", key, "phase", st.GetPhase())
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/kubelet"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		argv   []string
+		runFor time.Duration
+		code   int
+		ignore bool
+	}{
+		{[]string{"nginx"}, -1, 0, false},
+		{[]string{"sh", "-c", "exit 3"}, 0, 3, false},
+		{[]string{"sh", "-c", "sleep 2; exit 1"}, 2 * time.Second, 1, false},
+		{[]string{"sleep", "1.5s"}, 1500 * time.Millisecond, 0, false},
+		{[]string{"sh", "-c", "trap '' TERM; sleep 3600"}, time.Hour, 0, true},
+		{[]string{"sh", "-c", "exit"}, -1, 0, false},
+	} {
+		runFor, code, ignore := parse(tc.argv)
+		if runFor != tc.runFor || code != tc.code || ignore != tc.ignore {
+			t.Errorf("parse(%q) = %v %d %v, want %v %d %v", tc.argv, runFor, code, ignore, tc.runFor, tc.code, tc.ignore)
+		}
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	r := New(Config{Images: []string{"busybox:1.36", "nginx"}, Present: []string{"pause:3.9"}, Now: clk.Now})
+
+	if _, _, err := r.EnsureImage(ctx, "nope:1", kubelet.PullIfNotPresent); !errors.Is(err, kubelet.ErrImagePull) {
+		t.Fatalf("pull of an unknown image: %v", err)
+	}
+	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullNever); !errors.Is(err, kubelet.ErrImageNeverPull) {
+		t.Fatalf("Never with the image absent: %v", err)
+	}
+	if _, pulled, err := r.EnsureImage(ctx, "pause:3.9", kubelet.PullIfNotPresent); err != nil || pulled {
+		t.Fatalf("present image: pulled=%v %v", pulled, err)
+	}
+	if _, pulled, err := r.EnsureImage(ctx, "nginx", kubelet.PullAlways); err != nil || !pulled {
+		t.Fatalf("nginx: pulled=%v %v", pulled, err)
+	}
+	if _, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{Name: "x", Image: "busybox:1.36"}); !errors.Is(err, kubelet.ErrNotFound) {
+		t.Fatalf("create without the image: %v", err)
+	}
+	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullIfNotPresent); err != nil {
+		t.Fatal(err)
+	}
+
+	web, _ := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u1", Name: "web", Image: "nginx:latest"})
+	job, _ := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u1", Name: "job", Image: "busybox:1.36", Command: []string{"sh", "-c", "sleep 10; exit 2"}, Attempt: 4})
+	crash, _ := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u2", Name: "crash", Image: "busybox:1.36", Command: []string{"sh", "-c", "exit 1"}})
+	stubborn, _ := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u2", Name: "stubborn", Image: "busybox:1.36", Command: []string{"sh", "-c", "trap '' TERM; sleep 3600"}})
+
+	state := func() map[string]kubelet.Container {
+		l, err := r.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]kubelet.Container{}
+		for _, c := range l {
+			m[c.ID] = c
+		}
+		return m
+	}
+	s := state()
+	if s[web].State != kubelet.StateRunning || s[job].State != kubelet.StateRunning || s[job].Attempt != 4 || s[job].PodUID != "u1" {
+		t.Fatalf("after start: %+v", s)
+	}
+	if c := s[crash]; c.State != kubelet.StateExited || c.ExitCode != 1 || !c.FinishedAt.Equal(c.StartedAt) {
+		t.Fatalf("exit 1 container: %+v", c)
+	}
+	clk.Add(10 * time.Second)
+	if c := state()[job]; c.State != kubelet.StateExited || c.ExitCode != 2 || c.FinishedAt.Sub(c.StartedAt) != 10*time.Second {
+		t.Fatalf("sleep 10; exit 2 container after 10s: %+v", c)
+	}
+	if err := r.Stop(ctx, web, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(ctx, stubborn, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s = state()
+	if s[web].ExitCode != 143 || s[stubborn].ExitCode != 137 || s[stubborn].FinishedAt.Sub(s[stubborn].StartedAt) != 15*time.Second {
+		t.Fatalf("stopped: %+v %+v", s[web], s[stubborn])
+	}
+	var buf bytes.Buffer
+	if err := r.Logs(ctx, web, &buf, true); err != nil || !strings.Contains(buf.String(), "exited with code 143") {
+		t.Fatalf("logs = %q, %v", buf.String(), err)
+	}
+	if err := r.Remove(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Remove(ctx, web); !errors.Is(err, kubelet.ErrNotFound) {
+		t.Fatalf("second remove: %v", err)
+	}
+	if len(state()) != 3 || r.Creates() != 4 {
+		t.Fatalf("after remove: %d containers, %d creates", len(state()), r.Creates())
+	}
+}
+
+func TestLogsFollowEndsOnExit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := New(Config{Present: []string{"busybox"}})
+	id, _ := r.CreateAndStart(ctx, kubelet.ContainerConfig{Name: "c", Image: "busybox"})
+	done := make(chan error, 1)
+	var buf bytes.Buffer
+	go func() { done <- r.Logs(ctx, id, &buf, true) }()
+	if err := r.Exit(id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || !strings.Contains(buf.String(), "exited with code 0") {
+		t.Fatalf("follow = %q, %v", buf.String(), err)
+	}
+}
