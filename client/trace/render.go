@@ -79,11 +79,14 @@ func writeSteps(w io.Writer, steps []Step, width int) {
 	}
 }
 
+// fit cuts s to n columns (marking the cut with …) and pads it to n: the fmt widths
+// count bytes, not runes.
 func fit(s string, n int) string {
-	if len([]rune(s)) <= n {
-		return s
+	r := []rune(s)
+	if len(r) > n {
+		r = append(r[:n-1], '…')
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	return string(r) + strings.Repeat(" ", n-len(r))
 }
 
 // human formats milliseconds compactly: 850µs, 12ms, 1.25s, 2m03s.

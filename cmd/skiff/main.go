@@ -27,7 +27,7 @@ func main() {
 	logger := func(name string) hclog.Logger {
 		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
 	}
-	root.AddCommand(apiserverCmd(logger), controllerManagerCmd(logger), schedulerCmd(logger))
+	root.AddCommand(apiserverCmd(logger), controllerManagerCmd(logger), schedulerCmd(logger), kubeletCmd(logger), upCmd(logger))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)

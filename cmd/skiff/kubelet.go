@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/sim"
+)
+
+// kubeletOptions are the flags of `skiff kubelet` that `skiff up` shares.
+type kubeletOptions struct {
+	runtime           string
+	containerdAddress string
+	simNodes          int
+	preload           string
+	rt                kubelet.Runtime // already connected (skiff up probes containerd first)
+}
+
+func kubeletCmd(logger func(string) hclog.Logger) *cobra.Command {
+	cfg := kubelet.DefaultConfig()
+	opts := kubeletOptions{runtime: "containerd", containerdAddress: defaultContainerdSocket}
+	var servers string
+	cmd := &cobra.Command{
+		Use:   "kubelet",
+		Short: "Run a node agent: register the node and run the pods bound to it",
+		Long: `Run a kubelet. With --runtime containerd it runs pods' containers through containerd;
+with --runtime sim it simulates them, and --sim-nodes N runs N simulated nodes named
+NODE-0 … NODE-(N-1) in this one process (for scale tests).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := logger("skiff")
+			conn, err := client.Dial(client.Servers(servers), client.Options{UserAgent: "skiff-kubelet", Logger: log})
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := signalContext()
+			defer cancel()
+			return runKubelets(ctx, client.NewClientset(conn), cfg, opts, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&servers, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
+	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "the Node to register and run pods for")
+	f.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the node's address (pods use the host network)")
+	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: containerd or sim")
+	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
+	f.StringVar(&opts.preload, "preload", "", "directory of OCI image archives (*.tar) to import at start")
+	f.IntVar(&opts.simNodes, "sim-nodes", 0, "with --runtime sim: run this many simulated nodes")
+	return cmd
+}
+
+const defaultContainerdSocket = "/run/containerd/containerd.sock"
+
+// runKubelets runs one kubelet, or --sim-nodes simulated ones, until ctx ends.
+func runKubelets(ctx context.Context, cs *client.Clientset, cfg kubelet.Config, opts kubeletOptions, log hclog.Logger) error {
+	switch opts.runtime {
+	case "sim":
+	case "containerd":
+		rt := opts.rt
+		if rt == nil {
+			var err error
+			if rt, err = newContainerdRuntime(ctx, opts, log); err != nil {
+				return err
+			}
+		}
+		k, err := kubelet.New(cs, rt, cfg, log)
+		if err != nil {
+			return err
+		}
+		return k.Run(ctx)
+	default:
+		return fmt.Errorf("--runtime: Unsupported value: %q: supported values: containerd, sim", opts.runtime)
+	}
+	n := max(opts.simNodes, 1)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		c := cfg
+		if opts.simNodes > 0 {
+			c.NodeName = fmt.Sprintf("%s-%d", cfg.NodeName, i)
+		}
+		k, err := kubelet.New(cs, sim.New(sim.Config{}), c, log.With("node", c.NodeName))
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := k.Run(ctx); err != nil && ctx.Err() == nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/controllers"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/scheduler"
+	"github.com/skiffhq/skiff/store"
+)
+
+func upCmd(logger func(string) hclog.Logger) *cobra.Command {
+	home, _ := os.UserHomeDir()
+	dataDir := filepath.Join(home, ".skiff", "up")
+	listen := "127.0.0.1:7443"
+	nodes := 1
+	kcfg := kubelet.DefaultConfig()
+	opts := kubeletOptions{runtime: "auto", containerdAddress: defaultContainerdSocket}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run all of Skiff in one process: API server, controllers, scheduler and a kubelet",
+		Long: `Run a whole Skiff on this machine: an API server with an embedded single-node store (or
+three, with --nodes 3), the controller-manager, the scheduler and a kubelet. The kubelet
+uses containerd when it can (--runtime auto) and simulated containers otherwise. Data is
+kept in --data-dir: starting again continues where it stopped. Ctrl-C stops everything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := logger("skiff")
+			if !cmd.Flag("log-level").Changed {
+				log.SetLevel(hclog.Warn)
+			}
+			if nodes != 1 && nodes != 3 {
+				return fmt.Errorf("--nodes: Unsupported value: %d: supported values: 1, 3", nodes)
+			}
+			host, portText, err := net.SplitHostPort(listen)
+			if err != nil {
+				return fmt.Errorf("--listen %q: %w", listen, err)
+			}
+			port, err := strconv.Atoi(portText)
+			if err != nil || port <= 0 || port+100+nodes > 65535 {
+				return fmt.Errorf("--listen %q: need a fixed port below 65400 (Raft uses port+100 and up)", listen)
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+
+			// API servers: node i serves the API on port+i and Raft on port+100+i.
+			var initial []store.Server
+			var apiAddrs []string
+			for i := 0; i < nodes; i++ {
+				initial = append(initial, store.Server{ID: fmt.Sprintf("up%d", i+1), Address: net.JoinHostPort(host, strconv.Itoa(port+100+i))})
+				apiAddrs = append(apiAddrs, net.JoinHostPort(host, strconv.Itoa(port+i)))
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, nodes+3)
+			runCtx, stop := context.WithCancel(ctx)
+			defer func() { stop(); wg.Wait() }()
+			goRun := func(what string, fn func() error) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := fn(); err != nil && runCtx.Err() == nil {
+						errs <- fmt.Errorf("%s: %w", what, err)
+					}
+				}()
+			}
+			for i := 0; i < nodes; i++ {
+				cfg := apiserver.DefaultConfig()
+				cfg.Name = initial[i].ID
+				cfg.DataDir = filepath.Join(dataDir, cfg.Name)
+				cfg.Listen = apiAddrs[i]
+				cfg.RaftListen = initial[i].Address
+				cfg.InitialCluster = initial
+				cfg.Logger = log
+				s, err := apiserver.New(cfg)
+				if err != nil {
+					return err
+				}
+				goRun("apiserver "+cfg.Name, func() error { return s.Run(runCtx) })
+			}
+			conn, err := client.Dial(apiAddrs, client.Options{UserAgent: "skiff-up", Logger: log})
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			cs := client.NewClientset(conn)
+
+			mcfg := controllers.DefaultConfig()
+			mcfg.LeaderElect, mcfg.Logger = false, log
+			goRun("controller-manager", func() error { return controllers.Run(runCtx, conn, mcfg) })
+			scfg := scheduler.DefaultConfig()
+			scfg.Logger = log
+			sched, err := scheduler.New(cs, scfg)
+			if err != nil {
+				return err
+			}
+			goRun("scheduler", func() error { return sched.Run(runCtx) })
+
+			runtimeNote := "simulated (--runtime sim)"
+			switch opts.runtime {
+			case "auto":
+				opts.runtime = "sim"
+				runtimeNote = "simulated (no containerd socket at " + opts.containerdAddress + ")"
+				if _, err := os.Stat(opts.containerdAddress); err == nil {
+					rt, err := newContainerdRuntime(runCtx, opts, log)
+					if err != nil {
+						runtimeNote = "simulated (containerd unusable: " + err.Error() + ")"
+						break
+					}
+					opts.runtime, opts.rt = "containerd", rt
+					runtimeNote = "containerd at " + opts.containerdAddress
+				}
+			case "containerd":
+				runtimeNote = "containerd at " + opts.containerdAddress
+			}
+			goRun("kubelet", func() error { return runKubelets(runCtx, cs, kcfg, opts, log) })
+
+			fmt.Printf("Skiff is up: API on %s, data in %s\n", strings.Join(apiAddrs, ","), dataDir)
+			fmt.Printf("Node %s runs containers: %s\n", kcfg.NodeName, runtimeNote)
+			fmt.Printf("Try:\n  ./bin/skiffctl apply -f examples/nginx-deployment.yaml\n  ./bin/skiffctl get pods -o wide\n  ./bin/skiffctl trace deployment nginx-deployment\nCtrl-C stops everything.\n")
+			select {
+			case <-ctx.Done():
+				fmt.Println("Stopping...")
+				return nil
+			case err := <-errs:
+				return err
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", dataDir, "where the store keeps its data")
+	f.StringVar(&listen, "listen", listen, "API address (with --nodes 3, the next two ports too; Raft uses port+100 and up)")
+	f.IntVar(&nodes, "nodes", nodes, "API servers: 1, or 3 for a local high-availability demo")
+	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: auto, containerd or sim")
+	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
+	f.StringVar(&kcfg.NodeName, "node-name", kcfg.NodeName, "the kubelet's node name")
+	return cmd
+}
