@@ -495,7 +495,7 @@ func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	if id == s.cfg.ID {
-		return s.leaderReadIndex()
+		return s.leaderReadIndex(ctx)
 	}
 	cc, err := s.peers.get(addr)
 	if err != nil {
@@ -513,7 +513,7 @@ func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {
 
 // leaderReadIndex is the read index protocol's leader side: the commit index, once this
 // node's leader mark is applied, confirmed by a heartbeat round that it still leads.
-func (s *Store) leaderReadIndex() (uint64, error) {
+func (s *Store) leaderReadIndex(ctx context.Context) (uint64, error) {
 	if s.raft.State() != raft.Leader {
 		a, i := s.raft.LeaderWithID()
 		return 0, &NotLeaderError{LeaderID: string(i), LeaderAddress: string(a)}
@@ -522,10 +522,25 @@ func (s *Store) leaderReadIndex() (uint64, error) {
 		return 0, fmt.Errorf("read index: %w: new leader not ready yet", ErrNoLeader)
 	}
 	idx := s.raft.CommitIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
+	if err := awaitFuture(ctx, s.ctx, s.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("read index: %w: %v", ErrNoLeader, err)
 	}
 	return idx, nil
+}
+
+// awaitFuture waits for a Raft future, the caller's context, or the store's shutdown:
+// a future the leader loop took just before Raft shut down may never be answered.
+func awaitFuture(ctx, storeCtx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-storeCtx.Done():
+		return ErrClosed
+	}
 }
 
 // Watch starts a watch. See WatchOptions and Watcher.Next.

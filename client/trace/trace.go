@@ -202,8 +202,13 @@ func podTrace(start time.Time, p *corev1.Pod, rsEvents, events []*corev1.Event) 
 		created.Component, created.Node = e.GetSource().GetComponent(), e.GetSource().GetHost()
 	}
 	scheduled := fromEvent([]int{6, 7}, "Pod bound to "+orDash(node), obj, find(events, "Scheduled", ""))
-	if c := condition(p, "PodScheduled"); c != nil && c.GetStatus() == "True" && scheduled.Missing {
-		scheduled = Step{Steps: []int{6, 7}, Title: "Pod bound to " + node, Component: "scheduler", Object: obj, Time: c.GetLastTransitionTime().AsTime()}
+	if c := condition(p, "PodScheduled"); c != nil && c.GetStatus() == "True" {
+		// The API server stamps the condition when the Bind commits; the scheduler's
+		// event comes after, possibly after the kubelet has already started.
+		scheduled.Time, scheduled.Missing = c.GetLastTransitionTime().AsTime(), false
+		if scheduled.Component == "" {
+			scheduled.Component = "scheduler"
+		}
 	}
 	pulled := fromEvent([]int{8}, "Image ready", obj, find(events, "Pulled", ""))
 	started := fromEvent([]int{9}, "Container started", obj, find(events, "Started", ""))

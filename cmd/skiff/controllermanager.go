@@ -19,6 +19,9 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger("skiff")
+			if cfg.Identity == "" {
+				cfg.Identity = controllers.DefaultConfig().Identity
+			}
 			conn, err := client.Dial(client.Servers(servers), client.Options{UserAgent: "skiff-controller-manager", Logger: cfg.Logger})
 			if err != nil {
 				return err
@@ -31,7 +34,7 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&servers, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
-	f.StringVar(&cfg.Identity, "identity", cfg.Identity, "this replica's name in leader election")
+	f.StringVar(&cfg.Identity, "identity", "", "this replica's name in leader election (default: host name and pid)")
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", cfg.LeaderElect, "act only while holding the leader Lease")
 	f.DurationVar(&cfg.NodeGracePeriod, "node-monitor-grace-period", cfg.NodeGracePeriod, "time without a kubelet heartbeat before its node is unreachable")
 	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")

@@ -24,6 +24,7 @@ type kubeletOptions struct {
 
 func kubeletCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := kubelet.DefaultConfig()
+	cfg.NodeName, cfg.NodeIP = "", "" // machine defaults are filled at run time
 	opts := kubeletOptions{runtime: "containerd", containerdAddress: defaultContainerdSocket}
 	var servers string
 	cmd := &cobra.Command{
@@ -35,6 +36,7 @@ NODE-0 … NODE-(N-1) in this one process (for scale tests).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger("skiff")
+			machineDefaults(&cfg)
 			conn, err := client.Dial(client.Servers(servers), client.Options{UserAgent: "skiff-kubelet", Logger: log})
 			if err != nil {
 				return err
@@ -47,8 +49,8 @@ NODE-0 … NODE-(N-1) in this one process (for scale tests).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&servers, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
-	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "the Node to register and run pods for")
-	f.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the node's address (pods use the host network)")
+	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "the Node to register and run pods for (default: the host name)")
+	f.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the node's address; pods use the host network (default: the first non-loopback IPv4 address)")
 	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: containerd or sim")
 	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
 	f.StringVar(&opts.preload, "preload", "", "directory of OCI image archives (*.tar) to import at start")
@@ -101,4 +103,15 @@ func runKubelets(ctx context.Context, cs *client.Clientset, cfg kubelet.Config, 
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// machineDefaults fills the node name and address from this machine when not given.
+func machineDefaults(cfg *kubelet.Config) {
+	def := kubelet.DefaultConfig()
+	if cfg.NodeName == "" {
+		cfg.NodeName = def.NodeName
+	}
+	if cfg.NodeIP == "" {
+		cfg.NodeIP = def.NodeIP
+	}
 }

@@ -16,6 +16,13 @@ import (
 )
 
 func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "skiff",
 		Short:         "Skiff's servers: a Kubernetes-style control plane on a Raft-replicated store",
@@ -28,10 +35,7 @@ func main() {
 		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
 	}
 	root.AddCommand(apiserverCmd(logger), controllerManagerCmd(logger), schedulerCmd(logger), kubeletCmd(logger), upCmd(logger))
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
-		os.Exit(1)
-	}
+	return root
 }
 
 // signalContext ends on SIGINT or SIGTERM.

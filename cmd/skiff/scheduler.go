@@ -15,8 +15,7 @@ import (
 func schedulerCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := scheduler.DefaultConfig()
 	lc := leader.DefaultConfig()
-	host, _ := os.Hostname()
-	identity := fmt.Sprintf("%s-%d", host, os.Getpid())
+	var identity string
 	var servers string
 	leaderElect := true
 	cmd := &cobra.Command{
@@ -27,6 +26,10 @@ and only the leader schedules.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger("skiff")
+			if identity == "" {
+				host, _ := os.Hostname()
+				identity = fmt.Sprintf("%s-%d", host, os.Getpid())
+			}
 			conn, err := client.Dial(client.Servers(servers), client.Options{UserAgent: "skiff-scheduler", Logger: cfg.Logger})
 			if err != nil {
 				return err
@@ -47,7 +50,7 @@ and only the leader schedules.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&servers, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
-	f.StringVar(&identity, "identity", identity, "this replica's name in leader election and events")
+	f.StringVar(&identity, "identity", "", "this replica's name in leader election and events (default: host name and pid)")
 	f.BoolVar(&leaderElect, "leader-elect", true, "schedule only while holding the leader Lease")
 	f.IntVar(&cfg.PercentageOfNodesToScore, "percentage-of-nodes-to-score", cfg.PercentageOfNodesToScore, "share of nodes to find feasible before scoring (0: adaptive)")
 	return cmd

@@ -27,6 +27,7 @@ func upCmd(logger func(string) hclog.Logger) *cobra.Command {
 	listen := "127.0.0.1:7443"
 	nodes := 1
 	kcfg := kubelet.DefaultConfig()
+	kcfg.NodeName, kcfg.NodeIP = "", ""
 	opts := kubeletOptions{runtime: "auto", containerdAddress: defaultContainerdSocket}
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -38,6 +39,7 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger("skiff")
+			machineDefaults(&kcfg)
 			if !cmd.Flag("log-level").Changed {
 				log.SetLevel(hclog.Warn)
 			}
@@ -144,6 +146,6 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 	f.IntVar(&nodes, "nodes", nodes, "API servers: 1, or 3 for a local high-availability demo")
 	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: auto, containerd or sim")
 	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
-	f.StringVar(&kcfg.NodeName, "node-name", kcfg.NodeName, "the kubelet's node name")
+	f.StringVar(&kcfg.NodeName, "node-name", kcfg.NodeName, "the kubelet's node name (default: the host name)")
 	return cmd
 }

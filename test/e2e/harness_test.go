@@ -99,7 +99,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, lastLines(out.String(), 40))
+			t.Logf("--- output of %s ---\n%s", name, lastLines(out.String(), 400))
 		}
 	})
 	return p
@@ -134,6 +134,12 @@ func (p *proc) stop(t *testing.T) {
 			t.Errorf("%s exited with %v", p.name, p.cmd.ProcessState)
 		}
 	case <-time.After(30 * time.Second):
+		// A goroutine dump (SIGQUIT) says what it waits for; it is logged with the output.
+		p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
 		t.Errorf("%s did not stop within 30s of SIGINT", p.name)
 		p.kill()
 	}
