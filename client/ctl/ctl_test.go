@@ -130,6 +130,26 @@ func TestCommands(t *testing.T) {
 	contains(t, "delete", must(t, s, "delete", "deploy", "nginx-deployment"), "deployment.apps/nginx-deployment deleted")
 }
 
+// TestExamplesApply applies every manifest in examples/ and Kubernetes' own
+// nginx-deployment.yaml, unchanged.
+func TestExamplesApply(t *testing.T) {
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	files = append(files, "../manifest/testdata/nginx-deployment.yaml")
+	if len(files) < 4 {
+		t.Fatalf("found only %v", files)
+	}
+	for _, f := range files {
+		if f == "../manifest/testdata/nginx-deployment.yaml" {
+			must(t, c.Addr(0), "delete", "deployment", "nginx-deployment") // the example has the same name
+		}
+		out := must(t, c.Addr(0), "apply", "-f", f)
+		if !strings.Contains(out, " created") {
+			t.Errorf("apply %s: %s", f, out)
+		}
+	}
+}
+
 func TestGetWatch(t *testing.T) {
 	c := apiservertest.Start(t, 1, apiservertest.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})

@@ -1,0 +1,183 @@
+package apiserver_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+// The API's benchmarks print `BENCH <name> <value> <unit>` lines, on a three-node cluster
+// in this process, calling the leader's gRPC API as the store's benchmarks call the
+// leader's store (so the two compare).
+
+func benchPod(name string) *corev1.Pod {
+	// About 1 KiB encoded, like the store benchmark's values.
+	return &corev1.Pod{
+		Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": "bench", "tier": "web"},
+			Annotations: map[string]string{"note": strings.Repeat("x", 700)}},
+		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "web", Image: "docker.io/library/busybox:1.36",
+			Command: []string{"sleep", "3600"}, Resources: &corev1.ResourceRequirements{Requests: map[string]string{"cpu": "100m", "memory": "64Mi"}}}}},
+	}
+}
+
+func conns(b *testing.B, addr string, n int) []apiv1.ResourcesClient {
+	var out []apiv1.ResourcesClient
+	for i := 0; i < n; i++ {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cc.Close() })
+		out = append(out, apiv1.NewResourcesClient(cc))
+	}
+	return out
+}
+
+func p99ms(lat []time.Duration) float64 {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return float64(lat[len(lat)*99/100].Microseconds()) / 1000
+}
+
+// BenchmarkAPICreatePod: 100 concurrent callers create 20,000 pods.
+func BenchmarkAPICreatePod(b *testing.B) {
+	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
+	rcs := conns(b, c.Addr(c.Leader()), 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const clients, total = 100, 20_000
+	lat := make([]time.Duration, total)
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rc := rcs[w%len(rcs)]
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				t0 := time.Now()
+				if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(benchPod(fmt.Sprintf("p-%d", i)))}); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("BENCH api_create_pod_c100 %.0f ops/s\n", total/elapsed.Seconds())
+	fmt.Printf("BENCH api_create_pod_c100_p99 %.2f ms\n", p99ms(lat))
+}
+
+// BenchmarkAPIWatchPods: 1,000 gRPC watchers of pods spread over the three servers, while
+// 2,000 pods are created; events delivered per second and the p99 delay from a create's
+// acknowledgement to its delivery to a watcher.
+func BenchmarkAPIWatchPods(b *testing.B) {
+	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const watchers, pods = 1000, 2000
+	var per [3][]apiv1.ResourcesClient
+	for i := 0; i < 3; i++ {
+		per[i] = conns(b, c.Addr(i), 4)
+	}
+	acked := make([]atomic.Int64, pods) // unix nanos of each create's acknowledgement
+	var delivered atomic.Int64
+	var lagMu sync.Mutex
+	var lags []time.Duration
+	var ready, done sync.WaitGroup
+	for w := 0; w < watchers; w++ {
+		ready.Add(1)
+		done.Add(1)
+		go func(w int) {
+			defer done.Done()
+			rc := per[w%3][w%4]
+			stream, err := rc.Watch(ctx, &apiv1.WatchRequest{Kind: "Pod", Namespace: "default"})
+			if err == nil {
+				_, err = stream.Header()
+			}
+			ready.Done()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			seen := 0
+			var mine []time.Duration
+			for seen < pods {
+				resp, err := stream.Recv()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				now := time.Now().UnixNano()
+				for _, ev := range resp.GetEvents() {
+					var i int
+					fmt.Sscanf(ev.GetObject().GetPod().GetMetadata().GetName(), "w-%d", &i)
+					if at := acked[i].Load(); at > 0 && w%10 == 0 {
+						mine = append(mine, time.Duration(now-at))
+					}
+					seen++
+				}
+			}
+			delivered.Add(int64(seen))
+			lagMu.Lock()
+			lags = append(lags, mine...)
+			lagMu.Unlock()
+		}(w)
+	}
+	ready.Wait()
+	writers := conns(b, c.Addr(c.Leader()), 4)
+	b.ResetTimer()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 50; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= pods {
+					return
+				}
+				if _, err := writers[w%4].Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(benchPod(fmt.Sprintf("w-%d", i)))}); err != nil {
+					b.Error(err)
+					return
+				}
+				acked[i].Store(time.Now().UnixNano())
+			}
+		}(w)
+	}
+	wg.Wait()
+	done.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	fmt.Printf("BENCH api_watch_pods_1000 %.0f events/s\n", float64(delivered.Load())/elapsed.Seconds())
+	if len(lags) > 0 {
+		fmt.Printf("BENCH api_watch_pods_1000_p99_lag %.2f ms\n", p99ms(lags))
+	}
+}
