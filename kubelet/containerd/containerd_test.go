@@ -1,8 +1,10 @@
 package containerd
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -14,7 +16,8 @@ import (
 // These tests need a running containerd (as root). They skip unless its socket is at
 // $SKIFF_CONTAINERD_SOCKET or DefaultSocket. The lifecycle test also needs an image
 // with /bin/sh: $SKIFF_TEST_IMAGE (pulled unless present), or an archive to import,
-// $SKIFF_TEST_IMAGE_ARCHIVE (then $SKIFF_TEST_IMAGE names an image in it).
+// $SKIFF_TEST_IMAGE_ARCHIVE (then $SKIFF_TEST_IMAGE names an image in it); without
+// either it builds an image from the host's static /bin/busybox.
 
 func connect(t *testing.T) (*Runtime, context.Context) {
 	t.Helper()
@@ -67,18 +70,23 @@ func TestVersionAndMissingImage(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	r, ctx := connect(t)
-	image := os.Getenv("SKIFF_TEST_IMAGE")
-	if image == "" {
-		t.Skip("set SKIFF_TEST_IMAGE (and optionally SKIFF_TEST_IMAGE_ARCHIVE) to an image with /bin/sh")
-	}
-	policy := kubelet.PullIfNotPresent
-	if path := os.Getenv("SKIFF_TEST_IMAGE_ARCHIVE"); path != "" {
+	image, policy := os.Getenv("SKIFF_TEST_IMAGE"), kubelet.PullIfNotPresent
+	var archive io.Reader
+	switch path := os.Getenv("SKIFF_TEST_IMAGE_ARCHIVE"); {
+	case path != "":
 		f, err := os.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		names, err := r.Import(ctx, f)
-		f.Close()
+		defer f.Close()
+		archive = f
+	case image == "":
+		// No image given: build one from the host's static busybox.
+		image = "docker.io/library/skiff-busybox:test"
+		archive = bytes.NewReader(busyboxArchive(t, "/bin/busybox", image))
+	}
+	if archive != nil {
+		names, err := r.Import(ctx, archive)
 		if err != nil {
 			t.Fatal(err)
 		}
