@@ -15,22 +15,47 @@ import (
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
+// env is one subtest's corner of the shared cluster: its own namespace and node.
 type env struct {
-	t   *testing.T
-	ctx context.Context
-	cs  *client.Clientset
+	t    *testing.T
+	ctx  context.Context
+	cs   *client.Clientset
+	ns   string
+	node string
 }
 
-func newEnv(t *testing.T) *env {
+// TestKubelet runs the integration tests against one API server, started once: each
+// subtest has a namespace and a node of its own.
+func TestKubelet(t *testing.T) {
 	c := apiservertest.Start(t, 1, apiservertest.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{t: t, ctx: ctx, cs: client.NewClientset(conn)}
+	cs := client.NewClientset(conn)
+	for _, tc := range []struct {
+		name string
+		f    func(e *env)
+	}{
+		{"run", testPodRunsAndBecomesReady},
+		{"complete", testPodsRunToCompletion},
+		{"crashloop", testCrashLoopBackOff},
+		{"pullbackoff", testImagePullBackOff},
+		{"delete", testDeletePod},
+		{"restart", testRestartAdoptsAndCleansUp},
+		{"node", testNodeRegistrationAndLease},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			e := &env{t: t, ctx: ctx, cs: cs, ns: tc.name, node: "node-" + tc.name}
+			if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: e.ns}}); err != nil {
+				t.Fatal(err)
+			}
+			tc.f(e)
+		})
+	}
 }
 
 // testConfig is a kubelet config with short periods, so that tests wait little.
@@ -81,7 +106,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func (e *env) createPod(name, node, policy, image string, command ...string) *corev1.Pod {
 	e.t.Helper()
 	p, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{
-		Metadata: &corev1.ObjectMeta{Namespace: "default", Name: name},
+		Metadata: &corev1.ObjectMeta{Namespace: e.ns, Name: name},
 		Spec: &corev1.PodSpec{NodeName: node, RestartPolicy: policy, HostNetwork: true,
 			Containers: []*corev1.Container{{Name: "main", Image: image, Command: command}}},
 	})
@@ -96,7 +121,7 @@ func (e *env) waitPod(name, what string, cond func(p *corev1.Pod) bool) *corev1.
 	e.t.Helper()
 	var last *corev1.Pod
 	for {
-		p, err := e.cs.Pods.Get(e.ctx, "default", name)
+		p, err := e.cs.Pods.Get(e.ctx, e.ns, name)
 		if err == nil {
 			last = p
 			if cond(p) {
@@ -116,7 +141,7 @@ func (e *env) waitPod(name, what string, cond func(p *corev1.Pod) bool) *corev1.
 func (e *env) waitGone(name string) {
 	e.t.Helper()
 	for {
-		_, err := e.cs.Pods.Get(e.ctx, "default", name)
+		_, err := e.cs.Pods.Get(e.ctx, e.ns, name)
 		if client.IsNotFound(err) {
 			return
 		}
@@ -148,7 +173,7 @@ func (e *env) waitContainers(rt *sim.Runtime, what string, cond func([]kubelet.C
 
 func (e *env) eventReasons(pod string) map[string]bool {
 	e.t.Helper()
-	l, err := e.cs.Events.List(e.ctx, "default", client.ListOptions{})
+	l, err := e.cs.Events.List(e.ctx, e.ns, client.ListOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -198,12 +223,12 @@ func mainStatus(p *corev1.Pod) *corev1.ContainerStatus {
 	return nil
 }
 
-func TestPodRunsAndBecomesReady(t *testing.T) {
-	e := newEnv(t)
+func testPodRunsAndBecomesReady(e *env) {
+	t := e.t
 	rt := sim.New(sim.Config{})
-	e.start(rt, testConfig("w1"))
-	e.createPod("web", "w1", "", "nginx:1.25")
-	e.createPod("elsewhere", "w2", "", "nginx:1.25")
+	e.start(rt, testConfig(e.node))
+	e.createPod("web", e.node, "", "nginx:1.25")
+	e.createPod("elsewhere", "other-node", "", "nginx:1.25")
 	p := e.waitPod("web", "Running and Ready", func(p *corev1.Pod) bool {
 		return p.GetStatus().GetPhase() == "Running" && condition(p, "Ready") == "True"
 	})
@@ -224,17 +249,17 @@ func TestPodRunsAndBecomesReady(t *testing.T) {
 			t.Errorf("runs a container of %s", c.PodName)
 		}
 	}
-	if p, _ := e.cs.Pods.Get(e.ctx, "default", "elsewhere"); p.GetStatus().GetPhase() != "Pending" || len(p.GetStatus().GetContainerStatuses()) != 0 {
+	if p, _ := e.cs.Pods.Get(e.ctx, e.ns, "elsewhere"); p.GetStatus().GetPhase() != "Pending" || len(p.GetStatus().GetContainerStatuses()) != 0 {
 		t.Errorf("a pod of another node was touched: %v", p.GetStatus())
 	}
 }
 
-func TestPodsRunToCompletion(t *testing.T) {
-	e := newEnv(t)
-	e.start(sim.New(sim.Config{}), testConfig("w1"))
-	e.createPod("ok", "w1", "Never", "busybox:1.36", "sh", "-c", "exit 0")
-	e.createPod("bad", "w1", "Never", "busybox:1.36", "sh", "-c", "exit 3")
-	e.createPod("retry", "w1", "OnFailure", "busybox:1.36", "sh", "-c", "sleep 0.1; exit 0")
+func testPodsRunToCompletion(e *env) {
+	t := e.t
+	e.start(sim.New(sim.Config{}), testConfig(e.node))
+	e.createPod("ok", e.node, "Never", "busybox:1.36", "sh", "-c", "exit 0")
+	e.createPod("bad", e.node, "Never", "busybox:1.36", "sh", "-c", "exit 3")
+	e.createPod("retry", e.node, "OnFailure", "busybox:1.36", "sh", "-c", "sleep 0.1; exit 0")
 	for name, want := range map[string]struct {
 		phase, reason string
 		code          int32
@@ -250,11 +275,11 @@ func TestPodsRunToCompletion(t *testing.T) {
 	}
 }
 
-func TestCrashLoopBackOff(t *testing.T) {
-	e := newEnv(t)
+func testCrashLoopBackOff(e *env) {
+	t := e.t
 	rt := sim.New(sim.Config{})
-	e.start(rt, testConfig("w1"))
-	e.createPod("crash", "w1", "Always", "busybox:1.36", "sh", "-c", "exit 1")
+	e.start(rt, testConfig(e.node))
+	e.createPod("crash", e.node, "Always", "busybox:1.36", "sh", "-c", "exit 1")
 	e.waitPod("crash", "in CrashLoopBackOff", func(p *corev1.Pod) bool {
 		cs := mainStatus(p)
 		return cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && cs.GetLastState().GetTerminated().GetExitCode() == 1 && p.GetStatus().GetPhase() == "Running"
@@ -270,11 +295,11 @@ func TestCrashLoopBackOff(t *testing.T) {
 	}
 }
 
-func TestImagePullBackOff(t *testing.T) {
-	e := newEnv(t)
+func testImagePullBackOff(e *env) {
+	t := e.t
 	rt := sim.New(sim.Config{Images: []string{"nginx:1.25"}})
-	e.start(rt, testConfig("w1"))
-	e.createPod("typo", "w1", "", "ngnix:1.25")
+	e.start(rt, testConfig(e.node))
+	e.createPod("typo", e.node, "", "ngnix:1.25")
 	e.waitPod("typo", "in ErrImagePull", func(p *corev1.Pod) bool {
 		return mainStatus(p).GetState().GetWaiting().GetReason() == "ErrImagePull"
 	})
@@ -288,14 +313,14 @@ func TestImagePullBackOff(t *testing.T) {
 	e.waitContainers(rt, "retried the pull", func([]kubelet.Container) bool { return rt.Pulls() >= 2 })
 }
 
-func TestDeletePod(t *testing.T) {
-	e := newEnv(t)
+func testDeletePod(e *env) {
+	t := e.t
 	rt := sim.New(sim.Config{})
-	e.start(rt, testConfig("w1"))
-	e.createPod("web", "w1", "", "nginx:1.25")
+	e.start(rt, testConfig(e.node))
+	e.createPod("web", e.node, "", "nginx:1.25")
 	e.waitPod("web", "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
 	// A graceful delete: the pod stays, marked, until the kubelet has stopped it.
-	if _, err := e.cs.Pods.Delete(e.ctx, "default", "web", client.DeleteOptions{}); err != nil {
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "web", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitGone("web")
@@ -303,12 +328,12 @@ func TestDeletePod(t *testing.T) {
 	e.waitEvents("web", "Killing")
 }
 
-func TestRestartAdoptsAndCleansUp(t *testing.T) {
-	e := newEnv(t)
+func testRestartAdoptsAndCleansUp(e *env) {
+	t := e.t
 	rt := sim.New(sim.Config{})
-	stop := e.start(rt, testConfig("w1"))
-	e.createPod("keep", "w1", "", "nginx:1.25")
-	e.createPod("drop", "w1", "", "nginx:1.25")
+	stop := e.start(rt, testConfig(e.node))
+	e.createPod("keep", e.node, "", "nginx:1.25")
+	e.createPod("drop", e.node, "", "nginx:1.25")
 	for _, name := range []string{"keep", "drop"} {
 		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
 	}
@@ -318,10 +343,10 @@ func TestRestartAdoptsAndCleansUp(t *testing.T) {
 
 	// While the kubelet is down, one pod is force-deleted.
 	zero := int64(0)
-	if _, err := e.cs.Pods.Delete(e.ctx, "default", "drop", client.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "drop", client.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
 	}
-	e.start(rt, testConfig("w1"))
+	e.start(rt, testConfig(e.node))
 	after := e.waitContainers(rt, "removed the deleted pod's container", func(l []kubelet.Container) bool { return len(l) == 1 })
 	var kept kubelet.Container
 	for _, c := range before {
@@ -339,18 +364,18 @@ func TestRestartAdoptsAndCleansUp(t *testing.T) {
 	}
 }
 
-func TestNodeRegistrationAndLease(t *testing.T) {
-	e := newEnv(t)
-	cfg := testConfig("w1")
+func testNodeRegistrationAndLease(e *env) {
+	t := e.t
+	cfg := testConfig(e.node)
 	cfg.Labels = map[string]string{"zone": "a"}
 	// A node that exists already (registered before, or by an admin) is taken over.
-	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{Metadata: &corev1.ObjectMeta{Name: "w1", Labels: map[string]string{"team": "x"}}}); err != nil {
+	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{Metadata: &corev1.ObjectMeta{Name: e.node, Labels: map[string]string{"team": "x"}}}); err != nil {
 		t.Fatal(err)
 	}
 	e.start(sim.New(sim.Config{}), cfg)
 	var node *corev1.Node
 	for {
-		n, err := e.cs.Nodes.Get(e.ctx, "", "w1")
+		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,7 +401,7 @@ func TestNodeRegistrationAndLease(t *testing.T) {
 		t.Errorf("capacity %v", c)
 	}
 	l := node.GetMetadata().GetLabels()
-	if l["team"] != "x" || l["zone"] != "a" || l["kubernetes.io/hostname"] != "w1" {
+	if l["team"] != "x" || l["zone"] != "a" || l["kubernetes.io/hostname"] != e.node {
 		t.Errorf("labels %v", l)
 	}
 	if a := node.GetStatus().GetAddresses(); len(a) != 2 || a[0].GetAddress() != "10.1.2.3" {
@@ -386,15 +411,15 @@ func TestNodeRegistrationAndLease(t *testing.T) {
 	// The lease is renewed, and the node's heartbeat moves.
 	var first *corev1.Lease
 	for {
-		lease, err := e.cs.Leases.Get(e.ctx, kubelet.LeaseNamespace, "w1")
+		lease, err := e.cs.Leases.Get(e.ctx, kubelet.LeaseNamespace, e.node)
 		switch {
 		case err == nil && first == nil:
 			first = lease
-			if lease.GetSpec().GetHolderIdentity() != "w1" || lease.GetSpec().GetLeaseDurationSeconds() != 2 {
+			if lease.GetSpec().GetHolderIdentity() != e.node || lease.GetSpec().GetLeaseDurationSeconds() != 2 {
 				t.Errorf("lease %v", lease.GetSpec())
 			}
 		case err == nil && lease.GetSpec().GetRenewTime().AsTime().After(first.GetSpec().GetRenewTime().AsTime()):
-			n, err := e.cs.Nodes.Get(e.ctx, "", "w1")
+			n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
 			if err != nil {
 				t.Fatal(err)
 			}

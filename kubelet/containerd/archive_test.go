@@ -1,0 +1,91 @@
+package containerd
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+)
+
+// busyboxArchive builds an OCI image archive holding a static busybox (from the host)
+// as /bin/busybox with sh, sleep and echo linked to it, named ref.
+func busyboxArchive(t *testing.T, busybox, ref string) []byte {
+	t.Helper()
+	bin, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Skipf("no static busybox to build a test image from: %v", err)
+	}
+	var layer bytes.Buffer
+	lw := tar.NewWriter(&layer)
+	for _, d := range []string{"bin/", "tmp/", "etc/"} {
+		must(t, lw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}))
+	}
+	must(t, lw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))}))
+	_, err = lw.Write(bin)
+	must(t, err)
+	for _, l := range []string{"sh", "sleep", "echo"} {
+		must(t, lw.WriteHeader(&tar.Header{Name: "bin/" + l, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}))
+	}
+	must(t, lw.Close())
+
+	blobs := map[string][]byte{}
+	add := func(b []byte) (string, int) {
+		sum := sha256.Sum256(b)
+		d := "sha256:" + hex.EncodeToString(sum[:])
+		blobs[d] = b
+		return d, len(b)
+	}
+	js := func(v any) []byte {
+		b, err := json.Marshal(v)
+		must(t, err)
+		return b
+	}
+	type desc struct {
+		MediaType   string            `json:"mediaType"`
+		Digest      string            `json:"digest"`
+		Size        int               `json:"size"`
+		Annotations map[string]string `json:"annotations,omitempty"`
+	}
+	ld, ls := add(layer.Bytes())
+	cd, cs := add(js(map[string]any{
+		"architecture": runtime.GOARCH, "os": "linux",
+		"config": map[string]any{"Env": []string{"PATH=/bin"}, "Cmd": []string{"sh"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{ld}},
+	}))
+	md, ms := add(js(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": desc{MediaType: "application/vnd.oci.image.config.v1+json", Digest: cd, Size: cs},
+		"layers": []desc{{MediaType: "application/vnd.oci.image.layer.v1.tar", Digest: ld, Size: ls}},
+	}))
+	index := js(map[string]any{"schemaVersion": 2, "manifests": []desc{{
+		MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: md, Size: ms,
+		Annotations: map[string]string{"io.containerd.image.name": ref},
+	}}})
+
+	var out bytes.Buffer
+	w := tar.NewWriter(&out)
+	file := func(name string, b []byte) {
+		must(t, w.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))}))
+		_, err := w.Write(b)
+		must(t, err)
+	}
+	file("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	file("index.json", index)
+	for d, b := range blobs {
+		file(fmt.Sprintf("blobs/sha256/%s", d[len("sha256:"):]), b)
+	}
+	must(t, w.Close())
+	return out.Bytes()
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

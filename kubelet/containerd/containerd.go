@@ -1,0 +1,427 @@
+// Package containerd is the kubelet.Runtime that runs real containers through
+// containerd (the v1.7 client; it works against containerd 1.6 and later). Everything
+// lives in its own containerd namespace ("skiff" by default), so `ctr -n skiff` shows
+// what the kubelet runs and nothing else is touched.
+//
+// Containers run in the host's network namespace (with its /etc/hosts and
+// resolv.conf), with CPU (CFS quota) and memory limits from the pod spec set in the OCI
+// spec. A container's identity (pod uid, name, namespace, container name, attempt) and
+// its start time are container labels; exit codes and times come from its task, which
+// is kept until Remove so that they can be read. Output goes to a file per container
+// under Config.LogDir.
+//
+// Not done yet: registry authentication (imagePullSecrets), image garbage collection,
+// OOMKilled detection, restoring exit codes after containerd itself restarts (a
+// container without a task then reports StateUnknown and is restarted per policy),
+// and running as anything but root.
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/oci"
+	"github.com/distribution/reference"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiffhq/skiff/kubelet"
+)
+
+// DefaultSocket is containerd's usual address.
+const DefaultSocket = "/run/containerd/containerd.sock"
+
+// Labels beyond kubelet's identity labels.
+const (
+	labelImage     = "io.skiff.image"
+	labelImageID   = "io.skiff.image-id"
+	labelStartedAt = "io.skiff.started-at"
+)
+
+// Config configures the runtime.
+type Config struct {
+	// Socket is containerd's address (DefaultSocket).
+	Socket string
+	// Namespace is the containerd namespace ("skiff").
+	Namespace string
+	// LogDir holds the containers' output files (/var/log/skiff/containers).
+	LogDir string
+	// Snapshotter unpacks images ("": containerd's default).
+	Snapshotter string
+}
+
+// DefaultConfig is the usual setup.
+func DefaultConfig() Config {
+	return Config{Socket: DefaultSocket, Namespace: "skiff", LogDir: "/var/log/skiff/containers"}
+}
+
+// Runtime runs containers through containerd.
+type Runtime struct {
+	cfg     Config
+	client  *containerd.Client
+	version string
+}
+
+var _ kubelet.Runtime = (*Runtime)(nil)
+
+// New connects to containerd.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.Socket == "" {
+		cfg.Socket = DefaultSocket
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = "skiff"
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = DefaultConfig().LogDir
+	}
+	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
+		return nil, fmt.Errorf("containerd runtime: log dir: %w", err)
+	}
+	c, err := containerd.New(cfg.Socket, containerd.WithDefaultNamespace(cfg.Namespace), containerd.WithTimeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Socket, err)
+	}
+	v, err := c.Version(ctx)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("containerd at %s: version: %w", cfg.Socket, err)
+	}
+	return &Runtime{cfg: cfg, client: c, version: "containerd://" + v.Version}, nil
+}
+
+// Close closes the connection.
+func (r *Runtime) Close() error { return r.client.Close() }
+
+func (r *Runtime) ns(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.cfg.Namespace)
+}
+
+// Version implements kubelet.Runtime.
+func (r *Runtime) Version() string { return r.version }
+
+// normalize turns "nginx" into "docker.io/library/nginx:latest".
+func normalize(image string) (string, error) {
+	named, err := reference.ParseDockerRef(image)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", image, err)
+	}
+	return named.String(), nil
+}
+
+// EnsureImage implements kubelet.Runtime.
+func (r *Runtime) EnsureImage(ctx context.Context, image, policy string) (string, bool, error) {
+	ctx = r.ns(ctx)
+	ref, err := normalize(image)
+	if err != nil {
+		return "", false, fmt.Errorf("%w: %v", kubelet.ErrImagePull, err)
+	}
+	img, err := r.client.GetImage(ctx, ref)
+	present := err == nil
+	if err != nil && !errdefs.IsNotFound(err) {
+		return "", false, fmt.Errorf("look up image %s: %w", ref, err)
+	}
+	switch {
+	case present && policy != kubelet.PullAlways:
+		if err := r.unpack(ctx, img); err != nil {
+			return "", false, err
+		}
+		return img.Target().Digest.String(), false, nil
+	case !present && policy == kubelet.PullNever:
+		return "", false, fmt.Errorf("image %s: not present with pull policy Never: %w", ref, kubelet.ErrImageNeverPull)
+	}
+	opts := []containerd.RemoteOpt{containerd.WithPullUnpack}
+	if r.cfg.Snapshotter != "" {
+		opts = append(opts, containerd.WithPullSnapshotter(r.cfg.Snapshotter))
+	}
+	img, err = r.client.Pull(ctx, ref, opts...)
+	if err != nil {
+		return "", false, fmt.Errorf("pull image %s: %w: %v", ref, kubelet.ErrImagePull, err)
+	}
+	return img.Target().Digest.String(), true, nil
+}
+
+func (r *Runtime) unpack(ctx context.Context, img containerd.Image) error {
+	ok, err := img.IsUnpacked(ctx, r.cfg.Snapshotter)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", img.Name(), err)
+	}
+	if !ok {
+		if err := img.Unpack(ctx, r.cfg.Snapshotter); err != nil {
+			return fmt.Errorf("unpack image %s: %w", img.Name(), err)
+		}
+	}
+	return nil
+}
+
+// Import loads images from an OCI (or docker save) archive and unpacks them; it
+// returns their names. Pods then use them with imagePullPolicy IfNotPresent or Never.
+func (r *Runtime) Import(ctx context.Context, archive io.Reader) ([]string, error) {
+	ctx = r.ns(ctx)
+	imgs, err := r.client.Import(ctx, archive)
+	if err != nil {
+		return nil, fmt.Errorf("import images: %w", err)
+	}
+	var names []string
+	for _, i := range imgs {
+		if err := r.unpack(ctx, containerd.NewImage(r.client, i)); err != nil {
+			return names, err
+		}
+		names = append(names, i.Name)
+	}
+	return names, nil
+}
+
+// CreateAndStart implements kubelet.Runtime.
+func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfig) (string, error) {
+	ctx = r.ns(ctx)
+	ref, err := normalize(cfg.Image)
+	if err != nil {
+		return "", err
+	}
+	img, err := r.client.GetImage(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("create container %s/%s: image %s: %w", cfg.PodName, cfg.Name, ref, err)
+	}
+	// A name that says what it is, unique per attempt.
+	id := fmt.Sprintf("%s_%s_%s_%s_%d", cfg.Namespace, cfg.PodName, cfg.Name, shortUID(cfg.PodUID), cfg.Attempt)
+	specOpts := []oci.SpecOpts{
+		oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf,
+	}
+	switch {
+	case len(cfg.Command) > 0:
+		// command replaces the image's entrypoint (and its cmd with it).
+		specOpts = append(specOpts, oci.WithImageConfig(img), oci.WithProcessArgs(append(append([]string{}, cfg.Command...), cfg.Args...)...))
+	case len(cfg.Args) > 0:
+		specOpts = append(specOpts, oci.WithImageConfigArgs(img, cfg.Args))
+	default:
+		specOpts = append(specOpts, oci.WithImageConfig(img))
+	}
+	if len(cfg.Env) > 0 {
+		specOpts = append(specOpts, oci.WithEnv(cfg.Env))
+	}
+	if cfg.WorkingDir != "" {
+		specOpts = append(specOpts, oci.WithProcessCwd(cfg.WorkingDir))
+	}
+	if cfg.MemoryBytes > 0 {
+		specOpts = append(specOpts, oci.WithMemoryLimit(uint64(cfg.MemoryBytes)))
+	}
+	if cfg.CPUMillis > 0 {
+		const period = 100000 // µs
+		specOpts = append(specOpts, oci.WithCPUCFS(cfg.CPUMillis*period/1000, period))
+	}
+	labels := map[string]string{
+		kubelet.LabelPodUID: cfg.PodUID, kubelet.LabelPodName: cfg.PodName, kubelet.LabelPodNamespace: cfg.Namespace,
+		kubelet.LabelContainerName: cfg.Name, kubelet.LabelAttempt: strconv.Itoa(cfg.Attempt),
+		labelImage: cfg.Image, labelImageID: img.Target().Digest.String(),
+	}
+	ctr, err := r.client.NewContainer(ctx, id,
+		containerd.WithImage(img),
+		containerd.WithSnapshotter(r.cfg.Snapshotter),
+		containerd.WithNewSnapshot(id, img),
+		containerd.WithNewSpec(specOpts...),
+		containerd.WithContainerLabels(labels),
+	)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", id, err)
+	}
+	fail := func(err error) (string, error) {
+		_ = ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
+		return "", err
+	}
+	task, err := ctr.NewTask(ctx, cio.LogFile(r.logPath(id)))
+	if err != nil {
+		return fail(fmt.Errorf("create task %s: %w", id, err))
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		return fail(fmt.Errorf("start container %s: %w", id, err))
+	}
+	if _, err := ctr.SetLabels(ctx, map[string]string{labelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
+		return id, fmt.Errorf("label container %s: %w", id, err)
+	}
+	return id, nil
+}
+
+func shortUID(uid string) string {
+	if len(uid) > 8 {
+		return uid[:8]
+	}
+	return uid
+}
+
+func (r *Runtime) logPath(id string) string { return filepath.Join(r.cfg.LogDir, id+".log") }
+
+func notFound(op, id string, err error) error {
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("%s container %s: %w", op, id, kubelet.ErrNotFound)
+	}
+	return fmt.Errorf("%s container %s: %w", op, id, err)
+}
+
+// Stop implements kubelet.Runtime.
+func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx = r.ns(ctx)
+	ctr, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return notFound("stop", id, err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if st.Status == containerd.Stopped {
+		return nil
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("stop container %s: SIGTERM: %w", id, err)
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("stop container %s: SIGKILL: %w", id, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Remove implements kubelet.Runtime.
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	ctx = r.ns(ctx)
+	ctr, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return notFound("remove", id, err)
+	}
+	if task, err := ctr.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove container %s: delete task: %w", id, err)
+		}
+	}
+	if err := ctr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := os.Remove(r.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove container %s: log: %w", id, err)
+	}
+	return nil
+}
+
+// List implements kubelet.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
+	ctx = r.ns(ctx)
+	ctrs, err := r.client.Containers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]kubelet.Container, 0, len(ctrs))
+	for _, ctr := range ctrs {
+		info, err := ctr.Info(ctx)
+		if errdefs.IsNotFound(err) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list containers: %s: %w", ctr.ID(), err)
+		}
+		l := info.Labels
+		if l[kubelet.LabelPodUID] == "" {
+			continue // not the kubelet's
+		}
+		attempt, _ := strconv.Atoi(l[kubelet.LabelAttempt])
+		c := kubelet.Container{
+			ID: ctr.ID(), PodUID: l[kubelet.LabelPodUID], PodName: l[kubelet.LabelPodName], Namespace: l[kubelet.LabelPodNamespace],
+			Name: l[kubelet.LabelContainerName], Attempt: attempt, Image: l[labelImage], ImageID: l[labelImageID],
+			State: kubelet.StateCreated, CreatedAt: info.CreatedAt,
+		}
+		c.StartedAt, _ = time.Parse(time.RFC3339Nano, l[labelStartedAt])
+		task, err := ctr.Task(ctx, nil)
+		switch {
+		case errdefs.IsNotFound(err):
+			if !c.StartedAt.IsZero() {
+				c.State = kubelet.StateUnknown // started once; its task is gone (containerd restarted)
+			}
+		case err != nil:
+			return nil, fmt.Errorf("list containers: %s: task: %w", ctr.ID(), err)
+		default:
+			st, err := task.Status(ctx)
+			if err != nil {
+				c.State = kubelet.StateUnknown
+				break
+			}
+			switch st.Status {
+			case containerd.Running, containerd.Paused, containerd.Pausing:
+				c.State = kubelet.StateRunning
+			case containerd.Stopped:
+				c.State, c.ExitCode, c.FinishedAt = kubelet.StateExited, int(st.ExitStatus), st.ExitTime
+			case containerd.Created:
+				c.State = kubelet.StateCreated
+			default:
+				c.State = kubelet.StateUnknown
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Logs implements kubelet.Runtime. Following copies what the file holds once the
+// container has exited (or ctx ends); it does not stream line by line.
+func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool) error {
+	nctx := r.ns(ctx)
+	if follow {
+		ctr, err := r.client.LoadContainer(nctx, id)
+		if err != nil {
+			return notFound("logs of", id, err)
+		}
+		if task, err := ctr.Task(nctx, nil); err == nil {
+			exited, err := task.Wait(nctx)
+			if err == nil {
+				select {
+				case <-exited:
+				case <-ctx.Done():
+				}
+			}
+		}
+	}
+	f, err := os.Open(r.logPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("logs of container %s: %w", id, kubelet.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("logs of container %s: %w", id, err)
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}

@@ -1,0 +1,35 @@
+// Package kubelet is Skiff's node agent: it registers a Node, keeps the Node's status
+// and its Lease (namespace kube-node-lease) fresh, and runs the pods bound to the node
+// through a Runtime (kubelet/containerd for real containers, kubelet/sim in memory).
+//
+// # Design
+//
+// The kubelet keeps no state of its own about containers. The API server holds what
+// should run (pods with spec.nodeName equal to the node, seen through an informer) and
+// the runtime holds what does run (containers labelled with their pod's uid, name and
+// namespace, their container name and attempt). A pod's reconcile, driven by a work
+// queue keyed by namespace/name, reads both and acts on the difference, so it is
+// level-triggered and idempotent, and a restarted kubelet simply adopts the containers
+// it finds, and stops and removes those whose pod is gone.
+//
+// The decisions are pure functions with time as a parameter (status.go):
+// decideContainer says whether a container starts, waits out its restart back-off
+// (CrashLoopBackOff) or is left alone, per restartPolicy; computePodStatus derives the
+// pod's phase, conditions and container statuses the way Kubernetes does. The I/O shell
+// (pods.go) pulls images, starts containers, records Events and writes the status only
+// when it changed.
+//
+// Changes in the runtime are noticed by listing its containers every RelistPeriod
+// (Kubernetes' PLEG): a pod whose containers changed is queued.
+//
+// Deleting a bound pod marks it (deletionTimestamp, deletionGracePeriodSeconds); the
+// kubelet stops its containers with that grace period (SIGTERM, then SIGKILL), removes
+// them, and deletes the pod with grace 0 and a uid precondition.
+//
+// # What it does not do
+//
+// Restart back-offs start again after a kubelet restart.
+// There are no probes (a running container is ready), no init containers, no volumes,
+// no pod networking (pods share the host's network; podIP is the node's IP), no
+// eviction, and no API of its own (logs are read from the Runtime).
+package kubelet
