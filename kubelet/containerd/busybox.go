@@ -9,29 +9,35 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"testing"
 )
 
-// busyboxArchive builds an OCI image archive holding a static busybox (from the host)
-// as /bin/busybox with sh, sleep and echo linked to it, named ref.
-func busyboxArchive(t *testing.T, busybox, ref string) []byte {
-	t.Helper()
+// BusyboxArchive builds an OCI image archive named ref holding a static busybox (Debian's
+// busybox-static installs one at /bin/busybox) as /bin/busybox, with sh, sleep and echo
+// linked to it. Machines without a registry import it to run busybox images: `skiff up`
+// does so when the image is missing, and the tests build their image with it.
+func BusyboxArchive(busybox, ref string) ([]byte, error) {
 	bin, err := os.ReadFile(busybox)
 	if err != nil {
-		t.Skipf("no static busybox to build a test image from: %v", err)
+		return nil, fmt.Errorf("busybox image: %w", err)
+	}
+	var first error
+	must := func(err error) {
+		if first == nil {
+			first = err
+		}
 	}
 	var layer bytes.Buffer
 	lw := tar.NewWriter(&layer)
 	for _, d := range []string{"bin/", "tmp/", "etc/"} {
-		must(t, lw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}))
+		must(lw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}))
 	}
-	must(t, lw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))}))
+	must(lw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))}))
 	_, err = lw.Write(bin)
-	must(t, err)
+	must(err)
 	for _, l := range []string{"sh", "sleep", "echo"} {
-		must(t, lw.WriteHeader(&tar.Header{Name: "bin/" + l, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}))
+		must(lw.WriteHeader(&tar.Header{Name: "bin/" + l, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}))
 	}
-	must(t, lw.Close())
+	must(lw.Close())
 
 	blobs := map[string][]byte{}
 	add := func(b []byte) (string, int) {
@@ -42,7 +48,7 @@ func busyboxArchive(t *testing.T, busybox, ref string) []byte {
 	}
 	js := func(v any) []byte {
 		b, err := json.Marshal(v)
-		must(t, err)
+		must(err)
 		return b
 	}
 	type desc struct {
@@ -70,22 +76,18 @@ func busyboxArchive(t *testing.T, busybox, ref string) []byte {
 	var out bytes.Buffer
 	w := tar.NewWriter(&out)
 	file := func(name string, b []byte) {
-		must(t, w.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))}))
+		must(w.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))}))
 		_, err := w.Write(b)
-		must(t, err)
+		must(err)
 	}
 	file("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
 	file("index.json", index)
 	for d, b := range blobs {
 		file(fmt.Sprintf("blobs/sha256/%s", d[len("sha256:"):]), b)
 	}
-	must(t, w.Close())
-	return out.Bytes()
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
+	must(w.Close())
+	if first != nil {
+		return nil, fmt.Errorf("busybox image: %w", first)
 	}
+	return out.Bytes(), nil
 }
