@@ -15,11 +15,14 @@ import (
 
 // kubeletOptions are the flags of `skiff kubelet` that `skiff up` shares.
 type kubeletOptions struct {
-	runtime           string
-	containerdAddress string
-	simNodes          int
-	preload           string
-	rt                kubelet.Runtime // already connected (skiff up probes containerd first)
+	runtime             string
+	containerdAddress   string
+	simNodes            int
+	preload             string
+	containerdNamespace string
+	logDir              string
+	busybox             string          // an image name to provide from the host's /bin/busybox when missing
+	rt                  kubelet.Runtime // already connected (skiff up probes containerd first)
 }
 
 func kubeletCmd(logger func(string) hclog.Logger) *cobra.Command {
@@ -54,7 +57,11 @@ NODE-0 … NODE-(N-1) in this one process (for scale tests).`,
 	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: containerd or sim")
 	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
 	f.StringVar(&opts.preload, "preload", "", "directory of OCI image archives (*.tar) to import at start")
+	f.StringVar(&opts.containerdNamespace, "containerd-namespace", "skiff", "containerd namespace of this kubelet's containers (one per kubelet)")
+	f.StringVar(&opts.logDir, "container-log-dir", "/var/log/skiff/containers", "where containers' output is kept")
 	f.IntVar(&opts.simNodes, "sim-nodes", 0, "with --runtime sim: run this many simulated nodes")
+	f.DurationVar(&cfg.LeaseRenewInterval, "node-lease-renew-interval", cfg.LeaseRenewInterval, "how often the node's Lease is renewed (the controller-manager's grace period must be longer)")
+	f.DurationVar(&cfg.NodeStatusInterval, "node-status-update-frequency", cfg.NodeStatusInterval, "how often the node's status is written")
 	return cmd
 }
 

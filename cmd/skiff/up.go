@@ -28,7 +28,8 @@ func upCmd(logger func(string) hclog.Logger) *cobra.Command {
 	nodes := 1
 	kcfg := kubelet.DefaultConfig()
 	kcfg.NodeName, kcfg.NodeIP = "", ""
-	opts := kubeletOptions{runtime: "auto", containerdAddress: defaultContainerdSocket}
+	opts := kubeletOptions{runtime: "auto", containerdAddress: defaultContainerdSocket, containerdNamespace: "skiff",
+		busybox: "docker.io/library/busybox:latest"}
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run all of Skiff in one process: API server, controllers, scheduler and a kubelet",
@@ -40,6 +41,7 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger("skiff")
 			machineDefaults(&kcfg)
+			opts.logDir = filepath.Join(dataDir, "containers")
 			if !cmd.Flag("log-level").Changed {
 				log.SetLevel(hclog.Warn)
 			}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,34 +11,9 @@ import (
 // kills the leader with SIGKILL, keeps writing through the survivors, and restarts the
 // killed node with its data: it rejoins and serves everything written meanwhile.
 func TestThreeApiservers(t *testing.T) {
-	ports := freePorts(t, 6)
-	var initial, apis []string
-	for i := 0; i < 3; i++ {
-		initial = append(initial, fmt.Sprintf("n%d=127.0.0.1:%d", i+1, ports[3+i]))
-		apis = append(apis, fmt.Sprintf("127.0.0.1:%d", ports[i]))
-	}
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	args := func(i int) []string {
-		return []string{"apiserver", "--name", fmt.Sprintf("n%d", i+1), "--data-dir", dirs[i], "--listen", apis[i],
-			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]), "--initial-cluster", strings.Join(initial, ","), "--log-level", "warn"}
-	}
-	procs := make([]*proc, 3)
-	for i := range procs {
-		procs[i] = start(t, fmt.Sprintf("n%d", i+1), args(i)...)
-	}
-	all := strings.Join(apis, ",")
-	leaderRe := regexp.MustCompile(`leader: (n\d)`)
-	var leader string
-	eventually(t, "a leader", 60*time.Second, func() (bool, string) {
-		out, errs, err := ctl(all, "cluster", "status")
-		m := leaderRe.FindStringSubmatch(out)
-		if err != nil || m == nil {
-			return false, out + errs
-		}
-		leader = m[1]
-		return strings.Count(out, "follower") == 2, out
-	})
-
+	c := startAPIServers(t)
+	all, procs, apis, args := c.servers(), c.procs, c.apis, c.args
+	leader := fmt.Sprintf("n%d", c.leader()+1)
 	for i := 0; i < 5; i++ {
 		cm := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before-%d}\ndata: {i: \"%d\"}\n", i, i)
 		if _, errs, err := ctlIn(all, cm, "apply", "-f", "-"); err != nil {

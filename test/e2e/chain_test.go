@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/test/containerdtest"
+)
+
+// TestChainOnContainerd: three API servers, two controller-managers, two schedulers and
+// two kubelets on a (private) containerd run Kubernetes' nginx-deployment shape with a
+// busybox image: all pods run in real containers, the trace has the ten steps in order,
+// scaling, a rolling update and a rollback work, and deleting the Deployment stops every
+// container and removes every object.
+func TestChainOnContainerd(t *testing.T) {
+	socket := containerdtest.Start(t)
+	c := startAPIServers(t)
+	s := c.servers()
+
+	// The images, from the host's static busybox: no registry needed.
+	preload := t.TempDir()
+	for i, ref := range []string{"docker.io/library/busybox:latest", "docker.io/library/busybox:1.36"} {
+		data, err := containerd.BusyboxArchive("/bin/busybox", ref)
+		if err != nil {
+			t.Skipf("no static busybox to build the test image from: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(preload, fmt.Sprintf("busybox-%d.tar", i)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 2; i++ {
+		start(t, fmt.Sprintf("controller-manager-%d", i), "controller-manager", "--server", s, "--identity", fmt.Sprintf("cm%d", i), "--log-level", "warn")
+		start(t, fmt.Sprintf("scheduler-%d", i), "scheduler", "--server", s, "--identity", fmt.Sprintf("sched%d", i), "--log-level", "warn")
+	}
+	logs := t.TempDir()
+	for i := 1; i <= 2; i++ {
+		start(t, fmt.Sprintf("kubelet-w%d", i), "kubelet", "--server", s, "--node-name", fmt.Sprintf("w%d", i), "--runtime", "containerd",
+			"--containerd-address", socket, "--containerd-namespace", fmt.Sprintf("skiff-e2e-w%d", i),
+			"--container-log-dir", filepath.Join(logs, fmt.Sprintf("w%d", i)), "--preload", preload, "--log-level", "warn")
+	}
+	eventually(t, "two Ready nodes", 60*time.Second, func() (bool, string) {
+		out, _, err := ctl(s, "get", "nodes", "--no-headers")
+		return err == nil && strings.Count(out, " Ready ") == 2, out
+	})
+
+	mustCtl(t, s, "apply", "-f", "../../examples/nginx-deployment.yaml")
+	running := func(n int, image string) func() (bool, string) {
+		return func() (bool, string) {
+			out, _, err := ctl(s, "get", "pods", "-o", "json")
+			if err != nil {
+				return false, err.Error()
+			}
+			var list struct {
+				Items []struct {
+					Metadata struct{ DeletionTimestamp string }
+					Spec     struct{ Containers []struct{ Image string } }
+					Status   struct {
+						Phase             string
+						ContainerStatuses []struct {
+							ContainerID string
+							State       struct{ Running *struct{} }
+						}
+					}
+				}
+			}
+			if err := json.Unmarshal([]byte(out), &list); err != nil {
+				return false, out
+			}
+			ok := 0
+			for _, p := range list.Items {
+				if p.Metadata.DeletionTimestamp != "" {
+					return false, out // wait until old pods are gone too
+				}
+				if p.Status.Phase == "Running" && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil &&
+					strings.HasPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://") && p.Spec.Containers[0].Image == image {
+					ok++
+				}
+			}
+			return ok == n && len(list.Items) == n, out
+		}
+	}
+	eventually(t, "3 pods running on containerd", 120*time.Second, running(3, "docker.io/library/busybox:latest"))
+	if n := containers(t, socket); n != 3 {
+		t.Fatalf("%d containers in containerd, want 3", n)
+	}
+
+	out := mustCtl(t, s, "trace", "deployment", "nginx-deployment", "-o", "json")
+	var tr struct {
+		Steps []struct {
+			Step    any
+			Missing bool
+			Time    time.Time
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &tr); err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	var prev time.Time
+	for _, st := range tr.Steps {
+		labels = append(labels, fmt.Sprint(st.Step))
+		if st.Missing || st.Time.Before(prev) {
+			t.Fatalf("trace step %v missing or out of order:\n%s", st.Step, out)
+		}
+		prev = st.Time
+	}
+	if got := strings.Join(labels, " "); got != "1 [2 3] [4 5] [6 7] 8 9 10" {
+		t.Fatalf("trace steps %q", got)
+	}
+	t.Logf("trace:\n%s", mustCtl(t, s, "trace", "deployment", "nginx-deployment"))
+
+	mustCtl(t, s, "scale", "deployment", "nginx-deployment", "--replicas", "5")
+	eventually(t, "5 pods running", 120*time.Second, running(5, "docker.io/library/busybox:latest"))
+	mustCtl(t, s, "set", "image", "deployment/nginx-deployment", "nginx=docker.io/library/busybox:1.36")
+	eventually(t, "rolled out", 180*time.Second, running(5, "docker.io/library/busybox:1.36"))
+	mustCtl(t, s, "rollout", "undo", "deployment/nginx-deployment")
+	eventually(t, "rolled back", 180*time.Second, running(5, "docker.io/library/busybox:latest"))
+
+	mustCtl(t, s, "delete", "deployment", "nginx-deployment")
+	eventually(t, "every object gone", 120*time.Second, func() (bool, string) {
+		pods, _, err1 := ctl(s, "get", "pods", "-o", "name")
+		rss, _, err2 := ctl(s, "get", "rs", "-o", "name")
+		return err1 == nil && err2 == nil && pods == "" && rss == "", pods + rss
+	})
+	eventually(t, "every container stopped and removed", 60*time.Second, func() (bool, string) {
+		n := containers(t, socket)
+		return n == 0, fmt.Sprintf("%d containers", n)
+	})
+}
+
+// containers counts the containers in the kubelets' containerd namespaces.
+func containers(t *testing.T, socket string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := 0
+	for i := 1; i <= 2; i++ {
+		rt, err := containerd.New(ctx, containerd.Config{Socket: socket, Namespace: fmt.Sprintf("skiff-e2e-w%d", i), LogDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := rt.List(ctx)
+		rt.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(list)
+	}
+	return n
+}
