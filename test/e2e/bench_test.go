@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/controllers"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/sim"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/scheduler"
+)
+
+// The end-to-end benchmarks run the whole chain in one process: three API servers, the
+// controllers, the scheduler and simulated kubelets with zero start delay. They time a
+// Deployment from create to all replicas Running.
+
+func BenchmarkE2EDeploy1000r100n(b *testing.B)   { benchDeploy(b, "e2e_deploy_1000r_100n", 1000, 100) }
+func BenchmarkE2EDeploy10000r1000n(b *testing.B) { benchDeploy(b, "e2e_deploy_10000r_1000n", 10000, 1000) }
+
+func benchDeploy(b *testing.B, name string, replicas, nodes int) {
+	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 200_000})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
+
+	mcfg := controllers.DefaultConfig()
+	mcfg.LeaderElect = false
+	run(func() { controllers.Run(ctx, conn, mcfg) })
+	sched, err := scheduler.New(cs, scheduler.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	run(func() { sched.Run(ctx) })
+	for i := 0; i < nodes; i++ {
+		kc := kubelet.DefaultConfig()
+		kc.NodeName = fmt.Sprintf("sim-%d", i)
+		kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
+		kc.Workers = 2
+		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc, hclog.NewNullLogger())
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(func() { k.Run(ctx) })
+	}
+	// Wait for every node to be registered Ready.
+	for {
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err == nil && len(l.Items) == nodes {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatal("nodes never registered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	podInf := cache.InformerFor[*corev1.Pod](f, "default", client.ListOptions{})
+	var runningCount atomic.Int64
+	allRunning := make(chan struct{})
+	var once sync.Once
+	running := map[string]bool{}
+	var mu sync.Mutex
+	note := func(p *corev1.Pod) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.GetStatus().GetPhase() == "Running" && !running[p.GetMetadata().GetName()] {
+			running[p.GetMetadata().GetName()] = true
+			if runningCount.Add(1) == int64(replicas) {
+				once.Do(func() { close(allRunning) })
+			}
+		}
+	}
+	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: note, OnUpdate: func(_, p *corev1.Pod) { note(p) }})
+	f.Start(ctx)
+	if !cache.WaitForSync(ctx, podInf) {
+		b.Fatal("no sync")
+	}
+	lbl := map[string]string{"app": "bench"}
+	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: &corev1.DeploymentSpec{
+		Replicas: proto.Int32(int32(replicas)), Selector: &corev1.LabelSelector{MatchLabels: lbl},
+		Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl}, Spec: &corev1.PodSpec{
+			Containers: []*corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"},
+				Resources: &corev1.ResourceRequirements{Requests: map[string]string{"cpu": "10m", "memory": "16Mi"}}}}}}}}
+	b.ResetTimer()
+	start := time.Now()
+	if _, err := cs.Deployments.Create(ctx, d); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-allRunning:
+	case <-ctx.Done():
+		b.Fatalf("%d of %d pods running after %v", runningCount.Load(), replicas, time.Since(start))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	fmt.Printf("BENCH %s %.2f s\n", name, elapsed.Seconds())
+	fmt.Printf("BENCH %s_rate %.0f pods/s\n", name, float64(replicas)/elapsed.Seconds())
+	cancel()
+	f.Wait()
+}
