@@ -48,6 +48,18 @@ func TestThreeApiservers(t *testing.T) {
 	if strings.Count(status, "follower") != 2 || strings.Count(status, "leader ") < 1 {
 		t.Fatalf("cluster status after the restart:\n%s", status)
 	}
+
+	// kill -9 every member at once, start them all again: nothing acknowledged is lost.
+	for _, p := range procs {
+		p.kill()
+	}
+	for i := range procs {
+		procs[i] = start(t, fmt.Sprintf("n%d after a full crash", i+1), args(i)...)
+	}
+	eventually(t, "every write back after a full crash", 60*time.Second, func() (bool, string) {
+		out, errs, err := ctl(all, "get", "cm", "-o", "name")
+		return err == nil && strings.Count(out, "configmap/before-") == 5 && strings.Count(out, "configmap/after-") == 5, out + errs
+	})
 	for _, p := range procs {
 		p.stop(t)
 	}
