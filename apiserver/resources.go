@@ -522,10 +522,7 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 		if pod.GetMetadata().GetDeletionTimestamp() != nil {
 			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is being deleted, cannot be assigned to a node", k.Namespace, k.Name)
 		}
-		if n := pod.GetSpec().GetNodeName(); n == req.GetNodeName() && req.GetUid() != "" {
-			// The same binding again (a retry after a lost reply): it stands, nothing changes.
-			return cur, nil
-		} else if n != "" {
+		if n := pod.GetSpec().GetNodeName(); n != "" {
 			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is already assigned to node %q", k.Namespace, k.Name, n)
 		}
 		if pod.Spec == nil {

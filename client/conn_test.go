@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
 )
 
 // fakeServer answers Create from a script: each call takes the next outcome.
@@ -121,5 +122,61 @@ func TestFailsOverToTheNextServer(t *testing.T) {
 	}
 	if good.calls != 3 {
 		t.Fatalf("live server saw %d calls", good.calls)
+	}
+}
+
+// bindServer binds pods like the API server, losing the reply of the first call.
+type bindServer struct {
+	apiv1.UnimplementedResourcesServer
+	mu    sync.Mutex
+	calls int
+	node  string // where pod "p" (uid "u1") is bound
+}
+
+func (f *bindServer) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.node != "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "pod default/p is already assigned to node %q", f.node)
+	}
+	f.node = req.GetNodeName()
+	if f.calls == 1 {
+		return nil, status.Error(codes.Unavailable, "connection reset") // committed, reply lost
+	}
+	return kinds.Wrap(f.pod()), nil
+}
+
+func (f *bindServer) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return kinds.Wrap(f.pod()), nil
+}
+
+func (f *bindServer) pod() *corev1.Pod {
+	return &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: "p", Namespace: "default", Uid: "u1"}, Spec: &corev1.PodSpec{NodeName: f.node}}
+}
+
+func TestBindRetriedAfterLostReply(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := &bindServer{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	apiv1.RegisterResourcesServer(s, f)
+	go s.Serve(ln)
+	defer s.Stop()
+	conn, _ := client.Dial([]string{ln.Addr().String()}, client.Options{BackoffBase: time.Millisecond})
+	defer conn.Close()
+	pod, err := conn.Bind(ctx, "default", "p", "u1", "w1")
+	if err != nil || pod.GetSpec().GetNodeName() != "w1" {
+		t.Fatalf("bind after a lost reply = %v, %v; want success on w1", pod, err)
+	}
+	// Another node is a real conflict, reported as such.
+	if _, err := conn.Bind(ctx, "default", "p", "u1", "w2"); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("bind to another node = %v, want FailedPrecondition", err)
 	}
 }

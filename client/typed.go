@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
@@ -197,14 +198,24 @@ func (c *Client[T]) Delete(ctx context.Context, namespace, name string, opts Del
 	return c.unwrap(out)
 }
 
-// Bind assigns a pod to a node, once: binding a bound pod fails (IsForbidden). With uid
-// set, the pod must still be that pod.
+// Bind assigns a pod to a node, once: binding a bound pod fails (FailedPrecondition).
+// With uid set, the pod must still be that pod. A bind repeated after a lost reply that
+// finds the pod bound to the same node reports success: the first attempt took (or,
+// rarely, another binder chose the same node for it: the binding is the same).
 func (c *Conn) Bind(ctx context.Context, namespace, name, uid, node string) (*corev1.Pod, error) {
 	var out *apiv1.Object
+	attempts := 0
 	err := c.invoke(ctx, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		attempts++
 		out, err = apiv1.NewResourcesClient(cc).Bind(ctx, &apiv1.BindRequest{Namespace: namespace, Name: name, Uid: uid, NodeName: node})
 		return err
 	})
+	if code(err) == codes.FailedPrecondition && attempts > 1 && uid != "" {
+		pod, gerr := For[*corev1.Pod](c).Get(ctx, namespace, name)
+		if gerr == nil && pod.GetMetadata().GetUid() == uid && pod.GetSpec().GetNodeName() == node {
+			return pod, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func TestCommands(t *testing.T) {
 	fails(t, s, invalid, "spec.template.spec.containers[0].image: Required value", "apply", "-f", "-")
 	fails(t, s, invalid, "selector does not match template labels", "apply", "-f", "-")
 	contains(t, "defaults", must(t, s, "get", "deploy", "nginx-deployment", "-o", "yaml"),
-		"restartPolicy: Always", "terminationGracePeriodSeconds: 30", "revisionHistoryLimit: 10", "progressDeadlineSeconds: 600", "maxSurge: 25%")
+		"restartPolicy: Always", "imagePullPolicy: IfNotPresent", "revisionHistoryLimit: 10", "progressDeadlineSeconds: 600", "maxSurge: 25%")
 	fails(t, s, "", "--output: Unsupported value", "get", "pods", "-o", "xml")
 	fails(t, s, "", "--cascade: Unsupported value", "delete", "deploy", "x", "--cascade", "sideways")
 
