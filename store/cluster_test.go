@@ -590,10 +590,11 @@ func TestSnapshotRestartAndNewMember(t *testing.T) {
 		t.Fatalf("remove %s: %v", c.cfgs[victim].ID, err)
 	}
 	c.stop(victim)
-	st, err := c.any().Status()
-	if err != nil || len(st.Members) != 3 {
-		t.Fatalf("members after removal: %+v %v", st.Members, err)
-	}
+	// A follower learns the new configuration when it replicates it: wait for that.
+	waitFor(t, ctx, func() bool {
+		st, err := c.any().Status()
+		return err == nil && len(st.Members) == 3
+	})
 	if _, err := n4.Txn(ctx, Op{Type: Create, Key: key("after-removal"), Value: []byte("x")}); err != nil {
 		t.Fatalf("write after removal: %v", err)
 	}

@@ -74,8 +74,8 @@ func writeSteps(w io.Writer, steps []Step, width int) {
 		if bar == 0 && s.SincePreviousMs > 0 {
 			bar = 1
 		}
-		fmt.Fprintf(w, "%-*s %-*s %-*s %*s %*s %s\n", stepW, s.Label(), titleW, fit(s.Title, titleW), whoW, fit(who, whoW),
-			timeW, "+"+human(s.SinceStartMs), timeW, human(s.SincePreviousMs), strings.Repeat("█", bar))
+		fmt.Fprintf(w, "%-*s %s %s %s %s %s\n", stepW, s.Label(), fit(s.Title, titleW), fit(who, whoW),
+			right("+"+human(s.SinceStartMs), timeW), right(human(s.SincePreviousMs), timeW), strings.Repeat("█", bar))
 	}
 }
 
@@ -87,6 +87,12 @@ func fit(s string, n int) string {
 		r = append(r[:n-1], '…')
 	}
 	return string(r) + strings.Repeat(" ", n-len(r))
+}
+
+// right aligns s to the right of n columns (counting runes: "µs" is one column less than
+// its bytes).
+func right(s string, n int) string {
+	return strings.Repeat(" ", max(n-len([]rune(s)), 0)) + s
 }
 
 // human formats milliseconds compactly: 850µs, 12ms, 1.25s, 2m03s.

@@ -25,8 +25,10 @@ import (
 // controllers, the scheduler and simulated kubelets with zero start delay. They time a
 // Deployment from create to all replicas Running.
 
-func BenchmarkE2EDeploy1000r100n(b *testing.B)   { benchDeploy(b, "e2e_deploy_1000r_100n", 1000, 100) }
-func BenchmarkE2EDeploy10000r1000n(b *testing.B) { benchDeploy(b, "e2e_deploy_10000r_1000n", 10000, 1000) }
+func BenchmarkE2EDeploy1000r100n(b *testing.B) { benchDeploy(b, "e2e_deploy_1000r_100n", 1000, 100) }
+func BenchmarkE2EDeploy10000r1000n(b *testing.B) {
+	benchDeploy(b, "e2e_deploy_10000r_1000n", 10000, 1000)
+}
 
 func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 200_000})
