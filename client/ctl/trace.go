@@ -25,8 +25,10 @@ that did it, the object it wrote, and the time since the previous step. Pods are
 			if err != nil {
 				return err
 			}
-			if format != "" && format != "json" && format != "text" {
-				return fmt.Errorf("--output: Unsupported value: %q: supported values: text, json", format)
+			switch format {
+			case "", "text", "json", "svg", "html":
+			default:
+				return fmt.Errorf("--output: Unsupported value: %q: supported values: text, json, svg, html", format)
 			}
 			conn, err := g.client()
 			if err != nil {
@@ -38,13 +40,18 @@ that did it, the object it wrote, and the time since the previous step. Pods are
 			if err != nil {
 				return err
 			}
-			if format == "json" {
+			switch format {
+			case "json":
 				return trace.WriteJSON(g.streams.Out, t)
+			case "svg":
+				return trace.WriteSVG(g.streams.Out, t)
+			case "html":
+				return trace.WriteHTML(g.streams.Out, t)
 			}
 			return trace.WriteText(g.streams.Out, t, width)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "output", "o", "", "output format: text (default) or json")
+	cmd.Flags().StringVarP(&format, "output", "o", "", "output format: text (default), json, or a self-contained diagram: svg or html (redirect to a file)")
 	cmd.Flags().IntVar(&width, "width", 80, "columns of the text timeline")
 	return cmd
 }

@@ -3,6 +3,7 @@ package trace
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"strings"
 	"testing"
@@ -118,5 +119,37 @@ func TestAssembleBeforeAnything(t *testing.T) {
 	WriteText(&b, tr, 80)
 	if !strings.Contains(b.String(), "(not yet)") {
 		t.Fatalf("text:\n%s", b.String())
+	}
+}
+
+func TestDiagram(t *testing.T) {
+	tr := Assemble(fixture())
+	var svg bytes.Buffer
+	if err := WriteSVG(&svg, tr); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		XMLName xml.Name
+		Lines   []struct{} `xml:"line"`
+		Texts   []string   `xml:"text"`
+	}
+	if err := xml.Unmarshal(svg.Bytes(), &doc); err != nil {
+		t.Fatalf("not well-formed SVG: %v\n%s", err, svg.String())
+	}
+	if doc.XMLName.Local != "svg" || len(doc.Lines) != len(arrows) {
+		t.Fatalf("svg root %q with %d arrows", doc.XMLName.Local, len(doc.Lines))
+	}
+	all := strings.Join(doc.Texts, "\n")
+	for _, want := range []string{"API server", "Scheduler", "Kubelet", "6-7 Pod bound to w1", "+900ms (took 100ms) kubelet@w1", "web-abc-0 on w1"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("diagram lacks %q:\n%s", want, all)
+		}
+	}
+	var page bytes.Buffer
+	if err := WriteHTML(&page, tr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), "<svg") || !strings.Contains(page.String(), "Deployment stored") {
+		t.Fatalf("html page:\n%s", page.String())
 	}
 }
