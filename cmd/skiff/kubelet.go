@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ type kubeletOptions struct {
 	logDir              string
 	busybox             string          // an image name to provide from the host's /bin/busybox when missing
 	rt                  kubelet.Runtime // already connected (skiff up probes containerd first)
+	simStartDelay       time.Duration
 }
 
 func kubeletCmd(logger func(string) hclog.Logger) *cobra.Command {
@@ -60,6 +62,7 @@ NODE-0 … NODE-(N-1) in this one process (for scale tests).`,
 	f.StringVar(&opts.containerdNamespace, "containerd-namespace", "skiff", "containerd namespace of this kubelet's containers (one per kubelet)")
 	f.StringVar(&opts.logDir, "container-log-dir", "/var/log/skiff/containers", "where containers' output is kept")
 	f.IntVar(&opts.simNodes, "sim-nodes", 0, "with --runtime sim: run this many simulated nodes")
+	f.DurationVar(&opts.simStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.DurationVar(&cfg.LeaseRenewInterval, "node-lease-renew-interval", cfg.LeaseRenewInterval, "how often the node's Lease is renewed (the controller-manager's grace period must be longer)")
 	f.DurationVar(&cfg.NodeStatusInterval, "node-status-update-frequency", cfg.NodeStatusInterval, "how often the node's status is written")
 	return cmd
@@ -95,7 +98,7 @@ func runKubelets(ctx context.Context, cs *client.Clientset, cfg kubelet.Config, 
 		if opts.simNodes > 0 {
 			c.NodeName = fmt.Sprintf("%s-%d", cfg.NodeName, i)
 		}
-		k, err := kubelet.New(cs, sim.New(sim.Config{}), c, log.With("node", c.NodeName))
+		k, err := kubelet.New(cs, sim.New(sim.Config{StartDelay: opts.simStartDelay}), c, log.With("node", c.NodeName))
 		if err != nil {
 			return err
 		}

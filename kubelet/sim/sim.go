@@ -41,13 +41,17 @@ type Config struct {
 	Images []string
 	// Present are images already on the node.
 	Present []string
+	// StartDelay is how long creating and starting a container takes (0: at once), as a
+	// real runtime's would; the call waits it out (or its context's end).
+	StartDelay time.Duration
 	// Now is the runtime's clock (default time.Now).
 	Now func() time.Time
 }
 
 // Runtime is the simulated runtime. It is safe for concurrent use.
 type Runtime struct {
-	now func() time.Time
+	now        func() time.Time
+	startDelay time.Duration
 
 	mu       sync.Mutex
 	pullable map[string]bool // nil: all
@@ -71,7 +75,7 @@ var _ kubelet.Runtime = (*Runtime)(nil)
 
 // New makes an empty runtime.
 func New(cfg Config) *Runtime {
-	r := &Runtime{now: cfg.Now, present: map[string]string{}, ctrs: map[string]*container{}}
+	r := &Runtime{now: cfg.Now, startDelay: cfg.StartDelay, present: map[string]string{}, ctrs: map[string]*container{}}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -128,6 +132,16 @@ func (r *Runtime) EnsureImage(ctx context.Context, image, policy string) (string
 
 // CreateAndStart implements kubelet.Runtime.
 func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfig) (string, error) {
+	created := r.now()
+	if r.startDelay > 0 {
+		t := time.NewTimer(r.startDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("create container %s/%s: %w", cfg.PodName, cfg.Name, ctx.Err())
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	imgID, ok := r.present[normalize(cfg.Image)]
@@ -142,7 +156,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	c := &container{
 		c: kubelet.Container{
 			ID: id, PodUID: cfg.PodUID, PodName: cfg.PodName, Namespace: cfg.Namespace, Name: cfg.Name, Attempt: cfg.Attempt,
-			Image: cfg.Image, ImageID: imgID, State: kubelet.StateRunning, CreatedAt: now, StartedAt: now,
+			Image: cfg.Image, ImageID: imgID, State: kubelet.StateRunning, CreatedAt: created, StartedAt: now,
 		},
 		runFor: runFor, code: code, ignore: ignore, done: make(chan struct{}),
 		logs: []string{fmt.Sprintf("sim: %s started: %s", cfg.Name, strings.Join(append(slices.Clone(cfg.Command), cfg.Args...), " "))},

@@ -136,3 +136,20 @@ func TestLogsFollowEndsOnExit(t *testing.T) {
 		t.Fatalf("follow = %q, %v", buf.String(), err)
 	}
 }
+
+func TestStartDelay(t *testing.T) {
+	r := New(Config{StartDelay: 30 * time.Millisecond, Present: []string{"busybox"}})
+	id, err := r.CreateAndStart(context.Background(), kubelet.ContainerConfig{PodUID: "u", PodName: "p", Namespace: "ns", Name: "c", Image: "busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := r.List(context.Background())
+	if len(list) != 1 || list[0].ID != id || list[0].StartedAt.Sub(list[0].CreatedAt) < 30*time.Millisecond {
+		t.Fatalf("containers %+v: want one started at least 30ms after its creation", list)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u", PodName: "p", Namespace: "ns", Name: "d", Image: "busybox"}); err == nil {
+		t.Fatal("a cancelled start succeeded")
+	}
+}
