@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,9 +18,11 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/controllers"
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/scheduler"
+	"github.com/skiffhq/skiff/test/containerdtest"
 )
 
 // The end-to-end benchmarks run the whole chain in one process: three API servers, the
@@ -117,4 +121,114 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	fmt.Printf("BENCH %s_rate %.0f pods/s\n", name, float64(replicas)/elapsed.Seconds())
 	cancel()
 	f.Wait()
+}
+
+// BenchmarkPodStartupContainerd: ms from pod create to Running for 50 busybox pods on one
+// real node (a private containerd), the image present.
+func BenchmarkPodStartupContainerd(b *testing.B) {
+	socket := containerdtest.Start(b)
+	c := apiservertest.Start(b, 1, apiservertest.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	const image = "docker.io/library/busybox:latest"
+	rt, err := containerd.New(ctx, containerd.Config{Socket: socket, Namespace: "skiff-bench", LogDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	data, err := containerd.BusyboxArchive("/bin/busybox", image)
+	if err != nil {
+		b.Skipf("no static busybox: %v", err)
+	}
+	if _, err := rt.Import(ctx, bytes.NewReader(data)); err != nil {
+		b.Fatal(err)
+	}
+	kc := kubelet.DefaultConfig()
+	kc.NodeName = "bench-node"
+	k, err := kubelet.New(cs, rt, kc, hclog.NewNullLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); k.Run(ctx) }()
+
+	const n = 50
+	created := make([]time.Time, n)
+	runningAt := make([]time.Time, n)
+	var mu sync.Mutex
+	remaining := n
+	allRunning := make(chan struct{})
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	inf := cache.InformerFor[*corev1.Pod](f, "default", client.ListOptions{})
+	note := func(p *corev1.Pod) {
+		var i int
+		if _, err := fmt.Sscanf(p.GetMetadata().GetName(), "startup-%d", &i); err != nil || p.GetStatus().GetPhase() != "Running" {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if runningAt[i].IsZero() {
+			runningAt[i] = time.Now()
+			if remaining--; remaining == 0 {
+				close(allRunning)
+			}
+		}
+	}
+	inf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: note, OnUpdate: func(_, p *corev1.Pod) { note(p) }})
+	f.Start(ctx)
+	defer f.Wait()
+	cache.WaitForSync(ctx, inf)
+	b.ResetTimer()
+	var cw sync.WaitGroup
+	for i := 0; i < n; i++ {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			p := &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: fmt.Sprintf("startup-%d", i), Namespace: "default"},
+				Spec: &corev1.PodSpec{NodeName: "bench-node", TerminationGracePeriodSeconds: proto.Int64(0),
+					Containers: []*corev1.Container{{Name: "c", Image: image, ImagePullPolicy: "IfNotPresent", Command: []string{"sleep", "3600"}}}}}
+			mu.Lock()
+			created[i] = time.Now()
+			mu.Unlock()
+			if _, err := cs.Pods.Create(ctx, p); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	cw.Wait()
+	select {
+	case <-allRunning:
+	case <-ctx.Done():
+		b.Fatalf("%d pods not running", remaining)
+	}
+	b.StopTimer()
+	lat := make([]time.Duration, n)
+	mu.Lock()
+	for i := range lat {
+		lat[i] = runningAt[i].Sub(created[i])
+	}
+	mu.Unlock()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	fmt.Printf("BENCH pod_startup_containerd_p50 %.0f ms\n", float64(lat[n/2].Microseconds())/1000)
+	fmt.Printf("BENCH pod_startup_containerd_p99 %.0f ms\n", float64(lat[n*99/100].Microseconds())/1000)
+	// Leave no container behind: delete the pods and wait for the kubelet to stop them.
+	cleanup := time.Now()
+	defer func() { b.Logf("cleanup took %v", time.Since(cleanup)) }()
+	for i := 0; i < n; i++ {
+		cs.Pods.Delete(ctx, "default", fmt.Sprintf("startup-%d", i), client.DeleteOptions{})
+	}
+	for {
+		list, err := rt.List(ctx)
+		if err != nil || len(list) == 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
