@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,8 +43,9 @@ type node struct {
 
 // proc is a running server process, in its own process group.
 type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd    *exec.Cmd
+	done   chan struct{}
+	killed atomic.Bool // the harness killed it: its exit is no crash
 }
 
 // cluster runs the servers and applies faults to them. Its methods are safe for
@@ -64,6 +66,24 @@ type cluster struct {
 	gen     int // bumped whenever members change
 	grpcs   map[string]*grpc.ClientConn
 	conns   map[string]*client.Conn
+	crashes []string // servers that exited without being killed
+}
+
+// crashed returns what crashed so far.
+func (c *cluster) crashed() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.crashes...)
+}
+
+// saveLogs copies every server's log into dir.
+func (c *cluster) saveLogs(dir string) {
+	entries, _ := os.ReadDir(c.logs)
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join(c.logs, e.Name())); err == nil {
+			os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644)
+		}
+	}
 }
 
 // newCluster starts n servers forming one cluster and waits for a leader.
@@ -164,7 +184,16 @@ func (c *cluster) start(nd *node) {
 		c.t.Fatalf("start %s: %v", nd.name, err)
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
+	go func() {
+		err := cmd.Wait()
+		if !p.killed.Load() {
+			b, _ := os.ReadFile(filepath.Join(c.logs, nd.name+".log"))
+			c.mu.Lock()
+			c.crashes = append(c.crashes, fmt.Sprintf("%s exited by itself (%v); its log ends:\n%s", nd.name, err, lastLines(string(b), 15)))
+			c.mu.Unlock()
+		}
+		close(p.done)
+	}()
 	c.mu.Lock()
 	nd.proc, nd.paused = p, false
 	c.mu.Unlock()
@@ -179,6 +208,7 @@ func (c *cluster) kill(nd *node) {
 	if p == nil {
 		return
 	}
+	p.killed.Store(true)
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
@@ -305,6 +335,20 @@ func (c *cluster) failover() *client.Conn {
 	}
 	conn, _ := client.Dial(addrs, client.Options{AttemptTimeout: 2 * time.Second, BackoffMax: 500 * time.Millisecond})
 	c.conns[key] = conn
+	return conn
+}
+
+// admin is a client.Conn over every current member for membership changes, which may
+// take longer than a read or a write: a call retried after its first attempt timed out
+// could find its own change already made.
+func (c *cluster) admin() *client.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var addrs []string
+	for _, name := range c.members {
+		addrs = append(addrs, c.nodes[name].api)
+	}
+	conn, _ := client.Dial(addrs, client.Options{AttemptTimeout: 30 * time.Second, BackoffMax: 500 * time.Millisecond})
 	return conn
 }
 

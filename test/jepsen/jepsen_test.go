@@ -203,8 +203,14 @@ func runOne(t *testing.T, nem nemesis, dur, quiet, hold time.Duration) {
 		anomalies = append(anomalies, anomaly{Checker: "cluster", Kind: kind, Detail: fmt.Sprintf(format, args...)})
 	}
 	defer func() {
+		for _, crash := range c.crashed() {
+			anomalies = append(anomalies, anomaly{Checker: "cluster", Kind: "crash", Detail: crash})
+		}
 		rep.Anomalies = anomalies
 		writeReport()
+		if len(anomalies) > 0 {
+			c.saveLogs(runDir)
+		}
 		summarize(t, rep, runDir)
 	}()
 
@@ -213,6 +219,9 @@ func runOne(t *testing.T, nem nemesis, dur, quiet, hold time.Duration) {
 	defer cancelFinal()
 	if _, err := c.waitHealthy(final); err != nil {
 		fail("no-recovery", "the cluster did not recover within 90s of the last heal: %v", err)
+		var as []anomaly
+		rep.Register, as = reg.check(runDir, 60*time.Second)
+		anomalies = append(anomalies, as...)
 		return
 	}
 	cms := client.For[*corev1.ConfigMap](c.failover())
