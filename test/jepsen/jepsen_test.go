@@ -153,6 +153,9 @@ func runOne(t *testing.T, nem nemesis, dur, quiet, hold time.Duration) {
 	if err := c.failover().EnsureNamespace(setup, ns); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.waitHealthy(setup); err != nil {
+		t.Fatal(err) // every node has applied the namespace before the run starts
+	}
 	l, err := client.For[*corev1.ConfigMap](c.failover()).List(setup, ns, client.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -383,8 +386,8 @@ func summarize(t *testing.T, rep *report, dir string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "jepsen %s: %d nodes, %s, raft %v\n", rep.Nemesis, rep.Nodes, rep.Duration, rep.RaftTiming)
 	r := rep.Register
-	fmt.Fprintf(&b, "  register: %d ops on %d keys (%d unknown, %d refused); non-linearizable keys: %d; check timed out: %d\n",
-		r.Ops, r.Keys, r.Unknown, r.Refused, len(r.Illegal), len(r.TimedOut))
+	fmt.Fprintf(&b, "  register: %d ops on %d keys (%d unknown, %d refused, %d creates refused for a namespace the node had not seen); non-linearizable keys: %d; check timed out: %d\n",
+		r.Ops, r.Keys, r.Unknown, r.Refused, r.NamespaceNotFound, len(r.Illegal), len(r.TimedOut))
 	s := rep.Set
 	fmt.Fprintf(&b, "  set: %d creates, %d acknowledged, %d unknown (%d of them happened), %d failed; %d objects at the end\n",
 		s.Attempts, s.Acknowledged, s.Unknown, s.UnknownPresent, s.Failed, s.Final)

@@ -157,23 +157,24 @@ func partition(c *cluster, a, b []string) ([]string, string, func(context.Contex
 	return append(append([]string(nil), a...), b...), fmt.Sprintf("%v | %v", a, b), heal, nil
 }
 
-// isMember asks the other members whether name is still in the configuration; true when
-// none can say.
+// isMember asks the leader whether name is still in the configuration, polling for up
+// to 10s for a leader to answer; true when none does.
 func (c *cluster) isMember(ctx context.Context, name string) bool {
-	for _, other := range c.running() {
-		if other == name {
-			continue
-		}
-		st, err := c.status(ctx, other)
-		if err != nil || st.GetLeader() == "" {
-			continue
-		}
-		for _, m := range st.GetMembers() {
-			if m.GetName() == name {
-				return true
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, other := range c.running() {
+			st, err := c.status(ctx, other)
+			if other == name || err != nil || st.GetSelf().GetState() != "Leader" {
+				continue
 			}
+			for _, m := range st.GetMembers() {
+				if m.GetName() == name {
+					return true
+				}
+			}
+			return false
 		}
-		return false
+		time.Sleep(100 * time.Millisecond) // bounded polling
 	}
 	return true
 }

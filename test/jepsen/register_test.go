@@ -271,6 +271,11 @@ var registerModel = porcupine.Model{
 			case outOK:
 				return s == absent, op.Value
 			case outFail:
+				if op.Reason == "notfound" {
+					// The namespace was not found: the server checks it against its own,
+					// possibly lagging, state (apiserver checkNamespace) and wrote nothing.
+					return true, s
+				}
 				return s != absent, s
 			}
 			if s == absent {
@@ -341,6 +346,9 @@ type registerResult struct {
 	Ops           int      `json:"ops"`
 	Unknown       int      `json:"unknown"`
 	Refused       int      `json:"refused"`
+	// NamespaceNotFound counts creates refused because the node did not see the run's
+	// namespace yet (a stale check by design, reported as an observation).
+	NamespaceNotFound int `json:"namespaceNotFound"`
 	Illegal       []string `json:"illegal,omitempty"`
 	TimedOut      []string `json:"timedOut,omitempty"`
 	Visualization []string `json:"visualization,omitempty"`
@@ -361,6 +369,9 @@ func (w *registerWorkload) check(dir string, timeout time.Duration) (registerRes
 		}
 		if op.Reason == "refused" {
 			res.Refused++
+		}
+		if op.Kind == "create" && op.Reason == "notfound" {
+			res.NamespaceNotFound++
 		}
 		ret := op.Return
 		if op.Outcome == outUnknown {

@@ -59,7 +59,8 @@ func (w *setWorkload) run(ctx context.Context, id int) {
 		switch {
 		case err == nil:
 			op.Outcome, op.Name, op.RV = outOK, out.GetMetadata().GetName(), out.GetMetadata().GetResourceVersion()
-		case client.IsInvalid(err):
+		case client.IsInvalid(err), client.IsNotFound(err):
+			// NotFound: the node did not see the namespace yet (its check is stale).
 			op.Outcome = outFail
 		case !op.Named && client.IsUnavailable(err) && !client.IsUnknownOutcome(err) && isRefusal(err):
 			// A generateName create is repeated only after refusals: this one never ran.
