@@ -342,16 +342,16 @@ func valueString(v int64) string {
 
 // registerResult is what the linearizability check found.
 type registerResult struct {
-	Keys          int      `json:"keys"`
-	Ops           int      `json:"ops"`
-	Unknown       int      `json:"unknown"`
-	Refused       int      `json:"refused"`
+	Keys    int `json:"keys"`
+	Ops     int `json:"ops"`
+	Unknown int `json:"unknown"`
+	Refused int `json:"refused"`
 	// NamespaceNotFound counts creates refused because the node did not see the run's
 	// namespace yet (a stale check by design, reported as an observation).
-	NamespaceNotFound int `json:"namespaceNotFound"`
-	Illegal       []string `json:"illegal,omitempty"`
-	TimedOut      []string `json:"timedOut,omitempty"`
-	Visualization []string `json:"visualization,omitempty"`
+	NamespaceNotFound int      `json:"namespaceNotFound"`
+	Illegal           []string `json:"illegal,omitempty"`
+	TimedOut          []string `json:"timedOut,omitempty"`
+	Visualization     []string `json:"visualization,omitempty"`
 }
 
 // check runs porcupine on each key's history; on a violation it writes the key's HTML
