@@ -64,6 +64,7 @@ type anomaly struct {
 // report is what a run writes to out/RUN/report.json.
 type report struct {
 	Nemesis      string          `json:"nemesis"`
+	OK           bool            `json:"ok"` // no anomaly
 	Nodes        int             `json:"nodes"`
 	Started      time.Time       `json:"started"`
 	Duration     string          `json:"duration"`
@@ -201,7 +202,7 @@ func runOne(t *testing.T, nem nemesis, dur, quiet, hold time.Duration) {
 	workEnd := clock()
 	rep.Faults = faults
 
-	var anomalies []anomaly
+	anomalies := []anomaly{}
 	fail := func(kind, format string, args ...any) {
 		anomalies = append(anomalies, anomaly{Checker: "cluster", Kind: kind, Detail: fmt.Sprintf(format, args...)})
 	}
@@ -209,7 +210,7 @@ func runOne(t *testing.T, nem nemesis, dur, quiet, hold time.Duration) {
 		for _, crash := range c.crashed() {
 			anomalies = append(anomalies, anomaly{Checker: "cluster", Kind: "crash", Detail: crash})
 		}
-		rep.Anomalies = anomalies
+		rep.Anomalies, rep.OK = anomalies, len(anomalies) == 0
 		writeReport()
 		if len(anomalies) > 0 {
 			c.saveLogs(runDir)
