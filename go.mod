@@ -3,6 +3,7 @@ module github.com/skiffhq/skiff
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/containerd/containerd v1.7.29
 	github.com/distribution/reference v0.6.0
 	github.com/hashicorp/go-hclog v1.6.3

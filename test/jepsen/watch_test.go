@@ -1,0 +1,360 @@
+package jepsen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/skiffhq/skiff/client"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+// The watch workload: several watchers per node watch every ConfigMap of the run's
+// namespace from the revision the run started at. When a stream ends (its node died, was
+// cut off, or fell behind) the watcher resumes from the last revision it saw, on another
+// node. Each watcher's events are kept in the batches they arrived in, then checked
+// against the reference history that every node serves at the end (etcd's robustness
+// test guarantees): ordered, unique, complete, atomic, resumable, and the same on every
+// node.
+
+// wev is one watch event, reduced to what the checks compare.
+type wev struct {
+	Rev  int64  `json:"rev"`
+	Type string `json:"type"`
+	Name string `json:"name"`
+	Val  string `json:"val"`
+}
+
+type watchBatch struct {
+	Node   string `json:"node"`
+	Events []wev  `json:"events"`
+}
+
+// watchRecord is one watcher's history.
+type watchRecord struct {
+	ID      int          `json:"id"`
+	Home    string       `json:"home"`
+	Batches []watchBatch `json:"-"`
+	Resumes []string     `json:"resumes"` // "node@rev" for each (re)start
+	// Gaps are ranges (from, to] a watcher skipped because its resume point was compacted:
+	// it re-listed and went on from the list's revision.
+	Gaps [][2]int64 `json:"gaps,omitempty"`
+	Last int64      `json:"last"`
+
+	mu sync.Mutex
+}
+
+type watchWorkload struct {
+	c    *cluster
+	ns   string
+	base int64
+
+	watchers []*watchRecord
+}
+
+func eventOf(ev client.Event[*corev1.ConfigMap]) wev {
+	rev, _ := strconv.ParseInt(ev.ResourceVersion, 10, 64)
+	d := ev.Object.GetData()
+	val, ok := d["v"]
+	if !ok {
+		val = d["id"]
+	}
+	return wev{Rev: rev, Type: string(ev.Type), Name: ev.Object.GetMetadata().GetName(), Val: val}
+}
+
+func (w *watchWorkload) last(rec *watchRecord) int64 {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.Last
+}
+
+// run drives one watcher until ctx ends.
+func (w *watchWorkload) run(ctx context.Context, rec *watchRecord) {
+	r := rand.New(rand.NewPCG(uint64(rec.ID), uint64(time.Now().UnixNano())))
+	from, node := w.base, rec.Home
+	cms := func(conn *client.Conn) *client.Client[*corev1.ConfigMap] { return client.For[*corev1.ConfigMap](conn) }
+	for ctx.Err() == nil {
+		// The watch call retries on its node until its context ends; give it 3s.
+		wctx, cancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(3*time.Second, cancel)
+		watch, err := cms(w.c.pinned(node)).Watch(wctx, w.ns, client.WatchOptions{ResourceVersion: strconv.FormatInt(from, 10)})
+		timer.Stop()
+		if err != nil {
+			cancel()
+			if client.IsTooOld(err) {
+				lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+				l, lerr := cms(w.c.failover()).List(lctx, w.ns, client.ListOptions{})
+				lcancel()
+				if lerr == nil {
+					to, _ := strconv.ParseInt(l.ResourceVersion, 10, 64)
+					rec.mu.Lock()
+					rec.Gaps = append(rec.Gaps, [2]int64{from, to})
+					rec.Last = to
+					rec.mu.Unlock()
+					from = to
+				}
+			}
+			node = w.c.randomRunning(r)
+			continue
+		}
+		rec.mu.Lock()
+		rec.Resumes = append(rec.Resumes, fmt.Sprintf("%s@%d", node, from))
+		rec.mu.Unlock()
+		for {
+			evs, err := watch.Next()
+			if err != nil {
+				break
+			}
+			b := watchBatch{Node: node, Events: make([]wev, 0, len(evs))}
+			for _, ev := range evs {
+				if ev.Type == client.Bookmark {
+					continue
+				}
+				b.Events = append(b.Events, eventOf(ev))
+			}
+			if len(b.Events) == 0 {
+				continue
+			}
+			rec.mu.Lock()
+			rec.Batches = append(rec.Batches, b)
+			rec.Last = b.Events[len(b.Events)-1].Rev
+			rec.mu.Unlock()
+			from = max(from, b.Events[len(b.Events)-1].Rev)
+		}
+		cancel()
+		// Resume elsewhere: a restarted stream on another node must continue seamlessly.
+		node = w.c.randomRunning(r)
+	}
+}
+
+// reference reads node's whole history from the run's base revision (or the oldest it
+// still has) up to rev, with one watch. It returns the events and the revision after
+// which they are complete.
+func (w *watchWorkload) reference(ctx context.Context, node string, upTo int64) ([]wev, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cms := client.For[*corev1.ConfigMap](w.c.pinned(node))
+	from := w.base
+	watch, err := cms.Watch(ctx, w.ns, client.WatchOptions{ResourceVersion: strconv.FormatInt(from, 10)})
+	if client.IsTooOld(err) {
+		from = client.OldestResourceVersion(err)
+		watch, err = cms.Watch(ctx, w.ns, client.WatchOptions{ResourceVersion: strconv.FormatInt(from, 10)})
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("watch %s from %d: %w", node, from, err)
+	}
+	defer watch.Stop()
+	var out []wev
+	for len(out) == 0 || out[len(out)-1].Rev < upTo {
+		evs, err := watch.Next()
+		if err != nil {
+			return out, from, fmt.Errorf("watch %s from %d, after %d events: %w", node, from, len(out), err)
+		}
+		for _, ev := range evs {
+			if ev.Type != client.Bookmark {
+				out = append(out, eventOf(ev))
+			}
+		}
+	}
+	return out, from, nil
+}
+
+// refHistory is the reference: events by revision, complete after lo.
+type refHistory struct {
+	lo, hi int64
+	byRev  map[int64][]wev
+	revs   []int64
+}
+
+func (h *refHistory) covers(rev int64) bool { return rev > h.lo && rev <= h.hi }
+
+type watchResult struct {
+	Watchers     int              `json:"watchers"`
+	Events       int              `json:"events"`
+	Resumes      int              `json:"resumes"`
+	Gaps         int              `json:"tooOldGaps"`
+	Reference    map[string]int64 `json:"referenceFrom"` // per node: revision its history is complete after
+	RefEvents    int              `json:"referenceEvents"`
+	Unverifiable int              `json:"eventsBeforeReference"`
+}
+
+// buildReference compares every node's history over their common range and merges them.
+func buildReference(per map[string][]wev, from map[string]int64, hi int64) (*refHistory, []anomaly) {
+	var anomalies []anomaly
+	ref := &refHistory{lo: -1, hi: hi, byRev: map[int64][]wev{}}
+	names := make([]string, 0, len(per))
+	for n := range per {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if ref.lo < 0 || from[n] < ref.lo {
+			ref.lo = from[n]
+		}
+	}
+	byNode := map[string]map[int64][]wev{}
+	for _, n := range names {
+		m := map[int64][]wev{}
+		for _, ev := range per[n] {
+			if ev.Rev <= hi {
+				m[ev.Rev] = append(m[ev.Rev], ev)
+			}
+		}
+		byNode[n] = m
+		for rev, evs := range m {
+			if _, ok := ref.byRev[rev]; !ok {
+				ref.byRev[rev] = evs
+				ref.revs = append(ref.revs, rev)
+			}
+		}
+	}
+	sort.Slice(ref.revs, func(i, j int) bool { return ref.revs[i] < ref.revs[j] })
+	for _, rev := range ref.revs {
+		for _, n := range names {
+			if rev <= from[n] {
+				continue
+			}
+			got := byNode[n][rev]
+			if !sameEvents(got, ref.byRev[rev]) {
+				anomalies = append(anomalies, anomaly{Checker: "watch", Kind: "nodes-disagree",
+					Detail: fmt.Sprintf("revision %d: node %s has %v, another node has %v", rev, n, got, ref.byRev[rev])})
+			}
+		}
+	}
+	return ref, anomalies
+}
+
+func sameEvents(a, b []wev) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkWatcher checks one watcher against the reference.
+func checkWatcher(rec *watchRecord, base int64, ref *refHistory) (events, unverifiable int, anomalies []anomaly) {
+	add := func(kind, format string, args ...any) {
+		if len(anomalies) < 20 {
+			anomalies = append(anomalies, anomaly{Checker: "watch", Kind: kind, Detail: fmt.Sprintf("watcher %d (home %s): ", rec.ID, rec.Home) + fmt.Sprintf(format, args...)})
+		}
+	}
+	seen := map[int64][]wev{}
+	last := base
+	for bi, b := range rec.Batches {
+		// Ordered: a batch starts after the previous one's last revision, and revisions
+		// never decrease inside it; unique follows, and so does "a revision is never split
+		// across batches".
+		for i, ev := range b.Events {
+			if (i == 0 && ev.Rev <= last) || (i > 0 && ev.Rev < b.Events[i-1].Rev) {
+				add("out-of-order", "batch %d from %s: event %+v after revision %d", bi, b.Node, ev, last)
+			}
+			for _, s := range seen[ev.Rev] {
+				if s.Name == ev.Name {
+					add("duplicate", "batch %d from %s: event %+v delivered twice", bi, b.Node, ev)
+				}
+			}
+			seen[ev.Rev] = append(seen[ev.Rev], ev)
+			last = max(last, ev.Rev)
+			events++
+		}
+		// Atomic: each revision in the batch comes whole.
+		counts := map[int64]int{}
+		for _, ev := range b.Events {
+			counts[ev.Rev]++
+		}
+		for rev, n := range counts {
+			if ref.covers(rev) && n != len(ref.byRev[rev]) {
+				add("not-atomic", "batch %d from %s: %d of revision %d's %d events", bi, b.Node, n, rev, len(ref.byRev[rev]))
+			}
+		}
+	}
+	inGap := func(rev int64) bool {
+		for _, g := range rec.Gaps {
+			if rev > g[0] && rev <= g[1] {
+				return true
+			}
+		}
+		return false
+	}
+	// Complete: within (base, last], minus compacted gaps, exactly the reference's events.
+	for rev, evs := range seen {
+		if !ref.covers(rev) {
+			unverifiable += len(evs)
+			continue
+		}
+		if !sameEvents(evs, ref.byRev[rev]) {
+			add("wrong-events", "revision %d: watcher saw %v, history has %v", rev, evs, ref.byRev[rev])
+		}
+	}
+	for _, rev := range ref.revs {
+		if rev <= base || rev > last || !ref.covers(rev) || inGap(rev) {
+			continue
+		}
+		if _, ok := seen[rev]; !ok {
+			add("gap", "revision %d (%v) never delivered (resumes: %v)", rev, ref.byRev[rev], rec.Resumes)
+		}
+	}
+	return events, unverifiable, anomalies
+}
+
+// checkAcknowledged: every write a client saw succeed is in the history at its revision.
+func checkAcknowledged(acked []ackedWrite, ref *refHistory) []anomaly {
+	var anomalies []anomaly
+	for _, a := range acked {
+		if !ref.covers(a.Rev) {
+			continue
+		}
+		found := false
+		for _, ev := range ref.byRev[a.Rev] {
+			found = found || (ev.Name == a.Name && ev.Val == a.Value)
+		}
+		if !found && len(anomalies) < 20 {
+			anomalies = append(anomalies, anomaly{Checker: "watch", Kind: "acknowledged-write-missing",
+				Detail: fmt.Sprintf("acknowledged %s of %s=%s at revision %d is not in the history (which has %v there)", a.What, a.Name, a.Value, a.Rev, ref.byRev[a.Rev])})
+		}
+	}
+	return anomalies
+}
+
+// checkFinalState: the reference's last event per object agrees with a final list.
+func checkFinalState(items []*corev1.ConfigMap, ref *refHistory) []anomaly {
+	var anomalies []anomaly
+	latest := map[string]wev{}
+	for _, rev := range ref.revs {
+		if !ref.covers(rev) {
+			continue
+		}
+		for _, ev := range ref.byRev[rev] {
+			latest[ev.Name] = ev
+		}
+	}
+	listed := map[string]bool{}
+	for _, cm := range items {
+		name := cm.GetMetadata().GetName()
+		listed[name] = true
+		rev, _ := strconv.ParseInt(cm.GetMetadata().GetResourceVersion(), 10, 64)
+		if !ref.covers(rev) {
+			continue
+		}
+		if ev, ok := latest[name]; !ok || ev.Rev != rev {
+			anomalies = append(anomalies, anomaly{Checker: "watch", Kind: "list-disagrees",
+				Detail: fmt.Sprintf("list has %s at revision %d; the history's last event for it is %+v", name, rev, latest[name])})
+		}
+	}
+	for name, ev := range latest {
+		if ev.Type != "DELETED" && !listed[name] {
+			anomalies = append(anomalies, anomaly{Checker: "watch", Kind: "list-disagrees",
+				Detail: fmt.Sprintf("history has %s last at %+v; the final list lacks it", name, ev)})
+		}
+	}
+	return anomalies
+}
