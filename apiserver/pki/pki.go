@@ -54,8 +54,8 @@ type CA struct {
 
 // Pair is an issued certificate with its key, parsed and as PEM.
 type Pair struct {
-	Cert             *x509.Certificate
-	Key              *ecdsa.PrivateKey
+	Cert            *x509.Certificate
+	Key             *ecdsa.PrivateKey
 	CertPEM, KeyPEM []byte
 }
 
