@@ -149,6 +149,9 @@ func (c *Config) Validate() error {
 	if !c.Insecure && len(c.Join) > 0 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
 	}
+	if !c.Insecure && c.TLS != nil && c.ClientRoots == nil && c.Tokens == nil {
+		return fmt.Errorf("apiserver %s: TLS without --client-ca-file or --token-file authenticates nobody and lets everyone in; give one, or --insecure", c.Name)
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}

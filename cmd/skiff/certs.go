@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/pki"
 )
 
@@ -64,6 +67,30 @@ connections without a restart.`,
 	rotateCmd.Flags().StringVar(&rotateDir, "dir", "", "directory made by skiff certs init (required)")
 	rotateCmd.Flags().DurationVar(&rotateValidity, "validity", pki.LeafValidity, "lifetime of the new certificates")
 	rotateCmd.MarkFlagRequired("dir")
-	cmd.AddCommand(initCmd, rotateCmd)
+	var user, group string
+	tokenCmd := &cobra.Command{
+		Use:   "token",
+		Short: "Make a random bearer token and its --token-file line",
+		Long: `Print a new random bearer token on the first line, and on the second the line to add to
+the API servers' --token-file (which holds only the token's SHA-256).`,
+		Example: `  skiff certs token --user ci --group skiff:admin`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if user == "" {
+				return fmt.Errorf("--user is required")
+			}
+			var b [32]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			tok := hex.EncodeToString(b[:])
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s,%s,%s\n", auth.HashToken(tok), user, group)
+			return nil
+		},
+	}
+	tokenCmd.Flags().StringVar(&user, "user", "", "the identity the token stands for (required)")
+	tokenCmd.Flags().StringVar(&group, "group", "", "its group (skiff:admin, skiff:controller-manager, skiff:scheduler, skiff:nodes)")
+	cmd.AddCommand(initCmd, rotateCmd, tokenCmd)
 	return cmd
 }
