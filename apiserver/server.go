@@ -195,7 +195,14 @@ func (s *Server) settle(ctx context.Context) error {
 		if err := recordMember(ctx, s.store, s.cfg.Name, s.cfg.Advertise); err != nil {
 			return fmt.Errorf("record API address: %w", err)
 		}
-		return s.resources.ensureNamespace(ctx, "default")
+		// The namespaces the system's own components write to (leader election, node
+		// leases) exist from the start, as in Kubernetes.
+		for _, ns := range []string{"default", "kube-system", "kube-node-lease"} {
+			if err := s.resources.ensureNamespace(ctx, ns); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -95,7 +95,8 @@ type Guard func(obj kinds.Object) error
 //   - skiff:controller-manager: reads; writes to deployments, replicasets, pods,
 //     events, configmaps and namespaces; nodes' updates, status and deletion; Leases in
 //     kube-system (its election), deletion of Leases anywhere (the garbage collector).
-//   - skiff:scheduler: reads; pods' bindings and status; events; Leases in kube-system.
+//   - skiff:scheduler: reads; pods' bindings and status; events; Leases in kube-system
+//     and creating that namespace.
 //   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
 //     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
 //     and watch only with fieldSelector spec.nodeName=NAME; get, status and delete only
@@ -168,6 +169,8 @@ func schedulerMay(a Attributes) bool {
 		return a.Verb == Create || a.Verb == Update
 	case plural(kinds.Lease):
 		return a.Namespace == NamespaceSystem && (a.Verb == Create || a.Verb == Update)
+	case plural(kinds.Namespace):
+		return a.Verb == Create && a.Name == NamespaceSystem // its election's namespace
 	}
 	return false
 }
