@@ -1,6 +1,8 @@
 package apiserver
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"strings"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/store"
 )
@@ -39,8 +42,29 @@ type Config struct {
 
 	// BookmarkInterval is how often idle watches that allow bookmarks receive one.
 	BookmarkInterval time.Duration
-	// MaxRequestBytes caps one request's size. Default 4 MiB (objects are at most 1.5 MiB).
+	// MaxRequestBytes caps one request's size. Default 2 MiB (objects are at most 1.5 MiB).
 	MaxRequestBytes int
+
+	// TLS, when set, serves the API over TLS (see pki.Reloader.ServerTLS). Client
+	// certificates are checked by the server against ClientRoots, not by the handshake.
+	TLS *tls.Config
+	// ClientRoots returns the CA bundle client certificates must chain to; nil refuses
+	// client certificates.
+	ClientRoots func() (*x509.CertPool, error)
+	// Tokens are the bearer tokens accepted; nil refuses tokens.
+	Tokens *auth.Tokens
+	// JoinTLS secures this node's calls to other members' APIs when it joins (see
+	// pki.Reloader.ClientTLS; its certificate must be in group skiff:apiservers).
+	JoinTLS *tls.Config
+	// Insecure allows a cluster of several members without TLS. A server without
+	// ClientRoots and Tokens authenticates nobody: every request is an administrator.
+	Insecure bool
+	// RateLimit is each identity's sustained requests per second, RateBurst its burst
+	// (0: no limit; burst default twice the rate). Default 500/s, burst 1000.
+	RateLimit float64
+	RateBurst int
+	// MaxWatchesPerUser caps each identity's open watches (0: no cap). Default 1000.
+	MaxWatchesPerUser int
 
 	// Listener and HTTPListener, when set, are used instead of listening on Listen and
 	// HTTPListen (embedding, and tests that pick ports first).
@@ -56,9 +80,12 @@ type Config struct {
 // DefaultConfig returns a Config with the defaults set.
 func DefaultConfig() Config {
 	return Config{
-		Store:            store.DefaultConfig(),
-		BookmarkInterval: 10 * time.Second,
-		MaxRequestBytes:  4 << 20,
+		Store:             store.DefaultConfig(),
+		BookmarkInterval:  10 * time.Second,
+		MaxRequestBytes:   2 << 20,
+		RateLimit:         500,
+		RateBurst:         1000,
+		MaxWatchesPerUser: 1000,
 	}
 }
 
@@ -114,7 +141,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("apiserver %s: use either --initial-cluster (a new cluster) or --join (an existing one), not both", c.Name)
 	}
 	if c.MaxRequestBytes <= 0 {
-		c.MaxRequestBytes = 4 << 20
+		c.MaxRequestBytes = 2 << 20
+	}
+	if !c.Insecure && len(c.InitialCluster) > 1 && (c.TLS == nil || c.Store.PeerTLS == nil) {
+		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
+	}
+	if !c.Insecure && len(c.Join) > 0 && (c.TLS == nil || c.Store.PeerTLS == nil) {
+		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
+	}
+	if !c.Insecure && c.TLS != nil && c.ClientRoots == nil && c.Tokens == nil {
+		return fmt.Errorf("apiserver %s: TLS without --client-ca-file or --token-file authenticates nobody and lets everyone in; give one, or --insecure", c.Name)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

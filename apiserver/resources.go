@@ -214,6 +214,9 @@ func (r *resources) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Obje
 	if err != nil {
 		return nil, err
 	}
+	if err := guard(ctx, obj); err != nil {
+		return nil, err
+	}
 	return kinds.Wrap(obj), nil
 }
 
@@ -289,6 +292,9 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		cur, rec, err := r.get(ctx, info, k, false)
 		if err != nil {
 			return nil, err
+		}
+		if err := guard(ctx, cur); err != nil {
+			return nil, err // checked on the revision the write compares against
 		}
 		if wantRV != 0 && wantRV != rec.ModRevision {
 			return nil, conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")

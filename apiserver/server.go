@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -56,14 +57,22 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s.store)
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta}
-	s.grpc = grpc.NewServer(
+	gate := newGate(&cfg)
+	if gate.authn == nil {
+		log.Warn("no client CA and no token file: every API request is treated as an administrator")
+	}
+	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.MaxSendMsgSize(1<<30),
-		grpc.ChainUnaryInterceptor(s.metrics.unary(log)),
-		grpc.ChainStreamInterceptor(s.metrics.stream(log)),
+		grpc.MaxSendMsgSize(1 << 30),
+		grpc.ChainUnaryInterceptor(s.metrics.unary(log), gate.unary()),
+		grpc.ChainStreamInterceptor(s.metrics.stream(log), gate.stream()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	}
+	if cfg.TLS != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store})
 	if s.hln != nil {
@@ -186,7 +195,14 @@ func (s *Server) settle(ctx context.Context) error {
 		if err := recordMember(ctx, s.store, s.cfg.Name, s.cfg.Advertise); err != nil {
 			return fmt.Errorf("record API address: %w", err)
 		}
-		return s.resources.ensureNamespace(ctx, "default")
+		// The namespaces the system's own components write to (leader election, node
+		// leases) exist from the start, as in Kubernetes.
+		for _, ns := range []string{"default", "kube-system", "kube-node-lease"} {
+			if err := s.resources.ensureNamespace(ctx, ns); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -196,7 +212,11 @@ func (s *Server) join(ctx context.Context) error {
 	return retryUntil(ctx, s.log, "join", func() error {
 		addr := s.cfg.Join[i%len(s.cfg.Join)]
 		i++
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if s.cfg.JoinTLS != nil {
+			creds = credentials.NewTLS(s.cfg.JoinTLS)
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return fmt.Errorf("join via %s: %w", addr, err)
 		}

@@ -5,8 +5,10 @@ package apiservertest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/pki"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -25,6 +29,49 @@ type Options struct {
 	LogLevel hclog.Level
 	// Configure, when set, adjusts each member's config before it starts.
 	Configure func(*apiserver.Config)
+	// Certs, when set, is a directory made by pki.InitDir (see Certs): the members serve
+	// the API over TLS with apiserver.crt, authenticate clients against ca.crt, and run
+	// their peer port over mutual TLS. Without it the cluster is insecure.
+	Certs string
+	// Tokens, when set, are the bearer tokens the members accept.
+	Tokens *auth.Tokens
+}
+
+// Certs makes a certificate directory for Options.Certs: a CA, and certificates for the
+// API servers, controller-manager, scheduler, admin and a kubelet per node.
+func Certs(t testing.TB, nodes ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := pki.InitDir(dir, pki.InitOptions{Nodes: nodes}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// ClientTLS is the TLS config of a client using certificate NAME (admin, scheduler,
+// kubelet-w1, ...) of a certificate directory; "" for no client certificate.
+func ClientTLS(t testing.TB, dir, name string) *tls.Config {
+	t.Helper()
+	cert, key := "", ""
+	if name != "" {
+		cert, key = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	}
+	r, err := pki.NewReloader(cert, key, filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ClientTLS()
+}
+
+// secure sets a member's TLS and authentication from a certificate directory.
+func secure(t testing.TB, cfg *apiserver.Config, dir string) {
+	t.Helper()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	r, err := pki.NewReloader(p("apiserver.crt"), p("apiserver.key"), p(pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLS, cfg.ClientRoots, cfg.JoinTLS, cfg.Store.PeerTLS = r.ServerTLS(), r.Pool, r.ClientTLS(), r.PeerTLS()
 }
 
 // Cluster is a running test cluster.
@@ -86,6 +133,12 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 		cfg.Store.HistorySize = opts.HistorySize
 		cfg.BookmarkInterval = time.Second
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.Name, Output: c.log, Level: opts.LogLevel})
+		if opts.Certs != "" {
+			secure(t, &cfg, opts.Certs)
+		} else {
+			cfg.Insecure = true
+		}
+		cfg.Tokens = opts.Tokens
 		if opts.Configure != nil {
 			opts.Configure(&cfg)
 		}

@@ -31,7 +31,7 @@ func StdStreams() Streams { return Streams{In: os.Stdin, Out: os.Stdout, Err: os
 // globals are the flags every command shares.
 type globals struct {
 	streams   Streams
-	server    string
+	settings  client.Settings
 	namespace string
 	timeout   time.Duration
 	conn      *client.Conn
@@ -51,7 +51,12 @@ func NewCommand(streams Streams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.server, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
+	pf.StringVar(&g.settings.Server, "server", "", "API servers, comma-separated (default $SKIFF_SERVER, the client config's, or 127.0.0.1:7443)")
+	pf.StringVar(&g.settings.Config, "config", "", "client config file (default $SKIFF_CONFIG or ~/.skiff/config, which skiff up writes)")
+	pf.StringVar(&g.settings.CAFile, "ca-file", "", "the cluster CA (turns TLS on)")
+	pf.StringVar(&g.settings.CertFile, "cert-file", "", "client certificate")
+	pf.StringVar(&g.settings.KeyFile, "key-file", "", "the client certificate's key")
+	pf.StringVar(&g.settings.Token, "token", "", "bearer token (with --ca-file)")
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace (default \"default\")")
 	pf.DurationVar(&g.timeout, "request-timeout", 30*time.Second, "how long to wait for an answer; 0 waits forever")
 	root.PersistentPostRun = func(*cobra.Command, []string) {
@@ -94,8 +99,13 @@ func (g *globals) client() (*client.Conn, error) {
 	if g.conn != nil {
 		return g.conn, nil
 	}
-	servers := client.Servers(g.server)
-	conn, err := client.Dial(servers, client.Options{UserAgent: "skiffctl", Logger: hclog.NewNullLogger()})
+	s := g.settings
+	s.UseDefaultConfig = true
+	servers, opts, err := client.Resolve(s, client.Options{UserAgent: "skiffctl", Logger: hclog.NewNullLogger()})
+	if err != nil {
+		return nil, err
+	}
+	conn, err := client.Dial(servers, opts)
 	if err != nil {
 		return nil, err
 	}

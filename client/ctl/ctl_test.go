@@ -183,3 +183,39 @@ func TestGetWatch(t *testing.T) {
 		t.Errorf("header printed %d times:\n%s", n, out.String())
 	}
 }
+
+// TestSecureCluster: skiffctl finds its credentials in the client config, and a
+// command the identity may not run says who cannot do what.
+func TestSecureCluster(t *testing.T) {
+	dir := apiservertest.Certs(t, "w1")
+	c := apiservertest.Start(t, 1, apiservertest.Options{Certs: dir})
+	cfg := filepath.Join(t.TempDir(), "config")
+	write := func(cert string) {
+		err := client.WriteConfigFile(cfg, client.ConfigFile{Servers: []string{c.Addr(0)}, CAFile: filepath.Join(dir, "ca.crt"),
+			CertFile: filepath.Join(dir, cert+".crt"), KeyFile: filepath.Join(dir, cert+".key")})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		code := ctl.Execute(context.Background(), ctl.Streams{In: strings.NewReader(""), Out: &out, Err: &errb}, append([]string{"--config", cfg}, args...))
+		return out.String(), errb.String(), code
+	}
+	write("admin")
+	if out, errs, code := run("cluster", "status"); code != 0 || !strings.Contains(out, "n1") {
+		t.Fatalf("admin: %s %s", out, errs)
+	}
+	write("kubelet-w1")
+	_, errs, code := run("get", "pods", "-A")
+	if code == 0 || !strings.Contains(errs, `Error: user "system:node:w1" cannot list pods in all namespaces`) {
+		t.Fatalf("kubelet lists all pods: %q", errs)
+	}
+	// Without the config's CA the same command cannot reach the TLS server.
+	var errb bytes.Buffer
+	code = ctl.Execute(context.Background(), ctl.Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &errb},
+		[]string{"--server", c.Addr(0), "--ca-file", filepath.Join(dir, "ca.crt"), "get", "pods"})
+	if code == 0 || !strings.Contains(errb.String(), "no client certificate or bearer token") {
+		t.Fatalf("no credentials: %q", errb.String())
+	}
+}

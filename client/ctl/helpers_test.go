@@ -2,6 +2,8 @@ package ctl_test
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -33,4 +35,10 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestMain keeps the user's ~/.skiff/config out of the tests.
+func TestMain(m *testing.M) {
+	os.Setenv("SKIFF_CONFIG", filepath.Join(os.TempDir(), "skiff-ctl-test-no-config"))
+	os.Exit(m.Run())
 }

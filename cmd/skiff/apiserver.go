@@ -1,16 +1,22 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/pki"
 	"github.com/skiffhq/skiff/store"
 )
 
 func apiserverCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := apiserver.DefaultConfig()
 	var initial, join string
+	var sec securityFlags
 	cmd := &cobra.Command{
 		Use:   "apiserver",
 		Short: "Run an API server and its store node",
@@ -34,6 +40,9 @@ and an empty data directory.`,
 				cfg.InitialCluster = []store.Server{{ID: cfg.Name, Address: firstNonEmpty(cfg.RaftAdvertise, cfg.RaftListen)}}
 			}
 			cfg.Logger = logger("skiff")
+			if err := sec.apply(&cfg); err != nil {
+				return err
+			}
 			s, err := apiserver.New(cfg)
 			if err != nil {
 				return err
@@ -58,6 +67,7 @@ and an empty data directory.`,
 	f.DurationVar(&cfg.Store.LeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.Store.LeaderLeaseTimeout, "time a leader keeps leading without hearing from a quorum")
 	f.Uint64Var(&cfg.Store.SnapshotThreshold, "snapshot-threshold", cfg.Store.SnapshotThreshold, "log entries after a snapshot that trigger the next")
 	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
+	sec.register(f, &cfg)
 	return cmd
 }
 
@@ -68,4 +78,63 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// securityFlags are the apiserver's TLS and authentication flags.
+type securityFlags struct {
+	tlsCert, tlsKey, clientCA string
+	peerCert, peerKey, peerCA string
+	tokenFile                 string
+}
+
+func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
+	f.StringVar(&s.tlsCert, "tls-cert-file", "", "the API's serving certificate (reloaded when the file changes)")
+	f.StringVar(&s.tlsKey, "tls-key-file", "", "the serving certificate's key")
+	f.StringVar(&s.clientCA, "client-ca-file", "", "CA that signs client certificates; a certificate's CN is the user, its O the groups")
+	f.StringVar(&s.peerCert, "peer-cert-file", "", "certificate for Raft peer traffic and joins, in group skiff:apiservers (mutual TLS)")
+	f.StringVar(&s.peerKey, "peer-key-file", "", "the peer certificate's key")
+	f.StringVar(&s.peerCA, "peer-ca-file", "", "CA that signs every member's peer certificate")
+	f.StringVar(&s.tokenFile, "token-file", "", "bearer tokens, one \"sha256hex,user,group\" per line")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster of several members without TLS, authentication or authorization")
+	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request accepted")
+	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests per second each identity may sustain (0: no limit)")
+	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "requests each identity may send at once above --rate-limit")
+	f.IntVar(&cfg.MaxWatchesPerUser, "max-watches-per-user", cfg.MaxWatchesPerUser, "open watches each identity may hold (0: no limit)")
+}
+
+// apply loads the files named by the flags into cfg.
+func (s *securityFlags) apply(cfg *apiserver.Config) error {
+	if s.tlsCert != "" || s.tlsKey != "" {
+		r, err := pki.NewReloader(s.tlsCert, s.tlsKey, s.clientCA)
+		if err != nil {
+			return fmt.Errorf("--tls-cert-file: %w", err)
+		}
+		cfg.TLS = r.ServerTLS()
+		if s.clientCA != "" {
+			cfg.ClientRoots = r.Pool
+		}
+	} else if s.clientCA != "" {
+		return fmt.Errorf("--client-ca-file needs --tls-cert-file and --tls-key-file")
+	}
+	if s.peerCert != "" || s.peerKey != "" || s.peerCA != "" {
+		if s.peerCert == "" || s.peerKey == "" || s.peerCA == "" {
+			return fmt.Errorf("--peer-cert-file, --peer-key-file and --peer-ca-file go together")
+		}
+		r, err := pki.NewReloader(s.peerCert, s.peerKey, s.peerCA)
+		if err != nil {
+			return fmt.Errorf("--peer-cert-file: %w", err)
+		}
+		cfg.Store.PeerTLS, cfg.JoinTLS = r.PeerTLS(), r.ClientTLS()
+	}
+	if s.tokenFile != "" {
+		if cfg.TLS == nil {
+			return fmt.Errorf("--token-file needs TLS (--tls-cert-file): tokens must not cross the network in clear")
+		}
+		toks, err := auth.LoadTokens(s.tokenFile)
+		if err != nil {
+			return err
+		}
+		cfg.Tokens = toks
+	}
+	return nil
 }

@@ -4,13 +4,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
-	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers"
 )
 
 func controllerManagerCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := controllers.DefaultConfig()
-	var servers string
+	var conn connFlags
 	cmd := &cobra.Command{
 		Use:   "controller-manager",
 		Short: "Run the Deployment, ReplicaSet, garbage collector and node lifecycle controllers",
@@ -22,18 +21,18 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 			if cfg.Identity == "" {
 				cfg.Identity = controllers.DefaultConfig().Identity
 			}
-			conn, err := client.Dial(client.Servers(servers), client.Options{UserAgent: "skiff-controller-manager", Logger: cfg.Logger})
+			cc, err := conn.dial("skiff-controller-manager", cfg.Logger)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
+			defer cc.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
-			return controllers.Run(ctx, conn, cfg)
+			return controllers.Run(ctx, cc, cfg)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&servers, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
+	conn.register(f)
 	f.StringVar(&cfg.Identity, "identity", "", "this replica's name in leader election (default: host name and pid)")
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", cfg.LeaderElect, "act only while holding the leader Lease")
 	f.DurationVar(&cfg.NodeGracePeriod, "node-monitor-grace-period", cfg.NodeGracePeriod, "time without a kubelet heartbeat before its node is unreachable")

@@ -31,7 +31,7 @@ func kubeletCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName, cfg.NodeIP = "", "" // machine defaults are filled at run time
 	opts := kubeletOptions{runtime: "containerd", containerdAddress: defaultContainerdSocket}
-	var servers string
+	var conn connFlags
 	cmd := &cobra.Command{
 		Use:   "kubelet",
 		Short: "Run a node agent: register the node and run the pods bound to it",
@@ -42,18 +42,18 @@ NODE-0 … NODE-(N-1) in this one process (for scale tests).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger("skiff")
 			machineDefaults(&cfg)
-			conn, err := client.Dial(client.Servers(servers), client.Options{UserAgent: "skiff-kubelet", Logger: log})
+			cc, err := conn.dial("skiff-kubelet", log)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
+			defer cc.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
-			return runKubelets(ctx, client.NewClientset(conn), cfg, opts, log)
+			return runKubelets(ctx, client.NewClientset(cc), cfg, opts, log)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&servers, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
+	conn.register(f)
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "the Node to register and run pods for (default: the host name)")
 	f.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the node's address; pods use the host network (default: the first non-loopback IPv4 address)")
 	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: containerd or sim")

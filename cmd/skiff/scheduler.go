@@ -16,7 +16,7 @@ func schedulerCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := scheduler.DefaultConfig()
 	lc := leader.DefaultConfig()
 	var identity string
-	var servers string
+	var conn connFlags
 	leaderElect := true
 	cmd := &cobra.Command{
 		Use:   "scheduler",
@@ -30,14 +30,14 @@ and only the leader schedules.`,
 				host, _ := os.Hostname()
 				identity = fmt.Sprintf("%s-%d", host, os.Getpid())
 			}
-			conn, err := client.Dial(client.Servers(servers), client.Options{UserAgent: "skiff-scheduler", Logger: cfg.Logger})
+			cc, err := conn.dial("skiff-scheduler", cfg.Logger)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
+			defer cc.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
-			cs := client.NewClientset(conn)
+			cs := client.NewClientset(cc)
 			if !leaderElect {
 				s, err := scheduler.New(cs, cfg)
 				if err != nil {
@@ -49,7 +49,7 @@ and only the leader schedules.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&servers, "server", "", "API servers, comma-separated (default $SKIFF_SERVER or 127.0.0.1:7443)")
+	conn.register(f)
 	f.StringVar(&identity, "identity", "", "this replica's name in leader election and events (default: host name and pid)")
 	f.BoolVar(&leaderElect, "leader-elect", true, "schedule only while holding the leader Lease")
 	f.IntVar(&cfg.PercentageOfNodesToScore, "percentage-of-nodes-to-score", cfg.PercentageOfNodesToScore, "share of nodes to find feasible before scoring (0: adaptive)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/pki"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers"
 	"github.com/skiffhq/skiff/kubelet"
@@ -66,6 +68,31 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 				initial = append(initial, store.Server{ID: fmt.Sprintf("up%d", i+1), Address: net.JoinHostPort(host, strconv.Itoa(port+100+i))})
 				apiAddrs = append(apiAddrs, net.JoinHostPort(host, strconv.Itoa(port+i)))
 			}
+			// Security: a CA and certificates of its own, kept in the data directory; the
+			// admin's credentials go into the client config skiffctl reads by default.
+			pkiDir := filepath.Join(dataDir, "pki")
+			if err := upCerts(pkiDir, kcfg.NodeName, host); err != nil {
+				return err
+			}
+			p := func(name string) string { return filepath.Join(pkiDir, name) }
+			serverCerts, err := pki.NewReloader(p("apiserver.crt"), p("apiserver.key"), p(pki.CACertFile))
+			if err != nil {
+				return err
+			}
+			clientConfig := client.DefaultConfigPath()
+			cf := client.ConfigFile{Servers: apiAddrs, CAFile: p(pki.CACertFile), CertFile: p("admin.crt"), KeyFile: p("admin.key")}
+			for _, path := range []string{filepath.Join(dataDir, "client.config"), clientConfig} {
+				if path == "" {
+					continue
+				}
+				if err := client.WriteConfigFile(path, cf); err != nil {
+					return err
+				}
+			}
+			dialAs := func(cert string) (*client.Conn, error) {
+				return dialCert(apiAddrs, pkiDir, cert, "skiff-up-"+cert, log)
+			}
+
 			var wg sync.WaitGroup
 			errs := make(chan error, nodes+3)
 			runCtx, stop := context.WithCancel(ctx)
@@ -87,25 +114,35 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 				cfg.RaftListen = initial[i].Address
 				cfg.InitialCluster = initial
 				cfg.Logger = log
+				cfg.TLS, cfg.ClientRoots, cfg.JoinTLS, cfg.Store.PeerTLS = serverCerts.ServerTLS(), serverCerts.Pool, serverCerts.ClientTLS(), serverCerts.PeerTLS()
 				s, err := apiserver.New(cfg)
 				if err != nil {
 					return err
 				}
 				goRun("apiserver "+cfg.Name, func() error { return s.Run(runCtx) })
 			}
-			conn, err := client.Dial(apiAddrs, client.Options{UserAgent: "skiff-up", Logger: log})
+			cmConn, err := dialAs("controller-manager")
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			cs := client.NewClientset(conn)
+			defer cmConn.Close()
+			schedConn, err := dialAs("scheduler")
+			if err != nil {
+				return err
+			}
+			defer schedConn.Close()
+			kubeletConn, err := dialAs("kubelet-" + kcfg.NodeName)
+			if err != nil {
+				return err
+			}
+			defer kubeletConn.Close()
 
 			mcfg := controllers.DefaultConfig()
 			mcfg.LeaderElect, mcfg.Logger = false, log
-			goRun("controller-manager", func() error { return controllers.Run(runCtx, conn, mcfg) })
+			goRun("controller-manager", func() error { return controllers.Run(runCtx, cmConn, mcfg) })
 			scfg := scheduler.DefaultConfig()
 			scfg.Logger = log
-			sched, err := scheduler.New(cs, scfg)
+			sched, err := scheduler.New(client.NewClientset(schedConn), scfg)
 			if err != nil {
 				return err
 			}
@@ -128,10 +165,11 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 			case "containerd":
 				runtimeNote = "containerd at " + opts.containerdAddress
 			}
-			goRun("kubelet", func() error { return runKubelets(runCtx, cs, kcfg, opts, log) })
+			goRun("kubelet", func() error { return runKubelets(runCtx, client.NewClientset(kubeletConn), kcfg, opts, log) })
 
 			fmt.Printf("Skiff is up: API on %s, data in %s\n", strings.Join(apiAddrs, ","), dataDir)
 			fmt.Printf("Node %s runs containers: %s\n", kcfg.NodeName, runtimeNote)
+			fmt.Printf("TLS on; certificates in %s; skiffctl's admin credentials in %s\n", pkiDir, firstNonEmpty(clientConfig, filepath.Join(dataDir, "client.config")))
 			fmt.Printf("Try:\n  ./bin/skiffctl apply -f examples/nginx-deployment.yaml\n  ./bin/skiffctl get pods -o wide\n  ./bin/skiffctl trace deployment nginx-deployment\nCtrl-C stops everything.\n")
 			select {
 			case <-ctx.Done():
@@ -150,4 +188,33 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
 	f.StringVar(&kcfg.NodeName, "node-name", kcfg.NodeName, "the kubelet's node name (default: the host name)")
 	return cmd
+}
+
+// upCerts makes skiff up's CA and certificates on the first start, and a kubelet
+// certificate for a node name it has not seen.
+func upCerts(dir, nodeName, host string) error {
+	if _, err := os.Stat(filepath.Join(dir, pki.CAKeyFile)); errors.Is(err, os.ErrNotExist) {
+		_, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{nodeName}, Hosts: []string{host}})
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kubelet-"+nodeName+".crt")); err == nil {
+		return nil
+	}
+	ca, err := pki.LoadCA(dir)
+	if err != nil {
+		return err
+	}
+	req := pki.InitOptions{Nodes: []string{nodeName}}.Leaves()["kubelet-"+nodeName]
+	pair, err := ca.Issue(req)
+	if err != nil {
+		return err
+	}
+	_, _, err = pair.Write(dir, "kubelet-"+nodeName)
+	return err
+}
+
+// dialCert connects with certificate NAME of a certificate directory.
+func dialCert(servers []string, dir, name, userAgent string, log hclog.Logger) (*client.Conn, error) {
+	return (&connFlags{s: client.Settings{Server: strings.Join(servers, ","), CAFile: filepath.Join(dir, pki.CACertFile),
+		CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}}).dial(userAgent, log)
 }

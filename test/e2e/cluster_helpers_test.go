@@ -27,7 +27,7 @@ func startAPIServers(t *testing.T) *apiCluster {
 	c := &apiCluster{t: t, apis: apis}
 	c.args = func(i int) []string {
 		return []string{"apiserver", "--name", fmt.Sprintf("n%d", i+1), "--data-dir", dirs[i], "--listen", apis[i],
-			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]), "--initial-cluster", strings.Join(initial, ","), "--log-level", "warn"}
+			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]), "--initial-cluster", strings.Join(initial, ","), "--insecure", "--log-level", "warn"}
 	}
 	for i := 0; i < 3; i++ {
 		c.procs = append(c.procs, start(t, fmt.Sprintf("n%d", i+1), c.args(i)...))

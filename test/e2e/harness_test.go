@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	// Keep the user's ~/.skiff/config out of the processes the tests start (TestUp sets
+	// its own).
+	os.Setenv("SKIFF_CONFIG", filepath.Join(dir, "no-client-config"))
 	for _, name := range []string{"skiff", "skiffctl"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../../cmd/"+name)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

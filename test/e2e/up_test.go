@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,8 @@ func TestUp(t *testing.T) {
 	}
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	// skiff up writes the admin's client config here; skiffctl finds it with no flags.
+	t.Setenv("SKIFF_CONFIG", filepath.Join(dir, "client-config"))
 	up := start(t, "skiff up", "up", "--data-dir", dir, "--listen", addr, "--runtime", "sim", "--node-name", "e2e-node")
 	eventually(t, "skiff up ready", 60*time.Second, func() (bool, string) {
 		out, errs, err := ctl(addr, "get", "nodes")
@@ -27,6 +31,14 @@ func TestUp(t *testing.T) {
 		t.Errorf("skiff up did not say its runtime or what to try:\n%s", up.out.String())
 	}
 
+	// TLS is on, and skiffctl needs no flags: the client config skiff up wrote says where
+	// and as whom.
+	if out, err := exec.Command(filepath.Join(binDir, "skiffctl"), "get", "nodes").CombinedOutput(); err != nil || !strings.Contains(string(out), "e2e-node") {
+		t.Fatalf("skiffctl without flags: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(filepath.Join(binDir, "skiffctl"), "--config", filepath.Join(t.TempDir(), "none"), "--server", addr, "get", "nodes").CombinedOutput(); err == nil {
+		t.Fatalf("skiffctl without credentials reached skiff up:\n%s", out)
+	}
 	mustCtl(t, addr, "apply", "-f", "../../examples/nginx-deployment.yaml")
 	running := func(n int) func() (bool, string) {
 		return func() (bool, string) {

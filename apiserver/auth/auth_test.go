@@ -1,0 +1,202 @@
+package auth
+
+import (
+	"crypto/x509"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/apiserver/pki"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+var (
+	admin  = User{Name: "admin", Groups: []string{pki.GroupAdmin}}
+	cm     = User{Name: pki.UserControllerManager, Groups: []string{pki.GroupControllerManager}}
+	sched  = User{Name: pki.UserScheduler, Groups: []string{pki.GroupScheduler}}
+	w1     = User{Name: "system:node:w1", Groups: []string{pki.GroupNodes}}
+	api    = User{Name: pki.UserAPIServer, Groups: []string{pki.GroupAPIServers}}
+	nobody = User{Name: "bob"}
+)
+
+func pod(node string) *corev1.Pod {
+	return &corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: "x"}, Spec: &corev1.PodSpec{NodeName: node}}
+}
+
+func TestAuthorize(t *testing.T) {
+	type A = Attributes
+	tests := []struct {
+		name string
+		a    Attributes
+		// want is "" (allowed), or a substring of the denial.
+		want string
+		// guarded, when set, is checked with the guard; guardWant as want.
+		guarded   *corev1.Pod
+		guardWant string
+	}{
+		{name: "admin deletes a node", a: A{User: admin, Verb: Delete, Resource: "nodes", Name: "w1"}},
+		{name: "admin snapshots", a: A{User: admin, Verb: Get, Resource: ResourceCluster, Subresource: "snapshot"}},
+		{name: "nobody lists pods", a: A{User: nobody, Verb: List, Resource: "pods"}, want: `user "bob" cannot list pods in all namespaces`},
+		{name: "apiserver adds a member", a: A{User: api, Verb: Create, Resource: ResourceCluster, Subresource: "members"}},
+		{name: "apiserver cannot create pods", a: A{User: api, Verb: Create, Resource: "pods", Namespace: "default", Name: "x"}, want: `cannot create pods "default/x"`},
+
+		{name: "cm creates pods", a: A{User: cm, Verb: Create, Resource: "pods", Namespace: "default", Name: "x"}},
+		{name: "cm updates replicaset status", a: A{User: cm, Verb: Update, Resource: "replicasets", Subresource: "status", Namespace: "default", Name: "r"}},
+		{name: "cm watches everything", a: A{User: cm, Verb: Watch, Resource: "deployments"}},
+		{name: "cm marks a node unreachable", a: A{User: cm, Verb: Update, Resource: "nodes", Subresource: "status", Name: "w1"}},
+		{name: "cm cannot create nodes", a: A{User: cm, Verb: Create, Resource: "nodes", Name: "w9"}, want: `cannot create nodes "w9"`},
+		{name: "cm elects in kube-system", a: A{User: cm, Verb: Update, Resource: "leases", Namespace: "kube-system", Name: "skiff-controller-manager"}},
+		{name: "cm cannot renew node leases", a: A{User: cm, Verb: Update, Resource: "leases", Namespace: "kube-node-lease", Name: "w1"}, want: "cannot update leases"},
+		{name: "cm cannot bind", a: A{User: cm, Verb: Create, Resource: "pods", Subresource: "binding", Namespace: "default", Name: "x"}, want: "cannot create pods/binding"},
+		{name: "cm cannot add members", a: A{User: cm, Verb: Create, Resource: ResourceCluster, Subresource: "members"}, want: "cannot create cluster/members"},
+
+		{name: "scheduler binds", a: A{User: sched, Verb: Create, Resource: "pods", Subresource: "binding", Namespace: "default", Name: "x"}},
+		{name: "scheduler writes pod status", a: A{User: sched, Verb: Update, Resource: "pods", Subresource: "status", Namespace: "default", Name: "x"}},
+		{name: "scheduler cannot delete pods", a: A{User: sched, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, want: `user "system:scheduler" cannot delete pods "default/x"`},
+		{name: "scheduler records events", a: A{User: sched, Verb: Create, Resource: "events", Namespace: "default", Name: "e"}},
+		{name: "scheduler creates kube-system", a: A{User: sched, Verb: Create, Resource: "namespaces", Name: "kube-system"}},
+		{name: "scheduler cannot create other namespaces", a: A{User: sched, Verb: Create, Resource: "namespaces", Name: "prod"}, want: `cannot create namespaces "prod"`},
+		{name: "scheduler elects", a: A{User: sched, Verb: Create, Resource: "leases", Namespace: "kube-system", Name: "skiff-scheduler"}},
+
+		{name: "node registers", a: A{User: w1, Verb: Create, Resource: "nodes", Name: "w1"}},
+		{name: "node updates its status", a: A{User: w1, Verb: Update, Resource: "nodes", Subresource: "status", Name: "w1"}},
+		{name: "node cannot touch another node", a: A{User: w1, Verb: Update, Resource: "nodes", Name: "w2"}, want: `user "system:node:w1" cannot update nodes "w2": a node may only access its own Node "w1"`},
+		{name: "node cannot list nodes", a: A{User: w1, Verb: List, Resource: "nodes"}, want: "cannot list nodes"},
+		{name: "node cannot delete its node", a: A{User: w1, Verb: Delete, Resource: "nodes", Name: "w1"}, want: `cannot delete nodes "w1"`},
+		{name: "node renews its lease", a: A{User: w1, Verb: Update, Resource: "leases", Namespace: "kube-node-lease", Name: "w1"}},
+		{name: "node cannot renew another's lease", a: A{User: w1, Verb: Update, Resource: "leases", Namespace: "kube-node-lease", Name: "w2"}, want: "only access its own Lease"},
+		{name: "node cannot take the scheduler lease", a: A{User: w1, Verb: Update, Resource: "leases", Namespace: "kube-system", Name: "skiff-scheduler"}, want: "only access its own Lease"},
+		{name: "node creates the lease namespace", a: A{User: w1, Verb: Create, Resource: "namespaces", Name: "kube-node-lease"}},
+		{name: "node cannot create other namespaces", a: A{User: w1, Verb: Create, Resource: "namespaces", Name: "prod"}, want: `cannot create namespaces "prod"`},
+		{name: "node watches its pods", a: A{User: w1, Verb: Watch, Resource: "pods", FieldSelector: "spec.nodeName=w1"}},
+		{name: "node lists its pods", a: A{User: w1, Verb: List, Resource: "pods", Namespace: "default", FieldSelector: "status.phase=Running,spec.nodeName==w1"}},
+		{name: "node cannot watch all pods", a: A{User: w1, Verb: Watch, Resource: "pods"}, want: "only watch pods with fieldSelector spec.nodeName=w1"},
+		{name: "node cannot list another's pods", a: A{User: w1, Verb: List, Resource: "pods", FieldSelector: "spec.nodeName=w2"}, want: "only list pods with fieldSelector spec.nodeName=w1"},
+		{name: "node cannot list with a negation", a: A{User: w1, Verb: List, Resource: "pods", FieldSelector: "spec.nodeName!=w1"}, want: "only list pods"},
+		{name: "node cannot create pods", a: A{User: w1, Verb: Create, Resource: "pods", Namespace: "default", Name: "x"}, want: `cannot create pods "default/x"`},
+		{name: "node cannot update pod specs", a: A{User: w1, Verb: Update, Resource: "pods", Namespace: "default", Name: "x"}, want: `cannot update pods "default/x"`},
+		{name: "node cannot bind", a: A{User: w1, Verb: Create, Resource: "pods", Subresource: "binding", Namespace: "default", Name: "x"}, want: "cannot create pods/binding"},
+		{name: "node updates its pod's status", a: A{User: w1, Verb: Update, Resource: "pods", Subresource: "status", Namespace: "default", Name: "x"}, guarded: pod("w1")},
+		{name: "node cannot update another's pod", a: A{User: w1, Verb: Update, Resource: "pods", Subresource: "status", Namespace: "default", Name: "x"},
+			guarded: pod("w2"), guardWant: `user "system:node:w1" cannot update pods/status "default/x": pod is bound to node "w2"`},
+		{name: "node cannot read another's pod", a: A{User: w1, Verb: Get, Resource: "pods", Namespace: "default", Name: "x"}, guarded: pod("w2"), guardWant: `cannot get pods "default/x": pod is bound to node "w2"`},
+		{name: "node cannot delete an unbound pod", a: A{User: w1, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, guarded: pod(""), guardWant: "pod is not bound to a node"},
+		{name: "node deletes its pod", a: A{User: w1, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, guarded: pod("w1")},
+		{name: "node records events", a: A{User: w1, Verb: Create, Resource: "events", Namespace: "default", Name: "x.1"}},
+		{name: "node cannot read configmaps", a: A{User: w1, Verb: Get, Resource: "configmaps", Namespace: "default", Name: "c"}, want: "cannot get configmaps"},
+		{name: "node cannot read the cluster", a: A{User: w1, Verb: Get, Resource: ResourceCluster}, want: `cannot get cluster`},
+		{name: "a node group without a node name", a: A{User: User{Name: "mallory", Groups: []string{pki.GroupNodes}}, Verb: Get, Resource: "nodes", Name: "mallory"}, want: "must be named system:node:NODE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			guard, err := Authorizer{}.Authorize(tt.a)
+			check := func(what string, err error, want string) {
+				t.Helper()
+				if want == "" {
+					if err != nil {
+						t.Fatalf("%s: denied: %v", what, err)
+					}
+					return
+				}
+				var d *Denied
+				if !errors.As(err, &d) || !strings.Contains(err.Error(), want) {
+					t.Fatalf("%s: err = %v, want a denial containing %q", what, err, want)
+				}
+			}
+			check("authorize", err, tt.want)
+			if tt.guarded != nil {
+				if guard == nil {
+					t.Fatal("no guard")
+				}
+				check("guard", guard(tt.guarded), tt.guardWant)
+			} else if err == nil && guard != nil {
+				t.Fatal("unexpected guard")
+			}
+		})
+	}
+}
+
+func TestTokens(t *testing.T) {
+	text := "# comment\n\n" + HashToken("s3cret") + ",alice,skiff:admin\n" + HashToken("k1") + ", system:node:w1 , skiff:nodes,extra\n"
+	toks, err := ParseTokens(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := toks.Lookup("s3cret"); !ok || u.Name != "alice" || !u.InGroup(pki.GroupAdmin) {
+		t.Fatalf("alice: %v %v", u, ok)
+	}
+	if u, ok := toks.Lookup("k1"); !ok || u.Name != "system:node:w1" || len(u.Groups) != 2 {
+		t.Fatalf("w1: %v %v", u, ok)
+	}
+	if _, ok := toks.Lookup("nope"); ok {
+		t.Fatal("unknown token accepted")
+	}
+	for _, bad := range []string{"abc,alice,g", HashToken("x"), HashToken("x") + ",,g"} {
+		if _, err := ParseTokens(bad); err == nil {
+			t.Errorf("ParseTokens(%q) accepted", bad)
+		}
+	}
+	if strings.Contains(text, "s3cret") {
+		t.Fatal("the file holds the token itself")
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{"w1"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pki.NewReloader("", "", filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(name string) []*x509.Certificate {
+		c, err := pki.ReadCerts(filepath.Join(dir, name+".crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ca, _ := pki.LoadCA(dir)
+	expired, _ := ca.Issue(pki.Request{CommonName: "old", Client: true, NotBefore: time.Now().Add(-2 * time.Hour), Validity: time.Hour})
+	serverOnly, _ := ca.Issue(pki.Request{CommonName: "srv", Server: true})
+	foreignCA, _ := pki.NewCA("foreign", time.Now(), 0)
+	foreign, _ := foreignCA.Issue(pki.Request{CommonName: "admin", Organization: []string{pki.GroupAdmin}, Client: true})
+	toks, _ := ParseTokens(HashToken("t0k") + ",ci,skiff:admin")
+	a := &Authenticator{Roots: r.Pool, Tokens: toks}
+	tests := []struct {
+		name     string
+		c        Credentials
+		wantUser string
+		wantErr  string
+	}{
+		{name: "kubelet certificate", c: Credentials{Chain: load("kubelet-w1")}, wantUser: "system:node:w1"},
+		{name: "token", c: Credentials{BearerToken: "t0k"}, wantUser: "ci"},
+		{name: "nothing", wantErr: "no client certificate or bearer token"},
+		{name: "wrong token", c: Credentials{BearerToken: "nope"}, wantErr: "invalid bearer token"},
+		{name: "expired", c: Credentials{Chain: []*x509.Certificate{expired.Cert}}, wantErr: "expired"},
+		{name: "foreign CA", c: Credentials{Chain: []*x509.Certificate{foreign.Cert}}, wantErr: "unknown authority"},
+		{name: "server-only certificate", c: Credentials{Chain: []*x509.Certificate{serverOnly.Cert}}, wantErr: "incompatible key usage"},
+		{name: "a bad certificate is not excused by a token", c: Credentials{Chain: []*x509.Certificate{foreign.Cert}, BearerToken: "t0k"}, wantErr: "unknown authority"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := a.Authenticate(tt.c)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || u.Name != tt.wantUser {
+				t.Fatalf("user %v, err %v; want %s", u, err, tt.wantUser)
+			}
+		})
+	}
+	noTokens := &Authenticator{Roots: r.Pool}
+	if _, err := noTokens.Authenticate(Credentials{BearerToken: "t0k"}); err == nil || !strings.Contains(err.Error(), "--token-file") {
+		t.Fatalf("tokens without a token file: %v", err)
+	}
+}

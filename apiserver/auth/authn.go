@@ -1,0 +1,177 @@
+package auth
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// User is an authenticated identity.
+type User struct {
+	Name   string
+	Groups []string
+}
+
+// InGroup reports whether u is in group g.
+func (u User) InGroup(g string) bool {
+	for _, x := range u.Groups {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// Credentials are what a request presents.
+type Credentials struct {
+	// Chain is the client certificate chain, leaf first (unverified).
+	Chain []*x509.Certificate
+	// BearerToken is the token of an "authorization: Bearer ..." header.
+	BearerToken string
+}
+
+// ErrNoCredentials says a request presented neither certificate nor token.
+var ErrNoCredentials = errors.New("no client certificate or bearer token presented")
+
+// Authenticator finds the identity of a request: a client certificate that chains to
+// Roots, or else a bearer token in Tokens.
+type Authenticator struct {
+	// Roots returns the CA bundle client certificates must chain to; nil refuses
+	// certificates.
+	Roots func() (*x509.CertPool, error)
+	// Tokens are the known bearer tokens; nil refuses tokens.
+	Tokens *Tokens
+	// Now is the clock for certificate validity (default time.Now).
+	Now func() time.Time
+}
+
+// Authenticate returns the identity of c, or an error that says why there is none. A
+// certificate, when presented, must be valid: a bad certificate is not excused by a token.
+func (a *Authenticator) Authenticate(c Credentials) (User, error) {
+	if len(c.Chain) > 0 && a.Roots != nil {
+		return a.certificate(c.Chain)
+	}
+	if c.BearerToken != "" {
+		if a.Tokens == nil {
+			return User{}, errors.New("bearer tokens are not accepted (no --token-file)")
+		}
+		if u, ok := a.Tokens.Lookup(c.BearerToken); ok {
+			return u, nil
+		}
+		return User{}, errors.New("invalid bearer token")
+	}
+	return User{}, ErrNoCredentials
+}
+
+func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {
+	roots, err := a.Roots()
+	if err != nil {
+		return User{}, fmt.Errorf("client certificate: %w", err)
+	}
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	leaf := chain[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return User{}, fmt.Errorf("client certificate %q: %w", leaf.Subject.CommonName, err)
+	}
+	if leaf.Subject.CommonName == "" {
+		return User{}, errors.New("client certificate without a common name")
+	}
+	return User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}, nil
+}
+
+// Tokens are bearer tokens known by their SHA-256 hash: a stolen token file does not
+// give the tokens away.
+type Tokens struct {
+	entries []tokenEntry
+}
+
+type tokenEntry struct {
+	hash [sha256.Size]byte
+	user User
+}
+
+// HashToken is the hex SHA-256 of a token, as a token file holds it.
+func HashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// ParseTokens reads a token file: one "sha256hex,user,group[,group...]" per line; blank
+// lines and lines starting with # are skipped.
+func ParseTokens(text string) (*Tokens, error) {
+	t := &Tokens{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, ",")
+		if len(parts) < 2 {
+			return nil, fmt.Errorf("line %d: want sha256hex,user,group", n)
+		}
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		raw, err := hex.DecodeString(parts[0])
+		if err != nil || len(raw) != sha256.Size {
+			return nil, fmt.Errorf("line %d: %q is not a hex SHA-256 hash (64 hex digits)", n, parts[0])
+		}
+		if parts[1] == "" {
+			return nil, fmt.Errorf("line %d: the user is empty", n)
+		}
+		e := tokenEntry{user: User{Name: parts[1]}}
+		copy(e.hash[:], raw)
+		for _, g := range parts[2:] {
+			if g != "" {
+				e.user.Groups = append(e.user.Groups, g)
+			}
+		}
+		t.entries = append(t.entries, e)
+	}
+	return t, sc.Err()
+}
+
+// LoadTokens reads a token file.
+func LoadTokens(path string) (*Tokens, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("token file: %w", err)
+	}
+	t, err := ParseTokens(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("token file %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Lookup finds a token's user. It compares against every entry in constant time, so
+// the time taken says nothing about which hash is near.
+func (t *Tokens) Lookup(token string) (User, bool) {
+	h := sha256.Sum256([]byte(token))
+	found := -1
+	for i := range t.entries {
+		if subtle.ConstantTimeCompare(h[:], t.entries[i].hash[:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return User{}, false
+	}
+	return t.entries[found].user, true
+}

@@ -1,0 +1,244 @@
+package auth
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/skiffhq/skiff/apiserver/pki"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/proto/labels"
+)
+
+// Verbs.
+const (
+	Get    = "get"
+	List   = "list"
+	Watch  = "watch"
+	Create = "create"
+	Update = "update"
+	Delete = "delete"
+)
+
+// Resources beside the kinds' plurals (pods, nodes, ...).
+const (
+	// ResourceCluster is the Cluster service: get (status), create and delete (members),
+	// update (leadership), and get with Subresource "snapshot".
+	ResourceCluster = "cluster"
+)
+
+// Namespaces the roles name.
+const (
+	NamespaceSystem    = "kube-system"
+	NamespaceNodeLease = "kube-node-lease"
+)
+
+// Attributes describe one request's action.
+type Attributes struct {
+	User User
+	Verb string
+	// Resource is the kind's plural ("pods") or ResourceCluster; Subresource is
+	// "status" (UpdateStatus), "binding" (Bind), "members", "leader", "snapshot" or "".
+	Resource, Subresource string
+	// Namespace and Name of the object; empty Name for list and watch, empty Namespace
+	// for cluster-scoped kinds or all namespaces.
+	Namespace, Name string
+	// FieldSelector of a list or watch.
+	FieldSelector string
+}
+
+func (a Attributes) action() string {
+	res := a.Resource
+	if a.Subresource != "" {
+		res += "/" + a.Subresource
+	}
+	s := a.Verb + " " + res
+	switch {
+	case a.Name != "" && a.Namespace != "":
+		s += fmt.Sprintf(" %q", a.Namespace+"/"+a.Name)
+	case a.Name != "":
+		s += fmt.Sprintf(" %q", a.Name)
+	case a.Namespace != "":
+		s += fmt.Sprintf(" in namespace %q", a.Namespace)
+	case a.Resource != ResourceCluster:
+		s += " in all namespaces"
+	}
+	return s
+}
+
+// Denied is a refusal: who, what, and why.
+type Denied struct {
+	Attributes
+	Reason string
+}
+
+func (d *Denied) Error() string {
+	msg := fmt.Sprintf("user %q cannot %s", d.User.Name, d.action())
+	if d.Reason != "" {
+		msg += ": " + d.Reason
+	}
+	return msg
+}
+
+func deny(a Attributes, format string, args ...any) *Denied {
+	return &Denied{Attributes: a, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Guard is a check on the stored object an allowed request touches (nil: none). It
+// returns a *Denied when the object is out of the identity's reach.
+type Guard func(obj kinds.Object) error
+
+// Authorizer decides by group:
+//
+//   - skiff:admin: anything.
+//   - skiff:apiservers: the Cluster service (members join through it) and reads.
+//   - skiff:controller-manager: reads; writes to deployments, replicasets, pods,
+//     events, configmaps and namespaces; nodes' updates, status and deletion; Leases in
+//     kube-system (its election), deletion of Leases anywhere (the garbage collector).
+//   - skiff:scheduler: reads; pods' bindings and status; events; Leases in kube-system
+//     and creating that namespace.
+//   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
+//     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
+//     and watch only with fieldSelector spec.nodeName=NAME; get, status and delete only
+//     of a pod bound to NAME), and creating and updating events.
+//
+// Everything else is denied.
+type Authorizer struct{}
+
+// Authorize allows a (possibly subject to a Guard) or returns a *Denied.
+func (Authorizer) Authorize(a Attributes) (Guard, error) {
+	u := a.User
+	switch {
+	case u.InGroup(pki.GroupAdmin):
+		return nil, nil
+	case u.InGroup(pki.GroupAPIServers):
+		if a.Resource == ResourceCluster || isRead(a.Verb) {
+			return nil, nil
+		}
+	case u.InGroup(pki.GroupControllerManager):
+		if controllerManagerMay(a) {
+			return nil, nil
+		}
+	case u.InGroup(pki.GroupScheduler):
+		if schedulerMay(a) {
+			return nil, nil
+		}
+	case u.InGroup(pki.GroupNodes):
+		return nodeMay(a)
+	}
+	return nil, deny(a, "")
+}
+
+func isRead(verb string) bool { return verb == Get || verb == List || verb == Watch }
+
+func plural(kind string) string { return kinds.MustLookup(kind).Plural }
+
+func controllerManagerMay(a Attributes) bool {
+	if a.Resource == ResourceCluster {
+		return a.Verb == Get && a.Subresource == ""
+	}
+	if isRead(a.Verb) {
+		return true
+	}
+	if a.Subresource == "binding" {
+		return false
+	}
+	switch a.Resource {
+	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.Pod), plural(kinds.Event),
+		plural(kinds.ConfigMap), plural(kinds.Namespace):
+		return true
+	case plural(kinds.Node):
+		return a.Verb == Update || a.Verb == Delete
+	case plural(kinds.Lease):
+		return a.Namespace == NamespaceSystem || a.Verb == Delete
+	}
+	return false
+}
+
+func schedulerMay(a Attributes) bool {
+	if a.Resource == ResourceCluster {
+		return a.Verb == Get && a.Subresource == ""
+	}
+	if isRead(a.Verb) {
+		return true
+	}
+	switch a.Resource {
+	case plural(kinds.Pod):
+		return a.Subresource == "binding" || (a.Subresource == "status" && a.Verb == Update)
+	case plural(kinds.Event):
+		return a.Verb == Create || a.Verb == Update
+	case plural(kinds.Lease):
+		return a.Namespace == NamespaceSystem && (a.Verb == Create || a.Verb == Update)
+	case plural(kinds.Namespace):
+		return a.Verb == Create && a.Name == NamespaceSystem // its election's namespace
+	}
+	return false
+}
+
+// nodeMay is Kubernetes' NodeRestriction for Skiff's kubelet.
+func nodeMay(a Attributes) (Guard, error) {
+	node, ok := strings.CutPrefix(a.User.Name, pki.NodeUserPrefix)
+	if !ok || node == "" {
+		return nil, deny(a, "a member of %s must be named %sNODE", pki.GroupNodes, pki.NodeUserPrefix)
+	}
+	switch a.Resource {
+	case plural(kinds.Node):
+		if a.Verb != Get && a.Verb != Create && a.Verb != Update {
+			break
+		}
+		if a.Name != node {
+			return nil, deny(a, "a node may only access its own Node %q", node)
+		}
+		return nil, nil
+	case plural(kinds.Lease):
+		if a.Verb != Get && a.Verb != Create && a.Verb != Update {
+			break
+		}
+		if a.Namespace != NamespaceNodeLease || a.Name != node {
+			return nil, deny(a, "a node may only access its own Lease %q", NamespaceNodeLease+"/"+node)
+		}
+		return nil, nil
+	case plural(kinds.Namespace):
+		if (a.Verb == Get || a.Verb == Create) && a.Name == NamespaceNodeLease {
+			return nil, nil
+		}
+	case plural(kinds.Event):
+		if a.Verb == Create || a.Verb == Update {
+			return nil, nil
+		}
+	case plural(kinds.Pod):
+		switch {
+		case a.Verb == List || a.Verb == Watch:
+			fs, err := labels.ParseFields(a.FieldSelector, "spec.nodeName", "metadata.name", "metadata.namespace", "status.phase")
+			if err != nil {
+				return nil, deny(a, "fieldSelector: %v", err)
+			}
+			if v, ok := fs.Equal("spec.nodeName"); !ok || v != node {
+				return nil, deny(a, "a node may only %s pods with fieldSelector spec.nodeName=%s", a.Verb, node)
+			}
+			return nil, nil
+		case a.Verb == Get && a.Subresource == "",
+			a.Verb == Update && a.Subresource == "status",
+			a.Verb == Delete && a.Subresource == "":
+			return boundTo(a, node), nil
+		}
+	}
+	return nil, deny(a, "")
+}
+
+// boundTo guards an action on a pod: the pod must be bound to node.
+func boundTo(a Attributes, node string) Guard {
+	return func(obj kinds.Object) error {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok {
+			return deny(a, "not a pod")
+		}
+		if n := pod.GetSpec().GetNodeName(); n != node {
+			if n == "" {
+				return deny(a, "pod is not bound to a node")
+			}
+			return deny(a, "pod is bound to node %q", n)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,216 @@
+package pki
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestIssue(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	ca, err := NewCA("test-ca", now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ca.Cert.NotAfter.Sub(now); got != CAValidity {
+		t.Errorf("CA lifetime %v, want %v", got, CAValidity)
+	}
+	tests := []struct {
+		name    string
+		req     Request
+		wantErr string
+		dns     []string
+		ips     []string
+		usages  []x509.ExtKeyUsage
+		life    time.Duration
+	}{
+		{name: "server with hosts", req: Request{CommonName: UserAPIServer, Organization: []string{GroupAPIServers}, Hosts: []string{"a.example", "10.0.0.1", "a.example", "::1"}, Server: true, Client: true},
+			dns: []string{"a.example"}, ips: []string{"10.0.0.1", "::1"}, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, life: LeafValidity},
+		{name: "kubelet client", req: Request{CommonName: "system:node:w1", Organization: []string{GroupNodes}, Client: true},
+			usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, life: LeafValidity},
+		{name: "short-lived", req: Request{CommonName: "x", Client: true, Validity: time.Hour}, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, life: time.Hour},
+		{name: "never outlives the CA", req: Request{CommonName: "x", Client: true, Validity: 20 * CAValidity}, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, life: CAValidity + time.Minute},
+		{name: "no name", req: Request{Client: true}, wantErr: "common name is required"},
+		{name: "no usage", req: Request{CommonName: "x"}, wantErr: "neither server nor client"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.req.NotBefore = now.Add(-time.Minute)
+			p, err := ca.Issue(tt.req)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			user, groups := Identity(p.Cert)
+			if user != tt.req.CommonName || !slices.Equal(groups, tt.req.Organization) {
+				t.Errorf("identity %q %v", user, groups)
+			}
+			if !slices.Equal(p.Cert.DNSNames, tt.dns) {
+				t.Errorf("DNS SANs %v, want %v", p.Cert.DNSNames, tt.dns)
+			}
+			var ips []string
+			for _, ip := range p.Cert.IPAddresses {
+				ips = append(ips, ip.String())
+			}
+			if !slices.Equal(ips, tt.ips) {
+				t.Errorf("IP SANs %v, want %v", ips, tt.ips)
+			}
+			if !slices.Equal(p.Cert.ExtKeyUsage, tt.usages) {
+				t.Errorf("usages %v, want %v", p.Cert.ExtKeyUsage, tt.usages)
+			}
+			if got := p.Cert.NotAfter.Sub(p.Cert.NotBefore); got != tt.life {
+				t.Errorf("lifetime %v, want %v", got, tt.life)
+			}
+			roots := x509.NewCertPool()
+			roots.AddCert(ca.Cert)
+			if err := Verify(p.Cert, roots, tt.usages[0], now); err != nil {
+				t.Errorf("does not verify: %v", err)
+			}
+		})
+	}
+}
+
+func TestVerifyPeer(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	if _, err := InitDir(dir, InitOptions{Nodes: []string{"w1"}}); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := NewCA("foreign", now, 0)
+	r, err := NewReloader("", "", filepath.Join(dir, CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(ca *CA, cn, group string, notBefore time.Time, life time.Duration) []*x509.Certificate {
+		p, err := ca.Issue(Request{CommonName: cn, Organization: []string{group}, Server: true, Client: true, NotBefore: notBefore, Validity: life})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*x509.Certificate{p.Cert}
+	}
+	tests := []struct {
+		name    string
+		chain   []*x509.Certificate
+		group   string
+		wantErr string
+	}{
+		{name: "apiserver", chain: issue(ca, UserAPIServer, GroupAPIServers, now, 0), group: GroupAPIServers},
+		{name: "any group", chain: issue(ca, "admin", GroupAdmin, now, 0)},
+		{name: "wrong group", chain: issue(ca, "system:node:w1", GroupNodes, now, 0), group: GroupAPIServers, wantErr: `not in group "skiff:apiservers"`},
+		{name: "foreign CA", chain: issue(foreign, UserAPIServer, GroupAPIServers, now, 0), group: GroupAPIServers, wantErr: "unknown authority"},
+		{name: "expired", chain: issue(ca, UserAPIServer, GroupAPIServers, now.Add(-2*time.Hour), time.Hour), wantErr: "expired"},
+		{name: "none", wantErr: "no certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := r.VerifyPeer(tt.chain, x509.ExtKeyUsageClientAuth, tt.group, now)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestInitAndRotate(t *testing.T) {
+	dir := t.TempDir()
+	files, err := InitDir(dir, InitOptions{Nodes: []string{"w1", "w2"}, Hosts: []string{"skiff.example", "192.0.2.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2+2*6 {
+		t.Fatalf("wrote %d files: %v", len(files), files)
+	}
+	if _, err := InitDir(dir, InitOptions{}); err == nil || !strings.Contains(err.Error(), "already holds a CA") {
+		t.Fatalf("second init: %v", err)
+	}
+	before, err := LoadPair(filepath.Join(dir, "kubelet-w2.crt"), filepath.Join(dir, "kubelet-w2.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Cert.Subject.CommonName != "system:node:w2" || !slices.Equal(before.Cert.Subject.Organization, []string{GroupNodes}) {
+		t.Fatalf("kubelet subject %v", before.Cert.Subject)
+	}
+	api, _ := ReadCerts(filepath.Join(dir, "apiserver.crt"))
+	if !slices.Contains(api[0].DNSNames, "skiff.example") || !slices.ContainsFunc(api[0].IPAddresses, net.ParseIP("192.0.2.7").Equal) {
+		t.Fatalf("apiserver SANs %v %v", api[0].DNSNames, api[0].IPAddresses)
+	}
+
+	rotated, err := RotateDir(dir, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rotated) != 6 {
+		t.Fatalf("rotated %v", rotated)
+	}
+	after, err := LoadPair(filepath.Join(dir, "kubelet-w2.crt"), filepath.Join(dir, "kubelet-w2.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Cert.SerialNumber.Cmp(before.Cert.SerialNumber) == 0 || after.Key.Equal(before.Key) {
+		t.Fatal("rotation kept the certificate or key")
+	}
+	if after.Cert.Subject.String() != before.Cert.Subject.String() {
+		t.Fatalf("rotation changed the subject: %v", after.Cert.Subject)
+	}
+	api2, _ := ReadCerts(filepath.Join(dir, "apiserver.crt"))
+	if !slices.Equal(api2[0].DNSNames, api[0].DNSNames) || len(api2[0].IPAddresses) != len(api[0].IPAddresses) {
+		t.Fatal("rotation changed the SANs")
+	}
+}
+
+// TestReloadHandshake: a server and a client over the reloading configs; after a
+// rotation new handshakes present the new certificates, without new configs.
+func TestReloadHandshake(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := InitDir(dir, InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := func(n string) string { return filepath.Join(dir, n) }
+	srv, err := NewReloader(p("apiserver.crt"), p("apiserver.key"), p("ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := NewReloader(p("admin.crt"), p("admin.key"), p("ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	handshake := func() (serverSerial, clientSerial string) {
+		t.Helper()
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		sc := tls.Server(a, srv.ServerTLS())
+		cc := tls.Client(b, cli.ClientTLS())
+		errc := make(chan error, 1)
+		go func() { errc <- sc.Handshake() }()
+		if err := cc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		return cc.ConnectionState().PeerCertificates[0].SerialNumber.String(), sc.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	s1, c1 := handshake()
+	if _, err := RotateDir(dir, time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+	s2, c2 := handshake()
+	if s1 == s2 || c1 == c2 {
+		t.Fatalf("serials before %s %s, after %s %s: not reloaded", s1, c1, s2, c2)
+	}
+}

@@ -1,0 +1,296 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/skiffhq/skiff/apiserver/auth"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+// Every request passes, in order: authentication (who: a verified client certificate or
+// a bearer token; nobody is Unauthenticated), the identity's rate limit
+// (ResourceExhausted), authorization (PermissionDenied, saying who cannot do what), and
+// for watches the identity's watch count (ResourceExhausted). An allowed request may
+// carry a guard (auth.Guard) that the handlers apply to the stored object they act on.
+//
+// Without authentication configured (an insecure server), every request is the
+// anonymous administrator and no limit applies.
+
+// ReasonUnauthenticated, ReasonForbiddenAccess and ReasonTooManyRequests are the
+// ErrorInfo reasons of security refusals.
+const (
+	ReasonUnauthenticated = "Unauthorized"
+	ReasonTooManyRequests = "TooManyRequests"
+)
+
+// anonymous is every request's identity on an insecure server.
+var anonymous = auth.User{Name: "system:anonymous", Groups: []string{"skiff:admin"}}
+
+type guardKey struct{}
+
+// guard applies the request's guard, if any, to obj.
+func guard(ctx context.Context, obj kinds.Object) error {
+	g, _ := ctx.Value(guardKey{}).(auth.Guard)
+	if g == nil {
+		return nil
+	}
+	if err := g(obj); err != nil {
+		return statusError(codes.PermissionDenied, ReasonForbidden, nil, "%v", err)
+	}
+	return nil
+}
+
+// gate authenticates, limits and authorizes requests.
+type gate struct {
+	authn   *auth.Authenticator // nil: insecure
+	authz   auth.Authorizer
+	limiter *limiter
+}
+
+func (g *gate) credentials(ctx context.Context) auth.Credentials {
+	var c auth.Credentials
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			c.Chain = ti.State.PeerCertificates
+		}
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		for _, v := range md.Get("authorization") {
+			if tok, ok := strings.CutPrefix(v, "Bearer "); ok {
+				c.BearerToken = strings.TrimSpace(tok)
+			}
+		}
+	}
+	return c
+}
+
+// admit runs the checks for one request and returns the context its handler runs in.
+func (g *gate) admit(ctx context.Context, method string, req any) (context.Context, auth.User, error) {
+	if g.authn == nil {
+		return ctx, anonymous, nil
+	}
+	user, err := g.authn.Authenticate(g.credentials(ctx))
+	if err != nil {
+		return ctx, user, statusError(codes.Unauthenticated, ReasonUnauthenticated, nil, "%s: %v", method, err)
+	}
+	if err := g.limiter.allow(user.Name); err != nil {
+		return ctx, user, err
+	}
+	attrs, err := attributesFor(method, req)
+	if err != nil {
+		return ctx, user, err
+	}
+	attrs.User = user
+	gd, err := g.authz.Authorize(attrs)
+	if err != nil {
+		return ctx, user, statusError(codes.PermissionDenied, ReasonForbidden, nil, "%v", err)
+	}
+	if gd != nil {
+		ctx = context.WithValue(ctx, guardKey{}, gd)
+	}
+	return ctx, user, nil
+}
+
+func (g *gate) unary() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, _, err := g.admit(ctx, info.FullMethod, req)
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+func (g *gate) stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		gs := &gatedStream{ServerStream: ss, gate: g, method: info.FullMethod, ctx: ss.Context()}
+		err := handler(srv, gs)
+		if gs.watching {
+			g.limiter.watchDone(gs.user.Name)
+		}
+		return err
+	}
+}
+
+// gatedStream admits a server stream on its request, the first message it receives.
+type gatedStream struct {
+	grpc.ServerStream
+	gate     *gate
+	method   string
+	ctx      context.Context
+	admitted bool
+	user     auth.User
+	watching bool
+}
+
+func (s *gatedStream) Context() context.Context { return s.ctx }
+
+func (s *gatedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil || s.admitted {
+		return err
+	}
+	ctx, user, err := s.gate.admit(s.ServerStream.Context(), s.method, m)
+	if err != nil {
+		return err
+	}
+	s.ctx, s.user, s.admitted = ctx, user, true
+	if _, ok := m.(*apiv1.WatchRequest); ok && s.gate.authn != nil {
+		if err := s.gate.limiter.watchStart(user.Name); err != nil {
+			return err
+		}
+		s.watching = true
+	}
+	return nil
+}
+
+// attributesFor describes a request for the authorizer. A request too malformed to
+// describe gets the error its handler would return.
+func attributesFor(method string, req any) (auth.Attributes, error) {
+	res := func(kind string) (*kinds.Info, error) { return lookupKind(kind) }
+	var a auth.Attributes
+	switch r := req.(type) {
+	case *apiv1.CreateRequest, *apiv1.UpdateRequest:
+		var o *apiv1.Object
+		a.Verb = auth.Create
+		if u, ok := r.(*apiv1.UpdateRequest); ok {
+			o, a.Verb = u.GetObject(), auth.Update
+			if strings.HasSuffix(method, "/UpdateStatus") {
+				a.Subresource = "status"
+			}
+		} else {
+			o = r.(*apiv1.CreateRequest).GetObject()
+		}
+		obj, info, err := unwrap(o)
+		if err != nil {
+			return a, err
+		}
+		md := kinds.Meta(obj)
+		a.Resource, a.Namespace, a.Name = info.Plural, md.GetNamespace(), md.GetName()
+	case *apiv1.GetRequest:
+		info, err := res(r.GetKind())
+		if err != nil {
+			return a, err
+		}
+		a.Verb, a.Resource, a.Namespace, a.Name = auth.Get, info.Plural, namespaceFor(info, r.GetNamespace()), r.GetName()
+	case *apiv1.DeleteRequest:
+		info, err := res(r.GetKind())
+		if err != nil {
+			return a, err
+		}
+		a.Verb, a.Resource, a.Namespace, a.Name = auth.Delete, info.Plural, namespaceFor(info, r.GetNamespace()), r.GetName()
+	case *apiv1.ListRequest:
+		info, err := res(r.GetKind())
+		if err != nil {
+			return a, err
+		}
+		a.Verb, a.Resource, a.FieldSelector = auth.List, info.Plural, r.GetFieldSelector()
+		if info.Namespaced {
+			a.Namespace = r.GetNamespace()
+		}
+	case *apiv1.WatchRequest:
+		info, err := res(r.GetKind())
+		if err != nil {
+			return a, err
+		}
+		a.Verb, a.Resource, a.FieldSelector = auth.Watch, info.Plural, r.GetFieldSelector()
+		if info.Namespaced {
+			a.Namespace = r.GetNamespace()
+		}
+	case *apiv1.BindRequest:
+		info := kinds.MustLookup(kinds.Pod)
+		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, "binding", namespaceFor(info, r.GetNamespace()), r.GetName()
+	case *apiv1.ClusterStatusRequest:
+		a.Verb, a.Resource = auth.Get, auth.ResourceCluster
+	case *apiv1.AddMemberRequest:
+		a.Verb, a.Resource, a.Subresource, a.Name = auth.Create, auth.ResourceCluster, "members", r.GetName()
+	case *apiv1.RemoveMemberRequest:
+		a.Verb, a.Resource, a.Subresource, a.Name = auth.Delete, auth.ResourceCluster, "members", r.GetName()
+	case *apiv1.TransferLeaderRequest:
+		a.Verb, a.Resource, a.Subresource = auth.Update, auth.ResourceCluster, "leader"
+	case *apiv1.SnapshotRequest:
+		a.Verb, a.Resource, a.Subresource = auth.Get, auth.ResourceCluster, "snapshot"
+	default:
+		// A method this table does not know: only an administrator may call it.
+		a.Verb, a.Resource = "call", method
+	}
+	return a, nil
+}
+
+// limiter holds each identity's request rate and open watches.
+type limiter struct {
+	rate       rate.Limit // 0: no rate limit
+	burst      int
+	maxWatches int // 0: no watch limit
+	mu         sync.Mutex
+	buckets    map[string]*rate.Limiter
+	watches    map[string]int
+}
+
+func newLimiter(perSecond float64, burst, maxWatches int) *limiter {
+	if burst <= 0 {
+		burst = max(1, int(2*perSecond))
+	}
+	return &limiter{rate: rate.Limit(perSecond), burst: burst, maxWatches: maxWatches,
+		buckets: map[string]*rate.Limiter{}, watches: map[string]int{}}
+}
+
+func (l *limiter) allow(user string) error {
+	if l.rate <= 0 {
+		return nil
+	}
+	l.mu.Lock()
+	b, ok := l.buckets[user]
+	if !ok {
+		b = rate.NewLimiter(l.rate, l.burst)
+		l.buckets[user] = b
+	}
+	l.mu.Unlock()
+	if !b.Allow() {
+		return statusError(codes.ResourceExhausted, ReasonTooManyRequests, nil,
+			"user %q exceeded its rate limit of %g requests per second (burst %d); slow down and retry", user, float64(l.rate), l.burst)
+	}
+	return nil
+}
+
+func (l *limiter) watchStart(user string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.maxWatches > 0 && l.watches[user] >= l.maxWatches {
+		return statusError(codes.ResourceExhausted, ReasonTooManyRequests, nil,
+			"user %q has %d open watches, the most allowed; close some first", user, l.watches[user])
+	}
+	l.watches[user]++
+	return nil
+}
+
+func (l *limiter) watchDone(user string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.watches[user]--; l.watches[user] <= 0 {
+		delete(l.watches, user)
+	}
+}
+
+// newGate builds the request checks from the config.
+func newGate(cfg *Config) *gate {
+	g := &gate{limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxWatchesPerUser)}
+	if cfg.ClientRoots != nil || cfg.Tokens != nil {
+		g.authn = &auth.Authenticator{Roots: cfg.ClientRoots, Tokens: cfg.Tokens, Now: cfg.Now}
+	}
+	return g
+}
+
+// ErrInsecureCluster is Validate's refusal of a cluster of several members without TLS
+// (unless Insecure is set).
+var ErrInsecureCluster = errors.New("refusing to run a cluster of several members without TLS: give --tls-cert-file, --tls-key-file, --client-ca-file, --peer-cert-file, --peer-key-file and --peer-ca-file (skiff certs init makes them), or --insecure to run without encryption, authentication and authorization anyway")

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/pki"
+)
+
+func certsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "certs",
+		Short: "Create and rotate the cluster's CA and certificates",
+		Args:  cobra.NoArgs,
+	}
+	var dir, nodes, hosts string
+	var leafValidity time.Duration
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a CA and certificates for apiservers, controller-manager, scheduler, kubelets and an admin",
+		Long: `Create, in --dir, a CA (ca.crt, ca.key) and certificates signed by it:
+apiserver (every API server, for its API, its Raft peers and joins; SANs: --hosts,
+localhost and loopback), controller-manager, scheduler, admin, and kubelet-NAME for each
+of --nodes (user system:node:NAME, group skiff:nodes). Keys are ECDSA P-256; the CA is
+valid ten years, the others one.`,
+		Example: `  skiff certs init --dir /etc/skiff/pki --nodes w1,w2,w3 --hosts skiff.internal,10.0.0.1,10.0.0.2,10.0.0.3`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			files, err := pki.InitDir(dir, pki.InitOptions{Nodes: splitList(nodes), Hosts: splitList(hosts), LeafValidity: leafValidity})
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				fmt.Fprintln(cmd.OutOrStdout(), "wrote", f)
+			}
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&dir, "dir", "", "directory for the CA and certificates (required)")
+	initCmd.Flags().StringVar(&nodes, "nodes", "", "kubelet node names, comma-separated: one certificate each")
+	initCmd.Flags().StringVar(&hosts, "hosts", "", "API servers' host names and IP addresses, comma-separated (certificate SANs)")
+	initCmd.Flags().DurationVar(&leafValidity, "validity", pki.LeafValidity, "lifetime of the leaf certificates")
+	initCmd.MarkFlagRequired("dir")
+
+	var rotateDir string
+	var rotateValidity time.Duration
+	rotateCmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Re-issue every leaf certificate in --dir from its CA, with new keys",
+		Long: `Re-issue every certificate in --dir except the CA's, keeping subjects, names and usages.
+Files are replaced atomically; running servers and clients pick the new ones up for new
+connections without a restart.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			files, err := pki.RotateDir(rotateDir, time.Now(), rotateValidity)
+			for _, f := range files {
+				fmt.Fprintln(cmd.OutOrStdout(), "rotated", f)
+			}
+			return err
+		},
+	}
+	rotateCmd.Flags().StringVar(&rotateDir, "dir", "", "directory made by skiff certs init (required)")
+	rotateCmd.Flags().DurationVar(&rotateValidity, "validity", pki.LeafValidity, "lifetime of the new certificates")
+	rotateCmd.MarkFlagRequired("dir")
+	var user, group string
+	tokenCmd := &cobra.Command{
+		Use:   "token",
+		Short: "Make a random bearer token and its --token-file line",
+		Long: `Print a new random bearer token on the first line, and on the second the line to add to
+the API servers' --token-file (which holds only the token's SHA-256).`,
+		Example: `  skiff certs token --user ci --group skiff:admin`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if user == "" {
+				return fmt.Errorf("--user is required")
+			}
+			var b [32]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			tok := hex.EncodeToString(b[:])
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s,%s,%s\n", auth.HashToken(tok), user, group)
+			return nil
+		},
+	}
+	tokenCmd.Flags().StringVar(&user, "user", "", "the identity the token stands for (required)")
+	tokenCmd.Flags().StringVar(&group, "group", "", "its group (skiff:admin, skiff:controller-manager, skiff:scheduler, skiff:nodes)")
+	cmd.AddCommand(initCmd, rotateCmd, tokenCmd)
+	return cmd
+}
