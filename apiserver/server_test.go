@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,5 +232,36 @@ func TestWatchAndListThroughAnyNode(t *testing.T) {
 		if m.GetApiAddress() == "" {
 			t.Errorf("member %s has no API address", m.GetName())
 		}
+	}
+}
+
+// TestNamespaceCheckFollowsChanges: the namespace check caches what it read, yet a create
+// always sees the namespace changes this member applied before it: one created after a
+// refusal, one marked terminating after many creates.
+func TestNamespaceCheckFollowsChanges(t *testing.T) {
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	rc, _ := dial(t, c.Addr(0))
+	ctx := testCtx(t)
+	cm := func(name string) *apiv1.CreateRequest {
+		return &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "team"}})}
+	}
+	_, err := rc.Create(ctx, cm("early"))
+	wantCode(t, "create in missing namespace", err, codes.NotFound)
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: "team"}})}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := rc.Create(ctx, cm(fmt.Sprintf("cm-%d", i))); err != nil {
+			t.Fatalf("create in new namespace: %v", err)
+		}
+	}
+	// The namespace has a finalizer, and no controller runs here: it stays Terminating.
+	if _, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "namespaces", Name: "team"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = rc.Create(ctx, cm("late"))
+	wantCode(t, "create in terminating namespace", err, codes.FailedPrecondition)
+	if st, _ := status.FromError(err); st.Message() == "" || !strings.Contains(st.Message(), "being terminated") {
+		t.Fatalf("terminating namespace message = %q", st.Message())
 	}
 }
