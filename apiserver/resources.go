@@ -143,8 +143,7 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 		if err != nil {
 			return nil, storeError(info, md.GetName(), err)
 		}
-		md.ResourceVersion = strconv.FormatInt(res.Revision, 10)
-		return kinds.Wrap(obj), nil
+		return storedObject(info.Kind, value, res.Revision), nil
 	}
 }
 

@@ -20,6 +20,11 @@ import (
 	"github.com/skiffhq/skiff/store"
 )
 
+// streamWorkers is how many goroutines serve requests; more arrive in goroutines of their
+// own. Writes wait for Raft while they hold one, so there are enough for a busy
+// cluster's concurrent writers.
+const streamWorkers = 128
+
 // Server is one API server: the gRPC API over an embedded store node.
 type Server struct {
 	cfg       Config
@@ -63,6 +68,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		// Serve requests on long-lived workers: a new goroutine per request grows its
+		// stack anew each time (several copies for the create path's depth).
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.MaxSendMsgSize(1 << 30),
 		grpc.ChainUnaryInterceptor(s.metrics.unary(log), gate.unary()),
 		grpc.ChainStreamInterceptor(s.metrics.stream(log), gate.stream()),
