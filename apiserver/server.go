@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -71,6 +72,8 @@ func New(cfg Config) (*Server, error) {
 		// Serve requests on long-lived workers: a new goroutine per request grows its
 		// stack anew each time (several copies for the create path's depth).
 		grpc.NumStreamWorkers(streamWorkers),
+		apiv1.ServerBufferPool(),
+		grpc.ForceServerCodecV2(serverCodec{encoding.GetCodecV2("proto")}),
 		grpc.MaxSendMsgSize(1 << 30),
 		grpc.ChainUnaryInterceptor(s.metrics.unary(log), gate.unary()),
 		grpc.ChainStreamInterceptor(s.metrics.stream(log), gate.stream()),
