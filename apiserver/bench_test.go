@@ -3,7 +3,6 @@ package apiserver_test
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	benchfig "github.com/skiffhq/skiff/test/bench"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
@@ -58,13 +58,11 @@ func clientConns(b *testing.B, addr string, n int) []*grpc.ClientConn {
 	return out
 }
 
-func p99ms(lat []time.Duration) float64 {
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return float64(lat[len(lat)*99/100].Microseconds()) / 1000
-}
+func p99ms(lat []time.Duration) float64 { return benchfig.Percentile(lat, 0.99) }
 
 // BenchmarkAPICreatePod: 100 concurrent callers create 20,000 pods.
 func BenchmarkAPICreatePod(b *testing.B) {
+	benchfig.Want(b, "api_create_pod_c100", "api_create_pod_c100_p99")
 	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
 	rcs := conns(b, c.Addr(c.Leader()), 10)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -101,8 +99,8 @@ func BenchmarkAPICreatePod(b *testing.B) {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
-	fmt.Printf("BENCH api_create_pod_c100 %.0f ops/s\n", total/elapsed.Seconds())
-	fmt.Printf("BENCH api_create_pod_c100_p99 %.2f ms\n", p99ms(lat))
+	benchfig.Report("api_create_pod_c100", total/elapsed.Seconds(), "ops/s")
+	benchfig.Report("api_create_pod_c100_p99", p99ms(lat), "ms")
 }
 
 // frame is a received message left in its wire form, in a buffer reused across messages.
@@ -129,6 +127,7 @@ func (c frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // they count events in the messages' wire form and decode only the objects they sample
 // for the delay: otherwise the benchmark mostly measures its own decoding.
 func BenchmarkAPIWatchPods(b *testing.B) {
+	benchfig.Want(b, "api_watch_pods_1000", "api_watch_pods_1000_p99_lag")
 	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -235,8 +234,8 @@ func BenchmarkAPIWatchPods(b *testing.B) {
 	done.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	fmt.Printf("BENCH api_watch_pods_1000 %.0f events/s\n", float64(delivered.Load())/elapsed.Seconds())
+	benchfig.Report("api_watch_pods_1000", float64(delivered.Load())/elapsed.Seconds(), "events/s")
 	if len(lags) > 0 {
-		fmt.Printf("BENCH api_watch_pods_1000_p99_lag %.2f ms\n", p99ms(lags))
+		benchfig.Report("api_watch_pods_1000_p99_lag", p99ms(lags), "ms")
 	}
 }
