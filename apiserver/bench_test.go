@@ -17,10 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
-	benchfig "github.com/skiffhq/skiff/test/bench"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
 // The API's benchmarks print `BENCH <name> <value> <unit>` lines, on a three-node cluster
