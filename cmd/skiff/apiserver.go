@@ -111,7 +111,9 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 		}
 		cfg.TLS = r.ServerTLS()
 		if s.clientCA != "" {
-			cfg.ClientRoots = r.Pool
+			// Kubelets (logs) are called with the serving certificate, which skiff
+			// certs init issues for client use too, and verified against the client CA.
+			cfg.ClientRoots, cfg.KubeletTLS = r.Pool, r.KubeletClientTLS
 		}
 	} else if s.clientCA != "" {
 		return fmt.Errorf("--client-ca-file needs --tls-cert-file and --tls-key-file")
@@ -125,6 +127,9 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 			return fmt.Errorf("--peer-cert-file: %w", err)
 		}
 		cfg.Store.PeerTLS, cfg.JoinTLS = r.PeerTLS(), r.ClientTLS()
+		if cfg.KubeletTLS == nil {
+			cfg.KubeletTLS = r.KubeletClientTLS
+		}
 	}
 	if s.tokenFile != "" {
 		if cfg.TLS == nil {
