@@ -93,11 +93,12 @@ type Guard func(obj kinds.Object) error
 //
 //   - skiff:admin: anything.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
-//   - skiff:controller-manager: reads (but not pods' logs); writes to deployments, replicasets, pods,
-//     events, configmaps and namespaces; nodes' updates, status and deletion; Leases in
-//     kube-system (its election), deletion of Leases anywhere (the garbage collector).
-//   - skiff:scheduler: reads (but not pods' logs); pods' bindings and status; events; Leases in kube-system
-//     and creating that namespace.
+//   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
+//     replicasets, pods, events, configmaps and namespaces; nodes' updates, status and
+//     deletion; Leases in kube-system (its election), deletion of Leases anywhere (the
+//     garbage collector).
+//   - skiff:scheduler: reads (but not pods' logs); pods' bindings and status; events;
+//     Leases in kube-system and creating that namespace.
 //   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
 //     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
 //     and watch only with fieldSelector spec.nodeName=NAME; get, logs, status and

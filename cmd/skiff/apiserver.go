@@ -88,9 +88,9 @@ type securityFlags struct {
 }
 
 func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
-	f.StringVar(&s.tlsCert, "tls-cert-file", "", "the API's serving certificate (reloaded when the file changes)")
+	f.StringVar(&s.tlsCert, "tls-cert-file", "", "the API's serving certificate, also presented to kubelets to read logs (reloaded when the file changes)")
 	f.StringVar(&s.tlsKey, "tls-key-file", "", "the serving certificate's key")
-	f.StringVar(&s.clientCA, "client-ca-file", "", "CA that signs client certificates; a certificate's CN is the user, its O the groups")
+	f.StringVar(&s.clientCA, "client-ca-file", "", "CA that signs client and kubelet certificates; a certificate's CN is the user, its O the groups")
 	f.StringVar(&s.peerCert, "peer-cert-file", "", "certificate for Raft peer traffic and joins, in group skiff:apiservers (mutual TLS)")
 	f.StringVar(&s.peerKey, "peer-key-file", "", "the peer certificate's key")
 	f.StringVar(&s.peerCA, "peer-ca-file", "", "CA that signs every member's peer certificate")

@@ -112,13 +112,11 @@ spec:
 		t.Fatalf("skiffctl logs -f of an exited container: %q", out)
 	}
 	mustCtl(t, s, "delete", "pod", "hello")
-	eventually(t, "pod hello gone", 60*time.Second, func() (bool, string) {
+	eventually(t, "pod hello and its container gone", 60*time.Second, func() (bool, string) {
 		out, _, err := ctl(s, "get", "pods", "hello", "-o", "name")
-		return err != nil, out
+		n := containers(t, socket)
+		return err != nil && n == 3, fmt.Sprintf("%s%d containers in containerd, want 3", out, n)
 	})
-	if n := containers(t, socket); n != 3 {
-		t.Fatalf("%d containers in containerd, want 3", n)
-	}
 
 	out := mustCtl(t, s, "trace", "deployment", "nginx-deployment", "-o", "json")
 	var tr struct {
