@@ -7,11 +7,13 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -78,14 +80,16 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 	default:
 		creds = insecure.NewCredentials()
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+		// A follow may be idle for long: pings notice a kubelet gone without a word.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	if err != nil {
 		return statusError(codes.Internal, ReasonUnavailable, nil, "kubelet of node %s at %s: %v", nodeName, addr, err)
 	}
 	defer cc.Close()
 	ks, err := kubeletv1.NewKubeletLogsClient(cc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
 		NodeName: nodeName, Namespace: ns, Pod: req.GetName(), PodUid: pod.GetMetadata().GetUid(),
-		Container: container, Follow: req.GetFollow(),
+		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines,
 	})
 	for err == nil {
 		var chunk *kubeletv1.LogChunk

@@ -1,10 +1,12 @@
 package kubelet
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -76,6 +78,8 @@ func (s *LogServer) runtime(node string) (Runtime, []string) {
 func (s *LogServer) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config) error {
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// The API server pings idle follows to notice a kubelet gone (KubeletKeepalive).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second}),
 	}
 	if tlsCfg != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
@@ -113,7 +117,7 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s has not started on node %s",
 			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName())
 	}
-	err = rt.Logs(ctx, c.ID, chunkWriter{stream}, req.GetFollow())
+	err = s.copyLogs(ctx, rt, c.ID, chunkWriter{stream}, req)
 	switch {
 	case err == nil:
 		return nil
@@ -129,6 +133,63 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 		return status.Errorf(codes.Internal, "container %q in pod %s/%s on node %s: %v",
 			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName(), err)
 	}
+}
+
+// copyLogs copies the container's output to w: all of it, or from the last TailLines
+// lines of what was written so far. Output only grows, so following after a tail reads
+// everything again and skips what the tail already covered.
+func (s *LogServer) copyLogs(ctx context.Context, rt Runtime, id string, w io.Writer, req *kubeletv1.ContainerLogsRequest) error {
+	if req.TailLines == nil {
+		return rt.Logs(ctx, id, w, req.GetFollow())
+	}
+	var sofar bytes.Buffer
+	if err := rt.Logs(ctx, id, &sofar, false); err != nil {
+		return err
+	}
+	if _, err := w.Write(lastLines(sofar.Bytes(), req.GetTailLines())); err != nil {
+		return err
+	}
+	if !req.GetFollow() {
+		return nil
+	}
+	return rt.Logs(ctx, id, &skipWriter{w: w, skip: sofar.Len()}, true)
+}
+
+// lastLines is the end of b holding its last n lines (a last line without its newline
+// counts); n <= 0 is nothing.
+func lastLines(b []byte, n int64) []byte {
+	if n <= 0 {
+		return nil
+	}
+	end := len(b)
+	if end > 0 && b[end-1] == '\n' {
+		end--
+	}
+	for i := end - 1; i >= 0; i-- {
+		if b[i] == '\n' {
+			if n--; n == 0 {
+				return b[i+1:]
+			}
+		}
+	}
+	return b
+}
+
+// skipWriter drops the first skip bytes written to it.
+type skipWriter struct {
+	w    io.Writer
+	skip int
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	if s.skip >= len(p) {
+		s.skip -= len(p)
+		return len(p), nil
+	}
+	n, err := s.w.Write(p[s.skip:])
+	n += s.skip
+	s.skip = 0
+	return n, err
 }
 
 // pickContainer finds the container a request means: the latest attempt (a restarted

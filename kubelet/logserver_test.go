@@ -126,6 +126,20 @@ func TestLogServer(t *testing.T) {
 		}
 	}
 
+	// Tails: the last lines so far, then, following, what comes after them.
+	start(t, ctx, w1, "abc", "uid-4", "main", 0, "sh", "-c", "echo a; echo b; echo c; sleep 3600")
+	tail := func(n int64) *kubeletv1.ContainerLogsRequest {
+		return &kubeletv1.ContainerLogsRequest{NodeName: "w1", Namespace: "default", Pod: "abc", Container: "main", TailLines: &n}
+	}
+	for n, want := range map[int64]string{0: "", 2: "b\nc\n", 3: "a\nb\nc\n"} {
+		if got, err := readLogs(ctx, c, tail(n)); err != nil || got != want {
+			t.Errorf("tail %d = %q, %v; want %q", n, got, err, want)
+		}
+	}
+	if got, err := readLogs(ctx, c, tail(100)); err != nil || !strings.HasPrefix(got, "sim: container main started") || !strings.HasSuffix(got, "a\nb\nc\n") {
+		t.Errorf("tail 100 = %q, %v; want everything", got, err)
+	}
+
 	// Following streams lines as they are written and ends when the container exits.
 	id := start(t, ctx, w2, "job", "uid-3", "main", 0, "sleep", "3600")
 	freq := &kubeletv1.ContainerLogsRequest{NodeName: "w2", Namespace: "default", Pod: "job", Container: "main", Follow: true}
@@ -180,6 +194,41 @@ func TestLogServer(t *testing.T) {
 		t.Fatalf("follow: %v", err)
 	}
 	waitText("working 2\nsim: container main exited with code 0\n")
+
+	// A tailed follow: the last line so far, then the new ones, nothing twice.
+	id = start(t, ctx, w2, "tailed", "uid-5", "main", 0, "sh", "-c", "echo one; echo two; sleep 3600")
+	if err := w2.Write(id, "three"); err != nil {
+		t.Fatal(err)
+	}
+	one := int64(1)
+	ts, err := c.ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{NodeName: "w2", Namespace: "default", Pod: "tailed", Container: "main", Follow: true, TailLines: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk, err := ts.Recv()
+	if err != nil || string(chunk.GetData()) != "three\n" {
+		t.Fatalf("tail 1 sent %q, %v; want the last line", chunk.GetData(), err)
+	}
+	if err := w2.Write(id, "four"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Exit(id, 0); err != nil {
+		t.Fatal(err)
+	}
+	var rest bytes.Buffer
+	for {
+		chunk, err := ts.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest.Write(chunk.GetData())
+	}
+	if rest.String() != "four\nsim: container main exited with code 0\n" {
+		t.Fatalf("follow after tail 1 sent %q", rest.String())
+	}
 }
 
 // TestLogServerTLS: a kubelet's log server accepts only API servers' certificates, and

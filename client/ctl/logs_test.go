@@ -81,6 +81,9 @@ spec:
 		code, out, _ = run(t, s, "", "logs", "pod/lone")
 		return code == 0 && strings.Contains(out, "lone ran\nsim: container main exited with code 0\n")
 	})
+	if out := must(t, s, "logs", "lone", "--tail", "2"); out != "lone ran\nsim: container main exited with code 0\n" {
+		t.Errorf("skiffctl logs lone --tail 2 = %q", out)
+	}
 	fails(t, s, "", "a container name must be specified for pod web, choose one of: [nginx sidecar]", "logs", "web")
 	fails(t, s, "", "container db is not valid for pod web: choose one of: [nginx sidecar]", "logs", "web", "-c", "db")
 	fails(t, s, "", `pod "nope" not found`, "logs", "nope")

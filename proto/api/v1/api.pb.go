@@ -1000,7 +1000,9 @@ type PodLogsRequest struct {
 	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Container string                 `protobuf:"bytes,3,opt,name=container,proto3" json:"container,omitempty"`
 	// Keep streaming until the container exits or the call ends.
-	Follow        bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// When set, start with the last tail_lines lines of what was written so far.
+	TailLines     *int64 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1061,6 +1063,13 @@ func (x *PodLogsRequest) GetFollow() bool {
 		return x.Follow
 	}
 	return false
+}
+
+func (x *PodLogsRequest) GetTailLines() int64 {
+	if x != nil && x.TailLines != nil {
+		return *x.TailLines
+	}
+	return 0
 }
 
 type PodLogsChunk struct {
@@ -1690,12 +1699,15 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
 	"\tnode_name\x18\x03 \x01(\tR\bnodeName\x12\x10\n" +
-	"\x03uid\x18\x04 \x01(\tR\x03uid\"x\n" +
+	"\x03uid\x18\x04 \x01(\tR\x03uid\"\xab\x01\n" +
 	"\x0ePodLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
 	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x12\x16\n" +
-	"\x06follow\x18\x04 \x01(\bR\x06follow\"\"\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\"\n" +
+	"\n" +
+	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01B\r\n" +
+	"\v_tail_lines\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xb7\x01\n" +
@@ -1867,6 +1879,7 @@ func file_api_v1_api_proto_init() {
 		(*Object_Namespace)(nil),
 	}
 	file_api_v1_api_proto_msgTypes[6].OneofWrappers = []any{}
+	file_api_v1_api_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

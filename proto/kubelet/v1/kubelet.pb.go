@@ -33,9 +33,11 @@ type ContainerLogsRequest struct {
 	Namespace string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	Pod       string `protobuf:"bytes,3,opt,name=pod,proto3" json:"pod,omitempty"`
 	// When set, the pod must have this uid (a pod recreated under the same name is another).
-	PodUid        string `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
-	Container     string `protobuf:"bytes,5,opt,name=container,proto3" json:"container,omitempty"`
-	Follow        bool   `protobuf:"varint,6,opt,name=follow,proto3" json:"follow,omitempty"`
+	PodUid    string `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	Container string `protobuf:"bytes,5,opt,name=container,proto3" json:"container,omitempty"`
+	Follow    bool   `protobuf:"varint,6,opt,name=follow,proto3" json:"follow,omitempty"`
+	// When set, start with the last tail_lines lines of what was written so far.
+	TailLines     *int64 `protobuf:"varint,7,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -112,6 +114,13 @@ func (x *ContainerLogsRequest) GetFollow() bool {
 	return false
 }
 
+func (x *ContainerLogsRequest) GetTailLines() int64 {
+	if x != nil && x.TailLines != nil {
+		return *x.TailLines
+	}
+	return 0
+}
+
 type LogChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -160,14 +169,17 @@ var File_kubelet_v1_kubelet_proto protoreflect.FileDescriptor
 
 const file_kubelet_v1_kubelet_proto_rawDesc = "" +
 	"\n" +
-	"\x18kubelet/v1/kubelet.proto\x12\x10skiff.kubelet.v1\"\xb2\x01\n" +
+	"\x18kubelet/v1/kubelet.proto\x12\x10skiff.kubelet.v1\"\xe5\x01\n" +
 	"\x14ContainerLogsRequest\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03pod\x18\x03 \x01(\tR\x03pod\x12\x17\n" +
 	"\apod_uid\x18\x04 \x01(\tR\x06podUid\x12\x1c\n" +
 	"\tcontainer\x18\x05 \x01(\tR\tcontainer\x12\x16\n" +
-	"\x06follow\x18\x06 \x01(\bR\x06follow\"\x1e\n" +
+	"\x06follow\x18\x06 \x01(\bR\x06follow\x12\"\n" +
+	"\n" +
+	"tail_lines\x18\a \x01(\x03H\x00R\ttailLines\x88\x01\x01B\r\n" +
+	"\v_tail_lines\"\x1e\n" +
 	"\bLogChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data2d\n" +
 	"\vKubeletLogs\x12U\n" +
@@ -205,6 +217,7 @@ func file_kubelet_v1_kubelet_proto_init() {
 	if File_kubelet_v1_kubelet_proto != nil {
 		return
 	}
+	file_kubelet_v1_kubelet_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
