@@ -425,11 +425,13 @@ func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool)
 		if err != nil {
 			return fmt.Errorf("logs of container %s: wait: %w", id, err)
 		}
+		returned := make(chan struct{})
+		defer close(returned)
 		go func() {
 			select {
 			case <-ch:
 				close(exited)
-			case <-ctx.Done():
+			case <-returned:
 			}
 		}()
 	} else {
