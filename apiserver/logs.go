@@ -84,7 +84,7 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 		// A follow may be idle for long: pings notice a kubelet gone without a word.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	if err != nil {
-		return statusError(codes.Internal, ReasonUnavailable, nil, "kubelet of node %s at %s: %v", nodeName, addr, err)
+		return status.Errorf(codes.Internal, "kubelet of node %s at %s: %v", nodeName, addr, err)
 	}
 	defer cc.Close()
 	ks, err := kubeletv1.NewKubeletLogsClient(cc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
