@@ -88,6 +88,18 @@ func TestRestoreCommandStartsClusterFromSnapshot(t *testing.T) {
 	defer cancel()
 	src := apiservertest.Start(t, 1, apiservertest.Options{})
 	rc, cc := dialAPI(t, src.Addr(0))
+	// The API server creates the system namespaces once it has a leader: wait for them,
+	// or the restored cluster would create them and differ from the snapshot.
+	for {
+		resp, err := rc.List(ctx, &apiv1.ListRequest{Kind: "namespaces"})
+		if err == nil && len(resp.GetItems()) == 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("system namespaces never appeared: %v, %v", resp.GetItems(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, n := range []string{"a", "b", "c"} {
 		if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod(n)}); err != nil {
 			t.Fatal(err)
