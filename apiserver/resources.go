@@ -188,7 +188,18 @@ func (r *resources) checkNamespace(ctx context.Context, ns string) error {
 			// "default" always exists; a write may simply beat the server's own creation of it.
 			return r.ensureNamespace(ctx, ns)
 		}
-		return notFound(nsInfo, ns)
+		// This node's state may trail the leader's (a follower, or a node replaying its
+		// log after a restart): confirm a miss with a linearizable read before refusing.
+		o, err := r.store.Get(ctx, store.Key{Kind: kinds.Namespace, Name: ns}, store.ReadOptions{})
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound(nsInfo, ns)
+		}
+		if err != nil {
+			return storeError(nsInfo, ns, err)
+		}
+		if phase, err = namespacePhase(o); err != nil {
+			return storeError(nsInfo, ns, err)
+		}
 	}
 	if phase == "Terminating" {
 		return forbidden(nsInfo, ns, "unable to create new content in namespace "+ns+" because it is being terminated")
@@ -225,11 +236,11 @@ func (c *namespaceCache) phase(s *store.Store, ns string) (phase string, found b
 	case err != nil:
 		return "", false, err
 	default:
-		obj, err := decode(kinds.MustLookup(kinds.Namespace), &o)
+		phase, err := namespacePhase(o)
 		if err != nil {
 			return "", false, err
 		}
-		e = namespaceEntry{found: true, phase: obj.(*corev1.Namespace).GetStatus().GetPhase(), rev: rev}
+		e = namespaceEntry{found: true, phase: phase, rev: rev}
 	}
 	c.mu.Lock()
 	if c.entries == nil || len(c.entries) > 10_000 { // bounded: unknown names are cached too
@@ -240,6 +251,15 @@ func (c *namespaceCache) phase(s *store.Store, ns string) (phase string, found b
 	}
 	c.mu.Unlock()
 	return e.phase, e.found, nil
+}
+
+// namespacePhase decodes a stored Namespace's phase.
+func namespacePhase(o store.Object) (string, error) {
+	obj, err := decode(kinds.MustLookup(kinds.Namespace), &o)
+	if err != nil {
+		return "", err
+	}
+	return obj.(*corev1.Namespace).GetStatus().GetPhase(), nil
 }
 
 // ensureNamespace creates a namespace unless it exists.

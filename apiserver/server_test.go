@@ -265,3 +265,26 @@ func TestNamespaceCheckFollowsChanges(t *testing.T) {
 		t.Fatalf("terminating namespace message = %q", st.Message())
 	}
 }
+
+// A follower that has not applied a namespace's creation yet still accepts writes into it
+// once the creation is acknowledged: a namespace missing from its state is confirmed with a
+// linearizable read before the write is refused.
+func TestNamespaceCreatedElsewhereIsSeenByFollower(t *testing.T) {
+	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	leader := c.Leader()
+	lc, _ := dial(t, c.Addr(leader))
+	fc, _ := dial(t, c.Addr((leader+1)%3))
+	ctx := testCtx(t)
+	for i := 0; i < 30; i++ {
+		ns := fmt.Sprintf("team-%d", i)
+		if _, err := lc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: ns}})}); err != nil {
+			t.Fatal(err)
+		}
+		cm := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cm", Namespace: ns}}
+		if _, err := fc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(cm)}); err != nil {
+			t.Fatalf("create in %s through a follower right after the namespace: %v", ns, err)
+		}
+	}
+	_, err := fc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cm", Namespace: "nowhere"}})})
+	wantCode(t, "create in a namespace that does not exist", err, codes.NotFound)
+}
