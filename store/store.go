@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,8 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	storev1 "github.com/skiffhq/skiff/proto/store/v1"
 )
@@ -414,20 +417,61 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (*TxnResult, error) 
 	return out.result, out.err
 }
 
-// forward sends a command to the leader's peer service.
+// forward sends a command to the leader's peer service. It gives up as soon as this node
+// sees the leadership move away from that peer: a paused or cut-off leader would otherwise
+// hold the call until the client's deadline, long after a new leader took over.
 func (s *Store) forward(ctx context.Context, addr string, cmd []byte) (*TxnResult, error) {
 	cc, err := s.peers.get(addr)
 	if err != nil {
 		return nil, fmt.Errorf("forward to leader %s: %w: %v", addr, ErrNoLeader, err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	moved := make(chan struct{})
+	go func() {
+		for {
+			s.leaderMu.Lock()
+			changed := s.leaderChanged
+			s.leaderMu.Unlock()
+			if a, _ := s.raft.LeaderWithID(); string(a) != addr {
+				close(moved)
+				cancel()
+				return
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	resp, err := storev1.NewPeerClient(cc).Forward(ctx, &storev1.ForwardRequest{Command: cmd})
 	if err != nil {
+		select {
+		case <-moved:
+			return nil, fmt.Errorf("forward to leader %s: %w: leadership moved while the write was in flight", addr, ErrIndeterminate)
+		default:
+		}
+		if neverSent(err) {
+			return nil, fmt.Errorf("forward to leader %s: %w: %v", addr, ErrNoLeader, err)
+		}
 		return nil, fmt.Errorf("forward to leader %s: %w: %v", addr, ErrIndeterminate, err)
 	}
 	if resp.GetError() != nil {
 		return nil, errorFromProto(resp.GetError())
 	}
 	return resultFromProto(resp), nil
+}
+
+// neverSent reports whether a failed call cannot have reached its server: gRPC could not
+// connect at all (the leader's process is gone), so nothing was written.
+func neverSent(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	msg := strings.ToLower(st.Message())
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "error while dialing")
 }
 
 // ReadOptions chooses the consistency of a read.
