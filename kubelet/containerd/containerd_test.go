@@ -327,3 +327,59 @@ func TestInsecureRegistries(t *testing.T) {
 		t.Errorf("New with a bad insecure registry: %v", err)
 	}
 }
+
+// Stop sends SIGTERM and waits the grace period: a process that exits on it does so
+// with its own code; one that ignores it is killed (137) once the grace period is up.
+func TestStopGraceful(t *testing.T) {
+	r, ctx := connect(t)
+	const image = "docker.io/library/skiff-busybox:test"
+	busybox(t, r, ctx, image)
+	start := func(name, script string) string {
+		id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "5709", PodName: "stop", Namespace: "test",
+			Name: name, Image: image, Command: []string{"sh", "-c", script}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Remove(context.Background(), id) })
+		// Wait until the shell has set its trap: it says so.
+		for {
+			var out strings.Builder
+			if err := r.Logs(ctx, id, &out, false); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out.String(), "ready") {
+				return id
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s never got ready: %q", name, out.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	term := start("term", `trap "exit 0" TERM; echo ready; while true; do sleep 0.1; done`)
+	ignore := start("ignore", `trap "" TERM; echo ready; while true; do sleep 0.1; done`)
+
+	// A long grace period: only SIGTERM can have ended it (SIGKILL would be 137).
+	if err := r.Stop(ctx, term, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitExit(t, r, ctx, term); c.ExitCode != 0 {
+		t.Fatalf("the container trapping SIGTERM exited %d, want 0", c.ExitCode)
+	}
+	const grace = 500 * time.Millisecond
+	began := time.Now()
+	if err := r.Stop(ctx, ignore, grace); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took < grace {
+		t.Fatalf("the container ignoring SIGTERM was stopped after %v, before its grace period %v", took, grace)
+	}
+	if c := waitExit(t, r, ctx, ignore); c.ExitCode != 137 {
+		t.Fatalf("the container ignoring SIGTERM exited %d, want 137 (SIGKILL)", c.ExitCode)
+	}
+	// Stopping an exited container does nothing.
+	if err := r.Stop(ctx, ignore, grace); err != nil {
+		t.Fatal(err)
+	}
+}
