@@ -37,6 +37,8 @@ import (
 	"time"
 
 	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
@@ -416,53 +418,54 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// List implements kubelet.Runtime.
+// List implements kubelet.Runtime. It costs two calls to containerd whatever the number of
+// containers (their records, then every task's state), not a few per container: the
+// kubelet lists on every pod sync and every relist.
 func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 	ctx = r.ns(ctx)
-	ctrs, err := r.client.Containers(ctx)
+	// Containers first: a container labelled as started then has its task in the list
+	// below unless it was removed meanwhile.
+	ctrs, err := r.client.ContainerService().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
+	resp, err := r.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: tasks: %w", err)
+	}
+	procs := make(map[string]*tasktypes.Process, len(resp.Tasks))
+	for _, p := range resp.Tasks {
+		procs[p.ID] = p // a task's ID is its container's (containerd 1.6 leaves ContainerID empty)
+	}
 	out := make([]kubelet.Container, 0, len(ctrs))
-	for _, ctr := range ctrs {
-		info, err := ctr.Info(ctx)
-		if errdefs.IsNotFound(err) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list containers: %s: %w", ctr.ID(), err)
-		}
+	for _, info := range ctrs {
 		l := info.Labels
 		if l[kubelet.LabelPodUID] == "" {
 			continue // not the kubelet's
 		}
 		attempt, _ := strconv.Atoi(l[kubelet.LabelAttempt])
 		c := kubelet.Container{
-			ID: ctr.ID(), PodUID: l[kubelet.LabelPodUID], PodName: l[kubelet.LabelPodName], Namespace: l[kubelet.LabelPodNamespace],
+			ID: info.ID, PodUID: l[kubelet.LabelPodUID], PodName: l[kubelet.LabelPodName], Namespace: l[kubelet.LabelPodNamespace],
 			Name: l[kubelet.LabelContainerName], Attempt: attempt, Image: l[labelImage], ImageID: l[labelImageID],
 			State: kubelet.StateCreated, CreatedAt: info.CreatedAt,
 		}
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, l[labelStartedAt])
-		task, err := ctr.Task(ctx, nil)
+		p, ok := procs[info.ID]
 		switch {
-		case errdefs.IsNotFound(err):
+		case !ok:
 			if !c.StartedAt.IsZero() {
 				c.State = kubelet.StateUnknown // started once; its task is gone (containerd restarted)
 			}
-		case err != nil:
-			return nil, fmt.Errorf("list containers: %s: task: %w", ctr.ID(), err)
 		default:
-			st, err := task.Status(ctx)
-			if err != nil {
-				c.State = kubelet.StateUnknown
-				break
-			}
-			switch st.Status {
-			case containerd.Running, containerd.Paused, containerd.Pausing:
+			switch p.Status {
+			case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
 				c.State = kubelet.StateRunning
-			case containerd.Stopped:
-				c.State, c.ExitCode, c.FinishedAt = kubelet.StateExited, int(st.ExitStatus), st.ExitTime
-			case containerd.Created:
+			case tasktypes.Status_STOPPED:
+				c.State, c.ExitCode = kubelet.StateExited, int(p.ExitStatus)
+				if p.ExitedAt != nil {
+					c.FinishedAt = p.ExitedAt.AsTime()
+				}
+			case tasktypes.Status_CREATED:
 				c.State = kubelet.StateCreated
 			default:
 				c.State = kubelet.StateUnknown
