@@ -153,7 +153,7 @@ func (e *env) waitGone(name string) {
 	}
 }
 
-func (e *env) waitContainers(rt *sim.Runtime, what string, cond func([]kubelet.Container) bool) []kubelet.Container {
+func (e *env) waitContainers(rt kubelet.Runtime, what string, cond func([]kubelet.Container) bool) []kubelet.Container {
 	e.t.Helper()
 	for {
 		l, err := rt.List(e.ctx)

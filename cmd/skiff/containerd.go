@@ -15,7 +15,8 @@ import (
 
 // newContainerdRuntime connects the kubelet to containerd and imports --preload's archives.
 func newContainerdRuntime(ctx context.Context, opts kubeletOptions, log hclog.Logger) (kubelet.Runtime, error) {
-	rt, err := containerd.New(ctx, containerd.Config{Socket: opts.containerdAddress, Namespace: opts.containerdNamespace, LogDir: opts.logDir})
+	rt, err := containerd.New(ctx, containerd.Config{Socket: opts.containerdAddress, Namespace: opts.containerdNamespace, LogDir: opts.logDir,
+		InsecureRegistries: opts.insecureRegistries})
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ type kubeletOptions struct {
 	preload             string
 	containerdNamespace string
 	logDir              string
+	insecureRegistries  []string
 	busybox             string          // an image name to provide from the host's /bin/busybox when missing
 	rt                  kubelet.Runtime // already connected (skiff up probes containerd first)
 	simStartDelay       time.Duration
@@ -75,6 +76,7 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "the node's address; pods use the host network (default: the first non-loopback IPv4 address)")
 	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: containerd or sim")
 	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
+	f.StringArrayVar(&opts.insecureRegistries, "insecure-registry", nil, "with --runtime containerd: a registry (HOST or HOST:PORT) pulled from without TLS verification, falling back to plain HTTP; repeatable (loopback registries always are)")
 	f.StringVar(&opts.preload, "preload", "", "directory of OCI image archives (*.tar) to import at start")
 	f.StringVar(&opts.containerdNamespace, "containerd-namespace", "skiff", "containerd namespace of this kubelet's containers (one per kubelet)")
 	f.StringVar(&opts.logDir, "container-log-dir", "/var/log/skiff/containers", "where containers' output is kept")

@@ -197,6 +197,7 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: auto, containerd or sim")
 	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
 	f.StringVar(&kcfg.NodeName, "node-name", kcfg.NodeName, "the kubelet's node name (default: the host name)")
+	f.StringArrayVar(&opts.insecureRegistries, "insecure-registry", nil, "with --runtime containerd: a registry (HOST or HOST:PORT) pulled from without TLS verification, falling back to plain HTTP; repeatable (loopback registries always are)")
 	return cmd
 }
 

@@ -10,6 +10,11 @@
 // is kept until Remove so that they can be read. Output goes to a file per container
 // under Config.LogDir.
 //
+// Images are pulled over HTTPS. Registries on a loopback address (localhost, 127.0.0.0/8,
+// ::1) and those listed in Config.InsecureRegistries are tried over HTTPS without
+// certificate verification first and, when they do not speak TLS, over plain HTTP: what
+// Docker's --insecure-registry and containerd's CRI plugin do.
+//
 // Not done yet: registry authentication (imagePullSecrets), image garbage collection,
 // OOMKilled detection, restoring exit codes after containerd itself restarts (a
 // container without a task then reports StateUnknown and is restarted per policy),
@@ -18,20 +23,28 @@ package containerd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/remotes"
+	"github.com/containerd/containerd/remotes/docker"
 	"github.com/distribution/reference"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -58,6 +71,22 @@ type Config struct {
 	LogDir string
 	// Snapshotter unpacks images ("": containerd's default).
 	Snapshotter string
+	// InsecureRegistries are registries (HOST or HOST:PORT, as in image names) pulled
+	// from without TLS verification, falling back to plain HTTP. Loopback registries
+	// always are.
+	InsecureRegistries []string
+}
+
+// validateRegistry checks an InsecureRegistries entry: a host, optionally with a port,
+// the way it appears in image names.
+func validateRegistry(r string) error {
+	if r == "" || strings.ContainsAny(r, "/ ") || strings.Contains(r, "://") {
+		return fmt.Errorf("insecure registry %q: want HOST or HOST:PORT (no scheme or path)", r)
+	}
+	if _, err := reference.ParseNormalizedNamed(r + "/x"); err != nil {
+		return fmt.Errorf("insecure registry %q: %v", r, err)
+	}
+	return nil
 }
 
 // DefaultConfig is the usual setup.
@@ -67,9 +96,10 @@ func DefaultConfig() Config {
 
 // Runtime runs containers through containerd.
 type Runtime struct {
-	cfg     Config
-	client  *containerd.Client
-	version string
+	cfg      Config
+	client   *containerd.Client
+	version  string
+	resolver remotes.Resolver
 }
 
 var _ kubelet.Runtime = (*Runtime)(nil)
@@ -85,6 +115,13 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.LogDir == "" {
 		cfg.LogDir = DefaultConfig().LogDir
 	}
+	var errs []error
+	for _, reg := range cfg.InsecureRegistries {
+		errs = append(errs, validateRegistry(reg))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("containerd runtime: %w", err)
+	}
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, fmt.Errorf("containerd runtime: log dir: %w", err)
 	}
@@ -97,7 +134,50 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		c.Close()
 		return nil, fmt.Errorf("containerd at %s: version: %w", cfg.Socket, err)
 	}
-	return &Runtime{cfg: cfg, client: c, version: "containerd://" + v.Version}, nil
+	return &Runtime{cfg: cfg, client: c, version: "containerd://" + v.Version, resolver: newResolver(cfg.InsecureRegistries)}, nil
+}
+
+// newResolver resolves image names to registries: HTTPS with the system's roots, except
+// for loopback and insecure registries (see the package comment).
+func newResolver(insecure []string) remotes.Resolver {
+	set := map[string]bool{}
+	for _, h := range insecure {
+		set[h] = true
+	}
+	client := func(tlsConfig *tls.Config) *http.Client {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsConfig
+		return &http.Client{Transport: tr}
+	}
+	secure := client(nil)
+	// HTTPS without verification; a registry answering in plain text is then asked
+	// over HTTP (containerd's fallback remembers that per host).
+	lax := &http.Client{Transport: docker.NewHTTPFallback(client(&tls.Config{InsecureSkipVerify: true}).Transport)}
+	return docker.NewResolver(docker.ResolverOptions{Hosts: func(host string) ([]docker.RegistryHost, error) {
+		c := secure
+		if isInsecure(set, host) {
+			c = lax
+		}
+		addr := host
+		if host == "docker.io" {
+			addr = "registry-1.docker.io"
+		}
+		return []docker.RegistryHost{{
+			Client: c, Authorizer: docker.NewDockerAuthorizer(docker.WithAuthClient(c)),
+			Host: addr, Scheme: "https", Path: "/v2",
+			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
+		}}, nil
+	}})
+}
+
+// isInsecure tells whether host (HOST or HOST:PORT) is a loopback registry or listed in
+// set; a listed HOST without a port covers all its ports.
+func isInsecure(set map[string]bool, host string) bool {
+	if docker.IsLocalhost(host) || set[host] {
+		return true
+	}
+	h, _, err := net.SplitHostPort(host)
+	return err == nil && set[h]
 }
 
 // Close closes the connection.
@@ -140,7 +220,7 @@ func (r *Runtime) EnsureImage(ctx context.Context, image, policy string) (string
 	case !present && policy == kubelet.PullNever:
 		return "", false, fmt.Errorf("image %s: not present with pull policy Never: %w", ref, kubelet.ErrImageNeverPull)
 	}
-	opts := []containerd.RemoteOpt{containerd.WithPullUnpack}
+	opts := []containerd.RemoteOpt{containerd.WithPullUnpack, containerd.WithResolver(r.resolver)}
 	if r.cfg.Snapshotter != "" {
 		opts = append(opts, containerd.WithPullSnapshotter(r.cfg.Snapshotter))
 	}
@@ -338,53 +418,54 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// List implements kubelet.Runtime.
+// List implements kubelet.Runtime. It costs two calls to containerd whatever the number of
+// containers (their records, then every task's state), not a few per container: the
+// kubelet lists on every pod sync and every relist.
 func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 	ctx = r.ns(ctx)
-	ctrs, err := r.client.Containers(ctx)
+	// Containers first: a container labelled as started then has its task in the list
+	// below unless it was removed meanwhile.
+	ctrs, err := r.client.ContainerService().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
+	resp, err := r.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: tasks: %w", err)
+	}
+	procs := make(map[string]*tasktypes.Process, len(resp.Tasks))
+	for _, p := range resp.Tasks {
+		procs[p.ID] = p // a task's ID is its container's (containerd 1.6 leaves ContainerID empty)
+	}
 	out := make([]kubelet.Container, 0, len(ctrs))
-	for _, ctr := range ctrs {
-		info, err := ctr.Info(ctx)
-		if errdefs.IsNotFound(err) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list containers: %s: %w", ctr.ID(), err)
-		}
+	for _, info := range ctrs {
 		l := info.Labels
 		if l[kubelet.LabelPodUID] == "" {
 			continue // not the kubelet's
 		}
 		attempt, _ := strconv.Atoi(l[kubelet.LabelAttempt])
 		c := kubelet.Container{
-			ID: ctr.ID(), PodUID: l[kubelet.LabelPodUID], PodName: l[kubelet.LabelPodName], Namespace: l[kubelet.LabelPodNamespace],
+			ID: info.ID, PodUID: l[kubelet.LabelPodUID], PodName: l[kubelet.LabelPodName], Namespace: l[kubelet.LabelPodNamespace],
 			Name: l[kubelet.LabelContainerName], Attempt: attempt, Image: l[labelImage], ImageID: l[labelImageID],
 			State: kubelet.StateCreated, CreatedAt: info.CreatedAt,
 		}
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, l[labelStartedAt])
-		task, err := ctr.Task(ctx, nil)
+		p, ok := procs[info.ID]
 		switch {
-		case errdefs.IsNotFound(err):
+		case !ok:
 			if !c.StartedAt.IsZero() {
 				c.State = kubelet.StateUnknown // started once; its task is gone (containerd restarted)
 			}
-		case err != nil:
-			return nil, fmt.Errorf("list containers: %s: task: %w", ctr.ID(), err)
 		default:
-			st, err := task.Status(ctx)
-			if err != nil {
-				c.State = kubelet.StateUnknown
-				break
-			}
-			switch st.Status {
-			case containerd.Running, containerd.Paused, containerd.Pausing:
+			switch p.Status {
+			case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
 				c.State = kubelet.StateRunning
-			case containerd.Stopped:
-				c.State, c.ExitCode, c.FinishedAt = kubelet.StateExited, int(st.ExitStatus), st.ExitTime
-			case containerd.Created:
+			case tasktypes.Status_STOPPED:
+				c.State, c.ExitCode = kubelet.StateExited, int(p.ExitStatus)
+				if p.ExitedAt != nil {
+					c.FinishedAt = p.ExitedAt.AsTime()
+				}
+			case tasktypes.Status_CREATED:
 				c.State = kubelet.StateCreated
 			default:
 				c.State = kubelet.StateUnknown

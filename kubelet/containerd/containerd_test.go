@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/images"
+	"github.com/containerd/containerd/remotes/docker"
+
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/test/containerdtest"
+	"github.com/skiffhq/skiff/test/registrytest"
 )
 
 // These tests run against a private containerd (test/containerdtest: root, and the
@@ -236,5 +243,224 @@ func TestFollowFile(t *testing.T) {
 	ccancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled follow = %v", err)
+	}
+}
+
+// busybox imports an image built from the host's static busybox as ref (skipping t
+// without one).
+func busybox(t *testing.T, r *Runtime, ctx context.Context, ref string) {
+	t.Helper()
+	data, err := BusyboxArchive("/bin/busybox", ref)
+	if err != nil {
+		t.Skipf("no static busybox to build a test image from: %v", err)
+	}
+	if _, err := r.Import(ctx, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pushTo pushes the local image src to the registry at reg as name (REPO:TAG) over
+// plain HTTP, then removes src and everything it holds from containerd: a later use of
+// the image must pull it. It returns the reference and the manifest's digest.
+func pushTo(t *testing.T, r *Runtime, ctx context.Context, src, reg, name string) (string, string) {
+	t.Helper()
+	nctx := r.ns(ctx)
+	is := r.client.ImageService()
+	img, err := is.Get(nctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg + "/" + name
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchAllHosts))})
+	if err := r.client.Push(nctx, ref, img.Target, containerd.WithResolver(resolver)); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	if err := is.Delete(nctx, src, images.SynchronousDelete()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.ContentStore().Info(nctx, img.Target.Digest); !errdefs.IsNotFound(err) {
+		t.Fatalf("the pushed image's manifest is still in containerd (%v)", err)
+	}
+	return ref, img.Target.Digest.String()
+}
+
+// waitExit waits for container id to exit and returns it.
+func waitExit(t *testing.T, r *Runtime, ctx context.Context, id string) kubelet.Container {
+	t.Helper()
+	for {
+		l, err := r.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range l {
+			if c.ID == id && c.State == kubelet.StateExited {
+				return c
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("container %s never exited: %+v", id, l)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func TestPullFromRegistry(t *testing.T) {
+	r, ctx := connect(t)
+	reg := registrytest.Start(t)
+	busybox(t, r, ctx, "docker.io/library/skiff-busybox:push")
+	ref, digest := pushTo(t, r, ctx, "docker.io/library/skiff-busybox:push", reg, "busybox:1.0")
+
+	if _, _, err := r.EnsureImage(ctx, ref, kubelet.PullNever); !errors.Is(err, kubelet.ErrImageNeverPull) || !strings.Contains(err.Error(), ref) {
+		t.Fatalf("absent image with Never: %v", err)
+	}
+	for _, step := range []struct {
+		policy string
+		pulled bool
+	}{
+		{kubelet.PullIfNotPresent, true},  // absent: pulled
+		{kubelet.PullIfNotPresent, false}, // present: used as is
+		{kubelet.PullNever, false},
+		{kubelet.PullAlways, true},
+	} {
+		id, pulled, err := r.EnsureImage(ctx, ref, step.policy)
+		if err != nil || pulled != step.pulled || id != digest {
+			t.Fatalf("EnsureImage(%s, %s) = %s, pulled %v, %v; want %s, pulled %v", ref, step.policy, id, pulled, err, digest, step.pulled)
+		}
+	}
+	id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "feedfacecafe", PodName: "pulled", Namespace: "test",
+		Name: "main", Image: ref, Command: []string{"sh", "-c", "echo from the registry"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Remove(context.Background(), id) })
+	if c := waitExit(t, r, ctx, id); c.ExitCode != 0 || c.ImageID != digest || c.Image != ref {
+		t.Fatalf("container %+v", c)
+	}
+	var logs strings.Builder
+	if err := r.Logs(ctx, id, &logs, false); err != nil || !strings.Contains(logs.String(), "from the registry") {
+		t.Fatalf("logs %q, %v", logs.String(), err)
+	}
+
+	// A name the registry does not have is a pull error, whatever the policy allows.
+	for _, policy := range []string{kubelet.PullIfNotPresent, kubelet.PullAlways} {
+		missing := reg + "/busybox:no-such-tag"
+		if _, _, err := r.EnsureImage(ctx, missing, policy); !errors.Is(err, kubelet.ErrImagePull) || !strings.Contains(err.Error(), missing) {
+			t.Fatalf("EnsureImage(%s, %s) = %v, want ErrImagePull naming the image", missing, policy, err)
+		}
+	}
+}
+
+// A plain-HTTP registry elsewhere than on loopback is refused unless listed in
+// InsecureRegistries.
+func TestPullFromInsecureRegistry(t *testing.T) {
+	var ip string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			ip = n.IP.String()
+			break
+		}
+	}
+	if ip == "" {
+		t.Skip("no non-loopback IPv4 address to serve a registry on")
+	}
+	r, ctx := connect(t)
+	reg := registrytest.StartOn(t, ip)
+	busybox(t, r, ctx, "docker.io/library/skiff-busybox:push")
+	ref, digest := pushTo(t, r, ctx, "docker.io/library/skiff-busybox:push", reg, "busybox:1.0")
+	if _, _, err := r.EnsureImage(ctx, ref, kubelet.PullIfNotPresent); !errors.Is(err, kubelet.ErrImagePull) {
+		t.Fatalf("pull from the plain-HTTP registry %s not listed as insecure: %v", reg, err)
+	}
+	// Another runtime on the same containerd, told the registry is insecure.
+	lax, err := New(ctx, Config{Socket: r.cfg.Socket, Namespace: r.cfg.Namespace, LogDir: t.TempDir(), InsecureRegistries: []string{reg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lax.Close()
+	if id, pulled, err := lax.EnsureImage(ctx, ref, kubelet.PullIfNotPresent); err != nil || !pulled || id != digest {
+		t.Fatalf("pull from the insecure registry %s: %s, pulled %v, %v", reg, id, pulled, err)
+	}
+}
+
+func TestInsecureRegistries(t *testing.T) {
+	set := map[string]bool{"10.0.0.5:5000": true, "registry.lan": true}
+	for host, want := range map[string]bool{
+		"localhost:5000": true, "127.0.0.1:5000": true, "127.1.2.3:80": true, "[::1]:5000": true, "localhost": true,
+		"10.0.0.5:5000": true, "10.0.0.5:5001": false, "registry.lan": true, "registry.lan:8443": true,
+		"docker.io": false, "ghcr.io": false, "10.0.0.6:5000": false, "localhost.example.com:5000": false,
+	} {
+		if got := isInsecure(set, host); got != want {
+			t.Errorf("isInsecure(%q) = %v, want %v", host, got, want)
+		}
+	}
+	for _, bad := range []string{"", "http://10.0.0.5:5000", "10.0.0.5:5000/v2", "Bad Host"} {
+		if err := validateRegistry(bad); err == nil {
+			t.Errorf("validateRegistry(%q) accepted it", bad)
+		}
+	}
+	for _, ok := range []string{"10.0.0.5:5000", "registry.lan", "[::1]:5000", "reg-1.example.com:443"} {
+		if err := validateRegistry(ok); err != nil {
+			t.Errorf("validateRegistry(%q): %v", ok, err)
+		}
+	}
+	if _, err := New(context.Background(), Config{Socket: "/nonexistent", InsecureRegistries: []string{"http://x"}}); err == nil || !strings.Contains(err.Error(), `"http://x"`) {
+		t.Errorf("New with a bad insecure registry: %v", err)
+	}
+}
+
+// Stop sends SIGTERM and waits the grace period: a process that exits on it does so
+// with its own code; one that ignores it is killed (137) once the grace period is up.
+func TestStopGraceful(t *testing.T) {
+	r, ctx := connect(t)
+	const image = "docker.io/library/skiff-busybox:test"
+	busybox(t, r, ctx, image)
+	start := func(name, script string) string {
+		id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "5709", PodName: "stop", Namespace: "test",
+			Name: name, Image: image, Command: []string{"sh", "-c", script}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Remove(context.Background(), id) })
+		// Wait until the shell has set its trap: it says so.
+		for {
+			var out strings.Builder
+			if err := r.Logs(ctx, id, &out, false); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out.String(), "ready") {
+				return id
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s never got ready: %q", name, out.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	term := start("term", `trap "exit 0" TERM; echo ready; while true; do sleep 0.1; done`)
+	ignore := start("ignore", `trap "" TERM; echo ready; while true; do sleep 0.1; done`)
+
+	// A long grace period: only SIGTERM can have ended it (SIGKILL would be 137).
+	if err := r.Stop(ctx, term, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitExit(t, r, ctx, term); c.ExitCode != 0 {
+		t.Fatalf("the container trapping SIGTERM exited %d, want 0", c.ExitCode)
+	}
+	const grace = 500 * time.Millisecond
+	began := time.Now()
+	if err := r.Stop(ctx, ignore, grace); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took < grace {
+		t.Fatalf("the container ignoring SIGTERM was stopped after %v, before its grace period %v", took, grace)
+	}
+	if c := waitExit(t, r, ctx, ignore); c.ExitCode != 137 {
+		t.Fatalf("the container ignoring SIGTERM exited %d, want 137 (SIGKILL)", c.ExitCode)
+	}
+	// Stopping an exited container does nothing.
+	if err := r.Stop(ctx, ignore, grace); err != nil {
+		t.Fatal(err)
 	}
 }

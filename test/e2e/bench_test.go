@@ -183,7 +183,7 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 	}
 	inf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: note, OnUpdate: func(_, p *corev1.Pod) { note(p) }})
 	f.Start(ctx)
-	defer f.Wait()
+	defer func() { cancel(); f.Wait() }() // the informers end with ctx: cancel first
 	cache.WaitForSync(ctx, inf)
 	b.ResetTimer()
 	var cw sync.WaitGroup

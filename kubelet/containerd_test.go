@@ -1,0 +1,188 @@
+package kubelet_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/containerd"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/containerdtest"
+	"github.com/skiffhq/skiff/test/registrytest"
+)
+
+// busyboxImage is the image the containerd tests run: the host's static busybox, imported.
+const busyboxImage = "docker.io/library/busybox:skiff-test"
+
+// TestKubeletContainerd runs the kubelet on a private containerd (root and the
+// containerd binaries, else it skips): restarts with back-off, adoption across a kubelet
+// restart, graceful stops and image pull failures, on real containers. Each subtest has
+// its namespace, node and containerd namespace: a kubelet removes what it finds in its
+// containerd namespace that belongs to no pod of its node.
+func TestKubeletContainerd(t *testing.T) {
+	socket := containerdtest.Start(t)
+	data, err := containerd.BusyboxArchive("/bin/busybox", busyboxImage)
+	if err != nil {
+		t.Skipf("no static busybox to build a test image from: %v", err)
+	}
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cs := client.NewClientset(conn)
+	for _, tc := range []struct {
+		name string
+		f    func(e *env, rt *containerd.Runtime)
+	}{
+		{"crashloop", testContainerdCrashLoop},
+		{"restart", testContainerdRestartAdopts},
+		{"stop", testContainerdGracefulStop},
+		{"pullbackoff", testContainerdImagePullBackOff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			rt, err := containerd.New(ctx, containerd.Config{Socket: socket, Namespace: "skiff-" + tc.name, LogDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rt.Close() })
+			if _, err := rt.Import(ctx, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			e := &env{t: t, ctx: ctx, cs: cs, ns: tc.name, node: "ctrd-" + tc.name}
+			if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: e.ns}}); err != nil {
+				t.Fatal(err)
+			}
+			tc.f(e, rt)
+			// Leave no container running: delete the pods and wait for the kubelet (still
+			// running until the subtest's cleanup) to remove their containers.
+			if l, err := cs.Pods.List(ctx, e.ns, client.ListOptions{}); err == nil {
+				for _, p := range l.Items {
+					zero := int64(0)
+					cs.Pods.Delete(ctx, e.ns, p.GetMetadata().GetName(), client.DeleteOptions{GracePeriodSeconds: &zero})
+				}
+			}
+		})
+	}
+}
+
+func testContainerdCrashLoop(e *env, rt *containerd.Runtime) {
+	t := e.t
+	e.start(rt, testConfig(e.node))
+	e.createPod("crash", e.node, "Always", busyboxImage, "sh", "-c", "echo crashing; exit 1")
+	e.waitPod("crash", "in CrashLoopBackOff", func(p *corev1.Pod) bool {
+		cs := mainStatus(p)
+		return cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && cs.GetLastState().GetTerminated().GetExitCode() == 1 &&
+			cs.GetLastState().GetTerminated().GetReason() == "Error" && p.GetStatus().GetPhase() == "Running"
+	})
+	p := e.waitPod("crash", "restarted 3 times", func(p *corev1.Pod) bool { return mainStatus(p).GetRestartCount() >= 3 })
+	if condition(p, "Ready") != "False" {
+		t.Errorf("a crash-looping pod is Ready")
+	}
+	e.waitEvents("crash", "BackOff", "Started", "Created")
+	// Each restart is a new container (attempt); the runtime keeps the last two at most.
+	l := e.waitContainers(rt, "kept the newest attempts", func(l []kubelet.Container) bool { return len(l) > 0 && len(l) <= 2 })
+	for _, c := range l {
+		if c.PodName != "crash" || c.Attempt < 1 {
+			t.Errorf("container %+v", c)
+		}
+	}
+}
+
+func testContainerdRestartAdopts(e *env, rt *containerd.Runtime) {
+	t := e.t
+	stop := e.start(rt, testConfig(e.node))
+	e.createPod("keep", e.node, "", busyboxImage, "sleep", "3600")
+	e.createPod("drop", e.node, "", busyboxImage, "sleep", "3600")
+	for _, name := range []string{"keep", "drop"} {
+		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
+	}
+	before := e.waitContainers(rt, "runs both", func(l []kubelet.Container) bool { return len(l) == 2 })
+	stop()
+
+	// While the kubelet is down, one pod is force-deleted; containers keep running.
+	zero := int64(0)
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "drop", client.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := rt.List(e.ctx); err != nil || len(l) != 2 || l[0].State != kubelet.StateRunning || l[1].State != kubelet.StateRunning {
+		t.Fatalf("containers after the kubelet stopped: %+v, %v", l, err)
+	}
+	e.start(rt, testConfig(e.node))
+	after := e.waitContainers(rt, "removed the deleted pod's container", func(l []kubelet.Container) bool { return len(l) == 1 })
+	var kept kubelet.Container
+	for _, c := range before {
+		if c.PodName == "keep" {
+			kept = c
+		}
+	}
+	if a := after[0]; a.ID != kept.ID || a.State != kubelet.StateRunning || !a.StartedAt.Equal(kept.StartedAt) {
+		t.Fatalf("after restart the runtime has %+v, want the adopted %+v", a, kept)
+	}
+	p := e.waitPod("keep", "Ready", func(p *corev1.Pod) bool { return condition(p, "Ready") == "True" })
+	if cs := mainStatus(p); cs.GetContainerId() != "containerd://"+kept.ID || cs.GetRestartCount() != 0 {
+		t.Fatalf("container status after the restart: %v", cs)
+	}
+}
+
+func testContainerdGracefulStop(e *env, rt *containerd.Runtime) {
+	t := e.t
+	e.start(rt, testConfig(e.node))
+	create := func(name string, grace int64, script string) {
+		_, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{
+			Metadata: &corev1.ObjectMeta{Namespace: e.ns, Name: name},
+			Spec: &corev1.PodSpec{NodeName: e.node, HostNetwork: true, TerminationGracePeriodSeconds: proto.Int64(grace),
+				Containers: []*corev1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sh", "-c", script}}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
+	}
+	// One exits on SIGTERM: its pod goes long before its 10-minute grace period ends
+	// (the subtest's deadline is shorter). One ignores SIGTERM (the shell is PID 1 and
+	// installs no handler): it is killed once its 1 s is up.
+	create("term", 600, `trap "exit 0" TERM; while true; do sleep 0.1; done`)
+	create("ignore", 1, `trap "" TERM; while true; do sleep 0.1; done`)
+	for _, name := range []string{"term", "ignore"} {
+		if _, err := e.cs.Pods.Delete(e.ctx, e.ns, name, client.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitGone("term")
+	e.waitGone("ignore")
+	e.waitContainers(rt, "removed both containers", func(l []kubelet.Container) bool { return len(l) == 0 })
+	e.waitEvents("term", "Killing")
+}
+
+func testContainerdImagePullBackOff(e *env, rt *containerd.Runtime) {
+	t := e.t
+	reg := registrytest.Start(t)
+	e.start(rt, testConfig(e.node))
+	image := reg + "/busybox:no-such-tag"
+	e.createPod("missing", e.node, "", image)
+	e.waitPod("missing", "in ErrImagePull", func(p *corev1.Pod) bool {
+		w := mainStatus(p).GetState().GetWaiting()
+		return w.GetReason() == "ErrImagePull" && strings.Contains(w.GetMessage(), image)
+	})
+	p := e.waitPod("missing", "in ImagePullBackOff", func(p *corev1.Pod) bool {
+		return mainStatus(p).GetState().GetWaiting().GetReason() == "ImagePullBackOff"
+	})
+	if p.GetStatus().GetPhase() != "Pending" {
+		t.Errorf("phase %s", p.GetStatus().GetPhase())
+	}
+	e.waitEvents("missing", "Pulling", "Failed", "BackOff")
+	if l, err := rt.List(e.ctx); err != nil || len(l) != 0 {
+		t.Errorf("containers of a pod without its image: %+v, %v", l, err)
+	}
+}
