@@ -240,6 +240,7 @@ func TestWatchAndListThroughAnyNode(t *testing.T) {
 // refusal, one marked terminating after many creates.
 func TestNamespaceCheckFollowsChanges(t *testing.T) {
 	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c.WaitReady() // a missing namespace is confirmed with a linearizable read
 	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
 	cm := func(name string) *apiv1.CreateRequest {
@@ -271,6 +272,7 @@ func TestNamespaceCheckFollowsChanges(t *testing.T) {
 // linearizable read before the write is refused.
 func TestNamespaceCreatedElsewhereIsSeenByFollower(t *testing.T) {
 	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c.WaitReady()
 	leader := c.Leader()
 	lc, _ := dial(t, c.Addr(leader))
 	fc, _ := dial(t, c.Addr((leader+1)%3))

@@ -53,7 +53,8 @@ func start(t *testing.T) harness {
 	}
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: LeaseNamespace}}); err != nil {
+	// The API server creates the lease namespace itself; make sure it is there.
+	if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: LeaseNamespace}}); err != nil && !client.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
