@@ -64,7 +64,8 @@ NODE-0 … NODE-(N-1) in this one process (for scale tests).`,
 	f.IntVar(&opts.simNodes, "sim-nodes", 0, "with --runtime sim: run this many simulated nodes")
 	f.DurationVar(&opts.simStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.DurationVar(&cfg.LeaseRenewInterval, "node-lease-renew-interval", cfg.LeaseRenewInterval, "how often the node's Lease is renewed (the controller-manager's grace period must be longer)")
-	f.DurationVar(&cfg.NodeStatusInterval, "node-status-update-frequency", cfg.NodeStatusInterval, "how often the node's status is written")
+	f.DurationVar(&cfg.NodeStatusInterval, "node-status-update-frequency", cfg.NodeStatusInterval, "how often the node's status is checked, and written if it changed")
+	f.DurationVar(&cfg.NodeStatusReportInterval, "node-status-report-frequency", cfg.NodeStatusReportInterval, "how often the node's status is written when it did not change (the Lease is the heartbeat)")
 	return cmd
 }
 
