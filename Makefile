@@ -47,8 +47,9 @@ test: tools deps build
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
+# BENCH selects figures by name (test/bench): `make bench BENCH=store_create`.
 bench: build
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 60m ./... | tee bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
+	SKIFF_BENCH='$(BENCH)' $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
 
 jepsen: build
 	JEPSEN_TIME=$(JEPSEN_TIME) JEPSEN_NEMESES=$(JEPSEN_NEMESES) $(GO) test -run 'TestJepsen' -timeout 0 -v ./test/jepsen/ -jepsen.long

@@ -56,6 +56,11 @@ type Config struct {
 	// JoinTLS secures this node's calls to other members' APIs when it joins (see
 	// pki.Reloader.ClientTLS; its certificate must be in group skiff:apiservers).
 	JoinTLS *tls.Config
+	// KubeletTLS, when set, secures the API server's calls to node's kubelet for logs (see
+	// pki.Reloader.KubeletClientTLS: it presents a certificate in group skiff:apiservers
+	// and accepts only the node's own). Without it a secure server reads no logs and an
+	// insecure one dials kubelets in plaintext.
+	KubeletTLS func(node string) *tls.Config
 	// Insecure allows a cluster of several members without TLS. A server without
 	// ClientRoots and Tokens authenticates nobody: every request is an administrator.
 	Insecure bool

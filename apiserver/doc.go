@@ -1,5 +1,5 @@
-// Package apiserver is Skiff's API server: the gRPC Resources and Cluster services over
-// an embedded store node (package store).
+// Package apiserver is Skiff's API server: the gRPC Resources, Pods and Cluster services
+// over an embedded store node (package store).
 //
 // Any API server accepts any request. Writes commit through Raft from whichever node
 // receives them (the store forwards them to the leader); Get and List are linearizable
@@ -13,6 +13,10 @@
 // propagation policies; the garbage collector removes them), and binding pods to nodes
 // exactly once. Updates are compare-and-swap on resourceVersion; without one, the server
 // retries its read-modify-write itself.
+//
+// Pods.Logs (logs.go) is the one call not served from the store: it authorizes the user
+// as for "get pods/log", finds the pod's node and the kubelet endpoint the node
+// publishes, and proxies the kubelet's KubeletLogs stream (mutual TLS with KubeletTLS).
 //
 // Errors are gRPC statuses with Kubernetes-style messages and an ErrorInfo detail (see
 // errors.go). Health (/healthz, /readyz) and Prometheus metrics (/metrics) are served over

@@ -129,6 +129,24 @@ func init() {
 	}
 }
 
+// storedObject is the reply for an object just written: its stored bytes, sent as they
+// are (see appendWireObject) instead of encoding the object again. The message carries
+// the envelope as unknown fields, which protobuf marshals verbatim and a receiver parses
+// as the object: it is only for sending, and reads as empty in this process.
+func storedObject(kind string, value []byte, rev int64) *apiv1.Object {
+	out := &apiv1.Object{}
+	out.ProtoReflect().SetUnknown(appendWireObject(make([]byte, 0, wireObjectSize(kind, len(value), rev)), kind, value, rev))
+	return out
+}
+
+// wireObjectSize is the length of what appendWireObject appends.
+func wireObjectSize(kind string, valueLen int, rev int64) int {
+	var rvs [20]byte
+	inner := protowire.SizeTag(resourceVersionField) + protowire.SizeBytes(len(strconv.AppendInt(rvs[:0], rev, 10)))
+	suffix := protowire.SizeTag(metadataField) + protowire.SizeBytes(inner)
+	return protowire.SizeTag(objectField[kind]) + protowire.SizeBytes(valueLen+suffix)
+}
+
 // appendWireObject appends the encoded Object envelope of a stored object, with
 // resourceVersion rev.
 func appendWireObject(b []byte, kind string, value []byte, rev int64) []byte {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skiffhq/skiff/apiserver/validation"
@@ -44,6 +45,7 @@ type resources struct {
 	// bookmarkInterval is how often idle watches that allow bookmarks get one.
 	bookmarkInterval time.Duration
 	watches          func(kind string, delta int)
+	namespaces       namespaceCache
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -141,8 +143,7 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 		if err != nil {
 			return nil, storeError(info, md.GetName(), err)
 		}
-		md.ResourceVersion = strconv.FormatInt(res.Revision, 10)
-		return kinds.Wrap(obj), nil
+		return storedObject(info.Kind, value, res.Revision), nil
 	}
 }
 
@@ -174,21 +175,91 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 
 // checkNamespace refuses writes into a missing or terminating namespace. It reads this
 // node's state (stale): namespaces change rarely, and Kubernetes' own check races the
-// same way.
+// same way. What it read is cached until this node applies a change to any namespace,
+// so a burst of creates costs no read transaction (see namespaceCache).
 func (r *resources) checkNamespace(ctx context.Context, ns string) error {
 	nsInfo := kinds.MustLookup(kinds.Namespace)
-	obj, _, err := r.get(ctx, nsInfo, store.Key{Kind: kinds.Namespace, Name: ns}, true)
-	if status.Code(err) == codes.NotFound && ns == "default" {
-		// "default" always exists; a write may simply beat the server's own creation of it.
-		return r.ensureNamespace(ctx, ns)
-	}
+	phase, found, err := r.namespaces.phase(r.store, ns)
 	if err != nil {
-		return err
+		return storeError(nsInfo, ns, err)
 	}
-	if obj.(*corev1.Namespace).GetStatus().GetPhase() == "Terminating" {
+	if !found {
+		if ns == "default" {
+			// "default" always exists; a write may simply beat the server's own creation of it.
+			return r.ensureNamespace(ctx, ns)
+		}
+		// This node's state may trail the leader's (a follower, or a node replaying its
+		// log after a restart): confirm a miss with a linearizable read before refusing.
+		o, err := r.store.Get(ctx, store.Key{Kind: kinds.Namespace, Name: ns}, store.ReadOptions{})
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound(nsInfo, ns)
+		}
+		if err != nil {
+			return storeError(nsInfo, ns, err)
+		}
+		if phase, err = namespacePhase(o); err != nil {
+			return storeError(nsInfo, ns, err)
+		}
+	}
+	if phase == "Terminating" {
 		return forbidden(nsInfo, ns, "unable to create new content in namespace "+ns+" because it is being terminated")
 	}
 	return nil
+}
+
+// namespaceCache remembers namespaces' phases as read from this node's state, each with
+// the revision it was read at. An entry answers only while no namespace has changed on
+// this node since (store.LastChange), so it says exactly what a stale read would.
+type namespaceCache struct {
+	mu      sync.RWMutex
+	entries map[string]namespaceEntry
+}
+
+type namespaceEntry struct {
+	found bool
+	phase string
+	rev   int64
+}
+
+func (c *namespaceCache) phase(s *store.Store, ns string) (phase string, found bool, err error) {
+	changed := s.LastChange(kinds.Namespace)
+	c.mu.RLock()
+	e, ok := c.entries[ns]
+	c.mu.RUnlock()
+	if ok && e.rev >= changed {
+		return e.phase, e.found, nil
+	}
+	o, rev, err := s.GetLocal(store.Key{Kind: kinds.Namespace, Name: ns})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		e = namespaceEntry{rev: rev}
+	case err != nil:
+		return "", false, err
+	default:
+		phase, err := namespacePhase(o)
+		if err != nil {
+			return "", false, err
+		}
+		e = namespaceEntry{found: true, phase: phase, rev: rev}
+	}
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) > 10_000 { // bounded: unknown names are cached too
+		c.entries = map[string]namespaceEntry{}
+	}
+	if cur, ok := c.entries[ns]; !ok || cur.rev < e.rev {
+		c.entries[ns] = e
+	}
+	c.mu.Unlock()
+	return e.phase, e.found, nil
+}
+
+// namespacePhase decodes a stored Namespace's phase.
+func namespacePhase(o store.Object) (string, error) {
+	obj, err := decode(kinds.MustLookup(kinds.Namespace), &o)
+	if err != nil {
+		return "", err
+	}
+	return obj.(*corev1.Namespace).GetStatus().GetPhase(), nil
 }
 
 // ensureNamespace creates a namespace unless it exists.

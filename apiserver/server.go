@@ -14,11 +14,17 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
+
+// streamWorkers is how many goroutines serve requests; more arrive in goroutines of their
+// own. Writes wait for Raft while they hold one, so there are enough for a busy
+// cluster's concurrent writers.
+const streamWorkers = 128
 
 // Server is one API server: the gRPC API over an embedded store node.
 type Server struct {
@@ -67,6 +73,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		// Serve requests on long-lived workers: a new goroutine per request grows its
+		// stack anew each time (several copies for the create path's depth).
+		grpc.NumStreamWorkers(streamWorkers),
+		apiv1.ServerBufferPool(),
+		grpc.ForceServerCodecV2(serverCodec{encoding.GetCodecV2("proto")}),
 		grpc.MaxSendMsgSize(1 << 30),
 		grpc.ChainUnaryInterceptor(s.metrics.unary(log), gate.unary()),
 		grpc.ChainStreamInterceptor(s.metrics.stream(log), gate.stream()),
@@ -79,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store})
+	apiv1.RegisterPodsServer(s.grpc, &podLogs{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })

@@ -4,15 +4,20 @@ import (
 	"errors"
 	"strconv"
 
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
 
 // Watch streams changes. Objects go out as their stored bytes plus the resourceVersion
-// (see appendWireObject): the server never decodes what it streams, so a thousand
-// watchers cost a thousand sends, not a thousand decodes and encodes.
+// (see appendWireObject), written straight into gRPC's pooled buffers as a
+// RawWatchResponse (see encodeWatchResponse): the server never decodes what it streams
+// and copies each event's bytes once per watcher, so a thousand watchers cost a
+// thousand sends, not a thousand decodes and encodes.
 func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchServer) error {
 	info, err := lookupKind(req.GetKind())
 	if err != nil {
@@ -56,20 +61,53 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 			}
 			return storeError(info, "", err)
 		}
-		resp := &apiv1.RawWatchResponse{Events: make([]*apiv1.RawWatchEvent, len(evs))}
-		// A fresh buffer each time: gRPC may still hold the last message after SendMsg.
-		var buf []byte
-		offsets := make([]int, len(evs)+1)
-		for i := range evs {
-			ev := &evs[i]
-			buf = appendWireObject(buf, info.Kind, ev.Object.Value, ev.Object.ModRevision)
-			offsets[i+1] = len(buf)
-		}
-		for i := range evs {
-			resp.Events[i] = &apiv1.RawWatchEvent{Type: evs[i].Type.String(), Object: buf[offsets[i]:offsets[i+1]]}
-		}
+		resp := encodeWatchResponse(info.Kind, evs)
 		if err := stream.SendMsg(resp); err != nil {
 			return err
 		}
 	}
+}
+
+// encodedMessage is a message already in gRPC's wire form; serverCodec sends it as is
+// and gRPC frees its buffers once written.
+type encodedMessage struct{ data mem.BufferSlice }
+
+// serverCodec is the proto codec, plus encodedMessage.
+type serverCodec struct{ encoding.CodecV2 }
+
+func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*encodedMessage); ok {
+		return m.data, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
+// RawWatchResponse and RawWatchEvent field numbers (proto/api/v1/api.proto).
+const (
+	rawWatchEventsField protowire.Number = 1
+	rawEventTypeField   protowire.Number = 1
+	rawEventObjectField protowire.Number = 2
+)
+
+// encodeWatchResponse writes a RawWatchResponse of evs, one pooled buffer per event.
+func encodeWatchResponse(kind string, evs []store.Event) *encodedMessage {
+	pool := apiv1.BufferPool()
+	data := make(mem.BufferSlice, 0, len(evs))
+	for i := range evs {
+		ev := &evs[i]
+		typ := ev.Type.String()
+		obj := wireObjectSize(kind, len(ev.Object.Value), ev.Object.ModRevision)
+		inner := protowire.SizeTag(rawEventTypeField) + protowire.SizeBytes(len(typ)) +
+			protowire.SizeTag(rawEventObjectField) + protowire.SizeBytes(obj)
+		bp := pool.Get(protowire.SizeTag(rawWatchEventsField) + protowire.SizeBytes(inner))
+		b := protowire.AppendTag((*bp)[:0], rawWatchEventsField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(inner))
+		b = protowire.AppendTag(b, rawEventTypeField, protowire.BytesType)
+		b = protowire.AppendString(b, typ)
+		b = protowire.AppendTag(b, rawEventObjectField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(obj))
+		*bp = appendWireObject(b, kind, ev.Object.Value, ev.Object.ModRevision)
+		data = append(data, mem.NewBuffer(bp, pool))
+	}
+	return &encodedMessage{data: data}
 }

@@ -92,9 +92,12 @@ type Settings struct {
 	Token                     string
 }
 
-// Resolve turns settings into the servers to dial and the connection's TLS and
-// credentials (set on opts, which keeps its other fields).
-func Resolve(s Settings, opts Options) ([]string, Options, error) {
+// resolved is what settings come to, flags over the config file.
+type resolved struct {
+	server, ca, cert, key, token string
+}
+
+func (s Settings) resolve() (resolved, error) {
 	path := s.Config
 	if path == "" && (s.UseDefaultConfig || os.Getenv("SKIFF_CONFIG") != "") {
 		path = DefaultConfigPath()
@@ -106,7 +109,7 @@ func Resolve(s Settings, opts Options) ([]string, Options, error) {
 		case err == nil:
 			cf = *c
 		case s.Config != "" || !errors.Is(err, os.ErrNotExist):
-			return nil, opts, err
+			return resolved{}, err
 		}
 	}
 	pick := func(flag, file string) string {
@@ -115,33 +118,50 @@ func Resolve(s Settings, opts Options) ([]string, Options, error) {
 		}
 		return file
 	}
-	server := s.Server
-	if server == "" && os.Getenv("SKIFF_SERVER") == "" && len(cf.Servers) > 0 {
-		server = strings.Join(cf.Servers, ",")
+	r := resolved{server: s.Server}
+	if r.server == "" && os.Getenv("SKIFF_SERVER") == "" && len(cf.Servers) > 0 {
+		r.server = strings.Join(cf.Servers, ",")
 	}
-	servers := Servers(server)
-	ca, cert, key := pick(s.CAFile, cf.CAFile), pick(s.CertFile, cf.CertFile), pick(s.KeyFile, cf.KeyFile)
-	token := pick(s.Token, cf.Token)
-	if token == "" && cf.TokenFile != "" {
+	r.ca, r.cert, r.key = pick(s.CAFile, cf.CAFile), pick(s.CertFile, cf.CertFile), pick(s.KeyFile, cf.KeyFile)
+	r.token = pick(s.Token, cf.Token)
+	if r.token == "" && cf.TokenFile != "" {
 		b, err := os.ReadFile(cf.TokenFile)
 		if err != nil {
-			return nil, opts, fmt.Errorf("client config %s: %w", path, err)
+			return resolved{}, fmt.Errorf("client config %s: %w", path, err)
 		}
-		token = strings.TrimSpace(string(b))
+		r.token = strings.TrimSpace(string(b))
 	}
-	if ca == "" {
-		if cert != "" || token != "" {
+	return r, nil
+}
+
+// Files are the CA, certificate and key files the settings name, by flag or through the
+// config file ("" where none): a kubelet serves its log server with them.
+func (s Settings) Files() (ca, cert, key string, err error) {
+	r, err := s.resolve()
+	return r.ca, r.cert, r.key, err
+}
+
+// Resolve turns settings into the servers to dial and the connection's TLS and
+// credentials (set on opts, which keeps its other fields).
+func Resolve(s Settings, opts Options) ([]string, Options, error) {
+	rs, err := s.resolve()
+	if err != nil {
+		return nil, opts, err
+	}
+	servers := Servers(rs.server)
+	if rs.ca == "" {
+		if rs.cert != "" || rs.token != "" {
 			return nil, opts, errors.New("a client certificate or token needs TLS: give the cluster CA with --ca-file (or caFile in the client config)")
 		}
 		return servers, opts, nil
 	}
-	r, err := pki.NewReloader(cert, key, ca)
+	r, err := pki.NewReloader(rs.cert, rs.key, rs.ca)
 	if err != nil {
 		return nil, opts, err
 	}
 	opts.TLS = r.ClientTLS()
-	if token != "" {
-		opts.PerRPCCredentials = BearerToken(token)
+	if rs.token != "" {
+		opts.PerRPCCredentials = BearerToken(rs.token)
 	}
 	return servers, opts, nil
 }

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 // DefaultServer is where clients look when given no server: the address `skiff up`
@@ -127,6 +129,7 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		// Fail fast when a server is down, so the call moves to the next one.
 		grpc.WithConnectParams(grpcConnectParams),
+		apiv1.DialBufferPool(),
 	}
 	if c.opts.PerRPCCredentials != nil {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(c.opts.PerRPCCredentials))

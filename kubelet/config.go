@@ -39,6 +39,11 @@ type Config struct {
 	// Default: the machine's CPU count and memory (/proc/meminfo), and 110 pods.
 	// Allocatable equals capacity.
 	Capacity map[string]string
+	// LogPort is the port of the kubelet's log server (LogServer) on NodeIP, published
+	// in the Node's status.daemonEndpoints.kubeletEndpoint for the API server to dial;
+	// 0 publishes none (the node serves no logs). The kubelet does not listen itself:
+	// whoever runs it serves a LogServer there.
+	LogPort int
 
 	// LeaseDuration is the node Lease's leaseDurationSeconds (40s); the Lease is
 	// renewed every LeaseRenewInterval (10s).
@@ -109,6 +114,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %v: must be positive", d.name, d.v))
 		}
+	}
+	if c.LogPort < 0 || c.LogPort > 65535 {
+		errs = append(errs, fmt.Errorf("logPort %d: must be a port number (0: none)", c.LogPort))
 	}
 	if c.LeaseRenewInterval >= c.LeaseDuration {
 		errs = append(errs, fmt.Errorf("leaseRenewInterval %v: must be shorter than leaseDuration %v", c.LeaseRenewInterval, c.LeaseDuration))

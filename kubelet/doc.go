@@ -30,6 +30,13 @@
 //
 // Restart back-offs start again after a kubelet restart.
 // There are no probes (a running container is ready), no init containers, no volumes,
-// no pod networking (pods share the host's network; podIP is the node's IP), no
-// eviction, and no API of its own (logs are read from the Runtime).
+// no pod networking (pods share the host's network; podIP is the node's IP), and no
+// eviction.
+//
+// # Logs
+//
+// The kubelet's only API is LogServer (logserver.go): the KubeletLogs gRPC service, which
+// streams a container's output from the Runtime to the API server (skiffctl logs goes
+// through the API server, which authorizes the user and dials the kubelet at the node's
+// InternalIP and the port its status publishes in daemonEndpoints.kubeletEndpoint).
 package kubelet

@@ -158,6 +158,9 @@ func (k *Kubelet) nodeStatus(old *corev1.NodeStatus) *corev1.NodeStatus {
 		Addresses: []*corev1.NodeAddress{{Type: "InternalIP", Address: k.cfg.NodeIP}, {Type: "Hostname", Address: k.cfg.NodeName}},
 		NodeInfo:  k.info,
 	}
+	if k.cfg.LogPort > 0 {
+		st.DaemonEndpoints = &corev1.NodeDaemonEndpoints{KubeletEndpoint: &corev1.DaemonEndpoint{Port: int32(k.cfg.LogPort)}}
+	}
 	for _, c := range []*corev1.NodeCondition{
 		{Type: "Ready", Status: "True", Reason: "KubeletReady", Message: "kubelet is posting ready status"},
 		{Type: "MemoryPressure", Status: "False", Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},

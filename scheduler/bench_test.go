@@ -14,14 +14,13 @@ import (
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
 // The scheduler's benchmarks print `BENCH <name> <value> <unit>` lines (see
 // INTERFACE.md) and run once each: `go test -run '^$' -bench Sched -benchtime 1x`.
 
-func bench(name string, value float64, unit string) {
-	fmt.Printf("BENCH %s %.6g %s\n", name, value, unit)
-}
+var bench = benchfig.Report
 
 // fakeBinder binds in memory and reports each binding to the cache, as the watch would.
 type fakeBinder struct {
@@ -56,6 +55,7 @@ func benchPods(n int) []*corev1.Pod {
 // BenchmarkSched5000n10000p: 10,000 pods through the queue, the algorithm and the
 // cache's assumption, bound by an in-memory binder, on 5,000 nodes.
 func BenchmarkSched5000n10000p(b *testing.B) {
+	benchfig.Want(b, "sched_5000n_10000p")
 	for i := 0; i < b.N; i++ {
 		cfg := DefaultConfig()
 		cfg.Seed = 1
@@ -134,6 +134,7 @@ func parallel(workers, n int, fn func(i int)) {
 // nodes; 10,000 pods are created in parallel, and the clock runs from the first create
 // until the last pod is bound.
 func BenchmarkSchedE2E1000n10000p(b *testing.B) {
+	benchfig.Want(b, "sched_e2e_1000n_10000p")
 	for i := 0; i < b.N; i++ {
 		c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
 		// Clients talk to the leader, as the store's benchmarks do (and etcd's tool):

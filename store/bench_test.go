@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
 // The store's benchmarks print `BENCH <name> <value> <unit>` lines (see INTERFACE.md) and
@@ -27,17 +28,7 @@ func benchCluster(b *testing.B) (*cluster, *Store) {
 	return c, c.nodes[c.leader()]
 }
 
-func bench(name string, value float64, unit string) {
-	fmt.Printf("BENCH %s %.6g %s\n", name, value, unit)
-}
-
-func percentile(d []time.Duration, p float64) float64 {
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	if len(d) == 0 {
-		return 0
-	}
-	return float64(d[int(float64(len(d)-1)*p)].Microseconds()) / 1000
-}
+var bench, percentile = benchfig.Report, benchfig.Percentile
 
 // load runs clients concurrent loops of op until total calls are done; it returns ops/s
 // and every call's latency.
@@ -84,6 +75,8 @@ var value1k = func() []byte {
 func BenchmarkStoreCreate(b *testing.B) {
 	for _, clients := range []int{1, 100} {
 		b.Run(fmt.Sprintf("c%d", clients), func(b *testing.B) {
+			name := fmt.Sprintf("store_create_1k_c%d", clients)
+			benchfig.Want(b, name, name+"_p50", name+"_p99")
 			_, leader := benchCluster(b)
 			ctx := context.Background()
 			total := 3000
@@ -94,7 +87,6 @@ func BenchmarkStoreCreate(b *testing.B) {
 				_, err := leader.Txn(ctx, Op{Type: Create, Key: Key{Kind: "ConfigMap", Namespace: "bench", Name: "o" + strconv.Itoa(i)}, Value: value1k})
 				return err
 			})
-			name := fmt.Sprintf("store_create_1k_c%d", clients)
 			bench(name, rate, "ops/s")
 			bench(name+"_p50", percentile(lat, 0.50), "ms")
 			bench(name+"_p99", percentile(lat, 0.99), "ms")
@@ -103,6 +95,7 @@ func BenchmarkStoreCreate(b *testing.B) {
 }
 
 func BenchmarkStoreCASUpdate(b *testing.B) {
+	benchfig.Want(b, "store_cas_update_c100", "store_cas_update_c100_p99")
 	_, leader := benchCluster(b)
 	ctx := context.Background()
 	const clients, keys, total = 100, 1000, 40000
@@ -141,6 +134,7 @@ func BenchmarkStoreCASUpdate(b *testing.B) {
 }
 
 func BenchmarkStoreList10k(b *testing.B) {
+	benchfig.Want(b, "store_list_10k")
 	_, leader := benchCluster(b)
 	ctx := context.Background()
 	load(b, 100, 10000, func(c, i int) error {
@@ -163,6 +157,7 @@ func BenchmarkStoreList10k(b *testing.B) {
 }
 
 func BenchmarkWatchFanout(b *testing.B) {
+	benchfig.Want(b, "watch_fanout_1000", "watch_fanout_1000_p99_lag")
 	c, leader := benchCluster(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -126,20 +126,8 @@ func (c *Config) Validate() error {
 		c.Advertise = c.Listen
 	}
 	if len(c.InitialCluster) > 0 {
-		found := false
-		seen := map[string]bool{}
-		for _, s := range c.InitialCluster {
-			if s.ID == "" || s.Address == "" {
-				return fmt.Errorf("store config %s: initial cluster member %q needs an ID and an address", c.ID, s.ID+"="+s.Address)
-			}
-			if seen[s.ID] {
-				return fmt.Errorf("store config %s: initial cluster names %s twice", c.ID, s.ID)
-			}
-			seen[s.ID] = true
-			found = found || s.ID == c.ID
-		}
-		if !found {
-			return fmt.Errorf("store config %s: initial cluster does not include this node", c.ID)
+		if err := c.validateMembers(); err != nil {
+			return err
 		}
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
@@ -159,6 +147,27 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
+	}
+	return nil
+}
+
+// validateMembers checks InitialCluster: every member named once, with an address, and
+// this node among them.
+func (c *Config) validateMembers() error {
+	found := false
+	seen := map[string]bool{}
+	for _, s := range c.InitialCluster {
+		if s.ID == "" || s.Address == "" {
+			return fmt.Errorf("store config %s: initial cluster member %q needs an ID and an address", c.ID, s.ID+"="+s.Address)
+		}
+		if seen[s.ID] {
+			return fmt.Errorf("store config %s: initial cluster names %s twice", c.ID, s.ID)
+		}
+		seen[s.ID] = true
+		found = found || s.ID == c.ID
+	}
+	if !found {
+		return fmt.Errorf("store config %s: initial cluster does not include this node", c.ID)
 	}
 	return nil
 }

@@ -48,6 +48,14 @@
 // and may resume from its last revision. A snapshot restore under a watch ends it with
 // ErrCompacted.
 //
+// # Backup and restore
+//
+// Backup streams a consistent copy of the state file. RestoreDir seeds an empty data
+// directory from one: it writes a Raft snapshot of that state, moved RevisionBump
+// revisions ahead, whose configuration is the new cluster's, so the node starts with
+// existing state and never bootstraps. Objects keep their revisions; the history starts
+// at the bumped revision, so a watch from before the restore gets a CompactedError.
+//
 // # What it does not do
 //
 // It does not interpret values, enforce schemas or generate uids: the API server does.

@@ -131,6 +131,13 @@ type fsm struct {
 	entries atomic.Int64
 	batches atomic.Int64
 	hist    *history
+
+	// changed maps a kind to the revision of the latest applied change to one of its
+	// objects (*atomic.Int64); reset is the revision of the latest snapshot restore,
+	// which may have changed anything. Together they say whether what a reader learned
+	// of a kind at some revision still holds, without a read transaction.
+	changed sync.Map
+	reset   atomic.Int64
 }
 
 func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]string, hist *history, log hclog.Logger) (*fsm, error) {
@@ -244,6 +251,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		// The state machine cannot skip a committed entry and stay identical to its peers.
 		f.log.Error("apply committed entries failed; stopping", "first", logs[0].Index, "last", last, "error", err)
 		panic(fmt.Sprintf("store: apply entries %d..%d: %v", logs[0].Index, last, err))
+	}
+	for i := range events {
+		f.noteChange(events[i].Object.Kind, events[i].Revision)
 	}
 	f.applied.Store(last)
 	f.entries.Add(int64(len(logs)))
@@ -410,6 +420,24 @@ func (w *writer) write(c change) error {
 		return fmt.Errorf("put %s: %w", c.key, err)
 	}
 	return nil
+}
+
+func (f *fsm) noteChange(kind string, rev int64) {
+	v, ok := f.changed.Load(kind)
+	if !ok {
+		v, _ = f.changed.LoadOrStore(kind, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Store(rev) // only the apply goroutine writes: revisions only grow
+}
+
+// lastChange is the revision of the latest change to an object of kind applied on this
+// node (or of the latest restore, whichever is later).
+func (f *fsm) lastChange(kind string) int64 {
+	rev := f.reset.Load()
+	if v, ok := f.changed.Load(kind); ok {
+		rev = max(rev, v.(*atomic.Int64).Load())
+	}
+	return rev
 }
 
 // view runs fn in a read transaction on the current state file.
@@ -586,6 +614,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.db = db
 	f.applied.Store(rev)
+	f.reset.Store(rev)
 	f.hist.reset(rev)
 	f.log.Info("restored state from snapshot", "revision", rev)
 	return nil

@@ -454,3 +454,32 @@ func TestIndexedFieldsOnly(t *testing.T) {
 		check(tc.to, "restored")
 	}
 }
+
+func TestLastChangeTracksKindsAndRestores(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	ns := Key{Kind: "Namespace", Name: "team"}
+	if got := tf.f.lastChange("Namespace"); got != 0 {
+		t.Fatalf("lastChange before any write = %d", got)
+	}
+	tf.apply([]Op{{Type: Create, Key: ns, Value: []byte("v")}})
+	tf.apply([]Op{{Type: Create, Key: key("a"), Value: []byte("v")}})
+	if got := tf.f.lastChange("Namespace"); got != 1 {
+		t.Fatalf("lastChange(Namespace) = %d, want 1 (a ConfigMap write is not a namespace change)", got)
+	}
+	tf.apply([]Op{{Type: Delete, Key: ns}})
+	if got := tf.f.lastChange("Namespace"); got != 3 {
+		t.Fatalf("lastChange(Namespace) after delete = %d, want 3", got)
+	}
+	// A restore may change anything: every kind counts as changed at its revision.
+	sink := &memSink{}
+	if _, err := tf.f.writeTo(sink); err != nil {
+		t.Fatal(err)
+	}
+	other := newTestFSM(t, 100)
+	if err := other.f.Restore(sink.reader()); err != nil {
+		t.Fatal(err)
+	}
+	if got := other.f.lastChange("Pod"); got != 3 {
+		t.Fatalf("lastChange(Pod) after restoring revision 3 = %d", got)
+	}
+}

@@ -462,6 +462,22 @@ func (s *Store) Get(ctx context.Context, k Key, opts ReadOptions) (Object, error
 	return obj, err
 }
 
+// GetLocal reads one object from this node's state as it is (a stale read, like
+// ReadOptions.Stale) and returns the revision the read reflects, or a *PreconditionError
+// wrapping ErrNotFound, with that revision, when the object does not exist.
+func (s *Store) GetLocal(k Key) (Object, int64, error) {
+	if s.closed.Load() {
+		return Object{}, 0, ErrClosed
+	}
+	return s.fsm.get(k)
+}
+
+// LastChange is the revision of the latest change to any object of kind that this node
+// has applied (or of the latest snapshot it restored, which may change anything). What a
+// GetLocal of that kind returned at revision r is still this node's state while
+// LastChange(kind) <= r: callers cache rarely changing kinds with it.
+func (s *Store) LastChange(kind string) int64 { return s.fsm.lastChange(kind) }
+
 // List reads the objects of a kind in one consistent snapshot and returns the revision
 // it reflects: a watch after that revision sees every later change.
 func (s *Store) List(ctx context.Context, kind string, opts ListOptions) ([]Object, int64, error) {

@@ -31,7 +31,8 @@ type Options struct {
 	Configure func(*apiserver.Config)
 	// Certs, when set, is a directory made by pki.InitDir (see Certs): the members serve
 	// the API over TLS with apiserver.crt, authenticate clients against ca.crt, and run
-	// their peer port over mutual TLS. Without it the cluster is insecure.
+	// their peer port over mutual TLS, and call kubelets (logs) with apiserver.crt. Without
+	// it the cluster is insecure.
 	Certs string
 	// Tokens, when set, are the bearer tokens the members accept.
 	Tokens *auth.Tokens
@@ -72,6 +73,7 @@ func secure(t testing.TB, cfg *apiserver.Config, dir string) {
 		t.Fatal(err)
 	}
 	cfg.TLS, cfg.ClientRoots, cfg.JoinTLS, cfg.Store.PeerTLS = r.ServerTLS(), r.Pool, r.ClientTLS(), r.PeerTLS()
+	cfg.KubeletTLS = r.KubeletClientTLS
 }
 
 // Cluster is a running test cluster.

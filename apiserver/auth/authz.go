@@ -38,7 +38,8 @@ type Attributes struct {
 	User User
 	Verb string
 	// Resource is the kind's plural ("pods") or ResourceCluster; Subresource is
-	// "status" (UpdateStatus), "binding" (Bind), "members", "leader", "snapshot" or "".
+	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "members", "leader",
+	// "snapshot" or "".
 	Resource, Subresource string
 	// Namespace and Name of the object; empty Name for list and watch, empty Namespace
 	// for cluster-scoped kinds or all namespaces.
@@ -92,15 +93,16 @@ type Guard func(obj kinds.Object) error
 //
 //   - skiff:admin: anything.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
-//   - skiff:controller-manager: reads; writes to deployments, replicasets, pods,
-//     events, configmaps and namespaces; nodes' updates, status and deletion; Leases in
-//     kube-system (its election), deletion of Leases anywhere (the garbage collector).
-//   - skiff:scheduler: reads; pods' bindings and status; events; Leases in kube-system
-//     and creating that namespace.
+//   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
+//     replicasets, pods, events, configmaps and namespaces; nodes' updates, status and
+//     deletion; Leases in kube-system (its election), deletion of Leases anywhere (the
+//     garbage collector).
+//   - skiff:scheduler: reads (but not pods' logs); pods' bindings and status; events;
+//     Leases in kube-system and creating that namespace.
 //   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
 //     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
-//     and watch only with fieldSelector spec.nodeName=NAME; get, status and delete only
-//     of a pod bound to NAME), and creating and updating events.
+//     and watch only with fieldSelector spec.nodeName=NAME; get, logs, status and
+//     delete only of a pod bound to NAME), and creating and updating events.
 //
 // Everything else is denied.
 type Authorizer struct{}
@@ -137,6 +139,9 @@ func controllerManagerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
 	}
+	if a.Subresource == "log" {
+		return false // containers' output is not the controllers' business
+	}
 	if isRead(a.Verb) {
 		return true
 	}
@@ -158,6 +163,9 @@ func controllerManagerMay(a Attributes) bool {
 func schedulerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
+	}
+	if a.Subresource == "log" {
+		return false
 	}
 	if isRead(a.Verb) {
 		return true
@@ -217,7 +225,7 @@ func nodeMay(a Attributes) (Guard, error) {
 				return nil, deny(a, "a node may only %s pods with fieldSelector spec.nodeName=%s", a.Verb, node)
 			}
 			return nil, nil
-		case a.Verb == Get && a.Subresource == "",
+		case a.Verb == Get && (a.Subresource == "" || a.Subresource == "log"),
 			a.Verb == Update && a.Subresource == "status",
 			a.Verb == Delete && a.Subresource == "":
 			return boundTo(a, node), nil

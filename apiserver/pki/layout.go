@@ -16,7 +16,8 @@ import (
 //	controller-manager.crt/.key  system:controller-manager (skiff:controller-manager)
 //	scheduler.crt/.key           system:scheduler (skiff:scheduler)
 //	admin.crt/.key               admin (skiff:admin)
-//	kubelet-NAME.crt/.key        system:node:NAME (skiff:nodes), one per node
+//	kubelet-NAME.crt/.key        system:node:NAME (skiff:nodes), one per node: the
+//	                             kubelet's client certificate and its log server's
 //
 // Every apiserver shares one certificate naming all --hosts: peers and clients accept
 // any certificate of the cluster CA in group skiff:apiservers.
@@ -43,7 +44,7 @@ func (o InitOptions) Leaves() map[string]Request {
 		"admin":              {CommonName: UserAdmin, Organization: []string{GroupAdmin}, Client: true},
 	}
 	for _, n := range o.Nodes {
-		out["kubelet-"+n] = Request{CommonName: NodeUserPrefix + n, Organization: []string{GroupNodes}, Client: true}
+		out["kubelet-"+n] = Request{CommonName: NodeUserPrefix + n, Organization: []string{GroupNodes}, Client: true, Server: true}
 	}
 	return out
 }
@@ -119,6 +120,9 @@ func RotateDir(dir string, now time.Time, validity time.Duration) ([]string, err
 			continue
 		}
 		req := RequestFor(certs[0])
+		if strings.HasPrefix(req.CommonName, NodeUserPrefix) {
+			req.Server = true // kubelets serve logs (certificates made before that could not)
+		}
 		req.NotBefore, req.Validity = now.Add(-time.Minute), validity
 		p, err := ca.Issue(req)
 		if err != nil {

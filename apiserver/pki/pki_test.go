@@ -170,6 +170,44 @@ func TestInitAndRotate(t *testing.T) {
 	if !slices.Equal(api2[0].DNSNames, api[0].DNSNames) || len(api2[0].IPAddresses) != len(api[0].IPAddresses) {
 		t.Fatal("rotation changed the SANs")
 	}
+	serves := func(c *x509.Certificate) bool { return slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageServerAuth) }
+	if !serves(before.Cert) || !serves(after.Cert) {
+		t.Fatal("a kubelet certificate cannot serve logs")
+	}
+}
+
+// TestRotateGivesOldKubeletCertificatesServerUsage: a kubelet certificate made before
+// kubelets served logs (client usage only) gains server usage when rotated.
+func TestRotateGivesOldKubeletCertificatesServerUsage(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := InitDir(dir, InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ca.Issue(Request{CommonName: NodeUserPrefix + "w1", Organization: []string{GroupNodes}, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := old.Write(dir, "kubelet-w1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RotateDir(dir, time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := ReadCerts(filepath.Join(dir, "kubelet-w1.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := certs[0].ExtKeyUsage; !slices.Contains(u, x509.ExtKeyUsageServerAuth) || !slices.Contains(u, x509.ExtKeyUsageClientAuth) {
+		t.Fatalf("rotated kubelet certificate's usages: %v", u)
+	}
+	admin, _ := ReadCerts(filepath.Join(dir, "admin.crt"))
+	if slices.Contains(admin[0].ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+		t.Fatal("rotation gave the admin certificate server usage")
+	}
 }
 
 // TestReloadHandshake: a server and a client over the reloading configs; after a

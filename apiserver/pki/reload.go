@@ -202,3 +202,45 @@ func (r *Reloader) PeerTLS() *tls.Config {
 		},
 	}
 }
+
+// KubeletServerTLS is a kubelet's log server TLS: it serves the kubelet's certificate
+// and accepts only clients whose certificate chains to the CA bundle and is in group
+// skiff:apiservers: the API servers, which authorize users before they ask.
+func (r *Reloader) KubeletServerTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		ClientAuth:     tls.RequireAnyClientCert,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.Certificate() },
+		NextProtos:     []string{"h2"},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if err := r.VerifyPeer(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, GroupAPIServers, time.Now()); err != nil {
+				return fmt.Errorf("client certificate: only API servers may call a kubelet: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+// KubeletClientTLS is an API server's TLS toward the kubelet of node: it presents the
+// current certificate and accepts only node's own certificate (user system:node:NODE in
+// group skiff:nodes, chaining to the CA bundle, for server use). Names are not checked:
+// the identity is.
+func (r *Reloader) KubeletClientTLS(node string) *tls.Config {
+	c := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // VerifyConnection verifies, against the current CA
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if err := r.VerifyPeer(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, GroupNodes, time.Now()); err != nil {
+				return fmt.Errorf("kubelet certificate of node %s: %w", node, err)
+			}
+			if cn := cs.PeerCertificates[0].Subject.CommonName; cn != NodeUserPrefix+node {
+				return fmt.Errorf("kubelet certificate of node %s: it is %q's, not %q", node, cn, NodeUserPrefix+node)
+			}
+			return nil
+		},
+	}
+	if r.certFile != "" {
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return r.Certificate() }
+	}
+	return c
+}

@@ -88,9 +88,9 @@ type securityFlags struct {
 }
 
 func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
-	f.StringVar(&s.tlsCert, "tls-cert-file", "", "the API's serving certificate (reloaded when the file changes)")
+	f.StringVar(&s.tlsCert, "tls-cert-file", "", "the API's serving certificate, also presented to kubelets to read logs (reloaded when the file changes)")
 	f.StringVar(&s.tlsKey, "tls-key-file", "", "the serving certificate's key")
-	f.StringVar(&s.clientCA, "client-ca-file", "", "CA that signs client certificates; a certificate's CN is the user, its O the groups")
+	f.StringVar(&s.clientCA, "client-ca-file", "", "CA that signs client and kubelet certificates; a certificate's CN is the user, its O the groups")
 	f.StringVar(&s.peerCert, "peer-cert-file", "", "certificate for Raft peer traffic and joins, in group skiff:apiservers (mutual TLS)")
 	f.StringVar(&s.peerKey, "peer-key-file", "", "the peer certificate's key")
 	f.StringVar(&s.peerCA, "peer-ca-file", "", "CA that signs every member's peer certificate")
@@ -111,7 +111,9 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 		}
 		cfg.TLS = r.ServerTLS()
 		if s.clientCA != "" {
-			cfg.ClientRoots = r.Pool
+			// Kubelets (logs) are called with the serving certificate, which skiff
+			// certs init issues for client use too, and verified against the client CA.
+			cfg.ClientRoots, cfg.KubeletTLS = r.Pool, r.KubeletClientTLS
 		}
 	} else if s.clientCA != "" {
 		return fmt.Errorf("--client-ca-file needs --tls-cert-file and --tls-key-file")
@@ -125,6 +127,9 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 			return fmt.Errorf("--peer-cert-file: %w", err)
 		}
 		cfg.Store.PeerTLS, cfg.JoinTLS = r.PeerTLS(), r.ClientTLS()
+		if cfg.KubeletTLS == nil {
+			cfg.KubeletTLS = r.KubeletClientTLS
+		}
 	}
 	if s.tokenFile != "" {
 		if cfg.TLS == nil {

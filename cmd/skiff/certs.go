@@ -26,8 +26,8 @@ func certsCmd() *cobra.Command {
 		Long: `Create, in --dir, a CA (ca.crt, ca.key) and certificates signed by it:
 apiserver (every API server, for its API, its Raft peers and joins; SANs: --hosts,
 localhost and loopback), controller-manager, scheduler, admin, and kubelet-NAME for each
-of --nodes (user system:node:NAME, group skiff:nodes). Keys are ECDSA P-256; the CA is
-valid ten years, the others one.`,
+of --nodes (user system:node:NAME, group skiff:nodes; also its log server's certificate).
+Keys are ECDSA P-256; the CA is valid ten years, the others one.`,
 		Example: `  skiff certs init --dir /etc/skiff/pki --nodes w1,w2,w3 --hosts skiff.internal,10.0.0.1,10.0.0.2,10.0.0.3`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,7 +52,8 @@ valid ten years, the others one.`,
 	rotateCmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Re-issue every leaf certificate in --dir from its CA, with new keys",
-		Long: `Re-issue every certificate in --dir except the CA's, keeping subjects, names and usages.
+		Long: `Re-issue every certificate in --dir except the CA's, keeping subjects, names and usages
+(kubelet certificates gain server usage, for their log server, if they lack it).
 Files are replaced atomically; running servers and clients pick the new ones up for new
 connections without a restart.`,
 		Args: cobra.NoArgs,

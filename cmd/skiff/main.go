@@ -34,7 +34,7 @@ func rootCmd() *cobra.Command {
 	logger := func(name string) hclog.Logger {
 		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
 	}
-	root.AddCommand(apiserverCmd(logger), controllerManagerCmd(logger), schedulerCmd(logger), kubeletCmd(logger), upCmd(logger), certsCmd())
+	root.AddCommand(apiserverCmd(logger), controllerManagerCmd(logger), schedulerCmd(logger), kubeletCmd(logger), upCmd(logger), certsCmd(), restoreCmd(logger))
 	return root
 }
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,6 +117,7 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 				cfg.InitialCluster = initial
 				cfg.Logger = log
 				cfg.TLS, cfg.ClientRoots, cfg.JoinTLS, cfg.Store.PeerTLS = serverCerts.ServerTLS(), serverCerts.Pool, serverCerts.ClientTLS(), serverCerts.PeerTLS()
+				cfg.KubeletTLS = serverCerts.KubeletClientTLS
 				s, err := apiserver.New(cfg)
 				if err != nil {
 					return err
@@ -136,6 +139,13 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 				return err
 			}
 			defer kubeletConn.Close()
+			kubeletCerts, err := pki.NewReloader(p("kubelet-"+kcfg.NodeName+".crt"), p("kubelet-"+kcfg.NodeName+".key"), p(pki.CACertFile))
+			if err != nil {
+				return err
+			}
+			// The log server: on the node's address, any free port (published in the
+			// Node's status), so that several skiff ups do not collide.
+			opts.kubeletListen, opts.logTLS = net.JoinHostPort(kcfg.NodeIP, "0"), kubeletCerts.KubeletServerTLS()
 
 			mcfg := controllers.DefaultConfig()
 			mcfg.LeaderElect, mcfg.Logger = false, log
@@ -191,13 +201,14 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 }
 
 // upCerts makes skiff up's CA and certificates on the first start, and a kubelet
-// certificate for a node name it has not seen.
+// certificate for a node name it has not seen (or made before kubelets served logs,
+// without server usage).
 func upCerts(dir, nodeName, host string) error {
 	if _, err := os.Stat(filepath.Join(dir, pki.CAKeyFile)); errors.Is(err, os.ErrNotExist) {
 		_, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{nodeName}, Hosts: []string{host}})
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "kubelet-"+nodeName+".crt")); err == nil {
+	if certs, err := pki.ReadCerts(filepath.Join(dir, "kubelet-"+nodeName+".crt")); err == nil && slices.Contains(certs[0].ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
 		return nil
 	}
 	ca, err := pki.LoadCA(dir)

@@ -2,7 +2,6 @@ package replicaset
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -14,11 +13,13 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
 // BenchmarkRSScaleUp10k: seconds for a ReplicaSet scaled from 0 to 10,000 to have 10,000
 // pods stored, on a 3-node cluster.
 func BenchmarkRSScaleUp10k(b *testing.B) {
+	benchfig.Want(b, "rs_scale_up_10k")
 	const n = 10_000
 	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
@@ -68,5 +69,5 @@ func BenchmarkRSScaleUp10k(b *testing.B) {
 	if got := podInf.Lister().Len(); got != n {
 		b.Fatalf("%d pods, want %d", got, n)
 	}
-	fmt.Printf("BENCH rs_scale_up_10k %.2f s\n", elapsed.Seconds())
+	benchfig.Report("rs_scale_up_10k", elapsed.Seconds(), "s")
 }

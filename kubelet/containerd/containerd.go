@@ -395,25 +395,12 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 	return out, nil
 }
 
-// Logs implements kubelet.Runtime. Following copies what the file holds once the
-// container has exited (or ctx ends); it does not stream line by line.
+// logPoll is how often a followed log file is checked for more output.
+const logPoll = 200 * time.Millisecond
+
+// Logs implements kubelet.Runtime. Following copies what the file holds, then what is
+// appended to it, until the container's task exits (or ctx ends).
 func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool) error {
-	nctx := r.ns(ctx)
-	if follow {
-		ctr, err := r.client.LoadContainer(nctx, id)
-		if err != nil {
-			return notFound("logs of", id, err)
-		}
-		if task, err := ctr.Task(nctx, nil); err == nil {
-			exited, err := task.Wait(nctx)
-			if err == nil {
-				select {
-				case <-exited:
-				case <-ctx.Done():
-				}
-			}
-		}
-	}
 	f, err := os.Open(r.logPath(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("logs of container %s: %w", id, kubelet.ErrNotFound)
@@ -422,6 +409,53 @@ func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool)
 		return fmt.Errorf("logs of container %s: %w", id, err)
 	}
 	defer f.Close()
-	_, err = io.Copy(w, f)
-	return err
+	if !follow {
+		_, err = io.Copy(w, f)
+		return err
+	}
+	nctx := r.ns(ctx)
+	ctr, err := r.client.LoadContainer(nctx, id)
+	if err != nil {
+		return notFound("logs of", id, err)
+	}
+	exited := make(chan struct{})
+	if task, err := ctr.Task(nctx, nil); err == nil {
+		// Wait answers at once for a task that has exited already.
+		ch, err := task.Wait(nctx)
+		if err != nil {
+			return fmt.Errorf("logs of container %s: wait: %w", id, err)
+		}
+		returned := make(chan struct{})
+		defer close(returned)
+		go func() {
+			select {
+			case <-ch:
+				close(exited)
+			case <-returned:
+			}
+		}()
+	} else {
+		close(exited) // no task: nothing runs to write more
+	}
+	return followFile(ctx, f, w, exited, logPoll)
+}
+
+// followFile copies f to w, then what is appended to f (looking every poll) until
+// exited is closed, after which it copies what remains and returns; or until ctx ends.
+func followFile(ctx context.Context, f io.Reader, w io.Writer, exited <-chan struct{}, poll time.Duration) error {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if _, err := io.Copy(w, f); err != nil {
+			return err
+		}
+		select {
+		case <-exited:
+			_, err := io.Copy(w, f)
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

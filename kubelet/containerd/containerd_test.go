@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,6 +142,10 @@ func TestLifecycle(t *testing.T) {
 	if err := r.Logs(ctx, ids[0], &logs, false); err != nil || !strings.Contains(logs.String(), "hello") {
 		t.Fatalf("logs %q, %v", logs.String(), err)
 	}
+	logs.Reset()
+	if err := r.Logs(ctx, ids[0], &logs, true); err != nil || logs.String() != "hello\n" {
+		t.Fatalf("following an exited container's logs: %q, %v", logs.String(), err)
+	}
 	if c := state(ids[1]); c.State != kubelet.StateRunning {
 		t.Fatalf("sleeper %+v", c)
 	}
@@ -155,5 +162,79 @@ func TestLifecycle(t *testing.T) {
 	}
 	if l, _ := r.List(ctx); len(l) != 0 {
 		t.Fatalf("left %+v", l)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a follower writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestFollowFile follows a file as a container's output grows: what is there, then what
+// is appended, then the rest once the container exits.
+func TestFollowFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "c.log")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	fmt.Fprintln(out, "one")
+	in, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	exited := make(chan struct{})
+	var got syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- followFile(ctx, in, &got, exited, time.Millisecond) }()
+	waitFor := func(want string) {
+		t.Helper()
+		for got.String() != want {
+			select {
+			case err := <-done:
+				t.Fatalf("follow ended early: %v with %q", err, got.String())
+			case <-ctx.Done():
+				t.Fatalf("follow has %q, want %q", got.String(), want)
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	waitFor("one\n")
+	fmt.Fprintln(out, "two")
+	waitFor("one\ntwo\n")
+	fmt.Fprintln(out, "three") // written just before the exit is seen: not lost
+	close(exited)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != "one\ntwo\nthree\n" {
+		t.Fatalf("followed %q", got.String())
+	}
+
+	// A follower whose caller goes away stops.
+	cctx, ccancel := context.WithCancel(ctx)
+	go func() {
+		done <- followFile(cctx, strings.NewReader(""), io.Discard, make(chan struct{}), time.Millisecond)
+	}()
+	ccancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled follow = %v", err)
 	}
 }

@@ -12,6 +12,11 @@
 //   - neither: it runs until stopped.
 //
 // A container with "exit N" and no sleep exits the moment it starts.
+//
+// Its output (Logs) says what the simulation did: a line when it starts (with its
+// image and command), the text of each "echo TEXT" in its command line, what it was
+// sent when stopped, and its exit code. Write adds lines, as if the container printed
+// them (tests of following).
 // Stop makes a running container exit with 143 (128+SIGTERM); one whose command line
 // traps TERM to nothing ignores SIGTERM and exits with 137 (SIGKILL) instead:
 //
@@ -69,7 +74,14 @@ type container struct {
 	code   int
 	ignore bool // ignores SIGTERM
 	logs   []string
-	done   chan struct{} // closed when it is seen to exit
+	grew   chan struct{} // closed (and replaced) when logs grow
+}
+
+// print appends a line of output and wakes followers.
+func (c *container) print(line string) {
+	c.logs = append(c.logs, line)
+	close(c.grew)
+	c.grew = make(chan struct{})
 }
 
 var _ kubelet.Runtime = (*Runtime)(nil)
@@ -159,8 +171,12 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 			ID: id, PodUID: cfg.PodUID, PodName: cfg.PodName, Namespace: cfg.Namespace, Name: cfg.Name, Attempt: cfg.Attempt,
 			Image: cfg.Image, ImageID: imgID, State: kubelet.StateRunning, CreatedAt: created, StartedAt: now,
 		},
-		runFor: runFor, code: code, ignore: ignore, done: make(chan struct{}),
-		logs: []string{fmt.Sprintf("sim: %s started: %s", cfg.Name, strings.Join(append(slices.Clone(cfg.Command), cfg.Args...), " "))},
+		runFor: runFor, code: code, ignore: ignore, grew: make(chan struct{}),
+	}
+	argv := append(slices.Clone(cfg.Command), cfg.Args...)
+	c.print(fmt.Sprintf("sim: container %s started (image %s, attempt %d): %s", cfg.Name, cfg.Image, cfg.Attempt, strings.Join(argv, " ")))
+	for _, line := range echoes(argv) {
+		c.print(line)
 	}
 	r.ctrs[id] = c
 	r.ids = nil
@@ -200,6 +216,39 @@ func parse(argv []string) (runFor time.Duration, code int, ignoreTerm bool) {
 	return runFor, code, ignoreTerm
 }
 
+// echoes are the texts a command line's "echo" commands print: in
+// ["sh", "-c", "echo hello; sleep 1"], "hello".
+func echoes(argv []string) []string {
+	var out []string
+	line := strings.Join(argv, " ")
+	for _, cmd := range strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == '&' || r == '|' || r == '\n' }) {
+		words := strings.Fields(cmd)
+		for i, w := range words {
+			if strings.Trim(w, `'"`) != "echo" {
+				continue
+			}
+			text := strings.Join(words[i+1:], " ")
+			out = append(out, strings.NewReplacer(`"`, "", "'", "").Replace(text))
+			break
+		}
+	}
+	return out
+}
+
+// Write adds lines to a container's output, as if it printed them (tests).
+func (r *Runtime) Write(id string, lines ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return fmt.Errorf("write to container %s: %w", id, kubelet.ErrNotFound)
+	}
+	for _, l := range lines {
+		c.print(l)
+	}
+	return nil
+}
+
 // settle marks a running container exited when its time has come.
 func (r *Runtime) settle(c *container, now time.Time) {
 	if c.c.State != kubelet.StateRunning || c.runFor < 0 {
@@ -212,8 +261,7 @@ func (r *Runtime) settle(c *container, now time.Time) {
 
 func (r *Runtime) exit(c *container, code int, at time.Time) {
 	c.c.State, c.c.ExitCode, c.c.FinishedAt = kubelet.StateExited, code, at
-	c.logs = append(c.logs, fmt.Sprintf("sim: %s exited with code %d", c.c.Name, code))
-	close(c.done)
+	c.print(fmt.Sprintf("sim: container %s exited with code %d", c.c.Name, code))
 }
 
 // Stop implements kubelet.Runtime. The simulated container reacts at once: it exits on
@@ -230,7 +278,9 @@ func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) erro
 	if c.c.State != kubelet.StateRunning {
 		return nil
 	}
+	c.print(fmt.Sprintf("sim: container %s received SIGTERM (grace period %v)", c.c.Name, grace))
 	if c.ignore {
+		c.print(fmt.Sprintf("sim: container %s ignored SIGTERM; sending SIGKILL", c.c.Name))
 		r.exit(c, 137, now.Add(grace))
 	} else {
 		r.exit(c, 143, now)
@@ -285,39 +335,40 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 	return out, nil
 }
 
-// Logs implements kubelet.Runtime. Following ends when the container is seen to exit.
+// Logs implements kubelet.Runtime. Following streams lines as they are written and ends
+// once the container is seen to exit (the kubelet's relist looks every second).
 func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool) error {
-	r.mu.Lock()
-	c, ok := r.ctrs[id]
-	if !ok {
-		r.mu.Unlock()
-		return fmt.Errorf("logs of container %s: %w", id, kubelet.ErrNotFound)
-	}
-	r.settle(c, r.now())
-	lines := slices.Clone(c.logs)
-	done := c.done
-	r.mu.Unlock()
-	for _, l := range lines {
-		if _, err := fmt.Fprintln(w, l); err != nil {
-			return err
-		}
-	}
-	if !follow {
-		return nil
-	}
-	select {
-	case <-done:
+	sent := 0
+	for {
 		r.mu.Lock()
-		rest := slices.Clone(c.logs[len(lines):])
+		c, ok := r.ctrs[id]
+		if !ok && sent == 0 {
+			r.mu.Unlock()
+			return fmt.Errorf("logs of container %s: %w", id, kubelet.ErrNotFound)
+		}
+		var lines []string
+		var grew chan struct{}
+		exited := true
+		if ok {
+			r.settle(c, r.now())
+			lines, grew = slices.Clone(c.logs[sent:]), c.grew
+			exited = c.c.State == kubelet.StateExited
+		}
 		r.mu.Unlock()
-		for _, l := range rest {
+		for _, l := range lines {
 			if _, err := fmt.Fprintln(w, l); err != nil {
 				return err
 			}
 		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		sent += len(lines)
+		if !follow || exited {
+			return nil
+		}
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -186,5 +187,78 @@ func TestListFollowsCreateAndRemove(t *testing.T) {
 	c := start("c")
 	if got := ids(); len(got) != 2 || got[0] != b || got[1] != c {
 		t.Fatalf("after remove and create: %v, want [%s %s]", got, b, c)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a follower writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestLogsSayWhatHappenedAndFollowStreams(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := New(Config{Present: []string{"busybox"}})
+	id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{Name: "c", Image: "busybox", Command: []string{"sh", "-c", "echo 'hello world'; sleep 3600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := r.Logs(ctx, id, &buf, false); err != nil {
+		t.Fatal(err)
+	}
+	want := "sim: container c started (image busybox, attempt 0): sh -c echo 'hello world'; sleep 3600\nhello world\n"
+	if buf.String() != want {
+		t.Fatalf("logs = %q, want %q", buf.String(), want)
+	}
+
+	var follow syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- r.Logs(ctx, id, &follow, true) }()
+	if err := r.Write(id, "line two"); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(follow.String(), "hello world\nline two\n") {
+		select {
+		case err := <-done:
+			t.Fatalf("follow ended early: %v, %q", err, follow.String())
+		case <-ctx.Done():
+			t.Fatalf("follow never streamed the new line: %q", follow.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err := r.Stop(ctx, id, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := follow.String(); !strings.HasSuffix(got, "line two\nsim: container c received SIGTERM (grace period 1s)\nsim: container c exited with code 143\n") {
+		t.Fatalf("follow = %q", got)
+	}
+}
+
+func TestLogsFollowCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := New(Config{Present: []string{"busybox"}})
+	id, _ := r.CreateAndStart(ctx, kubelet.ContainerConfig{Name: "c", Image: "busybox"})
+	done := make(chan error, 1)
+	go func() { done <- r.Logs(ctx, id, io.Discard, true) }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled follow = %v", err)
 	}
 }

@@ -43,7 +43,8 @@ func TestChainOnContainerd(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		start(t, fmt.Sprintf("kubelet-w%d", i), "kubelet", "--server", s, "--node-name", fmt.Sprintf("w%d", i), "--runtime", "containerd",
 			"--containerd-address", socket, "--containerd-namespace", fmt.Sprintf("skiff-e2e-w%d", i),
-			"--container-log-dir", filepath.Join(logs, fmt.Sprintf("w%d", i)), "--preload", preload, "--log-level", "warn")
+			"--container-log-dir", filepath.Join(logs, fmt.Sprintf("w%d", i)), "--preload", preload, "--log-level", "warn",
+			"--node-ip", "127.0.0.1", "--kubelet-listen", "127.0.0.1:0")
 	}
 	eventually(t, "two Ready nodes", 60*time.Second, func() (bool, string) {
 		out, _, err := ctl(s, "get", "nodes", "--no-headers")
@@ -51,6 +52,18 @@ func TestChainOnContainerd(t *testing.T) {
 	})
 
 	mustCtl(t, s, "apply", "-f", "../../examples/nginx-deployment.yaml")
+	// A pod that prints and exits, for skiffctl logs: its output comes from the
+	// container's log file through the kubelet and the API server.
+	if _, errs, err := ctlIn(s, `apiVersion: v1
+kind: Pod
+metadata: {name: hello}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: hello, image: docker.io/library/busybox:latest, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo hello from skiff; echo bye"]}
+`, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply pod hello: %v: %s", err, errs)
+	}
 	running := func(n int, image string) func() (bool, string) {
 		return func() (bool, string) {
 			out, _, err := ctl(s, "get", "pods", "-o", "json")
@@ -59,7 +72,7 @@ func TestChainOnContainerd(t *testing.T) {
 			}
 			var list struct {
 				Items []struct {
-					Metadata struct{ DeletionTimestamp string }
+					Metadata struct{ Name, DeletionTimestamp string }
 					Spec     struct{ Containers []struct{ Image string } }
 					Status   struct {
 						Phase             string
@@ -73,8 +86,12 @@ func TestChainOnContainerd(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &list); err != nil {
 				return false, out
 			}
-			ok := 0
+			ok, others := 0, 0
 			for _, p := range list.Items {
+				if p.Metadata.Name == "hello" {
+					continue // the logs pod
+				}
+				others++
 				if p.Metadata.DeletionTimestamp != "" {
 					return false, out // wait until old pods are gone too
 				}
@@ -83,13 +100,23 @@ func TestChainOnContainerd(t *testing.T) {
 					ok++
 				}
 			}
-			return ok == n && len(list.Items) == n, out
+			return ok == n && others == n, out
 		}
 	}
 	eventually(t, "3 pods running on containerd", 120*time.Second, running(3, "docker.io/library/busybox:latest"))
-	if n := containers(t, socket); n != 3 {
-		t.Fatalf("%d containers in containerd, want 3", n)
+	eventually(t, "skiffctl logs hello", 60*time.Second, func() (bool, string) {
+		out, errs, err := ctl(s, "logs", "hello")
+		return err == nil && out == "hello from skiff\nbye\n", out + errs
+	})
+	if out := mustCtl(t, s, "logs", "hello", "-c", "hello", "-f"); out != "hello from skiff\nbye\n" {
+		t.Fatalf("skiffctl logs -f of an exited container: %q", out)
 	}
+	mustCtl(t, s, "delete", "pod", "hello")
+	eventually(t, "pod hello and its container gone", 60*time.Second, func() (bool, string) {
+		out, _, err := ctl(s, "get", "pods", "hello", "-o", "name")
+		n := containers(t, socket)
+		return err != nil && n == 3, fmt.Sprintf("%s%d containers in containerd, want 3", out, n)
+	})
 
 	out := mustCtl(t, s, "trace", "deployment", "nginx-deployment", "-o", "json")
 	var tr struct {

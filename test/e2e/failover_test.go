@@ -46,7 +46,8 @@ func TestFailoverMidRollout(t *testing.T) {
 		id = fmt.Sprintf("sched%d", i)
 		scheds[id] = start(t, id, "scheduler", "--server", s, "--identity", id, "--log-level", "warn")
 	}
-	start(t, "kubelets", "kubelet", "--server", s, "--runtime", "sim", "--sim-nodes", "5", "--node-name", "sim", "--log-level", "warn")
+	start(t, "kubelets", "kubelet", "--server", s, "--runtime", "sim", "--sim-nodes", "5", "--node-name", "sim", "--log-level", "warn",
+		"--kubelet-listen", "127.0.0.1:0")
 
 	manifest := func(image string) string {
 		return fmt.Sprintf(`apiVersion: apps/v1
@@ -154,7 +155,8 @@ func TestKubeletDeath(t *testing.T) {
 	kubelets := map[string]*proc{}
 	for _, n := range []string{"w1", "w2"} {
 		kubelets[n] = start(t, "kubelet-"+n, "kubelet", "--server", s, "--runtime", "sim", "--node-name", n,
-			"--node-lease-renew-interval", "500ms", "--node-status-update-frequency", "1s", "--log-level", "warn")
+			"--node-lease-renew-interval", "500ms", "--node-status-update-frequency", "1s", "--log-level", "warn",
+			"--kubelet-listen", "127.0.0.1:0")
 	}
 	eventually(t, "two Ready nodes", 60*time.Second, func() (bool, string) {
 		out, _, err := ctl(s, "get", "nodes", "--no-headers")

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,7 +70,8 @@ func TestSecureCluster(t *testing.T) {
 	start(t, "controller-manager", append([]string{"controller-manager", "--log-level", "warn"}, as("controller-manager")...)...)
 	start(t, "scheduler", append([]string{"scheduler", "--log-level", "warn"}, as("scheduler")...)...)
 	for _, n := range []string{"w1", "w2"} {
-		start(t, "kubelet-"+n, append([]string{"kubelet", "--node-name", n, "--runtime", "sim", "--log-level", "warn"}, as("kubelet-"+n)...)...)
+		start(t, "kubelet-"+n, append([]string{"kubelet", "--node-name", n, "--runtime", "sim", "--log-level", "warn",
+			"--node-ip", "127.0.0.1", "--kubelet-listen", "127.0.0.1:0"}, as("kubelet-"+n)...)...)
 	}
 	eventually(t, "two Ready nodes", 60*time.Second, func() (bool, string) {
 		out, errs, err := admin("get", "nodes", "--no-headers")
@@ -87,5 +89,26 @@ func TestSecureCluster(t *testing.T) {
 	_, errs, err := ctl(s, append(as("kubelet-w1")[2:], "get", "pods")...)
 	if err == nil || !strings.Contains(errs, `user "system:node:w1" cannot list pods`) {
 		t.Fatalf("kubelet w1 listed all pods: %s", errs)
+	}
+
+	// Logs come from the kubelets over mutual TLS; a kubelet may not read another node's.
+	out, errs, err := admin("get", "pods", "-o", "json")
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Spec     struct{ NodeName string }
+		}
+	}
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) == 0 {
+		t.Fatalf("get pods: %v %s", err, errs)
+	}
+	pod, node := list.Items[0].Metadata.Name, list.Items[0].Spec.NodeName
+	if out, errs, err := admin("logs", pod); err != nil || !strings.Contains(out, "sim: container nginx started") {
+		t.Fatalf("admin: skiffctl logs %s: %v %q %s", pod, err, out, errs)
+	}
+	other := map[string]string{"w1": "w2", "w2": "w1"}[node]
+	_, errs, err = ctl(s, append(as("kubelet-" + other)[2:], "logs", pod)...)
+	if err == nil || !strings.Contains(errs, fmt.Sprintf(`user "system:node:%s" cannot get pods/log`, other)) {
+		t.Fatalf("kubelet %s read the logs of pod %s on %s: %v %s", other, pod, node, err, errs)
 	}
 }

@@ -47,6 +47,11 @@ func TestUp(t *testing.T) {
 		}
 	}
 	eventually(t, "3 pods running", 60*time.Second, running(3))
+	// skiffctl logs reaches skiff up's kubelet (over TLS, with skiff up's certificates).
+	names := strings.Fields(mustCtl(t, addr, "get", "pods", "-o", "name"))
+	if out := mustCtl(t, addr, "logs", names[0]); !strings.Contains(out, "sim: container nginx started") {
+		t.Fatalf("skiffctl logs %s: %q", names[0], out)
+	}
 
 	var tr struct {
 		Steps []struct {

@@ -994,6 +994,128 @@ func (x *BindRequest) GetUid() string {
 	return ""
 }
 
+type PodLogsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Container string                 `protobuf:"bytes,3,opt,name=container,proto3" json:"container,omitempty"`
+	// Keep streaming until the container exits or the call ends.
+	Follow bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// When set, start with the last tail_lines lines of what was written so far.
+	TailLines     *int64 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodLogsRequest) Reset() {
+	*x = PodLogsRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodLogsRequest) ProtoMessage() {}
+
+func (x *PodLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodLogsRequest.ProtoReflect.Descriptor instead.
+func (*PodLogsRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PodLogsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PodLogsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PodLogsRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *PodLogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *PodLogsRequest) GetTailLines() int64 {
+	if x != nil && x.TailLines != nil {
+		return *x.TailLines
+	}
+	return 0
+}
+
+type PodLogsChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodLogsChunk) Reset() {
+	*x = PodLogsChunk{}
+	mi := &file_api_v1_api_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodLogsChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodLogsChunk) ProtoMessage() {}
+
+func (x *PodLogsChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodLogsChunk.ProtoReflect.Descriptor instead.
+func (*PodLogsChunk) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PodLogsChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1002,7 +1124,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[14]
+	mi := &file_api_v1_api_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1136,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[14]
+	mi := &file_api_v1_api_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1149,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{14}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{16}
 }
 
 type ClusterStatus struct {
@@ -1044,7 +1166,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[15]
+	mi := &file_api_v1_api_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1178,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[15]
+	mi := &file_api_v1_api_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1191,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{15}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -1121,7 +1243,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[16]
+	mi := &file_api_v1_api_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1255,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[16]
+	mi := &file_api_v1_api_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1268,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{16}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Member) GetName() string {
@@ -1199,7 +1321,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[17]
+	mi := &file_api_v1_api_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1333,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[17]
+	mi := &file_api_v1_api_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1346,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{17}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -1280,7 +1402,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[18]
+	mi := &file_api_v1_api_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1414,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[18]
+	mi := &file_api_v1_api_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1427,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{18}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -1338,7 +1460,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[19]
+	mi := &file_api_v1_api_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1472,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[19]
+	mi := &file_api_v1_api_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1485,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{19}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -1382,7 +1504,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[20]
+	mi := &file_api_v1_api_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1516,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[20]
+	mi := &file_api_v1_api_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1529,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{20}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -1425,7 +1547,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[21]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1559,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[21]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1572,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{21}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
 }
 
 type SnapshotChunk struct {
@@ -1464,7 +1586,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1598,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1611,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -1577,7 +1699,17 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
 	"\tnode_name\x18\x03 \x01(\tR\bnodeName\x12\x10\n" +
-	"\x03uid\x18\x04 \x01(\tR\x03uid\"\x16\n" +
+	"\x03uid\x18\x04 \x01(\tR\x03uid\"\xab\x01\n" +
+	"\x0ePodLogsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x12\x16\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\"\n" +
+	"\n" +
+	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01B\r\n" +
+	"\v_tail_lines\"\"\n" +
+	"\fPodLogsChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xb7\x01\n" +
 	"\rClusterStatus\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12\x12\n" +
@@ -1620,7 +1752,9 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\fUpdateStatus\x12\x1b.skiff.api.v1.UpdateRequest\x1a\x14.skiff.api.v1.Object\x12;\n" +
 	"\x06Delete\x12\x1b.skiff.api.v1.DeleteRequest\x1a\x14.skiff.api.v1.Object\x12B\n" +
 	"\x05Watch\x12\x1a.skiff.api.v1.WatchRequest\x1a\x1b.skiff.api.v1.WatchResponse0\x01\x127\n" +
-	"\x04Bind\x12\x19.skiff.api.v1.BindRequest\x1a\x14.skiff.api.v1.Object2\x8c\x03\n" +
+	"\x04Bind\x12\x19.skiff.api.v1.BindRequest\x1a\x14.skiff.api.v1.Object2J\n" +
+	"\x04Pods\x12B\n" +
+	"\x04Logs\x12\x1c.skiff.api.v1.PodLogsRequest\x1a\x1a.skiff.api.v1.PodLogsChunk0\x012\x8c\x03\n" +
 	"\aCluster\x12I\n" +
 	"\x06Status\x12\".skiff.api.v1.ClusterStatusRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12H\n" +
 	"\tAddMember\x12\x1e.skiff.api.v1.AddMemberRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12N\n" +
@@ -1640,7 +1774,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
@@ -1656,33 +1790,35 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*RawWatchResponse)(nil),      // 11: skiff.api.v1.RawWatchResponse
 	(*RawWatchEvent)(nil),         // 12: skiff.api.v1.RawWatchEvent
 	(*BindRequest)(nil),           // 13: skiff.api.v1.BindRequest
-	(*ClusterStatusRequest)(nil),  // 14: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 15: skiff.api.v1.ClusterStatus
-	(*Member)(nil),                // 16: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 17: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 18: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 19: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 20: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 21: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 22: skiff.api.v1.SnapshotChunk
-	(*v1.Pod)(nil),                // 23: skiff.core.v1.Pod
-	(*v1.Node)(nil),               // 24: skiff.core.v1.Node
-	(*v1.ReplicaSet)(nil),         // 25: skiff.core.v1.ReplicaSet
-	(*v1.Deployment)(nil),         // 26: skiff.core.v1.Deployment
-	(*v1.ConfigMap)(nil),          // 27: skiff.core.v1.ConfigMap
-	(*v1.Event)(nil),              // 28: skiff.core.v1.Event
-	(*v1.Lease)(nil),              // 29: skiff.core.v1.Lease
-	(*v1.Namespace)(nil),          // 30: skiff.core.v1.Namespace
+	(*PodLogsRequest)(nil),        // 14: skiff.api.v1.PodLogsRequest
+	(*PodLogsChunk)(nil),          // 15: skiff.api.v1.PodLogsChunk
+	(*ClusterStatusRequest)(nil),  // 16: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),         // 17: skiff.api.v1.ClusterStatus
+	(*Member)(nil),                // 18: skiff.api.v1.Member
+	(*MemberStatus)(nil),          // 19: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 20: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 21: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 22: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),       // 23: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 24: skiff.api.v1.SnapshotChunk
+	(*v1.Pod)(nil),                // 25: skiff.core.v1.Pod
+	(*v1.Node)(nil),               // 26: skiff.core.v1.Node
+	(*v1.ReplicaSet)(nil),         // 27: skiff.core.v1.ReplicaSet
+	(*v1.Deployment)(nil),         // 28: skiff.core.v1.Deployment
+	(*v1.ConfigMap)(nil),          // 29: skiff.core.v1.ConfigMap
+	(*v1.Event)(nil),              // 30: skiff.core.v1.Event
+	(*v1.Lease)(nil),              // 31: skiff.core.v1.Lease
+	(*v1.Namespace)(nil),          // 32: skiff.core.v1.Namespace
 }
 var file_api_v1_api_proto_depIdxs = []int32{
-	23, // 0: skiff.api.v1.Object.pod:type_name -> skiff.core.v1.Pod
-	24, // 1: skiff.api.v1.Object.node:type_name -> skiff.core.v1.Node
-	25, // 2: skiff.api.v1.Object.replica_set:type_name -> skiff.core.v1.ReplicaSet
-	26, // 3: skiff.api.v1.Object.deployment:type_name -> skiff.core.v1.Deployment
-	27, // 4: skiff.api.v1.Object.config_map:type_name -> skiff.core.v1.ConfigMap
-	28, // 5: skiff.api.v1.Object.event:type_name -> skiff.core.v1.Event
-	29, // 6: skiff.api.v1.Object.lease:type_name -> skiff.core.v1.Lease
-	30, // 7: skiff.api.v1.Object.namespace:type_name -> skiff.core.v1.Namespace
+	25, // 0: skiff.api.v1.Object.pod:type_name -> skiff.core.v1.Pod
+	26, // 1: skiff.api.v1.Object.node:type_name -> skiff.core.v1.Node
+	27, // 2: skiff.api.v1.Object.replica_set:type_name -> skiff.core.v1.ReplicaSet
+	28, // 3: skiff.api.v1.Object.deployment:type_name -> skiff.core.v1.Deployment
+	29, // 4: skiff.api.v1.Object.config_map:type_name -> skiff.core.v1.ConfigMap
+	30, // 5: skiff.api.v1.Object.event:type_name -> skiff.core.v1.Event
+	31, // 6: skiff.api.v1.Object.lease:type_name -> skiff.core.v1.Lease
+	32, // 7: skiff.api.v1.Object.namespace:type_name -> skiff.core.v1.Namespace
 	0,  // 8: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
 	0,  // 9: skiff.api.v1.ListResponse.items:type_name -> skiff.api.v1.Object
 	0,  // 10: skiff.api.v1.UpdateRequest.object:type_name -> skiff.api.v1.Object
@@ -1690,8 +1826,8 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	10, // 12: skiff.api.v1.WatchResponse.events:type_name -> skiff.api.v1.WatchEvent
 	0,  // 13: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
 	12, // 14: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
-	16, // 15: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	17, // 16: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	18, // 15: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	19, // 16: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
 	1,  // 17: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
 	2,  // 18: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
 	3,  // 19: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
@@ -1700,26 +1836,28 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	6,  // 22: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
 	8,  // 23: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
 	13, // 24: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	14, // 25: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	18, // 26: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	19, // 27: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	20, // 28: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	21, // 29: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	0,  // 30: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 31: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	4,  // 32: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 33: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 34: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 35: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	9,  // 36: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 37: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	15, // 38: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	15, // 39: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	15, // 40: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	15, // 41: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	22, // 42: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	30, // [30:43] is the sub-list for method output_type
-	17, // [17:30] is the sub-list for method input_type
+	14, // 25: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	16, // 26: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	20, // 27: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	21, // 28: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	22, // 29: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	23, // 30: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	0,  // 31: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 32: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	4,  // 33: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 34: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 35: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 36: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	9,  // 37: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 38: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	15, // 39: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	17, // 40: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	17, // 41: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	17, // 42: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	17, // 43: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	24, // 44: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	31, // [31:45] is the sub-list for method output_type
+	17, // [17:31] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -1741,15 +1879,16 @@ func file_api_v1_api_proto_init() {
 		(*Object_Namespace)(nil),
 	}
 	file_api_v1_api_proto_msgTypes[6].OneofWrappers = []any{}
+	file_api_v1_api_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_api_v1_api_proto_goTypes,
 		DependencyIndexes: file_api_v1_api_proto_depIdxs,

@@ -412,6 +412,123 @@ var Resources_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	Pods_Logs_FullMethodName = "/skiff.api.v1.Pods/Logs"
+)
+
+// PodsClient is the client API for Pods service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type PodsClient interface {
+	// Logs streams a container's output, read from the kubelet of the pod's node through
+	// the API server (authorized as "get pods/log"). container may be empty when the pod
+	// has one container. Errors: NotFound (the pod), InvalidArgument (container missing
+	// or unknown, listing the pod's containers), FailedPrecondition (pod not scheduled, or
+	// its node publishes no kubelet endpoint), Unavailable (the kubelet is unreachable:
+	// the message names the node and the address).
+	Logs(ctx context.Context, in *PodLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodLogsChunk], error)
+}
+
+type podsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPodsClient(cc grpc.ClientConnInterface) PodsClient {
+	return &podsClient{cc}
+}
+
+func (c *podsClient) Logs(ctx context.Context, in *PodLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodLogsChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Pods_ServiceDesc.Streams[0], Pods_Logs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PodLogsRequest, PodLogsChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pods_LogsClient = grpc.ServerStreamingClient[PodLogsChunk]
+
+// PodsServer is the server API for Pods service.
+// All implementations must embed UnimplementedPodsServer
+// for forward compatibility.
+type PodsServer interface {
+	// Logs streams a container's output, read from the kubelet of the pod's node through
+	// the API server (authorized as "get pods/log"). container may be empty when the pod
+	// has one container. Errors: NotFound (the pod), InvalidArgument (container missing
+	// or unknown, listing the pod's containers), FailedPrecondition (pod not scheduled, or
+	// its node publishes no kubelet endpoint), Unavailable (the kubelet is unreachable:
+	// the message names the node and the address).
+	Logs(*PodLogsRequest, grpc.ServerStreamingServer[PodLogsChunk]) error
+	mustEmbedUnimplementedPodsServer()
+}
+
+// UnimplementedPodsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPodsServer struct{}
+
+func (UnimplementedPodsServer) Logs(*PodLogsRequest, grpc.ServerStreamingServer[PodLogsChunk]) error {
+	return status.Error(codes.Unimplemented, "method Logs not implemented")
+}
+func (UnimplementedPodsServer) mustEmbedUnimplementedPodsServer() {}
+func (UnimplementedPodsServer) testEmbeddedByValue()              {}
+
+// UnsafePodsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PodsServer will
+// result in compilation errors.
+type UnsafePodsServer interface {
+	mustEmbedUnimplementedPodsServer()
+}
+
+func RegisterPodsServer(s grpc.ServiceRegistrar, srv PodsServer) {
+	// If the following call panics, it indicates UnimplementedPodsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Pods_ServiceDesc, srv)
+}
+
+func _Pods_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PodLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PodsServer).Logs(m, &grpc.GenericServerStream[PodLogsRequest, PodLogsChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pods_LogsServer = grpc.ServerStreamingServer[PodLogsChunk]
+
+// Pods_ServiceDesc is the grpc.ServiceDesc for Pods service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Pods_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "skiff.api.v1.Pods",
+	HandlerType: (*PodsServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Logs",
+			Handler:       _Pods_Logs_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "api/v1/api.proto",
+}
+
+const (
 	Cluster_Status_FullMethodName         = "/skiff.api.v1.Cluster/Status"
 	Cluster_AddMember_FullMethodName      = "/skiff.api.v1.Cluster/AddMember"
 	Cluster_RemoveMember_FullMethodName   = "/skiff.api.v1.Cluster/RemoveMember"

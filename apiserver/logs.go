@@ -1,0 +1,164 @@
+package apiserver
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
+	"github.com/skiffhq/skiff/store"
+)
+
+// podLogs serves the Pods service: a container's output, proxied from the kubelet of the
+// pod's node (Kubernetes' pods/log subresource). The user is authorized here, as for
+// reading the pod ("get pods/log"); the kubelet trusts the API server's certificate.
+type podLogs struct {
+	apiv1.UnimplementedPodsServer
+	resources *resources
+	// kubeletTLS secures the call to node's kubelet; nil dials in plaintext, which only
+	// an insecure server (secure false) does.
+	kubeletTLS func(node string) *tls.Config
+	secure     bool
+}
+
+// Logs implements apiv1.PodsServer.
+func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) error {
+	ctx := stream.Context()
+	podInfo, nodeInfo := kinds.MustLookup(kinds.Pod), kinds.MustLookup(kinds.Node)
+	ns := namespaceFor(podInfo, req.GetNamespace())
+	if req.GetName() == "" {
+		return badRequest("name is required")
+	}
+	obj, _, err := p.resources.get(ctx, podInfo, store.Key{Kind: podInfo.Kind, Namespace: ns, Name: req.GetName()}, false)
+	if err != nil {
+		return err
+	}
+	if err := guard(ctx, obj); err != nil {
+		return err
+	}
+	pod := obj.(*corev1.Pod)
+	container, err := logsContainer(pod, req.GetContainer())
+	if err != nil {
+		return err
+	}
+	nodeName := pod.GetSpec().GetNodeName()
+	if nodeName == "" {
+		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is not scheduled to a node yet: it has no logs", req.GetName())
+	}
+	nobj, _, err := p.resources.get(ctx, nodeInfo, store.Key{Kind: nodeInfo.Kind, Name: nodeName}, true)
+	if status.Code(err) == codes.NotFound {
+		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is bound to node %q, which does not exist", req.GetName(), nodeName)
+	}
+	if err != nil {
+		return err
+	}
+	addr, err := kubeletAddress(nobj.(*corev1.Node))
+	if err != nil {
+		return err
+	}
+	var creds credentials.TransportCredentials
+	switch {
+	case p.kubeletTLS != nil:
+		creds = credentials.NewTLS(p.kubeletTLS(nodeName))
+	case p.secure:
+		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil,
+			"this API server has no certificate to present to kubelets (it needs --tls-cert-file with client usage and --client-ca-file): cannot read logs from node %s", nodeName)
+	default:
+		creds = insecure.NewCredentials()
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+		// A follow may be idle for long: pings notice a kubelet gone without a word.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
+	if err != nil {
+		return status.Errorf(codes.Internal, "kubelet of node %s at %s: %v", nodeName, addr, err)
+	}
+	defer cc.Close()
+	ks, err := kubeletv1.NewKubeletLogsClient(cc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
+		NodeName: nodeName, Namespace: ns, Pod: req.GetName(), PodUid: pod.GetMetadata().GetUid(),
+		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines,
+	})
+	for err == nil {
+		var chunk *kubeletv1.LogChunk
+		if chunk, err = ks.Recv(); err == nil {
+			err = stream.Send(&apiv1.PodLogsChunk{Data: chunk.GetData()})
+			if err != nil {
+				return err // the client went away
+			}
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		// Without Skiff's ErrorInfo: clients must not take it for a refusal of this
+		// server, retried elsewhere; every server would fail the same.
+		return status.Errorf(codes.Unavailable, "kubelet of node %s at %s is unreachable: %s", nodeName, addr, st.Message())
+	case codes.FailedPrecondition:
+		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "%s", st.Message())
+	case codes.NotFound:
+		// The kubelet lost the output or does not serve the node: NotFound is kept for
+		// the pod itself.
+		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "kubelet of node %s at %s: %s", nodeName, addr, st.Message())
+	}
+	return status.Errorf(st.Code(), "kubelet of node %s at %s: %s", nodeName, addr, st.Message())
+}
+
+// logsContainer is the container a request means: the one named, or the pod's only one.
+func logsContainer(pod *corev1.Pod, name string) (string, error) {
+	var names []string
+	for _, c := range pod.GetSpec().GetContainers() {
+		names = append(names, c.GetName())
+		if c.GetName() == name {
+			return name, nil
+		}
+	}
+	podName := pod.GetMetadata().GetName()
+	switch {
+	case name != "":
+		return "", badRequest("container %s is not valid for pod %s: choose one of: [%s]", name, podName, strings.Join(names, " "))
+	case len(names) == 1:
+		return names[0], nil
+	}
+	return "", badRequest("a container name must be specified for pod %s, choose one of: [%s]", podName, strings.Join(names, " "))
+}
+
+// kubeletAddress is where a node's kubelet serves logs: its InternalIP (else another
+// address) and the port it publishes in daemonEndpoints.kubeletEndpoint.
+func kubeletAddress(node *corev1.Node) (string, error) {
+	port := node.GetStatus().GetDaemonEndpoints().GetKubeletEndpoint().GetPort()
+	if port <= 0 {
+		return "", statusError(codes.FailedPrecondition, ReasonBadRequest, nil,
+			"node %s publishes no kubelet endpoint (status.daemonEndpoints.kubeletEndpoint.Port): its kubelet serves no logs", node.GetMetadata().GetName())
+	}
+	host := ""
+	for _, typ := range []string{"InternalIP", "ExternalIP", "Hostname"} {
+		for _, a := range node.GetStatus().GetAddresses() {
+			if a.GetType() == typ && host == "" {
+				host = a.GetAddress()
+			}
+		}
+	}
+	if host == "" {
+		return "", statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "node %s has no address in status.addresses to reach its kubelet at", node.GetMetadata().GetName())
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+}

@@ -1,0 +1,257 @@
+package apiserver_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/apiserver/pki"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/sim"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while a follower writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// logsNode runs a simulated node's kubelet on cs and its log server on loopback (over
+// logTLS when set) until the test ends.
+func logsNode(t *testing.T, cs *client.Clientset, node string, logTLS *tls.Config) *sim.Runtime {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := sim.New(sim.Config{})
+	cfg := kubelet.DefaultConfig()
+	cfg.NodeName, cfg.NodeIP, cfg.LogPort = node, "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
+	cfg.RelistPeriod, cfg.Workers = 50*time.Millisecond, 2
+	log := hclog.New(&hclog.LoggerOptions{Name: node, Level: hclog.Warn, Output: testLogWriter{t}})
+	k, err := kubelet.New(cs, rt, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := kubelet.NewLogServer(log)
+	ls.Register(node, rt)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); k.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := ls.Serve(ctx, ln, logTLS); err != nil {
+			t.Errorf("log server of %s: %v", node, err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return rt
+}
+
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func createPod(t *testing.T, ctx context.Context, cs *client.Clientset, name, node string, containers ...*corev1.Container) {
+	t.Helper()
+	if len(containers) == 0 {
+		containers = []*corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sh", "-c", "echo hello from " + name + "; sleep 3600"}}}
+	}
+	_, err := cs.Pods.Create(ctx, &corev1.Pod{
+		Metadata: &corev1.ObjectMeta{Namespace: "default", Name: name},
+		Spec:     &corev1.PodSpec{NodeName: node, RestartPolicy: "Never", Containers: containers},
+	})
+	if err != nil {
+		t.Fatalf("create pod %s: %v", name, err)
+	}
+}
+
+// waitLogs waits until the pod's logs contain want (its container may not have started
+// yet) and returns them.
+func waitLogs(t *testing.T, ctx context.Context, conn *client.Conn, pod, want string) string {
+	t.Helper()
+	for {
+		var b bytes.Buffer
+		err := conn.Logs(ctx, "default", pod, client.LogOptions{}, &b)
+		if err == nil && strings.Contains(b.String(), want) {
+			return b.String()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("logs of pod %s: %q, %v; want %q", pod, b.String(), err, want)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func wantLogsError(t *testing.T, ctx context.Context, conn *client.Conn, pod, container string, code codes.Code, msg string) {
+	t.Helper()
+	err := conn.Logs(ctx, "default", pod, client.LogOptions{Container: container}, &bytes.Buffer{})
+	if status.Code(err) != code || !strings.Contains(status.Convert(err).Message(), msg) {
+		t.Errorf("logs of pod %s container %q: got %v, want %v containing %q", pod, container, err, code, msg)
+	}
+}
+
+// TestPodLogs reads a container's output through the API server, from a simulated
+// node's kubelet: what it wrote, then, following, what it writes until it exits.
+func TestPodLogs(t *testing.T) {
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	rt := logsNode(t, cs, "w1", nil)
+
+	createPod(t, ctx, cs, "web", "w1")
+	got := waitLogs(t, ctx, conn, "web", "hello from web\n")
+	if !strings.HasPrefix(got, "sim: container app started (image busybox, attempt 0)") {
+		t.Errorf("logs of web = %q", got)
+	}
+	node, err := cs.Nodes.Get(ctx, "", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port := node.GetStatus().GetDaemonEndpoints().GetKubeletEndpoint().GetPort(); port == 0 {
+		t.Errorf("node w1 publishes no kubelet endpoint: %v", node.GetStatus())
+	}
+
+	// Following: new lines arrive as they are written; the stream ends with the container.
+	var followed syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- conn.Logs(ctx, "default", "web", client.LogOptions{Follow: true}, &followed) }()
+	ctrs, _ := rt.List(ctx)
+	if len(ctrs) != 1 {
+		t.Fatalf("containers on w1: %+v", ctrs)
+	}
+	if err := rt.Write(ctrs[0].ID, "request 1 served"); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(followed.String(), "hello from web\nrequest 1 served\n") {
+		select {
+		case err := <-done:
+			t.Fatalf("follow ended early: %v with %q", err, followed.String())
+		case <-ctx.Done():
+			t.Fatalf("follow has %q", followed.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := rt.Exit(ctrs[0].ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+	if !strings.HasSuffix(followed.String(), "request 1 served\nsim: container app exited with code 3\n") {
+		t.Errorf("followed %q", followed.String())
+	}
+
+	// Errors name the problem.
+	createPod(t, ctx, cs, "two", "w1",
+		&corev1.Container{Name: "a", Image: "busybox"}, &corev1.Container{Name: "b", Image: "busybox"})
+	createPod(t, ctx, cs, "pending", "")
+	wantLogsError(t, ctx, conn, "nope", "", codes.NotFound, `pods "nope" not found`)
+	wantLogsError(t, ctx, conn, "pending", "", codes.FailedPrecondition, `pod "pending" is not scheduled to a node yet`)
+	wantLogsError(t, ctx, conn, "two", "", codes.InvalidArgument, "a container name must be specified for pod two, choose one of: [a b]")
+	wantLogsError(t, ctx, conn, "two", "c", codes.InvalidArgument, "container c is not valid for pod two: choose one of: [a b]")
+	waitLogs(t, ctx, conn, "web", "exited with code 3") // -c of the only container works too
+	if err := conn.Logs(ctx, "default", "two", client.LogOptions{Container: "b"}, &bytes.Buffer{}); err != nil && status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("logs of two/b: %v", err)
+	}
+
+	// A node whose kubelet cannot be reached, and one that publishes no endpoint.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	for name, port := range map[string]int32{"dead": int32(deadPort), "silent": 0} {
+		n, err := cs.Nodes.Create(ctx, &corev1.Node{Metadata: &corev1.ObjectMeta{Name: name}, Spec: &corev1.NodeSpec{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Status = &corev1.NodeStatus{Addresses: []*corev1.NodeAddress{{Type: "InternalIP", Address: "127.0.0.1"}}}
+		if port != 0 {
+			n.Status.DaemonEndpoints = &corev1.NodeDaemonEndpoints{KubeletEndpoint: &corev1.DaemonEndpoint{Port: port}}
+		}
+		if _, err := cs.Nodes.UpdateStatus(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		createPod(t, ctx, cs, "on-"+name, name)
+	}
+	wantLogsError(t, ctx, conn, "on-dead", "", codes.Unavailable, "kubelet of node dead at 127.0.0.1:"+strconv.Itoa(deadPort)+" is unreachable")
+	wantLogsError(t, ctx, conn, "on-silent", "", codes.FailedPrecondition, "node silent publishes no kubelet endpoint")
+}
+
+// TestPodLogsAuthorization: in a TLS cluster the API server reads logs from the kubelet
+// over mutual TLS; reading them is authorized like reading the pod: an administrator
+// may, a kubelet may for its own node's pods only.
+func TestPodLogsAuthorization(t *testing.T) {
+	dir := apiservertest.Certs(t, "w1", "w2")
+	c := apiservertest.Start(t, 1, apiservertest.Options{Certs: dir})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	as := func(name string) *client.Conn {
+		t.Helper()
+		servers, opts, err := client.Resolve(client.Settings{Server: c.Addr(0), CAFile: filepath.Join(dir, pki.CACertFile),
+			CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := client.Dial(servers, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	kubeletCerts, err := pki.NewReloader(filepath.Join(dir, "kubelet-w1.crt"), filepath.Join(dir, "kubelet-w1.key"), filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logsNode(t, client.NewClientset(as("kubelet-w1")), "w1", kubeletCerts.KubeletServerTLS())
+	admin := as("admin")
+	createPod(t, ctx, client.NewClientset(admin), "web", "w1")
+
+	waitLogs(t, ctx, admin, "web", "hello from web\n")
+	waitLogs(t, ctx, as("kubelet-w1"), "web", "hello from web\n")
+	err = as("kubelet-w2").Logs(ctx, "default", "web", client.LogOptions{}, &bytes.Buffer{})
+	wantDenied(t, "kubelet w2 reading logs of a pod on w1", err, codes.PermissionDenied,
+		`user "system:node:w2" cannot get pods/log "default/web": pod is bound to node "w1"`)
+	err = as("scheduler").Logs(ctx, "default", "web", client.LogOptions{}, &bytes.Buffer{})
+	wantDenied(t, "scheduler reading logs", err, codes.PermissionDenied, `user "system:scheduler" cannot get pods/log "default/web"`)
+}

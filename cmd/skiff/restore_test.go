@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+func runSkiff(args ...string) (string, error) {
+	cmd := rootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func dialAPI(t *testing.T, addr string) (apiv1.ResourcesClient, apiv1.ClusterClient) {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return apiv1.NewResourcesClient(cc), apiv1.NewClusterClient(cc)
+}
+
+// listPods returns name -> resourceVersion of the pods a member serves.
+func listPods(t *testing.T, ctx context.Context, rc apiv1.ResourcesClient) (map[string]string, int64) {
+	t.Helper()
+	resp, err := rc.List(ctx, &apiv1.ListRequest{Kind: "pods"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, o := range resp.GetItems() {
+		md := o.GetPod().GetMetadata()
+		out[md.GetName()] = md.GetResourceVersion()
+	}
+	rev, _ := strconv.ParseInt(resp.GetResourceVersion(), 10, 64)
+	return out, rev
+}
+
+func namespaces(t *testing.T, ctx context.Context, rc apiv1.ResourcesClient) []string {
+	t.Helper()
+	resp, err := rc.List(ctx, &apiv1.ListRequest{Kind: "namespaces"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range resp.GetItems() {
+		out = append(out, o.GetNamespace().GetMetadata().GetName()+"@"+o.GetNamespace().GetMetadata().GetResourceVersion())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func newPod(name string) *apiv1.Object {
+	return kinds.Wrap(&corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name},
+		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}})
+}
+
+// TestRestoreCommandStartsClusterFromSnapshot saves a snapshot of a running cluster,
+// changes it, restores three members with `skiff restore` and starts them as API
+// servers: they serve exactly the snapshot's objects, and revisions continue after it.
+func TestRestoreCommandStartsClusterFromSnapshot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	src := apiservertest.Start(t, 1, apiservertest.Options{})
+	rc, cc := dialAPI(t, src.Addr(0))
+	// The API server creates the system namespaces once it has a leader: wait for them,
+	// or the restored cluster would create them and differ from the snapshot.
+	for {
+		resp, err := rc.List(ctx, &apiv1.ListRequest{Kind: "namespaces"})
+		if err == nil && len(resp.GetItems()) == 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("system namespaces never appeared: %v, %v", resp.GetItems(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := listPods(t, ctx, rc)
+	wantNS := namespaces(t, ctx, rc)
+
+	snap := filepath.Join(t.TempDir(), "backup.db")
+	stream, err := cc.Snapshot(ctx, &apiv1.SnapshotRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data []byte
+	var snapRev int64
+	for {
+		chunk, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, chunk.GetData()...)
+		snapRev = max(snapRev, chunk.GetRevision())
+	}
+	if err := os.WriteFile(snap, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Changes after the snapshot, which the restored cluster must not show.
+	if _, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "pods", Namespace: "default", Name: "b", GracePeriodSeconds: proto.Int64(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod("d")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: "later"}})}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := listPods(t, ctx, rc); fmt.Sprint(got) == fmt.Sprint(want) {
+		t.Fatal("the source did not change after the snapshot")
+	}
+
+	// Bad inputs first: a non-empty data dir and files that are not snapshots.
+	full := t.TempDir()
+	os.WriteFile(filepath.Join(full, "raft.db"), []byte("x"), 0o600)
+	garbage := filepath.Join(t.TempDir(), "garbage.db")
+	os.WriteFile(garbage, bytes.Repeat([]byte("garbage "), 4096), 0o600)
+	truncated := filepath.Join(t.TempDir(), "truncated.db")
+	os.WriteFile(truncated, data[:len(data)/2], 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--snapshot", snap, "--data-dir", full}, "not empty"},
+		{[]string{"--snapshot", garbage, "--data-dir", t.TempDir()}, garbage},
+		{[]string{"--snapshot", truncated, "--data-dir", t.TempDir()}, truncated},
+	} {
+		args := append([]string{"restore", "--name", "n1", "--initial-cluster", "n1=127.0.0.1:1"}, tc.args...)
+		if _, err := runSkiff(args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("skiff %s: %v, want an error saying %q", strings.Join(args, " "), err, tc.want)
+		}
+	}
+
+	const bump = 5000
+	dst := apiservertest.Start(t, 3, apiservertest.Options{Configure: func(cfg *apiserver.Config) {
+		var members []string
+		for _, m := range cfg.InitialCluster {
+			members = append(members, m.ID+"="+m.Address)
+		}
+		out, err := runSkiff("restore", "--snapshot", snap, "--data-dir", cfg.DataDir, "--name", cfg.Name,
+			"--initial-cluster", strings.Join(members, ","), "--bump-revision", strconv.Itoa(bump))
+		if err != nil {
+			t.Fatalf("restore %s: %v", cfg.Name, err)
+		}
+		if !strings.Contains(out, fmt.Sprintf("at revision %d", snapRev)) {
+			t.Errorf("restore %s said %q", cfg.Name, out)
+		}
+	}})
+	for i := 0; i < 3; i++ {
+		rc, _ := dialAPI(t, dst.Addr(i))
+		got, rev := listPods(t, ctx, rc)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("restored member %d serves pods %v, want the snapshot's %v", i, got, want)
+		}
+		if rev <= snapRev+bump {
+			t.Fatalf("restored member %d lists at revision %d, want after %d", i, rev, snapRev+bump)
+		}
+		if ns := namespaces(t, ctx, rc); fmt.Sprint(ns) != fmt.Sprint(wantNS) {
+			t.Fatalf("restored member %d serves namespaces %v, want %v", i, ns, wantNS)
+		}
+	}
+	rc, _ = dialAPI(t, dst.Addr(1))
+	created, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod("e")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv, _ := strconv.ParseInt(created.GetPod().GetMetadata().GetResourceVersion(), 10, 64); rv <= snapRev+bump {
+		t.Fatalf("new pod at resourceVersion %d, want after %d", rv, snapRev+bump)
+	}
+	// A watch from a revision of the old cluster is refused as too old.
+	w, err := rc.Watch(ctx, &apiv1.WatchRequest{Kind: "pods", ResourceVersion: strconv.FormatInt(snapRev, 10)})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	if status.Code(err) != codes.OutOfRange {
+		t.Fatalf("watch from the snapshot's revision on the restored cluster: %v, want OutOfRange (too old)", err)
+	}
+}

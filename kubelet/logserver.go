@@ -1,0 +1,230 @@
+package kubelet
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
+)
+
+// DefaultLogPort is the port a kubelet's log server listens on unless told otherwise
+// (Kubernetes' kubelet port).
+const DefaultLogPort = 10250
+
+// maxChunk bounds one streamed chunk of output.
+const maxChunk = 32 << 10
+
+// LogServer is the kubelet's own API: the KubeletLogs gRPC service, which the API
+// server calls to read containers' output (skiffctl logs). One server serves every
+// kubelet registered with it: a process running several simulated nodes listens once.
+// It authorizes nobody itself: in a TLS cluster its listener accepts only the API
+// servers' certificate (pki.Reloader.KubeletServerTLS), which authorize the user.
+type LogServer struct {
+	kubeletv1.UnimplementedKubeletLogsServer
+	log hclog.Logger
+
+	mu    sync.RWMutex
+	nodes map[string]Runtime
+}
+
+// NewLogServer makes a server with no node registered. log may be nil.
+func NewLogServer(log hclog.Logger) *LogServer {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &LogServer{log: log.Named("logs"), nodes: map[string]Runtime{}}
+}
+
+// Register serves the containers rt runs as node's.
+func (s *LogServer) Register(node string, rt Runtime) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes[node] = rt
+}
+
+func (s *LogServer) runtime(node string) (Runtime, []string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rt, ok := s.nodes[node]
+	if ok {
+		return rt, nil
+	}
+	var names []string
+	for n := range s.nodes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return nil, names
+}
+
+// Serve serves on ln (over TLS when tlsCfg is set) until ctx ends; then open streams
+// are cut. It closes ln.
+func (s *LogServer) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config) error {
+	opts := []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// The API server pings idle follows to notice a kubelet gone (KubeletKeepalive).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second}),
+	}
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	g := grpc.NewServer(opts...)
+	kubeletv1.RegisterKubeletLogsServer(g, s)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		g.Stop() // following streams end only with their callers: do not wait for them
+	}()
+	s.log.Info("serving container logs", "address", ln.Addr().String(), "tls", tlsCfg != nil)
+	err := g.Serve(ln)
+	<-done
+	if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve kubelet logs on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// ContainerLogs implements kubeletv1.KubeletLogsServer.
+func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream kubeletv1.KubeletLogs_ContainerLogsServer) error {
+	ctx := stream.Context()
+	rt, served := s.runtime(req.GetNodeName())
+	if rt == nil {
+		return status.Errorf(codes.NotFound, "node %q is not served by this kubelet (it serves %s)", req.GetNodeName(), strings.Join(served, ", "))
+	}
+	ctrs, err := rt.List(ctx)
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "node %s: %v", req.GetNodeName(), err)
+	}
+	c, ok := pickContainer(ctrs, req)
+	if !ok {
+		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s has not started on node %s",
+			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName())
+	}
+	err = s.copyLogs(ctx, rt, c.ID, chunkWriter{stream}, req)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	case errors.Is(err, ErrNotFound):
+		return status.Errorf(codes.NotFound, "container %q in pod %s/%s on node %s: %v",
+			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName(), err)
+	default:
+		if _, ok := status.FromError(err); ok {
+			return err // the stream's own failure
+		}
+		return status.Errorf(codes.Internal, "container %q in pod %s/%s on node %s: %v",
+			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName(), err)
+	}
+}
+
+// copyLogs copies the container's output to w: all of it, or from the last TailLines
+// lines of what was written so far. Output only grows, so following after a tail reads
+// everything again and skips what the tail already covered.
+func (s *LogServer) copyLogs(ctx context.Context, rt Runtime, id string, w io.Writer, req *kubeletv1.ContainerLogsRequest) error {
+	if req.TailLines == nil {
+		return rt.Logs(ctx, id, w, req.GetFollow())
+	}
+	var sofar bytes.Buffer
+	if err := rt.Logs(ctx, id, &sofar, false); err != nil {
+		return err
+	}
+	if _, err := w.Write(lastLines(sofar.Bytes(), req.GetTailLines())); err != nil {
+		return err
+	}
+	if !req.GetFollow() {
+		return nil
+	}
+	return rt.Logs(ctx, id, &skipWriter{w: w, skip: sofar.Len()}, true)
+}
+
+// lastLines is the end of b holding its last n lines (a last line without its newline
+// counts); n <= 0 is nothing.
+func lastLines(b []byte, n int64) []byte {
+	if n <= 0 {
+		return nil
+	}
+	end := len(b)
+	if end > 0 && b[end-1] == '\n' {
+		end--
+	}
+	for i := end - 1; i >= 0; i-- {
+		if b[i] == '\n' {
+			if n--; n == 0 {
+				return b[i+1:]
+			}
+		}
+	}
+	return b
+}
+
+// skipWriter drops the first skip bytes written to it.
+type skipWriter struct {
+	w    io.Writer
+	skip int
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	if s.skip >= len(p) {
+		s.skip -= len(p)
+		return len(p), nil
+	}
+	n, err := s.w.Write(p[s.skip:])
+	n += s.skip
+	s.skip = 0
+	return n, err
+}
+
+// pickContainer finds the container a request means: the latest attempt (a restarted
+// container's current run, as kubectl logs shows it).
+func pickContainer(ctrs []Container, req *kubeletv1.ContainerLogsRequest) (Container, bool) {
+	var best Container
+	found := false
+	for _, c := range ctrs {
+		if c.Namespace != req.GetNamespace() || c.PodName != req.GetPod() || c.Name != req.GetContainer() {
+			continue
+		}
+		if req.GetPodUid() != "" && c.PodUID != req.GetPodUid() {
+			continue
+		}
+		if !found || c.Attempt > best.Attempt || (c.Attempt == best.Attempt && c.CreatedAt.After(best.CreatedAt)) {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
+// chunkWriter sends what is written as LogChunks.
+type chunkWriter struct {
+	stream kubeletv1.KubeletLogs_ContainerLogsServer
+}
+
+func (w chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), maxChunk)
+		// Send marshals before it returns, so p may be reused by the caller afterwards.
+		if err := w.stream.Send(&kubeletv1.LogChunk{Data: p[:k]}); err != nil {
+			return n, err
+		}
+		n, p = n+k, p[k:]
+	}
+	return n, nil
+}

@@ -1,0 +1,274 @@
+package kubelet_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/apiserver/pki"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/sim"
+	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
+)
+
+// serveLogs runs a LogServer on a free loopback port until the test ends; it returns
+// the address.
+func serveLogs(t *testing.T, ls *kubelet.LogServer, tc *tls.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ls.Serve(ctx, ln, tc) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("log server: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+func logsClient(t *testing.T, addr string, creds credentials.TransportCredentials) kubeletv1.KubeletLogsClient {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return kubeletv1.NewKubeletLogsClient(cc)
+}
+
+// readLogs reads a whole stream.
+func readLogs(ctx context.Context, c kubeletv1.KubeletLogsClient, req *kubeletv1.ContainerLogsRequest) (string, error) {
+	s, err := c.ContainerLogs(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	for {
+		chunk, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return b.String(), nil
+		}
+		if err != nil {
+			return b.String(), err
+		}
+		b.Write(chunk.GetData())
+	}
+}
+
+func start(t *testing.T, ctx context.Context, rt *sim.Runtime, pod, uid, name string, attempt int, command ...string) string {
+	t.Helper()
+	id, err := rt.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: uid, PodName: pod, Namespace: "default", Name: name, Image: "busybox", Attempt: attempt, Command: command})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestLogServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w1, w2 := sim.New(sim.Config{Present: []string{"busybox"}}), sim.New(sim.Config{Present: []string{"busybox"}})
+	ls := kubelet.NewLogServer(nil)
+	ls.Register("w1", w1)
+	ls.Register("w2", w2)
+	c := logsClient(t, serveLogs(t, ls, nil), insecure.NewCredentials())
+
+	// A restarted container: its latest attempt is the one shown.
+	old := start(t, ctx, w1, "web", "uid-1", "app", 0, "sh", "-c", "echo first run; exit 1")
+	start(t, ctx, w1, "web", "uid-1", "app", 1, "sh", "-c", "echo second run; sleep 3600")
+	req := &kubeletv1.ContainerLogsRequest{NodeName: "w1", Namespace: "default", Pod: "web", PodUid: "uid-1", Container: "app"}
+	got, err := readLogs(ctx, c, req)
+	if err != nil || !strings.Contains(got, "second run\n") || strings.Contains(got, "first run") {
+		t.Fatalf("logs of the restarted container = %q, %v; want its second run's only", got, err)
+	}
+	if err := w1.Remove(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		req  *kubeletv1.ContainerLogsRequest
+		code codes.Code
+		msg  string
+	}{
+		{"unknown node", &kubeletv1.ContainerLogsRequest{NodeName: "w3", Namespace: "default", Pod: "web", Container: "app"},
+			codes.NotFound, `node "w3" is not served by this kubelet (it serves w1, w2)`},
+		{"container of another node", &kubeletv1.ContainerLogsRequest{NodeName: "w2", Namespace: "default", Pod: "web", Container: "app"},
+			codes.FailedPrecondition, `container "app" in pod default/web has not started on node w2`},
+		{"unknown container", &kubeletv1.ContainerLogsRequest{NodeName: "w1", Namespace: "default", Pod: "web", Container: "db"},
+			codes.FailedPrecondition, `container "db" in pod default/web has not started on node w1`},
+		{"pod recreated under the same name", &kubeletv1.ContainerLogsRequest{NodeName: "w1", Namespace: "default", Pod: "web", PodUid: "uid-2", Container: "app"},
+			codes.FailedPrecondition, `has not started`},
+	} {
+		_, err := readLogs(ctx, c, tc.req)
+		if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.msg) {
+			t.Errorf("%s: got %v, want %v containing %q", tc.name, err, tc.code, tc.msg)
+		}
+	}
+
+	// Tails: the last lines so far, then, following, what comes after them.
+	start(t, ctx, w1, "abc", "uid-4", "main", 0, "sh", "-c", "echo a; echo b; echo c; sleep 3600")
+	tail := func(n int64) *kubeletv1.ContainerLogsRequest {
+		return &kubeletv1.ContainerLogsRequest{NodeName: "w1", Namespace: "default", Pod: "abc", Container: "main", TailLines: &n}
+	}
+	for n, want := range map[int64]string{0: "", 2: "b\nc\n", 3: "a\nb\nc\n"} {
+		if got, err := readLogs(ctx, c, tail(n)); err != nil || got != want {
+			t.Errorf("tail %d = %q, %v; want %q", n, got, err, want)
+		}
+	}
+	if got, err := readLogs(ctx, c, tail(100)); err != nil || !strings.HasPrefix(got, "sim: container main started") || !strings.HasSuffix(got, "a\nb\nc\n") {
+		t.Errorf("tail 100 = %q, %v; want everything", got, err)
+	}
+
+	// Following streams lines as they are written and ends when the container exits.
+	id := start(t, ctx, w2, "job", "uid-3", "main", 0, "sleep", "3600")
+	freq := &kubeletv1.ContainerLogsRequest{NodeName: "w2", Namespace: "default", Pod: "job", Container: "main", Follow: true}
+	s, err := c.ContainerLogs(ctx, freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var followed bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		for {
+			chunk, err := s.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				done <- err
+				return
+			}
+			mu.Lock()
+			followed.Write(chunk.GetData())
+			mu.Unlock()
+		}
+	}()
+	if err := w2.Write(id, "working 1", "working 2"); err != nil {
+		t.Fatal(err)
+	}
+	waitText := func(want string) {
+		t.Helper()
+		for {
+			mu.Lock()
+			got := followed.String()
+			mu.Unlock()
+			if strings.Contains(got, want) {
+				return
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("follow ended early (%v) with %q, want %q", err, got, want)
+			case <-ctx.Done():
+				t.Fatalf("follow has %q, want %q", got, want)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	waitText("working 1\nworking 2\n")
+	if err := w2.Exit(id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+	waitText("working 2\nsim: container main exited with code 0\n")
+
+	// A tailed follow: the last line so far, then the new ones, nothing twice.
+	id = start(t, ctx, w2, "tailed", "uid-5", "main", 0, "sh", "-c", "echo one; echo two; sleep 3600")
+	if err := w2.Write(id, "three"); err != nil {
+		t.Fatal(err)
+	}
+	one := int64(1)
+	ts, err := c.ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{NodeName: "w2", Namespace: "default", Pod: "tailed", Container: "main", Follow: true, TailLines: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk, err := ts.Recv()
+	if err != nil || string(chunk.GetData()) != "three\n" {
+		t.Fatalf("tail 1 sent %q, %v; want the last line", chunk.GetData(), err)
+	}
+	if err := w2.Write(id, "four"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Exit(id, 0); err != nil {
+		t.Fatal(err)
+	}
+	var rest bytes.Buffer
+	for {
+		chunk, err := ts.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest.Write(chunk.GetData())
+	}
+	if rest.String() != "four\nsim: container main exited with code 0\n" {
+		t.Fatalf("follow after tail 1 sent %q", rest.String())
+	}
+}
+
+// TestLogServerTLS: a kubelet's log server accepts only API servers' certificates, and
+// an API server accepts only the node's own kubelet certificate.
+func TestLogServerTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := apiservertest.Certs(t, "w1", "w2")
+	reloader := func(name string) *pki.Reloader {
+		r, err := pki.NewReloader(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), filepath.Join(dir, pki.CACertFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	rt := sim.New(sim.Config{Present: []string{"busybox"}})
+	start(t, ctx, rt, "web", "uid-1", "app", 0, "sh", "-c", "echo hello; sleep 3600")
+	ls := kubelet.NewLogServer(nil)
+	ls.Register("w1", rt)
+	addr := serveLogs(t, ls, reloader("kubelet-w1").KubeletServerTLS())
+	req := &kubeletv1.ContainerLogsRequest{NodeName: "w1", Namespace: "default", Pod: "web", Container: "app"}
+
+	api := reloader("apiserver")
+	got, err := readLogs(ctx, logsClient(t, addr, credentials.NewTLS(api.KubeletClientTLS("w1"))), req)
+	if err != nil || !strings.Contains(got, "hello\n") {
+		t.Fatalf("API server reading node w1's logs: %q, %v", got, err)
+	}
+	// The API server refuses a kubelet that presents another node's certificate.
+	if _, err := readLogs(ctx, logsClient(t, addr, credentials.NewTLS(api.KubeletClientTLS("w2"))), req); err == nil ||
+		!strings.Contains(err.Error(), `kubelet certificate of node w2: it is`) {
+		t.Fatalf("API server dialing w2 and meeting w1's certificate: %v", err)
+	}
+	// Only API servers may call a kubelet: not an admin, not another kubelet.
+	for _, name := range []string{"admin", "kubelet-w2"} {
+		tc := reloader(name).ClientTLS()
+		tc.VerifyConnection = nil // this test is about the server's check
+		if _, err := readLogs(ctx, logsClient(t, addr, credentials.NewTLS(tc)), req); err == nil {
+			t.Errorf("%s read a kubelet's logs directly", name)
+		} else {
+			t.Logf("%s refused: %v", name, err)
+		}
+	}
+}
