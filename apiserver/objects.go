@@ -19,8 +19,8 @@ import (
 // that selectors and indexes use travel beside the value, so the store filters without
 // decoding.
 
-// The fields the store indexes, by kind. A field selector on one of them lists through
-// the index.
+// The fields the store indexes, by kind (store.Config.IndexedFields). An equality field
+// selector on one of them lists, and watches, through the index.
 var indexedFields = map[string][]string{
 	kinds.Pod:   {"spec.nodeName"},
 	kinds.Event: {"involvedObject.uid"},

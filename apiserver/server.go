@@ -57,7 +57,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("listen on HTTP address %s: %w", cfg.HTTPListen, err)
 		}
 	}
-	if s.store, err = store.Open(cfg.Store); err != nil {
+	// The store indexes only the fields lists and watches go through an index for; the
+	// other selectable fields are stored beside the value and matched by scanning.
+	scfg := cfg.Store
+	scfg.IndexedFields = indexedFields
+	if s.store, err = store.Open(scfg); err != nil {
 		s.closeListeners()
 		return nil, err
 	}

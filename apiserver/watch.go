@@ -27,11 +27,13 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 	if err != nil {
 		return err
 	}
-	pred, _, _, err := selector(info, req.GetLabelSelector(), req.GetFieldSelector())
+	pred, field, value, err := selector(info, req.GetLabelSelector(), req.GetFieldSelector())
 	if err != nil {
 		return err
 	}
-	opts := store.WatchOptions{Kind: info.Kind, After: after, Predicate: pred}
+	// An equality on an indexed field (a kubelet's spec.nodeName=NODE) serves the watch
+	// from the store's watch index: the watcher is woken for its node's pods only.
+	opts := store.WatchOptions{Kind: info.Kind, After: after, Predicate: pred, IndexField: field, IndexValue: value}
 	if info.Namespaced {
 		opts.Namespace = req.GetNamespace()
 	}
@@ -42,6 +44,7 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 	if err != nil {
 		return storeError(info, "", err)
 	}
+	defer w.Close()
 	// Headers tell the client the watch is established (and from which revision), so it
 	// can fail over at once if it is not.
 	if err := stream.SendHeader(metadata.Pairs("x-skiff-watch-from", strconv.FormatInt(w.Revision(), 10))); err != nil {

@@ -48,9 +48,11 @@ type Config struct {
 	// LeaseDuration is the node Lease's leaseDurationSeconds (40s); the Lease is
 	// renewed every LeaseRenewInterval (10s).
 	LeaseDuration, LeaseRenewInterval time.Duration
-	// NodeStatusInterval is how often the Node's status (and the Ready condition's
-	// heartbeat) is written (10s).
-	NodeStatusInterval time.Duration
+	// NodeStatusInterval is how often the Node's status is computed, and written if it
+	// changed (10s). NodeStatusReportInterval is how often it is written (moving the
+	// Ready condition's heartbeat) when it did not change (5m), as Kubernetes'
+	// nodeStatusReportFrequency: the Lease is the kubelet's heartbeat.
+	NodeStatusInterval, NodeStatusReportInterval time.Duration
 	// RelistPeriod is how often the runtime's containers are listed to notice exits
 	// (1s); ResyncPeriod how often every pod is reconciled regardless (1m).
 	RelistPeriod, ResyncPeriod time.Duration
@@ -68,19 +70,20 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		NodeName:           strings.ToLower(host),
-		NodeIP:             hostIP(),
-		Capacity:           MachineCapacity(),
-		LeaseDuration:      40 * time.Second,
-		LeaseRenewInterval: 10 * time.Second,
-		NodeStatusInterval: 10 * time.Second,
-		RelistPeriod:       time.Second,
-		ResyncPeriod:       time.Minute,
-		BackoffInitial:     10 * time.Second,
-		BackoffMax:         5 * time.Minute,
-		BackoffReset:       10 * time.Minute,
-		Workers:            8,
-		Clock:              wallClock{},
+		NodeName:                 strings.ToLower(host),
+		NodeIP:                   hostIP(),
+		Capacity:                 MachineCapacity(),
+		LeaseDuration:            40 * time.Second,
+		LeaseRenewInterval:       10 * time.Second,
+		NodeStatusInterval:       10 * time.Second,
+		NodeStatusReportInterval: 5 * time.Minute,
+		RelistPeriod:             time.Second,
+		ResyncPeriod:             time.Minute,
+		BackoffInitial:           10 * time.Second,
+		BackoffMax:               5 * time.Minute,
+		BackoffReset:             10 * time.Minute,
+		Workers:                  8,
+		Clock:                    wallClock{},
 	}
 }
 
@@ -105,7 +108,7 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{
 		{"leaseDuration", c.LeaseDuration}, {"leaseRenewInterval", c.LeaseRenewInterval},
-		{"nodeStatusInterval", c.NodeStatusInterval}, {"relistPeriod", c.RelistPeriod}, {"resyncPeriod", c.ResyncPeriod},
+		{"nodeStatusInterval", c.NodeStatusInterval}, {"nodeStatusReportInterval", c.NodeStatusReportInterval}, {"relistPeriod", c.RelistPeriod}, {"resyncPeriod", c.ResyncPeriod},
 		{"backoffInitial", c.BackoffInitial}, {"backoffMax", c.BackoffMax}, {"backoffReset", c.BackoffReset},
 	} {
 		if d.v <= 0 {

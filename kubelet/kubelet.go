@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -150,8 +151,12 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 	seen := map[string]string{} // pod key -> fingerprint of its containers
 	lastResync := k.cfg.Clock.Now()
 	for {
-		if err := k.relist(ctx, seen); err != nil && ctx.Err() == nil {
+		next, err := k.relist(ctx, seen)
+		if err != nil && ctx.Err() == nil {
 			k.log.Warn("list containers failed", "error", err)
+		}
+		if next != nil {
+			seen = next
 		}
 		if now := k.cfg.Clock.Now(); now.Sub(lastResync) >= k.cfg.ResyncPeriod {
 			lastResync = now
@@ -165,15 +170,18 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 	}
 }
 
-func (k *Kubelet) relist(ctx context.Context, seen map[string]string) error {
+// relist queues the pods whose containers differ from seen and returns what it saw.
+func (k *Kubelet) relist(ctx context.Context, seen map[string]string) (map[string]string, error) {
 	ctrs, err := k.rt.List(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	now := map[string]string{}
+	// Run every second on every node: built without fmt, which showed in profiles of a
+	// thousand simulated nodes.
+	now := make(map[string]string, len(seen))
 	for _, c := range ctrs {
 		key := c.Namespace + "/" + c.PodName
-		now[key] += fmt.Sprintf("%s:%s:%d;", c.ID, c.State, c.ExitCode)
+		now[key] += c.ID + ":" + string(c.State) + ":" + strconv.Itoa(c.ExitCode) + ";"
 	}
 	for key, fp := range now {
 		if seen[key] != fp {
@@ -185,9 +193,5 @@ func (k *Kubelet) relist(ctx context.Context, seen map[string]string) error {
 			k.queue.Add(key)
 		}
 	}
-	clear(seen)
-	for key, fp := range now {
-		seen[key] = fp
-	}
-	return nil
+	return now, nil
 }

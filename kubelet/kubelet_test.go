@@ -45,6 +45,7 @@ func TestKubelet(t *testing.T) {
 		{"delete", testDeletePod},
 		{"restart", testRestartAdoptsAndCleansUp},
 		{"node", testNodeRegistrationAndLease},
+		{"nodestatus", testNodeStatusWrittenWhenChanged},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -64,6 +65,7 @@ func testConfig(node string) kubelet.Config {
 	cfg.NodeName, cfg.NodeIP = node, "10.1.2.3"
 	cfg.Capacity = map[string]string{"cpu": "4", "memory": "8Gi", "pods": "110"}
 	cfg.LeaseDuration, cfg.LeaseRenewInterval, cfg.NodeStatusInterval = 2*time.Second, 100*time.Millisecond, 200*time.Millisecond
+	cfg.NodeStatusReportInterval = 400 * time.Millisecond
 	cfg.RelistPeriod = 50 * time.Millisecond
 	cfg.BackoffInitial, cfg.BackoffMax = 300*time.Millisecond, time.Second
 	cfg.Workers = 2
@@ -439,6 +441,60 @@ func testNodeRegistrationAndLease(e *env) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// Between reports, the node's status is written only when it changed: the Lease carries
+// the heartbeat.
+func testNodeStatusWrittenWhenChanged(e *env) {
+	t := e.t
+	cfg := testConfig(e.node)
+	cfg.NodeStatusReportInterval = time.Hour
+	e.start(sim.New(sim.Config{}), cfg)
+	poll := func(what string, done func() bool) {
+		t.Helper()
+		for !done() {
+			select {
+			case <-e.ctx.Done():
+				t.Fatal(what)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	var node *corev1.Node
+	poll("the node never got a status", func() bool {
+		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
+		node = n
+		return err == nil && len(n.GetStatus().GetConditions()) > 0
+	})
+	// Wait out several status periods, counted in lease renewals (every 100ms; status
+	// every 200ms).
+	var renewals int
+	var last time.Time
+	poll("the lease was not renewed", func() bool {
+		l, err := e.cs.Leases.Get(e.ctx, kubelet.LeaseNamespace, e.node)
+		if err == nil && l.GetSpec().GetRenewTime().AsTime().After(last) {
+			last = l.GetSpec().GetRenewTime().AsTime()
+			renewals++
+		}
+		return renewals > 8
+	})
+	n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.GetMetadata().GetResourceVersion() != node.GetMetadata().GetResourceVersion() {
+		t.Errorf("unchanged node status rewritten: resourceVersion %s -> %s", node.GetMetadata().GetResourceVersion(), n.GetMetadata().GetResourceVersion())
+	}
+	// A change (here: someone marking it Unknown, as the node lifecycle controller does)
+	// is corrected at the next check.
+	n.GetStatus().GetConditions()[0].Status = "Unknown"
+	if _, err := e.cs.Nodes.UpdateStatus(e.ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	poll("Ready never went back to True", func() bool {
+		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
+		return err == nil && n.GetStatus().GetConditions()[0].GetStatus() == "True"
+	})
 }
 
 func TestConfigValidate(t *testing.T) {

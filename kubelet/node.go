@@ -26,20 +26,30 @@ func retryWait(failures int, period time.Duration) time.Duration {
 	return min(d, period)
 }
 
-// nodeLoop registers the Node, then writes its status every NodeStatusInterval. The
+// nodeLoop registers the Node, then checks its status every NodeStatusInterval and
+// writes it when it changed or NodeStatusReportInterval passed since the last write. The
 // client fails over between API servers; the loop just tries again.
 func (k *Kubelet) nodeLoop(ctx context.Context) {
 	registered, failures := false, 0
+	var reported time.Time
 	for {
 		var err error
 		if !registered {
 			err = k.registerNode(ctx)
 			registered = err == nil
 			if registered {
+				reported = k.cfg.Clock.Now()
 				k.log.Info("node registered")
 			}
-		} else if err = k.updateNodeStatus(ctx); client.IsNotFound(err) {
-			registered = false // deleted under us: register again
+		} else {
+			report := k.cfg.Clock.Now().Sub(reported) >= k.cfg.NodeStatusReportInterval
+			var wrote bool
+			if wrote, err = k.updateNodeStatus(ctx, report); client.IsNotFound(err) {
+				registered = false // deleted under us: register again
+			}
+			if wrote {
+				reported = k.cfg.Clock.Now()
+			}
 		}
 		wait := k.cfg.NodeStatusInterval
 		if err != nil {
@@ -102,12 +112,32 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 	return k.writeNodeStatus(ctx, cur)
 }
 
-func (k *Kubelet) updateNodeStatus(ctx context.Context) error {
+// updateNodeStatus writes the Node's status if it differs from the stored one beyond
+// heartbeat times, or if report is set. A thousand nodes rewriting an unchanged status
+// every few seconds would be most of a cluster's writes.
+func (k *Kubelet) updateNodeStatus(ctx context.Context, report bool) (wrote bool, err error) {
 	cur, err := k.cs.Nodes.Get(ctx, "", k.cfg.NodeName, client.GetOptions{Stale: true})
 	if err != nil {
-		return fmt.Errorf("get node %s: %w", k.cfg.NodeName, err)
+		return false, fmt.Errorf("get node %s: %w", k.cfg.NodeName, err)
 	}
-	return k.writeNodeStatus(ctx, cur)
+	if !report && sameButHeartbeats(k.nodeStatus(cur.GetStatus()), cur.GetStatus()) {
+		return false, nil
+	}
+	return true, k.writeNodeStatus(ctx, cur)
+}
+
+// sameButHeartbeats compares two node statuses, ignoring the conditions' heartbeat times.
+func sameButHeartbeats(a, b *corev1.NodeStatus) bool {
+	if len(a.GetConditions()) != len(b.GetConditions()) {
+		return false
+	}
+	a, b = proto.Clone(a).(*corev1.NodeStatus), proto.Clone(b).(*corev1.NodeStatus)
+	for _, st := range []*corev1.NodeStatus{a, b} {
+		for _, c := range st.GetConditions() {
+			c.LastHeartbeatTime = nil
+		}
+	}
+	return proto.Equal(a, b)
 }
 
 func (k *Kubelet) writeNodeStatus(ctx context.Context, cur *corev1.Node) error {

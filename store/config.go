@@ -60,6 +60,13 @@ type Config struct {
 	// resumable error. Default HistorySize/2.
 	MaxWatchLag int
 
+	// IndexedFields are the fields (Object.Fields keys) the state keeps an index of, by
+	// kind, for ListOptions.IndexField. nil indexes every field of every kind; a kind
+	// absent from a non-nil map has none. Other fields are still stored and matched.
+	// Nodes may differ in it: the index is local, and a restored snapshot's index is
+	// rebuilt when it was made with other fields.
+	IndexedFields map[string][]string
+
 	// MaxObjectSize is the largest value an object may have. Default 1.5 MiB.
 	MaxObjectSize int
 	// MaxTxnSize is the largest encoded transaction. Default 8 MiB.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 //	objects: kind \0 namespace \0 name          -> storev1.Record
 //	index:   kind \0 field \0 value \0 ns \0 name -> (empty)
 //	meta:    "revision"                           -> big-endian uint64, last applied Raft index
+//	         "indexes"                            -> the indexed fields the index bucket holds
 //
 // Object keys sort by kind, then namespace, then name, so a list is one prefix scan.
 var (
@@ -31,7 +34,42 @@ var (
 	bucketIndex   = []byte("index")
 	bucketMeta    = []byte("meta")
 	keyRevision   = []byte("revision")
+	keyIndexes    = []byte("indexes")
 )
+
+// indexSpec is the fields the index holds, by kind; nil holds every field of every kind.
+type indexSpec map[string]map[string]bool
+
+func newIndexSpec(fields map[string][]string) indexSpec {
+	if fields == nil {
+		return nil
+	}
+	s := indexSpec{}
+	for kind, fs := range fields {
+		s[kind] = map[string]bool{}
+		for _, f := range fs {
+			s[kind][f] = true
+		}
+	}
+	return s
+}
+
+func (s indexSpec) has(kind, field string) bool { return s == nil || s[kind][field] }
+
+// String is the spec's canonical form, stored with the index it describes.
+func (s indexSpec) String() string {
+	if s == nil {
+		return "*"
+	}
+	var all []string
+	for kind, fs := range s {
+		for f := range fs {
+			all = append(all, kind+"\x00"+f)
+		}
+	}
+	sort.Strings(all)
+	return strings.Join(all, "\n")
+}
 
 func objectKey(k Key) []byte {
 	b := make([]byte, 0, len(k.Kind)+len(k.Namespace)+len(k.Name)+2)
@@ -81,6 +119,7 @@ type fsm struct {
 	path          string
 	mmapSize      int
 	maxObjectSize int
+	indexes       indexSpec
 
 	// mu guards the db pointer against Restore's swap: readers hold it shared.
 	mu sync.RWMutex
@@ -101,14 +140,14 @@ type fsm struct {
 	reset   atomic.Int64
 }
 
-func openFSM(path string, mmapSize, maxObjectSize int, hist *history, log hclog.Logger) (*fsm, error) {
+func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]string, hist *history, log hclog.Logger) (*fsm, error) {
 	// The state machine is rebuilt from the latest snapshot and the log on every start,
 	// so the file need not be durable: start from an empty one and never fsync it, not
 	// even when it grows (a grow-sync of a large file stalls apply for tens of ms).
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove old state file %s: %w", path, err)
 	}
-	f := &fsm{log: log, path: path, mmapSize: mmapSize, maxObjectSize: maxObjectSize, hist: hist}
+	f := &fsm{log: log, path: path, mmapSize: mmapSize, maxObjectSize: maxObjectSize, indexes: newIndexSpec(indexes), hist: hist}
 	db, rev, err := f.openDB(path)
 	if err != nil {
 		return nil, err
@@ -139,6 +178,14 @@ func (f *fsm) openDB(path string) (*bbolt.DB, int64, error) {
 		}
 		if v := tx.Bucket(bucketMeta).Get(keyRevision); len(v) == 8 {
 			rev = int64(binary.BigEndian.Uint64(v))
+		}
+		// A snapshot taken by a node indexing other fields (another version) gets its
+		// index rebuilt for this node's fields.
+		if spec := f.indexes.String(); string(tx.Bucket(bucketMeta).Get(keyIndexes)) != spec {
+			if err := f.rebuildIndex(tx); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketMeta).Put(keyIndexes, []byte(spec))
 		}
 		return nil
 	})
@@ -178,7 +225,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	var events []Event
 	var last int64
 	err := f.db.Update(func(tx *bbolt.Tx) error {
-		w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex)}
+		w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex), indexes: f.indexes}
 		for i, l := range logs {
 			last = int64(l.Index)
 			if l.Type != raft.LogCommand {
@@ -219,6 +266,33 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 type writer struct {
 	tx             *bbolt.Tx
 	objects, index *bbolt.Bucket
+	indexes        indexSpec
+}
+
+// rebuildIndex replaces the index bucket with one of f.indexes' fields.
+func (f *fsm) rebuildIndex(tx *bbolt.Tx) error {
+	if err := tx.DeleteBucket(bucketIndex); err != nil {
+		return fmt.Errorf("drop index: %w", err)
+	}
+	index, err := tx.CreateBucket(bucketIndex)
+	if err != nil {
+		return fmt.Errorf("create index: %w", err)
+	}
+	return tx.Bucket(bucketObjects).ForEach(func(k, v []byte) error {
+		key := parseObjectKey(k)
+		var r storev1.Record
+		if err := proto.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode %s: %w", key, err)
+		}
+		for field, value := range r.GetFields() {
+			if f.indexes.has(key.Kind, field) {
+				if err := index.Put(indexKey(key, field, value), nil); err != nil {
+					return fmt.Errorf("index %s %s: %w", key, field, err)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 type change struct {
@@ -316,7 +390,7 @@ func (w *writer) write(c change) error {
 	k := objectKey(c.key)
 	if c.prev != nil {
 		for field, value := range c.prev.Fields {
-			if c.obj != nil && c.obj.Fields[field] == value {
+			if !w.indexes.has(c.key.Kind, field) || c.obj != nil && c.obj.Fields[field] == value {
 				continue
 			}
 			if err := w.index.Delete(indexKey(c.key, field, value)); err != nil {
@@ -331,7 +405,7 @@ func (w *writer) write(c change) error {
 		return nil
 	}
 	for field, value := range c.obj.Fields {
-		if c.prev != nil && c.prev.Fields[field] == value {
+		if !w.indexes.has(c.key.Kind, field) || c.prev != nil && c.prev.Fields[field] == value {
 			continue
 		}
 		if err := w.index.Put(indexKey(c.key, field, value), nil); err != nil {
@@ -420,6 +494,13 @@ func (f *fsm) list(kind string, opts ListOptions) ([]Object, int64, error) {
 				out = append(out, o)
 			}
 			return nil
+		}
+		if opts.IndexField != "" && !f.indexes.has(kind, opts.IndexField) {
+			// Not an indexed field: scan, keeping the objects with that value.
+			field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
+			opts.IndexField, opts.Predicate = "", func(o *Object) bool {
+				return o.Fields[field] == value && (pred == nil || pred(o))
+			}
 		}
 		if opts.IndexField != "" {
 			prefix := indexPrefix(kind, opts.IndexField, opts.IndexValue)

@@ -3,13 +3,16 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
 )
 
 // testFSM is a state machine driven directly with log entries, without Raft.
@@ -21,7 +24,7 @@ type testFSM struct {
 
 func newTestFSM(t *testing.T, historySize int) *testFSM {
 	t.Helper()
-	f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, newHistory(historySize, 0), hclog.NewNullLogger())
+	f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, nil, newHistory(historySize, 0), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,6 +357,101 @@ func TestRestoreResetsWatchers(t *testing.T) {
 	objs, rev, err := dst.f.list("ConfigMap", ListOptions{})
 	if err != nil || rev != 2 || len(objs) != 2 || dst.f.applied.Load() != 2 {
 		t.Fatalf("after restore: %d objects rev %d applied %d %v", len(objs), rev, dst.f.applied.Load(), err)
+	}
+}
+
+// indexKeys lists the index bucket's entries as "kind field=value ns/name".
+func indexKeys(t *testing.T, f *fsm) []string {
+	t.Helper()
+	var out []string
+	err := f.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketIndex).ForEach(func(k, _ []byte) error {
+			p := strings.Split(string(k), "\x00")
+			out = append(out, p[0]+" "+p[1]+"="+p[2]+" "+p[3]+"/"+p[4])
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// With IndexedFields, only those fields are indexed; other fields still list (by a
+// scan), and a snapshot made with other fields gets its index rebuilt on restore.
+func TestIndexedFieldsOnly(t *testing.T) {
+	open := func(fields map[string][]string) *testFSM {
+		f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, fields, newHistory(100, 0), hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.close() })
+		return &testFSM{t: t, f: f, next: 1}
+	}
+	pod := func(name, node, phase string) map[string]string {
+		return map[string]string{"spec.nodeName": node, "status.phase": phase}
+	}
+	nodeOnly := map[string][]string{"Pod": {"spec.nodeName"}}
+	some := open(nodeOnly)
+	all := open(nil)
+	for _, tf := range []*testFSM{some, all} {
+		tf.one(Op{Type: Create, Key: podKey("a"), Fields: pod("a", "w1", "Pending")})
+		tf.one(Op{Type: Create, Key: podKey("b"), Fields: pod("b", "w1", "Pending")},
+			Op{Type: Create, Key: key("cm"), Fields: map[string]string{"x": "1"}})
+		tf.one(Op{Type: Update, Key: podKey("a"), Fields: pod("a", "w2", "Running")})
+	}
+	wantSome := []string{"Pod spec.nodeName=w1 default/b", "Pod spec.nodeName=w2 default/a"}
+	if got := indexKeys(t, some.f); !reflect.DeepEqual(got, wantSome) {
+		t.Errorf("index with IndexedFields = %v, want %v", got, wantSome)
+	}
+	wantAll := []string{"ConfigMap x=1 default/cm", "Pod spec.nodeName=w1 default/b", "Pod spec.nodeName=w2 default/a",
+		"Pod status.phase=Pending default/b", "Pod status.phase=Running default/a"}
+	if got := indexKeys(t, all.f); !reflect.DeepEqual(got, wantAll) {
+		t.Errorf("index of every field = %v, want %v", got, wantAll)
+	}
+	names := func(objs []Object) []string {
+		var out []string
+		for _, o := range objs {
+			out = append(out, o.Namespace+"/"+o.Name)
+		}
+		return out
+	}
+	check := func(tf *testFSM, what string) {
+		t.Helper()
+		for _, tc := range []struct{ field, value, want string }{
+			{"spec.nodeName", "w1", "[default/b]"},
+			{"status.phase", "Running", "[default/a]"},
+			{"status.phase", "Pending", "[default/b]"},
+		} {
+			objs, _, err := tf.f.list("Pod", ListOptions{IndexField: tc.field, IndexValue: tc.value})
+			if got := fmt.Sprint(names(objs)); err != nil || got != tc.want {
+				t.Errorf("%s: list %s=%s = %s %v, want %s", what, tc.field, tc.value, got, err, tc.want)
+			}
+		}
+	}
+	check(some, "IndexedFields")
+	check(all, "every field")
+	// Snapshots cross between the two: the restored index is this node's.
+	for _, tc := range []struct {
+		from, to *testFSM
+		want     []string
+	}{{all, open(nodeOnly), wantSome}, {some, open(nil), wantAll}} {
+		snap, err := tc.from.f.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &memSink{}
+		if err := snap.Persist(sink); err != nil {
+			t.Fatal(err)
+		}
+		snap.Release()
+		if err := tc.to.f.Restore(sink.reader()); err != nil {
+			t.Fatal(err)
+		}
+		if got := indexKeys(t, tc.to.f); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("restored index = %v, want %v", got, tc.want)
+		}
+		check(tc.to, "restored")
 	}
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"time"
 )
@@ -23,8 +24,113 @@ type history struct {
 	compacted int64
 	// head is the latest applied revision, whether or not it produced events.
 	head int64
-	// wake is closed (and replaced) whenever head moves.
+	// wake is closed (and replaced) whenever head moves. Indexed watchers do not wait
+	// on it: they are signalled only by events of their own index value.
 	wake chan struct{}
+	// indexes are the field indexes indexed watches asked for, by kind.
+	indexes map[string][]*fieldIndex
+}
+
+// fieldIndex lists, for one (kind, field) pair, the events of each value of the field:
+// an event is listed under the object's value after the change and, if it differs, the
+// value before. An indexed watcher reads only its value's list, and apply signals only
+// the watchers of the values an event touches: with a thousand kubelets each watching
+// its node's pods, an event costs one watcher's attention, not a thousand.
+type fieldIndex struct {
+	field string
+	// from is the sequence number of the first event indexed: events before it (applied
+	// before the first watch asked for this index) are found by scanning the ring.
+	from   uint64
+	values map[string]*valueLog
+}
+
+// valueLog is one value's events (ring sequence numbers, ascending, all still in the
+// ring) and the watchers that follow it. It lives while it holds events or watchers.
+type valueLog struct {
+	seqs     []uint64
+	watchers map[*Watcher]struct{}
+	// lastEvicted is the sequence number of this value's latest event pushed out of the
+	// ring (valid when evicted): a watcher that had not read it has lost it.
+	lastEvicted uint64
+	evicted     bool
+}
+
+func (l *valueLog) signal() {
+	for w := range l.watchers {
+		select {
+		case w.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// after returns the position in seqs of the first event at or after seq.
+func (l *valueLog) after(seq uint64) int {
+	return sort.Search(len(l.seqs), func(i int) bool { return l.seqs[i] >= seq })
+}
+
+func (fi *fieldIndex) log(value string) *valueLog {
+	l := fi.values[value]
+	if l == nil {
+		l = &valueLog{}
+		fi.values[value] = l
+	}
+	return l
+}
+
+// add lists the event at seq under the values it touches and signals their watchers.
+func (fi *fieldIndex) add(ev *Event, seq uint64) {
+	v := ev.Object.Fields[fi.field]
+	l := fi.log(v)
+	l.seqs = append(l.seqs, seq)
+	l.signal()
+	if ev.Prev != nil {
+		if pv := ev.Prev.Fields[fi.field]; pv != v {
+			l := fi.log(pv)
+			l.seqs = append(l.seqs, seq)
+			l.signal()
+		}
+	}
+}
+
+// evict drops the event at seq (the oldest in the ring) from the lists it is on.
+func (fi *fieldIndex) evict(ev *Event, seq uint64) {
+	if seq < fi.from {
+		return
+	}
+	v := ev.Object.Fields[fi.field]
+	fi.drop(v, seq)
+	if ev.Prev != nil {
+		if pv := ev.Prev.Fields[fi.field]; pv != v {
+			fi.drop(pv, seq)
+		}
+	}
+}
+
+func (fi *fieldIndex) drop(value string, seq uint64) {
+	l := fi.values[value]
+	if l == nil || len(l.seqs) == 0 || l.seqs[0] != seq {
+		return
+	}
+	l.seqs[0] = 0
+	l.seqs = l.seqs[1:]
+	l.lastEvicted, l.evicted = seq, true
+	if len(l.seqs) == 0 && len(l.watchers) == 0 {
+		delete(fi.values, value)
+	}
+}
+
+// restart empties the index after a history reset; from then on it covers every event.
+func (fi *fieldIndex) restart(from uint64) {
+	fi.from = from
+	for v, l := range fi.values {
+		if len(l.watchers) == 0 {
+			delete(fi.values, v)
+			continue
+		}
+		l.seqs, l.evicted, l.lastEvicted = nil, false, 0
+		l.signal()
+	}
 }
 
 func newHistory(size int, rev int64) *history {
@@ -40,13 +146,21 @@ func (h *history) append(events []Event, rev int64) {
 			if old.Revision > h.compacted {
 				h.compacted = old.Revision
 			}
+			for _, fi := range h.indexes[old.Object.Kind] {
+				fi.evict(old, h.first)
+			}
 			*old = Event{}
 			h.start = (h.start + 1) % len(h.ring)
 			h.n--
 			h.first++
 		}
-		h.ring[(h.start+h.n)%len(h.ring)] = ev
+		seq := h.first + uint64(h.n)
+		slot := &h.ring[(h.start+h.n)%len(h.ring)]
+		*slot = ev
 		h.n++
+		for _, fi := range h.indexes[ev.Object.Kind] {
+			fi.add(slot, seq)
+		}
 	}
 	if rev > h.head {
 		h.head = rev
@@ -67,6 +181,11 @@ func (h *history) reset(rev int64) {
 	h.start, h.n = 0, 0
 	h.epoch++
 	h.compacted, h.head = rev, rev
+	for _, fis := range h.indexes {
+		for _, fi := range fis {
+			fi.restart(h.first)
+		}
+	}
 	close(h.wake)
 	h.wake = make(chan struct{})
 	h.mu.Unlock()
@@ -77,6 +196,13 @@ func (h *history) close() {
 	if !h.closed {
 		h.closed = true
 		close(h.wake)
+		for _, fis := range h.indexes {
+			for _, fi := range fis {
+				for _, l := range fi.values {
+					l.signal()
+				}
+			}
+		}
 	}
 	h.mu.Unlock()
 }
@@ -106,6 +232,13 @@ type WatchOptions struct {
 	Kind string
 	// Namespace, when set, limits the watch to one namespace.
 	Namespace string
+	// IndexField and IndexValue, when IndexField is set, limit the watch to objects whose
+	// Fields[IndexField] equals IndexValue (as ListOptions do), and serve it from an
+	// index: the watcher reads, and is woken for, only the events of objects that had
+	// that value before or after the change. An object whose field changes to the value
+	// arrives as Added, one whose field changes away from it as Deleted. Close the
+	// watcher when done with it.
+	IndexField, IndexValue string
 	// After is the revision to start after: every event with a greater revision is
 	// delivered. 0 starts from the current revision.
 	After int64
@@ -126,17 +259,29 @@ type Watcher struct {
 	opts   WatchOptions
 	maxLag int
 	epoch  uint64
-	seq    uint64 // next event to read
+	seq    uint64 // next event to consider
 	after  int64  // every matching event up to this revision has been delivered
 	idle   time.Time
+	// Indexed watches: the index, this watch's value list in it, and the signal that
+	// an event was listed there (or the history reset or closed).
+	index  *fieldIndex
+	log    *valueLog
+	notify chan struct{}
+	closed bool
 }
 
 func (h *history) watch(opts WatchOptions, maxLag int) (*Watcher, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1000
 	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+	if opts.IndexField != "" {
+		field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
+		opts.Predicate = func(o *Object) bool {
+			return o.Fields[field] == value && (pred == nil || pred(o))
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
@@ -158,7 +303,48 @@ func (h *history) watch(opts WatchOptions, maxLag int) (*Watcher, error) {
 		}
 	}
 	w.seq = h.first + uint64(lo)
+	if opts.IndexField != "" {
+		w.index = h.fieldIndex(opts.Kind, opts.IndexField)
+		w.log = w.index.log(opts.IndexValue)
+		if w.log.watchers == nil {
+			w.log.watchers = map[*Watcher]struct{}{}
+		}
+		w.notify = make(chan struct{}, 1)
+		w.log.watchers[w] = struct{}{}
+	}
 	return w, nil
+}
+
+// fieldIndex returns the index of (kind, field), starting it if no watch used it yet.
+// Called with h.mu held for writing.
+func (h *history) fieldIndex(kind, field string) *fieldIndex {
+	for _, fi := range h.indexes[kind] {
+		if fi.field == field {
+			return fi
+		}
+	}
+	if h.indexes == nil {
+		h.indexes = map[string][]*fieldIndex{}
+	}
+	fi := &fieldIndex{field: field, from: h.first + uint64(h.n), values: map[string]*valueLog{}}
+	h.indexes[kind] = append(h.indexes[kind], fi)
+	return fi
+}
+
+// Close releases the watcher. Next must not be called after it; an indexed watcher
+// stays registered with its index until closed.
+func (w *Watcher) Close() {
+	if w.index == nil || w.closed {
+		return
+	}
+	w.closed = true
+	h := w.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(w.log.watchers, w)
+	if len(w.log.watchers) == 0 && len(w.log.seqs) == 0 && w.index.values[w.opts.IndexValue] == w.log {
+		delete(w.index.values, w.opts.IndexValue)
+	}
 }
 
 // Revision is the revision up to which the watcher has delivered every event.
@@ -169,6 +355,9 @@ func (w *Watcher) Revision() int64 { return w.after }
 // Errors: ErrCompacted (the history restarted under the watch: re-list), a TooSlowError
 // (resume from its LastRevision), ErrClosed, or the context's error.
 func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
+	if w.closed {
+		return nil, ErrClosed
+	}
 	var timer *time.Timer
 	var tick <-chan time.Time
 	if w.opts.ProgressInterval > 0 {
@@ -177,7 +366,20 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 		tick = timer.C
 	}
 	for {
-		events, wake, err := w.read()
+		var events []Event
+		var wake <-chan struct{}
+		var err error
+		if w.index != nil {
+			// Take the pending signal first: an event listed from now on signals again.
+			select {
+			case <-w.notify:
+			default:
+			}
+			events, err = w.readIndexed()
+			wake = w.notify
+		} else {
+			events, wake, err = w.read()
+		}
 		if err != nil || len(events) > 0 {
 			if len(events) > 0 {
 				w.idle = time.Now()
@@ -216,28 +418,84 @@ func (w *Watcher) read() ([]Event, <-chan struct{}, error) {
 	}
 	var out []Event
 	for w.seq < end {
-		ev := &h.ring[(h.start+int(w.seq-h.first))%len(h.ring)]
-		if len(out) >= w.opts.MaxBatch && ev.Revision != out[len(out)-1].Revision {
-			w.after = out[len(out)-1].Revision
+		if !w.take(&out, w.seq) {
 			return out, nil, nil
 		}
-		w.seq++
-		if ev.Revision <= w.after {
-			continue // before the watch's start
-		}
-		if e, ok := w.filter(ev); ok {
-			out = append(out, e)
-		}
 	}
-	// Everything applied so far has been seen, so the watcher is at the head: a bookmark
-	// may claim it, and later events are all after it.
-	if h.head > w.after {
-		w.after = h.head
-	}
+	w.caughtUp()
 	if len(out) > 0 {
 		return out, nil, nil
 	}
 	return nil, h.wake, nil
+}
+
+// readIndexed is read for an indexed watcher: it scans the ring only for events older
+// than its index, then reads its value's list. Compaction and lag count only the events
+// it would have read: a watcher whose node is quiet is neither behind nor compacted.
+func (w *Watcher) readIndexed() ([]Event, error) {
+	h := w.h
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	fi, l := w.index, w.log
+	lost := w.seq < h.first && (w.seq < fi.from || (l.evicted && l.lastEvicted >= w.seq))
+	if w.epoch != h.epoch || lost {
+		return nil, &CompactedError{Requested: w.after, Oldest: h.compacted}
+	}
+	end := h.first + uint64(h.n)
+	i := l.after(w.seq)
+	lag := len(l.seqs) - i
+	if w.seq < fi.from {
+		lag += int(fi.from - w.seq)
+	}
+	if w.maxLag > 0 && lag > w.maxLag {
+		return nil, &TooSlowError{LastRevision: w.after, Lag: lag}
+	}
+	var out []Event
+	for w.seq < end && w.seq < fi.from {
+		if !w.take(&out, w.seq) {
+			return out, nil
+		}
+	}
+	for ; i < len(l.seqs); i++ {
+		if !w.take(&out, l.seqs[i]) {
+			return out, nil
+		}
+	}
+	w.seq = end
+	w.caughtUp()
+	return out, nil
+}
+
+// take considers the event at seq, moving the watcher past it; it returns false, leaving
+// the watcher at seq, when the batch is full and the event starts a new revision.
+// Called with h.mu held.
+func (w *Watcher) take(out *[]Event, seq uint64) bool {
+	h := w.h
+	ev := &h.ring[(h.start+int(seq-h.first))%len(h.ring)]
+	if n := len(*out); n >= w.opts.MaxBatch && ev.Revision != (*out)[n-1].Revision {
+		w.seq = seq
+		w.after = (*out)[n-1].Revision
+		return false
+	}
+	w.seq = seq + 1
+	if ev.Revision <= w.after {
+		return true // before the watch's start
+	}
+	if e, ok := w.filter(ev); ok {
+		*out = append(*out, e)
+	}
+	return true
+}
+
+// caughtUp records that everything applied so far has been seen, so the watcher is at
+// the head: a bookmark may claim it, and later events are all after it.
+func (w *Watcher) caughtUp() {
+	if w.h.head > w.after {
+		w.after = w.h.head
+	}
 }
 
 // filter decides what a watcher sees of one event.

@@ -78,7 +78,7 @@ func Open(cfg Config) (*Store, error) {
 
 	s.hist = newHistory(cfg.HistorySize, 0)
 	var err error
-	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, s.hist, log.Named("fsm")); err != nil {
+	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, log.Named("fsm")); err != nil {
 		return nil, err
 	}
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
@@ -487,8 +487,9 @@ type ListOptions struct {
 	Stale bool
 	// Namespace, when set, limits the list to one namespace.
 	Namespace string
-	// IndexField and IndexValue, when IndexField is set, list through the field index:
-	// only objects whose Fields[IndexField] equals IndexValue.
+	// IndexField and IndexValue, when IndexField is set, list only objects whose
+	// Fields[IndexField] equals IndexValue, through the field index when the field is
+	// indexed (Config.IndexedFields), else by a scan.
 	IndexField, IndexValue string
 	// Predicate, when set, keeps only the objects it accepts.
 	Predicate func(*Object) bool

@@ -86,7 +86,8 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringVar(&logCert, "kubelet-tls-cert-file", "", "the log server's certificate, user system:node:NAME with server usage (default --cert-file)")
 	f.StringVar(&logKey, "kubelet-tls-key-file", "", "its key (default --key-file)")
 	f.DurationVar(&cfg.LeaseRenewInterval, "node-lease-renew-interval", cfg.LeaseRenewInterval, "how often the node's Lease is renewed (the controller-manager's grace period must be longer)")
-	f.DurationVar(&cfg.NodeStatusInterval, "node-status-update-frequency", cfg.NodeStatusInterval, "how often the node's status is written")
+	f.DurationVar(&cfg.NodeStatusInterval, "node-status-update-frequency", cfg.NodeStatusInterval, "how often the node's status is checked, and written if it changed")
+	f.DurationVar(&cfg.NodeStatusReportInterval, "node-status-report-frequency", cfg.NodeStatusReportInterval, "how often the node's status is written when it did not change (the Lease is the heartbeat)")
 	return cmd
 }
 

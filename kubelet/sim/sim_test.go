@@ -155,6 +155,41 @@ func TestStartDelay(t *testing.T) {
 	}
 }
 
+// List follows creates and removes (it keeps its order between them).
+func TestListFollowsCreateAndRemove(t *testing.T) {
+	ctx := context.Background()
+	r := New(Config{Present: []string{"busybox"}})
+	ids := func() []string {
+		l, err := r.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range l {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	start := func(name string) string {
+		id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u", PodName: "p", Namespace: "ns", Name: name, Image: "busybox"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a, b := start("a"), start("b")
+	if got := ids(); len(got) != 2 || got[0] != a || got[1] != b {
+		t.Fatalf("after two creates: %v", got)
+	}
+	if err := r.Remove(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	c := start("c")
+	if got := ids(); len(got) != 2 || got[0] != b || got[1] != c {
+		t.Fatalf("after remove and create: %v, want [%s %s]", got, b, c)
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe to read while a follower writes.
 type syncBuffer struct {
 	mu  sync.Mutex
