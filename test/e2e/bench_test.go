@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet/sim"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/scheduler"
+	benchfig "github.com/skiffhq/skiff/test/bench"
 	"github.com/skiffhq/skiff/test/containerdtest"
 )
 
@@ -35,6 +35,7 @@ func BenchmarkE2EDeploy10000r1000n(b *testing.B) {
 }
 
 func benchDeploy(b *testing.B, name string, replicas, nodes int) {
+	benchfig.Want(b, name, name+"_rate")
 	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 200_000})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
@@ -117,8 +118,8 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	fmt.Printf("BENCH %s %.2f s\n", name, elapsed.Seconds())
-	fmt.Printf("BENCH %s_rate %.0f pods/s\n", name, float64(replicas)/elapsed.Seconds())
+	benchfig.Report(name, elapsed.Seconds(), "s")
+	benchfig.Report(name+"_rate", float64(replicas)/elapsed.Seconds(), "pods/s")
 	cancel()
 	f.Wait()
 }
@@ -126,6 +127,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 // BenchmarkPodStartupContainerd: ms from pod create to Running for 50 busybox pods on one
 // real node (a private containerd), the image present.
 func BenchmarkPodStartupContainerd(b *testing.B) {
+	benchfig.Want(b, "pod_startup_containerd_p50", "pod_startup_containerd_p99")
 	socket := containerdtest.Start(b)
 	c := apiservertest.Start(b, 1, apiservertest.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
@@ -215,9 +217,8 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 		lat[i] = runningAt[i].Sub(created[i])
 	}
 	mu.Unlock()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	fmt.Printf("BENCH pod_startup_containerd_p50 %.0f ms\n", float64(lat[n/2].Microseconds())/1000)
-	fmt.Printf("BENCH pod_startup_containerd_p99 %.0f ms\n", float64(lat[n*99/100].Microseconds())/1000)
+	benchfig.Report("pod_startup_containerd_p50", benchfig.Percentile(lat, 0.50), "ms")
+	benchfig.Report("pod_startup_containerd_p99", benchfig.Percentile(lat, 0.99), "ms")
 	// Leave no container behind: delete the pods and wait for the kubelet to stop them.
 	cleanup := time.Now()
 	defer func() { b.Logf("cleanup took %v", time.Since(cleanup)) }()
