@@ -271,7 +271,9 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 			go func() {
 				defer s.wg.Done()
 				f := s.raft.Apply(encodeLeaderMark(s.cfg.ID), s.cfg.WriteTimeout)
-				if err := f.Error(); err != nil {
+				// Raft never answers a future still queued when it shuts down: wait for
+				// the store's end too, or Close would wait for this forever.
+				if err := awaitFuture(s.ctx, s.ctx, f); err != nil {
 					s.log.Warn("leader mark not applied", "error", err)
 					return
 				}
@@ -400,6 +402,8 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (*TxnResult, error) 
 	case <-done:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %v while committing", ErrIndeterminate, ctx.Err())
+	case <-s.ctx.Done():
+		return nil, fmt.Errorf("%w: the store closed while committing", ErrIndeterminate)
 	}
 	switch {
 	case ferr == nil:
