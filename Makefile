@@ -47,9 +47,10 @@ test: tools deps build
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
-# BENCH selects figures by name (test/bench): `make bench BENCH=store_create`.
+# BENCH selects figures by name (test/bench): `make bench BENCH=store_create`. One package
+# at a time (-p 1): benchmarks running side by side would measure each other.
 bench: build
-	SKIFF_BENCH='$(BENCH)' $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
+	SKIFF_BENCH='$(BENCH)' $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
 
 jepsen: build
 	JEPSEN_TIME=$(JEPSEN_TIME) JEPSEN_NEMESES=$(JEPSEN_NEMESES) $(GO) test -run 'TestJepsen' -timeout 0 -v ./test/jepsen/ -jepsen.long
