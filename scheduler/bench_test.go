@@ -178,12 +178,24 @@ func BenchmarkSchedE2E1000n10000p(b *testing.B) {
 			})
 			created <- time.Since(start)
 		}()
+		var createdIn time.Duration
 		select {
 		case <-cb.done:
+		case createdIn = <-created:
+			if b.Failed() { // some creates failed: their pods will never be bound
+				cancel()
+				b.FailNow()
+			}
+			select {
+			case <-cb.done:
+			case <-ctx.Done():
+			}
 		case <-ctx.Done():
 		}
 		elapsed := time.Since(start)
-		createdIn := <-created
+		if createdIn == 0 {
+			createdIn = <-created
+		}
 		if cb.n.Load() != pods {
 			b.Fatalf("only %d of %d pods bound", cb.n.Load(), pods)
 		}

@@ -95,7 +95,7 @@ func ownedBy(uid string) podOpt {
 	return func(p *corev1.Pod) {
 		yes := true
 		p.Metadata.OwnerReferences = append(p.Metadata.OwnerReferences,
-			&corev1.OwnerReference{Kind: "ReplicaSet", Name: "rs", Uid: uid, Controller: &yes})
+			&corev1.OwnerReference{ApiVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", Uid: uid, Controller: &yes})
 	}
 }
 
