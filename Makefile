@@ -11,6 +11,7 @@ PROTO_FILES := $(shell find proto -name '*.proto' | sort)
 BENCH ?= .
 JEPSEN_TIME ?= 2m
 JEPSEN_NEMESES ?= all
+JEPSEN_NET ?= auto
 TEST_TIMEOUT ?= 30m
 
 .PHONY: all build run test bench proto tools deps jepsen vet fmt clean
@@ -53,7 +54,7 @@ bench: build
 	SKIFF_BENCH='$(BENCH)' $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
 
 jepsen: build
-	JEPSEN_TIME=$(JEPSEN_TIME) JEPSEN_NEMESES=$(JEPSEN_NEMESES) $(GO) test -run 'TestJepsen' -timeout 0 -v ./test/jepsen/ -jepsen.long
+	JEPSEN_TIME=$(JEPSEN_TIME) JEPSEN_NEMESES=$(JEPSEN_NEMESES) $(GO) test -run 'TestJepsen' -timeout 0 -v ./test/jepsen/ -jepsen.long -jepsen.net=$(JEPSEN_NET)
 
 vet:
 	$(GO) vet ./...

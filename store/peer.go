@@ -114,9 +114,10 @@ func (m *peerMux) close() {
 	m.wg.Wait()
 }
 
-// dial opens a connection to a peer for one protocol.
+// dial opens a connection to a peer for one protocol, from the address the mux listens
+// on (see sourceFor).
 func (m *peerMux) dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
-	var d net.Dialer
+	d := net.Dialer{LocalAddr: sourceFor(m.ln.Addr(), addr)}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -134,6 +135,28 @@ func (m *peerMux) dial(ctx context.Context, addr string, proto byte) (net.Conn, 
 		return nil, err
 	}
 	return conn, nil
+}
+
+// sourceFor is the local address to dial peer addr from: the IP this member listens on,
+// when it listens on one IP and addr is as local as it (both loopback, or neither). Peers
+// then see a member's connections come from the address they know it by, so a firewall
+// rule or a fault-injecting proxy can tell members apart by source address even when all
+// of them share one host's loopback (where the kernel would otherwise pick 127.0.0.1).
+// nil (let the kernel choose) when listening on every address or when addr is not an IP.
+func sourceFor(listen net.Addr, addr string) net.Addr {
+	la, ok := listen.(*net.TCPAddr)
+	if !ok || la.IP == nil || la.IP.IsUnspecified() {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLoopback() != la.IP.IsLoopback() || (ip.To4() == nil) != (la.IP.To4() == nil) {
+		return nil
+	}
+	return &net.TCPAddr{IP: la.IP}
 }
 
 // subListener is the net.Listener one protocol sees. Closing it stops its Accept; the

@@ -1,7 +1,7 @@
 // Package jepsen is Skiff's failover suite, in the manner of Jepsen and etcd's robustness
 // tests: it runs real `skiff apiserver` processes, each on its own loopback address
 // (127.0.0.11, .12, ...), drives concurrent workloads against them while a nemesis
-// injects faults (kill -9, SIGSTOP, iptables partitions, restarts, membership changes),
+// injects faults (kill -9, SIGSTOP, partitions, restarts, membership changes),
 // and checks the recorded histories afterwards:
 //
 //   - register: read / write / compare-and-swap on ConfigMaps, through every node, is
@@ -22,8 +22,17 @@
 // leader kill -9 costs about 0.6-1.2s of write unavailability, under the 2s target. The
 // defaults (500ms) cost about half a second more.
 //
-// Partitions need root: each server runs with its own group id, and iptables drops what a
-// group sends to another node's address (loopback connections all leave from 127.0.0.1,
-// so the sender is told apart by its owner, not its source address). Without root those
-// nemeses are skipped and say so.
+// Partitions are made one of two ways (-jepsen.net, JEPSEN_NET for make jepsen):
+//
+//   - iptables (root): each server runs with its own group id, and iptables drops what a
+//     group sends to another node's address, in a chain of the run's own;
+//   - proxy (anyone): a fault-injecting TCP proxy in front of every node's peer port (the
+//     node listens on one port and advertises the proxy's with --raft-advertise). Members
+//     dial peers from their own listen address, so the proxy knows who dials; a cut link
+//     black-holes its bytes, as DROP does, and a heal closes the connections that lost
+//     some. All peer traffic (Raft, forwarded writes, read index) passes through it; the
+//     clients' API connections do not, as Jepsen's control node keeps reaching every node.
+//
+// By default (auto) iptables is used as root and the proxy otherwise; a short run as root
+// (make test) runs each partition nemesis both ways.
 package jepsen

@@ -30,12 +30,13 @@ var raftTiming []string
 // node is one API server: its addresses stay fixed across restarts, its data directory
 // too, so a restart rejoins.
 type node struct {
-	name      string
-	ip        string
-	api, raft string
-	dir       string
-	gid       int // the group the process runs as: what iptables tells nodes apart by
-	args      []string
+	name       string
+	ip         string
+	api, raft  string // raft: the peer address members dial (the proxy's, with one)
+	raftListen string // where the node listens for peers: raft, or behind the proxy
+	dir        string
+	gid        int // the group the process runs as: what iptables tells nodes apart by
+	args       []string
 
 	proc   *proc // nil while down
 	paused bool
@@ -56,7 +57,8 @@ type cluster struct {
 	dir     string
 	logs    string
 	root    bool
-	fw      *firewall
+	net     netFaults // nil: this run makes no partitions
+	proxy   *proxyNet // set when net is the proxy
 	gidBase int
 
 	mu      sync.Mutex
@@ -86,8 +88,9 @@ func (c *cluster) saveLogs(dir string) {
 	}
 }
 
-// newCluster starts n servers forming one cluster and waits for a leader.
-func newCluster(t *testing.T, bin string, n int) *cluster {
+// newCluster starts n servers forming one cluster and waits for a leader. netKind says
+// how partitions are made: "iptables", "proxy", or "" for none.
+func newCluster(t *testing.T, bin string, n int, netKind string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{
@@ -98,12 +101,16 @@ func newCluster(t *testing.T, bin string, n int) *cluster {
 	if err := os.MkdirAll(c.logs, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if c.root {
-		fw, err := newFirewall(t)
-		if err != nil {
+	switch netKind {
+	case "iptables":
+		if fw, err := newFirewall(t); err != nil {
 			t.Logf("no iptables (%v): partitions will be skipped", err)
+		} else {
+			c.net = fw
 		}
-		c.fw = fw
+	case "proxy":
+		c.proxy = newProxyNet()
+		c.net = c.proxy
 	}
 	t.Cleanup(c.shutdown)
 	var initial []string
@@ -135,11 +142,21 @@ func (c *cluster) newNode() *node {
 	ports := freePorts(c.t, ip, 2)
 	nd := &node{
 		name: fmt.Sprintf("n%d", i), ip: ip,
-		api: fmt.Sprintf("%s:%d", ip, ports[0]), raft: fmt.Sprintf("%s:%d", ip, ports[1]),
+		api: fmt.Sprintf("%s:%d", ip, ports[0]), raftListen: fmt.Sprintf("%s:%d", ip, ports[1]),
 		dir: filepath.Join(c.dir, fmt.Sprintf("n%d", i)), gid: c.gidBase + i,
 	}
+	nd.raft = nd.raftListen
+	var advertise []string
+	if c.proxy != nil {
+		front, err := c.proxy.front(ip, nd.raftListen)
+		if err != nil {
+			c.t.Fatalf("proxy for %s: %v", nd.name, err)
+		}
+		nd.raft = front
+		advertise = []string{"--raft-advertise", front}
+	}
 	nd.args = append([]string{"apiserver", "--name", nd.name, "--data-dir", nd.dir, "--listen", nd.api,
-		"--raft-listen", nd.raft, "--log-level", "info", "--insecure"}, raftTiming...) // faults, not TLS, are under test
+		"--raft-listen", nd.raftListen, "--log-level", "info", "--insecure"}, append(advertise, raftTiming...)...) // faults, not TLS, are under test
 	c.nodes[nd.name] = nd
 	c.members = append(c.members, nd.name)
 	c.gen++
@@ -239,6 +256,9 @@ func (c *cluster) shutdown() {
 	c.mu.Unlock()
 	for _, nd := range nodes {
 		c.kill(nd)
+	}
+	if c.proxy != nil {
+		c.proxy.close()
 	}
 	if c.t.Failed() {
 		for _, nd := range nodes {
@@ -457,9 +477,9 @@ func (c *cluster) healthy(ctx context.Context) (string, string) {
 
 // firewall drops traffic between nodes with iptables rules in a chain of its own, hooked
 // into OUTPUT. A rule matches the sending process's group (each server runs as its own
-// gid) and the receiving node's address: loopback connections all leave from 127.0.0.1,
-// so the source address cannot say who sent a packet. The test's own clients run as
-// another group and keep reaching every node, as Jepsen's control node does.
+// gid) and the receiving node's address, so everything a server sends is cut, whatever
+// source address the kernel gives it. The test's own clients run as another group and
+// keep reaching every node, as Jepsen's control node does.
 type firewall struct {
 	chain string
 	mu    sync.Mutex

@@ -20,8 +20,10 @@ import (
 )
 
 var (
-	longRun    = flag.Bool("jepsen.long", false, "run each nemesis for $JEPSEN_TIME (default 2m) instead of a few seconds")
-	nodeCount  = flag.Int("jepsen.nodes", 3, "API servers per run (3 or 5)")
+	longRun   = flag.Bool("jepsen.long", false, "run each nemesis for $JEPSEN_TIME (default 2m) instead of a few seconds")
+	nodeCount = flag.Int("jepsen.nodes", 3, "API servers per run (3 or 5)")
+	netFlag   = flag.String("jepsen.net", "auto", "how partitions are made: iptables (needs root), proxy (a fault-injecting TCP proxy "+
+		"between peers), or auto: iptables when root, else the proxy; short runs as root do both")
 	timingFlag = flag.String("jepsen.raft", "--raft-heartbeat-timeout=300ms,--raft-election-timeout=300ms,--raft-leader-lease-timeout=150ms",
 		"Raft timing flags given to every server, comma-separated")
 )
@@ -66,6 +68,7 @@ type report struct {
 	Nemesis      string          `json:"nemesis"`
 	OK           bool            `json:"ok"` // no anomaly
 	Nodes        int             `json:"nodes"`
+	Network      string          `json:"network,omitempty"` // how partitions were made: iptables or proxy
 	Started      time.Time       `json:"started"`
 	Duration     string          `json:"duration"`
 	RaftTiming   []string        `json:"raftTiming"`
@@ -119,17 +122,50 @@ func TestJepsen(t *testing.T) {
 	} else if testing.Short() {
 		selected["kill-leader"] = true
 	}
+	kinds, err := netKinds(*netFlag, os.Geteuid() == 0, *longRun)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, nem := range nemeses {
 		if len(selected) > 0 && !selected[nem.name] {
 			continue
 		}
-		t.Run(nem.name, func(t *testing.T) { runOne(t, nem, dur, quiet, hold) })
+		if !nem.partitions {
+			t.Run(nem.name, func(t *testing.T) { runOne(t, nem, "", dur, quiet, hold) })
+			continue
+		}
+		for i, kind := range kinds {
+			name := nem.name
+			if i > 0 {
+				name += "-" + kind
+			}
+			t.Run(name, func(t *testing.T) { runOne(t, nem, kind, dur, quiet, hold) })
+		}
 	}
 }
 
-func runOne(t *testing.T, nem nemesis, dur, quiet, hold time.Duration) {
+// netKinds says how the partition nemeses cut links, from -jepsen.net: iptables when
+// root, the proxy otherwise, and, in a short run as root, the proxy as well so that
+// `make test` (root in CI) proves both.
+func netKinds(flag string, root, long bool) ([]string, error) {
+	switch flag {
+	case "iptables", "proxy":
+		return []string{flag}, nil
+	case "auto":
+		if !root {
+			return []string{"proxy"}, nil
+		}
+		if long {
+			return []string{"iptables"}, nil
+		}
+		return []string{"iptables", "proxy"}, nil
+	}
+	return nil, fmt.Errorf("-jepsen.net=%q: want iptables, proxy or auto", flag)
+}
+
+func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Duration) {
 	began := time.Now()
-	runDir := filepath.Join("out", began.Format("20060102-150405")+"-"+nem.name)
+	runDir := filepath.Join("out", began.Format("20060102-150405")+"-"+strings.ReplaceAll(t.Name()[len("TestJepsen/"):], "/", "-"))
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +178,14 @@ func runOne(t *testing.T, nem nemesis, dur, quiet, hold time.Duration) {
 		}
 	}
 
-	c := newCluster(t, binPath, *nodeCount)
-	if nem.firewall && c.fw == nil {
-		rep.Skipped = "partitions need root and iptables"
+	c := newCluster(t, binPath, *nodeCount, netKind)
+	if nem.partitions && c.net == nil {
+		rep.Skipped = "iptables partitions need root and iptables (-jepsen.net=proxy needs neither)"
 		writeReport()
-		t.Skipf("%s: skipped: partitions need root and iptables (euid %d)", nem.name, os.Geteuid())
+		t.Skipf("%s: skipped: iptables partitions need root and iptables (euid %d); -jepsen.net=proxy needs neither", nem.name, os.Geteuid())
+	}
+	if c.net != nil {
+		rep.Network = c.net.kind()
 	}
 	const ns = "jepsen"
 	setup, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -209,6 +248,11 @@ func runOne(t *testing.T, nem nemesis, dur, quiet, hold time.Duration) {
 	defer func() {
 		for _, crash := range c.crashed() {
 			anomalies = append(anomalies, anomaly{Checker: "cluster", Kind: "crash", Detail: crash})
+		}
+		if c.proxy != nil {
+			if err := c.proxy.check(); err != nil {
+				anomalies = append(anomalies, anomaly{Checker: "cluster", Kind: "partition-leak", Detail: err.Error()})
+			}
 		}
 		rep.Anomalies, rep.OK = anomalies, len(anomalies) == 0
 		writeReport()
@@ -385,7 +429,11 @@ func writeHistories(t *testing.T, dir string, reg *registerWorkload, set *setWor
 // summarize logs the human summary and fails the test on any anomaly.
 func summarize(t *testing.T, rep *report, dir string) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "jepsen %s: %d nodes, %s, raft %v\n", rep.Nemesis, rep.Nodes, rep.Duration, rep.RaftTiming)
+	fmt.Fprintf(&b, "jepsen %s: %d nodes, %s, raft %v", rep.Nemesis, rep.Nodes, rep.Duration, rep.RaftTiming)
+	if rep.Network != "" {
+		fmt.Fprintf(&b, ", partitions by %s", rep.Network)
+	}
+	b.WriteString("\n")
 	r := rep.Register
 	fmt.Fprintf(&b, "  register: %d ops on %d keys (%d unknown, %d refused, %d creates refused for a namespace the node had not seen); non-linearizable keys: %d; check timed out: %d\n",
 		r.Ops, r.Keys, r.Unknown, r.Refused, r.NamespaceNotFound, len(r.Illegal), len(r.TimedOut))

@@ -16,9 +16,9 @@ import (
 // schedule: a quiet period, the fault, a hold, the heal, and again.
 type nemesis struct {
 	name string
-	// firewall: the nemesis partitions the network and needs root and iptables.
-	firewall bool
-	inject   func(ctx context.Context, c *cluster, r *rand.Rand) (targets []string, note string, heal func(context.Context) error, err error)
+	// partitions: the nemesis cuts links between nodes (with the cluster's netFaults).
+	partitions bool
+	inject     func(ctx context.Context, c *cluster, r *rand.Rand) (targets []string, note string, heal func(context.Context) error, err error)
 }
 
 // fault is one injected fault, as the report lists it.
@@ -56,21 +56,21 @@ var nemeses = []nemesis{
 		c.signal(nd, syscall.SIGSTOP)
 		return []string{l}, "SIGSTOP", func(context.Context) error { c.signal(nd, syscall.SIGCONT); return nil }, nil
 	}},
-	{name: "partition-leader", firewall: true, inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
+	{name: "partition-leader", partitions: true, inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
 		l := c.leader(ctx)
 		if l == "" {
 			return nil, "", nil, fmt.Errorf("no leader to isolate")
 		}
 		return isolate(c, l)
 	}},
-	{name: "partition-random", firewall: true, inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
+	{name: "partition-random", partitions: true, inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
 		// Majority/minority: a random minority is cut off from the rest.
 		names := c.membersNow()
 		r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
 		minority := names[:(len(names)-1)/2]
 		return partition(c, minority, names[len(minority):])
 	}},
-	{name: "partition-bridge", firewall: true, inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
+	{name: "partition-bridge", partitions: true, inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
 		// Two halves that cannot talk, and one node (the bridge) that sees both.
 		names := c.membersNow()
 		r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
@@ -145,10 +145,10 @@ func isolate(c *cluster, name string) ([]string, string, func(context.Context) e
 
 // partition cuts every link between a and b.
 func partition(c *cluster, a, b []string) ([]string, string, func(context.Context) error, error) {
-	heal := func(context.Context) error { return c.fw.heal() }
+	heal := func(context.Context) error { return c.net.heal() }
 	for _, x := range a {
 		for _, y := range b {
-			if err := c.fw.cut(c.node(x), c.node(y)); err != nil {
+			if err := c.net.cut(c.node(x), c.node(y)); err != nil {
 				heal(nil)
 				return nil, "", nil, err
 			}
