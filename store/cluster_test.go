@@ -127,7 +127,7 @@ func (c *cluster) leader() int {
 	defer cancel()
 	for {
 		for i, s := range c.nodes {
-			if s != nil && s.raft.State() == raft.Leader && s.readyEpoch.Load() == s.leaderEpoch.Load() {
+			if s != nil && s.raft.State() == raft.Leader && s.fsm.appliedTerm.Load() == s.raft.CurrentTerm() {
 				return i
 			}
 		}
@@ -640,5 +640,53 @@ func TestBackupIsAConsistentStateFile(t *testing.T) {
 	}
 	if objs, r, _ := tf.f.list("ConfigMap", ListOptions{}); len(objs) != 10 || r != rev {
 		t.Fatalf("restored backup: %d objects at %d, want 10 at %d", len(objs), r, rev)
+	}
+}
+
+// TestNewLeaderWaitsForAnEntryOfItsTerm: a node that has just become leader knows which
+// earlier entries are committed only once it commits one of its own term; until then it
+// must not serve a read index, or a read through it could miss a write its predecessor
+// acknowledged. The test holds the new leader before it appends its leader mark (Raft's
+// own no-op never reaches the state machine) and asks it for a read index.
+func TestNewLeaderWaitsForAnEntryOfItsTerm(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := ctxT(t, 60*time.Second)
+	l := c.leader()
+	for i := 0; i < 10; i++ {
+		if _, err := c.nodes[l].Txn(ctx, Op{Type: Create, Key: key("k" + strconv.Itoa(i)), Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := (l + 1) % 3
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	hook := func(id string, leader bool) {
+		if id == c.cfgs[target].ID && leader {
+			<-release
+		}
+	}
+	testHookLeaderNotify.Store(&hook)
+	defer testHookLeaderNotify.Store(nil)
+
+	if err := c.nodes[l].TransferLeadership(ctx, c.cfgs[target].ID); err != nil {
+		t.Fatalf("transfer to %s: %v", c.cfgs[target].ID, err)
+	}
+	s := c.nodes[target]
+	waitFor(t, ctx, func() bool { return s.raft.State() == raft.Leader })
+	if idx, err := s.leaderReadIndex(ctx); err == nil {
+		t.Fatalf("a leader with no entry of its term %d applied (applied term %d) served read index %d",
+			s.raft.CurrentTerm(), s.fsm.appliedTerm.Load(), idx)
+	} else if !errors.Is(err, ErrNoLeader) && s.raft.State() == raft.Leader {
+		t.Fatalf("refusal is %v, want ErrNoLeader (retryable)", err)
+	}
+
+	free()
+	waitFor(t, ctx, func() bool { _, err := s.leaderReadIndex(ctx); return err == nil })
+	for i := 0; i < 10; i++ {
+		if _, err := s.Get(ctx, key("k"+strconv.Itoa(i)), ReadOptions{}); err != nil {
+			t.Fatalf("read k%d through the new leader: %v", i, err)
+		}
 	}
 }

@@ -127,6 +127,9 @@ type fsm struct {
 
 	// applied is the last Raft index applied (the store's current revision).
 	applied atomic.Int64
+	// appliedTerm is the Raft term of the last entry applied. A leader whose term this is
+	// has applied every entry committed before its term (read indexes rely on it).
+	appliedTerm atomic.Uint64
 	// entries counts the log entries applied since the node started (restores excluded).
 	entries atomic.Int64
 	batches atomic.Int64
@@ -256,6 +259,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.noteChange(events[i].Object.Kind, events[i].Revision)
 	}
 	f.applied.Store(last)
+	f.appliedTerm.Store(logs[len(logs)-1].Term)
 	f.entries.Add(int64(len(logs)))
 	f.batches.Add(1)
 	f.hist.append(events, last)

@@ -38,10 +38,6 @@ type Store struct {
 	logs       *raftboltdb.BoltStore
 	transport  *raft.NetworkTransport
 
-	// leaderEpoch counts the times this node became leader; readyEpoch is the epoch whose
-	// leader mark has been applied (the leader may then serve read indexes).
-	leaderEpoch atomic.Uint64
-	readyEpoch  atomic.Uint64
 	// leaderChanged is closed and replaced when the known leader changes.
 	leaderMu      sync.Mutex
 	leaderChanged chan struct{}
@@ -252,9 +248,13 @@ func (s *Store) PeerAddress() string { return s.cfg.Advertise }
 // Revision is the latest revision applied on this node (a stale read).
 func (s *Store) Revision() int64 { return s.fsm.applied.Load() }
 
-// watchLeadership appends a leader mark each time this node becomes leader. Once the
-// mark is applied, every entry committed in earlier terms is applied here too, and the
-// commit index may serve as a read index.
+// testHookLeaderNotify, when set (by tests), runs before watchLeadership handles a
+// leadership notification: a test can hold a new leader before it appends its mark.
+var testHookLeaderNotify atomic.Pointer[func(id string, leader bool)]
+
+// watchLeadership appends a leader mark each time this node becomes leader: Raft's own
+// no-op never reaches the state machine, and a leader serves read indexes only once an
+// entry of its term is applied here (see leaderReadIndex).
 func (s *Store) watchLeadership(notify <-chan bool) {
 	defer s.wg.Done()
 	for {
@@ -262,11 +262,13 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 		case <-s.ctx.Done():
 			return
 		case leader := <-notify:
+			if hook := testHookLeaderNotify.Load(); hook != nil {
+				(*hook)(s.cfg.ID, leader)
+			}
 			s.signalLeaderChange()
 			if !leader {
 				continue
 			}
-			epoch := s.leaderEpoch.Add(1)
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
@@ -277,10 +279,7 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 					s.log.Warn("leader mark not applied", "error", err)
 					return
 				}
-				if s.leaderEpoch.Load() == epoch {
-					s.readyEpoch.Store(epoch)
-					s.log.Info("leader ready", "term", s.raft.CurrentTerm(), "revision", f.Index())
-				}
+				s.log.Info("leader mark applied", "term", s.fsm.appliedTerm.Load(), "revision", f.Index())
 			}()
 		}
 	}
@@ -576,19 +575,29 @@ func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {
 	return resp.GetIndex(), nil
 }
 
-// leaderReadIndex is the read index protocol's leader side: the commit index, once this
-// node's leader mark is applied, confirmed by a heartbeat round that it still leads.
+// leaderReadIndex is the read index protocol's leader side (Raft thesis 6.4): the
+// commit index, confirmed by a heartbeat round that this node still leads.
+//
+// A new leader learns which entries of earlier terms are committed only when it commits
+// one of its own term, so until an entry of its term is applied here its commit index
+// may miss a write its predecessor acknowledged: it refuses until then (its leader mark
+// is that entry). The term must also stay the same from the check to the heartbeat's
+// answer: a node that lost and regained leadership meanwhile is a new leader again.
 func (s *Store) leaderReadIndex(ctx context.Context) (uint64, error) {
+	term := s.raft.CurrentTerm()
 	if s.raft.State() != raft.Leader {
 		a, i := s.raft.LeaderWithID()
 		return 0, &NotLeaderError{LeaderID: string(i), LeaderAddress: string(a)}
 	}
-	if s.readyEpoch.Load() != s.leaderEpoch.Load() {
-		return 0, fmt.Errorf("read index: %w: new leader not ready yet", ErrNoLeader)
+	if s.fsm.appliedTerm.Load() != term {
+		return 0, fmt.Errorf("read index: %w: new leader not ready yet (no entry of term %d applied)", ErrNoLeader, term)
 	}
 	idx := s.raft.CommitIndex()
 	if err := awaitFuture(ctx, s.ctx, s.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("read index: %w: %v", ErrNoLeader, err)
+	}
+	if now := s.raft.CurrentTerm(); now != term {
+		return 0, fmt.Errorf("read index: %w: term changed from %d to %d during the read", ErrNoLeader, term, now)
 	}
 	return idx, nil
 }

@@ -30,7 +30,7 @@ import (
 // $SKIFF_TEST_IMAGE_ARCHIVE (then $SKIFF_TEST_IMAGE names an image in it); without
 // either it builds an image from the host's static /bin/busybox.
 
-func connect(t *testing.T) (*Runtime, context.Context) {
+func connect(t testing.TB) (*Runtime, context.Context) {
 	t.Helper()
 	socket := os.Getenv("SKIFF_CONTAINERD_SOCKET")
 	if socket == "" {
@@ -248,7 +248,7 @@ func TestFollowFile(t *testing.T) {
 
 // busybox imports an image built from the host's static busybox as ref (skipping t
 // without one).
-func busybox(t *testing.T, r *Runtime, ctx context.Context, ref string) {
+func busybox(t testing.TB, r *Runtime, ctx context.Context, ref string) {
 	t.Helper()
 	data, err := BusyboxArchive("/bin/busybox", ref)
 	if err != nil {

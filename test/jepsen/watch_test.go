@@ -139,26 +139,42 @@ func (w *watchWorkload) reference(ctx context.Context, node string, upTo int64) 
 	defer cancel()
 	cms := client.For[*corev1.ConfigMap](w.c.pinned(node))
 	from := w.base
-	watch, err := cms.Watch(ctx, w.ns, client.WatchOptions{ResourceVersion: strconv.FormatInt(from, 10)})
-	if client.IsTooOld(err) {
-		from = client.OldestResourceVersion(err)
+	// A node's history starts at its last snapshot when it restarted: "too old" (at the
+	// call or on the stream's first message) moves the start to the oldest it has.
+	var watch *client.Watcher[*corev1.ConfigMap]
+	var first []client.Event[*corev1.ConfigMap]
+	for attempt := 0; ; attempt++ {
+		var err error
 		watch, err = cms.Watch(ctx, w.ns, client.WatchOptions{ResourceVersion: strconv.FormatInt(from, 10)})
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("watch %s from %d: %w", node, from, err)
+		if err == nil {
+			if first, err = watch.Next(); err != nil {
+				watch.Stop()
+			}
+		}
+		if client.IsTooOld(err) && attempt < 3 {
+			from = client.OldestResourceVersion(err)
+			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("watch %s from %d: %w", node, from, err)
+		}
+		break
 	}
 	defer watch.Stop()
 	var out []wev
-	for len(out) == 0 || out[len(out)-1].Rev < upTo {
-		evs, err := watch.Next()
-		if err != nil {
-			return out, from, fmt.Errorf("watch %s from %d, after %d events: %w", node, from, len(out), err)
+	for evs := first; len(out) == 0 || out[len(out)-1].Rev < upTo; {
+		if evs == nil {
+			var err error
+			if evs, err = watch.Next(); err != nil {
+				return out, from, fmt.Errorf("watch %s from %d, after %d events: %w", node, from, len(out), err)
+			}
 		}
 		for _, ev := range evs {
 			if ev.Type != client.Bookmark {
 				out = append(out, eventOf(ev))
 			}
 		}
+		evs = nil
 	}
 	return out, from, nil
 }
