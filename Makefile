@@ -28,7 +28,7 @@ run: build
 
 # tools: the code generators `make proto` and the staleness test need.
 tools: bin/tools/protoc-gen-go bin/tools/protoc-gen-go-grpc
-	@command -v protoc >/dev/null || ./test/tools/install-deps.sh protoc
+	@./test/tools/install-deps.sh protoc
 
 bin/tools/protoc-gen-go:
 	GOBIN=$(CURDIR)/bin/tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

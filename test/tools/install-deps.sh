@@ -9,13 +9,20 @@ want=()
 need() { # need COMMAND PACKAGE
 	command -v "$1" >/dev/null 2>&1 || want+=("$2")
 }
+# The well-known types (google/protobuf/*.proto) come with libprotobuf-dev, which
+# protobuf-compiler only recommends.
+wkt() {
+	[[ -f /usr/include/google/protobuf/timestamp.proto ]] || want+=(libprotobuf-dev)
+}
 
 case "${1:-all}" in
 protoc)
 	need protoc protobuf-compiler
+	wkt
 	;;
 all)
 	need protoc protobuf-compiler
+	wkt
 	need containerd containerd
 	need runc runc
 	[[ -x /bin/busybox ]] || want+=(busybox-static)
