@@ -272,14 +272,7 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				f := s.raft.Apply(encodeLeaderMark(s.cfg.ID), s.cfg.WriteTimeout)
-				// Raft never answers a future still queued when it shuts down: wait for
-				// the store's end too, or Close would wait for this forever.
-				if err := awaitFuture(s.ctx, s.ctx, f); err != nil {
-					s.log.Warn("leader mark not applied", "error", err)
-					return
-				}
-				s.log.Info("leader mark applied", "term", s.fsm.appliedTerm.Load(), "revision", f.Index())
+				s.markLeadership()
 			}()
 		}
 	}
@@ -573,6 +566,34 @@ func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {
 		return 0, errorFromProto(resp.GetError())
 	}
 	return resp.GetIndex(), nil
+}
+
+// markLeadership appends a leader mark and retries while this node still leads a term
+// with no entry applied: without one, it would refuse reads for the rest of its term.
+func (s *Store) markLeadership() {
+	for attempt := 0; ; attempt++ {
+		term := s.raft.CurrentTerm()
+		if s.raft.State() != raft.Leader || s.fsm.appliedTerm.Load() == term {
+			return
+		}
+		f := s.raft.Apply(encodeLeaderMark(s.cfg.ID), s.cfg.WriteTimeout)
+		// Raft never answers a future still queued when it shuts down: wait for the
+		// store's end too, or Close would wait for this forever.
+		err := awaitFuture(s.ctx, s.ctx, f)
+		if err == nil {
+			s.log.Info("leader mark applied", "term", term, "revision", f.Index())
+			return
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("leader mark not applied", "term", term, "attempt", attempt+1, "error", err)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(s.cfg.HeartbeatTimeout):
+		}
+	}
 }
 
 // leaderReadIndex is the read index protocol's leader side (Raft thesis 6.4): the
