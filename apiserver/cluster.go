@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
+	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
@@ -19,7 +23,68 @@ const memberKind = "skiff.member"
 // cluster implements the Cluster service.
 type cluster struct {
 	apiv1.UnimplementedClusterServer
+	store   *store.Store
+	members *memberAddrs
+}
+
+// memberAddrs reads the members' recorded API addresses, cached until a member record
+// changes.
+type memberAddrs struct {
 	store *store.Store
+	mu    sync.Mutex
+	rev   int64             // the revision addrs reflects
+	addrs map[string]string // member name -> API address; never modified once built
+}
+
+// get returns the addresses by member name; the map must not be modified.
+func (m *memberAddrs) get() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.addrs != nil && m.store.LastChange(memberKind) <= m.rev {
+		return m.addrs
+	}
+	recs, rev, err := m.store.List(context.Background(), memberKind, store.ListOptions{Stale: true})
+	if err != nil {
+		return m.addrs // closing: the last known addresses will do
+	}
+	addrs := make(map[string]string, len(recs))
+	for _, r := range recs {
+		addrs[r.Name] = string(r.Value)
+	}
+	m.addrs, m.rev = addrs, rev
+	return addrs
+}
+
+// leaderHint is the unary interceptor with which a member that is not the leader names
+// the leader's API address (apiv1.LeaderHeader) in its replies to Resources calls, so
+// that clients send writes to the leader rather than through this member; and refuses
+// at once a call sent to it as the leader (apiv1.ExpectLeaderHeader) when it no longer
+// is, so that the client does not wait here through an election.
+func (m *memberAddrs) leaderHint() grpc.UnaryServerInterceptor {
+	prefix := "/" + apiv1.Resources_ServiceDesc.ServiceName + "/"
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !strings.HasPrefix(info.FullMethod, prefix) {
+			return handler(ctx, req)
+		}
+		id := m.store.LeaderID()
+		if id == m.store.ID() {
+			return handler(ctx, req)
+		}
+		if addr := m.get()[id]; id != "" && addr != "" {
+			// Fails only when the reply is already sent, which a unary handler has not
+			// begun yet.
+			_ = grpc.SetHeader(ctx, metadata.Pairs(apiv1.LeaderHeader, addr))
+		}
+		if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(apiv1.ExpectLeaderHeader)) > 0 {
+			leader := id
+			if leader == "" {
+				leader = "none known"
+			}
+			return nil, statusError(codes.Unavailable, ReasonUnavailable, nil,
+				"%s is not the leader (leader: %s); nothing was done: send the request to the leader", m.store.ID(), leader)
+		}
+		return handler(ctx, req)
+	}
 }
 
 var memberInfo = &kinds.Info{Kind: "Member", Plural: "members"}
@@ -29,13 +94,7 @@ func (c *cluster) Status(ctx context.Context, _ *apiv1.ClusterStatusRequest) (*a
 	if err != nil {
 		return nil, storeError(memberInfo, "", err)
 	}
-	apiAddrs := map[string]string{}
-	recs, _, err := c.store.List(ctx, memberKind, store.ListOptions{Stale: true})
-	if err == nil {
-		for _, r := range recs {
-			apiAddrs[r.Name] = string(r.Value)
-		}
-	}
+	apiAddrs := c.members.get()
 	out := &apiv1.ClusterStatus{
 		Leader:   st.LeaderID,
 		Term:     st.Term,

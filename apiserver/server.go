@@ -67,6 +67,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s.store)
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta}
+	members := &memberAddrs{store: s.store}
 	gate := newGate(&cfg)
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
@@ -79,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 		apiv1.ServerBufferPool(),
 		grpc.ForceServerCodecV2(serverCodec{encoding.GetCodecV2("proto")}),
 		grpc.MaxSendMsgSize(1 << 30),
-		grpc.ChainUnaryInterceptor(s.metrics.unary(log), gate.unary()),
+		grpc.ChainUnaryInterceptor(s.metrics.unary(log), gate.unary(), members.leaderHint()),
 		grpc.ChainStreamInterceptor(s.metrics.stream(log), gate.stream()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -89,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
-	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store})
+	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members})
 	apiv1.RegisterPodsServer(s.grpc, &podLogs{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
 		mux := http.NewServeMux()

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -289,4 +290,53 @@ func TestNamespaceCreatedElsewhereIsSeenByFollower(t *testing.T) {
 	}
 	_, err := fc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cm", Namespace: "nowhere"}})})
 	wantCode(t, "create in a namespace that does not exist", err, codes.NotFound)
+}
+
+// TestFollowersNameTheLeader: a member that is not the leader says in its replies where
+// the leader serves the API, and refuses a request sent to it as the leader; the leader
+// says nothing and takes such requests.
+func TestFollowersNameTheLeader(t *testing.T) {
+	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	ctx := testCtx(t)
+	leader := c.Leader()
+	for i := 0; i < 3; i++ {
+		rc, _ := dial(t, c.Addr(i))
+		deadline := time.Now().Add(30 * time.Second)
+		for n := 0; ; n++ {
+			var md metadata.MD
+			_, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("hint-%d-%d", i, n)))}, grpc.Header(&md))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := md.Get(apiv1.LeaderHeader)
+			if i == leader {
+				if len(got) != 0 {
+					t.Fatalf("the leader names a leader: %v", got)
+				}
+				xctx := metadata.AppendToOutgoingContext(ctx, apiv1.ExpectLeaderHeader, "1")
+				if _, err := rc.Create(xctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("at-leader"))}); err != nil {
+					t.Fatalf("the leader refused a request expecting the leader: %v", err)
+				}
+				break
+			}
+			if len(got) == 1 && got[0] == c.Addr(leader) {
+				// A request sent to it as the leader is refused at once, naming the leader.
+				md = nil
+				xctx := metadata.AppendToOutgoingContext(ctx, apiv1.ExpectLeaderHeader, "1")
+				_, err := rc.Create(xctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("refused-%d", i)))}, grpc.Header(&md))
+				wantCode(t, "request expecting the leader at a follower", err, codes.Unavailable)
+				if got := md.Get(apiv1.LeaderHeader); len(got) != 1 || got[0] != c.Addr(leader) {
+					t.Fatalf("refusal names the leader as %v, want %s", got, c.Addr(leader))
+				}
+				if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pods", Name: fmt.Sprintf("refused-%d", i)}); status.Code(err) != codes.NotFound {
+					t.Fatalf("the refused create was done: %v", err)
+				}
+				break
+			}
+			// Members record their API addresses just after the cluster forms.
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d names the leader as %v, want %s", i, got, c.Addr(leader))
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -62,7 +64,10 @@ type Options struct {
 }
 
 // Conn is a connection to a set of API servers. Calls go to one server until it fails;
-// then they move to the next. Calls the server refused (Unavailable: no leader) are
+// then they move to the next. Writes and linearizable reads go to the Raft leader when a
+// server has named it (apiv1.LeaderHeader) and it is one of the servers: any server
+// would forward them there, and going straight saves a hop. Watches and stale reads
+// stay on the current server, spreading them over the members. Calls the server refused (Unavailable: no leader) are
 // retried on every server with capped, jittered exponential back-off until the context
 // ends. Calls whose reply was lost are retried only when repeating them is safe (see
 // each method); a create is retried only when it names its object, and then an
@@ -74,6 +79,7 @@ type Conn struct {
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
 	current int
+	leader  string // where the servers last said the leader serves, if one of servers
 }
 
 // Dial prepares a connection to servers (host:port each). It does not block: servers are
@@ -130,6 +136,7 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 		// Fail fast when a server is down, so the call moves to the next one.
 		grpc.WithConnectParams(grpcConnectParams),
 		apiv1.DialBufferPool(),
+		grpc.WithUnaryInterceptor(c.learnLeader),
 	}
 	if c.opts.PerRPCCredentials != nil {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(c.opts.PerRPCCredentials))
@@ -150,6 +157,37 @@ func (c *Conn) pick() (string, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.servers[c.current], c.current
+}
+
+// learnLeader notes the leader a server names in a reply's header.
+func (c *Conn) learnLeader(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var md metadata.MD
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Header(&md))...)
+	if v := md.Get(apiv1.LeaderHeader); len(v) > 0 {
+		c.mu.Lock()
+		if slices.Contains(c.servers, v[0]) {
+			c.leader = v[0]
+		}
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// Leader is where the servers last said the leader serves, or "" when none said so or
+// it is not one of Servers.
+func (c *Conn) Leader() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
+// leaderFailed forgets the leader at addr after a call to it failed.
+func (c *Conn) leaderFailed(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader == addr {
+		c.leader = ""
+	}
 }
 
 // failed moves past server i, unless another call already did.
@@ -176,18 +214,52 @@ var grpcConnectParams = grpc.ConnectParams{
 	MinConnectTimeout: 3 * time.Second,
 }
 
+// route says which server a call prefers.
+type route int
+
+const (
+	// anyServer calls (watches, stale reads, cluster calls) use the current server.
+	anyServer route = iota
+	// toLeader calls (writes, linearizable reads) use the leader when it is known.
+	toLeader
+)
+
+// readRoute routes a read: a linearizable one is answered with the leader's help anyway.
+func readRoute(stale bool) route {
+	if stale {
+		return anyServer
+	}
+	return toLeader
+}
+
 // invoke runs call on API servers until it succeeds, fails for good, or ctx ends. Each
 // attempt of a unary call has its own deadline (AttemptTimeout); streams pass 0.
 func (c *Conn) invoke(ctx context.Context, policy retryPolicy, attemptTimeout time.Duration, call func(context.Context, *grpc.ClientConn) error) error {
+	return c.invokeVia(ctx, anyServer, policy, attemptTimeout, call)
+}
+
+// invokeVia is invoke with a route. An attempt on the leader that fails forgets it, and
+// the call goes on through the servers in turn.
+func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, attemptTimeout time.Duration, call func(context.Context, *grpc.ClientConn) error) error {
 	wait := c.opts.BackoffBase
 	tried := 0
 	for {
 		addr, i := c.pick()
+		atLeader := false
+		if via == toLeader {
+			if l := c.Leader(); l != "" {
+				addr, atLeader = l, true
+			}
+		}
 		cc, err := c.conn(addr)
 		if err == nil {
 			actx, cancel := ctx, context.CancelFunc(func() {})
 			if attemptTimeout > 0 {
 				actx, cancel = context.WithTimeout(ctx, attemptTimeout)
+			}
+			if atLeader {
+				// Refused at once, not held, should it no longer lead.
+				actx = metadata.AppendToOutgoingContext(actx, apiv1.ExpectLeaderHeader, "1")
 			}
 			err = call(actx, cc)
 			cancel()
@@ -200,8 +272,14 @@ func (c *Conn) invoke(ctx context.Context, policy retryPolicy, attemptTimeout ti
 			return nil
 		}
 		retry := serverRefused(err) || (policy == idempotent && transportFailed(err))
+		if atLeader && code(err) == codes.Unavailable {
+			c.leaderFailed(addr)
+		}
 		if !retry || ctx.Err() != nil {
 			return err
+		}
+		if atLeader {
+			continue // on through the servers in turn
 		}
 		c.failed(i)
 		tried++

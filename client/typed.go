@@ -57,7 +57,7 @@ func (c *Client[T]) Create(ctx context.Context, obj T) (T, error) {
 		policy = idempotent
 	}
 	attempts := 0
-	err := c.conn.invoke(ctx, policy, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.conn.invokeVia(ctx, toLeader, policy, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		attempts++
 		out, err = apiv1.NewResourcesClient(cc).Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(obj)})
 		return err
@@ -88,7 +88,7 @@ func (c *Client[T]) Get(ctx context.Context, namespace, name string, opts ...Get
 		o = opts[0]
 	}
 	var out *apiv1.Object
-	err := c.conn.invoke(ctx, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.conn.invokeVia(ctx, readRoute(o.Stale), idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		out, err = apiv1.NewResourcesClient(cc).Get(ctx, &apiv1.GetRequest{Kind: c.info.Kind, Namespace: namespace, Name: name, Stale: o.Stale})
 		return err
 	})
@@ -116,7 +116,7 @@ type List[T kinds.Object] struct {
 // List lists objects in namespace ("" for all namespaces).
 func (c *Client[T]) List(ctx context.Context, namespace string, opts ListOptions) (*List[T], error) {
 	var out *apiv1.ListResponse
-	err := c.conn.invoke(ctx, idempotent, 0, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.conn.invokeVia(ctx, readRoute(opts.Stale), idempotent, 0, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		out, err = apiv1.NewResourcesClient(cc).List(ctx, &apiv1.ListRequest{
 			Kind: c.info.Kind, Namespace: namespace, LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector, Stale: opts.Stale,
 		})
@@ -152,7 +152,7 @@ func (c *Client[T]) UpdateStatus(ctx context.Context, obj T) (T, error) {
 
 func (c *Client[T]) update(ctx context.Context, obj T, status bool) (T, error) {
 	var out *apiv1.Object
-	err := c.conn.invoke(ctx, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.conn.invokeVia(ctx, toLeader, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		rc := apiv1.NewResourcesClient(cc)
 		req := &apiv1.UpdateRequest{Object: kinds.Wrap(obj)}
 		if status {
@@ -183,7 +183,7 @@ type DeleteOptions struct {
 // repeat after success reports NotFound.
 func (c *Client[T]) Delete(ctx context.Context, namespace, name string, opts DeleteOptions) (T, error) {
 	var out *apiv1.Object
-	err := c.conn.invoke(ctx, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.conn.invokeVia(ctx, toLeader, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		out, err = apiv1.NewResourcesClient(cc).Delete(ctx, &apiv1.DeleteRequest{
 			Kind: c.info.Kind, Namespace: namespace, Name: name,
 			Preconditions:      &apiv1.Preconditions{Uid: opts.UID, ResourceVersion: opts.ResourceVersion},
@@ -205,7 +205,7 @@ func (c *Client[T]) Delete(ctx context.Context, namespace, name string, opts Del
 func (c *Conn) Bind(ctx context.Context, namespace, name, uid, node string) (*corev1.Pod, error) {
 	var out *apiv1.Object
 	attempts := 0
-	err := c.invoke(ctx, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.invokeVia(ctx, toLeader, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		attempts++
 		out, err = apiv1.NewResourcesClient(cc).Bind(ctx, &apiv1.BindRequest{Namespace: namespace, Name: name, Uid: uid, NodeName: node})
 		return err

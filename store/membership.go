@@ -36,6 +36,12 @@ type Status struct {
 	Members  []Member
 }
 
+// LeaderID is the ID of the leader as this node knows it, "" when it knows none.
+func (s *Store) LeaderID() string {
+	_, id := s.raft.LeaderWithID()
+	return string(id)
+}
+
 // Status reports this node's view of the cluster.
 func (s *Store) Status() (Status, error) {
 	addr, id := s.raft.LeaderWithID()
