@@ -117,6 +117,18 @@ func dialAt(t *testing.T, ms []*member) *Conn {
 	return c
 }
 
+// creates returns a function creating config maps of the given names through conn.
+func creates(ctx context.Context, t *testing.T, conn *Conn) func(names ...string) {
+	return func(names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if _, err := For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func TestWritesFollowTheNamedLeader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -126,15 +138,8 @@ func TestWritesFollowTheNamedLeader(t *testing.T) {
 	b.set(l.addr)
 	conn := dialAt(t, ms)
 	cms := For[*corev1.ConfigMap](conn)
-	create := func(name string) {
-		t.Helper()
-		if _, err := cms.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range []string{"c1", "c2", "c3", "c4"} {
-		create(name)
-	}
+	create := creates(ctx, t, conn)
+	create("c1", "c2", "c3", "c4")
 	// The first create went to the current server, which named the leader; the rest
 	// went to the leader.
 	if a.count("create") != 1 || b.count("create") != 0 || l.count("create") != 3 || conn.Leader() != l.addr {
@@ -159,8 +164,7 @@ func TestWritesFollowTheNamedLeader(t *testing.T) {
 	l.srv.Stop()
 	a.set(b.addr)
 	b.set("")
-	create("c5")
-	create("c6")
+	create("c5", "c6")
 	if a.count("create") != 2 || b.count("create") != 1 || conn.Leader() != b.addr {
 		t.Fatalf("after the leader stopped: creates a=%d b=%d, conn.Leader()=%q", a.count("create"), b.count("create"), conn.Leader())
 	}
@@ -175,16 +179,10 @@ func TestDeposedLeaderRefusesAtOnce(t *testing.T) {
 	a, b, l := ms[0], ms[1], ms[2]
 	a.set(l.addr)
 	conn := dialAt(t, ms)
-	cms := For[*corev1.ConfigMap](conn)
-	for _, name := range []string{"c1", "c2"} {
-		if _, err := cms.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	create := creates(ctx, t, conn)
+	create("c1", "c2")
 	l.depose(b.addr)
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "c3"}}); err != nil {
-		t.Fatal(err)
-	}
+	create("c3")
 	if l.count("create") != 1 || b.count("create") != 1 || a.count("create") != 1 || conn.Leader() != b.addr {
 		t.Fatalf("creates a=%d b=%d old leader=%d, conn.Leader()=%q", a.count("create"), b.count("create"), l.count("create"), conn.Leader())
 	}
@@ -196,11 +194,7 @@ func TestLeaderOutsideTheServersIsIgnored(t *testing.T) {
 	ms := startMembers(t, 1)
 	ms[0].set("192.0.2.1:7443") // a member this client was not told about
 	conn := dialAt(t, ms)
-	for _, name := range []string{"c1", "c2"} {
-		if _, err := For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	creates(ctx, t, conn)("c1", "c2")
 	if ms[0].count("create") != 2 || conn.Leader() != "" {
 		t.Fatalf("creates=%d conn.Leader()=%q", ms[0].count("create"), conn.Leader())
 	}
