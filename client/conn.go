@@ -67,9 +67,9 @@ type Options struct {
 // then they move to the next. Writes and linearizable reads go to the Raft leader when a
 // server has named it (apiv1.LeaderHeader) and it is one of the servers: any server
 // would forward them there, and going straight saves a hop. Watches and stale reads
-// stay on the current server, spreading them over the members. Calls the server refused (Unavailable: no leader) are
-// retried on every server with capped, jittered exponential back-off until the context
-// ends. Calls whose reply was lost are retried only when repeating them is safe (see
+// stay on the current server, spreading them over the members. Calls the server refused
+// (Unavailable: no leader) are retried on every server with capped, jittered
+// exponential back-off until the context ends. Calls whose reply was lost are retried only when repeating them is safe (see
 // each method); a create is retried only when it names its object, and then an
 // AlreadyExists says the object may be its own (IsRetriedCreate).
 type Conn struct {
