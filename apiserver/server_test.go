@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -299,44 +300,70 @@ func TestFollowersNameTheLeader(t *testing.T) {
 	c := apiservertest.Start(t, 3, apiservertest.Options{})
 	ctx := testCtx(t)
 	leader := c.Leader()
-	for i := 0; i < 3; i++ {
-		rc, _ := dial(t, c.Addr(i))
-		deadline := time.Now().Add(30 * time.Second)
-		for n := 0; ; n++ {
-			var md metadata.MD
-			_, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("hint-%d-%d", i, n)))}, grpc.Header(&md))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := md.Get(apiv1.LeaderHeader)
-			if i == leader {
-				if len(got) != 0 {
-					t.Fatalf("the leader names a leader: %v", got)
-				}
-				xctx := metadata.AppendToOutgoingContext(ctx, apiv1.ExpectLeaderHeader, "1")
-				if _, err := rc.Create(xctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("at-leader"))}); err != nil {
-					t.Fatalf("the leader refused a request expecting the leader: %v", err)
-				}
-				break
-			}
-			if len(got) == 1 && got[0] == c.Addr(leader) {
-				// A request sent to it as the leader is refused at once, naming the leader.
-				md = nil
-				xctx := metadata.AppendToOutgoingContext(ctx, apiv1.ExpectLeaderHeader, "1")
-				_, err := rc.Create(xctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("refused-%d", i)))}, grpc.Header(&md))
-				wantCode(t, "request expecting the leader at a follower", err, codes.Unavailable)
-				if got := md.Get(apiv1.LeaderHeader); len(got) != 1 || got[0] != c.Addr(leader) {
-					t.Fatalf("refusal names the leader as %v, want %s", got, c.Addr(leader))
-				}
-				if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pods", Name: fmt.Sprintf("refused-%d", i)}); status.Code(err) != codes.NotFound {
-					t.Fatalf("the refused create was done: %v", err)
-				}
-				break
-			}
-			// Members record their API addresses just after the cluster forms.
-			if time.Now().After(deadline) {
-				t.Fatalf("member %d names the leader as %v, want %s", i, got, c.Addr(leader))
+	// Members record their API addresses just after the cluster forms.
+	_, cl := dial(t, c.Addr(leader))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := cl.Status(ctx, &apiv1.ClusterStatusRequest{})
+		recorded := 0
+		for _, m := range st.GetMembers() {
+			if m.GetApiAddress() != "" {
+				recorded++
 			}
 		}
+		if err == nil && recorded == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members' API addresses never all recorded: %v %v", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	expecting := metadata.AppendToOutgoingContext(ctx, apiv1.ExpectLeaderHeader, "1")
+	for i := 0; i < 3; i++ {
+		rc, _ := dial(t, c.Addr(i))
+		var md metadata.MD
+		if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("hint-%d", i)))}, grpc.Header(&md)); err != nil {
+			t.Fatal(err)
+		}
+		got := md.Get(apiv1.LeaderHeader)
+		if i == leader {
+			if len(got) != 0 {
+				t.Fatalf("the leader names a leader: %v", got)
+			}
+			if _, err := rc.Create(expecting, &apiv1.CreateRequest{Object: kinds.Wrap(pod("at-leader"))}); err != nil {
+				t.Fatalf("the leader refused a request expecting the leader: %v", err)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0] != c.Addr(leader) {
+			t.Fatalf("member %d names the leader as %v, want %s", i, got, c.Addr(leader))
+		}
+		// A request sent to it as the leader is refused at once, naming the leader, and
+		// nothing is done.
+		md = nil
+		_, err := rc.Create(expecting, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("refused-%d", i)))}, grpc.Header(&md))
+		wantCode(t, "request expecting the leader at a follower", err, codes.Unavailable)
+		// Skiff's own Unavailable, which clients read as "refused, nothing done" and retry
+		// elsewhere even when the request could not be repeated after a lost reply.
+		if info := errorInfo(err); info == nil || info.GetDomain() != "skiff.dev" || info.GetReason() != apiserver.ReasonUnavailable {
+			t.Fatalf("refusal carries %v, want Skiff's ServiceUnavailable", info)
+		}
+		if got := md.Get(apiv1.LeaderHeader); len(got) != 1 || got[0] != c.Addr(leader) {
+			t.Fatalf("refusal names the leader as %v, want %s", got, c.Addr(leader))
+		}
+		if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pods", Name: fmt.Sprintf("refused-%d", i)}); status.Code(err) != codes.NotFound {
+			t.Fatalf("the refused create was done: %v", err)
+		}
+	}
+}
+
+// errorInfo is the ErrorInfo detail of a gRPC error, or nil.
+func errorInfo(err error) *errdetails.ErrorInfo {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info
+		}
+	}
+	return nil
 }

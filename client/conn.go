@@ -173,9 +173,9 @@ func (c *Conn) learnLeader(ctx context.Context, method string, req, reply any, c
 	return err
 }
 
-// Leader is where the servers last said the leader serves, or "" when none said so or
-// it is not one of Servers.
-func (c *Conn) Leader() string {
+// leaderAddr is where the servers last said the leader serves, or "" when none said so
+// or it is not one of servers.
+func (c *Conn) leaderAddr() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.leader
@@ -247,7 +247,7 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 		addr, i := c.pick()
 		atLeader := false
 		if via == toLeader {
-			if l := c.Leader(); l != "" {
+			if l := c.leaderAddr(); l != "" {
 				addr, atLeader = l, true
 			}
 		}

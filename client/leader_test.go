@@ -142,8 +142,8 @@ func TestWritesFollowTheNamedLeader(t *testing.T) {
 	create("c1", "c2", "c3", "c4")
 	// The first create went to the current server, which named the leader; the rest
 	// went to the leader.
-	if a.count("create") != 1 || b.count("create") != 0 || l.count("create") != 3 || conn.Leader() != l.addr {
-		t.Fatalf("creates a=%d b=%d leader=%d, conn.Leader()=%q", a.count("create"), b.count("create"), l.count("create"), conn.Leader())
+	if a.count("create") != 1 || b.count("create") != 0 || l.count("create") != 3 || conn.leaderAddr() != l.addr {
+		t.Fatalf("creates a=%d b=%d leader=%d, conn.leaderAddr()=%q", a.count("create"), b.count("create"), l.count("create"), conn.leaderAddr())
 	}
 	if l.count("expecting") != 3 || a.count("expecting") != 0 {
 		t.Fatalf("requests sent as to the leader: leader=%d a=%d, want 3 and 0", l.count("expecting"), a.count("expecting"))
@@ -165,8 +165,8 @@ func TestWritesFollowTheNamedLeader(t *testing.T) {
 	a.set(b.addr)
 	b.set("")
 	create("c5", "c6")
-	if a.count("create") != 2 || b.count("create") != 1 || conn.Leader() != b.addr {
-		t.Fatalf("after the leader stopped: creates a=%d b=%d, conn.Leader()=%q", a.count("create"), b.count("create"), conn.Leader())
+	if a.count("create") != 2 || b.count("create") != 1 || conn.leaderAddr() != b.addr {
+		t.Fatalf("after the leader stopped: creates a=%d b=%d, conn.leaderAddr()=%q", a.count("create"), b.count("create"), conn.leaderAddr())
 	}
 }
 
@@ -183,8 +183,8 @@ func TestDeposedLeaderRefusesAtOnce(t *testing.T) {
 	create("c1", "c2")
 	l.depose(b.addr)
 	create("c3")
-	if l.count("create") != 1 || b.count("create") != 1 || a.count("create") != 1 || conn.Leader() != b.addr {
-		t.Fatalf("creates a=%d b=%d old leader=%d, conn.Leader()=%q", a.count("create"), b.count("create"), l.count("create"), conn.Leader())
+	if l.count("create") != 1 || b.count("create") != 1 || a.count("create") != 1 || conn.leaderAddr() != b.addr {
+		t.Fatalf("creates a=%d b=%d old leader=%d, conn.leaderAddr()=%q", a.count("create"), b.count("create"), l.count("create"), conn.leaderAddr())
 	}
 }
 
@@ -195,7 +195,7 @@ func TestLeaderOutsideTheServersIsIgnored(t *testing.T) {
 	ms[0].set("192.0.2.1:7443") // a member this client was not told about
 	conn := dialAt(t, ms)
 	creates(ctx, t, conn)("c1", "c2")
-	if ms[0].count("create") != 2 || conn.Leader() != "" {
-		t.Fatalf("creates=%d conn.Leader()=%q", ms[0].count("create"), conn.Leader())
+	if ms[0].count("create") != 2 || conn.leaderAddr() != "" {
+		t.Fatalf("creates=%d conn.leaderAddr()=%q", ms[0].count("create"), conn.leaderAddr())
 	}
 }
