@@ -85,9 +85,14 @@ func testContainerdCrashLoop(e *env, rt *containerd.Runtime) {
 		return cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && cs.GetLastState().GetTerminated().GetExitCode() == 1 &&
 			cs.GetLastState().GetTerminated().GetReason() == "Error" && p.GetStatus().GetPhase() == "Running"
 	})
-	p := e.waitPod("crash", "restarted 3 times", func(p *corev1.Pod) bool { return mainStatus(p).GetRestartCount() >= 3 })
+	// Between a restart and the next exit the container runs and the pod is Ready, as in
+	// Kubernetes: judge readiness while the kubelet holds the container back.
+	p := e.waitPod("crash", "restarted 3 times and backing off", func(p *corev1.Pod) bool {
+		cs := mainStatus(p)
+		return cs.GetRestartCount() >= 3 && cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff"
+	})
 	if condition(p, "Ready") != "False" {
-		t.Errorf("a crash-looping pod is Ready")
+		t.Errorf("a crash-looping pod waiting in CrashLoopBackOff is Ready")
 	}
 	e.waitEvents("crash", "BackOff", "Started", "Created")
 	// Each restart is a new container (attempt); the runtime keeps the last two at most.

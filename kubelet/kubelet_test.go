@@ -286,7 +286,10 @@ func testCrashLoopBackOff(e *env) {
 		cs := mainStatus(p)
 		return cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && cs.GetLastState().GetTerminated().GetExitCode() == 1 && p.GetStatus().GetPhase() == "Running"
 	})
-	p := e.waitPod("crash", "restarted 3 times", func(p *corev1.Pod) bool { return mainStatus(p).GetRestartCount() >= 3 })
+	p := e.waitPod("crash", "restarted 3 times and backing off", func(p *corev1.Pod) bool {
+		cs := mainStatus(p)
+		return cs.GetRestartCount() >= 3 && cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff"
+	})
 	if p.GetStatus().GetPhase() != "Running" || condition(p, "Ready") != "False" {
 		t.Errorf("crash-looping pod: phase %s, Ready %s", p.GetStatus().GetPhase(), condition(p, "Ready"))
 	}
