@@ -110,7 +110,24 @@ func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, stal
 }
 
 func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
-	obj, info, err := unwrap(req.GetObject())
+	c, err := r.newCreation(ctx, req.GetObject())
+	if err != nil {
+		return nil, err
+	}
+	return c.commit(ctx, r.store)
+}
+
+// creation is a new object that passed validation and admission, ready to store.
+type creation struct {
+	obj       kinds.Object
+	info      *kinds.Info
+	generated bool // named from metadata.generateName: a clash picks another name
+	op        store.Op
+}
+
+// newCreation checks an object to create and sets what the server owns on it.
+func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation, error) {
+	obj, info, err := unwrap(o)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +135,7 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 	if md.GetResourceVersion() != "" {
 		return nil, invalid(info, md.GetName(), errors.New("metadata.resourceVersion: Invalid value: must not be set on create"))
 	}
-	generated := md.GetName() == "" && md.GetGenerateName() != ""
+	c := &creation{obj: obj, info: info, generated: md.GetName() == "" && md.GetGenerateName() != ""}
 	r.prepareForCreate(info, obj)
 	if err := admitCreate(obj); err != nil {
 		return nil, invalid(info, md.GetName(), err)
@@ -128,23 +145,108 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 			return nil, err
 		}
 	}
+	if err := c.encode(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// encode names a generated object afresh and makes its store operation.
+func (c *creation) encode() error {
+	md := kinds.Meta(c.obj)
+	if c.generated {
+		md.Name = md.GetGenerateName() + randomSuffix(5)
+	}
+	value, lbls, fields, err := encode(c.obj)
+	if err != nil {
+		return storeError(c.info, md.GetName(), err)
+	}
+	c.op = store.Op{Type: store.Create, Key: keyOf(c.info, md), Value: value, UID: md.GetUid(), Labels: lbls, Fields: fields}
+	return nil
+}
+
+// commit stores the object alone, under another generated name if its name is taken.
+func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, error) {
 	for attempt := 0; ; attempt++ {
-		if generated {
-			md.Name = md.GetGenerateName() + randomSuffix(5)
-		}
-		value, lbls, fields, err := encode(obj)
-		if err != nil {
-			return nil, storeError(info, md.GetName(), err)
-		}
-		res, err := r.store.Txn(ctx, store.Op{Type: store.Create, Key: keyOf(info, md), Value: value, UID: md.GetUid(), Labels: lbls, Fields: fields})
-		if generated && errors.Is(err, store.ErrAlreadyExists) && attempt < maxRetries {
+		res, err := s.Txn(ctx, c.op)
+		if c.generated && errors.Is(err, store.ErrAlreadyExists) && attempt < maxRetries {
+			if err := c.encode(); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if err != nil {
-			return nil, storeError(info, md.GetName(), err)
+			return nil, storeError(c.info, c.op.Key.Name, err)
 		}
-		return storedObject(info.Kind, value, res.Revision), nil
+		return storedObject(c.info.Kind, c.op.Value, res.Revision), nil
 	}
+}
+
+// MaxBatch is the most objects one CreateBatch may carry.
+const MaxBatch = 100
+
+// CreateBatch creates each object as Create does, each succeeding or failing alone. The
+// objects that pass validation are committed in one transaction, so that they cost the
+// store one entry; when one of them cannot be created (its name is taken) or they are
+// too large together, that transaction writes nothing and each is committed alone.
+func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchRequest) (*apiv1.CreateBatchResponse, error) {
+	objs := req.GetObjects()
+	if len(objs) > MaxBatch {
+		return nil, badRequest("objects: Too many: %d: a batch holds at most %d", len(objs), MaxBatch)
+	}
+	results := make([]*apiv1.CreateBatchResult, len(objs))
+	fail := func(i int, err error) {
+		results[i] = &apiv1.CreateBatchResult{}
+		results[i].Error, _ = proto.Marshal(status.Convert(err).Proto())
+	}
+	creations := make([]*creation, len(objs))
+	var valid []int
+	for i, o := range objs {
+		c, err := r.newCreation(ctx, o)
+		if err != nil {
+			fail(i, err)
+			continue
+		}
+		creations[i] = c
+		valid = append(valid, i)
+	}
+	if len(valid) > 1 {
+		ops := make([]store.Op, len(valid))
+		for j, i := range valid {
+			ops[j] = creations[i].op
+		}
+		res, err := r.store.Txn(ctx, ops...)
+		var pe *store.PreconditionError
+		switch {
+		case err == nil:
+			for _, i := range valid {
+				c := creations[i]
+				results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info.Kind, c.op.Value, res.Revision)}
+			}
+			return &apiv1.CreateBatchResponse{Results: results}, nil
+		case !errors.As(err, &pe) && !errors.Is(err, store.ErrTooLarge):
+			// No leader, or the outcome is unknown: the same for every object.
+			for _, i := range valid {
+				fail(i, storeError(creations[i].info, creations[i].op.Key.Name, err))
+			}
+			return &apiv1.CreateBatchResponse{Results: results}, nil
+		}
+	}
+	var wg sync.WaitGroup
+	for _, i := range valid {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := creations[i].commit(ctx, r.store)
+			if err != nil {
+				fail(i, err)
+				return
+			}
+			results[i] = &apiv1.CreateBatchResult{Object: out}
+		}()
+	}
+	wg.Wait()
+	return &apiv1.CreateBatchResponse{Results: results}, nil
 }
 
 // prepareForCreate sets what the server owns on a new object.

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -87,19 +89,43 @@ func (g *gate) admit(ctx context.Context, method string, req any) (context.Conte
 	if err := g.limiter.allow(user.Name); err != nil {
 		return ctx, user, err
 	}
-	attrs, err := attributesFor(method, req)
+	if b, ok := req.(*apiv1.CreateBatchRequest); ok {
+		// Each object is authorized as its own Create; one refused refuses the batch.
+		for i, o := range b.GetObjects() {
+			gd, err := g.authorize(method, &apiv1.CreateRequest{Object: o}, user)
+			if err == nil && gd != nil {
+				err = statusError(codes.PermissionDenied, ReasonForbidden, nil, "a create subject to a check on the stored object cannot be batched")
+			}
+			if err != nil {
+				st := status.Convert(err).Proto()
+				st.Message = fmt.Sprintf("objects[%d]: %s", i, st.GetMessage())
+				return ctx, user, status.FromProto(st).Err()
+			}
+		}
+		return ctx, user, nil
+	}
+	gd, err := g.authorize(method, req, user)
 	if err != nil {
 		return ctx, user, err
-	}
-	attrs.User = user
-	gd, err := g.authz.Authorize(attrs)
-	if err != nil {
-		return ctx, user, statusError(codes.PermissionDenied, ReasonForbidden, nil, "%v", err)
 	}
 	if gd != nil {
 		ctx = context.WithValue(ctx, guardKey{}, gd)
 	}
 	return ctx, user, nil
+}
+
+// authorize decides whether user may make the request.
+func (g *gate) authorize(method string, req any, user auth.User) (auth.Guard, error) {
+	attrs, err := attributesFor(method, req)
+	if err != nil {
+		return nil, err
+	}
+	attrs.User = user
+	gd, err := g.authz.Authorize(attrs)
+	if err != nil {
+		return nil, statusError(codes.PermissionDenied, ReasonForbidden, nil, "%v", err)
+	}
+	return gd, nil
 }
 
 func (g *gate) unary() grpc.UnaryServerInterceptor {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
@@ -51,9 +54,8 @@ func (c *Client[T]) unwrap(o *apiv1.Object) (T, error) {
 // unknown.
 func (c *Client[T]) Create(ctx context.Context, obj T) (T, error) {
 	var out *apiv1.Object
-	named := kinds.Meta(obj).GetName() != ""
 	policy := once
-	if named {
+	if kinds.Meta(obj).GetName() != "" {
 		policy = idempotent
 	}
 	attempts := 0
@@ -62,16 +64,67 @@ func (c *Client[T]) Create(ctx context.Context, obj T) (T, error) {
 		out, err = apiv1.NewResourcesClient(cc).Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(obj)})
 		return err
 	})
+	return c.createOutcome(obj, out, err, attempts)
+}
+
+// createOutcome is a create's result as Create reports it, from the server's reply to a
+// call made attempts times.
+func (c *Client[T]) createOutcome(obj T, out *apiv1.Object, err error, attempts int) (T, error) {
 	switch {
 	case err == nil:
 		return c.unwrap(out)
 	case IsAlreadyExists(err) && attempts > 1:
 		err = &RetriedCreateError{Err: err}
-	case transportFailed(err) && !named:
+	case transportFailed(err) && kinds.Meta(obj).GetName() == "":
 		err = fmt.Errorf("create %s with generateName %q: %w (%v)", c.info.Kind, kinds.Meta(obj).GetGenerateName(), errUnknownOutcome, err)
 	}
 	var zero T
 	return zero, err
+}
+
+// CreateBatch creates objs (at most 100) in one call, each as Create would and each
+// succeeding or failing alone: out[i] and errs[i] are objs[i]'s outcome, with the same
+// meaning as Create's. A non-nil err is the call's own failure, with no outcome per
+// object: Unimplemented from a server older than the call (use Create), PermissionDenied
+// when any object is refused, or the errors Create returns when no server answered.
+func (c *Client[T]) CreateBatch(ctx context.Context, objs []T) (out []T, errs []error, err error) {
+	req := &apiv1.CreateBatchRequest{Objects: make([]*apiv1.Object, len(objs))}
+	policy := idempotent
+	for i, obj := range objs {
+		req.Objects[i] = kinds.Wrap(obj)
+		if kinds.Meta(obj).GetName() == "" {
+			policy = once // a repeated call would create its generated names twice
+		}
+	}
+	var resp *apiv1.CreateBatchResponse
+	attempts := 0
+	err = c.conn.invokeVia(ctx, toLeader, policy, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		attempts++
+		resp, err = apiv1.NewResourcesClient(cc).CreateBatch(ctx, req)
+		return err
+	})
+	switch {
+	case err != nil && transportFailed(err) && policy == once:
+		return nil, nil, fmt.Errorf("create a batch of %d %s with generated names: %w (%v)", len(objs), c.info.Plural, errUnknownOutcome, err)
+	case err != nil:
+		return nil, nil, err
+	case len(resp.GetResults()) != len(objs):
+		return nil, nil, fmt.Errorf("create a batch of %d %s: the server answered with %d results", len(objs), c.info.Plural, len(resp.GetResults()))
+	}
+	out, errs = make([]T, len(objs)), make([]error, len(objs))
+	for i, r := range resp.GetResults() {
+		var rerr error
+		if len(r.GetError()) > 0 {
+			var st spb.Status
+			if e := proto.Unmarshal(r.GetError(), &st); e != nil {
+				rerr = fmt.Errorf("create %s %q: the server sent an undecodable error: %w", c.info.Kind, kinds.Meta(objs[i]).GetName(), e)
+			} else {
+				rerr = status.FromProto(&st).Err()
+			}
+		}
+		out[i], errs[i] = c.createOutcome(objs[i], r.GetObject(), rerr, attempts)
+	}
+	return out, errs, nil
 }
 
 // GetOptions tunes a Get.

@@ -1,8 +1,9 @@
 // Package record writes Events about objects, as client-go's record package does:
 // recording never blocks the caller; identical events (same object, reason, message and
 // type from the same component) within the cache window are aggregated into one Event
-// whose count and lastTimestamp grow; writes happen in the background, a few at a time,
-// and one Event's writes never race each other.
+// whose count and lastTimestamp grow; writes happen in the background, new events
+// recorded together created in one CreateBatch call, and one Event's writes never race
+// each other.
 package record
 
 import (
@@ -11,9 +12,12 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -33,8 +37,11 @@ const (
 type Config struct {
 	// Component and Host identify the reporter (Event.source).
 	Component, Host string
-	// Workers write concurrently. Default 8.
+	// Workers write concurrently, each a batch of events at a time. Default 8.
 	Workers int
+	// BatchDelay is how long a batch waits for more events after its first. Default
+	// 5ms; negative: no wait.
+	BatchDelay time.Duration
 	// MaxPending bounds events waiting to be written; beyond it new ones are dropped
 	// (and counted in the log). Default 10,000.
 	MaxPending int
@@ -56,6 +63,8 @@ type Recorder struct {
 	entries map[string]*entry
 	lru     *list.List // of keys, most recent at the front
 	dropped int
+
+	unbatched atomic.Bool // the server has no CreateBatch
 }
 
 type entry struct {
@@ -71,6 +80,9 @@ func New(events *client.Client[*corev1.Event], cfg Config) *Recorder {
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 10000
+	}
+	if cfg.BatchDelay == 0 {
+		cfg.BatchDelay = 5 * time.Millisecond
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 4096
@@ -152,65 +164,138 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 	r.queue.Add(key)
 }
 
-// Run writes recorded events until ctx ends.
+// maxBatch is the most events one write takes.
+const maxBatch = 100
+
+// Run writes recorded events until ctx ends. Events recorded together (a container's
+// Pulled, Created and Started; a scheduler's burst of bindings) are written together:
+// the new ones in one CreateBatch call. A batch gathers what is recorded within
+// BatchDelay of its first event, and whatever waited while every worker was busy.
 func (r *Recorder) Run(ctx context.Context) {
+	batches := make(chan []string)
 	var wg sync.WaitGroup
 	for i := 0; i < r.cfg.Workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				key, shutdown := r.queue.Get()
-				if shutdown {
-					return
+			for keys := range batches {
+				r.write(ctx, keys)
+				for _, key := range keys {
+					r.queue.Done(key)
 				}
-				r.write(ctx, key)
-				r.queue.Done(key)
 			}
 		}()
 	}
-	<-ctx.Done()
-	r.queue.ShutDown()
+	go func() {
+		<-ctx.Done()
+		r.queue.ShutDown()
+	}()
+	for {
+		keys, shutdown := r.queue.GetBatch(maxBatch)
+		if shutdown {
+			break
+		}
+		if len(keys) < maxBatch && r.cfg.BatchDelay > 0 {
+			t := time.NewTimer(r.cfg.BatchDelay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			keys = append(keys, r.queue.TryGetBatch(maxBatch-len(keys))...)
+		}
+		batches <- keys
+	}
+	close(batches)
 	wg.Wait()
 }
 
-// write stores an event's current state: create it the first time, update it after.
-func (r *Recorder) write(ctx context.Context, key string) {
+// pendingWrite is one event's state to store.
+type pendingWrite struct {
+	key string
+	ev  *corev1.Event
+}
+
+// write stores the events' current states: create each the first time, update it after.
+func (r *Recorder) write(ctx context.Context, keys []string) {
+	var creates, updates []pendingWrite
 	r.mu.Lock()
-	e, ok := r.entries[key]
-	if !ok {
-		r.mu.Unlock()
-		return // evicted: its last state was written when it was queued before
+	for _, key := range keys {
+		e, ok := r.entries[key]
+		if !ok {
+			continue // evicted: its last state was written when it was queued before
+		}
+		w := pendingWrite{key: key, ev: proto.Clone(e.event).(*corev1.Event)}
+		if e.created {
+			updates = append(updates, w)
+		} else {
+			creates = append(creates, w)
+		}
 	}
-	ev := proto.Clone(e.event).(*corev1.Event)
-	created := e.created
 	r.mu.Unlock()
 
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var err error
-	if created {
-		_, err = r.events.Update(wctx, ev)
+	for _, w := range updates {
+		_, err := r.events.Update(wctx, w.ev)
 		if client.IsNotFound(err) {
-			created = false // deleted meanwhile: write it anew
+			_, err = r.create(wctx, w.ev) // deleted meanwhile: write it anew
+		}
+		r.written(ctx, w, err)
+	}
+	if len(creates) > 1 && !r.unbatched.Load() {
+		evs := make([]*corev1.Event, len(creates))
+		for i, w := range creates {
+			evs[i] = w.ev
+		}
+		_, errs, err := r.events.CreateBatch(wctx, evs)
+		switch {
+		case status.Code(err) == codes.Unimplemented:
+			r.unbatched.Store(true) // a server older than batches: create one at a time
+			r.log.Info("the API server cannot create events in batches; creating them one at a time")
+		case err != nil:
+			for _, w := range creates {
+				r.written(ctx, w, err)
+			}
+			return
+		default:
+			for i, w := range creates {
+				err := errs[i]
+				if client.IsAlreadyExists(err) {
+					_, err = r.events.Update(wctx, w.ev)
+				}
+				r.written(ctx, w, err)
+			}
+			return
 		}
 	}
-	if !created {
-		_, err = r.events.Create(wctx, ev)
-		if client.IsAlreadyExists(err) {
-			_, err = r.events.Update(wctx, ev)
-		}
+	for _, w := range creates {
+		_, err := r.create(wctx, w.ev)
+		r.written(ctx, w, err)
 	}
+}
+
+// create creates ev, or updates it when it exists (a lost reply's retry).
+func (r *Recorder) create(ctx context.Context, ev *corev1.Event) (*corev1.Event, error) {
+	out, err := r.events.Create(ctx, ev)
+	if client.IsAlreadyExists(err) {
+		out, err = r.events.Update(ctx, ev)
+	}
+	return out, err
+}
+
+// written records the outcome of an event's write: retried later when it failed.
+func (r *Recorder) written(ctx context.Context, w pendingWrite, err error) {
 	if err != nil {
 		if ctx.Err() == nil {
-			r.log.Debug("write event failed; retrying", "event", ev.GetMetadata().GetName(), "reason", ev.GetReason(), "error", err)
-			r.queue.AddRateLimited(key)
+			r.log.Debug("write event failed; retrying", "event", w.ev.GetMetadata().GetName(), "reason", w.ev.GetReason(), "error", err)
+			r.queue.AddRateLimited(w.key)
 		}
 		return
 	}
-	r.queue.Forget(key)
+	r.queue.Forget(w.key)
 	r.mu.Lock()
-	if e, ok := r.entries[key]; ok {
+	if e, ok := r.entries[w.key]; ok {
 		e.created = true
 	}
 	r.mu.Unlock()

@@ -2,27 +2,47 @@ package record_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/record"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
-func TestEventsAreAggregated(t *testing.T) {
+// startRecorder runs a recorder writing to events until the test ends.
+func startRecorder(t *testing.T, events *client.Client[*corev1.Event], cfg record.Config) *record.Recorder {
+	r := record.New(events, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+// dialCluster starts a one-node cluster and returns a clientset of it.
+func dialCluster(t *testing.T) *client.Clientset {
 	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return client.NewClientset(conn)
+}
+
+func TestEventsAreAggregated(t *testing.T) {
+	cs := dialCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, _ := client.Dial(c.Addrs(), client.Options{})
-	defer conn.Close()
-	cs := client.NewClientset(conn)
-	r := record.New(cs.Events, record.Config{Component: "test", Host: "h1"})
-	rctx, rcancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { r.Run(rctx); close(done) }()
+	r := startRecorder(t, cs.Events, record.Config{Component: "test", Host: "h1"})
 
 	pod := &corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: "p", Uid: "u1"}}
 	node := &corev1.Node{Metadata: &corev1.ObjectMeta{Name: "w1", Uid: "u2"}}
@@ -50,7 +70,7 @@ func TestEventsAreAggregated(t *testing.T) {
 					t.Errorf("node event in namespace %q", ev.GetMetadata().GetNamespace())
 				}
 			}
-			break
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -58,8 +78,6 @@ func TestEventsAreAggregated(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	rcancel()
-	<-done
 }
 
 func TestRecordingNeverBlocks(t *testing.T) {
@@ -84,17 +102,10 @@ func TestRecordingNeverBlocks(t *testing.T) {
 }
 
 func TestSimilarEventsAreCombined(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	cs := dialCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, _ := client.Dial(c.Addrs(), client.Options{})
-	defer conn.Close()
-	cs := client.NewClientset(conn)
-	r := record.New(cs.Events, record.Config{Component: "test"})
-	rctx, rcancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { r.Run(rctx); close(done) }()
-	defer func() { rcancel(); <-done }()
+	r := startRecorder(t, cs.Events, record.Config{Component: "test"})
 
 	rs := &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: "web", Uid: "u1"}}
 	for i := 0; i < 1000; i++ {
@@ -125,6 +136,93 @@ func TestSimilarEventsAreCombined(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("events: %d objects, count %d", len(l.Items), total)
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestEventsRecordedTogetherAreWrittenTogether: a burst of events is created in a batch
+// (one transaction, so one resourceVersion), not one call each.
+func TestEventsRecordedTogetherAreWrittenTogether(t *testing.T) {
+	cs := dialCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startRecorder(t, cs.Events, record.Config{Component: "test"})
+
+	const n = 30
+	for i := 0; i < n; i++ {
+		p := &corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), Uid: fmt.Sprintf("u%d", i)}}
+		r.Eventf(p, record.Normal, "Scheduled", "Successfully assigned default/p%d to w1", i)
+	}
+	for {
+		l, err := cs.Events.List(ctx, "default", client.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Items) == n {
+			versions := map[string]bool{}
+			for _, ev := range l.Items {
+				versions[ev.GetMetadata().GetResourceVersion()] = true
+			}
+			if len(versions) > n/3 {
+				t.Fatalf("%d events recorded together were written in %d transactions", n, len(versions))
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d of %d events written", len(l.Items), n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// createOnly is an API server from before CreateBatch: it only counts creates.
+type createOnly struct {
+	apiv1.UnimplementedResourcesServer
+	mu      sync.Mutex
+	created map[string]bool
+}
+
+func (s *createOnly) Create(_ context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.created[req.GetObject().GetEvent().GetMetadata().GetName()] = true
+	return req.GetObject(), nil
+}
+
+func (s *createOnly) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.created)
+}
+
+// TestRecorderWritesToServersWithoutBatches: against a server that lacks CreateBatch
+// (an upgrade in progress), events are created one at a time.
+func TestRecorderWritesToServersWithoutBatches(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	fake := &createOnly{created: map[string]bool{}}
+	apiv1.RegisterResourcesServer(srv, fake)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
+	defer conn.Close()
+	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	const n = 10
+	for i := 0; i < n; i++ {
+		r.Eventf(&corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), Uid: fmt.Sprintf("u%d", i)}}, record.Normal, "Started", "Started container c")
+	}
+	for fake.count() < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d of %d events created", fake.count(), n)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

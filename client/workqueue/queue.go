@@ -127,18 +127,56 @@ func (q *Queue) Len() int {
 func (q *Queue) Get() (key string, shutdown bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if !q.waitReady() {
+		return "", true
+	}
+	return q.take(), false
+}
+
+// GetBatch is Get for up to max keys: it blocks until a key is ready, then hands out the
+// ready keys, oldest first, up to max. The caller calls Done for each.
+func (q *Queue) GetBatch(max int) (keys []string, shutdown bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.waitReady() {
+		return nil, true
+	}
+	return q.takeUpTo(max), false
+}
+
+// TryGetBatch is GetBatch without the wait: the keys ready now, up to max, maybe none.
+func (q *Queue) TryGetBatch(max int) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.takeUpTo(max)
+}
+
+// takeUpTo hands out the ready keys, oldest first, up to max. Called with q.mu held.
+func (q *Queue) takeUpTo(max int) []string {
+	var keys []string
+	for len(keys) < max && len(q.queue) > 0 {
+		keys = append(keys, q.take())
+	}
+	return keys
+}
+
+// waitReady waits until a key is ready (true) or the queue is shut down and empty.
+// Called with q.mu held.
+func (q *Queue) waitReady() bool {
 	for len(q.queue) == 0 && !q.shuttingDown {
 		q.cond.Wait()
 	}
-	if len(q.queue) == 0 {
-		return "", true
-	}
-	key = q.queue[0]
+	return len(q.queue) > 0
+}
+
+// take hands out the oldest ready key. Called with q.mu held.
+func (q *Queue) take() string {
+	key := q.queue[0]
 	q.queue[0] = ""
 	q.queue = q.queue[1:]
 	q.processing[key] = true
 	delete(q.dirty, key)
-	return key, false
+	return key
 }
 
 // Done marks key finished; if it was added meanwhile, it is queued again.

@@ -199,3 +199,36 @@ func TestRunRetriesAndStops(t *testing.T) {
 		t.Fatal("queue not shut down after Run returned")
 	}
 }
+
+func TestGetBatch(t *testing.T) {
+	q := New(Config{})
+	defer q.ShutDown()
+	if keys := q.TryGetBatch(10); len(keys) != 0 {
+		t.Fatalf("TryGetBatch on an empty queue: %v", keys)
+	}
+	for _, k := range []string{"a", "b", "c", "a"} {
+		q.Add(k)
+	}
+	keys, shutdown := q.GetBatch(2)
+	if shutdown || len(keys) != 2 || keys[0] != "a" || keys[1] != "b" {
+		t.Fatalf("GetBatch(2) = %v, %v; want [a b]", keys, shutdown)
+	}
+	q.Add("a") // while processing: handed out again only after Done
+	if keys := q.TryGetBatch(10); len(keys) != 1 || keys[0] != "c" {
+		t.Fatalf("TryGetBatch = %v, want [c]", keys)
+	}
+	q.Done("a")
+	q.Done("b")
+	q.Done("c")
+	if keys := q.TryGetBatch(10); len(keys) != 1 || keys[0] != "a" {
+		t.Fatalf("after Done: %v, want the re-added [a]", keys)
+	}
+	q.Done("a")
+	got := make(chan []string)
+	go func() { keys, _ := q.GetBatch(10); got <- keys }()
+	q.Add("d")
+	if keys := <-got; len(keys) != 1 || keys[0] != "d" {
+		t.Fatalf("a waiting GetBatch got %v, want [d]", keys)
+	}
+	q.Done("d")
+}

@@ -256,6 +256,150 @@ func (x *CreateRequest) GetObject() *Object {
 	return nil
 }
 
+type CreateBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Objects       []*Object              `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBatchRequest) Reset() {
+	*x = CreateBatchRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBatchRequest) ProtoMessage() {}
+
+func (x *CreateBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBatchRequest.ProtoReflect.Descriptor instead.
+func (*CreateBatchRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateBatchRequest) GetObjects() []*Object {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+// One result per object of the request, in the request's order.
+type CreateBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*CreateBatchResult   `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBatchResponse) Reset() {
+	*x = CreateBatchResponse{}
+	mi := &file_api_v1_api_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBatchResponse) ProtoMessage() {}
+
+func (x *CreateBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBatchResponse.ProtoReflect.Descriptor instead.
+func (*CreateBatchResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CreateBatchResponse) GetResults() []*CreateBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type CreateBatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The object as stored; empty when it was not created.
+	Object *Object `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	// Why the object was not created: an encoded google.rpc.Status, with the code, message
+	// and ErrorInfo detail Create would have returned for it.
+	Error         []byte `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBatchResult) Reset() {
+	*x = CreateBatchResult{}
+	mi := &file_api_v1_api_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBatchResult) ProtoMessage() {}
+
+func (x *CreateBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBatchResult.ProtoReflect.Descriptor instead.
+func (*CreateBatchResult) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CreateBatchResult) GetObject() *Object {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *CreateBatchResult) GetError() []byte {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type GetRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Kind      string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -269,7 +413,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[2]
+	mi := &file_api_v1_api_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +425,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[2]
+	mi := &file_api_v1_api_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +438,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{2}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetRequest) GetKind() string {
@@ -342,7 +486,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[3]
+	mi := &file_api_v1_api_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +498,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[3]
+	mi := &file_api_v1_api_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +511,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{3}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListRequest) GetKind() string {
@@ -416,7 +560,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[4]
+	mi := &file_api_v1_api_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +572,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[4]
+	mi := &file_api_v1_api_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +585,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{4}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListResponse) GetItems() []*Object {
@@ -467,7 +611,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[5]
+	mi := &file_api_v1_api_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +623,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[5]
+	mi := &file_api_v1_api_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +636,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{5}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateRequest) GetObject() *Object {
@@ -518,7 +662,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[6]
+	mi := &file_api_v1_api_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +674,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[6]
+	mi := &file_api_v1_api_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +687,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{6}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeleteRequest) GetKind() string {
@@ -598,7 +742,7 @@ type Preconditions struct {
 
 func (x *Preconditions) Reset() {
 	*x = Preconditions{}
-	mi := &file_api_v1_api_proto_msgTypes[7]
+	mi := &file_api_v1_api_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +754,7 @@ func (x *Preconditions) String() string {
 func (*Preconditions) ProtoMessage() {}
 
 func (x *Preconditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[7]
+	mi := &file_api_v1_api_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +767,7 @@ func (x *Preconditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preconditions.ProtoReflect.Descriptor instead.
 func (*Preconditions) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{7}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Preconditions) GetUid() string {
@@ -656,7 +800,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[8]
+	mi := &file_api_v1_api_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +812,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[8]
+	mi := &file_api_v1_api_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +825,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{8}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchRequest) GetKind() string {
@@ -736,7 +880,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[9]
+	mi := &file_api_v1_api_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +892,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[9]
+	mi := &file_api_v1_api_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +905,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{9}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -783,7 +927,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_api_v1_api_proto_msgTypes[10]
+	mi := &file_api_v1_api_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +939,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[10]
+	mi := &file_api_v1_api_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +952,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{10}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchEvent) GetType() string {
@@ -837,7 +981,7 @@ type RawWatchResponse struct {
 
 func (x *RawWatchResponse) Reset() {
 	*x = RawWatchResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[11]
+	mi := &file_api_v1_api_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +993,7 @@ func (x *RawWatchResponse) String() string {
 func (*RawWatchResponse) ProtoMessage() {}
 
 func (x *RawWatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[11]
+	mi := &file_api_v1_api_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1006,7 @@ func (x *RawWatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawWatchResponse.ProtoReflect.Descriptor instead.
 func (*RawWatchResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{11}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RawWatchResponse) GetEvents() []*RawWatchEvent {
@@ -883,7 +1027,7 @@ type RawWatchEvent struct {
 
 func (x *RawWatchEvent) Reset() {
 	*x = RawWatchEvent{}
-	mi := &file_api_v1_api_proto_msgTypes[12]
+	mi := &file_api_v1_api_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1039,7 @@ func (x *RawWatchEvent) String() string {
 func (*RawWatchEvent) ProtoMessage() {}
 
 func (x *RawWatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[12]
+	mi := &file_api_v1_api_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1052,7 @@ func (x *RawWatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawWatchEvent.ProtoReflect.Descriptor instead.
 func (*RawWatchEvent) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{12}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RawWatchEvent) GetType() string {
@@ -938,7 +1082,7 @@ type BindRequest struct {
 
 func (x *BindRequest) Reset() {
 	*x = BindRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[13]
+	mi := &file_api_v1_api_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1094,7 @@ func (x *BindRequest) String() string {
 func (*BindRequest) ProtoMessage() {}
 
 func (x *BindRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[13]
+	mi := &file_api_v1_api_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1107,7 @@ func (x *BindRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindRequest.ProtoReflect.Descriptor instead.
 func (*BindRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{13}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BindRequest) GetNamespace() string {
@@ -1009,7 +1153,7 @@ type PodLogsRequest struct {
 
 func (x *PodLogsRequest) Reset() {
 	*x = PodLogsRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[14]
+	mi := &file_api_v1_api_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1165,7 @@ func (x *PodLogsRequest) String() string {
 func (*PodLogsRequest) ProtoMessage() {}
 
 func (x *PodLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[14]
+	mi := &file_api_v1_api_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1178,7 @@ func (x *PodLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodLogsRequest.ProtoReflect.Descriptor instead.
 func (*PodLogsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{14}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PodLogsRequest) GetNamespace() string {
@@ -1081,7 +1225,7 @@ type PodLogsChunk struct {
 
 func (x *PodLogsChunk) Reset() {
 	*x = PodLogsChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[15]
+	mi := &file_api_v1_api_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1237,7 @@ func (x *PodLogsChunk) String() string {
 func (*PodLogsChunk) ProtoMessage() {}
 
 func (x *PodLogsChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[15]
+	mi := &file_api_v1_api_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1250,7 @@ func (x *PodLogsChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodLogsChunk.ProtoReflect.Descriptor instead.
 func (*PodLogsChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{15}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PodLogsChunk) GetData() []byte {
@@ -1124,7 +1268,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[16]
+	mi := &file_api_v1_api_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1280,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[16]
+	mi := &file_api_v1_api_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1293,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{16}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{19}
 }
 
 type ClusterStatus struct {
@@ -1166,7 +1310,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[17]
+	mi := &file_api_v1_api_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1322,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[17]
+	mi := &file_api_v1_api_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1335,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{17}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -1243,7 +1387,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[18]
+	mi := &file_api_v1_api_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1399,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[18]
+	mi := &file_api_v1_api_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1412,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{18}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Member) GetName() string {
@@ -1321,7 +1465,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[19]
+	mi := &file_api_v1_api_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1477,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[19]
+	mi := &file_api_v1_api_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1490,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{19}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -1402,7 +1546,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[20]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1558,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[20]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1571,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{20}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -1460,7 +1604,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[21]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1616,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[21]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1629,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{21}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -1504,7 +1648,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1660,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1673,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -1547,7 +1691,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[23]
+	mi := &file_api_v1_api_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1703,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[23]
+	mi := &file_api_v1_api_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1716,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{26}
 }
 
 type SnapshotChunk struct {
@@ -1586,7 +1730,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[24]
+	mi := &file_api_v1_api_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1742,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[24]
+	mi := &file_api_v1_api_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1755,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -1648,7 +1792,14 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\tnamespace\x18\b \x01(\v2\x18.skiff.core.v1.NamespaceH\x00R\tnamespaceB\x06\n" +
 	"\x04kind\"=\n" +
 	"\rCreateRequest\x12,\n" +
-	"\x06object\x18\x01 \x01(\v2\x14.skiff.api.v1.ObjectR\x06object\"h\n" +
+	"\x06object\x18\x01 \x01(\v2\x14.skiff.api.v1.ObjectR\x06object\"D\n" +
+	"\x12CreateBatchRequest\x12.\n" +
+	"\aobjects\x18\x01 \x03(\v2\x14.skiff.api.v1.ObjectR\aobjects\"P\n" +
+	"\x13CreateBatchResponse\x129\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.skiff.api.v1.CreateBatchResultR\aresults\"W\n" +
+	"\x11CreateBatchResult\x12,\n" +
+	"\x06object\x18\x01 \x01(\v2\x14.skiff.api.v1.ObjectR\x06object\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\fR\x05error\"h\n" +
 	"\n" +
 	"GetRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1c\n" +
@@ -1743,7 +1894,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x0fSnapshotRequest\"?\n" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision2\xf8\x03\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision2\xcc\x04\n" +
 	"\tResources\x12;\n" +
 	"\x06Create\x12\x1b.skiff.api.v1.CreateRequest\x1a\x14.skiff.api.v1.Object\x125\n" +
 	"\x03Get\x12\x18.skiff.api.v1.GetRequest\x1a\x14.skiff.api.v1.Object\x12=\n" +
@@ -1752,7 +1903,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\fUpdateStatus\x12\x1b.skiff.api.v1.UpdateRequest\x1a\x14.skiff.api.v1.Object\x12;\n" +
 	"\x06Delete\x12\x1b.skiff.api.v1.DeleteRequest\x1a\x14.skiff.api.v1.Object\x12B\n" +
 	"\x05Watch\x12\x1a.skiff.api.v1.WatchRequest\x1a\x1b.skiff.api.v1.WatchResponse0\x01\x127\n" +
-	"\x04Bind\x12\x19.skiff.api.v1.BindRequest\x1a\x14.skiff.api.v1.Object2J\n" +
+	"\x04Bind\x12\x19.skiff.api.v1.BindRequest\x1a\x14.skiff.api.v1.Object\x12R\n" +
+	"\vCreateBatch\x12 .skiff.api.v1.CreateBatchRequest\x1a!.skiff.api.v1.CreateBatchResponse2J\n" +
 	"\x04Pods\x12B\n" +
 	"\x04Logs\x12\x1c.skiff.api.v1.PodLogsRequest\x1a\x1a.skiff.api.v1.PodLogsChunk0\x012\x8c\x03\n" +
 	"\aCluster\x12I\n" +
@@ -1774,93 +1926,101 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
-	(*GetRequest)(nil),            // 2: skiff.api.v1.GetRequest
-	(*ListRequest)(nil),           // 3: skiff.api.v1.ListRequest
-	(*ListResponse)(nil),          // 4: skiff.api.v1.ListResponse
-	(*UpdateRequest)(nil),         // 5: skiff.api.v1.UpdateRequest
-	(*DeleteRequest)(nil),         // 6: skiff.api.v1.DeleteRequest
-	(*Preconditions)(nil),         // 7: skiff.api.v1.Preconditions
-	(*WatchRequest)(nil),          // 8: skiff.api.v1.WatchRequest
-	(*WatchResponse)(nil),         // 9: skiff.api.v1.WatchResponse
-	(*WatchEvent)(nil),            // 10: skiff.api.v1.WatchEvent
-	(*RawWatchResponse)(nil),      // 11: skiff.api.v1.RawWatchResponse
-	(*RawWatchEvent)(nil),         // 12: skiff.api.v1.RawWatchEvent
-	(*BindRequest)(nil),           // 13: skiff.api.v1.BindRequest
-	(*PodLogsRequest)(nil),        // 14: skiff.api.v1.PodLogsRequest
-	(*PodLogsChunk)(nil),          // 15: skiff.api.v1.PodLogsChunk
-	(*ClusterStatusRequest)(nil),  // 16: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 17: skiff.api.v1.ClusterStatus
-	(*Member)(nil),                // 18: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 19: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 20: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 21: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 22: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 23: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 24: skiff.api.v1.SnapshotChunk
-	(*v1.Pod)(nil),                // 25: skiff.core.v1.Pod
-	(*v1.Node)(nil),               // 26: skiff.core.v1.Node
-	(*v1.ReplicaSet)(nil),         // 27: skiff.core.v1.ReplicaSet
-	(*v1.Deployment)(nil),         // 28: skiff.core.v1.Deployment
-	(*v1.ConfigMap)(nil),          // 29: skiff.core.v1.ConfigMap
-	(*v1.Event)(nil),              // 30: skiff.core.v1.Event
-	(*v1.Lease)(nil),              // 31: skiff.core.v1.Lease
-	(*v1.Namespace)(nil),          // 32: skiff.core.v1.Namespace
+	(*CreateBatchRequest)(nil),    // 2: skiff.api.v1.CreateBatchRequest
+	(*CreateBatchResponse)(nil),   // 3: skiff.api.v1.CreateBatchResponse
+	(*CreateBatchResult)(nil),     // 4: skiff.api.v1.CreateBatchResult
+	(*GetRequest)(nil),            // 5: skiff.api.v1.GetRequest
+	(*ListRequest)(nil),           // 6: skiff.api.v1.ListRequest
+	(*ListResponse)(nil),          // 7: skiff.api.v1.ListResponse
+	(*UpdateRequest)(nil),         // 8: skiff.api.v1.UpdateRequest
+	(*DeleteRequest)(nil),         // 9: skiff.api.v1.DeleteRequest
+	(*Preconditions)(nil),         // 10: skiff.api.v1.Preconditions
+	(*WatchRequest)(nil),          // 11: skiff.api.v1.WatchRequest
+	(*WatchResponse)(nil),         // 12: skiff.api.v1.WatchResponse
+	(*WatchEvent)(nil),            // 13: skiff.api.v1.WatchEvent
+	(*RawWatchResponse)(nil),      // 14: skiff.api.v1.RawWatchResponse
+	(*RawWatchEvent)(nil),         // 15: skiff.api.v1.RawWatchEvent
+	(*BindRequest)(nil),           // 16: skiff.api.v1.BindRequest
+	(*PodLogsRequest)(nil),        // 17: skiff.api.v1.PodLogsRequest
+	(*PodLogsChunk)(nil),          // 18: skiff.api.v1.PodLogsChunk
+	(*ClusterStatusRequest)(nil),  // 19: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),         // 20: skiff.api.v1.ClusterStatus
+	(*Member)(nil),                // 21: skiff.api.v1.Member
+	(*MemberStatus)(nil),          // 22: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 23: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 24: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 25: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),       // 26: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 27: skiff.api.v1.SnapshotChunk
+	(*v1.Pod)(nil),                // 28: skiff.core.v1.Pod
+	(*v1.Node)(nil),               // 29: skiff.core.v1.Node
+	(*v1.ReplicaSet)(nil),         // 30: skiff.core.v1.ReplicaSet
+	(*v1.Deployment)(nil),         // 31: skiff.core.v1.Deployment
+	(*v1.ConfigMap)(nil),          // 32: skiff.core.v1.ConfigMap
+	(*v1.Event)(nil),              // 33: skiff.core.v1.Event
+	(*v1.Lease)(nil),              // 34: skiff.core.v1.Lease
+	(*v1.Namespace)(nil),          // 35: skiff.core.v1.Namespace
 }
 var file_api_v1_api_proto_depIdxs = []int32{
-	25, // 0: skiff.api.v1.Object.pod:type_name -> skiff.core.v1.Pod
-	26, // 1: skiff.api.v1.Object.node:type_name -> skiff.core.v1.Node
-	27, // 2: skiff.api.v1.Object.replica_set:type_name -> skiff.core.v1.ReplicaSet
-	28, // 3: skiff.api.v1.Object.deployment:type_name -> skiff.core.v1.Deployment
-	29, // 4: skiff.api.v1.Object.config_map:type_name -> skiff.core.v1.ConfigMap
-	30, // 5: skiff.api.v1.Object.event:type_name -> skiff.core.v1.Event
-	31, // 6: skiff.api.v1.Object.lease:type_name -> skiff.core.v1.Lease
-	32, // 7: skiff.api.v1.Object.namespace:type_name -> skiff.core.v1.Namespace
+	28, // 0: skiff.api.v1.Object.pod:type_name -> skiff.core.v1.Pod
+	29, // 1: skiff.api.v1.Object.node:type_name -> skiff.core.v1.Node
+	30, // 2: skiff.api.v1.Object.replica_set:type_name -> skiff.core.v1.ReplicaSet
+	31, // 3: skiff.api.v1.Object.deployment:type_name -> skiff.core.v1.Deployment
+	32, // 4: skiff.api.v1.Object.config_map:type_name -> skiff.core.v1.ConfigMap
+	33, // 5: skiff.api.v1.Object.event:type_name -> skiff.core.v1.Event
+	34, // 6: skiff.api.v1.Object.lease:type_name -> skiff.core.v1.Lease
+	35, // 7: skiff.api.v1.Object.namespace:type_name -> skiff.core.v1.Namespace
 	0,  // 8: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
-	0,  // 9: skiff.api.v1.ListResponse.items:type_name -> skiff.api.v1.Object
-	0,  // 10: skiff.api.v1.UpdateRequest.object:type_name -> skiff.api.v1.Object
-	7,  // 11: skiff.api.v1.DeleteRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	10, // 12: skiff.api.v1.WatchResponse.events:type_name -> skiff.api.v1.WatchEvent
-	0,  // 13: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
-	12, // 14: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
-	18, // 15: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	19, // 16: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	1,  // 17: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	2,  // 18: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	3,  // 19: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	5,  // 20: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	5,  // 21: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	6,  // 22: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	8,  // 23: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	13, // 24: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	14, // 25: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	16, // 26: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	20, // 27: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	21, // 28: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	22, // 29: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	23, // 30: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	0,  // 31: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 32: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	4,  // 33: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 34: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 35: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 36: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	9,  // 37: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 38: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	15, // 39: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	17, // 40: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	17, // 41: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	17, // 42: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	17, // 43: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	24, // 44: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	31, // [31:45] is the sub-list for method output_type
-	17, // [17:31] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	0,  // 9: skiff.api.v1.CreateBatchRequest.objects:type_name -> skiff.api.v1.Object
+	4,  // 10: skiff.api.v1.CreateBatchResponse.results:type_name -> skiff.api.v1.CreateBatchResult
+	0,  // 11: skiff.api.v1.CreateBatchResult.object:type_name -> skiff.api.v1.Object
+	0,  // 12: skiff.api.v1.ListResponse.items:type_name -> skiff.api.v1.Object
+	0,  // 13: skiff.api.v1.UpdateRequest.object:type_name -> skiff.api.v1.Object
+	10, // 14: skiff.api.v1.DeleteRequest.preconditions:type_name -> skiff.api.v1.Preconditions
+	13, // 15: skiff.api.v1.WatchResponse.events:type_name -> skiff.api.v1.WatchEvent
+	0,  // 16: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
+	15, // 17: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
+	21, // 18: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	22, // 19: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	1,  // 20: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	5,  // 21: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	6,  // 22: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	8,  // 23: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	8,  // 24: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	9,  // 25: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	11, // 26: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	16, // 27: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 28: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	17, // 29: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	19, // 30: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	23, // 31: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	24, // 32: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	25, // 33: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	26, // 34: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	0,  // 35: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 36: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 37: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 38: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 39: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 40: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 41: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 42: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 43: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	18, // 44: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 45: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	20, // 46: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	20, // 47: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	20, // 48: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	27, // 49: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	35, // [35:50] is the sub-list for method output_type
+	20, // [20:35] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -1878,15 +2038,15 @@ func file_api_v1_api_proto_init() {
 		(*Object_Lease)(nil),
 		(*Object_Namespace)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[6].OneofWrappers = []any{}
-	file_api_v1_api_proto_msgTypes[14].OneofWrappers = []any{}
+	file_api_v1_api_proto_msgTypes[9].OneofWrappers = []any{}
+	file_api_v1_api_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

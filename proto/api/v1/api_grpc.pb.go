@@ -36,6 +36,7 @@ const (
 	Resources_Delete_FullMethodName       = "/skiff.api.v1.Resources/Delete"
 	Resources_Watch_FullMethodName        = "/skiff.api.v1.Resources/Watch"
 	Resources_Bind_FullMethodName         = "/skiff.api.v1.Resources/Bind"
+	Resources_CreateBatch_FullMethodName  = "/skiff.api.v1.Resources/CreateBatch"
 )
 
 // ResourcesClient is the client API for Resources service.
@@ -56,6 +57,11 @@ type ResourcesClient interface {
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// Bind sets a pod's spec.nodeName; it fails with FailedPrecondition if the pod is bound.
 	Bind(ctx context.Context, in *BindRequest, opts ...grpc.CallOption) (*Object, error)
+	// CreateBatch creates up to 100 objects in one call, each exactly as Create would and
+	// each succeeding or failing on its own: not a transaction. It is for writers of many
+	// small independent objects, such as the components' event recorders. Every object
+	// must be allowed to the caller, or the whole call is refused (PermissionDenied).
+	CreateBatch(ctx context.Context, in *CreateBatchRequest, opts ...grpc.CallOption) (*CreateBatchResponse, error)
 }
 
 type resourcesClient struct {
@@ -155,6 +161,16 @@ func (c *resourcesClient) Bind(ctx context.Context, in *BindRequest, opts ...grp
 	return out, nil
 }
 
+func (c *resourcesClient) CreateBatch(ctx context.Context, in *CreateBatchRequest, opts ...grpc.CallOption) (*CreateBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateBatchResponse)
+	err := c.cc.Invoke(ctx, Resources_CreateBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ResourcesServer is the server API for Resources service.
 // All implementations must embed UnimplementedResourcesServer
 // for forward compatibility.
@@ -173,6 +189,11 @@ type ResourcesServer interface {
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// Bind sets a pod's spec.nodeName; it fails with FailedPrecondition if the pod is bound.
 	Bind(context.Context, *BindRequest) (*Object, error)
+	// CreateBatch creates up to 100 objects in one call, each exactly as Create would and
+	// each succeeding or failing on its own: not a transaction. It is for writers of many
+	// small independent objects, such as the components' event recorders. Every object
+	// must be allowed to the caller, or the whole call is refused (PermissionDenied).
+	CreateBatch(context.Context, *CreateBatchRequest) (*CreateBatchResponse, error)
 	mustEmbedUnimplementedResourcesServer()
 }
 
@@ -206,6 +227,9 @@ func (UnimplementedResourcesServer) Watch(*WatchRequest, grpc.ServerStreamingSer
 }
 func (UnimplementedResourcesServer) Bind(context.Context, *BindRequest) (*Object, error) {
 	return nil, status.Error(codes.Unimplemented, "method Bind not implemented")
+}
+func (UnimplementedResourcesServer) CreateBatch(context.Context, *CreateBatchRequest) (*CreateBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateBatch not implemented")
 }
 func (UnimplementedResourcesServer) mustEmbedUnimplementedResourcesServer() {}
 func (UnimplementedResourcesServer) testEmbeddedByValue()                   {}
@@ -365,6 +389,24 @@ func _Resources_Bind_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Resources_CreateBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourcesServer).CreateBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Resources_CreateBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourcesServer).CreateBatch(ctx, req.(*CreateBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Resources_ServiceDesc is the grpc.ServiceDesc for Resources service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -399,6 +441,10 @@ var Resources_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Bind",
 			Handler:    _Resources_Bind_Handler,
+		},
+		{
+			MethodName: "CreateBatch",
+			Handler:    _Resources_CreateBatch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

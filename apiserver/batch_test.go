@@ -1,0 +1,111 @@
+package apiserver_test
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+)
+
+func event(ns, name string) *corev1.Event {
+	return &corev1.Event{Metadata: &corev1.ObjectMeta{Namespace: ns, Name: name}, Type: "Normal", Reason: "Tested",
+		InvolvedObject: &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web"}}
+}
+
+// TestCreateBatch: each object of a batch succeeds or fails alone, with the error Create
+// would give it; the valid ones of a clean batch are stored in one transaction.
+func TestCreateBatch(t *testing.T) {
+	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	ctx := testCtx(t)
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	events := client.NewClientset(conn).Events
+	if _, err := events.Create(ctx, event("default", "taken")); err != nil {
+		t.Fatal(err)
+	}
+
+	generated := event("default", "")
+	generated.Metadata.GenerateName = "gen-"
+	out, errs, err := events.CreateBatch(ctx, []*corev1.Event{
+		event("default", "a"), event("default", "taken"), event("default", "Bad_Name"), event("nowhere", "n"),
+		generated, event("default", "b"), event("default", "dup"), event("default", "dup"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"a", "", "", "", "", "b"} {
+		if name != "" && (errs[i] != nil || out[i].GetMetadata().GetName() != name || out[i].GetMetadata().GetResourceVersion() == "") {
+			t.Errorf("object %d: %v, %v; want %s created", i, out[i], errs[i], name)
+		}
+	}
+	if !client.IsAlreadyExists(errs[1]) {
+		t.Errorf("a taken name: %v, want AlreadyExists", errs[1])
+	}
+	if status.Code(errs[2]) != codes.InvalidArgument || !strings.Contains(errs[2].Error(), "metadata.name") {
+		t.Errorf("a bad name: %v, want InvalidArgument naming metadata.name", errs[2])
+	}
+	if !client.IsNotFound(errs[3]) || !strings.Contains(errs[3].Error(), "nowhere") {
+		t.Errorf("a missing namespace: %v, want NotFound naming it", errs[3])
+	}
+	if errs[4] != nil || !strings.HasPrefix(out[4].GetMetadata().GetName(), "gen-") {
+		t.Errorf("generated name: %v, %v", out[4], errs[4])
+	}
+	if (errs[6] == nil) == (errs[7] == nil) || !client.IsAlreadyExists(errs[6]) && !client.IsAlreadyExists(errs[7]) {
+		t.Errorf("the same name twice: %v and %v, want one created and one AlreadyExists", errs[6], errs[7])
+	}
+	l, err := events.List(ctx, "default", client.ListOptions{})
+	if err != nil || len(l.Items) != 5 { // taken, a, b, gen-..., dup
+		t.Fatalf("stored events: %v, %v; want 5", l, err)
+	}
+
+	// A clean batch is one transaction: one resourceVersion for all.
+	out, errs, err = events.CreateBatch(ctx, []*corev1.Event{event("default", "c"), event("default", "d"), event("default", "e")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range out {
+		if errs[i] != nil || out[i].GetMetadata().GetResourceVersion() != out[0].GetMetadata().GetResourceVersion() {
+			t.Fatalf("clean batch: object %d %v, %v; want every object at resourceVersion %s", i, out[i], errs[i], out[0].GetMetadata().GetResourceVersion())
+		}
+	}
+
+	tooMany := make([]*corev1.Event, 101)
+	for i := range tooMany {
+		tooMany[i] = event("default", "many")
+	}
+	_, _, err = events.CreateBatch(ctx, tooMany)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "at most 100") {
+		t.Fatalf("101 objects: %v, want InvalidArgument naming the limit", err)
+	}
+}
+
+// TestCreateBatchAuthorizesEachObject: a batch with one object its caller may not create
+// is refused whole, and writes nothing.
+func TestCreateBatchAuthorizesEachObject(t *testing.T) {
+	dir := apiservertest.Certs(t, "w1")
+	c := apiservertest.Start(t, 1, apiservertest.Options{Certs: dir})
+	ctx := testCtx(t)
+	w1 := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "kubelet-w1"), "")
+
+	res, err := w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{kinds.Wrap(event("default", "ok-1")), kinds.Wrap(event("default", "ok-2"))}})
+	if err != nil || len(res.GetResults()) != 2 || res.GetResults()[0].GetError() != nil || res.GetResults()[1].GetError() != nil {
+		t.Fatalf("a node's batch of events: %v, %v", res, err)
+	}
+	_, err = w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{kinds.Wrap(event("default", "sneaky")), kinds.Wrap(boundPod("smuggled", "w1"))}})
+	wantDenied(t, "a node's batch with a pod", err, codes.PermissionDenied, `objects[1]: user "system:node:w1" cannot create pods "default/smuggled"`)
+	admin := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "admin"), "")
+	for _, k := range []struct{ kind, name string }{{"Event", "sneaky"}, {"Pod", "smuggled"}} {
+		_, err := admin.Get(ctx, &apiv1.GetRequest{Kind: k.kind, Namespace: "default", Name: k.name})
+		wantCode(t, "the refused batch's "+k.kind, err, codes.NotFound)
+	}
+}
