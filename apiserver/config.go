@@ -65,7 +65,8 @@ type Config struct {
 	// ClientRoots and Tokens authenticates nobody: every request is an administrator.
 	Insecure bool
 	// RateLimit is each identity's sustained requests per second, RateBurst its burst
-	// (0: no limit; burst default twice the rate). Default 500/s, burst 1000.
+	// (0: no limit; burst default twice the rate). Default 500/s, burst 1000. A
+	// CreateBatch is one request, whatever the number of its objects.
 	RateLimit float64
 	RateBurst int
 	// MaxWatchesPerUser caps each identity's open watches (0: no cap). Default 1000.

@@ -186,9 +186,11 @@ func (r *Recorder) Run(ctx context.Context) {
 			}
 		}()
 	}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
-		r.queue.ShutDown()
+		r.queue.ShutDown() // returns once the workers are done with what they hold
 	}()
 	for {
 		keys, shutdown := r.queue.GetBatch(maxBatch)
@@ -208,6 +210,7 @@ func (r *Recorder) Run(ctx context.Context) {
 	}
 	close(batches)
 	wg.Wait()
+	<-stopped
 }
 
 // pendingWrite is one event's state to store.
