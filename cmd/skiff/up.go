@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -21,6 +24,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers"
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/containerd/daemon"
 	"github.com/skiffhq/skiff/scheduler"
 	"github.com/skiffhq/skiff/store"
 )
@@ -39,8 +43,11 @@ func upCmd(logger func(string) hclog.Logger) *cobra.Command {
 		Short: "Run all of Skiff in one process: API server, controllers, scheduler and a kubelet",
 		Long: `Run a whole Skiff on this machine: an API server with an embedded single-node store (or
 three, with --nodes 3), the controller-manager, the scheduler and a kubelet. The kubelet
-uses containerd when it can (--runtime auto) and simulated containers otherwise. Data is
-kept in --data-dir: starting again continues where it stopped. Ctrl-C stops everything.`,
+uses containerd when it can (--runtime auto): the one at --containerd-address, or when
+none answers there and containerd is installed, a private containerd that skiff up runs
+itself (images and containers kept in --data-dir, state in /run/skiff); otherwise
+simulated containers. Data is kept in --data-dir: starting again continues where it
+stopped. Ctrl-C stops everything (with a private containerd, its containers too).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger("skiff")
@@ -97,6 +104,14 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 
 			var wg sync.WaitGroup
 			errs := make(chan error, nodes+3)
+			// What must wait until every component has stopped (a private containerd),
+			// run last first.
+			var afterStop []func()
+			defer func() {
+				for i := len(afterStop) - 1; i >= 0; i-- {
+					afterStop[i]()
+				}
+			}()
 			runCtx, stop := context.WithCancel(ctx)
 			defer func() { stop(); wg.Wait() }()
 			goRun := func(what string, fn func() error) {
@@ -158,22 +173,9 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 			}
 			goRun("scheduler", func() error { return sched.Run(runCtx) })
 
-			runtimeNote := "simulated (--runtime sim)"
-			switch opts.runtime {
-			case "auto":
-				opts.runtime = "sim"
-				runtimeNote = "simulated (no containerd socket at " + opts.containerdAddress + ")"
-				if _, err := os.Stat(opts.containerdAddress); err == nil {
-					rt, err := newContainerdRuntime(runCtx, opts, log)
-					if err != nil {
-						runtimeNote = "simulated (containerd unusable: " + err.Error() + ")"
-						break
-					}
-					opts.runtime, opts.rt = "containerd", rt
-					runtimeNote = "containerd at " + opts.containerdAddress
-				}
-			case "containerd":
-				runtimeNote = "containerd at " + opts.containerdAddress
+			runtimeNote, err := upRuntime(runCtx, &opts, dataDir, &afterStop, log)
+			if err != nil {
+				return err
 			}
 			goRun("kubelet", func() error { return runKubelets(runCtx, client.NewClientset(kubeletConn), kcfg, opts, log) })
 
@@ -194,8 +196,8 @@ kept in --data-dir: starting again continues where it stopped. Ctrl-C stops ever
 	f.StringVar(&dataDir, "data-dir", dataDir, "where the store keeps its data")
 	f.StringVar(&listen, "listen", listen, "API address (with --nodes 3, the next two ports too; Raft uses port+100 and up)")
 	f.IntVar(&nodes, "nodes", nodes, "API servers: 1, or 3 for a local high-availability demo")
-	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: auto, containerd or sim")
-	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket")
+	f.StringVar(&opts.runtime, "runtime", opts.runtime, "container runtime: auto (containerd when it can, else simulated), containerd or sim")
+	f.StringVar(&opts.containerdAddress, "containerd-address", opts.containerdAddress, "containerd's socket; when none answers there and containerd is installed, skiff up runs a private one")
 	f.StringVar(&kcfg.NodeName, "node-name", kcfg.NodeName, "the kubelet's node name (default: the host name)")
 	f.StringArrayVar(&opts.insecureRegistries, "insecure-registry", nil, "with --runtime containerd: a registry (HOST or HOST:PORT) pulled from without TLS verification, falling back to plain HTTP; repeatable (loopback registries always are)")
 	return cmd
@@ -229,4 +231,104 @@ func upCerts(dir, nodeName, host string) error {
 func dialCert(servers []string, dir, name, userAgent string, log hclog.Logger) (*client.Conn, error) {
 	return (&connFlags{s: client.Settings{Server: strings.Join(servers, ","), CAFile: filepath.Join(dir, pki.CACertFile),
 		CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}}).dial(userAgent, log)
+}
+
+// upRuntime picks skiff up's container runtime and says which in one line. With --runtime
+// auto or containerd: containerd at --containerd-address when it answers there; otherwise,
+// when containerd is installed, a private containerd skiff up starts itself (its images
+// and containers kept in the data directory, stopped with skiff up, containers first);
+// otherwise, with auto, simulated containers.
+func upRuntime(ctx context.Context, opts *kubeletOptions, dataDir string, afterStop *[]func(), log hclog.Logger) (string, error) {
+	switch opts.runtime {
+	case "sim":
+		return "simulated (--runtime sim)", nil
+	case "auto", "containerd":
+	default:
+		return "", fmt.Errorf("--runtime: Unsupported value: %q: supported values: auto, containerd, sim", opts.runtime)
+	}
+	why := "no containerd socket at " + opts.containerdAddress
+	private := false
+	if _, err := os.Stat(opts.containerdAddress); err != nil {
+		if err := daemon.Usable(); err != nil {
+			why += ", and no private one: " + err.Error()
+		} else {
+			socket, stop, err := startPrivateContainerd(ctx, dataDir)
+			if err != nil {
+				return "", err
+			}
+			opts.containerdAddress, private = socket, true
+			*afterStop = append(*afterStop, stop)
+		}
+	}
+	if _, err := os.Stat(opts.containerdAddress); err != nil {
+		if opts.runtime == "containerd" {
+			return "", fmt.Errorf("--runtime containerd: %s", why)
+		}
+		opts.runtime = "sim"
+		return "simulated (" + why + ")", nil
+	}
+	rt, err := newContainerdRuntime(ctx, *opts, log)
+	if err != nil {
+		if opts.runtime == "containerd" || private {
+			return "", fmt.Errorf("containerd at %s: %w", opts.containerdAddress, err)
+		}
+		opts.runtime = "sim"
+		return "simulated (containerd unusable: " + err.Error() + ")", nil
+	}
+	opts.runtime, opts.rt = "containerd", rt
+	if !private {
+		return "containerd at " + opts.containerdAddress, nil
+	}
+	// Stop the containers before containerd: its shims would outlive it.
+	*afterStop = append(*afterStop, func() { stopAll(rt, log) })
+	return fmt.Sprintf("a private containerd at %s (%s; images and containers in %s, its log in %s)",
+		opts.containerdAddress, why, filepath.Join(dataDir, "containerd"), filepath.Join(dataDir, "containerd.log")), nil
+}
+
+// startPrivateContainerd starts skiff up's own containerd — root in the data directory,
+// state and sockets in /run (a tmpfs: they describe running processes), one directory per
+// data directory — and returns its socket and what stops it.
+func startPrivateContainerd(ctx context.Context, dataDir string) (string, func(), error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := os.OpenFile(filepath.Join(dataDir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	state := filepath.Join("/run/skiff", "containerd-"+hex.EncodeToString(sum[:6]))
+	d, err := daemon.Start(ctx, filepath.Join(dataDir, "containerd"), state, out)
+	if err != nil {
+		out.Close()
+		return "", nil, fmt.Errorf("%w (its log: %s)", err, out.Name())
+	}
+	return d.Socket, func() { d.Stop(); out.Close() }, nil
+}
+
+// stopAll stops every container of a runtime about to go away, at once, each with a
+// short grace period: skiff up is stopping, and its Ctrl-C should not wait half a minute.
+func stopAll(rt kubelet.Runtime, log hclog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ctrs, err := rt.List(ctx)
+	if err != nil {
+		log.Warn("cannot list containers to stop them", "error", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range ctrs {
+		if c.State != kubelet.StateRunning {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := rt.Stop(ctx, c.ID, 2*time.Second); err != nil {
+				log.Warn("cannot stop a container", "container", c.ID, "pod", c.Namespace+"/"+c.PodName, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
 }

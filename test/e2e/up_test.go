@@ -2,26 +2,25 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/kubelet/containerd/daemon"
 )
 
 // TestUp runs `skiff up` with simulated containers: a Deployment goes through all ten
 // steps, scales, rolls out and back, is deleted with everything it made; Ctrl-C stops
 // the process cleanly and a restart keeps the data.
 func TestUp(t *testing.T) {
-	ports := freePorts(t, 1)
-	if ports[0]+100 > 65535 {
-		t.Skip("no usable port")
-	}
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	// skiff up writes the admin's client config here; skiffctl finds it with no flags.
-	t.Setenv("SKIFF_CONFIG", filepath.Join(dir, "client-config"))
+	dir, addr := upPlace(t)
 	up := start(t, "skiff up", "up", "--data-dir", dir, "--listen", addr, "--runtime", "sim", "--node-name", "e2e-node")
 	eventually(t, "skiff up ready", 60*time.Second, func() (bool, string) {
 		out, errs, err := ctl(addr, "get", "nodes")
@@ -113,4 +112,137 @@ func TestUp(t *testing.T) {
 		return err1 == nil && err2 == nil && pods == "" && rss == "", pods + rss
 	})
 	up.stop(t)
+}
+
+// upPlace gives a skiff up a data directory and a free address (Raft takes port+100), and
+// points skiffctl at the client config skiff up writes there, so it needs no flags.
+func upPlace(t *testing.T) (dir, addr string) {
+	ports := freePorts(t, 1)
+	if ports[0]+100 > 65535 {
+		t.Skip("no usable port")
+	}
+	dir = t.TempDir()
+	t.Setenv("SKIFF_CONFIG", filepath.Join(dir, "client-config"))
+	return dir, fmt.Sprintf("127.0.0.1:%d", ports[0])
+}
+
+// TestUpPrivateContainerd runs `skiff up` on a machine with containerd installed but no
+// containerd answering at --containerd-address: skiff up runs a private containerd, the
+// example's pods run in real containers, Ctrl-C leaves no process, mount or state behind,
+// and a restart runs the pods again from the data kept.
+func TestUpPrivateContainerd(t *testing.T) {
+	if err := daemon.Usable(); err != nil {
+		t.Skipf("skiff up's private containerd: %v", err)
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("skiff up's private containerd: the example's image comes from /bin/busybox (busybox-static), which is missing")
+	}
+	dir, addr := upPlace(t)
+	args := []string{"up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "e2e-ctrd",
+		"--containerd-address", filepath.Join(dir, "none.sock")}
+	up := start(t, "skiff up", args...)
+	var state string
+	eventually(t, "skiff up says it runs a private containerd", 60*time.Second, func() (bool, string) {
+		m := regexp.MustCompile(`runs containers: a private containerd at (\S+) \(no containerd socket at `).FindStringSubmatch(up.out.String())
+		if m != nil {
+			state = filepath.Dir(m[1])
+		}
+		return m != nil, up.out.String()
+	})
+	// Whatever happens, nothing of it outlives the test.
+	t.Cleanup(func() { up.kill(); daemon.Cleanup(state) })
+
+	mustCtl(t, addr, "apply", "-f", "../../examples/nginx-deployment.yaml")
+	var pids []int
+	containersRunning := func() (bool, string) {
+		out, _, err := ctl(addr, "get", "pods", "--no-headers")
+		pids = containerProcs(state)
+		return err == nil && strings.Count(out, "Running") == 3 && len(pids) == 3, fmt.Sprintf("%s\ncontainer processes: %v", out, pids)
+	}
+	eventually(t, "3 pods running in containers", 90*time.Second, containersRunning)
+
+	up.stop(t)
+	checkNothingLeft := func() {
+		t.Helper()
+		for _, pid := range pids {
+			if alive(pid) {
+				t.Errorf("container process %d still runs after skiff up stopped", pid)
+			}
+		}
+		if left := procsNaming(state); len(left) > 0 {
+			t.Errorf("processes of the private containerd still run after skiff up stopped: %v", left)
+		}
+		if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the private containerd's state %s is still there (%v)", state, err)
+		}
+		if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(mi), state+"/") {
+			t.Errorf("something is still mounted under %s", state)
+		}
+	}
+	checkNothingLeft()
+
+	// Again: the same data directory, the same pods, in containers anew.
+	up = start(t, "skiff up again", args...)
+	eventually(t, "the pods run again after a restart", 90*time.Second, containersRunning)
+	up.stop(t)
+	checkNothingLeft()
+}
+
+// procsNaming lists the processes whose command line names dir.
+func procsNaming(dir string) []int {
+	var out []int
+	for pid, cmdline := range procs() {
+		if strings.Contains(cmdline.cmdline, dir) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// containerProcs lists the containers' first processes under a private containerd's
+// state directory: the children of its shims.
+func containerProcs(state string) []int {
+	all := procs()
+	var out []int
+	for pid, p := range all {
+		if parent, ok := all[p.ppid]; ok && strings.Contains(parent.cmdline, "containerd-shim") && strings.Contains(parent.cmdline, state) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+type procInfo struct {
+	ppid    int
+	cmdline string
+}
+
+// procs reads every process's parent and command line from /proc.
+func procs() map[int]procInfo {
+	out := map[int]procInfo{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err1 := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		cmdline, err2 := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		i := strings.LastIndexByte(string(stat), ')')
+		if err1 != nil || err2 != nil || i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 2 || f[0] == "Z" {
+			continue // gone, or a zombie
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		out[pid] = procInfo{ppid: ppid, cmdline: strings.ReplaceAll(string(cmdline), "\x00", " ")}
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	_, ok := procs()[pid]
+	return ok
 }
