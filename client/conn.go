@@ -3,8 +3,10 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -80,6 +82,8 @@ type Conn struct {
 	conns   map[string]*grpc.ClientConn
 	current int
 	leader  string // where the servers last said the leader serves, if one of servers
+	// tlsOnly are the servers found to speak only TLS while this Conn has none.
+	tlsOnly map[string]bool
 }
 
 // Dial prepares a connection to servers (host:port each). It does not block: servers are
@@ -271,6 +275,11 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 		if err == nil {
 			return nil
 		}
+		if transportFailed(err) && c.speaksOnlyTLS(addr) {
+			return status.Errorf(codes.FailedPrecondition, "API server %s speaks TLS, and this client connects without it: "+
+				"give the cluster's CA (--ca-file) and credentials (--cert-file and --key-file, or --token), or a client config "+
+				"(--config; skiff up writes ~/.skiff/config)", addr)
+		}
 		retry := serverRefused(err) || (policy == idempotent && transportFailed(err))
 		if atLeader && code(err) == codes.Unavailable {
 			c.leaderFailed(addr)
@@ -295,4 +304,38 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 		}
 		wait = min(2*wait, c.opts.BackoffMax)
 	}
+}
+
+// speaksOnlyTLS says whether the server at addr, which a plaintext connection of this
+// Conn failed to reach, answers a TLS handshake instead. A plaintext HTTP/2 client sees
+// no more than the connection closed ("error reading server preface") and would retry
+// until its deadline; this turns a missing --ca-file into an error at once.
+func (c *Conn) speaksOnlyTLS(addr string) bool {
+	if c.opts.TLS != nil {
+		return false
+	}
+	c.mu.Lock()
+	known := c.tlsOnly[addr]
+	c.mu.Unlock()
+	if known {
+		return true
+	}
+	// Only whether a handshake happens: no request is sent, so the certificate need not
+	// be trusted. A server that wants a client certificate may refuse with an alert,
+	// which is TLS too.
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	var alert tls.AlertError
+	switch {
+	case err == nil:
+		conn.Close()
+	case !errors.As(err, &alert):
+		return false
+	}
+	c.mu.Lock()
+	if c.tlsOnly == nil {
+		c.tlsOnly = map[string]bool{}
+	}
+	c.tlsOnly[addr] = true
+	c.mu.Unlock()
+	return true
 }

@@ -3,6 +3,8 @@ package client_test
 import (
 	"context"
 	"net"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,8 +12,10 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/skiffhq/skiff/apiserver/pki"
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
@@ -178,5 +182,60 @@ func TestBindRetriedAfterLostReply(t *testing.T) {
 	// Another node is a real conflict, reported as such.
 	if _, err := conn.Bind(ctx, "default", "p", "u1", "w2"); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("bind to another node = %v, want FailedPrecondition", err)
+	}
+}
+
+// TestPlaintextClientOfATLSServerFailsAtOnce: a Conn without TLS calling a server that
+// speaks only TLS gets an error naming what to give, at once: the handshake failure looks
+// like a lost connection, which it would otherwise retry until its deadline.
+func TestPlaintextClientOfATLSServerFailsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := pki.InitDir(dir, pki.InitOptions{Hosts: []string{"127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := pki.NewReloader(filepath.Join(dir, "apiserver.crt"), filepath.Join(dir, "apiserver.key"), filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerTLS())))
+	apiv1.RegisterResourcesServer(s, &fakeServer{created: map[string]bool{}})
+	go s.Serve(ln)
+	t.Cleanup(s.Stop)
+
+	conn, err := client.Dial([]string{ln.Addr().String()}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = client.NewClientset(conn).ConfigMaps.Get(ctx, "default", "x")
+	if ctx.Err() != nil {
+		t.Fatalf("the call was retried until its deadline: %v", err)
+	}
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "speaks TLS") || !strings.Contains(err.Error(), "--ca-file") {
+		t.Fatalf("got %v, want FailedPrecondition saying the server speaks TLS and naming --ca-file", err)
+	}
+
+	// A plaintext server that is down is not mistaken for one: the call keeps trying.
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := down.Addr().String()
+	down.Close()
+	conn2, err := client.Dial([]string{addr}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if _, err := client.NewClientset(conn2).ConfigMaps.Get(short, "default", "x"); status.Code(err) == codes.FailedPrecondition {
+		t.Fatalf("a server that is down was taken for a TLS one: %v", err)
 	}
 }

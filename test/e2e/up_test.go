@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +21,7 @@ import (
 // steps, scales, rolls out and back, is deleted with everything it made; Ctrl-C stops
 // the process cleanly and a restart keeps the data.
 func TestUp(t *testing.T) {
-	dir, addr := upPlace(t)
+	dir, addr := upPlace(t, 1)
 	up := start(t, "skiff up", "up", "--data-dir", dir, "--listen", addr, "--runtime", "sim", "--node-name", "e2e-node")
 	eventually(t, "skiff up ready", 60*time.Second, func() (bool, string) {
 		out, errs, err := ctl(addr, "get", "nodes")
@@ -114,16 +115,70 @@ func TestUp(t *testing.T) {
 	up.stop(t)
 }
 
-// upPlace gives a skiff up a data directory and a free address (Raft takes port+100), and
-// points skiffctl at the client config skiff up writes there, so it needs no flags.
-func upPlace(t *testing.T) (dir, addr string) {
-	ports := freePorts(t, 1)
-	if ports[0]+100 > 65535 {
-		t.Skip("no usable port")
+// upPlace gives a skiff up of nodes API servers a data directory and a free address:
+// nodes free ports from it for the API and as many from port+100 for Raft. It points
+// skiffctl at the client config skiff up writes there, so it needs no flags.
+func upPlace(t *testing.T, nodes int) (dir, addr string) {
+	t.Helper()
+	for range 50 {
+		base := freePorts(t, 1)[0]
+		if base+100+nodes > 65535 {
+			continue
+		}
+		var lns []net.Listener
+		for i := range nodes {
+			for _, port := range []int{base + i, base + 100 + i} {
+				if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+					lns = append(lns, ln)
+				}
+			}
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if len(lns) == 2*nodes {
+			dir = t.TempDir()
+			t.Setenv("SKIFF_CONFIG", filepath.Join(dir, "client-config"))
+			return dir, fmt.Sprintf("127.0.0.1:%d", base)
+		}
 	}
-	dir = t.TempDir()
-	t.Setenv("SKIFF_CONFIG", filepath.Join(dir, "client-config"))
-	return dir, fmt.Sprintf("127.0.0.1:%d", ports[0])
+	t.Skip("no free block of ports for skiff up")
+	return "", ""
+}
+
+// TestUpThreeNodes: `skiff up --nodes 3` is a three-member cluster in one process: every
+// member answers, the leadership moves on request, and the chain runs across a change
+// of leader; Ctrl-C stops it cleanly.
+func TestUpThreeNodes(t *testing.T) {
+	dir, addr := upPlace(t, 3)
+	up := start(t, "skiff up --nodes 3", "up", "--nodes", "3", "--data-dir", dir, "--listen", addr, "--runtime", "sim", "--node-name", "e2e-ha")
+	host, port, _ := net.SplitHostPort(addr)
+	base, _ := strconv.Atoi(port)
+	addrs := []string{addr, fmt.Sprintf("%s:%d", host, base+1), fmt.Sprintf("%s:%d", host, base+2)}
+	leaderRow := regexp.MustCompile(`(?m)^(up\d)\s+leader\s+Voter`)
+	var leader string
+	for _, a := range addrs {
+		eventually(t, "a three-member cluster seen from "+a, 60*time.Second, func() (bool, string) {
+			out, errs, err := ctl(a, "cluster", "status")
+			m := leaderRow.FindStringSubmatch(out)
+			if m != nil {
+				leader = m[1]
+			}
+			return err == nil && m != nil && strings.Count(out, "Voter") == 3, out + errs
+		})
+	}
+	mustCtl(t, addr, "cluster", "transfer-leader")
+	eventually(t, "another leader", 30*time.Second, func() (bool, string) {
+		out, errs, err := ctl(addrs[2], "cluster", "status")
+		m := leaderRow.FindStringSubmatch(out)
+		return err == nil && m != nil && m[1] != leader, out + errs
+	})
+	mustCtl(t, addrs[1], "apply", "-f", "../../examples/nginx-deployment.yaml")
+	eventually(t, "3 pods running", 60*time.Second, func() (bool, string) {
+		out, _, err := ctl(addrs[2], "get", "pods", "--no-headers")
+		return err == nil && strings.Count(out, "Running") == 3, out
+	})
+	up.stop(t)
 }
 
 // TestUpPrivateContainerd runs `skiff up` on a machine with containerd installed but no
@@ -137,7 +192,7 @@ func TestUpPrivateContainerd(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("skiff up's private containerd: the example's image comes from /bin/busybox (busybox-static), which is missing")
 	}
-	dir, addr := upPlace(t)
+	dir, addr := upPlace(t, 1)
 	args := []string{"up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "e2e-ctrd",
 		"--containerd-address", filepath.Join(dir, "none.sock")}
 	up := start(t, "skiff up", args...)
