@@ -153,3 +153,37 @@ func TestDiagram(t *testing.T) {
 		t.Fatalf("html page:\n%s", page.String())
 	}
 }
+
+// TestAssembleAfterRollout: after a template change the trace follows the new
+// ReplicaSet (the highest revision), timed from its creation, with its pods only.
+func TestAssembleAfterRollout(t *testing.T) {
+	d, rss, pods, events := fixture()
+	rs2 := &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: "web-def", Namespace: "default", Uid: "r2", ResourceVersion: "50",
+		CreationTimestamp: at(5000), Annotations: map[string]string{RevisionAnnotation: "2"}, OwnerReferences: []*corev1.OwnerReference{kinds.NewControllerRef(d)}}}
+	pods = append(pods, &corev1.Pod{
+		Metadata: &corev1.ObjectMeta{Name: "web-def-0", Namespace: "default", Uid: "q0", ResourceVersion: "60", CreationTimestamp: at(5010),
+			OwnerReferences: []*corev1.OwnerReference{kinds.NewControllerRef(rs2)}},
+		Spec: &corev1.PodSpec{NodeName: "w2"},
+		Status: &corev1.PodStatus{Phase: "Running", Conditions: []*corev1.PodCondition{
+			{Type: "PodScheduled", Status: "True", LastTransitionTime: at(5030)}, {Type: "Ready", Status: "True", LastTransitionTime: at(5600)}}},
+	})
+	events = append(events,
+		event("d1", "ScalingReplicaSet", "Scaled up replica set web-def to 1", "controller-manager", "cp3", 5001),
+		event("r2", "SuccessfulCreate", "Created pod: web-def-0", "controller-manager", "cp3", 5010),
+		event("q0", "Scheduled", "Successfully assigned default/web-def-0 to w2", "default-scheduler", "cp2", 5030),
+		event("q0", "Started", "Started container web", "kubelet", "w2", 5500))
+	// The newest is found whatever the order the ReplicaSets come in.
+	tr := Assemble(d, append([]*corev1.ReplicaSet{rs2}, rss...), pods, events)
+	if tr.Revision != 2 || tr.ReplicaSet != "web-def" || !tr.Start.Equal(t0.Add(5000*time.Millisecond)) {
+		t.Fatalf("trace of revision %d, ReplicaSet %q, from %v", tr.Revision, tr.ReplicaSet, tr.Start)
+	}
+	if tr.Steps[0].Title != "Template changed (rev 2)" || tr.Steps[1].Node != "cp3" {
+		t.Fatalf("steps 1 and 2-3: %+v %+v", tr.Steps[0], tr.Steps[1])
+	}
+	if tr.Pods.Total != 1 || tr.Pods.Slowest.Name != "web-def-0" || tr.Pods.Slowest.ReadyMs != 600 {
+		t.Fatalf("pods %+v (want only web-def-0, ready 600 ms after the template changed)", tr.Pods)
+	}
+	if last := tr.Steps[len(tr.Steps)-1]; last.SinceStartMs != 600 || last.Node != "w2" {
+		t.Fatalf("last step %+v", last)
+	}
+}
