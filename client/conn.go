@@ -275,7 +275,7 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 		if err == nil {
 			return nil
 		}
-		if transportFailed(err) && c.speaksOnlyTLS(addr) {
+		if transportFailed(err) && strings.Contains(err.Error(), "server preface") && c.speaksOnlyTLS(addr) {
 			return status.Errorf(codes.FailedPrecondition, "API server %s speaks TLS, and this client connects without it: "+
 				"give the cluster's CA (--ca-file) and credentials (--cert-file and --key-file, or --token), or a client config "+
 				"(--config; skiff up writes ~/.skiff/config)", addr)
@@ -306,10 +306,12 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 	}
 }
 
-// speaksOnlyTLS says whether the server at addr, which a plaintext connection of this
-// Conn failed to reach, answers a TLS handshake instead. A plaintext HTTP/2 client sees
-// no more than the connection closed ("error reading server preface") and would retry
-// until its deadline; this turns a missing --ca-file into an error at once.
+// speaksOnlyTLS says whether the server at addr, which closed a plaintext connection of
+// this Conn before HTTP/2 began, answers a TLS handshake instead. A plaintext HTTP/2
+// client sees no more than the connection closed ("error reading server preface") and
+// would retry until its deadline; this turns a missing --ca-file into an error at once.
+// Only that symptom is probed: a server cut off or down fails otherwise, and a probe
+// then would only delay the move to the next server.
 func (c *Conn) speaksOnlyTLS(addr string) bool {
 	if c.opts.TLS != nil {
 		return false
