@@ -323,14 +323,14 @@ func (c *Conn) speaksOnlyTLS(addr string) bool {
 		return true
 	}
 	// Only whether a handshake happens: no request is sent, so the certificate need not
-	// be trusted. A server that wants a client certificate may refuse with an alert,
-	// which is TLS too.
+	// be trusted. A server that wants a client certificate may refuse the handshake with
+	// an alert (TLS 1.2), which crypto/tls reports as a "remote error": TLS too.
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
-	var alert tls.AlertError
+	var remote *net.OpError
 	switch {
 	case err == nil:
 		conn.Close()
-	case !errors.As(err, &alert):
+	case !errors.As(err, &remote) || remote.Op != "remote error":
 		return false
 	}
 	c.mu.Lock()

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"path/filepath"
 	"strings"
@@ -197,28 +198,34 @@ func TestPlaintextClientOfATLSServerFailsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerTLS())))
-	apiv1.RegisterResourcesServer(s, &fakeServer{created: map[string]bool{}})
-	go s.Serve(ln)
-	t.Cleanup(s.Stop)
+	// As the API server serves, and a TLS 1.2 server demanding a client certificate, which
+	// refuses the probe's handshake with an alert.
+	strict := certs.ServerTLS().Clone()
+	strict.MaxVersion, strict.ClientAuth = tls.VersionTLS12, tls.RequireAnyClientCert
+	for name, cfg := range map[string]*tls.Config{"TLS": certs.ServerTLS(), "TLS 1.2 with client certificates": strict} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)))
+		apiv1.RegisterResourcesServer(s, &fakeServer{created: map[string]bool{}})
+		go s.Serve(ln)
+		t.Cleanup(s.Stop)
 
-	conn, err := client.Dial([]string{ln.Addr().String()}, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, err = client.NewClientset(conn).ConfigMaps.Get(ctx, "default", "x")
-	if ctx.Err() != nil {
-		t.Fatalf("the call was retried until its deadline: %v", err)
-	}
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "speaks TLS") || !strings.Contains(err.Error(), "--ca-file") {
-		t.Fatalf("got %v, want FailedPrecondition saying the server speaks TLS and naming --ca-file", err)
+		conn, err := client.Dial([]string{ln.Addr().String()}, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err = client.NewClientset(conn).ConfigMaps.Get(ctx, "default", "x")
+		if ctx.Err() != nil {
+			t.Fatalf("%s: the call was retried until its deadline: %v", name, err)
+		}
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "speaks TLS") || !strings.Contains(err.Error(), "--ca-file") {
+			t.Fatalf("%s: got %v, want FailedPrecondition saying the server speaks TLS and naming --ca-file", name, err)
+		}
 	}
 
 	// A plaintext server that is down is not mistaken for one: the call keeps trying.

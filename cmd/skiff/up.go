@@ -246,9 +246,9 @@ func upRuntime(ctx context.Context, opts *kubeletOptions, dataDir string, afterS
 	default:
 		return "", fmt.Errorf("--runtime: Unsupported value: %q: supported values: auto, containerd, sim", opts.runtime)
 	}
-	why := "no containerd socket at " + opts.containerdAddress
+	why := "no containerd answering at " + opts.containerdAddress
 	private := false
-	if _, err := os.Stat(opts.containerdAddress); err != nil {
+	if !answers(opts.containerdAddress) {
 		if err := daemon.Usable(); err != nil {
 			why += ", and no private one: " + err.Error()
 		} else {
@@ -260,7 +260,7 @@ func upRuntime(ctx context.Context, opts *kubeletOptions, dataDir string, afterS
 			*afterStop = append(*afterStop, stop)
 		}
 	}
-	if _, err := os.Stat(opts.containerdAddress); err != nil {
+	if !private && !answers(opts.containerdAddress) {
 		if opts.runtime == "containerd" {
 			return "", fmt.Errorf("--runtime containerd: %s", why)
 		}
@@ -283,6 +283,17 @@ func upRuntime(ctx context.Context, opts *kubeletOptions, dataDir string, afterS
 	*afterStop = append(*afterStop, func() { stopAll(rt, log) })
 	return fmt.Sprintf("a private containerd at %s (%s; images and containers in %s, its log in %s)",
 		opts.containerdAddress, why, filepath.Join(dataDir, "containerd"), filepath.Join(dataDir, "containerd.log")), nil
+}
+
+// answers says whether something accepts connections on the unix socket at path: a
+// socket file left by a containerd that is gone does not count.
+func answers(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // startPrivateContainerd starts skiff up's own containerd — root in the data directory,

@@ -182,9 +182,9 @@ func TestUpThreeNodes(t *testing.T) {
 }
 
 // TestUpPrivateContainerd runs `skiff up` on a machine with containerd installed but no
-// containerd answering at --containerd-address: skiff up runs a private containerd, the
-// example's pods run in real containers, Ctrl-C leaves no process, mount or state behind,
-// and a restart runs the pods again from the data kept.
+// containerd answering at --containerd-address (only a stale socket file there): skiff up
+// runs a private containerd, the example's pods run in real containers, Ctrl-C leaves no
+// process, mount or state behind, and a restart runs the pods again from the data kept.
 func TestUpPrivateContainerd(t *testing.T) {
 	if err := daemon.Usable(); err != nil {
 		t.Skipf("skiff up's private containerd: %v", err)
@@ -193,12 +193,20 @@ func TestUpPrivateContainerd(t *testing.T) {
 		t.Skip("skiff up's private containerd: the example's image comes from /bin/busybox (busybox-static), which is missing")
 	}
 	dir, addr := upPlace(t, 1)
+	// A socket file that nothing answers on, as a containerd that died leaves behind.
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
 	args := []string{"up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "e2e-ctrd",
-		"--containerd-address", filepath.Join(dir, "none.sock")}
+		"--containerd-address", stale}
 	up := start(t, "skiff up", args...)
 	var state string
 	eventually(t, "skiff up says it runs a private containerd", 60*time.Second, func() (bool, string) {
-		m := regexp.MustCompile(`runs containers: a private containerd at (\S+) \(no containerd socket at `).FindStringSubmatch(up.out.String())
+		m := regexp.MustCompile(`runs containers: a private containerd at (\S+) \(no containerd answering at `).FindStringSubmatch(up.out.String())
 		if m != nil {
 			state = filepath.Dir(m[1])
 		}
