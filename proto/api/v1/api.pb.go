@@ -16,7 +16,6 @@
 package apiv1
 
 import (
-	v1 "github.com/skiffhq/skiff/proto/core/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -31,20 +30,16 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Object is any resource Skiff stores.
+// Object is one Kubernetes object (a k8s.io/api type) as Skiff stores it: raw is its
+// Kubernetes protobuf encoding, the bytes application/vnd.kubernetes.protobuf carries
+// ("k8s\x00" followed by a runtime.Unknown holding apiVersion, kind and the object's
+// own encoding). api_version and kind repeat what raw says, so that a receiver can route
+// an object without decoding it. Objects the server sends carry metadata.resourceVersion.
 type Object struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Kind:
-	//
-	//	*Object_Pod
-	//	*Object_Node
-	//	*Object_ReplicaSet
-	//	*Object_Deployment
-	//	*Object_ConfigMap
-	//	*Object_Event
-	//	*Object_Lease
-	//	*Object_Namespace
-	Kind          isObject_Kind `protobuf_oneof:"kind"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiVersion    string                 `protobuf:"bytes,1,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Raw           []byte                 `protobuf:"bytes,3,opt,name=raw,proto3" json:"raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -79,136 +74,26 @@ func (*Object) Descriptor() ([]byte, []int) {
 	return file_api_v1_api_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *Object) GetKind() isObject_Kind {
+func (x *Object) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return ""
+}
+
+func (x *Object) GetKind() string {
 	if x != nil {
 		return x.Kind
 	}
-	return nil
+	return ""
 }
 
-func (x *Object) GetPod() *v1.Pod {
+func (x *Object) GetRaw() []byte {
 	if x != nil {
-		if x, ok := x.Kind.(*Object_Pod); ok {
-			return x.Pod
-		}
+		return x.Raw
 	}
 	return nil
 }
-
-func (x *Object) GetNode() *v1.Node {
-	if x != nil {
-		if x, ok := x.Kind.(*Object_Node); ok {
-			return x.Node
-		}
-	}
-	return nil
-}
-
-func (x *Object) GetReplicaSet() *v1.ReplicaSet {
-	if x != nil {
-		if x, ok := x.Kind.(*Object_ReplicaSet); ok {
-			return x.ReplicaSet
-		}
-	}
-	return nil
-}
-
-func (x *Object) GetDeployment() *v1.Deployment {
-	if x != nil {
-		if x, ok := x.Kind.(*Object_Deployment); ok {
-			return x.Deployment
-		}
-	}
-	return nil
-}
-
-func (x *Object) GetConfigMap() *v1.ConfigMap {
-	if x != nil {
-		if x, ok := x.Kind.(*Object_ConfigMap); ok {
-			return x.ConfigMap
-		}
-	}
-	return nil
-}
-
-func (x *Object) GetEvent() *v1.Event {
-	if x != nil {
-		if x, ok := x.Kind.(*Object_Event); ok {
-			return x.Event
-		}
-	}
-	return nil
-}
-
-func (x *Object) GetLease() *v1.Lease {
-	if x != nil {
-		if x, ok := x.Kind.(*Object_Lease); ok {
-			return x.Lease
-		}
-	}
-	return nil
-}
-
-func (x *Object) GetNamespace() *v1.Namespace {
-	if x != nil {
-		if x, ok := x.Kind.(*Object_Namespace); ok {
-			return x.Namespace
-		}
-	}
-	return nil
-}
-
-type isObject_Kind interface {
-	isObject_Kind()
-}
-
-type Object_Pod struct {
-	Pod *v1.Pod `protobuf:"bytes,1,opt,name=pod,proto3,oneof"`
-}
-
-type Object_Node struct {
-	Node *v1.Node `protobuf:"bytes,2,opt,name=node,proto3,oneof"`
-}
-
-type Object_ReplicaSet struct {
-	ReplicaSet *v1.ReplicaSet `protobuf:"bytes,3,opt,name=replica_set,json=replicaSet,proto3,oneof"`
-}
-
-type Object_Deployment struct {
-	Deployment *v1.Deployment `protobuf:"bytes,4,opt,name=deployment,proto3,oneof"`
-}
-
-type Object_ConfigMap struct {
-	ConfigMap *v1.ConfigMap `protobuf:"bytes,5,opt,name=config_map,json=configMap,proto3,oneof"`
-}
-
-type Object_Event struct {
-	Event *v1.Event `protobuf:"bytes,6,opt,name=event,proto3,oneof"`
-}
-
-type Object_Lease struct {
-	Lease *v1.Lease `protobuf:"bytes,7,opt,name=lease,proto3,oneof"`
-}
-
-type Object_Namespace struct {
-	Namespace *v1.Namespace `protobuf:"bytes,8,opt,name=namespace,proto3,oneof"`
-}
-
-func (*Object_Pod) isObject_Kind() {}
-
-func (*Object_Node) isObject_Kind() {}
-
-func (*Object_ReplicaSet) isObject_Kind() {}
-
-func (*Object_Deployment) isObject_Kind() {}
-
-func (*Object_ConfigMap) isObject_Kind() {}
-
-func (*Object_Event) isObject_Kind() {}
-
-func (*Object_Lease) isObject_Kind() {}
-
-func (*Object_Namespace) isObject_Kind() {}
 
 // Kind is a Kubernetes kind name ("Pod", "Deployment") or any of its plural, singular or
 // short names ("pods", "deploy").
@@ -1776,21 +1661,12 @@ var File_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_api_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x10api/v1/api.proto\x12\fskiff.api.v1\x1a\x12core/v1/apps.proto\x1a\x12core/v1/misc.proto\x1a\x12core/v1/node.proto\x1a\x11core/v1/pod.proto\"\xaf\x03\n" +
-	"\x06Object\x12&\n" +
-	"\x03pod\x18\x01 \x01(\v2\x12.skiff.core.v1.PodH\x00R\x03pod\x12)\n" +
-	"\x04node\x18\x02 \x01(\v2\x13.skiff.core.v1.NodeH\x00R\x04node\x12<\n" +
-	"\vreplica_set\x18\x03 \x01(\v2\x19.skiff.core.v1.ReplicaSetH\x00R\n" +
-	"replicaSet\x12;\n" +
-	"\n" +
-	"deployment\x18\x04 \x01(\v2\x19.skiff.core.v1.DeploymentH\x00R\n" +
-	"deployment\x129\n" +
-	"\n" +
-	"config_map\x18\x05 \x01(\v2\x18.skiff.core.v1.ConfigMapH\x00R\tconfigMap\x12,\n" +
-	"\x05event\x18\x06 \x01(\v2\x14.skiff.core.v1.EventH\x00R\x05event\x12,\n" +
-	"\x05lease\x18\a \x01(\v2\x14.skiff.core.v1.LeaseH\x00R\x05lease\x128\n" +
-	"\tnamespace\x18\b \x01(\v2\x18.skiff.core.v1.NamespaceH\x00R\tnamespaceB\x06\n" +
-	"\x04kind\"=\n" +
+	"\x10api/v1/api.proto\x12\fskiff.api.v1\"O\n" +
+	"\x06Object\x12\x1f\n" +
+	"\vapi_version\x18\x01 \x01(\tR\n" +
+	"apiVersion\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03raw\x18\x03 \x01(\fR\x03raw\"=\n" +
 	"\rCreateRequest\x12,\n" +
 	"\x06object\x18\x01 \x01(\v2\x14.skiff.api.v1.ObjectR\x06object\"D\n" +
 	"\x12CreateBatchRequest\x12.\n" +
@@ -1956,87 +1832,61 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*TransferLeaderRequest)(nil), // 25: skiff.api.v1.TransferLeaderRequest
 	(*SnapshotRequest)(nil),       // 26: skiff.api.v1.SnapshotRequest
 	(*SnapshotChunk)(nil),         // 27: skiff.api.v1.SnapshotChunk
-	(*v1.Pod)(nil),                // 28: skiff.core.v1.Pod
-	(*v1.Node)(nil),               // 29: skiff.core.v1.Node
-	(*v1.ReplicaSet)(nil),         // 30: skiff.core.v1.ReplicaSet
-	(*v1.Deployment)(nil),         // 31: skiff.core.v1.Deployment
-	(*v1.ConfigMap)(nil),          // 32: skiff.core.v1.ConfigMap
-	(*v1.Event)(nil),              // 33: skiff.core.v1.Event
-	(*v1.Lease)(nil),              // 34: skiff.core.v1.Lease
-	(*v1.Namespace)(nil),          // 35: skiff.core.v1.Namespace
 }
 var file_api_v1_api_proto_depIdxs = []int32{
-	28, // 0: skiff.api.v1.Object.pod:type_name -> skiff.core.v1.Pod
-	29, // 1: skiff.api.v1.Object.node:type_name -> skiff.core.v1.Node
-	30, // 2: skiff.api.v1.Object.replica_set:type_name -> skiff.core.v1.ReplicaSet
-	31, // 3: skiff.api.v1.Object.deployment:type_name -> skiff.core.v1.Deployment
-	32, // 4: skiff.api.v1.Object.config_map:type_name -> skiff.core.v1.ConfigMap
-	33, // 5: skiff.api.v1.Object.event:type_name -> skiff.core.v1.Event
-	34, // 6: skiff.api.v1.Object.lease:type_name -> skiff.core.v1.Lease
-	35, // 7: skiff.api.v1.Object.namespace:type_name -> skiff.core.v1.Namespace
-	0,  // 8: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
-	0,  // 9: skiff.api.v1.CreateBatchRequest.objects:type_name -> skiff.api.v1.Object
-	4,  // 10: skiff.api.v1.CreateBatchResponse.results:type_name -> skiff.api.v1.CreateBatchResult
-	0,  // 11: skiff.api.v1.CreateBatchResult.object:type_name -> skiff.api.v1.Object
-	0,  // 12: skiff.api.v1.ListResponse.items:type_name -> skiff.api.v1.Object
-	0,  // 13: skiff.api.v1.UpdateRequest.object:type_name -> skiff.api.v1.Object
-	10, // 14: skiff.api.v1.DeleteRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	13, // 15: skiff.api.v1.WatchResponse.events:type_name -> skiff.api.v1.WatchEvent
-	0,  // 16: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
-	15, // 17: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
-	21, // 18: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	22, // 19: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	1,  // 20: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	5,  // 21: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	6,  // 22: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	8,  // 23: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	8,  // 24: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	9,  // 25: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	11, // 26: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	16, // 27: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	2,  // 28: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
-	17, // 29: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	19, // 30: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	23, // 31: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	24, // 32: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	25, // 33: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	26, // 34: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	0,  // 35: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 36: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 37: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 38: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 39: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 40: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 41: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 42: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 43: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	18, // 44: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	20, // 45: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	20, // 46: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	20, // 47: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	20, // 48: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	27, // 49: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	35, // [35:50] is the sub-list for method output_type
-	20, // [20:35] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
+	0,  // 1: skiff.api.v1.CreateBatchRequest.objects:type_name -> skiff.api.v1.Object
+	4,  // 2: skiff.api.v1.CreateBatchResponse.results:type_name -> skiff.api.v1.CreateBatchResult
+	0,  // 3: skiff.api.v1.CreateBatchResult.object:type_name -> skiff.api.v1.Object
+	0,  // 4: skiff.api.v1.ListResponse.items:type_name -> skiff.api.v1.Object
+	0,  // 5: skiff.api.v1.UpdateRequest.object:type_name -> skiff.api.v1.Object
+	10, // 6: skiff.api.v1.DeleteRequest.preconditions:type_name -> skiff.api.v1.Preconditions
+	13, // 7: skiff.api.v1.WatchResponse.events:type_name -> skiff.api.v1.WatchEvent
+	0,  // 8: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
+	15, // 9: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
+	21, // 10: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	22, // 11: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	1,  // 12: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	5,  // 13: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	6,  // 14: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	8,  // 15: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	8,  // 16: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	9,  // 17: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	11, // 18: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	16, // 19: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 20: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	17, // 21: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	19, // 22: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	23, // 23: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	24, // 24: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	25, // 25: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	26, // 26: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	0,  // 27: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 28: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 29: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 30: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 31: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 32: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 33: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 34: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 35: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	18, // 36: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 37: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	20, // 38: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	20, // 39: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	20, // 40: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	27, // 41: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	27, // [27:42] is the sub-list for method output_type
+	12, // [12:27] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
 func file_api_v1_api_proto_init() {
 	if File_api_v1_api_proto != nil {
 		return
-	}
-	file_api_v1_api_proto_msgTypes[0].OneofWrappers = []any{
-		(*Object_Pod)(nil),
-		(*Object_Node)(nil),
-		(*Object_ReplicaSet)(nil),
-		(*Object_Deployment)(nil),
-		(*Object_ConfigMap)(nil),
-		(*Object_Event)(nil),
-		(*Object_Lease)(nil),
-		(*Object_Namespace)(nil),
 	}
 	file_api_v1_api_proto_msgTypes[9].OneofWrappers = []any{}
 	file_api_v1_api_proto_msgTypes[17].OneofWrappers = []any{}

@@ -1,3 +1,7 @@
+// Skiff's object model before Kubernetes' own types (k8s.io/api) replaced it: kept only
+// so that objects stored by earlier versions can be read (apiserver/legacy.go). Nothing
+// writes these messages.
+//
 // Object metadata, references and label selectors shared by every resource.
 // Field names follow Kubernetes (apimachinery's ObjectMeta) so that the JSON form of
 // these messages is the JSON form of a Kubernetes manifest.
@@ -6,9 +10,9 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: core/v1/meta.proto
+// source: legacy/v1/meta.proto
 
-package corev1
+package legacyv1
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -50,7 +54,7 @@ type ObjectMeta struct {
 
 func (x *ObjectMeta) Reset() {
 	*x = ObjectMeta{}
-	mi := &file_core_v1_meta_proto_msgTypes[0]
+	mi := &file_legacy_v1_meta_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -62,7 +66,7 @@ func (x *ObjectMeta) String() string {
 func (*ObjectMeta) ProtoMessage() {}
 
 func (x *ObjectMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_meta_proto_msgTypes[0]
+	mi := &file_legacy_v1_meta_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -75,7 +79,7 @@ func (x *ObjectMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectMeta.ProtoReflect.Descriptor instead.
 func (*ObjectMeta) Descriptor() ([]byte, []int) {
-	return file_core_v1_meta_proto_rawDescGZIP(), []int{0}
+	return file_legacy_v1_meta_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *ObjectMeta) GetName() string {
@@ -183,7 +187,7 @@ type OwnerReference struct {
 
 func (x *OwnerReference) Reset() {
 	*x = OwnerReference{}
-	mi := &file_core_v1_meta_proto_msgTypes[1]
+	mi := &file_legacy_v1_meta_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +199,7 @@ func (x *OwnerReference) String() string {
 func (*OwnerReference) ProtoMessage() {}
 
 func (x *OwnerReference) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_meta_proto_msgTypes[1]
+	mi := &file_legacy_v1_meta_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +212,7 @@ func (x *OwnerReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OwnerReference.ProtoReflect.Descriptor instead.
 func (*OwnerReference) Descriptor() ([]byte, []int) {
-	return file_core_v1_meta_proto_rawDescGZIP(), []int{1}
+	return file_legacy_v1_meta_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *OwnerReference) GetApiVersion() string {
@@ -268,7 +272,7 @@ type ObjectReference struct {
 
 func (x *ObjectReference) Reset() {
 	*x = ObjectReference{}
-	mi := &file_core_v1_meta_proto_msgTypes[2]
+	mi := &file_legacy_v1_meta_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +284,7 @@ func (x *ObjectReference) String() string {
 func (*ObjectReference) ProtoMessage() {}
 
 func (x *ObjectReference) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_meta_proto_msgTypes[2]
+	mi := &file_legacy_v1_meta_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +297,7 @@ func (x *ObjectReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectReference.ProtoReflect.Descriptor instead.
 func (*ObjectReference) Descriptor() ([]byte, []int) {
-	return file_core_v1_meta_proto_rawDescGZIP(), []int{2}
+	return file_legacy_v1_meta_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ObjectReference) GetKind() string {
@@ -355,7 +359,7 @@ type LabelSelector struct {
 
 func (x *LabelSelector) Reset() {
 	*x = LabelSelector{}
-	mi := &file_core_v1_meta_proto_msgTypes[3]
+	mi := &file_legacy_v1_meta_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +371,7 @@ func (x *LabelSelector) String() string {
 func (*LabelSelector) ProtoMessage() {}
 
 func (x *LabelSelector) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_meta_proto_msgTypes[3]
+	mi := &file_legacy_v1_meta_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +384,7 @@ func (x *LabelSelector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelSelector.ProtoReflect.Descriptor instead.
 func (*LabelSelector) Descriptor() ([]byte, []int) {
-	return file_core_v1_meta_proto_rawDescGZIP(), []int{3}
+	return file_legacy_v1_meta_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LabelSelector) GetMatchLabels() map[string]string {
@@ -409,7 +413,7 @@ type LabelSelectorRequirement struct {
 
 func (x *LabelSelectorRequirement) Reset() {
 	*x = LabelSelectorRequirement{}
-	mi := &file_core_v1_meta_proto_msgTypes[4]
+	mi := &file_legacy_v1_meta_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +425,7 @@ func (x *LabelSelectorRequirement) String() string {
 func (*LabelSelectorRequirement) ProtoMessage() {}
 
 func (x *LabelSelectorRequirement) ProtoReflect() protoreflect.Message {
-	mi := &file_core_v1_meta_proto_msgTypes[4]
+	mi := &file_legacy_v1_meta_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +438,7 @@ func (x *LabelSelectorRequirement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelSelectorRequirement.ProtoReflect.Descriptor instead.
 func (*LabelSelectorRequirement) Descriptor() ([]byte, []int) {
-	return file_core_v1_meta_proto_rawDescGZIP(), []int{4}
+	return file_legacy_v1_meta_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LabelSelectorRequirement) GetKey() string {
@@ -458,11 +462,11 @@ func (x *LabelSelectorRequirement) GetValues() []string {
 	return nil
 }
 
-var File_core_v1_meta_proto protoreflect.FileDescriptor
+var File_legacy_v1_meta_proto protoreflect.FileDescriptor
 
-const file_core_v1_meta_proto_rawDesc = "" +
+const file_legacy_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x12core/v1/meta.proto\x12\rskiff.core.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x06\n" +
+	"\x14legacy/v1/meta.proto\x12\x0fskiff.legacy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x06\n" +
 	"\n" +
 	"ObjectMeta\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
@@ -475,11 +479,11 @@ const file_core_v1_meta_proto_rawDesc = "" +
 	"generation\x12I\n" +
 	"\x12creation_timestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11creationTimestamp\x12I\n" +
 	"\x12deletion_timestamp\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x11deletionTimestamp\x12F\n" +
-	"\x1ddeletion_grace_period_seconds\x18\t \x01(\x03H\x00R\x1adeletionGracePeriodSeconds\x88\x01\x01\x12=\n" +
+	"\x1ddeletion_grace_period_seconds\x18\t \x01(\x03H\x00R\x1adeletionGracePeriodSeconds\x88\x01\x01\x12?\n" +
 	"\x06labels\x18\n" +
-	" \x03(\v2%.skiff.core.v1.ObjectMeta.LabelsEntryR\x06labels\x12L\n" +
-	"\vannotations\x18\v \x03(\v2*.skiff.core.v1.ObjectMeta.AnnotationsEntryR\vannotations\x12H\n" +
-	"\x10owner_references\x18\f \x03(\v2\x1d.skiff.core.v1.OwnerReferenceR\x0fownerReferences\x12\x1e\n" +
+	" \x03(\v2'.skiff.legacy.v1.ObjectMeta.LabelsEntryR\x06labels\x12N\n" +
+	"\vannotations\x18\v \x03(\v2,.skiff.legacy.v1.ObjectMeta.AnnotationsEntryR\vannotations\x12J\n" +
+	"\x10owner_references\x18\f \x03(\v2\x1f.skiff.legacy.v1.OwnerReferenceR\x0fownerReferences\x12\x1e\n" +
 	"\n" +
 	"finalizers\x18\r \x03(\tR\n" +
 	"finalizers\x1a9\n" +
@@ -511,50 +515,50 @@ const file_core_v1_meta_proto_rawDesc = "" +
 	"apiVersion\x12)\n" +
 	"\x10resource_version\x18\x06 \x01(\tR\x0fresourceVersion\x12\x1d\n" +
 	"\n" +
-	"field_path\x18\a \x01(\tR\tfieldPath\"\xf7\x01\n" +
-	"\rLabelSelector\x12P\n" +
-	"\fmatch_labels\x18\x01 \x03(\v2-.skiff.core.v1.LabelSelector.MatchLabelsEntryR\vmatchLabels\x12T\n" +
-	"\x11match_expressions\x18\x02 \x03(\v2'.skiff.core.v1.LabelSelectorRequirementR\x10matchExpressions\x1a>\n" +
+	"field_path\x18\a \x01(\tR\tfieldPath\"\xfb\x01\n" +
+	"\rLabelSelector\x12R\n" +
+	"\fmatch_labels\x18\x01 \x03(\v2/.skiff.legacy.v1.LabelSelector.MatchLabelsEntryR\vmatchLabels\x12V\n" +
+	"\x11match_expressions\x18\x02 \x03(\v2).skiff.legacy.v1.LabelSelectorRequirementR\x10matchExpressions\x1a>\n" +
 	"\x10MatchLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"`\n" +
 	"\x18LabelSelectorRequirement\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1a\n" +
 	"\boperator\x18\x02 \x01(\tR\boperator\x12\x16\n" +
-	"\x06values\x18\x03 \x03(\tR\x06valuesB/Z-github.com/skiffhq/skiff/proto/core/v1;corev1b\x06proto3"
+	"\x06values\x18\x03 \x03(\tR\x06valuesB3Z1github.com/skiffhq/skiff/proto/legacy/v1;legacyv1b\x06proto3"
 
 var (
-	file_core_v1_meta_proto_rawDescOnce sync.Once
-	file_core_v1_meta_proto_rawDescData []byte
+	file_legacy_v1_meta_proto_rawDescOnce sync.Once
+	file_legacy_v1_meta_proto_rawDescData []byte
 )
 
-func file_core_v1_meta_proto_rawDescGZIP() []byte {
-	file_core_v1_meta_proto_rawDescOnce.Do(func() {
-		file_core_v1_meta_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_core_v1_meta_proto_rawDesc), len(file_core_v1_meta_proto_rawDesc)))
+func file_legacy_v1_meta_proto_rawDescGZIP() []byte {
+	file_legacy_v1_meta_proto_rawDescOnce.Do(func() {
+		file_legacy_v1_meta_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_legacy_v1_meta_proto_rawDesc), len(file_legacy_v1_meta_proto_rawDesc)))
 	})
-	return file_core_v1_meta_proto_rawDescData
+	return file_legacy_v1_meta_proto_rawDescData
 }
 
-var file_core_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
-var file_core_v1_meta_proto_goTypes = []any{
-	(*ObjectMeta)(nil),               // 0: skiff.core.v1.ObjectMeta
-	(*OwnerReference)(nil),           // 1: skiff.core.v1.OwnerReference
-	(*ObjectReference)(nil),          // 2: skiff.core.v1.ObjectReference
-	(*LabelSelector)(nil),            // 3: skiff.core.v1.LabelSelector
-	(*LabelSelectorRequirement)(nil), // 4: skiff.core.v1.LabelSelectorRequirement
-	nil,                              // 5: skiff.core.v1.ObjectMeta.LabelsEntry
-	nil,                              // 6: skiff.core.v1.ObjectMeta.AnnotationsEntry
-	nil,                              // 7: skiff.core.v1.LabelSelector.MatchLabelsEntry
+var file_legacy_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_legacy_v1_meta_proto_goTypes = []any{
+	(*ObjectMeta)(nil),               // 0: skiff.legacy.v1.ObjectMeta
+	(*OwnerReference)(nil),           // 1: skiff.legacy.v1.OwnerReference
+	(*ObjectReference)(nil),          // 2: skiff.legacy.v1.ObjectReference
+	(*LabelSelector)(nil),            // 3: skiff.legacy.v1.LabelSelector
+	(*LabelSelectorRequirement)(nil), // 4: skiff.legacy.v1.LabelSelectorRequirement
+	nil,                              // 5: skiff.legacy.v1.ObjectMeta.LabelsEntry
+	nil,                              // 6: skiff.legacy.v1.ObjectMeta.AnnotationsEntry
+	nil,                              // 7: skiff.legacy.v1.LabelSelector.MatchLabelsEntry
 	(*timestamppb.Timestamp)(nil),    // 8: google.protobuf.Timestamp
 }
-var file_core_v1_meta_proto_depIdxs = []int32{
-	8, // 0: skiff.core.v1.ObjectMeta.creation_timestamp:type_name -> google.protobuf.Timestamp
-	8, // 1: skiff.core.v1.ObjectMeta.deletion_timestamp:type_name -> google.protobuf.Timestamp
-	5, // 2: skiff.core.v1.ObjectMeta.labels:type_name -> skiff.core.v1.ObjectMeta.LabelsEntry
-	6, // 3: skiff.core.v1.ObjectMeta.annotations:type_name -> skiff.core.v1.ObjectMeta.AnnotationsEntry
-	1, // 4: skiff.core.v1.ObjectMeta.owner_references:type_name -> skiff.core.v1.OwnerReference
-	7, // 5: skiff.core.v1.LabelSelector.match_labels:type_name -> skiff.core.v1.LabelSelector.MatchLabelsEntry
-	4, // 6: skiff.core.v1.LabelSelector.match_expressions:type_name -> skiff.core.v1.LabelSelectorRequirement
+var file_legacy_v1_meta_proto_depIdxs = []int32{
+	8, // 0: skiff.legacy.v1.ObjectMeta.creation_timestamp:type_name -> google.protobuf.Timestamp
+	8, // 1: skiff.legacy.v1.ObjectMeta.deletion_timestamp:type_name -> google.protobuf.Timestamp
+	5, // 2: skiff.legacy.v1.ObjectMeta.labels:type_name -> skiff.legacy.v1.ObjectMeta.LabelsEntry
+	6, // 3: skiff.legacy.v1.ObjectMeta.annotations:type_name -> skiff.legacy.v1.ObjectMeta.AnnotationsEntry
+	1, // 4: skiff.legacy.v1.ObjectMeta.owner_references:type_name -> skiff.legacy.v1.OwnerReference
+	7, // 5: skiff.legacy.v1.LabelSelector.match_labels:type_name -> skiff.legacy.v1.LabelSelector.MatchLabelsEntry
+	4, // 6: skiff.legacy.v1.LabelSelector.match_expressions:type_name -> skiff.legacy.v1.LabelSelectorRequirement
 	7, // [7:7] is the sub-list for method output_type
 	7, // [7:7] is the sub-list for method input_type
 	7, // [7:7] is the sub-list for extension type_name
@@ -562,28 +566,28 @@ var file_core_v1_meta_proto_depIdxs = []int32{
 	0, // [0:7] is the sub-list for field type_name
 }
 
-func init() { file_core_v1_meta_proto_init() }
-func file_core_v1_meta_proto_init() {
-	if File_core_v1_meta_proto != nil {
+func init() { file_legacy_v1_meta_proto_init() }
+func file_legacy_v1_meta_proto_init() {
+	if File_legacy_v1_meta_proto != nil {
 		return
 	}
-	file_core_v1_meta_proto_msgTypes[0].OneofWrappers = []any{}
-	file_core_v1_meta_proto_msgTypes[1].OneofWrappers = []any{}
+	file_legacy_v1_meta_proto_msgTypes[0].OneofWrappers = []any{}
+	file_legacy_v1_meta_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_v1_meta_proto_rawDesc), len(file_core_v1_meta_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_legacy_v1_meta_proto_rawDesc), len(file_legacy_v1_meta_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_core_v1_meta_proto_goTypes,
-		DependencyIndexes: file_core_v1_meta_proto_depIdxs,
-		MessageInfos:      file_core_v1_meta_proto_msgTypes,
+		GoTypes:           file_legacy_v1_meta_proto_goTypes,
+		DependencyIndexes: file_legacy_v1_meta_proto_depIdxs,
+		MessageInfos:      file_legacy_v1_meta_proto_msgTypes,
 	}.Build()
-	File_core_v1_meta_proto = out.File
-	file_core_v1_meta_proto_goTypes = nil
-	file_core_v1_meta_proto_depIdxs = nil
+	File_legacy_v1_meta_proto = out.File
+	file_legacy_v1_meta_proto_goTypes = nil
+	file_legacy_v1_meta_proto_depIdxs = nil
 }

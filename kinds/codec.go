@@ -1,0 +1,286 @@
+package kinds
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Magic starts every object in Kubernetes' protobuf encoding.
+var Magic = []byte{0x6b, 0x38, 0x73, 0x00} // "k8s\x00"
+
+// ContentType is the media type of the encoding.
+const ContentType = "application/vnd.kubernetes.protobuf"
+
+// Field numbers of the encoding: runtime.Unknown's, and the two every kind shares
+// (metadata is field 1 of every Kubernetes kind, resourceVersion field 6 of ObjectMeta;
+// checked in init).
+const (
+	unknownTypeMeta     protowire.Number = 1
+	unknownRaw          protowire.Number = 2
+	typeMetaAPIVersion  protowire.Number = 1
+	typeMetaKind        protowire.Number = 2
+	objectMetadata      protowire.Number = 1
+	metaResourceVersion protowire.Number = 6
+)
+
+func init() {
+	// The resourceVersion suffix relies on the two field numbers and on protobuf's merge
+	// of a repeated message field: check both for every kind.
+	for _, in := range all {
+		obj := in.New()
+		obj.SetName("n")
+		b := make([]byte, obj.Size())
+		if _, err := obj.MarshalToSizedBuffer(b); err != nil {
+			panic(err)
+		}
+		got := in.New()
+		if err := got.Unmarshal(appendRVSuffix(b, "7")); err != nil || got.GetName() != "n" || got.GetResourceVersion() != "7" {
+			panic("kinds: " + in.Kind + " does not keep metadata.resourceVersion in field 1.6")
+		}
+	}
+}
+
+// Encode returns obj in Kubernetes' protobuf encoding, under its kind's apiVersion and
+// kind, exactly as apimachinery's protobuf serializer writes it.
+func Encode(obj Object) ([]byte, error) {
+	in := Of(obj)
+	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: in.APIVersion, Kind: in.Kind}}
+	size := uint64(obj.Size())
+	// runtime.Unknown's size without Raw, plus Raw's tag, length and bytes.
+	total := uint64(len(Magic)) + uint64(unk.Size()) + uint64(protowire.SizeTag(unknownRaw)) + uint64(protowire.SizeBytes(int(size)))
+	data := make([]byte, total)
+	copy(data, Magic)
+	n, err := unk.NestedMarshalTo(data[len(Magic):], obj, size)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s %s: %w", in.Kind, obj.GetName(), err)
+	}
+	return data[:len(Magic)+n], nil
+}
+
+// MustEncode is Encode for objects known to encode (every well-formed object does).
+func MustEncode(obj Object) []byte {
+	b, err := Encode(obj)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Envelope is what parsing the outside of encoded bytes finds.
+type Envelope struct {
+	APIVersion, Kind string
+	// Raw is the object's own encoding, a sub-slice of the data parsed.
+	Raw []byte
+}
+
+var errNotProtobuf = errors.New("not in Kubernetes' protobuf encoding (no k8s\\x00 prefix)")
+
+// Parse reads the envelope of encoded bytes without decoding the object.
+func Parse(data []byte) (Envelope, error) {
+	var env Envelope
+	if !bytes.HasPrefix(data, Magic) {
+		return env, errNotProtobuf
+	}
+	err := eachBytesField(data[len(Magic):], func(num protowire.Number, v []byte) error {
+		switch num {
+		case unknownTypeMeta:
+			return parseTypeMeta(v, &env)
+		case unknownRaw:
+			env.Raw = v
+		}
+		return nil
+	})
+	return env, err
+}
+
+func parseTypeMeta(b []byte, env *Envelope) error {
+	return eachBytesField(b, func(num protowire.Number, v []byte) error {
+		switch num {
+		case typeMetaAPIVersion:
+			env.APIVersion = string(v)
+		case typeMetaKind:
+			env.Kind = string(v)
+		}
+		return nil
+	})
+}
+
+// Decode decodes encoded bytes into a new object of the kind they name, with its
+// apiVersion and kind set.
+func Decode(data []byte) (Object, error) {
+	env, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	in, ok := ForGroupVersionKind(env.APIVersion, env.Kind)
+	if !ok {
+		return nil, fmt.Errorf("decode: %s %q is not a kind Skiff serves", env.APIVersion, env.Kind)
+	}
+	obj := in.New()
+	if err := obj.Unmarshal(env.Raw); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", in.Kind, err)
+	}
+	obj.GetObjectKind().SetGroupVersionKind(in.GroupVersionKind())
+	return obj, nil
+}
+
+// DecodeInto decodes encoded bytes into obj, which must be of the kind they name.
+func DecodeInto(data []byte, obj Object) error {
+	env, err := Parse(data)
+	if err != nil {
+		return err
+	}
+	in := Of(obj)
+	if env.APIVersion != in.APIVersion || env.Kind != in.Kind {
+		return fmt.Errorf("decode: got %s %s, want %s %s", env.APIVersion, env.Kind, in.APIVersion, in.Kind)
+	}
+	if err := obj.Unmarshal(env.Raw); err != nil {
+		return fmt.Errorf("decode %s: %w", in.Kind, err)
+	}
+	obj.GetObjectKind().SetGroupVersionKind(in.GroupVersionKind())
+	return nil
+}
+
+// appendRVSuffix appends the encoding of metadata{resourceVersion: rv}: appended to an
+// object's encoding, protobuf's merge of repeated message fields sets its
+// resourceVersion, and nothing else.
+func appendRVSuffix(b []byte, rv string) []byte {
+	inner := protowire.SizeTag(metaResourceVersion) + protowire.SizeBytes(len(rv))
+	b = protowire.AppendTag(b, objectMetadata, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(inner))
+	b = protowire.AppendTag(b, metaResourceVersion, protowire.BytesType)
+	return protowire.AppendString(b, rv)
+}
+
+func rvSuffixSize(rv string) int {
+	inner := protowire.SizeTag(metaResourceVersion) + protowire.SizeBytes(len(rv))
+	return protowire.SizeTag(objectMetadata) + protowire.SizeBytes(inner)
+}
+
+// SizeWithResourceVersion is the length of what AppendWithResourceVersion appends.
+func SizeWithResourceVersion(stored []byte, rev int64) int {
+	if env, err := Parse(stored); err != nil || env.Raw == nil {
+		return len(stored)
+	}
+	var buf [20]byte
+	suffix := rvSuffixSize(string(strconv.AppendInt(buf[:0], rev, 10)))
+	size := len(Magic)
+	eachField(stored[len(Magic):], func(field []byte, num protowire.Number, typ protowire.Type, tagLen int) {
+		if num != unknownRaw || typ != protowire.BytesType {
+			size += len(field)
+			return
+		}
+		raw, _ := protowire.ConsumeBytes(field[tagLen:])
+		size += tagLen + protowire.SizeBytes(len(raw)+suffix)
+	})
+	return size
+}
+
+// AppendWithResourceVersion appends stored (an object in the encoding, without a
+// resourceVersion) with metadata.resourceVersion set to rev, without decoding the
+// object: its own bytes are copied once, followed by a second metadata field that
+// protobuf decoders merge into the first. Bytes that are not in the encoding are
+// appended as they are (SizeWithResourceVersion agrees), for the receiver to refuse.
+func AppendWithResourceVersion(dst, stored []byte, rev int64) []byte {
+	if env, err := Parse(stored); err != nil || env.Raw == nil {
+		return append(dst, stored...)
+	}
+	var buf [20]byte
+	rv := string(strconv.AppendInt(buf[:0], rev, 10))
+	dst = append(dst, Magic...)
+	eachField(stored[len(Magic):], func(field []byte, num protowire.Number, typ protowire.Type, tagLen int) {
+		if num != unknownRaw || typ != protowire.BytesType {
+			dst = append(dst, field...)
+			return
+		}
+		raw, _ := protowire.ConsumeBytes(field[tagLen:])
+		dst = append(dst, field[:tagLen]...)
+		dst = protowire.AppendVarint(dst, uint64(len(raw)+rvSuffixSize(rv)))
+		dst = append(dst, raw...)
+		dst = appendRVSuffix(dst, rv)
+	})
+	return dst
+}
+
+// eachField calls fn with each whole field (tag and value) of b, which Parse accepted.
+func eachField(b []byte, fn func(field []byte, num protowire.Number, typ protowire.Type, tagLen int)) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		fn(b[:n+m], num, typ, n)
+		b = b[n+m:]
+	}
+}
+
+// ObjectNames are the metadata fields that say which object encoded bytes are about.
+type ObjectNames struct {
+	Name, GenerateName, Namespace string
+}
+
+// ObjectMeta field numbers read by ParseNames.
+const (
+	metaName         protowire.Number = 1
+	metaGenerateName protowire.Number = 2
+	metaNamespace    protowire.Number = 3
+)
+
+// ParseNames reads an encoded object's name, generateName and namespace without
+// decoding the rest of it: enough to authorize a write before its handler decodes it.
+func ParseNames(data []byte) (ObjectNames, error) {
+	var out ObjectNames
+	env, err := Parse(data)
+	if err != nil {
+		return out, err
+	}
+	err = eachBytesField(env.Raw, func(num protowire.Number, v []byte) error {
+		if num != objectMetadata {
+			return nil
+		}
+		// A repeated metadata field merges: later values win.
+		return eachBytesField(v, func(num protowire.Number, v []byte) error {
+			switch num {
+			case metaName:
+				out.Name = string(v)
+			case metaGenerateName:
+				out.GenerateName = string(v)
+			case metaNamespace:
+				out.Namespace = string(v)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// eachBytesField calls fn with the number and value of each length-delimited field of b,
+// skipping the others.
+func eachBytesField(b []byte, fn func(num protowire.Number, v []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("bad object: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return fmt.Errorf("bad object: %w", protowire.ParseError(n))
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return fmt.Errorf("bad object: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if err := fn(num, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

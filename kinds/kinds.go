@@ -1,0 +1,196 @@
+package kinds
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Object is any object Skiff stores: a k8s.io/api type with its metadata accessors and
+// its generated protobuf methods (*corev1.Pod, *appsv1.Deployment, ...).
+type Object interface {
+	metav1.Object
+	runtime.Object
+	// Kubernetes' generated protobuf encoding of the object (without TypeMeta).
+	Size() int
+	MarshalTo([]byte) (int, error)
+	MarshalToSizedBuffer([]byte) (int, error)
+	Unmarshal([]byte) error
+}
+
+// Info describes one kind.
+type Info struct {
+	Kind       string // "Deployment"
+	Group      string // "apps"; "" for the core group
+	Version    string // "v1"
+	APIVersion string // "apps/v1"
+	Plural     string // "deployments"
+	Singular   string // "deployment"
+	ShortNames []string
+	// Categories are the groups of kinds a user may name at once ("all").
+	Categories []string
+	Namespaced bool
+	// HasStatus says the kind has a status written through UpdateStatus.
+	HasStatus bool
+	// HasSpec says the kind keeps its desired state in spec (generation counts its changes).
+	HasSpec bool
+	// New returns an empty object of the kind.
+	New func() Object
+
+	typ reflect.Type // the pointer type New returns
+}
+
+// GroupVersionKind is the kind's apimachinery name.
+func (in *Info) GroupVersionKind() schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: in.Group, Version: in.Version, Kind: in.Kind}
+}
+
+// GroupVersionResource is the kind's resource, as REST paths name it.
+func (in *Info) GroupVersionResource() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: in.Group, Version: in.Version, Resource: in.Plural}
+}
+
+// The kinds, by Kind name.
+const (
+	Pod        = "Pod"
+	Node       = "Node"
+	ReplicaSet = "ReplicaSet"
+	Deployment = "Deployment"
+	ConfigMap  = "ConfigMap"
+	Event      = "Event"
+	Lease      = "Lease"
+	Namespace  = "Namespace"
+)
+
+func kind[T any, PT interface {
+	*T
+	Object
+}](in Info) *Info {
+	in.New = func() Object { return PT(new(T)) }
+	in.typ = reflect.TypeOf(PT(nil))
+	if in.Group == "" {
+		in.APIVersion = in.Version
+	} else {
+		in.APIVersion = in.Group + "/" + in.Version
+	}
+	return &in
+}
+
+var all = []*Info{
+	kind[corev1.Pod](Info{Kind: Pod, Version: "v1", Plural: "pods", Singular: "pod", ShortNames: []string{"po"},
+		Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[corev1.Node](Info{Kind: Node, Version: "v1", Plural: "nodes", Singular: "node", ShortNames: []string{"no"},
+		HasStatus: true, HasSpec: true}),
+	kind[appsv1.ReplicaSet](Info{Kind: ReplicaSet, Group: "apps", Version: "v1", Plural: "replicasets", Singular: "replicaset",
+		ShortNames: []string{"rs"}, Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[appsv1.Deployment](Info{Kind: Deployment, Group: "apps", Version: "v1", Plural: "deployments", Singular: "deployment",
+		ShortNames: []string{"deploy"}, Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[corev1.ConfigMap](Info{Kind: ConfigMap, Version: "v1", Plural: "configmaps", Singular: "configmap",
+		ShortNames: []string{"cm"}, Namespaced: true}),
+	kind[corev1.Event](Info{Kind: Event, Version: "v1", Plural: "events", Singular: "event", ShortNames: []string{"ev"},
+		Namespaced: true}),
+	kind[coordinationv1.Lease](Info{Kind: Lease, Group: "coordination.k8s.io", Version: "v1", Plural: "leases", Singular: "lease",
+		Namespaced: true, HasSpec: true}),
+	kind[corev1.Namespace](Info{Kind: Namespace, Version: "v1", Plural: "namespaces", Singular: "namespace",
+		ShortNames: []string{"ns"}, HasStatus: true, HasSpec: true}),
+}
+
+var (
+	byName = map[string]*Info{}       // every lower-cased name of every kind, and kind.group forms
+	byType = map[reflect.Type]*Info{} // the pointer type of each kind
+)
+
+func init() {
+	for _, in := range all {
+		names := append([]string{in.Kind, in.Plural, in.Singular}, in.ShortNames...)
+		if in.Group != "" {
+			// kubectl's qualified forms: deployments.apps, deployment.apps, deployments.v1.apps
+			names = append(names, in.Plural+"."+in.Group, in.Singular+"."+in.Group, in.Kind+"."+in.Group,
+				in.Plural+"."+in.Version+"."+in.Group)
+		}
+		for _, n := range names {
+			n = strings.ToLower(n)
+			if other, dup := byName[n]; dup && other != in {
+				panic("kinds: duplicate name " + n)
+			}
+			byName[n] = in
+		}
+		byType[in.typ] = in
+	}
+}
+
+// All returns every kind, in a stable order.
+func All() []*Info { return all }
+
+// Lookup finds a kind by its Kind, plural, singular or short name, or a kind.group form
+// (deployments.apps), ignoring case.
+func Lookup(name string) (*Info, bool) {
+	in, ok := byName[strings.ToLower(name)]
+	return in, ok
+}
+
+// MustLookup is Lookup for names known at compile time.
+func MustLookup(name string) *Info {
+	in, ok := Lookup(name)
+	if !ok {
+		panic("kinds: unknown kind " + name)
+	}
+	return in
+}
+
+// ForGroupVersionKind finds a kind by its apiVersion and kind, as a manifest names it.
+func ForGroupVersionKind(apiVersion, kind string) (*Info, bool) {
+	in, ok := byName[strings.ToLower(kind)]
+	if !ok || in.Kind != kind || in.APIVersion != apiVersion {
+		return nil, false
+	}
+	return in, true
+}
+
+// Names lists the names a user may type, for error messages and completion.
+func Names() []string {
+	var out []string
+	for _, in := range all {
+		out = append(out, in.Plural)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Of returns the kind of obj, which must be one of the kinds' types.
+func Of(obj runtime.Object) *Info {
+	in, ok := byType[reflect.TypeOf(obj)]
+	if !ok {
+		panic(fmt.Sprintf("kinds: %T is not a kind Skiff stores", obj))
+	}
+	return in
+}
+
+// OfType is Of for a type parameter: OfType[*corev1.Pod]().
+func OfType[T Object]() *Info {
+	in, ok := byType[reflect.TypeOf((*T)(nil)).Elem()]
+	if !ok {
+		var zero T
+		panic(fmt.Sprintf("kinds: %T is not a kind Skiff stores", zero))
+	}
+	return in
+}
+
+// SetTypeMeta fills obj's apiVersion and kind.
+func SetTypeMeta(obj runtime.Object) {
+	in := Of(obj)
+	obj.GetObjectKind().SetGroupVersionKind(in.GroupVersionKind())
+}
+
+// NewControllerRef makes the owner reference a controller puts on what it creates.
+func NewControllerRef(owner Object) metav1.OwnerReference {
+	return *metav1.NewControllerRef(owner, Of(owner).GroupVersionKind())
+}
