@@ -2,7 +2,7 @@ package apiserver
 
 import (
 	"github.com/skiffhq/skiff/apiserver/validation"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Admission: defaulting and validation of what is written. The rules live in

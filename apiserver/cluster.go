@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
 )
 

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
-	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -119,7 +119,7 @@ func (c *Config) Validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("apiserver config: --name is required")
 	}
-	if !validation.IsDNS1123Subdomain(c.Name) {
+	if len(utilvalidation.IsDNS1123Subdomain(c.Name)) > 0 {
 		return fmt.Errorf("apiserver config: name %q must be a lowercase RFC 1123 name", c.Name)
 	}
 	if c.DataDir == "" {

@@ -16,9 +16,10 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
 	"github.com/skiffhq/skiff/store"
 )
@@ -55,7 +56,7 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 	if err != nil {
 		return err
 	}
-	nodeName := pod.GetSpec().GetNodeName()
+	nodeName := pod.Spec.NodeName
 	if nodeName == "" {
 		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is not scheduled to a node yet: it has no logs", req.GetName())
 	}
@@ -88,7 +89,7 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 	}
 	defer cc.Close()
 	ks, err := kubeletv1.NewKubeletLogsClient(cc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
-		NodeName: nodeName, Namespace: ns, Pod: req.GetName(), PodUid: pod.GetMetadata().GetUid(),
+		NodeName: nodeName, Namespace: ns, Pod: req.GetName(), PodUid: string(pod.UID),
 		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines,
 	})
 	for err == nil {
@@ -125,13 +126,13 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 // logsContainer is the container a request means: the one named, or the pod's only one.
 func logsContainer(pod *corev1.Pod, name string) (string, error) {
 	var names []string
-	for _, c := range pod.GetSpec().GetContainers() {
-		names = append(names, c.GetName())
-		if c.GetName() == name {
+	for _, c := range pod.Spec.Containers {
+		names = append(names, c.Name)
+		if c.Name == name {
 			return name, nil
 		}
 	}
-	podName := pod.GetMetadata().GetName()
+	podName := pod.Name
 	switch {
 	case name != "":
 		return "", badRequest("container %s is not valid for pod %s: choose one of: [%s]", name, podName, strings.Join(names, " "))
@@ -144,21 +145,21 @@ func logsContainer(pod *corev1.Pod, name string) (string, error) {
 // kubeletAddress is where a node's kubelet serves logs: its InternalIP (else another
 // address) and the port it publishes in daemonEndpoints.kubeletEndpoint.
 func kubeletAddress(node *corev1.Node) (string, error) {
-	port := node.GetStatus().GetDaemonEndpoints().GetKubeletEndpoint().GetPort()
+	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
 	if port <= 0 {
 		return "", statusError(codes.FailedPrecondition, ReasonBadRequest, nil,
-			"node %s publishes no kubelet endpoint (status.daemonEndpoints.kubeletEndpoint.Port): its kubelet serves no logs", node.GetMetadata().GetName())
+			"node %s publishes no kubelet endpoint (status.daemonEndpoints.kubeletEndpoint.Port): its kubelet serves no logs", node.Name)
 	}
 	host := ""
-	for _, typ := range []string{"InternalIP", "ExternalIP", "Hostname"} {
-		for _, a := range node.GetStatus().GetAddresses() {
-			if a.GetType() == typ && host == "" {
-				host = a.GetAddress()
+	for _, typ := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP, corev1.NodeHostName} {
+		for _, a := range node.Status.Addresses {
+			if a.Type == typ && host == "" {
+				host = a.Address
 			}
 		}
 	}
 	if host == "" {
-		return "", statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "node %s has no address in status.addresses to reach its kubelet at", node.GetMetadata().GetName())
+		return "", statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "node %s has no address in status.addresses to reach its kubelet at", node.Name)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
 }

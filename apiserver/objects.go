@@ -5,19 +5,17 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
+	corev1 "k8s.io/api/core/v1"
 
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/store"
 )
 
-// Objects are stored as their protobuf encoding without metadata.resourceVersion: the
-// resourceVersion is the store's ModRevision, set on the way out. Labels and the fields
-// that selectors and indexes use travel beside the value, so the store filters without
-// decoding.
+// Objects are stored in Kubernetes' protobuf encoding (kinds.Encode) without
+// metadata.resourceVersion: the resourceVersion is the store's ModRevision, set on the
+// way out, as Kubernetes' etcd storage does. Labels and the fields that selectors and
+// indexes use travel beside the value, so the store filters without decoding.
 
 // The fields the store indexes, by kind (store.Config.IndexedFields). An equality field
 // selector on one of them lists, and watches, through the index.
@@ -44,12 +42,12 @@ func selectable(kind string) []string {
 func fieldsOf(obj kinds.Object) map[string]string {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		return map[string]string{"spec.nodeName": o.GetSpec().GetNodeName(), "status.phase": o.GetStatus().GetPhase()}
+		return map[string]string{"spec.nodeName": o.Spec.NodeName, "status.phase": string(o.Status.Phase)}
 	case *corev1.Event:
-		io := o.GetInvolvedObject()
+		io := &o.InvolvedObject
 		return map[string]string{
-			"involvedObject.uid": io.GetUid(), "involvedObject.name": io.GetName(), "involvedObject.kind": io.GetKind(),
-			"involvedObject.namespace": io.GetNamespace(), "reason": o.GetReason(), "type": o.GetType(),
+			"involvedObject.uid": string(io.UID), "involvedObject.name": io.Name, "involvedObject.kind": io.Kind,
+			"involvedObject.namespace": io.Namespace, "reason": o.Reason, "type": o.Type,
 		}
 	}
 	return nil
@@ -66,101 +64,83 @@ func fieldValue(o *store.Object, field string) string {
 	return o.Fields[field]
 }
 
-func keyOf(info *kinds.Info, md *corev1.ObjectMeta) store.Key {
-	return store.Key{Kind: info.Kind, Namespace: md.GetNamespace(), Name: md.GetName()}
+func keyOf(info *kinds.Info, obj kinds.Object) store.Key {
+	return store.Key{Kind: info.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 // encode prepares obj for the store: its bytes without resourceVersion, its labels and
 // its fields.
 func encode(obj kinds.Object) (value []byte, labels, fields map[string]string, err error) {
-	md := kinds.Meta(obj)
-	rv := md.ResourceVersion
-	md.ResourceVersion = ""
-	value, err = proto.Marshal(obj)
-	md.ResourceVersion = rv
+	rv := obj.GetResourceVersion()
+	obj.SetResourceVersion("")
+	value, err = kinds.Encode(obj)
+	obj.SetResourceVersion(rv)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("encode %s %s: %w", kinds.Of(obj).Kind, md.GetName(), err)
+		return nil, nil, nil, err
 	}
-	return value, md.GetLabels(), fieldsOf(obj), nil
+	return value, obj.GetLabels(), fieldsOf(obj), nil
 }
 
-// decode turns a stored object back into its message, with resourceVersion set.
+// decode turns a stored object back into its type, with resourceVersion set.
 func decode(info *kinds.Info, o *store.Object) (kinds.Object, error) {
+	if isLegacy(o.Value) {
+		obj, err := decodeLegacy(info, o.Value)
+		if err != nil {
+			return nil, fmt.Errorf("decode stored %s: %w", o.Key, err)
+		}
+		obj.SetResourceVersion(strconv.FormatInt(o.ModRevision, 10))
+		return obj, nil
+	}
 	obj := info.New()
-	if err := proto.Unmarshal(o.Value, obj); err != nil {
+	if err := kinds.DecodeInto(o.Value, obj); err != nil {
 		return nil, fmt.Errorf("decode stored %s: %w", o.Key, err)
 	}
-	kinds.Meta(obj).ResourceVersion = strconv.FormatInt(o.ModRevision, 10)
+	obj.SetResourceVersion(strconv.FormatInt(o.ModRevision, 10))
 	return obj, nil
 }
 
-// The wire encoding, without decoding: an object's message is its stored bytes followed
-// by a second `metadata` field holding only resourceVersion, which protobuf parsers merge
-// into the first. Every kind has metadata as field 3 and ObjectMeta has resourceVersion as
-// field 5 (checked in init).
-const (
-	metadataField        protowire.Number = 3
-	resourceVersionField protowire.Number = 5
-)
-
-// objectField is the field number of each kind in the Object envelope.
-var objectField = map[string]protowire.Number{}
-
-func init() {
-	oneof := (&apiv1.Object{}).ProtoReflect().Descriptor().Oneofs().ByName("kind")
-	for _, in := range kinds.All() {
-		md := in.New().ProtoReflect().Descriptor()
-		if f := md.Fields().ByName("metadata"); f == nil || f.Number() != metadataField {
-			panic("apiserver: " + in.Kind + ".metadata is not field 3")
-		}
-		for i := 0; i < oneof.Fields().Len(); i++ {
-			f := oneof.Fields().Get(i)
-			if f.Message().FullName() == md.FullName() {
-				objectField[in.Kind] = f.Number()
-			}
-		}
-		if _, ok := objectField[in.Kind]; !ok {
-			panic("apiserver: kind " + in.Kind + " is missing from the Object envelope")
-		}
+// wrap puts an object into the API's envelope.
+func wrap(info *kinds.Info, obj kinds.Object) (*apiv1.Object, error) {
+	out, err := kinds.Wrap(obj)
+	if err != nil {
+		return nil, storeError(info, obj.GetName(), err)
 	}
-	rv := (&corev1.ObjectMeta{}).ProtoReflect().Descriptor().Fields().ByName("resource_version")
-	if rv.Number() != resourceVersionField || rv.Kind() != protoreflect.StringKind {
-		panic("apiserver: ObjectMeta.resourceVersion is not string field 5")
-	}
+	return out, nil
 }
+
+// Object envelope field numbers (proto/api/v1/api.proto).
+const (
+	objectAPIVersionField protowire.Number = 1
+	objectKindField       protowire.Number = 2
+	objectRawField        protowire.Number = 3
+)
 
 // storedObject is the reply for an object just written: its stored bytes, sent as they
 // are (see appendWireObject) instead of encoding the object again. The message carries
 // the envelope as unknown fields, which protobuf marshals verbatim and a receiver parses
 // as the object: it is only for sending, and reads as empty in this process.
-func storedObject(kind string, value []byte, rev int64) *apiv1.Object {
+func storedObject(info *kinds.Info, value []byte, rev int64) *apiv1.Object {
+	value = current(info, value)
 	out := &apiv1.Object{}
-	out.ProtoReflect().SetUnknown(appendWireObject(make([]byte, 0, wireObjectSize(kind, len(value), rev)), kind, value, rev))
+	out.ProtoReflect().SetUnknown(appendWireObject(make([]byte, 0, wireObjectSize(info, value, rev)), info, value, rev))
 	return out
 }
 
 // wireObjectSize is the length of what appendWireObject appends.
-func wireObjectSize(kind string, valueLen int, rev int64) int {
-	var rvs [20]byte
-	inner := protowire.SizeTag(resourceVersionField) + protowire.SizeBytes(len(strconv.AppendInt(rvs[:0], rev, 10)))
-	suffix := protowire.SizeTag(metadataField) + protowire.SizeBytes(inner)
-	return protowire.SizeTag(objectField[kind]) + protowire.SizeBytes(valueLen+suffix)
+func wireObjectSize(info *kinds.Info, value []byte, rev int64) int {
+	return protowire.SizeTag(objectAPIVersionField) + protowire.SizeBytes(len(info.APIVersion)) +
+		protowire.SizeTag(objectKindField) + protowire.SizeBytes(len(info.Kind)) +
+		protowire.SizeTag(objectRawField) + protowire.SizeBytes(kinds.SizeWithResourceVersion(value, rev))
 }
 
 // appendWireObject appends the encoded Object envelope of a stored object, with
 // resourceVersion rev.
-func appendWireObject(b []byte, kind string, value []byte, rev int64) []byte {
-	var rvs [20]byte
-	rvBytes := strconv.AppendInt(rvs[:0], rev, 10)
-	// metadata{resourceVersion: rev}
-	inner := protowire.SizeTag(resourceVersionField) + protowire.SizeBytes(len(rvBytes))
-	suffix := protowire.SizeTag(metadataField) + protowire.SizeBytes(inner)
-	b = protowire.AppendTag(b, objectField[kind], protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(len(value)+suffix))
-	b = append(b, value...)
-	b = protowire.AppendTag(b, metadataField, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(inner))
-	b = protowire.AppendTag(b, resourceVersionField, protowire.BytesType)
-	b = protowire.AppendBytes(b, rvBytes)
-	return b
+func appendWireObject(b []byte, info *kinds.Info, value []byte, rev int64) []byte {
+	b = protowire.AppendTag(b, objectAPIVersionField, protowire.BytesType)
+	b = protowire.AppendString(b, info.APIVersion)
+	b = protowire.AppendTag(b, objectKindField, protowire.BytesType)
+	b = protowire.AppendString(b, info.Kind)
+	b = protowire.AppendTag(b, objectRawField, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(kinds.SizeWithResourceVersion(value, rev)))
+	return kinds.AppendWithResourceVersion(b, value, rev)
 }

@@ -1,8 +1,8 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,18 +10,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skiffhq/skiff/apiserver/validation"
-
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/skiffhq/skiff/apiserver/validation"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
-	"github.com/skiffhq/skiff/proto/labels"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -77,12 +82,7 @@ func unwrap(o *apiv1.Object) (kinds.Object, *kinds.Info, error) {
 		return nil, nil, badRequest("%v", err)
 	}
 	info := kinds.Of(obj)
-	if av, k := kinds.TypeMeta(obj); (k != "" && k != info.Kind) || (av != "" && av != info.APIVersion) {
-		return nil, nil, badRequest("apiVersion %q and kind %q do not match the %s object sent (want %s, %s)", av, k, info.Kind, info.APIVersion, info.Kind)
-	}
-	kinds.SetTypeMeta(obj)
-	md := kinds.Meta(obj)
-	md.Namespace = namespaceFor(info, md.GetNamespace())
+	obj.SetNamespace(namespaceFor(info, obj.GetNamespace()))
 	return obj, info, nil
 }
 
@@ -131,17 +131,16 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	if err != nil {
 		return nil, err
 	}
-	md := kinds.Meta(obj)
-	if md.GetResourceVersion() != "" {
-		return nil, invalid(info, md.GetName(), errors.New("metadata.resourceVersion: Invalid value: must not be set on create"))
+	if obj.GetResourceVersion() != "" {
+		return nil, invalid(info, obj.GetName(), errors.New("metadata.resourceVersion: Invalid value: must not be set on create"))
 	}
-	c := &creation{obj: obj, info: info, generated: md.GetName() == "" && md.GetGenerateName() != ""}
+	c := &creation{obj: obj, info: info, generated: obj.GetName() == "" && obj.GetGenerateName() != ""}
 	r.prepareForCreate(info, obj)
 	if err := admitCreate(obj); err != nil {
-		return nil, invalid(info, md.GetName(), err)
+		return nil, invalid(info, obj.GetName(), err)
 	}
 	if info.Namespaced {
-		if err := r.checkNamespace(ctx, md.GetNamespace()); err != nil {
+		if err := r.checkNamespace(ctx, obj.GetNamespace()); err != nil {
 			return nil, err
 		}
 	}
@@ -153,15 +152,15 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 
 // encode names a generated object afresh and makes its store operation.
 func (c *creation) encode() error {
-	md := kinds.Meta(c.obj)
 	if c.generated {
-		md.Name = md.GetGenerateName() + randomSuffix(5)
+		// Kubernetes' suffix: five characters of an alphabet without vowels or confusables.
+		c.obj.SetName(c.obj.GetGenerateName() + utilrand.String(5))
 	}
 	value, lbls, fields, err := encode(c.obj)
 	if err != nil {
-		return storeError(c.info, md.GetName(), err)
+		return storeError(c.info, c.obj.GetName(), err)
 	}
-	c.op = store.Op{Type: store.Create, Key: keyOf(c.info, md), Value: value, UID: md.GetUid(), Labels: lbls, Fields: fields}
+	c.op = store.Op{Type: store.Create, Key: keyOf(c.info, c.obj), Value: value, UID: string(c.obj.GetUID()), Labels: lbls, Fields: fields}
 	return nil
 }
 
@@ -178,7 +177,7 @@ func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, e
 		if err != nil {
 			return nil, storeError(c.info, c.op.Key.Name, err)
 		}
-		return storedObject(c.info.Kind, c.op.Value, res.Revision), nil
+		return storedObject(c.info, c.op.Value, res.Revision), nil
 	}
 }
 
@@ -221,7 +220,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		case err == nil:
 			for _, i := range valid {
 				c := creations[i]
-				results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info.Kind, c.op.Value, res.Revision)}
+				results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info, c.op.Value, res.Revision)}
 			}
 			return &apiv1.CreateBatchResponse{Results: results}, nil
 		case !errors.As(err, &pe) && !errors.Is(err, store.ErrTooLarge):
@@ -251,26 +250,25 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 
 // prepareForCreate sets what the server owns on a new object.
 func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
-	md := kinds.Meta(obj)
-	md.Uid = newUID()
-	md.CreationTimestamp = timestamppb.New(r.now())
-	md.DeletionTimestamp = nil
-	md.DeletionGracePeriodSeconds = nil
-	md.Generation = 0
+	obj.SetUID(uuid.NewUUID())
+	obj.SetCreationTimestamp(metav1.NewTime(r.now()))
+	obj.SetDeletionTimestamp(nil)
+	obj.SetDeletionGracePeriodSeconds(nil)
+	obj.SetGeneration(0)
 	if info.HasSpec {
-		md.Generation = 1
+		obj.SetGeneration(1)
 	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		o.Status = &corev1.PodStatus{Phase: "Pending"}
-	case *corev1.Deployment:
-		o.Status = nil
-	case *corev1.ReplicaSet:
-		o.Status = nil
+		o.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	case *appsv1.Deployment:
+		o.Status = appsv1.DeploymentStatus{}
+	case *appsv1.ReplicaSet:
+		o.Status = appsv1.ReplicaSetStatus{}
 	case *corev1.Namespace:
-		o.Status = &corev1.NamespaceStatus{Phase: "Active"}
-		if o.Spec == nil || len(o.Spec.Finalizers) == 0 {
-			o.Spec = &corev1.NamespaceSpec{Finalizers: []string{FinalizerNamespace}}
+		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+		if len(o.Spec.Finalizers) == 0 {
+			o.Spec.Finalizers = []corev1.FinalizerName{FinalizerNamespace}
 		}
 	}
 }
@@ -361,13 +359,16 @@ func namespacePhase(o store.Object) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return obj.(*corev1.Namespace).GetStatus().GetPhase(), nil
+	return string(obj.(*corev1.Namespace).Status.Phase), nil
 }
 
 // ensureNamespace creates a namespace unless it exists.
 func (r *resources) ensureNamespace(ctx context.Context, name string) error {
-	ns := &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: name}}
-	_, err := r.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(ns)})
+	o, err := kinds.Wrap(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil {
+		return err
+	}
+	_, err = r.Create(ctx, &apiv1.CreateRequest{Object: o})
 	if status.Code(err) == codes.AlreadyExists {
 		return nil
 	}
@@ -390,7 +391,7 @@ func (r *resources) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Obje
 	if err := guard(ctx, obj); err != nil {
 		return nil, err
 	}
-	return kinds.Wrap(obj), nil
+	return wrap(info, obj)
 }
 
 // selector builds the store predicate and index choice for label and field selectors.
@@ -399,30 +400,60 @@ func selector(info *kinds.Info, labelSel, fieldSel string) (pred func(*store.Obj
 	if err != nil {
 		return nil, "", "", badRequest("labelSelector: %v", err)
 	}
-	fs, err := labels.ParseFields(fieldSel, selectable(info.Kind)...)
+	reqs, err := parseFieldSelector(fieldSel, selectable(info.Kind))
 	if err != nil {
 		return nil, "", "", badRequest("fieldSelector: %v", err)
 	}
 	for _, f := range indexedFields[info.Kind] {
-		if v, ok := fs.Equal(f); ok {
+		if v, ok := fieldEquals(reqs, f); ok {
 			indexField, indexValue = f, v
 			break
 		}
 	}
-	if ls.Empty() && len(fs) == 0 {
+	if ls.Empty() && len(reqs) == 0 {
 		return nil, indexField, indexValue, nil
 	}
 	return func(o *store.Object) bool {
-		if !ls.Matches(o.Labels) {
+		if !ls.Matches(labels.Set(o.Labels)) {
 			return false
 		}
-		for _, req := range fs {
-			if (fieldValue(o, req.Field) == req.Value) == req.Negate {
+		for _, req := range reqs {
+			if (fieldValue(o, req.Field) == req.Value) == (req.Operator == selection.NotEquals) {
 				return false
 			}
 		}
 		return true
 	}, indexField, indexValue, nil
+}
+
+// parseFieldSelector parses a field selector (apimachinery's syntax) whose fields must be
+// among allowed.
+func parseFieldSelector(text string, allowed []string) ([]fields.Requirement, error) {
+	sel, err := fields.ParseSelector(text)
+	if err != nil {
+		return nil, err
+	}
+	reqs := sel.Requirements()
+	for _, r := range reqs {
+		found := false
+		for _, a := range allowed {
+			found = found || a == r.Field
+		}
+		if !found {
+			return nil, fmt.Errorf("field label not supported: %s (supported: %s)", r.Field, strings.Join(allowed, ", "))
+		}
+	}
+	return reqs, nil
+}
+
+// fieldEquals returns the value a requirement says field equals, if one does.
+func fieldEquals(reqs []fields.Requirement, field string) (string, bool) {
+	for _, r := range reqs {
+		if r.Field == field && r.Operator != selection.NotEquals {
+			return r.Value, true
+		}
+	}
+	return "", false
 }
 
 func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.ListResponse, error) {
@@ -446,11 +477,7 @@ func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.Li
 	}
 	out := &apiv1.ListResponse{Items: make([]*apiv1.Object, 0, len(objs)), ResourceVersion: strconv.FormatInt(rev, 10)}
 	for i := range objs {
-		obj, err := decode(info, &objs[i])
-		if err != nil {
-			return nil, storeError(info, objs[i].Name, err)
-		}
-		out.Items = append(out.Items, kinds.Wrap(obj))
+		out.Items = append(out.Items, storedObject(info, objs[i].Value, objs[i].ModRevision))
 	}
 	return out, nil
 }
@@ -476,15 +503,15 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		if err != nil {
 			return nil, err
 		}
-		if proto.Equal(cur, next) {
+		op := store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
+		if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
+			return nil, storeError(info, k.Name, err)
+		}
+		if bytes.Equal(op.Value, rec.Value) {
 			return cur, nil // nothing changes: no write, no new resourceVersion
 		}
-		nmd := kinds.Meta(next)
-		op := store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
-		if nmd.GetDeletionTimestamp() != nil && !held(next) {
-			op.Type = store.Delete // the last finalizer is gone: the object goes
-		} else if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
-			return nil, storeError(info, k.Name, err)
+		if next.GetDeletionTimestamp() != nil && !held(next) {
+			op = store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID} // the last finalizer is gone: the object goes
 		}
 		res, err := r.store.Txn(ctx, op)
 		if errors.Is(err, store.ErrConflict) && wantRV == 0 && attempt < maxRetries {
@@ -493,7 +520,7 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		if err != nil {
 			return nil, storeError(info, k.Name, err)
 		}
-		nmd.ResourceVersion = strconv.FormatInt(res.Revision, 10)
+		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
 		return next, nil
 	}
 }
@@ -502,63 +529,63 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 // namespace's spec.finalizers count), or it is a pod inside its grace period, which the
 // kubelet ends by deleting it with grace 0.
 func held(obj kinds.Object) bool {
-	md := kinds.Meta(obj)
-	if len(md.GetFinalizers()) > 0 {
+	if len(obj.GetFinalizers()) > 0 {
 		return true
 	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		return md.GetDeletionGracePeriodSeconds() > 0
+		return o.DeletionGracePeriodSeconds != nil && *o.DeletionGracePeriodSeconds > 0
 	case *corev1.Namespace:
-		return len(o.GetSpec().GetFinalizers()) > 0
+		return len(o.Spec.Finalizers) > 0
 	}
 	return false
 }
 
-func clone(obj kinds.Object) kinds.Object { return proto.Clone(obj).(kinds.Object) }
+func clone(obj kinds.Object) kinds.Object { return obj.DeepCopyObject().(kinds.Object) }
 
 func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
 	obj, info, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err
 	}
-	md := kinds.Meta(obj)
-	wantRV, err := parseRV(info, md.GetName(), md.GetResourceVersion())
+	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.update(ctx, info, keyOf(info, md), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		cmd := kinds.Meta(cur)
-		if md.GetUid() != "" && md.GetUid() != cmd.GetUid() {
-			return nil, conflict(info, md.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", md.GetUid(), cmd.GetUid()))
+	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
+			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 		}
 		next := clone(obj)
 		validation.Default(next) // before comparing specs: a default is no change
-		nmd := kinds.Meta(next)
 		// The server owns these; the status goes through UpdateStatus.
-		nmd.Uid, nmd.CreationTimestamp, nmd.ResourceVersion = cmd.GetUid(), cmd.GetCreationTimestamp(), cmd.GetResourceVersion()
-		nmd.DeletionTimestamp, nmd.DeletionGracePeriodSeconds, nmd.Generation = cmd.GetDeletionTimestamp(), cmd.DeletionGracePeriodSeconds, cmd.GetGeneration()
-		nmd.GenerateName = cmd.GetGenerateName()
+		next.SetUID(cur.GetUID())
+		next.SetCreationTimestamp(cur.GetCreationTimestamp())
+		next.SetResourceVersion(cur.GetResourceVersion())
+		next.SetDeletionTimestamp(cur.GetDeletionTimestamp())
+		next.SetDeletionGracePeriodSeconds(cur.GetDeletionGracePeriodSeconds())
+		next.SetGeneration(cur.GetGeneration())
+		next.SetGenerateName(cur.GetGenerateName())
 		kinds.CopySection(next, cur, kinds.StatusSection)
 		if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
-			nmd.Generation++
+			next.SetGeneration(cur.GetGeneration() + 1)
 		}
-		if cmd.GetDeletionTimestamp() != nil {
-			for _, f := range nmd.GetFinalizers() {
-				if !contains(cmd.GetFinalizers(), f) {
-					return nil, forbidden(info, md.GetName(), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizer %q", f))
+		if cur.GetDeletionTimestamp() != nil {
+			for _, f := range next.GetFinalizers() {
+				if !contains(cur.GetFinalizers(), f) {
+					return nil, forbidden(info, obj.GetName(), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizer %q", f))
 				}
 			}
 		}
 		if err := admitUpdate(cur, next); err != nil {
-			return nil, invalid(info, md.GetName(), err)
+			return nil, invalid(info, obj.GetName(), err)
 		}
 		return next, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return kinds.Wrap(out), nil
+	return wrap(info, out)
 }
 
 func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
@@ -566,29 +593,28 @@ func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) 
 	if err != nil {
 		return nil, err
 	}
-	md := kinds.Meta(obj)
 	if !info.HasStatus {
 		return nil, badRequest("%s has no status", resourceName(info))
 	}
-	wantRV, err := parseRV(info, md.GetName(), md.GetResourceVersion())
+	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.update(ctx, info, keyOf(info, md), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		if md.GetUid() != "" && md.GetUid() != kinds.Meta(cur).GetUid() {
-			return nil, conflict(info, md.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", md.GetUid(), kinds.Meta(cur).GetUid()))
+	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
+			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 		}
 		next := clone(cur)
 		kinds.CopySection(next, obj, kinds.StatusSection)
 		if err := admitStatusUpdate(cur, next); err != nil {
-			return nil, invalid(info, md.GetName(), err)
+			return nil, invalid(info, obj.GetName(), err)
 		}
 		return next, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return kinds.Wrap(out), nil
+	return wrap(info, out)
 }
 
 func contains(list []string, s string) bool {
@@ -635,32 +661,26 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
 		}
 		next := clone(cur)
-		nmd := kinds.Meta(next)
-		if addFinalizer != "" && !contains(nmd.GetFinalizers(), addFinalizer) {
-			nmd.Finalizers = append(nmd.Finalizers, addFinalizer)
+		if addFinalizer != "" && !contains(next.GetFinalizers(), addFinalizer) {
+			next.SetFinalizers(append(next.GetFinalizers(), addFinalizer))
 		}
 		grace := r.gracePeriod(next, req.GracePeriodSeconds)
-		switch {
-		case nmd.GetDeletionTimestamp() == nil:
-			nmd.DeletionTimestamp = timestamppb.New(r.now().Add(time.Duration(grace) * time.Second))
-			nmd.DeletionGracePeriodSeconds = &grace
-		case grace < nmd.GetDeletionGracePeriodSeconds():
+		cg := next.GetDeletionGracePeriodSeconds()
+		if next.GetDeletionTimestamp() == nil || cg != nil && grace < *cg {
 			// A second delete may shorten the grace period, never lengthen it.
-			nmd.DeletionTimestamp = timestamppb.New(r.now().Add(time.Duration(grace) * time.Second))
-			nmd.DeletionGracePeriodSeconds = &grace
+			at := metav1.NewTime(r.now().Add(time.Duration(grace) * time.Second))
+			next.SetDeletionTimestamp(&at)
+			next.SetDeletionGracePeriodSeconds(&grace)
 		}
 		if ns, ok := next.(*corev1.Namespace); ok {
-			if ns.Status == nil {
-				ns.Status = &corev1.NamespaceStatus{}
-			}
-			ns.Status.Phase = "Terminating"
+			ns.Status.Phase = corev1.NamespaceTerminating
 		}
 		return next, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return kinds.Wrap(out), nil
+	return wrap(info, out)
 }
 
 // gracePeriod is how long a deleted object lingers for its owner to clean up. Only pods
@@ -668,20 +688,20 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 // everything else goes at once unless a finalizer holds it.
 func (r *resources) gracePeriod(obj kinds.Object, requested *int64) int64 {
 	pod, ok := obj.(*corev1.Pod)
-	if !ok || pod.GetSpec().GetNodeName() == "" {
+	if !ok || pod.Spec.NodeName == "" {
 		return 0
 	}
-	switch pod.GetStatus().GetPhase() {
-	case "Succeeded", "Failed":
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed:
 		return 0
 	}
 	if requested != nil {
 		return *requested
 	}
-	if g := pod.GetSpec().TerminationGracePeriodSeconds; g != nil {
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		return *g
 	}
-	return 30
+	return corev1.DefaultTerminationGracePeriodSeconds
 }
 
 func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Object, error) {
@@ -689,7 +709,7 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 	if req.GetName() == "" || req.GetNodeName() == "" {
 		return nil, badRequest("bind: pod name and node name are required")
 	}
-	if !validation.IsDNS1123Subdomain(req.GetNodeName()) {
+	if len(utilvalidation.IsDNS1123Subdomain(req.GetNodeName())) > 0 {
 		return nil, invalid(info, req.GetName(), fmt.Errorf("target.name: Invalid value: %q: must be a node name", req.GetNodeName()))
 	}
 	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
@@ -698,58 +718,34 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 		if req.GetUid() != "" && req.GetUid() != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", req.GetUid(), rec.UID))
 		}
-		if pod.GetMetadata().GetDeletionTimestamp() != nil {
+		if pod.DeletionTimestamp != nil {
 			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is being deleted, cannot be assigned to a node", k.Namespace, k.Name)
 		}
-		if n := pod.GetSpec().GetNodeName(); n != "" {
+		if n := pod.Spec.NodeName; n != "" {
 			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is already assigned to node %q", k.Namespace, k.Name, n)
 		}
-		if pod.Spec == nil {
-			pod.Spec = &corev1.PodSpec{}
-		}
 		pod.Spec.NodeName = req.GetNodeName()
-		if pod.Status == nil {
-			pod.Status = &corev1.PodStatus{Phase: "Pending"}
+		if pod.Status.Phase == "" {
+			pod.Status.Phase = corev1.PodPending
 		}
-		setPodCondition(pod.Status, &corev1.PodCondition{Type: "PodScheduled", Status: "True", LastTransitionTime: timestamppb.New(r.now())})
+		setPodCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(r.now())})
 		return pod, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return kinds.Wrap(out), nil
+	return wrap(info, out)
 }
 
-func setPodCondition(st *corev1.PodStatus, c *corev1.PodCondition) {
+func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition) {
 	for i, old := range st.Conditions {
-		if old.GetType() == c.GetType() {
-			if old.GetStatus() == c.GetStatus() {
-				c.LastTransitionTime = old.GetLastTransitionTime()
+		if old.Type == c.Type {
+			if old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime
 			}
 			st.Conditions[i] = c
 			return
 		}
 	}
 	st.Conditions = append(st.Conditions, c)
-}
-
-// newUID returns a random (version 4) UUID.
-func newUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// randomSuffix is Kubernetes' name suffix alphabet: no vowels, no confusable characters.
-func randomSuffix(n int) string {
-	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
-	var b [16]byte
-	rand.Read(b[:n])
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(out)
 }

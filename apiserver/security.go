@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 )
 
 // Every request passes, in order: authentication (who: a verified client certificate or
@@ -197,12 +197,16 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		} else {
 			o = r.(*apiv1.CreateRequest).GetObject()
 		}
-		obj, info, err := unwrap(o)
+		// Only the names: the handler decodes the object, once.
+		info, err := res(o.GetKind())
 		if err != nil {
 			return a, err
 		}
-		md := kinds.Meta(obj)
-		a.Resource, a.Namespace, a.Name = info.Plural, md.GetNamespace(), md.GetName()
+		names, err := kinds.ParseNames(o.GetRaw())
+		if err != nil {
+			return a, badRequest("object: %v", err)
+		}
+		a.Resource, a.Namespace, a.Name = info.Plural, namespaceFor(info, names.Namespace), names.Name
 	case *apiv1.GetRequest:
 		info, err := res(r.GetKind())
 		if err != nil {

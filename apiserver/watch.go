@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
@@ -61,12 +62,21 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 			}
 			return storeError(info, "", err)
 		}
-		resp := encodeWatchResponse(info.Kind, evs)
+		resp := encodeWatchResponse(info, evs)
 		if err := stream.SendMsg(resp); err != nil {
 			return err
 		}
 	}
 }
+
+// emptyObjects holds each kind's empty object, encoded: a bookmark's object.
+var emptyObjects = func() map[string][]byte {
+	m := map[string][]byte{}
+	for _, in := range kinds.All() {
+		m[in.Kind] = kinds.MustEncode(in.New())
+	}
+	return m
+}()
 
 // encodedMessage is a message already in gRPC's wire form; serverCodec sends it as is
 // and gRPC frees its buffers once written.
@@ -90,13 +100,19 @@ const (
 )
 
 // encodeWatchResponse writes a RawWatchResponse of evs, one pooled buffer per event.
-func encodeWatchResponse(kind string, evs []store.Event) *encodedMessage {
+func encodeWatchResponse(info *kinds.Info, evs []store.Event) *encodedMessage {
 	pool := apiv1.BufferPool()
 	data := make(mem.BufferSlice, 0, len(evs))
 	for i := range evs {
 		ev := &evs[i]
 		typ := ev.Type.String()
-		obj := wireObjectSize(kind, len(ev.Object.Value), ev.Object.ModRevision)
+		var value []byte
+		if ev.Type == store.Bookmark {
+			value = emptyObjects[info.Kind] // an object of the kind carrying only the resourceVersion
+		} else {
+			value = current(info, ev.Object.Value)
+		}
+		obj := wireObjectSize(info, value, ev.Object.ModRevision)
 		inner := protowire.SizeTag(rawEventTypeField) + protowire.SizeBytes(len(typ)) +
 			protowire.SizeTag(rawEventObjectField) + protowire.SizeBytes(obj)
 		bp := pool.Get(protowire.SizeTag(rawWatchEventsField) + protowire.SizeBytes(inner))
@@ -106,7 +122,7 @@ func encodeWatchResponse(kind string, evs []store.Event) *encodedMessage {
 		b = protowire.AppendString(b, typ)
 		b = protowire.AppendTag(b, rawEventObjectField, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(obj))
-		*bp = appendWireObject(b, kind, ev.Object.Value, ev.Object.ModRevision)
+		*bp = appendWireObject(b, info, value, ev.Object.ModRevision)
 		data = append(data, mem.NewBuffer(bp, pool))
 	}
 	return &encodedMessage{data: data}

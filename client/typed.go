@@ -9,13 +9,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 )
 
-// Client is a typed client for one kind: Client[*corev1.Pod], Client[*corev1.Node], ...
+// Client is a typed client for one kind, over Kubernetes' types:
+// Client[*corev1.Pod], Client[*appsv1.Deployment], ...
 type Client[T kinds.Object] struct {
 	conn *Conn
 	info *kinds.Info
@@ -23,8 +27,7 @@ type Client[T kinds.Object] struct {
 
 // For returns the typed client for T's kind.
 func For[T kinds.Object](c *Conn) *Client[T] {
-	var zero T
-	return &Client[T]{conn: c, info: kinds.Of(zero)}
+	return &Client[T]{conn: c, info: kinds.OfType[T]()}
 }
 
 // ForKind returns an untyped client for a kind chosen at run time (as a CLI does).
@@ -48,6 +51,15 @@ func (c *Client[T]) unwrap(o *apiv1.Object) (T, error) {
 	return t, nil
 }
 
+// wrap puts obj into the API's envelope.
+func (c *Client[T]) wrap(obj T) (*apiv1.Object, error) {
+	o, err := kinds.Wrap(obj)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", c.info.Kind, obj.GetName(), err)
+	}
+	return o, nil
+}
+
 // Create creates obj. A create that names its object is retried when its reply is lost;
 // then an AlreadyExists may mean this call succeeded (IsRetriedCreate). A create with
 // only generateName is never repeated after a lost reply: the error says the outcome is
@@ -55,13 +67,18 @@ func (c *Client[T]) unwrap(o *apiv1.Object) (T, error) {
 func (c *Client[T]) Create(ctx context.Context, obj T) (T, error) {
 	var out *apiv1.Object
 	policy := once
-	if kinds.Meta(obj).GetName() != "" {
+	if obj.GetName() != "" {
 		policy = idempotent
 	}
+	o, err := c.wrap(obj)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
 	attempts := 0
-	err := c.conn.invokeVia(ctx, toLeader, policy, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err = c.conn.invokeVia(ctx, toLeader, policy, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		attempts++
-		out, err = apiv1.NewResourcesClient(cc).Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(obj)})
+		out, err = apiv1.NewResourcesClient(cc).Create(ctx, &apiv1.CreateRequest{Object: o})
 		return err
 	})
 	return c.createOutcome(obj, out, err, attempts)
@@ -75,8 +92,8 @@ func (c *Client[T]) createOutcome(obj T, out *apiv1.Object, err error, attempts 
 		return c.unwrap(out)
 	case IsAlreadyExists(err) && attempts > 1:
 		err = &RetriedCreateError{Err: err}
-	case transportFailed(err) && kinds.Meta(obj).GetName() == "":
-		err = fmt.Errorf("create %s with generateName %q: %w (%v)", c.info.Kind, kinds.Meta(obj).GetGenerateName(), errUnknownOutcome, err)
+	case transportFailed(err) && obj.GetName() == "":
+		err = fmt.Errorf("create %s with generateName %q: %w (%v)", c.info.Kind, obj.GetGenerateName(), errUnknownOutcome, err)
 	}
 	var zero T
 	return zero, err
@@ -91,8 +108,10 @@ func (c *Client[T]) CreateBatch(ctx context.Context, objs []T) (out []T, errs []
 	req := &apiv1.CreateBatchRequest{Objects: make([]*apiv1.Object, len(objs))}
 	policy := idempotent
 	for i, obj := range objs {
-		req.Objects[i] = kinds.Wrap(obj)
-		if kinds.Meta(obj).GetName() == "" {
+		if req.Objects[i], err = c.wrap(obj); err != nil {
+			return nil, nil, err
+		}
+		if obj.GetName() == "" {
 			policy = once // a repeated call would create its generated names twice
 		}
 	}
@@ -117,7 +136,7 @@ func (c *Client[T]) CreateBatch(ctx context.Context, objs []T) (out []T, errs []
 		if len(r.GetError()) > 0 {
 			var st spb.Status
 			if e := proto.Unmarshal(r.GetError(), &st); e != nil {
-				rerr = fmt.Errorf("create %s %q: the server sent an undecodable error: %w", c.info.Kind, kinds.Meta(objs[i]).GetName(), e)
+				rerr = fmt.Errorf("create %s %q: the server sent an undecodable error: %w", c.info.Kind, objs[i].GetName(), e)
 			} else {
 				rerr = status.FromProto(&st).Err()
 			}
@@ -205,9 +224,14 @@ func (c *Client[T]) UpdateStatus(ctx context.Context, obj T) (T, error) {
 
 func (c *Client[T]) update(ctx context.Context, obj T, status bool) (T, error) {
 	var out *apiv1.Object
-	err := c.conn.invokeVia(ctx, toLeader, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	o, err := c.wrap(obj)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	err = c.conn.invokeVia(ctx, toLeader, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		rc := apiv1.NewResourcesClient(cc)
-		req := &apiv1.UpdateRequest{Object: kinds.Wrap(obj)}
+		req := &apiv1.UpdateRequest{Object: o}
 		if status {
 			out, err = rc.UpdateStatus(ctx, req)
 		} else {
@@ -265,14 +289,14 @@ func (c *Conn) Bind(ctx context.Context, namespace, name, uid, node string) (*co
 	})
 	if code(err) == codes.FailedPrecondition && attempts > 1 && uid != "" {
 		pod, gerr := For[*corev1.Pod](c).Get(ctx, namespace, name)
-		if gerr == nil && pod.GetMetadata().GetUid() == uid && pod.GetSpec().GetNodeName() == node {
+		if gerr == nil && string(pod.UID) == uid && pod.Spec.NodeName == node {
 			return pod, nil
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	return out.GetPod(), nil
+	return For[*corev1.Pod](c).unwrap(out)
 }
 
 // Clientset holds a typed client per kind.
@@ -280,20 +304,20 @@ type Clientset struct {
 	Conn        *Conn
 	Pods        *Client[*corev1.Pod]
 	Nodes       *Client[*corev1.Node]
-	ReplicaSets *Client[*corev1.ReplicaSet]
-	Deployments *Client[*corev1.Deployment]
+	ReplicaSets *Client[*appsv1.ReplicaSet]
+	Deployments *Client[*appsv1.Deployment]
 	ConfigMaps  *Client[*corev1.ConfigMap]
 	Events      *Client[*corev1.Event]
-	Leases      *Client[*corev1.Lease]
+	Leases      *Client[*coordinationv1.Lease]
 	Namespaces  *Client[*corev1.Namespace]
 }
 
 // NewClientset makes the typed clients of a connection.
 func NewClientset(c *Conn) *Clientset {
 	return &Clientset{
-		Conn: c, Pods: For[*corev1.Pod](c), Nodes: For[*corev1.Node](c), ReplicaSets: For[*corev1.ReplicaSet](c),
-		Deployments: For[*corev1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
-		Leases: For[*corev1.Lease](c), Namespaces: For[*corev1.Namespace](c),
+		Conn: c, Pods: For[*corev1.Pod](c), Nodes: For[*corev1.Node](c), ReplicaSets: For[*appsv1.ReplicaSet](c),
+		Deployments: For[*appsv1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
+		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c),
 	}
 }
 
@@ -302,7 +326,7 @@ func (c *Client[T]) Conn() *Conn { return c.conn }
 
 // EnsureNamespace creates namespace name unless it exists.
 func (c *Conn) EnsureNamespace(ctx context.Context, name string) error {
-	_, err := For[*corev1.Namespace](c).Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: name}})
+	_, err := For[*corev1.Namespace](c).Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	if err != nil && !IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}

@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 )
 
 // EventType is how a watched object changed.
@@ -87,7 +87,7 @@ func (w *Watcher[T]) Next() ([]Event[T], error) {
 		if err != nil {
 			return nil, fmt.Errorf("watch %s: %w", w.c.info.Plural, err)
 		}
-		out = append(out, Event[T]{Type: EventType(ev.GetType()), Object: obj, ResourceVersion: kinds.Meta(obj).GetResourceVersion()})
+		out = append(out, Event[T]{Type: EventType(ev.GetType()), Object: obj, ResourceVersion: obj.GetResourceVersion()})
 	}
 	return out, nil
 }

@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
 	"github.com/skiffhq/skiff/apiserver/pki"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
-	"github.com/skiffhq/skiff/proto/labels"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Verbs.
@@ -217,11 +218,11 @@ func nodeMay(a Attributes) (Guard, error) {
 	case plural(kinds.Pod):
 		switch {
 		case a.Verb == List || a.Verb == Watch:
-			fs, err := labels.ParseFields(a.FieldSelector, "spec.nodeName", "metadata.name", "metadata.namespace", "status.phase")
+			fs, err := fields.ParseSelector(a.FieldSelector)
 			if err != nil {
 				return nil, deny(a, "fieldSelector: %v", err)
 			}
-			if v, ok := fs.Equal("spec.nodeName"); !ok || v != node {
+			if v, ok := fs.RequiresExactMatch("spec.nodeName"); !ok || v != node {
 				return nil, deny(a, "a node may only %s pods with fieldSelector spec.nodeName=%s", a.Verb, node)
 			}
 			return nil, nil
@@ -241,7 +242,7 @@ func boundTo(a Attributes, node string) Guard {
 		if !ok {
 			return deny(a, "not a pod")
 		}
-		if n := pod.GetSpec().GetNodeName(); n != node {
+		if n := pod.Spec.NodeName; n != node {
 			if n == "" {
 				return deny(a, "pod is not bound to a node")
 			}

@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Factory shares informers within a process: one watch per kind, namespace and selector,

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Handler receives an informer's changes. Any of the funcs may be nil. They run on the
@@ -216,7 +216,7 @@ func (inf *Informer[T]) replace(items []T) {
 		switch {
 		case !existed:
 			inf.added(obj)
-		case old.GetMetadata().GetResourceVersion() != obj.GetMetadata().GetResourceVersion():
+		case old.GetResourceVersion() != obj.GetResourceVersion():
 			inf.updated(old, obj)
 		}
 	}

@@ -39,15 +39,15 @@ func (m *mirror) handler() cache.Handler[*corev1.ConfigMap] {
 			if _, ok := m.objs[cache.Key(o)]; ok {
 				m.bad = append(m.bad, "add of present "+cache.Key(o))
 			}
-			m.objs[cache.Key(o)] = o.GetMetadata().GetResourceVersion()
+			m.objs[cache.Key(o)] = o.GetResourceVersion()
 		},
 		OnUpdate: func(old, o *corev1.ConfigMap) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			if m.objs[cache.Key(o)] != old.GetMetadata().GetResourceVersion() {
+			if m.objs[cache.Key(o)] != old.GetResourceVersion() {
 				m.bad = append(m.bad, "update from a state the handler never saw: "+cache.Key(o))
 			}
-			m.objs[cache.Key(o)] = o.GetMetadata().GetResourceVersion()
+			m.objs[cache.Key(o)] = o.GetResourceVersion()
 		},
 		OnDelete: func(o *corev1.ConfigMap) {
 			m.mu.Lock()
@@ -82,14 +82,14 @@ func converge(t *testing.T, ctx context.Context, cs *client.Clientset, inf *cach
 	items := inf.Lister().List(labels.Everything())
 	wantObjs := map[string]string{}
 	for _, o := range want.Items {
-		wantObjs[cache.Key(o)] = o.GetMetadata().GetResourceVersion()
+		wantObjs[cache.Key(o)] = o.GetResourceVersion()
 	}
 	if len(items) != len(wantObjs) {
 		t.Fatalf("cache holds %d objects, store %d", len(items), len(wantObjs))
 	}
 	for _, o := range items {
-		if wantObjs[cache.Key(o)] != o.GetMetadata().GetResourceVersion() {
-			t.Fatalf("cache has %s at %s, store at %s", cache.Key(o), o.GetMetadata().GetResourceVersion(), wantObjs[cache.Key(o)])
+		if wantObjs[cache.Key(o)] != o.GetResourceVersion() {
+			t.Fatalf("cache has %s at %s, store at %s", cache.Key(o), o.GetResourceVersion(), wantObjs[cache.Key(o)])
 		}
 	}
 	m.mu.Lock()

@@ -4,18 +4,18 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/skiffhq/skiff/proto/kinds"
-	"github.com/skiffhq/skiff/proto/labels"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Key is how caches and work queues name objects: "namespace/name", or "name" for
 // cluster-scoped ones (client-go's MetaNamespaceKeyFunc).
 func Key(obj kinds.Object) string {
-	md := obj.GetMetadata()
-	if md.GetNamespace() == "" {
-		return md.GetName()
+	if ns := obj.GetNamespace(); ns != "" {
+		return ns + "/" + obj.GetName()
 	}
-	return md.GetNamespace() + "/" + md.GetName()
+	return obj.GetName()
 }
 
 // SplitKey is the inverse of Key.
@@ -41,14 +41,14 @@ const (
 )
 
 // ByNamespace indexes by metadata.namespace.
-func ByNamespace[T kinds.Object](obj T) []string { return []string{obj.GetMetadata().GetNamespace()} }
+func ByNamespace[T kinds.Object](obj T) []string { return []string{obj.GetNamespace()} }
 
 // ByOwner indexes by every owner reference's uid.
 func ByOwner[T kinds.Object](obj T) []string {
-	refs := obj.GetMetadata().GetOwnerReferences()
+	refs := obj.GetOwnerReferences()
 	out := make([]string, 0, len(refs))
 	for _, r := range refs {
-		out = append(out, r.GetUid())
+		out = append(out, string(r.UID))
 	}
 	return out
 }
@@ -141,7 +141,7 @@ func (s *indexedStore[T]) keys() []string {
 }
 
 // Lister reads an informer's cache. Objects it returns are shared: do not modify them
-// (proto.Clone first).
+// (DeepCopy first).
 type Lister[T kinds.Object] struct {
 	s *indexedStore[T]
 }
@@ -168,7 +168,7 @@ func (l *Lister[T]) List(sel labels.Selector) []T {
 	l.s.mu.RLock()
 	out := make([]T, 0, len(l.s.items))
 	for _, obj := range l.s.items {
-		if sel.Matches(obj.GetMetadata().GetLabels()) {
+		if sel.Matches(labels.Set(obj.GetLabels())) {
 			out = append(out, obj)
 		}
 	}
@@ -186,7 +186,7 @@ func (l *Lister[T]) ListNamespace(namespace string, sel labels.Selector) []T {
 		objs := l.ByIndex(IndexNamespace, namespace)
 		out := objs[:0]
 		for _, obj := range objs {
-			if sel.Matches(obj.GetMetadata().GetLabels()) {
+			if sel.Matches(labels.Set(obj.GetLabels())) {
 				out = append(out, obj)
 			}
 		}
@@ -194,7 +194,7 @@ func (l *Lister[T]) ListNamespace(namespace string, sel labels.Selector) []T {
 	}
 	var out []T
 	for _, obj := range l.List(sel) {
-		if obj.GetMetadata().GetNamespace() == namespace {
+		if obj.GetNamespace() == namespace {
 			out = append(out, obj)
 		}
 	}

@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
 // Config configures an elector. Start from DefaultConfig.
@@ -75,15 +75,15 @@ func (c *Config) validate() error {
 // Elector runs one candidate.
 type Elector struct {
 	cfg    Config
-	leases *client.Client[*corev1.Lease]
+	leases *client.Client[*coordinationv1.Lease]
 	log    hclog.Logger
 
-	observed     *corev1.Lease // last lease read or written
-	observedTime time.Time     // local time it was last seen to change
+	observed     *coordinationv1.Lease // last lease read or written
+	observedTime time.Time             // local time it was last seen to change
 }
 
 // New makes an elector.
-func New(leases *client.Client[*corev1.Lease], cfg Config) (*Elector, error) {
+func New(leases *client.Client[*coordinationv1.Lease], cfg Config) (*Elector, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -175,9 +175,9 @@ func (e *Elector) tryAcquireOrRenew(ctx context.Context) bool {
 	now := e.cfg.Now()
 	cur, err := e.leases.Get(ctx, e.cfg.Namespace, e.cfg.Name)
 	if client.IsNotFound(err) {
-		lease := &corev1.Lease{
-			Metadata: &corev1.ObjectMeta{Namespace: e.cfg.Namespace, Name: e.cfg.Name},
-			Spec:     e.spec(nil, now),
+		lease := &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.cfg.Namespace, Name: e.cfg.Name},
+			Spec:       e.spec(nil, now),
 		}
 		created, err := e.leases.Create(ctx, lease)
 		if err != nil {
@@ -191,16 +191,16 @@ func (e *Elector) tryAcquireOrRenew(ctx context.Context) bool {
 		e.log.Debug("read lease failed", "error", err)
 		return false
 	}
-	if e.observed == nil || e.observed.GetMetadata().GetResourceVersion() != cur.GetMetadata().GetResourceVersion() {
+	if e.observed == nil || e.observed.ResourceVersion != cur.ResourceVersion {
 		e.observe(cur, now)
 	}
-	holder := cur.GetSpec().GetHolderIdentity()
-	duration := time.Duration(cur.GetSpec().GetLeaseDurationSeconds()) * time.Second
+	holder := holderOf(cur)
+	duration := time.Duration(ptr.Deref(cur.Spec.LeaseDurationSeconds, 0)) * time.Second
 	if holder != "" && holder != e.cfg.Identity && e.observedTime.Add(duration).After(now) {
 		return false // held by another, not yet expired by our clock
 	}
-	next := proto.Clone(cur).(*corev1.Lease)
-	next.Spec = e.spec(cur.GetSpec(), now)
+	next := cur.DeepCopy()
+	next.Spec = e.spec(&cur.Spec, now)
 	updated, err := e.leases.Update(ctx, next) // compare-and-swap on cur's resourceVersion
 	if err != nil {
 		e.log.Debug("update lease failed", "error", err)
@@ -211,14 +211,18 @@ func (e *Elector) tryAcquireOrRenew(ctx context.Context) bool {
 }
 
 // spec is the Lease held by this candidate from now.
-func (e *Elector) spec(prev *corev1.LeaseSpec, now time.Time) *corev1.LeaseSpec {
+func (e *Elector) spec(prev *coordinationv1.LeaseSpec, now time.Time) coordinationv1.LeaseSpec {
 	secs := int32(e.cfg.LeaseDuration / time.Second)
-	s := &corev1.LeaseSpec{HolderIdentity: e.cfg.Identity, LeaseDurationSeconds: &secs, RenewTime: timestamppb.New(now)}
-	transitions := prev.GetLeaseTransitions()
-	if prev.GetHolderIdentity() == e.cfg.Identity {
-		s.AcquireTime = prev.GetAcquireTime()
+	renew := metav1.NewMicroTime(now)
+	s := coordinationv1.LeaseSpec{HolderIdentity: ptr.To(e.cfg.Identity), LeaseDurationSeconds: &secs, RenewTime: &renew}
+	var transitions int32
+	if prev != nil {
+		transitions = ptr.Deref(prev.LeaseTransitions, 0)
+	}
+	if prev != nil && ptr.Deref(prev.HolderIdentity, "") == e.cfg.Identity {
+		s.AcquireTime = prev.AcquireTime
 	} else {
-		s.AcquireTime = timestamppb.New(now)
+		s.AcquireTime = &renew
 		if prev != nil {
 			transitions++
 		}
@@ -227,10 +231,18 @@ func (e *Elector) spec(prev *corev1.LeaseSpec, now time.Time) *corev1.LeaseSpec 
 	return s
 }
 
-func (e *Elector) observe(l *corev1.Lease, now time.Time) {
-	prevHolder := e.observed.GetSpec().GetHolderIdentity()
+// holderOf is the identity holding l ("" for none; nil l is none).
+func holderOf(l *coordinationv1.Lease) string {
+	if l == nil {
+		return ""
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, "")
+}
+
+func (e *Elector) observe(l *coordinationv1.Lease, now time.Time) {
+	prevHolder := holderOf(e.observed)
 	e.observed, e.observedTime = l, now
-	if h := l.GetSpec().GetHolderIdentity(); h != prevHolder && e.cfg.OnNewLeader != nil {
+	if h := holderOf(l); h != prevHolder && e.cfg.OnNewLeader != nil {
 		e.cfg.OnNewLeader(h)
 	}
 }
@@ -239,14 +251,14 @@ func (e *Elector) observe(l *corev1.Lease, now time.Time) {
 func (e *Elector) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RenewDeadline)
 	defer cancel()
-	if e.observed.GetSpec().GetHolderIdentity() != e.cfg.Identity {
+	if holderOf(e.observed) != e.cfg.Identity {
 		return
 	}
-	next := proto.Clone(e.observed).(*corev1.Lease)
-	one := int32(1)
-	next.Spec.HolderIdentity = ""
-	next.Spec.LeaseDurationSeconds = &one
-	next.Spec.RenewTime = timestamppb.New(e.cfg.Now())
+	next := e.observed.DeepCopy()
+	renew := metav1.NewMicroTime(e.cfg.Now())
+	next.Spec.HolderIdentity = ptr.To("")
+	next.Spec.LeaseDurationSeconds = ptr.To[int32](1)
+	next.Spec.RenewTime = &renew
 	if _, err := e.leases.Update(ctx, next); err != nil {
 		e.log.Warn("release lease failed", "error", err)
 	}

@@ -18,13 +18,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/workqueue"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Event types.
@@ -105,13 +104,12 @@ func (r *Recorder) Eventf(obj kinds.Object, eventType, reason, format string, ar
 // Event records an event about obj. It never blocks.
 func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 	now := r.cfg.Now()
-	md := obj.GetMetadata()
 	info := kinds.Of(obj)
-	ns := md.GetNamespace()
+	ns := obj.GetNamespace()
 	if ns == "" {
 		ns = "default" // events about cluster-scoped objects live in default, as in Kubernetes
 	}
-	similar := md.GetUid() + "\x00" + reason + "\x00" + eventType
+	similar := string(obj.GetUID()) + "\x00" + reason + "\x00" + eventType
 	key := similar + "\x00" + message
 	r.mu.Lock()
 	if _, seen := r.entries[key]; !seen && r.combine(similar, now) {
@@ -126,7 +124,7 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 	}
 	if e, ok := r.entries[key]; ok {
 		e.event.Count++
-		e.event.LastTimestamp = timestamppb.New(now)
+		e.event.LastTimestamp = metav1.NewTime(now)
 		r.lru.MoveToFront(e.elem)
 		r.mu.Unlock()
 		r.queue.Add(key)
@@ -140,17 +138,19 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 		r.mu.Unlock()
 		return
 	}
-	ts := timestamppb.New(now)
+	// firstTimestamp and lastTimestamp keep seconds, as Kubernetes' do; eventTime keeps
+	// microseconds, which is what the chain's trace reads.
+	ts := metav1.NewTime(now)
 	ev := &corev1.Event{
-		Metadata: &corev1.ObjectMeta{Namespace: ns, Name: md.GetName() + "." + strconv.FormatInt(now.UnixNano(), 16)},
-		InvolvedObject: &corev1.ObjectReference{
-			Kind: info.Kind, ApiVersion: info.APIVersion, Namespace: md.GetNamespace(), Name: md.GetName(),
-			Uid: md.GetUid(), ResourceVersion: md.GetResourceVersion(),
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: obj.GetName() + "." + strconv.FormatInt(now.UnixNano(), 16)},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: info.Kind, APIVersion: info.APIVersion, Namespace: obj.GetNamespace(), Name: obj.GetName(),
+			UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(),
 		},
 		Reason: reason, Message: message, Type: eventType, Count: 1,
-		Source:         &corev1.EventSource{Component: r.cfg.Component, Host: r.cfg.Host},
-		FirstTimestamp: ts, LastTimestamp: ts, EventTime: ts,
-		ReportingComponent: r.cfg.Component, ReportingInstance: r.cfg.Host,
+		Source:         corev1.EventSource{Component: r.cfg.Component, Host: r.cfg.Host},
+		FirstTimestamp: ts, LastTimestamp: ts, EventTime: metav1.NewMicroTime(now),
+		ReportingController: r.cfg.Component, ReportingInstance: r.cfg.Host,
 	}
 	e := &entry{event: ev}
 	e.elem = r.lru.PushFront(key)
@@ -228,7 +228,7 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 		if !ok {
 			continue // evicted: its last state was written when it was queued before
 		}
-		w := pendingWrite{key: key, ev: proto.Clone(e.event).(*corev1.Event)}
+		w := pendingWrite{key: key, ev: e.event.DeepCopy()}
 		if e.created {
 			updates = append(updates, w)
 		} else {
@@ -291,7 +291,7 @@ func (r *Recorder) create(ctx context.Context, ev *corev1.Event) (*corev1.Event,
 func (r *Recorder) written(ctx context.Context, w pendingWrite, err error) {
 	if err != nil {
 		if ctx.Err() == nil {
-			r.log.Debug("write event failed; retrying", "event", w.ev.GetMetadata().GetName(), "reason", w.ev.GetReason(), "error", err)
+			r.log.Debug("write event failed; retrying", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
 			r.queue.AddRateLimited(w.key)
 		}
 		return
