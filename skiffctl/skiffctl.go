@@ -1,6 +1,8 @@
-// Package ctl is skiffctl: the kubectl-like commands, built on the client package. The
-// skiffctl binary only runs NewCommand; tests run the same commands in process.
-package ctl
+// Package skiffctl is the skiffctl command line: the kubectl-like commands, built on the
+// client package. The skiffctl binary only runs NewCommand; tests run the same commands in
+// process. Its sub-packages read manifests (manifest), print objects (printers) and
+// rebuild a deployment's chain of events (trace).
+package skiffctl
 
 import (
 	"context"

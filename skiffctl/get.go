@@ -1,4 +1,4 @@
-package ctl
+package skiffctl
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/manifest"
-	"github.com/skiffhq/skiff/client/printers"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/skiffctl/manifest"
+	"github.com/skiffhq/skiff/skiffctl/printers"
 )
 
 // output writes objects in one of get's formats.

@@ -1,4 +1,4 @@
-package ctl
+package skiffctl
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/trace"
+	"github.com/skiffhq/skiff/skiffctl/trace"
 )
 
 func traceCmd(g *globals) *cobra.Command {

@@ -1,4 +1,4 @@
-package ctl
+package skiffctl
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/manifest"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/skiffctl/manifest"
 )
 
 // readManifests reads -f FILE (or - for stdin).
