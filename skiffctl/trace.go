@@ -30,11 +30,10 @@ that did it, the object it wrote, and the time since the previous step. Pods are
 			default:
 				return fmt.Errorf("--output: Unsupported value: %q: supported values: text, json, svg, html", format)
 			}
-			conn, err := g.client()
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.ctx(cmd)
 			defer cancel()
 			t, err := trace.Fetch(ctx, client.NewClientset(conn), g.ns(), name)
 			if err != nil {
