@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
@@ -49,7 +50,7 @@ func conns(b *testing.B, addr string, n int) []apiv1.ResourcesClient {
 func clientConns(b *testing.B, addr string, n int) []*grpc.ClientConn {
 	var out []*grpc.ClientConn
 	for i := 0; i < n; i++ {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiv1.DialBufferPool())
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), client.DialBufferPool())
 		if err != nil {
 			b.Fatal(err)
 		}

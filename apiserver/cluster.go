@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
@@ -56,9 +57,9 @@ func (m *memberAddrs) get() map[string]string {
 }
 
 // leaderHint is the unary interceptor with which a member that is not the leader names
-// the leader's API address (apiv1.LeaderHeader) in its replies to Resources calls, so
+// the leader's API address (client.LeaderHeader) in its replies to Resources calls, so
 // that clients send writes to the leader rather than through this member; and refuses
-// at once a call sent to it as the leader (apiv1.ExpectLeaderHeader) when it no longer
+// at once a call sent to it as the leader (client.ExpectLeaderHeader) when it no longer
 // is, so that the client does not wait here through an election.
 func (m *memberAddrs) leaderHint() grpc.UnaryServerInterceptor {
 	prefix := "/" + apiv1.Resources_ServiceDesc.ServiceName + "/"
@@ -73,9 +74,9 @@ func (m *memberAddrs) leaderHint() grpc.UnaryServerInterceptor {
 		if addr := m.get()[id]; id != "" && addr != "" {
 			// Fails only when the reply is already sent, which a unary handler has not
 			// begun yet.
-			_ = grpc.SetHeader(ctx, metadata.Pairs(apiv1.LeaderHeader, addr))
+			_ = grpc.SetHeader(ctx, metadata.Pairs(client.LeaderHeader, addr))
 		}
-		if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(apiv1.ExpectLeaderHeader)) > 0 {
+		if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(client.ExpectLeaderHeader)) > 0 {
 			leader := id
 			if leader == "" {
 				leader = "none known"

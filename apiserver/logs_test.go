@@ -17,10 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
-	"github.com/skiffhq/skiff/apiserver/pki"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
+	"github.com/skiffhq/skiff/pki"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/apiserver/auth"
-	"github.com/skiffhq/skiff/apiserver/pki"
+	"github.com/skiffhq/skiff/pki"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
@@ -77,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 		// Serve requests on long-lived workers: a new goroutine per request grows its
 		// stack anew each time (several copies for the create path's depth).
 		grpc.NumStreamWorkers(streamWorkers),
-		apiv1.ServerBufferPool(),
+		client.ServerBufferPool(),
 		grpc.ForceServerCodecV2(serverCodec{encoding.GetCodecV2("proto")}),
 		grpc.MaxSendMsgSize(1 << 30),
 		grpc.ChainUnaryInterceptor(s.metrics.unary(log), gate.unary(), members.leaderHint()),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
+	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
@@ -331,14 +332,14 @@ func TestFollowersNameTheLeader(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	expecting := metadata.AppendToOutgoingContext(ctx, apiv1.ExpectLeaderHeader, "1")
+	expecting := metadata.AppendToOutgoingContext(ctx, client.ExpectLeaderHeader, "1")
 	for i := 0; i < 3; i++ {
 		rc, _ := dial(t, c.Addr(i))
 		var md metadata.MD
 		if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("hint-%d", i)))}, grpc.Header(&md)); err != nil {
 			t.Fatal(err)
 		}
-		got := md.Get(apiv1.LeaderHeader)
+		got := md.Get(client.LeaderHeader)
 		if i == leader {
 			if len(got) != 0 {
 				t.Fatalf("the leader names a leader: %v", got)
@@ -361,7 +362,7 @@ func TestFollowersNameTheLeader(t *testing.T) {
 		if info := errorInfo(err); info == nil || info.GetDomain() != "skiff.dev" || info.GetReason() != apiserver.ReasonUnavailable {
 			t.Fatalf("refusal carries %v, want Skiff's ServiceUnavailable", info)
 		}
-		if got := md.Get(apiv1.LeaderHeader); len(got) != 1 || got[0] != c.Addr(leader) {
+		if got := md.Get(client.LeaderHeader); len(got) != 1 || got[0] != c.Addr(leader) {
 			t.Fatalf("refusal names the leader as %v, want %s", got, c.Addr(leader))
 		}
 		if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pods", Name: fmt.Sprintf("refused-%d", i)}); status.Code(err) != codes.NotFound {

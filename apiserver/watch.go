@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
@@ -101,7 +102,7 @@ const (
 
 // encodeWatchResponse writes a RawWatchResponse of evs, one pooled buffer per event.
 func encodeWatchResponse(info *kinds.Info, evs []store.Event) *encodedMessage {
-	pool := apiv1.BufferPool()
+	pool := client.BufferPool()
 	data := make(mem.BufferSlice, 0, len(evs))
 	for i := range evs {
 		ev := &evs[i]

@@ -10,7 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/skiffhq/skiff/apiserver/pki"
+	"github.com/skiffhq/skiff/pki"
 )
 
 // ConfigFile is a client config file, YAML or JSON:

@@ -22,8 +22,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-
-	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 // DefaultServer is where clients look when given no server: the address `skiff up`
@@ -67,7 +65,7 @@ type Options struct {
 
 // Conn is a connection to a set of API servers. Calls go to one server until it fails;
 // then they move to the next. Writes and linearizable reads go to the Raft leader when a
-// server has named it (apiv1.LeaderHeader) and it is one of the servers: any server
+// server has named it (LeaderHeader) and it is one of the servers: any server
 // would forward them there, and going straight saves a hop. Watches and stale reads
 // stay on the current server, spreading them over the members. Calls the server refused
 // (Unavailable: no leader) are retried on every server with capped, jittered
@@ -139,7 +137,7 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		// Fail fast when a server is down, so the call moves to the next one.
 		grpc.WithConnectParams(grpcConnectParams),
-		apiv1.DialBufferPool(),
+		DialBufferPool(),
 		grpc.WithUnaryInterceptor(c.learnLeader),
 	}
 	if c.opts.PerRPCCredentials != nil {
@@ -167,7 +165,7 @@ func (c *Conn) pick() (string, int) {
 func (c *Conn) learnLeader(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	var md metadata.MD
 	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Header(&md))...)
-	if v := md.Get(apiv1.LeaderHeader); len(v) > 0 {
+	if v := md.Get(LeaderHeader); len(v) > 0 {
 		c.mu.Lock()
 		if slices.Contains(c.servers, v[0]) {
 			c.leader = v[0]
@@ -263,7 +261,7 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 			}
 			if atLeader {
 				// Refused at once, not held, should it no longer lead.
-				actx = metadata.AppendToOutgoingContext(actx, apiv1.ExpectLeaderHeader, "1")
+				actx = metadata.AppendToOutgoingContext(actx, ExpectLeaderHeader, "1")
 			}
 			err = call(actx, cc)
 			cancel()

@@ -10,6 +10,9 @@
 //     (Clientset holds one per kind); Conn.Bind binds pods.
 //   - Error predicates (IsNotFound, IsConflict, IsTooOld, ...) over the servers' gRPC
 //     statuses.
+//   - What the clients and the API server agree on besides the messages: the leader
+//     headers (LeaderHeader, ExpectLeaderHeader) and gRPC's message buffer pool
+//     (ServerBufferPool, DialBufferPool).
 //
 // Sub-packages: cache (informers, indexers, listers), workqueue (rate-limited, deduplicating
 // work queues), leader (leader election on Lease objects) and record (Events).

@@ -37,9 +37,9 @@ func (m *member) answer(ctx context.Context, method string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.names != "" {
-		grpc.SetHeader(ctx, metadata.Pairs(apiv1.LeaderHeader, m.names))
+		grpc.SetHeader(ctx, metadata.Pairs(LeaderHeader, m.names))
 	}
-	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(apiv1.ExpectLeaderHeader)) > 0 {
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(ExpectLeaderHeader)) > 0 {
 		m.calls["expecting"]++
 		if m.deposed {
 			return refusal()

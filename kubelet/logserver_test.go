@@ -20,9 +20,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
-	"github.com/skiffhq/skiff/apiserver/pki"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
+	"github.com/skiffhq/skiff/pki"
 	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
 )
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
-	"github.com/skiffhq/skiff/apiserver/pki"
+	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/store"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/apiserver/pki"
+	"github.com/skiffhq/skiff/pki"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
-	"github.com/skiffhq/skiff/apiserver/pki"
+	"github.com/skiffhq/skiff/pki"
 )
 
 func certsCmd() *cobra.Command {

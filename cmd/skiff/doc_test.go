@@ -6,14 +6,14 @@ import (
 	"os"
 	"testing"
 
-	"github.com/skiffhq/skiff/client/ctl"
+	"github.com/skiffhq/skiff/skiffctl"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite docs/cli-skiff.md")
 
 // TestCLIReference keeps docs/cli-skiff.md, generated from the command tree, current.
 func TestCLIReference(t *testing.T) {
-	got := ctl.Reference(rootCmd(), "skiff reference")
+	got := skiffctl.Reference(rootCmd(), "skiff reference")
 	// Defaults that depend on the machine are written as placeholders.
 	host, _ := os.Hostname()
 	home, _ := os.UserHomeDir()

@@ -11,10 +11,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
-	"github.com/skiffhq/skiff/apiserver/pki"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
+	"github.com/skiffhq/skiff/pki"
 )
 
 // kubeletOptions are the flags of `skiff kubelet` that `skiff up` shares.

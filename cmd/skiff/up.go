@@ -20,11 +20,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/apiserver"
-	"github.com/skiffhq/skiff/apiserver/pki"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd/daemon"
+	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/scheduler"
 	"github.com/skiffhq/skiff/store"
 )

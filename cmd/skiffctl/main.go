@@ -1,5 +1,5 @@
 // Command skiffctl is Skiff's command-line client, shaped like kubectl. The commands live
-// in client/ctl.
+// in package skiffctl (skiffctl/); this is only its main.
 package main
 
 import (
@@ -8,12 +8,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/skiffhq/skiff/client/ctl"
+	"github.com/skiffhq/skiff/skiffctl"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := ctl.Execute(ctx, ctl.StdStreams(), os.Args[1:])
+	code := skiffctl.Execute(ctx, skiffctl.StdStreams(), os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -1,4 +1,4 @@
-package ctl
+package skiffctl
 
 import (
 	"fmt"
@@ -39,13 +39,13 @@ With -f, keep printing what the container writes until it exits or you interrupt
 				}
 				name = n
 			}
-			conn, err := g.client()
+			timeout := g.timeout
+			if opts.Follow {
+				timeout = noTimeout
+			}
+			conn, ctx, cancel, err := g.connect(cmd, timeout)
 			if err != nil {
 				return err
-			}
-			ctx, cancel := g.ctx(cmd)
-			if opts.Follow {
-				ctx, cancel = cmd.Context(), func() {}
 			}
 			defer cancel()
 			err = conn.Logs(ctx, g.ns(), name, opts, g.streams.Out)

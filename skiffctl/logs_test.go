@@ -1,4 +1,4 @@
-package ctl_test
+package skiffctl_test
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/ctl"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
+	"github.com/skiffhq/skiff/skiffctl"
 )
 
 // TestLogs runs skiffctl logs against a cluster with a simulated node whose kubelet
@@ -97,7 +97,7 @@ spec:
 	fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer fcancel()
 	go func() {
-		done <- ctl.Execute(fctx, ctl.Streams{In: strings.NewReader(""), Out: &fout, Err: &ferr}, []string{"--server", s, "logs", "web", "-c", "sidecar", "-f"})
+		done <- skiffctl.Execute(fctx, skiffctl.Streams{In: strings.NewReader(""), Out: &fout, Err: &ferr}, []string{"--server", s, "logs", "web", "-c", "sidecar", "-f"})
 	}()
 	waitFor(t, func() bool { return strings.Contains(fout.String(), "sidecar up\n") })
 	var sidecar string
@@ -125,7 +125,7 @@ spec:
 	ictx, icancel := context.WithCancel(context.Background())
 	var iout bytes.Buffer
 	go func() {
-		done <- ctl.Execute(ictx, ctl.Streams{In: strings.NewReader(""), Out: &iout, Err: &iout}, []string{"--server", s, "logs", "web", "-c", "nginx", "-f"})
+		done <- skiffctl.Execute(ictx, skiffctl.Streams{In: strings.NewReader(""), Out: &iout, Err: &iout}, []string{"--server", s, "logs", "web", "-c", "nginx", "-f"})
 	}()
 	icancel()
 	if code := <-done; code != 0 {

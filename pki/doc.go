@@ -7,6 +7,7 @@
 // organizations are its groups (skiff:nodes). Keys are ECDSA P-256. The CA lives ten
 // years, leaves one.
 //
-// The package does not decide who may do what (package auth does), and it keeps no
-// revocation list: a leaked leaf stays valid until it expires or the CA is replaced.
+// The package does not decide who may do what (package apiserver/auth does), and it
+// keeps no revocation list: a leaked leaf stays valid until it expires or the CA is
+// replaced. It sits below every component: servers, clients and `skiff certs` use it.
 package pki

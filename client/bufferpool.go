@@ -1,4 +1,4 @@
-package apiv1
+package client
 
 import (
 	"google.golang.org/grpc"

@@ -1,5 +1,5 @@
 // Package printers renders resources for people: kubectl-style tables (with -o wide
-// columns), describe views and ages. Machine formats (yaml, json) are client/manifest's.
+// columns), describe views and ages. Machine formats (yaml, json) are skiffctl/manifest's.
 package printers
 
 import (

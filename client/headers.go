@@ -1,4 +1,4 @@
-package apiv1
+package client
 
 // LeaderHeader is the response header in which an API server that is not the Raft
 // leader names the address where the leader serves the API. Any server accepts any

@@ -1,4 +1,4 @@
-package ctl
+package skiffctl
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/trace"
+	"github.com/skiffhq/skiff/skiffctl/trace"
 )
 
 func traceCmd(g *globals) *cobra.Command {
@@ -30,11 +30,10 @@ that did it, the object it wrote, and the time since the previous step. Pods are
 			default:
 				return fmt.Errorf("--output: Unsupported value: %q: supported values: text, json, svg, html", format)
 			}
-			conn, err := g.client()
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.ctx(cmd)
 			defer cancel()
 			t, err := trace.Fetch(ctx, client.NewClientset(conn), g.ns(), name)
 			if err != nil {

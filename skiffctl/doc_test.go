@@ -1,4 +1,4 @@
-package ctl
+package skiffctl
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ var updateDocs = flag.Bool("update-docs", false, "rewrite docs/cli.md")
 // TestCLIReference keeps docs/cli.md, generated from the command tree, current.
 func TestCLIReference(t *testing.T) {
 	got := Reference(NewCommand(StdStreams()), "skiffctl reference")
-	const path = "../../docs/cli.md"
+	const path = "../docs/cli.md"
 	if *updateDocs {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -21,6 +21,6 @@ func TestCLIReference(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("%s is stale: run go test ./client/ctl -run TestCLIReference -update-docs", path)
+		t.Fatalf("%s is stale: run go test ./skiffctl -run TestCLIReference -update-docs", path)
 	}
 }

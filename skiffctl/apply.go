@@ -1,6 +1,7 @@
-package ctl
+package skiffctl
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,9 +10,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/manifest"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/skiffctl/manifest"
 )
 
 // readManifests reads -f FILE (or - for stdin).
@@ -56,23 +57,22 @@ func (g *globals) place(obj kinds.Object) error {
 	return nil
 }
 
-func applyCmd(g *globals) *cobra.Command {
+// manifestCmd is a command that does one thing to each object of -f FILE, in order: do
+// gets the object, placed in its namespace, with the connection and a context for the
+// object's requests.
+func manifestCmd(g *globals, use, short string, do func(context.Context, *client.Conn, kinds.Object) error) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
-		Short: "Create objects, or update them to match the manifest",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			docs, err := g.readManifests(file)
 			if err != nil {
 				return err
 			}
-			conn, err := g.client()
-			if err != nil {
-				return err
-			}
 			for _, d := range docs {
-				if err := g.applyOne(cmd, conn, d.Object); err != nil {
+				if err := g.eachObject(cmd, d.Object, do); err != nil {
 					return err
 				}
 			}
@@ -83,15 +83,28 @@ func applyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func (g *globals) applyOne(cmd *cobra.Command, conn *client.Conn, obj kinds.Object) error {
+// eachObject does one object of manifestCmd's, with a context of its own: --request-timeout
+// bounds each object's requests, not the whole file's.
+func (g *globals) eachObject(cmd *cobra.Command, obj kinds.Object, do func(context.Context, *client.Conn, kinds.Object) error) error {
+	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	if err := g.place(obj); err != nil {
 		return err
 	}
+	return do(ctx, conn, obj)
+}
+
+func applyCmd(g *globals) *cobra.Command {
+	return manifestCmd(g, "apply -f FILE", "Create objects, or update them to match the manifest", g.applyOne)
+}
+
+func (g *globals) applyOne(ctx context.Context, conn *client.Conn, obj kinds.Object) error {
 	info := kinds.Of(obj)
 	md := kinds.Meta(obj)
 	c := client.ForKind(conn, info)
-	ctx, cancel := g.ctx(cmd)
-	defer cancel()
 	if md.GetName() == "" {
 		return fmt.Errorf("%s: metadata.name: Required value (apply needs a name; use create for generateName)", info.Kind)
 	}
@@ -133,38 +146,17 @@ func merge(cur, want kinds.Object) kinds.Object {
 }
 
 func createCmd(g *globals) *cobra.Command {
-	var file string
-	cmd := &cobra.Command{
-		Use:   "create -f FILE",
-		Short: "Create objects; an existing one is an error",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			docs, err := g.readManifests(file)
-			if err != nil {
-				return err
-			}
-			conn, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, d := range docs {
-				if err := g.place(d.Object); err != nil {
-					return err
-				}
-				info := kinds.Of(d.Object)
-				ctx, cancel := g.ctx(cmd)
-				out, err := client.ForKind(conn, info).Create(ctx, d.Object)
-				cancel()
-				if err != nil {
-					return fmt.Errorf("create %s: %w", ref(info, kinds.Meta(d.Object).GetName()+kinds.Meta(d.Object).GetGenerateName()), err)
-				}
-				fmt.Fprintf(g.streams.Out, "%s created\n", ref(info, kinds.Meta(out).GetName()))
-			}
-			return nil
-		},
+	return manifestCmd(g, "create -f FILE", "Create objects; an existing one is an error", g.createOne)
+}
+
+func (g *globals) createOne(ctx context.Context, conn *client.Conn, obj kinds.Object) error {
+	info := kinds.Of(obj)
+	out, err := client.ForKind(conn, info).Create(ctx, obj)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", ref(info, kinds.Meta(obj).GetName()+kinds.Meta(obj).GetGenerateName()), err)
 	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "manifest file, or - for standard input")
-	return cmd
+	fmt.Fprintf(g.streams.Out, "%s created\n", ref(info, kinds.Meta(out).GetName()))
+	return nil
 }
 
 func deleteCmd(g *globals) *cobra.Command {
@@ -216,17 +208,16 @@ func deleteCmd(g *globals) *cobra.Command {
 			default:
 				return fmt.Errorf("give KIND NAME, KIND/NAME or -f FILE")
 			}
-			conn, err := g.client()
-			if err != nil {
-				return err
-			}
 			opts := client.DeleteOptions{PropagationPolicy: policy}
 			if cmd.Flags().Changed("grace-period") {
 				opts.GracePeriodSeconds = &grace
 			}
 			for _, t := range targets {
-				ctx, cancel := g.ctx(cmd)
-				_, err := client.ForKind(conn, t.info).Delete(ctx, t.ns, t.name, opts)
+				conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+				if err != nil {
+					return err
+				}
+				_, err = client.ForKind(conn, t.info).Delete(ctx, t.ns, t.name, opts)
 				cancel()
 				if err != nil {
 					if client.IsNotFound(err) && ignoreNotFound {

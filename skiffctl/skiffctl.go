@@ -1,6 +1,8 @@
-// Package ctl is skiffctl: the kubectl-like commands, built on the client package. The
-// skiffctl binary only runs NewCommand; tests run the same commands in process.
-package ctl
+// Package skiffctl is the skiffctl command line: the kubectl-like commands, built on the
+// client package. The skiffctl binary only runs NewCommand; tests run the same commands in
+// process. Its sub-packages read manifests (manifest), print objects (printers) and
+// rebuild a deployment's chain of events (trace).
+package skiffctl
 
 import (
 	"context"
@@ -95,30 +97,35 @@ func Message(err error) string {
 	return err.Error()
 }
 
-func (g *globals) client() (*client.Conn, error) {
-	if g.conn != nil {
-		return g.conn, nil
-	}
-	s := g.settings
-	s.UseDefaultConfig = true
-	servers, opts, err := client.Resolve(s, client.Options{UserAgent: "skiffctl", Logger: hclog.NewNullLogger()})
-	if err != nil {
-		return nil, err
-	}
-	conn, err := client.Dial(servers, opts)
-	if err != nil {
-		return nil, err
-	}
-	g.conn = conn
-	return conn, nil
-}
+// noTimeout, as connect's timeout, lets a call run until the command ends or is
+// interrupted: for streams, which last as long as the user wants them to.
+const noTimeout time.Duration = 0
 
-// ctx bounds one request by --request-timeout.
-func (g *globals) ctx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	if g.timeout <= 0 {
-		return context.WithCancel(cmd.Context())
+// connect is the prologue of every call to the API servers: the connection, dialled on
+// first use from the flags and the client config and closed when the command ends, and
+// a context for the call that ends after timeout (g.timeout, --request-timeout, for one
+// request) or when the command is interrupted. The caller cancels it when the call is
+// done.
+func (g *globals) connect(cmd *cobra.Command, timeout time.Duration) (*client.Conn, context.Context, context.CancelFunc, error) {
+	if g.conn == nil {
+		s := g.settings
+		s.UseDefaultConfig = true
+		servers, opts, err := client.Resolve(s, client.Options{UserAgent: "skiffctl", Logger: hclog.NewNullLogger()})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		conn, err := client.Dial(servers, opts)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		g.conn = conn
 	}
-	return context.WithTimeout(cmd.Context(), g.timeout)
+	if timeout <= 0 {
+		ctx, cancel := context.WithCancel(cmd.Context())
+		return g.conn, ctx, cancel, nil
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	return g.conn, ctx, cancel, nil
 }
 
 func (g *globals) ns() string {

@@ -1,4 +1,4 @@
-package ctl
+package skiffctl
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/manifest"
-	"github.com/skiffhq/skiff/client/printers"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/skiffctl/manifest"
+	"github.com/skiffhq/skiff/skiffctl/printers"
 )
 
 // output writes objects in one of get's formats.
@@ -73,11 +73,6 @@ func getCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := g.client()
-			if err != nil {
-				return err
-			}
-			c := client.ForKind(conn, info)
 			ns := g.namespaceOf(info)
 			if o.allNS {
 				ns = ""
@@ -86,8 +81,11 @@ func getCmd(g *globals) *cobra.Command {
 			rv := ""
 			if len(names) > 0 {
 				for _, name := range names {
-					ctx, cancel := g.ctx(cmd)
-					obj, err := c.Get(ctx, g.namespaceOf(info), name)
+					conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+					if err != nil {
+						return err
+					}
+					obj, err := client.ForKind(conn, info).Get(ctx, g.namespaceOf(info), name)
 					cancel()
 					if err != nil {
 						return notFound(info, name, err)
@@ -95,8 +93,11 @@ func getCmd(g *globals) *cobra.Command {
 					objs = append(objs, obj)
 				}
 			} else {
-				ctx, cancel := g.ctx(cmd)
-				l, err := c.List(ctx, ns, client.ListOptions{LabelSelector: labelSel, FieldSelector: fieldSel})
+				conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+				if err != nil {
+					return err
+				}
+				l, err := client.ForKind(conn, info).List(ctx, ns, client.ListOptions{LabelSelector: labelSel, FieldSelector: fieldSel})
 				cancel()
 				if err != nil {
 					return err
@@ -117,7 +118,7 @@ func getCmd(g *globals) *cobra.Command {
 			if !watch && !watchOnly {
 				return nil
 			}
-			return g.watch(cmd, c, ns, names, rv, labelSel, fieldSel, o, len(objs) > 0 && !watchOnly)
+			return g.watch(cmd, info, ns, names, rv, labelSel, fieldSel, o, len(objs) > 0 && !watchOnly)
 		},
 	}
 	f := cmd.Flags()
@@ -165,16 +166,22 @@ func cutSlash(s string) (string, string, bool) {
 
 // watch prints changes until the command's context ends or the stream breaks for good;
 // it resumes a broken stream from the last revision it printed.
-func (g *globals) watch(cmd *cobra.Command, c *client.Client[kinds.Object], ns string, names []string, rv, labelSel, fieldSel string, o output, printed bool) error {
+func (g *globals) watch(cmd *cobra.Command, info *kinds.Info, ns string, names []string, rv, labelSel, fieldSel string, o output, printed bool) error {
+	conn, ctx, cancel, err := g.connect(cmd, noTimeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	c := client.ForKind(conn, info)
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
 	o.noHeaders = o.noHeaders || printed
 	for {
-		w, err := c.Watch(cmd.Context(), ns, client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: labelSel, FieldSelector: fieldSel}, ResourceVersion: rv})
+		w, err := c.Watch(ctx, ns, client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: labelSel, FieldSelector: fieldSel}, ResourceVersion: rv})
 		if err != nil {
-			if cmd.Context().Err() != nil {
+			if ctx.Err() != nil {
 				return nil
 			}
 			return err
@@ -183,7 +190,7 @@ func (g *globals) watch(cmd *cobra.Command, c *client.Client[kinds.Object], ns s
 			evs, err := w.Next()
 			if err != nil {
 				w.Stop()
-				if cmd.Context().Err() != nil {
+				if ctx.Err() != nil {
 					return nil
 				}
 				if client.IsTooOld(err) {
@@ -196,7 +203,7 @@ func (g *globals) watch(cmd *cobra.Command, c *client.Client[kinds.Object], ns s
 				if ev.Type == client.Bookmark || (len(want) > 0 && !want[kinds.Meta(ev.Object).GetName()]) {
 					continue
 				}
-				if err := g.print(g.streams.Out, c.Kind(), []kinds.Object{ev.Object}, o, false); err != nil {
+				if err := g.print(g.streams.Out, info, []kinds.Object{ev.Object}, o, false); err != nil {
 					return err
 				}
 				o.noHeaders = true
@@ -215,11 +222,10 @@ func describeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := g.client()
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.ctx(cmd)
 			defer cancel()
 			obj, err := client.ForKind(conn, info).Get(ctx, g.namespaceOf(info), name)
 			if err != nil {

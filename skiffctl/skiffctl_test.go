@@ -1,4 +1,4 @@
-package ctl_test
+package skiffctl_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/ctl"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/skiffctl"
 )
 
 // run runs skiffctl in process against servers and returns its exit code and outputs.
@@ -21,7 +21,7 @@ func run(t *testing.T, servers string, stdin string, args ...string) (int, strin
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := ctl.Execute(ctx, ctl.Streams{In: strings.NewReader(stdin), Out: &out, Err: &errb}, append([]string{"--server", servers}, args...))
+	code := skiffctl.Execute(ctx, skiffctl.Streams{In: strings.NewReader(stdin), Out: &out, Err: &errb}, append([]string{"--server", servers}, args...))
 	return code, out.String(), errb.String()
 }
 
@@ -57,7 +57,7 @@ func contains(t *testing.T, what, got string, want ...string) {
 func TestCommands(t *testing.T) {
 	c := apiservertest.Start(t, 3, apiservertest.Options{})
 	s := strings.Join(c.Addrs(), ",")
-	example := filepath.Join("..", "..", "examples", "nginx-deployment.yaml")
+	example := filepath.Join("..", "examples", "nginx-deployment.yaml")
 
 	contains(t, "apply", must(t, s, "apply", "-f", example), "deployment.apps/nginx-deployment created")
 	contains(t, "apply again", must(t, s, "apply", "-f", example), "deployment.apps/nginx-deployment unchanged")
@@ -134,13 +134,13 @@ func TestCommands(t *testing.T) {
 // nginx-deployment.yaml, unchanged.
 func TestExamplesApply(t *testing.T) {
 	c := apiservertest.Start(t, 1, apiservertest.Options{})
-	files, _ := filepath.Glob("../../examples/*.yaml")
-	files = append(files, "../manifest/testdata/nginx-deployment.yaml")
+	files, _ := filepath.Glob("../examples/*.yaml")
+	files = append(files, "manifest/testdata/nginx-deployment.yaml")
 	if len(files) < 4 {
 		t.Fatalf("found only %v", files)
 	}
 	for _, f := range files {
-		if f == "../manifest/testdata/nginx-deployment.yaml" {
+		if f == "manifest/testdata/nginx-deployment.yaml" {
 			must(t, c.Addr(0), "delete", "deployment", "nginx-deployment") // the example has the same name
 		}
 		out := must(t, c.Addr(0), "apply", "-f", f)
@@ -168,7 +168,7 @@ func TestGetWatch(t *testing.T) {
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan int)
 	go func() {
-		done <- ctl.Execute(wctx, ctl.Streams{In: strings.NewReader(""), Out: &out, Err: &out}, []string{"--server", c.Addr(0), "get", "cm", "-w"})
+		done <- skiffctl.Execute(wctx, skiffctl.Streams{In: strings.NewReader(""), Out: &out, Err: &out}, []string{"--server", c.Addr(0), "get", "cm", "-w"})
 	}()
 	waitFor(t, func() bool { return strings.Contains(out.String(), "first") })
 	if _, err := cms.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "second", Namespace: "default"}}); err != nil {
@@ -199,7 +199,7 @@ func TestSecureCluster(t *testing.T) {
 	}
 	run := func(args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
-		code := ctl.Execute(context.Background(), ctl.Streams{In: strings.NewReader(""), Out: &out, Err: &errb}, append([]string{"--config", cfg}, args...))
+		code := skiffctl.Execute(context.Background(), skiffctl.Streams{In: strings.NewReader(""), Out: &out, Err: &errb}, append([]string{"--config", cfg}, args...))
 		return out.String(), errb.String(), code
 	}
 	write("admin")
@@ -213,7 +213,7 @@ func TestSecureCluster(t *testing.T) {
 	}
 	// Without the config's CA the same command cannot reach the TLS server.
 	var errb bytes.Buffer
-	code = ctl.Execute(context.Background(), ctl.Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &errb},
+	code = skiffctl.Execute(context.Background(), skiffctl.Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &errb},
 		[]string{"--server", c.Addr(0), "--ca-file", filepath.Join(dir, "ca.crt"), "get", "pods"})
 	if code == 0 || !strings.Contains(errb.String(), "no client certificate or bearer token") {
 		t.Fatalf("no credentials: %q", errb.String())

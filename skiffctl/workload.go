@@ -1,4 +1,4 @@
-package ctl
+package skiffctl
 
 import (
 	"context"
@@ -41,13 +41,12 @@ func deploymentArg(args []string) (string, error) {
 
 // mutateDeployment reads, changes and writes a deployment, retrying on conflicts.
 func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(*corev1.Deployment) error) (*corev1.Deployment, error) {
-	conn, err := g.client()
+	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 	if err != nil {
 		return nil, err
 	}
-	deps := client.For[*corev1.Deployment](conn)
-	ctx, cancel := g.ctx(cmd)
 	defer cancel()
+	deps := client.For[*corev1.Deployment](conn)
 	info := kinds.MustLookup(kinds.Deployment)
 	for {
 		d, err := deps.Get(ctx, g.ns(), name)
@@ -108,13 +107,12 @@ func scaleCmd(g *globals) *cobra.Command {
 }
 
 func (g *globals) scaleReplicaSet(cmd *cobra.Command, name string, replicas int32) error {
-	conn, err := g.client()
+	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 	if err != nil {
 		return err
 	}
-	rss := client.For[*corev1.ReplicaSet](conn)
-	ctx, cancel := g.ctx(cmd)
 	defer cancel()
+	rss := client.For[*corev1.ReplicaSet](conn)
 	for {
 		rs, err := rss.Get(ctx, g.ns(), name)
 		if err != nil {
@@ -176,84 +174,90 @@ func setCmd(g *globals) *cobra.Command {
 
 func rolloutCmd(g *globals) *cobra.Command {
 	r := &cobra.Command{Use: "rollout", Short: "Follow and manage a deployment's rollouts"}
-	var timeout time.Duration
-	status := &cobra.Command{
-		Use:   "status deployment/NAME",
-		Short: "Wait until a deployment's rollout is done, showing its progress",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentArg(args)
-			if err != nil {
-				return err
-			}
-			return g.rolloutStatus(cmd, name, timeout)
-		},
-	}
-	status.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: wait until done or the progress deadline passes)")
-	var toRevision int64
-	undo := &cobra.Command{
-		Use:   "undo deployment/NAME [--to-revision N]",
-		Short: "Roll a deployment back to its previous (or a given) revision",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentArg(args)
-			if err != nil {
-				return err
-			}
-			return g.rolloutUndo(cmd, name, toRevision)
-		},
-	}
-	undo.Flags().Int64Var(&toRevision, "to-revision", 0, "the revision to go back to (default: the previous one)")
-	history := &cobra.Command{
-		Use:   "history deployment/NAME",
-		Short: "List a deployment's revisions",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentArg(args)
-			if err != nil {
-				return err
-			}
-			revs, _, err := g.revisions(cmd, name)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(g.streams.Out, "%s\n", ref(kinds.MustLookup(kinds.Deployment), name))
-			tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "REVISION\tCHANGE-CAUSE")
-			for _, rv := range revs {
-				cause := rv.rs.GetMetadata().GetAnnotations()[ChangeCauseAnnotation]
-				if cause == "" {
-					cause = "<none>"
-				}
-				fmt.Fprintf(tw, "%d\t%s\n", rv.n, cause)
-			}
-			return tw.Flush()
-		},
-	}
-	pause := func(use string, paused bool) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " deployment/NAME",
-			Short: map[bool]string{true: "Stop rolling out changes to a deployment", false: "Roll out a paused deployment's changes again"}[paused],
-			Args:  cobra.RangeArgs(1, 2),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				name, err := deploymentArg(args)
-				if err != nil {
-					return err
-				}
-				_, err = g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
-					d.Spec.Paused = paused
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(g.streams.Out, "%s %sd\n", ref(kinds.MustLookup(kinds.Deployment), name), use)
-				return nil
-			},
-		}
-	}
-	r.AddCommand(status, history, undo, pause("pause", true), pause("resume", false))
+	r.AddCommand(rolloutStatusCmd(g), rolloutHistoryCmd(g), rolloutUndoCmd(g), rolloutPauseCmd(g), rolloutResumeCmd(g))
 	return r
+}
+
+// deploymentCmd is a command about one deployment, named as deployment/NAME, "deployment
+// NAME" or NAME.
+func deploymentCmd(use, short string, run func(cmd *cobra.Command, name string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentArg(args)
+			if err != nil {
+				return err
+			}
+			return run(cmd, name)
+		},
+	}
+}
+
+func rolloutStatusCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	status := deploymentCmd("status deployment/NAME", "Wait until a deployment's rollout is done, showing its progress",
+		func(cmd *cobra.Command, name string) error { return g.rolloutStatus(cmd, name, timeout) })
+	status.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: wait until done or the progress deadline passes)")
+	return status
+}
+
+func rolloutHistoryCmd(g *globals) *cobra.Command {
+	return deploymentCmd("history deployment/NAME", "List a deployment's revisions", g.rolloutHistory)
+}
+
+func rolloutUndoCmd(g *globals) *cobra.Command {
+	var toRevision int64
+	undo := deploymentCmd("undo deployment/NAME [--to-revision N]", "Roll a deployment back to its previous (or a given) revision",
+		func(cmd *cobra.Command, name string) error { return g.rolloutUndo(cmd, name, toRevision) })
+	undo.Flags().Int64Var(&toRevision, "to-revision", 0, "the revision to go back to (default: the previous one)")
+	return undo
+}
+
+func rolloutPauseCmd(g *globals) *cobra.Command {
+	return deploymentCmd("pause deployment/NAME", "Stop rolling out changes to a deployment",
+		func(cmd *cobra.Command, name string) error { return g.setPaused(cmd, name, true) })
+}
+
+func rolloutResumeCmd(g *globals) *cobra.Command {
+	return deploymentCmd("resume deployment/NAME", "Roll out a paused deployment's changes again",
+		func(cmd *cobra.Command, name string) error { return g.setPaused(cmd, name, false) })
+}
+
+func (g *globals) rolloutHistory(cmd *cobra.Command, name string) error {
+	revs, _, err := g.revisions(cmd, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.streams.Out, "%s\n", ref(kinds.MustLookup(kinds.Deployment), name))
+	tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "REVISION\tCHANGE-CAUSE")
+	for _, rv := range revs {
+		cause := rv.rs.GetMetadata().GetAnnotations()[ChangeCauseAnnotation]
+		if cause == "" {
+			cause = "<none>"
+		}
+		fmt.Fprintf(tw, "%d\t%s\n", rv.n, cause)
+	}
+	return tw.Flush()
+}
+
+// setPaused is rollout pause (paused) and rollout resume (not paused).
+func (g *globals) setPaused(cmd *cobra.Command, name string, paused bool) error {
+	_, err := g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
+		d.Spec.Paused = paused
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	verb := "resumed"
+	if paused {
+		verb = "paused"
+	}
+	fmt.Fprintf(g.streams.Out, "%s %s\n", ref(kinds.MustLookup(kinds.Deployment), name), verb)
+	return nil
 }
 
 // RolloutProgress says where a rollout stands, in kubectl's words; done when complete.
@@ -281,16 +285,12 @@ func RolloutProgress(d *corev1.Deployment) (msg string, done bool, err error) {
 }
 
 func (g *globals) rolloutStatus(cmd *cobra.Command, name string, timeout time.Duration) error {
-	conn, err := g.client()
+	// Bounded by rollout status's own --timeout: a rollout takes as long as it takes.
+	conn, ctx, cancel, err := g.connect(cmd, timeout)
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	defer cancel()
 	deps := client.For[*corev1.Deployment](conn)
 	info := kinds.MustLookup(kinds.Deployment)
 	last := ""
@@ -357,11 +357,10 @@ type revision struct {
 
 // revisions lists the deployment's ReplicaSets by revision, oldest first.
 func (g *globals) revisions(cmd *cobra.Command, name string) ([]revision, *corev1.Deployment, error) {
-	conn, err := g.client()
+	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := g.ctx(cmd)
 	defer cancel()
 	d, err := client.For[*corev1.Deployment](conn).Get(ctx, g.ns(), name)
 	if err != nil {

@@ -1,4 +1,4 @@
-package ctl_test
+package skiffctl_test
 
 import (
 	"bytes"

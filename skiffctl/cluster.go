@@ -1,6 +1,7 @@
-package ctl
+package skiffctl
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,21 +9,26 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 func clusterCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "cluster", Short: "The API servers' Raft cluster: members, leader, snapshots"}
-	c.AddCommand(&cobra.Command{
+	c.AddCommand(clusterStatusCmd(g), clusterAddCmd(g), clusterRemoveCmd(g), clusterTransferLeaderCmd(g), clusterSnapshotCmd(g))
+	return c
+}
+
+func clusterStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the members, their roles and the leader",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := g.client()
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.ctx(cmd)
 			defer cancel()
 			st, err := conn.ClusterStatus(ctx)
 			if err != nil {
@@ -30,60 +36,69 @@ func clusterCmd(g *globals) *cobra.Command {
 			}
 			return g.printCluster(st)
 		},
-	}, &cobra.Command{
+	}
+}
+
+func clusterAddCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "add NAME RAFTADDR [APIADDR]",
 		Short: "Add a member (start it with --join first, or give its addresses here)",
 		Args:  cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.client()
-			if err != nil {
-				return err
-			}
 			api := ""
 			if len(args) == 3 {
 				api = args[2]
 			}
-			ctx, cancel := g.ctx(cmd)
-			defer cancel()
-			st, err := conn.AddMember(ctx, args[0], args[1], api)
-			if err != nil {
-				return fmt.Errorf("add member %s: %w", args[0], err)
-			}
-			fmt.Fprintf(g.streams.Out, "member %s added\n", args[0])
-			return g.printCluster(st)
+			return g.changeMembers(cmd, "add", "added", args[0], func(ctx context.Context, conn *client.Conn) (*apiv1.ClusterStatus, error) {
+				return conn.AddMember(ctx, args[0], args[1], api)
+			})
 		},
-	}, &cobra.Command{
+	}
+}
+
+func clusterRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Remove a member",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx(cmd)
-			defer cancel()
-			st, err := conn.RemoveMember(ctx, args[0])
-			if err != nil {
-				return fmt.Errorf("remove member %s: %w", args[0], err)
-			}
-			fmt.Fprintf(g.streams.Out, "member %s removed\n", args[0])
-			return g.printCluster(st)
+			return g.changeMembers(cmd, "remove", "removed", args[0], func(ctx context.Context, conn *client.Conn) (*apiv1.ClusterStatus, error) {
+				return conn.RemoveMember(ctx, args[0])
+			})
 		},
-	}, &cobra.Command{
+	}
+}
+
+// changeMembers makes one membership change and prints the members it leaves: "member
+// NAME added", or "add member NAME: ..." when it fails.
+func (g *globals) changeMembers(cmd *cobra.Command, verb, done, name string, change func(context.Context, *client.Conn) (*apiv1.ClusterStatus, error)) error {
+	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	st, err := change(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("%s member %s: %w", verb, name, err)
+	}
+	fmt.Fprintf(g.streams.Out, "member %s %s\n", name, done)
+	return g.printCluster(st)
+}
+
+func clusterTransferLeaderCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "transfer-leader [NAME]",
 		Short: "Hand leadership to a member (or any up-to-date one)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.client()
-			if err != nil {
-				return err
-			}
 			to := ""
 			if len(args) == 1 {
 				to = args[0]
 			}
-			ctx, cancel := g.ctx(cmd)
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
 			defer cancel()
 			st, err := conn.TransferLeader(ctx, to)
 			if err != nil {
@@ -92,24 +107,34 @@ func clusterCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.streams.Out, "leader is now %s\n", st.GetLeader())
 			return nil
 		},
-	})
+	}
+}
+
+func clusterSnapshotCmd(g *globals) *cobra.Command {
 	snap := &cobra.Command{Use: "snapshot", Short: "Save a consistent copy of the cluster's state"}
-	snap.AddCommand(&cobra.Command{
+	snap.AddCommand(clusterSnapshotSaveCmd(g))
+	return snap
+}
+
+func clusterSnapshotSaveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "save FILE",
 		Short: "Write a snapshot of the state machine to FILE",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.client()
+			// A snapshot takes as long as the state is large: no --request-timeout.
+			conn, ctx, cancel, err := g.connect(cmd, noTimeout)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			path := args[0]
 			tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".part-*")
 			if err != nil {
 				return err
 			}
 			defer os.Remove(tmp.Name())
-			rev, err := conn.Snapshot(cmd.Context(), tmp)
+			rev, err := conn.Snapshot(ctx, tmp)
 			if err == nil {
 				err = tmp.Sync()
 			}
@@ -126,9 +151,7 @@ func clusterCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.streams.Out, "Snapshot saved at %s (revision %d, %d bytes)\n", path, rev, info.Size())
 			return nil
 		},
-	})
-	c.AddCommand(snap)
-	return c
+	}
 }
 
 func (g *globals) printCluster(st *apiv1.ClusterStatus) error {
