@@ -1,204 +1,128 @@
 package validation
 
 import (
-	"fmt"
-	"math"
-	"regexp"
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/types/known/structpb"
-
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/labels"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-const (
-	percentFmt = `[0-9]+%`
-	percentMsg = "a valid percent string must be a numeric string followed by an ending '%' " +
-		"(e.g. '1%',  or '93%', regex used for validation is '" + percentFmt + "')"
-)
+var strategyTypes = []appsv1.DeploymentStrategyType{appsv1.RecreateDeploymentStrategyType, appsv1.RollingUpdateDeploymentStrategyType}
 
-var percentRE = regexp.MustCompile(`^` + percentFmt + `$`)
-
-var (
-	strategyTypes       = []string{"RollingUpdate", "Recreate"}
-	selectorOps         = []string{"In", "NotIn", "Exists", "DoesNotExist"}
-	defaultRollingParam = "25%"
-)
-
-func (e *errs) deploymentSpec(p path, spec *corev1.DeploymentSpec) {
-	if spec == nil {
-		spec = &corev1.DeploymentSpec{}
-	}
+func validateDeploymentSpec(spec *appsv1.DeploymentSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
 	if spec.Replicas != nil {
-		e.nonNegative(p.child("replicas"), int64(spec.GetReplicas()))
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(*spec.Replicas), p.Child("replicas"))...)
 	}
-	e.selectorAndTemplate(p, "deployment", spec.GetSelector(), spec.GetTemplate())
-	e.strategy(p.child("strategy"), spec.GetStrategy())
-	e.nonNegative(p.child("minReadySeconds"), int64(spec.GetMinReadySeconds()))
+	errs = append(errs, validateSelectorAndTemplate(spec.Selector, &spec.Template, "deployment", p)...)
+	errs = append(errs, validateStrategy(&spec.Strategy, p.Child("strategy"))...)
+	errs = append(errs, apivalidation.ValidateNonnegativeField(int64(spec.MinReadySeconds), p.Child("minReadySeconds"))...)
 	if spec.RevisionHistoryLimit != nil {
-		e.nonNegative(p.child("revisionHistoryLimit"), int64(spec.GetRevisionHistoryLimit()))
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(*spec.RevisionHistoryLimit), p.Child("revisionHistoryLimit"))...)
 	}
-	if spec.ProgressDeadlineSeconds != nil {
-		pd := spec.GetProgressDeadlineSeconds()
-		e.nonNegative(p.child("progressDeadlineSeconds"), int64(pd))
-		if pd >= 0 && pd <= spec.GetMinReadySeconds() {
-			e.invalid(p.child("progressDeadlineSeconds"), pd, "must be greater than minReadySeconds")
+	if pd := spec.ProgressDeadlineSeconds; pd != nil {
+		pp := p.Child("progressDeadlineSeconds")
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(*pd), pp)...)
+		if *pd >= 0 && *pd <= spec.MinReadySeconds {
+			errs = append(errs, field.Invalid(pp, *pd, "must be greater than minReadySeconds"))
 		}
 	}
+	return errs
 }
 
-func (e *errs) replicaSetSpec(p path, spec *corev1.ReplicaSetSpec) {
-	if spec == nil {
-		spec = &corev1.ReplicaSetSpec{}
-	}
+func validateReplicaSetSpec(spec *appsv1.ReplicaSetSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
 	if spec.Replicas != nil {
-		e.nonNegative(p.child("replicas"), int64(spec.GetReplicas()))
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(*spec.Replicas), p.Child("replicas"))...)
 	}
-	e.nonNegative(p.child("minReadySeconds"), int64(spec.GetMinReadySeconds()))
-	e.selectorAndTemplate(p, "replicaset", spec.GetSelector(), spec.GetTemplate())
+	errs = append(errs, apivalidation.ValidateNonnegativeField(int64(spec.MinReadySeconds), p.Child("minReadySeconds"))...)
+	return append(errs, validateSelectorAndTemplate(spec.Selector, &spec.Template, "replicaset", p)...)
 }
 
-// selectorAndTemplate checks a controller's selector and template, and that the pods it
-// stamps out are ones it selects: otherwise it would create pods forever.
-func (e *errs) selectorAndTemplate(p path, kind string, ls *corev1.LabelSelector, t *corev1.PodTemplateSpec) {
-	sp := p.child("selector")
-	ok := true
+// validateSelectorAndTemplate checks a controller's selector and template, and that the
+// pods it stamps out are ones it selects: otherwise it would create pods forever.
+func validateSelectorAndTemplate(ls *metav1.LabelSelector, t *corev1.PodTemplateSpec, kind string, p *field.Path) field.ErrorList {
+	sp := p.Child("selector")
+	var errs field.ErrorList
 	switch {
 	case ls == nil:
-		e.required(sp, "")
-		ok = false
-	case len(ls.GetMatchLabels()) == 0 && len(ls.GetMatchExpressions()) == 0:
-		e.invalid(sp, "", "empty selector is invalid for "+kind)
-		ok = false
+		errs = append(errs, field.Required(sp, ""))
+	case len(ls.MatchLabels) == 0 && len(ls.MatchExpressions) == 0:
+		errs = append(errs, field.Invalid(sp, "", "empty selector is invalid for "+kind))
 	default:
-		ok = e.labelSelector(sp, ls)
+		errs = append(errs, metav1validation.ValidateLabelSelector(ls, metav1validation.LabelSelectorValidationOptions{}, sp)...)
 	}
-	e.podTemplate(p.child("template"), t)
-	if !ok || t == nil {
-		return
+	selectorOK := len(errs) == 0
+	errs = append(errs, validatePodTemplate(t, p.Child("template"))...)
+	if !selectorOK || templateMissing(t) {
+		return errs
 	}
-	sel, err := labels.FromLabelSelector(ls, string(sp))
+	sel, err := metav1.LabelSelectorAsSelector(ls)
 	if err != nil {
-		// labelSelector accepted it, so this would be a disagreement between the two.
-		e.invalid(sp, nil, err.Error())
-		return
+		// ValidateLabelSelector accepted it, so this would be a disagreement between the two.
+		return append(errs, field.Invalid(sp, metav1.FormatLabelSelector(ls), err.Error()))
 	}
-	if !sel.Matches(t.GetMetadata().GetLabels()) {
-		e.invalid(sp, selectorString(ls), "selector does not match template labels")
+	if !sel.Matches(labels.Set(t.Labels)) {
+		errs = append(errs, field.Invalid(sp, sel.String(), "selector does not match template labels"))
 	}
+	return errs
 }
 
-// labelSelector reports every problem in ls, where labels.FromLabelSelector stops at the
-// first, and says whether there were none.
-func (e *errs) labelSelector(p path, ls *corev1.LabelSelector) bool {
-	before := len(e.list)
-	e.labels(p.child("matchLabels"), ls.GetMatchLabels())
-	for i, r := range ls.GetMatchExpressions() {
-		rp := p.child("matchExpressions").index(i)
-		if err := labels.ValidateKey(r.GetKey()); err != nil {
-			e.invalid(rp.child("key"), r.GetKey(), stripSubject(err))
-		}
-		switch r.GetOperator() {
-		case "In", "NotIn":
-			if len(r.GetValues()) == 0 {
-				e.required(rp.child("values"), "must be specified when `operator` is 'In' or 'NotIn'")
-			}
-		case "Exists", "DoesNotExist":
-			if len(r.GetValues()) > 0 {
-				e.forbidden(rp.child("values"), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
-			}
-		default:
-			e.oneOf(rp.child("operator"), r.GetOperator(), selectorOps...)
-		}
-		for j, v := range r.GetValues() {
-			if err := labels.ValidateValue(v); err != nil {
-				e.invalid(rp.child("values").index(j), v, stripSubject(err))
-			}
-		}
+func validateStrategy(s *appsv1.DeploymentStrategy, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if s.Type != "" {
+		errs = append(errs, oneOf(p.Child("type"), s.Type, strategyTypes...)...)
 	}
-	return len(e.list) == before
-}
-
-func (e *errs) strategy(p path, s *corev1.DeploymentStrategy) {
-	tp := s.GetType()
-	if tp != "" {
-		e.oneOf(p.child("type"), tp, strategyTypes...)
-	}
-	ru := s.GetRollingUpdate()
+	ru := s.RollingUpdate
 	if ru == nil {
-		return
+		return errs
 	}
-	rp := p.child("rollingUpdate")
-	if tp == "Recreate" {
-		e.forbidden(rp, "may not be specified when strategy `type` is 'Recreate'")
-		return
+	rp := p.Child("rollingUpdate")
+	if s.Type == appsv1.RecreateDeploymentStrategyType {
+		return append(errs, field.Forbidden(rp, "may not be specified when strategy `type` is 'Recreate'"))
 	}
-	surge, surgeOK := e.intOrPercent(rp.child("maxSurge"), ru.GetMaxSurge())
-	unavail, unavailOK := e.intOrPercent(rp.child("maxUnavailable"), ru.GetMaxUnavailable())
-	if unavailOK && unavail.percent && unavail.n > 100 {
-		e.invalid(rp.child("maxUnavailable"), unavail.String(), "must not be greater than 100%")
+	surgePath, unavailPath := rp.Child("maxSurge"), rp.Child("maxUnavailable")
+	surge, surgeErrs := rollingParam(ru.MaxSurge, surgePath)
+	unavail, unavailErrs := rollingParam(ru.MaxUnavailable, unavailPath)
+	errs = append(append(errs, surgeErrs...), unavailErrs...)
+	if len(unavailErrs) == 0 && ru.MaxUnavailable != nil && ru.MaxUnavailable.Type == intstr.String && unavail > 100 {
+		errs = append(errs, field.Invalid(unavailPath, ru.MaxUnavailable, "must not be greater than 100%"))
 	}
-	if surgeOK && unavailOK && surge.n == 0 && unavail.n == 0 {
-		e.invalid(rp.child("maxUnavailable"), unavail.value(), "may not be 0 when `maxSurge` is 0")
+	if len(surgeErrs) == 0 && len(unavailErrs) == 0 && surge == 0 && unavail == 0 {
+		errs = append(errs, field.Invalid(unavailPath, ru.MaxUnavailable, "may not be 0 when `maxSurge` is 0"))
 	}
+	return errs
 }
 
-// intOrPercent is Kubernetes' IntOrString as rolling updates use it: a count or a percent.
-type intOrPercent struct {
-	n       int64
-	percent bool
-}
+// defaultRollingParam is what an unset maxSurge or maxUnavailable means.
+var defaultRollingParam = intstr.FromString(DefaultMaxSurge)
 
-func (v intOrPercent) String() string {
-	if v.percent {
-		return fmt.Sprintf("%d%%", v.n)
-	}
-	return strconv.FormatInt(v.n, 10)
-}
-
-// value is what an error prints: a number bare, a percent quoted.
-func (v intOrPercent) value() any {
-	if v.percent {
-		return v.String()
-	}
-	return v.n
-}
-
-// intOrPercent parses a maxSurge or maxUnavailable. An unset value is the default, 25%.
-func (e *errs) intOrPercent(p path, v *structpb.Value) (intOrPercent, bool) {
+// rollingParam reads a maxSurge or maxUnavailable: a count, or a percent of the
+// replicas, returning the number either way.
+func rollingParam(v *intstr.IntOrString, p *field.Path) (int, field.ErrorList) {
 	if v == nil {
-		return parsePercent(defaultRollingParam), true
+		v = &defaultRollingParam
 	}
-	switch k := v.GetKind().(type) {
-	case *structpb.Value_NumberValue:
-		n := k.NumberValue
-		if n != math.Trunc(n) || math.Abs(n) > math.MaxInt32 {
-			e.invalid(p, n, "must be an integer or a percentage string")
-			return intOrPercent{}, false
+	switch v.Type {
+	case intstr.Int:
+		return int(v.IntVal), apivalidation.ValidateNonnegativeField(int64(v.IntVal), p)
+	case intstr.String:
+		if msgs := utilvalidation.IsValidPercent(v.StrVal); len(msgs) > 0 {
+			return 0, invalidEach(p, v.StrVal, msgs)
 		}
-		if n < 0 {
-			e.invalid(p, int64(n), "must be greater than or equal to 0")
-			return intOrPercent{}, false
-		}
-		return intOrPercent{n: int64(n)}, true
-	case *structpb.Value_StringValue:
-		s := k.StringValue
-		if !percentRE.MatchString(s) {
-			e.invalid(p, s, percentMsg)
-			return intOrPercent{}, false
-		}
-		return parsePercent(s), true
+		// Only digits are left, so the one error is overflow, where Atoi returns the
+		// largest int: certainly over 100%.
+		n, _ := strconv.Atoi(strings.TrimSuffix(v.StrVal, "%"))
+		return n, nil
 	}
-	e.invalid(p, nil, "must be an integer or a percentage string")
-	return intOrPercent{}, false
-}
-
-func parsePercent(s string) intOrPercent {
-	n, err := strconv.ParseInt(strings.TrimSuffix(s, "%"), 10, 64)
-	if err != nil {
-		n = math.MaxInt64 // only digits matched, so it overflowed: certainly over 100%
-	}
-	return intOrPercent{n: n, percent: true}
+	// A type neither decoder produces, only hand-made bytes: there is no value to print.
+	return 0, field.ErrorList{field.Invalid(p, field.OmitValueType{}, "must be an integer or a percentage string")}
 }

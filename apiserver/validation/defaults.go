@@ -3,20 +3,22 @@ package validation
 import (
 	"strings"
 
-	"google.golang.org/protobuf/types/known/structpb"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // The defaults Default fills, as Kubernetes does.
 const (
-	DefaultRestartPolicy                 = "Always"
+	DefaultRestartPolicy                 = corev1.RestartPolicyAlways
 	DefaultTerminationGracePeriodSeconds = 30
-	DefaultProtocol                      = "TCP"
-	DefaultTolerationOperator            = "Equal"
+	DefaultProtocol                      = corev1.ProtocolTCP
+	DefaultTolerationOperator            = corev1.TolerationOpEqual
 	DefaultReplicas                      = 1
-	DefaultStrategyType                  = "RollingUpdate"
+	DefaultStrategyType                  = appsv1.RollingUpdateDeploymentStrategyType
 	DefaultMaxSurge                      = "25%"
 	DefaultMaxUnavailable                = "25%"
 	DefaultRevisionHistoryLimit          = 10
@@ -24,72 +26,64 @@ const (
 )
 
 // Default fills the fields a user may leave out with Kubernetes' defaults, in place. It
-// only sets what is unset, so it is idempotent. It never defaults a controller's selector
-// from its template: a missing selector is an error Validate reports.
+// only sets what is unset, so it is idempotent. It fills only fields Skiff acts on, never
+// Kubernetes' defaults for the others (dnsPolicy, schedulerName, ...), which Skiff does
+// not support. It never defaults a controller's selector from its template: a missing
+// selector is an error Validate reports.
 func Default(obj kinds.Object) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		if o.Spec == nil {
-			o.Spec = &corev1.PodSpec{}
-		}
-		defaultPodSpec(o.Spec)
-	case *corev1.Deployment:
-		if o.Spec == nil {
-			o.Spec = &corev1.DeploymentSpec{}
-		}
-		defaultDeploymentSpec(o.Spec)
-	case *corev1.ReplicaSet:
-		if o.Spec == nil {
-			o.Spec = &corev1.ReplicaSetSpec{}
-		}
+		defaultPodSpec(&o.Spec)
+	case *appsv1.Deployment:
+		defaultDeploymentSpec(&o.Spec)
+	case *appsv1.ReplicaSet:
 		if o.Spec.Replicas == nil {
-			o.Spec.Replicas = ptr[int32](DefaultReplicas)
+			o.Spec.Replicas = new(int32(DefaultReplicas))
 		}
-		defaultTemplate(o.Spec.Template)
+		defaultTemplate(&o.Spec.Template)
 	}
 }
 
-func defaultDeploymentSpec(spec *corev1.DeploymentSpec) {
+func defaultDeploymentSpec(spec *appsv1.DeploymentSpec) {
 	if spec.Replicas == nil {
-		spec.Replicas = ptr[int32](DefaultReplicas)
+		spec.Replicas = new(int32(DefaultReplicas))
 	}
-	if spec.Strategy == nil {
-		spec.Strategy = &corev1.DeploymentStrategy{}
-	}
-	s := spec.Strategy
+	s := &spec.Strategy
 	if s.Type == "" {
 		s.Type = DefaultStrategyType
 	}
-	if s.Type == "RollingUpdate" {
+	if s.Type == appsv1.RollingUpdateDeploymentStrategyType {
 		if s.RollingUpdate == nil {
-			s.RollingUpdate = &corev1.RollingUpdateDeployment{}
+			s.RollingUpdate = &appsv1.RollingUpdateDeployment{}
 		}
 		if s.RollingUpdate.MaxUnavailable == nil {
-			s.RollingUpdate.MaxUnavailable = structpb.NewStringValue(DefaultMaxUnavailable)
+			s.RollingUpdate.MaxUnavailable = new(intstr.FromString(DefaultMaxUnavailable))
 		}
 		if s.RollingUpdate.MaxSurge == nil {
-			s.RollingUpdate.MaxSurge = structpb.NewStringValue(DefaultMaxSurge)
+			s.RollingUpdate.MaxSurge = new(intstr.FromString(DefaultMaxSurge))
 		}
 	}
 	if spec.RevisionHistoryLimit == nil {
-		spec.RevisionHistoryLimit = ptr[int32](DefaultRevisionHistoryLimit)
+		spec.RevisionHistoryLimit = new(int32(DefaultRevisionHistoryLimit))
 	}
 	if spec.ProgressDeadlineSeconds == nil {
-		spec.ProgressDeadlineSeconds = ptr[int32](DefaultProgressDeadlineSeconds)
+		spec.ProgressDeadlineSeconds = new(int32(DefaultProgressDeadlineSeconds))
 	}
-	defaultTemplate(spec.Template)
+	defaultTemplate(&spec.Template)
 }
 
 // defaultTemplate defaults the pod spec of a template, when there is one: a missing
-// template is an error, not something to invent.
+// template is an error Validate reports, not something to invent.
 func defaultTemplate(t *corev1.PodTemplateSpec) {
-	if t == nil {
-		return
+	if !templateMissing(t) {
+		defaultPodSpec(&t.Spec)
 	}
-	if t.Spec == nil {
-		t.Spec = &corev1.PodSpec{}
-	}
-	defaultPodSpec(t.Spec)
+}
+
+// templateMissing reports whether a controller's template was left out: the field is a
+// value in Kubernetes' types, so "missing" is "empty".
+func templateMissing(t *corev1.PodTemplateSpec) bool {
+	return equality.Semantic.DeepEqual(*t, corev1.PodTemplateSpec{})
 }
 
 func defaultPodSpec(spec *corev1.PodSpec) {
@@ -97,39 +91,38 @@ func defaultPodSpec(spec *corev1.PodSpec) {
 		spec.RestartPolicy = DefaultRestartPolicy
 	}
 	if spec.TerminationGracePeriodSeconds == nil {
-		spec.TerminationGracePeriodSeconds = ptr[int64](DefaultTerminationGracePeriodSeconds)
+		spec.TerminationGracePeriodSeconds = new(int64(DefaultTerminationGracePeriodSeconds))
 	}
-	for _, c := range spec.Containers {
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
 		if c.ImagePullPolicy == "" {
 			c.ImagePullPolicy = PullPolicyFor(c.Image)
 		}
-		for _, p := range c.Ports {
-			if p.Protocol == "" {
-				p.Protocol = DefaultProtocol
+		for j := range c.Ports {
+			if c.Ports[j].Protocol == "" {
+				c.Ports[j].Protocol = DefaultProtocol
 			}
 		}
 	}
-	for _, t := range spec.Tolerations {
-		if t.Operator == "" {
-			t.Operator = DefaultTolerationOperator
+	for i := range spec.Tolerations {
+		if spec.Tolerations[i].Operator == "" {
+			spec.Tolerations[i].Operator = DefaultTolerationOperator
 		}
 	}
 }
 
 // PullPolicyFor is the imagePullPolicy Kubernetes gives a container of image: Always for
 // a moving reference (":latest", or no tag and no digest), else IfNotPresent.
-func PullPolicyFor(image string) string {
+func PullPolicyFor(image string) corev1.PullPolicy {
 	if strings.Contains(image, "@") {
-		return "IfNotPresent"
+		return corev1.PullIfNotPresent
 	}
 	// The tag follows the last ':' of the last path component; an earlier ':' is a
 	// registry's port ("localhost:5000/app").
 	last := image[strings.LastIndexByte(image, '/')+1:]
 	i := strings.LastIndexByte(last, ':')
 	if i < 0 || last[i+1:] == "latest" {
-		return "Always"
+		return corev1.PullAlways
 	}
-	return "IfNotPresent"
+	return corev1.PullIfNotPresent
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -1,76 +1,20 @@
 package validation
 
 import (
-	"fmt"
-	"sort"
-	"strconv"
+	"cmp"
+	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// ErrorType is the class of a field error. Its value is the phrase Kubernetes prints.
-type ErrorType string
+// ErrorList is every problem found in one object, as apimachinery's field errors. It is
+// the error Validate and its siblings return, so that a caller can errors.As it and read
+// each problem's path and type.
+type ErrorList field.ErrorList
 
-const (
-	// Required: a field that must be set is empty.
-	Required ErrorType = "Required value"
-	// Invalid: the value breaks a rule about its form or range.
-	Invalid ErrorType = "Invalid value"
-	// NotSupported: the value is not one of a fixed set.
-	NotSupported ErrorType = "Unsupported value"
-	// Duplicate: the value must be unique and is not.
-	Duplicate ErrorType = "Duplicate value"
-	// Forbidden: the field may not be set, or not changed, here.
-	Forbidden ErrorType = "Forbidden"
-	// TooLong: the value is over a size limit.
-	TooLong ErrorType = "Too long"
-)
-
-// Error is one problem with one field.
-type Error struct {
-	Type ErrorType
-	// Path is the field in the JSON form of the object: "spec.containers[0].image",
-	// "metadata.labels", "data[key]".
-	Path string
-	// Value is the offending value, printed for Invalid, NotSupported and Duplicate;
-	// nil omits it.
-	Value any
-	// Detail says why, or what is allowed.
-	Detail string
-}
-
-// Error renders the error the way Kubernetes' field.Error does:
-// `spec.replicas: Invalid value: -1: must be greater than or equal to 0`.
-func (e *Error) Error() string {
-	s := e.Path + ": " + string(e.Type)
-	switch e.Type {
-	case Invalid, NotSupported, Duplicate:
-		if e.Value != nil {
-			s += ": " + formatValue(e.Value)
-		}
-	}
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	return s
-}
-
-func formatValue(v any) string {
-	switch t := v.(type) {
-	case string:
-		return strconv.Quote(t)
-	case int, int32, int64, float64, bool:
-		return fmt.Sprint(t)
-	case fmt.Stringer:
-		return t.String()
-	}
-	return fmt.Sprintf("%#v", v)
-}
-
-// ErrorList is every problem found in one object. It is the error Validate and its
-// siblings return, so callers can errors.As it and look at the paths.
-type ErrorList []*Error
-
-// Error joins the problems with "; ", in the order they were found.
+// Error joins the problems with "; ", each as Kubernetes prints it
+// (`spec.replicas: Invalid value: -1: must be greater than or equal to 0`).
 func (l ErrorList) Error() string {
 	parts := make([]string, len(l))
 	for i, e := range l {
@@ -79,83 +23,55 @@ func (l ErrorList) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// Paths lists the paths of the errors, in order.
+// Paths lists the field path of each problem, in order.
 func (l ErrorList) Paths() []string {
 	out := make([]string, len(l))
 	for i, e := range l {
-		out[i] = e.Path
+		out[i] = e.Field
 	}
 	return out
 }
 
-// err returns l as an error, or nil when it is empty (never a nil ErrorList in an error).
-func (l ErrorList) err() error {
-	if len(l) == 0 {
+// asError returns errs as an error: nil when there are none, never a nil ErrorList
+// inside an error.
+func asError(errs field.ErrorList) error {
+	if len(errs) == 0 {
 		return nil
 	}
-	return l
+	return ErrorList(sortRuns(errs))
 }
 
-// path builds field paths. The empty path is the object itself.
-type path string
-
-func (p path) child(name string) path {
-	if p == "" {
-		return path(name)
-	}
-	return p + "." + path(name)
-}
-
-func (p path) index(i int) path { return p + path("["+strconv.Itoa(i)+"]") }
-
-func (p path) key(k string) path { return p + path("["+k+"]") }
-
-// errs collects errors while walking an object.
-type errs struct{ list ErrorList }
-
-func (e *errs) add(t ErrorType, p path, value any, detail string) {
-	e.list = append(e.list, &Error{Type: t, Path: string(p), Value: value, Detail: detail})
-}
-
-func (e *errs) required(p path, detail string) { e.add(Required, p, nil, detail) }
-
-func (e *errs) invalid(p path, value any, detail string) { e.add(Invalid, p, value, detail) }
-
-func (e *errs) forbidden(p path, detail string) { e.add(Forbidden, p, nil, detail) }
-
-func (e *errs) duplicate(p path, value any) { e.add(Duplicate, p, value, "") }
-
-func (e *errs) tooLong(p path, max int) {
-	e.add(TooLong, p, nil, fmt.Sprintf("must have at most %d bytes", max))
-}
-
-// oneOf reports NotSupported unless v is one of supported.
-func (e *errs) oneOf(p path, v string, supported ...string) {
-	for _, s := range supported {
-		if v == s {
-			return
+// sortRuns orders each run of consecutive errors about one field by message, leaving the
+// fields in the order they were checked. apimachinery's helpers for maps (labels,
+// annotations, node selectors) report in map order, and the same object should always
+// get the same message.
+func sortRuns(errs field.ErrorList) field.ErrorList {
+	for i := 0; i < len(errs); {
+		j := i + 1
+		for j < len(errs) && errs[j].Field == errs[i].Field {
+			j++
 		}
+		slices.SortStableFunc(errs[i:j], func(a, b *field.Error) int { return cmp.Compare(a.Error(), b.Error()) })
+		i = j
 	}
-	quoted := make([]string, len(supported))
-	for i, s := range supported {
-		quoted[i] = strconv.Quote(s)
-	}
-	sort.Strings(quoted)
-	e.add(NotSupported, p, v, "supported values: "+strings.Join(quoted, ", "))
+	return errs
 }
 
-func (e *errs) nonNegative(p path, v int64) {
-	if v < 0 {
-		e.invalid(p, v, "must be greater than or equal to 0")
+// oneOf reports v as not supported unless it is one of supported, which lists the
+// values in the order the message prints them.
+func oneOf[T ~string](p *field.Path, v T, supported ...T) field.ErrorList {
+	if slices.Contains(supported, v) {
+		return nil
 	}
+	return field.ErrorList{field.NotSupported(p, string(v), supported)}
 }
 
-// sortedKeys gives map iteration a stable order, so error lists are deterministic.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// invalidEach reports each message of one of apimachinery's Is* checks as an Invalid
+// error about value.
+func invalidEach(p *field.Path, value any, msgs []string) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range msgs {
+		errs = append(errs, field.Invalid(p, value, msg))
 	}
-	sort.Strings(keys)
-	return keys
+	return errs
 }

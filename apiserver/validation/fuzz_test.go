@@ -3,17 +3,17 @@ package validation
 import (
 	"testing"
 
-	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/api/equality"
 
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
-// FuzzValidate: any decodable object of any kind can be defaulted and validated without
-// a panic, and Default stays idempotent.
+// FuzzValidate: any object of any kind that decodes from Kubernetes' protobuf encoding
+// can be defaulted and validated without a panic, and Default stays idempotent.
 func FuzzValidate(f *testing.F) {
-	for _, obj := range []kinds.Object{pod(nil), deployment(nil), replicaSet(nil)} {
-		b, err := proto.Marshal(obj)
-		if err != nil {
+	for _, obj := range []kinds.Object{pod(nil), deployment(nil), replicaSet(nil), fullDeployment()} {
+		b := make([]byte, obj.Size())
+		if _, err := obj.MarshalToSizedBuffer(b); err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b)
@@ -21,16 +21,16 @@ func FuzzValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, in := range kinds.All() {
 			obj := in.New()
-			if proto.Unmarshal(b, obj) != nil {
+			if obj.Unmarshal(b) != nil {
 				continue
 			}
-			old := proto.Clone(obj).(kinds.Object)
+			old := obj.DeepCopyObject().(kinds.Object)
 			_ = Validate(obj)
 			_ = ValidateStatus(obj)
 			Default(obj)
-			once := proto.Clone(obj)
+			once := obj.DeepCopyObject()
 			Default(obj)
-			if !proto.Equal(once, obj) {
+			if !equality.Semantic.DeepEqual(once, obj) {
 				t.Fatalf("%s: Default is not idempotent", in.Kind)
 			}
 			_ = ValidateUpdate(old, obj)

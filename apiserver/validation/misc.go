@@ -1,130 +1,127 @@
 package validation
 
 import (
-	"net"
-	"regexp"
-	"strings"
+	"maps"
+	"slices"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/labels"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
-
-const (
-	configKeyFmt = `[-._a-zA-Z0-9]+`
-	configKeyMsg = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' " +
-		"(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '" + configKeyFmt + "')"
-	configKeyMaxLen = 253
-
-	// configMapMaxSize is Kubernetes' limit on a ConfigMap's data and binaryData together.
-	configMapMaxSize = 1024 * 1024
-)
-
-var configKeyRE = regexp.MustCompile(`^` + configKeyFmt + `$`)
 
 var (
-	eventTypes     = []string{"Normal", "Warning"}
-	namespacePhase = []string{"Active", "Terminating"}
+	eventTypes      = []string{corev1.EventTypeNormal, corev1.EventTypeWarning}
+	namespacePhases = []corev1.NamespacePhase{corev1.NamespaceActive, corev1.NamespaceTerminating}
 )
 
-func (e *errs) nodeSpec(p path, spec *corev1.NodeSpec) {
-	seen := map[[2]string]bool{}
-	for i, t := range spec.GetTaints() {
-		tp := p.child("taints").index(i)
-		if t.GetKey() == "" {
-			e.required(tp.child("key"), "")
-		} else if err := labels.ValidateKey(t.GetKey()); err != nil {
-			e.invalid(tp.child("key"), t.GetKey(), stripSubject(err))
-		}
-		if err := labels.ValidateValue(t.GetValue()); err != nil {
-			e.invalid(tp.child("value"), t.GetValue(), stripSubject(err))
-		}
-		if t.GetEffect() == "" {
-			e.required(tp.child("effect"), "")
+func validateNodeSpec(spec *corev1.NodeSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	type keyEffect struct {
+		key    string
+		effect corev1.TaintEffect
+	}
+	seen := map[keyEffect]bool{}
+	for i := range spec.Taints {
+		t := &spec.Taints[i]
+		tp := p.Child("taints").Index(i)
+		if t.Key == "" {
+			errs = append(errs, field.Required(tp.Child("key"), ""))
 		} else {
-			e.oneOf(tp.child("effect"), t.GetEffect(), taintEffects...)
+			errs = append(errs, metav1validation.ValidateLabelName(t.Key, tp.Child("key"))...)
 		}
-		k := [2]string{t.GetKey(), t.GetEffect()}
+		errs = append(errs, invalidEach(tp.Child("value"), t.Value, content.IsLabelValue(t.Value))...)
+		if t.Effect == "" {
+			errs = append(errs, field.Required(tp.Child("effect"), ""))
+		} else {
+			errs = append(errs, oneOf(tp.Child("effect"), t.Effect, taintEffects...)...)
+		}
+		k := keyEffect{t.Key, t.Effect}
 		if seen[k] {
-			e.add(Duplicate, tp, t.GetKey()+":"+t.GetEffect(), "taints must be unique by key and effect pair")
+			dup := field.Duplicate(tp, t)
+			dup.Detail = "taints must be unique by key and effect pair"
+			errs = append(errs, dup)
 		}
 		seen[k] = true
 	}
-	if c := spec.GetPodCidr(); c != "" {
-		if _, _, err := net.ParseCIDR(c); err != nil {
-			e.invalid(p.child("podCIDR"), c, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")
-		}
+	if spec.PodCIDR != "" {
+		errs = append(errs, utilvalidation.IsValidCIDRForLegacyField(p.Child("podCIDR"), spec.PodCIDR, true, nil)...)
 	}
+	return errs
 }
 
-func (e *errs) configMap(cm *corev1.ConfigMap) {
+func validateNodeStatus(st *corev1.NodeStatus, p *field.Path) field.ErrorList {
+	errs := validateResourceList(st.Capacity, p.Child("capacity"))
+	errs = append(errs, validateResourceList(st.Allocatable, p.Child("allocatable"))...)
+	for i, c := range st.Conditions {
+		errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)
+	}
+	for i, a := range st.Addresses {
+		if a.Type == "" {
+			errs = append(errs, field.Required(p.Child("addresses").Index(i).Child("type"), ""))
+		}
+	}
+	return errs
+}
+
+func validateConfigMap(cm *corev1.ConfigMap) field.ErrorList {
+	var errs field.ErrorList
 	size := 0
-	for _, k := range sortedKeys(cm.GetData()) {
-		e.configKey(path("data").key(k), k)
-		size += len(cm.GetData()[k])
+	for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
+		errs = append(errs, invalidEach(field.NewPath("data").Key(k), k, utilvalidation.IsConfigMapKey(k))...)
+		size += len(cm.Data[k])
 	}
-	for _, k := range sortedKeys(cm.GetBinaryData()) {
-		kp := path("binaryData").key(k)
-		e.configKey(kp, k)
-		if _, dup := cm.GetData()[k]; dup {
-			e.invalid(kp, k, "duplicate of key present in data")
+	for _, k := range slices.Sorted(maps.Keys(cm.BinaryData)) {
+		kp := field.NewPath("binaryData").Key(k)
+		errs = append(errs, invalidEach(kp, k, utilvalidation.IsConfigMapKey(k))...)
+		if _, dup := cm.Data[k]; dup {
+			errs = append(errs, field.Invalid(kp, k, "duplicate of key present in data"))
 		}
-		size += len(cm.GetBinaryData()[k])
+		size += len(cm.BinaryData[k])
 	}
-	if size > configMapMaxSize {
-		e.tooLong(path("data"), configMapMaxSize)
+	// Kubernetes' limit for a Secret, which it applies to a ConfigMap too.
+	if size > corev1.MaxSecretSize {
+		errs = append(errs, field.TooLong(field.NewPath("data"), "", corev1.MaxSecretSize))
 	}
+	return errs
 }
 
-func (e *errs) configKey(p path, k string) {
-	if len(k) > configKeyMaxLen {
-		e.invalid(p, k, maxLenMsg(configKeyMaxLen))
+func validateEvent(ev *corev1.Event) field.ErrorList {
+	var errs field.ErrorList
+	io := field.NewPath("involvedObject")
+	if ev.InvolvedObject.Kind == "" {
+		errs = append(errs, field.Required(io.Child("kind"), ""))
 	}
-	if !configKeyRE.MatchString(k) {
-		e.invalid(p, k, configKeyMsg)
+	if ev.InvolvedObject.Name == "" {
+		errs = append(errs, field.Required(io.Child("name"), ""))
 	}
-	switch {
-	case k == ".":
-		e.invalid(p, k, "must not be '.'")
-	case k == "..":
-		e.invalid(p, k, "must not be '..'")
-	case strings.HasPrefix(k, ".."):
-		e.invalid(p, k, "must not start with '..'")
+	if ns := ev.InvolvedObject.Namespace; ns != "" {
+		errs = append(errs, invalidEach(io.Child("namespace"), ns, apivalidation.ValidateNamespaceName(ns, false))...)
 	}
+	if ev.Type != "" {
+		errs = append(errs, oneOf(field.NewPath("type"), ev.Type, eventTypes...)...)
+	}
+	return append(errs, apivalidation.ValidateNonnegativeField(int64(ev.Count), field.NewPath("count"))...)
 }
 
-func (e *errs) event(ev *corev1.Event) {
-	io := path("involvedObject")
-	if ev.GetInvolvedObject().GetKind() == "" {
-		e.required(io.child("kind"), "")
+func validateLeaseSpec(spec *coordinationv1.LeaseSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if d := spec.LeaseDurationSeconds; d != nil && *d <= 0 {
+		errs = append(errs, field.Invalid(p.Child("leaseDurationSeconds"), *d, "must be greater than 0"))
 	}
-	if ev.GetInvolvedObject().GetName() == "" {
-		e.required(io.child("name"), "")
+	if t := spec.LeaseTransitions; t != nil {
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(*t), p.Child("leaseTransitions"))...)
 	}
-	if ns := ev.GetInvolvedObject().GetNamespace(); ns != "" {
-		e.name(io.child("namespace"), ns, dns1123Label)
-	}
-	if t := ev.GetType(); t != "" {
-		e.oneOf(path("type"), t, eventTypes...)
-	}
-	e.nonNegative(path("count"), int64(ev.GetCount()))
+	return errs
 }
 
-func (e *errs) leaseSpec(p path, spec *corev1.LeaseSpec) {
-	if spec == nil {
-		return
+func validateNamespaceSpec(spec *corev1.NamespaceSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, f := range spec.Finalizers {
+		errs = append(errs, apivalidation.ValidateFinalizerName(string(f), p.Child("finalizers").Index(i))...)
 	}
-	if spec.LeaseDurationSeconds != nil && spec.GetLeaseDurationSeconds() <= 0 {
-		e.invalid(p.child("leaseDurationSeconds"), spec.GetLeaseDurationSeconds(), "must be greater than 0")
-	}
-	if spec.LeaseTransitions != nil {
-		e.nonNegative(p.child("leaseTransitions"), int64(spec.GetLeaseTransitions()))
-	}
-}
-
-func (e *errs) namespaceSpec(p path, spec *corev1.NamespaceSpec) {
-	for i, f := range spec.GetFinalizers() {
-		if err := labels.ValidateKey(f); err != nil {
-			e.invalid(p.child("finalizers").index(i), f, stripSubject(err))
-		}
-	}
+	return errs
 }

@@ -2,237 +2,300 @@ package validation
 
 import (
 	"fmt"
-	"net"
-	"regexp"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/labels"
-	"github.com/skiffhq/skiff/proto/quantity"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-const (
-	envVarNameFmt = `[-._a-zA-Z][-._a-zA-Z0-9]*`
-	envVarNameMsg = "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', " +
-		"and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', " +
-		"regex used for validation is '" + envVarNameFmt + "')"
-
-	portNameMaxLen = 15
-)
-
+// The values Skiff takes, in the order an error lists them.
 var (
-	envVarNameRE       = regexp.MustCompile(`^` + envVarNameFmt + `$`)
-	portNameCharsRE    = regexp.MustCompile(`^[-a-z0-9]+$`)
-	portNameOneLetterR = regexp.MustCompile(`[a-z]`)
+	restartPolicies   = []corev1.RestartPolicy{corev1.RestartPolicyAlways, corev1.RestartPolicyNever, corev1.RestartPolicyOnFailure}
+	pullPolicies      = []corev1.PullPolicy{corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever}
+	protocols         = []corev1.Protocol{corev1.ProtocolSCTP, corev1.ProtocolTCP, corev1.ProtocolUDP}
+	tolerationOps     = []corev1.TolerationOperator{corev1.TolerationOpEqual, corev1.TolerationOpExists}
+	tolerationEffects = []corev1.TaintEffect{"", corev1.TaintEffectNoExecute, corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule}
+	taintEffects      = []corev1.TaintEffect{corev1.TaintEffectNoExecute, corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule}
+	podPhases         = []corev1.PodPhase{corev1.PodFailed, corev1.PodPending, corev1.PodRunning, corev1.PodSucceeded, corev1.PodUnknown}
+	conditionStatuses = []corev1.ConditionStatus{corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionUnknown}
 )
 
-var (
-	restartPolicies   = []string{"Always", "OnFailure", "Never"}
-	pullPolicies      = []string{"Always", "IfNotPresent", "Never"}
-	protocols         = []string{"TCP", "UDP", "SCTP"}
-	tolerationOps     = []string{"Equal", "Exists"}
-	tolerationEffects = []string{"", "NoSchedule", "PreferNoSchedule", "NoExecute"}
-	taintEffects      = []string{"NoSchedule", "PreferNoSchedule", "NoExecute"}
-)
-
-// podSpec checks a pod's spec, standalone or inside a template. Fields Default fills may
-// be empty: Validate accepts an object before or after Default.
-func (e *errs) podSpec(p path, spec *corev1.PodSpec) {
-	if spec == nil {
-		spec = &corev1.PodSpec{}
-	}
-	if len(spec.GetContainers()) == 0 {
-		e.required(p.child("containers"), "")
+// validatePodSpec checks a pod's spec, standalone or inside a template. Fields Default
+// fills may be empty: Validate accepts an object before or after Default.
+func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(spec.Containers) == 0 {
+		errs = append(errs, field.Required(p.Child("containers"), ""))
 	}
 	names := map[string]bool{}
-	for i, c := range spec.GetContainers() {
-		cp := p.child("containers").index(i)
-		e.container(cp, c)
-		if c.GetName() != "" {
-			if names[c.GetName()] {
-				e.duplicate(cp.child("name"), c.GetName())
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		cp := p.Child("containers").Index(i)
+		errs = append(errs, validateContainer(c, cp)...)
+		if c.Name != "" {
+			if names[c.Name] {
+				errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
 			}
-			names[c.GetName()] = true
+			names[c.Name] = true
 		}
 	}
-	if rp := spec.GetRestartPolicy(); rp != "" {
-		e.oneOf(p.child("restartPolicy"), rp, restartPolicies...)
+	if spec.RestartPolicy != "" {
+		errs = append(errs, oneOf(p.Child("restartPolicy"), spec.RestartPolicy, restartPolicies...)...)
 	}
-	if n := spec.GetNodeName(); n != "" {
-		e.name(p.child("nodeName"), n, dns1123Subdomain)
+	if spec.NodeName != "" {
+		errs = append(errs, invalidEach(p.Child("nodeName"), spec.NodeName, apivalidation.NameIsDNSSubdomain(spec.NodeName, false))...)
 	}
-	e.labels(p.child("nodeSelector"), spec.GetNodeSelector())
-	for i, t := range spec.GetTolerations() {
-		e.toleration(p.child("tolerations").index(i), t)
+	errs = append(errs, metav1validation.ValidateLabels(spec.NodeSelector, p.Child("nodeSelector"))...)
+	for i := range spec.Tolerations {
+		errs = append(errs, validateToleration(&spec.Tolerations[i], p.Child("tolerations").Index(i))...)
 	}
 	if spec.TerminationGracePeriodSeconds != nil {
-		e.nonNegative(p.child("terminationGracePeriodSeconds"), spec.GetTerminationGracePeriodSeconds())
+		errs = append(errs, apivalidation.ValidateNonnegativeField(*spec.TerminationGracePeriodSeconds, p.Child("terminationGracePeriodSeconds"))...)
 	}
+	return errs
 }
 
-func (e *errs) container(p path, c *corev1.Container) {
-	if c.GetName() == "" {
-		e.required(p.child("name"), "")
+func validateContainer(c *corev1.Container, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if c.Name == "" {
+		errs = append(errs, field.Required(p.Child("name"), ""))
 	} else {
-		e.name(p.child("name"), c.GetName(), dns1123Label)
+		errs = append(errs, invalidEach(p.Child("name"), c.Name, utilvalidation.IsDNS1123Label(c.Name))...)
 	}
-	switch img := c.GetImage(); {
-	case img == "":
-		e.required(p.child("image"), "")
-	case strings.TrimSpace(img) != img:
-		e.invalid(p.child("image"), img, "must not have leading or trailing whitespace")
+	switch {
+	case c.Image == "":
+		errs = append(errs, field.Required(p.Child("image"), ""))
+	case strings.TrimSpace(c.Image) != c.Image:
+		errs = append(errs, field.Invalid(p.Child("image"), c.Image, "must not have leading or trailing whitespace"))
 	}
-	if pp := c.GetImagePullPolicy(); pp != "" {
-		e.oneOf(p.child("imagePullPolicy"), pp, pullPolicies...)
+	if c.ImagePullPolicy != "" {
+		errs = append(errs, oneOf(p.Child("imagePullPolicy"), c.ImagePullPolicy, pullPolicies...)...)
 	}
 	portNames := map[string]bool{}
-	for i, port := range c.GetPorts() {
-		pp := p.child("ports").index(i)
-		e.containerPort(pp, port)
-		if n := port.GetName(); n != "" {
-			if portNames[n] {
-				e.duplicate(pp.child("name"), n)
+	for i := range c.Ports {
+		port := &c.Ports[i]
+		pp := p.Child("ports").Index(i)
+		errs = append(errs, validateContainerPort(port, pp)...)
+		if port.Name != "" {
+			if portNames[port.Name] {
+				errs = append(errs, field.Duplicate(pp.Child("name"), port.Name))
 			}
-			portNames[n] = true
+			portNames[port.Name] = true
 		}
 	}
-	for i, env := range c.GetEnv() {
-		np := p.child("env").index(i).child("name")
-		switch {
-		case env.GetName() == "":
-			e.required(np, "")
-		case !envVarNameRE.MatchString(env.GetName()):
-			e.invalid(np, env.GetName(), envVarNameMsg)
+	for i, env := range c.Env {
+		np := p.Child("env").Index(i).Child("name")
+		if env.Name == "" {
+			errs = append(errs, field.Required(np, ""))
+		} else {
+			// The strict rule, not Kubernetes' relaxed one (any printable ASCII but '='):
+			// the names Skiff has always taken.
+			errs = append(errs, invalidEach(np, env.Name, utilvalidation.IsEnvVarName(env.Name))...)
 		}
 	}
-	e.resources(p.child("resources"), c.GetResources())
+	return append(errs, validateResources(&c.Resources, p.Child("resources"))...)
 }
 
-func (e *errs) containerPort(p path, port *corev1.ContainerPort) {
-	if n := port.GetName(); n != "" {
-		for _, msg := range ianaSvcName(n) {
-			e.invalid(p.child("name"), n, msg)
-		}
+func validateContainerPort(port *corev1.ContainerPort, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if port.Name != "" {
+		errs = append(errs, invalidEach(p.Child("name"), port.Name, utilvalidation.IsValidPortName(port.Name))...)
 	}
-	if port.GetContainerPort() == 0 {
-		e.required(p.child("containerPort"), "")
+	if port.ContainerPort == 0 {
+		errs = append(errs, field.Required(p.Child("containerPort"), ""))
 	} else {
-		e.portNumber(p.child("containerPort"), port.GetContainerPort())
+		errs = append(errs, invalidEach(p.Child("containerPort"), port.ContainerPort, utilvalidation.IsValidPortNum(int(port.ContainerPort)))...)
 	}
-	if port.GetHostPort() != 0 {
-		e.portNumber(p.child("hostPort"), port.GetHostPort())
+	if port.HostPort != 0 {
+		errs = append(errs, invalidEach(p.Child("hostPort"), port.HostPort, utilvalidation.IsValidPortNum(int(port.HostPort)))...)
 	}
-	if proto := port.GetProtocol(); proto != "" {
-		e.oneOf(p.child("protocol"), proto, protocols...)
+	if port.Protocol != "" {
+		errs = append(errs, oneOf(p.Child("protocol"), port.Protocol, protocols...)...)
 	}
-	if ip := port.GetHostIp(); ip != "" && net.ParseIP(ip) == nil {
-		e.invalid(p.child("hostIP"), ip, "must be a valid IP address")
+	if port.HostIP != "" {
+		errs = append(errs, validateIP(port.HostIP, p.Child("hostIP"))...)
 	}
+	return errs
 }
 
-func (e *errs) portNumber(p path, n int32) {
-	if n < 1 || n > 65535 {
-		e.invalid(p, n, "must be between 1 and 65535, inclusive")
-	}
+// validateIP checks an address field, as Kubernetes checks the ones that predate its
+// strict parsing, with the strict rules on (no leading zeros, no IPv4-mapped IPv6).
+func validateIP(ip string, p *field.Path) field.ErrorList {
+	return utilvalidation.IsValidIPForLegacyField(p, ip, true, nil)
 }
 
-// ianaSvcName is Kubernetes' rule for port names: they may be looked up as SRV services.
-func ianaSvcName(n string) []string {
-	var msgs []string
-	if len(n) > portNameMaxLen {
-		msgs = append(msgs, maxLenMsg(portNameMaxLen))
-	}
-	if !portNameCharsRE.MatchString(n) {
-		msgs = append(msgs, "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
-	}
-	if strings.Contains(n, "--") {
-		msgs = append(msgs, "must not contain consecutive hyphens")
-	}
-	if !portNameOneLetterR.MatchString(n) {
-		msgs = append(msgs, "must contain at least one letter (a-z)")
-	}
-	if strings.HasPrefix(n, "-") || strings.HasSuffix(n, "-") {
-		msgs = append(msgs, "must not begin or end with a hyphen")
-	}
-	return msgs
-}
-
-func (e *errs) resources(p path, r *corev1.ResourceRequirements) {
-	limits := e.quantities(p.child("limits"), r.GetLimits())
-	requests := e.quantities(p.child("requests"), r.GetRequests())
-	for _, name := range sortedKeys(requests) {
-		req := requests[name]
-		if lim, ok := limits[name]; ok && req.Cmp(lim) > 0 {
-			e.invalid(p.child("requests").key(name), req.String(),
-				fmt.Sprintf("must be less than or equal to %s limit of %s", name, lim.String()))
+func validateResources(r *corev1.ResourceRequirements, p *field.Path) field.ErrorList {
+	errs := validateResourceList(r.Limits, p.Child("limits"))
+	errs = append(errs, validateResourceList(r.Requests, p.Child("requests"))...)
+	for _, name := range slices.Sorted(maps.Keys(r.Requests)) {
+		req := r.Requests[name]
+		if lim, ok := r.Limits[name]; ok && req.Cmp(lim) > 0 {
+			errs = append(errs, field.Invalid(p.Child("requests").Key(string(name)), req.String(),
+				fmt.Sprintf("must be less than or equal to %s limit of %s", name, lim.String())))
 		}
 	}
+	return errs
 }
 
-// quantities checks a resource list and returns the quantities that parsed.
-func (e *errs) quantities(p path, m map[string]string) map[string]quantity.Quantity {
-	out := map[string]quantity.Quantity{}
-	for _, name := range sortedKeys(m) {
-		kp := p.key(name)
-		if err := labels.ValidateKey(name); err != nil {
-			e.invalid(kp, name, "resource name: "+stripSubject(err))
+// validateResourceList checks the names and amounts of resources (requests, limits, a
+// node's capacity). The quantities parsed when the object was decoded.
+func validateResourceList(list corev1.ResourceList, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, name := range slices.Sorted(maps.Keys(list)) {
+		kp := p.Key(string(name))
+		errs = append(errs, invalidEach(kp, string(name), content.IsLabelKey(string(name)))...)
+		if q := list[name]; q.Sign() < 0 {
+			errs = append(errs, field.Invalid(kp, q.String(), apivalidation.IsNegativeErrorMsg))
+		}
+	}
+	return errs
+}
+
+func validateToleration(t *corev1.Toleration, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	op := t.Operator
+	if op == "" {
+		op = DefaultTolerationOperator
+	}
+	if t.Key != "" {
+		errs = append(errs, metav1validation.ValidateLabelName(t.Key, p.Child("key"))...)
+	} else if op != corev1.TolerationOpExists {
+		errs = append(errs, field.Invalid(p.Child("operator"), string(op),
+			"operator must be Exists when `key` is empty, which means \"match all values and all keys\""))
+	}
+	switch op {
+	case corev1.TolerationOpEqual:
+		errs = append(errs, invalidEach(p.Child("value"), t.Value, content.IsLabelValue(t.Value))...)
+	case corev1.TolerationOpExists:
+		if t.Value != "" {
+			errs = append(errs, field.Invalid(p.Child("operator"), t.Value, "value must be empty when `operator` is 'Exists'"))
+		}
+	default:
+		errs = append(errs, oneOf(p.Child("operator"), op, tolerationOps...)...)
+	}
+	errs = append(errs, oneOf(p.Child("effect"), t.Effect, tolerationEffects...)...)
+	if t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute {
+		errs = append(errs, field.Invalid(p.Child("effect"), string(t.Effect), "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+	}
+	return errs
+}
+
+// validatePodTemplate checks a Deployment's or ReplicaSet's template: its pods are
+// restarted by the controller, never left finished, so only restartPolicy Always makes
+// sense.
+func validatePodTemplate(t *corev1.PodTemplateSpec, p *field.Path) field.ErrorList {
+	if templateMissing(t) {
+		return field.ErrorList{field.Required(p, "")}
+	}
+	errs := validateTemplateMeta(&t.ObjectMeta, p.Child("metadata"))
+	sp := p.Child("spec")
+	errs = append(errs, validatePodSpec(&t.Spec, sp)...)
+	if rp := t.Spec.RestartPolicy; rp == corev1.RestartPolicyOnFailure || rp == corev1.RestartPolicyNever {
+		errs = append(errs, oneOf(sp.Child("restartPolicy"), rp, corev1.RestartPolicyAlways)...)
+	}
+	return errs
+}
+
+const podUpdateMsg = "pod updates may not change fields other than `spec.containers[*].image` " +
+	"and `spec.tolerations` (only additions to existing tolerations)"
+
+// validatePodSpecUpdate enforces that a pod's spec is fixed once created, but for
+// container images and added tolerations, as in Kubernetes. nodeName is set by Bind,
+// not by update.
+func validatePodSpecUpdate(old, spec *corev1.PodSpec, p *field.Path) field.ErrorList {
+	// Compare defaulted copies, so a default filled on one side only is not a change.
+	old, spec = defaultedPodSpec(old), defaultedPodSpec(spec)
+	// Take the changes that are allowed into a copy of old; whatever still differs is not.
+	allowed := old.DeepCopy()
+	if len(allowed.Containers) == len(spec.Containers) {
+		for i := range allowed.Containers {
+			allowed.Containers[i].Image = spec.Containers[i].Image
+		}
+	}
+	if tolerationsAdded(old.Tolerations, spec.Tolerations) {
+		allowed.Tolerations = spec.Tolerations
+	}
+	if equality.Semantic.DeepEqual(allowed, spec) {
+		return nil
+	}
+	changed := changedFields(p, reflect.ValueOf(allowed).Elem(), reflect.ValueOf(spec).Elem())
+	return field.ErrorList{field.Forbidden(p, podUpdateMsg+" (changed: "+strings.Join(changed, ", ")+")")}
+}
+
+func defaultedPodSpec(spec *corev1.PodSpec) *corev1.PodSpec {
+	spec = spec.DeepCopy()
+	defaultPodSpec(spec)
+	return spec
+}
+
+// tolerationsAdded reports whether next keeps every toleration of old.
+func tolerationsAdded(old, next []corev1.Toleration) bool {
+	for _, t := range old {
+		if !slices.ContainsFunc(next, func(n corev1.Toleration) bool { return equality.Semantic.DeepEqual(t, n) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// changedFields names the fields of a and b (structs of one type) that differ, by their
+// JSON paths; in lists of structs of the same length it names the elements' fields.
+func changedFields(p *field.Path, a, b reflect.Value) []string {
+	var out []string
+	for _, f := range jsonFields(a.Type()) {
+		x, y := a.FieldByIndex(f.index), b.FieldByIndex(f.index)
+		if equality.Semantic.DeepEqual(x.Interface(), y.Interface()) {
 			continue
 		}
-		q, err := quantity.Parse(m[name])
-		if err != nil {
-			e.invalid(kp, m[name], "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+		fp := p.Child(f.name)
+		if x.Kind() == reflect.Slice && x.Type().Elem().Kind() == reflect.Struct && x.Len() == y.Len() {
+			for i := range x.Len() {
+				out = append(out, changedFields(fp.Index(i), x.Index(i), y.Index(i))...)
+			}
 			continue
 		}
-		if q.Sign() < 0 {
-			e.invalid(kp, m[name], "must be greater than or equal to 0")
-			continue
-		}
-		out[name] = q
+		out = append(out, fp.String())
 	}
 	return out
 }
 
-func (e *errs) toleration(p path, t *corev1.Toleration) {
-	op := t.GetOperator()
-	if op == "" {
-		op = "Equal"
+func validatePodStatus(st *corev1.PodStatus, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if st.Phase != "" {
+		errs = append(errs, oneOf(p.Child("phase"), st.Phase, podPhases...)...)
 	}
-	if t.GetKey() != "" {
-		if err := labels.ValidateKey(t.GetKey()); err != nil {
-			e.invalid(p.child("key"), t.GetKey(), stripSubject(err))
+	for i, c := range st.Conditions {
+		errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)
+	}
+	if st.HostIP != "" {
+		errs = append(errs, validateIP(st.HostIP, p.Child("hostIP"))...)
+	}
+	if st.PodIP != "" {
+		errs = append(errs, validateIP(st.PodIP, p.Child("podIP"))...)
+	}
+	for i, cs := range st.ContainerStatuses {
+		cp := p.Child("containerStatuses").Index(i)
+		if cs.Name == "" {
+			errs = append(errs, field.Required(cp.Child("name"), ""))
 		}
-	} else if op != "Exists" {
-		e.invalid(p.child("operator"), op, "operator must be Exists when `key` is empty, which means \"match all values and all keys\"")
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(cs.RestartCount), cp.Child("restartCount"))...)
 	}
-	switch op {
-	case "Equal":
-		if err := labels.ValidateValue(t.GetValue()); err != nil {
-			e.invalid(p.child("value"), t.GetValue(), stripSubject(err))
-		}
-	case "Exists":
-		if t.GetValue() != "" {
-			e.invalid(p.child("operator"), t.GetValue(), "value must be empty when `operator` is 'Exists'")
-		}
-	default:
-		e.oneOf(p.child("operator"), op, tolerationOps...)
-	}
-	e.oneOf(p.child("effect"), t.GetEffect(), tolerationEffects...)
-	if t.TolerationSeconds != nil && t.GetEffect() != "NoExecute" {
-		e.invalid(p.child("effect"), t.GetEffect(), "effect must be 'NoExecute' when `tolerationSeconds` is set")
-	}
+	return errs
 }
 
-// podTemplate checks a Deployment's or ReplicaSet's template: its pods are restarted by
-// the controller, never left finished, so only restartPolicy Always makes sense.
-func (e *errs) podTemplate(p path, t *corev1.PodTemplateSpec) {
-	if t == nil {
-		e.required(p, "")
-		return
+// validateCondition checks the two fields every condition has.
+func validateCondition(typ string, status corev1.ConditionStatus, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if typ == "" {
+		errs = append(errs, field.Required(p.Child("type"), ""))
 	}
-	e.templateMeta(p.child("metadata"), t.GetMetadata())
-	sp := p.child("spec")
-	e.podSpec(sp, t.GetSpec())
-	if rp := t.GetSpec().GetRestartPolicy(); rp == "OnFailure" || rp == "Never" {
-		e.oneOf(sp.child("restartPolicy"), rp, "Always")
-	}
+	return append(errs, oneOf(p.Child("status"), status, conditionStatuses...)...)
 }

@@ -2,296 +2,157 @@ package validation
 
 import (
 	"fmt"
-	"net"
-	"strings"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
-// Validate checks an object as it is written by create: its metadata and its desired
-// state. It returns nil or an ErrorList with every problem found.
+// Validate checks an object as it is written by create: its metadata, its desired state
+// and that it sets no field Skiff does not support. It returns nil or an ErrorList with
+// every problem found.
 func Validate(obj kinds.Object) error {
-	var e errs
-	e.object(obj)
-	return e.list.err()
+	return asError(validateObject(obj))
 }
 
 // ValidateUpdate checks obj as it is written over old: everything Validate checks, and
 // that fields which may not change did not. old is the stored object. Defaults do not
 // count as changes: a pod spec is compared with Default's values filled in on both sides.
 func ValidateUpdate(old, obj kinds.Object) error {
-	var e errs
-	e.object(obj)
-	e.update(old, obj)
-	return e.list.err()
+	errs := validateObject(obj)
+	if kinds.Of(old) != kinds.Of(obj) {
+		errs = append(errs, field.Invalid(field.NewPath("kind"), kinds.Of(obj).Kind,
+			fmt.Sprintf("must be %s, the kind of the stored object", kinds.Of(old).Kind)))
+	} else {
+		errs = append(errs, validateUpdate(old, obj)...)
+	}
+	return asError(errs)
 }
 
 // ValidateStatus checks the status of obj, as written by UpdateStatus. It looks at the
 // status only: the rest of obj is the stored object, which was validated when written.
 func ValidateStatus(obj kinds.Object) error {
-	var e errs
-	p := path("status")
+	p := field.NewPath("status")
+	var errs field.ErrorList
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		e.podStatus(p, o.GetStatus())
-	case *corev1.Deployment:
-		st := o.GetStatus()
-		if st == nil {
-			st = &corev1.DeploymentStatus{}
-		}
-		e.nonNegative(p.child("observedGeneration"), st.GetObservedGeneration())
-		for _, f := range []struct {
-			name string
-			n    int32
-		}{{"replicas", st.GetReplicas()}, {"updatedReplicas", st.GetUpdatedReplicas()}, {"readyReplicas", st.GetReadyReplicas()},
-			{"availableReplicas", st.GetAvailableReplicas()}, {"unavailableReplicas", st.GetUnavailableReplicas()}} {
-			e.nonNegative(p.child(f.name), int64(f.n))
-		}
+		errs = validatePodStatus(&o.Status, p)
+	case *appsv1.Deployment:
+		st := &o.Status
+		errs = apivalidation.ValidateNonnegativeField(st.ObservedGeneration, p.Child("observedGeneration"))
+		errs = append(errs, nonNegativeCounts(p, count{"replicas", st.Replicas}, count{"updatedReplicas", st.UpdatedReplicas},
+			count{"readyReplicas", st.ReadyReplicas}, count{"availableReplicas", st.AvailableReplicas},
+			count{"unavailableReplicas", st.UnavailableReplicas})...)
 		if st.CollisionCount != nil {
-			e.nonNegative(p.child("collisionCount"), int64(st.GetCollisionCount()))
+			errs = append(errs, apivalidation.ValidateNonnegativeField(int64(*st.CollisionCount), p.Child("collisionCount"))...)
 		}
-		for i, c := range st.GetConditions() {
-			e.condition(p.child("conditions").index(i), c.GetType(), c.GetStatus())
+		for i, c := range st.Conditions {
+			errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)
 		}
-	case *corev1.ReplicaSet:
-		st := o.GetStatus()
-		e.nonNegative(p.child("observedGeneration"), st.GetObservedGeneration())
-		for _, f := range []struct {
-			name string
-			n    int32
-		}{{"replicas", st.GetReplicas()}, {"fullyLabeledReplicas", st.GetFullyLabeledReplicas()},
-			{"readyReplicas", st.GetReadyReplicas()}, {"availableReplicas", st.GetAvailableReplicas()}} {
-			e.nonNegative(p.child(f.name), int64(f.n))
-		}
-		for i, c := range st.GetConditions() {
-			e.condition(p.child("conditions").index(i), c.GetType(), c.GetStatus())
+	case *appsv1.ReplicaSet:
+		st := &o.Status
+		errs = apivalidation.ValidateNonnegativeField(st.ObservedGeneration, p.Child("observedGeneration"))
+		errs = append(errs, nonNegativeCounts(p, count{"replicas", st.Replicas}, count{"fullyLabeledReplicas", st.FullyLabeledReplicas},
+			count{"readyReplicas", st.ReadyReplicas}, count{"availableReplicas", st.AvailableReplicas})...)
+		for i, c := range st.Conditions {
+			errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)
 		}
 	case *corev1.Node:
-		st := o.GetStatus()
-		e.quantities(p.child("capacity"), st.GetCapacity())
-		e.quantities(p.child("allocatable"), st.GetAllocatable())
-		for i, c := range st.GetConditions() {
-			e.condition(p.child("conditions").index(i), c.GetType(), c.GetStatus())
-		}
-		for i, a := range st.GetAddresses() {
-			if a.GetType() == "" {
-				e.required(p.child("addresses").index(i).child("type"), "")
-			}
-		}
+		errs = validateNodeStatus(&o.Status, p)
 	case *corev1.Namespace:
-		if ph := o.GetStatus().GetPhase(); ph != "" {
-			e.oneOf(p.child("phase"), ph, namespacePhase...)
+		if ph := o.Status.Phase; ph != "" {
+			errs = oneOf(p.Child("phase"), ph, namespacePhases...)
 		}
 	}
-	return e.list.err()
+	return asError(append(errs, checkSupported(obj, true)...))
 }
 
-// object checks metadata and then the kind's own rules.
-func (e *errs) object(obj kinds.Object) {
-	info := kinds.Of(obj)
-	e.objectMeta("metadata", obj.GetMetadata(), info)
-	spec := path("spec")
+// count is a status counter, by its field name.
+type count struct {
+	name string
+	n    int32
+}
+
+func nonNegativeCounts(p *field.Path, counts ...count) field.ErrorList {
+	var errs field.ErrorList
+	for _, c := range counts {
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(c.n), p.Child(c.name))...)
+	}
+	return errs
+}
+
+// validateObject checks metadata, the kind's own rules, and what is not supported.
+func validateObject(obj kinds.Object) field.ErrorList {
+	errs := validateObjectMeta(obj, kinds.Of(obj))
+	spec := field.NewPath("spec")
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		e.podSpec(spec, o.GetSpec())
-	case *corev1.Deployment:
-		e.deploymentSpec(spec, o.GetSpec())
-	case *corev1.ReplicaSet:
-		e.replicaSetSpec(spec, o.GetSpec())
+		errs = append(errs, validatePodSpec(&o.Spec, spec)...)
+	case *appsv1.Deployment:
+		errs = append(errs, validateDeploymentSpec(&o.Spec, spec)...)
+	case *appsv1.ReplicaSet:
+		errs = append(errs, validateReplicaSetSpec(&o.Spec, spec)...)
 	case *corev1.Node:
-		e.nodeSpec(spec, o.GetSpec())
+		errs = append(errs, validateNodeSpec(&o.Spec, spec)...)
 	case *corev1.ConfigMap:
-		e.configMap(o)
+		errs = append(errs, validateConfigMap(o)...)
 	case *corev1.Event:
-		e.event(o)
-	case *corev1.Lease:
-		e.leaseSpec(spec, o.GetSpec())
+		errs = append(errs, validateEvent(o)...)
+	case *coordinationv1.Lease:
+		errs = append(errs, validateLeaseSpec(&o.Spec, spec)...)
 	case *corev1.Namespace:
-		e.namespaceSpec(spec, o.GetSpec())
+		errs = append(errs, validateNamespaceSpec(&o.Spec, spec)...)
 	}
+	return append(errs, checkSupported(obj, false)...)
 }
 
-// update checks what obj may not change from old.
-func (e *errs) update(old, obj kinds.Object) {
-	if kinds.Of(old) != kinds.Of(obj) {
-		e.invalid("kind", kinds.Of(obj).Kind, fmt.Sprintf("must be %s, the kind of the stored object", kinds.Of(old).Kind))
-		return
+// validateUpdate checks what obj, of old's kind, may not change from old. The server
+// owns the rest of metadata (uid, resourceVersion, timestamps, generation) and sets it
+// itself, which is why this is not apimachinery's ValidateObjectMetaUpdate: that would
+// also require a resourceVersion on every update.
+func validateUpdate(old, obj kinds.Object) field.ErrorList {
+	var errs field.ErrorList
+	md := field.NewPath("metadata")
+	if old.GetName() != "" {
+		errs = append(errs, apivalidation.ValidateImmutableField(obj.GetName(), old.GetName(), md.Child("name"))...)
 	}
-	om, nm := old.GetMetadata(), obj.GetMetadata()
-	if om.GetName() != "" && nm.GetName() != om.GetName() {
-		e.invalid("metadata.name", nm.GetName(), "field is immutable")
+	if old.GetNamespace() != "" {
+		errs = append(errs, apivalidation.ValidateImmutableField(obj.GetNamespace(), old.GetNamespace(), md.Child("namespace"))...)
 	}
-	if om.GetNamespace() != "" && nm.GetNamespace() != om.GetNamespace() {
-		e.invalid("metadata.namespace", nm.GetNamespace(), "field is immutable")
-	}
+	// A controller's selector is fixed, or it would orphan the pods it owns and adopt others.
+	selector := field.NewPath("spec", "selector")
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		e.podSpecUpdate("spec", old.(*corev1.Pod).GetSpec(), o.GetSpec())
-	case *corev1.Deployment:
-		e.selectorUpdate("spec.selector", old.(*corev1.Deployment).GetSpec().GetSelector(), o.GetSpec().GetSelector())
-	case *corev1.ReplicaSet:
-		e.selectorUpdate("spec.selector", old.(*corev1.ReplicaSet).GetSpec().GetSelector(), o.GetSpec().GetSelector())
+		errs = append(errs, validatePodSpecUpdate(&old.(*corev1.Pod).Spec, &o.Spec, field.NewPath("spec"))...)
+	case *appsv1.Deployment:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.Deployment).Spec.Selector, selector)...)
+	case *appsv1.ReplicaSet:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.ReplicaSet).Spec.Selector, selector)...)
 	case *corev1.ConfigMap:
-		oc := old.(*corev1.ConfigMap)
-		if oc.GetImmutable() {
-			if !o.GetImmutable() {
-				e.forbidden("immutable", "field is immutable when `immutable` is set")
-			}
-			if !proto.Equal(&corev1.ConfigMap{Data: oc.GetData()}, &corev1.ConfigMap{Data: o.GetData()}) {
-				e.forbidden("data", "field is immutable when `immutable` is set")
-			}
-			if !proto.Equal(&corev1.ConfigMap{BinaryData: oc.GetBinaryData()}, &corev1.ConfigMap{BinaryData: o.GetBinaryData()}) {
-				e.forbidden("binaryData", "field is immutable when `immutable` is set")
-			}
-		}
+		errs = append(errs, validateConfigMapUpdate(old.(*corev1.ConfigMap), o)...)
 	}
+	return errs
 }
 
-// selectorUpdate: a controller's selector is fixed, or it would orphan the pods it owns
-// and adopt others.
-func (e *errs) selectorUpdate(p path, old, sel *corev1.LabelSelector) {
-	if !proto.Equal(old, sel) {
-		e.invalid(p, selectorString(sel), "field is immutable")
+func validateConfigMapUpdate(old, cm *corev1.ConfigMap) field.ErrorList {
+	if old.Immutable == nil || !*old.Immutable {
+		return nil
 	}
-}
-
-// selectorString renders a LabelSelector message for an error, in selector syntax.
-func selectorString(ls *corev1.LabelSelector) string {
-	var parts []string
-	for _, k := range sortedKeys(ls.GetMatchLabels()) {
-		parts = append(parts, k+"="+ls.GetMatchLabels()[k])
+	const msg = "field is immutable when `immutable` is set"
+	var errs field.ErrorList
+	if cm.Immutable == nil || !*cm.Immutable {
+		errs = append(errs, field.Forbidden(field.NewPath("immutable"), msg))
 	}
-	for _, r := range ls.GetMatchExpressions() {
-		switch r.GetOperator() {
-		case "Exists":
-			parts = append(parts, r.GetKey())
-		case "DoesNotExist":
-			parts = append(parts, "!"+r.GetKey())
-		default:
-			parts = append(parts, fmt.Sprintf("%s %s (%s)", r.GetKey(), strings.ToLower(r.GetOperator()), strings.Join(r.GetValues(), ",")))
-		}
+	if !equality.Semantic.DeepEqual(old.Data, cm.Data) {
+		errs = append(errs, field.Forbidden(field.NewPath("data"), msg))
 	}
-	return strings.Join(parts, ",")
-}
-
-const podUpdateMsg = "pod updates may not change fields other than `spec.containers[*].image` " +
-	"and `spec.tolerations` (only additions to existing tolerations)"
-
-// podSpecUpdate enforces that a pod's spec is fixed once created, but for container
-// images and added tolerations, as in Kubernetes. nodeName is set by Bind, not by update.
-func (e *errs) podSpecUpdate(p path, old, spec *corev1.PodSpec) {
-	// Compare defaulted copies, so a default filled on one side only is not a change.
-	old, spec = defaultedPodSpec(old), defaultedPodSpec(spec)
-	// Take the changes that are allowed into a copy of old; whatever still differs is not.
-	allowed := proto.Clone(old).(*corev1.PodSpec)
-	if len(allowed.Containers) == len(spec.GetContainers()) {
-		for i, c := range allowed.Containers {
-			c.Image = spec.GetContainers()[i].GetImage()
-		}
+	if !equality.Semantic.DeepEqual(old.BinaryData, cm.BinaryData) {
+		errs = append(errs, field.Forbidden(field.NewPath("binaryData"), msg))
 	}
-	if tolerationsAdded(old.GetTolerations(), spec.GetTolerations()) {
-		allowed.Tolerations = spec.GetTolerations()
-	}
-	if proto.Equal(allowed, spec) {
-		return
-	}
-	changed := changedFields(p, allowed, spec)
-	e.forbidden(p, podUpdateMsg+" (changed: "+strings.Join(changed, ", ")+")")
-}
-
-func defaultedPodSpec(spec *corev1.PodSpec) *corev1.PodSpec {
-	if spec == nil {
-		spec = &corev1.PodSpec{}
-	}
-	spec = proto.Clone(spec).(*corev1.PodSpec)
-	defaultPodSpec(spec)
-	return spec
-}
-
-// tolerationsAdded reports whether next keeps every toleration of old.
-func tolerationsAdded(old, next []*corev1.Toleration) bool {
-	for _, t := range old {
-		found := false
-		for _, n := range next {
-			if proto.Equal(t, n) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-// changedFields names the fields of a and b (one message type) that differ, by their JSON
-// names; for lists of messages of the same length it names the elements' fields.
-func changedFields(p path, a, b proto.Message) []string {
-	am, bm := a.ProtoReflect(), b.ProtoReflect()
-	var out []string
-	fields := am.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		fd := fields.Get(i)
-		fp := p.child(fd.JSONName())
-		if fieldEqual(am, bm, fd) {
-			continue
-		}
-		if fd.IsList() && fd.Message() != nil && am.Get(fd).List().Len() == bm.Get(fd).List().Len() {
-			al, bl := am.Get(fd).List(), bm.Get(fd).List()
-			for j := 0; j < al.Len(); j++ {
-				out = append(out, changedFields(fp.index(j), al.Get(j).Message().Interface(), bl.Get(j).Message().Interface())...)
-			}
-			continue
-		}
-		out = append(out, string(fp))
-	}
-	return out
-}
-
-// fieldEqual compares one field of two messages by copying it alone into empty ones.
-func fieldEqual(am, bm protoreflect.Message, fd protoreflect.FieldDescriptor) bool {
-	x, y := am.New(), bm.New()
-	if am.Has(fd) {
-		x.Set(fd, am.Get(fd))
-	}
-	if bm.Has(fd) {
-		y.Set(fd, bm.Get(fd))
-	}
-	return proto.Equal(x.Interface(), y.Interface())
-}
-
-var podPhases = []string{"Pending", "Running", "Succeeded", "Failed", "Unknown"}
-
-func (e *errs) podStatus(p path, st *corev1.PodStatus) {
-	if ph := st.GetPhase(); ph != "" {
-		e.oneOf(p.child("phase"), ph, podPhases...)
-	}
-	for i, c := range st.GetConditions() {
-		e.condition(p.child("conditions").index(i), c.GetType(), c.GetStatus())
-	}
-	for _, f := range []struct{ name, ip string }{{"hostIP", st.GetHostIp()}, {"podIP", st.GetPodIp()}} {
-		if f.ip != "" && net.ParseIP(f.ip) == nil {
-			e.invalid(p.child(f.name), f.ip, "must be a valid IP address")
-		}
-	}
-	for i, cs := range st.GetContainerStatuses() {
-		cp := p.child("containerStatuses").index(i)
-		if cs.GetName() == "" {
-			e.required(cp.child("name"), "")
-		}
-		e.nonNegative(cp.child("restartCount"), int64(cs.GetRestartCount()))
-	}
-}
-
-// condition checks the two fields every condition has.
-func (e *errs) condition(p path, typ, status string) {
-	if typ == "" {
-		e.required(p.child("type"), "")
-	}
-	e.oneOf(p.child("status"), status, "True", "False", "Unknown")
+	return errs
 }

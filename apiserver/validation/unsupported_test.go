@@ -1,0 +1,325 @@
+package validation
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiffhq/skiff/kinds"
+)
+
+const forbidden = ": Forbidden: not supported by Skiff"
+
+func TestNotSupported(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		obj  kinds.Object
+		want []string
+	}{
+		{"deployment", deployment(func(d *appsv1.Deployment) {
+			d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
+			ps := &d.Spec.Template.Spec
+			ps.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(80)}}}
+			ps.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			ps.InitContainers = []corev1.Container{{Name: "init", Image: "busybox"}}
+		}), []string{
+			"metadata.managedFields" + forbidden,
+			"spec.template.spec.containers[0].livenessProbe" + forbidden,
+			"spec.template.spec.initContainers" + forbidden,
+			"spec.template.spec.volumes" + forbidden,
+		}},
+		{"outermost field only", pod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), Privileged: new(true)}
+		}), []string{"spec.containers[0].securityContext" + forbidden}},
+		{"inside supported lists", pod(func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: "busybox",
+				Env:       []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+				Resources: corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "gpu"}}}})
+			p.Spec.Tolerations = []corev1.Toleration{{Key: "k", Operator: "Exists"}}
+		}), []string{
+			"spec.containers[1].env[1].valueFrom" + forbidden,
+			"spec.containers[1].resources.claims" + forbidden,
+		}},
+		{"an empty struct is still set", pod(func(p *corev1.Pod) { p.Spec.SecurityContext = &corev1.PodSecurityContext{} }),
+			[]string{"spec.securityContext" + forbidden}},
+		{"an empty list or map is not", pod(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{}
+			p.Spec.Overhead = corev1.ResourceList{}
+		}), nil},
+		{"a Kubernetes default Skiff does not apply", pod(func(p *corev1.Pod) {
+			p.Spec.DNSPolicy = corev1.DNSClusterFirst
+			p.Spec.Containers[0].TerminationMessagePath = corev1.TerminationMessagePathDefault
+		}), []string{"spec.containers[0].terminationMessagePath" + forbidden, "spec.dnsPolicy" + forbidden}},
+		{"metadata", pod(func(p *corev1.Pod) { p.SelfLink = "/api/v1/pods/web-1" }), []string{"metadata.selfLink" + forbidden}},
+		{"status on create", pod(func(p *corev1.Pod) { p.Status.PodIPs = []corev1.PodIP{{IP: "10.0.0.1"}} }),
+			[]string{"status.podIPs" + forbidden}},
+		{"deployment strategy and status", deployment(func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80}}
+			d.Status.TerminatingReplicas = new(int32(1))
+		}), []string{"status.terminatingReplicas" + forbidden}},
+		{"replicaset template metadata", replicaSet(func(rs *appsv1.ReplicaSet) {
+			rs.Spec.Template.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "m", Operation: metav1.ManagedFieldsOperationUpdate}}
+		}), []string{"spec.template.metadata.managedFields" + forbidden}},
+		{"node", node(corev1.NodeSpec{PodCIDR: "10.0.1.0/24", PodCIDRs: []string{"10.0.1.0/24"}, Taints: []corev1.Taint{{Key: "k", Effect: "NoSchedule"}}}),
+			[]string{"spec.podCIDRs" + forbidden}},
+		{"node status", &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}, Status: corev1.NodeStatus{
+			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "v1.37.2", SystemUUID: "u"}, DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}}}},
+			[]string{"status.nodeInfo.systemUUID" + forbidden}},
+		{"event", &corev1.Event{ObjectMeta: meta("e"), InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "p"},
+			Series: &corev1.EventSeries{Count: 2}, Related: &corev1.ObjectReference{Kind: "Node"}},
+			[]string{"related" + forbidden, "series" + forbidden}},
+		{"lease", &coordinationv1.Lease{ObjectMeta: meta("l"), Spec: coordinationv1.LeaseSpec{HolderIdentity: new("a"), PreferredHolder: new("b")}},
+			[]string{"spec.preferredHolder" + forbidden}},
+		{"namespace", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"},
+			Status: corev1.NamespaceStatus{Conditions: []corev1.NamespaceCondition{{Type: "NamespaceDeletionDiscoveryFailure"}}}},
+			[]string{"status.conditions" + forbidden}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkErrors(t, Validate(tc.obj), tc.want)
+		})
+	}
+}
+
+// TestSupportedFieldsAccepted: an object of each kind with every supported field set
+// has nothing refused as not supported, and setting any one field the table leaves out
+// is refused at its path.
+func TestSupportedFieldsAccepted(t *testing.T) {
+	for _, in := range kinds.All() {
+		obj := in.New()
+		for _, p := range supportedFields[in.Kind] {
+			fillPath(reflect.ValueOf(obj).Elem(), strings.Split(p, "."))
+		}
+		if errs := checkSupported(obj, false); len(errs) > 0 {
+			t.Errorf("%s with every supported field: %v", in.Kind, ErrorList(errs))
+		}
+
+		var unsupported [][]string
+		eachUnsupported(supportChecks[in].all, reflect.TypeOf(obj).Elem(), nil, func(segs []string) { unsupported = append(unsupported, segs) })
+		if len(unsupported) == 0 {
+			t.Errorf("%s: no unsupported field found", in.Kind)
+		}
+		for _, segs := range unsupported {
+			obj := in.New()
+			fillPath(reflect.ValueOf(obj).Elem(), segs)
+			want := strings.ReplaceAll(strings.Join(segs, "."), "[*]", "[0]")
+			errs := checkSupported(obj, false)
+			if len(errs) != 1 || errs[0].Error() != want+forbidden {
+				t.Errorf("%s with %s set: got %v", in.Kind, want, ErrorList(errs))
+			}
+		}
+	}
+}
+
+// TestFullObject: a realistic Deployment using every supported spec field is valid.
+func TestFullObject(t *testing.T) {
+	d := fullDeployment()
+	Default(d)
+	if err := Validate(d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fullDeployment() *appsv1.Deployment {
+	return deployment(func(d *appsv1.Deployment) {
+		d.Labels = map[string]string{"app": "web"}
+		d.Annotations = map[string]string{"example.com/owner": "team-a"}
+		d.Finalizers = []string{"example.com/keep"}
+		d.Spec.Replicas = new(int32(3))
+		d.Spec.MinReadySeconds = 5
+		d.Spec.Paused = true
+		d.Spec.RevisionHistoryLimit = new(int32(4))
+		d.Spec.ProgressDeadlineSeconds = new(int32(300))
+		d.Spec.Strategy = rolling(num(1), percent("10%"))
+		d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"},
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: "In", Values: []string{"front"}}}}
+		d.Spec.Template.Labels["tier"] = "front"
+		d.Spec.Template.Annotations = map[string]string{"example.com/rev": "1"}
+		d.Spec.Template.Spec = corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name: "web", Image: "nginx:1.27", ImagePullPolicy: corev1.PullIfNotPresent,
+				Command: []string{"nginx"}, Args: []string{"-g", "daemon off;"}, WorkingDir: "/srv",
+				Env:   []corev1.EnvVar{{Name: "MODE", Value: "prod"}},
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80, HostPort: 8080, HostIP: "127.0.0.1", Protocol: corev1.ProtocolTCP}},
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{"cpu": resource.MustParse("100m"), "memory": resource.MustParse("64Mi")},
+					Limits:   corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("128Mi")}},
+			}},
+			HostNetwork:                   true,
+			NodeSelector:                  map[string]string{"disk": "ssd"},
+			RestartPolicy:                 corev1.RestartPolicyAlways,
+			TerminationGracePeriodSeconds: new(int64(10)),
+			Tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "web",
+				Effect: corev1.TaintEffectNoExecute, TolerationSeconds: new(int64(60))}},
+		}
+	})
+}
+
+func TestSupportedFieldsTable(t *testing.T) {
+	for _, in := range kinds.All() {
+		if _, err := compileKind(reflect.TypeOf(in.New()).Elem(), supportedFields[in.Kind]); err != nil {
+			t.Errorf("%s: %v", in.Kind, err)
+		}
+	}
+	deploymentType := reflect.TypeFor[appsv1.Deployment]()
+	for _, tc := range []struct {
+		paths []string
+		want  string
+	}{
+		{[]string{"spec.template.spec.containers[*].nope"}, `spec.template.spec.containers[*].nope: v1.Container has no field "nope"`},
+		{[]string{"spec.template.spec.containers.image"}, "spec.template.spec.containers: [*] marks a list"},
+		{[]string{"spec.paused[*]"}, "spec.paused: [*] marks a list"},
+		{[]string{"metadata.labels.app"}, "metadata.labels: a map[string]string has no fields to name"},
+		{[]string{"spec.strategy.rollingUpdate.maxSurge.intVal"}, "spec.strategy.rollingUpdate.maxSurge: a intstr.IntOrString has no fields to name"},
+		{[]string{"metadata.creationTimestamp.Time"}, "metadata.creationTimestamp: a v1.Time has no fields to name"},
+		{[]string{"spec.paused", "spec.paused"}, "spec.paused: listed twice"},
+		{[]string{"spec.strategy", "spec.strategy.type"}, "spec.strategy.type: a shorter path already covers it"},
+		{[]string{"spec.strategy.type", "spec.strategy"}, "spec.strategy: listed twice, or covers longer paths"},
+		{[]string{"spec..paused"}, "spec..paused: malformed path"},
+		{[]string{"spec.selector.matchExpressions[*].key", "spec.selector.matchExpressions.operator"}, "written both with and without [*]"},
+	} {
+		_, err := compileKind(deploymentType, tc.paths)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got error %v, want %q", tc.paths, err, tc.want)
+		}
+	}
+}
+
+// eachUnsupported calls fn with the path of every field sc, the check of struct type t,
+// refuses, "[*]" marking lists.
+func eachUnsupported(sc *structCheck, t reflect.Type, at []string, fn func([]string)) {
+	for _, f := range sc.fields {
+		seg := f.name
+		ft := t.FieldByIndex(f.index).Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Slice {
+			seg += "[*]"
+			ft = ft.Elem()
+		}
+		path := append(append([]string(nil), at...), seg)
+		if f.under == nil {
+			fn(append(path[:len(path)-1:len(path)-1], f.name))
+			continue
+		}
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		eachUnsupported(f.under, ft, path, fn)
+	}
+}
+
+// fillPath sets the field segs names (JSON names, "[*]" for lists) in struct v to a
+// non-zero value, creating what is on the way, and a list's element 0.
+func fillPath(v reflect.Value, segs []string) {
+	name, list := strings.CutSuffix(segs[0], "[*]")
+	var fv reflect.Value
+	for _, f := range jsonFields(v.Type()) {
+		if f.name == name {
+			fv = v.FieldByIndex(f.index)
+		}
+	}
+	if !fv.IsValid() {
+		panic("no field " + name + " in " + v.Type().String())
+	}
+	if list {
+		if fv.Len() == 0 {
+			fv.Set(reflect.MakeSlice(fv.Type(), 1, 1))
+		}
+		fv = fv.Index(0)
+	}
+	if len(segs) == 1 {
+		fillValue(fv)
+		return
+	}
+	if fv.Kind() == reflect.Pointer {
+		if fv.IsNil() {
+			fv.Set(reflect.New(fv.Type().Elem()))
+		}
+		fv = fv.Elem()
+	}
+	fillPath(fv, segs[1:])
+}
+
+// fillValue sets v to some non-zero value of its type.
+func fillValue(v reflect.Value) {
+	switch v.Type() {
+	case reflect.TypeFor[metav1.Time]():
+		v.Set(reflect.ValueOf(metav1.Now()))
+		return
+	case reflect.TypeFor[metav1.MicroTime]():
+		v.Set(reflect.ValueOf(metav1.NowMicro()))
+		return
+	case reflect.TypeFor[resource.Quantity]():
+		v.Set(reflect.ValueOf(resource.MustParse("1")))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(1)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fillValue(v.Elem())
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fillValue(v.Index(0))
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fillValue(k)
+		fillValue(e)
+		v.SetMapIndex(k, e)
+	case reflect.Struct:
+		// One field is enough to make a struct non-zero, and avoids recursive types.
+		for _, f := range jsonFields(v.Type()) {
+			fillValue(v.FieldByIndex(f.index))
+			return
+		}
+		panic("cannot fill " + v.Type().String())
+	}
+}
+
+func BenchmarkValidatePod(b *testing.B) {
+	p := pod(nil)
+	Default(p)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Validate(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCheckSupportedPod(b *testing.B) {
+	p := pod(func(p *corev1.Pod) {
+		p.Labels = map[string]string{"app": "web"}
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80}}
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A", Value: "1"}}
+		p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{"cpu": resource.MustParse("100m")}
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.5",
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "web", Ready: true}}}
+	})
+	Default(p)
+	b.ReportAllocs()
+	for b.Loop() {
+		if errs := checkSupported(p, false); len(errs) > 0 {
+			b.Fatal(errs)
+		}
+	}
+}
