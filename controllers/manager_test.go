@@ -8,11 +8,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 func waitFor(t *testing.T, what string, cond func() (bool, error)) {
@@ -36,7 +36,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, error)) {
 // TestFailoverMidRollout runs two controller-managers; the leader is stopped in the middle
 // of a rollout and the other finishes it, with no pod beyond what the rollout needs.
 func TestFailoverMidRollout(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)

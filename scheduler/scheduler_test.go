@@ -11,14 +11,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/quantity"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
-// Integration tests: real API servers (apiservertest), real informers and binds.
+// Integration tests: real API servers (test/apicluster), real informers and binds.
 
 func dial(t testing.TB, addrs []string) *client.Clientset {
 	t.Helper()
@@ -145,7 +145,7 @@ func scheduledEvents(t testing.TB, ctx context.Context, cs *client.Clientset) ma
 }
 
 func TestResourcePackingNeverOvercommits(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -197,7 +197,7 @@ func TestResourcePackingNeverOvercommits(t *testing.T) {
 }
 
 func TestTaintsAndNodeSelector(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -237,7 +237,7 @@ func TestTaintsAndNodeSelector(t *testing.T) {
 }
 
 func TestUnschedulablePodBoundWhenNodeAdded(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -264,7 +264,7 @@ func TestUnschedulablePodBoundWhenNodeAdded(t *testing.T) {
 }
 
 func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
@@ -19,6 +18,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 func dep(replicas int32, surge, unavailable *structpb.Value) *corev1.Deployment {
@@ -143,7 +143,7 @@ func TestProgressDeadline(t *testing.T) {
 // startControllers runs the Deployment and ReplicaSet controllers and a fake kubelet
 // against a fresh cluster.
 func startControllers(t *testing.T) (*client.Clientset, context.Context) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
