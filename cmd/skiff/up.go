@@ -24,9 +24,9 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers"
 	"github.com/skiffhq/skiff/kubelet"
-	"github.com/skiffhq/skiff/kubelet/containerd/daemon"
 	"github.com/skiffhq/skiff/scheduler"
 	"github.com/skiffhq/skiff/store"
+	"github.com/skiffhq/skiff/up/daemon"
 )
 
 func upCmd(logger func(string) hclog.Logger) *cobra.Command {

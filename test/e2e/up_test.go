@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/kubelet/containerd/daemon"
+	"github.com/skiffhq/skiff/up/daemon"
 )
 
 // TestUp runs `skiff up` with simulated containers: a Deployment goes through all ten
