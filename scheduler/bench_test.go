@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // The scheduler's benchmarks print `BENCH <name> <value> <unit>` lines (see
@@ -161,7 +162,7 @@ func BenchmarkSchedE2E1000n10000p(b *testing.B) {
 		s.binder = cb
 		runDone := make(chan error, 1)
 		go func() { runDone <- s.Run(ctx) }()
-		waitFor(b, time.Minute, "the scheduler to see every node", func() (bool, string) {
+		waitfor.Condition(b, time.Minute, "the scheduler to see every node", func() (bool, string) {
 			return s.Cache().NumNodes() == nodes, fmt.Sprint(s.Cache().NumNodes())
 		})
 		all := benchPods(pods)

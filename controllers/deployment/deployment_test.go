@@ -19,6 +19,7 @@ import (
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 func dep(replicas int32, surge, unavailable *structpb.Value) *corev1.Deployment {
@@ -196,7 +197,7 @@ func TestRollout(t *testing.T) {
 			return ok && cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, nil
 		}
 	}
-	waitFor(t, "first rollout", rolledOut("busybox:1"))
+	waitfor.ConditionErr(t, time.Minute, "first rollout", rolledOut("busybox:1"))
 	rss, _ := cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
 	if len(rss.Items) != 1 {
 		t.Fatalf("%d replicasets", len(rss.Items))
@@ -224,7 +225,7 @@ func TestRollout(t *testing.T) {
 		}
 	}
 	update(func(d *corev1.Deployment) { d.Spec.Replicas = proto.Int32(6) })
-	waitFor(t, "scaled", func() (bool, error) {
+	waitfor.ConditionErr(t, time.Minute, "scaled", func() (bool, error) {
 		rs, err := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
 		return rs.GetSpec().GetReplicas() == 6 && rs.GetStatus().GetReplicas() == 6, err
 	})
@@ -232,7 +233,7 @@ func TestRollout(t *testing.T) {
 		d.Spec.Replicas = proto.Int32(4)
 		d.Spec.Template.Spec.Containers[0].Image = "busybox:2"
 	})
-	waitFor(t, "second rollout", rolledOut("busybox:2"))
+	waitfor.ConditionErr(t, time.Minute, "second rollout", rolledOut("busybox:2"))
 	rss, _ = cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
 	revs := map[string]int32{}
 	for _, rs := range rss.Items {
@@ -250,28 +251,10 @@ func TestRollout(t *testing.T) {
 	update(func(cur *corev1.Deployment) {
 		cur.Spec.Template = proto.Clone(d.Spec.Template).(*corev1.PodTemplateSpec)
 	})
-	waitFor(t, "rollback", rolledOut("busybox:1"))
+	waitfor.ConditionErr(t, time.Minute, "rollback", rolledOut("busybox:1"))
 	back, _ := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
 	if back.GetMetadata().GetAnnotations()[RevisionAnnotation] != "3" || back.GetSpec().GetReplicas() != 4 {
 		t.Fatalf("rolled-back replicaset: revision %q replicas %d", back.GetMetadata().GetAnnotations()[RevisionAnnotation], back.GetSpec().GetReplicas())
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 60s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -300,7 +283,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 				cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, err
 		}
 	}
-	waitFor(t, "first rollout", complete("busybox:1"))
+	waitfor.ConditionErr(t, time.Minute, "first rollout", complete("busybox:1"))
 	update := func(change func(*corev1.Deployment)) {
 		t.Helper()
 		for {
@@ -320,7 +303,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 	// Paused: a template change creates no ReplicaSet.
 	update(func(d *corev1.Deployment) { d.Spec.Paused = true })
 	update(func(d *corev1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "busybox:2" })
-	waitFor(t, "paused observed", func() (bool, error) {
+	waitfor.ConditionErr(t, time.Minute, "paused observed", func() (bool, error) {
 		cur, err := cs.Deployments.Get(ctx, "default", "bounded")
 		return cur.GetStatus().GetObservedGeneration() == cur.GetMetadata().GetGeneration(), err
 	})
@@ -379,7 +362,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 		}
 	}()
 	update(func(d *corev1.Deployment) { d.Spec.Paused = false })
-	waitFor(t, "rollout after resume", complete("busybox:2"))
+	waitfor.ConditionErr(t, time.Minute, "rollout after resume", complete("busybox:2"))
 	w.Stop()
 	if v, ok := <-violation; ok {
 		t.Fatal(v)

@@ -14,6 +14,7 @@ import (
 	"github.com/skiffhq/skiff/client/record"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 func TestEvictAfter(t *testing.T) {
@@ -104,24 +105,6 @@ func (h harness) boundPod(t *testing.T, name, node string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestUnreachableNodeIsTaintedAndEvicted(t *testing.T) {
 	h := start(t)
 	h.node(t, "alive")
@@ -143,11 +126,11 @@ func TestUnreachableNodeIsTaintedAndEvicted(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "dead node tainted and Unknown", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "dead node tainted and Unknown", func() (bool, error) {
 		n, err := h.cs.Nodes.Get(h.ctx, "", "dead")
 		return readyStatus(n) == "Unknown" && unreachableTaint(n) != nil, err
 	})
-	waitFor(t, "its pod evicted", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "its pod evicted", func() (bool, error) {
 		p, err := h.cs.Pods.Get(h.ctx, "default", "on-dead")
 		return p.GetMetadata().GetDeletionTimestamp() != nil, err
 	})
@@ -163,7 +146,7 @@ func TestUnreachableNodeIsTaintedAndEvicted(t *testing.T) {
 	if _, err := h.cs.Nodes.UpdateStatus(h.ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "taint removed", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "taint removed", func() (bool, error) {
 		n, err := h.cs.Nodes.Get(h.ctx, "", "dead")
 		return unreachableTaint(n) == nil, err
 	})
@@ -174,7 +157,7 @@ func TestFullDisruptionEvictsNothing(t *testing.T) {
 	h.node(t, "a")
 	h.node(t, "b")
 	h.boundPod(t, "p", "a")
-	waitFor(t, "both Unknown", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "both Unknown", func() (bool, error) {
 		l, err := h.cs.Nodes.List(h.ctx, "", client.ListOptions{})
 		if err != nil {
 			return false, err

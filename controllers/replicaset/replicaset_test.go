@@ -17,6 +17,7 @@ import (
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -126,24 +127,6 @@ func newRS(name string, replicas int32) *corev1.ReplicaSet {
 				Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}}}
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func ownedPods(ctx context.Context, cs *client.Clientset, rs *corev1.ReplicaSet) ([]*corev1.Pod, error) {
 	l, err := cs.Pods.List(ctx, "default", client.ListOptions{})
 	if err != nil {
@@ -185,7 +168,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "20 pods and status", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "20 pods and status", func() (bool, error) {
 		pods, err := ownedPods(ctx, cs, rs)
 		if err != nil {
 			return false, err
@@ -209,7 +192,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	if _, err := cs.ReplicaSets.Update(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "5 pods", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "5 pods", func() (bool, error) {
 		pods, err := ownedPods(ctx, cs, rs)
 		return len(pods) == 5, err
 	})
@@ -220,7 +203,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	if _, err := cs.Pods.Create(ctx, orphan); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "orphan adopted then removed as surplus, 5 left", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "orphan adopted then removed as surplus, 5 left", func() (bool, error) {
 		_, err := cs.Pods.Get(ctx, "default", "orphan")
 		pods, lerr := ownedPods(ctx, cs, rs)
 		return client.IsNotFound(err) && len(pods) == 5, lerr
@@ -233,7 +216,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	if _, err := cs.Pods.Update(ctx, released); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "released and replaced", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "released and replaced", func() (bool, error) {
 		p, err := cs.Pods.Get(ctx, "default", released.GetMetadata().GetName())
 		if err != nil {
 			return false, err
@@ -243,7 +226,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	})
 
 	// Events say what happened.
-	waitFor(t, "events", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "events", func() (bool, error) {
 		l, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + rs.GetMetadata().GetUid()})
 		if err != nil {
 			return false, err
