@@ -12,7 +12,6 @@ package deployment
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/controllers/internal/controllerref"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/proto/labels"
@@ -46,6 +46,8 @@ type Controller struct {
 	queue *workqueue.Queue
 	rec   *record.Recorder
 	log   hclog.Logger
+	// claimer adopts and releases ReplicaSets.
+	claimer controllerref.Claimer[*corev1.ReplicaSet]
 }
 
 // New makes the controller on the factory's informers.
@@ -59,7 +61,8 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	dInf := cache.InformerFor[*corev1.Deployment](f, "", client.ListOptions{})
 	rsInf := cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{})
 	c := &Controller{cfg: cfg, cs: cs, dInf: dInf, ds: dInf.Lister(), rss: rsInf.Lister(),
-		queue: workqueue.New(workqueue.Config{}), rec: rec, log: log.Named("deployment")}
+		queue: workqueue.New(workqueue.Config{}), rec: rec, log: log.Named("deployment"),
+		claimer: controllerref.Claimer[*corev1.ReplicaSet]{Update: cs.ReplicaSets.Update}}
 	enqueue := func(d *corev1.Deployment) { c.queue.Add(cache.Key(d)) }
 	dInf.AddHandler(cache.Handler[*corev1.Deployment]{OnAdd: enqueue, OnUpdate: func(_, d *corev1.Deployment) { enqueue(d) }, OnDelete: enqueue})
 	rsInf.AddHandler(cache.Handler[*corev1.ReplicaSet]{
@@ -107,7 +110,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if err != nil || sel.Empty() {
 		return 0, nil
 	}
-	rss, err := c.claim(ctx, d, sel)
+	rss, err := c.claimer.Claim(ctx, d, sel, c.rss.ListNamespace(ns, labels.Everything()))
 	if err != nil {
 		return 0, err
 	}
@@ -180,42 +183,6 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	return requeue, nil
-}
-
-// claim returns the ReplicaSets d owns, adopting matching orphans and releasing owned
-// ones that no longer match.
-func (c *Controller) claim(ctx context.Context, d *corev1.Deployment, sel labels.Selector) ([]*corev1.ReplicaSet, error) {
-	uid := d.GetMetadata().GetUid()
-	var owned []*corev1.ReplicaSet
-	var errs []error
-	for _, rs := range c.rss.ListNamespace(d.GetMetadata().GetNamespace(), labels.Everything()) {
-		ref := kinds.ControllerOf(rs)
-		matches := sel.Matches(rs.GetMetadata().GetLabels())
-		switch {
-		case ref != nil && ref.GetUid() == uid && matches:
-			owned = append(owned, rs)
-		case ref != nil && ref.GetUid() == uid, ref == nil && matches && rs.GetMetadata().GetDeletionTimestamp() == nil:
-			next := proto.Clone(rs).(*corev1.ReplicaSet)
-			var refs []*corev1.OwnerReference
-			for _, r := range next.GetMetadata().GetOwnerReferences() {
-				if r.GetUid() != uid {
-					refs = append(refs, r)
-				}
-			}
-			if ref == nil {
-				refs = append(refs, kinds.NewControllerRef(d))
-			}
-			next.Metadata.OwnerReferences = refs
-			out, err := c.cs.ReplicaSets.Update(ctx, next)
-			switch {
-			case err == nil && ref == nil:
-				owned = append(owned, out)
-			case err != nil && !client.IsConflict(err) && !client.IsNotFound(err):
-				errs = append(errs, fmt.Errorf("update owners of replicaset %s: %w", cache.Key(rs), err))
-			}
-		}
-	}
-	return owned, errors.Join(errs...)
 }
 
 func (c *Controller) createNewRS(ctx context.Context, d *corev1.Deployment, old []*corev1.ReplicaSet, maxRev int64) (*corev1.ReplicaSet, error) {
