@@ -55,7 +55,8 @@ func logsNode(t *testing.T, cs *client.Clientset, node string, logTLS *tls.Confi
 	cfg.NodeName, cfg.NodeIP, cfg.LogPort = node, "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 	cfg.RelistPeriod, cfg.Workers = 50*time.Millisecond, 2
 	log := hclog.New(&hclog.LoggerOptions{Name: node, Level: hclog.Warn, Output: testLogWriter{t}})
-	k, err := kubelet.New(cs, rt, cfg, log)
+	cfg.Logger = log
+	k, err := kubelet.New(cs, rt, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,15 +46,12 @@ type podMemory struct {
 	written *corev1.PodStatus // the last status written
 }
 
-// New makes a kubelet for cfg.NodeName that runs pods through rt. log may be nil.
-func New(cs *client.Clientset, rt Runtime, cfg Config, log hclog.Logger) (*Kubelet, error) {
+// New makes a kubelet for cfg.NodeName that runs pods through rt.
+func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kubelet config: %w", err)
 	}
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
-	log = log.With("node", cfg.NodeName)
+	log := cfg.Logger.With("node", cfg.NodeName)
 	scheme, _, ok := strings.Cut(rt.Version(), "://")
 	if !ok {
 		scheme = "runtime"

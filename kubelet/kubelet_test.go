@@ -75,8 +75,8 @@ func testConfig(node string) kubelet.Config {
 // start runs a kubelet until the returned stop is called (or the test ends).
 func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	e.t.Helper()
-	log := hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
-	k, err := kubelet.New(e.cs, rt, cfg, log)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
+	k, err := kubelet.New(e.cs, rt, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestLogs(t *testing.T) {
 	rt := sim.New(sim.Config{})
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName, cfg.NodeIP, cfg.LogPort, cfg.RelistPeriod = "w1", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port, 50*time.Millisecond
-	k, err := kubelet.New(client.NewClientset(conn), rt, cfg, nil)
+	k, err := kubelet.New(client.NewClientset(conn), rt, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,8 @@ func runKubelets(ctx context.Context, cs *client.Clientset, cfg kubelet.Config, 
 		cfg.LogPort = ln.Addr().(*net.TCPAddr).Port
 	}
 	add := func(rt kubelet.Runtime, c kubelet.Config, log hclog.Logger) error {
-		k, err := kubelet.New(cs, rt, c, log)
+		c.Logger = log
+		k, err := kubelet.New(cs, rt, c)
 		if err != nil {
 			return err
 		}

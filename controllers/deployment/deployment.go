@@ -12,6 +12,7 @@ package deployment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -30,10 +31,37 @@ import (
 	"github.com/skiffhq/skiff/proto/labels"
 )
 
-// Config tunes the controller.
+// Config tunes the controller. Start from DefaultConfig; New validates it.
 type Config struct {
-	Workers int // default 5
-	Now     func() time.Time
+	// Workers reconcile different Deployments concurrently. Default 5.
+	Workers int
+	// Logger receives the controller's logs, named "deployment". Default: discarded.
+	Logger hclog.Logger
+	// Now is the controller's clock (conditions, progress deadlines). Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{Workers: 5, Logger: hclog.NewNullLogger(), Now: time.Now}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: %d must be at least 1", c.Workers))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("now: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("deployment controller config: %w", err)
+	}
+	return nil
 }
 
 // Controller is the Deployment controller.
@@ -50,18 +78,15 @@ type Controller struct {
 	claimer controllerref.Claimer[*corev1.ReplicaSet]
 }
 
-// New makes the controller on the factory's informers.
-func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config, log hclog.Logger) *Controller {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 5
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+// New makes the controller on the factory's informers; Run starts it.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	dInf := cache.InformerFor[*corev1.Deployment](f, "", client.ListOptions{})
 	rsInf := cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{})
 	c := &Controller{cfg: cfg, cs: cs, dInf: dInf, ds: dInf.Lister(), rss: rsInf.Lister(),
-		queue: workqueue.New(workqueue.Config{}), rec: rec, log: log.Named("deployment"),
+		queue: workqueue.New(workqueue.Config{}), rec: rec, log: cfg.Logger.Named("deployment"),
 		claimer: controllerref.Claimer[*corev1.ReplicaSet]{Update: cs.ReplicaSets.Update}}
 	enqueue := func(d *corev1.Deployment) { c.queue.Add(cache.Key(d)) }
 	dInf.AddHandler(cache.Handler[*corev1.Deployment]{OnAdd: enqueue, OnUpdate: func(_, d *corev1.Deployment) { enqueue(d) }, OnDelete: enqueue})
@@ -70,7 +95,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		OnUpdate: func(old, rs *corev1.ReplicaSet) { c.rsChanged(old); c.rsChanged(rs) },
 		OnDelete: c.rsChanged,
 	})
-	return c
+	return c, nil
 }
 
 func (c *Controller) rsChanged(rs *corev1.ReplicaSet) {

@@ -153,8 +153,14 @@ func startControllers(t *testing.T) (*client.Clientset, context.Context) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "deployment-controller"})
-	dc := New(cs, f, rec, Config{}, hclog.NewNullLogger())
-	rc := replicaset.New(cs, f, rec, replicaset.Config{}, hclog.NewNullLogger())
+	dc, err := New(cs, f, rec, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := replicaset.New(cs, f, rec, replicaset.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
 	done := make(chan struct{}, 4)
 	for _, run := range []func(){func() { rec.Run(ctx) }, func() { dc.Run(ctx) }, func() { rc.Run(ctx) }, func() { fakekubelet.Run(ctx, cs) }} {

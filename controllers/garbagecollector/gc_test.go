@@ -25,7 +25,10 @@ func setup(t *testing.T) (*client.Clientset, context.Context) {
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
-	gc := New(cs, f, Config{}, hclog.NewNullLogger())
+	gc, err := New(cs, f, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); gc.Run(ctx) }()

@@ -60,7 +60,12 @@ func start(t *testing.T) harness {
 	}
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "node-controller"})
-	ctrl := New(cs, f, rec, Config{GracePeriod: 2 * time.Second, DefaultTolerationSeconds: 1, MonitorPeriod: 100 * time.Millisecond}, hclog.NewNullLogger())
+	cfg := DefaultConfig()
+	cfg.GracePeriod, cfg.DefaultTolerationSeconds, cfg.MonitorPeriod = 2*time.Second, 1, 100*time.Millisecond
+	ctrl, err := New(cs, f, rec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
 	done := make(chan struct{}, 2)
 	go func() { rec.Run(ctx); done <- struct{}{} }()

@@ -32,7 +32,10 @@ func BenchmarkRSScaleUp10k(b *testing.B) {
 	defer cancel()
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "replicaset-controller"})
-	ctrl := New(cs, f, rec, Config{}, hclog.NewNullLogger())
+	ctrl, err := New(cs, f, rec, DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	f.Start(ctx)
 	go rec.Run(ctx)

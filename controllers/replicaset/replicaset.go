@@ -28,7 +28,7 @@ import (
 	"github.com/skiffhq/skiff/proto/labels"
 )
 
-// Config tunes the controller.
+// Config tunes the controller. Start from DefaultConfig; New validates it.
 type Config struct {
 	// Workers reconcile different ReplicaSets concurrently. Default 5.
 	Workers int
@@ -40,12 +40,39 @@ type Config struct {
 	// ExpectationsTimeout: after this long, unseen creations and deletions are given up
 	// on and the ReplicaSet syncs again. Default 5 minutes.
 	ExpectationsTimeout time.Duration
-	Now                 func() time.Time
+	// Logger receives the controller's logs, named "replicaset". Default: discarded.
+	Logger hclog.Logger
+	// Now is the controller's clock (availability, expectations). Default time.Now.
+	Now func() time.Time
 }
 
-// DefaultConfig has Kubernetes' values.
+// DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Workers: 5, BurstReplicas: 5000, ExpectationsTimeout: 5 * time.Minute, Now: time.Now}
+	return Config{Workers: 5, BurstReplicas: 5000, ExpectationsTimeout: 5 * time.Minute, Logger: hclog.NewNullLogger(), Now: time.Now}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: %d must be at least 1", c.Workers))
+	}
+	if c.BurstReplicas < 1 {
+		errs = append(errs, fmt.Errorf("burstReplicas: %d must be at least 1", c.BurstReplicas))
+	}
+	if c.ExpectationsTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("expectationsTimeout: %v must be positive", c.ExpectationsTimeout))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("now: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("replicaset controller config: %w", err)
+	}
+	return nil
 }
 
 // Controller is the ReplicaSet controller.
@@ -65,19 +92,9 @@ type Controller struct {
 }
 
 // New makes the controller on the factory's informers; Run starts it.
-func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config, log hclog.Logger) *Controller {
-	def := DefaultConfig()
-	if cfg.Workers <= 0 {
-		cfg.Workers = def.Workers
-	}
-	if cfg.BurstReplicas <= 0 {
-		cfg.BurstReplicas = def.BurstReplicas
-	}
-	if cfg.ExpectationsTimeout <= 0 {
-		cfg.ExpectationsTimeout = def.ExpectationsTimeout
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	rsInf := cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{})
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
@@ -85,7 +102,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	c := &Controller{
 		cfg: cfg, cs: cs, rsInf: rsInf, pods: podInf.Lister(), rss: rsInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: newExpectations(cfg.ExpectationsTimeout, cfg.Now),
-		rec: rec, log: log.Named("replicaset"),
+		rec: rec, log: cfg.Logger.Named("replicaset"),
 		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Adoptable: IsActive, FailOnLostRelease: true},
 	}
 	rsInf.AddHandler(cache.Handler[*corev1.ReplicaSet]{
@@ -94,7 +111,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		OnDelete: func(rs *corev1.ReplicaSet) { c.exp.forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
 	})
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
-	return c
+	return c, nil
 }
 
 // ownerKey is the key of the ReplicaSet controlling pod, or "".

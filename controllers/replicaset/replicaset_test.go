@@ -110,7 +110,10 @@ func start(t *testing.T) (*client.Clientset, context.Context) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "replicaset-controller"})
-	ctrl := New(cs, f, rec, Config{}, hclog.NewNullLogger())
+	ctrl, err := New(cs, f, rec, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); rec.Run(ctx) }()

@@ -61,7 +61,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 		kc.NodeName = fmt.Sprintf("sim-%d", i)
 		kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
 		kc.Workers = 2
-		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc, hclog.NewNullLogger())
+		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -154,7 +154,7 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 	}
 	kc := kubelet.DefaultConfig()
 	kc.NodeName = "bench-node"
-	k, err := kubelet.New(cs, rt, kc, hclog.NewNullLogger())
+	k, err := kubelet.New(cs, rt, kc)
 	if err != nil {
 		b.Fatal(err)
 	}
