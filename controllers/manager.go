@@ -125,15 +125,14 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)
+	// A controller that stops on an error is logged; the others go on.
 	var wg sync.WaitGroup
 	for _, run := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("controller stopped", "error", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	f.Wait()
