@@ -7,11 +7,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 func event(ns, name string) *corev1.Event {
@@ -22,7 +22,7 @@ func event(ns, name string) *corev1.Event {
 // TestCreateBatch: each object of a batch succeeds or fails alone, with the error Create
 // would give it; the valid ones of a clean batch are stored in one transaction.
 func TestCreateBatch(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	ctx := testCtx(t)
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
@@ -92,10 +92,10 @@ func TestCreateBatch(t *testing.T) {
 // TestCreateBatchAuthorizesEachObject: a batch with one object its caller may not create
 // is refused whole, and writes nothing.
 func TestCreateBatchAuthorizesEachObject(t *testing.T) {
-	dir := apiservertest.Certs(t, "w1")
-	c := apiservertest.Start(t, 1, apiservertest.Options{Certs: dir})
+	dir := apicluster.Certs(t, "w1")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
 	ctx := testCtx(t)
-	w1 := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "kubelet-w1"), "")
+	w1 := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
 
 	res, err := w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{kinds.Wrap(event("default", "ok-1")), kinds.Wrap(event("default", "ok-2"))}})
 	if err != nil || len(res.GetResults()) != 2 || res.GetResults()[0].GetError() != nil || res.GetResults()[1].GetError() != nil {
@@ -103,7 +103,7 @@ func TestCreateBatchAuthorizesEachObject(t *testing.T) {
 	}
 	_, err = w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{kinds.Wrap(event("default", "sneaky")), kinds.Wrap(boundPod("smuggled", "w1"))}})
 	wantDenied(t, "a node's batch with a pod", err, codes.PermissionDenied, `objects[1]: user "system:node:w1" cannot create pods "default/smuggled"`)
-	admin := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "admin"), "")
+	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
 	for _, k := range []struct{ kind, name string }{{"Event", "sneaky"}, {"Pod", "smuggled"}} {
 		_, err := admin.Get(ctx, &apiv1.GetRequest{Kind: k.kind, Namespace: "default", Name: k.name})
 		wantCode(t, "the refused batch's "+k.kind, err, codes.NotFound)

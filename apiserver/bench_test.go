@@ -17,11 +17,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skiffhq/skiff/apiserver"
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
@@ -68,7 +68,7 @@ func p99ms(lat []time.Duration) float64 { return benchfig.Percentile(lat, 0.99) 
 func BenchmarkAPICreatePod(b *testing.B) {
 	benchfig.Want(b, "api_create_pod_c100", "api_create_pod_c100_p99")
 	// The store's benchmarks map 256 MiB of state up front; so does this one, so the two compare.
-	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000,
+	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000,
 		Configure: func(cfg *apiserver.Config) { cfg.Store.MmapSize = 256 << 20 }})
 	rc := conns(b, c.Addr(c.Leader()), 1)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -133,7 +133,7 @@ func (c frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // for the delay: otherwise the benchmark mostly measures its own decoding.
 func BenchmarkAPIWatchPods(b *testing.B) {
 	benchfig.Want(b, "api_watch_pods_1000", "api_watch_pods_1000_p99_lag")
-	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
+	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const watchers, pods = 1000, 2000

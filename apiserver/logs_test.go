@@ -16,12 +16,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	"github.com/skiffhq/skiff/pki"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a follower writes.
@@ -55,7 +55,8 @@ func logsNode(t *testing.T, cs *client.Clientset, node string, logTLS *tls.Confi
 	cfg.NodeName, cfg.NodeIP, cfg.LogPort = node, "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 	cfg.RelistPeriod, cfg.Workers = 50*time.Millisecond, 2
 	log := hclog.New(&hclog.LoggerOptions{Name: node, Level: hclog.Warn, Output: testLogWriter{t}})
-	k, err := kubelet.New(cs, rt, cfg, log)
+	cfg.Logger = log
+	k, err := kubelet.New(cs, rt, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func wantLogsError(t *testing.T, ctx context.Context, conn *client.Conn, pod, co
 // TestPodLogs reads a container's output through the API server, from a simulated
 // node's kubelet: what it wrote, then, following, what it writes until it exits.
 func TestPodLogs(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	conn, err := client.Dial(c.Addrs(), client.Options{})
@@ -221,8 +222,8 @@ func TestPodLogs(t *testing.T) {
 // over mutual TLS; reading them is authorized like reading the pod: an administrator
 // may, a kubelet may for its own node's pods only.
 func TestPodLogsAuthorization(t *testing.T) {
-	dir := apiservertest.Certs(t, "w1", "w2")
-	c := apiservertest.Start(t, 1, apiservertest.Options{Certs: dir})
+	dir := apicluster.Certs(t, "w1", "w2")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	as := func(name string) *client.Conn {

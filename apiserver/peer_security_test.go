@@ -15,11 +15,11 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/pki"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // rogueStream is a Raft stream layer that dials the peer port with a TLS config of the
@@ -53,9 +53,9 @@ func peerTLS(t *testing.T, dir, name string) *tls.Config {
 // TestForeignPeer: a peer whose certificate the cluster's CA did not sign, or that is not
 // an API server's, can neither call for an election nor join.
 func TestForeignPeer(t *testing.T) {
-	dir := apiservertest.Certs(t, "w1")
-	foreign := apiservertest.Certs(t)
-	c := apiservertest.Start(t, 3, apiservertest.Options{Certs: dir})
+	dir := apicluster.Certs(t, "w1")
+	foreign := apicluster.Certs(t)
+	c := apicluster.Start(t, 3, apicluster.Options{Certs: dir})
 	ctx := testCtx(t)
 	leader := c.Leader()
 	before, err := c.Server(leader).Store().Status()
@@ -115,10 +115,10 @@ func TestForeignPeer(t *testing.T) {
 		_, err = apiv1.NewClusterClient(cc).AddMember(ctx, &apiv1.AddMemberRequest{Name: "rogue", RaftAddress: "127.0.0.1:1"})
 		return err
 	}
-	foreignClient := apiservertest.ClientTLS(t, dir, "")
+	foreignClient := apicluster.ClientTLS(t, dir, "")
 	foreignClient.GetClientCertificate = peerTLS(t, foreign, "apiserver").GetClientCertificate
 	wantDenied(t, "join with a foreign certificate", join(foreignClient), codes.Unauthenticated, "unknown authority")
-	wantDenied(t, "join as a kubelet", join(apiservertest.ClientTLS(t, dir, "kubelet-w1")), codes.PermissionDenied, `user "system:node:w1" cannot create cluster/members "rogue"`)
+	wantDenied(t, "join as a kubelet", join(apicluster.ClientTLS(t, dir, "kubelet-w1")), codes.PermissionDenied, `user "system:node:w1" cannot create cluster/members "rogue"`)
 	st, err := c.Server(0).Store().Status()
 	if err != nil || len(st.Members) != 3 {
 		t.Fatalf("members after rogue joins: %+v %v", st.Members, err)
@@ -145,8 +145,8 @@ func TestForeignPeer(t *testing.T) {
 // connections and watches go on; a restarted member rejoins its peers with its new
 // certificate.
 func TestRotation(t *testing.T) {
-	dir := apiservertest.Certs(t)
-	c := apiservertest.Start(t, 3, apiservertest.Options{Certs: dir})
+	dir := apicluster.Certs(t)
+	c := apicluster.Start(t, 3, apicluster.Options{Certs: dir})
 	ctx := testCtx(t)
 	serverSerial := func(rc apiv1.ResourcesClient) string {
 		t.Helper()
@@ -156,7 +156,7 @@ func TestRotation(t *testing.T) {
 		}
 		return p.AuthInfo.(credentials.TLSInfo).State.PeerCertificates[0].SerialNumber.String()
 	}
-	old := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "admin"), "")
+	old := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
 	oldSerial := serverSerial(old)
 	w, err := old.Watch(ctx, &apiv1.WatchRequest{Kind: "ConfigMap"})
 	if err != nil {
@@ -169,7 +169,7 @@ func TestRotation(t *testing.T) {
 	if _, err := pki.RotateDir(dir, time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
-	fresh := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "admin"), "")
+	fresh := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
 	if s := serverSerial(fresh); s == oldSerial {
 		t.Fatal("a new connection got the old server certificate")
 	}
@@ -190,7 +190,7 @@ func TestRotation(t *testing.T) {
 	c.Stop(2)
 	c.Restart(2)
 	c.WaitReady()
-	rc := dialSecure(t, c.Addr(2), apiservertest.ClientTLS(t, dir, "admin"), "")
+	rc := dialSecure(t, c.Addr(2), apicluster.ClientTLS(t, dir, "admin"), "")
 	if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "ConfigMap", Namespace: "default", Name: "after-rotation"}); err != nil {
 		t.Fatalf("restarted member after rotation: %v", err)
 	}

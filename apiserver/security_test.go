@@ -15,12 +15,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skiffhq/skiff/apiserver"
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/pki"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // bearer is a per-call token.
@@ -89,20 +89,20 @@ func expiredTLS(t *testing.T, dir string) *tls.Config {
 }
 
 func TestAuthentication(t *testing.T) {
-	dir := apiservertest.Certs(t, "w1")
+	dir := apicluster.Certs(t, "w1")
 	toks, err := auth.ParseTokens(auth.HashToken("ci-token") + ",ci,skiff:admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := apiservertest.Start(t, 3, apiservertest.Options{Certs: dir, Tokens: toks})
+	c := apicluster.Start(t, 3, apicluster.Options{Certs: dir, Tokens: toks})
 	ctx := testCtx(t)
 	list := &apiv1.ListRequest{Kind: "Pod"}
 
-	admin := dialSecure(t, c.Addr(1), apiservertest.ClientTLS(t, dir, "admin"), "")
+	admin := dialSecure(t, c.Addr(1), apicluster.ClientTLS(t, dir, "admin"), "")
 	if _, err := admin.List(ctx, list); err != nil {
 		t.Fatalf("admin: %v", err)
 	}
-	if _, err := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, ""), "ci-token").List(ctx, list); err != nil {
+	if _, err := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, ""), "ci-token").List(ctx, list); err != nil {
 		t.Fatalf("token: %v", err)
 	}
 	tests := []struct {
@@ -111,8 +111,8 @@ func TestAuthentication(t *testing.T) {
 		token string
 		msg   string
 	}{
-		{name: "no credentials", tls: apiservertest.ClientTLS(t, dir, ""), msg: "no client certificate or bearer token"},
-		{name: "wrong token", tls: apiservertest.ClientTLS(t, dir, ""), token: "guess", msg: "invalid bearer token"},
+		{name: "no credentials", tls: apicluster.ClientTLS(t, dir, ""), msg: "no client certificate or bearer token"},
+		{name: "wrong token", tls: apicluster.ClientTLS(t, dir, ""), token: "guess", msg: "invalid bearer token"},
 		{name: "foreign CA", tls: foreignTLS(t, dir), msg: "certificate signed by unknown authority"},
 		{name: "expired certificate", tls: expiredTLS(t, dir), msg: "expired"},
 	}
@@ -137,10 +137,10 @@ func TestAuthentication(t *testing.T) {
 	})
 	t.Run("server of another CA", func(t *testing.T) {
 		// The client trusts only its CA: a server with a foreign certificate is refused.
-		other := apiservertest.Certs(t)
+		other := apicluster.Certs(t)
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		_, err := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, other, "admin"), "").List(sctx, list)
+		_, err := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, other, "admin"), "").List(sctx, list)
 		if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 			t.Fatalf("foreign server accepted: %v", err)
 		}
@@ -154,17 +154,17 @@ func boundPod(name, node string) *corev1.Pod {
 }
 
 func TestNodeRestriction(t *testing.T) {
-	dir := apiservertest.Certs(t, "w1", "w2")
-	c := apiservertest.Start(t, 1, apiservertest.Options{Certs: dir})
+	dir := apicluster.Certs(t, "w1", "w2")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
 	ctx := testCtx(t)
-	admin := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "admin"), "")
+	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
 	for _, p := range []*corev1.Pod{boundPod("mine", "w1"), boundPod("theirs", "w2")} {
 		if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w1 := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "kubelet-w1"), "")
-	sched := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "scheduler"), "")
+	w1 := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
+	sched := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "scheduler"), "")
 
 	// Its own pods: list, watch, read, status, delete.
 	l, err := w1.List(ctx, &apiv1.ListRequest{Kind: "Pod", FieldSelector: "spec.nodeName=w1"})
@@ -220,13 +220,13 @@ func TestNodeRestriction(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	dir := apiservertest.Certs(t, "w1")
-	c := apiservertest.Start(t, 1, apiservertest.Options{Certs: dir, Configure: func(cfg *apiserver.Config) {
+	dir := apicluster.Certs(t, "w1")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir, Configure: func(cfg *apiserver.Config) {
 		cfg.RateLimit, cfg.RateBurst, cfg.MaxWatchesPerUser = 0.001, 5, 1
 	}})
 	ctx := testCtx(t)
-	w1 := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "kubelet-w1"), "")
-	admin := dialSecure(t, c.Addr(0), apiservertest.ClientTLS(t, dir, "admin"), "")
+	w1 := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
+	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
 
 	// Watches: one each.
 	wctx, cancel := context.WithCancel(ctx)

@@ -17,11 +17,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skiffhq/skiff/apiserver"
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 func dial(t testing.TB, addr string) (apiv1.ResourcesClient, apiv1.ClusterClient) {
@@ -52,7 +52,7 @@ func wantCode(t *testing.T, what string, err error, code codes.Code) {
 }
 
 func TestResourceLifecycle(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
 
@@ -136,7 +136,7 @@ func TestResourceLifecycle(t *testing.T) {
 }
 
 func TestFinalizersHoldDeletion(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
 	cm := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cfg"}, Data: map[string]string{"a": "b"}}
@@ -166,7 +166,7 @@ func TestFinalizersHoldDeletion(t *testing.T) {
 }
 
 func TestWatchAndListThroughAnyNode(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	ctx := testCtx(t)
 	rc0, _ := dial(t, c.Addr(0))
 	rc1, _ := dial(t, c.Addr(1))
@@ -254,7 +254,7 @@ func TestWatchAndListThroughAnyNode(t *testing.T) {
 // always sees the namespace changes this member applied before it: one created after a
 // refusal, one marked terminating after many creates.
 func TestNamespaceCheckFollowsChanges(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	c.WaitReady() // a missing namespace is confirmed with a linearizable read
 	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
@@ -286,7 +286,7 @@ func TestNamespaceCheckFollowsChanges(t *testing.T) {
 // once the creation is acknowledged: a namespace missing from its state is confirmed with a
 // linearizable read before the write is refused.
 func TestNamespaceCreatedElsewhereIsSeenByFollower(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	c.WaitReady()
 	leader := c.Leader()
 	lc, _ := dial(t, c.Addr(leader))
@@ -310,7 +310,7 @@ func TestNamespaceCreatedElsewhereIsSeenByFollower(t *testing.T) {
 // the leader serves the API, and refuses a request sent to it as the leader; the leader
 // says nothing and takes such requests.
 func TestFollowersNameTheLeader(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	ctx := testCtx(t)
 	leader := c.Leader()
 	// Members record their API addresses just after the cluster forms.

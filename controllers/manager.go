@@ -6,6 +6,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -23,7 +24,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/replicaset"
 )
 
-// Config configures the controller-manager.
+// Config configures the controller-manager. Start from DefaultConfig; Run validates it.
 type Config struct {
 	// Identity names this replica in leader election and events (default: host name and pid).
 	Identity string
@@ -31,10 +32,13 @@ type Config struct {
 	// kube-system/skiff-controller-manager. Default true.
 	LeaderElect bool
 	Leader      leader.Config
-	// NodeGracePeriod and PodEvictionTimeout tune the node lifecycle controller.
+	// NodeGracePeriod and PodEvictionTimeout tune the node lifecycle controller: its
+	// GracePeriod (40s) and DefaultTolerationSeconds (300s).
 	NodeGracePeriod    time.Duration
 	PodEvictionTimeout time.Duration
-	Logger             hclog.Logger
+	// Logger receives the controller-manager's logs, named "controller-manager", and
+	// its controllers'. Default: discarded.
+	Logger hclog.Logger
 }
 
 // DefaultConfig has Kubernetes' defaults.
@@ -42,24 +46,46 @@ func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
 		Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), LeaderElect: true, Leader: leader.DefaultConfig(),
-		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second,
+		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second, Logger: hclog.NewNullLogger(),
 	}
+}
+
+// Validate reports every invalid field. The leader election's config is checked when
+// the election starts.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeGracePeriod <= 0 {
+		errs = append(errs, fmt.Errorf("nodeGracePeriod: %v must be positive", c.NodeGracePeriod))
+	}
+	if c.PodEvictionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("podEvictionTimeout: %v must be at least 1s", c.PodEvictionTimeout))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("controller-manager config: %w", err)
+	}
+	return nil
 }
 
 // Run runs the controller-manager until ctx ends.
 func Run(ctx context.Context, conn *client.Conn, cfg Config) error {
-	if cfg.Logger == nil {
-		cfg.Logger = hclog.NewNullLogger()
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	log := cfg.Logger.Named("controller-manager")
 	cs := client.NewClientset(conn)
 	if !cfg.LeaderElect {
-		runControllers(ctx, cs, cfg, log)
-		return nil
+		return runControllers(ctx, cs, cfg, log)
 	}
 	lc := cfg.Leader
 	lc.Namespace, lc.Name, lc.Identity, lc.Logger = "kube-system", "skiff-controller-manager", cfg.Identity, log
-	lc.OnStartedLeading = func(ctx context.Context) { runControllers(ctx, cs, cfg, log) }
+	lc.OnStartedLeading = func(ctx context.Context) {
+		if err := runControllers(ctx, cs, cfg, log); err != nil {
+			log.Error("cannot run the controllers", "error", err)
+		}
+	}
 	lc.OnNewLeader = func(id string) { log.Info("leader observed", "leader", id) }
 	e, err := leader.New(cs.Leases, lc)
 	if err != nil {
@@ -70,32 +96,46 @@ func Run(ctx context.Context, conn *client.Conn, cfg Config) error {
 }
 
 // runControllers runs every controller until ctx ends and waits for them all to stop.
-func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log hclog.Logger) {
+func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log hclog.Logger) error {
 	log.Info("starting controllers", "identity", cfg.Identity)
 	f := cache.NewFactory(cs, log)
 	rec := record.New(cs.Events, record.Config{Component: "controller-manager", Host: cfg.Identity, Logger: log})
-	nl := nodelifecycle.DefaultConfig()
+	dc, rc, gc, nl := deployment.DefaultConfig(), replicaset.DefaultConfig(), garbagecollector.DefaultConfig(), nodelifecycle.DefaultConfig()
+	dc.Logger, rc.Logger, gc.Logger, nl.Logger = log, log, log, log
 	nl.GracePeriod = cfg.NodeGracePeriod
 	nl.DefaultTolerationSeconds = int64(cfg.PodEvictionTimeout / time.Second)
+	d, err := deployment.New(cs, f, rec, dc)
+	if err != nil {
+		return err
+	}
+	r, err := replicaset.New(cs, f, rec, rc)
+	if err != nil {
+		return err
+	}
+	g, err := garbagecollector.New(cs, f, gc)
+	if err != nil {
+		return err
+	}
+	n, err := nodelifecycle.New(cs, f, rec, nl)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		deployment.New(cs, f, rec, deployment.Config{}, log).Run,
-		replicaset.New(cs, f, rec, replicaset.Config{}, log).Run,
-		garbagecollector.New(cs, f, garbagecollector.Config{}, log).Run,
-		nodelifecycle.New(cs, f, rec, nl, log).Run,
+		d.Run, r.Run, g.Run, n.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)
+	// A controller that stops on an error is logged; the others go on.
 	var wg sync.WaitGroup
 	for _, run := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("controller stopped", "error", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	f.Wait()
 	log.Info("controllers stopped")
+	return nil
 }

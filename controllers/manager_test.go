@@ -8,35 +8,18 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
-
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 60s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // TestFailoverMidRollout runs two controller-managers; the leader is stopped in the middle
 // of a rollout and the other finishes it, with no pod beyond what the rollout needs.
 func TestFailoverMidRollout(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +41,7 @@ func TestFailoverMidRollout(t *testing.T) {
 		return stop, done
 	}
 	stopA, doneA := start("a")
-	waitFor(t, "a leads", func() (bool, error) {
+	waitfor.ConditionErr(t, time.Minute, "a leads", func() (bool, error) {
 		l, err := cs.Leases.Get(ctx, "kube-system", "skiff-controller-manager")
 		if client.IsNotFound(err) {
 			return false, nil
@@ -84,7 +67,7 @@ func TestFailoverMidRollout(t *testing.T) {
 				st.GetAvailableReplicas() == 10 && cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, err
 		}
 	}
-	waitFor(t, "first rollout", done("busybox:1"))
+	waitfor.ConditionErr(t, time.Minute, "first rollout", done("busybox:1"))
 
 	for {
 		cur, _ := cs.Deployments.Get(ctx, "default", "web")
@@ -96,13 +79,13 @@ func TestFailoverMidRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "rollout under way", func() (bool, error) {
+	waitfor.ConditionErr(t, time.Minute, "rollout under way", func() (bool, error) {
 		cur, err := cs.Deployments.Get(ctx, "default", "web")
 		return cur.GetStatus().GetUpdatedReplicas() > 0, err
 	})
 	stopA()
 	<-doneA
-	waitFor(t, "b finishes the rollout", done("busybox:2"))
+	waitfor.ConditionErr(t, time.Minute, "b finishes the rollout", done("busybox:2"))
 	l, _ := cs.Leases.Get(ctx, "kube-system", "skiff-controller-manager")
 	if l.GetSpec().GetHolderIdentity() != "b" {
 		t.Errorf("lease held by %q after a stopped", l.GetSpec().GetHolderIdentity())

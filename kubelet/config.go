@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/skiffhq/skiff/client/workqueue"
 	"github.com/skiffhq/skiff/proto/quantity"
 )
@@ -62,7 +64,10 @@ type Config struct {
 	BackoffInitial, BackoffMax, BackoffReset time.Duration
 	// Workers reconcile pods concurrently (8).
 	Workers int
-	// Clock defaults to the wall clock.
+	// Logger receives the kubelet's logs, keyed by "node". Default: discarded.
+	Logger hclog.Logger
+	// Clock defaults to the wall clock. It is the kubelet's Now, and the timers of its
+	// loops and back-offs, which a test's fake clock drives.
 	Clock Clock
 }
 
@@ -83,6 +88,7 @@ func DefaultConfig() Config {
 		BackoffMax:               5 * time.Minute,
 		BackoffReset:             10 * time.Minute,
 		Workers:                  8,
+		Logger:                   hclog.NewNullLogger(),
 		Clock:                    wallClock{},
 	}
 }
@@ -126,6 +132,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers <= 0 {
 		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: required"))
 	}
 	if c.Clock == nil {
 		errs = append(errs, errors.New("clock: required"))

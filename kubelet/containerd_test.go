@@ -9,11 +9,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/containerdtest"
 	"github.com/skiffhq/skiff/test/registrytest"
 )
@@ -32,7 +32,7 @@ func TestKubeletContainerd(t *testing.T) {
 	if err != nil {
 		t.Skipf("no static busybox to build a test image from: %v", err)
 	}
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)

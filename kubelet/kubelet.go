@@ -46,15 +46,12 @@ type podMemory struct {
 	written *corev1.PodStatus // the last status written
 }
 
-// New makes a kubelet for cfg.NodeName that runs pods through rt. log may be nil.
-func New(cs *client.Clientset, rt Runtime, cfg Config, log hclog.Logger) (*Kubelet, error) {
+// New makes a kubelet for cfg.NodeName that runs pods through rt.
+func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kubelet config: %w", err)
 	}
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
-	log = log.With("node", cfg.NodeName)
+	log := cfg.Logger.With("node", cfg.NodeName)
 	scheme, _, ok := strings.Cut(rt.Version(), "://")
 	if !ok {
 		scheme = "runtime"
@@ -81,55 +78,34 @@ func New(cs *client.Clientset, rt Runtime, cfg Config, log hclog.Logger) (*Kubel
 // it, until ctx ends. Containers keep running after it returns: a kubelet started again
 // adopts them. Run may be called once.
 func (k *Kubelet) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	goRun := func(f func(context.Context)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(ctx)
-		}()
-	}
 	k.log.Info("kubelet starting", "runtime", k.rt.Version(), "nodeIP", k.cfg.NodeIP)
-	goRun(k.rec.Run)
-	goRun(k.pods.Run)
-	goRun(k.nodeLoop)
-	goRun(k.leaseLoop)
+	wg.Go(func() { k.rec.Run(ctx) })
+	wg.Go(func() { k.pods.Run(ctx) })
+	wg.Go(func() { k.nodeLoop(ctx) })
+	wg.Go(func() { k.leaseLoop(ctx) })
 	// Pods are handled once the cache holds them all: a container whose pod the cache
-	// lacks is then an orphan, not a pod not yet seen.
+	// lacks is then an orphan, not a pod not yet seen. The queue's own log of failed
+	// keys is discarded: syncPod's failures are the kubelet's warnings.
 	if cache.WaitForSync(ctx, k.pods) {
-		for i := 0; i < k.cfg.Workers; i++ {
-			goRun(k.worker)
-		}
-		goRun(k.relistLoop)
+		wg.Go(func() { k.queue.Run(ctx, k.cfg.Workers, hclog.NewNullLogger(), k.syncPodLogged) })
+		wg.Go(func() { k.relistLoop(ctx) })
 	}
 	<-ctx.Done()
-	k.queue.ShutDown()
+	k.queue.ShutDown() // the queue's Run does too, when it ran
 	wg.Wait()
 	k.log.Info("kubelet stopped")
 	return nil
 }
 
-func (k *Kubelet) worker(ctx context.Context) {
-	for {
-		key, shutdown := k.queue.Get()
-		if shutdown {
-			return
-		}
-		requeue, err := k.syncPod(ctx, key)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			k.log.Warn("sync pod failed; retrying", "pod", key, "error", err)
-			k.queue.AddRateLimited(key)
-		case err == nil:
-			k.queue.Forget(key)
-			if requeue > 0 {
-				k.queue.AddAfter(key, requeue)
-			}
-		}
-		k.queue.Done(key)
+// syncPodLogged is syncPod, warning of a failure (retried with back-off) that is not
+// the kubelet stopping.
+func (k *Kubelet) syncPodLogged(ctx context.Context, key string) (time.Duration, error) {
+	requeue, err := k.syncPod(ctx, key)
+	if err != nil && ctx.Err() == nil {
+		k.log.Warn("sync pod failed; retrying", "pod", key, "error", err)
 	}
+	return requeue, err
 }
 
 // sleep waits d on the kubelet's clock; false when ctx ended first.

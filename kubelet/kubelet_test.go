@@ -8,11 +8,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // env is one subtest's corner of the shared cluster: its own namespace and node.
@@ -27,7 +27,7 @@ type env struct {
 // TestKubelet runs the integration tests against one API server, started once: each
 // subtest has a namespace and a node of its own.
 func TestKubelet(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +75,8 @@ func testConfig(node string) kubelet.Config {
 // start runs a kubelet until the returned stop is called (or the test ends).
 func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	e.t.Helper()
-	log := hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
-	k, err := kubelet.New(e.cs, rt, cfg, log)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
+	k, err := kubelet.New(e.cs, rt, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

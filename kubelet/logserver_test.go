@@ -19,11 +19,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	"github.com/skiffhq/skiff/pki"
 	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // serveLogs runs a LogServer on a free loopback port until the test ends; it returns
@@ -236,7 +236,7 @@ func TestLogServer(t *testing.T) {
 func TestLogServerTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dir := apiservertest.Certs(t, "w1", "w2")
+	dir := apicluster.Certs(t, "w1", "w2")
 	reloader := func(name string) *pki.Reloader {
 		r, err := pki.NewReloader(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), filepath.Join(dir, pki.CACertFile))
 		if err != nil {

@@ -11,10 +11,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // The scheduler's benchmarks print `BENCH <name> <value> <unit>` lines (see
@@ -136,7 +137,7 @@ func parallel(workers, n int, fn func(i int)) {
 func BenchmarkSchedE2E1000n10000p(b *testing.B) {
 	benchfig.Want(b, "sched_e2e_1000n_10000p")
 	for i := 0; i < b.N; i++ {
-		c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
+		c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000})
 		// Clients talk to the leader, as the store's benchmarks do (and etcd's tool):
 		// through a follower every write takes one more hop.
 		// The scheduler and the users creating pods have connections of their own.
@@ -161,7 +162,7 @@ func BenchmarkSchedE2E1000n10000p(b *testing.B) {
 		s.binder = cb
 		runDone := make(chan error, 1)
 		go func() { runDone <- s.Run(ctx) }()
-		waitFor(b, time.Minute, "the scheduler to see every node", func() (bool, string) {
+		waitfor.Condition(b, time.Minute, "the scheduler to see every node", func() (bool, string) {
 			return s.Cache().NumNodes() == nodes, fmt.Sprint(s.Cache().NumNodes())
 		})
 		all := benchPods(pods)

@@ -140,21 +140,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.factory.Start(ctx)
 	}
 	if s.recorder != nil {
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			s.recorder.Run(ctx)
-		}()
+		bg.Go(func() { s.recorder.Run(ctx) })
 	}
 	if s.podInformer != nil && !cache.WaitForSync(ctx, s.podInformer, s.nodeInf) {
 		return nil
 	}
 	s.log.Info("caches synced; scheduling", "nodes", s.cache.NumNodes())
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		s.queue.Run(ctx)
-	}()
+	bg.Go(func() { s.queue.Run(ctx) })
 	s.loop(ctx)
 	return nil
 }
@@ -210,12 +202,10 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *QueuedPod) {
 		s.cache.Forget(qp.Key)
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		defer s.release()
 		s.bind(ctx, qp, pod, res.Node)
-	}()
+	})
 }
 
 func (s *Scheduler) acquire(ctx context.Context) bool {
@@ -263,14 +253,12 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, ms
 	if s.pods == nil || !s.acquire(ctx) {
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		defer s.release()
 		if err := s.setUnschedulable(ctx, pod, msg); err != nil && ctx.Err() == nil {
 			s.log.Warn("set PodScheduled condition failed", "pod", podKey(pod), "error", err)
 		}
-	}()
+	})
 }
 
 // setUnschedulable writes PodScheduled=False with reason Unschedulable, as a

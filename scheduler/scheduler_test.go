@@ -11,14 +11,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/quantity"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
-// Integration tests: real API servers (apiservertest), real informers and binds.
+// Integration tests: real API servers (test/apicluster), real informers and binds.
 
 func dial(t testing.TB, addrs []string) *client.Clientset {
 	t.Helper()
@@ -86,23 +87,6 @@ func createPod(t testing.TB, ctx context.Context, cs *client.Clientset, p *corev
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %s", what, state)
-		}
-		<-tick.C
-	}
-}
-
 func listPods(t testing.TB, ctx context.Context, cs *client.Clientset) []*corev1.Pod {
 	t.Helper()
 	l, err := cs.Pods.List(ctx, "", client.ListOptions{})
@@ -145,7 +129,7 @@ func scheduledEvents(t testing.TB, ctx context.Context, cs *client.Clientset) ma
 }
 
 func TestResourcePackingNeverOvercommits(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -166,7 +150,7 @@ func TestResourcePackingNeverOvercommits(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	waitFor(t, time.Minute, "8 pods bound and 2 unschedulable", func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "8 pods bound and 2 unschedulable", func() (bool, string) {
 		bound, unsched := 0, 0
 		for _, p := range listPods(t, ctx, cs) {
 			if p.GetSpec().GetNodeName() != "" {
@@ -190,14 +174,14 @@ func TestResourcePackingNeverOvercommits(t *testing.T) {
 			t.Errorf("node %s over-committed: %dm of 2000m", n, cpu)
 		}
 	}
-	waitFor(t, time.Minute, "8 Scheduled events", func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "8 Scheduled events", func() (bool, string) {
 		ev := scheduledEvents(t, ctx, cs)
 		return len(ev) == 8, fmt.Sprint(ev)
 	})
 }
 
 func TestTaintsAndNodeSelector(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -219,7 +203,7 @@ func TestTaintsAndNodeSelector(t *testing.T) {
 	want["gpu-intolerant"] = ""
 
 	const msg = "0/3 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {dedicated: gpu}."
-	waitFor(t, time.Minute, "placements", func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "placements", func() (bool, string) {
 		var wrong []string
 		for _, p := range listPods(t, ctx, cs) {
 			name, node := p.GetMetadata().GetName(), p.GetSpec().GetNodeName()
@@ -237,14 +221,14 @@ func TestTaintsAndNodeSelector(t *testing.T) {
 }
 
 func TestUnschedulablePodBoundWhenNodeAdded(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	createNode(t, ctx, cs, makeNode("small", "1", "1Gi"))
 	startScheduler(t, cs, 3)
 	createPod(t, ctx, cs, makePod("big", "2", "2Gi"))
-	waitFor(t, time.Minute, "pod unschedulable", func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "pod unschedulable", func() (bool, string) {
 		p, err := cs.Pods.Get(ctx, "default", "big")
 		if err != nil {
 			return false, err.Error()
@@ -253,7 +237,7 @@ func TestUnschedulablePodBoundWhenNodeAdded(t *testing.T) {
 		return m == "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.", m
 	})
 	createNode(t, ctx, cs, makeNode("large", "4", "4Gi"))
-	waitFor(t, time.Minute, "pod bound to the new node", func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "pod bound to the new node", func() (bool, string) {
 		p, err := cs.Pods.Get(ctx, "default", "big")
 		if err != nil {
 			return false, err.Error()
@@ -264,7 +248,7 @@ func TestUnschedulablePodBoundWhenNodeAdded(t *testing.T) {
 }
 
 func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -304,7 +288,7 @@ func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	waitFor(t, time.Minute, "every pod bound", func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "every pod bound", func() (bool, string) {
 		bound := 0
 		for _, p := range listPods(t, ctx, cs) {
 			if p.GetSpec().GetNodeName() != "" {
@@ -317,7 +301,7 @@ func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
 	for _, p := range listPods(t, ctx, cs) {
 		uids[p.GetMetadata().GetUid()] = true
 	}
-	waitFor(t, time.Minute, "a Scheduled event per pod", func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "a Scheduled event per pod", func() (bool, string) {
 		ev := scheduledEvents(t, ctx, cs)
 		return len(ev) == n, fmt.Sprintf("%d pods with events", len(ev))
 	})

@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	"github.com/skiffhq/skiff/skiffctl"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // TestLogs runs skiffctl logs against a cluster with a simulated node whose kubelet
 // serves logs.
 func TestLogs(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	s := strings.Join(c.Addrs(), ",")
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
@@ -35,7 +35,7 @@ func TestLogs(t *testing.T) {
 	rt := sim.New(sim.Config{})
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName, cfg.NodeIP, cfg.LogPort, cfg.RelistPeriod = "w1", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port, 50*time.Millisecond
-	k, err := kubelet.New(client.NewClientset(conn), rt, cfg, nil)
+	k, err := kubelet.New(client.NewClientset(conn), rt, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

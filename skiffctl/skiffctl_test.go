@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/skiffctl"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // run runs skiffctl in process against servers and returns its exit code and outputs.
@@ -55,7 +55,7 @@ func contains(t *testing.T, what, got string, want ...string) {
 }
 
 func TestCommands(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	s := strings.Join(c.Addrs(), ",")
 	example := filepath.Join("..", "examples", "nginx-deployment.yaml")
 
@@ -133,7 +133,7 @@ func TestCommands(t *testing.T) {
 // TestExamplesApply applies every manifest in examples/ and Kubernetes' own
 // nginx-deployment.yaml, unchanged.
 func TestExamplesApply(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	files, _ := filepath.Glob("../examples/*.yaml")
 	files = append(files, "manifest/testdata/nginx-deployment.yaml")
 	if len(files) < 4 {
@@ -151,7 +151,7 @@ func TestExamplesApply(t *testing.T) {
 }
 
 func TestGetWatch(t *testing.T) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +187,8 @@ func TestGetWatch(t *testing.T) {
 // TestSecureCluster: skiffctl finds its credentials in the client config, and a
 // command the identity may not run says who cannot do what.
 func TestSecureCluster(t *testing.T) {
-	dir := apiservertest.Certs(t, "w1")
-	c := apiservertest.Start(t, 1, apiservertest.Options{Certs: dir})
+	dir := apicluster.Certs(t, "w1")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
 	cfg := filepath.Join(t.TempDir(), "config")
 	write := func(cert string) {
 		err := client.WriteConfigFile(cfg, client.ConfigFile{Servers: []string{c.Addr(0)}, CAFile: filepath.Join(dir, "ca.crt"),

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // testLog sends a node's logs to t.Log, and drops them once the test is over.
@@ -343,7 +345,11 @@ func TestLeaderKillMidLoadLosesNothing(t *testing.T) {
 			}
 		}(wr)
 	}
-	waitFor(t, ctx, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 200 })
+	waitfor.Condition(t, time.Minute, "200 writes acknowledged", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 200, fmt.Sprintf("%d acknowledged", len(acked))
+	})
 
 	// Drain the watch on the leader up to now, then kill the leader.
 	var got []Event
@@ -365,7 +371,11 @@ func TestLeaderKillMidLoadLosesNothing(t *testing.T) {
 	mu.Lock()
 	before := len(acked)
 	mu.Unlock()
-	waitFor(t, ctx, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= before+200 })
+	waitfor.Condition(t, time.Minute, "200 more writes acknowledged after the leader died", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= before+200, fmt.Sprintf("%d acknowledged after", len(acked)-before)
+	})
 	close(stopWriters)
 	wg.Wait()
 
@@ -416,7 +426,9 @@ func TestLeaderKillMidLoadLosesNothing(t *testing.T) {
 
 	// The old leader rejoins and converges on the same state and the same history.
 	c.start(l)
-	waitFor(t, ctx, func() bool { return c.nodes[l].Revision() >= rev })
+	waitfor.Condition(t, time.Minute, "the old leader caught up", func() (bool, string) {
+		return c.nodes[l].Revision() >= rev, fmt.Sprintf("at revision %d of %d", c.nodes[l].Revision(), rev)
+	})
 	objs, _, err := c.nodes[l].List(ctx, "ConfigMap", ListOptions{Stale: true})
 	if err != nil || len(objs) != len(final) {
 		t.Fatalf("rejoined node holds %d objects, want %d (%v)", len(objs), len(final), err)
@@ -434,19 +446,6 @@ func (c *cluster) liveNodes() []*Store {
 	}
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
-}
-
-func waitFor(t testing.TB, ctx context.Context, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("condition not met before the deadline")
-		case <-tick.C:
-		}
-	}
 }
 
 func TestEveryNodeHasTheSameHistory(t *testing.T) {
@@ -533,7 +532,9 @@ func TestSnapshotRestartAndNewMember(t *testing.T) {
 	}
 	rev := c.any().Revision()
 	for i, s := range c.nodes {
-		waitFor(t, ctx, func() bool { return s.Revision() >= rev })
+		waitfor.Condition(t, time.Minute, fmt.Sprintf("n%d caught up", i+1), func() (bool, string) {
+			return s.Revision() >= rev, fmt.Sprintf("at revision %d of %d", s.Revision(), rev)
+		})
 		if err := s.raft.Snapshot().Error(); err != nil {
 			t.Fatalf("snapshot n%d: %v", i+1, err)
 		}
@@ -549,7 +550,9 @@ func TestSnapshotRestartAndNewMember(t *testing.T) {
 	c.stop(f)
 	s := c.start(f)
 	rev = c.nodes[(f+1)%3].Revision()
-	waitFor(t, ctx, func() bool { return s.Revision() >= rev })
+	waitfor.Condition(t, time.Minute, "the restarted follower caught up", func() (bool, string) {
+		return s.Revision() >= rev, fmt.Sprintf("at revision %d of %d", s.Revision(), rev)
+	})
 	if n := s.fsm.entries.Load(); n > 60 {
 		t.Errorf("restarted node re-applied %d entries; it should replay only those after its snapshot", n)
 	}
@@ -572,7 +575,9 @@ func TestSnapshotRestartAndNewMember(t *testing.T) {
 		t.Fatalf("add n4: %v", err)
 	}
 	rev = c.nodes[0].Revision()
-	waitFor(t, ctx, func() bool { return n4.Revision() >= rev })
+	waitfor.Condition(t, time.Minute, "the new member caught up", func() (bool, string) {
+		return n4.Revision() >= rev, fmt.Sprintf("at revision %d of %d", n4.Revision(), rev)
+	})
 	if objs, _, err := n4.List(ctx, "ConfigMap", ListOptions{}); err != nil || len(objs) != 320 {
 		t.Fatalf("new member lists %d objects: %v", len(objs), err)
 	}
@@ -591,9 +596,9 @@ func TestSnapshotRestartAndNewMember(t *testing.T) {
 	}
 	c.stop(victim)
 	// A follower learns the new configuration when it replicates it: wait for that.
-	waitFor(t, ctx, func() bool {
+	waitfor.Condition(t, 30*time.Second, "three members after the removal", func() (bool, string) {
 		st, err := c.any().Status()
-		return err == nil && len(st.Members) == 3
+		return err == nil && len(st.Members) == 3, fmt.Sprintf("members %v (%v)", st.Members, err)
 	})
 	if _, err := n4.Txn(ctx, Op{Type: Create, Key: key("after-removal"), Value: []byte("x")}); err != nil {
 		t.Fatalf("write after removal: %v", err)
@@ -611,9 +616,9 @@ func TestTransferLeadership(t *testing.T) {
 	if err := c.nodes[(l+2)%3].TransferLeadership(ctx, target); err != nil {
 		t.Fatalf("transfer to %s: %v", target, err)
 	}
-	waitFor(t, ctx, func() bool {
+	waitfor.Condition(t, 30*time.Second, "leadership with "+target, func() (bool, string) {
 		st, _ := c.nodes[0].Status()
-		return st.LeaderID == target
+		return st.LeaderID == target, "leader " + st.LeaderID
 	})
 	st, err := c.nodes[(l+1)%3].Status()
 	if err != nil || st.State != "Leader" || st.Term == 0 || len(st.Members) != 3 {
@@ -674,7 +679,9 @@ func TestNewLeaderWaitsForAnEntryOfItsTerm(t *testing.T) {
 		t.Fatalf("transfer to %s: %v", c.cfgs[target].ID, err)
 	}
 	s := c.nodes[target]
-	waitFor(t, ctx, func() bool { return s.raft.State() == raft.Leader })
+	waitfor.Condition(t, time.Minute, "the target leads", func() (bool, string) {
+		return s.raft.State() == raft.Leader, s.raft.State().String()
+	})
 	if idx, err := s.leaderReadIndex(ctx); err == nil {
 		t.Fatalf("a leader with no entry of its term %d applied (applied term %d) served read index %d",
 			s.raft.CurrentTerm(), s.fsm.appliedTerm.Load(), idx)
@@ -683,7 +690,10 @@ func TestNewLeaderWaitsForAnEntryOfItsTerm(t *testing.T) {
 	}
 
 	free()
-	waitFor(t, ctx, func() bool { _, err := s.leaderReadIndex(ctx); return err == nil })
+	waitfor.Condition(t, time.Minute, "a read index from the new leader", func() (bool, string) {
+		_, err := s.leaderReadIndex(ctx)
+		return err == nil, fmt.Sprint(err)
+	})
 	for i := 0; i < 10; i++ {
 		if _, err := s.Get(ctx, key("k"+strconv.Itoa(i)), ReadOptions{}); err != nil {
 			t.Fatalf("read k%d through the new leader: %v", i, err)

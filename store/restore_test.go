@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"go.etcd.io/bbolt"
+
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // backupFile writes a node's backup to a file and returns its path and revision.
@@ -194,7 +196,9 @@ func TestRestoreOneMemberOthersJoin(t *testing.T) {
 	if rev < snapRev+DefaultRevisionBump {
 		t.Fatalf("restored node at revision %d, want at least %d", rev, snapRev+DefaultRevisionBump)
 	}
-	waitFor(t, ctx, func() bool { return c.nodes[1].Revision() >= rev })
+	waitfor.Condition(t, time.Minute, "r2 caught up", func() (bool, string) {
+		return c.nodes[1].Revision() >= rev, fmt.Sprintf("at revision %d of %d", c.nodes[1].Revision(), rev)
+	})
 	for _, s := range c.nodes {
 		sameObjects(t, s.ID(), listNames(t, s), want)
 	}

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/labels"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 func dial(t *testing.T, addrs ...string) *client.Clientset {
@@ -103,7 +103,7 @@ func converge(t *testing.T, ctx context.Context, cs *client.Clientset, inf *cach
 }
 
 func TestInformerMirrorsThroughServerFailures(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	writer := dial(t, c.Addrs()...)
@@ -151,7 +151,7 @@ func TestInformerMirrorsThroughServerFailures(t *testing.T) {
 }
 
 func TestTooOldRelistDeliversDeletes(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{HistorySize: 50})
+	c := apicluster.Start(t, 3, apicluster.Options{HistorySize: 50})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	writer := dial(t, c.Addr(1), c.Addr(2))

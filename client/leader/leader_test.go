@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/leader"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // term is one candidate's time as leader, by this process's clock.
@@ -72,7 +72,7 @@ func holder(t *testing.T, ctx context.Context, leases *client.Client[*corev1.Lea
 }
 
 func TestElectorsNeverOverlap(t *testing.T) {
-	c := apiservertest.Start(t, 3, apiservertest.Options{})
+	c := apicluster.Start(t, 3, apicluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
 	conn, _ := client.Dial(c.Addrs(), client.Options{})

@@ -10,11 +10,11 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/record"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 // startRecorder runs a recorder writing to events until the test ends.
@@ -29,7 +29,7 @@ func startRecorder(t *testing.T, events *client.Client[*corev1.Event], cfg recor
 
 // dialCluster starts a one-node cluster and returns a clientset of it.
 func dialCluster(t *testing.T) *client.Clientset {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -20,10 +20,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skiffhq/skiff/apiserver"
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 func runSkiff(args ...string) (string, error) {
@@ -86,7 +86,7 @@ func newPod(name string) *apiv1.Object {
 func TestRestoreCommandStartsClusterFromSnapshot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	src := apiservertest.Start(t, 1, apiservertest.Options{})
+	src := apicluster.Start(t, 1, apicluster.Options{})
 	rc, cc := dialAPI(t, src.Addr(0))
 	// The API server creates the system namespaces once it has a leader: wait for them,
 	// or the restored cluster would create them and differ from the snapshot.
@@ -166,7 +166,7 @@ func TestRestoreCommandStartsClusterFromSnapshot(t *testing.T) {
 	}
 
 	const bump = 5000
-	dst := apiservertest.Start(t, 3, apiservertest.Options{Configure: func(cfg *apiserver.Config) {
+	dst := apicluster.Start(t, 3, apicluster.Options{Configure: func(cfg *apiserver.Config) {
 		var members []string
 		for _, m := range cfg.InitialCluster {
 			members = append(members, m.ID+"="+m.Address)

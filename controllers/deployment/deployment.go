@@ -25,15 +25,43 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/controllers/internal/controllerref"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/proto/labels"
 )
 
-// Config tunes the controller.
+// Config tunes the controller. Start from DefaultConfig; New validates it.
 type Config struct {
-	Workers int // default 5
-	Now     func() time.Time
+	// Workers reconcile different Deployments concurrently. Default 5.
+	Workers int
+	// Logger receives the controller's logs, named "deployment". Default: discarded.
+	Logger hclog.Logger
+	// Now is the controller's clock (conditions, progress deadlines). Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{Workers: 5, Logger: hclog.NewNullLogger(), Now: time.Now}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: %d must be at least 1", c.Workers))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("now: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("deployment controller config: %w", err)
+	}
+	return nil
 }
 
 // Controller is the Deployment controller.
@@ -46,20 +74,20 @@ type Controller struct {
 	queue *workqueue.Queue
 	rec   *record.Recorder
 	log   hclog.Logger
+	// claimer adopts and releases ReplicaSets.
+	claimer controllerref.Claimer[*corev1.ReplicaSet]
 }
 
-// New makes the controller on the factory's informers.
-func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config, log hclog.Logger) *Controller {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 5
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+// New makes the controller on the factory's informers; Run starts it.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	dInf := cache.InformerFor[*corev1.Deployment](f, "", client.ListOptions{})
 	rsInf := cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{})
 	c := &Controller{cfg: cfg, cs: cs, dInf: dInf, ds: dInf.Lister(), rss: rsInf.Lister(),
-		queue: workqueue.New(workqueue.Config{}), rec: rec, log: log.Named("deployment")}
+		queue: workqueue.New(workqueue.Config{}), rec: rec, log: cfg.Logger.Named("deployment"),
+		claimer: controllerref.Claimer[*corev1.ReplicaSet]{Update: cs.ReplicaSets.Update}}
 	enqueue := func(d *corev1.Deployment) { c.queue.Add(cache.Key(d)) }
 	dInf.AddHandler(cache.Handler[*corev1.Deployment]{OnAdd: enqueue, OnUpdate: func(_, d *corev1.Deployment) { enqueue(d) }, OnDelete: enqueue})
 	rsInf.AddHandler(cache.Handler[*corev1.ReplicaSet]{
@@ -67,7 +95,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		OnUpdate: func(old, rs *corev1.ReplicaSet) { c.rsChanged(old); c.rsChanged(rs) },
 		OnDelete: c.rsChanged,
 	})
-	return c
+	return c, nil
 }
 
 func (c *Controller) rsChanged(rs *corev1.ReplicaSet) {
@@ -107,7 +135,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if err != nil || sel.Empty() {
 		return 0, nil
 	}
-	rss, err := c.claim(ctx, d, sel)
+	rss, err := c.claimer.Claim(ctx, d, sel, c.rss.ListNamespace(ns, labels.Everything()))
 	if err != nil {
 		return 0, err
 	}
@@ -180,42 +208,6 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	return requeue, nil
-}
-
-// claim returns the ReplicaSets d owns, adopting matching orphans and releasing owned
-// ones that no longer match.
-func (c *Controller) claim(ctx context.Context, d *corev1.Deployment, sel labels.Selector) ([]*corev1.ReplicaSet, error) {
-	uid := d.GetMetadata().GetUid()
-	var owned []*corev1.ReplicaSet
-	var errs []error
-	for _, rs := range c.rss.ListNamespace(d.GetMetadata().GetNamespace(), labels.Everything()) {
-		ref := kinds.ControllerOf(rs)
-		matches := sel.Matches(rs.GetMetadata().GetLabels())
-		switch {
-		case ref != nil && ref.GetUid() == uid && matches:
-			owned = append(owned, rs)
-		case ref != nil && ref.GetUid() == uid, ref == nil && matches && rs.GetMetadata().GetDeletionTimestamp() == nil:
-			next := proto.Clone(rs).(*corev1.ReplicaSet)
-			var refs []*corev1.OwnerReference
-			for _, r := range next.GetMetadata().GetOwnerReferences() {
-				if r.GetUid() != uid {
-					refs = append(refs, r)
-				}
-			}
-			if ref == nil {
-				refs = append(refs, kinds.NewControllerRef(d))
-			}
-			next.Metadata.OwnerReferences = refs
-			out, err := c.cs.ReplicaSets.Update(ctx, next)
-			switch {
-			case err == nil && ref == nil:
-				owned = append(owned, out)
-			case err != nil && !client.IsConflict(err) && !client.IsNotFound(err):
-				errs = append(errs, fmt.Errorf("update owners of replicaset %s: %w", cache.Key(rs), err))
-			}
-		}
-	}
-	return owned, errors.Join(errs...)
 }
 
 func (c *Controller) createNewRS(ctx context.Context, d *corev1.Deployment, old []*corev1.ReplicaSet, maxRev int64) (*corev1.ReplicaSet, error) {

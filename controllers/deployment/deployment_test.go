@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
@@ -19,6 +18,8 @@ import (
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 func dep(replicas int32, surge, unavailable *structpb.Value) *corev1.Deployment {
@@ -143,7 +144,7 @@ func TestProgressDeadline(t *testing.T) {
 // startControllers runs the Deployment and ReplicaSet controllers and a fake kubelet
 // against a fresh cluster.
 func startControllers(t *testing.T) (*client.Clientset, context.Context) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +153,14 @@ func startControllers(t *testing.T) (*client.Clientset, context.Context) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "deployment-controller"})
-	dc := New(cs, f, rec, Config{}, hclog.NewNullLogger())
-	rc := replicaset.New(cs, f, rec, replicaset.Config{}, hclog.NewNullLogger())
+	dc, err := New(cs, f, rec, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := replicaset.New(cs, f, rec, replicaset.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
 	done := make(chan struct{}, 4)
 	for _, run := range []func(){func() { rec.Run(ctx) }, func() { dc.Run(ctx) }, func() { rc.Run(ctx) }, func() { fakekubelet.Run(ctx, cs) }} {
@@ -196,7 +203,7 @@ func TestRollout(t *testing.T) {
 			return ok && cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, nil
 		}
 	}
-	waitFor(t, "first rollout", rolledOut("busybox:1"))
+	waitfor.ConditionErr(t, time.Minute, "first rollout", rolledOut("busybox:1"))
 	rss, _ := cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
 	if len(rss.Items) != 1 {
 		t.Fatalf("%d replicasets", len(rss.Items))
@@ -224,7 +231,7 @@ func TestRollout(t *testing.T) {
 		}
 	}
 	update(func(d *corev1.Deployment) { d.Spec.Replicas = proto.Int32(6) })
-	waitFor(t, "scaled", func() (bool, error) {
+	waitfor.ConditionErr(t, time.Minute, "scaled", func() (bool, error) {
 		rs, err := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
 		return rs.GetSpec().GetReplicas() == 6 && rs.GetStatus().GetReplicas() == 6, err
 	})
@@ -232,7 +239,7 @@ func TestRollout(t *testing.T) {
 		d.Spec.Replicas = proto.Int32(4)
 		d.Spec.Template.Spec.Containers[0].Image = "busybox:2"
 	})
-	waitFor(t, "second rollout", rolledOut("busybox:2"))
+	waitfor.ConditionErr(t, time.Minute, "second rollout", rolledOut("busybox:2"))
 	rss, _ = cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
 	revs := map[string]int32{}
 	for _, rs := range rss.Items {
@@ -250,28 +257,10 @@ func TestRollout(t *testing.T) {
 	update(func(cur *corev1.Deployment) {
 		cur.Spec.Template = proto.Clone(d.Spec.Template).(*corev1.PodTemplateSpec)
 	})
-	waitFor(t, "rollback", rolledOut("busybox:1"))
+	waitfor.ConditionErr(t, time.Minute, "rollback", rolledOut("busybox:1"))
 	back, _ := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
 	if back.GetMetadata().GetAnnotations()[RevisionAnnotation] != "3" || back.GetSpec().GetReplicas() != 4 {
 		t.Fatalf("rolled-back replicaset: revision %q replicas %d", back.GetMetadata().GetAnnotations()[RevisionAnnotation], back.GetSpec().GetReplicas())
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 60s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -300,7 +289,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 				cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, err
 		}
 	}
-	waitFor(t, "first rollout", complete("busybox:1"))
+	waitfor.ConditionErr(t, time.Minute, "first rollout", complete("busybox:1"))
 	update := func(change func(*corev1.Deployment)) {
 		t.Helper()
 		for {
@@ -320,7 +309,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 	// Paused: a template change creates no ReplicaSet.
 	update(func(d *corev1.Deployment) { d.Spec.Paused = true })
 	update(func(d *corev1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "busybox:2" })
-	waitFor(t, "paused observed", func() (bool, error) {
+	waitfor.ConditionErr(t, time.Minute, "paused observed", func() (bool, error) {
 		cur, err := cs.Deployments.Get(ctx, "default", "bounded")
 		return cur.GetStatus().GetObservedGeneration() == cur.GetMetadata().GetGeneration(), err
 	})
@@ -379,7 +368,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 		}
 	}()
 	update(func(d *corev1.Deployment) { d.Spec.Paused = false })
-	waitFor(t, "rollout after resume", complete("busybox:2"))
+	waitfor.ConditionErr(t, time.Minute, "rollout after resume", complete("busybox:2"))
 	w.Stop()
 	if v, ok := <-violation; ok {
 		t.Fatal(v)

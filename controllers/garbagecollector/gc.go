@@ -36,9 +36,30 @@ const (
 	FinalizerOrphan     = "orphan"
 )
 
-// Config tunes the collector.
+// Config tunes the collector. Start from DefaultConfig; New validates it.
 type Config struct {
-	Workers int // default 5
+	// Workers collect different objects concurrently. Default 5.
+	Workers int
+	// Logger receives the collector's logs, named "gc". Default: discarded.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config { return Config{Workers: 5, Logger: hclog.NewNullLogger()} }
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: %d must be at least 1", c.Workers))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("garbage collector config: %w", err)
+	}
+	return nil
 }
 
 // tracked is one kind the collector follows: its cache, and its client.
@@ -59,16 +80,16 @@ type Collector struct {
 	log   hclog.Logger
 }
 
-// New makes the collector on the factory's informers.
-func New(cs *client.Clientset, f *cache.Factory, cfg Config, log hclog.Logger) *Collector {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 5
+// New makes the collector on the factory's informers; Run starts it.
+func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: log.Named("gc")}
+	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc")}
 	track(c, cache.InformerFor[*corev1.Deployment](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}))
-	return c
+	return c, nil
 }
 
 func track[T kinds.Object](c *Collector, inf *cache.Informer[T]) {

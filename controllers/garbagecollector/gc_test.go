@@ -8,15 +8,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 func setup(t *testing.T) (*client.Clientset, context.Context) {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +25,10 @@ func setup(t *testing.T) (*client.Clientset, context.Context) {
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
-	gc := New(cs, f, Config{}, hclog.NewNullLogger())
+	gc, err := New(cs, f, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); gc.Run(ctx) }()
@@ -69,33 +73,15 @@ func gone[T kinds.Object](ctx context.Context, c *client.Client[T], name string)
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestBackground(t *testing.T) {
 	cs, ctx := setup(t)
 	_, rs, pods := tree(t, ctx, cs, "bg")
 	if _, err := cs.Deployments.Delete(ctx, "default", "bg", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "replicaset collected", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
+	waitfor.ConditionErr(t, 30*time.Second, "replicaset collected", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
 	for _, p := range pods {
-		waitFor(t, "pod collected", gone(ctx, cs.Pods, p.GetMetadata().GetName()))
+		waitfor.ConditionErr(t, 30*time.Second, "pod collected", gone(ctx, cs.Pods, p.GetMetadata().GetName()))
 	}
 }
 
@@ -105,7 +91,7 @@ func TestOrphan(t *testing.T) {
 	if _, err := cs.ReplicaSets.Delete(ctx, "default", rs.GetMetadata().GetName(), client.DeleteOptions{PropagationPolicy: "Orphan"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "replicaset deleted once its pods are orphaned", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
+	waitfor.ConditionErr(t, 30*time.Second, "replicaset deleted once its pods are orphaned", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
 	for _, p := range pods {
 		got, err := cs.Pods.Get(ctx, "default", p.GetMetadata().GetName())
 		if err != nil {
@@ -132,10 +118,10 @@ func TestForeground(t *testing.T) {
 		t.Fatal("foreground delete removed the owner at once")
 	}
 	for _, p := range pods {
-		waitFor(t, "pod deleted", gone(ctx, cs.Pods, p.GetMetadata().GetName()))
+		waitfor.ConditionErr(t, 30*time.Second, "pod deleted", gone(ctx, cs.Pods, p.GetMetadata().GetName()))
 	}
-	waitFor(t, "replicaset deleted", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
-	waitFor(t, "deployment deleted last", gone(ctx, cs.Deployments, "fg"))
+	waitfor.ConditionErr(t, 30*time.Second, "replicaset deleted", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
+	waitfor.ConditionErr(t, 30*time.Second, "deployment deleted last", gone(ctx, cs.Deployments, "fg"))
 }
 
 func TestKeepsObjectWithLiveOwner(t *testing.T) {
@@ -147,7 +133,7 @@ func TestKeepsObjectWithLiveOwner(t *testing.T) {
 	if _, err := cs.ReplicaSets.Update(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "dangling owner removed", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "dangling owner removed", func() (bool, error) {
 		got, err := cs.ReplicaSets.Get(ctx, "default", rs.GetMetadata().GetName())
 		if err != nil {
 			return false, err

@@ -10,6 +10,7 @@ package nodelifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,7 +32,7 @@ const (
 	UnreachableTaint = "node.kubernetes.io/unreachable"
 )
 
-// Config tunes the controller.
+// Config tunes the controller. Start from DefaultConfig; New validates it.
 type Config struct {
 	// GracePeriod without a Lease renewal before a node is unreachable. Default 40s.
 	GracePeriod time.Duration
@@ -43,13 +44,43 @@ type Config struct {
 	// EvictionQPS and EvictionBurst bound pod deletions. Default 10/s, burst 10.
 	EvictionQPS   float64
 	EvictionBurst int
-	Now           func() time.Time
+	// Logger receives the controller's logs, named "nodelifecycle". Default: discarded.
+	Logger hclog.Logger
+	// Now is the controller's clock (heartbeats' age, taints' times). Default time.Now.
+	Now func() time.Time
 }
 
 // DefaultConfig has Kubernetes' timings.
 func DefaultConfig() Config {
 	return Config{GracePeriod: 40 * time.Second, DefaultTolerationSeconds: 300, MonitorPeriod: 5 * time.Second,
-		EvictionQPS: 10, EvictionBurst: 10, Now: time.Now}
+		EvictionQPS: 10, EvictionBurst: 10, Logger: hclog.NewNullLogger(), Now: time.Now}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.GracePeriod <= 0 {
+		errs = append(errs, fmt.Errorf("gracePeriod: %v must be positive", c.GracePeriod))
+	}
+	if c.DefaultTolerationSeconds < 1 {
+		errs = append(errs, fmt.Errorf("defaultTolerationSeconds: %d must be at least 1", c.DefaultTolerationSeconds))
+	}
+	if c.MonitorPeriod <= 0 {
+		errs = append(errs, fmt.Errorf("monitorPeriod: %v must be positive", c.MonitorPeriod))
+	}
+	if c.EvictionQPS <= 0 || c.EvictionBurst < 1 {
+		errs = append(errs, fmt.Errorf("evictionQPS %v, evictionBurst %d: both must be positive", c.EvictionQPS, c.EvictionBurst))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("now: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node lifecycle controller config: %w", err)
+	}
+	return nil
 }
 
 // Controller is the node lifecycle controller.
@@ -66,26 +97,10 @@ type Controller struct {
 	log     hclog.Logger
 }
 
-// New makes the controller on the factory's informers.
-func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config, log hclog.Logger) *Controller {
-	def := DefaultConfig()
-	if cfg.GracePeriod <= 0 {
-		cfg.GracePeriod = def.GracePeriod
-	}
-	if cfg.DefaultTolerationSeconds <= 0 {
-		cfg.DefaultTolerationSeconds = def.DefaultTolerationSeconds
-	}
-	if cfg.MonitorPeriod <= 0 {
-		cfg.MonitorPeriod = def.MonitorPeriod
-	}
-	if cfg.EvictionQPS <= 0 {
-		cfg.EvictionQPS = def.EvictionQPS
-	}
-	if cfg.EvictionBurst <= 0 {
-		cfg.EvictionBurst = def.EvictionBurst
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+// New makes the controller on the factory's informers; Run starts it.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
 	leaseInf := cache.InformerFor[*corev1.Lease](f, LeaseNamespace, client.ListOptions{})
@@ -93,7 +108,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	podInf.AddIndexer(cache.IndexNodeName, func(p *corev1.Pod) []string { return []string{p.GetSpec().GetNodeName()} })
 	return &Controller{cfg: cfg, cs: cs, nodeInf: nodeInf, nodes: nodeInf.Lister(), leases: leaseInf.Lister(), pods: podInf.Lister(),
 		synced:  []interface{ HasSynced() bool }{nodeInf, leaseInf, podInf},
-		limiter: rate.NewLimiter(rate.Limit(cfg.EvictionQPS), cfg.EvictionBurst), rec: rec, log: log.Named("nodelifecycle")}
+		limiter: rate.NewLimiter(rate.Limit(cfg.EvictionQPS), cfg.EvictionBurst), rec: rec, log: cfg.Logger.Named("nodelifecycle")}, nil
 }
 
 // Run monitors nodes until ctx ends. The factory must be started.

@@ -9,11 +9,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 func TestEvictAfter(t *testing.T) {
@@ -46,7 +47,7 @@ type harness struct {
 }
 
 func start(t *testing.T) harness {
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,12 @@ func start(t *testing.T) harness {
 	}
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "node-controller"})
-	ctrl := New(cs, f, rec, Config{GracePeriod: 2 * time.Second, DefaultTolerationSeconds: 1, MonitorPeriod: 100 * time.Millisecond}, hclog.NewNullLogger())
+	cfg := DefaultConfig()
+	cfg.GracePeriod, cfg.DefaultTolerationSeconds, cfg.MonitorPeriod = 2*time.Second, 1, 100*time.Millisecond
+	ctrl, err := New(cs, f, rec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
 	done := make(chan struct{}, 2)
 	go func() { rec.Run(ctx); done <- struct{}{} }()
@@ -104,24 +110,6 @@ func (h harness) boundPod(t *testing.T, name, node string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestUnreachableNodeIsTaintedAndEvicted(t *testing.T) {
 	h := start(t)
 	h.node(t, "alive")
@@ -143,11 +131,11 @@ func TestUnreachableNodeIsTaintedAndEvicted(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "dead node tainted and Unknown", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "dead node tainted and Unknown", func() (bool, error) {
 		n, err := h.cs.Nodes.Get(h.ctx, "", "dead")
 		return readyStatus(n) == "Unknown" && unreachableTaint(n) != nil, err
 	})
-	waitFor(t, "its pod evicted", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "its pod evicted", func() (bool, error) {
 		p, err := h.cs.Pods.Get(h.ctx, "default", "on-dead")
 		return p.GetMetadata().GetDeletionTimestamp() != nil, err
 	})
@@ -163,7 +151,7 @@ func TestUnreachableNodeIsTaintedAndEvicted(t *testing.T) {
 	if _, err := h.cs.Nodes.UpdateStatus(h.ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "taint removed", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "taint removed", func() (bool, error) {
 		n, err := h.cs.Nodes.Get(h.ctx, "", "dead")
 		return unreachableTaint(n) == nil, err
 	})
@@ -174,7 +162,7 @@ func TestFullDisruptionEvictsNothing(t *testing.T) {
 	h.node(t, "a")
 	h.node(t, "b")
 	h.boundPod(t, "p", "a")
-	waitFor(t, "both Unknown", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "both Unknown", func() (bool, error) {
 		l, err := h.cs.Nodes.List(h.ctx, "", client.ListOptions{})
 		if err != nil {
 			return false, err

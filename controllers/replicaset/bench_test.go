@@ -8,11 +8,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
@@ -21,7 +21,7 @@ import (
 func BenchmarkRSScaleUp10k(b *testing.B) {
 	benchfig.Want(b, "rs_scale_up_10k")
 	const n = 10_000
-	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 100_000})
+	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -32,7 +32,10 @@ func BenchmarkRSScaleUp10k(b *testing.B) {
 	defer cancel()
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "replicaset-controller"})
-	ctrl := New(cs, f, rec, Config{}, hclog.NewNullLogger())
+	ctrl, err := New(cs, f, rec, DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	f.Start(ctx)
 	go rec.Run(ctx)

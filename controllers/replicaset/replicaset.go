@@ -22,12 +22,13 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/controllers/internal/controllerref"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/proto/labels"
 )
 
-// Config tunes the controller.
+// Config tunes the controller. Start from DefaultConfig; New validates it.
 type Config struct {
 	// Workers reconcile different ReplicaSets concurrently. Default 5.
 	Workers int
@@ -39,12 +40,39 @@ type Config struct {
 	// ExpectationsTimeout: after this long, unseen creations and deletions are given up
 	// on and the ReplicaSet syncs again. Default 5 minutes.
 	ExpectationsTimeout time.Duration
-	Now                 func() time.Time
+	// Logger receives the controller's logs, named "replicaset". Default: discarded.
+	Logger hclog.Logger
+	// Now is the controller's clock (availability, expectations). Default time.Now.
+	Now func() time.Time
 }
 
-// DefaultConfig has Kubernetes' values.
+// DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Workers: 5, BurstReplicas: 5000, ExpectationsTimeout: 5 * time.Minute, Now: time.Now}
+	return Config{Workers: 5, BurstReplicas: 5000, ExpectationsTimeout: 5 * time.Minute, Logger: hclog.NewNullLogger(), Now: time.Now}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: %d must be at least 1", c.Workers))
+	}
+	if c.BurstReplicas < 1 {
+		errs = append(errs, fmt.Errorf("burstReplicas: %d must be at least 1", c.BurstReplicas))
+	}
+	if c.ExpectationsTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("expectationsTimeout: %v must be positive", c.ExpectationsTimeout))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("now: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("replicaset controller config: %w", err)
+	}
+	return nil
 }
 
 // Controller is the ReplicaSet controller.
@@ -58,22 +86,15 @@ type Controller struct {
 	exp   *expectations
 	rec   *record.Recorder
 	log   hclog.Logger
+	// claimer adopts active orphans and releases pods; a release that lost a race
+	// fails the sync, so that no pod is replaced before its release happened.
+	claimer controllerref.Claimer[*corev1.Pod]
 }
 
 // New makes the controller on the factory's informers; Run starts it.
-func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config, log hclog.Logger) *Controller {
-	def := DefaultConfig()
-	if cfg.Workers <= 0 {
-		cfg.Workers = def.Workers
-	}
-	if cfg.BurstReplicas <= 0 {
-		cfg.BurstReplicas = def.BurstReplicas
-	}
-	if cfg.ExpectationsTimeout <= 0 {
-		cfg.ExpectationsTimeout = def.ExpectationsTimeout
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	rsInf := cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{})
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
@@ -81,7 +102,8 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	c := &Controller{
 		cfg: cfg, cs: cs, rsInf: rsInf, pods: podInf.Lister(), rss: rsInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: newExpectations(cfg.ExpectationsTimeout, cfg.Now),
-		rec: rec, log: log.Named("replicaset"),
+		rec: rec, log: cfg.Logger.Named("replicaset"),
+		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Adoptable: IsActive, FailOnLostRelease: true},
 	}
 	rsInf.AddHandler(cache.Handler[*corev1.ReplicaSet]{
 		OnAdd:    func(rs *corev1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
@@ -89,7 +111,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		OnDelete: func(rs *corev1.ReplicaSet) { c.exp.forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
 	})
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
-	return c
+	return c, nil
 }
 
 // ownerKey is the key of the ReplicaSet controlling pod, or "".
@@ -164,7 +186,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if err != nil || sel.Empty() {
 		return 0, nil // validation refuses these; nothing sane to do
 	}
-	pods, err := c.claimPods(ctx, rs, sel)
+	pods, err := c.claimer.Claim(ctx, rs, sel, c.pods.ListNamespace(ns, labels.Everything()))
 	if err != nil {
 		return 0, err
 	}
@@ -187,59 +209,6 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	return requeue, manageErr
-}
-
-// claimPods returns the pods rs owns after adopting matching orphans and releasing owned
-// pods that no longer match.
-func (c *Controller) claimPods(ctx context.Context, rs *corev1.ReplicaSet, sel labels.Selector) ([]*corev1.Pod, error) {
-	uid := rs.GetMetadata().GetUid()
-	var owned []*corev1.Pod
-	var errs []error
-	for _, p := range c.pods.ListNamespace(rs.GetMetadata().GetNamespace(), labels.Everything()) {
-		ref := kinds.ControllerOf(p)
-		matches := sel.Matches(p.GetMetadata().GetLabels())
-		switch {
-		case ref != nil && ref.GetUid() == uid && matches:
-			owned = append(owned, p)
-		case ref != nil && ref.GetUid() == uid:
-			if err := c.setOwner(ctx, p, uid, nil); err != nil {
-				errs = append(errs, err)
-			}
-		case ref == nil && matches && rs.GetMetadata().GetDeletionTimestamp() == nil && p.GetMetadata().GetDeletionTimestamp() == nil && IsActive(p):
-			err := c.setOwner(ctx, p, "", kinds.NewControllerRef(rs))
-			switch {
-			case err == nil:
-				owned = append(owned, p)
-			case client.IsConflict(err) || client.IsNotFound(err):
-				// Someone else changed it: the next sync sees the result.
-			default:
-				errs = append(errs, err)
-			}
-		}
-	}
-	return owned, errors.Join(errs...)
-}
-
-// setOwner adopts a pod (add != nil) or releases it from the owner with uid release. The
-// update is a compare-and-swap on the cached version.
-func (c *Controller) setOwner(ctx context.Context, p *corev1.Pod, release string, add *corev1.OwnerReference) error {
-	next := proto.Clone(p).(*corev1.Pod)
-	md := next.GetMetadata()
-	var refs []*corev1.OwnerReference
-	for _, r := range md.GetOwnerReferences() {
-		if r.GetUid() != release {
-			refs = append(refs, r)
-		}
-	}
-	if add != nil {
-		refs = append(refs, add)
-	}
-	md.OwnerReferences = refs
-	_, err := c.cs.Pods.Update(ctx, next)
-	if err != nil {
-		return fmt.Errorf("update owners of pod %s: %w", cache.Key(p), err)
-	}
-	return nil
 }
 
 // manage creates or deletes pods to reach spec.replicas.

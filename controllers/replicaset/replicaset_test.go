@@ -11,12 +11,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -99,7 +100,7 @@ func TestSlowStart(t *testing.T) {
 // start runs a controller against a fresh single-node cluster.
 func start(t *testing.T) (*client.Clientset, context.Context) {
 	t.Helper()
-	c := apiservertest.Start(t, 1, apiservertest.Options{})
+	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,10 @@ func start(t *testing.T) (*client.Clientset, context.Context) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "replicaset-controller"})
-	ctrl := New(cs, f, rec, Config{}, hclog.NewNullLogger())
+	ctrl, err := New(cs, f, rec, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); rec.Run(ctx) }()
@@ -124,24 +128,6 @@ func newRS(name string, replicas int32) *corev1.ReplicaSet {
 		Spec: &corev1.ReplicaSetSpec{Replicas: proto.Int32(replicas), Selector: &corev1.LabelSelector{MatchLabels: lbl},
 			Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl},
 				Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}}}
-}
-
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func ownedPods(ctx context.Context, cs *client.Clientset, rs *corev1.ReplicaSet) ([]*corev1.Pod, error) {
@@ -185,7 +171,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "20 pods and status", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "20 pods and status", func() (bool, error) {
 		pods, err := ownedPods(ctx, cs, rs)
 		if err != nil {
 			return false, err
@@ -209,7 +195,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	if _, err := cs.ReplicaSets.Update(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "5 pods", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "5 pods", func() (bool, error) {
 		pods, err := ownedPods(ctx, cs, rs)
 		return len(pods) == 5, err
 	})
@@ -220,7 +206,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	if _, err := cs.Pods.Create(ctx, orphan); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "orphan adopted then removed as surplus, 5 left", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "orphan adopted then removed as surplus, 5 left", func() (bool, error) {
 		_, err := cs.Pods.Get(ctx, "default", "orphan")
 		pods, lerr := ownedPods(ctx, cs, rs)
 		return client.IsNotFound(err) && len(pods) == 5, lerr
@@ -233,7 +219,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	if _, err := cs.Pods.Update(ctx, released); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "released and replaced", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "released and replaced", func() (bool, error) {
 		p, err := cs.Pods.Get(ctx, "default", released.GetMetadata().GetName())
 		if err != nil {
 			return false, err
@@ -243,7 +229,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	})
 
 	// Events say what happened.
-	waitFor(t, "events", func() (bool, error) {
+	waitfor.ConditionErr(t, 30*time.Second, "events", func() (bool, error) {
 		l, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + rs.GetMetadata().GetUid()})
 		if err != nil {
 			return false, err

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/skiffhq/skiff/kubelet/containerd/daemon"
+	"github.com/skiffhq/skiff/up/daemon"
 )
 
 // Start starts containerd for t and returns its socket. It stops at t's cleanup.

@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/skiffhq/skiff/apiserver/apiservertest"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/controllers"
@@ -21,6 +20,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet/sim"
 	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/scheduler"
+	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 	"github.com/skiffhq/skiff/test/containerdtest"
 )
@@ -36,7 +36,7 @@ func BenchmarkE2EDeploy10000r1000n(b *testing.B) {
 
 func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	benchfig.Want(b, name, name+"_rate")
-	c := apiservertest.Start(b, 3, apiservertest.Options{HistorySize: 200_000})
+	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 200_000})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -61,7 +61,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 		kc.NodeName = fmt.Sprintf("sim-%d", i)
 		kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
 		kc.Workers = 2
-		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc, hclog.NewNullLogger())
+		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 func BenchmarkPodStartupContainerd(b *testing.B) {
 	benchfig.Want(b, "pod_startup_containerd_p50", "pod_startup_containerd_p99")
 	socket := containerdtest.Start(b)
-	c := apiservertest.Start(b, 1, apiservertest.Options{})
+	c := apicluster.Start(b, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -154,7 +154,7 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 	}
 	kc := kubelet.DefaultConfig()
 	kc.NodeName = "bench-node"
-	k, err := kubelet.New(cs, rt, kc, hclog.NewNullLogger())
+	k, err := kubelet.New(cs, rt, kc)
 	if err != nil {
 		b.Fatal(err)
 	}

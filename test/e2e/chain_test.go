@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/test/containerdtest"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // TestChainOnContainerd: three API servers, two controller-managers, two schedulers and
@@ -46,7 +47,7 @@ func TestChainOnContainerd(t *testing.T) {
 			"--container-log-dir", filepath.Join(logs, fmt.Sprintf("w%d", i)), "--preload", preload, "--log-level", "warn",
 			"--node-ip", "127.0.0.1", "--kubelet-listen", "127.0.0.1:0")
 	}
-	eventually(t, "two Ready nodes", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "two Ready nodes", func() (bool, string) {
 		out, _, err := ctl(s, "get", "nodes", "--no-headers")
 		return err == nil && strings.Count(out, " Ready ") == 2, out
 	})
@@ -103,8 +104,8 @@ spec:
 			return ok == n && others == n, out
 		}
 	}
-	eventually(t, "3 pods running on containerd", 120*time.Second, running(3, "docker.io/library/busybox:latest"))
-	eventually(t, "skiffctl logs hello", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 120*time.Second, "3 pods running on containerd", running(3, "docker.io/library/busybox:latest"))
+	waitfor.Condition(t, 60*time.Second, "skiffctl logs hello", func() (bool, string) {
 		out, errs, err := ctl(s, "logs", "hello")
 		return err == nil && out == "hello from skiff\nbye\n", out + errs
 	})
@@ -112,7 +113,7 @@ spec:
 		t.Fatalf("skiffctl logs -f of an exited container: %q", out)
 	}
 	mustCtl(t, s, "delete", "pod", "hello")
-	eventually(t, "pod hello and its container gone", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "pod hello and its container gone", func() (bool, string) {
 		out, _, err := ctl(s, "get", "pods", "hello", "-o", "name")
 		n := containers(t, socket)
 		return err != nil && n == 3, fmt.Sprintf("%s%d containers in containerd, want 3", out, n)
@@ -144,19 +145,19 @@ spec:
 	t.Logf("trace:\n%s", mustCtl(t, s, "trace", "deployment", "nginx-deployment"))
 
 	mustCtl(t, s, "scale", "deployment", "nginx-deployment", "--replicas", "5")
-	eventually(t, "5 pods running", 120*time.Second, running(5, "docker.io/library/busybox:latest"))
+	waitfor.Condition(t, 120*time.Second, "5 pods running", running(5, "docker.io/library/busybox:latest"))
 	mustCtl(t, s, "set", "image", "deployment/nginx-deployment", "nginx=docker.io/library/busybox:1.36")
-	eventually(t, "rolled out", 180*time.Second, running(5, "docker.io/library/busybox:1.36"))
+	waitfor.Condition(t, 180*time.Second, "rolled out", running(5, "docker.io/library/busybox:1.36"))
 	mustCtl(t, s, "rollout", "undo", "deployment/nginx-deployment")
-	eventually(t, "rolled back", 180*time.Second, running(5, "docker.io/library/busybox:latest"))
+	waitfor.Condition(t, 180*time.Second, "rolled back", running(5, "docker.io/library/busybox:latest"))
 
 	mustCtl(t, s, "delete", "deployment", "nginx-deployment")
-	eventually(t, "every object gone", 120*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 120*time.Second, "every object gone", func() (bool, string) {
 		pods, _, err1 := ctl(s, "get", "pods", "-o", "name")
 		rss, _, err2 := ctl(s, "get", "rs", "-o", "name")
 		return err1 == nil && err2 == nil && pods == "" && rss == "", pods + rss
 	})
-	eventually(t, "every container stopped and removed", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "every container stopped and removed", func() (bool, string) {
 		n := containers(t, socket)
 		return n == 0, fmt.Sprintf("%d containers", n)
 	})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // apiCluster is three `skiff apiserver` processes.
@@ -43,7 +45,7 @@ var leaderRe = regexp.MustCompile(`leader: (n\d)`)
 // leader waits for a leader with two followers and returns its index.
 func (c *apiCluster) leader() int {
 	var leader string
-	eventually(c.t, "a leader", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(c.t, 60*time.Second, "a leader", func() (bool, string) {
 		out, errs, err := ctl(c.servers(), "cluster", "status")
 		m := leaderRe.FindStringSubmatch(out)
 		if err != nil || m == nil {

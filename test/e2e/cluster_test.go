@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // TestThreeApiservers runs three `skiff apiserver` processes, writes through skiffctl,
@@ -26,7 +28,7 @@ func TestThreeApiservers(t *testing.T) {
 	// The survivors elect a leader and take writes; skiffctl fails over by itself.
 	for i := 0; i < 5; i++ {
 		cm := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after-%d}\n", i)
-		eventually(t, "write after the leader died", 60*time.Second, func() (bool, string) {
+		waitfor.Condition(t, 60*time.Second, "write after the leader died", func() (bool, string) {
 			out, errs, err := ctlIn(all, cm, "apply", "-f", "-")
 			return err == nil, out + errs
 		})
@@ -40,7 +42,7 @@ func TestThreeApiservers(t *testing.T) {
 
 	// The killed node comes back with its data and catches up.
 	procs[li] = start(t, leader+" again", args(li)...)
-	eventually(t, "restarted node serves the new writes", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "restarted node serves the new writes", func() (bool, string) {
 		out, errs, err := ctl(apis[li], "get", "cm", "after-4", "-o", "name")
 		return err == nil && strings.Contains(out, "configmap/after-4"), out + errs
 	})
@@ -56,7 +58,7 @@ func TestThreeApiservers(t *testing.T) {
 	for i := range procs {
 		procs[i] = start(t, fmt.Sprintf("n%d after a full crash", i+1), args(i)...)
 	}
-	eventually(t, "every write back after a full crash", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "every write back after a full crash", func() (bool, string) {
 		out, errs, err := ctl(all, "get", "cm", "-o", "name")
 		return err == nil && strings.Count(out, "configmap/before-") == 5 && strings.Count(out, "configmap/after-") == 5, out + errs
 	})

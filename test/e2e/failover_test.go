@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 type podList struct {
@@ -88,12 +90,12 @@ spec:
 	if _, errs, err := ctlIn(s, manifest("busybox:1"), "apply", "-f", "-"); err != nil {
 		t.Fatal(errs)
 	}
-	eventually(t, "first rollout", 120*time.Second, done("busybox:1"))
+	waitfor.Condition(t, 120*time.Second, "first rollout", done("busybox:1"))
 
 	if _, errs, err := ctlIn(s, manifest("busybox:2"), "apply", "-f", "-"); err != nil {
 		t.Fatal(errs)
 	}
-	eventually(t, "rollout under way", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "rollout under way", func() (bool, string) {
 		out, _, _ := ctl(s, "get", "deploy", "big", "--no-headers")
 		f := strings.Fields(out)
 		return len(f) > 2 && f[2] != "0" && f[2] != "50", out
@@ -109,7 +111,7 @@ spec:
 	scheds[sched].kill()
 	t.Logf("killed apiserver n%d, controller-manager %s and scheduler %s mid-rollout", leader+1, cm, sched)
 
-	eventually(t, "rollout completes after the failover", 180*time.Second, done("busybox:2"))
+	waitfor.Condition(t, 180*time.Second, "rollout completes after the failover", done("busybox:2"))
 	l := pods(t, s)
 	active := 0
 	for _, p := range l.Items {
@@ -158,7 +160,7 @@ func TestKubeletDeath(t *testing.T) {
 			"--node-lease-renew-interval", "500ms", "--node-status-update-frequency", "1s", "--log-level", "warn",
 			"--kubelet-listen", "127.0.0.1:0")
 	}
-	eventually(t, "two Ready nodes", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "two Ready nodes", func() (bool, string) {
 		out, _, err := ctl(s, "get", "nodes", "--no-headers")
 		return err == nil && strings.Count(out, " Ready ") == 2, out
 	})
@@ -175,13 +177,13 @@ func TestKubeletDeath(t *testing.T) {
 		}
 		return
 	}
-	eventually(t, "pods on both nodes", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "pods on both nodes", func() (bool, string) {
 		r1, _ := on("w1")
 		r2, _ := on("w2")
 		return r1+r2 == 6 && r1 > 0 && r2 > 0, fmt.Sprintf("w1 %d, w2 %d", r1, r2)
 	})
 	kubelets["w1"].kill()
-	eventually(t, "w1's pods replaced on w2", 90*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 90*time.Second, "w1's pods replaced on w2", func() (bool, string) {
 		_, t1 := on("w1")
 		r2, _ := on("w2")
 		out, _, _ := ctl(s, "get", "nodes", "--no-headers")

@@ -180,19 +180,3 @@ func mustCtl(t *testing.T, servers string, args ...string) string {
 	}
 	return out
 }
-
-// eventually retries cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v; last state:\n%s", what, timeout, last)
-}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // TestSecureCluster: certificates from `skiff certs init`, three API servers with mutual
@@ -59,7 +61,7 @@ func TestSecureCluster(t *testing.T) {
 		return []string{"--server", s, "--ca-file", p("ca.crt"), "--cert-file", p(name + ".crt"), "--key-file", p(name + ".key")}
 	}
 	admin := func(args ...string) (string, string, error) { return ctl(s, append(as("admin")[2:], args...)...) }
-	eventually(t, "a leader", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "a leader", func() (bool, string) {
 		out, errs, err := admin("cluster", "status")
 		return err == nil && strings.Count(out, "follower") == 2, out + errs
 	})
@@ -73,14 +75,14 @@ func TestSecureCluster(t *testing.T) {
 		start(t, "kubelet-"+n, append([]string{"kubelet", "--node-name", n, "--runtime", "sim", "--log-level", "warn",
 			"--node-ip", "127.0.0.1", "--kubelet-listen", "127.0.0.1:0"}, as("kubelet-"+n)...)...)
 	}
-	eventually(t, "two Ready nodes", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "two Ready nodes", func() (bool, string) {
 		out, errs, err := admin("get", "nodes", "--no-headers")
 		return err == nil && strings.Count(out, " Ready ") == 2, out + errs
 	})
 	if out, errs, err := admin("apply", "-f", "../../examples/nginx-deployment.yaml"); err != nil {
 		t.Fatalf("apply: %v %s %s", err, out, errs)
 	}
-	eventually(t, "3 pods running", 90*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 90*time.Second, "3 pods running", func() (bool, string) {
 		out, errs, err := admin("get", "pods", "--no-headers")
 		return err == nil && strings.Count(out, "Running") == 3, out + errs
 	})

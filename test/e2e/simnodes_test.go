@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // TestThousandSimulatedNodes runs 1,000 simulated nodes in one `skiff kubelet` process
@@ -30,7 +31,7 @@ func TestThousandSimulatedNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	eventually(t, "1,000 nodes registered and Ready", 2*time.Minute, func() (bool, string) {
+	waitfor.Condition(t, 2*time.Minute, "1,000 nodes registered and Ready", func() (bool, string) {
 		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -63,7 +64,7 @@ func TestThousandSimulatedNodes(t *testing.T) {
 		return out, nil
 	}
 	var first map[string]time.Time
-	eventually(t, "a Lease for every node", time.Minute, func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "a Lease for every node", func() (bool, string) {
 		first, err = renewed()
 		if err != nil {
 			return false, err.Error()
@@ -75,7 +76,7 @@ func TestThousandSimulatedNodes(t *testing.T) {
 		}
 		return true, ""
 	})
-	eventually(t, "every Lease renewed", time.Minute, func() (bool, string) {
+	waitfor.Condition(t, time.Minute, "every Lease renewed", func() (bool, string) {
 		now, err := renewed()
 		if err != nil {
 			return false, err.Error()

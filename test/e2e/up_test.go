@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/kubelet/containerd/daemon"
+	"github.com/skiffhq/skiff/test/waitfor"
+	"github.com/skiffhq/skiff/up/daemon"
 )
 
 // TestUp runs `skiff up` with simulated containers: a Deployment goes through all ten
@@ -23,7 +24,7 @@ import (
 func TestUp(t *testing.T) {
 	dir, addr := upPlace(t, 1)
 	up := start(t, "skiff up", "up", "--data-dir", dir, "--listen", addr, "--runtime", "sim", "--node-name", "e2e-node")
-	eventually(t, "skiff up ready", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "skiff up ready", func() (bool, string) {
 		out, errs, err := ctl(addr, "get", "nodes")
 		return err == nil && strings.Contains(out, "e2e-node") && strings.Contains(out, "Ready"), out + errs
 	})
@@ -46,7 +47,7 @@ func TestUp(t *testing.T) {
 			return err == nil && strings.Count(out, "Running") == n && strings.Count(strings.TrimSpace(out), "\n")+1 == n, out
 		}
 	}
-	eventually(t, "3 pods running", 60*time.Second, running(3))
+	waitfor.Condition(t, 60*time.Second, "3 pods running", running(3))
 	// skiffctl logs reaches skiff up's kubelet (over TLS, with skiff up's certificates).
 	names := strings.Fields(mustCtl(t, addr, "get", "pods", "-o", "name"))
 	if out := mustCtl(t, addr, "logs", names[0]); !strings.Contains(out, "sim: container nginx started") {
@@ -61,7 +62,7 @@ func TestUp(t *testing.T) {
 		}
 		Pods struct{ Total, Ready int }
 	}
-	eventually(t, "a complete trace", 30*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 30*time.Second, "a complete trace", func() (bool, string) {
 		out, _, err := ctl(addr, "trace", "deployment", "nginx-deployment", "-o", "json")
 		if err != nil || json.Unmarshal([]byte(out), &tr) != nil {
 			return false, out
@@ -82,7 +83,7 @@ func TestUp(t *testing.T) {
 	}
 
 	mustCtl(t, addr, "scale", "deployment", "nginx-deployment", "--replicas", "5")
-	eventually(t, "5 pods running", 60*time.Second, running(5))
+	waitfor.Condition(t, 60*time.Second, "5 pods running", running(5))
 	mustCtl(t, addr, "set", "image", "deployment/nginx-deployment", "nginx=docker.io/library/busybox:1.36")
 	status := mustCtl(t, addr, "rollout", "status", "deployment/nginx-deployment", "--timeout", "60s")
 	if !strings.Contains(status, "successfully rolled out") {
@@ -93,7 +94,7 @@ func TestUp(t *testing.T) {
 		t.Fatalf("history:\n%s", history)
 	}
 	mustCtl(t, addr, "rollout", "undo", "deployment/nginx-deployment")
-	eventually(t, "rolled back", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "rolled back", func() (bool, string) {
 		out, _, err := ctl(addr, "get", "deploy", "nginx-deployment", "-o", "wide")
 		return err == nil && strings.Contains(out, "busybox:latest") && strings.Contains(out, "5/5"), out
 	})
@@ -101,13 +102,13 @@ func TestUp(t *testing.T) {
 	// Stop and start again: the data is still there.
 	up.stop(t)
 	up = start(t, "skiff up again", "up", "--data-dir", dir, "--listen", addr, "--runtime", "sim", "--node-name", "e2e-node")
-	eventually(t, "deployment survives a restart", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "deployment survives a restart", func() (bool, string) {
 		out, errs, err := ctl(addr, "get", "deploy")
 		return err == nil && strings.Contains(out, "nginx-deployment"), out + errs
 	})
 
 	mustCtl(t, addr, "delete", "deployment", "nginx-deployment")
-	eventually(t, "everything gone", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "everything gone", func() (bool, string) {
 		pods, _, err1 := ctl(addr, "get", "pods", "-o", "name")
 		rss, _, err2 := ctl(addr, "get", "rs", "-o", "name")
 		return err1 == nil && err2 == nil && pods == "" && rss == "", pods + rss
@@ -158,7 +159,7 @@ func TestUpThreeNodes(t *testing.T) {
 	leaderRow := regexp.MustCompile(`(?m)^(up\d)\s+leader\s+Voter`)
 	var leader string
 	for _, a := range addrs {
-		eventually(t, "a three-member cluster seen from "+a, 60*time.Second, func() (bool, string) {
+		waitfor.Condition(t, 60*time.Second, "a three-member cluster seen from "+a, func() (bool, string) {
 			out, errs, err := ctl(a, "cluster", "status")
 			m := leaderRow.FindStringSubmatch(out)
 			if m != nil {
@@ -168,13 +169,13 @@ func TestUpThreeNodes(t *testing.T) {
 		})
 	}
 	mustCtl(t, addr, "cluster", "transfer-leader")
-	eventually(t, "another leader", 30*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 30*time.Second, "another leader", func() (bool, string) {
 		out, errs, err := ctl(addrs[2], "cluster", "status")
 		m := leaderRow.FindStringSubmatch(out)
 		return err == nil && m != nil && m[1] != leader, out + errs
 	})
 	mustCtl(t, addrs[1], "apply", "-f", "../../examples/nginx-deployment.yaml")
-	eventually(t, "3 pods running", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "3 pods running", func() (bool, string) {
 		out, _, err := ctl(addrs[2], "get", "pods", "--no-headers")
 		return err == nil && strings.Count(out, "Running") == 3, out
 	})
@@ -205,7 +206,7 @@ func TestUpPrivateContainerd(t *testing.T) {
 		"--containerd-address", stale}
 	up := start(t, "skiff up", args...)
 	var state string
-	eventually(t, "skiff up says it runs a private containerd", 60*time.Second, func() (bool, string) {
+	waitfor.Condition(t, 60*time.Second, "skiff up says it runs a private containerd", func() (bool, string) {
 		m := regexp.MustCompile(`runs containers: a private containerd at (\S+) \(no containerd answering at `).FindStringSubmatch(up.out.String())
 		if m != nil {
 			state = filepath.Dir(m[1])
@@ -222,7 +223,7 @@ func TestUpPrivateContainerd(t *testing.T) {
 		pids = containerProcs(state)
 		return err == nil && strings.Count(out, "Running") == 3 && len(pids) == 3, fmt.Sprintf("%s\ncontainer processes: %v", out, pids)
 	}
-	eventually(t, "3 pods running in containers", 90*time.Second, containersRunning)
+	waitfor.Condition(t, 90*time.Second, "3 pods running in containers", containersRunning)
 
 	up.stop(t)
 	checkNothingLeft := func() {
@@ -246,7 +247,7 @@ func TestUpPrivateContainerd(t *testing.T) {
 
 	// Again: the same data directory, the same pods, in containers anew.
 	up = start(t, "skiff up again", args...)
-	eventually(t, "the pods run again after a restart", 90*time.Second, containersRunning)
+	waitfor.Condition(t, 90*time.Second, "the pods run again after a restart", containersRunning)
 	up.stop(t)
 	checkNothingLeft()
 }

@@ -1,7 +1,7 @@
-// Package apiservertest runs API servers inside a test process: a real cluster on
+// Package apicluster runs API servers inside a test process: a real cluster on
 // loopback (real Raft, real gRPC) whose members a test can stop and restart on the same
 // addresses. Every component's integration tests build on it.
-package apiservertest
+package apicluster
 
 import (
 	"context"

@@ -1,0 +1,172 @@
+package controllerref
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/proto/labels"
+)
+
+var (
+	owner = &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: "web", Namespace: "default", Uid: "rs-uid"}}
+	other = &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: "other", Namespace: "default", Uid: "other-uid"}}
+	// A reference to owner that is not its controller reference.
+	plainRef = &corev1.OwnerReference{ApiVersion: "apps/v1", Kind: kinds.ReplicaSet, Name: "web", Uid: "rs-uid"}
+	// Some other owner's plain reference, which claiming keeps.
+	keptRef = &corev1.OwnerReference{ApiVersion: "v1", Kind: kinds.ConfigMap, Name: "cm", Uid: "cm-uid"}
+)
+
+// pod makes a pod with labels app=APP, version 1, and owner references.
+func pod(name, app string, refs ...*corev1.OwnerReference) *corev1.Pod {
+	return &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default", ResourceVersion: "1",
+		Labels: map[string]string{"app": app}, OwnerReferences: refs}}
+}
+
+func deleting(p *corev1.Pod) *corev1.Pod {
+	p.Metadata.DeletionTimestamp = timestamppb.Now()
+	return p
+}
+
+// fakeUpdate records the updates it is given and fails those of the pods in fail.
+type fakeUpdate struct {
+	fail    map[string]error
+	updates map[string][]*corev1.OwnerReference // by pod name
+}
+
+func (f *fakeUpdate) update(_ context.Context, p *corev1.Pod) (*corev1.Pod, error) {
+	f.updates[p.GetMetadata().GetName()] = p.GetMetadata().GetOwnerReferences()
+	if err := f.fail[p.GetMetadata().GetName()]; err != nil {
+		return nil, err
+	}
+	p.Metadata.ResourceVersion = "2"
+	return p, nil
+}
+
+func refUIDs(refs []*corev1.OwnerReference) string {
+	var out []string
+	for _, r := range refs {
+		uid := r.GetUid()
+		if r.GetController() {
+			uid += "(controller)"
+		}
+		out = append(out, uid)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestClaim(t *testing.T) {
+	conflict := status.Error(codes.Aborted, "the object has been modified")
+	notFound := status.Error(codes.NotFound, "not found")
+	unavailable := status.Error(codes.Unavailable, "no leader")
+	controller := kinds.NewControllerRef(owner)
+	for _, tc := range []struct {
+		name              string
+		owner             *corev1.ReplicaSet
+		child             *corev1.Pod
+		adoptable         func(*corev1.Pod) bool
+		failOnLostRelease bool
+		fail              error
+
+		wantOwned   bool
+		wantVersion string // of the child returned
+		wantUpdate  string // its owner references as written; "-" for no update
+		wantErr     string
+	}{
+		{name: "controlled and matching: kept as is", child: pod("p", "web", controller),
+			wantOwned: true, wantVersion: "1", wantUpdate: "-"},
+		{name: "controlled, no longer matching: released", child: pod("p", "db", keptRef, controller),
+			wantUpdate: "cm-uid"},
+		{name: "a release that lost to a change is left to the next sync", child: pod("p", "db", controller), fail: conflict,
+			wantUpdate: ""},
+		{name: "a release of a pod gone is left to the next sync", child: pod("p", "db", controller), fail: notFound,
+			wantUpdate: ""},
+		{name: "a lost release fails the claim when asked", child: pod("p", "db", controller), fail: conflict, failOnLostRelease: true,
+			wantUpdate: "", wantErr: "update owners of pod default/p: rpc error: code = Aborted"},
+		{name: "a release that failed otherwise fails the claim", child: pod("p", "db", controller), fail: unavailable,
+			wantUpdate: "", wantErr: "update owners of pod default/p: rpc error: code = Unavailable"},
+		{name: "matching orphan: adopted, returned as updated", child: pod("p", "web", keptRef),
+			wantOwned: true, wantVersion: "2", wantUpdate: "cm-uid,rs-uid(controller)"},
+		{name: "adoption replaces the owner's plain reference", child: pod("p", "web", plainRef),
+			wantOwned: true, wantVersion: "2", wantUpdate: "rs-uid(controller)"},
+		{name: "an adoption that lost to a change is left to the next sync", child: pod("p", "web"), fail: conflict, failOnLostRelease: true,
+			wantUpdate: "rs-uid(controller)"},
+		{name: "an adoption of a pod gone is left to the next sync", child: pod("p", "web"), fail: notFound,
+			wantUpdate: "rs-uid(controller)"},
+		{name: "an adoption that failed otherwise fails the claim", child: pod("p", "web"), fail: unavailable,
+			wantUpdate: "rs-uid(controller)", wantErr: "update owners of pod default/p: rpc error: code = Unavailable"},
+		{name: "orphan being deleted: left alone", child: deleting(pod("p", "web")), wantUpdate: "-"},
+		{name: "owner being deleted adopts nothing", owner: deletingOwner(), child: pod("p", "web"), wantUpdate: "-"},
+		{name: "orphan not adoptable: left alone", child: pod("p", "web"), adoptable: func(*corev1.Pod) bool { return false },
+			wantUpdate: "-"},
+		{name: "adoptable orphan: adopted", child: pod("p", "web"), adoptable: func(*corev1.Pod) bool { return true },
+			wantOwned: true, wantVersion: "2", wantUpdate: "rs-uid(controller)"},
+		{name: "orphan not matching: left alone", child: pod("p", "db"), wantUpdate: "-"},
+		{name: "another's child: left alone", child: pod("p", "web", kinds.NewControllerRef(other)), wantUpdate: "-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := owner
+			if tc.owner != nil {
+				o = tc.owner
+			}
+			f := &fakeUpdate{fail: map[string]error{"p": tc.fail}, updates: map[string][]*corev1.OwnerReference{}}
+			c := Claimer[*corev1.Pod]{Update: f.update, Adoptable: tc.adoptable, FailOnLostRelease: tc.failOnLostRelease}
+			given := refUIDs(tc.child.GetMetadata().GetOwnerReferences())
+			owned, err := c.Claim(context.Background(), o, labels.SelectorFromSet(map[string]string{"app": "web"}), []*corev1.Pod{tc.child})
+
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+			if got := len(owned) == 1; got != tc.wantOwned || len(owned) > 1 {
+				t.Fatalf("owned %v, want owned: %v", owned, tc.wantOwned)
+			}
+			if tc.wantOwned && owned[0].GetMetadata().GetResourceVersion() != tc.wantVersion {
+				t.Errorf("returned at version %s, want %s", owned[0].GetMetadata().GetResourceVersion(), tc.wantVersion)
+			}
+			refs, updated := f.updates["p"]
+			switch {
+			case tc.wantUpdate == "-" && updated:
+				t.Errorf("updated to %q; want no update", refUIDs(refs))
+			case tc.wantUpdate != "-" && (!updated || refUIDs(refs) != tc.wantUpdate):
+				t.Errorf("owner references written %q (updated: %v), want %q", refUIDs(refs), updated, tc.wantUpdate)
+			}
+			// The cached object is never changed in place.
+			if got := refUIDs(tc.child.GetMetadata().GetOwnerReferences()); got != given {
+				t.Errorf("the child given changed: references %q, were %q", got, given)
+			}
+		})
+	}
+}
+
+func deletingOwner() *corev1.ReplicaSet {
+	o := *owner.GetMetadata()
+	o.DeletionTimestamp = timestamppb.Now()
+	return &corev1.ReplicaSet{Metadata: &o}
+}
+
+// TestClaimJoinsErrors: every child is tried; the error names each one that failed.
+func TestClaimJoinsErrors(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, "no leader")
+	f := &fakeUpdate{fail: map[string]error{"a": unavailable, "c": unavailable}, updates: map[string][]*corev1.OwnerReference{}}
+	c := Claimer[*corev1.Pod]{Update: f.update}
+	owned, err := c.Claim(context.Background(), owner, labels.SelectorFromSet(map[string]string{"app": "web"}),
+		[]*corev1.Pod{pod("a", "web"), pod("b", "web"), pod("c", "db", kinds.NewControllerRef(owner))})
+	if len(owned) != 1 || owned[0].GetMetadata().GetName() != "b" {
+		t.Fatalf("owned %v, want b alone", owned)
+	}
+	var names []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		names = append(names, strings.TrimSuffix(strings.Fields(e.Error())[4], ":"))
+	}
+	if !slices.Equal(names, []string{"default/a", "default/c"}) || !errors.Is(err, unavailable) {
+		t.Fatalf("error %v: want one for default/a and one for default/c", err)
+	}
+}

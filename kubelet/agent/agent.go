@@ -1,0 +1,243 @@
+// Package agent runs what a node runs for Skiff, as `skiff kubelet` and `skiff up` do:
+// a kubelet over a container runtime it connects and prepares (containerd, with images
+// imported from archives and the host's busybox; or simulated containers, as many
+// simulated nodes as asked in one process), and the log server through which the API
+// servers read the containers' output. The kubelet itself is package kubelet; this
+// package only picks, prepares and runs.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/kubelet/sim"
+)
+
+// The runtimes an agent runs pods with.
+const (
+	RuntimeContainerd = "containerd"
+	RuntimeSim        = "sim"
+)
+
+// NoLogServer, as LogListen, serves no logs.
+const NoLogServer = "none"
+
+// Config configures an agent. Start from DefaultConfig; Run validates it.
+type Config struct {
+	// Kubelet configures the kubelet (with SimNodes, every simulated node's). Its
+	// Logger is set from Logger, and its LogPort from the log server's listener.
+	Kubelet kubelet.Config
+	// Runtime runs the pods' containers: RuntimeContainerd (the default) or RuntimeSim.
+	Runtime string
+	// Containerd connects the containerd runtime (containerd.DefaultConfig()).
+	Containerd containerd.Config
+	// Connected, when set, is a containerd runtime already connected and prepared (skiff
+	// up probes containerd before it starts the kubelet), used instead of connecting.
+	Connected kubelet.Runtime
+	// Preload is a directory of OCI image archives (*.tar) imported into containerd at
+	// start ("": none).
+	Preload string
+	// Busybox is an image name provided from the host's static /bin/busybox when
+	// containerd lacks it ("": none), so that examples run without a registry.
+	Busybox string
+	// SimNodes, with RuntimeSim, runs that many simulated nodes named
+	// Kubelet.NodeName-0 … -(N-1); 0 runs one, named Kubelet.NodeName.
+	SimNodes int
+	// SimStartDelay is how long a simulated container takes to start.
+	SimStartDelay time.Duration
+	// LogListen is the log server's address (port 0: any free port; NoLogServer: none),
+	// ":10250" by default. LogTLS is its TLS (nil: plaintext, in an insecure cluster).
+	LogListen string
+	LogTLS    *tls.Config
+	// Logger receives the agent's and the kubelets' logs. Default: discarded.
+	Logger hclog.Logger
+}
+
+// DefaultConfig is a kubelet for this machine over the machine's containerd, serving
+// logs on :10250.
+func DefaultConfig() Config {
+	return Config{Kubelet: kubelet.DefaultConfig(), Runtime: RuntimeContainerd, Containerd: containerd.DefaultConfig(),
+		LogListen: ":10250", Logger: hclog.NewNullLogger()}
+}
+
+// Validate reports every invalid field. The kubelet's config is checked by kubelet.New.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Runtime != RuntimeContainerd && c.Runtime != RuntimeSim {
+		errs = append(errs, fmt.Errorf("--runtime: Unsupported value: %q: supported values: containerd, sim", c.Runtime))
+	}
+	if c.SimNodes < 0 {
+		errs = append(errs, fmt.Errorf("--sim-nodes: %d must not be negative", c.SimNodes))
+	}
+	if c.LogListen == "" {
+		errs = append(errs, errors.New("--kubelet-listen: must be set (none: no log server)"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs the kubelet (or the simulated kubelets) and the log server until ctx ends.
+// The first of them to fail stops the others, and Run returns its error.
+func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	kcfg := cfg.Kubelet
+	kcfg.Logger = log
+	logs := kubelet.NewLogServer(log)
+	ln, err := listenLogs(cfg.LogListen, kcfg.NodeIP, log)
+	if err != nil {
+		return err
+	}
+	if ln != nil {
+		kcfg.LogPort = ln.Addr().(*net.TCPAddr).Port
+	}
+	kubelets, err := newKubelets(ctx, cs, cfg, kcfg, logs)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	// The first failure while running stops the others; failures once stopping are
+	// the stop's doing.
+	g, gctx := errgroup.WithContext(ctx)
+	goRun := func(f func(context.Context) error) {
+		g.Go(func() error {
+			if err := f(gctx); err != nil && gctx.Err() == nil {
+				return err
+			}
+			return nil
+		})
+	}
+	if ln != nil {
+		goRun(func(ctx context.Context) error { return logs.Serve(ctx, ln, cfg.LogTLS) })
+	}
+	for _, k := range kubelets {
+		goRun(k.Run)
+	}
+	return g.Wait()
+}
+
+// newKubelets makes the kubelets of cfg, each registered with the log server.
+func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kubelet.Config, logs *kubelet.LogServer) ([]*kubelet.Kubelet, error) {
+	var kubelets []*kubelet.Kubelet
+	add := func(rt kubelet.Runtime, c kubelet.Config) error {
+		k, err := kubelet.New(cs, rt, c)
+		if err != nil {
+			return err
+		}
+		logs.Register(c.NodeName, rt)
+		kubelets = append(kubelets, k)
+		return nil
+	}
+	if cfg.Runtime == RuntimeSim {
+		for i := 0; i < max(cfg.SimNodes, 1); i++ {
+			c := kcfg
+			if cfg.SimNodes > 0 {
+				c.NodeName = fmt.Sprintf("%s-%d", kcfg.NodeName, i)
+			}
+			c.Logger = kcfg.Logger.With("node", c.NodeName)
+			if err := add(sim.New(sim.Config{StartDelay: cfg.SimStartDelay}), c); err != nil {
+				return nil, err
+			}
+		}
+		return kubelets, nil
+	}
+	rt := cfg.Connected
+	if rt == nil {
+		var err error
+		if rt, err = Containerd(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(rt, kcfg); err != nil {
+		return nil, err
+	}
+	return kubelets, nil
+}
+
+// listenLogs opens the log server's listener; nil for NoLogServer.
+func listenLogs(addr, nodeIP string, log hclog.Logger) (net.Listener, error) {
+	if addr == NoLogServer {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--kubelet-listen: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(addr); host != "" && host != nodeIP {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			log.Warn("the log server does not listen on the node's IP, which the API server dials", "kubelet-listen", addr, "node-ip", nodeIP)
+		}
+	}
+	return ln, nil
+}
+
+// Containerd connects to containerd as cfg.Containerd says and prepares it: it imports
+// cfg.Preload's archives and provides cfg.Busybox.
+func Containerd(ctx context.Context, cfg Config) (*containerd.Runtime, error) {
+	rt, err := containerd.New(ctx, cfg.Containerd)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if cfg.Preload != "" {
+		archives, err := filepath.Glob(filepath.Join(cfg.Preload, "*.tar"))
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range archives {
+			f, err := os.Open(a)
+			if err != nil {
+				return nil, err
+			}
+			names, err := rt.Import(ctx, f)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("--preload %s: %w", a, err)
+			}
+			log.Info("imported images", "archive", a, "images", names)
+		}
+	}
+	if cfg.Busybox != "" {
+		if err := ensureBusybox(ctx, rt, cfg.Busybox, log); err != nil {
+			log.Warn("cannot provide the busybox image from the host", "error", err)
+		}
+	}
+	return rt, nil
+}
+
+// ensureBusybox imports an image built from the host's static busybox as ref, unless the
+// image is there: the examples then run on machines without a registry.
+func ensureBusybox(ctx context.Context, rt *containerd.Runtime, ref string, log hclog.Logger) error {
+	if _, _, err := rt.EnsureImage(ctx, ref, kubelet.PullNever); err == nil {
+		return nil
+	}
+	data, err := containerd.BusyboxArchive("/bin/busybox", ref)
+	if err != nil {
+		return err
+	}
+	names, err := rt.Import(ctx, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	log.Info("imported the host's busybox", "images", names)
+	return nil
+}

@@ -1,0 +1,95 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kubelet/agent"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
+)
+
+func TestValidate(t *testing.T) {
+	if err := agent.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("the default config is invalid: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*agent.Config)
+		want   string
+	}{
+		{"unknown runtime", func(c *agent.Config) { c.Runtime = "docker" }, `--runtime: Unsupported value: "docker": supported values: containerd, sim`},
+		{"negative sim nodes", func(c *agent.Config) { c.Runtime, c.SimNodes = agent.RuntimeSim, -1 }, "--sim-nodes: -1 must not be negative"},
+		{"no log server address", func(c *agent.Config) { c.LogListen = "" }, "--kubelet-listen: must be set (none: no log server)"},
+		{"no logger", func(c *agent.Config) { c.Logger = nil }, "logger: must be set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := agent.DefaultConfig()
+			tc.change(&c)
+			if err := c.Validate(); err == nil || err.Error() != tc.want {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunSimNodes runs three simulated nodes in one agent: they register under their
+// numbered names, each publishing the one log server's port, and stop with the context.
+func TestRunSimNodes(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	cfg := agent.DefaultConfig()
+	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, 3, "127.0.0.1:0"
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "sim", "127.0.0.1"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, cs, cfg) }()
+	defer func() { cancel(); <-done }()
+
+	waitfor.Condition(t, time.Minute, "three simulated nodes, sharing one log server", func() (bool, string) {
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var names []string
+		ports := map[int32]bool{}
+		for _, n := range l.Items {
+			names = append(names, n.GetMetadata().GetName())
+			ports[n.GetStatus().GetDaemonEndpoints().GetKubeletEndpoint().GetPort()] = true
+		}
+		slices.Sort(names)
+		return slices.Equal(names, []string{"sim-0", "sim-1", "sim-2"}) && len(ports) == 1 && !ports[0],
+			fmt.Sprintf("nodes %s, log ports %v", strings.Join(names, ","), ports)
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v once stopped", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of its context ending")
+	}
+	done <- nil // for the deferred wait
+}
+
+// TestRunRefusesABadKubeletConfig: a kubelet that cannot be made fails Run at once.
+func TestRunRefusesABadKubeletConfig(t *testing.T) {
+	cfg := agent.DefaultConfig()
+	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
+	cfg.Kubelet.NodeName = "Not_A_Name"
+	err := agent.Run(context.Background(), nil, cfg)
+	if err == nil || !strings.Contains(err.Error(), `nodeName "Not_A_Name"`) {
+		t.Fatalf("error %v, want the node name refused", err)
+	}
+}

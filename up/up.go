@@ -1,0 +1,194 @@
+// Package up runs a whole Skiff on one machine, as `skiff up` does: the members (one
+// API server with its embedded store, or three), the components (controller-manager,
+// scheduler), the kubelet and, when the machine has containerd installed but none
+// running, a private containerd (package up/daemon).
+//
+// Everything runs in one process, under one supervisor: the first component to fail
+// stops the others and is Run's error; Run's context ending stops them all, then the
+// private containerd, its containers first. Security is on: skiff up keeps its own CA
+// and certificates in its data directory, and writes the admin's client config where
+// skiffctl reads it, so skiffctl and kubectl work without flags. The data directory
+// keeps the store: a second Run continues where the first stopped.
+//
+// The members of a three-member skiff up share the machine, so they share its faults:
+// it demonstrates Raft (leadership moves, a member stops), it does not make the
+// machine highly available.
+package up
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/controllers"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/agent"
+	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/scheduler"
+)
+
+// busybox is the image the examples use, provided from the host's static busybox when
+// containerd lacks it.
+const busybox = "docker.io/library/busybox:latest"
+
+// Run runs Skiff until ctx ends (it then returns nil) or a component fails (it returns
+// that component's error). Either way, everything it started has stopped when it
+// returns.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	l, err := newLayout(cfg.Listen, cfg.Members)
+	if err != nil {
+		return err
+	}
+	log, dataDir, nodeName := cfg.Logger, cfg.DataDir, cfg.Kubelet.NodeName
+
+	// Security: a CA and certificates of its own, kept in the data directory; the
+	// admin's credentials go into the client config skiffctl reads by default.
+	pkiDir := filepath.Join(dataDir, "pki")
+	if err := makeCerts(pkiDir, nodeName, l.host); err != nil {
+		return err
+	}
+	p := func(name string) string { return filepath.Join(pkiDir, name) }
+	serverCerts, err := pki.NewReloader(p("apiserver.crt"), p("apiserver.key"), p(pki.CACertFile))
+	if err != nil {
+		return err
+	}
+	cf := client.ConfigFile{Servers: l.apiAddrs, CAFile: p(pki.CACertFile), CertFile: p("admin.crt"), KeyFile: p("admin.key")}
+	for _, path := range []string{filepath.Join(dataDir, "client.config"), cfg.ClientConfig} {
+		if path == "" {
+			continue
+		}
+		if err := client.WriteConfigFile(path, cf); err != nil {
+			return err
+		}
+	}
+	dialAs := func(cert string) (*client.Conn, error) {
+		servers, opts, err := client.Resolve(client.Settings{Server: strings.Join(l.apiAddrs, ","), CAFile: p(pki.CACertFile),
+			CertFile: p(cert + ".crt"), KeyFile: p(cert + ".key")}, client.Options{UserAgent: "skiff-up-" + cert, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return client.Dial(servers, opts)
+	}
+
+	// Stopping, in order: the connections close, the components stop and are awaited,
+	// then what must outlive them (a private containerd, its containers first).
+	g := newGroup(ctx)
+	defer g.stop()
+	for i, m := range l.members {
+		acfg := apiserver.DefaultConfig()
+		acfg.Name = m.ID
+		acfg.DataDir = filepath.Join(dataDir, acfg.Name)
+		acfg.Listen = l.apiAddrs[i]
+		acfg.RaftListen = m.Address
+		acfg.InitialCluster = l.members
+		acfg.Logger = log
+		acfg.TLS, acfg.ClientRoots, acfg.JoinTLS, acfg.Store.PeerTLS = serverCerts.ServerTLS(), serverCerts.Pool, serverCerts.ClientTLS(), serverCerts.PeerTLS()
+		acfg.KubeletTLS = serverCerts.KubeletClientTLS
+		s, err := apiserver.New(acfg)
+		if err != nil {
+			return err
+		}
+		g.run("apiserver "+acfg.Name, s.Run)
+	}
+	cmConn, err := dialAs("controller-manager")
+	if err != nil {
+		return err
+	}
+	defer cmConn.Close()
+	schedConn, err := dialAs("scheduler")
+	if err != nil {
+		return err
+	}
+	defer schedConn.Close()
+	kubeletConn, err := dialAs("kubelet-" + nodeName)
+	if err != nil {
+		return err
+	}
+	defer kubeletConn.Close()
+	kubeletCerts, err := pki.NewReloader(p("kubelet-"+nodeName+".crt"), p("kubelet-"+nodeName+".key"), p(pki.CACertFile))
+	if err != nil {
+		return err
+	}
+
+	mcfg := controllers.DefaultConfig()
+	mcfg.LeaderElect, mcfg.Logger = false, log
+	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
+	scfg := scheduler.DefaultConfig()
+	scfg.Logger = log
+	sched, err := scheduler.New(client.NewClientset(schedConn), scfg)
+	if err != nil {
+		return err
+	}
+	g.run("scheduler", sched.Run)
+
+	node := agent.DefaultConfig()
+	node.Kubelet, node.Logger, node.Busybox = cfg.Kubelet, log, busybox
+	node.Containerd.Socket, node.Containerd.LogDir, node.Containerd.InsecureRegistries = cfg.ContainerdAddress, filepath.Join(dataDir, "containers"), cfg.InsecureRegistries
+	// The log server: on the node's address, any free port (published in the Node's
+	// status), so that several skiff ups do not collide.
+	node.LogListen, node.LogTLS = net.JoinHostPort(cfg.Kubelet.NodeIP, "0"), kubeletCerts.KubeletServerTLS()
+	connect := func(ctx context.Context, socket string) (kubelet.Runtime, error) {
+		c := node
+		c.Containerd.Socket = socket
+		rt, err := agent.Containerd(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return rt, nil
+	}
+	rt, runtimeNote, err := pickRuntime(g.ctx, realMachine(dataDir, connect), cfg.Runtime, cfg.ContainerdAddress, dataDir, g.onStopped, log)
+	if err != nil {
+		return err
+	}
+	node.Runtime = agent.RuntimeSim
+	if rt != nil {
+		node.Runtime, node.Connected = agent.RuntimeContainerd, rt
+	}
+	g.run("kubelet", func(ctx context.Context) error { return agent.Run(ctx, client.NewClientset(kubeletConn), node) })
+
+	out := cfg.Out
+	fmt.Fprintf(out, "Skiff is up: API on %s, data in %s\n", strings.Join(l.apiAddrs, ","), dataDir)
+	fmt.Fprintf(out, "Node %s runs containers: %s\n", nodeName, runtimeNote)
+	credentials := cfg.ClientConfig
+	if credentials == "" {
+		credentials = filepath.Join(dataDir, "client.config")
+	}
+	fmt.Fprintf(out, "TLS on; certificates in %s; skiffctl's admin credentials in %s\n", pkiDir, credentials)
+	fmt.Fprintf(out, "Try:\n  ./bin/skiffctl apply -f examples/nginx-deployment.yaml\n  ./bin/skiffctl get pods -o wide\n  ./bin/skiffctl trace deployment nginx-deployment\nCtrl-C stops everything.\n")
+	return g.wait(out)
+}
+
+// makeCerts makes skiff up's CA and certificates on the first start, and a kubelet
+// certificate for a node name it has not seen (or made before kubelets served logs,
+// without server usage).
+func makeCerts(dir, nodeName, host string) error {
+	if _, err := os.Stat(filepath.Join(dir, pki.CAKeyFile)); errors.Is(err, os.ErrNotExist) {
+		_, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{nodeName}, Hosts: []string{host}})
+		return err
+	}
+	if certs, err := pki.ReadCerts(filepath.Join(dir, "kubelet-"+nodeName+".crt")); err == nil && slices.Contains(certs[0].ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+		return nil
+	}
+	ca, err := pki.LoadCA(dir)
+	if err != nil {
+		return err
+	}
+	req := pki.InitOptions{Nodes: []string{nodeName}}.Leaves()["kubelet-"+nodeName]
+	pair, err := ca.Issue(req)
+	if err != nil {
+		return err
+	}
+	_, _, err = pair.Write(dir, "kubelet-"+nodeName)
+	return err
+}
