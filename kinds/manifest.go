@@ -100,7 +100,7 @@ func strictProblem(err error) string {
 	return err.Error()
 }
 
-var typeRE = regexp.MustCompile(`^json: cannot unmarshal (\S+) into Go struct field \S+?\.(\S+) of type (\S+)$`)
+var typeRE = regexp.MustCompile(`^json: cannot unmarshal (.+?) into Go struct field \S+?\.(\S+) of type (\S+)$`)
 
 // typeProblem turns encoding/json's `cannot unmarshal string into Go struct field
 // DeploymentSpec.spec.replicas of type int32` into `spec.replicas: expected int32, got

@@ -7,11 +7,10 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/skiffctl/manifest"
 )
 
@@ -42,17 +41,15 @@ func (g *globals) readManifests(file string) ([]manifest.Document, error) {
 // place sets the namespace of a namespaced object from -n when the manifest has none,
 // and refuses a manifest namespace that contradicts -n.
 func (g *globals) place(obj kinds.Object) error {
-	info := kinds.Of(obj)
-	md := kinds.Meta(obj)
-	if !info.Namespaced {
-		md.Namespace = ""
+	if !kinds.Of(obj).Namespaced {
+		obj.SetNamespace("")
 		return nil
 	}
-	switch {
-	case md.GetNamespace() == "":
-		md.Namespace = g.ns()
-	case g.namespace != "" && md.GetNamespace() != g.namespace:
-		return fmt.Errorf("the namespace from the manifest (%q) does not match the namespace from -n (%q)", md.GetNamespace(), g.namespace)
+	switch ns := obj.GetNamespace(); {
+	case ns == "":
+		obj.SetNamespace(g.ns())
+	case g.namespace != "" && ns != g.namespace:
+		return fmt.Errorf("the namespace from the manifest (%q) does not match the namespace from -n (%q)", ns, g.namespace)
 	}
 	return nil
 }
@@ -103,44 +100,43 @@ func applyCmd(g *globals) *cobra.Command {
 
 func (g *globals) applyOne(ctx context.Context, conn *client.Conn, obj kinds.Object) error {
 	info := kinds.Of(obj)
-	md := kinds.Meta(obj)
+	name := obj.GetName()
 	c := client.ForKind(conn, info)
-	if md.GetName() == "" {
+	if name == "" {
 		return fmt.Errorf("%s: metadata.name: Required value (apply needs a name; use create for generateName)", info.Kind)
 	}
-	cur, err := c.Get(ctx, md.GetNamespace(), md.GetName())
+	cur, err := c.Get(ctx, obj.GetNamespace(), name)
 	switch {
 	case client.IsNotFound(err):
 		if _, err := c.Create(ctx, obj); err != nil && !client.IsRetriedCreate(err) {
-			return fmt.Errorf("create %s: %w", ref(info, md.GetName()), err)
+			return fmt.Errorf("create %s: %w", ref(info, name), err)
 		}
-		fmt.Fprintf(g.streams.Out, "%s created\n", ref(info, md.GetName()))
+		fmt.Fprintf(g.streams.Out, "%s created\n", ref(info, name))
 		return nil
 	case err != nil:
-		return fmt.Errorf("get %s: %w", ref(info, md.GetName()), err)
+		return fmt.Errorf("get %s: %w", ref(info, name), err)
 	}
-	next := merge(cur, obj)
-	out, err := c.Update(ctx, next)
+	out, err := c.Update(ctx, merge(cur, obj))
 	if err != nil {
-		return fmt.Errorf("apply %s: %w", ref(info, md.GetName()), err)
+		return fmt.Errorf("apply %s: %w", ref(info, name), err)
 	}
 	verb := "configured"
-	if kinds.Meta(out).GetResourceVersion() == kinds.Meta(cur).GetResourceVersion() {
+	if out.GetResourceVersion() == cur.GetResourceVersion() {
 		verb = "unchanged"
 	}
-	fmt.Fprintf(g.streams.Out, "%s %s\n", ref(info, md.GetName()), verb)
+	fmt.Fprintf(g.streams.Out, "%s %s\n", ref(info, name), verb)
 	return nil
 }
 
 // merge is what apply writes: the current object with the manifest's labels, annotations
 // and spec. Fields others own stay: owner references, finalizers, a pod's node.
 func merge(cur, want kinds.Object) kinds.Object {
-	next := proto.Clone(cur).(kinds.Object)
-	kinds.CopySection(next, want, kinds.SpecSection)
-	nmd, wmd := kinds.Meta(next), kinds.Meta(want)
-	nmd.Labels, nmd.Annotations = wmd.GetLabels(), wmd.GetAnnotations()
-	if p, ok := next.(*corev1.Pod); ok && p.GetSpec().GetNodeName() == "" {
-		p.GetSpec().NodeName = cur.(*corev1.Pod).GetSpec().GetNodeName()
+	next := cur.DeepCopyObject().(kinds.Object)
+	kinds.CopySection(next, want.DeepCopyObject().(kinds.Object), kinds.SpecSection)
+	next.SetLabels(want.GetLabels())
+	next.SetAnnotations(want.GetAnnotations())
+	if p, ok := next.(*corev1.Pod); ok && p.Spec.NodeName == "" {
+		p.Spec.NodeName = cur.(*corev1.Pod).Spec.NodeName
 	}
 	return next
 }
@@ -153,9 +149,9 @@ func (g *globals) createOne(ctx context.Context, conn *client.Conn, obj kinds.Ob
 	info := kinds.Of(obj)
 	out, err := client.ForKind(conn, info).Create(ctx, obj)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", ref(info, kinds.Meta(obj).GetName()+kinds.Meta(obj).GetGenerateName()), err)
+		return fmt.Errorf("create %s: %w", ref(info, obj.GetName()+obj.GetGenerateName()), err)
 	}
-	fmt.Fprintf(g.streams.Out, "%s created\n", ref(info, kinds.Meta(out).GetName()))
+	fmt.Fprintf(g.streams.Out, "%s created\n", ref(info, out.GetName()))
 	return nil
 }
 
@@ -188,8 +184,7 @@ func deleteCmd(g *globals) *cobra.Command {
 					if err := g.place(d.Object); err != nil {
 						return err
 					}
-					md := kinds.Meta(d.Object)
-					targets = append(targets, target{kinds.Of(d.Object), md.GetNamespace(), md.GetName()})
+					targets = append(targets, target{kinds.Of(d.Object), d.Object.GetNamespace(), d.Object.GetName()})
 				}
 			case len(args) == 1:
 				info, name, err := kindAndName(args)

@@ -3,12 +3,14 @@ package skiffctl
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/skiffctl/manifest"
 	"github.com/skiffhq/skiff/skiffctl/printers"
 )
@@ -28,12 +30,25 @@ func (o output) validate() error {
 	return fmt.Errorf("--output: Unsupported value: %q: supported values: wide, yaml, json, name", o.format)
 }
 
-func (g *globals) print(w io.Writer, info *kinds.Info, objs []kinds.Object, o output, list bool) error {
+// group is the objects of one kind that get prints.
+type group struct {
+	info *kinds.Info
+	objs []kinds.Object
+}
+
+// print writes groups of objects: yaml and json as one document (a List unless list is
+// false and there is one object), names and tables kind by kind. withKind names each
+// object kind/name in tables, as kubectl does when several kinds were asked for.
+func (g *globals) print(w io.Writer, groups []group, o output, list, withKind bool) error {
 	switch o.format {
 	case "yaml", "json":
 		enc := manifest.YAML
 		if o.format == "json" {
 			enc = manifest.JSON
+		}
+		var objs []kinds.Object
+		for _, gr := range groups {
+			objs = append(objs, gr.objs...)
 		}
 		if len(objs) == 0 && !list {
 			return nil
@@ -45,12 +60,29 @@ func (g *globals) print(w io.Writer, info *kinds.Info, objs []kinds.Object, o ou
 		_, err = w.Write(b)
 		return err
 	case "name":
-		for _, obj := range objs {
-			fmt.Fprintln(w, ref(info, kinds.Meta(obj).GetName()))
+		for _, gr := range groups {
+			for _, obj := range gr.objs {
+				fmt.Fprintln(w, ref(gr.info, obj.GetName()))
+			}
 		}
 		return nil
 	}
-	return printers.Table(w, info, objs, printers.TableOptions{Wide: o.format == "wide", AllNamespaces: o.allNS, NoHeaders: o.noHeaders, Now: g.now()})
+	first := true
+	for _, gr := range groups {
+		if len(gr.objs) == 0 && len(groups) > 1 {
+			continue
+		}
+		if !first {
+			fmt.Fprintln(w)
+		}
+		first = false
+		err := printers.Table(w, gr.info, gr.objs, printers.TableOptions{Wide: o.format == "wide", AllNamespaces: o.allNS,
+			NoHeaders: o.noHeaders, WithKind: withKind, Now: g.now()})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func getCmd(g *globals) *cobra.Command {
@@ -58,10 +90,18 @@ func getCmd(g *globals) *cobra.Command {
 	var labelSel, fieldSel string
 	var watch, watchOnly bool
 	cmd := &cobra.Command{
-		Use:   "get KIND [NAME...]",
+		Use:   "get KIND[,KIND...] [NAME...] | KIND/NAME...",
 		Short: "List objects or show some",
-		Long:  "List objects of a kind, or show the named ones. KIND is a Kubernetes name or short name: pods/po, deployments/deploy, replicasets/rs, nodes/no, events/ev, configmaps/cm, leases, namespaces/ns.",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `List objects of a kind, or show the named ones. KIND is a Kubernetes name, short name or
+kind.group form: pods/po, deployments/deploy (deployments.apps), replicasets/rs, nodes/no,
+events/ev, configmaps/cm, leases, namespaces/ns. Several kinds are listed at once as
+KIND,KIND (deploy,po), and "all" names the kinds of the "all" category (pods, deployments,
+replicasets); tables then name each object KIND/NAME.`,
+		Example: `  skiffctl get pods -o wide
+  skiffctl get deployments.apps web -o yaml
+  skiffctl get deploy,po -l app=web
+  skiffctl get all -A`,
+		Args: cobra.MinimumNArgs(1),
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 			return kinds.Names(), cobra.ShellCompDirectiveNoFileComp
 		},
@@ -69,56 +109,63 @@ func getCmd(g *globals) *cobra.Command {
 			if err := o.validate(); err != nil {
 				return err
 			}
-			info, names, err := kindArgs(args)
+			reqs, withKind, err := getArgs(args)
 			if err != nil {
 				return err
 			}
-			ns := g.namespaceOf(info)
-			if o.allNS {
-				ns = ""
+			if (watch || watchOnly) && len(reqs) > 1 {
+				return fmt.Errorf("you may only specify a single resource type with --watch")
 			}
-			var objs []kinds.Object
+			named := false
+			var groups []group
 			rv := ""
-			if len(names) > 0 {
-				for _, name := range names {
+			for _, r := range reqs {
+				gr := group{info: r.info}
+				if len(r.names) > 0 {
+					named = true
+					for _, name := range r.names {
+						conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+						if err != nil {
+							return err
+						}
+						obj, err := client.ForKind(conn, r.info).Get(ctx, g.namespaceOf(r.info), name)
+						cancel()
+						if err != nil {
+							return notFound(r.info, name, err)
+						}
+						gr.objs = append(gr.objs, obj)
+					}
+				} else {
 					conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 					if err != nil {
 						return err
 					}
-					obj, err := client.ForKind(conn, info).Get(ctx, g.namespaceOf(info), name)
+					l, err := client.ForKind(conn, r.info).List(ctx, g.listNamespace(r.info, o.allNS), client.ListOptions{LabelSelector: labelSel, FieldSelector: fieldSel})
 					cancel()
 					if err != nil {
-						return notFound(info, name, err)
+						return err
 					}
-					objs = append(objs, obj)
+					gr.objs, rv = l.Items, l.ResourceVersion
 				}
-			} else {
-				conn, ctx, cancel, err := g.connect(cmd, g.timeout)
-				if err != nil {
-					return err
-				}
-				l, err := client.ForKind(conn, info).List(ctx, ns, client.ListOptions{LabelSelector: labelSel, FieldSelector: fieldSel})
-				cancel()
-				if err != nil {
-					return err
-				}
-				objs, rv = l.Items, l.ResourceVersion
+				groups = append(groups, gr)
+			}
+			total := 0
+			for _, gr := range groups {
+				total += len(gr.objs)
 			}
 			if !watchOnly {
-				if len(objs) == 0 && len(names) == 0 && o.format != "yaml" && o.format != "json" {
-					where := fmt.Sprintf(" in %s namespace", ns)
-					if ns == "" {
-						where = ""
-					}
-					fmt.Fprintf(g.streams.Err, "No resources found%s.\n", where)
-				} else if err := g.print(g.streams.Out, info, objs, o, len(names) == 0); err != nil {
+				list := !(len(reqs) == 1 && len(reqs[0].names) == 1)
+				if total == 0 && !named && o.format != "yaml" && o.format != "json" {
+					fmt.Fprintf(g.streams.Err, "No resources found%s.\n", g.where(reqs, o.allNS))
+				} else if err := g.print(g.streams.Out, groups, o, list, withKind); err != nil {
 					return err
 				}
 			}
 			if !watch && !watchOnly {
 				return nil
 			}
-			return g.watch(cmd, info, ns, names, rv, labelSel, fieldSel, o, len(objs) > 0 && !watchOnly)
+			r := reqs[0]
+			return g.watch(cmd, r.info, g.listNamespace(r.info, o.allNS), r.names, rv, labelSel, fieldSel, o, total > 0 && !watchOnly)
 		},
 	}
 	f := cmd.Flags()
@@ -132,36 +179,105 @@ func getCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// kindArgs parses "KIND [NAME...]" and "KIND/NAME...".
-func kindArgs(args []string) (*kinds.Info, []string, error) {
-	if len(args) >= 1 {
-		if k, n, ok := cutSlash(args[0]); ok {
-			info, err := kind(k)
-			if err != nil {
-				return nil, nil, err
-			}
-			names := []string{n}
-			for _, a := range args[1:] {
-				k2, n2, ok := cutSlash(a)
-				if !ok || k2 != k {
-					return nil, nil, fmt.Errorf("mixing %q with %q: give KIND/NAME for each, of one kind", args[0], a)
-				}
-				names = append(names, n2)
-			}
-			return info, names, nil
-		}
+// listNamespace is the namespace a list of info's kind reads: "" for every namespace
+// (-A) and for cluster-scoped kinds.
+func (g *globals) listNamespace(info *kinds.Info, allNS bool) string {
+	if allNS {
+		return ""
 	}
-	info, err := kind(args[0])
-	return info, args[1:], err
+	return g.namespaceOf(info)
 }
 
-func cutSlash(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i], s[i+1:], true
+// where ends "No resources found": " in NS namespace" when a namespaced kind was listed
+// in one namespace.
+func (g *globals) where(reqs []request, allNS bool) string {
+	for _, r := range reqs {
+		if ns := g.listNamespace(r.info, allNS); ns != "" {
+			return fmt.Sprintf(" in %s namespace", ns)
 		}
 	}
-	return "", "", false
+	return ""
+}
+
+// request is one kind get reads, and the names asked for (none: list).
+type request struct {
+	info  *kinds.Info
+	names []string
+}
+
+// getArgs parses get's arguments, "KIND[,KIND...] [NAME...]" or "KIND/NAME...", into
+// one request per kind in the order given. withKind says several kinds were asked for
+// (or "all"), so that tables name each object KIND/NAME.
+func getArgs(args []string) (reqs []request, withKind bool, err error) {
+	add := func(info *kinds.Info, names ...string) {
+		for i := range reqs {
+			if reqs[i].info == info {
+				reqs[i].names = append(reqs[i].names, names...)
+				return
+			}
+		}
+		reqs = append(reqs, request{info: info, names: names})
+	}
+	if strings.Contains(args[0], "/") {
+		for _, a := range args {
+			k, name, ok := strings.Cut(a, "/")
+			if !ok {
+				return nil, false, fmt.Errorf("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'skiffctl get resource/<resource_name>' instead of 'skiffctl get resource resource/<resource_name>'")
+			}
+			info, err := kind(k)
+			if err != nil {
+				return nil, false, err
+			}
+			if name == "" {
+				return nil, false, fmt.Errorf("%q: a %s name is required after the /", a, info.Singular)
+			}
+			add(info, name)
+		}
+		return reqs, len(reqs) > 1, nil
+	}
+	for _, name := range args[1:] {
+		if strings.Contains(name, "/") {
+			return nil, false, fmt.Errorf("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'skiffctl get resource/<resource_name>' instead of 'skiffctl get resource resource/<resource_name>'")
+		}
+	}
+	for _, k := range strings.Split(args[0], ",") {
+		if k == "" {
+			return nil, false, fmt.Errorf("%q: an empty kind in the list", args[0])
+		}
+		if strings.EqualFold(k, "all") {
+			withKind = true
+			for _, info := range category("all") {
+				add(info, args[1:]...)
+			}
+			continue
+		}
+		info, err := kind(k)
+		if err != nil {
+			return nil, false, err
+		}
+		add(info, args[1:]...)
+	}
+	return reqs, withKind || len(reqs) > 1, nil
+}
+
+// category lists the kinds of a category in the order kubectl lists "all": pods first,
+// then the workloads that own them.
+func category(name string) []*kinds.Info {
+	order := []string{"pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "horizontalpodautoscalers", "cronjobs", "jobs"}
+	var out []*kinds.Info
+	for _, info := range kinds.All() {
+		if slices.Contains(info.Categories, name) {
+			out = append(out, info)
+		}
+	}
+	rank := func(info *kinds.Info) int {
+		if i := slices.Index(order, info.Plural); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
+	slices.SortStableFunc(out, func(a, b *kinds.Info) int { return rank(a) - rank(b) })
+	return out
 }
 
 // watch prints changes until the command's context ends or the stream breaks for good;
@@ -200,10 +316,10 @@ func (g *globals) watch(cmd *cobra.Command, info *kinds.Info, ns string, names [
 			}
 			for _, ev := range evs {
 				rv = ev.ResourceVersion
-				if ev.Type == client.Bookmark || (len(want) > 0 && !want[kinds.Meta(ev.Object).GetName()]) {
+				if ev.Type == client.Bookmark || (len(want) > 0 && !want[ev.Object.GetName()]) {
 					continue
 				}
-				if err := g.print(g.streams.Out, info, []kinds.Object{ev.Object}, o, false); err != nil {
+				if err := g.print(g.streams.Out, []group{{info, []kinds.Object{ev.Object}}}, o, false, false); err != nil {
 					return err
 				}
 				o.noHeaders = true
@@ -232,8 +348,8 @@ func describeCmd(g *globals) *cobra.Command {
 				return notFound(info, name, err)
 			}
 			var events []*corev1.Event
-			if uid := kinds.Meta(obj).GetUid(); uid != "" && info.Kind != kinds.Event {
-				l, err := client.For[*corev1.Event](conn).List(ctx, "", client.ListOptions{FieldSelector: "involvedObject.uid=" + uid})
+			if uid := obj.GetUID(); uid != "" && info.Kind != kinds.Event {
+				l, err := client.For[*corev1.Event](conn).List(ctx, "", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(uid)})
 				if err != nil {
 					return fmt.Errorf("list events of %s: %w", ref(info, name), err)
 				}

@@ -18,7 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/skiffctl/printers"
 )
 
 // Streams are the command's input and outputs.
@@ -135,7 +136,7 @@ func (g *globals) ns() string {
 	return g.namespace
 }
 
-// kind resolves a KIND argument ("deploy", "pods", "Deployment").
+// kind resolves a KIND argument ("deploy", "pods", "Deployment", "deployments.apps").
 func kind(name string) (*kinds.Info, error) {
 	info, ok := kinds.Lookup(name)
 	if !ok {
@@ -182,9 +183,4 @@ func notFound(info *kinds.Info, name string, err error) error {
 }
 
 // ref is how kubectl names an object in messages: "deployment.apps/web".
-func ref(info *kinds.Info, name string) string {
-	if i := strings.IndexByte(info.APIVersion, '/'); i >= 0 {
-		return info.Singular + "." + info.APIVersion[:i] + "/" + name
-	}
-	return info.Singular + "/" + name
-}
+func ref(info *kinds.Info, name string) string { return printers.KindName(info, name) }

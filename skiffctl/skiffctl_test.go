@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/skiffctl"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
@@ -68,6 +70,10 @@ func TestCommands(t *testing.T) {
 	contains(t, "get json", must(t, s, "get", "deploy/nginx-deployment", "-o", "json"), `"kind": "Deployment"`)
 	contains(t, "get name", must(t, s, "get", "deploy", "-o", "name"), "deployment.apps/nginx-deployment")
 	contains(t, "get -A", must(t, s, "get", "deploy", "-A"), "NAMESPACE", "default")
+	// kind.group forms, as kubectl takes them.
+	contains(t, "get kind.group", must(t, s, "get", "deployments.apps"), "NAME", "nginx-deployment")
+	contains(t, "get kind.group name", must(t, s, "get", "deployment.apps", "nginx-deployment", "-o", "name"), "deployment.apps/nginx-deployment")
+	contains(t, "get kind.group/name", must(t, s, "get", "deployments.v1.apps/nginx-deployment"), "nginx-deployment", "0/3")
 	contains(t, "describe", must(t, s, "describe", "deployment", "nginx-deployment"),
 		"Name:", "nginx-deployment", "Selector:", "app=nginx", "Events:")
 
@@ -87,6 +93,16 @@ func TestCommands(t *testing.T) {
 	contains(t, "create", out, "configmap/a created", "configmap/b created")
 	fails(t, s, cm, `configmaps "a" already exists`, "create", "-f", "-")
 	contains(t, "get cm", must(t, s, "get", "cm"), "a ", "b ")
+	// Several kinds at once: one table per kind that has objects, each object named
+	// KIND/NAME; yaml is one List.
+	if got := must(t, s, "get", "deploy,po,cm"); !strings.Contains(got, "deployment.apps/nginx-deployment") ||
+		!strings.Contains(got, "\n\nNAME ") || !strings.Contains(got, "configmap/a ") || strings.Contains(got, "pod/") {
+		t.Errorf("get deploy,po,cm:\n%s", got)
+	}
+	contains(t, "get all", must(t, s, "get", "all"), "deployment.apps/nginx-deployment")
+	contains(t, "get KIND/NAME of two kinds", must(t, s, "get", "deploy/nginx-deployment", "cm/b"), "deployment.apps/nginx-deployment", "configmap/b")
+	contains(t, "get deploy,cm yaml", must(t, s, "get", "deploy,cm", "-o", "yaml"), "kind: List", "kind: Deployment", "kind: ConfigMap", "name: b")
+	fails(t, s, "", "only specify a single resource type", "get", "deploy,cm", "-w")
 	code, out, _ = run(t, s, cm, "delete", "-f", "-")
 	if code != 0 {
 		t.Fatal("delete -f - failed")
@@ -160,7 +176,7 @@ func TestGetWatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cms := client.For[*corev1.ConfigMap](conn)
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "first", Namespace: "default"}}); err != nil {
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "first", Namespace: "default"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -171,7 +187,7 @@ func TestGetWatch(t *testing.T) {
 		done <- skiffctl.Execute(wctx, skiffctl.Streams{In: strings.NewReader(""), Out: &out, Err: &out}, []string{"--server", c.Addr(0), "get", "cm", "-w"})
 	}()
 	waitFor(t, func() bool { return strings.Contains(out.String(), "first") })
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "second", Namespace: "default"}}); err != nil {
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "second", Namespace: "default"}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return strings.Contains(out.String(), "second") })

@@ -18,7 +18,15 @@ func traceCmd(g *globals) *cobra.Command {
 		Long: `Show the ten steps from the API server storing a Deployment to the kubelets reporting its
 pods Running, for the Deployment's newest ReplicaSet: for each step the component and node
 that did it, the object it wrote, and the time since the previous step. Pods are summarised
-(first, median, slowest ready); steps 4-10 show the slowest pod.`,
+(first, median, slowest ready); steps 4-10 show the slowest pod.
+
+Each step is timed from its most precise record. Kubernetes keeps object times (a
+creationTimestamp, a condition's lastTransitionTime) to the second, and an Event's
+eventTime to the microsecond: steps 2-3, 4-5, 6-7, 8 and 9 are timed by their Events
+(ScalingReplicaSet, SuccessfulCreate, Scheduled, Pulled, Started), step 1 by the
+Deployment's creationTimestamp (the new ReplicaSet's for a rollout) and step 10 by the
+pod's Ready condition. No step is shown before the one ahead of it: a time to the second
+that falls earlier is shown at the previous step's time (taking 0).`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := deploymentArg(args)

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Annotations and labels the Deployment controller writes, as Kubernetes names them.
@@ -40,13 +41,13 @@ func deploymentArg(args []string) (string, error) {
 }
 
 // mutateDeployment reads, changes and writes a deployment, retrying on conflicts.
-func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(*corev1.Deployment) error) (*corev1.Deployment, error) {
+func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(*appsv1.Deployment) error) (*appsv1.Deployment, error) {
 	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	deps := client.For[*corev1.Deployment](conn)
+	deps := client.For[*appsv1.Deployment](conn)
 	info := kinds.MustLookup(kinds.Deployment)
 	for {
 		d, err := deps.Get(ctx, g.ns(), name)
@@ -86,8 +87,8 @@ func scaleCmd(g *globals) *cobra.Command {
 			}
 			switch info.Kind {
 			case kinds.Deployment:
-				_, err = g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
-					d.Spec.Replicas = proto.Int32(replicas)
+				_, err = g.mutateDeployment(cmd, name, func(d *appsv1.Deployment) error {
+					d.Spec.Replicas = ptr.To(replicas)
 					return nil
 				})
 			case kinds.ReplicaSet:
@@ -112,13 +113,13 @@ func (g *globals) scaleReplicaSet(cmd *cobra.Command, name string, replicas int3
 		return err
 	}
 	defer cancel()
-	rss := client.For[*corev1.ReplicaSet](conn)
+	rss := client.For[*appsv1.ReplicaSet](conn)
 	for {
 		rs, err := rss.Get(ctx, g.ns(), name)
 		if err != nil {
 			return notFound(kinds.MustLookup(kinds.ReplicaSet), name, err)
 		}
-		rs.Spec.Replicas = proto.Int32(replicas)
+		rs.Spec.Replicas = ptr.To(replicas)
 		if _, err = rss.Update(ctx, rs); !client.IsConflict(err) {
 			return err
 		}
@@ -144,12 +145,14 @@ func setCmd(g *globals) *cobra.Command {
 				}
 				images[c] = img
 			}
-			_, err = g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
+			_, err = g.mutateDeployment(cmd, name, func(d *appsv1.Deployment) error {
 				found := map[string]bool{}
-				for _, c := range d.GetSpec().GetTemplate().GetSpec().GetContainers() {
-					if img, ok := images[c.GetName()]; ok {
+				containers := d.Spec.Template.Spec.Containers
+				for i := range containers {
+					c := &containers[i]
+					if img, ok := images[c.Name]; ok {
 						c.Image = img
-						found[c.GetName()] = true
+						found[c.Name] = true
 					} else if img, ok := images["*"]; ok {
 						c.Image = img
 						found["*"] = true
@@ -234,7 +237,7 @@ func (g *globals) rolloutHistory(cmd *cobra.Command, name string) error {
 	tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "REVISION\tCHANGE-CAUSE")
 	for _, rv := range revs {
-		cause := rv.rs.GetMetadata().GetAnnotations()[ChangeCauseAnnotation]
+		cause := rv.rs.Annotations[ChangeCauseAnnotation]
 		if cause == "" {
 			cause = "<none>"
 		}
@@ -245,7 +248,7 @@ func (g *globals) rolloutHistory(cmd *cobra.Command, name string) error {
 
 // setPaused is rollout pause (paused) and rollout resume (not paused).
 func (g *globals) setPaused(cmd *cobra.Command, name string, paused bool) error {
-	_, err := g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
+	_, err := g.mutateDeployment(cmd, name, func(d *appsv1.Deployment) error {
 		d.Spec.Paused = paused
 		return nil
 	})
@@ -261,25 +264,24 @@ func (g *globals) setPaused(cmd *cobra.Command, name string, paused bool) error 
 }
 
 // RolloutProgress says where a rollout stands, in kubectl's words; done when complete.
-func RolloutProgress(d *corev1.Deployment) (msg string, done bool, err error) {
-	name := d.GetMetadata().GetName()
-	st := d.GetStatus()
-	if d.GetMetadata().GetGeneration() > st.GetObservedGeneration() {
-		return fmt.Sprintf("Waiting for deployment spec update to be observed...\n"), false, nil
+func RolloutProgress(d *appsv1.Deployment) (msg string, done bool, err error) {
+	name := d.Name
+	st := &d.Status
+	if d.Generation > st.ObservedGeneration {
+		return "Waiting for deployment spec update to be observed...\n", false, nil
 	}
-	for _, c := range st.GetConditions() {
-		if c.GetType() == "Progressing" && c.GetReason() == "ProgressDeadlineExceeded" {
+	for _, c := range st.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
 			return "", false, fmt.Errorf("deployment %q exceeded its progress deadline", name)
 		}
 	}
-	want := d.GetSpec().GetReplicas()
 	switch {
-	case st.GetUpdatedReplicas() < want:
-		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d out of %d new replicas have been updated...\n", name, st.GetUpdatedReplicas(), want), false, nil
-	case st.GetReplicas() > st.GetUpdatedReplicas():
-		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d old replicas are pending termination...\n", name, st.GetReplicas()-st.GetUpdatedReplicas()), false, nil
-	case st.GetAvailableReplicas() < st.GetUpdatedReplicas():
-		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d of %d updated replicas are available...\n", name, st.GetAvailableReplicas(), st.GetUpdatedReplicas()), false, nil
+	case d.Spec.Replicas != nil && st.UpdatedReplicas < *d.Spec.Replicas:
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d out of %d new replicas have been updated...\n", name, st.UpdatedReplicas, *d.Spec.Replicas), false, nil
+	case st.Replicas > st.UpdatedReplicas:
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d old replicas are pending termination...\n", name, st.Replicas-st.UpdatedReplicas), false, nil
+	case st.AvailableReplicas < st.UpdatedReplicas:
+		return fmt.Sprintf("Waiting for deployment %q rollout to finish: %d of %d updated replicas are available...\n", name, st.AvailableReplicas, st.UpdatedReplicas), false, nil
 	}
 	return fmt.Sprintf("deployment %q successfully rolled out\n", name), true, nil
 }
@@ -291,10 +293,10 @@ func (g *globals) rolloutStatus(cmd *cobra.Command, name string, timeout time.Du
 		return err
 	}
 	defer cancel()
-	deps := client.For[*corev1.Deployment](conn)
+	deps := client.For[*appsv1.Deployment](conn)
 	info := kinds.MustLookup(kinds.Deployment)
 	last := ""
-	report := func(d *corev1.Deployment) (bool, error) {
+	report := func(d *appsv1.Deployment) (bool, error) {
 		msg, done, err := RolloutProgress(d)
 		if err != nil {
 			return false, err
@@ -321,7 +323,7 @@ func (g *globals) rolloutStatus(cmd *cobra.Command, name string, timeout time.Du
 			return rolloutErr(ctx, name, err)
 		}
 		for err == nil {
-			var evs []client.Event[*corev1.Deployment]
+			var evs []client.Event[*appsv1.Deployment]
 			evs, err = w.Next()
 			for _, ev := range evs {
 				switch ev.Type {
@@ -352,34 +354,30 @@ func rolloutErr(ctx context.Context, name string, err error) error {
 
 type revision struct {
 	n  int64
-	rs *corev1.ReplicaSet
+	rs *appsv1.ReplicaSet
 }
 
 // revisions lists the deployment's ReplicaSets by revision, oldest first.
-func (g *globals) revisions(cmd *cobra.Command, name string) ([]revision, *corev1.Deployment, error) {
+func (g *globals) revisions(cmd *cobra.Command, name string) ([]revision, *appsv1.Deployment, error) {
 	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer cancel()
-	d, err := client.For[*corev1.Deployment](conn).Get(ctx, g.ns(), name)
+	d, err := client.For[*appsv1.Deployment](conn).Get(ctx, g.ns(), name)
 	if err != nil {
 		return nil, nil, notFound(kinds.MustLookup(kinds.Deployment), name, err)
 	}
-	l, err := client.For[*corev1.ReplicaSet](conn).List(ctx, g.ns(), client.ListOptions{})
+	l, err := client.For[*appsv1.ReplicaSet](conn).List(ctx, g.ns(), client.ListOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
 	var revs []revision
 	for _, rs := range l.Items {
-		owned := false
-		for _, o := range rs.GetMetadata().GetOwnerReferences() {
-			owned = owned || (o.GetController() && o.GetUid() == d.GetMetadata().GetUid())
-		}
-		if !owned {
+		if owner := metav1.GetControllerOfNoCopy(rs); owner == nil || owner.UID != d.UID {
 			continue
 		}
-		n, err := strconv.ParseInt(rs.GetMetadata().GetAnnotations()[RevisionAnnotation], 10, 64)
+		n, err := strconv.ParseInt(rs.Annotations[RevisionAnnotation], 10, 64)
 		if err != nil {
 			continue
 		}
@@ -410,10 +408,10 @@ func (g *globals) rolloutUndo(cmd *cobra.Command, name string, to int64) error {
 	default:
 		target = &revs[len(revs)-2]
 	}
-	tmpl := proto.Clone(target.rs.GetSpec().GetTemplate()).(*corev1.PodTemplateSpec)
-	delete(tmpl.GetMetadata().GetLabels(), PodTemplateHashLabel)
-	_, err = g.mutateDeployment(cmd, name, func(d *corev1.Deployment) error {
-		d.Spec.Template = tmpl
+	tmpl := target.rs.Spec.Template.DeepCopy()
+	delete(tmpl.Labels, PodTemplateHashLabel)
+	_, err = g.mutateDeployment(cmd, name, func(d *appsv1.Deployment) error {
+		d.Spec.Template = *tmpl
 		return nil
 	})
 	if err != nil {

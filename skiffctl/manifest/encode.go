@@ -4,24 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"sigs.k8s.io/yaml"
 
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
-// Tree converts an object to its Kubernetes JSON shape as generic values, with apiVersion
-// and kind filled in and 64-bit integers as numbers (protojson writes them as strings).
+// Tree converts an object to Kubernetes' JSON shape as generic values, with apiVersion
+// and kind filled in: what kubectl holds (an unstructured object) before printing it, so
+// that keys print sorted, as kubectl's do. obj is not changed.
 func Tree(obj kinds.Object) (map[string]any, error) {
-	obj = proto.Clone(obj).(kinds.Object)
-	kinds.SetTypeMeta(obj)
-	js, err := protojson.Marshal(obj)
+	c := obj.DeepCopyObject().(kinds.Object)
+	kinds.SetTypeMeta(c)
+	js, err := json.Marshal(c)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", kinds.Of(obj).Kind, err)
+		return nil, fmt.Errorf("encode %s %q: %w", kinds.Of(c).Kind, c.GetName(), err)
 	}
 	var tree map[string]any
 	dec := json.NewDecoder(bytes.NewReader(js))
@@ -29,54 +26,11 @@ func Tree(obj kinds.Object) (map[string]any, error) {
 	if err := dec.Decode(&tree); err != nil {
 		return nil, err
 	}
-	numbers(tree, obj.ProtoReflect().Descriptor())
 	return tree, nil
 }
 
-// numbers rewrites protojson's quoted 64-bit integers as numbers.
-func numbers(obj map[string]any, md protoreflect.MessageDescriptor) {
-	for k, v := range obj {
-		fd := md.Fields().ByJSONName(k)
-		if fd == nil {
-			continue
-		}
-		switch {
-		case fd.IsMap():
-			if m, ok := v.(map[string]any); ok {
-				for mk, mv := range m {
-					m[mk] = numberValue(mv, fd.MapValue())
-				}
-			}
-		case fd.IsList():
-			if l, ok := v.([]any); ok {
-				for i := range l {
-					l[i] = numberValue(l[i], fd)
-				}
-			}
-		default:
-			obj[k] = numberValue(v, fd)
-		}
-	}
-}
-
-func numberValue(v any, fd protoreflect.FieldDescriptor) any {
-	switch fd.Kind() {
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
-		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		if s, ok := v.(string); ok {
-			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return json.Number(s)
-			}
-		}
-	case protoreflect.MessageKind:
-		if m, ok := v.(map[string]any); ok && fd.Message().FullName() != "google.protobuf.Value" {
-			numbers(m, fd.Message())
-		}
-	}
-	return v
-}
-
-// JSON encodes objects as indented JSON: one object as itself, several as a List.
+// JSON encodes objects as kubectl -o json does: indented by four spaces, one object as
+// itself, several (or list) as a List.
 func JSON(objs []kinds.Object, list bool) ([]byte, error) {
 	v, err := value(objs, list)
 	if err != nil {
@@ -89,7 +43,8 @@ func JSON(objs []kinds.Object, list bool) ([]byte, error) {
 	return append(out, '\n'), nil
 }
 
-// YAML encodes objects as YAML: one object as itself, several as a List.
+// YAML encodes objects as kubectl -o yaml does: one object as itself, several (or list)
+// as a List.
 func YAML(objs []kinds.Object, list bool) ([]byte, error) {
 	v, err := value(objs, list)
 	if err != nil {
@@ -110,5 +65,8 @@ func value(objs []kinds.Object, list bool) (any, error) {
 	if !list && len(items) == 1 {
 		return items[0], nil
 	}
-	return map[string]any{"apiVersion": "v1", "kind": "List", "items": items, "metadata": map[string]any{}}, nil
+	// kubectl get's List: its metadata holds the (empty) resourceVersion of the list it
+	// composes from the items.
+	return map[string]any{"apiVersion": "v1", "kind": "List", "items": items,
+		"metadata": map[string]any{"resourceVersion": ""}}, nil
 }

@@ -6,10 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 func decodeFile(t *testing.T, name string) []Document {
@@ -31,17 +32,20 @@ func TestNginxDeployment(t *testing.T) {
 	if len(docs) != 1 {
 		t.Fatalf("got %d documents, want 1", len(docs))
 	}
-	d, ok := docs[0].Object.(*corev1.Deployment)
+	d, ok := docs[0].Object.(*appsv1.Deployment)
 	if !ok {
 		t.Fatalf("got %T, want a Deployment", docs[0].Object)
 	}
-	if d.GetMetadata().GetName() != "nginx-deployment" || d.GetSpec().GetReplicas() != 3 ||
-		d.GetSpec().GetSelector().GetMatchLabels()["app"] != "nginx" {
+	if d.Name != "nginx-deployment" || d.Spec.Replicas == nil || *d.Spec.Replicas != 3 ||
+		d.Spec.Selector == nil || d.Spec.Selector.MatchLabels["app"] != "nginx" {
 		t.Fatalf("decoded %v", d)
 	}
-	c := d.GetSpec().GetTemplate().GetSpec().GetContainers()
-	if len(c) != 1 || c[0].GetImage() != "nginx:1.14.2" || c[0].GetPorts()[0].GetContainerPort() != 80 {
+	c := d.Spec.Template.Spec.Containers
+	if len(c) != 1 || c[0].Image != "nginx:1.14.2" || len(c[0].Ports) != 1 || c[0].Ports[0].ContainerPort != 80 {
 		t.Fatalf("containers %v", c)
+	}
+	if d.APIVersion != "apps/v1" || d.Kind != "Deployment" {
+		t.Errorf("type meta %v", d.TypeMeta)
 	}
 }
 
@@ -58,12 +62,16 @@ func TestMultiDocument(t *testing.T) {
 		t.Errorf("pod is document %d, want 4", docs[2].Index)
 	}
 	pod := docs[2].Object.(*corev1.Pod)
-	res := pod.GetSpec().GetContainers()[0].GetResources()
-	if res.GetLimits()["cpu"] != "1" || res.GetRequests()["memory"] != "64Mi" {
-		t.Errorf("resources %v: a numeric quantity must become a string", res)
+	res := pod.Spec.Containers[0].Resources
+	// A numeric quantity (cpu: 1) is a quantity like any other.
+	if cpu := res.Limits[corev1.ResourceCPU]; cpu.String() != "1" || cpu.MilliValue() != 1000 {
+		t.Errorf("limits %v", res.Limits)
 	}
-	if pod.GetSpec().GetTerminationGracePeriodSeconds() != 5 {
-		t.Errorf("grace %d", pod.GetSpec().GetTerminationGracePeriodSeconds())
+	if mem := res.Requests[corev1.ResourceMemory]; mem.String() != "64Mi" {
+		t.Errorf("requests %v", res.Requests)
+	}
+	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || *g != 5 {
+		t.Errorf("grace %v", g)
 	}
 }
 
@@ -83,36 +91,44 @@ spec:
       - name: a
         image: b
         foo: 1
-`, []string{`document 1 (Deployment "web")`, "spec.template.spec.containers[0].foo: unknown field"}},
+`, []string{`in.yaml: document 1 (Deployment "web"): `, "spec.template.spec.containers[0].foo: unknown field"}},
+		// Type errors are encoding/json's: their paths have no list indices or map keys.
 		{"wrong type", `
 apiVersion: v1
 kind: Pod
 metadata: {name: p}
 spec: {containers: [{name: a, image: b, ports: [{containerPort: eighty}]}]}
-`, []string{"spec.containers[0].ports[0].containerPort: expected an integer, got string eighty"}},
+`, []string{"spec.containers.ports.containerPort: expected int32, got string"}},
 		{"label value number", `
 apiVersion: v1
 kind: Pod
 metadata: {name: p, labels: {version: 2}}
-`, []string{`metadata.labels["version"]: expected a string, got number 2`}},
+`, []string{"metadata.labels: expected string, got number"}},
 		{"several problems", `
 apiVersion: v1
 kind: Pod
 metadata: {name: p, bogus: x}
-spec: {restartPolicy: [Always], nope: true}
-`, []string{"metadata.bogus: unknown field", "spec.nope: unknown field", "spec.restartPolicy: expected a string, got list"}},
+spec: {restartPolicy: Always, nope: true}
+`, []string{"metadata.bogus: unknown field", "spec.nope: unknown field"}},
+		{"list for a string", `
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec: {restartPolicy: [Always]}
+`, []string{"spec.restartPolicy: expected v1.RestartPolicy, got array"}},
 		{"fractional int", `
 apiVersion: apps/v1
 kind: ReplicaSet
 metadata: {name: r}
 spec: {replicas: 1.5}
-`, []string{"spec.replicas: expected an integer, got 1.5"}},
+`, []string{`(ReplicaSet "r")`, "spec.replicas", "1.5", "int32"}},
 		{"out of range", `
 apiVersion: apps/v1
 kind: ReplicaSet
 metadata: {name: r}
 spec: {replicas: 3000000000}
-`, []string{"spec.replicas: integer 3000000000 out of range"}},
+`, []string{"spec.replicas", "3000000000", "int32"}},
+		{"duplicate key", "apiVersion: v1\nkind: Pod\nmetadata: {name: a, name: b}\n", []string{`key "name" already set`}},
 		{"missing kind", "apiVersion: v1\nmetadata: {name: x}\n", []string{"kind: Required value"}},
 		{"missing apiVersion", "kind: Pod\n", []string{"apiVersion: Required value"}},
 		{"unknown kind", "apiVersion: v1\nkind: Service\n", []string{`kind: Unsupported value: "Service"`}},
@@ -120,6 +136,8 @@ spec: {replicas: 3000000000}
 		{"not a mapping", "- a\n- b\n", []string{"a manifest must be a mapping"}},
 		{"bad yaml", "apiVersion: v1\nkind: [\n", []string{"not valid YAML or JSON"}},
 		{"bad timestamp", "apiVersion: v1\nkind: Pod\nmetadata: {creationTimestamp: yesterday}\n", []string{"in.yaml: document 1 (Pod):"}},
+		{"second document", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndat: {}\n",
+			[]string{`in.yaml: document 2 (ConfigMap "b"): dat: unknown field`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := DecodeBytes([]byte(tc.doc), "in.yaml")
@@ -144,7 +162,7 @@ func TestJSONInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if docs[0].Object.(*corev1.ConfigMap).GetData()["k"] != "v" {
+	if docs[0].Object.(*corev1.ConfigMap).Data["k"] != "v" {
 		t.Fatalf("decoded %v", docs[0].Object)
 	}
 }
@@ -161,13 +179,68 @@ func TestRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s of %s does not decode: %v\n%s", enc, name, err, out)
 				}
-				if !proto.Equal(back[0].Object, d.Object) {
+				if !equality.Semantic.DeepEqual(back[0].Object, d.Object) {
 					t.Errorf("%s round trip of %s changed it:\n%v\n%v", enc, name, d.Object, back[0].Object)
 				}
 				if strings.Contains(string(out), `"5"`) || strings.Contains(string(out), `'5'`) {
 					t.Errorf("%s writes a 64-bit integer as a string:\n%s", enc, out)
 				}
 			}
+		}
+	}
+}
+
+// TestKubectlShape: the encoding is Kubernetes' JSON as kubectl prints it: apiVersion
+// and kind set, keys sorted, quantities as strings, empty structs kept ({}), zero times
+// left out (apimachinery's omitzero), JSON indented by four spaces, and a List whose
+// metadata holds an empty resourceVersion.
+func TestKubectlShape(t *testing.T) {
+	d := decodeFile(t, "nginx-deployment.yaml")[0].Object.(*appsv1.Deployment)
+	d.APIVersion, d.Kind = "", "" // the encoder sets them itself
+	y, err := YAML([]kinds.Object{d}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  labels:
+    app: nginx
+  name: nginx-deployment
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: nginx
+  strategy: {}
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - image: nginx:1.14.2
+        name: nginx
+        ports:
+        - containerPort: 80
+        resources: {}
+status: {}
+`
+	if string(y) != want {
+		t.Errorf("yaml:\n%s\nwant:\n%s", y, want)
+	}
+	if d.Kind != "" {
+		t.Errorf("encoding changed the object: kind %q", d.Kind)
+	}
+	pod := decodeFile(t, "multi.yaml")[2].Object
+	j, err := JSON([]kinds.Object{pod}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n", `"cpu": "1"`, `"terminationGracePeriodSeconds": 5`,
+		"\"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}\n"} {
+		if !strings.Contains(string(j), w) {
+			t.Errorf("json lacks %q:\n%s", w, j)
 		}
 	}
 }
@@ -181,6 +254,10 @@ func TestListEncoding(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "kind: List") || !strings.Contains(string(out), "kind: ConfigMap") {
 		t.Fatalf("list:\n%s", out)
+	}
+	out, err = YAML(nil, true)
+	if err != nil || string(out) != "apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n" {
+		t.Fatalf("empty list: %v\n%s", err, out)
 	}
 }
 
@@ -208,15 +285,9 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				t.Fatalf("encoded object does not decode: %v\n%s", err, out)
 			}
-			if !proto.Equal(back[0].Object, withTypeMeta(d.Object)) {
-				t.Fatalf("round trip changed the object")
+			if !equality.Semantic.DeepEqual(back[0].Object, d.Object) {
+				t.Fatalf("round trip changed the object:\n%v\n%v", d.Object, back[0].Object)
 			}
 		}
 	})
-}
-
-func withTypeMeta(o kinds.Object) kinds.Object {
-	o = proto.Clone(o).(kinds.Object)
-	kinds.SetTypeMeta(o)
-	return o
 }

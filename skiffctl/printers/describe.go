@@ -8,10 +8,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // describer writes "Key:  value" lines at indentation levels, aligned per block.
@@ -38,29 +40,30 @@ func (d *describer) mapping(level int, key string, m map[string]string) {
 		d.line(level, key, "<none>")
 		return
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		name := ""
+	for i, k := range sortedKeys(m) {
 		if i == 0 {
-			name = key
-		}
-		if name == "" {
-			fmt.Fprintf(d.tw, "%s\t%s=%s\n", strings.Repeat("  ", level), k, m[k])
+			fmt.Fprintf(d.tw, "%s%s:\t%s=%s\n", strings.Repeat("  ", level), key, k, m[k])
 		} else {
-			fmt.Fprintf(d.tw, "%s%s:\t%s=%s\n", strings.Repeat("  ", level), name, k, m[k])
+			fmt.Fprintf(d.tw, "%s\t%s=%s\n", strings.Repeat("  ", level), k, m[k])
 		}
 	}
 }
 
-func (d *describer) stamp(ts *timestamppb.Timestamp) string {
-	if ts == nil {
+// resources writes a resource list (capacity, limits) one quantity a line.
+func (d *describer) resources(level int, key string, rl corev1.ResourceList) {
+	d.section(level, key)
+	for _, k := range sortedKeys(rl) {
+		q := rl[k]
+		d.line(level+1, string(k), q.String())
+	}
+}
+
+// stamp formats a time as kubectl's describe does (RFC 1123 with a numeric zone).
+func (d *describer) stamp(t time.Time) string {
+	if t.IsZero() {
 		return "<unset>"
 	}
-	return ts.AsTime().In(d.now.Location()).Format(time.RFC1123Z)
+	return t.In(d.now.Location()).Format(time.RFC1123Z)
 }
 
 // Describe writes a kubectl-style description of obj followed by its events (newest
@@ -70,71 +73,60 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		now = time.Now()
 	}
 	d := &describer{tw: tabwriter.NewWriter(w, 0, 8, 2, ' ', 0), now: now}
-	md := kinds.Meta(obj)
 	info := kinds.Of(obj)
-	d.line(0, "Name", md.GetName())
+	d.line(0, "Name", obj.GetName())
 	if info.Namespaced {
-		d.line(0, "Namespace", md.GetNamespace())
+		d.line(0, "Namespace", obj.GetNamespace())
 	}
-	d.mapping(0, "Labels", md.GetLabels())
-	d.mapping(0, "Annotations", md.GetAnnotations())
-	d.line(0, "CreationTimestamp", d.stamp(md.GetCreationTimestamp()))
-	d.line(0, "UID", md.GetUid())
-	d.line(0, "ResourceVersion", md.GetResourceVersion())
-	if ts := md.GetDeletionTimestamp(); ts != nil {
-		d.line(0, "DeletionTimestamp", d.stamp(ts))
+	d.mapping(0, "Labels", obj.GetLabels())
+	d.mapping(0, "Annotations", obj.GetAnnotations())
+	d.line(0, "CreationTimestamp", d.stamp(obj.GetCreationTimestamp().Time))
+	d.line(0, "UID", obj.GetUID())
+	d.line(0, "ResourceVersion", obj.GetResourceVersion())
+	if ts := obj.GetDeletionTimestamp(); ts != nil {
+		d.line(0, "DeletionTimestamp", d.stamp(ts.Time))
 	}
-	if len(md.GetFinalizers()) > 0 {
-		d.line(0, "Finalizers", "["+strings.Join(md.GetFinalizers(), " ")+"]")
+	if len(obj.GetFinalizers()) > 0 {
+		d.line(0, "Finalizers", "["+strings.Join(obj.GetFinalizers(), " ")+"]")
 	}
-	for _, ref := range md.GetOwnerReferences() {
-		if ref.GetController() {
-			d.line(0, "Controlled By", ref.GetKind()+"/"+ref.GetName())
-		}
+	if ref := metav1.GetControllerOfNoCopy(obj); ref != nil {
+		d.line(0, "Controlled By", ref.Kind+"/"+ref.Name)
 	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		describePod(d, o)
-	case *corev1.Deployment:
+	case *appsv1.Deployment:
 		describeDeployment(d, o)
-	case *corev1.ReplicaSet:
+	case *appsv1.ReplicaSet:
 		describeReplicaSet(d, o)
 	case *corev1.Node:
 		describeNode(d, o)
 	case *corev1.ConfigMap:
 		d.section(0, "Data")
-		keys := make([]string, 0, len(o.GetData()))
-		for k := range o.GetData() {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range sortedKeys(o.Data) {
 			d.line(0, "", k+":")
 			d.line(0, "", "----")
-			d.line(0, "", o.GetData()[k])
+			d.line(0, "", o.Data[k])
 		}
-	case *corev1.Lease:
-		d.line(0, "Holder Identity", o.GetSpec().GetHolderIdentity())
-		d.line(0, "Lease Duration", fmt.Sprintf("%ds", o.GetSpec().GetLeaseDurationSeconds()))
-		d.line(0, "Acquire Time", d.stamp(o.GetSpec().GetAcquireTime()))
-		d.line(0, "Renew Time", d.stamp(o.GetSpec().GetRenewTime()))
-		d.line(0, "Transitions", o.GetSpec().GetLeaseTransitions())
+	case *coordinationv1.Lease:
+		s := o.Spec
+		d.line(0, "Holder Identity", deref(s.HolderIdentity))
+		d.line(0, "Lease Duration", fmt.Sprintf("%ds", deref(s.LeaseDurationSeconds)))
+		d.line(0, "Acquire Time", d.stamp(microTime(s.AcquireTime)))
+		d.line(0, "Renew Time", d.stamp(microTime(s.RenewTime)))
+		d.line(0, "Transitions", deref(s.LeaseTransitions))
 	case *corev1.Namespace:
-		phase := o.GetStatus().GetPhase()
-		if phase == "" {
-			phase = "Active"
-		}
-		d.line(0, "Status", phase)
+		d.line(0, "Status", namespacePhase(o))
 	case *corev1.Event:
-		ref := o.GetInvolvedObject()
-		d.line(0, "Involved Object", fmt.Sprintf("%s/%s", ref.GetKind(), ref.GetName()))
-		d.line(0, "Type", o.GetType())
-		d.line(0, "Reason", o.GetReason())
-		d.line(0, "Message", o.GetMessage())
-		d.line(0, "Source", strings.TrimSuffix(o.GetSource().GetComponent()+", "+o.GetSource().GetHost(), ", "))
-		d.line(0, "Count", o.GetCount())
-		d.line(0, "First Seen", d.stamp(o.GetFirstTimestamp()))
-		d.line(0, "Last Seen", d.stamp(o.GetLastTimestamp()))
+		ref := o.InvolvedObject
+		d.line(0, "Involved Object", fmt.Sprintf("%s/%s", ref.Kind, ref.Name))
+		d.line(0, "Type", o.Type)
+		d.line(0, "Reason", o.Reason)
+		d.line(0, "Message", o.Message)
+		d.line(0, "Source", source(o))
+		d.line(0, "Count", count(o))
+		d.line(0, "First Seen", d.stamp(firstSeen(o)))
+		d.line(0, "Last Seen", d.stamp(lastSeen(o)))
 	}
 	if info.Kind != kinds.Event {
 		describeEvents(d, events)
@@ -142,89 +134,91 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 	return d.tw.Flush()
 }
 
+func microTime(t *metav1.MicroTime) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
+}
+
 func describePod(d *describer, p *corev1.Pod) {
-	d.line(0, "Node", orNone(p.GetSpec().GetNodeName()))
-	if st := p.GetStatus().GetStartTime(); st != nil {
-		d.line(0, "Start Time", d.stamp(st))
+	d.line(0, "Node", orNone(p.Spec.NodeName))
+	if st := p.Status.StartTime; st != nil {
+		d.line(0, "Start Time", d.stamp(st.Time))
 	}
 	d.line(0, "Status", PodStatus(p))
-	if r := p.GetStatus().GetReason(); r != "" {
+	if r := p.Status.Reason; r != "" {
 		d.line(0, "Reason", r)
 	}
-	if m := p.GetStatus().GetMessage(); m != "" {
+	if m := p.Status.Message; m != "" {
 		d.line(0, "Message", m)
 	}
-	d.line(0, "IP", orNone(p.GetStatus().GetPodIp()))
+	d.line(0, "IP", orNone(p.Status.PodIP))
 	statuses := map[string]*corev1.ContainerStatus{}
-	for _, cs := range p.GetStatus().GetContainerStatuses() {
-		statuses[cs.GetName()] = cs
+	for i := range p.Status.ContainerStatuses {
+		cs := &p.Status.ContainerStatuses[i]
+		statuses[cs.Name] = cs
 	}
 	d.section(0, "Containers")
-	for _, c := range p.GetSpec().GetContainers() {
-		d.section(1, c.GetName())
-		cs := statuses[c.GetName()]
-		if id := cs.GetContainerId(); id != "" {
-			d.line(2, "Container ID", id)
+	for _, c := range p.Spec.Containers {
+		d.section(1, c.Name)
+		cs := statuses[c.Name]
+		if cs != nil && cs.ContainerID != "" {
+			d.line(2, "Container ID", cs.ContainerID)
 		}
-		d.line(2, "Image", c.GetImage())
-		if id := cs.GetImageId(); id != "" {
-			d.line(2, "Image ID", id)
+		d.line(2, "Image", c.Image)
+		if cs != nil && cs.ImageID != "" {
+			d.line(2, "Image ID", cs.ImageID)
 		}
-		for _, port := range c.GetPorts() {
-			d.line(2, "Port", fmt.Sprintf("%d/%s", port.GetContainerPort(), port.GetProtocol()))
+		for _, port := range c.Ports {
+			d.line(2, "Port", fmt.Sprintf("%d/%s", port.ContainerPort, port.Protocol))
 		}
-		if len(c.GetCommand()) > 0 {
-			d.line(2, "Command", strings.Join(c.GetCommand(), " "))
+		if len(c.Command) > 0 {
+			d.line(2, "Command", strings.Join(c.Command, " "))
 		}
-		if len(c.GetArgs()) > 0 {
-			d.line(2, "Args", strings.Join(c.GetArgs(), " "))
+		if len(c.Args) > 0 {
+			d.line(2, "Args", strings.Join(c.Args, " "))
 		}
 		if cs != nil {
-			describeState(d, "State", cs.GetState())
-			if ls := cs.GetLastState(); ls.GetTerminated() != nil {
-				describeState(d, "Last State", ls)
+			describeState(d, "State", cs.State)
+			if cs.LastTerminationState.Terminated != nil {
+				describeState(d, "Last State", cs.LastTerminationState)
 			}
-			d.line(2, "Ready", cs.GetReady())
-			d.line(2, "Restart Count", cs.GetRestartCount())
+			d.line(2, "Ready", cs.Ready)
+			d.line(2, "Restart Count", cs.RestartCount)
 		}
-		if lim := c.GetResources().GetLimits(); len(lim) > 0 {
-			d.section(2, "Limits")
-			for _, k := range sortedKeys(lim) {
-				d.line(3, k, lim[k])
-			}
+		if lim := c.Resources.Limits; len(lim) > 0 {
+			d.resources(2, "Limits", lim)
 		}
-		if req := c.GetResources().GetRequests(); len(req) > 0 {
-			d.section(2, "Requests")
-			for _, k := range sortedKeys(req) {
-				d.line(3, k, req[k])
-			}
+		if req := c.Resources.Requests; len(req) > 0 {
+			d.resources(2, "Requests", req)
 		}
-		if len(c.GetEnv()) > 0 {
+		if len(c.Env) > 0 {
 			d.section(2, "Environment")
-			for _, e := range c.GetEnv() {
-				d.line(3, e.GetName(), e.GetValue())
+			for _, e := range c.Env {
+				d.line(3, e.Name, e.Value)
 			}
 		}
 	}
-	if conds := p.GetStatus().GetConditions(); len(conds) > 0 {
+	if conds := p.Status.Conditions; len(conds) > 0 {
 		d.section(0, "Conditions")
 		d.line(1, "Type", "Status")
 		for _, c := range conds {
-			d.line(1, c.GetType(), c.GetStatus())
+			d.line(1, string(c.Type), c.Status)
 		}
 	}
-	d.mapping(0, "Node-Selectors", p.GetSpec().GetNodeSelector())
+	d.mapping(0, "Node-Selectors", p.Spec.NodeSelector)
 	var tols []string
-	for _, t := range p.GetSpec().GetTolerations() {
-		s := t.GetKey()
-		if t.GetOperator() == "Equal" || t.GetValue() != "" {
-			s += "=" + t.GetValue()
+	for _, t := range p.Spec.Tolerations {
+		s := t.Key
+		if t.Operator == corev1.TolerationOpEqual || t.Value != "" {
+			s += "=" + t.Value
 		}
-		if t.GetEffect() != "" {
-			s += ":" + t.GetEffect()
+		if t.Effect != "" {
+			s += ":" + string(t.Effect)
 		}
 		if t.TolerationSeconds != nil {
-			s += fmt.Sprintf(" for %ds", t.GetTolerationSeconds())
+			s += fmt.Sprintf(" for %ds", *t.TolerationSeconds)
 		}
 		tols = append(tols, s)
 	}
@@ -234,22 +228,22 @@ func describePod(d *describer, p *corev1.Pod) {
 	d.line(0, "Tolerations", strings.Join(tols, ", "))
 }
 
-func describeState(d *describer, key string, st *corev1.ContainerState) {
+func describeState(d *describer, key string, st corev1.ContainerState) {
 	switch {
-	case st.GetRunning() != nil:
+	case st.Running != nil:
 		d.line(2, key, "Running")
-		d.line(3, "Started", d.stamp(st.GetRunning().GetStartedAt()))
-	case st.GetTerminated() != nil:
-		t := st.GetTerminated()
+		d.line(3, "Started", d.stamp(st.Running.StartedAt.Time))
+	case st.Terminated != nil:
+		t := st.Terminated
 		d.line(2, key, "Terminated")
-		d.line(3, "Reason", t.GetReason())
-		d.line(3, "Exit Code", t.GetExitCode())
-		d.line(3, "Started", d.stamp(t.GetStartedAt()))
-		d.line(3, "Finished", d.stamp(t.GetFinishedAt()))
-	case st.GetWaiting() != nil:
+		d.line(3, "Reason", t.Reason)
+		d.line(3, "Exit Code", t.ExitCode)
+		d.line(3, "Started", d.stamp(t.StartedAt.Time))
+		d.line(3, "Finished", d.stamp(t.FinishedAt.Time))
+	case st.Waiting != nil:
 		d.line(2, key, "Waiting")
-		d.line(3, "Reason", st.GetWaiting().GetReason())
-		if m := st.GetWaiting().GetMessage(); m != "" {
+		d.line(3, "Reason", st.Waiting.Reason)
+		if m := st.Waiting.Message; m != "" {
 			d.line(3, "Message", m)
 		}
 	default:
@@ -259,57 +253,57 @@ func describeState(d *describer, key string, st *corev1.ContainerState) {
 
 func describeTemplate(d *describer, t *corev1.PodTemplateSpec) {
 	d.section(0, "Pod Template")
-	d.mapping(1, "Labels", t.GetMetadata().GetLabels())
+	d.mapping(1, "Labels", t.Labels)
 	d.section(1, "Containers")
-	for _, c := range t.GetSpec().GetContainers() {
-		d.section(2, c.GetName())
-		d.line(3, "Image", c.GetImage())
-		if len(c.GetCommand()) > 0 {
-			d.line(3, "Command", strings.Join(c.GetCommand(), " "))
+	for _, c := range t.Spec.Containers {
+		d.section(2, c.Name)
+		d.line(3, "Image", c.Image)
+		if len(c.Command) > 0 {
+			d.line(3, "Command", strings.Join(c.Command, " "))
 		}
 	}
 }
 
-func describeDeployment(d *describer, dep *corev1.Deployment) {
-	s, st := dep.GetSpec(), dep.GetStatus()
-	d.line(0, "Selector", Selector(s.GetSelector()))
+func describeDeployment(d *describer, dep *appsv1.Deployment) {
+	s, st := &dep.Spec, &dep.Status
+	d.line(0, "Selector", metav1.FormatLabelSelector(s.Selector))
 	d.line(0, "Replicas", fmt.Sprintf("%d desired | %d updated | %d total | %d available | %d unavailable",
-		s.GetReplicas(), st.GetUpdatedReplicas(), st.GetReplicas(), st.GetAvailableReplicas(), st.GetUnavailableReplicas()))
-	d.line(0, "StrategyType", s.GetStrategy().GetType())
-	d.line(0, "MinReadySeconds", s.GetMinReadySeconds())
-	if ru := s.GetStrategy().GetRollingUpdate(); ru != nil {
-		d.line(0, "RollingUpdateStrategy", fmt.Sprintf("%s max unavailable, %s max surge", IntOrString(ru.GetMaxUnavailable()), IntOrString(ru.GetMaxSurge())))
+		replicas(s.Replicas), st.UpdatedReplicas, st.Replicas, st.AvailableReplicas, st.UnavailableReplicas))
+	d.line(0, "StrategyType", s.Strategy.Type)
+	d.line(0, "MinReadySeconds", s.MinReadySeconds)
+	if ru := s.Strategy.RollingUpdate; ru != nil {
+		d.line(0, "RollingUpdateStrategy", fmt.Sprintf("%s max unavailable, %s max surge", ru.MaxUnavailable.String(), ru.MaxSurge.String()))
 	}
-	if s.GetPaused() {
+	if s.Paused {
 		d.line(0, "Paused", "true")
 	}
-	describeTemplate(d, s.GetTemplate())
-	if len(st.GetConditions()) > 0 {
+	describeTemplate(d, &s.Template)
+	if len(st.Conditions) > 0 {
 		d.section(0, "Conditions")
 		d.line(1, "Type", "Status\tReason")
-		for _, c := range st.GetConditions() {
-			d.line(1, c.GetType(), c.GetStatus()+"\t"+c.GetReason())
+		for _, c := range st.Conditions {
+			d.line(1, string(c.Type), string(c.Status)+"\t"+c.Reason)
 		}
 	}
 }
 
-func describeReplicaSet(d *describer, rs *corev1.ReplicaSet) {
-	d.line(0, "Selector", Selector(rs.GetSpec().GetSelector()))
-	d.line(0, "Replicas", fmt.Sprintf("%d current / %d desired", rs.GetStatus().GetReplicas(), rs.GetSpec().GetReplicas()))
-	d.line(0, "Pods Status", fmt.Sprintf("%d Ready / %d Available", rs.GetStatus().GetReadyReplicas(), rs.GetStatus().GetAvailableReplicas()))
-	describeTemplate(d, rs.GetSpec().GetTemplate())
+func describeReplicaSet(d *describer, rs *appsv1.ReplicaSet) {
+	d.line(0, "Selector", metav1.FormatLabelSelector(rs.Spec.Selector))
+	d.line(0, "Replicas", fmt.Sprintf("%d current / %d desired", rs.Status.Replicas, replicas(rs.Spec.Replicas)))
+	d.line(0, "Pods Status", fmt.Sprintf("%d Ready / %d Available", rs.Status.ReadyReplicas, rs.Status.AvailableReplicas))
+	describeTemplate(d, &rs.Spec.Template)
 }
 
 func describeNode(d *describer, n *corev1.Node) {
 	d.line(0, "Roles", nodeRoles(n))
-	d.line(0, "Unschedulable", n.GetSpec().GetUnschedulable())
+	d.line(0, "Unschedulable", n.Spec.Unschedulable)
 	var taints []string
-	for _, t := range n.GetSpec().GetTaints() {
-		s := t.GetKey()
-		if t.GetValue() != "" {
-			s += "=" + t.GetValue()
+	for _, t := range n.Spec.Taints {
+		s := t.Key
+		if t.Value != "" {
+			s += "=" + t.Value
 		}
-		taints = append(taints, s+":"+t.GetEffect())
+		taints = append(taints, s+":"+string(t.Effect))
 	}
 	if len(taints) == 0 {
 		taints = []string{"<none>"}
@@ -317,62 +311,52 @@ func describeNode(d *describer, n *corev1.Node) {
 	d.line(0, "Taints", strings.Join(taints, ", "))
 	d.section(0, "Conditions")
 	d.line(1, "Type", "Status\tLastHeartbeatTime\tReason\tMessage")
-	for _, c := range n.GetStatus().GetConditions() {
-		d.line(1, c.GetType(), strings.Join([]string{c.GetStatus(), d.stamp(c.GetLastHeartbeatTime()), c.GetReason(), c.GetMessage()}, "\t"))
+	for _, c := range n.Status.Conditions {
+		d.line(1, string(c.Type), strings.Join([]string{string(c.Status), d.stamp(c.LastHeartbeatTime.Time), c.Reason, c.Message}, "\t"))
 	}
 	d.section(0, "Addresses")
-	for _, a := range n.GetStatus().GetAddresses() {
-		d.line(1, a.GetType(), a.GetAddress())
+	for _, a := range n.Status.Addresses {
+		d.line(1, string(a.Type), a.Address)
 	}
-	for _, sec := range []struct {
-		name string
-		m    map[string]string
-	}{{"Capacity", n.GetStatus().GetCapacity()}, {"Allocatable", n.GetStatus().GetAllocatable()}} {
-		d.section(0, sec.name)
-		for _, k := range sortedKeys(sec.m) {
-			d.line(1, k, sec.m[k])
-		}
-	}
-	if ni := n.GetStatus().GetNodeInfo(); ni != nil {
+	d.resources(0, "Capacity", n.Status.Capacity)
+	d.resources(0, "Allocatable", n.Status.Allocatable)
+	if ni := n.Status.NodeInfo; ni != (corev1.NodeSystemInfo{}) {
 		d.section(0, "System Info")
-		d.line(1, "Kernel Version", ni.GetKernelVersion())
-		d.line(1, "OS Image", ni.GetOsImage())
-		d.line(1, "Operating System", ni.GetOperatingSystem())
-		d.line(1, "Architecture", ni.GetArchitecture())
-		d.line(1, "Container Runtime Version", ni.GetContainerRuntimeVersion())
-		d.line(1, "Kubelet Version", ni.GetKubeletVersion())
+		d.line(1, "Kernel Version", ni.KernelVersion)
+		d.line(1, "OS Image", ni.OSImage)
+		d.line(1, "Operating System", ni.OperatingSystem)
+		d.line(1, "Architecture", ni.Architecture)
+		d.line(1, "Container Runtime Version", ni.ContainerRuntimeVersion)
+		d.line(1, "Kubelet Version", ni.KubeletVersion)
 	}
 }
 
+// describeEvents writes the events as kubectl's describe does: oldest first, each aged
+// from its first occurrence, with its count and span when it repeated.
 func describeEvents(d *describer, events []*corev1.Event) {
 	if len(events) == 0 {
 		d.line(0, "Events", "<none>")
 		return
 	}
-	sort.SliceStable(events, func(i, j int) bool {
-		return events[i].GetLastTimestamp().AsTime().Before(events[j].GetLastTimestamp().AsTime())
-	})
+	events = append([]*corev1.Event(nil), events...)
+	sort.SliceStable(events, func(i, j int) bool { return lastSeen(events[i]).Before(lastSeen(events[j])) })
 	d.section(0, "Events")
 	d.line(1, "", "Type\tReason\tAge\tFrom\tMessage")
 	d.line(1, "", "----\t------\t----\t----\t-------")
 	for _, e := range events {
-		a := Age(e.GetLastTimestamp(), d.now)
-		if e.GetCount() > 1 {
-			a = fmt.Sprintf("%s (x%d over %s)", a, e.GetCount(), Age(e.GetFirstTimestamp(), d.now))
+		a := Age(firstSeen(e), d.now)
+		if n := count(e); n > 1 {
+			a = fmt.Sprintf("%s (x%d over %s)", Age(lastSeen(e), d.now), n, a)
 		}
-		from := e.GetSource().GetComponent()
-		if h := e.GetSource().GetHost(); h != "" {
-			from += ", " + h
-		}
-		d.line(1, "", strings.Join([]string{e.GetType(), e.GetReason(), a, from, e.GetMessage()}, "\t"))
+		d.line(1, "", strings.Join([]string{e.Type, e.Reason, a, source(e), e.Message}, "\t"))
 	}
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	return keys
 }

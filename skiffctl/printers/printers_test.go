@@ -5,71 +5,76 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-func ago(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(now.Add(-d)) }
+func ago(d time.Duration) metav1.Time { return metav1.NewTime(now.Add(-d)) }
 
-func meta(name string, d time.Duration) *corev1.ObjectMeta {
-	return &corev1.ObjectMeta{Name: name, Namespace: "default", Uid: "uid-" + name, ResourceVersion: "42",
+func meta(name string, d time.Duration) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), ResourceVersion: "42",
 		CreationTimestamp: ago(d), Labels: map[string]string{"app": "web"}}
 }
 
 func fixtures() map[string][]kinds.Object {
-	replicas := int32(3)
-	tmpl := &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: map[string]string{"app": "web"}},
-		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "web", Image: "busybox:1.36", Command: []string{"sleep", "3600"}}}}}
-	running := &corev1.Pod{Metadata: meta("web-1", 90*time.Second), Spec: &corev1.PodSpec{NodeName: "w1", Containers: tmpl.Spec.Containers},
-		Status: &corev1.PodStatus{Phase: "Running", PodIp: "10.0.0.5", StartTime: ago(80 * time.Second),
-			Conditions: []*corev1.PodCondition{{Type: "Ready", Status: "True"}},
-			ContainerStatuses: []*corev1.ContainerStatus{{Name: "web", Ready: true, RestartCount: 2,
-				State: &corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: ago(70 * time.Second)}}}}}}
-	crashing := &corev1.Pod{Metadata: meta("web-2", 5*time.Minute), Spec: &corev1.PodSpec{NodeName: "w2", Containers: tmpl.Spec.Containers},
-		Status: &corev1.PodStatus{Phase: "Running", ContainerStatuses: []*corev1.ContainerStatus{{Name: "web", RestartCount: 5,
-			State: &corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}}}
-	pending := &corev1.Pod{Metadata: meta("web-3", 3*time.Hour), Spec: &corev1.PodSpec{Containers: tmpl.Spec.Containers}}
-	deleting := &corev1.Pod{Metadata: meta("web-4", 50*time.Hour), Spec: &corev1.PodSpec{Containers: tmpl.Spec.Containers},
-		Status: &corev1.PodStatus{Phase: "Running"}}
-	deleting.Metadata.DeletionTimestamp = ago(time.Second)
-	dep := &corev1.Deployment{Metadata: meta("web", 10*24*time.Hour), Spec: &corev1.DeploymentSpec{Replicas: &replicas,
-		Selector: &corev1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, Template: tmpl,
-		Strategy: &corev1.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &corev1.RollingUpdateDeployment{
-			MaxSurge: structpb.NewStringValue("25%"), MaxUnavailable: structpb.NewNumberValue(1)}}},
-		Status: &corev1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, ReadyReplicas: 2, AvailableReplicas: 2, UnavailableReplicas: 1,
-			Conditions: []*corev1.DeploymentCondition{{Type: "Available", Status: "False", Reason: "MinimumReplicasUnavailable"}}}}
-	rs := &corev1.ReplicaSet{Metadata: meta("web-5d4f8b", 10*24*time.Hour), Spec: &corev1.ReplicaSetSpec{Replicas: &replicas,
-		Selector: dep.Spec.Selector, Template: tmpl}, Status: &corev1.ReplicaSetStatus{Replicas: 3, ReadyReplicas: 2}}
-	rs.Metadata.OwnerReferences = []*corev1.OwnerReference{{Kind: "Deployment", Name: "web", Controller: new(bool)}}
-	*rs.Metadata.OwnerReferences[0].Controller = true
-	node := &corev1.Node{Metadata: &corev1.ObjectMeta{Name: "w1", CreationTimestamp: ago(7 * time.Hour),
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox:1.36", Command: []string{"sleep", "3600"}}}}}
+	running := &corev1.Pod{ObjectMeta: meta("web-1", 90*time.Second), Spec: corev1.PodSpec{NodeName: "w1", Containers: tmpl.Spec.Containers},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.5", StartTime: ptr.To(ago(80 * time.Second)),
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "web", Ready: true, RestartCount: 2,
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: ago(70 * time.Second)}}}}}}
+	crashing := &corev1.Pod{ObjectMeta: meta("web-2", 5*time.Minute), Spec: corev1.PodSpec{NodeName: "w2", Containers: tmpl.Spec.Containers},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "web", RestartCount: 5,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}}}
+	pending := &corev1.Pod{ObjectMeta: meta("web-3", 3*time.Hour), Spec: corev1.PodSpec{Containers: tmpl.Spec.Containers}}
+	deleting := &corev1.Pod{ObjectMeta: meta("web-4", 50*time.Hour), Spec: corev1.PodSpec{Containers: tmpl.Spec.Containers},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	deleting.DeletionTimestamp = ptr.To(ago(time.Second))
+	maxSurge, maxUnavailable := intstr.FromString("25%"), intstr.FromInt32(1)
+	dep := &appsv1.Deployment{ObjectMeta: meta("web", 10*24*time.Hour), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3),
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, Template: tmpl,
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge: &maxSurge, MaxUnavailable: &maxUnavailable}}},
+		Status: appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, ReadyReplicas: 2, AvailableReplicas: 2, UnavailableReplicas: 1,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse, Reason: "MinimumReplicasUnavailable"}}}}
+	rs := &appsv1.ReplicaSet{ObjectMeta: meta("web-5d4f8b", 10*24*time.Hour), Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](3),
+		Selector: dep.Spec.Selector, Template: tmpl}, Status: appsv1.ReplicaSetStatus{Replicas: 3, ReadyReplicas: 2}}
+	rs.OwnerReferences = []metav1.OwnerReference{kinds.NewControllerRef(dep)}
+	resources := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("24Gi"),
+		corev1.ResourcePods: resource.MustParse("110")}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", CreationTimestamp: ago(7 * time.Hour),
 		Labels: map[string]string{"node-role.kubernetes.io/worker": ""}},
-		Spec: &corev1.NodeSpec{Unschedulable: true, Taints: []*corev1.Taint{{Key: "dedicated", Value: "db", Effect: "NoSchedule"}}},
-		Status: &corev1.NodeStatus{Capacity: map[string]string{"cpu": "2", "memory": "24Gi", "pods": "110"},
-			Allocatable: map[string]string{"cpu": "2", "memory": "24Gi", "pods": "110"},
-			Conditions:  []*corev1.NodeCondition{{Type: "Ready", Status: "True", Reason: "KubeletReady", LastHeartbeatTime: ago(5 * time.Second)}},
-			Addresses:   []*corev1.NodeAddress{{Type: "InternalIP", Address: "10.0.0.1"}},
-			NodeInfo:    &corev1.NodeSystemInfo{KubeletVersion: "skiff-0.1", ContainerRuntimeVersion: "containerd://1.6.20", OsImage: "Debian"}}}
-	ev := &corev1.Event{Metadata: meta("web-1.1", time.Minute), InvolvedObject: &corev1.ObjectReference{Kind: "Pod", Name: "web-1"},
-		Reason: "Scheduled", Message: "Successfully assigned default/web-1 to w1", Type: "Normal", Count: 1,
-		Source: &corev1.EventSource{Component: "scheduler", Host: "cp1"}, FirstTimestamp: ago(time.Minute), LastTimestamp: ago(time.Minute)}
+		Spec: corev1.NodeSpec{Unschedulable: true, Taints: []corev1.Taint{{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}}},
+		Status: corev1.NodeStatus{Capacity: resources, Allocatable: resources.DeepCopy(),
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: ago(5 * time.Second)}},
+			Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}},
+			NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "skiff-0.1", ContainerRuntimeVersion: "containerd://1.6.20", OSImage: "Debian"}}}
+	ev := &corev1.Event{ObjectMeta: meta("web-1.1", time.Minute), InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web-1"},
+		Reason: "Scheduled", Message: "Successfully assigned default/web-1 to w1", Type: corev1.EventTypeNormal, Count: 1,
+		Source: corev1.EventSource{Component: "scheduler", Host: "cp1"}, FirstTimestamp: ago(time.Minute), LastTimestamp: ago(time.Minute)}
 	return map[string][]kinds.Object{
 		"pods":        {running, crashing, pending, deleting},
 		"deployments": {dep},
 		"replicasets": {rs},
 		"nodes":       {node},
 		"events":      {ev},
-		"configmaps":  {&corev1.ConfigMap{Metadata: meta("settings", time.Hour), Data: map[string]string{"a": "1", "b": "2"}}},
+		"configmaps":  {&corev1.ConfigMap{ObjectMeta: meta("settings", time.Hour), Data: map[string]string{"a": "1", "b": "2"}}},
 	}
 }
 
@@ -108,6 +113,29 @@ func TestTables(t *testing.T) {
 	}
 }
 
+// TestTableWithKind: listing several kinds at once names each object kind/name.
+func TestTableWithKind(t *testing.T) {
+	f := fixtures()
+	var b bytes.Buffer
+	for _, plural := range []string{"deployments", "pods"} {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		if err := Table(&b, kinds.MustLookup(plural), f[plural][:1], TableOptions{WithKind: true, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `NAME                  READY   UP-TO-DATE   AVAILABLE   AGE
+deployment.apps/web   2/3     3            2           10d
+
+NAME        READY   STATUS    RESTARTS   AGE
+pod/web-1   1/1     Running   2          90s
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
 func TestDescribe(t *testing.T) {
 	f := fixtures()
 	events := f["events"]
@@ -124,18 +152,45 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
-func TestShortDuration(t *testing.T) {
+// TestDescribeEvents: events are aged as kubectl's describe ages them: from eventTime
+// when set, and a repeated event with its count and span.
+func TestDescribeEvents(t *testing.T) {
+	pod := fixtures()["pods"][0]
+	single := &corev1.Event{Type: "Normal", Reason: "Pulled", Message: "pulled", Count: 1,
+		Source: corev1.EventSource{Component: "kubelet", Host: "w1"}, EventTime: metav1.NewMicroTime(now.Add(-30 * time.Second)),
+		FirstTimestamp: ago(30 * time.Second), LastTimestamp: ago(30 * time.Second)}
+	repeated := &corev1.Event{Type: "Warning", Reason: "BackOff", Message: "back-off", Count: 4,
+		ReportingController: "kubelet", ReportingInstance: "w1", FirstTimestamp: ago(5 * time.Minute), LastTimestamp: ago(10 * time.Second)}
+	var b bytes.Buffer
+	if err := Describe(&b, pod, []*corev1.Event{repeated, single}, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `Events:
+  Type     Reason   Age               From         Message
+  ----     ------   ----              ----         -------
+  Normal   Pulled   30s               kubelet, w1  pulled
+  Warning  BackOff  10s (x4 over 5m)  kubelet, w1  back-off
+`
+	if got := b.String(); !strings.HasSuffix(got, want) {
+		t.Errorf("events:\n%s\nwant the end:\n%s", got, want)
+	}
+}
+
+func TestAge(t *testing.T) {
 	for _, tc := range []struct {
 		d    time.Duration
 		want string
 	}{
-		{0, "0s"}, {-time.Second, "0s"}, {119 * time.Second, "119s"}, {150 * time.Second, "2m30s"},
-		{45 * time.Minute, "45m"}, {5*time.Hour + 7*time.Minute, "5h7m"}, {5 * time.Hour, "5h"},
+		{0, "0s"}, {-time.Second, "0s"}, {-5 * time.Second, "<invalid>"}, {119 * time.Second, "119s"}, {150 * time.Second, "2m30s"},
+		{5 * time.Minute, "5m"}, {45 * time.Minute, "45m"}, {5*time.Hour + 7*time.Minute, "5h7m"}, {5 * time.Hour, "5h"},
 		{30 * time.Hour, "30h"}, {3*24*time.Hour + 4*time.Hour, "3d4h"}, {100 * 24 * time.Hour, "100d"},
 		{3 * 365 * 24 * time.Hour, "3y"},
 	} {
-		if got := ShortDuration(tc.d); got != tc.want {
-			t.Errorf("ShortDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		if got := Age(now.Add(-tc.d), now); got != tc.want {
+			t.Errorf("Age(%v ago) = %q, want %q", tc.d, got, tc.want)
 		}
+	}
+	if got := Age(time.Time{}, now); got != "<unknown>" {
+		t.Errorf("Age(unset) = %q", got)
 	}
 }

@@ -1,5 +1,6 @@
-// Package printers renders resources for people: kubectl-style tables (with -o wide
-// columns), describe views and ages. Machine formats (yaml, json) are skiffctl/manifest's.
+// Package printers renders objects for people: kubectl's tables (with -o wide columns),
+// describe views and ages, over Kubernetes' types. Machine formats (yaml, json) are
+// skiffctl/manifest's.
 package printers
 
 import (
@@ -11,11 +12,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // TableOptions shape a table.
@@ -23,7 +26,10 @@ type TableOptions struct {
 	Wide          bool // -o wide: more columns
 	AllNamespaces bool // -A: a NAMESPACE column first
 	NoHeaders     bool
-	Now           time.Time // for ages; zero means time.Now()
+	// WithKind names each object kind/name (deployment.apps/web), as kubectl does when
+	// several kinds are listed at once.
+	WithKind bool
+	Now      time.Time // for ages; zero means time.Now()
 }
 
 // column is one table column: its header, whether it is wide-only, and its cell.
@@ -34,10 +40,10 @@ type column struct {
 }
 
 func age(obj kinds.Object, now time.Time) string {
-	return Age(kinds.Meta(obj).GetCreationTimestamp(), now)
+	return Age(obj.GetCreationTimestamp().Time, now)
 }
 
-var nameColumn = column{header: "NAME", cell: func(o kinds.Object, _ time.Time) string { return kinds.Meta(o).GetName() }}
+var nameColumn = column{header: "NAME", cell: func(o kinds.Object, _ time.Time) string { return o.GetName() }}
 var ageColumn = column{header: "AGE", cell: age}
 
 // columns lists each kind's table, as kubectl prints it.
@@ -46,66 +52,66 @@ var columns = map[string][]column{
 		{header: "READY", cell: func(o kinds.Object, _ time.Time) string {
 			p := o.(*corev1.Pod)
 			ready := 0
-			for _, cs := range p.GetStatus().GetContainerStatuses() {
-				if cs.GetReady() {
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.Ready {
 					ready++
 				}
 			}
-			return fmt.Sprintf("%d/%d", ready, len(p.GetSpec().GetContainers()))
+			return fmt.Sprintf("%d/%d", ready, len(p.Spec.Containers))
 		}},
 		{header: "STATUS", cell: func(o kinds.Object, _ time.Time) string { return PodStatus(o.(*corev1.Pod)) }},
 		{header: "RESTARTS", cell: func(o kinds.Object, _ time.Time) string {
 			n := int32(0)
-			for _, cs := range o.(*corev1.Pod).GetStatus().GetContainerStatuses() {
-				n += cs.GetRestartCount()
+			for _, cs := range o.(*corev1.Pod).Status.ContainerStatuses {
+				n += cs.RestartCount
 			}
 			return strconv.Itoa(int(n))
 		}},
 		ageColumn,
-		{header: "IP", wide: true, cell: func(o kinds.Object, _ time.Time) string { return orNone(o.(*corev1.Pod).GetStatus().GetPodIp()) }},
-		{header: "NODE", wide: true, cell: func(o kinds.Object, _ time.Time) string { return orNone(o.(*corev1.Pod).GetSpec().GetNodeName()) }},
+		{header: "IP", wide: true, cell: func(o kinds.Object, _ time.Time) string { return orNone(o.(*corev1.Pod).Status.PodIP) }},
+		{header: "NODE", wide: true, cell: func(o kinds.Object, _ time.Time) string { return orNone(o.(*corev1.Pod).Spec.NodeName) }},
 	},
 	kinds.Deployment: {nameColumn,
 		{header: "READY", cell: func(o kinds.Object, _ time.Time) string {
-			d := o.(*corev1.Deployment)
-			return fmt.Sprintf("%d/%d", d.GetStatus().GetReadyReplicas(), d.GetSpec().GetReplicas())
+			d := o.(*appsv1.Deployment)
+			return fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, replicas(d.Spec.Replicas))
 		}},
 		{header: "UP-TO-DATE", cell: func(o kinds.Object, _ time.Time) string {
-			return strconv.Itoa(int(o.(*corev1.Deployment).GetStatus().GetUpdatedReplicas()))
+			return strconv.Itoa(int(o.(*appsv1.Deployment).Status.UpdatedReplicas))
 		}},
 		{header: "AVAILABLE", cell: func(o kinds.Object, _ time.Time) string {
-			return strconv.Itoa(int(o.(*corev1.Deployment).GetStatus().GetAvailableReplicas()))
+			return strconv.Itoa(int(o.(*appsv1.Deployment).Status.AvailableReplicas))
 		}},
 		ageColumn,
 		{header: "CONTAINERS", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			return containerNames(o.(*corev1.Deployment).GetSpec().GetTemplate().GetSpec())
+			return containerNames(&o.(*appsv1.Deployment).Spec.Template.Spec)
 		}},
 		{header: "IMAGES", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			return containerImages(o.(*corev1.Deployment).GetSpec().GetTemplate().GetSpec())
+			return containerImages(&o.(*appsv1.Deployment).Spec.Template.Spec)
 		}},
 		{header: "SELECTOR", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			return Selector(o.(*corev1.Deployment).GetSpec().GetSelector())
+			return metav1.FormatLabelSelector(o.(*appsv1.Deployment).Spec.Selector)
 		}},
 	},
 	kinds.ReplicaSet: {nameColumn,
 		{header: "DESIRED", cell: func(o kinds.Object, _ time.Time) string {
-			return strconv.Itoa(int(o.(*corev1.ReplicaSet).GetSpec().GetReplicas()))
+			return strconv.Itoa(int(replicas(o.(*appsv1.ReplicaSet).Spec.Replicas)))
 		}},
 		{header: "CURRENT", cell: func(o kinds.Object, _ time.Time) string {
-			return strconv.Itoa(int(o.(*corev1.ReplicaSet).GetStatus().GetReplicas()))
+			return strconv.Itoa(int(o.(*appsv1.ReplicaSet).Status.Replicas))
 		}},
 		{header: "READY", cell: func(o kinds.Object, _ time.Time) string {
-			return strconv.Itoa(int(o.(*corev1.ReplicaSet).GetStatus().GetReadyReplicas()))
+			return strconv.Itoa(int(o.(*appsv1.ReplicaSet).Status.ReadyReplicas))
 		}},
 		ageColumn,
 		{header: "CONTAINERS", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			return containerNames(o.(*corev1.ReplicaSet).GetSpec().GetTemplate().GetSpec())
+			return containerNames(&o.(*appsv1.ReplicaSet).Spec.Template.Spec)
 		}},
 		{header: "IMAGES", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			return containerImages(o.(*corev1.ReplicaSet).GetSpec().GetTemplate().GetSpec())
+			return containerImages(&o.(*appsv1.ReplicaSet).Spec.Template.Spec)
 		}},
 		{header: "SELECTOR", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			return Selector(o.(*corev1.ReplicaSet).GetSpec().GetSelector())
+			return metav1.FormatLabelSelector(o.(*appsv1.ReplicaSet).Spec.Selector)
 		}},
 	},
 	kinds.Node: {nameColumn,
@@ -113,66 +119,48 @@ var columns = map[string][]column{
 		{header: "ROLES", cell: func(o kinds.Object, _ time.Time) string { return nodeRoles(o.(*corev1.Node)) }},
 		ageColumn,
 		{header: "VERSION", cell: func(o kinds.Object, _ time.Time) string {
-			return orNone(o.(*corev1.Node).GetStatus().GetNodeInfo().GetKubeletVersion())
+			return orNone(o.(*corev1.Node).Status.NodeInfo.KubeletVersion)
 		}},
 		{header: "INTERNAL-IP", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			for _, a := range o.(*corev1.Node).GetStatus().GetAddresses() {
-				if a.GetType() == "InternalIP" {
-					return a.GetAddress()
+			for _, a := range o.(*corev1.Node).Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					return a.Address
 				}
 			}
 			return "<none>"
 		}},
 		{header: "OS-IMAGE", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			return orNone(o.(*corev1.Node).GetStatus().GetNodeInfo().GetOsImage())
+			return orNone(o.(*corev1.Node).Status.NodeInfo.OSImage)
 		}},
 		{header: "CONTAINER-RUNTIME", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			return orNone(o.(*corev1.Node).GetStatus().GetNodeInfo().GetContainerRuntimeVersion())
+			return orNone(o.(*corev1.Node).Status.NodeInfo.ContainerRuntimeVersion)
 		}},
 	},
 	kinds.Event: {
-		{header: "LAST SEEN", cell: func(o kinds.Object, now time.Time) string {
-			e := o.(*corev1.Event)
-			ts := e.GetLastTimestamp()
-			if ts == nil {
-				ts = e.GetEventTime()
-			}
-			return Age(ts, now)
-		}},
-		{header: "TYPE", cell: func(o kinds.Object, _ time.Time) string { return o.(*corev1.Event).GetType() }},
-		{header: "REASON", cell: func(o kinds.Object, _ time.Time) string { return o.(*corev1.Event).GetReason() }},
+		{header: "LAST SEEN", cell: func(o kinds.Object, now time.Time) string { return Age(lastSeen(o.(*corev1.Event)), now) }},
+		{header: "TYPE", cell: func(o kinds.Object, _ time.Time) string { return o.(*corev1.Event).Type }},
+		{header: "REASON", cell: func(o kinds.Object, _ time.Time) string { return o.(*corev1.Event).Reason }},
 		{header: "OBJECT", cell: func(o kinds.Object, _ time.Time) string {
-			ref := o.(*corev1.Event).GetInvolvedObject()
-			return strings.ToLower(ref.GetKind()) + "/" + ref.GetName()
+			ref := o.(*corev1.Event).InvolvedObject
+			return strings.ToLower(ref.Kind) + "/" + ref.Name
 		}},
-		{header: "SOURCE", wide: true, cell: func(o kinds.Object, _ time.Time) string {
-			s := o.(*corev1.Event).GetSource()
-			if s.GetHost() != "" {
-				return s.GetComponent() + ", " + s.GetHost()
-			}
-			return s.GetComponent()
-		}},
-		{header: "COUNT", wide: true, cell: func(o kinds.Object, _ time.Time) string { return strconv.Itoa(int(o.(*corev1.Event).GetCount())) }},
-		{header: "MESSAGE", cell: func(o kinds.Object, _ time.Time) string { return o.(*corev1.Event).GetMessage() }},
+		{header: "SOURCE", wide: true, cell: func(o kinds.Object, _ time.Time) string { return source(o.(*corev1.Event)) }},
+		{header: "COUNT", wide: true, cell: func(o kinds.Object, _ time.Time) string { return strconv.Itoa(int(count(o.(*corev1.Event)))) }},
+		{header: "MESSAGE", cell: func(o kinds.Object, _ time.Time) string { return o.(*corev1.Event).Message }},
 	},
 	kinds.ConfigMap: {nameColumn,
 		{header: "DATA", cell: func(o kinds.Object, _ time.Time) string {
 			c := o.(*corev1.ConfigMap)
-			return strconv.Itoa(len(c.GetData()) + len(c.GetBinaryData()))
+			return strconv.Itoa(len(c.Data) + len(c.BinaryData))
 		}},
 		ageColumn,
 	},
 	kinds.Lease: {nameColumn,
-		{header: "HOLDER", cell: func(o kinds.Object, _ time.Time) string { return o.(*corev1.Lease).GetSpec().GetHolderIdentity() }},
+		{header: "HOLDER", cell: func(o kinds.Object, _ time.Time) string { return deref(o.(*coordinationv1.Lease).Spec.HolderIdentity) }},
 		ageColumn,
 	},
 	kinds.Namespace: {nameColumn,
-		{header: "STATUS", cell: func(o kinds.Object, _ time.Time) string {
-			if p := o.(*corev1.Namespace).GetStatus().GetPhase(); p != "" {
-				return p
-			}
-			return "Active"
-		}},
+		{header: "STATUS", cell: func(o kinds.Object, _ time.Time) string { return namespacePhase(o.(*corev1.Namespace)) }},
 		ageColumn,
 	},
 }
@@ -189,12 +177,16 @@ func Table(w io.Writer, info *kinds.Info, objs []kinds.Object, opts TableOptions
 	}
 	var use []column
 	if opts.AllNamespaces && info.Namespaced {
-		use = append(use, column{header: "NAMESPACE", cell: func(o kinds.Object, _ time.Time) string { return kinds.Meta(o).GetNamespace() }})
+		use = append(use, column{header: "NAMESPACE", cell: func(o kinds.Object, _ time.Time) string { return o.GetNamespace() }})
 	}
 	for _, c := range cols {
-		if !c.wide || opts.Wide {
-			use = append(use, c)
+		if c.wide && !opts.Wide {
+			continue
 		}
+		if c.header == "NAME" && opts.WithKind {
+			c.cell = func(o kinds.Object, _ time.Time) string { return KindName(info, o.GetName()) }
+		}
+		use = append(use, c)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	if !opts.NoHeaders {
@@ -214,28 +206,36 @@ func Table(w io.Writer, info *kinds.Info, objs []kinds.Object, opts TableOptions
 	return tw.Flush()
 }
 
+// KindName is how kubectl names an object of a kind: "deployment.apps/web", "pod/web-1".
+func KindName(info *kinds.Info, name string) string {
+	if info.Group != "" {
+		return info.Singular + "." + info.Group + "/" + name
+	}
+	return info.Singular + "/" + name
+}
+
 // PodStatus is the STATUS column of a pod, computed as kubectl does: Terminating while
 // being deleted, else the first container's waiting or terminated reason, else the phase.
 func PodStatus(p *corev1.Pod) string {
-	if p.GetMetadata().GetDeletionTimestamp() != nil {
+	if p.DeletionTimestamp != nil {
 		return "Terminating"
 	}
-	reason := p.GetStatus().GetPhase()
-	if r := p.GetStatus().GetReason(); r != "" {
-		reason = r
+	reason := string(p.Status.Phase)
+	if p.Status.Reason != "" {
+		reason = p.Status.Reason
 	}
 	running := false
-	for i := len(p.GetStatus().GetContainerStatuses()) - 1; i >= 0; i-- {
-		cs := p.GetStatus().GetContainerStatuses()[i]
-		st := cs.GetState()
+	for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
+		cs := p.Status.ContainerStatuses[i]
+		st := cs.State
 		switch {
-		case st.GetWaiting().GetReason() != "":
-			reason = st.GetWaiting().GetReason()
-		case st.GetTerminated().GetReason() != "":
-			reason = st.GetTerminated().GetReason()
-		case st.GetTerminated() != nil:
-			reason = fmt.Sprintf("ExitCode:%d", st.GetTerminated().GetExitCode())
-		case st.GetRunning() != nil && cs.GetReady():
+		case st.Waiting != nil && st.Waiting.Reason != "":
+			reason = st.Waiting.Reason
+		case st.Terminated != nil && st.Terminated.Reason != "":
+			reason = st.Terminated.Reason
+		case st.Terminated != nil:
+			reason = fmt.Sprintf("ExitCode:%d", st.Terminated.ExitCode)
+		case st.Running != nil && cs.Ready:
 			running = true
 		}
 	}
@@ -252,17 +252,17 @@ func PodStatus(p *corev1.Pod) string {
 // SchedulingDisabled when cordoned.
 func NodeStatus(n *corev1.Node) string {
 	st := "Unknown"
-	for _, c := range n.GetStatus().GetConditions() {
-		if c.GetType() == "Ready" {
-			switch c.GetStatus() {
-			case "True":
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			switch c.Status {
+			case corev1.ConditionTrue:
 				st = "Ready"
-			case "False":
+			case corev1.ConditionFalse:
 				st = "NotReady"
 			}
 		}
 	}
-	if n.GetSpec().GetUnschedulable() {
+	if n.Spec.Unschedulable {
 		st += ",SchedulingDisabled"
 	}
 	return st
@@ -270,7 +270,7 @@ func NodeStatus(n *corev1.Node) string {
 
 func nodeRoles(n *corev1.Node) string {
 	var roles []string
-	for k := range n.GetMetadata().GetLabels() {
+	for k := range n.Labels {
 		if r, ok := strings.CutPrefix(k, "node-role.kubernetes.io/"); ok && r != "" {
 			roles = append(roles, r)
 		}
@@ -282,60 +282,92 @@ func nodeRoles(n *corev1.Node) string {
 	return strings.Join(roles, ",")
 }
 
+func namespacePhase(ns *corev1.Namespace) string {
+	if ns.Status.Phase != "" {
+		return string(ns.Status.Phase)
+	}
+	return string(corev1.NamespaceActive)
+}
+
 func containerNames(s *corev1.PodSpec) string {
 	var out []string
-	for _, c := range s.GetContainers() {
-		out = append(out, c.GetName())
+	for _, c := range s.Containers {
+		out = append(out, c.Name)
 	}
 	return strings.Join(out, ",")
 }
 
 func containerImages(s *corev1.PodSpec) string {
 	var out []string
-	for _, c := range s.GetContainers() {
-		out = append(out, c.GetImage())
+	for _, c := range s.Containers {
+		out = append(out, c.Image)
 	}
 	return strings.Join(out, ",")
 }
 
-// Selector writes a label selector as kubectl does: "app=web,tier in (a,b)".
-func Selector(ls *corev1.LabelSelector) string {
-	var parts []string
-	keys := make([]string, 0, len(ls.GetMatchLabels()))
-	for k := range ls.GetMatchLabels() {
-		keys = append(keys, k)
+// lastSeen is when an event last happened, as kubectl's LAST SEEN reads it: the series'
+// last observation, else lastTimestamp, else firstTimestamp, else eventTime.
+func lastSeen(e *corev1.Event) time.Time {
+	switch {
+	case e.Series != nil:
+		return e.Series.LastObservedTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.FirstTimestamp.IsZero():
+		return e.FirstTimestamp.Time
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		parts = append(parts, k+"="+ls.GetMatchLabels()[k])
-	}
-	for _, r := range ls.GetMatchExpressions() {
-		switch r.GetOperator() {
-		case "In":
-			parts = append(parts, fmt.Sprintf("%s in (%s)", r.GetKey(), strings.Join(r.GetValues(), ",")))
-		case "NotIn":
-			parts = append(parts, fmt.Sprintf("%s notin (%s)", r.GetKey(), strings.Join(r.GetValues(), ",")))
-		case "Exists":
-			parts = append(parts, r.GetKey())
-		case "DoesNotExist":
-			parts = append(parts, "!"+r.GetKey())
-		}
-	}
-	if len(parts) == 0 {
-		return "<none>"
-	}
-	return strings.Join(parts, ",")
+	return e.EventTime.Time
 }
 
-// IntOrString formats an int-or-percent value ("25%", "1").
-func IntOrString(v *structpb.Value) string {
-	switch k := v.GetKind().(type) {
-	case *structpb.Value_NumberValue:
-		return strconv.FormatFloat(k.NumberValue, 'f', -1, 64)
-	case *structpb.Value_StringValue:
-		return k.StringValue
+// firstSeen is when an event first happened: eventTime, else firstTimestamp.
+func firstSeen(e *corev1.Event) time.Time {
+	if !e.EventTime.IsZero() {
+		return e.EventTime.Time
 	}
-	return "<unset>"
+	return e.FirstTimestamp.Time
+}
+
+// count is how many times an event happened: the series' count, else count (a singleton
+// event of the events.k8s.io API has none: 1).
+func count(e *corev1.Event) int32 {
+	switch {
+	case e.Series != nil:
+		return e.Series.Count
+	case e.Count == 0:
+		return 1
+	}
+	return e.Count
+}
+
+// source is who reported an event, as kubectl names it: "component, host", from the
+// source or else the reporting controller and instance.
+func source(e *corev1.Event) string {
+	c, h := e.Source.Component, e.Source.Host
+	if c == "" {
+		c = e.ReportingController
+	}
+	if h == "" {
+		h = e.ReportingInstance
+	}
+	if h != "" {
+		return c + ", " + h
+	}
+	return c
+}
+
+func replicas(n *int32) int32 {
+	if n == nil {
+		return 0
+	}
+	return *n
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 func orNone(s string) string {
@@ -345,41 +377,11 @@ func orNone(s string) string {
 	return s
 }
 
-// Age formats the time since ts as kubectl does ("45s", "3m12s", "5h", "12d").
-func Age(ts *timestamppb.Timestamp, now time.Time) string {
-	if ts == nil {
+// Age formats the time from t to now as kubectl does ("45s", "3m12s", "5h", "12d"):
+// apimachinery's HumanDuration, and "<unknown>" for an unset time.
+func Age(t, now time.Time) string {
+	if t.IsZero() {
 		return "<unknown>"
 	}
-	return ShortDuration(now.Sub(ts.AsTime()))
-}
-
-// ShortDuration is kubectl's human duration.
-func ShortDuration(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	s := int(d.Seconds())
-	switch {
-	case s < 120:
-		return fmt.Sprintf("%ds", s)
-	case d < 10*time.Minute:
-		return fmt.Sprintf("%dm%ds", s/60, s%60)
-	case d < 3*time.Hour:
-		return fmt.Sprintf("%dm", s/60)
-	case d < 8*time.Hour:
-		if m := (s / 60) % 60; m != 0 {
-			return fmt.Sprintf("%dh%dm", s/3600, m)
-		}
-		return fmt.Sprintf("%dh", s/3600)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", s/3600)
-	case d < 8*24*time.Hour:
-		if h := (s / 3600) % 24; h != 0 {
-			return fmt.Sprintf("%dd%dh", s/86400, h)
-		}
-		return fmt.Sprintf("%dd", s/86400)
-	case d < 2*365*24*time.Hour:
-		return fmt.Sprintf("%dd", s/86400)
-	}
-	return fmt.Sprintf("%dy", s/(365*86400))
+	return duration.HumanDuration(now.Sub(t))
 }

@@ -1,7 +1,19 @@
 // Package trace reconstructs the chain of events behind a Deployment — the ten steps
 // from the API server storing it to the kubelet reporting its pods Running — from the
 // objects' timestamps and the Events each component records, and renders it as a
-// timeline (text or JSON) for `skiffctl trace`.
+// timeline (text, JSON or a diagram) for `skiffctl trace`.
+//
+// Each step is timed from the most precise record of it. Kubernetes keeps object times
+// (metadata.creationTimestamp, a condition's lastTransitionTime) to the second, on the
+// wire and in storage, while an Event's eventTime keeps the microsecond. So the steps
+// that record an Event are timed by its eventTime: ScalingReplicaSet (steps 2–3),
+// SuccessfulCreate (4–5), Scheduled (6–7), Pulled (8) and Started (9). The others are
+// timed by their object: the Deployment's creationTimestamp (step 1; a rollout's new
+// ReplicaSet's, for a later revision), the pod's Ready condition (step 10), and an
+// object time stands in for an event that is missing (a pod's creationTimestamp when its
+// SuccessfulCreate was combined with similar events). A step is never shown before the
+// step ahead of it: a time to the second, cut down to its second, is raised to the
+// previous step's time (its own duration then shows as 0).
 package trace
 
 import (
@@ -13,9 +25,12 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 )
 
 // RevisionAnnotation is the Deployment controller's revision number on ReplicaSets.
@@ -117,56 +132,55 @@ func Fetch(ctx context.Context, cs *client.Clientset, namespace, name string) (*
 	return Assemble(d, rss.Items, pods.Items, events.Items), nil
 }
 
-func owned(obj kinds.Object, uid string) bool {
-	ref := kinds.ControllerOf(obj)
-	return ref != nil && ref.GetUid() == uid
+func owned(obj metav1.Object, uid types.UID) bool {
+	ref := metav1.GetControllerOfNoCopy(obj)
+	return ref != nil && ref.UID == uid
 }
 
 // Assemble builds the trace of d's newest ReplicaSet from the objects and events.
-func Assemble(d *corev1.Deployment, rss []*corev1.ReplicaSet, pods []*corev1.Pod, events []*corev1.Event) *Trace {
-	byUID := map[string][]*corev1.Event{}
+func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod, events []*corev1.Event) *Trace {
+	byUID := map[types.UID][]*corev1.Event{}
 	for _, e := range events {
-		uid := e.GetInvolvedObject().GetUid()
+		uid := e.InvolvedObject.UID
 		byUID[uid] = append(byUID[uid], e)
 	}
 	for _, evs := range byUID {
 		sort.SliceStable(evs, func(i, j int) bool { return evTime(evs[i]).Before(evTime(evs[j])) })
 	}
-	md := d.GetMetadata()
-	t := &Trace{Deployment: md.GetName(), Namespace: md.GetNamespace(), Start: md.GetCreationTimestamp().AsTime()}
-	var rs *corev1.ReplicaSet
+	t := &Trace{Deployment: d.Name, Namespace: d.Namespace, Start: d.CreationTimestamp.Time}
+	var rs *appsv1.ReplicaSet
 	for _, r := range rss {
-		if owned(r, md.GetUid()) && (rs == nil || revision(r) > revision(rs)) {
+		if owned(r, d.UID) && (rs == nil || revision(r) > revision(rs)) {
 			rs = r
 		}
 	}
-	step1 := Step{Steps: []int{1}, Title: "Deployment stored", Component: "apiserver", Object: "deployment/" + md.GetName(),
-		ResourceVersion: md.GetResourceVersion(), Time: t.Start}
+	step1 := Step{Steps: []int{1}, Title: "Deployment stored", Component: "apiserver", Object: "deployment/" + d.Name,
+		ResourceVersion: d.ResourceVersion, Time: t.Start}
 	if rs == nil {
 		t.Steps = []Step{step1, missing([]int{2, 3}, "ReplicaSet created")}
 		return finish(t)
 	}
 	t.Revision = revision(rs)
-	t.ReplicaSet = rs.GetMetadata().GetName()
-	rsTime := rs.GetMetadata().GetCreationTimestamp().AsTime()
+	t.ReplicaSet = rs.Name
 	if t.Revision > 1 {
 		// A rollout: the chain starts when the controller saw the new template.
-		t.Start = rsTime
+		t.Start = rs.CreationTimestamp.Time
 		step1.Title = fmt.Sprintf("Template changed (rev %d)", t.Revision)
-		step1.Time = rsTime
+		step1.Time = t.Start
 	}
 	step23 := Step{Steps: []int{2, 3}, Title: "ReplicaSet created", Component: "controller-manager",
-		Object: "replicaset/" + rs.GetMetadata().GetName(), ResourceVersion: rs.GetMetadata().GetResourceVersion(), Time: rsTime}
-	if e := find(byUID[md.GetUid()], "ScalingReplicaSet", rs.GetMetadata().GetName()); e != nil {
-		step23.Component, step23.Node = e.GetSource().GetComponent(), e.GetSource().GetHost()
+		Object: "replicaset/" + rs.Name, ResourceVersion: rs.ResourceVersion, Time: rs.CreationTimestamp.Time}
+	if e := find(byUID[d.UID], "ScalingReplicaSet", rs.Name); e != nil {
+		step23.Component, step23.Node, step23.Time = e.Source.Component, e.Source.Host, evTime(e)
 	}
+	step23.Time = notBefore(step23.Time, step1.Time)
 	t.Steps = []Step{step1, step23}
 
 	var traces []*Pod
-	rsEvents := byUID[rs.GetMetadata().GetUid()]
+	rsEvents := byUID[rs.UID]
 	for _, p := range pods {
-		if owned(p, rs.GetMetadata().GetUid()) && p.GetMetadata().GetDeletionTimestamp() == nil {
-			traces = append(traces, podTrace(t.Start, p, rsEvents, byUID[p.GetMetadata().GetUid()]))
+		if owned(p, rs.UID) && p.DeletionTimestamp == nil {
+			traces = append(traces, podTrace(t.Start, step23.Time, p, rsEvents, byUID[p.UID]))
 		}
 	}
 	t.Pods.Total = len(traces)
@@ -190,108 +204,123 @@ func Assemble(d *corev1.Deployment, rss []*corev1.ReplicaSet, pods []*corev1.Pod
 	return finish(t)
 }
 
-func podTrace(start time.Time, p *corev1.Pod, rsEvents, events []*corev1.Event) *Pod {
-	name := p.GetMetadata().GetName()
-	node := p.GetSpec().GetNodeName()
-	obj := "pod/" + name
-	rv := p.GetMetadata().GetResourceVersion()
-	out := &Pod{Name: name, Node: node}
+// podTrace is one pod's steps 4–10, each no earlier than the one before, starting from
+// prev (step 2–3's time).
+func podTrace(start, prev time.Time, p *corev1.Pod, rsEvents, events []*corev1.Event) *Pod {
+	node := p.Spec.NodeName
+	obj := "pod/" + p.Name
+	out := &Pod{Name: p.Name, Node: node}
 	created := Step{Steps: []int{4, 5}, Title: "Pod created", Component: "controller-manager", Object: obj,
-		Time: p.GetMetadata().GetCreationTimestamp().AsTime()}
-	if e := find(rsEvents, "SuccessfulCreate", name); e != nil {
-		created.Component, created.Node = e.GetSource().GetComponent(), e.GetSource().GetHost()
+		Time: p.CreationTimestamp.Time}
+	if e := find(rsEvents, "SuccessfulCreate", p.Name); e != nil {
+		created.Component, created.Node, created.Time = e.Source.Component, e.Source.Host, evTime(e)
 	}
 	scheduled := fromEvent([]int{6, 7}, "Pod bound to "+orDash(node), obj, find(events, "Scheduled", ""))
-	if c := condition(p, "PodScheduled"); c != nil && c.GetStatus() == "True" {
-		// The API server stamps the condition when the Bind commits; the scheduler's
-		// event comes after, possibly after the kubelet has already started.
-		scheduled.Time, scheduled.Missing = c.GetLastTransitionTime().AsTime(), false
-		if scheduled.Component == "" {
-			scheduled.Component = "scheduler"
-		}
+	if c := condition(p, corev1.PodScheduled); scheduled.Missing && c != nil && c.Status == corev1.ConditionTrue {
+		// No event (yet): the condition the API server sets when the Bind commits.
+		scheduled.Time, scheduled.Missing, scheduled.Component = c.LastTransitionTime.Time, false, "scheduler"
 	}
 	pulled := fromEvent([]int{8}, "Image ready", obj, find(events, "Pulled", ""))
 	started := fromEvent([]int{9}, "Container started", obj, find(events, "Started", ""))
-	ready := Step{Steps: []int{10}, Title: "Pod Running and Ready", Component: "kubelet", Node: node, Object: obj, ResourceVersion: rv, Missing: true}
-	if c := condition(p, "Ready"); c != nil && c.GetStatus() == "True" {
-		ready.Time, ready.Missing = c.GetLastTransitionTime().AsTime(), false
-		out.Ready = true
-		out.ReadyMs = ms(ready.Time.Sub(start))
+	ready := Step{Steps: []int{10}, Title: "Pod Running and Ready", Component: "kubelet", Node: node, Object: obj,
+		ResourceVersion: p.ResourceVersion, Missing: true}
+	if c := condition(p, corev1.PodReady); c != nil && c.Status == corev1.ConditionTrue {
+		ready.Time, ready.Missing = c.LastTransitionTime.Time, false
 	}
 	out.Steps = []Step{created, scheduled, pulled, started, ready}
+	for i := range out.Steps {
+		s := &out.Steps[i]
+		if s.Missing {
+			continue
+		}
+		s.Time = notBefore(s.Time, prev)
+		prev = s.Time
+	}
+	if r := out.Steps[len(out.Steps)-1]; !r.Missing {
+		out.Ready = true
+		out.ReadyMs = ms(r.Time.Sub(start))
+	}
 	return out
+}
+
+// notBefore is t, or prev when t is earlier: a time to the second may fall before a
+// step that came ahead of it.
+func notBefore(t, prev time.Time) time.Time {
+	if t.Before(prev) {
+		return prev
+	}
+	return t
 }
 
 func fromEvent(steps []int, title, obj string, e *corev1.Event) Step {
 	if e == nil {
 		return missing(steps, title)
 	}
-	return Step{Steps: steps, Title: title, Component: e.GetSource().GetComponent(), Node: e.GetSource().GetHost(), Object: obj,
-		ResourceVersion: e.GetInvolvedObject().GetResourceVersion(), Time: evTime(e)}
+	return Step{Steps: steps, Title: title, Component: e.Source.Component, Node: e.Source.Host, Object: obj,
+		ResourceVersion: e.InvolvedObject.ResourceVersion, Time: evTime(e)}
 }
 
 func missing(steps []int, title string) Step { return Step{Steps: steps, Title: title, Missing: true} }
 
 // finish fills the relative times.
 func finish(t *Trace) *Trace {
-	prev := t.Start
-	for i := range t.Steps {
-		s := &t.Steps[i]
-		if s.Missing {
-			continue
-		}
-		s.SinceStartMs = ms(s.Time.Sub(t.Start))
-		s.SincePreviousMs = ms(s.Time.Sub(prev))
-		prev = s.Time
-	}
+	relative(t.Steps, t.Start)
 	for _, p := range []*Pod{t.Pods.First, t.Pods.Median, t.Pods.Slowest} {
-		if p == nil {
-			continue
-		}
-		prev := t.Start
-		for i := range p.Steps {
-			s := &p.Steps[i]
-			if s.Missing {
-				continue
-			}
-			s.SinceStartMs = ms(s.Time.Sub(t.Start))
-			s.SincePreviousMs = ms(s.Time.Sub(prev))
-			prev = s.Time
+		if p != nil {
+			relative(p.Steps, t.Start)
 		}
 	}
 	return t
 }
 
+func relative(steps []Step, start time.Time) {
+	prev := start
+	for i := range steps {
+		s := &steps[i]
+		if s.Missing {
+			continue
+		}
+		s.SinceStartMs = ms(s.Time.Sub(start))
+		s.SincePreviousMs = ms(s.Time.Sub(prev))
+		prev = s.Time
+	}
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// evTime is when an event first happened, as precisely as it says: eventTime (to the
+// microsecond), else firstTimestamp (to the second).
 func evTime(e *corev1.Event) time.Time {
-	if e.GetFirstTimestamp() != nil {
-		return e.GetFirstTimestamp().AsTime()
+	if !e.EventTime.IsZero() {
+		return e.EventTime.Time
 	}
-	return e.GetEventTime().AsTime()
+	if !e.FirstTimestamp.IsZero() {
+		return e.FirstTimestamp.Time
+	}
+	return e.LastTimestamp.Time
 }
 
 // find returns the first event with reason whose message mentions about ("" for any).
 func find(events []*corev1.Event, reason, about string) *corev1.Event {
 	for _, e := range events {
-		if e.GetReason() == reason && (about == "" || strings.Contains(e.GetMessage(), about)) {
+		if e.Reason == reason && (about == "" || strings.Contains(e.Message, about)) {
 			return e
 		}
 	}
 	return nil
 }
 
-func condition(p *corev1.Pod, typ string) *corev1.PodCondition {
-	for _, c := range p.GetStatus().GetConditions() {
-		if c.GetType() == typ {
+func condition(p *corev1.Pod, typ corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if c := &p.Status.Conditions[i]; c.Type == typ {
 			return c
 		}
 	}
 	return nil
 }
 
-func revision(rs *corev1.ReplicaSet) int64 {
-	n, _ := strconv.ParseInt(rs.GetMetadata().GetAnnotations()[RevisionAnnotation], 10, 64)
+func revision(rs *appsv1.ReplicaSet) int64 {
+	n, _ := strconv.ParseInt(rs.Annotations[RevisionAnnotation], 10, 64)
 	return n
 }
 
