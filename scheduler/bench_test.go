@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -32,8 +32,8 @@ type fakeBinder struct {
 }
 
 func (b *fakeBinder) Bind(_ context.Context, pod *corev1.Pod, node string) error {
-	spec := &corev1.PodSpec{Containers: pod.GetSpec().GetContainers(), NodeName: node}
-	b.cache.SetPod(&corev1.Pod{Metadata: pod.Metadata, Spec: spec, Status: pod.Status})
+	b.cache.SetPod(&corev1.Pod{ObjectMeta: pod.ObjectMeta,
+		Spec: corev1.PodSpec{Containers: pod.Spec.Containers, NodeName: node}, Status: pod.Status})
 	if b.n.Add(1) == b.want {
 		close(b.done)
 	}
@@ -171,10 +171,10 @@ func BenchmarkSchedE2E1000n10000p(b *testing.B) {
 		created := make(chan time.Duration, 1)
 		go func() {
 			parallel(256, pods, func(j int) {
-				p := proto.Clone(all[j]).(*corev1.Pod)
-				p.Metadata.Uid, p.Metadata.CreationTimestamp, p.Status = "", nil, nil
+				p := all[j].DeepCopy()
+				p.UID, p.CreationTimestamp, p.Status = "", metav1.Time{}, corev1.PodStatus{}
 				if _, err := users.Pods.Create(ctx, p); err != nil {
-					b.Errorf("create pod %s: %v", p.GetMetadata().GetName(), err)
+					b.Errorf("create pod %s: %v", p.Name, err)
 				}
 			})
 			created <- time.Since(start)

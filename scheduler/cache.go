@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sync"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Cache is the scheduler's view of the nodes and of the pods counted on them: the
@@ -37,11 +37,10 @@ func NewCache() *Cache {
 func (c *Cache) AddNode(node *corev1.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	name := node.GetMetadata().GetName()
-	ni, ok := c.nodes[name]
+	ni, ok := c.nodes[node.Name]
 	if !ok {
 		ni = NewNodeInfo(node)
-		c.nodes[name] = ni
+		c.nodes[node.Name] = ni
 	} else {
 		ni.SetNode(node)
 	}
@@ -152,8 +151,7 @@ func (c *Cache) Counted(key string) (node string, assumed, ok bool) {
 
 // terminal reports whether a pod has finished and holds no resources.
 func terminal(pod *corev1.Pod) bool {
-	ph := pod.GetStatus().GetPhase()
-	return ph == "Succeeded" || ph == "Failed"
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }
 
 // SetPod records a pod's current state from the watch: a bound pod counts on its node
@@ -161,12 +159,11 @@ func terminal(pod *corev1.Pod) bool {
 // a finished pod no longer counts; an unbound pod is not the cache's business unless
 // it is assumed, in which case it stays assumed.
 func (c *Cache) SetPod(pod *corev1.Pod) {
-	node := pod.GetSpec().GetNodeName()
+	node := pod.Spec.NodeName
 	if node == "" {
 		return
 	}
-	md := pod.GetMetadata()
-	key := md.GetNamespace() + "/" + md.GetName()
+	key := podKey(pod)
 	if terminal(pod) {
 		c.RemovePod(key)
 		return
@@ -174,7 +171,7 @@ func (c *Cache) SetPod(pod *corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ps, ok := c.pods[key]
-	if ok && ps.assumed && ps.node == node && ps.info.Pod.GetMetadata().GetUid() == md.GetUid() {
+	if ok && ps.assumed && ps.node == node && ps.info.Pod.UID == pod.UID {
 		// Confirmed as assumed: the requests are the same (a pod's resources do not
 		// change), so keep the parsed info and take the newer object.
 		ps.assumed = false
@@ -183,11 +180,11 @@ func (c *Cache) SetPod(pod *corev1.Pod) {
 		ps.info = &info
 		return
 	}
-	if ok && !ps.assumed && ps.node == node && ps.info.Pod.GetMetadata().GetUid() == md.GetUid() {
+	if ok && !ps.assumed && ps.node == node && ps.info.Pod.UID == pod.UID {
 		ps.info.Pod = pod // a status change, say: nothing the cache counts
 		return
 	}
-	pi, _ := NewPodInfo(pod) // a request that does not parse counts as nothing
+	pi := NewPodInfo(pod)
 	if ok {
 		c.removeFromNode(ps)
 	}

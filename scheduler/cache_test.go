@@ -18,11 +18,11 @@ func TestCacheAssumeConfirmForget(t *testing.T) {
 	c.AddNode(makeNode("n1", "2", "2Gi"))
 	c.AddNode(makeNode("n2", "2", "2Gi"))
 	p := makePod("p", "500m", "")
-	if err := c.Assume(mustPodInfo(p), "n1"); err != nil {
+	if err := c.Assume(NewPodInfo(p), "n1"); err != nil {
 		t.Fatal(err)
 	}
 	wantRequested(t, c, "n1", 500, 1)
-	if err := c.Assume(mustPodInfo(p), "n2"); err == nil {
+	if err := c.Assume(NewPodInfo(p), "n2"); err == nil {
 		t.Fatal("assumed a pod twice")
 	}
 	if !c.IsAssumed("default/p") {
@@ -34,7 +34,7 @@ func TestCacheAssumeConfirmForget(t *testing.T) {
 	wantRequested(t, c, "n1", 0, 0)
 
 	// The watch confirms an assumption; a later Forget leaves it.
-	if err := c.Assume(mustPodInfo(p), "n1"); err != nil {
+	if err := c.Assume(NewPodInfo(p), "n1"); err != nil {
 		t.Fatal(err)
 	}
 	bound := makePod("p", "500m", "", onNode("n1"))
@@ -58,7 +58,7 @@ func TestCacheBoundElsewhere(t *testing.T) {
 	c := NewCache()
 	c.AddNode(makeNode("n1", "2", "2Gi"))
 	c.AddNode(makeNode("n2", "2", "2Gi"))
-	if err := c.Assume(mustPodInfo(makePod("p", "1", "")), "n1"); err != nil {
+	if err := c.Assume(NewPodInfo(makePod("p", "1", "")), "n1"); err != nil {
 		t.Fatal(err)
 	}
 	// Another scheduler won the bind, to n2: the pod moves.
@@ -73,7 +73,7 @@ func TestCacheDeletes(t *testing.T) {
 	c := NewCache()
 	c.AddNode(makeNode("n1", "2", "2Gi"))
 	c.SetPod(makePod("a", "1", "", onNode("n1")))
-	if err := c.Assume(mustPodInfo(makePod("b", "500m", "")), "n1"); err != nil {
+	if err := c.Assume(NewPodInfo(makePod("b", "500m", "")), "n1"); err != nil {
 		t.Fatal(err)
 	}
 	wantRequested(t, c, "n1", 1500, 2)
@@ -105,7 +105,7 @@ func TestCacheSchedulePacksWithoutOvercommit(t *testing.T) {
 	placed := 0
 	var fitErr error
 	for i := 0; i < 14; i++ {
-		_, err := c.scheduleAndAssume(fw, mustPodInfo(makePod("p"+itoa(i), "500m", "")))
+		_, err := c.scheduleAndAssume(fw, NewPodInfo(makePod("p"+itoa(i), "500m", "")))
 		if err != nil {
 			fitErr = err
 			continue

@@ -1,9 +1,10 @@
 package scheduler
 
 import (
-	"google.golang.org/protobuf/proto"
+	"maps"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 )
 
 // The informers' handlers keep the cache and the queue in step with the cluster. They
@@ -11,7 +12,7 @@ import (
 
 func (s *Scheduler) podAdded(pod *corev1.Pod) {
 	switch {
-	case pod.GetSpec().GetNodeName() != "":
+	case pod.Spec.NodeName != "":
 		s.cache.SetPod(pod)
 	case !terminal(pod):
 		s.queue.Add(pod)
@@ -19,7 +20,7 @@ func (s *Scheduler) podAdded(pod *corev1.Pod) {
 }
 
 func (s *Scheduler) podUpdated(old, pod *corev1.Pod) {
-	if pod.GetSpec().GetNodeName() == "" {
+	if pod.Spec.NodeName == "" {
 		if terminal(pod) {
 			s.queue.Delete(pod)
 			return
@@ -27,7 +28,7 @@ func (s *Scheduler) podUpdated(old, pod *corev1.Pod) {
 		s.queue.Update(old, pod)
 		return
 	}
-	if old.GetSpec().GetNodeName() == "" {
+	if old.Spec.NodeName == "" {
 		s.queue.Delete(pod) // bound: by us (confirming the assumption) or by another
 	}
 	s.cache.SetPod(pod)
@@ -57,23 +58,23 @@ func (s *Scheduler) nodeUpdated(old, node *corev1.Node) {
 }
 
 func (s *Scheduler) nodeDeleted(node *corev1.Node) {
-	s.cache.RemoveNode(node.GetMetadata().GetName())
+	s.cache.RemoveNode(node.Name)
 }
 
 // nodeSchedulingChanged reports whether an update changed what a filter looks at: not
 // a heartbeat.
 func nodeSchedulingChanged(old, node *corev1.Node) bool {
-	return !proto.Equal(old.GetSpec(), node.GetSpec()) ||
-		!mapsEqual(old.GetMetadata().GetLabels(), node.GetMetadata().GetLabels()) ||
-		!mapsEqual(old.GetStatus().GetAllocatable(), node.GetStatus().GetAllocatable()) ||
-		!mapsEqual(old.GetStatus().GetCapacity(), node.GetStatus().GetCapacity()) ||
+	return !equality.Semantic.DeepEqual(&old.Spec, &node.Spec) ||
+		!maps.Equal(old.Labels, node.Labels) ||
+		!equality.Semantic.DeepEqual(old.Status.Allocatable, node.Status.Allocatable) ||
+		!equality.Semantic.DeepEqual(old.Status.Capacity, node.Status.Capacity) ||
 		ready(old) != ready(node)
 }
 
 func ready(node *corev1.Node) bool {
-	for _, c := range node.GetStatus().GetConditions() {
-		if c.GetType() == "Ready" {
-			return c.GetStatus() == "True"
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
 		}
 	}
 	return false

@@ -1,14 +1,14 @@
 package scheduler
 
 import (
-	"fmt"
-
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/quantity"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Resources is the part of a node's capacity the scheduler accounts: cpu in
-// millicores, memory in bytes, and a pod count.
+// millicores, memory in bytes, and a pod count. Quantities are converted into it once
+// per pod and once per node update (as Kubernetes' framework.Resource), never per
+// filter call.
 type Resources struct {
 	MilliCPU int64
 	Memory   int64
@@ -39,7 +39,7 @@ const (
 
 // hostPort is one port a pod claims on its node.
 type hostPort struct {
-	Protocol string
+	Protocol corev1.Protocol
 	IP       string // "" or 0.0.0.0 means every address
 	Port     int32
 }
@@ -57,45 +57,34 @@ type PodInfo struct {
 	Owner string
 }
 
-// NewPodInfo parses pod. A request that is not a valid quantity is an error naming
-// its field.
-func NewPodInfo(pod *corev1.Pod) (*PodInfo, error) {
-	md := pod.GetMetadata()
-	pi := &PodInfo{Pod: pod, Key: md.GetNamespace() + "/" + md.GetName(), Requests: Resources{Pods: 1}}
+// NewPodInfo reads what the scheduler needs from pod. Its requests are quantities the
+// API server has already parsed, so nothing here can fail.
+func NewPodInfo(pod *corev1.Pod) *PodInfo {
+	pi := &PodInfo{Pod: pod, Key: podKey(pod), Requests: Resources{Pods: 1}}
 	var cpuSet, memSet bool
-	spec := pod.GetSpec()
-	for i, c := range spec.GetContainers() {
-		for name, v := range c.GetResources().GetRequests() {
-			switch name {
-			case "cpu", "memory":
-			default:
-				continue
-			}
-			q, err := quantity.Parse(v)
-			if err != nil {
-				return pi, fmt.Errorf("pod %s: spec.containers[%d].resources.requests.%s: %w", pi.Key, i, name, err)
-			}
-			if name == "cpu" {
-				pi.Requests.MilliCPU += q.MilliValue()
-				cpuSet = true
-			} else {
-				pi.Requests.Memory += q.Value()
-				memSet = true
-			}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if q, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
+			pi.Requests.MilliCPU += q.MilliValue()
+			cpuSet = true
 		}
-		for _, p := range c.GetPorts() {
-			port := p.GetHostPort()
-			if port == 0 && spec.GetHostNetwork() {
-				port = p.GetContainerPort() // host network: the container port is the host's
+		if q, ok := c.Resources.Requests[corev1.ResourceMemory]; ok {
+			pi.Requests.Memory += q.Value()
+			memSet = true
+		}
+		for _, p := range c.Ports {
+			port := p.HostPort
+			if port == 0 && pod.Spec.HostNetwork {
+				port = p.ContainerPort // host network: the container port is the host's
 			}
 			if port <= 0 {
 				continue
 			}
-			proto := p.GetProtocol()
+			proto := p.Protocol
 			if proto == "" {
-				proto = "TCP"
+				proto = corev1.ProtocolTCP
 			}
-			pi.Ports = append(pi.Ports, hostPort{Protocol: proto, IP: p.GetHostIp(), Port: port})
+			pi.Ports = append(pi.Ports, hostPort{Protocol: proto, IP: p.HostIP, Port: port})
 		}
 	}
 	pi.NonZero = pi.Requests
@@ -105,13 +94,10 @@ func NewPodInfo(pod *corev1.Pod) (*PodInfo, error) {
 	if !memSet {
 		pi.NonZero.Memory = defaultMemoryRequest
 	}
-	for _, ref := range md.GetOwnerReferences() {
-		if ref.GetController() {
-			pi.Owner = ref.GetUid()
-			break
-		}
+	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
+		pi.Owner = string(ref.UID)
 	}
-	return pi, nil
+	return pi
 }
 
 // NodeInfo is a node with the pods the scheduler counts on it: bound pods the watch
@@ -128,7 +114,7 @@ type NodeInfo struct {
 	Ready            bool
 	Unschedulable    bool
 	// Taints are the node's NoSchedule and NoExecute taints.
-	Taints []*corev1.Taint
+	Taints []corev1.Taint
 
 	pods  map[string]*PodInfo
 	ports map[hostPort]int
@@ -151,31 +137,31 @@ func (ni *NodeInfo) SetNode(node *corev1.Node) {
 	if node == nil {
 		return
 	}
-	ni.Name = node.GetMetadata().GetName()
-	alloc := node.GetStatus().GetAllocatable()
+	ni.Name = node.Name
+	alloc := node.Status.Allocatable
 	if len(alloc) == 0 {
-		alloc = node.GetStatus().GetCapacity()
+		alloc = node.Status.Capacity
 	}
 	ni.Allocatable = Resources{Pods: defaultMaxPods}
-	if q, err := quantity.Parse(alloc["cpu"]); err == nil {
+	if q, ok := alloc[corev1.ResourceCPU]; ok {
 		ni.Allocatable.MilliCPU = q.MilliValue()
 	}
-	if q, err := quantity.Parse(alloc["memory"]); err == nil {
+	if q, ok := alloc[corev1.ResourceMemory]; ok {
 		ni.Allocatable.Memory = q.Value()
 	}
-	if q, err := quantity.Parse(alloc["pods"]); err == nil {
+	if q, ok := alloc[corev1.ResourcePods]; ok {
 		ni.Allocatable.Pods = q.Value()
 	}
 	ni.Ready = false
-	for _, c := range node.GetStatus().GetConditions() {
-		if c.GetType() == "Ready" {
-			ni.Ready = c.GetStatus() == "True"
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			ni.Ready = c.Status == corev1.ConditionTrue
 		}
 	}
-	ni.Unschedulable = node.GetSpec().GetUnschedulable()
+	ni.Unschedulable = node.Spec.Unschedulable
 	ni.Taints = ni.Taints[:0]
-	for _, t := range node.GetSpec().GetTaints() {
-		if t.GetEffect() == "NoSchedule" || t.GetEffect() == "NoExecute" {
+	for _, t := range node.Spec.Taints {
+		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
 			ni.Taints = append(ni.Taints, t)
 		}
 	}

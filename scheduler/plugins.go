@@ -3,7 +3,8 @@ package scheduler
 import (
 	"fmt"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
 )
 
 // The built-in plugins' names, as profiles refer to them.
@@ -91,11 +92,14 @@ type NodeSelector struct{}
 func (NodeSelector) Name() string { return NameNodeSelector }
 
 func (NodeSelector) Filter(p *PodInfo, n *NodeInfo) *Status {
-	sel := p.Pod.GetSpec().GetNodeSelector()
+	sel := p.Pod.Spec.NodeSelector
 	if len(sel) == 0 {
 		return nil
 	}
-	labels := n.Node.GetMetadata().GetLabels()
+	var labels map[string]string
+	if n.Node != nil {
+		labels = n.Node.Labels
+	}
 	for k, v := range sel {
 		if got, ok := labels[k]; !ok || got != v {
 			return unschedulable(ReasonNodeSelector)
@@ -111,32 +115,23 @@ type TaintToleration struct{}
 func (TaintToleration) Name() string { return NameTaintToleration }
 
 func (TaintToleration) Filter(p *PodInfo, n *NodeInfo) *Status {
-	tols := p.Pod.GetSpec().GetTolerations()
-	for _, t := range n.Taints {
-		if !tolerated(tols, t) {
-			return unschedulable(fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.GetKey(), t.GetValue()))
+	tols := p.Pod.Spec.Tolerations
+	for i := range n.Taints {
+		if t := &n.Taints[i]; !tolerated(tols, t) {
+			return unschedulable(fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value))
 		}
 	}
 	return nil
 }
 
-// tolerated reports whether any toleration matches taint (Kubernetes'
-// Toleration.ToleratesTaint).
-func tolerated(tols []*corev1.Toleration, taint *corev1.Taint) bool {
-	for _, tol := range tols {
-		if tol.GetEffect() != "" && tol.GetEffect() != taint.GetEffect() {
-			continue
-		}
-		if tol.GetKey() != "" && tol.GetKey() != taint.GetKey() {
-			continue
-		}
-		switch tol.GetOperator() {
-		case "Exists":
+// tolerated reports whether any toleration tolerates taint, by Kubernetes' own
+// Toleration.ToleratesTaint with the numeric operators (Lt, Gt) off, as Kubernetes
+// without its TaintTolerationComparisonOperators feature (the API server refuses
+// them). With them off it never logs, hence the no-op logger.
+func tolerated(tols []corev1.Toleration, taint *corev1.Taint) bool {
+	for i := range tols {
+		if tols[i].ToleratesTaint(klog.Logger{}, taint, false) {
 			return true
-		case "", "Equal":
-			if tol.GetValue() == taint.GetValue() {
-				return true
-			}
 		}
 	}
 	return false

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestFilters(t *testing.T) {
@@ -16,61 +16,61 @@ func TestFilters(t *testing.T) {
 		node   *NodeInfo
 		want   []string // nil: passes
 	}{
-		{"ready", NodeReady{}, mustPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi")), nil},
-		{"not ready", NodeReady{}, mustPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi", notReady)), []string{"node(s) were not ready"}},
-		{"cordoned", NodeReady{}, mustPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi", cordoned)), []string{"node(s) were unschedulable"}},
-		{"no condition", NodeReady{}, mustPodInfo(makePod("p", "", "")),
+		{"ready", NodeReady{}, NewPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi")), nil},
+		{"not ready", NodeReady{}, NewPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi", notReady)), []string{"node(s) were not ready"}},
+		{"cordoned", NodeReady{}, NewPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi", cordoned)), []string{"node(s) were unschedulable"}},
+		{"no condition", NodeReady{}, NewPodInfo(makePod("p", "", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi", func(n *corev1.Node) { n.Status.Conditions = nil })), []string{"node(s) were not ready"}},
 
-		{"fits", NodeResourcesFit{}, mustPodInfo(makePod("p", "500m", "512Mi")),
+		{"fits", NodeResourcesFit{}, NewPodInfo(makePod("p", "500m", "512Mi")),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "500m", "512Mi", onNode("n"))), nil},
-		{"cpu", NodeResourcesFit{}, mustPodInfo(makePod("p", "501m", "")),
+		{"cpu", NodeResourcesFit{}, NewPodInfo(makePod("p", "501m", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "500m", "", onNode("n"))), []string{"Insufficient cpu"}},
-		{"memory", NodeResourcesFit{}, mustPodInfo(makePod("p", "", "1Gi")),
+		{"memory", NodeResourcesFit{}, NewPodInfo(makePod("p", "", "1Gi")),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "", "1", onNode("n"))), []string{"Insufficient memory"}},
-		{"cpu and memory", NodeResourcesFit{}, mustPodInfo(makePod("p", "2", "2Gi")),
+		{"cpu and memory", NodeResourcesFit{}, NewPodInfo(makePod("p", "2", "2Gi")),
 			nodeInfoWith(makeNode("n", "1", "1Gi")), []string{"Insufficient cpu", "Insufficient memory"}},
-		{"pods", NodeResourcesFit{}, mustPodInfo(makePod("p", "", "")),
+		{"pods", NodeResourcesFit{}, NewPodInfo(makePod("p", "", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withMaxPods("1")), makePod("a", "", "", onNode("n"))), []string{"Too many pods"}},
-		{"zero request fits full node", NodeResourcesFit{}, mustPodInfo(makePod("p", "", "")),
+		{"zero request fits full node", NodeResourcesFit{}, NewPodInfo(makePod("p", "", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "1", "1Gi", onNode("n"))), nil},
 
-		{"selector matches", NodeSelector{}, mustPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
+		{"selector matches", NodeSelector{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withLabel("disk", "ssd"))), nil},
-		{"selector value differs", NodeSelector{}, mustPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
+		{"selector value differs", NodeSelector{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withLabel("disk", "hdd"))), []string{"node(s) didn't match Pod's node affinity/selector"}},
-		{"selector label missing", NodeSelector{}, mustPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
+		{"selector label missing", NodeSelector{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi")), []string{"node(s) didn't match Pod's node affinity/selector"}},
 
-		{"untolerated NoSchedule", TaintToleration{}, mustPodInfo(makePod("p", "", "")),
+		{"untolerated NoSchedule", TaintToleration{}, NewPodInfo(makePod("p", "", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("k", "v", "NoSchedule"))), []string{"node(s) had untolerated taint {k: v}"}},
-		{"untolerated NoExecute", TaintToleration{}, mustPodInfo(makePod("p", "", "")),
+		{"untolerated NoExecute", TaintToleration{}, NewPodInfo(makePod("p", "", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("gpu", "", "NoExecute"))), []string{"node(s) had untolerated taint {gpu: }"}},
-		{"PreferNoSchedule ignored", TaintToleration{}, mustPodInfo(makePod("p", "", "")),
+		{"PreferNoSchedule ignored", TaintToleration{}, NewPodInfo(makePod("p", "", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("k", "v", "PreferNoSchedule"))), nil},
-		{"tolerated Equal", TaintToleration{}, mustPodInfo(makePod("p", "", "", withToleration("k", "Equal", "v", "NoSchedule"))),
+		{"tolerated Equal", TaintToleration{}, NewPodInfo(makePod("p", "", "", withToleration("k", "Equal", "v", "NoSchedule"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("k", "v", "NoSchedule"))), nil},
-		{"toleration value differs", TaintToleration{}, mustPodInfo(makePod("p", "", "", withToleration("k", "", "w", ""))),
+		{"toleration value differs", TaintToleration{}, NewPodInfo(makePod("p", "", "", withToleration("k", "", "w", ""))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("k", "v", "NoSchedule"))), []string{"node(s) had untolerated taint {k: v}"}},
-		{"toleration effect differs", TaintToleration{}, mustPodInfo(makePod("p", "", "", withToleration("k", "Exists", "", "NoExecute"))),
+		{"toleration effect differs", TaintToleration{}, NewPodInfo(makePod("p", "", "", withToleration("k", "Exists", "", "NoExecute"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("k", "v", "NoSchedule"))), []string{"node(s) had untolerated taint {k: v}"}},
-		{"tolerated Exists", TaintToleration{}, mustPodInfo(makePod("p", "", "", withToleration("k", "Exists", "", ""))),
+		{"tolerated Exists", TaintToleration{}, NewPodInfo(makePod("p", "", "", withToleration("k", "Exists", "", ""))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("k", "v", "NoSchedule"), withTaint("k", "w", "NoExecute"))), nil},
-		{"tolerate everything", TaintToleration{}, mustPodInfo(makePod("p", "", "", withToleration("", "Exists", "", ""))),
+		{"tolerate everything", TaintToleration{}, NewPodInfo(makePod("p", "", "", withToleration("", "Exists", "", ""))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("a", "1", "NoSchedule"), withTaint("b", "2", "NoExecute"))), nil},
-		{"second taint untolerated", TaintToleration{}, mustPodInfo(makePod("p", "", "", withToleration("a", "Exists", "", ""))),
+		{"second taint untolerated", TaintToleration{}, NewPodInfo(makePod("p", "", "", withToleration("a", "Exists", "", ""))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withTaint("a", "1", "NoSchedule"), withTaint("b", "2", "NoExecute"))), []string{"node(s) had untolerated taint {b: 2}"}},
 
-		{"port free", NodePorts{}, mustPodInfo(makePod("p", "", "", withHostPort(80, "TCP", ""))),
+		{"port free", NodePorts{}, NewPodInfo(makePod("p", "", "", withHostPort(80, "TCP", ""))),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "", "", onNode("n"), withHostPort(81, "TCP", ""))), nil},
-		{"port taken", NodePorts{}, mustPodInfo(makePod("p", "", "", withHostPort(80, "", ""))),
+		{"port taken", NodePorts{}, NewPodInfo(makePod("p", "", "", withHostPort(80, "", ""))),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "", "", onNode("n"), withHostPort(80, "TCP", ""))),
 			[]string{"node(s) didn't have free ports for the requested pod ports"}},
-		{"other protocol", NodePorts{}, mustPodInfo(makePod("p", "", "", withHostPort(53, "UDP", ""))),
+		{"other protocol", NodePorts{}, NewPodInfo(makePod("p", "", "", withHostPort(53, "UDP", ""))),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "", "", onNode("n"), withHostPort(53, "TCP", ""))), nil},
-		{"other address", NodePorts{}, mustPodInfo(makePod("p", "", "", withHostPort(80, "TCP", "10.0.0.1"))),
+		{"other address", NodePorts{}, NewPodInfo(makePod("p", "", "", withHostPort(80, "TCP", "10.0.0.1"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "", "", onNode("n"), withHostPort(80, "TCP", "10.0.0.2"))), nil},
-		{"wildcard conflicts", NodePorts{}, mustPodInfo(makePod("p", "", "", withHostPort(80, "TCP", "10.0.0.1"))),
+		{"wildcard conflicts", NodePorts{}, NewPodInfo(makePod("p", "", "", withHostPort(80, "TCP", "10.0.0.1"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "", "", onNode("n"), withHostPort(80, "TCP", "0.0.0.0"))),
 			[]string{"node(s) didn't have free ports for the requested pod ports"}},
 	}
@@ -96,15 +96,15 @@ func TestFilters(t *testing.T) {
 func TestHostNetworkClaimsContainerPorts(t *testing.T) {
 	p := makePod("p", "", "")
 	p.Spec.HostNetwork = true
-	p.Spec.Containers[0].Ports = append(p.Spec.Containers[0].Ports, &corev1.ContainerPort{ContainerPort: 8080})
-	pi := mustPodInfo(p)
+	p.Spec.Containers[0].Ports = append(p.Spec.Containers[0].Ports, corev1.ContainerPort{ContainerPort: 8080})
+	pi := NewPodInfo(p)
 	if len(pi.Ports) != 1 || pi.Ports[0] != (hostPort{Protocol: "TCP", Port: 8080}) {
 		t.Fatalf("ports %v, want TCP 8080", pi.Ports)
 	}
 }
 
 func TestScores(t *testing.T) {
-	pod := mustPodInfo(makePod("p", "1", "1Gi"))
+	pod := NewPodInfo(makePod("p", "1", "1Gi"))
 	empty := nodeInfoWith(makeNode("empty", "4", "4Gi"))
 	half := nodeInfoWith(makeNode("half", "4", "4Gi"), makePod("a", "1", "1Gi", onNode("half")))
 	skewed := nodeInfoWith(makeNode("skewed", "4", "4Gi"), makePod("a", "3", "", onNode("skewed")))
@@ -134,7 +134,7 @@ func TestScores(t *testing.T) {
 }
 
 func TestOwnerSpread(t *testing.T) {
-	pod := mustPodInfo(makePod("p", "", "", ownedBy("rs1")))
+	pod := NewPodInfo(makePod("p", "", "", ownedBy("rs1")))
 	nodes := []*NodeInfo{
 		nodeInfoWith(makeNode("a", "4", "4Gi"), makePod("x", "", "", onNode("a"), ownedBy("rs1")), makePod("y", "", "", onNode("a"), ownedBy("rs1"))),
 		nodeInfoWith(makeNode("b", "4", "4Gi"), makePod("z", "", "", onNode("b"), ownedBy("rs1"))),
@@ -180,12 +180,12 @@ func TestFitErrorMessage(t *testing.T) {
 		nodeInfoWith(makeNode("a", "1", "1Gi")), nodeInfoWith(makeNode("b", "1", "1Gi")), nodeInfoWith(makeNode("c", "1", "1Gi")),
 		nodeInfoWith(makeNode("d", "8", "8Gi", withTaint("k", "v", "NoSchedule"))), nodeInfoWith(makeNode("e", "8", "8Gi", withTaint("k", "v", "NoExecute"))),
 	}
-	_, err := fw.Schedule(mustPodInfo(makePod("p", "2", "")), nodes)
+	_, err := fw.Schedule(NewPodInfo(makePod("p", "2", "")), nodes)
 	want := "0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untolerated taint {k: v}."
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
-	if _, err := fw.Schedule(mustPodInfo(makePod("p", "", "")), nil); err == nil || err.Error() != "no nodes available to schedule pods" {
+	if _, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), nil); err == nil || err.Error() != "no nodes available to schedule pods" {
 		t.Fatalf("no nodes: got %v", err)
 	}
 }
@@ -209,7 +209,7 @@ func TestScheduleSamplesAndRotates(t *testing.T) {
 		for i := 0; i < 2000; i++ {
 			nodes = append(nodes, nodeInfoWith(makeNode(nodeName(i), "4", "4Gi")))
 		}
-		res, err := fw.Schedule(mustPodInfo(makePod("p", "", "")), nodes)
+		res, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), nodes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +219,7 @@ func TestScheduleSamplesAndRotates(t *testing.T) {
 		if fw.nextStart != 200 {
 			t.Fatalf("next start %d, want 200", fw.nextStart)
 		}
-		if _, err := fw.Schedule(mustPodInfo(makePod("p", "", "")), nodes); err != nil || fw.nextStart != 400 {
+		if _, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), nodes); err != nil || fw.nextStart != 400 {
 			t.Fatalf("second cycle: next start %d, err %v; want 400", fw.nextStart, err)
 		}
 		// Every other node fails: the cycle reads twice as many.
@@ -228,7 +228,7 @@ func TestScheduleSamplesAndRotates(t *testing.T) {
 				nodes[i].SetNode(makeNode(nodeName(i), "4", "4Gi", notReady))
 			}
 		}
-		res, err = fw.Schedule(mustPodInfo(makePod("p", "", "")), nodes)
+		res, err = fw.Schedule(NewPodInfo(makePod("p", "", "")), nodes)
 		if err != nil || res.Evaluated != 400 || res.Feasible != 200 {
 			t.Fatalf("half ready: %+v, %v", res, err)
 		}
@@ -258,7 +258,7 @@ func TestScheduleDeterministicTieBreak(t *testing.T) {
 		}
 		var out []string
 		for i := 0; i < 5; i++ {
-			res, err := fw.Schedule(mustPodInfo(makePod("p", "", "")), nodes)
+			res, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), nodes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -285,7 +285,7 @@ func TestSchedulePrefersEmptierNode(t *testing.T) {
 		nodeInfoWith(makeNode("busy", "4", "4Gi"), makePod("a", "3", "3Gi", onNode("busy"))),
 		nodeInfoWith(makeNode("idle", "4", "4Gi")),
 	}
-	res, err := fw.Schedule(mustPodInfo(makePod("p", "500m", "512Mi")), nodes)
+	res, err := fw.Schedule(NewPodInfo(makePod("p", "500m", "512Mi")), nodes)
 	if err != nil || res.Node != "idle" {
 		t.Fatalf("got %+v %v, want idle", res, err)
 	}

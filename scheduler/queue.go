@@ -3,12 +3,13 @@ package scheduler
 import (
 	"container/heap"
 	"context"
+	"maps"
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // QueuedPod is a pending pod as the queue holds it.
@@ -20,9 +21,12 @@ type QueuedPod struct {
 	// Cycle is the scheduling cycle in which the pod was last popped.
 	Cycle int64
 
+	// created is the pod's creationTimestamp: whole seconds, so pods created within
+	// one second tie, and seq (the order the queue saw them) keeps them first in,
+	// first out.
 	created   time.Time
-	seq       uint64    // arrival order, breaks creation-time ties
-	uid       string    // of the pod as popped
+	seq       uint64
+	uid       types.UID // of the pod as popped
 	backoffAt time.Time // when its back-off ends
 	parkedAt  time.Time // when it became unschedulable
 	index     int       // in its heap
@@ -38,7 +42,7 @@ type QueueConfig struct {
 
 // Queue holds the pods waiting for a node, in three parts (Kubernetes'
 // PriorityQueue without priorities):
-//   - active: ready to be tried, oldest first (by creation time);
+//   - active: ready to be tried, oldest first (by creation time, then arrival);
 //   - backoff: failed recently, waiting out a back-off that doubles per attempt;
 //   - unschedulable: no node fitted; they wait for a cluster event that may make one
 //     fit (a node added or changed, a pod deleted), or for MaxUnschedulable.
@@ -76,10 +80,7 @@ func NewQueue(cfg QueueConfig) *Queue {
 		inFlight: map[string]*QueuedPod{}, gone: map[string]bool{}}
 }
 
-func podKey(pod *corev1.Pod) string {
-	md := pod.GetMetadata()
-	return md.GetNamespace() + "/" + md.GetName()
-}
+func podKey(pod *corev1.Pod) string { return pod.Namespace + "/" + pod.Name }
 
 func (q *Queue) wake() { signal(q.notify) }
 
@@ -118,27 +119,14 @@ func (q *Queue) Update(old, pod *corev1.Pod) {
 		return
 	}
 	q.seq++
-	qp := &QueuedPod{Pod: pod, Key: key, created: pod.GetMetadata().GetCreationTimestamp().AsTime(), seq: q.seq}
+	qp := &QueuedPod{Pod: pod, Key: key, created: pod.CreationTimestamp.Time, seq: q.seq}
 	q.push(&q.active, qp)
 	q.wake()
 }
 
 // schedulingChanged reports whether an update changed what scheduling looks at.
 func schedulingChanged(old, pod *corev1.Pod) bool {
-	return !proto.Equal(old.GetSpec(), pod.GetSpec()) ||
-		!mapsEqual(old.GetMetadata().GetLabels(), pod.GetMetadata().GetLabels())
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return !equality.Semantic.DeepEqual(&old.Spec, &pod.Spec) || !maps.Equal(old.Labels, pod.Labels)
 }
 
 // Delete drops a pod: deleted, or bound.
@@ -173,7 +161,7 @@ func (q *Queue) Pop(ctx context.Context) (*QueuedPod, error) {
 			q.cycle++
 			qp.Cycle = q.cycle
 			qp.Attempts++
-			qp.uid = qp.Pod.GetMetadata().GetUid()
+			qp.uid = qp.Pod.UID
 			q.inFlight[qp.Key] = qp
 			more := q.active.Len() > 0
 			q.mu.Unlock()
@@ -200,9 +188,10 @@ func (q *Queue) Done(key string) {
 	gone := q.gone[key]
 	delete(q.inFlight, key)
 	delete(q.gone, key)
-	if ok && !gone && qp.Pod.GetMetadata().GetUid() != qp.uid {
-		qp.Attempts = 0
-		qp.created = qp.Pod.GetMetadata().GetCreationTimestamp().AsTime()
+	if ok && !gone && qp.Pod.UID != qp.uid {
+		// A new pod: it queues as one, behind those that arrived before it.
+		q.seq++
+		qp.Attempts, qp.created, qp.seq = 0, qp.Pod.CreationTimestamp.Time, q.seq
 		q.push(&q.active, qp)
 		q.wake()
 	}

@@ -49,6 +49,40 @@ func TestQueueFIFOByCreation(t *testing.T) {
 	}
 }
 
+// creationTimestamp keeps whole seconds only, so pods created within one second tie:
+// they leave in the order the queue saw them.
+func TestQueueFIFOWithinASecond(t *testing.T) {
+	q, _ := newTestQueue()
+	for _, name := range []string{"z", "b", "y", "a"} {
+		q.Add(makePod(name, "", "", createdAt(2)))
+	}
+	q.Add(makePod("old", "", "", createdAt(1)))
+	for _, want := range []string{"default/old", "default/z", "default/b", "default/y", "default/a"} {
+		if qp := pop(t, q); qp.Key != want {
+			t.Fatalf("popped %s, want %s", qp.Key, want)
+		}
+	}
+}
+
+// A new pod of a name in flight queues behind the pods that arrived before it, even
+// within the same second.
+func TestQueueReplacedPodQueuesBehind(t *testing.T) {
+	q, _ := newTestQueue()
+	q.Add(makePod("e", "", "", createdAt(1)))
+	qp := pop(t, q)
+	q.Add(makePod("f", "", "", createdAt(1)))
+	e2 := makePod("e", "", "", createdAt(1))
+	e2.UID = "uid-e2"
+	q.Delete(qp.Pod)
+	q.Add(e2)
+	q.Done(qp.Key)
+	for _, want := range []string{"default/f", "default/e"} {
+		if qp := pop(t, q); qp.Key != want {
+			t.Fatalf("popped %s, want %s", qp.Key, want)
+		}
+	}
+}
+
 func TestQueuePopWaitsForAdd(t *testing.T) {
 	q, _ := newTestQueue()
 	got := make(chan string, 1)
@@ -182,7 +216,7 @@ func TestQueueUpdateAndDelete(t *testing.T) {
 	q.Add(makePod("e", "", ""))
 	qp = pop(t, q)
 	e2 := makePod("e", "", "")
-	e2.Metadata.Uid = "uid-e2"
+	e2.UID = "uid-e2"
 	q.Delete(qp.Pod)
 	q.Add(e2)
 	q.Done(qp.Key)

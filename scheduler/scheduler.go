@@ -8,14 +8,13 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // binder binds pods to nodes: the API servers' compare-and-swap Bind, or a fake.
@@ -32,10 +31,9 @@ type eventRecorder interface {
 type connBinder struct{ conn *client.Conn }
 
 func (b connBinder) Bind(ctx context.Context, pod *corev1.Pod, node string) error {
-	md := pod.GetMetadata()
-	_, err := b.conn.Bind(ctx, md.GetNamespace(), md.GetName(), md.GetUid(), node)
+	_, err := b.conn.Bind(ctx, pod.Namespace, pod.Name, string(pod.UID), node)
 	if err != nil {
-		return fmt.Errorf("bind pod %s/%s to %s: %w", md.GetNamespace(), md.GetName(), node, err)
+		return fmt.Errorf("bind pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
 	}
 	return nil
 }
@@ -167,9 +165,8 @@ func (s *Scheduler) loop(ctx context.Context) {
 func (s *Scheduler) scheduleOne(ctx context.Context, qp *QueuedPod) {
 	pod := qp.Pod
 	if s.lookup != nil {
-		md := pod.GetMetadata()
-		cur, ok := s.lookup(md.GetNamespace(), md.GetName())
-		if !ok || cur.GetSpec().GetNodeName() != "" || cur.GetMetadata().GetDeletionTimestamp() != nil {
+		cur, ok := s.lookup(pod.Namespace, pod.Name)
+		if !ok || cur.Spec.NodeName != "" || cur.DeletionTimestamp != nil {
 			s.queue.Done(qp.Key) // gone, bound or going: nothing to do
 			return
 		}
@@ -179,13 +176,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *QueuedPod) {
 		s.queue.Done(qp.Key) // its binding is under way
 		return
 	}
-	pi, err := NewPodInfo(pod)
-	if err != nil {
-		s.queue.AddUnschedulable(qp)
-		s.reportUnschedulable(ctx, pod, err.Error())
-		return
-	}
-	res, err := s.cache.scheduleAndAssume(s.fw, pi)
+	res, err := s.cache.scheduleAndAssume(s.fw, NewPodInfo(pod))
 	if err != nil {
 		var fit *FitError
 		if errors.As(err, &fit) {
@@ -226,11 +217,10 @@ func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pod *corev1.Pod, no
 	bctx, cancel := context.WithTimeout(ctx, s.cfg.BindTimeout)
 	err := s.binder.Bind(bctx, pod, node)
 	cancel()
-	md := pod.GetMetadata()
 	switch {
 	case err == nil:
 		s.log.Debug("bound", "pod", qp.Key, "node", node)
-		s.events.Eventf(pod, record.Normal, "Scheduled", "Successfully assigned %s/%s to %s", md.GetNamespace(), md.GetName(), node)
+		s.events.Eventf(pod, record.Normal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, node)
 	case client.IsForbidden(err) || client.IsNotFound(err) || client.IsConflict(err):
 		s.log.Debug("pod no longer needs binding", "pod", qp.Key, "node", node, "error", err)
 		s.cache.Forget(qp.Key)
@@ -264,34 +254,33 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, ms
 // setUnschedulable writes PodScheduled=False with reason Unschedulable, as a
 // compare-and-swap so that it never lands on a pod bound meanwhile.
 func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) error {
-	ns, name, uid := pod.GetMetadata().GetNamespace(), pod.GetMetadata().GetName(), pod.GetMetadata().GetUid()
+	ns, name, uid := pod.Namespace, pod.Name, pod.UID
 	for attempt := 0; attempt < 5; attempt++ {
-		md := pod.GetMetadata()
-		if pod.GetSpec().GetNodeName() != "" || md.GetDeletionTimestamp() != nil || md.GetUid() != uid {
+		if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || pod.UID != uid {
 			return nil // bound, going, or replaced by another pod of the name
 		}
 		var old *corev1.PodCondition
-		for _, c := range pod.GetStatus().GetConditions() {
-			if c.GetType() == "PodScheduled" {
-				old = c
+		for i := range pod.Status.Conditions {
+			if pod.Status.Conditions[i].Type == corev1.PodScheduled {
+				old = &pod.Status.Conditions[i]
 			}
 		}
-		if old != nil && old.GetStatus() == "False" && old.GetReason() == "Unschedulable" && old.GetMessage() == msg {
+		if old != nil && old.Status == corev1.ConditionFalse && old.Reason == corev1.PodReasonUnschedulable && old.Message == msg {
 			return nil
 		}
-		next := proto.Clone(pod).(*corev1.Pod)
-		if next.Status == nil {
-			next.Status = &corev1.PodStatus{Phase: "Pending"}
+		next := pod.DeepCopy()
+		if next.Status.Phase == "" {
+			next.Status.Phase = corev1.PodPending
 		}
-		cond := &corev1.PodCondition{Type: "PodScheduled", Status: "False", Reason: "Unschedulable", Message: msg,
-			LastProbeTime: timestamppb.New(s.cfg.Now())}
-		cond.LastTransitionTime = cond.LastProbeTime
-		if old != nil && old.GetStatus() == "False" {
-			cond.LastTransitionTime = old.GetLastTransitionTime()
+		now := metav1.NewTime(s.cfg.Now())
+		cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+			Reason: corev1.PodReasonUnschedulable, Message: msg, LastProbeTime: now, LastTransitionTime: now}
+		if old != nil && old.Status == corev1.ConditionFalse {
+			cond.LastTransitionTime = old.LastTransitionTime
 		}
 		replaced := false
-		for i, c := range next.Status.Conditions {
-			if c.GetType() == "PodScheduled" {
+		for i := range next.Status.Conditions {
+			if next.Status.Conditions[i].Type == corev1.PodScheduled {
 				next.Status.Conditions[i], replaced = cond, true
 			}
 		}

@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/quantity"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -65,24 +64,24 @@ func startScheduler(t testing.TB, cs *client.Clientset, seed uint64) *Scheduler 
 // would. Like createPod it may run on any goroutine: it reports failures with Errorf.
 func createNode(t testing.TB, ctx context.Context, cs *client.Clientset, n *corev1.Node) {
 	t.Helper()
-	status := proto.Clone(n.Status).(*corev1.NodeStatus)
+	status := *n.Status.DeepCopy()
 	created, err := cs.Nodes.Create(ctx, n)
 	if err != nil {
-		t.Errorf("create node %s: %v", n.GetMetadata().GetName(), err)
+		t.Errorf("create node %s: %v", n.Name, err)
 		return
 	}
 	created.Status = status
 	if _, err := cs.Nodes.UpdateStatus(ctx, created); err != nil {
-		t.Errorf("update status of node %s: %v", n.GetMetadata().GetName(), err)
+		t.Errorf("update status of node %s: %v", n.Name, err)
 	}
 }
 
 func createPod(t testing.TB, ctx context.Context, cs *client.Clientset, p *corev1.Pod) {
 	t.Helper()
-	p = proto.Clone(p).(*corev1.Pod)
-	p.Metadata.Uid, p.Metadata.CreationTimestamp, p.Status = "", nil, nil
+	p = p.DeepCopy()
+	p.UID, p.CreationTimestamp, p.Status = "", metav1.Time{}, corev1.PodStatus{}
 	if _, err := cs.Pods.Create(ctx, p); err != nil {
-		t.Errorf("create pod %s: %v", p.GetMetadata().GetName(), err)
+		t.Errorf("create pod %s: %v", p.Name, err)
 	}
 }
 
@@ -97,17 +96,17 @@ func listPods(t testing.TB, ctx context.Context, cs *client.Clientset) []*corev1
 }
 
 func scheduledCondition(p *corev1.Pod) *corev1.PodCondition {
-	for _, c := range p.GetStatus().GetConditions() {
-		if c.GetType() == "PodScheduled" {
-			return c
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodScheduled {
+			return &p.Status.Conditions[i]
 		}
 	}
 	return nil
 }
 
 func unschedulableMessage(p *corev1.Pod) string {
-	if c := scheduledCondition(p); c != nil && c.GetStatus() == "False" && c.GetReason() == "Unschedulable" {
-		return c.GetMessage()
+	if c := scheduledCondition(p); c != nil && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+		return c.Message
 	}
 	return ""
 }
@@ -121,8 +120,8 @@ func scheduledEvents(t testing.TB, ctx context.Context, cs *client.Clientset) ma
 	}
 	out := map[string]int{}
 	for _, e := range l.Items {
-		if e.GetReason() == "Scheduled" {
-			out[e.GetInvolvedObject().GetUid()] += int(e.GetCount())
+		if e.Reason == "Scheduled" {
+			out[string(e.InvolvedObject.UID)] += int(e.Count)
 		}
 	}
 	return out
@@ -153,7 +152,7 @@ func TestResourcePackingNeverOvercommits(t *testing.T) {
 	waitfor.Condition(t, time.Minute, "8 pods bound and 2 unschedulable", func() (bool, string) {
 		bound, unsched := 0, 0
 		for _, p := range listPods(t, ctx, cs) {
-			if p.GetSpec().GetNodeName() != "" {
+			if p.Spec.NodeName != "" {
 				bound++
 			} else if strings.Contains(unschedulableMessage(p), "Insufficient cpu") {
 				unsched++
@@ -163,10 +162,10 @@ func TestResourcePackingNeverOvercommits(t *testing.T) {
 	})
 	perNode := map[string]int64{}
 	for _, p := range listPods(t, ctx, cs) {
-		if n := p.GetSpec().GetNodeName(); n != "" {
-			perNode[n] += quantity.MustParse(p.GetSpec().GetContainers()[0].GetResources().GetRequests()["cpu"]).MilliValue()
+		if n := p.Spec.NodeName; n != "" {
+			perNode[n] += p.Spec.Containers[0].Resources.Requests.Cpu().MilliValue()
 		} else if msg := unschedulableMessage(p); msg != "0/2 nodes are available: 2 Insufficient cpu." {
-			t.Errorf("pod %s: message %q", p.GetMetadata().GetName(), msg)
+			t.Errorf("pod %s: message %q", p.Name, msg)
 		}
 	}
 	for n, cpu := range perNode {
@@ -206,7 +205,7 @@ func TestTaintsAndNodeSelector(t *testing.T) {
 	waitfor.Condition(t, time.Minute, "placements", func() (bool, string) {
 		var wrong []string
 		for _, p := range listPods(t, ctx, cs) {
-			name, node := p.GetMetadata().GetName(), p.GetSpec().GetNodeName()
+			name, node := p.Name, p.Spec.NodeName
 			w := want[name]
 			switch {
 			case w == "" && unschedulableMessage(p) == msg:
@@ -243,7 +242,7 @@ func TestUnschedulablePodBoundWhenNodeAdded(t *testing.T) {
 			return false, err.Error()
 		}
 		c := scheduledCondition(p)
-		return p.GetSpec().GetNodeName() == "large" && c.GetStatus() == "True", p.GetSpec().GetNodeName()
+		return p.Spec.NodeName == "large" && c != nil && c.Status == corev1.ConditionTrue, p.Spec.NodeName
 	})
 }
 
@@ -261,9 +260,9 @@ func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
 	var moved []string
 	inf := cache.NewInformer(cs.Pods, "", client.ListOptions{}, nil)
 	inf.AddHandler(cache.Handler[*corev1.Pod]{OnUpdate: func(old, p *corev1.Pod) {
-		if o := old.GetSpec().GetNodeName(); o != "" && o != p.GetSpec().GetNodeName() {
+		if o := old.Spec.NodeName; o != "" && o != p.Spec.NodeName {
 			mu.Lock()
-			moved = append(moved, fmt.Sprintf("%s: %s -> %s", cache.Key(p), o, p.GetSpec().GetNodeName()))
+			moved = append(moved, fmt.Sprintf("%s: %s -> %s", cache.Key(p), o, p.Spec.NodeName))
 			mu.Unlock()
 		}
 	}})
@@ -291,7 +290,7 @@ func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
 	waitfor.Condition(t, time.Minute, "every pod bound", func() (bool, string) {
 		bound := 0
 		for _, p := range listPods(t, ctx, cs) {
-			if p.GetSpec().GetNodeName() != "" {
+			if p.Spec.NodeName != "" {
 				bound++
 			}
 		}
@@ -299,7 +298,7 @@ func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
 	})
 	uids := map[string]bool{}
 	for _, p := range listPods(t, ctx, cs) {
-		uids[p.GetMetadata().GetUid()] = true
+		uids[string(p.UID)] = true
 	}
 	waitfor.Condition(t, time.Minute, "a Scheduled event per pod", func() (bool, string) {
 		ev := scheduledEvents(t, ctx, cs)
