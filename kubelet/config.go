@@ -6,16 +6,17 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiffhq/skiff/client/workqueue"
-	"github.com/skiffhq/skiff/proto/quantity"
 )
 
 // Version is the kubelet version a node reports (nodeInfo.kubeletVersion).
@@ -37,7 +38,8 @@ type Config struct {
 	// Labels are added to the Node's labels (kubernetes.io/hostname, kubernetes.io/os
 	// and kubernetes.io/arch are always set).
 	Labels map[string]string
-	// Capacity is the node's capacity by resource (cpu, memory, pods) as quantities.
+	// Capacity is the node's capacity by resource (cpu, memory, pods) as quantities
+	// ("4", "8Gi"), as Kubernetes' kubelet configuration writes its resource amounts.
 	// Default: the machine's CPU count and memory (/proc/meminfo), and 110 pods.
 	// Allocatable equals capacity.
 	Capacity map[string]string
@@ -93,19 +95,17 @@ func DefaultConfig() Config {
 	}
 }
 
-var dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-
 // Validate reports every invalid field.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.NodeName) > 253 || !dns1123Subdomain.MatchString(c.NodeName) {
+	if len(validation.IsDNS1123Subdomain(c.NodeName)) > 0 {
 		errs = append(errs, fmt.Errorf("nodeName %q: must be a lowercase RFC 1123 subdomain", c.NodeName))
 	}
 	if net.ParseIP(c.NodeIP) == nil {
 		errs = append(errs, fmt.Errorf("nodeIP %q: not an IP address", c.NodeIP))
 	}
 	for name, q := range c.Capacity {
-		if _, err := quantity.Parse(q); err != nil {
+		if _, err := resource.ParseQuantity(q); err != nil {
 			errs = append(errs, fmt.Errorf("capacity[%s]: %w", name, err))
 		}
 	}
@@ -146,9 +146,18 @@ func (c Config) Validate() error {
 func MachineCapacity() map[string]string {
 	c := map[string]string{"cpu": strconv.Itoa(runtime.NumCPU()), "pods": "110"}
 	if b, err := memTotal("/proc/meminfo"); err == nil {
-		c["memory"] = quantity.FormatBytes(b)
+		c["memory"] = resource.NewQuantity(b, resource.BinarySI).String()
 	}
 	return c
+}
+
+// resourceList is Capacity as the Node's status holds it. Validate has parsed it.
+func (c Config) resourceList() corev1.ResourceList {
+	l := make(corev1.ResourceList, len(c.Capacity))
+	for name, q := range c.Capacity {
+		l[corev1.ResourceName(name)] = resource.MustParse(q)
+	}
+	return l
 }
 
 func memTotal(path string) (int64, error) {

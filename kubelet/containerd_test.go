@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/containerdtest"
 	"github.com/skiffhq/skiff/test/registrytest"
@@ -60,7 +61,7 @@ func TestKubeletContainerd(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := &env{t: t, ctx: ctx, cs: cs, ns: tc.name, node: "ctrd-" + tc.name}
-			if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: e.ns}}); err != nil {
+			if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}); err != nil {
 				t.Fatal(err)
 			}
 			tc.f(e, rt)
@@ -68,8 +69,7 @@ func TestKubeletContainerd(t *testing.T) {
 			// running until the subtest's cleanup) to remove their containers.
 			if l, err := cs.Pods.List(ctx, e.ns, client.ListOptions{}); err == nil {
 				for _, p := range l.Items {
-					zero := int64(0)
-					cs.Pods.Delete(ctx, e.ns, p.GetMetadata().GetName(), client.DeleteOptions{GracePeriodSeconds: &zero})
+					cs.Pods.Delete(ctx, e.ns, p.Name, client.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
 				}
 			}
 		})
@@ -82,16 +82,16 @@ func testContainerdCrashLoop(e *env, rt *containerd.Runtime) {
 	e.createPod("crash", e.node, "Always", busyboxImage, "sh", "-c", "echo crashing; exit 1")
 	e.waitPod("crash", "in CrashLoopBackOff", func(p *corev1.Pod) bool {
 		cs := mainStatus(p)
-		return cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && cs.GetLastState().GetTerminated().GetExitCode() == 1 &&
-			cs.GetLastState().GetTerminated().GetReason() == "Error" && p.GetStatus().GetPhase() == "Running"
+		return waiting(cs).Reason == "CrashLoopBackOff" && lastTerminated(cs).ExitCode == 1 &&
+			lastTerminated(cs).Reason == "Error" && p.Status.Phase == corev1.PodRunning
 	})
 	// Between a restart and the next exit the container runs and the pod is Ready, as in
 	// Kubernetes: judge readiness while the kubelet holds the container back.
 	p := e.waitPod("crash", "restarted 3 times and backing off", func(p *corev1.Pod) bool {
 		cs := mainStatus(p)
-		return cs.GetRestartCount() >= 3 && cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff"
+		return cs.RestartCount >= 3 && waiting(cs).Reason == "CrashLoopBackOff"
 	})
-	if condition(p, "Ready") != "False" {
+	if condition(p, corev1.PodReady) != corev1.ConditionFalse {
 		t.Errorf("a crash-looping pod waiting in CrashLoopBackOff is Ready")
 	}
 	e.waitEvents("crash", "BackOff", "Started", "Created")
@@ -110,14 +110,13 @@ func testContainerdRestartAdopts(e *env, rt *containerd.Runtime) {
 	e.createPod("keep", e.node, "", busyboxImage, "sleep", "3600")
 	e.createPod("drop", e.node, "", busyboxImage, "sleep", "3600")
 	for _, name := range []string{"keep", "drop"} {
-		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
+		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	}
 	before := e.waitContainers(rt, "runs both", func(l []kubelet.Container) bool { return len(l) == 2 })
 	stop()
 
 	// While the kubelet is down, one pod is force-deleted; containers keep running.
-	zero := int64(0)
-	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "drop", client.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "drop", client.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)
 	}
 	if l, err := rt.List(e.ctx); err != nil || len(l) != 2 || l[0].State != kubelet.StateRunning || l[1].State != kubelet.StateRunning {
@@ -134,8 +133,8 @@ func testContainerdRestartAdopts(e *env, rt *containerd.Runtime) {
 	if a := after[0]; a.ID != kept.ID || a.State != kubelet.StateRunning || !a.StartedAt.Equal(kept.StartedAt) {
 		t.Fatalf("after restart the runtime has %+v, want the adopted %+v", a, kept)
 	}
-	p := e.waitPod("keep", "Ready", func(p *corev1.Pod) bool { return condition(p, "Ready") == "True" })
-	if cs := mainStatus(p); cs.GetContainerId() != "containerd://"+kept.ID || cs.GetRestartCount() != 0 {
+	p := e.waitPod("keep", "Ready", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionTrue })
+	if cs := mainStatus(p); cs.ContainerID != "containerd://"+kept.ID || cs.RestartCount != 0 {
 		t.Fatalf("container status after the restart: %v", cs)
 	}
 }
@@ -145,14 +144,14 @@ func testContainerdGracefulStop(e *env, rt *containerd.Runtime) {
 	e.start(rt, testConfig(e.node))
 	create := func(name string, grace int64, script string) {
 		_, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{
-			Metadata: &corev1.ObjectMeta{Namespace: e.ns, Name: name},
-			Spec: &corev1.PodSpec{NodeName: e.node, HostNetwork: true, TerminationGracePeriodSeconds: proto.Int64(grace),
-				Containers: []*corev1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sh", "-c", script}}}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+			Spec: corev1.PodSpec{NodeName: e.node, HostNetwork: true, TerminationGracePeriodSeconds: ptr.To(grace),
+				Containers: []corev1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sh", "-c", script}}}},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
+		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	}
 	// One exits on SIGTERM: its pod goes long before its 10-minute grace period ends
 	// (the subtest's deadline is shorter). One ignores SIGTERM (the shell is PID 1 and
@@ -177,14 +176,14 @@ func testContainerdImagePullBackOff(e *env, rt *containerd.Runtime) {
 	image := reg + "/busybox:no-such-tag"
 	e.createPod("missing", e.node, "", image)
 	e.waitPod("missing", "in ErrImagePull", func(p *corev1.Pod) bool {
-		w := mainStatus(p).GetState().GetWaiting()
-		return w.GetReason() == "ErrImagePull" && strings.Contains(w.GetMessage(), image)
+		w := waiting(mainStatus(p))
+		return w.Reason == "ErrImagePull" && strings.Contains(w.Message, image)
 	})
 	p := e.waitPod("missing", "in ImagePullBackOff", func(p *corev1.Pod) bool {
-		return mainStatus(p).GetState().GetWaiting().GetReason() == "ImagePullBackOff"
+		return waiting(mainStatus(p)).Reason == "ImagePullBackOff"
 	})
-	if p.GetStatus().GetPhase() != "Pending" {
-		t.Errorf("phase %s", p.GetStatus().GetPhase())
+	if p.Status.Phase != corev1.PodPending {
+		t.Errorf("phase %s", p.Status.Phase)
 	}
 	e.waitEvents("missing", "Pulling", "Failed", "BackOff")
 	if l, err := rt.List(e.ctx); err != nil || len(l) != 0 {

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/labels"
 )
 
 // Kubelet is one node's agent. Make it with New and run it once with Run.
@@ -29,7 +30,9 @@ type Kubelet struct {
 	queue  *workqueue.Queue
 	scheme string // the runtime's name: container IDs are scheme://id
 	bp     backoffPolicy
-	info   *corev1.NodeSystemInfo
+	info   corev1.NodeSystemInfo
+	// capacity is cfg.Capacity, parsed once: the node's capacity and allocatable.
+	capacity corev1.ResourceList
 
 	mu     sync.Mutex
 	memory map[string]*podMemory // by pod key
@@ -39,7 +42,7 @@ type Kubelet struct {
 // API hold: back-offs and why containers wait. Losing it (a restart) only resets
 // back-offs. Only the worker holding the pod's key touches it.
 type podMemory struct {
-	uid     string
+	uid     types.UID
 	restart map[string]*backoff // by container name
 	pull    map[string]*backoff
 	waiting map[string]*corev1.ContainerStateWaiting
@@ -63,6 +66,8 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 		queue: workqueue.New(workqueue.Config{BaseDelay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, Clock: cfg.Clock}),
 		bp:    backoffPolicy{initial: cfg.BackoffInitial, max: cfg.BackoffMax, reset: cfg.BackoffReset},
 		info:  systemInfo(rt.Version()),
+
+		capacity: cfg.resourceList(),
 
 		memory: map[string]*podMemory{},
 	}

@@ -7,11 +7,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -51,7 +55,7 @@ func TestKubelet(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			e := &env{t: t, ctx: ctx, cs: cs, ns: tc.name, node: "node-" + tc.name}
-			if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: e.ns}}); err != nil {
+			if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}); err != nil {
 				t.Fatal(err)
 			}
 			tc.f(e)
@@ -105,12 +109,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (e *env) createPod(name, node, policy, image string, command ...string) *corev1.Pod {
+func (e *env) createPod(name, node string, policy corev1.RestartPolicy, image string, command ...string) *corev1.Pod {
 	e.t.Helper()
 	p, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{
-		Metadata: &corev1.ObjectMeta{Namespace: e.ns, Name: name},
-		Spec: &corev1.PodSpec{NodeName: node, RestartPolicy: policy, HostNetwork: true,
-			Containers: []*corev1.Container{{Name: "main", Image: image, Command: command}}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+		Spec: corev1.PodSpec{NodeName: node, RestartPolicy: policy, HostNetwork: true,
+			Containers: []corev1.Container{{Name: "main", Image: image, Command: command}}},
 	})
 	if err != nil {
 		e.t.Fatalf("create pod %s: %v", name, err)
@@ -181,8 +185,8 @@ func (e *env) eventReasons(pod string) map[string]bool {
 	}
 	m := map[string]bool{}
 	for _, ev := range l.Items {
-		if ev.GetInvolvedObject().GetName() == pod && ev.GetSource().GetComponent() == "kubelet" {
-			m[ev.GetReason()] = true
+		if ev.InvolvedObject.Name == pod && ev.Source.Component == "kubelet" {
+			m[ev.Reason] = true
 		}
 	}
 	return m
@@ -209,20 +213,35 @@ func (e *env) waitEvents(pod string, reasons ...string) {
 	}
 }
 
-func condition(p *corev1.Pod, typ string) string {
-	for _, c := range p.GetStatus().GetConditions() {
-		if c.GetType() == typ {
-			return c.GetStatus()
+func condition(p *corev1.Pod, typ corev1.PodConditionType) corev1.ConditionStatus {
+	for _, c := range p.Status.Conditions {
+		if c.Type == typ {
+			return c.Status
 		}
 	}
 	return ""
 }
 
-func mainStatus(p *corev1.Pod) *corev1.ContainerStatus {
-	if cs := p.GetStatus().GetContainerStatuses(); len(cs) > 0 {
+// mainStatus is the status of the pod's (first) container; empty before it has one.
+func mainStatus(p *corev1.Pod) corev1.ContainerStatus {
+	if cs := p.Status.ContainerStatuses; len(cs) > 0 {
 		return cs[0]
 	}
-	return nil
+	return corev1.ContainerStatus{}
+}
+
+// waiting, terminated and lastTerminated read a container's state: empty when it is
+// not in it.
+func waiting(cs corev1.ContainerStatus) corev1.ContainerStateWaiting {
+	return ptr.Deref(cs.State.Waiting, corev1.ContainerStateWaiting{})
+}
+
+func terminated(cs corev1.ContainerStatus) corev1.ContainerStateTerminated {
+	return ptr.Deref(cs.State.Terminated, corev1.ContainerStateTerminated{})
+}
+
+func lastTerminated(cs corev1.ContainerStatus) corev1.ContainerStateTerminated {
+	return ptr.Deref(cs.LastTerminationState.Terminated, corev1.ContainerStateTerminated{})
 }
 
 func testPodRunsAndBecomesReady(e *env) {
@@ -232,16 +251,17 @@ func testPodRunsAndBecomesReady(e *env) {
 	e.createPod("web", e.node, "", "nginx:1.25")
 	e.createPod("elsewhere", "other-node", "", "nginx:1.25")
 	p := e.waitPod("web", "Running and Ready", func(p *corev1.Pod) bool {
-		return p.GetStatus().GetPhase() == "Running" && condition(p, "Ready") == "True"
+		return p.Status.Phase == corev1.PodRunning && condition(p, corev1.PodReady) == corev1.ConditionTrue
 	})
 	cs := mainStatus(p)
-	if !cs.GetReady() || cs.GetState().GetRunning() == nil || !strings.HasPrefix(cs.GetContainerId(), "sim://") ||
-		cs.GetImage() != "nginx:1.25" || !strings.HasPrefix(cs.GetImageId(), "sha256:") || cs.GetRestartCount() != 0 {
+	if !cs.Ready || cs.State.Running == nil || !strings.HasPrefix(cs.ContainerID, "sim://") ||
+		cs.Image != "nginx:1.25" || !strings.HasPrefix(cs.ImageID, "sha256:") || cs.RestartCount != 0 {
 		t.Errorf("container status %v", cs)
 	}
-	st := p.GetStatus()
-	if st.GetHostIp() != "10.1.2.3" || st.GetPodIp() != "10.1.2.3" || st.GetStartTime() == nil ||
-		condition(p, "PodScheduled") != "True" || condition(p, "Initialized") != "True" || condition(p, "ContainersReady") != "True" {
+	st := p.Status
+	if st.HostIP != "10.1.2.3" || st.PodIP != "10.1.2.3" || st.StartTime == nil ||
+		condition(p, corev1.PodScheduled) != corev1.ConditionTrue || condition(p, corev1.PodInitialized) != corev1.ConditionTrue ||
+		condition(p, corev1.ContainersReady) != corev1.ConditionTrue {
 		t.Errorf("pod status %v", st)
 	}
 	e.waitEvents("web", "Pulling", "Pulled", "Created", "Started")
@@ -251,8 +271,8 @@ func testPodRunsAndBecomesReady(e *env) {
 			t.Errorf("runs a container of %s", c.PodName)
 		}
 	}
-	if p, _ := e.cs.Pods.Get(e.ctx, e.ns, "elsewhere"); p.GetStatus().GetPhase() != "Pending" || len(p.GetStatus().GetContainerStatuses()) != 0 {
-		t.Errorf("a pod of another node was touched: %v", p.GetStatus())
+	if p, err := e.cs.Pods.Get(e.ctx, e.ns, "elsewhere"); err != nil || p.Status.Phase != corev1.PodPending || len(p.Status.ContainerStatuses) != 0 {
+		t.Errorf("a pod of another node was touched: %v (%v)", p, err)
 	}
 }
 
@@ -263,15 +283,16 @@ func testPodsRunToCompletion(e *env) {
 	e.createPod("bad", e.node, "Never", "busybox:1.36", "sh", "-c", "exit 3")
 	e.createPod("retry", e.node, "OnFailure", "busybox:1.36", "sh", "-c", "sleep 0.1; exit 0")
 	for name, want := range map[string]struct {
-		phase, reason string
-		code          int32
-	}{"ok": {"Succeeded", "Completed", 0}, "bad": {"Failed", "Error", 3}, "retry": {"Succeeded", "Completed", 0}} {
-		p := e.waitPod(name, want.phase, func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == want.phase })
-		term := mainStatus(p).GetState().GetTerminated()
-		if term.GetReason() != want.reason || term.GetExitCode() != want.code || term.GetFinishedAt() == nil || mainStatus(p).GetRestartCount() != 0 {
-			t.Errorf("%s: terminated %v (restarts %d)", name, term, mainStatus(p).GetRestartCount())
+		phase  corev1.PodPhase
+		reason string
+		code   int32
+	}{"ok": {corev1.PodSucceeded, "Completed", 0}, "bad": {corev1.PodFailed, "Error", 3}, "retry": {corev1.PodSucceeded, "Completed", 0}} {
+		p := e.waitPod(name, string(want.phase), func(p *corev1.Pod) bool { return p.Status.Phase == want.phase })
+		term := terminated(mainStatus(p))
+		if term.Reason != want.reason || term.ExitCode != want.code || term.FinishedAt.IsZero() || mainStatus(p).RestartCount != 0 {
+			t.Errorf("%s: terminated %v (restarts %d)", name, term, mainStatus(p).RestartCount)
 		}
-		if condition(p, "Ready") != "False" {
+		if condition(p, corev1.PodReady) != corev1.ConditionFalse {
 			t.Errorf("%s: a finished pod is Ready", name)
 		}
 	}
@@ -284,14 +305,14 @@ func testCrashLoopBackOff(e *env) {
 	e.createPod("crash", e.node, "Always", "busybox:1.36", "sh", "-c", "exit 1")
 	e.waitPod("crash", "in CrashLoopBackOff", func(p *corev1.Pod) bool {
 		cs := mainStatus(p)
-		return cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && cs.GetLastState().GetTerminated().GetExitCode() == 1 && p.GetStatus().GetPhase() == "Running"
+		return waiting(cs).Reason == "CrashLoopBackOff" && lastTerminated(cs).ExitCode == 1 && p.Status.Phase == corev1.PodRunning
 	})
 	p := e.waitPod("crash", "restarted 3 times and backing off", func(p *corev1.Pod) bool {
 		cs := mainStatus(p)
-		return cs.GetRestartCount() >= 3 && cs.GetState().GetWaiting().GetReason() == "CrashLoopBackOff"
+		return cs.RestartCount >= 3 && waiting(cs).Reason == "CrashLoopBackOff"
 	})
-	if p.GetStatus().GetPhase() != "Running" || condition(p, "Ready") != "False" {
-		t.Errorf("crash-looping pod: phase %s, Ready %s", p.GetStatus().GetPhase(), condition(p, "Ready"))
+	if p.Status.Phase != corev1.PodRunning || condition(p, corev1.PodReady) != corev1.ConditionFalse {
+		t.Errorf("crash-looping pod: phase %s, Ready %s", p.Status.Phase, condition(p, corev1.PodReady))
 	}
 	e.waitEvents("crash", "BackOff", "Started")
 	// Old attempts are cleaned up: the runtime keeps the newest two at most.
@@ -306,13 +327,13 @@ func testImagePullBackOff(e *env) {
 	e.start(rt, testConfig(e.node))
 	e.createPod("typo", e.node, "", "ngnix:1.25")
 	e.waitPod("typo", "in ErrImagePull", func(p *corev1.Pod) bool {
-		return mainStatus(p).GetState().GetWaiting().GetReason() == "ErrImagePull"
+		return waiting(mainStatus(p)).Reason == "ErrImagePull"
 	})
 	p := e.waitPod("typo", "in ImagePullBackOff", func(p *corev1.Pod) bool {
-		return mainStatus(p).GetState().GetWaiting().GetReason() == "ImagePullBackOff"
+		return waiting(mainStatus(p)).Reason == "ImagePullBackOff"
 	})
-	if p.GetStatus().GetPhase() != "Pending" {
-		t.Errorf("phase %s", p.GetStatus().GetPhase())
+	if p.Status.Phase != corev1.PodPending {
+		t.Errorf("phase %s", p.Status.Phase)
 	}
 	e.waitEvents("typo", "Pulling", "Failed", "BackOff")
 	e.waitContainers(rt, "retried the pull", func([]kubelet.Container) bool { return rt.Pulls() >= 2 })
@@ -323,7 +344,7 @@ func testDeletePod(e *env) {
 	rt := sim.New(sim.Config{})
 	e.start(rt, testConfig(e.node))
 	e.createPod("web", e.node, "", "nginx:1.25")
-	e.waitPod("web", "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
+	e.waitPod("web", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	// A graceful delete: the pod stays, marked, until the kubelet has stopped it.
 	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "web", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -340,15 +361,14 @@ func testRestartAdoptsAndCleansUp(e *env) {
 	e.createPod("keep", e.node, "", "nginx:1.25")
 	e.createPod("drop", e.node, "", "nginx:1.25")
 	for _, name := range []string{"keep", "drop"} {
-		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.GetStatus().GetPhase() == "Running" })
+		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	}
 	before := e.waitContainers(rt, "runs both", func(l []kubelet.Container) bool { return len(l) == 2 })
 	creates := rt.Creates()
 	stop()
 
 	// While the kubelet is down, one pod is force-deleted.
-	zero := int64(0)
-	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "drop", client.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "drop", client.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)
 	}
 	e.start(rt, testConfig(e.node))
@@ -363,9 +383,9 @@ func testRestartAdoptsAndCleansUp(e *env) {
 		t.Fatalf("after restart the runtime has %+v, want the adopted %s", after[0], kept.ID)
 	}
 	// The adopted pod stays as it was: Running, Ready, the same container, no new one.
-	p := e.waitPod("keep", "Ready", func(p *corev1.Pod) bool { return condition(p, "Ready") == "True" })
-	if !strings.HasSuffix(mainStatus(p).GetContainerId(), kept.ID) || rt.Creates() != creates {
-		t.Fatalf("container %s, %d creates (before the restart %d)", mainStatus(p).GetContainerId(), rt.Creates(), creates)
+	p := e.waitPod("keep", "Ready", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionTrue })
+	if !strings.HasSuffix(mainStatus(p).ContainerID, kept.ID) || rt.Creates() != creates {
+		t.Fatalf("container %s, %d creates (before the restart %d)", mainStatus(p).ContainerID, rt.Creates(), creates)
 	}
 }
 
@@ -374,7 +394,7 @@ func testNodeRegistrationAndLease(e *env) {
 	cfg := testConfig(e.node)
 	cfg.Labels = map[string]string{"zone": "a"}
 	// A node that exists already (registered before, or by an admin) is taken over.
-	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{Metadata: &corev1.ObjectMeta{Name: e.node, Labels: map[string]string{"team": "x"}}}); err != nil {
+	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: e.node, Labels: map[string]string{"team": "x"}}}); err != nil {
 		t.Fatal(err)
 	}
 	e.start(sim.New(sim.Config{}), cfg)
@@ -384,7 +404,7 @@ func testNodeRegistrationAndLease(e *env) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(n.GetStatus().GetConditions()) > 0 {
+		if len(n.Status.Conditions) > 0 {
 			node = n
 			break
 		}
@@ -394,43 +414,51 @@ func testNodeRegistrationAndLease(e *env) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	ready := node.GetStatus().GetConditions()[0]
-	if ready.GetType() != "Ready" || ready.GetStatus() != "True" || ready.GetReason() != "KubeletReady" {
+	ready := node.Status.Conditions[0]
+	if ready.Type != corev1.NodeReady || ready.Status != corev1.ConditionTrue || ready.Reason != "KubeletReady" {
 		t.Errorf("Ready condition %v", ready)
 	}
-	info := node.GetStatus().GetNodeInfo()
-	if info.GetContainerRuntimeVersion() != "sim://0.1.0" || info.GetKubeletVersion() != kubelet.Version || info.GetArchitecture() == "" {
+	info := node.Status.NodeInfo
+	if info.ContainerRuntimeVersion != "sim://0.1.0" || info.KubeletVersion != kubelet.Version || info.Architecture == "" {
 		t.Errorf("nodeInfo %v", info)
 	}
-	if c := node.GetStatus().GetCapacity(); c["cpu"] != "4" || c["memory"] != "8Gi" || c["pods"] != "110" || node.GetStatus().GetAllocatable()["pods"] != "110" {
-		t.Errorf("capacity %v", c)
+	is := func(l corev1.ResourceList, name corev1.ResourceName, want string) bool {
+		q, ok := l[name]
+		return ok && q.Equal(resource.MustParse(want))
 	}
-	l := node.GetMetadata().GetLabels()
+	if c := node.Status.Capacity; !is(c, corev1.ResourceCPU, "4") || !is(c, corev1.ResourceMemory, "8Gi") || !is(c, corev1.ResourcePods, "110") ||
+		!is(node.Status.Allocatable, corev1.ResourcePods, "110") {
+		t.Errorf("capacity %v, allocatable %v", c, node.Status.Allocatable)
+	}
+	l := node.Labels
 	if l["team"] != "x" || l["zone"] != "a" || l["kubernetes.io/hostname"] != e.node {
 		t.Errorf("labels %v", l)
 	}
-	if a := node.GetStatus().GetAddresses(); len(a) != 2 || a[0].GetAddress() != "10.1.2.3" {
+	if a := node.Status.Addresses; len(a) != 2 || a[0].Type != corev1.NodeInternalIP || a[0].Address != "10.1.2.3" {
 		t.Errorf("addresses %v", a)
 	}
 
-	// The lease is renewed, and the node's heartbeat moves.
-	var first *corev1.Lease
+	// The lease is renewed, and the node's heartbeat moves. The heartbeat is a
+	// metav1.Time, whole seconds on the wire: it moves once a report (every 400ms) falls
+	// in a later second than the first.
+	var first *coordinationv1.Lease
 	for {
 		lease, err := e.cs.Leases.Get(e.ctx, kubelet.LeaseNamespace, e.node)
 		switch {
 		case err == nil && first == nil:
 			first = lease
-			if lease.GetSpec().GetHolderIdentity() != e.node || lease.GetSpec().GetLeaseDurationSeconds() != 2 {
-				t.Errorf("lease %v", lease.GetSpec())
+			if ptr.Deref(lease.Spec.HolderIdentity, "") != e.node || ptr.Deref(lease.Spec.LeaseDurationSeconds, 0) != 2 ||
+				lease.Spec.RenewTime == nil || lease.Spec.AcquireTime == nil {
+				t.Errorf("lease %v", lease.Spec)
 			}
-		case err == nil && lease.GetSpec().GetRenewTime().AsTime().After(first.GetSpec().GetRenewTime().AsTime()):
+		case err == nil && lease.Spec.RenewTime.After(first.Spec.RenewTime.Time):
 			n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
 			if err != nil {
 				t.Fatal(err)
 			}
-			hb := n.GetStatus().GetConditions()[0]
-			if hb.GetLastHeartbeatTime().AsTime().After(ready.GetLastHeartbeatTime().AsTime()) {
-				if !hb.GetLastTransitionTime().AsTime().Equal(ready.GetLastTransitionTime().AsTime()) {
+			hb := n.Status.Conditions[0]
+			if hb.LastHeartbeatTime.After(ready.LastHeartbeatTime.Time) {
+				if !hb.LastTransitionTime.Equal(&ready.LastTransitionTime) {
 					t.Errorf("Ready's transition time moved without a transition")
 				}
 				return
@@ -467,7 +495,7 @@ func testNodeStatusWrittenWhenChanged(e *env) {
 	poll("the node never got a status", func() bool {
 		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
 		node = n
-		return err == nil && len(n.GetStatus().GetConditions()) > 0
+		return err == nil && len(n.Status.Conditions) > 0
 	})
 	// Wait out several status periods, counted in lease renewals (every 100ms; status
 	// every 200ms).
@@ -475,8 +503,8 @@ func testNodeStatusWrittenWhenChanged(e *env) {
 	var last time.Time
 	poll("the lease was not renewed", func() bool {
 		l, err := e.cs.Leases.Get(e.ctx, kubelet.LeaseNamespace, e.node)
-		if err == nil && l.GetSpec().GetRenewTime().AsTime().After(last) {
-			last = l.GetSpec().GetRenewTime().AsTime()
+		if err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(last) {
+			last = l.Spec.RenewTime.Time
 			renewals++
 		}
 		return renewals > 8
@@ -485,18 +513,18 @@ func testNodeStatusWrittenWhenChanged(e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.GetMetadata().GetResourceVersion() != node.GetMetadata().GetResourceVersion() {
-		t.Errorf("unchanged node status rewritten: resourceVersion %s -> %s", node.GetMetadata().GetResourceVersion(), n.GetMetadata().GetResourceVersion())
+	if n.ResourceVersion != node.ResourceVersion {
+		t.Errorf("unchanged node status rewritten: resourceVersion %s -> %s", node.ResourceVersion, n.ResourceVersion)
 	}
 	// A change (here: someone marking it Unknown, as the node lifecycle controller does)
 	// is corrected at the next check.
-	n.GetStatus().GetConditions()[0].Status = "Unknown"
+	n.Status.Conditions[0].Status = corev1.ConditionUnknown
 	if _, err := e.cs.Nodes.UpdateStatus(e.ctx, n); err != nil {
 		t.Fatal(err)
 	}
 	poll("Ready never went back to True", func() bool {
 		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
-		return err == nil && n.GetStatus().GetConditions()[0].GetStatus() == "True"
+		return err == nil && n.Status.Conditions[0].Status == corev1.ConditionTrue
 	})
 }
 

@@ -6,14 +6,17 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
 // LeaseNamespace holds the nodes' heartbeat Leases.
@@ -70,9 +73,9 @@ func (k *Kubelet) nodeLoop(ctx context.Context) {
 
 func (k *Kubelet) nodeLabels() map[string]string {
 	l := map[string]string{
-		"kubernetes.io/hostname": k.cfg.NodeName,
-		"kubernetes.io/os":       runtime.GOOS,
-		"kubernetes.io/arch":     runtime.GOARCH,
+		corev1.LabelHostname:   k.cfg.NodeName,
+		corev1.LabelOSStable:   runtime.GOOS,
+		corev1.LabelArchStable: runtime.GOARCH,
 	}
 	maps.Copy(l, k.cfg.Labels)
 	return l
@@ -82,9 +85,8 @@ func (k *Kubelet) nodeLabels() map[string]string {
 // its status becomes ours.
 func (k *Kubelet) registerNode(ctx context.Context) error {
 	node := &corev1.Node{
-		Metadata: &corev1.ObjectMeta{Name: k.cfg.NodeName, Labels: k.nodeLabels()},
-		Spec:     &corev1.NodeSpec{},
-		Status:   k.nodeStatus(nil),
+		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: k.nodeLabels()},
+		Status:     k.nodeStatus(nil),
 	}
 	_, err := k.cs.Nodes.Create(ctx, node)
 	if err == nil {
@@ -97,14 +99,14 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", k.cfg.NodeName, err)
 	}
-	want := maps.Clone(cur.GetMetadata().GetLabels())
+	want := maps.Clone(cur.Labels)
 	if want == nil {
 		want = map[string]string{}
 	}
 	maps.Copy(want, k.nodeLabels())
-	if !maps.Equal(want, cur.GetMetadata().GetLabels()) {
-		upd := proto.Clone(cur).(*corev1.Node)
-		upd.Metadata.Labels = want
+	if !maps.Equal(want, cur.Labels) {
+		upd := cur.DeepCopy()
+		upd.Labels = want
 		if cur, err = k.cs.Nodes.Update(ctx, upd); err != nil {
 			return fmt.Errorf("register node %s: update labels: %w", k.cfg.NodeName, err)
 		}
@@ -120,7 +122,7 @@ func (k *Kubelet) updateNodeStatus(ctx context.Context, report bool) (wrote bool
 	if err != nil {
 		return false, fmt.Errorf("get node %s: %w", k.cfg.NodeName, err)
 	}
-	if !report && sameButHeartbeats(k.nodeStatus(cur.GetStatus()), cur.GetStatus()) {
+	if st := k.nodeStatus(&cur.Status); !report && sameButHeartbeats(&st, &cur.Status) {
 		return false, nil
 	}
 	return true, k.writeNodeStatus(ctx, cur)
@@ -128,20 +130,22 @@ func (k *Kubelet) updateNodeStatus(ctx context.Context, report bool) (wrote bool
 
 // sameButHeartbeats compares two node statuses, ignoring the conditions' heartbeat times.
 func sameButHeartbeats(a, b *corev1.NodeStatus) bool {
-	if len(a.GetConditions()) != len(b.GetConditions()) {
+	if len(a.Conditions) != len(b.Conditions) {
 		return false
 	}
-	a, b = proto.Clone(a).(*corev1.NodeStatus), proto.Clone(b).(*corev1.NodeStatus)
-	for _, st := range []*corev1.NodeStatus{a, b} {
-		for _, c := range st.GetConditions() {
-			c.LastHeartbeatTime = nil
+	// Shallow copies, with conditions of their own: only the heartbeats differ.
+	strip := func(st corev1.NodeStatus) corev1.NodeStatus {
+		st.Conditions = slices.Clone(st.Conditions)
+		for i := range st.Conditions {
+			st.Conditions[i].LastHeartbeatTime = metav1.Time{}
 		}
+		return st
 	}
-	return proto.Equal(a, b)
+	return equality.Semantic.DeepEqual(strip(*a), strip(*b))
 }
 
 func (k *Kubelet) writeNodeStatus(ctx context.Context, cur *corev1.Node) error {
-	node := &corev1.Node{Metadata: &corev1.ObjectMeta{Name: k.cfg.NodeName, Uid: cur.GetMetadata().GetUid()}, Status: k.nodeStatus(cur.GetStatus())}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, UID: cur.UID}, Status: k.nodeStatus(&cur.Status)}
 	// No resourceVersion: the kubelet owns the node's status and writes it whole.
 	if _, err := k.cs.Nodes.UpdateStatus(ctx, node); err != nil {
 		return fmt.Errorf("update node %s status: %w", k.cfg.NodeName, err)
@@ -150,27 +154,30 @@ func (k *Kubelet) writeNodeStatus(ctx context.Context, cur *corev1.Node) error {
 }
 
 // nodeStatus is the Node's status now; conditions that did not change keep their
-// transition times from old.
-func (k *Kubelet) nodeStatus(old *corev1.NodeStatus) *corev1.NodeStatus {
-	now := timestamppb.New(k.cfg.Clock.Now())
-	st := &corev1.NodeStatus{
-		Capacity: maps.Clone(k.cfg.Capacity), Allocatable: maps.Clone(k.cfg.Capacity),
-		Addresses: []*corev1.NodeAddress{{Type: "InternalIP", Address: k.cfg.NodeIP}, {Type: "Hostname", Address: k.cfg.NodeName}},
+// transition times from old (nil: none). Its times are whole seconds, as the API keeps
+// them (wireTime).
+func (k *Kubelet) nodeStatus(old *corev1.NodeStatus) corev1.NodeStatus {
+	now := wireTime(k.cfg.Clock.Now())
+	st := corev1.NodeStatus{
+		Capacity: k.capacity.DeepCopy(), Allocatable: k.capacity.DeepCopy(),
+		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.cfg.NodeIP}, {Type: corev1.NodeHostName, Address: k.cfg.NodeName}},
 		NodeInfo:  k.info,
 	}
 	if k.cfg.LogPort > 0 {
-		st.DaemonEndpoints = &corev1.NodeDaemonEndpoints{KubeletEndpoint: &corev1.DaemonEndpoint{Port: int32(k.cfg.LogPort)}}
+		st.DaemonEndpoints.KubeletEndpoint.Port = int32(k.cfg.LogPort)
 	}
-	for _, c := range []*corev1.NodeCondition{
-		{Type: "Ready", Status: "True", Reason: "KubeletReady", Message: "kubelet is posting ready status"},
-		{Type: "MemoryPressure", Status: "False", Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
-		{Type: "DiskPressure", Status: "False", Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
-		{Type: "PIDPressure", Status: "False", Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
+	for _, c := range []corev1.NodeCondition{
+		{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"},
+		{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
+		{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
+		{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
 	} {
 		c.LastHeartbeatTime, c.LastTransitionTime = now, now
-		for _, o := range old.GetConditions() {
-			if o.GetType() == c.GetType() && o.GetStatus() == c.GetStatus() && o.GetLastTransitionTime() != nil {
-				c.LastTransitionTime = o.GetLastTransitionTime()
+		if old != nil {
+			for _, o := range old.Conditions {
+				if o.Type == c.Type && o.Status == c.Status && !o.LastTransitionTime.IsZero() {
+					c.LastTransitionTime = o.LastTransitionTime
+				}
 			}
 		}
 		st.Conditions = append(st.Conditions, c)
@@ -179,7 +186,7 @@ func (k *Kubelet) nodeStatus(old *corev1.NodeStatus) *corev1.NodeStatus {
 }
 
 // systemInfo describes this machine, as far as it tells.
-func systemInfo(runtimeVersion string) *corev1.NodeSystemInfo {
+func systemInfo(runtimeVersion string) corev1.NodeSystemInfo {
 	read := func(path string) string {
 		b, _ := os.ReadFile(path)
 		return strings.TrimSpace(string(b))
@@ -190,9 +197,9 @@ func systemInfo(runtimeVersion string) *corev1.NodeSystemInfo {
 			osImage = strings.Trim(v, `"`)
 		}
 	}
-	return &corev1.NodeSystemInfo{
-		MachineId: read("/etc/machine-id"), BootId: read("/proc/sys/kernel/random/boot_id"),
-		KernelVersion: read("/proc/sys/kernel/osrelease"), OsImage: osImage,
+	return corev1.NodeSystemInfo{
+		MachineID: read("/etc/machine-id"), BootID: read("/proc/sys/kernel/random/boot_id"),
+		KernelVersion: read("/proc/sys/kernel/osrelease"), OSImage: osImage,
 		ContainerRuntimeVersion: runtimeVersion, KubeletVersion: Version,
 		OperatingSystem: runtime.GOOS, Architecture: runtime.GOARCH,
 	}
@@ -200,7 +207,7 @@ func systemInfo(runtimeVersion string) *corev1.NodeSystemInfo {
 
 // leaseLoop keeps the node's Lease renewed every LeaseRenewInterval.
 func (k *Kubelet) leaseLoop(ctx context.Context) {
-	var lease *corev1.Lease
+	var lease *coordinationv1.Lease
 	failures := 0
 	for {
 		var err error
@@ -224,11 +231,11 @@ func (k *Kubelet) leaseLoop(ctx context.Context) {
 
 // renewLease renews the Lease last written (a compare-and-swap on its
 // resourceVersion), or finds or creates it when there is none or it changed.
-func (k *Kubelet) renewLease(ctx context.Context, last *corev1.Lease) (*corev1.Lease, error) {
-	now := timestamppb.New(k.cfg.Clock.Now())
+func (k *Kubelet) renewLease(ctx context.Context, last *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	now := metav1.NewMicroTime(k.cfg.Clock.Now())
 	if last != nil {
-		l := proto.Clone(last).(*corev1.Lease)
-		l.Spec.RenewTime = now
+		l := last.DeepCopy()
+		l.Spec.RenewTime = &now
 		out, err := k.cs.Leases.Update(ctx, l)
 		if err == nil {
 			return out, nil
@@ -239,7 +246,7 @@ func (k *Kubelet) renewLease(ctx context.Context, last *corev1.Lease) (*corev1.L
 	}
 	cur, err := k.cs.Leases.Get(ctx, LeaseNamespace, k.cfg.NodeName)
 	if err == nil {
-		cur.Spec = k.leaseSpec(cur.GetSpec(), now)
+		cur.Spec = k.leaseSpec(&cur.Spec, now)
 		out, err := k.cs.Leases.Update(ctx, cur)
 		if err != nil {
 			return nil, fmt.Errorf("renew lease %s/%s: %w", LeaseNamespace, k.cfg.NodeName, err)
@@ -249,12 +256,12 @@ func (k *Kubelet) renewLease(ctx context.Context, last *corev1.Lease) (*corev1.L
 	if !client.IsNotFound(err) {
 		return nil, fmt.Errorf("get lease %s/%s: %w", LeaseNamespace, k.cfg.NodeName, err)
 	}
-	if _, err := k.cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: LeaseNamespace}}); err != nil && !client.IsAlreadyExists(err) {
+	if _, err := k.cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: LeaseNamespace}}); err != nil && !client.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("create namespace %s: %w", LeaseNamespace, err)
 	}
-	out, err := k.cs.Leases.Create(ctx, &corev1.Lease{
-		Metadata: &corev1.ObjectMeta{Namespace: LeaseNamespace, Name: k.cfg.NodeName},
-		Spec:     k.leaseSpec(nil, now),
+	out, err := k.cs.Leases.Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: LeaseNamespace, Name: k.cfg.NodeName},
+		Spec:       k.leaseSpec(nil, now),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create lease %s/%s: %w", LeaseNamespace, k.cfg.NodeName, err)
@@ -262,18 +269,19 @@ func (k *Kubelet) renewLease(ctx context.Context, last *corev1.Lease) (*corev1.L
 	return out, nil
 }
 
-func (k *Kubelet) leaseSpec(prev *corev1.LeaseSpec, now *timestamppb.Timestamp) *corev1.LeaseSpec {
-	s := &corev1.LeaseSpec{
-		HolderIdentity:       k.cfg.NodeName,
-		LeaseDurationSeconds: proto.Int32(int32(max(k.cfg.LeaseDuration/time.Second, 1))),
-		AcquireTime:          prev.GetAcquireTime(),
-		RenewTime:            now,
+// leaseSpec is the spec of the node's Lease renewed at now, from its previous spec
+// (nil: none): acquired now unless this node held it already.
+func (k *Kubelet) leaseSpec(prev *coordinationv1.LeaseSpec, now metav1.MicroTime) coordinationv1.LeaseSpec {
+	s := coordinationv1.LeaseSpec{
+		HolderIdentity:       ptr.To(k.cfg.NodeName),
+		LeaseDurationSeconds: ptr.To(int32(max(k.cfg.LeaseDuration/time.Second, 1))),
+		RenewTime:            &now,
 	}
 	if prev != nil {
-		s.LeaseTransitions = prev.LeaseTransitions
+		s.AcquireTime, s.LeaseTransitions = prev.AcquireTime, prev.LeaseTransitions
 	}
-	if prev.GetHolderIdentity() != k.cfg.NodeName || s.AcquireTime == nil {
-		s.AcquireTime = now
+	if prev == nil || ptr.Deref(prev.HolderIdentity, "") != k.cfg.NodeName || s.AcquireTime == nil {
+		s.AcquireTime = ptr.To(now)
 	}
 	return s
 }

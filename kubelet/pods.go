@@ -7,13 +7,15 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/quantity"
 )
 
 // orphanGrace is the grace period of containers whose pod is gone (deleted with grace 0
@@ -35,7 +37,7 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) (time.Duration, error
 		if c.Namespace != ns || c.PodName != name {
 			continue
 		}
-		if exists && c.PodUID == pod.GetMetadata().GetUid() {
+		if exists && c.PodUID == string(pod.UID) {
 			mine = append(mine, c)
 		} else {
 			stale = append(stale, c) // a pod that is gone, or an earlier pod of that name
@@ -51,13 +53,13 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) (time.Duration, error
 		k.forget(key)
 		return 0, nil
 	}
-	if pod.GetMetadata().GetDeletionTimestamp() != nil {
+	if pod.DeletionTimestamp != nil {
 		return 0, k.terminatePod(ctx, key, pod, mine)
 	}
 	return k.runPod(ctx, key, pod, mine)
 }
 
-func (k *Kubelet) memoryOf(key, uid string) *podMemory {
+func (k *Kubelet) memoryOf(key string, uid types.UID) *podMemory {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	m := k.memory[key]
@@ -112,9 +114,8 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod,
 	if err := k.killAll(ctx, mine, gracePeriod(pod), pod); err != nil {
 		return err
 	}
-	zero := int64(0)
-	_, err := k.cs.Pods.Delete(ctx, pod.GetMetadata().GetNamespace(), pod.GetMetadata().GetName(),
-		client.DeleteOptions{GracePeriodSeconds: &zero, UID: pod.GetMetadata().GetUid()})
+	_, err := k.cs.Pods.Delete(ctx, pod.Namespace, pod.Name,
+		client.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), UID: string(pod.UID)})
 	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
 		return fmt.Errorf("delete pod %s: %w", key, err)
 	}
@@ -124,20 +125,21 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod,
 
 // runPod moves a live pod's containers towards its spec and writes its status.
 func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine []Container) (time.Duration, error) {
-	mem := k.memoryOf(key, pod.GetMetadata().GetUid())
+	mem := k.memoryOf(key, pod.UID)
 	// The last status written is newer than the cache's when the cache lags.
-	view := &corev1.Pod{Metadata: pod.GetMetadata(), Spec: pod.GetSpec(), Status: pod.GetStatus()}
+	prev := &pod.Status
 	if mem.written != nil {
-		view.Status = mem.written
+		prev = mem.written
 	}
 	now := k.cfg.Clock.Now()
 	hist := byName(mine)
-	policy := restartPolicy(pod)
-	terminal := podTerminal(view.GetStatus().GetPhase())
+	policy := restartPolicy(&pod.Spec)
+	terminal := podTerminal(prev.Phase)
 	var requeue time.Duration
 	changed := false
-	for _, spec := range pod.GetSpec().GetContainers() {
-		name := spec.GetName()
+	for i := range pod.Spec.Containers {
+		spec := &pod.Spec.Containers[i]
+		name := spec.Name
 		h := hist[name]
 		// Only the newest attempt may run: older ones still running were left by an
 		// interrupted kubelet.
@@ -158,11 +160,11 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		case actNone:
 			delete(mem.waiting, name)
 		case actWait:
-			if mem.waiting[name].GetReason() != ReasonCrashLoopBackOff {
+			if waitingReason(mem.waiting[name]) != ReasonCrashLoopBackOff {
 				k.rec.Eventf(pod, record.Warning, "BackOff", "Back-off restarting failed container %s in pod %s", name, key)
 			}
 			mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff,
-				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", mem.restart[name].delay, name, pod.GetMetadata().GetName(), pod.GetMetadata().GetNamespace(), pod.GetMetadata().GetUid())}
+				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", mem.restart[name].delay, name, pod.Name, pod.Namespace, pod.UID)}
 			requeue = minPositive(requeue, d.wait)
 		case actStart:
 			var last *Container
@@ -184,13 +186,13 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		}
 		mine = mine[:0]
 		for _, c := range all {
-			if c.PodUID == pod.GetMetadata().GetUid() {
+			if c.PodUID == string(pod.UID) {
 				mine = append(mine, c)
 			}
 		}
 		hist = byName(mine)
 	}
-	st := computePodStatus(view, hist, mem.waiting, k.scheme, k.cfg.NodeIP, k.cfg.Clock.Now())
+	st := computePodStatus(&pod.Spec, prev, hist, mem.waiting, k.scheme, k.cfg.NodeIP, k.cfg.Clock.Now())
 	if err := k.writeStatus(ctx, key, pod, st, mem); err != nil {
 		return 0, err
 	}
@@ -208,15 +210,12 @@ func minPositive(a, b time.Duration) time.Duration {
 // expected outcomes: they leave the container waiting, with a reason, and return when
 // to try again.
 func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, last *Container, mem *podMemory, now time.Time) time.Duration {
-	name, image := spec.GetName(), spec.GetImage()
-	switch mem.waiting[name].GetReason() {
-	case ReasonCreateError, ReasonConfigError:
-		if b := mem.restart[name]; b != nil && now.Before(b.updated.Add(b.delay)) {
-			return b.updated.Add(b.delay).Sub(now)
-		}
+	name, image := spec.Name, spec.Image
+	if b := mem.restart[name]; waitingReason(mem.waiting[name]) == ReasonCreateError && b != nil && now.Before(b.updated.Add(b.delay)) {
+		return b.updated.Add(b.delay).Sub(now)
 	}
 	if b := mem.pull[name]; !k.bp.stale(b, nil, now) && now.Before(b.updated.Add(b.delay)) {
-		if mem.waiting[name].GetReason() != ReasonImagePullBackOff {
+		if waitingReason(mem.waiting[name]) != ReasonImagePullBackOff {
 			k.rec.Eventf(pod, record.Normal, "BackOff", "Back-off pulling image %q", image)
 		}
 		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonImagePullBackOff, Message: fmt.Sprintf("Back-off pulling image %q", image)}
@@ -246,19 +245,12 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	} else {
 		k.rec.Eventf(pod, record.Normal, "Pulled", "Container image %q already present on machine", image)
 	}
-	retry := func(reason string, err error) time.Duration {
+	if _, err := k.rt.CreateAndStart(ctx, containerConfig(pod, spec, attempt)); err != nil {
 		k.rec.Eventf(pod, record.Warning, "Failed", "Error: %v", err)
-		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonCreateError, Message: err.Error()}
 		b := k.bp.next(mem.restart[name], nil, now)
 		mem.restart[name] = b
 		return b.delay
-	}
-	cfg, err := containerConfig(pod, spec, attempt)
-	if err != nil {
-		return retry(ReasonConfigError, err)
-	}
-	if _, err := k.rt.CreateAndStart(ctx, cfg); err != nil {
-		return retry(ReasonCreateError, err)
 	}
 	k.rec.Eventf(pod, record.Normal, "Created", "Created container %s", name)
 	k.rec.Eventf(pod, record.Normal, "Started", "Started container %s", name)
@@ -269,41 +261,40 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	return 0
 }
 
+// waitingReason is why a container waits; "" when it does not (w is nil).
+func waitingReason(w *corev1.ContainerStateWaiting) string {
+	if w == nil {
+		return ""
+	}
+	return w.Reason
+}
+
 // containerConfig is what the runtime needs to run a container of pod.
-func containerConfig(pod *corev1.Pod, spec *corev1.Container, attempt int) (ContainerConfig, error) {
-	md := pod.GetMetadata()
+func containerConfig(pod *corev1.Pod, spec *corev1.Container, attempt int) ContainerConfig {
 	cfg := ContainerConfig{
-		PodUID: md.GetUid(), PodName: md.GetName(), Namespace: md.GetNamespace(), Name: spec.GetName(),
-		Image: spec.GetImage(), Command: spec.GetCommand(), Args: spec.GetArgs(), WorkingDir: spec.GetWorkingDir(), Attempt: attempt,
+		PodUID: string(pod.UID), PodName: pod.Name, Namespace: pod.Namespace, Name: spec.Name,
+		Image: spec.Image, Command: spec.Command, Args: spec.Args, WorkingDir: spec.WorkingDir, Attempt: attempt,
 	}
-	for _, e := range spec.GetEnv() {
-		cfg.Env = append(cfg.Env, e.GetName()+"="+e.GetValue())
+	for _, e := range spec.Env {
+		cfg.Env = append(cfg.Env, e.Name+"="+e.Value)
 	}
-	if s, ok := spec.GetResources().GetLimits()["cpu"]; ok {
-		q, err := quantity.Parse(s)
-		if err != nil {
-			return cfg, fmt.Errorf("container %s: resources.limits.cpu: %w", spec.GetName(), err)
-		}
+	if q, ok := spec.Resources.Limits[corev1.ResourceCPU]; ok {
 		cfg.CPUMillis = q.MilliValue()
 	}
-	if s, ok := spec.GetResources().GetLimits()["memory"]; ok {
-		q, err := quantity.Parse(s)
-		if err != nil {
-			return cfg, fmt.Errorf("container %s: resources.limits.memory: %w", spec.GetName(), err)
-		}
+	if q, ok := spec.Resources.Limits[corev1.ResourceMemory]; ok {
 		cfg.MemoryBytes = q.Value()
 	}
-	return cfg, nil
+	return cfg
 }
 
 // writeStatus writes st unless the pod already has it.
 func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, st *corev1.PodStatus, mem *podMemory) error {
-	if proto.Equal(st, pod.GetStatus()) || proto.Equal(st, mem.written) {
+	if equality.Semantic.DeepEqual(st, &pod.Status) || (mem.written != nil && equality.Semantic.DeepEqual(st, mem.written)) {
 		return nil
 	}
 	// No resourceVersion: the kubelet owns the pod's status; the uid keeps the write
 	// from landing on a new pod of the same name.
-	upd := &corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: pod.GetMetadata().GetNamespace(), Name: pod.GetMetadata().GetName(), Uid: pod.GetMetadata().GetUid()}, Status: st}
+	upd := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}, Status: *st}
 	_, err := k.cs.Pods.UpdateStatus(ctx, upd)
 	switch {
 	case client.IsNotFound(err) || client.IsConflict(err):
@@ -312,8 +303,8 @@ func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, 
 		return fmt.Errorf("update pod %s status: %w", key, err)
 	}
 	mem.written = st
-	if st.GetPhase() != pod.GetStatus().GetPhase() {
-		k.log.Debug("pod phase", "pod", key, "phase", st.GetPhase())
+	if st.Phase != pod.Status.Phase {
+		k.log.Debug("pod phase", "pod", key, "phase", st.Phase)
 	}
 	return nil
 }

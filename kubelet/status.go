@@ -7,29 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // The pure core of pod handling: what the pod's status is, given its containers in the
 // runtime, and what to do next. No I/O; time is a parameter.
-
-// Restart policies.
-const (
-	RestartAlways    = "Always"
-	RestartOnFailure = "OnFailure"
-	RestartNever     = "Never"
-)
-
-// Pod phases.
-const (
-	PhasePending   = "Pending"
-	PhaseRunning   = "Running"
-	PhaseSucceeded = "Succeeded"
-	PhaseFailed    = "Failed"
-)
 
 // Waiting reasons and event reasons, as Kubernetes names them.
 const (
@@ -39,23 +23,22 @@ const (
 	ReasonErrImageNeverPull = "ErrImageNeverPull"
 	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
 	ReasonCreateError       = "CreateContainerError"
-	ReasonConfigError       = "CreateContainerConfigError"
 )
 
-func restartPolicy(pod *corev1.Pod) string {
-	if p := pod.GetSpec().GetRestartPolicy(); p != "" {
+func restartPolicy(spec *corev1.PodSpec) corev1.RestartPolicy {
+	if p := spec.RestartPolicy; p != "" {
 		return p
 	}
-	return RestartAlways
+	return corev1.RestartPolicyAlways
 }
 
 // pullPolicy defaults as Kubernetes does: Always for ":latest" or untagged images,
 // else IfNotPresent.
 func pullPolicy(c *corev1.Container) string {
-	if p := c.GetImagePullPolicy(); p != "" {
-		return p
+	if p := c.ImagePullPolicy; p != "" {
+		return string(p)
 	}
-	img := c.GetImage()
+	img := c.Image
 	if strings.Contains(img, "@") {
 		return PullIfNotPresent
 	}
@@ -68,10 +51,10 @@ func pullPolicy(c *corev1.Container) string {
 
 // gracePeriod is how long a deleted pod's containers get between SIGTERM and SIGKILL.
 func gracePeriod(pod *corev1.Pod) time.Duration {
-	if g := pod.GetMetadata().DeletionGracePeriodSeconds; g != nil {
+	if g := pod.DeletionGracePeriodSeconds; g != nil {
 		return time.Duration(*g) * time.Second
 	}
-	if g := pod.GetSpec().TerminationGracePeriodSeconds; g != nil {
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		return time.Duration(*g) * time.Second
 	}
 	return 30 * time.Second
@@ -92,11 +75,11 @@ func byName(cs []Container) map[string][]Container {
 }
 
 // shouldRestart says whether an exited container runs again under policy.
-func shouldRestart(policy string, exitCode int) bool {
+func shouldRestart(policy corev1.RestartPolicy, exitCode int) bool {
 	switch policy {
-	case RestartNever:
+	case corev1.RestartPolicyNever:
 		return false
-	case RestartOnFailure:
+	case corev1.RestartPolicyOnFailure:
 		return exitCode != 0
 	}
 	return true
@@ -149,7 +132,7 @@ type decision struct {
 
 // decideContainer decides the next step for one container of a live pod, from its
 // containers in the runtime (newest attempt first) and its restart back-off.
-func decideContainer(policy string, hist []Container, b *backoff, now time.Time, p backoffPolicy) decision {
+func decideContainer(policy corev1.RestartPolicy, hist []Container, b *backoff, now time.Time, p backoffPolicy) decision {
 	if len(hist) == 0 {
 		return decision{action: actStart}
 	}
@@ -179,53 +162,59 @@ func decideContainer(policy string, hist []Container, b *backoff, now time.Time,
 }
 
 // podTerminal: a pod in a terminal phase never runs a container again.
-func podTerminal(phase string) bool { return phase == PhaseSucceeded || phase == PhaseFailed }
+func podTerminal(phase corev1.PodPhase) bool {
+	return phase == corev1.PodSucceeded || phase == corev1.PodFailed
+}
 
-// computePodStatus is the pod's status as Kubernetes would write it, from its
-// containers in the runtime (grouped by byName), the reasons the kubelet holds
+// computePodStatus is the pod's status as Kubernetes would write it, from its spec,
+// its containers in the runtime (grouped by byName), the reasons the kubelet holds
 // containers waiting (ErrImagePull, CrashLoopBackOff, ...), and the previous status
-// (whose transition times and start time it keeps).
-func computePodStatus(pod *corev1.Pod, containers map[string][]Container, waiting map[string]*corev1.ContainerStateWaiting, scheme, hostIP string, now time.Time) *corev1.PodStatus {
-	old := pod.GetStatus()
-	st := &corev1.PodStatus{HostIp: hostIP, PodIp: hostIP, StartTime: old.GetStartTime()}
+// (whose transition times and start time it keeps). Its times are whole seconds, as
+// the API keeps them (wireTime): a status computed again from the same state equals
+// the one read back, and is not written again.
+func computePodStatus(spec *corev1.PodSpec, old *corev1.PodStatus, containers map[string][]Container, waiting map[string]*corev1.ContainerStateWaiting, scheme, hostIP string, now time.Time) *corev1.PodStatus {
+	st := &corev1.PodStatus{HostIP: hostIP, PodIP: hostIP, StartTime: old.StartTime}
 	if st.StartTime == nil {
-		st.StartTime = timestamppb.New(now)
+		st.StartTime = ptr.To(wireTime(now))
 	}
-	for _, spec := range pod.GetSpec().GetContainers() {
-		st.ContainerStatuses = append(st.ContainerStatuses, containerStatus(spec, containers[spec.GetName()], waiting[spec.GetName()], scheme))
+	st.ContainerStatuses = make([]corev1.ContainerStatus, 0, len(spec.Containers))
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		st.ContainerStatuses = append(st.ContainerStatuses, containerStatus(c, containers[c.Name], waiting[c.Name], scheme))
 	}
-	st.Phase = podPhase(restartPolicy(pod), st.ContainerStatuses)
-	if podTerminal(old.GetPhase()) {
-		st.Phase = old.GetPhase() // terminal is forever, whatever the runtime forgets
+	st.Phase = podPhase(restartPolicy(spec), st.ContainerStatuses)
+	if podTerminal(old.Phase) {
+		st.Phase = old.Phase // terminal is forever, whatever the runtime forgets
 	}
 
 	var unready []string
 	for _, cs := range st.ContainerStatuses {
-		if !cs.GetReady() {
-			unready = append(unready, cs.GetName())
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
 		}
 	}
-	ready := cond("True", "", "")
+	ready := cond(corev1.ConditionTrue, "", "")
 	switch {
 	case podTerminal(st.Phase):
-		ready = cond("False", "PodCompleted", "")
+		ready = cond(corev1.ConditionFalse, "PodCompleted", "")
 	case len(unready) > 0:
-		ready = cond("False", "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " ")))
+		ready = cond(corev1.ConditionFalse, "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " ")))
 	}
+	st.Conditions = make([]corev1.PodCondition, 0, 4)
 	for _, c := range []struct {
-		typ string
-		c   *corev1.PodCondition
+		typ corev1.PodConditionType
+		c   corev1.PodCondition
 	}{
-		{"Initialized", cond("True", "", "")},
-		{"Ready", ready},
-		{"ContainersReady", proto.Clone(ready).(*corev1.PodCondition)},
-		{"PodScheduled", cond("True", "", "")},
+		{corev1.PodInitialized, cond(corev1.ConditionTrue, "", "")},
+		{corev1.PodReady, ready},
+		{corev1.ContainersReady, ready},
+		{corev1.PodScheduled, cond(corev1.ConditionTrue, "", "")},
 	} {
 		c.c.Type = c.typ
-		c.c.LastTransitionTime = timestamppb.New(now)
-		for _, o := range old.GetConditions() {
-			if o.GetType() == c.typ && o.GetStatus() == c.c.GetStatus() && o.GetLastTransitionTime() != nil {
-				c.c.LastTransitionTime = o.GetLastTransitionTime()
+		c.c.LastTransitionTime = wireTime(now)
+		for _, o := range old.Conditions {
+			if o.Type == c.typ && o.Status == c.c.Status && !o.LastTransitionTime.IsZero() {
+				c.c.LastTransitionTime = o.LastTransitionTime
 			}
 		}
 		st.Conditions = append(st.Conditions, c.c)
@@ -233,47 +222,54 @@ func computePodStatus(pod *corev1.Pod, containers map[string][]Container, waitin
 	return st
 }
 
-func cond(status, reason, message string) *corev1.PodCondition {
-	return &corev1.PodCondition{Status: status, Reason: reason, Message: message}
+// wireTime is t as the API keeps a metav1.Time: in whole seconds (Kubernetes' kubelet
+// likewise truncates its status' times before comparing and writing them).
+func wireTime(t time.Time) metav1.Time {
+	if t.IsZero() {
+		return metav1.Time{}
+	}
+	return metav1.NewTime(t.Truncate(time.Second))
 }
 
-func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.ContainerStateWaiting, scheme string) *corev1.ContainerStatus {
-	cs := &corev1.ContainerStatus{Name: spec.GetName(), Image: spec.GetImage(), Started: proto.Bool(false)}
+func cond(status corev1.ConditionStatus, reason, message string) corev1.PodCondition {
+	return corev1.PodCondition{Status: status, Reason: reason, Message: message}
+}
+
+func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.ContainerStateWaiting, scheme string) corev1.ContainerStatus {
+	cs := corev1.ContainerStatus{Name: spec.Name, Image: spec.Image, Started: ptr.To(false)}
 	if len(hist) == 0 {
 		if waiting == nil {
 			waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
 		}
-		cs.State = &corev1.ContainerState{Waiting: waiting}
+		cs.State = corev1.ContainerState{Waiting: waiting}
 		return cs
 	}
 	last := hist[0]
 	cs.RestartCount = int32(last.Attempt)
-	cs.ImageId = last.ImageID
-	cs.ContainerId = scheme + "://" + last.ID
+	cs.ImageID = last.ImageID
+	cs.ContainerID = scheme + "://" + last.ID
 	var previous *Container
 	if len(hist) > 1 {
 		previous = &hist[1]
 	}
 	switch {
 	case last.State == StateRunning:
-		cs.State = &corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: timestamppb.New(last.StartedAt)}}
-		cs.Ready, cs.Started = true, proto.Bool(true)
+		cs.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: wireTime(last.StartedAt)}}
+		cs.Ready, cs.Started = true, ptr.To(true)
 	case waiting != nil:
 		// Exited, and held back before its restart: the exit is the last state.
-		cs.State = &corev1.ContainerState{Waiting: waiting}
+		cs.State = corev1.ContainerState{Waiting: waiting}
 		previous = &last
 	default:
 		cs.State = terminated(last, scheme)
 	}
 	if previous != nil {
-		cs.LastState = terminated(*previous, scheme)
-	} else {
-		cs.LastState = &corev1.ContainerState{}
+		cs.LastTerminationState = terminated(*previous, scheme)
 	}
 	return cs
 }
 
-func terminated(c Container, scheme string) *corev1.ContainerState {
+func terminated(c Container, scheme string) corev1.ContainerState {
 	reason := c.Reason
 	if reason == "" {
 		reason = "Error"
@@ -281,31 +277,27 @@ func terminated(c Container, scheme string) *corev1.ContainerState {
 			reason = "Completed"
 		}
 	}
-	t := &corev1.ContainerStateTerminated{ExitCode: int32(c.ExitCode), Reason: reason, ContainerId: scheme + "://" + c.ID}
-	if !c.StartedAt.IsZero() {
-		t.StartedAt = timestamppb.New(c.StartedAt)
-	}
-	if !c.FinishedAt.IsZero() {
-		t.FinishedAt = timestamppb.New(c.FinishedAt)
-	}
-	return &corev1.ContainerState{Terminated: t}
+	return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+		ExitCode: int32(c.ExitCode), Reason: reason, ContainerID: scheme + "://" + c.ID,
+		StartedAt: wireTime(c.StartedAt), FinishedAt: wireTime(c.FinishedAt),
+	}}
 }
 
 // podPhase follows Kubernetes' getPhase: Pending while a container has not started
 // yet; Running while one runs or will run again; Succeeded or Failed when all have
 // stopped for good.
-func podPhase(policy string, statuses []*corev1.ContainerStatus) string {
+func podPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) corev1.PodPhase {
 	var waiting, running, stopped, succeeded int
 	for _, cs := range statuses {
-		switch st := cs.GetState(); {
-		case st.GetRunning() != nil:
+		switch st := cs.State; {
+		case st.Running != nil:
 			running++
-		case st.GetTerminated() != nil:
+		case st.Terminated != nil:
 			stopped++
-			if st.GetTerminated().GetExitCode() == 0 {
+			if st.Terminated.ExitCode == 0 {
 				succeeded++
 			}
-		case cs.GetLastState().GetTerminated() != nil:
+		case cs.LastTerminationState.Terminated != nil:
 			stopped++ // waiting to restart
 		default:
 			waiting++
@@ -313,20 +305,20 @@ func podPhase(policy string, statuses []*corev1.ContainerStatus) string {
 	}
 	switch {
 	case waiting > 0:
-		return PhasePending
+		return corev1.PodPending
 	case running > 0:
-		return PhaseRunning
+		return corev1.PodRunning
 	case stopped > 0:
-		if policy == RestartAlways {
-			return PhaseRunning
+		if policy == corev1.RestartPolicyAlways {
+			return corev1.PodRunning
 		}
 		if stopped == succeeded {
-			return PhaseSucceeded
+			return corev1.PodSucceeded
 		}
-		if policy == RestartNever {
-			return PhaseFailed
+		if policy == corev1.RestartPolicyNever {
+			return corev1.PodFailed
 		}
-		return PhaseRunning
+		return corev1.PodRunning
 	}
-	return PhasePending
+	return corev1.PodPending
 }

@@ -4,10 +4,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -32,7 +34,7 @@ func TestPullPolicy(t *testing.T) {
 			t.Errorf("pullPolicy(%q) = %s, want %s", img, got, want)
 		}
 	}
-	if got := pullPolicy(&corev1.Container{Image: "nginx", ImagePullPolicy: PullNever}); got != PullNever {
+	if got := pullPolicy(&corev1.Container{Image: "nginx", ImagePullPolicy: corev1.PullNever}); got != PullNever {
 		t.Errorf("explicit policy ignored: %s", got)
 	}
 }
@@ -41,28 +43,28 @@ func TestDecideContainer(t *testing.T) {
 	p := backoffPolicy{initial: 10 * time.Second, max: 300 * time.Second, reset: 600 * time.Second}
 	for _, tc := range []struct {
 		name   string
-		policy string
+		policy corev1.RestartPolicy
 		hist   []Container
 		b      *backoff
 		now    time.Time
 		want   decision
 	}{
-		{"first start", RestartAlways, nil, nil, at(0), decision{action: actStart}},
-		{"running", RestartAlways, []Container{running("c", 2, 0)}, nil, at(50), decision{}},
-		{"never: exit 1 stays", RestartNever, []Container{exited("c", 0, 0, 1, 1)}, nil, at(5), decision{}},
-		{"onfailure: exit 0 stays", RestartOnFailure, []Container{exited("c", 0, 0, 1, 0)}, nil, at(5), decision{}},
-		{"onfailure: exit 1 restarts", RestartOnFailure, []Container{exited("c", 0, 0, 1, 1)}, nil, at(5), decision{action: actStart, attempt: 1}},
-		{"always: exit 0 restarts", RestartAlways, []Container{exited("c", 3, 0, 1, 0)}, nil, at(5), decision{action: actStart, attempt: 4}},
-		{"first crash: no back-off yet", RestartAlways, []Container{exited("c", 0, 0, 1, 1)}, nil, at(1), decision{action: actStart, attempt: 1}},
-		{"in back-off", RestartAlways, []Container{exited("c", 1, 1, 2, 1), exited("c", 0, 0, 1, 1)},
+		{"first start", corev1.RestartPolicyAlways, nil, nil, at(0), decision{action: actStart}},
+		{"running", corev1.RestartPolicyAlways, []Container{running("c", 2, 0)}, nil, at(50), decision{}},
+		{"never: exit 1 stays", corev1.RestartPolicyNever, []Container{exited("c", 0, 0, 1, 1)}, nil, at(5), decision{}},
+		{"onfailure: exit 0 stays", corev1.RestartPolicyOnFailure, []Container{exited("c", 0, 0, 1, 0)}, nil, at(5), decision{}},
+		{"onfailure: exit 1 restarts", corev1.RestartPolicyOnFailure, []Container{exited("c", 0, 0, 1, 1)}, nil, at(5), decision{action: actStart, attempt: 1}},
+		{"always: exit 0 restarts", corev1.RestartPolicyAlways, []Container{exited("c", 3, 0, 1, 0)}, nil, at(5), decision{action: actStart, attempt: 4}},
+		{"first crash: no back-off yet", corev1.RestartPolicyAlways, []Container{exited("c", 0, 0, 1, 1)}, nil, at(1), decision{action: actStart, attempt: 1}},
+		{"in back-off", corev1.RestartPolicyAlways, []Container{exited("c", 1, 1, 2, 1), exited("c", 0, 0, 1, 1)},
 			&backoff{delay: 10 * time.Second, updated: at(1)}, at(4), decision{action: actWait, attempt: 2, wait: 8 * time.Second}},
-		{"back-off over", RestartAlways, []Container{exited("c", 1, 1, 2, 1)},
+		{"back-off over", corev1.RestartPolicyAlways, []Container{exited("c", 1, 1, 2, 1)},
 			&backoff{delay: 10 * time.Second, updated: at(1)}, at(12), decision{action: actStart, attempt: 2}},
-		{"back-off forgotten after twice the max", RestartAlways, []Container{exited("c", 1, 1, 2, 1)},
+		{"back-off forgotten after twice the max", corev1.RestartPolicyAlways, []Container{exited("c", 1, 1, 2, 1)},
 			&backoff{delay: 300 * time.Second, updated: at(1)}, at(602), decision{action: actStart, attempt: 2}},
-		{"ran 10 minutes: back-off reset", RestartAlways, []Container{exited("c", 5, 100, 700, 1)},
+		{"ran 10 minutes: back-off reset", corev1.RestartPolicyAlways, []Container{exited("c", 5, 100, 700, 1)},
 			&backoff{delay: 300 * time.Second, updated: at(100)}, at(701), decision{action: actStart, attempt: 6}},
-		{"created, never started: counts as failed", RestartOnFailure, []Container{{Name: "c", State: StateCreated}}, nil, at(1), decision{action: actStart, attempt: 1}},
+		{"created, never started: counts as failed", corev1.RestartPolicyOnFailure, []Container{{Name: "c", State: StateCreated}}, nil, at(1), decision{action: actStart, attempt: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := decideContainer(tc.policy, tc.hist, tc.b, tc.now, p); got != tc.want {
@@ -93,28 +95,28 @@ func TestBackoffNext(t *testing.T) {
 }
 
 func TestPodPhase(t *testing.T) {
-	run := &corev1.ContainerStatus{State: &corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
-	ok := &corev1.ContainerStatus{State: &corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}
-	bad := &corev1.ContainerStatus{State: &corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2}}}
-	wait := &corev1.ContainerStatus{State: &corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}}}
-	crash := &corev1.ContainerStatus{State: &corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff}},
-		LastState: &corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}}
+	run := corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
+	ok := corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}
+	bad := corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2}}}
+	wait := corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}}}
+	crash := corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}}
 	for _, tc := range []struct {
 		name   string
-		policy string
-		cs     []*corev1.ContainerStatus
-		want   string
+		policy corev1.RestartPolicy
+		cs     []corev1.ContainerStatus
+		want   corev1.PodPhase
 	}{
-		{"no containers yet", RestartAlways, []*corev1.ContainerStatus{wait}, PhasePending},
-		{"one running one creating", RestartAlways, []*corev1.ContainerStatus{run, wait}, PhasePending},
-		{"running", RestartAlways, []*corev1.ContainerStatus{run, run}, PhaseRunning},
-		{"crash loop is running", RestartAlways, []*corev1.ContainerStatus{crash}, PhaseRunning},
-		{"always: exited is running", RestartAlways, []*corev1.ContainerStatus{ok}, PhaseRunning},
-		{"never: all ok", RestartNever, []*corev1.ContainerStatus{ok, ok}, PhaseSucceeded},
-		{"never: one failed", RestartNever, []*corev1.ContainerStatus{ok, bad}, PhaseFailed},
-		{"never: one still running", RestartNever, []*corev1.ContainerStatus{bad, run}, PhaseRunning},
-		{"onfailure: all ok", RestartOnFailure, []*corev1.ContainerStatus{ok}, PhaseSucceeded},
-		{"onfailure: failed restarts", RestartOnFailure, []*corev1.ContainerStatus{bad}, PhaseRunning},
+		{"no containers yet", corev1.RestartPolicyAlways, []corev1.ContainerStatus{wait}, corev1.PodPending},
+		{"one running one creating", corev1.RestartPolicyAlways, []corev1.ContainerStatus{run, wait}, corev1.PodPending},
+		{"running", corev1.RestartPolicyAlways, []corev1.ContainerStatus{run, run}, corev1.PodRunning},
+		{"crash loop is running", corev1.RestartPolicyAlways, []corev1.ContainerStatus{crash}, corev1.PodRunning},
+		{"always: exited is running", corev1.RestartPolicyAlways, []corev1.ContainerStatus{ok}, corev1.PodRunning},
+		{"never: all ok", corev1.RestartPolicyNever, []corev1.ContainerStatus{ok, ok}, corev1.PodSucceeded},
+		{"never: one failed", corev1.RestartPolicyNever, []corev1.ContainerStatus{ok, bad}, corev1.PodFailed},
+		{"never: one still running", corev1.RestartPolicyNever, []corev1.ContainerStatus{bad, run}, corev1.PodRunning},
+		{"onfailure: all ok", corev1.RestartPolicyOnFailure, []corev1.ContainerStatus{ok}, corev1.PodSucceeded},
+		{"onfailure: failed restarts", corev1.RestartPolicyOnFailure, []corev1.ContainerStatus{bad}, corev1.PodRunning},
 	} {
 		if got := podPhase(tc.policy, tc.cs); got != tc.want {
 			t.Errorf("%s: phase %s, want %s", tc.name, got, tc.want)
@@ -122,20 +124,28 @@ func TestPodPhase(t *testing.T) {
 	}
 }
 
-func testPod(policy string, names ...string) *corev1.Pod {
-	p := &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: "p", Namespace: "default", Uid: "u"}, Spec: &corev1.PodSpec{RestartPolicy: policy}}
+func testPod(policy corev1.RestartPolicy, names ...string) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "u"}, Spec: corev1.PodSpec{RestartPolicy: policy}}
 	for _, n := range names {
-		p.Spec.Containers = append(p.Spec.Containers, &corev1.Container{Name: n, Image: "img:1"})
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: n, Image: "img:1"})
 	}
 	return p
 }
 
-func condMap(st *corev1.PodStatus) map[string]string {
-	m := map[string]string{}
-	for _, c := range st.GetConditions() {
-		m[c.GetType()] = c.GetStatus() + "/" + c.GetReason()
+func condMap(st *corev1.PodStatus) map[corev1.PodConditionType]string {
+	m := map[corev1.PodConditionType]string{}
+	for _, c := range st.Conditions {
+		m[c.Type] = string(c.Status) + "/" + c.Reason
 	}
 	return m
+}
+
+// terminatedOf is a state's termination; empty when it did not terminate.
+func terminatedOf(s corev1.ContainerState) corev1.ContainerStateTerminated {
+	if s.Terminated == nil {
+		return corev1.ContainerStateTerminated{}
+	}
+	return *s.Terminated
 }
 
 func TestComputePodStatus(t *testing.T) {
@@ -146,73 +156,73 @@ func TestComputePodStatus(t *testing.T) {
 		pod        *corev1.Pod
 		containers []Container
 		waiting    map[string]*corev1.ContainerStateWaiting
-		phase      string
+		phase      corev1.PodPhase
 		ready      string
-		check      func(t *testing.T, cs []*corev1.ContainerStatus)
+		check      func(t *testing.T, cs []corev1.ContainerStatus)
 	}{
-		{"creating", testPod("", "a"), nil, nil, PhasePending, "False/ContainersNotReady", func(t *testing.T, cs []*corev1.ContainerStatus) {
-			if cs[0].GetState().GetWaiting().GetReason() != ReasonContainerCreating || cs[0].GetReady() {
+		{"creating", testPod("", "a"), nil, nil, corev1.PodPending, "False/ContainersNotReady", func(t *testing.T, cs []corev1.ContainerStatus) {
+			if waitingReason(cs[0].State.Waiting) != ReasonContainerCreating || cs[0].Ready {
 				t.Errorf("status %v", cs[0])
 			}
 		}},
-		{"image pull failed", testPod("", "a"), nil, map[string]*corev1.ContainerStateWaiting{"a": pull}, PhasePending, "False/ContainersNotReady", func(t *testing.T, cs []*corev1.ContainerStatus) {
-			if !proto.Equal(cs[0].GetState().GetWaiting(), pull) {
+		{"image pull failed", testPod("", "a"), nil, map[string]*corev1.ContainerStateWaiting{"a": pull}, corev1.PodPending, "False/ContainersNotReady", func(t *testing.T, cs []corev1.ContainerStatus) {
+			if !equality.Semantic.DeepEqual(cs[0].State.Waiting, pull) {
 				t.Errorf("status %v", cs[0])
 			}
 		}},
-		{"running and ready", testPod("", "a", "b"), []Container{running("a", 0, 5), running("b", 0, 6)}, nil, PhaseRunning, "True/", func(t *testing.T, cs []*corev1.ContainerStatus) {
-			if !cs[0].GetReady() || cs[0].GetContainerId() != "sim://aa" || !cs[1].GetState().GetRunning().GetStartedAt().AsTime().Equal(at(6)) || !cs[0].GetStarted() {
+		{"running and ready", testPod("", "a", "b"), []Container{running("a", 0, 5), running("b", 0, 6)}, nil, corev1.PodRunning, "True/", func(t *testing.T, cs []corev1.ContainerStatus) {
+			if !cs[0].Ready || cs[0].ContainerID != "sim://aa" || cs[1].State.Running == nil || !cs[1].State.Running.StartedAt.Time.Equal(at(6)) || !ptr.Deref(cs[0].Started, false) {
 				t.Errorf("statuses %v", cs)
 			}
 		}},
-		{"one running one creating", testPod("", "a", "b"), []Container{running("a", 0, 5)}, nil, PhasePending, "False/ContainersNotReady", nil},
-		{"completed", testPod(RestartNever, "a"), []Container{exited("a", 0, 1, 2, 0)}, nil, PhaseSucceeded, "False/PodCompleted", func(t *testing.T, cs []*corev1.ContainerStatus) {
-			term := cs[0].GetState().GetTerminated()
-			if term.GetReason() != "Completed" || term.GetExitCode() != 0 || !term.GetFinishedAt().AsTime().Equal(at(2)) || term.GetContainerId() != "sim://aa" {
+		{"one running one creating", testPod("", "a", "b"), []Container{running("a", 0, 5)}, nil, corev1.PodPending, "False/ContainersNotReady", nil},
+		{"completed", testPod(corev1.RestartPolicyNever, "a"), []Container{exited("a", 0, 1, 2, 0)}, nil, corev1.PodSucceeded, "False/PodCompleted", func(t *testing.T, cs []corev1.ContainerStatus) {
+			term := terminatedOf(cs[0].State)
+			if term.Reason != "Completed" || term.ExitCode != 0 || !term.FinishedAt.Time.Equal(at(2)) || term.ContainerID != "sim://aa" {
 				t.Errorf("terminated %v", term)
 			}
 		}},
-		{"failed", testPod(RestartNever, "a"), []Container{exited("a", 0, 1, 2, 3)}, nil, PhaseFailed, "False/PodCompleted", func(t *testing.T, cs []*corev1.ContainerStatus) {
-			if term := cs[0].GetState().GetTerminated(); term.GetReason() != "Error" || term.GetExitCode() != 3 {
+		{"failed", testPod(corev1.RestartPolicyNever, "a"), []Container{exited("a", 0, 1, 2, 3)}, nil, corev1.PodFailed, "False/PodCompleted", func(t *testing.T, cs []corev1.ContainerStatus) {
+			if term := terminatedOf(cs[0].State); term.Reason != "Error" || term.ExitCode != 3 {
 				t.Errorf("terminated %v", term)
 			}
 		}},
-		{"crash loop", testPod("", "a"), []Container{exited("a", 2, 10, 11, 1), exited("a", 1, 5, 6, 1)}, map[string]*corev1.ContainerStateWaiting{"a": crash}, PhaseRunning, "False/ContainersNotReady",
-			func(t *testing.T, cs []*corev1.ContainerStatus) {
-				if cs[0].GetState().GetWaiting().GetReason() != ReasonCrashLoopBackOff || cs[0].GetRestartCount() != 2 ||
-					cs[0].GetLastState().GetTerminated().GetExitCode() != 1 || cs[0].GetLastState().GetTerminated().GetContainerId() != "sim://ac" {
+		{"crash loop", testPod("", "a"), []Container{exited("a", 2, 10, 11, 1), exited("a", 1, 5, 6, 1)}, map[string]*corev1.ContainerStateWaiting{"a": crash}, corev1.PodRunning, "False/ContainersNotReady",
+			func(t *testing.T, cs []corev1.ContainerStatus) {
+				if last := terminatedOf(cs[0].LastTerminationState); waitingReason(cs[0].State.Waiting) != ReasonCrashLoopBackOff || cs[0].RestartCount != 2 ||
+					last.ExitCode != 1 || last.ContainerID != "sim://ac" {
 					t.Errorf("status %v", cs[0])
 				}
 			}},
-		{"restarted and running", testPod("", "a"), []Container{running("a", 1, 10), exited("a", 0, 5, 6, 1)}, nil, PhaseRunning, "True/",
-			func(t *testing.T, cs []*corev1.ContainerStatus) {
-				if cs[0].GetRestartCount() != 1 || cs[0].GetLastState().GetTerminated().GetExitCode() != 1 || cs[0].GetState().GetRunning() == nil {
+		{"restarted and running", testPod("", "a"), []Container{running("a", 1, 10), exited("a", 0, 5, 6, 1)}, nil, corev1.PodRunning, "True/",
+			func(t *testing.T, cs []corev1.ContainerStatus) {
+				if cs[0].RestartCount != 1 || terminatedOf(cs[0].LastTerminationState).ExitCode != 1 || cs[0].State.Running == nil {
 					t.Errorf("status %v", cs[0])
 				}
 			}},
 		{"terminal stays terminal", func() *corev1.Pod {
-			p := testPod(RestartNever, "a")
-			p.Status = &corev1.PodStatus{Phase: PhaseSucceeded}
+			p := testPod(corev1.RestartPolicyNever, "a")
+			p.Status = corev1.PodStatus{Phase: corev1.PodSucceeded}
 			return p
-		}(), nil, nil, PhaseSucceeded, "False/PodCompleted", nil},
+		}(), nil, nil, corev1.PodSucceeded, "False/PodCompleted", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := computePodStatus(tc.pod, byName(tc.containers), tc.waiting, "sim", "10.0.0.1", at(100))
-			if st.GetPhase() != tc.phase {
-				t.Errorf("phase %s, want %s", st.GetPhase(), tc.phase)
+			st := computePodStatus(&tc.pod.Spec, &tc.pod.Status, byName(tc.containers), tc.waiting, "sim", "10.0.0.1", at(100))
+			if st.Phase != tc.phase {
+				t.Errorf("phase %s, want %s", st.Phase, tc.phase)
 			}
 			c := condMap(st)
-			if c["Ready"] != tc.ready || c["ContainersReady"] != tc.ready || c["PodScheduled"] != "True/" || c["Initialized"] != "True/" {
+			if c[corev1.PodReady] != tc.ready || c[corev1.ContainersReady] != tc.ready || c[corev1.PodScheduled] != "True/" || c[corev1.PodInitialized] != "True/" {
 				t.Errorf("conditions %v, want Ready %s", c, tc.ready)
 			}
-			if st.GetHostIp() != "10.0.0.1" || st.GetPodIp() != "10.0.0.1" || !st.GetStartTime().AsTime().Equal(at(100)) {
-				t.Errorf("hostIP %q podIP %q startTime %v", st.GetHostIp(), st.GetPodIp(), st.GetStartTime())
+			if st.HostIP != "10.0.0.1" || st.PodIP != "10.0.0.1" || st.StartTime == nil || !st.StartTime.Time.Equal(at(100)) {
+				t.Errorf("hostIP %q podIP %q startTime %v", st.HostIP, st.PodIP, st.StartTime)
 			}
-			if len(st.GetContainerStatuses()) != len(tc.pod.GetSpec().GetContainers()) {
-				t.Fatalf("%d container statuses", len(st.GetContainerStatuses()))
+			if len(st.ContainerStatuses) != len(tc.pod.Spec.Containers) {
+				t.Fatalf("%d container statuses", len(st.ContainerStatuses))
 			}
 			if tc.check != nil {
-				tc.check(t, st.GetContainerStatuses())
+				tc.check(t, st.ContainerStatuses)
 			}
 		})
 	}
@@ -223,22 +233,53 @@ func TestComputePodStatus(t *testing.T) {
 func TestComputePodStatusIsStable(t *testing.T) {
 	pod := testPod("", "a")
 	ctrs := byName([]Container{running("a", 0, 5)})
-	first := computePodStatus(pod, ctrs, nil, "sim", "10.0.0.1", at(10))
-	pod.Status = first
-	again := computePodStatus(pod, ctrs, nil, "sim", "10.0.0.1", at(50))
-	if !proto.Equal(first, again) {
+	first := computePodStatus(&pod.Spec, &pod.Status, ctrs, nil, "sim", "10.0.0.1", at(10))
+	pod.Status = *first
+	again := computePodStatus(&pod.Spec, &pod.Status, ctrs, nil, "sim", "10.0.0.1", at(50))
+	if !equality.Semantic.DeepEqual(first, again) {
 		t.Fatalf("status changed with time alone:\n%v\n%v", first, again)
 	}
 	// A transition moves only the conditions that changed.
-	pod.Status.Conditions[1].LastTransitionTime = timestamppb.New(at(10))
-	later := computePodStatus(pod, byName([]Container{exited("a", 0, 5, 60, 1)}), nil, "sim", "10.0.0.1", at(60))
-	for _, c := range later.GetConditions() {
+	pod.Status.Conditions[1].LastTransitionTime = metav1.NewTime(at(10))
+	later := computePodStatus(&pod.Spec, &pod.Status, byName([]Container{exited("a", 0, 5, 60, 1)}), nil, "sim", "10.0.0.1", at(60))
+	for _, c := range later.Conditions {
 		want := at(10)
-		if c.GetType() == "Ready" || c.GetType() == "ContainersReady" {
+		if c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
 			want = at(60)
 		}
-		if !c.GetLastTransitionTime().AsTime().Equal(want) {
-			t.Errorf("%s transition at %v, want %v", c.GetType(), c.GetLastTransitionTime().AsTime(), want)
+		if !c.LastTransitionTime.Time.Equal(want) {
+			t.Errorf("%s transition at %v, want %v", c.Type, c.LastTransitionTime.Time, want)
 		}
+	}
+}
+
+// The API keeps a status' times in whole seconds (metav1.Time on the wire): a status
+// computed from sub-second times equals itself read back from the server, so the
+// kubelet, which compares its status with the pod's, does not write it again (after a
+// kubelet restart, say, when it has no memory of what it wrote).
+func TestComputePodStatusSurvivesTheWire(t *testing.T) {
+	pod := testPod(corev1.RestartPolicyAlways, "a", "b")
+	sub := func(c Container) Container {
+		c.StartedAt, c.FinishedAt = c.StartedAt.Add(300*time.Millisecond), c.FinishedAt.Add(700*time.Millisecond)
+		return c
+	}
+	ctrs := byName([]Container{sub(running("a", 1, 20)), sub(exited("a", 0, 5, 6, 1)), sub(exited("b", 0, 7, 8, 0))})
+	st := computePodStatus(&pod.Spec, &pod.Status, ctrs, nil, "sim", "10.0.0.1", at(30).Add(450*time.Millisecond))
+	pod.Status = *st
+	data, err := kinds.Encode(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := kinds.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := obj.(*corev1.Pod)
+	if !equality.Semantic.DeepEqual(st, &read.Status) {
+		t.Fatalf("status changed on the wire:\nwritten %v\nread    %v", st, &read.Status)
+	}
+	again := computePodStatus(&read.Spec, &read.Status, ctrs, nil, "sim", "10.0.0.1", at(90).Add(100*time.Millisecond))
+	if !equality.Semantic.DeepEqual(again, &read.Status) {
+		t.Fatalf("status computed again differs from the one read back:\n%v\n%v", again, &read.Status)
 	}
 }

@@ -64,8 +64,8 @@ func TestRunSimNodes(t *testing.T) {
 		var names []string
 		ports := map[int32]bool{}
 		for _, n := range l.Items {
-			names = append(names, n.GetMetadata().GetName())
-			ports[n.GetStatus().GetDaemonEndpoints().GetKubeletEndpoint().GetPort()] = true
+			names = append(names, n.Name)
+			ports[n.Status.DaemonEndpoints.KubeletEndpoint.Port] = true
 		}
 		slices.Sort(names)
 		return slices.Equal(names, []string{"sim-0", "sim-1", "sim-2"}) && len(ports) == 1 && !ports[0],
