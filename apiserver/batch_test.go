@@ -6,17 +6,17 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
 func event(ns, name string) *corev1.Event {
-	return &corev1.Event{Metadata: &corev1.ObjectMeta{Namespace: ns, Name: name}, Type: "Normal", Reason: "Tested",
-		InvolvedObject: &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web"}}
+	return &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Type: corev1.EventTypeNormal, Reason: "Tested",
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web"}}
 }
 
 // TestCreateBatch: each object of a batch succeeds or fails alone, with the error Create
@@ -35,7 +35,7 @@ func TestCreateBatch(t *testing.T) {
 	}
 
 	generated := event("default", "")
-	generated.Metadata.GenerateName = "gen-"
+	generated.GenerateName = "gen-"
 	out, errs, err := events.CreateBatch(ctx, []*corev1.Event{
 		event("default", "a"), event("default", "taken"), event("default", "Bad_Name"), event("nowhere", "n"),
 		generated, event("default", "b"), event("default", "dup"), event("default", "dup"),
@@ -44,7 +44,7 @@ func TestCreateBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"a", "", "", "", "", "b"} {
-		if name != "" && (errs[i] != nil || out[i].GetMetadata().GetName() != name || out[i].GetMetadata().GetResourceVersion() == "") {
+		if name != "" && (errs[i] != nil || out[i].Name != name || out[i].ResourceVersion == "") {
 			t.Errorf("object %d: %v, %v; want %s created", i, out[i], errs[i], name)
 		}
 	}
@@ -57,7 +57,7 @@ func TestCreateBatch(t *testing.T) {
 	if !client.IsNotFound(errs[3]) || !strings.Contains(errs[3].Error(), "nowhere") {
 		t.Errorf("a missing namespace: %v, want NotFound naming it", errs[3])
 	}
-	if errs[4] != nil || !strings.HasPrefix(out[4].GetMetadata().GetName(), "gen-") {
+	if errs[4] != nil || !strings.HasPrefix(out[4].Name, "gen-") {
 		t.Errorf("generated name: %v, %v", out[4], errs[4])
 	}
 	if (errs[6] == nil) == (errs[7] == nil) || !client.IsAlreadyExists(errs[6]) && !client.IsAlreadyExists(errs[7]) {
@@ -74,8 +74,8 @@ func TestCreateBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range out {
-		if errs[i] != nil || out[i].GetMetadata().GetResourceVersion() != out[0].GetMetadata().GetResourceVersion() {
-			t.Fatalf("clean batch: object %d %v, %v; want every object at resourceVersion %s", i, out[i], errs[i], out[0].GetMetadata().GetResourceVersion())
+		if errs[i] != nil || out[i].ResourceVersion != out[0].ResourceVersion {
+			t.Fatalf("clean batch: object %d %v, %v; want every object at resourceVersion %s", i, out[i], errs[i], out[0].ResourceVersion)
 		}
 	}
 
@@ -97,11 +97,11 @@ func TestCreateBatchAuthorizesEachObject(t *testing.T) {
 	ctx := testCtx(t)
 	w1 := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
 
-	res, err := w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{kinds.Wrap(event("default", "ok-1")), kinds.Wrap(event("default", "ok-2"))}})
+	res, err := w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{wrap(t, event("default", "ok-1")), wrap(t, event("default", "ok-2"))}})
 	if err != nil || len(res.GetResults()) != 2 || res.GetResults()[0].GetError() != nil || res.GetResults()[1].GetError() != nil {
 		t.Fatalf("a node's batch of events: %v, %v", res, err)
 	}
-	_, err = w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{kinds.Wrap(event("default", "sneaky")), kinds.Wrap(boundPod("smuggled", "w1"))}})
+	_, err = w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{wrap(t, event("default", "sneaky")), wrap(t, boundPod("smuggled", "w1"))}})
 	wantDenied(t, "a node's batch with a pod", err, codes.PermissionDenied, `objects[1]: user "system:node:w1" cannot create pods "default/smuggled"`)
 	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
 	for _, k := range []struct{ kind, name string }{{"Event", "sneaky"}, {"Pod", "smuggled"}} {

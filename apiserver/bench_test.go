@@ -15,12 +15,14 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
@@ -32,10 +34,11 @@ import (
 func benchPod(name string) *corev1.Pod {
 	// About 1 KiB encoded, like the store benchmark's values.
 	return &corev1.Pod{
-		Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": "bench", "tier": "web"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": "bench", "tier": "web"},
 			Annotations: map[string]string{"note": strings.Repeat("x", 700)}},
-		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "web", Image: "docker.io/library/busybox:1.36",
-			Command: []string{"sleep", "3600"}, Resources: &corev1.ResourceRequirements{Requests: map[string]string{"cpu": "100m", "memory": "64Mi"}}}}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "docker.io/library/busybox:1.36",
+			Command: []string{"sleep", "3600"}, Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}}}}},
 	}
 }
 
@@ -90,7 +93,11 @@ func BenchmarkAPICreatePod(b *testing.B) {
 					return
 				}
 				t0 := time.Now()
-				if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(benchPod(fmt.Sprintf("p-%d", i)))}); err != nil {
+				o, err := kinds.Wrap(benchPod(fmt.Sprintf("p-%d", i)))
+				if err == nil {
+					_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: o})
+				}
+				if err != nil {
 					failed.Store(err)
 					return
 				}
@@ -199,8 +206,13 @@ func BenchmarkAPIWatchPods(b *testing.B) {
 						b.Error(err)
 						return
 					}
+					pod, err := kinds.Unwrap(&obj)
+					if err != nil {
+						b.Error(err)
+						return
+					}
 					var i int
-					fmt.Sscanf(obj.GetPod().GetMetadata().GetName(), "w-%d", &i)
+					fmt.Sscanf(pod.GetName(), "w-%d", &i)
 					if at := acked[i].Load(); at > 0 {
 						mine = append(mine, time.Duration(now-at))
 					}
@@ -227,7 +239,11 @@ func BenchmarkAPIWatchPods(b *testing.B) {
 				if i >= pods {
 					return
 				}
-				if _, err := writers[w%4].Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(benchPod(fmt.Sprintf("w-%d", i)))}); err != nil {
+				o, err := kinds.Wrap(benchPod(fmt.Sprintf("w-%d", i)))
+				if err == nil {
+					_, err = writers[w%4].Create(ctx, &apiv1.CreateRequest{Object: o})
+				}
+				if err != nil {
 					b.Error(err)
 					return
 				}

@@ -2,10 +2,15 @@ package apiserver
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -15,7 +20,8 @@ import (
 // Objects written before Skiff took Kubernetes' types as its model were stored as
 // Skiff's own protobuf messages (proto/legacy/v1), without the k8s\x00 prefix. Their
 // JSON form was Kubernetes' by design, so an old object is read by decoding its message
-// and its JSON into the Kubernetes type. Every write stores the new encoding, so an old
+// and its JSON into the Kubernetes type, once the two ways protojson's JSON differs from
+// Kubernetes' are mended (kubernetesJSON). Every write stores the new encoding, so an old
 // object is converted the first time it changes; until then every read converts it.
 
 // legacyMessages makes the old message of each kind.
@@ -42,7 +48,7 @@ func decodeLegacy(info *kinds.Info, value []byte) (kinds.Object, error) {
 	if err := proto.Unmarshal(value, msg); err != nil {
 		return nil, fmt.Errorf("decode old-encoded %s: %w", info.Kind, err)
 	}
-	js, err := protojson.Marshal(msg)
+	js, err := kubernetesJSON(msg)
 	if err != nil {
 		return nil, fmt.Errorf("convert old-encoded %s: %w", info.Kind, err)
 	}
@@ -52,6 +58,75 @@ func decodeLegacy(info *kinds.Info, value []byte) (kinds.Object, error) {
 	}
 	kinds.SetTypeMeta(obj)
 	return obj, nil
+}
+
+// kubernetesJSON is an old message's JSON in Kubernetes' form: protojson's, with 64-bit
+// integers as numbers (protojson quotes them, as the old skiffctl undid when it printed
+// objects) and times with exactly six fractional digits (protojson writes 0, 3, 6 or 9;
+// metav1.MicroTime reads exactly 6, metav1.Time any).
+func kubernetesJSON(msg proto.Message) ([]byte, error) {
+	js, err := protojson.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	var tree map[string]any
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	if err := dec.Decode(&tree); err != nil {
+		return nil, err
+	}
+	mendMessage(tree, msg.ProtoReflect().Descriptor())
+	return json.Marshal(tree)
+}
+
+func mendMessage(obj map[string]any, md protoreflect.MessageDescriptor) {
+	for k, v := range obj {
+		fd := md.Fields().ByJSONName(k)
+		switch {
+		case fd == nil:
+		case fd.IsMap():
+			if m, ok := v.(map[string]any); ok {
+				for mk, mv := range m {
+					m[mk] = mendValue(mv, fd.MapValue())
+				}
+			}
+		case fd.IsList():
+			if l, ok := v.([]any); ok {
+				for i := range l {
+					l[i] = mendValue(l[i], fd)
+				}
+			}
+		default:
+			obj[k] = mendValue(v, fd)
+		}
+	}
+}
+
+func mendValue(v any, fd protoreflect.FieldDescriptor) any {
+	switch fd.Kind() {
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
+		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if s, ok := v.(string); ok {
+			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return json.Number(s)
+			}
+		}
+	case protoreflect.MessageKind:
+		switch fd.Message().FullName() {
+		case "google.protobuf.Timestamp":
+			if s, ok := v.(string); ok {
+				if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+					return t.UTC().Format(metav1.RFC3339Micro)
+				}
+			}
+		case "google.protobuf.Value": // an int-or-string, as it is
+		default:
+			if m, ok := v.(map[string]any); ok {
+				mendMessage(m, fd.Message())
+			}
+		}
+	}
+	return v
 }
 
 // current returns a stored value in the current encoding: old-encoded values converted,

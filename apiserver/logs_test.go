@@ -15,12 +15,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	"github.com/skiffhq/skiff/pki"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -83,14 +84,14 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func createPod(t *testing.T, ctx context.Context, cs *client.Clientset, name, node string, containers ...*corev1.Container) {
+func createPod(t *testing.T, ctx context.Context, cs *client.Clientset, name, node string, containers ...corev1.Container) {
 	t.Helper()
 	if len(containers) == 0 {
-		containers = []*corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sh", "-c", "echo hello from " + name + "; sleep 3600"}}}
+		containers = []corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sh", "-c", "echo hello from " + name + "; sleep 3600"}}}
 	}
 	_, err := cs.Pods.Create(ctx, &corev1.Pod{
-		Metadata: &corev1.ObjectMeta{Namespace: "default", Name: name},
-		Spec:     &corev1.PodSpec{NodeName: node, RestartPolicy: "Never", Containers: containers},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec:       corev1.PodSpec{NodeName: node, RestartPolicy: corev1.RestartPolicyNever, Containers: containers},
 	})
 	if err != nil {
 		t.Fatalf("create pod %s: %v", name, err)
@@ -146,8 +147,8 @@ func TestPodLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if port := node.GetStatus().GetDaemonEndpoints().GetKubeletEndpoint().GetPort(); port == 0 {
-		t.Errorf("node w1 publishes no kubelet endpoint: %v", node.GetStatus())
+	if port := node.Status.DaemonEndpoints.KubeletEndpoint.Port; port == 0 {
+		t.Errorf("node w1 publishes no kubelet endpoint: %v", node.Status)
 	}
 
 	// Following: new lines arrive as they are written; the stream ends with the container.
@@ -182,7 +183,7 @@ func TestPodLogs(t *testing.T) {
 
 	// Errors name the problem.
 	createPod(t, ctx, cs, "two", "w1",
-		&corev1.Container{Name: "a", Image: "busybox"}, &corev1.Container{Name: "b", Image: "busybox"})
+		corev1.Container{Name: "a", Image: "busybox"}, corev1.Container{Name: "b", Image: "busybox"})
 	createPod(t, ctx, cs, "pending", "")
 	wantLogsError(t, ctx, conn, "nope", "", codes.NotFound, `pods "nope" not found`)
 	wantLogsError(t, ctx, conn, "pending", "", codes.FailedPrecondition, `pod "pending" is not scheduled to a node yet`)
@@ -201,14 +202,12 @@ func TestPodLogs(t *testing.T) {
 	deadPort := closed.Addr().(*net.TCPAddr).Port
 	closed.Close()
 	for name, port := range map[string]int32{"dead": int32(deadPort), "silent": 0} {
-		n, err := cs.Nodes.Create(ctx, &corev1.Node{Metadata: &corev1.ObjectMeta{Name: name}, Spec: &corev1.NodeSpec{}})
+		n, err := cs.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n.Status = &corev1.NodeStatus{Addresses: []*corev1.NodeAddress{{Type: "InternalIP", Address: "127.0.0.1"}}}
-		if port != 0 {
-			n.Status.DaemonEndpoints = &corev1.NodeDaemonEndpoints{KubeletEndpoint: &corev1.DaemonEndpoint{Port: port}}
-		}
+		n.Status = corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}}
+		n.Status.DaemonEndpoints.KubeletEndpoint.Port = port
 		if _, err := cs.Nodes.UpdateStatus(ctx, n); err != nil {
 			t.Fatal(err)
 		}

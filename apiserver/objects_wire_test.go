@@ -3,49 +3,172 @@ package apiserver
 import (
 	"bytes"
 	"math"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
 
-// Buffers are sized with wireObjectSize: it must be exactly what appendWireObject writes.
-func TestWireObjectSize(t *testing.T) {
-	for _, size := range []int{0, 1, 127, 128, 16 << 10, 1<<20 + 512<<10} {
-		for _, rev := range []int64{1, 1 << 40, math.MaxInt64} {
-			for kind := range objectField {
-				value := bytes.Repeat([]byte{1}, size)
-				if got, want := len(appendWireObject(nil, kind, value, rev)), wireObjectSize(kind, size, rev); got != want {
-					t.Errorf("%s of %d bytes at revision %d: appended %d bytes, wireObjectSize says %d", kind, size, rev, got, want)
+// wireSamples holds an object of every kind, with a note of noteLen bytes (so the
+// stored value crosses the varint size boundaries), as clients write them.
+func wireSamples(t *testing.T, noteLen int) []kinds.Object {
+	t.Helper()
+	meta := func(ns, name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: ns, Name: name, UID: "5f0e3c1a-0000-4000-8000-000000000001", Generation: 1,
+			CreationTimestamp: metav1.NewTime(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)),
+			Labels:            map[string]string{"app": "web"}, Annotations: map[string]string{"note": strings.Repeat("x", noteLen)}}
+	}
+	objs := []kinds.Object{
+		&corev1.Pod{ObjectMeta: meta("default", "web-1"), Spec: corev1.PodSpec{NodeName: "w1",
+			Containers: []corev1.Container{{Name: "c", Image: "busybox:1.36",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.42.0.5"}},
+		&corev1.Node{ObjectMeta: meta("", "w1"), Spec: corev1.NodeSpec{Unschedulable: true}},
+		&appsv1.ReplicaSet{ObjectMeta: meta("default", "web-abc"), Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2)}},
+		&appsv1.Deployment{ObjectMeta: meta("default", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)}},
+		&corev1.ConfigMap{ObjectMeta: meta("default", "cfg"), Data: map[string]string{"k": "v"}},
+		&corev1.Event{ObjectMeta: meta("default", "web-1.17f"), Reason: "Started",
+			EventTime: metav1.NewMicroTime(time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC))},
+		&coordinationv1.Lease{ObjectMeta: meta("kube-node-lease", "w1"), Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("w1")}},
+		&corev1.Namespace{ObjectMeta: meta("", "team"), Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}},
+	}
+	have := map[*kinds.Info]bool{}
+	for _, obj := range objs {
+		have[kinds.Of(obj)] = true
+	}
+	for _, in := range kinds.All() {
+		if !have[in] {
+			t.Fatalf("no sample of %s: add one", in.Kind)
+		}
+	}
+	return objs
+}
+
+// stored is obj as the store holds it (encode: no resourceVersion).
+func stored(t *testing.T, obj kinds.Object) []byte {
+	t.Helper()
+	value, _, _, err := encode(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return value
+}
+
+// atRevision is obj as the API serves it at revision rev: its kind set, resourceVersion rev.
+func atRevision(obj kinds.Object, rev int64) kinds.Object {
+	want := obj.DeepCopyObject().(kinds.Object)
+	kinds.SetTypeMeta(want)
+	want.SetResourceVersion(strconv.FormatInt(rev, 10))
+	return want
+}
+
+// wantObject fails t unless env, an Object envelope as a client parses it, holds want.
+func wantObject(t *testing.T, what string, env []byte, want kinds.Object) {
+	t.Helper()
+	var o apiv1.Object
+	if err := proto.Unmarshal(env, &o); err != nil {
+		t.Fatalf("%s: the envelope does not parse: %v", what, err)
+	}
+	got, err := kinds.Unwrap(&o)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !equality.Semantic.DeepEqual(got, want) {
+		t.Fatalf("%s: decodes to\n%v\nwant\n%v", what, got, want)
+	}
+}
+
+// Buffers are sized with wireObjectSize: it must be exactly what appendWireObject writes,
+// and what it writes is the stored object with its resourceVersion.
+func TestWireObject(t *testing.T) {
+	for _, noteLen := range []int{0, 1, 127, 128, 16 << 10, 1<<20 + 512<<10} {
+		for _, obj := range wireSamples(t, noteLen) {
+			info, value := kinds.Of(obj), stored(t, obj)
+			for _, rev := range []int64{1, 1 << 40, math.MaxInt64} {
+				what := info.Kind + " of " + strconv.Itoa(len(value)) + " bytes at revision " + strconv.FormatInt(rev, 10)
+				b := appendWireObject(nil, info, value, rev)
+				if got, want := len(b), wireObjectSize(info, value, rev); got != want {
+					t.Errorf("%s: appended %d bytes, wireObjectSize says %d", what, got, want)
 				}
+				wantObject(t, what, b, atRevision(obj, rev))
 			}
 		}
 	}
 }
 
-// encodeWatchResponse writes what marshalling the RawWatchResponse would.
+// storedObject, the reply to a write, reaches the client as the stored object with its
+// resourceVersion.
+func TestStoredObject(t *testing.T) {
+	for _, obj := range wireSamples(t, 10) {
+		info := kinds.Of(obj)
+		b, err := proto.Marshal(storedObject(info, stored(t, obj), 42))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantObject(t, info.Kind, b, atRevision(obj, 42))
+	}
+}
+
+// encodeWatchResponse writes what marshalling the RawWatchResponse would, and each event
+// decodes to the stored object with its resourceVersion; a bookmark's object is an object
+// of the kind carrying only the resourceVersion.
 func TestEncodeWatchResponse(t *testing.T) {
-	value := bytes.Repeat([]byte{0x0a, 0x00}, 300) // an empty field 1, repeated: any bytes do
-	evs := []store.Event{
-		{Type: store.Added, Revision: 7, Object: store.Object{Value: value, ModRevision: 7}},
-		{Type: store.Modified, Revision: 8, Object: store.Object{Value: value[:3], ModRevision: 8}},
-		{Type: store.Deleted, Revision: 1 << 40, Object: store.Object{ModRevision: 1 << 40}},
-	}
-	want := &apiv1.RawWatchResponse{}
-	for _, ev := range evs {
-		want.Events = append(want.Events, &apiv1.RawWatchEvent{Type: ev.Type.String(),
-			Object: appendWireObject(nil, "Pod", ev.Object.Value, ev.Object.ModRevision)})
-	}
-	wantBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := encodeWatchResponse("Pod", evs)
-	got := msg.data.Materialize()
-	msg.data.Free()
-	if !bytes.Equal(got, wantBytes) {
-		t.Fatalf("encoded %d bytes, differ from the marshalled RawWatchResponse's %d", len(got), len(wantBytes))
+	for _, obj := range wireSamples(t, 300) {
+		info := kinds.Of(obj)
+		value := stored(t, obj)
+		changed := obj.DeepCopyObject().(kinds.Object)
+		changed.SetLabels(map[string]string{"app": "web", "tier": "front"})
+		evs := []store.Event{
+			{Type: store.Added, Revision: 7, Object: store.Object{Value: value, ModRevision: 7}},
+			{Type: store.Modified, Revision: 8, Object: store.Object{Value: stored(t, changed), ModRevision: 8}},
+			{Type: store.Deleted, Revision: 1 << 40, Object: store.Object{Value: value, ModRevision: 1 << 40}},
+			{Type: store.Bookmark, Revision: 1<<40 + 1, Object: store.Object{Key: store.Key{Kind: info.Kind}, ModRevision: 1<<40 + 1}},
+		}
+		bookmark := info.New()
+		wants := []kinds.Object{atRevision(obj, 7), atRevision(changed, 8), atRevision(obj, 1<<40), atRevision(bookmark, 1<<40+1)}
+
+		want := &apiv1.RawWatchResponse{}
+		for _, ev := range evs {
+			v := ev.Object.Value
+			if ev.Type == store.Bookmark {
+				v = kinds.MustEncode(bookmark)
+			}
+			want.Events = append(want.Events, &apiv1.RawWatchEvent{Type: ev.Type.String(),
+				Object: appendWireObject(nil, info, v, ev.Object.ModRevision)})
+		}
+		wantBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := encodeWatchResponse(info, evs)
+		got := msg.data.Materialize()
+		msg.data.Free()
+		if !bytes.Equal(got, wantBytes) {
+			t.Fatalf("%s: encoded %d bytes, differ from the marshalled RawWatchResponse's %d", info.Kind, len(got), len(wantBytes))
+		}
+
+		var resp apiv1.RawWatchResponse
+		if err := proto.Unmarshal(got, &resp); err != nil || len(resp.Events) != len(evs) {
+			t.Fatalf("%s: %d events, %v", info.Kind, len(resp.Events), err)
+		}
+		for i, ev := range resp.Events {
+			if ev.Type != evs[i].Type.String() {
+				t.Errorf("%s: event %d is %s, want %s", info.Kind, i, ev.Type, evs[i].Type)
+			}
+			wantObject(t, info.Kind+" "+ev.Type, ev.Object, wants[i])
+		}
 	}
 }

@@ -14,11 +14,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/pki"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -177,12 +177,12 @@ func TestRotation(t *testing.T) {
 	if serverSerial(old) != oldSerial {
 		t.Fatal("the old connection changed certificates")
 	}
-	cm := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "after-rotation"}}
-	if _, err := fresh.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(cm)}); err != nil {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-rotation"}}
+	if _, err := fresh.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, cm)}); err != nil {
 		t.Fatal(err)
 	}
 	ev, err := w.Recv()
-	if err != nil || len(ev.GetEvents()) == 0 || ev.GetEvents()[0].GetObject().GetConfigMap().GetMetadata().GetName() != "after-rotation" {
+	if err != nil || len(ev.GetEvents()) == 0 || unwrap[*corev1.ConfigMap](t, ev.GetEvents()[0].GetObject()).Name != "after-rotation" {
 		t.Fatalf("watch across rotation: %v %v", ev, err)
 	}
 

@@ -13,13 +13,13 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/pki"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -159,7 +159,7 @@ func TestNodeRestriction(t *testing.T) {
 	ctx := testCtx(t)
 	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
 	for _, p := range []*corev1.Pod{boundPod("mine", "w1"), boundPod("theirs", "w2")} {
-		if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(p)}); err != nil {
+		if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,15 +168,16 @@ func TestNodeRestriction(t *testing.T) {
 
 	// Its own pods: list, watch, read, status, delete.
 	l, err := w1.List(ctx, &apiv1.ListRequest{Kind: "Pod", FieldSelector: "spec.nodeName=w1"})
-	if err != nil || len(l.GetItems()) != 1 || l.GetItems()[0].GetPod().GetMetadata().GetName() != "mine" {
+	if err != nil || len(l.GetItems()) != 1 || unwrap[*corev1.Pod](t, l.GetItems()[0]).Name != "mine" {
 		t.Fatalf("list own pods: %v %v", l, err)
 	}
-	mine, err := w1.Get(ctx, &apiv1.GetRequest{Kind: "Pod", Namespace: "default", Name: "mine"})
+	got, err := w1.Get(ctx, &apiv1.GetRequest{Kind: "Pod", Namespace: "default", Name: "mine"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine.GetPod().Status.Phase = "Running"
-	if _, err := w1.UpdateStatus(ctx, &apiv1.UpdateRequest{Object: mine}); err != nil {
+	mine := unwrap[*corev1.Pod](t, got)
+	mine.Status.Phase = corev1.PodRunning
+	if _, err := w1.UpdateStatus(ctx, &apiv1.UpdateRequest{Object: wrap(t, mine)}); err != nil {
 		t.Fatalf("update own pod's status: %v", err)
 	}
 
@@ -194,19 +195,22 @@ func TestNodeRestriction(t *testing.T) {
 	}
 	wantDenied(t, "watch w2's pods", err, codes.PermissionDenied, msg+"watch pods")
 	theirs := boundPod("theirs", "w2")
-	theirs.Metadata.Namespace = "default"
-	theirs.Status = &corev1.PodStatus{Phase: "Failed"}
-	_, err = w1.UpdateStatus(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(theirs)})
+	theirs.Namespace = "default"
+	theirs.Status = corev1.PodStatus{Phase: corev1.PodFailed}
+	_, err = w1.UpdateStatus(ctx, &apiv1.UpdateRequest{Object: wrap(t, theirs)})
 	wantDenied(t, "update another node's pod status", err, codes.PermissionDenied, msg+`update pods/status "default/theirs": pod is bound to node "w2"`)
 	_, err = w1.Delete(ctx, &apiv1.DeleteRequest{Kind: "Pod", Namespace: "default", Name: "theirs"})
 	wantDenied(t, "delete another node's pod", err, codes.PermissionDenied, msg+`delete pods "default/theirs": pod is bound to node "w2"`)
-	_, err = w1.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(theirs)})
+	_, err = w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, theirs)})
 	wantDenied(t, "update a pod spec", err, codes.PermissionDenied, msg+`update pods "default/theirs"`)
-	_, err = w1.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.Node{Metadata: &corev1.ObjectMeta{Name: "w2"}})})
+	_, err = w1.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w2"}})})
 	wantDenied(t, "register as another node", err, codes.PermissionDenied, msg+`create nodes "w2": a node may only access its own Node "w1"`)
-	got, err := admin.Get(ctx, &apiv1.GetRequest{Kind: "Pod", Namespace: "default", Name: "theirs"})
-	if err != nil || got.GetPod().GetStatus().GetPhase() == "Failed" || got.GetPod().GetMetadata().GetDeletionTimestamp() != nil {
-		t.Fatalf("w2's pod changed: %v %v", got, err)
+	got, err = admin.Get(ctx, &apiv1.GetRequest{Kind: "Pod", Namespace: "default", Name: "theirs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := unwrap[*corev1.Pod](t, got); p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
+		t.Fatalf("w2's pod changed: %v", p)
 	}
 
 	// Wrong identity: the scheduler binds but does not delete.
@@ -245,8 +249,8 @@ func TestLimits(t *testing.T) {
 	wantDenied(t, "second watch", err, codes.ResourceExhausted, `user "system:node:w1" has 1 open watches`)
 
 	// Requests: a burst of five (two used by the watches), then refused, per identity.
-	big := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "big"}, Data: map[string]string{"x": strings.Repeat("x", 3<<20)}}
-	_, err = admin.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(big)})
+	big := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "big"}, Data: map[string]string{"x": strings.Repeat("x", 3<<20)}}
+	_, err = admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, big)})
 	wantDenied(t, "3 MiB request", err, codes.ResourceExhausted, "larger than max")
 	for i := 0; i < 3; i++ {
 		if _, err := w1.List(ctx, &apiv1.ListRequest{Kind: "Pod", FieldSelector: "spec.nodeName=w1"}); err != nil {

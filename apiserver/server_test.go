@@ -14,13 +14,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -39,9 +41,33 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
+// wrap puts obj into the API's envelope, for calls to the gRPC service.
+func wrap(t testing.TB, obj kinds.Object) *apiv1.Object {
+	t.Helper()
+	o, err := kinds.Wrap(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// unwrap reads an object the gRPC service sent, as T.
+func unwrap[T kinds.Object](t testing.TB, o *apiv1.Object) T {
+	t.Helper()
+	obj, err := kinds.Unwrap(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, ok := obj.(T)
+	if !ok {
+		t.Fatalf("the server sent a %T, want %T", obj, out)
+	}
+	return out
+}
+
 func pod(name string) *corev1.Pod {
-	return &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"}},
-		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 }
 
 func wantCode(t *testing.T, what string, err error, code codes.Code) {
@@ -56,21 +82,21 @@ func TestResourceLifecycle(t *testing.T) {
 	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
 
-	created, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("web-1"))})
+	created, err := rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, pod("web-1"))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := created.GetPod()
-	md := p.GetMetadata()
-	if md.GetUid() == "" || md.GetNamespace() != "default" || md.GetGeneration() != 1 || md.GetResourceVersion() == "" ||
-		md.GetCreationTimestamp() == nil || p.GetStatus().GetPhase() != "Pending" || p.GetKind() != "Pod" || p.GetApiVersion() != "v1" {
+	p := unwrap[*corev1.Pod](t, created)
+	if p.UID == "" || p.Namespace != "default" || p.Generation != 1 || p.ResourceVersion == "" ||
+		p.CreationTimestamp.IsZero() || p.Status.Phase != corev1.PodPending || p.Kind != "Pod" || p.APIVersion != "v1" ||
+		created.GetKind() != "Pod" || created.GetApiVersion() != "v1" {
 		t.Fatalf("created pod = %v", p)
 	}
-	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("web-1"))})
+	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, pod("web-1"))})
 	wantCode(t, "create twice", err, codes.AlreadyExists)
 
 	got, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "po", Name: "web-1"})
-	if err != nil || !proto.Equal(got, created) {
+	if err != nil || !equality.Semantic.DeepEqual(unwrap[*corev1.Pod](t, got), p) {
 		t.Fatalf("get = %v %v", got, err)
 	}
 	_, err = rc.Get(ctx, &apiv1.GetRequest{Kind: "pods", Name: "nope"})
@@ -82,47 +108,55 @@ func TestResourceLifecycle(t *testing.T) {
 	wantCode(t, "unknown kind", err, codes.InvalidArgument)
 
 	// A status write does not bump generation; a spec change does.
-	withStatus := proto.Clone(p).(*corev1.Pod)
-	withStatus.Status = &corev1.PodStatus{Phase: "Running"}
+	withStatus := p.DeepCopy()
+	withStatus.Status = corev1.PodStatus{Phase: corev1.PodRunning}
 	withStatus.Spec.Containers[0].Image = "ignored-by-status-update"
-	st, err := rc.UpdateStatus(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(withStatus)})
-	if err != nil || st.GetPod().GetStatus().GetPhase() != "Running" || st.GetPod().GetMetadata().GetGeneration() != 1 ||
-		st.GetPod().GetSpec().GetContainers()[0].GetImage() != "busybox" {
-		t.Fatalf("update status = %v %v", st, err)
+	st, err := rc.UpdateStatus(ctx, &apiv1.UpdateRequest{Object: wrap(t, withStatus)})
+	if err != nil {
+		t.Fatalf("update status: %v", err)
+	}
+	if sp := unwrap[*corev1.Pod](t, st); sp.Status.Phase != corev1.PodRunning || sp.Generation != 1 || sp.Spec.Containers[0].Image != "busybox" {
+		t.Fatalf("update status = %v", sp)
 	}
 	// Update with a stale resourceVersion conflicts and names the current one.
-	stale := proto.Clone(p).(*corev1.Pod)
+	stale := p.DeepCopy()
 	stale.Spec.Containers[0].Image = "busybox:2"
-	_, err = rc.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(stale)})
+	_, err = rc.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, stale)})
 	wantCode(t, "stale update", err, codes.Aborted)
-	fresh := proto.Clone(st.GetPod()).(*corev1.Pod)
+	fresh := unwrap[*corev1.Pod](t, st)
 	fresh.Spec.Containers[0].Image = "busybox:2"
-	fresh.Status = nil // ignored by Update
-	up, err := rc.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(fresh)})
-	if err != nil || up.GetPod().GetMetadata().GetGeneration() != 2 || up.GetPod().GetStatus().GetPhase() != "Running" {
-		t.Fatalf("update = %v %v", up, err)
+	fresh.Status = corev1.PodStatus{} // ignored by Update
+	up, err := rc.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, fresh)})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if upPod := unwrap[*corev1.Pod](t, up); upPod.Generation != 2 || upPod.Status.Phase != corev1.PodRunning {
+		t.Fatalf("update = %v", upPod)
 	}
 	// An update that changes nothing writes nothing.
 	same, err := rc.Update(ctx, &apiv1.UpdateRequest{Object: up})
-	if err != nil || same.GetPod().GetMetadata().GetResourceVersion() != up.GetPod().GetMetadata().GetResourceVersion() {
+	if err != nil || unwrap[*corev1.Pod](t, same).ResourceVersion != unwrap[*corev1.Pod](t, up).ResourceVersion {
 		t.Fatalf("no-op update = %v %v", same, err)
 	}
 
 	// Bind once; a second bind fails.
 	b, err := rc.Bind(ctx, &apiv1.BindRequest{Name: "web-1", NodeName: "w1"})
-	if err != nil || b.GetPod().GetSpec().GetNodeName() != "w1" {
+	if err != nil || unwrap[*corev1.Pod](t, b).Spec.NodeName != "w1" {
 		t.Fatalf("bind = %v %v", b, err)
 	}
 	_, err = rc.Bind(ctx, &apiv1.BindRequest{Name: "web-1", NodeName: "w2"})
 	wantCode(t, "second bind", err, codes.FailedPrecondition)
-	_, err = rc.Bind(ctx, &apiv1.BindRequest{Name: "web-1", NodeName: "w1", Uid: b.GetPod().GetMetadata().GetUid()})
+	_, err = rc.Bind(ctx, &apiv1.BindRequest{Name: "web-1", NodeName: "w1", Uid: string(unwrap[*corev1.Pod](t, b).UID)})
 	wantCode(t, "the same bind again", err, codes.FailedPrecondition)
 
 	// A bound pod is deleted gracefully: it stays with a deletionTimestamp until the
 	// kubelet deletes it with grace 0.
 	d, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "pod", Name: "web-1"})
-	if err != nil || d.GetPod().GetMetadata().GetDeletionTimestamp() == nil || d.GetPod().GetMetadata().GetDeletionGracePeriodSeconds() != 30 {
-		t.Fatalf("graceful delete = %v %v", d, err)
+	if err != nil {
+		t.Fatalf("graceful delete: %v", err)
+	}
+	if dp := unwrap[*corev1.Pod](t, d); dp.DeletionTimestamp == nil || ptr.Deref(dp.DeletionGracePeriodSeconds, 0) != 30 {
+		t.Fatalf("graceful delete = %v", dp)
 	}
 	if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pod", Name: "web-1"}); err != nil {
 		t.Fatalf("pod gone during its grace period: %v", err)
@@ -139,21 +173,23 @@ func TestFinalizersHoldDeletion(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
-	cm := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cfg"}, Data: map[string]string{"a": "b"}}
-	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(cm)}); err != nil {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"}, Data: map[string]string{"a": "b"}}
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, cm)}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "cm", Name: "cfg", PropagationPolicy: "Foreground"})
-	if err != nil || d.GetConfigMap().GetMetadata().GetDeletionTimestamp() == nil ||
-		d.GetConfigMap().GetMetadata().GetFinalizers()[0] != apiserver.FinalizerForeground {
-		t.Fatalf("foreground delete = %v %v", d, err)
+	if err != nil {
+		t.Fatalf("foreground delete: %v", err)
 	}
-	held := d.GetConfigMap()
-	held.Metadata.Finalizers = append(held.Metadata.Finalizers, "new")
-	_, err = rc.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(held)})
+	held := unwrap[*corev1.ConfigMap](t, d)
+	if held.DeletionTimestamp == nil || len(held.Finalizers) == 0 || held.Finalizers[0] != apiserver.FinalizerForeground {
+		t.Fatalf("foreground delete = %v", held)
+	}
+	held.Finalizers = append(held.Finalizers, "new")
+	_, err = rc.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, held)})
 	wantCode(t, "add finalizer while deleting", err, codes.FailedPrecondition)
-	held.Metadata.Finalizers = nil
-	if _, err := rc.Update(ctx, &apiv1.UpdateRequest{Object: kinds.Wrap(held)}); err != nil {
+	held.Finalizers = nil
+	if _, err := rc.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, held)}); err != nil {
 		t.Fatalf("remove last finalizer: %v", err)
 	}
 	_, err = rc.Get(ctx, &apiv1.GetRequest{Kind: "cm", Name: "cfg"})
@@ -161,7 +197,7 @@ func TestFinalizersHoldDeletion(t *testing.T) {
 
 	_, err = rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "ns", Name: "default"})
 	wantCode(t, "delete default namespace", err, codes.FailedPrecondition)
-	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "x", Namespace: "missing"}})})
+	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "missing"}})})
 	wantCode(t, "create in missing namespace", err, codes.NotFound)
 }
 
@@ -181,7 +217,7 @@ func TestWatchAndListThroughAnyNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		if _, err := rc0.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod("p" + strconv.Itoa(i)))}); err != nil {
+		if _, err := rc0.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, pod("p"+strconv.Itoa(i)))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -203,11 +239,11 @@ func TestWatchAndListThroughAnyNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, ev := range resp.GetEvents() {
-			p := ev.GetObject().GetPod()
-			if p.GetMetadata().GetResourceVersion() == "" || p.GetSpec().GetContainers()[0].GetImage() != "busybox" {
+			p := unwrap[*corev1.Pod](t, ev.GetObject())
+			if p.ResourceVersion == "" || len(p.Spec.Containers) == 0 || p.Spec.Containers[0].Image != "busybox" {
 				t.Fatalf("event object = %v", p)
 			}
-			got = append(got, ev.GetType()+" "+p.GetMetadata().GetName())
+			got = append(got, ev.GetType()+" "+p.Name)
 		}
 	}
 	if fmt.Sprint(got) != "[ADDED p1 ADDED p3 DELETED p3]" {
@@ -215,7 +251,7 @@ func TestWatchAndListThroughAnyNode(t *testing.T) {
 	}
 	// Lists through any node are linearizable and filter by index and labels.
 	l, err := rc2.List(ctx, &apiv1.ListRequest{Kind: "po", FieldSelector: "spec.nodeName=w1"})
-	if err != nil || len(l.GetItems()) != 1 || l.GetItems()[0].GetPod().GetMetadata().GetName() != "p1" {
+	if err != nil || len(l.GetItems()) != 1 || unwrap[*corev1.Pod](t, l.GetItems()[0]).Name != "p1" {
 		t.Fatalf("list by node = %v %v", l, err)
 	}
 	l, err = rc1.List(ctx, &apiv1.ListRequest{Kind: "po", FieldSelector: "spec.nodeName=", LabelSelector: "app=web"})
@@ -259,11 +295,11 @@ func TestNamespaceCheckFollowsChanges(t *testing.T) {
 	rc, _ := dial(t, c.Addr(0))
 	ctx := testCtx(t)
 	cm := func(name string) *apiv1.CreateRequest {
-		return &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "team"}})}
+		return &apiv1.CreateRequest{Object: wrap(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team"}})}
 	}
 	_, err := rc.Create(ctx, cm("early"))
 	wantCode(t, "create in missing namespace", err, codes.NotFound)
-	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: "team"}})}); err != nil {
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}})}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
@@ -294,15 +330,15 @@ func TestNamespaceCreatedElsewhereIsSeenByFollower(t *testing.T) {
 	ctx := testCtx(t)
 	for i := 0; i < 30; i++ {
 		ns := fmt.Sprintf("team-%d", i)
-		if _, err := lc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: ns}})}); err != nil {
+		if _, err := lc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})}); err != nil {
 			t.Fatal(err)
 		}
-		cm := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cm", Namespace: ns}}
-		if _, err := fc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(cm)}); err != nil {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: ns}}
+		if _, err := fc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, cm)}); err != nil {
 			t.Fatalf("create in %s through a follower right after the namespace: %v", ns, err)
 		}
 	}
-	_, err := fc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: "cm", Namespace: "nowhere"}})})
+	_, err := fc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "nowhere"}})})
 	wantCode(t, "create in a namespace that does not exist", err, codes.NotFound)
 }
 
@@ -336,7 +372,7 @@ func TestFollowersNameTheLeader(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		rc, _ := dial(t, c.Addr(i))
 		var md metadata.MD
-		if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("hint-%d", i)))}, grpc.Header(&md)); err != nil {
+		if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, pod(fmt.Sprintf("hint-%d", i)))}, grpc.Header(&md)); err != nil {
 			t.Fatal(err)
 		}
 		got := md.Get(client.LeaderHeader)
@@ -344,7 +380,7 @@ func TestFollowersNameTheLeader(t *testing.T) {
 			if len(got) != 0 {
 				t.Fatalf("the leader names a leader: %v", got)
 			}
-			if _, err := rc.Create(expecting, &apiv1.CreateRequest{Object: kinds.Wrap(pod("at-leader"))}); err != nil {
+			if _, err := rc.Create(expecting, &apiv1.CreateRequest{Object: wrap(t, pod("at-leader"))}); err != nil {
 				t.Fatalf("the leader refused a request expecting the leader: %v", err)
 			}
 			continue
@@ -355,7 +391,7 @@ func TestFollowersNameTheLeader(t *testing.T) {
 		// A request sent to it as the leader is refused at once, naming the leader, and
 		// nothing is done.
 		md = nil
-		_, err := rc.Create(expecting, &apiv1.CreateRequest{Object: kinds.Wrap(pod(fmt.Sprintf("refused-%d", i)))}, grpc.Header(&md))
+		_, err := rc.Create(expecting, &apiv1.CreateRequest{Object: wrap(t, pod(fmt.Sprintf("refused-%d", i)))}, grpc.Header(&md))
 		wantCode(t, "request expecting the leader at a follower", err, codes.Unavailable)
 		// Skiff's own Unavailable, which clients read as "refused, nothing done" and retry
 		// elsewhere even when the request could not be repeated after a lost reply.

@@ -15,12 +15,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/pki"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 )
 
 // fakeServer answers Create from a script: each call takes the next outcome.
@@ -36,11 +37,14 @@ func (f *fakeServer) Create(ctx context.Context, req *apiv1.CreateRequest) (*api
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	name := req.GetObject().GetConfigMap().GetMetadata().GetName()
+	obj, err := kinds.Unwrap(req.GetObject())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	name := obj.GetName()
 	if f.created[name] {
 		return nil, status.Error(codes.AlreadyExists, "configmaps \""+name+"\" already exists")
 	}
-	var err error
 	if len(f.script) > 0 {
 		err, f.script = f.script[0], f.script[1:]
 	}
@@ -78,7 +82,7 @@ func TestCreateRetryRules(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cm := func(name, generate string) *corev1.ConfigMap {
-		return &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name, GenerateName: generate}}
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, GenerateName: generate}}
 	}
 	for _, tc := range []struct {
 		name      string
@@ -121,7 +125,7 @@ func TestFailsOverToTheNextServer(t *testing.T) {
 	conn, _ := client.Dial([]string{deadAddr, startFake(t, good)}, client.Options{BackoffBase: time.Millisecond})
 	defer conn.Close()
 	for i := 0; i < 3; i++ {
-		if _, err := client.For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: string(rune('a' + i))}}); err != nil {
+		if _, err := client.For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: string(rune('a' + i))}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -149,17 +153,17 @@ func (f *bindServer) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.O
 	if f.calls == 1 {
 		return nil, status.Error(codes.Unavailable, "connection reset") // committed, reply lost
 	}
-	return kinds.Wrap(f.pod()), nil
+	return kinds.Wrap(f.pod())
 }
 
 func (f *bindServer) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Object, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return kinds.Wrap(f.pod()), nil
+	return kinds.Wrap(f.pod())
 }
 
 func (f *bindServer) pod() *corev1.Pod {
-	return &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: "p", Namespace: "default", Uid: "u1"}, Spec: &corev1.PodSpec{NodeName: f.node}}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "u1"}, Spec: corev1.PodSpec{NodeName: f.node}}
 }
 
 func TestBindRetriedAfterLostReply(t *testing.T) {
@@ -177,7 +181,7 @@ func TestBindRetriedAfterLostReply(t *testing.T) {
 	conn, _ := client.Dial([]string{ln.Addr().String()}, client.Options{BackoffBase: time.Millisecond})
 	defer conn.Close()
 	pod, err := conn.Bind(ctx, "default", "p", "u1", "w1")
-	if err != nil || pod.GetSpec().GetNodeName() != "w1" {
+	if err != nil || pod.Spec.NodeName != "w1" {
 		t.Fatalf("bind after a lost reply = %v, %v; want success on w1", pod, err)
 	}
 	// Another node is a real conflict, reported as such.

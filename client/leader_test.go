@@ -12,10 +12,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 )
 
 // member is a fake API server that counts the calls it answers and, like a member that
@@ -65,7 +66,7 @@ func (m *member) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Object,
 	if err := m.answer(ctx, "get"); err != nil {
 		return nil, err
 	}
-	return kinds.Wrap(&corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: req.GetName()}}), nil
+	return kinds.Wrap(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: req.GetName()}})
 }
 
 func (m *member) set(names string) {
@@ -122,7 +123,7 @@ func creates(ctx context.Context, t *testing.T, conn *Conn) func(names ...string
 	return func(names ...string) {
 		t.Helper()
 		for _, name := range names {
-			if _, err := For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name}}); err != nil {
+			if _, err := For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
 				t.Fatal(err)
 			}
 		}

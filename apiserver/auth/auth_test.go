@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/skiffhq/skiff/pki"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
 var (
@@ -22,7 +24,7 @@ var (
 )
 
 func pod(node string) *corev1.Pod {
-	return &corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: "x"}, Spec: &corev1.PodSpec{NodeName: node}}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "x"}, Spec: corev1.PodSpec{NodeName: node}}
 }
 
 func TestAuthorize(t *testing.T) {

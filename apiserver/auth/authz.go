@@ -7,8 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
-	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/pki"
 )
 
 // Verbs.

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/labels"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -125,7 +127,7 @@ func TestInformerMirrorsThroughServerFailures(t *testing.T) {
 			cm, err := writer.ConfigMaps.Get(ctx, "default", name)
 			switch {
 			case client.IsNotFound(err):
-				_, err = writer.ConfigMaps.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: name}, Data: map[string]string{"v": "0"}})
+				_, err = writer.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}, Data: map[string]string{"v": "0"}})
 			case err == nil && rng.Intn(3) == 0:
 				_, err = writer.ConfigMaps.Delete(ctx, "default", name, client.DeleteOptions{})
 			case err == nil:
@@ -156,7 +158,7 @@ func TestTooOldRelistDeliversDeletes(t *testing.T) {
 	defer cancel()
 	writer := dial(t, c.Addr(1), c.Addr(2))
 	for i := 0; i < 10; i++ {
-		if _, err := writer.ConfigMaps.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("keep-%d", i)}}); err != nil {
+		if _, err := writer.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("keep-%d", i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -180,7 +182,7 @@ func TestTooOldRelistDeliversDeletes(t *testing.T) {
 		}
 	}
 	for i := 0; i < 120; i++ {
-		if _, err := writer.ConfigMaps.Create(ctx, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("new-%d", i)}}); err != nil {
+		if _, err := writer.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("new-%d", i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/utils/ptr"
+
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/leader"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -40,7 +42,7 @@ func (l *termLog) candidate(t *testing.T, ctx context.Context, id string, addrs 
 		l.terms = append(l.terms, term{who: id, start: start, end: time.Now()})
 		l.mu.Unlock()
 	}
-	e, err := leader.New(client.For[*corev1.Lease](conn), cfg)
+	e, err := leader.New(client.For[*coordinationv1.Lease](conn), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,11 +59,11 @@ func (l *termLog) count() int {
 }
 
 // current reports who leads according to the lease, waiting for a holder.
-func holder(t *testing.T, ctx context.Context, leases *client.Client[*corev1.Lease]) string {
+func holder(t *testing.T, ctx context.Context, leases *client.Client[*coordinationv1.Lease]) string {
 	for {
 		l, err := leases.Get(ctx, "default", "test-lease")
-		if err == nil && l.GetSpec().GetHolderIdentity() != "" {
-			return l.GetSpec().GetHolderIdentity()
+		if err == nil && ptr.Deref(l.Spec.HolderIdentity, "") != "" {
+			return *l.Spec.HolderIdentity
 		}
 		select {
 		case <-ctx.Done():
@@ -77,7 +79,7 @@ func TestElectorsNeverOverlap(t *testing.T) {
 	defer cancel()
 	conn, _ := client.Dial(c.Addrs(), client.Options{})
 	defer conn.Close()
-	leases := client.For[*corev1.Lease](conn)
+	leases := client.For[*coordinationv1.Lease](conn)
 	log := &termLog{}
 
 	// Candidate "a" reaches only server 0, so stopping server 0 cuts it off while it

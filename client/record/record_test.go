@@ -9,11 +9,17 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -44,8 +50,8 @@ func TestEventsAreAggregated(t *testing.T) {
 	defer cancel()
 	r := startRecorder(t, cs.Events, record.Config{Component: "test", Host: "h1"})
 
-	pod := &corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: "p", Uid: "u1"}}
-	node := &corev1.Node{Metadata: &corev1.ObjectMeta{Name: "w1", Uid: "u2"}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "p", UID: "u1"}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", UID: "u2"}}
 	for i := 0; i < 300; i++ {
 		r.Eventf(pod, record.Warning, "BackOff", "Back-off restarting failed container %s", "c")
 	}
@@ -59,15 +65,15 @@ func TestEventsAreAggregated(t *testing.T) {
 		}
 		counts := map[string]int32{}
 		for _, ev := range l.Items {
-			counts[ev.GetReason()] += ev.GetCount()
-			if ev.GetSource().GetComponent() != "test" || ev.GetEventTime() == nil {
+			counts[ev.Reason] += ev.Count
+			if ev.Source.Component != "test" || ev.EventTime.IsZero() {
 				t.Fatalf("event %v lacks its source or time", ev)
 			}
 		}
 		if len(l.Items) == 3 && counts["BackOff"] == 300 && counts["Scheduled"] == 1 && counts["NodeReady"] == 1 {
 			for _, ev := range l.Items {
-				if ev.GetReason() == "NodeReady" && ev.GetMetadata().GetNamespace() != "default" {
-					t.Errorf("node event in namespace %q", ev.GetMetadata().GetNamespace())
+				if ev.Reason == "NodeReady" && ev.Namespace != "default" {
+					t.Errorf("node event in namespace %q", ev.Namespace)
 				}
 			}
 			return
@@ -92,7 +98,7 @@ func TestRecordingNeverBlocks(t *testing.T) {
 	go func() { r.Run(ctx); close(done) }()
 	start := time.Now()
 	for i := 0; i < 10000; i++ {
-		r.Eventf(&corev1.Pod{Metadata: &corev1.ObjectMeta{Name: "p", Uid: "u"}}, record.Normal, "R", "message %d", i)
+		r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "u"}}, record.Normal, "R", "message %d", i)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("recording 10,000 events with no server took %v", d)
@@ -107,7 +113,7 @@ func TestSimilarEventsAreCombined(t *testing.T) {
 	defer cancel()
 	r := startRecorder(t, cs.Events, record.Config{Component: "test"})
 
-	rs := &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: "web", Uid: "u1"}}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u1"}}
 	for i := 0; i < 1000; i++ {
 		r.Eventf(rs, record.Normal, "SuccessfulCreate", "Created pod: web-%d", i)
 	}
@@ -118,11 +124,11 @@ func TestSimilarEventsAreCombined(t *testing.T) {
 		}
 		total, combined := int32(0), 0
 		for _, ev := range l.Items {
-			total += ev.GetCount()
-			if ev.GetCount() > 1 {
+			total += ev.Count
+			if ev.Count > 1 {
 				combined++
-				if want := "(combined from similar events): Created pod: web-999"; ev.GetMessage() != want {
-					t.Errorf("combined message %q, want %q", ev.GetMessage(), want)
+				if want := "(combined from similar events): Created pod: web-999"; ev.Message != want {
+					t.Errorf("combined message %q, want %q", ev.Message, want)
 				}
 			}
 		}
@@ -150,7 +156,7 @@ func TestEventsRecordedTogetherAreWrittenTogether(t *testing.T) {
 
 	const n = 30
 	for i := 0; i < n; i++ {
-		p := &corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), Uid: fmt.Sprintf("u%d", i)}}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), UID: types.UID(fmt.Sprintf("u%d", i))}}
 		r.Eventf(p, record.Normal, "Scheduled", "Successfully assigned default/p%d to w1", i)
 	}
 	for {
@@ -161,7 +167,7 @@ func TestEventsRecordedTogetherAreWrittenTogether(t *testing.T) {
 		if len(l.Items) == n {
 			versions := map[string]bool{}
 			for _, ev := range l.Items {
-				versions[ev.GetMetadata().GetResourceVersion()] = true
+				versions[ev.ResourceVersion] = true
 			}
 			if len(versions) > n/3 {
 				t.Fatalf("%d events recorded together were written in %d transactions", n, len(versions))
@@ -184,9 +190,13 @@ type createOnly struct {
 }
 
 func (s *createOnly) Create(_ context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	obj, err := kinds.Unwrap(req.GetObject())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.created[req.GetObject().GetEvent().GetMetadata().GetName()] = true
+	s.created[obj.GetName()] = true
 	return req.GetObject(), nil
 }
 
@@ -216,7 +226,7 @@ func TestRecorderWritesToServersWithoutBatches(t *testing.T) {
 
 	const n = 10
 	for i := 0; i < n; i++ {
-		r.Eventf(&corev1.Pod{Metadata: &corev1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), Uid: fmt.Sprintf("u%d", i)}}, record.Normal, "Started", "Started container c")
+		r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), UID: types.UID(fmt.Sprintf("u%d", i))}}, record.Normal, "Started", "Started container c")
 	}
 	for fake.count() < n {
 		select {

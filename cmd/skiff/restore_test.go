@@ -17,12 +17,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -54,8 +55,8 @@ func listPods(t *testing.T, ctx context.Context, rc apiv1.ResourcesClient) (map[
 	}
 	out := map[string]string{}
 	for _, o := range resp.GetItems() {
-		md := o.GetPod().GetMetadata()
-		out[md.GetName()] = md.GetResourceVersion()
+		p := unwrap(t, o)
+		out[p.GetName()] = p.GetResourceVersion()
 	}
 	rev, _ := strconv.ParseInt(resp.GetResourceVersion(), 10, 64)
 	return out, rev
@@ -69,15 +70,36 @@ func namespaces(t *testing.T, ctx context.Context, rc apiv1.ResourcesClient) []s
 	}
 	var out []string
 	for _, o := range resp.GetItems() {
-		out = append(out, o.GetNamespace().GetMetadata().GetName()+"@"+o.GetNamespace().GetMetadata().GetResourceVersion())
+		ns := unwrap(t, o)
+		out = append(out, ns.GetName()+"@"+ns.GetResourceVersion())
 	}
 	sort.Strings(out)
 	return out
 }
 
-func newPod(name string) *apiv1.Object {
-	return kinds.Wrap(&corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name},
-		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}})
+// wrap puts obj into the API's envelope, for calls to the gRPC service.
+func wrap(t *testing.T, obj kinds.Object) *apiv1.Object {
+	t.Helper()
+	o, err := kinds.Wrap(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// unwrap reads an object the gRPC service sent.
+func unwrap(t *testing.T, o *apiv1.Object) kinds.Object {
+	t.Helper()
+	obj, err := kinds.Unwrap(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj
+}
+
+func newPod(t *testing.T, name string) *apiv1.Object {
+	return wrap(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}})
 }
 
 // TestRestoreCommandStartsClusterFromSnapshot saves a snapshot of a running cluster,
@@ -101,7 +123,7 @@ func TestRestoreCommandStartsClusterFromSnapshot(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, n := range []string{"a", "b", "c"} {
-		if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod(n)}); err != nil {
+		if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod(t, n)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -131,13 +153,13 @@ func TestRestoreCommandStartsClusterFromSnapshot(t *testing.T) {
 	}
 
 	// Changes after the snapshot, which the restored cluster must not show.
-	if _, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "pods", Namespace: "default", Name: "b", GracePeriodSeconds: proto.Int64(0)}); err != nil {
+	if _, err := rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "pods", Namespace: "default", Name: "b", GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod("d")}); err != nil {
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod(t, "d")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: kinds.Wrap(&corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: "later"}})}); err != nil {
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "later"}})}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := listPods(t, ctx, rc); fmt.Sprint(got) == fmt.Sprint(want) {
@@ -194,11 +216,11 @@ func TestRestoreCommandStartsClusterFromSnapshot(t *testing.T) {
 		}
 	}
 	rc, _ = dialAPI(t, dst.Addr(1))
-	created, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod("e")})
+	created, err := rc.Create(ctx, &apiv1.CreateRequest{Object: newPod(t, "e")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rv, _ := strconv.ParseInt(created.GetPod().GetMetadata().GetResourceVersion(), 10, 64); rv <= snapRev+bump {
+	if rv, _ := strconv.ParseInt(unwrap(t, created).GetResourceVersion(), 10, 64); rv <= snapRev+bump {
 		t.Fatalf("new pod at resourceVersion %d, want after %d", rv, snapRev+bump)
 	}
 	// A watch from a revision of the old cluster is refused as too old.
