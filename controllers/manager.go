@@ -1,6 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector and node lifecycle controllers over one shared set of informers.
+// garbage collector and node lifecycle controllers over one shared set of informers (the
+// garbage collector keeps its own, of every kind).
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -112,7 +113,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
-	g, err := garbagecollector.New(cs, f, gc)
+	g, err := garbagecollector.New(cs, gc)
 	if err != nil {
 		return err
 	}

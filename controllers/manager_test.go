@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/controllers/replicaset"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -46,31 +48,37 @@ func TestFailoverMidRollout(t *testing.T) {
 		if client.IsNotFound(err) {
 			return false, nil
 		}
-		return l.GetSpec().GetHolderIdentity() == "a", err
+		return err == nil && ptr.Deref(l.Spec.HolderIdentity, "") == "a", err
 	})
 	stopB, doneB := start("b")
 	defer func() { stopB(); <-doneB }()
 
 	lbl := map[string]string{"app": "web"}
-	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: &corev1.DeploymentSpec{
-		Replicas: proto.Int32(10), Selector: &corev1.LabelSelector{MatchLabels: lbl},
-		Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl},
-			Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](10), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
 	if _, err := cs.Deployments.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	done := func(image string) func() (bool, error) {
 		return func() (bool, error) {
 			cur, err := cs.Deployments.Get(ctx, "default", "web")
-			st := cur.GetStatus()
-			return st.GetObservedGeneration() == cur.GetMetadata().GetGeneration() && st.GetUpdatedReplicas() == 10 && st.GetReplicas() == 10 &&
-				st.GetAvailableReplicas() == 10 && cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, err
+			if err != nil {
+				return false, err
+			}
+			st := cur.Status
+			return st.ObservedGeneration == cur.Generation && st.UpdatedReplicas == 10 && st.Replicas == 10 &&
+				st.AvailableReplicas == 10 && cur.Spec.Template.Spec.Containers[0].Image == image, nil
 		}
 	}
 	waitfor.ConditionErr(t, time.Minute, "first rollout", done("busybox:1"))
 
 	for {
-		cur, _ := cs.Deployments.Get(ctx, "default", "web")
+		var cur *appsv1.Deployment
+		if cur, err = cs.Deployments.Get(ctx, "default", "web"); err != nil {
+			t.Fatal(err)
+		}
 		cur.Spec.Template.Spec.Containers[0].Image = "busybox:2"
 		if _, err = cs.Deployments.Update(ctx, cur); !client.IsConflict(err) {
 			break
@@ -81,16 +89,22 @@ func TestFailoverMidRollout(t *testing.T) {
 	}
 	waitfor.ConditionErr(t, time.Minute, "rollout under way", func() (bool, error) {
 		cur, err := cs.Deployments.Get(ctx, "default", "web")
-		return cur.GetStatus().GetUpdatedReplicas() > 0, err
+		return err == nil && cur.Status.UpdatedReplicas > 0, err
 	})
 	stopA()
 	<-doneA
 	waitfor.ConditionErr(t, time.Minute, "b finishes the rollout", done("busybox:2"))
-	l, _ := cs.Leases.Get(ctx, "kube-system", "skiff-controller-manager")
-	if l.GetSpec().GetHolderIdentity() != "b" {
-		t.Errorf("lease held by %q after a stopped", l.GetSpec().GetHolderIdentity())
+	l, err := cs.Leases.Get(ctx, "kube-system", "skiff-controller-manager")
+	if err != nil {
+		t.Fatal(err)
 	}
-	pods, _ := cs.Pods.List(ctx, "default", client.ListOptions{})
+	if holder := ptr.Deref(l.Spec.HolderIdentity, ""); holder != "b" {
+		t.Errorf("lease held by %q after a stopped", holder)
+	}
+	pods, err := cs.Pods.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	active := 0
 	for _, p := range pods.Items {
 		if replicaset.IsActive(p) {

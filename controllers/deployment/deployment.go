@@ -14,21 +14,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
 	"github.com/skiffhq/skiff/controllers/internal/controllerref"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
-	"github.com/skiffhq/skiff/proto/labels"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Config tunes the controller. Start from DefaultConfig; New validates it.
@@ -68,14 +71,14 @@ func (c Config) Validate() error {
 type Controller struct {
 	cfg   Config
 	cs    *client.Clientset
-	dInf  *cache.Informer[*corev1.Deployment]
-	ds    *cache.Lister[*corev1.Deployment]
-	rss   *cache.Lister[*corev1.ReplicaSet]
+	dInf  *cache.Informer[*appsv1.Deployment]
+	ds    *cache.Lister[*appsv1.Deployment]
+	rss   *cache.Lister[*appsv1.ReplicaSet]
 	queue *workqueue.Queue
 	rec   *record.Recorder
 	log   hclog.Logger
 	// claimer adopts and releases ReplicaSets.
-	claimer controllerref.Claimer[*corev1.ReplicaSet]
+	claimer controllerref.Claimer[*appsv1.ReplicaSet]
 }
 
 // New makes the controller on the factory's informers; Run starts it.
@@ -83,32 +86,32 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dInf := cache.InformerFor[*corev1.Deployment](f, "", client.ListOptions{})
-	rsInf := cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{})
+	dInf := cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{})
+	rsInf := cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{})
 	c := &Controller{cfg: cfg, cs: cs, dInf: dInf, ds: dInf.Lister(), rss: rsInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), rec: rec, log: cfg.Logger.Named("deployment"),
-		claimer: controllerref.Claimer[*corev1.ReplicaSet]{Update: cs.ReplicaSets.Update}}
-	enqueue := func(d *corev1.Deployment) { c.queue.Add(cache.Key(d)) }
-	dInf.AddHandler(cache.Handler[*corev1.Deployment]{OnAdd: enqueue, OnUpdate: func(_, d *corev1.Deployment) { enqueue(d) }, OnDelete: enqueue})
-	rsInf.AddHandler(cache.Handler[*corev1.ReplicaSet]{
+		claimer: controllerref.Claimer[*appsv1.ReplicaSet]{Update: cs.ReplicaSets.Update}}
+	enqueue := func(d *appsv1.Deployment) { c.queue.Add(cache.Key(d)) }
+	dInf.AddHandler(cache.Handler[*appsv1.Deployment]{OnAdd: enqueue, OnUpdate: func(_, d *appsv1.Deployment) { enqueue(d) }, OnDelete: enqueue})
+	rsInf.AddHandler(cache.Handler[*appsv1.ReplicaSet]{
 		OnAdd:    c.rsChanged,
-		OnUpdate: func(old, rs *corev1.ReplicaSet) { c.rsChanged(old); c.rsChanged(rs) },
+		OnUpdate: func(old, rs *appsv1.ReplicaSet) { c.rsChanged(old); c.rsChanged(rs) },
 		OnDelete: c.rsChanged,
 	})
 	return c, nil
 }
 
-func (c *Controller) rsChanged(rs *corev1.ReplicaSet) {
-	ns := rs.GetMetadata().GetNamespace()
-	if ref := kinds.ControllerOf(rs); ref != nil {
-		if ref.GetKind() == kinds.Deployment {
-			c.queue.Add(ns + "/" + ref.GetName())
+func (c *Controller) rsChanged(rs *appsv1.ReplicaSet) {
+	ns := rs.Namespace
+	if ref := metav1.GetControllerOfNoCopy(rs); ref != nil {
+		if ref.Kind == kinds.Deployment {
+			c.queue.Add(ns + "/" + ref.Name)
 		}
 		return
 	}
 	for _, d := range c.ds.ListNamespace(ns, labels.Everything()) {
-		sel, err := labels.FromLabelSelector(d.GetSpec().GetSelector(), "spec.selector")
-		if err == nil && !sel.Empty() && sel.Matches(rs.GetMetadata().GetLabels()) {
+		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Labels)) {
 			c.queue.Add(cache.Key(d))
 		}
 	}
@@ -127,23 +130,26 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
 	ns, name := cache.SplitKey(key)
 	d, ok := c.ds.Get(ns, name)
-	if !ok || d.GetMetadata().GetDeletionTimestamp() != nil {
+	if !ok || d.DeletionTimestamp != nil {
 		return 0, nil
 	}
-	d = proto.Clone(d).(*corev1.Deployment)
-	sel, err := labels.FromLabelSelector(d.GetSpec().GetSelector(), "spec.selector")
-	if err != nil || sel.Empty() {
+	d = d.DeepCopy()
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil || sel.Empty() || d.Spec.Selector == nil {
 		return 0, nil
 	}
 	rss, err := c.claimer.Claim(ctx, d, sel, c.rss.ListNamespace(ns, labels.Everything()))
 	if err != nil {
 		return 0, err
 	}
-	var newRS *corev1.ReplicaSet
-	var old []*corev1.ReplicaSet
+	// The new ReplicaSet is the oldest one with the Deployment's template, should
+	// there be several (Kubernetes' FindNewReplicaSet).
+	sortByCreation(rss)
+	var newRS *appsv1.ReplicaSet
+	var old []*appsv1.ReplicaSet
 	maxRev := int64(0)
 	for _, rs := range rss {
-		if newRS == nil && templateEqual(rs.GetSpec().GetTemplate(), d.GetSpec().GetTemplate()) {
+		if newRS == nil && templateEqual(&rs.Spec.Template, &d.Spec.Template) {
 			newRS = rs
 			continue
 		}
@@ -152,9 +158,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	sortOldestFirst(old)
 	created := false
-	if d.GetSpec().GetPaused() {
-		if newRS != nil && sum(old, replicasOf) == 0 && replicasOf(newRS) != d.GetSpec().GetReplicas() {
-			if newRS, err = c.scale(ctx, d, newRS, d.GetSpec().GetReplicas()); err != nil {
+	if d.Spec.Paused {
+		if newRS != nil && sum(old, replicasOf) == 0 && replicasOf(newRS) != wantReplicas(d) {
+			if newRS, err = c.scale(ctx, d, newRS, wantReplicas(d)); err != nil {
 				return 0, err
 			}
 		}
@@ -171,7 +177,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 			}
 		}
 		var steps []Scale
-		if d.GetSpec().GetStrategy().GetType() == "Recreate" {
+		if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
 			steps = RecreateStep(d, newRS, old)
 		} else if steps, err = RollingStep(d, newRS, old); err != nil {
 			return 0, err
@@ -194,14 +200,14 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 			return 0, err
 		}
 	}
-	if newRS != nil && d.GetMetadata().GetAnnotations()[RevisionAnnotation] != newRS.GetMetadata().GetAnnotations()[RevisionAnnotation] {
-		if d, err = c.setDeploymentRevision(ctx, d, newRS.GetMetadata().GetAnnotations()[RevisionAnnotation]); err != nil {
+	if newRS != nil && d.Annotations[RevisionAnnotation] != newRS.Annotations[RevisionAnnotation] {
+		if d, err = c.setDeploymentRevision(ctx, d, newRS.Annotations[RevisionAnnotation]); err != nil {
 			return 0, err
 		}
 	}
 	st, requeue := Status(d, newRS, old, created, c.cfg.Now())
-	if !proto.Equal(st, d.GetStatus()) { // conditions keep their times when nothing changed
-		next := proto.Clone(d).(*corev1.Deployment)
+	if !equality.Semantic.DeepEqual(st, d.Status) { // conditions keep their times when nothing changed
+		next := d.DeepCopy()
 		next.Status = st
 		if _, err := c.cs.Deployments.UpdateStatus(ctx, next); err != nil && !client.IsNotFound(err) {
 			return 0, fmt.Errorf("update status of deployment %s: %w", key, err)
@@ -210,37 +216,30 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	return requeue, nil
 }
 
-func (c *Controller) createNewRS(ctx context.Context, d *corev1.Deployment, old []*corev1.ReplicaSet, maxRev int64) (*corev1.ReplicaSet, error) {
-	collisions := d.GetStatus().GetCollisionCount()
-	hash := TemplateHash(d.GetSpec().GetTemplate(), collisions)
-	tmpl := proto.Clone(d.GetSpec().GetTemplate()).(*corev1.PodTemplateSpec)
-	if tmpl.Metadata == nil {
-		tmpl.Metadata = &corev1.ObjectMeta{}
+func (c *Controller) createNewRS(ctx context.Context, d *appsv1.Deployment, old []*appsv1.ReplicaSet, maxRev int64) (*appsv1.ReplicaSet, error) {
+	collisions := ptr.Deref(d.Status.CollisionCount, 0)
+	hash := TemplateHash(&d.Spec.Template, collisions)
+	tmpl := d.Spec.Template.DeepCopy()
+	if tmpl.Labels == nil {
+		tmpl.Labels = map[string]string{}
 	}
-	if tmpl.Metadata.Labels == nil {
-		tmpl.Metadata.Labels = map[string]string{}
-	}
-	tmpl.Metadata.Labels[PodTemplateHashLabel] = hash
-	sel := proto.Clone(d.GetSpec().GetSelector()).(*corev1.LabelSelector)
+	tmpl.Labels[PodTemplateHashLabel] = hash
+	sel := d.Spec.Selector.DeepCopy()
 	if sel.MatchLabels == nil {
 		sel.MatchLabels = map[string]string{}
 	}
 	sel.MatchLabels[PodTemplateHashLabel] = hash
-	rsLabels := map[string]string{}
-	for k, v := range tmpl.Metadata.Labels {
-		rsLabels[k] = v
-	}
-	rs := &corev1.ReplicaSet{
-		Metadata: &corev1.ObjectMeta{
-			Name: d.GetMetadata().GetName() + "-" + hash, Namespace: d.GetMetadata().GetNamespace(), Labels: rsLabels,
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: d.Name + "-" + hash, Namespace: d.Namespace, Labels: maps.Clone(tmpl.Labels),
 			Annotations:     map[string]string{RevisionAnnotation: strconv.FormatInt(maxRev+1, 10)},
-			OwnerReferences: []*corev1.OwnerReference{kinds.NewControllerRef(d)},
+			OwnerReferences: []metav1.OwnerReference{kinds.NewControllerRef(d)},
 		},
-		Spec: &corev1.ReplicaSetSpec{Replicas: proto.Int32(0), MinReadySeconds: d.GetSpec().GetMinReadySeconds(), Selector: sel, Template: tmpl},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), MinReadySeconds: d.Spec.MinReadySeconds, Selector: sel, Template: *tmpl},
 	}
 	// Its first size is the first step of the rollout.
 	var steps []Scale
-	if d.GetSpec().GetStrategy().GetType() == "Recreate" {
+	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
 		steps = RecreateStep(d, rs, old)
 	} else {
 		var err error
@@ -250,40 +249,37 @@ func (c *Controller) createNewRS(ctx context.Context, d *corev1.Deployment, old 
 	}
 	for _, s := range steps {
 		if s.RS == rs {
-			rs.Spec.Replicas = proto.Int32(s.Replicas)
+			rs.Spec.Replicas = ptr.To(s.Replicas)
 		}
 	}
 	out, err := c.cs.ReplicaSets.Create(ctx, rs)
 	if client.IsAlreadyExists(err) {
-		existing, gerr := c.cs.ReplicaSets.Get(ctx, rs.GetMetadata().GetNamespace(), rs.GetMetadata().GetName())
-		if gerr == nil && templateEqual(existing.GetSpec().GetTemplate(), d.GetSpec().GetTemplate()) {
-			return nil, fmt.Errorf("replicaset %s exists but is not yet in the cache", rs.GetMetadata().GetName())
+		existing, gerr := c.cs.ReplicaSets.Get(ctx, rs.Namespace, rs.Name)
+		if gerr == nil && templateEqual(&existing.Spec.Template, &d.Spec.Template) {
+			return nil, fmt.Errorf("replicaset %s exists but is not yet in the cache", rs.Name)
 		}
 		// A hash collision: try the next hash.
-		next := proto.Clone(d).(*corev1.Deployment)
-		if next.Status == nil {
-			next.Status = &corev1.DeploymentStatus{}
-		}
-		next.Status.CollisionCount = proto.Int32(collisions + 1)
+		next := d.DeepCopy()
+		next.Status.CollisionCount = ptr.To(collisions + 1)
 		if _, err := c.cs.Deployments.UpdateStatus(ctx, next); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("replicaset name %s collides; retrying with collision count %d", rs.GetMetadata().GetName(), collisions+1)
+		return nil, fmt.Errorf("replicaset name %s collides; retrying with collision count %d", rs.Name, collisions+1)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create replicaset for deployment %s: %w", cache.Key(d), err)
 	}
 	if n := replicasOf(out); n > 0 {
-		c.rec.Eventf(d, record.Normal, "ScalingReplicaSet", "Scaled up replica set %s to %d", out.GetMetadata().GetName(), n)
+		c.rec.Eventf(d, record.Normal, "ScalingReplicaSet", "Scaled up replica set %s to %d", out.Name, n)
 	}
 	return out, nil
 }
 
-func (c *Controller) scale(ctx context.Context, d *corev1.Deployment, rs *corev1.ReplicaSet, n int32) (*corev1.ReplicaSet, error) {
+func (c *Controller) scale(ctx context.Context, d *appsv1.Deployment, rs *appsv1.ReplicaSet, n int32) (*appsv1.ReplicaSet, error) {
 	from := replicasOf(rs)
-	next := proto.Clone(rs).(*corev1.ReplicaSet)
-	next.Spec.Replicas = proto.Int32(n)
-	next.Spec.MinReadySeconds = d.GetSpec().GetMinReadySeconds()
+	next := rs.DeepCopy()
+	next.Spec.Replicas = ptr.To(n)
+	next.Spec.MinReadySeconds = d.Spec.MinReadySeconds
 	out, err := c.cs.ReplicaSets.Update(ctx, next)
 	if err != nil {
 		return nil, fmt.Errorf("scale replicaset %s to %d: %w", cache.Key(rs), n, err)
@@ -292,16 +288,16 @@ func (c *Controller) scale(ctx context.Context, d *corev1.Deployment, rs *corev1
 	if n < from {
 		dir = "down"
 	}
-	c.rec.Eventf(d, record.Normal, "ScalingReplicaSet", "Scaled %s replica set %s to %d from %d", dir, rs.GetMetadata().GetName(), n, from)
+	c.rec.Eventf(d, record.Normal, "ScalingReplicaSet", "Scaled %s replica set %s to %d from %d", dir, rs.Name, n, from)
 	return out, nil
 }
 
-func (c *Controller) setRevision(ctx context.Context, rs *corev1.ReplicaSet, rev int64) (*corev1.ReplicaSet, error) {
-	next := proto.Clone(rs).(*corev1.ReplicaSet)
-	if next.Metadata.Annotations == nil {
-		next.Metadata.Annotations = map[string]string{}
+func (c *Controller) setRevision(ctx context.Context, rs *appsv1.ReplicaSet, rev int64) (*appsv1.ReplicaSet, error) {
+	next := rs.DeepCopy()
+	if next.Annotations == nil {
+		next.Annotations = map[string]string{}
 	}
-	next.Metadata.Annotations[RevisionAnnotation] = strconv.FormatInt(rev, 10)
+	next.Annotations[RevisionAnnotation] = strconv.FormatInt(rev, 10)
 	out, err := c.cs.ReplicaSets.Update(ctx, next)
 	if err != nil {
 		return nil, fmt.Errorf("set revision of replicaset %s: %w", cache.Key(rs), err)
@@ -309,12 +305,12 @@ func (c *Controller) setRevision(ctx context.Context, rs *corev1.ReplicaSet, rev
 	return out, nil
 }
 
-func (c *Controller) setDeploymentRevision(ctx context.Context, d *corev1.Deployment, rev string) (*corev1.Deployment, error) {
-	next := proto.Clone(d).(*corev1.Deployment)
-	if next.Metadata.Annotations == nil {
-		next.Metadata.Annotations = map[string]string{}
+func (c *Controller) setDeploymentRevision(ctx context.Context, d *appsv1.Deployment, rev string) (*appsv1.Deployment, error) {
+	next := d.DeepCopy()
+	if next.Annotations == nil {
+		next.Annotations = map[string]string{}
 	}
-	next.Metadata.Annotations[RevisionAnnotation] = rev
+	next.Annotations[RevisionAnnotation] = rev
 	out, err := c.cs.Deployments.Update(ctx, next)
 	if err != nil {
 		return nil, fmt.Errorf("set revision of deployment %s: %w", cache.Key(d), err)
@@ -322,21 +318,19 @@ func (c *Controller) setDeploymentRevision(ctx context.Context, d *corev1.Deploy
 	return out, nil
 }
 
-// cleanup deletes the oldest fully scaled-down ReplicaSets beyond revisionHistoryLimit.
-func (c *Controller) cleanup(ctx context.Context, d *corev1.Deployment, old []*corev1.ReplicaSet) error {
-	limit := 10
-	if d.GetSpec().RevisionHistoryLimit != nil {
-		limit = int(d.GetSpec().GetRevisionHistoryLimit())
-	}
-	var idle []*corev1.ReplicaSet
+// cleanup deletes the oldest fully scaled-down ReplicaSets beyond revisionHistoryLimit
+// (old is sorted oldest first).
+func (c *Controller) cleanup(ctx context.Context, d *appsv1.Deployment, old []*appsv1.ReplicaSet) error {
+	limit := int(ptr.Deref(d.Spec.RevisionHistoryLimit, 10))
+	var idle []*appsv1.ReplicaSet
 	for _, rs := range old {
-		if replicasOf(rs) == 0 && rs.GetStatus().GetReplicas() == 0 && rs.GetMetadata().GetDeletionTimestamp() == nil {
+		if replicasOf(rs) == 0 && rs.Status.Replicas == 0 && rs.DeletionTimestamp == nil {
 			idle = append(idle, rs)
 		}
 	}
 	for i := 0; i < len(idle)-limit; i++ {
 		rs := idle[i]
-		_, err := c.cs.ReplicaSets.Delete(ctx, rs.GetMetadata().GetNamespace(), rs.GetMetadata().GetName(), client.DeleteOptions{UID: rs.GetMetadata().GetUid()})
+		_, err := c.cs.ReplicaSets.Delete(ctx, rs.Namespace, rs.Name, client.DeleteOptions{UID: string(rs.UID)})
 		if err != nil && !client.IsNotFound(err) {
 			return fmt.Errorf("delete old replicaset %s: %w", cache.Key(rs), err)
 		}
@@ -346,77 +340,74 @@ func (c *Controller) cleanup(ctx context.Context, d *corev1.Deployment, old []*c
 
 // Status computes a Deployment's status from its ReplicaSets, and when to look again
 // for the progress deadline.
-func Status(d *corev1.Deployment, newRS *corev1.ReplicaSet, old []*corev1.ReplicaSet, created bool, now time.Time) (*corev1.DeploymentStatus, time.Duration) {
-	all := append([]*corev1.ReplicaSet{}, old...)
+func Status(d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet, created bool, now time.Time) (appsv1.DeploymentStatus, time.Duration) {
+	all := append([]*appsv1.ReplicaSet{}, old...)
 	if newRS != nil {
 		all = append(all, newRS)
 	}
-	want := d.GetSpec().GetReplicas()
-	st := &corev1.DeploymentStatus{
-		ObservedGeneration: d.GetMetadata().GetGeneration(),
-		Replicas:           sum(all, func(rs *corev1.ReplicaSet) int32 { return rs.GetStatus().GetReplicas() }),
-		ReadyReplicas:      sum(all, func(rs *corev1.ReplicaSet) int32 { return rs.GetStatus().GetReadyReplicas() }),
-		AvailableReplicas:  sum(all, func(rs *corev1.ReplicaSet) int32 { return rs.GetStatus().GetAvailableReplicas() }),
-	}
-	if d.GetStatus() != nil {
-		st.CollisionCount = d.GetStatus().CollisionCount
+	want := wantReplicas(d)
+	st := appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation,
+		Replicas:           sum(all, func(rs *appsv1.ReplicaSet) int32 { return rs.Status.Replicas }),
+		ReadyReplicas:      sum(all, func(rs *appsv1.ReplicaSet) int32 { return rs.Status.ReadyReplicas }),
+		AvailableReplicas:  sum(all, func(rs *appsv1.ReplicaSet) int32 { return rs.Status.AvailableReplicas }),
+		CollisionCount:     d.Status.CollisionCount,
 	}
 	if newRS != nil {
-		st.UpdatedReplicas = newRS.GetStatus().GetReplicas()
+		st.UpdatedReplicas = newRS.Status.Replicas
 	}
 	st.UnavailableReplicas = max(want-st.AvailableReplicas, 0)
 	_, unavailable, _ := resolveFenceposts(d)
-	prev := map[string]*corev1.DeploymentCondition{}
-	for _, c := range d.GetStatus().GetConditions() {
-		prev[c.GetType()] = c
+	prev := map[appsv1.DeploymentConditionType]*appsv1.DeploymentCondition{}
+	for i := range d.Status.Conditions {
+		prev[d.Status.Conditions[i].Type] = &d.Status.Conditions[i]
 	}
-	cond := func(typ, status, reason, msg string, progressed bool) *corev1.DeploymentCondition {
-		c := &corev1.DeploymentCondition{Type: typ, Status: status, Reason: reason, Message: msg,
-			LastUpdateTime: timestamppb.New(now), LastTransitionTime: timestamppb.New(now)}
-		if p := prev[typ]; p != nil && p.GetStatus() == status {
-			c.LastTransitionTime = p.GetLastTransitionTime()
-			if p.GetReason() == reason && p.GetMessage() == msg && !progressed {
-				c.LastUpdateTime = p.GetLastUpdateTime()
+	cond := func(typ appsv1.DeploymentConditionType, status corev1.ConditionStatus, reason, msg string, progressed bool) appsv1.DeploymentCondition {
+		c := appsv1.DeploymentCondition{Type: typ, Status: status, Reason: reason, Message: msg,
+			LastUpdateTime: metav1.NewTime(now), LastTransitionTime: metav1.NewTime(now)}
+		if p := prev[typ]; p != nil && p.Status == status {
+			c.LastTransitionTime = p.LastTransitionTime
+			if p.Reason == reason && p.Message == msg && !progressed {
+				c.LastUpdateTime = p.LastUpdateTime
 			}
 		}
 		return c
 	}
 	if st.AvailableReplicas >= want-unavailable {
-		st.Conditions = append(st.Conditions, cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", false))
+		st.Conditions = append(st.Conditions, cond(appsv1.DeploymentAvailable, corev1.ConditionTrue, "MinimumReplicasAvailable", "Deployment has minimum availability.", false))
 	} else {
-		st.Conditions = append(st.Conditions, cond("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", false))
+		st.Conditions = append(st.Conditions, cond(appsv1.DeploymentAvailable, corev1.ConditionFalse, "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", false))
 	}
 	var requeue time.Duration
 	rsName := ""
 	if newRS != nil {
-		rsName = newRS.GetMetadata().GetName()
+		rsName = newRS.Name
 	}
 	complete := newRS != nil && st.UpdatedReplicas == want && replicasOf(newRS) == want && st.Replicas == want && st.AvailableReplicas >= want
-	old0 := d.GetStatus()
-	progressed := st.UpdatedReplicas > old0.GetUpdatedReplicas() || st.AvailableReplicas > old0.GetAvailableReplicas() ||
-		st.ReadyReplicas > old0.GetReadyReplicas() || st.Replicas < old0.GetReplicas() && st.UpdatedReplicas == want
-	deadline := time.Duration(600) * time.Second
-	if d.GetSpec().ProgressDeadlineSeconds != nil {
-		deadline = time.Duration(d.GetSpec().GetProgressDeadlineSeconds()) * time.Second
-	}
+	old0 := d.Status
+	progressed := st.UpdatedReplicas > old0.UpdatedReplicas || st.AvailableReplicas > old0.AvailableReplicas ||
+		st.ReadyReplicas > old0.ReadyReplicas || st.Replicas < old0.Replicas && st.UpdatedReplicas == want
+	deadline := time.Duration(ptr.Deref(d.Spec.ProgressDeadlineSeconds, 600)) * time.Second
+	progressing := prev[appsv1.DeploymentProgressing]
 	switch {
-	case d.GetSpec().GetPaused():
-		st.Conditions = append(st.Conditions, cond("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", false))
+	case d.Spec.Paused:
+		st.Conditions = append(st.Conditions, cond(appsv1.DeploymentProgressing, corev1.ConditionUnknown, "DeploymentPaused", "Deployment is paused", false))
 	case complete:
-		st.Conditions = append(st.Conditions, cond("Progressing", "True", "NewReplicaSetAvailable", fmt.Sprintf("ReplicaSet %q has successfully progressed.", rsName), false))
+		st.Conditions = append(st.Conditions, cond(appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetAvailable", fmt.Sprintf("ReplicaSet %q has successfully progressed.", rsName), false))
 	case created:
-		st.Conditions = append(st.Conditions, cond("Progressing", "True", "NewReplicaSetCreated", fmt.Sprintf("Created new replica set %q", rsName), true))
+		st.Conditions = append(st.Conditions, cond(appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetCreated", fmt.Sprintf("Created new replica set %q", rsName), true))
 		requeue = deadline
-	case progressed || prev["Progressing"] == nil || prev["Progressing"].GetReason() == "NewReplicaSetAvailable" || prev["Progressing"].GetReason() == "DeploymentPaused":
-		st.Conditions = append(st.Conditions, cond("Progressing", "True", "ReplicaSetUpdated", fmt.Sprintf("ReplicaSet %q is progressing.", rsName), true))
+	case progressed || progressing == nil || progressing.Reason == "NewReplicaSetAvailable" || progressing.Reason == "DeploymentPaused":
+		st.Conditions = append(st.Conditions, cond(appsv1.DeploymentProgressing, corev1.ConditionTrue, "ReplicaSetUpdated", fmt.Sprintf("ReplicaSet %q is progressing.", rsName), true))
 		requeue = deadline
 	default:
-		p := prev["Progressing"]
-		since := now.Sub(p.GetLastUpdateTime().AsTime())
-		if p.GetReason() == "ProgressDeadlineExceeded" || since >= deadline {
-			st.Conditions = append(st.Conditions, cond("Progressing", "False", "ProgressDeadlineExceeded", fmt.Sprintf("ReplicaSet %q has timed out progressing.", rsName), false))
+		// lastUpdateTime is whole seconds (metav1.Time), so the deadline may pass up to a
+		// second early, as it does in Kubernetes.
+		since := now.Sub(progressing.LastUpdateTime.Time)
+		if progressing.Reason == "ProgressDeadlineExceeded" || since >= deadline {
+			st.Conditions = append(st.Conditions, cond(appsv1.DeploymentProgressing, corev1.ConditionFalse, "ProgressDeadlineExceeded", fmt.Sprintf("ReplicaSet %q has timed out progressing.", rsName), false))
 		} else {
-			st.Conditions = append(st.Conditions, proto.Clone(p).(*corev1.DeploymentCondition))
+			st.Conditions = append(st.Conditions, *progressing.DeepCopy())
 			requeue = deadline - since
 		}
 	}

@@ -7,70 +7,80 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/controllers/replicaset"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
-func dep(replicas int32, surge, unavailable *structpb.Value) *corev1.Deployment {
-	return &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "web"}, Spec: &corev1.DeploymentSpec{Replicas: proto.Int32(replicas),
-		Strategy: &corev1.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &corev1.RollingUpdateDeployment{MaxSurge: surge, MaxUnavailable: unavailable}}}}
+func dep(replicas int32, surge, unavailable *intstr.IntOrString) *appsv1.Deployment {
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas),
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: surge, MaxUnavailable: unavailable}}}}
 }
 
-func rs(name string, spec, current, available int32) *corev1.ReplicaSet {
-	return &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: name}, Spec: &corev1.ReplicaSetSpec{Replicas: proto.Int32(spec)},
-		Status: &corev1.ReplicaSetStatus{Replicas: current, AvailableReplicas: available}}
+func rs(name string, spec, current, available int32) *appsv1.ReplicaSet {
+	return &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(spec)},
+		Status: appsv1.ReplicaSetStatus{Replicas: current, AvailableReplicas: available}}
 }
+
+func num(n int32) *intstr.IntOrString  { return ptr.To(intstr.FromInt32(n)) }
+func str(s string) *intstr.IntOrString { return ptr.To(intstr.FromString(s)) }
 
 func TestFenceposts(t *testing.T) {
 	for _, tc := range []struct {
 		replicas          int32
-		surge, unav       *structpb.Value
+		surge, unav       *intstr.IntOrString
 		wantSurge, wantUn int32
 	}{
 		{10, nil, nil, 3, 2}, // 25% of 10: surge rounds up, unavailable down
 		{3, nil, nil, 1, 0},
 		{1, nil, nil, 1, 0},
-		{5, structpb.NewNumberValue(0), structpb.NewNumberValue(0), 0, 1}, // both zero: one unavailable
-		{10, structpb.NewStringValue("50%"), structpb.NewNumberValue(2), 5, 2},
-		{4, structpb.NewStringValue("1"), structpb.NewStringValue("30%"), 1, 1},
+		{5, num(0), num(0), 0, 1}, // both zero: one unavailable
+		{10, str("50%"), num(2), 5, 2},
+		{4, num(1), str("30%"), 1, 1},
 	} {
 		s, u, err := resolveFenceposts(dep(tc.replicas, tc.surge, tc.unav))
 		if err != nil || s != tc.wantSurge || u != tc.wantUn {
 			t.Errorf("replicas %d surge %v unavailable %v: got %d, %d, %v; want %d, %d", tc.replicas, tc.surge, tc.unav, s, u, err, tc.wantSurge, tc.wantUn)
 		}
 	}
-	if _, _, err := resolveFenceposts(dep(3, structpb.NewStringValue("many"), nil)); err == nil {
+	if _, _, err := resolveFenceposts(dep(3, str("many"), nil)); err == nil {
 		t.Error("a bad maxSurge resolved")
+	}
+	// A string that is not a percentage is refused, as Kubernetes' intstr refuses it (and
+	// its validation before it): with Skiff's own types "1" was read as the count 1.
+	if _, _, err := resolveFenceposts(dep(4, str("1"), nil)); err == nil {
+		t.Error(`maxSurge "1" resolved`)
 	}
 }
 
 func TestRollingStep(t *testing.T) {
-	one, zero := structpb.NewNumberValue(1), structpb.NewNumberValue(0)
+	one, zero := num(1), num(0)
 	for _, tc := range []struct {
 		name  string
-		d     *corev1.Deployment
-		newRS *corev1.ReplicaSet
-		old   []*corev1.ReplicaSet
+		d     *appsv1.Deployment
+		newRS *appsv1.ReplicaSet
+		old   []*appsv1.ReplicaSet
 		want  map[string]int32
 	}{
 		{"fresh deployment scales the new set to replicas", dep(3, nil, nil), rs("new", 0, 0, 0), nil, map[string]int32{"new": 3}},
-		{"surge first", dep(3, one, zero), rs("new", 0, 0, 0), []*corev1.ReplicaSet{rs("old", 3, 3, 3)}, map[string]int32{"new": 1}},
-		{"no scale-down while the new pod is unavailable", dep(3, one, zero), rs("new", 1, 1, 0), []*corev1.ReplicaSet{rs("old", 3, 3, 3)}, map[string]int32{}},
-		{"scale down once it is available", dep(3, one, zero), rs("new", 1, 1, 1), []*corev1.ReplicaSet{rs("old", 3, 3, 3)}, map[string]int32{"old": 2}},
-		{"unhealthy old replicas go first, beyond availability", dep(3, zero, one), rs("new", 3, 3, 0), []*corev1.ReplicaSet{rs("old", 2, 2, 0)}, map[string]int32{}},
+		{"surge first", dep(3, one, zero), rs("new", 0, 0, 0), []*appsv1.ReplicaSet{rs("old", 3, 3, 3)}, map[string]int32{"new": 1}},
+		{"no scale-down while the new pod is unavailable", dep(3, one, zero), rs("new", 1, 1, 0), []*appsv1.ReplicaSet{rs("old", 3, 3, 3)}, map[string]int32{}},
+		{"scale down once it is available", dep(3, one, zero), rs("new", 1, 1, 1), []*appsv1.ReplicaSet{rs("old", 3, 3, 3)}, map[string]int32{"old": 2}},
+		{"unhealthy old replicas go first, beyond availability", dep(3, zero, one), rs("new", 3, 3, 0), []*appsv1.ReplicaSet{rs("old", 2, 2, 0)}, map[string]int32{}},
 		{"scale the new set down when over", dep(2, nil, nil), rs("new", 5, 5, 5), nil, map[string]int32{"new": 2}},
-		{"max unavailable lets old go at once", dep(4, zero, structpb.NewNumberValue(2)), rs("new", 0, 0, 0), []*corev1.ReplicaSet{rs("old", 4, 4, 4)}, map[string]int32{"old": 2}},
+		{"max unavailable lets old go at once", dep(4, zero, num(2)), rs("new", 0, 0, 0), []*appsv1.ReplicaSet{rs("old", 4, 4, 4)}, map[string]int32{"old": 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			steps, err := RollingStep(tc.d, tc.newRS, tc.old)
@@ -79,7 +89,7 @@ func TestRollingStep(t *testing.T) {
 			}
 			got := map[string]int32{}
 			for _, s := range steps {
-				got[s.RS.GetMetadata().GetName()] = s.Replicas
+				got[s.RS.Name] = s.Replicas
 			}
 			if len(got) != len(tc.want) {
 				t.Fatalf("steps %v, want %v", got, tc.want)
@@ -95,47 +105,111 @@ func TestRollingStep(t *testing.T) {
 
 func TestRecreateStep(t *testing.T) {
 	d := dep(3, nil, nil)
-	d.Spec.Strategy = &corev1.DeploymentStrategy{Type: "Recreate"}
-	if s := RecreateStep(d, rs("new", 0, 0, 0), []*corev1.ReplicaSet{rs("old", 3, 3, 3)}); len(s) != 1 || s[0].Replicas != 0 || s[0].RS.GetMetadata().GetName() != "old" {
+	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	if s := RecreateStep(d, rs("new", 0, 0, 0), []*appsv1.ReplicaSet{rs("old", 3, 3, 3)}); len(s) != 1 || s[0].Replicas != 0 || s[0].RS.Name != "old" {
 		t.Fatalf("first step %v: old must go to 0", s)
 	}
-	if s := RecreateStep(d, rs("new", 0, 0, 0), []*corev1.ReplicaSet{rs("old", 0, 2, 0)}); len(s) != 0 {
+	if s := RecreateStep(d, rs("new", 0, 0, 0), []*appsv1.ReplicaSet{rs("old", 0, 2, 0)}); len(s) != 0 {
 		t.Fatalf("step %v while old pods still run", s)
 	}
-	if s := RecreateStep(d, rs("new", 0, 0, 0), []*corev1.ReplicaSet{rs("old", 0, 0, 0)}); len(s) != 1 || s[0].Replicas != 3 {
+	if s := RecreateStep(d, rs("new", 0, 0, 0), []*appsv1.ReplicaSet{rs("old", 0, 0, 0)}); len(s) != 1 || s[0].Replicas != 3 {
 		t.Fatalf("step %v: new must go to 3", s)
 	}
 }
 
 func TestTemplateHash(t *testing.T) {
-	a := &corev1.PodTemplateSpec{Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox:1"}}}}
-	b := proto.Clone(a).(*corev1.PodTemplateSpec)
+	a := &corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1"}}}}
+	b := a.DeepCopy()
 	b.Spec.Containers[0].Image = "busybox:2"
-	if TemplateHash(a, 0) != TemplateHash(proto.Clone(a).(*corev1.PodTemplateSpec), 0) {
+	if TemplateHash(a, 0) != TemplateHash(a.DeepCopy(), 0) {
 		t.Fatal("hash not stable")
 	}
 	if TemplateHash(a, 0) == TemplateHash(b, 0) || TemplateHash(a, 0) == TemplateHash(a, 1) {
 		t.Fatal("hash does not separate templates or collision counts")
+	}
+	// Maps hash in key order, whatever order they were filled in; a quantity hashes in
+	// its canonical form (Go randomises map iteration: a hash over it would differ here).
+	labelled := func(keys ...string) *corev1.PodTemplateSpec {
+		t := a.DeepCopy()
+		t.Labels = map[string]string{}
+		for _, k := range keys {
+			t.Labels[k] = "v-" + k
+		}
+		t.Spec.Containers[0].Resources.Requests = corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("0.5")}
+		return t
+	}
+	want := TemplateHash(labelled("a", "b", "c", "d", "e", "f", "g", "h"), 0)
+	for range 20 {
+		tmpl := labelled("h", "g", "f", "e", "d", "c", "b", "a")
+		tmpl.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("500m")
+		if got := TemplateHash(tmpl, 0); got != want {
+			t.Fatalf("the same template hashed %s, then %s", want, got)
+		}
+	}
+}
+
+func TestTemplateEqual(t *testing.T) {
+	d := &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1"}}}}
+	rs := d.DeepCopy()
+	rs.Labels[PodTemplateHashLabel] = TemplateHash(d, 0)
+	rs.Spec.Containers[0].Args = []string{} // empty is none
+	if !templateEqual(rs, d) {
+		t.Error("a ReplicaSet's template differs from its Deployment's by its hash label")
+	}
+	rs.Spec.Containers[0].Image = "busybox:2"
+	if templateEqual(rs, d) {
+		t.Error("templates with different images are equal")
+	}
+}
+
+// TestOrdering: with whole-second creationTimestamps, old ReplicaSets are ordered by
+// revision, and ties of creation time are broken by name, as Kubernetes does.
+func TestOrdering(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	mk := func(name, rev string, created metav1.Time) *appsv1.ReplicaSet {
+		r := rs(name, 0, 0, 0)
+		r.Annotations = map[string]string{RevisionAnnotation: rev}
+		r.CreationTimestamp = created
+		return r
+	}
+	names := func(rss []*appsv1.ReplicaSet) string {
+		var out []string
+		for _, r := range rss {
+			out = append(out, r.Name)
+		}
+		return fmt.Sprint(out)
+	}
+	later := metav1.NewTime(at.Add(time.Second))
+	rss := []*appsv1.ReplicaSet{mk("web-c", "3", at), mk("web-z", "2", at), mk("web-b", "2", at), mk("web-a", "1", later)}
+	sortOldestFirst(rss)
+	if got := names(rss); got != "[web-a web-b web-z web-c]" {
+		t.Errorf("oldest first: %s, want by revision, then name", got)
+	}
+	sortByCreation(rss)
+	if got := names(rss); got != "[web-b web-c web-z web-a]" {
+		t.Errorf("by creation: %s, want by creationTimestamp, then name", got)
 	}
 }
 
 func TestProgressDeadline(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	d := dep(3, nil, nil)
-	d.Spec.ProgressDeadlineSeconds = proto.Int32(60)
-	d.Status = &corev1.DeploymentStatus{UpdatedReplicas: 1, Conditions: []*corev1.DeploymentCondition{{Type: "Progressing", Status: "True",
-		Reason: "ReplicaSetUpdated", LastUpdateTime: timestamppb.New(now.Add(-61 * time.Second))}}}
+	d.Spec.ProgressDeadlineSeconds = ptr.To[int32](60)
+	d.Status = appsv1.DeploymentStatus{UpdatedReplicas: 1, Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing,
+		Status: corev1.ConditionTrue, Reason: "ReplicaSetUpdated", LastUpdateTime: metav1.NewTime(now.Add(-61 * time.Second))}}}
 	st, _ := Status(d, rs("web-1", 3, 1, 0), nil, false, now)
-	var p *corev1.DeploymentCondition
-	for _, c := range st.GetConditions() {
-		if c.GetType() == "Progressing" {
-			p = c
+	var p *appsv1.DeploymentCondition
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == appsv1.DeploymentProgressing {
+			p = &st.Conditions[i]
 		}
 	}
-	if p.GetStatus() != "False" || p.GetReason() != "ProgressDeadlineExceeded" {
+	if p == nil || p.Status != corev1.ConditionFalse || p.Reason != "ProgressDeadlineExceeded" {
 		t.Fatalf("progressing %v, want ProgressDeadlineExceeded", p)
 	}
-	d.Status.Conditions[0].LastUpdateTime = timestamppb.New(now.Add(-20 * time.Second))
+	d.Status.Conditions[0].LastUpdateTime = metav1.NewTime(now.Add(-20 * time.Second))
 	if _, requeue := Status(d, rs("web-1", 3, 1, 0), nil, false, now); requeue != 40*time.Second {
 		t.Fatalf("requeue %v, want 40s to the deadline", requeue)
 	}
@@ -180,10 +254,10 @@ func startControllers(t *testing.T) (*client.Clientset, context.Context) {
 func TestRollout(t *testing.T) {
 	cs, ctx := startControllers(t)
 	lbl := map[string]string{"app": "web"}
-	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: &corev1.DeploymentSpec{
-		Replicas: proto.Int32(4), Selector: &corev1.LabelSelector{MatchLabels: lbl},
-		Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl},
-			Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](4), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
 	if _, err := cs.Deployments.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -193,14 +267,14 @@ func TestRollout(t *testing.T) {
 			if err != nil {
 				return false, err
 			}
-			st := cur.GetStatus()
-			ok := st.GetObservedGeneration() == cur.GetMetadata().GetGeneration() && st.GetUpdatedReplicas() == 4 && st.GetReplicas() == 4 && st.GetAvailableReplicas() == 4
-			for _, c := range st.GetConditions() {
-				if c.GetType() == "Progressing" {
-					ok = ok && c.GetReason() == "NewReplicaSetAvailable"
+			st := cur.Status
+			ok := st.ObservedGeneration == cur.Generation && st.UpdatedReplicas == 4 && st.Replicas == 4 && st.AvailableReplicas == 4
+			for _, c := range st.Conditions {
+				if c.Type == appsv1.DeploymentProgressing {
+					ok = ok && c.Reason == "NewReplicaSetAvailable"
 				}
 			}
-			return ok && cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, nil
+			return ok && cur.Spec.Template.Spec.Containers[0].Image == image, nil
 		}
 	}
 	waitfor.ConditionErr(t, time.Minute, "first rollout", rolledOut("busybox:1"))
@@ -209,13 +283,13 @@ func TestRollout(t *testing.T) {
 		t.Fatalf("%d replicasets", len(rss.Items))
 	}
 	first := rss.Items[0]
-	hash := first.GetMetadata().GetLabels()[PodTemplateHashLabel]
-	if first.GetMetadata().GetName() != "web-"+hash || first.GetMetadata().GetAnnotations()[RevisionAnnotation] != "1" || kinds.ControllerOf(first).GetName() != "web" {
-		t.Fatalf("replicaset %v", first.GetMetadata())
+	hash := first.Labels[PodTemplateHashLabel]
+	if ref := metav1.GetControllerOf(first); first.Name != "web-"+hash || first.Annotations[RevisionAnnotation] != "1" || ref == nil || ref.Name != "web" {
+		t.Fatalf("replicaset %v", first.ObjectMeta)
 	}
 
 	// Scaling is not a rollout.
-	update := func(change func(*corev1.Deployment)) {
+	update := func(change func(*appsv1.Deployment)) {
 		t.Helper()
 		for {
 			cur, err := cs.Deployments.Get(ctx, "default", "web")
@@ -230,37 +304,40 @@ func TestRollout(t *testing.T) {
 			}
 		}
 	}
-	update(func(d *corev1.Deployment) { d.Spec.Replicas = proto.Int32(6) })
+	update(func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](6) })
 	waitfor.ConditionErr(t, time.Minute, "scaled", func() (bool, error) {
-		rs, err := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
-		return rs.GetSpec().GetReplicas() == 6 && rs.GetStatus().GetReplicas() == 6, err
+		rs, err := cs.ReplicaSets.Get(ctx, "default", first.Name)
+		return err == nil && *rs.Spec.Replicas == 6 && rs.Status.Replicas == 6, err
 	})
-	update(func(d *corev1.Deployment) {
-		d.Spec.Replicas = proto.Int32(4)
+	update(func(d *appsv1.Deployment) {
+		d.Spec.Replicas = ptr.To[int32](4)
 		d.Spec.Template.Spec.Containers[0].Image = "busybox:2"
 	})
 	waitfor.ConditionErr(t, time.Minute, "second rollout", rolledOut("busybox:2"))
 	rss, _ = cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
 	revs := map[string]int32{}
 	for _, rs := range rss.Items {
-		revs[rs.GetMetadata().GetAnnotations()[RevisionAnnotation]] = rs.GetSpec().GetReplicas()
+		revs[rs.Annotations[RevisionAnnotation]] = *rs.Spec.Replicas
 	}
 	if len(revs) != 2 || revs["1"] != 0 || revs["2"] != 4 {
 		t.Fatalf("replicasets by revision %v: want old at 0 and new at 4", revs)
 	}
 	got, _ := cs.Deployments.Get(ctx, "default", "web")
-	if got.GetMetadata().GetAnnotations()[RevisionAnnotation] != "2" {
-		t.Errorf("deployment revision %q", got.GetMetadata().GetAnnotations()[RevisionAnnotation])
+	if got.Annotations[RevisionAnnotation] != "2" {
+		t.Errorf("deployment revision %q", got.Annotations[RevisionAnnotation])
 	}
 
 	// Roll back: the first ReplicaSet comes back as revision 3.
-	update(func(cur *corev1.Deployment) {
-		cur.Spec.Template = proto.Clone(d.Spec.Template).(*corev1.PodTemplateSpec)
+	update(func(cur *appsv1.Deployment) {
+		cur.Spec.Template = *d.Spec.Template.DeepCopy()
 	})
 	waitfor.ConditionErr(t, time.Minute, "rollback", rolledOut("busybox:1"))
-	back, _ := cs.ReplicaSets.Get(ctx, "default", first.GetMetadata().GetName())
-	if back.GetMetadata().GetAnnotations()[RevisionAnnotation] != "3" || back.GetSpec().GetReplicas() != 4 {
-		t.Fatalf("rolled-back replicaset: revision %q replicas %d", back.GetMetadata().GetAnnotations()[RevisionAnnotation], back.GetSpec().GetReplicas())
+	back, err := cs.ReplicaSets.Get(ctx, "default", first.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Annotations[RevisionAnnotation] != "3" || *back.Spec.Replicas != 4 {
+		t.Fatalf("rolled-back replicaset: revision %q replicas %d", back.Annotations[RevisionAnnotation], *back.Spec.Replicas)
 	}
 }
 
@@ -271,26 +348,29 @@ func TestRollingUpdateBounds(t *testing.T) {
 	cs, ctx := startControllers(t)
 	const replicas, surge, unavailable = 6, 2, 1
 	lbl := map[string]string{"app": "bounded"}
-	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "bounded", Namespace: "default"}, Spec: &corev1.DeploymentSpec{
-		Replicas: proto.Int32(replicas), Selector: &corev1.LabelSelector{MatchLabels: lbl},
-		Strategy: &corev1.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &corev1.RollingUpdateDeployment{
-			MaxSurge: structpb.NewNumberValue(surge), MaxUnavailable: structpb.NewNumberValue(unavailable)}},
-		Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl},
-			Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "bounded", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](replicas), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge: num(surge), MaxUnavailable: num(unavailable)}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
 	if _, err := cs.Deployments.Create(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	complete := func(image string) func() (bool, error) {
 		return func() (bool, error) {
 			cur, err := cs.Deployments.Get(ctx, "default", "bounded")
-			st := cur.GetStatus()
-			return st.GetObservedGeneration() == cur.GetMetadata().GetGeneration() && st.GetUpdatedReplicas() == replicas &&
-				st.GetReplicas() == replicas && st.GetAvailableReplicas() == replicas &&
-				cur.GetSpec().GetTemplate().GetSpec().GetContainers()[0].GetImage() == image, err
+			if err != nil {
+				return false, err
+			}
+			st := cur.Status
+			return st.ObservedGeneration == cur.Generation && st.UpdatedReplicas == replicas &&
+				st.Replicas == replicas && st.AvailableReplicas == replicas &&
+				cur.Spec.Template.Spec.Containers[0].Image == image, nil
 		}
 	}
 	waitfor.ConditionErr(t, time.Minute, "first rollout", complete("busybox:1"))
-	update := func(change func(*corev1.Deployment)) {
+	update := func(change func(*appsv1.Deployment)) {
 		t.Helper()
 		for {
 			cur, err := cs.Deployments.Get(ctx, "default", "bounded")
@@ -307,11 +387,11 @@ func TestRollingUpdateBounds(t *testing.T) {
 	}
 
 	// Paused: a template change creates no ReplicaSet.
-	update(func(d *corev1.Deployment) { d.Spec.Paused = true })
-	update(func(d *corev1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "busybox:2" })
+	update(func(d *appsv1.Deployment) { d.Spec.Paused = true })
+	update(func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "busybox:2" })
 	waitfor.ConditionErr(t, time.Minute, "paused observed", func() (bool, error) {
 		cur, err := cs.Deployments.Get(ctx, "default", "bounded")
-		return cur.GetStatus().GetObservedGeneration() == cur.GetMetadata().GetGeneration(), err
+		return err == nil && cur.Status.ObservedGeneration == cur.Generation, err
 	})
 	if l, _ := cs.ReplicaSets.List(ctx, "default", client.ListOptions{}); len(l.Items) != 1 {
 		t.Fatalf("%d replicasets while paused, want 1", len(l.Items))
@@ -324,7 +404,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 	}
 	pods := map[string]*corev1.Pod{}
 	for _, p := range list.Items {
-		pods[p.GetMetadata().GetName()] = p
+		pods[p.Name] = p
 	}
 	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ResourceVersion: list.ResourceVersion})
 	if err != nil {
@@ -342,9 +422,9 @@ func TestRollingUpdateBounds(t *testing.T) {
 			}
 			for _, ev := range evs {
 				if ev.Type == client.Deleted {
-					delete(pods, ev.Object.GetMetadata().GetName())
+					delete(pods, ev.Object.Name)
 				} else {
-					pods[ev.Object.GetMetadata().GetName()] = ev.Object
+					pods[ev.Object.Name] = ev.Object
 				}
 			}
 			active, ready := 0, 0
@@ -367,7 +447,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 			}
 		}
 	}()
-	update(func(d *corev1.Deployment) { d.Spec.Paused = false })
+	update(func(d *appsv1.Deployment) { d.Spec.Paused = false })
 	waitfor.ConditionErr(t, time.Minute, "rollout after resume", complete("busybox:2"))
 	w.Stop()
 	if v, ok := <-violation; ok {

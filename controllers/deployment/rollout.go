@@ -3,121 +3,86 @@ package deployment
 import (
 	"fmt"
 	"hash/fnv"
-	"math"
 	"sort"
 	"strconv"
-	"strings"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
-
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
 )
 
 // Annotations and labels, as Kubernetes names them.
 const (
 	RevisionAnnotation   = "deployment.kubernetes.io/revision"
-	PodTemplateHashLabel = "pod-template-hash"
+	PodTemplateHashLabel = appsv1.DefaultDeploymentUniqueLabelKey
 )
 
 // TemplateHash is the pod-template-hash of a template: FNV-32a over its deterministic
-// encoding (and the collision count), written with Kubernetes' safe alphabet.
+// encoding (Kubernetes' protobuf encoding, which writes map entries in key order, so
+// that an unchanged template always hashes the same) and the collision count, written
+// with Kubernetes' safe alphabet.
 func TemplateHash(t *corev1.PodTemplateSpec, collisions int32) string {
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(t)
+	b, _ := t.Marshal() // every template that was decoded or built encodes
 	h := fnv.New32a()
 	h.Write(b)
 	if collisions > 0 {
 		fmt.Fprintf(h, "%d", collisions)
 	}
-	return safeEncode(strconv.FormatUint(uint64(h.Sum32()), 10))
-}
-
-// safeEncode maps digits onto consonants and digits that spell no words (Kubernetes'
-// rand.SafeEncodeString).
-func safeEncode(s string) string {
-	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
-	out := make([]byte, len(s))
-	for i := 0; i < len(s); i++ {
-		out[i] = alphabet[int(s[i])%len(alphabet)]
-	}
-	return string(out)
+	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
 }
 
 // templateEqual compares a ReplicaSet's template with a deployment's, ignoring the
-// pod-template-hash label the ReplicaSet adds.
+// pod-template-hash label (Kubernetes' EqualIgnoreHash). Semantic equality: an empty
+// map or list is the same as none, 1000m the same quantity as 1.
 func templateEqual(rsTmpl, dTmpl *corev1.PodTemplateSpec) bool {
-	a := proto.Clone(rsTmpl).(*corev1.PodTemplateSpec)
-	if a.GetMetadata() != nil {
-		delete(a.Metadata.Labels, PodTemplateHashLabel)
-		if len(a.Metadata.Labels) == 0 {
-			a.Metadata.Labels = nil
-		}
-	}
-	b := proto.Clone(dTmpl).(*corev1.PodTemplateSpec)
-	if b.GetMetadata() != nil && len(b.Metadata.Labels) == 0 {
-		b.Metadata.Labels = nil
-	}
-	return proto.Equal(a, b)
+	a, b := rsTmpl.DeepCopy(), dTmpl.DeepCopy()
+	delete(a.Labels, PodTemplateHashLabel)
+	delete(b.Labels, PodTemplateHashLabel)
+	return equality.Semantic.DeepEqual(a, b)
 }
+
+// defaultRollingParam is maxSurge's and maxUnavailable's value when unset (the API
+// server sets it; objects made by hand may not have it).
+var defaultRollingParam = intstr.FromString("25%")
 
 // resolveFenceposts turns maxSurge and maxUnavailable (ints or percents of replicas)
 // into pod counts as Kubernetes does: surge rounds up, unavailable down, and both zero
 // means one unavailable.
-func resolveFenceposts(d *corev1.Deployment) (surge, unavailable int32, err error) {
-	ru := d.GetSpec().GetStrategy().GetRollingUpdate()
-	replicas := d.GetSpec().GetReplicas()
-	surge, err = intOrPercent(ru.GetMaxSurge(), replicas, true, 25)
+func resolveFenceposts(d *appsv1.Deployment) (surge, unavailable int32, err error) {
+	var maxSurge, maxUnavailable *intstr.IntOrString
+	if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
+		maxSurge, maxUnavailable = ru.MaxSurge, ru.MaxUnavailable
+	}
+	replicas := int(wantReplicas(d))
+	s, err := intstr.GetScaledValueFromIntOrPercent(intstr.ValueOrDefault(maxSurge, defaultRollingParam), replicas, true)
 	if err != nil {
 		return 0, 0, fmt.Errorf("spec.strategy.rollingUpdate.maxSurge: %w", err)
 	}
-	unavailable, err = intOrPercent(ru.GetMaxUnavailable(), replicas, false, 25)
+	u, err := intstr.GetScaledValueFromIntOrPercent(intstr.ValueOrDefault(maxUnavailable, defaultRollingParam), replicas, false)
 	if err != nil {
 		return 0, 0, fmt.Errorf("spec.strategy.rollingUpdate.maxUnavailable: %w", err)
 	}
+	surge, unavailable = int32(s), int32(u)
 	if surge == 0 && unavailable == 0 {
 		unavailable = 1
 	}
 	return surge, unavailable, nil
 }
 
-func intOrPercent(v *structpb.Value, total int32, roundUp bool, defPercent float64) (int32, error) {
-	pct := defPercent
-	switch k := v.GetKind().(type) {
-	case nil:
-	case *structpb.Value_NumberValue:
-		return int32(k.NumberValue), nil
-	case *structpb.Value_StringValue:
-		s, ok := strings.CutSuffix(k.StringValue, "%")
-		if !ok {
-			n, err := strconv.Atoi(k.StringValue)
-			if err != nil {
-				return 0, fmt.Errorf("invalid value %q: an integer or a percentage", k.StringValue)
-			}
-			return int32(n), nil
-		}
-		p, err := strconv.Atoi(s)
-		if err != nil {
-			return 0, fmt.Errorf("invalid value %q: an integer or a percentage", k.StringValue)
-		}
-		pct = float64(p)
-	default:
-		return 0, fmt.Errorf("invalid value: an integer or a percentage")
-	}
-	x := pct * float64(total) / 100
-	if roundUp {
-		return int32(math.Ceil(x)), nil
-	}
-	return int32(math.Floor(x)), nil
-}
-
-func revisionOf(rs *corev1.ReplicaSet) int64 {
-	n, _ := strconv.ParseInt(rs.GetMetadata().GetAnnotations()[RevisionAnnotation], 10, 64)
+func revisionOf(rs *appsv1.ReplicaSet) int64 {
+	n, _ := strconv.ParseInt(rs.Annotations[RevisionAnnotation], 10, 64)
 	return n
 }
 
-func replicasOf(rs *corev1.ReplicaSet) int32 { return rs.GetSpec().GetReplicas() }
+// replicasOf is a ReplicaSet's spec.replicas, wantReplicas a Deployment's (both
+// defaulted by the API server; unset counts as none).
+func replicasOf(rs *appsv1.ReplicaSet) int32  { return ptr.Deref(rs.Spec.Replicas, 0) }
+func wantReplicas(d *appsv1.Deployment) int32 { return ptr.Deref(d.Spec.Replicas, 0) }
 
-func sum(rss []*corev1.ReplicaSet, f func(*corev1.ReplicaSet) int32) int32 {
+func sum(rss []*appsv1.ReplicaSet, f func(*appsv1.ReplicaSet) int32) int32 {
 	var n int32
 	for _, rs := range rss {
 		n += f(rs)
@@ -125,19 +90,35 @@ func sum(rss []*corev1.ReplicaSet, f func(*corev1.ReplicaSet) int32) int32 {
 	return n
 }
 
-// sortOldestFirst orders ReplicaSets by revision, then creation.
-func sortOldestFirst(rss []*corev1.ReplicaSet) {
-	sort.SliceStable(rss, func(i, j int) bool {
+// sortOldestFirst orders ReplicaSets by revision, then as sortByCreation does
+// (Kubernetes' ReplicaSetsByRevision). Revisions are what orders a rollout: creation
+// timestamps are whole seconds, so ReplicaSets made within one second tie on them.
+func sortOldestFirst(rss []*appsv1.ReplicaSet) {
+	sort.Slice(rss, func(i, j int) bool {
 		if ri, rj := revisionOf(rss[i]), revisionOf(rss[j]); ri != rj {
 			return ri < rj
 		}
-		return rss[i].GetMetadata().GetCreationTimestamp().AsTime().Before(rss[j].GetMetadata().GetCreationTimestamp().AsTime())
+		return createdBefore(rss[i], rss[j])
 	})
+}
+
+// sortByCreation orders ReplicaSets by creationTimestamp, then name (Kubernetes'
+// ReplicaSetsByCreationTimestamp): the name breaks the ties of whole-second timestamps,
+// so that the order is the same on every sync.
+func sortByCreation(rss []*appsv1.ReplicaSet) {
+	sort.Slice(rss, func(i, j int) bool { return createdBefore(rss[i], rss[j]) })
+}
+
+func createdBefore(a, b *appsv1.ReplicaSet) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
 }
 
 // Scale is one change of a ReplicaSet's replicas that a rollout step decides.
 type Scale struct {
-	RS       *corev1.ReplicaSet
+	RS       *appsv1.ReplicaSet
 	Replicas int32
 }
 
@@ -145,13 +126,13 @@ type Scale struct {
 // reconcileNewReplicaSet and reconcileOldReplicaSets: scale the new ReplicaSet up
 // within maxSurge, then scale old ones down as far as maxUnavailable allows, unhealthy
 // replicas first. newRS exists; old are the other ReplicaSets, oldest first.
-func RollingStep(d *corev1.Deployment, newRS *corev1.ReplicaSet, old []*corev1.ReplicaSet) ([]Scale, error) {
+func RollingStep(d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet) ([]Scale, error) {
 	surge, unavailable, err := resolveFenceposts(d)
 	if err != nil {
 		return nil, err
 	}
-	want := d.GetSpec().GetReplicas()
-	all := append([]*corev1.ReplicaSet{newRS}, old...)
+	want := wantReplicas(d)
+	all := append([]*appsv1.ReplicaSet{newRS}, old...)
 	// Scale the new ReplicaSet.
 	if replicasOf(newRS) > want {
 		return []Scale{{newRS, want}}, nil
@@ -169,20 +150,20 @@ func RollingStep(d *corev1.Deployment, newRS *corev1.ReplicaSet, old []*corev1.R
 		return nil, nil
 	}
 	minAvailable := want - unavailable
-	newUnavailable := replicasOf(newRS) - newRS.GetStatus().GetAvailableReplicas()
+	newUnavailable := replicasOf(newRS) - newRS.Status.AvailableReplicas
 	maxScaledDown := sum(all, replicasOf) - minAvailable - newUnavailable
 	if maxScaledDown <= 0 {
 		return nil, nil
 	}
 	var out []Scale
-	scaled := map[*corev1.ReplicaSet]int32{}
+	scaled := map[*appsv1.ReplicaSet]int32{}
 	// First the unhealthy replicas of old ReplicaSets: removing them costs no availability.
 	budget := maxScaledDown
 	for _, rs := range old {
 		if budget <= 0 {
 			break
 		}
-		unhealthy := replicasOf(rs) - rs.GetStatus().GetAvailableReplicas()
+		unhealthy := replicasOf(rs) - rs.Status.AvailableReplicas
 		if unhealthy <= 0 {
 			continue
 		}
@@ -192,7 +173,7 @@ func RollingStep(d *corev1.Deployment, newRS *corev1.ReplicaSet, old []*corev1.R
 	}
 	cleaned := maxScaledDown - budget
 	// Then available ones, keeping minAvailable.
-	available := sum(all, func(rs *corev1.ReplicaSet) int32 { return rs.GetStatus().GetAvailableReplicas() })
+	available := sum(all, func(rs *appsv1.ReplicaSet) int32 { return rs.Status.AvailableReplicas })
 	total := min(available-minAvailable, maxScaledDown-cleaned)
 	for _, rs := range old {
 		if total <= 0 {
@@ -218,7 +199,7 @@ func RollingStep(d *corev1.Deployment, newRS *corev1.ReplicaSet, old []*corev1.R
 
 // RecreateStep decides the next scaling of a Recreate rollout: all old replicas go
 // first, and the new ReplicaSet scales up only once no old pod runs.
-func RecreateStep(d *corev1.Deployment, newRS *corev1.ReplicaSet, old []*corev1.ReplicaSet) []Scale {
+func RecreateStep(d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet) []Scale {
 	var out []Scale
 	for _, rs := range old {
 		if replicasOf(rs) != 0 {
@@ -228,11 +209,11 @@ func RecreateStep(d *corev1.Deployment, newRS *corev1.ReplicaSet, old []*corev1.
 	if len(out) > 0 {
 		return out
 	}
-	if sum(old, func(rs *corev1.ReplicaSet) int32 { return rs.GetStatus().GetReplicas() }) > 0 {
+	if sum(old, func(rs *appsv1.ReplicaSet) int32 { return rs.Status.Replicas }) > 0 {
 		return nil // wait for the old pods to be gone
 	}
-	if replicasOf(newRS) != d.GetSpec().GetReplicas() {
-		return []Scale{{newRS, d.GetSpec().GetReplicas()}}
+	if replicasOf(newRS) != wantReplicas(d) {
+		return []Scale{{newRS, wantReplicas(d)}}
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 // Package garbagecollector deletes objects whose owners are gone, as Kubernetes' garbage
-// collector does for the kinds Skiff owns through ownerReferences (Deployments own
-// ReplicaSets, ReplicaSets own Pods):
+// collector does, through the ownerReferences of every kind Skiff serves (Deployments
+// own ReplicaSets, ReplicaSets own Pods, and any object may own any other):
 //   - background: an object all of whose owners are gone is deleted; owners that are gone
 //     are removed from an object that still has others;
 //   - foreground: an owner deleted with the foregroundDeletion finalizer has its dependents
@@ -9,31 +9,40 @@
 //   - orphan: an owner deleted with the orphan finalizer has its references removed from
 //     its dependents, then loses the finalizer.
 //
-// A missing owner is confirmed with a live read before anything is deleted, so a cache
-// that lags never costs an object.
+// An owner reference names its owner's kind by apiVersion and kind; one of a kind Skiff
+// does not serve is left alone. A missing owner is confirmed with a live read before
+// anything is deleted, so a cache that lags never costs an object.
+//
+// The collector keeps its own cache of every kind (kinds.All), as Kubernetes' keeps its
+// own of every resource: the controllers' shared informers are typed, one per kind they
+// use, and the collector needs them all, whatever their type.
 package garbagecollector
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/workqueue"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // The finalizers the API server adds for foreground and orphan deletion.
 const (
-	FinalizerForeground = "foregroundDeletion"
-	FinalizerOrphan     = "orphan"
+	FinalizerForeground = metav1.FinalizerDeleteDependents // "foregroundDeletion"
+	FinalizerOrphan     = metav1.FinalizerOrphanDependents // "orphan"
 )
 
 // Config tunes the collector. Start from DefaultConfig; New validates it.
@@ -64,74 +73,93 @@ func (c Config) Validate() error {
 
 // tracked is one kind the collector follows: its cache, and its client.
 type tracked struct {
-	info    *kinds.Info
-	client  *client.Client[kinds.Object]
-	get     func(ns, name string) (kinds.Object, bool)
-	byOwner func(uid string) []kinds.Object
-	synced  func() bool
+	info   *kinds.Info
+	client *client.Client[kinds.Object]
+	inf    *cache.Informer[kinds.Object]
+	cache  *cache.Lister[kinds.Object]
+}
+
+func (t *tracked) get(ns, name string) (kinds.Object, bool) { return t.cache.Get(ns, name) }
+
+// byOwner returns the cached objects with an owner reference to uid.
+func (t *tracked) byOwner(uid types.UID) []kinds.Object {
+	return t.cache.ByIndex(cache.IndexOwner, string(uid))
 }
 
 // Collector is the garbage collector.
 type Collector struct {
 	cfg   Config
-	conn  *client.Conn
-	kinds map[string]*tracked
+	kinds map[string]*tracked // by Kind
 	queue *workqueue.Queue
 	log   hclog.Logger
 }
 
-// New makes the collector on the factory's informers; Run starts it.
-func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error) {
+// New makes the collector and its caches of every kind; Run starts them.
+func New(cs *client.Clientset, cfg Config) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc")}
-	track(c, cache.InformerFor[*corev1.Deployment](f, "", client.ListOptions{}))
-	track(c, cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{}))
-	track(c, cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}))
+	c := &Collector{cfg: cfg, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc")}
+	for _, info := range kinds.All() {
+		cl := client.ForKind(cs.Conn, info)
+		inf := cache.NewInformer(cl, "", client.ListOptions{}, c.log)
+		inf.AddIndexer(cache.IndexOwner, cache.ByOwner[kinds.Object])
+		t := &tracked{info: info, client: cl, inf: inf, cache: inf.Lister()}
+		c.kinds[info.Kind] = t
+		inf.AddHandler(cache.Handler[kinds.Object]{
+			OnAdd:    func(o kinds.Object) { c.changed(t, o) },
+			OnUpdate: func(_, o kinds.Object) { c.changed(t, o) },
+			OnDelete: func(o kinds.Object) { c.deleted(o) },
+		})
+	}
 	return c, nil
 }
 
-func track[T kinds.Object](c *Collector, inf *cache.Informer[T]) {
-	var zero T
-	info := kinds.Of(zero)
-	inf.AddIndexer(cache.IndexOwner, cache.ByOwner[T])
-	l := inf.Lister()
-	c.kinds[info.Kind] = &tracked{
-		info:   info,
-		client: client.ForKind(c.conn, info),
-		get: func(ns, name string) (kinds.Object, bool) {
-			o, ok := l.Get(ns, name)
-			return o, ok
-		},
-		byOwner: func(uid string) []kinds.Object {
-			var out []kinds.Object
-			for _, o := range l.ByIndex(cache.IndexOwner, uid) {
-				out = append(out, o)
-			}
-			return out
-		},
-		synced: inf.HasSynced,
+// changed queues an object that may be garbage (it has owners) or an owner whose
+// deletion waits on the collector (it is being deleted); others have nothing to collect.
+func (c *Collector) changed(t *tracked, o kinds.Object) {
+	if len(o.GetOwnerReferences()) > 0 || o.GetDeletionTimestamp() != nil {
+		c.queue.Add(t.info.Kind + "|" + cache.Key(o))
 	}
-	changed := func(o T) {
-		c.queue.Add(info.Kind + "|" + cache.Key(o))
+}
+
+// deleted queues what o's deletion may concern: its dependents may now be garbage, its
+// owners may be waiting for it.
+func (c *Collector) deleted(o kinds.Object) {
+	for _, t := range c.kinds {
+		for _, d := range t.byOwner(o.GetUID()) {
+			c.queue.Add(t.info.Kind + "|" + cache.Key(d))
+		}
 	}
-	inf.AddHandler(cache.Handler[T]{
-		OnAdd:    changed,
-		OnUpdate: func(_, o T) { changed(o) },
-		OnDelete: func(o T) {
-			// Its dependents may now be garbage; its owners may be waiting for it.
-			uid := o.GetMetadata().GetUid()
-			for _, t := range c.kinds {
-				for _, d := range t.byOwner(uid) {
-					c.queue.Add(t.info.Kind + "|" + cache.Key(d))
-				}
-			}
-			for _, ref := range o.GetMetadata().GetOwnerReferences() {
-				c.queue.Add(ref.GetKind() + "|" + keyIn(o.GetMetadata().GetNamespace(), ref.GetName()))
-			}
-		},
-	})
+	for _, ref := range o.GetOwnerReferences() {
+		if info := ownerKind(ref); info != nil {
+			c.queue.Add(info.Kind + "|" + keyIn(ownerNamespace(info, o), ref.Name))
+		}
+	}
+}
+
+// ownerKind is the kind an owner reference names (its group and kind: Skiff serves each
+// kind at one version, and an object is the same in every version), or nil when Skiff
+// does not serve it.
+func ownerKind(ref metav1.OwnerReference) *kinds.Info {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return nil
+	}
+	info, ok := kinds.Lookup(ref.Kind)
+	if !ok || info.Kind != ref.Kind || info.Group != gv.Group {
+		return nil
+	}
+	return info
+}
+
+// ownerNamespace is where dependent's owner of kind info lives: the dependent's
+// namespace, or none for a cluster-scoped owner.
+func ownerNamespace(info *kinds.Info, dependent kinds.Object) string {
+	if !info.Namespaced {
+		return ""
+	}
+	return dependent.GetNamespace()
 }
 
 func keyIn(ns, name string) string {
@@ -141,11 +169,14 @@ func keyIn(ns, name string) string {
 	return ns + "/" + name
 }
 
-// Run collects until ctx ends. The factory must be started.
+// Run collects until ctx ends, then waits for its caches to stop.
 func (c *Collector) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	var synced []interface{ HasSynced() bool }
 	for _, t := range c.kinds {
-		synced = append(synced, syncedFunc(t.synced))
+		wg.Go(func() { t.inf.Run(ctx) })
+		synced = append(synced, t.inf)
 	}
 	if !cache.WaitForSync(ctx, synced...) {
 		return ctx.Err()
@@ -155,10 +186,6 @@ func (c *Collector) Run(ctx context.Context) error {
 	})
 	return nil
 }
-
-type syncedFunc func() bool
-
-func (f syncedFunc) HasSynced() bool { return f() }
 
 // Reconcile looks at one object, "Kind|namespace/name": as a dependent (are its owners
 // there?) and as an owner being deleted (what do its finalizers ask for?).
@@ -179,49 +206,44 @@ func (c *Collector) Reconcile(ctx context.Context, key string) error {
 	return c.asOwner(ctx, t, obj)
 }
 
-// ownerState says whether the owner ref points at an existing object, and whether that
-// owner is being deleted in the foreground.
-func (c *Collector) ownerState(ctx context.Context, ns string, ref *corev1.OwnerReference) (exists, foreground bool, err error) {
-	info, ok := kinds.Lookup(ref.GetKind())
-	if !ok || info.Kind != ref.GetKind() {
-		return true, false, nil // a kind Skiff does not know: leave it alone
+// ownerState says whether the owner ref of dependent points at an existing object, and
+// whether that owner is being deleted in the foreground.
+func (c *Collector) ownerState(ctx context.Context, dependent kinds.Object, ref metav1.OwnerReference) (exists, foreground bool, err error) {
+	info := ownerKind(ref)
+	if info == nil {
+		return true, false, nil // a kind Skiff does not serve: leave it alone
 	}
-	if !info.Namespaced {
-		ns = ""
-	}
+	t := c.kinds[info.Kind]
+	ns := ownerNamespace(info, dependent)
 	check := func(o kinds.Object) (bool, bool) {
-		md := o.GetMetadata()
-		return md.GetUid() == ref.GetUid(), md.GetDeletionTimestamp() != nil && contains(md.GetFinalizers(), FinalizerForeground)
+		return o.GetUID() == ref.UID, o.GetDeletionTimestamp() != nil && slices.Contains(o.GetFinalizers(), FinalizerForeground)
 	}
-	if t := c.kinds[info.Kind]; t != nil {
-		if o, ok := t.get(ns, ref.GetName()); ok {
-			if e, fg := check(o); e {
-				return e, fg, nil
-			}
+	if o, ok := t.get(ns, ref.Name); ok {
+		if e, fg := check(o); e {
+			return e, fg, nil
 		}
 	}
 	// Absent (or another uid) in the cache: ask the servers before acting on it.
-	o, err := client.ForKind(c.conn, info).Get(ctx, ns, ref.GetName())
+	o, err := t.client.Get(ctx, ns, ref.Name)
 	if client.IsNotFound(err) {
 		return false, false, nil
 	}
 	if err != nil {
-		return false, false, fmt.Errorf("get owner %s %s/%s: %w", ref.GetKind(), ns, ref.GetName(), err)
+		return false, false, fmt.Errorf("get owner %s %s: %w", info.Singular, keyIn(ns, ref.Name), err)
 	}
 	exists, foreground = check(o)
 	return exists, foreground, nil
 }
 
 func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Object) error {
-	md := obj.GetMetadata()
-	refs := md.GetOwnerReferences()
-	if len(refs) == 0 || md.GetDeletionTimestamp() != nil {
+	refs := obj.GetOwnerReferences()
+	if len(refs) == 0 || obj.GetDeletionTimestamp() != nil {
 		return nil
 	}
-	var alive []*corev1.OwnerReference
+	var alive []metav1.OwnerReference
 	foreground := false
 	for _, ref := range refs {
-		exists, fg, err := c.ownerState(ctx, md.GetNamespace(), ref)
+		exists, fg, err := c.ownerState(ctx, obj, ref)
 		if err != nil {
 			return err
 		}
@@ -236,7 +258,7 @@ func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Objec
 		if foreground {
 			policy = "Foreground"
 		}
-		_, err := t.client.Delete(ctx, md.GetNamespace(), md.GetName(), client.DeleteOptions{UID: md.GetUid(), PropagationPolicy: policy})
+		_, err := t.client.Delete(ctx, obj.GetNamespace(), obj.GetName(), client.DeleteOptions{UID: string(obj.GetUID()), PropagationPolicy: policy})
 		if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
 			return fmt.Errorf("delete %s %s: %w", t.info.Singular, cache.Key(obj), err)
 		}
@@ -247,9 +269,9 @@ func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Objec
 	return nil
 }
 
-func (c *Collector) setOwners(ctx context.Context, t *tracked, obj kinds.Object, refs []*corev1.OwnerReference) error {
-	next := proto.Clone(obj).(kinds.Object)
-	next.GetMetadata().OwnerReferences = refs
+func (c *Collector) setOwners(ctx context.Context, t *tracked, obj kinds.Object, refs []metav1.OwnerReference) error {
+	next := obj.DeepCopyObject().(kinds.Object)
+	next.SetOwnerReferences(refs)
 	_, err := t.client.Update(ctx, next)
 	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
 		return fmt.Errorf("update owners of %s %s: %w", t.info.Singular, cache.Key(obj), err)
@@ -258,19 +280,18 @@ func (c *Collector) setOwners(ctx context.Context, t *tracked, obj kinds.Object,
 }
 
 func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) error {
-	md := obj.GetMetadata()
-	if md.GetDeletionTimestamp() == nil {
+	if obj.GetDeletionTimestamp() == nil {
 		return nil
 	}
-	uid := md.GetUid()
+	uid := obj.GetUID()
 	var errs []error
 	switch {
-	case contains(md.GetFinalizers(), FinalizerOrphan):
+	case slices.Contains(obj.GetFinalizers(), FinalizerOrphan):
 		for _, dt := range c.kinds {
 			for _, d := range dt.byOwner(uid) {
-				var keep []*corev1.OwnerReference
-				for _, r := range d.GetMetadata().GetOwnerReferences() {
-					if r.GetUid() != uid {
+				var keep []metav1.OwnerReference
+				for _, r := range d.GetOwnerReferences() {
+					if r.UID != uid {
 						keep = append(keep, r)
 					}
 				}
@@ -282,18 +303,18 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 		if len(errs) == 0 {
 			return c.removeFinalizer(ctx, t, obj, FinalizerOrphan)
 		}
-	case contains(md.GetFinalizers(), FinalizerForeground):
+	case slices.Contains(obj.GetFinalizers(), FinalizerForeground):
 		blocking := 0
 		for _, dt := range c.kinds {
 			for _, d := range dt.byOwner(uid) {
-				for _, r := range d.GetMetadata().GetOwnerReferences() {
-					if r.GetUid() == uid && r.GetBlockOwnerDeletion() {
+				for _, r := range d.GetOwnerReferences() {
+					if r.UID == uid && ptr.Deref(r.BlockOwnerDeletion, false) {
 						blocking++
 					}
 				}
-				if d.GetMetadata().GetDeletionTimestamp() == nil {
-					_, err := dt.client.Delete(ctx, d.GetMetadata().GetNamespace(), d.GetMetadata().GetName(),
-						client.DeleteOptions{UID: d.GetMetadata().GetUid(), PropagationPolicy: "Foreground"})
+				if d.GetDeletionTimestamp() == nil {
+					_, err := dt.client.Delete(ctx, d.GetNamespace(), d.GetName(),
+						client.DeleteOptions{UID: string(d.GetUID()), PropagationPolicy: "Foreground"})
 					if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
 						errs = append(errs, fmt.Errorf("delete dependent %s %s: %w", dt.info.Singular, cache.Key(d), err))
 					}
@@ -308,27 +329,11 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 }
 
 func (c *Collector) removeFinalizer(ctx context.Context, t *tracked, obj kinds.Object, fin string) error {
-	next := proto.Clone(obj).(kinds.Object)
-	md := next.GetMetadata()
-	var keep []string
-	for _, f := range md.GetFinalizers() {
-		if f != fin {
-			keep = append(keep, f)
-		}
-	}
-	md.Finalizers = keep
+	next := obj.DeepCopyObject().(kinds.Object)
+	next.SetFinalizers(slices.DeleteFunc(slices.Clone(obj.GetFinalizers()), func(f string) bool { return f == fin }))
 	_, err := t.client.Update(ctx, next)
 	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
 		return fmt.Errorf("remove finalizer %s from %s %s: %w", fin, t.info.Singular, cache.Key(obj), err)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/cache"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -24,37 +25,35 @@ func setup(t *testing.T) (*client.Clientset, context.Context) {
 	}
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	f := cache.NewFactory(cs, hclog.NewNullLogger())
-	gc, err := New(cs, f, DefaultConfig())
+	gc, err := New(cs, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Start(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); gc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); f.Wait(); <-done; conn.Close() })
+	t.Cleanup(func() { cancel(); <-done; conn.Close() })
 	return cs, ctx
 }
 
 // tree makes a Deployment owning a ReplicaSet owning two Pods.
-func tree(t *testing.T, ctx context.Context, cs *client.Clientset, name string) (*corev1.Deployment, *corev1.ReplicaSet, []*corev1.Pod) {
+func tree(t *testing.T, ctx context.Context, cs *client.Clientset, name string) (*appsv1.Deployment, *appsv1.ReplicaSet, []*corev1.Pod) {
 	lbl := map[string]string{"app": name}
-	tmpl := &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl}, Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}
-	d, err := cs.Deployments.Create(ctx, &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: &corev1.DeploymentSpec{Replicas: proto.Int32(0), Selector: &corev1.LabelSelector{MatchLabels: lbl}, Template: tmpl}})
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	d, err := cs.Deployments.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: lbl}, Template: tmpl}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := cs.ReplicaSets.Create(ctx, &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: name + "-rs", Namespace: "default", Labels: lbl,
-		OwnerReferences: []*corev1.OwnerReference{kinds.NewControllerRef(d)}},
-		Spec: &corev1.ReplicaSetSpec{Replicas: proto.Int32(0), Selector: &corev1.LabelSelector{MatchLabels: lbl}, Template: tmpl}})
+	rs, err := cs.ReplicaSets.Create(ctx, &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: name + "-rs", Namespace: "default", Labels: lbl,
+		OwnerReferences: []metav1.OwnerReference{kinds.NewControllerRef(d)}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: lbl}, Template: tmpl}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pods []*corev1.Pod
 	for _, n := range []string{"-a", "-b"} {
-		p, err := cs.Pods.Create(ctx, &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name + n, Namespace: "default", Labels: lbl,
-			OwnerReferences: []*corev1.OwnerReference{kinds.NewControllerRef(rs)}}, Spec: tmpl.Spec})
+		p, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name + n, Namespace: "default", Labels: lbl,
+			OwnerReferences: []metav1.OwnerReference{kinds.NewControllerRef(rs)}}, Spec: tmpl.Spec})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,26 +78,26 @@ func TestBackground(t *testing.T) {
 	if _, err := cs.Deployments.Delete(ctx, "default", "bg", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitfor.ConditionErr(t, 30*time.Second, "replicaset collected", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
+	waitfor.ConditionErr(t, 30*time.Second, "replicaset collected", gone(ctx, cs.ReplicaSets, rs.Name))
 	for _, p := range pods {
-		waitfor.ConditionErr(t, 30*time.Second, "pod collected", gone(ctx, cs.Pods, p.GetMetadata().GetName()))
+		waitfor.ConditionErr(t, 30*time.Second, "pod collected", gone(ctx, cs.Pods, p.Name))
 	}
 }
 
 func TestOrphan(t *testing.T) {
 	cs, ctx := setup(t)
 	_, rs, pods := tree(t, ctx, cs, "orph")
-	if _, err := cs.ReplicaSets.Delete(ctx, "default", rs.GetMetadata().GetName(), client.DeleteOptions{PropagationPolicy: "Orphan"}); err != nil {
+	if _, err := cs.ReplicaSets.Delete(ctx, "default", rs.Name, client.DeleteOptions{PropagationPolicy: "Orphan"}); err != nil {
 		t.Fatal(err)
 	}
-	waitfor.ConditionErr(t, 30*time.Second, "replicaset deleted once its pods are orphaned", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
+	waitfor.ConditionErr(t, 30*time.Second, "replicaset deleted once its pods are orphaned", gone(ctx, cs.ReplicaSets, rs.Name))
 	for _, p := range pods {
-		got, err := cs.Pods.Get(ctx, "default", p.GetMetadata().GetName())
+		got, err := cs.Pods.Get(ctx, "default", p.Name)
 		if err != nil {
 			t.Fatalf("orphaned pod deleted: %v", err)
 		}
-		if len(got.GetMetadata().GetOwnerReferences()) != 0 {
-			t.Fatalf("orphaned pod still owned: %v", got.GetMetadata().GetOwnerReferences())
+		if len(got.OwnerReferences) != 0 {
+			t.Fatalf("orphaned pod still owned: %v", got.OwnerReferences)
 		}
 	}
 	// The Deployment stays: orphaning went down one level only.
@@ -114,13 +113,13 @@ func TestForeground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.GetMetadata().GetDeletionTimestamp() == nil {
+	if d.DeletionTimestamp == nil {
 		t.Fatal("foreground delete removed the owner at once")
 	}
 	for _, p := range pods {
-		waitfor.ConditionErr(t, 30*time.Second, "pod deleted", gone(ctx, cs.Pods, p.GetMetadata().GetName()))
+		waitfor.ConditionErr(t, 30*time.Second, "pod deleted", gone(ctx, cs.Pods, p.Name))
 	}
-	waitfor.ConditionErr(t, 30*time.Second, "replicaset deleted", gone(ctx, cs.ReplicaSets, rs.GetMetadata().GetName()))
+	waitfor.ConditionErr(t, 30*time.Second, "replicaset deleted", gone(ctx, cs.ReplicaSets, rs.Name))
 	waitfor.ConditionErr(t, 30*time.Second, "deployment deleted last", gone(ctx, cs.Deployments, "fg"))
 }
 
@@ -128,17 +127,57 @@ func TestKeepsObjectWithLiveOwner(t *testing.T) {
 	cs, ctx := setup(t)
 	d, rs, _ := tree(t, ctx, cs, "keep")
 	// A second owner that does not exist is dropped; the live one keeps the object.
-	cur, _ := cs.ReplicaSets.Get(ctx, "default", rs.GetMetadata().GetName())
-	cur.Metadata.OwnerReferences = append(cur.Metadata.OwnerReferences, &corev1.OwnerReference{ApiVersion: "apps/v1", Kind: "Deployment", Name: "ghost", Uid: "nope"})
+	cur, err := cs.ReplicaSets.Get(ctx, "default", rs.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.OwnerReferences = append(cur.OwnerReferences, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "ghost", UID: "nope"})
 	if _, err := cs.ReplicaSets.Update(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
 	waitfor.ConditionErr(t, 30*time.Second, "dangling owner removed", func() (bool, error) {
-		got, err := cs.ReplicaSets.Get(ctx, "default", rs.GetMetadata().GetName())
+		got, err := cs.ReplicaSets.Get(ctx, "default", rs.Name)
 		if err != nil {
 			return false, err
 		}
-		refs := got.GetMetadata().GetOwnerReferences()
-		return len(refs) == 1 && refs[0].GetUid() == d.GetMetadata().GetUid(), nil
+		refs := got.OwnerReferences
+		return len(refs) == 1 && refs[0].UID == d.UID, nil
+	})
+}
+
+// TestOwnersOfEveryKind: owners and dependents of any kind are collected, among them a
+// cluster-scoped owner of namespaced dependents (a Node owns its Lease, as in Kubernetes).
+func TestOwnersOfEveryKind(t *testing.T) {
+	cs, ctx := setup(t)
+	cm, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: "default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "of-cm", Namespace: "default",
+		OwnerReferences: []metav1.OwnerReference{kinds.NewControllerRef(cm)}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	node, err := cs.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "w1", Namespace: corev1.NamespaceNodeLease,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: kinds.Node, Name: "w1", UID: node.UID}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.ConfigMaps.Delete(ctx, "default", "owner", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Nodes.Delete(ctx, "", "w1", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "pod owned by a configmap collected", gone(ctx, cs.Pods, "of-cm"))
+	waitfor.ConditionErr(t, 30*time.Second, "lease owned by a node collected", func() (bool, error) {
+		_, err := cs.Leases.Get(ctx, corev1.NamespaceNodeLease, "w1")
+		if client.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
 	})
 }

@@ -16,20 +16,22 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/time/rate"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/labels"
 )
 
 // Names Kubernetes uses.
 const (
-	LeaseNamespace   = "kube-node-lease"
-	UnreachableTaint = "node.kubernetes.io/unreachable"
+	LeaseNamespace   = corev1.NamespaceNodeLease
+	UnreachableTaint = corev1.TaintNodeUnreachable
 )
 
 // Config tunes the controller. Start from DefaultConfig; New validates it.
@@ -89,7 +91,7 @@ type Controller struct {
 	cs      *client.Clientset
 	nodeInf *cache.Informer[*corev1.Node]
 	nodes   *cache.Lister[*corev1.Node]
-	leases  *cache.Lister[*corev1.Lease]
+	leases  *cache.Lister[*coordinationv1.Lease]
 	pods    *cache.Lister[*corev1.Pod]
 	synced  []interface{ HasSynced() bool }
 	limiter *rate.Limiter
@@ -103,9 +105,9 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		return nil, err
 	}
 	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
-	leaseInf := cache.InformerFor[*corev1.Lease](f, LeaseNamespace, client.ListOptions{})
+	leaseInf := cache.InformerFor[*coordinationv1.Lease](f, LeaseNamespace, client.ListOptions{})
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
-	podInf.AddIndexer(cache.IndexNodeName, func(p *corev1.Pod) []string { return []string{p.GetSpec().GetNodeName()} })
+	podInf.AddIndexer(cache.IndexNodeName, func(p *corev1.Pod) []string { return []string{p.Spec.NodeName} })
 	return &Controller{cfg: cfg, cs: cs, nodeInf: nodeInf, nodes: nodeInf.Lister(), leases: leaseInf.Lister(), pods: podInf.Lister(),
 		synced:  []interface{ HasSynced() bool }{nodeInf, leaseInf, podInf},
 		limiter: rate.NewLimiter(rate.Limit(cfg.EvictionQPS), cfg.EvictionBurst), rec: rec, log: cfg.Logger.Named("nodelifecycle")}, nil
@@ -130,41 +132,41 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
-// lastHeartbeat is when the node's kubelet was last heard from: its Lease's renewTime,
-// else its Ready condition's heartbeat, else its creation.
-func lastHeartbeat(n *corev1.Node, l *corev1.Lease) time.Time {
-	if t := l.GetSpec().GetRenewTime(); t != nil {
-		return t.AsTime()
+// lastHeartbeat is when the node's kubelet was last heard from: its Lease's renewTime
+// (microseconds), else its Ready condition's heartbeat, else its creation (both whole
+// seconds). l is nil when the node has no Lease.
+func lastHeartbeat(n *corev1.Node, l *coordinationv1.Lease) time.Time {
+	if l != nil && l.Spec.RenewTime != nil {
+		return l.Spec.RenewTime.Time
 	}
-	for _, cnd := range n.GetStatus().GetConditions() {
-		if cnd.GetType() == "Ready" && cnd.GetLastHeartbeatTime() != nil {
-			return cnd.GetLastHeartbeatTime().AsTime()
-		}
+	if cnd := readyCondition(n); cnd != nil && !cnd.LastHeartbeatTime.IsZero() {
+		return cnd.LastHeartbeatTime.Time
 	}
-	return n.GetMetadata().GetCreationTimestamp().AsTime()
+	return n.CreationTimestamp.Time
 }
 
 // EvictAfter is how long pod may stay on a node after the unreachable taint was added:
-// its toleration's seconds, the default when it has no toleration, or forever (ok false)
-// when it tolerates the taint without a limit.
+// the seconds of its first toleration of the taint, the default when it has no
+// toleration, or forever (ok false) when it tolerates the taint without a limit. A
+// toleration matches as Kubernetes matches it (Toleration.ToleratesTaint), without the
+// numeric operators Lt and Gt, which Skiff does not support.
 func EvictAfter(pod *corev1.Pod, defaultSeconds int64) (time.Duration, bool) {
-	for _, t := range pod.GetSpec().GetTolerations() {
-		keyOK := t.GetKey() == UnreachableTaint || (t.GetKey() == "" && t.GetOperator() == "Exists")
-		effectOK := t.GetEffect() == "" || t.GetEffect() == "NoExecute"
-		if keyOK && effectOK {
+	taint := &corev1.Taint{Key: UnreachableTaint, Effect: corev1.TaintEffectNoExecute}
+	for _, t := range pod.Spec.Tolerations {
+		if t.ToleratesTaint(klog.Logger{}, taint, false) {
 			if t.TolerationSeconds == nil {
 				return 0, false
 			}
-			return time.Duration(max(t.GetTolerationSeconds(), 0)) * time.Second, true
+			return time.Duration(max(*t.TolerationSeconds, 0)) * time.Second, true
 		}
 	}
 	return time.Duration(defaultSeconds) * time.Second, true
 }
 
 func unreachableTaint(n *corev1.Node) *corev1.Taint {
-	for _, t := range n.GetSpec().GetTaints() {
-		if t.GetKey() == UnreachableTaint && t.GetEffect() == "NoExecute" {
-			return t
+	for i, t := range n.Spec.Taints {
+		if t.Key == UnreachableTaint && t.Effect == corev1.TaintEffectNoExecute {
+			return &n.Spec.Taints[i]
 		}
 	}
 	return nil
@@ -176,17 +178,17 @@ func (c *Controller) Monitor(ctx context.Context) error {
 	nodes := c.nodes.List(labels.Everything())
 	var down []*corev1.Node
 	for _, n := range nodes {
-		l, _ := c.leases.Get(LeaseNamespace, n.GetMetadata().GetName())
+		l, _ := c.leases.Get(LeaseNamespace, n.Name)
 		if now.Sub(lastHeartbeat(n, l)) > c.cfg.GracePeriod {
 			down = append(down, n)
 			if err := c.markUnknown(ctx, n, now); err != nil {
 				return err
 			}
-		} else if unreachableTaint(n) != nil && readyStatus(n) == "True" {
+		} else if unreachableTaint(n) != nil && readyStatus(n) == corev1.ConditionTrue {
 			if err := c.setTaint(ctx, n, nil); err != nil {
 				return err
 			}
-			c.rec.Eventf(n, record.Normal, "NodeReachable", "Node %s is reachable again", n.GetMetadata().GetName())
+			c.rec.Eventf(n, record.Normal, "NodeReachable", "Node %s is reachable again", n.Name)
 		}
 	}
 	if len(down) == len(nodes) {
@@ -198,78 +200,78 @@ func (c *Controller) Monitor(ctx context.Context) error {
 	for _, n := range down {
 		taint := unreachableTaint(n)
 		if taint == nil {
-			taint = &corev1.Taint{Key: UnreachableTaint, Effect: "NoExecute", TimeAdded: timestamppb.New(now)}
+			taint = &corev1.Taint{Key: UnreachableTaint, Effect: corev1.TaintEffectNoExecute, TimeAdded: ptr.To(metav1.NewTime(now))}
 			if err := c.setTaint(ctx, n, taint); err != nil {
 				return err
 			}
-			c.rec.Eventf(n, record.Normal, "NodeNotReady", "Node %s stopped renewing its lease: tainted %s:NoExecute", n.GetMetadata().GetName(), UnreachableTaint)
+			c.rec.Eventf(n, record.Normal, "NodeNotReady", "Node %s stopped renewing its lease: tainted %s:NoExecute", n.Name, UnreachableTaint)
 		}
-		if err := c.evict(ctx, n, taint.GetTimeAdded().AsTime(), now); err != nil {
+		// timeAdded is whole seconds once stored: an eviction may come up to a second
+		// before its toleration ends, as in Kubernetes. A taint without it (added by
+		// hand) has been there forever.
+		if err := c.evict(ctx, n, ptr.Deref(taint.TimeAdded, metav1.Time{}).Time, now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func readyStatus(n *corev1.Node) string {
-	for _, cnd := range n.GetStatus().GetConditions() {
-		if cnd.GetType() == "Ready" {
-			return cnd.GetStatus()
+// readyCondition returns the node's Ready condition, or nil.
+func readyCondition(n *corev1.Node) *corev1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeReady {
+			return &n.Status.Conditions[i]
 		}
+	}
+	return nil
+}
+
+func readyStatus(n *corev1.Node) corev1.ConditionStatus {
+	if cnd := readyCondition(n); cnd != nil {
+		return cnd.Status
 	}
 	return ""
 }
 
 func (c *Controller) markUnknown(ctx context.Context, n *corev1.Node, now time.Time) error {
-	if readyStatus(n) == "Unknown" {
+	if readyStatus(n) == corev1.ConditionUnknown {
 		return nil
 	}
-	next := proto.Clone(n).(*corev1.Node)
-	if next.Status == nil {
-		next.Status = &corev1.NodeStatus{}
-	}
-	found := false
-	for _, cnd := range next.Status.Conditions {
-		if cnd.GetType() == "Ready" {
-			cnd.Status, cnd.Reason, cnd.Message, cnd.LastTransitionTime = "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.", timestamppb.New(now)
-			found = true
-		}
-	}
-	if !found {
-		next.Status.Conditions = append(next.Status.Conditions, &corev1.NodeCondition{Type: "Ready", Status: "Unknown",
-			Reason: "NodeStatusNeverUpdated", Message: "Kubelet never posted node status.", LastTransitionTime: timestamppb.New(now)})
+	next := n.DeepCopy()
+	if cnd := readyCondition(next); cnd != nil {
+		cnd.Status, cnd.Reason, cnd.Message, cnd.LastTransitionTime = corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status.", metav1.NewTime(now)
+	} else {
+		next.Status.Conditions = append(next.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionUnknown,
+			Reason: "NodeStatusNeverUpdated", Message: "Kubelet never posted node status.", LastTransitionTime: metav1.NewTime(now)})
 	}
 	if _, err := c.cs.Nodes.UpdateStatus(ctx, next); err != nil && !client.IsConflict(err) && !client.IsNotFound(err) {
-		return fmt.Errorf("mark node %s not ready: %w", n.GetMetadata().GetName(), err)
+		return fmt.Errorf("mark node %s not ready: %w", n.Name, err)
 	}
 	return nil
 }
 
 // setTaint adds the unreachable taint (taint != nil) or removes it.
 func (c *Controller) setTaint(ctx context.Context, n *corev1.Node, taint *corev1.Taint) error {
-	next := proto.Clone(n).(*corev1.Node)
-	if next.Spec == nil {
-		next.Spec = &corev1.NodeSpec{}
-	}
-	var keep []*corev1.Taint
+	next := n.DeepCopy()
+	var keep []corev1.Taint
 	for _, t := range next.Spec.Taints {
-		if !(t.GetKey() == UnreachableTaint && t.GetEffect() == "NoExecute") {
+		if !(t.Key == UnreachableTaint && t.Effect == corev1.TaintEffectNoExecute) {
 			keep = append(keep, t)
 		}
 	}
 	if taint != nil {
-		keep = append(keep, taint)
+		keep = append(keep, *taint)
 	}
 	next.Spec.Taints = keep
 	if _, err := c.cs.Nodes.Update(ctx, next); err != nil && !client.IsConflict(err) && !client.IsNotFound(err) {
-		return fmt.Errorf("update taints of node %s: %w", n.GetMetadata().GetName(), err)
+		return fmt.Errorf("update taints of node %s: %w", n.Name, err)
 	}
 	return nil
 }
 
 func (c *Controller) evict(ctx context.Context, n *corev1.Node, tainted, now time.Time) error {
-	for _, p := range c.pods.ByIndex(cache.IndexNodeName, n.GetMetadata().GetName()) {
-		if p.GetMetadata().GetDeletionTimestamp() != nil {
+	for _, p := range c.pods.ByIndex(cache.IndexNodeName, n.Name) {
+		if p.DeletionTimestamp != nil {
 			continue
 		}
 		after, ok := EvictAfter(p, c.cfg.DefaultTolerationSeconds)
@@ -279,11 +281,11 @@ func (c *Controller) evict(ctx context.Context, n *corev1.Node, tainted, now tim
 		if !c.limiter.Allow() {
 			return nil // the next pass continues
 		}
-		_, err := c.cs.Pods.Delete(ctx, p.GetMetadata().GetNamespace(), p.GetMetadata().GetName(), client.DeleteOptions{UID: p.GetMetadata().GetUid()})
+		_, err := c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
 		if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
-			return fmt.Errorf("evict pod %s from node %s: %w", cache.Key(p), n.GetMetadata().GetName(), err)
+			return fmt.Errorf("evict pod %s from node %s: %w", cache.Key(p), n.Name, err)
 		}
-		c.rec.Eventf(p, record.Normal, "TaintManagerEviction", "Marking for deletion Pod %s: node %s is unreachable", cache.Key(p), n.GetMetadata().GetName())
+		c.rec.Eventf(p, record.Normal, "TaintManagerEviction", "Marking for deletion Pod %s: node %s is unreachable", cache.Key(p), n.Name)
 	}
 	return nil
 }

@@ -6,20 +6,21 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 func TestEvictAfter(t *testing.T) {
-	pod := func(tols ...*corev1.Toleration) *corev1.Pod {
-		return &corev1.Pod{Spec: &corev1.PodSpec{Tolerations: tols}}
+	pod := func(tols ...corev1.Toleration) *corev1.Pod {
+		return &corev1.Pod{Spec: corev1.PodSpec{Tolerations: tols}}
 	}
 	for _, tc := range []struct {
 		name string
@@ -28,11 +29,14 @@ func TestEvictAfter(t *testing.T) {
 		ok   bool
 	}{
 		{"no toleration: default", pod(), 300 * time.Second, true},
-		{"own seconds", pod(&corev1.Toleration{Key: UnreachableTaint, Operator: "Exists", Effect: "NoExecute", TolerationSeconds: proto.Int64(5)}), 5 * time.Second, true},
-		{"forever", pod(&corev1.Toleration{Key: UnreachableTaint, Operator: "Exists"}), 0, false},
-		{"tolerates everything", pod(&corev1.Toleration{Operator: "Exists"}), 0, false},
-		{"other taint", pod(&corev1.Toleration{Key: "dedicated", Operator: "Exists", TolerationSeconds: proto.Int64(1)}), 300 * time.Second, true},
-		{"NoSchedule only", pod(&corev1.Toleration{Key: UnreachableTaint, Operator: "Exists", Effect: "NoSchedule"}), 300 * time.Second, true},
+		{"own seconds", pod(corev1.Toleration{Key: UnreachableTaint, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](5)}), 5 * time.Second, true},
+		{"forever", pod(corev1.Toleration{Key: UnreachableTaint, Operator: corev1.TolerationOpExists}), 0, false},
+		{"tolerates everything", pod(corev1.Toleration{Operator: corev1.TolerationOpExists}), 0, false},
+		{"other taint", pod(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists, TolerationSeconds: ptr.To[int64](1)}), 300 * time.Second, true},
+		{"NoSchedule only", pod(corev1.Toleration{Key: UnreachableTaint, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}), 300 * time.Second, true},
+		// The unreachable taint has no value: Equal tolerates it only with none (Kubernetes' matching).
+		{"equal, no value", pod(corev1.Toleration{Key: UnreachableTaint, Operator: corev1.TolerationOpEqual, TolerationSeconds: ptr.To[int64](7)}), 7 * time.Second, true},
+		{"equal, another value", pod(corev1.Toleration{Key: UnreachableTaint, Operator: corev1.TolerationOpEqual, Value: "x", TolerationSeconds: ptr.To[int64](7)}), 300 * time.Second, true},
 	} {
 		got, ok := EvictAfter(tc.pod, 300)
 		if got != tc.want || ok != tc.ok {
@@ -55,7 +59,7 @@ func start(t *testing.T) harness {
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	// The API server creates the lease namespace itself; make sure it is there.
-	if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{Metadata: &corev1.ObjectMeta{Name: LeaseNamespace}}); err != nil && !client.IsAlreadyExists(err) {
+	if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: LeaseNamespace}}); err != nil && !client.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
@@ -75,11 +79,11 @@ func start(t *testing.T) harness {
 }
 
 func (h harness) node(t *testing.T, name string) {
-	n, err := h.cs.Nodes.Create(h.ctx, &corev1.Node{Metadata: &corev1.ObjectMeta{Name: name}})
+	n, err := h.cs.Nodes.Create(h.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Status = &corev1.NodeStatus{Conditions: []*corev1.NodeCondition{{Type: "Ready", Status: "True", LastHeartbeatTime: timestamppb.Now()}}}
+	n.Status = corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}}
 	if _, err := h.cs.Nodes.UpdateStatus(h.ctx, n); err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +93,10 @@ func (h harness) node(t *testing.T, name string) {
 func (h harness) renew(t *testing.T, name string) {
 	l, err := h.cs.Leases.Get(h.ctx, LeaseNamespace, name)
 	if client.IsNotFound(err) {
-		_, err = h.cs.Leases.Create(h.ctx, &corev1.Lease{Metadata: &corev1.ObjectMeta{Name: name, Namespace: LeaseNamespace},
-			Spec: &corev1.LeaseSpec{HolderIdentity: name, RenewTime: timestamppb.Now()}})
+		_, err = h.cs.Leases.Create(h.ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: LeaseNamespace},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), RenewTime: ptr.To(metav1.NowMicro())}})
 	} else if err == nil {
-		l.Spec.RenewTime = timestamppb.Now()
+		l.Spec.RenewTime = ptr.To(metav1.NowMicro())
 		_, err = h.cs.Leases.Update(h.ctx, l)
 	}
 	if err != nil && h.ctx.Err() == nil {
@@ -101,8 +105,8 @@ func (h harness) renew(t *testing.T, name string) {
 }
 
 func (h harness) boundPod(t *testing.T, name, node string) {
-	if _, err := h.cs.Pods.Create(h.ctx, &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
+	if _, err := h.cs.Pods.Create(h.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.cs.Conn.Bind(h.ctx, "default", name, "", node); err != nil {
@@ -133,27 +137,27 @@ func TestUnreachableNodeIsTaintedAndEvicted(t *testing.T) {
 	}()
 	waitfor.ConditionErr(t, 30*time.Second, "dead node tainted and Unknown", func() (bool, error) {
 		n, err := h.cs.Nodes.Get(h.ctx, "", "dead")
-		return readyStatus(n) == "Unknown" && unreachableTaint(n) != nil, err
+		return err == nil && readyStatus(n) == corev1.ConditionUnknown && unreachableTaint(n) != nil, err
 	})
 	waitfor.ConditionErr(t, 30*time.Second, "its pod evicted", func() (bool, error) {
 		p, err := h.cs.Pods.Get(h.ctx, "default", "on-dead")
-		return p.GetMetadata().GetDeletionTimestamp() != nil, err
+		return err == nil && p.DeletionTimestamp != nil, err
 	})
 	n, _ := h.cs.Nodes.Get(h.ctx, "", "alive")
 	p, _ := h.cs.Pods.Get(h.ctx, "default", "on-alive")
-	if readyStatus(n) != "True" || unreachableTaint(n) != nil || p.GetMetadata().GetDeletionTimestamp() != nil {
-		t.Fatalf("the live node or its pod was touched: %v %v", n, p.GetMetadata())
+	if readyStatus(n) != corev1.ConditionTrue || unreachableTaint(n) != nil || p.DeletionTimestamp != nil {
+		t.Fatalf("the live node or its pod was touched: %v %v", n, p.ObjectMeta)
 	}
 	// The dead node comes back: the taint goes.
 	h.renew(t, "dead")
 	n, _ = h.cs.Nodes.Get(h.ctx, "", "dead")
-	n.Status.Conditions[0].Status = "True"
+	n.Status.Conditions[0].Status = corev1.ConditionTrue
 	if _, err := h.cs.Nodes.UpdateStatus(h.ctx, n); err != nil {
 		t.Fatal(err)
 	}
 	waitfor.ConditionErr(t, 30*time.Second, "taint removed", func() (bool, error) {
 		n, err := h.cs.Nodes.Get(h.ctx, "", "dead")
-		return unreachableTaint(n) == nil, err
+		return err == nil && unreachableTaint(n) == nil, err
 	})
 }
 
@@ -168,7 +172,7 @@ func TestFullDisruptionEvictsNothing(t *testing.T) {
 			return false, err
 		}
 		for _, n := range l.Items {
-			if readyStatus(n) != "Unknown" {
+			if readyStatus(n) != corev1.ConditionUnknown {
 				return false, nil
 			}
 		}
@@ -178,7 +182,7 @@ func TestFullDisruptionEvictsNothing(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		p, err := h.cs.Pods.Get(h.ctx, "default", "p")
-		if err != nil || p.GetMetadata().GetDeletionTimestamp() != nil {
+		if err != nil || p.DeletionTimestamp != nil {
 			t.Fatalf("pod evicted during full disruption: %v", err)
 		}
 		n, _ := h.cs.Nodes.Get(h.ctx, "", "a")

@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
@@ -53,7 +53,7 @@ func BenchmarkRSScaleUp10k(b *testing.B) {
 	start := time.Now()
 	for {
 		cur, _ := cs.ReplicaSets.Get(ctx, "default", "big")
-		cur.Spec.Replicas = proto.Int32(n)
+		cur.Spec.Replicas = ptr.To[int32](n)
 		if _, err = cs.ReplicaSets.Update(ctx, cur); !client.IsConflict(err) {
 			break
 		}

@@ -15,17 +15,19 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
 	"github.com/skiffhq/skiff/controllers/internal/controllerref"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
-	"github.com/skiffhq/skiff/proto/labels"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Config tunes the controller. Start from DefaultConfig; New validates it.
@@ -79,9 +81,9 @@ func (c Config) Validate() error {
 type Controller struct {
 	cfg   Config
 	cs    *client.Clientset
-	rsInf *cache.Informer[*corev1.ReplicaSet]
+	rsInf *cache.Informer[*appsv1.ReplicaSet]
 	pods  *cache.Lister[*corev1.Pod]
-	rss   *cache.Lister[*corev1.ReplicaSet]
+	rss   *cache.Lister[*appsv1.ReplicaSet]
 	queue *workqueue.Queue
 	exp   *expectations
 	rec   *record.Recorder
@@ -96,7 +98,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rsInf := cache.InformerFor[*corev1.ReplicaSet](f, "", client.ListOptions{})
+	rsInf := cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{})
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	podInf.AddIndexer(cache.IndexOwner, cache.ByOwner[*corev1.Pod])
 	c := &Controller{
@@ -105,10 +107,10 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		rec: rec, log: cfg.Logger.Named("replicaset"),
 		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Adoptable: IsActive, FailOnLostRelease: true},
 	}
-	rsInf.AddHandler(cache.Handler[*corev1.ReplicaSet]{
-		OnAdd:    func(rs *corev1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
-		OnUpdate: func(_, rs *corev1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
-		OnDelete: func(rs *corev1.ReplicaSet) { c.exp.forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
+	rsInf.AddHandler(cache.Handler[*appsv1.ReplicaSet]{
+		OnAdd:    func(rs *appsv1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
+		OnUpdate: func(_, rs *appsv1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
+		OnDelete: func(rs *appsv1.ReplicaSet) { c.exp.forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
 	})
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
 	return c, nil
@@ -116,11 +118,11 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 
 // ownerKey is the key of the ReplicaSet controlling pod, or "".
 func ownerKey(pod *corev1.Pod) string {
-	ref := kinds.ControllerOf(pod)
-	if ref == nil || ref.GetKind() != kinds.ReplicaSet {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil || ref.Kind != kinds.ReplicaSet {
 		return ""
 	}
-	return pod.GetMetadata().GetNamespace() + "/" + ref.GetName()
+	return pod.Namespace + "/" + ref.Name
 }
 
 func (c *Controller) podAdded(pod *corev1.Pod) {
@@ -137,7 +139,7 @@ func (c *Controller) podUpdated(old, pod *corev1.Pod) {
 	if oldKey != key && oldKey != "" {
 		c.queue.Add(oldKey)
 	}
-	if pod.GetMetadata().GetDeletionTimestamp() != nil && old.GetMetadata().GetDeletionTimestamp() == nil && key != "" {
+	if pod.DeletionTimestamp != nil && old.DeletionTimestamp == nil && key != "" {
 		// A graceful delete: the pod stops counting now, not when it is gone.
 		c.exp.deletionObserved(key, cache.Key(pod))
 	}
@@ -157,9 +159,9 @@ func (c *Controller) podDeleted(pod *corev1.Pod) {
 
 // enqueueMatching queues the ReplicaSets that could adopt an orphan.
 func (c *Controller) enqueueMatching(pod *corev1.Pod) {
-	for _, rs := range c.rss.ListNamespace(pod.GetMetadata().GetNamespace(), labels.Everything()) {
-		sel, err := labels.FromLabelSelector(rs.GetSpec().GetSelector(), "spec.selector")
-		if err == nil && !sel.Empty() && sel.Matches(pod.GetMetadata().GetLabels()) {
+	for _, rs := range c.rss.ListNamespace(pod.Namespace, labels.Everything()) {
+		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
 			c.queue.Add(cache.Key(rs))
 		}
 	}
@@ -182,8 +184,8 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		c.exp.forget(key)
 		return 0, nil
 	}
-	sel, err := labels.FromLabelSelector(rs.GetSpec().GetSelector(), "spec.selector")
-	if err != nil || sel.Empty() {
+	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+	if err != nil || sel.Empty() || rs.Spec.Selector == nil {
 		return 0, nil // validation refuses these; nothing sane to do
 	}
 	pods, err := c.claimer.Claim(ctx, rs, sel, c.pods.ListNamespace(ns, labels.Everything()))
@@ -197,12 +199,12 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	var manageErr error
-	if c.exp.satisfied(key) && rs.GetMetadata().GetDeletionTimestamp() == nil {
+	if c.exp.satisfied(key) && rs.DeletionTimestamp == nil {
 		manageErr = c.manage(ctx, key, rs, active)
 	}
 	st, requeue := Status(rs, active, manageErr, c.cfg.Now())
-	if !proto.Equal(st, rs.GetStatus()) {
-		next := proto.Clone(rs).(*corev1.ReplicaSet)
+	if !equality.Semantic.DeepEqual(st, rs.Status) {
+		next := rs.DeepCopy()
 		next.Status = st
 		if _, err := c.cs.ReplicaSets.UpdateStatus(ctx, next); err != nil && !client.IsNotFound(err) {
 			return 0, errors.Join(manageErr, fmt.Errorf("update status of replicaset %s: %w", key, err))
@@ -212,8 +214,8 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 }
 
 // manage creates or deletes pods to reach spec.replicas.
-func (c *Controller) manage(ctx context.Context, key string, rs *corev1.ReplicaSet, active []*corev1.Pod) error {
-	diff := len(active) - int(rs.GetSpec().GetReplicas())
+func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaSet, active []*corev1.Pod) error {
+	diff := len(active) - int(replicas(rs))
 	switch {
 	case diff < 0:
 		n := min(-diff, c.cfg.BurstReplicas)
@@ -240,7 +242,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *corev1.ReplicaS
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := c.cs.Pods.Delete(ctx, p.GetMetadata().GetNamespace(), p.GetMetadata().GetName(), client.DeleteOptions{UID: p.GetMetadata().GetUid()})
+				_, err := c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
 				if err != nil && !client.IsNotFound(err) {
 					c.exp.deletionObserved(key, cache.Key(p))
 					c.rec.Eventf(rs, record.Warning, "FailedDelete", "Error deleting: %v", err)
@@ -249,7 +251,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *corev1.ReplicaS
 					mu.Unlock()
 					return
 				}
-				c.rec.Eventf(rs, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.GetMetadata().GetName())
+				c.rec.Eventf(rs, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 			}()
 		}
 		wg.Wait()
@@ -288,35 +290,31 @@ func slowStart(n int, call func() error) (attempted int, err error) {
 	return attempted, nil
 }
 
-func (c *Controller) createPod(ctx context.Context, rs *corev1.ReplicaSet) error {
-	tmpl := rs.GetSpec().GetTemplate()
-	md := proto.Clone(tmpl.GetMetadata()).(*corev1.ObjectMeta)
-	if md == nil {
-		md = &corev1.ObjectMeta{}
-	}
-	md.Name = ""
-	md.GenerateName = rs.GetMetadata().GetName() + "-"
-	md.Namespace = rs.GetMetadata().GetNamespace()
-	md.OwnerReferences = []*corev1.OwnerReference{kinds.NewControllerRef(rs)}
-	pod := &corev1.Pod{Metadata: md, Spec: proto.Clone(tmpl.GetSpec()).(*corev1.PodSpec)}
+func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {
+	tmpl := rs.Spec.Template.DeepCopy()
+	pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
+	pod.Name = ""
+	pod.GenerateName = rs.Name + "-"
+	pod.Namespace = rs.Namespace
+	pod.OwnerReferences = []metav1.OwnerReference{kinds.NewControllerRef(rs)}
 	out, err := c.cs.Pods.Create(ctx, pod)
 	if err != nil {
 		c.rec.Eventf(rs, record.Warning, "FailedCreate", "Error creating: %v", err)
 		return fmt.Errorf("create pod for replicaset %s: %w", cache.Key(rs), err)
 	}
-	c.rec.Eventf(rs, record.Normal, "SuccessfulCreate", "Created pod: %s", out.GetMetadata().GetName())
+	c.rec.Eventf(rs, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
 	return nil
 }
 
 // Status computes a ReplicaSet's status from its active pods, and when to look again
 // for a ready pod to become available.
-func Status(rs *corev1.ReplicaSet, active []*corev1.Pod, manageErr error, now time.Time) (*corev1.ReplicaSetStatus, time.Duration) {
-	st := &corev1.ReplicaSetStatus{Replicas: int32(len(active)), ObservedGeneration: rs.GetMetadata().GetGeneration()}
-	tmplLabels := rs.GetSpec().GetTemplate().GetMetadata().GetLabels()
-	minReady := time.Duration(rs.GetSpec().GetMinReadySeconds()) * time.Second
+func Status(rs *appsv1.ReplicaSet, active []*corev1.Pod, manageErr error, now time.Time) (appsv1.ReplicaSetStatus, time.Duration) {
+	st := appsv1.ReplicaSetStatus{Replicas: int32(len(active)), ObservedGeneration: rs.Generation}
+	tmplLabels := labels.SelectorFromSet(rs.Spec.Template.Labels)
+	minReady := time.Duration(rs.Spec.MinReadySeconds) * time.Second
 	var requeue time.Duration
 	for _, p := range active {
-		if labels.SelectorFromSet(tmplLabels).Matches(p.GetMetadata().GetLabels()) {
+		if tmplLabels.Matches(labels.Set(p.Labels)) {
 			st.FullyLabeledReplicas++
 		}
 		if IsReady(p) {
@@ -329,22 +327,26 @@ func Status(rs *corev1.ReplicaSet, active []*corev1.Pod, manageErr error, now ti
 			requeue = in
 		}
 	}
-	var prev *corev1.ReplicaSetCondition
-	for _, cnd := range rs.GetStatus().GetConditions() {
-		if cnd.GetType() == "ReplicaFailure" {
-			prev = cnd
+	var prev *appsv1.ReplicaSetCondition
+	for i := range rs.Status.Conditions {
+		if rs.Status.Conditions[i].Type == appsv1.ReplicaSetReplicaFailure {
+			prev = &rs.Status.Conditions[i]
 		}
 	}
 	if manageErr != nil {
 		reason := "FailedCreate"
-		if len(active) > int(rs.GetSpec().GetReplicas()) {
+		if len(active) > int(replicas(rs)) {
 			reason = "FailedDelete"
 		}
-		cnd := &corev1.ReplicaSetCondition{Type: "ReplicaFailure", Status: "True", Reason: reason, Message: manageErr.Error(), LastTransitionTime: timestamppb.New(now)}
-		if prev != nil && prev.GetReason() == reason && prev.GetMessage() == cnd.GetMessage() {
-			cnd.LastTransitionTime = prev.GetLastTransitionTime()
+		cnd := appsv1.ReplicaSetCondition{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Reason: reason,
+			Message: manageErr.Error(), LastTransitionTime: metav1.NewTime(now)}
+		if prev != nil && prev.Reason == reason && prev.Message == cnd.Message {
+			cnd.LastTransitionTime = prev.LastTransitionTime
 		}
-		st.Conditions = []*corev1.ReplicaSetCondition{cnd}
+		st.Conditions = []appsv1.ReplicaSetCondition{cnd}
 	}
 	return st, requeue
 }
+
+// replicas is spec.replicas (which the API server defaults; unset counts as none).
+func replicas(rs *appsv1.ReplicaSet) int32 { return ptr.Deref(rs.Spec.Replicas, 0) }

@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -23,7 +23,7 @@ import (
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func testPod(name string, mut func(*corev1.Pod)) *corev1.Pod {
-	p := &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name, CreationTimestamp: timestamppb.New(t0)}, Spec: &corev1.PodSpec{}, Status: &corev1.PodStatus{}}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(t0)}}
 	if mut != nil {
 		mut(p)
 	}
@@ -33,8 +33,8 @@ func testPod(name string, mut func(*corev1.Pod)) *corev1.Pod {
 func ready(since time.Time) func(*corev1.Pod) {
 	return func(p *corev1.Pod) {
 		p.Spec.NodeName = "n"
-		p.Status.Phase = "Running"
-		p.Status.Conditions = []*corev1.PodCondition{{Type: "Ready", Status: "True", LastTransitionTime: timestamppb.New(since)}}
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(since)}}
 	}
 }
 
@@ -42,39 +42,39 @@ func TestRankForDeletion(t *testing.T) {
 	pods := []*corev1.Pod{
 		testPod("ready-old", ready(t0.Add(-time.Hour))),
 		testPod("ready-new", ready(t0.Add(-time.Minute))),
-		testPod("running-not-ready", func(p *corev1.Pod) { p.Spec.NodeName = "n"; p.Status.Phase = "Running" }),
-		testPod("pending-bound", func(p *corev1.Pod) { p.Spec.NodeName = "n"; p.Status.Phase = "Pending" }),
+		testPod("running-not-ready", func(p *corev1.Pod) { p.Spec.NodeName = "n"; p.Status.Phase = corev1.PodRunning }),
+		testPod("pending-bound", func(p *corev1.Pod) { p.Spec.NodeName = "n"; p.Status.Phase = corev1.PodPending }),
 		testPod("unscheduled", nil),
 	}
 	rankForDeletion(pods)
 	want := []string{"unscheduled", "pending-bound", "running-not-ready", "ready-new", "ready-old"}
 	for i, p := range pods {
-		if p.GetMetadata().GetName() != want[i] {
-			t.Fatalf("position %d: %s, want order %v", i, p.GetMetadata().GetName(), want)
+		if p.Name != want[i] {
+			t.Fatalf("position %d: %s, want order %v", i, p.Name, want)
 		}
 	}
 }
 
 func TestStatus(t *testing.T) {
-	rs := &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Generation: 4},
-		Spec: &corev1.ReplicaSetSpec{Replicas: proto.Int32(3), MinReadySeconds: 30,
-			Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: map[string]string{"app": "web"}}}}}
-	labelled := func(p *corev1.Pod) { p.Metadata.Labels = map[string]string{"app": "web"} }
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Generation: 4},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](3), MinReadySeconds: 30,
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}}}}}
+	labelled := func(p *corev1.Pod) { p.Labels = map[string]string{"app": "web"} }
 	pods := []*corev1.Pod{
 		testPod("a", func(p *corev1.Pod) { ready(t0.Add(-time.Minute))(p); labelled(p) }),
 		testPod("b", ready(t0.Add(-10*time.Second))),
 		testPod("c", nil),
 	}
 	st, requeue := Status(rs, pods, nil, t0)
-	if st.GetReplicas() != 3 || st.GetReadyReplicas() != 2 || st.GetAvailableReplicas() != 1 || st.GetFullyLabeledReplicas() != 1 || st.GetObservedGeneration() != 4 {
+	if st.Replicas != 3 || st.ReadyReplicas != 2 || st.AvailableReplicas != 1 || st.FullyLabeledReplicas != 1 || st.ObservedGeneration != 4 {
 		t.Fatalf("status %v", st)
 	}
 	if requeue != 20*time.Second {
 		t.Errorf("requeue %v, want 20s (when b becomes available)", requeue)
 	}
 	st, _ = Status(rs, pods[:1], errors.New("quota"), t0)
-	if len(st.GetConditions()) != 1 || st.GetConditions()[0].GetReason() != "FailedCreate" {
-		t.Errorf("conditions %v", st.GetConditions())
+	if len(st.Conditions) != 1 || st.Conditions[0].Reason != "FailedCreate" {
+		t.Errorf("conditions %v", st.Conditions)
 	}
 }
 
@@ -122,22 +122,22 @@ func start(t *testing.T) (*client.Clientset, context.Context) {
 	return cs, ctx
 }
 
-func newRS(name string, replicas int32) *corev1.ReplicaSet {
+func newRS(name string, replicas int32) *appsv1.ReplicaSet {
 	lbl := map[string]string{"app": name}
-	return &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: &corev1.ReplicaSetSpec{Replicas: proto.Int32(replicas), Selector: &corev1.LabelSelector{MatchLabels: lbl},
-			Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl},
-				Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+	return &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(replicas), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
 }
 
-func ownedPods(ctx context.Context, cs *client.Clientset, rs *corev1.ReplicaSet) ([]*corev1.Pod, error) {
+func ownedPods(ctx context.Context, cs *client.Clientset, rs *appsv1.ReplicaSet) ([]*corev1.Pod, error) {
 	l, err := cs.Pods.List(ctx, "default", client.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
 	var out []*corev1.Pod
 	for _, p := range l.Items {
-		if ref := kinds.ControllerOf(p); ref != nil && ref.GetUid() == rs.GetMetadata().GetUid() && p.GetMetadata().GetDeletionTimestamp() == nil {
+		if metav1.IsControlledBy(p, rs) && p.DeletionTimestamp == nil {
 			out = append(out, p)
 		}
 	}
@@ -177,12 +177,12 @@ func TestReplicaSetLifecycle(t *testing.T) {
 			return false, err
 		}
 		cur, err := cs.ReplicaSets.Get(ctx, "default", "web")
-		return len(pods) == 20 && cur.GetStatus().GetReplicas() == 20 && cur.GetStatus().GetObservedGeneration() == cur.GetMetadata().GetGeneration(), err
+		return len(pods) == 20 && cur.Status.Replicas == 20 && cur.Status.ObservedGeneration == cur.Generation, err
 	})
 	pods, _ := ownedPods(ctx, cs, rs)
 	for _, p := range pods {
-		if len(p.GetMetadata().GetName()) != len("web-")+5 || p.GetMetadata().GetName()[:4] != "web-" {
-			t.Errorf("pod name %q, want web-<5 chars>", p.GetMetadata().GetName())
+		if len(p.Name) != len("web-")+5 || p.Name[:4] != "web-" {
+			t.Errorf("pod name %q, want web-<5 chars>", p.Name)
 		}
 	}
 	if n := added.Load(); n > 20 {
@@ -191,7 +191,7 @@ func TestReplicaSetLifecycle(t *testing.T) {
 
 	// Scale down: unscheduled pods go first; exactly 15 deleted.
 	cur, _ := cs.ReplicaSets.Get(ctx, "default", "web")
-	cur.Spec.Replicas = proto.Int32(5)
+	cur.Spec.Replicas = ptr.To[int32](5)
 	if _, err := cs.ReplicaSets.Update(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
@@ -200,14 +200,17 @@ func TestReplicaSetLifecycle(t *testing.T) {
 		return len(pods) == 5, err
 	})
 
-	// An orphan with matching labels is adopted and, as a surplus, deleted.
-	orphan := &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: "orphan", Namespace: "default", Labels: map[string]string{"app": "web"}},
-		Spec: &corev1.PodSpec{Containers: []*corev1.Container{{Name: "c", Image: "busybox"}}}}
+	// An orphan with matching labels is adopted and, as a surplus, deleted: the newest
+	// pod goes first. creationTimestamps are whole seconds, so the orphan may tie with the
+	// ReplicaSet's pods, and then the name decides (the greater first): it is named to
+	// come first either way.
+	orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "zz-orphan", Namespace: "default", Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 	if _, err := cs.Pods.Create(ctx, orphan); err != nil {
 		t.Fatal(err)
 	}
 	waitfor.ConditionErr(t, 30*time.Second, "orphan adopted then removed as surplus, 5 left", func() (bool, error) {
-		_, err := cs.Pods.Get(ctx, "default", "orphan")
+		_, err := cs.Pods.Get(ctx, "default", orphan.Name)
 		pods, lerr := ownedPods(ctx, cs, rs)
 		return client.IsNotFound(err) && len(pods) == 5, lerr
 	})
@@ -215,28 +218,28 @@ func TestReplicaSetLifecycle(t *testing.T) {
 	// A pod whose labels stop matching is released and replaced.
 	pods, _ = ownedPods(ctx, cs, rs)
 	released := pods[0]
-	released.Metadata.Labels = map[string]string{"app": "debug"}
+	released.Labels = map[string]string{"app": "debug"}
 	if _, err := cs.Pods.Update(ctx, released); err != nil {
 		t.Fatal(err)
 	}
 	waitfor.ConditionErr(t, 30*time.Second, "released and replaced", func() (bool, error) {
-		p, err := cs.Pods.Get(ctx, "default", released.GetMetadata().GetName())
+		p, err := cs.Pods.Get(ctx, "default", released.Name)
 		if err != nil {
 			return false, err
 		}
 		pods, err := ownedPods(ctx, cs, rs)
-		return kinds.ControllerOf(p) == nil && len(pods) == 5, err
+		return metav1.GetControllerOf(p) == nil && len(pods) == 5, err
 	})
 
 	// Events say what happened.
 	waitfor.ConditionErr(t, 30*time.Second, "events", func() (bool, error) {
-		l, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + rs.GetMetadata().GetUid()})
+		l, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(rs.UID)})
 		if err != nil {
 			return false, err
 		}
 		reasons := map[string]bool{}
 		for _, e := range l.Items {
-			reasons[e.GetReason()] = true
+			reasons[e.Reason] = true
 		}
 		return reasons["SuccessfulCreate"] && reasons["SuccessfulDelete"], nil
 	})

@@ -15,13 +15,13 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
-	"github.com/skiffhq/skiff/proto/labels"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Claimer claims an owner's children of kind T.
@@ -47,22 +47,23 @@ type Claimer[T kinds.Object] struct {
 // returned as updated (with their new resourceVersion); the others as given. The
 // error joins every update that failed, each naming its child.
 func (c Claimer[T]) Claim(ctx context.Context, owner kinds.Object, sel labels.Selector, candidates []T) ([]T, error) {
-	uid := owner.GetMetadata().GetUid()
+	uid := owner.GetUID()
 	var owned []T
 	var errs []error
 	for _, child := range candidates {
-		ref := kinds.ControllerOf(child)
-		matches := sel.Matches(child.GetMetadata().GetLabels())
+		ref := metav1.GetControllerOfNoCopy(child)
+		matches := sel.Matches(labels.Set(child.GetLabels()))
 		switch {
-		case ref != nil && ref.GetUid() == uid && matches:
+		case ref != nil && ref.UID == uid && matches:
 			owned = append(owned, child)
-		case ref != nil && ref.GetUid() == uid:
+		case ref != nil && ref.UID == uid:
 			_, err := c.setOwners(ctx, child, uid, nil)
 			if err != nil && (c.FailOnLostRelease || !lostRace(err)) {
 				errs = append(errs, err)
 			}
 		case ref == nil && matches && c.adoptable(owner, child):
-			out, err := c.setOwners(ctx, child, uid, kinds.NewControllerRef(owner))
+			ref := kinds.NewControllerRef(owner)
+			out, err := c.setOwners(ctx, child, uid, &ref)
 			switch {
 			case err == nil:
 				owned = append(owned, out)
@@ -75,7 +76,7 @@ func (c Claimer[T]) Claim(ctx context.Context, owner kinds.Object, sel labels.Se
 }
 
 func (c Claimer[T]) adoptable(owner kinds.Object, child T) bool {
-	if owner.GetMetadata().GetDeletionTimestamp() != nil || child.GetMetadata().GetDeletionTimestamp() != nil {
+	if owner.GetDeletionTimestamp() != nil || child.GetDeletionTimestamp() != nil {
 		return false
 	}
 	return c.Adoptable == nil || c.Adoptable(child)
@@ -84,19 +85,18 @@ func (c Claimer[T]) adoptable(owner kinds.Object, child T) bool {
 // setOwners writes child's ownerReferences without those naming uid, plus add when
 // given: a release (add nil) or an adoption (which replaces any reference the owner
 // already had there, as Kubernetes' patch by uid does).
-func (c Claimer[T]) setOwners(ctx context.Context, child T, uid string, add *corev1.OwnerReference) (T, error) {
-	next := proto.Clone(child).(T)
-	md := next.GetMetadata()
-	var refs []*corev1.OwnerReference
-	for _, r := range md.GetOwnerReferences() {
-		if r.GetUid() != uid {
+func (c Claimer[T]) setOwners(ctx context.Context, child T, uid types.UID, add *metav1.OwnerReference) (T, error) {
+	next := child.DeepCopyObject().(T)
+	var refs []metav1.OwnerReference
+	for _, r := range next.GetOwnerReferences() {
+		if r.UID != uid {
 			refs = append(refs, r)
 		}
 	}
 	if add != nil {
-		refs = append(refs, add)
+		refs = append(refs, *add)
 	}
-	md.OwnerReferences = refs
+	next.SetOwnerReferences(refs)
 	out, err := c.Update(ctx, next)
 	if err != nil {
 		return out, fmt.Errorf("update owners of %s %s: %w", kinds.Of(child).Singular, cache.Key(child), err)

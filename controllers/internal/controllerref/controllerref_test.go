@@ -9,53 +9,55 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
-	"github.com/skiffhq/skiff/proto/labels"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 var (
-	owner = &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: "web", Namespace: "default", Uid: "rs-uid"}}
-	other = &corev1.ReplicaSet{Metadata: &corev1.ObjectMeta{Name: "other", Namespace: "default", Uid: "other-uid"}}
+	owner = &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "rs-uid"}}
+	other = &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default", UID: "other-uid"}}
 	// A reference to owner that is not its controller reference.
-	plainRef = &corev1.OwnerReference{ApiVersion: "apps/v1", Kind: kinds.ReplicaSet, Name: "web", Uid: "rs-uid"}
+	plainRef = metav1.OwnerReference{APIVersion: "apps/v1", Kind: kinds.ReplicaSet, Name: "web", UID: "rs-uid"}
 	// Some other owner's plain reference, which claiming keeps.
-	keptRef = &corev1.OwnerReference{ApiVersion: "v1", Kind: kinds.ConfigMap, Name: "cm", Uid: "cm-uid"}
+	keptRef = metav1.OwnerReference{APIVersion: "v1", Kind: kinds.ConfigMap, Name: "cm", UID: "cm-uid"}
 )
 
 // pod makes a pod with labels app=APP, version 1, and owner references.
-func pod(name, app string, refs ...*corev1.OwnerReference) *corev1.Pod {
-	return &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: name, Namespace: "default", ResourceVersion: "1",
+func pod(name, app string, refs ...metav1.OwnerReference) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", ResourceVersion: "1",
 		Labels: map[string]string{"app": app}, OwnerReferences: refs}}
 }
 
 func deleting(p *corev1.Pod) *corev1.Pod {
-	p.Metadata.DeletionTimestamp = timestamppb.Now()
+	now := metav1.Now()
+	p.DeletionTimestamp = &now
 	return p
 }
 
 // fakeUpdate records the updates it is given and fails those of the pods in fail.
 type fakeUpdate struct {
 	fail    map[string]error
-	updates map[string][]*corev1.OwnerReference // by pod name
+	updates map[string][]metav1.OwnerReference // by pod name
 }
 
 func (f *fakeUpdate) update(_ context.Context, p *corev1.Pod) (*corev1.Pod, error) {
-	f.updates[p.GetMetadata().GetName()] = p.GetMetadata().GetOwnerReferences()
-	if err := f.fail[p.GetMetadata().GetName()]; err != nil {
+	f.updates[p.Name] = p.OwnerReferences
+	if err := f.fail[p.Name]; err != nil {
 		return nil, err
 	}
-	p.Metadata.ResourceVersion = "2"
+	p.ResourceVersion = "2"
 	return p, nil
 }
 
-func refUIDs(refs []*corev1.OwnerReference) string {
+func refUIDs(refs []metav1.OwnerReference) string {
 	var out []string
 	for _, r := range refs {
-		uid := r.GetUid()
-		if r.GetController() {
+		uid := string(r.UID)
+		if r.Controller != nil && *r.Controller {
 			uid += "(controller)"
 		}
 		out = append(out, uid)
@@ -70,7 +72,7 @@ func TestClaim(t *testing.T) {
 	controller := kinds.NewControllerRef(owner)
 	for _, tc := range []struct {
 		name              string
-		owner             *corev1.ReplicaSet
+		owner             *appsv1.ReplicaSet
 		child             *corev1.Pod
 		adoptable         func(*corev1.Pod) bool
 		failOnLostRelease bool
@@ -117,9 +119,9 @@ func TestClaim(t *testing.T) {
 			if tc.owner != nil {
 				o = tc.owner
 			}
-			f := &fakeUpdate{fail: map[string]error{"p": tc.fail}, updates: map[string][]*corev1.OwnerReference{}}
+			f := &fakeUpdate{fail: map[string]error{"p": tc.fail}, updates: map[string][]metav1.OwnerReference{}}
 			c := Claimer[*corev1.Pod]{Update: f.update, Adoptable: tc.adoptable, FailOnLostRelease: tc.failOnLostRelease}
-			given := refUIDs(tc.child.GetMetadata().GetOwnerReferences())
+			given := refUIDs(tc.child.OwnerReferences)
 			owned, err := c.Claim(context.Background(), o, labels.SelectorFromSet(map[string]string{"app": "web"}), []*corev1.Pod{tc.child})
 
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)) {
@@ -128,8 +130,8 @@ func TestClaim(t *testing.T) {
 			if got := len(owned) == 1; got != tc.wantOwned || len(owned) > 1 {
 				t.Fatalf("owned %v, want owned: %v", owned, tc.wantOwned)
 			}
-			if tc.wantOwned && owned[0].GetMetadata().GetResourceVersion() != tc.wantVersion {
-				t.Errorf("returned at version %s, want %s", owned[0].GetMetadata().GetResourceVersion(), tc.wantVersion)
+			if tc.wantOwned && owned[0].ResourceVersion != tc.wantVersion {
+				t.Errorf("returned at version %s, want %s", owned[0].ResourceVersion, tc.wantVersion)
 			}
 			refs, updated := f.updates["p"]
 			switch {
@@ -139,27 +141,28 @@ func TestClaim(t *testing.T) {
 				t.Errorf("owner references written %q (updated: %v), want %q", refUIDs(refs), updated, tc.wantUpdate)
 			}
 			// The cached object is never changed in place.
-			if got := refUIDs(tc.child.GetMetadata().GetOwnerReferences()); got != given {
+			if got := refUIDs(tc.child.OwnerReferences); got != given {
 				t.Errorf("the child given changed: references %q, were %q", got, given)
 			}
 		})
 	}
 }
 
-func deletingOwner() *corev1.ReplicaSet {
-	o := *owner.GetMetadata()
-	o.DeletionTimestamp = timestamppb.Now()
-	return &corev1.ReplicaSet{Metadata: &o}
+func deletingOwner() *appsv1.ReplicaSet {
+	o := owner.DeepCopy()
+	now := metav1.Now()
+	o.DeletionTimestamp = &now
+	return o
 }
 
 // TestClaimJoinsErrors: every child is tried; the error names each one that failed.
 func TestClaimJoinsErrors(t *testing.T) {
 	unavailable := status.Error(codes.Unavailable, "no leader")
-	f := &fakeUpdate{fail: map[string]error{"a": unavailable, "c": unavailable}, updates: map[string][]*corev1.OwnerReference{}}
+	f := &fakeUpdate{fail: map[string]error{"a": unavailable, "c": unavailable}, updates: map[string][]metav1.OwnerReference{}}
 	c := Claimer[*corev1.Pod]{Update: f.update}
 	owned, err := c.Claim(context.Background(), owner, labels.SelectorFromSet(map[string]string{"app": "web"}),
 		[]*corev1.Pod{pod("a", "web"), pod("b", "web"), pod("c", "db", kinds.NewControllerRef(owner))})
-	if len(owned) != 1 || owned[0].GetMetadata().GetName() != "b" {
+	if len(owned) != 1 || owned[0].Name != "b" {
 		t.Fatalf("owned %v, want b alone", owned)
 	}
 	var names []string

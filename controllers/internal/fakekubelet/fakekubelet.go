@@ -5,19 +5,20 @@ package fakekubelet
 import (
 	"context"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
 // Run marks pods ready until ctx ends.
 func Run(ctx context.Context, cs *client.Clientset) {
 	mark := func(p *corev1.Pod) {
-		if p.GetStatus().GetPhase() == "Running" || p.GetMetadata().GetDeletionTimestamp() != nil {
+		if p.Status.Phase == corev1.PodRunning || p.DeletionTimestamp != nil {
 			return
 		}
-		p.Status = &corev1.PodStatus{Phase: "Running", Conditions: []*corev1.PodCondition{{Type: "Ready", Status: "True", LastTransitionTime: timestamppb.Now()}}}
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}}
 		cs.Pods.UpdateStatus(ctx, p)
 	}
 	for ctx.Err() == nil {
