@@ -113,7 +113,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
-	g, err := garbagecollector.New(cs, gc)
+	g, err := garbagecollector.New(cs, f, gc)
 	if err != nil {
 		return err
 	}

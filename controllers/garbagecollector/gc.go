@@ -13,9 +13,11 @@
 // does not serve is left alone. A missing owner is confirmed with a live read before
 // anything is deleted, so a cache that lags never costs an object.
 //
-// The collector keeps its own cache of every kind (kinds.All), as Kubernetes' keeps its
-// own of every resource: the controllers' shared informers are typed, one per kind they
-// use, and the collector needs them all, whatever their type.
+// The collector follows, as dependents and as owners, the kinds the controllers create
+// and own (Deployments, ReplicaSets, Pods), through the controllers' shared informers:
+// caching every kind, as Kubernetes' collector does, would hold every Event and Lease of
+// the cluster in the controller-manager for nothing. An owner of another kind is
+// confirmed with a live read.
 package garbagecollector
 
 import (
@@ -24,10 +26,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -73,46 +76,61 @@ func (c Config) Validate() error {
 
 // tracked is one kind the collector follows: its cache, and its client.
 type tracked struct {
-	info   *kinds.Info
-	client *client.Client[kinds.Object]
-	inf    *cache.Informer[kinds.Object]
-	cache  *cache.Lister[kinds.Object]
-}
-
-func (t *tracked) get(ns, name string) (kinds.Object, bool) { return t.cache.Get(ns, name) }
-
-// byOwner returns the cached objects with an owner reference to uid.
-func (t *tracked) byOwner(uid types.UID) []kinds.Object {
-	return t.cache.ByIndex(cache.IndexOwner, string(uid))
+	info    *kinds.Info
+	client  *client.Client[kinds.Object]
+	get     func(ns, name string) (kinds.Object, bool)
+	byOwner func(uid types.UID) []kinds.Object
+	synced  func() bool
 }
 
 // Collector is the garbage collector.
 type Collector struct {
 	cfg   Config
+	conn  *client.Conn
 	kinds map[string]*tracked // by Kind
 	queue *workqueue.Queue
 	log   hclog.Logger
 }
 
-// New makes the collector and its caches of every kind; Run starts them.
-func New(cs *client.Clientset, cfg Config) (*Collector, error) {
+// New makes the collector on the factory's informers; Run starts it. The factory must be
+// started.
+func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Collector{cfg: cfg, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc")}
-	for _, info := range kinds.All() {
-		cl := client.ForKind(cs.Conn, info)
-		inf := cache.NewInformer(cl, "", client.ListOptions{}, c.log)
-		inf.AddIndexer(cache.IndexOwner, cache.ByOwner[kinds.Object])
-		t := &tracked{info: info, client: cl, inf: inf, cache: inf.Lister()}
-		c.kinds[info.Kind] = t
-		inf.AddHandler(cache.Handler[kinds.Object]{
-			OnAdd:    func(o kinds.Object) { c.changed(t, o) },
-			OnUpdate: func(_, o kinds.Object) { c.changed(t, o) },
-			OnDelete: func(o kinds.Object) { c.deleted(o) },
-		})
-	}
+	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc")}
+	track(c, cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}))
 	return c, nil
+}
+
+func track[T kinds.Object](c *Collector, inf *cache.Informer[T]) {
+	info := kinds.OfType[T]()
+	inf.AddIndexer(cache.IndexOwner, cache.ByOwner[T])
+	l := inf.Lister()
+	t := &tracked{
+		info:   info,
+		client: client.ForKind(c.conn, info),
+		get: func(ns, name string) (kinds.Object, bool) {
+			o, ok := l.Get(ns, name)
+			return o, ok
+		},
+		byOwner: func(uid types.UID) []kinds.Object {
+			var out []kinds.Object
+			for _, o := range l.ByIndex(cache.IndexOwner, string(uid)) {
+				out = append(out, o)
+			}
+			return out
+		},
+		synced: inf.HasSynced,
+	}
+	c.kinds[info.Kind] = t
+	inf.AddHandler(cache.Handler[T]{
+		OnAdd:    func(o T) { c.changed(t, o) },
+		OnUpdate: func(_, o T) { c.changed(t, o) },
+		OnDelete: func(o T) { c.deleted(o) },
+	})
 }
 
 // changed queues an object that may be garbage (it has owners) or an owner whose
@@ -132,7 +150,7 @@ func (c *Collector) deleted(o kinds.Object) {
 		}
 	}
 	for _, ref := range o.GetOwnerReferences() {
-		if info := ownerKind(ref); info != nil {
+		if info := ownerKind(ref); info != nil && c.kinds[info.Kind] != nil {
 			c.queue.Add(info.Kind + "|" + keyIn(ownerNamespace(info, o), ref.Name))
 		}
 	}
@@ -169,14 +187,11 @@ func keyIn(ns, name string) string {
 	return ns + "/" + name
 }
 
-// Run collects until ctx ends, then waits for its caches to stop.
+// Run collects until ctx ends.
 func (c *Collector) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	var synced []interface{ HasSynced() bool }
 	for _, t := range c.kinds {
-		wg.Go(func() { t.inf.Run(ctx) })
-		synced = append(synced, t.inf)
+		synced = append(synced, syncedFunc(t.synced))
 	}
 	if !cache.WaitForSync(ctx, synced...) {
 		return ctx.Err()
@@ -186,6 +201,10 @@ func (c *Collector) Run(ctx context.Context) error {
 	})
 	return nil
 }
+
+type syncedFunc func() bool
+
+func (f syncedFunc) HasSynced() bool { return f() }
 
 // Reconcile looks at one object, "Kind|namespace/name": as a dependent (are its owners
 // there?) and as an owner being deleted (what do its finalizers ask for?).
@@ -213,18 +232,20 @@ func (c *Collector) ownerState(ctx context.Context, dependent kinds.Object, ref 
 	if info == nil {
 		return true, false, nil // a kind Skiff does not serve: leave it alone
 	}
-	t := c.kinds[info.Kind]
 	ns := ownerNamespace(info, dependent)
 	check := func(o kinds.Object) (bool, bool) {
 		return o.GetUID() == ref.UID, o.GetDeletionTimestamp() != nil && slices.Contains(o.GetFinalizers(), FinalizerForeground)
 	}
-	if o, ok := t.get(ns, ref.Name); ok {
-		if e, fg := check(o); e {
-			return e, fg, nil
+	if t := c.kinds[info.Kind]; t != nil {
+		if o, ok := t.get(ns, ref.Name); ok {
+			if e, fg := check(o); e {
+				return e, fg, nil
+			}
 		}
 	}
-	// Absent (or another uid) in the cache: ask the servers before acting on it.
-	o, err := t.client.Get(ctx, ns, ref.Name)
+	// Absent (or another uid) in the cache, or a kind not cached: ask the servers before
+	// acting on it.
+	o, err := client.ForKind(c.conn, info).Get(ctx, ns, ref.Name)
 	if client.IsNotFound(err) {
 		return false, false, nil
 	}

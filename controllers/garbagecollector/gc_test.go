@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	appsv1 "k8s.io/api/apps/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -25,13 +26,15 @@ func setup(t *testing.T) (*client.Clientset, context.Context) {
 	}
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	gc, err := New(cs, DefaultConfig())
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	gc, err := New(cs, f, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.Start(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); gc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; conn.Close() })
+	t.Cleanup(func() { cancel(); f.Wait(); <-done; conn.Close() })
 	return cs, ctx
 }
 
@@ -145,39 +148,47 @@ func TestKeepsObjectWithLiveOwner(t *testing.T) {
 	})
 }
 
-// TestOwnersOfEveryKind: owners and dependents of any kind are collected, among them a
-// cluster-scoped owner of namespaced dependents (a Node owns its Lease, as in Kubernetes).
-func TestOwnersOfEveryKind(t *testing.T) {
+// TestOwnersOfOtherKinds: a dependent whose owner is of a kind the collector does not
+// cache (a ConfigMap; a cluster-scoped Node owning a namespaced Pod) is collected once a
+// live read confirms the owner gone.
+func TestOwnersOfOtherKinds(t *testing.T) {
 	cs, ctx := setup(t)
 	cm, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: "default"}})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "of-cm", Namespace: "default",
-		OwnerReferences: []metav1.OwnerReference{kinds.NewControllerRef(cm)}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	node, err := cs.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.Leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "w1", Namespace: corev1.NamespaceNodeLease,
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: kinds.Node, Name: "w1", UID: node.UID}}}}); err != nil {
-		t.Fatal(err)
+	for name, ref := range map[string]metav1.OwnerReference{
+		"of-cm":   kinds.NewControllerRef(cm),
+		"of-node": {APIVersion: "v1", Kind: kinds.Node, Name: "w1", UID: node.UID},
+	} {
+		if _, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default",
+			OwnerReferences: []metav1.OwnerReference{ref}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := cs.ConfigMaps.Delete(ctx, "default", "owner", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	waitfor.ConditionErr(t, 30*time.Second, "pod owned by a configmap collected", gone(ctx, cs.Pods, "of-cm"))
+	if _, err := cs.Pods.Get(ctx, "default", "of-node"); err != nil {
+		t.Fatalf("a pod whose owner lives was collected: %v", err)
+	}
 	if _, err := cs.Nodes.Delete(ctx, "", "w1", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitfor.ConditionErr(t, 30*time.Second, "pod owned by a configmap collected", gone(ctx, cs.Pods, "of-cm"))
-	waitfor.ConditionErr(t, 30*time.Second, "lease owned by a node collected", func() (bool, error) {
-		_, err := cs.Leases.Get(ctx, corev1.NamespaceNodeLease, "w1")
-		if client.IsNotFound(err) {
-			return true, nil
-		}
-		return false, err
-	})
+	// Nothing tells the collector a Node went: the pod is looked at again when it changes.
+	p, err := cs.Pods.Get(ctx, "default", "of-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Labels = map[string]string{"touched": "yes"}
+	if _, err := cs.Pods.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "pod owned by a node collected", gone(ctx, cs.Pods, "of-node"))
 }
