@@ -10,7 +10,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
@@ -18,7 +22,6 @@ import (
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/kubelet/sim"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 	"github.com/skiffhq/skiff/scheduler"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
@@ -88,8 +91,8 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	note := func(p *corev1.Pod) {
 		mu.Lock()
 		defer mu.Unlock()
-		if p.GetStatus().GetPhase() == "Running" && !running[p.GetMetadata().GetName()] {
-			running[p.GetMetadata().GetName()] = true
+		if p.Status.Phase == corev1.PodRunning && !running[p.Name] {
+			running[p.Name] = true
 			if runningCount.Add(1) == int64(replicas) {
 				once.Do(func() { close(allRunning) })
 			}
@@ -101,11 +104,12 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 		b.Fatal("no sync")
 	}
 	lbl := map[string]string{"app": "bench"}
-	d := &corev1.Deployment{Metadata: &corev1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: &corev1.DeploymentSpec{
-		Replicas: proto.Int32(int32(replicas)), Selector: &corev1.LabelSelector{MatchLabels: lbl},
-		Template: &corev1.PodTemplateSpec{Metadata: &corev1.ObjectMeta{Labels: lbl}, Spec: &corev1.PodSpec{
-			Containers: []*corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"},
-				Resources: &corev1.ResourceRequirements{Requests: map[string]string{"cpu": "10m", "memory": "16Mi"}}}}}}}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To(int32(replicas)), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"},
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
 	b.ResetTimer()
 	start := time.Now()
 	if _, err := cs.Deployments.Create(ctx, d); err != nil {
@@ -171,7 +175,7 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 	inf := cache.InformerFor[*corev1.Pod](f, "default", client.ListOptions{})
 	note := func(p *corev1.Pod) {
 		var i int
-		if _, err := fmt.Sscanf(p.GetMetadata().GetName(), "startup-%d", &i); err != nil || p.GetStatus().GetPhase() != "Running" {
+		if _, err := fmt.Sscanf(p.Name, "startup-%d", &i); err != nil || p.Status.Phase != corev1.PodRunning {
 			return
 		}
 		mu.Lock()
@@ -193,9 +197,9 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 		cw.Add(1)
 		go func() {
 			defer cw.Done()
-			p := &corev1.Pod{Metadata: &corev1.ObjectMeta{Name: fmt.Sprintf("startup-%d", i), Namespace: "default"},
-				Spec: &corev1.PodSpec{NodeName: "bench-node", TerminationGracePeriodSeconds: proto.Int64(0),
-					Containers: []*corev1.Container{{Name: "c", Image: image, ImagePullPolicy: "IfNotPresent", Command: []string{"sleep", "3600"}}}}}
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("startup-%d", i), Namespace: "default"},
+				Spec: corev1.PodSpec{NodeName: "bench-node", TerminationGracePeriodSeconds: ptr.To(int64(0)),
+					Containers: []corev1.Container{{Name: "c", Image: image, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"}}}}}
 			mu.Lock()
 			created[i] = time.Now()
 			mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -38,9 +40,9 @@ func TestThousandSimulatedNodes(t *testing.T) {
 		}
 		ready := map[string]bool{}
 		for _, n := range l.Items {
-			for _, cond := range n.GetStatus().GetConditions() {
-				if cond.GetType() == "Ready" && cond.GetStatus() == "True" {
-					ready[n.GetMetadata().GetName()] = true
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					ready[n.Name] = true
 				}
 			}
 		}
@@ -59,7 +61,11 @@ func TestThousandSimulatedNodes(t *testing.T) {
 		}
 		out := map[string]time.Time{}
 		for _, lease := range l.Items {
-			out[lease.GetMetadata().GetName()] = lease.GetSpec().GetRenewTime().AsTime()
+			var at time.Time
+			if lease.Spec.RenewTime != nil {
+				at = lease.Spec.RenewTime.Time
+			}
+			out[lease.Name] = at
 		}
 		return out, nil
 	}

@@ -4,7 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The checkers are only worth their silence if they speak up: these feed them small
@@ -55,7 +56,7 @@ func TestRegisterCheckerFindsAnomalies(t *testing.T) {
 
 func TestSetCheckerFindsAnomalies(t *testing.T) {
 	cm := func(name, id string) *corev1.ConfigMap {
-		return &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Name: name}, Data: map[string]string{"id": id}}
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"id": id}}
 	}
 	w := &setWorkload{history: []setOp{
 		{ID: "1-0", Name: "set-1-0", Outcome: outOK},     // present

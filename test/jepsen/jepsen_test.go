@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
 var (
@@ -273,7 +275,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		return
 	}
 	cms := client.For[*corev1.ConfigMap](c.failover())
-	sentinel, err := cms.Create(final, &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Namespace: ns, Name: "zz-sentinel"}})
+	sentinel, err := cms.Create(final, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "zz-sentinel"}})
 	if client.IsRetriedCreate(err) {
 		sentinel, err = cms.Get(final, ns, "zz-sentinel")
 	}
@@ -281,7 +283,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		fail("no-recovery", "write the sentinel after healing: %v", err)
 		return
 	}
-	end, _ := strconv.ParseInt(sentinel.GetMetadata().GetResourceVersion(), 10, 64)
+	end, _ := strconv.ParseInt(sentinel.ResourceVersion, 10, 64)
 	deadline := time.Now().Add(30 * time.Second)
 	for _, rec := range wat.watchers {
 		for wat.last(rec) < end && time.Now().Before(deadline) {
@@ -363,7 +365,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 func listSummary(items []*corev1.ConfigMap) string {
 	var s []string
 	for _, cm := range items {
-		s = append(s, cm.GetMetadata().GetName()+"@"+cm.GetMetadata().GetResourceVersion())
+		s = append(s, cm.Name+"@"+cm.ResourceVersion)
 	}
 	sort.Strings(s)
 	return strings.Join(s, ",")

@@ -15,10 +15,11 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
-	"github.com/skiffhq/skiff/proto/kinds"
 )
 
 // The register workload: each key is a ConfigMap whose data["v"] holds an integer. Every
@@ -70,8 +71,6 @@ type registerWorkload struct {
 	mu       sync.Mutex
 	history  []regOp
 }
-
-var configMapKind = kinds.Of(&corev1.ConfigMap{}).Kind
 
 func (w *registerWorkload) key() string {
 	return fmt.Sprintf("reg-%04d", w.ops.Add(1)/w.opsPerKey)
@@ -134,7 +133,7 @@ func (w *registerWorkload) begin(r *rand.Rand, id int, key, kind string) (regOp,
 func (w *registerWorkload) read(ctx context.Context, r *rand.Rand, id int, key string) regOp {
 	op, rc := w.begin(r, id, key, "read")
 	cctx, cancel := context.WithTimeout(ctx, w.timeout)
-	o, err := rc.Get(cctx, &apiv1.GetRequest{Kind: configMapKind, Namespace: w.ns, Name: key})
+	o, err := rc.Get(cctx, &apiv1.GetRequest{Kind: kinds.ConfigMap, Namespace: w.ns, Name: key})
 	cancel()
 	op.Return = w.clock()
 	switch {
@@ -158,7 +157,7 @@ func (w *registerWorkload) write(ctx context.Context, r *rand.Rand, id int, key 
 	op, rc := w.begin(r, id, key, "write")
 	op.Value = v
 	cctx, cancel := context.WithTimeout(ctx, w.timeout)
-	o, err := rc.Update(cctx, &apiv1.UpdateRequest{Object: kinds.Wrap(configMap(w.ns, key, v, ""))})
+	o, err := rc.Update(cctx, &apiv1.UpdateRequest{Object: configMap(w.ns, key, v, "")})
 	cancel()
 	w.finish(op, o, err)
 }
@@ -167,7 +166,7 @@ func (w *registerWorkload) cas(ctx context.Context, r *rand.Rand, id int, key st
 	op, rc := w.begin(r, id, key, "cas")
 	op.From, op.Value = from, v
 	cctx, cancel := context.WithTimeout(ctx, w.timeout)
-	o, err := rc.Update(cctx, &apiv1.UpdateRequest{Object: kinds.Wrap(configMap(w.ns, key, v, rv))})
+	o, err := rc.Update(cctx, &apiv1.UpdateRequest{Object: configMap(w.ns, key, v, rv)})
 	cancel()
 	w.finish(op, o, err)
 }
@@ -176,7 +175,7 @@ func (w *registerWorkload) create(ctx context.Context, r *rand.Rand, id int, key
 	op, rc := w.begin(r, id, key, "create")
 	op.Value = v
 	cctx, cancel := context.WithTimeout(ctx, w.timeout)
-	o, err := rc.Create(cctx, &apiv1.CreateRequest{Object: kinds.Wrap(configMap(w.ns, key, v, ""))})
+	o, err := rc.Create(cctx, &apiv1.CreateRequest{Object: configMap(w.ns, key, v, "")})
 	cancel()
 	w.finish(op, o, err)
 }
@@ -225,13 +224,17 @@ func classify(err error) (outcome, reason string) {
 	return outUnknown, ""
 }
 
-func configMap(ns, name string, v int64, rv string) *corev1.ConfigMap {
+// configMap is the register's ConfigMap in the API's envelope.
+func configMap(ns, name string, v int64, rv string) *apiv1.Object {
 	cm := &corev1.ConfigMap{
-		Metadata: &corev1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: rv},
-		Data:     map[string]string{"v": strconv.FormatInt(v, 10)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: rv},
+		Data:       map[string]string{"v": strconv.FormatInt(v, 10)},
 	}
-	kinds.SetTypeMeta(cm)
-	return cm
+	o, err := kinds.Wrap(cm)
+	if err != nil {
+		panic(err) // a ConfigMap of two strings always encodes
+	}
+	return o
 }
 
 // decodeValue reads data["v"] and the resourceVersion of a ConfigMap reply into op.
@@ -244,11 +247,11 @@ func decodeValue(o *apiv1.Object, op *regOp) error {
 	if !ok {
 		return fmt.Errorf("got a %T", obj)
 	}
-	v, err := strconv.ParseInt(cm.GetData()["v"], 10, 64)
+	v, err := strconv.ParseInt(cm.Data["v"], 10, 64)
 	if err != nil {
-		return fmt.Errorf("configmap %s: data.v: %w", cm.GetMetadata().GetName(), err)
+		return fmt.Errorf("configmap %s: data.v: %w", cm.Name, err)
 	}
-	op.Value, op.RV = v, cm.GetMetadata().GetResourceVersion()
+	op.Value, op.RV = v, cm.ResourceVersion
 	return nil
 }
 

@@ -9,8 +9,10 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
 // The set workload: unique creates through the client library, failing over between
@@ -46,11 +48,11 @@ type setWorkload struct {
 func (w *setWorkload) run(ctx context.Context, id int) {
 	for i := 0; ctx.Err() == nil; i++ {
 		op := setOp{Worker: id, ID: fmt.Sprintf("%d-%d", id, i), Named: i%2 == 0, Call: w.clock()}
-		cm := &corev1.ConfigMap{Metadata: &corev1.ObjectMeta{Namespace: w.ns}, Data: map[string]string{"id": op.ID}}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns}, Data: map[string]string{"id": op.ID}}
 		if op.Named {
-			cm.Metadata.Name = "set-" + op.ID
+			cm.Name = "set-" + op.ID
 		} else {
-			cm.Metadata.GenerateName = "gen-" + strconv.Itoa(id) + "-"
+			cm.GenerateName = "gen-" + strconv.Itoa(id) + "-"
 		}
 		cctx, cancel := context.WithTimeout(ctx, w.timeout)
 		out, err := client.For[*corev1.ConfigMap](w.c.failover()).Create(cctx, cm)
@@ -58,7 +60,7 @@ func (w *setWorkload) run(ctx context.Context, id int) {
 		op.Return = w.clock()
 		switch {
 		case err == nil:
-			op.Outcome, op.Name, op.RV = outOK, out.GetMetadata().GetName(), out.GetMetadata().GetResourceVersion()
+			op.Outcome, op.Name, op.RV = outOK, out.Name, out.ResourceVersion
 		case client.IsInvalid(err), client.IsNotFound(err):
 			// NotFound: the node did not see the namespace yet (its check is stale).
 			op.Outcome = outFail
@@ -111,7 +113,7 @@ func (w *setWorkload) check(items []*corev1.ConfigMap) (setResult, []anomaly) {
 	w.mu.Unlock()
 	byID := map[string][]*corev1.ConfigMap{}
 	for _, cm := range items {
-		if id, ok := cm.GetData()["id"]; ok {
+		if id, ok := cm.Data["id"]; ok {
 			byID[id] = append(byID[id], cm)
 		}
 	}
@@ -127,9 +129,9 @@ func (w *setWorkload) check(items []*corev1.ConfigMap) (setResult, []anomaly) {
 			if len(got) == 0 {
 				anomalies = append(anomalies, anomaly{Checker: "set", Kind: "lost-write",
 					Detail: fmt.Sprintf("acknowledged create of id %s (%s at rv %s) is missing at the end", op.ID, op.Name, op.RV), SetOps: []setOp{op}})
-			} else if got[0].GetMetadata().GetName() != op.Name {
+			} else if got[0].Name != op.Name {
 				anomalies = append(anomalies, anomaly{Checker: "set", Kind: "wrong-object",
-					Detail: fmt.Sprintf("create of id %s was acknowledged as %s but the object is %s", op.ID, op.Name, got[0].GetMetadata().GetName()), SetOps: []setOp{op}})
+					Detail: fmt.Sprintf("create of id %s was acknowledged as %s but the object is %s", op.ID, op.Name, got[0].Name), SetOps: []setOp{op}})
 			}
 		case outUnknown:
 			res.Unknown++
@@ -140,13 +142,13 @@ func (w *setWorkload) check(items []*corev1.ConfigMap) (setResult, []anomaly) {
 			res.Failed++
 			if len(got) > 0 {
 				anomalies = append(anomalies, anomaly{Checker: "set", Kind: "failed-write-present",
-					Detail: fmt.Sprintf("create of id %s failed definitely (%s) yet %s exists", op.ID, op.Err, got[0].GetMetadata().GetName()), SetOps: []setOp{op}})
+					Detail: fmt.Sprintf("create of id %s failed definitely (%s) yet %s exists", op.ID, op.Err, got[0].Name), SetOps: []setOp{op}})
 			}
 		}
 		if len(got) > 1 {
 			var names []string
 			for _, cm := range got {
-				names = append(names, cm.GetMetadata().GetName())
+				names = append(names, cm.Name)
 			}
 			anomalies = append(anomalies, anomaly{Checker: "set", Kind: "duplicate",
 				Detail: fmt.Sprintf("create of id %s (%s) exists %d times: %s", op.ID, op.Outcome, len(got), strings.Join(names, ", ")), SetOps: []setOp{op}})

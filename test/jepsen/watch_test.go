@@ -9,8 +9,9 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/skiffhq/skiff/client"
-	corev1 "github.com/skiffhq/skiff/proto/core/v1"
 )
 
 // The watch workload: several watchers per node watch every ConfigMap of the run's
@@ -58,12 +59,12 @@ type watchWorkload struct {
 
 func eventOf(ev client.Event[*corev1.ConfigMap]) wev {
 	rev, _ := strconv.ParseInt(ev.ResourceVersion, 10, 64)
-	d := ev.Object.GetData()
+	d := ev.Object.Data
 	val, ok := d["v"]
 	if !ok {
 		val = d["id"]
 	}
-	return wev{Rev: rev, Type: string(ev.Type), Name: ev.Object.GetMetadata().GetName(), Val: val}
+	return wev{Rev: rev, Type: string(ev.Type), Name: ev.Object.Name, Val: val}
 }
 
 func (w *watchWorkload) last(rec *watchRecord) int64 {
@@ -355,9 +356,9 @@ func checkFinalState(items []*corev1.ConfigMap, ref *refHistory) []anomaly {
 	}
 	listed := map[string]bool{}
 	for _, cm := range items {
-		name := cm.GetMetadata().GetName()
+		name := cm.Name
 		listed[name] = true
-		rev, _ := strconv.ParseInt(cm.GetMetadata().GetResourceVersion(), 10, 64)
+		rev, _ := strconv.ParseInt(cm.ResourceVersion, 10, 64)
 		if !ref.covers(rev) {
 			continue
 		}
