@@ -14,12 +14,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -415,4 +417,46 @@ func errorInfo(err error) *errdetails.ErrorInfo {
 		}
 	}
 	return nil
+}
+
+// Creating a Deployment records the moment in an Event (reason Stored, eventTime to the
+// microsecond) in the same transaction: skiffctl trace times step 1 by it, object times
+// keeping only the second. Other kinds get none.
+func TestStoredEventRecordsTheChainStart(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx := testCtx(t)
+	before := time.Now()
+	lbl := map[string]string{"app": "web"}
+	d, err := cs.Deployments.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: lbl}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	evs, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(d.UID)})
+	if err != nil || len(evs.Items) != 1 {
+		t.Fatalf("events of the new deployment: %v %v", evs, err)
+	}
+	e := evs.Items[0]
+	if e.Reason != apiserver.ReasonStored || e.Source.Component != "apiserver" || e.InvolvedObject.Name != "web" ||
+		e.EventTime.Time.Before(before.Truncate(time.Microsecond)) || e.EventTime.Time.After(after) || e.ResourceVersion != d.ResourceVersion {
+		t.Fatalf("stored event %+v (deployment at resourceVersion %s, created between %v and %v)", e, d.ResourceVersion, before, after)
+	}
+	if err := validation.Validate(e); err != nil {
+		t.Fatalf("the server's own event is invalid: %v", err)
+	}
+	cm, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(cm.UID)}); err != nil || len(evs.Items) != 0 {
+		t.Fatalf("a configmap got events: %v %v", evs, err)
+	}
 }

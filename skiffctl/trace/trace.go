@@ -6,12 +6,13 @@
 // Each step is timed from the most precise record of it. Kubernetes keeps object times
 // (metadata.creationTimestamp, a condition's lastTransitionTime) to the second, on the
 // wire and in storage, while an Event's eventTime keeps the microsecond. So the steps
-// that record an Event are timed by its eventTime: ScalingReplicaSet (steps 2–3),
-// SuccessfulCreate (4–5), Scheduled (6–7), Pulled (8) and Started (9). The others are
-// timed by their object: the Deployment's creationTimestamp (step 1; a rollout's new
-// ReplicaSet's, for a later revision), the pod's Ready condition (step 10), and an
-// object time stands in for an event that is missing (a pod's creationTimestamp when its
-// SuccessfulCreate was combined with similar events). A step is never shown before the
+// that record an Event are timed by its eventTime: Stored, which the API server records
+// in the transaction that stores the Deployment (step 1), ScalingReplicaSet (steps 2–3;
+// for a later revision, also the rollout's start), SuccessfulCreate (4–5), Scheduled
+// (6–7), Pulled (8) and Started (9). The pod's Ready condition (step 10) is to the second,
+// and an object time stands in for an event that is missing (the Deployment's
+// creationTimestamp, from a server older than the Stored event; a pod's
+// creationTimestamp when its SuccessfulCreate was combined with similar events). A step is never shown before the
 // step ahead of it: a time to the second, cut down to its second, is raised to the
 // previous step's time (its own duration then shows as 0).
 package trace
@@ -32,6 +33,10 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 )
+
+// StoredReason is the reason of the Event the API server records when it stores a
+// Deployment (apiserver.ReasonStored).
+const StoredReason = "Stored"
 
 // RevisionAnnotation is the Deployment controller's revision number on ReplicaSets.
 const RevisionAnnotation = "deployment.kubernetes.io/revision"
@@ -148,6 +153,9 @@ func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod
 		sort.SliceStable(evs, func(i, j int) bool { return evTime(evs[i]).Before(evTime(evs[j])) })
 	}
 	t := &Trace{Deployment: d.Name, Namespace: d.Namespace, Start: d.CreationTimestamp.Time}
+	if e := find(byUID[d.UID], StoredReason, ""); e != nil {
+		t.Start = evTime(e)
+	}
 	var rs *appsv1.ReplicaSet
 	for _, r := range rss {
 		if owned(r, d.UID) && (rs == nil || revision(r) > revision(rs)) {
@@ -162,16 +170,16 @@ func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod
 	}
 	t.Revision = revision(rs)
 	t.ReplicaSet = rs.Name
-	if t.Revision > 1 {
-		// A rollout: the chain starts when the controller saw the new template.
-		t.Start = rs.CreationTimestamp.Time
-		step1.Title = fmt.Sprintf("Template changed (rev %d)", t.Revision)
-		step1.Time = t.Start
-	}
 	step23 := Step{Steps: []int{2, 3}, Title: "ReplicaSet created", Component: "controller-manager",
 		Object: "replicaset/" + rs.Name, ResourceVersion: rs.ResourceVersion, Time: rs.CreationTimestamp.Time}
 	if e := find(byUID[d.UID], "ScalingReplicaSet", rs.Name); e != nil {
 		step23.Component, step23.Node, step23.Time = e.Source.Component, e.Source.Host, evTime(e)
+	}
+	if t.Revision > 1 {
+		// A rollout: the chain starts when the controller saw the new template.
+		t.Start = step23.Time
+		step1.Title = fmt.Sprintf("Template changed (rev %d)", t.Revision)
+		step1.Time = t.Start
 	}
 	step23.Time = notBefore(step23.Time, step1.Time)
 	t.Steps = []Step{step1, step23}

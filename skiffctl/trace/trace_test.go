@@ -224,7 +224,9 @@ func TestDiagram(t *testing.T) {
 }
 
 // TestAssembleAfterRollout: after a template change the trace follows the new
-// ReplicaSet (the highest revision), timed from its creation, with its pods only.
+// ReplicaSet (the highest revision), timed from its creation (the controller's
+// ScalingReplicaSet event: its creationTimestamp keeps only the second), with its pods
+// only.
 func TestAssembleAfterRollout(t *testing.T) {
 	d, rss, pods, events := fixture()
 	rs2 := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-def", Namespace: "default", UID: "r2", ResourceVersion: "50",
@@ -244,16 +246,37 @@ func TestAssembleAfterRollout(t *testing.T) {
 		event("q0", "Started", "Started container web", "kubelet", "w2", 5500))
 	// The newest is found whatever the order the ReplicaSets come in.
 	tr := Assemble(d, append([]*appsv1.ReplicaSet{rs2}, rss...), pods, events)
-	if tr.Revision != 2 || tr.ReplicaSet != "web-def" || !tr.Start.Equal(at(5000)) {
+	if tr.Revision != 2 || tr.ReplicaSet != "web-def" || !tr.Start.Equal(at(5001)) {
 		t.Fatalf("trace of revision %d, ReplicaSet %q, from %v", tr.Revision, tr.ReplicaSet, tr.Start)
 	}
-	if tr.Steps[0].Title != "Template changed (rev 2)" || tr.Steps[1].Node != "cp3" || tr.Steps[1].SinceStartMs != 1 {
+	if tr.Steps[0].Title != "Template changed (rev 2)" || tr.Steps[1].Node != "cp3" || tr.Steps[1].SinceStartMs != 0 {
 		t.Fatalf("steps 1 and 2-3: %+v %+v", tr.Steps[0], tr.Steps[1])
 	}
-	if tr.Pods.Total != 1 || tr.Pods.Slowest.Name != "web-def-0" || tr.Pods.Slowest.ReadyMs != 1000 {
-		t.Fatalf("pods %+v (want only web-def-0, ready 1 s after the template changed)", tr.Pods)
+	// Ready 6.1 s; the condition keeps 6 s: 999 ms after the change.
+	if tr.Pods.Total != 1 || tr.Pods.Slowest.Name != "web-def-0" || tr.Pods.Slowest.ReadyMs != 999 {
+		t.Fatalf("pods %+v (want only web-def-0, ready 999 ms after the template changed)", tr.Pods)
 	}
-	if last := tr.Steps[len(tr.Steps)-1]; last.SinceStartMs != 1000 || last.Node != "w2" {
+	if last := tr.Steps[len(tr.Steps)-1]; last.SinceStartMs != 999 || last.Node != "w2" {
 		t.Fatalf("last step %+v", last)
+	}
+}
+
+// TestStoredEventStartsTheChain: the API server's Stored event times step 1 to the
+// microsecond; the Deployment's creationTimestamp keeps only the second.
+func TestStoredEventStartsTheChain(t *testing.T) {
+	d, rss, pods, events := fixture()
+	d.CreationTimestamp = sec(700)
+	for _, e := range events {
+		e.EventTime = metav1.NewMicroTime(e.EventTime.Add(700 * time.Millisecond))
+	}
+	events = append(events, event("d1", StoredReason, "Deployment web stored", "apiserver", "cp1", 700))
+	tr := Assemble(d, rss, pods, events)
+	if !tr.Start.Equal(at(700)) || tr.Steps[0].Component != "apiserver" || tr.Steps[1].SinceStartMs != 21 {
+		t.Fatalf("start %v, steps 1 and 2-3: %+v %+v (want 2-3 21 ms after the Stored event)", tr.Start, tr.Steps[0], tr.Steps[1])
+	}
+	// Without the event, the chain starts at the creationTimestamp's second.
+	tr = Assemble(d, rss, pods, events[:len(events)-1])
+	if !tr.Start.Equal(at(0)) || tr.Steps[1].SinceStartMs != 721 {
+		t.Fatalf("without Stored: start %v, step 2-3 %+v", tr.Start, tr.Steps[1])
 	}
 }
