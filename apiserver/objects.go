@@ -120,27 +120,27 @@ const (
 // the envelope as unknown fields, which protobuf marshals verbatim and a receiver parses
 // as the object: it is only for sending, and reads as empty in this process.
 func storedObject(info *kinds.Info, value []byte, rev int64) *apiv1.Object {
-	value = current(info, value)
+	obj := kinds.PrepareResourceVersion(current(info, value), rev)
 	out := &apiv1.Object{}
-	out.ProtoReflect().SetUnknown(appendWireObject(make([]byte, 0, wireObjectSize(info, value, rev)), info, value, rev))
+	out.ProtoReflect().SetUnknown(appendWireObject(make([]byte, 0, wireObjectSize(info, obj)), info, obj))
 	return out
 }
 
 // wireObjectSize is the length of what appendWireObject appends.
-func wireObjectSize(info *kinds.Info, value []byte, rev int64) int {
+func wireObjectSize(info *kinds.Info, obj kinds.WithResourceVersion) int {
 	return protowire.SizeTag(objectAPIVersionField) + protowire.SizeBytes(len(info.APIVersion)) +
 		protowire.SizeTag(objectKindField) + protowire.SizeBytes(len(info.Kind)) +
-		protowire.SizeTag(objectRawField) + protowire.SizeBytes(kinds.SizeWithResourceVersion(value, rev))
+		protowire.SizeTag(objectRawField) + protowire.SizeBytes(obj.Len())
 }
 
-// appendWireObject appends the encoded Object envelope of a stored object, with
-// resourceVersion rev.
-func appendWireObject(b []byte, info *kinds.Info, value []byte, rev int64) []byte {
+// appendWireObject appends the encoded Object envelope of a stored object, with its
+// resourceVersion.
+func appendWireObject(b []byte, info *kinds.Info, obj kinds.WithResourceVersion) []byte {
 	b = protowire.AppendTag(b, objectAPIVersionField, protowire.BytesType)
 	b = protowire.AppendString(b, info.APIVersion)
 	b = protowire.AppendTag(b, objectKindField, protowire.BytesType)
 	b = protowire.AppendString(b, info.Kind)
 	b = protowire.AppendTag(b, objectRawField, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(kinds.SizeWithResourceVersion(value, rev)))
-	return kinds.AppendWithResourceVersion(b, value, rev)
+	b = protowire.AppendVarint(b, uint64(obj.Len()))
+	return obj.AppendTo(b)
 }

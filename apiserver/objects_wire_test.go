@@ -99,8 +99,9 @@ func TestWireObject(t *testing.T) {
 			info, value := kinds.Of(obj), stored(t, obj)
 			for _, rev := range []int64{1, 1 << 40, math.MaxInt64} {
 				what := info.Kind + " of " + strconv.Itoa(len(value)) + " bytes at revision " + strconv.FormatInt(rev, 10)
-				b := appendWireObject(nil, info, value, rev)
-				if got, want := len(b), wireObjectSize(info, value, rev); got != want {
+				prepared := kinds.PrepareResourceVersion(value, rev)
+				b := appendWireObject(nil, info, prepared)
+				if got, want := len(b), wireObjectSize(info, prepared); got != want {
 					t.Errorf("%s: appended %d bytes, wireObjectSize says %d", what, got, want)
 				}
 				wantObject(t, what, b, atRevision(obj, rev))
@@ -147,7 +148,7 @@ func TestEncodeWatchResponse(t *testing.T) {
 				v = kinds.MustEncode(bookmark)
 			}
 			want.Events = append(want.Events, &apiv1.RawWatchEvent{Type: ev.Type.String(),
-				Object: appendWireObject(nil, info, v, ev.Object.ModRevision)})
+				Object: appendWireObject(nil, info, kinds.PrepareResourceVersion(v, ev.Object.ModRevision))})
 		}
 		wantBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
 		if err != nil {

@@ -100,31 +100,60 @@ const (
 	rawEventObjectField protowire.Number = 2
 )
 
-// encodeWatchResponse writes a RawWatchResponse of evs, one pooled buffer per event.
+// pooledMin is the smallest response put in a pooled buffer. A smaller one (a watch of
+// single ~1 KiB objects sends mostly those) costs less as a plain allocation: a pooled
+// buffer carries a reference count and a trip through sync.Pool, and a freed one
+// lingers uncached.
+const pooledMin = 8 << 10
+
+// encodeWatchResponse writes a RawWatchResponse of evs into one buffer: pooled when it
+// is large, allocated when it is small.
 func encodeWatchResponse(info *kinds.Info, evs []store.Event) *encodedMessage {
-	pool := client.BufferPool()
-	data := make(mem.BufferSlice, 0, len(evs))
+	type event struct {
+		typ      string
+		prepared kinds.WithResourceVersion
+		obj      int // the encoded Object's length
+		inner    int // the encoded RawWatchEvent's length
+	}
+	events := make([]event, len(evs))
+	total := 0
 	for i := range evs {
 		ev := &evs[i]
-		typ := ev.Type.String()
 		var value []byte
 		if ev.Type == store.Bookmark {
 			value = emptyObjects[info.Kind] // an object of the kind carrying only the resourceVersion
 		} else {
 			value = current(info, ev.Object.Value)
 		}
-		obj := wireObjectSize(info, value, ev.Object.ModRevision)
-		inner := protowire.SizeTag(rawEventTypeField) + protowire.SizeBytes(len(typ)) +
-			protowire.SizeTag(rawEventObjectField) + protowire.SizeBytes(obj)
-		bp := pool.Get(protowire.SizeTag(rawWatchEventsField) + protowire.SizeBytes(inner))
-		b := protowire.AppendTag((*bp)[:0], rawWatchEventsField, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(inner))
-		b = protowire.AppendTag(b, rawEventTypeField, protowire.BytesType)
-		b = protowire.AppendString(b, typ)
-		b = protowire.AppendTag(b, rawEventObjectField, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(obj))
-		*bp = appendWireObject(b, info, value, ev.Object.ModRevision)
-		data = append(data, mem.NewBuffer(bp, pool))
+		e := &events[i]
+		e.typ = ev.Type.String()
+		e.prepared = kinds.PrepareResourceVersion(value, ev.Object.ModRevision)
+		e.obj = wireObjectSize(info, e.prepared)
+		e.inner = protowire.SizeTag(rawEventTypeField) + protowire.SizeBytes(len(e.typ)) +
+			protowire.SizeTag(rawEventObjectField) + protowire.SizeBytes(e.obj)
+		total += protowire.SizeTag(rawWatchEventsField) + protowire.SizeBytes(e.inner)
 	}
-	return &encodedMessage{data: data}
+	var bp *[]byte
+	if total >= pooledMin {
+		bp = client.BufferPool().Get(total)
+	} else {
+		b := make([]byte, total)
+		bp = &b
+	}
+	b := (*bp)[:0]
+	for i := range events {
+		e := &events[i]
+		b = protowire.AppendTag(b, rawWatchEventsField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(e.inner))
+		b = protowire.AppendTag(b, rawEventTypeField, protowire.BytesType)
+		b = protowire.AppendString(b, e.typ)
+		b = protowire.AppendTag(b, rawEventObjectField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(e.obj))
+		b = appendWireObject(b, info, e.prepared)
+	}
+	*bp = b
+	if total >= pooledMin {
+		return &encodedMessage{data: mem.BufferSlice{mem.NewBuffer(bp, client.BufferPool())}}
+	}
+	return &encodedMessage{data: mem.BufferSlice{mem.SliceBuffer(b)}}
 }

@@ -162,60 +162,88 @@ func rvSuffixSize(rv string) int {
 	return protowire.SizeTag(objectMetadata) + protowire.SizeBytes(inner)
 }
 
+// WithResourceVersion is an object's stored bytes ready to be written out with
+// metadata.resourceVersion set, without decoding the object: the envelope's head, the
+// object's own bytes and the envelope's tail, written around a second metadata field
+// holding only the resourceVersion, which protobuf decoders merge into the first. Make
+// one with PrepareResourceVersion; Len and AppendTo cost no parsing.
+type WithResourceVersion struct {
+	head, raw, tail []byte // head is empty when the bytes are not in the encoding
+	suffix          []byte // metadata{resourceVersion}; nil: write the bytes as they are
+	whole           []byte // the bytes as they were given
+}
+
+// PrepareResourceVersion parses stored (an object in the encoding, without a
+// resourceVersion) once. Bytes that are not in the encoding, or hold the object twice,
+// are written as they are, for the receiver to refuse.
+func PrepareResourceVersion(stored []byte, rev int64) WithResourceVersion {
+	w := WithResourceVersion{whole: stored}
+	if !bytes.HasPrefix(stored, Magic) {
+		return w
+	}
+	rawAt, rawEnd, raws := -1, -1, 0
+	b := stored[len(Magic):]
+	for off := len(Magic); len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return w
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return w
+		}
+		if num == unknownRaw && typ == protowire.BytesType {
+			rawAt, rawEnd = off, off+n+m
+			raws++
+		}
+		b, off = b[n+m:], off+n+m
+	}
+	if raws != 1 {
+		return w
+	}
+	tagLen := protowire.SizeTag(unknownRaw)
+	raw, n := protowire.ConsumeBytes(stored[rawAt+tagLen:])
+	if n < 0 {
+		return w
+	}
+	var buf [20]byte
+	w.head, w.raw, w.tail = stored[:rawAt], raw, stored[rawEnd:]
+	w.suffix = appendRVSuffix(nil, string(strconv.AppendInt(buf[:0], rev, 10)))
+	return w
+}
+
+// Len is the length of what AppendTo appends.
+func (w WithResourceVersion) Len() int {
+	if w.suffix == nil {
+		return len(w.whole)
+	}
+	return len(w.head) + protowire.SizeTag(unknownRaw) + protowire.SizeBytes(len(w.raw)+len(w.suffix)) + len(w.tail)
+}
+
+// AppendTo appends the object with its resourceVersion.
+func (w WithResourceVersion) AppendTo(dst []byte) []byte {
+	if w.suffix == nil {
+		return append(dst, w.whole...)
+	}
+	dst = append(dst, w.head...)
+	dst = protowire.AppendTag(dst, unknownRaw, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(len(w.raw)+len(w.suffix)))
+	dst = append(dst, w.raw...)
+	dst = append(dst, w.suffix...)
+	return append(dst, w.tail...)
+}
+
 // SizeWithResourceVersion is the length of what AppendWithResourceVersion appends.
 func SizeWithResourceVersion(stored []byte, rev int64) int {
-	if env, err := Parse(stored); err != nil || env.Raw == nil {
-		return len(stored)
-	}
-	var buf [20]byte
-	suffix := rvSuffixSize(string(strconv.AppendInt(buf[:0], rev, 10)))
-	size := len(Magic)
-	eachField(stored[len(Magic):], func(field []byte, num protowire.Number, typ protowire.Type, tagLen int) {
-		if num != unknownRaw || typ != protowire.BytesType {
-			size += len(field)
-			return
-		}
-		raw, _ := protowire.ConsumeBytes(field[tagLen:])
-		size += tagLen + protowire.SizeBytes(len(raw)+suffix)
-	})
-	return size
+	return PrepareResourceVersion(stored, rev).Len()
 }
 
-// AppendWithResourceVersion appends stored (an object in the encoding, without a
-// resourceVersion) with metadata.resourceVersion set to rev, without decoding the
-// object: its own bytes are copied once, followed by a second metadata field that
-// protobuf decoders merge into the first. Bytes that are not in the encoding are
-// appended as they are (SizeWithResourceVersion agrees), for the receiver to refuse.
+// AppendWithResourceVersion appends stored with metadata.resourceVersion set to rev
+// (see WithResourceVersion).
 func AppendWithResourceVersion(dst, stored []byte, rev int64) []byte {
-	if env, err := Parse(stored); err != nil || env.Raw == nil {
-		return append(dst, stored...)
-	}
-	var buf [20]byte
-	rv := string(strconv.AppendInt(buf[:0], rev, 10))
-	dst = append(dst, Magic...)
-	eachField(stored[len(Magic):], func(field []byte, num protowire.Number, typ protowire.Type, tagLen int) {
-		if num != unknownRaw || typ != protowire.BytesType {
-			dst = append(dst, field...)
-			return
-		}
-		raw, _ := protowire.ConsumeBytes(field[tagLen:])
-		dst = append(dst, field[:tagLen]...)
-		dst = protowire.AppendVarint(dst, uint64(len(raw)+rvSuffixSize(rv)))
-		dst = append(dst, raw...)
-		dst = appendRVSuffix(dst, rv)
-	})
-	return dst
+	return PrepareResourceVersion(stored, rev).AppendTo(dst)
 }
 
-// eachField calls fn with each whole field (tag and value) of b, which Parse accepted.
-func eachField(b []byte, fn func(field []byte, num protowire.Number, typ protowire.Type, tagLen int)) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		fn(b[:n+m], num, typ, n)
-		b = b[n+m:]
-	}
-}
 
 // ObjectNames are the metadata fields that say which object encoded bytes are about.
 type ObjectNames struct {
