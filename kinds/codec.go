@@ -244,7 +244,6 @@ func AppendWithResourceVersion(dst, stored []byte, rev int64) []byte {
 	return PrepareResourceVersion(stored, rev).AppendTo(dst)
 }
 
-
 // ObjectNames are the metadata fields that say which object encoded bytes are about.
 type ObjectNames struct {
 	Name, GenerateName, Namespace string
