@@ -1,6 +1,11 @@
 package scheduler
 
-import "testing"
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+)
 
 func wantRequested(t *testing.T, c *Cache, node string, cpu int64, pods int) {
 	t.Helper()
@@ -120,5 +125,26 @@ func TestCacheSchedulePacksWithoutOvercommit(t *testing.T) {
 	}
 	if fitErr == nil || fitErr.Error() != "0/3 nodes are available: 3 Insufficient cpu." {
 		t.Fatalf("fit error %v", fitErr)
+	}
+}
+
+// The pod informer keeps of a bound pod only what scheduling reads; a pod waiting to be
+// scheduled is kept whole (the scheduler writes its PodScheduled condition).
+func TestSchedulingFields(t *testing.T) {
+	pending := makePod("p", "500m", "")
+	pending.Annotations = map[string]string{"a": "b"}
+	pending.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse}}
+	if got := schedulingFields(pending.DeepCopy()); !equality.Semantic.DeepEqual(got, pending) {
+		t.Fatalf("a pending pod was changed: %+v", got)
+	}
+	bound := pending.DeepCopy()
+	bound.Spec.NodeName = "n1"
+	bound.Status.Phase = corev1.PodRunning
+	got := schedulingFields(bound.DeepCopy())
+	if got.Annotations != nil || len(got.Status.Conditions) != 0 || got.Status.Phase != corev1.PodRunning {
+		t.Fatalf("a bound pod kept %v %v, phase %q", got.Annotations, got.Status.Conditions, got.Status.Phase)
+	}
+	if !equality.Semantic.DeepEqual(got.Spec, bound.Spec) || got.Labels["app"] != bound.Labels["app"] || NewPodInfo(got).Requests != NewPodInfo(bound).Requests {
+		t.Fatalf("a bound pod lost what scheduling reads: %+v", got)
 	}
 }

@@ -35,9 +35,10 @@ type Informer[T kinds.Object] struct {
 	log       hclog.Logger
 	store     *indexedStore[T]
 
-	mu       sync.Mutex
-	handlers []Handler[T]
-	started  bool
+	mu        sync.Mutex
+	handlers  []Handler[T]
+	started   bool
+	transform func(T) T
 
 	synced atomic.Bool
 	rv     atomic.Value // string: last resourceVersion seen
@@ -74,6 +75,26 @@ func (inf *Informer[T]) AddHandler(h Handler[T]) {
 		}
 	}
 	inf.handlers = append(inf.handlers, h)
+}
+
+// SetTransform makes the informer pass every object it receives through fn before it
+// caches it and hands it to handlers: a component that reads a few fields of many
+// objects keeps only those (client-go's SetTransform). fn may change the object it is
+// given (nobody else holds it) and returns what to keep. Call it before Run.
+func (inf *Informer[T]) SetTransform(fn func(T) T) {
+	inf.mu.Lock()
+	defer inf.mu.Unlock()
+	if inf.started {
+		panic("cache: SetTransform after the informer started")
+	}
+	inf.transform = fn
+}
+
+func (inf *Informer[T]) keep(obj T) T {
+	if inf.transform == nil {
+		return obj
+	}
+	return inf.transform(obj)
 }
 
 // Lister reads the cache.
@@ -149,6 +170,9 @@ func (inf *Informer[T]) listAndWatch(ctx context.Context) error {
 		return err
 	}
 	inf.relists.Add(1)
+	for i := range list.Items {
+		list.Items[i] = inf.keep(list.Items[i])
+	}
 	inf.replace(list.Items)
 	inf.rv.Store(list.ResourceVersion)
 	inf.synced.Store(true)
@@ -188,6 +212,9 @@ func (inf *Informer[T]) follow(w *client.Watcher[T]) error {
 			return err
 		}
 		for _, ev := range evs {
+			if ev.Type != client.Bookmark {
+				ev.Object = inf.keep(ev.Object)
+			}
 			switch ev.Type {
 			case client.Added, client.Modified:
 				if old, existed := inf.store.put(ev.Object); existed {

@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 func dial(t *testing.T, addrs ...string) *client.Clientset {
@@ -191,5 +192,56 @@ func TestTooOldRelistDeliversDeletes(t *testing.T) {
 	converge(t, ctx, writer, inf, m)
 	if inf.Relists() <= relists {
 		t.Fatalf("the informer caught up without listing again (%d lists)", inf.Relists())
+	}
+}
+
+// SetTransform: what the informer caches and hands to handlers is the transform's
+// result, for listed and watched objects alike.
+func TestInformerTransform(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	cs := dial(t, c.Addrs()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mk := func(name string) {
+		if _, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Data: map[string]string{"big": "value", "keep": "yes"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("listed")
+	inf := cache.NewInformer(cs.ConfigMaps, "default", client.ListOptions{}, nil)
+	inf.SetTransform(func(cm *corev1.ConfigMap) *corev1.ConfigMap {
+		delete(cm.Data, "big")
+		return cm
+	})
+	var mu sync.Mutex
+	var handed []*corev1.ConfigMap
+	inf.AddHandler(cache.Handler[*corev1.ConfigMap]{OnAdd: func(o *corev1.ConfigMap) {
+		mu.Lock()
+		handed = append(handed, o)
+		mu.Unlock()
+	}})
+	done := make(chan struct{})
+	go func() { defer close(done); inf.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if !cache.WaitForSync(ctx, inf) {
+		t.Fatal("never synced")
+	}
+	mk("watched")
+	waitfor.Condition(t, 20*time.Second, "both configmaps cached", func() (bool, string) {
+		return inf.Lister().Len() == 2, fmt.Sprintf("%d cached", inf.Lister().Len())
+	})
+	for _, name := range []string{"listed", "watched"} {
+		cm, _ := inf.Lister().Get("default", name)
+		if _, ok := cm.Data["big"]; ok || cm.Data["keep"] != "yes" {
+			t.Errorf("%s cached as %v", name, cm.Data)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, o := range handed {
+		if _, ok := o.Data["big"]; ok {
+			t.Errorf("handler got %s untransformed", o.Name)
+		}
 	}
 }
