@@ -96,7 +96,7 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 // ports, node), its labels, owners and deletion, and its phase. The scheduler caches
 // every pod of the cluster and writes the status only of pods it has not bound, so a
 // bound pod's conditions, container statuses and annotations are dropped: at 10,000
-// pods that is a fifth of the scheduler's heap.
+// running pods that is about a tenth of the scheduler's heap.
 func schedulingFields(pod *corev1.Pod) *corev1.Pod {
 	if pod.Spec.NodeName == "" {
 		return pod
