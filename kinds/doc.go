@@ -11,8 +11,10 @@
 // runtime.Unknown holding the apiVersion, the kind and the object's own protobuf
 // encoding (Encode, Decode). Stored bytes never hold metadata.resourceVersion, as in
 // Kubernetes' etcd storage: it is the store's revision of the object's last change, set
-// on the way out. AppendWithResourceVersion adds it to stored bytes without decoding
-// them, so that the API server streams what it stores as it is.
+// on the way out. PrepareResourceVersion adds it to stored bytes without decoding them
+// (the object's bytes copied once, followed by a second metadata field holding only the
+// resourceVersion, which protobuf decoders merge), so that the API server streams what
+// it stores as it is.
 //
 // Manifests (YAML or JSON, as kubectl takes them) decode strictly with DecodeManifest: a
 // misspelled field is an error that names its path.
