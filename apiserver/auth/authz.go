@@ -39,8 +39,8 @@ type Attributes struct {
 	User User
 	Verb string
 	// Resource is the kind's plural ("pods") or ResourceCluster; Subresource is
-	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "members", "leader",
-	// "snapshot" or "".
+	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "eviction" (Evict),
+	// "members", "leader", "snapshot" or "".
 	Resource, Subresource string
 	// Namespace and Name of the object; empty Name for list and watch, empty Namespace
 	// for cluster-scoped kinds or all namespaces.
