@@ -232,14 +232,7 @@ func (d *drainer) podsForDeletion(ctx context.Context, node string) ([]podDelete
 	}
 	var out []podDelete
 	for _, p := range l.Items {
-		pd := podDelete{pod: p, delete: true}
-		for _, filter := range []func(context.Context, *corev1.Pod) podDelete{d.skipDeletedFilter, d.daemonSetFilter, mirrorPodFilter, d.localStorageFilter, d.unreplicatedFilter} {
-			if pd = filter(ctx, p); !pd.delete {
-				break
-			}
-		}
-		pd.pod = p
-		out = append(out, pd)
+		out = append(out, d.filter(ctx, p))
 	}
 	failed := map[string][]string{}
 	for _, pd := range out {
@@ -252,6 +245,19 @@ func (d *drainer) podsForDeletion(ctx context.Context, node string) ([]podDelete
 		errs = append(errs, fmt.Errorf("cannot delete %s: %s", msg, strings.Join(failed[msg], ", ")))
 	}
 	return out, utilerrors.NewAggregate(errs)
+}
+
+// filter runs kubectl's filters over a pod, in kubectl's order, stopping at the first
+// that keeps it.
+func (d *drainer) filter(ctx context.Context, p *corev1.Pod) podDelete {
+	var pd podDelete
+	for _, filter := range []func(context.Context, *corev1.Pod) podDelete{d.skipDeletedFilter, d.daemonSetFilter, mirrorPodFilter, d.localStorageFilter, d.unreplicatedFilter} {
+		if pd = filter(ctx, p); !pd.delete {
+			break
+		}
+	}
+	pd.pod = p
+	return pd
 }
 
 func sortedKeys(m map[string][]string) []string {
