@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -234,17 +235,27 @@ func (d *drainer) podsForDeletion(ctx context.Context, node string) ([]podDelete
 	for _, p := range l.Items {
 		out = append(out, d.filter(ctx, p))
 	}
-	failed := map[string][]string{}
-	for _, pd := range out {
-		if pd.status == "error" {
-			failed[pd.message] = append(failed[pd.message], pd.pod.Namespace+"/"+pd.pod.Name)
-		}
-	}
 	var errs []error
-	for _, msg := range sortedKeys(failed) {
-		errs = append(errs, fmt.Errorf("cannot delete %s: %s", msg, strings.Join(failed[msg], ", ")))
+	for _, g := range grouped(out, "error") {
+		errs = append(errs, fmt.Errorf("cannot delete %s", g))
 	}
 	return out, utilerrors.NewAggregate(errs)
+}
+
+// grouped lists, for the pods whose verdict has status, each message with the pods it
+// is about ("msg: ns/a, ns/b"), in the order of the messages.
+func grouped(pods []podDelete, status string) []string {
+	byMsg := map[string][]string{}
+	for _, pd := range pods {
+		if pd.status == status {
+			byMsg[pd.message] = append(byMsg[pd.message], pd.pod.Namespace+"/"+pd.pod.Name)
+		}
+	}
+	var out []string
+	for _, msg := range slices.Sorted(maps.Keys(byMsg)) {
+		out = append(out, msg+": "+strings.Join(byMsg[msg], ", "))
+	}
+	return out
 }
 
 // filter runs kubectl's filters over a pod, in kubectl's order, stopping at the first
@@ -258,15 +269,6 @@ func (d *drainer) filter(ctx context.Context, p *corev1.Pod) podDelete {
 	}
 	pd.pod = p
 	return pd
-}
-
-func sortedKeys(m map[string][]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // The filters' verdicts: delete; delete (or not) with a warning; a flag is needed.
@@ -344,19 +346,7 @@ func (d *drainer) unreplicatedFilter(_ context.Context, p *corev1.Pod) podDelete
 }
 
 // warnings is kubectl's summary of the pods a flag let through or left alone.
-func warnings(pods []podDelete) string {
-	byMsg := map[string][]string{}
-	for _, pd := range pods {
-		if pd.status == "warning" {
-			byMsg[pd.message] = append(byMsg[pd.message], pd.pod.Namespace+"/"+pd.pod.Name)
-		}
-	}
-	var msgs []string
-	for _, msg := range sortedKeys(byMsg) {
-		msgs = append(msgs, fmt.Sprintf("%s: %s", msg, strings.Join(byMsg[msg], ", ")))
-	}
-	return strings.Join(msgs, "; ")
-}
+func warnings(pods []podDelete) string { return strings.Join(grouped(pods, "warning"), "; ") }
 
 // drain removes the pods of one node (kubectl's deleteOrEvictPodsSimple).
 func (d *drainer) drain(ctx context.Context, node string) error {

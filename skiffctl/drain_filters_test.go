@@ -28,33 +28,32 @@ func TestDrainFilters(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		d    drainer
+		d    *drainer
 		pod  *corev1.Pod
 		want podDelete
 	}{
-		{"replicated", drainer{}, pod(func(*corev1.Pod) {}), okay()},
-		{"bare", drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences = nil }), needsFlag(unmanagedFatal)},
-		{"bare, --force", drainer{force: true}, pod(func(p *corev1.Pod) { p.OwnerReferences = nil }), withWarning(true, unmanagedWarning)},
-		{"bare but finished", drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences, p.Status.Phase = nil, corev1.PodSucceeded }), okay()},
-		{"daemonset", drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences = owned("DaemonSet") }), needsFlag(daemonSetFatal)},
-		{"daemonset, --ignore-daemonsets", drainer{ignoreDaemonSets: true}, pod(func(p *corev1.Pod) { p.OwnerReferences = owned("DaemonSet") }),
+		{"replicated", &drainer{}, pod(func(*corev1.Pod) {}), okay()},
+		{"bare", &drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences = nil }), needsFlag(unmanagedFatal)},
+		{"bare, --force", &drainer{force: true}, pod(func(p *corev1.Pod) { p.OwnerReferences = nil }), withWarning(true, unmanagedWarning)},
+		{"bare but finished", &drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences, p.Status.Phase = nil, corev1.PodSucceeded }), okay()},
+		{"daemonset", &drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences = owned("DaemonSet") }), needsFlag(daemonSetFatal)},
+		{"daemonset, --ignore-daemonsets", &drainer{ignoreDaemonSets: true}, pod(func(p *corev1.Pod) { p.OwnerReferences = owned("DaemonSet") }),
 			withWarning(false, daemonSetWarning)},
-		{"daemonset, finished", drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences, p.Status.Phase = owned("DaemonSet"), corev1.PodFailed }), okay()},
-		{"emptyDir", drainer{}, pod(emptyDir), needsFlag(localStorageFatal)},
+		{"daemonset, finished", &drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences, p.Status.Phase = owned("DaemonSet"), corev1.PodFailed }), okay()},
+		{"emptyDir", &drainer{}, pod(emptyDir), needsFlag(localStorageFatal)},
 		// kubectl's later filters drop this filter's warning (a TODO of kubectl's own).
-		{"emptyDir, --delete-emptydir-data", drainer{deleteEmptyDirData: true}, pod(emptyDir), okay()},
-		{"emptyDir, bare, both flags", drainer{deleteEmptyDirData: true, force: true},
+		{"emptyDir, --delete-emptydir-data", &drainer{deleteEmptyDirData: true}, pod(emptyDir), okay()},
+		{"emptyDir, bare, both flags", &drainer{deleteEmptyDirData: true, force: true},
 			pod(func(p *corev1.Pod) { emptyDir(p); p.OwnerReferences = nil }), withWarning(true, unmanagedWarning)},
-		{"mirror", drainer{}, pod(func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }), podDelete{status: "skip"}},
-		{"deleted long ago, --skip-wait-for-delete-timeout", drainer{skipWaitForDeleteTimeout: 10},
+		{"mirror", &drainer{}, pod(func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }), podDelete{status: "skip"}},
+		{"deleted long ago, --skip-wait-for-delete-timeout", &drainer{skipWaitForDeleteTimeout: 10},
 			pod(func(p *corev1.Pod) { p.DeletionTimestamp = ptr.To(metav1.NewTime(now.Add(-time.Minute))) }), podDelete{status: "skip"}},
-		{"deleted just now, --skip-wait-for-delete-timeout", drainer{skipWaitForDeleteTimeout: 10},
+		{"deleted just now, --skip-wait-for-delete-timeout", &drainer{skipWaitForDeleteTimeout: 10},
 			pod(func(p *corev1.Pod) { p.DeletionTimestamp = ptr.To(metav1.NewTime(now.Add(-time.Second))) }), okay()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := tc.d
-			d.now = func() time.Time { return now }
-			got := d.filter(context.Background(), tc.pod)
+			tc.d.now = func() time.Time { return now }
+			got := tc.d.filter(context.Background(), tc.pod)
 			got.pod = nil
 			if got != tc.want {
 				t.Errorf("got %+v, want %+v", got, tc.want)
