@@ -730,7 +730,7 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 	if req.GracePeriodSeconds != nil && req.GetGracePeriodSeconds() < 0 {
 		return nil, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", req.GetGracePeriodSeconds())
 	}
-	if info.Kind == kinds.Namespace && (k.Name == "default") {
+	if info.Kind == kinds.Namespace && immortalNamespaces[k.Name] {
 		return nil, forbidden(info, k.Name, "this namespace may not be deleted")
 	}
 	uid := req.GetPreconditions().GetUid()
@@ -767,6 +767,10 @@ func (r *resources) markDeleted(cur kinds.Object, addFinalizer string, requested
 	}
 	return next
 }
+
+// immortalNamespaces may not be deleted (Kubernetes' NamespaceLifecycle admission):
+// deleting one would empty it, and the control plane lives in kube-system.
+var immortalNamespaces = map[string]bool{metav1.NamespaceDefault: true, metav1.NamespaceSystem: true, metav1.NamespacePublic: true}
 
 // gracePeriod is how long a deleted object lingers for its owner to clean up. Only pods
 // running on a node have one (the kubelet stops their containers, then deletes them);

@@ -3,6 +3,7 @@ package namespace
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,9 +136,15 @@ func TestNamespaceDeletionFinishes(t *testing.T) {
 			t.Errorf("%d %s left in the deleted namespace", len(l.Items), info.Plural)
 		}
 	}
-	// The default namespace cannot be deleted at all.
-	if _, err := c.cs.Namespaces.Delete(c.ctx, "", "default", client.DeleteOptions{}); !client.IsForbidden(err) {
-		t.Fatalf("deleting namespace default: %v", err)
+	// default and kube-system cannot be deleted at all (the controller would empty them).
+	for _, ns := range []string{"default", "kube-system"} {
+		if err := c.cs.Conn.EnsureNamespace(c.ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.cs.Namespaces.Delete(c.ctx, "", ns, client.DeleteOptions{}); !client.IsForbidden(err) ||
+			!strings.Contains(err.Error(), "this namespace may not be deleted") {
+			t.Fatalf("deleting namespace %s: %v", ns, err)
+		}
 	}
 }
 
