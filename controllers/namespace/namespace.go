@@ -261,11 +261,16 @@ func gracefulTermination(pods []kinds.Object) time.Duration {
 }
 
 // finalize removes this controller's finalizer from ns; the API server then removes the
-// namespace unless other finalizers remain.
+// namespace unless other finalizers remain. The propagation policies' finalizers go too
+// (a namespace deleted with --cascade=foreground or orphan): with its content gone, there
+// is nothing left for them to wait for or keep.
 func (c *Controller) finalize(ctx context.Context, ns *corev1.Namespace) error {
 	for {
 		next := ns.DeepCopy()
 		next.Spec.Finalizers = slices.DeleteFunc(next.Spec.Finalizers, func(f corev1.FinalizerName) bool { return f == FinalizerKubernetes })
+		next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool {
+			return f == metav1.FinalizerDeleteDependents || f == metav1.FinalizerOrphanDependents
+		})
 		_, err := c.cs.Namespaces.Update(ctx, next)
 		switch {
 		case err == nil || client.IsNotFound(err):

@@ -111,7 +111,8 @@ func TestNamespaceDeletionFinishes(t *testing.T) {
 		return running == 2, fmt.Sprintf("%d of %d pods running", running, len(l.Items))
 	})
 
-	if _, err := c.cs.Namespaces.Delete(c.ctx, "", "team", client.DeleteOptions{}); err != nil {
+	// In the foreground, as `skiffctl delete namespace team --cascade=foreground` does.
+	if _, err := c.cs.Namespaces.Delete(c.ctx, "", "team", client.DeleteOptions{PropagationPolicy: "Foreground"}); err != nil {
 		t.Fatal(err)
 	}
 	waitfor.Condition(t, time.Minute, "namespace team gone", func() (bool, string) {
