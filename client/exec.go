@@ -42,7 +42,9 @@ type ExecOptions struct {
 // ExitError is a command that ran and exited with a non-zero code.
 type ExitError struct{ Code int }
 
-func (e *ExitError) Error() string { return fmt.Sprintf("command terminated with exit code %d", e.Code) }
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("command terminated with exit code %d", e.Code)
+}
 
 // Exec runs a command in a container of pod namespace/name, through the API server and
 // the kubelet of the pod's node, as kubectl exec does. It returns when the command has
