@@ -70,6 +70,7 @@ func NewCommand(streams Streams) *cobra.Command {
 	root.AddCommand(
 		applyCmd(g), createCmd(g), getCmd(g), describeCmd(g), deleteCmd(g),
 		scaleCmd(g), setCmd(g), rolloutCmd(g), logsCmd(g), traceCmd(g), clusterCmd(g),
+		execCmd(g), attachCmd(g), portForwardCmd(g), cpCmd(g),
 	)
 	return root
 }
@@ -80,6 +81,10 @@ func Execute(ctx context.Context, streams Streams, args []string) int {
 	cmd := NewCommand(streams)
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
+		if exit := (*client.ExitError)(nil); errors.As(err, &exit) {
+			fmt.Fprintln(streams.Err, exit.Error()) // a remote command's code, as kubectl exits with it
+			return exit.Code
+		}
 		fmt.Fprintln(streams.Err, "Error:", Message(err))
 		return 1
 	}
