@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"sync"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
@@ -62,7 +65,15 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts kubelet.ExecOptions)
 	if opts.TTY && opts.Size.Width > 0 && opts.Size.Height > 0 {
 		pspec.ConsoleSize = &specs.Box{Width: uint(opts.Size.Width), Height: uint(opts.Size.Height)}
 	}
-	ioOpts := []cio.Opt{cio.WithStreams(opts.Stdin, opts.Stdout, opts.Stderr)}
+	// The shim holds the stdin FIFO open itself (so that a client may come back):
+	// the input's end reaches the process only when the shim is told (CloseIO), as
+	// containerd's CRI does.
+	var stdin io.Reader
+	stdinDone := make(chan struct{})
+	if opts.Stdin != nil {
+		stdin = &eofReader{r: opts.Stdin, eof: stdinDone}
+	}
+	ioOpts := []cio.Opt{cio.WithStreams(stdin, opts.Stdout, opts.Stderr)}
 	if opts.TTY {
 		ioOpts = append(ioOpts, cio.WithTerminal)
 	}
@@ -83,22 +94,27 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts kubelet.ExecOptions)
 	if opts.Started != nil {
 		opts.Started()
 	}
-	resized := make(chan struct{})
-	stopResize := make(chan struct{})
+	// One goroutine passes resizes and the input's end on to the process until it is done.
+	relayed := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
-		defer close(resized)
+		defer close(relayed)
+		eof := stdinDone
 		for {
 			select {
 			case s := <-opts.Resize:
 				if opts.TTY {
 					_ = proc.Resize(ctx, uint32(s.Width), uint32(s.Height)) // a resize racing the exit may fail: harmless
 				}
-			case <-stopResize:
+			case <-eof:
+				eof = nil
+				_ = proc.CloseIO(ctx, containerd.WithStdinCloser) // one racing the exit may fail: harmless
+			case <-finished:
 				return
 			}
 		}
 	}()
-	defer func() { close(stopResize); <-resized }()
+	defer func() { close(finished); <-relayed }()
 	var st containerd.ExitStatus
 	select {
 	case st = <-exited:
@@ -128,4 +144,19 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read does not fail
 	return hex.EncodeToString(b)
+}
+
+// eofReader closes eof when r ends.
+type eofReader struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
 }
