@@ -134,13 +134,19 @@ func (x *podExec) run(ctx context.Context, command []string, stdin io.Reader, st
 	err := x.conn.Exec(ctx, x.ns, x.pod, client.ExecOptions{Container: x.container, Command: command, Stdin: stdin, Stdout: stdout, Stderr: &stderr})
 	var exit *client.ExitError
 	if errors.As(err, &exit) {
+		// Not wrapped: cp's own failure, not a remote command's code to exit with.
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return fmt.Errorf("%s in pod %s: %s (%w)", command[0], x.pod, msg, exit)
+			return &cpError{fmt.Sprintf("%s in pod %s: %s (%v)", command[0], x.pod, msg, exit)}
 		}
-		return fmt.Errorf("%s in pod %s: %w", command[0], x.pod, exit)
+		return &cpError{fmt.Sprintf("%s in pod %s: %v", command[0], x.pod, exit)}
 	}
 	return err
 }
+
+// cpError is a command cp ran that failed.
+type cpError struct{ msg string }
+
+func (e *cpError) Error() string { return e.msg }
 
 // copyFrom copies remote path src of the container to local dest.
 func (x *podExec) copyFrom(ctx context.Context, src, dest string, warnings io.Writer) error {
@@ -250,11 +256,11 @@ func (x *podExec) copyTo(ctx context.Context, src, dest string, noPreserve bool)
 	if _, err := os.Lstat(src); err != nil {
 		return fmt.Errorf("%s doesn't exist in local filesystem", src)
 	}
-	var exit *client.ExitError
+	var failed *cpError
 	switch err := x.run(ctx, []string{"test", "-d", dest}, nil, io.Discard); {
 	case err == nil:
 		dest = path.Join(dest, filepath.Base(filepath.Clean(src)))
-	case !errors.As(err, &exit):
+	case !errors.As(err, &failed):
 		return err
 	}
 	dest = path.Clean(dest)
