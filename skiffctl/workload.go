@@ -47,25 +47,14 @@ func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(
 		return nil, err
 	}
 	defer cancel()
-	deps := client.For[*appsv1.Deployment](conn)
 	info := kinds.MustLookup(kinds.Deployment)
-	for {
-		d, err := deps.Get(ctx, g.ns(), name)
-		if err != nil {
-			return nil, notFound(info, name, err)
-		}
-		if err := change(d); err != nil {
-			return nil, err
-		}
-		out, err := deps.Update(ctx, d)
-		if client.IsConflict(err) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return out, nil
+	out, _, err := g.mutate(ctx, conn, target{info, g.ns(), name}, dryRunNone, func(obj kinds.Object) (kinds.Object, error) {
+		return obj, change(obj.(*appsv1.Deployment))
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out.(*appsv1.Deployment), nil
 }
 
 func scaleCmd(g *globals) *cobra.Command {
@@ -113,17 +102,11 @@ func (g *globals) scaleReplicaSet(cmd *cobra.Command, name string, replicas int3
 		return err
 	}
 	defer cancel()
-	rss := client.For[*appsv1.ReplicaSet](conn)
-	for {
-		rs, err := rss.Get(ctx, g.ns(), name)
-		if err != nil {
-			return notFound(kinds.MustLookup(kinds.ReplicaSet), name, err)
-		}
-		rs.Spec.Replicas = ptr.To(replicas)
-		if _, err = rss.Update(ctx, rs); !client.IsConflict(err) {
-			return err
-		}
-	}
+	_, _, err = g.mutate(ctx, conn, target{kinds.MustLookup(kinds.ReplicaSet), g.ns(), name}, dryRunNone, func(obj kinds.Object) (kinds.Object, error) {
+		obj.(*appsv1.ReplicaSet).Spec.Replicas = ptr.To(replicas)
+		return obj, nil
+	})
+	return err
 }
 
 func setCmd(g *globals) *cobra.Command {
