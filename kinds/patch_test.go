@@ -102,7 +102,7 @@ func TestApplyPatch(t *testing.T) {
 			},
 		},
 		{
-			name:     "a label removed from the manifest is removed; one added by others stays",
+			name: "a label removed from the manifest is removed; one added by others stays",
 			current: stored(t, strings.Replace(webManifest, "{team: a}", "{team: a, tier: b}", 1),
 				func(d *appsv1.Deployment) { d.Labels["added-by"] = "hand" }),
 			manifest: strings.Replace(webManifest, "{team: a}", "{tier: b}", 1),
@@ -134,8 +134,12 @@ func TestApplyPatch(t *testing.T) {
 			},
 		},
 		{
-			name:     "no annotation (made by create): fields set, nothing removed",
-			current:  func() *appsv1.Deployment { d := deployment(5, "busybox:1.36"); d.Labels = map[string]string{"x": "y"}; return d }(),
+			name: "no annotation (made by create): fields set, nothing removed",
+			current: func() *appsv1.Deployment {
+				d := deployment(5, "busybox:1.36")
+				d.Labels = map[string]string{"x": "y"}
+				return d
+			}(),
 			manifest: webManifest,
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if d.Labels["x"] != "y" || d.Labels["team"] != "a" || *d.Spec.Replicas != 5 || d.Annotations[LastAppliedAnnotation] == "" {

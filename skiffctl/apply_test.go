@@ -284,4 +284,3 @@ func TestReplace(t *testing.T) {
 	}
 	fails(t, s, strings.Replace(webDeployment, "name: web", "name: nope", 1), `deployment "nope" not found`, "replace", "-f", "-")
 }
-
