@@ -2,7 +2,6 @@ package skiffctl
 
 import (
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -11,79 +10,8 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
-	"github.com/skiffhq/skiff/skiffctl/manifest"
 	"github.com/skiffhq/skiff/skiffctl/printers"
 )
-
-// output writes objects in one of get's formats.
-type output struct {
-	format    string // "", wide, yaml, json, name
-	allNS     bool
-	noHeaders bool
-}
-
-func (o output) validate() error {
-	switch o.format {
-	case "", "wide", "yaml", "json", "name":
-		return nil
-	}
-	return fmt.Errorf("--output: Unsupported value: %q: supported values: wide, yaml, json, name", o.format)
-}
-
-// group is the objects of one kind that get prints.
-type group struct {
-	info *kinds.Info
-	objs []kinds.Object
-}
-
-// print writes groups of objects: yaml and json as one document (a List unless list is
-// false and there is one object), names and tables kind by kind. withKind names each
-// object kind/name in tables, as kubectl does when several kinds were asked for.
-func (g *globals) print(w io.Writer, groups []group, o output, list, withKind bool) error {
-	switch o.format {
-	case "yaml", "json":
-		enc := manifest.YAML
-		if o.format == "json" {
-			enc = manifest.JSON
-		}
-		var objs []kinds.Object
-		for _, gr := range groups {
-			objs = append(objs, gr.objs...)
-		}
-		if len(objs) == 0 && !list {
-			return nil
-		}
-		b, err := enc(objs, list)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	case "name":
-		for _, gr := range groups {
-			for _, obj := range gr.objs {
-				fmt.Fprintln(w, ref(gr.info, obj.GetName()))
-			}
-		}
-		return nil
-	}
-	first := true
-	for _, gr := range groups {
-		if len(gr.objs) == 0 && len(groups) > 1 {
-			continue
-		}
-		if !first {
-			fmt.Fprintln(w)
-		}
-		first = false
-		err := printers.Table(w, gr.info, gr.objs, printers.TableOptions{Wide: o.format == "wide", AllNamespaces: o.allNS,
-			NoHeaders: o.noHeaders, WithKind: withKind, Now: g.now()})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 func getCmd(g *globals) *cobra.Command {
 	var o output
@@ -169,9 +97,9 @@ replicasets); tables then name each object KIND/NAME.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.format, "output", "o", "", "output format: wide, yaml, json or name")
+	f.StringVarP(&o.format, "output", "o", "", "output format: "+formats)
 	f.BoolVarP(&o.allNS, "all-namespaces", "A", false, "list across all namespaces")
-	f.BoolVar(&o.noHeaders, "no-headers", false, "leave out the table's header")
+	o.addTableFlags(f)
 	f.StringVarP(&labelSel, "selector", "l", "", "label selector, e.g. app=web,tier!=db")
 	f.StringVar(&fieldSel, "field-selector", "", "field selector, e.g. spec.nodeName=w1")
 	f.BoolVarP(&watch, "watch", "w", false, "after listing, keep printing changes")
