@@ -257,33 +257,86 @@ func (g *globals) watch(cmd *cobra.Command, info *kinds.Info, ns string, names [
 }
 
 func describeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe KIND NAME",
-		Short: "Show an object in detail, with its events",
-		Args:  cobra.RangeArgs(1, 2),
+	var sel selection
+	cmd := &cobra.Command{
+		Use:   "describe KIND [NAME_PREFIX | -l SELECTOR] | KIND/NAME",
+		Short: "Show objects in detail, with their events",
+		Long: `Show an object in detail, with its events. Without a name, every object of the kind
+(matching -l when given); a name that no object has shows the objects whose names start
+with it, as kubectl describe does.`,
+		Example: `  skiffctl describe deployment web
+  skiffctl describe pods -l app=web
+  skiffctl describe pods web-`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, name, err := kindAndName(args)
+			var info *kinds.Info
+			var name string
+			var err error
+			if len(args) == 1 && !strings.Contains(args[0], "/") {
+				info, err = kind(args[0])
+			} else {
+				info, name, err = kindAndName(args)
+			}
 			if err != nil {
 				return err
+			}
+			if name != "" && (sel.labels != "" || sel.allNamespaces) {
+				return fmt.Errorf("name cannot be provided when a selector is specified")
 			}
 			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			obj, err := client.ForKind(conn, info).Get(ctx, g.namespaceOf(info), name)
-			if err != nil {
-				return notFound(info, name, err)
-			}
-			var events []*corev1.Event
-			if uid := obj.GetUID(); uid != "" && info.Kind != kinds.Event {
-				l, err := client.For[*corev1.Event](conn).List(ctx, "", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(uid)})
-				if err != nil {
-					return fmt.Errorf("list events of %s: %w", ref(info, name), err)
+			c := client.ForKind(conn, info)
+			var objs []kinds.Object
+			if name != "" {
+				obj, err := c.Get(ctx, g.namespaceOf(info), name)
+				switch {
+				case err == nil:
+					objs = []kinds.Object{obj}
+				case !client.IsNotFound(err):
+					return err
 				}
-				events = l.Items
 			}
-			return printers.Describe(g.streams.Out, obj, events, g.now())
+			if objs == nil {
+				l, err := c.List(ctx, g.listNamespace(info, sel.allNamespaces), client.ListOptions{LabelSelector: sel.labels})
+				if err != nil {
+					return err
+				}
+				for _, o := range l.Items {
+					if strings.HasPrefix(o.GetName(), name) {
+						objs = append(objs, o)
+					}
+				}
+				if len(objs) == 0 && name != "" {
+					return fmt.Errorf("%s %q not found", info.Singular, name)
+				}
+				if len(objs) == 0 {
+					fmt.Fprintf(g.streams.Err, "No resources found%s.\n", g.where([]request{{info: info}}, sel.allNamespaces))
+					return nil
+				}
+			}
+			for i, obj := range objs {
+				if i > 0 {
+					fmt.Fprint(g.streams.Out, "\n\n")
+				}
+				var events []*corev1.Event
+				if uid := obj.GetUID(); uid != "" && info.Kind != kinds.Event {
+					l, err := client.For[*corev1.Event](conn).List(ctx, "", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(uid)})
+					if err != nil {
+						return fmt.Errorf("list events of %s: %w", ref(info, obj.GetName()), err)
+					}
+					events = l.Items
+				}
+				if err := printers.Describe(g.streams.Out, obj, events, g.now()); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&sel.labels, "selector", "l", "", "describe the objects matching this label selector")
+	cmd.Flags().BoolVarP(&sel.allNamespaces, "all-namespaces", "A", false, "in every namespace")
+	return cmd
 }

@@ -1062,7 +1062,10 @@ type PodLogsRequest struct {
 	// Keep streaming until the container exits or the call ends.
 	Follow bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
 	// When set, start with the last tail_lines lines of what was written so far.
-	TailLines     *int64 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	TailLines *int64 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	// The output of the container's previous run (the one before it last restarted),
+	// which the kubelet keeps; FailedPrecondition when there was none.
+	Previous      bool `protobuf:"varint,6,opt,name=previous,proto3" json:"previous,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1130,6 +1133,13 @@ func (x *PodLogsRequest) GetTailLines() int64 {
 		return *x.TailLines
 	}
 	return 0
+}
+
+func (x *PodLogsRequest) GetPrevious() bool {
+	if x != nil {
+		return x.Previous
+	}
+	return false
 }
 
 type PodLogsChunk struct {
@@ -1760,14 +1770,15 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
 	"\tnode_name\x18\x03 \x01(\tR\bnodeName\x12\x10\n" +
-	"\x03uid\x18\x04 \x01(\tR\x03uid\"\xab\x01\n" +
+	"\x03uid\x18\x04 \x01(\tR\x03uid\"\xc7\x01\n" +
 	"\x0ePodLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
 	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x12\x16\n" +
 	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\"\n" +
 	"\n" +
-	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01B\r\n" +
+	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01\x12\x1a\n" +
+	"\bprevious\x18\x06 \x01(\bR\bpreviousB\r\n" +
 	"\v_tail_lines\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
