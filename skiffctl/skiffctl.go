@@ -70,7 +70,9 @@ func NewCommand(streams Streams) *cobra.Command {
 	root.AddCommand(
 		applyCmd(g), createCmd(g), replaceCmd(g), diffCmd(g), getCmd(g), describeCmd(g), deleteCmd(g),
 		editCmd(g), patchCmd(g), metaCmd(g, true), metaCmd(g, false), runCmd(g),
-		scaleCmd(g), setCmd(g), rolloutCmd(g), logsCmd(g), traceCmd(g), clusterCmd(g),
+		scaleCmd(g), setCmd(g), rolloutCmd(g), waitCmd(g), logsCmd(g),
+		cordonCmd(g, true), cordonCmd(g, false), taintCmd(g),
+		versionCmd(g), apiResourcesCmd(g), explainCmd(g), traceCmd(g), clusterCmd(g),
 	)
 	return root
 }

@@ -1385,6 +1385,8 @@ type MemberStatus struct {
 	AppliedIndex  uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	SnapshotIndex uint64 `protobuf:"varint,5,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"`
 	LastLogIndex  uint64 `protobuf:"varint,6,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	// The member's Skiff version (v0.1.0).
+	Version       string `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1459,6 +1461,13 @@ func (x *MemberStatus) GetLastLogIndex() uint64 {
 		return x.LastLogIndex
 	}
 	return 0
+}
+
+func (x *MemberStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 type AddMemberRequest struct {
@@ -1795,14 +1804,15 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
 	"apiAddress\x12\x1a\n" +
 	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xcd\x01\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xe7\x01\n" +
 	"\fMemberStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
 	"\fcommit_index\x18\x03 \x01(\x04R\vcommitIndex\x12#\n" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12%\n" +
 	"\x0esnapshot_index\x18\x05 \x01(\x04R\rsnapshotIndex\x12$\n" +
-	"\x0elast_log_index\x18\x06 \x01(\x04R\flastLogIndex\"j\n" +
+	"\x0elast_log_index\x18\x06 \x01(\x04R\flastLogIndex\x12\x18\n" +
+	"\aversion\x18\a \x01(\tR\aversion\"j\n" +
 	"\x10AddMemberRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
