@@ -70,7 +70,10 @@ then). -p reads the container's previous run, before its last restart.`,
 				return err
 			}
 			defer cancel()
-			pods, err := g.logPods(ctx, conn, args, selector)
+			// The pod's spec is read only when its containers must be known: a user
+			// allowed its logs (pods/log) need not be allowed the pod.
+			needSpec := allContainers || (prefix && opts.Container == "")
+			pods, err := g.logPods(ctx, conn, args, selector, needSpec)
 			if opts.Follow && cmd.Context().Err() != nil {
 				return nil // interrupted: the way to stop following
 			}
@@ -209,7 +212,7 @@ func (s *sourceWriter) flush() {
 
 // logPods are the pods logs reads: POD, pod/POD, one pod of a workload (KIND/NAME), or
 // every pod -l matches.
-func (g *globals) logPods(ctx context.Context, conn *client.Conn, args []string, selector string) ([]*corev1.Pod, error) {
+func (g *globals) logPods(ctx context.Context, conn *client.Conn, args []string, selector string, needSpec bool) ([]*corev1.Pod, error) {
 	pods := client.For[*corev1.Pod](conn)
 	podInfo := kinds.MustLookup(kinds.Pod)
 	if selector != "" {
@@ -230,6 +233,9 @@ func (g *globals) logPods(ctx context.Context, conn *client.Conn, args []string,
 	info, found := kinds.Lookup(k)
 	if !found {
 		return nil, fmt.Errorf("logs: %q: the server doesn't have a resource type %q", name, k)
+	}
+	if info.Kind == kinds.Pod && !needSpec {
+		return []*corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: g.ns()}}}, nil
 	}
 	if info.Kind == kinds.Pod {
 		p, err := pods.Get(ctx, g.ns(), n)
