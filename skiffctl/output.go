@@ -17,7 +17,7 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/skiffctl/manifest"
 	"github.com/skiffhq/skiff/skiffctl/printers"
-	"github.com/skiffhq/skiff/third_party/forked/jsonpath"
+	"k8s.io/client-go/util/jsonpath"
 )
 
 // output writes objects in one of get's formats.

@@ -12,7 +12,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/skiffctl/manifest"
-	"github.com/skiffhq/skiff/third_party/forked/jsonpath"
+	"k8s.io/client-go/util/jsonpath"
 )
 
 // watchObject calls check with the object as it is, then after each change, until check
