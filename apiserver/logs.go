@@ -130,7 +130,7 @@ func (p *pods) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) err
 	}
 	ks, err := kubeletv1.NewKubeletLogsClient(kc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
 		NodeName: kc.node, Namespace: ns, Pod: req.GetName(), PodUid: string(pod.UID),
-		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines,
+		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines, Previous: req.GetPrevious(),
 	})
 	for err == nil {
 		var chunk *kubeletv1.LogChunk

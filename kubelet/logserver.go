@@ -123,8 +123,11 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 	if err != nil {
 		return err
 	}
-	c, ok := pickContainer(ctrs, containerRef{req.GetNamespace(), req.GetPod(), req.GetPodUid(), req.GetContainer()})
-	if !ok {
+	c, ok := pickContainer(ctrs, containerRef{req.GetNamespace(), req.GetPod(), req.GetPodUid(), req.GetContainer()}, req.GetPrevious())
+	switch {
+	case !ok && req.GetPrevious():
+		return status.Errorf(codes.FailedPrecondition, "previous terminated container %q in pod %q not found", req.GetContainer(), req.GetPod())
+	case !ok:
 		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s has not started on node %s",
 			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName())
 	}
@@ -211,10 +214,10 @@ type containerRef struct {
 }
 
 // pickContainer finds the container ref means: the latest attempt (a restarted
-// container's current run, as kubectl logs shows it).
-func pickContainer(ctrs []Container, ref containerRef) (Container, bool) {
-	var best Container
-	found := false
+// container's current run, as kubectl logs shows it), or with previous the one before
+// it, which the kubelet keeps (kubectl logs --previous).
+func pickContainer(ctrs []Container, ref containerRef, previous bool) (Container, bool) {
+	var runs []Container
 	for _, c := range ctrs {
 		if c.Namespace != ref.Namespace || c.PodName != ref.Pod || (ref.Container != "" && c.Name != ref.Container) {
 			continue
@@ -222,11 +225,23 @@ func pickContainer(ctrs []Container, ref containerRef) (Container, bool) {
 		if ref.PodUID != "" && c.PodUID != ref.PodUID {
 			continue
 		}
-		if !found || c.Attempt > best.Attempt || (c.Attempt == best.Attempt && c.CreatedAt.After(best.CreatedAt)) {
-			best, found = c, true
-		}
+		runs = append(runs, c)
 	}
-	return best, found
+	// Newest first.
+	slices.SortFunc(runs, func(a, b Container) int {
+		if a.Attempt != b.Attempt {
+			return b.Attempt - a.Attempt
+		}
+		return b.CreatedAt.Compare(a.CreatedAt)
+	})
+	i := 0
+	if previous {
+		i = 1
+	}
+	if i >= len(runs) {
+		return Container{}, false
+	}
+	return runs[i], true
 }
 
 // chunkWriter sends what is written in chunks of at most maxChunk bytes, each with one

@@ -37,7 +37,7 @@ func (s streamServer) running(ctx context.Context, start *kubeletv1.ExecStart) (
 	if ref.Container == "" {
 		return nil, Container{}, status.Error(codes.InvalidArgument, "start.container: Required value")
 	}
-	c, ok := pickContainer(ctrs, ref)
+	c, ok := pickContainer(ctrs, ref, false)
 	switch {
 	case !ok:
 		return nil, Container{}, status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s has not started on node %s",
