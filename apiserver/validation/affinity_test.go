@@ -44,7 +44,9 @@ func spread(skew int32, key string, when corev1.UnsatisfiableConstraintAction) c
 }
 
 func withResources(req, lim corev1.ResourceList) *corev1.Pod {
-	return pod(func(p *corev1.Pod) { p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: req, Limits: lim} })
+	return pod(func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: req, Limits: lim}
+	})
 }
 
 func dongles(q string) corev1.ResourceList {
