@@ -50,15 +50,15 @@ func (c *Cache) AddNode(node *corev1.Node) {
 	if !ok {
 		ni = NewNodeInfo(node)
 		c.nodes[node.Name] = ni
-		c.idx.countNode(node.Labels, 1)
+		c.idx.addNode(ni, node.Labels)
 	} else {
 		existed, old := ni.Node != nil, nodeLabelsOf(ni)
 		ni.SetNode(node)
 		if !existed || !maps.Equal(old, node.Labels) {
 			if existed {
-				c.idx.countNode(old, -1)
+				c.idx.removeNode(ni, old)
 			}
-			c.idx.countNode(node.Labels, 1)
+			c.idx.addNode(ni, node.Labels)
 			c.recountPods(ni, old, node.Labels)
 		}
 	}
@@ -83,7 +83,7 @@ func (c *Cache) RemoveNode(name string) {
 	c.unlist(ni)
 	old := ni.Node.Labels
 	ni.Node = nil
-	c.idx.countNode(old, -1)
+	c.idx.removeNode(ni, old)
 	c.recountPods(ni, old, nil)
 	if ni.NumPods() == 0 {
 		delete(c.nodes, name)

@@ -150,6 +150,9 @@ func runFilter(pl FilterPlugin, pi *PodInfo, n *NodeInfo) *Status {
 		if !st.IsSuccess() {
 			return st
 		}
+		if ni := c.nodes[n.Name]; ni != nil {
+			n = ni // the node as the cache lists it
+		}
 	}
 	return pl.Filter(state, pi, n)
 }

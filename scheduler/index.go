@@ -32,6 +32,7 @@ type labelPair struct{ key, value string }
 
 type podSet = map[*podState]struct{}
 type groupSet = map[*termGroup]struct{}
+type nodeInfoSet = map[*NodeInfo]struct{}
 
 // termKind is which of a pod's affinity lists a term is in.
 type termKind uint8
@@ -185,9 +186,9 @@ type index struct {
 	groupsByKey   map[string]groupSet
 	groupsOther   groupSet
 
-	// nodeLabels counts the nodes that exist by label (key, then value); nodeKeys
+	// nodeLabels holds the nodes that exist by label (key, then value); nodeKeys
 	// counts them by key.
-	nodeLabels map[string]map[string]int
+	nodeLabels map[string]map[string]nodeInfoSet
 	nodeKeys   map[string]int
 
 	namespaces map[string]labels.Set
@@ -197,7 +198,7 @@ func newIndex() *index {
 	return &index{
 		byLabel: map[nsLabel]podSet{}, byKey: map[nsKey]podSet{}, byNS: map[string]podSet{},
 		groups: map[string]*termGroup{}, groupsByLabel: map[labelPair]groupSet{}, groupsByKey: map[string]groupSet{},
-		groupsOther: groupSet{}, nodeLabels: map[string]map[string]int{}, nodeKeys: map[string]int{},
+		groupsOther: groupSet{}, nodeLabels: map[string]map[string]nodeInfoSet{}, nodeKeys: map[string]int{},
 		namespaces: map[string]labels.Set{},
 	}
 }
@@ -439,22 +440,59 @@ func (x *index) eachSelected(namespaces []string, sel labels.Selector, fn func(p
 	}
 }
 
-// countNode adds delta to the node counts of a node's labels.
-func (x *index) countNode(l map[string]string, delta int) {
+// addNode indexes an existing node by its labels.
+func (x *index) addNode(ni *NodeInfo, l map[string]string) {
 	for k, v := range l {
 		vals, ok := x.nodeLabels[k]
 		if !ok {
-			vals = map[string]int{}
+			vals = map[string]nodeInfoSet{}
 			x.nodeLabels[k] = vals
 		}
-		if vals[v] += delta; vals[v] <= 0 {
-			delete(vals, v)
+		addTo(vals, v, ni)
+		x.nodeKeys[k]++
+	}
+}
+
+// removeNode undoes addNode.
+func (x *index) removeNode(ni *NodeInfo, l map[string]string) {
+	for k, v := range l {
+		if vals, ok := x.nodeLabels[k]; ok {
+			removeFrom(vals, v, ni)
 			if len(vals) == 0 {
 				delete(x.nodeLabels, k)
 			}
 		}
-		if x.nodeKeys[k] += delta; x.nodeKeys[k] <= 0 {
+		if x.nodeKeys[k]--; x.nodeKeys[k] <= 0 {
 			delete(x.nodeKeys, k)
 		}
+	}
+}
+
+// markDomain adds to set the nodes whose label key has value.
+func (x *index) markDomain(set nodeSet, key, value string) {
+	for ni := range x.nodeLabels[key][value] {
+		set.add(ni.index)
+	}
+}
+
+// nodeSet is a set of the nodes of one cycle, by their place in the cache's node list
+// (NodeInfo.index, which does not change while the cycle holds the cache's lock): a
+// plugin's PreFilter marks the nodes, its Filter tests one in a few instructions.
+type nodeSet []uint64
+
+func newNodeSet(nodes int) nodeSet { return make(nodeSet, (nodes+63)/64) }
+
+func (s nodeSet) add(i int) {
+	if i >= 0 && i/64 < len(s) {
+		s[i/64] |= 1 << (i % 64)
+	}
+}
+
+func (s nodeSet) has(i int) bool { return i >= 0 && i/64 < len(s) && s[i/64]&(1<<(i%64)) != 0 }
+
+// intersect keeps in s the nodes that are also in o.
+func (s nodeSet) intersect(o nodeSet) {
+	for i := range s {
+		s[i] &= o[i]
 	}
 }

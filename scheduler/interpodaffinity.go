@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"math"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // InterPodAffinity places pods by the pods already on nodes, as Kubernetes' plugin of
@@ -39,118 +41,135 @@ const hardPodAffinityWeight = 1
 
 const interPodAffinityScoreKey = NameInterPodAffinity + "/score"
 
-type topologyPair struct{ key, value string }
-
-// interPodAffinityState is what Filter reads.
+// interPodAffinityState is what Filter reads: the verdicts of PreFilter, by node.
 type interPodAffinityState struct {
-	aff *podAffinity
-	// affinity counts the pods matching all the required affinity terms, by the domain
-	// of each term's key; anti the pods each required anti-affinity term selects, by
-	// the domain of its key.
-	affinity, anti map[topologyPair]int
-	// selfMatch: the pod matches all its own required affinity terms.
-	selfMatch bool
-	// existing are the required anti-affinity terms of counted pods that select the
-	// pod, with their counts by domain.
-	existing []*termGroup
+	// affinity holds the nodes that, for every required affinity term, are in a
+	// domain of the term's key holding a pod that matches all the terms; nil when the
+	// pod has no required affinity (or when selfOnly).
+	affinity nodeSet
+	// selfOnly: no pod matches the required affinity terms but the pod itself does, so
+	// any node with every term's key (keys) will do.
+	selfOnly bool
+	keys     []string
+	// anti holds the nodes in a domain of a pod that a required anti-affinity term
+	// selects; existing those in a domain of a placed pod whose own required
+	// anti-affinity selects this pod. nil: none.
+	anti, existing nodeSet
 }
 
 func (InterPodAffinity) PreFilter(state *CycleState, p *PodInfo, c *Cache) *Status {
 	if p.affinityErr != nil {
 		return NewStatus(Error, "parse pod affinity: "+p.affinityErr.Error())
 	}
-	s := &interPodAffinityState{aff: p.affinity}
+	s := &interPodAffinityState{}
+	nodes := len(c.list)
 	c.idx.eachGroupSelecting(p.Pod, 1<<requiredAntiAffinity, func(g *termGroup) {
-		if len(g.counts) > 0 {
-			s.existing = append(s.existing, g)
+		for v := range g.counts {
+			if s.existing == nil {
+				s.existing = newNodeSet(nodes)
+			}
+			c.idx.markDomain(s.existing, g.term.topologyKey, v)
 		}
 	})
-	if s.aff == nil || (len(s.aff.required()) == 0 && len(s.aff.requiredAnti()) == 0) {
-		if len(s.existing) == 0 {
-			return NewStatus(Skip)
+	if aff := p.affinity; aff != nil {
+		if terms := aff.required(); len(terms) > 0 {
+			s.requiredAffinity(c, p.Pod, terms)
 		}
-		state.Write(NameInterPodAffinity, s)
-		return nil
-	}
-	if terms := s.aff.required(); len(terms) > 0 {
-		s.affinity = map[topologyPair]int{}
-		first := &terms[0]
-		c.idx.eachSelected(c.idx.termNamespaces(first), first.selector, func(ps *podState) {
-			labels := nodeLabelsOf(ps.ni)
-			if labels == nil {
-				return
-			}
-			nsLabels := c.idx.namespaces[ps.info.Pod.Namespace]
-			for i := 1; i < len(terms); i++ {
-				if !terms[i].matches(ps.info.Pod, nsLabels) {
-					return
-				}
-			}
-			for i := range terms {
-				if v, ok := labels[terms[i].topologyKey]; ok {
-					s.affinity[topologyPair{terms[i].topologyKey, v}]++
-				}
-			}
-		})
-		s.selfMatch = true
-		nsLabels := c.idx.namespaces[p.Pod.Namespace]
-		for i := range terms {
-			if !terms[i].matches(p.Pod, nsLabels) {
-				s.selfMatch = false
-			}
-		}
-	}
-	if terms := s.aff.requiredAnti(); len(terms) > 0 {
-		s.anti = map[topologyPair]int{}
-		for i := range terms {
-			t := &terms[i]
+		for i := range aff.requiredAnti() {
+			t := &aff.requiredAnti()[i]
+			marked := map[string]bool{}
 			c.idx.eachSelected(c.idx.termNamespaces(t), t.selector, func(ps *podState) {
-				if v, ok := nodeLabelsOf(ps.ni)[t.topologyKey]; ok {
-					s.anti[topologyPair{t.topologyKey, v}]++
+				if v, ok := nodeLabelsOf(ps.ni)[t.topologyKey]; ok && !marked[v] {
+					marked[v] = true
+					if s.anti == nil {
+						s.anti = newNodeSet(nodes)
+					}
+					c.idx.markDomain(s.anti, t.topologyKey, v)
 				}
 			})
 		}
+	}
+	if s.affinity == nil && !s.selfOnly && s.anti == nil && s.existing == nil {
+		return NewStatus(Skip)
 	}
 	state.Write(NameInterPodAffinity, s)
 	return nil
 }
 
+// requiredAffinity finds the domains, for each of the pod's required affinity terms,
+// of the pods that match them all, and marks their nodes.
+func (s *interPodAffinityState) requiredAffinity(c *Cache, pod *corev1.Pod, terms []affinityTerm) {
+	domains := make([]map[string]bool, len(terms))
+	for i := range domains {
+		domains[i] = map[string]bool{}
+	}
+	found := false
+	first := &terms[0]
+	c.idx.eachSelected(c.idx.termNamespaces(first), first.selector, func(ps *podState) {
+		labels := nodeLabelsOf(ps.ni)
+		nsLabels := c.idx.namespaces[ps.info.Pod.Namespace]
+		for i := 1; i < len(terms); i++ {
+			if !terms[i].matches(ps.info.Pod, nsLabels) {
+				return
+			}
+		}
+		for i := range terms {
+			if v, ok := labels[terms[i].topologyKey]; ok {
+				domains[i][v] = true
+				found = true
+			}
+		}
+	})
+	if !found {
+		// The first of a group that wants to be together: it may go anywhere its terms'
+		// keys are, if it matches its own terms (else nowhere).
+		nsLabels := c.idx.namespaces[pod.Namespace]
+		s.selfOnly = true
+		for i := range terms {
+			s.selfOnly = s.selfOnly && terms[i].matches(pod, nsLabels)
+			s.keys = append(s.keys, terms[i].topologyKey)
+		}
+		if !s.selfOnly {
+			s.affinity = newNodeSet(len(c.list))
+		}
+		return
+	}
+	for i := range terms {
+		set := newNodeSet(len(c.list))
+		for v := range domains[i] {
+			c.idx.markDomain(set, terms[i].topologyKey, v)
+		}
+		if s.affinity == nil {
+			s.affinity = set
+		} else {
+			s.affinity.intersect(set)
+		}
+	}
+}
+
 func (InterPodAffinity) Filter(state *CycleState, _ *PodInfo, n *NodeInfo) *Status {
 	s, _ := state.Read(NameInterPodAffinity).(*interPodAffinityState)
-	if s == nil {
-		return nil
-	}
-	labels := n.Node.Labels
-	if s.aff != nil {
-		if terms := s.aff.required(); len(terms) > 0 {
-			podsExist := true
-			for i := range terms {
-				v, ok := labels[terms[i].topologyKey]
-				if !ok {
-					return unschedulable(ReasonAffinityRulesNotMatch) // every key must be on the node
-				}
-				if s.affinity[topologyPair{terms[i].topologyKey, v}] <= 0 {
-					podsExist = false
-				}
-			}
-			if !podsExist && !(len(s.affinity) == 0 && s.selfMatch) {
-				return unschedulable(ReasonAffinityRulesNotMatch)
-			}
-		}
-		if len(s.anti) > 0 {
-			for _, t := range s.aff.requiredAnti() {
-				if v, ok := labels[t.topologyKey]; ok && s.anti[topologyPair{t.topologyKey, v}] > 0 {
-					return unschedulable(ReasonAntiAffinityRulesNotMatch)
-				}
-			}
-		}
-	}
-	for _, g := range s.existing {
-		if v, ok := labels[g.term.topologyKey]; ok && g.counts[v] > 0 {
-			return unschedulable(ReasonExistingAntiAffinityRulesNotMatch)
-		}
+	switch {
+	case s == nil:
+	case s.affinity != nil && !s.affinity.has(n.index):
+		return unschedulable(ReasonAffinityRulesNotMatch)
+	case s.selfOnly && !hasKeys(n.Node.Labels, s.keys):
+		return unschedulable(ReasonAffinityRulesNotMatch)
+	case s.anti != nil && s.anti.has(n.index):
+		return unschedulable(ReasonAntiAffinityRulesNotMatch)
+	case s.existing != nil && s.existing.has(n.index):
+		return unschedulable(ReasonExistingAntiAffinityRulesNotMatch)
 	}
 	return nil
+}
+
+func hasKeys(l map[string]string, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := l[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // interPodAffinityScores is the score of each domain: topology key, then value.
