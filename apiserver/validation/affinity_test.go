@@ -137,6 +137,8 @@ func TestValidateScheduling(t *testing.T) {
 		{"not an extended resource name", withResources(corev1.ResourceList{"requests.example.com/x": resource.MustParse("1")}, corev1.ResourceList{"requests.example.com/x": resource.MustParse("1")}),
 			[]string{`spec.containers[0].resources.limits[requests.example.com/x]: Invalid value: "requests.example.com/x": doesn't follow extended resource name standard`,
 				`spec.containers[0].resources.requests[requests.example.com/x]: Invalid value: "requests.example.com/x": doesn't follow extended resource name standard`}},
+		{"not a container resource", withResources(corev1.ResourceList{"pods": resource.MustParse("1")}, nil),
+			[]string{`spec.containers[0].resources.requests[pods]: Invalid value: "pods": must be a standard resource for containers`}},
 		{"cpu may be overcommitted", withResources(corev1.ResourceList{"cpu": resource.MustParse("100m")}, corev1.ResourceList{"cpu": resource.MustParse("1")}), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

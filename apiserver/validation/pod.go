@@ -168,11 +168,17 @@ func validateResources(r *corev1.ResourceRequirements, p *field.Path) field.Erro
 	return errs
 }
 
-// validateContainerResource checks what a container may ask for by name: a resource
-// with a domain is Kubernetes' own (kubernetes.io/...) or an extended resource, which
-// is counted in whole units.
+// validateContainerResource checks what a container may ask for by name, as Kubernetes
+// does: cpu, memory, ephemeral-storage, hugepages-<size>, a resource of Kubernetes' own
+// domain (kubernetes.io/...), or an extended resource, counted in whole units.
 func validateContainerResource(name corev1.ResourceName, q resource.Quantity, p *field.Path) field.ErrorList {
-	if !kinds.IsNativeResource(name) && !kinds.IsExtendedResourceName(name) {
+	switch {
+	case !strings.Contains(string(name), "/"):
+		if name != corev1.ResourceCPU && name != corev1.ResourceMemory && name != corev1.ResourceEphemeralStorage &&
+			!strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix) {
+			return field.ErrorList{field.Invalid(p, string(name), "must be a standard resource for containers")}
+		}
+	case !kinds.IsNativeResource(name) && !kinds.IsExtendedResourceName(name):
 		return field.ErrorList{field.Invalid(p, string(name), "doesn't follow extended resource name standard")}
 	}
 	if kinds.IsExtendedResourceName(name) && q.MilliValue()%1000 != 0 {
