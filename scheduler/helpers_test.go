@@ -186,13 +186,7 @@ func withAffinity(topologyKey, k, v string) podOpt {
 }
 
 func withAffinityTerm(t corev1.PodAffinityTerm) podOpt {
-	return func(p *corev1.Pod) {
-		a := affinityOf(p)
-		if a.PodAffinity == nil {
-			a.PodAffinity = &corev1.PodAffinity{}
-		}
-		a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution = append(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution, t)
-	}
+	return func(p *corev1.Pod) { required, _ := podAffinityTerms(p, false); *required = append(*required, t) }
 }
 
 func withAntiAffinity(topologyKey, k, v string) podOpt {
@@ -200,34 +194,36 @@ func withAntiAffinity(topologyKey, k, v string) podOpt {
 }
 
 func withAntiAffinityTerm(t corev1.PodAffinityTerm) podOpt {
-	return func(p *corev1.Pod) {
-		a := affinityOf(p)
+	return func(p *corev1.Pod) { required, _ := podAffinityTerms(p, true); *required = append(*required, t) }
+}
+
+// podAffinityTerms returns the pod's lists of required and preferred pod affinity (or
+// anti-affinity) terms, to append to.
+func podAffinityTerms(p *corev1.Pod, anti bool) (*[]corev1.PodAffinityTerm, *[]corev1.WeightedPodAffinityTerm) {
+	a := affinityOf(p)
+	if anti {
 		if a.PodAntiAffinity == nil {
 			a.PodAntiAffinity = &corev1.PodAntiAffinity{}
 		}
-		a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution = append(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution, t)
+		return &a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution, &a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution
 	}
+	if a.PodAffinity == nil {
+		a.PodAffinity = &corev1.PodAffinity{}
+	}
+	return &a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution, &a.PodAffinity.PreferredDuringSchedulingIgnoredDuringExecution
 }
 
 func withPreferredAffinity(weight int32, t corev1.PodAffinityTerm) podOpt {
 	return func(p *corev1.Pod) {
-		a := affinityOf(p)
-		if a.PodAffinity == nil {
-			a.PodAffinity = &corev1.PodAffinity{}
-		}
-		a.PodAffinity.PreferredDuringSchedulingIgnoredDuringExecution = append(a.PodAffinity.PreferredDuringSchedulingIgnoredDuringExecution,
-			corev1.WeightedPodAffinityTerm{Weight: weight, PodAffinityTerm: t})
+		_, preferred := podAffinityTerms(p, false)
+		*preferred = append(*preferred, corev1.WeightedPodAffinityTerm{Weight: weight, PodAffinityTerm: t})
 	}
 }
 
 func withPreferredAntiAffinity(weight int32, t corev1.PodAffinityTerm) podOpt {
 	return func(p *corev1.Pod) {
-		a := affinityOf(p)
-		if a.PodAntiAffinity == nil {
-			a.PodAntiAffinity = &corev1.PodAntiAffinity{}
-		}
-		a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution = append(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution,
-			corev1.WeightedPodAffinityTerm{Weight: weight, PodAffinityTerm: t})
+		_, preferred := podAffinityTerms(p, true)
+		*preferred = append(*preferred, corev1.WeightedPodAffinityTerm{Weight: weight, PodAffinityTerm: t})
 	}
 }
 

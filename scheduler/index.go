@@ -100,23 +100,19 @@ func newPodAffinity(pod *corev1.Pod) (*podAffinity, error) {
 		return nil
 	}
 	var errs []error
-	if pa := aff.PodAffinity; pa != nil {
-		for i := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
-			errs = append(errs, add(requiredAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i], 0))
+	addAll := func(required []corev1.PodAffinityTerm, preferred []corev1.WeightedPodAffinityTerm, reqKind, prefKind termKind) {
+		for i := range required {
+			errs = append(errs, add(reqKind, &required[i], 0))
 		}
-		for i := range pa.PreferredDuringSchedulingIgnoredDuringExecution {
-			w := &pa.PreferredDuringSchedulingIgnoredDuringExecution[i]
-			errs = append(errs, add(preferredAffinity, &w.PodAffinityTerm, w.Weight))
+		for i := range preferred {
+			errs = append(errs, add(prefKind, &preferred[i].PodAffinityTerm, preferred[i].Weight))
 		}
 	}
+	if pa := aff.PodAffinity; pa != nil {
+		addAll(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, requiredAffinity, preferredAffinity)
+	}
 	if pa := aff.PodAntiAffinity; pa != nil {
-		for i := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
-			errs = append(errs, add(requiredAntiAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i], 0))
-		}
-		for i := range pa.PreferredDuringSchedulingIgnoredDuringExecution {
-			w := &pa.PreferredDuringSchedulingIgnoredDuringExecution[i]
-			errs = append(errs, add(preferredAntiAffinity, &w.PodAffinityTerm, w.Weight))
-		}
+		addAll(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, requiredAntiAffinity, preferredAntiAffinity)
 	}
 	for _, err := range errs {
 		if err != nil {

@@ -292,7 +292,13 @@ func (q *Queue) MoveAllToActive() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.moveCycle = q.cycle
-	for key, qp := range q.unschedulable {
+	q.retryLocked(q.unschedulable)
+}
+
+// retryLocked requeues the unschedulable pods of parked (unschedulable, or a part of
+// it).
+func (q *Queue) retryLocked(parked map[string]*QueuedPod) {
+	for key, qp := range parked {
 		q.unpark(key)
 		q.requeueLocked(qp)
 	}
@@ -304,10 +310,7 @@ func (q *Queue) MoveWaitingForPods() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.podAddCycle = q.cycle
-	for key, qp := range q.waitingForPods {
-		q.unpark(key)
-		q.requeueLocked(qp)
-	}
+	q.retryLocked(q.waitingForPods)
 }
 
 // Flush moves pods whose back-off ended to active, and pods unschedulable for longer

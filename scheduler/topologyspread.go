@@ -153,15 +153,25 @@ type podTopologySpreadState struct {
 	self   []bool
 }
 
-func (PodTopologySpread) PreFilter(state *CycleState, p *PodInfo, c *Cache) *Status {
-	cs, err := spreadConstraints(p.Pod, corev1.DoNotSchedule)
+// prepareSpread parses the pod's constraints of one kind into a scope, or says to skip
+// them (none) or why it cannot.
+func prepareSpread(pod *corev1.Pod, action corev1.UnsatisfiableConstraintAction) (*spreadScope, *Status) {
+	cs, err := spreadConstraints(pod, action)
 	if err != nil {
-		return NewStatus(Error, "parse topology spread constraints: "+err.Error())
+		return nil, NewStatus(Error, "parse topology spread constraints: "+err.Error())
 	}
 	if len(cs) == 0 {
-		return NewStatus(Skip)
+		return nil, NewStatus(Skip)
 	}
-	scope := newSpreadScope(p.Pod, cs)
+	return newSpreadScope(pod, cs), nil
+}
+
+func (PodTopologySpread) PreFilter(state *CycleState, p *PodInfo, c *Cache) *Status {
+	scope, st := prepareSpread(p.Pod, corev1.DoNotSchedule)
+	if st != nil {
+		return st
+	}
+	cs := scope.constraints
 	s := &podTopologySpreadState{constraints: cs, counts: make([]map[string]int, len(cs)),
 		least: make([]int, len(cs)), self: make([]bool, len(cs))}
 	domains := make([]int, len(cs))
@@ -252,14 +262,11 @@ type podTopologySpreadScores struct {
 }
 
 func (PodTopologySpread) PreScore(state *CycleState, p *PodInfo, c *Cache, nodes []*NodeInfo) *Status {
-	cs, err := spreadConstraints(p.Pod, corev1.ScheduleAnyway)
-	if err != nil {
-		return NewStatus(Error, "parse topology spread constraints: "+err.Error())
+	scope, st := prepareSpread(p.Pod, corev1.ScheduleAnyway)
+	if st != nil {
+		return st
 	}
-	if len(cs) == 0 {
-		return NewStatus(Skip)
-	}
-	scope := newSpreadScope(p.Pod, cs)
+	cs := scope.constraints
 	s := &podTopologySpreadScores{constraints: cs, ignored: map[*NodeInfo]bool{}, counts: make([]map[string]int, len(cs)),
 		perNode: make([]map[*NodeInfo]int, len(cs)), weight: make([]float64, len(cs))}
 	for i := range cs {

@@ -42,19 +42,31 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestRunSimNodes runs three simulated nodes in one agent: they register under their
-// numbered names, each publishing the one log server's port, and stop with the context.
-func TestRunSimNodes(t *testing.T) {
+// cluster starts an API server for the test and connects to it.
+func cluster(t *testing.T) *client.Clientset {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	t.Cleanup(func() { conn.Close() })
+	return client.NewClientset(conn)
+}
+
+// simConfig is an agent of n simulated nodes named name-0 … without a log server.
+func simConfig(name string, n int) agent.Config {
 	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, 3, "127.0.0.1:0"
-	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "sim", "127.0.0.1"
+	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, n, agent.NoLogServer
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = name, "127.0.0.1"
+	return cfg
+}
+
+// TestRunSimNodes runs three simulated nodes in one agent: they register under their
+// numbered names, each publishing the one log server's port, and stop with the context.
+func TestRunSimNodes(t *testing.T) {
+	cs := cluster(t)
+	cfg := simConfig("sim", 3)
+	cfg.LogListen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- agent.Run(ctx, cs, cfg) }()
@@ -101,16 +113,8 @@ func TestRunRefusesABadKubeletConfig(t *testing.T) {
 // TestSimNodesInZones: simulated nodes take the zones given in turn, and advertise the
 // extended resources of the kubelet's configuration.
 func TestSimNodesInZones(t *testing.T) {
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
-	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, 3, agent.NoLogServer
-	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "zoned", "127.0.0.1"
+	cs := cluster(t)
+	cfg := simConfig("zoned", 3)
 	cfg.Kubelet.Labels = map[string]string{"disktype": "ssd"}
 	cfg.Kubelet.Capacity = map[string]string{"cpu": "4", "memory": "4Gi", "pods": "110", "example.com/dongle": "2"}
 	cfg.Zones = []string{"zone-a", "zone-b"}
