@@ -148,9 +148,11 @@ func (c *Cache) setPodObject(ps *podState, pod *corev1.Pod) {
 	if relabel {
 		c.idx.removeLabels(ps, ps.info.Pod.Labels)
 	}
-	info := *ps.info
-	info.Pod = pod
-	ps.info = &info
+	if ps.assumed {
+		info := *ps.info // the scheduling cycle's, left as it was
+		ps.info = &info
+	}
+	ps.info.Pod = pod
 	if relabel {
 		c.idx.addLabels(ps, pod.Labels)
 	}
@@ -231,8 +233,8 @@ func (c *Cache) SetPod(pod *corev1.Pod) {
 		// Confirmed as assumed, or a status or label change: the requests and terms
 		// are the same (a pod's spec does not change), so keep the parsed info and take
 		// the newer object.
-		ps.assumed = false
 		c.setPodObject(ps, pod)
+		ps.assumed = false
 		return
 	}
 	pi := NewPodInfo(pod)
