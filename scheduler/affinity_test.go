@@ -1,9 +1,11 @@
 package scheduler
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -357,5 +359,21 @@ func TestPreferences(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A term that does not parse (the API server validates them, so only a bug or another
+// writer makes one) fails the cycle with the error, not a verdict on the nodes.
+func TestUnparsableTermFailsTheCycle(t *testing.T) {
+	pod := pending(withAntiAffinityTerm(corev1.PodAffinityTerm{TopologyKey: corev1.LabelHostname,
+		LabelSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Near"}}}}))
+	c := cacheWith(fourNodes())
+	fw := newTestFramework(t, 1, 100)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := fw.Schedule(NewPodInfo(pod), c)
+	var fit *FitError
+	if err == nil || errors.As(err, &fit) || !strings.Contains(err.Error(), "InterPodAffinity: parse pod affinity") {
+		t.Fatalf("got %v, want the parse error", err)
 	}
 }

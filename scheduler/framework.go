@@ -64,8 +64,8 @@ type FilterPlugin interface {
 // any node is filtered, and writes what its Filter needs into state (pod affinity
 // counts the matching pods by topology domain once, not once per node). It runs with
 // the cache locked and may read it, not change it. It returns nil, Skip (the pod asks
-// nothing of the plugin: its Filter does not run), Unschedulable (no node can fit:
-// every node fails with its reasons) or Error.
+// nothing of the plugin: its Filter does not run) or Error; a node it would refuse,
+// its Filter refuses, so that every node says why.
 type PreFilterPlugin interface {
 	FilterPlugin
 	PreFilter(state *CycleState, pod *PodInfo, c *Cache) *Status
@@ -283,8 +283,7 @@ func (f *Framework) RetriesOnPodAdded(plugins map[string]bool) bool {
 	return false
 }
 
-// preFilter runs the PreFilter plugins and chooses the cycle's filters. A PreFilter's
-// Unschedulable fails every node with its reasons, as a *FitError.
+// preFilter runs the PreFilter plugins and chooses the cycle's filters.
 func (f *Framework) preFilter(state *CycleState, pod *PodInfo, c *Cache) error {
 	f.cycleFilters = f.cycleFilters[:0]
 	for _, p := range f.filters {
@@ -298,12 +297,6 @@ func (f *Framework) preFilter(state *CycleState, pod *PodInfo, c *Cache) error {
 		case st.IsSuccess():
 			f.cycleFilters = append(f.cycleFilters, p)
 		case st.Code == Skip:
-		case st.Code == Unschedulable:
-			fe := &FitError{Pod: pod.Key, NumNodes: len(c.list), Reasons: map[string]int{}, Plugins: map[string]bool{p.Name(): true}}
-			for _, r := range st.Reasons {
-				fe.Reasons[r] = len(c.list)
-			}
-			return fe
 		default:
 			st.Plugin = p.Name()
 			return fmt.Errorf("schedule pod %s: prefilter: %s", pod.Key, st)

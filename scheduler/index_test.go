@@ -16,9 +16,6 @@ func feasibleIn(t *testing.T, c *Cache, pod *corev1.Pod) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := fw.preFilter(state, pi, c); err != nil {
-		if _, ok := err.(*FitError); ok {
-			return nil
-		}
 		t.Fatal(err)
 	}
 	var ok []string
