@@ -35,7 +35,7 @@ func TestSchedulingManifests(t *testing.T) {
 		ok := 0
 		for _, n := range l.Items {
 			d := n.Status.Allocatable["example.com/dongle"]
-			if n.Labels[corev1.LabelTopologyZone] == zoneOf[n.Name] && n.Labels["disktype"] == "ssd" && d.String() == "2" && ready(&n) {
+			if n.Labels[corev1.LabelTopologyZone] == zoneOf[n.Name] && n.Labels["disktype"] == "ssd" && d.String() == "2" && nodeReady(&n) {
 				ok++
 			}
 		}
@@ -130,7 +130,7 @@ func podsJSON(t *testing.T, servers string) *corev1.PodList {
 	return &l
 }
 
-func ready(n *corev1.Node) bool {
+func nodeReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			return c.Status == corev1.ConditionTrue
