@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector, node lifecycle, namespace, pod garbage collector and disruption
-// controllers over one shared set of informers.
+// garbage collector, node lifecycle, namespace, pod garbage collector, disruption, Job,
+// CronJob and TTL-after-finished controllers over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -21,11 +21,14 @@ import (
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
+	"github.com/skiffhq/skiff/controllers/cronjob"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
+	"github.com/skiffhq/skiff/controllers/job"
 	"github.com/skiffhq/skiff/controllers/namespace"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/controllers/ttlafterfinished"
 )
 
 // Config configures the controller-manager. Start from DefaultConfig; Run validates it.
@@ -146,10 +149,15 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	batch, err := batchControllers(cs, f, rec, log)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
 		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
+	runs = append(runs, batch...)
 	f.Start(ctx)
 	// A controller that stops on an error is logged; the others go on.
 	var wg sync.WaitGroup
@@ -164,4 +172,23 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	f.Wait()
 	log.Info("controllers stopped")
 	return nil
+}
+
+// batchControllers makes the Job, CronJob and TTL-after-finished controllers.
+func batchControllers(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, log hclog.Logger) ([]func(context.Context) error, error) {
+	jc, cc, tc := job.DefaultConfig(), cronjob.DefaultConfig(), ttlafterfinished.DefaultConfig()
+	jc.Logger, cc.Logger, tc.Logger = log, log, log
+	j, err := job.New(cs, f, rec, jc)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cronjob.New(cs, f, rec, cc)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ttlafterfinished.New(cs, f, tc)
+	if err != nil {
+		return nil, err
+	}
+	return []func(context.Context) error{j.Run, c.Run, t.Run}, nil
 }
