@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -83,7 +84,29 @@ func fixtures() map[string][]kinds.Object {
 				Message: "Some resources are remaining: configmaps. has 1 resource instances"},
 			{Type: corev1.NamespaceFinalizersRemaining, Status: corev1.ConditionTrue, LastTransitionTime: ago(time.Minute), Reason: "SomeFinalizersRemain",
 				Message: "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"}}}}
+	jobTmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: tmpl.Spec.Containers}}
+	jobSel := &metav1.LabelSelector{MatchLabels: map[string]string{batchv1.ControllerUidLabel: "uid-pi"}}
+	jobs := []kinds.Object{
+		&batchv1.Job{ObjectMeta: meta("pi", 10*time.Minute), Spec: batchv1.JobSpec{Completions: ptr.To[int32](10), Parallelism: ptr.To[int32](3),
+			Selector: jobSel, Template: jobTmpl}, Status: batchv1.JobStatus{Succeeded: 10, StartTime: ptr.To(ago(10 * time.Minute)),
+			CompletionTime: ptr.To(ago(8 * time.Minute)), Conditions: []batchv1.JobCondition{
+				{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue}, {Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}}},
+		&batchv1.Job{ObjectMeta: meta("queue", 2*time.Minute), Spec: batchv1.JobSpec{Parallelism: ptr.To[int32](4), Selector: jobSel, Template: jobTmpl},
+			Status: batchv1.JobStatus{Active: 4, StartTime: ptr.To(ago(90 * time.Second))}},
+		&batchv1.Job{ObjectMeta: meta("held", time.Minute), Spec: batchv1.JobSpec{Completions: ptr.To[int32](1), Parallelism: ptr.To[int32](1),
+			Selector: jobSel, Template: jobTmpl, Suspend: ptr.To(true)},
+			Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobSuspended, Status: corev1.ConditionTrue}}}},
+	}
+	cronJobs := []kinds.Object{
+		&batchv1.CronJob{ObjectMeta: meta("nightly", 3*24*time.Hour), Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", TimeZone: ptr.To("Europe/Paris"),
+			Suspend: ptr.To(false), JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}},
+			Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{{Name: "nightly-1"}}, LastScheduleTime: ptr.To(ago(5 * time.Hour))}},
+		&batchv1.CronJob{ObjectMeta: meta("fresh", time.Minute), Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", Suspend: ptr.To(true),
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}}},
+	}
 	return map[string][]kinds.Object{
+		"jobs":                 jobs,
+		"cronjobs":             cronJobs,
 		"poddisruptionbudgets": pdbs,
 		"namespaces":           {terminating},
 		"pods":                 {running, crashing, pending, deleting},
