@@ -73,12 +73,6 @@ func defaultJobSpec(job *batchv1.Job) {
 	if len(job.Labels) == 0 && len(spec.Template.Labels) > 0 {
 		job.Labels = spec.Template.Labels
 	}
-	defaultJobSpecFields(spec)
-}
-
-// defaultJobSpecFields are the defaults of a Job's spec that a CronJob's job template
-// gets too.
-func defaultJobSpecFields(spec *batchv1.JobSpec) {
 	if spec.CompletionMode == nil {
 		spec.CompletionMode = new(batchv1.NonIndexedCompletion)
 	}
@@ -117,7 +111,9 @@ func defaultCronJobSpec(spec *batchv1.CronJobSpec) {
 	if spec.FailedJobsHistoryLimit == nil {
 		spec.FailedJobsHistoryLimit = new(int32(DefaultFailedJobsHistoryLimit))
 	}
-	defaultJobSpecFields(&spec.JobTemplate.Spec)
+	// Kubernetes defaults a CronJob's job template as a pod template only: the Job's own
+	// defaults come when the CronJob controller creates it.
+	defaultTemplate(&spec.JobTemplate.Spec.Template)
 }
 
 // validateJob is Kubernetes' ValidateJob: the spec, and a selector the API server

@@ -252,8 +252,15 @@ func TestDefaultWorkloads(t *testing.T) {
 	}
 	cj := cronJob(nil)
 	Default(cj)
-	if cj.Spec.ConcurrencyPolicy != batchv1.AllowConcurrent || *cj.Spec.SuccessfulJobsHistoryLimit != 3 || *cj.Spec.FailedJobsHistoryLimit != 1 {
+	if cj.Spec.ConcurrencyPolicy != batchv1.AllowConcurrent || *cj.Spec.SuccessfulJobsHistoryLimit != 3 || *cj.Spec.FailedJobsHistoryLimit != 1 ||
+		cj.Spec.Suspend == nil || *cj.Spec.Suspend {
 		t.Errorf("cronjob defaults: %+v", cj.Spec)
+	}
+	// As in Kubernetes, the job template is defaulted as a pod template only: the Job
+	// gets its own defaults when it is created.
+	if js := cj.Spec.JobTemplate.Spec; js.CompletionMode != nil || js.Suspend != nil || js.PodReplacementPolicy != nil || js.BackoffLimit != nil ||
+		js.Template.Spec.TerminationGracePeriodSeconds == nil {
+		t.Errorf("cronjob job template defaults: %+v", js)
 	}
 	pv := localPV(nil)
 	Default(pv)

@@ -119,6 +119,10 @@ type Controller struct {
 	released map[string]map[types.UID]bool
 	// backoff: per Job, the failures in a row and when the last one happened.
 	backoff map[string]backoffRecord
+	// written: per Job, the resourceVersion of this controller's last status write. A
+	// sync waits for the cache to show it (the Job's update event brings the sync back):
+	// acting on an older status would only fail its own write with a conflict.
+	written map[string]uint64
 }
 
 type backoffRecord struct {
@@ -138,7 +142,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		cfg: cfg, cs: cs, jobInf: jobInf, podInf: podInf, jobs: jobInf.Lister(), pods: podInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named("job"),
-		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{},
+		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]uint64{},
 	}
 	jobInf.AddHandler(cache.Handler[*batchv1.Job]{
 		OnAdd:    func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
@@ -214,6 +218,24 @@ func (c *Controller) forget(key string) {
 	defer c.mu.Unlock()
 	delete(c.released, key)
 	delete(c.backoff, key)
+	delete(c.written, key)
+}
+
+// behind says whether the cache shows an older status of key's Job than the one this
+// controller last wrote.
+func (c *Controller) behind(key string, job *batchv1.Job) bool {
+	rv, err := strconv.ParseUint(job.ResourceVersion, 10, 64)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return err == nil && rv < c.written[key]
+}
+
+func (c *Controller) wrote(key string, job *batchv1.Job) {
+	if rv, err := strconv.ParseUint(job.ResourceVersion, 10, 64); err == nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.written[key] = max(c.written[key], rv)
+	}
 }
 
 // Run reconciles until ctx ends. The factory must be started.
@@ -243,6 +265,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if !ok {
 		c.forget(key)
 		return 0, c.releaseOrphans(ctx, ns, name)
+	}
+	if c.behind(key, cached) {
+		return 0, nil
 	}
 	pods := c.ownedPods(cached)
 	if finished(cached) != nil {
@@ -479,6 +504,7 @@ func (s *sync_) flush(ctx context.Context) error {
 		}
 		return fmt.Errorf("update status of job %s: %w", s.key, err)
 	}
+	s.c.wrote(s.key, out)
 	st := s.job.Status
 	s.job, s.written = out.DeepCopy(), out
 	s.job.Status = st
@@ -512,6 +538,10 @@ func (s *sync_) count(gone map[types.UID]bool) {
 	}
 }
 
+// releaseConcurrency bounds the finalizer removals in flight: the store commits
+// concurrent writes together, so many at once cost little more than one.
+const releaseConcurrency = 250
+
 // releaseAll removes the tracking finalizer from pods, concurrently. It returns the
 // uids of the pods whose finalizer someone had removed already (or that are gone).
 func (c *Controller) releaseAll(ctx context.Context, key string, pods []*corev1.Pod) (map[types.UID]bool, error) {
@@ -519,7 +549,7 @@ func (c *Controller) releaseAll(ctx context.Context, key string, pods []*corev1.
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
+	sem := make(chan struct{}, releaseConcurrency)
 	for _, p := range pods {
 		wg.Add(1)
 		sem <- struct{}{}

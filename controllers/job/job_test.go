@@ -156,7 +156,7 @@ func runPods(ctx context.Context, cs *client.Clientset, out outcome) {
 			if evs, err = w.Next(); err == nil {
 				for _, ev := range evs {
 					if ev.Type != client.Deleted {
-						settle(ev.Object)
+						go settle(ev.Object) // pods run side by side
 					}
 				}
 			}

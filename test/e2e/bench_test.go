@@ -39,48 +39,7 @@ func BenchmarkE2EDeploy10000r1000n(b *testing.B) {
 
 func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	benchfig.Want(b, name, name+"_rate")
-	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 200_000})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
-
-	mcfg := controllers.DefaultConfig()
-	mcfg.LeaderElect = false
-	run(func() { controllers.Run(ctx, conn, mcfg) })
-	sched, err := scheduler.New(cs, scheduler.DefaultConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	run(func() { sched.Run(ctx) })
-	for i := 0; i < nodes; i++ {
-		kc := kubelet.DefaultConfig()
-		kc.NodeName = fmt.Sprintf("sim-%d", i)
-		kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
-		kc.Workers = 2
-		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		run(func() { k.Run(ctx) })
-	}
-	// Wait for every node to be registered Ready.
-	for {
-		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
-		if err == nil && len(l.Items) == nodes {
-			break
-		}
-		if ctx.Err() != nil {
-			b.Fatal("nodes never registered")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	cs, ctx, cancel := startSimChain(b, nodes)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	podInf := cache.InformerFor[*corev1.Pod](f, "default", client.ListOptions{})
 	var runningCount atomic.Int64
@@ -126,6 +85,55 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	benchfig.Report(name+"_rate", float64(replicas)/elapsed.Seconds(), "pods/s")
 	cancel()
 	f.Wait()
+}
+
+// startSimChain runs the whole chain in this process — three API servers, the
+// controllers, the scheduler and nodes simulated kubelets with zero start delay — until
+// the returned cancel, which the test's cleanup also calls.
+func startSimChain(b *testing.B, nodes int) (*client.Clientset, context.Context, context.CancelFunc) {
+	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 200_000})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	var wg sync.WaitGroup
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
+
+	mcfg := controllers.DefaultConfig()
+	mcfg.LeaderElect = false
+	run(func() { controllers.Run(ctx, conn, mcfg) })
+	sched, err := scheduler.New(cs, scheduler.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	run(func() { sched.Run(ctx) })
+	for i := 0; i < nodes; i++ {
+		kc := kubelet.DefaultConfig()
+		kc.NodeName = fmt.Sprintf("sim-%d", i)
+		kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
+		kc.Workers = 2
+		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(func() { k.Run(ctx) })
+	}
+	// Wait for every node to be registered Ready.
+	for {
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err == nil && len(l.Items) == nodes {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatal("nodes never registered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cs, ctx, cancel
 }
 
 // BenchmarkPodStartupContainerd: ms from pod create to Running for 50 busybox pods on one
