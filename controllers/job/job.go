@@ -862,6 +862,7 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 		n = min(n, len(pending))
 	}
 	s.c.exp.ExpectCreations(s.key, n)
+	failures := s.indexFailures()
 	var next sync.Mutex
 	i := 0
 	created, err := slowstart.Run(n, func() error {
@@ -872,7 +873,7 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 			i++
 			next.Unlock()
 		}
-		return s.createPod(ctx, ix)
+		return s.createPod(ctx, ix, failures[ix])
 	})
 	for range n - created {
 		s.c.exp.CreationObserved(s.key) // never coming
@@ -900,10 +901,11 @@ func deleteFirst(a, b *corev1.Pod) bool {
 	return a.Name > b.Name
 }
 
-// createPod makes one pod from the Job's template (for index ix of an Indexed Job).
-func (s *sync_) createPod(ctx context.Context, ix int) error {
+// createPod makes one pod from the Job's template (for index ix of an Indexed Job, its
+// failures so far).
+func (s *sync_) createPod(ctx context.Context, ix, failures int) error {
 	job := s.job
-	pod := NewPod(job, ix, s.indexFailures(ix))
+	pod := NewPod(job, ix, failures)
 	out, err := s.c.cs.Pods.Create(ctx, pod)
 	if err != nil {
 		s.c.rec.Eventf(job, record.Warning, "FailedCreate", "Error creating: %v", err)
@@ -913,12 +915,17 @@ func (s *sync_) createPod(ctx context.Context, ix int) error {
 	return nil
 }
 
-// indexFailures counts the failed pods of index ix so far (what the next pod of the
-// index carries in its annotation).
-func (s *sync_) indexFailures(ix int) int {
-	n := 0
+// indexFailures counts, per index, the failed pods so far (what the next pod of the
+// index carries in its annotation, with backoffLimitPerIndex): the most any of its pods
+// says, plus one if that pod failed and the failure counts.
+func (s *sync_) indexFailures() map[int]int {
+	out := map[int]int{}
+	if s.job.Spec.BackoffLimitPerIndex == nil {
+		return out
+	}
 	for _, p := range s.pods {
-		if podIndex(p) != ix || ix == noIndex {
+		ix := podIndex(p)
+		if ix == noIndex {
 			continue
 		}
 		c := indexFailureCount(p)
@@ -927,9 +934,9 @@ func (s *sync_) indexFailures(ix int) int {
 				c++
 			}
 		}
-		n = max(n, c)
+		out[ix] = max(out[ix], c)
 	}
-	return n
+	return out
 }
 
 // NewPod is the pod a Job makes: its template, named after the Job (and the index),
