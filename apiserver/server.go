@@ -60,6 +60,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	// The store indexes only the fields lists and watches go through an index for; the
 	// other selectable fields are stored beside the value and matched by scanning.
+	gate, err := newGate(&cfg)
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
 	scfg := cfg.Store
 	scfg.IndexedFields = indexedFields
 	if s.store, err = store.Open(scfg); err != nil {
@@ -69,7 +74,6 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s.store)
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta}
 	members := &memberAddrs{store: s.store}
-	gate := newGate(&cfg)
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
 	}

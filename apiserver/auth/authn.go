@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -50,7 +51,24 @@ type Authenticator struct {
 	Tokens *Tokens
 	// Now is the clock for certificate validity (default time.Now).
 	Now func() time.Time
+
+	// verified remembers the certificates found valid, so that a connection's requests
+	// pay for verifying its chain once, not each (a chain's signatures cost more than
+	// the rest of a small request). An entry holds while the CA bundle is the same and
+	// the chain is still valid.
+	mu       sync.Mutex
+	verified map[*x509.Certificate]verifiedCert
 }
+
+type verifiedCert struct {
+	user     User
+	roots    *x509.CertPool
+	notAfter time.Time
+}
+
+// maxVerified bounds the remembered certificates: a connection's certificate is one
+// entry, so this is more connections than a server holds.
+const maxVerified = 16384
 
 // Authenticate returns the identity of c, or an error that says why there is none. A
 // certificate, when presented, must be valid: a bad certificate is not excused by a token.
@@ -79,19 +97,42 @@ func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {
 	if a.Now != nil {
 		now = a.Now()
 	}
+	leaf := chain[0]
+	// The certificates of a connection are the same objects on each of its requests.
+	a.mu.Lock()
+	v, ok := a.verified[leaf]
+	a.mu.Unlock()
+	if ok && v.roots == roots && now.Before(v.notAfter) && len(chain) == 1 {
+		return v.user, nil
+	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	leaf := chain[0]
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
 		return User{}, fmt.Errorf("client certificate %q: %w", leaf.Subject.CommonName, err)
 	}
 	if leaf.Subject.CommonName == "" {
 		return User{}, errors.New("client certificate without a common name")
 	}
-	return User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}, nil
+	u := User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}
+	if len(chain) == 1 {
+		v := verifiedCert{user: u, roots: roots, notAfter: leaf.NotAfter}
+		for _, c := range chains[0] {
+			if c.NotAfter.Before(v.notAfter) {
+				v.notAfter = c.NotAfter
+			}
+		}
+		a.mu.Lock()
+		if a.verified == nil || len(a.verified) >= maxVerified {
+			a.verified = map[*x509.Certificate]verifiedCert{}
+		}
+		a.verified[leaf] = v
+		a.mu.Unlock()
+	}
+	return u, nil
 }
 
 // Tokens are bearer tokens known by their SHA-256 hash: a stolen token file does not
