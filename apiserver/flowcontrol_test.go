@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -55,8 +56,14 @@ func TestFloodDoesNotStarveTheCluster(t *testing.T) {
 	nodes := []string{"w1", "w2", "w3"}
 	dir := apicluster.Certs(t, nodes...)
 	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir, Configure: func(cfg *apiserver.Config) {
-		// 28 seats: the flood's level (global-default) gets 4 of them.
+		// 28 seats: the flood's level (global-default) gets 4 of them, and 50 of the
+		// administrator's requests may wait.
 		cfg.FlowControl.ConcurrencyLimit = 28
+		for i, l := range cfg.FlowControl.Levels {
+			if l.Name == flowcontrol.GlobalDefault {
+				cfg.FlowControl.Levels[i].QueueLengthLimit = 50
+			}
+		}
 	}})
 	ctx := testCtx(t)
 	addr := c.Addr(0)

@@ -54,8 +54,8 @@ type Authenticator struct {
 
 	// verified remembers the certificates found valid, so that a connection's requests
 	// pay for verifying its chain once, not each (a chain's signatures cost more than
-	// the rest of a small request). An entry holds while the CA bundle is the same and
-	// the chain is still valid.
+	// the rest of a small request). An entry holds while the CA bundle is the same
+	// (checked at most once a second) and the chain is still valid.
 	mu       sync.Mutex
 	verified map[*x509.Certificate]verifiedCert
 }
@@ -63,7 +63,8 @@ type Authenticator struct {
 type verifiedCert struct {
 	user     User
 	roots    *x509.CertPool
-	notAfter time.Time
+	notAfter time.Time // of the chain's first certificate to expire
+	checked  time.Time // when roots was last found current
 }
 
 // maxVerified bounds the remembered certificates: a connection's certificate is one
@@ -89,20 +90,28 @@ func (a *Authenticator) Authenticate(c Credentials) (User, error) {
 }
 
 func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {
-	roots, err := a.Roots()
-	if err != nil {
-		return User{}, fmt.Errorf("client certificate: %w", err)
-	}
 	now := time.Now()
 	if a.Now != nil {
 		now = a.Now()
 	}
 	leaf := chain[0]
 	// The certificates of a connection are the same objects on each of its requests.
+	// Whether the CA bundle changed is asked at most once a second per certificate
+	// (it reads the file's status).
 	a.mu.Lock()
 	v, ok := a.verified[leaf]
 	a.mu.Unlock()
-	if ok && v.roots == roots && now.Before(v.notAfter) && len(chain) == 1 {
+	ok = ok && len(chain) == 1 && now.Before(v.notAfter)
+	if ok && now.Sub(v.checked) < time.Second && !now.Before(v.checked) {
+		return v.user, nil
+	}
+	roots, err := a.Roots()
+	if err != nil {
+		return User{}, fmt.Errorf("client certificate: %w", err)
+	}
+	if ok && v.roots == roots {
+		v.checked = now
+		a.remember(leaf, v)
 		return v.user, nil
 	}
 	inter := x509.NewCertPool()
@@ -119,20 +128,24 @@ func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {
 	}
 	u := User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}
 	if len(chain) == 1 {
-		v := verifiedCert{user: u, roots: roots, notAfter: leaf.NotAfter}
+		v := verifiedCert{user: u, roots: roots, notAfter: leaf.NotAfter, checked: now}
 		for _, c := range chains[0] {
 			if c.NotAfter.Before(v.notAfter) {
 				v.notAfter = c.NotAfter
 			}
 		}
-		a.mu.Lock()
-		if a.verified == nil || len(a.verified) >= maxVerified {
-			a.verified = map[*x509.Certificate]verifiedCert{}
-		}
-		a.verified[leaf] = v
-		a.mu.Unlock()
+		a.remember(leaf, v)
 	}
 	return u, nil
+}
+
+func (a *Authenticator) remember(leaf *x509.Certificate, v verifiedCert) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.verified == nil || len(a.verified) >= maxVerified {
+		a.verified = map[*x509.Certificate]verifiedCert{}
+	}
+	a.verified[leaf] = v
 }
 
 // Tokens are bearer tokens known by their SHA-256 hash: a stolen token file does not

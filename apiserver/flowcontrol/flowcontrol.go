@@ -55,16 +55,19 @@ type Config struct {
 }
 
 // DefaultLevels are the levels of Kubernetes' suggested configuration that Skiff's
-// identities use. The cluster's own components may queue many requests (a ReplicaSet's
-// burst of creates is one flow); users' flows 50 each.
+// identities use, with its shares. A flow may have as many requests waiting as
+// Kubernetes' shuffle sharding lets one flow queue (hand size × queue length limit: 6 ×
+// 50, leader-election 4 × 50), except at workload-high: Skiff's controllers have no
+// client-side rate limit (Kubernetes' have 20/s), and a ReplicaSet's burst of creates
+// (up to 5,000 at once) is one flow, which must wait, not be refused.
 func DefaultLevels() []Level {
 	return []Level{
 		{Name: Exempt, Exempt: true},
-		{Name: NodeHigh, Shares: 40, QueueLengthLimit: 200},
-		{Name: System, Shares: 30, QueueLengthLimit: 200},
-		{Name: LeaderElection, Shares: 10, QueueLengthLimit: 50},
-		{Name: WorkloadHigh, Shares: 40, QueueLengthLimit: 2000},
-		{Name: GlobalDefault, Shares: 20, QueueLengthLimit: 50},
+		{Name: NodeHigh, Shares: 40, QueueLengthLimit: 300},
+		{Name: System, Shares: 30, QueueLengthLimit: 300},
+		{Name: LeaderElection, Shares: 10, QueueLengthLimit: 200},
+		{Name: WorkloadHigh, Shares: 40, QueueLengthLimit: 5000},
+		{Name: GlobalDefault, Shares: 20, QueueLengthLimit: 300},
 	}
 }
 

@@ -106,7 +106,7 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.IntVar(&s.maxInflight, "max-requests-inflight", 400, "with --max-mutating-requests-inflight, the requests executing at once in all non-exempt priority levels together (their sum)")
 	f.IntVar(&s.maxMutatingInflight, "max-mutating-requests-inflight", 200, "see --max-requests-inflight")
 	f.StringVar(&s.levelShares, "priority-level-shares", "", "priority levels' shares of the concurrency limit, level=N,... (defaults node-high=40,system=30,leader-election=10,workload-high=40,global-default=20)")
-	f.StringVar(&s.levelQueueLength, "priority-level-queue-length", "", "requests one identity may have waiting per priority level, level=N,... (defaults node-high=200,system=200,leader-election=50,workload-high=2000,global-default=50)")
+	f.StringVar(&s.levelQueueLength, "priority-level-queue-length", "", "requests one identity may have waiting per priority level, level=N,... (defaults node-high=300,system=300,leader-election=200,workload-high=5000,global-default=300)")
 	f.DurationVar(&cfg.FlowControl.WaitLimit, "priority-level-wait-limit", cfg.FlowControl.WaitLimit, "longest a request waits for a seat before it is refused with a retry delay")
 	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests per second each user of the global-default priority level may sustain (0: no limit; the cluster's components are never rate-limited)")
 	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "requests each such user may send at once above --rate-limit")
