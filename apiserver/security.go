@@ -384,7 +384,7 @@ func newGate(cfg *Config) (*gate, error) {
 	if cfg.ClientRoots != nil || cfg.Tokens != nil {
 		g.authn = &auth.Authenticator{Roots: cfg.ClientRoots, Tokens: cfg.Tokens, Now: cfg.Now}
 	}
-	if cfg.PriorityAndFairness {
+	if cfg.PriorityAndFairness && g.authn != nil {
 		fc := cfg.FlowControl
 		if fc.Now == nil {
 			fc.Now = cfg.Now

@@ -174,6 +174,32 @@ func New(cfg Config) (*Controller, error) {
 // Limit is a level's concurrency limit (0 for an exempt one).
 func (c *Controller) Limit(level string) int { return c.levels[level].limit }
 
+// LevelStats are a level's counts since the start, and its state now.
+type LevelStats struct {
+	Name string
+	// Limit is the level's seats (0: exempt).
+	Limit int
+	// Dispatched requests got a seat; Queued of them waited for it first. Rejected were
+	// refused (a full queue or the wait limit).
+	Dispatched, Queued, Rejected int64
+	// Executing and Waiting are the requests holding a seat and in queues now;
+	// PeakDemand the most there have been at once, both together.
+	Executing, Waiting, PeakDemand int
+}
+
+// Stats reports every level, in the configured order.
+func (c *Controller) Stats() []LevelStats {
+	var out []LevelStats
+	for _, l := range c.cfg.Levels {
+		lv := c.levels[l.Name]
+		lv.mu.Lock()
+		out = append(out, LevelStats{Name: l.Name, Limit: lv.limit, Dispatched: lv.dispatched, Queued: lv.queued,
+			Rejected: lv.rejected, Executing: lv.executing, Waiting: lv.waiting, PeakDemand: lv.peak})
+		lv.mu.Unlock()
+	}
+	return out
+}
+
 // Admit admits a request of flow at level. It returns at once when the level has a seat
 // free and nobody waits; otherwise the request waits in its flow's queue until a seat is
 // its, the wait limit passes (*Rejected) or ctx ends (ctx's error). done releases the
@@ -184,6 +210,9 @@ func (c *Controller) Admit(ctx context.Context, levelName, flow string) (done fu
 		return nil, fmt.Errorf("flow control: no priority level %q", levelName)
 	}
 	if l.Exempt {
+		l.mu.Lock()
+		l.dispatched++
+		l.mu.Unlock()
 		return func() {}, nil
 	}
 	return l.admit(ctx, flow)
@@ -198,6 +227,9 @@ type level struct {
 	mu        sync.Mutex
 	executing int
 	waiting   int
+	// counts since the start
+	dispatched, queued, rejected int64
+	peak                         int
 	queues    map[string]*queue // flows with waiting requests
 	ring      []*queue          // the same, in the order they are served
 	next      int
@@ -216,8 +248,10 @@ type waiter struct {
 
 func (l *level) admit(ctx context.Context, flow string) (func(), error) {
 	l.mu.Lock()
+	l.peak = max(l.peak, l.executing+l.waiting+1)
 	if l.executing < l.limit && l.waiting == 0 {
 		l.executing++
+		l.dispatched++
 		l.mu.Unlock()
 		return l.finish, nil
 	}
@@ -272,6 +306,7 @@ func (l *level) admit(ctx context.Context, flow string) (func(), error) {
 }
 
 func (l *level) rejectLocked(flow, why string) error {
+	l.rejected++
 	return &Rejected{Level: l.Name, Flow: flow, Reason: why, RetryAfter: l.drops.record()}
 }
 
@@ -296,6 +331,8 @@ func (l *level) dispatchLocked() {
 		close(w.ready)
 		l.executing++
 		l.waiting--
+		l.dispatched++
+		l.queued++
 		if len(q.waiters) == 0 {
 			l.removeLocked(q) // the next flow moves into this slot
 		} else {

@@ -112,6 +112,15 @@ func TestFlowsTakeTurns(t *testing.T) {
 	if strings.Join(order, ",") != "flood,quiet,flood,flood,flood,flood" {
 		t.Fatalf("served in order %v", order)
 	}
+	for _, st := range c.Stats() {
+		want := LevelStats{Name: st.Name, Limit: st.Limit}
+		if st.Name == GlobalDefault {
+			want.Dispatched, want.Queued, want.PeakDemand = 7, 6, 7
+		}
+		if st != want {
+			t.Errorf("stats %+v, want %+v", st, want)
+		}
+	}
 }
 
 func TestRefusals(t *testing.T) {

@@ -52,7 +52,7 @@ func BenchmarkE2EDeploy10000r1000nInsecure(b *testing.B) {
 }
 
 func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
-	benchfig.Want(b, name, name+"_rate", name+"_cpu")
+	benchfig.Want(b, name, name+"_rate", name+"_cpu", name+"_refused")
 	opts := apicluster.Options{HistorySize: 200_000}
 	nodeNames := make([]string, nodes)
 	for i := range nodeNames {
@@ -143,6 +143,19 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 	benchfig.Report(name, elapsed.Seconds(), "s")
 	benchfig.Report(name+"_rate", float64(replicas)/elapsed.Seconds(), "pods/s")
 	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")
+	if secure {
+		// The cluster's own components must not have been throttled.
+		var refused int64
+		for i := range c.Addrs() {
+			for _, l := range c.Server(i).FlowControl() {
+				refused += l.Rejected
+				if l.Dispatched > 0 {
+					b.Logf("n%d %s: %d seats, %d requests, %d of them queued, %d refused, at most %d at once", i+1, l.Name, l.Limit, l.Dispatched, l.Queued, l.Rejected, l.PeakDemand)
+				}
+			}
+		}
+		benchfig.Report(name+"_refused", float64(refused), "requests")
+	}
 	cancel()
 	f.Wait()
 }
