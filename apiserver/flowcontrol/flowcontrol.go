@@ -230,10 +230,10 @@ type level struct {
 	// counts since the start
 	dispatched, queued, rejected int64
 	peak                         int
-	queues    map[string]*queue // flows with waiting requests
-	ring      []*queue          // the same, in the order they are served
-	next      int
-	drops     dropTracker
+	queues                       map[string]*queue // flows with waiting requests
+	ring                         []*queue          // the same, in the order they are served
+	next                         int
+	drops                        dropTracker
 }
 
 type queue struct {
