@@ -226,9 +226,15 @@ const (
 	once
 )
 
+// grpcConnectParams: a server that is down refuses the connection at once and is dialed
+// again soon (the back-off); one that hangs holds a call only for its attempt timeout.
+// A connection attempt itself gets gRPC's default 20 s: it includes the TLS handshake,
+// which on a busy machine with thousands of connections opening at once (a thousand
+// kubelets finding a new leader) can take seconds, and an attempt abandoned at 3 s was
+// started over, handshake and all, until the reconnections were the machine's load.
 var grpcConnectParams = grpc.ConnectParams{
 	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
-	MinConnectTimeout: 3 * time.Second,
+	MinConnectTimeout: 20 * time.Second,
 }
 
 // route says which server a call prefers.
