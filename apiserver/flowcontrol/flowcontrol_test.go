@@ -246,8 +246,8 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 600 × 5 / 165 and 600 × 80 / 165, rounded up.
-	if c.Limit(GlobalDefault) != 19 || c.Limit(WorkloadHigh) != 291 {
+	// 3000 × 5 / 165 and 3000 × 80 / 165, rounded up.
+	if c.Limit(GlobalDefault) != 91 || c.Limit(WorkloadHigh) != 1455 {
 		t.Fatalf("seats %d and %d", c.Limit(GlobalDefault), c.Limit(WorkloadHigh))
 	}
 	for value, want := range map[string]string{
