@@ -42,10 +42,10 @@ const (
 	ReasonTooManyRequests = "TooManyRequests"
 )
 
-// tooManyRequests is a refusal the client should repeat after retryAfter: gRPC's
+// throttled is a refusal the client should repeat after retryAfter: gRPC's
 // RetryInfo carries the delay, as Kubernetes' Retry-After header does, and ErrorInfo the
 // priority level ("priorityLevel").
-func tooManyRequests(level string, retryAfter time.Duration, format string, args ...any) error {
+func throttled(level string, retryAfter time.Duration, format string, args ...any) error {
 	st := status.New(codes.ResourceExhausted, fmt.Sprintf(format, args...))
 	info := &errdetails.ErrorInfo{Reason: ReasonTooManyRequests, Domain: errorDomain, Metadata: map[string]string{"priorityLevel": level}}
 	if d, err := st.WithDetails(info, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); err == nil {
@@ -163,7 +163,7 @@ func (g *gate) limit(ctx context.Context, attrs auth.Attributes) (done func(), e
 	var r *flowcontrol.Rejected
 	switch {
 	case errors.As(err, &r):
-		return nil, tooManyRequests(r.Level, r.RetryAfter, "%v", r)
+		return nil, throttled(r.Level, r.RetryAfter, "%v", r)
 	case err != nil:
 		return nil, status.FromContextError(err).Err()
 	}
@@ -356,7 +356,7 @@ func (l *limiter) allow(user string) error {
 	r := b.Reserve()
 	if d := r.Delay(); d > 0 {
 		r.Cancel()
-		return tooManyRequests(flowcontrol.GlobalDefault, d,
+		return throttled(flowcontrol.GlobalDefault, d,
 			"user %q exceeded its rate limit of %g requests per second (burst %d); retry after %v", user, float64(l.rate), l.burst, d.Round(time.Millisecond))
 	}
 	return nil

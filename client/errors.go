@@ -30,13 +30,6 @@ func retryDelay(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// IsTooManyRequests: the server refused the request to protect itself (flow control,
-// a rate limit, a watch limit); RetryAfter says when to come back, if it said.
-func IsTooManyRequests(err error) bool {
-	info := errorInfo(err)
-	return code(err) == codes.ResourceExhausted && info != nil && info.GetReason() == "TooManyRequests"
-}
-
 // RetryAfter is the delay a too-many-requests refusal asked for, or 0.
 func RetryAfter(err error) time.Duration {
 	d, _ := retryDelay(err)
@@ -75,8 +68,9 @@ func IsForbidden(err error) bool {
 }
 
 // IsTooManyRequests: the server refused the request for now (Kubernetes' 429): an
-// eviction its PodDisruptionBudget does not allow yet, or the caller's rate limit.
-// Retry later.
+// eviction its PodDisruptionBudget does not allow yet, or the server's flow control or
+// rate limit, which say when to come back (RetryAfter; client.Conn waits that out
+// itself, ThrottleRetries times). Retry later.
 func IsTooManyRequests(err error) bool { return code(err) == codes.ResourceExhausted }
 
 // IsUnavailable: no API server could take the request (no leader, all unreachable).
