@@ -25,11 +25,11 @@ import (
 )
 
 // Every request passes, in order: authentication (who: a verified client certificate or
-// a bearer token; nobody is Unauthenticated), flow control (API Priority and Fairness,
-// package flowcontrol: the request waits for a seat of its priority level, or is
-// ResourceExhausted with a retry delay), the identity's rate limit when one is set
-// (users only), authorization (PermissionDenied, saying who cannot do what), and for
-// watches the identity's watch count (ResourceExhausted). An allowed request may carry a
+// a bearer token; nobody is Unauthenticated), the user's rate limit when one is set
+// (users only), flow control (API Priority and Fairness, package flowcontrol: the request
+// waits for a seat of its priority level, or is ResourceExhausted with a retry delay),
+// authorization (PermissionDenied, saying who cannot do what), and for watches the
+// identity's watch count (ResourceExhausted). An allowed request may carry a
 // guard (auth.Guard) that the handlers apply to the stored object they act on.
 //
 // Without authentication configured (an insecure server), every request is the
