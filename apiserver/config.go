@@ -163,6 +163,15 @@ func (c *Config) Validate() error {
 	if !c.Insecure && len(c.Join) > 0 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
 	}
+	if !c.Insecure && c.TLS == nil && !isLoopback(c.Listen) {
+		return fmt.Errorf("apiserver %s: refusing to serve the API on %s without TLS: %w", c.Name, c.Listen, ErrInsecureListen)
+	}
+	if !c.Insecure && c.Store.PeerTLS == nil && !isLoopback(c.RaftListen) {
+		return fmt.Errorf("apiserver %s: refusing to serve Raft on %s without TLS: %w", c.Name, c.RaftListen, ErrInsecureListen)
+	}
+	if c.HTTPListen != "" && !isLoopback(c.HTTPListen) && c.TLS == nil && !c.Insecure {
+		return fmt.Errorf("apiserver %s: refusing to serve /metrics on %s without TLS: %w", c.Name, c.HTTPListen, ErrInsecureListen)
+	}
 	if !c.Insecure && c.TLS != nil && c.ClientRoots == nil && c.Tokens == nil {
 		return fmt.Errorf("apiserver %s: TLS without --client-ca-file or --token-file authenticates nobody and lets everyone in; give one, or --insecure", c.Name)
 	}
@@ -185,4 +194,18 @@ func (c *Config) Validate() error {
 	c.Store.InitialCluster = c.InitialCluster
 	c.Store.Logger = c.Logger
 	return c.Store.Validate()
+}
+
+// isLoopback reports whether addr (HOST:PORT) is on a loopback address only: a host
+// name other than localhost, or no host (every address), is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
