@@ -28,6 +28,12 @@ type Config struct {
 	Listen, Advertise string
 	// HTTPListen serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPListen string
+	// EventTTL is how long an Event is kept after it last happened (Kubernetes'
+	// --event-ttl): the leader deletes older ones.
+	EventTTL time.Duration
+	// EventSweepInterval is how often the leader looks for expired events (default a
+	// tenth of EventTTL, at most a minute).
+	EventSweepInterval time.Duration
 	// RaftListen is the peer address (Raft and the store's peer service); RaftAdvertise is
 	// what peers dial (default RaftListen).
 	RaftListen, RaftAdvertise string
@@ -100,6 +106,7 @@ func DefaultConfig() Config {
 		PriorityAndFairness: true,
 		FlowControl:         flowcontrol.DefaultConfig(),
 		MaxWatchesPerUser:   1000,
+		EventTTL:            time.Hour,
 	}
 }
 
@@ -153,6 +160,15 @@ func (c *Config) Validate() error {
 	}
 	if len(c.InitialCluster) > 0 && len(c.Join) > 0 {
 		return fmt.Errorf("apiserver %s: use either --initial-cluster (a new cluster) or --join (an existing one), not both", c.Name)
+	}
+	switch {
+	case c.EventTTL < 0:
+		return fmt.Errorf("apiserver %s: --event-ttl %v: must be positive", c.Name, c.EventTTL)
+	case c.EventTTL == 0:
+		c.EventTTL = time.Hour
+	}
+	if c.EventSweepInterval <= 0 {
+		c.EventSweepInterval = min(c.EventTTL/10, time.Minute)
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20

@@ -195,6 +195,11 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.expireEvents(ctx, s.cfg.EventSweepInterval)
+	}()
 	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
 	<-ctx.Done()
 
