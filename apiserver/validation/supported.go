@@ -111,6 +111,25 @@ var supportedFields = map[string][]string{
 			"immutable",
 		},
 	),
+	kinds.Secret: slices.Concat(
+		under("metadata", objectMetaFields),
+		[]string{
+			"data",
+			"immutable",
+			"stringData",
+			"type",
+		},
+	),
+	// Skiff mounts no service account token (see docs/architecture.md): false, for
+	// automountServiceAccountToken, is what it does anyway.
+	kinds.ServiceAccount: slices.Concat(
+		under("metadata", objectMetaFields),
+		[]string{
+			"automountServiceAccountToken",
+			"imagePullSecrets[*].name",
+			"secrets[*].name",
+		},
+	),
 	kinds.Event: slices.Concat(
 		under("metadata", objectMetaFields),
 		[]string{
@@ -187,6 +206,7 @@ var labelSelectorFields = []string{
 
 // podSpecFields is a pod's spec, alone or in a Deployment's or ReplicaSet's template.
 var podSpecFields = []string{
+	"automountServiceAccountToken",
 	"containers[*].args[*]",
 	"containers[*].command[*]",
 	"containers[*].env[*].name",
@@ -206,6 +226,8 @@ var podSpecFields = []string{
 	"nodeName",
 	"nodeSelector",
 	"restartPolicy",
+	"serviceAccount",
+	"serviceAccountName",
 	"terminationGracePeriodSeconds",
 	"tolerations[*].effect",
 	"tolerations[*].key",
