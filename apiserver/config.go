@@ -72,6 +72,16 @@ type Config struct {
 	// MaxWatchesPerUser caps each identity's open watches (0: no cap). Default 1000.
 	MaxWatchesPerUser int
 
+	// EncryptionKeyFile, when set, is the encryption key file (Kubernetes'
+	// EncryptionConfiguration; see package encryption): Secrets are stored encrypted
+	// with its primary key, and read with any of its keys. Every member of a cluster
+	// needs the keys of every stored value. Without it Secrets are stored unencrypted.
+	EncryptionKeyFile string
+	// EncryptionKeyReload is how often the key file is read again; a change of keys
+	// takes effect then, and the leader re-encrypts what is not under the new primary.
+	// Default 10s.
+	EncryptionKeyReload time.Duration
+
 	// Listener and HTTPListener, when set, are used instead of listening on Listen and
 	// HTTPListen (embedding, and tests that pick ports first).
 	Listener, HTTPListener net.Listener
@@ -86,12 +96,13 @@ type Config struct {
 // DefaultConfig returns a Config with the defaults set.
 func DefaultConfig() Config {
 	return Config{
-		Store:             store.DefaultConfig(),
-		BookmarkInterval:  10 * time.Second,
-		MaxRequestBytes:   2 << 20,
-		RateLimit:         500,
-		RateBurst:         1000,
-		MaxWatchesPerUser: 1000,
+		Store:               store.DefaultConfig(),
+		BookmarkInterval:    10 * time.Second,
+		MaxRequestBytes:     2 << 20,
+		RateLimit:           500,
+		RateBurst:           1000,
+		MaxWatchesPerUser:   1000,
+		EncryptionKeyReload: 10 * time.Second,
 	}
 }
 
@@ -148,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20
+	}
+	if c.EncryptionKeyReload <= 0 {
+		c.EncryptionKeyReload = 10 * time.Second
 	}
 	if !c.Insecure && len(c.InitialCluster) > 1 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)

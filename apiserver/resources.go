@@ -51,6 +51,7 @@ type resources struct {
 	bookmarkInterval time.Duration
 	watches          func(kind string, delta int)
 	namespaces       namespaceCache
+	atRest           *atRest
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -102,6 +103,9 @@ func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, stal
 	if err != nil {
 		return nil, nil, storeError(info, k.Name, err)
 	}
+	if o, err = r.atRest.openObject(info, o); err != nil {
+		return nil, nil, storeError(info, k.Name, err)
+	}
 	obj, err := decode(info, &o)
 	if err != nil {
 		return nil, nil, storeError(info, k.Name, err)
@@ -123,6 +127,8 @@ type creation struct {
 	info      *kinds.Info
 	generated bool // named from metadata.generateName: a clash picks another name
 	op        store.Op
+	plain     []byte // the object's encoding; op.Value is what the store keeps of it
+	atRest    *atRest
 	// stored, when set, makes the Event that records the moment the object is stored
 	// (chainStart); it is written in the object's own transaction.
 	stored func() (store.Op, error)
@@ -159,7 +165,7 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	if obj.GetResourceVersion() != "" {
 		return nil, invalid(info, obj.GetName(), errors.New("metadata.resourceVersion: Invalid value: must not be set on create"))
 	}
-	c := &creation{obj: obj, info: info, generated: obj.GetName() == "" && obj.GetGenerateName() != ""}
+	c := &creation{obj: obj, info: info, generated: obj.GetName() == "" && obj.GetGenerateName() != "", atRest: r.atRest}
 	r.prepareForCreate(info, obj)
 	if err := admitCreate(obj); err != nil {
 		return nil, invalid(info, obj.GetName(), err)
@@ -213,7 +219,11 @@ func (c *creation) encode() error {
 	if err != nil {
 		return storeError(c.info, c.obj.GetName(), err)
 	}
-	c.op = store.Op{Type: store.Create, Key: keyOf(c.info, c.obj), Value: value, UID: string(c.obj.GetUID()), Labels: lbls, Fields: fields}
+	c.plain = value
+	c.op = store.Op{Type: store.Create, Key: keyOf(c.info, c.obj), UID: string(c.obj.GetUID()), Labels: lbls, Fields: fields}
+	if c.op.Value, err = c.atRest.seal(c.info, c.op.Key, value); err != nil {
+		return storeError(c.info, c.obj.GetName(), err)
+	}
 	return nil
 }
 
@@ -234,7 +244,7 @@ func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, e
 		if err != nil {
 			return nil, storeError(c.info, c.op.Key.Name, err)
 		}
-		return storedObject(c.info, c.op.Value, res.Revision), nil
+		return storedObject(c.info, c.plain, res.Revision), nil
 	}
 }
 
@@ -281,7 +291,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		case err == nil:
 			for _, i := range valid {
 				c := creations[i]
-				results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info, c.op.Value, res.Revision)}
+				results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info, c.plain, res.Revision)}
 			}
 			return &apiv1.CreateBatchResponse{Results: results}, nil
 		case !errors.As(err, &pe) && !errors.Is(err, store.ErrTooLarge):
@@ -538,7 +548,11 @@ func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.Li
 	}
 	out := &apiv1.ListResponse{Items: make([]*apiv1.Object, 0, len(objs)), ResourceVersion: strconv.FormatInt(rev, 10)}
 	for i := range objs {
-		out.Items = append(out.Items, storedObject(info, objs[i].Value, objs[i].ModRevision))
+		value, err := r.atRest.open(info, objs[i].Key, objs[i].Value)
+		if err != nil {
+			return nil, storeError(info, objs[i].Name, err)
+		}
+		out.Items = append(out.Items, storedObject(info, value, objs[i].ModRevision))
 	}
 	return out, nil
 }
@@ -570,6 +584,9 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		}
 		if bytes.Equal(op.Value, rec.Value) {
 			return cur, nil // nothing changes: no write, no new resourceVersion
+		}
+		if op.Value, err = r.atRest.seal(info, k, op.Value); err != nil {
+			return nil, storeError(info, k.Name, err)
 		}
 		if next.GetDeletionTimestamp() != nil && !held(next) {
 			op = store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID} // the last finalizer is gone: the object goes

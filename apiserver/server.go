@@ -37,6 +37,8 @@ type Server struct {
 	ln, hln   net.Listener
 	metrics   *metrics
 	resources *resources
+	keyFile   *keyFile // nil: no encryption key file
+	reencrypt *reencryptor
 }
 
 // New opens the store and prepares the listeners; Run serves.
@@ -58,6 +60,17 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("listen on HTTP address %s: %w", cfg.HTTPListen, err)
 		}
 	}
+	at := &atRest{}
+	if cfg.EncryptionKeyFile != "" {
+		s.keyFile = &keyFile{path: cfg.EncryptionKeyFile, atRest: at, log: log}
+		if _, err := s.keyFile.load(); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		log.Info("secrets are encrypted at rest", "key_file", cfg.EncryptionKeyFile, "primary", at.keys.Load().Primary())
+	} else {
+		log.Warn("no encryption key file (--encryption-key-file): secrets are stored unencrypted")
+	}
 	// The store indexes only the fields lists and watches go through an index for; the
 	// other selectable fields are stored beside the value and matched by scanning.
 	scfg := cfg.Store
@@ -67,7 +80,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s.store)
-	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta}
+	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
+	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
+		atRest: at}
 	members := &memberAddrs{store: s.store}
 	gate := newGate(&cfg)
 	if gate.authn == nil {
@@ -169,6 +184,10 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	wg.Go(func() { s.reencrypt.run(ctx) })
+	if s.keyFile != nil {
+		wg.Go(func() { s.keyFile.watch(ctx, s.cfg.EncryptionKeyReload, s.reencrypt.keysReloaded) })
+	}
 	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
 	<-ctx.Done()
 

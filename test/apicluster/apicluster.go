@@ -181,6 +181,9 @@ func (c *Cluster) startMember(i int) {
 // Addrs are the API addresses of every member, running or not.
 func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
 
+// DataDir is member i's data directory.
+func (c *Cluster) DataDir(i int) string { return c.cfgs[i].DataDir }
+
 // Addr is member i's API address.
 func (c *Cluster) Addr(i int) string { return c.addrs[i] }
 
