@@ -287,3 +287,21 @@ func (c *Config) Write(path string) error {
 	}
 	return pki.WriteFile(path, b, 0o600)
 }
+
+// FileName is the key file's name where Skiff makes one: in skiff up's data directory,
+// and beside the certificates skiff certs init makes.
+const FileName = "encryption.yaml"
+
+// EnsureFile makes a new key file at path (New) unless one is there, and reports
+// whether it did.
+func EnsureFile(path string) (bool, error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("encryption key file: %w", err)
+	}
+	if err := New().Write(path); err != nil {
+		return false, err
+	}
+	return true, nil
+}
