@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,13 @@ type Config struct {
 	RateBurst int
 	// MaxWatchesPerUser caps each identity's open watches (0: no cap). Default 1000.
 	MaxWatchesPerUser int
+
+	// DisableAdmissionPlugins names admission plugins not to run (Kubernetes'
+	// --disable-admission-plugins): AdmissionServiceAccount, which needs the
+	// controller-manager to make each namespace's default account, may be left out where
+	// no controller-manager runs (tests of the API server alone, as Kubernetes' own
+	// integration tests do).
+	DisableAdmissionPlugins []string
 
 	// EncryptionKeyFile, when set, is the encryption key file (Kubernetes'
 	// EncryptionConfiguration; see package encryption): Secrets are stored encrypted
@@ -159,6 +167,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20
+	}
+	for _, p := range c.DisableAdmissionPlugins {
+		if !slices.Contains(admissionPlugins, p) {
+			return fmt.Errorf("apiserver %s: --disable-admission-plugins: unknown plugin %q (known: %s)", c.Name, p, strings.Join(admissionPlugins, ", "))
+		}
 	}
 	if c.EncryptionKeyReload <= 0 {
 		c.EncryptionKeyReload = 10 * time.Second

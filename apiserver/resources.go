@@ -50,8 +50,13 @@ type resources struct {
 	// bookmarkInterval is how often idle watches that allow bookmarks get one.
 	bookmarkInterval time.Duration
 	watches          func(kind string, delta int)
-	namespaces       namespaceCache
-	atRest           *atRest
+	// namespaces caches namespaces' phases, serviceAccounts service accounts' image
+	// pull secrets (newResources makes them).
+	namespaces      *localCache[string]
+	serviceAccounts *localCache[[]corev1.LocalObjectReference]
+	// admitServiceAccounts runs the ServiceAccount admission on new pods.
+	admitServiceAccounts bool
+	atRest               *atRest
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -172,6 +177,11 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	}
 	if info.Namespaced {
 		if err := r.checkNamespace(ctx, obj.GetNamespace()); err != nil {
+			return nil, err
+		}
+	}
+	if pod, ok := obj.(*corev1.Pod); ok && r.admitServiceAccounts {
+		if err := r.admitServiceAccount(ctx, pod); err != nil {
 			return nil, err
 		}
 	}
@@ -347,81 +357,27 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 // checkNamespace refuses writes into a missing or terminating namespace. It reads this
 // node's state (stale): namespaces change rarely, and Kubernetes' own check races the
 // same way. What it read is cached until this node applies a change to any namespace,
-// so a burst of creates costs no read transaction (see namespaceCache).
+// so a burst of creates costs no read transaction (see localCache).
 func (r *resources) checkNamespace(ctx context.Context, ns string) error {
 	nsInfo := kinds.MustLookup(kinds.Namespace)
-	phase, found, err := r.namespaces.phase(r.store, ns)
-	if err != nil {
+	k := store.Key{Kind: kinds.Namespace, Name: ns}
+	phase, found, err := r.namespaces.get(r.store, k)
+	if err == nil && !found && ns == "default" {
+		// "default" always exists; a write may simply beat the server's own creation of it.
+		return r.ensureNamespace(ctx, ns)
+	}
+	if err == nil && !found {
+		phase, found, err = r.namespaces.confirm(ctx, r.store, k)
+	}
+	switch {
+	case err != nil:
 		return storeError(nsInfo, ns, err)
-	}
-	if !found {
-		if ns == "default" {
-			// "default" always exists; a write may simply beat the server's own creation of it.
-			return r.ensureNamespace(ctx, ns)
-		}
-		// This node's state may trail the leader's (a follower, or a node replaying its
-		// log after a restart): confirm a miss with a linearizable read before refusing.
-		o, err := r.store.Get(ctx, store.Key{Kind: kinds.Namespace, Name: ns}, store.ReadOptions{})
-		if errors.Is(err, store.ErrNotFound) {
-			return notFound(nsInfo, ns)
-		}
-		if err != nil {
-			return storeError(nsInfo, ns, err)
-		}
-		if phase, err = namespacePhase(o); err != nil {
-			return storeError(nsInfo, ns, err)
-		}
-	}
-	if phase == "Terminating" {
+	case !found:
+		return notFound(nsInfo, ns)
+	case phase == string(corev1.NamespaceTerminating):
 		return forbidden(nsInfo, ns, "unable to create new content in namespace "+ns+" because it is being terminated")
 	}
 	return nil
-}
-
-// namespaceCache remembers namespaces' phases as read from this node's state, each with
-// the revision it was read at. An entry answers only while no namespace has changed on
-// this node since (store.LastChange), so it says exactly what a stale read would.
-type namespaceCache struct {
-	mu      sync.RWMutex
-	entries map[string]namespaceEntry
-}
-
-type namespaceEntry struct {
-	found bool
-	phase string
-	rev   int64
-}
-
-func (c *namespaceCache) phase(s *store.Store, ns string) (phase string, found bool, err error) {
-	changed := s.LastChange(kinds.Namespace)
-	c.mu.RLock()
-	e, ok := c.entries[ns]
-	c.mu.RUnlock()
-	if ok && e.rev >= changed {
-		return e.phase, e.found, nil
-	}
-	o, rev, err := s.GetLocal(store.Key{Kind: kinds.Namespace, Name: ns})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		e = namespaceEntry{rev: rev}
-	case err != nil:
-		return "", false, err
-	default:
-		phase, err := namespacePhase(o)
-		if err != nil {
-			return "", false, err
-		}
-		e = namespaceEntry{found: true, phase: phase, rev: rev}
-	}
-	c.mu.Lock()
-	if c.entries == nil || len(c.entries) > 10_000 { // bounded: unknown names are cached too
-		c.entries = map[string]namespaceEntry{}
-	}
-	if cur, ok := c.entries[ns]; !ok || cur.rev < e.rev {
-		c.entries[ns] = e
-	}
-	c.mu.Unlock()
-	return e.phase, e.found, nil
 }
 
 // namespacePhase decodes a stored Namespace's phase.

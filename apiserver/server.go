@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
@@ -82,7 +84,9 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s.store)
 	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
-		atRest: at}
+		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
+		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
+		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount)}
 	members := &memberAddrs{store: s.store}
 	gate := newGate(&cfg)
 	if gate.authn == nil {

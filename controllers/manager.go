@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector and node lifecycle controllers over one shared set of informers (the
-// garbage collector keeps its own, of every kind).
+// garbage collector, node lifecycle and service account controllers over one shared set
+// of informers (the garbage collector keeps its own, of every kind).
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -23,6 +23,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/controllers/serviceaccount"
 )
 
 // Config configures the controller-manager. Start from DefaultConfig; Run validates it.
@@ -121,8 +122,14 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	sc := serviceaccount.DefaultConfig()
+	sc.Logger = log
+	sa, err := serviceaccount.New(cs, f, sc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run,
+		d.Run, r.Run, g.Run, n.Run, sa.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

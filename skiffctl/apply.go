@@ -129,20 +129,32 @@ func (g *globals) applyOne(ctx context.Context, conn *client.Conn, obj kinds.Obj
 }
 
 // merge is what apply writes: the current object with the manifest's labels, annotations
-// and spec. Fields others own stay: owner references, finalizers, a pod's node.
+// and spec. Fields others own stay: owner references, finalizers, a pod's node, and
+// the service account and image pull secrets its admission gave it.
 func merge(cur, want kinds.Object) kinds.Object {
 	next := cur.DeepCopyObject().(kinds.Object)
 	kinds.CopySection(next, want.DeepCopyObject().(kinds.Object), kinds.SpecSection)
 	next.SetLabels(want.GetLabels())
 	next.SetAnnotations(want.GetAnnotations())
-	if p, ok := next.(*corev1.Pod); ok && p.Spec.NodeName == "" {
-		p.Spec.NodeName = cur.(*corev1.Pod).Spec.NodeName
+	if p, ok := next.(*corev1.Pod); ok {
+		c := &cur.(*corev1.Pod).Spec
+		if p.Spec.NodeName == "" {
+			p.Spec.NodeName = c.NodeName
+		}
+		if p.Spec.ServiceAccountName == "" && p.Spec.DeprecatedServiceAccount == "" {
+			p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount = c.ServiceAccountName, c.DeprecatedServiceAccount
+		}
+		if len(p.Spec.ImagePullSecrets) == 0 {
+			p.Spec.ImagePullSecrets = c.ImagePullSecrets
+		}
 	}
 	return next
 }
 
 func createCmd(g *globals) *cobra.Command {
-	return manifestCmd(g, "create -f FILE", "Create objects; an existing one is an error", g.createOne)
+	cmd := manifestCmd(g, "create -f FILE", "Create objects; an existing one is an error", g.createOne)
+	cmd.AddCommand(createSecretCmd(g), createServiceAccountCmd(g))
+	return cmd
 }
 
 func (g *globals) createOne(ctx context.Context, conn *client.Conn, obj kinds.Object) error {

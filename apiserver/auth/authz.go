@@ -151,7 +151,7 @@ func controllerManagerMay(a Attributes) bool {
 	}
 	switch a.Resource {
 	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.Pod), plural(kinds.Event),
-		plural(kinds.ConfigMap), plural(kinds.Namespace):
+		plural(kinds.ConfigMap), plural(kinds.Namespace), plural(kinds.Secret), plural(kinds.ServiceAccount):
 		return true
 	case plural(kinds.Node):
 		return a.Verb == Update || a.Verb == Delete

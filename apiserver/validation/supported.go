@@ -223,6 +223,7 @@ var podSpecFields = []string{
 	"containers[*].resources.requests",
 	"containers[*].workingDir",
 	"hostNetwork",
+	"imagePullSecrets[*].name",
 	"nodeName",
 	"nodeSelector",
 	"restartPolicy",

@@ -36,6 +36,12 @@ type Options struct {
 	Certs string
 	// Tokens, when set, are the bearer tokens the members accept.
 	Tokens *auth.Tokens
+	// ServiceAccountAdmission runs the ServiceAccount admission, which gives a pod its
+	// namespace's "default" ServiceAccount and refuses a pod whose account does not
+	// exist: the test (or a controller-manager it runs) makes the accounts. Without it,
+	// as in Kubernetes' own integration tests of the API server, a pod keeps the
+	// account it names, none by default.
+	ServiceAccountAdmission bool
 }
 
 // Certs makes a certificate directory for Options.Certs: a CA, and certificates for the
@@ -141,6 +147,9 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 			cfg.Insecure = true
 		}
 		cfg.Tokens = opts.Tokens
+		if !opts.ServiceAccountAdmission {
+			cfg.DisableAdmissionPlugins = []string{apiserver.AdmissionServiceAccount}
+		}
 		if opts.Configure != nil {
 			opts.Configure(&cfg)
 		}
