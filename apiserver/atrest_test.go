@@ -222,26 +222,27 @@ func TestKeyRotation(t *testing.T) {
 	// storedWith waits until every Secret is stored as prefix says, on every member.
 	storedWith := func(what, prefix string) {
 		t.Helper()
-		waitfor.ConditionErr(t, 30*time.Second, "every secret stored "+what, func() (bool, error) {
+		waitfor.Condition(t, 30*time.Second, "every secret stored "+what, func() (bool, string) {
 			for m := range 3 {
 				st := c.Server(m).Store()
+				// A new leader may not serve reads yet: not yet, rather than failed.
 				if err := st.Sync(ctx); err != nil {
-					return false, err
+					return false, err.Error()
 				}
 				objs, _, err := st.List(ctx, kinds.Secret, store.ListOptions{Stale: true})
 				if err != nil {
-					return false, err
+					return false, err.Error()
 				}
 				if len(objs) != n {
-					return false, nil
+					return false, fmt.Sprintf("member %d has %d secrets", m, len(objs))
 				}
 				for _, o := range objs {
 					if !bytes.HasPrefix(o.Value, []byte(prefix)) {
-						return false, nil
+						return false, fmt.Sprintf("member %d stores %s as %.30q", m, o.Key, o.Value)
 					}
 				}
 			}
-			return true, nil
+			return true, ""
 		})
 	}
 	storedWith("unencrypted", "k8s\x00")

@@ -41,6 +41,7 @@ type Server struct {
 	resources *resources
 	keyFile   *keyFile // nil: no encryption key file
 	reencrypt *reencryptor
+	nodeGraph *nodeGraph // nil: no authentication, so no nodes
 }
 
 // New opens the store and prepares the listeners; Run serves.
@@ -91,6 +92,10 @@ func New(cfg Config) (*Server, error) {
 	gate := newGate(&cfg)
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
+	} else {
+		// Kubelets read the Secrets and ConfigMaps of their pods only.
+		s.nodeGraph = newNodeGraph(s.store, log)
+		gate.authz.Graph = s.nodeGraph
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
@@ -189,6 +194,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	wg.Go(func() { s.reencrypt.run(ctx) })
+	if s.nodeGraph != nil {
+		wg.Go(func() { s.nodeGraph.run(ctx) })
+	}
 	if s.keyFile != nil {
 		wg.Go(func() { s.keyFile.watch(ctx, s.cfg.EncryptionKeyReload, s.reencrypt.keysReloaded) })
 	}
