@@ -115,6 +115,19 @@ func TestCreateSecret(t *testing.T) {
 		"secret/r3 created")
 	fails(t, s, "", "data[.dockerconfigjson]: Required value", "create", "secret", "docker-registry", "r4", "--from-file="+dockerCfg)
 
+	// A manifest's stringData is written into data, so applying it again changes nothing;
+	// data that is not base64 names its key.
+	sd := "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: hunter2}\n"
+	if code, out, errs := run(t, s, sd, "apply", "-f", "-"); code != 0 || !strings.Contains(out, "secret/creds created") {
+		t.Fatalf("apply stringData: %s %s", out, errs)
+	}
+	if code, out, errs := run(t, s, sd, "apply", "-f", "-"); code != 0 || !strings.Contains(out, "secret/creds unchanged") {
+		t.Errorf("apply stringData again: %s %s", out, errs)
+	}
+	contains(t, "stringData stored as data", must(t, s, "get", "secret", "creds", "-o", "yaml"), "password: aHVudGVyMg==")
+	fails(t, s, "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata: {password: 'not base64!'}\n",
+		"data[password]: Invalid value: not base64", "apply", "-f", "-")
+
 	// serviceaccount, in a namespace.
 	must(t, s, "create", "-f", write("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n"))
 	contains(t, "create sa", must(t, s, "create", "serviceaccount", "build-robot", "-n", "ci"), "serviceaccount/build-robot created")
