@@ -39,7 +39,7 @@ func BenchmarkE2EDeploy10000r1000n(b *testing.B) {
 
 func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	benchfig.Want(b, name, name+"_rate")
-	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 200_000})
+	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 200_000, ServiceAccountAdmission: true})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		b.Fatal(err)
