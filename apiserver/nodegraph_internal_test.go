@@ -24,7 +24,9 @@ func TestNodeGraphCounts(t *testing.T) {
 		return &store.Object{Key: store.Key{Kind: kinds.Pod, Namespace: "default", Name: name}, UID: uid, Value: kinds.MustEncode(p),
 			Fields: map[string]string{"spec.nodeName": node}}
 	}
-	ref := func(node, name string) graphRef { return graphRef{node: node, resource: "secrets", namespace: "default", name: name} }
+	ref := func(node, name string) graphRef {
+		return graphRef{node: node, resource: "secrets", namespace: "default", name: name}
+	}
 	g.put(stored("a", "1", "", "s"))
 	if g.has(ref("w1", "s")) || len(g.pods) != 0 {
 		t.Fatal("an unbound pod is in the graph")

@@ -32,7 +32,6 @@ func storePod(t *testing.T, s *store.Store, pod *corev1.Pod) {
 	}
 }
 
-
 // TestNodeReadsOnlyWhatItsPodsReference: a kubelet's credentials read a Secret or a
 // ConfigMap only while a pod bound to its node references it (env, envFrom, volumes,
 // projected volumes, imagePullSecrets), by name: get, or list and watch of that name;
