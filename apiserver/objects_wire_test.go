@@ -12,9 +12,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -47,6 +49,9 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 		// The wire carries a Secret's plaintext: what is stored encrypted is opened first.
 		&corev1.Secret{ObjectMeta: meta("default", "db"), Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"password": []byte("s3cret")}},
 		&corev1.ServiceAccount{ObjectMeta: meta("default", "default"), ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}},
+		&policyv1.PodDisruptionBudget{ObjectMeta: meta("default", "web"), Spec: policyv1.PodDisruptionBudgetSpec{
+			MinAvailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+			Status: policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 1, ExpectedPods: 2}},
 	}
 	have := map[*kinds.Info]bool{}
 	for _, obj := range objs {

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -313,6 +314,7 @@ type Clientset struct {
 	Secrets     *Client[*corev1.Secret]
 	// ServiceAccounts are the pods' identities in their namespaces.
 	ServiceAccounts *Client[*corev1.ServiceAccount]
+	PDBs        *Client[*policyv1.PodDisruptionBudget]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -322,6 +324,7 @@ func NewClientset(c *Conn) *Clientset {
 		Deployments: For[*appsv1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
 		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c), Secrets: For[*corev1.Secret](c),
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
+		PDBs: For[*policyv1.PodDisruptionBudget](c),
 	}
 }
 

@@ -15,8 +15,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -170,6 +172,18 @@ var columns = map[string][]column{
 		{header: "HOLDER", cell: func(o kinds.Object, _ time.Time) string { return deref(o.(*coordinationv1.Lease).Spec.HolderIdentity) }},
 		ageColumn,
 	},
+	kinds.PodDisruptionBudget: {nameColumn,
+		{header: "MIN AVAILABLE", cell: func(o kinds.Object, _ time.Time) string {
+			return intOrPercent(o.(*policyv1.PodDisruptionBudget).Spec.MinAvailable)
+		}},
+		{header: "MAX UNAVAILABLE", cell: func(o kinds.Object, _ time.Time) string {
+			return intOrPercent(o.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable)
+		}},
+		{header: "ALLOWED DISRUPTIONS", cell: func(o kinds.Object, _ time.Time) string {
+			return strconv.Itoa(int(o.(*policyv1.PodDisruptionBudget).Status.DisruptionsAllowed))
+		}},
+		ageColumn,
+	},
 	kinds.Namespace: {nameColumn,
 		{header: "STATUS", cell: func(o kinds.Object, _ time.Time) string { return namespacePhase(o.(*corev1.Namespace)) }},
 		ageColumn,
@@ -298,6 +312,14 @@ func namespacePhase(ns *corev1.Namespace) string {
 		return string(ns.Status.Phase)
 	}
 	return string(corev1.NamespaceActive)
+}
+
+// intOrPercent prints a budget's count or percent, N/A when unset (kubectl's).
+func intOrPercent(v *intstr.IntOrString) string {
+	if v == nil {
+		return "N/A"
+	}
+	return v.String()
 }
 
 func containerNames(s *corev1.PodSpec) string {
