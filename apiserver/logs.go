@@ -90,7 +90,7 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 	defer cc.Close()
 	ks, err := kubeletv1.NewKubeletLogsClient(cc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
 		NodeName: nodeName, Namespace: ns, Pod: req.GetName(), PodUid: string(pod.UID),
-		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines,
+		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines, Previous: req.GetPrevious(),
 	})
 	for err == nil {
 		var chunk *kubeletv1.LogChunk

@@ -113,7 +113,10 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 		return status.Errorf(codes.Unavailable, "node %s: %v", req.GetNodeName(), err)
 	}
 	c, ok := pickContainer(ctrs, req)
-	if !ok {
+	switch {
+	case !ok && req.GetPrevious():
+		return status.Errorf(codes.FailedPrecondition, "previous terminated container %q in pod %q not found", req.GetContainer(), req.GetPod())
+	case !ok:
 		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s has not started on node %s",
 			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName())
 	}
@@ -193,10 +196,10 @@ func (s *skipWriter) Write(p []byte) (int, error) {
 }
 
 // pickContainer finds the container a request means: the latest attempt (a restarted
-// container's current run, as kubectl logs shows it).
+// container's current run, as kubectl logs shows it), or with previous the one before
+// it, which the kubelet keeps (kubectl logs --previous).
 func pickContainer(ctrs []Container, req *kubeletv1.ContainerLogsRequest) (Container, bool) {
-	var best Container
-	found := false
+	var runs []Container
 	for _, c := range ctrs {
 		if c.Namespace != req.GetNamespace() || c.PodName != req.GetPod() || c.Name != req.GetContainer() {
 			continue
@@ -204,11 +207,23 @@ func pickContainer(ctrs []Container, req *kubeletv1.ContainerLogsRequest) (Conta
 		if req.GetPodUid() != "" && c.PodUID != req.GetPodUid() {
 			continue
 		}
-		if !found || c.Attempt > best.Attempt || (c.Attempt == best.Attempt && c.CreatedAt.After(best.CreatedAt)) {
-			best, found = c, true
-		}
+		runs = append(runs, c)
 	}
-	return best, found
+	// Newest first.
+	slices.SortFunc(runs, func(a, b Container) int {
+		if a.Attempt != b.Attempt {
+			return b.Attempt - a.Attempt
+		}
+		return b.CreatedAt.Compare(a.CreatedAt)
+	})
+	i := 0
+	if req.GetPrevious() {
+		i = 1
+	}
+	if i >= len(runs) {
+		return Container{}, false
+	}
+	return runs[i], true
 }
 
 // chunkWriter sends what is written as LogChunks.

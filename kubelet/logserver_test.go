@@ -101,8 +101,17 @@ func TestLogServer(t *testing.T) {
 	if err != nil || !strings.Contains(got, "second run\n") || strings.Contains(got, "first run") {
 		t.Fatalf("logs of the restarted container = %q, %v; want its second run's only", got, err)
 	}
+	// --previous: the run before the latest, which the kubelet keeps.
+	prev := &kubeletv1.ContainerLogsRequest{NodeName: "w1", Namespace: "default", Pod: "web", PodUid: "uid-1", Container: "app", Previous: true}
+	if got, err := readLogs(ctx, c, prev); err != nil || !strings.Contains(got, "first run\n") || strings.Contains(got, "second run") {
+		t.Fatalf("previous logs = %q, %v; want the first run's only", got, err)
+	}
 	if err := w1.Remove(ctx, old); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := readLogs(ctx, c, prev); status.Code(err) != codes.FailedPrecondition ||
+		status.Convert(err).Message() != `previous terminated container "app" in pod "web" not found` {
+		t.Errorf("previous logs without a previous run: %v", err)
 	}
 
 	for _, tc := range []struct {

@@ -8,91 +8,42 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/kinds"
-	"github.com/skiffhq/skiff/skiffctl/manifest"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // kubectl's create secret generic|tls|docker-registry and create serviceaccount: an
-// object made from flags, created, or with --dry-run=client only printed.
+// object made from flags, created (createObject, with create's --dry-run and -o).
 
-// generatedOutput are the flags of a create that makes its object from flags.
-type generatedOutput struct {
-	dryRun, output string
-}
-
-func (o *generatedOutput) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.dryRun, "dry-run", "none", `"none" creates the object; "client" only prints it (with -o); "server" is not supported by Skiff`)
-	cmd.Flags().Lookup("dry-run").NoOptDefVal = "client"
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "print the object: yaml, json or name")
-}
-
-// create creates obj (or with --dry-run=client does not) and prints it, or what it did.
-func (g *globals) create(cmd *cobra.Command, obj kinds.Object, o generatedOutput) error {
-	switch o.dryRun {
-	case "none", "client":
-	case "server":
-		return fmt.Errorf("--dry-run=server: not supported by Skiff")
-	default:
-		return fmt.Errorf(`Invalid dry-run value (%v). Must be "none", "server", or "client".`, o.dryRun)
-	}
-	switch o.output {
-	case "", "yaml", "json", "name":
-	default:
-		return fmt.Errorf("--output: Unsupported value: %q: supported values: yaml, json, name", o.output)
-	}
-	info := kinds.Of(obj)
-	if g.namespace != "" && info.Namespaced {
-		obj.SetNamespace(g.namespace)
-	}
-	verb := "created (dry run)"
-	if o.dryRun == "none" {
-		conn, ctx, cancel, err := g.connect(cmd, g.timeout)
-		if err != nil {
-			return err
-		}
-		defer cancel()
-		obj.SetNamespace(g.namespaceOf(info))
-		out, err := client.ForKind(conn, info).Create(ctx, obj)
-		if err != nil {
-			return err
-		}
-		obj, verb = out, "created"
-	}
-	w := cmd.OutOrStdout()
-	switch o.output {
-	case "yaml", "json":
-		enc := manifest.YAML
-		if o.output == "json" {
-			enc = manifest.JSON
-		}
-		b, err := enc([]kinds.Object{obj}, false)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	case "name":
-		fmt.Fprintln(w, ref(info, obj.GetName()))
-		return nil
-	}
-	fmt.Fprintf(w, "%s %s\n", ref(info, obj.GetName()), verb)
-	return nil
-}
-
-func createSecretCmd(g *globals) *cobra.Command {
+func createSecretCmd(g *globals, dry *dryRun, o *output) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "secret (generic | tls | docker-registry) NAME [flags]",
 		Short: "Create a Secret from files, literals, a certificate and key, or registry credentials",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(createSecretGenericCmd(g), createSecretTLSCmd(g), createSecretDockerRegistryCmd(g))
+	cmd.AddCommand(createSecretGenericCmd(g, dry, o), createSecretTLSCmd(g, dry, o), createSecretDockerRegistryCmd(g, dry, o))
 	return cmd
+}
+
+// secretData is a Secret's data from kubectl's --from-literal, --from-file and
+// --from-env-file.
+func secretData(literals, files, envFiles []string) (map[string][]byte, error) {
+	data := map[string][]byte{}
+	err := readSources(literals, files, envFiles, func(key string, value []byte, source string) error {
+		if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
+			return fmt.Errorf("%s: %q is not a valid key name for a Secret: %s", source, key, strings.Join(errs, "; "))
+		}
+		if _, dup := data[key]; dup {
+			return fmt.Errorf("%s: cannot add key %q, another key by that name already exists", source, key)
+		}
+		data[key] = value
+		return nil
+	})
+	return data, err
 }
 
 // newSecret is a Secret named name of typ holding data, with kubectl's --append-hash.
@@ -108,11 +59,10 @@ func newSecret(name string, typ corev1.SecretType, data map[string][]byte, appen
 	return s, nil
 }
 
-func createSecretGenericCmd(g *globals) *cobra.Command {
-	var src dataSources
+func createSecretGenericCmd(g *globals, dry *dryRun, o *output) *cobra.Command {
+	var literals, files, envFiles []string
 	var typ string
 	var appendHash bool
-	var o generatedOutput
 	cmd := &cobra.Command{
 		Use:   "generic NAME [--type=string] [--from-file=[key=]source] [--from-literal=key1=value1] [--dry-run=server|client|none]",
 		Short: "Create a Secret from a local file, directory or literal value",
@@ -124,9 +74,9 @@ encrypted when the API servers have an encryption key file.`,
 		Example: `  skiffctl create secret generic db-user-pass --from-literal=username=admin --from-literal=password='S!B\*d$zDsb='
   skiffctl create secret generic ssh-key --from-file=ssh-privatekey=$HOME/.ssh/id_ed25519 --type=kubernetes.io/ssh-auth
   skiffctl create secret generic app-env --from-env-file=app.env --dry-run=client -o yaml`,
-		Args: exactlyOneName,
+		Args: oneName("secret"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := src.read("Secret", args[0])
+			data, err := secretData(literals, files, envFiles)
 			if err != nil {
 				return err
 			}
@@ -134,29 +84,27 @@ encrypted when the API servers have an encryption key file.`,
 			if err != nil {
 				return err
 			}
-			return g.create(cmd, s, o)
+			return g.createObject(cmd, s, *dry, *o)
 		},
 	}
-	cmd.Flags().StringSliceVar(&src.files, "from-file", nil, "a file ([key=]path), or a directory: each regular file in it")
-	cmd.Flags().StringArrayVar(&src.literals, "from-literal", nil, "a key and its literal value (key=value)")
-	cmd.Flags().StringSliceVar(&src.envFiles, "from-env-file", nil, "a file of KEY=VALUE lines")
+	cmd.Flags().StringArrayVar(&literals, "from-literal", nil, "KEY=VALUE; repeatable")
+	cmd.Flags().StringArrayVar(&files, "from-file", nil, "[KEY=]PATH: a file, or each regular file of a directory; repeatable")
+	cmd.Flags().StringArrayVar(&envFiles, "from-env-file", nil, "a file of KEY=VALUE lines; repeatable")
 	cmd.Flags().StringVar(&typ, "type", "", "the Secret's type (default Opaque)")
 	cmd.Flags().BoolVar(&appendHash, "append-hash", false, "append a hash of the Secret to its name")
-	o.register(cmd)
 	return cmd
 }
 
-func createSecretTLSCmd(g *globals) *cobra.Command {
+func createSecretTLSCmd(g *globals, dry *dryRun, o *output) *cobra.Command {
 	var certFile, keyFile string
 	var appendHash bool
-	var o generatedOutput
 	cmd := &cobra.Command{
 		Use:   "tls NAME --cert=path/to/cert/file --key=path/to/key/file [--dry-run=server|client|none]",
 		Short: "Create a TLS Secret from a certificate and its key",
 		Long: `Create a kubernetes.io/tls Secret holding a PEM certificate (tls.crt) and its private
 key (tls.key), which must match.`,
 		Example: `  skiffctl create secret tls web-tls --cert=web.crt --key=web.key`,
-		Args:    exactlyOneName,
+		Args:    oneName("secret"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if certFile == "" || keyFile == "" {
 				return fmt.Errorf("key and cert must be specified")
@@ -176,13 +124,12 @@ key (tls.key), which must match.`,
 			if err != nil {
 				return err
 			}
-			return g.create(cmd, s, o)
+			return g.createObject(cmd, s, *dry, *o)
 		},
 	}
 	cmd.Flags().StringVar(&certFile, "cert", "", "the PEM certificate (chain)")
 	cmd.Flags().StringVar(&keyFile, "key", "", "the certificate's PEM private key")
 	cmd.Flags().BoolVar(&appendHash, "append-hash", false, "append a hash of the Secret to its name")
-	o.register(cmd)
 	return cmd
 }
 
@@ -194,11 +141,10 @@ type dockerConfigEntry struct {
 	Auth     string `json:"auth,omitempty"`
 }
 
-func createSecretDockerRegistryCmd(g *globals) *cobra.Command {
+func createSecretDockerRegistryCmd(g *globals, dry *dryRun, o *output) *cobra.Command {
 	var user, password, email, server string
 	var files []string
 	var appendHash bool
-	var o generatedOutput
 	cmd := &cobra.Command{
 		Use:   "docker-registry NAME --docker-username=user --docker-password=password --docker-email=email [--docker-server=string] [--from-file=[key=]source] [--dry-run=server|client|none]",
 		Short: "Create a Secret of registry credentials, for imagePullSecrets",
@@ -207,12 +153,12 @@ imagePullSecrets (or its service account's) names them for the kubelet to pull w
 with --from-file=.dockerconfigjson=PATH, a Docker config file's.`,
 		Example: `  skiffctl create secret docker-registry regcred --docker-server=registry.example.com:5000 \
       --docker-username=alice --docker-password=s3cret --docker-email=alice@example.com`,
-		Args: exactlyOneName,
+		Args: oneName("secret"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var data map[string][]byte
 			if len(files) > 0 {
 				var err error
-				if data, err = (dataSources{files: files}).read("Secret", args[0]); err != nil {
+				if data, err = secretData(nil, files, nil); err != nil {
 					return err
 				}
 			} else {
@@ -230,41 +176,30 @@ with --from-file=.dockerconfigjson=PATH, a Docker config file's.`,
 			if err != nil {
 				return err
 			}
-			return g.create(cmd, s, o)
+			return g.createObject(cmd, s, *dry, *o)
 		},
 	}
 	cmd.Flags().StringVar(&user, "docker-username", "", "the registry user name")
 	cmd.Flags().StringVar(&password, "docker-password", "", "the registry password")
 	cmd.Flags().StringVar(&email, "docker-email", "", "the registry user's email")
 	cmd.Flags().StringVar(&server, "docker-server", "https://index.docker.io/v1/", "the registry's address")
-	cmd.Flags().StringSliceVar(&files, "from-file", nil, "a Docker config file instead ([key=]path; the key .dockerconfigjson)")
+	cmd.Flags().StringArrayVar(&files, "from-file", nil, "a Docker config file instead ([KEY=]PATH; the key .dockerconfigjson)")
 	cmd.Flags().BoolVar(&appendHash, "append-hash", false, "append a hash of the Secret to its name")
-	o.register(cmd)
 	return cmd
 }
 
-func createServiceAccountCmd(g *globals) *cobra.Command {
-	var o generatedOutput
+func createServiceAccountCmd(g *globals, dry *dryRun, o *output) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "serviceaccount NAME [--dry-run=server|client|none]",
 		Aliases: []string{"sa"},
 		Short:   "Create a ServiceAccount",
 		Example: `  skiffctl create serviceaccount build-robot`,
-		Args:    exactlyOneName,
+		Args:    oneName("service account"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.create(cmd, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: args[0]}}, o)
+			return g.createObject(cmd, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: args[0]}}, *dry, *o)
 		},
 	}
-	o.register(cmd)
 	return cmd
-}
-
-// exactlyOneName is kubectl's check of a create's NAME.
-func exactlyOneName(_ *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("exactly one NAME is required, got %d", len(args))
-	}
-	return nil
 }
 
 // secretHash is kubectl's --append-hash suffix: ten characters of the SHA-256 of the

@@ -64,13 +64,14 @@ func TestCreateSecret(t *testing.T) {
 
 	// kubectl's refusals.
 	fails(t, s, "", "exactly one NAME is required, got 0", "create", "secret", "generic", "--from-literal=a=b")
-	fails(t, s, "", "invalid literal source novalue, expected key=value", "create", "secret", "generic", "y", "--from-literal=novalue")
-	fails(t, s, "", `cannot add key "a", another key by that name already exists in Data for Secret "y"`, "create", "secret", "generic", "y",
+	fails(t, s, "", `--from-literal: invalid literal source "novalue", expected key=value`, "create", "secret", "generic", "y", "--from-literal=novalue")
+	fails(t, s, "", `cannot add key "a", another key by that name already exists`, "create", "secret", "generic", "y",
 		"--from-literal=a=1", "--from-literal=a=2")
 	fails(t, s, "", `"bad key" is not a valid key name for a Secret`, "create", "secret", "generic", "y", "--from-literal=bad key=1")
 	fails(t, s, "", "from-env-file cannot be combined with from-file or from-literal", "create", "secret", "generic", "y",
 		"--from-env-file="+env, "--from-literal=a=1")
-	fails(t, s, "", "--dry-run=server: not supported by Skiff", "create", "secret", "generic", "y", "--from-literal=a=1", "--dry-run=server")
+	contains(t, "server dry run", must(t, s, "create", "secret", "generic", "y", "--from-literal=a=1", "--dry-run=server"), "secret/y created (server dry run)")
+	fails(t, s, "", `secret "y" not found`, "get", "secret", "y")
 	fails(t, s, "", `secrets "db-user-pass" already exists`, "create", "secret", "generic", "db-user-pass", "--from-literal=a=1")
 	// The server's validation of a typed Secret.
 	fails(t, s, "", "data[tls.key]: Required value", "create", "secret", "generic", "half-tls", "--type=kubernetes.io/tls", "--from-literal=tls.crt=x")

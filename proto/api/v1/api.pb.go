@@ -98,8 +98,12 @@ func (x *Object) GetRaw() []byte {
 // Kind is a Kubernetes kind name ("Pod", "Deployment") or any of its plural, singular or
 // short names ("pods", "deploy").
 type CreateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Object        *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Object *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	// Validate and admit the object, and answer with what would be stored, storing nothing
+	// (Kubernetes' dryRun=All): the object comes back with the uid and times the server
+	// would give it, and no resourceVersion.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,6 +143,13 @@ func (x *CreateRequest) GetObject() *Object {
 		return x.Object
 	}
 	return nil
+}
+
+func (x *CreateRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
 }
 
 type CreateBatchRequest struct {
@@ -488,8 +499,11 @@ func (x *ListResponse) GetResourceVersion() string {
 }
 
 type UpdateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Object        *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Object *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	// Answer with what the update would store, storing nothing; the reply keeps the
+	// current resourceVersion.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -531,6 +545,13 @@ func (x *UpdateRequest) GetObject() *Object {
 	return nil
 }
 
+func (x *UpdateRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 type DeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -541,8 +562,11 @@ type DeleteRequest struct {
 	GracePeriodSeconds *int64 `protobuf:"varint,5,opt,name=grace_period_seconds,json=gracePeriodSeconds,proto3,oneof" json:"grace_period_seconds,omitempty"`
 	// Background (default), Foreground or Orphan.
 	PropagationPolicy string `protobuf:"bytes,6,opt,name=propagation_policy,json=propagationPolicy,proto3" json:"propagation_policy,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Check the deletion and answer with the object as it would be (marked for deletion
+	// when something holds it), deleting nothing.
+	DryRun        bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteRequest) Reset() {
@@ -615,6 +639,13 @@ func (x *DeleteRequest) GetPropagationPolicy() string {
 		return x.PropagationPolicy
 	}
 	return ""
+}
+
+func (x *DeleteRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
 }
 
 type Preconditions struct {
@@ -1109,7 +1140,10 @@ type PodLogsRequest struct {
 	// Keep streaming until the container exits or the call ends.
 	Follow bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
 	// When set, start with the last tail_lines lines of what was written so far.
-	TailLines     *int64 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	TailLines *int64 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	// The output of the container's previous run (the one before it last restarted),
+	// which the kubelet keeps; FailedPrecondition when there was none.
+	Previous      bool `protobuf:"varint,6,opt,name=previous,proto3" json:"previous,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1177,6 +1211,13 @@ func (x *PodLogsRequest) GetTailLines() int64 {
 		return *x.TailLines
 	}
 	return 0
+}
+
+func (x *PodLogsRequest) GetPrevious() bool {
+	if x != nil {
+		return x.Previous
+	}
+	return false
 }
 
 type PodLogsChunk struct {
@@ -1422,6 +1463,8 @@ type MemberStatus struct {
 	AppliedIndex  uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	SnapshotIndex uint64 `protobuf:"varint,5,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"`
 	LastLogIndex  uint64 `protobuf:"varint,6,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	// The member's Skiff version (v0.1.0).
+	Version       string `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1496,6 +1539,13 @@ func (x *MemberStatus) GetLastLogIndex() uint64 {
 		return x.LastLogIndex
 	}
 	return 0
+}
+
+func (x *MemberStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 type AddMemberRequest struct {
@@ -1744,9 +1794,10 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\vapi_version\x18\x01 \x01(\tR\n" +
 	"apiVersion\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x10\n" +
-	"\x03raw\x18\x03 \x01(\fR\x03raw\"=\n" +
+	"\x03raw\x18\x03 \x01(\fR\x03raw\"V\n" +
 	"\rCreateRequest\x12,\n" +
-	"\x06object\x18\x01 \x01(\v2\x14.skiff.api.v1.ObjectR\x06object\"D\n" +
+	"\x06object\x18\x01 \x01(\v2\x14.skiff.api.v1.ObjectR\x06object\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"D\n" +
 	"\x12CreateBatchRequest\x12.\n" +
 	"\aobjects\x18\x01 \x03(\v2\x14.skiff.api.v1.ObjectR\aobjects\"P\n" +
 	"\x13CreateBatchResponse\x129\n" +
@@ -1768,16 +1819,18 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x05stale\x18\x05 \x01(\bR\x05stale\"e\n" +
 	"\fListResponse\x12*\n" +
 	"\x05items\x18\x01 \x03(\v2\x14.skiff.api.v1.ObjectR\x05items\x12)\n" +
-	"\x10resource_version\x18\x02 \x01(\tR\x0fresourceVersion\"=\n" +
+	"\x10resource_version\x18\x02 \x01(\tR\x0fresourceVersion\"V\n" +
 	"\rUpdateRequest\x12,\n" +
-	"\x06object\x18\x01 \x01(\v2\x14.skiff.api.v1.ObjectR\x06object\"\x97\x02\n" +
+	"\x06object\x18\x01 \x01(\v2\x14.skiff.api.v1.ObjectR\x06object\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xb0\x02\n" +
 	"\rDeleteRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12A\n" +
 	"\rpreconditions\x18\x04 \x01(\v2\x1b.skiff.api.v1.PreconditionsR\rpreconditions\x125\n" +
 	"\x14grace_period_seconds\x18\x05 \x01(\x03H\x00R\x12gracePeriodSeconds\x88\x01\x01\x12-\n" +
-	"\x12propagation_policy\x18\x06 \x01(\tR\x11propagationPolicyB\x17\n" +
+	"\x12propagation_policy\x18\x06 \x01(\tR\x11propagationPolicy\x12\x17\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRunB\x17\n" +
 	"\x15_grace_period_seconds\"L\n" +
 	"\rPreconditions\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12)\n" +
@@ -1811,14 +1864,15 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x14grace_period_seconds\x18\x03 \x01(\x03H\x00R\x12gracePeriodSeconds\x88\x01\x01\x12A\n" +
 	"\rpreconditions\x18\x04 \x01(\v2\x1b.skiff.api.v1.PreconditionsR\rpreconditions\x12\x17\n" +
 	"\adry_run\x18\x05 \x01(\bR\x06dryRunB\x17\n" +
-	"\x15_grace_period_seconds\"\xab\x01\n" +
+	"\x15_grace_period_seconds\"\xc7\x01\n" +
 	"\x0ePodLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
 	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x12\x16\n" +
 	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\"\n" +
 	"\n" +
-	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01B\r\n" +
+	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01\x12\x1a\n" +
+	"\bprevious\x18\x06 \x01(\bR\bpreviousB\r\n" +
 	"\v_tail_lines\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
@@ -1835,14 +1889,15 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
 	"apiAddress\x12\x1a\n" +
 	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xcd\x01\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xe7\x01\n" +
 	"\fMemberStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
 	"\fcommit_index\x18\x03 \x01(\x04R\vcommitIndex\x12#\n" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12%\n" +
 	"\x0esnapshot_index\x18\x05 \x01(\x04R\rsnapshotIndex\x12$\n" +
-	"\x0elast_log_index\x18\x06 \x01(\x04R\flastLogIndex\"j\n" +
+	"\x0elast_log_index\x18\x06 \x01(\x04R\flastLogIndex\x12\x18\n" +
+	"\aversion\x18\a \x01(\tR\aversion\"j\n" +
 	"\x10AddMemberRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +

@@ -37,7 +37,9 @@ type ContainerLogsRequest struct {
 	Container string `protobuf:"bytes,5,opt,name=container,proto3" json:"container,omitempty"`
 	Follow    bool   `protobuf:"varint,6,opt,name=follow,proto3" json:"follow,omitempty"`
 	// When set, start with the last tail_lines lines of what was written so far.
-	TailLines     *int64 `protobuf:"varint,7,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	TailLines *int64 `protobuf:"varint,7,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
+	// The container's previous run (the attempt before the newest) instead of its latest.
+	Previous      bool `protobuf:"varint,8,opt,name=previous,proto3" json:"previous,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -121,6 +123,13 @@ func (x *ContainerLogsRequest) GetTailLines() int64 {
 	return 0
 }
 
+func (x *ContainerLogsRequest) GetPrevious() bool {
+	if x != nil {
+		return x.Previous
+	}
+	return false
+}
+
 type LogChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -169,7 +178,7 @@ var File_kubelet_v1_kubelet_proto protoreflect.FileDescriptor
 
 const file_kubelet_v1_kubelet_proto_rawDesc = "" +
 	"\n" +
-	"\x18kubelet/v1/kubelet.proto\x12\x10skiff.kubelet.v1\"\xe5\x01\n" +
+	"\x18kubelet/v1/kubelet.proto\x12\x10skiff.kubelet.v1\"\x81\x02\n" +
 	"\x14ContainerLogsRequest\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -178,7 +187,8 @@ const file_kubelet_v1_kubelet_proto_rawDesc = "" +
 	"\tcontainer\x18\x05 \x01(\tR\tcontainer\x12\x16\n" +
 	"\x06follow\x18\x06 \x01(\bR\x06follow\x12\"\n" +
 	"\n" +
-	"tail_lines\x18\a \x01(\x03H\x00R\ttailLines\x88\x01\x01B\r\n" +
+	"tail_lines\x18\a \x01(\x03H\x00R\ttailLines\x88\x01\x01\x12\x1a\n" +
+	"\bprevious\x18\b \x01(\bR\bpreviousB\r\n" +
 	"\v_tail_lines\"\x1e\n" +
 	"\bLogChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data2d\n" +

@@ -34,7 +34,7 @@ type KubeletLogsClient interface {
 	// ContainerLogs streams a container's output: what it wrote so far and, with follow,
 	// what it writes until it exits or the call ends. Errors: NotFound (no such node on
 	// this server, or the container's output is gone), FailedPrecondition (the container
-	// has not started yet).
+	// has not started yet, or has no previous run).
 	ContainerLogs(ctx context.Context, in *ContainerLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
 }
 
@@ -72,7 +72,7 @@ type KubeletLogsServer interface {
 	// ContainerLogs streams a container's output: what it wrote so far and, with follow,
 	// what it writes until it exits or the call ends. Errors: NotFound (no such node on
 	// this server, or the container's output is gone), FailedPrecondition (the container
-	// has not started yet).
+	// has not started yet, or has no previous run).
 	ContainerLogs(*ContainerLogsRequest, grpc.ServerStreamingServer[LogChunk]) error
 	mustEmbedUnimplementedKubeletLogsServer()
 }
