@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -41,7 +42,8 @@ type Server struct {
 	resources *resources
 	keyFile   *keyFile // nil: no encryption key file
 	reencrypt *reencryptor
-	nodeGraph *nodeGraph // nil: no authentication, so no nodes
+	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
+	flows     *flowcontrol.Controller // nil: no flow control
 }
 
 // New opens the store and prepares the listeners; Run serves.
@@ -76,20 +78,25 @@ func New(cfg Config) (*Server, error) {
 	}
 	// The store indexes only the fields lists and watches go through an index for; the
 	// other selectable fields are stored beside the value and matched by scanning.
+	gate, err := newGate(&cfg)
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
 	scfg := cfg.Store
 	scfg.IndexedFields = indexedFields
 	if s.store, err = store.Open(scfg); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
-	s.metrics = newMetrics(s.store)
+	s.metrics = newMetrics(s.store, gate.flows)
+	s.flows = gate.flows
 	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
 		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount)}
 	members := &memberAddrs{store: s.store}
-	gate := newGate(&cfg)
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
 	} else {
@@ -116,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members})
-	apiv1.RegisterPodsServer(s.grpc, &podLogs{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
+	apiv1.RegisterPodsServer(s.grpc, &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -143,6 +150,14 @@ func (s *Server) HTTPAddr() string {
 		return ""
 	}
 	return s.hln.Addr().String()
+}
+
+// FlowControl reports API Priority and Fairness per priority level (nil without it).
+func (s *Server) FlowControl() []flowcontrol.LevelStats {
+	if s.flows == nil {
+		return nil
+	}
+	return s.flows.Stats()
 }
 
 // Store is the embedded store node.
