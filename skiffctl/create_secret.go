@@ -8,12 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // kubectl's create secret generic|tls|docker-registry and create serviceaccount: an
@@ -34,11 +32,9 @@ func createSecretCmd(g *globals, dry *dryRun, o *output) *cobra.Command {
 func secretData(literals, files, envFiles []string) (map[string][]byte, error) {
 	data := map[string][]byte{}
 	err := readSources(literals, files, envFiles, func(key string, value []byte, source string) error {
-		if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
-			return fmt.Errorf("%s: %q is not a valid key name for a Secret: %s", source, key, strings.Join(errs, "; "))
-		}
-		if _, dup := data[key]; dup {
-			return fmt.Errorf("%s: cannot add key %q, another key by that name already exists", source, key)
+		_, taken := data[key]
+		if err := checkDataKey("Secret", source, key, taken); err != nil {
+			return err
 		}
 		data[key] = value
 		return nil
@@ -87,9 +83,7 @@ encrypted when the API servers have an encryption key file.`,
 			return g.createObject(cmd, s, *dry, *o)
 		},
 	}
-	cmd.Flags().StringArrayVar(&literals, "from-literal", nil, "KEY=VALUE; repeatable")
-	cmd.Flags().StringArrayVar(&files, "from-file", nil, "[KEY=]PATH: a file, or each regular file of a directory; repeatable")
-	cmd.Flags().StringArrayVar(&envFiles, "from-env-file", nil, "a file of KEY=VALUE lines; repeatable")
+	addSourceFlags(cmd.Flags(), &literals, &files, &envFiles)
 	cmd.Flags().StringVar(&typ, "type", "", "the Secret's type (default Opaque)")
 	cmd.Flags().BoolVar(&appendHash, "append-hash", false, "append a hash of the Secret to its name")
 	return cmd
