@@ -35,5 +35,5 @@
 //
 // The package is pure: it parses key files and transforms bytes. The API server owns
 // the file's reloading, and the loop that re-encrypts stored values when the primary key
-// changes (apiserver/reencrypt.go).
+// changes (reencryptor, apiserver/atrest.go).
 package encryption
