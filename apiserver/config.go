@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,6 +87,23 @@ type Config struct {
 	// MaxWatchesPerUser caps each identity's open watches (0: no cap). Default 1000.
 	MaxWatchesPerUser int
 
+	// DisableAdmissionPlugins names admission plugins not to run (Kubernetes'
+	// --disable-admission-plugins): AdmissionServiceAccount, which needs the
+	// controller-manager to make each namespace's default account, may be left out where
+	// no controller-manager runs (tests of the API server alone, as Kubernetes' own
+	// integration tests do).
+	DisableAdmissionPlugins []string
+
+	// EncryptionKeyFile, when set, is the encryption key file (Kubernetes'
+	// EncryptionConfiguration; see package encryption): Secrets are stored encrypted
+	// with its primary key, and read with any of its keys. Every member of a cluster
+	// needs the keys of every stored value. Without it Secrets are stored unencrypted.
+	EncryptionKeyFile string
+	// EncryptionKeyReload is how often the key file is read again; a change of keys
+	// takes effect then, and the leader re-encrypts what is not under the new primary.
+	// Default 10s.
+	EncryptionKeyReload time.Duration
+
 	// Listener and HTTPListener, when set, are used instead of listening on Listen and
 	// HTTPListen (embedding, and tests that pick ports first).
 	Listener, HTTPListener net.Listener
@@ -107,6 +125,7 @@ func DefaultConfig() Config {
 		FlowControl:         flowcontrol.DefaultConfig(),
 		MaxWatchesPerUser:   1000,
 		EventTTL:            time.Hour,
+		EncryptionKeyReload: 10 * time.Second,
 	}
 }
 
@@ -172,6 +191,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20
+	}
+	for _, p := range c.DisableAdmissionPlugins {
+		if !slices.Contains(admissionPlugins, p) {
+			return fmt.Errorf("apiserver %s: --disable-admission-plugins: unknown plugin %q (known: %s)", c.Name, p, strings.Join(admissionPlugins, ", "))
+		}
+	}
+	if c.EncryptionKeyReload <= 0 {
+		c.EncryptionKeyReload = 10 * time.Second
 	}
 	if !c.Insecure && len(c.InitialCluster) > 1 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)

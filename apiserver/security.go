@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
@@ -313,6 +314,7 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		if info.Namespaced {
 			a.Namespace = r.GetNamespace()
 		}
+		a.Name = selectedName(a.FieldSelector)
 	case *apiv1.WatchRequest:
 		info, err := res(r.GetKind())
 		if err != nil {
@@ -322,6 +324,7 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		if info.Namespaced {
 			a.Namespace = r.GetNamespace()
 		}
+		a.Name = selectedName(a.FieldSelector)
 	case *apiv1.BindRequest:
 		info := kinds.MustLookup(kinds.Pod)
 		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, "binding", namespaceFor(info, r.GetNamespace()), r.GetName()
@@ -364,6 +367,18 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		a.Verb, a.Resource = "call", method
 	}
 	return a, nil
+}
+
+// selectedName is the one object a list or watch asks for with fieldSelector
+// metadata.name=NAME, as Kubernetes takes it for the request's name: authorization is
+// then of that object alone. "" when it asks for others too.
+func selectedName(fieldSelector string) string {
+	sel, err := fields.ParseSelector(fieldSelector)
+	if err != nil {
+		return "" // the handler refuses it
+	}
+	name, _ := sel.RequiresExactMatch("metadata.name")
+	return name
 }
 
 // limiter holds each user's request rate (identities of the global-default priority

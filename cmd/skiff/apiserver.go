@@ -112,6 +112,9 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests per second each user of the global-default priority level may sustain (0: no limit; the cluster's components are never rate-limited)")
 	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "requests each such user may send at once above --rate-limit")
 	f.IntVar(&cfg.MaxWatchesPerUser, "max-watches-per-user", cfg.MaxWatchesPerUser, "open watches each identity may hold (0: no limit)")
+	f.StringSliceVar(&cfg.DisableAdmissionPlugins, "disable-admission-plugins", nil, "admission plugins not to run: ServiceAccount (which needs the controller-manager to make each namespace's default account)")
+	f.StringVar(&cfg.EncryptionKeyFile, "encryption-key-file", "", "keys that encrypt Secrets at rest: Kubernetes' EncryptionConfiguration, the same on every member (skiff certs init and skiff certs encryption-key make one); without it Secrets are stored unencrypted")
+	f.DurationVar(&cfg.EncryptionKeyReload, "encryption-key-reload", cfg.EncryptionKeyReload, "how often the encryption key file is read again for a change of keys")
 }
 
 // apply loads the files named by the flags into cfg.
