@@ -79,7 +79,7 @@ func isTimeout(err error) bool {
 // TestPendingPerSource: past the cap of one source's pending connections, more are
 // closed at once; established ones do not count, and a closed one frees its place.
 func TestPendingPerSource(t *testing.T) {
-	g, addr, conns := serve(t, Limits{MaxPendingPerSource: 3, MaxPending: 100, MaxConns: 100})
+	g, addr, conns := serve(t, Limits{MaxPendingPerSource: 3, MaxPending: 100, MaxConns: 100, CapLoopback: true})
 	var server []net.Conn
 	for range 3 {
 		dial(t, addr)
@@ -142,7 +142,7 @@ func TestIdleFloodLeavesRoomForClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := New("test", Limits{MaxPendingPerSource: 16, MaxPending: 64}, nil)
+	g := New("test", Limits{MaxPendingPerSource: 16, MaxPending: 64, CapLoopback: true}, nil)
 	// As the API server: the handshake does not verify the client; its first
 	// authenticated request does (here, any request).
 	srv := grpc.NewServer(grpc.Creds(g.Credentials(credentials.NewTLS(r.ServerTLS()), false)),
