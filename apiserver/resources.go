@@ -116,7 +116,25 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
+	if req.GetDryRun() {
+		return r.dryRunCreate(ctx, c)
+	}
 	return c.commit(ctx, r.store)
+}
+
+// dryRunCreate answers a dry-run create: the object as it would be stored, unless its
+// name is taken (as the store would refuse it), without a resourceVersion.
+func (r *resources) dryRunCreate(ctx context.Context, c *creation) (*apiv1.Object, error) {
+	if !c.generated {
+		o, err := r.store.Get(ctx, c.op.Key, store.ReadOptions{})
+		if err == nil {
+			return nil, storeError(c.info, c.op.Key.Name, &store.PreconditionError{Err: store.ErrAlreadyExists, Key: c.op.Key, CurrentRevision: o.ModRevision})
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, storeError(c.info, c.op.Key.Name, err)
+		}
+	}
+	return wrap(c.info, c.obj)
 }
 
 // creation is a new object that passed validation and admission, ready to store.
@@ -568,8 +586,9 @@ func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.Li
 // update is the read-modify-write loop shared by Update, UpdateStatus, Delete and Bind:
 // mutate builds the next state from the current one (or returns a terminal error); the
 // write is a compare-and-swap on the current revision. Without a caller precondition
-// (wantRV 0), a lost race is retried on the new state.
-func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64,
+// (wantRV 0), a lost race is retried on the new state. A dry run (dryRun) stops before
+// the write and returns what it would have written, with the current resourceVersion.
+func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, dryRun bool,
 	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (kinds.Object, error) {
 	for attempt := 0; ; attempt++ {
 		cur, rec, err := r.get(ctx, info, k, false)
@@ -592,6 +611,10 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		}
 		if !changed {
 			return cur, nil // nothing changes: no write, no new resourceVersion
+		}
+		if dryRun {
+			next.SetResourceVersion(cur.GetResourceVersion())
+			return next, nil
 		}
 		res, err := r.store.Txn(ctx, op)
 		if errors.Is(err, store.ErrConflict) && wantRV == 0 && attempt < maxRetries {
@@ -649,7 +672,7 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
 			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 		}
@@ -697,7 +720,7 @@ func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) 
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
 			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 		}
@@ -753,7 +776,7 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 		return nil, forbidden(info, k.Name, "this namespace may not be deleted")
 	}
 	uid := req.GetPreconditions().GetUid()
-	out, err := r.update(ctx, info, k, wantRV, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	out, err := r.update(ctx, info, k, wantRV, req.GetDryRun(), func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		if uid != "" && uid != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
 		}
@@ -821,7 +844,7 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 		return nil, invalid(info, req.GetName(), fmt.Errorf("target.name: Invalid value: %q: must be a node name", req.GetNodeName()))
 	}
 	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
-	out, err := r.update(ctx, info, k, 0, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	out, err := r.update(ctx, info, k, 0, false, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		pod := clone(cur).(*corev1.Pod)
 		if req.GetUid() != "" && req.GetUid() != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", req.GetUid(), rec.UID))

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -31,7 +32,11 @@ type TableOptions struct {
 	// WithKind names each object kind/name (deployment.apps/web), as kubectl does when
 	// several kinds are listed at once.
 	WithKind bool
-	Now      time.Time // for ages; zero means time.Now()
+	// ShowLabels adds a LABELS column (--show-labels); LabelColumns a column per label
+	// key (-L), headed by the key's last segment in capitals.
+	ShowLabels   bool
+	LabelColumns []string
+	Now          time.Time // for ages; zero means time.Now()
 }
 
 // column is one table column: its header, whether it is wide-only, and its cell.
@@ -201,6 +206,17 @@ func Table(w io.Writer, info *kinds.Info, objs []kinds.Object, opts TableOptions
 			c.cell = func(o kinds.Object, _ time.Time) string { return KindName(info, o.GetName()) }
 		}
 		use = append(use, c)
+	}
+	for _, key := range opts.LabelColumns {
+		parts := strings.Split(key, "/")
+		use = append(use, column{header: strings.ToUpper(parts[len(parts)-1]), cell: func(o kinds.Object, _ time.Time) string {
+			return o.GetLabels()[key]
+		}})
+	}
+	if opts.ShowLabels {
+		use = append(use, column{header: "LABELS", cell: func(o kinds.Object, _ time.Time) string {
+			return labels.FormatLabels(o.GetLabels()) // "<none>" when there is none
+		}})
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	if !opts.NoHeaders {
