@@ -1,6 +1,8 @@
 package validation
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -8,9 +10,52 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// Node selectors (a PersistentVolume's node affinity), with Kubernetes' rules and words
-// (pkg/apis/core/validation). The scheduling branch's affinity validation has these
-// same functions: this file is theirs, the part of it a volume's node affinity needs.
+// What the scheduler reads of a pod beyond nodeSelector and tolerations: its affinity
+// (node affinity, pod affinity and anti-affinity) and its topology spread constraints,
+// with Kubernetes' rules and words (pkg/apis/core/validation).
+
+var (
+	spreadActions         = []corev1.UnsatisfiableConstraintAction{corev1.DoNotSchedule, corev1.ScheduleAnyway}
+	nodeInclusionPolicies = []corev1.NodeInclusionPolicy{corev1.NodeInclusionPolicyHonor, corev1.NodeInclusionPolicyIgnore}
+)
+
+// Kubernetes' messages.
+const (
+	isNotPositiveMsg = "must be greater than zero"
+	weightRangeMsg   = "must be in the range 1-100"
+)
+
+func validateAffinity(a *corev1.Affinity, p *field.Path) field.ErrorList {
+	if a == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if na := a.NodeAffinity; na != nil {
+		np := p.Child("nodeAffinity")
+		if req := na.RequiredDuringSchedulingIgnoredDuringExecution; req != nil {
+			errs = append(errs, validateNodeSelector(req, np.Child("requiredDuringSchedulingIgnoredDuringExecution"))...)
+		}
+		pp := np.Child("preferredDuringSchedulingIgnoredDuringExecution")
+		for i, t := range na.PreferredDuringSchedulingIgnoredDuringExecution {
+			errs = append(errs, validateWeight(t.Weight, pp.Index(i).Child("weight"))...)
+			errs = append(errs, validateNodeSelectorTerm(&t.Preference, pp.Index(i).Child("preference"))...)
+		}
+	}
+	if pa := a.PodAffinity; pa != nil {
+		errs = append(errs, validatePodAffinityTerms(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, p.Child("podAffinity"))...)
+	}
+	if pa := a.PodAntiAffinity; pa != nil {
+		errs = append(errs, validatePodAffinityTerms(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, p.Child("podAntiAffinity"))...)
+	}
+	return errs
+}
+
+func validateWeight(w int32, p *field.Path) field.ErrorList {
+	if w <= 0 || w > 100 {
+		return field.ErrorList{field.Invalid(p, w, weightRangeMsg)}
+	}
+	return nil
+}
 
 func validateNodeSelector(ns *corev1.NodeSelector, p *field.Path) field.ErrorList {
 	tp := p.Child("nodeSelectorTerms")
@@ -74,6 +119,73 @@ func validateNodeFieldSelectorRequirement(r corev1.NodeSelectorRequirement, p *f
 		for i, v := range r.Values {
 			errs = append(errs, invalidEach(p.Child("values").Index(i), v, apivalidation.NameIsDNSSubdomain(v, false))...)
 		}
+	}
+	return errs
+}
+
+func validatePodAffinityTerms(required []corev1.PodAffinityTerm, preferred []corev1.WeightedPodAffinityTerm, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	rp := p.Child("requiredDuringSchedulingIgnoredDuringExecution")
+	for i := range required {
+		errs = append(errs, validatePodAffinityTerm(&required[i], rp.Index(i))...)
+	}
+	pp := p.Child("preferredDuringSchedulingIgnoredDuringExecution")
+	for i := range preferred {
+		errs = append(errs, validateWeight(preferred[i].Weight, pp.Index(i).Child("weight"))...)
+		errs = append(errs, validatePodAffinityTerm(&preferred[i].PodAffinityTerm, pp.Index(i).Child("podAffinityTerm"))...)
+	}
+	return errs
+}
+
+func validatePodAffinityTerm(t *corev1.PodAffinityTerm, p *field.Path) field.ErrorList {
+	opts := metav1validation.LabelSelectorValidationOptions{}
+	errs := metav1validation.ValidateLabelSelector(t.LabelSelector, opts, p.Child("labelSelector"))
+	errs = append(errs, metav1validation.ValidateLabelSelector(t.NamespaceSelector, opts, p.Child("namespaceSelector"))...)
+	for _, ns := range t.Namespaces {
+		// Kubernetes names the path "namespace", for every element of "namespaces".
+		errs = append(errs, invalidEach(p.Child("namespace"), ns, apivalidation.ValidateNamespaceName(ns, false))...)
+	}
+	if t.TopologyKey == "" {
+		errs = append(errs, field.Required(p.Child("topologyKey"), "can not be empty"))
+	}
+	return append(errs, metav1validation.ValidateLabelName(t.TopologyKey, p.Child("topologyKey"))...)
+}
+
+func validateTopologySpreadConstraints(cs []corev1.TopologySpreadConstraint, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i := range cs {
+		c := &cs[i]
+		cp := p.Index(i)
+		if c.MaxSkew <= 0 {
+			errs = append(errs, field.Invalid(cp.Child("maxSkew"), c.MaxSkew, isNotPositiveMsg))
+		}
+		if c.TopologyKey == "" {
+			errs = append(errs, field.Required(cp.Child("topologyKey"), "can not be empty"))
+		}
+		errs = append(errs, oneOf(cp.Child("whenUnsatisfiable"), c.WhenUnsatisfiable, spreadActions...)...)
+		// {topologyKey, whenUnsatisfiable} is one kind of constraint: at most one each.
+		for _, later := range cs[i+1:] {
+			if later.TopologyKey == c.TopologyKey && later.WhenUnsatisfiable == c.WhenUnsatisfiable {
+				errs = append(errs, field.Duplicate(cp.Child("{topologyKey, whenUnsatisfiable}"), fmt.Sprintf("{%v, %v}", c.TopologyKey, c.WhenUnsatisfiable)))
+				break
+			}
+		}
+		if m := c.MinDomains; m != nil {
+			if *m <= 0 {
+				errs = append(errs, field.Invalid(cp.Child("minDomains"), *m, isNotPositiveMsg))
+			}
+			if c.WhenUnsatisfiable != corev1.DoNotSchedule {
+				errs = append(errs, field.Invalid(cp.Child("minDomains"), *m,
+					fmt.Sprintf("can only use minDomains if whenUnsatisfiable=%s, not %s", corev1.DoNotSchedule, c.WhenUnsatisfiable)))
+			}
+		}
+		if pol := c.NodeAffinityPolicy; pol != nil {
+			errs = append(errs, oneOf(cp.Child("nodeAffinityPolicy"), *pol, nodeInclusionPolicies...)...)
+		}
+		if pol := c.NodeTaintsPolicy; pol != nil {
+			errs = append(errs, oneOf(cp.Child("nodeTaintsPolicy"), *pol, nodeInclusionPolicies...)...)
+		}
+		errs = append(errs, metav1validation.ValidateLabelSelector(c.LabelSelector, metav1validation.LabelSelectorValidationOptions{}, cp.Child("labelSelector"))...)
 	}
 	return errs
 }
