@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector, node lifecycle, namespace, pod garbage collector and disruption
-// controllers over one shared set of informers.
+// garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
+// DaemonSet and StatefulSet controllers over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -19,6 +19,7 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/leader"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/controllers/daemonset"
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
@@ -26,6 +27,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/controllers/statefulset"
 )
 
 // Config configures the controller-manager. Start from DefaultConfig; Run validates it.
@@ -146,8 +148,20 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	dsc := daemonset.DefaultConfig()
+	dsc.Logger = log
+	ds, err := daemonset.New(cs, f, rec, dsc)
+	if err != nil {
+		return err
+	}
+	ssc := statefulset.DefaultConfig()
+	ssc.Logger = log
+	ss, err := statefulset.New(cs, f, rec, ssc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, ds.Run, ss.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

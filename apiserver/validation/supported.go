@@ -500,9 +500,11 @@ var podSpecFields = []string{
 	"containers[*].resources.requests",
 	"containers[*].workingDir",
 	"hostNetwork",
+	"hostname",
 	"nodeName",
 	"nodeSelector",
 	"restartPolicy",
+	"subdomain",
 	"terminationGracePeriodSeconds",
 	"tolerations[*].effect",
 	"tolerations[*].key",
@@ -519,6 +521,8 @@ var podSpecFields = []string{
 	"topologySpreadConstraints[*].nodeTaintsPolicy",
 	"topologySpreadConstraints[*].topologyKey",
 	"topologySpreadConstraints[*].whenUnsatisfiable",
+	"volumes[*].name",
+	"volumes[*].persistentVolumeClaim",
 }
 
 var podStatusFields = []string{

@@ -509,9 +509,9 @@ func TestValidateUpdate(t *testing.T) {
 		{"configmap immutable labels", &corev1.ConfigMap{ObjectMeta: meta("c"), Immutable: new(true)},
 			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "default", Labels: map[string]string{"a": "b"}},
 				Immutable: new(true)}, nil},
-		{"unsupported field on update", pod(nil), pod(func(p *corev1.Pod) { p.Spec.Hostname = "h" }),
-			[]string{"spec.hostname: Forbidden: not supported by Skiff",
-				"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.hostname)"}},
+		{"unsupported field on update", pod(nil), pod(func(p *corev1.Pod) { p.Spec.SchedulerName = "h" }),
+			[]string{"spec.schedulerName: Forbidden: not supported by Skiff",
+				"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.schedulerName)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrors(t, ValidateUpdate(tc.old, tc.obj), tc.want)
