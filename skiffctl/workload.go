@@ -185,7 +185,9 @@ func deploymentCmd(use, short string, run func(cmd *cobra.Command, name string) 
 func rolloutStatusCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
 	status := rolloutCommand("status (deployment|daemonset|statefulset)/NAME", "Wait until a rollout is done, showing its progress", rollable,
-		func(cmd *cobra.Command, info *kinds.Info, name string) error { return g.rolloutStatus(cmd, info, name, timeout) })
+		func(cmd *cobra.Command, info *kinds.Info, name string) error {
+			return g.rolloutStatus(cmd, info, name, timeout)
+		})
 	status.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: wait until done or the progress deadline passes)")
 	return status
 }
