@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// DaemonSet and StatefulSet controllers over one shared set of informers.
+// DaemonSet and StatefulSet controllers and the local-path provisioner over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -23,6 +23,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
+	"github.com/skiffhq/skiff/controllers/localpath"
 	"github.com/skiffhq/skiff/controllers/namespace"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
@@ -45,6 +46,9 @@ type Config struct {
 	// TerminatedPodGCThreshold is how many finished pods the pod garbage collector keeps
 	// (the oldest beyond it are deleted); 0 keeps them all. Default 12,500.
 	TerminatedPodGCThreshold int
+	// LocalPathRoot is the directory under which the local-path provisioner makes
+	// volumes on the nodes. Default /var/lib/skiff/local-path.
+	LocalPathRoot string
 	// Logger receives the controller-manager's logs, named "controller-manager", and
 	// its controllers'. Default: discarded.
 	Logger hclog.Logger
@@ -56,7 +60,7 @@ func DefaultConfig() Config {
 	return Config{
 		Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), LeaderElect: true, Leader: leader.DefaultConfig(),
 		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second,
-		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, Logger: hclog.NewNullLogger(),
+		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, LocalPathRoot: localpath.DefaultRoot, Logger: hclog.NewNullLogger(),
 	}
 }
 
@@ -160,8 +164,14 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	lpc := localpath.DefaultConfig()
+	lpc.Logger, lpc.Root = log, cfg.LocalPathRoot
+	lp, err := localpath.New(cs, f, rec, lpc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, ds.Run, ss.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, ds.Run, ss.Run, lp.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

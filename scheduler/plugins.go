@@ -20,6 +20,7 @@ const (
 	NameLeastAllocated     = "LeastAllocated"
 	NameBalancedAllocation = "BalancedAllocation"
 	NameOwnerSpread        = "OwnerSpread"
+	NameVolumeBinding      = "VolumeBinding"
 )
 
 // The reasons the built-in filters give, as Kubernetes words them.
@@ -37,6 +38,9 @@ const (
 	ReasonExistingAntiAffinityRulesNotMatch = "node(s) didn't satisfy existing pods anti-affinity rules"
 	ReasonTopologySpreadConstraintsNotMatch = "node(s) didn't match pod topology spread constraints"
 	ReasonTopologySpreadNodeLabelMissing    = ReasonTopologySpreadConstraintsNotMatch + " (missing required label)"
+
+	ReasonUnboundImmediateClaims = "pod has unbound immediate PersistentVolumeClaims"
+	ReasonVolumeNodeAffinity     = "node(s) had volume node affinity conflict"
 )
 
 // unschedulable makes a fresh status: the framework writes its Plugin field.
@@ -62,6 +66,7 @@ var (
 	_ ScorePlugin     = BalancedAllocation{}
 	_ ScorePlugin     = OwnerSpread{}
 	_ ScoreNormalizer = OwnerSpread{}
+	_ PreFilterPlugin = VolumeBinding{}
 )
 
 // NodeReady passes nodes whose Ready condition is True and that are not cordoned
