@@ -70,16 +70,21 @@ var (
 )
 
 // NodeReady passes nodes whose Ready condition is True and that are not cordoned
-// (spec.unschedulable), and never a node the cache knows only from its pods.
+// (spec.unschedulable) unless the pod tolerates the node.kubernetes.io/unschedulable
+// NoSchedule taint (Kubernetes' NodeUnschedulable: a DaemonSet's pods do), and never a
+// node the cache knows only from its pods.
 type NodeReady struct{}
 
 func (NodeReady) Name() string { return NameNodeReady }
 
-func (NodeReady) Filter(_ *CycleState, _ *PodInfo, n *NodeInfo) *Status {
+// unschedulableTaint is what a pod tolerates to go to a cordoned node.
+var unschedulableTaint = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
+
+func (NodeReady) Filter(_ *CycleState, p *PodInfo, n *NodeInfo) *Status {
 	switch {
 	case n.Node == nil:
 		return unschedulable(ReasonNodeNotReady)
-	case n.Unschedulable:
+	case n.Unschedulable && !tolerated(p.Pod.Spec.Tolerations, &unschedulableTaint):
 		return unschedulable(ReasonNodeUnschedulable)
 	case !n.Ready:
 		return unschedulable(ReasonNodeNotReady)

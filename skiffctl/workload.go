@@ -61,8 +61,8 @@ func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(
 func scaleCmd(g *globals) *cobra.Command {
 	var replicas int32
 	cmd := &cobra.Command{
-		Use:   "scale deployment NAME --replicas N",
-		Short: "Set a deployment's or replica set's number of replicas",
+		Use:   "scale (deployment|replicaset|statefulset) NAME --replicas N",
+		Short: "Set a deployment's, replica set's or stateful set's number of replicas",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("replicas") {
@@ -81,10 +81,10 @@ func scaleCmd(g *globals) *cobra.Command {
 					d.Spec.Replicas = ptr.To(replicas)
 					return nil
 				})
-			case kinds.ReplicaSet:
-				err = g.scaleReplicaSet(cmd, name, replicas)
+			case kinds.ReplicaSet, kinds.StatefulSet:
+				err = g.scaleReplicas(cmd, info, name, replicas)
 			default:
-				return fmt.Errorf("cannot scale %s: only deployments and replicasets", info.Plural)
+				return fmt.Errorf("cannot scale %s: only deployments, replicasets and statefulsets", info.Plural)
 			}
 			if err != nil {
 				return err
@@ -97,14 +97,20 @@ func scaleCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func (g *globals) scaleReplicaSet(cmd *cobra.Command, name string, replicas int32) error {
+// scaleReplicas sets spec.replicas of a ReplicaSet or StatefulSet.
+func (g *globals) scaleReplicas(cmd *cobra.Command, info *kinds.Info, name string, replicas int32) error {
 	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	_, _, err = g.mutate(ctx, conn, target{kinds.MustLookup(kinds.ReplicaSet), g.ns(), name}, dryRunNone, func(obj kinds.Object) (kinds.Object, error) {
-		obj.(*appsv1.ReplicaSet).Spec.Replicas = ptr.To(replicas)
+	_, _, err = g.mutate(ctx, conn, target{info, g.ns(), name}, dryRunNone, func(obj kinds.Object) (kinds.Object, error) {
+		switch o := obj.(type) {
+		case *appsv1.ReplicaSet:
+			o.Spec.Replicas = ptr.To(replicas)
+		case *appsv1.StatefulSet:
+			o.Spec.Replicas = ptr.To(replicas)
+		}
 		return obj, nil
 	})
 	return err

@@ -5,7 +5,8 @@
 // PersistentVolume there: a hostPath directory (made when first mounted) under the
 // node's local-path root, with node affinity to that node so that a pod using it always
 // comes back to its data. It binds the claim and the volume to each other (the volume
-// binder's part), and marks a volume Released when its claim goes; the node the volume
+// binder's part), gives claims made before the default class existed that class, and
+// marks a volume Released when its claim goes; the node the volume
 // lives on removes the directory of a Released volume whose reclaimPolicy is Delete, and
 // the volume with it (the kubelet's local-path reclaimer).
 package localpath
@@ -22,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
@@ -126,6 +128,16 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	}
 	pvInf.AddHandler(cache.Handler[*corev1.PersistentVolume]{OnAdd: pvChanged,
 		OnUpdate: func(_, pv *corev1.PersistentVolume) { pvChanged(pv) }, OnDelete: pvChanged})
+	// A default class that appears is given to the claims made without one.
+	classChanged := func(*storagev1.StorageClass) {
+		for _, pvc := range c.claims.List(labels.Everything()) {
+			if pvc.Spec.StorageClassName == nil {
+				c.queue.Add(cache.Key(pvc))
+			}
+		}
+	}
+	scInf.AddHandler(cache.Handler[*storagev1.StorageClass]{OnAdd: classChanged,
+		OnUpdate: func(_, sc *storagev1.StorageClass) { classChanged(sc) }})
 	return c, nil
 }
 
@@ -168,11 +180,10 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if !ok || claim.DeletionTimestamp != nil {
 		return 0, nil
 	}
-	class := ""
-	if claim.Spec.StorageClassName != nil {
-		class = *claim.Spec.StorageClassName
+	if claim.Spec.StorageClassName == nil {
+		return 0, c.assignDefaultClass(ctx, claim)
 	}
-	sc, ok := c.classes.Get("", class)
+	sc, ok := c.classes.Get("", *claim.Spec.StorageClassName)
 	if !ok || sc.Provisioner != Provisioner {
 		return 0, nil // not ours
 	}
@@ -196,6 +207,35 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	return 0, c.bindClaim(ctx, claim, pv.Name)
+}
+
+// assignDefaultClass gives an unbound claim made without a class the default class,
+// once there is one (Kubernetes' retroactive default StorageClass assignment): a claim
+// made before the default class existed would otherwise never be provisioned. The
+// update queues the claim again.
+func (c *Controller) assignDefaultClass(ctx context.Context, claim *corev1.PersistentVolumeClaim) error {
+	if claim.Spec.VolumeName != "" {
+		return nil
+	}
+	var def *storagev1.StorageClass
+	for _, sc := range c.classes.List(labels.Everything()) {
+		if sc.Annotations[IsDefaultClassAnnotation] != "true" {
+			continue
+		}
+		if def == nil || def.CreationTimestamp.Before(&sc.CreationTimestamp) ||
+			def.CreationTimestamp.Equal(&sc.CreationTimestamp) && sc.Name < def.Name {
+			def = sc
+		}
+	}
+	if def == nil {
+		return nil
+	}
+	next := claim.DeepCopy()
+	next.Spec.StorageClassName = &def.Name
+	if _, err := c.cs.PersistentVolumeClaims.Update(ctx, next); err != nil && !client.IsConflict(err) && !client.IsNotFound(err) {
+		return fmt.Errorf("give claim %s the default class %s: %w", cache.Key(claim), def.Name, err)
+	}
+	return nil
 }
 
 // Volume is the volume the provisioner makes for claim on node: named after the claim's

@@ -30,6 +30,13 @@ func TestProvisionBindRelease(t *testing.T) {
 	t.Cleanup(func() { conn.Close() })
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// A claim made before there is a default class has none.
+	early := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "early", Namespace: "default"}, Spec: corev1.PersistentVolumeClaimSpec{
+		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	if early, err = cs.PersistentVolumeClaims.Create(ctx, early); err != nil || early.Spec.StorageClassName != nil {
+		t.Fatalf("early claim: %v %v", err, early)
+	}
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "local-path-provisioner"})
 	cfg := localpath.DefaultConfig()
@@ -57,6 +64,11 @@ func TestProvisionBindRelease(t *testing.T) {
 		*sc.ReclaimPolicy != corev1.PersistentVolumeReclaimDelete || sc.Annotations[localpath.IsDefaultClassAnnotation] != "true" {
 		t.Fatalf("class %+v", sc)
 	}
+	// The claim made before it gets it too (Kubernetes' retroactive default class).
+	waitfor.ConditionErr(t, 30*time.Second, "the early claim given the default class", func() (bool, error) {
+		early, err = cs.PersistentVolumeClaims.Get(ctx, "default", "early")
+		return err == nil && early.Spec.StorageClassName != nil && *early.Spec.StorageClassName == "local-path", err
+	})
 	// A claim without a class gets it, and waits for its first consumer.
 	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-web-0", Namespace: "default"}, Spec: corev1.PersistentVolumeClaimSpec{
 		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
