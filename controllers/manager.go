@@ -1,7 +1,8 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// DaemonSet and StatefulSet controllers and the local-path provisioner over one shared set of informers.
+// service account, DaemonSet and StatefulSet controllers and the local-path
+// provisioner over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -28,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/controllers/serviceaccount"
 	"github.com/skiffhq/skiff/controllers/statefulset"
 )
 
@@ -152,6 +154,12 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	sc := serviceaccount.DefaultConfig()
+	sc.Logger = log
+	sa, err := serviceaccount.New(cs, f, sc)
+	if err != nil {
+		return err
+	}
 	dsc := daemonset.DefaultConfig()
 	dsc.Logger = log
 	ds, err := daemonset.New(cs, f, rec, dsc)
@@ -171,7 +179,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, ds.Run, ss.Run, lp.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, ds.Run, ss.Run, lp.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

@@ -121,6 +121,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNodeSpec(&o.Spec, spec)...)
 	case *corev1.ConfigMap:
 		errs = append(errs, validateConfigMap(o)...)
+	case *corev1.Secret:
+		errs = append(errs, validateSecret(o)...)
 	case *corev1.Event:
 		errs = append(errs, validateEvent(o)...)
 	case *coordinationv1.Lease:
@@ -187,6 +189,8 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateClaimUpdate(old.(*corev1.PersistentVolumeClaim), o)...)
 	case *storagev1.StorageClass:
 		errs = append(errs, validateStorageClassUpdate(old.(*storagev1.StorageClass), o)...)
+	case *corev1.Secret:
+		errs = append(errs, validateSecretUpdate(old.(*corev1.Secret), o)...)
 	}
 	return errs
 }

@@ -57,7 +57,7 @@ func BenchmarkE2EDeploy10000r1000nInsecure(b *testing.B) {
 // its own certificate when secure. It returns once every node is registered; stop ends
 // it all.
 func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, cs *client.Clientset, ctx context.Context, stop func()) {
-	opts := apicluster.Options{HistorySize: 200_000}
+	opts := apicluster.Options{HistorySize: 200_000, ServiceAccountAdmission: true}
 	nodeNames := make([]string, nodes)
 	for i := range nodeNames {
 		nodeNames[i] = fmt.Sprintf("sim-%d", i)
