@@ -172,6 +172,34 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 		return revs[1].Revision == 3 && tmpl.Spec.Containers[0].Image == "agent:1", err
 	})
 
+	// OnDelete: a new image changes no pod until one is deleted; that one comes back new.
+	waitfor.ConditionErr(t, 30*time.Second, "switch to OnDelete", func() (bool, error) {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "agent")
+		if err != nil {
+			return false, err
+		}
+		cur.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}
+		cur.Spec.Template.Spec.Containers[0].Image = "agent:3"
+		_, err = cs.DaemonSets.Update(ctx, cur)
+		return err == nil, nil
+	})
+	got, _ = cs.Pods.List(ctx, "default", client.ListOptions{LabelSelector: "app=agent"})
+	for _, p := range got.Items {
+		if daemonset.TargetNode(p) == "w0" {
+			if _, err := cs.Pods.Delete(ctx, "default", p.Name, client.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want("only the deleted pod updated", map[string]string{"w0": "agent:3", "w2": "agent:1", "w3": "agent:1"})
+	waitfor.ConditionErr(t, 30*time.Second, "status: one of three updated", func() (bool, error) {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "agent")
+		return cur.Status.UpdatedNumberScheduled == 1 && cur.Status.NumberAvailable == 3 && cur.Status.ObservedGeneration == cur.Generation, err
+	})
+	if pods, _ := onNodes(ctx, cs); fmt.Sprint(pods) != fmt.Sprint(map[string]string{"w0": "agent:3", "w2": "agent:1", "w3": "agent:1"}) {
+		t.Fatalf("OnDelete replaced pods not deleted: %v", pods)
+	}
+
 	// A node that goes takes nothing with it here (the pod garbage collector removes pods
 	// of missing nodes); the desired count follows.
 	if _, err := cs.Nodes.Delete(ctx, "", "w3", client.DeleteOptions{}); err != nil {
