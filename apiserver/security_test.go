@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -213,6 +214,38 @@ func TestNodeRestriction(t *testing.T) {
 		t.Fatalf("w2's pod changed: %v", p)
 	}
 
+	// What it writes on its Node and in Events (NodeRestriction's admission).
+	const nodeForbidden = `nodes "w1" is forbidden: node "w1" `
+	role := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", Labels: map[string]string{"node-role.kubernetes.io/control-plane": ""}}}
+	_, err = w1.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, role)})
+	wantDenied(t, "register with a role", err, codes.PermissionDenied, nodeForbidden+"is not allowed to set the following labels: node-role.kubernetes.io/control-plane")
+	created, err := w1.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", Labels: map[string]string{"disktype": "ssd"}}})})
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	self := unwrap[*corev1.Node](t, created)
+	self.Labels["node-restriction.kubernetes.io/fips"] = "true"
+	_, err = w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)})
+	wantDenied(t, "label itself for restricted workloads", err, codes.PermissionDenied, nodeForbidden+"is not allowed to modify labels: node-restriction.kubernetes.io/fips")
+	delete(self.Labels, "node-restriction.kubernetes.io/fips")
+	self.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}}
+	_, err = w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)})
+	wantDenied(t, "taint itself", err, codes.PermissionDenied, nodeForbidden+"is not allowed to modify taints")
+	self.Spec.Taints = nil
+	self.Labels["example.com/gpu"] = "a100"
+	if _, err := w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)}); err != nil {
+		t.Fatalf("a node adds a label of its own: %v", err)
+	}
+	event := func(name string, ref corev1.ObjectReference) *apiv1.CreateRequest {
+		return &apiv1.CreateRequest{Object: wrap(t, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			InvolvedObject: ref, Reason: "Pulled", Message: "pulled", Type: corev1.EventTypeNormal})}
+	}
+	if _, err := w1.Create(ctx, event("mine.1", corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "mine"})); err != nil {
+		t.Fatalf("an event about its own pod: %v", err)
+	}
+	_, err = w1.Create(ctx, event("theirs.1", corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "theirs"}))
+	wantDenied(t, "an event about another node's pod", err, codes.PermissionDenied, `events "theirs.1" is forbidden: node "w1" may not record events about pod "default/theirs": it is not bound to this node`)
+
 	// Wrong identity: the scheduler binds but does not delete.
 	_, err = sched.Delete(ctx, &apiv1.DeleteRequest{Kind: "Pod", Namespace: "default", Name: "theirs"})
 	wantDenied(t, "scheduler deletes", err, codes.PermissionDenied, `user "system:scheduler" cannot delete pods "default/theirs"`)
@@ -257,18 +290,30 @@ func TestLimits(t *testing.T) {
 	}
 	wantDenied(t, "second watch", err, codes.ResourceExhausted, `user "system:node:w1" has 1 open watches`)
 
-	// Requests: a burst of five (two used by the watches), then refused, per identity.
+	// Requests: a burst of five, then refused, per user; the cluster's components (a
+	// kubelet) are never rate-limited.
 	big := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "big"}, Data: map[string]string{"x": strings.Repeat("x", 3<<20)}}
 	_, err = admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, big)})
 	wantDenied(t, "3 MiB request", err, codes.ResourceExhausted, "larger than max")
-	for i := 0; i < 3; i++ {
-		if _, err := w1.List(ctx, &apiv1.ListRequest{Kind: "Pod", FieldSelector: "spec.nodeName=w1"}); err != nil {
+	for i := 0; i < 5; i++ { // the oversized create never reached the limits
+		if _, err := admin.List(ctx, &apiv1.ListRequest{Kind: "Pod"}); err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	_, err = w1.List(ctx, &apiv1.ListRequest{Kind: "Pod", FieldSelector: "spec.nodeName=w1"})
-	wantDenied(t, "over the rate", err, codes.ResourceExhausted, `user "system:node:w1" exceeded its rate limit`)
-	if _, err := admin.List(ctx, &apiv1.ListRequest{Kind: "Pod"}); err != nil {
-		t.Fatalf("another identity is limited too: %v", err)
+	_, err = admin.List(ctx, &apiv1.ListRequest{Kind: "Pod"})
+	wantDenied(t, "over the rate", err, codes.ResourceExhausted, `user "admin" exceeded its rate limit`)
+	var retry *errdetails.RetryInfo
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			retry = ri
+		}
+	}
+	if d := retry.GetRetryDelay().AsDuration(); d < 500*time.Second {
+		t.Fatalf("retry delay %v, want the time to the next token (1000s)", d)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := w1.List(ctx, &apiv1.ListRequest{Kind: "Pod", FieldSelector: "spec.nodeName=w1"}); err != nil {
+			t.Fatalf("a node is rate-limited: %v", err)
+		}
 	}
 }

@@ -2,10 +2,12 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,7 +19,10 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/connlimit"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
@@ -37,6 +42,10 @@ type Server struct {
 	ln, hln   net.Listener
 	metrics   *metrics
 	resources *resources
+	keyFile   *keyFile // nil: no encryption key file
+	reencrypt *reencryptor
+	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
+	flows     *flowcontrol.Controller // nil: no flow control
 }
 
 // New opens the store and prepares the listeners; Run serves.
@@ -58,20 +67,44 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("listen on HTTP address %s: %w", cfg.HTTPListen, err)
 		}
 	}
+	at := &atRest{}
+	if cfg.EncryptionKeyFile != "" {
+		s.keyFile = &keyFile{path: cfg.EncryptionKeyFile, atRest: at, log: log}
+		if _, err := s.keyFile.load(); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		log.Info("secrets are encrypted at rest", "key_file", cfg.EncryptionKeyFile, "primary", at.keys.Load().Primary())
+	} else {
+		log.Warn("no encryption key file (--encryption-key-file): secrets are stored unencrypted")
+	}
 	// The store indexes only the fields lists and watches go through an index for; the
 	// other selectable fields are stored beside the value and matched by scanning.
+	gate, err := newGate(&cfg)
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
 	scfg := cfg.Store
 	scfg.IndexedFields = indexedFields
 	if s.store, err = store.Open(scfg); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
-	s.metrics = newMetrics(s.store)
-	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta}
+	s.metrics = newMetrics(s.store, gate.flows)
+	s.flows = gate.flows
+	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
+	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
+		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
+		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
+		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount)}
 	members := &memberAddrs{store: s.store}
-	gate := newGate(&cfg)
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
+	} else {
+		// Kubelets read the Secrets and ConfigMaps of their pods only.
+		s.nodeGraph = newNodeGraph(s.store, log)
+		gate.authz.Graph = s.nodeGraph
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
@@ -86,19 +119,39 @@ func New(cfg Config) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
+	// A connection is pending until a request on it is authenticated (or, without
+	// authentication, until its handshake is done): pending ones are capped per source
+	// address and in all, and closed after 10 s, so that idle connections cannot take
+	// the file descriptors the cluster's clients need.
+	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+		creds = credentials.NewTLS(cfg.TLS)
 	}
+	gate.conns = connlimit.New("API", connlimit.DefaultLimits(), log)
+	s.ln = gate.conns.Listener(s.ln)
+	sopts = append(sopts, grpc.Creds(gate.conns.Credentials(creds, gate.authn == nil)), grpc.ConnectionTimeout(10*time.Second))
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members})
 	apiv1.RegisterPodsServer(s.grpc, &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
+		httpGuard := connlimit.New("HTTP", connlimit.DefaultLimits(), log)
+		s.hln = httpGuard.Listener(s.hln)
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", s.readyz)
-		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		metrics := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+		if !isLoopback(s.hln.Addr().String()) && cfg.TLS != nil {
+			// Reachable from other hosts: over TLS, and /metrics only for a client of the
+			// cluster (a certificate of its CA, or a token); /healthz and /readyz stay
+			// open, as Kubernetes' are, for load balancers and probes.
+			tc := cfg.TLS.Clone()
+			tc.ClientAuth = tls.RequestClientCert
+			s.hln = tls.NewListener(s.hln, tc)
+			metrics = gate.requireClient(metrics)
+		}
+		mux.Handle("/metrics", metrics)
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: httpGuard.ConnState}
 	}
 	return s, nil
 }
@@ -119,6 +172,14 @@ func (s *Server) HTTPAddr() string {
 		return ""
 	}
 	return s.hln.Addr().String()
+}
+
+// FlowControl reports API Priority and Fairness per priority level (nil without it).
+func (s *Server) FlowControl() []flowcontrol.LevelStats {
+	if s.flows == nil {
+		return nil
+	}
+	return s.flows.Stats()
 }
 
 // Store is the embedded store node.
@@ -169,6 +230,14 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
+	wg.Go(func() { s.reencrypt.run(ctx) })
+	if s.nodeGraph != nil {
+		wg.Go(func() { s.nodeGraph.run(ctx) })
+	}
+	if s.keyFile != nil {
+		wg.Go(func() { s.keyFile.watch(ctx, s.cfg.EncryptionKeyReload, s.reencrypt.keysReloaded) })
+	}
 	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
 	<-ctx.Done()
 

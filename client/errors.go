@@ -2,7 +2,11 @@ package client
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
 	"strconv"
+	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -13,6 +17,27 @@ import (
 // classify them, the way client-go's apierrors do.
 
 func code(err error) codes.Code { return status.Code(err) }
+
+// retryDelay is the delay a refusal as too many requests asks the client to wait
+// (RetryInfo, Kubernetes' Retry-After), and whether err is one.
+func retryDelay(err error) (time.Duration, bool) {
+	var se interface{ GRPCStatus() *status.Status }
+	if code(err) != codes.ResourceExhausted || !errors.As(err, &se) {
+		return 0, false
+	}
+	for _, d := range se.GRPCStatus().Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}
+
+// RetryAfter is the delay a too-many-requests refusal asked for, or 0.
+func RetryAfter(err error) time.Duration {
+	d, _ := retryDelay(err)
+	return d
+}
 
 func errorInfo(err error) *errdetails.ErrorInfo {
 	var se interface{ GRPCStatus() *status.Status }
@@ -46,8 +71,9 @@ func IsForbidden(err error) bool {
 }
 
 // IsTooManyRequests: the server refused the request for now (Kubernetes' 429): an
-// eviction its PodDisruptionBudget does not allow yet, or the caller's rate limit.
-// Retry later.
+// eviction its PodDisruptionBudget does not allow yet, or the server's flow control or
+// rate limit, which say when to come back (RetryAfter; client.Conn waits that out
+// itself, ThrottleRetries times). Retry later.
 func IsTooManyRequests(err error) bool { return code(err) == codes.ResourceExhausted }
 
 // IsUnavailable: no API server could take the request (no leader, all unreachable).
@@ -114,4 +140,45 @@ func (e *RetriedCreateError) GRPCStatus() *status.Status { return status.Convert
 func IsRetriedCreate(err error) bool {
 	var rc *RetriedCreateError
 	return errors.As(err, &rc)
+}
+
+// grpcTooLarge is how gRPC refuses a message over the receiver's limit.
+var grpcTooLarge = regexp.MustCompile(`(received|trying to send) message larger than max \((\d+) vs\. (\d+)\)`)
+
+// tooLarge rewrites gRPC's refusal of an oversized request in the user's terms.
+func tooLarge(err error) (error, bool) {
+	if code(err) != codes.ResourceExhausted {
+		return nil, false
+	}
+	m := grpcTooLarge.FindStringSubmatch(status.Convert(err).Message())
+	if m == nil {
+		return nil, false
+	}
+	size, _ := strconv.ParseInt(m[2], 10, 64)
+	limit, _ := strconv.ParseInt(m[3], 10, 64)
+	if m[1] == "trying to send" {
+		return status.Errorf(codes.InvalidArgument, "request of %d bytes exceeds this client's limit of %s", size, byteSize(limit)), true
+	}
+	return status.Errorf(codes.InvalidArgument, "request of %d bytes exceeds the API server's %s limit (--max-request-bytes)", size, byteSize(limit)), true
+}
+
+// byteSize says n in MiB or KiB when it is a whole number of them.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d-byte", n)
+}
+
+// notUTF8 rewrites gRPC's refusal to send a request holding a string that is not UTF-8
+// (a name, a namespace, a selector: the objects' own strings go as Kubernetes' protobuf
+// and the server names their field) as the caller's mistake, not the server's failure.
+func notUTF8(err error) (error, bool) {
+	if code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), "string field contains invalid UTF-8") {
+		return nil, false
+	}
+	return status.Error(codes.InvalidArgument, "the request holds a string that is not valid UTF-8 (a name, namespace or selector)"), true
 }

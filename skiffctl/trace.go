@@ -15,12 +15,16 @@ func traceCmd(g *globals) *cobra.Command {
 	var format string
 	var width int
 	cmd := &cobra.Command{
-		Use:   "trace (deployment|job|cronjob) NAME",
+		Use:   "trace (deployment|daemonset|statefulset|job|cronjob) NAME",
 		Short: "Show the chain of events behind a workload: who did each step, when, and how long it took",
 		Long: `Show the ten steps from the API server storing a Deployment to the kubelets reporting its
 pods Running, for the Deployment's newest ReplicaSet: for each step the component and node
 that did it, the object it wrote, and the time since the previous step. Pods are summarised
 (first, median, slowest ready); steps 4-10 show the slowest pod.
+
+A DaemonSet's or StatefulSet's chain is the same with its own controller at steps 2-5: it
+writes a ControllerRevision of the template (2-3, timed by the revision's creationTimestamp,
+to the second) and makes the pods of that revision itself (4-5, its SuccessfulCreate events).
 
 A Job's chain is the same with the Job controller at steps 2-5: it starts the Job (2-3, its
 status.startTime, to the second, or its first SuccessfulCreate if earlier) and makes its
@@ -53,8 +57,10 @@ that falls earlier is shown at the previous step's time (taking 0).`,
 			var t *trace.Trace
 			if info.Kind == kinds.Deployment {
 				t, err = trace.Fetch(ctx, client.NewClientset(conn), g.ns(), name)
-			} else {
+			} else if info.Kind == kinds.Job || info.Kind == kinds.CronJob {
 				t, err = trace.FetchJob(ctx, client.NewClientset(conn), info.Kind, g.ns(), name)
+			} else {
+				t, err = trace.FetchWorkload(ctx, client.NewClientset(conn), info.Kind, g.ns(), name)
 			}
 			if err != nil {
 				return err
@@ -76,7 +82,7 @@ that falls earlier is shown at the previous step's time (taking 0).`,
 }
 
 // traceArg reads what to trace: NAME (a deployment), or KIND NAME or KIND/NAME of a
-// deployment, job or cronjob.
+// deployment, daemonset, statefulset, job or cronjob.
 func traceArg(args []string) (*kinds.Info, string, error) {
 	if len(args) == 1 && !strings.Contains(args[0], "/") {
 		return kinds.MustLookup(kinds.Deployment), args[0], nil
@@ -86,8 +92,8 @@ func traceArg(args []string) (*kinds.Info, string, error) {
 		return nil, "", err
 	}
 	switch info.Kind {
-	case kinds.Deployment, kinds.Job, kinds.CronJob:
+	case kinds.Deployment, kinds.DaemonSet, kinds.StatefulSet, kinds.Job, kinds.CronJob:
 		return info, name, nil
 	}
-	return nil, "", fmt.Errorf("only deployments, jobs and cronjobs are supported, not %s", info.Plural)
+	return nil, "", fmt.Errorf("only deployments, daemonsets, statefulsets, jobs and cronjobs are supported, not %s", info.Plural)
 }

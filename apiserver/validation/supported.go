@@ -111,6 +111,25 @@ var supportedFields = map[string][]string{
 			"immutable",
 		},
 	),
+	kinds.Secret: slices.Concat(
+		under("metadata", objectMetaFields),
+		[]string{
+			"data",
+			"immutable",
+			"stringData",
+			"type",
+		},
+	),
+	// Skiff mounts no service account token (see docs/architecture.md): false, for
+	// automountServiceAccountToken, is what it does anyway.
+	kinds.ServiceAccount: slices.Concat(
+		under("metadata", objectMetaFields),
+		[]string{
+			"automountServiceAccountToken",
+			"imagePullSecrets[*].name",
+			"secrets[*].name",
+		},
+	),
 	kinds.Event: slices.Concat(
 		under("metadata", objectMetaFields),
 		[]string{
@@ -484,6 +503,7 @@ var podSpecFields = []string{
 	"affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[*].namespaceSelector.matchLabels",
 	"affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[*].namespaces[*]",
 	"affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[*].topologyKey",
+	"automountServiceAccountToken",
 	"containers[*].args[*]",
 	"containers[*].command[*]",
 	"containers[*].env[*].name",
@@ -500,9 +520,14 @@ var podSpecFields = []string{
 	"containers[*].resources.requests",
 	"containers[*].workingDir",
 	"hostNetwork",
+	"hostname",
+	"imagePullSecrets[*].name",
 	"nodeName",
 	"nodeSelector",
 	"restartPolicy",
+	"serviceAccount",
+	"serviceAccountName",
+	"subdomain",
 	"terminationGracePeriodSeconds",
 	"tolerations[*].effect",
 	"tolerations[*].key",
@@ -519,6 +544,8 @@ var podSpecFields = []string{
 	"topologySpreadConstraints[*].nodeTaintsPolicy",
 	"topologySpreadConstraints[*].topologyKey",
 	"topologySpreadConstraints[*].whenUnsatisfiable",
+	"volumes[*].name",
+	"volumes[*].persistentVolumeClaim",
 }
 
 var podStatusFields = []string{

@@ -35,7 +35,7 @@ func TestNotSupported(t *testing.T) {
 			"metadata.managedFields" + forbidden,
 			"spec.template.spec.containers[0].livenessProbe" + forbidden,
 			"spec.template.spec.initContainers" + forbidden,
-			"spec.template.spec.volumes" + forbidden,
+			"spec.template.spec.volumes[0].emptyDir" + forbidden,
 		}},
 		{"outermost field only", pod(func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), Privileged: new(true)}

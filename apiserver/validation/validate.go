@@ -40,6 +40,9 @@ func ValidateUpdate(old, obj kinds.Object) error {
 // ValidateStatus checks the status of obj, as written by UpdateStatus. It looks at the
 // status only: the rest of obj is the stored object, which was validated when written.
 func ValidateStatus(obj kinds.Object) error {
+	if errs := validateUTF8(obj); len(errs) > 0 {
+		return asError(errs)
+	}
 	p := field.NewPath("status")
 	var errs field.ErrorList
 	switch o := obj.(type) {
@@ -108,6 +111,9 @@ func nonNegativeCounts(p *field.Path, counts ...count) field.ErrorList {
 
 // validateObject checks metadata, the kind's own rules, and what is not supported.
 func validateObject(obj kinds.Object) field.ErrorList {
+	if errs := validateUTF8(obj); len(errs) > 0 {
+		return errs // the other checks would quote the same bytes again
+	}
 	errs := validateObjectMeta(obj, kinds.Of(obj))
 	spec := field.NewPath("spec")
 	switch o := obj.(type) {
@@ -121,6 +127,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNodeSpec(&o.Spec, spec)...)
 	case *corev1.ConfigMap:
 		errs = append(errs, validateConfigMap(o)...)
+	case *corev1.Secret:
+		errs = append(errs, validateSecret(o)...)
 	case *corev1.Event:
 		errs = append(errs, validateEvent(o)...)
 	case *coordinationv1.Lease:
@@ -187,6 +195,8 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateClaimUpdate(old.(*corev1.PersistentVolumeClaim), o)...)
 	case *storagev1.StorageClass:
 		errs = append(errs, validateStorageClassUpdate(old.(*storagev1.StorageClass), o)...)
+	case *corev1.Secret:
+		errs = append(errs, validateSecretUpdate(old.(*corev1.Secret), o)...)
 	}
 	return errs
 }

@@ -66,6 +66,24 @@ func onNodes(ctx context.Context, cs *client.Clientset) (map[string]string, erro
 	return out, nil
 }
 
+// setImage changes the DaemonSet's image, again on a conflict with the controller's
+// status writes.
+func setImage(t *testing.T, ctx context.Context, cs *client.Clientset, image string) {
+	t.Helper()
+	waitfor.ConditionErr(t, 30*time.Second, "update the daemonset", func() (bool, error) {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "agent")
+		if err != nil {
+			return false, err
+		}
+		cur.Spec.Template.Spec.Containers[0].Image = image
+		_, err = cs.DaemonSets.Update(ctx, cur)
+		if client.IsConflict(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
 func TestDaemonSetFollowsNodes(t *testing.T) {
 	cs, ctx := start(t)
 	for i := range 3 {
@@ -128,11 +146,7 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 	want("the cordoned node's pod replaced", map[string]string{"w0": "agent:1", "w2": "agent:1", "w3": "agent:1"})
 
 	// A new image rolls out, one node at a time; the revisions are kept.
-	cur, _ := cs.DaemonSets.Get(ctx, "default", "agent")
-	cur.Spec.Template.Spec.Containers[0].Image = "agent:2"
-	if _, err := cs.DaemonSets.Update(ctx, cur); err != nil {
-		t.Fatal(err)
-	}
+	setImage(t, ctx, cs, "agent:2")
 	want("rolled to agent:2", map[string]string{"w0": "agent:2", "w2": "agent:2", "w3": "agent:2"})
 	revisions := func() ([]*appsv1.ControllerRevision, error) {
 		l, err := cs.ControllerRevisions.List(ctx, "default", client.ListOptions{})
@@ -147,11 +161,7 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 		return len(revs) == 2 && revs[0].Revision == 1 && revs[1].Revision == 2, err
 	})
 	// Back to the first template: its revision becomes number 3, no new one is made.
-	cur, _ = cs.DaemonSets.Get(ctx, "default", "agent")
-	cur.Spec.Template.Spec.Containers[0].Image = "agent:1"
-	if _, err := cs.DaemonSets.Update(ctx, cur); err != nil {
-		t.Fatal(err)
-	}
+	setImage(t, ctx, cs, "agent:1")
 	want("rolled back to agent:1", map[string]string{"w0": "agent:1", "w2": "agent:1", "w3": "agent:1"})
 	waitfor.ConditionErr(t, 30*time.Second, "the first revision renumbered 3", func() (bool, error) {
 		revs, err := revisions()
@@ -161,6 +171,34 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 		tmpl, err := history.Template(revs[1])
 		return revs[1].Revision == 3 && tmpl.Spec.Containers[0].Image == "agent:1", err
 	})
+
+	// OnDelete: a new image changes no pod until one is deleted; that one comes back new.
+	waitfor.ConditionErr(t, 30*time.Second, "switch to OnDelete", func() (bool, error) {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "agent")
+		if err != nil {
+			return false, err
+		}
+		cur.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}
+		cur.Spec.Template.Spec.Containers[0].Image = "agent:3"
+		_, err = cs.DaemonSets.Update(ctx, cur)
+		return err == nil, nil
+	})
+	got, _ = cs.Pods.List(ctx, "default", client.ListOptions{LabelSelector: "app=agent"})
+	for _, p := range got.Items {
+		if daemonset.TargetNode(p) == "w0" {
+			if _, err := cs.Pods.Delete(ctx, "default", p.Name, client.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want("only the deleted pod updated", map[string]string{"w0": "agent:3", "w2": "agent:1", "w3": "agent:1"})
+	waitfor.ConditionErr(t, 30*time.Second, "status: one of three updated", func() (bool, error) {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "agent")
+		return cur.Status.UpdatedNumberScheduled == 1 && cur.Status.NumberAvailable == 3 && cur.Status.ObservedGeneration == cur.Generation, err
+	})
+	if pods, _ := onNodes(ctx, cs); fmt.Sprint(pods) != fmt.Sprint(map[string]string{"w0": "agent:3", "w2": "agent:1", "w3": "agent:1"}) {
+		t.Fatalf("OnDelete replaced pods not deleted: %v", pods)
+	}
 
 	// A node that goes takes nothing with it here (the pod garbage collector removes pods
 	// of missing nodes); the desired count follows.

@@ -42,9 +42,9 @@ func TestShouldRun(t *testing.T) {
 		return func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "db", Effect: effect}} }
 	}
 	for _, tc := range []struct {
-		name          string
-		ds            *appsv1.DaemonSet
-		node          *corev1.Node
+		name           string
+		ds             *appsv1.DaemonSet
+		node           *corev1.Node
 		run, continue_ bool
 	}{
 		{"plain node", testDS(nil), testNode("n", nil), true, true},
@@ -185,7 +185,9 @@ func TestRollingUpdate(t *testing.T) {
 	}
 	// maxUnavailable 2 (20% of 10, rounded up): the unavailable old pod goes at no cost,
 	// and two available ones.
-	ds := testDS(func(ds *appsv1.DaemonSet) { ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = new(intstr.FromString("20%")) })
+	ds := testDS(func(ds *appsv1.DaemonSet) {
+		ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = new(intstr.FromString("20%"))
+	})
 	plan := RollingUpdate(ds, ns, ByNode(pods), "new", t0)
 	if got := names(plan.Delete); got != "p0,p1,p9" || len(plan.Create) != 0 {
 		t.Errorf("delete %s, create %v; want p0,p1,p9 and no creation", got, plan.Create)

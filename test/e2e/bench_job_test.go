@@ -15,13 +15,14 @@ import (
 
 // BenchmarkE2EJob10000Completions: seconds from creating an Indexed Job of 10,000
 // completions, parallelism 1,000, whose simulated pods exit at once, to its Complete
-// condition, on 1,000 simulated nodes, the whole chain in one process. Every pod is
+// condition, on 1,000 simulated nodes, the whole chain in one process (TLS, each
+// component its own identity, as benchDeploy). Every pod is
 // made, scheduled, run, counted through the tracking finalizer and released.
 func BenchmarkE2EJob10000Completions(b *testing.B) {
 	const name, completions = "job_10000_completions", 10_000
 	benchfig.Want(b, name, name+"_rate")
-	cs, ctx, cancel := startSimChain(b, 1000)
-	defer cancel()
+	_, cs, ctx, stop := benchCluster(b, 1000, true)
+	defer stop()
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: batchv1.JobSpec{
 		Completions: ptr.To[int32](completions), Parallelism: ptr.To[int32](1000), CompletionMode: ptr.To(batchv1.IndexedCompletion),
 		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,

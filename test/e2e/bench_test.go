@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
@@ -30,16 +31,84 @@ import (
 
 // The end-to-end benchmarks run the whole chain in one process: three API servers, the
 // controllers, the scheduler and simulated kubelets with zero start delay. They time a
-// Deployment from create to all replicas Running.
+// Deployment from create to all replicas Running. As users run Skiff, every hop is TLS
+// and every component its own identity: the controller-manager and the scheduler their
+// certificates, each simulated node its own kubelet certificate (so the node authorizer
+// confines each to its node, as it would a real kubelet) and its own connections, and
+// the Deployment comes from an administrator; the API servers' limits are the defaults.
+// The _insecure figures run the same without TLS, authentication, authorization or
+// limits: the difference is what security costs.
 
-func BenchmarkE2EDeploy1000r100n(b *testing.B) { benchDeploy(b, "e2e_deploy_1000r_100n", 1000, 100) }
+func BenchmarkE2EDeploy1000r100n(b *testing.B) {
+	benchDeploy(b, "e2e_deploy_1000r_100n", 1000, 100, true)
+}
+func BenchmarkE2EDeploy1000r100nInsecure(b *testing.B) {
+	benchDeploy(b, "e2e_deploy_1000r_100n_insecure", 1000, 100, false)
+}
 func BenchmarkE2EDeploy10000r1000n(b *testing.B) {
-	benchDeploy(b, "e2e_deploy_10000r_1000n", 10000, 1000)
+	benchDeploy(b, "e2e_deploy_10000r_1000n", 10000, 1000, true)
+}
+func BenchmarkE2EDeploy10000r1000nInsecure(b *testing.B) {
+	benchDeploy(b, "e2e_deploy_10000r_1000n_insecure", 10000, 1000, false)
 }
 
-func benchDeploy(b *testing.B, name string, replicas, nodes int) {
-	benchfig.Want(b, name, name+"_rate")
-	cs, ctx, cancel := startSimChain(b, nodes)
+// benchCluster runs the whole chain in this process: three API servers, the
+// controller-manager, the scheduler and nodes simulated kubelets named sim-N, each with
+// its own certificate when secure. It returns once every node is registered; stop ends
+// it all.
+func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, cs *client.Clientset, ctx context.Context, stop func()) {
+	opts := apicluster.Options{HistorySize: 200_000, ServiceAccountAdmission: true}
+	nodeNames := make([]string, nodes)
+	for i := range nodeNames {
+		nodeNames[i] = fmt.Sprintf("sim-%d", i)
+	}
+	if secure {
+		opts.Certs = apicluster.Certs(b, nodeNames...)
+	}
+	c = apicluster.Start(b, 3, opts)
+	cs = client.NewClientset(c.Dial(b, "admin", client.Options{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	var wg sync.WaitGroup
+	stop = func() { cancel(); wg.Wait() }
+	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
+
+	mcfg := controllers.DefaultConfig()
+	mcfg.LeaderElect = false
+	run(func() { controllers.Run(ctx, c.Dial(b, "controller-manager", client.Options{}), mcfg) })
+	sched, err := scheduler.New(client.NewClientset(c.Dial(b, "scheduler", client.Options{})), scheduler.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	run(func() { sched.Run(ctx) })
+	for _, node := range nodeNames {
+		kc := kubelet.DefaultConfig()
+		kc.NodeName = node
+		kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
+		kc.Workers = 2
+		k, err := kubelet.New(client.NewClientset(c.Dial(b, "kubelet-"+node, client.Options{})), sim.New(sim.Config{}), kc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(func() { k.Run(ctx) })
+	}
+	// Wait for every node to be registered Ready.
+	for {
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err == nil && len(l.Items) == nodes {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatal("nodes never registered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c, cs, ctx, stop
+}
+
+func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
+	benchfig.Want(b, name, name+"_rate", name+"_cpu", name+"_refused")
+	c, cs, ctx, stop := benchCluster(b, nodes, secure)
+	defer stop()
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	podInf := cache.InformerFor[*corev1.Pod](f, "default", client.ListOptions{})
 	var runningCount atomic.Int64
@@ -70,6 +139,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
 	b.ResetTimer()
+	cpu := benchfig.StartCPU()
 	start := time.Now()
 	if _, err := cs.Deployments.Create(ctx, d); err != nil {
 		b.Fatal(err)
@@ -83,57 +153,22 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	b.StopTimer()
 	benchfig.Report(name, elapsed.Seconds(), "s")
 	benchfig.Report(name+"_rate", float64(replicas)/elapsed.Seconds(), "pods/s")
-	cancel()
+	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")
+	if secure {
+		// The cluster's own components must not have been throttled.
+		var refused int64
+		for i := range c.Addrs() {
+			for _, l := range c.Server(i).FlowControl() {
+				refused += l.Rejected
+				if l.Dispatched > 0 {
+					b.Logf("n%d %s: %d seats, %d requests, %d of them queued, %d refused, at most %d at once", i+1, l.Name, l.Limit, l.Dispatched, l.Queued, l.Rejected, l.PeakDemand)
+				}
+			}
+		}
+		benchfig.Report(name+"_refused", float64(refused), "requests")
+	}
+	stop()
 	f.Wait()
-}
-
-// startSimChain runs the whole chain in this process — three API servers, the
-// controllers, the scheduler and nodes simulated kubelets with zero start delay — until
-// the returned cancel, which the test's cleanup also calls.
-func startSimChain(b *testing.B, nodes int) (*client.Clientset, context.Context, context.CancelFunc) {
-	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 200_000})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
-	cs := client.NewClientset(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	var wg sync.WaitGroup
-	b.Cleanup(func() { cancel(); wg.Wait() })
-	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
-
-	mcfg := controllers.DefaultConfig()
-	mcfg.LeaderElect = false
-	run(func() { controllers.Run(ctx, conn, mcfg) })
-	sched, err := scheduler.New(cs, scheduler.DefaultConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	run(func() { sched.Run(ctx) })
-	for i := 0; i < nodes; i++ {
-		kc := kubelet.DefaultConfig()
-		kc.NodeName = fmt.Sprintf("sim-%d", i)
-		kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
-		kc.Workers = 2
-		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		run(func() { k.Run(ctx) })
-	}
-	// Wait for every node to be registered Ready.
-	for {
-		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
-		if err == nil && len(l.Items) == nodes {
-			break
-		}
-		if ctx.Err() != nil {
-			b.Fatal("nodes never registered")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return cs, ctx, cancel
 }
 
 // BenchmarkPodStartupContainerd: ms from pod create to Running for 50 busybox pods on one
@@ -141,13 +176,10 @@ func startSimChain(b *testing.B, nodes int) (*client.Clientset, context.Context,
 func BenchmarkPodStartupContainerd(b *testing.B) {
 	benchfig.Want(b, "pod_startup_containerd_p50", "pod_startup_containerd_p99")
 	socket := containerdtest.Start(b)
-	c := apicluster.Start(b, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	// As users run Skiff: TLS, the kubelet authenticated as its node, the pods created by
+	// an administrator.
+	c := apicluster.Start(b, 1, apicluster.Options{Certs: apicluster.Certs(b, "bench-node")})
+	cs := client.NewClientset(c.Dial(b, "admin", client.Options{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -166,7 +198,7 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 	}
 	kc := kubelet.DefaultConfig()
 	kc.NodeName = "bench-node"
-	k, err := kubelet.New(cs, rt, kc)
+	k, err := kubelet.New(client.NewClientset(c.Dial(b, "kubelet-bench-node", client.Options{})), rt, kc)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -244,4 +276,88 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// BenchmarkE2EDaemonSet1000n: a DaemonSet on 1,000 simulated nodes, from create to a
+// pod ready on every node (ds_rollout_1000n_create), then a new image rolled across
+// them all with maxUnavailable 10% (ds_rollout_1000n), both as the DaemonSet's status
+// says (what rollout status waits for), with the whole chain secure as users run it.
+func BenchmarkE2EDaemonSet1000n(b *testing.B) {
+	const name, nodes = "ds_rollout_1000n", 1000
+	benchfig.Want(b, name, name+"_create", name+"_cpu")
+	_, cs, ctx, stop := benchCluster(b, nodes, true)
+	defer stop()
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	dsInf := cache.InformerFor[*appsv1.DaemonSet](f, "default", client.ListOptions{})
+	changed := make(chan struct{}, 1)
+	notify := func(*appsv1.DaemonSet) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	dsInf.AddHandler(cache.Handler[*appsv1.DaemonSet]{OnAdd: notify, OnUpdate: func(_, ds *appsv1.DaemonSet) { notify(ds) }})
+	f.Start(ctx)
+	defer f.Wait()
+	if !cache.WaitForSync(ctx, dsInf) {
+		b.Fatal("no sync")
+	}
+	// rolledOut waits until the DaemonSet of generation gen has every pod updated and
+	// available, as rollout status judges it.
+	rolledOut := func(gen int64) {
+		for {
+			if ds, ok := dsInf.Lister().Get("default", "bench"); ok && ds.Status.ObservedGeneration >= gen &&
+				ds.Status.DesiredNumberScheduled == nodes && ds.Status.UpdatedNumberScheduled == nodes && ds.Status.NumberAvailable == nodes {
+				return
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				ds, _ := dsInf.Lister().Get("default", "bench")
+				b.Fatalf("not rolled out: %+v", ds)
+			}
+		}
+	}
+	lbl := map[string]string{"app": "bench"}
+	maxUnavailable := intstr.FromString("10%")
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &maxUnavailable}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "agent", Image: "busybox:1.36", Command: []string{"sleep", "3600"},
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
+	b.ResetTimer()
+	cpu := benchfig.StartCPU()
+	start := time.Now()
+	created, err := cs.DaemonSets.Create(ctx, ds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rolledOut(created.Generation)
+	benchfig.Report(name+"_create", time.Since(start).Seconds(), "s")
+
+	start = time.Now()
+	var gen int64
+	for {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cur.Spec.Template.Spec.Containers[0].Image = "busybox:1.37"
+		out, err := cs.DaemonSets.Update(ctx, cur)
+		if client.IsConflict(err) {
+			continue // the controller wrote the status meanwhile
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		gen = out.Generation
+		break
+	}
+	rolledOut(gen)
+	b.StopTimer()
+	benchfig.Report(name, time.Since(start).Seconds(), "s")
+	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")
 }
