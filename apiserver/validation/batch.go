@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/labels"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/kinds/indexes"
@@ -121,6 +122,15 @@ func defaultCronJobSpec(spec *batchv1.CronJobSpec) {
 func validateJob(job *batchv1.Job) field.ErrorList {
 	p := field.NewPath("spec")
 	errs := validateJobSpec(&job.Spec, p)
+	if c := job.Spec.Completions; c != nil && *c > 0 && job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion {
+		// The controller names each pod's host JOB-INDEX: the last index must make a
+		// DNS label, or that pod could not be made.
+		host := fmt.Sprintf("%s-%d", job.Name, *c-1)
+		if len(utilvalidation.IsDNS1123Label(host)) > 0 {
+			errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), job.Name,
+				"will not able to create pod with invalid DNS label: "+host))
+		}
+	}
 	sp := p.Child("selector")
 	if job.Spec.Selector == nil {
 		errs = append(errs, field.Required(sp, ""))

@@ -225,7 +225,9 @@ func (e *env) events(reason string) int {
 }
 
 // minute returns the i-th whole minute after t.
-func minute(t time.Time, i int) time.Time { return t.Truncate(time.Minute).Add(time.Duration(i) * time.Minute) }
+func minute(t time.Time, i int) time.Time {
+	return t.Truncate(time.Minute).Add(time.Duration(i) * time.Minute)
+}
 
 // TestForbidNeverOverlaps: an every-minute CronJob with Forbid makes no Job while the
 // last one runs, and makes the next one once it finished — on a fake clock, an hour of

@@ -942,8 +942,8 @@ func (s *sync_) indexFailures() map[int]int {
 // NewPod is the pod a Job makes: its template, named after the Job (and the index),
 // controlled by the Job and holding the tracking finalizer. An Indexed Job's pod
 // carries its index in an annotation, a label and the environment of every container
-// (JOB_COMPLETION_INDEX, a value: Skiff has no downward API yet), as Kubernetes does;
-// Kubernetes' hostname JOB-INDEX is left out, as Skiff does not set pods' hostnames.
+// (JOB_COMPLETION_INDEX, a value: Skiff has no downward API yet) and its hostname is
+// JOB-INDEX, as Kubernetes does.
 func NewPod(job *batchv1.Job, ix, indexFailures int) *corev1.Pod {
 	tmpl := job.Spec.Template.DeepCopy()
 	pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
@@ -957,6 +957,7 @@ func NewPod(job *batchv1.Job, ix, indexFailures int) *corev1.Pod {
 	}
 	v := strconv.Itoa(ix)
 	pod.GenerateName = job.Name + "-" + v + "-"
+	pod.Spec.Hostname = job.Name + "-" + v
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}

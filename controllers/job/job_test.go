@@ -99,8 +99,8 @@ func TestNewPod(t *testing.T) {
 	job.Spec.BackoffLimitPerIndex = ptr.To[int32](2)
 	p := NewPod(job, 7, 1)
 	if p.GenerateName != "work-7-" || p.Annotations[batchv1.JobCompletionIndexAnnotation] != "7" || p.Labels[batchv1.JobCompletionIndexAnnotation] != "7" ||
-		p.Annotations[batchv1.JobIndexFailureCountAnnotation] != "1" {
-		t.Fatalf("pod %+v", p.ObjectMeta)
+		p.Annotations[batchv1.JobIndexFailureCountAnnotation] != "1" || p.Spec.Hostname != "work-7" {
+		t.Fatalf("pod %+v, hostname %q", p.ObjectMeta, p.Spec.Hostname)
 	}
 	if env := p.Spec.Containers[0].Env; len(env) != 1 || env[0] != (corev1.EnvVar{Name: CompletionIndexEnv, Value: "7"}) {
 		t.Errorf("env %v", env)
