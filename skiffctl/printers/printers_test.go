@@ -91,7 +91,10 @@ func fixtures() map[string][]kinds.Object {
 	jobSel := &metav1.LabelSelector{MatchLabels: map[string]string{batchv1.ControllerUidLabel: "uid-pi"}}
 	jobs := []kinds.Object{
 		&batchv1.Job{ObjectMeta: meta("pi", 10*time.Minute), Spec: batchv1.JobSpec{Completions: ptr.To[int32](10), Parallelism: ptr.To[int32](3),
-			Selector: jobSel, Template: jobTmpl}, Status: batchv1.JobStatus{Succeeded: 10, StartTime: ptr.To(ago(10 * time.Minute)),
+			CompletionMode: ptr.To(batchv1.IndexedCompletion), BackoffLimit: ptr.To[int32](6), Suspend: ptr.To(false),
+			TTLSecondsAfterFinished: ptr.To[int32](3600), ActiveDeadlineSeconds: ptr.To[int64](900),
+			Selector: jobSel, Template: jobTmpl}, Status: batchv1.JobStatus{Succeeded: 10, Ready: ptr.To[int32](0), CompletedIndexes: "0-9",
+			StartTime:      ptr.To(ago(10 * time.Minute)),
 			CompletionTime: ptr.To(ago(8 * time.Minute)), Conditions: []batchv1.JobCondition{
 				{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue}, {Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}}},
 		&batchv1.Job{ObjectMeta: meta("queue", 2*time.Minute), Spec: batchv1.JobSpec{Parallelism: ptr.To[int32](4), Selector: jobSel, Template: jobTmpl},
@@ -102,7 +105,8 @@ func fixtures() map[string][]kinds.Object {
 	}
 	cronJobs := []kinds.Object{
 		&batchv1.CronJob{ObjectMeta: meta("nightly", 3*24*time.Hour), Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", TimeZone: ptr.To("Europe/Paris"),
-			Suspend: ptr.To(false), JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}},
+			ConcurrencyPolicy: batchv1.ForbidConcurrent, SuccessfulJobsHistoryLimit: ptr.To[int32](3), FailedJobsHistoryLimit: ptr.To[int32](1),
+			StartingDeadlineSeconds: ptr.To[int64](200), Suspend: ptr.To(false), JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}},
 			Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{{Name: "nightly-1"}}, LastScheduleTime: ptr.To(ago(5 * time.Hour))}},
 		&batchv1.CronJob{ObjectMeta: meta("fresh", time.Minute), Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", Suspend: ptr.To(true),
 			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}}},
@@ -219,7 +223,7 @@ func TestDescribe(t *testing.T) {
 	f := fixtures()
 	events := f["events"]
 	for _, o := range []kinds.Object{f["pods"][0], f["deployments"][0], f["replicasets"][0], f["nodes"][0], f["configmaps"][0],
-		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1]} {
+		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["jobs"][0], f["cronjobs"][0]} {
 		var evs []*corev1.Event
 		if kinds.Of(o).Kind == kinds.Pod {
 			evs = []*corev1.Event{events[0].(*corev1.Event)}
