@@ -1,8 +1,8 @@
 // Package ttlafterfinished is Kubernetes' TTL-after-finished controller: a Job with
-// spec.ttlSecondsAfterFinished is deleted (with its pods, in the background) that many
-// seconds after it finished — its Complete or Failed condition's time. Before deleting,
+// spec.ttlSecondsAfterFinished is deleted that many seconds after it finished — its Complete or Failed condition's time. Before deleting,
 // it reads the Job again from the API server, so that a TTL changed or removed
-// meanwhile is honoured.
+// meanwhile is honoured. As in Kubernetes, the deletion is in the foreground: the Job
+// stays, Terminating, until the garbage collector has deleted its pods.
 package ttlafterfinished
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
@@ -131,7 +132,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		return in, nil
 	}
 	_, err = c.cs.Jobs.Delete(ctx, ns, name, client.DeleteOptions{UID: string(fresh.UID), ResourceVersion: fresh.ResourceVersion,
-		PropagationPolicy: "Background"})
+		PropagationPolicy: string(metav1.DeletePropagationForeground)})
 	if err != nil && !client.IsNotFound(err) {
 		return 0, fmt.Errorf("delete expired job %s: %w", key, err)
 	}

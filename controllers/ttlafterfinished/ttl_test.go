@@ -2,6 +2,8 @@ package ttlafterfinished
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/controllers/garbagecollector"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -45,8 +49,8 @@ func TestExpiresIn(t *testing.T) {
 	}
 }
 
-// TestDeletesExpiredJobs: a finished Job with ttlSecondsAfterFinished 0 goes; one with a
-// long TTL, or none, stays.
+// TestDeletesExpiredJobs: a finished Job with ttlSecondsAfterFinished 0 goes, in the
+// foreground: Terminating while a pod of its remains; one with a long TTL, or none, stays.
 func TestDeletesExpiredJobs(t *testing.T) {
 	cl := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(cl.Addrs(), client.Options{})
@@ -61,17 +65,26 @@ func TestDeletesExpiredJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc, err := garbagecollector.New(cs, f, garbagecollector.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); f.Wait(); <-done })
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	wg.Go(func() { gc.Run(ctx) })
+	t.Cleanup(func() { cancel(); f.Wait(); wg.Wait() })
 
-	finish := func(name string, ttl *int32) {
+	// finish makes a Job, calls before with it, and marks it Complete.
+	finish := func(name string, ttl *int32, before func(*batchv1.Job)) {
 		j, err := cs.Jobs.Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: batchv1.JobSpec{TTLSecondsAfterFinished: ttl, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 				RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if before != nil {
+			before(j)
 		}
 		now := metav1.Now()
 		j.Status.StartTime, j.Status.CompletionTime = &now, &now
@@ -82,9 +95,42 @@ func TestDeletesExpiredJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	finish("keep-long", ptr.To[int32](3600))
-	finish("keep-none", nil)
-	finish("expire", ptr.To[int32](0))
+	finish("keep-long", ptr.To[int32](3600), nil)
+	finish("keep-none", nil, nil)
+	// The pod of the Job to expire is held by a finalizer of its own, so the Job's
+	// foreground deletion waits for it.
+	finish("expire", ptr.To[int32](0), func(j *batchv1.Job) {
+		_, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "expire-x", Namespace: "default",
+			Finalizers: []string{"example.com/hold"}, OwnerReferences: []metav1.OwnerReference{kinds.NewControllerRef(j)}},
+			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	waitfor.ConditionErr(t, 30*time.Second, "expired job terminating, its pod being deleted", func() (bool, error) {
+		j, err := cs.Jobs.Get(ctx, "default", "expire")
+		if err != nil {
+			return false, err
+		}
+		p, err := cs.Pods.Get(ctx, "default", "expire-x")
+		if err != nil {
+			return false, err
+		}
+		return j.DeletionTimestamp != nil && slices.Contains(j.Finalizers, metav1.FinalizerDeleteDependents) && p.DeletionTimestamp != nil, nil
+	})
+	for {
+		p, err := cs.Pods.Get(ctx, "default", "expire-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Finalizers = nil
+		if _, err = cs.Pods.Update(ctx, p); !client.IsConflict(err) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
 	waitfor.ConditionErr(t, 30*time.Second, "expired job deleted", func() (bool, error) {
 		_, err := cs.Jobs.Get(ctx, "default", "expire")
 		if client.IsNotFound(err) {
