@@ -16,12 +16,18 @@ import (
 // BenchmarkE2EJob10000Completions: seconds from creating an Indexed Job of 10,000
 // completions, parallelism 1,000, whose simulated pods exit at once, to its Complete
 // condition, on 1,000 simulated nodes, the whole chain in one process (TLS, each
-// component its own identity, as benchDeploy). Every pod is
-// made, scheduled, run, counted through the tracking finalizer and released.
-func BenchmarkE2EJob10000Completions(b *testing.B) {
-	const name, completions = "job_10000_completions", 10_000
+// component its own identity, as benchDeploy). Every pod is made, scheduled, run,
+// counted through the tracking finalizer and released. The _insecure figure runs the same without TLS, authentication, authorization or
+// limits, as the Deployment's does.
+func BenchmarkE2EJob10000Completions(b *testing.B) { benchJob(b, "job_10000_completions", true) }
+func BenchmarkE2EJob10000CompletionsInsecure(b *testing.B) {
+	benchJob(b, "job_10000_completions_insecure", false)
+}
+
+func benchJob(b *testing.B, name string, secure bool) {
+	const completions = 10_000
 	benchfig.Want(b, name, name+"_rate")
-	_, cs, ctx, stop := benchCluster(b, 1000, true)
+	_, cs, ctx, stop := benchCluster(b, 1000, secure)
 	defer stop()
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: batchv1.JobSpec{
 		Completions: ptr.To[int32](completions), Parallelism: ptr.To[int32](1000), CompletionMode: ptr.To(batchv1.IndexedCompletion),
