@@ -126,6 +126,21 @@ spec:
 			t.Errorf("trace job idx lacks %q:\n%s", want, tr)
 		}
 	}
+	desc := mustCtl(t, s, "describe", "job", "idx")
+	for _, want := range []string{"Completion Mode:", "Indexed", "Completed Indexes:", "0-9", "/ 10 Succeeded / 0 Failed"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("describe job idx lacks %q:\n%s", want, desc)
+		}
+	}
+
+	// ttlSecondsAfterFinished set now: the TTL controller deletes the finished Job, and
+	// with it (in the foreground) its pods.
+	mustCtl(t, s, "patch", "job", "idx", "--type", "merge", "-p", `{"spec":{"ttlSecondsAfterFinished":0}}`)
+	waitfor.Condition(t, 60*time.Second, "the expired job and its pods gone", func() (bool, string) {
+		jobs, _, _ := ctl(s, "get", "jobs", "--no-headers")
+		pods, _, _ := ctl(s, "get", "pods", "--no-headers", "-l", "batch.kubernetes.io/job-name=idx")
+		return strings.TrimSpace(jobs) == "" && strings.TrimSpace(pods) == "", "jobs: " + jobs + "\npods: " + pods
+	})
 }
 
 // TestCronJobForbid: a CronJob every minute with Forbid makes no Job while one runs. A
