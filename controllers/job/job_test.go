@@ -351,7 +351,11 @@ func TestNonIndexedCompletions(t *testing.T) {
 	}
 	job := e.waitCondition(t, "plain", batchv1.JobComplete)
 	if job.Status.Succeeded != 5 || job.Status.UncountedTerminatedPods == nil || len(job.Status.UncountedTerminatedPods.Succeeded) != 0 {
-		t.Fatalf("status %+v", job.Status)
+		var pods []string
+		for _, p := range e.jobPods(t, job) {
+			pods = append(pods, fmt.Sprintf("%s %s %s %v", p.Name, p.UID, p.Status.Phase, p.Finalizers))
+		}
+		t.Fatalf("status %+v; pods %q", job.Status, pods)
 	}
 	if n := len(e.jobPods(t, job)); n != 5 {
 		t.Errorf("%d pods for 5 completions", n)
