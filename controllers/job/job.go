@@ -269,6 +269,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if c.behind(key, cached) {
 		return 0, nil
 	}
+	// The expectations are read before the pods, as Kubernetes does: a creation observed
+	// after this snapshot must not let this sync make its pod again.
+	satisfied := c.exp.Satisfied(key)
 	pods := c.ownedPods(cached)
 	if finished(cached) != nil {
 		// Counted already: what still holds the finalizer was never counted.
@@ -281,7 +284,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		_, err := c.releaseAll(ctx, key, holding)
 		return 0, err
 	}
-	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, now: c.cfg.Now()}
+	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, satisfied: satisfied, now: c.cfg.Now()}
 	return s.run(ctx)
 }
 
@@ -336,6 +339,8 @@ type sync_ struct {
 	written *batchv1.Job // the Job as last written (or cached)
 	pods    []*corev1.Pod
 	now     time.Time
+	// satisfied: no creation or deletion asked for was unseen when pods were read.
+	satisfied bool
 
 	completed, failedIndexes indexes.Set
 	uncS, uncF               map[types.UID]bool // status.uncountedTerminatedPods
@@ -653,7 +658,7 @@ func (s *sync_) manage(ctx context.Context) error {
 	case finishing || suspended:
 		err = s.deleteAll(ctx, active)
 		active = nil
-	case c.exp.Satisfied(s.key):
+	case s.satisfied:
 		active, err = s.scale(ctx, active, terminating)
 	}
 	st.Active = int32(len(active) + s.created)
