@@ -69,6 +69,8 @@ and an empty data directory.`,
 	f.DurationVar(&cfg.Store.LeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.Store.LeaderLeaseTimeout, "time a leader keeps leading without hearing from a quorum")
 	f.Uint64Var(&cfg.Store.SnapshotThreshold, "snapshot-threshold", cfg.Store.SnapshotThreshold, "log entries after a snapshot that trigger the next")
 	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
+	f.Int64Var(&cfg.Store.HistoryBytes, "watch-history-bytes", cfg.Store.HistoryBytes, "bytes of objects the watch history holds at most; the oldest events go first (0: no byte bound)")
+	f.DurationVar(&cfg.Store.HistoryTTL, "watch-history-ttl", cfg.Store.HistoryTTL, "how long an event stays in the watch history at most (0: until count or bytes push it out)")
 	sec.register(f, &cfg)
 	return cmd
 }
