@@ -29,15 +29,16 @@ type EventRateLimit struct {
 	NodeQPS   float64
 	NodeBurst int
 	// NamespaceQPS and NamespaceBurst are each namespace's budget, shared by every
-	// writer. Defaults 50 and 100 (the Namespace limit of Kubernetes' documented
-	// EventRateLimit configuration).
+	// writer. Defaults 100 and 500: twice the rate of the Namespace limit in Kubernetes'
+	// documented EventRateLimit configuration (50 and 100), and room for a rollout's
+	// burst, since in Skiff the controllers and the scheduler share it with the nodes.
 	NamespaceQPS   float64
 	NamespaceBurst int
 }
 
 // DefaultEventRateLimit returns the defaults.
 func DefaultEventRateLimit() EventRateLimit {
-	return EventRateLimit{NodeQPS: 50, NodeBurst: 100, NamespaceQPS: 50, NamespaceBurst: 100}
+	return EventRateLimit{NodeQPS: 50, NodeBurst: 100, NamespaceQPS: 100, NamespaceBurst: 500}
 }
 
 func (l EventRateLimit) validate() error {
@@ -67,28 +68,32 @@ func newEventLimiter(l EventRateLimit, now func() time.Time) *eventLimiter {
 	return &eventLimiter{now: now, namespaces: newBuckets(l.NamespaceQPS, l.NamespaceBurst), nodes: newBuckets(l.NodeQPS, l.NodeBurst)}
 }
 
-// admit takes a token for a write of an Event in namespace by u, or refuses it.
-func (e *eventLimiter) admit(u auth.User, namespace string) error {
+// admit takes a token for a write of an Event in namespace by u, or refuses it. ahead
+// is how many Events of the same request were refused before this one: each is told to
+// come back a token later than the one before, so a refused batch returns at the
+// bucket's pace rather than all at once.
+func (e *eventLimiter) admit(u auth.User, namespace string, ahead int) error {
 	now := e.now()
 	node, wait := e.nodes.take(auth.NodeOf(u), now)
 	if wait > 0 {
-		return refuseEvents(eventLimitNode, auth.NodeOf(u), wait)
+		return refuseEvents(eventLimitNode, auth.NodeOf(u), wait+e.nodes.interval(ahead))
 	}
 	if _, wait := e.namespaces.take(namespace, now); wait > 0 {
 		if node != nil {
 			node.CancelAt(now) // the write does not happen: give the node its token back
 		}
-		return refuseEvents(eventLimitNamespace, namespace, wait)
+		return refuseEvents(eventLimitNamespace, namespace, wait+e.namespaces.interval(ahead))
 	}
 	return nil
 }
 
-// admitEventWrite applies the event rate limit to a write of an object of info.
-func (r *resources) admitEventWrite(ctx context.Context, info *kinds.Info, namespace string) error {
+// admitEventWrite applies the event rate limit to a write of an object of info (see
+// eventLimiter.admit for ahead).
+func (r *resources) admitEventWrite(ctx context.Context, info *kinds.Info, namespace string, ahead int) error {
 	if info.Kind != kinds.Event || r.events == nil {
 		return nil
 	}
-	return r.events.admit(requestUser(ctx), namespace)
+	return r.events.admit(requestUser(ctx), namespace, ahead)
 }
 
 // refuseEvents is the 429 of an empty bucket, in Kubernetes' words.
@@ -136,6 +141,14 @@ func (b *buckets) take(key string, now time.Time) (*rate.Reservation, time.Durat
 		return nil, d
 	}
 	return r, 0
+}
+
+// interval is how long the bucket takes to refill n tokens.
+func (b *buckets) interval(n int) time.Duration {
+	if n == 0 || b.qps == 0 {
+		return 0
+	}
+	return time.Duration(float64(n) / float64(b.qps) * float64(time.Second))
 }
 
 // prune forgets the full buckets (a new one is the same), or, when none is full,

@@ -81,7 +81,7 @@ func TestEventRateLimit(t *testing.T) {
 
 	// A batch: one token per Event; those over the budget fail alone.
 	var objs []*apiv1.Object
-	for i := 0; i < 4; i++ {
+	for i := 0; i < 5; i++ {
 		objs = append(objs, wrap(t, event("other", fmt.Sprintf("batch-%d", i))))
 	}
 	res, err := admin.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: objs})
@@ -89,6 +89,7 @@ func TestEventRateLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refused []int
+	var delays []time.Duration
 	for i, r := range res.GetResults() {
 		if r.GetError() == nil {
 			continue
@@ -101,8 +102,13 @@ func TestEventRateLimit(t *testing.T) {
 			t.Fatalf("batch object %d: %v, want ResourceExhausted with a retry delay", i, err)
 		}
 		refused = append(refused, i)
+		delays = append(delays, client.RetryAfter(status.FromProto(&st).Err()))
 	}
-	if fmt.Sprint(refused) != "[3]" {
-		t.Fatalf("batch of 4 with 3 tokens left: refused %v, want [3]", refused)
+	if fmt.Sprint(refused) != "[3 4]" {
+		t.Fatalf("batch of 5 with 3 tokens left: refused %v, want [3 4]", refused)
+	}
+	// The second refused is told to come back a token (a minute) after the first.
+	if gap := delays[1] - delays[0]; gap < 59*time.Second || gap > 61*time.Second {
+		t.Fatalf("refused events' delays %v: want them a minute apart", delays)
 	}
 }

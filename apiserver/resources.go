@@ -129,7 +129,7 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 	if req.GetDryRun() {
 		return r.dryRunCreate(ctx, c)
 	}
-	if err := r.admitEventWrite(ctx, c.info, c.obj.GetNamespace()); err != nil {
+	if err := r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), 0); err != nil {
 		return nil, err
 	}
 	return c.commit(ctx, r.store)
@@ -304,10 +304,13 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	}
 	creations := make([]*creation, len(objs))
 	var valid []int
+	throttled := 0 // Events refused by the event rate limit so far
 	for i, o := range objs {
 		c, err := r.newCreation(ctx, o)
 		if err == nil {
-			err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace())
+			if err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), throttled); status.Code(err) == codes.ResourceExhausted {
+				throttled++
+			}
 		}
 		if err != nil {
 			fail(i, err)
@@ -639,7 +642,7 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 		return nil, err
 	}
 	if !req.GetDryRun() {
-		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace); err != nil {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -695,7 +698,7 @@ func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) 
 		return nil, err
 	}
 	if !req.GetDryRun() {
-		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace); err != nil {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
 			return nil, err
 		}
 	}

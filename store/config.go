@@ -70,7 +70,8 @@ type Config struct {
 
 	// LogCacheEntries, LogCacheBytes and LogCacheTTL bound the newest Raft log entries
 	// kept in memory for replication: default 4096 entries, 32 MiB and 10s (followers
-	// normally take an entry within milliseconds; older ones are read from disk).
+	// normally take an entry within milliseconds; older ones are read from disk). 0
+	// bytes or TTL: no such bound.
 	LogCacheEntries int
 	LogCacheBytes   int64
 	LogCacheTTL     time.Duration
@@ -163,7 +164,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("store config %s: HistoryBytes, HistoryTTL, LogCacheBytes and LogCacheTTL must not be negative", c.ID)
 	}
 	if c.LogCacheEntries <= 0 {
-		return fmt.Errorf("store config %s: LogCacheEntries must be positive", c.ID)
+		c.LogCacheEntries = 4096
 	}
 	if c.MaxWatchLag == 0 {
 		c.MaxWatchLag = c.HistorySize / 2
