@@ -3,6 +3,7 @@ package crilog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -243,4 +244,48 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%q: wrote %q, read back %+v, %v", line, out, again, err)
 		}
 	})
+}
+
+// TestSinkTwoStreams: stdout and stderr copied at once into one file give whole
+// records, each stream's in its order.
+func TestSinkTwoStreams(t *testing.T) {
+	var out bytes.Buffer
+	sink := NewSink(&out, nil)
+	var in [2]strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&in[0], "out %d %s\n", i, strings.Repeat("o", i))
+		fmt.Fprintf(&in[1], "err %d %s\n", i, strings.Repeat("e", i))
+	}
+	errs := make(chan error, 2)
+	for i, stream := range []string{Stdout, Stderr} {
+		go func() { errs <- CopyStream(sink, strings.NewReader(in[i].String()), stream, 100) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got [2]bytes.Buffer
+	for _, line := range strings.SplitAfter(out.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		r, err := Parse([]byte(strings.TrimSuffix(line, "\n")))
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		b := &got[0]
+		if r.Stream == Stderr {
+			b = &got[1]
+		}
+		b.Write(r.Content)
+		if !r.Partial {
+			b.WriteByte('\n')
+		}
+	}
+	for i := range got {
+		if got[i].String() != in[i].String() {
+			t.Errorf("stream %d read back differs", i)
+		}
+	}
 }
