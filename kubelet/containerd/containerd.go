@@ -9,7 +9,7 @@
 // its start time are container labels; exit codes and times come from its task, which
 // is kept until Remove so that they can be read. Output goes to a file per container
 // under Config.LogDir, in the CRI log format, written by a logging program the shim runs
-// (logger.go), so that it keeps each line's time and outlives a kubelet restart.
+// (package logger), so that it keeps each line's time and outlives a kubelet restart.
 //
 // Images are pulled over HTTPS. Registries on a loopback address (localhost, 127.0.0.0/8,
 // ::1) and those listed in Config.InsecureRegistries are tried over HTTPS without
@@ -50,6 +50,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/containerd/logger"
 )
 
 // DefaultSocket is containerd's usual address.
@@ -70,8 +71,8 @@ type Config struct {
 	Namespace string
 	// LogDir holds the containers' output files (/var/log/skiff/containers).
 	LogDir string
-	// Logger is the logging program containerd's shims run for each container (see
-	// logger.go): a binary that links this package ("": this process's own).
+	// Logger is the logging program containerd's shims run for each container (package
+	// logger): a binary that links this package ("": this process's own).
 	Logger string
 	// Snapshotter unpacks images ("": containerd's default).
 	Snapshotter string
@@ -343,7 +344,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		return fail(fmt.Errorf("create container %s: log file: %w", id, err))
 	}
 	lf.Close()
-	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.logger, map[string]string{loggerArg: r.logPath(id)}))
+	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.logger, map[string]string{logger.Arg: r.logPath(id)}))
 	if err != nil {
 		return fail(fmt.Errorf("create task %s: %w", id, err))
 	}

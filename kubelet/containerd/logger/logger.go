@@ -1,19 +1,5 @@
-package containerd
-
-import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"sync"
-	"time"
-
-	"github.com/containerd/containerd/runtime/v2/logging"
-
-	"github.com/skiffhq/skiff/kubelet/crilog"
-)
-
+// Package logger is the logging program of the containerd runtime's containers.
+//
 // A container's output is kept by a logging program that containerd's shim starts for
 // it (containerd's binary logging, cio.BinaryIO): the shim hands it the container's
 // stdout and stderr as fds 3 and 4 and waits for it to close fd 5, and it writes them
@@ -29,10 +15,29 @@ import (
 // package serves: it is recognised before main runs (init below), the way containerd's
 // shims and Docker's reexec re-run their own binary. That covers the skiff binary and
 // the test binaries that start containers alike, with nothing to wire in each.
+//
+// It is started for every container, so it must start fast: this package depends on
+// the standard library and crilog only, so that its init runs among the first, before
+// the rest of the binary's packages (Kubernetes' types, gRPC, ...) initialize.
+package logger
 
-// loggerArg is the argument that makes a binary linking this package the logging
-// program.
-const loggerArg = "container-logger"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/skiffhq/skiff/kubelet/crilog"
+)
+
+// Arg is the argument that makes a binary linking this package the logging program:
+// containerd's shim runs it as `PROGRAM Arg LOGFILE`.
+const Arg = "container-logger"
 
 // loggerGrace is how long the logging program goes on copying once the shim asks it to
 // stop (SIGTERM): the shim has closed its ends of the streams by then, so what is left
@@ -40,19 +45,30 @@ const loggerArg = "container-logger"
 const loggerGrace = 2 * time.Second
 
 func init() {
-	if len(os.Args) == 3 && os.Args[1] == loggerArg && os.Getenv("CONTAINER_ID") != "" {
-		path := os.Args[2]
-		logging.Run(func(ctx context.Context, cfg *logging.Config, ready func() error) error {
-			return runLogger(ctx, path, cfg.Stdout, cfg.Stderr, ready)
-		}) // exits
+	if len(os.Args) == 3 && os.Args[1] == Arg && os.Getenv("CONTAINER_ID") != "" {
+		os.Exit(serve(os.Args[2]))
 	}
 }
 
-// runLogger copies stdout and stderr to the log file at path until both end (or ctx
+// serve is the program: the shim's fds as containerd's runtime/v2/logging.Run sets them
+// up (that package is not used for its dependencies, which would init first), SIGTERM
+// as the shim's request to stop.
+func serve(path string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	stdout, stderr, wait := os.NewFile(3, "CONTAINER_STDOUT"), os.NewFile(4, "CONTAINER_STDERR"), os.NewFile(5, "CONTAINER_WAIT")
+	if err := run(ctx, path, stdout, stderr, wait.Close); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// run copies stdout and stderr to the log file at path until both end (or ctx
 // ends, and loggerGrace after it). The kubelet creates the file before the task: when
 // it cannot be opened here all the same, the streams are drained, so that the container
 // does not block on a full pipe, and the error is returned.
-func runLogger(ctx context.Context, path string, stdout, stderr io.Reader, ready func() error) error {
+func run(ctx context.Context, path string, stdout, stderr io.Reader, ready func() error) error {
 	f, openErr := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	var w io.Writer = io.Discard
 	if openErr == nil {
