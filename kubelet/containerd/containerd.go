@@ -71,9 +71,9 @@ type Config struct {
 	Namespace string
 	// LogDir holds the containers' output files (/var/log/skiff/containers).
 	LogDir string
-	// Logger is the logging program containerd's shims run for each container (package
+	// LogProgram is the logging program containerd's shims run for each container (package
 	// logger): a binary that links this package ("": this process's own).
-	Logger string
+	LogProgram string
 	// Snapshotter unpacks images ("": containerd's default).
 	Snapshotter string
 	// InsecureRegistries are registries (HOST or HOST:PORT, as in image names) pulled
@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("containerd runtime: %w", err)
 	}
-	logger := cfg.Logger
+	logger := cfg.LogProgram
 	if logger == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	logger, err := filepath.Abs(logger)
 	if err != nil {
-		return nil, fmt.Errorf("containerd runtime: logging program %q: %w", cfg.Logger, err)
+		return nil, fmt.Errorf("containerd runtime: logging program %q: %w", cfg.LogProgram, err)
 	}
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, fmt.Errorf("containerd runtime: log dir: %w", err)

@@ -7,7 +7,7 @@
 // keeps the time it was written. The program belongs to the shim, not to the kubelet:
 // the container goes on logging while the kubelet is down or restarting.
 //
-// The program is the kubelet's own binary (Config.Logger), run as
+// The program is the kubelet's own binary (Config.LogProgram), run as
 //
 //	PROGRAM container-logger LOGFILE
 //
