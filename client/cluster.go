@@ -12,9 +12,18 @@ import (
 
 // ClusterStatus asks an API server for the Raft cluster's members and leader.
 func (c *Conn) ClusterStatus(ctx context.Context) (*apiv1.ClusterStatus, error) {
+	return c.clusterStatus(ctx, false)
+}
+
+// ClusterStatusSizes is ClusterStatus with each member's state file sizes.
+func (c *Conn) ClusterStatusSizes(ctx context.Context) (*apiv1.ClusterStatus, error) {
+	return c.clusterStatus(ctx, true)
+}
+
+func (c *Conn) clusterStatus(ctx context.Context, sizes bool) (*apiv1.ClusterStatus, error) {
 	var out *apiv1.ClusterStatus
 	err := c.invoke(ctx, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		out, err = apiv1.NewClusterClient(cc).Status(ctx, &apiv1.ClusterStatusRequest{})
+		out, err = apiv1.NewClusterClient(cc).Status(ctx, &apiv1.ClusterStatusRequest{Sizes: sizes})
 		return err
 	})
 	return out, err
@@ -45,6 +54,27 @@ func (c *Conn) TransferLeader(ctx context.Context, name string) (*apiv1.ClusterS
 	var out *apiv1.ClusterStatus
 	err := c.invoke(ctx, once, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		out, err = apiv1.NewClusterClient(cc).TransferLeader(ctx, &apiv1.TransferLeaderRequest{Name: name})
+		return err
+	})
+	return out, err
+}
+
+// Defragment compacts the named members' state files, one at a time (every member's when
+// names is empty).
+func (c *Conn) Defragment(ctx context.Context, names []string) (*apiv1.ClusterStatus, error) {
+	var out *apiv1.ClusterStatus
+	err := c.invoke(ctx, idempotent, 0, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		out, err = apiv1.NewClusterClient(cc).Defragment(ctx, &apiv1.DefragmentRequest{Names: names})
+		return err
+	})
+	return out, err
+}
+
+// DisarmAlarm clears the cluster's NOSPACE alarm.
+func (c *Conn) DisarmAlarm(ctx context.Context) (*apiv1.ClusterStatus, error) {
+	var out *apiv1.ClusterStatus
+	err := c.invoke(ctx, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		out, err = apiv1.NewClusterClient(cc).DisarmAlarm(ctx, &apiv1.DisarmAlarmRequest{})
 		return err
 	})
 	return out, err

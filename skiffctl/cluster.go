@@ -14,15 +14,16 @@ import (
 )
 
 func clusterCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "cluster", Short: "The API servers' Raft cluster: members, leader, snapshots"}
-	c.AddCommand(clusterStatusCmd(g), clusterAddCmd(g), clusterRemoveCmd(g), clusterTransferLeaderCmd(g), clusterSnapshotCmd(g))
+	c := &cobra.Command{Use: "cluster", Short: "The API servers' Raft cluster: members, leader, snapshots, disk"}
+	c.AddCommand(clusterStatusCmd(g), clusterAddCmd(g), clusterRemoveCmd(g), clusterTransferLeaderCmd(g), clusterSnapshotCmd(g),
+		clusterDefragCmd(g), clusterAlarmCmd(g))
 	return c
 }
 
 func clusterStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the members, their roles and the leader",
+		Short: "Show the members, their roles, the leader and each member's database size",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
@@ -30,7 +31,7 @@ func clusterStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer cancel()
-			st, err := conn.ClusterStatus(ctx)
+			st, err := conn.ClusterStatusSizes(ctx)
 			if err != nil {
 				return err
 			}
@@ -154,18 +155,115 @@ func clusterSnapshotSaveCmd(g *globals) *cobra.Command {
 	}
 }
 
+func clusterDefragCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "defrag [NAME...]",
+		Short: "Compact members' databases into new files, one member at a time (all members by default)",
+		Long: `Compact members' databases into new files, giving the space that deletes freed back
+to the disk, as etcd's defrag does. Members are compacted one after the other, online: a
+member being compacted applies no writes meanwhile (the others keep the quorum).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// A defragmentation takes as long as the databases are large: no --request-timeout.
+			conn, ctx, cancel, err := g.connect(cmd, noTimeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := conn.Defragment(ctx, args)
+			if err != nil {
+				return fmt.Errorf("defrag: %w", err)
+			}
+			fmt.Fprintln(g.streams.Out, "defragmented")
+			return g.printCluster(st)
+		},
+	}
+}
+
+func clusterAlarmCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "alarm", Short: "The cluster's alarms (NOSPACE: a database reached --quota-backend-bytes)"}
+	c.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the raised alarms",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := conn.ClusterStatus(ctx)
+			if err != nil {
+				return err
+			}
+			for _, a := range st.GetAlarms() {
+				fmt.Fprintf(g.streams.Out, "alarm:%s\n", a)
+			}
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "disarm",
+		Short: "Clear the NOSPACE alarm (after freeing space: delete objects, then cluster defrag)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if _, err := conn.DisarmAlarm(ctx); err != nil {
+				return fmt.Errorf("disarm alarm: %w", err)
+			}
+			fmt.Fprintln(g.streams.Out, "alarm disarmed")
+			return nil
+		},
+	})
+	return c
+}
+
 func (g *globals) printCluster(st *apiv1.ClusterStatus) error {
-	fmt.Fprintf(g.streams.Out, "leader: %s  term: %d  revision: %d\n", orDash(st.GetLeader()), st.GetTerm(), st.GetRevision())
+	fmt.Fprintf(g.streams.Out, "cluster: %s  leader: %s  term: %d  revision: %d\n", orDash(st.GetClusterId()), orDash(st.GetLeader()), st.GetTerm(), st.GetRevision())
+	for _, a := range st.GetAlarms() {
+		fmt.Fprintf(g.streams.Out, "alarm: %s (writes other than deletes are refused)\n", a)
+	}
+	sizes := false
+	for _, m := range st.GetMembers() {
+		sizes = sizes || m.GetDbSize() != 0 || m.GetError() != ""
+	}
 	tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI")
+	if sizes {
+		fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI\tDB SIZE\tIN USE")
+	} else {
+		fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI")
+	}
 	for _, m := range st.GetMembers() {
 		role := "follower"
 		if m.GetLeader() {
 			role = "leader"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.GetName(), role, m.GetSuffrage(), m.GetRaftAddress(), orDash(m.GetApiAddress()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", m.GetName(), role, m.GetSuffrage(), m.GetRaftAddress(), orDash(m.GetApiAddress()))
+		if sizes {
+			size, inUse := "?", "?"
+			if m.GetError() == "" {
+				size, inUse = byteSize(m.GetDbSize()), byteSize(m.GetDbSizeInUse())
+			}
+			fmt.Fprintf(tw, "\t%s\t%s", size, inUse)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// byteSize writes a size in binary units with one decimal (23.4 MiB).
+func byteSize(n int64) string {
+	if n < 1<<10 {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(1<<10), 0
+	for m := n >> 10; m >= 1<<10; m >>= 10 {
+		div <<= 10
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func orDash(s string) string {

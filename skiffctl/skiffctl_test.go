@@ -132,7 +132,12 @@ func TestCommands(t *testing.T) {
 	}
 
 	// Cluster verbs.
-	contains(t, "cluster status", must(t, s, "cluster", "status"), "leader:", "NAME", "leader", "follower")
+	contains(t, "cluster status", must(t, s, "cluster", "status"), "cluster: ", "leader:", "NAME", "leader", "follower", "DB SIZE", "IN USE", "KiB")
+	contains(t, "cluster defrag", must(t, s, "cluster", "defrag"), "defragmented", "DB SIZE")
+	if out := must(t, s, "cluster", "alarm", "list"); out != "" {
+		t.Errorf("cluster alarm list with no alarm: %q", out)
+	}
+	contains(t, "cluster alarm disarm", must(t, s, "cluster", "alarm", "disarm"), "alarm disarmed")
 	file := filepath.Join(t.TempDir(), "snap.db")
 	contains(t, "snapshot", must(t, s, "cluster", "snapshot", "save", file), "Snapshot saved at", "revision")
 	if st, err := os.Stat(file); err != nil || st.Size() == 0 {

@@ -72,6 +72,11 @@ type Config struct {
 	// MaxTxnSize is the largest encoded transaction. Default 8 MiB.
 	MaxTxnSize int
 
+	// QuotaBytes bounds the state file: past it, creates and updates are refused and the
+	// NOSPACE alarm is raised (see quota.go). Default 8 GiB, as etcd's
+	// --quota-backend-bytes.
+	QuotaBytes int64
+
 	// WriteTimeout bounds how long a write waits for a leader before failing with
 	// ErrNoLeader (the caller's context may end it sooner). Default 5s.
 	WriteTimeout time.Duration
@@ -105,6 +110,7 @@ func DefaultConfig() Config {
 		MaxTxnSize:         8 << 20,
 		WriteTimeout:       5 * time.Second,
 		MmapSize:           1 << 30,
+		QuotaBytes:         8 << 30,
 	}
 }
 
@@ -144,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxObjectSize <= 0 || c.MaxTxnSize < c.MaxObjectSize {
 		return fmt.Errorf("store config %s: need 0 < MaxObjectSize <= MaxTxnSize", c.ID)
+	}
+	if c.QuotaBytes <= 0 {
+		return fmt.Errorf("store config %s: QuotaBytes must be positive", c.ID)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

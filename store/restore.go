@@ -281,7 +281,9 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// setRevision moves a state file's revision.
+// setRevision moves a state file's revision, and forgets the old cluster's identity (its
+// ID, members, removed members) and alarms: the restored cluster is a new one, named by
+// its first leader.
 func setRevision(path string, rev int64) error {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -290,7 +292,18 @@ func setRevision(path string, rev int64) error {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(rev))
-		return tx.Bucket(bucketMeta).Put(keyRevision, b[:])
+		for _, b := range [][]byte{bucketMembers, bucketRemoved} {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		for _, k := range [][]byte{keyCluster, keyAlarmNoSpace} {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keyRevision, b[:])
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

@@ -46,6 +46,15 @@ type Store struct {
 	// hadState says the node found Raft state on disk when it opened.
 	hadState bool
 
+	ident *identity
+	// running is set once Raft is started (the peer port serves before).
+	running atomic.Bool
+	// registering holds the incarnations being recorded, by member name.
+	registerMu  sync.Mutex
+	registering map[string]string
+	// raising is held while the NOSPACE alarm is being raised.
+	raising sync.Mutex
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -66,7 +75,7 @@ func Open(cfg Config) (*Store, error) {
 	if err := makePrivate(cfg.Dir, log); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, leaderChanged: make(chan struct{})}
+	s := &Store{cfg: cfg, log: log, leaderChanged: make(chan struct{}), registering: map[string]string{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -75,9 +84,12 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}()
 
-	s.hist = newHistory(cfg.HistorySize, 0)
 	var err error
-	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, log.Named("fsm")); err != nil {
+	if s.ident, err = loadIdentity(cfg.Dir, cfg.ID, log); err != nil {
+		return nil, err
+	}
+	s.hist = newHistory(cfg.HistorySize, 0)
+	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, s.ident, log.Named("fsm")); err != nil {
 		return nil, err
 	}
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
@@ -113,7 +125,7 @@ func Open(cfg Config) (*Store, error) {
 		advertise.Port = ln.Addr().(*net.TCPAddr).Port
 		s.cfg.Advertise = advertise.String()
 	}
-	s.mux = newPeerMux(ln, cfg.PeerTLS, log.Named("peer"))
+	s.mux = newPeerMux(ln, cfg.PeerTLS, log.Named("peer"), s.hello, s.checkPeer)
 	s.peers = &peerClients{mux: s.mux, conns: map[string]*grpc.ClientConn{}}
 	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &raftStream{subListener: s.mux.raft, advertise: advertise},
@@ -165,6 +177,7 @@ func Open(cfg Config) (*Store, error) {
 	if s.raft, err = raft.NewRaft(rc, s.fsm, logStore, s.logs, snaps, s.transport); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	s.running.Store(true)
 	s.readIndex = newIndexBatcher(s.ctx, &s.wg, s.fetchReadIndex)
 	observations := make(chan raft.Observation, 16)
 	observer := raft.NewObserver(observations, false, func(o *raft.Observation) bool {
@@ -188,7 +201,8 @@ func Open(cfg Config) (*Store, error) {
 	}()
 	s.hadState = existing
 	ok = true
-	log.Info("store open", "id", cfg.ID, "peer", s.cfg.Advertise, "existing_state", existing)
+	cluster, uid := s.ident.get()
+	log.Info("store open", "id", cfg.ID, "peer", s.cfg.Advertise, "existing_state", existing, "cluster", orUnnamed(cluster), "incarnation", uid)
 	return s, nil
 }
 
@@ -373,6 +387,9 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (*TxnResult, error) {
 	}
 	if len(cmd) > s.cfg.MaxTxnSize {
 		return nil, fmt.Errorf("transaction: %w: %d bytes, the limit is %d", ErrTooLarge, len(cmd), s.cfg.MaxTxnSize)
+	}
+	if err := s.checkSpace(ctx, ops, len(cmd)); err != nil {
+		return nil, fmt.Errorf("transaction: %w", err)
 	}
 	return s.apply(ctx, cmd)
 }
@@ -601,6 +618,7 @@ func (s *Store) markLeadership() {
 		err := awaitFuture(s.ctx, s.ctx, f)
 		if err == nil {
 			s.log.Info("leader mark applied", "term", term, "revision", f.Index())
+			s.establishIdentity()
 			return
 		}
 		if s.ctx.Err() != nil {

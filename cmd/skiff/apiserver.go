@@ -68,6 +68,7 @@ and an empty data directory.`,
 	f.DurationVar(&cfg.Store.ElectionTimeout, "raft-election-timeout", cfg.Store.ElectionTimeout, "time a candidate waits for votes")
 	f.DurationVar(&cfg.Store.LeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.Store.LeaderLeaseTimeout, "time a leader keeps leading without hearing from a quorum")
 	f.Uint64Var(&cfg.Store.SnapshotThreshold, "snapshot-threshold", cfg.Store.SnapshotThreshold, "log entries after a snapshot that trigger the next")
+	f.Int64Var(&cfg.Store.QuotaBytes, "quota-backend-bytes", cfg.Store.QuotaBytes, "size of the state file past which creates and updates are refused and the NOSPACE alarm raised (as etcd's)")
 	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
 	sec.register(f, &cfg)
 	return cmd

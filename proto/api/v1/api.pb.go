@@ -1868,15 +1868,99 @@ func (x *PodLogsChunk) GetData() []byte {
 	return nil
 }
 
-type ClusterStatusRequest struct {
+type DefragmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Members to defragment, in order; empty means every member.
+	Names         []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DefragmentRequest) Reset() {
+	*x = DefragmentRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DefragmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DefragmentRequest) ProtoMessage() {}
+
+func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
+func (*DefragmentRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DefragmentRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+type DisarmAlarmRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisarmAlarmRequest) Reset() {
+	*x = DisarmAlarmRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisarmAlarmRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisarmAlarmRequest) ProtoMessage() {}
+
+func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisarmAlarmRequest.ProtoReflect.Descriptor instead.
+func (*DisarmAlarmRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+}
+
+type ClusterStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ask every member for its state file sizes (Member.db_size): a member that does not
+	// answer delays the reply by up to 3 s.
+	Sizes         bool `protobuf:"varint,1,opt,name=sizes,proto3" json:"sizes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +1972,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +1985,14 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ClusterStatusRequest) GetSizes() bool {
+	if x != nil {
+		return x.Sizes
+	}
+	return false
 }
 
 type ClusterStatus struct {
@@ -1911,14 +2002,18 @@ type ClusterStatus struct {
 	Revision int64                  `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
 	Members  []*Member              `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
 	// The node that answered.
-	Self          *MemberStatus `protobuf:"bytes,5,opt,name=self,proto3" json:"self,omitempty"`
+	Self *MemberStatus `protobuf:"bytes,5,opt,name=self,proto3" json:"self,omitempty"`
+	// The ID the cluster was given when it was created.
+	ClusterId string `protobuf:"bytes,6,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// Active alarms (NOSPACE).
+	Alarms        []string `protobuf:"bytes,7,rep,name=alarms,proto3" json:"alarms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2025,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2038,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -1981,21 +2076,40 @@ func (x *ClusterStatus) GetSelf() *MemberStatus {
 	return nil
 }
 
+func (x *ClusterStatus) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetAlarms() []string {
+	if x != nil {
+		return x.Alarms
+	}
+	return nil
+}
+
 type Member struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	ApiAddress  string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
 	// Voter, Nonvoter, Staging.
-	Suffrage      string `protobuf:"bytes,4,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
-	Leader        bool   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	Suffrage string `protobuf:"bytes,4,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	Leader   bool   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The member's state file size and the part in use; 0 when it did not answer.
+	DbSize      int64 `protobuf:"varint,6,opt,name=db_size,json=dbSize,proto3" json:"db_size,omitempty"`
+	DbSizeInUse int64 `protobuf:"varint,7,opt,name=db_size_in_use,json=dbSizeInUse,proto3" json:"db_size_in_use,omitempty"`
+	// Why the sizes are missing, when they are.
+	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2121,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2134,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Member) GetName() string {
@@ -2058,6 +2172,27 @@ func (x *Member) GetLeader() bool {
 	return false
 }
 
+func (x *Member) GetDbSize() int64 {
+	if x != nil {
+		return x.DbSize
+	}
+	return 0
+}
+
+func (x *Member) GetDbSizeInUse() int64 {
+	if x != nil {
+		return x.DbSizeInUse
+	}
+	return 0
+}
+
+func (x *Member) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type MemberStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2075,7 +2210,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2222,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2235,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -2163,7 +2298,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2310,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2323,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -2221,7 +2356,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2368,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2381,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -2265,7 +2400,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2412,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2425,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -2308,7 +2443,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2455,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2468,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 type SnapshotChunk struct {
@@ -2347,7 +2482,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2494,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2507,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -2514,21 +2649,31 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\bprevious\x18\x06 \x01(\bR\bpreviousB\r\n" +
 	"\v_tail_lines\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xb7\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\")\n" +
+	"\x11DefragmentRequest\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\x14\n" +
+	"\x12DisarmAlarmRequest\",\n" +
+	"\x14ClusterStatusRequest\x12\x14\n" +
+	"\x05sizes\x18\x01 \x01(\bR\x05sizes\"\xee\x01\n" +
 	"\rClusterStatus\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12.\n" +
 	"\amembers\x18\x04 \x03(\v2\x14.skiff.api.v1.MemberR\amembers\x12.\n" +
-	"\x04self\x18\x05 \x01(\v2\x1a.skiff.api.v1.MemberStatusR\x04self\"\x94\x01\n" +
+	"\x04self\x18\x05 \x01(\v2\x1a.skiff.api.v1.MemberStatusR\x04self\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x06 \x01(\tR\tclusterId\x12\x16\n" +
+	"\x06alarms\x18\a \x03(\tR\x06alarms\"\xe8\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
 	"apiAddress\x12\x1a\n" +
 	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xe7\x01\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\x12\x17\n" +
+	"\adb_size\x18\x06 \x01(\x03R\x06dbSize\x12#\n" +
+	"\x0edb_size_in_use\x18\a \x01(\x03R\vdbSizeInUse\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\xe7\x01\n" +
 	"\fMemberStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
@@ -2565,13 +2710,16 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x04Exec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12V\n" +
 	"\vPortForward\x12 .skiff.api.v1.PortForwardRequest\x1a!.skiff.api.v1.PortForwardResponse(\x010\x01\x129\n" +
-	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\x8c\x03\n" +
+	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\xa6\x04\n" +
 	"\aCluster\x12I\n" +
 	"\x06Status\x12\".skiff.api.v1.ClusterStatusRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12H\n" +
 	"\tAddMember\x12\x1e.skiff.api.v1.AddMemberRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12N\n" +
 	"\fRemoveMember\x12!.skiff.api.v1.RemoveMemberRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12R\n" +
 	"\x0eTransferLeader\x12#.skiff.api.v1.TransferLeaderRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12H\n" +
-	"\bSnapshot\x12\x1d.skiff.api.v1.SnapshotRequest\x1a\x1b.skiff.api.v1.SnapshotChunk0\x01B-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
+	"\bSnapshot\x12\x1d.skiff.api.v1.SnapshotRequest\x1a\x1b.skiff.api.v1.SnapshotChunk0\x01\x12J\n" +
+	"\n" +
+	"Defragment\x12\x1f.skiff.api.v1.DefragmentRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12L\n" +
+	"\vDisarmAlarm\x12 .skiff.api.v1.DisarmAlarmRequest\x1a\x1b.skiff.api.v1.ClusterStatusB-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_v1_api_proto_rawDescOnce sync.Once
@@ -2585,7 +2733,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
@@ -2614,15 +2762,17 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*EvictRequest)(nil),          // 24: skiff.api.v1.EvictRequest
 	(*PodLogsRequest)(nil),        // 25: skiff.api.v1.PodLogsRequest
 	(*PodLogsChunk)(nil),          // 26: skiff.api.v1.PodLogsChunk
-	(*ClusterStatusRequest)(nil),  // 27: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 28: skiff.api.v1.ClusterStatus
-	(*Member)(nil),                // 29: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 30: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 31: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 32: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 33: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 34: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 35: skiff.api.v1.SnapshotChunk
+	(*DefragmentRequest)(nil),     // 27: skiff.api.v1.DefragmentRequest
+	(*DisarmAlarmRequest)(nil),    // 28: skiff.api.v1.DisarmAlarmRequest
+	(*ClusterStatusRequest)(nil),  // 29: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),         // 30: skiff.api.v1.ClusterStatus
+	(*Member)(nil),                // 31: skiff.api.v1.Member
+	(*MemberStatus)(nil),          // 32: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 33: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 34: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 35: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),       // 36: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 37: skiff.api.v1.SnapshotChunk
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -2640,8 +2790,8 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	17, // 12: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
 	21, // 13: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
 	10, // 14: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	29, // 15: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	30, // 16: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	31, // 15: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	32, // 16: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
 	1,  // 17: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
 	5,  // 18: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
 	6,  // 19: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
@@ -2656,32 +2806,36 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	19, // 28: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
 	22, // 29: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
 	24, // 30: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	27, // 31: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	31, // 32: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	32, // 33: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	33, // 34: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	34, // 35: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	0,  // 36: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 37: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 38: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 39: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 40: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 41: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 42: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 43: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 44: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	26, // 45: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	20, // 46: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	20, // 47: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	23, // 48: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 49: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	28, // 50: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	28, // 51: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	28, // 52: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	28, // 53: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	35, // 54: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	36, // [36:55] is the sub-list for method output_type
-	17, // [17:36] is the sub-list for method input_type
+	29, // 31: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	33, // 32: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	34, // 33: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	35, // 34: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	36, // 35: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	27, // 36: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
+	28, // 37: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
+	0,  // 38: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 39: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 40: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 41: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 42: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 43: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 44: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 45: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 46: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	26, // 47: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 48: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	20, // 49: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	23, // 50: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 51: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	30, // 52: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	30, // 53: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	30, // 54: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	30, // 55: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	37, // 56: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	30, // 57: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
+	30, // 58: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
+	38, // [38:59] is the sub-list for method output_type
+	17, // [17:38] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -2721,7 +2875,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
