@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -161,6 +162,21 @@ func (c *cluster) Defragment(ctx context.Context, req *apiv1.DefragmentRequest) 
 		}
 	}
 	return c.Status(ctx, &apiv1.ClusterStatusRequest{Sizes: true})
+}
+
+// ListSnapshots lists the scheduled snapshots in every member's directory.
+func (c *cluster) ListSnapshots(ctx context.Context, _ *apiv1.ListSnapshotsRequest) (*apiv1.SnapshotList, error) {
+	files, errs := c.store.ListBackups(ctx)
+	out := &apiv1.SnapshotList{}
+	for _, f := range files {
+		out.Snapshots = append(out.Snapshots, &apiv1.SnapshotFile{Member: f.Member, Path: f.Path, ClusterId: f.Meta.Cluster,
+			Revision: f.Meta.Revision, Version: f.Meta.Version, CreatedUnix: f.Meta.Created.Unix(), Size: f.Size, Sha256: f.Meta.SHA256})
+	}
+	for name, err := range errs {
+		out.Errors = append(out.Errors, name+": "+err.Error())
+	}
+	sort.Strings(out.Errors)
+	return out, nil
 }
 
 // DisarmAlarm clears the NOSPACE alarm. A member still over its quota raises it again

@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/store"
+	"github.com/skiffhq/skiff/version"
 )
 
 // Config configures one API server and the store node it embeds. Start from
@@ -117,8 +118,11 @@ type Config struct {
 
 // DefaultConfig returns a Config with the defaults set.
 func DefaultConfig() Config {
+	sc := store.DefaultConfig()
+	// Scheduled snapshots, as k3s takes them by default: twice a day, the newest five kept.
+	sc.Backups.Interval, sc.Backups.Retention = 12*time.Hour, 5
 	return Config{
-		Store:               store.DefaultConfig(),
+		Store:               sc,
 		BookmarkInterval:    10 * time.Second,
 		MaxRequestBytes:     2 << 20,
 		PriorityAndFairness: true,
@@ -236,6 +240,7 @@ func (c *Config) Validate() error {
 	c.Store.Listener = c.RaftListener
 	c.Store.InitialCluster = c.InitialCluster
 	c.Store.Logger = c.Logger
+	c.Store.Backups.Version = version.Version
 	return c.Store.Validate()
 }
 

@@ -80,6 +80,16 @@ func (c *Conn) DisarmAlarm(ctx context.Context) (*apiv1.ClusterStatus, error) {
 	return out, err
 }
 
+// ListSnapshots lists the scheduled snapshots every member keeps.
+func (c *Conn) ListSnapshots(ctx context.Context) (*apiv1.SnapshotList, error) {
+	var out *apiv1.SnapshotList
+	err := c.invoke(ctx, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		out, err = apiv1.NewClusterClient(cc).ListSnapshots(ctx, &apiv1.ListSnapshotsRequest{})
+		return err
+	})
+	return out, err
+}
+
 // Snapshot writes a consistent copy of a server's state to w and returns the revision it
 // reflects. A stream broken midway is an error: w then holds a partial copy.
 func (c *Conn) Snapshot(ctx context.Context, w io.Writer) (int64, error) {

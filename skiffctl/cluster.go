@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +17,7 @@ import (
 func clusterCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "cluster", Short: "The API servers' Raft cluster: members, leader, snapshots, disk"}
 	c.AddCommand(clusterStatusCmd(g), clusterAddCmd(g), clusterRemoveCmd(g), clusterTransferLeaderCmd(g), clusterSnapshotCmd(g),
-		clusterDefragCmd(g), clusterAlarmCmd(g))
+		clusterSnapshotsCmd(g), clusterDefragCmd(g), clusterAlarmCmd(g))
 	return c
 }
 
@@ -151,6 +152,39 @@ func clusterSnapshotSaveCmd(g *globals) *cobra.Command {
 			info, _ := os.Stat(path)
 			fmt.Fprintf(g.streams.Out, "Snapshot saved at %s (revision %d, %d bytes)\n", path, rev, info.Size())
 			return nil
+		},
+	}
+}
+
+func clusterSnapshotsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "snapshots",
+		Short: "List the scheduled snapshots (--snapshot-interval) every member keeps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			l, err := conn.ListSnapshots(ctx)
+			if err != nil {
+				return fmt.Errorf("list snapshots: %w", err)
+			}
+			for _, e := range l.GetErrors() {
+				fmt.Fprintf(g.streams.Err, "warning: member %s\n", e)
+			}
+			if len(l.GetSnapshots()) == 0 {
+				fmt.Fprintln(g.streams.Err, "No snapshots found.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "MEMBER\tCREATED\tREVISION\tSIZE\tVERSION\tPATH")
+			for _, s := range l.GetSnapshots() {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.GetMember(), time.Unix(s.GetCreatedUnix(), 0).UTC().Format(time.RFC3339),
+					s.GetRevision(), byteSize(s.GetSize()), s.GetVersion(), s.GetPath())
+			}
+			return tw.Flush()
 		},
 	}
 }

@@ -138,6 +138,9 @@ func TestCommands(t *testing.T) {
 		t.Errorf("cluster alarm list with no alarm: %q", out)
 	}
 	contains(t, "cluster alarm disarm", must(t, s, "cluster", "alarm", "disarm"), "alarm disarmed")
+	if code, _, errs := run(t, s, "", "cluster", "snapshots"); code != 0 || !strings.Contains(errs, "No snapshots found.") {
+		t.Errorf("cluster snapshots with none taken: %d %q", code, errs)
+	}
 	file := filepath.Join(t.TempDir(), "snap.db")
 	contains(t, "snapshot", must(t, s, "cluster", "snapshot", "save", file), "Snapshot saved at", "revision")
 	if st, err := os.Stat(file); err != nil || st.Size() == 0 {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -76,6 +77,10 @@ type Config struct {
 	// NOSPACE alarm is raised (see quota.go). Default 8 GiB, as etcd's
 	// --quota-backend-bytes.
 	QuotaBytes int64
+
+	// Backups schedules snapshots from the leader into a directory (backup.go). Its Dir
+	// defaults to Dir/backups.
+	Backups BackupConfig
 
 	// WriteTimeout bounds how long a write waits for a leader before failing with
 	// ErrNoLeader (the caller's context may end it sooner). Default 5s.
@@ -150,6 +155,18 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxObjectSize <= 0 || c.MaxTxnSize < c.MaxObjectSize {
 		return fmt.Errorf("store config %s: need 0 < MaxObjectSize <= MaxTxnSize", c.ID)
+	}
+	if c.Backups.Interval < 0 || c.Backups.Retention < 0 {
+		return fmt.Errorf("store config %s: snapshot interval and retention must not be negative", c.ID)
+	}
+	if c.Backups.Dir == "" {
+		c.Backups.Dir = filepath.Join(c.Dir, "backups")
+	}
+	if c.Backups.Retention == 0 {
+		c.Backups.Retention = 5
+	}
+	if c.Backups.Now == nil {
+		c.Backups.Now = time.Now
 	}
 	if c.QuotaBytes <= 0 {
 		return fmt.Errorf("store config %s: QuotaBytes must be positive", c.ID)

@@ -54,6 +54,8 @@ type Store struct {
 	registering map[string]string
 	// raising is held while the NOSPACE alarm is being raised.
 	raising sync.Mutex
+	// backupMu is held while a scheduled snapshot is written.
+	backupMu sync.Mutex
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -199,6 +201,10 @@ func Open(cfg Config) (*Store, error) {
 			}
 		}
 	}()
+	if cfg.Backups.Interval > 0 {
+		s.wg.Add(1)
+		go s.runBackups()
+	}
 	s.hadState = existing
 	ok = true
 	cluster, uid := s.ident.get()

@@ -69,6 +69,9 @@ and an empty data directory.`,
 	f.DurationVar(&cfg.Store.LeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.Store.LeaderLeaseTimeout, "time a leader keeps leading without hearing from a quorum")
 	f.Uint64Var(&cfg.Store.SnapshotThreshold, "snapshot-threshold", cfg.Store.SnapshotThreshold, "log entries after a snapshot that trigger the next")
 	f.Int64Var(&cfg.Store.QuotaBytes, "quota-backend-bytes", cfg.Store.QuotaBytes, "size of the state file past which creates and updates are refused and the NOSPACE alarm raised (as etcd's)")
+	f.DurationVar(&cfg.Store.Backups.Interval, "snapshot-interval", cfg.Store.Backups.Interval, "how often the leader writes a snapshot to --snapshot-dir (0: never)")
+	f.IntVar(&cfg.Store.Backups.Retention, "snapshot-retention", cfg.Store.Backups.Retention, "how many of this cluster's snapshots each member's --snapshot-dir keeps (the newest)")
+	f.StringVar(&cfg.Store.Backups.Dir, "snapshot-dir", "", "directory of the scheduled snapshots (default DATA-DIR/backups)")
 	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
 	sec.register(f, &cfg)
 	return cmd

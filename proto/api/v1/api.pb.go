@@ -1868,6 +1868,197 @@ func (x *PodLogsChunk) GetData() []byte {
 	return nil
 }
 
+type ListSnapshotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsRequest) Reset() {
+	*x = ListSnapshotsRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsRequest) ProtoMessage() {}
+
+func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+}
+
+type SnapshotList struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots []*SnapshotFile        `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	// Members that could not be asked, and why ("n2: ...").
+	Errors        []string `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotList) Reset() {
+	*x = SnapshotList{}
+	mi := &file_api_v1_api_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotList) ProtoMessage() {}
+
+func (x *SnapshotList) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotList.ProtoReflect.Descriptor instead.
+func (*SnapshotList) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SnapshotList) GetSnapshots() []*SnapshotFile {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+func (x *SnapshotList) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+type SnapshotFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member whose directory holds it.
+	Member    string `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Path      string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	ClusterId string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Revision  int64  `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The Skiff version that wrote it.
+	Version       string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedUnix   int64  `protobuf:"varint,6,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Size          int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        string `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotFile) Reset() {
+	*x = SnapshotFile{}
+	mi := &file_api_v1_api_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotFile) ProtoMessage() {}
+
+func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotFile.ProtoReflect.Descriptor instead.
+func (*SnapshotFile) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SnapshotFile) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *SnapshotFile) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *SnapshotFile) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SnapshotFile) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
 type DefragmentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Members to defragment, in order; empty means every member.
@@ -1878,7 +2069,7 @@ type DefragmentRequest struct {
 
 func (x *DefragmentRequest) Reset() {
 	*x = DefragmentRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2081,7 @@ func (x *DefragmentRequest) String() string {
 func (*DefragmentRequest) ProtoMessage() {}
 
 func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2094,7 @@ func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
 func (*DefragmentRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DefragmentRequest) GetNames() []string {
@@ -1921,7 +2112,7 @@ type DisarmAlarmRequest struct {
 
 func (x *DisarmAlarmRequest) Reset() {
 	*x = DisarmAlarmRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1933,7 +2124,7 @@ func (x *DisarmAlarmRequest) String() string {
 func (*DisarmAlarmRequest) ProtoMessage() {}
 
 func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1946,7 +2137,7 @@ func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisarmAlarmRequest.ProtoReflect.Descriptor instead.
 func (*DisarmAlarmRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
 }
 
 type ClusterStatusRequest struct {
@@ -1960,7 +2151,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2163,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2176,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterStatusRequest) GetSizes() bool {
@@ -2013,7 +2204,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2216,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2229,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -2109,7 +2300,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2312,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2325,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Member) GetName() string {
@@ -2210,7 +2401,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2413,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2426,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -2298,7 +2489,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2501,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2514,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -2356,7 +2547,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2559,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2572,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -2400,7 +2591,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2603,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2616,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -2443,7 +2634,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2455,7 +2646,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2468,7 +2659,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 type SnapshotChunk struct {
@@ -2482,7 +2673,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2685,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2698,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -2649,7 +2840,21 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\bprevious\x18\x06 \x01(\bR\bpreviousB\r\n" +
 	"\v_tail_lines\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\")\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
+	"\x14ListSnapshotsRequest\"`\n" +
+	"\fSnapshotList\x128\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x1a.skiff.api.v1.SnapshotFileR\tsnapshots\x12\x16\n" +
+	"\x06errors\x18\x02 \x03(\tR\x06errors\"\xde\x01\n" +
+	"\fSnapshotFile\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12!\n" +
+	"\fcreated_unix\x18\x06 \x01(\x03R\vcreatedUnix\x12\x12\n" +
+	"\x04size\x18\a \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\b \x01(\tR\x06sha256\")\n" +
 	"\x11DefragmentRequest\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\"\x14\n" +
 	"\x12DisarmAlarmRequest\",\n" +
@@ -2710,7 +2915,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x04Exec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12V\n" +
 	"\vPortForward\x12 .skiff.api.v1.PortForwardRequest\x1a!.skiff.api.v1.PortForwardResponse(\x010\x01\x129\n" +
-	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\xa6\x04\n" +
+	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\xf7\x04\n" +
 	"\aCluster\x12I\n" +
 	"\x06Status\x12\".skiff.api.v1.ClusterStatusRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12H\n" +
 	"\tAddMember\x12\x1e.skiff.api.v1.AddMemberRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12N\n" +
@@ -2719,7 +2924,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\bSnapshot\x12\x1d.skiff.api.v1.SnapshotRequest\x1a\x1b.skiff.api.v1.SnapshotChunk0\x01\x12J\n" +
 	"\n" +
 	"Defragment\x12\x1f.skiff.api.v1.DefragmentRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12L\n" +
-	"\vDisarmAlarm\x12 .skiff.api.v1.DisarmAlarmRequest\x1a\x1b.skiff.api.v1.ClusterStatusB-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
+	"\vDisarmAlarm\x12 .skiff.api.v1.DisarmAlarmRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12O\n" +
+	"\rListSnapshots\x12\".skiff.api.v1.ListSnapshotsRequest\x1a\x1a.skiff.api.v1.SnapshotListB-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_v1_api_proto_rawDescOnce sync.Once
@@ -2733,7 +2939,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
@@ -2762,17 +2968,20 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*EvictRequest)(nil),          // 24: skiff.api.v1.EvictRequest
 	(*PodLogsRequest)(nil),        // 25: skiff.api.v1.PodLogsRequest
 	(*PodLogsChunk)(nil),          // 26: skiff.api.v1.PodLogsChunk
-	(*DefragmentRequest)(nil),     // 27: skiff.api.v1.DefragmentRequest
-	(*DisarmAlarmRequest)(nil),    // 28: skiff.api.v1.DisarmAlarmRequest
-	(*ClusterStatusRequest)(nil),  // 29: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 30: skiff.api.v1.ClusterStatus
-	(*Member)(nil),                // 31: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 32: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 33: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 34: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 35: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 36: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 37: skiff.api.v1.SnapshotChunk
+	(*ListSnapshotsRequest)(nil),  // 27: skiff.api.v1.ListSnapshotsRequest
+	(*SnapshotList)(nil),          // 28: skiff.api.v1.SnapshotList
+	(*SnapshotFile)(nil),          // 29: skiff.api.v1.SnapshotFile
+	(*DefragmentRequest)(nil),     // 30: skiff.api.v1.DefragmentRequest
+	(*DisarmAlarmRequest)(nil),    // 31: skiff.api.v1.DisarmAlarmRequest
+	(*ClusterStatusRequest)(nil),  // 32: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),         // 33: skiff.api.v1.ClusterStatus
+	(*Member)(nil),                // 34: skiff.api.v1.Member
+	(*MemberStatus)(nil),          // 35: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 36: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 37: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 38: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),       // 39: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 40: skiff.api.v1.SnapshotChunk
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -2790,55 +2999,58 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	17, // 12: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
 	21, // 13: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
 	10, // 14: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	31, // 15: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	32, // 16: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	1,  // 17: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	5,  // 18: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	6,  // 19: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	8,  // 20: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	8,  // 21: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	9,  // 22: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	11, // 23: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	16, // 24: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	2,  // 25: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
-	25, // 26: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	19, // 27: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
-	19, // 28: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
-	22, // 29: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
-	24, // 30: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	29, // 31: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	33, // 32: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	34, // 33: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	35, // 34: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	36, // 35: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	27, // 36: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
-	28, // 37: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
-	0,  // 38: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 39: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 40: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 41: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 42: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 43: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 44: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 45: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 46: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	26, // 47: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	20, // 48: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	20, // 49: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	23, // 50: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 51: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	30, // 52: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	30, // 53: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	30, // 54: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	30, // 55: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	37, // 56: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	30, // 57: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
-	30, // 58: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
-	38, // [38:59] is the sub-list for method output_type
-	17, // [17:38] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	29, // 15: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
+	34, // 16: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	35, // 17: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	1,  // 18: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	5,  // 19: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	6,  // 20: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	8,  // 21: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	8,  // 22: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	9,  // 23: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	11, // 24: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	16, // 25: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 26: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	25, // 27: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	19, // 28: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
+	19, // 29: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
+	22, // 30: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
+	24, // 31: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
+	32, // 32: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	36, // 33: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	37, // 34: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	38, // 35: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	39, // 36: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	30, // 37: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
+	31, // 38: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
+	27, // 39: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
+	0,  // 40: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 41: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 42: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 43: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 44: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 45: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 46: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 47: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 48: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	26, // 49: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 50: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	20, // 51: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	23, // 52: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 53: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	33, // 54: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	33, // 55: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	33, // 56: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	33, // 57: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	40, // 58: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	33, // 59: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
+	33, // 60: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
+	28, // 61: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
+	40, // [40:62] is the sub-list for method output_type
+	18, // [18:40] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -2875,7 +3087,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

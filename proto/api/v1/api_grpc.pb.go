@@ -777,6 +777,7 @@ const (
 	Cluster_Snapshot_FullMethodName       = "/skiff.api.v1.Cluster/Snapshot"
 	Cluster_Defragment_FullMethodName     = "/skiff.api.v1.Cluster/Defragment"
 	Cluster_DisarmAlarm_FullMethodName    = "/skiff.api.v1.Cluster/DisarmAlarm"
+	Cluster_ListSnapshots_FullMethodName  = "/skiff.api.v1.Cluster/ListSnapshots"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -794,6 +795,8 @@ type ClusterClient interface {
 	Defragment(ctx context.Context, in *DefragmentRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
 	// DisarmAlarm clears the cluster's NOSPACE alarm.
 	DisarmAlarm(ctx context.Context, in *DisarmAlarmRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
+	// ListSnapshots lists the scheduled snapshots every member keeps in its directory.
+	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*SnapshotList, error)
 }
 
 type clusterClient struct {
@@ -883,6 +886,16 @@ func (c *clusterClient) DisarmAlarm(ctx context.Context, in *DisarmAlarmRequest,
 	return out, nil
 }
 
+func (c *clusterClient) ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*SnapshotList, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SnapshotList)
+	err := c.cc.Invoke(ctx, Cluster_ListSnapshots_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -898,6 +911,8 @@ type ClusterServer interface {
 	Defragment(context.Context, *DefragmentRequest) (*ClusterStatus, error)
 	// DisarmAlarm clears the cluster's NOSPACE alarm.
 	DisarmAlarm(context.Context, *DisarmAlarmRequest) (*ClusterStatus, error)
+	// ListSnapshots lists the scheduled snapshots every member keeps in its directory.
+	ListSnapshots(context.Context, *ListSnapshotsRequest) (*SnapshotList, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -928,6 +943,9 @@ func (UnimplementedClusterServer) Defragment(context.Context, *DefragmentRequest
 }
 func (UnimplementedClusterServer) DisarmAlarm(context.Context, *DisarmAlarmRequest) (*ClusterStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method DisarmAlarm not implemented")
+}
+func (UnimplementedClusterServer) ListSnapshots(context.Context, *ListSnapshotsRequest) (*SnapshotList, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSnapshots not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -1069,6 +1087,24 @@ func _Cluster_DisarmAlarm_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_ListSnapshots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSnapshotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).ListSnapshots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_ListSnapshots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).ListSnapshots(ctx, req.(*ListSnapshotsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1099,6 +1135,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DisarmAlarm",
 			Handler:    _Cluster_DisarmAlarm_Handler,
+		},
+		{
+			MethodName: "ListSnapshots",
+			Handler:    _Cluster_ListSnapshots_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -249,7 +249,7 @@ func (x MembershipRequest_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MembershipRequest_Action.Descriptor instead.
 func (MembershipRequest_Action) EnumDescriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{17, 0}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{20, 0}
 }
 
 // Command is one Raft log entry.
@@ -1073,6 +1073,195 @@ func (x *Error) GetLeaderAddress() string {
 	return ""
 }
 
+type ListBackupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsRequest) Reset() {
+	*x = ListBackupsRequest{}
+	mi := &file_store_v1_store_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsRequest) ProtoMessage() {}
+
+func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
+func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{11}
+}
+
+type ListBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*BackupFile          `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsResponse) Reset() {
+	*x = ListBackupsResponse{}
+	mi := &file_store_v1_store_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsResponse) ProtoMessage() {}
+
+func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
+func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListBackupsResponse) GetFiles() []*BackupFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *ListBackupsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type BackupFile struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Path    string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Cluster string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// The member that wrote it (the leader then).
+	Member        string `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	Revision      int64  `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	Version       string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedUnix   int64  `protobuf:"varint,6,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Size          int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        string `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupFile) Reset() {
+	*x = BackupFile{}
+	mi := &file_store_v1_store_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupFile) ProtoMessage() {}
+
+func (x *BackupFile) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupFile.ProtoReflect.Descriptor instead.
+func (*BackupFile) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *BackupFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *BackupFile) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *BackupFile) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *BackupFile) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *BackupFile) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BackupFile) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *BackupFile) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *BackupFile) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
 type UsageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1081,7 +1270,7 @@ type UsageRequest struct {
 
 func (x *UsageRequest) Reset() {
 	*x = UsageRequest{}
-	mi := &file_store_v1_store_proto_msgTypes[11]
+	mi := &file_store_v1_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1282,7 @@ func (x *UsageRequest) String() string {
 func (*UsageRequest) ProtoMessage() {}
 
 func (x *UsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[11]
+	mi := &file_store_v1_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1295,7 @@ func (x *UsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageRequest.ProtoReflect.Descriptor instead.
 func (*UsageRequest) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{11}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{14}
 }
 
 type DefragmentRequest struct {
@@ -1117,7 +1306,7 @@ type DefragmentRequest struct {
 
 func (x *DefragmentRequest) Reset() {
 	*x = DefragmentRequest{}
-	mi := &file_store_v1_store_proto_msgTypes[12]
+	mi := &file_store_v1_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1318,7 @@ func (x *DefragmentRequest) String() string {
 func (*DefragmentRequest) ProtoMessage() {}
 
 func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[12]
+	mi := &file_store_v1_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1331,7 @@ func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
 func (*DefragmentRequest) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{15}
 }
 
 type UsageResponse struct {
@@ -1157,7 +1346,7 @@ type UsageResponse struct {
 
 func (x *UsageResponse) Reset() {
 	*x = UsageResponse{}
-	mi := &file_store_v1_store_proto_msgTypes[13]
+	mi := &file_store_v1_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1358,7 @@ func (x *UsageResponse) String() string {
 func (*UsageResponse) ProtoMessage() {}
 
 func (x *UsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[13]
+	mi := &file_store_v1_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1371,7 @@ func (x *UsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageResponse.ProtoReflect.Descriptor instead.
 func (*UsageResponse) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{13}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UsageResponse) GetDbSize() int64 {
@@ -1215,7 +1404,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_store_v1_store_proto_msgTypes[14]
+	mi := &file_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1416,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[14]
+	mi := &file_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1429,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{14}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ForwardRequest) GetCommand() []byte {
@@ -1258,7 +1447,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_store_v1_store_proto_msgTypes[15]
+	mi := &file_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1459,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[15]
+	mi := &file_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1472,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{15}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 type ReadIndexResponse struct {
@@ -1296,7 +1485,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_store_v1_store_proto_msgTypes[16]
+	mi := &file_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1497,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[16]
+	mi := &file_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1510,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{16}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -1349,7 +1538,7 @@ type MembershipRequest struct {
 
 func (x *MembershipRequest) Reset() {
 	*x = MembershipRequest{}
-	mi := &file_store_v1_store_proto_msgTypes[17]
+	mi := &file_store_v1_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1550,7 @@ func (x *MembershipRequest) String() string {
 func (*MembershipRequest) ProtoMessage() {}
 
 func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[17]
+	mi := &file_store_v1_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1563,7 @@ func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipRequest.ProtoReflect.Descriptor instead.
 func (*MembershipRequest) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{17}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MembershipRequest) GetAction() MembershipRequest_Action {
@@ -1407,7 +1596,7 @@ type MembershipResponse struct {
 
 func (x *MembershipResponse) Reset() {
 	*x = MembershipResponse{}
-	mi := &file_store_v1_store_proto_msgTypes[18]
+	mi := &file_store_v1_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1608,7 @@ func (x *MembershipResponse) String() string {
 func (*MembershipResponse) ProtoMessage() {}
 
 func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[18]
+	mi := &file_store_v1_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1621,7 @@ func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipResponse.ProtoReflect.Descriptor instead.
 func (*MembershipResponse) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{18}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MembershipResponse) GetError() *Error {
@@ -1546,7 +1735,21 @@ const file_store_v1_store_proto_rawDesc = "" +
 	"\x06CLOSED\x10\t\x12\f\n" +
 	"\bNO_SPACE\x10\n" +
 	"\x12\v\n" +
-	"\aREFUSED\x10\v\"\x0e\n" +
+	"\aREFUSED\x10\v\"\x14\n" +
+	"\x12ListBackupsRequest\"t\n" +
+	"\x13ListBackupsResponse\x120\n" +
+	"\x05files\x18\x01 \x03(\v2\x1a.skiff.store.v1.BackupFileR\x05files\x12+\n" +
+	"\x05error\x18\x02 \x01(\v2\x15.skiff.store.v1.ErrorR\x05error\"\xd7\x01\n" +
+	"\n" +
+	"BackupFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\acluster\x18\x02 \x01(\tR\acluster\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\tR\x06member\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12!\n" +
+	"\fcreated_unix\x18\x06 \x01(\x03R\vcreatedUnix\x12\x12\n" +
+	"\x04size\x18\a \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\b \x01(\tR\x06sha256\"\x0e\n" +
 	"\fUsageRequest\"\x13\n" +
 	"\x11DefragmentRequest\"z\n" +
 	"\rUsageResponse\x12\x17\n" +
@@ -1570,14 +1773,15 @@ const file_store_v1_store_proto_rawDesc = "" +
 	"\x06REMOVE\x10\x02\x12\x17\n" +
 	"\x13TRANSFER_LEADERSHIP\x10\x03\"A\n" +
 	"\x12MembershipResponse\x12+\n" +
-	"\x05error\x18\x01 \x01(\v2\x15.skiff.store.v1.ErrorR\x05error2\x8f\x03\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.skiff.store.v1.ErrorR\x05error2\xe7\x03\n" +
 	"\x04Peer\x12D\n" +
 	"\aForward\x12\x1e.skiff.store.v1.ForwardRequest\x1a\x19.skiff.store.v1.TxnResult\x12P\n" +
 	"\tReadIndex\x12 .skiff.store.v1.ReadIndexRequest\x1a!.skiff.store.v1.ReadIndexResponse\x12Y\n" +
 	"\x10ChangeMembership\x12!.skiff.store.v1.MembershipRequest\x1a\".skiff.store.v1.MembershipResponse\x12D\n" +
 	"\x05Usage\x12\x1c.skiff.store.v1.UsageRequest\x1a\x1d.skiff.store.v1.UsageResponse\x12N\n" +
 	"\n" +
-	"Defragment\x12!.skiff.store.v1.DefragmentRequest\x1a\x1d.skiff.store.v1.UsageResponseB1Z/github.com/skiffhq/skiff/proto/store/v1;storev1b\x06proto3"
+	"Defragment\x12!.skiff.store.v1.DefragmentRequest\x1a\x1d.skiff.store.v1.UsageResponse\x12V\n" +
+	"\vListBackups\x12\".skiff.store.v1.ListBackupsRequest\x1a#.skiff.store.v1.ListBackupsResponseB1Z/github.com/skiffhq/skiff/proto/store/v1;storev1b\x06proto3"
 
 var (
 	file_store_v1_store_proto_rawDescOnce sync.Once
@@ -1592,7 +1796,7 @@ func file_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_store_v1_store_proto_goTypes = []any{
 	(Alarm_Type)(0),               // 0: skiff.store.v1.Alarm.Type
 	(Op_Type)(0),                  // 1: skiff.store.v1.Op.Type
@@ -1609,18 +1813,21 @@ var file_store_v1_store_proto_goTypes = []any{
 	(*TxnResult)(nil),             // 12: skiff.store.v1.TxnResult
 	(*ObjectResult)(nil),          // 13: skiff.store.v1.ObjectResult
 	(*Error)(nil),                 // 14: skiff.store.v1.Error
-	(*UsageRequest)(nil),          // 15: skiff.store.v1.UsageRequest
-	(*DefragmentRequest)(nil),     // 16: skiff.store.v1.DefragmentRequest
-	(*UsageResponse)(nil),         // 17: skiff.store.v1.UsageResponse
-	(*ForwardRequest)(nil),        // 18: skiff.store.v1.ForwardRequest
-	(*ReadIndexRequest)(nil),      // 19: skiff.store.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 20: skiff.store.v1.ReadIndexResponse
-	(*MembershipRequest)(nil),     // 21: skiff.store.v1.MembershipRequest
-	(*MembershipResponse)(nil),    // 22: skiff.store.v1.MembershipResponse
-	nil,                           // 23: skiff.store.v1.Op.LabelsEntry
-	nil,                           // 24: skiff.store.v1.Op.FieldsEntry
-	nil,                           // 25: skiff.store.v1.Record.LabelsEntry
-	nil,                           // 26: skiff.store.v1.Record.FieldsEntry
+	(*ListBackupsRequest)(nil),    // 15: skiff.store.v1.ListBackupsRequest
+	(*ListBackupsResponse)(nil),   // 16: skiff.store.v1.ListBackupsResponse
+	(*BackupFile)(nil),            // 17: skiff.store.v1.BackupFile
+	(*UsageRequest)(nil),          // 18: skiff.store.v1.UsageRequest
+	(*DefragmentRequest)(nil),     // 19: skiff.store.v1.DefragmentRequest
+	(*UsageResponse)(nil),         // 20: skiff.store.v1.UsageResponse
+	(*ForwardRequest)(nil),        // 21: skiff.store.v1.ForwardRequest
+	(*ReadIndexRequest)(nil),      // 22: skiff.store.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 23: skiff.store.v1.ReadIndexResponse
+	(*MembershipRequest)(nil),     // 24: skiff.store.v1.MembershipRequest
+	(*MembershipResponse)(nil),    // 25: skiff.store.v1.MembershipResponse
+	nil,                           // 26: skiff.store.v1.Op.LabelsEntry
+	nil,                           // 27: skiff.store.v1.Op.FieldsEntry
+	nil,                           // 28: skiff.store.v1.Record.LabelsEntry
+	nil,                           // 29: skiff.store.v1.Record.FieldsEntry
 }
 var file_store_v1_store_proto_depIdxs = []int32{
 	8,  // 0: skiff.store.v1.Command.txn:type_name -> skiff.store.v1.Txn
@@ -1631,33 +1838,37 @@ var file_store_v1_store_proto_depIdxs = []int32{
 	0,  // 5: skiff.store.v1.Alarm.type:type_name -> skiff.store.v1.Alarm.Type
 	10, // 6: skiff.store.v1.Txn.ops:type_name -> skiff.store.v1.Op
 	1,  // 7: skiff.store.v1.Op.type:type_name -> skiff.store.v1.Op.Type
-	23, // 8: skiff.store.v1.Op.labels:type_name -> skiff.store.v1.Op.LabelsEntry
-	24, // 9: skiff.store.v1.Op.fields:type_name -> skiff.store.v1.Op.FieldsEntry
-	25, // 10: skiff.store.v1.Record.labels:type_name -> skiff.store.v1.Record.LabelsEntry
-	26, // 11: skiff.store.v1.Record.fields:type_name -> skiff.store.v1.Record.FieldsEntry
+	26, // 8: skiff.store.v1.Op.labels:type_name -> skiff.store.v1.Op.LabelsEntry
+	27, // 9: skiff.store.v1.Op.fields:type_name -> skiff.store.v1.Op.FieldsEntry
+	28, // 10: skiff.store.v1.Record.labels:type_name -> skiff.store.v1.Record.LabelsEntry
+	29, // 11: skiff.store.v1.Record.fields:type_name -> skiff.store.v1.Record.FieldsEntry
 	13, // 12: skiff.store.v1.TxnResult.objects:type_name -> skiff.store.v1.ObjectResult
 	14, // 13: skiff.store.v1.TxnResult.error:type_name -> skiff.store.v1.Error
 	11, // 14: skiff.store.v1.ObjectResult.record:type_name -> skiff.store.v1.Record
 	2,  // 15: skiff.store.v1.Error.code:type_name -> skiff.store.v1.Error.Code
-	14, // 16: skiff.store.v1.UsageResponse.error:type_name -> skiff.store.v1.Error
-	14, // 17: skiff.store.v1.ReadIndexResponse.error:type_name -> skiff.store.v1.Error
-	3,  // 18: skiff.store.v1.MembershipRequest.action:type_name -> skiff.store.v1.MembershipRequest.Action
-	14, // 19: skiff.store.v1.MembershipResponse.error:type_name -> skiff.store.v1.Error
-	18, // 20: skiff.store.v1.Peer.Forward:input_type -> skiff.store.v1.ForwardRequest
-	19, // 21: skiff.store.v1.Peer.ReadIndex:input_type -> skiff.store.v1.ReadIndexRequest
-	21, // 22: skiff.store.v1.Peer.ChangeMembership:input_type -> skiff.store.v1.MembershipRequest
-	15, // 23: skiff.store.v1.Peer.Usage:input_type -> skiff.store.v1.UsageRequest
-	16, // 24: skiff.store.v1.Peer.Defragment:input_type -> skiff.store.v1.DefragmentRequest
-	12, // 25: skiff.store.v1.Peer.Forward:output_type -> skiff.store.v1.TxnResult
-	20, // 26: skiff.store.v1.Peer.ReadIndex:output_type -> skiff.store.v1.ReadIndexResponse
-	22, // 27: skiff.store.v1.Peer.ChangeMembership:output_type -> skiff.store.v1.MembershipResponse
-	17, // 28: skiff.store.v1.Peer.Usage:output_type -> skiff.store.v1.UsageResponse
-	17, // 29: skiff.store.v1.Peer.Defragment:output_type -> skiff.store.v1.UsageResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 16: skiff.store.v1.ListBackupsResponse.files:type_name -> skiff.store.v1.BackupFile
+	14, // 17: skiff.store.v1.ListBackupsResponse.error:type_name -> skiff.store.v1.Error
+	14, // 18: skiff.store.v1.UsageResponse.error:type_name -> skiff.store.v1.Error
+	14, // 19: skiff.store.v1.ReadIndexResponse.error:type_name -> skiff.store.v1.Error
+	3,  // 20: skiff.store.v1.MembershipRequest.action:type_name -> skiff.store.v1.MembershipRequest.Action
+	14, // 21: skiff.store.v1.MembershipResponse.error:type_name -> skiff.store.v1.Error
+	21, // 22: skiff.store.v1.Peer.Forward:input_type -> skiff.store.v1.ForwardRequest
+	22, // 23: skiff.store.v1.Peer.ReadIndex:input_type -> skiff.store.v1.ReadIndexRequest
+	24, // 24: skiff.store.v1.Peer.ChangeMembership:input_type -> skiff.store.v1.MembershipRequest
+	18, // 25: skiff.store.v1.Peer.Usage:input_type -> skiff.store.v1.UsageRequest
+	19, // 26: skiff.store.v1.Peer.Defragment:input_type -> skiff.store.v1.DefragmentRequest
+	15, // 27: skiff.store.v1.Peer.ListBackups:input_type -> skiff.store.v1.ListBackupsRequest
+	12, // 28: skiff.store.v1.Peer.Forward:output_type -> skiff.store.v1.TxnResult
+	23, // 29: skiff.store.v1.Peer.ReadIndex:output_type -> skiff.store.v1.ReadIndexResponse
+	25, // 30: skiff.store.v1.Peer.ChangeMembership:output_type -> skiff.store.v1.MembershipResponse
+	20, // 31: skiff.store.v1.Peer.Usage:output_type -> skiff.store.v1.UsageResponse
+	20, // 32: skiff.store.v1.Peer.Defragment:output_type -> skiff.store.v1.UsageResponse
+	16, // 33: skiff.store.v1.Peer.ListBackups:output_type -> skiff.store.v1.ListBackupsResponse
+	28, // [28:34] is the sub-list for method output_type
+	22, // [22:28] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_store_v1_store_proto_init() }
@@ -1678,7 +1889,7 @@ func file_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_v1_store_proto_rawDesc), len(file_store_v1_store_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	Peer_ChangeMembership_FullMethodName = "/skiff.store.v1.Peer/ChangeMembership"
 	Peer_Usage_FullMethodName            = "/skiff.store.v1.Peer/Usage"
 	Peer_Defragment_FullMethodName       = "/skiff.store.v1.Peer/Defragment"
+	Peer_ListBackups_FullMethodName      = "/skiff.store.v1.Peer/ListBackups"
 )
 
 // PeerClient is the client API for Peer service.
@@ -43,6 +44,8 @@ type PeerClient interface {
 	Usage(ctx context.Context, in *UsageRequest, opts ...grpc.CallOption) (*UsageResponse, error)
 	// Defragment compacts the answering member's state file into a new one.
 	Defragment(ctx context.Context, in *DefragmentRequest, opts ...grpc.CallOption) (*UsageResponse, error)
+	// ListBackups lists the scheduled snapshots in the answering member's backup directory.
+	ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error)
 }
 
 type peerClient struct {
@@ -103,6 +106,16 @@ func (c *peerClient) Defragment(ctx context.Context, in *DefragmentRequest, opts
 	return out, nil
 }
 
+func (c *peerClient) ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBackupsResponse)
+	err := c.cc.Invoke(ctx, Peer_ListBackups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -116,6 +129,8 @@ type PeerServer interface {
 	Usage(context.Context, *UsageRequest) (*UsageResponse, error)
 	// Defragment compacts the answering member's state file into a new one.
 	Defragment(context.Context, *DefragmentRequest) (*UsageResponse, error)
+	// ListBackups lists the scheduled snapshots in the answering member's backup directory.
+	ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -140,6 +155,9 @@ func (UnimplementedPeerServer) Usage(context.Context, *UsageRequest) (*UsageResp
 }
 func (UnimplementedPeerServer) Defragment(context.Context, *DefragmentRequest) (*UsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Defragment not implemented")
+}
+func (UnimplementedPeerServer) ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBackups not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -252,6 +270,24 @@ func _Peer_Defragment_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_ListBackups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBackupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).ListBackups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_ListBackups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).ListBackups(ctx, req.(*ListBackupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -278,6 +314,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Defragment",
 			Handler:    _Peer_Defragment_Handler,
+		},
+		{
+			MethodName: "ListBackups",
+			Handler:    _Peer_ListBackups_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
