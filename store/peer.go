@@ -15,6 +15,8 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/skiffhq/skiff/connlimit"
 )
 
 // The peer port carries two protocols, told apart by the first byte of each connection:
@@ -39,6 +41,7 @@ type peerMux struct {
 	once    sync.Once
 	// refusals rate-limits the log lines of refused connections.
 	refusals rate.Sometimes
+	guard    *connlimit.Guard
 	// hello says who this member is; check accepts or refuses a peer by what it says of
 	// itself (see identity.go). nil: anonymous, and every peer accepted.
 	hello func() peerHello
@@ -46,7 +49,12 @@ type peerMux struct {
 }
 
 func newPeerMux(ln net.Listener, tlsConf *tls.Config, log hclog.Logger, hello func() peerHello, check func(peerHello) error) *peerMux {
-	m := &peerMux{ln: ln, tls: tlsConf, log: log, closing: make(chan struct{}), refusals: rate.Sometimes{Interval: time.Second}, hello: hello, check: check}
+	// Only members connect: connections that have not finished their handshake (which
+	// verifies the member's certificate) and sent their protocol byte and hello are
+	// capped, and closed after 10 s.
+	m := &peerMux{tls: tlsConf, log: log, closing: make(chan struct{}), refusals: rate.Sometimes{Interval: time.Second}, hello: hello, check: check}
+	m.guard = connlimit.New("peer", connlimit.DefaultLimits(), log)
+	m.ln = m.guard.Listener(ln)
 	m.raft = newSubListener(m)
 	m.peer = newSubListener(m)
 	m.wg.Add(1)
@@ -79,8 +87,8 @@ func (m *peerMux) serve() {
 	}
 }
 
-// route reads the protocol byte (after the TLS handshake, when TLS is on) and passes the
-// connection on.
+// route reads the protocol byte (after the TLS handshake, when TLS is on) and the peer's
+// hello, answers it (accepting or refusing the peer), and passes the connection on.
 func (m *peerMux) route(conn net.Conn) {
 	if m.tls != nil {
 		conn = tls.Server(conn, m.tls)
@@ -128,6 +136,7 @@ func (m *peerMux) route(conn net.Conn) {
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
+	m.guard.Established(conn)
 	select {
 	case dst.conns <- conn:
 	case <-dst.closed:
