@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
+
+	"github.com/skiffhq/skiff/version"
 )
 
 // Server is one member of the initial cluster.
@@ -90,6 +93,11 @@ type Config struct {
 	// block writes that grow the file. Default 1 GiB (address space, not memory).
 	MmapSize int
 
+	// Version is the Skiff release this member runs (default version.Version). Members
+	// say it to each other on the peer port and refuse a peer more than one minor version
+	// apart (see skew.go); scheduled snapshots record it.
+	Version string
+
 	// PeerTLS, when set, secures the peer port: Raft and the peer service both run over
 	// mutual TLS with it (it must carry certificates and the CA pool for both sides).
 	PeerTLS *tls.Config
@@ -158,6 +166,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Backups.Interval < 0 || c.Backups.Retention < 0 {
 		return fmt.Errorf("store config %s: snapshot interval and retention must not be negative", c.ID)
+	}
+	if c.Version == "" {
+		c.Version = version.Version
+	}
+	if _, err := utilversion.ParseGeneric(c.Version); err != nil {
+		return fmt.Errorf("store config %s: Version %q: %w", c.ID, c.Version, err)
+	}
+	if c.Backups.Version == "" {
+		c.Backups.Version = c.Version
 	}
 	if c.Backups.Dir == "" {
 		c.Backups.Dir = filepath.Join(c.Dir, "backups")

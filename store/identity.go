@@ -157,6 +157,8 @@ type peerHello struct {
 	Cluster string `json:"cluster,omitempty"` // "" while the member knows none
 	Member  string `json:"member,omitempty"`
 	UID     string `json:"uid,omitempty"`
+	// Version is the Skiff release the member runs (skew.go).
+	Version string `json:"version,omitempty"`
 	// Refused, in a reply, says why the dialing side was refused.
 	Refused string `json:"refused,omitempty"`
 }
@@ -199,12 +201,15 @@ func (e *RefusedError) Error() string { return e.Reason }
 // hello is what this member says of itself on the peer port.
 func (s *Store) hello() peerHello {
 	cluster, uid := s.ident.get()
-	return peerHello{Cluster: cluster, Member: s.cfg.ID, UID: uid}
+	return peerHello{Cluster: cluster, Member: s.cfg.ID, UID: uid, Version: s.cfg.Version}
 }
 
 // checkPeer accepts or refuses a peer by what it said of itself.
 func (s *Store) checkPeer(h peerHello) error {
 	own, _ := s.ident.get()
+	if err := checkSkew(s.cfg.ID, s.cfg.Version, h.Member, h.Version); err != nil {
+		return err
+	}
 	if own != "" && h.Cluster != "" && h.Cluster != own {
 		return &RefusedError{Reason: fmt.Sprintf("member %s belongs to cluster %s, but member %s belongs to cluster %s: members of different clusters never talk (check the peer addresses)",
 			orUnnamed(h.Member), h.Cluster, s.cfg.ID, own)}
