@@ -188,10 +188,17 @@ func (f *fsm) openDB(path string) (*bbolt.DB, int64, error) {
 	}
 	var rev int64
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketObjects, bucketIndex, bucketMeta, bucketMembers, bucketRemoved} {
+		for _, b := range [][]byte{bucketObjects, bucketIndex, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		from, err := migrateState(tx) // an empty file is a state of format 1
+		if err != nil {
+			return err
+		}
+		if from != stateFormat && tx.Bucket(bucketMeta).Get(keyRevision) != nil {
+			f.log.Info("state migrated to this release's format", "from", from, "to", stateFormat)
 		}
 		if v := tx.Bucket(bucketMeta).Get(keyRevision); len(v) == 8 {
 			rev = int64(binary.BigEndian.Uint64(v))
@@ -647,6 +654,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := file.Close(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("restore: close %s: %w", tmp, err)
+	}
+	if err := checkSnapshotFormat(tmp); err != nil {
+		os.Remove(tmp)
+		f.log.Error("snapshot install refused", "error", err)
+		return fmt.Errorf("restore: %w", err)
 	}
 	if own, _ := f.ident.get(); own != "" {
 		theirs, err := snapshotCluster(tmp)

@@ -376,6 +376,20 @@ func applyConfiguration(tx *bbolt.Tx, data []byte) error {
 	return nil
 }
 
+// checkSnapshotFormat refuses a state file (a snapshot being installed) of a format this
+// release cannot read, before it replaces the member's state.
+func checkSnapshotFormat(path string) error {
+	db, err := bbolt.Open(path, 0o400, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bbolt.Tx) error {
+		_, err := readStateFormat(tx)
+		return err
+	})
+}
+
 // snapshotCluster reads the cluster ID a state file (a snapshot being installed) holds.
 func snapshotCluster(path string) (string, error) {
 	db, err := bbolt.Open(path, 0o400, &bbolt.Options{ReadOnly: true, Timeout: time.Second})

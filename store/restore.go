@@ -107,6 +107,9 @@ func walkSnapshot(tx *bbolt.Tx, info *SnapshotInfo) (err error) {
 			return fmt.Errorf("not a snapshot: no %q bucket", b)
 		}
 	}
+	if _, err := readStateFormat(tx); err != nil {
+		return err
+	}
 	v := tx.Bucket(bucketMeta).Get(keyRevision)
 	if len(v) != 8 {
 		return fmt.Errorf("not a snapshot: no revision")
@@ -315,8 +318,14 @@ func setRevision(path string, rev int64) error {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(rev))
+		if _, err := migrateState(tx); err != nil {
+			return err
+		}
 		for _, b := range [][]byte{bucketMembers, bucketRemoved} {
-			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
 				return err
 			}
 		}
