@@ -69,8 +69,64 @@ type BackupConfig struct {
 	Retention int
 	// Version is the Skiff version recorded in each.
 	Version string
+	// RetryDelay is how soon the leader tries again after a failed snapshot, doubled after
+	// each further failure in a row, up to Interval. Default 30 s (Interval if shorter).
+	RetryDelay time.Duration
+	// OnFailure, when set, is told of every failed scheduled snapshot and how many have
+	// failed in a row (the API server records a Warning event of it).
+	OnFailure func(err error, consecutive int)
 	// Now tells the time (tests). Default time.Now.
 	Now func() time.Time
+}
+
+// BackupStatus is how this member's scheduled snapshots have gone since it started: a
+// failure is never silent (logged, counted here, exported as metrics, told to
+// BackupConfig.OnFailure) and retried sooner than the next interval.
+type BackupStatus struct {
+	Succeeded, Failed uint64
+	// Consecutive is how many have failed in a row (0 after a success).
+	Consecutive int
+	LastSuccess time.Time
+	LastFailure time.Time
+	// LastError is the last failure's, "" after a success.
+	LastError string
+}
+
+// BackupStatus says how this member's scheduled snapshots have gone.
+func (s *Store) BackupStatus() BackupStatus {
+	s.backupStatusMu.Lock()
+	defer s.backupStatusMu.Unlock()
+	return s.backupStatus
+}
+
+// noteBackup records a scheduled snapshot's outcome and returns the failures in a row.
+func (s *Store) noteBackup(err error, now time.Time) int {
+	s.backupStatusMu.Lock()
+	defer s.backupStatusMu.Unlock()
+	st := &s.backupStatus
+	if err == nil {
+		st.Succeeded++
+		st.Consecutive, st.LastSuccess, st.LastError = 0, now, ""
+		return 0
+	}
+	st.Failed++
+	st.Consecutive++
+	st.LastFailure, st.LastError = now, err.Error()
+	return st.Consecutive
+}
+
+// nextBackup is how long to wait for the next scheduled snapshot after consecutive
+// failures in a row: the interval after a success, else retry doubled per failure past
+// the first, never more than the interval.
+func nextBackup(interval, retry time.Duration, consecutive int) time.Duration {
+	if consecutive == 0 || retry >= interval {
+		return interval
+	}
+	d := retry
+	for i := 1; i < consecutive && d < interval; i++ {
+		d *= 2
+	}
+	return min(d, interval)
 }
 
 // BackupFile is one snapshot file in a member's backup directory.
@@ -164,7 +220,7 @@ func ReadSnapshotMeta(path string) (*SnapshotMeta, error) {
 func (s *Store) runBackups() {
 	defer s.wg.Done()
 	cfg := s.cfg.Backups
-	t := time.NewTicker(cfg.Interval)
+	t := time.NewTimer(cfg.Interval)
 	defer t.Stop()
 	for {
 		select {
@@ -173,11 +229,19 @@ func (s *Store) runBackups() {
 		case <-t.C:
 		}
 		if !s.IsLeader() {
+			t.Reset(cfg.Interval)
 			continue
 		}
-		if _, err := s.backupNow(); err != nil {
-			s.log.Error("scheduled snapshot failed; trying again at the next interval", "dir", cfg.Dir, "error", err)
+		_, err := s.backupNow()
+		n := s.noteBackup(err, cfg.Now())
+		next := nextBackup(cfg.Interval, cfg.RetryDelay, n)
+		if err != nil {
+			s.log.Error("scheduled snapshot failed", "dir", cfg.Dir, "error", err, "failures_in_a_row", n, "retry_in", next)
+			if cfg.OnFailure != nil {
+				cfg.OnFailure(err, n)
+			}
 		}
+		t.Reset(next)
 	}
 }
 

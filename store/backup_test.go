@@ -181,3 +181,74 @@ func TestRestoreChecksSnapshotTrailer(t *testing.T) {
 		t.Fatalf("the restored cluster kept the old cluster's ID %s", id)
 	}
 }
+
+func TestNextBackup(t *testing.T) {
+	const interval, retry = time.Hour, 30 * time.Second
+	for _, tc := range []struct {
+		consecutive int
+		interval    time.Duration
+		want        time.Duration
+	}{
+		{0, interval, interval},
+		{1, interval, 30 * time.Second},
+		{2, interval, time.Minute},
+		{4, interval, 4 * time.Minute},
+		{8, interval, interval}, // 64 min, capped
+		{100, interval, interval},
+		{1, 10 * time.Second, 10 * time.Second}, // a retry no sooner than the interval
+	} {
+		if got := nextBackup(tc.interval, retry, tc.consecutive); got != tc.want {
+			t.Errorf("after %d failures with interval %v: next in %v, want %v", tc.consecutive, tc.interval, got, tc.want)
+		}
+	}
+}
+
+// TestScheduledSnapshotFailureNotSilent: a snapshot that cannot be written is counted,
+// told to OnFailure with the failures in a row, and retried; the first success clears it.
+func TestScheduledSnapshotFailureNotSilent(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(blocker, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(blocker, "backups")
+	type failure struct {
+		err string
+		n   int
+	}
+	failures := make(chan failure, 100)
+	c := newCluster(t, 1, func(cfg *Config) {
+		cfg.Backups = BackupConfig{Dir: dir, Interval: 200 * time.Millisecond, RetryDelay: 10 * time.Millisecond,
+			OnFailure: func(err error, n int) {
+				select {
+				case failures <- failure{err.Error(), n}:
+				default:
+				}
+			}}
+	})
+	c.leader()
+	waitClusterID(t, c)
+	s := c.nodes[0]
+	for want := 1; want <= 3; want++ {
+		select {
+		case f := <-failures:
+			if f.n != want || !strings.Contains(f.err, dir) {
+				t.Fatalf("failure told: %+v, want failure %d in a row naming %s", f, want, dir)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("failure %d in a row never told: %+v", want, s.BackupStatus())
+		}
+	}
+	if st := s.BackupStatus(); st.Failed < 3 || st.Consecutive < 3 || st.Succeeded != 0 || !strings.Contains(st.LastError, dir) || st.LastFailure.IsZero() {
+		t.Fatalf("status after three failures: %+v", st)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "a snapshot written once the directory can be made", func() (bool, string) {
+		st := s.BackupStatus()
+		return st.Succeeded > 0 && st.Consecutive == 0 && st.LastError == "", fmt.Sprintf("%+v", st)
+	})
+	if files, err := s.localBackups(); err != nil || len(files) == 0 {
+		t.Fatalf("snapshots after the recovery: %v, %v", files, err)
+	}
+}

@@ -182,6 +182,12 @@ func (c *Config) Validate() error {
 	if c.Backups.Retention == 0 {
 		c.Backups.Retention = 5
 	}
+	if c.Backups.RetryDelay < 0 {
+		return fmt.Errorf("store config %s: snapshot retry delay must not be negative", c.ID)
+	}
+	if c.Backups.RetryDelay == 0 {
+		c.Backups.RetryDelay = 30 * time.Second
+	}
 	if c.Backups.Now == nil {
 		c.Backups.Now = time.Now
 	}

@@ -56,6 +56,9 @@ type Store struct {
 	raising sync.Mutex
 	// backupMu is held while a scheduled snapshot is written.
 	backupMu sync.Mutex
+	// backupStatus is how the scheduled snapshots have gone (backup.go).
+	backupStatusMu sync.Mutex
+	backupStatus   BackupStatus
 
 	ctx    context.Context
 	cancel context.CancelFunc
