@@ -240,7 +240,9 @@ func (c *Config) Validate() error {
 	c.Store.Listener = c.RaftListener
 	c.Store.InitialCluster = c.InitialCluster
 	c.Store.Logger = c.Logger
-	c.Store.Backups.Version = version.Version
+	if c.Store.Version == "" {
+		c.Store.Version = version.Version
+	}
 	return c.Store.Validate()
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -34,9 +35,12 @@ const streamWorkers = 128
 
 // Server is one API server: the gRPC API over an embedded store node.
 type Server struct {
-	cfg       Config
-	log       hclog.Logger
-	store     *store.Store
+	cfg   Config
+	log   hclog.Logger
+	store *store.Store
+	// storeRef is store, for the store's own goroutines (snapshotFailed) that may run
+	// before New has set it.
+	storeRef  atomic.Pointer[store.Store]
 	grpc      *grpc.Server
 	http      *http.Server
 	ln, hln   net.Listener
@@ -87,10 +91,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	scfg := cfg.Store
 	scfg.IndexedFields = indexedFields
+	scfg.Backups.OnFailure = s.snapshotFailed
 	if s.store, err = store.Open(scfg); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
+	s.storeRef.Store(s.store)
 	s.metrics = newMetrics(s.store, gate.flows)
 	s.flows = gate.flows
 	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
