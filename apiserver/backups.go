@@ -30,28 +30,40 @@ func (s *Server) snapshotFailed(err error, consecutive int) {
 	if st == nil {
 		return
 	}
+	s.systemEvent(corev1.EventTypeWarning, ReasonSnapshotFailed,
+		fmt.Sprintf("Scheduled snapshot by member %s failed (%d in a row; retrying): %v", st.ID(), consecutive, err))
+}
+
+// systemEvent records an event of this member about the cluster itself: in kube-system,
+// about that namespace (the cluster has no object of its own), as the control plane's
+// components record theirs.
+func (s *Server) systemEvent(eventType, reason, msg string) error {
+	st := s.storeRef.Load()
+	if st == nil {
+		return fmt.Errorf("no store yet")
+	}
 	at := s.cfg.Now()
-	msg := fmt.Sprintf("Scheduled snapshot by member %s failed (%d in a row; retrying): %v", st.ID(), consecutive, err)
 	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "skiff-snapshot." + strconv.FormatInt(at.UnixNano(), 16),
+		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "skiff-" + strings.ToLower(reason) + "." + strconv.FormatInt(at.UnixNano(), 16),
 			UID: uuid.NewUUID(), CreationTimestamp: metav1.NewTime(at)},
 		InvolvedObject: corev1.ObjectReference{Kind: kinds.Namespace, APIVersion: "v1", Name: metav1.NamespaceSystem},
-		Reason:         ReasonSnapshotFailed, Message: cut(strings.ToValidUTF8(msg, "\uFFFD"), record.MaxMessage), Type: corev1.EventTypeWarning,
+		Reason:         reason, Message: cut(strings.ToValidUTF8(msg, "\uFFFD"), record.MaxMessage), Type: eventType,
 		Source:         corev1.EventSource{Component: "apiserver", Host: st.ID()},
 		FirstTimestamp: metav1.NewTime(at), LastTimestamp: metav1.NewTime(at), EventTime: metav1.NewMicroTime(at), Count: 1,
 		ReportingController: "apiserver", ReportingInstance: st.ID(),
 	}
 	kinds.SetTypeMeta(ev)
 	info := kinds.MustLookup(kinds.Event)
-	value, lbls, fields, eerr := encode(ev)
-	if eerr == nil {
+	value, lbls, fields, err := encode(ev)
+	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, eerr = st.Txn(ctx, store.Op{Type: store.Create, Key: keyOf(info, ev), Value: value, UID: string(ev.UID), Labels: lbls, Fields: fields})
+		_, err = st.Txn(ctx, store.Op{Type: store.Create, Key: keyOf(info, ev), Value: value, UID: string(ev.UID), Labels: lbls, Fields: fields})
 	}
-	if eerr != nil {
-		s.log.Warn("could not record the failed snapshot as an event", "error", eerr, "snapshot_error", err)
+	if err != nil {
+		s.log.Warn("could not record an event", "reason", reason, "message", msg, "error", err)
 	}
+	return err
 }
 
 // cut shortens s to at most n bytes on a rune boundary, ending in "...".

@@ -33,6 +33,18 @@ type Config struct {
 	// EventTTL is how long an Event is kept after it last happened (Kubernetes'
 	// --event-ttl): the leader deletes older ones.
 	EventTTL time.Duration
+	// Certificates are this member's certificate files (serving, peer): each one's expiry
+	// is exported as a metric and, within CertExpiryWarning of it, recorded as a Warning
+	// event (certs.go).
+	Certificates []CertFile
+	// SigningCertFile and SigningKeyFile, when set, are the cluster CA that signed
+	// Certificates (Kubernetes' --cluster-signing-cert-file and -key-file): the server
+	// renews each certificate at two thirds of its life, and running servers and clients
+	// pick the new files up for new connections.
+	SigningCertFile, SigningKeyFile string
+	// CertCheckInterval is how often the certificates are checked (default 1 min);
+	// CertExpiryWarning how long before expiry the warning starts (default 30 days).
+	CertCheckInterval, CertExpiryWarning time.Duration
 	// EventSweepInterval is how often the leader looks for expired events (default a
 	// tenth of EventTTL, at most a minute).
 	EventSweepInterval time.Duration
@@ -189,6 +201,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("apiserver %s: --event-ttl %v: must be positive", c.Name, c.EventTTL)
 	case c.EventTTL == 0:
 		c.EventTTL = time.Hour
+	}
+	if (c.SigningCertFile == "") != (c.SigningKeyFile == "") {
+		return fmt.Errorf("apiserver %s: --cluster-signing-cert-file and --cluster-signing-key-file go together", c.Name)
+	}
+	if c.CertCheckInterval <= 0 {
+		c.CertCheckInterval = time.Minute
+	}
+	if c.CertExpiryWarning <= 0 {
+		c.CertExpiryWarning = 30 * 24 * time.Hour
 	}
 	if c.EventSweepInterval <= 0 {
 		c.EventSweepInterval = min(c.EventTTL/10, time.Minute)

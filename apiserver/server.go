@@ -40,7 +40,9 @@ type Server struct {
 	store *store.Store
 	// storeRef is store, for the store's own goroutines (snapshotFailed) that may run
 	// before New has set it.
-	storeRef  atomic.Pointer[store.Store]
+	storeRef atomic.Pointer[store.Store]
+	// certs is what the last check of the certificates found (certs.go).
+	certs     certState
 	grpc      *grpc.Server
 	http      *http.Server
 	ln, hln   net.Listener
@@ -98,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.storeRef.Store(s.store)
 	s.metrics = newMetrics(s.store, gate.flows)
+	s.metrics.registry.MustRegister(&certCollector{s: s})
 	s.flows = gate.flows
 	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
@@ -238,6 +241,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
 	wg.Go(func() { s.reencrypt.run(ctx) })
+	wg.Go(func() { s.watchCertificates(ctx) })
 	if s.nodeGraph != nil {
 		wg.Go(func() { s.nodeGraph.run(ctx) })
 	}
