@@ -104,6 +104,8 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.StringVar(&s.peerCert, "peer-cert-file", "", "certificate for Raft peer traffic and joins, in group skiff:apiservers (mutual TLS)")
 	f.StringVar(&s.peerKey, "peer-key-file", "", "the peer certificate's key")
 	f.StringVar(&s.peerCA, "peer-ca-file", "", "CA that signs every member's peer certificate")
+	f.StringVar(&cfg.SigningCertFile, "cluster-signing-cert-file", "", "the cluster CA's certificate (ca.crt): with --cluster-signing-key-file, the API server renews its --tls-cert-file and --peer-cert-file from it at two thirds of their life")
+	f.StringVar(&cfg.SigningKeyFile, "cluster-signing-key-file", "", "the cluster CA's key (ca.key)")
 	f.StringVar(&s.tokenFile, "token-file", "", "bearer tokens, one \"sha256hex,user,group\" per line")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster of several members without TLS, authentication or authorization")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request accepted")
@@ -157,6 +159,15 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 		if cfg.KubeletTLS == nil {
 			cfg.KubeletTLS = r.KubeletClientTLS
 		}
+	}
+	if s.tlsCert != "" {
+		cfg.Certificates = append(cfg.Certificates, apiserver.CertFile{Name: "serving", CertFile: s.tlsCert, KeyFile: s.tlsKey})
+	}
+	if s.peerCert != "" && s.peerCert != s.tlsCert {
+		cfg.Certificates = append(cfg.Certificates, apiserver.CertFile{Name: "peer", CertFile: s.peerCert, KeyFile: s.peerKey})
+	}
+	if cfg.SigningCertFile != "" && len(cfg.Certificates) == 0 {
+		return fmt.Errorf("--cluster-signing-cert-file renews --tls-cert-file and --peer-cert-file: give them")
 	}
 	if s.tokenFile != "" {
 		if cfg.TLS == nil {
