@@ -30,6 +30,9 @@ type cluster struct {
 	apiv1.UnimplementedClusterServer
 	store   *store.Store
 	members *memberAddrs
+	// certs are this member's certificates; renews says whether it renews them.
+	certs  func() []CertStatus
+	renews bool
 }
 
 // memberAddrs reads the members' recorded API addresses, cached until a member record
@@ -176,6 +179,19 @@ func (c *cluster) ListSnapshots(ctx context.Context, _ *apiv1.ListSnapshotsReque
 		out.Errors = append(out.Errors, name+": "+err.Error())
 	}
 	sort.Strings(out.Errors)
+	return out, nil
+}
+
+// Certificates describes this member's own certificates as of its last check.
+func (c *cluster) Certificates(context.Context, *apiv1.CertificatesRequest) (*apiv1.CertificateList, error) {
+	out := &apiv1.CertificateList{Member: c.store.ID()}
+	for _, st := range c.certs() {
+		ce := &apiv1.Certificate{Name: st.Name, File: st.File, Subject: st.Subject, Renews: c.renews, Renewals: st.Renewals, Error: st.Error}
+		if !st.NotAfter.IsZero() {
+			ce.NotBeforeUnix, ce.NotAfterUnix, ce.RenewAtUnix = st.NotBefore.Unix(), st.NotAfter.Unix(), st.RenewAt.Unix()
+		}
+		out.Certificates = append(out.Certificates, ce)
+	}
 	return out, nil
 }
 

@@ -141,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	sopts = append(sopts, grpc.Creds(gate.conns.Credentials(creds, gate.authn == nil)), grpc.ConnectionTimeout(10*time.Second))
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
-	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members})
+	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, certs: s.Certificates, renews: cfg.SigningCertFile != ""})
 	apiv1.RegisterPodsServer(s.grpc, &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
 		httpGuard := connlimit.New("HTTP", connlimit.DefaultLimits(), log)

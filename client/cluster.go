@@ -120,3 +120,18 @@ func (c *Conn) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	})
 	return rev, err
 }
+
+// MemberCertificates asks the API server at addr (a member's API address, as
+// ClusterStatus lists them) about its own certificates.
+func (c *Conn) MemberCertificates(ctx context.Context, addr string) (*apiv1.CertificateList, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	if c.opts.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.AttemptTimeout)
+		defer cancel()
+	}
+	return apiv1.NewClusterClient(cc).Certificates(ctx, &apiv1.CertificatesRequest{})
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -17,7 +18,7 @@ import (
 func clusterCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "cluster", Short: "The API servers' Raft cluster: members, leader, snapshots, disk"}
 	c.AddCommand(clusterStatusCmd(g), clusterAddCmd(g), clusterRemoveCmd(g), clusterTransferLeaderCmd(g), clusterSnapshotCmd(g),
-		clusterSnapshotsCmd(g), clusterDefragCmd(g), clusterAlarmCmd(g))
+		clusterSnapshotsCmd(g), clusterDefragCmd(g), clusterAlarmCmd(g), clusterCertsCmd(g))
 	return c
 }
 
@@ -187,6 +188,71 @@ func clusterSnapshotsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+func clusterCertsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "certs",
+		Short: "List every member's certificates: subject, expiry, and when the member renews them",
+		Long: `List each API server's own certificates (--tls-cert-file, --peer-cert-file), asking every
+member at its API address: what each is for, the user it names, when it expires, and when
+the member renews it (two thirds of its life) if it has the cluster CA
+(--cluster-signing-cert-file); "never" when it does not, and the certificate must be
+renewed by hand (skiff certs rotate) before it expires.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := conn.ClusterStatus(ctx)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "MEMBER\tCERTIFICATE\tSUBJECT\tEXPIRES\tRENEWS\tRENEWALS\tFILE")
+			for _, m := range st.GetMembers() {
+				if m.GetApiAddress() == "" {
+					fmt.Fprintf(g.streams.Err, "warning: member %s: its API address is not known\n", m.GetName())
+					continue
+				}
+				l, err := conn.MemberCertificates(ctx, m.GetApiAddress())
+				if err != nil {
+					fmt.Fprintf(g.streams.Err, "warning: member %s (%s): %v\n", m.GetName(), m.GetApiAddress(), err)
+					continue
+				}
+				if len(l.GetCertificates()) == 0 {
+					fmt.Fprintf(g.streams.Err, "warning: member %s checks no certificate files\n", m.GetName())
+				}
+				for _, c := range l.GetCertificates() {
+					if c.GetError() != "" {
+						fmt.Fprintf(g.streams.Err, "warning: member %s, certificate %s: %s\n", m.GetName(), c.GetName(), c.GetError())
+					}
+					expires, renews := "?", "never"
+					if c.GetNotAfterUnix() != 0 {
+						at := time.Unix(c.GetNotAfterUnix(), 0)
+						expires = at.UTC().Format(time.RFC3339) + " (" + untilString(at.Sub(now)) + ")"
+						if c.GetRenews() {
+							renews = time.Unix(c.GetRenewAtUnix(), 0).UTC().Format(time.RFC3339)
+						}
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.GetName(), c.GetName(), orDash(c.GetSubject()), expires, renews, c.GetRenewals(), c.GetFile())
+				}
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// untilString says how long until a time, as kubectl's ages read ("in 364d", "in 5h",
+// "expired").
+func untilString(d time.Duration) string {
+	if d <= 0 {
+		return "expired"
+	}
+	return "in " + duration.HumanDuration(d)
 }
 
 func clusterDefragCmd(g *globals) *cobra.Command {

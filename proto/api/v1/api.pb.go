@@ -1868,6 +1868,208 @@ func (x *PodLogsChunk) GetData() []byte {
 	return nil
 }
 
+type CertificatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificatesRequest) Reset() {
+	*x = CertificatesRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificatesRequest) ProtoMessage() {}
+
+func (x *CertificatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificatesRequest.ProtoReflect.Descriptor instead.
+func (*CertificatesRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+}
+
+type CertificateList struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member that answered.
+	Member        string         `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Certificates  []*Certificate `protobuf:"bytes,2,rep,name=certificates,proto3" json:"certificates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateList) Reset() {
+	*x = CertificateList{}
+	mi := &file_api_v1_api_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateList) ProtoMessage() {}
+
+func (x *CertificateList) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateList.ProtoReflect.Descriptor instead.
+func (*CertificateList) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CertificateList) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *CertificateList) GetCertificates() []*Certificate {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+type Certificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What it is for: serving, peer (or, under skiff up, the file's name).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	File string `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	// The certificate's common name (the user it authenticates).
+	Subject       string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	NotBeforeUnix int64  `protobuf:"varint,4,opt,name=not_before_unix,json=notBeforeUnix,proto3" json:"not_before_unix,omitempty"`
+	NotAfterUnix  int64  `protobuf:"varint,5,opt,name=not_after_unix,json=notAfterUnix,proto3" json:"not_after_unix,omitempty"`
+	// When the member renews it (two thirds of its life), if it has the cluster CA.
+	RenewAtUnix int64 `protobuf:"varint,6,opt,name=renew_at_unix,json=renewAtUnix,proto3" json:"renew_at_unix,omitempty"`
+	Renews      bool  `protobuf:"varint,7,opt,name=renews,proto3" json:"renews,omitempty"`
+	// Times the member renewed it since it started.
+	Renewals uint64 `protobuf:"varint,8,opt,name=renewals,proto3" json:"renewals,omitempty"`
+	// Why the last check could not read or renew it.
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Certificate) Reset() {
+	*x = Certificate{}
+	mi := &file_api_v1_api_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Certificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Certificate) ProtoMessage() {}
+
+func (x *Certificate) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
+func (*Certificate) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Certificate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Certificate) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *Certificate) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Certificate) GetNotBeforeUnix() int64 {
+	if x != nil {
+		return x.NotBeforeUnix
+	}
+	return 0
+}
+
+func (x *Certificate) GetNotAfterUnix() int64 {
+	if x != nil {
+		return x.NotAfterUnix
+	}
+	return 0
+}
+
+func (x *Certificate) GetRenewAtUnix() int64 {
+	if x != nil {
+		return x.RenewAtUnix
+	}
+	return 0
+}
+
+func (x *Certificate) GetRenews() bool {
+	if x != nil {
+		return x.Renews
+	}
+	return false
+}
+
+func (x *Certificate) GetRenewals() uint64 {
+	if x != nil {
+		return x.Renewals
+	}
+	return 0
+}
+
+func (x *Certificate) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type ListSnapshotsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1876,7 +2078,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2090,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2103,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
 }
 
 type SnapshotList struct {
@@ -1915,7 +2117,7 @@ type SnapshotList struct {
 
 func (x *SnapshotList) Reset() {
 	*x = SnapshotList{}
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2129,7 @@ func (x *SnapshotList) String() string {
 func (*SnapshotList) ProtoMessage() {}
 
 func (x *SnapshotList) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2142,7 @@ func (x *SnapshotList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotList.ProtoReflect.Descriptor instead.
 func (*SnapshotList) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotList) GetSnapshots() []*SnapshotFile {
@@ -1975,7 +2177,7 @@ type SnapshotFile struct {
 
 func (x *SnapshotFile) Reset() {
 	*x = SnapshotFile{}
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2189,7 @@ func (x *SnapshotFile) String() string {
 func (*SnapshotFile) ProtoMessage() {}
 
 func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2202,7 @@ func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotFile.ProtoReflect.Descriptor instead.
 func (*SnapshotFile) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SnapshotFile) GetMember() string {
@@ -2069,7 +2271,7 @@ type DefragmentRequest struct {
 
 func (x *DefragmentRequest) Reset() {
 	*x = DefragmentRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2283,7 @@ func (x *DefragmentRequest) String() string {
 func (*DefragmentRequest) ProtoMessage() {}
 
 func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2296,7 @@ func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
 func (*DefragmentRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DefragmentRequest) GetNames() []string {
@@ -2112,7 +2314,7 @@ type DisarmAlarmRequest struct {
 
 func (x *DisarmAlarmRequest) Reset() {
 	*x = DisarmAlarmRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2326,7 @@ func (x *DisarmAlarmRequest) String() string {
 func (*DisarmAlarmRequest) ProtoMessage() {}
 
 func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +2339,7 @@ func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisarmAlarmRequest.ProtoReflect.Descriptor instead.
 func (*DisarmAlarmRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
 }
 
 type ClusterStatusRequest struct {
@@ -2151,7 +2353,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2163,7 +2365,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2176,7 +2378,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterStatusRequest) GetSizes() bool {
@@ -2204,7 +2406,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2418,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2431,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -2300,7 +2502,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2514,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2527,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Member) GetName() string {
@@ -2401,7 +2603,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +2615,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +2628,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -2489,7 +2691,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +2703,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +2716,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -2547,7 +2749,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2559,7 +2761,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +2774,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -2591,7 +2793,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +2805,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +2818,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -2634,7 +2836,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +2848,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +2861,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
 }
 
 type SnapshotChunk struct {
@@ -2673,7 +2875,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2887,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +2900,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -2840,7 +3042,21 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\bprevious\x18\x06 \x01(\bR\bpreviousB\r\n" +
 	"\v_tail_lines\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x15\n" +
+	"\x13CertificatesRequest\"h\n" +
+	"\x0fCertificateList\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12=\n" +
+	"\fcertificates\x18\x02 \x03(\v2\x19.skiff.api.v1.CertificateR\fcertificates\"\x8b\x02\n" +
+	"\vCertificate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04file\x18\x02 \x01(\tR\x04file\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12&\n" +
+	"\x0fnot_before_unix\x18\x04 \x01(\x03R\rnotBeforeUnix\x12$\n" +
+	"\x0enot_after_unix\x18\x05 \x01(\x03R\fnotAfterUnix\x12\"\n" +
+	"\rrenew_at_unix\x18\x06 \x01(\x03R\vrenewAtUnix\x12\x16\n" +
+	"\x06renews\x18\a \x01(\bR\x06renews\x12\x1a\n" +
+	"\brenewals\x18\b \x01(\x04R\brenewals\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"\x16\n" +
 	"\x14ListSnapshotsRequest\"`\n" +
 	"\fSnapshotList\x128\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x1a.skiff.api.v1.SnapshotFileR\tsnapshots\x12\x16\n" +
@@ -2915,7 +3131,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x04Exec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12V\n" +
 	"\vPortForward\x12 .skiff.api.v1.PortForwardRequest\x1a!.skiff.api.v1.PortForwardResponse(\x010\x01\x129\n" +
-	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\xf7\x04\n" +
+	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\xc9\x05\n" +
 	"\aCluster\x12I\n" +
 	"\x06Status\x12\".skiff.api.v1.ClusterStatusRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12H\n" +
 	"\tAddMember\x12\x1e.skiff.api.v1.AddMemberRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12N\n" +
@@ -2925,7 +3141,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\n" +
 	"Defragment\x12\x1f.skiff.api.v1.DefragmentRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12L\n" +
 	"\vDisarmAlarm\x12 .skiff.api.v1.DisarmAlarmRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12O\n" +
-	"\rListSnapshots\x12\".skiff.api.v1.ListSnapshotsRequest\x1a\x1a.skiff.api.v1.SnapshotListB-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
+	"\rListSnapshots\x12\".skiff.api.v1.ListSnapshotsRequest\x1a\x1a.skiff.api.v1.SnapshotList\x12P\n" +
+	"\fCertificates\x12!.skiff.api.v1.CertificatesRequest\x1a\x1d.skiff.api.v1.CertificateListB-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_v1_api_proto_rawDescOnce sync.Once
@@ -2939,7 +3156,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
@@ -2968,20 +3185,23 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*EvictRequest)(nil),          // 24: skiff.api.v1.EvictRequest
 	(*PodLogsRequest)(nil),        // 25: skiff.api.v1.PodLogsRequest
 	(*PodLogsChunk)(nil),          // 26: skiff.api.v1.PodLogsChunk
-	(*ListSnapshotsRequest)(nil),  // 27: skiff.api.v1.ListSnapshotsRequest
-	(*SnapshotList)(nil),          // 28: skiff.api.v1.SnapshotList
-	(*SnapshotFile)(nil),          // 29: skiff.api.v1.SnapshotFile
-	(*DefragmentRequest)(nil),     // 30: skiff.api.v1.DefragmentRequest
-	(*DisarmAlarmRequest)(nil),    // 31: skiff.api.v1.DisarmAlarmRequest
-	(*ClusterStatusRequest)(nil),  // 32: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 33: skiff.api.v1.ClusterStatus
-	(*Member)(nil),                // 34: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 35: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 36: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 37: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 38: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 39: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 40: skiff.api.v1.SnapshotChunk
+	(*CertificatesRequest)(nil),   // 27: skiff.api.v1.CertificatesRequest
+	(*CertificateList)(nil),       // 28: skiff.api.v1.CertificateList
+	(*Certificate)(nil),           // 29: skiff.api.v1.Certificate
+	(*ListSnapshotsRequest)(nil),  // 30: skiff.api.v1.ListSnapshotsRequest
+	(*SnapshotList)(nil),          // 31: skiff.api.v1.SnapshotList
+	(*SnapshotFile)(nil),          // 32: skiff.api.v1.SnapshotFile
+	(*DefragmentRequest)(nil),     // 33: skiff.api.v1.DefragmentRequest
+	(*DisarmAlarmRequest)(nil),    // 34: skiff.api.v1.DisarmAlarmRequest
+	(*ClusterStatusRequest)(nil),  // 35: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),         // 36: skiff.api.v1.ClusterStatus
+	(*Member)(nil),                // 37: skiff.api.v1.Member
+	(*MemberStatus)(nil),          // 38: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 39: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 40: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 41: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),       // 42: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 43: skiff.api.v1.SnapshotChunk
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -2999,58 +3219,61 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	17, // 12: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
 	21, // 13: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
 	10, // 14: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	29, // 15: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
-	34, // 16: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	35, // 17: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	1,  // 18: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	5,  // 19: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	6,  // 20: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	8,  // 21: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	8,  // 22: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	9,  // 23: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	11, // 24: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	16, // 25: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	2,  // 26: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
-	25, // 27: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	19, // 28: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
-	19, // 29: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
-	22, // 30: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
-	24, // 31: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	32, // 32: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	36, // 33: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	37, // 34: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	38, // 35: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	39, // 36: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	30, // 37: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
-	31, // 38: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
-	27, // 39: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
-	0,  // 40: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 41: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 42: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 43: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 44: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 45: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 46: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 47: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 48: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	26, // 49: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	20, // 50: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	20, // 51: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	23, // 52: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 53: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	33, // 54: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	33, // 55: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	33, // 56: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	33, // 57: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	40, // 58: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	33, // 59: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
-	33, // 60: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
-	28, // 61: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
-	40, // [40:62] is the sub-list for method output_type
-	18, // [18:40] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	29, // 15: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
+	32, // 16: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
+	37, // 17: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	38, // 18: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	1,  // 19: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	5,  // 20: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	6,  // 21: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	8,  // 22: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	8,  // 23: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	9,  // 24: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	11, // 25: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	16, // 26: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 27: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	25, // 28: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	19, // 29: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
+	19, // 30: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
+	22, // 31: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
+	24, // 32: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
+	35, // 33: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	39, // 34: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	40, // 35: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	41, // 36: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	42, // 37: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	33, // 38: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
+	34, // 39: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
+	30, // 40: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
+	27, // 41: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
+	0,  // 42: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 43: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 44: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 45: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 46: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 47: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 48: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 49: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 50: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	26, // 51: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 52: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	20, // 53: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	23, // 54: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 55: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	36, // 56: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	36, // 57: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	36, // 58: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	36, // 59: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	43, // 60: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	36, // 61: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
+	36, // 62: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
+	31, // 63: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
+	28, // 64: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
+	42, // [42:65] is the sub-list for method output_type
+	19, // [19:42] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -3087,7 +3310,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -778,6 +778,7 @@ const (
 	Cluster_Defragment_FullMethodName     = "/skiff.api.v1.Cluster/Defragment"
 	Cluster_DisarmAlarm_FullMethodName    = "/skiff.api.v1.Cluster/DisarmAlarm"
 	Cluster_ListSnapshots_FullMethodName  = "/skiff.api.v1.Cluster/ListSnapshots"
+	Cluster_Certificates_FullMethodName   = "/skiff.api.v1.Cluster/Certificates"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -797,6 +798,8 @@ type ClusterClient interface {
 	DisarmAlarm(ctx context.Context, in *DisarmAlarmRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
 	// ListSnapshots lists the scheduled snapshots every member keeps in its directory.
 	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*SnapshotList, error)
+	// Certificates describes the serving member's own certificates (ask each member).
+	Certificates(ctx context.Context, in *CertificatesRequest, opts ...grpc.CallOption) (*CertificateList, error)
 }
 
 type clusterClient struct {
@@ -896,6 +899,16 @@ func (c *clusterClient) ListSnapshots(ctx context.Context, in *ListSnapshotsRequ
 	return out, nil
 }
 
+func (c *clusterClient) Certificates(ctx context.Context, in *CertificatesRequest, opts ...grpc.CallOption) (*CertificateList, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateList)
+	err := c.cc.Invoke(ctx, Cluster_Certificates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -913,6 +926,8 @@ type ClusterServer interface {
 	DisarmAlarm(context.Context, *DisarmAlarmRequest) (*ClusterStatus, error)
 	// ListSnapshots lists the scheduled snapshots every member keeps in its directory.
 	ListSnapshots(context.Context, *ListSnapshotsRequest) (*SnapshotList, error)
+	// Certificates describes the serving member's own certificates (ask each member).
+	Certificates(context.Context, *CertificatesRequest) (*CertificateList, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -946,6 +961,9 @@ func (UnimplementedClusterServer) DisarmAlarm(context.Context, *DisarmAlarmReque
 }
 func (UnimplementedClusterServer) ListSnapshots(context.Context, *ListSnapshotsRequest) (*SnapshotList, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSnapshots not implemented")
+}
+func (UnimplementedClusterServer) Certificates(context.Context, *CertificatesRequest) (*CertificateList, error) {
+	return nil, status.Error(codes.Unimplemented, "method Certificates not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -1105,6 +1123,24 @@ func _Cluster_ListSnapshots_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Certificates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CertificatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Certificates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Certificates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Certificates(ctx, req.(*CertificatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1139,6 +1175,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSnapshots",
 			Handler:    _Cluster_ListSnapshots_Handler,
+		},
+		{
+			MethodName: "Certificates",
+			Handler:    _Cluster_Certificates_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
