@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -23,6 +24,9 @@ import (
 const stateFormat = 2
 
 var keyFormat = []byte("format")
+
+// errNewerFormat is a state a newer release wrote.
+var errNewerFormat = errors.New("written by a newer Skiff")
 
 // migrations[n] turns a state of format n into format n+1.
 var migrations = map[int]func(tx *bbolt.Tx) error{
@@ -52,7 +56,7 @@ func readStateFormat(tx *bbolt.Tx) (int, error) {
 	}
 	format := int(binary.BigEndian.Uint32(v))
 	if format < 1 || format > stateFormat {
-		return format, fmt.Errorf("the state is in format %d, which a newer Skiff wrote; this Skiff reads formats 1 to %d: run a release that reads it (a member is never downgraded past the format its data is in)", format, stateFormat)
+		return format, fmt.Errorf("the state is in format %d, %w; this Skiff reads formats 1 to %d: run a release that reads it (a member is never downgraded past the format its data is in)", format, errNewerFormat, stateFormat)
 	}
 	return format, nil
 }

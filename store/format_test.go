@@ -110,7 +110,7 @@ func TestStateOfNewerFormatRefused(t *testing.T) {
 		return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, stateFormat+1))
 	})
 	wantMsg := func(err error) bool {
-		return err != nil && strings.Contains(err.Error(), "format 3, which a newer Skiff wrote") && strings.Contains(err.Error(), "formats 1 to 2")
+		return err != nil && strings.Contains(err.Error(), "format 3, written by a newer Skiff") && strings.Contains(err.Error(), "formats 1 to 2")
 	}
 	if _, err := VerifySnapshot(path); !wantMsg(err) {
 		t.Fatalf("verify a newer format's backup: %v", err)

@@ -153,6 +153,9 @@ type fsm struct {
 	noSpace atomic.Pointer[string]
 	// size is the state file's size as of the last applied batch (quota.go).
 	size atomic.Int64
+	// restoreErr is why the last snapshot install was refused (a newer format): Raft
+	// logs it only, and a member that cannot start says it (store.go).
+	restoreErr atomic.Pointer[error]
 	// applyMu is held by whatever changes the state file (apply, restore, defragment).
 	applyMu sync.Mutex
 }
@@ -656,6 +659,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore: close %s: %w", tmp, err)
 	}
 	if err := checkSnapshotFormat(tmp); err != nil {
+		f.restoreErr.Store(&err)
 		os.Remove(tmp)
 		f.log.Error("snapshot install refused", "error", err)
 		return fmt.Errorf("restore: %w", err)

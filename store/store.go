@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -100,11 +99,8 @@ func Open(cfg Config) (*Store, error) {
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
 	// written with each commit (a page write saved per batch), and it is mapped large up
 	// front so that growing it rarely remaps under load.
-	if s.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(cfg.Dir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType, InitialMmapSize: cfg.MmapSize},
-	}); err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+	if s.logs, err = openLog(filepath.Join(cfg.Dir, "raft.db"), cfg.MmapSize); err != nil {
+		return nil, damaged(cfg, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err))
 	}
 	logStore, err := raft.NewLogCache(4096, s.logs)
 	if err != nil {
@@ -180,7 +176,10 @@ func Open(cfg Config) (*Store, error) {
 	}
 
 	if s.raft, err = raft.NewRaft(rc, s.fsm, logStore, s.logs, snaps, s.transport); err != nil {
-		return nil, fmt.Errorf("start raft: %w", err)
+		if p := s.fsm.restoreErr.Load(); p != nil && errors.Is(*p, errNewerFormat) {
+			return nil, fmt.Errorf("member %s cannot start on its data directory %s: %w", cfg.ID, cfg.Dir, *p)
+		}
+		return nil, damaged(cfg, fmt.Errorf("start raft from the data in %s: %w", cfg.Dir, err))
 	}
 	s.running.Store(true)
 	s.readIndex = newIndexBatcher(s.ctx, &s.wg, s.fetchReadIndex)
