@@ -30,6 +30,6 @@ func openLog(path string, mmapSize int) (logs *raftboltdb.BoltStore, err error) 
 
 // damaged says that the member cannot start on its data directory, and how to recover.
 func damaged(cfg Config, err error) error {
-	return fmt.Errorf("member %s cannot start: its data directory %s is damaged: %w. To recover, keep it stopped, remove it from the cluster (skiffctl cluster remove %s, on any other member), move its data directory away, and add it again (skiffctl cluster add %s ADDRESS; start it with --join): it receives the state from the others",
-		cfg.ID, cfg.Dir, err, cfg.ID, cfg.ID)
+	return fmt.Errorf("member %s cannot start: its data directory %s is damaged: %w. To recover, keep it stopped, remove it from the cluster (skiffctl cluster remove %s), move its data directory away, and add it again (start it with an empty data directory and --join): it receives the state from the others",
+		cfg.ID, cfg.Dir, err, cfg.ID)
 }
