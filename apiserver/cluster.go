@@ -116,7 +116,7 @@ func (c *cluster) Status(ctx context.Context, req *apiv1.ClusterStatusRequest) (
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, &apiv1.Member{
-			Name: m.ID, RaftAddress: m.Address, ApiAddress: apiAddrs[m.ID], Suffrage: m.Suffrage, Leader: m.Leader,
+			Name: m.ID, RaftAddress: m.Address, ApiAddress: apiAddrs[m.ID], Suffrage: m.Suffrage, Leader: m.Leader, Version: m.Version,
 		})
 	}
 	if req.GetSizes() {

@@ -331,16 +331,16 @@ func (g *globals) printCluster(st *apiv1.ClusterStatus) error {
 	}
 	tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 3, ' ', 0)
 	if sizes {
-		fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI\tDB SIZE\tIN USE")
+		fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI\tVERSION\tDB SIZE\tIN USE")
 	} else {
-		fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI")
+		fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI\tVERSION")
 	}
 	for _, m := range st.GetMembers() {
 		role := "follower"
 		if m.GetLeader() {
 			role = "leader"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", m.GetName(), role, m.GetSuffrage(), m.GetRaftAddress(), orDash(m.GetApiAddress()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", m.GetName(), role, m.GetSuffrage(), m.GetRaftAddress(), orDash(m.GetApiAddress()), orDash(m.GetVersion()))
 		if sizes {
 			size, inUse := "?", "?"
 			if m.GetError() == "" {

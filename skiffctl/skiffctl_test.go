@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/skiffctl"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/version"
 )
 
 // run runs skiffctl in process against servers and returns its exit code and outputs.
@@ -132,7 +133,7 @@ func TestCommands(t *testing.T) {
 	}
 
 	// Cluster verbs.
-	contains(t, "cluster status", must(t, s, "cluster", "status"), "cluster: ", "leader:", "NAME", "leader", "follower", "DB SIZE", "IN USE", "KiB")
+	contains(t, "cluster status", must(t, s, "cluster", "status"), "cluster: ", "leader:", "NAME", "leader", "follower", "VERSION", version.Version, "DB SIZE", "IN USE", "KiB")
 	contains(t, "cluster defrag", must(t, s, "cluster", "defrag"), "defragmented", "DB SIZE")
 	if out := must(t, s, "cluster", "alarm", "list"); out != "" {
 		t.Errorf("cluster alarm list with no alarm: %q", out)

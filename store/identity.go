@@ -210,6 +210,9 @@ func (s *Store) checkPeer(h peerHello) error {
 	if err := checkSkew(s.cfg.ID, s.cfg.Version, h.Member, h.Version); err != nil {
 		return err
 	}
+	if h.Member != "" && h.Version != "" {
+		s.peerVersions.Store(h.Member, h.Version)
+	}
 	if own != "" && h.Cluster != "" && h.Cluster != own {
 		return &RefusedError{Reason: fmt.Sprintf("member %s belongs to cluster %s, but member %s belongs to cluster %s: members of different clusters never talk (check the peer addresses)",
 			orUnnamed(h.Member), h.Cluster, s.cfg.ID, own)}

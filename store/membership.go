@@ -18,6 +18,9 @@ type Member struct {
 	Address  string
 	Suffrage string // Voter, Nonvoter, Staging
 	Leader   bool
+	// Version is the Skiff release the member runs, as it said on its last peer
+	// connection with this one ("" when there was none yet).
+	Version string
 }
 
 // Status is this node's view of the cluster.
@@ -70,6 +73,7 @@ func (s *Store) Status() (Status, error) {
 	for _, srv := range f.Configuration().Servers {
 		st.Members = append(st.Members, Member{
 			ID: string(srv.ID), Address: string(srv.Address), Suffrage: srv.Suffrage.String(), Leader: srv.ID == id,
+			Version: s.memberVersion(string(srv.ID)),
 		})
 	}
 	return st, nil

@@ -48,3 +48,15 @@ func minorDistance(a, b *utilversion.Version) uint {
 	}
 	return b.Minor() - a.Minor()
 }
+
+// memberVersion is the release member runs: this member's own, or what the member said
+// on its last peer connection with this one.
+func (s *Store) memberVersion(member string) string {
+	if member == s.cfg.ID {
+		return s.cfg.Version
+	}
+	if v, ok := s.peerVersions.Load(member); ok {
+		return v.(string)
+	}
+	return ""
+}

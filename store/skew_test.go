@@ -97,4 +97,16 @@ func TestVersionSkewRefused(t *testing.T) {
 		_, _, err := older.GetLocal(key("before"))
 		return err == nil, fmt.Sprint(err)
 	})
+	// The status says which release each member runs.
+	st, err := leader.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range st.Members {
+		got[m.ID] = m.Version
+	}
+	if got["n1"] != "v0.2.0" || got["n-old"] != "v0.1.3" || len(got) != 2 {
+		t.Fatalf("members' versions in the status: %v", got)
+	}
 }

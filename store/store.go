@@ -51,6 +51,8 @@ type Store struct {
 	// registering holds the incarnations being recorded, by member name.
 	registerMu  sync.Mutex
 	registering map[string]string
+	// peerVersions is the release each peer said it runs, by member name (skew.go).
+	peerVersions sync.Map
 	// raising is held while the NOSPACE alarm is being raised.
 	raising sync.Mutex
 	// backupMu is held while a scheduled snapshot is written.

@@ -2495,7 +2495,10 @@ type Member struct {
 	DbSize      int64 `protobuf:"varint,6,opt,name=db_size,json=dbSize,proto3" json:"db_size,omitempty"`
 	DbSizeInUse int64 `protobuf:"varint,7,opt,name=db_size_in_use,json=dbSizeInUse,proto3" json:"db_size_in_use,omitempty"`
 	// Why the sizes are missing, when they are.
-	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// The Skiff release the member runs, as it said when it last connected to the
+	// answering member ("" when it has not yet).
+	Version       string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2582,6 +2585,13 @@ func (x *Member) GetDbSizeInUse() int64 {
 func (x *Member) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *Member) GetVersion() string {
+	if x != nil {
+		return x.Version
 	}
 	return ""
 }
@@ -3084,7 +3094,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x04self\x18\x05 \x01(\v2\x1a.skiff.api.v1.MemberStatusR\x04self\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x06 \x01(\tR\tclusterId\x12\x16\n" +
-	"\x06alarms\x18\a \x03(\tR\x06alarms\"\xe8\x01\n" +
+	"\x06alarms\x18\a \x03(\tR\x06alarms\"\x82\x02\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -3094,7 +3104,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x06leader\x18\x05 \x01(\bR\x06leader\x12\x17\n" +
 	"\adb_size\x18\x06 \x01(\x03R\x06dbSize\x12#\n" +
 	"\x0edb_size_in_use\x18\a \x01(\x03R\vdbSizeInUse\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\"\xe7\x01\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x18\n" +
+	"\aversion\x18\t \x01(\tR\aversion\"\xe7\x01\n" +
 	"\fMemberStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
