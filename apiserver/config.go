@@ -45,6 +45,8 @@ type Config struct {
 	// CertCheckInterval is how often the certificates are checked (default 1 min);
 	// CertExpiryWarning how long before expiry the warning starts (default 30 days).
 	CertCheckInterval, CertExpiryWarning time.Duration
+	// EventRateLimit budgets the Events each node and each namespace may write.
+	EventRateLimit EventRateLimit
 	// EventSweepInterval is how often the leader looks for expired events (default a
 	// tenth of EventTTL, at most a minute).
 	EventSweepInterval time.Duration
@@ -141,6 +143,7 @@ func DefaultConfig() Config {
 		FlowControl:         flowcontrol.DefaultConfig(),
 		MaxWatchesPerUser:   1000,
 		EventTTL:            time.Hour,
+		EventRateLimit:      DefaultEventRateLimit(),
 		EncryptionKeyReload: 10 * time.Second,
 	}
 }
@@ -197,6 +200,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("apiserver %s: use either --initial-cluster (a new cluster) or --join (an existing one), not both", c.Name)
 	}
 	switch {
+	case c.EventRateLimit.validate() != nil:
+		return fmt.Errorf("apiserver %s: %w", c.Name, c.EventRateLimit.validate())
 	case c.EventTTL < 0:
 		return fmt.Errorf("apiserver %s: --event-ttl %v: must be positive", c.Name, c.EventTTL)
 	case c.EventTTL == 0:

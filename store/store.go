@@ -35,6 +35,7 @@ type Store struct {
 	peerServer *grpc.Server
 	peers      *peerClients
 	logs       *raftboltdb.BoltStore
+	logCache   *logCache
 	transport  *raft.NetworkTransport
 
 	// leaderChanged is closed and replaced when the known leader changes.
@@ -95,6 +96,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.hist = newHistory(cfg.HistorySize, 0)
+	s.hist.maxBytes, s.hist.ttl = cfg.HistoryBytes, cfg.HistoryTTL
 	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, s.ident, log.Named("fsm")); err != nil {
 		return nil, err
 	}
@@ -104,10 +106,8 @@ func Open(cfg Config) (*Store, error) {
 	if s.logs, err = openLog(filepath.Join(cfg.Dir, "raft.db"), cfg.MmapSize); err != nil {
 		return nil, damaged(cfg, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err))
 	}
-	logStore, err := raft.NewLogCache(4096, s.logs)
-	if err != nil {
-		return nil, fmt.Errorf("raft log cache: %w", err)
-	}
+	s.logCache = newLogCache(s.logs, cfg.LogCacheEntries, cfg.LogCacheBytes, cfg.LogCacheTTL)
+	logStore := s.logCache
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, log.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot store in %s: %w", cfg.Dir, err)
@@ -191,7 +191,8 @@ func Open(cfg Config) (*Store, error) {
 		return ok
 	})
 	s.raft.RegisterObserver(observer)
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go s.expireMemory()
 	go s.watchLeadership(notify)
 	go func() {
 		defer s.wg.Done()
@@ -260,6 +261,23 @@ func (s *Store) shutdown() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// expireMemory gives back, once a second, the events and log entries older than their
+// TTL (HistoryTTL, LogCacheTTL): an idle node holds nothing of a burst it served.
+func (s *Store) expireMemory() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			s.hist.expire(now)
+			s.logCache.expire(now)
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 // HadState reports whether the node found Raft state in its directory when it opened:
