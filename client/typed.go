@@ -342,6 +342,8 @@ type Clientset struct {
 	// ServiceAccounts are the pods' identities in their namespaces.
 	ServiceAccounts *Client[*corev1.ServiceAccount]
 	PDBs            *Client[*policyv1.PodDisruptionBudget]
+	ResourceQuotas  *Client[*corev1.ResourceQuota]
+	LimitRanges     *Client[*corev1.LimitRange]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -352,6 +354,8 @@ func NewClientset(c *Conn) *Clientset {
 		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c), Secrets: For[*corev1.Secret](c),
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
 		PDBs:            For[*policyv1.PodDisruptionBudget](c),
+		ResourceQuotas:  For[*corev1.ResourceQuota](c),
+		LimitRanges:     For[*corev1.LimitRange](c),
 	}
 }
 

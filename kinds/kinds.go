@@ -75,6 +75,10 @@ const (
 	// PodDisruptionBudget is policy/v1's: how many of a set of pods voluntary disruptions
 	// (evictions) must leave.
 	PodDisruptionBudget = "PodDisruptionBudget"
+	// ResourceQuota caps what a namespace's objects may use in total, LimitRange what
+	// each pod and container may ask for (and gives them defaults).
+	ResourceQuota = "ResourceQuota"
+	LimitRange    = "LimitRange"
 )
 
 func kind[T any, PT interface {
@@ -113,6 +117,10 @@ var all = []*Info{
 		ShortNames: []string{"sa"}, Namespaced: true}),
 	kind[policyv1.PodDisruptionBudget](Info{Kind: PodDisruptionBudget, Group: "policy", Version: "v1", Plural: "poddisruptionbudgets",
 		Singular: "poddisruptionbudget", ShortNames: []string{"pdb"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[corev1.ResourceQuota](Info{Kind: ResourceQuota, Version: "v1", Plural: "resourcequotas", Singular: "resourcequota",
+		ShortNames: []string{"quota"}, Namespaced: true, HasStatus: true}),
+	kind[corev1.LimitRange](Info{Kind: LimitRange, Version: "v1", Plural: "limitranges", Singular: "limitrange",
+		ShortNames: []string{"limits"}, Namespaced: true}),
 }
 
 var (

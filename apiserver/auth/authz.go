@@ -112,7 +112,8 @@ type Guard func(obj kinds.Object) error
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
 //     replicasets, pods, events, configmaps, secrets, serviceaccounts and namespaces;
-//     the status of poddisruptionbudgets (the disruption controller); nodes' updates
+//     the status of poddisruptionbudgets (the disruption controller) and of
+//     resourcequotas (the quota controller); nodes' updates
 //     and status; Leases in kube-system (its election); deletion of every kind (the
 //     garbage collector, and the namespace controller emptying a namespace being
 //     deleted).
@@ -192,7 +193,7 @@ func controllerManagerMay(a Attributes) bool {
 		return a.Verb == Update
 	case plural(kinds.Lease):
 		return a.Namespace == NamespaceSystem
-	case plural(kinds.PodDisruptionBudget):
+	case plural(kinds.PodDisruptionBudget), plural(kinds.ResourceQuota):
 		return a.Verb == Update && a.Subresource == "status"
 	}
 	return false

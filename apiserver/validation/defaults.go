@@ -44,6 +44,8 @@ func Default(obj kinds.Object) {
 		defaultTemplate(&o.Spec.Template)
 	case *corev1.Secret:
 		defaultSecret(o)
+	case *corev1.LimitRange:
+		defaultLimitRange(o)
 	}
 }
 

@@ -201,6 +201,24 @@ var supportedFields = map[string][]string{
 			"observedGeneration",
 		}),
 	),
+	// Scopes (spec.scopes, spec.scopeSelector) are not supported: a quota counts every
+	// object of its namespace.
+	kinds.ResourceQuota: slices.Concat(
+		under("metadata", objectMetaFields),
+		under("spec", []string{"hard"}),
+		under("status", []string{"hard", "used"}),
+	),
+	kinds.LimitRange: slices.Concat(
+		under("metadata", objectMetaFields),
+		under("spec", []string{
+			"limits[*].default",
+			"limits[*].defaultRequest",
+			"limits[*].max",
+			"limits[*].maxLimitRequestRatio",
+			"limits[*].min",
+			"limits[*].type",
+		}),
+	),
 }
 
 // objectMetaFields is what Skiff keeps of metadata, of every kind and of pod templates.

@@ -74,6 +74,8 @@ func ValidateStatus(obj kinds.Object) error {
 		}
 	case *policyv1.PodDisruptionBudget:
 		errs = validatePodDisruptionBudgetStatus(&o.Status, p)
+	case *corev1.ResourceQuota:
+		errs = validateResourceQuotaStatus(&o.Status, p)
 	}
 	return asError(append(errs, checkSupported(obj, true)...))
 }
@@ -117,6 +119,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNamespaceSpec(&o.Spec, spec)...)
 	case *policyv1.PodDisruptionBudget:
 		errs = append(errs, validatePodDisruptionBudgetSpec(&o.Spec, spec)...)
+	case *corev1.ResourceQuota:
+		errs = append(errs, validateResourceQuotaSpec(&o.Spec, spec)...)
+	case *corev1.LimitRange:
+		errs = append(errs, validateLimitRangeSpec(&o.Spec, spec)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
