@@ -32,6 +32,9 @@ func Charge(quotas []*corev1.ResourceQuota, obj kinds.Object, now time.Time) ([]
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	var out []*corev1.ResourceQuota
 	for _, q := range sorted {
+		if !Matches(q, obj) {
+			continue
+		}
 		restricted := restrictedBy(q.Status.Hard, usage, pod != nil)
 		if len(restricted) == 0 {
 			continue

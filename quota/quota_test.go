@@ -33,6 +33,11 @@ func synced(name string, hard, used corev1.ResourceList) *corev1.ResourceQuota {
 		Spec: corev1.ResourceQuotaSpec{Hard: hard}, Status: corev1.ResourceQuotaStatus{Hard: hard, Used: used}}
 }
 
+func scoped(q *corev1.ResourceQuota, scopes ...corev1.ResourceQuotaScope) *corev1.ResourceQuota {
+	q.Spec.Scopes = scopes
+	return q
+}
+
 func TestCharge(t *testing.T) {
 	now := time.Now()
 	small := newPod(ctr("c", rl("cpu", "500m", "memory", "64Mi"), rl("cpu", "1", "memory", "128Mi")))
@@ -76,6 +81,18 @@ func TestCharge(t *testing.T) {
 		{"count exceeded", []*corev1.ResourceQuota{synced("q", rl("count/configmaps", "1"), rl("count/configmaps", "1"))},
 			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "team"}},
 			"exceeded quota: q, requested: count/configmaps=1, used: count/configmaps=1, limited: count/configmaps=1", nil},
+		{"scoped quota: best effort pod", []*corev1.ResourceQuota{scoped(synced("q", rl("pods", "1"), rl("pods", "1")), corev1.ResourceQuotaScopeBestEffort)},
+			newPod(ctr("c", nil, nil)), "exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1", nil},
+		{"scoped quota: other pods pass", []*corev1.ResourceQuota{scoped(synced("q", rl("pods", "1"), rl("pods", "1")), corev1.ResourceQuotaScopeBestEffort)},
+			small, "", nil},
+		{"scoped quota: not best effort", []*corev1.ResourceQuota{scoped(synced("q", rl("pods", "2", "requests.cpu", "1"), rl("pods", "1", "requests.cpu", "0")),
+			corev1.ResourceQuotaScopeNotBestEffort, corev1.ResourceQuotaScopeNotTerminating)},
+			small, "", map[string]corev1.ResourceList{"q": rl("pods", "2", "requests.cpu", "500m")}},
+		{"scoped quota: terminating", []*corev1.ResourceQuota{scoped(synced("q", rl("pods", "0"), rl("pods", "0")), corev1.ResourceQuotaScopeTerminating)},
+			func() *corev1.Pod { p := small.DeepCopy(); p.Spec.ActiveDeadlineSeconds = new(int64(60)); return p }(),
+			"exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0", nil},
+		{"scoped quota: not a pod", []*corev1.ResourceQuota{scoped(synced("q", rl("count/configmaps", "0"), rl("count/configmaps", "0")), corev1.ResourceQuotaScopeNotTerminating)},
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "team"}}, "", nil},
 		{"quota not concerned", []*corev1.ResourceQuota{synced("q", rl("count/configmaps", "0"), rl("count/configmaps", "0"))}, small, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -205,3 +205,63 @@ func Mask(list, names corev1.ResourceList) corev1.ResourceList {
 	}
 	return out
 }
+
+// Scopes are the quota scopes Skiff supports: Kubernetes' Terminating, NotTerminating,
+// BestEffort and NotBestEffort, which only pods match.
+var Scopes = []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating, corev1.ResourceQuotaScopeNotTerminating,
+	corev1.ResourceQuotaScopeBestEffort, corev1.ResourceQuotaScopeNotBestEffort}
+
+// Matches reports whether a quota concerns obj: a quota without scopes concerns every
+// object of its namespace, one with scopes only the pods that match them all.
+func Matches(q *corev1.ResourceQuota, obj kinds.Object) bool {
+	if len(q.Spec.Scopes) == 0 {
+		return true
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return false
+	}
+	for _, s := range q.Spec.Scopes {
+		if !matchesScope(s, pod) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchesScope(s corev1.ResourceQuotaScope, pod *corev1.Pod) bool {
+	terminating := pod.Spec.ActiveDeadlineSeconds != nil && *pod.Spec.ActiveDeadlineSeconds >= 0
+	switch s {
+	case corev1.ResourceQuotaScopeTerminating:
+		return terminating
+	case corev1.ResourceQuotaScopeNotTerminating:
+		return !terminating
+	case corev1.ResourceQuotaScopeBestEffort:
+		return BestEffort(pod)
+	case corev1.ResourceQuotaScopeNotBestEffort:
+		return !BestEffort(pod)
+	}
+	return false
+}
+
+// BestEffort reports whether a pod is of Kubernetes' BestEffort QoS class: none of its
+// containers asks for or is limited in cpu or memory.
+func BestEffort(pod *corev1.Pod) bool {
+	for _, list := range []corev1.ResourceList{PodRequests(pod), PodLimits(pod)} {
+		for name, q := range list {
+			if (name == CPU || name == Memory) && !q.IsZero() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ScopeAllows reports whether a quota with scope may limit resource name, as Kubernetes
+// says: BestEffort pods are counted only, the other scopes limit pods' count and compute.
+func ScopeAllows(s corev1.ResourceQuotaScope, name corev1.ResourceName) bool {
+	if name == Pods || name == "count/pods" {
+		return true
+	}
+	return s != corev1.ResourceQuotaScopeBestEffort && podCompute[name] && !strings.Contains(string(name), "ephemeral-storage")
+}

@@ -56,8 +56,37 @@ func validateResourceQuotaList(list corev1.ResourceList, p *field.Path) field.Er
 	return errs
 }
 
+// validateResourceQuotaSpec is Kubernetes' ValidateResourceQuotaSpec, for the scopes Skiff
+// supports: each limits pods only (BestEffort their count only), and a scope and its
+// opposite conflict.
 func validateResourceQuotaSpec(spec *corev1.ResourceQuotaSpec, p *field.Path) field.ErrorList {
-	return validateResourceQuotaList(spec.Hard, p.Child("hard"))
+	errs := validateResourceQuotaList(spec.Hard, p.Child("hard"))
+	sp := p.Child("scopes")
+	scopes := make([]string, len(spec.Scopes))
+	for i, s := range spec.Scopes {
+		scopes[i] = string(s)
+	}
+	shown := strings.Join(scopes, ", ")
+	for _, s := range spec.Scopes {
+		if !slices.Contains(quota.Scopes, s) {
+			errs = append(errs, field.NotSupported(sp, string(s), quota.Scopes))
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(spec.Hard)) {
+			if !quota.ScopeAllows(s, name) {
+				errs = append(errs, field.Invalid(sp, shown, fmt.Sprintf("unsupported scope %s applied to resource %s", s, name)))
+			}
+		}
+	}
+	for _, pair := range [][2]corev1.ResourceQuotaScope{
+		{corev1.ResourceQuotaScopeBestEffort, corev1.ResourceQuotaScopeNotBestEffort},
+		{corev1.ResourceQuotaScopeTerminating, corev1.ResourceQuotaScopeNotTerminating},
+	} {
+		if slices.Contains(spec.Scopes, pair[0]) && slices.Contains(spec.Scopes, pair[1]) {
+			errs = append(errs, field.Invalid(sp, shown, "conflicting scopes"))
+		}
+	}
+	return errs
 }
 
 func validateResourceQuotaStatus(st *corev1.ResourceQuotaStatus, p *field.Path) field.ErrorList {

@@ -22,6 +22,12 @@ func resourceQuota(hard corev1.ResourceList) *corev1.ResourceQuota {
 	return &corev1.ResourceQuota{ObjectMeta: meta("q"), Spec: corev1.ResourceQuotaSpec{Hard: hard}}
 }
 
+func scoped(hard corev1.ResourceList, scopes ...corev1.ResourceQuotaScope) *corev1.ResourceQuota {
+	q := resourceQuota(hard)
+	q.Spec.Scopes = scopes
+	return q
+}
+
 func limitRange(items ...corev1.LimitRangeItem) *corev1.LimitRange {
 	return &corev1.LimitRange{ObjectMeta: meta("limits"), Spec: corev1.LimitRangeSpec{Limits: items}}
 }
@@ -44,9 +50,18 @@ func TestValidateQuotaAndLimitRange(t *testing.T) {
 		{"quota name Skiff does not count", resourceQuota(rl("services", "1", "count/widgets.example.com", "1")),
 			[]string{"spec.hard[count/widgets.example.com]: Forbidden: not supported by Skiff",
 				"spec.hard[services]: Forbidden: not supported by Skiff"}},
-		{"quota scopes", &corev1.ResourceQuota{ObjectMeta: meta("q"), Spec: corev1.ResourceQuotaSpec{Hard: rl("pods", "1"),
-			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeBestEffort}}},
-			[]string{"spec.scopes: Forbidden: not supported by Skiff"}},
+		{"quota scopes", scoped(rl("pods", "1", "requests.cpu", "1"), corev1.ResourceQuotaScopeNotBestEffort, corev1.ResourceQuotaScopeNotTerminating), nil},
+		{"quota best effort counts pods only", scoped(rl("pods", "1", "count/pods", "1", "cpu", "1"), corev1.ResourceQuotaScopeBestEffort),
+			[]string{`spec.scopes: Invalid value: "BestEffort": unsupported scope BestEffort applied to resource cpu`}},
+		{"quota scoped to pods", scoped(rl("count/configmaps", "1"), corev1.ResourceQuotaScopeTerminating),
+			[]string{`spec.scopes: Invalid value: "Terminating": unsupported scope Terminating applied to resource count/configmaps`}},
+		{"quota conflicting scopes", scoped(rl("pods", "1"), corev1.ResourceQuotaScopeTerminating, corev1.ResourceQuotaScopeNotTerminating),
+			[]string{`spec.scopes: Invalid value: "Terminating, NotTerminating": conflicting scopes`}},
+		{"quota scope Skiff does not have", scoped(rl("pods", "1"), corev1.ResourceQuotaScopePriorityClass),
+			[]string{`spec.scopes: Unsupported value: "PriorityClass": supported values: "Terminating", "NotTerminating", "BestEffort", "NotBestEffort"`}},
+		{"quota scope selector", &corev1.ResourceQuota{ObjectMeta: meta("q"), Spec: corev1.ResourceQuotaSpec{Hard: rl("pods", "1"),
+			ScopeSelector: &corev1.ScopeSelector{}}},
+			[]string{"spec.scopeSelector: Forbidden: not supported by Skiff"}},
 
 		{"limitrange valid", limitRange(
 			corev1.LimitRangeItem{Type: container, Min: rl("cpu", "100m"), Max: rl("cpu", "2"), Default: rl("cpu", "500m"),

@@ -201,11 +201,10 @@ var supportedFields = map[string][]string{
 			"observedGeneration",
 		}),
 	),
-	// Scopes (spec.scopes, spec.scopeSelector) are not supported: a quota counts every
-	// object of its namespace.
+	// spec.scopeSelector is not supported; spec.scopes are, those of quota.Scopes.
 	kinds.ResourceQuota: slices.Concat(
 		under("metadata", objectMetaFields),
-		under("spec", []string{"hard"}),
+		under("spec", []string{"hard", "scopes[*]"}),
 		under("status", []string{"hard", "used"}),
 	),
 	kinds.LimitRange: slices.Concat(

@@ -138,7 +138,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if err != nil {
 		return 0, fmt.Errorf("get resourcequota %s: %w", key, err)
 	}
-	used, err := c.usage(ctx, ns, q.Spec.Hard)
+	used, err := c.usage(ctx, q)
 	if err != nil {
 		return 0, fmt.Errorf("usage of resourcequota %s: %w", key, err)
 	}
@@ -153,20 +153,24 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	return c.cfg.ResyncPeriod, nil
 }
 
-// usage is what the objects of namespace ns use of the resources of hard, each present
-// (zero when nothing uses it).
-func (c *Controller) usage(ctx context.Context, ns string, hard corev1.ResourceList) (corev1.ResourceList, error) {
+// usage is what the objects of q's namespace that q concerns use of the resources of its
+// spec.hard, each present (zero when nothing uses it).
+func (c *Controller) usage(ctx context.Context, q *corev1.ResourceQuota) (corev1.ResourceList, error) {
+	hard := q.Spec.Hard
 	used := corev1.ResourceList{}
 	for name := range hard {
 		used[name] = *resource.NewQuantity(0, resource.DecimalSI)
 	}
 	now := c.cfg.Now()
 	for _, info := range quota.Kinds(hard) {
-		list, err := client.ForKind(c.cs.Conn, info).List(ctx, ns, client.ListOptions{})
+		list, err := client.ForKind(c.cs.Conn, info).List(ctx, q.Namespace, client.ListOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", info.Plural, err)
 		}
 		for _, obj := range list.Items {
+			if !quota.Matches(q, obj) {
+				continue
+			}
 			used = quota.Add(used, quota.Mask(quota.Usage(obj, now), hard))
 		}
 	}

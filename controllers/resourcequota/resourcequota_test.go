@@ -58,6 +58,10 @@ func TestUsage(t *testing.T) {
 			}
 		}
 	}
+	if _, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "best-effort", Namespace: "default"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		if _, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm", i), Namespace: "default"}}); err != nil {
 			t.Fatal(err)
@@ -66,6 +70,11 @@ func TestUsage(t *testing.T) {
 	hard := rl("pods", "10", "requests.cpu", "4", "memory", "1Gi", "limits.memory", "2Gi", "count/configmaps", "5", "count/deployments.apps", "2")
 	if _, err := cs.ResourceQuotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "default"},
 		Spec: corev1.ResourceQuotaSpec{Hard: hard}}); err != nil {
+		t.Fatal(err)
+	}
+	// A scoped quota counts only the pods of its scope.
+	if _, err := cs.ResourceQuotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "be", Namespace: "default"},
+		Spec: corev1.ResourceQuotaSpec{Hard: rl("pods", "5"), Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeBestEffort}}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -79,9 +88,9 @@ func TestUsage(t *testing.T) {
 	f.Start(ctx)
 	go ctrl.Run(ctx)
 
-	status := func(want corev1.ResourceList) func() (bool, string) {
+	quotaStatus := func(name string, hard, want corev1.ResourceList) func() (bool, string) {
 		return func() (bool, string) {
-			q, err := cs.ResourceQuotas.Get(ctx, "default", "q")
+			q, err := cs.ResourceQuotas.Get(ctx, "default", name)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -89,7 +98,9 @@ func TestUsage(t *testing.T) {
 				fmt.Sprintf("hard %v, used %v", q.Status.Hard, q.Status.Used)
 		}
 	}
-	waitfor.Condition(t, time.Minute, "the quota's status", status(rl("pods", "2", "requests.cpu", "500m", "memory", "128Mi",
+	status := func(want corev1.ResourceList) func() (bool, string) { return quotaStatus("q", hard, want) }
+	waitfor.Condition(t, time.Minute, "the scoped quota's status", quotaStatus("be", rl("pods", "5"), rl("pods", "1")))
+	waitfor.Condition(t, time.Minute, "the quota's status", status(rl("pods", "3", "requests.cpu", "500m", "memory", "128Mi",
 		"limits.memory", "256Mi", "count/configmaps", "2", "count/deployments.apps", "0")))
 
 	if _, err := cs.Pods.Delete(ctx, "default", "p0", client.DeleteOptions{}); err != nil {
@@ -98,7 +109,7 @@ func TestUsage(t *testing.T) {
 	if _, err := cs.ConfigMaps.Delete(ctx, "default", "cm0", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Condition(t, time.Minute, "the usage given back", status(rl("pods", "1", "requests.cpu", "250m", "memory", "64Mi",
+	waitfor.Condition(t, time.Minute, "the usage given back", status(rl("pods", "2", "requests.cpu", "250m", "memory", "64Mi",
 		"limits.memory", "128Mi", "count/configmaps", "1", "count/deployments.apps", "0")))
 }
 

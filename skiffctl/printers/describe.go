@@ -431,6 +431,19 @@ func describePodDisruptionBudget(d *describer, pdb *policyv1.PodDisruptionBudget
 // describeResourceQuota is kubectl's: each resource of status.hard, used and hard (used
 // in hard's format).
 func describeResourceQuota(d *describer, q *corev1.ResourceQuota) {
+	if len(q.Spec.Scopes) > 0 {
+		scopes := make([]string, len(q.Spec.Scopes))
+		for i, s := range q.Spec.Scopes {
+			scopes[i] = string(s)
+		}
+		sort.Strings(scopes)
+		d.line(0, "Scopes", strings.Join(scopes, ", "))
+		for _, s := range scopes {
+			if help := scopeHelp[corev1.ResourceQuotaScope(s)]; help != "" {
+				d.line(0, "", " * "+help)
+			}
+		}
+	}
 	d.line(0, "", "Resource\tUsed\tHard")
 	d.line(0, "", "--------\t----\t----")
 	for _, name := range sortedKeys(q.Status.Hard) {
@@ -440,6 +453,14 @@ func describeResourceQuota(d *describer, q *corev1.ResourceQuota) {
 		}
 		d.line(0, "", fmt.Sprintf("%s\t%s\t%s", name, used.String(), hard.String()))
 	}
+}
+
+// scopeHelp is kubectl's explanation of each quota scope.
+var scopeHelp = map[corev1.ResourceQuotaScope]string{
+	corev1.ResourceQuotaScopeTerminating:    "Matches all pods that have an active deadline. These pods have a limited lifespan on a node before being actively terminated by the system.",
+	corev1.ResourceQuotaScopeNotTerminating: "Matches all pods that do not have an active deadline. These pods usually include long running pods whose container command is not expected to terminate.",
+	corev1.ResourceQuotaScopeBestEffort:     "Matches all pods that do not have resource requirements set. These pods have a best effort quality of service.",
+	corev1.ResourceQuotaScopeNotBestEffort:  "Matches all pods that have at least one resource requirement set. These pods have a burstable or guaranteed quality of service.",
 }
 
 // describeLimitRange is kubectl's: a row per type and resource, "-" where unset.

@@ -93,7 +93,8 @@ func fixtures() map[string][]kinds.Object {
 		return out
 	}
 	quotas := []kinds.Object{&corev1.ResourceQuota{ObjectMeta: meta("compute", time.Hour),
-		Spec: corev1.ResourceQuotaSpec{Hard: q("pods", "10", "requests.cpu", "2", "limits.memory", "2Gi")},
+		Spec: corev1.ResourceQuotaSpec{Hard: q("pods", "10", "requests.cpu", "2", "limits.memory", "2Gi"),
+			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeNotTerminating, corev1.ResourceQuotaScopeNotBestEffort}},
 		Status: corev1.ResourceQuotaStatus{Hard: q("pods", "10", "requests.cpu", "2", "limits.memory", "2Gi"),
 			Used: q("pods", "3", "requests.cpu", "750m", "limits.memory", "0")}}}
 	limitRanges := []kinds.Object{&corev1.LimitRange{ObjectMeta: meta("limits", time.Hour), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{
