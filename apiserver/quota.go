@@ -111,6 +111,19 @@ func checkLimits(ranges []*corev1.LimitRange, pod *corev1.Pod) error {
 	return nil
 }
 
+// checkClaimLimits refuses a PersistentVolumeClaim outside its namespace's LimitRanges'
+// bounds on storage.
+func (r *resources) checkClaimLimits(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
+	ranges, err := r.limitRanges(ctx, pvc.Namespace)
+	if err != nil {
+		return err
+	}
+	if err := quota.CheckClaim(ranges, pvc); err != nil {
+		return forbidden(kinds.MustLookup(kinds.PersistentVolumeClaim), pvc.Name, err.Error())
+	}
+	return nil
+}
+
 // charge is what a creation costs its namespace's quotas: the updates of their status.
 type charge struct {
 	r   *resources

@@ -228,3 +228,62 @@ func TestQuotaConcurrentCreates(t *testing.T) {
 		t.Errorf("used pods = %s, want %d", used.String(), hard)
 	}
 }
+
+// claim is a PersistentVolumeClaim in default of class asking for size.
+func claim(name, class, size string) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: &class, Resources: corev1.VolumeResourceRequirements{Requests: resources("storage", size)}}}
+}
+
+// TestClaimLimitsAndQuota: a PersistentVolumeClaim is checked against its namespace's
+// LimitRange (min and max storage per claim) and charged to its quotas (the claims'
+// count, their storage in all and per storage class), refused in Kubernetes' words.
+func TestClaimLimitsAndQuota(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx := testCtx(t)
+	if _, err := cs.LimitRanges.Create(ctx, &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "storage", Namespace: "default"},
+		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypePersistentVolumeClaim,
+			Min: resources("storage", "1Gi"), Max: resources("storage", "10Gi")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	const fast = "fast.storageclass.storage.k8s.io/requests.storage"
+	syncQuota(t, ctx, cs, "default", "q", resources("persistentvolumeclaims", "3", "requests.storage", "12Gi", fast, "5Gi"),
+		resources("persistentvolumeclaims", "0", "requests.storage", "0", fast, "0"))
+
+	refused := func(what string, err error, want string) {
+		t.Helper()
+		if !client.IsForbidden(err) || status.Convert(err).Message() != want {
+			t.Fatalf("%s: got %v, want %q", what, err, want)
+		}
+	}
+	_, err = cs.PersistentVolumeClaims.Create(ctx, claim("huge", "slow", "20Gi"))
+	refused("a claim over the max", err, `persistentvolumeclaims "huge" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi`)
+	_, err = cs.PersistentVolumeClaims.Create(ctx, claim("tiny", "slow", "500Mi"))
+	refused("a claim under the min", err, `persistentvolumeclaims "tiny" is forbidden: minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi`)
+
+	if _, err := cs.PersistentVolumeClaims.Create(ctx, claim("a", "fast", "4Gi")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.PersistentVolumeClaims.Create(ctx, claim("b", "fast", "2Gi"))
+	refused("a claim over its class's storage", err, `persistentvolumeclaims "b" is forbidden: exceeded quota: q, requested: `+fast+`=2Gi, used: `+fast+`=4Gi, limited: `+fast+`=5Gi`)
+	if _, err := cs.PersistentVolumeClaims.Create(ctx, claim("c", "slow", "8Gi")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.PersistentVolumeClaims.Create(ctx, claim("d", "slow", "1Gi"))
+	refused("a claim over the namespace's storage", err, `persistentvolumeclaims "d" is forbidden: exceeded quota: q, requested: requests.storage=1Gi, used: requests.storage=12Gi, limited: requests.storage=12Gi`)
+
+	q, err := cs.ResourceQuotas.Get(ctx, "default", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := resources("persistentvolumeclaims", "2", "requests.storage", "12Gi", fast, "4Gi"); !equality.Semantic.DeepEqual(q.Status.Used, want) {
+		t.Errorf("used = %v, want %v", q.Status.Used, want)
+	}
+}

@@ -227,6 +227,9 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 		if err := r.defaultStorageClass(ctx, pvc); err != nil {
 			return nil, err
 		}
+		if err := r.checkClaimLimits(ctx, pvc); err != nil {
+			return nil, err
+		}
 	}
 	if pod != nil && r.admitServiceAccounts {
 		if err := r.admitServiceAccount(ctx, pod); err != nil {

@@ -97,6 +97,42 @@ func CheckPod(ranges []*corev1.LimitRange, pod *corev1.Pod) error {
 	return nil
 }
 
+// CheckClaim is Kubernetes' LimitRanger for a PersistentVolumeClaim: the storage it
+// requests against the PersistentVolumeClaim items' min and max (a claim's limits are
+// not the user's ask, so only its requests count), every violation of the first
+// LimitRange violated, in Kubernetes' words; the caller says which claim is forbidden.
+func CheckClaim(ranges []*corev1.LimitRange, pvc *corev1.PersistentVolumeClaim) error {
+	requests := pvc.Spec.Resources.Requests
+	for _, lr := range ranges {
+		var errs []error
+		for _, item := range lr.Spec.Limits {
+			if item.Type != corev1.LimitTypePersistentVolumeClaim {
+				continue
+			}
+			per := string(item.Type)
+			for _, name := range slices.Sorted(maps.Keys(item.Min)) {
+				if err := minConstraint(per, name, item.Min[name], requests, nil); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			for _, name := range slices.Sorted(maps.Keys(item.Max)) {
+				max := item.Max[name]
+				req, ok := requests[name]
+				switch {
+				case !ok:
+					errs = append(errs, fmt.Errorf("maximum %s usage per %s is %s.  No request is specified", name, per, max.String()))
+				case req.Cmp(max) > 0:
+					errs = append(errs, fmt.Errorf("maximum %s usage per %s is %s, but request is %s", name, per, max.String(), req.String()))
+				}
+			}
+		}
+		if err := aggregate(errs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // aggregate joins errors as apimachinery's Aggregate prints them: one alone, several
 // in brackets.
 func aggregate(errs []error) error {

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -221,6 +222,91 @@ func TestCheckPod(t *testing.T) {
 				t.Fatalf("err = %v", err)
 			case tc.want != "" && (err == nil || err.Error() != tc.want):
 				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func newClaim(class *string, size string, annotations map[string]string) *corev1.PersistentVolumeClaim {
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "team", Annotations: annotations},
+		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: class}}
+	if size != "" {
+		pvc.Spec.Resources.Requests = rl("storage", size)
+	}
+	return pvc
+}
+
+// TestClaimUsage: a claim is charged its counts and the storage it requests (or was
+// allocated, if more), in all and under its class, as Kubernetes' evaluator charges it.
+func TestClaimUsage(t *testing.T) {
+	fast := "fast"
+	allocated := newClaim(&fast, "1Gi", nil)
+	allocated.Status.AllocatedResources = rl("storage", "2Gi")
+	const sc = "fast.storageclass.storage.k8s.io/"
+	for _, tc := range []struct {
+		name string
+		pvc  *corev1.PersistentVolumeClaim
+		want corev1.ResourceList
+	}{
+		{"no class", newClaim(nil, "1Gi", nil), rl("count/persistentvolumeclaims", "1", "persistentvolumeclaims", "1", "requests.storage", "1Gi")},
+		{"class", newClaim(&fast, "1500Mi", nil), rl("count/persistentvolumeclaims", "1", "persistentvolumeclaims", "1", "requests.storage", "1500Mi",
+			sc+"requests.storage", "1500Mi", sc+"persistentvolumeclaims", "1")},
+		{"beta annotation", newClaim(nil, "1Gi", map[string]string{"volume.beta.kubernetes.io/storage-class": "fast"}),
+			rl("count/persistentvolumeclaims", "1", "persistentvolumeclaims", "1", "requests.storage", "1Gi", sc+"requests.storage", "1Gi", sc+"persistentvolumeclaims", "1")},
+		{"allocated more", allocated, rl("count/persistentvolumeclaims", "1", "persistentvolumeclaims", "1", "requests.storage", "2Gi",
+			sc+"requests.storage", "2Gi", sc+"persistentvolumeclaims", "1")},
+		{"rounded up to a byte", newClaim(nil, "1500m", nil), rl("count/persistentvolumeclaims", "1", "persistentvolumeclaims", "1", "requests.storage", "2")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Usage(tc.pvc, time.Now()); !equality.Semantic.DeepEqual(got, tc.want) {
+				t.Errorf("usage = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	for _, name := range []corev1.ResourceName{"requests.storage", "persistentvolumeclaims", sc + "requests.storage", sc + "persistentvolumeclaims"} {
+		if !Tracked(name) {
+			t.Errorf("%s not tracked", name)
+		}
+		if ks := Kinds(corev1.ResourceList{name: resource.MustParse("1")}); len(ks) != 1 || ks[0].Kind != kinds.PersistentVolumeClaim {
+			t.Errorf("kinds of %s = %v, want PersistentVolumeClaim", name, ks)
+		}
+	}
+	if Tracked(sc + "requests.cpu") {
+		t.Error("a storage class's requests.cpu tracked")
+	}
+}
+
+// TestCheckClaim: a claim's storage request against PersistentVolumeClaim items' min and
+// max, in Kubernetes' words; other items do not concern it.
+func TestCheckClaim(t *testing.T) {
+	item := func(min, max string) []*corev1.LimitRange {
+		it := corev1.LimitRangeItem{Type: corev1.LimitTypePersistentVolumeClaim, Min: corev1.ResourceList{}, Max: corev1.ResourceList{}}
+		if min != "" {
+			it.Min["storage"] = resource.MustParse(min)
+		}
+		if max != "" {
+			it.Max["storage"] = resource.MustParse(max)
+		}
+		return []*corev1.LimitRange{{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{it,
+			{Type: corev1.LimitTypeContainer, Max: rl("storage", "1")}}}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		ranges []*corev1.LimitRange
+		size   string
+		want   string
+	}{
+		{"within", item("1Gi", "10Gi"), "5Gi", ""},
+		{"over the max", item("", "10Gi"), "20Gi", "maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"},
+		{"under the min", item("1Gi", ""), "500Mi", "minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"},
+		{"no request", item("1Gi", "10Gi"), "", "[minimum storage usage per PersistentVolumeClaim is 1Gi.  No request is specified, " +
+			"maximum storage usage per PersistentVolumeClaim is 10Gi.  No request is specified]"},
+		{"no range", nil, "1Ti", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckClaim(tc.ranges, newClaim(nil, tc.size, nil))
+			if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+				t.Errorf("CheckClaim = %v, want %q", err, tc.want)
 			}
 		})
 	}

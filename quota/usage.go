@@ -43,6 +43,44 @@ var requestRequired = map[corev1.ResourceName]bool{
 // legacyCounts are Kubernetes' object counts named without "count/".
 var legacyCounts = map[corev1.ResourceName]string{
 	"configmaps": kinds.ConfigMap, "secrets": kinds.Secret, "resourcequotas": kinds.ResourceQuota,
+	PersistentVolumeClaims: kinds.PersistentVolumeClaim,
+}
+
+// What a PersistentVolumeClaim is charged under, as Kubernetes names it: the claims'
+// count and the storage they request, in all and per storage class
+// (<class>.storageclass.storage.k8s.io/requests.storage and /persistentvolumeclaims).
+const (
+	PersistentVolumeClaims     = corev1.ResourcePersistentVolumeClaims
+	RequestsStorage            = corev1.ResourceRequestsStorage
+	storageClassSuffix         = ".storageclass.storage.k8s.io/"
+	betaStorageClassAnnotation = "volume.beta.kubernetes.io/storage-class"
+)
+
+// storageClassResource is the name a claim of class is charged under for res.
+func storageClassResource(class string, res corev1.ResourceName) corev1.ResourceName {
+	return corev1.ResourceName(class + storageClassSuffix + string(res))
+}
+
+// claimResource reports whether name is what a PersistentVolumeClaim is charged under
+// (other than its counts).
+func claimResource(name corev1.ResourceName) bool {
+	if name == RequestsStorage {
+		return true
+	}
+	_, res, ok := strings.Cut(string(name), storageClassSuffix)
+	return ok && (res == string(RequestsStorage) || res == string(PersistentVolumeClaims))
+}
+
+// ClaimClass is the storage class a claim asks for: the beta annotation, else
+// spec.storageClassName ("" for none), as Kubernetes reads it.
+func ClaimClass(pvc *corev1.PersistentVolumeClaim) string {
+	if c, ok := pvc.Annotations[betaStorageClassAnnotation]; ok {
+		return c
+	}
+	if pvc.Spec.StorageClassName != nil {
+		return *pvc.Spec.StorageClassName
+	}
+	return ""
 }
 
 // CountName is the quota resource that counts objects of a kind: count/<plural> for the
@@ -57,7 +95,7 @@ func CountName(info *kinds.Info) corev1.ResourceName {
 // Tracked reports whether Skiff accounts for a quota resource: the pod's compute
 // resources and count, and the count of any namespaced kind it serves.
 func Tracked(name corev1.ResourceName) bool {
-	if name == Pods || podCompute[name] {
+	if name == Pods || podCompute[name] || claimResource(name) {
 		return true
 	}
 	if _, ok := legacyCounts[name]; ok {
@@ -95,6 +133,8 @@ func Kinds(hard corev1.ResourceList) []*kinds.Info {
 		switch {
 		case name == Pods || podCompute[name]:
 			add(kinds.MustLookup(kinds.Pod))
+		case claimResource(name):
+			add(kinds.MustLookup(kinds.PersistentVolumeClaim))
 		case legacyCounts[name] != "":
 			add(kinds.MustLookup(legacyCounts[name]))
 		default:
@@ -116,6 +156,10 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 			out[name] = one
 		}
 	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		addClaimUsage(out, pvc)
+		return out
+	}
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return out
@@ -135,6 +179,29 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 		}
 	}
 	return out
+}
+
+// addClaimUsage adds what a PersistentVolumeClaim uses beyond its counts: the storage it
+// requests (or was allocated, if more), rounded up to a whole byte, and its class's
+// count and storage, as Kubernetes' evaluator charges them.
+func addClaimUsage(out corev1.ResourceList, pvc *corev1.PersistentVolumeClaim) {
+	class := ClaimClass(pvc)
+	if class != "" {
+		out[storageClassResource(class, PersistentVolumeClaims)] = *resource.NewQuantity(1, resource.DecimalSI)
+	}
+	req := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+	if alloc, ok := pvc.Status.AllocatedResources[corev1.ResourceStorage]; ok && alloc.Cmp(req) > 0 {
+		req = alloc
+	}
+	if req.IsZero() {
+		return
+	}
+	req = req.DeepCopy()
+	req.RoundUp(0)
+	out[RequestsStorage] = req
+	if class != "" {
+		out[storageClassResource(class, RequestsStorage)] = req
+	}
 }
 
 // Counts reports whether a pod uses its quota at now: Kubernetes' rule that a finished

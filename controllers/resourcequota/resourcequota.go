@@ -3,7 +3,8 @@
 // objects use of it — so that the API server's quota admission (which charges each new
 // object to status.used) limits by the right numbers, and gets back what deleted and
 // finished objects no longer use. It recomputes a quota when it changes, when a pod in
-// its namespace goes or finishes, and every ResyncPeriod.
+// its namespace goes or finishes, when a PersistentVolumeClaim goes, and every
+// ResyncPeriod.
 //
 // A recomputation cannot undo a charge: it reads the quota, then lists the objects (both
 // linearizably), and writes the status on the condition that the quota is unchanged; a
@@ -105,6 +106,11 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 			}
 		},
 		OnDelete: func(pod *corev1.Pod) { c.enqueueNamespace(pod.Namespace) },
+	})
+	// And so does a claim (its storage can be the scarce resource).
+	claims := cache.InformerFor[*corev1.PersistentVolumeClaim](f, "", client.ListOptions{})
+	claims.AddHandler(cache.Handler[*corev1.PersistentVolumeClaim]{
+		OnDelete: func(pvc *corev1.PersistentVolumeClaim) { c.enqueueNamespace(pvc.Namespace) },
 	})
 	return c, nil
 }

@@ -67,7 +67,14 @@ func TestUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hard := rl("pods", "10", "requests.cpu", "4", "memory", "1Gi", "limits.memory", "2Gi", "count/configmaps", "5", "count/deployments.apps", "2")
+	class := "fast"
+	if _, err := cs.PersistentVolumeClaims.Create(ctx, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: &class,
+			Resources: corev1.VolumeResourceRequirements{Requests: rl("storage", "3Gi")}}}); err != nil {
+		t.Fatal(err)
+	}
+	hard := rl("pods", "10", "requests.cpu", "4", "memory", "1Gi", "limits.memory", "2Gi", "count/configmaps", "5", "count/deployments.apps", "2",
+		"persistentvolumeclaims", "4", "requests.storage", "100Gi", "fast.storageclass.storage.k8s.io/requests.storage", "10Gi")
 	if _, err := cs.ResourceQuotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "default"},
 		Spec: corev1.ResourceQuotaSpec{Hard: hard}}); err != nil {
 		t.Fatal(err)
@@ -101,7 +108,8 @@ func TestUsage(t *testing.T) {
 	status := func(want corev1.ResourceList) func() (bool, string) { return quotaStatus("q", hard, want) }
 	waitfor.Condition(t, time.Minute, "the scoped quota's status", quotaStatus("be", rl("pods", "5"), rl("pods", "1")))
 	waitfor.Condition(t, time.Minute, "the quota's status", status(rl("pods", "3", "requests.cpu", "500m", "memory", "128Mi",
-		"limits.memory", "256Mi", "count/configmaps", "2", "count/deployments.apps", "0")))
+		"limits.memory", "256Mi", "count/configmaps", "2", "count/deployments.apps", "0",
+		"persistentvolumeclaims", "1", "requests.storage", "3Gi", "fast.storageclass.storage.k8s.io/requests.storage", "3Gi")))
 
 	if _, err := cs.Pods.Delete(ctx, "default", "p0", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -109,8 +117,12 @@ func TestUsage(t *testing.T) {
 	if _, err := cs.ConfigMaps.Delete(ctx, "default", "cm0", client.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cs.PersistentVolumeClaims.Delete(ctx, "default", "data", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	waitfor.Condition(t, time.Minute, "the usage given back", status(rl("pods", "2", "requests.cpu", "250m", "memory", "64Mi",
-		"limits.memory", "128Mi", "count/configmaps", "1", "count/deployments.apps", "0")))
+		"limits.memory", "128Mi", "count/configmaps", "1", "count/deployments.apps", "0",
+		"persistentvolumeclaims", "0", "requests.storage", "0", "fast.storageclass.storage.k8s.io/requests.storage", "0")))
 }
 
 func TestConfigValidate(t *testing.T) {
