@@ -3,8 +3,8 @@
 // objects use of it — so that the API server's quota admission (which charges each new
 // object to status.used) limits by the right numbers, and gets back what deleted and
 // finished objects no longer use. It recomputes a quota when it changes, when a pod in
-// its namespace goes or finishes, when a PersistentVolumeClaim goes, and every
-// ResyncPeriod.
+// its namespace goes or finishes, when an object of another kind it counts goes (of the
+// kinds the controller-manager watches), and every ResyncPeriod.
 //
 // A recomputation cannot undo a charge: it reads the quota, then lists the objects (both
 // linearizably), and writes the status on the condition that the quota is unchanged; a
@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
@@ -26,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/quota"
 )
 
@@ -107,12 +111,37 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 		},
 		OnDelete: func(pod *corev1.Pod) { c.enqueueNamespace(pod.Namespace) },
 	})
-	// And so does a claim (its storage can be the scarce resource).
-	claims := cache.InformerFor[*corev1.PersistentVolumeClaim](f, "", client.ListOptions{})
-	claims.AddHandler(cache.Handler[*corev1.PersistentVolumeClaim]{
-		OnDelete: func(pvc *corev1.PersistentVolumeClaim) { c.enqueueNamespace(pvc.Namespace) },
-	})
+	// And so does a deleted object of the kinds the controller-manager watches anyway
+	// (Kubernetes' quota monitor watches every kind; here the others, ConfigMaps and
+	// Secrets among them, are given back at the next resync).
+	replenish[*corev1.PersistentVolumeClaim](c, f)
+	replenish[*corev1.ServiceAccount](c, f)
+	replenish[*appsv1.Deployment](c, f)
+	replenish[*appsv1.ReplicaSet](c, f)
+	replenish[*appsv1.DaemonSet](c, f)
+	replenish[*appsv1.StatefulSet](c, f)
+	replenish[*appsv1.ControllerRevision](c, f)
+	replenish[*batchv1.Job](c, f)
+	replenish[*batchv1.CronJob](c, f)
+	replenish[*policyv1.PodDisruptionBudget](c, f)
 	return c, nil
+}
+
+// replenish recomputes, when an object of kind T is deleted, the quotas of its
+// namespace that count or charge that kind.
+func replenish[T kinds.Object](c *Controller, f *cache.Factory) {
+	inf := cache.InformerFor[T](f, "", client.ListOptions{})
+	kind := kinds.OfType[T]().Kind
+	inf.AddHandler(cache.Handler[T]{OnDelete: func(obj T) {
+		for _, q := range c.lister.ListNamespace(obj.GetNamespace(), labels.Everything()) {
+			for _, in := range quota.Kinds(q.Spec.Hard) {
+				if in.Kind == kind {
+					c.queue.Add(cache.Key(q))
+					break
+				}
+			}
+		}
+	}})
 }
 
 func (c *Controller) enqueueNamespace(ns string) {

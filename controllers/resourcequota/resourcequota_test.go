@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -133,4 +134,53 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReplenishOnDelete: a deleted object of a kind the controller-manager watches gives
+// back what it used at once, not at the next resync.
+func TestReplenishOnDelete(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	hard := rl("count/deployments.apps", "3", "count/configmaps", "3")
+	if _, err := cs.ResourceQuotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "default"},
+		Spec: corev1.ResourceQuotaSpec{Hard: hard}}); err != nil {
+		t.Fatal(err)
+	}
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	cfg := DefaultConfig()
+	cfg.ResyncPeriod = time.Hour // longer than the test: only a delete's replenishment can give back
+	ctrl, err := New(cs, f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx)
+	go ctrl.Run(ctx)
+	used := func(want corev1.ResourceList) func() (bool, string) {
+		return func() (bool, string) {
+			q, err := cs.ResourceQuotas.Get(ctx, "default", "q")
+			if err != nil {
+				return false, err.Error()
+			}
+			return equality.Semantic.DeepEqual(q.Status.Used, want), fmt.Sprintf("used %v", q.Status.Used)
+		}
+	}
+	waitfor.Condition(t, time.Minute, "the quota synced", used(rl("count/deployments.apps", "0", "count/configmaps", "0")))
+	lbl := map[string]string{"app": "web"}
+	if _, err := cs.Deployments.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: lbl}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, time.Minute, "the deployment charged", used(rl("count/deployments.apps", "1", "count/configmaps", "0")))
+	if _, err := cs.Deployments.Delete(ctx, "default", "web", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, time.Minute, "the deployment given back", used(rl("count/deployments.apps", "0", "count/configmaps", "0")))
 }
