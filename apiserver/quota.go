@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"hash/fnv"
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -156,6 +157,7 @@ func (c *charge) compute(ctx context.Context, info *kinds.Info, fresh bool) erro
 	if len(recs) == 0 {
 		return nil
 	}
+	recs = slices.Clone(recs) // the list is shared with other creates: open a copy
 	quotas := make([]*corev1.ResourceQuota, len(recs))
 	byName := map[string]*store.Object{}
 	for i := range recs {
