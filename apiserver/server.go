@@ -98,7 +98,8 @@ func New(cfg Config) (*Server, error) {
 		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
 		limitRangeLists: newNSLists(kinds.LimitRange), quotaLists: newNSLists(kinds.ResourceQuota),
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
-		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount)}
+		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
+		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now)}
 	members := &memberAddrs{store: s.store}
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
