@@ -501,4 +501,3 @@ func joinErrs(errs []string) string {
 	}
 	return out
 }
-
