@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -200,11 +201,22 @@ func requests(p *corev1.Pod) (cpu, mem int64) {
 // newestEvents is the n newest events (those about uids only, when uids is not nil),
 // newest first.
 func newestEvents(events []*corev1.Event, n int, uids map[types.UID]bool) []Event {
-	out := []Event{}
+	// Sort references, then build only the n shown: a rollout of 10,000 pods leaves tens
+	// of thousands of events.
+	type timed struct {
+		at time.Time
+		e  *corev1.Event
+	}
+	var all []timed
 	for _, e := range events {
-		if uids != nil && !uids[e.InvolvedObject.UID] {
-			continue
+		if uids == nil || uids[e.InvolvedObject.UID] {
+			all = append(all, timed{eventTime(e), e})
 		}
+	}
+	slices.SortStableFunc(all, func(a, b timed) int { return b.at.Compare(a.at) })
+	out := []Event{}
+	for _, t := range all[:min(n, len(all))] {
+		e := t.e
 		src := e.Source.Component
 		if src == "" {
 			src = e.ReportingController
@@ -212,12 +224,8 @@ func newestEvents(events []*corev1.Event, n int, uids map[types.UID]bool) []Even
 		if e.Source.Host != "" {
 			src += " " + e.Source.Host
 		}
-		out = append(out, Event{Time: eventTime(e), Type: e.Type, Reason: e.Reason, Message: e.Message, Source: src, Count: e.Count,
+		out = append(out, Event{Time: t.at, Type: e.Type, Reason: e.Reason, Message: e.Message, Source: src, Count: e.Count,
 			Object: objectName(e.InvolvedObject.Kind, e.InvolvedObject.Namespace, e.InvolvedObject.Name)})
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
-	if len(out) > n {
-		out = out[:n]
 	}
 	return out
 }

@@ -8,8 +8,8 @@
 // does not answer is shown unreachable, and the others name the new leader.
 //
 // A page opens one server-sent event stream (/api/stream). Whenever a cache or the Raft
-// status changes, the stream's goroutine recomputes the views the page shows (cluster,
-// and the chain of the workload it names) from the caches and sends those that changed,
+// status changes, the stream's goroutine recomputes the view the page shows (the cluster,
+// or the chain of the workload it names) from the caches and sends those that changed,
 // at most once per Throttle: during a rollout of 10,000 pods a page gets a few updates a
 // second, never one per object. The views are computed by BuildCluster and BuildChain,
 // pure functions of the objects, which the unit tests drive.
@@ -291,8 +291,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// stream sends the page its views as server-sent events: "cluster" always, "chain" when
-// the page names a workload; each when it changed, at most once per Throttle.
+// stream sends the page its views as server-sent events: "cluster" (the cluster view), or,
+// when the page names a workload, "chain" (its chain map) and "raft" (the members); each
+// when it changed, at most once per Throttle.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	kind, ns, name, err := workloadParams(r)
 	if err != nil {
@@ -328,13 +329,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	for {
 		changed := s.hub.wait()
 		objs := s.Objects()
-		if err := send("cluster", BuildCluster(s.Raft(), objs)); err != nil {
-			return
-		}
-		if name != "" {
-			if err := send("chain", BuildChain(kind, ns, name, s.memberNames(), objs)); err != nil {
-				return
+		var err error
+		if name == "" {
+			err = send("cluster", BuildCluster(s.Raft(), objs))
+		} else {
+			// The chain map shows the Raft members, not the rest of the cluster view.
+			err = send("raft", s.Raft())
+			if err == nil {
+				err = send("chain", BuildChain(kind, ns, name, s.memberNames(), objs))
 			}
+		}
+		if err != nil {
+			return
 		}
 		fl.Flush()
 	wait:

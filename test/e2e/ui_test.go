@@ -56,7 +56,7 @@ func startUI(t *testing.T, servers string) *uiServer {
 
 // browser starts a headless Chromium (Debian's chromium; `make test` installs it) and
 // returns a tab's context; the test's cleanup closes it.
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {

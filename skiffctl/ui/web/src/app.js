@@ -15,16 +15,17 @@ function route() {
 
 // useStream follows /api/stream for the workload w (null: the cluster only).
 function useStream(w) {
-  const [state, setState] = useState({ cluster: null, chain: null, connected: false });
+  const [state, setState] = useState({ cluster: null, chain: null, raft: null, connected: false });
   const key = w ? `${w.kind}/${w.namespace}/${w.name}` : '';
   useEffect(() => {
     const q = w ? `?kind=${encodeURIComponent(w.kind)}&namespace=${encodeURIComponent(w.namespace)}&name=${encodeURIComponent(w.name)}` : '';
     const es = new EventSource('api/stream' + q);
-    setState({ cluster: null, chain: null, connected: false });
+    setState({ cluster: null, chain: null, raft: null, connected: false });
     es.onopen = () => setState((s) => ({ ...s, connected: true }));
     es.onerror = () => setState((s) => ({ ...s, connected: false }));
     es.addEventListener('cluster', (e) => setState((s) => ({ ...s, cluster: JSON.parse(e.data) })));
     es.addEventListener('chain', (e) => setState((s) => ({ ...s, chain: JSON.parse(e.data) })));
+    es.addEventListener('raft', (e) => setState((s) => ({ ...s, raft: JSON.parse(e.data) })));
     return () => es.close();
   }, [key]);
   return state;
@@ -125,7 +126,7 @@ function ClusterView({ cluster }) {
 
 // ChainMap: the components as lanes (columns), the ten steps as rows, each drawn in the
 // lane of the component that did it, with an arrow from the previous step's lane.
-function ChainMap({ chain, cluster }) {
+function ChainMap({ chain, raft }) {
   if (!chain) return html`<p>Waiting for the chain…</p>`;
   if (!chain.found) return html`<div id="chain" data-found="false"><p class="error">${chain.summary}</p></div>`;
   const lanes = chain.lanes.map((l) => l.component);
@@ -134,7 +135,8 @@ function ChainMap({ chain, cluster }) {
   return html`<div id="chain" data-rv=${chain.resourceVersion} data-summary=${chain.summary} data-found="true">
     <h2>${chain.kind.toLowerCase()}/${chain.name} <small>${chain.namespace} · revision ${chain.revision} · ${chain.child}</small>
       <span class="summary" id="summary">${chain.summary}</span></h2>
-    ${cluster && html`<p class="sub">API servers: leader ${cluster.raft.leader || 'none'}, term ${cluster.raft.term}</p>`}
+    ${raft && html`<p class="sub" id="chain-raft">API servers: leader ${raft.leader || 'none'}, term ${raft.term} ·
+      ${raft.members.map((m) => html`<span key=${m.name} class=${`chip ${m.health}`}>${m.name}${m.leader ? ' ★' : ''}</span>`)}</p>`}
     <div class="map" style=${`grid-template-columns: 3em repeat(${lanes.length}, 1fr)`}>
       <div></div>
       ${chain.lanes.map(
@@ -174,12 +176,12 @@ function App() {
     addEventListener('hashchange', on);
     return () => removeEventListener('hashchange', on);
   }, []);
-  const { cluster, chain, connected } = useStream(w);
+  const { cluster, chain, raft, connected } = useStream(w);
   return html`<header>
       <a href="#/"><b>Skiff</b></a> <span class=${`conn ${connected ? 'on' : 'off'}`} id="conn">${connected ? 'live' : 'reconnecting…'}</span>
       ${w && html`<span> · ${w.kind.toLowerCase()}/${w.namespace}/${w.name}</span>`}
     </header>
-    <main>${w ? html`<${ChainMap} chain=${chain} cluster=${cluster} />` : html`<${ClusterView} cluster=${cluster} />`}</main>`;
+    <main>${w ? html`<${ChainMap} chain=${chain} raft=${raft} />` : html`<${ClusterView} cluster=${cluster} />`}</main>`;
 }
 
 render(html`<${App} />`, document.getElementById('app'));
