@@ -322,7 +322,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 		return err
 	}
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
@@ -343,6 +344,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fl.Flush()
+		sent := time.Now()
 	wait:
 		for {
 			select {
@@ -357,11 +359,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 				break wait
 			}
 		}
-		timer.Reset(s.cfg.Throttle)
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
+		// At most one update per Throttle: a change soon after the last update waits for
+		// the rest of it (and brings the changes made meanwhile); a later one goes at once.
+		if wait := s.cfg.Throttle - time.Since(sent); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
 		}
 	}
 }
