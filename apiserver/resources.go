@@ -76,14 +76,14 @@ func namespaceFor(info *kinds.Info, ns string) string {
 	return ns
 }
 
-func unwrap(o *apiv1.Object) (kinds.Object, *kinds.Info, error) {
+// unwrap decodes the object of a gRPC request, with the namespace rules applied.
+func unwrap(o *apiv1.Object) (kinds.Object, error) {
 	obj, err := kinds.Unwrap(o)
 	if err != nil {
-		return nil, nil, badRequest("%v", err)
+		return nil, badRequest("%v", err)
 	}
-	info := kinds.Of(obj)
-	obj.SetNamespace(namespaceFor(info, obj.GetNamespace()))
-	return obj, info, nil
+	obj.SetNamespace(namespaceFor(kinds.Of(obj), obj.GetNamespace()))
+	return obj, nil
 }
 
 func parseRV(info *kinds.Info, name, rv string) (int64, error) {
@@ -109,12 +109,76 @@ func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, stal
 	return obj, &o, nil
 }
 
+// The operations below are what both front ends call: the gRPC services (the methods
+// named as in proto/api/v1) and the REST API (rest.go). They take decoded objects and
+// options, and return results; each front end decodes its requests and encodes the
+// results its way.
+
+// result is an object as an operation leaves it: decoded, or as the bytes just stored
+// (what a reply sends without encoding the object again), or both.
+type result struct {
+	info  *kinds.Info
+	obj   kinds.Object // with resourceVersion set; nil when only value is at hand
+	value []byte       // stored bytes, without resourceVersion; nil when only obj is
+	rev   int64        // value's revision
+	// gone says a delete removed the object, rather than marking it for deletion.
+	gone bool
+}
+
+// wire is the result in the gRPC API's envelope.
+func (res result) wire() (*apiv1.Object, error) {
+	if res.value != nil {
+		return storedObject(res.info, res.value, res.rev), nil
+	}
+	return wrap(res.info, res.obj)
+}
+
+// object is the result decoded.
+func (res result) object() (kinds.Object, error) {
+	if res.obj != nil {
+		return res.obj, nil
+	}
+	o := store.Object{Value: res.value, ModRevision: res.rev}
+	obj, err := decode(res.info, &o)
+	if err != nil {
+		return nil, storeError(res.info, "", err)
+	}
+	return obj, nil
+}
+
+// writeOptions are the options every write takes.
+type writeOptions struct {
+	// dryRun runs the write through defaulting, validation and admission without
+	// storing it (Kubernetes' dryRun=All).
+	dryRun bool
+}
+
 func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
-	c, err := r.newCreation(ctx, req.GetObject())
+	obj, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err
 	}
-	return c.commit(ctx, r.store)
+	res, err := r.create(ctx, obj, writeOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return res.wire()
+}
+
+// create stores a new object.
+func (r *resources) create(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+	c, err := r.newCreation(ctx, obj)
+	if err != nil {
+		return result{}, err
+	}
+	if opts.dryRun {
+		return result{info: c.info, obj: c.obj}, nil
+	}
+	value, rev, err := c.commit(ctx, r.store)
+	if err != nil {
+		return result{}, err
+	}
+	return result{info: c.info, value: value, rev: rev}, nil
 }
 
 // creation is a new object that passed validation and admission, ready to store.
@@ -151,11 +215,9 @@ var chainStart = map[string]bool{kinds.Deployment: true}
 const ReasonStored = "Stored"
 
 // newCreation checks an object to create and sets what the server owns on it.
-func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation, error) {
-	obj, info, err := unwrap(o)
-	if err != nil {
-		return nil, err
-	}
+func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creation, error) {
+	info := kinds.Of(obj)
+	obj.SetNamespace(namespaceFor(info, obj.GetNamespace()))
 	if obj.GetResourceVersion() != "" {
 		return nil, invalid(info, obj.GetName(), errors.New("metadata.resourceVersion: Invalid value: must not be set on create"))
 	}
@@ -217,24 +279,25 @@ func (c *creation) encode() error {
 	return nil
 }
 
-// commit stores the object alone, under another generated name if its name is taken.
-func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, error) {
+// commit stores the object alone, under another generated name if its name is taken,
+// and returns its stored bytes and revision.
+func (c *creation) commit(ctx context.Context, s *store.Store) ([]byte, int64, error) {
 	for attempt := 0; ; attempt++ {
 		ops, err := c.ops()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		res, err := s.Txn(ctx, ops...)
 		if c.generated && errors.Is(err, store.ErrAlreadyExists) && attempt < maxRetries {
 			if err := c.encode(); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			continue
 		}
 		if err != nil {
-			return nil, storeError(c.info, c.op.Key.Name, err)
+			return nil, 0, storeError(c.info, c.op.Key.Name, err)
 		}
-		return storedObject(c.info, c.op.Value, res.Revision), nil
+		return c.op.Value, res.Revision, nil
 	}
 }
 
@@ -258,7 +321,12 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	creations := make([]*creation, len(objs))
 	var valid []int
 	for i, o := range objs {
-		c, err := r.newCreation(ctx, o)
+		obj, err := unwrap(o)
+		if err != nil {
+			fail(i, err)
+			continue
+		}
+		c, err := r.newCreation(ctx, obj)
 		if err != nil {
 			fail(i, err)
 			continue
@@ -297,12 +365,13 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := creations[i].commit(ctx, r.store)
+			c := creations[i]
+			value, rev, err := c.commit(ctx, r.store)
 			if err != nil {
 				fail(i, err)
 				return
 			}
-			results[i] = &apiv1.CreateBatchResult{Object: out}
+			results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info, value, rev)}
 		}()
 	}
 	wg.Wait()
@@ -425,11 +494,7 @@ func namespacePhase(o store.Object) (string, error) {
 
 // ensureNamespace creates a namespace unless it exists.
 func (r *resources) ensureNamespace(ctx context.Context, name string) error {
-	o, err := kinds.Wrap(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	if err != nil {
-		return err
-	}
-	_, err = r.Create(ctx, &apiv1.CreateRequest{Object: o})
+	_, err := r.create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, writeOptions{})
 	if status.Code(err) == codes.AlreadyExists {
 		return nil
 	}
@@ -441,18 +506,27 @@ func (r *resources) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Obje
 	if err != nil {
 		return nil, err
 	}
-	if req.GetName() == "" {
-		return nil, badRequest("name is required")
-	}
-	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
-	obj, _, err := r.get(ctx, info, k, req.GetStale())
+	res, err := r.getObject(ctx, info, req.GetNamespace(), req.GetName(), store.ReadOptions{Stale: req.GetStale()})
 	if err != nil {
 		return nil, err
 	}
-	if err := guard(ctx, obj); err != nil {
-		return nil, err
+	return res.wire()
+}
+
+// getObject reads one object.
+func (r *resources) getObject(ctx context.Context, info *kinds.Info, ns, name string, opts store.ReadOptions) (result, error) {
+	if name == "" {
+		return result{}, badRequest("name is required")
 	}
-	return wrap(info, obj)
+	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
+	obj, _, err := r.get(ctx, info, k, opts.Stale)
+	if err != nil {
+		return result{}, err
+	}
+	if err := guard(ctx, obj); err != nil {
+		return result{}, err
+	}
+	return result{info: info, obj: obj}, nil
 }
 
 // selector builds the store predicate and index choice for label and field selectors.
@@ -522,67 +596,98 @@ func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.Li
 	if err != nil {
 		return nil, err
 	}
-	pred, field, value, err := selector(info, req.GetLabelSelector(), req.GetFieldSelector())
+	l, err := r.list(ctx, info, listOptions{namespace: req.GetNamespace(), labelSelector: req.GetLabelSelector(),
+		fieldSelector: req.GetFieldSelector(), stale: req.GetStale()})
 	if err != nil {
 		return nil, err
 	}
-	ns := ""
-	if info.Namespaced {
-		ns = req.GetNamespace()
-	}
-	objs, rev, err := r.store.List(ctx, info.Kind, store.ListOptions{
-		Stale: req.GetStale(), Namespace: ns, IndexField: field, IndexValue: value, Predicate: pred,
-	})
-	if err != nil {
-		return nil, storeError(info, "", err)
-	}
-	out := &apiv1.ListResponse{Items: make([]*apiv1.Object, 0, len(objs)), ResourceVersion: strconv.FormatInt(rev, 10)}
-	for i := range objs {
-		out.Items = append(out.Items, storedObject(info, objs[i].Value, objs[i].ModRevision))
+	out := &apiv1.ListResponse{Items: make([]*apiv1.Object, 0, len(l.items)), ResourceVersion: strconv.FormatInt(l.rev, 10)}
+	for i := range l.items {
+		out.Items = append(out.Items, storedObject(info, l.items[i].Value, l.items[i].ModRevision))
 	}
 	return out, nil
 }
 
-// update is the read-modify-write loop shared by Update, UpdateStatus, Delete and Bind:
+// listOptions select the objects of a list.
+type listOptions struct {
+	namespace                    string // "" for every namespace
+	labelSelector, fieldSelector string
+	stale                        bool
+}
+
+// listResult is a list's objects, as stored, and the revision it reflects.
+type listResult struct {
+	items []store.Object
+	rev   int64
+}
+
+// list reads the objects of a kind.
+func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions) (listResult, error) {
+	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
+	if err != nil {
+		return listResult{}, err
+	}
+	ns := ""
+	if info.Namespaced {
+		ns = opts.namespace
+	}
+	objs, rev, err := r.store.List(ctx, info.Kind, store.ListOptions{
+		Stale: opts.stale, Namespace: ns, IndexField: field, IndexValue: value, Predicate: pred,
+	})
+	if err != nil {
+		return listResult{}, storeError(info, "", err)
+	}
+	return listResult{items: objs, rev: rev}, nil
+}
+
+// update is the read-modify-write loop shared by every write to an existing object:
 // mutate builds the next state from the current one (or returns a terminal error); the
 // write is a compare-and-swap on the current revision. Without a caller precondition
-// (wantRV 0), a lost race is retried on the new state.
-func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64,
-	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (kinds.Object, error) {
+// (wantRV 0), a lost race is retried on the new state. A dry run stops before the write.
+func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, opts writeOptions,
+	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (result, error) {
 	for attempt := 0; ; attempt++ {
 		cur, rec, err := r.get(ctx, info, k, false)
 		if err != nil {
-			return nil, err
+			return result{}, err
 		}
 		if err := guard(ctx, cur); err != nil {
-			return nil, err // checked on the revision the write compares against
+			return result{}, err // checked on the revision the write compares against
 		}
 		if wantRV != 0 && wantRV != rec.ModRevision {
-			return nil, conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
+			return result{}, conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
 		}
 		next, err := mutate(cur, rec)
 		if err != nil {
-			return nil, err
+			return result{}, err
 		}
 		op := store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
 		if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
-			return nil, storeError(info, k.Name, err)
+			return result{}, storeError(info, k.Name, err)
 		}
 		if bytes.Equal(op.Value, rec.Value) {
-			return cur, nil // nothing changes: no write, no new resourceVersion
+			return result{info: info, obj: cur, value: rec.Value, rev: rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
 		}
-		if next.GetDeletionTimestamp() != nil && !held(next) {
+		gone := next.GetDeletionTimestamp() != nil && !held(next)
+		if gone {
 			op = store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID} // the last finalizer is gone: the object goes
+		}
+		if opts.dryRun {
+			return result{info: info, obj: next, gone: gone}, nil
 		}
 		res, err := r.store.Txn(ctx, op)
 		if errors.Is(err, store.ErrConflict) && wantRV == 0 && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
-			return nil, storeError(info, k.Name, err)
+			return result{}, storeError(info, k.Name, err)
 		}
 		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
-		return next, nil
+		out := result{info: info, obj: next, gone: gone}
+		if !gone {
+			out.value, out.rev = op.Value, res.Revision
+		}
+		return out, nil
 	}
 }
 
@@ -605,77 +710,101 @@ func held(obj kinds.Object) bool {
 func clone(obj kinds.Object) kinds.Object { return obj.DeepCopyObject().(kinds.Object) }
 
 func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
-	obj, info, err := unwrap(req.GetObject())
+	obj, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err
 	}
+	res, err := r.replace(ctx, obj, writeOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return res.wire()
+}
+
+// replace writes obj over the stored object of its name: its metadata and spec (the
+// status goes through replaceStatus), compare-and-swap on obj's resourceVersion if set.
+func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+	info := kinds.Of(obj)
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
-		return nil, err
+		return result{}, err
 	}
-	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
-			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
-		}
-		next := clone(obj)
-		validation.Default(next) // before comparing specs: a default is no change
-		// The server owns these; the status goes through UpdateStatus.
-		next.SetUID(cur.GetUID())
-		next.SetCreationTimestamp(cur.GetCreationTimestamp())
-		next.SetResourceVersion(cur.GetResourceVersion())
-		next.SetDeletionTimestamp(cur.GetDeletionTimestamp())
-		next.SetDeletionGracePeriodSeconds(cur.GetDeletionGracePeriodSeconds())
-		next.SetGeneration(cur.GetGeneration())
-		next.SetGenerateName(cur.GetGenerateName())
-		kinds.CopySection(next, cur, kinds.StatusSection)
-		if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
-			next.SetGeneration(cur.GetGeneration() + 1)
-		}
-		if cur.GetDeletionTimestamp() != nil {
-			for _, f := range next.GetFinalizers() {
-				if !contains(cur.GetFinalizers(), f) {
-					return nil, forbidden(info, obj.GetName(), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizer %q", f))
-				}
+	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		return prepareUpdate(info, cur, clone(obj))
+	})
+}
+
+// prepareUpdate makes next, a new state the user wrote, the next stored state of cur:
+// the server's fields kept, generation counted, defaulted and validated.
+func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, error) {
+	if next.GetUID() != "" && next.GetUID() != cur.GetUID() {
+		return nil, conflict(info, next.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", next.GetUID(), cur.GetUID()))
+	}
+	validation.Default(next) // before comparing specs: a default is no change
+	// The server owns these; the status goes through UpdateStatus.
+	next.SetUID(cur.GetUID())
+	next.SetCreationTimestamp(cur.GetCreationTimestamp())
+	next.SetResourceVersion(cur.GetResourceVersion())
+	next.SetDeletionTimestamp(cur.GetDeletionTimestamp())
+	next.SetDeletionGracePeriodSeconds(cur.GetDeletionGracePeriodSeconds())
+	next.SetGeneration(cur.GetGeneration())
+	next.SetGenerateName(cur.GetGenerateName())
+	kinds.CopySection(next, cur, kinds.StatusSection)
+	if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
+		next.SetGeneration(cur.GetGeneration() + 1)
+	}
+	if cur.GetDeletionTimestamp() != nil {
+		for _, f := range next.GetFinalizers() {
+			if !contains(cur.GetFinalizers(), f) {
+				return nil, forbidden(info, next.GetName(), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizer %q", f))
 			}
 		}
-		if err := admitUpdate(cur, next); err != nil {
-			return nil, invalid(info, obj.GetName(), err)
-		}
-		return next, nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return wrap(info, out)
+	if err := admitUpdate(cur, next); err != nil {
+		return nil, invalid(info, next.GetName(), err)
+	}
+	return next, nil
 }
 
 func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
-	obj, info, err := unwrap(req.GetObject())
+	obj, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err
 	}
+	res, err := r.replaceStatus(ctx, obj, writeOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return res.wire()
+}
+
+// replaceStatus writes obj's status over the stored object's, compare-and-swap on obj's
+// resourceVersion if set.
+func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+	info := kinds.Of(obj)
 	if !info.HasStatus {
-		return nil, badRequest("%s has no status", resourceName(info))
+		return result{}, badRequest("%s has no status", resourceName(info))
 	}
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
-		return nil, err
+		return result{}, err
 	}
-	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
-			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
-		}
-		next := clone(cur)
-		kinds.CopySection(next, obj, kinds.StatusSection)
-		if err := admitStatusUpdate(cur, next); err != nil {
-			return nil, invalid(info, obj.GetName(), err)
-		}
-		return next, nil
+	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		return prepareStatusUpdate(info, cur, obj)
 	})
-	if err != nil {
-		return nil, err
+}
+
+// prepareStatusUpdate is cur with the status of obj, validated.
+func prepareStatusUpdate(info *kinds.Info, cur, obj kinds.Object) (kinds.Object, error) {
+	if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
+		return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 	}
-	return wrap(info, out)
+	next := clone(cur)
+	kinds.CopySection(next, obj, kinds.StatusSection)
+	if err := admitStatusUpdate(cur, next); err != nil {
+		return nil, invalid(info, obj.GetName(), err)
+	}
+	return next, nil
 }
 
 func contains(list []string, s string) bool {
@@ -692,40 +821,60 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
-	if req.GetName() == "" {
-		return nil, badRequest("name is required")
-	}
-	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
-	wantRV, err := parseRV(info, k.Name, req.GetPreconditions().GetResourceVersion())
+	res, err := r.delete(ctx, info, req.GetNamespace(), req.GetName(), deleteOptions{
+		propagationPolicy: req.GetPropagationPolicy(), gracePeriodSeconds: req.GracePeriodSeconds,
+		resourceVersion: req.GetPreconditions().GetResourceVersion(), uid: req.GetPreconditions().GetUid(),
+	})
 	if err != nil {
 		return nil, err
 	}
+	return wrap(info, res.obj)
+}
+
+// deleteOptions are Kubernetes' DeleteOptions.
+type deleteOptions struct {
+	writeOptions
+	propagationPolicy  string
+	gracePeriodSeconds *int64
+	// resourceVersion and uid are preconditions, when set.
+	resourceVersion, uid string
+}
+
+// delete marks an object for deletion, or removes it when nothing holds it.
+func (r *resources) delete(ctx context.Context, info *kinds.Info, ns, name string, opts deleteOptions) (result, error) {
+	if name == "" {
+		return result{}, badRequest("name is required")
+	}
+	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
+	wantRV, err := parseRV(info, k.Name, opts.resourceVersion)
+	if err != nil {
+		return result{}, err
+	}
 	var addFinalizer string
-	switch req.GetPropagationPolicy() {
+	switch opts.propagationPolicy {
 	case "", "Background":
 	case "Foreground":
 		addFinalizer = FinalizerForeground
 	case "Orphan":
 		addFinalizer = FinalizerOrphan
 	default:
-		return nil, badRequest("propagationPolicy: Unsupported value: %q: supported values: Background, Foreground, Orphan", req.GetPropagationPolicy())
+		return result{}, badRequest("propagationPolicy: Unsupported value: %q: supported values: Background, Foreground, Orphan", opts.propagationPolicy)
 	}
-	if req.GracePeriodSeconds != nil && req.GetGracePeriodSeconds() < 0 {
-		return nil, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", req.GetGracePeriodSeconds())
+	if opts.gracePeriodSeconds != nil && *opts.gracePeriodSeconds < 0 {
+		return result{}, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", *opts.gracePeriodSeconds)
 	}
 	if info.Kind == kinds.Namespace && (k.Name == "default") {
-		return nil, forbidden(info, k.Name, "this namespace may not be deleted")
+		return result{}, forbidden(info, k.Name, "this namespace may not be deleted")
 	}
-	uid := req.GetPreconditions().GetUid()
-	out, err := r.update(ctx, info, k, wantRV, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
-		if uid != "" && uid != rec.UID {
-			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
+	return r.update(ctx, info, k, wantRV, opts.writeOptions, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+		if opts.uid != "" && opts.uid != rec.UID {
+			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", opts.uid, rec.UID))
 		}
 		next := clone(cur)
 		if addFinalizer != "" && !contains(next.GetFinalizers(), addFinalizer) {
 			next.SetFinalizers(append(next.GetFinalizers(), addFinalizer))
 		}
-		grace := r.gracePeriod(next, req.GracePeriodSeconds)
+		grace := r.gracePeriod(next, opts.gracePeriodSeconds)
 		cg := next.GetDeletionGracePeriodSeconds()
 		if next.GetDeletionTimestamp() == nil || cg != nil && grace < *cg {
 			// A second delete may shorten the grace period, never lengthen it.
@@ -738,10 +887,6 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 		}
 		return next, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return wrap(info, out)
 }
 
 // gracePeriod is how long a deleted object lingers for its owner to clean up. Only pods
@@ -766,36 +911,41 @@ func (r *resources) gracePeriod(obj kinds.Object, requested *int64) int64 {
 }
 
 func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Object, error) {
+	res, err := r.bind(ctx, req.GetNamespace(), req.GetName(), req.GetUid(), req.GetNodeName(), writeOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return res.wire()
+}
+
+// bind assigns a pod to a node, once.
+func (r *resources) bind(ctx context.Context, ns, name, uid, node string, opts writeOptions) (result, error) {
 	info := kinds.MustLookup(kinds.Pod)
-	if req.GetName() == "" || req.GetNodeName() == "" {
-		return nil, badRequest("bind: pod name and node name are required")
+	if name == "" || node == "" {
+		return result{}, badRequest("bind: pod name and node name are required")
 	}
-	if len(utilvalidation.IsDNS1123Subdomain(req.GetNodeName())) > 0 {
-		return nil, invalid(info, req.GetName(), fmt.Errorf("target.name: Invalid value: %q: must be a node name", req.GetNodeName()))
+	if len(utilvalidation.IsDNS1123Subdomain(node)) > 0 {
+		return result{}, invalid(info, name, fmt.Errorf("target.name: Invalid value: %q: must be a node name", node))
 	}
-	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
-	out, err := r.update(ctx, info, k, 0, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, ns), Name: name}
+	return r.update(ctx, info, k, 0, opts, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		pod := clone(cur).(*corev1.Pod)
-		if req.GetUid() != "" && req.GetUid() != rec.UID {
-			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", req.GetUid(), rec.UID))
+		if uid != "" && uid != rec.UID {
+			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
 		}
 		if pod.DeletionTimestamp != nil {
-			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is being deleted, cannot be assigned to a node", k.Namespace, k.Name)
+			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is being deleted, cannot be assigned to a node", k.Namespace, k.Name).about(info, name)
 		}
 		if n := pod.Spec.NodeName; n != "" {
-			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is already assigned to node %q", k.Namespace, k.Name, n)
+			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is already assigned to node %q", k.Namespace, k.Name, n).about(info, name)
 		}
-		pod.Spec.NodeName = req.GetNodeName()
+		pod.Spec.NodeName = node
 		if pod.Status.Phase == "" {
 			pod.Status.Phase = corev1.PodPending
 		}
 		setPodCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(r.now())})
 		return pod, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return wrap(info, out)
 }
 
 func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition) {
