@@ -3,6 +3,8 @@ package apiserver
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -608,17 +610,65 @@ func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.Li
 	return out, nil
 }
 
-// listOptions select the objects of a list.
+// listOptions select the objects of a list: Kubernetes' ListOptions.
 type listOptions struct {
 	namespace                    string // "" for every namespace
 	labelSelector, fieldSelector string
-	stale                        bool
+	// stale reads this node's state (the gRPC API's choice; the REST API's is
+	// resourceVersion "0").
+	stale bool
+	// resourceVersion and resourceVersionMatch choose the revision listed, as Kubernetes
+	// does: "" the current one; "0" any (this node's state); N with NotOlderThan this
+	// node's state once it has applied N, with Exact the state at N.
+	resourceVersion, resourceVersionMatch string
+	// limit, when positive, cuts the list in pages; continueToken asks for the next.
+	limit         int64
+	continueToken string
 }
 
 // listResult is a list's objects, as stored, and the revision it reflects.
 type listResult struct {
 	items []store.Object
 	rev   int64
+	// continueToken, when the list was cut short, asks for the rest (at rev).
+	continueToken string
+}
+
+// continueToken is what a continue parameter holds: Kubernetes' form, base64 of
+// {"v":"meta.k8s.io/v1","rv":N,"start":"..."}, with the namespace and name the page
+// ended at as start.
+type continueToken struct {
+	APIVersion string `json:"v"`
+	Revision   int64  `json:"rv"`
+	Start      string `json:"start"`
+}
+
+func encodeContinue(rev int64, last store.Key) string {
+	b, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", Revision: rev, Start: last.Namespace + "/" + last.Name})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeContinue(s string) (rev int64, after store.Key, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	var t continueToken
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	ns, name, ok := strings.Cut(t.Start, "/")
+	if err != nil || t.APIVersion != "meta.k8s.io/v1" || !ok || t.Revision < 0 {
+		return 0, after, badRequest("continue key is not valid: %q", s)
+	}
+	return t.Revision, store.Key{Namespace: ns, Name: name}, nil
+}
+
+// tooOldContinue is the 410 of a continue token older than the history, with a token
+// that goes on at the current state, as Kubernetes' is.
+func tooOldContinue(after store.Key) error {
+	e := statusError(codes.OutOfRange, ReasonTooOld, nil, "The provided continue parameter is too old to display a consistent list result. "+
+		"You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. "+
+		"Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+	e.status.ListMeta.Continue = encodeContinue(0, after)
+	return e
 }
 
 // list reads the objects of a kind.
@@ -627,17 +677,58 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	if err != nil {
 		return listResult{}, err
 	}
-	ns := ""
+	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0))}
 	if info.Namespaced {
-		ns = opts.namespace
+		so.Namespace = opts.namespace
 	}
-	objs, rev, err := r.store.List(ctx, info.Kind, store.ListOptions{
-		Stale: opts.stale, Namespace: ns, IndexField: field, IndexValue: value, Predicate: pred,
-	})
+	rv, match := opts.resourceVersion, opts.resourceVersionMatch
+	switch {
+	case match != "" && rv == "":
+		return listResult{}, badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")
+	case match != "" && opts.continueToken != "":
+		return listResult{}, badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided")
+	case match != "" && match != string(metav1.ResourceVersionMatchExact) && match != string(metav1.ResourceVersionMatchNotOlderThan):
+		return listResult{}, badRequest("resourceVersionMatch: Unsupported value: %q: supported values: \"Exact\", \"NotOlderThan\", \"\"", match)
+	case match == string(metav1.ResourceVersionMatchExact) && rv == "0":
+		return listResult{}, badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+	case opts.continueToken != "" && rv != "" && rv != "0":
+		return listResult{}, badRequest("specifying resource version is not allowed when using continue")
+	}
+	var after store.Key
+	switch {
+	case opts.continueToken != "":
+		rev, a, err := decodeContinue(opts.continueToken)
+		if err != nil {
+			return listResult{}, err
+		}
+		after, so.After, so.Revision = a, a, rev
+	case rv == "":
+	case rv == "0":
+		so.Stale = true
+	default:
+		n, err := parseRV(info, "", rv)
+		if err != nil {
+			return listResult{}, badRequest("resourceVersion: Invalid value: %q: must be a non-negative integer", rv)
+		}
+		if match == string(metav1.ResourceVersionMatchExact) || match == "" && opts.limit > 0 {
+			so.Revision = n
+		} else {
+			so.Stale, so.MinRevision = true, n
+		}
+	}
+	res, err := r.store.ListPage(ctx, info.Kind, so)
+	var ce *store.CompactedError
+	if opts.continueToken != "" && errors.As(err, &ce) {
+		return listResult{}, tooOldContinue(after)
+	}
 	if err != nil {
 		return listResult{}, storeError(info, "", err)
 	}
-	return listResult{items: objs, rev: rev}, nil
+	out := listResult{items: res.Objects, rev: res.Revision}
+	if res.More && len(res.Objects) > 0 {
+		out.continueToken = encodeContinue(res.Revision, res.Objects[len(res.Objects)-1].Key)
+	}
+	return out, nil
 }
 
 // update is the read-modify-write loop shared by every write to an existing object:
