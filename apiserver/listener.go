@@ -51,13 +51,10 @@ func newSplitter(ln net.Listener, cfg *tls.Config) *splitter {
 	return &splitter{ln: ln, tls: cfg, grpc: newConnQueue(ln.Addr()), rest: newConnQueue(ln.Addr())}
 }
 
-// run accepts until the listener is closed, then closes both queues.
+// run accepts until the listener is closed. The servers close the queues when they
+// stop, which ends the hand-over of connections still being split.
 func (s *splitter) run() {
-	defer func() {
-		s.wg.Wait()
-		s.grpc.Close()
-		s.rest.Close()
-	}()
+	defer s.wg.Wait()
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {

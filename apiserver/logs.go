@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -38,13 +39,17 @@ type podLogs struct {
 
 // Logs implements apiv1.PodsServer.
 func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) error {
-	ctx := stream.Context()
+	return p.stream(stream.Context(), req, func(data []byte) error { return stream.Send(&apiv1.PodLogsChunk{Data: data}) })
+}
+
+// stream sends a container's output, chunk by chunk, to send.
+func (p *podLogs) stream(ctx context.Context, req *apiv1.PodLogsRequest, send func([]byte) error) error {
 	podInfo, nodeInfo := kinds.MustLookup(kinds.Pod), kinds.MustLookup(kinds.Node)
 	ns := namespaceFor(podInfo, req.GetNamespace())
 	if req.GetName() == "" {
 		return badRequest("name is required")
 	}
-	obj, _, err := p.resources.get(ctx, podInfo, store.Key{Kind: podInfo.Kind, Namespace: ns, Name: req.GetName()}, false)
+	obj, _, err := p.resources.get(ctx, podInfo, store.Key{Kind: podInfo.Kind, Namespace: ns, Name: req.GetName()}, store.ReadOptions{})
 	if err != nil {
 		return err
 	}
@@ -60,7 +65,7 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 	if nodeName == "" {
 		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is not scheduled to a node yet: it has no logs", req.GetName())
 	}
-	nobj, _, err := p.resources.get(ctx, nodeInfo, store.Key{Kind: nodeInfo.Kind, Name: nodeName}, true)
+	nobj, _, err := p.resources.get(ctx, nodeInfo, store.Key{Kind: nodeInfo.Kind, Name: nodeName}, store.ReadOptions{Stale: true})
 	if status.Code(err) == codes.NotFound {
 		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is bound to node %q, which does not exist", req.GetName(), nodeName)
 	}
@@ -95,7 +100,7 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 	for err == nil {
 		var chunk *kubeletv1.LogChunk
 		if chunk, err = ks.Recv(); err == nil {
-			err = stream.Send(&apiv1.PodLogsChunk{Data: chunk.GetData()})
+			err = send(chunk.GetData())
 			if err != nil {
 				return err // the client went away
 			}

@@ -99,8 +99,8 @@ func parseRV(info *kinds.Info, name, rv string) (int64, error) {
 	return n, nil
 }
 
-func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, stale bool) (kinds.Object, *store.Object, error) {
-	o, err := r.store.Get(ctx, k, store.ReadOptions{Stale: stale})
+func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, opts store.ReadOptions) (kinds.Object, *store.Object, error) {
+	o, err := r.store.Get(ctx, k, opts)
 	if err != nil {
 		return nil, nil, storeError(info, k.Name, err)
 	}
@@ -521,7 +521,7 @@ func (r *resources) getObject(ctx context.Context, info *kinds.Info, ns, name st
 		return result{}, badRequest("name is required")
 	}
 	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
-	obj, _, err := r.get(ctx, info, k, opts.Stale)
+	obj, _, err := r.get(ctx, info, k, opts)
 	if err != nil {
 		return result{}, err
 	}
@@ -738,7 +738,7 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, opts writeOptions,
 	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (result, error) {
 	for attempt := 0; ; attempt++ {
-		cur, rec, err := r.get(ctx, info, k, false)
+		cur, rec, err := r.get(ctx, info, k, store.ReadOptions{})
 		if err != nil {
 			return result{}, err
 		}

@@ -77,16 +77,45 @@ func (g *gate) credentials(ctx context.Context) auth.Credentials {
 	return c
 }
 
-// admit runs the checks for one request and returns the context its handler runs in.
+// authenticate finds who presents c and applies their rate limit. Every front end's
+// request passes here first.
+func (g *gate) authenticate(c auth.Credentials, what string) (auth.User, error) {
+	if g.authn == nil {
+		return anonymous, nil
+	}
+	user, err := g.authn.Authenticate(c)
+	if err != nil {
+		return user, statusError(codes.Unauthenticated, ReasonUnauthenticated, nil, "%s: %v", what, err)
+	}
+	if err := g.limiter.allow(user.Name); err != nil {
+		return user, err
+	}
+	return user, nil
+}
+
+// authorizeAttrs decides whether a.User may do a, and returns the context its handler
+// runs in (with the guard an allowed action may carry).
+func (g *gate) authorizeAttrs(ctx context.Context, a auth.Attributes) (context.Context, error) {
+	if g.authn == nil {
+		return ctx, nil
+	}
+	gd, err := g.authz.Authorize(a)
+	if err != nil {
+		return ctx, statusError(codes.PermissionDenied, ReasonForbidden, nil, "%v", err)
+	}
+	if gd != nil {
+		ctx = context.WithValue(ctx, guardKey{}, gd)
+	}
+	return ctx, nil
+}
+
+// admit runs the checks for one gRPC request and returns the context its handler runs in.
 func (g *gate) admit(ctx context.Context, method string, req any) (context.Context, auth.User, error) {
 	if g.authn == nil {
 		return ctx, anonymous, nil
 	}
-	user, err := g.authn.Authenticate(g.credentials(ctx))
+	user, err := g.authenticate(g.credentials(ctx), method)
 	if err != nil {
-		return ctx, user, statusError(codes.Unauthenticated, ReasonUnauthenticated, nil, "%s: %v", method, err)
-	}
-	if err := g.limiter.allow(user.Name); err != nil {
 		return ctx, user, err
 	}
 	if b, ok := req.(*apiv1.CreateBatchRequest); ok {
@@ -104,14 +133,13 @@ func (g *gate) admit(ctx context.Context, method string, req any) (context.Conte
 		}
 		return ctx, user, nil
 	}
-	gd, err := g.authorize(method, req, user)
+	attrs, err := attributesFor(method, req)
 	if err != nil {
 		return ctx, user, err
 	}
-	if gd != nil {
-		ctx = context.WithValue(ctx, guardKey{}, gd)
-	}
-	return ctx, user, nil
+	attrs.User = user
+	ctx, err = g.authorizeAttrs(ctx, attrs)
+	return ctx, user, err
 }
 
 // authorize decides whether user may make the request.

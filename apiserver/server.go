@@ -27,16 +27,21 @@ import (
 // cluster's concurrent writers.
 const streamWorkers = 128
 
-// Server is one API server: the gRPC API over an embedded store node.
+// Server is one API server: the gRPC API and Kubernetes' REST API, on one port, over
+// an embedded store node.
 type Server struct {
 	cfg       Config
 	log       hclog.Logger
 	store     *store.Store
 	grpc      *grpc.Server
+	rest      *http.Server
+	split     *splitter
 	http      *http.Server
 	ln, hln   net.Listener
 	metrics   *metrics
 	resources *resources
+	// stopREST ends the REST API's requests (watches, followed logs) at shutdown.
+	stopREST context.CancelFunc
 }
 
 // New opens the store and prepares the listeners; Run serves.
@@ -86,13 +91,29 @@ func New(cfg Config) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
-	if cfg.TLS != nil {
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
-	}
+	// The splitter does the TLS handshake, for both APIs; gRPC reads its result.
+	sopts = append(sopts, grpc.Creds(splitCredentials{}))
+	s.split = newSplitter(s.ln, cfg.TLS)
 	s.grpc = grpc.NewServer(sopts...)
+	logs := &podLogs{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil}
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members})
-	apiv1.RegisterPodsServer(s.grpc, &podLogs{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
+	apiv1.RegisterPodsServer(s.grpc, logs)
+	restCtx, stopREST := context.WithCancel(context.Background())
+	s.stopREST = stopREST
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // the splitter has done the TLS handshake
+	s.rest = &http.Server{
+		Handler: &restAPI{res: s.resources, gate: gate, logs: logs, metrics: s.metrics, log: log, now: cfg.Now,
+			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader},
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       connContext,
+		BaseContext:       func(net.Listener) context.Context { return restCtx },
+		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
 	if s.hln != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -104,6 +125,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) closeListeners() {
+	if s.stopREST != nil {
+		s.stopREST()
+	}
 	s.ln.Close()
 	if s.hln != nil {
 		s.hln.Close()
@@ -142,12 +166,23 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Add(1)
+	errc := make(chan error, 4)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		if err := s.grpc.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		s.split.run()
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.grpc.Serve(s.split.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			errc <- fmt.Errorf("serve API on %s: %w", s.Addr(), err)
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.rest.Serve(s.split.rest); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			errc <- fmt.Errorf("serve REST API on %s: %w", s.Addr(), err)
 			cancel()
 		}
 	}()
@@ -172,6 +207,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
 	<-ctx.Done()
 
+	s.split.close()
+	s.stopREST()
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := s.rest.Shutdown(rctx); err != nil {
+		s.rest.Close()
+	}
+	rcancel()
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
