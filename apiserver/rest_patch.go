@@ -125,4 +125,3 @@ func (r *resources) patch(ctx context.Context, info *kinds.Info, ns, name string
 		return prepare(cur, patched)
 	})
 }
-

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"net/http"
+	"reflect"
 	"strconv"
 
 	"google.golang.org/grpc/codes"

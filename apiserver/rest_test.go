@@ -470,7 +470,7 @@ func TestRESTWatch(t *testing.T) {
 type restEvent struct {
 	Type, Kind string
 	Object     metav1.ObjectMeta
-	Status metav1.Status
+	Status     metav1.Status
 }
 
 // watch streams a watch's events until ctx ends.
@@ -515,4 +515,3 @@ func (rc *restClient) watch(ctx context.Context, path string) <-chan restEvent {
 }
 
 func ptrTo[T any](v T) *T { return &v }
-
