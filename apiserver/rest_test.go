@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
@@ -515,3 +517,96 @@ func (rc *restClient) watch(ctx context.Context, path string) <-chan restEvent {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// newRESTTLS is a REST client over TLS (HTTP/2 by ALPN), with a client certificate or a
+// bearer token.
+func newRESTTLS(t testing.TB, addr string, tc *tls.Config, token string) *restClient {
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	var rt http.RoundTripper = tr
+	if token != "" {
+		rt = tokenTransport{token: token, next: tr}
+	}
+	return &restClient{t: t, base: "https://" + addr, c: &http.Client{Transport: rt}}
+}
+
+type tokenTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (tt tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+tt.token)
+	return tt.next.RoundTrip(r)
+}
+
+// TestRESTSecurity: the REST API authenticates and authorizes as the gRPC API does, on
+// the same TLS port, with the same words: a kubelet's certificate gets the node's limits.
+func TestRESTSecurity(t *testing.T) {
+	dir := apicluster.Certs(t, "w1", "w2")
+	toks, err := auth.ParseTokens(auth.HashToken("ci-token") + ",ci,skiff:admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir, Tokens: toks})
+	admin := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
+	pods := "/api/v1/namespaces/default/pods"
+	for _, p := range []*corev1.Pod{boundPod("mine", "w1"), boundPod("theirs", "w2")} {
+		kinds.SetTypeMeta(p)
+		r := admin.want(admin.do("POST", pods, "application/json", "", p), 201, "create "+p.Name)
+		if r.header.Get("Content-Type") != "application/json" {
+			t.Errorf("content type %q", r.header.Get("Content-Type"))
+		}
+	}
+	if r := admin.do("GET", pods, "", "", nil); r.code != 200 {
+		t.Fatalf("admin over HTTP/2 and TLS: %d %s", r.code, r.body)
+	}
+	token := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, ""), "ci-token")
+	token.want(token.do("GET", pods, "", "", nil), 200, "token")
+	nobody := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, ""), "")
+	st := nobody.want(nobody.do("GET", pods, "", "", nil), 401, "no credentials").status()
+	if st.Reason != metav1.StatusReasonUnauthorized || !strings.Contains(st.Message, "no client certificate or bearer token presented") {
+		t.Errorf("no credentials = %+v", st)
+	}
+	nobody.want(nobody.do("GET", "/healthz", "", "", nil), 200, "healthz needs no credentials")
+
+	w1 := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
+	l := decodeJSON[corev1.PodList](t, w1.want(w1.do("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dw1", "", "", nil), 200, "own pods").body)
+	if len(l.Items) != 1 || l.Items[0].Name != "mine" {
+		t.Errorf("own pods = %+v", l.Items)
+	}
+	w1.want(w1.do("PATCH", pods+"/mine/status", "application/merge-patch+json", "", `{"status":{"phase":"Running"}}`), 200, "own pod's status")
+	const msg = `user "system:node:w1" cannot `
+	for _, tc := range []struct {
+		method, path, body, msg string
+	}{
+		{"GET", pods + "/theirs", "", msg + `get pods "default/theirs": pod is bound to node "w2"`},
+		{"GET", "/api/v1/pods", "", msg + "list pods in all namespaces: a node may only list pods with fieldSelector spec.nodeName=w1"},
+		{"GET", "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dw2", "", msg + "watch pods"},
+		{"PATCH", pods + "/theirs/status", `{"status":{"phase":"Failed"}}`, msg + `update pods/status "default/theirs": pod is bound to node "w2"`},
+		{"PATCH", pods + "/mine", `{"metadata":{"labels":{"a":"b"}}}`, msg + `update pods "default/mine"`},
+		{"DELETE", pods + "/theirs", "", msg + `delete pods "default/theirs": pod is bound to node "w2"`},
+		{"POST", "/api/v1/nodes", `{"apiVersion":"v1","kind":"Node","metadata":{"name":"w2"}}`, msg + `create nodes "w2": a node may only access its own Node "w1"`},
+	} {
+		ct := ""
+		switch tc.method {
+		case "PATCH":
+			ct = "application/merge-patch+json"
+		case "POST":
+			ct = "application/json"
+		}
+		st := w1.want(w1.do(tc.method, tc.path, ct, "", tc.body), 403, tc.method+" "+tc.path).status()
+		if st.Reason != metav1.StatusReasonForbidden || !strings.Contains(st.Message, tc.msg) {
+			t.Errorf("%s %s = %q, want %q", tc.method, tc.path, st.Message, tc.msg)
+		}
+	}
+	theirs := decodeJSON[corev1.Pod](t, admin.want(admin.do("GET", pods+"/theirs", "", "", nil), 200, "get theirs").body)
+	if theirs.Status.Phase == corev1.PodFailed || theirs.DeletionTimestamp != nil {
+		t.Errorf("w2's pod changed: %+v", theirs.Status)
+	}
+	// gRPC on the same port, same certificate.
+	if _, err := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "").List(testCtx(t), &apiv1.ListRequest{Kind: "Pod"}); err != nil {
+		t.Errorf("gRPC beside REST: %v", err)
+	}
+}
