@@ -14,7 +14,7 @@ JEPSEN_NEMESES ?= all
 JEPSEN_NET ?= auto
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build run test bench proto tools deps jepsen vet fmt clean
+.PHONY: all build run test bench proto openapi tools deps jepsen vet fmt clean
 
 all: build
 
@@ -39,6 +39,11 @@ bin/tools/protoc-gen-go-grpc:
 proto: tools
 	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative $(PROTO_FILES:proto/%=%)
+
+# openapi: the OpenAPI definitions of Kubernetes' types the REST API serves
+# (apiserver/openapi/generated; its doc.go names the packages).
+openapi:
+	$(GO) generate ./apiserver/openapi/generated
 
 # deps: what the test suites run against (containerd, runc, busybox-static, docker-registry).
 deps:

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/skiffhq/skiff/apiserver/openapi"
 	"github.com/skiffhq/skiff/kinds"
 )
 
@@ -207,7 +208,24 @@ func writeJSONType(w http.ResponseWriter, contentType string, v any) {
 	writeJSONBody(w, http.StatusOK, v)
 }
 
-// openAPI serves /openapi/v2 and /openapi/v3.
-func (a *restAPI) openAPI(w http.ResponseWriter, r *http.Request, segs []string) {
-	a.fail(w, r, notFoundPath())
+// openAPIHandler serves the OpenAPI documents of every served resource.
+func openAPIHandler() http.Handler {
+	var res []openapi.Resource
+	for _, in := range kinds.All() {
+		r := openapi.Resource{Info: in}
+		for _, s := range subresourcesOf(in) {
+			sr := openapi.Subresource{Name: s.name, Verbs: s.verbs}
+			switch {
+			case s.name == "log":
+				sr.Model = "string"
+			case s.kind.Kind == "Scale":
+				sr.Model = "io.k8s.api.autoscaling.v1.Scale"
+			case s.kind.Kind == "Binding":
+				sr.Model = "io.k8s.api.core.v1.Binding"
+			}
+			r.Subresources = append(r.Subresources, sr)
+		}
+		res = append(res, r)
+	}
+	return openapi.New(res, KubernetesVersion)
 }

@@ -45,6 +45,7 @@ type restAPI struct {
 	now      func() time.Time
 	maxBody  int64
 	ready    func(ctx context.Context) error
+	openapi  http.Handler
 	serverIP func(r *http.Request) string
 }
 
@@ -135,7 +136,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		a.discoveryGroup(w, r, segs[1])
 		return "rest discovery"
 	case segs[0] == "openapi":
-		a.openAPI(w, r, segs[1:])
+		a.openapi.ServeHTTP(w, r)
 		return "rest openapi"
 	}
 	var group, version string

@@ -610,3 +610,42 @@ func TestRESTSecurity(t *testing.T) {
 		t.Errorf("gRPC beside REST: %v", err)
 	}
 }
+
+// TestRESTOpenAPI: the v2 and v3 documents describe every kind with its
+// group-version-kind and patch extensions, and the PATCH operations take fieldValidation
+// (which kubectl looks for before it validates on the server).
+func TestRESTOpenAPI(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	v2 := decodeJSON[map[string]any](t, rc.want(rc.do("GET", "/openapi/v2", "", "application/json", nil), 200, "v2").body)
+	defs := v2["definitions"].(map[string]any)
+	dep, ok := defs["io.k8s.api.apps.v1.Deployment"].(map[string]any)
+	if !ok || fmt.Sprint(dep["x-kubernetes-group-version-kind"]) != "[map[group:apps kind:Deployment version:v1]]" {
+		t.Errorf("v2 Deployment = %v", dep["x-kubernetes-group-version-kind"])
+	}
+	containers := defs["io.k8s.api.core.v1.PodSpec"].(map[string]any)["properties"].(map[string]any)["containers"].(map[string]any)
+	if containers["x-kubernetes-patch-merge-key"] != "name" || containers["x-kubernetes-patch-strategy"] != "merge" {
+		t.Errorf("PodSpec.containers = %v", containers)
+	}
+	patch := v2["paths"].(map[string]any)["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"].(map[string]any)["patch"].(map[string]any)
+	if !strings.Contains(fmt.Sprint(patch["parameters"]), "fieldValidation") || fmt.Sprint(patch["x-kubernetes-action"]) != "patch" {
+		t.Errorf("v2 deployment PATCH = %v", patch)
+	}
+	pb := rc.want(rc.do("GET", "/openapi/v2", "", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf", nil), 200, "v2 protobuf")
+	if pb.header.Get("Content-Type") != "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" || len(pb.body) < 1000 {
+		t.Errorf("v2 protobuf: %q, %d bytes", pb.header.Get("Content-Type"), len(pb.body))
+	}
+	v3 := decodeJSON[map[string]map[string]map[string]string](t, rc.want(rc.do("GET", "/openapi/v3", "", "", nil), 200, "v3").body)
+	url, ok := v3["paths"]["apis/apps/v1"]["serverRelativeURL"]
+	if !ok || !strings.HasPrefix(url, "/openapi/v3/apis/apps/v1?hash=") || v3["paths"]["api/v1"]["serverRelativeURL"] == "" {
+		t.Fatalf("v3 discovery = %v", v3)
+	}
+	doc := decodeJSON[map[string]any](t, rc.want(rc.do("GET", url, "", "application/json", nil), 200, "v3 apps/v1").body)
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	if d, ok := schemas["io.k8s.api.apps.v1.Deployment"].(map[string]any); !ok || d["x-kubernetes-group-version-kind"] == nil {
+		t.Errorf("v3 Deployment = %v", d)
+	}
+	if _, ok := doc["paths"].(map[string]any)["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]; !ok {
+		t.Errorf("v3 apps/v1 has no scale path")
+	}
+}

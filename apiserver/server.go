@@ -106,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 	protocols.SetUnencryptedHTTP2(true) // the splitter has done the TLS handshake
 	s.rest = &http.Server{
 		Handler: &restAPI{res: s.resources, gate: gate, logs: logs, metrics: s.metrics, log: log, now: cfg.Now,
-			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader},
+			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: openAPIHandler()},
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext:       connContext,
 		BaseContext:       func(net.Listener) context.Context { return restCtx },
