@@ -69,7 +69,7 @@ func NewCommand(streams Streams) *cobra.Command {
 	}
 	root.AddCommand(
 		applyCmd(g), createCmd(g), getCmd(g), describeCmd(g), deleteCmd(g),
-		scaleCmd(g), setCmd(g), rolloutCmd(g), logsCmd(g), traceCmd(g), clusterCmd(g),
+		scaleCmd(g), setCmd(g), rolloutCmd(g), logsCmd(g), traceCmd(g), clusterCmd(g), configCmd(g),
 	)
 	return root
 }

@@ -30,7 +30,7 @@ const (
 type Config struct {
 	// DataDir keeps everything skiff up makes: each member's store (DataDir/up1, …), the
 	// CA and certificates (DataDir/pki), a copy of the admin's client config
-	// (DataDir/client.config), the containers' output (DataDir/containers) and a private
+	// (DataDir/client.config) and a kubeconfig (DataDir/kubeconfig), the containers' output (DataDir/containers) and a private
 	// containerd's root and log. Starting again on it continues where it stopped.
 	// Default $HOME/.skiff/up.
 	DataDir string
@@ -58,7 +58,8 @@ type Config struct {
 	Kubelet kubelet.Config
 	// ClientConfig is the client config skiffctl reads by default
 	// (client.DefaultConfigPath()); skiff up writes the admin's credentials there as
-	// well as in DataDir ("": only in DataDir).
+	// well as in DataDir ("": only in DataDir), and a kubeconfig for kubectl beside each
+	// (~/.skiff/kubeconfig for the default).
 	ClientConfig string
 	// Out receives what skiff up tells its user: where the API is, what runs the
 	// containers, what to try. Default os.Stdout.

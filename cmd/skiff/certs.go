@@ -4,11 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/pki"
 )
 
@@ -18,7 +21,7 @@ func certsCmd() *cobra.Command {
 		Short: "Create and rotate the cluster's CA and certificates",
 		Args:  cobra.NoArgs,
 	}
-	var dir, nodes, hosts string
+	var dir, nodes, hosts, servers string
 	var leafValidity time.Duration
 	initCmd := &cobra.Command{
 		Use:   "init",
@@ -27,7 +30,9 @@ func certsCmd() *cobra.Command {
 apiserver (every API server, for its API, its Raft peers and joins; SANs: --hosts,
 localhost and loopback), controller-manager, scheduler, admin, and kubelet-NAME for each
 of --nodes (user system:node:NAME, group skiff:nodes; also its log server's certificate).
-Keys are ECDSA P-256; the CA is valid ten years, the others one.`,
+Keys are ECDSA P-256; the CA is valid ten years, the others one. It also writes a
+kubeconfig with the admin's credentials, a cluster and context per API server of
+--servers (skiff, skiff-2, ...), for kubectl and client-go.`,
 		Example: `  skiff certs init --dir /etc/skiff/pki --nodes w1,w2,w3 --hosts skiff.internal,10.0.0.1,10.0.0.2,10.0.0.3`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -35,6 +40,21 @@ Keys are ECDSA P-256; the CA is valid ten years, the others one.`,
 			if err != nil {
 				return err
 			}
+			apis := splitList(servers)
+			if len(apis) == 0 {
+				for _, h := range splitList(hosts) {
+					apis = append(apis, net.JoinHostPort(h, "7443"))
+				}
+			}
+			if len(apis) == 0 {
+				apis = []string{client.DefaultServer}
+			}
+			kc := filepath.Join(dir, "kubeconfig")
+			if err := client.WriteKubeconfig(kc, "skiff", client.ConfigFile{Servers: apis, CAFile: filepath.Join(dir, pki.CACertFile),
+				CertFile: filepath.Join(dir, "admin.crt"), KeyFile: filepath.Join(dir, "admin.key")}); err != nil {
+				return err
+			}
+			files = append(files, kc)
 			for _, f := range files {
 				fmt.Fprintln(cmd.OutOrStdout(), "wrote", f)
 			}
@@ -44,6 +64,7 @@ Keys are ECDSA P-256; the CA is valid ten years, the others one.`,
 	initCmd.Flags().StringVar(&dir, "dir", "", "directory for the CA and certificates (required)")
 	initCmd.Flags().StringVar(&nodes, "nodes", "", "kubelet node names, comma-separated: one certificate each")
 	initCmd.Flags().StringVar(&hosts, "hosts", "", "API servers' host names and IP addresses, comma-separated (certificate SANs)")
+	initCmd.Flags().StringVar(&servers, "servers", "", "API servers' addresses (host:port, comma-separated) for the kubeconfig (default: each of --hosts on port 7443, else 127.0.0.1:7443)")
 	initCmd.Flags().DurationVar(&leafValidity, "validity", pki.LeafValidity, "lifetime of the leaf certificates")
 	initCmd.MarkFlagRequired("dir")
 
