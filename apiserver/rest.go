@@ -837,6 +837,30 @@ func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValida
 	return obj, msgs, nil
 }
 
+// protoMessage is a type with Kubernetes' generated protobuf decoding.
+type protoMessage interface{ Unmarshal([]byte) error }
+
+// decodeOptions decodes a body that is not an object of a kind (DeleteOptions, Scale,
+// Binding) into v, from JSON, YAML or protobuf; an empty body leaves v as it is.
+func decodeOptions(contentType string, body []byte, v protoMessage) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == kinds.ContentType {
+		env, err := kinds.Parse(body)
+		if err != nil {
+			return err
+		}
+		return v.Unmarshal(env.Raw)
+	}
+	js, err := yaml.YAMLToJSON(body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(js, v)
+}
+
 // addWarning adds a Warning header, as Kubernetes writes them: 299 - "text".
 func addWarning(w http.ResponseWriter, msg string) {
 	w.Header().Add("Warning", "299 - "+strconv.Quote(msg))
@@ -849,14 +873,8 @@ func (a *restAPI) deleteOptionsOf(r *http.Request) (deleteOptions, error) {
 	if err != nil {
 		return deleteOptions{}, err
 	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		js, err := yaml.YAMLToJSON(body)
-		if err == nil {
-			err = json.Unmarshal(js, &do)
-		}
-		if err != nil {
-			return deleteOptions{}, badRequest("the body is not DeleteOptions: %v", err)
-		}
+	if err := decodeOptions(r.Header.Get("Content-Type"), body, &do); err != nil {
+		return deleteOptions{}, badRequest("the body is not DeleteOptions: %v", err)
 	}
 	q := r.URL.Query()
 	if v := q.Get("gracePeriodSeconds"); v != "" {

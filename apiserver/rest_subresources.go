@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	kjson "sigs.k8s.io/json"
 
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -190,7 +189,7 @@ func (a *restAPI) scale(w http.ResponseWriter, r *http.Request, req *restRequest
 			return
 		}
 		var s autoscalingv1.Scale
-		if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &s); err != nil {
+		if err := decodeOptions(r.Header.Get("Content-Type"), body, &s); err != nil {
 			a.fail(w, r, badRequest("the body is not a Scale: %v", err))
 			return
 		}
@@ -264,7 +263,7 @@ func (a *restAPI) binding(w http.ResponseWriter, r *http.Request, req *restReque
 		return
 	}
 	var b corev1.Binding
-	if err := json.Unmarshal(body, &b); err != nil {
+	if err := decodeOptions(r.Header.Get("Content-Type"), body, &b); err != nil {
 		a.fail(w, r, badRequest("the body is not a Binding: %v", err))
 		return
 	}
