@@ -49,9 +49,12 @@ openapi:
 deps:
 	./test/tools/install-deps.sh all
 
+# The real Kubernetes clients' tests (kubectl, client-go) are a module of their own,
+# test/k8sclients, so that Skiff does not depend on them.
 test: tools deps build
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	cd test/k8sclients && $(GO) vet ./... && $(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 # BENCH selects figures by name (test/bench): `make bench BENCH=store_create`. One package
 # at a time (-p 1): benchmarks running side by side would measure each other.
