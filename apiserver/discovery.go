@@ -222,6 +222,8 @@ func openAPIHandler() http.Handler {
 				sr.Model = "io.k8s.api.autoscaling.v1.Scale"
 			case s.kind.Kind == "Binding":
 				sr.Model = "io.k8s.api.core.v1.Binding"
+			case s.kind.Kind == "Eviction":
+				sr.Model = "io.k8s.api.policy.v1.Eviction"
 			}
 			r.Subresources = append(r.Subresources, sr)
 		}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -397,6 +398,8 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = appsv1.DeploymentStatus{}
 	case *appsv1.ReplicaSet:
 		o.Status = appsv1.ReplicaSetStatus{}
+	case *policyv1.PodDisruptionBudget:
+		o.Status = policyv1.PodDisruptionBudgetStatus{}
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 		if len(o.Spec.Finalizers) == 0 {
@@ -752,17 +755,14 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		if err != nil {
 			return result{}, err
 		}
-		op := store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
-		if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
-			return result{}, storeError(info, k.Name, err)
+		op, changed, err := writeOp(info, k, rec, next)
+		if err != nil {
+			return result{}, err
 		}
-		if bytes.Equal(op.Value, rec.Value) {
+		if !changed {
 			return result{info: info, obj: cur, value: rec.Value, rev: rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
 		}
-		gone := next.GetDeletionTimestamp() != nil && !held(next)
-		if gone {
-			op = store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID} // the last finalizer is gone: the object goes
-		}
+		gone := op.Type == store.Delete // the last finalizer is gone: the object goes
 		if opts.dryRun {
 			return result{info: info, obj: next, gone: gone}, nil
 		}
@@ -780,6 +780,23 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		}
 		return out, nil
 	}
+}
+
+// writeOp is the compare-and-swap that replaces rec, read at key k, by next: an update,
+// or the deletion of an object marked for deletion that nothing holds any more (its last
+// finalizer is gone). changed is false when next is what is stored.
+func writeOp(info *kinds.Info, k store.Key, rec *store.Object, next kinds.Object) (op store.Op, changed bool, err error) {
+	op = store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
+	if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
+		return op, false, storeError(info, k.Name, err)
+	}
+	if bytes.Equal(op.Value, rec.Value) {
+		return op, false, nil
+	}
+	if next.GetDeletionTimestamp() != nil && !held(next) {
+		op = store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
+	}
+	return op, true, nil
 }
 
 // held reports whether an object marked for deletion must stay: finalizers remain (a
@@ -954,31 +971,42 @@ func (r *resources) delete(ctx context.Context, info *kinds.Info, ns, name strin
 	if opts.gracePeriodSeconds != nil && *opts.gracePeriodSeconds < 0 {
 		return result{}, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", *opts.gracePeriodSeconds)
 	}
-	if info.Kind == kinds.Namespace && (k.Name == "default") {
+	if info.Kind == kinds.Namespace && immortalNamespaces[k.Name] {
 		return result{}, forbidden(info, k.Name, "this namespace may not be deleted")
 	}
 	return r.update(ctx, info, k, wantRV, opts.writeOptions, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		if opts.uid != "" && opts.uid != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", opts.uid, rec.UID))
 		}
-		next := clone(cur)
-		if addFinalizer != "" && !contains(next.GetFinalizers(), addFinalizer) {
-			next.SetFinalizers(append(next.GetFinalizers(), addFinalizer))
-		}
-		grace := r.gracePeriod(next, opts.gracePeriodSeconds)
-		cg := next.GetDeletionGracePeriodSeconds()
-		if next.GetDeletionTimestamp() == nil || cg != nil && grace < *cg {
-			// A second delete may shorten the grace period, never lengthen it.
-			at := metav1.NewTime(r.now().Add(time.Duration(grace) * time.Second))
-			next.SetDeletionTimestamp(&at)
-			next.SetDeletionGracePeriodSeconds(&grace)
-		}
-		if ns, ok := next.(*corev1.Namespace); ok {
-			ns.Status.Phase = corev1.NamespaceTerminating
-		}
-		return next, nil
+		return r.markDeleted(cur, addFinalizer, opts.gracePeriodSeconds), nil
 	})
 }
+
+// markDeleted is what a delete makes of cur: marked for deletion, with the propagation
+// policy's finalizer (addFinalizer, or ""), and the grace period requested (nil: the
+// object's own).
+func (r *resources) markDeleted(cur kinds.Object, addFinalizer string, requestedGrace *int64) kinds.Object {
+	next := clone(cur)
+	if addFinalizer != "" && !contains(next.GetFinalizers(), addFinalizer) {
+		next.SetFinalizers(append(next.GetFinalizers(), addFinalizer))
+	}
+	grace := r.gracePeriod(next, requestedGrace)
+	cg := next.GetDeletionGracePeriodSeconds()
+	if next.GetDeletionTimestamp() == nil || cg != nil && grace < *cg {
+		// A second delete may shorten the grace period, never lengthen it.
+		at := metav1.NewTime(r.now().Add(time.Duration(grace) * time.Second))
+		next.SetDeletionTimestamp(&at)
+		next.SetDeletionGracePeriodSeconds(&grace)
+	}
+	if ns, ok := next.(*corev1.Namespace); ok {
+		ns.Status.Phase = corev1.NamespaceTerminating
+	}
+	return next
+}
+
+// immortalNamespaces may not be deleted (Kubernetes' NamespaceLifecycle admission):
+// deleting one would empty it, and the control plane lives in kube-system.
+var immortalNamespaces = map[string]bool{metav1.NamespaceDefault: true, metav1.NamespaceSystem: true, metav1.NamespacePublic: true}
 
 // gracePeriod is how long a deleted object lingers for its owner to clean up. Only pods
 // running on a node have one (the kubelet stops their containers, then deletes them);

@@ -334,6 +334,9 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 	case "log":
 		a.podLog(w, r, req)
 		return
+	case "eviction":
+		a.eviction(w, r, req)
+		return
 	}
 	ctx := r.Context()
 	switch req.verb {

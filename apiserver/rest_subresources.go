@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -20,8 +21,7 @@ import (
 )
 
 // Subresources: status (every kind with a status), scale (the kinds with replicas),
-// binding and log (pods). pods/eviction is not served: a 404 that kubectl drain takes as
-// "delete the pods instead" (it looks for the subresource in discovery first).
+// binding, log and eviction (pods).
 
 // subresource describes one subresource: the response kind and the verbs it takes.
 type subresource struct {
@@ -42,7 +42,8 @@ func subresourcesOf(info *kinds.Info) []subresource {
 	if info.Kind == kinds.Pod {
 		out = append(out,
 			subresource{name: "binding", kind: corev1.SchemeGroupVersion.WithKind("Binding"), verbs: []string{verbCreate}},
-			subresource{name: "log", kind: corev1.SchemeGroupVersion.WithKind("Pod"), verbs: []string{verbGet}})
+			subresource{name: "log", kind: corev1.SchemeGroupVersion.WithKind("Pod"), verbs: []string{verbGet}},
+			subresource{name: "eviction", kind: policyv1.SchemeGroupVersion.WithKind("Eviction"), verbs: []string{verbCreate}})
 	}
 	return out
 }
@@ -276,6 +277,52 @@ func (a *restAPI) binding(w http.ResponseWriter, r *http.Request, req *restReque
 		return
 	}
 	if _, err := a.res.bind(r.Context(), req.namespace, req.name, string(b.UID), b.Target.Name, opts); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated})
+}
+
+// eviction serves pods/eviction: an Eviction, as the gRPC Evict, which honours the
+// pod's PodDisruptionBudget (429 TooManyRequests when it allows no disruption now).
+func (a *restAPI) eviction(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	body, err := a.readBody(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var ev policyv1.Eviction
+	if err := decodeOptions(r.Header.Get("Content-Type"), body, &ev); err != nil {
+		a.fail(w, r, badRequest("the body is not an Eviction: %v", err))
+		return
+	}
+	if ev.Name != "" && ev.Name != req.name {
+		a.fail(w, r, badRequest("name in URL does not match name in Eviction object"))
+		return
+	}
+	er := &apiv1.EvictRequest{Namespace: req.namespace, Name: req.name}
+	dryRun := r.URL.Query()["dryRun"]
+	if do := ev.DeleteOptions; do != nil {
+		er.GracePeriodSeconds = do.GracePeriodSeconds
+		dryRun = append(dryRun, do.DryRun...)
+		if p := do.Preconditions; p != nil {
+			er.Preconditions = &apiv1.Preconditions{}
+			if p.ResourceVersion != nil {
+				er.Preconditions.ResourceVersion = *p.ResourceVersion
+			}
+			if p.UID != nil {
+				er.Preconditions.Uid = string(*p.UID)
+			}
+		}
+	}
+	for _, v := range dryRun {
+		if v != metav1.DryRunAll {
+			a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "dryRun: Unsupported value: %q: supported values: %q", v, metav1.DryRunAll))
+			return
+		}
+		er.DryRun = true
+	}
+	if _, err := a.res.evict(r.Context(), er); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -161,15 +161,15 @@ func TestRESTDiscovery(t *testing.T) {
 	if b := byName["pods/binding"]; b.Kind != "Binding" || len(b.Verbs) != 1 || b.Verbs[0] != "create" {
 		t.Errorf("pods/binding = %+v", b)
 	}
-	if _, ok := byName["pods/eviction"]; ok {
-		t.Errorf("pods/eviction is listed but not served")
+	if e := byName["pods/eviction"]; e.Group != "policy" || e.Kind != "Eviction" {
+		t.Errorf("pods/eviction = %+v", e)
 	}
 	groups := decodeJSON[metav1.APIGroupList](t, rc.want(rc.do("GET", "/apis", "", "", nil), 200, "/apis").body)
 	names := []string{}
 	for _, g := range groups.Groups {
 		names = append(names, g.Name+"/"+g.PreferredVersion.Version)
 	}
-	if got := strings.Join(names, ","); got != "apps/v1,coordination.k8s.io/v1" {
+	if got := strings.Join(names, ","); got != "apps/v1,coordination.k8s.io/v1,policy/v1" {
 		t.Errorf("/apis groups = %s", got)
 	}
 	apps := decodeJSON[metav1.APIResourceList](t, rc.want(rc.do("GET", "/apis/apps/v1", "", "", nil), 200, "/apis/apps/v1").body)
@@ -277,6 +277,36 @@ func TestRESTCRUD(t *testing.T) {
 	rc.want(rc.do("GET", "/apis/apps/v1/namespaces/default/widgets", "", "", nil), 404, "unknown resource")
 	rc.want(rc.do("GET", "/api/v1/namespaces/default/nodes/x", "", "", nil), 404, "cluster-scoped kind under a namespace")
 	rc.want(rc.do("PUT", base, "application/json", "", "{}"), 405, "update of a collection")
+}
+
+// TestRESTEviction: pods/eviction deletes a pod as the gRPC Evict does, and refuses
+// with 429 and the budget's cause when its PodDisruptionBudget allows no disruption.
+func TestRESTEviction(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	pods := "/api/v1/namespaces/default/pods"
+	for _, name := range []string{"pending", "guarded"} {
+		p := boundPod(name, "w1")
+		p.Labels = map[string]string{"app": name}
+		kinds.SetTypeMeta(p)
+		rc.want(rc.do("POST", pods, "application/json", "", p), 201, "create "+name)
+	}
+	rc.want(rc.do("PATCH", pods+"/guarded/status", "application/merge-patch+json", "",
+		`{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}`), 200, "guarded runs")
+	rc.want(rc.do("POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets", "application/json", "",
+		`{"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":"guard"},"spec":{"minAvailable":1,"selector":{"matchLabels":{"app":"guarded"}}}}`), 201, "budget")
+	eviction := func(name string) string {
+		return `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"` + name + `","namespace":"default"}}`
+	}
+	st := rc.want(rc.do("POST", pods+"/pending/eviction", "application/json", "", eviction("pending")), 201, "evict pending").status()
+	if st.Status != metav1.StatusSuccess {
+		t.Errorf("eviction = %+v", st)
+	}
+	st = rc.want(rc.do("POST", pods+"/guarded/eviction", "application/json", "", eviction("guarded")), 429, "evict guarded").status()
+	if st.Reason != metav1.StatusReasonTooManyRequests || len(st.Details.Causes) != 1 || st.Details.Causes[0].Type != "DisruptionBudget" {
+		t.Errorf("refused eviction = %+v", st)
+	}
+	rc.want(rc.do("POST", pods+"/guarded/eviction", "application/json", "", eviction("other")), 400, "names differ")
 }
 
 // TestRESTListPages: limit and continue read every page at the first page's revision,

@@ -268,6 +268,9 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 	case *apiv1.BindRequest:
 		info := kinds.MustLookup(kinds.Pod)
 		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, "binding", namespaceFor(info, r.GetNamespace()), r.GetName()
+	case *apiv1.EvictRequest:
+		info := kinds.MustLookup(kinds.Pod)
+		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, "eviction", namespaceFor(info, r.GetNamespace()), r.GetName()
 	case *apiv1.PodLogsRequest:
 		info := kinds.MustLookup(kinds.Pod)
 		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Get, info.Plural, "log", namespaceFor(info, r.GetNamespace()), r.GetName()

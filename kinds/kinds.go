@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -68,6 +69,9 @@ const (
 	Event      = "Event"
 	Lease      = "Lease"
 	Namespace  = "Namespace"
+	// PodDisruptionBudget is policy/v1's: how many of a set of pods voluntary disruptions
+	// (evictions) must leave.
+	PodDisruptionBudget = "PodDisruptionBudget"
 )
 
 func kind[T any, PT interface {
@@ -101,6 +105,8 @@ var all = []*Info{
 		Namespaced: true, HasSpec: true}),
 	kind[corev1.Namespace](Info{Kind: Namespace, Version: "v1", Plural: "namespaces", Singular: "namespace",
 		ShortNames: []string{"ns"}, HasStatus: true, HasSpec: true}),
+	kind[policyv1.PodDisruptionBudget](Info{Kind: PodDisruptionBudget, Group: "policy", Version: "v1", Plural: "poddisruptionbudgets",
+		Singular: "poddisruptionbudget", ShortNames: []string{"pdb"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 }
 
 var (

@@ -69,7 +69,8 @@ func NewCommand(streams Streams) *cobra.Command {
 	}
 	root.AddCommand(
 		applyCmd(g), createCmd(g), getCmd(g), describeCmd(g), deleteCmd(g),
-		scaleCmd(g), setCmd(g), rolloutCmd(g), logsCmd(g), traceCmd(g), clusterCmd(g), configCmd(g),
+		scaleCmd(g), setCmd(g), rolloutCmd(g), logsCmd(g), traceCmd(g), clusterCmd(g),
+		drainCmd(g), configCmd(g),
 	)
 	return root
 }

@@ -39,8 +39,8 @@ type Attributes struct {
 	User User
 	Verb string
 	// Resource is the kind's plural ("pods") or ResourceCluster; Subresource is
-	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "members", "leader",
-	// "snapshot" or "".
+	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "eviction" (Evict),
+	// "members", "leader", "snapshot" or "".
 	Resource, Subresource string
 	// Namespace and Name of the object; empty Name for list and watch, empty Namespace
 	// for cluster-scoped kinds or all namespaces.
@@ -95,9 +95,10 @@ type Guard func(obj kinds.Object) error
 //   - skiff:admin: anything.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
-//     replicasets, pods, events, configmaps and namespaces; nodes' updates, status and
-//     deletion; Leases in kube-system (its election), deletion of Leases anywhere (the
-//     garbage collector).
+//     replicasets, pods, events, configmaps and namespaces; the status of
+//     poddisruptionbudgets (the disruption controller); nodes' updates and status;
+//     Leases in kube-system (its election); deletion of every kind (the garbage
+//     collector, and the namespace controller emptying a namespace being deleted).
 //   - skiff:scheduler: reads (but not pods' logs); pods' bindings and status; events;
 //     Leases in kube-system and creating that namespace.
 //   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
@@ -149,14 +150,19 @@ func controllerManagerMay(a Attributes) bool {
 	if a.Subresource == "binding" {
 		return false
 	}
+	if a.Verb == Delete && a.Subresource == "" {
+		return true
+	}
 	switch a.Resource {
 	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.Pod), plural(kinds.Event),
 		plural(kinds.ConfigMap), plural(kinds.Namespace):
 		return true
 	case plural(kinds.Node):
-		return a.Verb == Update || a.Verb == Delete
+		return a.Verb == Update
 	case plural(kinds.Lease):
-		return a.Namespace == NamespaceSystem || a.Verb == Delete
+		return a.Namespace == NamespaceSystem
+	case plural(kinds.PodDisruptionBudget):
+		return a.Verb == Update && a.Subresource == "status"
 	}
 	return false
 }

@@ -127,6 +127,7 @@ var gvks = func() map[string][]any {
 		"io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent":    {gvk("", "v1", "WatchEvent")},
 		"io.k8s.api.autoscaling.v1.Scale":                    {gvk("autoscaling", "v1", "Scale")},
 		"io.k8s.api.core.v1.Binding":                         {gvk("", "v1", "Binding")},
+		"io.k8s.api.policy.v1.Eviction":                      {gvk("policy", "v1", "Eviction")},
 	}
 	for _, in := range kinds.All() {
 		name := modelName(in)

@@ -183,6 +183,8 @@ func container(res Resource) *routes {
 			m, g, v, k = model(s.Model), "autoscaling", "v1", "Scale"
 		case "io.k8s.api.core.v1.Binding":
 			m, g, v, k = model(s.Model), "", "v1", "Binding"
+		case "io.k8s.api.policy.v1.Eviction":
+			m, g, v, k = model(s.Model), "policy", "v1", "Eviction"
 		default:
 			m = model(s.Model)
 		}

@@ -15,8 +15,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -153,6 +155,17 @@ var columns = map[string][]Column{
 				return *h
 			}
 			return ""
+		}),
+		ageCol},
+	kinds.PodDisruptionBudget: {nameCol,
+		col("Min Available", "string", 0, "The minimum number of pods that must be available", func(o kinds.Object, _ time.Time) any {
+			return intOrPercent(o.(*policyv1.PodDisruptionBudget).Spec.MinAvailable)
+		}),
+		col("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable", func(o kinds.Object, _ time.Time) any {
+			return intOrPercent(o.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable)
+		}),
+		col("Allowed Disruptions", "integer", 0, "Calculated number of pods that may be disrupted at this time", func(o kinds.Object, _ time.Time) any {
+			return int64(o.(*policyv1.PodDisruptionBudget).Status.DisruptionsAllowed)
 		}),
 		ageCol},
 	kinds.Namespace: {nameCol,
@@ -390,6 +403,14 @@ func orNone(s string) string {
 		return "<none>"
 	}
 	return s
+}
+
+// intOrPercent prints a budget's count or percent, N/A when unset (kubectl's).
+func intOrPercent(v *intstr.IntOrString) string {
+	if v == nil {
+		return "N/A"
+	}
+	return v.String()
 }
 
 func orUnknown(s string) string {

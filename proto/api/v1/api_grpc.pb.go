@@ -458,7 +458,8 @@ var Resources_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Pods_Logs_FullMethodName = "/skiff.api.v1.Pods/Logs"
+	Pods_Logs_FullMethodName  = "/skiff.api.v1.Pods/Logs"
+	Pods_Evict_FullMethodName = "/skiff.api.v1.Pods/Evict"
 )
 
 // PodsClient is the client API for Pods service.
@@ -472,6 +473,19 @@ type PodsClient interface {
 	// its node publishes no kubelet endpoint), Unavailable (the kubelet is unreachable:
 	// the message names the node and the address).
 	Logs(ctx context.Context, in *PodLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodLogsChunk], error)
+	// Evict deletes a pod as Kubernetes' eviction subresource does (authorized as "create
+	// pods/eviction"), respecting the PodDisruptionBudget that selects it: unless the pod
+	// is already finished, pending or being deleted (or unready while its budget is
+	// healthy), the budget must allow a disruption, which the eviction takes (its
+	// status.disruptionsAllowed, and the pod in status.disruptedPods) in the same
+	// transaction as the deletion. The pod gets the DisruptionTarget condition and goes
+	// with its grace period. The reply is the pod's last state, as Delete's.
+	// Errors: ResourceExhausted, reason TooManyRequests, "Cannot evict pod as it would
+	// violate the pod's disruption budget." when the budget allows none now (retry later;
+	// the ErrorInfo's metadata "DisruptionBudget" says why); Internal when several budgets
+	// select the pod; FailedPrecondition (reason Forbidden) for a budget in a state no
+	// eviction may rely on; otherwise Delete's.
+	Evict(ctx context.Context, in *EvictRequest, opts ...grpc.CallOption) (*Object, error)
 }
 
 type podsClient struct {
@@ -501,6 +515,16 @@ func (c *podsClient) Logs(ctx context.Context, in *PodLogsRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Pods_LogsClient = grpc.ServerStreamingClient[PodLogsChunk]
 
+func (c *podsClient) Evict(ctx context.Context, in *EvictRequest, opts ...grpc.CallOption) (*Object, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Object)
+	err := c.cc.Invoke(ctx, Pods_Evict_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PodsServer is the server API for Pods service.
 // All implementations must embed UnimplementedPodsServer
 // for forward compatibility.
@@ -512,6 +536,19 @@ type PodsServer interface {
 	// its node publishes no kubelet endpoint), Unavailable (the kubelet is unreachable:
 	// the message names the node and the address).
 	Logs(*PodLogsRequest, grpc.ServerStreamingServer[PodLogsChunk]) error
+	// Evict deletes a pod as Kubernetes' eviction subresource does (authorized as "create
+	// pods/eviction"), respecting the PodDisruptionBudget that selects it: unless the pod
+	// is already finished, pending or being deleted (or unready while its budget is
+	// healthy), the budget must allow a disruption, which the eviction takes (its
+	// status.disruptionsAllowed, and the pod in status.disruptedPods) in the same
+	// transaction as the deletion. The pod gets the DisruptionTarget condition and goes
+	// with its grace period. The reply is the pod's last state, as Delete's.
+	// Errors: ResourceExhausted, reason TooManyRequests, "Cannot evict pod as it would
+	// violate the pod's disruption budget." when the budget allows none now (retry later;
+	// the ErrorInfo's metadata "DisruptionBudget" says why); Internal when several budgets
+	// select the pod; FailedPrecondition (reason Forbidden) for a budget in a state no
+	// eviction may rely on; otherwise Delete's.
+	Evict(context.Context, *EvictRequest) (*Object, error)
 	mustEmbedUnimplementedPodsServer()
 }
 
@@ -524,6 +561,9 @@ type UnimplementedPodsServer struct{}
 
 func (UnimplementedPodsServer) Logs(*PodLogsRequest, grpc.ServerStreamingServer[PodLogsChunk]) error {
 	return status.Error(codes.Unimplemented, "method Logs not implemented")
+}
+func (UnimplementedPodsServer) Evict(context.Context, *EvictRequest) (*Object, error) {
+	return nil, status.Error(codes.Unimplemented, "method Evict not implemented")
 }
 func (UnimplementedPodsServer) mustEmbedUnimplementedPodsServer() {}
 func (UnimplementedPodsServer) testEmbeddedByValue()              {}
@@ -557,13 +597,36 @@ func _Pods_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Pods_LogsServer = grpc.ServerStreamingServer[PodLogsChunk]
 
+func _Pods_Evict_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EvictRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PodsServer).Evict(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Pods_Evict_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PodsServer).Evict(ctx, req.(*EvictRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Pods_ServiceDesc is the grpc.ServiceDesc for Pods service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var Pods_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "skiff.api.v1.Pods",
 	HandlerType: (*PodsServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Evict",
+			Handler:    _Pods_Evict_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Logs",
