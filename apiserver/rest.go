@@ -174,7 +174,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 			return label
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		attrs.Name = peekName(body)
+		attrs.Name = peekName(r.Header.Get("Content-Type"), body)
 	}
 	if ctx, err = a.gate.authorizeAttrs(ctx, attrs); err != nil {
 		a.fail(w, r, err)
@@ -206,10 +206,15 @@ func (a *restAPI) credentials(r *http.Request) auth.Credentials {
 	return c
 }
 
-// peekName reads metadata.name (or generateName) of a JSON or YAML body, "" if it has none.
-func peekName(body []byte) string {
+// peekName reads metadata.name of a body, "" if it has none, without decoding the rest:
+// the handler decodes it, once.
+func peekName(contentType string, body []byte) string {
+	if mt, _, _ := mime.ParseMediaType(contentType); mt == kinds.ContentType {
+		names, _ := kinds.ParseNames(body)
+		return names.Name
+	}
 	var m struct {
-		Metadata struct{ Name, GenerateName string } `json:"metadata"`
+		Metadata struct{ Name string } `json:"metadata"`
 	}
 	if js, err := yaml.YAMLToJSON(body); err == nil {
 		_ = json.Unmarshal(js, &m)
