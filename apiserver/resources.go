@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
@@ -238,14 +239,16 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 		return nil, err
 	}
 	if chainStart[info.Kind] {
-		at := r.now()
-		c.stored = func() (store.Op, error) { return r.storedEvent(c.info, c.obj, at) }
+		at, by := r.now(), requestClient(ctx)
+		c.stored = func() (store.Op, error) { return r.storedEvent(c.info, c.obj, at, by) }
 	}
 	return c, nil
 }
 
-// storedEvent is the operation creating the Event that records obj's creation at at.
-func (r *resources) storedEvent(info *kinds.Info, obj kinds.Object, at time.Time) (store.Op, error) {
+// storedEvent is the operation creating the Event that records obj's creation at at, by
+// the request of client (how it came and who sent it: "HTTP POST from kubectl/v1.37.2";
+// "" unknown), which its message names.
+func (r *resources) storedEvent(info *kinds.Info, obj kinds.Object, at time.Time, client string) (store.Op, error) {
 	ns := obj.GetNamespace()
 	if ns == "" {
 		ns = metav1.NamespaceDefault
@@ -255,7 +258,7 @@ func (r *resources) storedEvent(info *kinds.Info, obj kinds.Object, at time.Time
 			UID: uuid.NewUUID(), CreationTimestamp: metav1.NewTime(at)},
 		InvolvedObject: corev1.ObjectReference{Kind: info.Kind, APIVersion: info.APIVersion, Namespace: obj.GetNamespace(),
 			Name: obj.GetName(), UID: obj.GetUID()},
-		Reason: ReasonStored, Message: fmt.Sprintf("%s %s stored", info.Kind, obj.GetName()), Type: corev1.EventTypeNormal,
+		Reason: ReasonStored, Message: storedMessage(info, obj, client), Type: corev1.EventTypeNormal,
 		Source:         corev1.EventSource{Component: "apiserver", Host: r.store.ID()},
 		FirstTimestamp: metav1.NewTime(at), LastTimestamp: metav1.NewTime(at), EventTime: metav1.NewMicroTime(at), Count: 1,
 		ReportingController: "apiserver", ReportingInstance: r.store.ID(),
@@ -266,6 +269,41 @@ func (r *resources) storedEvent(info *kinds.Info, obj kinds.Object, at time.Time
 		return store.Op{}, storeError(info, obj.GetName(), err)
 	}
 	return store.Op{Type: store.Create, Key: keyOf(kinds.MustLookup(kinds.Event), ev), Value: value, UID: string(ev.UID), Labels: lbls, Fields: fields}, nil
+}
+
+// storedMessage is the Stored event's message: "Deployment web stored", and the request
+// it came by when known: "Deployment web stored (HTTP POST from kubectl/v1.37.2)".
+func storedMessage(info *kinds.Info, obj kinds.Object, client string) string {
+	msg := fmt.Sprintf("%s %s stored", info.Kind, obj.GetName())
+	if client != "" {
+		msg += " (" + client + ")"
+	}
+	return msg
+}
+
+type clientKey struct{}
+
+// withClient records in ctx how a request came and who sent it, for the Stored event.
+func withClient(ctx context.Context, how, userAgent string) context.Context {
+	// The product token is enough to say who: kubectl/v1.37.2, skiffctl.
+	agent, _, _ := strings.Cut(userAgent, " ")
+	if agent == "" {
+		return context.WithValue(ctx, clientKey{}, how)
+	}
+	return context.WithValue(ctx, clientKey{}, how+" from "+agent)
+}
+
+// requestClient is what withClient recorded, or "" (gRPC: the user agent of its metadata).
+func requestClient(ctx context.Context) string {
+	if c, ok := ctx.Value(clientKey{}).(string); ok {
+		return c
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if ua := md.Get("user-agent"); len(ua) > 0 {
+			return withClient(ctx, "gRPC Create", ua[0]).Value(clientKey{}).(string)
+		}
+	}
+	return ""
 }
 
 // encode names a generated object afresh and makes its store operation.

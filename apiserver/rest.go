@@ -187,7 +187,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		}
 		defer a.gate.limiter.watchDone(user.Name)
 	}
-	a.dispatch(w, r.WithContext(ctx), req)
+	a.dispatch(w, r.WithContext(withClient(ctx, "HTTP "+r.Method, r.UserAgent())), req)
 	return label
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/skiffctl"
 	"github.com/skiffhq/skiff/test/waitfor"
 	"github.com/skiffhq/skiff/up"
 )
@@ -38,9 +39,11 @@ func kubectlBinary(t *testing.T) string {
 			return
 		}
 		kubectlPath = filepath.Join(dir, "kubectl")
-		const v = "k8s.io/component-base/version"
-		cmd := exec.Command("go", "build", "-o", kubectlPath, "-ldflags",
-			"-X "+v+".gitVersion=v1.37.2 -X "+v+".gitMajor=1 -X "+v+".gitMinor=37 -X "+v+".gitTreeState=clean", "./cmd/kubectl")
+		var ldflags []string
+		for _, v := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+			ldflags = append(ldflags, "-X "+v+".gitVersion=v1.37.2 -X "+v+".gitMajor=1 -X "+v+".gitMinor=37 -X "+v+".gitTreeState=clean")
+		}
+		cmd := exec.Command("go", "build", "-o", kubectlPath, "-ldflags", strings.Join(ldflags, " "), "./cmd/kubectl")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("build kubectl: %v\n%s", err, out)
 		}
@@ -67,6 +70,7 @@ type skiff struct {
 	home       string
 	kubectl    string
 	addr       string
+	config     string // skiffctl's client config
 }
 
 // startSkiff runs skiff up until the test ends.
@@ -92,7 +96,7 @@ func startSkiff(t *testing.T) *skiff {
 			t.Errorf("skiff up: %v", err)
 		}
 	})
-	s := &skiff{t: t, kubeconfig: filepath.Join(dir, "kubeconfig"), home: filepath.Join(dir, "home"), kubectl: bin, addr: cfg.Listen}
+	s := &skiff{t: t, kubeconfig: filepath.Join(dir, "kubeconfig"), home: filepath.Join(dir, "home"), kubectl: bin, addr: cfg.Listen, config: cfg.ClientConfig}
 	waitfor.Condition(t, 2*time.Minute, "skiff up serving kubectl, with its node", func() (bool, string) {
 		out, err := s.run("get", "nodes", "--no-headers")
 		return err == nil && strings.Contains(out, "k8sclients-w1") && strings.Contains(out, " Ready"), out
@@ -189,6 +193,23 @@ spec:
       - name: web
         image: %s
 `
+
+// TestKubectlStartsTheChain is the chain's step 1 as Kubernetes users take it: kubectl
+// create sends an HTTP POST, and skiffctl trace names it.
+func TestKubectlStartsTheChain(t *testing.T) {
+	s := startSkiff(t)
+	s.wantOut(`^deployment.apps/nginx-deployment created\n$`, "create", "-f", "../../examples/nginx-deployment.yaml")
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if code := skiffctl.Execute(ctx, skiffctl.Streams{In: strings.NewReader(""), Out: &out, Err: &errb},
+		[]string{"--config", s.config, "trace", "deployment", "nginx-deployment"}); code != 0 {
+		t.Fatalf("skiffctl trace: %s", errb.String())
+	}
+	if !strings.Contains(out.String(), " by HTTP POST from kubectl/v1.37.2\n") {
+		t.Errorf("skiffctl trace does not name kubectl's POST:\n%s", out.String())
+	}
+}
 
 // TestKubectl drives kubectl through a Deployment's life against skiff up.
 func TestKubectl(t *testing.T) {
