@@ -162,7 +162,7 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.create(ctx, obj, writeOptions{})
+	res, err := r.create(ctx, obj, writeOptions{dryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, err
 	}
@@ -176,13 +176,28 @@ func (r *resources) create(ctx context.Context, obj kinds.Object, opts writeOpti
 		return result{}, err
 	}
 	if opts.dryRun {
-		return result{info: c.info, obj: c.obj}, nil
+		return r.dryRunCreate(ctx, c)
 	}
 	value, rev, err := c.commit(ctx, r.store)
 	if err != nil {
 		return result{}, err
 	}
 	return result{info: c.info, value: value, rev: rev}, nil
+}
+
+// dryRunCreate answers a dry-run create: the object as it would be stored, unless its
+// name is taken (as the store would refuse it), without a resourceVersion.
+func (r *resources) dryRunCreate(ctx context.Context, c *creation) (result, error) {
+	if !c.generated {
+		o, err := r.store.Get(ctx, c.op.Key, store.ReadOptions{})
+		if err == nil {
+			return result{}, storeError(c.info, c.op.Key.Name, &store.PreconditionError{Err: store.ErrAlreadyExists, Key: c.op.Key, CurrentRevision: o.ModRevision})
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return result{}, storeError(c.info, c.op.Key.Name, err)
+		}
+	}
+	return result{info: c.info, obj: c.obj}, nil
 }
 
 // creation is a new object that passed validation and admission, ready to store.
@@ -802,6 +817,7 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		}
 		gone := op.Type == store.Delete // the last finalizer is gone: the object goes
 		if opts.dryRun {
+			next.SetResourceVersion(cur.GetResourceVersion())
 			return result{info: info, obj: next, gone: gone}, nil
 		}
 		res, err := r.store.Txn(ctx, op)
@@ -860,7 +876,7 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.replace(ctx, obj, writeOptions{})
+	res, err := r.replace(ctx, obj, writeOptions{dryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, err
 	}
@@ -917,7 +933,7 @@ func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.replaceStatus(ctx, obj, writeOptions{})
+	res, err := r.replaceStatus(ctx, obj, writeOptions{dryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, err
 	}
@@ -968,6 +984,7 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 		return nil, err
 	}
 	res, err := r.delete(ctx, info, req.GetNamespace(), req.GetName(), deleteOptions{
+		writeOptions:      writeOptions{dryRun: req.GetDryRun()},
 		propagationPolicy: req.GetPropagationPolicy(), gracePeriodSeconds: req.GracePeriodSeconds,
 		resourceVersion: req.GetPreconditions().GetResourceVersion(), uid: req.GetPreconditions().GetUid(),
 	})

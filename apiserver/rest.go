@@ -39,7 +39,7 @@ import (
 type restAPI struct {
 	res      *resources
 	gate     *gate
-	logs     *podLogs
+	pods     *pods
 	metrics  *metrics
 	log      hclog.Logger
 	now      func() time.Time

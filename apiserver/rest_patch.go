@@ -15,7 +15,7 @@ import (
 )
 
 // PATCH applies a JSON patch, a JSON merge patch or a strategic merge patch
-// (kinds.ApplyPatch) to the current object's JSON, decodes the result as a body is
+// (kinds.PatchJSON) to the current object's JSON, decodes the result as a body is
 // decoded (fieldValidation applies to it) and writes it as an update would, retrying on
 // a newer object when the patch does not name a resourceVersion. Server-side apply
 // (application/apply-patch+yaml) is refused as an unsupported media type.
@@ -82,7 +82,7 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 		if err != nil {
 			return nil, err
 		}
-		out, err := kinds.ApplyPatch(js, body, pt, req.info.New())
+		out, err := kinds.PatchJSON(js, body, pt, req.info.New())
 		if err != nil {
 			return nil, patchError(req.info, req.name, err)
 		}

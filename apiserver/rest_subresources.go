@@ -210,7 +210,7 @@ func (a *restAPI) scale(w http.ResponseWriter, r *http.Request, req *restRequest
 			if err != nil {
 				return nil, err
 			}
-			out, err := kinds.ApplyPatch(js, patch, pt, &autoscalingv1.Scale{})
+			out, err := kinds.PatchJSON(js, patch, pt, &autoscalingv1.Scale{})
 			if err != nil {
 				return nil, patchError(req.info, req.name, err)
 			}
@@ -355,7 +355,7 @@ func (a *restAPI) podLog(w http.ResponseWriter, r *http.Request, req *restReques
 		}
 	}
 	started := false
-	err := a.logs.stream(r.Context(), lr, func(data []byte) error {
+	err := a.pods.logs(r.Context(), lr, func(data []byte) error {
 		if !started {
 			started = true
 			w.Header().Set("Content-Type", "text/plain")

@@ -95,17 +95,17 @@ func New(cfg Config) (*Server, error) {
 	sopts = append(sopts, grpc.Creds(splitCredentials{}))
 	s.split = newSplitter(s.ln, cfg.TLS)
 	s.grpc = grpc.NewServer(sopts...)
-	logs := &podLogs{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil}
+	podsAPI := &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil}
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members})
-	apiv1.RegisterPodsServer(s.grpc, logs)
+	apiv1.RegisterPodsServer(s.grpc, podsAPI)
 	restCtx, stopREST := context.WithCancel(context.Background())
 	s.stopREST = stopREST
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // the splitter has done the TLS handshake
 	s.rest = &http.Server{
-		Handler: &restAPI{res: s.resources, gate: gate, logs: logs, metrics: s.metrics, log: log, now: cfg.Now,
+		Handler: &restAPI{res: s.resources, gate: gate, pods: podsAPI, metrics: s.metrics, log: log, now: cfg.Now,
 			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: openAPIHandler()},
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext:       connContext,

@@ -400,3 +400,10 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	return keys
 }
+
+// PodTemplate writes a pod template as describe shows it (rollout history --revision).
+func PodTemplate(w io.Writer, t *corev1.PodTemplateSpec) error {
+	d := &describer{tw: tabwriter.NewWriter(w, 0, 8, 2, ' ', 0), now: time.Now()}
+	describeTemplate(d, t)
+	return d.tw.Flush()
+}

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/kinds/table"
@@ -25,7 +26,11 @@ type TableOptions struct {
 	// WithKind names each object kind/name (deployment.apps/web), as kubectl does when
 	// several kinds are listed at once.
 	WithKind bool
-	Now      time.Time // for ages; zero means time.Now()
+	// ShowLabels adds a LABELS column (--show-labels); LabelColumns a column per label
+	// key (-L), headed by the key's last segment in capitals.
+	ShowLabels   bool
+	LabelColumns []string
+	Now          time.Time // for ages; zero means time.Now()
 }
 
 // Table writes objects of one kind as kubectl prints them: the kind's columns (package
@@ -48,6 +53,15 @@ func Table(w io.Writer, info *kinds.Info, objs []kinds.Object, opts TableOptions
 			c.Cell = func(o kinds.Object, _ time.Time) any { return KindName(info, o.GetName()) }
 		}
 		use = append(use, c)
+	}
+	for _, key := range opts.LabelColumns {
+		parts := strings.Split(key, "/")
+		use = append(use, table.Column{TableColumnDefinition: metav1.TableColumnDefinition{Name: parts[len(parts)-1]},
+			Cell: func(o kinds.Object, _ time.Time) any { return o.GetLabels()[key] }})
+	}
+	if opts.ShowLabels {
+		use = append(use, table.Column{TableColumnDefinition: metav1.TableColumnDefinition{Name: "Labels"},
+			Cell: func(o kinds.Object, _ time.Time) any { return labels.FormatLabels(o.GetLabels()) }}) // "<none>" when there is none
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	if !opts.NoHeaders {
