@@ -129,6 +129,9 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	ctx := r.Context()
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	switch {
+	case path == selfSubjectAccessReviews:
+		a.accessReview(w, r, user)
+		return "rest selfsubjectaccessreviews create"
 	case path == "/api" || path == "/apis":
 		a.discoveryRoot(w, r, path)
 		return "rest discovery"

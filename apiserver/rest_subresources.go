@@ -342,11 +342,10 @@ func (a *restAPI) podLog(w http.ResponseWriter, r *http.Request, req *restReques
 		}
 		lr.TailLines = &n
 	}
-	for _, p := range []string{"previous", "timestamps"} {
-		if b, _ := strconv.ParseBool(q.Get(p)); b {
-			a.fail(w, r, badRequest("%s: Forbidden: not supported by Skiff", p))
-			return
-		}
+	lr.Previous, _ = strconv.ParseBool(q.Get("previous"))
+	if b, _ := strconv.ParseBool(q.Get("timestamps")); b {
+		a.fail(w, r, badRequest("timestamps: Forbidden: not supported by Skiff"))
+		return
 	}
 	for _, p := range []string{"sinceSeconds", "sinceTime", "limitBytes"} {
 		if q.Get(p) != "" {

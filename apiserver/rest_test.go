@@ -15,6 +15,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -630,6 +631,34 @@ func TestRESTSecurity(t *testing.T) {
 		if st.Reason != metav1.StatusReasonForbidden || !strings.Contains(st.Message, tc.msg) {
 			t.Errorf("%s %s = %q, want %q", tc.method, tc.path, st.Message, tc.msg)
 		}
+	}
+	// kubectl auth can-i: SelfSubjectAccessReview, the authorizer's answer for the asker.
+	for _, tc := range []struct {
+		who     *restClient
+		what    string
+		attrs   authorizationv1.ResourceAttributes
+		allowed bool
+		reason  string
+	}{
+		{admin, "admin deletes nodes", authorizationv1.ResourceAttributes{Verb: "delete", Resource: "nodes"}, true, ""},
+		{admin, "admin creates pods/exec", authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Subresource: "exec", Namespace: "default"}, true, ""},
+		{w1, "w1 gets its Node", authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Name: "w1"}, true, ""},
+		{w1, "w1 gets w2's Node", authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Name: "w2"}, false, msg + `get nodes "w2": a node may only access its own Node "w1"`},
+		{w1, "w1 patches a pod", authorizationv1.ResourceAttributes{Verb: "patch", Resource: "pods", Namespace: "default", Name: "mine"}, false, msg + `update pods "default/mine"`},
+		{w1, "w1 gets a pod", authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default", Name: "mine"}, true, "allowed for the objects the node restriction admits"},
+		{w1, "w1 lists deployments", authorizationv1.ResourceAttributes{Verb: "list", Group: "apps", Resource: "deployments"}, false, msg + "list deployments"},
+		{w1, "w1 lists a kind not served", authorizationv1.ResourceAttributes{Verb: "list", Group: "batch", Resource: "jobs"}, false, `the server does not serve "jobs" in group "batch"`},
+	} {
+		review := &authorizationv1.SelfSubjectAccessReview{TypeMeta: metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SelfSubjectAccessReview"},
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &tc.attrs}}
+		got := decodeJSON[authorizationv1.SelfSubjectAccessReview](t, tc.who.want(tc.who.do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "application/json", "", review), 201, tc.what).body)
+		if got.Status.Allowed != tc.allowed || !strings.Contains(got.Status.Reason, tc.reason) || got.Kind != "SelfSubjectAccessReview" {
+			t.Errorf("%s: %+v, want allowed %v, reason %q", tc.what, got.Status, tc.allowed, tc.reason)
+		}
+	}
+	bad := admin.want(admin.do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "application/json", "", `{"spec":{}}`), 422, "a review of nothing").status()
+	if bad.Reason != metav1.StatusReasonInvalid || !strings.Contains(bad.Message, "exactly one of nonResourceAttributes or resourceAttributes must be specified") {
+		t.Errorf("a review of nothing: %+v", bad)
 	}
 	theirs := decodeJSON[corev1.Pod](t, admin.want(admin.do("GET", pods+"/theirs", "", "", nil), 200, "get theirs").body)
 	if theirs.Status.Phase == corev1.PodFailed || theirs.DeletionTimestamp != nil {

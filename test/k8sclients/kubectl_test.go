@@ -302,6 +302,52 @@ func TestKubectl(t *testing.T) {
 	}
 	s.wantOut(`.`, "logs", name, "--tail=1", "-c", "web")
 
+	// logs -f follows: the stream stays open while the container runs (still open once
+	// the output came and another request was answered), and ends when the container
+	// exits.
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer fcancel()
+	f := exec.CommandContext(fctx, s.kubectl, "logs", "-f", name)
+	f.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home)
+	var fout lockedBuffer
+	f.Stdout, f.Stderr = &fout, &fout
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	followed := make(chan error, 1)
+	go func() { followed <- f.Wait() }()
+	waitfor.Condition(t, time.Minute, "logs -f prints the container's output", func() (bool, string) {
+		return strings.Contains(fout.String(), "started"), fout.String()
+	})
+	s.wantOut(`(?m)^web-\S+\s+1/1\s+Running`, "get", name, "--no-headers")
+	select {
+	case err := <-followed:
+		t.Fatalf("logs -f ended before the container did: %v\n%s", err, fout.String())
+	default:
+	}
+	s.wantOut(`pod "`+strings.TrimPrefix(name, "pod/")+`" deleted`, "delete", name, "--wait=false")
+	if err := <-followed; err != nil {
+		t.Fatalf("logs -f: %v\n%s", err, fout.String())
+	}
+	s.wantOut(`successfully rolled out`, "rollout", "status", "deployment/web", "--timeout=90s")
+
+	// auth can-i: a SelfSubjectAccessReview (kubectl exits 0 on yes).
+	s.wantOut(`^yes\n$`, "auth", "can-i", "create", "deployments")
+	s.wantOut(`^yes\n$`, "auth", "can-i", "delete", "nodes/k8sclients-w1")
+
+	// cordon, then drain: the pods are evicted (pods/eviction) and, with the only node
+	// unschedulable, their replacements wait.
+	s.wantOut(`^node/k8sclients-w1 cordoned\n$`, "cordon", "k8sclients-w1")
+	s.wantOut(`(?m)^k8sclients-w1\s+Ready,SchedulingDisabled\s`, "get", "nodes")
+	s.wantOut(`(?s)evicting pod default/web-.*pod/web-[a-z0-9-]+ evicted.*node/k8sclients-w1 drained`, "drain", "k8sclients-w1", "--timeout=90s")
+	waitfor.Condition(t, time.Minute, "the replacements wait for a schedulable node", func() (bool, string) {
+		out, _ := s.run("get", "pods", "-l", "app=web", "--no-headers")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return len(lines) == 2 && strings.Count(out, "Pending") == 2, out
+	})
+	s.wantOut(`^node/k8sclients-w1 uncordoned\n$`, "uncordon", "k8sclients-w1")
+	s.wantOut(`successfully rolled out`, "rollout", "status", "deployment/web", "--timeout=90s")
+
 	s.wantOut(`deployment.apps "web" deleted`, "delete", "-f", manifest)
 	s.wantOut(`^$`, "get", "deploy", "-o", "name")
 }
