@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -16,7 +17,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -128,6 +131,16 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	}
 	ctx := r.Context()
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	resourcePath := segs[0] == "api" && len(segs) >= 3 || segs[0] == "apis" && len(segs) >= 4
+	if !resourcePath || path == selfSubjectAccessReviews {
+		// Discovery, OpenAPI and access reviews: through flow control as the user's.
+		done, err := a.gate.limit(ctx, auth.Attributes{User: user})
+		if err != nil {
+			a.fail(w, r, err)
+			return "rest throttled"
+		}
+		defer done()
+	}
 	switch {
 	case path == selfSubjectAccessReviews:
 		a.accessReview(w, r, user)
@@ -179,6 +192,17 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		attrs.Name = peekName(r.Header.Get("Content-Type"), body)
 	}
+	done, err := a.gate.limit(ctx, attrs)
+	if err != nil {
+		a.fail(w, r, err)
+		return label
+	}
+	if req.verb == verbWatch || req.subresource == "log" && r.URL.Query().Get("follow") == "true" {
+		// A stream holds its seat only while it is admitted, as Kubernetes' watches do.
+		done()
+		done = noop
+	}
+	defer done()
 	if ctx, err = a.gate.authorizeAttrs(ctx, attrs); err != nil {
 		a.fail(w, r, err)
 		return label
@@ -738,6 +762,20 @@ func (a *restAPI) fail(w http.ResponseWriter, _ *http.Request, err error) {
 	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
 	if st.Code == 0 {
 		st.Code = http.StatusInternalServerError
+	}
+	if gs, ok := status.FromError(err); ok {
+		// A refusal to come back later (flow control, the rate limit): Retry-After, which
+		// client-go waits for before it retries, as kube-apiserver sends it.
+		for _, d := range gs.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				secs := int32(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+				w.Header().Set("Retry-After", strconv.Itoa(int(secs)))
+				if st.Details == nil {
+					st.Details = &metav1.StatusDetails{}
+				}
+				st.Details.RetryAfterSeconds = secs
+			}
+		}
 	}
 	writeJSON(w, int(st.Code), &st)
 }

@@ -230,3 +230,45 @@ func TestAuthenticate(t *testing.T) {
 		t.Fatalf("tokens without a token file: %v", err)
 	}
 }
+
+// TestAuthenticateRemembers: a connection's certificate is verified once, and the
+// remembered verdict ends with the certificate's validity and with the CA bundle.
+func TestAuthenticateRemembers(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := pki.InitDir(dir, pki.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := pki.LoadCA(dir)
+	cert, _ := ca.Issue(pki.Request{CommonName: "u", Client: true, Validity: time.Hour})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	now := time.Now()
+	rootsAsked := 0
+	a := &Authenticator{Now: func() time.Time { return now }, Roots: func() (*x509.CertPool, error) { rootsAsked++; return pool, nil }}
+	chain := []*x509.Certificate{cert.Cert}
+	for i := 0; i < 3; i++ {
+		if u, err := a.Authenticate(Credentials{Chain: chain}); err != nil || u.Name != "u" {
+			t.Fatalf("request %d: %v %v", i, u, err)
+		}
+	}
+	if len(a.verified) != 1 || rootsAsked != 1 {
+		t.Fatalf("%d remembered, roots asked %d times; want 1 and 1", len(a.verified), rootsAsked)
+	}
+	now = now.Add(1500 * time.Millisecond)
+	if _, err := a.Authenticate(Credentials{Chain: chain}); err != nil || rootsAsked != 2 {
+		t.Fatalf("a second later: %v, roots asked %d times; want 2", err, rootsAsked)
+	}
+	// Expired since: refused, remembered or not.
+	now = now.Add(2 * time.Hour)
+	if _, err := a.Authenticate(Credentials{Chain: chain}); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired certificate: %v", err)
+	}
+	// Another CA bundle (a rotation that dropped this CA): verified anew, and refused.
+	now = now.Add(-2*time.Hour + 2*time.Second)
+	other, _ := pki.NewCA("other", now, 0)
+	pool = x509.NewCertPool()
+	pool.AddCert(other.Cert)
+	if _, err := a.Authenticate(Credentials{Chain: chain}); err == nil || !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("after the CA changed: %v", err)
+	}
+}
