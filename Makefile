@@ -49,7 +49,7 @@ openapi:
 deps:
 	./test/tools/install-deps.sh all
 
-# The real Kubernetes clients' tests (kubectl, client-go) are a module of their own,
+# The real Kubernetes clients' tests (kubectl, client-go, Helm) are a module of their own,
 # test/k8sclients, so that Skiff does not depend on them.
 test: tools deps build
 	$(GO) vet ./...
@@ -60,6 +60,7 @@ test: tools deps build
 # at a time (-p 1): benchmarks running side by side would measure each other.
 bench: build
 	SKIFF_BENCH='$(BENCH)' $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
+	cd test/k8sclients && SKIFF_BENCH='$(BENCH)' $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee -a ../../bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
 
 jepsen: build
 	JEPSEN_TIME=$(JEPSEN_TIME) JEPSEN_NEMESES=$(JEPSEN_NEMESES) $(GO) test -run 'TestJepsen' -timeout 0 -v ./test/jepsen/ -jepsen.long -jepsen.net=$(JEPSEN_NET)
