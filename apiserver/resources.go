@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -171,6 +172,9 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 
 // create stores a new object.
 func (r *resources) create(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+	if err := managedfields.ValidateManagedFields(obj.GetManagedFields()); err != nil {
+		return result{}, invalid(kinds.Of(obj), obj.GetName(), fmt.Errorf("metadata.managedFields: Invalid value: %v", err))
+	}
 	c, err := r.newCreation(ctx, obj)
 	if err != nil {
 		return result{}, err
@@ -892,7 +896,11 @@ func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOpt
 		return result{}, err
 	}
 	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		return prepareUpdate(info, cur, clone(obj))
+		next, err := prepareUpdate(info, cur, clone(obj))
+		if err != nil {
+			return nil, err
+		}
+		return track(ctx, info, "", cur, next)
 	})
 }
 
@@ -952,7 +960,11 @@ func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, opts wr
 		return result{}, err
 	}
 	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		return prepareStatusUpdate(info, cur, obj)
+		next, err := prepareStatusUpdate(info, cur, obj)
+		if err != nil {
+			return nil, err
+		}
+		return track(ctx, info, "status", cur, next)
 	})
 }
 

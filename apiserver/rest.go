@@ -214,7 +214,12 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		}
 		defer a.gate.limiter.watchDone(user.Name)
 	}
-	a.dispatch(w, r.WithContext(withClient(ctx, "HTTP "+r.Method, r.UserAgent())), req)
+	manager := r.URL.Query().Get("fieldManager")
+	if manager == "" {
+		manager = userAgentManager(r.UserAgent())
+	}
+	ctx = withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager)
+	a.dispatch(w, r.WithContext(ctx), req)
 	return label
 }
 
@@ -407,7 +412,11 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbPatch:
 		a.patch(w, r, req, func(cur kinds.Object, patched kinds.Object) (kinds.Object, error) {
-			return prepareUpdate(req.info, cur, patched)
+			next, err := prepareUpdate(req.info, cur, patched)
+			if err != nil {
+				return nil, err
+			}
+			return track(ctx, req.info, "", cur, next)
 		})
 	case verbDelete:
 		opts, err := a.deleteOptionsOf(r)

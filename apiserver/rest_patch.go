@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"google.golang.org/grpc/codes"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
@@ -17,13 +20,17 @@ import (
 // PATCH applies a JSON patch, a JSON merge patch or a strategic merge patch
 // (kinds.PatchJSON) to the current object's JSON, decodes the result as a body is
 // decoded (fieldValidation applies to it) and writes it as an update would, retrying on
-// a newer object when the patch does not name a resourceVersion. Server-side apply
-// (application/apply-patch+yaml) is refused as an unsupported media type.
+// a newer object when the patch does not name a resourceVersion. A server-side apply
+// (application/apply-patch+yaml) goes through the field manager (apply.go), and creates
+// the object when there is none.
 
 // patchOptions are a patch's query options.
 type patchOptions struct {
 	writeOptions
 	fieldValidation string
+	// fieldManager and force are an apply's.
+	fieldManager string
+	force        bool
 }
 
 // patchRequest reads a patch: its options, type and body.
@@ -41,13 +48,24 @@ func (a *restAPI) patchRequest(_ http.ResponseWriter, r *http.Request) (patchOpt
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	pt := types.PatchType(mt)
+	opts.fieldManager = q.Get("fieldManager")
+	force, err := strconv.ParseBool(orFalse(q.Get("force")))
+	if err != nil {
+		return opts, "", nil, badRequest("force: Invalid value: %q: must be true or false", q.Get("force"))
+	}
+	opts.force = force
 	switch pt {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
-	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		return opts, "", nil, unsupportedMedia("server-side apply (%s) is not supported by Skiff: apply on the client (kubectl apply without --server-side)", mt)
+		if opts.force {
+			return opts, "", nil, statusError(codes.InvalidArgument, ReasonInvalid, nil, "force: Invalid value: true: may not be specified for non-apply patch")
+		}
+	case types.ApplyYAMLPatchType:
+		if opts.fieldManager == "" {
+			return opts, "", nil, badRequest("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
+		}
 	default:
-		return opts, "", nil, unsupportedMedia("the body of the request was in an unknown format - accepted media types include: %s, %s, %s",
-			types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType)
+		return opts, "", nil, unsupportedMedia("the body of the request was in an unknown format - accepted media types include: %s, %s, %s, %s",
+			types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType)
 	}
 	body, err := a.readBody(r)
 	if err != nil {
@@ -73,6 +91,10 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 	opts, pt, body, err := a.patchRequest(w, r)
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if pt == types.ApplyYAMLPatchType {
+		a.applyPatch(w, r, req, opts, body)
 		return
 	}
 	var warnings []string
@@ -124,4 +146,75 @@ func (r *resources) patch(ctx context.Context, info *kinds.Info, ns, name string
 		}
 		return prepare(cur, patched)
 	})
+}
+
+func orFalse(s string) string {
+	if s == "" {
+		return "false"
+	}
+	return s
+}
+
+// applyPatch serves a server-side apply: body is the applied configuration, merged into
+// the object by the field manager, or the object created from it.
+func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRequest, opts patchOptions, body []byte) {
+	if req.subresource != "" {
+		a.fail(w, r, unsupportedMedia("server-side apply to the %s subresource is not supported by Skiff", req.subresource))
+		return
+	}
+	applied, err := appliedConfiguration(req, body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	res, err := a.res.patch(ctx, req.info, req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
+		return apply(req.info, cur, applied, opts.fieldManager, opts.force)
+	}, func(cur, patched kinds.Object) (kinds.Object, error) {
+		return prepareUpdate(req.info, cur, patched)
+	})
+	if !isNotFound(err) {
+		a.respond(w, r, http.StatusOK, res, err)
+		return
+	}
+	// None yet: the applied configuration creates it.
+	empty := req.info.New()
+	empty.SetName(req.name)
+	if req.info.Namespaced {
+		empty.SetNamespace(req.namespace)
+	}
+	obj, err := apply(req.info, empty, applied, opts.fieldManager, opts.force)
+	if err == nil {
+		res, err = a.res.create(ctx, obj, opts.writeOptions)
+	}
+	a.respond(w, r, http.StatusCreated, res, err)
+}
+
+// appliedConfiguration decodes an apply's body (YAML or JSON): an object of the URL's
+// kind, name and namespace.
+func appliedConfiguration(req *restRequest, body []byte) (*unstructured.Unstructured, error) {
+	js, err := yaml.YAMLToJSON(body)
+	if err != nil {
+		return nil, badRequest("error decoding YAML: %v", err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(js); err != nil {
+		return nil, badRequest("the applied configuration is not an object: %v", err)
+	}
+	if u.GetAPIVersion() != req.info.APIVersion || u.GetKind() != req.info.Kind {
+		return nil, badRequest("the applied configuration is a %s %s, not a %s %s", u.GetAPIVersion(), u.GetKind(), req.info.APIVersion, req.info.Kind)
+	}
+	if u.GetName() == "" {
+		u.SetName(req.name)
+	}
+	if req.info.Namespaced && u.GetNamespace() == "" {
+		u.SetNamespace(req.namespace)
+	}
+	if u.GetName() != req.name {
+		return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", u.GetName(), req.name)
+	}
+	if req.info.Namespaced && u.GetNamespace() != req.namespace {
+		return nil, badRequest("the namespace of the object (%s) does not match the namespace on the URL (%s)", u.GetNamespace(), req.namespace)
+	}
+	return u, nil
 }

@@ -102,7 +102,11 @@ func (a *restAPI) status(w http.ResponseWriter, r *http.Request, req *restReques
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbPatch:
 		a.patch(w, r, req, func(cur, patched kinds.Object) (kinds.Object, error) {
-			return prepareStatusUpdate(req.info, cur, patched)
+			next, err := prepareStatusUpdate(req.info, cur, patched)
+			if err != nil {
+				return nil, err
+			}
+			return track(ctx, req.info, "status", cur, next)
 		})
 	}
 }
@@ -247,7 +251,11 @@ func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name,
 		f, _ := scaleFields(obj)
 		n := next.Spec.Replicas
 		*f.spec = &n
-		return prepareUpdate(info, cur, obj)
+		updated, err := prepareUpdate(info, cur, obj)
+		if err != nil {
+			return nil, err
+		}
+		return track(ctx, info, "", cur, updated)
 	})
 }
 

@@ -388,7 +388,8 @@ func TestRESTPatch(t *testing.T) {
 	if st.Message != `strict decoding error: unknown field "spec.replica"` {
 		t.Errorf("strict patch = %q", st.Message)
 	}
-	rc.want(rc.do("PATCH", base+"/web", "application/apply-patch+yaml", "", "spec: {}"), 415, "server-side apply")
+	rc.want(rc.do("PATCH", base+"/web", "application/apply-patch+cbor", "", "spec: {}"), 415, "a CBOR apply")
+	rc.want(rc.do("PATCH", base+"/web/status?fieldManager=x", "application/apply-patch+yaml", "", "spec: {}"), 415, "an apply to status")
 	// Status patch, scale.
 	out = decodeJSON[appsv1.Deployment](t, rc.want(rc.do("PATCH", base+"/web/status", "application/merge-patch+json", "", `{"status":{"replicas":2},"spec":{"replicas":7}}`), 200, "status patch").body)
 	if out.Status.Replicas != 2 || *out.Spec.Replicas != 4 {
@@ -707,4 +708,86 @@ func TestRESTOpenAPI(t *testing.T) {
 	if _, ok := doc["paths"].(map[string]any)["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]; !ok {
 		t.Errorf("v3 apps/v1 has no scale path")
 	}
+}
+
+// TestRESTServerSideApply: an apply creates the object, records its manager's fields,
+// refuses to take another manager's field (409, a cause per field) unless forced, keeps
+// fields another manager owns, and tracks an update once the object has managedFields.
+func TestRESTServerSideApply(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	const path = "/api/v1/namespaces/default/configmaps/cfg"
+	const applyType = "application/apply-patch+yaml"
+	cm := func(data string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n" + data
+	}
+	owners := func(obj corev1.ConfigMap) map[string]string {
+		out := map[string]string{}
+		for _, e := range obj.ManagedFields {
+			out[e.Manager] = string(e.Operation) + " " + string(e.FieldsV1.Raw)
+		}
+		return out
+	}
+
+	rc.want(rc.do("PATCH", path, applyType, "", cm("  a: \"1\"\n")), 400, "an apply without fieldManager")
+	got := decodeJSON[corev1.ConfigMap](t, rc.want(rc.do("PATCH", path+"?fieldManager=alice", applyType, "", cm("  a: \"1\"\n  b: \"1\"\n")), 201, "apply creates").body)
+	if got.Data["a"] != "1" || got.Data["b"] != "1" || !strings.Contains(owners(got)["alice"], `Apply {"f:data":{"f:a":{},"f:b":{}}}`) {
+		t.Fatalf("created by apply: %+v %v", got.Data, owners(got))
+	}
+	// Bob's apply of a different a conflicts with alice's.
+	st := rc.want(rc.do("PATCH", path+"?fieldManager=bob", applyType, "", cm("  a: \"2\"\n")), 409, "bob's conflicting apply").status()
+	if st.Reason != metav1.StatusReasonConflict || st.Details == nil || len(st.Details.Causes) != 1 ||
+		st.Details.Causes[0].Type != metav1.CauseTypeFieldManagerConflict || st.Details.Causes[0].Field != ".data.a" ||
+		!strings.Contains(st.Details.Causes[0].Message, `conflict with "alice"`) {
+		t.Fatalf("conflict = %+v", st)
+	}
+	// Forced, bob takes a; alice's next apply without a leaves it (bob's), drops nothing else.
+	got = decodeJSON[corev1.ConfigMap](t, rc.want(rc.do("PATCH", path+"?fieldManager=bob&force=true", applyType, "", cm("  a: \"2\"\n")), 200, "bob forces").body)
+	if got.Data["a"] != "2" || strings.Contains(owners(got)["alice"], "f:a") || !strings.Contains(owners(got)["bob"], `"f:a"`) {
+		t.Fatalf("after bob's forced apply: %+v %v", got.Data, owners(got))
+	}
+	got = decodeJSON[corev1.ConfigMap](t, rc.want(rc.do("PATCH", path+"?fieldManager=alice", applyType, "", cm("  b: \"1\"\n  c: \"1\"\n")), 200, "alice again").body)
+	if got.Data["a"] != "2" || got.Data["c"] != "1" {
+		t.Fatalf("alice's second apply: %+v", got.Data)
+	}
+	// An applied field alice no longer applies goes: c.
+	got = decodeJSON[corev1.ConfigMap](t, rc.want(rc.do("PATCH", path+"?fieldManager=alice", applyType, "", cm("  b: \"1\"\n")), 200, "alice drops c").body)
+	if _, ok := got.Data["c"]; ok || got.Data["b"] != "1" {
+		t.Fatalf("alice dropped c: %+v", got.Data)
+	}
+	// A merge patch by carol is tracked as an Update; alice's apply of b then conflicts.
+	got = decodeJSON[corev1.ConfigMap](t, rc.want(rc.do("PATCH", path+"?fieldManager=carol", "application/merge-patch+json", "", `{"data":{"b":"3"}}`), 200, "carol's patch").body)
+	if !strings.Contains(owners(got)["carol"], `Update {"f:data":{"f:b":{}}}`) {
+		t.Fatalf("carol's update untracked: %v", owners(got))
+	}
+	st = rc.want(rc.do("PATCH", path+"?fieldManager=alice", applyType, "", cm("  b: \"4\"\n")), 409, "alice against carol").status()
+	if len(st.Details.Causes) != 1 || !strings.Contains(st.Details.Causes[0].Message, `conflict with "carol" using v1`) {
+		t.Fatalf("conflict with carol = %+v", st)
+	}
+	rc.want(rc.do("PATCH", path+"?fieldManager=alice&dryRun=All", applyType, "", cm("  b: \"3\"\n")), 200, "a dry-run apply")
+
+	// A Deployment applied twice, the second changing the image, and its status untouched.
+	dep := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: %s}]
+`
+	dpath := "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=kubectl"
+	rc.want(rc.do("PATCH", dpath, applyType, "", fmt.Sprintf(dep, "nginx:1.25")), 201, "apply a deployment")
+	d := decodeJSON[appsv1.Deployment](t, rc.want(rc.do("PATCH", dpath, applyType, "", fmt.Sprintf(dep, "nginx:1.27")), 200, "apply it again").body)
+	if d.Spec.Template.Spec.Containers[0].Image != "nginx:1.27" || d.Generation != 2 {
+		t.Fatalf("re-applied deployment: %+v generation %d", d.Spec.Template.Spec.Containers, d.Generation)
+	}
+	// Unknown fields are refused with their path.
+	st = rc.want(rc.do("PATCH", dpath, applyType, "", fmt.Sprintf(dep, "nginx:1.27")+"  bogus: 1\n"), 422, "an unknown field").status()
+	if !strings.Contains(st.Message, "bogus") {
+		t.Errorf("unknown field: %+v", st)
+	}
+	rc.want(rc.do("PATCH", dpath+"&force=true", "application/merge-patch+json", "", `{}`), 422, "force on a merge patch")
 }

@@ -13,12 +13,12 @@ import (
 // every line against the Go type.
 var supportedFields = map[string][]string{
 	kinds.Pod: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", podSpecFields),
 		under("status", podStatusFields),
 	),
 	kinds.Node: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"podCIDR",
 			"providerID",
@@ -51,7 +51,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.ReplicaSet: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"minReadySeconds",
 			"replicas",
@@ -73,7 +73,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.Deployment: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"minReadySeconds",
 			"paused",
@@ -104,7 +104,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.ConfigMap: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"binaryData",
 			"data",
@@ -112,7 +112,7 @@ var supportedFields = map[string][]string{
 		},
 	),
 	kinds.Event: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"action",
 			"count",
@@ -136,7 +136,7 @@ var supportedFields = map[string][]string{
 		},
 	),
 	kinds.Lease: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"acquireTime",
 			"holderIdentity",
@@ -146,7 +146,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.Namespace: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"finalizers[*]",
 		}),
@@ -160,7 +160,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.PodDisruptionBudget: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"maxUnavailable",
 			"minAvailable",
@@ -185,6 +185,10 @@ var supportedFields = map[string][]string{
 }
 
 // objectMetaFields is what Skiff keeps of metadata, of every kind and of pod templates.
+// storedMetaFields are an object's own metadata: what a template's may hold and the
+// managedFields server-side apply keeps (apiserver/apply.go).
+var storedMetaFields = append(slices.Clone(objectMetaFields), "managedFields[*]")
+
 var objectMetaFields = []string{
 	"annotations",
 	"creationTimestamp",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,9 +97,19 @@ func helmConfig(t *testing.T, kubeconfig, ns string) *action.Configuration {
 
 // TestHelm: Helm's Go SDK (helm.sh/helm/v4) installs a chart made by `helm create`,
 // waits for its Deployment to be ready, upgrades it with new values, rolls it back and
-// uninstalls it, against skiff up, applying on the client (its three-way merge) as `helm
-// --server-side=false` does.
+// uninstalls it, against skiff up: applying on the server (server-side apply, Helm 4's
+// default) and on the client (its three-way merge, `helm --server-side=false`).
 func TestHelm(t *testing.T) {
+	for _, serverSide := range []bool{true, false} {
+		name := "client-side"
+		if serverSide {
+			name = "server-side"
+		}
+		t.Run(name, func(t *testing.T) { testHelm(t, serverSide) })
+	}
+}
+
+func testHelm(t *testing.T, serverSide bool) {
 	s := startSkiff(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -112,7 +123,7 @@ func TestHelm(t *testing.T) {
 
 	install := action.NewInstall(cfg)
 	install.ReleaseName, install.Namespace = "demo", "default"
-	install.ServerSideApply = false
+	install.ServerSideApply = serverSide
 	install.WaitStrategy, install.Timeout = kube.StatusWatcherStrategy, 2*time.Minute
 	rel, err := install.RunWithContext(ctx, ch, values("hello", 2))
 	if err != nil {
@@ -131,6 +142,10 @@ func TestHelm(t *testing.T) {
 		if err != nil || *d.Spec.Replicas != replicas || d.Annotations["meta.helm.sh/release-name"] != "demo" {
 			t.Fatalf("%s: deployment demo: %v %v", step, d, err)
 		}
+		// Applied on the server, the fields are Helm's, as managedFields say.
+		if applied := len(d.ManagedFields) > 0 && d.ManagedFields[0].Operation == metav1.ManagedFieldsOperationApply; applied != serverSide {
+			t.Fatalf("%s: deployment demo's managedFields %+v (server-side %v)", step, d.ManagedFields, serverSide)
+		}
 	}
 	check("install", "hello", 2)
 	// The status watcher waited for the rollout: the Deployment's pods are ready.
@@ -139,7 +154,7 @@ func TestHelm(t *testing.T) {
 	}
 
 	upgrade := action.NewUpgrade(cfg)
-	upgrade.Namespace, upgrade.ServerSideApply = "default", "false"
+	upgrade.Namespace, upgrade.ServerSideApply = "default", strconv.FormatBool(serverSide)
 	upgrade.WaitStrategy, upgrade.Timeout = kube.StatusWatcherStrategy, 2*time.Minute
 	if _, err := upgrade.RunWithContext(ctx, "demo", ch, values("bonjour", 3)); err != nil {
 		t.Fatalf("helm upgrade: %v", err)
@@ -147,7 +162,7 @@ func TestHelm(t *testing.T) {
 	check("upgrade", "bonjour", 3)
 
 	rollback := action.NewRollback(cfg)
-	rollback.Version, rollback.ServerSideApply = 1, "false"
+	rollback.Version, rollback.ServerSideApply = 1, strconv.FormatBool(serverSide)
 	rollback.WaitStrategy, rollback.Timeout = kube.StatusWatcherStrategy, 2*time.Minute
 	if err := rollback.Run("demo"); err != nil {
 		t.Fatalf("helm rollback: %v", err)

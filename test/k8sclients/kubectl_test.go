@@ -244,6 +244,29 @@ func TestKubectl(t *testing.T) {
 	s.wantOut(`^3$`, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}")
 	s.wantOut(`deployment.apps/web unchanged`, "apply", "-f", manifest)
 
+	// Server-side apply: created, changed, a field another manager set (kubectl scale, an
+	// Update by "kubectl", its user agent) is a conflict until forced.
+	api := filepath.Join(dir, "api.yaml")
+	writeAPI := func(replicas int) {
+		m := strings.ReplaceAll(fmt.Sprintf(webManifest, replicas, "nginx:1.25"), "web", "api")
+		if err := os.WriteFile(api, []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeAPI(1)
+	s.wantOut(`^deployment.apps/api serverside-applied\n$`, "apply", "--server-side", "-f", api)
+	writeAPI(2)
+	s.wantOut(`^deployment.apps/api serverside-applied\n$`, "apply", "--server-side", "-f", api)
+	s.wantOut(`^2 kubectl$`, "get", "deploy", "api", "-o", "jsonpath={.spec.replicas} {.metadata.managedFields[0].manager}")
+	s.wantOut(`deployment.apps/api scaled`, "scale", "deployment/api", "--replicas=3")
+	writeAPI(1)
+	if out, err := s.run("apply", "--server-side", "-f", api); err == nil || !strings.Contains(out, `Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas`) {
+		t.Fatalf("apply over kubectl scale's replicas: %v\n%s", err, out)
+	}
+	s.wantOut(`^deployment.apps/api serverside-applied\n$`, "apply", "--server-side", "--force-conflicts", "-f", api)
+	s.wantOut(`^1$`, "get", "deploy", "api", "-o", "jsonpath={.spec.replicas}")
+	s.wantOut(`deployment.apps "api" deleted`, "delete", "-f", api)
+
 	// Watch while scaling.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
