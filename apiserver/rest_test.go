@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
@@ -765,6 +766,25 @@ func TestRESTServerSideApply(t *testing.T) {
 		t.Fatalf("conflict with carol = %+v", st)
 	}
 	rc.want(rc.do("PATCH", path+"?fieldManager=alice&dryRun=All", applyType, "", cm("  b: \"3\"\n")), 200, "a dry-run apply")
+	// A gRPC update is tracked too, under its client's user agent.
+	conn, err := client.Dial(c.Addrs(), client.Options{UserAgent: "tester/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cur, err := client.For[*corev1.ConfigMap](conn).Get(testCtx(t), "default", "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Data["d"] = "1"
+	cur.ManagedFields = nil // as a client that never read them: the live ones are kept
+	if _, err := client.For[*corev1.ConfigMap](conn).Update(testCtx(t), cur); err != nil {
+		t.Fatal(err)
+	}
+	got = decodeJSON[corev1.ConfigMap](t, rc.want(rc.do("GET", path, "", "", nil), 200, "get").body)
+	if !strings.Contains(owners(got)["tester"], `Update {"f:data":{"f:d":{}}}`) || !strings.Contains(owners(got)["carol"], `"f:b"`) {
+		t.Fatalf("gRPC update tracked: %v", owners(got))
+	}
 
 	// A Deployment applied twice, the second changing the image, and its status untouched.
 	dep := `apiVersion: apps/v1
