@@ -219,9 +219,14 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		manager = userAgentManager(r.UserAgent())
 	}
 	ctx = withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager)
+	ctx = context.WithValue(ctx, restUserKey{}, user)
 	a.dispatch(w, r.WithContext(ctx), req)
 	return label
 }
+
+// restUserKey holds the user of a REST request, for the checks a handler makes beyond
+// its route's (an apply that creates).
+type restUserKey struct{}
 
 // credentials are what an HTTP request presents: its connection's client certificate
 // and its bearer token.

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
 )
@@ -177,7 +178,13 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 		a.respond(w, r, http.StatusOK, res, err)
 		return
 	}
-	// None yet: the applied configuration creates it.
+	// None yet: the applied configuration creates it, if the user may create it.
+	user, _ := ctx.Value(restUserKey{}).(auth.User)
+	if _, err := a.gate.authorizeAttrs(ctx, auth.Attributes{User: user, Verb: auth.Create, Resource: req.info.Plural,
+		Namespace: req.namespace, Name: req.name}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	empty := req.info.New()
 	empty.SetName(req.name)
 	if req.info.Namespaced {

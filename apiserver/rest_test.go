@@ -658,6 +658,13 @@ func TestRESTSecurity(t *testing.T) {
 			t.Errorf("%s: %+v, want allowed %v, reason %q", tc.what, got.Status, tc.allowed, tc.reason)
 		}
 	}
+	// An apply that would create needs create too: the controller-manager may update
+	// nodes, not create them.
+	cm := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, "controller-manager"), "")
+	st = cm.want(cm.do("PATCH", "/api/v1/nodes/w9?fieldManager=cm", "application/apply-patch+yaml", "", "apiVersion: v1\nkind: Node\nmetadata: {name: w9}\n"), 403, "apply creating a node").status()
+	if !strings.Contains(st.Message, `cannot create nodes "w9"`) {
+		t.Errorf("apply creating a node as the controller-manager: %+v", st)
+	}
 	bad := admin.want(admin.do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "application/json", "", `{"spec":{}}`), 422, "a review of nothing").status()
 	if bad.Reason != metav1.StatusReasonInvalid || !strings.Contains(bad.Message, "exactly one of nonResourceAttributes or resourceAttributes must be specified") {
 		t.Errorf("a review of nothing: %+v", bad)
