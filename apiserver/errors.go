@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/skiffhq/skiff/apiserver/encryption"
 	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
@@ -41,6 +42,7 @@ const (
 	ReasonUnavailable   = "ServiceUnavailable"
 	ReasonUnknown       = "OutcomeUnknown"
 	ReasonTooLarge      = "RequestEntityTooLarge"
+	ReasonInternal      = "InternalError"
 )
 
 // apiError is an error of the API, for both front ends.
@@ -213,6 +215,9 @@ func storeError(info *kinds.Info, name string, err error) error {
 		return statusError(codes.Unknown, ReasonUnknown, nil, "%s %q: %v; read the object before retrying", resourceName(info), name, err)
 	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrClosed):
 		return statusError(codes.Unavailable, ReasonUnavailable, nil, "%v", err)
+	case errors.Is(err, encryption.ErrTransform):
+		// The value names itself; which object of a list or watch it is does not matter.
+		return statusError(codes.Internal, ReasonInternal, nil, "Internal error occurred: %v", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):

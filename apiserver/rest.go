@@ -124,12 +124,12 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		writeJSON(w, http.StatusOK, serverVersion())
 		return "rest version"
 	}
-	user, err := a.gate.authenticate(a.credentials(r), r.Method+" "+r.URL.Path)
+	user, err := a.gate.authenticate(a.credentials(r), r.Method+" "+r.URL.Path, r.RemoteAddr)
 	if err != nil {
 		a.fail(w, r, err)
 		return "rest unauthenticated"
 	}
-	ctx := r.Context()
+	ctx := context.WithValue(r.Context(), userKey{}, user)
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	resourcePath := segs[0] == "api" && len(segs) >= 3 || segs[0] == "apis" && len(segs) >= 4
 	if !resourcePath || path == selfSubjectAccessReviews {
@@ -219,14 +219,9 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		manager = userAgentManager(r.UserAgent())
 	}
 	ctx = withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager)
-	ctx = context.WithValue(ctx, restUserKey{}, user)
 	a.dispatch(w, r.WithContext(ctx), req)
 	return label
 }
-
-// restUserKey holds the user of a REST request, for the checks a handler makes beyond
-// its route's (an apply that creates).
-type restUserKey struct{}
 
 // credentials are what an HTTP request presents: its connection's client certificate
 // and its bearer token.
@@ -417,11 +412,7 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbPatch:
 		a.patch(w, r, req, func(cur kinds.Object, patched kinds.Object) (kinds.Object, error) {
-			next, err := prepareUpdate(req.info, cur, patched)
-			if err != nil {
-				return nil, err
-			}
-			return track(ctx, req.info, "", cur, next)
+			return a.res.nextState(ctx, req.info, cur, patched, false)
 		})
 	case verbDelete:
 		opts, err := a.deleteOptionsOf(r)

@@ -172,15 +172,14 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 	res, err := a.res.patch(ctx, req.info, req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
 		return apply(req.info, cur, applied, opts.fieldManager, opts.force)
 	}, func(cur, patched kinds.Object) (kinds.Object, error) {
-		return prepareUpdate(req.info, cur, patched)
+		return a.res.nextState(ctx, req.info, cur, patched, true)
 	})
 	if !isNotFound(err) {
 		a.respond(w, r, http.StatusOK, res, err)
 		return
 	}
 	// None yet: the applied configuration creates it, if the user may create it.
-	user, _ := ctx.Value(restUserKey{}).(auth.User)
-	if _, err := a.gate.authorizeAttrs(ctx, auth.Attributes{User: user, Verb: auth.Create, Resource: req.info.Plural,
+	if _, err := a.gate.authorizeAttrs(ctx, auth.Attributes{User: requestUser(ctx), Verb: auth.Create, Resource: req.info.Plural,
 		Namespace: req.namespace, Name: req.name}); err != nil {
 		a.fail(w, r, err)
 		return

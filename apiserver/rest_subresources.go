@@ -251,11 +251,7 @@ func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name,
 		f, _ := scaleFields(obj)
 		n := next.Spec.Replicas
 		*f.spec = &n
-		updated, err := prepareUpdate(info, cur, obj)
-		if err != nil {
-			return nil, err
-		}
-		return track(ctx, info, "", cur, updated)
+		return r.nextState(ctx, info, cur, obj, false)
 	})
 }
 

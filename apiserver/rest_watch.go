@@ -157,6 +157,10 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 			}
 			return
 		}
+		if evs, err = a.res.atRest.openEvents(req.info, evs); err != nil {
+			w.Write(enc.errorEvent(storeError(req.info, "", err)))
+			return
+		}
 		buf = buf[:0]
 		for i := range evs {
 			ev := &evs[i]

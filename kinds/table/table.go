@@ -149,6 +149,19 @@ var columns = map[string][]Column{
 			return int64(len(c.Data) + len(c.BinaryData))
 		}),
 		ageCol},
+	kinds.Secret: {nameCol,
+		col("Type", "string", 0, corev1.Secret{}.SwaggerDoc()["type"], func(o kinds.Object, _ time.Time) any {
+			return string(o.(*corev1.Secret).Type)
+		}),
+		col("Data", "string", 0, corev1.Secret{}.SwaggerDoc()["data"], func(o kinds.Object, _ time.Time) any {
+			return int64(len(o.(*corev1.Secret).Data))
+		}),
+		ageCol},
+	kinds.ServiceAccount: {nameCol,
+		col("Secrets", "string", 0, corev1.ServiceAccount{}.SwaggerDoc()["secrets"], func(o kinds.Object, _ time.Time) any {
+			return int64(len(o.(*corev1.ServiceAccount).Secrets))
+		}),
+		ageCol},
 	kinds.Lease: {nameCol,
 		col("Holder", "string", 0, coordinationv1.LeaseSpec{}.SwaggerDoc()["holderIdentity"], func(o kinds.Object, _ time.Time) any {
 			if h := o.(*coordinationv1.Lease).Spec.HolderIdentity; h != nil {
