@@ -41,6 +41,9 @@ type splitter struct {
 	grpc *connQueue
 	rest *connQueue
 	wg   sync.WaitGroup
+	// established, when set, is called with each connection once it has been split (the
+	// listener's guard, when requests are not authenticated: the handshake is all).
+	established func(net.Conn)
 }
 
 func newSplitter(ln net.Listener, cfg *tls.Config) *splitter {
@@ -99,6 +102,7 @@ func (s *splitter) split(raw net.Conn) {
 	sc := &splitConn{Conn: conn, in: br, state: state}
 	if !h2 {
 		raw.SetDeadline(time.Time{})
+		s.establish(raw)
 		s.rest.put(sc)
 		return
 	}
@@ -108,6 +112,7 @@ func (s *splitter) split(raw net.Conn) {
 		return
 	}
 	raw.SetDeadline(time.Time{})
+	s.establish(raw)
 	sc.in = io.MultiReader(bytes.NewReader(read), br)
 	if strings.HasPrefix(contentType, "application/grpc") {
 		s.grpc.put(sc)
@@ -115,6 +120,12 @@ func (s *splitter) split(raw net.Conn) {
 	}
 	sc.in = &settingsAckFilter{r: sc.in}
 	s.rest.put(sc)
+}
+
+func (s *splitter) establish(c net.Conn) {
+	if s.established != nil {
+		s.established(c)
+	}
 }
 
 // firstContentType reads an HTTP/2 client's preface and frames up to its first request's

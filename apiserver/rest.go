@@ -129,6 +129,10 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		a.fail(w, r, err)
 		return "rest unauthenticated"
 	}
+	if a.gate.conns != nil {
+		// Its client has identified itself: the connection is no longer pending.
+		a.gate.conns.EstablishedAddr(r.RemoteAddr)
+	}
 	ctx := context.WithValue(r.Context(), userKey{}, user)
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	resourcePath := segs[0] == "api" && len(segs) >= 3 || segs[0] == "apis" && len(segs) >= 4

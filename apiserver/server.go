@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/connlimit"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
@@ -123,9 +124,20 @@ func New(cfg Config) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
-	// The splitter does the TLS handshake, for both APIs; gRPC reads its result.
+	// A connection is pending until a request on it is authenticated (or, without
+	// authentication, until its handshake is done): pending ones are capped per source
+	// address and in all, and closed after 10 s, so that idle connections cannot take
+	// the file descriptors the cluster's clients need. The guard counts the listener's
+	// connections under the splitter, which does the TLS handshake for both APIs and
+	// marks a connection established at its end without authentication; with it, the
+	// gate does at a request's authentication, a gRPC call's or a REST request's.
+	gate.conns = connlimit.New("API", connlimit.DefaultLimits(), log)
+	s.ln = gate.conns.Listener(s.ln)
 	sopts = append(sopts, grpc.Creds(splitCredentials{}))
 	s.split = newSplitter(s.ln, cfg.TLS)
+	if gate.authn == nil {
+		s.split.established = gate.conns.Established
+	}
 	s.grpc = grpc.NewServer(sopts...)
 	podsAPI := &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil}
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
@@ -147,6 +159,8 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	if s.hln != nil {
+		httpGuard := connlimit.New("HTTP", connlimit.DefaultLimits(), log)
+		s.hln = httpGuard.Listener(s.hln)
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", s.readyz)
@@ -161,7 +175,7 @@ func New(cfg Config) (*Server, error) {
 			metrics = gate.requireClient(metrics)
 		}
 		mux.Handle("/metrics", metrics)
-		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: httpGuard.ConnState}
 	}
 	return s, nil
 }

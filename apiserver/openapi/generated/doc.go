@@ -4,6 +4,7 @@
 // `make openapi`. The packages are every group whose kinds Skiff serves or may serve
 // soon, so a new kind of one of them needs no regeneration; a kind of another group
 // fails apiserver/openapi's tests until its package is added below.
+// scheduling/v1alpha3 is there for batch/v1's Job, whose schedulingPolicy names its types.
 package generated
 
-//go:generate go tool openapi-gen --output-dir . --output-pkg github.com/skiffhq/skiff/apiserver/openapi/generated --output-file zz_generated.openapi.go --go-header-file ../../../hack/boilerplate.go.txt --report-filename /dev/null k8s.io/api/core/v1 k8s.io/api/apps/v1 k8s.io/api/batch/v1 k8s.io/api/coordination/v1 k8s.io/api/policy/v1 k8s.io/api/discovery/v1 k8s.io/api/networking/v1 k8s.io/api/storage/v1 k8s.io/api/autoscaling/v1 k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/util/intstr k8s.io/apimachinery/pkg/api/resource k8s.io/apimachinery/pkg/version
+//go:generate go tool openapi-gen --output-dir . --output-pkg github.com/skiffhq/skiff/apiserver/openapi/generated --output-file zz_generated.openapi.go --go-header-file ../../../hack/boilerplate.go.txt --report-filename /dev/null k8s.io/api/core/v1 k8s.io/api/apps/v1 k8s.io/api/batch/v1 k8s.io/api/coordination/v1 k8s.io/api/policy/v1 k8s.io/api/discovery/v1 k8s.io/api/networking/v1 k8s.io/api/storage/v1 k8s.io/api/autoscaling/v1 k8s.io/api/scheduling/v1alpha3 k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/util/intstr k8s.io/apimachinery/pkg/api/resource k8s.io/apimachinery/pkg/version
