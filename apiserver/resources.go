@@ -63,6 +63,8 @@ type resources struct {
 	// admitServiceAccounts runs the ServiceAccount admission on new pods.
 	admitServiceAccounts bool
 	atRest               *atRest
+	// events enforces the event rate limit (nil: none).
+	events *eventLimiter
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -191,6 +193,9 @@ func (r *resources) create(ctx context.Context, obj kinds.Object, opts writeOpti
 	}
 	if opts.dryRun {
 		return r.dryRunCreate(ctx, c)
+	}
+	if err := r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), 0); err != nil {
+		return result{}, err
 	}
 	value, rev, err := c.commit(ctx, r.store)
 	if err != nil {
@@ -409,6 +414,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	}
 	creations := make([]*creation, len(objs))
 	var valid []int
+	throttled := 0 // Events refused by the event rate limit so far
 	for i, o := range objs {
 		obj, err := unwrap(o)
 		if err != nil {
@@ -416,6 +422,11 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 			continue
 		}
 		c, err := r.newCreation(ctx, obj)
+		if err == nil {
+			if err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), throttled); status.Code(err) == codes.ResourceExhausted {
+				throttled++
+			}
+		}
 		if err != nil {
 			fail(i, err)
 			continue
@@ -892,6 +903,11 @@ func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOpt
 	if err != nil {
 		return result{}, err
 	}
+	if !opts.dryRun {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+			return result{}, err
+		}
+	}
 	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		return r.nextState(ctx, info, cur, clone(obj), false)
 	})
@@ -968,6 +984,11 @@ func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, opts wr
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
 		return result{}, err
+	}
+	if !opts.dryRun {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+			return result{}, err
+		}
 	}
 	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		next, err := prepareStatusUpdate(info, cur, obj)

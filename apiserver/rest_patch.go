@@ -134,6 +134,12 @@ func (r *resources) patch(ctx context.Context, info *kinds.Info, ns, name string
 		return result{}, badRequest("name is required")
 	}
 	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
+	if !opts.dryRun {
+		// A patch of an Event is an update for the event rate limit.
+		if err := r.admitEventWrite(ctx, info, k.Namespace, 0); err != nil {
+			return result{}, err
+		}
+	}
 	return r.update(ctx, info, k, 0, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		patched, err := apply(clone(cur))
 		if err != nil {
