@@ -112,7 +112,7 @@ var supportedFields = map[string][]string{
 		},
 	),
 	kinds.Secret: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"data",
 			"immutable",
@@ -123,7 +123,7 @@ var supportedFields = map[string][]string{
 	// Skiff mounts no service account token (see docs/architecture.md): false, for
 	// automountServiceAccountToken, is what it does anyway.
 	kinds.ServiceAccount: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"automountServiceAccountToken",
 			"imagePullSecrets[*].name",
@@ -202,7 +202,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.DaemonSet: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"minReadySeconds",
 			"revisionHistoryLimit",
@@ -231,7 +231,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.StatefulSet: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"minReadySeconds",
 			"ordinals.start",
@@ -268,14 +268,14 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.ControllerRevision: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"data",
 			"revision",
 		},
 	),
 	kinds.Job: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", jobSpecFields),
 		under("spec.selector", labelSelectorFields),
 		under("spec.template.metadata", objectMetaFields),
@@ -301,7 +301,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.CronJob: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"concurrencyPolicy",
 			"failedJobsHistoryLimit",
@@ -328,7 +328,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.PersistentVolume: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"accessModes[*]",
 			"capacity",
@@ -359,7 +359,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.PersistentVolumeClaim: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", claimSpecFields),
 		under("status", []string{
 			"accessModes[*]",
@@ -368,7 +368,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.StorageClass: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"parameters",
 			"provisioner",

@@ -335,3 +335,15 @@ func BenchmarkCheckSupportedPod(b *testing.B) {
 		}
 	}
 }
+
+// TestManagedFieldsAcceptedOnEveryKind: server-side apply records managedFields on any
+// kind's object (Helm applies ServiceAccounts, Secrets, ...), so no kind refuses them.
+func TestManagedFieldsAcceptedOnEveryKind(t *testing.T) {
+	for _, in := range kinds.All() {
+		obj := in.New()
+		obj.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "helm", Operation: metav1.ManagedFieldsOperationApply}})
+		if errs := checkSupported(obj, false); len(errs) > 0 {
+			t.Errorf("%s with managedFields: %v", in.Kind, ErrorList(errs))
+		}
+	}
+}
