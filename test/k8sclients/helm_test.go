@@ -21,10 +21,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// helmChart is the chart `helm create demo` writes (Helm's chartutil.Create), cut to the
-// kinds Skiff serves: its Deployment, without the serviceAccountName and probes Skiff
-// refuses, and a ConfigMap in place of the Service, ServiceAccount, Ingress, HTTPRoute,
-// HorizontalPodAutoscaler and test Pod Skiff does not serve yet.
+// helmChart is the chart `helm create demo` writes (Helm's chartutil.Create): its
+// Deployment and ServiceAccount, and a ConfigMap of the test's, without the Service,
+// Ingress, HTTPRoute, HorizontalPodAutoscaler and test Pod's templates, kinds Skiff does
+// not serve yet.
 func helmChart(t *testing.T) *chart.Chart {
 	t.Helper()
 	dir, err := chartutil.Create("demo", t.TempDir())
@@ -32,27 +32,17 @@ func helmChart(t *testing.T) *chart.Chart {
 		t.Fatal(err)
 	}
 	tpl := filepath.Join(dir, "templates")
-	for _, f := range []string{"service.yaml", "serviceaccount.yaml", "ingress.yaml", "httproute.yaml", "hpa.yaml", "tests", "NOTES.txt"} {
+	for _, f := range []string{"service.yaml", "ingress.yaml", "httproute.yaml", "hpa.yaml", "tests", "NOTES.txt"} {
 		if err := os.RemoveAll(filepath.Join(tpl, f)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dep, err := os.ReadFile(filepath.Join(tpl, "deployment.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kept []string
-	for _, line := range strings.Split(string(dep), "\n") {
-		if !strings.Contains(line, "serviceAccountName:") {
-			kept = append(kept, line)
+	for _, f := range []string{"deployment.yaml", "serviceaccount.yaml"} {
+		if _, err := os.Stat(filepath.Join(tpl, f)); err != nil {
+			t.Fatalf("helm create wrote no %s: %v", f, err)
 		}
 	}
-	if len(kept) == len(strings.Split(string(dep), "\n")) {
-		t.Fatal("helm create's deployment.yaml has no serviceAccountName line to cut: the chart changed")
-	}
-	files := map[string]string{
-		"deployment.yaml": strings.Join(kept, "\n"),
-		"configmap.yaml": `apiVersion: v1
+	const configMap = `apiVersion: v1
 kind: ConfigMap
 metadata:
   name: {{ include "demo.fullname" . }}
@@ -60,12 +50,9 @@ metadata:
     {{- include "demo.labels" . | nindent 4 }}
 data:
   greeting: {{ .Values.greeting | quote }}
-`,
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(tpl, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
+`
+	if err := os.WriteFile(filepath.Join(tpl, "configmap.yaml"), []byte(configMap), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	ch, err := loader.Load(dir)
 	if err != nil {
@@ -74,22 +61,21 @@ data:
 	return ch
 }
 
-// values are the chart's values for a release: null removes the probes of values.yaml,
-// as `helm install --set livenessProbe=null` does.
+// values are the chart's values for a release: null removes the probes of values.yaml
+// (Skiff does not run probes yet), as `helm install --set livenessProbe=null` does.
 func values(greeting string, replicas int) map[string]any {
 	return map[string]any{"greeting": greeting, "replicaCount": replicas, "livenessProbe": nil, "readinessProbe": nil}
 }
 
 // helmConfig is Helm's action configuration for namespace ns of the cluster of
-// kubeconfig, its releases in ConfigMaps (Helm's configmap driver: Secrets, its default,
-// are not served by Skiff yet).
+// kubeconfig, its releases in Secrets (its default driver).
 func helmConfig(t *testing.T, kubeconfig, ns string) *action.Configuration {
 	t.Helper()
 	flags := genericclioptions.NewConfigFlags(false)
 	cacheDir := t.TempDir()
 	flags.KubeConfig, flags.Namespace, flags.CacheDir = &kubeconfig, &ns, &cacheDir
 	cfg := action.NewConfiguration()
-	if err := cfg.Init(flags, ns, "configmap"); err != nil {
+	if err := cfg.Init(flags, ns, "secret"); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
@@ -142,6 +128,12 @@ func testHelm(t *testing.T, serverSide bool) {
 		if err != nil || *d.Spec.Replicas != replicas || d.Annotations["meta.helm.sh/release-name"] != "demo" {
 			t.Fatalf("%s: deployment demo: %v %v", step, d, err)
 		}
+		if d.Spec.Template.Spec.ServiceAccountName != "demo" {
+			t.Fatalf("%s: deployment demo runs as %q", step, d.Spec.Template.Spec.ServiceAccountName)
+		}
+		if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "demo", metav1.GetOptions{}); err != nil {
+			t.Fatalf("%s: serviceaccount demo: %v", step, err)
+		}
 		// Applied on the server, the fields are Helm's, as managedFields say.
 		if applied := len(d.ManagedFields) > 0 && d.ManagedFields[0].Operation == metav1.ManagedFieldsOperationApply; applied != serverSide {
 			t.Fatalf("%s: deployment demo's managedFields %+v (server-side %v)", step, d.ManagedFields, serverSide)
@@ -181,9 +173,9 @@ func testHelm(t *testing.T, serverSide bool) {
 	if strings.Join(statuses, ",") != "superseded,superseded,deployed" {
 		t.Fatalf("helm history: %v", statuses)
 	}
-	// Helm keeps its releases in ConfigMaps labelled owner=helm.
-	rels, err := cs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=demo"})
-	if err != nil || len(rels.Items) != 3 {
+	// Helm keeps its releases in Secrets of type helm.sh/release.v1, labelled owner=helm.
+	rels, err := cs.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=demo"})
+	if err != nil || len(rels.Items) != 3 || rels.Items[0].Type != "helm.sh/release.v1" {
 		t.Fatalf("release records: %v %v", rels, err)
 	}
 
@@ -198,7 +190,10 @@ func testHelm(t *testing.T, serverSide bool) {
 	if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "demo", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("after uninstall: configmap demo: %v", err)
 	}
-	if rels, err := cs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=demo"}); err != nil || len(rels.Items) != 0 {
+	if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "demo", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("after uninstall: serviceaccount demo: %v", err)
+	}
+	if rels, err := cs.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=demo"}); err != nil || len(rels.Items) != 0 {
 		t.Fatalf("release records after uninstall: %v %v", rels, err)
 	}
 }
