@@ -77,6 +77,10 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := client.WriteConfigFile(path, cf); err != nil {
 			return err
 		}
+		// kubectl's, beside it: ~/.skiff/kubeconfig for the default client config.
+		if err := client.WriteKubeconfig(filepath.Join(filepath.Dir(path), "kubeconfig"), "skiff", cf); err != nil {
+			return err
+		}
 	}
 	dialAs := func(cert string) (*client.Conn, error) {
 		servers, opts, err := client.Resolve(client.Settings{Server: strings.Join(l.apiAddrs, ","), CAFile: p(pki.CACertFile),
@@ -197,7 +201,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if credentials == "" {
 		credentials = filepath.Join(dataDir, "client.config")
 	}
-	fmt.Fprintf(out, "TLS on; certificates in %s; skiffctl's admin credentials in %s\n", pkiDir, credentials)
+	fmt.Fprintf(out, "TLS on; certificates in %s; skiffctl's admin credentials in %s, kubectl's in %s\n", pkiDir, credentials,
+		filepath.Join(filepath.Dir(credentials), "kubeconfig"))
 	fmt.Fprint(out, uiNote)
 	fmt.Fprintf(out, "Try:\n  ./bin/skiffctl apply -f examples/nginx-deployment.yaml\n  ./bin/skiffctl get pods -o wide\n  ./bin/skiffctl trace deployment nginx-deployment\nCtrl-C stops everything.\n")
 	return g.wait(out)

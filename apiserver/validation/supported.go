@@ -13,12 +13,12 @@ import (
 // every line against the Go type.
 var supportedFields = map[string][]string{
 	kinds.Pod: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", podSpecFields),
 		under("status", podStatusFields),
 	),
 	kinds.Node: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"podCIDR",
 			"providerID",
@@ -51,7 +51,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.ReplicaSet: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"minReadySeconds",
 			"replicas",
@@ -73,7 +73,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.Deployment: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"minReadySeconds",
 			"paused",
@@ -104,7 +104,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.ConfigMap: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"binaryData",
 			"data",
@@ -112,7 +112,7 @@ var supportedFields = map[string][]string{
 		},
 	),
 	kinds.Secret: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"data",
 			"immutable",
@@ -123,7 +123,7 @@ var supportedFields = map[string][]string{
 	// Skiff mounts no service account token (see docs/architecture.md): false, for
 	// automountServiceAccountToken, is what it does anyway.
 	kinds.ServiceAccount: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"automountServiceAccountToken",
 			"imagePullSecrets[*].name",
@@ -131,7 +131,7 @@ var supportedFields = map[string][]string{
 		},
 	),
 	kinds.Event: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"action",
 			"count",
@@ -155,7 +155,7 @@ var supportedFields = map[string][]string{
 		},
 	),
 	kinds.Lease: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"acquireTime",
 			"holderIdentity",
@@ -165,7 +165,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.Namespace: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"finalizers[*]",
 		}),
@@ -179,7 +179,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.PodDisruptionBudget: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"maxUnavailable",
 			"minAvailable",
@@ -219,7 +219,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.DaemonSet: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"minReadySeconds",
 			"revisionHistoryLimit",
@@ -248,7 +248,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.StatefulSet: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"minReadySeconds",
 			"ordinals.start",
@@ -285,14 +285,14 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.ControllerRevision: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"data",
 			"revision",
 		},
 	),
 	kinds.Job: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", jobSpecFields),
 		under("spec.selector", labelSelectorFields),
 		under("spec.template.metadata", objectMetaFields),
@@ -318,7 +318,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.CronJob: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"concurrencyPolicy",
 			"failedJobsHistoryLimit",
@@ -345,7 +345,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.PersistentVolume: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", []string{
 			"accessModes[*]",
 			"capacity",
@@ -376,7 +376,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.PersistentVolumeClaim: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		under("spec", claimSpecFields),
 		under("status", []string{
 			"accessModes[*]",
@@ -385,7 +385,7 @@ var supportedFields = map[string][]string{
 		}),
 	),
 	kinds.StorageClass: slices.Concat(
-		under("metadata", objectMetaFields),
+		under("metadata", storedMetaFields),
 		[]string{
 			"parameters",
 			"provisioner",
@@ -396,6 +396,10 @@ var supportedFields = map[string][]string{
 }
 
 // objectMetaFields is what Skiff keeps of metadata, of every kind and of pod templates.
+// storedMetaFields are an object's own metadata: what a template's may hold and the
+// managedFields server-side apply keeps (apiserver/apply.go).
+var storedMetaFields = append(slices.Clone(objectMetaFields), "managedFields[*]")
+
 var objectMetaFields = []string{
 	"annotations",
 	"creationTimestamp",

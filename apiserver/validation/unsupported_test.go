@@ -26,13 +26,12 @@ func TestNotSupported(t *testing.T) {
 		want []string
 	}{
 		{"deployment", deployment(func(d *appsv1.Deployment) {
-			d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
+			d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}} // server-side apply's
 			ps := &d.Spec.Template.Spec
 			ps.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(80)}}}
 			ps.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 			ps.InitContainers = []corev1.Container{{Name: "init", Image: "busybox"}}
 		}), []string{
-			"metadata.managedFields" + forbidden,
 			"spec.template.spec.containers[0].livenessProbe" + forbidden,
 			"spec.template.spec.initContainers" + forbidden,
 			"spec.template.spec.volumes[0].emptyDir" + forbidden,
@@ -83,9 +82,9 @@ func TestNotSupported(t *testing.T) {
 			Status: corev1.NamespaceStatus{Conditions: []corev1.NamespaceCondition{{Type: "NamespaceDeletionDiscoveryFailure", Status: "False"}}}},
 			[]string{"metadata.selfLink" + forbidden}},
 		{"poddisruptionbudget", &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "default",
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}},
+			SelfLink: "/apis/policy/v1/namespaces/default/poddisruptionbudgets/a"},
 			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: num(1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}},
-			[]string{"metadata.managedFields" + forbidden}},
+			[]string{"metadata.selfLink" + forbidden}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrors(t, Validate(tc.obj), tc.want)
@@ -333,6 +332,18 @@ func BenchmarkCheckSupportedPod(b *testing.B) {
 	for b.Loop() {
 		if errs := checkSupported(p, false); len(errs) > 0 {
 			b.Fatal(errs)
+		}
+	}
+}
+
+// TestManagedFieldsAcceptedOnEveryKind: server-side apply records managedFields on any
+// kind's object (Helm applies ServiceAccounts, Secrets, ...), so no kind refuses them.
+func TestManagedFieldsAcceptedOnEveryKind(t *testing.T) {
+	for _, in := range kinds.All() {
+		obj := in.New()
+		obj.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "helm", Operation: metav1.ManagedFieldsOperationApply}})
+		if errs := checkSupported(obj, false); len(errs) > 0 {
+			t.Errorf("%s with managedFields: %v", in.Kind, ErrorList(errs))
 		}
 	}
 }
