@@ -310,6 +310,9 @@ type Clientset struct {
 	Events      *Client[*corev1.Event]
 	Leases      *Client[*coordinationv1.Lease]
 	Namespaces  *Client[*corev1.Namespace]
+	Secrets     *Client[*corev1.Secret]
+	// ServiceAccounts are the pods' identities in their namespaces.
+	ServiceAccounts *Client[*corev1.ServiceAccount]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -317,7 +320,8 @@ func NewClientset(c *Conn) *Clientset {
 	return &Clientset{
 		Conn: c, Pods: For[*corev1.Pod](c), Nodes: For[*corev1.Node](c), ReplicaSets: For[*appsv1.ReplicaSet](c),
 		Deployments: For[*appsv1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
-		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c),
+		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c), Secrets: For[*corev1.Secret](c),
+		ServiceAccounts: For[*corev1.ServiceAccount](c),
 	}
 }
 

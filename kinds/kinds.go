@@ -68,6 +68,9 @@ const (
 	Event      = "Event"
 	Lease      = "Lease"
 	Namespace  = "Namespace"
+	// Secret values are encrypted at rest when the API server has an encryption key file.
+	Secret         = "Secret"
+	ServiceAccount = "ServiceAccount"
 )
 
 func kind[T any, PT interface {
@@ -101,6 +104,9 @@ var all = []*Info{
 		Namespaced: true, HasSpec: true}),
 	kind[corev1.Namespace](Info{Kind: Namespace, Version: "v1", Plural: "namespaces", Singular: "namespace",
 		ShortNames: []string{"ns"}, HasStatus: true, HasSpec: true}),
+	kind[corev1.Secret](Info{Kind: Secret, Version: "v1", Plural: "secrets", Singular: "secret", Namespaced: true}),
+	kind[corev1.ServiceAccount](Info{Kind: ServiceAccount, Version: "v1", Plural: "serviceaccounts", Singular: "serviceaccount",
+		ShortNames: []string{"sa"}, Namespaced: true}),
 }
 
 var (

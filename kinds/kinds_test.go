@@ -47,6 +47,9 @@ func samples() []Object {
 			EventTime: metav1.NewMicroTime(time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC))},
 		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "w1", Namespace: "kube-node-lease"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "default"}, Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{"k": []byte("v")}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}},
 	}
 }
 
@@ -135,10 +138,10 @@ func TestDecodeRefusesOtherBytes(t *testing.T) {
 		}
 	}
 	// A kind Skiff does not serve.
-	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: "v1", Kind: "Secret"}, Raw: []byte{}}
+	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: "v1", Kind: "PersistentVolume"}, Raw: []byte{}}
 	b, _ := unk.Marshal()
-	if _, err := Decode(append(append([]byte{}, Magic...), b...)); err == nil || !strings.Contains(err.Error(), "Secret") {
-		t.Errorf("a Secret decoded: %v", err)
+	if _, err := Decode(append(append([]byte{}, Magic...), b...)); err == nil || !strings.Contains(err.Error(), "PersistentVolume") {
+		t.Errorf("a PersistentVolume decoded: %v", err)
 	}
 	// DecodeInto a different kind.
 	if err := DecodeInto(MustEncode(samplePod()), &corev1.Node{}); err == nil {

@@ -41,6 +41,8 @@ func Default(obj kinds.Object) {
 			o.Spec.Replicas = new(int32(DefaultReplicas))
 		}
 		defaultTemplate(&o.Spec.Template)
+	case *corev1.Secret:
+		defaultSecret(o)
 	}
 }
 
@@ -93,6 +95,14 @@ func defaultPodSpec(spec *corev1.PodSpec) {
 	if spec.TerminationGracePeriodSeconds == nil {
 		spec.TerminationGracePeriodSeconds = new(int64(DefaultTerminationGracePeriodSeconds))
 	}
+	// serviceAccount is serviceAccountName's deprecated alias: Kubernetes reads the
+	// name from it when serviceAccountName is empty, and writes both. The pod's account
+	// defaults to "default" in admission, as Kubernetes' does, not here: a template's
+	// stays empty.
+	if spec.ServiceAccountName == "" {
+		spec.ServiceAccountName = spec.DeprecatedServiceAccount
+	}
+	spec.DeprecatedServiceAccount = spec.ServiceAccountName
 	if spec.DNSPolicy == "" {
 		spec.DNSPolicy = DefaultDNSPolicy
 	}

@@ -111,6 +111,25 @@ var supportedFields = map[string][]string{
 			"immutable",
 		},
 	),
+	kinds.Secret: slices.Concat(
+		under("metadata", objectMetaFields),
+		[]string{
+			"data",
+			"immutable",
+			"stringData",
+			"type",
+		},
+	),
+	// Skiff mounts no service account token (see docs/architecture.md): false, for
+	// automountServiceAccountToken, is what it does anyway.
+	kinds.ServiceAccount: slices.Concat(
+		under("metadata", objectMetaFields),
+		[]string{
+			"automountServiceAccountToken",
+			"imagePullSecrets[*].name",
+			"secrets[*].name",
+		},
+	),
 	kinds.Event: slices.Concat(
 		under("metadata", objectMetaFields),
 		[]string{
@@ -202,6 +221,7 @@ var podSpecFields = slices.Concat(
 	under("initContainers[*]", containerFields),
 	[]string{
 		"activeDeadlineSeconds",
+		"automountServiceAccountToken",
 		"dnsConfig",
 		"dnsPolicy",
 		"enableServiceLinks",
@@ -219,6 +239,8 @@ var podSpecFields = slices.Concat(
 		"securityContext.supplementalGroups[*]",
 		"securityContext.sysctls[*].name",
 		"securityContext.sysctls[*].value",
+		"serviceAccount",
+		"serviceAccountName",
 		"subdomain",
 		"terminationGracePeriodSeconds",
 		"tolerations[*].effect",

@@ -101,6 +101,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNodeSpec(&o.Spec, spec)...)
 	case *corev1.ConfigMap:
 		errs = append(errs, validateConfigMap(o)...)
+	case *corev1.Secret:
+		errs = append(errs, validateSecret(o)...)
 	case *corev1.Event:
 		errs = append(errs, validateEvent(o)...)
 	case *coordinationv1.Lease:
@@ -135,6 +137,8 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.ReplicaSet).Spec.Selector, selector)...)
 	case *corev1.ConfigMap:
 		errs = append(errs, validateConfigMapUpdate(old.(*corev1.ConfigMap), o)...)
+	case *corev1.Secret:
+		errs = append(errs, validateSecretUpdate(old.(*corev1.Secret), o)...)
 	}
 	return errs
 }

@@ -108,6 +108,10 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 			d.line(0, "", "----")
 			d.line(0, "", o.Data[k])
 		}
+	case *corev1.Secret:
+		describeSecret(d, o)
+	case *corev1.ServiceAccount:
+		describeServiceAccount(d, o)
 	case *coordinationv1.Lease:
 		s := o.Spec
 		d.line(0, "Holder Identity", deref(s.HolderIdentity))
@@ -249,6 +253,39 @@ func describeState(d *describer, key string, st corev1.ContainerState) {
 	default:
 		d.line(2, key, "<unknown>")
 	}
+}
+
+// describeSecret shows a Secret's type and each key's size, as kubectl does: never a
+// value.
+func describeSecret(d *describer, s *corev1.Secret) {
+	d.line(0, "", "")
+	d.line(0, "Type", s.Type)
+	d.line(0, "", "")
+	d.line(0, "", "Data")
+	d.line(0, "", "====")
+	for _, k := range sortedKeys(s.Data) {
+		d.line(0, k, fmt.Sprintf("%d bytes", len(s.Data[k])))
+	}
+	d.line(0, "", "")
+}
+
+func describeServiceAccount(d *describer, sa *corev1.ServiceAccount) {
+	names := func(refs []string) string {
+		if len(refs) == 0 {
+			return "<none>"
+		}
+		return strings.Join(refs, ", ")
+	}
+	var pull, mountable []string
+	for _, r := range sa.ImagePullSecrets {
+		pull = append(pull, r.Name)
+	}
+	for _, r := range sa.Secrets {
+		mountable = append(mountable, r.Name)
+	}
+	d.line(0, "Image pull secrets", names(pull))
+	d.line(0, "Mountable secrets", names(mountable))
+	d.line(0, "Tokens", "<none>")
 }
 
 func describeTemplate(d *describer, t *corev1.PodTemplateSpec) {
