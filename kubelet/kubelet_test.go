@@ -73,6 +73,9 @@ func testConfig(node string) kubelet.Config {
 	cfg.RelistPeriod = 50 * time.Millisecond
 	cfg.BackoffInitial, cfg.BackoffMax = 300*time.Millisecond, time.Second
 	cfg.Workers = 2
+	cfg.ObjectCacheTTL = 100 * time.Millisecond
+	// Simulated containers read no files; their volumes are plain directories.
+	cfg.ContainerFiles, cfg.Tmpfs = false, false
 	return cfg
 }
 
@@ -80,6 +83,9 @@ func testConfig(node string) kubelet.Config {
 func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	e.t.Helper()
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
+	if cfg.RootDir == kubelet.DefaultConfig().RootDir {
+		cfg.RootDir = e.t.TempDir()
+	}
 	k, err := kubelet.New(e.cs, rt, cfg)
 	if err != nil {
 		e.t.Fatal(err)

@@ -227,7 +227,7 @@ func Containerd(ctx context.Context, cfg Config) (*containerd.Runtime, error) {
 // ensureBusybox imports an image built from the host's static busybox as ref, unless the
 // image is there: the examples then run on machines without a registry.
 func ensureBusybox(ctx context.Context, rt *containerd.Runtime, ref string, log hclog.Logger) error {
-	if _, _, err := rt.EnsureImage(ctx, ref, kubelet.PullNever); err == nil {
+	if _, _, err := rt.EnsureImage(ctx, ref, kubelet.PullNever, nil); err == nil {
 		return nil
 	}
 	data, err := containerd.BusyboxArchive("/bin/busybox", ref)

@@ -51,22 +51,22 @@ func TestLifecycle(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	r := New(Config{Images: []string{"busybox:1.36", "nginx"}, Present: []string{"pause:3.9"}, Now: clk.Now})
 
-	if _, _, err := r.EnsureImage(ctx, "nope:1", kubelet.PullIfNotPresent); !errors.Is(err, kubelet.ErrImagePull) {
+	if _, _, err := r.EnsureImage(ctx, "nope:1", kubelet.PullIfNotPresent, nil); !errors.Is(err, kubelet.ErrImagePull) {
 		t.Fatalf("pull of an unknown image: %v", err)
 	}
-	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullNever); !errors.Is(err, kubelet.ErrImageNeverPull) {
+	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullNever, nil); !errors.Is(err, kubelet.ErrImageNeverPull) {
 		t.Fatalf("Never with the image absent: %v", err)
 	}
-	if _, pulled, err := r.EnsureImage(ctx, "pause:3.9", kubelet.PullIfNotPresent); err != nil || pulled {
+	if _, pulled, err := r.EnsureImage(ctx, "pause:3.9", kubelet.PullIfNotPresent, nil); err != nil || pulled {
 		t.Fatalf("present image: pulled=%v %v", pulled, err)
 	}
-	if _, pulled, err := r.EnsureImage(ctx, "nginx", kubelet.PullAlways); err != nil || !pulled {
+	if _, pulled, err := r.EnsureImage(ctx, "nginx", kubelet.PullAlways, nil); err != nil || !pulled {
 		t.Fatalf("nginx: pulled=%v %v", pulled, err)
 	}
 	if _, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{Name: "x", Image: "busybox:1.36"}); !errors.Is(err, kubelet.ErrNotFound) {
 		t.Fatalf("create without the image: %v", err)
 	}
-	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullIfNotPresent); err != nil {
+	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullIfNotPresent, nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,0 +1,243 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/containers"
+	"github.com/containerd/containerd/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiffhq/skiff/kubelet"
+)
+
+// mountOpts binds the kubelet's mounts into the spec; the host's /etc/hosts and
+// /etc/resolv.conf stand in for those it does not give.
+func mountOpts(mounts []kubelet.Mount) []oci.SpecOpts {
+	var ms []specs.Mount
+	hosts, resolv := false, false
+	for _, m := range mounts {
+		opts := []string{"rbind", "rprivate", "rw"}
+		if m.ReadOnly {
+			opts[2] = "ro"
+		}
+		ms = append(ms, specs.Mount{Destination: m.ContainerPath, Type: "bind", Source: m.HostPath, Options: opts})
+		hosts = hosts || m.ContainerPath == "/etc/hosts"
+		resolv = resolv || m.ContainerPath == "/etc/resolv.conf"
+	}
+	var out []oci.SpecOpts
+	if !hosts {
+		out = append(out, oci.WithHostHostsFile)
+	}
+	if !resolv {
+		out = append(out, oci.WithHostResolvconf)
+	}
+	if len(ms) > 0 {
+		out = append(out, oci.WithMounts(ms))
+	}
+	return out
+}
+
+// securityOpts applies a container's securityContext to its spec, as containerd's CRI
+// plugin does: after the image's user, the pod's and container's user and groups; then
+// privileges.
+func securityOpts(cfg kubelet.ContainerConfig) []oci.SpecOpts {
+	sec := cfg.Security
+	var out []oci.SpecOpts
+	if sec.RunAsUser != nil {
+		out = append(out, oci.WithUserID(uint32(*sec.RunAsUser)))
+	}
+	if sec.RunAsGroup != nil || len(sec.SupplementalGroups) > 0 {
+		out = append(out, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			if sec.RunAsGroup != nil {
+				s.Process.User.GID = uint32(*sec.RunAsGroup)
+			}
+			for _, g := range sec.SupplementalGroups {
+				if !slices.Contains(s.Process.User.AdditionalGids, uint32(g)) {
+					s.Process.User.AdditionalGids = append(s.Process.User.AdditionalGids, uint32(g))
+				}
+			}
+			return nil
+		})
+	}
+	if sec.Privileged {
+		out = append(out, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices,
+			oci.WithMaskedPaths(nil), oci.WithReadonlyPaths(nil), func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+				// /sys writable, as a privileged container's is.
+				for i := range s.Mounts {
+					if s.Mounts[i].Destination == "/sys" {
+						s.Mounts[i].Options = slices.DeleteFunc(s.Mounts[i].Options, func(o string) bool { return o == "ro" })
+					}
+				}
+				return nil
+			})
+	}
+	if !sec.Privileged && (len(sec.CapAdd) > 0 || len(sec.CapDrop) > 0) {
+		out = append(out, capabilityOpt(sec.CapAdd, sec.CapDrop))
+	}
+	if sec.ReadOnlyRootfs {
+		out = append(out, oci.WithRootFSReadonly())
+	}
+	if sec.NoNewPrivileges {
+		out = append(out, oci.WithNoNewPrivileges)
+	}
+	if len(sec.Sysctls) > 0 {
+		out = append(out, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			if s.Linux.Sysctl == nil {
+				s.Linux.Sysctl = map[string]string{}
+			}
+			for k, v := range sec.Sysctls {
+				s.Linux.Sysctl[k] = v
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// capabilityOpt adds and drops capabilities (names without CAP_, or ALL) in every
+// capability set, as the CRI plugin does: drops first, then adds.
+func capabilityOpt(add, drop []string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process.Capabilities == nil {
+			s.Process.Capabilities = &specs.LinuxCapabilities{}
+		}
+		c := s.Process.Capabilities
+		sets := []*[]string{&c.Bounding, &c.Effective, &c.Permitted}
+		for _, d := range drop {
+			for _, set := range sets {
+				if d == "ALL" {
+					*set = nil
+					continue
+				}
+				*set = slices.DeleteFunc(*set, func(x string) bool { return x == "CAP_"+d })
+			}
+		}
+		for _, a := range add {
+			names := []string{"CAP_" + a}
+			if a == "ALL" {
+				names = allCapabilities()
+			}
+			for _, n := range names {
+				for _, set := range sets {
+					if !slices.Contains(*set, n) {
+						*set = append(*set, n)
+					}
+				}
+			}
+		}
+		return nil
+	}
+}
+
+func allCapabilities() []string {
+	var out []string
+	for _, c := range strings.Fields(`CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
+		LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO
+		SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
+		AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON
+		BPF CHECKPOINT_RESTORE`) {
+		out = append(out, "CAP_"+c)
+	}
+	return out
+}
+
+// execOutputLimit is how much of an exec's output is kept (Kubernetes keeps 10 KiB of
+// a probe's).
+const execOutputLimit = 10 * 1024
+
+// ExecSync implements kubelet.Runtime: a process in the container's task, with the
+// container's user, environment and working directory.
+func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (kubelet.ExecResult, error) {
+	ctx = r.ns(ctx)
+	ctr, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return kubelet.ExecResult{}, notFound("exec in", id, err)
+	}
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		return kubelet.ExecResult{}, notFound("exec in", id, err)
+	}
+	pspec := *spec.Process
+	pspec.Args = cmd
+	pspec.Terminal = false
+	var out limitedBuffer
+	execID := "exec-" + randomID()
+	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, &out, &out)))
+	if err != nil {
+		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	defer proc.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+	statusC, err := proc.Wait(ctx)
+	if err != nil {
+		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: wait: %w", id, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case st := <-statusC:
+		proc.IO().Wait()
+		code, _, err := st.Result()
+		if err != nil {
+			return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		return kubelet.ExecResult{ExitCode: int(code), Output: out.Bytes()}, nil
+	case <-expired:
+		proc.Kill(ctx, syscall.SIGKILL)
+		<-statusC
+		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w after %v", id, kubelet.ErrExecTimeout, timeout)
+	case <-ctx.Done():
+		proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		return kubelet.ExecResult{}, ctx.Err()
+	}
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// limitedBuffer keeps the first execOutputLimit bytes written to it, from two writers.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := execOutputLimit - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+
