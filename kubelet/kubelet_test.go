@@ -26,6 +26,8 @@ type env struct {
 	cs   *client.Clientset
 	ns   string
 	node string
+	// started: a kubelet runs for this subtest (until its cleanup).
+	started bool
 }
 
 // TestKubelet runs the integration tests against one API server, started once: each
@@ -94,11 +96,13 @@ func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	done := make(chan error, 1)
 	go func() { done <- k.Run(ctx) }()
 	stopped := false
+	e.started = true
 	stop = func() {
 		if stopped {
 			return
 		}
 		stopped = true
+		e.started = false
 		cancel()
 		if err := <-done; err != nil {
 			e.t.Errorf("kubelet Run: %v", err)

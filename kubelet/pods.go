@@ -474,6 +474,7 @@ func waitingReason(w *corev1.ContainerStateWaiting) string {
 	}
 	return w.Reason
 }
+
 // writeStatus writes st unless the pod already has it.
 func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, st *corev1.PodStatus, mem *podMemory) error {
 	if equality.Semantic.DeepEqual(st, &pod.Status) || (mem.written != nil && equality.Semantic.DeepEqual(st, mem.written)) {

@@ -159,12 +159,12 @@ type Container struct {
 	Attempt                          int
 	Image, ImageID                   string
 
-	State      ContainerState
-	ExitCode   int
-	Reason     string // the runtime's reason for an exit, e.g. "OOMKilled"; usually ""
+	State    ContainerState
+	ExitCode int
+	Reason   string // the runtime's reason for an exit, e.g. "OOMKilled"; usually ""
 	// Message is why a simulated container did what it did; real ones say nothing here
 	// (their termination message is a file the kubelet reads).
-	Message string
+	Message    string
 	CreatedAt  time.Time
 	StartedAt  time.Time
 	FinishedAt time.Time

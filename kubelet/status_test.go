@@ -264,7 +264,7 @@ func TestComputePodStatusSurvivesTheWire(t *testing.T) {
 		return c
 	}
 	ctrs := byName([]Container{sub(running("a", 1, 20)), sub(exited("a", 0, 5, 6, 1)), sub(exited("b", 0, 7, 8, 0))})
-	st := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", now: at(30).Add(450*time.Millisecond)})
+	st := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", now: at(30).Add(450 * time.Millisecond)})
 	pod.Status = *st
 	data, err := kinds.Encode(pod)
 	if err != nil {
@@ -278,7 +278,7 @@ func TestComputePodStatusSurvivesTheWire(t *testing.T) {
 	if !equality.Semantic.DeepEqual(st, &read.Status) {
 		t.Fatalf("status changed on the wire:\nwritten %v\nread    %v", st, &read.Status)
 	}
-	again := computePodStatus(podState{spec: &read.Spec, old: &read.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", now: at(90).Add(100*time.Millisecond)})
+	again := computePodStatus(podState{spec: &read.Spec, old: &read.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", now: at(90).Add(100 * time.Millisecond)})
 	if !equality.Semantic.DeepEqual(again, &read.Status) {
 		t.Fatalf("status computed again differs from the one read back:\n%v\n%v", again, &read.Status)
 	}

@@ -852,7 +852,9 @@ func TestDefault(t *testing.T) {
 	// account, and both say it once defaulted.
 	for _, sp := range []corev1.PodSpec{{ServiceAccountName: "robot"}, {DeprecatedServiceAccount: "robot"},
 		{ServiceAccountName: "robot", DeprecatedServiceAccount: "other"}} {
-		p := pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount = sp.ServiceAccountName, sp.DeprecatedServiceAccount })
+		p := pod(func(p *corev1.Pod) {
+			p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount = sp.ServiceAccountName, sp.DeprecatedServiceAccount
+		})
 		Default(p)
 		if p.Spec.ServiceAccountName != "robot" || p.Spec.DeprecatedServiceAccount != "robot" {
 			t.Errorf("pod with %+v: serviceAccountName %q, serviceAccount %q", sp, p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount)

@@ -239,5 +239,3 @@ func (b *limitedBuffer) Bytes() []byte {
 	defer b.mu.Unlock()
 	return bytes.Clone(b.buf.Bytes())
 }
-
-
