@@ -151,7 +151,7 @@ func (k *Kubelet) sleep(ctx context.Context, d time.Duration) bool {
 // every pod each ResyncPeriod.
 func (k *Kubelet) relistLoop(ctx context.Context) {
 	seen := map[string]string{} // pod key -> fingerprint of its containers
-	lastResync := k.cfg.Clock.Now()
+	lastResync, lastRefresh := k.cfg.Clock.Now(), k.cfg.Clock.Now()
 	k.housekeeping(ctx)
 	for {
 		next, err := k.relist(ctx, seen)
@@ -167,11 +167,30 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 				k.queue.Add(cache.Key(p))
 			}
 			k.housekeeping(ctx)
+		} else if now := k.cfg.Clock.Now(); now.Sub(lastRefresh) >= k.cfg.ObjectCacheTTL {
+			// Pods with ConfigMap or Secret volumes look again as often as the objects
+			// can change in the cache, so an update reaches their files within it.
+			lastRefresh = now
+			for _, p := range k.pods.Lister().List(labels.Everything()) {
+				if projectsObjects(&p.Spec) {
+					k.queue.Add(cache.Key(p))
+				}
+			}
 		}
 		if !k.sleep(ctx, k.cfg.RelistPeriod) {
 			return
 		}
 	}
+}
+
+// projectsObjects tells whether a pod has a volume made from ConfigMaps or Secrets.
+func projectsObjects(spec *corev1.PodSpec) bool {
+	for i := range spec.Volumes {
+		if s := &spec.Volumes[i].VolumeSource; s.ConfigMap != nil || s.Secret != nil || s.Projected != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // housekeeping releases what pods that are gone left behind — a directory with its

@@ -346,7 +346,7 @@ func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.C
 		cs.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: wireTime(last.StartedAt)}}
 		started := spec.StartupProbe == nil || in.probe == nil || in.probe(last, startup) == resultSuccess
 		cs.Started = ptr.To(started)
-		cs.Ready = started && (spec.ReadinessProbe == nil || in.probe == nil || in.probe(last, readiness) == resultSuccess)
+		cs.Ready = !init && started && (spec.ReadinessProbe == nil || in.probe == nil || in.probe(last, readiness) == resultSuccess)
 	case waiting != nil:
 		// Exited, and held back before its restart: the exit is the last state.
 		cs.State = corev1.ContainerState{Waiting: waiting}

@@ -154,6 +154,12 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 				c.NodeName = fmt.Sprintf("%s-%d", kcfg.NodeName, i)
 			}
 			c.Logger = kcfg.Logger.With("node", c.NodeName)
+			// Simulated containers read no files: volumes are plain directories, one
+			// root per node, and nothing else is written.
+			c.ContainerFiles, c.Tmpfs = false, false
+			if cfg.SimNodes > 0 {
+				c.RootDir = filepath.Join(kcfg.RootDir, "sim", c.NodeName)
+			}
 			if err := add(sim.New(sim.Config{StartDelay: cfg.SimStartDelay}), c); err != nil {
 				return nil, err
 			}

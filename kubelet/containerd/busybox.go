@@ -12,9 +12,14 @@ import (
 )
 
 // BusyboxArchive builds an OCI image archive named ref holding a static busybox (Debian's
-// busybox-static installs one at /bin/busybox) as /bin/busybox, with sh, sleep and echo
-// linked to it. Machines without a registry import it to run busybox images: `skiff up`
+// busybox-static installs one at /bin/busybox) as /bin/busybox, with the applets
+// manifests and probes run directly (sh, sleep, echo, cat, touch, ...) linked to it. Machines without a registry import it to run busybox images: `skiff up`
 // does so when the image is missing, and the tests build their image with it.
+// busyboxApplets are linked in the image: what commands and probes name directly (a
+// shell runs any applet by name).
+var busyboxApplets = []string{"sh", "sleep", "echo", "cat", "touch", "rm", "ls", "mkdir", "id", "env", "printenv",
+	"hostname", "test", "true", "false", "grep", "head", "tail", "wget", "httpd", "nc", "stat", "df", "mount"}
+
 func BusyboxArchive(busybox, ref string) ([]byte, error) {
 	bin, err := os.ReadFile(busybox)
 	if err != nil {
@@ -34,7 +39,7 @@ func BusyboxArchive(busybox, ref string) ([]byte, error) {
 	must(lw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))}))
 	_, err = lw.Write(bin)
 	must(err)
-	for _, l := range []string{"sh", "sleep", "echo"} {
+	for _, l := range busyboxApplets {
 		must(lw.WriteHeader(&tar.Header{Name: "bin/" + l, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}))
 	}
 	must(lw.Close())

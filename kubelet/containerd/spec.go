@@ -57,16 +57,22 @@ func securityOpts(cfg kubelet.ContainerConfig) []oci.SpecOpts {
 	if sec.RunAsUser != nil {
 		out = append(out, oci.WithUserID(uint32(*sec.RunAsUser)))
 	}
-	if sec.RunAsGroup != nil || len(sec.SupplementalGroups) > 0 {
+	if sec.RunAsUser != nil || sec.RunAsGroup != nil || len(sec.SupplementalGroups) > 0 {
 		out = append(out, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			u := &s.Process.User
 			if sec.RunAsGroup != nil {
-				s.Process.User.GID = uint32(*sec.RunAsGroup)
+				u.GID = uint32(*sec.RunAsGroup)
+			}
+			// The image's groups were its own user's: with another user or group, the
+			// process is in its group and the pod's, as the CRI plugin makes it.
+			if sec.RunAsUser != nil || sec.RunAsGroup != nil {
+				u.AdditionalGids = []uint32{u.GID}
 			}
 			for _, g := range sec.SupplementalGroups {
-				if !slices.Contains(s.Process.User.AdditionalGids, uint32(g)) {
-					s.Process.User.AdditionalGids = append(s.Process.User.AdditionalGids, uint32(g))
-				}
+				u.AdditionalGids = append(u.AdditionalGids, uint32(g))
 			}
+			slices.Sort(u.AdditionalGids)
+			u.AdditionalGids = slices.Compact(u.AdditionalGids)
 			return nil
 		})
 	}

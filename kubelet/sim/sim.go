@@ -9,7 +9,9 @@
 //   - "sleep D": the container runs for D (seconds, or a Go duration such as "1.5s"),
 //     then exits with the "exit N" code, or 0. Time is the runtime's clock, read lazily:
 //     a container is seen to have exited when List or Logs looks after its deadline.
-//   - neither: it runs until stopped.
+//   - a shell script ("sh -c ...") that does neither: it exits 0 at once, its commands
+//     done.
+//   - neither, or a "while" loop: it runs until stopped.
 //
 // A container with "exit N" and no sleep exits the moment it starts. Sleeps add up: in
 // "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; sleep 600" the container runs 630s,
@@ -284,7 +286,7 @@ func fileEvents(argv []string) []fileEvent {
 	var out []fileEvent
 	var at time.Duration
 	for _, cmd := range commands(strings.Join(argv, " ")) {
-		words := strings.Fields(cmd)
+		words := unshell(strings.Fields(cmd))
 		if len(words) == 0 {
 			continue
 		}
@@ -313,6 +315,17 @@ func fileEvents(argv []string) []fileEvent {
 		}
 	}
 	return out
+}
+
+// unshell drops a shell's name and -c before the first command of a script.
+func unshell(words []string) []string {
+	if len(words) > 0 && (words[0] == "sh" || words[0] == "/bin/sh" || words[0] == "bash" || words[0] == "/bin/bash") {
+		words = words[1:]
+		if len(words) > 0 && words[0] == "-c" {
+			words = words[1:]
+		}
+	}
+	return words
 }
 
 // commands splits a shell line at ; & | and newlines, without quotes.
@@ -373,19 +386,9 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	}
 	var slept time.Duration
 	for _, sc := range commands(strings.Join(cmd, " ")) {
-		words := strings.Fields(sc)
+		words := unshell(strings.Fields(sc))
 		if len(words) == 0 {
 			continue
-		}
-		switch words[0] {
-		case "sh", "/bin/sh", "-c":
-			words = words[1:]
-			if len(words) > 0 && words[0] == "-c" {
-				words = words[1:]
-			}
-			if len(words) == 0 {
-				continue
-			}
 		}
 		switch words[0] {
 		case "exit":
@@ -483,6 +486,11 @@ func parse(argv []string) (runFor time.Duration, code int, ignoreTerm bool) {
 	}
 	if exits && runFor < 0 {
 		runFor = 0
+	}
+	if slices.Contains(words, "while") && !exits {
+		runFor = -1 // a loop runs until stopped
+	} else if runFor < 0 && len(argv) > 1 && argv[1] == "-c" {
+		runFor = 0 // a shell script that neither sleeps nor loops is done at once
 	}
 	ignoreTerm = strings.Contains(strings.Join(argv, " "), "trap '' TERM")
 	return runFor, code, ignoreTerm
