@@ -38,7 +38,9 @@ func (o *objects) inputs() Inputs {
 			}
 			return nil, errNotFound
 		},
-		Downward: func(it *corev1.DownwardAPIVolumeFile) (string, error) { return "value-of-" + it.FieldRef.FieldPath, nil },
+		Downward: func(it *corev1.DownwardAPIVolumeFile) (string, error) {
+			return "value-of-" + it.FieldRef.FieldPath, nil
+		},
 	}
 }
 
