@@ -52,6 +52,11 @@ func TestKubelet(t *testing.T) {
 		{"restart", testRestartAdoptsAndCleansUp},
 		{"node", testNodeRegistrationAndLease},
 		{"nodestatus", testNodeStatusWrittenWhenChanged},
+		{"env", testEnvFrom},
+		{"init", testInitContainers},
+		{"probes", testProbesAndHooks},
+		{"volumes", testVolumes},
+		{"deadline", testDeadlineAndPullSecrets},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -153,6 +158,8 @@ func (e *env) waitPod(name, what string, cond func(p *corev1.Pod) bool) *corev1.
 		}
 	}
 }
+
+func clientDelete() client.DeleteOptions { return client.DeleteOptions{} }
 
 func (e *env) waitGone(name string) {
 	e.t.Helper()
