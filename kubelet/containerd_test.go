@@ -48,6 +48,10 @@ func TestKubeletContainerd(t *testing.T) {
 		{"restart", testContainerdRestartAdopts},
 		{"stop", testContainerdGracefulStop},
 		{"pullbackoff", testContainerdImagePullBackOff},
+		{"probes", testContainerdProbes},
+		{"resources", testContainerdResources},
+		{"security", testContainerdSecurity},
+		{"pullsecret", testContainerdPullSecret},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -1,0 +1,182 @@
+package kubelet_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/test/registrytest"
+)
+
+// ctrdConfig is testConfig for real containers: pods' files written, volumes on tmpfs,
+// and the node on loopback, where the kubelet's probes dial.
+func ctrdConfig(e *env) kubelet.Config {
+	cfg := testConfig(e.node)
+	cfg.NodeIP, cfg.RootDir = "127.0.0.1", e.t.TempDir()
+	cfg.ContainerFiles, cfg.Tmpfs = true, os.Geteuid() == 0
+	return cfg
+}
+
+func freePort(e *env) int {
+	e.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (e *env) logs(rt kubelet.Runtime, p *corev1.Pod, container string) string {
+	e.t.Helper()
+	id := strings.TrimPrefix(statusOf(p.Status.ContainerStatuses, container).ContainerID, "containerd://")
+	var b bytes.Buffer
+	rt.Logs(e.ctx, id, &b, false)
+	return b.String()
+}
+
+// waitLogs waits until a container's output holds want.
+func (e *env) waitLogs(rt kubelet.Runtime, name, container, want string) {
+	e.t.Helper()
+	e.waitPod(name, fmt.Sprintf("%s saying %q", container, want), func(p *corev1.Pod) bool {
+		return strings.Contains(e.logs(rt, p, container), want)
+	})
+}
+
+// Probes against real processes: busybox httpd answers an httpGet readiness probe; a
+// tcpSocket liveness probe on a port nothing listens on restarts the container.
+func testContainerdProbes(e *env, rt *containerd.Runtime) {
+	e.start(rt, ctrdConfig(e))
+	port := freePort(e)
+	web := corev1.Container{Name: "web", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"sh", "-c", fmt.Sprintf("mkdir -p /tmp/www && echo ok > /tmp/www/healthz && httpd -f -p 127.0.0.1:%d -h /tmp/www", port)},
+		Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+			PeriodSeconds: 1},
+		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port))}},
+			PeriodSeconds: 1},
+	}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(1)), Containers: []corev1.Container{web}}})
+	e.waitPod("web", "Ready through its httpGet probe", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionTrue })
+
+	dead := corev1.Container{Name: "dead", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
+		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(freePort(e)))}},
+			PeriodSeconds: 1, FailureThreshold: 1, TerminationGracePeriodSeconds: new(int64(1))}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dead"}, Spec: corev1.PodSpec{Containers: []corev1.Container{dead}}})
+	e.waitPod("dead", "restarted by its liveness probe", func(p *corev1.Pod) bool { return mainStatus(p).RestartCount >= 1 })
+	e.waitEvents("dead", "Unhealthy", "Killing")
+}
+
+// Resources through cgroups: the container's limits (CFS quota, shares, memory) in its
+// cgroup, the pod's budget in the pod's cgroup, where Kubernetes puts a Burstable pod.
+func testContainerdResources(e *env, rt *containerd.Runtime) {
+	e.start(rt, ctrdConfig(e))
+	c := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("64Mi")}}}
+	p := e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "limited"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(1)), Containers: []corev1.Container{c}}})
+	p = e.waitPod("limited", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if p.Status.QOSClass != corev1.PodQOSBurstable {
+		e.t.Errorf("qosClass %s", p.Status.QOSClass)
+	}
+	pod := "/skiff-resources/burstable/pod" + string(p.UID)
+	ctr := pod + "/" + strings.TrimPrefix(mainStatus(p).ContainerID, "containerd://")
+	read := func(path string) string {
+		for _, f := range []string{"/sys/fs/cgroup/" + path, "/sys/fs/cgroup/unified/" + path} {
+			if b, err := os.ReadFile(f); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+		return "(missing)"
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/cpu"); err == nil { // cgroup v1
+		for path, want := range map[string]string{
+			"cpu" + ctr + "/cpu.cfs_quota_us": "50000", "cpu" + ctr + "/cpu.shares": "256", "memory" + ctr + "/memory.limit_in_bytes": strconv.Itoa(64 << 20),
+			"cpu" + pod + "/cpu.cfs_quota_us": "50000", "cpu" + pod + "/cpu.shares": "256", "memory" + pod + "/memory.limit_in_bytes": strconv.Itoa(64 << 20),
+		} {
+			if got := read(path); got != want {
+				e.t.Errorf("%s = %s, want %s", path, got, want)
+			}
+		}
+	} else {
+		for path, want := range map[string]string{
+			ctr + "/cpu.max": "50000 100000", ctr + "/memory.max": strconv.Itoa(64 << 20),
+			pod + "/cpu.max": "50000 100000", pod + "/memory.max": strconv.Itoa(64 << 20),
+		} {
+			if got := read(path); got != want {
+				e.t.Errorf("%s = %s, want %s", path, got, want)
+			}
+		}
+	}
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "limited", clientDelete()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitGone("limited")
+	if _, err := os.Stat("/sys/fs/cgroup/memory" + pod); err == nil {
+		e.t.Errorf("the pod's cgroup %s outlived it", pod)
+	}
+}
+
+// securityContext through the OCI spec: capabilities, privileged, sysctls, and
+// runAsNonRoot refusing an image that runs as root.
+func testContainerdSecurity(e *env, rt *containerd.Runtime) {
+	e.start(rt, ctrdConfig(e))
+	caps := corev1.Container{Name: "caps", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"sh", "-c", "grep CapEff /proc/self/status; sysctl -n kernel.shm_rmid_forced 2>/dev/null || cat /proc/sys/kernel/shm_rmid_forced; hostname; sleep 3600"},
+		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_ADMIN"}}}}
+	priv := corev1.Container{Name: "priv", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         []string{"sh", "-c", "grep CapEff /proc/self/status; sleep 3600"},
+		SecurityContext: &corev1.SecurityContext{Privileged: new(true)}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "sec"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(1)),
+		Hostname:        "box",
+		SecurityContext: &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}}},
+		Containers:      []corev1.Container{caps, priv}}})
+	e.waitLogs(rt, "sec", "caps", "CapEff:\t0000000000001000\n1\nbox\n")
+	e.waitLogs(rt, "sec", "priv", "CapEff:\t000001ffffffffff")
+
+	root := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
+		SecurityContext: &corev1.SecurityContext{RunAsNonRoot: new(true)}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nonroot"}, Spec: corev1.PodSpec{Containers: []corev1.Container{root}}})
+	e.waitPod("nonroot", "refused for running as root", func(p *corev1.Pod) bool {
+		w := waiting(mainStatus(p))
+		return w.Reason == "CreateContainerConfigError" && strings.HasPrefix(w.Message, "container has runAsNonRoot and image will run as root")
+	})
+}
+
+// imagePullSecrets: an image in a registry that asks for a login is pulled with the
+// pod's kubernetes.io/dockerconfigjson Secret, and not without it.
+func testContainerdPullSecret(e *env, rt *containerd.Runtime) {
+	reg := registrytest.StartWithAuth(e.t)
+	data, err := containerd.BusyboxArchive("/bin/busybox", "docker.io/library/busybox:private")
+	if err != nil {
+		e.t.Skip(err)
+	}
+	registrytest.PushArchive(e.t, reg, registrytest.User, registrytest.Password, data, "team/app", "v1")
+	image := reg + "/team/app:v1"
+	e.start(rt, ctrdConfig(e))
+	c := corev1.Container{Name: "app", Image: image, Command: []string{"sleep", "3600"}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "anonymous"}, Spec: corev1.PodSpec{Containers: []corev1.Container{c}}})
+	e.waitPod("anonymous", "refused by the registry", func(p *corev1.Pod) bool {
+		w := waiting(mainStatus(p))
+		return (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") && p.Status.Phase == corev1.PodPending
+	})
+	auth := fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, "http://"+reg, registrytest.User, registrytest.Password)
+	if _, err := e.cs.Secrets.Create(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "regcred"},
+		Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(auth)}}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "private"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(1)),
+		Containers: []corev1.Container{c}, ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}}})
+	e.waitPod("private", "Running, pulled with its secret", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+}
