@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
+	"github.com/skiffhq/skiff/version"
 )
 
 // memberKind is where each API server records its API address in the store, so that any
@@ -102,7 +103,7 @@ func (c *cluster) Status(ctx context.Context, _ *apiv1.ClusterStatusRequest) (*a
 		Revision: st.Revision,
 		Self: &apiv1.MemberStatus{
 			Name: st.ID, State: st.State, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
-			SnapshotIndex: st.SnapshotIndex, LastLogIndex: st.LastLogIndex,
+			SnapshotIndex: st.SnapshotIndex, LastLogIndex: st.LastLogIndex, Version: version.Version,
 		},
 	}
 	for _, m := range st.Members {

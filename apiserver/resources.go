@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -114,7 +115,25 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
+	if req.GetDryRun() {
+		return r.dryRunCreate(ctx, c)
+	}
 	return c.commit(ctx, r.store)
+}
+
+// dryRunCreate answers a dry-run create: the object as it would be stored, unless its
+// name is taken (as the store would refuse it), without a resourceVersion.
+func (r *resources) dryRunCreate(ctx context.Context, c *creation) (*apiv1.Object, error) {
+	if !c.generated {
+		o, err := r.store.Get(ctx, c.op.Key, store.ReadOptions{})
+		if err == nil {
+			return nil, storeError(c.info, c.op.Key.Name, &store.PreconditionError{Err: store.ErrAlreadyExists, Key: c.op.Key, CurrentRevision: o.ModRevision})
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, storeError(c.info, c.op.Key.Name, err)
+		}
+	}
+	return wrap(c.info, c.obj)
 }
 
 // creation is a new object that passed validation and admission, ready to store.
@@ -326,6 +345,8 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = appsv1.DeploymentStatus{}
 	case *appsv1.ReplicaSet:
 		o.Status = appsv1.ReplicaSetStatus{}
+	case *policyv1.PodDisruptionBudget:
+		o.Status = policyv1.PodDisruptionBudgetStatus{}
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 		if len(o.Spec.Finalizers) == 0 {
@@ -546,8 +567,9 @@ func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.Li
 // update is the read-modify-write loop shared by Update, UpdateStatus, Delete and Bind:
 // mutate builds the next state from the current one (or returns a terminal error); the
 // write is a compare-and-swap on the current revision. Without a caller precondition
-// (wantRV 0), a lost race is retried on the new state.
-func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64,
+// (wantRV 0), a lost race is retried on the new state. A dry run (dryRun) stops before
+// the write and returns what it would have written, with the current resourceVersion.
+func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, dryRun bool,
 	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (kinds.Object, error) {
 	for attempt := 0; ; attempt++ {
 		cur, rec, err := r.get(ctx, info, k, false)
@@ -564,15 +586,16 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		if err != nil {
 			return nil, err
 		}
-		op := store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
-		if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
-			return nil, storeError(info, k.Name, err)
+		op, changed, err := writeOp(info, k, rec, next)
+		if err != nil {
+			return nil, err
 		}
-		if bytes.Equal(op.Value, rec.Value) {
+		if !changed {
 			return cur, nil // nothing changes: no write, no new resourceVersion
 		}
-		if next.GetDeletionTimestamp() != nil && !held(next) {
-			op = store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID} // the last finalizer is gone: the object goes
+		if dryRun {
+			next.SetResourceVersion(cur.GetResourceVersion())
+			return next, nil
 		}
 		res, err := r.store.Txn(ctx, op)
 		if errors.Is(err, store.ErrConflict) && wantRV == 0 && attempt < maxRetries {
@@ -584,6 +607,23 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
 		return next, nil
 	}
+}
+
+// writeOp is the compare-and-swap that replaces rec, read at key k, by next: an update,
+// or the deletion of an object marked for deletion that nothing holds any more (its last
+// finalizer is gone). changed is false when next is what is stored.
+func writeOp(info *kinds.Info, k store.Key, rec *store.Object, next kinds.Object) (op store.Op, changed bool, err error) {
+	op = store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
+	if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
+		return op, false, storeError(info, k.Name, err)
+	}
+	if bytes.Equal(op.Value, rec.Value) {
+		return op, false, nil
+	}
+	if next.GetDeletionTimestamp() != nil && !held(next) {
+		op = store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
+	}
+	return op, true, nil
 }
 
 // held reports whether an object marked for deletion must stay: finalizers remain (a
@@ -613,7 +653,7 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
 			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 		}
@@ -661,7 +701,7 @@ func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) 
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
 			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 		}
@@ -713,36 +753,47 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 	if req.GracePeriodSeconds != nil && req.GetGracePeriodSeconds() < 0 {
 		return nil, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", req.GetGracePeriodSeconds())
 	}
-	if info.Kind == kinds.Namespace && (k.Name == "default") {
+	if info.Kind == kinds.Namespace && immortalNamespaces[k.Name] {
 		return nil, forbidden(info, k.Name, "this namespace may not be deleted")
 	}
 	uid := req.GetPreconditions().GetUid()
-	out, err := r.update(ctx, info, k, wantRV, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	out, err := r.update(ctx, info, k, wantRV, req.GetDryRun(), func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		if uid != "" && uid != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
 		}
-		next := clone(cur)
-		if addFinalizer != "" && !contains(next.GetFinalizers(), addFinalizer) {
-			next.SetFinalizers(append(next.GetFinalizers(), addFinalizer))
-		}
-		grace := r.gracePeriod(next, req.GracePeriodSeconds)
-		cg := next.GetDeletionGracePeriodSeconds()
-		if next.GetDeletionTimestamp() == nil || cg != nil && grace < *cg {
-			// A second delete may shorten the grace period, never lengthen it.
-			at := metav1.NewTime(r.now().Add(time.Duration(grace) * time.Second))
-			next.SetDeletionTimestamp(&at)
-			next.SetDeletionGracePeriodSeconds(&grace)
-		}
-		if ns, ok := next.(*corev1.Namespace); ok {
-			ns.Status.Phase = corev1.NamespaceTerminating
-		}
-		return next, nil
+		return r.markDeleted(cur, addFinalizer, req.GracePeriodSeconds), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return wrap(info, out)
 }
+
+// markDeleted is what a delete makes of cur: marked for deletion, with the propagation
+// policy's finalizer (addFinalizer, or ""), and the grace period requested (nil: the
+// object's own).
+func (r *resources) markDeleted(cur kinds.Object, addFinalizer string, requestedGrace *int64) kinds.Object {
+	next := clone(cur)
+	if addFinalizer != "" && !contains(next.GetFinalizers(), addFinalizer) {
+		next.SetFinalizers(append(next.GetFinalizers(), addFinalizer))
+	}
+	grace := r.gracePeriod(next, requestedGrace)
+	cg := next.GetDeletionGracePeriodSeconds()
+	if next.GetDeletionTimestamp() == nil || cg != nil && grace < *cg {
+		// A second delete may shorten the grace period, never lengthen it.
+		at := metav1.NewTime(r.now().Add(time.Duration(grace) * time.Second))
+		next.SetDeletionTimestamp(&at)
+		next.SetDeletionGracePeriodSeconds(&grace)
+	}
+	if ns, ok := next.(*corev1.Namespace); ok {
+		ns.Status.Phase = corev1.NamespaceTerminating
+	}
+	return next
+}
+
+// immortalNamespaces may not be deleted (Kubernetes' NamespaceLifecycle admission):
+// deleting one would empty it, and the control plane lives in kube-system.
+var immortalNamespaces = map[string]bool{metav1.NamespaceDefault: true, metav1.NamespaceSystem: true, metav1.NamespacePublic: true}
 
 // gracePeriod is how long a deleted object lingers for its owner to clean up. Only pods
 // running on a node have one (the kubelet stops their containers, then deletes them);
@@ -774,7 +825,7 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 		return nil, invalid(info, req.GetName(), fmt.Errorf("target.name: Invalid value: %q: must be a node name", req.GetNodeName()))
 	}
 	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
-	out, err := r.update(ctx, info, k, 0, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	out, err := r.update(ctx, info, k, 0, false, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		pod := clone(cur).(*corev1.Pod)
 		if req.GetUid() != "" && req.GetUid() != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", req.GetUid(), rec.UID))

@@ -240,9 +240,30 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 	case *apiv1.BindRequest:
 		info := kinds.MustLookup(kinds.Pod)
 		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, "binding", namespaceFor(info, r.GetNamespace()), r.GetName()
+	case *apiv1.EvictRequest:
+		info := kinds.MustLookup(kinds.Pod)
+		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, "eviction", namespaceFor(info, r.GetNamespace()), r.GetName()
 	case *apiv1.PodLogsRequest:
 		info := kinds.MustLookup(kinds.Pod)
 		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Get, info.Plural, "log", namespaceFor(info, r.GetNamespace()), r.GetName()
+	case *apiv1.ExecRequest:
+		start := r.GetStart()
+		if start == nil {
+			return a, badRequest("the first message must be start")
+		}
+		sub := auth.SubresourceExec
+		if strings.HasSuffix(method, "/Attach") {
+			sub = auth.SubresourceAttach
+		}
+		info := kinds.MustLookup(kinds.Pod)
+		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, sub, namespaceFor(info, start.GetNamespace()), start.GetName()
+	case *apiv1.PortForwardRequest:
+		start := r.GetStart()
+		if start == nil {
+			return a, badRequest("the first message must be start")
+		}
+		info := kinds.MustLookup(kinds.Pod)
+		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, auth.SubresourcePortForward, namespaceFor(info, start.GetNamespace()), start.GetName()
 	case *apiv1.ClusterStatusRequest:
 		a.Verb, a.Resource = auth.Get, auth.ResourceCluster
 	case *apiv1.AddMemberRequest:

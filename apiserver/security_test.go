@@ -217,6 +217,15 @@ func TestNodeRestriction(t *testing.T) {
 	_, err = sched.Delete(ctx, &apiv1.DeleteRequest{Kind: "Pod", Namespace: "default", Name: "theirs"})
 	wantDenied(t, "scheduler deletes", err, codes.PermissionDenied, `user "system:scheduler" cannot delete pods "default/theirs"`)
 
+	// Eviction is "create pods/eviction", which no node may do, even to its own pods.
+	cc, err := grpc.NewClient("passthrough:///"+c.Addr(0), grpc.WithTransportCredentials(credentials.NewTLS(apicluster.ClientTLS(t, dir, "kubelet-w1"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_, err = apiv1.NewPodsClient(cc).Evict(ctx, &apiv1.EvictRequest{Namespace: "default", Name: "mine"})
+	wantDenied(t, "node evicts", err, codes.PermissionDenied, msg+`create pods/eviction "default/mine"`)
+
 	// Its own pod's final delete.
 	if _, err := w1.Delete(ctx, &apiv1.DeleteRequest{Kind: "Pod", Namespace: "default", Name: "mine", GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatalf("final delete of own pod: %v", err)

@@ -45,6 +45,11 @@ func IsForbidden(err error) bool {
 	return code(err) == codes.FailedPrecondition || code(err) == codes.PermissionDenied
 }
 
+// IsTooManyRequests: the server refused the request for now (Kubernetes' 429): an
+// eviction its PodDisruptionBudget does not allow yet, or the caller's rate limit.
+// Retry later.
+func IsTooManyRequests(err error) bool { return code(err) == codes.ResourceExhausted }
+
 // IsUnavailable: no API server could take the request (no leader, all unreachable).
 func IsUnavailable(err error) bool { return code(err) == codes.Unavailable }
 

@@ -20,6 +20,8 @@ type LogOptions struct {
 	// TailLines, when set, starts with the last *TailLines lines written so far (nil:
 	// all of them).
 	TailLines *int64
+	// Previous reads the container's previous run (before its last restart).
+	Previous bool
 }
 
 // Logs copies a pod's container output to w, as the kubelet of its node holds it. A
@@ -27,7 +29,7 @@ type LogOptions struct {
 func (c *Conn) Logs(ctx context.Context, namespace, name string, opts LogOptions, w io.Writer) error {
 	return c.invoke(ctx, once, 0, func(ctx context.Context, cc *grpc.ClientConn) error {
 		stream, err := apiv1.NewPodsClient(cc).Logs(ctx, &apiv1.PodLogsRequest{
-			Namespace: namespace, Name: name, Container: opts.Container, Follow: opts.Follow, TailLines: opts.TailLines,
+			Namespace: namespace, Name: name, Container: opts.Container, Follow: opts.Follow, TailLines: opts.TailLines, Previous: opts.Previous,
 		})
 		if err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -60,14 +61,33 @@ func (c *Client[T]) wrap(obj T) (*apiv1.Object, error) {
 	return o, nil
 }
 
+// CreateOptions tune a Create.
+type CreateOptions struct {
+	// DryRun has the server check the object and answer with what it would store,
+	// storing nothing.
+	DryRun bool
+}
+
+// UpdateOptions tune an Update.
+type UpdateOptions struct {
+	// DryRun has the server check the update and answer with what it would store,
+	// storing nothing.
+	DryRun bool
+}
+
 // Create creates obj. A create that names its object is retried when its reply is lost;
 // then an AlreadyExists may mean this call succeeded (IsRetriedCreate). A create with
 // only generateName is never repeated after a lost reply: the error says the outcome is
 // unknown.
 func (c *Client[T]) Create(ctx context.Context, obj T) (T, error) {
+	return c.CreateWithOptions(ctx, obj, CreateOptions{})
+}
+
+// CreateWithOptions is Create with options.
+func (c *Client[T]) CreateWithOptions(ctx context.Context, obj T, o0 CreateOptions) (T, error) {
 	var out *apiv1.Object
 	policy := once
-	if obj.GetName() != "" {
+	if obj.GetName() != "" || o0.DryRun {
 		policy = idempotent
 	}
 	o, err := c.wrap(obj)
@@ -78,7 +98,7 @@ func (c *Client[T]) Create(ctx context.Context, obj T) (T, error) {
 	attempts := 0
 	err = c.conn.invokeVia(ctx, toLeader, policy, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		attempts++
-		out, err = apiv1.NewResourcesClient(cc).Create(ctx, &apiv1.CreateRequest{Object: o})
+		out, err = apiv1.NewResourcesClient(cc).Create(ctx, &apiv1.CreateRequest{Object: o, DryRun: o0.DryRun})
 		return err
 	})
 	return c.createOutcome(obj, out, err, attempts)
@@ -214,15 +234,20 @@ func (c *Client[T]) List(ctx context.Context, namespace string, opts ListOptions
 // and a compare-and-swap repeated after success reports a conflict rather than applying
 // twice.
 func (c *Client[T]) Update(ctx context.Context, obj T) (T, error) {
-	return c.update(ctx, obj, false)
+	return c.update(ctx, obj, false, false)
+}
+
+// UpdateWithOptions is Update with options.
+func (c *Client[T]) UpdateWithOptions(ctx context.Context, obj T, o UpdateOptions) (T, error) {
+	return c.update(ctx, obj, false, o.DryRun)
 }
 
 // UpdateStatus replaces obj's status, as Update does the spec.
 func (c *Client[T]) UpdateStatus(ctx context.Context, obj T) (T, error) {
-	return c.update(ctx, obj, true)
+	return c.update(ctx, obj, true, false)
 }
 
-func (c *Client[T]) update(ctx context.Context, obj T, status bool) (T, error) {
+func (c *Client[T]) update(ctx context.Context, obj T, status, dryRun bool) (T, error) {
 	var out *apiv1.Object
 	o, err := c.wrap(obj)
 	if err != nil {
@@ -231,7 +256,7 @@ func (c *Client[T]) update(ctx context.Context, obj T, status bool) (T, error) {
 	}
 	err = c.conn.invokeVia(ctx, toLeader, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		rc := apiv1.NewResourcesClient(cc)
-		req := &apiv1.UpdateRequest{Object: o}
+		req := &apiv1.UpdateRequest{Object: o, DryRun: dryRun}
 		if status {
 			out, err = rc.UpdateStatus(ctx, req)
 		} else {
@@ -254,6 +279,9 @@ type DeleteOptions struct {
 	GracePeriodSeconds *int64
 	// PropagationPolicy is Background (default), Foreground or Orphan.
 	PropagationPolicy string
+	// DryRun has the server check the deletion and answer with the object as it would
+	// be, deleting nothing.
+	DryRun bool
 }
 
 // Delete deletes an object and returns its last state. Repeated after a lost reply; a
@@ -264,7 +292,7 @@ func (c *Client[T]) Delete(ctx context.Context, namespace, name string, opts Del
 		out, err = apiv1.NewResourcesClient(cc).Delete(ctx, &apiv1.DeleteRequest{
 			Kind: c.info.Kind, Namespace: namespace, Name: name,
 			Preconditions:      &apiv1.Preconditions{Uid: opts.UID, ResourceVersion: opts.ResourceVersion},
-			GracePeriodSeconds: opts.GracePeriodSeconds, PropagationPolicy: opts.PropagationPolicy,
+			GracePeriodSeconds: opts.GracePeriodSeconds, PropagationPolicy: opts.PropagationPolicy, DryRun: opts.DryRun,
 		})
 		return err
 	})
@@ -313,6 +341,7 @@ type Clientset struct {
 	Secrets     *Client[*corev1.Secret]
 	// ServiceAccounts are the pods' identities in their namespaces.
 	ServiceAccounts *Client[*corev1.ServiceAccount]
+	PDBs            *Client[*policyv1.PodDisruptionBudget]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -322,6 +351,7 @@ func NewClientset(c *Conn) *Clientset {
 		Deployments: For[*appsv1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
 		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c), Secrets: For[*corev1.Secret](c),
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
+		PDBs:            For[*policyv1.PodDisruptionBudget](c),
 	}
 }
 

@@ -5,8 +5,11 @@ import (
 	"testing"
 
 	"github.com/skiffhq/skiff/controllers/deployment"
+	"github.com/skiffhq/skiff/controllers/disruption"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
+	"github.com/skiffhq/skiff/controllers/namespace"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
+	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
 )
 
@@ -28,6 +31,12 @@ func TestConfigs(t *testing.T) {
 			[]string{"garbage collector config", "workers", "logger"}},
 		{"nodelifecycle", nodelifecycle.DefaultConfig().Validate(), nodelifecycle.Config{}.Validate(),
 			[]string{"node lifecycle controller config", "gracePeriod", "defaultTolerationSeconds", "monitorPeriod", "evictionQPS", "logger", "now"}},
+		{"namespace", namespace.DefaultConfig().Validate(), namespace.Config{}.Validate(),
+			[]string{"namespace controller config", "workers", "finalizerEstimate", "logger", "now"}},
+		{"podgc", podgc.DefaultConfig().Validate(), podgc.Config{}.Validate(),
+			[]string{"pod garbage collector config", "period", "workers", "logger", "now"}},
+		{"disruption", disruption.DefaultConfig().Validate(), disruption.Config{}.Validate(),
+			[]string{"disruption controller config", "workers", "deletionTimeout", "logger", "now"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.def != nil {

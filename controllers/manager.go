@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector and node lifecycle controllers over one shared set of informers (the
-// garbage collector keeps its own, of every kind).
+// garbage collector, node lifecycle, namespace, pod garbage collector and disruption
+// controllers over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -20,8 +20,11 @@ import (
 	"github.com/skiffhq/skiff/client/leader"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/controllers/deployment"
+	"github.com/skiffhq/skiff/controllers/disruption"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
+	"github.com/skiffhq/skiff/controllers/namespace"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
+	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
 )
 
@@ -37,6 +40,9 @@ type Config struct {
 	// GracePeriod (40s) and DefaultTolerationSeconds (300s).
 	NodeGracePeriod    time.Duration
 	PodEvictionTimeout time.Duration
+	// TerminatedPodGCThreshold is how many finished pods the pod garbage collector keeps
+	// (the oldest beyond it are deleted); 0 keeps them all. Default 12,500.
+	TerminatedPodGCThreshold int
 	// Logger receives the controller-manager's logs, named "controller-manager", and
 	// its controllers'. Default: discarded.
 	Logger hclog.Logger
@@ -47,7 +53,8 @@ func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
 		Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), LeaderElect: true, Leader: leader.DefaultConfig(),
-		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second, Logger: hclog.NewNullLogger(),
+		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second,
+		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, Logger: hclog.NewNullLogger(),
 	}
 }
 
@@ -60,6 +67,9 @@ func (c Config) Validate() error {
 	}
 	if c.PodEvictionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("podEvictionTimeout: %v must be at least 1s", c.PodEvictionTimeout))
+	}
+	if c.TerminatedPodGCThreshold < 0 {
+		errs = append(errs, fmt.Errorf("terminatedPodGCThreshold: %d must not be negative", c.TerminatedPodGCThreshold))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger: must be set"))
@@ -121,8 +131,23 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	nc, pc, dic := namespace.DefaultConfig(), podgc.DefaultConfig(), disruption.DefaultConfig()
+	nc.Logger, pc.Logger, dic.Logger = log, log, log
+	pc.TerminatedPodThreshold = cfg.TerminatedPodGCThreshold
+	ns, err := namespace.New(cs, f, nc)
+	if err != nil {
+		return err
+	}
+	pgc, err := podgc.New(cs, f, pc)
+	if err != nil {
+		return err
+	}
+	dis, err := disruption.New(cs, f, rec, dic)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

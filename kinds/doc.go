@@ -19,6 +19,13 @@
 // Manifests (YAML or JSON, as kubectl takes them) decode strictly with DecodeManifest: a
 // misspelled field is an error that names its path.
 //
+// Patches are applied to objects as kube-apiserver applies them (Patch: JSON patch, JSON
+// merge patch, strategic merge patch with the Go types as patch metadata), and apply's
+// patch is computed as kubectl's client-side apply computes it (AppliedConfiguration,
+// ApplyPatch: a three-way strategic merge patch against the configuration last applied,
+// kept in the kubectl.kubernetes.io/last-applied-configuration annotation), so that
+// skiffctl and the HTTP API patch the same way.
+//
 // What the package does not do: defaults and validation (the API server's registry owns
 // them) and transport (proto/api/v1 carries these bytes with their group/version/kind).
 package kinds

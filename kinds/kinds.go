@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -71,6 +72,9 @@ const (
 	// Secret values are encrypted at rest when the API server has an encryption key file.
 	Secret         = "Secret"
 	ServiceAccount = "ServiceAccount"
+	// PodDisruptionBudget is policy/v1's: how many of a set of pods voluntary disruptions
+	// (evictions) must leave.
+	PodDisruptionBudget = "PodDisruptionBudget"
 )
 
 func kind[T any, PT interface {
@@ -107,6 +111,8 @@ var all = []*Info{
 	kind[corev1.Secret](Info{Kind: Secret, Version: "v1", Plural: "secrets", Singular: "secret", Namespaced: true}),
 	kind[corev1.ServiceAccount](Info{Kind: ServiceAccount, Version: "v1", Plural: "serviceaccounts", Singular: "serviceaccount",
 		ShortNames: []string{"sa"}, Namespaced: true}),
+	kind[policyv1.PodDisruptionBudget](Info{Kind: PodDisruptionBudget, Group: "policy", Version: "v1", Plural: "poddisruptionbudgets",
+		Singular: "poddisruptionbudget", ShortNames: []string{"pdb"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 }
 
 var (

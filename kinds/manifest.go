@@ -50,8 +50,15 @@ func DecodeManifest(doc []byte) (Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	name, _ := tm.Metadata.Name.(string)
+	return decodeStrict(in, js, name)
+}
+
+// decodeStrict decodes an object of kind in from its JSON, strictly; name, when known,
+// names the object in the error.
+func decodeStrict(in *Info, js []byte, name string) (Object, error) {
 	e := &ManifestError{What: in.Kind}
-	if name, ok := tm.Metadata.Name.(string); ok && name != "" {
+	if name != "" {
 		e.What = fmt.Sprintf("%s %q", in.Kind, name)
 	}
 	obj := in.New()

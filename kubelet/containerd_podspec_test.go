@@ -3,7 +3,6 @@ package kubelet_test
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -25,16 +24,6 @@ func ctrdConfig(e *env) kubelet.Config {
 	cfg.NodeIP, cfg.RootDir = "127.0.0.1", e.t.TempDir()
 	cfg.ContainerFiles, cfg.Tmpfs = true, os.Geteuid() == 0
 	return cfg
-}
-
-func freePort(e *env) int {
-	e.t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (e *env) logs(rt kubelet.Runtime, p *corev1.Pod, container string) string {
@@ -133,7 +122,7 @@ func testContainerdResources(e *env, rt *containerd.Runtime) {
 func testContainerdSecurity(e *env, rt *containerd.Runtime) {
 	e.start(rt, ctrdConfig(e))
 	caps := corev1.Container{Name: "caps", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
-		Command: []string{"sh", "-c", "grep CapEff /proc/self/status; sysctl -n kernel.shm_rmid_forced 2>/dev/null || cat /proc/sys/kernel/shm_rmid_forced; hostname; sleep 3600"},
+		Command:         []string{"sh", "-c", "grep CapEff /proc/self/status; sysctl -n kernel.shm_rmid_forced 2>/dev/null || cat /proc/sys/kernel/shm_rmid_forced; hostname; sleep 3600"},
 		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_ADMIN"}}}}
 	priv := corev1.Container{Name: "priv", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         []string{"sh", "-c", "grep CapEff /proc/self/status; sleep 3600"},

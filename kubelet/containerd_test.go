@@ -52,6 +52,7 @@ func TestKubeletContainerd(t *testing.T) {
 		{"resources", testContainerdResources},
 		{"security", testContainerdSecurity},
 		{"pullsecret", testContainerdPullSecret},
+		{"streams", testContainerdStreams},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -285,6 +285,13 @@ func computePodStatus(in podState) *corev1.PodStatus {
 		}
 		st.Conditions = append(st.Conditions, c.c)
 	}
+	// Conditions others own (DisruptionTarget, written by the eviction and the pod
+	// garbage collector) are kept, as Kubernetes' kubelet keeps them.
+	for _, o := range old.Conditions {
+		if !slices.ContainsFunc(st.Conditions, func(c corev1.PodCondition) bool { return c.Type == o.Type }) {
+			st.Conditions = append(st.Conditions, o)
+		}
+	}
 	return st
 }
 

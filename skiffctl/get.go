@@ -2,7 +2,6 @@ package skiffctl
 
 import (
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -11,79 +10,8 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
-	"github.com/skiffhq/skiff/skiffctl/manifest"
 	"github.com/skiffhq/skiff/skiffctl/printers"
 )
-
-// output writes objects in one of get's formats.
-type output struct {
-	format    string // "", wide, yaml, json, name
-	allNS     bool
-	noHeaders bool
-}
-
-func (o output) validate() error {
-	switch o.format {
-	case "", "wide", "yaml", "json", "name":
-		return nil
-	}
-	return fmt.Errorf("--output: Unsupported value: %q: supported values: wide, yaml, json, name", o.format)
-}
-
-// group is the objects of one kind that get prints.
-type group struct {
-	info *kinds.Info
-	objs []kinds.Object
-}
-
-// print writes groups of objects: yaml and json as one document (a List unless list is
-// false and there is one object), names and tables kind by kind. withKind names each
-// object kind/name in tables, as kubectl does when several kinds were asked for.
-func (g *globals) print(w io.Writer, groups []group, o output, list, withKind bool) error {
-	switch o.format {
-	case "yaml", "json":
-		enc := manifest.YAML
-		if o.format == "json" {
-			enc = manifest.JSON
-		}
-		var objs []kinds.Object
-		for _, gr := range groups {
-			objs = append(objs, gr.objs...)
-		}
-		if len(objs) == 0 && !list {
-			return nil
-		}
-		b, err := enc(objs, list)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	case "name":
-		for _, gr := range groups {
-			for _, obj := range gr.objs {
-				fmt.Fprintln(w, ref(gr.info, obj.GetName()))
-			}
-		}
-		return nil
-	}
-	first := true
-	for _, gr := range groups {
-		if len(gr.objs) == 0 && len(groups) > 1 {
-			continue
-		}
-		if !first {
-			fmt.Fprintln(w)
-		}
-		first = false
-		err := printers.Table(w, gr.info, gr.objs, printers.TableOptions{Wide: o.format == "wide", AllNamespaces: o.allNS,
-			NoHeaders: o.noHeaders, WithKind: withKind, Now: g.now()})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 func getCmd(g *globals) *cobra.Command {
 	var o output
@@ -94,9 +22,9 @@ func getCmd(g *globals) *cobra.Command {
 		Short: "List objects or show some",
 		Long: `List objects of a kind, or show the named ones. KIND is a Kubernetes name, short name or
 kind.group form: pods/po, deployments/deploy (deployments.apps), replicasets/rs, nodes/no,
-events/ev, configmaps/cm, leases, namespaces/ns. Several kinds are listed at once as
-KIND,KIND (deploy,po), and "all" names the kinds of the "all" category (pods, deployments,
-replicasets); tables then name each object KIND/NAME.`,
+events/ev, configmaps/cm, leases, namespaces/ns, poddisruptionbudgets/pdb. Several kinds
+are listed at once as KIND,KIND (deploy,po), and "all" names the kinds of the "all"
+category (pods, deployments, replicasets); tables then name each object KIND/NAME.`,
 		Example: `  skiffctl get pods -o wide
   skiffctl get deployments.apps web -o yaml
   skiffctl get deploy,po -l app=web
@@ -169,9 +97,9 @@ replicasets); tables then name each object KIND/NAME.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.format, "output", "o", "", "output format: wide, yaml, json or name")
+	f.StringVarP(&o.format, "output", "o", "", "output format: "+formats)
 	f.BoolVarP(&o.allNS, "all-namespaces", "A", false, "list across all namespaces")
-	f.BoolVar(&o.noHeaders, "no-headers", false, "leave out the table's header")
+	o.addTableFlags(f)
 	f.StringVarP(&labelSel, "selector", "l", "", "label selector, e.g. app=web,tier!=db")
 	f.StringVar(&fieldSel, "field-selector", "", "field selector, e.g. spec.nodeName=w1")
 	f.BoolVarP(&watch, "watch", "w", false, "after listing, keep printing changes")
@@ -329,33 +257,86 @@ func (g *globals) watch(cmd *cobra.Command, info *kinds.Info, ns string, names [
 }
 
 func describeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe KIND NAME",
-		Short: "Show an object in detail, with its events",
-		Args:  cobra.RangeArgs(1, 2),
+	var sel selection
+	cmd := &cobra.Command{
+		Use:   "describe KIND [NAME_PREFIX | -l SELECTOR] | KIND/NAME",
+		Short: "Show objects in detail, with their events",
+		Long: `Show an object in detail, with its events. Without a name, every object of the kind
+(matching -l when given); a name that no object has shows the objects whose names start
+with it, as kubectl describe does.`,
+		Example: `  skiffctl describe deployment web
+  skiffctl describe pods -l app=web
+  skiffctl describe pods web-`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, name, err := kindAndName(args)
+			var info *kinds.Info
+			var name string
+			var err error
+			if len(args) == 1 && !strings.Contains(args[0], "/") {
+				info, err = kind(args[0])
+			} else {
+				info, name, err = kindAndName(args)
+			}
 			if err != nil {
 				return err
+			}
+			if name != "" && (sel.labels != "" || sel.allNamespaces) {
+				return fmt.Errorf("name cannot be provided when a selector is specified")
 			}
 			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			obj, err := client.ForKind(conn, info).Get(ctx, g.namespaceOf(info), name)
-			if err != nil {
-				return notFound(info, name, err)
-			}
-			var events []*corev1.Event
-			if uid := obj.GetUID(); uid != "" && info.Kind != kinds.Event {
-				l, err := client.For[*corev1.Event](conn).List(ctx, "", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(uid)})
-				if err != nil {
-					return fmt.Errorf("list events of %s: %w", ref(info, name), err)
+			c := client.ForKind(conn, info)
+			var objs []kinds.Object
+			if name != "" {
+				obj, err := c.Get(ctx, g.namespaceOf(info), name)
+				switch {
+				case err == nil:
+					objs = []kinds.Object{obj}
+				case !client.IsNotFound(err):
+					return err
 				}
-				events = l.Items
 			}
-			return printers.Describe(g.streams.Out, obj, events, g.now())
+			if objs == nil {
+				l, err := c.List(ctx, g.listNamespace(info, sel.allNamespaces), client.ListOptions{LabelSelector: sel.labels})
+				if err != nil {
+					return err
+				}
+				for _, o := range l.Items {
+					if strings.HasPrefix(o.GetName(), name) {
+						objs = append(objs, o)
+					}
+				}
+				if len(objs) == 0 && name != "" {
+					return fmt.Errorf("%s %q not found", info.Singular, name)
+				}
+				if len(objs) == 0 {
+					fmt.Fprintf(g.streams.Err, "No resources found%s.\n", g.where([]request{{info: info}}, sel.allNamespaces))
+					return nil
+				}
+			}
+			for i, obj := range objs {
+				if i > 0 {
+					fmt.Fprint(g.streams.Out, "\n\n")
+				}
+				var events []*corev1.Event
+				if uid := obj.GetUID(); uid != "" && info.Kind != kinds.Event {
+					l, err := client.For[*corev1.Event](conn).List(ctx, "", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(uid)})
+					if err != nil {
+						return fmt.Errorf("list events of %s: %w", ref(info, obj.GetName()), err)
+					}
+					events = l.Items
+				}
+				if err := printers.Describe(g.streams.Out, obj, events, g.now()); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&sel.labels, "selector", "l", "", "describe the objects matching this label selector")
+	cmd.Flags().BoolVarP(&sel.allNamespaces, "all-namespaces", "A", false, "in every namespace")
+	return cmd
 }

@@ -35,6 +35,7 @@ func TestLogs(t *testing.T) {
 	rt := sim.New(sim.Config{})
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName, cfg.NodeIP, cfg.LogPort, cfg.RelistPeriod = "w1", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port, 50*time.Millisecond
+	cfg.BackoffInitial, cfg.BackoffMax = 10*time.Millisecond, 20*time.Millisecond // restarts at once, for --previous
 	k, err := kubelet.New(client.NewClientset(conn), rt, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +89,57 @@ spec:
 	fails(t, s, "", "container db is not valid for pod web: choose one of: [nginx sidecar]", "logs", "web", "-c", "db")
 	fails(t, s, "", `pod "nope" not found`, "logs", "nope")
 	fails(t, s, "", `pod "web" not found`, "logs", "web", "-n", "other", "-c", "nginx")
-	fails(t, s, "", "only pods have logs", "logs", "deployment/web")
+	fails(t, s, "", `deployment "web" not found`, "logs", "deployment/web")
+	must(t, s, "create", "cm", "x")
+	fails(t, s, "", "only pods and workloads with a pod selector have logs", "logs", "cm/x")
 	fails(t, s, "", "expected POD", "logs")
+	fails(t, s, "", "--timestamps: not supported by Skiff yet", "logs", "web", "--timestamps")
+
+	// A workload's logs are one of its pods'; -l reads every pod matching, 10 lines each
+	// unless --tail says otherwise; --prefix names each line's source.
+	must(t, s, "label", "pod", "web", "lone", "app=demo")
+	code, out, errs = run(t, s, `apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: demo}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: demo}}
+  template:
+    metadata: {labels: {app: demo}}
+    spec: {containers: [{name: main, image: busybox}]}
+`, "apply", "-f", "-")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, errs = run(t, s, "", "logs", "rs/demo", "-c", "nginx")
+	if code != 0 || !strings.Contains(out, "serving on port 80") || !strings.Contains(errs, "Found 2 pods, using pod/web") {
+		t.Errorf("logs rs/demo: %d %q %q", code, out, errs)
+	}
+	out = must(t, s, "logs", "-l", "app=demo", "--all-containers", "--prefix")
+	contains(t, "logs -l --all-containers --prefix", out, "[pod/lone/main] lone ran\n", "[pod/web/nginx] serving on port 80\n", "[pod/web/sidecar] sidecar up\n")
+	must(t, s, "label", "pod", "lone", "solo=yes")
+	if out := must(t, s, "logs", "-l", "solo=yes", "--tail", "1"); out != "sim: container main exited with code 0\n" {
+		t.Errorf("logs -l --tail 1 = %q", out)
+	}
+
+	// --previous reads the run before the last restart, which the kubelet keeps.
+	fails(t, s, "", `previous terminated container "main" in pod "lone" not found`, "logs", "lone", "--previous")
+	code, _, errs = run(t, s, `apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  nodeName: w1
+  containers:
+  - {name: main, image: busybox, command: [sh, -c, "echo crashing; exit 1"]}
+`, "apply", "-f", "-")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	waitFor(t, func() bool {
+		code, out, _ = run(t, s, "", "logs", "crash", "-p")
+		return code == 0 && strings.Contains(out, "sim: container main started (image busybox, attempt ")
+	})
+	contains(t, "logs --previous", out, "crashing\nsim: container main exited with code 1\n")
 
 	// -f prints what the container writes until it exits.
 	var fout, ferr syncBuffer

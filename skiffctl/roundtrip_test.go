@@ -22,6 +22,8 @@ import (
 var serverOwned = []string{
 	"metadata.uid", "metadata.resourceVersion", "metadata.creationTimestamp", "metadata.generation",
 	"metadata.namespace", "status",
+	// What apply itself adds, as kubectl apply does: the configuration it applied.
+	"metadata.annotations.kubectl.kubernetes.io/last-applied-configuration",
 }
 
 var defaultsByKind = map[string][]string{

@@ -68,8 +68,12 @@ func NewCommand(streams Streams) *cobra.Command {
 		}
 	}
 	root.AddCommand(
-		applyCmd(g), createCmd(g), getCmd(g), describeCmd(g), deleteCmd(g),
-		scaleCmd(g), setCmd(g), rolloutCmd(g), logsCmd(g), traceCmd(g), clusterCmd(g),
+		applyCmd(g), createCmd(g), replaceCmd(g), diffCmd(g), getCmd(g), describeCmd(g), deleteCmd(g),
+		editCmd(g), patchCmd(g), metaCmd(g, true), metaCmd(g, false), runCmd(g),
+		scaleCmd(g), setCmd(g), rolloutCmd(g), waitCmd(g), logsCmd(g),
+		cordonCmd(g, true), cordonCmd(g, false), taintCmd(g), drainCmd(g),
+		versionCmd(g), apiResourcesCmd(g), explainCmd(g), traceCmd(g), clusterCmd(g),
+		execCmd(g), attachCmd(g), portForwardCmd(g), cpCmd(g),
 	)
 	return root
 }
@@ -79,12 +83,58 @@ func NewCommand(streams Streams) *cobra.Command {
 func Execute(ctx context.Context, streams Streams, args []string) int {
 	cmd := NewCommand(streams)
 	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(streams.Err, "Error:", Message(err))
-		return 1
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return 0
 	}
-	return 0
+	if exit := (*client.ExitError)(nil); errors.As(err, &exit) {
+		fmt.Fprintln(streams.Err, exit.Error()) // a remote command's code, as kubectl exits with it
+		return exit.Code
+	}
+	code := 1
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+		err = ee.Err
+	}
+	// Several failures (one per object of a manifest) are several lines.
+	for _, e := range flatten(err) {
+		fmt.Fprintln(streams.Err, "Error:", Message(e))
+	}
+	return code
 }
+
+// flatten lists the errors errors.Join joined, however nested.
+func flatten(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		if err == nil {
+			return nil
+		}
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
+}
+
+// ExitError ends skiffctl with Code, printing Err (when set) as other errors are: for
+// commands whose exit code says more than failure, as diff's does.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
 
 // Message is what a user sees of err: a gRPC error's message without its code.
 func Message(err error) string {

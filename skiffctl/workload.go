@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/skiffctl/printers"
 )
 
 // Annotations and labels the Deployment controller writes, as Kubernetes names them.
@@ -47,25 +48,14 @@ func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(
 		return nil, err
 	}
 	defer cancel()
-	deps := client.For[*appsv1.Deployment](conn)
 	info := kinds.MustLookup(kinds.Deployment)
-	for {
-		d, err := deps.Get(ctx, g.ns(), name)
-		if err != nil {
-			return nil, notFound(info, name, err)
-		}
-		if err := change(d); err != nil {
-			return nil, err
-		}
-		out, err := deps.Update(ctx, d)
-		if client.IsConflict(err) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return out, nil
+	out, _, err := g.mutate(ctx, conn, target{info, g.ns(), name}, dryRunNone, func(obj kinds.Object) (kinds.Object, error) {
+		return obj, change(obj.(*appsv1.Deployment))
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out.(*appsv1.Deployment), nil
 }
 
 func scaleCmd(g *globals) *cobra.Command {
@@ -113,17 +103,11 @@ func (g *globals) scaleReplicaSet(cmd *cobra.Command, name string, replicas int3
 		return err
 	}
 	defer cancel()
-	rss := client.For[*appsv1.ReplicaSet](conn)
-	for {
-		rs, err := rss.Get(ctx, g.ns(), name)
-		if err != nil {
-			return notFound(kinds.MustLookup(kinds.ReplicaSet), name, err)
-		}
-		rs.Spec.Replicas = ptr.To(replicas)
-		if _, err = rss.Update(ctx, rs); !client.IsConflict(err) {
-			return err
-		}
-	}
+	_, _, err = g.mutate(ctx, conn, target{kinds.MustLookup(kinds.ReplicaSet), g.ns(), name}, dryRunNone, func(obj kinds.Object) (kinds.Object, error) {
+		obj.(*appsv1.ReplicaSet).Spec.Replicas = ptr.To(replicas)
+		return obj, nil
+	})
+	return err
 }
 
 func setCmd(g *globals) *cobra.Command {
@@ -177,7 +161,7 @@ func setCmd(g *globals) *cobra.Command {
 
 func rolloutCmd(g *globals) *cobra.Command {
 	r := &cobra.Command{Use: "rollout", Short: "Follow and manage a deployment's rollouts"}
-	r.AddCommand(rolloutStatusCmd(g), rolloutHistoryCmd(g), rolloutUndoCmd(g), rolloutPauseCmd(g), rolloutResumeCmd(g))
+	r.AddCommand(rolloutStatusCmd(g), rolloutHistoryCmd(g), rolloutUndoCmd(g), rolloutPauseCmd(g), rolloutResumeCmd(g), rolloutRestartCmd(g))
 	return r
 }
 
@@ -207,7 +191,35 @@ func rolloutStatusCmd(g *globals) *cobra.Command {
 }
 
 func rolloutHistoryCmd(g *globals) *cobra.Command {
-	return deploymentCmd("history deployment/NAME", "List a deployment's revisions", g.rolloutHistory)
+	var revision int64
+	history := deploymentCmd("history deployment/NAME [--revision N]", "List a deployment's revisions, or show one",
+		func(cmd *cobra.Command, name string) error { return g.rolloutHistory(cmd, name, revision) })
+	history.Flags().Int64Var(&revision, "revision", 0, "show the pod template of this revision")
+	return history
+}
+
+// RestartedAtAnnotation is what rollout restart sets on the pod template, as kubectl does.
+const RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
+
+func rolloutRestartCmd(g *globals) *cobra.Command {
+	return deploymentCmd("restart deployment/NAME", "Restart a deployment's pods with a rollout",
+		func(cmd *cobra.Command, name string) error {
+			_, err := g.mutateDeployment(cmd, name, func(d *appsv1.Deployment) error {
+				if d.Spec.Paused {
+					return fmt.Errorf("can't restart paused deployment (run rollout resume first)")
+				}
+				if d.Spec.Template.Annotations == nil {
+					d.Spec.Template.Annotations = map[string]string{}
+				}
+				d.Spec.Template.Annotations[RestartedAtAnnotation] = g.now().Format(time.RFC3339)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.streams.Out, "%s restarted\n", ref(kinds.MustLookup(kinds.Deployment), name))
+			return nil
+		})
 }
 
 func rolloutUndoCmd(g *globals) *cobra.Command {
@@ -228,10 +240,19 @@ func rolloutResumeCmd(g *globals) *cobra.Command {
 		func(cmd *cobra.Command, name string) error { return g.setPaused(cmd, name, false) })
 }
 
-func (g *globals) rolloutHistory(cmd *cobra.Command, name string) error {
+func (g *globals) rolloutHistory(cmd *cobra.Command, name string, revision int64) error {
 	revs, _, err := g.revisions(cmd, name)
 	if err != nil {
 		return err
+	}
+	if revision > 0 {
+		for _, rv := range revs {
+			if rv.n == revision {
+				fmt.Fprintf(g.streams.Out, "%s with revision #%d\n", ref(kinds.MustLookup(kinds.Deployment), name), revision)
+				return printers.PodTemplate(g.streams.Out, &rv.rs.Spec.Template)
+			}
+		}
+		return fmt.Errorf("unable to find the specified revision")
 	}
 	fmt.Fprintf(g.streams.Out, "%s\n", ref(kinds.MustLookup(kinds.Deployment), name))
 	tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 2, ' ', 0)
@@ -293,11 +314,17 @@ func (g *globals) rolloutStatus(cmd *cobra.Command, name string, timeout time.Du
 		return err
 	}
 	defer cancel()
-	deps := client.For[*appsv1.Deployment](conn)
 	info := kinds.MustLookup(kinds.Deployment)
-	last := ""
-	report := func(d *appsv1.Deployment) (bool, error) {
-		msg, done, err := RolloutProgress(d)
+	last, seen := "", false
+	err = watchObject(ctx, conn, target{info, g.ns(), name}, func(obj kinds.Object) (bool, error) {
+		switch {
+		case obj == nil && seen:
+			return false, fmt.Errorf("deployment %q was deleted", name)
+		case obj == nil:
+			return false, fmt.Errorf("%s %q not found", info.Singular, name)
+		}
+		seen = true
+		msg, done, err := RolloutProgress(obj.(*appsv1.Deployment))
 		if err != nil {
 			return false, err
 		}
@@ -306,43 +333,8 @@ func (g *globals) rolloutStatus(cmd *cobra.Command, name string, timeout time.Du
 			last = msg
 		}
 		return done, nil
-	}
-	for {
-		l, err := deps.List(ctx, g.ns(), client.ListOptions{FieldSelector: "metadata.name=" + name})
-		if err != nil {
-			return rolloutErr(ctx, name, err)
-		}
-		if len(l.Items) == 0 {
-			return fmt.Errorf("%s %q not found", info.Singular, name)
-		}
-		if done, err := report(l.Items[0]); done || err != nil {
-			return err
-		}
-		w, err := deps.Watch(ctx, g.ns(), client.WatchOptions{ListOptions: client.ListOptions{FieldSelector: "metadata.name=" + name}, ResourceVersion: l.ResourceVersion})
-		if err != nil {
-			return rolloutErr(ctx, name, err)
-		}
-		for err == nil {
-			var evs []client.Event[*appsv1.Deployment]
-			evs, err = w.Next()
-			for _, ev := range evs {
-				switch ev.Type {
-				case client.Deleted:
-					w.Stop()
-					return fmt.Errorf("deployment %q was deleted", name)
-				case client.Added, client.Modified:
-					if done, rerr := report(ev.Object); done || rerr != nil {
-						w.Stop()
-						return rerr
-					}
-				}
-			}
-		}
-		w.Stop()
-		if ctx.Err() != nil {
-			return rolloutErr(ctx, name, err)
-		}
-	}
+	})
+	return rolloutErr(ctx, name, err)
 }
 
 func rolloutErr(ctx context.Context, name string, err error) error {

@@ -28,6 +28,21 @@ const (
 	ResourceCluster = "cluster"
 )
 
+// The pod subresources that reach into a container: running commands in it (exec),
+// reading its output as it comes and, one day, writing its input (attach), connecting
+// to its ports (portforward). As in Kubernetes, whoever may create them can act as the
+// pod: read its secrets and act with its credentials. Only administrators may.
+const (
+	SubresourceExec        = "exec"
+	SubresourceAttach      = "attach"
+	SubresourcePortForward = "portforward"
+)
+
+// reachesIn reports a subresource that reaches into a pod's containers.
+func reachesIn(subresource string) bool {
+	return subresource == SubresourceExec || subresource == SubresourceAttach || subresource == SubresourcePortForward
+}
+
 // Namespaces the roles name.
 const (
 	NamespaceSystem    = "kube-system"
@@ -39,8 +54,9 @@ type Attributes struct {
 	User User
 	Verb string
 	// Resource is the kind's plural ("pods") or ResourceCluster; Subresource is
-	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "members", "leader",
-	// "snapshot" or "".
+	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "eviction" (Evict),
+	// "exec", "attach", "portforward" (create only), "members", "leader", "snapshot" or
+	// "".
 	Resource, Subresource string
 	// Namespace and Name of the object; empty Name for list and watch, empty Namespace
 	// for cluster-scoped kinds or all namespaces.
@@ -92,12 +108,13 @@ type Guard func(obj kinds.Object) error
 
 // Authorizer decides by group:
 //
-//   - skiff:admin: anything.
+//   - skiff:admin: anything, and it alone: pods' exec, attach and portforward.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
-//     replicasets, pods, events, configmaps and namespaces; nodes' updates, status and
-//     deletion; Leases in kube-system (its election), deletion of Leases anywhere (the
-//     garbage collector).
+//     replicasets, pods, events, configmaps and namespaces; the status of
+//     poddisruptionbudgets (the disruption controller); nodes' updates and status;
+//     Leases in kube-system (its election); deletion of every kind (the garbage
+//     collector, and the namespace controller emptying a namespace being deleted).
 //   - skiff:scheduler: reads (but not pods' logs); pods' bindings and status; events;
 //     Leases in kube-system and creating that namespace.
 //   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
@@ -140,8 +157,8 @@ func controllerManagerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
 	}
-	if a.Subresource == "log" {
-		return false // containers' output is not the controllers' business
+	if a.Subresource == "log" || reachesIn(a.Subresource) {
+		return false // containers' output and insides are not the controllers' business
 	}
 	if isRead(a.Verb) {
 		return true
@@ -149,14 +166,19 @@ func controllerManagerMay(a Attributes) bool {
 	if a.Subresource == "binding" {
 		return false
 	}
+	if a.Verb == Delete && a.Subresource == "" {
+		return true
+	}
 	switch a.Resource {
 	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.Pod), plural(kinds.Event),
 		plural(kinds.ConfigMap), plural(kinds.Namespace):
 		return true
 	case plural(kinds.Node):
-		return a.Verb == Update || a.Verb == Delete
+		return a.Verb == Update
 	case plural(kinds.Lease):
-		return a.Namespace == NamespaceSystem || a.Verb == Delete
+		return a.Namespace == NamespaceSystem
+	case plural(kinds.PodDisruptionBudget):
+		return a.Verb == Update && a.Subresource == "status"
 	}
 	return false
 }
@@ -165,7 +187,7 @@ func schedulerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
 	}
-	if a.Subresource == "log" {
+	if a.Subresource == "log" || reachesIn(a.Subresource) {
 		return false
 	}
 	if isRead(a.Verb) {

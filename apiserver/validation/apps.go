@@ -93,8 +93,8 @@ func validateStrategy(s *appsv1.DeploymentStrategy, p *field.Path) field.ErrorLi
 	surge, surgeErrs := rollingParam(ru.MaxSurge, surgePath)
 	unavail, unavailErrs := rollingParam(ru.MaxUnavailable, unavailPath)
 	errs = append(append(errs, surgeErrs...), unavailErrs...)
-	if len(unavailErrs) == 0 && ru.MaxUnavailable != nil && ru.MaxUnavailable.Type == intstr.String && unavail > 100 {
-		errs = append(errs, field.Invalid(unavailPath, ru.MaxUnavailable, "must not be greater than 100%"))
+	if len(unavailErrs) == 0 && ru.MaxUnavailable != nil {
+		errs = append(errs, percentOrCount(ru.MaxUnavailable, unavailPath)...)
 	}
 	if len(surgeErrs) == 0 && len(unavailErrs) == 0 && surge == 0 && unavail == 0 {
 		errs = append(errs, field.Invalid(unavailPath, ru.MaxUnavailable, "may not be 0 when `maxSurge` is 0"))
@@ -111,6 +111,12 @@ func rollingParam(v *intstr.IntOrString, p *field.Path) (int, field.ErrorList) {
 	if v == nil {
 		v = &defaultRollingParam
 	}
+	return intOrPercent(v, p)
+}
+
+// intOrPercent reads a non-negative count or a percent ("25%"), returning the number
+// either way.
+func intOrPercent(v *intstr.IntOrString, p *field.Path) (int, field.ErrorList) {
 	switch v.Type {
 	case intstr.Int:
 		return int(v.IntVal), apivalidation.ValidateNonnegativeField(int64(v.IntVal), p)

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -78,9 +79,13 @@ func TestNotSupported(t *testing.T) {
 			[]string{"related" + forbidden, "series" + forbidden}},
 		{"lease", &coordinationv1.Lease{ObjectMeta: meta("l"), Spec: coordinationv1.LeaseSpec{HolderIdentity: new("a"), PreferredHolder: new("b")}},
 			[]string{"spec.preferredHolder" + forbidden}},
-		{"namespace", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"},
-			Status: corev1.NamespaceStatus{Conditions: []corev1.NamespaceCondition{{Type: "NamespaceDeletionDiscoveryFailure"}}}},
-			[]string{"status.conditions" + forbidden}},
+		{"namespace", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", SelfLink: "/api/v1/namespaces/a"},
+			Status: corev1.NamespaceStatus{Conditions: []corev1.NamespaceCondition{{Type: "NamespaceDeletionDiscoveryFailure", Status: "False"}}}},
+			[]string{"metadata.selfLink" + forbidden}},
+		{"poddisruptionbudget", &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "default",
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: num(1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}},
+			[]string{"metadata.managedFields" + forbidden}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrors(t, Validate(tc.obj), tc.want)

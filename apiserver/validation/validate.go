@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -68,6 +69,11 @@ func ValidateStatus(obj kinds.Object) error {
 		if ph := o.Status.Phase; ph != "" {
 			errs = oneOf(p.Child("phase"), ph, namespacePhases...)
 		}
+		for i, c := range o.Status.Conditions {
+			errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)
+		}
+	case *policyv1.PodDisruptionBudget:
+		errs = validatePodDisruptionBudgetStatus(&o.Status, p)
 	}
 	return asError(append(errs, checkSupported(obj, true)...))
 }
@@ -109,6 +115,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateLeaseSpec(&o.Spec, spec)...)
 	case *corev1.Namespace:
 		errs = append(errs, validateNamespaceSpec(&o.Spec, spec)...)
+	case *policyv1.PodDisruptionBudget:
+		errs = append(errs, validatePodDisruptionBudgetSpec(&o.Spec, spec)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,6 +74,13 @@ func replicaSet(mut func(*appsv1.ReplicaSet)) *appsv1.ReplicaSet {
 		mut(rs)
 	}
 	return rs
+}
+
+func pdb(mut func(*policyv1.PodDisruptionBudgetSpec)) *policyv1.PodDisruptionBudget {
+	b := &policyv1.PodDisruptionBudget{ObjectMeta: meta("web"), Spec: policyv1.PodDisruptionBudgetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	mut(&b.Spec)
+	return b
 }
 
 func node(spec corev1.NodeSpec) *corev1.Node {
@@ -217,6 +225,7 @@ func TestValidate(t *testing.T) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
 				Limits: corev1.ResourceList{"bad name": resource.MustParse("1"), "memory": resource.MustParse("-1")}}
 		}), []string{`spec.containers[0].resources.limits[bad name]: Invalid value: "bad name": name part must consist of`,
+			`spec.containers[0].resources.limits[bad name]: Invalid value: "bad name": must be a standard resource for containers`,
 			`spec.containers[0].resources.limits[memory]: Invalid value: "-1": must be greater than or equal to 0`}},
 		{"requests over limits", pod(func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
@@ -572,6 +581,25 @@ func TestValidate(t *testing.T) {
 			[]string{`metadata.name: Invalid value: "Build_Robot": a lowercase RFC 1123 subdomain`}},
 		{"pod service account name", pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "Robot" }),
 			[]string{`spec.serviceAccountName: Invalid value: "Robot": a lowercase RFC 1123 subdomain`}},
+		// PodDisruptionBudget.
+		{"pdb minAvailable", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.MinAvailable = num(2) }), nil},
+		{"pdb maxUnavailable percent", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.MaxUnavailable = percent("25%") }), nil},
+		{"pdb neither, empty selector", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.Selector = &metav1.LabelSelector{} }), nil},
+		{"pdb no selector", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.Selector, s.MinAvailable = nil, percent("100%") }), nil},
+		{"pdb both", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.MinAvailable, s.MaxUnavailable = num(1), num(1) }),
+			[]string{`spec: Invalid value: {"minAvailable":1,"selector":{"matchLabels":{"app":"web"}},"maxUnavailable":1}: minAvailable and maxUnavailable cannot be both set`}},
+		{"pdb negative", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.MinAvailable = num(-1) }),
+			[]string{"spec.minAvailable: Invalid value: -1: must be greater than or equal to 0"}},
+		{"pdb over 100%", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.MaxUnavailable = percent("101%") }),
+			[]string{`spec.maxUnavailable: Invalid value: "101%": must not be greater than 100%`}},
+		{"pdb not a percent", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.MinAvailable = percent("half") }),
+			[]string{`spec.minAvailable: Invalid value: "half": a valid percent string must be a numeric string followed by an ending '%'`}},
+		{"pdb selector", pdb(func(s *policyv1.PodDisruptionBudgetSpec) {
+			s.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Near"}}}
+		}), []string{`spec.selector.matchExpressions[0].operator: Invalid value: "Near": not a valid selector operator`}},
+		{"pdb unhealthy policy", pdb(func(s *policyv1.PodDisruptionBudgetSpec) {
+			s.UnhealthyPodEvictionPolicy = new(policyv1.UnhealthyPodEvictionPolicyType("Sometimes"))
+		}), []string{`spec.unhealthyPodEvictionPolicy: Unsupported value: "Sometimes": supported values: "AlwaysAllow", "IfHealthyBudget"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrors(t, Validate(tc.obj), tc.want)
@@ -755,6 +783,16 @@ func TestValidateStatus(t *testing.T) {
 		{"namespace phase", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Status: corev1.NamespaceStatus{Phase: "Gone"}},
 			[]string{`status.phase: Unsupported value: "Gone": supported values: "Active", "Terminating"`}},
 		{"configmap has no status", &corev1.ConfigMap{ObjectMeta: meta("c")}, nil},
+		{"namespace conditions", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Status: corev1.NamespaceStatus{
+			Phase: "Terminating", Conditions: []corev1.NamespaceCondition{{Type: corev1.NamespaceContentRemaining, Status: "Maybe"}}}},
+			[]string{`status.conditions[0].status: Unsupported value: "Maybe"`}},
+		{"pdb status", &policyv1.PodDisruptionBudget{ObjectMeta: meta("web"), Status: policyv1.PodDisruptionBudgetStatus{
+			DisruptionsAllowed: -1, CurrentHealthy: 2, DesiredHealthy: 2, ExpectedPods: -3,
+			Conditions: []metav1.Condition{{Type: policyv1.DisruptionAllowedCondition, Status: "False", Reason: policyv1.InsufficientPodsReason,
+				LastTransitionTime: metav1.Now()}, {Type: "x", Status: "Yes"}}}},
+			[]string{"status.disruptionsAllowed: Invalid value: -1", "status.expectedPods: Invalid value: -3",
+				`status.conditions[1].status: Unsupported value: "Yes"`, "status.conditions[1].lastTransitionTime: Required value",
+				"status.conditions[1].reason: Required value"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrors(t, ValidateStatus(tc.obj), tc.want)

@@ -12,7 +12,7 @@ func controllerManagerCmd(logger func(string) hclog.Logger) *cobra.Command {
 	var conn connFlags
 	cmd := &cobra.Command{
 		Use:   "controller-manager",
-		Short: "Run the Deployment, ReplicaSet, garbage collector and node lifecycle controllers",
+		Short: "Run the controllers: Deployment, ReplicaSet, garbage collectors, node lifecycle, namespace, disruption",
 		Long: `Run the controllers. Several replicas may run: one leads (Lease
 kube-system/skiff-controller-manager) and only the leader acts.`,
 		Args: cobra.NoArgs,
@@ -37,5 +37,7 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", cfg.LeaderElect, "act only while holding the leader Lease")
 	f.DurationVar(&cfg.NodeGracePeriod, "node-monitor-grace-period", cfg.NodeGracePeriod, "time without a kubelet heartbeat before its node is unreachable")
 	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")
+	f.IntVar(&cfg.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", cfg.TerminatedPodGCThreshold,
+		"finished (Succeeded or Failed) pods kept before the oldest are deleted; 0 keeps them all")
 	return cmd
 }

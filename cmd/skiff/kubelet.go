@@ -3,9 +3,12 @@ package main
 import (
 	"crypto/tls"
 	"fmt"
+	"maps"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
@@ -18,12 +21,19 @@ func kubeletCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "", "" // machine defaults are filled at run time
 	var conn connFlags
 	var logCert, logKey string
+	var extended []string
 	cmd := &cobra.Command{
 		Use:   "kubelet",
 		Short: "Run a node agent: register the node and run the pods bound to it",
 		Long: `Run a kubelet. With --runtime containerd it runs pods' containers through containerd;
 with --runtime sim it simulates them, and --sim-nodes N runs N simulated nodes named
 NODE-0 … NODE-(N-1) in this one process (for scale tests).
+
+The node advertises the machine's cpu and memory, and the extended resources given
+with --extended-resource (example.com/dongle=4), which pods request in whole units;
+--node-labels and --zone label it (topology.kubernetes.io/zone), for node affinity and
+topology spread constraints. With --sim-nodes, the simulated nodes take the zones of
+--zone in turn.
 
 The kubelet serves its containers' output (skiffctl logs, through the API server) on
 --kubelet-listen and publishes the port in its Node's status; the API server dials the
@@ -33,6 +43,9 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger("skiff")
 			machineDefaults(&cfg.Kubelet)
+			if err := addExtendedResources(&cfg.Kubelet, extended); err != nil {
+				return err
+			}
 			var err error
 			if cfg.LogTLS, err = kubeletLogTLS(conn.s, logCert, logKey, cfg.LogListen); err != nil {
 				return err
@@ -60,6 +73,8 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringVar(&cfg.Containerd.Namespace, "containerd-namespace", cfg.Containerd.Namespace, "containerd namespace of this kubelet's containers (one per kubelet)")
 	f.StringVar(&cfg.Containerd.LogDir, "container-log-dir", cfg.Containerd.LogDir, "where containers' output is kept")
 	f.IntVar(&cfg.SimNodes, "sim-nodes", 0, "with --runtime sim: run this many simulated nodes")
+	nodeFlags(f, &cfg.Kubelet, &extended)
+	f.StringSliceVar(&cfg.Zones, "zone", nil, "the node's zone (label topology.kubernetes.io/zone); with --sim-nodes, a comma-separated list the simulated nodes take in turn")
 	f.DurationVar(&cfg.SimStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.StringVar(&cfg.LogListen, "kubelet-listen", cfg.LogListen, "address of the kubelet's log server (port 0: any free port; \"none\": serve no logs)")
 	f.StringVar(&logCert, "kubelet-tls-cert-file", "", "the log server's certificate, user system:node:NAME with server usage (default --cert-file)")
@@ -89,6 +104,31 @@ func kubeletLogTLS(s client.Settings, cert, key, listen string) (*tls.Config, er
 		return nil, fmt.Errorf("--kubelet-tls-cert-file: %w", err)
 	}
 	return r.KubeletServerTLS(), nil
+}
+
+// nodeFlags registers what a node advertises: its extended resources (collected in
+// extended, for addExtendedResources) and its labels.
+func nodeFlags(f *pflag.FlagSet, cfg *kubelet.Config, extended *[]string) {
+	f.StringArrayVar(extended, "extended-resource", nil, "an extended resource the node advertises, NAME=COUNT (example.com/dongle=4); repeatable")
+	f.StringToStringVar(&cfg.Labels, "node-labels", nil, "labels the node registers with, KEY=VALUE,... (disktype=ssd,topology.kubernetes.io/zone=a)")
+}
+
+// addExtendedResources adds --extended-resource NAME=COUNT to the node's capacity;
+// the kubelet's configuration checks the names and counts.
+func addExtendedResources(cfg *kubelet.Config, flags []string) error {
+	for _, f := range flags {
+		name, count, ok := strings.Cut(f, "=")
+		if !ok || name == "" || count == "" {
+			return fmt.Errorf("--extended-resource %q: want NAME=COUNT, such as example.com/dongle=4", f)
+		}
+		capacity := maps.Clone(cfg.Capacity)
+		if capacity == nil {
+			capacity = map[string]string{}
+		}
+		capacity[name] = count
+		cfg.Capacity = capacity
+	}
+	return nil
 }
 
 // machineDefaults fills the node name and address from this machine when not given.

@@ -54,10 +54,16 @@ type Config struct {
 	Workers int
 	// Logger receives the collector's logs, named "gc". Default: discarded.
 	Logger hclog.Logger
+	// UncachedOwnerResync is how often a dependent whose owner is of a kind the collector
+	// does not cache (nothing tells it when such an owner goes) is looked at again.
+	// Default 30s.
+	UncachedOwnerResync time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
-func DefaultConfig() Config { return Config{Workers: 5, Logger: hclog.NewNullLogger()} }
+func DefaultConfig() Config {
+	return Config{Workers: 5, Logger: hclog.NewNullLogger(), UncachedOwnerResync: 30 * time.Second}
+}
 
 // Validate reports every invalid field.
 func (c Config) Validate() error {
@@ -67,6 +73,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.UncachedOwnerResync <= 0 {
+		errs = append(errs, fmt.Errorf("uncachedOwnerResync: %v must be positive", c.UncachedOwnerResync))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("garbage collector config: %w", err)
@@ -196,9 +205,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	if !cache.WaitForSync(ctx, synced...) {
 		return ctx.Err()
 	}
-	c.queue.Run(ctx, c.cfg.Workers, c.log, func(ctx context.Context, key string) (time.Duration, error) {
-		return 0, c.Reconcile(ctx, key)
-	})
+	c.queue.Run(ctx, c.cfg.Workers, c.log, c.reconcile)
 	return nil
 }
 
@@ -209,20 +216,34 @@ func (f syncedFunc) HasSynced() bool { return f() }
 // Reconcile looks at one object, "Kind|namespace/name": as a dependent (are its owners
 // there?) and as an owner being deleted (what do its finalizers ask for?).
 func (c *Collector) Reconcile(ctx context.Context, key string) error {
+	_, err := c.reconcile(ctx, key)
+	return err
+}
+
+// reconcile is Reconcile, and when to look at the object again: a dependent that keeps an
+// owner of a kind not cached is looked at every UncachedOwnerResync.
+func (c *Collector) reconcile(ctx context.Context, key string) (time.Duration, error) {
 	kind, k, _ := strings.Cut(key, "|")
 	t := c.kinds[kind]
 	if t == nil {
-		return nil
+		return 0, nil
 	}
 	ns, name := cache.SplitKey(k)
 	obj, ok := t.get(ns, name)
 	if !ok {
-		return nil
+		return 0, nil
 	}
-	if err := c.asDependent(ctx, t, obj); err != nil {
-		return err
+	uncached, err := c.asDependent(ctx, t, obj)
+	if err != nil {
+		return 0, err
 	}
-	return c.asOwner(ctx, t, obj)
+	if err := c.asOwner(ctx, t, obj); err != nil {
+		return 0, err
+	}
+	if uncached {
+		return c.cfg.UncachedOwnerResync, nil
+	}
+	return 0, nil
 }
 
 // ownerState says whether the owner ref of dependent points at an existing object, and
@@ -256,21 +277,26 @@ func (c *Collector) ownerState(ctx context.Context, dependent kinds.Object, ref 
 	return exists, foreground, nil
 }
 
-func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Object) error {
+// asDependent deletes obj when its owners are gone, or drops the owners that are. It
+// says whether obj keeps an owner of a kind the collector does not cache.
+func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Object) (uncached bool, err error) {
 	refs := obj.GetOwnerReferences()
 	if len(refs) == 0 || obj.GetDeletionTimestamp() != nil {
-		return nil
+		return false, nil
 	}
 	var alive []metav1.OwnerReference
 	foreground := false
 	for _, ref := range refs {
 		exists, fg, err := c.ownerState(ctx, obj, ref)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if exists {
 			alive = append(alive, ref)
 			foreground = foreground || fg
+			if info := ownerKind(ref); info != nil && c.kinds[info.Kind] == nil {
+				uncached = true
+			}
 		}
 	}
 	switch {
@@ -281,13 +307,14 @@ func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Objec
 		}
 		_, err := t.client.Delete(ctx, obj.GetNamespace(), obj.GetName(), client.DeleteOptions{UID: string(obj.GetUID()), PropagationPolicy: policy})
 		if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
-			return fmt.Errorf("delete %s %s: %w", t.info.Singular, cache.Key(obj), err)
+			return false, fmt.Errorf("delete %s %s: %w", t.info.Singular, cache.Key(obj), err)
 		}
 		c.log.Debug("deleted dependent", "kind", t.info.Kind, "object", cache.Key(obj), "policy", policy)
+		return false, nil
 	case len(alive) < len(refs):
-		return c.setOwners(ctx, t, obj, alive)
+		return uncached, c.setOwners(ctx, t, obj, alive)
 	}
-	return nil
+	return uncached, nil
 }
 
 func (c *Collector) setOwners(ctx context.Context, t *tracked, obj kinds.Object, refs []metav1.OwnerReference) error {

@@ -11,15 +11,20 @@ import (
 	"runtime"
 )
 
-// BusyboxArchive builds an OCI image archive named ref holding a static busybox (Debian's
-// busybox-static installs one at /bin/busybox) as /bin/busybox, with the applets
-// manifests and probes run directly (sh, sleep, echo, cat, touch, ...) linked to it. Machines without a registry import it to run busybox images: `skiff up`
-// does so when the image is missing, and the tests build their image with it.
-// busyboxApplets are linked in the image: what commands and probes name directly (a
-// shell runs any applet by name).
-var busyboxApplets = []string{"sh", "sleep", "echo", "cat", "touch", "rm", "ls", "mkdir", "id", "env", "printenv",
-	"hostname", "test", "true", "false", "grep", "head", "tail", "wget", "httpd", "nc", "stat", "df", "mount"}
+// busyboxApplets are the commands the busybox image links to busybox, as the busybox
+// images of registries do (they link all of them): what users, skiffctl, manifests and
+// probes name directly (a shell runs any applet by name).
+var busyboxApplets = []string{
+	"[", "cat", "cp", "df", "echo", "env", "false", "grep", "head", "hostname", "httpd", "id", "kill", "ls",
+	"mkdir", "mount", "mv", "nc", "printenv", "printf", "ps", "pwd", "rm", "sh", "sleep", "stat", "stty", "tail",
+	"tar", "test", "touch", "true", "tty", "wc", "wget",
+}
 
+// BusyboxArchive builds an OCI image archive named ref holding a static busybox (Debian's
+// busybox-static installs one at /bin/busybox) as /bin/busybox, with the commands users
+// and skiffctl reach for (busyboxApplets: sh, cat, tar for skiffctl cp, nc and httpd to
+// listen on a port, ...) linked to it. Machines without a registry import it to run busybox images: `skiff up`
+// does so when the image is missing, and the tests build their image with it.
 func BusyboxArchive(busybox, ref string) ([]byte, error) {
 	bin, err := os.ReadFile(busybox)
 	if err != nil {

@@ -3,17 +3,12 @@ package containerd
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/containerd/containerd"
-	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -162,67 +157,24 @@ func allCapabilities() []string {
 // a probe's).
 const execOutputLimit = 10 * 1024
 
-// ExecSync implements kubelet.Runtime: a process in the container's task, with the
-// container's user, environment and working directory.
+// ExecSync implements kubelet.Runtime: Exec, its output kept in a buffer, killed once
+// timeout passes.
 func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (kubelet.ExecResult, error) {
-	ctx = r.ns(ctx)
-	ctr, err := r.client.LoadContainer(ctx, id)
-	if err != nil {
-		return kubelet.ExecResult{}, notFound("exec in", id, err)
-	}
-	spec, err := ctr.Spec(ctx)
-	if err != nil {
-		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
-	}
-	task, err := ctr.Task(ctx, nil)
-	if err != nil {
-		return kubelet.ExecResult{}, notFound("exec in", id, err)
-	}
-	pspec := *spec.Process
-	pspec.Args = cmd
-	pspec.Terminal = false
-	var out limitedBuffer
-	execID := "exec-" + randomID()
-	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, &out, &out)))
-	if err != nil {
-		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
-	}
-	defer proc.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-	statusC, err := proc.Wait(ctx)
-	if err != nil {
-		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: wait: %w", id, err)
-	}
-	if err := proc.Start(ctx); err != nil {
-		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
-	}
-	var expired <-chan time.Time
+	run := ctx
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		expired = t.C
+		var cancel context.CancelFunc
+		run, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	select {
-	case st := <-statusC:
-		proc.IO().Wait()
-		code, _, err := st.Result()
-		if err != nil {
-			return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
-		}
-		return kubelet.ExecResult{ExitCode: int(code), Output: out.Bytes()}, nil
-	case <-expired:
-		proc.Kill(ctx, syscall.SIGKILL)
-		<-statusC
+	var out limitedBuffer
+	code, err := r.Exec(run, id, kubelet.ExecOptions{Command: cmd, Stdout: &out, Stderr: &out})
+	if err != nil && ctx.Err() == nil && run.Err() != nil {
 		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w after %v", id, kubelet.ErrExecTimeout, timeout)
-	case <-ctx.Done():
-		proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
-		return kubelet.ExecResult{}, ctx.Err()
 	}
-}
-
-func randomID() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	if err != nil {
+		return kubelet.ExecResult{}, err
+	}
+	return kubelet.ExecResult{ExitCode: code, Output: out.Bytes()}, nil
 }
 
 // limitedBuffer keeps the first execOutputLimit bytes written to it, from two writers.

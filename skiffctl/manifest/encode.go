@@ -32,7 +32,7 @@ func Tree(obj kinds.Object) (map[string]any, error) {
 // JSON encodes objects as kubectl -o json does: indented by four spaces, one object as
 // itself, several (or list) as a List.
 func JSON(objs []kinds.Object, list bool) ([]byte, error) {
-	v, err := value(objs, list)
+	v, err := Value(objs, list)
 	if err != nil {
 		return nil, err
 	}
@@ -46,14 +46,15 @@ func JSON(objs []kinds.Object, list bool) ([]byte, error) {
 // YAML encodes objects as kubectl -o yaml does: one object as itself, several (or list)
 // as a List.
 func YAML(objs []kinds.Object, list bool) ([]byte, error) {
-	v, err := value(objs, list)
+	v, err := Value(objs, list)
 	if err != nil {
 		return nil, err
 	}
 	return yaml.Marshal(v)
 }
 
-func value(objs []kinds.Object, list bool) (any, error) {
+// Value is what JSON and YAML encode: one object's Tree, or a List of them.
+func Value(objs []kinds.Object, list bool) (any, error) {
 	items := make([]any, 0, len(objs))
 	for _, o := range objs {
 		t, err := Tree(o)

@@ -10,10 +10,13 @@ package manifest
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -21,8 +24,18 @@ import (
 // Document is one decoded manifest document.
 type Document struct {
 	Object kinds.Object
+	// JSON is the document as the user wrote it, converted to JSON: what apply applies.
+	JSON []byte
+	// Source names the file it came from ("-" for standard input).
+	Source string
 	// Index is the document's position in its source, from 1.
 	Index int
+}
+
+// Fail is an error about the document's object (creating it, applying it), naming the
+// file, the document and the object.
+func (d Document) Fail(err error) *Error {
+	return &Error{Source: d.Source, Index: d.Index, What: fmt.Sprintf("%s %q", kinds.Of(d.Object).Kind, d.Object.GetName()), Err: err}
 }
 
 // Error is a decoding error in one document.
@@ -59,29 +72,55 @@ func Decode(r io.Reader, source string) ([]Document, error) {
 }
 
 // DecodeBytes reads every document of data. Empty documents (only comments or blank
-// lines) are skipped; any error stops decoding.
+// lines) are skipped. A document that does not decode does not stop the others: the
+// error (errors.Join of an *Error per such document) comes with every document that
+// decoded.
 func DecodeBytes(data []byte, source string) ([]Document, error) {
 	var out []Document
+	var errs []error
 	for i, doc := range splitDocuments(data) {
 		if isBlank(doc) {
 			continue
 		}
-		obj, err := kinds.DecodeManifest(doc)
+		js, obj, err := decodeDocument(doc)
 		if err != nil {
 			e := &Error{Source: source, Index: i + 1, Err: err}
 			var me *kinds.ManifestError
 			if errors.As(err, &me) {
 				e.What = me.What
 			}
-			return nil, e
+			errs = append(errs, e)
+			continue
 		}
-		out = append(out, Document{Object: obj, Index: i + 1})
+		out = append(out, Document{Object: obj, JSON: js, Source: source, Index: i + 1})
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
-// splitDocuments splits YAML at lines that start with "---".
+func decodeDocument(doc []byte) ([]byte, kinds.Object, error) {
+	obj, err := kinds.DecodeManifest(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return bytes.TrimSpace(js), obj, nil
+}
+
+// splitDocuments splits YAML at lines that start with "---". A "---" on the first
+// line that is not blank or a comment starts the first document (YAML's explicit
+// document start), not a second one.
 func splitDocuments(data []byte) [][]byte {
+	docs := splitAtMarkers(data)
+	if len(docs) > 1 && isBlank(docs[0]) {
+		docs = docs[1:]
+	}
+	return docs
+}
+
+func splitAtMarkers(data []byte) [][]byte {
 	var docs [][]byte
 	var cur bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -110,4 +149,35 @@ func isBlank(doc []byte) bool {
 		}
 	}
 	return true
+}
+
+// SetNamespace places the document's object in namespace ns ("" for none), in its object
+// and in its JSON, as kubectl sets the namespace of what it applies.
+func (d *Document) SetNamespace(ns string) error {
+	d.Object.SetNamespace(ns)
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(d.JSON))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return d.Fail(err)
+	}
+	meta, _ := m["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		m["metadata"] = meta
+	}
+	if cur, _ := meta["namespace"].(string); cur == ns {
+		return nil
+	}
+	if ns == "" {
+		delete(meta, "namespace")
+	} else {
+		meta["namespace"] = ns
+	}
+	js, err := json.Marshal(m)
+	if err != nil {
+		return d.Fail(err)
+	}
+	d.JSON = js
+	return nil
 }

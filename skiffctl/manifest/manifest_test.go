@@ -291,3 +291,30 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDocumentNumbers: documents are numbered as YAML counts them: a file that starts
+// with "---" starts its first document there; a failing document does not stop the
+// others, and its error names the file, the number and the object.
+func TestDocumentNumbers(t *testing.T) {
+	data := "# leading comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndat: {}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: x}\n"
+	docs, err := DecodeBytes([]byte(data), "in.yaml")
+	if len(docs) != 2 || docs[0].Index != 1 || docs[1].Index != 3 || docs[1].Source != "in.yaml" {
+		t.Fatalf("documents %+v", docs)
+	}
+	if err == nil || err.Error() != `in.yaml: document 2 (ConfigMap "b"): dat: unknown field` {
+		t.Fatalf("error %v", err)
+	}
+	if string(docs[0].JSON) != `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}` {
+		t.Errorf("JSON %s", docs[0].JSON)
+	}
+	if err := docs[0].SetNamespace("shop"); err != nil || docs[0].Object.GetNamespace() != "shop" ||
+		string(docs[0].JSON) != `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"shop"}}` {
+		t.Errorf("SetNamespace: %v %s", err, docs[0].JSON)
+	}
+	if err := docs[1].SetNamespace(""); err != nil || strings.Contains(string(docs[1].JSON), "namespace") {
+		t.Errorf("SetNamespace(\"\"): %v %s", err, docs[1].JSON)
+	}
+	if e := docs[1].Fail(errors.New("boom")); e.Error() != `in.yaml: document 3 (ConfigMap "c"): boom` {
+		t.Errorf("Fail: %v", e)
+	}
+}

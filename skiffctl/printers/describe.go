@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -120,7 +121,9 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		d.line(0, "Renew Time", d.stamp(microTime(s.RenewTime)))
 		d.line(0, "Transitions", deref(s.LeaseTransitions))
 	case *corev1.Namespace:
-		d.line(0, "Status", namespacePhase(o))
+		describeNamespace(d, o)
+	case *policyv1.PodDisruptionBudget:
+		describePodDisruptionBudget(d, o)
 	case *corev1.Event:
 		ref := o.InvolvedObject
 		d.line(0, "Involved Object", fmt.Sprintf("%s/%s", ref.Kind, ref.Name))
@@ -368,6 +371,42 @@ func describeNode(d *describer, n *corev1.Node) {
 	}
 }
 
+// describeNamespace is kubectl's: the phase, and the conditions that say what holds a
+// terminating namespace.
+func describeNamespace(d *describer, ns *corev1.Namespace) {
+	d.line(0, "Status", namespacePhase(ns))
+	if len(ns.Status.Conditions) == 0 {
+		return
+	}
+	d.section(0, "Conditions")
+	d.line(1, "", "Type\tStatus\tLastTransitionTime\tReason\tMessage")
+	d.line(1, "", "----\t------\t------------------\t------\t-------")
+	for _, c := range ns.Status.Conditions {
+		d.line(1, "", fmt.Sprintf("%s\t%s\t%s\t%s\t%s", c.Type, c.Status, d.stamp(c.LastTransitionTime.Time), c.Reason, c.Message))
+	}
+}
+
+// describePodDisruptionBudget is kubectl's.
+func describePodDisruptionBudget(d *describer, pdb *policyv1.PodDisruptionBudget) {
+	switch {
+	case pdb.Spec.MinAvailable != nil:
+		d.line(0, "Min available", pdb.Spec.MinAvailable.String())
+	case pdb.Spec.MaxUnavailable != nil:
+		d.line(0, "Max unavailable", pdb.Spec.MaxUnavailable.String())
+	}
+	if sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector); err == nil {
+		d.line(0, "Selector", sel.String())
+	} else {
+		d.line(0, "Selector", "<unset>")
+	}
+	st := pdb.Status
+	d.section(0, "Status")
+	d.line(2, "Allowed disruptions", st.DisruptionsAllowed)
+	d.line(2, "Current", st.CurrentHealthy)
+	d.line(2, "Desired", st.DesiredHealthy)
+	d.line(2, "Total", st.ExpectedPods)
+}
+
 // describeEvents writes the events as kubectl's describe does: oldest first, each aged
 // from its first occurrence, with its count and span when it repeated.
 func describeEvents(d *describer, events []*corev1.Event) {
@@ -396,4 +435,11 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	return keys
+}
+
+// PodTemplate writes a pod template as describe shows it (rollout history --revision).
+func PodTemplate(w io.Writer, t *corev1.PodTemplateSpec) error {
+	d := &describer{tw: tabwriter.NewWriter(w, 0, 8, 2, ' ', 0), now: time.Now()}
+	describeTemplate(d, t)
+	return d.tw.Flush()
 }

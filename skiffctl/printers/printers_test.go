@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -69,13 +70,29 @@ func fixtures() map[string][]kinds.Object {
 	ev := &corev1.Event{ObjectMeta: meta("web-1.1", time.Minute), InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web-1"},
 		Reason: "Scheduled", Message: "Successfully assigned default/web-1 to w1", Type: corev1.EventTypeNormal, Count: 1,
 		Source: corev1.EventSource{Component: "scheduler", Host: "cp1"}, FirstTimestamp: ago(time.Minute), LastTimestamp: ago(time.Minute)}
+	minAvailable, maxUnavail := intstr.FromInt32(2), intstr.FromString("25%")
+	pdbs := []kinds.Object{
+		&policyv1.PodDisruptionBudget{ObjectMeta: meta("web", 2*time.Hour), Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &minAvailable,
+			Selector: dep.Spec.Selector}, Status: policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 1, CurrentHealthy: 3, DesiredHealthy: 2, ExpectedPods: 3}},
+		&policyv1.PodDisruptionBudget{ObjectMeta: meta("db", 3*time.Minute), Spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: &maxUnavail,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}},
+	}
+	terminating := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team", UID: "uid-team", ResourceVersion: "7", CreationTimestamp: ago(time.Hour),
+		DeletionTimestamp: ptr.To(ago(time.Minute))}, Spec: corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{"kubernetes"}},
+		Status: corev1.NamespaceStatus{Phase: corev1.NamespaceTerminating, Conditions: []corev1.NamespaceCondition{
+			{Type: corev1.NamespaceContentRemaining, Status: corev1.ConditionTrue, LastTransitionTime: ago(time.Minute), Reason: "SomeResourcesRemain",
+				Message: "Some resources are remaining: configmaps. has 1 resource instances"},
+			{Type: corev1.NamespaceFinalizersRemaining, Status: corev1.ConditionTrue, LastTransitionTime: ago(time.Minute), Reason: "SomeFinalizersRemain",
+				Message: "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"}}}}
 	return map[string][]kinds.Object{
-		"pods":        {running, crashing, pending, deleting},
-		"deployments": {dep},
-		"replicasets": {rs},
-		"nodes":       {node},
-		"events":      {ev},
-		"configmaps":  {&corev1.ConfigMap{ObjectMeta: meta("settings", time.Hour), Data: map[string]string{"a": "1", "b": "2"}}},
+		"poddisruptionbudgets": pdbs,
+		"namespaces":           {terminating},
+		"pods":                 {running, crashing, pending, deleting},
+		"deployments":          {dep},
+		"replicasets":          {rs},
+		"nodes":                {node},
+		"events":               {ev},
+		"configmaps":           {&corev1.ConfigMap{ObjectMeta: meta("settings", time.Hour), Data: map[string]string{"a": "1", "b": "2"}}},
 		"secrets": {
 			&corev1.Secret{ObjectMeta: meta("db-credentials", time.Hour), Type: corev1.SecretTypeOpaque,
 				Data: map[string][]byte{"username": []byte("admin"), "password": []byte("hunter2-s3cr3t")}},
@@ -152,6 +169,7 @@ func TestDescribe(t *testing.T) {
 	f := fixtures()
 	events := f["events"]
 	for _, o := range []kinds.Object{f["pods"][0], f["deployments"][0], f["replicasets"][0], f["nodes"][0], f["configmaps"][0],
+		f["poddisruptionbudgets"][0], f["namespaces"][0],
 		f["secrets"][0], f["serviceaccounts"][1]} {
 		var evs []*corev1.Event
 		if kinds.Of(o).Kind == kinds.Pod {

@@ -15,8 +15,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -29,7 +32,11 @@ type TableOptions struct {
 	// WithKind names each object kind/name (deployment.apps/web), as kubectl does when
 	// several kinds are listed at once.
 	WithKind bool
-	Now      time.Time // for ages; zero means time.Now()
+	// ShowLabels adds a LABELS column (--show-labels); LabelColumns a column per label
+	// key (-L), headed by the key's last segment in capitals.
+	ShowLabels   bool
+	LabelColumns []string
+	Now          time.Time // for ages; zero means time.Now()
 }
 
 // column is one table column: its header, whether it is wide-only, and its cell.
@@ -170,6 +177,18 @@ var columns = map[string][]column{
 		{header: "HOLDER", cell: func(o kinds.Object, _ time.Time) string { return deref(o.(*coordinationv1.Lease).Spec.HolderIdentity) }},
 		ageColumn,
 	},
+	kinds.PodDisruptionBudget: {nameColumn,
+		{header: "MIN AVAILABLE", cell: func(o kinds.Object, _ time.Time) string {
+			return intOrPercent(o.(*policyv1.PodDisruptionBudget).Spec.MinAvailable)
+		}},
+		{header: "MAX UNAVAILABLE", cell: func(o kinds.Object, _ time.Time) string {
+			return intOrPercent(o.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable)
+		}},
+		{header: "ALLOWED DISRUPTIONS", cell: func(o kinds.Object, _ time.Time) string {
+			return strconv.Itoa(int(o.(*policyv1.PodDisruptionBudget).Status.DisruptionsAllowed))
+		}},
+		ageColumn,
+	},
 	kinds.Namespace: {nameColumn,
 		{header: "STATUS", cell: func(o kinds.Object, _ time.Time) string { return namespacePhase(o.(*corev1.Namespace)) }},
 		ageColumn,
@@ -198,6 +217,17 @@ func Table(w io.Writer, info *kinds.Info, objs []kinds.Object, opts TableOptions
 			c.cell = func(o kinds.Object, _ time.Time) string { return KindName(info, o.GetName()) }
 		}
 		use = append(use, c)
+	}
+	for _, key := range opts.LabelColumns {
+		parts := strings.Split(key, "/")
+		use = append(use, column{header: strings.ToUpper(parts[len(parts)-1]), cell: func(o kinds.Object, _ time.Time) string {
+			return o.GetLabels()[key]
+		}})
+	}
+	if opts.ShowLabels {
+		use = append(use, column{header: "LABELS", cell: func(o kinds.Object, _ time.Time) string {
+			return labels.FormatLabels(o.GetLabels()) // "<none>" when there is none
+		}})
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	if !opts.NoHeaders {
@@ -298,6 +328,14 @@ func namespacePhase(ns *corev1.Namespace) string {
 		return string(ns.Status.Phase)
 	}
 	return string(corev1.NamespaceActive)
+}
+
+// intOrPercent prints a budget's count or percent, N/A when unset (kubectl's).
+func intOrPercent(v *intstr.IntOrString) string {
+	if v == nil {
+		return "N/A"
+	}
+	return v.String()
 }
 
 func containerNames(s *corev1.PodSpec) string {
