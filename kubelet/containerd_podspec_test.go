@@ -132,7 +132,14 @@ func testContainerdSecurity(e *env, rt *containerd.Runtime) {
 		SecurityContext: &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}}},
 		Containers:      []corev1.Container{caps, priv}}})
 	e.waitLogs(rt, "sec", "caps", "CapEff:\t0000000000001000\n1\nbox\n")
-	e.waitLogs(rt, "sec", "priv", "CapEff:\t000001ffffffffff")
+	// Privileged: every capability the kubelet itself may hand on (its bounding set).
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, bnd, _ := strings.Cut(string(status), "CapBnd:\t")
+	bnd, _, _ = strings.Cut(bnd, "\n")
+	e.waitLogs(rt, "sec", "priv", "CapEff:\t"+bnd+"\n")
 
 	root := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
 		SecurityContext: &corev1.SecurityContext{RunAsNonRoot: new(true)}}

@@ -443,7 +443,8 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	id, err := k.rt.CreateAndStart(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, ErrContainerConfig) {
-			return failed(ReasonCreateConfigError, errors.Unwrap(err))
+			// The message is the runtime's reason, without the error class it wraps.
+			return failed(ReasonCreateConfigError, errors.New(strings.TrimSuffix(err.Error(), ": "+ErrContainerConfig.Error())))
 		}
 		return failed(ReasonCreateError, err)
 	}

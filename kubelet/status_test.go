@@ -235,7 +235,7 @@ func TestComputePodStatusKeepsOthersConditions(t *testing.T) {
 		Message: "Eviction API: evicting", LastTransitionTime: metav1.NewTime(at(7))}
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}, target}
 	st := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: byName([]Container{running("a", 0, 5)}), scheme: "sim", hostIP: "10.0.0.1", now: at(10)})
-	if got := st.Conditions[len(st.Conditions)-1]; len(st.Conditions) != 5 || !equality.Semantic.DeepEqual(got, target) {
+	if got := st.Conditions[len(st.Conditions)-1]; len(st.Conditions) != 6 || !equality.Semantic.DeepEqual(got, target) {
 		t.Fatalf("conditions %+v", st.Conditions)
 	}
 }

@@ -144,15 +144,6 @@ func defaultContainer(c *corev1.Container) {
 	if c.TerminationMessagePolicy == "" {
 		c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
 	}
-	// A limit without a request requests the limit (and so makes a Guaranteed pod).
-	for name, q := range c.Resources.Limits {
-		if _, ok := c.Resources.Requests[name]; !ok {
-			if c.Resources.Requests == nil {
-				c.Resources.Requests = corev1.ResourceList{}
-			}
-			c.Resources.Requests[name] = q.DeepCopy()
-		}
-	}
 	for _, pr := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
 		defaultProbe(pr)
 	}
@@ -247,11 +238,17 @@ func defaultDownwardAPIItems(items []corev1.DownwardAPIVolumeFile) {
 }
 
 // defaultRequestsFromLimits gives a pod's containers a request equal to the limit of
-// every resource they limit without requesting it, as Kubernetes does for pods (not
+// every resource they limit without requesting it (init containers too), as Kubernetes does for pods (not
 // for templates: their pods get it when they are created).
 func defaultRequestsFromLimits(spec *corev1.PodSpec) {
+	var all []*corev1.ResourceRequirements
+	for i := range spec.InitContainers {
+		all = append(all, &spec.InitContainers[i].Resources)
+	}
 	for i := range spec.Containers {
-		r := &spec.Containers[i].Resources
+		all = append(all, &spec.Containers[i].Resources)
+	}
+	for _, r := range all {
 		for name, lim := range r.Limits {
 			if _, ok := r.Requests[name]; ok {
 				continue
