@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -64,13 +66,37 @@ type Config struct {
 	// Insecure allows a cluster of several members without TLS. A server without
 	// ClientRoots and Tokens authenticates nobody: every request is an administrator.
 	Insecure bool
-	// RateLimit is each identity's sustained requests per second, RateBurst its burst
-	// (0: no limit; burst default twice the rate). Default 500/s, burst 1000. A
-	// CreateBatch is one request, whatever the number of its objects.
+	// PriorityAndFairness limits what requests execute at once by priority level, with
+	// fair queuing among the identities of a level (package flowcontrol), as FlowControl
+	// says. Default on; an insecure server (no authentication) limits nothing.
+	PriorityAndFairness bool
+	FlowControl         flowcontrol.Config
+	// RateLimit is each user's sustained requests per second, RateBurst its burst
+	// (0: no limit; burst default twice the rate). It applies to the identities of the
+	// global-default priority level only: the cluster's own components are never
+	// rate-limited. Default 0: flow control alone protects the server. A CreateBatch is
+	// one request, whatever the number of its objects.
 	RateLimit float64
 	RateBurst int
 	// MaxWatchesPerUser caps each identity's open watches (0: no cap). Default 1000.
 	MaxWatchesPerUser int
+
+	// DisableAdmissionPlugins names admission plugins not to run (Kubernetes'
+	// --disable-admission-plugins): AdmissionServiceAccount, which needs the
+	// controller-manager to make each namespace's default account, may be left out where
+	// no controller-manager runs (tests of the API server alone, as Kubernetes' own
+	// integration tests do).
+	DisableAdmissionPlugins []string
+
+	// EncryptionKeyFile, when set, is the encryption key file (Kubernetes'
+	// EncryptionConfiguration; see package encryption): Secrets are stored encrypted
+	// with its primary key, and read with any of its keys. Every member of a cluster
+	// needs the keys of every stored value. Without it Secrets are stored unencrypted.
+	EncryptionKeyFile string
+	// EncryptionKeyReload is how often the key file is read again; a change of keys
+	// takes effect then, and the leader re-encrypts what is not under the new primary.
+	// Default 10s.
+	EncryptionKeyReload time.Duration
 
 	// Listener and HTTPListener, when set, are used instead of listening on Listen and
 	// HTTPListen (embedding, and tests that pick ports first).
@@ -86,12 +112,13 @@ type Config struct {
 // DefaultConfig returns a Config with the defaults set.
 func DefaultConfig() Config {
 	return Config{
-		Store:             store.DefaultConfig(),
-		BookmarkInterval:  10 * time.Second,
-		MaxRequestBytes:   2 << 20,
-		RateLimit:         500,
-		RateBurst:         1000,
-		MaxWatchesPerUser: 1000,
+		Store:               store.DefaultConfig(),
+		BookmarkInterval:    10 * time.Second,
+		MaxRequestBytes:     2 << 20,
+		PriorityAndFairness: true,
+		FlowControl:         flowcontrol.DefaultConfig(),
+		MaxWatchesPerUser:   1000,
+		EncryptionKeyReload: 10 * time.Second,
 	}
 }
 
@@ -149,6 +176,14 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20
 	}
+	for _, p := range c.DisableAdmissionPlugins {
+		if !slices.Contains(admissionPlugins, p) {
+			return fmt.Errorf("apiserver %s: --disable-admission-plugins: unknown plugin %q (known: %s)", c.Name, p, strings.Join(admissionPlugins, ", "))
+		}
+	}
+	if c.EncryptionKeyReload <= 0 {
+		c.EncryptionKeyReload = 10 * time.Second
+	}
 	if !c.Insecure && len(c.InitialCluster) > 1 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
 	}
@@ -157,6 +192,11 @@ func (c *Config) Validate() error {
 	}
 	if !c.Insecure && c.TLS != nil && c.ClientRoots == nil && c.Tokens == nil {
 		return fmt.Errorf("apiserver %s: TLS without --client-ca-file or --token-file authenticates nobody and lets everyone in; give one, or --insecure", c.Name)
+	}
+	if c.PriorityAndFairness {
+		if err := c.FlowControl.Validate(); err != nil {
+			return fmt.Errorf("apiserver %s: %w", c.Name, err)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
@@ -37,6 +40,10 @@ type Server struct {
 	ln, hln   net.Listener
 	metrics   *metrics
 	resources *resources
+	keyFile   *keyFile // nil: no encryption key file
+	reencrypt *reencryptor
+	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
+	flows     *flowcontrol.Controller // nil: no flow control
 }
 
 // New opens the store and prepares the listeners; Run serves.
@@ -58,20 +65,44 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("listen on HTTP address %s: %w", cfg.HTTPListen, err)
 		}
 	}
+	at := &atRest{}
+	if cfg.EncryptionKeyFile != "" {
+		s.keyFile = &keyFile{path: cfg.EncryptionKeyFile, atRest: at, log: log}
+		if _, err := s.keyFile.load(); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		log.Info("secrets are encrypted at rest", "key_file", cfg.EncryptionKeyFile, "primary", at.keys.Load().Primary())
+	} else {
+		log.Warn("no encryption key file (--encryption-key-file): secrets are stored unencrypted")
+	}
 	// The store indexes only the fields lists and watches go through an index for; the
 	// other selectable fields are stored beside the value and matched by scanning.
+	gate, err := newGate(&cfg)
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
 	scfg := cfg.Store
 	scfg.IndexedFields = indexedFields
 	if s.store, err = store.Open(scfg); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
-	s.metrics = newMetrics(s.store)
-	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta}
+	s.metrics = newMetrics(s.store, gate.flows)
+	s.flows = gate.flows
+	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
+	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
+		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
+		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
+		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount)}
 	members := &memberAddrs{store: s.store}
-	gate := newGate(&cfg)
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
+	} else {
+		// Kubelets read the Secrets and ConfigMaps of their pods only.
+		s.nodeGraph = newNodeGraph(s.store, log)
+		gate.authz.Graph = s.nodeGraph
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
@@ -119,6 +150,14 @@ func (s *Server) HTTPAddr() string {
 		return ""
 	}
 	return s.hln.Addr().String()
+}
+
+// FlowControl reports API Priority and Fairness per priority level (nil without it).
+func (s *Server) FlowControl() []flowcontrol.LevelStats {
+	if s.flows == nil {
+		return nil
+	}
+	return s.flows.Stats()
 }
 
 // Store is the embedded store node.
@@ -169,6 +208,13 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	wg.Go(func() { s.reencrypt.run(ctx) })
+	if s.nodeGraph != nil {
+		wg.Go(func() { s.nodeGraph.run(ctx) })
+	}
+	if s.keyFile != nil {
+		wg.Go(func() { s.keyFile.watch(ctx, s.cfg.EncryptionKeyReload, s.reencrypt.keysReloaded) })
+	}
 	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
 	<-ctx.Done()
 

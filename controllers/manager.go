@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector, node lifecycle, namespace, pod garbage collector and disruption
-// controllers over one shared set of informers.
+// garbage collector, node lifecycle, namespace, pod garbage collector, disruption and
+// service account controllers over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -26,6 +26,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/controllers/serviceaccount"
 )
 
 // Config configures the controller-manager. Start from DefaultConfig; Run validates it.
@@ -146,8 +147,14 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	sc := serviceaccount.DefaultConfig()
+	sc.Logger = log
+	sa, err := serviceaccount.New(cs, f, sc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

@@ -217,6 +217,10 @@ func TestDecodeManifest(t *testing.T) {
 		{"no kind", "apiVersion: v1\n", []string{"kind: Required value"}},
 		{"list", "- a\n- b\n", []string{"must be a mapping"}},
 		{"duplicate", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: x, a: y}\n", []string{"not valid YAML"}},
+		{"secret data", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {username: YWRtaW4=, password: 'hunter2!'}\n",
+			[]string{"data[password]: Invalid value: not base64: illegal base64 data at input byte 7"}},
+		{"configmap binaryData", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"not base64, fine"},"binaryData":{"b":"%%"}}`,
+			[]string{"binaryData[b]: Invalid value: not base64: illegal base64 data at input byte 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obj, err := DecodeManifest([]byte(tc.doc))

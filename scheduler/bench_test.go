@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
@@ -168,18 +170,31 @@ func parallel(workers, n int, fn func(i int)) {
 	wg.Wait()
 }
 
+func dialAs(b *testing.B, addrs []string, tc *tls.Config) *client.Clientset {
+	conn, err := client.Dial(addrs, client.Options{TLS: tc})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return client.NewClientset(conn)
+}
+
 // BenchmarkSchedE2E1000n10000p: a real three-member API server cluster with 1,000
 // nodes; 10,000 pods are created in parallel, and the clock runs from the first create
 // until the last pod is bound.
 func BenchmarkSchedE2E1000n10000p(b *testing.B) {
 	benchfig.Want(b, "sched_e2e_1000n_10000p")
 	for i := 0; i < b.N; i++ {
-		c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000})
+		// As users run Skiff: TLS, the scheduler authenticated by its certificate and the
+		// users creating nodes and pods as an administrator, the default limits.
+		certs := apicluster.Certs(b)
+		c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000, Certs: certs})
 		// Clients talk to the leader, as the store's benchmarks do (and etcd's tool):
 		// through a follower every write takes one more hop.
 		// The scheduler and the users creating pods have connections of their own.
 		leader := []string{c.Addr(c.Leader())}
-		cs, users := dial(b, leader), dial(b, leader)
+		cs := dialAs(b, leader, apicluster.ClientTLS(b, certs, "scheduler"))
+		users := dialAs(b, leader, apicluster.ClientTLS(b, certs, "admin"))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		const nodes, pods = 1000, 10000
 		parallel(32, nodes, func(j int) {

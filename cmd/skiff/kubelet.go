@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,7 +21,7 @@ func kubeletCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := agent.DefaultConfig()
 	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "", "" // machine defaults are filled at run time
 	var conn connFlags
-	var logCert, logKey string
+	var logCert, logKey, simCertDir string
 	var extended []string
 	cmd := &cobra.Command{
 		Use:   "kubelet",
@@ -55,6 +56,14 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 				return err
 			}
 			defer cc.Close()
+			if simCertDir != "" {
+				nodeConns, err := simNodeClients(conn.s, simCertDir, cfg.Logger)
+				if err != nil {
+					return err
+				}
+				defer nodeConns.close()
+				cfg.NodeClient = nodeConns.dial
+			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			return agent.Run(ctx, client.NewClientset(cc), cfg)
@@ -75,6 +84,7 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.IntVar(&cfg.SimNodes, "sim-nodes", 0, "with --runtime sim: run this many simulated nodes")
 	nodeFlags(f, &cfg.Kubelet, &extended)
 	f.StringSliceVar(&cfg.Zones, "zone", nil, "the node's zone (label topology.kubernetes.io/zone); with --sim-nodes, a comma-separated list the simulated nodes take in turn")
+	f.StringVar(&simCertDir, "sim-cert-dir", "", "with --sim-nodes in a TLS cluster: each simulated node NAME connects as itself, with DIR/kubelet-NAME.crt and .key (skiff certs init --nodes makes them)")
 	f.DurationVar(&cfg.SimStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.StringVar(&cfg.LogListen, "kubelet-listen", cfg.LogListen, "address of the kubelet's log server (port 0: any free port; \"none\": serve no logs)")
 	f.StringVar(&logCert, "kubelet-tls-cert-file", "", "the log server's certificate, user system:node:NAME with server usage (default --cert-file)")
@@ -83,6 +93,46 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.DurationVar(&cfg.Kubelet.NodeStatusInterval, "node-status-update-frequency", cfg.Kubelet.NodeStatusInterval, "how often the node's status is checked, and written if it changed")
 	f.DurationVar(&cfg.Kubelet.NodeStatusReportInterval, "node-status-report-frequency", cfg.Kubelet.NodeStatusReportInterval, "how often the node's status is written when it did not change (the Lease is the heartbeat)")
 	return cmd
+}
+
+// simNodes are the simulated nodes' own connections.
+type simNodes struct {
+	settings client.Settings
+	dir      string
+	log      hclog.Logger
+	conns    []*client.Conn
+}
+
+// simNodeClients connects simulated nodes as themselves: the connection settings of
+// the flags with each node's certificate from dir.
+func simNodeClients(s client.Settings, dir string, log hclog.Logger) (*simNodes, error) {
+	if ca, _, _, err := s.Files(); err != nil || ca == "" {
+		return nil, fmt.Errorf("--sim-cert-dir: the simulated nodes' certificates need TLS: give --ca-file (%v)", err)
+	}
+	return &simNodes{settings: s, dir: dir, log: log}, nil
+}
+
+func (n *simNodes) dial(node string) (*client.Clientset, error) {
+	s := n.settings
+	s.CertFile = filepath.Join(n.dir, "kubelet-"+node+".crt")
+	s.KeyFile = filepath.Join(n.dir, "kubelet-"+node+".key")
+	s.Token = ""
+	servers, opts, err := client.Resolve(s, client.Options{UserAgent: "skiff-kubelet", Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("--sim-cert-dir: %w", err)
+	}
+	c, err := client.Dial(servers, opts)
+	if err != nil {
+		return nil, err
+	}
+	n.conns = append(n.conns, c)
+	return client.NewClientset(c), nil
+}
+
+func (n *simNodes) close() {
+	for _, c := range n.conns {
+		c.Close()
+	}
 }
 
 // kubeletLogTLS is the log server's TLS: with the cluster's CA (a TLS cluster), the

@@ -66,6 +66,10 @@ type Config struct {
 	// that one process can stand for a cluster spread over zones. None: no zone label
 	// (beyond any in Kubelet.Labels).
 	Zones []string
+	// NodeClient, when set, gives each simulated node its own connection, as its own
+	// identity (system:node:NAME), so that the API servers' node authorizer confines
+	// each to its node as it would a real kubelet. Unset, every node shares Run's.
+	NodeClient func(node string) (*client.Clientset, error)
 	// LogListen is the log server's address (port 0: any free port; NoLogServer: none),
 	// ":10250" by default. LogTLS is its TLS (nil: plaintext, in an insecure cluster).
 	LogListen string
@@ -158,7 +162,14 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kubelet.Config, logs *kubelet.LogServer) ([]*kubelet.Kubelet, error) {
 	var kubelets []*kubelet.Kubelet
 	add := func(rt kubelet.Runtime, c kubelet.Config) error {
-		k, err := kubelet.New(cs, rt, c)
+		kcs := cs
+		if cfg.NodeClient != nil && cfg.Runtime == RuntimeSim {
+			var err error
+			if kcs, err = cfg.NodeClient(c.NodeName); err != nil {
+				return fmt.Errorf("node %s: %w", c.NodeName, err)
+			}
+		}
+		k, err := kubelet.New(kcs, rt, c)
 		if err != nil {
 			return err
 		}

@@ -99,6 +99,37 @@ func TestRunSimNodes(t *testing.T) {
 	done <- nil // for the deferred wait
 }
 
+// TestSimNodesAsThemselves: in a TLS cluster each simulated node connects with its own
+// kubelet certificate (NodeClient), and the node authorizer lets each register only
+// itself: the agent's own connection, as another node, could register none of them.
+func TestSimNodesAsThemselves(t *testing.T) {
+	certs := apicluster.Certs(t, "other", "sim-0", "sim-1", "sim-2")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: certs})
+	admin := client.NewClientset(c.Dial(t, "admin", client.Options{}))
+	cfg := agent.DefaultConfig()
+	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, 3, agent.NoLogServer
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "sim", "127.0.0.1"
+	cfg.NodeClient = func(node string) (*client.Clientset, error) {
+		return client.NewClientset(c.Dial(t, "kubelet-"+node, client.Options{})), nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(t, "kubelet-other", client.Options{})), cfg) }()
+	defer func() { cancel(); <-done }()
+	waitfor.Condition(t, time.Minute, "three simulated nodes registered", func() (bool, string) {
+		l, err := admin.Nodes.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var names []string
+		for _, n := range l.Items {
+			names = append(names, n.Name)
+		}
+		slices.Sort(names)
+		return slices.Equal(names, []string{"sim-0", "sim-1", "sim-2"}), strings.Join(names, ",")
+	})
+}
+
 // TestRunRefusesABadKubeletConfig: a kubelet that cannot be made fails Run at once.
 func TestRunRefusesABadKubeletConfig(t *testing.T) {
 	cfg := agent.DefaultConfig()

@@ -80,7 +80,7 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		d.line(0, "Namespace", obj.GetNamespace())
 	}
 	d.mapping(0, "Labels", obj.GetLabels())
-	d.mapping(0, "Annotations", obj.GetAnnotations())
+	d.mapping(0, "Annotations", describedAnnotations(obj.GetAnnotations()))
 	d.line(0, "CreationTimestamp", d.stamp(obj.GetCreationTimestamp().Time))
 	d.line(0, "UID", obj.GetUID())
 	d.line(0, "ResourceVersion", obj.GetResourceVersion())
@@ -139,6 +139,22 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		describeEvents(d, events)
 	}
 	return d.tw.Flush()
+}
+
+// describedAnnotations are the annotations describe shows: all but the configuration
+// apply keeps, as kubectl's describe leaves it out (it repeats the object, and a
+// Secret's values with it).
+func describedAnnotations(a map[string]string) map[string]string {
+	if _, ok := a[corev1.LastAppliedConfigAnnotation]; !ok {
+		return a
+	}
+	out := make(map[string]string, len(a))
+	for k, v := range a {
+		if k != corev1.LastAppliedConfigAnnotation {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func microTime(t *metav1.MicroTime) time.Time {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/store"
 )
@@ -36,6 +37,12 @@ type Options struct {
 	Certs string
 	// Tokens, when set, are the bearer tokens the members accept.
 	Tokens *auth.Tokens
+	// ServiceAccountAdmission runs the ServiceAccount admission, which gives a pod its
+	// namespace's "default" ServiceAccount and refuses a pod whose account does not
+	// exist: the test (or a controller-manager it runs) makes the accounts. Without it,
+	// as in Kubernetes' own integration tests of the API server, a pod keeps the
+	// account it names, none by default.
+	ServiceAccountAdmission bool
 }
 
 // Certs makes a certificate directory for Options.Certs: a CA, and certificates for the
@@ -63,6 +70,26 @@ func ClientTLS(t testing.TB, dir, name string) *tls.Config {
 	}
 	return r.ClientTLS()
 }
+
+// Dial connects a client to every member as cert (a certificate of Options.Certs:
+// admin, controller-manager, scheduler, kubelet-NODE), the way that component connects
+// in a real cluster; in an insecure cluster cert is ignored. The connection closes when
+// the test ends.
+func (c *Cluster) Dial(t testing.TB, cert string, opts client.Options) *client.Conn {
+	t.Helper()
+	if c.opts.Certs != "" {
+		opts.TLS = ClientTLS(t, c.opts.Certs, cert)
+	}
+	conn, err := client.Dial(c.Addrs(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// Secure says whether the members serve TLS and authenticate clients.
+func (c *Cluster) Secure() bool { return c.opts.Certs != "" }
 
 // secure sets a member's TLS and authentication from a certificate directory.
 func secure(t testing.TB, cfg *apiserver.Config, dir string) {
@@ -141,6 +168,9 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 			cfg.Insecure = true
 		}
 		cfg.Tokens = opts.Tokens
+		if !opts.ServiceAccountAdmission {
+			cfg.DisableAdmissionPlugins = []string{apiserver.AdmissionServiceAccount}
+		}
 		if opts.Configure != nil {
 			opts.Configure(&cfg)
 		}
@@ -180,6 +210,9 @@ func (c *Cluster) startMember(i int) {
 
 // Addrs are the API addresses of every member, running or not.
 func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
+
+// DataDir is member i's data directory.
+func (c *Cluster) DataDir(i int) string { return c.cfgs[i].DataDir }
 
 // Addr is member i's API address.
 func (c *Cluster) Addr(i int) string { return c.addrs[i] }

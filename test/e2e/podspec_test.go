@@ -108,13 +108,6 @@ func testPodSpecManifests(t *testing.T, runtime string) {
 
 	// A ConfigMap as env and as a volume; an update reaches the file.
 	apply("01-configmap.yaml")
-	waitfor.Condition(t, 60*time.Second, "dapi-test-pod started, or refused its ConfigMap", func() (bool, string) {
-		out, _, _ := ctl(addr, "describe", "pod", "dapi-test-pod")
-		if strings.Contains(out, "PermissionDenied") || strings.Contains(out, "forbidden") {
-			t.Skipf("the API server does not let the kubelet read its pods' ConfigMaps yet (node authorization, issue 21):\n%s", out)
-		}
-		return strings.Contains(out, "Started"), out
-	})
 	p := waitPod("dapi-test-pod", "Running", 60*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	logsHave("dapi-test-pod", "test-container", "level=very type=charm")
 	if got := volumeFile(p, "kubernetes.io~configmap", "config-volume", "SPECIAL_LEVEL"); got != "very" {
