@@ -19,6 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
@@ -38,6 +39,8 @@ type NetworkProbe struct {
 	Port   int
 	Path   string // HTTP
 	Scheme string // HTTP: "HTTP" or "HTTPS"
+	// Service is the service a gRPC probe asks the health of ("": the server's).
+	Service string
 }
 
 // The kinds of network probes.
@@ -248,7 +251,7 @@ func networkProbe(pod *corev1.Pod, spec *corev1.Container, h *corev1.ProbeHandle
 		np = NetworkProbe{Kind: ProbeTCP, Host: h.TCPSocket.Host}
 		port = h.TCPSocket.Port
 	case h.GRPC != nil:
-		np = NetworkProbe{Kind: ProbeGRPC}
+		np = NetworkProbe{Kind: ProbeGRPC, Service: ptr.Deref(h.GRPC.Service, "")}
 		port = intstr.FromInt32(h.GRPC.Port)
 	default:
 		return np, errors.New("missing probe handler")
@@ -298,7 +301,7 @@ func dialProbe(ctx context.Context, np NetworkProbe, headers []corev1.HTTPHeader
 			return false, err.Error()
 		}
 		defer conn.Close()
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: np.Service})
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, fmt.Sprintf("timeout: health rpc did not complete within %v", timeout)
