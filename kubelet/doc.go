@@ -26,12 +26,23 @@
 // kubelet stops its containers with that grace period (SIGTERM, then SIGKILL), removes
 // them, and deletes the pod with grace 0 and a uid precondition.
 //
+// # What a pod can ask for
+//
+// Volumes (kubelet/volume: emptyDir, hostPath, configMap, secret, downwardAPI,
+// projected; a persistentVolumeClaim keeps the pod Pending), env from ConfigMaps,
+// Secrets, the downward API and resources with $(VAR) expansion (env.go), init
+// containers in order, probes (prober.go: exec, httpGet, tcpSocket, grpc; startup,
+// readiness, liveness), postStart and preStop hooks (hooks.go), securityContext and
+// resources through the runtime (podconfig.go, resources.go: the QoS class and the pod's
+// cgroup budget), imagePullSecrets and activeDeadlineSeconds. docs/pods.md says what
+// each does, as Kubernetes' kubelet.
+//
 // # What it does not do
 //
-// Restart back-offs start again after a kubelet restart.
-// There are no probes (a running container is ready), no init containers, no volumes,
-// no pod networking (pods share the host's network; podIP is the node's IP), and no
-// eviction.
+// Restart back-offs start again after a kubelet restart. There is no pod networking
+// (pods share the host's network; podIP is the node's IP), no storage behind
+// persistentVolumeClaims, and no eviction (an emptyDir over its sizeLimit on disk is not
+// evicted).
 //
 // # Logs, exec, attach and port-forward
 //
