@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/containerd/containerd/pkg/cap"
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -239,18 +240,25 @@ func validateLifecycle(l *corev1.Lifecycle, grace *int64, p *field.Path) field.E
 	return errs
 }
 
+// validateRunAs checks a securityContext's runAsUser and runAsGroup (a pod's or a
+// container's).
+func validateRunAs(user, group *int64, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if user != nil {
+		errs = append(errs, invalidEach(p.Child("runAsUser"), *user, utilvalidation.IsValidUserID(*user))...)
+	}
+	if group != nil {
+		errs = append(errs, invalidEach(p.Child("runAsGroup"), *group, utilvalidation.IsValidGroupID(*group))...)
+	}
+	return errs
+}
+
 // validateSecurityContext checks a container's securityContext.
 func validateSecurityContext(sc *corev1.SecurityContext, p *field.Path) field.ErrorList {
 	if sc == nil {
 		return nil
 	}
-	var errs field.ErrorList
-	if sc.RunAsUser != nil {
-		errs = append(errs, invalidEach(p.Child("runAsUser"), *sc.RunAsUser, utilvalidation.IsValidUserID(*sc.RunAsUser))...)
-	}
-	if sc.RunAsGroup != nil {
-		errs = append(errs, invalidEach(p.Child("runAsGroup"), *sc.RunAsGroup, utilvalidation.IsValidGroupID(*sc.RunAsGroup))...)
-	}
+	errs := validateRunAs(sc.RunAsUser, sc.RunAsGroup, p)
 	if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
 		if sc.Privileged != nil && *sc.Privileged {
 			errs = append(errs, field.Invalid(p, sc, "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
@@ -285,14 +293,12 @@ func validCapability(c string) bool {
 	return name == "ALL" || capabilities[name]
 }
 
+// capabilities are the Linux capabilities by name without CAP_: those of the kernels
+// containerd knows, which is what the kubelet can grant.
 var capabilities = func() map[string]bool {
 	m := map[string]bool{}
-	for _, c := range strings.Fields(`CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
-		LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO
-		SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
-		AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON
-		BPF CHECKPOINT_RESTORE`) {
-		m[c] = true
+	for _, c := range cap.Known() {
+		m[strings.TrimPrefix(c, "CAP_")] = true
 	}
 	return m
 }()
@@ -302,13 +308,7 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) fi
 	if sc == nil {
 		return nil
 	}
-	var errs field.ErrorList
-	if sc.RunAsUser != nil {
-		errs = append(errs, invalidEach(p.Child("runAsUser"), *sc.RunAsUser, utilvalidation.IsValidUserID(*sc.RunAsUser))...)
-	}
-	if sc.RunAsGroup != nil {
-		errs = append(errs, invalidEach(p.Child("runAsGroup"), *sc.RunAsGroup, utilvalidation.IsValidGroupID(*sc.RunAsGroup))...)
-	}
+	errs := validateRunAs(sc.RunAsUser, sc.RunAsGroup, p)
 	if sc.FSGroup != nil {
 		errs = append(errs, invalidEach(p.Child("fsGroup"), *sc.FSGroup, utilvalidation.IsValidGroupID(*sc.FSGroup))...)
 	}

@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/pkg/cap"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffhq/skiff/kubelet"
@@ -127,7 +127,7 @@ func capabilityOpt(add, drop []string) oci.SpecOpts {
 		for _, a := range add {
 			names := []string{"CAP_" + a}
 			if a == "ALL" {
-				names = allCapabilities()
+				names = cap.Known() // as the CRI plugin: every capability of the kernels it knows
 			}
 			for _, n := range names {
 				for _, set := range sets {
@@ -139,18 +139,6 @@ func capabilityOpt(add, drop []string) oci.SpecOpts {
 		}
 		return nil
 	}
-}
-
-func allCapabilities() []string {
-	var out []string
-	for _, c := range strings.Fields(`CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
-		LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO
-		SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
-		AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON
-		BPF CHECKPOINT_RESTORE`) {
-		out = append(out, "CAP_"+c)
-	}
-	return out
 }
 
 // execOutputLimit is how much of an exec's output is kept (Kubernetes keeps 10 KiB of

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,29 +40,13 @@ func testPodSpecManifests(t *testing.T, runtime string) {
 		if _, err := os.Stat("/bin/busybox"); err != nil {
 			t.Skip("the manifests' image comes from /bin/busybox (busybox-static), which is missing")
 		}
-		// A socket nothing answers on: skiff up runs a private containerd.
-		stale := filepath.Join(dir, "stale.sock")
-		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.SetUnlinkOnClose(false)
-		ln.Close()
-		args = append(args, "--containerd-address", stale)
+		args = append(args, "--containerd-address", staleSocket(t, dir))
 	} else {
 		args = append(args, "--runtime", "sim")
 	}
 	up := start(t, "skiff up", args...)
 	if real {
-		var state string
-		waitfor.Condition(t, 60*time.Second, "skiff up runs a private containerd", func() (bool, string) {
-			m := regexp.MustCompile(`runs containers: a private containerd at (\S+) `).FindStringSubmatch(up.out.String())
-			if m != nil {
-				state = filepath.Dir(m[1])
-			}
-			return m != nil, up.out.String()
-		})
-		t.Cleanup(func() { up.kill(); daemon.Cleanup(state) })
+		privateContainerd(t, up)
 	}
 	waitfor.Condition(t, 60*time.Second, "the node ready", func() (bool, string) {
 		out, errs, err := ctl(addr, "get", "nodes")
