@@ -117,13 +117,14 @@ func testContainerdResources(e *env, rt *containerd.Runtime) {
 	}
 }
 
-// securityContext through the OCI spec: capabilities, privileged, sysctls, and
-// runAsNonRoot refusing an image that runs as root.
+// securityContext through the OCI spec: capabilities, no_new_privs, privileged,
+// sysctls, the hostname, and runAsNonRoot refusing an image that runs as root.
 func testContainerdSecurity(e *env, rt *containerd.Runtime) {
 	e.start(rt, ctrdConfig(e))
 	caps := corev1.Container{Name: "caps", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
-		Command:         []string{"sh", "-c", "grep CapEff /proc/self/status; sysctl -n kernel.shm_rmid_forced 2>/dev/null || cat /proc/sys/kernel/shm_rmid_forced; hostname; sleep 3600"},
-		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_ADMIN"}}}}
+		Command: []string{"sh", "-c", "grep CapEff /proc/self/status; sysctl -n kernel.shm_rmid_forced 2>/dev/null || cat /proc/sys/kernel/shm_rmid_forced; hostname; grep NoNewPrivs /proc/self/status; sleep 3600"},
+		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_ADMIN"}},
+			AllowPrivilegeEscalation: new(false)}}
 	priv := corev1.Container{Name: "priv", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         []string{"sh", "-c", "grep CapEff /proc/self/status; sleep 3600"},
 		SecurityContext: &corev1.SecurityContext{Privileged: new(true)}}
@@ -131,7 +132,7 @@ func testContainerdSecurity(e *env, rt *containerd.Runtime) {
 		Hostname:        "box",
 		SecurityContext: &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}}},
 		Containers:      []corev1.Container{caps, priv}}})
-	e.waitLogs(rt, "sec", "caps", "CapEff:\t0000000000001000\n1\nbox\n")
+	e.waitLogs(rt, "sec", "caps", "CapEff:\t0000000000001000\n1\nbox\nNoNewPrivs:\t1\n")
 	// Privileged: every capability the kubelet itself may hand on (its bounding set).
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -175,4 +176,50 @@ func testContainerdPullSecret(e *env, rt *containerd.Runtime) {
 	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "private"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(1)),
 		Containers: []corev1.Container{c}, ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}}})
 	e.waitPod("private", "Running, pulled with its secret", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+}
+
+// Lifecycle hooks and termination messages in real containers: postStart runs once the
+// container started, preStop before it is stopped (both write to a hostPath the test
+// reads); a container's message is its terminationMessagePath file, or with
+// FallbackToLogsOnError the end of its output when it failed.
+func testContainerdHooks(e *env, rt *containerd.Runtime) {
+	e.start(rt, ctrdConfig(e))
+	out := e.t.TempDir()
+	hook := func(cmd string) *corev1.LifecycleHandler {
+		return &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", cmd}}}
+	}
+	app := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "out", MountPath: "/out"}},
+		Lifecycle:    &corev1.Lifecycle{PostStart: hook("echo started > /out/poststart"), PreStop: hook("echo stopping > /out/prestop")}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hooked"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(5)),
+		Volumes: []corev1.Volume{{Name: "out", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: out,
+			Type: new(corev1.HostPathDirectory)}}}},
+		Containers: []corev1.Container{app}}})
+	e.waitPod("hooked", "Running, its postStart hook run", func(p *corev1.Pod) bool {
+		b, _ := os.ReadFile(out + "/poststart")
+		return p.Status.Phase == corev1.PodRunning && string(b) == "started\n"
+	})
+	if _, err := os.Stat(out + "/prestop"); err == nil {
+		e.t.Fatal("preStop ran before the pod was deleted")
+	}
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "hooked", clientDelete()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitGone("hooked")
+	if b, err := os.ReadFile(out + "/prestop"); err != nil || string(b) != "stopping\n" {
+		e.t.Errorf("preStop hook's file: %q, %v", b, err)
+	}
+
+	file := corev1.Container{Name: "file", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"sh", "-c", "echo 'config missing' > /dev/termination-log; exit 2"}}
+	logs := corev1.Container{Name: "logs", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"sh", "-c", "echo starting; echo last words; exit 3"}, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "messages"}, Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+		Containers: []corev1.Container{file, logs}}})
+	p := e.waitPod("messages", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	for name, want := range map[string]string{"file": "config missing\n", "logs": "starting\nlast words\n"} {
+		if got := terminated(statusOf(p.Status.ContainerStatuses, name)).Message; got != want {
+			e.t.Errorf("container %s: termination message %q, want %q", name, got, want)
+		}
+	}
 }

@@ -52,6 +52,7 @@ func TestKubeletContainerd(t *testing.T) {
 		{"resources", testContainerdResources},
 		{"security", testContainerdSecurity},
 		{"pullsecret", testContainerdPullSecret},
+		{"hooks", testContainerdHooks},
 		{"streams", testContainerdStreams},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -407,17 +407,16 @@ func (k *Kubelet) readMessages(ctx context.Context, pod *corev1.Pod, hist map[st
 	}
 }
 
-// logTail is the end of a container's output as a termination message.
+// logTail is the end of a container's output as a termination message, as Kubernetes
+// keeps it: the last logMessageLines lines, newlines and all, at most logMessageLimit
+// bytes.
 func logTail(b []byte) string {
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > logMessageLines {
-		lines = lines[len(lines)-logMessageLines:]
+	lines := strings.SplitAfter(string(b), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
 	}
-	s := strings.Join(lines, "\n")
-	if len(s) > logMessageLimit {
-		s = s[len(s)-logMessageLimit:]
-	}
-	return s
+	s := strings.Join(lines[max(0, len(lines)-logMessageLines):], "")
+	return s[max(0, len(s)-logMessageLimit):]
 }
 
 // containerResult is the prober's result for a container's probe (podState.probe).
