@@ -29,6 +29,12 @@ type Config struct {
 	Listen, Advertise string
 	// HTTPListen serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPListen string
+	// EventTTL is how long an Event is kept after it last happened (Kubernetes'
+	// --event-ttl): the leader deletes older ones.
+	EventTTL time.Duration
+	// EventSweepInterval is how often the leader looks for expired events (default a
+	// tenth of EventTTL, at most a minute).
+	EventSweepInterval time.Duration
 	// RaftListen is the peer address (Raft and the store's peer service); RaftAdvertise is
 	// what peers dial (default RaftListen).
 	RaftListen, RaftAdvertise string
@@ -118,6 +124,7 @@ func DefaultConfig() Config {
 		PriorityAndFairness: true,
 		FlowControl:         flowcontrol.DefaultConfig(),
 		MaxWatchesPerUser:   1000,
+		EventTTL:            time.Hour,
 		EncryptionKeyReload: 10 * time.Second,
 	}
 }
@@ -173,6 +180,15 @@ func (c *Config) Validate() error {
 	if len(c.InitialCluster) > 0 && len(c.Join) > 0 {
 		return fmt.Errorf("apiserver %s: use either --initial-cluster (a new cluster) or --join (an existing one), not both", c.Name)
 	}
+	switch {
+	case c.EventTTL < 0:
+		return fmt.Errorf("apiserver %s: --event-ttl %v: must be positive", c.Name, c.EventTTL)
+	case c.EventTTL == 0:
+		c.EventTTL = time.Hour
+	}
+	if c.EventSweepInterval <= 0 {
+		c.EventSweepInterval = min(c.EventTTL/10, time.Minute)
+	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20
 	}
@@ -189,6 +205,15 @@ func (c *Config) Validate() error {
 	}
 	if !c.Insecure && len(c.Join) > 0 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
+	}
+	if !c.Insecure && c.TLS == nil && !isLoopback(c.Listen) {
+		return fmt.Errorf("apiserver %s: refusing to serve the API on %s without TLS: %w", c.Name, c.Listen, ErrInsecureListen)
+	}
+	if !c.Insecure && c.Store.PeerTLS == nil && !isLoopback(c.RaftListen) {
+		return fmt.Errorf("apiserver %s: refusing to serve Raft on %s without TLS: %w", c.Name, c.RaftListen, ErrInsecureListen)
+	}
+	if c.HTTPListen != "" && !isLoopback(c.HTTPListen) && c.TLS == nil && !c.Insecure {
+		return fmt.Errorf("apiserver %s: refusing to serve /metrics on %s without TLS: %w", c.Name, c.HTTPListen, ErrInsecureListen)
 	}
 	if !c.Insecure && c.TLS != nil && c.ClientRoots == nil && c.Tokens == nil {
 		return fmt.Errorf("apiserver %s: TLS without --client-ca-file or --token-file authenticates nobody and lets everyone in; give one, or --insecure", c.Name)
@@ -212,4 +237,18 @@ func (c *Config) Validate() error {
 	c.Store.InitialCluster = c.InitialCluster
 	c.Store.Logger = c.Logger
 	return c.Store.Validate()
+}
+
+// isLoopback reports whether addr (HOST:PORT) is on a loopback address only: a host
+// name other than localhost, or no host (every address), is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

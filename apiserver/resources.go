@@ -194,6 +194,9 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	if err := admitCreate(obj); err != nil {
 		return nil, invalid(info, obj.GetName(), err)
 	}
+	if err := r.admitNodeWrite(ctx, info, nil, obj); err != nil {
+		return nil, err
+	}
 	if info.Namespaced {
 		if err := r.checkNamespace(ctx, obj.GetNamespace()); err != nil {
 			return nil, err
@@ -654,6 +657,9 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 		}
 		if err := admitUpdate(cur, next); err != nil {
 			return nil, invalid(info, obj.GetName(), err)
+		}
+		if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
+			return nil, err
 		}
 		return next, nil
 	})

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -128,7 +129,17 @@ func New(cfg Config) (*Server, error) {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", s.readyz)
-		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+		metrics := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+		if !isLoopback(s.hln.Addr().String()) && cfg.TLS != nil {
+			// Reachable from other hosts: over TLS, and /metrics only for a client of the
+			// cluster (a certificate of its CA, or a token); /healthz and /readyz stay
+			// open, as Kubernetes' are, for load balancers and probes.
+			tc := cfg.TLS.Clone()
+			tc.ClientAuth = tls.RequestClientCert
+			s.hln = tls.NewListener(s.hln, tc)
+			metrics = gate.requireClient(metrics)
+		}
+		mux.Handle("/metrics", metrics)
 		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return s, nil
@@ -208,6 +219,7 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
 	wg.Go(func() { s.reencrypt.run(ctx) })
 	if s.nodeGraph != nil {
 		wg.Go(func() { s.nodeGraph.run(ctx) })

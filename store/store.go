@@ -63,6 +63,9 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.Dir, err)
 	}
 	log := cfg.Logger.Named("store")
+	if err := makePrivate(cfg.Dir, log); err != nil {
+		return nil, err
+	}
 	s := &Store{cfg: cfg, log: log, leaderChanged: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false

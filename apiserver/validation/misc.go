@@ -83,6 +83,11 @@ func validateConfigMap(cm *corev1.ConfigMap) field.ErrorList {
 	return errs
 }
 
+// EventMessageLimit is the longest an Event's message may be, in bytes: Kubernetes'
+// limit of an event's note. Events are many and kept in memory by every watcher of
+// them; a message is a sentence, not a payload.
+const EventMessageLimit = 1024
+
 func validateEvent(ev *corev1.Event) field.ErrorList {
 	var errs field.ErrorList
 	io := field.NewPath("involvedObject")
@@ -97,6 +102,9 @@ func validateEvent(ev *corev1.Event) field.ErrorList {
 	}
 	if ev.Type != "" {
 		errs = append(errs, oneOf(field.NewPath("type"), ev.Type, eventTypes...)...)
+	}
+	if len(ev.Message) > EventMessageLimit {
+		errs = append(errs, field.TooLong(field.NewPath("message"), "", EventMessageLimit))
 	}
 	return append(errs, apivalidation.ValidateNonnegativeField(int64(ev.Count), field.NewPath("count"))...)
 }

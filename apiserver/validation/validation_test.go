@@ -519,6 +519,11 @@ func TestValidate(t *testing.T) {
 				`involvedObject.namespace: Invalid value: "Bad": a lowercase RFC 1123 label`,
 				`type: Unsupported value: "Loud": supported values: "Normal", "Warning"`,
 				"count: Invalid value: -1: must be greater than or equal to 0"}},
+		{"event message of 1 KiB", &corev1.Event{ObjectMeta: meta("e"), Message: strings.Repeat("m", 1024),
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web"}}, nil},
+		{"event message over 1 KiB", &corev1.Event{ObjectMeta: meta("e"), Message: strings.Repeat("m", 1025),
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web"}},
+			[]string{"message: Too long: may not be more than 1024 bytes"}},
 
 		// ConfigMap.
 		{"valid configmap", &corev1.ConfigMap{ObjectMeta: meta("c"), Data: map[string]string{"app.conf": "x", "KEY_1": "y"},

@@ -61,6 +61,7 @@ and an empty data directory.`,
 	f.StringVar(&cfg.RaftListen, "raft-listen", "127.0.0.1:7444", "peer (Raft) address")
 	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "peer address other members dial (default --raft-listen)")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "", "address for /healthz, /readyz and /metrics (default: off)")
+	f.DurationVar(&cfg.EventTTL, "event-ttl", cfg.EventTTL, "how long an event is kept after it last happened")
 	f.StringVar(&initial, "initial-cluster", "", "the new cluster's members: name=raft-address,... (bootstrapped once)")
 	f.StringVar(&join, "join", "", "API addresses of existing members to join through (first start only)")
 	f.DurationVar(&cfg.Store.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.Store.HeartbeatTimeout, "time without a leader's heartbeat before a follower stands for election")
