@@ -33,7 +33,10 @@ type Runtime interface {
 	Logs(ctx context.Context, id string, w io.Writer, follow bool) error
 	// ExecSync runs cmd in a running container and waits for it, at most timeout (0:
 	// no limit), as CRI's ExecSync: probes and lifecycle hooks use it. A command that
-	// outlives timeout is killed and wraps ErrExecTimeout.
+	// outlives timeout is killed and wraps ErrExecTimeout. A real runtime runs it
+	// through Exec; the simulated one reads it as it reads its containers' scripts,
+	// where an unknown command succeeds (a probe's program, in a real image), while its
+	// Exec refuses what it cannot simulate, to tell the user at once.
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (ExecResult, error)
 	// RemovePod releases what the runtime holds for a pod beyond its containers (its
 	// cgroup), once they are all removed. Releasing nothing is not an error.
