@@ -38,6 +38,9 @@ func ValidateUpdate(old, obj kinds.Object) error {
 // ValidateStatus checks the status of obj, as written by UpdateStatus. It looks at the
 // status only: the rest of obj is the stored object, which was validated when written.
 func ValidateStatus(obj kinds.Object) error {
+	if errs := validateUTF8(obj); len(errs) > 0 {
+		return asError(errs)
+	}
 	p := field.NewPath("status")
 	var errs field.ErrorList
 	switch o := obj.(type) {
@@ -94,6 +97,9 @@ func nonNegativeCounts(p *field.Path, counts ...count) field.ErrorList {
 
 // validateObject checks metadata, the kind's own rules, and what is not supported.
 func validateObject(obj kinds.Object) field.ErrorList {
+	if errs := validateUTF8(obj); len(errs) > 0 {
+		return errs // the other checks would quote the same bytes again
+	}
 	errs := validateObjectMeta(obj, kinds.Of(obj))
 	spec := field.NewPath("spec")
 	switch o := obj.(type) {

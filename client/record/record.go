@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,7 +105,8 @@ func (r *Recorder) Eventf(obj kinds.Object, eventType, reason, format string, ar
 
 // Event records an event about obj. It never blocks.
 func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
-	message = truncate(message, MaxMessage)
+	// A message may quote a program's output: keep it to what the API accepts.
+	message = truncate(strings.ToValidUTF8(message, "\uFFFD"), MaxMessage)
 	now := r.cfg.Now()
 	info := kinds.Of(obj)
 	ns := obj.GetNamespace()
