@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -209,6 +210,22 @@ func testContainerdHooks(e *env, rt *containerd.Runtime) {
 	e.waitGone("hooked")
 	if b, err := os.ReadFile(out + "/prestop"); err != nil || string(b) != "stopping\n" {
 		e.t.Errorf("preStop hook's file: %q, %v", b, err)
+	}
+
+	// A preStop hook longer than the grace period is cut short by it: the container is
+	// stopped within grace (and minStopGrace after it), not after the hook's ten minutes.
+	slow := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
+		Lifecycle: &corev1.Lifecycle{PreStop: hook("sleep 600")}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "slowstop"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(2)),
+		Containers: []corev1.Container{slow}}})
+	e.waitPod("slowstop", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	began := time.Now()
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "slowstop", clientDelete()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitGone("slowstop")
+	if took := time.Since(began); took > time.Minute {
+		e.t.Errorf("a pod with a 2s grace period and a 600s preStop hook took %v to go", took)
 	}
 
 	file := corev1.Container{Name: "file", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
