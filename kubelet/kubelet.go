@@ -55,7 +55,7 @@ type podMemory struct {
 	messages map[string]string
 	// mountErr is the last FailedMount event's message (one event per distinct one).
 	mountErr string
-	// failure is why the whole pod failed (its active deadline passed).
+	// failure is why the whole pod failed (its active deadline passed, it was evicted).
 	failure *podFailure
 }
 
@@ -169,10 +169,12 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 			k.housekeeping(ctx)
 		} else if now := k.cfg.Clock.Now(); now.Sub(lastRefresh) >= k.cfg.ObjectCacheTTL {
 			// Pods with ConfigMap or Secret volumes look again as often as the objects
-			// can change in the cache, so an update reaches their files within it.
+			// can change in the cache, so an update reaches their files within it; pods
+			// with a sized emptyDir as often, to measure it (Kubernetes' eviction
+			// manager looks every 10s).
 			lastRefresh = now
 			for _, p := range k.pods.Lister().List(labels.Everything()) {
-				if projectsObjects(&p.Spec) {
+				if projectsObjects(&p.Spec) || sizedEmptyDir(&p.Spec) {
 					k.queue.Add(cache.Key(p))
 				}
 			}
@@ -187,6 +189,16 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 func projectsObjects(spec *corev1.PodSpec) bool {
 	for i := range spec.Volumes {
 		if s := &spec.Volumes[i].VolumeSource; s.ConfigMap != nil || s.Secret != nil || s.Projected != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// sizedEmptyDir tells whether a pod has an emptyDir with a sizeLimit.
+func sizedEmptyDir(spec *corev1.PodSpec) bool {
+	for i := range spec.Volumes {
+		if e := spec.Volumes[i].EmptyDir; e != nil && e.SizeLimit != nil && e.SizeLimit.Sign() > 0 {
 			return true
 		}
 	}

@@ -193,6 +193,14 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 			requeue = deadline.Sub(now)
 		}
 	}
+	// An emptyDir over its sizeLimit: the pod is evicted at once (grace 0: no preStop,
+	// 2s to go), as Kubernetes' eviction manager evicts it.
+	if mem.failure == nil && !podTerminal(prev.Phase) {
+		if f := k.emptyDirEviction(pod); f != nil {
+			mem.failure = f
+			k.rec.Eventf(pod, record.Warning, f.reason, "%s", f.message)
+		}
+	}
 	terminal := podTerminal(prev.Phase) || mem.failure != nil
 	if mem.failure != nil {
 		var live []Container
@@ -202,7 +210,18 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 			}
 		}
 		if len(live) > 0 {
-			if err := k.stopAll(ctx, pod, live, gracePeriod(pod)); err != nil {
+			var err error
+			if g := mem.failure.grace; g != nil && *g == 0 {
+				// An eviction's grace 0: no preStop hook, and the least window
+				// Kubernetes gives a container between SIGTERM and SIGKILL.
+				for _, c := range live {
+					k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+				}
+				err = k.stopAll(ctx, nil, live, minStopGrace)
+			} else {
+				err = k.stopAll(ctx, pod, live, gracePeriod(pod))
+			}
+			if err != nil {
 				return 0, err
 			}
 			changed = true
@@ -364,6 +383,7 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 			}
 			return resourceValue(pod, nil, it.ResourceFieldRef, k.capacity)
 		},
+		PodMemory: k.podMemory(pod),
 	})
 	if err != nil {
 		if msg := err.Error(); msg != mem.mountErr {
@@ -380,6 +400,34 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 	}
 	mem.mountErr = ""
 	return paths, nil
+}
+
+// podMemory is the most memory pod may use: its cgroup's limit, else the node's
+// allocatable memory (what sizes its memory-backed emptyDirs).
+func (k *Kubelet) podMemory(pod *corev1.Pod) int64 {
+	if m := podResources(&pod.Spec).MemoryBytes; m > 0 {
+		return m
+	}
+	q := k.capacity[corev1.ResourceMemory]
+	return q.Value()
+}
+
+// emptyDirEviction is the failure of a pod one of whose emptyDirs holds more than its
+// sizeLimit, worded as Kubernetes' eviction manager words it; nil if none does.
+func (k *Kubelet) emptyDirEviction(pod *corev1.Pod) *podFailure {
+	if k.volumes == nil {
+		return nil
+	}
+	name, limit, err := k.volumes.ExceededEmptyDir(pod)
+	if err != nil {
+		k.log.Warn("measure emptyDir volumes", "pod", cache.Key(pod), "error", err)
+		return nil
+	}
+	if name == "" {
+		return nil
+	}
+	zero := time.Duration(0)
+	return &podFailure{reason: "Evicted", message: fmt.Sprintf("Usage of EmptyDir volume %q exceeds the limit %q. ", name, limit.String()), grace: &zero}
 }
 
 func minPositive(a, b time.Duration) time.Duration {

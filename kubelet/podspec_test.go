@@ -231,8 +231,8 @@ func testProbesAndHooks(e *env) {
 }
 
 // Volumes on the simulated runtime are real directories: a configMap volume follows its
-// ConfigMap; an emptyDir is shared; a claim leaves the pod Pending, saying why; the
-// pod's directory goes with it.
+// ConfigMap; an emptyDir is shared; a claim leaves the pod Pending, saying why; an
+// emptyDir over its sizeLimit gets its pod evicted; the pod's directory goes with it.
 func testVolumes(e *env) {
 	t := e.t
 	rt := sim.New(sim.Config{})
@@ -292,6 +292,28 @@ func testVolumes(e *env) {
 			waiting(mainStatus(p)).Reason == "ContainerCreating"
 	})
 	e.waitEvents("claim", "FailedMount")
+
+	// An emptyDir over its sizeLimit gets the pod evicted, as Kubernetes' eviction manager
+	// does; the files a simulated container would write, the test writes.
+	limit := resource.MustParse("1Mi")
+	p2 := e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "filler"}, Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", "sleep", "3600")},
+		Volumes: []corev1.Volume{{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &limit}}}}}})
+	e.waitPod("filler", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	cache := filepath.Join(cfg.RootDir, "pods", string(p2.UID), "volumes", "kubernetes.io~empty-dir", "cache")
+	if err := os.WriteFile(filepath.Join(cache, "half"), make([]byte, 512<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPod("filler", "still Running, under its limit", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if err := os.WriteFile(filepath.Join(cache, "more"), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p2 = e.waitPod("filler", "evicted, its container stopped", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed && mainStatus(p).State.Terminated != nil
+	})
+	if p2.Status.Reason != "Evicted" || p2.Status.Message != `Usage of EmptyDir volume "cache" exceeds the limit "1Mi". ` {
+		t.Errorf("evicted pod's status: %q %q", p2.Status.Reason, p2.Status.Message)
+	}
+	e.waitEvents("filler", "Evicted", "Killing")
 
 	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "vols", clientDelete()); err != nil {
 		t.Fatal(err)

@@ -184,14 +184,19 @@ type podState struct {
 	probe func(c Container, typ probeType) result
 	// messages are exited containers' termination messages, by container ID.
 	messages map[string]string
-	// failed is a failure of the whole pod (the active deadline passed); nil if none.
+	// failed is a failure of the whole pod (the active deadline passed, an emptyDir
+	// over its sizeLimit); nil if none.
 	failed *podFailure
 	// unmounted says which volumes are not set up yet, and why ("" when all are).
 	unmounted string
 }
 
-// podFailure is why a pod failed as a whole.
-type podFailure struct{ reason, message string }
+// podFailure is why a pod failed as a whole; grace, when set, overrides the pod's
+// grace period for its containers (an eviction's 0).
+type podFailure struct {
+	reason, message string
+	grace           *time.Duration
+}
 
 // computePodStatus is the pod's status as Kubernetes would write it. Its times are whole
 // seconds, as the API keeps them (wireTime): a status computed again from the same state

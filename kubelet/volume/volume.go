@@ -1,9 +1,10 @@
 // Package volume owns a pod's directory on the node (under the kubelet's root
 // directory, as Kubernetes lays it out: pods/<uid>/volumes/<plugin>/<name>) and the
-// volumes in it: emptyDir (on disk, or tmpfs for medium Memory, sized by sizeLimit),
-// hostPath (checked or created per its type), configMap, secret, downwardAPI and
-// projected volumes (files written by an atomic writer), and the files the kubelet
-// writes for a pod's containers (hosts, resolv.conf, termination logs).
+// volumes in it: emptyDir (on disk, or tmpfs for medium Memory, as big as the pod's
+// memory or its sizeLimit if smaller), hostPath (checked or created per its type),
+// configMap, secret, downwardAPI and projected volumes (files written by an atomic
+// writer), and the files the kubelet writes for a pod's containers (hosts,
+// resolv.conf, termination logs).
 //
 // # Guarantees
 //
@@ -19,13 +20,12 @@
 // TearDown unmounts everything mounted under a pod's directory (found in
 // /proc/self/mountinfo, so a kubelet restarted after a crash finds what the previous one
 // left) and removes the directory. Pods lists the pod directories present, for the
-// kubelet to tear down those whose pods are gone.
+// kubelet to tear down those whose pods are gone. ExceededEmptyDir measures emptyDirs
+// against their sizeLimit, for the kubelet to evict a pod whose volume is over it.
 //
 // # Not done
 //
 // persistentVolumeClaim volumes fail SetUp with ErrClaimPending until Skiff has storage.
-// emptyDir's sizeLimit bounds a Memory emptyDir's tmpfs; on disk it is not enforced
-// (Kubernetes evicts the pod; Skiff has no eviction yet).
 package volume
 
 import (
@@ -41,6 +41,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
@@ -94,6 +95,10 @@ type Inputs struct {
 	Secret    func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 	// Downward is the value of one downwardAPI item (a field or a resource of the pod).
 	Downward func(item *corev1.DownwardAPIVolumeFile) (string, error)
+	// PodMemory is the most memory the pod may use, in bytes: its cgroup's limit, or the
+	// node's allocatable when it has none; 0 if unknown. A medium Memory emptyDir's tmpfs
+	// is that big unless its sizeLimit is smaller (Kubernetes' SizeMemoryBackedVolumes).
+	PodMemory int64
 }
 
 // Error is the failure of one volume, worded as Kubernetes' kubelet words it.
@@ -145,8 +150,8 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 		}
 		if s.EmptyDir.Medium == corev1.StorageMediumMemory {
 			opts := "mode=1777"
-			if l := s.EmptyDir.SizeLimit; l != nil && l.Sign() > 0 {
-				opts += ",size=" + strconv.FormatInt(l.Value(), 10)
+			if size := memoryVolumeSize(s.EmptyDir.SizeLimit, in.PodMemory); size > 0 {
+				opts += ",size=" + strconv.FormatInt(size, 10)
 			}
 			if err := m.mountTmpfs(dir, opts); err != nil {
 				return "", err
@@ -209,6 +214,79 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 		return "", fmt.Errorf("claim %q: %w", s.PersistentVolumeClaim.ClaimName, ErrClaimPending)
 	}
 	return "", errors.New("volume type not supported by Skiff")
+}
+
+// memoryVolumeSize is the size of a medium Memory emptyDir's tmpfs, as Kubernetes'
+// calculateEmptyDirMemorySize makes it: the pod's memory (its limit, else the node's
+// allocatable), or the volume's sizeLimit if that is positive and smaller; 0 when neither
+// is known (the kernel's default, half the machine's memory).
+func memoryVolumeSize(limit *resource.Quantity, podMemory int64) int64 {
+	size := podMemory
+	if limit != nil && limit.Sign() > 0 && (size <= 0 || limit.Value() <= size) {
+		size = limit.Value()
+	}
+	return size
+}
+
+// ExceededEmptyDir finds the first emptyDir of pod whose content is more than its
+// sizeLimit, counted as du counts it (allocated blocks, a file with several links once),
+// and returns its name and limit; "" if none is. Kubernetes' kubelet evicts such a pod.
+func (m *Manager) ExceededEmptyDir(pod *corev1.Pod) (string, resource.Quantity, error) {
+	for i := range pod.Spec.Volumes {
+		v := &pod.Spec.Volumes[i]
+		e := v.EmptyDir
+		if e == nil || e.SizeLimit == nil || e.SizeLimit.Sign() <= 0 {
+			continue
+		}
+		used, err := diskUsage(m.volumeDir(pod.UID, emptyDirPlugin, v.Name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // not set up yet
+		}
+		if err != nil {
+			return "", resource.Quantity{}, fmt.Errorf("usage of emptyDir volume %q: %w", v.Name, err)
+		}
+		if used > e.SizeLimit.Value() {
+			return v.Name, *e.SizeLimit, nil
+		}
+	}
+	return "", resource.Quantity{}, nil
+}
+
+// diskUsage is the space the tree at dir takes, as `du -s --block-size=1` says: the
+// blocks allocated to each file and directory (a file with several links counted once).
+// Files removed while it walks are skipped.
+func diskUsage(dir string) (int64, error) {
+	if _, err := os.Lstat(dir); err != nil {
+		return 0, err
+	}
+	type inode struct{ dev, ino uint64 }
+	seen := map[inode]bool{}
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if st.Nlink > 1 && !d.IsDir() {
+			k := inode{uint64(st.Dev), st.Ino}
+			if seen[k] {
+				return nil
+			}
+			seen[k] = true
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total, err
 }
 
 func mode(m *int32) os.FileMode {

@@ -172,6 +172,68 @@ func TestHostPathTypes(t *testing.T) {
 	}
 }
 
+// The size of a memory emptyDir's tmpfs, as Kubernetes' calculateEmptyDirMemorySize.
+func TestMemoryVolumeSize(t *testing.T) {
+	q := func(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
+	for _, tc := range []struct {
+		limit     *resource.Quantity
+		podMemory int64
+		want      int64
+	}{
+		{nil, 0, 0},
+		{nil, 64 << 20, 64 << 20},
+		{q("16Mi"), 0, 16 << 20},
+		{q("16Mi"), 64 << 20, 16 << 20},
+		{q("128Mi"), 64 << 20, 64 << 20},
+		{q("64Mi"), 64 << 20, 64 << 20},
+		{q("0"), 64 << 20, 64 << 20},
+	} {
+		if got := memoryVolumeSize(tc.limit, tc.podMemory); got != tc.want {
+			t.Errorf("sizeLimit %v, pod memory %d: %d, want %d", tc.limit, tc.podMemory, got, tc.want)
+		}
+	}
+}
+
+// ExceededEmptyDir finds an emptyDir holding more than its sizeLimit, counting blocks as
+// du does; volumes without a limit, or under it, and hard links counted once, are not.
+func TestExceededEmptyDir(t *testing.T) {
+	m, _ := New(Config{Root: t.TempDir()})
+	limit := resource.MustParse("1Mi")
+	pod := testPod(
+		corev1.Volume{Name: "free", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.Volume{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &limit}}},
+	)
+	if name, _, err := m.ExceededEmptyDir(pod); err != nil || name != "" {
+		t.Fatalf("before SetUp: %q, %v", name, err)
+	}
+	paths, err := m.SetUp(context.Background(), pod, (&objects{}).inputs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := func(p string, n int) {
+		t.Helper()
+		if err := os.WriteFile(p, make([]byte, n), 0o644); err != nil { // zeros written are allocated
+			t.Fatal(err)
+		}
+	}
+	fill(filepath.Join(paths["free"], "big"), 4<<20)
+	fill(filepath.Join(paths["cache"], "half"), 512<<10)
+	if err := os.Link(filepath.Join(paths["cache"], "half"), filepath.Join(paths["cache"], "again")); err != nil {
+		t.Fatal(err)
+	}
+	if name, _, err := m.ExceededEmptyDir(pod); err != nil || name != "" {
+		t.Fatalf("under the limit (512Ki, linked twice; 4Mi in an unlimited volume): %q, %v", name, err)
+	}
+	if err := os.MkdirAll(filepath.Join(paths["cache"], "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fill(filepath.Join(paths["cache"], "sub", "more"), 768<<10)
+	name, got, err := m.ExceededEmptyDir(pod)
+	if err != nil || name != "cache" || got.String() != "1Mi" {
+		t.Fatalf("over the limit: %q %v, %v; want cache 1Mi", name, got.String(), err)
+	}
+}
+
 // As root: secret, projected and Memory emptyDir volumes are tmpfs mounts (sized by
 // sizeLimit), and TearDown unmounts and removes everything.
 func TestTmpfsAndTearDown(t *testing.T) {
@@ -212,6 +274,25 @@ func TestTmpfsAndTearDown(t *testing.T) {
 	unix.Statfs(paths["mem"], &st)
 	if size := int64(st.Blocks) * st.Bsize; size != 16<<20 {
 		t.Errorf("memory emptyDir holds %d bytes, want 16Mi", size)
+	}
+	// Without a smaller sizeLimit, a memory emptyDir is as big as the pod's memory.
+	small := testPod(corev1.Volume{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+		corev1.Volume{Name: "big", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &limit}}})
+	small.UID = "uid-small"
+	in := objs.inputs()
+	in.PodMemory = 8 << 20
+	smallPaths, err := m.SetUp(context.Background(), small, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"mem", "big"} {
+		unix.Statfs(smallPaths[v], &st)
+		if size := int64(st.Blocks) * st.Bsize; size != 8<<20 {
+			t.Errorf("memory emptyDir %s of a pod with 8Mi of memory holds %d bytes, want 8Mi", v, size)
+		}
+	}
+	if err := m.TearDown(small.UID); err != nil {
+		t.Fatal(err)
 	}
 	if got := read(t, filepath.Join(paths["sec"], "password")); got != "hunter2" {
 		t.Errorf("secret file %q", got)
