@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +23,8 @@ import (
 // and the node on loopback, where the kubelet's probes dial.
 func ctrdConfig(e *env) kubelet.Config {
 	cfg := testConfig(e.node)
-	cfg.NodeIP, cfg.RootDir = "127.0.0.1", e.t.TempDir()
+	e.rootDir = e.t.TempDir()
+	cfg.NodeIP, cfg.RootDir = "127.0.0.1", e.rootDir
 	cfg.ContainerFiles, cfg.Tmpfs = true, os.Geteuid() == 0
 	return cfg
 }
@@ -68,7 +70,8 @@ func testContainerdProbes(e *env, rt *containerd.Runtime) {
 }
 
 // Resources through cgroups: the container's limits (CFS quota, shares, memory) in its
-// cgroup, the pod's budget in the pod's cgroup, where Kubernetes puts a Burstable pod.
+// cgroup, the pod's budget in the pod's cgroup, where Kubernetes puts a Burstable pod;
+// emptyDirs sized by their pod's memory, or evicting it when over their sizeLimit.
 func testContainerdResources(e *env, rt *containerd.Runtime) {
 	e.start(rt, ctrdConfig(e))
 	c := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
@@ -116,6 +119,38 @@ func testContainerdResources(e *env, rt *containerd.Runtime) {
 	if _, err := os.Stat("/sys/fs/cgroup/memory" + pod); err == nil {
 		e.t.Errorf("the pod's cgroup %s outlived it", pod)
 	}
+
+	// A memory emptyDir without a sizeLimit is as big as the pod's memory limit; a
+	// container writing more than a disk emptyDir's sizeLimit gets its pod evicted.
+	limit := resource.MustParse("1Mi")
+	filler := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:      []string{"sh", "-c", "until [ -e /cache/go ]; do sleep 1; done; dd if=/dev/zero of=/cache/fill bs=1024 count=4096; sleep 3600"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "cache", MountPath: "/cache"}, {Name: "mem", MountPath: "/mem"}},
+		Resources:    corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("48Mi")}}}
+	p = e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "filler"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(30)),
+		Containers: []corev1.Container{filler},
+		Volumes: []corev1.Volume{{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &limit}}},
+			{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}}}}})
+	e.waitPod("filler", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	vols := e.volumesDir(p)
+	var st unix.Statfs_t
+	if err := unix.Statfs(vols+"/kubernetes.io~empty-dir/mem", &st); err != nil || st.Type != unix.TMPFS_MAGIC || int64(st.Blocks)*st.Bsize != 48<<20 {
+		e.t.Errorf("memory emptyDir: type %x, %d bytes (%v); want a tmpfs of 48Mi", st.Type, int64(st.Blocks)*st.Bsize, err)
+	}
+	if err := os.WriteFile(vols+"/kubernetes.io~empty-dir/cache/go", nil, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	p = e.waitPod("filler", "evicted", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed && mainStatus(p).State.Terminated != nil
+	})
+	if p.Status.Reason != "Evicted" || p.Status.Message != `Usage of EmptyDir volume "cache" exceeds the limit "1Mi". ` {
+		e.t.Errorf("evicted pod's status: %q %q", p.Status.Reason, p.Status.Message)
+	}
+}
+
+// volumesDir is the directory of a pod's volumes on the kubelet's node.
+func (e *env) volumesDir(p *corev1.Pod) string {
+	return e.rootDir + "/pods/" + string(p.UID) + "/volumes"
 }
 
 // securityContext through the OCI spec: capabilities, no_new_privs, privileged,

@@ -30,6 +30,8 @@ type env struct {
 	node string
 	// started: a kubelet runs for this subtest (until its cleanup).
 	started bool
+	// rootDir is the kubelet's root directory, when the test chose it (ctrdConfig).
+	rootDir string
 }
 
 // TestKubelet runs the integration tests against one API server, started once: each
