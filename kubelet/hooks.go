@@ -63,7 +63,9 @@ func (k *Kubelet) stopContainer(ctx context.Context, pod *corev1.Pod, c Containe
 		err := k.runHook(hctx, pod, spec, c.ID, spec.Lifecycle.PreStop)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			k.rec.Eventf(pod, record.Warning, "FailedPreStopHook", "PreStopHook failed: %v", err)
+			// Not the hook's output, which may hold secrets (as Kubernetes'); the log has it.
+			k.log.Warn("preStop hook failed", "pod", podDesc(pod), "container", spec.Name, "error", err)
+			k.rec.Eventf(pod, record.Warning, "FailedPreStopHook", "PreStopHook failed")
 		}
 		grace = max(grace-k.cfg.Clock.Now().Sub(began), minStopGrace)
 	}

@@ -3,6 +3,7 @@ package kubelet_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +198,22 @@ func (e *env) waitContainers(rt kubelet.Runtime, what string, cond func([]kubele
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// eventMessages are the distinct messages of pod's kubelet events of a reason.
+func (e *env) eventMessages(pod, reason string) []string {
+	e.t.Helper()
+	l, err := e.cs.Events.List(e.ctx, e.ns, client.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range l.Items {
+		if ev.InvolvedObject.Name == pod && ev.Source.Component == "kubelet" && ev.Reason == reason && !slices.Contains(out, ev.Message) {
+			out = append(out, ev.Message)
+		}
+	}
+	return out
 }
 
 func (e *env) eventReasons(pod string) map[string]bool {

@@ -506,7 +506,10 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 		// Kubernetes runs postStart before it counts the container started, and kills a
 		// container whose hook fails.
 		if err := k.runHook(ctx, pod, spec, id, l.PostStart); err != nil && ctx.Err() == nil {
-			k.rec.Eventf(pod, record.Warning, "FailedPostStartHook", "%v", err)
+			// The event does not carry the hook's output, which may hold secrets (as
+			// Kubernetes'); the log does.
+			k.log.Warn("postStart hook failed", "pod", cache.Key(pod), "container", name, "error", err)
+			k.rec.Eventf(pod, record.Warning, "FailedPostStartHook", "PostStartHook failed")
 			k.rec.Eventf(pod, record.Normal, "Killing", "FailedPostStartHook")
 			if err := k.rt.Stop(ctx, id, gracePeriod(pod)); err != nil && !errors.Is(err, ErrNotFound) {
 				k.log.Warn("stop container after its postStart hook failed", "pod", cache.Key(pod), "container", name, "error", err)

@@ -213,11 +213,15 @@ func testProbesAndHooks(e *env) {
 	// postStart fails: the container is killed and restarted; preStop runs at deletion.
 	hooked := container("app", "sleep", "3600")
 	hooked.Lifecycle = &corev1.Lifecycle{
-		PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "exit 3"}}},
+		PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo password=hunter2; exit 3"}}},
 	}
 	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hooked"}, Spec: corev1.PodSpec{Containers: []corev1.Container{hooked}}})
 	e.waitPod("hooked", "restarted after its postStart hook failed", func(p *corev1.Pod) bool { return mainStatus(p).RestartCount >= 1 })
 	e.waitEvents("hooked", "FailedPostStartHook")
+	// A hook's output may hold secrets: its events say only that it failed, as Kubernetes'.
+	if got := e.eventMessages("hooked", "FailedPostStartHook"); !slices.Equal(got, []string{"PostStartHook failed"}) {
+		t.Errorf("FailedPostStartHook events: %q", got)
+	}
 
 	stopping := container("app", "sleep", "3600")
 	stopping.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo bye; exit 4"}}}}
@@ -227,6 +231,9 @@ func testProbesAndHooks(e *env) {
 		t.Fatal(err)
 	}
 	e.waitEvents("stopping", "FailedPreStopHook") // it ran (and failed, saying so)
+	if got := e.eventMessages("stopping", "FailedPreStopHook"); !slices.Equal(got, []string{"PreStopHook failed"}) {
+		t.Errorf("FailedPreStopHook events: %q", got)
+	}
 	e.waitGone("stopping")
 }
 
