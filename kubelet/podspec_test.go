@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // The pod spec's fields on the simulated runtime, each as Kubernetes' kubelet acts on
@@ -238,7 +239,7 @@ func testProbesAndHooks(e *env) {
 }
 
 // Volumes on the simulated runtime are real directories: a configMap volume follows its
-// ConfigMap; an emptyDir is shared; a claim leaves the pod Pending, saying why; an
+// ConfigMap, a downwardAPI volume its pod's labels; an emptyDir is shared; a claim leaves the pod Pending, saying why; an
 // emptyDir over its sizeLimit gets its pod evicted; the pod's directory goes with it.
 func testVolumes(e *env) {
 	t := e.t
@@ -278,17 +279,30 @@ func testVolumes(e *env) {
 	if _, err := e.cs.ConfigMaps.Update(e.ctx, cm); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitfor.Condition(t, 20*time.Second, "the configMap file updated", func() (bool, string) {
 		b, _ := os.ReadFile(file)
-		if string(b) == "bonjour" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the configMap file still says %q", b)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return string(b) == "bonjour", string(b)
+	})
+
+	// A downwardAPI volume follows the pod's labels.
+	labelled := e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "labelled", Labels: map[string]string{"tier": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", "sleep", "3600")},
+			Volumes: []corev1.Volume{{Name: "podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+				Items: []corev1.DownwardAPIVolumeFile{{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}}}}}}}}})
+	labels := filepath.Join(cfg.RootDir, "pods", string(labelled.UID), "volumes", "kubernetes.io~downward-api", "podinfo", "labels")
+	waitfor.Condition(t, 20*time.Second, "the labels file written", func() (bool, string) {
+		b, _ := os.ReadFile(labels)
+		return string(b) == `tier="web"`, string(b)
+	})
+	labelled, _ = e.cs.Pods.Get(e.ctx, e.ns, "labelled")
+	labelled.Labels["tier"] = "db"
+	if _, err := e.cs.Pods.Update(e.ctx, labelled); err != nil {
+		t.Fatal(err)
 	}
+	waitfor.Condition(t, 20*time.Second, "the labels file updated", func() (bool, string) {
+		b, _ := os.ReadFile(labels)
+		return string(b) == `tier="db"`, string(b)
+	})
 
 	claim := container("app", "sleep", "3600")
 	claim.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
