@@ -170,11 +170,11 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 		} else if now := k.cfg.Clock.Now(); now.Sub(lastRefresh) >= k.cfg.ObjectCacheTTL {
 			// Pods with ConfigMap or Secret volumes look again as often as the objects
 			// can change in the cache, so an update reaches their files within it; pods
-			// with a sized emptyDir as often, to measure it (Kubernetes' eviction
-			// manager looks every 10s).
+			// with storage limits as often, to be measured (Kubernetes' eviction manager
+			// looks every 10s).
 			lastRefresh = now
 			for _, p := range k.pods.Lister().List(labels.Everything()) {
-				if projectsObjects(&p.Spec) || sizedEmptyDir(&p.Spec) {
+				if projectsObjects(&p.Spec) || measuresStorage(&p.Spec) {
 					k.queue.Add(cache.Key(p))
 				}
 			}
@@ -195,14 +195,16 @@ func projectsObjects(spec *corev1.PodSpec) bool {
 	return false
 }
 
-// sizedEmptyDir tells whether a pod has an emptyDir with a sizeLimit.
-func sizedEmptyDir(spec *corev1.PodSpec) bool {
+// measuresStorage tells whether a pod has a storage limit the kubelet measures it
+// against: an emptyDir with a sizeLimit, or a container's limits.ephemeral-storage.
+func measuresStorage(spec *corev1.PodSpec) bool {
 	for i := range spec.Volumes {
 		if e := spec.Volumes[i].EmptyDir; e != nil && e.SizeLimit != nil && e.SizeLimit.Sign() > 0 {
 			return true
 		}
 	}
-	return false
+	_, limited := podEphemeralLimit(spec)
+	return limited
 }
 
 // housekeeping releases what pods that are gone left behind — a directory with its

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -193,10 +194,10 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 			requeue = deadline.Sub(now)
 		}
 	}
-	// An emptyDir over its sizeLimit: the pod is evicted at once (grace 0: no preStop,
-	// 2s to go), as Kubernetes' eviction manager evicts it.
-	if mem.failure == nil && !podTerminal(prev.Phase) {
-		if f := k.emptyDirEviction(pod); f != nil {
+	// Over a storage limit (an emptyDir's sizeLimit, limits.ephemeral-storage): the pod
+	// is evicted at once, as Kubernetes' eviction manager evicts it.
+	if mem.failure == nil && !podTerminal(prev.Phase) && measuresStorage(&pod.Spec) {
+		if f := k.storageEviction(ctx, pod, hist); f != nil {
 			mem.failure = f
 			k.rec.Eventf(pod, record.Warning, f.reason, "%s", f.message)
 		}
@@ -412,22 +413,88 @@ func (k *Kubelet) podMemory(pod *corev1.Pod) int64 {
 	return q.Value()
 }
 
-// emptyDirEviction is the failure of a pod one of whose emptyDirs holds more than its
-// sizeLimit, worded as Kubernetes' eviction manager words it; nil if none does.
-func (k *Kubelet) emptyDirEviction(pod *corev1.Pod) *podFailure {
+// storageEviction is why pod is evicted for the local storage it uses, checked as
+// Kubernetes' eviction manager checks it (localStorageEviction), in its order and with
+// its words: an emptyDir holding more than its sizeLimit; the pod using more than its
+// containers' limits.ephemeral-storage together (their writable layers and logs, and
+// its emptyDirs on disk); a container using more than its own limit. nil if none is.
+// An eviction's grace period is 0: no preStop hook, 2s to go.
+func (k *Kubelet) storageEviction(ctx context.Context, pod *corev1.Pod, hist map[string][]Container) *podFailure {
 	if k.volumes == nil {
 		return nil
+	}
+	zero := time.Duration(0)
+	evicted := func(format string, args ...any) *podFailure {
+		return &podFailure{reason: "Evicted", message: fmt.Sprintf(format, args...), grace: &zero}
 	}
 	name, limit, err := k.volumes.ExceededEmptyDir(pod)
 	if err != nil {
 		k.log.Warn("measure emptyDir volumes", "pod", cache.Key(pod), "error", err)
 		return nil
 	}
-	if name == "" {
+	if name != "" {
+		return evicted("Usage of EmptyDir volume %q exceeds the limit %q. ", name, limit.String())
+	}
+	podLimit, limited := podEphemeralLimit(&pod.Spec)
+	if !limited {
 		return nil
 	}
-	zero := time.Duration(0)
-	return &podFailure{reason: "Evicted", message: fmt.Sprintf("Usage of EmptyDir volume %q exceeds the limit %q. ", name, limit.String()), grace: &zero}
+	used, err := k.volumes.EmptyDirUsage(pod)
+	if err != nil {
+		k.log.Warn("measure emptyDir volumes", "pod", cache.Key(pod), "error", err)
+		return nil
+	}
+	byContainer := map[string]int64{}
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range list {
+			h := hist[list[i].Name]
+			if len(h) == 0 {
+				continue
+			}
+			n, err := k.rt.DiskUsage(ctx, h[0].ID)
+			if err != nil {
+				if !errors.Is(err, ErrNotFound) {
+					k.log.Warn("measure a container's disk", "pod", cache.Key(pod), "container", list[i].Name, "error", err)
+				}
+				continue
+			}
+			byContainer[list[i].Name] = n
+			used += n
+		}
+	}
+	if used > podLimit.Value() {
+		return evicted("Pod ephemeral local storage usage exceeds the total limit of containers %s. ", podLimit.String())
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if l, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]; ok && l.Value() != 0 && byContainer[c.Name] > l.Value() {
+			return evicted("Container %s exceeded its local ephemeral storage limit %q. ", c.Name, l.String())
+		}
+	}
+	return nil
+}
+
+// podEphemeralLimit is the pod's limits.ephemeral-storage, as Kubernetes' PodLimits sums
+// it: its app containers' limits added up, or an init container's if that is more;
+// false when no container has one.
+func podEphemeralLimit(spec *corev1.PodSpec) (resource.Quantity, bool) {
+	var sum resource.Quantity
+	found := false
+	for i := range spec.Containers {
+		if l, ok := spec.Containers[i].Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
+			sum.Add(l)
+			found = true
+		}
+	}
+	for i := range spec.InitContainers {
+		if l, ok := spec.InitContainers[i].Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
+			if l.Cmp(sum) > 0 {
+				sum = l.DeepCopy()
+			}
+			found = true
+		}
+	}
+	return sum, found
 }
 
 func minPositive(a, b time.Duration) time.Duration {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -240,7 +241,8 @@ func testProbesAndHooks(e *env) {
 
 // Volumes on the simulated runtime are real directories: a configMap volume follows its
 // ConfigMap, a downwardAPI volume its pod's labels; an emptyDir is shared; a claim leaves the pod Pending, saying why; an
-// emptyDir over its sizeLimit gets its pod evicted; the pod's directory goes with it.
+// emptyDir over its sizeLimit, or a pod over its limits.ephemeral-storage, gets the pod
+// evicted; the pod's directory goes with it.
 func testVolumes(e *env) {
 	t := e.t
 	rt := sim.New(sim.Config{})
@@ -294,11 +296,20 @@ func testVolumes(e *env) {
 		b, _ := os.ReadFile(labels)
 		return string(b) == `tier="web"`, string(b)
 	})
-	labelled, _ = e.cs.Pods.Get(e.ctx, e.ns, "labelled")
-	labelled.Labels["tier"] = "db"
-	if _, err := e.cs.Pods.Update(e.ctx, labelled); err != nil {
-		t.Fatal(err)
-	}
+	// The kubelet writes the pod's status meanwhile: retry on a conflict.
+	waitfor.ConditionErr(t, 20*time.Second, "the pod's labels updated", func() (bool, error) {
+		labelled, err := e.cs.Pods.Get(e.ctx, e.ns, "labelled")
+		if err != nil {
+			return false, err
+		}
+		labelled.Labels["tier"] = "db"
+		if _, err := e.cs.Pods.Update(e.ctx, labelled); client.IsConflict(err) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		return true, nil
+	})
 	waitfor.Condition(t, 20*time.Second, "the labels file updated", func() (bool, string) {
 		b, _ := os.ReadFile(labels)
 		return string(b) == `tier="db"`, string(b)
@@ -335,6 +346,35 @@ func testVolumes(e *env) {
 		t.Errorf("evicted pod's status: %q %q", p2.Status.Reason, p2.Status.Message)
 	}
 	e.waitEvents("filler", "Evicted", "Killing")
+
+	// limits.ephemeral-storage: a container writing more than its own limit gets its pod
+	// evicted; so does a pod whose emptyDir and containers together use more than its
+	// containers' limits add up to.
+	mi := resource.MustParse("1Mi")
+	limited := func(name string) corev1.Container {
+		c := container(name, "sleep", "3600")
+		c.Resources.Limits = corev1.ResourceList{corev1.ResourceEphemeralStorage: mi}
+		return c
+	}
+	p3 := e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "writer"}, Spec: corev1.PodSpec{Containers: []corev1.Container{limited("a"), limited("b")}}})
+	p3 = e.waitPod("writer", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if err := rt.SetWritten(strings.TrimPrefix(statusOf(p3.Status.ContainerStatuses, "b").ContainerID, "sim://"), 1536<<10); err != nil {
+		t.Fatal(err)
+	}
+	p3 = e.waitPod("writer", "evicted", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if want := `Container b exceeded its local ephemeral storage limit "1Mi". `; p3.Status.Reason != "Evicted" || p3.Status.Message != want {
+		t.Errorf("evicted pod's status: %q %q, want Evicted %q", p3.Status.Reason, p3.Status.Message, want)
+	}
+	p4 := e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "scratcher"}, Spec: corev1.PodSpec{Containers: []corev1.Container{limited("a")},
+		Volumes: []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}}})
+	e.waitPod("scratcher", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if err := os.WriteFile(filepath.Join(cfg.RootDir, "pods", string(p4.UID), "volumes", "kubernetes.io~empty-dir", "scratch", "big"), make([]byte, 1536<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p4 = e.waitPod("scratcher", "evicted", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if want := "Pod ephemeral local storage usage exceeds the total limit of containers 1Mi. "; p4.Status.Reason != "Evicted" || p4.Status.Message != want {
+		t.Errorf("evicted pod's status: %q %q, want Evicted %q", p4.Status.Reason, p4.Status.Message, want)
+	}
 
 	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "vols", clientDelete()); err != nil {
 		t.Fatal(err)

@@ -38,6 +38,10 @@ type Runtime interface {
 	// where an unknown command succeeds (a probe's program, in a real image), while its
 	// Exec refuses what it cannot simulate, to tell the user at once.
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (ExecResult, error)
+	// DiskUsage is the space container id takes on the node's disk, in bytes: its
+	// writable layer and its logs, what Kubernetes counts against a container's
+	// limits.ephemeral-storage. An unknown id wraps ErrNotFound.
+	DiskUsage(ctx context.Context, id string) (int64, error)
 	// RemovePod releases what the runtime holds for a pod beyond its containers (its
 	// cgroup), once they are all removed. Releasing nothing is not an error.
 	RemovePod(ctx context.Context, podUID string) error

@@ -481,6 +481,30 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// DiskUsage implements kubelet.Runtime: the usage of the container's snapshot (its
+// writable layer, as the snapshotter measures it) and the blocks of its log file.
+func (r *Runtime) DiskUsage(ctx context.Context, id string) (int64, error) {
+	ctx = r.ns(ctx)
+	ctr, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return 0, notFound("disk usage of", id, err)
+	}
+	info, err := ctr.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return 0, notFound("disk usage of", id, err)
+	}
+	u, err := r.client.SnapshotService(info.Snapshotter).Usage(ctx, info.SnapshotKey)
+	if err != nil {
+		return 0, notFound("disk usage of", id, err)
+	}
+	total := u.Size
+	var st syscall.Stat_t
+	if err := syscall.Stat(r.logPath(id), &st); err == nil {
+		total += st.Blocks * 512
+	}
+	return total, nil
+}
+
 // RemovePod implements kubelet.Runtime: the pod's cgroup goes.
 func (r *Runtime) RemovePod(ctx context.Context, podUID string) error {
 	return r.removePodCgroups(podUID)

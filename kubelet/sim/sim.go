@@ -106,6 +106,8 @@ type container struct {
 	files  []fileEvent
 	logs   []string
 	grew   chan struct{} // closed (and replaced) when logs grow
+	// written is what the container wrote to its writable layer (SetWritten).
+	written int64
 }
 
 // fileEvent is a file the container's script makes (exists) or removes, at an offset
@@ -613,6 +615,36 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 		out = append(out, c.c)
 	}
 	return out, nil
+}
+
+// DiskUsage implements kubelet.Runtime: what SetWritten says the container wrote to its
+// writable layer, and its output's bytes.
+func (r *Runtime) DiskUsage(_ context.Context, id string) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return 0, fmt.Errorf("disk usage of container %s: %w", id, kubelet.ErrNotFound)
+	}
+	r.settle(c, r.now())
+	n := c.written
+	for _, l := range c.logs {
+		n += int64(len(l)) + 1
+	}
+	return n, nil
+}
+
+// SetWritten makes container id have written n bytes to its writable layer (a
+// simulated container writes no files of its own), as a test of storage limits wants.
+func (r *Runtime) SetWritten(id string, n int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return fmt.Errorf("container %s: %w", id, kubelet.ErrNotFound)
+	}
+	c.written = n
+	return nil
 }
 
 // Logs implements kubelet.Runtime. Following streams lines as they are written and ends

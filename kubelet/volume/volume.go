@@ -21,7 +21,8 @@
 // /proc/self/mountinfo, so a kubelet restarted after a crash finds what the previous one
 // left) and removes the directory. Pods lists the pod directories present, for the
 // kubelet to tear down those whose pods are gone. ExceededEmptyDir measures emptyDirs
-// against their sizeLimit, for the kubelet to evict a pod whose volume is over it.
+// against their sizeLimit, EmptyDirUsage sums them, for the kubelet to evict a pod over
+// its storage limits.
 //
 // # Not done
 //
@@ -250,6 +251,25 @@ func (m *Manager) ExceededEmptyDir(pod *corev1.Pod) (string, resource.Quantity, 
 		}
 	}
 	return "", resource.Quantity{}, nil
+}
+
+// EmptyDirUsage is the space pod's emptyDirs on disk take (medium Memory ones are the
+// pod's memory), counted as ExceededEmptyDir counts: what Kubernetes adds to its
+// containers' usage against their limits.ephemeral-storage.
+func (m *Manager) EmptyDirUsage(pod *corev1.Pod) (int64, error) {
+	var total int64
+	for i := range pod.Spec.Volumes {
+		v := &pod.Spec.Volumes[i]
+		if v.EmptyDir == nil || v.EmptyDir.Medium == corev1.StorageMediumMemory {
+			continue
+		}
+		used, err := diskUsage(m.volumeDir(pod.UID, emptyDirPlugin, v.Name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("usage of emptyDir volume %q: %w", v.Name, err)
+		}
+		total += used
+	}
+	return total, nil
 }
 
 // diskUsage is the space the tree at dir takes, as `du -s --block-size=1` says: the
