@@ -71,7 +71,8 @@ func testContainerdProbes(e *env, rt *containerd.Runtime) {
 
 // Resources through cgroups: the container's limits (CFS quota, shares, memory) in its
 // cgroup, the pod's budget in the pod's cgroup, where Kubernetes puts a Burstable pod;
-// emptyDirs sized by their pod's memory, or evicting it when over their sizeLimit.
+// emptyDirs sized by their pod's memory, or evicting it when over their sizeLimit; a
+// container writing past its limits.ephemeral-storage evicting its pod.
 func testContainerdResources(e *env, rt *containerd.Runtime) {
 	e.start(rt, ctrdConfig(e))
 	c := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
@@ -145,6 +146,20 @@ func testContainerdResources(e *env, rt *containerd.Runtime) {
 	})
 	if p.Status.Reason != "Evicted" || p.Status.Message != `Usage of EmptyDir volume "cache" exceeds the limit "1Mi". ` {
 		e.t.Errorf("evicted pod's status: %q %q", p.Status.Reason, p.Status.Message)
+	}
+
+	// A container writing more than its limits.ephemeral-storage into its own root
+	// filesystem (its snapshot's writable layer) gets its pod evicted.
+	writer := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:   []string{"sh", "-c", "dd if=/dev/zero of=/fill bs=1024 count=4096; sleep 3600"},
+		Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceEphemeralStorage: resource.MustParse("2Mi")}}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "writer"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(30)),
+		Containers: []corev1.Container{writer}}})
+	p = e.waitPod("writer", "evicted", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed && mainStatus(p).State.Terminated != nil
+	})
+	if want := "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. "; p.Status.Reason != "Evicted" || p.Status.Message != want {
+		e.t.Errorf("evicted pod's status: %q %q, want Evicted %q", p.Status.Reason, p.Status.Message, want)
 	}
 }
 
