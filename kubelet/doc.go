@@ -35,15 +35,15 @@
 // readiness, liveness), postStart and preStop hooks (hooks.go), securityContext and
 // resources through the runtime (podconfig.go, resources.go: the QoS class and the pod's
 // cgroup budget), imagePullSecrets, activeDeadlineSeconds and the eviction of a pod
-// whose emptyDir is over its sizeLimit. docs/pods.md says what each does, as
-// Kubernetes' kubelet.
+// over its storage limits (an emptyDir's sizeLimit, limits.ephemeral-storage).
+// docs/pods.md says what each does, as Kubernetes' kubelet.
 //
 // # What it does not do
 //
 // Restart back-offs start again after a kubelet restart. There is no pod networking
 // (pods share the host's network; podIP is the node's IP), no storage behind
-// persistentVolumeClaims, and no eviction under node pressure (only an emptyDir over
-// its sizeLimit evicts its pod).
+// persistentVolumeClaims, and no eviction under node pressure (only a pod over its own
+// storage limits is evicted).
 //
 // # Logs, exec, attach and port-forward
 //
