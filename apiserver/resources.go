@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -175,7 +176,7 @@ func (c *creation) ops() ([]store.Op, error) {
 // moment it stores one in an Event (eventTime keeps microseconds), reason Stored, in the
 // same transaction: no extra write, and the chain's first step is timed as exactly as
 // the others.
-var chainStart = map[string]bool{kinds.Deployment: true}
+var chainStart = map[string]bool{kinds.Deployment: true, kinds.DaemonSet: true, kinds.StatefulSet: true}
 
 // ReasonStored is the reason of the Event that records a chainStart object's creation.
 const ReasonStored = "Stored"
@@ -199,6 +200,11 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	}
 	if info.Namespaced {
 		if err := r.checkNamespace(ctx, obj.GetNamespace()); err != nil {
+			return nil, err
+		}
+	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		if err := r.defaultStorageClass(ctx, pvc); err != nil {
 			return nil, err
 		}
 	}
@@ -370,6 +376,19 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = appsv1.ReplicaSetStatus{}
 	case *policyv1.PodDisruptionBudget:
 		o.Status = policyv1.PodDisruptionBudgetStatus{}
+	case *appsv1.DaemonSet:
+		o.Status = appsv1.DaemonSetStatus{}
+	case *appsv1.StatefulSet:
+		o.Status = appsv1.StatefulSetStatus{}
+	case *batchv1.Job:
+		o.Status = batchv1.JobStatus{}
+		generateJobSelector(o)
+	case *batchv1.CronJob:
+		o.Status = batchv1.CronJobStatus{}
+	case *corev1.PersistentVolume:
+		o.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}
+	case *corev1.PersistentVolumeClaim:
+		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 		if len(o.Spec.Finalizers) == 0 {

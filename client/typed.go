@@ -10,9 +10,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -342,6 +344,15 @@ type Clientset struct {
 	// ServiceAccounts are the pods' identities in their namespaces.
 	ServiceAccounts *Client[*corev1.ServiceAccount]
 	PDBs            *Client[*policyv1.PodDisruptionBudget]
+
+	DaemonSets             *Client[*appsv1.DaemonSet]
+	StatefulSets           *Client[*appsv1.StatefulSet]
+	ControllerRevisions    *Client[*appsv1.ControllerRevision]
+	Jobs                   *Client[*batchv1.Job]
+	CronJobs               *Client[*batchv1.CronJob]
+	PersistentVolumes      *Client[*corev1.PersistentVolume]
+	PersistentVolumeClaims *Client[*corev1.PersistentVolumeClaim]
+	StorageClasses         *Client[*storagev1.StorageClass]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -352,6 +363,11 @@ func NewClientset(c *Conn) *Clientset {
 		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c), Secrets: For[*corev1.Secret](c),
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
 		PDBs:            For[*policyv1.PodDisruptionBudget](c),
+
+		DaemonSets: For[*appsv1.DaemonSet](c), StatefulSets: For[*appsv1.StatefulSet](c),
+		ControllerRevisions: For[*appsv1.ControllerRevision](c), Jobs: For[*batchv1.Job](c), CronJobs: For[*batchv1.CronJob](c),
+		PersistentVolumes: For[*corev1.PersistentVolume](c), PersistentVolumeClaims: For[*corev1.PersistentVolumeClaim](c),
+		StorageClasses: For[*storagev1.StorageClass](c),
 	}
 }
 

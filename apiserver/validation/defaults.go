@@ -4,7 +4,9 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -42,6 +44,20 @@ func Default(obj kinds.Object) {
 			o.Spec.Replicas = new(int32(DefaultReplicas))
 		}
 		defaultTemplate(&o.Spec.Template)
+	case *appsv1.DaemonSet:
+		defaultDaemonSetSpec(&o.Spec)
+	case *appsv1.StatefulSet:
+		defaultStatefulSetSpec(&o.Spec)
+	case *batchv1.Job:
+		defaultJobSpec(o)
+	case *batchv1.CronJob:
+		defaultCronJobSpec(&o.Spec)
+	case *corev1.PersistentVolume:
+		defaultPersistentVolume(o)
+	case *corev1.PersistentVolumeClaim:
+		defaultClaimSpec(&o.Spec)
+	case *storagev1.StorageClass:
+		defaultStorageClass(o)
 	case *corev1.Secret:
 		defaultSecret(o)
 	}
@@ -167,7 +183,7 @@ const (
 	DefaultProbePeriodSeconds    = 10
 	DefaultProbeSuccessThreshold = 1
 	DefaultProbeFailureThreshold = 3
-	DefaultVolumeMode            = corev1.ConfigMapVolumeSourceDefaultMode // 0644
+	DefaultVolumeFileMode        = corev1.ConfigMapVolumeSourceDefaultMode // 0644
 	DefaultDNSPolicy             = corev1.DNSClusterFirst
 )
 
@@ -204,7 +220,7 @@ func defaultHTTPGet(h *corev1.HTTPGetAction) {
 func defaultVolume(v *corev1.VolumeSource) {
 	mode := func(m **int32) {
 		if *m == nil {
-			*m = new(int32(DefaultVolumeMode))
+			*m = new(int32(DefaultVolumeFileMode))
 		}
 	}
 	switch {

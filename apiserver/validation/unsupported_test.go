@@ -11,6 +11,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -287,6 +288,9 @@ func fillValue(v reflect.Value) {
 	case reflect.TypeFor[resource.Quantity]():
 		v.Set(reflect.ValueOf(resource.MustParse("1")))
 		return
+	case reflect.TypeFor[runtime.RawExtension]():
+		v.Set(reflect.ValueOf(runtime.RawExtension{Raw: []byte("{}")}))
+		return
 	}
 	switch v.Kind() {
 	case reflect.String:
@@ -312,7 +316,11 @@ func fillValue(v reflect.Value) {
 		fillValue(e)
 		v.SetMapIndex(k, e)
 	case reflect.Struct:
-		// One field is enough to make a struct non-zero, and avoids recursive types.
+		// One field is enough to make a struct non-zero, and avoids recursive types. A
+		// struct without fields (an option that is its presence) is set by its pointer.
+		if v.Type().NumField() == 0 {
+			return
+		}
 		for _, f := range jsonFields(v.Type()) {
 			fillValue(v.FieldByIndex(f.index))
 			return

@@ -17,4 +17,3 @@ func BenchmarkValidateUTF8Pod(b *testing.B) {
 		validateUTF8(p)
 	}
 }
-

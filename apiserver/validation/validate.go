@@ -4,9 +4,11 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -77,6 +79,18 @@ func ValidateStatus(obj kinds.Object) error {
 		}
 	case *policyv1.PodDisruptionBudget:
 		errs = validatePodDisruptionBudgetStatus(&o.Status, p)
+	case *appsv1.DaemonSet:
+		errs = validateDaemonSetStatus(&o.Status, p)
+	case *appsv1.StatefulSet:
+		errs = validateStatefulSetStatus(&o.Status, p)
+	case *batchv1.Job:
+		errs = validateJobStatus(&o.Status, p)
+	case *batchv1.CronJob:
+		errs = validateCronJobStatus(&o.Status, p)
+	case *corev1.PersistentVolume:
+		errs = validatePersistentVolumeStatus(&o.Status, p)
+	case *corev1.PersistentVolumeClaim:
+		errs = validateClaimStatus(&o.Status, p)
 	}
 	return asError(append(errs, checkSupported(obj, true)...))
 }
@@ -123,6 +137,22 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNamespaceSpec(&o.Spec, spec)...)
 	case *policyv1.PodDisruptionBudget:
 		errs = append(errs, validatePodDisruptionBudgetSpec(&o.Spec, spec)...)
+	case *appsv1.DaemonSet:
+		errs = append(errs, validateDaemonSetSpec(&o.Spec, spec)...)
+	case *appsv1.StatefulSet:
+		errs = append(errs, validateStatefulSetSpec(&o.Spec, spec)...)
+	case *appsv1.ControllerRevision:
+		errs = append(errs, validateControllerRevision(o)...)
+	case *batchv1.Job:
+		errs = append(errs, validateJob(o)...)
+	case *batchv1.CronJob:
+		errs = append(errs, validateCronJob(o)...)
+	case *corev1.PersistentVolume:
+		errs = append(errs, validatePersistentVolume(o)...)
+	case *corev1.PersistentVolumeClaim:
+		errs = append(errs, validateClaimSpec(&o.Spec, spec)...)
+	case *storagev1.StorageClass:
+		errs = append(errs, validateStorageClass(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -151,6 +181,20 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.ReplicaSet).Spec.Selector, selector)...)
 	case *corev1.ConfigMap:
 		errs = append(errs, validateConfigMapUpdate(old.(*corev1.ConfigMap), o)...)
+	case *appsv1.DaemonSet:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.DaemonSet).Spec.Selector, selector)...)
+	case *appsv1.StatefulSet:
+		errs = append(errs, validateStatefulSetUpdate(old.(*appsv1.StatefulSet), o)...)
+	case *appsv1.ControllerRevision:
+		errs = append(errs, validateControllerRevisionUpdate(old.(*appsv1.ControllerRevision), o)...)
+	case *batchv1.Job:
+		errs = append(errs, validateJobUpdate(old.(*batchv1.Job), o)...)
+	case *corev1.PersistentVolume:
+		errs = append(errs, validatePersistentVolumeUpdate(old.(*corev1.PersistentVolume), o)...)
+	case *corev1.PersistentVolumeClaim:
+		errs = append(errs, validateClaimUpdate(old.(*corev1.PersistentVolumeClaim), o)...)
+	case *storagev1.StorageClass:
+		errs = append(errs, validateStorageClassUpdate(old.(*storagev1.StorageClass), o)...)
 	case *corev1.Secret:
 		errs = append(errs, validateSecretUpdate(old.(*corev1.Secret), o)...)
 	}
