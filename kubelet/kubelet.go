@@ -83,7 +83,7 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 		memory: map[string]*podMemory{},
 	}
 	k.prober = newProber(k)
-	vm, err := volume.New(volume.Config{Root: cfg.RootDir, Tmpfs: cfg.Tmpfs})
+	vm, err := volume.New(volume.Config{Root: cfg.RootDir, Tmpfs: cfg.Tmpfs, Simulated: !cfg.ContainerFiles})
 	if err != nil {
 		return nil, err
 	}

@@ -385,6 +385,7 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 			return resourceValue(pod, nil, it.ResourceFieldRef, k.capacity)
 		},
 		PodMemory: k.podMemory(pod),
+		Claim:     k.claimVolume,
 	})
 	if err != nil {
 		if msg := err.Error(); msg != mem.mountErr {
@@ -401,6 +402,28 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 	}
 	mem.mountErr = ""
 	return paths, nil
+}
+
+// claimVolume is the PersistentVolume claim namespace/name is bound to, as Kubernetes'
+// kubelet finds it: the claim must be Bound and name its volume, and the volume's
+// claimRef must be the claim.
+func (k *Kubelet) claimVolume(ctx context.Context, namespace, name string) (*corev1.PersistentVolume, error) {
+	pvc, err := k.cs.PersistentVolumeClaims.Get(ctx, namespace, name)
+	if err != nil {
+		return nil, fmt.Errorf("error processing PVC %s/%s: %w", namespace, name, err)
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
+		return nil, fmt.Errorf("PVC %s/%s has non-bound phase (%q) or empty pvc.Spec.VolumeName (%q): %w",
+			namespace, name, pvc.Status.Phase, pvc.Spec.VolumeName, volume.ErrClaimPending)
+	}
+	pv, err := k.cs.PersistentVolumes.Get(ctx, "", pvc.Spec.VolumeName)
+	if err != nil {
+		return nil, fmt.Errorf("error processing PVC %s/%s: %w", namespace, name, err)
+	}
+	if r := pv.Spec.ClaimRef; r == nil || r.Namespace != namespace || r.Name != name || (r.UID != "" && r.UID != pvc.UID) {
+		return nil, fmt.Errorf("PVC %s/%s: volume %s is not bound to it: %w", namespace, name, pv.Name, volume.ErrClaimPending)
+	}
+	return pv, nil
 }
 
 // podMemory is the most memory pod may use: its cgroup's limit, else the node's

@@ -35,6 +35,35 @@ func (e *env) create(p *corev1.Pod) *corev1.Pod {
 	return out
 }
 
+// boundClaim makes claim name in e's namespace and a hostPath volume at path bound to
+// it, as the local-path provisioner and the volume binder leave them.
+func (e *env) boundClaim(name, path string) *corev1.PersistentVolume {
+	e.t.Helper()
+	claim, err := e.cs.PersistentVolumeClaims.Create(e.ctx, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: new(""),
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pv, err := e.cs.PersistentVolumes.Create(e.ctx, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-" + e.ns + "-" + name},
+		Spec: corev1.PersistentVolumeSpec{Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: "",
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: new(corev1.HostPathDirectoryOrCreate)}},
+			ClaimRef:               &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: e.ns, Name: name, UID: claim.UID}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	claim.Spec.VolumeName = pv.Name
+	if claim, err = e.cs.PersistentVolumeClaims.Update(e.ctx, claim); err != nil {
+		e.t.Fatal(err)
+	}
+	claim.Status.Phase = corev1.ClaimBound
+	if _, err := e.cs.PersistentVolumeClaims.UpdateStatus(e.ctx, claim); err != nil {
+		e.t.Fatal(err)
+	}
+	return pv
+}
+
 func container(name string, command ...string) corev1.Container {
 	return corev1.Container{Name: name, Image: "busybox:1.36", Command: command}
 }
@@ -324,6 +353,17 @@ func testVolumes(e *env) {
 			waiting(mainStatus(p)).Reason == "ContainerCreating"
 	})
 	e.waitEvents("claim", "FailedMount")
+	// Once the claim exists and is bound to a volume, the pod runs with the volume's
+	// path mounted (on a simulated node, not made on this machine).
+	pv := e.boundClaim("data", "/var/lib/skiff/local-path/pvc-sim_data")
+	p = e.waitPod("claim", "Running once its claim is bound", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	claimCfg, _ := rt.Config(strings.TrimPrefix(mainStatus(p).ContainerID, "sim://"))
+	if want := []kubelet.Mount{{HostPath: pv.Spec.HostPath.Path, ContainerPath: "/data"}}; !slices.Equal(claimCfg.Mounts, want) {
+		t.Errorf("claim's mounts %+v, want %+v", claimCfg.Mounts, want)
+	}
+	if _, err := os.Stat(pv.Spec.HostPath.Path); err == nil {
+		t.Errorf("a simulated node made %s on this machine", pv.Spec.HostPath.Path)
+	}
 
 	// An emptyDir over its sizeLimit gets the pod evicted, as Kubernetes' eviction manager
 	// does; the files a simulated container would write, the test writes.

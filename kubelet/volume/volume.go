@@ -26,7 +26,10 @@
 //
 // # Not done
 //
-// persistentVolumeClaim volumes fail SetUp with ErrClaimPending until Skiff has storage.
+// A persistentVolumeClaim volume is the volume its claim is bound to, a hostPath or a
+// local one (what Skiff's local-path provisioner makes): its path on the node, made per
+// the hostPath's type. Until the claim is bound, SetUp fails with ErrClaimPending.
+// Other kinds of PersistentVolume are refused.
 package volume
 
 import (
@@ -57,9 +60,9 @@ const (
 	projectedPlugin   = "kubernetes.io~projected"
 )
 
-// ErrClaimPending is the error of a persistentVolumeClaim volume: Skiff has no storage
-// to bind it to yet.
-var ErrClaimPending = errors.New("persistentVolumeClaim volumes wait for storage, which Skiff does not have yet")
+// ErrClaimPending is the error of a persistentVolumeClaim volume whose claim is not
+// bound to a volume (yet).
+var ErrClaimPending = errors.New("the claim is not bound to a volume")
 
 // Config configures a Manager.
 type Config struct {
@@ -68,6 +71,9 @@ type Config struct {
 	// Tmpfs mounts tmpfs for secret, projected and medium Memory volumes (needs root);
 	// without it they are plain directories (simulated nodes).
 	Tmpfs bool
+	// Simulated nodes share one machine, whose paths are not theirs: a claim's volume
+	// is resolved but its path is neither made nor checked.
+	Simulated bool
 }
 
 // Manager sets pods' volumes up and tears them down. Calls for one pod must not run
@@ -96,6 +102,9 @@ type Inputs struct {
 	Secret    func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 	// Downward is the value of one downwardAPI item (a field or a resource of the pod).
 	Downward func(item *corev1.DownwardAPIVolumeFile) (string, error)
+	// Claim is the PersistentVolume claim namespace/name is bound to; an error wrapping
+	// ErrClaimPending if it is not bound yet. Nil: claims are pending.
+	Claim func(ctx context.Context, namespace, name string) (*corev1.PersistentVolume, error)
 	// PodMemory is the most memory the pod may use, in bytes: its cgroup's limit, or the
 	// node's allocatable when it has none; 0 if unknown. A medium Memory emptyDir's tmpfs
 	// is that big unless its sizeLimit is smaller (Kubernetes' SizeMemoryBackedVolumes).
@@ -212,7 +221,7 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 		}
 		return m.writeAtomic(m.volumeDir(pod.UID, projectedPlugin, v.Name), true, files, fsGroup)
 	case s.PersistentVolumeClaim != nil:
-		return "", fmt.Errorf("claim %q: %w", s.PersistentVolumeClaim.ClaimName, ErrClaimPending)
+		return m.claimPath(ctx, pod.Namespace, s.PersistentVolumeClaim.ClaimName, in)
 	}
 	return "", errors.New("volume type not supported by Skiff")
 }
@@ -307,6 +316,35 @@ func diskUsage(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// claimPath is the path on the node of the volume claim namespace/name is bound to.
+func (m *Manager) claimPath(ctx context.Context, namespace, claim string, in Inputs) (string, error) {
+	if in.Claim == nil {
+		return "", fmt.Errorf("persistentvolumeclaim %q: %w", claim, ErrClaimPending)
+	}
+	pv, err := in.Claim(ctx, namespace, claim)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case pv.Spec.HostPath != nil:
+		if m.cfg.Simulated {
+			return pv.Spec.HostPath.Path, nil
+		}
+		return pv.Spec.HostPath.Path, checkHostPath(pv.Spec.HostPath)
+	case pv.Spec.Local != nil:
+		if m.cfg.Simulated {
+			return pv.Spec.Local.Path, nil
+		}
+		if fi, err := os.Stat(pv.Spec.Local.Path); err != nil {
+			return "", fmt.Errorf("local volume %q: %w", pv.Name, err)
+		} else if !fi.IsDir() {
+			return "", fmt.Errorf("local volume %q: path %q is not a directory", pv.Name, pv.Spec.Local.Path)
+		}
+		return pv.Spec.Local.Path, nil
+	}
+	return "", fmt.Errorf("persistentvolume %q: only hostPath and local volumes are supported by Skiff", pv.Name)
 }
 
 func mode(m *int32) os.FileMode {
