@@ -129,6 +129,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	mcfg := controllers.DefaultConfig()
 	mcfg.LeaderElect, mcfg.Logger = false, log
+	// Claims' volumes live with the rest of skiff up's data, as its pods' volumes do.
+	mcfg.LocalPathRoot = filepath.Join(dataDir, "local-path")
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()
 	scfg.Logger = log

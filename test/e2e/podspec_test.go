@@ -21,7 +21,7 @@ import (
 // behaves as it would on Kubernetes: ConfigMaps and Secrets as env and volumes, a
 // ConfigMap update reaching the mounted file, a missing key, init containers, a shared
 // emptyDir, a liveness probe restarting a container, readiness holding a rollout, the
-// downward API, a security context, a claim that waits, a container over its memory
+// downward API, a security context, a claim's volume, a container over its memory
 // limit. It runs on the simulated runtime and on a private containerd (root).
 func TestPodSpecManifests(t *testing.T) {
 	for _, runtime := range []string{"sim", "containerd"} {
@@ -200,17 +200,21 @@ func testPodSpecManifests(t *testing.T, runtime string) {
 		logsHave("security-context-demo", "sec-ctx-demo", "read-only")
 	}
 
-	// A claim waits for storage Skiff does not have, saying so.
+	// A claim of the default class: the local-path provisioner makes its volume on the
+	// pod's node (in skiff up's data directory) and the pod runs with it mounted.
 	apply("09-pvc.yaml")
-	waitPod("pvc-pod", "Pending, its volumes not ready", 60*time.Second, func(p *corev1.Pod) bool {
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReadyToStartContainers && c.Status == corev1.ConditionFalse && c.Reason == "VolumesNotReady" &&
-				strings.Contains(c.Message, "unmounted volumes=[data]") {
-				return p.Status.Phase == corev1.PodPending
+	waitPod("pvc-pod", "Running with its claim's volume", 90*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if real {
+		claimFile := filepath.Join(dir, "up", "local-path", "pvc-*_default_my-claim", "file")
+		waitfor.Condition(t, 30*time.Second, "the container's file in its claim's volume", func() (bool, string) {
+			m, _ := filepath.Glob(claimFile)
+			if len(m) != 1 {
+				return false, fmt.Sprint(m)
 			}
-		}
-		return false
-	})
+			b, _ := os.ReadFile(m[0])
+			return string(b) == "kept\n", string(b)
+		})
+	}
 
 	// Over its memory limit: OOM-killed, and restarted.
 	if real {
