@@ -229,11 +229,12 @@ func testContainerdPullSecret(e *env, rt *containerd.Runtime) {
 	e.waitPod("private", "Running, pulled with its secret", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 }
 
-// Lifecycle hooks and termination messages in real containers: postStart runs once the
-// container started, preStop before it is stopped (both write to a hostPath the test
-// reads); a container's message is its terminationMessagePath file (made valid UTF-8,
-// which the API requires), or with FallbackToLogsOnError the end of its output when it
-// failed.
+// Lifecycle hooks, a claim's volume and termination messages in real containers:
+// postStart runs once the container started, preStop before it is stopped (both write
+// to a hostPath the test reads), within the grace period; a claim's hostPath volume is
+// made and mounted; a container's message is its terminationMessagePath file (made
+// valid UTF-8, which the API requires), or with FallbackToLogsOnError the end of its
+// output when it failed.
 func testContainerdHooks(e *env, rt *containerd.Runtime) {
 	e.start(rt, ctrdConfig(e))
 	out := e.t.TempDir()
@@ -277,6 +278,21 @@ func testContainerdHooks(e *env, rt *containerd.Runtime) {
 	if took := time.Since(began); took > time.Minute {
 		e.t.Errorf("a pod with a 2s grace period and a 600s preStop hook took %v to go", took)
 	}
+
+	// A claim's volume: the hostPath its claim is bound to, made (DirectoryOrCreate) and
+	// mounted; what the container writes there is on the node.
+	data := out + "/claimed"
+	e.boundClaim("data", data)
+	writer := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:      []string{"sh", "-c", "echo kept > /data/file; sleep 3600"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "claimed"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(1)),
+		Volumes:    []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}},
+		Containers: []corev1.Container{writer}}})
+	e.waitPod("claimed", "Running, its file written to its claim's volume", func(p *corev1.Pod) bool {
+		b, _ := os.ReadFile(data + "/file")
+		return p.Status.Phase == corev1.PodRunning && string(b) == "kept\n"
+	})
 
 	file := corev1.Container{Name: "file", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command: []string{"sh", "-c", "echo 'config missing' > /dev/termination-log; exit 2"}}
