@@ -29,8 +29,8 @@
 // # What a pod can ask for
 //
 // Volumes (kubelet/volume: emptyDir, hostPath, configMap, secret, downwardAPI,
-// projected; a persistentVolumeClaim keeps the pod Pending), env from ConfigMaps,
-// Secrets, the downward API and resources with $(VAR) expansion (env.go), init
+// projected, and a persistentVolumeClaim's bound hostPath or local volume), env from
+// ConfigMaps, Secrets, the downward API and resources with $(VAR) expansion (env.go), init
 // containers in order, probes (prober.go: exec, httpGet, tcpSocket, grpc; startup,
 // readiness, liveness), postStart and preStop hooks (hooks.go), securityContext and
 // resources through the runtime (podconfig.go, resources.go: the QoS class and the pod's
@@ -41,9 +41,9 @@
 // # What it does not do
 //
 // Restart back-offs start again after a kubelet restart. There is no pod networking
-// (pods share the host's network; podIP is the node's IP), no storage behind
-// persistentVolumeClaims, and no eviction under node pressure (only a pod over its own
-// storage limits is evicted).
+// (pods share the host's network; podIP is the node's IP), no removal of a Released
+// local-path volume's directory, and no eviction under node pressure (only a pod over
+// its own storage limits is evicted).
 //
 // # Logs, exec, attach and port-forward
 //
