@@ -154,7 +154,9 @@ func (k *Kubelet) mounts(pod *corev1.Pod, spec *corev1.Container, paths map[stri
 			}
 			host = real
 		}
-		out = append(out, Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly || projected})
+		// A claim's readOnly forces its mounts' (Kubernetes').
+		claimRO := s.PersistentVolumeClaim != nil && s.PersistentVolumeClaim.ReadOnly
+		out = append(out, Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly || projected || claimRO})
 	}
 	return out, nil
 }

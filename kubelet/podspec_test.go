@@ -347,18 +347,19 @@ func testVolumes(e *env) {
 	claim := container("app", "sleep", "3600")
 	claim.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
 	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "claim"}, Spec: corev1.PodSpec{Containers: []corev1.Container{claim},
-		Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}})
+		Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data", ReadOnly: true}}}}}})
 	e.waitPod("claim", "Pending, its volume not ready", func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodPending && condition(p, corev1.PodReadyToStartContainers) == corev1.ConditionFalse &&
 			waiting(mainStatus(p)).Reason == "ContainerCreating"
 	})
 	e.waitEvents("claim", "FailedMount")
 	// Once the claim exists and is bound to a volume, the pod runs with the volume's
-	// path mounted (on a simulated node, not made on this machine).
+	// path mounted, read-only as the pod's claim says (on a simulated node, the path is
+	// not made on this machine).
 	pv := e.boundClaim("data", "/var/lib/skiff/local-path/pvc-sim_data")
 	p = e.waitPod("claim", "Running once its claim is bound", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	claimCfg, _ := rt.Config(strings.TrimPrefix(mainStatus(p).ContainerID, "sim://"))
-	if want := []kubelet.Mount{{HostPath: pv.Spec.HostPath.Path, ContainerPath: "/data"}}; !slices.Equal(claimCfg.Mounts, want) {
+	if want := []kubelet.Mount{{HostPath: pv.Spec.HostPath.Path, ContainerPath: "/data", ReadOnly: true}}; !slices.Equal(claimCfg.Mounts, want) {
 		t.Errorf("claim's mounts %+v, want %+v", claimCfg.Mounts, want)
 	}
 	if _, err := os.Stat(pv.Spec.HostPath.Path); err == nil {
