@@ -3,8 +3,10 @@ package volume
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,6 +113,60 @@ func TestConfigMapVolumeAtomicUpdate(t *testing.T) {
 	}
 }
 
+// A claim's volume is the path of the volume it is bound to: a hostPath one made per its
+// type, a local one that must exist; other kinds are refused, and a simulated node
+// neither makes nor checks the path.
+func TestClaimVolumes(t *testing.T) {
+	dir := t.TempDir()
+	pvs := map[string]*corev1.PersistentVolume{
+		"host":    {ObjectMeta: metav1.ObjectMeta{Name: "pv-host"}, Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir + "/made", Type: new(corev1.HostPathDirectoryOrCreate)}}}},
+		"local":   {ObjectMeta: metav1.ObjectMeta{Name: "pv-local"}, Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}}}},
+		"nolocal": {ObjectMeta: metav1.ObjectMeta{Name: "pv-nolocal"}, Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir + "/absent"}}}},
+		"nfs":     {ObjectMeta: metav1.ObjectMeta{Name: "pv-nfs"}, Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/"}}}},
+	}
+	in := (&objects{}).inputs()
+	in.Claim = func(_ context.Context, ns, name string) (*corev1.PersistentVolume, error) {
+		if pv, ok := pvs[name]; ok && ns == "ns" {
+			return pv, nil
+		}
+		return nil, fmt.Errorf("PVC %s/%s has non-bound phase: %w", ns, name, ErrClaimPending)
+	}
+	claim := func(name string) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name}}}
+	}
+	pod := testPod(claim("host"), claim("local"), claim("nolocal"), claim("nfs"), claim("unbound"))
+	m, _ := New(Config{Root: t.TempDir()})
+	paths, err := m.SetUp(context.Background(), pod, in)
+	if paths["host"] != dir+"/made" || paths["local"] != dir {
+		t.Errorf("paths %v", paths)
+	}
+	if fi, err := os.Stat(dir + "/made"); err != nil || !fi.IsDir() {
+		t.Errorf("the DirectoryOrCreate hostPath volume was not made: %v", err)
+	}
+	want := []string{
+		`MountVolume.SetUp failed for volume "nolocal" : local volume "pv-nolocal": stat ` + dir + `/absent: no such file or directory`,
+		`MountVolume.SetUp failed for volume "nfs" : persistentvolume "pv-nfs": only hostPath and local volumes are supported by Skiff`,
+		`MountVolume.SetUp failed for volume "unbound" : PVC ns/unbound has non-bound phase: the claim is not bound to a volume`,
+	}
+	if got := strings.Split(fmt.Sprint(err), "\n"); !slices.Equal(got, want) {
+		t.Errorf("errors:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !errors.Is(err, ErrClaimPending) {
+		t.Errorf("the unbound claim's error is not ErrClaimPending")
+	}
+
+	// A simulated node: the paths are the volumes', untouched.
+	sim, _ := New(Config{Root: t.TempDir(), Simulated: true})
+	pvs["host"].Spec.HostPath.Path = dir + "/not-made"
+	paths, _ = sim.SetUp(context.Background(), testPod(claim("host"), claim("nolocal")), in)
+	if paths["host"] != dir+"/not-made" || paths["nolocal"] != dir+"/absent" {
+		t.Errorf("simulated paths %v", paths)
+	}
+	if _, err := os.Stat(dir + "/not-made"); err == nil {
+		t.Errorf("a simulated node made its claim's hostPath")
+	}
+}
+
 func TestVolumeErrors(t *testing.T) {
 	m, _ := New(Config{Root: t.TempDir()})
 	objs := &objects{cms: map[string]*corev1.ConfigMap{"cfg": {Data: map[string]string{"a": "1"}}}}
@@ -135,7 +191,7 @@ func TestVolumeErrors(t *testing.T) {
 		`MountVolume.SetUp failed for volume "missing" : configmap "nope" not found`,
 		`MountVolume.SetUp failed for volume "key" : configmap references non-existent config key: zz`,
 		`MountVolume.SetUp failed for volume "host" : hostPath type check failed: /proc/version is not a directory`,
-		`MountVolume.SetUp failed for volume "claim" : claim "data": persistentVolumeClaim volumes wait for storage, which Skiff does not have yet`,
+		`MountVolume.SetUp failed for volume "claim" : persistentvolumeclaim "data": the claim is not bound to a volume`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
