@@ -30,8 +30,8 @@
 //
 // Volumes (kubelet/volume: emptyDir, hostPath, configMap, secret, downwardAPI,
 // projected, and a persistentVolumeClaim's bound hostPath or local volume), env from
-// ConfigMaps, Secrets, the downward API and resources with $(VAR) expansion (env.go), init
-// containers in order, probes (prober.go: exec, httpGet, tcpSocket, grpc; startup,
+// ConfigMaps, Secrets, the downward API and resources with $(VAR) expansion (env.go),
+// init containers in order, probes (prober.go: exec, httpGet, tcpSocket, grpc; startup,
 // readiness, liveness), postStart and preStop hooks (hooks.go), securityContext and
 // resources through the runtime (podconfig.go, resources.go: the QoS class and the pod's
 // cgroup budget), imagePullSecrets, activeDeadlineSeconds and the eviction of a pod
