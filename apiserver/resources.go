@@ -59,6 +59,8 @@ type resources struct {
 	// admitServiceAccounts runs the ServiceAccount admission on new pods.
 	admitServiceAccounts bool
 	atRest               *atRest
+	// events enforces the event rate limit (nil: none).
+	events *eventLimiter
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -127,6 +129,9 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 	}
 	if req.GetDryRun() {
 		return r.dryRunCreate(ctx, c)
+	}
+	if err := r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), 0); err != nil {
+		return nil, err
 	}
 	return c.commit(ctx, r.store)
 }
@@ -305,8 +310,14 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	}
 	creations := make([]*creation, len(objs))
 	var valid []int
+	throttled := 0 // Events refused by the event rate limit so far
 	for i, o := range objs {
 		c, err := r.newCreation(ctx, o)
+		if err == nil {
+			if err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), throttled); status.Code(err) == codes.ResourceExhausted {
+				throttled++
+			}
+		}
 		if err != nil {
 			fail(i, err)
 			continue
@@ -649,6 +660,11 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
+	if !req.GetDryRun() {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+			return nil, err
+		}
+	}
 	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
 			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
@@ -699,6 +715,11 @@ func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) 
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
 		return nil, err
+	}
+	if !req.GetDryRun() {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+			return nil, err
+		}
 	}
 	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {

@@ -97,7 +97,8 @@ func New(cfg Config) (*Server, error) {
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
 		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
-		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount)}
+		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
+		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now)}
 	members := &memberAddrs{store: s.store}
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")

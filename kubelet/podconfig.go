@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/kubelet/crilog"
 )
 
 // containerConfig is what the runtime needs to run a container of pod: its environment
@@ -388,7 +389,8 @@ func (k *Kubelet) readMessages(ctx context.Context, pod *corev1.Pod, hist map[st
 			}
 			if msg == "" && c.ExitCode != 0 && spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
 				var buf bytes.Buffer
-				if err := k.rt.Logs(ctx, c.ID, &buf, false); err == nil {
+				// The runtime keeps the CRI log format: the message is the content.
+				if err := k.rt.Logs(ctx, c.ID, crilog.NewDecoder(crilog.NewPrinter(&buf, crilog.Options{})), false); err == nil {
 					msg = logTail(buf.Bytes())
 				}
 			}

@@ -29,7 +29,8 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	// List reports every container the kubelet created, running or exited.
 	List(ctx context.Context) ([]Container, error)
-	// Logs copies a container's output to w; with follow, until it exits or ctx ends.
+	// Logs copies a container's log to w, in the CRI log format (package crilog: each
+	// line of output with its time and stream); with follow, until it exits or ctx ends.
 	Logs(ctx context.Context, id string, w io.Writer, follow bool) error
 	// ExecSync runs cmd in a running container and waits for it, at most timeout (0:
 	// no limit), as CRI's ExecSync: probes and lifecycle hooks use it. A command that

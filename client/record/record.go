@@ -300,6 +300,11 @@ func (r *Recorder) written(ctx context.Context, w pendingWrite, err error) {
 			// Refused for what it is, not for when it came: it would be refused again.
 			r.log.Warn("event refused; dropping it", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
 			r.queue.Forget(w.key)
+		case client.RetryAfter(err) > 0:
+			// Over the server's event rate budget: write it once the server said a
+			// token is there, neither dropping it nor asking sooner.
+			r.log.Debug("event rate limited; waiting", "event", w.ev.Name, "reason", w.ev.Reason, "after", client.RetryAfter(err))
+			r.queue.AddAfter(w.key, client.RetryAfter(err))
 		default:
 			r.log.Debug("write event failed; retrying", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
 			r.queue.AddRateLimited(w.key)

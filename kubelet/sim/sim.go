@@ -40,7 +40,8 @@
 // Its output (Logs) says what the simulation did: a line when it starts (with its
 // image and command), the text of each "echo TEXT" in its command line, what it was
 // sent when stopped, and its exit code. Write adds lines, as if the container printed
-// them (tests of following).
+// them (tests of following). Logs gives it in the CRI log format, each line with the
+// runtime clock's time when it was printed, as a real runtime keeps it.
 // Stop makes a running container exit with 143 (128+SIGTERM); one whose command line
 // traps TERM to nothing ignores SIGTERM and exits with 137 (SIGKILL) instead:
 //
@@ -64,6 +65,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/crilog"
 )
 
 // Config tunes a simulated runtime.
@@ -102,9 +104,9 @@ type container struct {
 	cfg    kubelet.ContainerConfig
 	runFor time.Duration // < 0: until stopped
 	code   int
-	ignore bool // ignores SIGTERM
+	ignore bool          // ignores SIGTERM
 	files  []fileEvent
-	logs   []string
+	logs   [][]byte      // records of the CRI log format (package crilog), as a real runtime keeps them
 	grew   chan struct{} // closed (and replaced) when logs grow
 	// written is what the container wrote to its writable layer (SetWritten).
 	written int64
@@ -118,9 +120,9 @@ type fileEvent struct {
 	exists bool
 }
 
-// print appends a line of output and wakes followers.
-func (c *container) print(line string) {
-	c.logs = append(c.logs, line)
+// print appends a line of output, written at at (on stdout), and wakes followers.
+func (c *container) print(at time.Time, line string) {
+	c.logs = append(c.logs, crilog.Append(nil, crilog.Record{Time: at, Stream: crilog.Stdout, Content: []byte(line)}))
 	close(c.grew)
 	c.grew = make(chan struct{})
 }
@@ -236,14 +238,14 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		},
 		cfg: cfg, runFor: runFor, code: code, ignore: ignore, files: fileEvents(argv), grew: make(chan struct{}),
 	}
-	c.print(fmt.Sprintf("sim: container %s started (image %s, attempt %d): %s", cfg.Name, cfg.Image, cfg.Attempt, strings.Join(argv, " ")))
+	c.print(now, fmt.Sprintf("sim: container %s started (image %s, attempt %d): %s", cfg.Name, cfg.Image, cfg.Attempt, strings.Join(argv, " ")))
 	for _, line := range echoes(argv) {
-		c.print(line)
+		c.print(now, line)
 	}
 	r.ctrs[id] = c
 	r.ids = nil
 	if limit := memoryLimit(cfg); limit > 0 && wantsMemory(argv) > limit {
-		c.print(fmt.Sprintf("sim: container %s asked for %d bytes over its limit of %d: OOM-killed", cfg.Name, wantsMemory(argv), limit))
+		c.print(now, fmt.Sprintf("sim: container %s asked for %d bytes over its limit of %d: OOM-killed", cfg.Name, wantsMemory(argv), limit))
 		r.exit(c, 137, now)
 		c.c.Reason = "OOMKilled"
 	}
@@ -525,8 +527,9 @@ func (r *Runtime) Write(id string, lines ...string) error {
 	if !ok {
 		return fmt.Errorf("write to container %s: %w", id, kubelet.ErrNotFound)
 	}
+	now := r.now()
 	for _, l := range lines {
-		c.print(l)
+		c.print(now, l)
 	}
 	return nil
 }
@@ -543,7 +546,7 @@ func (r *Runtime) settle(c *container, now time.Time) {
 
 func (r *Runtime) exit(c *container, code int, at time.Time) {
 	c.c.State, c.c.ExitCode, c.c.FinishedAt = kubelet.StateExited, code, at
-	c.print(fmt.Sprintf("sim: container %s exited with code %d", c.c.Name, code))
+	c.print(at, fmt.Sprintf("sim: container %s exited with code %d", c.c.Name, code))
 }
 
 // Stop implements kubelet.Runtime. The simulated container reacts at once: it exits on
@@ -560,9 +563,9 @@ func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) erro
 	if c.c.State != kubelet.StateRunning {
 		return nil
 	}
-	c.print(fmt.Sprintf("sim: container %s received SIGTERM (grace period %v)", c.c.Name, grace))
+	c.print(now, fmt.Sprintf("sim: container %s received SIGTERM (grace period %v)", c.c.Name, grace))
 	if c.ignore {
-		c.print(fmt.Sprintf("sim: container %s ignored SIGTERM; sending SIGKILL", c.c.Name))
+		c.print(now, fmt.Sprintf("sim: container %s ignored SIGTERM; sending SIGKILL", c.c.Name))
 		r.exit(c, 137, now.Add(grace))
 	} else {
 		r.exit(c, 143, now)
@@ -629,7 +632,7 @@ func (r *Runtime) DiskUsage(_ context.Context, id string) (int64, error) {
 	r.settle(c, r.now())
 	n := c.written
 	for _, l := range c.logs {
-		n += int64(len(l)) + 1
+		n += int64(len(l))
 	}
 	return n, nil
 }
@@ -647,7 +650,7 @@ func (r *Runtime) SetWritten(id string, n int64) error {
 	return nil
 }
 
-// Logs implements kubelet.Runtime. Following streams lines as they are written and ends
+// Logs implements kubelet.Runtime, in the CRI log format. Following streams lines as they are written and ends
 // once the container is seen to exit (the kubelet's relist looks every second).
 func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool) error {
 	sent := 0
@@ -658,7 +661,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool)
 			r.mu.Unlock()
 			return fmt.Errorf("logs of container %s: %w", id, kubelet.ErrNotFound)
 		}
-		var lines []string
+		var lines [][]byte
 		var grew chan struct{}
 		exited := true
 		if ok {
@@ -668,7 +671,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool)
 		}
 		r.mu.Unlock()
 		for _, l := range lines {
-			if _, err := fmt.Fprintln(w, l); err != nil {
+			if _, err := w.Write(l); err != nil {
 				return err
 			}
 		}

@@ -18,6 +18,7 @@ package apiv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1747,7 +1748,15 @@ type PodLogsRequest struct {
 	TailLines *int64 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
 	// The output of the container's previous run (the one before it last restarted),
 	// which the kubelet keeps; FailedPrecondition when there was none.
-	Previous      bool `protobuf:"varint,6,opt,name=previous,proto3" json:"previous,omitempty"`
+	Previous bool `protobuf:"varint,6,opt,name=previous,proto3" json:"previous,omitempty"`
+	// Begin each line with the time it was written (RFC 3339 with nanoseconds) and a space.
+	Timestamps bool `protobuf:"varint,7,opt,name=timestamps,proto3" json:"timestamps,omitempty"`
+	// When set, only what was written in the last since_seconds seconds (by the node's
+	// clock), or at or after since_time; at most one of the two (Kubernetes' PodLogOptions).
+	SinceSeconds *int64                 `protobuf:"varint,8,opt,name=since_seconds,json=sinceSeconds,proto3,oneof" json:"since_seconds,omitempty"`
+	SinceTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=since_time,json=sinceTime,proto3" json:"since_time,omitempty"`
+	// When set, stop after this many bytes of output.
+	LimitBytes    *int64 `protobuf:"varint,10,opt,name=limit_bytes,json=limitBytes,proto3,oneof" json:"limit_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1822,6 +1831,34 @@ func (x *PodLogsRequest) GetPrevious() bool {
 		return x.Previous
 	}
 	return false
+}
+
+func (x *PodLogsRequest) GetTimestamps() bool {
+	if x != nil {
+		return x.Timestamps
+	}
+	return false
+}
+
+func (x *PodLogsRequest) GetSinceSeconds() int64 {
+	if x != nil && x.SinceSeconds != nil {
+		return *x.SinceSeconds
+	}
+	return 0
+}
+
+func (x *PodLogsRequest) GetSinceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SinceTime
+	}
+	return nil
+}
+
+func (x *PodLogsRequest) GetLimitBytes() int64 {
+	if x != nil && x.LimitBytes != nil {
+		return *x.LimitBytes
+	}
+	return 0
 }
 
 type PodLogsChunk struct {
@@ -2393,7 +2430,7 @@ var File_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_api_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x10api/v1/api.proto\x12\fskiff.api.v1\"O\n" +
+	"\x10api/v1/api.proto\x12\fskiff.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n" +
 	"\x06Object\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\tR\n" +
 	"apiVersion\x12\x12\n" +
@@ -2503,7 +2540,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x14grace_period_seconds\x18\x03 \x01(\x03H\x00R\x12gracePeriodSeconds\x88\x01\x01\x12A\n" +
 	"\rpreconditions\x18\x04 \x01(\v2\x1b.skiff.api.v1.PreconditionsR\rpreconditions\x12\x17\n" +
 	"\adry_run\x18\x05 \x01(\bR\x06dryRunB\x17\n" +
-	"\x15_grace_period_seconds\"\xc7\x01\n" +
+	"\x15_grace_period_seconds\"\x94\x03\n" +
 	"\x0ePodLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
@@ -2511,8 +2548,19 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\"\n" +
 	"\n" +
 	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01\x12\x1a\n" +
-	"\bprevious\x18\x06 \x01(\bR\bpreviousB\r\n" +
-	"\v_tail_lines\"\"\n" +
+	"\bprevious\x18\x06 \x01(\bR\bprevious\x12\x1e\n" +
+	"\n" +
+	"timestamps\x18\a \x01(\bR\n" +
+	"timestamps\x12(\n" +
+	"\rsince_seconds\x18\b \x01(\x03H\x01R\fsinceSeconds\x88\x01\x01\x129\n" +
+	"\n" +
+	"since_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\x12$\n" +
+	"\vlimit_bytes\x18\n" +
+	" \x01(\x03H\x02R\n" +
+	"limitBytes\x88\x01\x01B\r\n" +
+	"\v_tail_linesB\x10\n" +
+	"\x0e_since_secondsB\x0e\n" +
+	"\f_limit_bytes\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xb7\x01\n" +
@@ -2623,6 +2671,7 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*TransferLeaderRequest)(nil), // 33: skiff.api.v1.TransferLeaderRequest
 	(*SnapshotRequest)(nil),       // 34: skiff.api.v1.SnapshotRequest
 	(*SnapshotChunk)(nil),         // 35: skiff.api.v1.SnapshotChunk
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -2640,51 +2689,52 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	17, // 12: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
 	21, // 13: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
 	10, // 14: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	29, // 15: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	30, // 16: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	1,  // 17: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	5,  // 18: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	6,  // 19: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	8,  // 20: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	8,  // 21: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	9,  // 22: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	11, // 23: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	16, // 24: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	2,  // 25: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
-	25, // 26: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	19, // 27: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
-	19, // 28: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
-	22, // 29: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
-	24, // 30: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	27, // 31: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	31, // 32: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	32, // 33: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	33, // 34: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	34, // 35: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	0,  // 36: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 37: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 38: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 39: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 40: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 41: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 42: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 43: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 44: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	26, // 45: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	20, // 46: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	20, // 47: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	23, // 48: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 49: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	28, // 50: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	28, // 51: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	28, // 52: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	28, // 53: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	35, // 54: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	36, // [36:55] is the sub-list for method output_type
-	17, // [17:36] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	36, // 15: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
+	29, // 16: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	30, // 17: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	1,  // 18: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	5,  // 19: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	6,  // 20: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	8,  // 21: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	8,  // 22: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	9,  // 23: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	11, // 24: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	16, // 25: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 26: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	25, // 27: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	19, // 28: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
+	19, // 29: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
+	22, // 30: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
+	24, // 31: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
+	27, // 32: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	31, // 33: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	32, // 34: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	33, // 35: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	34, // 36: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	0,  // 37: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 38: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 39: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 40: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 41: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 42: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 43: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 44: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 45: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	26, // 46: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 47: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	20, // 48: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	23, // 49: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 50: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	28, // 51: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	28, // 52: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	28, // 53: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	28, // 54: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	35, // 55: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	37, // [37:56] is the sub-list for method output_type
+	18, // [18:37] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
