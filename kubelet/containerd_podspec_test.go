@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/kubelet/crilog"
 	"github.com/skiffhq/skiff/test/registrytest"
 )
 
@@ -33,7 +34,7 @@ func (e *env) logs(rt kubelet.Runtime, p *corev1.Pod, container string) string {
 	e.t.Helper()
 	id := strings.TrimPrefix(statusOf(p.Status.ContainerStatuses, container).ContainerID, "containerd://")
 	var b bytes.Buffer
-	rt.Logs(e.ctx, id, &b, false)
+	rt.Logs(e.ctx, id, crilog.NewDecoder(crilog.NewPrinter(&b, crilog.Options{})), false) // what the container wrote
 	return b.String()
 }
 

@@ -104,7 +104,7 @@ type container struct {
 	cfg    kubelet.ContainerConfig
 	runFor time.Duration // < 0: until stopped
 	code   int
-	ignore bool          // ignores SIGTERM
+	ignore bool // ignores SIGTERM
 	files  []fileEvent
 	logs   [][]byte      // records of the CRI log format (package crilog), as a real runtime keeps them
 	grew   chan struct{} // closed (and replaced) when logs grow
