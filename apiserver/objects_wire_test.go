@@ -55,6 +55,10 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 		&policyv1.PodDisruptionBudget{ObjectMeta: meta("default", "web"), Spec: policyv1.PodDisruptionBudgetSpec{
 			MinAvailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 			Status: policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 1, ExpectedPods: 2}},
+		&corev1.ResourceQuota{ObjectMeta: meta("default", "compute"), Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"pods": resource.MustParse("10")}},
+			Status: corev1.ResourceQuotaStatus{Hard: corev1.ResourceList{"pods": resource.MustParse("10")}, Used: corev1.ResourceList{"pods": resource.MustParse("3")}}},
+		&corev1.LimitRange{ObjectMeta: meta("default", "limits"), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{
+			{Type: corev1.LimitTypeContainer, Max: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}}}},
 		&appsv1.DaemonSet{ObjectMeta: meta("default", "agent"), Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 3}},
 		&appsv1.StatefulSet{ObjectMeta: meta("default", "db"), Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3), ServiceName: "db"}},
 		&appsv1.ControllerRevision{ObjectMeta: meta("default", "db-6d4f"), Revision: 2, Data: runtime.RawExtension{Raw: []byte(`{"spec":{}}`)}},

@@ -344,6 +344,8 @@ type Clientset struct {
 	// ServiceAccounts are the pods' identities in their namespaces.
 	ServiceAccounts *Client[*corev1.ServiceAccount]
 	PDBs            *Client[*policyv1.PodDisruptionBudget]
+	ResourceQuotas  *Client[*corev1.ResourceQuota]
+	LimitRanges     *Client[*corev1.LimitRange]
 
 	DaemonSets             *Client[*appsv1.DaemonSet]
 	StatefulSets           *Client[*appsv1.StatefulSet]
@@ -363,6 +365,8 @@ func NewClientset(c *Conn) *Clientset {
 		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c), Secrets: For[*corev1.Secret](c),
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
 		PDBs:            For[*policyv1.PodDisruptionBudget](c),
+		ResourceQuotas:  For[*corev1.ResourceQuota](c),
+		LimitRanges:     For[*corev1.LimitRange](c),
 
 		DaemonSets: For[*appsv1.DaemonSet](c), StatefulSets: For[*appsv1.StatefulSet](c),
 		ControllerRevisions: For[*appsv1.ControllerRevision](c), Jobs: For[*batchv1.Job](c), CronJobs: For[*batchv1.CronJob](c),

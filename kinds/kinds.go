@@ -77,8 +77,12 @@ const (
 	// PodDisruptionBudget is policy/v1's: how many of a set of pods voluntary disruptions
 	// (evictions) must leave.
 	PodDisruptionBudget = "PodDisruptionBudget"
-	DaemonSet           = "DaemonSet"
-	StatefulSet         = "StatefulSet"
+	// ResourceQuota caps what a namespace's objects may use in total, LimitRange what
+	// each pod and container may ask for (and gives them defaults).
+	ResourceQuota = "ResourceQuota"
+	LimitRange    = "LimitRange"
+	DaemonSet     = "DaemonSet"
+	StatefulSet   = "StatefulSet"
 	// ControllerRevision is apps/v1's snapshot of a DaemonSet's or StatefulSet's
 	// template: their revision history.
 	ControllerRevision    = "ControllerRevision"
@@ -125,6 +129,10 @@ var all = []*Info{
 		ShortNames: []string{"sa"}, Namespaced: true}),
 	kind[policyv1.PodDisruptionBudget](Info{Kind: PodDisruptionBudget, Group: "policy", Version: "v1", Plural: "poddisruptionbudgets",
 		Singular: "poddisruptionbudget", ShortNames: []string{"pdb"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[corev1.ResourceQuota](Info{Kind: ResourceQuota, Version: "v1", Plural: "resourcequotas", Singular: "resourcequota",
+		ShortNames: []string{"quota"}, Namespaced: true, HasStatus: true}),
+	kind[corev1.LimitRange](Info{Kind: LimitRange, Version: "v1", Plural: "limitranges", Singular: "limitrange",
+		ShortNames: []string{"limits"}, Namespaced: true}),
 	kind[appsv1.DaemonSet](Info{Kind: DaemonSet, Group: "apps", Version: "v1", Plural: "daemonsets", Singular: "daemonset",
 		ShortNames: []string{"ds"}, Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 	kind[appsv1.StatefulSet](Info{Kind: StatefulSet, Group: "apps", Version: "v1", Plural: "statefulsets", Singular: "statefulset",

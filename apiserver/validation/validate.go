@@ -79,6 +79,8 @@ func ValidateStatus(obj kinds.Object) error {
 		}
 	case *policyv1.PodDisruptionBudget:
 		errs = validatePodDisruptionBudgetStatus(&o.Status, p)
+	case *corev1.ResourceQuota:
+		errs = validateResourceQuotaStatus(&o.Status, p)
 	case *appsv1.DaemonSet:
 		errs = validateDaemonSetStatus(&o.Status, p)
 	case *appsv1.StatefulSet:
@@ -137,6 +139,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNamespaceSpec(&o.Spec, spec)...)
 	case *policyv1.PodDisruptionBudget:
 		errs = append(errs, validatePodDisruptionBudgetSpec(&o.Spec, spec)...)
+	case *corev1.ResourceQuota:
+		errs = append(errs, validateResourceQuotaSpec(&o.Spec, spec)...)
+	case *corev1.LimitRange:
+		errs = append(errs, validateLimitRangeSpec(&o.Spec, spec)...)
 	case *appsv1.DaemonSet:
 		errs = append(errs, validateDaemonSetSpec(&o.Spec, spec)...)
 	case *appsv1.StatefulSet:

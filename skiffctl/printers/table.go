@@ -193,6 +193,29 @@ var columns = map[string][]column{
 		{header: "STATUS", cell: func(o kinds.Object, _ time.Time) string { return namespacePhase(o.(*corev1.Namespace)) }},
 		ageColumn,
 	},
+	kinds.ResourceQuota: {nameColumn, ageColumn,
+		{header: "REQUEST", cell: func(o kinds.Object, _ time.Time) string { return quotaColumn(o.(*corev1.ResourceQuota), false) }},
+		{header: "LIMIT", cell: func(o kinds.Object, _ time.Time) string { return quotaColumn(o.(*corev1.ResourceQuota), true) }},
+	},
+	kinds.LimitRange: {nameColumn,
+		{header: "CREATED AT", cell: func(o kinds.Object, _ time.Time) string {
+			return o.GetCreationTimestamp().UTC().Format(time.RFC3339)
+		}},
+	},
+}
+
+// quotaColumn is kubectl's REQUEST (limits false) or LIMIT column of a quota: each
+// resource of status.hard as "name: used/hard", the limits.* ones in LIMIT.
+func quotaColumn(q *corev1.ResourceQuota, limits bool) string {
+	var parts []string
+	for _, name := range sortedKeys(q.Status.Hard) {
+		if strings.HasPrefix(string(name), "limits.") != limits {
+			continue
+		}
+		used, hard := q.Status.Used[name], q.Status.Hard[name]
+		parts = append(parts, fmt.Sprintf("%s: %s/%s", name, used.String(), hard.String()))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Table writes objects of one kind as a kubectl-style table.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Skiff's builds and tests need, from Debian's packages, when it is missing.
 #   install-deps.sh protoc     protoc and the well-known .proto files
-#   install-deps.sh all        protoc, containerd, runc, busybox-static, docker-registry, iptables
+#   install-deps.sh all        protoc, containerd, runc, busybox-static, docker-registry, iptables, chromium
+#   install-deps.sh chromium   the headless browser of skiffctl ui's tests
 # Needs root for apt-get; without root it says what is missing and exits non-zero.
 set -euo pipefail
 
@@ -28,9 +29,13 @@ all)
 	[[ -x /bin/busybox ]] || want+=(busybox-static)
 	need docker-registry docker-registry
 	need iptables iptables
+	need chromium chromium
+	;;
+chromium)
+	need chromium chromium
 	;;
 *)
-	echo "usage: $0 protoc|all" >&2
+	echo "usage: $0 protoc|all|chromium" >&2
 	exit 2
 	;;
 esac
