@@ -3,6 +3,7 @@ package kubelet_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,10 @@ type env struct {
 	cs   *client.Clientset
 	ns   string
 	node string
+	// started: a kubelet runs for this subtest (until its cleanup).
+	started bool
+	// rootDir is the kubelet's root directory, when the test chose it (ctrdConfig).
+	rootDir string
 }
 
 // TestKubelet runs the integration tests against one API server, started once: each
@@ -52,6 +57,11 @@ func TestKubelet(t *testing.T) {
 		{"restart", testRestartAdoptsAndCleansUp},
 		{"node", testNodeRegistrationAndLease},
 		{"nodestatus", testNodeStatusWrittenWhenChanged},
+		{"env", testEnvFrom},
+		{"init", testInitContainers},
+		{"probes", testProbesAndHooks},
+		{"volumes", testVolumes},
+		{"deadline", testDeadlineAndPullSecrets},
 		{"extended", testExtendedResources},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +86,9 @@ func testConfig(node string) kubelet.Config {
 	cfg.RelistPeriod = 50 * time.Millisecond
 	cfg.BackoffInitial, cfg.BackoffMax = 300*time.Millisecond, time.Second
 	cfg.Workers = 2
+	cfg.ObjectCacheTTL = 100 * time.Millisecond
+	// Simulated containers read no files; their volumes are plain directories.
+	cfg.ContainerFiles, cfg.Tmpfs = false, false
 	return cfg
 }
 
@@ -83,6 +96,9 @@ func testConfig(node string) kubelet.Config {
 func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	e.t.Helper()
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
+	if cfg.RootDir == kubelet.DefaultConfig().RootDir {
+		cfg.RootDir = e.t.TempDir()
+	}
 	k, err := kubelet.New(e.cs, rt, cfg)
 	if err != nil {
 		e.t.Fatal(err)
@@ -91,11 +107,13 @@ func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	done := make(chan error, 1)
 	go func() { done <- k.Run(ctx) }()
 	stopped := false
+	e.started = true
 	stop = func() {
 		if stopped {
 			return
 		}
 		stopped = true
+		e.started = false
 		cancel()
 		if err := <-done; err != nil {
 			e.t.Errorf("kubelet Run: %v", err)
@@ -147,6 +165,8 @@ func (e *env) waitPod(name, what string, cond func(p *corev1.Pod) bool) *corev1.
 	}
 }
 
+func clientDelete() client.DeleteOptions { return client.DeleteOptions{} }
+
 func (e *env) waitGone(name string) {
 	e.t.Helper()
 	for {
@@ -178,6 +198,22 @@ func (e *env) waitContainers(rt kubelet.Runtime, what string, cond func([]kubele
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// eventMessages are the distinct messages of pod's kubelet events of a reason.
+func (e *env) eventMessages(pod, reason string) []string {
+	e.t.Helper()
+	l, err := e.cs.Events.List(e.ctx, e.ns, client.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range l.Items {
+		if ev.InvolvedObject.Name == pod && ev.Source.Component == "kubelet" && ev.Reason == reason && !slices.Contains(out, ev.Message) {
+			out = append(out, ev.Message)
+		}
+	}
+	return out
 }
 
 func (e *env) eventReasons(pod string) map[string]bool {

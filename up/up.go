@@ -142,6 +142,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	mcfg := controllers.DefaultConfig()
 	mcfg.LeaderElect, mcfg.Logger = false, log
+	// Claims' volumes live with the rest of skiff up's data, as its pods' volumes do.
+	mcfg.LocalPathRoot = filepath.Join(dataDir, "local-path")
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()
 	scfg.Logger = log
@@ -153,6 +155,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	node := agent.DefaultConfig()
 	node.Kubelet, node.Logger, node.Busybox = cfg.Kubelet, log, busybox
+	if node.Kubelet.RootDir == kubelet.DefaultConfig().RootDir {
+		node.Kubelet.RootDir = filepath.Join(dataDir, "kubelet") // pods' volumes live with the rest of skiff up's data
+	}
 	node.Containerd.Socket, node.Containerd.LogDir, node.Containerd.InsecureRegistries = cfg.ContainerdAddress, filepath.Join(dataDir, "containers"), cfg.InsecureRegistries
 	// The log server: on the node's address, any free port (published in the Node's
 	// status), so that several skiff ups do not collide.

@@ -73,6 +73,8 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	conn.register(f)
 	f.StringVar(&cfg.Kubelet.NodeName, "node-name", cfg.Kubelet.NodeName, "the Node to register and run pods for (default: the host name)")
 	f.StringVar(&cfg.Kubelet.NodeIP, "node-ip", cfg.Kubelet.NodeIP, "the node's address; pods use the host network (default: the first non-loopback IPv4 address)")
+	f.StringVar(&cfg.Kubelet.RootDir, "root-dir", cfg.Kubelet.RootDir, "the directory of the pods' volumes and files")
+	f.StringVar(&cfg.Kubelet.ClusterDomain, "cluster-domain", cfg.Kubelet.ClusterDomain, "the cluster's DNS domain, in the names of pods with a subdomain")
 	f.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "container runtime: containerd or sim")
 	f.StringVar(&cfg.Containerd.Socket, "containerd-address", cfg.Containerd.Socket, "containerd's socket")
 	f.StringArrayVar(&cfg.Containerd.InsecureRegistries, "insecure-registry", nil, "with --runtime containerd: a registry (HOST or HOST:PORT) pulled from without TLS verification, falling back to plain HTTP; repeatable (loopback registries always are)")

@@ -185,6 +185,12 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			}
 			c.Labels = withZone(kcfg.Labels, cfg.Zones, i)
 			c.Logger = kcfg.Logger.With("node", c.NodeName)
+			// Simulated containers read no files: volumes are plain directories, one
+			// root per node, and nothing else is written.
+			c.ContainerFiles, c.Tmpfs = false, false
+			if cfg.SimNodes > 0 {
+				c.RootDir = filepath.Join(kcfg.RootDir, "sim", c.NodeName)
+			}
 			if err := add(sim.New(sim.Config{StartDelay: cfg.SimStartDelay}), c); err != nil {
 				return nil, err
 			}
@@ -272,7 +278,7 @@ func Containerd(ctx context.Context, cfg Config) (*containerd.Runtime, error) {
 // ensureBusybox imports an image built from the host's static busybox as ref, unless the
 // image is there: the examples then run on machines without a registry.
 func ensureBusybox(ctx context.Context, rt *containerd.Runtime, ref string, log hclog.Logger) error {
-	if _, _, err := rt.EnsureImage(ctx, ref, kubelet.PullNever); err == nil {
+	if _, _, err := rt.EnsureImage(ctx, ref, kubelet.PullNever, nil); err == nil {
 		return nil
 	}
 	data, err := containerd.BusyboxArchive("/bin/busybox", ref)
