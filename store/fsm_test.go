@@ -205,7 +205,7 @@ func TestListPagesAtOneRevision(t *testing.T) {
 		t.Run(fmt.Sprintf("indexed=%v", indexed), func(t *testing.T) {
 			tf := newTestFSM(t, 100)
 			if indexed {
-				f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, map[string][]string{"Pod": {"spec.nodeName"}}, newHistory(100, 0), hclog.NewNullLogger())
+				f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, map[string][]string{"Pod": {"spec.nodeName"}}, newHistory(100, 0), testIdentity(t), hclog.NewNullLogger())
 				if err != nil {
 					t.Fatal(err)
 				}
