@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -339,6 +340,9 @@ type Clientset struct {
 	Leases      *Client[*coordinationv1.Lease]
 	Namespaces  *Client[*corev1.Namespace]
 	PDBs        *Client[*policyv1.PodDisruptionBudget]
+	Services    *Client[*corev1.Service]
+	// EndpointSlices are discovery.k8s.io/v1's.
+	EndpointSlices *Client[*discoveryv1.EndpointSlice]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -347,7 +351,8 @@ func NewClientset(c *Conn) *Clientset {
 		Conn: c, Pods: For[*corev1.Pod](c), Nodes: For[*corev1.Node](c), ReplicaSets: For[*appsv1.ReplicaSet](c),
 		Deployments: For[*appsv1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
 		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c),
-		PDBs: For[*policyv1.PodDisruptionBudget](c),
+		PDBs: For[*policyv1.PodDisruptionBudget](c), Services: For[*corev1.Service](c),
+		EndpointSlices: For[*discoveryv1.EndpointSlice](c),
 	}
 }
 

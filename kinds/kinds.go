@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -72,6 +73,10 @@ const (
 	// PodDisruptionBudget is policy/v1's: how many of a set of pods voluntary disruptions
 	// (evictions) must leave.
 	PodDisruptionBudget = "PodDisruptionBudget"
+	// Service gives a set of pods one stable address and name.
+	Service = "Service"
+	// EndpointSlice is discovery.k8s.io/v1's: a Service's endpoints, at most 100 a slice.
+	EndpointSlice = "EndpointSlice"
 )
 
 func kind[T any, PT interface {
@@ -107,6 +112,10 @@ var all = []*Info{
 		ShortNames: []string{"ns"}, HasStatus: true, HasSpec: true}),
 	kind[policyv1.PodDisruptionBudget](Info{Kind: PodDisruptionBudget, Group: "policy", Version: "v1", Plural: "poddisruptionbudgets",
 		Singular: "poddisruptionbudget", ShortNames: []string{"pdb"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[corev1.Service](Info{Kind: Service, Version: "v1", Plural: "services", Singular: "service", ShortNames: []string{"svc"},
+		Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[discoveryv1.EndpointSlice](Info{Kind: EndpointSlice, Group: "discovery.k8s.io", Version: "v1", Plural: "endpointslices",
+		Singular: "endpointslice", Namespaced: true}),
 }
 
 var (

@@ -41,6 +41,8 @@ func Default(obj kinds.Object) {
 			o.Spec.Replicas = new(int32(DefaultReplicas))
 		}
 		defaultTemplate(&o.Spec.Template)
+	case *corev1.Service:
+		defaultService(o)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -74,6 +75,8 @@ func ValidateStatus(obj kinds.Object) error {
 		}
 	case *policyv1.PodDisruptionBudget:
 		errs = validatePodDisruptionBudgetStatus(&o.Status, p)
+	case *corev1.Service:
+		errs = validateServiceStatus(&o.Status, p)
 	}
 	return asError(append(errs, checkSupported(obj, true)...))
 }
@@ -115,6 +118,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNamespaceSpec(&o.Spec, spec)...)
 	case *policyv1.PodDisruptionBudget:
 		errs = append(errs, validatePodDisruptionBudgetSpec(&o.Spec, spec)...)
+	case *corev1.Service:
+		errs = append(errs, validateService(o)...)
+	case *discoveryv1.EndpointSlice:
+		errs = append(errs, validateEndpointSlice(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -143,6 +150,10 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.ReplicaSet).Spec.Selector, selector)...)
 	case *corev1.ConfigMap:
 		errs = append(errs, validateConfigMapUpdate(old.(*corev1.ConfigMap), o)...)
+	case *corev1.Service:
+		errs = append(errs, validateServiceUpdate(old.(*corev1.Service), o)...)
+	case *discoveryv1.EndpointSlice:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.AddressType, old.(*discoveryv1.EndpointSlice).AddressType, field.NewPath("addressType"))...)
 	}
 	return errs
 }
