@@ -25,8 +25,9 @@ const memberKind = "skiff.member"
 // cluster implements the Cluster service.
 type cluster struct {
 	apiv1.UnimplementedClusterServer
-	store   *store.Store
-	members *memberAddrs
+	store      *store.Store
+	members    *memberAddrs
+	networking *networking
 }
 
 // memberAddrs reads the members' recorded API addresses, cached until a member record
@@ -105,6 +106,9 @@ func (c *cluster) Status(ctx context.Context, _ *apiv1.ClusterStatusRequest) (*a
 			Name: st.ID, State: st.State, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
 			SnapshotIndex: st.SnapshotIndex, LastLogIndex: st.LastLogIndex, Version: version.Version,
 		},
+	}
+	if plan, err := c.networking.get(ctx, c.store); err == nil {
+		out.Networking = plan.proto()
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, &apiv1.Member{

@@ -52,6 +52,7 @@ type resources struct {
 	bookmarkInterval time.Duration
 	watches          func(kind string, delta int)
 	namespaces       namespaceCache
+	networking       *networking
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -145,18 +146,26 @@ type creation struct {
 	// stored, when set, makes the Event that records the moment the object is stored
 	// (chainStart); it is written in the object's own transaction.
 	stored func() (store.Op, error)
+	// allocate, when set, fills what the API server allocates into a fresh copy of the
+	// object (a Service's cluster IP and node ports), into obj and alloc.
+	allocate func(ctx context.Context) error
+	alloc    *serviceAllocation
 }
 
 // ops are the store operations of the creation: the object's, and its Event's.
 func (c *creation) ops() ([]store.Op, error) {
+	ops := []store.Op{c.op}
+	if c.alloc != nil {
+		ops = append(ops, c.alloc.ops...)
+	}
 	if c.stored == nil {
-		return []store.Op{c.op}, nil
+		return ops, nil
 	}
 	ev, err := c.stored()
 	if err != nil {
 		return nil, err
 	}
-	return []store.Op{c.op, ev}, nil
+	return append(ops, ev), nil
 }
 
 // chainStart are the kinds whose creation starts the chain skiffctl trace shows. Object
@@ -185,6 +194,18 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	}
 	if info.Namespaced {
 		if err := r.checkNamespace(ctx, obj.GetNamespace()); err != nil {
+			return nil, err
+		}
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		c.allocate = func(ctx context.Context) (err error) {
+			next := svc.DeepCopy()
+			if c.alloc, err = r.allocateService(ctx, nil, next, false); err == nil {
+				c.obj = next
+			}
+			return err
+		}
+		if err := c.allocate(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -244,14 +265,24 @@ func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, e
 			return nil, err
 		}
 		res, err := s.Txn(ctx, ops...)
-		if c.generated && errors.Is(err, store.ErrAlreadyExists) && attempt < maxRetries {
+		if c.alloc != nil && c.alloc.picked && isAllocationClash(err) && attempt < maxRetries {
+			// Another Service took a value first: pick again.
+			if err := c.allocate(ctx); err != nil {
+				return nil, err
+			}
+			if err := c.encode(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if c.generated && errors.Is(err, store.ErrAlreadyExists) && !isAllocationClash(err) && attempt < maxRetries {
 			if err := c.encode(); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		if err != nil {
-			return nil, storeError(c.info, c.op.Key.Name, err)
+			return nil, writeError(c.info, c.op.Key.Name, err)
 		}
 		return storedObject(c.info, c.op.Value, res.Revision), nil
 	}
@@ -347,6 +378,8 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = appsv1.ReplicaSetStatus{}
 	case *policyv1.PodDisruptionBudget:
 		o.Status = policyv1.PodDisruptionBudgetStatus{}
+	case *corev1.Service:
+		o.Status = corev1.ServiceStatus{}
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 		if len(o.Spec.Finalizers) == 0 {
@@ -586,6 +619,10 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		if err != nil {
 			return nil, err
 		}
+		side, err := r.sideOps(ctx, cur, next)
+		if err != nil {
+			return nil, err
+		}
 		op, changed, err := writeOp(info, k, rec, next)
 		if err != nil {
 			return nil, err
@@ -597,12 +634,12 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 			next.SetResourceVersion(cur.GetResourceVersion())
 			return next, nil
 		}
-		res, err := r.store.Txn(ctx, op)
-		if errors.Is(err, store.ErrConflict) && wantRV == 0 && attempt < maxRetries {
+		res, err := r.store.Txn(ctx, append([]store.Op{op}, side.ops...)...)
+		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || side.picked && isAllocationClash(err)) && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
-			return nil, storeError(info, k.Name, err)
+			return nil, writeError(info, k.Name, err)
 		}
 		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
 		return next, nil
@@ -668,6 +705,9 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 		next.SetGeneration(cur.GetGeneration())
 		next.SetGenerateName(cur.GetGenerateName())
 		kinds.CopySection(next, cur, kinds.StatusSection)
+		if svc, ok := next.(*corev1.Service); ok {
+			prepareServiceUpdate(cur.(*corev1.Service), svc)
+		}
 		if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
 			next.SetGeneration(cur.GetGeneration() + 1)
 		}

@@ -37,6 +37,8 @@ type Server struct {
 	ln, hln   net.Listener
 	metrics   *metrics
 	resources *resources
+	members   *memberAddrs
+	settled   chan struct{}
 }
 
 // New opens the store and prepares the listeners; Run serves.
@@ -45,7 +47,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	log := cfg.Logger.Named("apiserver")
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, settled: make(chan struct{})}
 	var err error
 	if s.ln = cfg.Listener; s.ln == nil {
 		if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -67,8 +69,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s.store)
-	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta}
+	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
+		networking: &networking{flags: cfg.Networking}}
 	members := &memberAddrs{store: s.store}
+	s.members = members
 	gate := newGate(&cfg)
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
@@ -91,7 +95,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
-	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members})
+	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, networking: s.resources.networking})
 	apiv1.RegisterPodsServer(s.grpc, &podLogs{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
 		mux := http.NewServeMux()
@@ -123,6 +127,11 @@ func (s *Server) HTTPAddr() string {
 
 // Store is the embedded store node.
 func (s *Server) Store() *store.Store { return s.store }
+
+// Settled is closed once the server has done what a starting member owes the cluster
+// (joined, recorded its address, checked the networking settings, made the namespaces
+// and Services every cluster has): the writes it makes of its own are done.
+func (s *Server) Settled() <-chan struct{} { return s.settled }
 
 // readyz answers 200 when this node is part of a cluster with a leader that serves
 // reads, 503 otherwise.
@@ -164,9 +173,11 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := s.settle(ctx); err != nil && ctx.Err() == nil {
+		if err := s.settle(ctx, s.members); err != nil && ctx.Err() == nil {
 			errc <- err
 			cancel()
+		} else if err == nil {
+			close(s.settled)
 		}
 	}()
 	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
@@ -200,7 +211,7 @@ func (s *Server) Run(ctx context.Context) error {
 // settle does what a starting node owes the cluster, retrying until done: join when it
 // is new and was told to, record its API address, and make sure the default namespace
 // exists.
-func (s *Server) settle(ctx context.Context) error {
+func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 	if len(s.cfg.Join) > 0 && !s.store.HadState() {
 		if err := s.join(ctx); err != nil {
 			return err
@@ -213,6 +224,9 @@ func (s *Server) settle(ctx context.Context) error {
 		if err := recordMember(ctx, s.store, s.cfg.Name, s.cfg.Advertise); err != nil {
 			return fmt.Errorf("record API address: %w", err)
 		}
+		if err := s.resources.networking.settle(ctx, s.store); err != nil {
+			return err
+		}
 		// The namespaces the system's own components write to (leader election, node
 		// leases) exist from the start, as in Kubernetes.
 		for _, ns := range []string{"default", "kube-system", "kube-node-lease"} {
@@ -220,7 +234,7 @@ func (s *Server) settle(ctx context.Context) error {
 				return err
 			}
 		}
-		return nil
+		return s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get())
 	})
 }
 
@@ -262,6 +276,10 @@ func retryUntil(ctx context.Context, log hclog.Logger, what string, fn func() er
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return err
 		}
 		log.Debug("retrying", "what", what, "error", err, "in", backoff)
 		select {

@@ -1307,7 +1307,9 @@ type ClusterStatus struct {
 	Revision int64                  `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
 	Members  []*Member              `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
 	// The node that answered.
-	Self          *MemberStatus `protobuf:"bytes,5,opt,name=self,proto3" json:"self,omitempty"`
+	Self *MemberStatus `protobuf:"bytes,5,opt,name=self,proto3" json:"self,omitempty"`
+	// The cluster's networking settings, fixed at bootstrap.
+	Networking    *Networking `protobuf:"bytes,6,opt,name=networking,proto3" json:"networking,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1377,6 +1379,88 @@ func (x *ClusterStatus) GetSelf() *MemberStatus {
 	return nil
 }
 
+func (x *ClusterStatus) GetNetworking() *Networking {
+	if x != nil {
+		return x.Networking
+	}
+	return nil
+}
+
+// Networking is what the cluster's flags --cluster-cidr, --service-cidr and
+// --cluster-domain set once, at bootstrap, and what follows from them.
+type Networking struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pods' addresses (10.42.0.0/16 by default): each node gets a slice of it.
+	ClusterCidr string `protobuf:"bytes,1,opt,name=cluster_cidr,json=clusterCidr,proto3" json:"cluster_cidr,omitempty"`
+	// The Services' cluster IPs (10.43.0.0/16 by default).
+	ServiceCidr string `protobuf:"bytes,2,opt,name=service_cidr,json=serviceCidr,proto3" json:"service_cidr,omitempty"`
+	// The DNS domain of the cluster (cluster.local by default).
+	ClusterDomain string `protobuf:"bytes,3,opt,name=cluster_domain,json=clusterDomain,proto3" json:"cluster_domain,omitempty"`
+	// The cluster DNS address pods are given: the kube-dns Service's cluster IP, the
+	// tenth address of the service CIDR (10.43.0.10).
+	ClusterDns    string `protobuf:"bytes,4,opt,name=cluster_dns,json=clusterDns,proto3" json:"cluster_dns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Networking) Reset() {
+	*x = Networking{}
+	mi := &file_api_v1_api_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Networking) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Networking) ProtoMessage() {}
+
+func (x *Networking) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Networking.ProtoReflect.Descriptor instead.
+func (*Networking) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Networking) GetClusterCidr() string {
+	if x != nil {
+		return x.ClusterCidr
+	}
+	return ""
+}
+
+func (x *Networking) GetServiceCidr() string {
+	if x != nil {
+		return x.ServiceCidr
+	}
+	return ""
+}
+
+func (x *Networking) GetClusterDomain() string {
+	if x != nil {
+		return x.ClusterDomain
+	}
+	return ""
+}
+
+func (x *Networking) GetClusterDns() string {
+	if x != nil {
+		return x.ClusterDns
+	}
+	return ""
+}
+
 type Member struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1391,7 +1475,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1487,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1500,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Member) GetName() string {
@@ -1471,7 +1555,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[23]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1567,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[23]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1580,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -1559,7 +1643,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[24]
+	mi := &file_api_v1_api_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1655,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[24]
+	mi := &file_api_v1_api_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1668,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -1617,7 +1701,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[25]
+	mi := &file_api_v1_api_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1713,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[25]
+	mi := &file_api_v1_api_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1726,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{25}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -1661,7 +1745,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[26]
+	mi := &file_api_v1_api_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1757,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[26]
+	mi := &file_api_v1_api_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1770,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{26}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -1704,7 +1788,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1800,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1813,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
 }
 
 type SnapshotChunk struct {
@@ -1743,7 +1827,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1839,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1852,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -1876,13 +1960,23 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\v_tail_lines\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xb7\x01\n" +
+	"\x14ClusterStatusRequest\"\xf1\x01\n" +
 	"\rClusterStatus\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12.\n" +
 	"\amembers\x18\x04 \x03(\v2\x14.skiff.api.v1.MemberR\amembers\x12.\n" +
-	"\x04self\x18\x05 \x01(\v2\x1a.skiff.api.v1.MemberStatusR\x04self\"\x94\x01\n" +
+	"\x04self\x18\x05 \x01(\v2\x1a.skiff.api.v1.MemberStatusR\x04self\x128\n" +
+	"\n" +
+	"networking\x18\x06 \x01(\v2\x18.skiff.api.v1.NetworkingR\n" +
+	"networking\"\x9a\x01\n" +
+	"\n" +
+	"Networking\x12!\n" +
+	"\fcluster_cidr\x18\x01 \x01(\tR\vclusterCidr\x12!\n" +
+	"\fservice_cidr\x18\x02 \x01(\tR\vserviceCidr\x12%\n" +
+	"\x0ecluster_domain\x18\x03 \x01(\tR\rclusterDomain\x12\x1f\n" +
+	"\vcluster_dns\x18\x04 \x01(\tR\n" +
+	"clusterDns\"\x94\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -1943,7 +2037,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
@@ -1967,13 +2061,14 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*PodLogsChunk)(nil),          // 19: skiff.api.v1.PodLogsChunk
 	(*ClusterStatusRequest)(nil),  // 20: skiff.api.v1.ClusterStatusRequest
 	(*ClusterStatus)(nil),         // 21: skiff.api.v1.ClusterStatus
-	(*Member)(nil),                // 22: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 23: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 24: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 25: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 26: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 27: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 28: skiff.api.v1.SnapshotChunk
+	(*Networking)(nil),            // 22: skiff.api.v1.Networking
+	(*Member)(nil),                // 23: skiff.api.v1.Member
+	(*MemberStatus)(nil),          // 24: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 25: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 26: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 27: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),       // 28: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 29: skiff.api.v1.SnapshotChunk
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -1987,45 +2082,46 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 8: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
 	15, // 9: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
 	10, // 10: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	22, // 11: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	23, // 12: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	1,  // 13: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	5,  // 14: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	6,  // 15: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	8,  // 16: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	8,  // 17: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	9,  // 18: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	11, // 19: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	16, // 20: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	2,  // 21: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
-	18, // 22: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	17, // 23: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	20, // 24: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	24, // 25: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	25, // 26: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	26, // 27: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	27, // 28: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	0,  // 29: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 30: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 31: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 32: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 33: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 34: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 35: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 36: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 37: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	19, // 38: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	0,  // 39: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	21, // 40: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	21, // 41: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	21, // 42: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	21, // 43: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	28, // 44: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	29, // [29:45] is the sub-list for method output_type
-	13, // [13:29] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	23, // 11: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	24, // 12: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	22, // 13: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
+	1,  // 14: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	5,  // 15: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	6,  // 16: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	8,  // 17: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	8,  // 18: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	9,  // 19: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	11, // 20: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	16, // 21: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 22: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	18, // 23: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	17, // 24: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
+	20, // 25: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	25, // 26: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	26, // 27: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	27, // 28: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	28, // 29: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	0,  // 30: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 31: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 32: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 33: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 34: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 35: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 36: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 37: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 38: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	19, // 39: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	0,  // 40: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	21, // 41: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	21, // 42: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	21, // 43: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	21, // 44: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	29, // 45: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	30, // [30:46] is the sub-list for method output_type
+	14, // [14:30] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -2042,7 +2138,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
