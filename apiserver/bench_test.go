@@ -2,6 +2,7 @@ package apiserver_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -29,7 +31,27 @@ import (
 
 // The API's benchmarks print `BENCH <name> <value> <unit>` lines, on a three-node cluster
 // in this process, calling the leader's gRPC API as the store's benchmarks call the
-// leader's store (so the two compare).
+// leader's store (so the two compare). They run as users run Skiff: TLS, the callers
+// authenticated as an administrator (certificate admin), authorized, and the default
+// limits; a figure whose name ends in _insecure runs without any of it, to show what it
+// costs.
+
+// benchCluster starts the three members, secure or not, and returns them with the
+// administrator's TLS (nil when insecure).
+func benchCluster(b *testing.B, secure bool, opts apicluster.Options) (*apicluster.Cluster, *tls.Config) {
+	if !secure {
+		return apicluster.Start(b, 3, opts), nil
+	}
+	opts.Certs = apicluster.Certs(b)
+	return apicluster.Start(b, 3, opts), apicluster.ClientTLS(b, opts.Certs, "admin")
+}
+
+func insecureSuffix(secure bool) string {
+	if secure {
+		return ""
+	}
+	return "_insecure"
+}
 
 func benchPod(name string) *corev1.Pod {
 	// About 1 KiB encoded, like the store benchmark's values.
@@ -42,18 +64,22 @@ func benchPod(name string) *corev1.Pod {
 	}
 }
 
-func conns(b *testing.B, addr string, n int) []apiv1.ResourcesClient {
+func conns(b *testing.B, addr string, tc *tls.Config, n int) []apiv1.ResourcesClient {
 	var out []apiv1.ResourcesClient
-	for _, cc := range clientConns(b, addr, n) {
+	for _, cc := range clientConns(b, addr, tc, n) {
 		out = append(out, apiv1.NewResourcesClient(cc))
 	}
 	return out
 }
 
-func clientConns(b *testing.B, addr string, n int) []*grpc.ClientConn {
+func clientConns(b *testing.B, addr string, tc *tls.Config, n int) []*grpc.ClientConn {
+	creds := insecure.NewCredentials()
+	if tc != nil {
+		creds = credentials.NewTLS(tc)
+	}
 	var out []*grpc.ClientConn
 	for i := 0; i < n; i++ {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), client.DialBufferPool())
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds), client.DialBufferPool())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -68,12 +94,16 @@ func p99ms(lat []time.Duration) float64 { return benchfig.Percentile(lat, 0.99) 
 // BenchmarkAPICreatePod: 100 concurrent callers create 20,000 pods over one connection to
 // the leader, as a component's goroutines share client.Conn's one connection per server
 // (and client-go's one per API server).
-func BenchmarkAPICreatePod(b *testing.B) {
-	benchfig.Want(b, "api_create_pod_c100", "api_create_pod_c100_p99")
+func BenchmarkAPICreatePod(b *testing.B)         { benchCreatePod(b, true) }
+func BenchmarkAPICreatePodInsecure(b *testing.B) { benchCreatePod(b, false) }
+
+func benchCreatePod(b *testing.B, secure bool) {
+	name := "api_create_pod_c100" + insecureSuffix(secure)
+	benchfig.Want(b, name, name+"_p99")
 	// The store's benchmarks map 256 MiB of state up front; so does this one, so the two compare.
-	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000,
+	c, tc := benchCluster(b, secure, apicluster.Options{HistorySize: 100_000,
 		Configure: func(cfg *apiserver.Config) { cfg.Store.MmapSize = 256 << 20 }})
-	rc := conns(b, c.Addr(c.Leader()), 1)[0]
+	rc := conns(b, c.Addr(c.Leader()), tc, 1)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const clients, total = 100, 20_000
@@ -111,8 +141,8 @@ func BenchmarkAPICreatePod(b *testing.B) {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
-	benchfig.Report("api_create_pod_c100", total/elapsed.Seconds(), "ops/s")
-	benchfig.Report("api_create_pod_c100_p99", p99ms(lat), "ms")
+	benchfig.Report(name, total/elapsed.Seconds(), "ops/s")
+	benchfig.Report(name+"_p99", p99ms(lat), "ms")
 }
 
 // frame is a received message left in its wire form, in a buffer reused across messages.
@@ -138,15 +168,19 @@ func (c frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // acknowledgement to its delivery to a watcher. The watchers run in this process too, so
 // they count events in the messages' wire form and decode only the objects they sample
 // for the delay: otherwise the benchmark mostly measures its own decoding.
-func BenchmarkAPIWatchPods(b *testing.B) {
-	benchfig.Want(b, "api_watch_pods_1000", "api_watch_pods_1000_p99_lag")
-	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000})
+func BenchmarkAPIWatchPods(b *testing.B)         { benchWatchPods(b, true) }
+func BenchmarkAPIWatchPodsInsecure(b *testing.B) { benchWatchPods(b, false) }
+
+func benchWatchPods(b *testing.B, secure bool) {
+	name := "api_watch_pods_1000" + insecureSuffix(secure)
+	benchfig.Want(b, name, name+"_p99_lag")
+	c, tc := benchCluster(b, secure, apicluster.Options{HistorySize: 100_000})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const watchers, pods = 1000, 2000
 	var per [3][]*grpc.ClientConn
 	for i := 0; i < 3; i++ {
-		per[i] = clientConns(b, c.Addr(i), 4)
+		per[i] = clientConns(b, c.Addr(i), tc, 4)
 	}
 	acked := make([]atomic.Int64, pods) // unix nanos of each create's acknowledgement
 	var delivered atomic.Int64
@@ -225,7 +259,7 @@ func BenchmarkAPIWatchPods(b *testing.B) {
 		}(w)
 	}
 	ready.Wait()
-	writers := conns(b, c.Addr(c.Leader()), 4)
+	writers := conns(b, c.Addr(c.Leader()), tc, 4)
 	b.ResetTimer()
 	start := time.Now()
 	var next atomic.Int64
@@ -255,8 +289,8 @@ func BenchmarkAPIWatchPods(b *testing.B) {
 	done.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	benchfig.Report("api_watch_pods_1000", float64(delivered.Load())/elapsed.Seconds(), "events/s")
+	benchfig.Report(name, float64(delivered.Load())/elapsed.Seconds(), "events/s")
 	if len(lags) > 0 {
-		benchfig.Report("api_watch_pods_1000_p99_lag", p99ms(lags), "ms")
+		benchfig.Report(name+"_p99_lag", p99ms(lags), "ms")
 	}
 }

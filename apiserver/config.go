@@ -12,6 +12,7 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -69,9 +70,16 @@ type Config struct {
 	// Insecure allows a cluster of several members without TLS. A server without
 	// ClientRoots and Tokens authenticates nobody: every request is an administrator.
 	Insecure bool
-	// RateLimit is each identity's sustained requests per second, RateBurst its burst
-	// (0: no limit; burst default twice the rate). Default 500/s, burst 1000. A
-	// CreateBatch is one request, whatever the number of its objects.
+	// PriorityAndFairness limits what requests execute at once by priority level, with
+	// fair queuing among the identities of a level (package flowcontrol), as FlowControl
+	// says. Default on; an insecure server (no authentication) limits nothing.
+	PriorityAndFairness bool
+	FlowControl         flowcontrol.Config
+	// RateLimit is each user's sustained requests per second, RateBurst its burst
+	// (0: no limit; burst default twice the rate). It applies to the identities of the
+	// global-default priority level only: the cluster's own components are never
+	// rate-limited. Default 0: flow control alone protects the server. A CreateBatch is
+	// one request, whatever the number of its objects.
 	RateLimit float64
 	RateBurst int
 	// MaxWatchesPerUser caps each identity's open watches (0: no cap). Default 1000.
@@ -91,12 +99,12 @@ type Config struct {
 // DefaultConfig returns a Config with the defaults set.
 func DefaultConfig() Config {
 	return Config{
-		Store:             store.DefaultConfig(),
-		BookmarkInterval:  10 * time.Second,
-		MaxRequestBytes:   2 << 20,
-		RateLimit:         500,
-		RateBurst:         1000,
-		MaxWatchesPerUser: 1000,
+		Store:               store.DefaultConfig(),
+		BookmarkInterval:    10 * time.Second,
+		MaxRequestBytes:     2 << 20,
+		PriorityAndFairness: true,
+		FlowControl:         flowcontrol.DefaultConfig(),
+		MaxWatchesPerUser:   1000,
 	}
 }
 
@@ -165,6 +173,11 @@ func (c *Config) Validate() error {
 	}
 	if !c.Insecure && c.TLS != nil && c.ClientRoots == nil && c.Tokens == nil {
 		return fmt.Errorf("apiserver %s: TLS without --client-ca-file or --token-file authenticates nobody and lets everyone in; give one, or --insecure", c.Name)
+	}
+	if c.PriorityAndFairness {
+		if err := c.FlowControl.Validate(); err != nil {
+			return fmt.Errorf("apiserver %s: %w", c.Name, err)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -14,9 +14,12 @@
 // exactly once. Updates are compare-and-swap on resourceVersion; without one, the server
 // retries its read-modify-write itself.
 //
-// Pods.Logs (logs.go) is the one call not served from the store: it authorizes the user
-// as for "get pods/log", finds the pod's node and the kubelet endpoint the node
-// publishes, and proxies the kubelet's KubeletLogs stream (mutual TLS with KubeletTLS).
+// The Pods service is not served from the store: Logs (logs.go) authorizes the user as
+// for "get pods/log", finds the pod's node and the kubelet endpoint the node publishes,
+// and proxies the kubelet's KubeletLogs stream (mutual TLS with KubeletTLS); Exec, Attach
+// and PortForward (streams.go), authorized as "create pods/exec", "pods/attach" and
+// "pods/portforward", relay a bidirectional stream to the kubelet's KubeletStreams the
+// same way.
 //
 // Errors are gRPC statuses with Kubernetes-style messages and an ErrorInfo detail (see
 // errors.go). Health (/healthz, /readyz) and Prometheus metrics (/metrics) are served over

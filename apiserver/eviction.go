@@ -26,7 +26,7 @@ import (
 // budget gave up a disruption and the pod is going, or neither happened.
 
 // Evict implements apiv1.PodsServer.
-func (p *podLogs) Evict(ctx context.Context, req *apiv1.EvictRequest) (*apiv1.Object, error) {
+func (p *pods) Evict(ctx context.Context, req *apiv1.EvictRequest) (*apiv1.Object, error) {
 	return p.resources.evict(ctx, req)
 }
 

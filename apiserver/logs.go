@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -24,10 +25,11 @@ import (
 	"github.com/skiffhq/skiff/store"
 )
 
-// podLogs serves the Pods service: a container's output, proxied from the kubelet of the
-// pod's node (Kubernetes' pods/log subresource). The user is authorized here, as for
-// reading the pod ("get pods/log"); the kubelet trusts the API server's certificate.
-type podLogs struct {
+// pods serves the Pods service: a container's output (Kubernetes' pods/log
+// subresource), exec, attach and port-forward (streams.go), each proxied to the kubelet
+// of the pod's node. The user is authorized here, as for "get pods/log" or "create
+// pods/exec"; the kubelet trusts the API server's certificate.
+type pods struct {
 	apiv1.UnimplementedPodsServer
 	resources *resources
 	// kubeletTLS secures the call to node's kubelet; nil dials in plaintext, which only
@@ -36,60 +38,98 @@ type podLogs struct {
 	secure     bool
 }
 
-// Logs implements apiv1.PodsServer.
-func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) error {
-	ctx := stream.Context()
+// kubeletConn is a connection to the kubelet of a pod's node.
+type kubeletConn struct {
+	*grpc.ClientConn
+	node, addr string
+}
+
+// dialKubelet reads pod namespace/name (applying the request's guard) and connects to
+// the kubelet of its node; what ends the message when the pod has no node ("it has no
+// logs"). The caller closes the connection.
+func (p *pods) dialKubelet(ctx context.Context, namespace, name, what string) (*corev1.Pod, *kubeletConn, error) {
 	podInfo, nodeInfo := kinds.MustLookup(kinds.Pod), kinds.MustLookup(kinds.Node)
-	ns := namespaceFor(podInfo, req.GetNamespace())
-	if req.GetName() == "" {
-		return badRequest("name is required")
+	if name == "" {
+		return nil, nil, badRequest("name is required")
 	}
-	obj, _, err := p.resources.get(ctx, podInfo, store.Key{Kind: podInfo.Kind, Namespace: ns, Name: req.GetName()}, false)
+	obj, _, err := p.resources.get(ctx, podInfo, store.Key{Kind: podInfo.Kind, Namespace: namespace, Name: name}, false)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := guard(ctx, obj); err != nil {
-		return err
+		return nil, nil, err
 	}
 	pod := obj.(*corev1.Pod)
-	container, err := logsContainer(pod, req.GetContainer())
-	if err != nil {
-		return err
-	}
 	nodeName := pod.Spec.NodeName
 	if nodeName == "" {
-		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is not scheduled to a node yet: it has no logs", req.GetName())
+		return nil, nil, statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is not scheduled to a node yet: %s", name, what)
 	}
 	nobj, _, err := p.resources.get(ctx, nodeInfo, store.Key{Kind: nodeInfo.Kind, Name: nodeName}, true)
 	if status.Code(err) == codes.NotFound {
-		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is bound to node %q, which does not exist", req.GetName(), nodeName)
+		return nil, nil, statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is bound to node %q, which does not exist", name, nodeName)
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	addr, err := kubeletAddress(nobj.(*corev1.Node))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var creds credentials.TransportCredentials
 	switch {
 	case p.kubeletTLS != nil:
 		creds = credentials.NewTLS(p.kubeletTLS(nodeName))
 	case p.secure:
-		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil,
-			"this API server has no certificate to present to kubelets (it needs --tls-cert-file with client usage and --client-ca-file): cannot read logs from node %s", nodeName)
+		return nil, nil, statusError(codes.FailedPrecondition, ReasonBadRequest, nil,
+			"this API server has no certificate to present to kubelets (it needs --tls-cert-file with client usage and --client-ca-file): cannot reach the kubelet of node %s", nodeName)
 	default:
 		creds = insecure.NewCredentials()
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
-		// A follow may be idle for long: pings notice a kubelet gone without a word.
+		// A follow or a shell may be idle for long: pings notice a kubelet gone without a word.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	if err != nil {
-		return status.Errorf(codes.Internal, "kubelet of node %s at %s: %v", nodeName, addr, err)
+		return nil, nil, status.Errorf(codes.Internal, "kubelet of node %s at %s: %v", nodeName, addr, err)
 	}
-	defer cc.Close()
-	ks, err := kubeletv1.NewKubeletLogsClient(cc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
-		NodeName: nodeName, Namespace: ns, Pod: req.GetName(), PodUid: string(pod.UID),
+	return pod, &kubeletConn{ClientConn: cc, node: nodeName, addr: addr}, nil
+}
+
+// kubeletError is what the caller sees of a kubelet's error (or of ctx's end).
+func (k *kubeletConn) kubeletError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		// Without Skiff's ErrorInfo: clients must not take it for a refusal of this
+		// server, retried elsewhere; every server would fail the same.
+		return status.Errorf(codes.Unavailable, "kubelet of node %s at %s is unreachable: %s", k.node, k.addr, st.Message())
+	case codes.FailedPrecondition:
+		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "%s", st.Message())
+	case codes.NotFound:
+		// The kubelet lost the output or does not serve the node: NotFound is kept for
+		// the pod itself.
+		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "kubelet of node %s at %s: %s", k.node, k.addr, st.Message())
+	}
+	return status.Errorf(st.Code(), "kubelet of node %s at %s: %s", k.node, k.addr, st.Message())
+}
+
+// Logs implements apiv1.PodsServer.
+func (p *pods) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) error {
+	ctx := stream.Context()
+	ns := namespaceFor(kinds.MustLookup(kinds.Pod), req.GetNamespace())
+	pod, kc, err := p.dialKubelet(ctx, ns, req.GetName(), "it has no logs")
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	container, err := podContainer(pod, req.GetContainer())
+	if err != nil {
+		return err
+	}
+	ks, err := kubeletv1.NewKubeletLogsClient(kc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
+		NodeName: kc.node, Namespace: ns, Pod: req.GetName(), PodUid: string(pod.UID),
 		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines, Previous: req.GetPrevious(),
 	})
 	for err == nil {
@@ -104,27 +144,11 @@ func (p *podLogs) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) 
 	if errors.Is(err, io.EOF) {
 		return nil
 	}
-	if ctx.Err() != nil {
-		return status.FromContextError(ctx.Err()).Err()
-	}
-	st := status.Convert(err)
-	switch st.Code() {
-	case codes.Unavailable, codes.DeadlineExceeded:
-		// Without Skiff's ErrorInfo: clients must not take it for a refusal of this
-		// server, retried elsewhere; every server would fail the same.
-		return status.Errorf(codes.Unavailable, "kubelet of node %s at %s is unreachable: %s", nodeName, addr, st.Message())
-	case codes.FailedPrecondition:
-		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "%s", st.Message())
-	case codes.NotFound:
-		// The kubelet lost the output or does not serve the node: NotFound is kept for
-		// the pod itself.
-		return statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "kubelet of node %s at %s: %s", nodeName, addr, st.Message())
-	}
-	return status.Errorf(st.Code(), "kubelet of node %s at %s: %s", nodeName, addr, st.Message())
+	return kc.kubeletError(ctx, err)
 }
 
-// logsContainer is the container a request means: the one named, or the pod's only one.
-func logsContainer(pod *corev1.Pod, name string) (string, error) {
+// podContainer is the container a request means: the one named, or the pod's only one.
+func podContainer(pod *corev1.Pod, name string) (string, error) {
 	var names []string
 	for _, c := range pod.Spec.Containers {
 		names = append(names, c.Name)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -23,7 +24,7 @@ type metrics struct {
 	watches  *prometheus.GaugeVec
 }
 
-func newMetrics(s *store.Store) *metrics {
+func newMetrics(s *store.Store, flows *flowcontrol.Controller) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -39,6 +40,9 @@ func newMetrics(s *store.Store) *metrics {
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.watches, &storeCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if flows != nil {
+		m.registry.MustRegister(&flowCollector{flows: flows})
+	}
 	return m
 }
 
@@ -117,4 +121,34 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSnapshot, prometheus.GaugeValue, float64(st.SnapshotIndex))
 	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(st.Members)))
 	ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(st.Revision))
+}
+
+// flowCollector reports API Priority and Fairness per priority level, under
+// Kubernetes' metric names.
+type flowCollector struct{ flows *flowcontrol.Controller }
+
+var (
+	descDispatched = prometheus.NewDesc("skiff_apiserver_flowcontrol_dispatched_requests_total", "Requests given a seat, by priority level.", []string{"priority_level"}, nil)
+	descQueued     = prometheus.NewDesc("skiff_apiserver_flowcontrol_queued_requests_total", "Requests that waited in a queue for their seat, by priority level.", []string{"priority_level"}, nil)
+	descRejected   = prometheus.NewDesc("skiff_apiserver_flowcontrol_rejected_requests_total", "Requests refused as too many, by priority level.", []string{"priority_level"}, nil)
+	descExecuting  = prometheus.NewDesc("skiff_apiserver_flowcontrol_current_executing_requests", "Requests holding a seat, by priority level.", []string{"priority_level"}, nil)
+	descInqueue    = prometheus.NewDesc("skiff_apiserver_flowcontrol_current_inqueue_requests", "Requests waiting for a seat, by priority level.", []string{"priority_level"}, nil)
+	descLimit      = prometheus.NewDesc("skiff_apiserver_flowcontrol_nominal_limit_seats", "Seats of each priority level (0: exempt).", []string{"priority_level"}, nil)
+)
+
+func (c *flowCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDispatched, descQueued, descRejected, descExecuting, descInqueue, descLimit} {
+		ch <- d
+	}
+}
+
+func (c *flowCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, l := range c.flows.Stats() {
+		ch <- prometheus.MustNewConstMetric(descDispatched, prometheus.CounterValue, float64(l.Dispatched), l.Name)
+		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.CounterValue, float64(l.Queued), l.Name)
+		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(l.Rejected), l.Name)
+		ch <- prometheus.MustNewConstMetric(descExecuting, prometheus.GaugeValue, float64(l.Executing), l.Name)
+		ch <- prometheus.MustNewConstMetric(descInqueue, prometheus.GaugeValue, float64(l.Waiting), l.Name)
+		ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, float64(l.Limit), l.Name)
+	}
 }

@@ -6,25 +6,31 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 // Every request passes, in order: authentication (who: a verified client certificate or
-// a bearer token; nobody is Unauthenticated), the identity's rate limit
-// (ResourceExhausted), authorization (PermissionDenied, saying who cannot do what), and
-// for watches the identity's watch count (ResourceExhausted). An allowed request may
-// carry a guard (auth.Guard) that the handlers apply to the stored object they act on.
+// a bearer token; nobody is Unauthenticated), the user's rate limit when one is set
+// (users only), flow control (API Priority and Fairness, package flowcontrol: the request
+// waits for a seat of its priority level, or is ResourceExhausted with a retry delay),
+// authorization (PermissionDenied, saying who cannot do what), and for watches the
+// identity's watch count (ResourceExhausted). An allowed request may carry a
+// guard (auth.Guard) that the handlers apply to the stored object they act on.
 //
 // Without authentication configured (an insecure server), every request is the
 // anonymous administrator and no limit applies.
@@ -35,6 +41,18 @@ const (
 	ReasonUnauthenticated = "Unauthorized"
 	ReasonTooManyRequests = "TooManyRequests"
 )
+
+// throttled is a refusal the client should repeat after retryAfter: gRPC's
+// RetryInfo carries the delay, as Kubernetes' Retry-After header does, and ErrorInfo the
+// priority level ("priorityLevel").
+func throttled(level string, retryAfter time.Duration, format string, args ...any) error {
+	st := status.New(codes.ResourceExhausted, fmt.Sprintf(format, args...))
+	info := &errdetails.ErrorInfo{Reason: ReasonTooManyRequests, Domain: errorDomain, Metadata: map[string]string{"priorityLevel": level}}
+	if d, err := st.WithDetails(info, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
 
 // anonymous is every request's identity on an insecure server.
 var anonymous = auth.User{Name: "system:anonymous", Groups: []string{"skiff:admin"}}
@@ -57,6 +75,7 @@ func guard(ctx context.Context, obj kinds.Object) error {
 type gate struct {
 	authn   *auth.Authenticator // nil: insecure
 	authz   auth.Authorizer
+	flows   *flowcontrol.Controller // nil: no flow control
 	limiter *limiter
 }
 
@@ -77,41 +96,78 @@ func (g *gate) credentials(ctx context.Context) auth.Credentials {
 	return c
 }
 
-// admit runs the checks for one request and returns the context its handler runs in.
-func (g *gate) admit(ctx context.Context, method string, req any) (context.Context, auth.User, error) {
+func noop() {}
+
+// admit runs the checks for one request and returns the context its handler runs in,
+// and done, which the caller calls when the request ends (it frees the request's seat).
+func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Context, _ auth.User, done func(), _ error) {
 	if g.authn == nil {
-		return ctx, anonymous, nil
+		return ctx, anonymous, noop, nil
 	}
 	user, err := g.authn.Authenticate(g.credentials(ctx))
 	if err != nil {
-		return ctx, user, statusError(codes.Unauthenticated, ReasonUnauthenticated, nil, "%s: %v", method, err)
+		return ctx, user, nil, statusError(codes.Unauthenticated, ReasonUnauthenticated, nil, "%s: %v", method, err)
 	}
-	if err := g.limiter.allow(user.Name); err != nil {
-		return ctx, user, err
+	batch, _ := req.(*apiv1.CreateBatchRequest)
+	first := req
+	if batch != nil && len(batch.GetObjects()) > 0 {
+		first = &apiv1.CreateRequest{Object: batch.GetObjects()[0]}
 	}
-	if b, ok := req.(*apiv1.CreateBatchRequest); ok {
+	attrs, err := attributesFor(method, first)
+	if err != nil {
+		return ctx, user, nil, err
+	}
+	attrs.User = user
+	if done, err = g.limit(ctx, attrs); err != nil {
+		return ctx, user, nil, err
+	}
+	if batch != nil {
 		// Each object is authorized as its own Create; one refused refuses the batch.
-		for i, o := range b.GetObjects() {
+		for i, o := range batch.GetObjects() {
 			gd, err := g.authorize(method, &apiv1.CreateRequest{Object: o}, user)
 			if err == nil && gd != nil {
 				err = statusError(codes.PermissionDenied, ReasonForbidden, nil, "a create subject to a check on the stored object cannot be batched")
 			}
 			if err != nil {
+				done()
 				st := status.Convert(err).Proto()
 				st.Message = fmt.Sprintf("objects[%d]: %s", i, st.GetMessage())
-				return ctx, user, status.FromProto(st).Err()
+				return ctx, user, nil, status.FromProto(st).Err()
 			}
 		}
-		return ctx, user, nil
+		return ctx, user, done, nil
 	}
-	gd, err := g.authorize(method, req, user)
+	gd, err := g.authz.Authorize(attrs)
 	if err != nil {
-		return ctx, user, err
+		done()
+		return ctx, user, nil, statusError(codes.PermissionDenied, ReasonForbidden, nil, "%v", err)
 	}
 	if gd != nil {
 		ctx = context.WithValue(ctx, guardKey{}, gd)
 	}
-	return ctx, user, nil
+	return ctx, user, done, nil
+}
+
+// limit admits a request through flow control and the rate limit. done frees its seat.
+func (g *gate) limit(ctx context.Context, attrs auth.Attributes) (done func(), err error) {
+	level := flowcontrol.Classify(flowcontrol.Request{User: attrs.User, Resource: attrs.Resource, Namespace: attrs.Namespace})
+	if level == flowcontrol.GlobalDefault {
+		if err := g.limiter.allow(attrs.User.Name); err != nil {
+			return nil, err
+		}
+	}
+	if g.flows == nil {
+		return noop, nil
+	}
+	done, err = g.flows.Admit(ctx, level, attrs.User.Name)
+	var r *flowcontrol.Rejected
+	switch {
+	case errors.As(err, &r):
+		return nil, throttled(r.Level, r.RetryAfter, "%v", r)
+	case err != nil:
+		return nil, status.FromContextError(err).Err()
+	}
+	return done, nil
 }
 
 // authorize decides whether user may make the request.
@@ -130,10 +186,11 @@ func (g *gate) authorize(method string, req any, user auth.User) (auth.Guard, er
 
 func (g *gate) unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, _, err := g.admit(ctx, info.FullMethod, req)
+		ctx, _, done, err := g.admit(ctx, info.FullMethod, req)
 		if err != nil {
 			return nil, err
 		}
+		defer done()
 		return handler(ctx, req)
 	}
 }
@@ -166,10 +223,12 @@ func (s *gatedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil || s.admitted {
 		return err
 	}
-	ctx, user, err := s.gate.admit(s.ServerStream.Context(), s.method, m)
+	ctx, user, done, err := s.gate.admit(s.ServerStream.Context(), s.method, m)
 	if err != nil {
 		return err
 	}
+	// A stream holds its seat only while it is admitted, as Kubernetes' watches do.
+	done()
 	s.ctx, s.user, s.admitted = ctx, user, true
 	if _, ok := m.(*apiv1.WatchRequest); ok && s.gate.authn != nil {
 		if err := s.gate.limiter.watchStart(user.Name); err != nil {
@@ -246,6 +305,24 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 	case *apiv1.PodLogsRequest:
 		info := kinds.MustLookup(kinds.Pod)
 		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Get, info.Plural, "log", namespaceFor(info, r.GetNamespace()), r.GetName()
+	case *apiv1.ExecRequest:
+		start := r.GetStart()
+		if start == nil {
+			return a, badRequest("the first message must be start")
+		}
+		sub := auth.SubresourceExec
+		if strings.HasSuffix(method, "/Attach") {
+			sub = auth.SubresourceAttach
+		}
+		info := kinds.MustLookup(kinds.Pod)
+		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, sub, namespaceFor(info, start.GetNamespace()), start.GetName()
+	case *apiv1.PortForwardRequest:
+		start := r.GetStart()
+		if start == nil {
+			return a, badRequest("the first message must be start")
+		}
+		info := kinds.MustLookup(kinds.Pod)
+		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, auth.SubresourcePortForward, namespaceFor(info, start.GetNamespace()), start.GetName()
 	case *apiv1.ClusterStatusRequest:
 		a.Verb, a.Resource = auth.Get, auth.ResourceCluster
 	case *apiv1.AddMemberRequest:
@@ -263,7 +340,9 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 	return a, nil
 }
 
-// limiter holds each identity's request rate and open watches.
+// limiter holds each user's request rate (identities of the global-default priority
+// level only: the cluster's own components are never rate-limited) and every identity's
+// open watches.
 type limiter struct {
 	rate       rate.Limit // 0: no rate limit
 	burst      int
@@ -292,9 +371,11 @@ func (l *limiter) allow(user string) error {
 		l.buckets[user] = b
 	}
 	l.mu.Unlock()
-	if !b.Allow() {
-		return statusError(codes.ResourceExhausted, ReasonTooManyRequests, nil,
-			"user %q exceeded its rate limit of %g requests per second (burst %d); slow down and retry", user, float64(l.rate), l.burst)
+	r := b.Reserve()
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		return throttled(flowcontrol.GlobalDefault, d,
+			"user %q exceeded its rate limit of %g requests per second (burst %d); retry after %v", user, float64(l.rate), l.burst, d.Round(time.Millisecond))
 	}
 	return nil
 }
@@ -319,12 +400,22 @@ func (l *limiter) watchDone(user string) {
 }
 
 // newGate builds the request checks from the config.
-func newGate(cfg *Config) *gate {
+func newGate(cfg *Config) (*gate, error) {
 	g := &gate{limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxWatchesPerUser)}
 	if cfg.ClientRoots != nil || cfg.Tokens != nil {
 		g.authn = &auth.Authenticator{Roots: cfg.ClientRoots, Tokens: cfg.Tokens, Now: cfg.Now}
 	}
-	return g
+	if cfg.PriorityAndFairness && g.authn != nil {
+		fc := cfg.FlowControl
+		if fc.Now == nil {
+			fc.Now = cfg.Now
+		}
+		var err error
+		if g.flows, err = flowcontrol.New(fc); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
 }
 
 // ErrInsecureCluster is Validate's refusal of a cluster of several members without TLS

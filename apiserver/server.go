@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
@@ -37,6 +38,7 @@ type Server struct {
 	ln, hln   net.Listener
 	metrics   *metrics
 	resources *resources
+	flows     *flowcontrol.Controller // nil: no flow control
 	members   *memberAddrs
 	settled   chan struct{}
 }
@@ -62,18 +64,23 @@ func New(cfg Config) (*Server, error) {
 	}
 	// The store indexes only the fields lists and watches go through an index for; the
 	// other selectable fields are stored beside the value and matched by scanning.
+	gate, err := newGate(&cfg)
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
 	scfg := cfg.Store
 	scfg.IndexedFields = indexedFields
 	if s.store, err = store.Open(scfg); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
-	s.metrics = newMetrics(s.store)
+	s.metrics = newMetrics(s.store, gate.flows)
+	s.flows = gate.flows
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
 		networking: &networking{flags: cfg.Networking}}
 	members := &memberAddrs{store: s.store}
 	s.members = members
-	gate := newGate(&cfg)
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
 	}
@@ -96,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, networking: s.resources.networking})
-	apiv1.RegisterPodsServer(s.grpc, &podLogs{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
+	apiv1.RegisterPodsServer(s.grpc, &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -123,6 +130,14 @@ func (s *Server) HTTPAddr() string {
 		return ""
 	}
 	return s.hln.Addr().String()
+}
+
+// FlowControl reports API Priority and Fairness per priority level (nil without it).
+func (s *Server) FlowControl() []flowcontrol.LevelStats {
+	if s.flows == nil {
+		return nil
+	}
+	return s.flows.Stats()
 }
 
 // Store is the embedded store node.

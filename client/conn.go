@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"k8s.io/utils/clock"
 )
 
 // DefaultServer is where clients look when given no server: the address `skiff up`
@@ -58,6 +59,12 @@ type Options struct {
 	// AttemptTimeout bounds one attempt of a unary call, so that a hung server (paused,
 	// cut off) makes the call move on. Default 10s.
 	AttemptTimeout time.Duration
+	// ThrottleRetries is how many times a call the server refused as too many requests
+	// (ResourceExhausted with a retry delay) is repeated, each after the delay the
+	// server asked for, before its error is returned. Default 10 (client-go's).
+	ThrottleRetries int
+	// Clock times the waits between attempts (tests). Default the real clock.
+	Clock clock.Clock
 	// UserAgent names the component in the servers' logs.
 	UserAgent string
 	Logger    hclog.Logger
@@ -69,7 +76,9 @@ type Options struct {
 // would forward them there, and going straight saves a hop. Watches and stale reads
 // stay on the current server, spreading them over the members. Calls the server refused
 // (Unavailable: no leader) are retried on every server with capped, jittered
-// exponential back-off until the context ends. Calls whose reply was lost are retried only when repeating them is safe (see
+// exponential back-off until the context ends. Calls refused as too many requests
+// (ResourceExhausted with a retry delay: the server's API Priority and Fairness) are
+// repeated on the same server once the delay has passed, up to ThrottleRetries times. Calls whose reply was lost are retried only when repeating them is safe (see
 // each method); a create is retried only when it names its object, and then an
 // AlreadyExists says the object may be its own (IsRetriedCreate).
 type Conn struct {
@@ -98,6 +107,12 @@ func Dial(servers []string, opts Options) (*Conn, error) {
 	}
 	if opts.AttemptTimeout <= 0 {
 		opts.AttemptTimeout = 10 * time.Second
+	}
+	if opts.ThrottleRetries <= 0 {
+		opts.ThrottleRetries = 10
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -211,9 +226,15 @@ const (
 	once
 )
 
+// grpcConnectParams: a server that is down refuses the connection at once and is dialed
+// again soon (the back-off); one that hangs holds a call only for its attempt timeout.
+// A connection attempt itself gets gRPC's default 20 s: it includes the TLS handshake,
+// which on a busy machine with thousands of connections opening at once (a thousand
+// kubelets finding a new leader) can take seconds, and an attempt abandoned at 3 s was
+// started over, handshake and all, until the reconnections were the machine's load.
 var grpcConnectParams = grpc.ConnectParams{
 	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
-	MinConnectTimeout: 3 * time.Second,
+	MinConnectTimeout: 20 * time.Second,
 }
 
 // route says which server a call prefers.
@@ -244,7 +265,7 @@ func (c *Conn) invoke(ctx context.Context, policy retryPolicy, attemptTimeout ti
 // the call goes on through the servers in turn.
 func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, attemptTimeout time.Duration, call func(context.Context, *grpc.ClientConn) error) error {
 	wait := c.opts.BackoffBase
-	tried := 0
+	tried, throttled := 0, 0
 	for {
 		addr, i := c.pick()
 		atLeader := false
@@ -278,6 +299,19 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 				"give the cluster's CA (--ca-file) and credentials (--cert-file and --key-file, or --token), or a client config "+
 				"(--config; skiff up writes ~/.skiff/config)", addr)
 		}
+		if delay, ok := retryDelay(err); ok && throttled < c.opts.ThrottleRetries && ctx.Err() == nil {
+			// Nothing happened: any call may be repeated, once the server is ready for it.
+			throttled++
+			delay = max(delay, min(c.opts.BackoffBase<<min(throttled-1, 20), c.opts.BackoffMax))
+			delay += time.Duration(rand.Int64N(int64(delay)/4 + 1)) // spread the refused callers' return
+			c.log.Debug("the API server asked to come back later", "server", addr, "error", err, "wait", delay)
+			select {
+			case <-c.opts.Clock.After(delay):
+			case <-ctx.Done():
+				return err
+			}
+			continue
+		}
 		retry := serverRefused(err) || (policy == idempotent && transportFailed(err))
 		if atLeader && code(err) == codes.Unavailable {
 			c.leaderFailed(addr)
@@ -296,7 +330,7 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 		c.log.Debug("no API server could take the call; backing off", "servers", len(c.servers), "error", err, "wait", wait)
 		jittered := wait/2 + time.Duration(rand.Int64N(int64(wait)))
 		select {
-		case <-time.After(jittered):
+		case <-c.opts.Clock.After(jittered):
 		case <-ctx.Done():
 			return err
 		}

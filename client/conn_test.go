@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -15,13 +16,16 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/pki"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // fakeServer answers Create from a script: each call takes the next outcome.
@@ -248,5 +252,117 @@ func TestPlaintextClientOfATLSServerFailsAtOnce(t *testing.T) {
 	defer cancel2()
 	if _, err := client.NewClientset(conn2).ConfigMaps.Get(short, "default", "x"); status.Code(err) == codes.FailedPrecondition {
 		t.Fatalf("a server that is down was taken for a TLS one: %v", err)
+	}
+}
+
+func tooManyRequests(delay time.Duration) error {
+	st, _ := status.New(codes.ResourceExhausted, "too many requests").WithDetails(
+		&errdetails.ErrorInfo{Reason: "TooManyRequests", Domain: "skiff.dev"},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
+	return st.Err()
+}
+
+// TestThrottledCallWaitsTheRetryDelay: a call refused as too many requests is repeated
+// only after the delay the server asked for, not at once.
+func TestThrottledCallWaitsTheRetryDelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := &fakeServer{script: []error{tooManyRequests(3 * time.Second), tooManyRequests(3 * time.Second)}, created: map[string]bool{}}
+	fc := testingclock.NewFakeClock(time.Now())
+	conn, _ := client.Dial([]string{startFake(t, f)}, client.Options{Clock: fc, BackoffBase: time.Millisecond})
+	defer conn.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
+		done <- err
+	}()
+	calls := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.calls
+	}
+	waiting := func(n int) {
+		waitfor.Condition(t, 10*time.Second, "the client waiting after a refusal", func() (bool, string) {
+			return calls() == n && fc.HasWaiters(), fmt.Sprintf("%d calls, waiting %v", calls(), fc.HasWaiters())
+		})
+	}
+	waiting(1)
+	fc.Step(3*time.Second - time.Millisecond)
+	if !fc.HasWaiters() || calls() != 1 {
+		t.Fatalf("the client came back before the retry delay: %d calls", calls())
+	}
+	fc.Step(time.Second) // the delay and its jitter (at most a quarter of it)
+	waiting(2)
+	fc.Step(4 * time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if calls() != 3 {
+		t.Fatalf("%d calls, want 3", calls())
+	}
+}
+
+// TestThrottleRetriesEnd: past ThrottleRetries the refusal is the call's error.
+func TestThrottleRetriesEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	refusal := tooManyRequests(time.Millisecond)
+	f := &fakeServer{script: []error{refusal, refusal, refusal, refusal}, created: map[string]bool{}}
+	conn, _ := client.Dial([]string{startFake(t, f)}, client.Options{ThrottleRetries: 2, BackoffBase: time.Millisecond})
+	defer conn.Close()
+	_, err := client.For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
+	if !client.IsTooManyRequests(err) || client.RetryAfter(err) != time.Millisecond || f.calls != 3 {
+		t.Fatalf("err %v after %d calls; want too many requests after 3", err, f.calls)
+	}
+}
+
+// watchServer refuses the first watch as too many requests, then serves.
+type watchServer struct {
+	apiv1.UnimplementedResourcesServer
+	mu    sync.Mutex
+	calls int
+}
+
+func (w *watchServer) Watch(req *apiv1.WatchRequest, s apiv1.Resources_WatchServer) error {
+	w.mu.Lock()
+	w.calls++
+	first := w.calls == 1
+	w.mu.Unlock()
+	if first {
+		return tooManyRequests(time.Millisecond)
+	}
+	if err := s.SendHeader(nil); err != nil {
+		return err
+	}
+	<-s.Context().Done()
+	return nil
+}
+
+// TestRefusedWatchIsWaitedOut: a watch the server refuses before it starts is refused
+// by Watch (not at the first Next), and repeated after the delay.
+func TestRefusedWatchIsWaitedOut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws := &watchServer{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	apiv1.RegisterResourcesServer(s, ws)
+	go s.Serve(ln)
+	defer s.Stop()
+	for _, retries := range []int{1, 10} {
+		ws.calls = 0
+		conn, _ := client.Dial([]string{ln.Addr().String()}, client.Options{ThrottleRetries: retries, BackoffBase: time.Millisecond})
+		w, err := client.For[*corev1.Pod](conn).Watch(ctx, "", client.WatchOptions{})
+		if err != nil {
+			t.Fatalf("retries %d: %v", retries, err)
+		}
+		w.Stop()
+		conn.Close()
+		if ws.calls != 2 {
+			t.Fatalf("%d watch calls, want 2", ws.calls)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"strconv"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,27 @@ import (
 // classify them, the way client-go's apierrors do.
 
 func code(err error) codes.Code { return status.Code(err) }
+
+// retryDelay is the delay a refusal as too many requests asks the client to wait
+// (RetryInfo, Kubernetes' Retry-After), and whether err is one.
+func retryDelay(err error) (time.Duration, bool) {
+	var se interface{ GRPCStatus() *status.Status }
+	if code(err) != codes.ResourceExhausted || !errors.As(err, &se) {
+		return 0, false
+	}
+	for _, d := range se.GRPCStatus().Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}
+
+// RetryAfter is the delay a too-many-requests refusal asked for, or 0.
+func RetryAfter(err error) time.Duration {
+	d, _ := retryDelay(err)
+	return d
+}
 
 func errorInfo(err error) *errdetails.ErrorInfo {
 	var se interface{ GRPCStatus() *status.Status }
@@ -46,8 +68,9 @@ func IsForbidden(err error) bool {
 }
 
 // IsTooManyRequests: the server refused the request for now (Kubernetes' 429): an
-// eviction its PodDisruptionBudget does not allow yet, or the caller's rate limit.
-// Retry later.
+// eviction its PodDisruptionBudget does not allow yet, or the server's flow control or
+// rate limit, which say when to come back (RetryAfter; client.Conn waits that out
+// itself, ThrottleRetries times). Retry later.
 func IsTooManyRequests(err error) bool { return code(err) == codes.ResourceExhausted }
 
 // IsUnavailable: no API server could take the request (no leader, all unreachable).

@@ -3,8 +3,12 @@ package client
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -56,8 +60,16 @@ func (c *Client[T]) Watch(ctx context.Context, namespace string, opts WatchOptio
 	err := c.conn.invoke(ctx, idempotent, 0, func(_ context.Context, cc *grpc.ClientConn) error {
 		sctx, cancel := context.WithCancel(ctx)
 		stream, err := apiv1.NewResourcesClient(cc).Watch(sctx, req)
+		var md metadata.MD
 		if err == nil {
-			_, err = stream.Header() // the server sends headers once the watch is set up
+			md, err = stream.Header() // the server sends headers once the watch is set up
+		}
+		if err == nil && md == nil {
+			// It ended without: refused (too many watches or requests, forbidden, ...).
+			// The status is what the first receive returns.
+			if err = stream.RecvMsg(new(apiv1.WatchResponse)); err == nil || err == io.EOF {
+				err = status.Error(codes.Unavailable, "the watch ended before it started")
+			}
 		}
 		if err != nil {
 			cancel()

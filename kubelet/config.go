@@ -14,9 +14,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Version is the kubelet version a node reports (nodeInfo.kubeletVersion).
@@ -36,12 +39,16 @@ type Config struct {
 	// host's network). Default: the first non-loopback IPv4 address, else 127.0.0.1.
 	NodeIP string
 	// Labels are added to the Node's labels (kubernetes.io/hostname, kubernetes.io/os
-	// and kubernetes.io/arch are always set).
+	// and kubernetes.io/arch are always set), as the kubelet's --node-labels: a zone
+	// (topology.kubernetes.io/zone), a disk type, a pool.
 	Labels map[string]string
-	// Capacity is the node's capacity by resource (cpu, memory, pods) as quantities
-	// ("4", "8Gi"), as Kubernetes' kubelet configuration writes its resource amounts.
+	// Capacity is the node's capacity by resource (cpu, memory, pods, and extended
+	// resources such as example.com/dongle, in whole units) as quantities ("4",
+	// "8Gi"), as Kubernetes' kubelet configuration writes its resource amounts.
 	// Default: the machine's CPU count and memory (/proc/meminfo), and 110 pods.
-	// Allocatable equals capacity.
+	// Allocatable equals capacity. Extended resources that someone else added to the
+	// Node's status capacity (as Kubernetes' documentation does, with a status patch)
+	// are kept there, and in allocatable, as Kubernetes' kubelet keeps them.
 	Capacity map[string]string
 	// LogPort is the port of the kubelet's log server (LogServer) on NodeIP, published
 	// in the Node's status.daemonEndpoints.kubeletEndpoint for the API server to dial;
@@ -105,9 +112,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("nodeIP %q: not an IP address", c.NodeIP))
 	}
 	for name, q := range c.Capacity {
-		if _, err := resource.ParseQuantity(q); err != nil {
-			errs = append(errs, fmt.Errorf("capacity[%s]: %w", name, err))
-		}
+		errs = append(errs, validateCapacity(corev1.ResourceName(name), q))
+	}
+	for _, e := range metav1validation.ValidateLabels(c.Labels, field.NewPath("labels")) {
+		errs = append(errs, e)
 	}
 	for _, d := range []struct {
 		name string
@@ -140,6 +148,23 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("clock: required"))
 	}
 	return errors.Join(errs...)
+}
+
+// validateCapacity checks one resource a node advertises: a quantity, and for a
+// resource other than the machine's own an extended resource in whole units.
+func validateCapacity(name corev1.ResourceName, q string) error {
+	v, err := resource.ParseQuantity(q)
+	if err != nil {
+		return fmt.Errorf("capacity[%s]: %w", name, err)
+	}
+	switch {
+	case name == corev1.ResourceCPU || name == corev1.ResourceMemory || name == corev1.ResourcePods || name == corev1.ResourceEphemeralStorage:
+	case !kinds.IsExtendedResourceName(name):
+		return fmt.Errorf("capacity[%s]: not an extended resource name (a name in a domain of one's own, such as example.com/dongle)", name)
+	case v.MilliValue()%1000 != 0 || v.Sign() < 0:
+		return fmt.Errorf("capacity[%s]: %s: an extended resource is a whole, non-negative number", name, q)
+	}
+	return nil
 }
 
 // MachineCapacity is this machine's cpu count, memory (from /proc/meminfo) and 110 pods.

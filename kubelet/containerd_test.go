@@ -48,6 +48,7 @@ func TestKubeletContainerd(t *testing.T) {
 		{"restart", testContainerdRestartAdopts},
 		{"stop", testContainerdGracefulStop},
 		{"pullbackoff", testContainerdImagePullBackOff},
+		{"streams", testContainerdStreams},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

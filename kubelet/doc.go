@@ -33,10 +33,15 @@
 // no pod networking (pods share the host's network; podIP is the node's IP), and no
 // eviction.
 //
-// # Logs
+// # Logs, exec, attach and port-forward
 //
 // The kubelet's only API is LogServer (logserver.go): the KubeletLogs gRPC service, which
 // streams a container's output from the Runtime to the API server (skiffctl logs goes
 // through the API server, which authorizes the user and dials the kubelet at the node's
-// InternalIP and the port its status publishes in daemonEndpoints.kubeletEndpoint).
+// InternalIP and the port its status publishes in daemonEndpoints.kubeletEndpoint), and
+// KubeletStreams (streams.go), which the API server relays skiffctl exec, attach and
+// port-forward to: a command run in a container by the Runtime's Exec, a container's
+// output from now on (its log, followed), and a connection made by the dialer the
+// Runtime gives for the pod's network namespace (PodDialer; the host's loopback while
+// pods share the host's network).
 package kubelet

@@ -2,6 +2,7 @@ package kubelet_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // env is one subtest's corner of the shared cluster: its own namespace and node.
@@ -50,6 +52,7 @@ func TestKubelet(t *testing.T) {
 		{"restart", testRestartAdoptsAndCleansUp},
 		{"node", testNodeRegistrationAndLease},
 		{"nodestatus", testNodeStatusWrittenWhenChanged},
+		{"extended", testExtendedResources},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -528,13 +531,52 @@ func testNodeStatusWrittenWhenChanged(e *env) {
 	})
 }
 
+// A node advertises the extended resources of its configuration, and keeps those that
+// someone else added to its status (Kubernetes' documented way: a status patch).
+func testExtendedResources(e *env) {
+	t := e.t
+	cfg := testConfig(e.node)
+	cfg.Capacity["example.com/dongle"] = "3"
+	e.start(sim.New(sim.Config{}), cfg)
+	has := func(n *corev1.Node, name, want string) bool {
+		c, a := n.Status.Capacity[corev1.ResourceName(name)], n.Status.Allocatable[corev1.ResourceName(name)]
+		return c.String() == want && a.String() == want
+	}
+	var node *corev1.Node
+	waitfor.Condition(t, 30*time.Second, "the node advertises 3 dongles", func() (bool, string) {
+		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
+		if err != nil {
+			return false, err.Error()
+		}
+		node = n
+		return has(n, "example.com/dongle", "3") && len(n.Status.Conditions) > 0, fmt.Sprint(n.Status.Capacity)
+	})
+	// Someone adds widgets to the capacity; the Ready condition they also change makes
+	// the kubelet write its status again.
+	node.Status.Capacity["example.com/widget"] = resource.MustParse("2")
+	node.Status.Conditions[0].Status = corev1.ConditionUnknown
+	if _, err := e.cs.Nodes.UpdateStatus(e.ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the status rewritten, widgets kept and allocatable", func() (bool, string) {
+		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
+		if err != nil {
+			return false, err.Error()
+		}
+		return n.Status.Conditions[0].Status == corev1.ConditionTrue && has(n, "example.com/widget", "2") && has(n, "example.com/dongle", "3"),
+			fmt.Sprintf("ready %s, capacity %v, allocatable %v", n.Status.Conditions[0].Status, n.Status.Capacity, n.Status.Allocatable)
+	})
+}
+
 func TestConfigValidate(t *testing.T) {
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName = "Bad_Name"
 	cfg.LeaseRenewInterval = cfg.LeaseDuration
-	cfg.Capacity = map[string]string{"cpu": "lots"}
+	cfg.Capacity = map[string]string{"cpu": "lots", "dongle": "1", "example.com/dongle": "1500m", "example.com/widget": "2"}
+	cfg.Labels = map[string]string{"bad key!": "v"}
 	err := cfg.Validate()
-	for _, want := range []string{"nodeName", "leaseRenewInterval", "capacity[cpu]"} {
+	for _, want := range []string{"nodeName", "leaseRenewInterval", "capacity[cpu]", "capacity[dongle]: not an extended resource name",
+		"capacity[example.com/dongle]: 1500m: an extended resource is a whole, non-negative number", "labels: Invalid value: \"bad key!\""} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to name %s", err, want)
 		}

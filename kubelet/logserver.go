@@ -30,8 +30,9 @@ const DefaultLogPort = 10250
 // maxChunk bounds one streamed chunk of output.
 const maxChunk = 32 << 10
 
-// LogServer is the kubelet's own API: the KubeletLogs gRPC service, which the API
-// server calls to read containers' output (skiffctl logs). One server serves every
+// LogServer is the kubelet's own API, which the API server calls: the KubeletLogs gRPC
+// service, to read containers' output (skiffctl logs), and KubeletStreams, for exec,
+// attach and port-forward (streams.go). One server serves every
 // kubelet registered with it: a process running several simulated nodes listens once.
 // It authorizes nobody itself: in a TLS cluster its listener accepts only the API
 // servers' certificate (pki.Reloader.KubeletServerTLS), which authorize the user.
@@ -73,6 +74,19 @@ func (s *LogServer) runtime(node string) (Runtime, []string) {
 	return nil, names
 }
 
+// containers are the runtime of node and the containers it runs, or a gRPC error.
+func (s *LogServer) containers(ctx context.Context, node string) (Runtime, []Container, error) {
+	rt, served := s.runtime(node)
+	if rt == nil {
+		return nil, nil, status.Errorf(codes.NotFound, "node %q is not served by this kubelet (it serves %s)", node, strings.Join(served, ", "))
+	}
+	ctrs, err := rt.List(ctx)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Unavailable, "node %s: %v", node, err)
+	}
+	return rt, ctrs, nil
+}
+
 // Serve serves on ln (over TLS when tlsCfg is set) until ctx ends; then open streams
 // are cut. It closes ln.
 func (s *LogServer) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config) error {
@@ -86,13 +100,14 @@ func (s *LogServer) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Conf
 	}
 	g := grpc.NewServer(opts...)
 	kubeletv1.RegisterKubeletLogsServer(g, s)
+	kubeletv1.RegisterKubeletStreamsServer(g, streamServer{s: s})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		<-ctx.Done()
 		g.Stop() // following streams end only with their callers: do not wait for them
 	}()
-	s.log.Info("serving container logs", "address", ln.Addr().String(), "tls", tlsCfg != nil)
+	s.log.Info("serving container logs and streams", "address", ln.Addr().String(), "tls", tlsCfg != nil)
 	err := g.Serve(ln)
 	<-done
 	if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -104,15 +119,11 @@ func (s *LogServer) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Conf
 // ContainerLogs implements kubeletv1.KubeletLogsServer.
 func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream kubeletv1.KubeletLogs_ContainerLogsServer) error {
 	ctx := stream.Context()
-	rt, served := s.runtime(req.GetNodeName())
-	if rt == nil {
-		return status.Errorf(codes.NotFound, "node %q is not served by this kubelet (it serves %s)", req.GetNodeName(), strings.Join(served, ", "))
-	}
-	ctrs, err := rt.List(ctx)
+	rt, ctrs, err := s.containers(ctx, req.GetNodeName())
 	if err != nil {
-		return status.Errorf(codes.Unavailable, "node %s: %v", req.GetNodeName(), err)
+		return err
 	}
-	c, ok := pickContainer(ctrs, req)
+	c, ok := pickContainer(ctrs, containerRef{req.GetNamespace(), req.GetPod(), req.GetPodUid(), req.GetContainer()}, req.GetPrevious())
 	switch {
 	case !ok && req.GetPrevious():
 		return status.Errorf(codes.FailedPrecondition, "previous terminated container %q in pod %q not found", req.GetContainer(), req.GetPod())
@@ -120,7 +131,8 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s has not started on node %s",
 			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName())
 	}
-	err = s.copyLogs(ctx, rt, c.ID, chunkWriter{stream}, req)
+	send := chunkWriter(func(b []byte) error { return stream.Send(&kubeletv1.LogChunk{Data: b}) })
+	err = s.copyLogs(ctx, rt, c.ID, send, req)
 	switch {
 	case err == nil:
 		return nil
@@ -195,16 +207,22 @@ func (s *skipWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// pickContainer finds the container a request means: the latest attempt (a restarted
+// containerRef names a container of a pod; an empty PodUID matches any pod of that
+// name, an empty Container any container of the pod.
+type containerRef struct {
+	Namespace, Pod, PodUID, Container string
+}
+
+// pickContainer finds the container ref means: the latest attempt (a restarted
 // container's current run, as kubectl logs shows it), or with previous the one before
 // it, which the kubelet keeps (kubectl logs --previous).
-func pickContainer(ctrs []Container, req *kubeletv1.ContainerLogsRequest) (Container, bool) {
+func pickContainer(ctrs []Container, ref containerRef, previous bool) (Container, bool) {
 	var runs []Container
 	for _, c := range ctrs {
-		if c.Namespace != req.GetNamespace() || c.PodName != req.GetPod() || c.Name != req.GetContainer() {
+		if c.Namespace != ref.Namespace || c.PodName != ref.Pod || (ref.Container != "" && c.Name != ref.Container) {
 			continue
 		}
-		if req.GetPodUid() != "" && c.PodUID != req.GetPodUid() {
+		if ref.PodUID != "" && c.PodUID != ref.PodUID {
 			continue
 		}
 		runs = append(runs, c)
@@ -217,7 +235,7 @@ func pickContainer(ctrs []Container, req *kubeletv1.ContainerLogsRequest) (Conta
 		return b.CreatedAt.Compare(a.CreatedAt)
 	})
 	i := 0
-	if req.GetPrevious() {
+	if previous {
 		i = 1
 	}
 	if i >= len(runs) {
@@ -226,17 +244,15 @@ func pickContainer(ctrs []Container, req *kubeletv1.ContainerLogsRequest) (Conta
 	return runs[i], true
 }
 
-// chunkWriter sends what is written as LogChunks.
-type chunkWriter struct {
-	stream kubeletv1.KubeletLogs_ContainerLogsServer
-}
+// chunkWriter sends what is written in chunks of at most maxChunk bytes, each with one
+// call. A gRPC Send marshals before it returns, so the chunk may be reused afterwards.
+type chunkWriter func(chunk []byte) error
 
 func (w chunkWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		k := min(len(p), maxChunk)
-		// Send marshals before it returns, so p may be reused by the caller afterwards.
-		if err := w.stream.Send(&kubeletv1.LogChunk{Data: p[:k]}); err != nil {
+		if err := w(p[:k]); err != nil {
 			return n, err
 		}
 		n, p = n+k, p[k:]

@@ -281,3 +281,82 @@ func TestLogServerTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamServer calls the kubelet's KubeletStreams directly, on simulated nodes:
+// exec's output and exit code, and the refusals, which name the node, pod and container.
+func TestStreamServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w1 := sim.New(sim.Config{Present: []string{"busybox"}})
+	ls := kubelet.NewLogServer(nil)
+	ls.Register("w1", w1)
+	addr := serveLogs(t, ls, nil)
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := kubeletv1.NewKubeletStreamsClient(cc)
+	start(t, ctx, w1, "web", "uid-1", "app", 0, "sleep", "3600")
+	start(t, ctx, w1, "done", "uid-2", "app", 0, "sh", "-c", "exit 0")
+
+	// exec runs start's command: output, then the exit code, then the end.
+	exec := func(in ...*kubeletv1.ExecInput) ([]*kubeletv1.ExecOutput, error) {
+		s, err := c.Exec(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range in {
+			if err := s.Send(m); err != nil {
+				break
+			}
+		}
+		s.CloseSend()
+		var out []*kubeletv1.ExecOutput
+		for {
+			m, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			if err != nil {
+				return out, err
+			}
+			out = append(out, m)
+		}
+	}
+	startMsg := func(node, pod, container string, command ...string) *kubeletv1.ExecInput {
+		return &kubeletv1.ExecInput{Msg: &kubeletv1.ExecInput_Start{Start: &kubeletv1.ExecStart{
+			NodeName: node, Namespace: "default", Pod: pod, Container: container, Command: command}}}
+	}
+	out, err := exec(startMsg("w1", "web", "app", "sh", "-c", "echo hi; exit 2"))
+	if err != nil || len(out) != 3 || !out[0].GetStarted() || string(out[1].GetStdout()) != "hi\n" || out[2].GetExitCode() != 2 {
+		t.Errorf("exec: %v, %v; want started, stdout hi, exit code 2", out, err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   *kubeletv1.ExecInput
+		code codes.Code
+		msg  string
+	}{
+		{"no start", &kubeletv1.ExecInput{Msg: &kubeletv1.ExecInput_Stdin{Stdin: []byte("x")}}, codes.InvalidArgument, "the first message must be start"},
+		{"unknown node", startMsg("w9", "web", "app", "true"), codes.NotFound, `node "w9" is not served by this kubelet (it serves w1)`},
+		{"no command", startMsg("w1", "web", "app"), codes.InvalidArgument, "start.command: Required value"},
+		{"unknown container", startMsg("w1", "web", "db", "true"), codes.FailedPrecondition, `container "db" in pod default/web has not started on node w1`},
+		{"an exited container", startMsg("w1", "done", "app", "true"), codes.FailedPrecondition, `container "app" in pod default/done is not running on node w1 (it is exited)`},
+	} {
+		_, err := exec(tc.in)
+		if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.msg) {
+			t.Errorf("%s: got %v, want %v containing %q", tc.name, err, tc.code, tc.msg)
+		}
+	}
+
+	pf, err := c.PortForward(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf.Send(&kubeletv1.PortForwardInput{Msg: &kubeletv1.PortForwardInput_Start{Start: &kubeletv1.PortForwardStart{
+		NodeName: "w1", Namespace: "default", Pod: "done", Port: 80}}})
+	if _, err := pf.Recv(); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "pod default/done on node w1 has no running container") {
+		t.Errorf("port-forward to a pod without a running container: %v", err)
+	}
+}

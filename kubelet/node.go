@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // LeaseNamespace holds the nodes' heartbeat Leases.
@@ -162,6 +163,15 @@ func (k *Kubelet) nodeStatus(old *corev1.NodeStatus) corev1.NodeStatus {
 		Capacity: k.capacity.DeepCopy(), Allocatable: k.capacity.DeepCopy(),
 		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.cfg.NodeIP}, {Type: corev1.NodeHostName, Address: k.cfg.NodeName}},
 		NodeInfo:  k.info,
+	}
+	if old != nil {
+		// Extended resources advertised by someone else (a status patch, as
+		// Kubernetes' documentation shows) stay, and are allocatable.
+		for name, q := range old.Capacity {
+			if _, ours := k.capacity[name]; !ours && kinds.IsExtendedResourceName(name) {
+				st.Capacity[name], st.Allocatable[name] = q.DeepCopy(), q.DeepCopy()
+			}
+		}
 	}
 	if k.cfg.LogPort > 0 {
 		st.DaemonEndpoints.KubeletEndpoint.Port = int32(k.cfg.LogPort)

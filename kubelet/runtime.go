@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"strconv"
 	"time"
 )
 
@@ -28,6 +30,13 @@ type Runtime interface {
 	List(ctx context.Context) ([]Container, error)
 	// Logs copies a container's output to w; with follow, until it exits or ctx ends.
 	Logs(ctx context.Context, id string, w io.Writer, follow bool) error
+	// Exec runs a command in a running container and returns its exit code once it has
+	// exited and its output is copied; ctx ending kills it. An unknown id wraps
+	// ErrNotFound, a container that is not running ErrNotRunning.
+	Exec(ctx context.Context, id string, opts ExecOptions) (exitCode int, err error)
+	// PodDialer is how to reach TCP ports in the network namespace of the pod that
+	// container id belongs to (port-forward). Errors as Exec's.
+	PodDialer(ctx context.Context, id string) (Dialer, error)
 	// Version is "<name>://<version>", e.g. "containerd://1.6.20": the node's
 	// containerRuntimeVersion, and its name prefixes container IDs in pod status.
 	Version() string
@@ -45,7 +54,49 @@ var (
 	ErrImagePull      = errors.New("ErrImagePull")
 	ErrImageNeverPull = errors.New("ErrImageNeverPull")
 	ErrNotFound       = errors.New("not found")
+	ErrNotRunning     = errors.New("not running")
 )
+
+// ExecOptions are a command to run in a container and its streams.
+type ExecOptions struct {
+	// Command is the executable and its arguments, run without a shell.
+	Command []string
+	// Stdin is the command's input (nil: none); its end closes the command's stdin. The
+	// caller makes its Read return once ctx ends (a runtime may be blocked in it).
+	Stdin io.Reader
+	// Stdout and Stderr receive its output; with TTY everything goes to Stdout. Each is
+	// written by one goroutine at a time, but the two concurrently.
+	Stdout, Stderr io.Writer
+	// TTY runs the command in a terminal of Size, resized to each size Resize sends.
+	TTY    bool
+	Size   TerminalSize
+	Resize <-chan TerminalSize
+	// Started, when set, is called once the command runs.
+	Started func()
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Width, Height uint16
+}
+
+// Dialer connects to a TCP port of a pod.
+type Dialer func(ctx context.Context, port int) (net.Conn, error)
+
+// HostDialer reaches ports on the node's loopback: a pod's ports while pods share the
+// host's network namespace.
+// It tries IPv4, then IPv6, as Kubernetes' kubelet does.
+func HostDialer(ctx context.Context, port int) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err == nil {
+		return conn, nil
+	}
+	if conn, err6 := d.DialContext(ctx, "tcp6", net.JoinHostPort("::1", strconv.Itoa(port))); err6 == nil {
+		return conn, nil
+	}
+	return nil, err
+}
 
 // ContainerConfig is what the kubelet asks a runtime to run.
 type ContainerConfig struct {

@@ -252,3 +252,26 @@ func TestReloadHandshake(t *testing.T) {
 		t.Fatalf("serials before %s %s, after %s %s: not reloaded", s1, c1, s2, c2)
 	}
 }
+
+// TestTLSSendsFullRecords: every configuration sends full-size records from a
+// connection's first byte (see DynamicRecordSizingDisabled in reload.go).
+func TestTLSSendsFullRecords(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := InitDir(dir, InitOptions{Nodes: []string{"w1"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReloader(filepath.Join(dir, "apiserver.crt"), filepath.Join(dir, "apiserver.key"), filepath.Join(dir, CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerServer, err := r.PeerTLS().GetConfigForClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*tls.Config{"server": r.ServerTLS(), "client": r.ClientTLS(), "peer": r.PeerTLS(),
+		"peer (server side)": peerServer, "kubelet client": r.KubeletClientTLS("w1"), "kubelet server": r.KubeletServerTLS()} {
+		if !c.DynamicRecordSizingDisabled {
+			t.Errorf("%s: dynamic record sizing is on", name)
+		}
+	}
+}

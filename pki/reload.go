@@ -135,16 +135,24 @@ func (r *Reloader) VerifyPeer(chain []*x509.Certificate, usage x509.ExtKeyUsage,
 	return nil
 }
 
+// Every TLS configuration below sets DynamicRecordSizingDisabled. Otherwise Go's TLS
+// sends the first 128 KiB of each connection in records of one TCP segment (~1.2 KiB),
+// one write system call each: that suits a browser's first paint, not API connections,
+// where most of a kubelet's or a watch's traffic falls within those first 128 KiB. With
+// a thousand simulated kubelets, the 10,000-pod run spent 2.5 times as long in socket
+// writes as the same run without TLS.
+
 // ServerTLS is an API server's TLS: it serves the current certificate and asks clients
 // for theirs without checking it in the handshake. The API server checks the chain
 // itself (against Pool), so that a bad client certificate is an Unauthenticated error
 // that says why, not a broken connection.
 func (r *Reloader) ServerTLS() *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		ClientAuth:     tls.RequestClientCert,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.Certificate() },
-		NextProtos:     []string{"h2"},
+		MinVersion:                  tls.VersionTLS12,
+		DynamicRecordSizingDisabled: true,
+		ClientAuth:                  tls.RequestClientCert,
+		GetCertificate:              func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.Certificate() },
+		NextProtos:                  []string{"h2"},
 	}
 }
 
@@ -154,8 +162,9 @@ func (r *Reloader) ServerTLS() *tls.Config {
 // clients dial addresses (often IPs) that the group check makes unnecessary.
 func (r *Reloader) ClientTLS() *tls.Config {
 	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true, // VerifyConnection verifies, against the current CA
+		MinVersion:                  tls.VersionTLS12,
+		DynamicRecordSizingDisabled: true,
+		InsecureSkipVerify:          true, // VerifyConnection verifies, against the current CA
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if err := r.VerifyPeer(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, GroupAPIServers, time.Now()); err != nil {
 				return fmt.Errorf("API server certificate: %w", err)
@@ -182,7 +191,8 @@ func (r *Reloader) PeerTLS() *tls.Config {
 		}
 	}
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:                  tls.VersionTLS12,
+		DynamicRecordSizingDisabled: true,
 		// Client side.
 		InsecureSkipVerify:   true, // VerifyConnection verifies
 		VerifyConnection:     verify(x509.ExtKeyUsageServerAuth),
@@ -194,10 +204,11 @@ func (r *Reloader) PeerTLS() *tls.Config {
 				return nil, err
 			}
 			return &tls.Config{
-				MinVersion:       tls.VersionTLS12,
-				Certificates:     []tls.Certificate{*cert},
-				ClientAuth:       tls.RequireAnyClientCert,
-				VerifyConnection: verify(x509.ExtKeyUsageClientAuth),
+				MinVersion:                  tls.VersionTLS12,
+				DynamicRecordSizingDisabled: true,
+				Certificates:                []tls.Certificate{*cert},
+				ClientAuth:                  tls.RequireAnyClientCert,
+				VerifyConnection:            verify(x509.ExtKeyUsageClientAuth),
 			}, nil
 		},
 	}
@@ -208,10 +219,11 @@ func (r *Reloader) PeerTLS() *tls.Config {
 // skiff:apiservers: the API servers, which authorize users before they ask.
 func (r *Reloader) KubeletServerTLS() *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		ClientAuth:     tls.RequireAnyClientCert,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.Certificate() },
-		NextProtos:     []string{"h2"},
+		MinVersion:                  tls.VersionTLS12,
+		DynamicRecordSizingDisabled: true,
+		ClientAuth:                  tls.RequireAnyClientCert,
+		GetCertificate:              func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.Certificate() },
+		NextProtos:                  []string{"h2"},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if err := r.VerifyPeer(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, GroupAPIServers, time.Now()); err != nil {
 				return fmt.Errorf("client certificate: only API servers may call a kubelet: %w", err)
@@ -227,8 +239,9 @@ func (r *Reloader) KubeletServerTLS() *tls.Config {
 // the identity is.
 func (r *Reloader) KubeletClientTLS(node string) *tls.Config {
 	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true, // VerifyConnection verifies, against the current CA
+		MinVersion:                  tls.VersionTLS12,
+		DynamicRecordSizingDisabled: true,
+		InsecureSkipVerify:          true, // VerifyConnection verifies, against the current CA
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if err := r.VerifyPeer(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, GroupNodes, time.Now()); err != nil {
 				return fmt.Errorf("kubelet certificate of node %s: %w", node, err)

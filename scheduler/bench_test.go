@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
@@ -44,13 +46,27 @@ type nopRecorder struct{}
 
 func (nopRecorder) Eventf(kinds.Object, string, string, string, ...any) {}
 
-// benchPods makes n pending pods in groups of 50 owned by one ReplicaSet each.
+// benchPods makes n pending pods in groups of 50 owned by one ReplicaSet each, labelled
+// app=rsN as a Deployment's pods are.
 func benchPods(n int) []*corev1.Pod {
 	pods := make([]*corev1.Pod, n)
 	for i := range pods {
-		pods[i] = makePod(fmt.Sprintf("p%d", i), "100m", "128Mi", ownedBy(fmt.Sprintf("rs%d", i/50)), createdAt(i))
+		rs := fmt.Sprintf("rs%d", i/50)
+		pods[i] = makePod(fmt.Sprintf("p%d", i), "100m", "128Mi", ownedBy(rs), createdAt(i), withPodLabel("app", rs))
 	}
 	return pods
+}
+
+// benchNodes makes n nodes of 32 cpu and 128Gi, labelled with their host name and one of
+// ten zones, as kubelets label them.
+func benchNodes(n int) []*corev1.Node {
+	nodes := make([]*corev1.Node, n)
+	for i := range nodes {
+		name := fmt.Sprintf("node-%d", i)
+		nodes[i] = makeNode(name, "32", "128Gi", withLabel(corev1.LabelHostname, name),
+			withLabel(corev1.LabelTopologyZone, fmt.Sprintf("zone-%d", i%10)))
+	}
+	return nodes
 }
 
 // BenchmarkSched5000n10000p: 10,000 pods through the queue, the algorithm and the
@@ -58,41 +74,64 @@ func benchPods(n int) []*corev1.Pod {
 func BenchmarkSched5000n10000p(b *testing.B) {
 	benchfig.Want(b, "sched_5000n_10000p")
 	for i := 0; i < b.N; i++ {
-		cfg := DefaultConfig()
-		cfg.Seed = 1
-		s, err := newScheduler(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		const nodes, pods = 5000, 10000
-		for j := 0; j < nodes; j++ {
-			s.cache.AddNode(makeNode(fmt.Sprintf("node-%d", j), "32", "128Gi"))
-		}
-		fb := &fakeBinder{cache: s.cache, want: pods, done: make(chan struct{})}
-		s.binder, s.events = fb, nopRecorder{}
-		for _, p := range benchPods(pods) {
-			s.queue.Add(p)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		loopDone := make(chan struct{})
-		b.ResetTimer()
-		start := time.Now()
-		go func() {
-			defer close(loopDone)
-			s.loop(ctx)
-		}()
-		select {
-		case <-fb.done:
-		case <-time.After(5 * time.Minute):
-			b.Fatalf("only %d of %d pods bound", fb.n.Load(), pods)
-		}
-		elapsed := time.Since(start)
-		b.StopTimer()
-		cancel()
-		<-loopDone
-		s.wg.Wait()
-		bench("sched_5000n_10000p", pods/elapsed.Seconds(), "pods/s")
+		benchSched(b, "sched_5000n_10000p", benchNodes(5000), benchPods(10000))
 	}
+}
+
+// BenchmarkSched5000n10000pAntiAffinity: the same, with half the pods (every other
+// ReplicaSet's) required to keep away from their siblings, one per node, as a
+// Deployment with podAntiAffinity on kubernetes.io/hostname asks.
+func BenchmarkSched5000n10000pAntiAffinity(b *testing.B) {
+	benchfig.Want(b, "sched_5000n_10000p_antiaffinity")
+	for i := 0; i < b.N; i++ {
+		pods := benchPods(10000)
+		for j, p := range pods {
+			if (j/50)%2 == 0 {
+				withAntiAffinity(corev1.LabelHostname, "app", p.Labels["app"])(p)
+			}
+		}
+		benchSched(b, "sched_5000n_10000p_antiaffinity", benchNodes(5000), pods)
+	}
+}
+
+// benchSched runs pods through a scheduler over nodes and reports pods/s as figure.
+func benchSched(b *testing.B, figure string, nodes []*corev1.Node, pods []*corev1.Pod) {
+	cfg := DefaultConfig()
+	cfg.Seed = 1
+	s, err := newScheduler(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range nodes {
+		s.cache.AddNode(n)
+	}
+	fb := &fakeBinder{cache: s.cache, want: int64(len(pods)), done: make(chan struct{})}
+	s.binder, s.events = fb, nopRecorder{}
+	for _, p := range pods {
+		s.queue.Add(p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	b.ResetTimer()
+	start := time.Now()
+	go func() {
+		defer close(loopDone)
+		s.loop(ctx)
+	}()
+	select {
+	case <-fb.done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d pods bound", fb.n.Load(), len(pods))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	<-loopDone
+	s.wg.Wait()
+	if a, bo, u := s.queue.Lens(); a+bo+u != 0 {
+		b.Fatalf("pods left in the queue: %d active, %d backing off, %d unschedulable", a, bo, u)
+	}
+	bench(figure, float64(len(pods))/elapsed.Seconds(), "pods/s")
 }
 
 // countingBinder counts the binds that succeeded.
@@ -131,18 +170,31 @@ func parallel(workers, n int, fn func(i int)) {
 	wg.Wait()
 }
 
+func dialAs(b *testing.B, addrs []string, tc *tls.Config) *client.Clientset {
+	conn, err := client.Dial(addrs, client.Options{TLS: tc})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return client.NewClientset(conn)
+}
+
 // BenchmarkSchedE2E1000n10000p: a real three-member API server cluster with 1,000
 // nodes; 10,000 pods are created in parallel, and the clock runs from the first create
 // until the last pod is bound.
 func BenchmarkSchedE2E1000n10000p(b *testing.B) {
 	benchfig.Want(b, "sched_e2e_1000n_10000p")
 	for i := 0; i < b.N; i++ {
-		c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000})
+		// As users run Skiff: TLS, the scheduler authenticated by its certificate and the
+		// users creating nodes and pods as an administrator, the default limits.
+		certs := apicluster.Certs(b)
+		c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000, Certs: certs})
 		// Clients talk to the leader, as the store's benchmarks do (and etcd's tool):
 		// through a follower every write takes one more hop.
 		// The scheduler and the users creating pods have connections of their own.
 		leader := []string{c.Addr(c.Leader())}
-		cs, users := dial(b, leader), dial(b, leader)
+		cs := dialAs(b, leader, apicluster.ClientTLS(b, certs, "scheduler"))
+		users := dialAs(b, leader, apicluster.ClientTLS(b, certs, "admin"))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		const nodes, pods = 1000, 10000
 		parallel(32, nodes, func(j int) {

@@ -2,9 +2,11 @@ package scheduler
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Cache is the scheduler's view of the nodes and of the pods counted on them: the
@@ -20,17 +22,24 @@ type Cache struct {
 	// sampling rotates through.
 	list []*NodeInfo
 	pods map[string]*podState
+	// idx indexes the counted pods, their affinity terms, the nodes' labels and the
+	// namespaces' labels (index.go).
+	idx *index
 }
 
 type podState struct {
 	info    *PodInfo
 	node    string
 	assumed bool
+	// ni is the NodeInfo the pod is counted on.
+	ni *NodeInfo
+	// groups are the term groups of the pod's affinity terms (index.go).
+	groups []*termGroup
 }
 
 // NewCache makes an empty cache.
 func NewCache() *Cache {
-	return &Cache{nodes: map[string]*NodeInfo{}, pods: map[string]*podState{}}
+	return &Cache{nodes: map[string]*NodeInfo{}, pods: map[string]*podState{}, idx: newIndex()}
 }
 
 // AddNode adds or updates a node.
@@ -41,8 +50,17 @@ func (c *Cache) AddNode(node *corev1.Node) {
 	if !ok {
 		ni = NewNodeInfo(node)
 		c.nodes[node.Name] = ni
+		c.idx.addNode(ni, node.Labels)
 	} else {
+		existed, old := ni.Node != nil, nodeLabelsOf(ni)
 		ni.SetNode(node)
+		if !existed || !maps.Equal(old, node.Labels) {
+			if existed {
+				c.idx.removeNode(ni, old)
+			}
+			c.idx.addNode(ni, node.Labels)
+			c.recountPods(ni, old, node.Labels)
+		}
 	}
 	if ni.index < 0 {
 		ni.index = len(c.list)
@@ -59,13 +77,27 @@ func (c *Cache) RemoveNode(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ni, ok := c.nodes[name]
-	if !ok {
+	if !ok || ni.Node == nil {
 		return
 	}
 	c.unlist(ni)
+	old := ni.Node.Labels
 	ni.Node = nil
+	c.idx.removeNode(ni, old)
+	c.recountPods(ni, old, nil)
 	if ni.NumPods() == 0 {
 		delete(c.nodes, name)
+	}
+}
+
+// recountPods moves the terms of the pods on ni from the domains of its old labels to
+// those of its new ones.
+func (c *Cache) recountPods(ni *NodeInfo, old, labels map[string]string) {
+	for key := range ni.pods {
+		if ps, ok := c.pods[key]; ok && len(ps.groups) > 0 {
+			c.idx.countGroups(ps, old, -1)
+			c.idx.countGroups(ps, labels, 1)
+		}
 	}
 }
 
@@ -92,12 +124,37 @@ func (c *Cache) nodeFor(name string) *NodeInfo {
 	return ni
 }
 
+// addToNode counts ps on its node, and indexes it.
+func (c *Cache) addToNode(ps *podState) {
+	ps.ni = c.nodeFor(ps.node)
+	ps.ni.AddPod(ps.info)
+	c.idx.addPod(ps)
+}
+
 func (c *Cache) removeFromNode(ps *podState) {
-	if ni, ok := c.nodes[ps.node]; ok {
+	c.idx.removePod(ps)
+	if ni := ps.ni; ni != nil {
 		ni.RemovePod(ps.info.Key)
-		if ni.Node == nil && ni.NumPods() == 0 {
+		if ni.Node == nil && ni.NumPods() == 0 && c.nodes[ps.node] == ni {
 			delete(c.nodes, ps.node)
 		}
+	}
+}
+
+// setPodObject gives a counted pod its newer object, with the same requests and terms
+// (a pod's spec does not change once bound), reindexing its labels if they changed.
+func (c *Cache) setPodObject(ps *podState, pod *corev1.Pod) {
+	relabel := !maps.Equal(ps.info.Pod.Labels, pod.Labels)
+	if relabel {
+		c.idx.removeLabels(ps, ps.info.Pod.Labels)
+	}
+	if ps.assumed {
+		info := *ps.info // the scheduling cycle's, left as it was
+		ps.info = &info
+	}
+	ps.info.Pod = pod
+	if relabel {
+		c.idx.addLabels(ps, pod.Labels)
 	}
 }
 
@@ -112,8 +169,9 @@ func (c *Cache) assumeLocked(pi *PodInfo, node string) error {
 	if ps, ok := c.pods[pi.Key]; ok {
 		return fmt.Errorf("assume pod %s on %s: it is already counted on %s", pi.Key, node, ps.node)
 	}
-	c.pods[pi.Key] = &podState{info: pi, node: node, assumed: true}
-	c.nodeFor(node).AddPod(pi)
+	ps := &podState{info: pi, node: node, assumed: true}
+	c.pods[pi.Key] = ps
+	c.addToNode(ps)
 	return nil
 }
 
@@ -171,25 +229,36 @@ func (c *Cache) SetPod(pod *corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ps, ok := c.pods[key]
-	if ok && ps.assumed && ps.node == node && ps.info.Pod.UID == pod.UID {
-		// Confirmed as assumed: the requests are the same (a pod's resources do not
-		// change), so keep the parsed info and take the newer object.
+	if ok && ps.node == node && ps.info.Pod.UID == pod.UID {
+		// Confirmed as assumed, or a status or label change: the requests and terms
+		// are the same (a pod's spec does not change), so keep the parsed info and take
+		// the newer object.
+		c.setPodObject(ps, pod)
 		ps.assumed = false
-		info := *ps.info
-		info.Pod = pod
-		ps.info = &info
-		return
-	}
-	if ok && !ps.assumed && ps.node == node && ps.info.Pod.UID == pod.UID {
-		ps.info.Pod = pod // a status change, say: nothing the cache counts
 		return
 	}
 	pi := NewPodInfo(pod)
 	if ok {
 		c.removeFromNode(ps)
 	}
-	c.pods[key] = &podState{info: pi, node: node}
-	c.nodeFor(node).AddPod(pi)
+	ps = &podState{info: pi, node: node}
+	c.pods[key] = ps
+	c.addToNode(ps)
+}
+
+// SetNamespace records a namespace's labels, which namespaceSelectors of affinity
+// terms select by.
+func (c *Cache) SetNamespace(ns *corev1.Namespace) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.idx.namespaces[ns.Name] = labels.Set(ns.Labels)
+}
+
+// RemoveNamespace forgets a namespace's labels.
+func (c *Cache) RemoveNamespace(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.idx.namespaces, name)
 }
 
 // RemovePod stops counting the pod with key (deleted, or finished).
@@ -225,7 +294,7 @@ func (c *Cache) NumNodes() int {
 func (c *Cache) scheduleAndAssume(fw *Framework, pi *PodInfo) (Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	res, err := fw.Schedule(pi, c.list)
+	res, err := fw.Schedule(pi, c)
 	if err != nil {
 		return res, err
 	}

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -144,7 +145,7 @@ func TestSchedulingFields(t *testing.T) {
 	if got.Annotations != nil || len(got.Status.Conditions) != 0 || got.Status.Phase != corev1.PodRunning {
 		t.Fatalf("a bound pod kept %v %v, phase %q", got.Annotations, got.Status.Conditions, got.Status.Phase)
 	}
-	if !equality.Semantic.DeepEqual(got.Spec, bound.Spec) || got.Labels["app"] != bound.Labels["app"] || NewPodInfo(got).Requests != NewPodInfo(bound).Requests {
+	if !equality.Semantic.DeepEqual(got.Spec, bound.Spec) || got.Labels["app"] != bound.Labels["app"] || !reflect.DeepEqual(NewPodInfo(got).Requests, NewPodInfo(bound).Requests) {
 		t.Fatalf("a bound pod lost what scheduling reads: %+v", got)
 	}
 }

@@ -18,6 +18,10 @@ const (
 	Unschedulable
 	// Error: the plugin could not judge (a bug or bad input); the cycle fails.
 	Error
+	// Skip: returned by PreFilter or PreScore when the pod asks nothing of the plugin
+	// (no affinity, no spread constraints): the cycle runs neither its Filter nor its
+	// Score, so that such pods pay nothing for it.
+	Skip
 )
 
 // Status is a filter's verdict. A nil *Status is Success.
@@ -49,24 +53,75 @@ type Plugin interface {
 }
 
 // FilterPlugin rules nodes out for a pod. Filter runs concurrently for different
-// nodes and must not modify pod or node. It returns nil for a node that passes, and
-// otherwise a new Status (the framework records the plugin's name in it).
+// nodes and must not modify state, pod or node. It returns nil for a node that passes,
+// and otherwise a new Status (the framework records the plugin's name in it).
 type FilterPlugin interface {
 	Plugin
-	Filter(pod *PodInfo, node *NodeInfo) *Status
+	Filter(state *CycleState, pod *PodInfo, node *NodeInfo) *Status
+}
+
+// PreFilterPlugin is a FilterPlugin that looks at the cluster once per cycle, before
+// any node is filtered, and writes what its Filter needs into state (pod affinity
+// counts the matching pods by topology domain once, not once per node). It runs with
+// the cache locked and may read it, not change it. It returns nil, Skip (the pod asks
+// nothing of the plugin: its Filter does not run) or Error; a node it would refuse,
+// its Filter refuses, so that every node says why.
+type PreFilterPlugin interface {
+	FilterPlugin
+	PreFilter(state *CycleState, pod *PodInfo, c *Cache) *Status
 }
 
 // ScorePlugin ranks the nodes that passed every filter: 0 (worst) to MaxNodeScore.
-// Score runs concurrently for different nodes and must not modify pod or node.
+// Score runs concurrently for different nodes and must not modify state, pod or node.
 type ScorePlugin interface {
 	Plugin
-	Score(pod *PodInfo, node *NodeInfo) int64
+	Score(state *CycleState, pod *PodInfo, node *NodeInfo) int64
+}
+
+// PreScorePlugin is a ScorePlugin that prepares, once per cycle, what its Score reads,
+// given the nodes that passed filtering. It returns nil, Skip (its Score does not run,
+// and the nodes score 0 for it) or Error. Like PreFilter it may read the locked cache.
+type PreScorePlugin interface {
+	ScorePlugin
+	PreScore(state *CycleState, pod *PodInfo, c *Cache, nodes []*NodeInfo) *Status
 }
 
 // ScoreNormalizer is a ScorePlugin whose scores only mean something relative to the
 // other nodes': NormalizeScores rewrites them, in place, into 0..MaxNodeScore.
 type ScoreNormalizer interface {
-	NormalizeScores(pod *PodInfo, nodes []*NodeInfo, scores []int64)
+	NormalizeScores(state *CycleState, pod *PodInfo, nodes []*NodeInfo, scores []int64)
+}
+
+// PodAddSensitive is a FilterPlugin whose verdict on a node can change when a pod is
+// bound somewhere (the pod that an affinity asks for arrives; a spread's skew moves),
+// not only when nodes change or pods go: a pod it rejected is retried when a pod is
+// bound.
+type PodAddSensitive interface {
+	RetryOnPodAdded()
+}
+
+// CycleState carries what one cycle's PreFilter and PreScore plugins computed to their
+// Filter and Score, keyed by plugin name. It is written before filtering and scoring,
+// on the scheduling goroutine, and only read while nodes are filtered and scored
+// concurrently.
+type CycleState struct {
+	data map[string]any
+}
+
+// Write stores a plugin's state for the cycle.
+func (cs *CycleState) Write(key string, v any) {
+	if cs.data == nil {
+		cs.data = map[string]any{}
+	}
+	cs.data[key] = v
+}
+
+// Read returns what Write stored under key, or nil.
+func (cs *CycleState) Read(key string) any {
+	if cs == nil {
+		return nil
+	}
+	return cs.data[key]
 }
 
 // MaxNodeScore is the best score a ScorePlugin gives.
@@ -103,8 +158,8 @@ func (r *Registry) Get(name string) (Plugin, bool) {
 // DefaultRegistry holds the built-in plugins.
 func DefaultRegistry() *Registry {
 	r := NewRegistry()
-	for _, p := range []Plugin{NodeReady{}, NodeResourcesFit{}, NodeSelector{}, TaintToleration{}, NodePorts{},
-		LeastAllocated{}, BalancedAllocation{}, OwnerSpread{}} {
+	for _, p := range []Plugin{NodeReady{}, NodeResourcesFit{}, NodeAffinity{}, TaintToleration{}, NodePorts{},
+		InterPodAffinity{}, PodTopologySpread{}, LeastAllocated{}, BalancedAllocation{}, OwnerSpread{}} {
 		if err := r.Register(p); err != nil {
 			panic(err) // the list above has a duplicate: a bug
 		}
@@ -125,11 +180,15 @@ type Profile struct {
 }
 
 // DefaultProfile runs every built-in filter, cheapest and most selective first, and
-// the built-in scores with weight 1 each.
+// the built-in scores: those of resources and owners with weight 1 each, those of the
+// pod's own preferences (node affinity, pod affinity, topology spread) with weight 2,
+// as Kubernetes weighs them.
 func DefaultProfile() Profile {
 	return Profile{
-		Filters: []string{NameNodeReady, NameNodeSelector, NameTaintToleration, NameNodeResourcesFit, NameNodePorts},
-		Scores:  []WeightedPlugin{{NameLeastAllocated, 1}, {NameBalancedAllocation, 1}, {NameOwnerSpread, 1}},
+		Filters: []string{NameNodeReady, NameNodeAffinity, NameTaintToleration, NameNodeResourcesFit, NameNodePorts,
+			NameInterPodAffinity, NamePodTopologySpread},
+		Scores: []WeightedPlugin{{NameLeastAllocated, 1}, {NameBalancedAllocation, 1}, {NameOwnerSpread, 1},
+			{NameNodeAffinity, 2}, {NameInterPodAffinity, 2}, {NamePodTopologySpread, 2}},
 	}
 }
 
@@ -138,12 +197,18 @@ func DefaultProfile() Profile {
 // way. It is not safe for concurrent Schedule calls (it rotates where filtering
 // starts, from one cycle to the next).
 type Framework struct {
-	filters     []FilterPlugin
-	scores      []ScorePlugin
-	weights     []int64
-	percentage  int
-	parallelism int
-	rand        *rand.Rand
+	filters []FilterPlugin
+	scores  []ScorePlugin
+	weights []int64
+	// retryOnPodAdd names the filters that implement PodAddSensitive.
+	retryOnPodAdd map[string]bool
+	// The filters and scores of the current cycle: those whose PreFilter or PreScore
+	// did not skip it. Reused from one cycle to the next.
+	cycleFilters []FilterPlugin
+	cycleScores  []int
+	percentage   int
+	parallelism  int
+	rand         *rand.Rand
 	// nextStart is where the next cycle starts filtering, so that successive cycles
 	// sample different nodes (Kubernetes' nextStartNodeIndex).
 	nextStart int
@@ -159,7 +224,8 @@ type FrameworkOptions struct {
 
 // NewFramework builds the profile's plugins from reg.
 func NewFramework(reg *Registry, prof Profile, opts FrameworkOptions) (*Framework, error) {
-	f := &Framework{percentage: opts.PercentageOfNodesToScore, parallelism: max(1, opts.Parallelism), rand: opts.Rand}
+	f := &Framework{percentage: opts.PercentageOfNodesToScore, parallelism: max(1, opts.Parallelism), rand: opts.Rand,
+		retryOnPodAdd: map[string]bool{}}
 	if f.rand == nil {
 		f.rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
@@ -173,6 +239,9 @@ func NewFramework(reg *Registry, prof Profile, opts FrameworkOptions) (*Framewor
 			return nil, fmt.Errorf("profile: plugin %q is not a filter plugin", name)
 		}
 		f.filters = append(f.filters, fp)
+		if _, ok := p.(PodAddSensitive); ok {
+			f.retryOnPodAdd[name] = true
+		}
 	}
 	for _, w := range prof.Scores {
 		p, ok := reg.Get(w.Name)
@@ -192,12 +261,45 @@ func NewFramework(reg *Registry, prof Profile, opts FrameworkOptions) (*Framewor
 	return f, nil
 }
 
-// RunFilters runs the filters on one node, stopping at the first that fails.
-func (f *Framework) RunFilters(pod *PodInfo, node *NodeInfo) *Status {
-	for _, p := range f.filters {
-		if st := p.Filter(pod, node); !st.IsSuccess() {
+// runFilters runs the cycle's filters on one node, stopping at the first that fails.
+func (f *Framework) runFilters(state *CycleState, pod *PodInfo, node *NodeInfo) *Status {
+	for _, p := range f.cycleFilters {
+		if st := p.Filter(state, pod, node); !st.IsSuccess() {
 			st.Plugin = p.Name()
 			return st
+		}
+	}
+	return nil
+}
+
+// RetriesOnPodAdded reports whether a pod some of plugins rejected may fit once another
+// pod is bound (see PodAddSensitive).
+func (f *Framework) RetriesOnPodAdded(plugins map[string]bool) bool {
+	for name := range plugins {
+		if f.retryOnPodAdd[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// preFilter runs the PreFilter plugins and chooses the cycle's filters.
+func (f *Framework) preFilter(state *CycleState, pod *PodInfo, c *Cache) error {
+	f.cycleFilters = f.cycleFilters[:0]
+	for _, p := range f.filters {
+		pf, ok := p.(PreFilterPlugin)
+		if !ok {
+			f.cycleFilters = append(f.cycleFilters, p)
+			continue
+		}
+		st := pf.PreFilter(state, pod, c)
+		switch {
+		case st.IsSuccess():
+			f.cycleFilters = append(f.cycleFilters, p)
+		case st.Code == Skip:
+		default:
+			st.Plugin = p.Name()
+			return fmt.Errorf("schedule pod %s: prefilter: %s", pod.Key, st)
 		}
 	}
 	return nil
@@ -216,45 +318,43 @@ type FitError struct {
 	NumNodes int
 	// Reasons counts the nodes that failed, by reason.
 	Reasons map[string]int
+	// Plugins names the plugins that failed a node.
+	Plugins map[string]bool
 }
 
-// Error is Kubernetes' message: "0/5 nodes are available: 3 Insufficient cpu, 2
-// node(s) had untolerated taint {k: v}." with the reasons sorted.
+// Error is Kubernetes' message: "0/5 nodes are available: 2 node(s) had untolerated
+// taint {k: v}, 3 Insufficient cpu.", each reason after its count, sorted as Kubernetes
+// sorts them (as strings, count first).
 func (e *FitError) Error() string {
 	if e.NumNodes == 0 {
 		return "no nodes available to schedule pods"
 	}
 	reasons := make([]string, 0, len(e.Reasons))
-	for r := range e.Reasons {
-		reasons = append(reasons, r)
+	for r, n := range e.Reasons {
+		reasons = append(reasons, fmt.Sprintf("%d %s", n, r))
 	}
 	sort.Strings(reasons)
-	var b strings.Builder
-	fmt.Fprintf(&b, "0/%d nodes are available", e.NumNodes)
-	for i, r := range reasons {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%d %s", e.Reasons[r], r)
-	}
-	b.WriteString(".")
-	return b.String()
+	return fmt.Sprintf("0/%d nodes are available: %s.", e.NumNodes, strings.Join(reasons, ", "))
 }
 
 // parallelThreshold is the batch size below which filtering and scoring stay on the
 // calling goroutine: for fewer nodes, handing work out costs more than it saves.
 const parallelThreshold = 512
 
-// Schedule picks a node for pod among nodes: it filters nodes, starting where the last
-// cycle stopped, until it has found numFeasibleNodesToFind of them (or checked all),
-// scores those, and picks the best, breaking ties at random. It returns a *FitError
-// when no node fits, and another error when a plugin failed.
-func (f *Framework) Schedule(pod *PodInfo, nodes []*NodeInfo) (Result, error) {
+// Schedule picks a node for pod among the cache's nodes: it runs the PreFilter plugins,
+// filters nodes, starting where the last cycle stopped, until it has found
+// numFeasibleNodesToFind of them (or checked all), scores those, and picks the best,
+// breaking ties at random. It returns a *FitError when no node fits, and another error
+// when a plugin failed. The caller holds the cache's lock.
+func (f *Framework) Schedule(pod *PodInfo, c *Cache) (Result, error) {
+	nodes := c.list
 	n := len(nodes)
 	if n == 0 {
 		return Result{}, &FitError{Pod: pod.Key}
+	}
+	state := &CycleState{}
+	if err := f.preFilter(state, pod, c); err != nil {
+		return Result{}, err
 	}
 	want := numFeasibleNodesToFind(f.percentage, n)
 	feasible := make([]*NodeInfo, 0, want)
@@ -269,7 +369,7 @@ func (f *Framework) Schedule(pod *PodInfo, nodes []*NodeInfo) (Result, error) {
 	for processed < n && len(feasible) < want {
 		size := min(batch, n-processed)
 		f.parallel(size, func(i int) {
-			statuses[i] = f.RunFilters(pod, nodes[(start+processed+i)%n])
+			statuses[i] = f.runFilters(state, pod, nodes[(start+processed+i)%n])
 		})
 		used := size
 		for i := 0; i < size; i++ {
@@ -291,11 +391,12 @@ func (f *Framework) Schedule(pod *PodInfo, nodes []*NodeInfo) (Result, error) {
 	}
 	f.nextStart = (start + processed) % n
 	if len(feasible) == 0 {
-		fe := &FitError{Pod: pod.Key, NumNodes: n, Reasons: map[string]int{}}
+		fe := &FitError{Pod: pod.Key, NumNodes: n, Reasons: map[string]int{}, Plugins: map[string]bool{}}
 		for _, st := range failed {
 			for _, r := range st.Reasons {
 				fe.Reasons[r]++
 			}
+			fe.Plugins[st.Plugin] = true
 		}
 		return Result{Evaluated: processed}, fe
 	}
@@ -308,7 +409,10 @@ func (f *Framework) Schedule(pod *PodInfo, nodes []*NodeInfo) (Result, error) {
 		res.Node = feasible[f.rand.IntN(len(feasible))].Name
 		return res, nil
 	}
-	total := f.score(pod, feasible)
+	total, err := f.score(state, pod, c, feasible)
+	if err != nil {
+		return Result{}, err
+	}
 	best, count, pick := int64(-1), 0, 0
 	for i, s := range total {
 		switch {
@@ -325,20 +429,35 @@ func (f *Framework) Schedule(pod *PodInfo, nodes []*NodeInfo) (Result, error) {
 	return res, nil
 }
 
-// score returns each feasible node's weighted total.
-func (f *Framework) score(pod *PodInfo, nodes []*NodeInfo) []int64 {
+// score runs the PreScore plugins and returns each feasible node's weighted total.
+func (f *Framework) score(state *CycleState, pod *PodInfo, c *Cache, nodes []*NodeInfo) ([]int64, error) {
+	f.cycleScores = f.cycleScores[:0]
+	for j, p := range f.scores {
+		if ps, ok := p.(PreScorePlugin); ok {
+			st := ps.PreScore(state, pod, c, nodes)
+			if !st.IsSuccess() {
+				if st.Code == Skip {
+					continue
+				}
+				st.Plugin = p.Name()
+				return nil, fmt.Errorf("schedule pod %s: prescore: %s", pod.Key, st)
+			}
+		}
+		f.cycleScores = append(f.cycleScores, j)
+	}
 	total := make([]int64, len(nodes))
 	scores := make([]int64, len(nodes))
-	for j, p := range f.scores {
-		f.parallel(len(nodes), func(i int) { scores[i] = p.Score(pod, nodes[i]) })
+	for _, j := range f.cycleScores {
+		p := f.scores[j]
+		f.parallel(len(nodes), func(i int) { scores[i] = p.Score(state, pod, nodes[i]) })
 		if nz, ok := p.(ScoreNormalizer); ok {
-			nz.NormalizeScores(pod, nodes, scores)
+			nz.NormalizeScores(state, pod, nodes, scores)
 		}
 		for i, s := range scores {
 			total[i] += s * f.weights[j]
 		}
 	}
-	return total
+	return total, nil
 }
 
 // parallel runs fn(0..n-1), split among the framework's goroutines when n is large.

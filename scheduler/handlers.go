@@ -14,6 +14,9 @@ func (s *Scheduler) podAdded(pod *corev1.Pod) {
 	switch {
 	case pod.Spec.NodeName != "":
 		s.cache.SetPod(pod)
+		if !terminal(pod) {
+			s.queue.MoveWaitingForPods()
+		}
 	case !terminal(pod):
 		s.queue.Add(pod)
 	}
@@ -32,8 +35,11 @@ func (s *Scheduler) podUpdated(old, pod *corev1.Pod) {
 		s.queue.Delete(pod) // bound: by us (confirming the assumption) or by another
 	}
 	s.cache.SetPod(pod)
-	if terminal(pod) && !terminal(old) {
+	switch {
+	case terminal(pod) && !terminal(old):
 		s.queue.MoveAllToActive() // its resources are free
+	case !terminal(pod) && (old.Spec.NodeName == "" || !maps.Equal(old.Labels, pod.Labels)):
+		s.queue.MoveWaitingForPods() // a pod some affinity or spread may count arrived
 	}
 }
 
@@ -59,6 +65,22 @@ func (s *Scheduler) nodeUpdated(old, node *corev1.Node) {
 
 func (s *Scheduler) nodeDeleted(node *corev1.Node) {
 	s.cache.RemoveNode(node.Name)
+}
+
+func (s *Scheduler) namespaceAdded(ns *corev1.Namespace) {
+	s.cache.SetNamespace(ns)
+	s.queue.MoveWaitingForPods()
+}
+
+func (s *Scheduler) namespaceUpdated(old, ns *corev1.Namespace) {
+	s.cache.SetNamespace(ns)
+	if !maps.Equal(old.Labels, ns.Labels) {
+		s.queue.MoveWaitingForPods() // a namespaceSelector may select it now
+	}
+}
+
+func (s *Scheduler) namespaceDeleted(ns *corev1.Namespace) {
+	s.cache.RemoveNamespace(ns.Name)
 }
 
 // nodeSchedulingChanged reports whether an update changed what a filter looks at: not

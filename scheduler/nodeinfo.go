@@ -6,25 +6,53 @@ import (
 )
 
 // Resources is the part of a node's capacity the scheduler accounts: cpu in
-// millicores, memory in bytes, and a pod count. Quantities are converted into it once
-// per pod and once per node update (as Kubernetes' framework.Resource), never per
-// filter call.
+// millicores, memory in bytes, a pod count, and extended resources (example.com/dongle)
+// in their units. Quantities are converted into it once per pod and once per node update
+// (as Kubernetes' framework.Resource), never per filter call.
 type Resources struct {
 	MilliCPU int64
 	Memory   int64
 	Pods     int64
+	// Scalar holds the other resources by name: extended resources, which nodes
+	// advertise and pods request in whole units. nil when there are none.
+	Scalar map[corev1.ResourceName]int64
 }
 
 func (r *Resources) add(o Resources) {
 	r.MilliCPU += o.MilliCPU
 	r.Memory += o.Memory
 	r.Pods += o.Pods
+	for name, v := range o.Scalar {
+		r.addScalar(name, v)
+	}
 }
 
 func (r *Resources) sub(o Resources) {
 	r.MilliCPU -= o.MilliCPU
 	r.Memory -= o.Memory
 	r.Pods -= o.Pods
+	for name, v := range o.Scalar {
+		r.addScalar(name, -v)
+	}
+}
+
+func (r *Resources) addScalar(name corev1.ResourceName, v int64) {
+	if r.Scalar == nil {
+		r.Scalar = map[corev1.ResourceName]int64{}
+	}
+	if r.Scalar[name] += v; r.Scalar[name] == 0 {
+		delete(r.Scalar, name)
+	}
+}
+
+// scalar reports whether the scheduler counts name as a Scalar resource: whatever is
+// not cpu, memory or pods, but for ephemeral-storage, which it does not account.
+func scalar(name corev1.ResourceName) bool {
+	switch name {
+	case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourcePods, corev1.ResourceEphemeralStorage:
+		return false
+	}
+	return true
 }
 
 // Defaults Kubernetes assumes, for scoring only, for a pod that requests nothing, so
@@ -55,22 +83,37 @@ type PodInfo struct {
 	Ports   []hostPort
 	// Owner is the uid of the pod's controller owner, or "".
 	Owner string
+	// affinity is the pod's inter-pod affinity, parsed (nil: none); affinityErr says
+	// why it could not be.
+	affinity    *podAffinity
+	affinityErr error
 }
 
 // NewPodInfo reads what the scheduler needs from pod. Its requests are quantities the
-// API server has already parsed, so nothing here can fail.
+// API server has already parsed; its affinity terms' selectors too, but should one not
+// parse, the pod's cycles fail with the error (affinityErr).
 func NewPodInfo(pod *corev1.Pod) *PodInfo {
 	pi := &PodInfo{Pod: pod, Key: podKey(pod), Requests: Resources{Pods: 1}}
 	var cpuSet, memSet bool
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
+		counted := 0
 		if q, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
 			pi.Requests.MilliCPU += q.MilliValue()
 			cpuSet = true
+			counted++
 		}
 		if q, ok := c.Resources.Requests[corev1.ResourceMemory]; ok {
 			pi.Requests.Memory += q.Value()
 			memSet = true
+			counted++
+		}
+		if len(c.Resources.Requests) > counted {
+			for name, q := range c.Resources.Requests {
+				if scalar(name) {
+					pi.Requests.addScalar(name, q.Value())
+				}
+			}
 		}
 		for _, p := range c.Ports {
 			port := p.HostPort
@@ -88,6 +131,7 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 		}
 	}
 	pi.NonZero = pi.Requests
+	pi.NonZero.Scalar = nil // scoring weighs cpu and memory only
 	if !cpuSet {
 		pi.NonZero.MilliCPU = defaultMilliCPURequest
 	}
@@ -97,6 +141,7 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
 		pi.Owner = string(ref.UID)
 	}
+	pi.affinity, pi.affinityErr = newPodAffinity(pod)
 	return pi
 }
 
@@ -151,6 +196,11 @@ func (ni *NodeInfo) SetNode(node *corev1.Node) {
 	}
 	if q, ok := alloc[corev1.ResourcePods]; ok {
 		ni.Allocatable.Pods = q.Value()
+	}
+	for name, q := range alloc {
+		if scalar(name) {
+			ni.Allocatable.addScalar(name, q.Value())
+		}
 	}
 	ni.Ready = false
 	for _, c := range node.Status.Conditions {

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -11,7 +12,9 @@ import (
 const (
 	NameNodeReady          = "NodeReady"
 	NameNodeResourcesFit   = "NodeResourcesFit"
-	NameNodeSelector       = "NodeSelector"
+	NameNodeAffinity       = "NodeAffinity"
+	NameInterPodAffinity   = "InterPodAffinity"
+	NamePodTopologySpread  = "PodTopologySpread"
 	NameTaintToleration    = "TaintToleration"
 	NameNodePorts          = "NodePorts"
 	NameLeastAllocated     = "LeastAllocated"
@@ -28,6 +31,12 @@ const (
 	ReasonTooManyPods       = "Too many pods"
 	ReasonNodeSelector      = "node(s) didn't match Pod's node affinity/selector"
 	ReasonNodePorts         = "node(s) didn't have free ports for the requested pod ports"
+
+	ReasonAffinityRulesNotMatch             = "node(s) didn't match pod affinity rules"
+	ReasonAntiAffinityRulesNotMatch         = "node(s) didn't match pod anti-affinity rules"
+	ReasonExistingAntiAffinityRulesNotMatch = "node(s) didn't satisfy existing pods anti-affinity rules"
+	ReasonTopologySpreadConstraintsNotMatch = "node(s) didn't match pod topology spread constraints"
+	ReasonTopologySpreadNodeLabelMissing    = ReasonTopologySpreadConstraintsNotMatch + " (missing required label)"
 )
 
 // unschedulable makes a fresh status: the framework writes its Plugin field.
@@ -36,7 +45,17 @@ func unschedulable(reasons ...string) *Status { return &Status{Code: Unschedulab
 var (
 	_ FilterPlugin    = NodeReady{}
 	_ FilterPlugin    = NodeResourcesFit{}
-	_ FilterPlugin    = NodeSelector{}
+	_ PreFilterPlugin = NodeAffinity{}
+	_ PreScorePlugin  = NodeAffinity{}
+	_ ScoreNormalizer = NodeAffinity{}
+	_ PreFilterPlugin = InterPodAffinity{}
+	_ PreScorePlugin  = InterPodAffinity{}
+	_ ScoreNormalizer = InterPodAffinity{}
+	_ PodAddSensitive = InterPodAffinity{}
+	_ PreFilterPlugin = PodTopologySpread{}
+	_ PreScorePlugin  = PodTopologySpread{}
+	_ ScoreNormalizer = PodTopologySpread{}
+	_ PodAddSensitive = PodTopologySpread{}
 	_ FilterPlugin    = TaintToleration{}
 	_ FilterPlugin    = NodePorts{}
 	_ ScorePlugin     = LeastAllocated{}
@@ -51,7 +70,7 @@ type NodeReady struct{}
 
 func (NodeReady) Name() string { return NameNodeReady }
 
-func (NodeReady) Filter(_ *PodInfo, n *NodeInfo) *Status {
+func (NodeReady) Filter(_ *CycleState, _ *PodInfo, n *NodeInfo) *Status {
 	switch {
 	case n.Node == nil:
 		return unschedulable(ReasonNodeNotReady)
@@ -63,13 +82,14 @@ func (NodeReady) Filter(_ *PodInfo, n *NodeInfo) *Status {
 	return nil
 }
 
-// NodeResourcesFit passes nodes whose allocatable cpu, memory and pod count hold the
-// pod besides every pod counted there (bound and assumed).
+// NodeResourcesFit passes nodes whose allocatable cpu, memory, pod count and extended
+// resources hold the pod besides every pod counted there (bound and assumed). A node
+// that does not advertise an extended resource the pod requests has none of it.
 type NodeResourcesFit struct{}
 
 func (NodeResourcesFit) Name() string { return NameNodeResourcesFit }
 
-func (NodeResourcesFit) Filter(p *PodInfo, n *NodeInfo) *Status {
+func (NodeResourcesFit) Filter(_ *CycleState, p *PodInfo, n *NodeInfo) *Status {
 	var reasons []string
 	if n.Requested.Pods+1 > n.Allocatable.Pods {
 		reasons = append(reasons, ReasonTooManyPods)
@@ -80,30 +100,15 @@ func (NodeResourcesFit) Filter(p *PodInfo, n *NodeInfo) *Status {
 	if p.Requests.Memory > 0 && n.Requested.Memory+p.Requests.Memory > n.Allocatable.Memory {
 		reasons = append(reasons, ReasonInsufficientMem)
 	}
+	first := len(reasons)
+	for name, v := range p.Requests.Scalar {
+		if v > 0 && n.Requested.Scalar[name]+v > n.Allocatable.Scalar[name] {
+			reasons = append(reasons, "Insufficient "+string(name))
+		}
+	}
+	slices.Sort(reasons[first:])
 	if reasons != nil {
 		return unschedulable(reasons...)
-	}
-	return nil
-}
-
-// NodeSelector passes nodes whose labels carry every pair of the pod's nodeSelector.
-type NodeSelector struct{}
-
-func (NodeSelector) Name() string { return NameNodeSelector }
-
-func (NodeSelector) Filter(p *PodInfo, n *NodeInfo) *Status {
-	sel := p.Pod.Spec.NodeSelector
-	if len(sel) == 0 {
-		return nil
-	}
-	var labels map[string]string
-	if n.Node != nil {
-		labels = n.Node.Labels
-	}
-	for k, v := range sel {
-		if got, ok := labels[k]; !ok || got != v {
-			return unschedulable(ReasonNodeSelector)
-		}
 	}
 	return nil
 }
@@ -114,7 +119,7 @@ type TaintToleration struct{}
 
 func (TaintToleration) Name() string { return NameTaintToleration }
 
-func (TaintToleration) Filter(p *PodInfo, n *NodeInfo) *Status {
+func (TaintToleration) Filter(_ *CycleState, p *PodInfo, n *NodeInfo) *Status {
 	tols := p.Pod.Spec.Tolerations
 	for i := range n.Taints {
 		if t := &n.Taints[i]; !tolerated(tols, t) {
@@ -142,7 +147,7 @@ type NodePorts struct{}
 
 func (NodePorts) Name() string { return NameNodePorts }
 
-func (NodePorts) Filter(p *PodInfo, n *NodeInfo) *Status {
+func (NodePorts) Filter(_ *CycleState, p *PodInfo, n *NodeInfo) *Status {
 	for _, port := range p.Ports {
 		if n.portInUse(port) {
 			return unschedulable(ReasonNodePorts)
@@ -157,7 +162,7 @@ type LeastAllocated struct{}
 
 func (LeastAllocated) Name() string { return NameLeastAllocated }
 
-func (LeastAllocated) Score(p *PodInfo, n *NodeInfo) int64 {
+func (LeastAllocated) Score(_ *CycleState, p *PodInfo, n *NodeInfo) int64 {
 	return (leastAllocated(n.NonZeroRequested.MilliCPU+p.NonZero.MilliCPU, n.Allocatable.MilliCPU) +
 		leastAllocated(n.NonZeroRequested.Memory+p.NonZero.Memory, n.Allocatable.Memory)) / 2
 }
@@ -175,7 +180,7 @@ type BalancedAllocation struct{}
 
 func (BalancedAllocation) Name() string { return NameBalancedAllocation }
 
-func (BalancedAllocation) Score(p *PodInfo, n *NodeInfo) int64 {
+func (BalancedAllocation) Score(_ *CycleState, p *PodInfo, n *NodeInfo) int64 {
 	cpu := fraction(n.NonZeroRequested.MilliCPU+p.NonZero.MilliCPU, n.Allocatable.MilliCPU)
 	mem := fraction(n.NonZeroRequested.Memory+p.NonZero.Memory, n.Allocatable.Memory)
 	d := cpu - mem
@@ -204,14 +209,14 @@ type OwnerSpread struct{}
 func (OwnerSpread) Name() string { return NameOwnerSpread }
 
 // Score is the raw count; NormalizeScores turns it into a preference.
-func (OwnerSpread) Score(p *PodInfo, n *NodeInfo) int64 {
+func (OwnerSpread) Score(_ *CycleState, p *PodInfo, n *NodeInfo) int64 {
 	if p.Owner == "" {
 		return 0
 	}
 	return int64(n.OwnerCount(p.Owner))
 }
 
-func (OwnerSpread) NormalizeScores(p *PodInfo, _ []*NodeInfo, scores []int64) {
+func (OwnerSpread) NormalizeScores(_ *CycleState, p *PodInfo, _ []*NodeInfo, scores []int64) {
 	var most int64
 	for _, s := range scores {
 		most = max(most, s)

@@ -35,11 +35,11 @@ func TestFilters(t *testing.T) {
 		{"zero request fits full node", NodeResourcesFit{}, NewPodInfo(makePod("p", "", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi"), makePod("a", "1", "1Gi", onNode("n"))), nil},
 
-		{"selector matches", NodeSelector{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
+		{"selector matches", NodeAffinity{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withLabel("disk", "ssd"))), nil},
-		{"selector value differs", NodeSelector{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
+		{"selector value differs", NodeAffinity{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi", withLabel("disk", "hdd"))), []string{"node(s) didn't match Pod's node affinity/selector"}},
-		{"selector label missing", NodeSelector{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
+		{"selector label missing", NodeAffinity{}, NewPodInfo(makePod("p", "", "", withSelector("disk", "ssd"))),
 			nodeInfoWith(makeNode("n", "1", "1Gi")), []string{"node(s) didn't match Pod's node affinity/selector"}},
 
 		{"untolerated NoSchedule", TaintToleration{}, NewPodInfo(makePod("p", "", "")),
@@ -76,7 +76,7 @@ func TestFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := tt.plugin.Filter(tt.pod, tt.node)
+			st := runFilter(tt.plugin, tt.pod, tt.node)
 			if tt.want == nil {
 				if !st.IsSuccess() {
 					t.Fatalf("got %v, want success", st)
@@ -127,7 +127,7 @@ func TestScores(t *testing.T) {
 	memFrac := float64(200<<20+1<<30) / float64(4<<30)
 	tests[4].want = int64((1 - (1-memFrac)/2) * 100)
 	for _, tt := range tests {
-		if got := tt.plugin.Score(pod, tt.node); got != tt.want {
+		if got := tt.plugin.Score(nil, pod, tt.node); got != tt.want {
 			t.Errorf("%s: score %d, want %d", tt.name, got, tt.want)
 		}
 	}
@@ -142,9 +142,9 @@ func TestOwnerSpread(t *testing.T) {
 	}
 	scores := make([]int64, len(nodes))
 	for i, n := range nodes {
-		scores[i] = OwnerSpread{}.Score(pod, n)
+		scores[i] = OwnerSpread{}.Score(nil, pod, n)
 	}
-	OwnerSpread{}.NormalizeScores(pod, nodes, scores)
+	OwnerSpread{}.NormalizeScores(nil, pod, nodes, scores)
 	if want := []int64{0, 50, 100}; !reflect.DeepEqual(scores, want) {
 		t.Fatalf("scores %v, want %v", scores, want)
 	}
@@ -176,16 +176,16 @@ func newTestFramework(t *testing.T, seed uint64, percentage int) *Framework {
 
 func TestFitErrorMessage(t *testing.T) {
 	fw := newTestFramework(t, 1, 0)
-	nodes := []*NodeInfo{
-		nodeInfoWith(makeNode("a", "1", "1Gi")), nodeInfoWith(makeNode("b", "1", "1Gi")), nodeInfoWith(makeNode("c", "1", "1Gi")),
-		nodeInfoWith(makeNode("d", "8", "8Gi", withTaint("k", "v", "NoSchedule"))), nodeInfoWith(makeNode("e", "8", "8Gi", withTaint("k", "v", "NoExecute"))),
-	}
-	_, err := fw.Schedule(NewPodInfo(makePod("p", "2", "")), nodes)
-	want := "0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untolerated taint {k: v}."
+	c := cacheWith([]*corev1.Node{
+		makeNode("a", "1", "1Gi"), makeNode("b", "1", "1Gi"), makeNode("c", "1", "1Gi"),
+		makeNode("d", "8", "8Gi", withTaint("k", "v", "NoSchedule")), makeNode("e", "8", "8Gi", withTaint("k", "v", "NoExecute")),
+	})
+	_, err := fw.Schedule(NewPodInfo(makePod("p", "2", "")), c)
+	want := "0/5 nodes are available: 2 node(s) had untolerated taint {k: v}, 3 Insufficient cpu."
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
-	if _, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), nil); err == nil || err.Error() != "no nodes available to schedule pods" {
+	if _, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), NewCache()); err == nil || err.Error() != "no nodes available to schedule pods" {
 		t.Fatalf("no nodes: got %v", err)
 	}
 }
@@ -205,11 +205,11 @@ func TestScheduleSamplesAndRotates(t *testing.T) {
 	for _, par := range []int{1, 2} {
 		fw := newTestFramework(t, 7, 10)
 		fw.parallelism = par
-		var nodes []*NodeInfo
+		c := NewCache()
 		for i := 0; i < 2000; i++ {
-			nodes = append(nodes, nodeInfoWith(makeNode(nodeName(i), "4", "4Gi")))
+			c.AddNode(makeNode(nodeName(i), "4", "4Gi"))
 		}
-		res, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), nodes)
+		res, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,16 +219,16 @@ func TestScheduleSamplesAndRotates(t *testing.T) {
 		if fw.nextStart != 200 {
 			t.Fatalf("next start %d, want 200", fw.nextStart)
 		}
-		if _, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), nodes); err != nil || fw.nextStart != 400 {
+		if _, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), c); err != nil || fw.nextStart != 400 {
 			t.Fatalf("second cycle: next start %d, err %v; want 400", fw.nextStart, err)
 		}
 		// Every other node fails: the cycle reads twice as many.
-		for i := range nodes {
+		for i := 0; i < 2000; i++ {
 			if i%2 == 0 {
-				nodes[i].SetNode(makeNode(nodeName(i), "4", "4Gi", notReady))
+				c.UpdateNode(makeNode(nodeName(i), "4", "4Gi", notReady))
 			}
 		}
-		res, err = fw.Schedule(NewPodInfo(makePod("p", "", "")), nodes)
+		res, err = fw.Schedule(NewPodInfo(makePod("p", "", "")), c)
 		if err != nil || res.Evaluated != 400 || res.Feasible != 200 {
 			t.Fatalf("half ready: %+v, %v", res, err)
 		}
@@ -252,13 +252,13 @@ func itoa(i int) string {
 func TestScheduleDeterministicTieBreak(t *testing.T) {
 	place := func(seed uint64) []string {
 		fw := newTestFramework(t, seed, 0)
-		var nodes []*NodeInfo
+		c := NewCache()
 		for i := 0; i < 10; i++ {
-			nodes = append(nodes, nodeInfoWith(makeNode(nodeName(i), "4", "4Gi")))
+			c.AddNode(makeNode(nodeName(i), "4", "4Gi"))
 		}
 		var out []string
 		for i := 0; i < 5; i++ {
-			res, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), nodes)
+			res, err := fw.Schedule(NewPodInfo(makePod("p", "", "")), c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,11 +281,9 @@ func TestScheduleDeterministicTieBreak(t *testing.T) {
 
 func TestSchedulePrefersEmptierNode(t *testing.T) {
 	fw := newTestFramework(t, 3, 0)
-	nodes := []*NodeInfo{
-		nodeInfoWith(makeNode("busy", "4", "4Gi"), makePod("a", "3", "3Gi", onNode("busy"))),
-		nodeInfoWith(makeNode("idle", "4", "4Gi")),
-	}
-	res, err := fw.Schedule(NewPodInfo(makePod("p", "500m", "512Mi")), nodes)
+	c := cacheWith([]*corev1.Node{makeNode("busy", "4", "4Gi"), makeNode("idle", "4", "4Gi")},
+		makePod("a", "3", "3Gi", onNode("busy")))
+	res, err := fw.Schedule(NewPodInfo(makePod("p", "500m", "512Mi")), c)
 	if err != nil || res.Node != "idle" {
 		t.Fatalf("got %+v %v, want idle", res, err)
 	}

@@ -20,6 +20,10 @@ type QueuedPod struct {
 	Attempts int
 	// Cycle is the scheduling cycle in which the pod was last popped.
 	Cycle int64
+	// RetryOnPodAdded, set by the scheduler before AddUnschedulable, says that a pod
+	// bound anywhere may make this one fit (a plugin that rejected it is
+	// PodAddSensitive): such a pod is retried on that event too.
+	RetryOnPodAdded bool
 
 	// created is the pod's creationTimestamp: whole seconds, so pods created within
 	// one second tie, and seq (the order the queue saw them) keeps them first in,
@@ -45,7 +49,8 @@ type QueueConfig struct {
 //   - active: ready to be tried, oldest first (by creation time, then arrival);
 //   - backoff: failed recently, waiting out a back-off that doubles per attempt;
 //   - unschedulable: no node fitted; they wait for a cluster event that may make one
-//     fit (a node added or changed, a pod deleted), or for MaxUnschedulable.
+//     fit (a node added or changed, a pod deleted; a pod bound, for pods waiting on
+//     other pods' placement), or for MaxUnschedulable.
 //
 // A pod is in at most one part, or in flight (popped, being scheduled). An event that
 // arrives while pods are in flight sends them to back-off rather than unschedulable
@@ -61,12 +66,15 @@ type Queue struct {
 	active        podHeap
 	backoff       podHeap
 	unschedulable map[string]*QueuedPod
-	where         map[string]*podHeap // the heap a queued key is in
-	inFlight      map[string]*QueuedPod
-	gone          map[string]bool // in-flight keys deleted meanwhile
-	cycle         int64
-	moveCycle     int64 // the cycle in which the last move event came
-	seq           uint64
+	// waitingForPods holds the unschedulable pods with RetryOnPodAdded.
+	waitingForPods map[string]*QueuedPod
+	where          map[string]*podHeap // the heap a queued key is in
+	inFlight       map[string]*QueuedPod
+	gone           map[string]bool // in-flight keys deleted meanwhile
+	cycle          int64
+	moveCycle      int64 // the cycle in which the last move event came
+	podAddCycle    int64 // the cycle in which the last pod-bound event came
+	seq            uint64
 }
 
 // NewQueue makes an empty queue. Run moves pods out of back-off as their time comes.
@@ -76,7 +84,7 @@ func NewQueue(cfg QueueConfig) *Queue {
 	}
 	return &Queue{cfg: cfg, notify: make(chan struct{}, 1), flushWake: make(chan struct{}, 1),
 		active: podHeap{less: byCreation}, backoff: podHeap{less: byBackoff},
-		unschedulable: map[string]*QueuedPod{}, where: map[string]*podHeap{},
+		unschedulable: map[string]*QueuedPod{}, waitingForPods: map[string]*QueuedPod{}, where: map[string]*podHeap{},
 		inFlight: map[string]*QueuedPod{}, gone: map[string]bool{}}
 }
 
@@ -113,7 +121,7 @@ func (q *Queue) Update(old, pod *corev1.Pod) {
 	if qp, ok := q.unschedulable[key]; ok {
 		qp.Pod = pod
 		if old == nil || schedulingChanged(old, pod) {
-			delete(q.unschedulable, key)
+			q.unpark(key)
 			q.requeueLocked(qp)
 		}
 		return
@@ -142,7 +150,13 @@ func (q *Queue) Delete(pod *corev1.Pod) {
 		h.remove(key)
 		delete(q.where, key)
 	}
+	q.unpark(key)
+}
+
+// unpark takes a pod out of unschedulable.
+func (q *Queue) unpark(key string) {
 	delete(q.unschedulable, key)
+	delete(q.waitingForPods, key)
 }
 
 func (q *Queue) push(h *podHeap, qp *QueuedPod) {
@@ -227,11 +241,14 @@ func (q *Queue) AddUnschedulable(qp *QueuedPod) {
 	}
 	now := q.cfg.Now()
 	qp.backoffAt = now.Add(q.backoffDuration(qp))
-	if q.moveCycle >= qp.Cycle {
+	if q.moveCycle >= qp.Cycle || (qp.RetryOnPodAdded && q.podAddCycle >= qp.Cycle) {
 		q.push(&q.backoff, qp)
 	} else {
 		qp.parkedAt = now
 		q.unschedulable[qp.Key] = qp
+		if qp.RetryOnPodAdded {
+			q.waitingForPods[qp.Key] = qp
+		}
 	}
 	signal(q.flushWake)
 }
@@ -275,10 +292,25 @@ func (q *Queue) MoveAllToActive() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.moveCycle = q.cycle
-	for key, qp := range q.unschedulable {
-		delete(q.unschedulable, key)
+	q.retryLocked(q.unschedulable)
+}
+
+// retryLocked requeues the unschedulable pods of parked (unschedulable, or a part of
+// it).
+func (q *Queue) retryLocked(parked map[string]*QueuedPod) {
+	for key, qp := range parked {
+		q.unpark(key)
 		q.requeueLocked(qp)
 	}
+}
+
+// MoveWaitingForPods retries the unschedulable pods that a pod bound somewhere (or a
+// namespace's new labels) may make fit: those with RetryOnPodAdded. Others stay.
+func (q *Queue) MoveWaitingForPods() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.podAddCycle = q.cycle
+	q.retryLocked(q.waitingForPods)
 }
 
 // Flush moves pods whose back-off ended to active, and pods unschedulable for longer
@@ -296,7 +328,7 @@ func (q *Queue) Flush() time.Time {
 	next := now.Add(q.cfg.MaxUnschedulable)
 	for key, qp := range q.unschedulable {
 		if deadline := qp.parkedAt.Add(q.cfg.MaxUnschedulable); !now.Before(deadline) {
-			delete(q.unschedulable, key)
+			q.unpark(key)
 			q.requeueLocked(qp)
 		} else if deadline.Before(next) {
 			next = deadline

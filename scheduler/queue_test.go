@@ -231,3 +231,28 @@ func TestQueueUpdateAndDelete(t *testing.T) {
 	q.Done(pop(t, q).Key)
 	wantLens(t, q, 0, 1, 0)
 }
+
+// A pod bound somewhere retries only the pods waiting on other pods' placement (pod
+// affinity, spread); one that waits for room stays parked.
+func TestQueuePodBoundRetriesThoseWaitingForPods(t *testing.T) {
+	q, clk := newTestQueue()
+	q.Add(makePod("affinity", "", "", createdAt(1)))
+	q.Add(makePod("cpu", "", "", createdAt(2)))
+	aff := pop(t, q)
+	aff.RetryOnPodAdded = true
+	q.AddUnschedulable(aff)
+	q.AddUnschedulable(pop(t, q))
+	wantLens(t, q, 0, 0, 2)
+	clk.step(time.Second) // past their back-off
+	q.MoveWaitingForPods()
+	wantLens(t, q, 1, 0, 1)
+	if qp := pop(t, q); qp.Key != "default/affinity" {
+		t.Fatalf("retried %s", qp.Key)
+	}
+
+	// A pod bound while it was being scheduled: it backs off instead of parking.
+	q.MoveWaitingForPods()
+	aff.RetryOnPodAdded = true
+	q.AddUnschedulable(aff)
+	wantLens(t, q, 0, 1, 1)
+}

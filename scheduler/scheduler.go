@@ -56,6 +56,7 @@ type Scheduler struct {
 	recorder    *record.Recorder
 	podInformer *cache.Informer[*corev1.Pod]
 	nodeInf     *cache.Informer[*corev1.Node]
+	nsInf       *cache.Informer[*corev1.Namespace]
 
 	sem chan struct{} // bounds binds and status writes in flight
 	wg  sync.WaitGroup
@@ -85,10 +86,12 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 		s.podInformer.SetTransform(schedulingFields) // the factory is the scheduler's alone
 	}
 	s.nodeInf = cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
+	s.nsInf = cache.InformerFor[*corev1.Namespace](f, "", client.ListOptions{})
 	lister := s.podInformer.Lister()
 	s.lookup = lister.Get
 	s.podInformer.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: s.podAdded, OnUpdate: s.podUpdated, OnDelete: s.podDeleted})
 	s.nodeInf.AddHandler(cache.Handler[*corev1.Node]{OnAdd: s.nodeAdded, OnUpdate: s.nodeUpdated, OnDelete: s.nodeDeleted})
+	s.nsInf.AddHandler(cache.Handler[*corev1.Namespace]{OnAdd: s.namespaceAdded, OnUpdate: s.namespaceUpdated, OnDelete: s.namespaceDeleted})
 	return s, nil
 }
 
@@ -158,7 +161,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if s.recorder != nil {
 		bg.Go(func() { s.recorder.Run(ctx) })
 	}
-	if s.podInformer != nil && !cache.WaitForSync(ctx, s.podInformer, s.nodeInf) {
+	if s.podInformer != nil && !cache.WaitForSync(ctx, s.podInformer, s.nodeInf, s.nsInf) {
 		return nil
 	}
 	s.log.Info("caches synced; scheduling", "nodes", s.cache.NumNodes())
@@ -198,6 +201,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *QueuedPod) {
 	if err != nil {
 		var fit *FitError
 		if errors.As(err, &fit) {
+			qp.RetryOnPodAdded = s.fw.RetriesOnPodAdded(fit.Plugins)
 			s.queue.AddUnschedulable(qp)
 			s.reportUnschedulable(ctx, pod, fit.Error())
 			return

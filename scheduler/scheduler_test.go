@@ -201,7 +201,7 @@ func TestTaintsAndNodeSelector(t *testing.T) {
 	createPod(t, ctx, cs, makePod("gpu-intolerant", "100m", "", withSelector("pool", "gpu")))
 	want["gpu-intolerant"] = ""
 
-	const msg = "0/3 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {dedicated: gpu}."
+	const msg = "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match Pod's node affinity/selector."
 	waitfor.Condition(t, time.Minute, "placements", func() (bool, string) {
 		var wrong []string
 		for _, p := range listPods(t, ctx, cs) {

@@ -2,6 +2,7 @@ package skiffctl_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -174,7 +175,11 @@ func TestInfoVerbs(t *testing.T) {
 	contains(t, "version -o json", must(t, s, "version", "--client", "-o", "json"), `"clientVersion"`, `"gitVersion"`)
 
 	out := must(t, s, "api-resources")
-	contains(t, "api-resources", out, "NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND", "deployments   deploy", "apps/v1")
+	contains(t, "api-resources", out, "NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND", "apps/v1")
+	// Column widths follow the longest name, which grows as kinds are added.
+	if !regexp.MustCompile(`(?m)^deployments +deploy +apps/v1 +true +Deployment$`).MatchString(out) {
+		t.Errorf("api-resources has no deployments row:\n%s", out)
+	}
 	contains(t, "api-resources -o name", must(t, s, "api-resources", "-o", "name"), "pods\n", "deployments.apps\n")
 
 	out = must(t, s, "explain", "deployment.spec.strategy")

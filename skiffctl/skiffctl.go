@@ -73,6 +73,7 @@ func NewCommand(streams Streams) *cobra.Command {
 		scaleCmd(g), setCmd(g), rolloutCmd(g), waitCmd(g), logsCmd(g),
 		cordonCmd(g, true), cordonCmd(g, false), taintCmd(g), drainCmd(g),
 		versionCmd(g), apiResourcesCmd(g), explainCmd(g), traceCmd(g), clusterCmd(g),
+		execCmd(g), attachCmd(g), portForwardCmd(g), cpCmd(g),
 	)
 	return root
 }
@@ -85,6 +86,10 @@ func Execute(ctx context.Context, streams Streams, args []string) int {
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	if exit := (*client.ExitError)(nil); errors.As(err, &exit) {
+		fmt.Fprintln(streams.Err, exit.Error()) // a remote command's code, as kubectl exits with it
+		return exit.Code
 	}
 	code := 1
 	var ee *ExitError

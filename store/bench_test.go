@@ -2,28 +2,49 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/pki"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
 // The store's benchmarks print `BENCH <name> <value> <unit>` lines (see INTERFACE.md) and
 // run once each: `make bench BENCH=store_` or `go test -run '^$' -bench . -benchtime 1x`.
 // They use a three-node cluster in this process with the default configuration and 1 KiB
-// values, writing through the leader as etcd's benchmark tool does.
+// values, writing through the leader as etcd's benchmark tool does. As in a real
+// cluster, the members' peer traffic (Raft) is mutual TLS with certificates of the
+// cluster's CA; a figure whose name ends in _insecure runs without it.
 
-func benchCluster(b *testing.B) (*cluster, *Store) {
+func benchCluster(b *testing.B) (*cluster, *Store) { return benchClusterTLS(b, true) }
+
+func benchClusterTLS(b *testing.B, secure bool) (*cluster, *Store) {
+	var peerTLS *tls.Config
+	if secure {
+		dir := b.TempDir()
+		if _, err := pki.InitDir(dir, pki.InitOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		r, err := pki.NewReloader(filepath.Join(dir, "apiserver.crt"), filepath.Join(dir, "apiserver.key"), filepath.Join(dir, pki.CACertFile))
+		if err != nil {
+			b.Fatal(err)
+		}
+		peerTLS = r.PeerTLS()
+	}
 	c := newCluster(b, 3, func(cfg *Config) {
 		d := DefaultConfig()
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
 		cfg.HistorySize = d.HistorySize
 		cfg.MmapSize = 256 << 20
+		cfg.PeerTLS = peerTLS
 	})
 	return c, c.nodes[c.leader()]
 }
@@ -73,11 +94,18 @@ var value1k = func() []byte {
 }()
 
 func BenchmarkStoreCreate(b *testing.B) {
-	for _, clients := range []int{1, 100} {
-		b.Run(fmt.Sprintf("c%d", clients), func(b *testing.B) {
-			name := fmt.Sprintf("store_create_1k_c%d", clients)
+	for _, run := range []struct {
+		clients int
+		secure  bool
+	}{{1, true}, {100, true}, {100, false}} {
+		clients := run.clients
+		name := fmt.Sprintf("store_create_1k_c%d", clients)
+		if !run.secure {
+			name += "_insecure" // what peer TLS costs
+		}
+		b.Run(strings.TrimPrefix(name, "store_create_1k_"), func(b *testing.B) {
 			benchfig.Want(b, name, name+"_p50", name+"_p99")
-			_, leader := benchCluster(b)
+			_, leader := benchClusterTLS(b, run.secure)
 			ctx := context.Background()
 			total := 3000
 			if clients > 1 {

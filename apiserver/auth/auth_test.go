@@ -97,6 +97,21 @@ func TestAuthorize(t *testing.T) {
 			guarded: pod("w2"), guardWant: `user "system:node:w1" cannot get pods/log "default/x": pod is bound to node "w2"`},
 		{name: "scheduler cannot read logs", a: A{User: sched, Verb: Get, Resource: "pods", Subresource: "log", Namespace: "default", Name: "x"}, want: "cannot get pods/log"},
 		{name: "cm cannot read logs", a: A{User: cm, Verb: Get, Resource: "pods", Subresource: "log", Namespace: "default", Name: "x"}, want: "cannot get pods/log"},
+		// Reaching into a container: administrators only.
+		{name: "admin execs", a: A{User: admin, Verb: Create, Resource: "pods", Subresource: SubresourceExec, Namespace: "default", Name: "x"}},
+		{name: "admin attaches", a: A{User: admin, Verb: Create, Resource: "pods", Subresource: SubresourceAttach, Namespace: "default", Name: "x"}},
+		{name: "admin forwards ports", a: A{User: admin, Verb: Create, Resource: "pods", Subresource: SubresourcePortForward, Namespace: "default", Name: "x"}},
+		{name: "cm cannot exec", a: A{User: cm, Verb: Create, Resource: "pods", Subresource: SubresourceExec, Namespace: "default", Name: "x"}, want: `cannot create pods/exec "default/x"`},
+		{name: "cm cannot attach", a: A{User: cm, Verb: Create, Resource: "pods", Subresource: SubresourceAttach, Namespace: "default", Name: "x"}, want: "cannot create pods/attach"},
+		{name: "cm cannot forward ports", a: A{User: cm, Verb: Create, Resource: "pods", Subresource: SubresourcePortForward, Namespace: "default", Name: "x"}, want: "cannot create pods/portforward"},
+		{name: "scheduler cannot exec", a: A{User: sched, Verb: Create, Resource: "pods", Subresource: SubresourceExec, Namespace: "default", Name: "x"}, want: "cannot create pods/exec"},
+		{name: "scheduler cannot forward ports", a: A{User: sched, Verb: Create, Resource: "pods", Subresource: SubresourcePortForward, Namespace: "default", Name: "x"}, want: "cannot create pods/portforward"},
+		{name: "node cannot exec into its own pod", a: A{User: w1, Verb: Create, Resource: "pods", Subresource: SubresourceExec, Namespace: "default", Name: "x"}, want: `user "system:node:w1" cannot create pods/exec "default/x"`},
+		{name: "node cannot attach", a: A{User: w1, Verb: Create, Resource: "pods", Subresource: SubresourceAttach, Namespace: "default", Name: "x"}, want: "cannot create pods/attach"},
+		{name: "node cannot forward ports", a: A{User: w1, Verb: Create, Resource: "pods", Subresource: SubresourcePortForward, Namespace: "default", Name: "x"}, want: "cannot create pods/portforward"},
+		{name: "apiserver cannot exec", a: A{User: api, Verb: Create, Resource: "pods", Subresource: SubresourceExec, Namespace: "default", Name: "x"}, want: "cannot create pods/exec"},
+		{name: "a user without a group cannot exec", a: A{User: nobody, Verb: Create, Resource: "pods", Subresource: SubresourceExec, Namespace: "default", Name: "x"}, want: `user "bob" cannot create pods/exec "default/x"`},
+
 		{name: "node cannot delete an unbound pod", a: A{User: w1, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, guarded: pod(""), guardWant: "pod is not bound to a node"},
 		{name: "node deletes its pod", a: A{User: w1, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, guarded: pod("w1")},
 		{name: "node records events", a: A{User: w1, Verb: Create, Resource: "events", Namespace: "default", Name: "x.1"}},
@@ -213,5 +228,47 @@ func TestAuthenticate(t *testing.T) {
 	noTokens := &Authenticator{Roots: r.Pool}
 	if _, err := noTokens.Authenticate(Credentials{BearerToken: "t0k"}); err == nil || !strings.Contains(err.Error(), "--token-file") {
 		t.Fatalf("tokens without a token file: %v", err)
+	}
+}
+
+// TestAuthenticateRemembers: a connection's certificate is verified once, and the
+// remembered verdict ends with the certificate's validity and with the CA bundle.
+func TestAuthenticateRemembers(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := pki.InitDir(dir, pki.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := pki.LoadCA(dir)
+	cert, _ := ca.Issue(pki.Request{CommonName: "u", Client: true, Validity: time.Hour})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	now := time.Now()
+	rootsAsked := 0
+	a := &Authenticator{Now: func() time.Time { return now }, Roots: func() (*x509.CertPool, error) { rootsAsked++; return pool, nil }}
+	chain := []*x509.Certificate{cert.Cert}
+	for i := 0; i < 3; i++ {
+		if u, err := a.Authenticate(Credentials{Chain: chain}); err != nil || u.Name != "u" {
+			t.Fatalf("request %d: %v %v", i, u, err)
+		}
+	}
+	if len(a.verified) != 1 || rootsAsked != 1 {
+		t.Fatalf("%d remembered, roots asked %d times; want 1 and 1", len(a.verified), rootsAsked)
+	}
+	now = now.Add(1500 * time.Millisecond)
+	if _, err := a.Authenticate(Credentials{Chain: chain}); err != nil || rootsAsked != 2 {
+		t.Fatalf("a second later: %v, roots asked %d times; want 2", err, rootsAsked)
+	}
+	// Expired since: refused, remembered or not.
+	now = now.Add(2 * time.Hour)
+	if _, err := a.Authenticate(Credentials{Chain: chain}); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired certificate: %v", err)
+	}
+	// Another CA bundle (a rotation that dropped this CA): verified anew, and refused.
+	now = now.Add(-2*time.Hour + 2*time.Second)
+	other, _ := pki.NewCA("other", now, 0)
+	pool = x509.NewCertPool()
+	pool.AddCert(other.Cert)
+	if _, err := a.Authenticate(Credentials{Chain: chain}); err == nil || !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("after the CA changed: %v", err)
 	}
 }

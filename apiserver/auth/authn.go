@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -50,7 +51,25 @@ type Authenticator struct {
 	Tokens *Tokens
 	// Now is the clock for certificate validity (default time.Now).
 	Now func() time.Time
+
+	// verified remembers the certificates found valid, so that a connection's requests
+	// pay for verifying its chain once, not each (a chain's signatures cost more than
+	// the rest of a small request). An entry holds while the CA bundle is the same
+	// (checked at most once a second) and the chain is still valid.
+	mu       sync.Mutex
+	verified map[*x509.Certificate]verifiedCert
 }
+
+type verifiedCert struct {
+	user     User
+	roots    *x509.CertPool
+	notAfter time.Time // of the chain's first certificate to expire
+	checked  time.Time // when roots was last found current
+}
+
+// maxVerified bounds the remembered certificates: a connection's certificate is one
+// entry, so this is more connections than a server holds.
+const maxVerified = 16384
 
 // Authenticate returns the identity of c, or an error that says why there is none. A
 // certificate, when presented, must be valid: a bad certificate is not excused by a token.
@@ -71,27 +90,62 @@ func (a *Authenticator) Authenticate(c Credentials) (User, error) {
 }
 
 func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	leaf := chain[0]
+	// The certificates of a connection are the same objects on each of its requests.
+	// Whether the CA bundle changed is asked at most once a second per certificate
+	// (it reads the file's status).
+	a.mu.Lock()
+	v, ok := a.verified[leaf]
+	a.mu.Unlock()
+	ok = ok && len(chain) == 1 && now.Before(v.notAfter)
+	if ok && now.Sub(v.checked) < time.Second && !now.Before(v.checked) {
+		return v.user, nil
+	}
 	roots, err := a.Roots()
 	if err != nil {
 		return User{}, fmt.Errorf("client certificate: %w", err)
 	}
-	now := time.Now()
-	if a.Now != nil {
-		now = a.Now()
+	if ok && v.roots == roots {
+		v.checked = now
+		a.remember(leaf, v)
+		return v.user, nil
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	leaf := chain[0]
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
 		return User{}, fmt.Errorf("client certificate %q: %w", leaf.Subject.CommonName, err)
 	}
 	if leaf.Subject.CommonName == "" {
 		return User{}, errors.New("client certificate without a common name")
 	}
-	return User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}, nil
+	u := User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}
+	if len(chain) == 1 {
+		v := verifiedCert{user: u, roots: roots, notAfter: leaf.NotAfter, checked: now}
+		for _, c := range chains[0] {
+			if c.NotAfter.Before(v.notAfter) {
+				v.notAfter = c.NotAfter
+			}
+		}
+		a.remember(leaf, v)
+	}
+	return u, nil
+}
+
+func (a *Authenticator) remember(leaf *x509.Certificate, v verifiedCert) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.verified == nil || len(a.verified) >= maxVerified {
+		a.verified = map[*x509.Certificate]verifiedCert{}
+	}
+	a.verified[leaf] = v
 }
 
 // Tokens are bearer tokens known by their SHA-256 hash: a stolen token file does not

@@ -28,6 +28,21 @@ const (
 	ResourceCluster = "cluster"
 )
 
+// The pod subresources that reach into a container: running commands in it (exec),
+// reading its output as it comes and, one day, writing its input (attach), connecting
+// to its ports (portforward). As in Kubernetes, whoever may create them can act as the
+// pod: read its secrets and act with its credentials. Only administrators may.
+const (
+	SubresourceExec        = "exec"
+	SubresourceAttach      = "attach"
+	SubresourcePortForward = "portforward"
+)
+
+// reachesIn reports a subresource that reaches into a pod's containers.
+func reachesIn(subresource string) bool {
+	return subresource == SubresourceExec || subresource == SubresourceAttach || subresource == SubresourcePortForward
+}
+
 // Namespaces the roles name.
 const (
 	NamespaceSystem    = "kube-system"
@@ -40,7 +55,8 @@ type Attributes struct {
 	Verb string
 	// Resource is the kind's plural ("pods") or ResourceCluster; Subresource is
 	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "eviction" (Evict),
-	// "members", "leader", "snapshot" or "".
+	// "exec", "attach", "portforward" (create only), "members", "leader", "snapshot" or
+	// "".
 	Resource, Subresource string
 	// Namespace and Name of the object; empty Name for list and watch, empty Namespace
 	// for cluster-scoped kinds or all namespaces.
@@ -92,7 +108,7 @@ type Guard func(obj kinds.Object) error
 
 // Authorizer decides by group:
 //
-//   - skiff:admin: anything.
+//   - skiff:admin: anything, and it alone: pods' exec, attach and portforward.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
 //     replicasets, pods, events, configmaps and namespaces; the status of
@@ -141,8 +157,8 @@ func controllerManagerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
 	}
-	if a.Subresource == "log" {
-		return false // containers' output is not the controllers' business
+	if a.Subresource == "log" || reachesIn(a.Subresource) {
+		return false // containers' output and insides are not the controllers' business
 	}
 	if isRead(a.Verb) {
 		return true
@@ -171,7 +187,7 @@ func schedulerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
 	}
-	if a.Subresource == "log" {
+	if a.Subresource == "log" || reachesIn(a.Subresource) {
 		return false
 	}
 	if isRead(a.Verb) {

@@ -34,6 +34,7 @@ func Default(obj kinds.Object) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		defaultPodSpec(&o.Spec)
+		defaultRequestsFromLimits(&o.Spec)
 	case *appsv1.Deployment:
 		defaultDeploymentSpec(&o.Spec)
 	case *appsv1.ReplicaSet:
@@ -109,6 +110,24 @@ func defaultPodSpec(spec *corev1.PodSpec) {
 	for i := range spec.Tolerations {
 		if spec.Tolerations[i].Operator == "" {
 			spec.Tolerations[i].Operator = DefaultTolerationOperator
+		}
+	}
+}
+
+// defaultRequestsFromLimits gives a pod's containers a request equal to the limit of
+// every resource they limit without requesting it, as Kubernetes does for pods (not
+// for templates: their pods get it when they are created).
+func defaultRequestsFromLimits(spec *corev1.PodSpec) {
+	for i := range spec.Containers {
+		r := &spec.Containers[i].Resources
+		for name, lim := range r.Limits {
+			if _, ok := r.Requests[name]; ok {
+				continue
+			}
+			if r.Requests == nil {
+				r.Requests = corev1.ResourceList{}
+			}
+			r.Requests[name] = lim.DeepCopy()
 		}
 	}
 }

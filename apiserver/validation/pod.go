@@ -9,11 +9,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // The values Skiff takes, in the order an error lists them.
@@ -57,6 +60,8 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	for i := range spec.Tolerations {
 		errs = append(errs, validateToleration(&spec.Tolerations[i], p.Child("tolerations").Index(i))...)
 	}
+	errs = append(errs, validateAffinity(spec.Affinity, p.Child("affinity"))...)
+	errs = append(errs, validateTopologySpreadConstraints(spec.TopologySpreadConstraints, p.Child("topologySpreadConstraints"))...)
 	if spec.TerminationGracePeriodSeconds != nil {
 		errs = append(errs, apivalidation.ValidateNonnegativeField(*spec.TerminationGracePeriodSeconds, p.Child("terminationGracePeriodSeconds"))...)
 	}
@@ -132,17 +137,54 @@ func validateIP(ip string, p *field.Path) field.ErrorList {
 	return utilvalidation.IsValidIPForLegacyField(p, ip, true, nil)
 }
 
+// validateResources checks a container's requests and limits. Extended resources
+// (example.com/dongle) are whole units and cannot be overcommitted: a request needs a
+// limit, and the two must be equal, as in Kubernetes.
 func validateResources(r *corev1.ResourceRequirements, p *field.Path) field.ErrorList {
-	errs := validateResourceList(r.Limits, p.Child("limits"))
-	errs = append(errs, validateResourceList(r.Requests, p.Child("requests"))...)
+	lp, rp := p.Child("limits"), p.Child("requests")
+	errs := validateResourceList(r.Limits, lp)
+	errs = append(errs, validateResourceList(r.Requests, rp)...)
+	for _, list := range []struct {
+		l corev1.ResourceList
+		p *field.Path
+	}{{r.Limits, lp}, {r.Requests, rp}} {
+		for _, name := range slices.Sorted(maps.Keys(list.l)) {
+			errs = append(errs, validateContainerResource(name, list.l[name], list.p.Key(string(name)))...)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(r.Requests)) {
 		req := r.Requests[name]
-		if lim, ok := r.Limits[name]; ok && req.Cmp(lim) > 0 {
-			errs = append(errs, field.Invalid(p.Child("requests").Key(string(name)), req.String(),
+		lim, ok := r.Limits[name]
+		switch {
+		case ok && kinds.IsExtendedResourceName(name) && req.Cmp(lim) != 0:
+			errs = append(errs, field.Invalid(rp, req.String(), fmt.Sprintf("must be equal to %s limit of %s", name, lim.String())))
+		case ok && req.Cmp(lim) > 0:
+			errs = append(errs, field.Invalid(rp.Key(string(name)), req.String(),
 				fmt.Sprintf("must be less than or equal to %s limit of %s", name, lim.String())))
+		case !ok && kinds.IsExtendedResourceName(name):
+			errs = append(errs, field.Required(lp, "Limit must be set for non overcommitable resources"))
 		}
 	}
 	return errs
+}
+
+// validateContainerResource checks what a container may ask for by name, as Kubernetes
+// does: cpu, memory, ephemeral-storage, hugepages-<size>, a resource of Kubernetes' own
+// domain (kubernetes.io/...), or an extended resource, counted in whole units.
+func validateContainerResource(name corev1.ResourceName, q resource.Quantity, p *field.Path) field.ErrorList {
+	switch {
+	case !strings.Contains(string(name), "/"):
+		if name != corev1.ResourceCPU && name != corev1.ResourceMemory && name != corev1.ResourceEphemeralStorage &&
+			!strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix) {
+			return field.ErrorList{field.Invalid(p, string(name), "must be a standard resource for containers")}
+		}
+	case !kinds.IsNativeResource(name) && !kinds.IsExtendedResourceName(name):
+		return field.ErrorList{field.Invalid(p, string(name), "doesn't follow extended resource name standard")}
+	}
+	if kinds.IsExtendedResourceName(name) && q.MilliValue()%1000 != 0 {
+		return field.ErrorList{field.Invalid(p, q.String(), "must be an integer")}
+	}
+	return nil
 }
 
 // validateResourceList checks the names and amounts of resources (requests, limits, a

@@ -210,6 +210,7 @@ func TestValidate(t *testing.T) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
 				Limits: corev1.ResourceList{"bad name": resource.MustParse("1"), "memory": resource.MustParse("-1")}}
 		}), []string{`spec.containers[0].resources.limits[bad name]: Invalid value: "bad name": name part must consist of`,
+			`spec.containers[0].resources.limits[bad name]: Invalid value: "bad name": must be a standard resource for containers`,
 			`spec.containers[0].resources.limits[memory]: Invalid value: "-1": must be greater than or equal to 0`}},
 		{"requests over limits", pod(func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/store"
 )
@@ -85,6 +86,10 @@ type securityFlags struct {
 	tlsCert, tlsKey, clientCA string
 	peerCert, peerKey, peerCA string
 	tokenFile                 string
+	// Flow control: the two in-flight limits add up to the server's concurrency limit,
+	// as in Kubernetes with API Priority and Fairness.
+	maxInflight, maxMutatingInflight int
+	levelShares, levelQueueLength    string
 }
 
 func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
@@ -97,13 +102,27 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.StringVar(&s.tokenFile, "token-file", "", "bearer tokens, one \"sha256hex,user,group\" per line")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster of several members without TLS, authentication or authorization")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request accepted")
-	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests per second each identity may sustain (0: no limit)")
-	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "requests each identity may send at once above --rate-limit")
+	f.BoolVar(&cfg.PriorityAndFairness, "enable-priority-and-fairness", cfg.PriorityAndFairness, "limit the requests executing at once by priority level, with fair queuing among each level's identities (docs/operations.md)")
+	f.IntVar(&s.maxInflight, "max-requests-inflight", 2000, "with --max-mutating-requests-inflight, the requests executing at once in all non-exempt priority levels together (their sum)")
+	f.IntVar(&s.maxMutatingInflight, "max-mutating-requests-inflight", 1000, "see --max-requests-inflight")
+	f.StringVar(&s.levelShares, "priority-level-shares", "", "priority levels' shares of the concurrency limit, level=N,... (defaults node-high=40,system=30,leader-election=10,workload-high=40,global-default=20)")
+	f.StringVar(&s.levelQueueLength, "priority-level-queue-length", "", "requests one identity may have waiting per priority level, level=N,... (defaults node-high=300,system=300,leader-election=200,workload-high=5000,global-default=300)")
+	f.DurationVar(&cfg.FlowControl.WaitLimit, "priority-level-wait-limit", cfg.FlowControl.WaitLimit, "longest a request waits for a seat before it is refused with a retry delay")
+	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests per second each user of the global-default priority level may sustain (0: no limit; the cluster's components are never rate-limited)")
+	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "requests each such user may send at once above --rate-limit")
 	f.IntVar(&cfg.MaxWatchesPerUser, "max-watches-per-user", cfg.MaxWatchesPerUser, "open watches each identity may hold (0: no limit)")
 }
 
 // apply loads the files named by the flags into cfg.
 func (s *securityFlags) apply(cfg *apiserver.Config) error {
+	fc := &cfg.FlowControl
+	fc.ConcurrencyLimit = s.maxInflight + s.maxMutatingInflight
+	if err := flowcontrol.ParseLevels(fc.Levels, "--priority-level-shares", s.levelShares, func(l *flowcontrol.Level, n int) { l.Shares = n }); err != nil {
+		return err
+	}
+	if err := flowcontrol.ParseLevels(fc.Levels, "--priority-level-queue-length", s.levelQueueLength, func(l *flowcontrol.Level, n int) { l.QueueLengthLimit = n }); err != nil {
+		return err
+	}
 	if s.tlsCert != "" || s.tlsKey != "" {
 		r, err := pki.NewReloader(s.tlsCert, s.tlsKey, s.clientCA)
 		if err != nil {

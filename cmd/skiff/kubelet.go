@@ -3,9 +3,13 @@ package main
 import (
 	"crypto/tls"
 	"fmt"
+	"maps"
+	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
@@ -17,13 +21,20 @@ func kubeletCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := agent.DefaultConfig()
 	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "", "" // machine defaults are filled at run time
 	var conn connFlags
-	var logCert, logKey string
+	var logCert, logKey, simCertDir string
+	var extended []string
 	cmd := &cobra.Command{
 		Use:   "kubelet",
 		Short: "Run a node agent: register the node and run the pods bound to it",
 		Long: `Run a kubelet. With --runtime containerd it runs pods' containers through containerd;
 with --runtime sim it simulates them, and --sim-nodes N runs N simulated nodes named
 NODE-0 … NODE-(N-1) in this one process (for scale tests).
+
+The node advertises the machine's cpu and memory, and the extended resources given
+with --extended-resource (example.com/dongle=4), which pods request in whole units;
+--node-labels and --zone label it (topology.kubernetes.io/zone), for node affinity and
+topology spread constraints. With --sim-nodes, the simulated nodes take the zones of
+--zone in turn.
 
 The kubelet serves its containers' output (skiffctl logs, through the API server) on
 --kubelet-listen and publishes the port in its Node's status; the API server dials the
@@ -33,6 +44,9 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger("skiff")
 			machineDefaults(&cfg.Kubelet)
+			if err := addExtendedResources(&cfg.Kubelet, extended); err != nil {
+				return err
+			}
 			var err error
 			if cfg.LogTLS, err = kubeletLogTLS(conn.s, logCert, logKey, cfg.LogListen); err != nil {
 				return err
@@ -42,6 +56,14 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 				return err
 			}
 			defer cc.Close()
+			if simCertDir != "" {
+				nodeConns, err := simNodeClients(conn.s, simCertDir, cfg.Logger)
+				if err != nil {
+					return err
+				}
+				defer nodeConns.close()
+				cfg.NodeClient = nodeConns.dial
+			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			return agent.Run(ctx, client.NewClientset(cc), cfg)
@@ -58,6 +80,9 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringVar(&cfg.Containerd.Namespace, "containerd-namespace", cfg.Containerd.Namespace, "containerd namespace of this kubelet's containers (one per kubelet)")
 	f.StringVar(&cfg.Containerd.LogDir, "container-log-dir", cfg.Containerd.LogDir, "where containers' output is kept")
 	f.IntVar(&cfg.SimNodes, "sim-nodes", 0, "with --runtime sim: run this many simulated nodes")
+	nodeFlags(f, &cfg.Kubelet, &extended)
+	f.StringSliceVar(&cfg.Zones, "zone", nil, "the node's zone (label topology.kubernetes.io/zone); with --sim-nodes, a comma-separated list the simulated nodes take in turn")
+	f.StringVar(&simCertDir, "sim-cert-dir", "", "with --sim-nodes in a TLS cluster: each simulated node NAME connects as itself, with DIR/kubelet-NAME.crt and .key (skiff certs init --nodes makes them)")
 	f.DurationVar(&cfg.SimStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.StringVar(&cfg.LogListen, "kubelet-listen", cfg.LogListen, "address of the kubelet's log server (port 0: any free port; \"none\": serve no logs)")
 	f.StringVar(&logCert, "kubelet-tls-cert-file", "", "the log server's certificate, user system:node:NAME with server usage (default --cert-file)")
@@ -66,6 +91,46 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.DurationVar(&cfg.Kubelet.NodeStatusInterval, "node-status-update-frequency", cfg.Kubelet.NodeStatusInterval, "how often the node's status is checked, and written if it changed")
 	f.DurationVar(&cfg.Kubelet.NodeStatusReportInterval, "node-status-report-frequency", cfg.Kubelet.NodeStatusReportInterval, "how often the node's status is written when it did not change (the Lease is the heartbeat)")
 	return cmd
+}
+
+// simNodes are the simulated nodes' own connections.
+type simNodes struct {
+	settings client.Settings
+	dir      string
+	log      hclog.Logger
+	conns    []*client.Conn
+}
+
+// simNodeClients connects simulated nodes as themselves: the connection settings of
+// the flags with each node's certificate from dir.
+func simNodeClients(s client.Settings, dir string, log hclog.Logger) (*simNodes, error) {
+	if ca, _, _, err := s.Files(); err != nil || ca == "" {
+		return nil, fmt.Errorf("--sim-cert-dir: the simulated nodes' certificates need TLS: give --ca-file (%v)", err)
+	}
+	return &simNodes{settings: s, dir: dir, log: log}, nil
+}
+
+func (n *simNodes) dial(node string) (*client.Clientset, error) {
+	s := n.settings
+	s.CertFile = filepath.Join(n.dir, "kubelet-"+node+".crt")
+	s.KeyFile = filepath.Join(n.dir, "kubelet-"+node+".key")
+	s.Token = ""
+	servers, opts, err := client.Resolve(s, client.Options{UserAgent: "skiff-kubelet", Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("--sim-cert-dir: %w", err)
+	}
+	c, err := client.Dial(servers, opts)
+	if err != nil {
+		return nil, err
+	}
+	n.conns = append(n.conns, c)
+	return client.NewClientset(c), nil
+}
+
+func (n *simNodes) close() {
+	for _, c := range n.conns {
+		c.Close()
+	}
 }
 
 // kubeletLogTLS is the log server's TLS: with the cluster's CA (a TLS cluster), the
@@ -87,6 +152,31 @@ func kubeletLogTLS(s client.Settings, cert, key, listen string) (*tls.Config, er
 		return nil, fmt.Errorf("--kubelet-tls-cert-file: %w", err)
 	}
 	return r.KubeletServerTLS(), nil
+}
+
+// nodeFlags registers what a node advertises: its extended resources (collected in
+// extended, for addExtendedResources) and its labels.
+func nodeFlags(f *pflag.FlagSet, cfg *kubelet.Config, extended *[]string) {
+	f.StringArrayVar(extended, "extended-resource", nil, "an extended resource the node advertises, NAME=COUNT (example.com/dongle=4); repeatable")
+	f.StringToStringVar(&cfg.Labels, "node-labels", nil, "labels the node registers with, KEY=VALUE,... (disktype=ssd,topology.kubernetes.io/zone=a)")
+}
+
+// addExtendedResources adds --extended-resource NAME=COUNT to the node's capacity;
+// the kubelet's configuration checks the names and counts.
+func addExtendedResources(cfg *kubelet.Config, flags []string) error {
+	for _, f := range flags {
+		name, count, ok := strings.Cut(f, "=")
+		if !ok || name == "" || count == "" {
+			return fmt.Errorf("--extended-resource %q: want NAME=COUNT, such as example.com/dongle=4", f)
+		}
+		capacity := maps.Clone(cfg.Capacity)
+		if capacity == nil {
+			capacity = map[string]string{}
+		}
+		capacity[name] = count
+		cfg.Capacity = capacity
+	}
+	return nil
 }
 
 // machineDefaults fills the node name and address from this machine when not given.

@@ -10,6 +10,7 @@ import (
 func upCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := up.DefaultConfig()
 	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "", "" // machine defaults are filled at run time
+	var extended []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run all of Skiff in one process: API server, controllers, scheduler and a kubelet",
@@ -27,6 +28,9 @@ stopped. Ctrl-C stops everything (with a private containerd, its containers too)
 				cfg.Logger.SetLevel(hclog.Warn)
 			}
 			machineDefaults(&cfg.Kubelet)
+			if err := addExtendedResources(&cfg.Kubelet, extended); err != nil {
+				return err
+			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			return up.Run(ctx, cfg)
@@ -40,5 +44,6 @@ stopped. Ctrl-C stops everything (with a private containerd, its containers too)
 	f.StringVar(&cfg.ContainerdAddress, "containerd-address", cfg.ContainerdAddress, "containerd's socket; when none answers there and containerd is installed, skiff up runs a private one")
 	f.StringVar(&cfg.Kubelet.NodeName, "node-name", cfg.Kubelet.NodeName, "the kubelet's node name (default: the host name)")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "with --runtime containerd: a registry (HOST or HOST:PORT) pulled from without TLS verification, falling back to plain HTTP; repeatable (loopback registries always are)")
+	nodeFlags(f, &cfg.Kubelet, &extended)
 	return cmd
 }

@@ -21,13 +21,10 @@ import (
 func BenchmarkRSScaleUp10k(b *testing.B) {
 	benchfig.Want(b, "rs_scale_up_10k")
 	const n = 10_000
-	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	// As users run Skiff: TLS, the controller authenticated as the controller-manager,
+	// the default limits.
+	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000, Certs: apicluster.Certs(b)})
+	cs := client.NewClientset(c.Dial(b, "controller-manager", client.Options{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f := cache.NewFactory(cs, hclog.NewNullLogger())

@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
@@ -58,6 +61,15 @@ type Config struct {
 	SimNodes int
 	// SimStartDelay is how long a simulated container takes to start.
 	SimStartDelay time.Duration
+	// Zones are the zones (label topology.kubernetes.io/zone) the nodes are in: one for
+	// a node, or, with SimNodes, several that the simulated nodes take in turn, so
+	// that one process can stand for a cluster spread over zones. None: no zone label
+	// (beyond any in Kubelet.Labels).
+	Zones []string
+	// NodeClient, when set, gives each simulated node its own connection, as its own
+	// identity (system:node:NAME), so that the API servers' node authorizer confines
+	// each to its node as it would a real kubelet. Unset, every node shares Run's.
+	NodeClient func(node string) (*client.Clientset, error)
 	// LogListen is the log server's address (port 0: any free port; NoLogServer: none),
 	// ":10250" by default. LogTLS is its TLS (nil: plaintext, in an insecure cluster).
 	LogListen string
@@ -81,6 +93,17 @@ func (c Config) Validate() error {
 	}
 	if c.SimNodes < 0 {
 		errs = append(errs, fmt.Errorf("--sim-nodes: %d must not be negative", c.SimNodes))
+	}
+	if len(c.Zones) > 1 && (c.Runtime != RuntimeSim || c.SimNodes <= 1) {
+		errs = append(errs, fmt.Errorf("--zone: a node is in one zone; %d are for several simulated nodes (--sim-nodes)", len(c.Zones)))
+	}
+	for _, z := range c.Zones {
+		for _, msg := range validation.IsValidLabelValue(z) {
+			errs = append(errs, fmt.Errorf("--zone %q: %s", z, msg))
+		}
+		if z == "" {
+			errs = append(errs, errors.New("--zone: must not be empty"))
+		}
 	}
 	if c.LogListen == "" {
 		errs = append(errs, errors.New("--kubelet-listen: must be set (none: no log server)"))
@@ -139,7 +162,14 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kubelet.Config, logs *kubelet.LogServer) ([]*kubelet.Kubelet, error) {
 	var kubelets []*kubelet.Kubelet
 	add := func(rt kubelet.Runtime, c kubelet.Config) error {
-		k, err := kubelet.New(cs, rt, c)
+		kcs := cs
+		if cfg.NodeClient != nil && cfg.Runtime == RuntimeSim {
+			var err error
+			if kcs, err = cfg.NodeClient(c.NodeName); err != nil {
+				return fmt.Errorf("node %s: %w", c.NodeName, err)
+			}
+		}
+		k, err := kubelet.New(kcs, rt, c)
 		if err != nil {
 			return err
 		}
@@ -153,6 +183,7 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			if cfg.SimNodes > 0 {
 				c.NodeName = fmt.Sprintf("%s-%d", kcfg.NodeName, i)
 			}
+			c.Labels = withZone(kcfg.Labels, cfg.Zones, i)
 			c.Logger = kcfg.Logger.With("node", c.NodeName)
 			if err := add(sim.New(sim.Config{StartDelay: cfg.SimStartDelay}), c); err != nil {
 				return nil, err
@@ -167,10 +198,24 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			return nil, err
 		}
 	}
+	kcfg.Labels = withZone(kcfg.Labels, cfg.Zones, 0)
 	if err := add(rt, kcfg); err != nil {
 		return nil, err
 	}
 	return kubelets, nil
+}
+
+// withZone returns labels with the zone of the i-th node, when there are zones.
+func withZone(labels map[string]string, zones []string, i int) map[string]string {
+	if len(zones) == 0 {
+		return labels
+	}
+	out := maps.Clone(labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[corev1.LabelTopologyZone] = zones[i%len(zones)]
+	return out
 }
 
 // listenLogs opens the log server's listener; nil for NoLogServer.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet/agent"
 	"github.com/skiffhq/skiff/test/apicluster"
@@ -27,6 +29,8 @@ func TestValidate(t *testing.T) {
 		{"negative sim nodes", func(c *agent.Config) { c.Runtime, c.SimNodes = agent.RuntimeSim, -1 }, "--sim-nodes: -1 must not be negative"},
 		{"no log server address", func(c *agent.Config) { c.LogListen = "" }, "--kubelet-listen: must be set (none: no log server)"},
 		{"no logger", func(c *agent.Config) { c.Logger = nil }, "logger: must be set"},
+		{"zones for one node", func(c *agent.Config) { c.Zones = []string{"a", "b"} }, "--zone: a node is in one zone; 2 are for several simulated nodes (--sim-nodes)"},
+		{"bad zone", func(c *agent.Config) { c.Zones = []string{"a b"} }, `--zone "a b": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := agent.DefaultConfig()
@@ -38,19 +42,31 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestRunSimNodes runs three simulated nodes in one agent: they register under their
-// numbered names, each publishing the one log server's port, and stop with the context.
-func TestRunSimNodes(t *testing.T) {
+// cluster starts an API server for the test and connects to it.
+func cluster(t *testing.T) *client.Clientset {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	t.Cleanup(func() { conn.Close() })
+	return client.NewClientset(conn)
+}
+
+// simConfig is an agent of n simulated nodes named name-0 … without a log server.
+func simConfig(name string, n int) agent.Config {
 	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, 3, "127.0.0.1:0"
-	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "sim", "127.0.0.1"
+	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, n, agent.NoLogServer
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = name, "127.0.0.1"
+	return cfg
+}
+
+// TestRunSimNodes runs three simulated nodes in one agent: they register under their
+// numbered names, each publishing the one log server's port, and stop with the context.
+func TestRunSimNodes(t *testing.T) {
+	cs := cluster(t)
+	cfg := simConfig("sim", 3)
+	cfg.LogListen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- agent.Run(ctx, cs, cfg) }()
@@ -83,6 +99,37 @@ func TestRunSimNodes(t *testing.T) {
 	done <- nil // for the deferred wait
 }
 
+// TestSimNodesAsThemselves: in a TLS cluster each simulated node connects with its own
+// kubelet certificate (NodeClient), and the node authorizer lets each register only
+// itself: the agent's own connection, as another node, could register none of them.
+func TestSimNodesAsThemselves(t *testing.T) {
+	certs := apicluster.Certs(t, "other", "sim-0", "sim-1", "sim-2")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: certs})
+	admin := client.NewClientset(c.Dial(t, "admin", client.Options{}))
+	cfg := agent.DefaultConfig()
+	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, 3, agent.NoLogServer
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "sim", "127.0.0.1"
+	cfg.NodeClient = func(node string) (*client.Clientset, error) {
+		return client.NewClientset(c.Dial(t, "kubelet-"+node, client.Options{})), nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(t, "kubelet-other", client.Options{})), cfg) }()
+	defer func() { cancel(); <-done }()
+	waitfor.Condition(t, time.Minute, "three simulated nodes registered", func() (bool, string) {
+		l, err := admin.Nodes.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var names []string
+		for _, n := range l.Items {
+			names = append(names, n.Name)
+		}
+		slices.Sort(names)
+		return slices.Equal(names, []string{"sim-0", "sim-1", "sim-2"}), strings.Join(names, ",")
+	})
+}
+
 // TestRunRefusesABadKubeletConfig: a kubelet that cannot be made fails Run at once.
 func TestRunRefusesABadKubeletConfig(t *testing.T) {
 	cfg := agent.DefaultConfig()
@@ -92,4 +139,40 @@ func TestRunRefusesABadKubeletConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `nodeName "Not_A_Name"`) {
 		t.Fatalf("error %v, want the node name refused", err)
 	}
+}
+
+// TestSimNodesInZones: simulated nodes take the zones given in turn, and advertise the
+// extended resources of the kubelet's configuration.
+func TestSimNodesInZones(t *testing.T) {
+	cs := cluster(t)
+	cfg := simConfig("zoned", 3)
+	cfg.Kubelet.Labels = map[string]string{"disktype": "ssd"}
+	cfg.Kubelet.Capacity = map[string]string{"cpu": "4", "memory": "4Gi", "pods": "110", "example.com/dongle": "2"}
+	cfg.Zones = []string{"zone-a", "zone-b"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, cs, cfg) }()
+	defer func() { cancel(); <-done }()
+
+	want := map[string]string{"zoned-0": "zone-a", "zoned-1": "zone-b", "zoned-2": "zone-a"}
+	waitfor.Condition(t, time.Minute, "three nodes in their zones, with two dongles each", func() (bool, string) {
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var wrong []string
+		for name, zone := range want {
+			i := slices.IndexFunc(l.Items, func(n *corev1.Node) bool { return n.Name == name })
+			if i < 0 {
+				wrong = append(wrong, name+" missing")
+				continue
+			}
+			n := l.Items[i]
+			d := n.Status.Allocatable["example.com/dongle"]
+			if n.Labels[corev1.LabelTopologyZone] != zone || n.Labels[corev1.LabelHostname] != name || n.Labels["disktype"] != "ssd" || d.String() != "2" {
+				wrong = append(wrong, fmt.Sprintf("%s: labels %v, dongles %s", name, n.Labels, d.String()))
+			}
+		}
+		return len(wrong) == 0, strings.Join(wrong, "; ")
+	})
 }

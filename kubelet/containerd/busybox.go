@@ -11,9 +11,18 @@ import (
 	"runtime"
 )
 
+// busyboxApplets are the commands the busybox image links to busybox, as the busybox
+// images of registries do (they link all of them).
+var busyboxApplets = []string{
+	"[", "cat", "cp", "echo", "env", "false", "grep", "head", "hostname", "httpd", "id", "kill", "ls",
+	"mkdir", "mv", "nc", "printf", "ps", "pwd", "rm", "sh", "sleep", "stty", "tail", "tar", "test",
+	"touch", "true", "tty", "wc", "wget",
+}
+
 // BusyboxArchive builds an OCI image archive named ref holding a static busybox (Debian's
-// busybox-static installs one at /bin/busybox) as /bin/busybox, with sh, sleep and echo
-// linked to it. Machines without a registry import it to run busybox images: `skiff up`
+// busybox-static installs one at /bin/busybox) as /bin/busybox, with the commands users
+// and skiffctl reach for (busyboxApplets: sh, cat, tar for skiffctl cp, nc and httpd to
+// listen on a port, ...) linked to it. Machines without a registry import it to run busybox images: `skiff up`
 // does so when the image is missing, and the tests build their image with it.
 func BusyboxArchive(busybox, ref string) ([]byte, error) {
 	bin, err := os.ReadFile(busybox)
@@ -34,7 +43,7 @@ func BusyboxArchive(busybox, ref string) ([]byte, error) {
 	must(lw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))}))
 	_, err = lw.Write(bin)
 	must(err)
-	for _, l := range []string{"sh", "sleep", "echo"} {
+	for _, l := range busyboxApplets {
 		must(lw.WriteHeader(&tar.Header{Name: "bin/" + l, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}))
 	}
 	must(lw.Close())

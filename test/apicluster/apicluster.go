@@ -17,6 +17,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/store"
 )
@@ -63,6 +64,26 @@ func ClientTLS(t testing.TB, dir, name string) *tls.Config {
 	}
 	return r.ClientTLS()
 }
+
+// Dial connects a client to every member as cert (a certificate of Options.Certs:
+// admin, controller-manager, scheduler, kubelet-NODE), the way that component connects
+// in a real cluster; in an insecure cluster cert is ignored. The connection closes when
+// the test ends.
+func (c *Cluster) Dial(t testing.TB, cert string, opts client.Options) *client.Conn {
+	t.Helper()
+	if c.opts.Certs != "" {
+		opts.TLS = ClientTLS(t, c.opts.Certs, cert)
+	}
+	conn, err := client.Dial(c.Addrs(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// Secure says whether the members serve TLS and authenticate clients.
+func (c *Cluster) Secure() bool { return c.opts.Certs != "" }
 
 // secure sets a member's TLS and authentication from a certificate directory.
 func secure(t testing.TB, cfg *apiserver.Config, dir string) {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -53,6 +54,22 @@ func Want(b testing.TB, figures ...string) {
 // Report prints one figure.
 func Report(name string, value float64, unit string) {
 	fmt.Printf("BENCH %s %.6g %s\n", name, value, unit)
+}
+
+// StartCPU starts counting the CPU time (user and system) of this process, which in a
+// benchmark holds everything measured; the function it returns reads the time so far.
+// CPU time says what a figure costs even when other work shares the machine.
+func StartCPU() func() time.Duration {
+	start := cpuTime()
+	return func() time.Duration { return cpuTime() - start }
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Percentile returns the p-th (0..1) percentile of d in milliseconds; it sorts d.

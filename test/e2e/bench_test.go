@@ -30,22 +30,39 @@ import (
 
 // The end-to-end benchmarks run the whole chain in one process: three API servers, the
 // controllers, the scheduler and simulated kubelets with zero start delay. They time a
-// Deployment from create to all replicas Running.
+// Deployment from create to all replicas Running. As users run Skiff, every hop is TLS
+// and every component its own identity: the controller-manager and the scheduler their
+// certificates, each simulated node its own kubelet certificate (so the node authorizer
+// confines each to its node, as it would a real kubelet) and its own connections, and
+// the Deployment comes from an administrator; the API servers' limits are the defaults.
+// The _insecure figures run the same without TLS, authentication, authorization or
+// limits: the difference is what security costs.
 
-func BenchmarkE2EDeploy1000r100n(b *testing.B) { benchDeploy(b, "e2e_deploy_1000r_100n", 1000, 100) }
+func BenchmarkE2EDeploy1000r100n(b *testing.B) {
+	benchDeploy(b, "e2e_deploy_1000r_100n", 1000, 100, true)
+}
+func BenchmarkE2EDeploy1000r100nInsecure(b *testing.B) {
+	benchDeploy(b, "e2e_deploy_1000r_100n_insecure", 1000, 100, false)
+}
 func BenchmarkE2EDeploy10000r1000n(b *testing.B) {
-	benchDeploy(b, "e2e_deploy_10000r_1000n", 10000, 1000)
+	benchDeploy(b, "e2e_deploy_10000r_1000n", 10000, 1000, true)
+}
+func BenchmarkE2EDeploy10000r1000nInsecure(b *testing.B) {
+	benchDeploy(b, "e2e_deploy_10000r_1000n_insecure", 10000, 1000, false)
 }
 
-func benchDeploy(b *testing.B, name string, replicas, nodes int) {
-	benchfig.Want(b, name, name+"_rate")
-	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 200_000})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		b.Fatal(err)
+func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
+	benchfig.Want(b, name, name+"_rate", name+"_cpu", name+"_refused")
+	opts := apicluster.Options{HistorySize: 200_000}
+	nodeNames := make([]string, nodes)
+	for i := range nodeNames {
+		nodeNames[i] = fmt.Sprintf("sim-%d", i)
 	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	if secure {
+		opts.Certs = apicluster.Certs(b, nodeNames...)
+	}
+	c := apicluster.Start(b, 3, opts)
+	cs := client.NewClientset(c.Dial(b, "admin", client.Options{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -53,18 +70,18 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 
 	mcfg := controllers.DefaultConfig()
 	mcfg.LeaderElect = false
-	run(func() { controllers.Run(ctx, conn, mcfg) })
-	sched, err := scheduler.New(cs, scheduler.DefaultConfig())
+	run(func() { controllers.Run(ctx, c.Dial(b, "controller-manager", client.Options{}), mcfg) })
+	sched, err := scheduler.New(client.NewClientset(c.Dial(b, "scheduler", client.Options{})), scheduler.DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
 	run(func() { sched.Run(ctx) })
-	for i := 0; i < nodes; i++ {
+	for _, node := range nodeNames {
 		kc := kubelet.DefaultConfig()
-		kc.NodeName = fmt.Sprintf("sim-%d", i)
+		kc.NodeName = node
 		kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
 		kc.Workers = 2
-		k, err := kubelet.New(cs, sim.New(sim.Config{}), kc)
+		k, err := kubelet.New(client.NewClientset(c.Dial(b, "kubelet-"+node, client.Options{})), sim.New(sim.Config{}), kc)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -111,6 +128,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
 	b.ResetTimer()
+	cpu := benchfig.StartCPU()
 	start := time.Now()
 	if _, err := cs.Deployments.Create(ctx, d); err != nil {
 		b.Fatal(err)
@@ -124,6 +142,20 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 	b.StopTimer()
 	benchfig.Report(name, elapsed.Seconds(), "s")
 	benchfig.Report(name+"_rate", float64(replicas)/elapsed.Seconds(), "pods/s")
+	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")
+	if secure {
+		// The cluster's own components must not have been throttled.
+		var refused int64
+		for i := range c.Addrs() {
+			for _, l := range c.Server(i).FlowControl() {
+				refused += l.Rejected
+				if l.Dispatched > 0 {
+					b.Logf("n%d %s: %d seats, %d requests, %d of them queued, %d refused, at most %d at once", i+1, l.Name, l.Limit, l.Dispatched, l.Queued, l.Rejected, l.PeakDemand)
+				}
+			}
+		}
+		benchfig.Report(name+"_refused", float64(refused), "requests")
+	}
 	cancel()
 	f.Wait()
 }
@@ -133,13 +165,10 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int) {
 func BenchmarkPodStartupContainerd(b *testing.B) {
 	benchfig.Want(b, "pod_startup_containerd_p50", "pod_startup_containerd_p99")
 	socket := containerdtest.Start(b)
-	c := apicluster.Start(b, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	// As users run Skiff: TLS, the kubelet authenticated as its node, the pods created by
+	// an administrator.
+	c := apicluster.Start(b, 1, apicluster.Options{Certs: apicluster.Certs(b, "bench-node")})
+	cs := client.NewClientset(c.Dial(b, "admin", client.Options{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -158,7 +187,7 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 	}
 	kc := kubelet.DefaultConfig()
 	kc.NodeName = "bench-node"
-	k, err := kubelet.New(cs, rt, kc)
+	k, err := kubelet.New(client.NewClientset(c.Dial(b, "kubelet-bench-node", client.Options{})), rt, kc)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -118,6 +118,8 @@ spec:
 		n := containers(t, socket)
 		return err != nil && n == 3, fmt.Sprintf("%s%d containers in containerd, want 3", out, n)
 	})
+	names := strings.Fields(mustCtl(t, s, "get", "pods", "-o", "name"))
+	checkStreams(t, s, socket, strings.TrimPrefix(names[0], "pod/"), 3)
 
 	out := mustCtl(t, s, "trace", "deployment", "nginx-deployment", "-o", "json")
 	var tr struct {

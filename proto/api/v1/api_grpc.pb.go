@@ -458,8 +458,11 @@ var Resources_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Pods_Logs_FullMethodName  = "/skiff.api.v1.Pods/Logs"
-	Pods_Evict_FullMethodName = "/skiff.api.v1.Pods/Evict"
+	Pods_Logs_FullMethodName        = "/skiff.api.v1.Pods/Logs"
+	Pods_Exec_FullMethodName        = "/skiff.api.v1.Pods/Exec"
+	Pods_Attach_FullMethodName      = "/skiff.api.v1.Pods/Attach"
+	Pods_PortForward_FullMethodName = "/skiff.api.v1.Pods/PortForward"
+	Pods_Evict_FullMethodName       = "/skiff.api.v1.Pods/Evict"
 )
 
 // PodsClient is the client API for Pods service.
@@ -473,6 +476,27 @@ type PodsClient interface {
 	// its node publishes no kubelet endpoint), Unavailable (the kubelet is unreachable:
 	// the message names the node and the address).
 	Logs(ctx context.Context, in *PodLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PodLogsChunk], error)
+	// Exec runs a command in a container, streamed through the API server to the kubelet
+	// of the pod's node (authorized as "create pods/exec"). The first message is start;
+	// then stdin, resize and stdin_eof as the caller has them. The server answers started
+	// once the command runs (before that, nothing was run: an error may be retried), then
+	// stdout and stderr as the command writes them, and exit_code last. Errors: NotFound
+	// (the pod), InvalidArgument (no command, or the container is missing or unknown),
+	// FailedPrecondition (the pod is not running on a node, the container is not running,
+	// or the command could not be started), Unavailable (the kubelet is unreachable).
+	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error)
+	// Attach streams a running container's output from now on (authorized as "create
+	// pods/attach"), as Exec does, with start's command empty; it ends when the container
+	// exits (exit_code is not sent) or the call ends. Skiff does not connect a
+	// container's own input or terminal: start's stdin is refused (FailedPrecondition).
+	Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error)
+	// PortForward connects to a TCP port in the pod's network namespace, through the
+	// kubelet of its node (authorized as "create pods/portforward"): one call per
+	// connection. The first message is start; the server answers connected once the
+	// kubelet has connected, then data both ways. The caller's end of sending half-closes
+	// the connection (the port reads its end); the call ends when the port's end closes.
+	// Errors as Exec's, and FailedPrecondition when nothing listens on the port.
+	PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse], error)
 	// Evict deletes a pod as Kubernetes' eviction subresource does (authorized as "create
 	// pods/eviction"), respecting the PodDisruptionBudget that selects it: unless the pod
 	// is already finished, pending or being deleted (or unready while its budget is
@@ -515,6 +539,45 @@ func (c *podsClient) Logs(ctx context.Context, in *PodLogsRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Pods_LogsClient = grpc.ServerStreamingClient[PodLogsChunk]
 
+func (c *podsClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Pods_ServiceDesc.Streams[1], Pods_Exec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecRequest, ExecResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pods_ExecClient = grpc.BidiStreamingClient[ExecRequest, ExecResponse]
+
+func (c *podsClient) Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Pods_ServiceDesc.Streams[2], Pods_Attach_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecRequest, ExecResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pods_AttachClient = grpc.BidiStreamingClient[ExecRequest, ExecResponse]
+
+func (c *podsClient) PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Pods_ServiceDesc.Streams[3], Pods_PortForward_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PortForwardRequest, PortForwardResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pods_PortForwardClient = grpc.BidiStreamingClient[PortForwardRequest, PortForwardResponse]
+
 func (c *podsClient) Evict(ctx context.Context, in *EvictRequest, opts ...grpc.CallOption) (*Object, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Object)
@@ -536,6 +599,27 @@ type PodsServer interface {
 	// its node publishes no kubelet endpoint), Unavailable (the kubelet is unreachable:
 	// the message names the node and the address).
 	Logs(*PodLogsRequest, grpc.ServerStreamingServer[PodLogsChunk]) error
+	// Exec runs a command in a container, streamed through the API server to the kubelet
+	// of the pod's node (authorized as "create pods/exec"). The first message is start;
+	// then stdin, resize and stdin_eof as the caller has them. The server answers started
+	// once the command runs (before that, nothing was run: an error may be retried), then
+	// stdout and stderr as the command writes them, and exit_code last. Errors: NotFound
+	// (the pod), InvalidArgument (no command, or the container is missing or unknown),
+	// FailedPrecondition (the pod is not running on a node, the container is not running,
+	// or the command could not be started), Unavailable (the kubelet is unreachable).
+	Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error
+	// Attach streams a running container's output from now on (authorized as "create
+	// pods/attach"), as Exec does, with start's command empty; it ends when the container
+	// exits (exit_code is not sent) or the call ends. Skiff does not connect a
+	// container's own input or terminal: start's stdin is refused (FailedPrecondition).
+	Attach(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error
+	// PortForward connects to a TCP port in the pod's network namespace, through the
+	// kubelet of its node (authorized as "create pods/portforward"): one call per
+	// connection. The first message is start; the server answers connected once the
+	// kubelet has connected, then data both ways. The caller's end of sending half-closes
+	// the connection (the port reads its end); the call ends when the port's end closes.
+	// Errors as Exec's, and FailedPrecondition when nothing listens on the port.
+	PortForward(grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]) error
 	// Evict deletes a pod as Kubernetes' eviction subresource does (authorized as "create
 	// pods/eviction"), respecting the PodDisruptionBudget that selects it: unless the pod
 	// is already finished, pending or being deleted (or unready while its budget is
@@ -561,6 +645,15 @@ type UnimplementedPodsServer struct{}
 
 func (UnimplementedPodsServer) Logs(*PodLogsRequest, grpc.ServerStreamingServer[PodLogsChunk]) error {
 	return status.Error(codes.Unimplemented, "method Logs not implemented")
+}
+func (UnimplementedPodsServer) Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error {
+	return status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedPodsServer) Attach(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error {
+	return status.Error(codes.Unimplemented, "method Attach not implemented")
+}
+func (UnimplementedPodsServer) PortForward(grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]) error {
+	return status.Error(codes.Unimplemented, "method PortForward not implemented")
 }
 func (UnimplementedPodsServer) Evict(context.Context, *EvictRequest) (*Object, error) {
 	return nil, status.Error(codes.Unimplemented, "method Evict not implemented")
@@ -597,6 +690,27 @@ func _Pods_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Pods_LogsServer = grpc.ServerStreamingServer[PodLogsChunk]
 
+func _Pods_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PodsServer).Exec(&grpc.GenericServerStream[ExecRequest, ExecResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pods_ExecServer = grpc.BidiStreamingServer[ExecRequest, ExecResponse]
+
+func _Pods_Attach_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PodsServer).Attach(&grpc.GenericServerStream[ExecRequest, ExecResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pods_AttachServer = grpc.BidiStreamingServer[ExecRequest, ExecResponse]
+
+func _Pods_PortForward_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PodsServer).PortForward(&grpc.GenericServerStream[PortForwardRequest, PortForwardResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pods_PortForwardServer = grpc.BidiStreamingServer[PortForwardRequest, PortForwardResponse]
+
 func _Pods_Evict_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EvictRequest)
 	if err := dec(in); err != nil {
@@ -632,6 +746,24 @@ var Pods_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Logs",
 			Handler:       _Pods_Logs_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Exec",
+			Handler:       _Pods_Exec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Attach",
+			Handler:       _Pods_Attach_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PortForward",
+			Handler:       _Pods_PortForward_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "api/v1/api.proto",

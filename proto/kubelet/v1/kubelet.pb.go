@@ -1,5 +1,6 @@
-// The kubelet's own gRPC service, which the API server calls (never clients directly):
-// the output of the containers it runs. A kubelet serves it on --kubelet-listen and
+// The kubelet's own gRPC services, which the API server calls (never clients directly):
+// the output of the containers it runs, and the streams of exec, attach and
+// port-forward. A kubelet serves it on --kubelet-listen and
 // publishes the port in its Node's status.daemonEndpoints.kubeletEndpoint; in a TLS
 // cluster only the API servers' certificate (group skiff:apiservers) may call it.
 
@@ -174,6 +175,635 @@ func (x *LogChunk) GetData() []byte {
 	return nil
 }
 
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         uint32                 `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        uint32                 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_kubelet_v1_kubelet_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TerminalSize) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+type ExecStart struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NodeName  string                 `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	Namespace string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Pod       string                 `protobuf:"bytes,3,opt,name=pod,proto3" json:"pod,omitempty"`
+	// When set, the pod must have this uid.
+	PodUid        string        `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	Container     string        `protobuf:"bytes,5,opt,name=container,proto3" json:"container,omitempty"`
+	Command       []string      `protobuf:"bytes,6,rep,name=command,proto3" json:"command,omitempty"`
+	Stdin         bool          `protobuf:"varint,7,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Tty           bool          `protobuf:"varint,8,opt,name=tty,proto3" json:"tty,omitempty"`
+	Size          *TerminalSize `protobuf:"bytes,9,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStart) Reset() {
+	*x = ExecStart{}
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStart) ProtoMessage() {}
+
+func (x *ExecStart) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
+func (*ExecStart) Descriptor() ([]byte, []int) {
+	return file_kubelet_v1_kubelet_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ExecStart) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *ExecStart) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ExecStart) GetPod() string {
+	if x != nil {
+		return x.Pod
+	}
+	return ""
+}
+
+func (x *ExecStart) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *ExecStart) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *ExecStart) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecStart) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecStart) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+type ExecInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ExecInput_Start
+	//	*ExecInput_Stdin
+	//	*ExecInput_Resize
+	//	*ExecInput_StdinEof
+	Msg           isExecInput_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecInput) Reset() {
+	*x = ExecInput{}
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecInput) ProtoMessage() {}
+
+func (x *ExecInput) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
+func (*ExecInput) Descriptor() ([]byte, []int) {
+	return file_kubelet_v1_kubelet_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExecInput) GetMsg() isExecInput_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ExecInput) GetStart() *ExecStart {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *ExecInput) GetStdin() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Stdin); ok {
+			return x.Stdin
+		}
+	}
+	return nil
+}
+
+func (x *ExecInput) GetResize() *TerminalSize {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+func (x *ExecInput) GetStdinEof() bool {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_StdinEof); ok {
+			return x.StdinEof
+		}
+	}
+	return false
+}
+
+type isExecInput_Msg interface {
+	isExecInput_Msg()
+}
+
+type ExecInput_Start struct {
+	Start *ExecStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type ExecInput_Stdin struct {
+	Stdin []byte `protobuf:"bytes,2,opt,name=stdin,proto3,oneof"`
+}
+
+type ExecInput_Resize struct {
+	Resize *TerminalSize `protobuf:"bytes,3,opt,name=resize,proto3,oneof"`
+}
+
+type ExecInput_StdinEof struct {
+	StdinEof bool `protobuf:"varint,4,opt,name=stdin_eof,json=stdinEof,proto3,oneof"`
+}
+
+func (*ExecInput_Start) isExecInput_Msg() {}
+
+func (*ExecInput_Stdin) isExecInput_Msg() {}
+
+func (*ExecInput_Resize) isExecInput_Msg() {}
+
+func (*ExecInput_StdinEof) isExecInput_Msg() {}
+
+type ExecOutput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ExecOutput_Started
+	//	*ExecOutput_Stdout
+	//	*ExecOutput_Stderr
+	//	*ExecOutput_ExitCode
+	Msg           isExecOutput_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecOutput) Reset() {
+	*x = ExecOutput{}
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecOutput) ProtoMessage() {}
+
+func (x *ExecOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecOutput.ProtoReflect.Descriptor instead.
+func (*ExecOutput) Descriptor() ([]byte, []int) {
+	return file_kubelet_v1_kubelet_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExecOutput) GetMsg() isExecOutput_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ExecOutput) GetStarted() bool {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecOutput_Started); ok {
+			return x.Started
+		}
+	}
+	return false
+}
+
+func (x *ExecOutput) GetStdout() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecOutput_Stdout); ok {
+			return x.Stdout
+		}
+	}
+	return nil
+}
+
+func (x *ExecOutput) GetStderr() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecOutput_Stderr); ok {
+			return x.Stderr
+		}
+	}
+	return nil
+}
+
+func (x *ExecOutput) GetExitCode() int32 {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecOutput_ExitCode); ok {
+			return x.ExitCode
+		}
+	}
+	return 0
+}
+
+type isExecOutput_Msg interface {
+	isExecOutput_Msg()
+}
+
+type ExecOutput_Started struct {
+	Started bool `protobuf:"varint,1,opt,name=started,proto3,oneof"`
+}
+
+type ExecOutput_Stdout struct {
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3,oneof"`
+}
+
+type ExecOutput_Stderr struct {
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3,oneof"`
+}
+
+type ExecOutput_ExitCode struct {
+	ExitCode int32 `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3,oneof"`
+}
+
+func (*ExecOutput_Started) isExecOutput_Msg() {}
+
+func (*ExecOutput_Stdout) isExecOutput_Msg() {}
+
+func (*ExecOutput_Stderr) isExecOutput_Msg() {}
+
+func (*ExecOutput_ExitCode) isExecOutput_Msg() {}
+
+type PortForwardStart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeName      string                 `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	Namespace     string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Pod           string                 `protobuf:"bytes,3,opt,name=pod,proto3" json:"pod,omitempty"`
+	PodUid        string                 `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	Port          int32                  `protobuf:"varint,5,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardStart) Reset() {
+	*x = PortForwardStart{}
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardStart) ProtoMessage() {}
+
+func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardStart.ProtoReflect.Descriptor instead.
+func (*PortForwardStart) Descriptor() ([]byte, []int) {
+	return file_kubelet_v1_kubelet_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PortForwardStart) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *PortForwardStart) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PortForwardStart) GetPod() string {
+	if x != nil {
+		return x.Pod
+	}
+	return ""
+}
+
+func (x *PortForwardStart) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *PortForwardStart) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type PortForwardInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*PortForwardInput_Start
+	//	*PortForwardInput_Data
+	Msg           isPortForwardInput_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardInput) Reset() {
+	*x = PortForwardInput{}
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardInput) ProtoMessage() {}
+
+func (x *PortForwardInput) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardInput.ProtoReflect.Descriptor instead.
+func (*PortForwardInput) Descriptor() ([]byte, []int) {
+	return file_kubelet_v1_kubelet_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PortForwardInput) GetMsg() isPortForwardInput_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *PortForwardInput) GetStart() *PortForwardStart {
+	if x != nil {
+		if x, ok := x.Msg.(*PortForwardInput_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *PortForwardInput) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*PortForwardInput_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isPortForwardInput_Msg interface {
+	isPortForwardInput_Msg()
+}
+
+type PortForwardInput_Start struct {
+	Start *PortForwardStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type PortForwardInput_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*PortForwardInput_Start) isPortForwardInput_Msg() {}
+
+func (*PortForwardInput_Data) isPortForwardInput_Msg() {}
+
+type PortForwardOutput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*PortForwardOutput_Connected
+	//	*PortForwardOutput_Data
+	Msg           isPortForwardOutput_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardOutput) Reset() {
+	*x = PortForwardOutput{}
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardOutput) ProtoMessage() {}
+
+func (x *PortForwardOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_kubelet_v1_kubelet_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardOutput.ProtoReflect.Descriptor instead.
+func (*PortForwardOutput) Descriptor() ([]byte, []int) {
+	return file_kubelet_v1_kubelet_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PortForwardOutput) GetMsg() isPortForwardOutput_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *PortForwardOutput) GetConnected() bool {
+	if x != nil {
+		if x, ok := x.Msg.(*PortForwardOutput_Connected); ok {
+			return x.Connected
+		}
+	}
+	return false
+}
+
+func (x *PortForwardOutput) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*PortForwardOutput_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isPortForwardOutput_Msg interface {
+	isPortForwardOutput_Msg()
+}
+
+type PortForwardOutput_Connected struct {
+	Connected bool `protobuf:"varint,1,opt,name=connected,proto3,oneof"`
+}
+
+type PortForwardOutput_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*PortForwardOutput_Connected) isPortForwardOutput_Msg() {}
+
+func (*PortForwardOutput_Data) isPortForwardOutput_Msg() {}
+
 var File_kubelet_v1_kubelet_proto protoreflect.FileDescriptor
 
 const file_kubelet_v1_kubelet_proto_rawDesc = "" +
@@ -191,9 +821,53 @@ const file_kubelet_v1_kubelet_proto_rawDesc = "" +
 	"\bprevious\x18\b \x01(\bR\bpreviousB\r\n" +
 	"\v_tail_lines\"\x1e\n" +
 	"\bLogChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2d\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"<\n" +
+	"\fTerminalSize\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\rR\x06height\"\x85\x02\n" +
+	"\tExecStart\x12\x1b\n" +
+	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03pod\x18\x03 \x01(\tR\x03pod\x12\x17\n" +
+	"\apod_uid\x18\x04 \x01(\tR\x06podUid\x12\x1c\n" +
+	"\tcontainer\x18\x05 \x01(\tR\tcontainer\x12\x18\n" +
+	"\acommand\x18\x06 \x03(\tR\acommand\x12\x14\n" +
+	"\x05stdin\x18\a \x01(\bR\x05stdin\x12\x10\n" +
+	"\x03tty\x18\b \x01(\bR\x03tty\x122\n" +
+	"\x04size\x18\t \x01(\v2\x1e.skiff.kubelet.v1.TerminalSizeR\x04size\"\xb8\x01\n" +
+	"\tExecInput\x123\n" +
+	"\x05start\x18\x01 \x01(\v2\x1b.skiff.kubelet.v1.ExecStartH\x00R\x05start\x12\x16\n" +
+	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x128\n" +
+	"\x06resize\x18\x03 \x01(\v2\x1e.skiff.kubelet.v1.TerminalSizeH\x00R\x06resize\x12\x1d\n" +
+	"\tstdin_eof\x18\x04 \x01(\bH\x00R\bstdinEofB\x05\n" +
+	"\x03msg\"\x82\x01\n" +
+	"\n" +
+	"ExecOutput\x12\x1a\n" +
+	"\astarted\x18\x01 \x01(\bH\x00R\astarted\x12\x18\n" +
+	"\x06stdout\x18\x02 \x01(\fH\x00R\x06stdout\x12\x18\n" +
+	"\x06stderr\x18\x03 \x01(\fH\x00R\x06stderr\x12\x1d\n" +
+	"\texit_code\x18\x04 \x01(\x05H\x00R\bexitCodeB\x05\n" +
+	"\x03msg\"\x8c\x01\n" +
+	"\x10PortForwardStart\x12\x1b\n" +
+	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03pod\x18\x03 \x01(\tR\x03pod\x12\x17\n" +
+	"\apod_uid\x18\x04 \x01(\tR\x06podUid\x12\x12\n" +
+	"\x04port\x18\x05 \x01(\x05R\x04port\"k\n" +
+	"\x10PortForwardInput\x12:\n" +
+	"\x05start\x18\x01 \x01(\v2\".skiff.kubelet.v1.PortForwardStartH\x00R\x05start\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x05\n" +
+	"\x03msg\"P\n" +
+	"\x11PortForwardOutput\x12\x1e\n" +
+	"\tconnected\x18\x01 \x01(\bH\x00R\tconnected\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x05\n" +
+	"\x03msg2d\n" +
 	"\vKubeletLogs\x12U\n" +
-	"\rContainerLogs\x12&.skiff.kubelet.v1.ContainerLogsRequest\x1a\x1a.skiff.kubelet.v1.LogChunk0\x01B5Z3github.com/skiffhq/skiff/proto/kubelet/v1;kubeletv1b\x06proto3"
+	"\rContainerLogs\x12&.skiff.kubelet.v1.ContainerLogsRequest\x1a\x1a.skiff.kubelet.v1.LogChunk0\x012\xfc\x01\n" +
+	"\x0eKubeletStreams\x12E\n" +
+	"\x04Exec\x12\x1b.skiff.kubelet.v1.ExecInput\x1a\x1c.skiff.kubelet.v1.ExecOutput(\x010\x01\x12G\n" +
+	"\x06Attach\x12\x1b.skiff.kubelet.v1.ExecInput\x1a\x1c.skiff.kubelet.v1.ExecOutput(\x010\x01\x12Z\n" +
+	"\vPortForward\x12\".skiff.kubelet.v1.PortForwardInput\x1a#.skiff.kubelet.v1.PortForwardOutput(\x010\x01B5Z3github.com/skiffhq/skiff/proto/kubelet/v1;kubeletv1b\x06proto3"
 
 var (
 	file_kubelet_v1_kubelet_proto_rawDescOnce sync.Once
@@ -207,19 +881,36 @@ func file_kubelet_v1_kubelet_proto_rawDescGZIP() []byte {
 	return file_kubelet_v1_kubelet_proto_rawDescData
 }
 
-var file_kubelet_v1_kubelet_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_kubelet_v1_kubelet_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_kubelet_v1_kubelet_proto_goTypes = []any{
 	(*ContainerLogsRequest)(nil), // 0: skiff.kubelet.v1.ContainerLogsRequest
 	(*LogChunk)(nil),             // 1: skiff.kubelet.v1.LogChunk
+	(*TerminalSize)(nil),         // 2: skiff.kubelet.v1.TerminalSize
+	(*ExecStart)(nil),            // 3: skiff.kubelet.v1.ExecStart
+	(*ExecInput)(nil),            // 4: skiff.kubelet.v1.ExecInput
+	(*ExecOutput)(nil),           // 5: skiff.kubelet.v1.ExecOutput
+	(*PortForwardStart)(nil),     // 6: skiff.kubelet.v1.PortForwardStart
+	(*PortForwardInput)(nil),     // 7: skiff.kubelet.v1.PortForwardInput
+	(*PortForwardOutput)(nil),    // 8: skiff.kubelet.v1.PortForwardOutput
 }
 var file_kubelet_v1_kubelet_proto_depIdxs = []int32{
-	0, // 0: skiff.kubelet.v1.KubeletLogs.ContainerLogs:input_type -> skiff.kubelet.v1.ContainerLogsRequest
-	1, // 1: skiff.kubelet.v1.KubeletLogs.ContainerLogs:output_type -> skiff.kubelet.v1.LogChunk
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: skiff.kubelet.v1.ExecStart.size:type_name -> skiff.kubelet.v1.TerminalSize
+	3, // 1: skiff.kubelet.v1.ExecInput.start:type_name -> skiff.kubelet.v1.ExecStart
+	2, // 2: skiff.kubelet.v1.ExecInput.resize:type_name -> skiff.kubelet.v1.TerminalSize
+	6, // 3: skiff.kubelet.v1.PortForwardInput.start:type_name -> skiff.kubelet.v1.PortForwardStart
+	0, // 4: skiff.kubelet.v1.KubeletLogs.ContainerLogs:input_type -> skiff.kubelet.v1.ContainerLogsRequest
+	4, // 5: skiff.kubelet.v1.KubeletStreams.Exec:input_type -> skiff.kubelet.v1.ExecInput
+	4, // 6: skiff.kubelet.v1.KubeletStreams.Attach:input_type -> skiff.kubelet.v1.ExecInput
+	7, // 7: skiff.kubelet.v1.KubeletStreams.PortForward:input_type -> skiff.kubelet.v1.PortForwardInput
+	1, // 8: skiff.kubelet.v1.KubeletLogs.ContainerLogs:output_type -> skiff.kubelet.v1.LogChunk
+	5, // 9: skiff.kubelet.v1.KubeletStreams.Exec:output_type -> skiff.kubelet.v1.ExecOutput
+	5, // 10: skiff.kubelet.v1.KubeletStreams.Attach:output_type -> skiff.kubelet.v1.ExecOutput
+	8, // 11: skiff.kubelet.v1.KubeletStreams.PortForward:output_type -> skiff.kubelet.v1.PortForwardOutput
+	8, // [8:12] is the sub-list for method output_type
+	4, // [4:8] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_kubelet_v1_kubelet_proto_init() }
@@ -228,15 +919,35 @@ func file_kubelet_v1_kubelet_proto_init() {
 		return
 	}
 	file_kubelet_v1_kubelet_proto_msgTypes[0].OneofWrappers = []any{}
+	file_kubelet_v1_kubelet_proto_msgTypes[4].OneofWrappers = []any{
+		(*ExecInput_Start)(nil),
+		(*ExecInput_Stdin)(nil),
+		(*ExecInput_Resize)(nil),
+		(*ExecInput_StdinEof)(nil),
+	}
+	file_kubelet_v1_kubelet_proto_msgTypes[5].OneofWrappers = []any{
+		(*ExecOutput_Started)(nil),
+		(*ExecOutput_Stdout)(nil),
+		(*ExecOutput_Stderr)(nil),
+		(*ExecOutput_ExitCode)(nil),
+	}
+	file_kubelet_v1_kubelet_proto_msgTypes[7].OneofWrappers = []any{
+		(*PortForwardInput_Start)(nil),
+		(*PortForwardInput_Data)(nil),
+	}
+	file_kubelet_v1_kubelet_proto_msgTypes[8].OneofWrappers = []any{
+		(*PortForwardOutput_Connected)(nil),
+		(*PortForwardOutput_Data)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kubelet_v1_kubelet_proto_rawDesc), len(file_kubelet_v1_kubelet_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   9,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_kubelet_v1_kubelet_proto_goTypes,
 		DependencyIndexes: file_kubelet_v1_kubelet_proto_depIdxs,

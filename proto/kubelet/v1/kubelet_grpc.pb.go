@@ -1,5 +1,6 @@
-// The kubelet's own gRPC service, which the API server calls (never clients directly):
-// the output of the containers it runs. A kubelet serves it on --kubelet-listen and
+// The kubelet's own gRPC services, which the API server calls (never clients directly):
+// the output of the containers it runs, and the streams of exec, attach and
+// port-forward. A kubelet serves it on --kubelet-listen and
 // publishes the port in its Node's status.daemonEndpoints.kubeletEndpoint; in a TLS
 // cluster only the API servers' certificate (group skiff:apiservers) may call it.
 
@@ -131,6 +132,188 @@ var KubeletLogs_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ContainerLogs",
 			Handler:       _KubeletLogs_ContainerLogs_Handler,
 			ServerStreams: true,
+		},
+	},
+	Metadata: "kubelet/v1/kubelet.proto",
+}
+
+const (
+	KubeletStreams_Exec_FullMethodName        = "/skiff.kubelet.v1.KubeletStreams/Exec"
+	KubeletStreams_Attach_FullMethodName      = "/skiff.kubelet.v1.KubeletStreams/Attach"
+	KubeletStreams_PortForward_FullMethodName = "/skiff.kubelet.v1.KubeletStreams/PortForward"
+)
+
+// KubeletStreamsClient is the client API for KubeletStreams service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// KubeletStreams carries the API server's Pods.Exec, Attach and PortForward to the
+// node: the same messages, with the node and the pod's uid in start.
+type KubeletStreamsClient interface {
+	// Exec runs a command in a running container: start first; the kubelet answers
+	// started once it runs, then its output, then its exit code. Errors: NotFound (no
+	// such node on this server), FailedPrecondition (the container is not running, or
+	// the command could not be started).
+	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error)
+	// Attach streams a running container's output from now until it exits.
+	Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error)
+	// PortForward connects to a TCP port in the pod's network namespace: start first;
+	// connected once connected (FailedPrecondition when nothing listens), then data
+	// both ways.
+	PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardInput, PortForwardOutput], error)
+}
+
+type kubeletStreamsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewKubeletStreamsClient(cc grpc.ClientConnInterface) KubeletStreamsClient {
+	return &kubeletStreamsClient{cc}
+}
+
+func (c *kubeletStreamsClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KubeletStreams_ServiceDesc.Streams[0], KubeletStreams_Exec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecInput, ExecOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KubeletStreams_ExecClient = grpc.BidiStreamingClient[ExecInput, ExecOutput]
+
+func (c *kubeletStreamsClient) Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KubeletStreams_ServiceDesc.Streams[1], KubeletStreams_Attach_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecInput, ExecOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KubeletStreams_AttachClient = grpc.BidiStreamingClient[ExecInput, ExecOutput]
+
+func (c *kubeletStreamsClient) PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardInput, PortForwardOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KubeletStreams_ServiceDesc.Streams[2], KubeletStreams_PortForward_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PortForwardInput, PortForwardOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KubeletStreams_PortForwardClient = grpc.BidiStreamingClient[PortForwardInput, PortForwardOutput]
+
+// KubeletStreamsServer is the server API for KubeletStreams service.
+// All implementations must embed UnimplementedKubeletStreamsServer
+// for forward compatibility.
+//
+// KubeletStreams carries the API server's Pods.Exec, Attach and PortForward to the
+// node: the same messages, with the node and the pod's uid in start.
+type KubeletStreamsServer interface {
+	// Exec runs a command in a running container: start first; the kubelet answers
+	// started once it runs, then its output, then its exit code. Errors: NotFound (no
+	// such node on this server), FailedPrecondition (the container is not running, or
+	// the command could not be started).
+	Exec(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error
+	// Attach streams a running container's output from now until it exits.
+	Attach(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error
+	// PortForward connects to a TCP port in the pod's network namespace: start first;
+	// connected once connected (FailedPrecondition when nothing listens), then data
+	// both ways.
+	PortForward(grpc.BidiStreamingServer[PortForwardInput, PortForwardOutput]) error
+	mustEmbedUnimplementedKubeletStreamsServer()
+}
+
+// UnimplementedKubeletStreamsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedKubeletStreamsServer struct{}
+
+func (UnimplementedKubeletStreamsServer) Exec(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error {
+	return status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedKubeletStreamsServer) Attach(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error {
+	return status.Error(codes.Unimplemented, "method Attach not implemented")
+}
+func (UnimplementedKubeletStreamsServer) PortForward(grpc.BidiStreamingServer[PortForwardInput, PortForwardOutput]) error {
+	return status.Error(codes.Unimplemented, "method PortForward not implemented")
+}
+func (UnimplementedKubeletStreamsServer) mustEmbedUnimplementedKubeletStreamsServer() {}
+func (UnimplementedKubeletStreamsServer) testEmbeddedByValue()                        {}
+
+// UnsafeKubeletStreamsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to KubeletStreamsServer will
+// result in compilation errors.
+type UnsafeKubeletStreamsServer interface {
+	mustEmbedUnimplementedKubeletStreamsServer()
+}
+
+func RegisterKubeletStreamsServer(s grpc.ServiceRegistrar, srv KubeletStreamsServer) {
+	// If the following call panics, it indicates UnimplementedKubeletStreamsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&KubeletStreams_ServiceDesc, srv)
+}
+
+func _KubeletStreams_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(KubeletStreamsServer).Exec(&grpc.GenericServerStream[ExecInput, ExecOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KubeletStreams_ExecServer = grpc.BidiStreamingServer[ExecInput, ExecOutput]
+
+func _KubeletStreams_Attach_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(KubeletStreamsServer).Attach(&grpc.GenericServerStream[ExecInput, ExecOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KubeletStreams_AttachServer = grpc.BidiStreamingServer[ExecInput, ExecOutput]
+
+func _KubeletStreams_PortForward_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(KubeletStreamsServer).PortForward(&grpc.GenericServerStream[PortForwardInput, PortForwardOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KubeletStreams_PortForwardServer = grpc.BidiStreamingServer[PortForwardInput, PortForwardOutput]
+
+// KubeletStreams_ServiceDesc is the grpc.ServiceDesc for KubeletStreams service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var KubeletStreams_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "skiff.kubelet.v1.KubeletStreams",
+	HandlerType: (*KubeletStreamsServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Exec",
+			Handler:       _KubeletStreams_Exec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Attach",
+			Handler:       _KubeletStreams_Attach_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PortForward",
+			Handler:       _KubeletStreams_PortForward_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "kubelet/v1/kubelet.proto",

@@ -1,0 +1,160 @@
+package kubelet_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/test/waitfor"
+)
+
+// lockedBuffer is a bytes.Buffer safe to read while a stream writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// freePort is a TCP port free on the loopback (pods use the host's network).
+func freePort(e *env) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// testContainerdStreams: exec, a terminal session and port-forward into real
+// containers, through the API server and the kubelet's stream server.
+func testContainerdStreams(e *env, rt *containerd.Runtime) {
+	t := e.t
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := kubelet.NewLogServer(nil)
+	ls.Register(e.node, rt)
+	done := make(chan error, 1)
+	go func() { done <- ls.Serve(e.ctx, ln, nil) }()
+	t.Cleanup(func() { <-done })
+	cfg := testConfig(e.node)
+	cfg.NodeIP, cfg.LogPort = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
+	e.start(rt, cfg)
+	nc, http := freePort(e), freePort(e)
+	e.createPod("shell", e.node, "", busyboxImage, "sleep", "3600")
+	e.createPod("nc", e.node, "", busyboxImage, "nc", "-ll", "-p", fmt.Sprint(nc), "-e", "cat")
+	e.createPod("httpd", e.node, "", busyboxImage, "sh", "-c",
+		fmt.Sprintf("mkdir -p /www && echo hello from httpd > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", http))
+	for _, name := range []string{"shell", "nc", "httpd"} {
+		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	}
+	conn := e.cs.Conn
+	exec := func(opts client.ExecOptions) (string, string, error) {
+		var out, errb bytes.Buffer
+		opts.Stdout, opts.Stderr = &out, &errb
+		err := conn.Exec(e.ctx, e.ns, "shell", opts)
+		return out.String(), errb.String(), err
+	}
+
+	if out, _, err := exec(client.ExecOptions{Command: []string{"echo", "hello", "from", "containerd"}}); err != nil || out != "hello from containerd\n" {
+		t.Errorf("exec echo: %q, %v", out, err)
+	}
+	_, errs, err := exec(client.ExecOptions{Command: []string{"sh", "-c", "echo oops >&2; exit 7"}})
+	var exit *client.ExitError
+	if !errors.As(err, &exit) || exit.Code != 7 || errs != "oops\n" {
+		t.Errorf("exec exit 7: %v, stderr %q", err, errs)
+	}
+	big := strings.Repeat("round trip\n", 30_000)
+	if out, _, err := exec(client.ExecOptions{Command: []string{"cat"}, Stdin: strings.NewReader(big)}); err != nil || out != big {
+		t.Errorf("exec cat: %d bytes back of %d, %v", len(out), len(big), err)
+	}
+	// The container's environment and working directory are the exec's.
+	if out, _, err := exec(client.ExecOptions{Command: []string{"sh", "-c", "echo $PATH; pwd"}}); err != nil || out != "/bin\n/\n" {
+		t.Errorf("exec env and pwd: %q, %v", out, err)
+	}
+	_, _, err = exec(client.ExecOptions{Command: []string{"no-such-command"}})
+	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "error executing command in container") || !strings.Contains(err.Error(), "no-such-command") {
+		t.Errorf("exec of a missing executable: %v", err)
+	}
+
+	// A terminal: its size at start, a resize, input typed, and the exit code.
+	stdin, typed := io.Pipe()
+	resize := make(chan client.TerminalSize)
+	var screen lockedBuffer
+	ended := make(chan error, 1)
+	go func() {
+		ended <- conn.Exec(e.ctx, e.ns, "shell", client.ExecOptions{Command: []string{"sh"}, Stdin: stdin, Stdout: &screen,
+			TTY: true, Size: client.TerminalSize{Width: 80, Height: 24}, Resize: resize})
+	}()
+	typeLine := func(s string) {
+		if _, err := typed.Write([]byte(s + "\n")); err != nil {
+			t.Fatalf("type %q: %v", s, err)
+		}
+	}
+	typeLine("tty; stty size")
+	waitfor.Condition(t, 30*time.Second, "the terminal's size at start", func() (bool, string) {
+		return strings.Contains(screen.String(), "/dev/pts/") && strings.Contains(screen.String(), "\r\n24 80\r\n"), screen.String()
+	})
+	resize <- client.TerminalSize{Width: 132, Height: 50}
+	waitfor.Condition(t, 30*time.Second, "the terminal resized", func() (bool, string) {
+		typeLine("stty size") // a resize is applied beside the input, not in its order
+		return strings.Contains(screen.String(), "\r\n50 132\r\n"), screen.String()
+	})
+	typeLine("exit 5")
+	if err := <-ended; !errors.As(err, &exit) || exit.Code != 5 {
+		t.Errorf("a terminal session ending with exit 5: %v; screen %q", err, screen.String())
+	}
+
+	// Port-forward: to nc, which echoes until we half-close; to httpd.
+	fc, err := conn.PortForward(e.ctx, e.ns, "nc", nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := strings.Repeat("ping\n", 20_000)
+	go func() {
+		fc.Write([]byte(msg))
+		fc.CloseWrite()
+	}()
+	got, err := io.ReadAll(fc)
+	fc.Close()
+	if err != nil || string(got) != msg {
+		t.Errorf("port-forward to nc: %d bytes back of %d, %v", len(got), len(msg), err)
+	}
+	fc, err = conn.PortForward(e.ctx, e.ns, "httpd", http)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.Write([]byte("GET /index.html HTTP/1.0\r\n\r\n"))
+	got, err = io.ReadAll(fc)
+	fc.Close()
+	if err != nil || !strings.HasPrefix(string(got), "HTTP/1.") || !strings.HasSuffix(string(got), "\r\n\r\nhello from httpd\n") {
+		t.Errorf("port-forward to httpd: %q, %v", got, err)
+	}
+	if _, err := conn.PortForward(e.ctx, e.ns, "shell", freePort(e)); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("port-forward to a port nobody listens on: %v", err)
+	}
+}
