@@ -56,6 +56,9 @@ func TestAuthorize(t *testing.T) {
 		{name: "cm deletes leases anywhere", a: A{User: cm, Verb: Delete, Resource: "leases", Namespace: "team", Name: "l"}},
 		{name: "cm updates budgets' status", a: A{User: cm, Verb: Update, Resource: "poddisruptionbudgets", Subresource: "status", Namespace: "default", Name: "web"}},
 		{name: "cm cannot change budgets", a: A{User: cm, Verb: Update, Resource: "poddisruptionbudgets", Namespace: "default", Name: "web"}, want: "cannot update poddisruptionbudgets"},
+		{name: "cm writes endpointslices", a: A{User: cm, Verb: Create, Resource: "endpointslices", Namespace: "default", Name: "web-abcde"}},
+		{name: "cm sets a load balancer's ingress", a: A{User: cm, Verb: Update, Resource: "services", Subresource: "status", Namespace: "default", Name: "web"}},
+		{name: "cm cannot change services", a: A{User: cm, Verb: Update, Resource: "services", Namespace: "default", Name: "web"}, want: "cannot update services"},
 		{name: "cm cannot add members", a: A{User: cm, Verb: Create, Resource: ResourceCluster, Subresource: "members"}, want: "cannot create cluster/members"},
 
 		{name: "scheduler binds", a: A{User: sched, Verb: Create, Resource: "pods", Subresource: "binding", Namespace: "default", Name: "x"}},

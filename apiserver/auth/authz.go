@@ -112,7 +112,9 @@ type Guard func(obj kinds.Object) error
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
 //     replicasets, pods, events, configmaps and namespaces; the status of
-//     poddisruptionbudgets (the disruption controller); nodes' updates and status;
+//     poddisruptionbudgets (the disruption controller); endpointslices (the
+//     EndpointSlice controller); the status of services (the service load balancer);
+//     nodes' updates and status;
 //     Leases in kube-system (its election); deletion of every kind (the garbage
 //     collector, and the namespace controller emptying a namespace being deleted).
 //   - skiff:scheduler: reads (but not pods' logs); pods' bindings and status; events;
@@ -179,6 +181,10 @@ func controllerManagerMay(a Attributes) bool {
 		return a.Namespace == NamespaceSystem
 	case plural(kinds.PodDisruptionBudget):
 		return a.Verb == Update && a.Subresource == "status"
+	case plural(kinds.EndpointSlice):
+		return true
+	case plural(kinds.Service):
+		return a.Verb == Update && a.Subresource == "status" // the service load balancer's ingress points
 	}
 	return false
 }

@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -182,6 +183,93 @@ var columns = map[string][]column{
 		{header: "STATUS", cell: func(o kinds.Object, _ time.Time) string { return namespacePhase(o.(*corev1.Namespace)) }},
 		ageColumn,
 	},
+	kinds.Service: {nameColumn,
+		{header: "TYPE", cell: func(o kinds.Object, _ time.Time) string { return string(o.(*corev1.Service).Spec.Type) }},
+		{header: "CLUSTER-IP", cell: func(o kinds.Object, _ time.Time) string { return orNone(o.(*corev1.Service).Spec.ClusterIP) }},
+		{header: "EXTERNAL-IP", cell: func(o kinds.Object, _ time.Time) string { return serviceExternalIP(o.(*corev1.Service)) }},
+		{header: "PORT(S)", cell: func(o kinds.Object, _ time.Time) string { return servicePorts(o.(*corev1.Service).Spec.Ports) }},
+		ageColumn,
+		{header: "SELECTOR", wide: true, cell: func(o kinds.Object, _ time.Time) string {
+			return orNone(labels.FormatLabels(o.(*corev1.Service).Spec.Selector))
+		}},
+	},
+	kinds.EndpointSlice: {nameColumn,
+		{header: "ADDRESSTYPE", cell: func(o kinds.Object, _ time.Time) string { return string(o.(*discoveryv1.EndpointSlice).AddressType) }},
+		{header: "PORTS", cell: func(o kinds.Object, _ time.Time) string { return slicePorts(o.(*discoveryv1.EndpointSlice).Ports) }},
+		{header: "ENDPOINTS", cell: func(o kinds.Object, _ time.Time) string {
+			return sliceEndpoints(o.(*discoveryv1.EndpointSlice).Endpoints)
+		}},
+		ageColumn,
+	},
+}
+
+// serviceExternalIP is kubectl's EXTERNAL-IP: an ExternalName Service's name, a load
+// balancer's ingress points (<pending> until it has some), or the external IPs.
+func serviceExternalIP(svc *corev1.Service) string {
+	switch svc.Spec.Type {
+	case corev1.ServiceTypeExternalName:
+		return svc.Spec.ExternalName
+	case corev1.ServiceTypeLoadBalancer:
+		var ips []string
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			ips = append(ips, in.IP+in.Hostname)
+		}
+		ips = append(ips, svc.Spec.ExternalIPs...)
+		if len(ips) == 0 {
+			return "<pending>"
+		}
+		return strings.Join(ips, ",")
+	}
+	if len(svc.Spec.ExternalIPs) > 0 {
+		return strings.Join(svc.Spec.ExternalIPs, ",")
+	}
+	return "<none>"
+}
+
+// servicePorts is kubectl's PORT(S): port[:nodePort]/protocol, comma-separated.
+func servicePorts(ports []corev1.ServicePort) string {
+	if len(ports) == 0 {
+		return "<none>"
+	}
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+		if p.NodePort > 0 {
+			out[i] = fmt.Sprintf("%d:%d/%s", p.Port, p.NodePort, p.Protocol)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// slicePorts is kubectl's PORTS of an EndpointSlice: the port numbers, <unset> for a port
+// without a number, <unset> when there are none.
+func slicePorts(ports []discoveryv1.EndpointPort) string {
+	if len(ports) == 0 {
+		return "<unset>"
+	}
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = "<unset>"
+		if p.Port != nil {
+			out[i] = strconv.Itoa(int(*p.Port))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// sliceEndpoints is kubectl's ENDPOINTS: the first three addresses and how many more.
+func sliceEndpoints(eps []discoveryv1.Endpoint) string {
+	var addrs []string
+	for _, e := range eps {
+		addrs = append(addrs, e.Addresses...)
+	}
+	if len(addrs) == 0 {
+		return "<unset>"
+	}
+	if len(addrs) > 3 {
+		return fmt.Sprintf("%s + %d more...", strings.Join(addrs[:3], ","), len(addrs)-3)
+	}
+	return strings.Join(addrs, ",")
 }
 
 // Table writes objects of one kind as a kubectl-style table.
