@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector, node lifecycle, namespace, pod garbage collector and disruption
-// controllers over one shared set of informers.
+// garbage collector, node lifecycle, namespace, pod garbage collector, disruption and
+// EndpointSlice controllers over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -21,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
+	"github.com/skiffhq/skiff/controllers/endpointslice"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/controllers/namespace"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
@@ -146,8 +147,14 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	esc := endpointslice.DefaultConfig()
+	esc.Logger = log
+	es, err := endpointslice.New(cs, f, esc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, es.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

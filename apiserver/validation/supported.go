@@ -404,6 +404,7 @@ var podStatusFields = []string{
 	"message",
 	"phase",
 	"podIP",
+	"podIPs[*].ip",
 	"reason",
 	"startTime",
 }
