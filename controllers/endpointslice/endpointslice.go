@@ -241,7 +241,7 @@ func rv(es *discoveryv1.EndpointSlice) int64 {
 }
 
 func (t *tracker) wrote(svc string, es *discoveryv1.EndpointSlice) { t.set(svc, es.Name, rv(es)) }
-func (t *tracker) deleted(svc, name string)                         { t.set(svc, name, 0) }
+func (t *tracker) deleted(svc, name string)                        { t.set(svc, name, 0) }
 
 func (t *tracker) set(svc, name string, v int64) {
 	t.mu.Lock()
