@@ -147,9 +147,10 @@ type creation struct {
 	// (chainStart); it is written in the object's own transaction.
 	stored func() (store.Op, error)
 	// allocate, when set, fills what the API server allocates into a fresh copy of the
-	// object (a Service's cluster IP and node ports), into obj and alloc.
+	// object (a Service's cluster IP and node ports), into obj and alloc; alloc holds
+	// also the record of a Node's podCIDR.
 	allocate func(ctx context.Context) error
-	alloc    *serviceAllocation
+	alloc    *allocation
 }
 
 // ops are the store operations of the creation: the object's, and its Event's.
@@ -206,6 +207,11 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 			return err
 		}
 		if err := c.allocate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if node, ok := obj.(*corev1.Node); ok {
+		if c.alloc, err = r.allocateNodeCIDR(ctx, nil, node, false); err != nil {
 			return nil, err
 		}
 	}

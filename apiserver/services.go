@@ -149,10 +149,10 @@ func (a allocator) pick(ctx context.Context, r valueRange, avoid map[uint32]bool
 	return 0, errRangeFull
 }
 
-// serviceAllocation is what a write of a Service takes and gives up: store operations
+// allocation is what a write of a Service takes and gives up: store operations
 // to commit with it, and whether a clash on them is worth another try (the values were
 // picked, not asked for).
-type serviceAllocation struct {
+type allocation struct {
 	ops    []store.Op
 	picked bool
 }
@@ -162,19 +162,19 @@ type serviceAllocation struct {
 func isAllocationClash(err error) bool {
 	var pe *store.PreconditionError
 	return errors.As(err, &pe) && errors.Is(err, store.ErrAlreadyExists) &&
-		(pe.Key.Kind == serviceIPKind || pe.Key.Kind == nodePortKind)
+		(pe.Key.Kind == serviceIPKind || pe.Key.Kind == nodePortKind || pe.Key.Kind == podCIDRKind)
 }
 
 // allocateService makes the allocation of next, a Service written over cur (nil: a
 // create; deleting: the write deletes it): it fills next's cluster IP and node ports
 // where they are to be allocated, and returns the records to create and delete.
-func (r *resources) allocateService(ctx context.Context, cur, next *corev1.Service, deleting bool) (*serviceAllocation, error) {
+func (r *resources) allocateService(ctx context.Context, cur, next *corev1.Service, deleting bool) (*allocation, error) {
 	plan, err := r.networking.get(ctx, r.store)
 	if err != nil {
 		return nil, err
 	}
 	al := allocator{store: r.store}
-	out := &serviceAllocation{}
+	out := &allocation{}
 	owner := next.Namespace + "/" + next.Name
 	var errs field.ErrorList
 
@@ -291,18 +291,18 @@ func sortedPorts(m map[int32]bool) []int32 {
 	return out
 }
 
-// release is the deletion of a value's record, if it is svc's; ok is false when there
+// release is the deletion of a value's record, if it is owner's; ok is false when there
 // is no such record (nothing to release).
-func (r *resources) release(ctx context.Context, kind, name string, svc *corev1.Service) (store.Op, bool, error) {
+func (r *resources) release(ctx context.Context, kind, name string, owner kinds.Object) (store.Op, bool, error) {
 	k := store.Key{Kind: kind, Name: name}
 	rec, err := r.store.Get(ctx, k, store.ReadOptions{})
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Op{}, false, nil
 	}
 	if err != nil {
-		return store.Op{}, false, storeError(kinds.MustLookup(kinds.Service), svc.Name, err)
+		return store.Op{}, false, storeError(kinds.Of(owner), owner.GetName(), err)
 	}
-	if rec.UID != string(svc.UID) {
+	if rec.UID != string(owner.GetUID()) {
 		return store.Op{}, false, nil
 	}
 	return store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}, true, nil
@@ -384,14 +384,16 @@ func ptrEqual[T comparable](a, b *T) bool {
 }
 
 // sideOps are the store operations a write of next over cur carries besides its own:
-// a Service's allocations.
-func (r *resources) sideOps(ctx context.Context, cur, next kinds.Object) (*serviceAllocation, error) {
-	svc, ok := next.(*corev1.Service)
-	if !ok {
-		return &serviceAllocation{}, nil
-	}
+// a Service's allocations, a Node's podCIDR.
+func (r *resources) sideOps(ctx context.Context, cur, next kinds.Object) (*allocation, error) {
 	deleting := next.GetDeletionTimestamp() != nil && !held(next)
-	return r.allocateService(ctx, cur.(*corev1.Service), svc, deleting)
+	switch o := next.(type) {
+	case *corev1.Service:
+		return r.allocateService(ctx, cur.(*corev1.Service), o, deleting)
+	case *corev1.Node:
+		return r.allocateNodeCIDR(ctx, cur.(*corev1.Node), o, deleting)
+	}
+	return &allocation{}, nil
 }
 
 // writeError is storeError for a write that may have carried allocations: a value
@@ -401,8 +403,11 @@ func writeError(info *kinds.Info, name string, err error) error {
 	if isAllocationClash(err) && errors.As(err, &pe) {
 		fe := field.Invalid(field.NewPath("spec", "clusterIPs"), pe.Key.Name,
 			fmt.Sprintf("failed to allocate IP %s: provided IP is already allocated", pe.Key.Name))
-		if pe.Key.Kind == nodePortKind {
+		switch pe.Key.Kind {
+		case nodePortKind:
 			fe = field.Invalid(field.NewPath("spec", "ports").Child("nodePort"), pe.Key.Name, "provided port is already allocated")
+		case podCIDRKind:
+			fe = field.Invalid(field.NewPath("spec", "podCIDRs").Index(0), pe.Key.Name, "provided CIDR is already allocated to another node")
 		}
 		return invalid(info, name, validation.ErrorList{fe})
 	}

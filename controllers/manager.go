@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector, node lifecycle, namespace, pod garbage collector, disruption and
-// EndpointSlice controllers over one shared set of informers.
+// garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
+// EndpointSlice and node IPAM controllers over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -24,6 +24,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/endpointslice"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/controllers/namespace"
+	"github.com/skiffhq/skiff/controllers/nodeipam"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
@@ -153,8 +154,19 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	ipc := nodeipam.DefaultConfig()
+	ipc.Logger = log
+	st, err := cs.Conn.ClusterStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("read the cluster's networking: %w", err)
+	}
+	ipc.ClusterCIDR = st.GetNetworking().GetClusterCidr()
+	ipam, err := nodeipam.New(cs, f, ipc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, es.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, es.Run, ipam.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

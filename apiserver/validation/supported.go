@@ -21,6 +21,7 @@ var supportedFields = map[string][]string{
 		under("metadata", objectMetaFields),
 		under("spec", []string{
 			"podCIDR",
+			"podCIDRs[*]",
 			"providerID",
 			"taints[*].effect",
 			"taints[*].key",

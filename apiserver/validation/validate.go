@@ -152,6 +152,8 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateConfigMapUpdate(old.(*corev1.ConfigMap), o)...)
 	case *corev1.Service:
 		errs = append(errs, validateServiceUpdate(old.(*corev1.Service), o)...)
+	case *corev1.Node:
+		errs = append(errs, validateNodeUpdate(old.(*corev1.Node), o)...)
 	case *discoveryv1.EndpointSlice:
 		errs = append(errs, apivalidation.ValidateImmutableField(o.AddressType, old.(*discoveryv1.EndpointSlice).AddressType, field.NewPath("addressType"))...)
 	}

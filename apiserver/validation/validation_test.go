@@ -540,9 +540,9 @@ func TestValidateStatus(t *testing.T) {
 			"status.containerStatuses[0].restartCount: Invalid value: -1"}},
 		{"pod status ignores spec", pod(func(p *corev1.Pod) { p.Spec = corev1.PodSpec{Hostname: "h"} }), nil},
 		{"pod status not supported", pod(func(p *corev1.Pod) {
-			p.Status = corev1.PodStatus{QOSClass: corev1.PodQOSBestEffort, PodIPs: []corev1.PodIP{{IP: "10.0.0.5"}},
+			p.Status = corev1.PodStatus{QOSClass: corev1.PodQOSBestEffort, HostIPs: []corev1.HostIP{{IP: "10.0.0.5"}},
 				ContainerStatuses: []corev1.ContainerStatus{{Name: "web", User: &corev1.ContainerUser{}}}}
-		}), []string{"status.podIPs: Forbidden: not supported by Skiff", "status.qosClass: Forbidden: not supported by Skiff",
+		}), []string{"status.hostIPs: Forbidden: not supported by Skiff", "status.qosClass: Forbidden: not supported by Skiff",
 			"status.containerStatuses[0].user: Forbidden: not supported by Skiff"}},
 		{"deployment counts", deployment(func(d *appsv1.Deployment) {
 			d.Status = appsv1.DeploymentStatus{Replicas: -1, AvailableReplicas: -2, CollisionCount: new(int32(-1)),
