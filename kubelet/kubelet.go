@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +37,8 @@ type Kubelet struct {
 
 	mu     sync.Mutex
 	memory map[string]*podMemory // by pod key
+	// cidr is the node's podCIDR once read (a string).
+	cidr atomic.Value
 }
 
 // podMemory is what the kubelet remembers about a pod beyond what the runtime and the

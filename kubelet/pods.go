@@ -48,10 +48,14 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) (time.Duration, error
 		if err := k.killAll(ctx, stale, orphanGrace, nil); err != nil {
 			return 0, err
 		}
+		for _, c := range stale {
+			if err := k.tearDown(ctx, types.UID(c.PodUID)); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if !exists {
-		k.forget(key)
-		return 0, nil
+		return 0, k.forget(ctx, key)
 	}
 	if pod.DeletionTimestamp != nil {
 		return 0, k.terminatePod(ctx, key, pod, mine)
@@ -70,10 +74,20 @@ func (k *Kubelet) memoryOf(key string, uid types.UID) *podMemory {
 	return m
 }
 
-func (k *Kubelet) forget(key string) {
+// forget drops what the kubelet remembers of a pod that is gone, and its network.
+func (k *Kubelet) forget(ctx context.Context, key string) error {
+	k.mu.Lock()
+	m := k.memory[key]
+	k.mu.Unlock()
+	if m != nil {
+		if err := k.tearDown(ctx, m.uid); err != nil {
+			return err
+		}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.memory, key)
+	return nil
 }
 
 // killAll stops containers (running ones with grace; pod, when set, gets a Killing
@@ -119,8 +133,10 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod,
 	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
 		return fmt.Errorf("delete pod %s: %w", key, err)
 	}
-	k.forget(key)
-	return nil
+	if err := k.tearDown(ctx, pod.UID); err != nil {
+		return err
+	}
+	return k.forget(ctx, key)
 }
 
 // runPod moves a live pod's containers towards its spec and writes its status.
@@ -132,6 +148,18 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		prev = mem.written
 	}
 	now := k.cfg.Clock.Now()
+	// A finished pod keeps the address it had in its status; its network goes.
+	podIP := prev.PodIP
+	if podTerminal(prev.Phase) {
+		if err := k.tearDown(ctx, pod.UID); err != nil {
+			return 0, err
+		}
+	} else {
+		var err error
+		if podIP, err = k.podIP(ctx, pod); err != nil {
+			return 0, err
+		}
+	}
 	hist := byName(mine)
 	policy := restartPolicy(&pod.Spec)
 	terminal := podTerminal(prev.Phase)
@@ -192,7 +220,7 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		}
 		hist = byName(mine)
 	}
-	st := computePodStatus(&pod.Spec, prev, hist, mem.waiting, k.scheme, k.cfg.NodeIP, k.cfg.Clock.Now())
+	st := computePodStatus(&pod.Spec, prev, hist, mem.waiting, k.scheme, k.cfg.NodeIP, podIP, k.cfg.Clock.Now())
 	if err := k.writeStatus(ctx, key, pod, st, mem); err != nil {
 		return 0, err
 	}

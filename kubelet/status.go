@@ -172,8 +172,11 @@ func podTerminal(phase corev1.PodPhase) bool {
 // (whose transition times and start time it keeps). Its times are whole seconds, as
 // the API keeps them (wireTime): a status computed again from the same state equals
 // the one read back, and is not written again.
-func computePodStatus(spec *corev1.PodSpec, old *corev1.PodStatus, containers map[string][]Container, waiting map[string]*corev1.ContainerStateWaiting, scheme, hostIP string, now time.Time) *corev1.PodStatus {
-	st := &corev1.PodStatus{HostIP: hostIP, PodIP: hostIP, StartTime: old.StartTime}
+func computePodStatus(spec *corev1.PodSpec, old *corev1.PodStatus, containers map[string][]Container, waiting map[string]*corev1.ContainerStateWaiting, scheme, hostIP, podIP string, now time.Time) *corev1.PodStatus {
+	st := &corev1.PodStatus{HostIP: hostIP, PodIP: podIP, StartTime: old.StartTime}
+	if podIP != "" {
+		st.PodIPs = []corev1.PodIP{{IP: podIP}}
+	}
 	if st.StartTime == nil {
 		st.StartTime = ptr.To(wireTime(now))
 	}

@@ -61,6 +61,10 @@ type Config struct {
 	SimNodes int
 	// SimStartDelay is how long a simulated container takes to start.
 	SimStartDelay time.Duration
+	// SimPodNetwork, with RuntimeSim, gives each simulated node's pods addresses of the
+	// node's podCIDR (sim.Network); without it they have the node's address. The
+	// controller-manager's node IPAM gives the nodes their ranges.
+	SimPodNetwork bool
 	// Zones are the zones (label topology.kubernetes.io/zone) the nodes are in: one for
 	// a node, or, with SimNodes, several that the simulated nodes take in turn, so
 	// that one process can stand for a cluster spread over zones. None: no zone label
@@ -185,6 +189,9 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			}
 			c.Labels = withZone(kcfg.Labels, cfg.Zones, i)
 			c.Logger = kcfg.Logger.With("node", c.NodeName)
+			if cfg.SimPodNetwork {
+				c.PodNetwork = sim.NewNetwork()
+			}
 			if err := add(sim.New(sim.Config{StartDelay: cfg.SimStartDelay}), c); err != nil {
 				return nil, err
 			}

@@ -1,0 +1,74 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/record"
+)
+
+// PodNetwork gives pods addresses of their own, of the node's podCIDR. Without one
+// (Config.PodNetwork nil) every pod has the node's address, as a hostNetwork pod has.
+type PodNetwork interface {
+	// SetUp gives the pod an address of podCIDR and returns it; a pod set up already
+	// keeps its address.
+	SetUp(ctx context.Context, pod PodRef, podCIDR string) (ip string, err error)
+	// TearDown releases the pod's address; a pod without one is no error.
+	TearDown(ctx context.Context, uid types.UID) error
+}
+
+// PodRef names a pod to its network.
+type PodRef struct {
+	UID             types.UID
+	Namespace, Name string
+}
+
+// podIP is the address pod has: the node's for a hostNetwork pod or without a pod
+// network, else one of the node's podCIDR, set up now if need be.
+func (k *Kubelet) podIP(ctx context.Context, pod *corev1.Pod) (string, error) {
+	if k.cfg.PodNetwork == nil || pod.Spec.HostNetwork {
+		return k.cfg.NodeIP, nil
+	}
+	cidr, err := k.podCIDR(ctx)
+	if err != nil {
+		return "", err
+	}
+	ip, err := k.cfg.PodNetwork.SetUp(ctx, PodRef{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name}, cidr)
+	if err != nil {
+		k.rec.Eventf(pod, record.Warning, "FailedCreatePodSandBox", "Failed to set up the pod's network: %v", err)
+		return "", fmt.Errorf("set up the network of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return ip, nil
+}
+
+// podCIDR is the node's range for pods, read from its Node until it has one (it never
+// changes once set).
+func (k *Kubelet) podCIDR(ctx context.Context) (string, error) {
+	if v, ok := k.cidr.Load().(string); ok {
+		return v, nil
+	}
+	node, err := k.cs.Nodes.Get(ctx, "", k.cfg.NodeName, client.GetOptions{Stale: true})
+	if err != nil {
+		return "", fmt.Errorf("read the node's podCIDR: %w", err)
+	}
+	if node.Spec.PodCIDR == "" {
+		return "", fmt.Errorf("node %s has no podCIDR yet (the controller-manager's node IPAM gives it one)", k.cfg.NodeName)
+	}
+	k.cidr.Store(node.Spec.PodCIDR)
+	return node.Spec.PodCIDR, nil
+}
+
+// tearDown releases a pod's network, if the kubelet has one.
+func (k *Kubelet) tearDown(ctx context.Context, uid types.UID) error {
+	if k.cfg.PodNetwork == nil || uid == "" {
+		return nil
+	}
+	if err := k.cfg.PodNetwork.TearDown(ctx, uid); err != nil {
+		return fmt.Errorf("tear down the network of pod %s: %w", uid, err)
+	}
+	return nil
+}
