@@ -69,6 +69,9 @@ func TestAuthorize(t *testing.T) {
 		{name: "scheduler cannot create other namespaces", a: A{User: sched, Verb: Create, Resource: "namespaces", Name: "prod"}, want: `cannot create namespaces "prod"`},
 		{name: "scheduler elects", a: A{User: sched, Verb: Create, Resource: "leases", Namespace: "kube-system", Name: "skiff-scheduler"}},
 
+		{name: "node watches services", a: A{User: w1, Verb: Watch, Resource: "services"}},
+		{name: "node lists endpointslices", a: A{User: w1, Verb: List, Resource: "endpointslices"}},
+		{name: "node cannot change services", a: A{User: w1, Verb: Update, Resource: "services", Namespace: "default", Name: "web"}, want: "cannot update services"},
 		{name: "node registers", a: A{User: w1, Verb: Create, Resource: "nodes", Name: "w1"}},
 		{name: "node updates its status", a: A{User: w1, Verb: Update, Resource: "nodes", Subresource: "status", Name: "w1"}},
 		{name: "node cannot touch another node", a: A{User: w1, Verb: Update, Resource: "nodes", Name: "w2"}, want: `user "system:node:w1" cannot update nodes "w2": a node may only access its own Node "w1"`},

@@ -122,7 +122,8 @@ type Guard func(obj kinds.Object) error
 //   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
 //     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
 //     and watch only with fieldSelector spec.nodeName=NAME; get, logs, status and
-//     delete only of a pod bound to NAME), and creating and updating events.
+//     delete only of a pod bound to NAME), creating and updating events, and reading
+//     services and endpointslices (the node's cluster DNS).
 //
 // Everything else is denied.
 type Authorizer struct{}
@@ -241,6 +242,12 @@ func nodeMay(a Attributes) (Guard, error) {
 		}
 	case plural(kinds.Event):
 		if a.Verb == Create || a.Verb == Update {
+			return nil, nil
+		}
+	case plural(kinds.Service), plural(kinds.EndpointSlice):
+		// What a node's cluster DNS (and service proxy) answers from: Kubernetes'
+		// system:node and system:node-proxier roles.
+		if isRead(a.Verb) {
 			return nil, nil
 		}
 	case plural(kinds.Pod):

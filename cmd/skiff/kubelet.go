@@ -84,6 +84,8 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringSliceVar(&cfg.Zones, "zone", nil, "the node's zone (label topology.kubernetes.io/zone); with --sim-nodes, a comma-separated list the simulated nodes take in turn")
 	f.StringVar(&simCertDir, "sim-cert-dir", "", "with --sim-nodes in a TLS cluster: each simulated node NAME connects as itself, with DIR/kubelet-NAME.crt and .key (skiff certs init --nodes makes them)")
 	f.BoolVar(&cfg.SimPodNetwork, "sim-pod-network", false, "with --runtime sim: give pods addresses of their node's podCIDR (set by the controller-manager) instead of the node's address")
+	f.StringVar(&cfg.ClusterDNSListen, "cluster-dns-listen", "", "run the cluster DNS on this address, UDP and TCP (e.g. the node's IP:53; default: none)")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain (the API servers' --cluster-domain)")
 	f.DurationVar(&cfg.SimStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.StringVar(&cfg.LogListen, "kubelet-listen", cfg.LogListen, "address of the kubelet's log server (port 0: any free port; \"none\": serve no logs)")
 	f.StringVar(&logCert, "kubelet-tls-cert-file", "", "the log server's certificate, user system:node:NAME with server usage (default --cert-file)")

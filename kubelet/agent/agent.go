@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/clusterdns"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/kubelet/sim"
@@ -78,6 +80,12 @@ type Config struct {
 	// ":10250" by default. LogTLS is its TLS (nil: plaintext, in an insecure cluster).
 	LogListen string
 	LogTLS    *tls.Config
+	// ClusterDNSListen, when set, runs the cluster DNS (package clusterdns) on this
+	// address, UDP and TCP, for ClusterDomain (the kubelet's --cluster-domain, which
+	// must be the cluster's), forwarding other names to the resolvers of the host's
+	// /etc/resolv.conf.
+	ClusterDNSListen string
+	ClusterDomain    string
 	// Logger receives the agent's and the kubelets' logs. Default: discarded.
 	Logger hclog.Logger
 }
@@ -159,7 +167,40 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 	for _, k := range kubelets {
 		goRun(k.Run)
 	}
+	if cfg.ClusterDNSListen != "" {
+		goRun(func(ctx context.Context) error {
+			return runClusterDNS(ctx, cs, cfg.ClusterDNSListen, cfg.ClusterDomain, log)
+		})
+	}
 	return g.Wait()
+}
+
+// runClusterDNS serves the cluster DNS on addr until ctx ends.
+func runClusterDNS(ctx context.Context, cs *client.Clientset, addr, domain string, log hclog.Logger) error {
+	dcfg := clusterdns.DefaultConfig()
+	dcfg.Logger = log
+	if domain != "" {
+		dcfg.Domain = domain
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	defer pc.Close()
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	defer ln.Close()
+	f := cache.NewFactory(cs, log)
+	s, err := clusterdns.New(f, dcfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); f.Wait() }()
+	f.Start(ctx)
+	return s.Serve(ctx, pc, ln)
 }
 
 // newKubelets makes the kubelets of cfg, each registered with the log server.

@@ -3,12 +3,15 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/miekg/dns"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet/agent"
@@ -175,4 +178,36 @@ func TestSimNodesInZones(t *testing.T) {
 		}
 		return len(wrong) == 0, strings.Join(wrong, "; ")
 	})
+}
+
+// TestClusterDNS: the agent serves the cluster DNS, reading Services as its node (the
+// node authorizer lets it), on the address given, over UDP and TCP.
+func TestClusterDNS(t *testing.T) {
+	certs := apicluster.Certs(t, "dns")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: certs})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close() // a free port, for the agent
+	cfg := agent.DefaultConfig()
+	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "dns", "127.0.0.1"
+	cfg.ClusterDNSListen, cfg.ClusterDomain = addr, "cluster.local"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(t, "kubelet-dns", client.Options{})), cfg) }()
+	defer func() { cancel(); <-done }()
+	for _, network := range []string{"udp", "tcp"} {
+		waitfor.Condition(t, time.Minute, "kubernetes.default answered over "+network, func() (bool, string) {
+			m := new(dns.Msg)
+			m.SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
+			in, _, err := (&dns.Client{Net: network, Timeout: time.Second}).Exchange(m, addr)
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(in.Answer) == 1 && in.Answer[0].(*dns.A).A.String() == "10.43.0.1", in.String()
+		})
+	}
 }
