@@ -1,7 +1,8 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// EndpointSlice and node IPAM controllers over one shared set of informers.
+// EndpointSlice, node IPAM and service load balancer controllers over one shared set
+// of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -28,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/controllers/servicelb"
 )
 
 // Config configures the controller-manager. Start from DefaultConfig; Run validates it.
@@ -165,8 +167,14 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	lbc := servicelb.DefaultConfig()
+	lbc.Logger = log
+	lb, err := servicelb.New(cs, f, lbc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, es.Run, ipam.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, es.Run, ipam.Run, lb.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)
