@@ -24,7 +24,9 @@ func node(name string, ready bool, addrs ...corev1.NodeAddress) *corev1.Node {
 		Status: corev1.NodeStatus{Addresses: addrs, Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}}}}
 }
 
-func internal(ip string) corev1.NodeAddress { return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip} }
+func internal(ip string) corev1.NodeAddress {
+	return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip}
+}
 
 func TestIngress(t *testing.T) {
 	got := Ingress([]*corev1.Node{
