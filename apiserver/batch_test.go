@@ -96,6 +96,10 @@ func TestCreateBatchAuthorizesEachObject(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
 	ctx := testCtx(t)
 	w1 := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
+	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
+	if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, boundPod("web", "w1"))}); err != nil {
+		t.Fatal(err) // the pod the events are about
+	}
 
 	res, err := w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{wrap(t, event("default", "ok-1")), wrap(t, event("default", "ok-2"))}})
 	if err != nil || len(res.GetResults()) != 2 || res.GetResults()[0].GetError() != nil || res.GetResults()[1].GetError() != nil {
@@ -103,7 +107,6 @@ func TestCreateBatchAuthorizesEachObject(t *testing.T) {
 	}
 	_, err = w1.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{wrap(t, event("default", "sneaky")), wrap(t, boundPod("smuggled", "w1"))}})
 	wantDenied(t, "a node's batch with a pod", err, codes.PermissionDenied, `objects[1]: user "system:node:w1" cannot create pods "default/smuggled"`)
-	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
 	for _, k := range []struct{ kind, name string }{{"Event", "sneaky"}, {"Pod", "smuggled"}} {
 		_, err := admin.Get(ctx, &apiv1.GetRequest{Kind: k.kind, Namespace: "default", Name: k.name})
 		wantCode(t, "the refused batch's "+k.kind, err, codes.NotFound)

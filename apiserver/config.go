@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,12 @@ type Config struct {
 	Listen, Advertise string
 	// HTTPListen serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPListen string
+	// EventTTL is how long an Event is kept after it last happened (Kubernetes'
+	// --event-ttl): the leader deletes older ones.
+	EventTTL time.Duration
+	// EventSweepInterval is how often the leader looks for expired events (default a
+	// tenth of EventTTL, at most a minute).
+	EventSweepInterval time.Duration
 	// RaftListen is the peer address (Raft and the store's peer service); RaftAdvertise is
 	// what peers dial (default RaftListen).
 	RaftListen, RaftAdvertise string
@@ -85,6 +92,23 @@ type Config struct {
 	// MaxWatchesPerUser caps each identity's open watches (0: no cap). Default 1000.
 	MaxWatchesPerUser int
 
+	// DisableAdmissionPlugins names admission plugins not to run (Kubernetes'
+	// --disable-admission-plugins): AdmissionServiceAccount, which needs the
+	// controller-manager to make each namespace's default account, may be left out where
+	// no controller-manager runs (tests of the API server alone, as Kubernetes' own
+	// integration tests do).
+	DisableAdmissionPlugins []string
+
+	// EncryptionKeyFile, when set, is the encryption key file (Kubernetes'
+	// EncryptionConfiguration; see package encryption): Secrets are stored encrypted
+	// with its primary key, and read with any of its keys. Every member of a cluster
+	// needs the keys of every stored value. Without it Secrets are stored unencrypted.
+	EncryptionKeyFile string
+	// EncryptionKeyReload is how often the key file is read again; a change of keys
+	// takes effect then, and the leader re-encrypts what is not under the new primary.
+	// Default 10s.
+	EncryptionKeyReload time.Duration
+
 	// Listener and HTTPListener, when set, are used instead of listening on Listen and
 	// HTTPListen (embedding, and tests that pick ports first).
 	Listener, HTTPListener net.Listener
@@ -105,6 +129,8 @@ func DefaultConfig() Config {
 		PriorityAndFairness: true,
 		FlowControl:         flowcontrol.DefaultConfig(),
 		MaxWatchesPerUser:   1000,
+		EventTTL:            time.Hour,
+		EncryptionKeyReload: 10 * time.Second,
 	}
 }
 
@@ -162,14 +188,40 @@ func (c *Config) Validate() error {
 	if err := c.Networking.Validate(); err != nil {
 		return fmt.Errorf("apiserver %s: %w", c.Name, err)
 	}
+	switch {
+	case c.EventTTL < 0:
+		return fmt.Errorf("apiserver %s: --event-ttl %v: must be positive", c.Name, c.EventTTL)
+	case c.EventTTL == 0:
+		c.EventTTL = time.Hour
+	}
+	if c.EventSweepInterval <= 0 {
+		c.EventSweepInterval = min(c.EventTTL/10, time.Minute)
+	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20
+	}
+	for _, p := range c.DisableAdmissionPlugins {
+		if !slices.Contains(admissionPlugins, p) {
+			return fmt.Errorf("apiserver %s: --disable-admission-plugins: unknown plugin %q (known: %s)", c.Name, p, strings.Join(admissionPlugins, ", "))
+		}
+	}
+	if c.EncryptionKeyReload <= 0 {
+		c.EncryptionKeyReload = 10 * time.Second
 	}
 	if !c.Insecure && len(c.InitialCluster) > 1 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
 	}
 	if !c.Insecure && len(c.Join) > 0 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
+	}
+	if !c.Insecure && c.TLS == nil && !isLoopback(c.Listen) {
+		return fmt.Errorf("apiserver %s: refusing to serve the API on %s without TLS: %w", c.Name, c.Listen, ErrInsecureListen)
+	}
+	if !c.Insecure && c.Store.PeerTLS == nil && !isLoopback(c.RaftListen) {
+		return fmt.Errorf("apiserver %s: refusing to serve Raft on %s without TLS: %w", c.Name, c.RaftListen, ErrInsecureListen)
+	}
+	if c.HTTPListen != "" && !isLoopback(c.HTTPListen) && c.TLS == nil && !c.Insecure {
+		return fmt.Errorf("apiserver %s: refusing to serve /metrics on %s without TLS: %w", c.Name, c.HTTPListen, ErrInsecureListen)
 	}
 	if !c.Insecure && c.TLS != nil && c.ClientRoots == nil && c.Tokens == nil {
 		return fmt.Errorf("apiserver %s: TLS without --client-ca-file or --token-file authenticates nobody and lets everyone in; give one, or --insecure", c.Name)
@@ -193,4 +245,18 @@ func (c *Config) Validate() error {
 	c.Store.InitialCluster = c.InitialCluster
 	c.Store.Logger = c.Logger
 	return c.Store.Validate()
+}
+
+// isLoopback reports whether addr (HOST:PORT) is on a loopback address only: a host
+// name other than localhost, or no host (every address), is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/skiffhq/skiff/apiserver/encryption"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
 )
@@ -34,6 +35,7 @@ const (
 	ReasonUnavailable   = "ServiceUnavailable"
 	ReasonUnknown       = "OutcomeUnknown"
 	ReasonTooLarge      = "RequestEntityTooLarge"
+	ReasonInternal      = "InternalError"
 )
 
 func statusError(code codes.Code, reason string, meta map[string]string, format string, args ...any) error {
@@ -109,6 +111,9 @@ func storeError(info *kinds.Info, name string, err error) error {
 		return statusError(codes.Unknown, ReasonUnknown, nil, "%s %q: %v; read the object before retrying", resourceName(info), name, err)
 	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrClosed):
 		return statusError(codes.Unavailable, ReasonUnavailable, nil, "%v", err)
+	case errors.Is(err, encryption.ErrTransform):
+		// The value names itself; which object of a list or watch it is does not matter.
+		return statusError(codes.Internal, ReasonInternal, nil, "Internal error occurred: %v", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):

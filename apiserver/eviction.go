@@ -93,7 +93,7 @@ func (r *resources) evictOnce(ctx context.Context, info *kinds.Info, k store.Key
 	next := r.markDeleted(pod, "", req.GracePeriodSeconds).(*corev1.Pod)
 	setPodCondition(&next.Status, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
 		Reason: "EvictionByEvictionAPI", Message: "Eviction API: evicting", LastTransitionTime: metav1.NewTime(r.now())})
-	podOp, changed, err := writeOp(info, k, rec, next)
+	podOp, changed, err := r.writeOp(info, k, rec, next)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +195,7 @@ func (r *resources) takeDisruption(ctx context.Context, pod *corev1.Pod) (*store
 		st.DisruptedPods = map[string]metav1.Time{}
 	}
 	st.DisruptedPods[pod.Name] = metav1.NewTime(r.now())
-	op, _, err := writeOp(info, store.Key{Kind: info.Kind, Namespace: pdb.Namespace, Name: pdb.Name}, rec, pdb)
+	op, _, err := r.writeOp(info, store.Key{Kind: info.Kind, Namespace: pdb.Namespace, Name: pdb.Name}, rec, pdb)
 	if err != nil {
 		return nil, err
 	}

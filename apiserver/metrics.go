@@ -22,6 +22,10 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	watches  *prometheus.GaugeVec
+	// reencrypted counts stored values rewritten under the primary encryption key;
+	// unreadable is how many the last pass over them could not read.
+	reencrypted prometheus.Counter
+	unreadable  prometheus.Gauge
 }
 
 func newMetrics(s *store.Store, flows *flowcontrol.Controller) *metrics {
@@ -38,7 +42,13 @@ func newMetrics(s *store.Store, flows *flowcontrol.Controller) *metrics {
 			Name: "skiff_apiserver_watches", Help: "Open watches by kind.",
 		}, []string{"kind"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.watches, &storeCollector{s: s},
+	m.reencrypted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skiff_apiserver_secrets_reencrypted_total", Help: "Secrets this member, as leader, re-encrypted with the primary key.",
+	})
+	m.unreadable = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "skiff_apiserver_secrets_unreadable", Help: "Secrets the last re-encryption pass could not read (a key missing from this member's key file).",
+	})
+	m.registry.MustRegister(m.requests, m.latency, m.watches, m.reencrypted, m.unreadable, &storeCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if flows != nil {
 		m.registry.MustRegister(&flowCollector{flows: flows})

@@ -47,6 +47,9 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			EventTime: metav1.NewMicroTime(time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC))},
 		&coordinationv1.Lease{ObjectMeta: meta("kube-node-lease", "w1"), Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("w1")}},
 		&corev1.Namespace{ObjectMeta: meta("", "team"), Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}},
+		// The wire carries a Secret's plaintext: what is stored encrypted is opened first.
+		&corev1.Secret{ObjectMeta: meta("default", "db"), Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"password": []byte("s3cret")}},
+		&corev1.ServiceAccount{ObjectMeta: meta("default", "default"), ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}},
 		&policyv1.PodDisruptionBudget{ObjectMeta: meta("default", "web"), Spec: policyv1.PodDisruptionBudgetSpec{
 			MinAvailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 			Status: policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 1, ExpectedPods: 2}},

@@ -51,8 +51,14 @@ type resources struct {
 	// bookmarkInterval is how often idle watches that allow bookmarks get one.
 	bookmarkInterval time.Duration
 	watches          func(kind string, delta int)
-	namespaces       namespaceCache
-	networking       *networking
+	// namespaces caches namespaces' phases, serviceAccounts service accounts' image
+	// pull secrets (newResources makes them).
+	namespaces      *localCache[string]
+	serviceAccounts *localCache[[]corev1.LocalObjectReference]
+	// admitServiceAccounts runs the ServiceAccount admission on new pods.
+	admitServiceAccounts bool
+	atRest               *atRest
+	networking           *networking
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -104,6 +110,9 @@ func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, stal
 	if err != nil {
 		return nil, nil, storeError(info, k.Name, err)
 	}
+	if o, err = r.atRest.openObject(info, o); err != nil {
+		return nil, nil, storeError(info, k.Name, err)
+	}
 	obj, err := decode(info, &o)
 	if err != nil {
 		return nil, nil, storeError(info, k.Name, err)
@@ -143,6 +152,8 @@ type creation struct {
 	info      *kinds.Info
 	generated bool // named from metadata.generateName: a clash picks another name
 	op        store.Op
+	plain     []byte // the object's encoding; op.Value is what the store keeps of it
+	atRest    *atRest
 	// stored, when set, makes the Event that records the moment the object is stored
 	// (chainStart); it is written in the object's own transaction.
 	stored func() (store.Op, error)
@@ -188,10 +199,13 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	if obj.GetResourceVersion() != "" {
 		return nil, invalid(info, obj.GetName(), errors.New("metadata.resourceVersion: Invalid value: must not be set on create"))
 	}
-	c := &creation{obj: obj, info: info, generated: obj.GetName() == "" && obj.GetGenerateName() != ""}
+	c := &creation{obj: obj, info: info, generated: obj.GetName() == "" && obj.GetGenerateName() != "", atRest: r.atRest}
 	r.prepareForCreate(info, obj)
 	if err := admitCreate(obj); err != nil {
 		return nil, invalid(info, obj.GetName(), err)
+	}
+	if err := r.admitNodeWrite(ctx, info, nil, obj); err != nil {
+		return nil, err
 	}
 	if info.Namespaced {
 		if err := r.checkNamespace(ctx, obj.GetNamespace()); err != nil {
@@ -212,6 +226,11 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	}
 	if node, ok := obj.(*corev1.Node); ok {
 		if c.alloc, err = r.allocateNodeCIDR(ctx, nil, node, false); err != nil {
+			return nil, err
+		}
+	}
+	if pod, ok := obj.(*corev1.Pod); ok && r.admitServiceAccounts {
+		if err := r.admitServiceAccount(ctx, pod); err != nil {
 			return nil, err
 		}
 	}
@@ -259,7 +278,11 @@ func (c *creation) encode() error {
 	if err != nil {
 		return storeError(c.info, c.obj.GetName(), err)
 	}
-	c.op = store.Op{Type: store.Create, Key: keyOf(c.info, c.obj), Value: value, UID: string(c.obj.GetUID()), Labels: lbls, Fields: fields}
+	c.plain = value
+	c.op = store.Op{Type: store.Create, Key: keyOf(c.info, c.obj), UID: string(c.obj.GetUID()), Labels: lbls, Fields: fields}
+	if c.op.Value, err = c.atRest.seal(c.info, c.op.Key, value); err != nil {
+		return storeError(c.info, c.obj.GetName(), err)
+	}
 	return nil
 }
 
@@ -290,7 +313,7 @@ func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, e
 		if err != nil {
 			return nil, writeError(c.info, c.op.Key.Name, err)
 		}
-		return storedObject(c.info, c.op.Value, res.Revision), nil
+		return storedObject(c.info, c.plain, res.Revision), nil
 	}
 }
 
@@ -337,7 +360,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		case err == nil:
 			for _, i := range valid {
 				c := creations[i]
-				results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info, c.op.Value, res.Revision)}
+				results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info, c.plain, res.Revision)}
 			}
 			return &apiv1.CreateBatchResponse{Results: results}, nil
 		case !errors.As(err, &pe) && !errors.Is(err, store.ErrTooLarge):
@@ -397,81 +420,27 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 // checkNamespace refuses writes into a missing or terminating namespace. It reads this
 // node's state (stale): namespaces change rarely, and Kubernetes' own check races the
 // same way. What it read is cached until this node applies a change to any namespace,
-// so a burst of creates costs no read transaction (see namespaceCache).
+// so a burst of creates costs no read transaction (see localCache).
 func (r *resources) checkNamespace(ctx context.Context, ns string) error {
 	nsInfo := kinds.MustLookup(kinds.Namespace)
-	phase, found, err := r.namespaces.phase(r.store, ns)
-	if err != nil {
+	k := store.Key{Kind: kinds.Namespace, Name: ns}
+	phase, found, err := r.namespaces.get(r.store, k)
+	if err == nil && !found && ns == "default" {
+		// "default" always exists; a write may simply beat the server's own creation of it.
+		return r.ensureNamespace(ctx, ns)
+	}
+	if err == nil && !found {
+		phase, found, err = r.namespaces.confirm(ctx, r.store, k)
+	}
+	switch {
+	case err != nil:
 		return storeError(nsInfo, ns, err)
-	}
-	if !found {
-		if ns == "default" {
-			// "default" always exists; a write may simply beat the server's own creation of it.
-			return r.ensureNamespace(ctx, ns)
-		}
-		// This node's state may trail the leader's (a follower, or a node replaying its
-		// log after a restart): confirm a miss with a linearizable read before refusing.
-		o, err := r.store.Get(ctx, store.Key{Kind: kinds.Namespace, Name: ns}, store.ReadOptions{})
-		if errors.Is(err, store.ErrNotFound) {
-			return notFound(nsInfo, ns)
-		}
-		if err != nil {
-			return storeError(nsInfo, ns, err)
-		}
-		if phase, err = namespacePhase(o); err != nil {
-			return storeError(nsInfo, ns, err)
-		}
-	}
-	if phase == "Terminating" {
+	case !found:
+		return notFound(nsInfo, ns)
+	case phase == string(corev1.NamespaceTerminating):
 		return forbidden(nsInfo, ns, "unable to create new content in namespace "+ns+" because it is being terminated")
 	}
 	return nil
-}
-
-// namespaceCache remembers namespaces' phases as read from this node's state, each with
-// the revision it was read at. An entry answers only while no namespace has changed on
-// this node since (store.LastChange), so it says exactly what a stale read would.
-type namespaceCache struct {
-	mu      sync.RWMutex
-	entries map[string]namespaceEntry
-}
-
-type namespaceEntry struct {
-	found bool
-	phase string
-	rev   int64
-}
-
-func (c *namespaceCache) phase(s *store.Store, ns string) (phase string, found bool, err error) {
-	changed := s.LastChange(kinds.Namespace)
-	c.mu.RLock()
-	e, ok := c.entries[ns]
-	c.mu.RUnlock()
-	if ok && e.rev >= changed {
-		return e.phase, e.found, nil
-	}
-	o, rev, err := s.GetLocal(store.Key{Kind: kinds.Namespace, Name: ns})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		e = namespaceEntry{rev: rev}
-	case err != nil:
-		return "", false, err
-	default:
-		phase, err := namespacePhase(o)
-		if err != nil {
-			return "", false, err
-		}
-		e = namespaceEntry{found: true, phase: phase, rev: rev}
-	}
-	c.mu.Lock()
-	if c.entries == nil || len(c.entries) > 10_000 { // bounded: unknown names are cached too
-		c.entries = map[string]namespaceEntry{}
-	}
-	if cur, ok := c.entries[ns]; !ok || cur.rev < e.rev {
-		c.entries[ns] = e
-	}
-	c.mu.Unlock()
-	return e.phase, e.found, nil
 }
 
 // namespacePhase decodes a stored Namespace's phase.
@@ -598,7 +567,11 @@ func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.Li
 	}
 	out := &apiv1.ListResponse{Items: make([]*apiv1.Object, 0, len(objs)), ResourceVersion: strconv.FormatInt(rev, 10)}
 	for i := range objs {
-		out.Items = append(out.Items, storedObject(info, objs[i].Value, objs[i].ModRevision))
+		value, err := r.atRest.open(info, objs[i].Key, objs[i].Value)
+		if err != nil {
+			return nil, storeError(info, objs[i].Name, err)
+		}
+		out.Items = append(out.Items, storedObject(info, value, objs[i].ModRevision))
 	}
 	return out, nil
 }
@@ -629,7 +602,7 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		if err != nil {
 			return nil, err
 		}
-		op, changed, err := writeOp(info, k, rec, next)
+		op, changed, err := r.writeOp(info, k, rec, next)
 		if err != nil {
 			return nil, err
 		}
@@ -655,13 +628,17 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 // writeOp is the compare-and-swap that replaces rec, read at key k, by next: an update,
 // or the deletion of an object marked for deletion that nothing holds any more (its last
 // finalizer is gone). changed is false when next is what is stored.
-func writeOp(info *kinds.Info, k store.Key, rec *store.Object, next kinds.Object) (op store.Op, changed bool, err error) {
+func (r *resources) writeOp(info *kinds.Info, k store.Key, rec *store.Object, next kinds.Object) (op store.Op, changed bool, err error) {
 	op = store.Op{Type: store.Update, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
 	if op.Value, op.Labels, op.Fields, err = encode(next); err != nil {
 		return op, false, storeError(info, k.Name, err)
 	}
+	// rec's value is opened (r.get): plaintexts compare, sealed values never would.
 	if bytes.Equal(op.Value, rec.Value) {
 		return op, false, nil
+	}
+	if op.Value, err = r.atRest.seal(info, k, op.Value); err != nil {
+		return op, false, storeError(info, k.Name, err)
 	}
 	if next.GetDeletionTimestamp() != nil && !held(next) {
 		op = store.Op{Type: store.Delete, Key: k, IfRevision: rec.ModRevision, IfUID: rec.UID}
@@ -726,6 +703,9 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 		}
 		if err := admitUpdate(cur, next); err != nil {
 			return nil, invalid(info, obj.GetName(), err)
+		}
+		if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
+			return nil, err
 		}
 		return next, nil
 	})

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
@@ -59,6 +62,18 @@ var anonymous = auth.User{Name: "system:anonymous", Groups: []string{"skiff:admi
 
 type guardKey struct{}
 
+// userKey is the context key of the request's authenticated user.
+type userKey struct{}
+
+// requestUser is the user a request was authenticated as (anonymous without
+// authentication).
+func requestUser(ctx context.Context) auth.User {
+	if u, ok := ctx.Value(userKey{}).(auth.User); ok {
+		return u
+	}
+	return anonymous
+}
+
 // guard applies the request's guard, if any, to obj.
 func guard(ctx context.Context, obj kinds.Object) error {
 	g, _ := ctx.Value(guardKey{}).(auth.Guard)
@@ -77,6 +92,10 @@ type gate struct {
 	authz   auth.Authorizer
 	flows   *flowcontrol.Controller // nil: no flow control
 	limiter *limiter
+	log     hclog.Logger
+	// refusals rate-limits the log lines of failed authentications: a flood of bad
+	// credentials must not become a flood of log lines.
+	refusals rate.Sometimes
 }
 
 func (g *gate) credentials(ctx context.Context) auth.Credentials {
@@ -106,6 +125,13 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	}
 	user, err := g.authn.Authenticate(g.credentials(ctx))
 	if err != nil {
+		g.refusals.Do(func() {
+			from := "unknown"
+			if p, ok := peer.FromContext(ctx); ok {
+				from = p.Addr.String()
+			}
+			g.log.Info("authentication failed", "peer", from, "method", method, "error", err, "note", "at most one such line a second")
+		})
 		return ctx, user, nil, statusError(codes.Unauthenticated, ReasonUnauthenticated, nil, "%s: %v", method, err)
 	}
 	batch, _ := req.(*apiv1.CreateBatchRequest)
@@ -118,6 +144,7 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 		return ctx, user, nil, err
 	}
 	attrs.User = user
+	ctx = context.WithValue(ctx, userKey{}, user)
 	if done, err = g.limit(ctx, attrs); err != nil {
 		return ctx, user, nil, err
 	}
@@ -287,6 +314,7 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		if info.Namespaced {
 			a.Namespace = r.GetNamespace()
 		}
+		a.Name = selectedName(a.FieldSelector)
 	case *apiv1.WatchRequest:
 		info, err := res(r.GetKind())
 		if err != nil {
@@ -296,6 +324,7 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		if info.Namespaced {
 			a.Namespace = r.GetNamespace()
 		}
+		a.Name = selectedName(a.FieldSelector)
 	case *apiv1.BindRequest:
 		info := kinds.MustLookup(kinds.Pod)
 		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, "binding", namespaceFor(info, r.GetNamespace()), r.GetName()
@@ -338,6 +367,18 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		a.Verb, a.Resource = "call", method
 	}
 	return a, nil
+}
+
+// selectedName is the one object a list or watch asks for with fieldSelector
+// metadata.name=NAME, as Kubernetes takes it for the request's name: authorization is
+// then of that object alone. "" when it asks for others too.
+func selectedName(fieldSelector string) string {
+	sel, err := fields.ParseSelector(fieldSelector)
+	if err != nil {
+		return "" // the handler refuses it
+	}
+	name, _ := sel.RequiresExactMatch("metadata.name")
+	return name
 }
 
 // limiter holds each user's request rate (identities of the global-default priority
@@ -401,7 +442,8 @@ func (l *limiter) watchDone(user string) {
 
 // newGate builds the request checks from the config.
 func newGate(cfg *Config) (*gate, error) {
-	g := &gate{limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxWatchesPerUser)}
+	g := &gate{limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxWatchesPerUser), log: cfg.Logger,
+		refusals: rate.Sometimes{Interval: time.Second}}
 	if cfg.ClientRoots != nil || cfg.Tokens != nil {
 		g.authn = &auth.Authenticator{Roots: cfg.ClientRoots, Tokens: cfg.Tokens, Now: cfg.Now}
 	}
@@ -418,6 +460,37 @@ func newGate(cfg *Config) (*gate, error) {
 	return g, nil
 }
 
+// ErrInsecureListen is Validate's refusal to serve the API, or Raft, on an address other
+// hosts reach without TLS (unless Insecure is set): every request would be served as
+// an administrator, and anyone could send Raft entries.
+var ErrInsecureListen = errors.New("without TLS every request is served as an administrator: listen on a loopback address (127.0.0.1), give --tls-cert-file, --tls-key-file, --client-ca-file, --peer-cert-file, --peer-key-file and --peer-ca-file (skiff certs init makes them), or --insecure to serve without encryption, authentication and authorization anyway")
+
 // ErrInsecureCluster is Validate's refusal of a cluster of several members without TLS
 // (unless Insecure is set).
 var ErrInsecureCluster = errors.New("refusing to run a cluster of several members without TLS: give --tls-cert-file, --tls-key-file, --client-ca-file, --peer-cert-file, --peer-key-file and --peer-ca-file (skiff certs init makes them), or --insecure to run without encryption, authentication and authorization anyway")
+
+// requireClient serves h only to an authenticated client: a certificate of the cluster
+// CA or a bearer token (the HTTP port's /metrics, when other hosts reach it).
+func (g *gate) requireClient(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.authn == nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		var c auth.Credentials
+		if r.TLS != nil {
+			c.Chain = r.TLS.PeerCertificates
+		}
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			c.BearerToken = tok
+		}
+		if _, err := g.authn.Authenticate(c); err != nil {
+			g.refusals.Do(func() {
+				g.log.Info("authentication failed", "peer", r.RemoteAddr, "path", r.URL.Path, "error", err, "note", "at most one such line a second")
+			})
+			http.Error(w, "Unauthorized: "+err.Error(), http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -214,6 +214,38 @@ func TestNodeRestriction(t *testing.T) {
 		t.Fatalf("w2's pod changed: %v", p)
 	}
 
+	// What it writes on its Node and in Events (NodeRestriction's admission).
+	const nodeForbidden = `nodes "w1" is forbidden: node "w1" `
+	role := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", Labels: map[string]string{"node-role.kubernetes.io/control-plane": ""}}}
+	_, err = w1.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, role)})
+	wantDenied(t, "register with a role", err, codes.PermissionDenied, nodeForbidden+"is not allowed to set the following labels: node-role.kubernetes.io/control-plane")
+	created, err := w1.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", Labels: map[string]string{"disktype": "ssd"}}})})
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	self := unwrap[*corev1.Node](t, created)
+	self.Labels["node-restriction.kubernetes.io/fips"] = "true"
+	_, err = w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)})
+	wantDenied(t, "label itself for restricted workloads", err, codes.PermissionDenied, nodeForbidden+"is not allowed to modify labels: node-restriction.kubernetes.io/fips")
+	delete(self.Labels, "node-restriction.kubernetes.io/fips")
+	self.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}}
+	_, err = w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)})
+	wantDenied(t, "taint itself", err, codes.PermissionDenied, nodeForbidden+"is not allowed to modify taints")
+	self.Spec.Taints = nil
+	self.Labels["example.com/gpu"] = "a100"
+	if _, err := w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)}); err != nil {
+		t.Fatalf("a node adds a label of its own: %v", err)
+	}
+	event := func(name string, ref corev1.ObjectReference) *apiv1.CreateRequest {
+		return &apiv1.CreateRequest{Object: wrap(t, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			InvolvedObject: ref, Reason: "Pulled", Message: "pulled", Type: corev1.EventTypeNormal})}
+	}
+	if _, err := w1.Create(ctx, event("mine.1", corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "mine"})); err != nil {
+		t.Fatalf("an event about its own pod: %v", err)
+	}
+	_, err = w1.Create(ctx, event("theirs.1", corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "theirs"}))
+	wantDenied(t, "an event about another node's pod", err, codes.PermissionDenied, `events "theirs.1" is forbidden: node "w1" may not record events about pod "default/theirs": it is not bound to this node`)
+
 	// Wrong identity: the scheduler binds but does not delete.
 	_, err = sched.Delete(ctx, &apiv1.DeleteRequest{Kind: "Pod", Namespace: "default", Name: "theirs"})
 	wantDenied(t, "scheduler deletes", err, codes.PermissionDenied, `user "system:scheduler" cannot delete pods "default/theirs"`)

@@ -2,10 +2,12 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
@@ -38,6 +41,9 @@ type Server struct {
 	ln, hln   net.Listener
 	metrics   *metrics
 	resources *resources
+	keyFile   *keyFile // nil: no encryption key file
+	reencrypt *reencryptor
+	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
 	flows     *flowcontrol.Controller // nil: no flow control
 	members   *memberAddrs
 	settled   chan struct{}
@@ -62,6 +68,17 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("listen on HTTP address %s: %w", cfg.HTTPListen, err)
 		}
 	}
+	at := &atRest{}
+	if cfg.EncryptionKeyFile != "" {
+		s.keyFile = &keyFile{path: cfg.EncryptionKeyFile, atRest: at, log: log}
+		if _, err := s.keyFile.load(); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		log.Info("secrets are encrypted at rest", "key_file", cfg.EncryptionKeyFile, "primary", at.keys.Load().Primary())
+	} else {
+		log.Warn("no encryption key file (--encryption-key-file): secrets are stored unencrypted")
+	}
 	// The store indexes only the fields lists and watches go through an index for; the
 	// other selectable fields are stored beside the value and matched by scanning.
 	gate, err := newGate(&cfg)
@@ -77,12 +94,20 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s.store, gate.flows)
 	s.flows = gate.flows
+	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
-		networking: &networking{flags: cfg.Networking}}
+		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
+		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
+		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
+		networking:           &networking{flags: cfg.Networking}}
 	members := &memberAddrs{store: s.store}
 	s.members = members
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
+	} else {
+		// Kubelets read the Secrets and ConfigMaps of their pods only.
+		s.nodeGraph = newNodeGraph(s.store, log)
+		gate.authz.Graph = s.nodeGraph
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
@@ -108,7 +133,17 @@ func New(cfg Config) (*Server, error) {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", s.readyz)
-		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+		metrics := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+		if !isLoopback(s.hln.Addr().String()) && cfg.TLS != nil {
+			// Reachable from other hosts: over TLS, and /metrics only for a client of the
+			// cluster (a certificate of its CA, or a token); /healthz and /readyz stay
+			// open, as Kubernetes' are, for load balancers and probes.
+			tc := cfg.TLS.Clone()
+			tc.ClientAuth = tls.RequestClientCert
+			s.hln = tls.NewListener(s.hln, tc)
+			metrics = gate.requireClient(metrics)
+		}
+		mux.Handle("/metrics", metrics)
 		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return s, nil
@@ -195,6 +230,14 @@ func (s *Server) Run(ctx context.Context) error {
 			close(s.settled)
 		}
 	}()
+	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
+	wg.Go(func() { s.reencrypt.run(ctx) })
+	if s.nodeGraph != nil {
+		wg.Go(func() { s.nodeGraph.run(ctx) })
+	}
+	if s.keyFile != nil {
+		wg.Go(func() { s.keyFile.watch(ctx, s.cfg.EncryptionKeyReload, s.reencrypt.keysReloaded) })
+	}
 	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
 	<-ctx.Done()
 

@@ -63,6 +63,9 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 			}
 			return storeError(info, "", err)
 		}
+		if evs, err = r.atRest.openEvents(info, evs); err != nil {
+			return storeError(info, "", err)
+		}
 		resp := encodeWatchResponse(info, evs)
 		if err := stream.SendMsg(resp); err != nil {
 			return err

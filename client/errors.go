@@ -2,6 +2,8 @@ package client
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -137,4 +139,35 @@ func (e *RetriedCreateError) GRPCStatus() *status.Status { return status.Convert
 func IsRetriedCreate(err error) bool {
 	var rc *RetriedCreateError
 	return errors.As(err, &rc)
+}
+
+// grpcTooLarge is how gRPC refuses a message over the receiver's limit.
+var grpcTooLarge = regexp.MustCompile(`(received|trying to send) message larger than max \((\d+) vs\. (\d+)\)`)
+
+// tooLarge rewrites gRPC's refusal of an oversized request in the user's terms.
+func tooLarge(err error) (error, bool) {
+	if code(err) != codes.ResourceExhausted {
+		return nil, false
+	}
+	m := grpcTooLarge.FindStringSubmatch(status.Convert(err).Message())
+	if m == nil {
+		return nil, false
+	}
+	size, _ := strconv.ParseInt(m[2], 10, 64)
+	limit, _ := strconv.ParseInt(m[3], 10, 64)
+	if m[1] == "trying to send" {
+		return status.Errorf(codes.InvalidArgument, "request of %d bytes exceeds this client's limit of %s", size, byteSize(limit)), true
+	}
+	return status.Errorf(codes.InvalidArgument, "request of %d bytes exceeds the API server's %s limit (--max-request-bytes)", size, byteSize(limit)), true
+}
+
+// byteSize says n in MiB or KiB when it is a whole number of them.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d-byte", n)
 }

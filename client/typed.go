@@ -339,8 +339,11 @@ type Clientset struct {
 	Events      *Client[*corev1.Event]
 	Leases      *Client[*coordinationv1.Lease]
 	Namespaces  *Client[*corev1.Namespace]
-	PDBs        *Client[*policyv1.PodDisruptionBudget]
-	Services    *Client[*corev1.Service]
+	Secrets     *Client[*corev1.Secret]
+	// ServiceAccounts are the pods' identities in their namespaces.
+	ServiceAccounts *Client[*corev1.ServiceAccount]
+	PDBs            *Client[*policyv1.PodDisruptionBudget]
+	Services        *Client[*corev1.Service]
 	// EndpointSlices are discovery.k8s.io/v1's.
 	EndpointSlices *Client[*discoveryv1.EndpointSlice]
 }
@@ -350,8 +353,9 @@ func NewClientset(c *Conn) *Clientset {
 	return &Clientset{
 		Conn: c, Pods: For[*corev1.Pod](c), Nodes: For[*corev1.Node](c), ReplicaSets: For[*appsv1.ReplicaSet](c),
 		Deployments: For[*appsv1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
-		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c),
-		PDBs: For[*policyv1.PodDisruptionBudget](c), Services: For[*corev1.Service](c),
+		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c), Secrets: For[*corev1.Secret](c),
+		ServiceAccounts: For[*corev1.ServiceAccount](c),
+		PDBs:            For[*policyv1.PodDisruptionBudget](c), Services: For[*corev1.Service](c),
 		EndpointSlices: For[*discoveryv1.EndpointSlice](c),
 	}
 }

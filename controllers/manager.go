@@ -1,8 +1,8 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// EndpointSlice, node IPAM and service load balancer controllers over one shared set
-// of informers.
+// service account, EndpointSlice, node IPAM and service load balancer controllers over
+// one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -29,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/controllers/serviceaccount"
 	"github.com/skiffhq/skiff/controllers/servicelb"
 )
 
@@ -150,6 +151,12 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	sc := serviceaccount.DefaultConfig()
+	sc.Logger = log
+	sa, err := serviceaccount.New(cs, f, sc)
+	if err != nil {
+		return err
+	}
 	esc := endpointslice.DefaultConfig()
 	esc.Logger = log
 	es, err := endpointslice.New(cs, f, esc)
@@ -174,7 +181,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, es.Run, ipam.Run, lb.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, ipam.Run, lb.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

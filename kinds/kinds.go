@@ -70,6 +70,9 @@ const (
 	Event      = "Event"
 	Lease      = "Lease"
 	Namespace  = "Namespace"
+	// Secret values are encrypted at rest when the API server has an encryption key file.
+	Secret         = "Secret"
+	ServiceAccount = "ServiceAccount"
 	// PodDisruptionBudget is policy/v1's: how many of a set of pods voluntary disruptions
 	// (evictions) must leave.
 	PodDisruptionBudget = "PodDisruptionBudget"
@@ -110,6 +113,9 @@ var all = []*Info{
 		Namespaced: true, HasSpec: true}),
 	kind[corev1.Namespace](Info{Kind: Namespace, Version: "v1", Plural: "namespaces", Singular: "namespace",
 		ShortNames: []string{"ns"}, HasStatus: true, HasSpec: true}),
+	kind[corev1.Secret](Info{Kind: Secret, Version: "v1", Plural: "secrets", Singular: "secret", Namespaced: true}),
+	kind[corev1.ServiceAccount](Info{Kind: ServiceAccount, Version: "v1", Plural: "serviceaccounts", Singular: "serviceaccount",
+		ShortNames: []string{"sa"}, Namespaced: true}),
 	kind[policyv1.PodDisruptionBudget](Info{Kind: PodDisruptionBudget, Group: "policy", Version: "v1", Plural: "poddisruptionbudgets",
 		Singular: "poddisruptionbudget", ShortNames: []string{"pdb"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 	kind[corev1.Service](Info{Kind: Service, Version: "v1", Plural: "services", Singular: "service", ShortNames: []string{"svc"},

@@ -48,6 +48,9 @@ func samples() []Object {
 			EventTime: metav1.NewMicroTime(time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC))},
 		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "w1", Namespace: "kube-node-lease"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "default"}, Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{"k": []byte("v")}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}},
 		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
 			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &intstr.IntOrString{Type: intstr.String, StrVal: "50%"},
 				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
@@ -140,10 +143,10 @@ func TestDecodeRefusesOtherBytes(t *testing.T) {
 		}
 	}
 	// A kind Skiff does not serve.
-	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: "v1", Kind: "Secret"}, Raw: []byte{}}
+	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: "v1", Kind: "PersistentVolume"}, Raw: []byte{}}
 	b, _ := unk.Marshal()
-	if _, err := Decode(append(append([]byte{}, Magic...), b...)); err == nil || !strings.Contains(err.Error(), "Secret") {
-		t.Errorf("a Secret decoded: %v", err)
+	if _, err := Decode(append(append([]byte{}, Magic...), b...)); err == nil || !strings.Contains(err.Error(), "PersistentVolume") {
+		t.Errorf("a PersistentVolume decoded: %v", err)
 	}
 	// DecodeInto a different kind.
 	if err := DecodeInto(MustEncode(samplePod()), &corev1.Node{}); err == nil {
@@ -214,6 +217,10 @@ func TestDecodeManifest(t *testing.T) {
 		{"no kind", "apiVersion: v1\n", []string{"kind: Required value"}},
 		{"list", "- a\n- b\n", []string{"must be a mapping"}},
 		{"duplicate", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: x, a: y}\n", []string{"not valid YAML"}},
+		{"secret data", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {username: YWRtaW4=, password: 'hunter2!'}\n",
+			[]string{"data[password]: Invalid value: not base64: illegal base64 data at input byte 7"}},
+		{"configmap binaryData", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"not base64, fine"},"binaryData":{"b":"%%"}}`,
+			[]string{"binaryData[b]: Invalid value: not base64: illegal base64 data at input byte 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obj, err := DecodeManifest([]byte(tc.doc))

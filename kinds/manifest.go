@@ -2,9 +2,14 @@ package kinds
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	kjson "sigs.k8s.io/json"
@@ -63,7 +68,11 @@ func decodeStrict(in *Info, js []byte, name string) (Object, error) {
 	}
 	obj := in.New()
 	strict, err := kjson.UnmarshalStrict(js, obj)
-	if err != nil {
+	var b64 base64.CorruptInputError
+	switch {
+	case errors.As(err, &b64):
+		e.Problems = append(e.Problems, base64Problem(js, in, err))
+	case err != nil:
 		e.Problems = append(e.Problems, typeProblem(err))
 	}
 	for _, s := range strict {
@@ -103,6 +112,31 @@ var strictRE = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
 func strictProblem(err error) string {
 	if m := strictRE.FindStringSubmatch(err.Error()); m != nil {
 		return m[2] + ": " + m[1] + " field"
+	}
+	return err.Error()
+}
+
+// base64Problem names the value that is not base64, which encoding/json does not: the
+// kinds keep bytes in maps at their top (a Secret's data, a ConfigMap's binaryData),
+// which YAML and JSON write in base64.
+func base64Problem(js []byte, in *Info, err error) string {
+	var doc map[string]any
+	if json.Unmarshal(js, &doc) == nil {
+		t := in.typ.Elem()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			m, ok := doc[name].(map[string]any)
+			if f.Type != reflect.TypeOf(map[string][]byte(nil)) || !ok {
+				continue
+			}
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				v, _ := m[k].(string)
+				if _, derr := base64.StdEncoding.DecodeString(v); derr != nil {
+					return fmt.Sprintf("%s[%s]: Invalid value: not base64: %v", name, k, derr)
+				}
+			}
+		}
 	}
 	return err.Error()
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,6 +120,18 @@ func (c Config) Validate() error {
 	}
 	for _, e := range metav1validation.ValidateLabels(c.Labels, field.NewPath("labels")) {
 		errs = append(errs, e)
+	}
+	var reserved []string
+	for k := range c.Labels {
+		if !kinds.KubeletMaySetNodeLabel(k) {
+			reserved = append(reserved, k)
+		}
+	}
+	if len(reserved) > 0 {
+		slices.Sort(reserved)
+		errs = append(errs, fmt.Errorf("labels %s: a node may not set these on itself: under node-restriction.kubernetes.io/ "+
+			"administrators mark nodes (skiffctl label node), and under kubernetes.io/ and k8s.io/ a node may set only "+
+			"kubelet.kubernetes.io/, node.kubernetes.io/ and the well-known topology, os, arch and instance-type labels", strings.Join(reserved, ", ")))
 	}
 	for _, d := range []struct {
 		name string

@@ -208,10 +208,10 @@ func (ca *CA) Write(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, CACertFile), ca.CertPEM(), 0o644); err != nil {
+	if err := WriteFile(filepath.Join(dir, CACertFile), ca.CertPEM(), 0o644); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, CAKeyFile), keyPEM, 0o600)
+	return WriteFile(filepath.Join(dir, CAKeyFile), keyPEM, 0o600)
 }
 
 // LoadCA reads ca.crt and ca.key from dir.
@@ -289,17 +289,18 @@ func ReadCerts(path string) ([]*x509.Certificate, error) {
 // first: a reader that sees the new certificate finds its key already there.
 func (p *Pair) Write(dir, name string) (certPath, keyPath string, err error) {
 	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := writeFile(keyPath, p.KeyPEM, 0o600); err != nil {
+	if err := WriteFile(keyPath, p.KeyPEM, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeFile(certPath, p.CertPEM, 0o644); err != nil {
+	if err := WriteFile(certPath, p.CertPEM, 0o644); err != nil {
 		return "", "", err
 	}
 	return certPath, keyPath, nil
 }
 
-// writeFile replaces path atomically (a temporary file renamed over it).
-func writeFile(path string, data []byte, mode os.FileMode) error {
+// WriteFile replaces path atomically (a temporary file renamed over it) with data, of
+// mode: a reader sees the old file or the new one, never a part.
+func WriteFile(path string, data []byte, mode os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -344,7 +344,8 @@ later apply merges with it.`,
 	addDryRun(cmd.PersistentFlags(), &dry)
 	cmd.PersistentFlags().StringVarP(&o.format, "output", "o", "", "print the objects as yaml, json or name instead of a message")
 	cmd.Flags().BoolVar(&saveConfig, "save-config", false, "keep the configuration in the last-applied annotation, for a later apply")
-	cmd.AddCommand(createNamespaceCmd(g, &dry, &o), createDeploymentCmd(g, &dry, &o), createConfigMapCmd(g, &dry, &o))
+	cmd.AddCommand(createNamespaceCmd(g, &dry, &o), createDeploymentCmd(g, &dry, &o), createConfigMapCmd(g, &dry, &o),
+		createSecretCmd(g, &dry, &o), createServiceAccountCmd(g, &dry, &o))
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package skiffctl
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -137,14 +139,10 @@ func createConfigMapCmd(g *globals, dry *dryRun, o *output) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: args[0]}}
 			add := func(key string, value []byte, source string) error {
-				if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
-					return fmt.Errorf("%s: %q is not a valid key name for a ConfigMap: %s", source, key, strings.Join(errs, "; "))
-				}
-				if _, dup := cm.Data[key]; dup {
-					return fmt.Errorf("%s: cannot add key %q, another key by that name already exists", source, key)
-				}
-				if _, dup := cm.BinaryData[key]; dup {
-					return fmt.Errorf("%s: cannot add key %q, another key by that name already exists", source, key)
+				_, inData := cm.Data[key]
+				_, inBinary := cm.BinaryData[key]
+				if err := checkDataKey("ConfigMap", source, key, inData || inBinary); err != nil {
+					return err
 				}
 				if utf8.Valid(value) {
 					if cm.Data == nil {
@@ -159,46 +157,78 @@ func createConfigMapCmd(g *globals, dry *dryRun, o *output) *cobra.Command {
 				}
 				return nil
 			}
-			for _, l := range literals {
-				k, v, ok := strings.Cut(l, "=")
-				if !ok {
-					return fmt.Errorf("--from-literal: invalid literal source %q, expected key=value", l)
-				}
-				if err := add(k, []byte(v), "--from-literal"); err != nil {
-					return err
-				}
-			}
-			for _, f := range fromFiles {
-				if err := addFiles(f, add); err != nil {
-					return err
-				}
-			}
-			for _, f := range envFiles {
-				data, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
-				for i, line := range strings.Split(string(data), "\n") {
-					line = strings.TrimSpace(line)
-					if line == "" || strings.HasPrefix(line, "#") {
-						continue
-					}
-					k, v, ok := strings.Cut(line, "=")
-					if !ok {
-						v = os.Getenv(k) // a bare KEY takes the environment's value, as kubectl's does
-					}
-					if err := add(k, []byte(v), fmt.Sprintf("%s:%d", f, i+1)); err != nil {
-						return err
-					}
-				}
+			if err := readSources(literals, fromFiles, envFiles, add); err != nil {
+				return err
 			}
 			return g.createObject(cmd, cm, *dry, *o)
 		},
 	}
-	cmd.Flags().StringArrayVar(&literals, "from-literal", nil, "KEY=VALUE; repeatable")
-	cmd.Flags().StringArrayVar(&fromFiles, "from-file", nil, "[KEY=]PATH: a file, or each regular file of a directory; repeatable")
-	cmd.Flags().StringArrayVar(&envFiles, "from-env-file", nil, "a file of KEY=VALUE lines; repeatable")
+	addSourceFlags(cmd.Flags(), &literals, &fromFiles, &envFiles)
 	return cmd
+}
+
+// addSourceFlags adds kubectl's --from-literal, --from-file and --from-env-file, the
+// sources of a ConfigMap's or a Secret's data.
+func addSourceFlags(fs *pflag.FlagSet, literals, files, envFiles *[]string) {
+	fs.StringArrayVar(literals, "from-literal", nil, "KEY=VALUE; repeatable")
+	fs.StringArrayVar(files, "from-file", nil, "[KEY=]PATH: a file, or each regular file of a directory; repeatable")
+	fs.StringArrayVar(envFiles, "from-env-file", nil, "a file of KEY=VALUE lines; repeatable")
+}
+
+// checkDataKey is kubectl's check of a key from source for a ConfigMap's or a Secret's
+// data: a valid key name, not taken already.
+func checkDataKey(kind, source, key string, taken bool) error {
+	if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
+		return fmt.Errorf("%s: %q is not a valid key name for a %s: %s", source, key, kind, strings.Join(errs, "; "))
+	}
+	if taken {
+		return fmt.Errorf("%s: cannot add key %q, another key by that name already exists", source, key)
+	}
+	return nil
+}
+
+// readSources reads kubectl's --from-literal, --from-file and --from-env-file (a
+// ConfigMap's or a Secret's data), handing add each key, its value and where it came
+// from.
+func readSources(literals, files, envFiles []string, add func(key string, value []byte, source string) error) error {
+	if len(envFiles) > 0 && (len(literals) > 0 || len(files) > 0) {
+		return fmt.Errorf("from-env-file cannot be combined with from-file or from-literal")
+	}
+	for _, l := range literals {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return fmt.Errorf("--from-literal: invalid literal source %q, expected key=value", l)
+		}
+		if err := add(k, []byte(v), "--from-literal"); err != nil {
+			return err
+		}
+	}
+	for _, f := range files {
+		if err := addFiles(f, add); err != nil {
+			return err
+		}
+	}
+	for _, f := range envFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		data = bytes.TrimPrefix(data, []byte("\xEF\xBB\xBF")) // a UTF-8 byte order mark, as kubectl drops it
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				v = os.Getenv(k) // a bare KEY takes the environment's value, as kubectl's does
+			}
+			if err := add(k, []byte(v), fmt.Sprintf("%s:%d", f, i+1)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // addFiles adds --from-file's [KEY=]PATH: a file under KEY or its base name, or every

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
@@ -18,6 +19,7 @@ import (
 
 func diffCmd(g *globals) *cobra.Command {
 	var f files
+	var showSecret bool
 	cmd := &cobra.Command{
 		Use:   "diff -f FILENAME",
 		Short: "Show what apply would change, as the server would store it",
@@ -25,12 +27,14 @@ func diffCmd(g *globals) *cobra.Command {
 each object's live state and what apply would make of it, as the server answers a
 server-side dry run of the apply (defaults, validation and all), are written as YAML
 to two directories and compared by "diff -u -N" (or $KUBECTL_EXTERNAL_DIFF).
+A Secret's values are masked, as kubectl masks them: "***", or "*** (before)" and
+"*** (after)" where a value changes (--show-secret shows them).
 The exit status is 0 when nothing would change, 1 when something would, and greater
 than 1 when skiffctl or diff failed.`,
 		Example: `  skiffctl diff -f deploy.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := g.diff(cmd, f)
+			err := g.diff(cmd, f, showSecret)
 			var ee *ExitError
 			if err != nil && !errors.As(err, &ee) {
 				return &ExitError{Code: 2, Err: err}
@@ -39,10 +43,39 @@ than 1 when skiffctl or diff failed.`,
 		},
 	}
 	f.addFlags(cmd.Flags(), "the manifests to compare")
+	cmd.Flags().BoolVar(&showSecret, "show-secret", false, "show a Secret's values instead of masking them")
 	return cmd
 }
 
-func (g *globals) diff(cmd *cobra.Command, f files) error {
+// The masks of a Secret's values in a diff, kubectl's.
+const (
+	secretMask       = "***"
+	secretMaskBefore = "*** (before)"
+	secretMaskAfter  = "*** (after)"
+)
+
+// maskSecretData replaces the values of two versions of a Secret (either may be nil:
+// absent) by masks, as kubectl diff does: a key whose value changes shows as
+// "*** (before)" and "*** (after)", every other as "***", so that a diff shows which
+// keys came, went or changed and never a value.
+func maskSecretData(from, to map[string]any) {
+	fromData, _ := from["data"].(map[string]any)
+	toData, _ := to["data"].(map[string]any)
+	for k, v := range fromData {
+		if w, ok := toData[k]; ok && w != v {
+			fromData[k], toData[k] = secretMaskBefore, secretMaskAfter
+			continue
+		}
+		fromData[k] = secretMask
+	}
+	for k, v := range toData {
+		if v != secretMaskAfter {
+			toData[k] = secretMask
+		}
+	}
+}
+
+func (g *globals) diff(cmd *cobra.Command, f files, showSecret bool) error {
 	top, err := os.MkdirTemp("", "skiffctl-diff-")
 	if err != nil {
 		return err
@@ -61,14 +94,26 @@ func (g *globals) diff(cmd *cobra.Command, f files) error {
 		}
 		info := kinds.Of(d.Object)
 		file := strings.Join([]string{strings.ReplaceAll(info.APIVersion, "/", "."), info.Kind, d.Object.GetNamespace(), d.Object.GetName()}, ".")
-		for _, side := range []struct {
-			dir string
-			obj kinds.Object
-		}{{live, cur}, {merged, next}} {
-			if side.obj == nil {
+		sides := []struct {
+			dir  string
+			obj  kinds.Object
+			tree map[string]any
+		}{{dir: live, obj: cur}, {dir: merged, obj: next}}
+		for i := range sides {
+			if sides[i].obj != nil {
+				if sides[i].tree, err = manifest.Tree(sides[i].obj); err != nil {
+					return err
+				}
+			}
+		}
+		if info.Kind == kinds.Secret && !showSecret {
+			maskSecretData(sides[0].tree, sides[1].tree)
+		}
+		for _, side := range sides {
+			if side.tree == nil {
 				continue // absent on that side: diff -N compares it with nothing
 			}
-			y, err := manifest.YAML([]kinds.Object{side.obj}, false)
+			y, err := yaml.Marshal(side.tree)
 			if err != nil {
 				return err
 			}

@@ -36,6 +36,9 @@ var defaultsByKind = map[string][]string{
 	"ConfigMap":  nil,
 	"Node":       nil,
 	"Lease":      nil,
+	"Secret":     nil,
+	// automountServiceAccountToken is the manifest's own.
+	"ServiceAccount": nil,
 }
 
 func podDefaults(prefix string) []string {
@@ -101,7 +104,7 @@ func TestManifestsReadBackUnchanged(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []string{"Pod", "Deployment", "ReplicaSet", "ConfigMap", "Namespace", "Node", "Lease"} {
+	for _, k := range []string{"Pod", "Deployment", "ReplicaSet", "ConfigMap", "Namespace", "Node", "Lease", "Secret", "ServiceAccount"} {
 		if !kinds[k] {
 			t.Errorf("no manifest of kind %s", k)
 		}

@@ -1,6 +1,8 @@
 package skiffctl_test
 
 import (
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,6 +176,26 @@ func TestDiff(t *testing.T) {
 		!strings.Contains(errs, "spec.replicas: Invalid value") {
 		t.Errorf("diff of an invalid manifest: %d %q", code, errs)
 	}
+
+	// A Secret's values are masked, as kubectl masks them (its data; the last-applied
+	// annotation, which kubectl leaves as it is, holds only what the manifest has);
+	// --show-secret shows them.
+	must(t, s, "create", "secret", "generic", "creds", "--from-literal=user=admin", "--from-literal=password=old-pw", "--from-literal=gone=bye")
+	b64 := func(v string) string { return base64.StdEncoding.EncodeToString([]byte(v)) }
+	creds := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata: {user: %s, password: %s, added: %s}\n",
+		b64("admin"), b64("new-pw"), b64("hi"))
+	code, out, errs = run(t, s, creds, "diff", "-f", "-")
+	if code != 1 {
+		t.Fatalf("diff of a Secret: %d %q %q", code, out, errs)
+	}
+	contains(t, "diff of a Secret", out, "-  password: '*** (before)'", "+  password: '*** (after)'", "+  added: '***'", "   gone: '***'", "   user: '***'")
+	for _, v := range []string{"old-pw", b64("old-pw"), b64("bye")} {
+		if strings.Contains(out, v) {
+			t.Errorf("diff of a Secret shows %q:\n%s", v, out)
+		}
+	}
+	_, out, _ = run(t, s, creds, "diff", "-f", "-", "--show-secret")
+	contains(t, "diff --show-secret", out, "-  password: "+b64("old-pw"), "   gone: "+b64("bye"))
 }
 
 // TestCreateAndRun: create's subcommands and run build the objects kubectl's do.
@@ -193,8 +215,14 @@ func TestCreateAndRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	contains(t, "create configmap", must(t, s, "create", "configmap", "settings", "--from-literal=mode=fast",
-		"--from-file="+filepath.Join(dir, "app.conf"), "--from-env-file="+filepath.Join(dir, "env")), "configmap/settings created")
-	contains(t, "the config map", must(t, s, "get", "cm", "settings", "-o", "yaml"), "mode: fast", "app.conf: |", "A: \"1\"", "B: \"2\"")
+		"--from-file="+filepath.Join(dir, "app.conf")), "configmap/settings created")
+	contains(t, "the config map", must(t, s, "get", "cm", "settings", "-o", "yaml"), "mode: fast", "app.conf: |")
+	contains(t, "create configmap from an env file", must(t, s, "create", "configmap", "env", "--from-env-file="+filepath.Join(dir, "env")),
+		"configmap/env created")
+	contains(t, "the env config map", must(t, s, "get", "cm", "env", "-o", "yaml"), "A: \"1\"", "B: \"2\"")
+	// kubectl's rule: an env file is the whole of the data.
+	fails(t, s, "", "from-env-file cannot be combined with from-file or from-literal", "create", "configmap", "x",
+		"--from-literal=mode=fast", "--from-env-file="+filepath.Join(dir, "env"))
 	fails(t, s, "", "--from-literal: invalid literal source", "create", "configmap", "x", "--from-literal=novalue")
 	contains(t, "create --dry-run -o yaml", must(t, s, "create", "ns", "later", "--dry-run=client", "-o", "yaml"), "kind: Namespace", "name: later")
 	fails(t, s, "", `namespace "later" not found`, "get", "ns", "later")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -36,10 +37,12 @@ type peerMux struct {
 	wg      sync.WaitGroup
 	closing chan struct{}
 	once    sync.Once
+	// refusals rate-limits the log lines of refused connections.
+	refusals rate.Sometimes
 }
 
 func newPeerMux(ln net.Listener, tlsConf *tls.Config, log hclog.Logger) *peerMux {
-	m := &peerMux{ln: ln, tls: tlsConf, log: log, closing: make(chan struct{})}
+	m := &peerMux{ln: ln, tls: tlsConf, log: log, closing: make(chan struct{}), refusals: rate.Sometimes{Interval: time.Second}}
 	m.raft = newSubListener(m)
 	m.peer = newSubListener(m)
 	m.wg.Add(1)
@@ -81,7 +84,15 @@ func (m *peerMux) route(conn net.Conn) {
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var b [1]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
-		m.log.Debug("peer connection closed before its protocol byte", "remote", conn.RemoteAddr(), "error", err)
+		// A refused TLS handshake (a certificate of another CA, an expired one, plain
+		// text) is worth an operator's attention; a connection that just closed is not.
+		if _, isTLS := conn.(*tls.Conn); isTLS && !errors.Is(err, io.EOF) {
+			m.refusals.Do(func() {
+				m.log.Info("peer connection refused", "remote", conn.RemoteAddr(), "error", err, "note", "at most one such line a second")
+			})
+		} else {
+			m.log.Debug("peer connection closed before its protocol byte", "remote", conn.RemoteAddr(), "error", err)
+		}
 		conn.Close()
 		return
 	}

@@ -63,6 +63,9 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.Dir, err)
 	}
 	log := cfg.Logger.Named("store")
+	if err := makePrivate(cfg.Dir, log); err != nil {
+		return nil, err
+	}
 	s := &Store{cfg: cfg, log: log, leaderChanged: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -277,6 +280,22 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 		}
 	}
 }
+
+// IsLeader reports whether this node leads now. Work that only the leader does waits
+// for LeaderChanged and asks again.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// LeaderChanged returns a channel closed at the next change of leader this node sees
+// (another node elected, this one elected or stepping down).
+func (s *Store) LeaderChanged() <-chan struct{} {
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	return s.leaderChanged
+}
+
+// Sync waits until this node has applied every write committed before the call, as a
+// linearizable read does first: what it then reads locally is current.
+func (s *Store) Sync(ctx context.Context) error { return s.readBarrier(ctx, ReadOptions{}) }
 
 func (s *Store) signalLeaderChange() {
 	s.leaderMu.Lock()

@@ -29,9 +29,9 @@ const (
 // Config configures a skiff up. Start from DefaultConfig; Run validates it.
 type Config struct {
 	// DataDir keeps everything skiff up makes: each member's store (DataDir/up1, …), the
-	// CA and certificates (DataDir/pki), a copy of the admin's client config
-	// (DataDir/client.config), the containers' output (DataDir/containers) and a private
-	// containerd's root and log. Starting again on it continues where it stopped.
+	// CA, the certificates and the key file that encrypts Secrets at rest (DataDir/pki),
+	// a copy of the admin's client config (DataDir/client.config), the containers' output
+	// (DataDir/containers) and a private containerd's root and log. Starting again on it continues where it stopped.
 	// Default $HOME/.skiff/up.
 	DataDir string
 	// Listen is the first member's API address, with a fixed port below 65400: member i

@@ -27,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/apiserver/encryption"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers"
 	"github.com/skiffhq/skiff/kubelet"
@@ -59,6 +60,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	p := func(name string) string { return filepath.Join(pkiDir, name) }
+	// Secrets are encrypted at rest with a key of its own, beside the CA.
+	if _, err := encryption.EnsureFile(p(encryption.FileName)); err != nil {
+		return err
+	}
 	serverCerts, err := pki.NewReloader(p("apiserver.crt"), p("apiserver.key"), p(pki.CACertFile))
 	if err != nil {
 		return err
@@ -95,6 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 		acfg.Logger = log
 		acfg.TLS, acfg.ClientRoots, acfg.JoinTLS, acfg.Store.PeerTLS = serverCerts.ServerTLS(), serverCerts.Pool, serverCerts.ClientTLS(), serverCerts.PeerTLS()
 		acfg.KubeletTLS = serverCerts.KubeletClientTLS
+		acfg.EncryptionKeyFile = p(encryption.FileName)
 		s, err := apiserver.New(acfg)
 		if err != nil {
 			return err

@@ -122,12 +122,29 @@ func TestAuthorize(t *testing.T) {
 		{name: "node deletes its pod", a: A{User: w1, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, guarded: pod("w1")},
 		{name: "node records events", a: A{User: w1, Verb: Create, Resource: "events", Namespace: "default", Name: "x.1"}},
 		{name: "node cannot read configmaps", a: A{User: w1, Verb: Get, Resource: "configmaps", Namespace: "default", Name: "c"}, want: "cannot get configmaps"},
+		{name: "node reads its pod's secret", a: A{User: w1, Verb: Get, Resource: "secrets", Namespace: "default", Name: "db"}},
+		{name: "node watches its pod's configmap by name", a: A{User: w1, Verb: Watch, Resource: "configmaps", Namespace: "default", Name: "cfg",
+			FieldSelector: "metadata.name=cfg"}},
+		{name: "node cannot read another pod's secret", a: A{User: w1, Verb: Get, Resource: "secrets", Namespace: "default", Name: "other"},
+			want: `user "system:node:w1" cannot get secrets "default/other": no relationship found between node 'w1' and this object`},
+		{name: "node cannot read its pod's secret name in another namespace", a: A{User: w1, Verb: Get, Resource: "secrets", Namespace: "prod", Name: "db"},
+			want: "no relationship found"},
+		{name: "node cannot list secrets", a: A{User: w1, Verb: List, Resource: "secrets", Namespace: "default"},
+			want: "a node may only list secrets by name"},
+		{name: "node cannot write its pod's secret", a: A{User: w1, Verb: Update, Resource: "secrets", Namespace: "default", Name: "db"},
+			want: `cannot update secrets "default/db"`},
+		{name: "another node cannot read the pod's secret", a: A{User: User{Name: "system:node:w2", Groups: []string{pki.GroupNodes}},
+			Verb: Get, Resource: "secrets", Namespace: "default", Name: "db"}, want: "no relationship found between node 'w2'"},
+		{name: "scheduler cannot read secrets", a: A{User: sched, Verb: List, Resource: "secrets"}, want: `user "system:scheduler" cannot list secrets`},
+		{name: "scheduler reads configmaps", a: A{User: sched, Verb: List, Resource: "configmaps"}},
+		{name: "cm makes service accounts", a: A{User: cm, Verb: Create, Resource: "serviceaccounts", Namespace: "team", Name: "default"}},
+		{name: "cm reads secrets", a: A{User: cm, Verb: Watch, Resource: "secrets"}},
 		{name: "node cannot read the cluster", a: A{User: w1, Verb: Get, Resource: ResourceCluster}, want: `cannot get cluster`},
 		{name: "a node group without a node name", a: A{User: User{Name: "mallory", Groups: []string{pki.GroupNodes}}, Verb: Get, Resource: "nodes", Name: "mallory"}, want: "must be named system:node:NODE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			guard, err := Authorizer{}.Authorize(tt.a)
+			guard, err := Authorizer{Graph: graph{{"w1", "secrets", "default", "db"}: true, {"w1", "configmaps", "default", "cfg"}: true}}.Authorize(tt.a)
 			check := func(what string, err error, want string) {
 				t.Helper()
 				if want == "" {
@@ -152,6 +169,14 @@ func TestAuthorize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// graph is a fake node graph: the references it holds, by node, resource, namespace
+// and name.
+type graph map[[4]string]bool
+
+func (g graph) References(node, resource, namespace, name string) bool {
+	return g[[4]string{node, resource, namespace, name}]
 }
 
 func TestTokens(t *testing.T) {

@@ -111,25 +111,39 @@ type Guard func(obj kinds.Object) error
 //   - skiff:admin: anything, and it alone: pods' exec, attach and portforward.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
-//     replicasets, pods, events, configmaps and namespaces; the status of
-//     poddisruptionbudgets (the disruption controller); endpointslices (the
-//     EndpointSlice controller); the status of services (the service load balancer);
-//     nodes' updates and status;
-//     Leases in kube-system (its election); deletion of every kind (the garbage
-//     collector, and the namespace controller emptying a namespace being deleted).
-//   - skiff:scheduler: reads (but not pods' logs); pods' bindings and status; events;
-//     Leases in kube-system and creating that namespace.
+//     replicasets, pods, events, configmaps, secrets, serviceaccounts and namespaces;
+//     the status of poddisruptionbudgets (the disruption controller); endpointslices
+//     (the EndpointSlice controller); the status of services (the service load
+//     balancer); nodes' updates and status; Leases in kube-system (its election);
+//     deletion of every kind (the garbage collector, and the namespace controller
+//     emptying a namespace being deleted).
+//   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
+//     status; events; Leases in kube-system and creating that namespace.
 //   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
 //     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
 //     and watch only with fieldSelector spec.nodeName=NAME; get, logs, status and
 //     delete only of a pod bound to NAME), creating and updating events, and reading
+//     the Secrets and ConfigMaps that pods bound to it reference (Graph), one by name:
+//     get, or list and watch with fieldSelector metadata.name=NAME; and reading
 //     services and endpointslices (the node's cluster DNS).
 //
 // Everything else is denied.
-type Authorizer struct{}
+type Authorizer struct {
+	// Graph says what the pods bound to each node reference. Without it a node reads no
+	// Secret or ConfigMap.
+	Graph Graph
+}
+
+// Graph is Kubernetes' node authorizer graph, as far as Skiff's kubelet needs it.
+type Graph interface {
+	// References reports whether a pod bound to node references the object of resource
+	// (secrets, configmaps) namespace/name: in a volume (secret, configMap, projected),
+	// an env var's valueFrom, envFrom, or imagePullSecrets.
+	References(node, resource, namespace, name string) bool
+}
 
 // Authorize allows a (possibly subject to a Guard) or returns a *Denied.
-func (Authorizer) Authorize(a Attributes) (Guard, error) {
+func (az Authorizer) Authorize(a Attributes) (Guard, error) {
 	u := a.User
 	switch {
 	case u.InGroup(pki.GroupAdmin):
@@ -147,7 +161,7 @@ func (Authorizer) Authorize(a Attributes) (Guard, error) {
 			return nil, nil
 		}
 	case u.InGroup(pki.GroupNodes):
-		return nodeMay(a)
+		return nodeMay(a, az.Graph)
 	}
 	return nil, deny(a, "")
 }
@@ -174,7 +188,7 @@ func controllerManagerMay(a Attributes) bool {
 	}
 	switch a.Resource {
 	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.Pod), plural(kinds.Event),
-		plural(kinds.ConfigMap), plural(kinds.Namespace):
+		plural(kinds.ConfigMap), plural(kinds.Namespace), plural(kinds.Secret), plural(kinds.ServiceAccount):
 		return true
 	case plural(kinds.Node):
 		return a.Verb == Update
@@ -194,8 +208,8 @@ func schedulerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
 	}
-	if a.Subresource == "log" || reachesIn(a.Subresource) {
-		return false
+	if a.Subresource == "log" || reachesIn(a.Subresource) || a.Resource == plural(kinds.Secret) {
+		return false // scheduling reads neither containers' output nor Secrets
 	}
 	if isRead(a.Verb) {
 		return true
@@ -213,8 +227,8 @@ func schedulerMay(a Attributes) bool {
 	return false
 }
 
-// nodeMay is Kubernetes' NodeRestriction for Skiff's kubelet.
-func nodeMay(a Attributes) (Guard, error) {
+// nodeMay is Kubernetes' NodeRestriction and node authorizer for Skiff's kubelet.
+func nodeMay(a Attributes, g Graph) (Guard, error) {
 	node, ok := strings.CutPrefix(a.User.Name, pki.NodeUserPrefix)
 	if !ok || node == "" {
 		return nil, deny(a, "a member of %s must be named %sNODE", pki.GroupNodes, pki.NodeUserPrefix)
@@ -250,6 +264,19 @@ func nodeMay(a Attributes) (Guard, error) {
 		if isRead(a.Verb) {
 			return nil, nil
 		}
+	case plural(kinds.Secret), plural(kinds.ConfigMap):
+		// Kubernetes' node authorizer: what a pod bound to the node references, by name
+		// (a list or watch names it with fieldSelector metadata.name=NAME).
+		if !isRead(a.Verb) || a.Subresource != "" {
+			break
+		}
+		if a.Name == "" || a.Namespace == "" {
+			return nil, deny(a, "a node may only %s %s by name, in their namespace (list and watch: fieldSelector metadata.name=NAME)", a.Verb, a.Resource)
+		}
+		if g == nil || !g.References(node, a.Resource, a.Namespace, a.Name) {
+			return nil, deny(a, "no relationship found between node '%s' and this object", node)
+		}
+		return nil, nil
 	case plural(kinds.Pod):
 		switch {
 		case a.Verb == List || a.Verb == Watch:

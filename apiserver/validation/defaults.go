@@ -49,6 +49,8 @@ func Default(obj kinds.Object) {
 		if o.Spec.PodCIDR != "" && len(o.Spec.PodCIDRs) == 0 {
 			o.Spec.PodCIDRs = []string{o.Spec.PodCIDR}
 		}
+	case *corev1.Secret:
+		defaultSecret(o)
 	}
 }
 
@@ -101,6 +103,14 @@ func defaultPodSpec(spec *corev1.PodSpec) {
 	if spec.TerminationGracePeriodSeconds == nil {
 		spec.TerminationGracePeriodSeconds = new(int64(DefaultTerminationGracePeriodSeconds))
 	}
+	// serviceAccount is serviceAccountName's deprecated alias: Kubernetes reads the
+	// name from it when serviceAccountName is empty, and writes both. The pod's account
+	// defaults to "default" in admission, as Kubernetes' does, not here: a template's
+	// stays empty.
+	if spec.ServiceAccountName == "" {
+		spec.ServiceAccountName = spec.DeprecatedServiceAccount
+	}
+	spec.DeprecatedServiceAccount = spec.ServiceAccountName
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
 		if c.ImagePullPolicy == "" {

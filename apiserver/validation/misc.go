@@ -83,26 +83,25 @@ func validateNodeStatus(st *corev1.NodeStatus, p *field.Path) field.ErrorList {
 }
 
 func validateConfigMap(cm *corev1.ConfigMap) field.ErrorList {
-	var errs field.ErrorList
-	size := 0
-	for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
-		errs = append(errs, invalidEach(field.NewPath("data").Key(k), k, utilvalidation.IsConfigMapKey(k))...)
-		size += len(cm.Data[k])
-	}
+	errs, size := dataKeys(field.NewPath("data"), cm.Data)
+	binErrs, binSize := dataKeys(field.NewPath("binaryData"), cm.BinaryData)
+	errs = append(errs, binErrs...)
 	for _, k := range slices.Sorted(maps.Keys(cm.BinaryData)) {
-		kp := field.NewPath("binaryData").Key(k)
-		errs = append(errs, invalidEach(kp, k, utilvalidation.IsConfigMapKey(k))...)
 		if _, dup := cm.Data[k]; dup {
-			errs = append(errs, field.Invalid(kp, k, "duplicate of key present in data"))
+			errs = append(errs, field.Invalid(field.NewPath("binaryData").Key(k), k, "duplicate of key present in data"))
 		}
-		size += len(cm.BinaryData[k])
 	}
 	// Kubernetes' limit for a Secret, which it applies to a ConfigMap too.
-	if size > corev1.MaxSecretSize {
+	if size+binSize > corev1.MaxSecretSize {
 		errs = append(errs, field.TooLong(field.NewPath("data"), "", corev1.MaxSecretSize))
 	}
 	return errs
 }
+
+// EventMessageLimit is the longest an Event's message may be, in bytes: Kubernetes'
+// limit of an event's note. Events are many and kept in memory by every watcher of
+// them; a message is a sentence, not a payload.
+const EventMessageLimit = 1024
 
 func validateEvent(ev *corev1.Event) field.ErrorList {
 	var errs field.ErrorList
@@ -118,6 +117,9 @@ func validateEvent(ev *corev1.Event) field.ErrorList {
 	}
 	if ev.Type != "" {
 		errs = append(errs, oneOf(field.NewPath("type"), ev.Type, eventTypes...)...)
+	}
+	if len(ev.Message) > EventMessageLimit {
+		errs = append(errs, field.TooLong(field.NewPath("message"), "", EventMessageLimit))
 	}
 	return append(errs, apivalidation.ValidateNonnegativeField(int64(ev.Count), field.NewPath("count"))...)
 }

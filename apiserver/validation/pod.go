@@ -56,6 +56,9 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.NodeName != "" {
 		errs = append(errs, invalidEach(p.Child("nodeName"), spec.NodeName, apivalidation.NameIsDNSSubdomain(spec.NodeName, false))...)
 	}
+	if spec.ServiceAccountName != "" {
+		errs = append(errs, invalidEach(p.Child("serviceAccountName"), spec.ServiceAccountName, apivalidation.NameIsDNSSubdomain(spec.ServiceAccountName, false))...)
+	}
 	errs = append(errs, metav1validation.ValidateLabels(spec.NodeSelector, p.Child("nodeSelector"))...)
 	for i := range spec.Tolerations {
 		errs = append(errs, validateToleration(&spec.Tolerations[i], p.Child("tolerations").Index(i))...)

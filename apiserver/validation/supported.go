@@ -112,6 +112,25 @@ var supportedFields = map[string][]string{
 			"immutable",
 		},
 	),
+	kinds.Secret: slices.Concat(
+		under("metadata", objectMetaFields),
+		[]string{
+			"data",
+			"immutable",
+			"stringData",
+			"type",
+		},
+	),
+	// Skiff mounts no service account token (see docs/architecture.md): false, for
+	// automountServiceAccountToken, is what it does anyway.
+	kinds.ServiceAccount: slices.Concat(
+		under("metadata", objectMetaFields),
+		[]string{
+			"automountServiceAccountToken",
+			"imagePullSecrets[*].name",
+			"secrets[*].name",
+		},
+	),
 	kinds.Event: slices.Concat(
 		under("metadata", objectMetaFields),
 		[]string{
@@ -330,6 +349,7 @@ var podSpecFields = []string{
 	"affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[*].namespaceSelector.matchLabels",
 	"affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[*].namespaces[*]",
 	"affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[*].topologyKey",
+	"automountServiceAccountToken",
 	"containers[*].args[*]",
 	"containers[*].command[*]",
 	"containers[*].env[*].name",
@@ -346,9 +366,12 @@ var podSpecFields = []string{
 	"containers[*].resources.requests",
 	"containers[*].workingDir",
 	"hostNetwork",
+	"imagePullSecrets[*].name",
 	"nodeName",
 	"nodeSelector",
 	"restartPolicy",
+	"serviceAccount",
+	"serviceAccountName",
 	"terminationGracePeriodSeconds",
 	"tolerations[*].effect",
 	"tolerations[*].key",

@@ -110,6 +110,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNodeSpec(&o.Spec, spec)...)
 	case *corev1.ConfigMap:
 		errs = append(errs, validateConfigMap(o)...)
+	case *corev1.Secret:
+		errs = append(errs, validateSecret(o)...)
 	case *corev1.Event:
 		errs = append(errs, validateEvent(o)...)
 	case *coordinationv1.Lease:
@@ -156,6 +158,8 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNodeUpdate(old.(*corev1.Node), o)...)
 	case *discoveryv1.EndpointSlice:
 		errs = append(errs, apivalidation.ValidateImmutableField(o.AddressType, old.(*discoveryv1.EndpointSlice).AddressType, field.NewPath("addressType"))...)
+	case *corev1.Secret:
+		errs = append(errs, validateSecretUpdate(old.(*corev1.Secret), o)...)
 	}
 	return errs
 }

@@ -27,6 +27,21 @@ func podSpec() corev1.PodSpec {
 	return corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}}
 }
 
+// secret is a Secret of type typ (Opaque when empty) holding data.
+func secret(typ corev1.SecretType, data map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: meta("s"), Type: typ}
+	if typ == "" {
+		s.Type = corev1.SecretTypeOpaque
+	}
+	for k, v := range data {
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
+		}
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
 func pod(mut func(*corev1.Pod)) *corev1.Pod {
 	p := &corev1.Pod{ObjectMeta: meta("web-1"), Spec: podSpec()}
 	if mut != nil {
@@ -380,6 +395,11 @@ func TestValidate(t *testing.T) {
 				`involvedObject.namespace: Invalid value: "Bad": a lowercase RFC 1123 label`,
 				`type: Unsupported value: "Loud": supported values: "Normal", "Warning"`,
 				"count: Invalid value: -1: must be greater than or equal to 0"}},
+		{"event message of 1 KiB", &corev1.Event{ObjectMeta: meta("e"), Message: strings.Repeat("m", 1024),
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web"}}, nil},
+		{"event message over 1 KiB", &corev1.Event{ObjectMeta: meta("e"), Message: strings.Repeat("m", 1025),
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web"}},
+			[]string{"message: Too long: may not be more than 1024 bytes"}},
 
 		// ConfigMap.
 		{"valid configmap", &corev1.ConfigMap{ObjectMeta: meta("c"), Data: map[string]string{"app.conf": "x", "KEY_1": "y"},
@@ -393,6 +413,55 @@ func TestValidate(t *testing.T) {
 				`binaryData[..x]: Invalid value: "..x": duplicate of key present in data`}},
 		{"configmap too large", &corev1.ConfigMap{ObjectMeta: meta("c"), Data: map[string]string{"a": strings.Repeat("x", 1024*1024+1)}},
 			[]string{"data: Too long: may not be more than 1048576 bytes"}},
+
+		// Secret, with Kubernetes' rules per type.
+		{"valid opaque secret", secret("", map[string]string{"username": "admin", "password": "s3cret"}), nil},
+		{"secret keys", secret("", map[string]string{"a/b": "", "..x": ""}),
+			[]string{`data[..x]: Invalid value: "..x": must not start with '..'`,
+				`data[a/b]: Invalid value: "a/b": a valid config key must consist of alphanumeric characters`}},
+		{"secret too large", secret("", map[string]string{"a": strings.Repeat("x", corev1.MaxSecretSize+1)}),
+			[]string{"data: Too long: may not be more than 1048576 bytes"}},
+		{"secret stringData keys", func() kinds.Object {
+			s := secret("", nil)
+			s.StringData = map[string]string{"bad key": "v"}
+			return s
+		}(), []string{`data[bad key]: Invalid value: "bad key": a valid config key must consist of alphanumeric characters`}},
+		{"valid tls secret", secret(corev1.SecretTypeTLS, map[string]string{"tls.crt": "c", "tls.key": "k"}), nil},
+		{"tls secret needs cert and key", secret(corev1.SecretTypeTLS, map[string]string{"ca.crt": "c"}),
+			[]string{"data[tls.crt]: Required value", "data[tls.key]: Required value"}},
+		{"tls secret from stringData", func() kinds.Object {
+			s := secret(corev1.SecretTypeTLS, map[string]string{"tls.crt": "c"})
+			s.StringData = map[string]string{"tls.key": "k"}
+			return s
+		}(), nil},
+		{"valid dockerconfigjson", secret(corev1.SecretTypeDockerConfigJson, map[string]string{".dockerconfigjson": `{"auths":{}}`}), nil},
+		{"dockerconfigjson required", secret(corev1.SecretTypeDockerConfigJson, map[string]string{".dockercfg": `{}`}),
+			[]string{"data[.dockerconfigjson]: Required value"}},
+		{"dockerconfigjson not json", secret(corev1.SecretTypeDockerConfigJson, map[string]string{".dockerconfigjson": `{"auths": hunter2`}),
+			[]string{"data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": invalid character 'h' looking for beginning of value"}},
+		{"dockercfg not json", secret(corev1.SecretTypeDockercfg, map[string]string{".dockercfg": `[1`}),
+			[]string{"data[.dockercfg]: Invalid value: \"<secret contents redacted>\": unexpected end of JSON input"}},
+		{"basic-auth needs a username or a password", secret(corev1.SecretTypeBasicAuth, nil),
+			[]string{"data[username]: Required value", "data[password]: Required value"}},
+		{"basic-auth with an empty password", secret(corev1.SecretTypeBasicAuth, map[string]string{"password": ""}), nil},
+		{"ssh-auth needs a key", secret(corev1.SecretTypeSSHAuth, map[string]string{"ssh-privatekey": ""}),
+			[]string{"data[ssh-privatekey]: Required value"}},
+		{"service-account-token names its account", secret(corev1.SecretTypeServiceAccountToken, nil),
+			[]string{"metadata.annotations[kubernetes.io/service-account.name]: Required value"}},
+		{"service-account-token", func() kinds.Object {
+			s := secret(corev1.SecretTypeServiceAccountToken, nil)
+			s.Annotations = map[string]string{corev1.ServiceAccountNameKey: "build-robot"}
+			return s
+		}(), nil},
+		{"secret of a type of one's own", secret("example.com/api-key", map[string]string{"key": "k"}), nil},
+
+		// ServiceAccount, and a pod's.
+		{"valid service account", &corev1.ServiceAccount{ObjectMeta: meta("build-robot"), AutomountServiceAccountToken: new(false),
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "registry"}}}, nil},
+		{"service account name", &corev1.ServiceAccount{ObjectMeta: meta("Build_Robot")},
+			[]string{`metadata.name: Invalid value: "Build_Robot": a lowercase RFC 1123 subdomain`}},
+		{"pod service account name", pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "Robot" }),
+			[]string{`spec.serviceAccountName: Invalid value: "Robot": a lowercase RFC 1123 subdomain`}},
 
 		// PodDisruptionBudget.
 		{"pdb minAvailable", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.MinAvailable = num(2) }), nil},
@@ -509,6 +578,28 @@ func TestValidateUpdate(t *testing.T) {
 		{"configmap immutable labels", &corev1.ConfigMap{ObjectMeta: meta("c"), Immutable: new(true)},
 			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "default", Labels: map[string]string{"a": "b"}},
 				Immutable: new(true)}, nil},
+		{"secret data changes", secret("", map[string]string{"a": "1"}), secret("", map[string]string{"a": "2"}), nil},
+		{"secret type immutable", secret("", map[string]string{"a": "1"}), secret("example.com/other", map[string]string{"a": "1"}),
+			[]string{`type: Invalid value: "example.com/other": field is immutable`}},
+		{"secret immutable", func() kinds.Object {
+			s := secret("", map[string]string{"a": "1"})
+			s.Immutable = new(true)
+			return s
+		}(), secret("", map[string]string{"a": "2"}),
+			[]string{"immutable: Forbidden: field is immutable when `immutable` is set",
+				"data: Forbidden: field is immutable when `immutable` is set"}},
+		{"secret immutable labels", func() kinds.Object {
+			s := secret("", map[string]string{"a": "1"})
+			s.Immutable = new(true)
+			return s
+		}(), func() kinds.Object {
+			s := secret("", map[string]string{"a": "1"})
+			s.Immutable, s.Labels = new(true), map[string]string{"a": "b"}
+			return s
+		}(), nil},
+		{"pod service account immutable", defaulted(pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" })),
+			defaulted(pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "robot" })),
+			[]string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.serviceAccountName, spec.serviceAccount)"}},
 		{"unsupported field on update", pod(nil), pod(func(p *corev1.Pod) { p.Spec.Hostname = "h" }),
 			[]string{"spec.hostname: Forbidden: not supported by Skiff",
 				"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.hostname)"}},
@@ -627,6 +718,35 @@ func TestDefault(t *testing.T) {
 		t.Errorf("replicaset defaults: %+v", rs.Spec)
 	}
 
+	// A Secret is Opaque unless it says otherwise, and its stringData is written into
+	// its data (winning over data's value of the same key), never kept.
+	sec := secret("", map[string]string{"a": "from data", "b": "kept"})
+	sec.Type = ""
+	sec.StringData = map[string]string{"a": "from stringData", "c": "new"}
+	Default(sec)
+	if sec.Type != corev1.SecretTypeOpaque || sec.StringData != nil || len(sec.Data) != 3 ||
+		string(sec.Data["a"]) != "from stringData" || string(sec.Data["b"]) != "kept" || string(sec.Data["c"]) != "new" {
+		t.Errorf("secret defaults: type %q, data %q, stringData %q", sec.Type, sec.Data, sec.StringData)
+	}
+	only := &corev1.Secret{ObjectMeta: meta("s"), Type: corev1.SecretTypeTLS, StringData: map[string]string{"tls.crt": "c"}}
+	Default(only)
+	if only.Type != corev1.SecretTypeTLS || string(only.Data["tls.crt"]) != "c" {
+		t.Errorf("secret of stringData only: %+v", only)
+	}
+
+	// serviceAccount is serviceAccountName's deprecated alias: either names the
+	// account, and both say it once defaulted.
+	for _, sp := range []corev1.PodSpec{{ServiceAccountName: "robot"}, {DeprecatedServiceAccount: "robot"},
+		{ServiceAccountName: "robot", DeprecatedServiceAccount: "other"}} {
+		p := pod(func(p *corev1.Pod) {
+			p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount = sp.ServiceAccountName, sp.DeprecatedServiceAccount
+		})
+		Default(p)
+		if p.Spec.ServiceAccountName != "robot" || p.Spec.DeprecatedServiceAccount != "robot" {
+			t.Errorf("pod with %+v: serviceAccountName %q, serviceAccount %q", sp, p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount)
+		}
+	}
+
 	// A missing template stays missing, for Validate to report.
 	empty := deployment(func(d *appsv1.Deployment) { d.Spec.Template = corev1.PodTemplateSpec{} })
 	Default(empty)
@@ -667,6 +787,7 @@ func TestDefaultIdempotent(t *testing.T) {
 		replicaSet(nil),
 		replicaSet(func(rs *appsv1.ReplicaSet) { rs.Spec.Template.Spec = corev1.PodSpec{} }),
 		&corev1.Node{}, &corev1.ConfigMap{}, &corev1.Namespace{}, &corev1.Event{}, &coordinationv1.Lease{},
+		&corev1.Secret{StringData: map[string]string{"a": "b"}}, &corev1.ServiceAccount{},
 	} {
 		Default(obj)
 		once := obj.DeepCopyObject()

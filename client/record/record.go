@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -103,6 +104,7 @@ func (r *Recorder) Eventf(obj kinds.Object, eventType, reason, format string, ar
 
 // Event records an event about obj. It never blocks.
 func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
+	message = truncate(message, MaxMessage)
 	now := r.cfg.Now()
 	info := kinds.Of(obj)
 	ns := obj.GetNamespace()
@@ -117,7 +119,7 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 		// object within similarWindow, they become one event whose count grows, so that a
 		// 10,000-pod scale-up writes a dozen events, not 10,000.
 		key = similar + "\x00combined"
-		message = "(combined from similar events): " + message
+		message = truncate("(combined from similar events): "+message, MaxMessage)
 		if e, ok := r.entries[key]; ok {
 			e.event.Message = message
 		}
@@ -290,7 +292,13 @@ func (r *Recorder) create(ctx context.Context, ev *corev1.Event) (*corev1.Event,
 // written records the outcome of an event's write: retried later when it failed.
 func (r *Recorder) written(ctx context.Context, w pendingWrite, err error) {
 	if err != nil {
-		if ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+		case client.IsForbidden(err) || client.IsInvalid(err):
+			// Refused for what it is, not for when it came: it would be refused again.
+			r.log.Warn("event refused; dropping it", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
+			r.queue.Forget(w.key)
+		default:
 			r.log.Debug("write event failed; retrying", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
 			r.queue.AddRateLimited(w.key)
 		}
@@ -331,4 +339,20 @@ func (r *Recorder) combine(similar string, now time.Time) bool {
 	}
 	c.n++
 	return c.n > maxSimilar
+}
+
+// MaxMessage is the longest message an event may carry (the API server's limit, as
+// Kubernetes'); longer ones are cut, ending in "...".
+const MaxMessage = 1024
+
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

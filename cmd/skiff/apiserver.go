@@ -61,6 +61,7 @@ and an empty data directory.`,
 	f.StringVar(&cfg.RaftListen, "raft-listen", "127.0.0.1:7444", "peer (Raft) address")
 	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "peer address other members dial (default --raft-listen)")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "", "address for /healthz, /readyz and /metrics (default: off)")
+	f.DurationVar(&cfg.EventTTL, "event-ttl", cfg.EventTTL, "how long an event is kept after it last happened")
 	f.StringVar(&initial, "initial-cluster", "", "the new cluster's members: name=raft-address,... (bootstrapped once)")
 	f.StringVar(&join, "join", "", "API addresses of existing members to join through (first start only)")
 	f.StringVar(&cfg.Networking.ClusterCIDR, "cluster-cidr", "", "pods' addresses, a slice of it per node; set once, at bootstrap (default "+apiserver.DefaultClusterCIDR+")")
@@ -114,6 +115,9 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests per second each user of the global-default priority level may sustain (0: no limit; the cluster's components are never rate-limited)")
 	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "requests each such user may send at once above --rate-limit")
 	f.IntVar(&cfg.MaxWatchesPerUser, "max-watches-per-user", cfg.MaxWatchesPerUser, "open watches each identity may hold (0: no limit)")
+	f.StringSliceVar(&cfg.DisableAdmissionPlugins, "disable-admission-plugins", nil, "admission plugins not to run: ServiceAccount (which needs the controller-manager to make each namespace's default account)")
+	f.StringVar(&cfg.EncryptionKeyFile, "encryption-key-file", "", "keys that encrypt Secrets at rest: Kubernetes' EncryptionConfiguration, the same on every member (skiff certs init and skiff certs encryption-key make one); without it Secrets are stored unencrypted")
+	f.DurationVar(&cfg.EncryptionKeyReload, "encryption-key-reload", cfg.EncryptionKeyReload, "how often the encryption key file is read again for a change of keys")
 }
 
 // apply loads the files named by the flags into cfg.

@@ -4,11 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/encryption"
 	"github.com/skiffhq/skiff/pki"
 )
 
@@ -27,13 +29,22 @@ func certsCmd() *cobra.Command {
 apiserver (every API server, for its API, its Raft peers and joins; SANs: --hosts,
 localhost and loopback), controller-manager, scheduler, admin, and kubelet-NAME for each
 of --nodes (user system:node:NAME, group skiff:nodes; also its log server's certificate).
-Keys are ECDSA P-256; the CA is valid ten years, the others one.`,
+Keys are ECDSA P-256; the CA is valid ten years, the others one.
+
+Also the encryption key file, encryption.yaml (unless there is one): a random AES-256 key
+that encrypts Secrets at rest, for every API server's --encryption-key-file.`,
 		Example: `  skiff certs init --dir /etc/skiff/pki --nodes w1,w2,w3 --hosts skiff.internal,10.0.0.1,10.0.0.2,10.0.0.3`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			files, err := pki.InitDir(dir, pki.InitOptions{Nodes: splitList(nodes), Hosts: splitList(hosts), LeafValidity: leafValidity})
 			if err != nil {
 				return err
+			}
+			keyFile := filepath.Join(dir, encryption.FileName)
+			if made, err := encryption.EnsureFile(keyFile); err != nil {
+				return err
+			} else if made {
+				files = append(files, keyFile)
 			}
 			for _, f := range files {
 				fmt.Fprintln(cmd.OutOrStdout(), "wrote", f)
@@ -92,6 +103,74 @@ the API servers' --token-file (which holds only the token's SHA-256).`,
 	}
 	tokenCmd.Flags().StringVar(&user, "user", "", "the identity the token stands for (required)")
 	tokenCmd.Flags().StringVar(&group, "group", "", "its group (skiff:admin, skiff:controller-manager, skiff:scheduler, skiff:nodes)")
-	cmd.AddCommand(initCmd, rotateCmd, tokenCmd)
+	cmd.AddCommand(initCmd, rotateCmd, tokenCmd, encryptionKeyCmd())
+	return cmd
+}
+
+func encryptionKeyCmd() *cobra.Command {
+	var file, promote, remove string
+	var secondary bool
+	cmd := &cobra.Command{
+		Use:   "encryption-key --file FILE [--secondary | --promote NAME | --remove NAME]",
+		Short: "Make the encryption key file, or add, promote and remove its keys",
+		Long: `Edit the encryption key file that encrypts Secrets at rest (the API servers'
+--encryption-key-file, Kubernetes' EncryptionConfiguration). Without --promote or
+--remove it adds a new random AES-256 key (key1, key2, ...), making the file if there is
+none: the primary, which encrypts every write, or with --secondary the last, which only
+reads. --promote makes a key the primary; --remove deletes one that is not.
+
+The API servers read the file again when it changes; the leader then re-encrypts every
+Secret not under the primary key. To rotate the key of a cluster of several members,
+add the new key as --secondary and copy the file to every member, then --promote it and
+copy again; remove the old key once the leader logs that every Secret is re-encrypted
+(metric skiff_apiserver_secrets_unreadable is 0 on every member).`,
+		Example: `  skiff certs encryption-key --file /etc/skiff/pki/encryption.yaml --secondary
+  skiff certs encryption-key --file /etc/skiff/pki/encryption.yaml --promote key2
+  skiff certs encryption-key --file /etc/skiff/pki/encryption.yaml --remove key1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if promote != "" && remove != "" || (promote != "" || remove != "") && secondary {
+				return fmt.Errorf("give one of --secondary, --promote and --remove")
+			}
+			made, err := encryption.EnsureFile(file)
+			if err != nil {
+				return err
+			}
+			if made {
+				fmt.Fprintln(cmd.OutOrStdout(), "wrote", file, "with key key1, the primary")
+				return nil
+			}
+			c, err := encryption.Load(file)
+			if err != nil {
+				return err
+			}
+			var msg string
+			switch {
+			case promote != "":
+				err, msg = c.Promote(promote), "key "+promote+" is the primary"
+			case remove != "":
+				err, msg = c.Remove(remove), "removed key "+remove
+			default:
+				name := c.AddKey(!secondary)
+				msg = "added key " + name + ", the primary"
+				if secondary {
+					msg = "added key " + name + ", to read with until it is promoted"
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			if err := c.Write(file); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", file, msg)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "the encryption key file (required)")
+	cmd.Flags().BoolVar(&secondary, "secondary", false, "add the new key last, to read with, not as the primary")
+	cmd.Flags().StringVar(&promote, "promote", "", "make this key the primary")
+	cmd.Flags().StringVar(&remove, "remove", "", "remove this key (not the primary)")
+	cmd.MarkFlagRequired("file")
 	return cmd
 }

@@ -62,11 +62,20 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Decode reads every document of r. source names r in errors.
+// MaxBytes is the most a file (or the input) of manifests may hold. It is read whole,
+// and decoding takes several times its size in memory; one object is at most the API
+// server's request limit (2 MiB by default) anyway.
+const MaxBytes = 32 << 20
+
+// Decode reads every document of r. source names r in errors. Input beyond MaxBytes is
+// refused without being read.
 func Decode(r io.Reader, source string) ([]Document, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", source, err)
+	}
+	if len(data) > MaxBytes {
+		return nil, fmt.Errorf("%s: more than %d MiB of manifests: split it into several files (-f DIR reads a directory of them)", source, MaxBytes>>20)
 	}
 	return DecodeBytes(data, source)
 }

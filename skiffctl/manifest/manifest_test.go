@@ -318,3 +318,27 @@ func TestDocumentNumbers(t *testing.T) {
 		t.Errorf("Fail: %v", e)
 	}
 }
+
+// endless is input that never ends.
+type endless struct{ read int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = '#'
+	}
+	e.read += int64(len(p))
+	return len(p), nil
+}
+
+// TestDecodeRefusesHugeInput: more than MaxBytes is refused after reading just past
+// the limit, not read whole.
+func TestDecodeRefusesHugeInput(t *testing.T) {
+	in := &endless{}
+	_, err := Decode(in, "huge.yaml")
+	if err == nil || !strings.Contains(err.Error(), "huge.yaml: more than 32 MiB of manifests") {
+		t.Fatalf("got %v", err)
+	}
+	if in.read > MaxBytes+1<<20 {
+		t.Fatalf("read %d bytes of endless input", in.read)
+	}
+}

@@ -81,7 +81,7 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		d.line(0, "Namespace", obj.GetNamespace())
 	}
 	d.mapping(0, "Labels", obj.GetLabels())
-	d.mapping(0, "Annotations", obj.GetAnnotations())
+	d.mapping(0, "Annotations", describedAnnotations(obj.GetAnnotations()))
 	d.line(0, "CreationTimestamp", d.stamp(obj.GetCreationTimestamp().Time))
 	d.line(0, "UID", obj.GetUID())
 	d.line(0, "ResourceVersion", obj.GetResourceVersion())
@@ -110,6 +110,10 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 			d.line(0, "", "----")
 			d.line(0, "", o.Data[k])
 		}
+	case *corev1.Secret:
+		describeSecret(d, o)
+	case *corev1.ServiceAccount:
+		describeServiceAccount(d, o)
 	case *coordinationv1.Lease:
 		s := o.Spec
 		d.line(0, "Holder Identity", deref(s.HolderIdentity))
@@ -138,6 +142,22 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		describeEvents(d, events)
 	}
 	return d.tw.Flush()
+}
+
+// describedAnnotations are the annotations describe shows: all but the configuration
+// apply keeps, as kubectl's describe leaves it out (it repeats the object, and a
+// Secret's values with it).
+func describedAnnotations(a map[string]string) map[string]string {
+	if _, ok := a[corev1.LastAppliedConfigAnnotation]; !ok {
+		return a
+	}
+	out := make(map[string]string, len(a))
+	for k, v := range a {
+		if k != corev1.LastAppliedConfigAnnotation {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func microTime(t *metav1.MicroTime) time.Time {
@@ -255,6 +275,39 @@ func describeState(d *describer, key string, st corev1.ContainerState) {
 	default:
 		d.line(2, key, "<unknown>")
 	}
+}
+
+// describeSecret shows a Secret's type and each key's size, as kubectl does: never a
+// value.
+func describeSecret(d *describer, s *corev1.Secret) {
+	d.line(0, "", "")
+	d.line(0, "Type", s.Type)
+	d.line(0, "", "")
+	d.line(0, "", "Data")
+	d.line(0, "", "====")
+	for _, k := range sortedKeys(s.Data) {
+		d.line(0, k, fmt.Sprintf("%d bytes", len(s.Data[k])))
+	}
+	d.line(0, "", "")
+}
+
+func describeServiceAccount(d *describer, sa *corev1.ServiceAccount) {
+	names := func(refs []string) string {
+		if len(refs) == 0 {
+			return "<none>"
+		}
+		return strings.Join(refs, ", ")
+	}
+	var pull, mountable []string
+	for _, r := range sa.ImagePullSecrets {
+		pull = append(pull, r.Name)
+	}
+	for _, r := range sa.Secrets {
+		mountable = append(mountable, r.Name)
+	}
+	d.line(0, "Image pull secrets", names(pull))
+	d.line(0, "Mountable secrets", names(mountable))
+	d.line(0, "Tokens", "<none>")
 }
 
 func describeTemplate(d *describer, t *corev1.PodTemplateSpec) {

@@ -2,7 +2,9 @@ package printers
 
 import (
 	"bytes"
+	"encoding/base64"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,6 +119,17 @@ func fixtures() map[string][]kinds.Object {
 		"nodes":                {node},
 		"events":               {ev},
 		"configmaps":           {&corev1.ConfigMap{ObjectMeta: meta("settings", time.Hour), Data: map[string]string{"a": "1", "b": "2"}}},
+		"secrets": {
+			&corev1.Secret{ObjectMeta: meta("db-credentials", time.Hour), Type: corev1.SecretTypeOpaque,
+				Data: map[string][]byte{"username": []byte("admin"), "password": []byte("hunter2-s3cr3t")}},
+			&corev1.Secret{ObjectMeta: meta("web-tls", 2*time.Hour), Type: corev1.SecretTypeTLS,
+				Data: map[string][]byte{corev1.TLSCertKey: []byte("-----BEGIN CERTIFICATE-----"), corev1.TLSPrivateKeyKey: []byte("-----BEGIN PRIVATE KEY-----")}},
+		},
+		"serviceaccounts": {
+			&corev1.ServiceAccount{ObjectMeta: meta("default", 3*time.Hour)},
+			&corev1.ServiceAccount{ObjectMeta: meta("builder", time.Hour), ImagePullSecrets: []corev1.LocalObjectReference{{Name: "registry"}},
+				Secrets: []corev1.ObjectReference{{Name: "builder-token"}}},
+		},
 	}
 }
 
@@ -182,7 +195,7 @@ func TestDescribe(t *testing.T) {
 	f := fixtures()
 	events := f["events"]
 	for _, o := range []kinds.Object{f["pods"][0], f["deployments"][0], f["replicasets"][0], f["nodes"][0], f["configmaps"][0],
-		f["poddisruptionbudgets"][0], f["namespaces"][0], f["services"][4]} {
+		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["services"][4]} {
 		var evs []*corev1.Event
 		if kinds.Of(o).Kind == kinds.Pod {
 			evs = []*corev1.Event{events[0].(*corev1.Event)}
@@ -192,6 +205,27 @@ func TestDescribe(t *testing.T) {
 			t.Fatal(err)
 		}
 		golden(t, "describe-"+kinds.Of(o).Singular, b.Bytes())
+	}
+}
+
+// TestDescribeSecretHidesValues: describe shows a Secret's keys and sizes, never its values.
+func TestDescribeSecretHidesValues(t *testing.T) {
+	for _, o := range fixtures()["secrets"] {
+		// As skiffctl apply leaves it: the manifest, values and all, in an annotation.
+		o.SetAnnotations(map[string]string{corev1.LastAppliedConfigAnnotation: fmt.Sprintf("%q", o.(*corev1.Secret).Data), "team": "db"})
+		var b bytes.Buffer
+		if err := Describe(&b, o, nil, now); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range o.(*corev1.Secret).Data {
+			if strings.Contains(b.String(), string(v)) || strings.Contains(b.String(), base64.StdEncoding.EncodeToString(v)) ||
+				strings.Contains(b.String(), corev1.LastAppliedConfigAnnotation) || !strings.Contains(b.String(), "team=db") {
+				t.Errorf("describe shows the value of %s:\n%s", k, b.String())
+			}
+			if !strings.Contains(b.String(), fmt.Sprintf("%s:  %d bytes", k, len(v))) {
+				t.Errorf("describe does not show the size of %s:\n%s", k, b.String())
+			}
+		}
 	}
 }
 

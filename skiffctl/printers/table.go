@@ -163,6 +163,17 @@ var columns = map[string][]column{
 		}},
 		ageColumn,
 	},
+	kinds.Secret: {nameColumn,
+		{header: "TYPE", cell: func(o kinds.Object, _ time.Time) string { return string(o.(*corev1.Secret).Type) }},
+		{header: "DATA", cell: func(o kinds.Object, _ time.Time) string { return strconv.Itoa(len(o.(*corev1.Secret).Data)) }},
+		ageColumn,
+	},
+	kinds.ServiceAccount: {nameColumn,
+		{header: "SECRETS", cell: func(o kinds.Object, _ time.Time) string {
+			return strconv.Itoa(len(o.(*corev1.ServiceAccount).Secrets))
+		}},
+		ageColumn,
+	},
 	kinds.Lease: {nameColumn,
 		{header: "HOLDER", cell: func(o kinds.Object, _ time.Time) string { return deref(o.(*coordinationv1.Lease).Spec.HolderIdentity) }},
 		ageColumn,

@@ -37,6 +37,12 @@ type Options struct {
 	Certs string
 	// Tokens, when set, are the bearer tokens the members accept.
 	Tokens *auth.Tokens
+	// ServiceAccountAdmission runs the ServiceAccount admission, which gives a pod its
+	// namespace's "default" ServiceAccount and refuses a pod whose account does not
+	// exist: the test (or a controller-manager it runs) makes the accounts. Without it,
+	// as in Kubernetes' own integration tests of the API server, a pod keeps the
+	// account it names, none by default.
+	ServiceAccountAdmission bool
 }
 
 // Certs makes a certificate directory for Options.Certs: a CA, and certificates for the
@@ -162,6 +168,9 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 			cfg.Insecure = true
 		}
 		cfg.Tokens = opts.Tokens
+		if !opts.ServiceAccountAdmission {
+			cfg.DisableAdmissionPlugins = []string{apiserver.AdmissionServiceAccount}
+		}
 		if opts.Configure != nil {
 			opts.Configure(&cfg)
 		}
@@ -201,6 +210,9 @@ func (c *Cluster) startMember(i int) {
 
 // Addrs are the API addresses of every member, running or not.
 func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
+
+// DataDir is member i's data directory.
+func (c *Cluster) DataDir(i int) string { return c.cfgs[i].DataDir }
 
 // Addr is member i's API address.
 func (c *Cluster) Addr(i int) string { return c.addrs[i] }

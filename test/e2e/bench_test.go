@@ -53,7 +53,7 @@ func BenchmarkE2EDeploy10000r1000nInsecure(b *testing.B) {
 
 func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 	benchfig.Want(b, name, name+"_rate", name+"_cpu", name+"_refused")
-	opts := apicluster.Options{HistorySize: 200_000}
+	opts := apicluster.Options{HistorySize: 200_000, ServiceAccountAdmission: true}
 	nodeNames := make([]string, nodes)
 	for i := range nodeNames {
 		nodeNames[i] = fmt.Sprintf("sim-%d", i)

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -35,8 +37,9 @@ func TestSecureCluster(t *testing.T) {
 		initial = append(initial, fmt.Sprintf("n%d=127.0.0.1:%d", i+1, ports[3+i]))
 		apis = append(apis, fmt.Sprintf("127.0.0.1:%d", ports[i]))
 	}
+	dataDirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	args := func(i int) []string {
-		return []string{"apiserver", "--name", fmt.Sprintf("n%d", i+1), "--data-dir", t.TempDir(), "--listen", apis[i],
+		return []string{"apiserver", "--name", fmt.Sprintf("n%d", i+1), "--data-dir", dataDirs[i], "--listen", apis[i],
 			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]), "--initial-cluster", strings.Join(initial, ","), "--log-level", "warn"}
 	}
 
@@ -52,7 +55,8 @@ func TestSecureCluster(t *testing.T) {
 	}
 
 	tlsFlags := []string{"--tls-cert-file", p("apiserver.crt"), "--tls-key-file", p("apiserver.key"), "--client-ca-file", p("ca.crt"),
-		"--peer-cert-file", p("apiserver.crt"), "--peer-key-file", p("apiserver.key"), "--peer-ca-file", p("ca.crt")}
+		"--peer-cert-file", p("apiserver.crt"), "--peer-key-file", p("apiserver.key"), "--peer-ca-file", p("ca.crt"),
+		"--encryption-key-file", p("encryption.yaml")}
 	for i := 0; i < 3; i++ {
 		start(t, fmt.Sprintf("n%d", i+1), append(args(i), tlsFlags...)...)
 	}
@@ -86,6 +90,31 @@ func TestSecureCluster(t *testing.T) {
 		out, errs, err := admin("get", "pods", "--no-headers")
 		return err == nil && strings.Count(out, "Running") == 3, out + errs
 	})
+
+	// Secrets: stored encrypted with the key certs init made, read back in plaintext by
+	// whoever may, and by no kubelet whose pods do not use them.
+	canary := fmt.Sprintf("e2e-canary-%d", time.Now().UnixNano())
+	if out, errs, err := admin("create", "secret", "generic", "db", "--from-literal=password="+canary); err != nil || !strings.Contains(out, "secret/db created") {
+		t.Fatalf("create secret: %v %s %s", err, out, errs)
+	}
+	if out, errs, err := admin("get", "secret", "db", "-o", "yaml"); err != nil || !strings.Contains(out, base64.StdEncoding.EncodeToString([]byte(canary))) {
+		t.Fatalf("get secret -o yaml: %v %s %s", err, out, errs)
+	}
+	if _, errs, err := ctl(s, append(as("kubelet-w1")[2:], "get", "secret", "db")...); err == nil ||
+		!strings.Contains(errs, `user "system:node:w1" cannot get secrets "default/db": no relationship found between node 'w1' and this object`) {
+		t.Fatalf("kubelet w1 read a secret no pod of its uses: %v %s", err, errs)
+	}
+	for _, d := range dataDirs {
+		filepath.WalkDir(d, func(path string, e os.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return nil
+			}
+			if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(canary)) {
+				t.Errorf("a Secret's plaintext is in %s", path)
+			}
+			return nil
+		})
+	}
 
 	// A kubelet's certificate sees only its own node's pods.
 	_, errs, err := ctl(s, append(as("kubelet-w1")[2:], "get", "pods")...)
