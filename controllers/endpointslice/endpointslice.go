@@ -95,6 +95,11 @@ type Controller struct {
 	queue   *workqueue.Queue
 	log     hclog.Logger
 	tracker tracker
+	// selectors are the Services' selectors by namespace and name, kept by the
+	// Services' handlers: a pod's change is matched against them without listing (and
+	// sorting) every Service of its namespace.
+	selMu     sync.RWMutex
+	selectors map[string]map[string]labels.Selector
 }
 
 // byService indexes the controller's slices by their Service, "namespace/name".
@@ -118,8 +123,12 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	c := &Controller{cfg: cfg, cs: cs, svcs: svcInf.Lister(), pods: podInf.Lister(), slices: sliceInf.Lister(), nodes: nodeInf.Lister(),
 		synced: []interface{ HasSynced() bool }{svcInf, podInf, sliceInf, nodeInf},
 		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslice"), tracker: tracker{written: map[string]map[string]int64{}}}
-	enqueue := func(s *corev1.Service) { c.queue.Add(cache.Key(s)) }
-	svcInf.AddHandler(cache.Handler[*corev1.Service]{OnAdd: enqueue, OnUpdate: func(_, s *corev1.Service) { enqueue(s) }, OnDelete: enqueue})
+	c.selectors = map[string]map[string]labels.Selector{}
+	svcInf.AddHandler(cache.Handler[*corev1.Service]{
+		OnAdd:    func(s *corev1.Service) { c.serviceChanged(s, false) },
+		OnUpdate: func(_, s *corev1.Service) { c.serviceChanged(s, false) },
+		OnDelete: func(s *corev1.Service) { c.serviceChanged(s, true) },
+	})
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{
 		OnAdd: c.podChanged,
 		OnUpdate: func(old, p *corev1.Pod) {
@@ -149,11 +158,29 @@ func serviceOf(es *discoveryv1.EndpointSlice) (string, bool) {
 	return svc, ok && svc != ""
 }
 
+// serviceChanged queues the Service and keeps its selector.
+func (c *Controller) serviceChanged(s *corev1.Service, deleted bool) {
+	c.selMu.Lock()
+	if deleted || s.Spec.Selector == nil {
+		delete(c.selectors[s.Namespace], s.Name)
+	} else {
+		if c.selectors[s.Namespace] == nil {
+			c.selectors[s.Namespace] = map[string]labels.Selector{}
+		}
+		c.selectors[s.Namespace][s.Name] = labels.SelectorFromValidatedSet(s.Spec.Selector)
+	}
+	c.selMu.Unlock()
+	c.queue.Add(cache.Key(s))
+}
+
 // podChanged queues the Services whose selector picks pod.
 func (c *Controller) podChanged(pod *corev1.Pod) {
-	for _, s := range c.svcs.ListNamespace(pod.Namespace, labels.Everything()) {
-		if s.Spec.Selector != nil && labels.SelectorFromValidatedSet(s.Spec.Selector).Matches(labels.Set(pod.Labels)) {
-			c.queue.Add(cache.Key(s))
+	set := labels.Set(pod.Labels)
+	c.selMu.RLock()
+	defer c.selMu.RUnlock()
+	for name, sel := range c.selectors[pod.Namespace] {
+		if sel.Matches(set) {
+			c.queue.Add(pod.Namespace + "/" + name)
 		}
 	}
 }
@@ -186,7 +213,14 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		// one without a selector (its slices are the user's), an ExternalName one.
 		ch.Delete = current
 	} else {
-		pods := c.pods.ListNamespace(ns, labels.SelectorFromValidatedSet(svc.Spec.Selector))
+		// The pods the selector picks, then those of the namespace: a selector picks few
+		// of the pods, whom the namespace's index would list (and sort) all.
+		var pods []*corev1.Pod
+		for _, p := range c.pods.List(labels.SelectorFromValidatedSet(svc.Spec.Selector)) {
+			if p.Namespace == ns {
+				pods = append(pods, p)
+			}
+		}
 		ch = Plan(svc, pods, current, c.zoneOf, c.cfg.MaxEndpointsPerSlice)
 	}
 	return 0, c.apply(ctx, key, ch)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/miekg/dns"
 
@@ -210,4 +211,37 @@ func TestClusterDNS(t *testing.T) {
 			return len(in.Answer) == 1 && in.Answer[0].(*dns.A).A.String() == "10.43.0.1", in.String()
 		})
 	}
+}
+
+// TestSimPodNetwork: with SimPodNetwork, a simulated node's pods get addresses of the
+// node's podCIDR.
+func TestSimPodNetwork(t *testing.T) {
+	cs := cluster(t)
+	cfg := simConfig("simnet", 0)
+	cfg.SimPodNetwork = true
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, cs, cfg) }()
+	defer func() { cancel(); <-done }()
+	// The node IPAM's part: the node gets a range.
+	waitfor.ConditionErr(t, time.Minute, "the node registered and given a range", func() (bool, error) {
+		n, err := cs.Nodes.Get(ctx, "", "simnet")
+		if err != nil {
+			return false, err
+		}
+		n.Spec.PodCIDR = "10.42.5.0/24"
+		_, err = cs.Nodes.Update(ctx, n)
+		return err == nil, err
+	})
+	if _, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: "simnet", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, time.Minute, "the pod running at an address of 10.42.5.0/24", func() (bool, string) {
+		p, err := cs.Pods.Get(ctx, "default", "p")
+		if err != nil {
+			return false, err.Error()
+		}
+		return p.Status.Phase == corev1.PodRunning && strings.HasPrefix(p.Status.PodIP, "10.42.5."), p.Status.PodIP
+	})
 }
