@@ -169,10 +169,16 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return fmt.Errorf("read the cluster's networking: %w", err)
 	}
-	ipc.ClusterCIDR = st.GetNetworking().GetClusterCidr()
-	ipam, err := nodeipam.New(cs, f, ipc)
-	if err != nil {
-		return err
+	runIPAM := func(context.Context) error { return nil }
+	if ipc.ClusterCIDR = st.GetNetworking().GetClusterCidr(); ipc.ClusterCIDR == "" {
+		// API servers older than the cluster's networking: nodes get no ranges.
+		log.Warn("the API servers report no cluster CIDR: the node IPAM controller does not run")
+	} else {
+		ipam, err := nodeipam.New(cs, f, ipc)
+		if err != nil {
+			return err
+		}
+		runIPAM = ipam.Run
 	}
 	lbc := servicelb.DefaultConfig()
 	lbc.Logger = log
@@ -181,7 +187,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, ipam.Run, lb.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, runIPAM, lb.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)
