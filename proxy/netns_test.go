@@ -85,7 +85,7 @@ func (n netns) do(f func() error) error {
 // veth joins a and b with a veth pair named an (in a) and bn (in b).
 func veth(t testing.TB, a netns, an string, b netns, bn string) {
 	t.Helper()
-	tmp := "skpx" + hex.EncodeToString([]byte(an+bn))[:8]
+	tmp := "skpx" + hex.EncodeToString([]byte(an + bn))[:8]
 	run(t, "ip", "-n", a.name, "link", "add", an, "type", "veth", "peer", "name", tmp)
 	run(t, "ip", "-n", a.name, "link", "set", tmp, "netns", b.name)
 	b.ip(t, "link set "+tmp+" name "+bn)

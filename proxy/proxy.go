@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
@@ -335,7 +336,7 @@ func (p *Proxier) Run(ctx context.Context, f *cache.Factory) error {
 		case <-kick:
 		}
 		start := time.Now()
-		err := p.Sync(svcs.List(nil), eps.List(nil))
+		err := p.Sync(svcs.List(labels.Everything()), eps.List(labels.Everything()))
 		if err != nil {
 			p.log.Error("sync failed; retrying", "error", err, "in", backoff)
 			retry = time.After(backoff)

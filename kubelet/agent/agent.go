@@ -29,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/kubelet/sim"
+	"github.com/skiffhq/skiff/proxy"
 )
 
 // The runtimes an agent runs pods with.
@@ -86,6 +87,16 @@ type Config struct {
 	// /etc/resolv.conf.
 	ClusterDNSListen string
 	ClusterDomain    string
+	// ServiceProxy runs the node's service proxy (package proxy): nftables rules in
+	// the host's network namespace translating Services' cluster IPs and node ports to
+	// their endpoints. ClusterCIDR is the cluster's pod range (the API servers'
+	// --cluster-cidr, as kube-proxy's --cluster-cidr): connections to a cluster IP from
+	// outside it are masqueraded; empty, none is.
+	ServiceProxy bool
+	ClusterCIDR  string
+	// ServiceProxyNetNS, when not 0, is a file descriptor of the network namespace the
+	// service proxy programs instead of the host's (tests).
+	ServiceProxyNetNS int
 	// Logger receives the agent's and the kubelets' logs. Default: discarded.
 	Logger hclog.Logger
 }
@@ -172,7 +183,29 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 			return runClusterDNS(ctx, cs, cfg.ClusterDNSListen, cfg.ClusterDomain, log)
 		})
 	}
+	if cfg.ServiceProxy {
+		goRun(func(ctx context.Context) error { return runServiceProxy(ctx, cs, cfg.ClusterCIDR, cfg.ServiceProxyNetNS, log) })
+	}
 	return g.Wait()
+}
+
+// runServiceProxy runs the service proxy until ctx ends, then removes its rules.
+func runServiceProxy(ctx context.Context, cs *client.Clientset, clusterCIDR string, netns int, log hclog.Logger) error {
+	p, err := proxy.New(proxy.Config{Logger: log, NetNS: netns, ClusterCIDR: clusterCIDR})
+	if err != nil {
+		return fmt.Errorf("--cluster-cidr: %w", err)
+	}
+	f := cache.NewFactory(cs, log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		f.Wait()
+		if err := p.Cleanup(); err != nil {
+			log.Warn("service proxy: remove the rules", "error", err)
+		}
+	}()
+	f.Start(ctx)
+	return p.Run(ctx, f)
 }
 
 // runClusterDNS serves the cluster DNS on addr until ctx ends.

@@ -3,14 +3,23 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/miekg/dns"
 
@@ -244,4 +253,110 @@ func TestSimPodNetwork(t *testing.T) {
 		}
 		return p.Status.Phase == corev1.PodRunning && strings.HasPrefix(p.Status.PodIP, "10.42.5."), p.Status.PodIP
 	})
+}
+
+// TestServiceProxy: the agent's service proxy, reading Services and EndpointSlices as
+// its node, translates a Service's cluster IP to its endpoint. It programs a network
+// namespace the test makes (an endpoint on a veth pair within it, its only route), so that
+// nothing reaches the host's rules or interfaces.
+func TestServiceProxy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a network namespace and nftables rules")
+	}
+	ns := fmt.Sprintf("skagent-%d", os.Getpid())
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	sh("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	sh("-n", ns, "link", "set", "lo", "up")
+	sh("-n", ns, "link", "add", "ep0", "type", "veth", "peer", "name", "ep1")
+	sh("-n", ns, "addr", "add", "10.42.9.2/24", "dev", "ep0")
+	sh("-n", ns, "link", "set", "ep0", "up")
+	sh("-n", ns, "link", "set", "ep1", "up")
+	sh("-n", ns, "route", "add", "default", "dev", "ep1")
+	nsfd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(nsfd)
+	// inNS runs f on a thread in the namespace; the sockets it makes stay there.
+	inNS := func(f func() error) error {
+		errc := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+				errc <- err
+				return
+			}
+			errc <- f()
+		}()
+		return <-errc
+	}
+	var ln net.Listener
+	if err := inNS(func() (err error) { ln, err = net.Listen("tcp", "10.42.9.2:8080"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "web") })}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	certs := apicluster.Certs(t, "px")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: certs})
+	admin := client.NewClientset(c.Dial(t, "admin", client.Options{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := admin.Services.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.43.0.77", Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.EndpointSlices.Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "web-1", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.42.9.2"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := agent.DefaultConfig()
+	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "px", "127.0.0.1"
+	cfg.ServiceProxy, cfg.ServiceProxyNetNS, cfg.ClusterCIDR = true, nsfd, "10.42.0.0/16"
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(t, "kubelet-px", client.Options{})), cfg) }()
+	waitfor.Condition(t, time.Minute, "web's cluster IP answered by its endpoint", func() (bool, string) {
+		select {
+		case err := <-done:
+			t.Fatalf("the agent stopped: %v", err)
+		default:
+		}
+		var body []byte
+		err := inNS(func() error {
+			conn, err := net.DialTimeout("tcp", "10.43.0.77:80", time.Second)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(2 * time.Second))
+			io.WriteString(conn, "GET / HTTP/1.0\r\n\r\n")
+			body, err = io.ReadAll(conn)
+			return err
+		})
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.HasSuffix(string(body), "web"), string(body)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Stopped, the proxy removed its table.
+	if out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), "skiff-proxy") {
+		t.Fatalf("the proxy's table is left after it stopped: %s", out)
+	}
 }
