@@ -184,7 +184,9 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 		})
 	}
 	if cfg.ServiceProxy {
-		goRun(func(ctx context.Context) error { return runServiceProxy(ctx, cs, cfg.ClusterCIDR, cfg.ServiceProxyNetNS, log) })
+		goRun(func(ctx context.Context) error {
+			return runServiceProxy(ctx, cs, cfg.ClusterCIDR, cfg.ServiceProxyNetNS, log)
+		})
 	}
 	return g.Wait()
 }
