@@ -19,20 +19,24 @@ import (
 //	nodeports: meta l4proto . th dport vmap @service-nodeports
 //	svc-X (a Service port): [ip saddr != cluster CIDR: mark for masquerade]
 //	          [ip saddr @aff-E: goto ep-E, for each endpoint E, with ClientIP affinity]
-//	          numgen random mod N vmap { 0: goto ep-E0, ... }
+//	          [numgen random mod N vmap { 0: goto ep-E0, ... }, with affinity]
 //	ext-X (its node port): mark for masquerade; goto svc-X
-//	ep-E (an endpoint): [ip saddr E: mark for masquerade (hairpin)]
-//	          [update @aff-E { ip saddr }]; dnat to E
-//	nat-postrouting (srcnat): meta mark & 0x4000: clear it, masquerade
+//	          (without affinity: dnat to numgen random mod N map { 0: E0 . port, ... })
+//	ep-E (an endpoint of a port with affinity): update @aff-E { ip saddr }; dnat to E
+//	nat-postrouting (srcnat): ip saddr . ip daddr @hairpin: masquerade
+//	          meta mark & 0x4000: clear it, masquerade
 //	filter-input, filter-forward, filter-output (filter - 10):
 //	          ip daddr . meta l4proto . th dport @no-endpoint-services: reject
 //
-// A Service port without endpoints is not in service-ips but in
+// The hairpin set holds E . E for every endpoint address E: an endpoint reaching
+// itself through its Service is masqueraded, so that its answer comes back through the
+// node. A Service port without endpoints is not in service-ips but in
 // no-endpoint-services, so connections to it are refused at once, as in Kubernetes.
 const (
 	mapServiceIPs   = "service-ips"
 	mapNodePorts    = "service-nodeports"
 	setNoEndpoints  = "no-endpoint-services"
+	setHairpin      = "hairpin"
 	chainServices   = "services"
 	chainNodePorts  = "nodeports"
 	masqueradeMark  = 0x4000
@@ -48,6 +52,8 @@ const (
 var (
 	keyIPProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	keyProtoPort   = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	keyIPIP        = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)
+	dataIPPort     = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 )
 
 // loadIPProtoPort loads ip daddr . meta l4proto . th dport.
@@ -101,6 +107,7 @@ func (p *Proxier) baseChains() error {
 		{Table: t, Name: mapServiceIPs, IsMap: true, Concatenation: true, KeyType: keyIPProtoPort, DataType: nftables.TypeVerdict},
 		{Table: t, Name: mapNodePorts, IsMap: true, Concatenation: true, KeyType: keyProtoPort, DataType: nftables.TypeVerdict},
 		{Table: t, Name: setNoEndpoints, Concatenation: true, KeyType: keyIPProtoPort},
+		{Table: t, Name: setHairpin, Concatenation: true, KeyType: keyIPIP},
 	}
 	for _, s := range sets {
 		if err := c.AddSet(s, nil); err != nil {
@@ -121,6 +128,13 @@ func (p *Proxier) baseChains() error {
 	post := c.AddChain(&nftables.Chain{Name: "nat-postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(natPrioSrc)})
 	markBit := binary.NativeEndian.AppendUint32(nil, masqueradeMark)
+	// Hairpin: an endpoint reaching itself through its Service.
+	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: []expr.Any{
+		&expr.Payload{DestRegister: regAddr, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Payload{DestRegister: regProto, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Lookup{SourceRegister: regAddr, SetName: setHairpin, SetID: sets[3].ID},
+		&expr.Masq{FullyRandom: true},
+	}})
 	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: markBit, Xor: []byte{0, 0, 0, 0}},
@@ -174,11 +188,10 @@ type programmed struct {
 	endpoints   map[string]string // endpoint chain by endpoint "ip:port"
 }
 
-// endpointChainRules writes ep's chain: hairpin masquerade, affinity, DNAT.
+// endpointChainRules writes ep's chain (a Service port with ClientIP affinity): the
+// client's address remembered, DNAT.
 func (p *Proxier) endpointChainRules(ch *nftables.Chain, sp *servicePort, ep endpoint, affSet *nftables.Set) {
 	c, t := p.conn, p.table
-	hairpin := append(matchSourceNet(netip.PrefixFrom(ep.ip, 32), false), setMark()...)
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: hairpin})
 	if affSet != nil {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
@@ -217,19 +230,41 @@ func (p *Proxier) serviceChainRules(ch *nftables.Chain, sp *servicePort, epChain
 	if n == 0 {
 		return nil
 	}
-	vmap := &nftables.Set{Table: t, Anonymous: true, Constant: true, IsMap: true,
-		KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
+	if sp.affinity > 0 {
+		// An endpoint chain each, for their affinity sets.
+		vmap := &nftables.Set{Table: t, Anonymous: true, Constant: true, IsMap: true,
+			KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
+		elems := make([]nftables.SetElement, n)
+		for i, ep := range sp.endpoints {
+			elems[i] = nftables.SetElement{Key: binary.NativeEndian.AppendUint32(nil, uint32(i)),
+				VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: epChains[ep.String()]}}
+		}
+		if err := c.AddSet(vmap, elems); err != nil {
+			return fmt.Errorf("add the endpoints' map of %s: %w", sp.key, err)
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+			&expr.Numgen{Register: 1, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: vmap.Name, SetID: vmap.ID},
+		}})
+		return nil
+	}
+	// Without affinity no chain per endpoint (fewer chains make each transaction's
+	// validation quicker): dnat ip addr . port to numgen random mod N map { i: ep_i }.
+	dmap := &nftables.Set{Table: t, Anonymous: true, Constant: true, IsMap: true,
+		KeyType: nftables.TypeInteger, DataType: dataIPPort}
 	elems := make([]nftables.SetElement, n)
 	for i, ep := range sp.endpoints {
+		a := ep.ip.As4()
 		elems[i] = nftables.SetElement{Key: binary.NativeEndian.AppendUint32(nil, uint32(i)),
-			VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: epChains[ep.String()]}}
+			Val: []byte{a[0], a[1], a[2], a[3], byte(ep.port >> 8), byte(ep.port), 0, 0}}
 	}
-	if err := c.AddSet(vmap, elems); err != nil {
+	if err := c.AddSet(dmap, elems); err != nil {
 		return fmt.Errorf("add the endpoints' map of %s: %w", sp.key, err)
 	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
 		&expr.Numgen{Register: 1, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
-		&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: vmap.Name, SetID: vmap.ID},
+		&expr.Lookup{SourceRegister: 1, DestRegister: regAddr, IsDestRegSet: true, SetName: dmap.Name, SetID: dmap.ID},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: regAddr, RegProtoMin: regProto, Specified: true},
 	}})
 	return nil
 }

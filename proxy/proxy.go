@@ -24,6 +24,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/hashicorp/go-hclog"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -34,6 +36,10 @@ import (
 
 // DefaultTable is the nftables table (family ip) the proxy owns.
 const DefaultTable = "skiff-proxy"
+
+// batchChains is about how many chains one nftables transaction writes at most (a
+// netlink message is bounded by the socket's buffer).
+const batchChains = 500
 
 // Config configures a Proxier.
 type Config struct {
@@ -59,7 +65,11 @@ type Proxier struct {
 	sets        map[string]*nftables.Set
 	state       map[string]*programmed // by servicePort key; nil: the table must be made anew
 	stats       SyncStats
-	log         hclog.Logger
+	// hairpinRefs counts, for each endpoint address, the service ports it is an
+	// endpoint of: the addresses in the hairpin set. hairpinBefore holds the counts
+	// before the sync being made, of the addresses it changed.
+	hairpinRefs, hairpinBefore map[netip.Addr]int
+	log                        hclog.Logger
 }
 
 // SyncStats describes the last Sync.
@@ -88,7 +98,7 @@ func New(cfg Config) (*Proxier, error) {
 		}
 		p.clusterCIDR = pfx.Masked()
 	}
-	var opts []nftables.ConnOption
+	opts := []nftables.ConnOption{nftables.WithSockOptions(bigBuffers)}
 	if cfg.NetNS != 0 {
 		opts = append(opts, nftables.WithNetNSFd(cfg.NetNS))
 	}
@@ -100,6 +110,31 @@ func New(cfg Config) (*Proxier, error) {
 	p.table = &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyIPv4}
 	return p, nil
 }
+
+// bigBuffers gives the netlink socket buffers for large transactions (the first sync
+// of many Services, whose every message the kernel acknowledges), beyond the system's
+// default maximum as root may.
+func bigBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, socketBuffer); e != nil {
+				serr = fmt.Errorf("netlink socket buffer: %w", e)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// socketBuffer is the netlink socket's send and receive buffer size.
+const socketBuffer = 8 << 20
 
 // Stats describes the last Sync.
 func (p *Proxier) Stats() SyncStats {
@@ -124,6 +159,7 @@ func (p *Proxier) Sync(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice)
 			return err
 		}
 		p.state = map[string]*programmed{}
+		p.hairpinRefs, p.hairpinBefore = map[netip.Addr]int{}, map[netip.Addr]int{}
 	}
 	next, written, err := p.apply(p.state, want)
 	if err == nil {
@@ -147,7 +183,7 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		affinity bool
 	}
 	var stale []staleChain // chains to delete once no rule refers to them
-	written := 0
+	written, pending := 0, 0
 	// Gone: their map entries and chains.
 	for key, pr := range have {
 		if _, ok := want[key]; ok {
@@ -161,8 +197,9 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 			stale = append(stale, staleChain{pr.extChain, false})
 		}
 		for _, name := range pr.endpoints {
-			stale = append(stale, staleChain{name, pr.sp.affinity > 0})
+			stale = append(stale, staleChain{name, true})
 		}
+		p.hairpin(pr.sp.endpoints, -1)
 	}
 	keys := make([]string, 0, len(want))
 	for k := range want {
@@ -186,37 +223,33 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 			p.unmap(old.sp)
 			c.FlushChain(svcChain)
 		}
-		// Endpoint chains: kept when their endpoint and the affinity are; made anew
-		// otherwise (after the service chain's flush, nothing refers to them).
-		affinityKept := old != nil && old.sp.affinity == sp.affinity
+		// Endpoint chains (only with ClientIP affinity, which needs a set per
+		// endpoint): kept when their endpoint and the affinity are; made anew otherwise
+		// (after the service chain's flush, nothing refers to them).
 		for _, ep := range sp.endpoints {
+			if sp.affinity == 0 {
+				break
+			}
 			name := chainName("ep", key, fmt.Sprint(sp.proto), ep.String())
 			pr.endpoints[ep.String()] = name
-			if affinityKept {
-				if _, ok := old.endpoints[ep.String()]; ok {
+			if _, ok := old.endpointChain(ep); ok {
+				if old.sp.affinity == sp.affinity {
 					continue
 				}
-			}
-			if old != nil {
-				if _, ok := old.endpoints[ep.String()]; ok {
-					p.dropChain(name, old.sp.affinity > 0) // the affinity changed
-				}
+				p.dropChain(name, true) // the affinity's timeout changed
 			}
 			ch := c.AddChain(&nftables.Chain{Table: t, Name: name})
-			var aff *nftables.Set
-			if sp.affinity > 0 {
-				aff = &nftables.Set{Table: t, Name: affinitySet(name), KeyType: nftables.TypeIPAddr, HasTimeout: true,
-					Dynamic: true, Timeout: time.Duration(sp.affinity) * time.Second}
-				if err := c.AddSet(aff, nil); err != nil {
-					return nil, 0, fmt.Errorf("add the affinity set of %s: %w", key, err)
-				}
+			aff := &nftables.Set{Table: t, Name: affinitySet(name), KeyType: nftables.TypeIPAddr, HasTimeout: true,
+				Dynamic: true, Timeout: time.Duration(sp.affinity) * time.Second}
+			if err := c.AddSet(aff, nil); err != nil {
+				return nil, 0, fmt.Errorf("add the affinity set of %s: %w", key, err)
 			}
 			p.endpointChainRules(ch, sp, ep, aff)
 		}
 		if old != nil {
 			for epKey, name := range old.endpoints {
 				if _, ok := pr.endpoints[epKey]; !ok {
-					stale = append(stale, staleChain{name, old.sp.affinity > 0})
+					stale = append(stale, staleChain{name, true})
 				}
 			}
 		}
@@ -239,13 +272,88 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		if err := p.mapPort(pr); err != nil {
 			return nil, 0, err
 		}
+		if old != nil {
+			p.hairpin(old.sp.endpoints, -1)
+		}
+		p.hairpin(sp.endpoints, +1)
 		next[key] = pr
+		// A netlink message has a bounded size: a sync of many service ports (the
+		// first) is committed in several transactions, each leaving a consistent
+		// table (a port is mapped in the transaction that makes its chains).
+		if pending += 1 + len(sp.endpoints); pending >= batchChains {
+			if err := c.Flush(); err != nil {
+				return nil, 0, err
+			}
+			pending = 0
+		}
 	}
 	for _, ch := range stale {
 		p.dropChain(ch.name, ch.affinity)
 	}
+	if err := p.syncHairpin(); err != nil {
+		return nil, 0, err
+	}
 	return next, written, nil
 }
+
+// endpointChain is the chain of ep in pr (nil: none).
+func (pr *programmed) endpointChain(ep endpoint) (string, bool) {
+	if pr == nil {
+		return "", false
+	}
+	name, ok := pr.endpoints[ep.String()]
+	return name, ok
+}
+
+// hairpin counts the service ports eps are endpoints of (by delta).
+func (p *Proxier) hairpin(eps []endpoint, delta int) {
+	for _, ep := range eps {
+		if _, ok := p.hairpinBefore[ep.ip]; !ok {
+			p.hairpinBefore[ep.ip] = p.hairpinRefs[ep.ip]
+		}
+		p.hairpinRefs[ep.ip] += delta
+	}
+}
+
+// syncHairpin queues the changes of the hairpin set: an address enters it with its
+// first service port and leaves it with its last.
+func (p *Proxier) syncHairpin() error {
+	var add, del []nftables.SetElement
+	for ip, before := range p.hairpinBefore {
+		now := p.hairpinRefs[ip]
+		a := ip.As4()
+		el := nftables.SetElement{Key: append(a[:], a[:]...)}
+		switch {
+		case before == 0 && now > 0:
+			add = append(add, el)
+		case before > 0 && now == 0:
+			del = append(del, el)
+		}
+		if now == 0 {
+			delete(p.hairpinRefs, ip)
+		}
+	}
+	clear(p.hairpinBefore)
+	// A netlink attribute's length is 16 bits: elements go in chunks.
+	for len(del) > 0 {
+		n := min(len(del), elementChunk)
+		if err := p.conn.SetDeleteElements(p.sets[setHairpin], del[:n]); err != nil {
+			return err
+		}
+		del = del[n:]
+	}
+	for len(add) > 0 {
+		n := min(len(add), elementChunk)
+		if err := p.conn.SetAddElements(p.sets[setHairpin], add[:n]); err != nil {
+			return err
+		}
+		add = add[n:]
+	}
+	return nil
+}
+
+// elementChunk is how many set elements one message adds or deletes at most.
+const elementChunk = 500
 
 // dropChain deletes a chain and, with affinity, its endpoint chain's affinity set.
 func (p *Proxier) dropChain(name string, affinity bool) {

@@ -198,6 +198,19 @@ func TestProxyAffinity(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("ClientIP affinity: %v, want every connection on one pod", got)
 	}
+	// The chosen pod not ready: the client goes to the other, and stays there.
+	var other ep
+	if got["pod1"] > 0 {
+		sync(t, p, []*corev1.Service{service("web", clusterIP, true)}, slice("web", ep{ip: pod1IP}, ready2))
+		other = ready2
+	} else {
+		sync(t, p, []*corev1.Service{service("web", clusterIP, true)}, slice("web", ready1, ep{ip: pod2IP}))
+		other = ready1
+	}
+	if got := hits(t, tp.client, clusterIP+":80", 10); len(got) != 1 {
+		t.Fatalf("ClientIP affinity after the chosen pod left: %v, want every connection on %s", got, other.ip)
+	}
+	sync(t, p, []*corev1.Service{service("web", clusterIP, true)}, slice("web", ready1, ready2))
 	// Without affinity again, both.
 	sync(t, p, []*corev1.Service{service("web", clusterIP, false)}, slice("web", ready1, ready2))
 	if got := hits(t, tp.client, clusterIP+":80", 40); len(got) != 2 {
