@@ -71,7 +71,6 @@ func New(cfg Config) (*Controller, error) {
 // Close releases the netlink handle.
 func (c *Controller) Close() { c.h.Close() }
 
-
 // wanted are the routes nodes call for.
 func (c *Controller) wanted(nodes []*corev1.Node) map[netip.Prefix]netip.Addr {
 	out := map[netip.Prefix]netip.Addr{}
