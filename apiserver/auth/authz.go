@@ -119,7 +119,9 @@ type Guard func(obj kinds.Object) error
 //     emptying a namespace being deleted).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status; events; Leases in kube-system and creating that namespace.
-//   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
+//   - skiff:nodes (user system:node:NAME): reading every Node (get, list, watch: the
+//     routes to other nodes' pods, as Kubernetes' system:node role); its Node (create,
+//     update, status), its
 //     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
 //     and watch only with fieldSelector spec.nodeName=NAME; get, logs, status and
 //     delete only of a pod bound to NAME), creating and updating events, and reading
@@ -235,7 +237,10 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 	}
 	switch a.Resource {
 	case plural(kinds.Node):
-		if a.Verb != Get && a.Verb != Create && a.Verb != Update {
+		if a.Verb == Get || a.Verb == List || a.Verb == Watch {
+			return nil, nil // every Node, as Kubernetes' system:node role (the routes to other nodes' pods)
+		}
+		if a.Verb != Create && a.Verb != Update {
 			break
 		}
 		if a.Name != node {
