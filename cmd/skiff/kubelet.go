@@ -87,6 +87,7 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.BoolVar(&cfg.SimPodNetwork, "sim-pod-network", false, "with --runtime sim: give pods addresses of their node's podCIDR (set by the controller-manager) instead of the node's address")
 	f.StringVar(&cfg.ClusterDNSListen, "cluster-dns-listen", "", "run the cluster DNS on this address, UDP and TCP (e.g. the node's IP:53; default: none)")
 	f.BoolVar(&cfg.ServiceProxy, "service-proxy", false, "run the node's service proxy: nftables rules translating Services' cluster IPs and node ports to their ready endpoints (removed when the kubelet stops)")
+	f.BoolVar(&cfg.NodeRoutes, "node-routes", false, "route each other node's podCIDR via its InternalIP (host-gateway: the nodes on one L2 network)")
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", apiserver.DefaultClusterCIDR, "with --service-proxy: the cluster's pod range (the API servers' --cluster-cidr); connections to a cluster IP from outside it are masqueraded")
 	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain (the API servers' --cluster-domain)")
 	f.DurationVar(&cfg.SimStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")

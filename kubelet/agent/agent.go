@@ -28,6 +28,7 @@ import (
 	"github.com/skiffhq/skiff/clusterdns"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/kubelet/routes"
 	"github.com/skiffhq/skiff/kubelet/sim"
 	"github.com/skiffhq/skiff/proxy"
 )
@@ -94,6 +95,12 @@ type Config struct {
 	// outside it are masqueraded; empty, none is.
 	ServiceProxy bool
 	ClusterCIDR  string
+	// NodeRoutes keeps the node's routes to the other nodes' pods (package
+	// kubelet/routes): each other Node's podCIDR via its InternalIP.
+	NodeRoutes bool
+	// NodeRoutesNetNS, when not 0, is a file descriptor of the network namespace the
+	// routes are kept in instead of the host's (tests).
+	NodeRoutesNetNS int
 	// ServiceProxyNetNS, when not 0, is a file descriptor of the network namespace the
 	// service proxy programs instead of the host's (tests).
 	ServiceProxyNetNS int
@@ -183,12 +190,29 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 			return runClusterDNS(ctx, cs, cfg.ClusterDNSListen, cfg.ClusterDomain, log)
 		})
 	}
+	if cfg.NodeRoutes {
+		goRun(func(ctx context.Context) error { return runNodeRoutes(ctx, cs, kcfg.NodeName, cfg.NodeRoutesNetNS, log) })
+	}
 	if cfg.ServiceProxy {
 		goRun(func(ctx context.Context) error {
 			return runServiceProxy(ctx, cs, cfg.ClusterCIDR, cfg.ServiceProxyNetNS, log)
 		})
 	}
 	return g.Wait()
+}
+
+// runNodeRoutes keeps the routes to the other nodes' pods until ctx ends.
+func runNodeRoutes(ctx context.Context, cs *client.Clientset, node string, netns int, log hclog.Logger) error {
+	c, err := routes.New(routes.Config{NodeName: node, NetNS: netns, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	f := cache.NewFactory(cs, log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); f.Wait() }()
+	f.Start(ctx)
+	return c.Run(ctx, f)
 }
 
 // runServiceProxy runs the service proxy until ctx ends, then removes its rules.

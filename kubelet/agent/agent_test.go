@@ -25,6 +25,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet/agent"
+	"github.com/skiffhq/skiff/kubelet/routes"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -358,5 +359,76 @@ func TestServiceProxy(t *testing.T) {
 	// Stopped, the proxy removed its table.
 	if out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), "skiff-proxy") {
 		t.Fatalf("the proxy's table is left after it stopped: %s", out)
+	}
+}
+
+// TestNodeRoutes: the agent, reading the Nodes as its node (the node authorizer lets
+// it), routes another node's podCIDR via that node's InternalIP, in a network
+// namespace the test makes (its only link a veth pair inside it), and drops the route
+// when that Node goes.
+func TestNodeRoutes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a network namespace and routes")
+	}
+	ns := fmt.Sprintf("skroutes-%d", os.Getpid())
+	sh := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	sh("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	sh("-n", ns, "link", "add", "lan0", "type", "veth", "peer", "name", "lan1")
+	sh("-n", ns, "addr", "add", "10.99.0.1/24", "dev", "lan0")
+	sh("-n", ns, "link", "set", "lan0", "up")
+	sh("-n", ns, "link", "set", "lan1", "up")
+	nsfd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(nsfd)
+
+	certs := apicluster.Certs(t, "rt")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: certs})
+	admin := client.NewClientset(c.Dial(t, "admin", client.Options{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	other, err := admin.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "other"}, Spec: corev1.NodeSpec{PodCIDR: "10.42.7.0/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.99.0.5"}}
+	if _, err := admin.Nodes.UpdateStatus(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	cfg := agent.DefaultConfig()
+	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "rt", "127.0.0.1"
+	cfg.NodeRoutes, cfg.NodeRoutesNetNS = true, nsfd
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(t, "kubelet-rt", client.Options{})), cfg) }()
+	routesNow := func() string { return sh("-n", ns, "route", "show", "proto", fmt.Sprint(int(routes.Protocol))) }
+	waitfor.Condition(t, time.Minute, "the route to node other's pods", func() (bool, string) {
+		select {
+		case err := <-done:
+			t.Fatalf("the agent stopped: %v", err)
+		default:
+		}
+		got := routesNow()
+		return strings.TrimSpace(got) == "10.42.7.0/24 via 10.99.0.5 dev lan0", got
+	})
+	if _, err := admin.Nodes.Delete(ctx, "", "other", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, time.Minute, "the route gone with node other", func() (bool, string) {
+		got := routesNow()
+		return strings.TrimSpace(got) == "", got
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
