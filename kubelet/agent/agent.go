@@ -191,7 +191,9 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 		})
 	}
 	if cfg.NodeRoutes {
-		goRun(func(ctx context.Context) error { return runNodeRoutes(ctx, cs, kcfg.NodeName, cfg.NodeRoutesNetNS, log) })
+		goRun(func(ctx context.Context) error {
+			return runNodeRoutes(ctx, cs, kcfg.NodeName, cfg.NodeRoutesNetNS, log)
+		})
 	}
 	if cfg.ServiceProxy {
 		goRun(func(ctx context.Context) error {
