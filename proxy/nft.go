@@ -25,6 +25,7 @@ import (
 //	ep-E (an endpoint of a port with affinity): update @aff-E { ip saddr }; dnat to E
 //	nat-postrouting (srcnat): ip saddr . ip daddr @hairpin: masquerade
 //	          meta mark & 0x4000: clear it, masquerade
+//	          ip saddr CLUSTER-CIDR ip daddr != CLUSTER-CIDR: masquerade (pods' egress)
 //	filter-input, filter-forward, filter-output (filter - 10):
 //	          ip daddr . meta l4proto . th dport @no-endpoint-services: reject
 //
@@ -100,6 +101,13 @@ func matchSourceNet(p netip.Prefix, invert bool) []expr.Any {
 	}
 }
 
+// matchDestNet matches ip daddr in (or, invert, not in) prefix.
+func matchDestNet(p netip.Prefix, invert bool) []expr.Any {
+	e := matchSourceNet(p, invert)
+	e[0] = &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
+	return e
+}
+
 // baseChains adds the table's fixed chains, sets and rules (to a table just made).
 func (p *Proxier) baseChains() error {
 	c, t := p.conn, p.table
@@ -145,6 +153,12 @@ func (p *Proxier) baseChains() error {
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
 		&expr.Masq{FullyRandom: true},
 	}})
+	if p.clusterCIDR.IsValid() {
+		// Pods' traffic leaving the cluster CIDR goes out as the node's (what
+		// flannel's ipMasq does); translated traffic to endpoints stays inside it.
+		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(append(matchSourceNet(p.clusterCIDR, false),
+			matchDestNet(p.clusterCIDR, true)...), &expr.Masq{FullyRandom: true})})
+	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: services, Exprs: append(loadIPProtoPort(),
 		&expr.Lookup{SourceRegister: regAddr, DestRegister: 0, IsDestRegSet: true, SetName: mapServiceIPs, SetID: sets[0].ID})})
 	lo := netip.MustParsePrefix(loopbackNetwork)

@@ -11,7 +11,7 @@
 // connections they have keep their translation (conntrack). Connections to a Service
 // port without endpoints are refused (ICMP port unreachable). Traffic from outside the
 // cluster CIDR to a cluster IP, to a node port, or from an endpoint to itself
-// (hairpin) is masqueraded.
+// (hairpin) is masqueraded, and so is pods' traffic leaving the cluster CIDR.
 package proxy
 
 import (
@@ -44,7 +44,8 @@ const batchChains = 500
 // Config configures a Proxier.
 type Config struct {
 	// ClusterCIDR is the cluster's pod range: connections to a cluster IP from
-	// outside it are masqueraded. Empty: none is.
+	// outside it are masqueraded, and so are pods' connections leaving it. Empty:
+	// neither is.
 	ClusterCIDR string
 	// Table is the nftables table's name (family ip). Default DefaultTable.
 	Table string

@@ -187,6 +187,59 @@ func TestProxy(t *testing.T) {
 	}
 }
 
+// TestProxyEgress: a pod's connection leaving the cluster CIDR (to the client, on the
+// node's LAN) goes out as the node; one to another pod keeps the pod's address.
+func TestProxyEgress(t *testing.T) {
+	tp := newTopology(t)
+	p := newProxier(t, tp)
+	defer p.Cleanup()
+	sync(t, p, nil)
+	var ln net.Listener
+	if err := tp.client.do(func() (err error) { ln, err = net.Listen("tcp", clientLAN+":9090"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+		c.Close()
+	}()
+	c, err := dial(tp.pod1, clientLAN+":9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := <-seen; got != nodeLAN {
+		t.Fatalf("pod1's connection out of the cluster came from %s, want the node's %s", got, nodeLAN)
+	}
+	// Within the cluster CIDR: pod2 sees pod1's own address.
+	var ln2 net.Listener
+	if err := tp.pod2.do(func() (err error) { ln2, err = net.Listen("tcp", pod2IP+":9090"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	go func() {
+		c, err := ln2.Accept()
+		if err != nil {
+			return
+		}
+		seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+		c.Close()
+	}()
+	c, err = dial(tp.pod1, pod2IP+":9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := <-seen; got != pod1IP {
+		t.Fatalf("pod1's connection to pod2 came from %s, want pod1's %s", got, pod1IP)
+	}
+}
+
 // TestProxyAffinity: with sessionAffinity ClientIP a client's connections all go to
 // one endpoint.
 func TestProxyAffinity(t *testing.T) {
