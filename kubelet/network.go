@@ -25,6 +25,8 @@ type PodNetwork interface {
 type PodRef struct {
 	UID             types.UID
 	Namespace, Name string
+	// HostPorts are the ports of the pod's containers that have a hostPort.
+	HostPorts []corev1.ContainerPort
 }
 
 // podIP is the address pod has: the node's for a hostNetwork pod or without a pod
@@ -37,7 +39,15 @@ func (k *Kubelet) podIP(ctx context.Context, pod *corev1.Pod) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ip, err := k.cfg.PodNetwork.SetUp(ctx, PodRef{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name}, cidr)
+	ref := PodRef{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort > 0 {
+				ref.HostPorts = append(ref.HostPorts, p)
+			}
+		}
+	}
+	ip, err := k.cfg.PodNetwork.SetUp(ctx, ref, cidr)
 	if err != nil {
 		k.rec.Eventf(pod, record.Warning, "FailedCreatePodSandBox", "Failed to set up the pod's network: %v", err)
 		return "", fmt.Errorf("set up the network of pod %s/%s: %w", pod.Namespace, pod.Name, err)
