@@ -49,6 +49,7 @@ func TestKubeletContainerd(t *testing.T) {
 		{"stop", testContainerdGracefulStop},
 		{"pullbackoff", testContainerdImagePullBackOff},
 		{"streams", testContainerdStreams},
+		{"podnetwork", testContainerdPodNetwork},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

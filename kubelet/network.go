@@ -21,6 +21,23 @@ type PodNetwork interface {
 	TearDown(ctx context.Context, uid types.UID) error
 }
 
+// NetNSPather is a PodNetwork whose pods have network namespaces of their own (CNI):
+// the runtime puts the containers of a pod that is not hostNetwork in its namespace.
+type NetNSPather interface {
+	NetNSPath(uid types.UID) string
+}
+
+// netnsPath is the network namespace pod's containers join; "": the node's.
+func (k *Kubelet) netnsPath(pod *corev1.Pod) string {
+	if pod.Spec.HostNetwork {
+		return ""
+	}
+	if p, ok := k.cfg.PodNetwork.(NetNSPather); ok {
+		return p.NetNSPath(pod.UID)
+	}
+	return ""
+}
+
 // PodRef names a pod to its network.
 type PodRef struct {
 	UID             types.UID

@@ -273,7 +273,9 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	} else {
 		k.rec.Eventf(pod, record.Normal, "Pulled", "Container image %q already present on machine", image)
 	}
-	if _, err := k.rt.CreateAndStart(ctx, containerConfig(pod, spec, attempt)); err != nil {
+	ccfg := containerConfig(pod, spec, attempt)
+	ccfg.NetNSPath = k.netnsPath(pod)
+	if _, err := k.rt.CreateAndStart(ctx, ccfg); err != nil {
 		k.rec.Eventf(pod, record.Warning, "Failed", "Error: %v", err)
 		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonCreateError, Message: err.Error()}
 		b := k.bp.next(mem.restart[name], nil, now)

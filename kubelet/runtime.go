@@ -114,6 +114,8 @@ type ContainerConfig struct {
 	MemoryBytes int64
 	// Attempt counts the container's restarts: 0 for the first run.
 	Attempt int
+	// NetNSPath is the pod's network namespace the container joins; "": the node's.
+	NetNSPath string
 }
 
 // ContainerState is a container's life stage.

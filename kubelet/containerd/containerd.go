@@ -278,6 +278,10 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	specOpts := []oci.SpecOpts{
 		oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf,
 	}
+	if cfg.NetNSPath != "" {
+		// The pod's own network namespace (its pod network's), shared by its containers.
+		specOpts[0] = oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNSPath})
+	}
 	switch {
 	case len(cfg.Command) > 0:
 		// command replaces the image's entrypoint (and its cmd with it).
