@@ -27,6 +27,7 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/clusterdns"
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/cni"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/kubelet/routes"
 	"github.com/skiffhq/skiff/kubelet/sim"
@@ -69,6 +70,11 @@ type Config struct {
 	// node's podCIDR (sim.Network); without it they have the node's address. The
 	// controller-manager's node IPAM gives the nodes their ranges.
 	SimPodNetwork bool
+	// CNI, with RuntimeContainerd, gives pods network namespaces and addresses of the
+	// node's podCIDR through CNI (package kubelet/cni, the reference plugins); without
+	// it pods run in the node's network namespace. CNIConfig configures it.
+	CNI       bool
+	CNIConfig cni.Config
 	// Zones are the zones (label topology.kubernetes.io/zone) the nodes are in: one for
 	// a node, or, with SimNodes, several that the simulated nodes take in turn, so
 	// that one process can stand for a cluster spread over zones. None: no zone label
@@ -123,6 +129,9 @@ func (c Config) Validate() error {
 	}
 	if c.SimNodes < 0 {
 		errs = append(errs, fmt.Errorf("--sim-nodes: %d must not be negative", c.SimNodes))
+	}
+	if c.CNI && c.Runtime != RuntimeContainerd {
+		errs = append(errs, errors.New("--cni: the CNI pod network is for the containerd runtime (--runtime sim has --sim-pod-network)"))
 	}
 	if len(c.Zones) > 1 && (c.Runtime != RuntimeSim || c.SimNodes <= 1) {
 		errs = append(errs, fmt.Errorf("--zone: a node is in one zone; %d are for several simulated nodes (--sim-nodes)", len(c.Zones)))
@@ -308,6 +317,15 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 		}
 	}
 	kcfg.Labels = withZone(kcfg.Labels, cfg.Zones, 0)
+	if cfg.CNI {
+		ccfg := cfg.CNIConfig
+		ccfg.Logger = kcfg.Logger
+		nw, err := cni.New(ccfg)
+		if err != nil {
+			return nil, err
+		}
+		kcfg.PodNetwork = nw
+	}
 	if err := add(rt, kcfg); err != nil {
 		return nil, err
 	}

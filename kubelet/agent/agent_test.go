@@ -43,6 +43,7 @@ func TestValidate(t *testing.T) {
 		{"negative sim nodes", func(c *agent.Config) { c.Runtime, c.SimNodes = agent.RuntimeSim, -1 }, "--sim-nodes: -1 must not be negative"},
 		{"no log server address", func(c *agent.Config) { c.LogListen = "" }, "--kubelet-listen: must be set (none: no log server)"},
 		{"no logger", func(c *agent.Config) { c.Logger = nil }, "logger: must be set"},
+		{"cni with sim", func(c *agent.Config) { c.Runtime, c.CNI = agent.RuntimeSim, true }, "--cni: the CNI pod network is for the containerd runtime (--runtime sim has --sim-pod-network)"},
 		{"zones for one node", func(c *agent.Config) { c.Zones = []string{"a", "b"} }, "--zone: a node is in one zone; 2 are for several simulated nodes (--sim-nodes)"},
 		{"bad zone", func(c *agent.Config) { c.Zones = []string{"a b"} }, `--zone "a b": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`},
 	} {
