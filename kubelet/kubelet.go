@@ -96,6 +96,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	// lacks is then an orphan, not a pod not yet seen. The queue's own log of failed
 	// keys is discarded: syncPod's failures are the kubelet's warnings.
 	if cache.WaitForSync(ctx, k.pods) {
+		k.sweepNetworks(ctx)
 		wg.Go(func() { k.queue.Run(ctx, k.cfg.Workers, hclog.NewNullLogger(), k.syncPodLogged) })
 		wg.Go(func() { k.relistLoop(ctx) })
 	}

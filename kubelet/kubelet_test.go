@@ -54,6 +54,7 @@ func TestKubelet(t *testing.T) {
 		{"nodestatus", testNodeStatusWrittenWhenChanged},
 		{"extended", testExtendedResources},
 		{"podnetwork", testPodNetwork},
+		{"podnetworksweep", testPodNetworkSweep},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -637,4 +638,31 @@ func testPodNetwork(e *env) {
 	waitfor.Condition(t, 10*time.Second, "a's address freed", func() (bool, string) {
 		return net.Addresses() == 1, fmt.Sprintf("%d addresses given", net.Addresses())
 	})
+}
+
+// testPodNetworkSweep: a kubelet starting on a pod network that still holds the address
+// of a pod its node no longer has (deleted while the kubelet was down) releases it, and
+// keeps its live pods'.
+func testPodNetworkSweep(e *env) {
+	t := e.t
+	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: e.node},
+		Spec: corev1.NodeSpec{PodCIDR: "10.42.8.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	net := sim.NewNetwork()
+	if _, err := net.SetUp(e.ctx, kubelet.PodRef{UID: "ghost", Namespace: e.ns, Name: "ghost"}, "10.42.8.0/24"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(e.node)
+	cfg.PodNetwork = net
+	e.start(sim.New(sim.Config{}), cfg)
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "live"},
+		Spec: corev1.PodSpec{NodeName: e.node, Containers: []corev1.Container{{Name: "main", Image: "nginx:1.25"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPod("live", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	uids, _ := net.SetUpPods()
+	if len(uids) != 1 || uids[0] == "ghost" {
+		t.Fatalf("pods with addresses: %v, want only the live pod's (ghost's released)", uids)
+	}
 }

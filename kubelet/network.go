@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
@@ -36,6 +37,40 @@ func (k *Kubelet) netnsPath(pod *corev1.Pod) string {
 		return p.NetNSPath(pod.UID)
 	}
 	return ""
+}
+
+// PodNetworkLister is a PodNetwork that can tell which pods it has set up (CNI's, whose
+// namespaces outlive the kubelet): at start, the kubelet tears down those of pods its
+// node no longer has, deleted while it was down.
+type PodNetworkLister interface {
+	SetUpPods() ([]types.UID, error)
+}
+
+// sweepNetworks tears down the networks of pods the node no longer has.
+func (k *Kubelet) sweepNetworks(ctx context.Context) {
+	l, ok := k.cfg.PodNetwork.(PodNetworkLister)
+	if !ok {
+		return
+	}
+	uids, err := l.SetUpPods()
+	if err != nil {
+		k.log.Warn("list the pods' networks", "error", err)
+		return
+	}
+	live := map[types.UID]bool{}
+	for _, p := range k.pods.Lister().List(labels.Everything()) {
+		live[p.UID] = true
+	}
+	for _, uid := range uids {
+		if live[uid] {
+			continue
+		}
+		if err := k.tearDown(ctx, uid); err != nil {
+			k.log.Warn("tear down the network of a pod that is gone", "uid", uid, "error", err)
+		} else {
+			k.log.Info("tore down the network of a pod that is gone", "uid", uid)
+		}
+	}
 }
 
 // PodRef names a pod to its network.

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
@@ -120,6 +121,23 @@ func New(cfg Config) (*Network, error) {
 	}
 	return n, nil
 }
+
+// SetUpPods are the pods with a namespace (set up, not yet torn down).
+func (n *Network) SetUpPods() ([]types.UID, error) {
+	entries, err := os.ReadDir(n.cfg.NetNSDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []types.UID
+	for _, e := range entries {
+		if uid, ok := strings.CutPrefix(e.Name(), "skiff-"); ok {
+			out = append(out, types.UID(uid))
+		}
+	}
+	return out, nil
+}
+
+var _ kubelet.PodNetworkLister = (*Network)(nil)
 
 // NetNSPath is the path of a pod's network namespace, which its containers join.
 func (n *Network) NetNSPath(uid types.UID) string {

@@ -162,8 +162,12 @@ func TestNetwork(t *testing.T) {
 	if err := nw.TearDown(ctx, "b"); err != nil {
 		t.Fatalf("tear-down twice: %v", err)
 	}
-	// A restarted network: pod a keeps its address, new pods never get it.
+	// A restarted network: it knows pod a is set up; pod a keeps its address, new
+	// pods never get it.
 	nw = newNet()
+	if uids, err := nw.SetUpPods(); err != nil || len(uids) != 1 || uids[0] != "a" {
+		t.Fatalf("set-up pods after a restart: %v, %v; want [a]", uids, err)
+	}
 	if ip, err := nw.SetUp(ctx, a, cidr); err != nil || ip != ips["a"] {
 		t.Fatalf("pod a after a restart: %s, %v; want %s", ip, err, ips["a"])
 	}

@@ -67,3 +67,15 @@ func (n *Network) Addresses() int {
 	defer n.mu.Unlock()
 	return len(n.byUID)
 }
+
+// SetUpPods are the pods with an address (kubelet.PodNetworkLister): a kubelet started
+// again on the same network tears down those its node no longer has.
+func (n *Network) SetUpPods() ([]types.UID, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]types.UID, 0, len(n.byUID))
+	for uid := range n.byUID {
+		out = append(out, uid)
+	}
+	return out, nil
+}
