@@ -32,6 +32,8 @@ type Config struct {
 	// EventTTL is how long an Event is kept after it last happened (Kubernetes'
 	// --event-ttl): the leader deletes older ones.
 	EventTTL time.Duration
+	// EventRateLimit budgets the Events each node and each namespace may write.
+	EventRateLimit EventRateLimit
 	// EventSweepInterval is how often the leader looks for expired events (default a
 	// tenth of EventTTL, at most a minute).
 	EventSweepInterval time.Duration
@@ -130,6 +132,7 @@ func DefaultConfig() Config {
 		FlowControl:         flowcontrol.DefaultConfig(),
 		MaxWatchesPerUser:   1000,
 		EventTTL:            time.Hour,
+		EventRateLimit:      DefaultEventRateLimit(),
 		EncryptionKeyReload: 10 * time.Second,
 	}
 }
@@ -189,6 +192,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("apiserver %s: %w", c.Name, err)
 	}
 	switch {
+	case c.EventRateLimit.validate() != nil:
+		return fmt.Errorf("apiserver %s: %w", c.Name, c.EventRateLimit.validate())
 	case c.EventTTL < 0:
 		return fmt.Errorf("apiserver %s: --event-ttl %v: must be positive", c.Name, c.EventTTL)
 	case c.EventTTL == 0:

@@ -25,12 +25,14 @@ func TestDryRun(t *testing.T) {
 		}
 		return len(l.GetItems())
 	}
+	// rev is the stored pod web's resourceVersion: the cluster's own revision moves with
+	// the API server's own writes (its records, the system namespaces) at any time.
 	rev := func() string {
-		l, err := rc.List(ctx, &apiv1.ListRequest{Kind: "pods"})
+		got, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pods", Name: "web"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return l.GetResourceVersion()
+		return unwrap[*corev1.Pod](t, got).ResourceVersion
 	}
 
 	// Create: defaults and server-owned fields filled, nothing stored.

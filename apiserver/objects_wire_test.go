@@ -10,13 +10,16 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -57,6 +60,14 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}},
 		&discoveryv1.EndpointSlice{ObjectMeta: meta("default", "web-abcde"), AddressType: discoveryv1.AddressTypeIPv4,
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.42.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}},
+		&appsv1.DaemonSet{ObjectMeta: meta("default", "agent"), Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 3}},
+		&appsv1.StatefulSet{ObjectMeta: meta("default", "db"), Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3), ServiceName: "db"}},
+		&appsv1.ControllerRevision{ObjectMeta: meta("default", "db-6d4f"), Revision: 2, Data: runtime.RawExtension{Raw: []byte(`{"spec":{}}`)}},
+		&batchv1.Job{ObjectMeta: meta("default", "pi"), Spec: batchv1.JobSpec{Completions: ptr.To[int32](10)}},
+		&batchv1.CronJob{ObjectMeta: meta("default", "nightly"), Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *"}},
+		&corev1.PersistentVolume{ObjectMeta: meta("", "pv-1"), Spec: corev1.PersistentVolumeSpec{StorageClassName: "local-path"}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: meta("default", "data-db-0"), Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv-1"}},
+		&storagev1.StorageClass{ObjectMeta: meta("", "local-path"), Provisioner: "skiff.io/local-path"},
 	}
 	have := map[*kinds.Info]bool{}
 	for _, obj := range objs {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,6 +60,8 @@ type resources struct {
 	admitServiceAccounts bool
 	atRest               *atRest
 	networking           *networking
+	// events enforces the event rate limit (nil: none).
+	events *eventLimiter
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -128,6 +131,9 @@ func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv
 	if req.GetDryRun() {
 		return r.dryRunCreate(ctx, c)
 	}
+	if err := r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), 0); err != nil {
+		return nil, err
+	}
 	return c.commit(ctx, r.store)
 }
 
@@ -185,7 +191,7 @@ func (c *creation) ops() ([]store.Op, error) {
 // moment it stores one in an Event (eventTime keeps microseconds), reason Stored, in the
 // same transaction: no extra write, and the chain's first step is timed as exactly as
 // the others.
-var chainStart = map[string]bool{kinds.Deployment: true}
+var chainStart = map[string]bool{kinds.Deployment: true, kinds.DaemonSet: true, kinds.StatefulSet: true}
 
 // ReasonStored is the reason of the Event that records a chainStart object's creation.
 const ReasonStored = "Stored"
@@ -226,6 +232,11 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	}
 	if node, ok := obj.(*corev1.Node); ok {
 		if c.alloc, err = r.allocateNodeCIDR(ctx, nil, node, false); err != nil {
+			return nil, err
+		}
+	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		if err := r.defaultStorageClass(ctx, pvc); err != nil {
 			return nil, err
 		}
 	}
@@ -336,8 +347,14 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	}
 	creations := make([]*creation, len(objs))
 	var valid []int
+	throttled := 0 // Events refused by the event rate limit so far
 	for i, o := range objs {
 		c, err := r.newCreation(ctx, o)
+		if err == nil {
+			if err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), throttled); status.Code(err) == codes.ResourceExhausted {
+				throttled++
+			}
+		}
 		if err != nil {
 			fail(i, err)
 			continue
@@ -409,6 +426,19 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = policyv1.PodDisruptionBudgetStatus{}
 	case *corev1.Service:
 		o.Status = corev1.ServiceStatus{}
+	case *appsv1.DaemonSet:
+		o.Status = appsv1.DaemonSetStatus{}
+	case *appsv1.StatefulSet:
+		o.Status = appsv1.StatefulSetStatus{}
+	case *batchv1.Job:
+		o.Status = batchv1.JobStatus{}
+		generateJobSelector(o)
+	case *batchv1.CronJob:
+		o.Status = batchv1.CronJobStatus{}
+	case *corev1.PersistentVolume:
+		o.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}
+	case *corev1.PersistentVolumeClaim:
+		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 		if len(o.Spec.Finalizers) == 0 {
@@ -673,6 +703,11 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
+	if !req.GetDryRun() {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+			return nil, err
+		}
+	}
 	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
 			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
@@ -726,6 +761,11 @@ func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) 
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
 		return nil, err
+	}
+	if !req.GetDryRun() {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+			return nil, err
+		}
 	}
 	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {

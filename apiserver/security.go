@@ -23,6 +23,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
+	"github.com/skiffhq/skiff/connlimit"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
@@ -96,6 +97,8 @@ type gate struct {
 	// refusals rate-limits the log lines of failed authentications: a flood of bad
 	// credentials must not become a flood of log lines.
 	refusals rate.Sometimes
+	// conns, when set, learns of each connection whose request was authenticated.
+	conns *connlimit.Guard
 }
 
 func (g *gate) credentials(ctx context.Context) auth.Credentials {
@@ -142,6 +145,11 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	attrs, err := attributesFor(method, first)
 	if err != nil {
 		return ctx, user, nil, err
+	}
+	if g.conns != nil {
+		if p, ok := peer.FromContext(ctx); ok {
+			g.conns.EstablishedAddr(p.Addr.String())
+		}
 	}
 	attrs.User = user
 	ctx = context.WithValue(ctx, userKey{}, user)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/connlimit"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
@@ -99,7 +100,8 @@ func New(cfg Config) (*Server, error) {
 		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
-		networking:           &networking{flags: cfg.Networking}}
+		networking:           &networking{flags: cfg.Networking},
+		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now)}
 	members := &memberAddrs{store: s.store}
 	s.members = members
 	if gate.authn == nil {
@@ -122,14 +124,24 @@ func New(cfg Config) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
+	// A connection is pending until a request on it is authenticated (or, without
+	// authentication, until its handshake is done): pending ones are capped per source
+	// address and in all, and closed after 10 s, so that idle connections cannot take
+	// the file descriptors the cluster's clients need.
+	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+		creds = credentials.NewTLS(cfg.TLS)
 	}
+	gate.conns = connlimit.New("API", connlimit.DefaultLimits(), log)
+	s.ln = gate.conns.Listener(s.ln)
+	sopts = append(sopts, grpc.Creds(gate.conns.Credentials(creds, gate.authn == nil)), grpc.ConnectionTimeout(10*time.Second))
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, networking: s.resources.networking})
 	apiv1.RegisterPodsServer(s.grpc, &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
+		httpGuard := connlimit.New("HTTP", connlimit.DefaultLimits(), log)
+		s.hln = httpGuard.Listener(s.hln)
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", s.readyz)
@@ -144,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 			metrics = gate.requireClient(metrics)
 		}
 		mux.Handle("/metrics", metrics)
-		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: httpGuard.ConnState}
 	}
 	return s, nil
 }

@@ -297,6 +297,9 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 		if e, ok := tooLarge(err); ok {
 			return e
 		}
+		if e, ok := notUTF8(err); ok {
+			return e
+		}
 		if transportFailed(err) && strings.Contains(err.Error(), "server preface") && c.speaksOnlyTLS(addr) {
 			return status.Errorf(codes.FailedPrecondition, "API server %s speaks TLS, and this client connects without it: "+
 				"give the cluster's CA (--ca-file) and credentials (--cert-file and --key-file, or --token), or a client config "+

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -170,4 +171,14 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d-byte", n)
+}
+
+// notUTF8 rewrites gRPC's refusal to send a request holding a string that is not UTF-8
+// (a name, a namespace, a selector: the objects' own strings go as Kubernetes' protobuf
+// and the server names their field) as the caller's mistake, not the server's failure.
+func notUTF8(err error) (error, bool) {
+	if code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), "string field contains invalid UTF-8") {
+		return nil, false
+	}
+	return status.Error(codes.InvalidArgument, "the request holds a string that is not valid UTF-8 (a name, namespace or selector)"), true
 }

@@ -30,3 +30,13 @@ func TestTooLarge(t *testing.T) {
 		}
 	}
 }
+
+func TestNotUTF8(t *testing.T) {
+	got, ok := notUTF8(status.Error(codes.Internal, "grpc: error while marshaling: string field contains invalid UTF-8"))
+	if !ok || status.Code(got) != codes.InvalidArgument {
+		t.Fatalf("got %v, %v", got, ok)
+	}
+	if _, ok := notUTF8(status.Error(codes.Internal, "something else")); ok {
+		t.Fatal("another Internal error rewritten")
+	}
+}

@@ -10,10 +10,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -346,6 +348,15 @@ type Clientset struct {
 	Services        *Client[*corev1.Service]
 	// EndpointSlices are discovery.k8s.io/v1's.
 	EndpointSlices *Client[*discoveryv1.EndpointSlice]
+
+	DaemonSets             *Client[*appsv1.DaemonSet]
+	StatefulSets           *Client[*appsv1.StatefulSet]
+	ControllerRevisions    *Client[*appsv1.ControllerRevision]
+	Jobs                   *Client[*batchv1.Job]
+	CronJobs               *Client[*batchv1.CronJob]
+	PersistentVolumes      *Client[*corev1.PersistentVolume]
+	PersistentVolumeClaims *Client[*corev1.PersistentVolumeClaim]
+	StorageClasses         *Client[*storagev1.StorageClass]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -357,6 +368,11 @@ func NewClientset(c *Conn) *Clientset {
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
 		PDBs:            For[*policyv1.PodDisruptionBudget](c), Services: For[*corev1.Service](c),
 		EndpointSlices: For[*discoveryv1.EndpointSlice](c),
+
+		DaemonSets: For[*appsv1.DaemonSet](c), StatefulSets: For[*appsv1.StatefulSet](c),
+		ControllerRevisions: For[*appsv1.ControllerRevision](c), Jobs: For[*batchv1.Job](c), CronJobs: For[*batchv1.CronJob](c),
+		PersistentVolumes: For[*corev1.PersistentVolume](c), PersistentVolumeClaims: For[*corev1.PersistentVolumeClaim](c),
+		StorageClasses: For[*storagev1.StorageClass](c),
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// service account, EndpointSlice, node IPAM and service load balancer controllers over
-// one shared set of informers.
+// service account, EndpointSlice, node IPAM, service load balancer, DaemonSet and
+// StatefulSet controllers and the local-path provisioner over one shared set of
+// informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -20,10 +21,12 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/leader"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/controllers/daemonset"
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
 	"github.com/skiffhq/skiff/controllers/endpointslice"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
+	"github.com/skiffhq/skiff/controllers/localpath"
 	"github.com/skiffhq/skiff/controllers/namespace"
 	"github.com/skiffhq/skiff/controllers/nodeipam"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
@@ -31,6 +34,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	"github.com/skiffhq/skiff/controllers/serviceaccount"
 	"github.com/skiffhq/skiff/controllers/servicelb"
+	"github.com/skiffhq/skiff/controllers/statefulset"
 )
 
 // Config configures the controller-manager. Start from DefaultConfig; Run validates it.
@@ -48,6 +52,9 @@ type Config struct {
 	// TerminatedPodGCThreshold is how many finished pods the pod garbage collector keeps
 	// (the oldest beyond it are deleted); 0 keeps them all. Default 12,500.
 	TerminatedPodGCThreshold int
+	// LocalPathRoot is the directory under which the local-path provisioner makes
+	// volumes on the nodes. Default /var/lib/skiff/local-path.
+	LocalPathRoot string
 	// Logger receives the controller-manager's logs, named "controller-manager", and
 	// its controllers'. Default: discarded.
 	Logger hclog.Logger
@@ -59,7 +66,7 @@ func DefaultConfig() Config {
 	return Config{
 		Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), LeaderElect: true, Leader: leader.DefaultConfig(),
 		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second,
-		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, Logger: hclog.NewNullLogger(),
+		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, LocalPathRoot: localpath.DefaultRoot, Logger: hclog.NewNullLogger(),
 	}
 }
 
@@ -186,8 +193,26 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	dsc := daemonset.DefaultConfig()
+	dsc.Logger = log
+	ds, err := daemonset.New(cs, f, rec, dsc)
+	if err != nil {
+		return err
+	}
+	ssc := statefulset.DefaultConfig()
+	ssc.Logger = log
+	ss, err := statefulset.New(cs, f, rec, ssc)
+	if err != nil {
+		return err
+	}
+	lpc := localpath.DefaultConfig()
+	lpc.Logger, lpc.Root = log, cfg.LocalPathRoot
+	lp, err := localpath.New(cs, f, rec, lpc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, runIPAM, lb.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

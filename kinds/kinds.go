@@ -7,10 +7,12 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -80,6 +82,16 @@ const (
 	Service = "Service"
 	// EndpointSlice is discovery.k8s.io/v1's: a Service's endpoints, at most 100 a slice.
 	EndpointSlice = "EndpointSlice"
+	DaemonSet     = "DaemonSet"
+	StatefulSet   = "StatefulSet"
+	// ControllerRevision is apps/v1's snapshot of a DaemonSet's or StatefulSet's
+	// template: their revision history.
+	ControllerRevision    = "ControllerRevision"
+	Job                   = "Job"
+	CronJob               = "CronJob"
+	PersistentVolume      = "PersistentVolume"
+	PersistentVolumeClaim = "PersistentVolumeClaim"
+	StorageClass          = "StorageClass"
 )
 
 func kind[T any, PT interface {
@@ -122,6 +134,22 @@ var all = []*Info{
 		Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 	kind[discoveryv1.EndpointSlice](Info{Kind: EndpointSlice, Group: "discovery.k8s.io", Version: "v1", Plural: "endpointslices",
 		Singular: "endpointslice", Namespaced: true}),
+	kind[appsv1.DaemonSet](Info{Kind: DaemonSet, Group: "apps", Version: "v1", Plural: "daemonsets", Singular: "daemonset",
+		ShortNames: []string{"ds"}, Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[appsv1.StatefulSet](Info{Kind: StatefulSet, Group: "apps", Version: "v1", Plural: "statefulsets", Singular: "statefulset",
+		ShortNames: []string{"sts"}, Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[appsv1.ControllerRevision](Info{Kind: ControllerRevision, Group: "apps", Version: "v1", Plural: "controllerrevisions",
+		Singular: "controllerrevision", Namespaced: true}),
+	kind[batchv1.Job](Info{Kind: Job, Group: "batch", Version: "v1", Plural: "jobs", Singular: "job",
+		Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[batchv1.CronJob](Info{Kind: CronJob, Group: "batch", Version: "v1", Plural: "cronjobs", Singular: "cronjob",
+		ShortNames: []string{"cj"}, Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[corev1.PersistentVolume](Info{Kind: PersistentVolume, Version: "v1", Plural: "persistentvolumes", Singular: "persistentvolume",
+		ShortNames: []string{"pv"}, HasStatus: true, HasSpec: true}),
+	kind[corev1.PersistentVolumeClaim](Info{Kind: PersistentVolumeClaim, Version: "v1", Plural: "persistentvolumeclaims",
+		Singular: "persistentvolumeclaim", ShortNames: []string{"pvc"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[storagev1.StorageClass](Info{Kind: StorageClass, Group: "storage.k8s.io", Version: "v1", Plural: "storageclasses",
+		Singular: "storageclass", ShortNames: []string{"sc"}}),
 }
 
 var (

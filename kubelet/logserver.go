@@ -17,9 +17,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/skiffhq/skiff/connlimit"
 	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
 )
 
@@ -95,9 +97,15 @@ func (s *LogServer) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Conf
 		// The API server pings idle follows to notice a kubelet gone (KubeletKeepalive).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second}),
 	}
+	// Only API servers call: a connection that has not finished its handshake (which
+	// verifies the caller) within 10 s is closed, and such connections are capped.
+	guard := connlimit.New("kubelet", connlimit.DefaultLimits(), s.log)
+	creds := insecure.NewCredentials()
 	if tlsCfg != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		creds = credentials.NewTLS(tlsCfg)
 	}
+	opts = append(opts, grpc.Creds(guard.Credentials(creds, true)), grpc.ConnectionTimeout(10*time.Second))
+	ln = guard.Listener(ln)
 	g := grpc.NewServer(opts...)
 	kubeletv1.RegisterKubeletLogsServer(g, s)
 	kubeletv1.RegisterKubeletStreamsServer(g, streamServer{s: s})

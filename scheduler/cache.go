@@ -25,7 +25,20 @@ type Cache struct {
 	// idx indexes the counted pods, their affinity terms, the nodes' labels and the
 	// namespaces' labels (index.go).
 	idx *index
+	// vols reads claims, volumes and classes (the volume binding filter); nil without
+	// their informers.
+	vols *Volumes
 }
+
+// SetVolumes gives the cache what the volume binding filter reads.
+func (c *Cache) SetVolumes(v *Volumes) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.vols = v
+}
+
+// volumes is what SetVolumes gave; PreFilter calls it with the cache locked.
+func (c *Cache) volumes() *Volumes { return c.vols }
 
 type podState struct {
 	info    *PodInfo

@@ -159,7 +159,7 @@ func (r *Registry) Get(name string) (Plugin, bool) {
 func DefaultRegistry() *Registry {
 	r := NewRegistry()
 	for _, p := range []Plugin{NodeReady{}, NodeResourcesFit{}, NodeAffinity{}, TaintToleration{}, NodePorts{},
-		InterPodAffinity{}, PodTopologySpread{}, LeastAllocated{}, BalancedAllocation{}, OwnerSpread{}} {
+		InterPodAffinity{}, PodTopologySpread{}, LeastAllocated{}, BalancedAllocation{}, OwnerSpread{}, VolumeBinding{}} {
 		if err := r.Register(p); err != nil {
 			panic(err) // the list above has a duplicate: a bug
 		}
@@ -186,7 +186,7 @@ type Profile struct {
 func DefaultProfile() Profile {
 	return Profile{
 		Filters: []string{NameNodeReady, NameNodeAffinity, NameTaintToleration, NameNodeResourcesFit, NameNodePorts,
-			NameInterPodAffinity, NamePodTopologySpread},
+			NameVolumeBinding, NameInterPodAffinity, NamePodTopologySpread},
 		Scores: []WeightedPlugin{{NameLeastAllocated, 1}, {NameBalancedAllocation, 1}, {NameOwnerSpread, 1},
 			{NameNodeAffinity, 2}, {NameInterPodAffinity, 2}, {NamePodTopologySpread, 2}},
 	}

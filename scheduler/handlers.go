@@ -1,10 +1,16 @@
 package scheduler
 
 import (
+	"context"
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // The informers' handlers keep the cache and the queue in step with the cluster. They
@@ -100,4 +106,29 @@ func ready(node *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// watchVolumes reads claims, volumes and storage classes for the volume binding filter:
+// a claim made, bound or given a node, a volume provisioned, a class added may let a
+// waiting pod in, so each change moves the unschedulable pods back to the queue.
+func (s *Scheduler) watchVolumes(cs *client.Clientset, f *cache.Factory) {
+	claimInf := cache.InformerFor[*corev1.PersistentVolumeClaim](f, "", client.ListOptions{})
+	pvInf := cache.InformerFor[*corev1.PersistentVolume](f, "", client.ListOptions{})
+	scInf := cache.InformerFor[*storagev1.StorageClass](f, "", client.ListOptions{})
+	claims, pvs, scs := claimInf.Lister(), pvInf.Lister(), scInf.Lister()
+	s.vols = &Volumes{
+		Claim:  claims.Get,
+		Volume: func(name string) (*corev1.PersistentVolume, bool) { return pvs.Get("", name) },
+		Class:  func(name string) (*storagev1.StorageClass, bool) { return scs.Get("", name) },
+	}
+	s.claims = cs.PersistentVolumeClaims
+	s.cache.SetVolumes(s.vols)
+	s.volumeSynced = func(ctx context.Context) bool { return cache.WaitForSync(ctx, claimInf, pvInf, scInf) }
+	claimInf.AddHandler(moveAllOnChange[*corev1.PersistentVolumeClaim](s))
+	pvInf.AddHandler(moveAllOnChange[*corev1.PersistentVolume](s))
+	scInf.AddHandler(moveAllOnChange[*storagev1.StorageClass](s))
+}
+
+func moveAllOnChange[T kinds.Object](s *Scheduler) cache.Handler[T] {
+	return cache.Handler[T]{OnAdd: func(T) { s.queue.MoveAllToActive() }, OnUpdate: func(_, _ T) { s.queue.MoveAllToActive() }}
 }

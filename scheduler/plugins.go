@@ -20,6 +20,7 @@ const (
 	NameLeastAllocated     = "LeastAllocated"
 	NameBalancedAllocation = "BalancedAllocation"
 	NameOwnerSpread        = "OwnerSpread"
+	NameVolumeBinding      = "VolumeBinding"
 )
 
 // The reasons the built-in filters give, as Kubernetes words them.
@@ -37,6 +38,9 @@ const (
 	ReasonExistingAntiAffinityRulesNotMatch = "node(s) didn't satisfy existing pods anti-affinity rules"
 	ReasonTopologySpreadConstraintsNotMatch = "node(s) didn't match pod topology spread constraints"
 	ReasonTopologySpreadNodeLabelMissing    = ReasonTopologySpreadConstraintsNotMatch + " (missing required label)"
+
+	ReasonUnboundImmediateClaims = "pod has unbound immediate PersistentVolumeClaims"
+	ReasonVolumeNodeAffinity     = "node(s) had volume node affinity conflict"
 )
 
 // unschedulable makes a fresh status: the framework writes its Plugin field.
@@ -62,19 +66,25 @@ var (
 	_ ScorePlugin     = BalancedAllocation{}
 	_ ScorePlugin     = OwnerSpread{}
 	_ ScoreNormalizer = OwnerSpread{}
+	_ PreFilterPlugin = VolumeBinding{}
 )
 
 // NodeReady passes nodes whose Ready condition is True and that are not cordoned
-// (spec.unschedulable), and never a node the cache knows only from its pods.
+// (spec.unschedulable) unless the pod tolerates the node.kubernetes.io/unschedulable
+// NoSchedule taint (Kubernetes' NodeUnschedulable: a DaemonSet's pods do), and never a
+// node the cache knows only from its pods.
 type NodeReady struct{}
 
 func (NodeReady) Name() string { return NameNodeReady }
 
-func (NodeReady) Filter(_ *CycleState, _ *PodInfo, n *NodeInfo) *Status {
+// unschedulableTaint is what a pod tolerates to go to a cordoned node.
+var unschedulableTaint = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
+
+func (NodeReady) Filter(_ *CycleState, p *PodInfo, n *NodeInfo) *Status {
 	switch {
 	case n.Node == nil:
 		return unschedulable(ReasonNodeNotReady)
-	case n.Unschedulable:
+	case n.Unschedulable && !tolerated(p.Pod.Spec.Tolerations, &unschedulableTaint):
 		return unschedulable(ReasonNodeUnschedulable)
 	case !n.Ready:
 		return unschedulable(ReasonNodeNotReady)

@@ -19,6 +19,9 @@ func TestFilters(t *testing.T) {
 		{"ready", NodeReady{}, NewPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi")), nil},
 		{"not ready", NodeReady{}, NewPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi", notReady)), []string{"node(s) were not ready"}},
 		{"cordoned", NodeReady{}, NewPodInfo(makePod("p", "", "")), nodeInfoWith(makeNode("n", "1", "1Gi", cordoned)), []string{"node(s) were unschedulable"}},
+		{"cordoned, tolerated (a daemon pod)", NodeReady{},
+			NewPodInfo(makePod("p", "", "", withToleration(corev1.TaintNodeUnschedulable, corev1.TolerationOpExists, "", corev1.TaintEffectNoSchedule))),
+			nodeInfoWith(makeNode("n", "1", "1Gi", cordoned)), nil},
 		{"no condition", NodeReady{}, NewPodInfo(makePod("p", "", "")),
 			nodeInfoWith(makeNode("n", "1", "1Gi", func(n *corev1.Node) { n.Status.Conditions = nil })), []string{"node(s) were not ready"}},
 

@@ -57,6 +57,13 @@ type Scheduler struct {
 	podInformer *cache.Informer[*corev1.Pod]
 	nodeInf     *cache.Informer[*corev1.Node]
 	nsInf       *cache.Informer[*corev1.Namespace]
+	// vols and claims are the claims, volumes and classes the volume binding reads, and
+	// the client that names a claim's node; nil in benchmarks.
+	vols   *Volumes
+	claims *client.Client[*corev1.PersistentVolumeClaim]
+
+	// volumeSynced waits for the volume informers; nil without them.
+	volumeSynced func(ctx context.Context) bool
 
 	sem chan struct{} // bounds binds and status writes in flight
 	wg  sync.WaitGroup
@@ -92,6 +99,7 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 	s.podInformer.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: s.podAdded, OnUpdate: s.podUpdated, OnDelete: s.podDeleted})
 	s.nodeInf.AddHandler(cache.Handler[*corev1.Node]{OnAdd: s.nodeAdded, OnUpdate: s.nodeUpdated, OnDelete: s.nodeDeleted})
 	s.nsInf.AddHandler(cache.Handler[*corev1.Namespace]{OnAdd: s.namespaceAdded, OnUpdate: s.namespaceUpdated, OnDelete: s.namespaceDeleted})
+	s.watchVolumes(cs, f)
 	return s, nil
 }
 
@@ -162,6 +170,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		bg.Go(func() { s.recorder.Run(ctx) })
 	}
 	if s.podInformer != nil && !cache.WaitForSync(ctx, s.podInformer, s.nodeInf, s.nsInf) {
+		return nil
+	}
+	if s.volumeSynced != nil && !s.volumeSynced(ctx) {
 		return nil
 	}
 	s.log.Info("caches synced; scheduling", "nodes", s.cache.NumNodes())
@@ -237,7 +248,13 @@ func (s *Scheduler) release() { <-s.sem }
 // Other failures undo the assumption and retry the pod after its back-off.
 func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pod *corev1.Pod, node string) {
 	bctx, cancel := context.WithTimeout(ctx, s.cfg.BindTimeout)
-	err := s.binder.Bind(bctx, pod, node)
+	var err error
+	if s.vols != nil {
+		err = selectNode(bctx, s.claims, s.vols, pod, node)
+	}
+	if err == nil {
+		err = s.binder.Bind(bctx, pod, node)
+	}
 	cancel()
 	switch {
 	case err == nil:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -55,6 +56,8 @@ type drainer struct {
 	// a pod that is going (kubectl's 5s and 1s).
 	retryInterval, pollInterval time.Duration
 	now                         func() time.Time
+	// getDaemonSet reads the DaemonSet of a pod (nil: through conn).
+	getDaemonSet func(ctx context.Context, namespace, name string) error
 
 	mu          sync.Mutex
 	out, errOut io.Writer
@@ -296,20 +299,24 @@ func (d *drainer) skipDeletedFilter(_ context.Context, p *corev1.Pod) podDelete 
 }
 
 // daemonSetFilter leaves DaemonSet pods alone, with --ignore-daemonsets, or stops the
-// drain. A pod whose DaemonSet is gone is deleted with --force. While Skiff serves no
-// DaemonSets, a pod naming one as its controller is taken at its word.
+// drain. A pod whose DaemonSet is gone is deleted with --force.
 func (d *drainer) daemonSetFilter(ctx context.Context, p *corev1.Pod) podDelete {
 	ref := metav1.GetControllerOfNoCopy(p)
-	if ref == nil || ref.Kind != "DaemonSet" || finished(p) {
+	if ref == nil || ref.Kind != kinds.DaemonSet || finished(p) {
 		return okay()
 	}
-	if info, ok := kinds.Lookup("DaemonSet"); ok {
-		if _, err := client.ForKind(d.conn, info).Get(ctx, p.Namespace, ref.Name); err != nil {
-			if client.IsNotFound(err) && d.force {
-				return withWarning(true, fmt.Sprintf("daemonsets.apps %q not found", ref.Name))
-			}
-			return needsFlag(Message(err))
+	get := d.getDaemonSet
+	if get == nil {
+		get = func(ctx context.Context, ns, name string) error {
+			_, err := client.For[*appsv1.DaemonSet](d.conn).Get(ctx, ns, name)
+			return err
 		}
+	}
+	if err := get(ctx, p.Namespace, ref.Name); err != nil {
+		if client.IsNotFound(err) && d.force {
+			return withWarning(true, fmt.Sprintf("daemonsets.apps %q not found", ref.Name))
+		}
+		return needsFlag(Message(err))
 	}
 	if !d.ignoreDaemonSets {
 		return needsFlag(daemonSetFatal)

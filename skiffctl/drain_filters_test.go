@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -39,6 +41,10 @@ func TestDrainFilters(t *testing.T) {
 		{"daemonset", &drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences = owned("DaemonSet") }), needsFlag(daemonSetFatal)},
 		{"daemonset, --ignore-daemonsets", &drainer{ignoreDaemonSets: true}, pod(func(p *corev1.Pod) { p.OwnerReferences = owned("DaemonSet") }),
 			withWarning(false, daemonSetWarning)},
+		{"daemonset gone", &drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences = owned("DaemonSet"); p.Name = "gone" }),
+			needsFlag("NotFound")},
+		{"daemonset gone, --force", &drainer{force: true}, pod(func(p *corev1.Pod) { p.OwnerReferences = owned("DaemonSet"); p.Name = "gone" }),
+			okay()}, // kubectl's later filters drop the warning here too
 		{"daemonset, finished", &drainer{}, pod(func(p *corev1.Pod) { p.OwnerReferences, p.Status.Phase = owned("DaemonSet"), corev1.PodFailed }), okay()},
 		{"emptyDir", &drainer{}, pod(emptyDir), needsFlag(localStorageFatal)},
 		// kubectl's later filters drop this filter's warning (a TODO of kubectl's own).
@@ -53,6 +59,12 @@ func TestDrainFilters(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.d.now = func() time.Time { return now }
+			tc.d.getDaemonSet = func(context.Context, string, string) error {
+				if tc.pod.Name == "gone" {
+					return status.Error(codes.NotFound, "NotFound")
+				}
+				return nil
+			}
 			got := tc.d.filter(context.Background(), tc.pod)
 			got.pod = nil
 			if got != tc.want {

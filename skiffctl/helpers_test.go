@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 type syncBuffer struct {
@@ -26,15 +28,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// waitFor waits, with the tests' shared helper, for cond; a minute, as a loaded 2-core
+// machine can take that long to start a cluster and its kubelet.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.Condition(t, time.Minute, "condition", func() (bool, string) { return cond(), "not yet" })
 }
 
 // TestMain keeps the user's ~/.skiff/config out of the tests.

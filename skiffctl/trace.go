@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/skiffctl/trace"
 )
 
@@ -13,12 +14,16 @@ func traceCmd(g *globals) *cobra.Command {
 	var format string
 	var width int
 	cmd := &cobra.Command{
-		Use:   "trace deployment NAME",
-		Short: "Show the chain of events behind a deployment: who did each step, when, and how long it took",
+		Use:   "trace (deployment|daemonset|statefulset) NAME",
+		Short: "Show the chain of events behind a workload: who did each step, when, and how long it took",
 		Long: `Show the ten steps from the API server storing a Deployment to the kubelets reporting its
 pods Running, for the Deployment's newest ReplicaSet: for each step the component and node
 that did it, the object it wrote, and the time since the previous step. Pods are summarised
 (first, median, slowest ready); steps 4-10 show the slowest pod.
+
+A DaemonSet's or StatefulSet's chain is the same with its own controller at steps 2-5: it
+writes a ControllerRevision of the template (2-3, timed by the revision's creationTimestamp,
+to the second) and makes the pods of that revision itself (4-5, its SuccessfulCreate events).
 
 Each step is timed from its most precise record. Kubernetes keeps object times (a
 creationTimestamp, a condition's lastTransitionTime) to the second, and an Event's
@@ -29,7 +34,7 @@ pod's Ready condition. No step is shown before the one ahead of it: a time to th
 that falls earlier is shown at the previous step's time (taking 0).`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentArg(args)
+			info, name, err := rolloutArg(args, rollable...)
 			if err != nil {
 				return err
 			}
@@ -43,7 +48,12 @@ that falls earlier is shown at the previous step's time (taking 0).`,
 				return err
 			}
 			defer cancel()
-			t, err := trace.Fetch(ctx, client.NewClientset(conn), g.ns(), name)
+			var t *trace.Trace
+			if info.Kind == kinds.Deployment {
+				t, err = trace.Fetch(ctx, client.NewClientset(conn), g.ns(), name)
+			} else {
+				t, err = trace.FetchWorkload(ctx, client.NewClientset(conn), info.Kind, g.ns(), name)
+			}
 			if err != nil {
 				return err
 			}

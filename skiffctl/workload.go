@@ -61,8 +61,8 @@ func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(
 func scaleCmd(g *globals) *cobra.Command {
 	var replicas int32
 	cmd := &cobra.Command{
-		Use:   "scale deployment NAME --replicas N",
-		Short: "Set a deployment's or replica set's number of replicas",
+		Use:   "scale (deployment|replicaset|statefulset) NAME --replicas N",
+		Short: "Set a deployment's, replica set's or stateful set's number of replicas",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("replicas") {
@@ -81,10 +81,10 @@ func scaleCmd(g *globals) *cobra.Command {
 					d.Spec.Replicas = ptr.To(replicas)
 					return nil
 				})
-			case kinds.ReplicaSet:
-				err = g.scaleReplicaSet(cmd, name, replicas)
+			case kinds.ReplicaSet, kinds.StatefulSet:
+				err = g.scaleReplicas(cmd, info, name, replicas)
 			default:
-				return fmt.Errorf("cannot scale %s: only deployments and replicasets", info.Plural)
+				return fmt.Errorf("cannot scale %s: only deployments, replicasets and statefulsets", info.Plural)
 			}
 			if err != nil {
 				return err
@@ -97,14 +97,20 @@ func scaleCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func (g *globals) scaleReplicaSet(cmd *cobra.Command, name string, replicas int32) error {
+// scaleReplicas sets spec.replicas of a ReplicaSet or StatefulSet.
+func (g *globals) scaleReplicas(cmd *cobra.Command, info *kinds.Info, name string, replicas int32) error {
 	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	_, _, err = g.mutate(ctx, conn, target{kinds.MustLookup(kinds.ReplicaSet), g.ns(), name}, dryRunNone, func(obj kinds.Object) (kinds.Object, error) {
-		obj.(*appsv1.ReplicaSet).Spec.Replicas = ptr.To(replicas)
+	_, _, err = g.mutate(ctx, conn, target{info, g.ns(), name}, dryRunNone, func(obj kinds.Object) (kinds.Object, error) {
+		switch o := obj.(type) {
+		case *appsv1.ReplicaSet:
+			o.Spec.Replicas = ptr.To(replicas)
+		case *appsv1.StatefulSet:
+			o.Spec.Replicas = ptr.To(replicas)
+		}
 		return obj, nil
 	})
 	return err
@@ -160,7 +166,7 @@ func setCmd(g *globals) *cobra.Command {
 }
 
 func rolloutCmd(g *globals) *cobra.Command {
-	r := &cobra.Command{Use: "rollout", Short: "Follow and manage a deployment's rollouts"}
+	r := &cobra.Command{Use: "rollout", Short: "Follow and manage the rollouts of deployments, daemonsets and statefulsets"}
 	r.AddCommand(rolloutStatusCmd(g), rolloutHistoryCmd(g), rolloutUndoCmd(g), rolloutPauseCmd(g), rolloutResumeCmd(g), rolloutRestartCmd(g))
 	return r
 }
@@ -184,16 +190,23 @@ func deploymentCmd(use, short string, run func(cmd *cobra.Command, name string) 
 
 func rolloutStatusCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
-	status := deploymentCmd("status deployment/NAME", "Wait until a deployment's rollout is done, showing its progress",
-		func(cmd *cobra.Command, name string) error { return g.rolloutStatus(cmd, name, timeout) })
+	status := rolloutCommand("status (deployment|daemonset|statefulset)/NAME", "Wait until a rollout is done, showing its progress", rollable,
+		func(cmd *cobra.Command, info *kinds.Info, name string) error {
+			return g.rolloutStatus(cmd, info, name, timeout)
+		})
 	status.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: wait until done or the progress deadline passes)")
 	return status
 }
 
 func rolloutHistoryCmd(g *globals) *cobra.Command {
 	var revision int64
-	history := deploymentCmd("history deployment/NAME [--revision N]", "List a deployment's revisions, or show one",
-		func(cmd *cobra.Command, name string) error { return g.rolloutHistory(cmd, name, revision) })
+	history := rolloutCommand("history (deployment|daemonset|statefulset)/NAME [--revision N]", "List the revisions of a rollout, or show one", rollable,
+		func(cmd *cobra.Command, info *kinds.Info, name string) error {
+			if info.Kind != kinds.Deployment {
+				return g.revisionHistory(cmd, info, name, revision)
+			}
+			return g.rolloutHistory(cmd, name, revision)
+		})
 	history.Flags().Int64Var(&revision, "revision", 0, "show the pod template of this revision")
 	return history
 }
@@ -202,8 +215,11 @@ func rolloutHistoryCmd(g *globals) *cobra.Command {
 const RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 
 func rolloutRestartCmd(g *globals) *cobra.Command {
-	return deploymentCmd("restart deployment/NAME", "Restart a deployment's pods with a rollout",
-		func(cmd *cobra.Command, name string) error {
+	return rolloutCommand("restart (deployment|daemonset|statefulset)/NAME", "Restart the pods of a workload with a rollout", rollable,
+		func(cmd *cobra.Command, info *kinds.Info, name string) error {
+			if info.Kind != kinds.Deployment {
+				return g.restartTemplate(cmd, info, name)
+			}
 			_, err := g.mutateDeployment(cmd, name, func(d *appsv1.Deployment) error {
 				if d.Spec.Paused {
 					return fmt.Errorf("can't restart paused deployment (run rollout resume first)")
@@ -224,8 +240,13 @@ func rolloutRestartCmd(g *globals) *cobra.Command {
 
 func rolloutUndoCmd(g *globals) *cobra.Command {
 	var toRevision int64
-	undo := deploymentCmd("undo deployment/NAME [--to-revision N]", "Roll a deployment back to its previous (or a given) revision",
-		func(cmd *cobra.Command, name string) error { return g.rolloutUndo(cmd, name, toRevision) })
+	undo := rolloutCommand("undo (deployment|daemonset|statefulset)/NAME [--to-revision N]", "Roll a workload back to its previous (or a given) revision", rollable,
+		func(cmd *cobra.Command, info *kinds.Info, name string) error {
+			if info.Kind != kinds.Deployment {
+				return g.revisionUndo(cmd, info, name, toRevision)
+			}
+			return g.rolloutUndo(cmd, name, toRevision)
+		})
 	undo.Flags().Int64Var(&toRevision, "to-revision", 0, "the revision to go back to (default: the previous one)")
 	return undo
 }
@@ -307,24 +328,23 @@ func RolloutProgress(d *appsv1.Deployment) (msg string, done bool, err error) {
 	return fmt.Sprintf("deployment %q successfully rolled out\n", name), true, nil
 }
 
-func (g *globals) rolloutStatus(cmd *cobra.Command, name string, timeout time.Duration) error {
+func (g *globals) rolloutStatus(cmd *cobra.Command, info *kinds.Info, name string, timeout time.Duration) error {
 	// Bounded by rollout status's own --timeout: a rollout takes as long as it takes.
 	conn, ctx, cancel, err := g.connect(cmd, timeout)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	info := kinds.MustLookup(kinds.Deployment)
 	last, seen := "", false
 	err = watchObject(ctx, conn, target{info, g.ns(), name}, func(obj kinds.Object) (bool, error) {
 		switch {
 		case obj == nil && seen:
-			return false, fmt.Errorf("deployment %q was deleted", name)
+			return false, fmt.Errorf("%s %q was deleted", info.Singular, name)
 		case obj == nil:
 			return false, fmt.Errorf("%s %q not found", info.Singular, name)
 		}
 		seen = true
-		msg, done, err := RolloutProgress(obj.(*appsv1.Deployment))
+		msg, done, err := progress(obj)
 		if err != nil {
 			return false, err
 		}
@@ -334,12 +354,12 @@ func (g *globals) rolloutStatus(cmd *cobra.Command, name string, timeout time.Du
 		}
 		return done, nil
 	})
-	return rolloutErr(ctx, name, err)
+	return rolloutErr(ctx, info, name, err)
 }
 
-func rolloutErr(ctx context.Context, name string, err error) error {
+func rolloutErr(ctx context.Context, info *kinds.Info, name string, err error) error {
 	if ctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("timed out waiting for the rollout of deployment %q", name)
+		return fmt.Errorf("timed out waiting for the rollout of %s %q", info.Singular, name)
 	}
 	return err
 }

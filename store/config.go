@@ -56,9 +56,25 @@ type Config struct {
 	// HistorySize is the number of recent events each node keeps for watches to resume
 	// from. Default 100,000.
 	HistorySize int
+	// HistoryBytes bounds the bytes of the objects the history holds (an event costs its
+	// object, and a modification its previous object too): the oldest events go first.
+	// Default 128 MiB. 0 leaves only the count and age bounds.
+	HistoryBytes int64
+	// HistoryTTL is how long an event stays in the history at most, so what was written
+	// and deleted is given back once idle. Default 75s (the freshness Kubernetes' watch
+	// cache keeps). 0 keeps events until count or bytes push them out.
+	HistoryTTL time.Duration
 	// MaxWatchLag is how many events a watcher may fall behind before it is cut with a
 	// resumable error. Default HistorySize/2.
 	MaxWatchLag int
+
+	// LogCacheEntries, LogCacheBytes and LogCacheTTL bound the newest Raft log entries
+	// kept in memory for replication: default 4096 entries, 32 MiB and 10s (followers
+	// normally take an entry within milliseconds; older ones are read from disk). 0
+	// bytes or TTL: no such bound.
+	LogCacheEntries int
+	LogCacheBytes   int64
+	LogCacheTTL     time.Duration
 
 	// IndexedFields are the fields (Object.Fields keys) the state keeps an index of, by
 	// kind, for ListOptions.IndexField. nil indexes every field of every kind; a kind
@@ -101,6 +117,11 @@ func DefaultConfig() Config {
 		SnapshotsRetained:  2,
 		MaxAppendEntries:   1024,
 		HistorySize:        100_000,
+		HistoryBytes:       128 << 20,
+		HistoryTTL:         75 * time.Second,
+		LogCacheEntries:    4096,
+		LogCacheBytes:      32 << 20,
+		LogCacheTTL:        10 * time.Second,
 		MaxObjectSize:      3 << 19, // 1.5 MiB
 		MaxTxnSize:         8 << 20,
 		WriteTimeout:       5 * time.Second,
@@ -138,6 +159,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HistorySize <= 0 {
 		return fmt.Errorf("store config %s: HistorySize must be positive", c.ID)
+	}
+	if c.HistoryBytes < 0 || c.HistoryTTL < 0 || c.LogCacheBytes < 0 || c.LogCacheTTL < 0 {
+		return fmt.Errorf("store config %s: HistoryBytes, HistoryTTL, LogCacheBytes and LogCacheTTL must not be negative", c.ID)
+	}
+	if c.LogCacheEntries <= 0 {
+		c.LogCacheEntries = 4096
 	}
 	if c.MaxWatchLag == 0 {
 		c.MaxWatchLag = c.HistorySize / 2

@@ -39,14 +39,24 @@
 //
 // # Watches
 //
-// Each node keeps an in-memory window of recent events (HistorySize). Apply appends to it
-// and wakes watchers without ever waiting for them; each watcher reads at its own pace.
+// Each node keeps an in-memory window of recent events, bounded by count (HistorySize),
+// by the bytes of the objects it holds (HistoryBytes) and by age (HistoryTTL), the oldest
+// going first. Apply appends to it and wakes watchers without ever waiting for them;
+// each watcher reads at its own pace, at most MaxBatchBytes of objects at a time.
 // A watch may start after any revision still in the window and receives exactly the
 // events after it, whole revisions at a time, in the same order and with the same
 // revisions on every node. Older starting points get a CompactedError naming the oldest
 // possible one; a watcher more than MaxWatchLag events behind is cut with a TooSlowError
 // and may resume from its last revision. A snapshot restore under a watch ends it with
 // ErrCompacted.
+//
+// # Memory
+//
+// What a node holds in memory beyond the live objects' index is bounded by bytes and age,
+// not only by count, so writes cannot make it hold several times what they wrote and
+// deletes give everything back once idle: the watch history (above) and the newest Raft
+// log entries kept for replication (LogCacheEntries, LogCacheBytes, LogCacheTTL). The
+// objects themselves live in bbolt's file, which the kernel pages in and out.
 //
 // # Backup and restore
 //

@@ -11,14 +11,25 @@ import (
 // watcher on the node. Apply appends and wakes watchers; it never waits for them. Each
 // watcher reads at its own pace from its own position, so a slow watcher costs only its
 // position, and is cut once it falls too far behind.
+//
+// The window is bounded three ways: by count (the ring), by the bytes of the objects it
+// holds (maxBytes: a few large objects must not hold more memory than many small ones),
+// and by age (ttl: what was written and then deleted is given back once no watcher can
+// be expected to resume from it). The oldest events go first; a watcher that needed one
+// gets a CompactedError and re-lists.
 type history struct {
-	mu     sync.RWMutex
-	ring   []Event
-	start  int    // ring index of the oldest event
-	n      int    // events held
-	first  uint64 // sequence number of the oldest event held
-	epoch  uint64 // bumped when the history restarts (snapshot restore)
-	closed bool
+	mu   sync.RWMutex
+	ring []Event
+	// meta is, per ring slot, what the event costs and when it was appended.
+	meta     []eventMeta
+	bytes    int64         // the held events' cost
+	maxBytes int64         // 0: no byte bound
+	ttl      time.Duration // 0: no age bound
+	start    int           // ring index of the oldest event
+	n        int           // events held
+	first    uint64        // sequence number of the oldest event held
+	epoch    uint64        // bumped when the history restarts (snapshot restore)
+	closed   bool
 	// compacted: events of revisions <= compacted may be missing; a watch must start
 	// after a revision >= compacted.
 	compacted int64
@@ -133,33 +144,68 @@ func (fi *fieldIndex) restart(from uint64) {
 	}
 }
 
+type eventMeta struct {
+	size int64
+	at   int64 // unix nanoseconds
+}
+
+// eventOverhead is what an event costs beyond its objects' values: the ring slot, key,
+// labels and fields, roughly.
+const eventOverhead = 512
+
+// eventSize is what holding ev costs: its object's value and, for a modification, the
+// previous value (a deletion's object shares its value with Prev).
+func eventSize(ev *Event) int64 {
+	n := int64(eventOverhead + len(ev.Object.Value))
+	if ev.Type == Modified && ev.Prev != nil {
+		n += int64(len(ev.Prev.Value))
+	}
+	return n
+}
+
 func newHistory(size int, rev int64) *history {
-	return &history{ring: make([]Event, size), compacted: rev, head: rev, wake: make(chan struct{})}
+	return &history{ring: make([]Event, size), meta: make([]eventMeta, size), compacted: rev, head: rev, wake: make(chan struct{})}
+}
+
+// evictOldest drops the oldest event. Called with h.mu held for writing and h.n > 0.
+func (h *history) evictOldest() {
+	old := &h.ring[h.start]
+	if old.Revision > h.compacted {
+		h.compacted = old.Revision
+	}
+	for _, fi := range h.indexes[old.Object.Kind] {
+		fi.evict(old, h.first)
+	}
+	*old = Event{}
+	h.bytes -= h.meta[h.start].size
+	h.meta[h.start] = eventMeta{}
+	h.start = (h.start + 1) % len(h.ring)
+	h.n--
+	h.first++
 }
 
 // append adds the events of entries up to rev (possibly none) and wakes waiters.
 func (h *history) append(events []Event, rev int64) {
 	h.mu.Lock()
+	now := time.Now().UnixNano()
 	for _, ev := range events {
 		if h.n == len(h.ring) {
-			old := &h.ring[h.start]
-			if old.Revision > h.compacted {
-				h.compacted = old.Revision
-			}
-			for _, fi := range h.indexes[old.Object.Kind] {
-				fi.evict(old, h.first)
-			}
-			*old = Event{}
-			h.start = (h.start + 1) % len(h.ring)
-			h.n--
-			h.first++
+			h.evictOldest()
 		}
 		seq := h.first + uint64(h.n)
-		slot := &h.ring[(h.start+h.n)%len(h.ring)]
+		i := (h.start + h.n) % len(h.ring)
+		slot := &h.ring[i]
 		*slot = ev
+		h.meta[i] = eventMeta{size: eventSize(slot), at: now}
+		h.bytes += h.meta[i].size
 		h.n++
 		for _, fi := range h.indexes[ev.Object.Kind] {
 			fi.add(slot, seq)
+		}
+		// The newest event stays even alone over the budget: a watch that has seen
+		// everything before it can still resume.
+		for h.maxBytes > 0 && h.bytes > h.maxBytes && h.n > 1 {
+			h.evictOldest()
 		}
 	}
 	if rev > h.head {
@@ -170,13 +216,35 @@ func (h *history) append(events []Event, rev int64) {
 	h.mu.Unlock()
 }
 
+// expire drops the events appended before now-ttl; it reports how many bytes it freed.
+func (h *history) expire(now time.Time) int64 {
+	if h.ttl <= 0 {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	before := h.bytes
+	for h.n > 0 && now.UnixNano()-h.meta[h.start].at > int64(h.ttl) {
+		h.evictOldest()
+	}
+	return before - h.bytes
+}
+
+// held returns the events held and their cost.
+func (h *history) held() (events int, bytes int64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.n, h.bytes
+}
+
 // reset empties the history after the state jumped to rev (a snapshot was restored):
 // every existing watcher's position is void.
 func (h *history) reset(rev int64) {
 	h.mu.Lock()
 	for i := range h.ring {
-		h.ring[i] = Event{}
+		h.ring[i], h.meta[i] = Event{}, eventMeta{}
 	}
+	h.bytes = 0
 	h.first += uint64(h.n)
 	h.start, h.n = 0, 0
 	h.epoch++
@@ -251,6 +319,9 @@ type WatchOptions struct {
 	// MaxBatch caps the events one Next returns; a revision's events are never split.
 	// Defaults to 1000.
 	MaxBatch int
+	// MaxBatchBytes caps the object bytes one Next returns (what a watcher's server
+	// holds and encodes at once), but never splits a revision. Defaults to 4 MiB.
+	MaxBatchBytes int
 }
 
 // Watcher reads one watch's events. It is not safe for concurrent use.
@@ -262,6 +333,8 @@ type Watcher struct {
 	seq    uint64 // next event to consider
 	after  int64  // every matching event up to this revision has been delivered
 	idle   time.Time
+	// batchBytes is the object bytes of the batch being read.
+	batchBytes int
 	// Indexed watches: the index, this watch's value list in it, and the signal that
 	// an event was listed there (or the history reset or closed).
 	index  *fieldIndex
@@ -273,6 +346,9 @@ type Watcher struct {
 func (h *history) watch(opts WatchOptions, maxLag int) (*Watcher, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1000
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = 4 << 20
 	}
 	if opts.IndexField != "" {
 		field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
@@ -416,6 +492,7 @@ func (w *Watcher) read() ([]Event, <-chan struct{}, error) {
 	if lag := int(end - w.seq); w.maxLag > 0 && lag > w.maxLag {
 		return nil, nil, &TooSlowError{LastRevision: w.after, Lag: lag}
 	}
+	w.batchBytes = 0
 	var out []Event
 	for w.seq < end {
 		if !w.take(&out, w.seq) {
@@ -453,6 +530,7 @@ func (w *Watcher) readIndexed() ([]Event, error) {
 	if w.maxLag > 0 && lag > w.maxLag {
 		return nil, &TooSlowError{LastRevision: w.after, Lag: lag}
 	}
+	w.batchBytes = 0
 	var out []Event
 	for w.seq < end && w.seq < fi.from {
 		if !w.take(&out, w.seq) {
@@ -470,12 +548,13 @@ func (w *Watcher) readIndexed() ([]Event, error) {
 }
 
 // take considers the event at seq, moving the watcher past it; it returns false, leaving
-// the watcher at seq, when the batch is full and the event starts a new revision.
-// Called with h.mu held.
+// the watcher at seq, when the batch is full (by count or bytes) and the event starts a
+// new revision. Called with h.mu held.
 func (w *Watcher) take(out *[]Event, seq uint64) bool {
 	h := w.h
 	ev := &h.ring[(h.start+int(seq-h.first))%len(h.ring)]
-	if n := len(*out); n >= w.opts.MaxBatch && ev.Revision != (*out)[n-1].Revision {
+	full := len(*out) >= w.opts.MaxBatch || w.batchBytes >= w.opts.MaxBatchBytes
+	if n := len(*out); n > 0 && full && ev.Revision != (*out)[n-1].Revision {
 		w.seq = seq
 		w.after = (*out)[n-1].Revision
 		return false
@@ -486,6 +565,7 @@ func (w *Watcher) take(out *[]Event, seq uint64) bool {
 	}
 	if e, ok := w.filter(ev); ok {
 		*out = append(*out, e)
+		w.batchBytes += len(e.Object.Value)
 	}
 	return true
 }

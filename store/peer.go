@@ -15,6 +15,8 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/skiffhq/skiff/connlimit"
 )
 
 // The peer port carries two protocols, told apart by the first byte of each connection:
@@ -39,10 +41,16 @@ type peerMux struct {
 	once    sync.Once
 	// refusals rate-limits the log lines of refused connections.
 	refusals rate.Sometimes
+	guard    *connlimit.Guard
 }
 
 func newPeerMux(ln net.Listener, tlsConf *tls.Config, log hclog.Logger) *peerMux {
-	m := &peerMux{ln: ln, tls: tlsConf, log: log, closing: make(chan struct{}), refusals: rate.Sometimes{Interval: time.Second}}
+	// Only members connect: connections that have not finished their handshake (which
+	// verifies the member's certificate) and sent their protocol byte are capped, and
+	// closed after 10 s.
+	m := &peerMux{tls: tlsConf, log: log, closing: make(chan struct{}), refusals: rate.Sometimes{Interval: time.Second}}
+	m.guard = connlimit.New("peer", connlimit.DefaultLimits(), log)
+	m.ln = m.guard.Listener(ln)
 	m.raft = newSubListener(m)
 	m.peer = newSubListener(m)
 	m.wg.Add(1)
@@ -97,6 +105,7 @@ func (m *peerMux) route(conn net.Conn) {
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
+	m.guard.Established(conn)
 	var dst *subListener
 	switch b[0] {
 	case protoRaft:

@@ -36,6 +36,7 @@ type Store struct {
 	peerServer *grpc.Server
 	peers      *peerClients
 	logs       *raftboltdb.BoltStore
+	logCache   *logCache
 	transport  *raft.NetworkTransport
 
 	// leaderChanged is closed and replaced when the known leader changes.
@@ -76,6 +77,7 @@ func Open(cfg Config) (*Store, error) {
 	}()
 
 	s.hist = newHistory(cfg.HistorySize, 0)
+	s.hist.maxBytes, s.hist.ttl = cfg.HistoryBytes, cfg.HistoryTTL
 	var err error
 	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, log.Named("fsm")); err != nil {
 		return nil, err
@@ -89,10 +91,8 @@ func Open(cfg Config) (*Store, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
 	}
-	logStore, err := raft.NewLogCache(4096, s.logs)
-	if err != nil {
-		return nil, fmt.Errorf("raft log cache: %w", err)
-	}
+	s.logCache = newLogCache(s.logs, cfg.LogCacheEntries, cfg.LogCacheBytes, cfg.LogCacheTTL)
+	logStore := s.logCache
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, log.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot store in %s: %w", cfg.Dir, err)
@@ -172,7 +172,8 @@ func Open(cfg Config) (*Store, error) {
 		return ok
 	})
 	s.raft.RegisterObserver(observer)
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go s.expireMemory()
 	go s.watchLeadership(notify)
 	go func() {
 		defer s.wg.Done()
@@ -236,6 +237,23 @@ func (s *Store) shutdown() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// expireMemory gives back, once a second, the events and log entries older than their
+// TTL (HistoryTTL, LogCacheTTL): an idle node holds nothing of a burst it served.
+func (s *Store) expireMemory() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			s.hist.expire(now)
+			s.logCache.expire(now)
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 // HadState reports whether the node found Raft state in its directory when it opened:

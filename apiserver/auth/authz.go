@@ -111,14 +111,19 @@ type Guard func(obj kinds.Object) error
 //   - skiff:admin: anything, and it alone: pods' exec, attach and portforward.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
-//     replicasets, pods, events, configmaps, secrets, serviceaccounts and namespaces;
-//     the status of poddisruptionbudgets (the disruption controller); endpointslices
-//     (the EndpointSlice controller); the status of services (the service load
-//     balancer); nodes' updates and status; Leases in kube-system (its election);
-//     deletion of every kind (the garbage collector, and the namespace controller
-//     emptying a namespace being deleted).
+//     replicasets, daemonsets, statefulsets, controllerrevisions, jobs, cronjobs, pods,
+//     events, configmaps, secrets, serviceaccounts, namespaces, persistentvolumeclaims
+//     and persistentvolumes (the volume binder and the local-path provisioner) and
+//     creating storageclasses (the provisioner's default class); endpointslices (the
+//     EndpointSlice controller); the status of services (the service load balancer);
+//     the status of poddisruptionbudgets (the disruption controller); nodes' updates
+//     and status; Leases in kube-system (its election); deletion of every kind (the
+//     garbage collector, and the namespace controller emptying a namespace being
+//     deleted).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
-//     status; events; Leases in kube-system and creating that namespace.
+//     status; events; Leases in kube-system and creating that namespace; updating
+//     persistentvolumeclaims and persistentvolumes (its volume binding: a claim's
+//     selected node, a volume's claim).
 //   - skiff:nodes (user system:node:NAME): reading every Node (get, list, watch: the
 //     routes to other nodes' pods, as Kubernetes' system:node role); its Node (create,
 //     update, status), its
@@ -190,8 +195,12 @@ func controllerManagerMay(a Attributes) bool {
 	}
 	switch a.Resource {
 	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.Pod), plural(kinds.Event),
-		plural(kinds.ConfigMap), plural(kinds.Namespace), plural(kinds.Secret), plural(kinds.ServiceAccount):
+		plural(kinds.ConfigMap), plural(kinds.Namespace), plural(kinds.Secret), plural(kinds.ServiceAccount),
+		plural(kinds.DaemonSet), plural(kinds.StatefulSet), plural(kinds.ControllerRevision), plural(kinds.Job), plural(kinds.CronJob),
+		plural(kinds.PersistentVolumeClaim), plural(kinds.PersistentVolume):
 		return true
+	case plural(kinds.StorageClass):
+		return a.Verb == Create
 	case plural(kinds.Node):
 		return a.Verb == Update
 	case plural(kinds.Lease):
@@ -225,6 +234,8 @@ func schedulerMay(a Attributes) bool {
 		return a.Namespace == NamespaceSystem && (a.Verb == Create || a.Verb == Update)
 	case plural(kinds.Namespace):
 		return a.Verb == Create && a.Name == NamespaceSystem // its election's namespace
+	case plural(kinds.PersistentVolumeClaim), plural(kinds.PersistentVolume):
+		return a.Verb == Update && a.Subresource == ""
 	}
 	return false
 }

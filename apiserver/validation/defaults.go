@@ -4,7 +4,9 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -49,6 +51,20 @@ func Default(obj kinds.Object) {
 		if o.Spec.PodCIDR != "" && len(o.Spec.PodCIDRs) == 0 {
 			o.Spec.PodCIDRs = []string{o.Spec.PodCIDR}
 		}
+	case *appsv1.DaemonSet:
+		defaultDaemonSetSpec(&o.Spec)
+	case *appsv1.StatefulSet:
+		defaultStatefulSetSpec(&o.Spec)
+	case *batchv1.Job:
+		defaultJobSpec(o)
+	case *batchv1.CronJob:
+		defaultCronJobSpec(&o.Spec)
+	case *corev1.PersistentVolume:
+		defaultPersistentVolume(o)
+	case *corev1.PersistentVolumeClaim:
+		defaultClaimSpec(&o.Spec)
+	case *storagev1.StorageClass:
+		defaultStorageClass(o)
 	case *corev1.Secret:
 		defaultSecret(o)
 	}

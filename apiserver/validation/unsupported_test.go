@@ -11,6 +11,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -34,7 +35,7 @@ func TestNotSupported(t *testing.T) {
 			"metadata.managedFields" + forbidden,
 			"spec.template.spec.containers[0].livenessProbe" + forbidden,
 			"spec.template.spec.initContainers" + forbidden,
-			"spec.template.spec.volumes" + forbidden,
+			"spec.template.spec.volumes[0].emptyDir" + forbidden,
 		}},
 		{"outermost field only", pod(func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), Privileged: new(true)}
@@ -265,6 +266,9 @@ func fillValue(v reflect.Value) {
 	case reflect.TypeFor[resource.Quantity]():
 		v.Set(reflect.ValueOf(resource.MustParse("1")))
 		return
+	case reflect.TypeFor[runtime.RawExtension]():
+		v.Set(reflect.ValueOf(runtime.RawExtension{Raw: []byte("{}")}))
+		return
 	}
 	switch v.Kind() {
 	case reflect.String:
@@ -290,7 +294,11 @@ func fillValue(v reflect.Value) {
 		fillValue(e)
 		v.SetMapIndex(k, e)
 	case reflect.Struct:
-		// One field is enough to make a struct non-zero, and avoids recursive types.
+		// One field is enough to make a struct non-zero, and avoids recursive types. A
+		// struct without fields (an option that is its presence) is set by its pointer.
+		if v.Type().NumField() == 0 {
+			return
+		}
 		for _, f := range jsonFields(v.Type()) {
 			fillValue(v.FieldByIndex(f.index))
 			return

@@ -4,10 +4,12 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -39,6 +41,9 @@ func ValidateUpdate(old, obj kinds.Object) error {
 // ValidateStatus checks the status of obj, as written by UpdateStatus. It looks at the
 // status only: the rest of obj is the stored object, which was validated when written.
 func ValidateStatus(obj kinds.Object) error {
+	if errs := validateUTF8(obj); len(errs) > 0 {
+		return asError(errs)
+	}
 	p := field.NewPath("status")
 	var errs field.ErrorList
 	switch o := obj.(type) {
@@ -77,6 +82,18 @@ func ValidateStatus(obj kinds.Object) error {
 		errs = validatePodDisruptionBudgetStatus(&o.Status, p)
 	case *corev1.Service:
 		errs = validateServiceStatus(&o.Status, p)
+	case *appsv1.DaemonSet:
+		errs = validateDaemonSetStatus(&o.Status, p)
+	case *appsv1.StatefulSet:
+		errs = validateStatefulSetStatus(&o.Status, p)
+	case *batchv1.Job:
+		errs = validateJobStatus(&o.Status, p)
+	case *batchv1.CronJob:
+		errs = validateCronJobStatus(&o.Status, p)
+	case *corev1.PersistentVolume:
+		errs = validatePersistentVolumeStatus(&o.Status, p)
+	case *corev1.PersistentVolumeClaim:
+		errs = validateClaimStatus(&o.Status, p)
 	}
 	return asError(append(errs, checkSupported(obj, true)...))
 }
@@ -97,6 +114,9 @@ func nonNegativeCounts(p *field.Path, counts ...count) field.ErrorList {
 
 // validateObject checks metadata, the kind's own rules, and what is not supported.
 func validateObject(obj kinds.Object) field.ErrorList {
+	if errs := validateUTF8(obj); len(errs) > 0 {
+		return errs // the other checks would quote the same bytes again
+	}
 	errs := validateObjectMeta(obj, kinds.Of(obj))
 	spec := field.NewPath("spec")
 	switch o := obj.(type) {
@@ -124,6 +144,22 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateService(o)...)
 	case *discoveryv1.EndpointSlice:
 		errs = append(errs, validateEndpointSlice(o)...)
+	case *appsv1.DaemonSet:
+		errs = append(errs, validateDaemonSetSpec(&o.Spec, spec)...)
+	case *appsv1.StatefulSet:
+		errs = append(errs, validateStatefulSetSpec(&o.Spec, spec)...)
+	case *appsv1.ControllerRevision:
+		errs = append(errs, validateControllerRevision(o)...)
+	case *batchv1.Job:
+		errs = append(errs, validateJob(o)...)
+	case *batchv1.CronJob:
+		errs = append(errs, validateCronJob(o)...)
+	case *corev1.PersistentVolume:
+		errs = append(errs, validatePersistentVolume(o)...)
+	case *corev1.PersistentVolumeClaim:
+		errs = append(errs, validateClaimSpec(&o.Spec, spec)...)
+	case *storagev1.StorageClass:
+		errs = append(errs, validateStorageClass(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -158,6 +194,20 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNodeUpdate(old.(*corev1.Node), o)...)
 	case *discoveryv1.EndpointSlice:
 		errs = append(errs, apivalidation.ValidateImmutableField(o.AddressType, old.(*discoveryv1.EndpointSlice).AddressType, field.NewPath("addressType"))...)
+	case *appsv1.DaemonSet:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.DaemonSet).Spec.Selector, selector)...)
+	case *appsv1.StatefulSet:
+		errs = append(errs, validateStatefulSetUpdate(old.(*appsv1.StatefulSet), o)...)
+	case *appsv1.ControllerRevision:
+		errs = append(errs, validateControllerRevisionUpdate(old.(*appsv1.ControllerRevision), o)...)
+	case *batchv1.Job:
+		errs = append(errs, validateJobUpdate(old.(*batchv1.Job), o)...)
+	case *corev1.PersistentVolume:
+		errs = append(errs, validatePersistentVolumeUpdate(old.(*corev1.PersistentVolume), o)...)
+	case *corev1.PersistentVolumeClaim:
+		errs = append(errs, validateClaimUpdate(old.(*corev1.PersistentVolumeClaim), o)...)
+	case *storagev1.StorageClass:
+		errs = append(errs, validateStorageClassUpdate(old.(*storagev1.StorageClass), o)...)
 	case *corev1.Secret:
 		errs = append(errs, validateSecretUpdate(old.(*corev1.Secret), o)...)
 	}

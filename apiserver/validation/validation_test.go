@@ -600,9 +600,9 @@ func TestValidateUpdate(t *testing.T) {
 		{"pod service account immutable", defaulted(pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" })),
 			defaulted(pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "robot" })),
 			[]string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.serviceAccountName, spec.serviceAccount)"}},
-		{"unsupported field on update", pod(nil), pod(func(p *corev1.Pod) { p.Spec.Hostname = "h" }),
-			[]string{"spec.hostname: Forbidden: not supported by Skiff",
-				"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.hostname)"}},
+		{"unsupported field on update", pod(nil), pod(func(p *corev1.Pod) { p.Spec.SchedulerName = "h" }),
+			[]string{"spec.schedulerName: Forbidden: not supported by Skiff",
+				"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.schedulerName)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrors(t, ValidateUpdate(tc.old, tc.obj), tc.want)

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,7 +105,8 @@ func (r *Recorder) Eventf(obj kinds.Object, eventType, reason, format string, ar
 
 // Event records an event about obj. It never blocks.
 func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
-	message = truncate(message, MaxMessage)
+	// A message may quote a program's output: keep it to what the API accepts.
+	message = truncate(strings.ToValidUTF8(message, "\uFFFD"), MaxMessage)
 	now := r.cfg.Now()
 	info := kinds.Of(obj)
 	ns := obj.GetNamespace()
@@ -298,6 +300,11 @@ func (r *Recorder) written(ctx context.Context, w pendingWrite, err error) {
 			// Refused for what it is, not for when it came: it would be refused again.
 			r.log.Warn("event refused; dropping it", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
 			r.queue.Forget(w.key)
+		case client.RetryAfter(err) > 0:
+			// Over the server's event rate budget: write it once the server said a
+			// token is there, neither dropping it nor asking sooner.
+			r.log.Debug("event rate limited; waiting", "event", w.ev.Name, "reason", w.ev.Reason, "after", client.RetryAfter(err))
+			r.queue.AddAfter(w.key, client.RetryAfter(err))
 		default:
 			r.log.Debug("write event failed; retrying", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
 			r.queue.AddRateLimited(w.key)

@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +24,7 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // startRecorder runs a recorder writing to events until the test ends.
@@ -122,19 +126,22 @@ func TestSimilarEventsAreCombined(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		total, combined := int32(0), 0
+		total, combined, message := int32(0), 0, ""
 		for _, ev := range l.Items {
 			total += ev.Count
 			if ev.Count > 1 {
 				combined++
-				if want := "(combined from similar events): Created pod: web-999"; ev.Message != want {
-					t.Errorf("combined message %q, want %q", ev.Message, want)
-				}
+				message = ev.Message
 			}
 		}
+		// Only the final state is checked: before it, the combined event may carry the
+		// message of an earlier write.
 		if total == 1000 {
 			if len(l.Items) != 11 || combined != 1 {
 				t.Fatalf("%d events (%d combined) for 1000 similar ones; want 10 single and 1 combined", len(l.Items), combined)
+			}
+			if want := "(combined from similar events): Created pod: web-999"; message != want {
+				t.Fatalf("combined message %q, want %q", message, want)
 			}
 			return
 		}
@@ -233,6 +240,92 @@ func TestRecorderWritesToServersWithoutBatches(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("%d of %d events created", fake.count(), n)
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// throttling refuses each event's first write as over the event rate budget, asking
+// for retryAfter, and records when each event was tried.
+type throttling struct {
+	apiv1.UnimplementedResourcesServer
+	retryAfter time.Duration
+	mu         sync.Mutex
+	tries      map[string][]time.Time
+}
+
+func (s *throttling) try(o *apiv1.Object) error {
+	obj, err := kinds.Unwrap(o)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tries[obj.GetName()] = append(s.tries[obj.GetName()], time.Now())
+	if len(s.tries[obj.GetName()]) > 1 {
+		return nil
+	}
+	st, _ := status.New(codes.ResourceExhausted, "limit reached on type Namespace for key default").
+		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(s.retryAfter)})
+	return st.Err()
+}
+
+func (s *throttling) Create(_ context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	return req.GetObject(), s.try(req.GetObject())
+}
+
+func (s *throttling) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest) (*apiv1.CreateBatchResponse, error) {
+	res := &apiv1.CreateBatchResponse{}
+	for _, o := range req.GetObjects() {
+		r := &apiv1.CreateBatchResult{Object: o}
+		if err := s.try(o); err != nil {
+			r.Object = nil
+			r.Error, _ = proto.Marshal(status.Convert(err).Proto())
+		}
+		res.Results = append(res.Results, r)
+	}
+	return res, nil
+}
+
+// TestRecorderWaitsOutRateLimits: an event the server refuses as over its event rate
+// budget is written again once the delay the server asked for has passed: not
+// dropped, and not asked again sooner.
+func TestRecorderWaitsOutRateLimits(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	fake := &throttling{retryAfter: 500 * time.Millisecond, tries: map[string][]time.Time{}}
+	apiv1.RegisterResourcesServer(srv, fake)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
+	defer conn.Close()
+	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+
+	const n = 3 // recorded together: refused item by item in one batch
+	for i := 0; i < n; i++ {
+		r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), UID: types.UID(fmt.Sprintf("u%d", i))}}, record.Normal, "Started", "Started container c")
+	}
+	waitfor.Condition(t, 30*time.Second, "every event written after its refusal", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		done := 0
+		for _, tries := range fake.tries {
+			if len(tries) >= 2 {
+				done++
+			}
+		}
+		return done == n, fmt.Sprintf("%d of %d events written", done, n)
+	})
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	for name, tries := range fake.tries {
+		if len(tries) != 2 {
+			t.Errorf("event %s tried %d times, want twice (refused, then written)", name, len(tries))
+		}
+		if gap := tries[1].Sub(tries[0]); gap < fake.retryAfter {
+			t.Errorf("event %s tried again after %v, before the %v the server asked for", name, gap, fake.retryAfter)
 		}
 	}
 }

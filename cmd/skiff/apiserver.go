@@ -62,6 +62,10 @@ and an empty data directory.`,
 	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "peer address other members dial (default --raft-listen)")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "", "address for /healthz, /readyz and /metrics (default: off)")
 	f.DurationVar(&cfg.EventTTL, "event-ttl", cfg.EventTTL, "how long an event is kept after it last happened")
+	f.Float64Var(&cfg.EventRateLimit.NodeQPS, "event-rate-limit-node-qps", cfg.EventRateLimit.NodeQPS, "events each node's kubelet may write per second, on average (0: no per-node limit)")
+	f.IntVar(&cfg.EventRateLimit.NodeBurst, "event-rate-limit-node-burst", cfg.EventRateLimit.NodeBurst, "events a node's kubelet may write at once")
+	f.Float64Var(&cfg.EventRateLimit.NamespaceQPS, "event-rate-limit-namespace-qps", cfg.EventRateLimit.NamespaceQPS, "events all writers together may write per second in one namespace, on average (0: no per-namespace limit)")
+	f.IntVar(&cfg.EventRateLimit.NamespaceBurst, "event-rate-limit-namespace-burst", cfg.EventRateLimit.NamespaceBurst, "events all writers may write at once in one namespace")
 	f.StringVar(&initial, "initial-cluster", "", "the new cluster's members: name=raft-address,... (bootstrapped once)")
 	f.StringVar(&join, "join", "", "API addresses of existing members to join through (first start only)")
 	f.StringVar(&cfg.Networking.ClusterCIDR, "cluster-cidr", "", "pods' addresses, a slice of it per node; set once, at bootstrap (default "+apiserver.DefaultClusterCIDR+")")
@@ -72,6 +76,8 @@ and an empty data directory.`,
 	f.DurationVar(&cfg.Store.LeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.Store.LeaderLeaseTimeout, "time a leader keeps leading without hearing from a quorum")
 	f.Uint64Var(&cfg.Store.SnapshotThreshold, "snapshot-threshold", cfg.Store.SnapshotThreshold, "log entries after a snapshot that trigger the next")
 	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
+	f.Int64Var(&cfg.Store.HistoryBytes, "watch-history-bytes", cfg.Store.HistoryBytes, "bytes of objects the watch history holds at most; the oldest events go first (0: no byte bound)")
+	f.DurationVar(&cfg.Store.HistoryTTL, "watch-history-ttl", cfg.Store.HistoryTTL, "how long an event stays in the watch history at most (0: until count or bytes push it out)")
 	sec.register(f, &cfg)
 	return cmd
 }

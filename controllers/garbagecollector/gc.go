@@ -30,6 +30,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -111,6 +112,12 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error)
 	track(c, cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*appsv1.DaemonSet](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*appsv1.StatefulSet](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*appsv1.ControllerRevision](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*batchv1.Job](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*batchv1.CronJob](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*corev1.PersistentVolumeClaim](f, "", client.ListOptions{}))
 	return c, nil
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,6 +111,12 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	contentGone(c, cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{}))
 	contentGone(c, cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{}))
 	contentGone(c, cache.InformerFor[*policyv1.PodDisruptionBudget](f, "", client.ListOptions{}))
+	contentGone(c, cache.InformerFor[*appsv1.DaemonSet](f, "", client.ListOptions{}))
+	contentGone(c, cache.InformerFor[*appsv1.StatefulSet](f, "", client.ListOptions{}))
+	contentGone(c, cache.InformerFor[*appsv1.ControllerRevision](f, "", client.ListOptions{}))
+	contentGone(c, cache.InformerFor[*batchv1.Job](f, "", client.ListOptions{}))
+	contentGone(c, cache.InformerFor[*batchv1.CronJob](f, "", client.ListOptions{}))
+	contentGone(c, cache.InformerFor[*corev1.PersistentVolumeClaim](f, "", client.ListOptions{}))
 	return c, nil
 }
 

@@ -27,6 +27,8 @@ import (
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
 	"github.com/skiffhq/skiff/controllers/internal/controllerref"
+	"github.com/skiffhq/skiff/controllers/internal/expectations"
+	"github.com/skiffhq/skiff/controllers/internal/slowstart"
 	"github.com/skiffhq/skiff/kinds"
 )
 
@@ -85,7 +87,7 @@ type Controller struct {
 	pods  *cache.Lister[*corev1.Pod]
 	rss   *cache.Lister[*appsv1.ReplicaSet]
 	queue *workqueue.Queue
-	exp   *expectations
+	exp   *expectations.Expectations
 	rec   *record.Recorder
 	log   hclog.Logger
 	// claimer adopts active orphans and releases pods; a release that lost a race
@@ -103,14 +105,14 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	podInf.AddIndexer(cache.IndexOwner, cache.ByOwner[*corev1.Pod])
 	c := &Controller{
 		cfg: cfg, cs: cs, rsInf: rsInf, pods: podInf.Lister(), rss: rsInf.Lister(),
-		queue: workqueue.New(workqueue.Config{}), exp: newExpectations(cfg.ExpectationsTimeout, cfg.Now),
+		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named("replicaset"),
 		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Adoptable: IsActive, FailOnLostRelease: true},
 	}
 	rsInf.AddHandler(cache.Handler[*appsv1.ReplicaSet]{
 		OnAdd:    func(rs *appsv1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
 		OnUpdate: func(_, rs *appsv1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
-		OnDelete: func(rs *appsv1.ReplicaSet) { c.exp.forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
+		OnDelete: func(rs *appsv1.ReplicaSet) { c.exp.Forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
 	})
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
 	return c, nil
@@ -127,7 +129,7 @@ func ownerKey(pod *corev1.Pod) string {
 
 func (c *Controller) podAdded(pod *corev1.Pod) {
 	if key := ownerKey(pod); key != "" {
-		c.exp.creationObserved(key)
+		c.exp.CreationObserved(key)
 		c.queue.Add(key)
 		return
 	}
@@ -141,7 +143,7 @@ func (c *Controller) podUpdated(old, pod *corev1.Pod) {
 	}
 	if pod.DeletionTimestamp != nil && old.DeletionTimestamp == nil && key != "" {
 		// A graceful delete: the pod stops counting now, not when it is gone.
-		c.exp.deletionObserved(key, cache.Key(pod))
+		c.exp.DeletionObserved(key, cache.Key(pod))
 	}
 	if key != "" {
 		c.queue.Add(key)
@@ -152,7 +154,7 @@ func (c *Controller) podUpdated(old, pod *corev1.Pod) {
 
 func (c *Controller) podDeleted(pod *corev1.Pod) {
 	if key := ownerKey(pod); key != "" {
-		c.exp.deletionObserved(key, cache.Key(pod))
+		c.exp.DeletionObserved(key, cache.Key(pod))
 		c.queue.Add(key)
 	}
 }
@@ -181,7 +183,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	ns, name := cache.SplitKey(key)
 	rs, ok := c.rss.Get(ns, name)
 	if !ok {
-		c.exp.forget(key)
+		c.exp.Forget(key)
 		return 0, nil
 	}
 	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
@@ -199,7 +201,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	var manageErr error
-	if c.exp.satisfied(key) && rs.DeletionTimestamp == nil {
+	if c.exp.Satisfied(key) && rs.DeletionTimestamp == nil {
 		manageErr = c.manage(ctx, key, rs, active)
 	}
 	st, requeue := Status(rs, active, manageErr, c.cfg.Now())
@@ -219,10 +221,10 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	switch {
 	case diff < 0:
 		n := min(-diff, c.cfg.BurstReplicas)
-		c.exp.expectCreations(key, n)
-		created, err := slowStart(n, func() error { return c.createPod(ctx, rs) })
+		c.exp.ExpectCreations(key, n)
+		created, err := slowstart.Run(n, func() error { return c.createPod(ctx, rs) })
 		for i := created; i < n; i++ {
-			c.exp.creationObserved(key) // never coming
+			c.exp.CreationObserved(key) // never coming
 		}
 		return err
 	case diff > 0:
@@ -234,7 +236,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 		for i, p := range victims {
 			keys[i] = cache.Key(p)
 		}
-		c.exp.expectDeletions(key, keys)
+		c.exp.ExpectDeletions(key, keys)
 		var mu sync.Mutex
 		var errs []error
 		var wg sync.WaitGroup
@@ -244,7 +246,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 				defer wg.Done()
 				_, err := c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
 				if err != nil && !client.IsNotFound(err) {
-					c.exp.deletionObserved(key, cache.Key(p))
+					c.exp.DeletionObserved(key, cache.Key(p))
 					c.rec.Eventf(rs, record.Warning, "FailedDelete", "Error deleting: %v", err)
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
@@ -258,36 +260,6 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 		return errors.Join(errs...)
 	}
 	return nil
-}
-
-// slowStart runs n calls in batches of 1, 2, 4, ... concurrently, stopping after the
-// first batch with a failure, as Kubernetes does so that a failing create (quota,
-// validation) costs a few calls rather than n. It returns how many calls succeeded.
-func slowStart(n int, call func() error) (attempted int, err error) {
-	for batch := 1; attempted < n; batch *= 2 {
-		size := min(batch, n-attempted)
-		errs := make([]error, size)
-		var wg sync.WaitGroup
-		for i := 0; i < size; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = call()
-			}()
-		}
-		wg.Wait()
-		attempted += size
-		if err := errors.Join(errs...); err != nil {
-			failed := 0
-			for _, e := range errs {
-				if e != nil {
-					failed++
-				}
-			}
-			return attempted - failed, err
-		}
-	}
-	return attempted, nil
 }
 
 func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {

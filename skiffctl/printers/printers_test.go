@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -119,6 +120,31 @@ func fixtures() map[string][]kinds.Object {
 		"nodes":                {node},
 		"events":               {ev},
 		"configmaps":           {&corev1.ConfigMap{ObjectMeta: meta("settings", time.Hour), Data: map[string]string{"a": "1", "b": "2"}}},
+		"daemonsets": {&appsv1.DaemonSet{ObjectMeta: meta("agent", time.Hour), Spec: appsv1.DaemonSetSpec{Selector: dep.Spec.Selector,
+			Template: func() corev1.PodTemplateSpec {
+				t := *tmpl.DeepCopy()
+				t.Spec.NodeSelector = map[string]string{"role": "worker"}
+				return t
+			}()},
+			Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, NumberReady: 2, UpdatedNumberScheduled: 1, NumberAvailable: 2}}},
+		"statefulsets": {&appsv1.StatefulSet{ObjectMeta: meta("db", 2*time.Hour), Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3), Template: tmpl},
+			Status: appsv1.StatefulSetStatus{ReadyReplicas: 2}}},
+		"controllerrevisions": {func() kinds.Object {
+			r := &appsv1.ControllerRevision{ObjectMeta: meta("db-6d4f8", 2*time.Hour), Revision: 2}
+			r.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", Controller: ptr.To(true)}}
+			return r
+		}()},
+		"persistentvolumes": {&corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-1", CreationTimestamp: ago(time.Hour)},
+			Spec: corev1.PersistentVolumeSpec{Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
+				ClaimRef: &corev1.ObjectReference{Namespace: "default", Name: "data-db-0"}, StorageClassName: "local-path"},
+			Status: corev1.PersistentVolumeStatus{Phase: corev1.VolumeBound}}},
+		"persistentvolumeclaims": {&corev1.PersistentVolumeClaim{ObjectMeta: meta("data-db-0", time.Hour), Spec: corev1.PersistentVolumeClaimSpec{
+			VolumeName: "pvc-1", StorageClassName: ptr.To("local-path")}, Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound,
+			Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}}},
+		"storageclasses": {&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-path", CreationTimestamp: ago(time.Hour),
+			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}}, Provisioner: "skiff.io/local-path",
+			ReclaimPolicy: ptr.To(corev1.PersistentVolumeReclaimDelete), VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer)}},
 		"secrets": {
 			&corev1.Secret{ObjectMeta: meta("db-credentials", time.Hour), Type: corev1.SecretTypeOpaque,
 				Data: map[string][]byte{"username": []byte("admin"), "password": []byte("hunter2-s3cr3t")}},

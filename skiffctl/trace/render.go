@@ -22,9 +22,9 @@ func WriteText(w io.Writer, t *Trace, width int) error {
 	if width <= 0 {
 		width = 80
 	}
-	fmt.Fprintf(w, "deployment %s/%s", t.Namespace, t.Deployment)
-	if t.ReplicaSet != "" {
-		fmt.Fprintf(w, "  revision %d  replicaset %s", t.Revision, t.ReplicaSet)
+	fmt.Fprintf(w, "%s %s/%s", strings.ToLower(t.Kind), t.Namespace, t.Name)
+	if c := t.Child(); c != "" {
+		fmt.Fprintf(w, "  revision %d  %s", t.Revision, c)
 	}
 	fmt.Fprintf(w, "\nstarted %s\n\n", t.Start.Local().Format("2006-01-02 15:04:05.000"))
 	writeSteps(w, t.Steps, width)

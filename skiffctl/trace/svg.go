@@ -33,10 +33,13 @@ func (b box) edge(dx, dy int) (float64, float64) {
 }
 
 var (
-	boxCLI        = box{20, 40, 150, 60, "skiffctl", "apply -f deploy.yaml"}
-	boxAPI        = box{330, 30, 240, 80, "API server", "Raft-replicated store"}
-	boxDeployment = box{20, 250, 200, 60, "Deployment controller", "controller-manager"}
-	boxReplicaSet = box{20, 390, 200, 60, "ReplicaSet controller", "controller-manager"}
+	boxCLI = box{20, 40, 150, 60, "skiffctl", "apply -f deploy.yaml"}
+	boxAPI = box{330, 30, 240, 80, "API server", "Raft-replicated store"}
+	// boxController writes the object of steps 2–3 and boxPods the pods of 4–5: the
+	// Deployment and ReplicaSet controllers, or a DaemonSet's or StatefulSet's controller
+	// twice (controllerBoxes).
+	boxController = box{20, 250, 200, 60, "", "controller-manager"}
+	boxPods       = box{20, 390, 200, 60, "", "controller-manager"}
 	boxScheduler  = box{680, 160, 200, 60, "Scheduler", "filter, score, bind"}
 	boxKubelet    = box{560, 390, 200, 60, "Kubelet", "on the pod's node"}
 	boxRuntime    = box{560, 500, 200, 50, "Container runtime", "containerd / sim"}
@@ -51,12 +54,25 @@ type arrow struct {
 
 var arrows = []arrow{
 	{[]int{1}, boxCLI, boxAPI, 180, 30},
-	{[]int{2, 3}, boxAPI, boxDeployment, 40, 180},
-	{[]int{4, 5}, boxAPI, boxReplicaSet, 240, 330},
+	{[]int{2, 3}, boxAPI, boxController, 40, 180},
+	{[]int{4, 5}, boxAPI, boxPods, 240, 330},
 	{[]int{6, 7}, boxAPI, boxScheduler, 600, 130},
 	{[]int{8}, boxKubelet, boxRuntime, 770, 490},
 	{[]int{9}, boxKubelet, boxRuntime, 770, 520},
 	{[]int{10}, boxKubelet, boxAPI, 600, 300},
+}
+
+// controllerBoxes are the boxes of steps 2–3 and 4–5 for a workload of kind.
+func controllerBoxes(kind string) (box, box) {
+	c, p := boxController, boxPods
+	switch kind {
+	case "", "Deployment":
+		c.title, p.title = "Deployment controller", "ReplicaSet controller"
+	default:
+		c.title, p.title = kind+" controller", kind+" controller"
+		c.sub, p.sub = "writes a revision", "makes the pods"
+	}
+	return c, p
 }
 
 func sameSteps(a, b []int) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
@@ -68,14 +84,21 @@ func WriteSVG(w io.Writer, t *Trace) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#335"/></marker></defs>` + "\n")
 	fmt.Fprintf(&b, `<text x="20" y="20" font-size="14" font-weight="bold">%s</text>`+"\n",
-		html.EscapeString(fmt.Sprintf("deployment %s/%s — revision %d, replicaset %s — pods ready %d/%d",
-			t.Namespace, t.Deployment, t.Revision, t.ReplicaSet, t.Pods.Ready, t.Pods.Total)))
-	for _, bx := range []box{boxCLI, boxAPI, boxDeployment, boxReplicaSet, boxScheduler, boxKubelet, boxRuntime} {
+		html.EscapeString(fmt.Sprintf("%s %s/%s — revision %d, %s — pods ready %d/%d",
+			strings.ToLower(t.Kind), t.Namespace, t.Name, t.Revision, orDash(t.Child()), t.Pods.Ready, t.Pods.Total)))
+	ctrl, pods := controllerBoxes(t.Kind)
+	for _, bx := range []box{boxCLI, boxAPI, ctrl, pods, boxScheduler, boxKubelet, boxRuntime} {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" rx="8" fill="#eef3fb" stroke="#335"/>`+"\n", bx.x, bx.y, bx.w, bx.h)
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-weight="bold">%s</text>`+"\n", bx.cx(), bx.cy()-4, html.EscapeString(bx.title))
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="#556">%s</text>`+"\n", bx.cx(), bx.cy()+12, html.EscapeString(bx.sub))
 	}
 	for _, a := range arrows {
+		switch a.to {
+		case boxController:
+			a.to = ctrl
+		case boxPods:
+			a.to = pods
+		}
 		var st *Step
 		for i := range t.Steps {
 			if sameSteps(t.Steps[i].Steps, a.steps) {
@@ -128,6 +151,6 @@ func WriteHTML(w io.Writer, t *Trace) error {
 %s
 <pre>%s</pre>
 </body></html>
-`, html.EscapeString("trace of deployment "+t.Deployment), html.EscapeString("Deployment "+t.Namespace+"/"+t.Deployment), svg.String(), html.EscapeString(text.String()))
+`, html.EscapeString("trace of "+strings.ToLower(t.Kind)+" "+t.Name), html.EscapeString(t.Kind+" "+t.Namespace+"/"+t.Name), svg.String(), html.EscapeString(text.String()))
 	return err
 }

@@ -21,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // StoredReason is the reason of the Event the API server records when it stores a
@@ -104,15 +106,22 @@ type Pods struct {
 	Slowest *Pod `json:"slowest,omitempty"`
 }
 
-// Trace is the chain for one Deployment revision.
+// Trace is the chain for one revision of a Deployment, DaemonSet or StatefulSet.
 type Trace struct {
-	Deployment string    `json:"deployment"`
-	Namespace  string    `json:"namespace"`
-	Revision   int64     `json:"revision"`
-	ReplicaSet string    `json:"replicaSet"`
-	Start      time.Time `json:"start"`
-	Steps      []Step    `json:"steps"`
-	Pods       Pods      `json:"pods"`
+	// Kind and Name are the workload's: Deployment, DaemonSet or StatefulSet.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Deployment is the Deployment's name, in a Deployment's trace.
+	Deployment string `json:"deployment,omitempty"`
+	Namespace  string `json:"namespace"`
+	Revision   int64  `json:"revision"`
+	// ReplicaSet is the Deployment's newest ReplicaSet; ControllerRevision a DaemonSet's
+	// or StatefulSet's newest revision: what the controller writes at steps 2–3.
+	ReplicaSet         string    `json:"replicaSet,omitempty"`
+	ControllerRevision string    `json:"controllerRevision,omitempty"`
+	Start              time.Time `json:"start"`
+	Steps              []Step    `json:"steps"`
+	Pods               Pods      `json:"pods"`
 	// Services are those whose selector picks the Deployment's pods.
 	Services []Service `json:"services,omitempty"`
 }
@@ -123,6 +132,18 @@ type Service struct {
 	Name  string `json:"name"`
 	Ready int    `json:"ready"`
 	Total int    `json:"total"`
+}
+
+// Child is what the controller wrote at steps 2–3: "replicaset NAME" or
+// "controllerrevision NAME"; "" before it did.
+func (t *Trace) Child() string {
+	switch {
+	case t.ReplicaSet != "":
+		return "replicaset " + t.ReplicaSet
+	case t.ControllerRevision != "":
+		return "controllerrevision " + t.ControllerRevision
+	}
+	return ""
 }
 
 // Fetch reads what a trace needs from the API servers and assembles it.
@@ -191,8 +212,8 @@ func owned(obj metav1.Object, uid types.UID) bool {
 	return ref != nil && ref.UID == uid
 }
 
-// Assemble builds the trace of d's newest ReplicaSet from the objects and events.
-func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod, events []*corev1.Event) *Trace {
+// eventsByObject groups events by the UID of their object, oldest first.
+func eventsByObject(events []*corev1.Event) map[types.UID][]*corev1.Event {
 	byUID := map[types.UID][]*corev1.Event{}
 	for _, e := range events {
 		uid := e.InvolvedObject.UID
@@ -201,7 +222,13 @@ func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod
 	for _, evs := range byUID {
 		sort.SliceStable(evs, func(i, j int) bool { return evTime(evs[i]).Before(evTime(evs[j])) })
 	}
-	t := &Trace{Deployment: d.Name, Namespace: d.Namespace, Start: d.CreationTimestamp.Time}
+	return byUID
+}
+
+// Assemble builds the trace of d's newest ReplicaSet from the objects and events.
+func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod, events []*corev1.Event) *Trace {
+	byUID := eventsByObject(events)
+	t := &Trace{Kind: kinds.Deployment, Name: d.Name, Deployment: d.Name, Namespace: d.Namespace, Start: d.CreationTimestamp.Time}
 	if e := find(byUID[d.UID], StoredReason, ""); e != nil {
 		t.Start = evTime(e)
 	}
@@ -233,11 +260,18 @@ func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod
 	step23.Time = notBefore(step23.Time, step1.Time)
 	t.Steps = []Step{step1, step23}
 
-	var traces []*Pod
 	rsEvents := byUID[rs.UID]
+	summarise(t, step23.Time, pods, func(p *corev1.Pod) bool { return owned(p, rs.UID) }, rsEvents, byUID)
+	return finish(t)
+}
+
+// summarise adds the pods that mine selects (made at step 4–5 with a SuccessfulCreate
+// among creates): their summary, and the slowest pod's steps as the chain's 4–10.
+func summarise(t *Trace, prev time.Time, pods []*corev1.Pod, mine func(*corev1.Pod) bool, creates []*corev1.Event, byUID map[types.UID][]*corev1.Event) {
+	var traces []*Pod
 	for _, p := range pods {
-		if owned(p, rs.UID) && p.DeletionTimestamp == nil {
-			traces = append(traces, podTrace(t.Start, step23.Time, p, rsEvents, byUID[p.UID]))
+		if mine(p) && p.DeletionTimestamp == nil {
+			traces = append(traces, podTrace(t.Start, prev, p, creates, byUID[p.UID]))
 		}
 	}
 	t.Pods.Total = len(traces)
@@ -258,7 +292,6 @@ func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod
 	} else {
 		t.Steps = append(t.Steps, missing([]int{4, 5}, "Pods created"))
 	}
-	return finish(t)
 }
 
 // podTrace is one pod's steps 4–10, each no earlier than the one before, starting from
@@ -357,10 +390,11 @@ func evTime(e *corev1.Event) time.Time {
 	return e.LastTimestamp.Time
 }
 
-// find returns the first event with reason whose message mentions about ("" for any).
+// find returns the first event with reason whose message names about, a word of it
+// ("" for any): "web-1" is not found in a message about web-10.
 func find(events []*corev1.Event, reason, about string) *corev1.Event {
 	for _, e := range events {
-		if e.Reason == reason && (about == "" || strings.Contains(e.Message, about)) {
+		if e.Reason == reason && (about == "" || slices.Contains(strings.Fields(e.Message), about)) {
 			return e
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
@@ -51,8 +52,11 @@ func BenchmarkE2EDeploy10000r1000nInsecure(b *testing.B) {
 	benchDeploy(b, "e2e_deploy_10000r_1000n_insecure", 10000, 1000, false)
 }
 
-func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
-	benchfig.Want(b, name, name+"_rate", name+"_cpu", name+"_refused")
+// benchCluster runs the whole chain in this process: three API servers, the
+// controller-manager, the scheduler and nodes simulated kubelets named sim-N, each with
+// its own certificate when secure. It returns once every node is registered; stop ends
+// it all.
+func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, cs *client.Clientset, ctx context.Context, stop func()) {
 	opts := apicluster.Options{HistorySize: 200_000, ServiceAccountAdmission: true}
 	nodeNames := make([]string, nodes)
 	for i := range nodeNames {
@@ -61,11 +65,11 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 	if secure {
 		opts.Certs = apicluster.Certs(b, nodeNames...)
 	}
-	c := apicluster.Start(b, 3, opts)
-	cs := client.NewClientset(c.Dial(b, "admin", client.Options{}))
+	c = apicluster.Start(b, 3, opts)
+	cs = client.NewClientset(c.Dial(b, "admin", client.Options{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
+	stop = func() { cancel(); wg.Wait() }
 	run := func(fn func()) { wg.Add(1); go func() { defer wg.Done(); fn() }() }
 
 	mcfg := controllers.DefaultConfig()
@@ -98,6 +102,13 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return c, cs, ctx, stop
+}
+
+func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
+	benchfig.Want(b, name, name+"_rate", name+"_cpu", name+"_refused")
+	c, cs, ctx, stop := benchCluster(b, nodes, secure)
+	defer stop()
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	podInf := cache.InformerFor[*corev1.Pod](f, "default", client.ListOptions{})
 	var runningCount atomic.Int64
@@ -156,7 +167,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 		}
 		benchfig.Report(name+"_refused", float64(refused), "requests")
 	}
-	cancel()
+	stop()
 	f.Wait()
 }
 
@@ -265,4 +276,88 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// BenchmarkE2EDaemonSet1000n: a DaemonSet on 1,000 simulated nodes, from create to a
+// pod ready on every node (ds_rollout_1000n_create), then a new image rolled across
+// them all with maxUnavailable 10% (ds_rollout_1000n), both as the DaemonSet's status
+// says (what rollout status waits for), with the whole chain secure as users run it.
+func BenchmarkE2EDaemonSet1000n(b *testing.B) {
+	const name, nodes = "ds_rollout_1000n", 1000
+	benchfig.Want(b, name, name+"_create", name+"_cpu")
+	_, cs, ctx, stop := benchCluster(b, nodes, true)
+	defer stop()
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	dsInf := cache.InformerFor[*appsv1.DaemonSet](f, "default", client.ListOptions{})
+	changed := make(chan struct{}, 1)
+	notify := func(*appsv1.DaemonSet) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	dsInf.AddHandler(cache.Handler[*appsv1.DaemonSet]{OnAdd: notify, OnUpdate: func(_, ds *appsv1.DaemonSet) { notify(ds) }})
+	f.Start(ctx)
+	defer f.Wait()
+	if !cache.WaitForSync(ctx, dsInf) {
+		b.Fatal("no sync")
+	}
+	// rolledOut waits until the DaemonSet of generation gen has every pod updated and
+	// available, as rollout status judges it.
+	rolledOut := func(gen int64) {
+		for {
+			if ds, ok := dsInf.Lister().Get("default", "bench"); ok && ds.Status.ObservedGeneration >= gen &&
+				ds.Status.DesiredNumberScheduled == nodes && ds.Status.UpdatedNumberScheduled == nodes && ds.Status.NumberAvailable == nodes {
+				return
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				ds, _ := dsInf.Lister().Get("default", "bench")
+				b.Fatalf("not rolled out: %+v", ds)
+			}
+		}
+	}
+	lbl := map[string]string{"app": "bench"}
+	maxUnavailable := intstr.FromString("10%")
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &maxUnavailable}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "agent", Image: "busybox:1.36", Command: []string{"sleep", "3600"},
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
+	b.ResetTimer()
+	cpu := benchfig.StartCPU()
+	start := time.Now()
+	created, err := cs.DaemonSets.Create(ctx, ds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rolledOut(created.Generation)
+	benchfig.Report(name+"_create", time.Since(start).Seconds(), "s")
+
+	start = time.Now()
+	var gen int64
+	for {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cur.Spec.Template.Spec.Containers[0].Image = "busybox:1.37"
+		out, err := cs.DaemonSets.Update(ctx, cur)
+		if client.IsConflict(err) {
+			continue // the controller wrote the status meanwhile
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		gen = out.Generation
+		break
+	}
+	rolledOut(gen)
+	b.StopTimer()
+	benchfig.Report(name, time.Since(start).Seconds(), "s")
+	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")
 }

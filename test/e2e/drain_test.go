@@ -69,14 +69,16 @@ spec:
   nodeName: sim-0
   containers: [{name: c, image: busybox:1.36}]
 ---
-apiVersion: v1
-kind: Pod
-metadata:
-  name: agent
-  ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: 6c1e2f4a-0000-4000-8000-000000000001, controller: true}]
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
 spec:
-  nodeName: sim-0
-  containers: [{name: c, image: busybox:1.36}]
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: sim-0}
+      containers: [{name: c, image: busybox:1.36}]
 `, "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v: %s", err, errs)
 	}
@@ -96,6 +98,19 @@ spec:
 		}
 	}
 	waitfor.Condition(t, time.Minute, "three web pods ready on sim-0", webOn("sim-0"))
+	// The DaemonSet's pod on sim-0, which drain leaves where it is.
+	var agent string
+	waitfor.Condition(t, time.Minute, "the DaemonSet's pod on sim-0", func() (bool, string) {
+		l, err := cs.Pods.List(ctx, "default", client.ListOptions{LabelSelector: "app=agent"})
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(l.Items) != 1 || l.Items[0].Spec.NodeName != "sim-0" {
+			return false, fmt.Sprintf("%d agent pods", len(l.Items))
+		}
+		agent = l.Items[0].Name
+		return true, ""
+	})
 	waitfor.Condition(t, time.Minute, "the budget allows one disruption", func() (bool, string) {
 		out, errs, err := ctl(s, "get", "pdb", "web", "--no-headers")
 		return err == nil && len(strings.Fields(out)) == 5 && strings.Fields(out)[3] == "1", out + errs
@@ -151,7 +166,7 @@ spec:
 		!strings.Contains(out, "pod/bare evicted\n") || strings.Contains(out, "agent") {
 		t.Fatalf("drain sim-0 stdout:\n%s", out)
 	}
-	if !strings.Contains(errs, "Warning: deleting Pods that declare no controller: default/bare; ignoring DaemonSet-managed Pods: default/agent\n") ||
+	if !strings.Contains(errs, "Warning: deleting Pods that declare no controller: default/bare; ignoring DaemonSet-managed Pods: default/"+agent+"\n") ||
 		!regexp.MustCompile(`error when evicting pods/"web-[a-z0-9-]+" -n "default" \(will retry after 5s\): Cannot evict pod as it would violate the pod's disruption budget\.`).MatchString(errs) {
 		t.Fatalf("drain sim-0 stderr:\n%s", errs)
 	}
@@ -161,7 +176,7 @@ spec:
 	if low := m.lowest(); low < 2 {
 		t.Fatalf("the drain left %d web pods ready at %s; the budget says 2", low, m.lowAt)
 	}
-	if p, err := cs.Pods.Get(ctx, "default", "agent"); err != nil || p.DeletionTimestamp != nil || p.Spec.NodeName != "sim-0" {
+	if p, err := cs.Pods.Get(ctx, "default", agent); err != nil || p.DeletionTimestamp != nil || p.Spec.NodeName != "sim-0" {
 		t.Fatalf("the DaemonSet's pod: %v %v", p, err)
 	}
 	if out := mustCtl(t, s, "get", "nodes", "sim-0", "--no-headers"); !strings.Contains(out, "Ready,SchedulingDisabled") {

@@ -1,0 +1,166 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/kinds"
+)
+
+// EventRateLimit is Kubernetes' EventRateLimit admission with two of its limit types: a
+// token bucket per namespace (type Namespace), and one per node whose kubelet writes
+// (Skiff's own type Node: the node a kubelet's credential names, so a node credential
+// alone cannot flood the control plane). Every Event created or updated takes a token
+// from each bucket it falls in; a write that finds one empty is refused as 429
+// (ResourceExhausted) with the delay after which a token is there (RetryInfo, Kubernetes'
+// Retry-After). A zero QPS turns that type off.
+type EventRateLimit struct {
+	// NodeQPS and NodeBurst are each node's budget. Defaults 50 and 100: the kubelet's
+	// own --event-qps and --event-burst.
+	NodeQPS   float64
+	NodeBurst int
+	// NamespaceQPS and NamespaceBurst are each namespace's budget, shared by every
+	// writer. Defaults 100 and 500: twice the rate of the Namespace limit in Kubernetes'
+	// documented EventRateLimit configuration (50 and 100), and room for a rollout's
+	// burst, since in Skiff the controllers and the scheduler share it with the nodes.
+	NamespaceQPS   float64
+	NamespaceBurst int
+}
+
+// DefaultEventRateLimit returns the defaults.
+func DefaultEventRateLimit() EventRateLimit {
+	return EventRateLimit{NodeQPS: 50, NodeBurst: 100, NamespaceQPS: 100, NamespaceBurst: 500}
+}
+
+func (l EventRateLimit) validate() error {
+	if l.NodeQPS < 0 || l.NamespaceQPS < 0 || (l.NodeQPS > 0 && l.NodeBurst < 1) || (l.NamespaceQPS > 0 && l.NamespaceBurst < 1) {
+		return fmt.Errorf("event rate limit %+v: QPS must not be negative, and a burst of at least 1 goes with a positive QPS", l)
+	}
+	return nil
+}
+
+// Event rate limit types, as Kubernetes names them in its refusals.
+const (
+	eventLimitNamespace = "Namespace"
+	eventLimitNode      = "Node"
+)
+
+// maxBuckets bounds each type's buckets (Kubernetes' cacheSize defaults to 4096).
+const maxBuckets = 4096
+
+// eventLimiter enforces an EventRateLimit.
+type eventLimiter struct {
+	now        func() time.Time
+	namespaces *buckets
+	nodes      *buckets
+}
+
+func newEventLimiter(l EventRateLimit, now func() time.Time) *eventLimiter {
+	return &eventLimiter{now: now, namespaces: newBuckets(l.NamespaceQPS, l.NamespaceBurst), nodes: newBuckets(l.NodeQPS, l.NodeBurst)}
+}
+
+// admit takes a token for a write of an Event in namespace by u, or refuses it. ahead
+// is how many Events of the same request were refused before this one: each is told to
+// come back a token later than the one before, so a refused batch returns at the
+// bucket's pace rather than all at once.
+func (e *eventLimiter) admit(u auth.User, namespace string, ahead int) error {
+	now := e.now()
+	node, wait := e.nodes.take(auth.NodeOf(u), now)
+	if wait > 0 {
+		return refuseEvents(eventLimitNode, auth.NodeOf(u), wait+e.nodes.interval(ahead))
+	}
+	if _, wait := e.namespaces.take(namespace, now); wait > 0 {
+		if node != nil {
+			node.CancelAt(now) // the write does not happen: give the node its token back
+		}
+		return refuseEvents(eventLimitNamespace, namespace, wait+e.namespaces.interval(ahead))
+	}
+	return nil
+}
+
+// admitEventWrite applies the event rate limit to a write of an object of info (see
+// eventLimiter.admit for ahead).
+func (r *resources) admitEventWrite(ctx context.Context, info *kinds.Info, namespace string, ahead int) error {
+	if info.Kind != kinds.Event || r.events == nil {
+		return nil
+	}
+	return r.events.admit(requestUser(ctx), namespace, ahead)
+}
+
+// refuseEvents is the 429 of an empty bucket, in Kubernetes' words.
+func refuseEvents(limitType, key string, retryAfter time.Duration) error {
+	st := status.New(codes.ResourceExhausted, fmt.Sprintf("limit reached on type %s for key %s", limitType, key))
+	info := &errdetails.ErrorInfo{Reason: ReasonTooManyRequests, Domain: errorDomain, Metadata: map[string]string{"limitType": limitType, "key": key}}
+	if d, err := st.WithDetails(info, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// buckets are one limit type's token buckets, by key.
+type buckets struct {
+	qps   rate.Limit
+	burst int
+	mu    sync.Mutex
+	m     map[string]*rate.Limiter
+}
+
+func newBuckets(qps float64, burst int) *buckets {
+	return &buckets{qps: rate.Limit(qps), burst: burst, m: map[string]*rate.Limiter{}}
+}
+
+// take takes a token from key's bucket, returning the reservation (to cancel if another
+// bucket refuses), or how long until a token is there. An empty key, or a type turned
+// off, takes nothing.
+func (b *buckets) take(key string, now time.Time) (*rate.Reservation, time.Duration) {
+	if key == "" || b.qps == 0 {
+		return nil, 0
+	}
+	b.mu.Lock()
+	l := b.m[key]
+	if l == nil {
+		if len(b.m) >= maxBuckets {
+			b.prune(now)
+		}
+		l = rate.NewLimiter(b.qps, b.burst)
+		b.m[key] = l
+	}
+	b.mu.Unlock()
+	r := l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d
+	}
+	return r, 0
+}
+
+// interval is how long the bucket takes to refill n tokens.
+func (b *buckets) interval(n int) time.Duration {
+	if n == 0 || b.qps == 0 {
+		return 0
+	}
+	return time.Duration(float64(n) / float64(b.qps) * float64(time.Second))
+}
+
+// prune forgets the full buckets (a new one is the same), or, when none is full,
+// every bucket: a bound on memory, not a way around the limit for long. Called with
+// b.mu held.
+func (b *buckets) prune(now time.Time) {
+	for k, l := range b.m {
+		if l.TokensAt(now) >= float64(b.burst) {
+			delete(b.m, k)
+		}
+	}
+	if len(b.m) >= maxBuckets {
+		clear(b.m)
+	}
+}

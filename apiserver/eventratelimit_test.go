@@ -1,0 +1,114 @@
+package apiserver_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/client"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/test/apicluster"
+)
+
+// TestEventRateLimit: Events written beyond a node's or a namespace's budget are refused
+// as 429 (ResourceExhausted) with the delay after which the budget has a token again,
+// in Kubernetes' words; each budget is its own (another namespace, another writer's
+// namespace, other kinds write on), and a batch takes one token per Event.
+func TestEventRateLimit(t *testing.T) {
+	dir := apicluster.Certs(t, "w1")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir, Configure: func(cfg *apiserver.Config) {
+		// A token a minute: the buckets do not refill while the test runs.
+		cfg.EventRateLimit = apiserver.EventRateLimit{NodeQPS: 1.0 / 60, NodeBurst: 2, NamespaceQPS: 1.0 / 60, NamespaceBurst: 4}
+	}})
+	ctx := testCtx(t)
+	w1 := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
+	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
+	if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, boundPod("web", "w1"))}); err != nil {
+		t.Fatal(err) // the pod w1's events are about
+	}
+	create := func(rc apiv1.ResourcesClient, ns, name string) error {
+		_, err := rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, event(ns, name))})
+		return err
+	}
+	wantThrottled := func(what string, err error, msg string) {
+		t.Helper()
+		wantDenied(t, what, err, codes.ResourceExhausted, msg)
+		if d := client.RetryAfter(err); d < 30*time.Second || d > time.Minute {
+			t.Fatalf("%s: retry after %v, want the minute a token takes", what, d)
+		}
+	}
+
+	// The node's budget: two.
+	for i := 0; i < 2; i++ {
+		if err := create(w1, "default", fmt.Sprintf("node-%d", i)); err != nil {
+			t.Fatalf("node event %d: %v", i, err)
+		}
+	}
+	wantThrottled("node's third event", create(w1, "default", "node-2"), "limit reached on type Node for key w1")
+	// The namespace's budget (four) is shared: the node's refused event took nothing
+	// from it, so the administrator has two left there.
+	for i := 0; i < 2; i++ {
+		if err := create(admin, "default", fmt.Sprintf("admin-%d", i)); err != nil {
+			t.Fatalf("admin event %d: %v", i, err)
+		}
+	}
+	wantThrottled("namespace's fifth event", create(admin, "default", "admin-2"), "limit reached on type Namespace for key default")
+	// Another namespace has its own budget; other kinds are not limited.
+	if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(admin, "other", "elsewhere"); err != nil {
+		t.Fatalf("event in another namespace: %v", err)
+	}
+	if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, pod("not-an-event"))}); err != nil {
+		t.Fatalf("a pod in the throttled namespace: %v", err)
+	}
+	// Updates count too.
+	got, err := admin.Get(ctx, &apiv1.GetRequest{Kind: "Event", Namespace: "default", Name: "admin-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = admin.Update(ctx, &apiv1.UpdateRequest{Object: got})
+	wantThrottled("an update in the throttled namespace", err, "limit reached on type Namespace for key default")
+
+	// A batch: one token per Event; those over the budget fail alone.
+	var objs []*apiv1.Object
+	for i := 0; i < 5; i++ {
+		objs = append(objs, wrap(t, event("other", fmt.Sprintf("batch-%d", i))))
+	}
+	res, err := admin.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: objs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused []int
+	var delays []time.Duration
+	for i, r := range res.GetResults() {
+		if r.GetError() == nil {
+			continue
+		}
+		var st spb.Status
+		if err := proto.Unmarshal(r.GetError(), &st); err != nil {
+			t.Fatal(err)
+		}
+		if err := status.FromProto(&st).Err(); status.Code(err) != codes.ResourceExhausted || client.RetryAfter(err) <= 0 {
+			t.Fatalf("batch object %d: %v, want ResourceExhausted with a retry delay", i, err)
+		}
+		refused = append(refused, i)
+		delays = append(delays, client.RetryAfter(status.FromProto(&st).Err()))
+	}
+	if fmt.Sprint(refused) != "[3 4]" {
+		t.Fatalf("batch of 5 with 3 tokens left: refused %v, want [3 4]", refused)
+	}
+	// The second refused is told to come back a token (a minute) after the first.
+	if gap := delays[1] - delays[0]; gap < 59*time.Second || gap > 61*time.Second {
+		t.Fatalf("refused events' delays %v: want them a minute apart", delays)
+	}
+}

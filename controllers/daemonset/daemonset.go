@@ -1,0 +1,433 @@
+// Package daemonset is the DaemonSet controller: one pod of each DaemonSet on every node
+// its node selector, node affinity and tolerations accept (with the tolerations
+// Kubernetes adds to every daemon pod), placed by the scheduler through a required node
+// affinity to that node, as Kubernetes does since 1.12. Nodes that join, leave, or change
+// labels or taints gain or lose the pod. Template changes roll out by RollingUpdate
+// (maxUnavailable, or maxSurge: a new pod beside the old until it is available) or, with
+// OnDelete, as pods are deleted; revisions are kept in ControllerRevisions, up to
+// revisionHistoryLimit old ones. Failed pods are replaced with a back-off per node. The
+// controller writes the DaemonSet's status counts.
+package daemonset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/controllers/internal/controllerref"
+	"github.com/skiffhq/skiff/controllers/internal/expectations"
+	"github.com/skiffhq/skiff/controllers/internal/history"
+	"github.com/skiffhq/skiff/controllers/internal/slowstart"
+	"github.com/skiffhq/skiff/kinds"
+)
+
+// Config tunes the controller. Start from DefaultConfig; New validates it.
+type Config struct {
+	// Workers reconcile different DaemonSets concurrently. Default 2 (Kubernetes' default).
+	Workers int
+	// BurstReplicas caps the pods one sync creates or deletes. Default 5,000 (see the
+	// ReplicaSet controller's).
+	BurstReplicas int
+	// ExpectationsTimeout: after this long, unseen creations and deletions are given up on.
+	// Default 5 minutes.
+	ExpectationsTimeout time.Duration
+	// FailedPodBackoff and MaxFailedPodBackoff bound the wait before a failed pod is
+	// replaced on a node, doubling from the first to the second (Kubernetes' 1s, 15m).
+	FailedPodBackoff, MaxFailedPodBackoff time.Duration
+	// Logger receives the controller's logs, named "daemonset". Default: discarded.
+	Logger hclog.Logger
+	// Now is the controller's clock. Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{Workers: 2, BurstReplicas: 5000, ExpectationsTimeout: 5 * time.Minute, FailedPodBackoff: time.Second,
+		MaxFailedPodBackoff: 15 * time.Minute, Logger: hclog.NewNullLogger(), Now: time.Now}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: %d must be at least 1", c.Workers))
+	}
+	if c.BurstReplicas < 1 {
+		errs = append(errs, fmt.Errorf("burstReplicas: %d must be at least 1", c.BurstReplicas))
+	}
+	if c.ExpectationsTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("expectationsTimeout: %v must be positive", c.ExpectationsTimeout))
+	}
+	if c.FailedPodBackoff <= 0 || c.MaxFailedPodBackoff < c.FailedPodBackoff {
+		errs = append(errs, fmt.Errorf("failedPodBackoff: %v must be positive and at most maxFailedPodBackoff %v", c.FailedPodBackoff, c.MaxFailedPodBackoff))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("now: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("daemonset controller config: %w", err)
+	}
+	return nil
+}
+
+// Controller is the DaemonSet controller.
+type Controller struct {
+	cfg     Config
+	cs      *client.Clientset
+	dsInf   *cache.Informer[*appsv1.DaemonSet]
+	dss     *cache.Lister[*appsv1.DaemonSet]
+	pods    *cache.Lister[*corev1.Pod]
+	nodes   *cache.Lister[*corev1.Node]
+	revs    *cache.Lister[*appsv1.ControllerRevision]
+	queue   *workqueue.Queue
+	exp     *expectations.Expectations
+	rec     *record.Recorder
+	log     hclog.Logger
+	history history.History
+	// podClaimer and revClaimer adopt and release pods and revisions.
+	podClaimer controllerref.Claimer[*corev1.Pod]
+	revClaimer controllerref.Claimer[*appsv1.ControllerRevision]
+
+	mu      sync.Mutex
+	backoff map[string]failedBackoff // by DaemonSet key and node
+}
+
+type failedBackoff struct {
+	wait time.Duration
+	at   time.Time // of the last replacement
+}
+
+// New makes the controller on the factory's informers; Run starts it.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dsInf := cache.InformerFor[*appsv1.DaemonSet](f, "", client.ListOptions{})
+	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
+	revInf := cache.InformerFor[*appsv1.ControllerRevision](f, "", client.ListOptions{})
+	c := &Controller{
+		cfg: cfg, cs: cs, dsInf: dsInf, dss: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(), revs: revInf.Lister(),
+		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now), rec: rec,
+		log: cfg.Logger.Named("daemonset"), history: history.History{Revisions: cs.ControllerRevisions},
+		podClaimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, FailOnLostRelease: true},
+		revClaimer: controllerref.Claimer[*appsv1.ControllerRevision]{Update: cs.ControllerRevisions.Update},
+		backoff:    map[string]failedBackoff{},
+	}
+	enqueue := func(ds *appsv1.DaemonSet) { c.queue.Add(cache.Key(ds)) }
+	dsInf.AddHandler(cache.Handler[*appsv1.DaemonSet]{OnAdd: enqueue, OnUpdate: func(_, ds *appsv1.DaemonSet) { enqueue(ds) },
+		OnDelete: func(ds *appsv1.DaemonSet) { c.exp.Forget(cache.Key(ds)); enqueue(ds) }})
+	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
+	nodeInf.AddHandler(cache.Handler[*corev1.Node]{
+		OnAdd:    func(*corev1.Node) { c.enqueueAll() },
+		OnUpdate: c.nodeUpdated,
+		OnDelete: func(*corev1.Node) { c.enqueueAll() },
+	})
+	revChanged := func(r *appsv1.ControllerRevision) {
+		if ref := metav1.GetControllerOfNoCopy(r); ref != nil && ref.Kind == kinds.DaemonSet {
+			c.queue.Add(r.Namespace + "/" + ref.Name)
+		}
+	}
+	revInf.AddHandler(cache.Handler[*appsv1.ControllerRevision]{OnAdd: revChanged, OnUpdate: func(_, r *appsv1.ControllerRevision) { revChanged(r) },
+		OnDelete: revChanged})
+	return c, nil
+}
+
+// ownerKey is the key of the DaemonSet controlling pod, or "".
+func ownerKey(pod *corev1.Pod) string {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil || ref.Kind != kinds.DaemonSet {
+		return ""
+	}
+	return pod.Namespace + "/" + ref.Name
+}
+
+func (c *Controller) podAdded(pod *corev1.Pod) {
+	if key := ownerKey(pod); key != "" {
+		c.exp.CreationObserved(key)
+		c.queue.Add(key)
+		return
+	}
+	c.enqueueMatching(pod)
+}
+
+func (c *Controller) podUpdated(old, pod *corev1.Pod) {
+	oldKey, key := ownerKey(old), ownerKey(pod)
+	if oldKey != key && oldKey != "" {
+		c.queue.Add(oldKey)
+	}
+	if pod.DeletionTimestamp != nil && old.DeletionTimestamp == nil && key != "" {
+		c.exp.DeletionObserved(key, cache.Key(pod))
+	}
+	if key != "" {
+		c.queue.Add(key)
+		return
+	}
+	c.enqueueMatching(pod)
+}
+
+func (c *Controller) podDeleted(pod *corev1.Pod) {
+	if key := ownerKey(pod); key != "" {
+		c.exp.DeletionObserved(key, cache.Key(pod))
+		c.queue.Add(key)
+	}
+}
+
+// enqueueMatching queues the DaemonSets that could adopt an orphan.
+func (c *Controller) enqueueMatching(pod *corev1.Pod) {
+	for _, ds := range c.dss.ListNamespace(pod.Namespace, labels.Everything()) {
+		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
+			c.queue.Add(cache.Key(ds))
+		}
+	}
+}
+
+func (c *Controller) enqueueAll() {
+	for _, ds := range c.dss.List(labels.Everything()) {
+		c.queue.Add(cache.Key(ds))
+	}
+}
+
+// nodeUpdated queues every DaemonSet when what decides where daemon pods run changed:
+// labels, taints, the node's name in its spec fields (Kubernetes' nodeInSameCondition
+// looks at the same).
+func (c *Controller) nodeUpdated(old, node *corev1.Node) {
+	if equality.Semantic.DeepEqual(old.Labels, node.Labels) && equality.Semantic.DeepEqual(old.Spec.Taints, node.Spec.Taints) &&
+		old.Spec.Unschedulable == node.Spec.Unschedulable {
+		return
+	}
+	c.enqueueAll()
+}
+
+// Run reconciles until ctx ends. The factory must be started.
+func (c *Controller) Run(ctx context.Context) error {
+	if !cache.WaitForSync(ctx, c.dsInf) {
+		return ctx.Err()
+	}
+	c.queue.Run(ctx, c.cfg.Workers, c.log, c.Reconcile)
+	return nil
+}
+
+// Reconcile syncs one DaemonSet by key.
+func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
+	ns, name := cache.SplitKey(key)
+	ds, ok := c.dss.Get(ns, name)
+	if !ok {
+		c.exp.Forget(key)
+		c.forgetBackoff(key)
+		return 0, nil
+	}
+	if ds.DeletionTimestamp != nil {
+		return 0, nil // the garbage collector deletes its pods
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil || sel.Empty() || ds.Spec.Selector == nil {
+		return 0, nil
+	}
+	pods, err := c.podClaimer.Claim(ctx, ds, sel, c.pods.ListNamespace(ns, labels.Everything()))
+	if err != nil {
+		return 0, err
+	}
+	revs, err := c.revClaimer.Claim(ctx, ds, sel, c.revs.ListNamespace(ns, labels.Everything()))
+	if err != nil {
+		return 0, err
+	}
+	history.Sort(revs)
+	data, err := history.TemplatePatch(&ds.Spec.Template)
+	if err != nil {
+		return 0, fmt.Errorf("daemonset %s: %w", key, err)
+	}
+	collisions := int32(0)
+	if ds.Status.CollisionCount != nil {
+		collisions = *ds.Status.CollisionCount
+	}
+	before := collisions
+	cur, err := c.history.Current(ctx, ds, ds.Spec.Template.Labels, data, revs, &collisions)
+	if collisions != before {
+		next := ds.DeepCopy()
+		next.Status.CollisionCount = &collisions
+		if _, uerr := c.cs.DaemonSets.UpdateStatus(ctx, next); uerr != nil {
+			return 0, errors.Join(err, uerr)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	hash := cur.Labels[history.HashLabel]
+	nodes := c.nodes.List(labels.Everything())
+	byNode := ByNode(pods)
+	now := c.cfg.Now()
+	var requeue time.Duration
+	var manageErr error
+	if c.exp.Satisfied(key) {
+		surge, _ := Fenceposts(ds, desiredNodes(ds, nodes))
+		plan := Manage(ds, nodes, byNode, hash, surge > 0, func(node string) time.Duration { return c.failedBackoff(key, node, now) }, now)
+		if ds.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType && len(plan.Create) == 0 && len(plan.Delete) == 0 {
+			plan = RollingUpdate(ds, nodes, byNode, hash, now)
+		}
+		requeue = plan.RetryFailed
+		for _, p := range plan.Failed {
+			c.rec.Eventf(ds, record.Warning, "FailedDaemonPod", "Found failed daemon pod %s/%s on node %s, will try to kill it",
+				p.Namespace, p.Name, TargetNode(p))
+		}
+		manageErr = c.syncNodes(ctx, key, ds, plan, hash)
+	}
+	if err := c.cleanupHistory(ctx, ds, cur, revs, pods); err != nil {
+		manageErr = errors.Join(manageErr, err)
+	}
+	st := Status(ds, nodes, byNode, hash, now)
+	st.CollisionCount = ptrIfSet(collisions, ds.Status.CollisionCount)
+	if !equality.Semantic.DeepEqual(st, ds.Status) {
+		next := ds.DeepCopy()
+		next.Status = st
+		if _, err := c.cs.DaemonSets.UpdateStatus(ctx, next); err != nil && !client.IsNotFound(err) {
+			return 0, errors.Join(manageErr, fmt.Errorf("update status of daemonset %s: %w", key, err))
+		}
+	}
+	if requeue == 0 && st.NumberAvailable < st.NumberReady && ds.Spec.MinReadySeconds > 0 {
+		requeue = time.Duration(ds.Spec.MinReadySeconds) * time.Second
+	}
+	return requeue, manageErr
+}
+
+func ptrIfSet(n int32, was *int32) *int32 {
+	if n == 0 && was == nil {
+		return nil
+	}
+	return &n
+}
+
+// syncNodes creates and deletes what plan says, within BurstReplicas each.
+func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.DaemonSet, plan Plan, hash string) error {
+	create := plan.Create[:min(len(plan.Create), c.cfg.BurstReplicas)]
+	del := plan.Delete[:min(len(plan.Delete), c.cfg.BurstReplicas)]
+	keys := make([]string, len(del))
+	for i, p := range del {
+		keys[i] = cache.Key(p)
+	}
+	c.exp.Expect(key, len(create), keys)
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	var next sync.Mutex
+	i := 0
+	created, err := slowstart.Run(len(create), func() error {
+		next.Lock()
+		node := create[i]
+		i++
+		next.Unlock()
+		out, err := c.cs.Pods.Create(ctx, NewPod(ds, node, hash))
+		if err != nil {
+			c.rec.Eventf(ds, record.Warning, "FailedCreate", "Error creating: %v", err)
+			return fmt.Errorf("create pod of daemonset %s for node %s: %w", key, node, err)
+		}
+		c.rec.Eventf(ds, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
+		return nil
+	})
+	for j := created; j < len(create); j++ {
+		c.exp.CreationObserved(key) // never coming
+	}
+	if err != nil {
+		fail(err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range del {
+		wg.Go(func() {
+			_, err := c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
+			if err != nil && !client.IsNotFound(err) {
+				c.exp.DeletionObserved(key, cache.Key(p))
+				c.rec.Eventf(ds, record.Warning, "FailedDelete", "Error deleting: %v", err)
+				fail(fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
+				return
+			}
+			c.rec.Eventf(ds, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// failedBackoff says how long a failed pod of key on node must wait before it is
+// replaced: 0 when now (the wait then doubles for the next one).
+func (c *Controller) failedBackoff(key, node string, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := key + "|" + node
+	b, ok := c.backoff[k]
+	if ok {
+		if until := b.at.Add(b.wait); now.Before(until) {
+			return until.Sub(now)
+		}
+		if now.Sub(b.at) > 2*c.cfg.MaxFailedPodBackoff {
+			b = failedBackoff{} // calm long enough: start over
+		}
+	}
+	switch {
+	case b.wait == 0:
+		b.wait = c.cfg.FailedPodBackoff
+	default:
+		b.wait = min(2*b.wait, c.cfg.MaxFailedPodBackoff)
+	}
+	b.at = now
+	c.backoff[k] = b
+	return 0
+}
+
+func (c *Controller) forgetBackoff(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.backoff {
+		if len(k) > len(key) && k[:len(key)+1] == key+"|" {
+			delete(c.backoff, k)
+		}
+	}
+}
+
+// cleanupHistory deletes the oldest revisions beyond revisionHistoryLimit that no live
+// pod was made from (Kubernetes' cleanupHistory).
+func (c *Controller) cleanupHistory(ctx context.Context, ds *appsv1.DaemonSet, cur *appsv1.ControllerRevision, revs []*appsv1.ControllerRevision, pods []*corev1.Pod) error {
+	limit := 10
+	if ds.Spec.RevisionHistoryLimit != nil {
+		limit = int(*ds.Spec.RevisionHistoryLimit)
+	}
+	live := map[string]bool{}
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil {
+			live[p.Labels[HashLabel]] = true
+		}
+	}
+	var old []*appsv1.ControllerRevision
+	for _, r := range revs {
+		if r.Name != cur.Name && !live[r.Labels[history.HashLabel]] && r.DeletionTimestamp == nil {
+			old = append(old, r)
+		}
+	}
+	for i := 0; i < len(old)-limit; i++ {
+		r := old[i]
+		if _, err := c.cs.ControllerRevisions.Delete(ctx, r.Namespace, r.Name, client.DeleteOptions{UID: string(r.UID)}); err != nil && !client.IsNotFound(err) {
+			return fmt.Errorf("delete revision %s: %w", cache.Key(r), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,38 @@
+// Package slowstart makes many calls as Kubernetes' controllers do (slowStartBatch):
+// concurrently, in batches that double, stopping after the first batch with a failure.
+package slowstart
+
+import (
+	"errors"
+	"sync"
+)
+
+// Run runs n calls in batches of 1, 2, 4, ... concurrently, stopping after the
+// first batch with a failure, as Kubernetes does so that a failing create (quota,
+// validation) costs a few calls rather than n. It returns how many calls succeeded.
+func Run(n int, call func() error) (attempted int, err error) {
+	for batch := 1; attempted < n; batch *= 2 {
+		size := min(batch, n-attempted)
+		errs := make([]error, size)
+		var wg sync.WaitGroup
+		for i := 0; i < size; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = call()
+			}()
+		}
+		wg.Wait()
+		attempted += size
+		if err := errors.Join(errs...); err != nil {
+			failed := 0
+			for _, e := range errs {
+				if e != nil {
+					failed++
+				}
+			}
+			return attempted - failed, err
+		}
+	}
+	return attempted, nil
+}
