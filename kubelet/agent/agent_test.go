@@ -235,14 +235,16 @@ func TestSimPodNetwork(t *testing.T) {
 	go func() { done <- agent.Run(ctx, cs, cfg) }()
 	defer func() { cancel(); <-done }()
 	// The node IPAM's part: the node gets a range.
-	waitfor.ConditionErr(t, time.Minute, "the node registered and given a range", func() (bool, error) {
+	waitfor.Condition(t, time.Minute, "the node registered and given a range", func() (bool, string) {
 		n, err := cs.Nodes.Get(ctx, "", "simnet")
 		if err != nil {
-			return false, err
+			return false, err.Error() // not registered yet
 		}
 		n.Spec.PodCIDR = "10.42.5.0/24"
-		_, err = cs.Nodes.Update(ctx, n)
-		return err == nil, err
+		if _, err = cs.Nodes.Update(ctx, n); err != nil {
+			return false, err.Error() // a conflict with the kubelet's own write: again
+		}
+		return true, ""
 	})
 	if _, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
 		Spec: corev1.PodSpec{NodeName: "simnet", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}); err != nil {
