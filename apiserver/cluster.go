@@ -3,9 +3,12 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,8 +28,11 @@ const memberKind = "skiff.member"
 // cluster implements the Cluster service.
 type cluster struct {
 	apiv1.UnimplementedClusterServer
-	store      *store.Store
-	members    *memberAddrs
+	store   *store.Store
+	members *memberAddrs
+	// certs are this member's certificates; renews says whether it renews them.
+	certs      func() []CertStatus
+	renews     bool
 	networking *networking
 }
 
@@ -92,16 +98,18 @@ func (m *memberAddrs) leaderHint() grpc.UnaryServerInterceptor {
 
 var memberInfo = &kinds.Info{Kind: "Member", Plural: "members"}
 
-func (c *cluster) Status(ctx context.Context, _ *apiv1.ClusterStatusRequest) (*apiv1.ClusterStatus, error) {
+func (c *cluster) Status(ctx context.Context, req *apiv1.ClusterStatusRequest) (*apiv1.ClusterStatus, error) {
 	st, err := c.store.Status()
 	if err != nil {
 		return nil, storeError(memberInfo, "", err)
 	}
 	apiAddrs := c.members.get()
 	out := &apiv1.ClusterStatus{
-		Leader:   st.LeaderID,
-		Term:     st.Term,
-		Revision: st.Revision,
+		Leader:    st.LeaderID,
+		Term:      st.Term,
+		Revision:  st.Revision,
+		ClusterId: st.ClusterID,
+		Alarms:    st.Alarms,
 		Self: &apiv1.MemberStatus{
 			Name: st.ID, State: st.State, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
 			SnapshotIndex: st.SnapshotIndex, LastLogIndex: st.LastLogIndex, Version: version.Version,
@@ -112,10 +120,92 @@ func (c *cluster) Status(ctx context.Context, _ *apiv1.ClusterStatusRequest) (*a
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, &apiv1.Member{
-			Name: m.ID, RaftAddress: m.Address, ApiAddress: apiAddrs[m.ID], Suffrage: m.Suffrage, Leader: m.Leader,
+			Name: m.ID, RaftAddress: m.Address, ApiAddress: apiAddrs[m.ID], Suffrage: m.Suffrage, Leader: m.Leader, Version: m.Version,
 		})
 	}
+	if req.GetSizes() {
+		c.usage(ctx, out.Members)
+	}
 	return out, nil
+}
+
+// usage fills in each member's state file sizes, asking them all at once; a member that
+// does not answer within a few seconds gets the reason instead.
+func (c *cluster) usage(ctx context.Context, members []*apiv1.Member) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u, err := c.store.MemberUsage(ctx, m.Name)
+			if err != nil {
+				m.Error = err.Error()
+				return
+			}
+			m.DbSize, m.DbSizeInUse = u.Size, u.InUse
+		}()
+	}
+	wg.Wait()
+}
+
+// Defragment compacts the named members' state files (every member's when none is
+// named), one after the other, so that the cluster keeps a quorum that applies writes.
+func (c *cluster) Defragment(ctx context.Context, req *apiv1.DefragmentRequest) (*apiv1.ClusterStatus, error) {
+	names := req.GetNames()
+	if len(names) == 0 {
+		st, err := c.store.Status()
+		if err != nil {
+			return nil, storeError(memberInfo, "", err)
+		}
+		for _, m := range st.Members {
+			names = append(names, m.ID)
+		}
+	}
+	for _, name := range names {
+		if _, err := c.store.Defragment(ctx, name); err != nil {
+			return nil, storeError(memberInfo, name, fmt.Errorf("defragment: %w", err))
+		}
+	}
+	return c.Status(ctx, &apiv1.ClusterStatusRequest{Sizes: true})
+}
+
+// ListSnapshots lists the scheduled snapshots in every member's directory.
+func (c *cluster) ListSnapshots(ctx context.Context, _ *apiv1.ListSnapshotsRequest) (*apiv1.SnapshotList, error) {
+	files, errs := c.store.ListBackups(ctx)
+	out := &apiv1.SnapshotList{}
+	for _, f := range files {
+		out.Snapshots = append(out.Snapshots, &apiv1.SnapshotFile{Member: f.Member, Path: f.Path, ClusterId: f.Meta.Cluster,
+			Revision: f.Meta.Revision, Version: f.Meta.Version, CreatedUnix: f.Meta.Created.Unix(), Size: f.Size, Sha256: f.Meta.SHA256})
+	}
+	for name, err := range errs {
+		out.Errors = append(out.Errors, name+": "+err.Error())
+	}
+	sort.Strings(out.Errors)
+	return out, nil
+}
+
+// Certificates describes this member's own certificates as of its last check.
+func (c *cluster) Certificates(context.Context, *apiv1.CertificatesRequest) (*apiv1.CertificateList, error) {
+	out := &apiv1.CertificateList{Member: c.store.ID()}
+	for _, st := range c.certs() {
+		ce := &apiv1.Certificate{Name: st.Name, File: st.File, Subject: st.Subject, Renews: c.renews, Renewals: st.Renewals, Error: st.Error}
+		if !st.NotAfter.IsZero() {
+			ce.NotBeforeUnix, ce.NotAfterUnix, ce.RenewAtUnix = st.NotBefore.Unix(), st.NotAfter.Unix(), st.RenewAt.Unix()
+		}
+		out.Certificates = append(out.Certificates, ce)
+	}
+	return out, nil
+}
+
+// DisarmAlarm clears the NOSPACE alarm. A member still over its quota raises it again
+// at the next write it takes.
+func (c *cluster) DisarmAlarm(ctx context.Context, _ *apiv1.DisarmAlarmRequest) (*apiv1.ClusterStatus, error) {
+	if err := c.store.DisarmAlarm(ctx); err != nil {
+		return nil, storeError(memberInfo, "", err)
+	}
+	return c.Status(ctx, nil)
 }
 
 func (c *cluster) AddMember(ctx context.Context, req *apiv1.AddMemberRequest) (*apiv1.ClusterStatus, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/store"
+	"github.com/skiffhq/skiff/version"
 )
 
 // Config configures one API server and the store node it embeds. Start from
@@ -32,6 +33,18 @@ type Config struct {
 	// EventTTL is how long an Event is kept after it last happened (Kubernetes'
 	// --event-ttl): the leader deletes older ones.
 	EventTTL time.Duration
+	// Certificates are this member's certificate files (serving, peer): each one's expiry
+	// is exported as a metric and, within CertExpiryWarning of it, recorded as a Warning
+	// event (certs.go).
+	Certificates []CertFile
+	// SigningCertFile and SigningKeyFile, when set, are the cluster CA that signed
+	// Certificates (Kubernetes' --cluster-signing-cert-file and -key-file): the server
+	// renews each certificate at two thirds of its life, and running servers and clients
+	// pick the new files up for new connections.
+	SigningCertFile, SigningKeyFile string
+	// CertCheckInterval is how often the certificates are checked (default 1 min);
+	// CertExpiryWarning how long before expiry the warning starts (default 30 days).
+	CertCheckInterval, CertExpiryWarning time.Duration
 	// EventRateLimit budgets the Events each node and each namespace may write.
 	EventRateLimit EventRateLimit
 	// EventSweepInterval is how often the leader looks for expired events (default a
@@ -124,8 +137,11 @@ type Config struct {
 
 // DefaultConfig returns a Config with the defaults set.
 func DefaultConfig() Config {
+	sc := store.DefaultConfig()
+	// Scheduled snapshots, as k3s takes them by default: twice a day, the newest five kept.
+	sc.Backups.Interval, sc.Backups.Retention = 12*time.Hour, 5
 	return Config{
-		Store:               store.DefaultConfig(),
+		Store:               sc,
 		BookmarkInterval:    10 * time.Second,
 		MaxRequestBytes:     2 << 20,
 		PriorityAndFairness: true,
@@ -199,6 +215,15 @@ func (c *Config) Validate() error {
 	case c.EventTTL == 0:
 		c.EventTTL = time.Hour
 	}
+	if (c.SigningCertFile == "") != (c.SigningKeyFile == "") {
+		return fmt.Errorf("apiserver %s: --cluster-signing-cert-file and --cluster-signing-key-file go together", c.Name)
+	}
+	if c.CertCheckInterval <= 0 {
+		c.CertCheckInterval = time.Minute
+	}
+	if c.CertExpiryWarning <= 0 {
+		c.CertExpiryWarning = 30 * 24 * time.Hour
+	}
 	if c.EventSweepInterval <= 0 {
 		c.EventSweepInterval = min(c.EventTTL/10, time.Minute)
 	}
@@ -249,6 +274,9 @@ func (c *Config) Validate() error {
 	c.Store.Listener = c.RaftListener
 	c.Store.InitialCluster = c.InitialCluster
 	c.Store.Logger = c.Logger
+	if c.Store.Version == "" {
+		c.Store.Version = version.Version
+	}
 	return c.Store.Validate()
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/time/rate"
@@ -78,4 +80,35 @@ func tokens(t *testing.T, token, user string) *auth.Tokens {
 		t.Fatal(err)
 	}
 	return tk
+}
+
+// TestValidateCertificateRenewal: the cluster CA's certificate and key come together, and
+// the checks get their defaults.
+func TestValidateCertificateRenewal(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cert, key string
+		wantErr   string
+	}{
+		{name: "neither"},
+		{name: "both", cert: "ca.crt", key: "ca.key"},
+		{name: "certificate only", cert: "ca.crt", wantErr: "--cluster-signing-cert-file and --cluster-signing-key-file go together"},
+		{name: "key only", key: "ca.key", wantErr: "--cluster-signing-cert-file and --cluster-signing-key-file go together"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Name, c.DataDir, c.Listen, c.RaftListen = "n1", t.TempDir(), "127.0.0.1:6443", "127.0.0.1:7000"
+			c.SigningCertFile, c.SigningKeyFile = tc.cert, tc.key
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil || c.CertCheckInterval != time.Minute || c.CertExpiryWarning != 30*24*time.Hour {
+					t.Fatalf("Validate: %v; check every %v, warn %v before", err, c.CertCheckInterval, c.CertExpiryWarning)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate: %v; want %q", err, tc.wantErr)
+			}
+		})
+	}
 }

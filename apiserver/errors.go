@@ -36,6 +36,8 @@ const (
 	ReasonUnknown       = "OutcomeUnknown"
 	ReasonTooLarge      = "RequestEntityTooLarge"
 	ReasonInternal      = "InternalError"
+	// ReasonNoSpace: the store's NOSPACE alarm refuses creates and updates.
+	ReasonNoSpace = "InsufficientStorage"
 )
 
 func statusError(code codes.Code, reason string, meta map[string]string, format string, args ...any) error {
@@ -103,6 +105,10 @@ func storeError(info *kinds.Info, name string, err error) error {
 			meta["resourceVersion"] = strconv.FormatInt(ts.LastRevision, 10)
 		}
 		return statusError(codes.Unavailable, ReasonUnavailable, meta, "watch of %s fell behind and was closed: %v", resourceName(info), err)
+	case errors.Is(err, store.ErrNoSpace):
+		return statusError(codes.ResourceExhausted, ReasonNoSpace, nil, "%s %q: %v", resourceName(info), name, err)
+	case errors.Is(err, store.ErrRefused):
+		return statusError(codes.FailedPrecondition, ReasonForbidden, nil, "%s %q: %v", resourceName(info), name, err)
 	case errors.Is(err, store.ErrTooLarge):
 		return statusError(codes.InvalidArgument, ReasonTooLarge, nil, "%s %q: %v", resourceName(info), name, err)
 	case errors.Is(err, store.ErrInvalid):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -119,6 +120,9 @@ func (k *kubeletConn) kubeletError(ctx context.Context, err error) error {
 func (p *pods) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) error {
 	ctx := stream.Context()
 	ns := namespaceFor(kinds.MustLookup(kinds.Pod), req.GetNamespace())
+	if err := validateLogOptions(req); err != nil {
+		return err
+	}
 	pod, kc, err := p.dialKubelet(ctx, ns, req.GetName(), "it has no logs")
 	if err != nil {
 		return err
@@ -131,6 +135,7 @@ func (p *pods) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) err
 	ks, err := kubeletv1.NewKubeletLogsClient(kc).ContainerLogs(ctx, &kubeletv1.ContainerLogsRequest{
 		NodeName: kc.node, Namespace: ns, Pod: req.GetName(), PodUid: string(pod.UID),
 		Container: container, Follow: req.GetFollow(), TailLines: req.TailLines, Previous: req.GetPrevious(),
+		Timestamps: req.GetTimestamps(), SinceSeconds: req.SinceSeconds, SinceTime: req.GetSinceTime(), LimitBytes: req.LimitBytes,
 	})
 	for err == nil {
 		var chunk *kubeletv1.LogChunk
@@ -145,6 +150,30 @@ func (p *pods) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) err
 		return nil
 	}
 	return kc.kubeletError(ctx, err)
+}
+
+// validateLogOptions checks a logs request as Kubernetes validates PodLogOptions, in
+// its words.
+func validateLogOptions(req *apiv1.PodLogsRequest) error {
+	var errs []string
+	if req.TailLines != nil && req.GetTailLines() < 0 {
+		errs = append(errs, fmt.Sprintf("tailLines: Invalid value: %d: must be greater than or equal to 0", req.GetTailLines()))
+	}
+	if req.LimitBytes != nil && req.GetLimitBytes() < 1 {
+		errs = append(errs, fmt.Sprintf("limitBytes: Invalid value: %d: must be greater than 0", req.GetLimitBytes()))
+	}
+	switch {
+	case req.SinceSeconds != nil && req.SinceTime != nil:
+		errs = append(errs, "sinceSeconds: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified")
+	case req.SinceSeconds != nil && req.GetSinceSeconds() < 1:
+		errs = append(errs, fmt.Sprintf("sinceSeconds: Invalid value: %d: must be greater than 0", req.GetSinceSeconds()))
+	case req.SinceTime != nil && req.GetSinceTime().CheckValid() != nil:
+		errs = append(errs, fmt.Sprintf("sinceTime: Invalid value: %v", req.GetSinceTime().CheckValid()))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return statusError(codes.InvalidArgument, ReasonInvalid, nil, "PodLogOptions %q is invalid: %s", req.GetName(), strings.Join(errs, ", "))
 }
 
 // podContainer is the container a request means: the one named, or the pod's only one.

@@ -107,10 +107,15 @@ var (
 	descSnapshot = prometheus.NewDesc("skiff_raft_snapshot_index", "Index of the latest snapshot.", nil, nil)
 	descMembers  = prometheus.NewDesc("skiff_raft_members", "Servers in the Raft configuration.", nil, nil)
 	descRevision = prometheus.NewDesc("skiff_store_revision", "The store's applied revision.", nil, nil)
+
+	descSnapshots      = prometheus.NewDesc("skiff_store_scheduled_snapshots_total", "Scheduled snapshots this member took as leader, by result (success, failure).", []string{"result"}, nil)
+	descSnapshotsInRow = prometheus.NewDesc("skiff_store_scheduled_snapshot_failures_in_a_row", "Scheduled snapshots that failed since the last that succeeded.", nil, nil)
+	descSnapshotLast   = prometheus.NewDesc("skiff_store_scheduled_snapshot_last_success_timestamp_seconds", "When this member last wrote a scheduled snapshot (Unix time; 0: never since it started).", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descHasLead, descTerm, descCommit, descApplied, descSnapshot, descMembers, descRevision} {
+	for _, d := range []*prometheus.Desc{descLeader, descHasLead, descTerm, descCommit, descApplied, descSnapshot, descMembers, descRevision,
+		descSnapshots, descSnapshotsInRow, descSnapshotLast} {
 		ch <- d
 	}
 }
@@ -131,6 +136,15 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSnapshot, prometheus.GaugeValue, float64(st.SnapshotIndex))
 	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(st.Members)))
 	ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(st.Revision))
+	bs := c.s.BackupStatus()
+	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(bs.Succeeded), "success")
+	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(bs.Failed), "failure")
+	ch <- prometheus.MustNewConstMetric(descSnapshotsInRow, prometheus.GaugeValue, float64(bs.Consecutive))
+	last := 0.0
+	if !bs.LastSuccess.IsZero() {
+		last = float64(bs.LastSuccess.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(descSnapshotLast, prometheus.GaugeValue, last)
 }
 
 // flowCollector reports API Priority and Fairness per priority level, under

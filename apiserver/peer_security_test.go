@@ -2,6 +2,7 @@ package apiserver_test
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"io"
 	"net"
 	"path/filepath"
@@ -34,7 +35,18 @@ func (s *rogueStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Write([]byte{'R'}); err != nil {
+	// The protocol byte, then the store's hello (a length-prefixed JSON object): an
+	// anonymous one, as a member that knows no cluster yet says; then the peer's reply.
+	if _, err := conn.Write([]byte{'R', 0, 0, 0, 2, '{', '}'}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var n [4]byte
+	if _, err := io.ReadFull(conn, n[:]); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if _, err := io.ReadFull(conn, make([]byte, binary.BigEndian.Uint32(n[:]))); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -370,6 +370,14 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		a.Verb, a.Resource, a.Subresource = auth.Update, auth.ResourceCluster, "leader"
 	case *apiv1.SnapshotRequest:
 		a.Verb, a.Resource, a.Subresource = auth.Get, auth.ResourceCluster, "snapshot"
+	case *apiv1.ListSnapshotsRequest:
+		a.Verb, a.Resource, a.Subresource = auth.List, auth.ResourceCluster, "snapshots"
+	case *apiv1.CertificatesRequest:
+		a.Verb, a.Resource, a.Subresource = auth.Get, auth.ResourceCluster, "certificates"
+	case *apiv1.DefragmentRequest:
+		a.Verb, a.Resource, a.Subresource = auth.Update, auth.ResourceCluster, "defragment"
+	case *apiv1.DisarmAlarmRequest:
+		a.Verb, a.Resource, a.Subresource = auth.Update, auth.ResourceCluster, "alarms"
 	default:
 		// A method this table does not know: only an administrator may call it.
 		a.Verb, a.Resource = "call", method

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -34,9 +35,14 @@ const streamWorkers = 128
 
 // Server is one API server: the gRPC API over an embedded store node.
 type Server struct {
-	cfg       Config
-	log       hclog.Logger
-	store     *store.Store
+	cfg   Config
+	log   hclog.Logger
+	store *store.Store
+	// storeRef is store, for the store's own goroutines (snapshotFailed) that may run
+	// before New has set it.
+	storeRef atomic.Pointer[store.Store]
+	// certs is what the last check of the certificates found (certs.go).
+	certs     certState
 	grpc      *grpc.Server
 	http      *http.Server
 	ln, hln   net.Listener
@@ -89,11 +95,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	scfg := cfg.Store
 	scfg.IndexedFields = indexedFields
+	scfg.Backups.OnFailure = s.snapshotFailed
 	if s.store, err = store.Open(scfg); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
+	s.storeRef.Store(s.store)
 	s.metrics = newMetrics(s.store, gate.flows)
+	s.metrics.registry.MustRegister(&certCollector{s: s})
 	s.flows = gate.flows
 	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
@@ -137,7 +146,8 @@ func New(cfg Config) (*Server, error) {
 	sopts = append(sopts, grpc.Creds(gate.conns.Credentials(creds, gate.authn == nil)), grpc.ConnectionTimeout(10*time.Second))
 	s.grpc = grpc.NewServer(sopts...)
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
-	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, networking: s.resources.networking})
+	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, certs: s.Certificates, renews: cfg.SigningCertFile != "",
+		networking: s.resources.networking})
 	apiv1.RegisterPodsServer(s.grpc, &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
 	if s.hln != nil {
 		httpGuard := connlimit.New("HTTP", connlimit.DefaultLimits(), log)
@@ -244,6 +254,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
 	wg.Go(func() { s.reencrypt.run(ctx) })
+	wg.Go(func() { s.watchCertificates(ctx) })
 	if s.nodeGraph != nil {
 		wg.Go(func() { s.nodeGraph.run(ctx) })
 	}

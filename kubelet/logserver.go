@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skiffhq/skiff/connlimit"
+	"github.com/skiffhq/skiff/kubelet/crilog"
 	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
 )
 
@@ -142,7 +143,7 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 	send := chunkWriter(func(b []byte) error { return stream.Send(&kubeletv1.LogChunk{Data: b}) })
 	err = s.copyLogs(ctx, rt, c.ID, send, req)
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, crilog.ErrLimit):
 		return nil
 	case ctx.Err() != nil:
 		return status.FromContextError(ctx.Err()).Err()
@@ -158,44 +159,32 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 	}
 }
 
-// copyLogs copies the container's output to w: all of it, or from the last TailLines
-// lines of what was written so far. Output only grows, so following after a tail reads
-// everything again and skips what the tail already covered.
+// copyLogs copies the container's output to w, read from its log (the CRI log format,
+// see logformat.go): all of it, or from the last TailLines lines of what was written so
+// far. The log only grows, so following after a tail reads everything again and skips
+// what the tail already covered. Once LimitBytes are copied it returns crilog.ErrLimit.
 func (s *LogServer) copyLogs(ctx context.Context, rt Runtime, id string, w io.Writer, req *kubeletv1.ContainerLogsRequest) error {
+	opts, err := logOptions(req, time.Now())
+	if err != nil {
+		return err
+	}
+	dec := crilog.NewDecoder(crilog.NewPrinter(w, opts))
 	if req.TailLines == nil {
-		return rt.Logs(ctx, id, w, req.GetFollow())
+		return rt.Logs(ctx, id, dec, req.GetFollow())
 	}
 	var sofar bytes.Buffer
 	if err := rt.Logs(ctx, id, &sofar, false); err != nil {
 		return err
 	}
-	if _, err := w.Write(lastLines(sofar.Bytes(), req.GetTailLines())); err != nil {
+	// Whole records only: a record being written when the log was read comes again.
+	records := sofar.Bytes()[:bytes.LastIndexByte(sofar.Bytes(), '\n')+1]
+	if _, err := dec.Write(records[crilog.TailStart(records, req.GetTailLines()):]); err != nil {
 		return err
 	}
 	if !req.GetFollow() {
 		return nil
 	}
-	return rt.Logs(ctx, id, &skipWriter{w: w, skip: sofar.Len()}, true)
-}
-
-// lastLines is the end of b holding its last n lines (a last line without its newline
-// counts); n <= 0 is nothing.
-func lastLines(b []byte, n int64) []byte {
-	if n <= 0 {
-		return nil
-	}
-	end := len(b)
-	if end > 0 && b[end-1] == '\n' {
-		end--
-	}
-	for i := end - 1; i >= 0; i-- {
-		if b[i] == '\n' {
-			if n--; n == 0 {
-				return b[i+1:]
-			}
-		}
-	}
-	return b
+	return rt.Logs(ctx, id, &skipWriter{w: dec, skip: len(records)}, true)
 }
 
 // skipWriter drops the first skip bytes written to it.

@@ -28,7 +28,8 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	// List reports every container the kubelet created, running or exited.
 	List(ctx context.Context) ([]Container, error)
-	// Logs copies a container's output to w; with follow, until it exits or ctx ends.
+	// Logs copies a container's log to w, in the CRI log format (package crilog: each
+	// line of output with its time and stream); with follow, until it exits or ctx ends.
 	Logs(ctx context.Context, id string, w io.Writer, follow bool) error
 	// Exec runs a command in a running container and returns its exit code once it has
 	// exited and its output is copied; ctx ending kills it. An unknown id wraps

@@ -216,11 +216,15 @@ func (ca *CA) Write(dir string) error {
 
 // LoadCA reads ca.crt and ca.key from dir.
 func LoadCA(dir string) (*CA, error) {
-	certs, err := ReadCerts(filepath.Join(dir, CACertFile))
+	return LoadCAFiles(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile))
+}
+
+// LoadCAFiles reads a CA's certificate and key.
+func LoadCAFiles(certPath, keyPath string) (*CA, error) {
+	certs, err := ReadCerts(certPath)
 	if err != nil {
 		return nil, err
 	}
-	keyPath := filepath.Join(dir, CAKeyFile)
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("load CA key: %w", err)
@@ -230,7 +234,7 @@ func LoadCA(dir string) (*CA, error) {
 		return nil, fmt.Errorf("load CA key %s: %w", keyPath, err)
 	}
 	if !certs[0].IsCA {
-		return nil, fmt.Errorf("load CA %s: not a CA certificate", filepath.Join(dir, CACertFile))
+		return nil, fmt.Errorf("load CA %s: not a CA certificate", certPath)
 	}
 	return &CA{Cert: certs[0], Key: key}, nil
 }

@@ -6,23 +6,26 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/skiffhq/skiff/client"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 func clusterCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "cluster", Short: "The API servers' Raft cluster: members, leader, snapshots"}
-	c.AddCommand(clusterStatusCmd(g), clusterAddCmd(g), clusterRemoveCmd(g), clusterTransferLeaderCmd(g), clusterSnapshotCmd(g))
+	c := &cobra.Command{Use: "cluster", Short: "The API servers' Raft cluster: members, leader, snapshots, disk"}
+	c.AddCommand(clusterStatusCmd(g), clusterAddCmd(g), clusterRemoveCmd(g), clusterTransferLeaderCmd(g), clusterSnapshotCmd(g),
+		clusterSnapshotsCmd(g), clusterDefragCmd(g), clusterAlarmCmd(g), clusterCertsCmd(g))
 	return c
 }
 
 func clusterStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the members, their roles and the leader",
+		Short: "Show the members, their roles, the leader and each member's database size",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
@@ -30,7 +33,7 @@ func clusterStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer cancel()
-			st, err := conn.ClusterStatus(ctx)
+			st, err := conn.ClusterStatusSizes(ctx)
 			if err != nil {
 				return err
 			}
@@ -154,18 +157,213 @@ func clusterSnapshotSaveCmd(g *globals) *cobra.Command {
 	}
 }
 
+func clusterSnapshotsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "snapshots",
+		Short: "List the scheduled snapshots (--snapshot-interval) every member keeps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			l, err := conn.ListSnapshots(ctx)
+			if err != nil {
+				return fmt.Errorf("list snapshots: %w", err)
+			}
+			for _, e := range l.GetErrors() {
+				fmt.Fprintf(g.streams.Err, "warning: member %s\n", e)
+			}
+			if len(l.GetSnapshots()) == 0 {
+				fmt.Fprintln(g.streams.Err, "No snapshots found.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "MEMBER\tCREATED\tREVISION\tSIZE\tVERSION\tPATH")
+			for _, s := range l.GetSnapshots() {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.GetMember(), time.Unix(s.GetCreatedUnix(), 0).UTC().Format(time.RFC3339),
+					s.GetRevision(), byteSize(s.GetSize()), s.GetVersion(), s.GetPath())
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func clusterCertsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "certs",
+		Short: "List every member's certificates: subject, expiry, and when the member renews them",
+		Long: `List each API server's own certificates (--tls-cert-file, --peer-cert-file), asking every
+member at its API address: what each is for, the user it names, when it expires, and when
+the member renews it (two thirds of its life) if it has the cluster CA
+(--cluster-signing-cert-file); "never" when it does not, and the certificate must be
+renewed by hand (skiff certs rotate) before it expires.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := conn.ClusterStatus(ctx)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "MEMBER\tCERTIFICATE\tSUBJECT\tEXPIRES\tRENEWS\tRENEWALS\tFILE")
+			for _, m := range st.GetMembers() {
+				if m.GetApiAddress() == "" {
+					fmt.Fprintf(g.streams.Err, "warning: member %s: its API address is not known\n", m.GetName())
+					continue
+				}
+				l, err := conn.MemberCertificates(ctx, m.GetApiAddress())
+				if err != nil {
+					fmt.Fprintf(g.streams.Err, "warning: member %s (%s): %v\n", m.GetName(), m.GetApiAddress(), err)
+					continue
+				}
+				if len(l.GetCertificates()) == 0 {
+					fmt.Fprintf(g.streams.Err, "warning: member %s checks no certificate files\n", m.GetName())
+				}
+				for _, c := range l.GetCertificates() {
+					if c.GetError() != "" {
+						fmt.Fprintf(g.streams.Err, "warning: member %s, certificate %s: %s\n", m.GetName(), c.GetName(), c.GetError())
+					}
+					expires, renews := "?", "never"
+					if c.GetNotAfterUnix() != 0 {
+						at := time.Unix(c.GetNotAfterUnix(), 0)
+						expires = at.UTC().Format(time.RFC3339) + " (" + untilString(at.Sub(now)) + ")"
+						if c.GetRenews() {
+							renews = time.Unix(c.GetRenewAtUnix(), 0).UTC().Format(time.RFC3339)
+						}
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.GetName(), c.GetName(), orDash(c.GetSubject()), expires, renews, c.GetRenewals(), c.GetFile())
+				}
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// untilString says how long until a time, as kubectl's ages read ("in 364d", "in 5h",
+// "expired").
+func untilString(d time.Duration) string {
+	if d <= 0 {
+		return "expired"
+	}
+	return "in " + duration.HumanDuration(d)
+}
+
+func clusterDefragCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "defrag [NAME...]",
+		Short: "Compact members' databases into new files, one member at a time (all members by default)",
+		Long: `Compact members' databases into new files, giving the space that deletes freed back
+to the disk, as etcd's defrag does. Members are compacted one after the other, online: a
+member being compacted applies no writes meanwhile (the others keep the quorum).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// A defragmentation takes as long as the databases are large: no --request-timeout.
+			conn, ctx, cancel, err := g.connect(cmd, noTimeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := conn.Defragment(ctx, args)
+			if err != nil {
+				return fmt.Errorf("defrag: %w", err)
+			}
+			fmt.Fprintln(g.streams.Out, "defragmented")
+			return g.printCluster(st)
+		},
+	}
+}
+
+func clusterAlarmCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "alarm", Short: "The cluster's alarms (NOSPACE: a database reached --quota-backend-bytes)"}
+	c.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the raised alarms",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := conn.ClusterStatus(ctx)
+			if err != nil {
+				return err
+			}
+			for _, a := range st.GetAlarms() {
+				fmt.Fprintf(g.streams.Out, "alarm:%s\n", a)
+			}
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "disarm",
+		Short: "Clear the NOSPACE alarm (after freeing space: delete objects, then cluster defrag)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if _, err := conn.DisarmAlarm(ctx); err != nil {
+				return fmt.Errorf("disarm alarm: %w", err)
+			}
+			fmt.Fprintln(g.streams.Out, "alarm disarmed")
+			return nil
+		},
+	})
+	return c
+}
+
 func (g *globals) printCluster(st *apiv1.ClusterStatus) error {
-	fmt.Fprintf(g.streams.Out, "leader: %s  term: %d  revision: %d\n", orDash(st.GetLeader()), st.GetTerm(), st.GetRevision())
+	fmt.Fprintf(g.streams.Out, "cluster: %s  leader: %s  term: %d  revision: %d\n", orDash(st.GetClusterId()), orDash(st.GetLeader()), st.GetTerm(), st.GetRevision())
+	for _, a := range st.GetAlarms() {
+		fmt.Fprintf(g.streams.Out, "alarm: %s (writes other than deletes are refused)\n", a)
+	}
+	sizes := false
+	for _, m := range st.GetMembers() {
+		sizes = sizes || m.GetDbSize() != 0 || m.GetError() != ""
+	}
 	tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI")
+	if sizes {
+		fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI\tVERSION\tDB SIZE\tIN USE")
+	} else {
+		fmt.Fprintln(tw, "NAME\tROLE\tSUFFRAGE\tRAFT\tAPI\tVERSION")
+	}
 	for _, m := range st.GetMembers() {
 		role := "follower"
 		if m.GetLeader() {
 			role = "leader"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.GetName(), role, m.GetSuffrage(), m.GetRaftAddress(), orDash(m.GetApiAddress()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", m.GetName(), role, m.GetSuffrage(), m.GetRaftAddress(), orDash(m.GetApiAddress()), orDash(m.GetVersion()))
+		if sizes {
+			size, inUse := "?", "?"
+			if m.GetError() == "" {
+				size, inUse = byteSize(m.GetDbSize()), byteSize(m.GetDbSizeInUse())
+			}
+			fmt.Fprintf(tw, "\t%s\t%s", size, inUse)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// byteSize writes a size in binary units with one decimal (23.4 MiB).
+func byteSize(n int64) string {
+	if n < 1<<10 {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(1<<10), 0
+	for m := n >> 10; m >= 1<<10; m >>= 10 {
+		div <<= 10
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func orDash(s string) string {

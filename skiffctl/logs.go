@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -24,10 +25,13 @@ func logsCmd(g *globals) *cobra.Command {
 	var opts client.LogOptions
 	var tail int64
 	var selector string
-	var prefix, allContainers, timestamps bool
+	var prefix, allContainers bool
 	var maxRequests int
+	var since time.Duration
+	var sinceTime string
+	var limitBytes int64
 	cmd := &cobra.Command{
-		Use:   "logs (POD | KIND/NAME | -l SELECTOR) [-c CONTAINER] [-f] [-p] [--tail N]",
+		Use:   "logs (POD | KIND/NAME | -l SELECTOR) [-c CONTAINER] [-f] [-p] [--tail N] [--timestamps] [--since D | --since-time T]",
 		Short: "Print a container's output",
 		Long: `Print the output of a container in a pod, read through the API server from the kubelet
 of the pod's node. -c names the container; it may be left out when the pod has one.
@@ -35,11 +39,15 @@ KIND/NAME of a workload (deployment/web, replicaset/web-5d4f8) reads one of its 
 the one kubectl would pick (scheduled, running, ready first). -l reads every pod that
 matches, each's last 10 lines unless --tail says otherwise. With -f, keep printing what
 the container writes until it exits or you interrupt (--request-timeout does not apply
-then). -p reads the container's previous run, before its last restart.`,
+then). -p reads the container's previous run, before its last restart.
+--timestamps begins each line with the time the node's runtime read it (RFC 3339 with
+nanoseconds), --since and --since-time keep only what was written after a time, and
+--limit-bytes stops after that much output.`,
 		Example: `  skiffctl logs web-7d4b9c-x2x9k
   skiffctl logs deploy/web -c sidecar -f --tail 20
   skiffctl logs -l app=web --prefix
-  skiffctl logs web-7d4b9c-x2x9k --previous`,
+  skiffctl logs web-7d4b9c-x2x9k --previous
+  skiffctl logs web-7d4b9c-x2x9k --timestamps --since 1h`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if selector != "" && len(args) > 0 {
 				return fmt.Errorf("only a selector (-l) or a POD name may be given, not both")
@@ -50,8 +58,8 @@ then). -p reads the container's previous run, before its last restart.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if timestamps {
-				return fmt.Errorf("--timestamps: not supported by Skiff yet: the kubelet keeps a container's output without the time of each line")
+			if err := logFilters(cmd, &opts, since, sinceTime, limitBytes, tail); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("tail") || selector != "" {
 				if !cmd.Flags().Changed("tail") {
@@ -113,9 +121,45 @@ then). -p reads the container's previous run, before its last restart.`,
 	f.StringVarP(&selector, "selector", "l", "", "the pods matching this label selector")
 	f.BoolVar(&prefix, "prefix", false, "begin each line with its source, [pod/NAME/CONTAINER]")
 	f.BoolVar(&allContainers, "all-containers", false, "every container of the pods")
-	f.BoolVar(&timestamps, "timestamps", false, "begin each line with its time (not supported by Skiff yet)")
+	f.BoolVar(&opts.Timestamps, "timestamps", false, "begin each line with the time it was written (RFC 3339)")
+	f.DurationVar(&since, "since", 0, "only output newer than a relative duration like 5s, 2m, or 3h (default: all); only one of --since-time / --since")
+	f.StringVar(&sinceTime, "since-time", "", "only output written at or after a date (RFC 3339) (default: all); only one of --since-time / --since")
+	f.Int64Var(&limitBytes, "limit-bytes", 0, "maximum bytes of output to print (default: no limit)")
 	f.IntVar(&maxRequests, "max-log-requests", 5, "how many streams -f follows at most with a selector")
 	return cmd
+}
+
+// logFilters checks and sets --since, --since-time and --limit-bytes as kubectl does.
+func logFilters(cmd *cobra.Command, opts *client.LogOptions, since time.Duration, sinceTime string, limitBytes, tail int64) error {
+	flags := cmd.Flags()
+	if sinceTime != "" && since != 0 {
+		return fmt.Errorf("at most one of `sinceTime` or `sinceSeconds` may be specified")
+	}
+	if since < 0 {
+		return fmt.Errorf("--since must be greater than 0")
+	}
+	if flags.Changed("limit-bytes") && limitBytes < 1 {
+		return fmt.Errorf("--limit-bytes must be greater than 0")
+	}
+	if tail < -1 {
+		return fmt.Errorf("--tail must be greater than or equal to -1")
+	}
+	if since != 0 {
+		// kubectl's rounding: whole seconds, at least one; 0 is all.
+		sec := max(int64(since.Round(time.Second).Seconds()), 1)
+		opts.SinceSeconds = &sec
+	}
+	if sinceTime != "" {
+		t, err := time.Parse(time.RFC3339, sinceTime)
+		if err != nil {
+			return fmt.Errorf("--since-time %q: want an RFC 3339 time such as 2024-01-02T15:04:05Z: %w", sinceTime, err)
+		}
+		opts.SinceTime = &t
+	}
+	if flags.Changed("limit-bytes") {
+		opts.LimitBytes = &limitBytes
+	}
+	return nil
 }
 
 // logStream is one container's output to copy.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -93,7 +94,36 @@ spec:
 	must(t, s, "create", "cm", "x")
 	fails(t, s, "", "only pods and workloads with a pod selector have logs", "logs", "cm/x")
 	fails(t, s, "", "expected POD", "logs")
-	fails(t, s, "", "--timestamps: not supported by Skiff yet", "logs", "web", "--timestamps")
+
+	// --timestamps: each line with the time it was written; --since, --since-time and
+	// --limit-bytes filter and cut as kubectl's do.
+	plain := must(t, s, "logs", "lone")
+	stamped := must(t, s, "logs", "lone", "--timestamps")
+	stripped := regexp.MustCompile(`(?m)^(\S+) `).ReplaceAllStringFunc(stamped, func(m string) string {
+		if _, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(m)); err != nil {
+			t.Errorf("logs --timestamps: line begins with %q: %v", m, err)
+		}
+		return ""
+	})
+	if stripped != plain || stamped == plain {
+		t.Errorf("logs lone --timestamps = %q, want the lines of %q each with a time", stamped, plain)
+	}
+	if out := must(t, s, "logs", "lone", "--since", "1h"); out != plain {
+		t.Errorf("logs lone --since 1h = %q, want %q", out, plain)
+	}
+	if out := must(t, s, "logs", "lone", "--since-time", time.Now().Add(time.Hour).Format(time.RFC3339)); out != "" {
+		t.Errorf("logs lone --since-time (in an hour) = %q, want nothing", out)
+	}
+	if out := must(t, s, "logs", "lone", "--limit-bytes", "4"); out != "sim:" {
+		t.Errorf("logs lone --limit-bytes 4 = %q", out)
+	}
+	if out := must(t, s, "logs", "lone", "--tail", "1", "--timestamps", "--prefix"); !regexp.MustCompile(`^\[pod/lone/main\] \S+Z sim: container main exited with code 0\n$`).MatchString(out) {
+		t.Errorf("logs lone --tail 1 --timestamps --prefix = %q", out)
+	}
+	fails(t, s, "", "at most one of `sinceTime` or `sinceSeconds` may be specified", "logs", "lone", "--since", "1h", "--since-time", "2024-01-02T15:04:05Z")
+	fails(t, s, "", "--limit-bytes must be greater than 0", "logs", "lone", "--limit-bytes", "0")
+	fails(t, s, "", "--since must be greater than 0", "logs", "lone", "--since", "-1m")
+	fails(t, s, "", `--since-time "yesterday": want an RFC 3339 time`, "logs", "lone", "--since-time", "yesterday")
 
 	// A workload's logs are one of its pods'; -l reads every pod matching, 10 lines each
 	// unless --tail says otherwise; --prefix names each line's source.

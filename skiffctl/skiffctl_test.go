@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/skiffctl"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/version"
 )
 
 // run runs skiffctl in process against servers and returns its exit code and outputs.
@@ -132,7 +133,15 @@ func TestCommands(t *testing.T) {
 	}
 
 	// Cluster verbs.
-	contains(t, "cluster status", must(t, s, "cluster", "status"), "leader:", "NAME", "leader", "follower")
+	contains(t, "cluster status", must(t, s, "cluster", "status"), "cluster: ", "leader:", "NAME", "leader", "follower", "VERSION", version.Version, "DB SIZE", "IN USE", "KiB")
+	contains(t, "cluster defrag", must(t, s, "cluster", "defrag"), "defragmented", "DB SIZE")
+	if out := must(t, s, "cluster", "alarm", "list"); out != "" {
+		t.Errorf("cluster alarm list with no alarm: %q", out)
+	}
+	contains(t, "cluster alarm disarm", must(t, s, "cluster", "alarm", "disarm"), "alarm disarmed")
+	if code, _, errs := run(t, s, "", "cluster", "snapshots"); code != 0 || !strings.Contains(errs, "No snapshots found.") {
+		t.Errorf("cluster snapshots with none taken: %d %q", code, errs)
+	}
 	file := filepath.Join(t.TempDir(), "snap.db")
 	contains(t, "snapshot", must(t, s, "cluster", "snapshot", "save", file), "Snapshot saved at", "revision")
 	if st, err := os.Stat(file); err != nil || st.Size() == 0 {

@@ -37,7 +37,7 @@ func decodeCommand(data []byte, maxObjectSize int) (*storev1.Command, []Op, erro
 		return nil, nil, fmt.Errorf("decode command: %w: %v", ErrInvalid, err)
 	}
 	switch c := cmd.Command.(type) {
-	case *storev1.Command_LeaderMark:
+	case *storev1.Command_LeaderMark, *storev1.Command_ClusterIdentity, *storev1.Command_MemberIncarnation, *storev1.Command_Alarm:
 		return &cmd, nil, nil
 	case *storev1.Command_Txn:
 		ops, err := opsFromProto(c.Txn.GetOps(), maxObjectSize)
@@ -169,6 +169,10 @@ func errorToProto(err error) *storev1.Error {
 		e.Code = storev1.Error_NO_LEADER
 	case errors.Is(err, ErrClosed):
 		e.Code = storev1.Error_CLOSED
+	case errors.Is(err, ErrNoSpace):
+		e.Code = storev1.Error_NO_SPACE
+	case errors.Is(err, ErrRefused):
+		e.Code = storev1.Error_REFUSED
 	default:
 		e.Code = storev1.Error_INDETERMINATE
 	}
@@ -197,6 +201,10 @@ func errorFromProto(e *storev1.Error) error {
 		return fmt.Errorf("%w: %s", ErrTooLarge, e.GetMessage())
 	case storev1.Error_CLOSED:
 		return fmt.Errorf("leader: %w", ErrNoLeader)
+	case storev1.Error_NO_SPACE:
+		return noSpaceError{msg: e.GetMessage()}
+	case storev1.Error_REFUSED:
+		return refusedError{msg: e.GetMessage()}
 	default:
 		return fmt.Errorf("%w: leader: %s", ErrIndeterminate, e.GetMessage())
 	}
@@ -218,3 +226,15 @@ func resultFromProto(p *storev1.TxnResult) *TxnResult {
 	}
 	return res
 }
+
+// noSpaceError and refusedError carry the leader's message across the peer link, which
+// already names the class.
+type noSpaceError struct{ msg string }
+
+func (e noSpaceError) Error() string { return e.msg }
+func (e noSpaceError) Unwrap() error { return ErrNoSpace }
+
+type refusedError struct{ msg string }
+
+func (e refusedError) Error() string { return e.msg }
+func (e refusedError) Unwrap() error { return ErrRefused }

@@ -4,9 +4,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
+
+	"github.com/skiffhq/skiff/version"
 )
 
 // Server is one member of the initial cluster.
@@ -88,6 +92,15 @@ type Config struct {
 	// MaxTxnSize is the largest encoded transaction. Default 8 MiB.
 	MaxTxnSize int
 
+	// QuotaBytes bounds the state file: past it, creates and updates are refused and the
+	// NOSPACE alarm is raised (see quota.go). Default 8 GiB, as etcd's
+	// --quota-backend-bytes.
+	QuotaBytes int64
+
+	// Backups schedules snapshots from the leader into a directory (backup.go). Its Dir
+	// defaults to Dir/backups.
+	Backups BackupConfig
+
 	// WriteTimeout bounds how long a write waits for a leader before failing with
 	// ErrNoLeader (the caller's context may end it sooner). Default 5s.
 	WriteTimeout time.Duration
@@ -95,6 +108,11 @@ type Config struct {
 	// MmapSize is the state file's initial memory map, so snapshots (long reads) rarely
 	// block writes that grow the file. Default 1 GiB (address space, not memory).
 	MmapSize int
+
+	// Version is the Skiff release this member runs (default version.Version). Members
+	// say it to each other on the peer port and refuse a peer more than one minor version
+	// apart (see skew.go); scheduled snapshots record it.
+	Version string
 
 	// PeerTLS, when set, secures the peer port: Raft and the peer service both run over
 	// mutual TLS with it (it must carry certificates and the CA pool for both sides).
@@ -126,6 +144,7 @@ func DefaultConfig() Config {
 		MaxTxnSize:         8 << 20,
 		WriteTimeout:       5 * time.Second,
 		MmapSize:           1 << 30,
+		QuotaBytes:         8 << 30,
 	}
 }
 
@@ -171,6 +190,36 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxObjectSize <= 0 || c.MaxTxnSize < c.MaxObjectSize {
 		return fmt.Errorf("store config %s: need 0 < MaxObjectSize <= MaxTxnSize", c.ID)
+	}
+	if c.Backups.Interval < 0 || c.Backups.Retention < 0 {
+		return fmt.Errorf("store config %s: snapshot interval and retention must not be negative", c.ID)
+	}
+	if c.Version == "" {
+		c.Version = version.Version
+	}
+	if _, err := utilversion.ParseGeneric(c.Version); err != nil {
+		return fmt.Errorf("store config %s: Version %q: %w", c.ID, c.Version, err)
+	}
+	if c.Backups.Version == "" {
+		c.Backups.Version = c.Version
+	}
+	if c.Backups.Dir == "" {
+		c.Backups.Dir = filepath.Join(c.Dir, "backups")
+	}
+	if c.Backups.Retention == 0 {
+		c.Backups.Retention = 5
+	}
+	if c.Backups.RetryDelay < 0 {
+		return fmt.Errorf("store config %s: snapshot retry delay must not be negative", c.ID)
+	}
+	if c.Backups.RetryDelay == 0 {
+		c.Backups.RetryDelay = 30 * time.Second
+	}
+	if c.Backups.Now == nil {
+		c.Backups.Now = time.Now
+	}
+	if c.QuotaBytes <= 0 {
+		return fmt.Errorf("store config %s: QuotaBytes must be positive", c.ID)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

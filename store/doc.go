@@ -37,6 +37,18 @@
 // each connection. Followers use the peer service to forward writes and membership
 // changes to the leader and to ask it for read indexes, so any node accepts any call.
 //
+// Each connection then starts with a hello from both sides: cluster ID, member name and
+// incarnation (identity.go). A member of another cluster, or an incarnation the cluster
+// removed, is refused; so are a join of another cluster's member and the install of
+// another cluster's snapshot.
+//
+// # Disk
+//
+// The state file is bounded by a quota (Config.QuotaBytes): past it creates and updates
+// are refused and the NOSPACE alarm is raised in the replicated state, under which every
+// member applies only deletes until it is disarmed. Defragment compacts a member's state
+// file into a new one, online (quota.go).
+//
 // # Watches
 //
 // Each node keeps an in-memory window of recent events, bounded by count (HistorySize),
@@ -65,6 +77,10 @@
 // revisions ahead, whose configuration is the new cluster's, so the node starts with
 // existing state and never bootstraps. Objects keep their revisions; the history starts
 // at the bumped revision, so a watch from before the restore gets a CompactedError.
+//
+// Scheduled snapshots (Config.Backups, backup.go): the leader writes the state with a
+// trailer (cluster, revision, version, SHA-256) into a directory on a schedule and keeps
+// the newest few; VerifySnapshot checks a file's trailer against it.
 //
 // # What it does not do
 //

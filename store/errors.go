@@ -30,6 +30,12 @@ var (
 	// ErrWatchTooSlow: the watcher fell too far behind and was cut; resume from its last
 	// revision with a new watch.
 	ErrWatchTooSlow = errors.New("watcher too slow")
+	// ErrNoSpace: the cluster's NOSPACE alarm is raised (a member's state file reached
+	// the quota): writes other than deletes are refused until an administrator disarms it.
+	ErrNoSpace = errors.New("database space exceeded")
+	// ErrRefused: a peer was refused for its identity (another cluster's member, or a
+	// removed one).
+	ErrRefused = errors.New("peer refused")
 	// ErrClosed: the store is shut down.
 	ErrClosed = errors.New("store closed")
 )

@@ -27,6 +27,10 @@ import (
 //	index:   kind \0 field \0 value \0 ns \0 name -> (empty)
 //	meta:    "revision"                           -> big-endian uint64, last applied Raft index
 //	         "indexes"                            -> the indexed fields the index bucket holds
+//	         "cluster"                            -> the cluster's ID (identity.go)
+//	         "alarm.nospace"                      -> the member that raised NOSPACE (quota.go)
+//	members: member name                          -> its current incarnation's UID
+//	removed: incarnation UID                      -> the name of the member it was
 //
 // Object keys sort by kind, then namespace, then name, so a list is one prefix scan.
 var (
@@ -141,16 +145,29 @@ type fsm struct {
 	// of a kind at some revision still holds, without a read transaction.
 	changed sync.Map
 	reset   atomic.Int64
+
+	// ident is this member's identity; cluster the ID the state holds.
+	ident   *identity
+	cluster atomic.Pointer[string]
+	// noSpace names the member that raised the NOSPACE alarm; nil while it is not raised.
+	noSpace atomic.Pointer[string]
+	// size is the state file's size as of the last applied batch (quota.go).
+	size atomic.Int64
+	// restoreErr is why the last snapshot install was refused (a newer format): Raft
+	// logs it only, and a member that cannot start says it (store.go).
+	restoreErr atomic.Pointer[error]
+	// applyMu is held by whatever changes the state file (apply, restore, defragment).
+	applyMu sync.Mutex
 }
 
-func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]string, hist *history, log hclog.Logger) (*fsm, error) {
+func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]string, hist *history, ident *identity, log hclog.Logger) (*fsm, error) {
 	// The state machine is rebuilt from the latest snapshot and the log on every start,
 	// so the file need not be durable: start from an empty one and never fsync it, not
 	// even when it grows (a grow-sync of a large file stalls apply for tens of ms).
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove old state file %s: %w", path, err)
 	}
-	f := &fsm{log: log, path: path, mmapSize: mmapSize, maxObjectSize: maxObjectSize, indexes: newIndexSpec(indexes), hist: hist}
+	f := &fsm{log: log, path: path, mmapSize: mmapSize, maxObjectSize: maxObjectSize, indexes: newIndexSpec(indexes), hist: hist, ident: ident}
 	db, rev, err := f.openDB(path)
 	if err != nil {
 		return nil, err
@@ -179,9 +196,17 @@ func (f *fsm) openDB(path string) (*bbolt.DB, int64, error) {
 				return err
 			}
 		}
+		from, err := migrateState(tx) // an empty file is a state of format 1
+		if err != nil {
+			return err
+		}
+		if from != stateFormat && tx.Bucket(bucketMeta).Get(keyRevision) != nil {
+			f.log.Info("state migrated to this release's format", "from", from, "to", stateFormat)
+		}
 		if v := tx.Bucket(bucketMeta).Get(keyRevision); len(v) == 8 {
 			rev = int64(binary.BigEndian.Uint64(v))
 		}
+		f.loadMeta(tx)
 		// A snapshot taken by a node indexing other fields (another version) gets its
 		// index rebuilt for this node's fields.
 		if spec := f.indexes.String(); string(tx.Bucket(bucketMeta).Get(keyIndexes)) != spec {
@@ -224,21 +249,38 @@ func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l
 // their events to the watch history. Preconditions are checked here, so concurrent
 // writers are ordered by the log and exactly one of two racing writers wins.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	out := make([]interface{}, len(logs))
 	var events []Event
 	var last int64
 	err := f.db.Update(func(tx *bbolt.Tx) error {
-		w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex), indexes: f.indexes}
+		w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex), indexes: f.indexes,
+			noSpace: tx.Bucket(bucketMeta).Get(keyAlarmNoSpace) != nil}
 		for i, l := range logs {
 			last = int64(l.Index)
-			if l.Type != raft.LogCommand {
-				continue // configuration changes take a revision and change no object
+			if l.Type == raft.LogConfiguration {
+				// A configuration change changes no object; it retires the members it drops.
+				if err := applyConfiguration(tx, l.Data); err != nil {
+					return fmt.Errorf("configuration at %d: %w", l.Index, err)
+				}
+				continue
 			}
-			_, ops, err := decodeCommand(l.Data, f.maxObjectSize)
+			if l.Type != raft.LogCommand {
+				continue
+			}
+			cmd, ops, err := decodeCommand(l.Data, f.maxObjectSize)
 			switch {
 			case err != nil:
 				out[i] = &txnOutcome{err: err}
-			case ops == nil: // leader mark
+			case ops == nil: // leader mark, cluster identity, member incarnation, alarm
+				if err := applyIdentity(tx, cmd); err != nil {
+					return fmt.Errorf("entry %d: %w", l.Index, err)
+				}
+				if err := applyAlarm(tx, cmd); err != nil {
+					return fmt.Errorf("entry %d: %w", l.Index, err)
+				}
+				w.noSpace = tx.Bucket(bucketMeta).Get(keyAlarmNoSpace) != nil
 				out[i] = &txnOutcome{result: &TxnResult{Revision: last}}
 			default:
 				res, evs, err := w.apply(last, ops)
@@ -248,7 +290,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		var rev [8]byte
 		binary.BigEndian.PutUint64(rev[:], uint64(last))
-		return tx.Bucket(bucketMeta).Put(keyRevision, rev[:])
+		if err := tx.Bucket(bucketMeta).Put(keyRevision, rev[:]); err != nil {
+			return err
+		}
+		f.loadMeta(tx)
+		return nil
 	})
 	if err != nil {
 		// The state machine cannot skip a committed entry and stay identical to its peers.
@@ -271,6 +317,8 @@ type writer struct {
 	tx             *bbolt.Tx
 	objects, index *bbolt.Bucket
 	indexes        indexSpec
+	// noSpace: the NOSPACE alarm is raised, and only deletes are applied.
+	noSpace bool
 }
 
 // rebuildIndex replaces the index bucket with one of f.indexes' fields.
@@ -320,6 +368,13 @@ func (w *writer) get(k Key) (*Object, error) {
 // apply checks every precondition of a transaction against the state including the
 // transaction's own earlier operations, and writes nothing unless all hold.
 func (w *writer) apply(rev int64, ops []Op) (*TxnResult, []Event, error) {
+	if w.noSpace {
+		for i, op := range ops {
+			if op.Type != Delete {
+				return nil, nil, fmt.Errorf("operation %d: %s %s: %w: the cluster's NOSPACE alarm is raised; only deletes are accepted until an administrator disarms it (skiffctl cluster alarm disarm)", i, op.Type, op.Key, ErrNoSpace)
+			}
+		}
+	}
 	pending := make(map[Key]*Object, len(ops)) // state after earlier ops of this txn; nil = deleted
 	changes := make([]change, 0, len(ops))
 	res := &TxnResult{Revision: rev, Objects: make([]Object, len(ops))}
@@ -587,6 +642,8 @@ func (f *fsm) writeTo(w io.Writer) (int64, error) {
 // ErrCompacted.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	tmp := f.path + ".restore"
 	file, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -600,6 +657,23 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := file.Close(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("restore: close %s: %w", tmp, err)
+	}
+	if err := checkSnapshotFormat(tmp); err != nil {
+		f.restoreErr.Store(&err)
+		os.Remove(tmp)
+		f.log.Error("snapshot install refused", "error", err)
+		return fmt.Errorf("restore: %w", err)
+	}
+	if own, _ := f.ident.get(); own != "" {
+		theirs, err := snapshotCluster(tmp)
+		if err == nil && theirs != "" && theirs != own {
+			err = fmt.Errorf("%w: the snapshot is of cluster %s, and this member (%s) belongs to cluster %s", ErrRefused, theirs, f.ident.member, own)
+		}
+		if err != nil {
+			os.Remove(tmp)
+			f.log.Info("snapshot install refused", "error", err)
+			return fmt.Errorf("restore: %w", err)
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -24,7 +24,7 @@ type testFSM struct {
 
 func newTestFSM(t *testing.T, historySize int) *testFSM {
 	t.Helper()
-	f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, nil, newHistory(historySize, 0), hclog.NewNullLogger())
+	f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, nil, newHistory(historySize, 0), testIdentity(t), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func indexKeys(t *testing.T, f *fsm) []string {
 // scan), and a snapshot made with other fields gets its index rebuilt on restore.
 func TestIndexedFieldsOnly(t *testing.T) {
 	open := func(fields map[string][]string) *testFSM {
-		f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, fields, newHistory(100, 0), hclog.NewNullLogger())
+		f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, fields, newHistory(100, 0), testIdentity(t), hclog.NewNullLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

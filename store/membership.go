@@ -18,6 +18,9 @@ type Member struct {
 	Address  string
 	Suffrage string // Voter, Nonvoter, Staging
 	Leader   bool
+	// Version is the Skiff release the member runs, as it said on its last peer
+	// connection with this one ("" when there was none yet).
+	Version string
 }
 
 // Status is this node's view of the cluster.
@@ -34,6 +37,10 @@ type Status struct {
 	// Revision is the state machine's revision: the last entry it has applied.
 	Revision int64
 	Members  []Member
+	// ClusterID names the cluster ("" until this member knows it); Alarms are the raised
+	// alarms (NOSPACE).
+	ClusterID string
+	Alarms    []string
 }
 
 // LeaderID is the ID of the leader as this node knows it, "" when it knows none.
@@ -55,6 +62,8 @@ func (s *Store) Status() (Status, error) {
 		AppliedIndex:  s.raft.AppliedIndex(),
 		LastLogIndex:  s.raft.LastIndex(),
 		Revision:      s.fsm.applied.Load(),
+		ClusterID:     s.ClusterID(),
+		Alarms:        s.Alarms(),
 	}
 	st.SnapshotIndex, _ = strconv.ParseUint(s.raft.Stats()["last_snapshot_index"], 10, 64)
 	f := s.raft.GetConfiguration()
@@ -64,6 +73,7 @@ func (s *Store) Status() (Status, error) {
 	for _, srv := range f.Configuration().Servers {
 		st.Members = append(st.Members, Member{
 			ID: string(srv.ID), Address: string(srv.Address), Suffrage: srv.Suffrage.String(), Leader: srv.ID == id,
+			Version: s.memberVersion(string(srv.ID)),
 		})
 	}
 	return st, nil
@@ -118,6 +128,11 @@ func (s *Store) changeMembershipLocal(action storev1.MembershipRequest_Action, i
 	var f raft.Future
 	switch action {
 	case storev1.MembershipRequest_ADD_VOTER:
+		if !s.isMember(id) {
+			if err := s.checkJoin(context.Background(), address); err != nil {
+				return fmt.Errorf("add member %s at %s: %w", id, address, err)
+			}
+		}
 		f = s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(address), 0, timeout)
 	case storev1.MembershipRequest_REMOVE:
 		if !s.isMember(id) {

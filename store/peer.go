@@ -42,13 +42,17 @@ type peerMux struct {
 	// refusals rate-limits the log lines of refused connections.
 	refusals rate.Sometimes
 	guard    *connlimit.Guard
+	// hello says who this member is; check accepts or refuses a peer by what it says of
+	// itself (see identity.go). nil: anonymous, and every peer accepted.
+	hello func() peerHello
+	check func(peerHello) error
 }
 
-func newPeerMux(ln net.Listener, tlsConf *tls.Config, log hclog.Logger) *peerMux {
+func newPeerMux(ln net.Listener, tlsConf *tls.Config, log hclog.Logger, hello func() peerHello, check func(peerHello) error) *peerMux {
 	// Only members connect: connections that have not finished their handshake (which
-	// verifies the member's certificate) and sent their protocol byte are capped, and
-	// closed after 10 s.
-	m := &peerMux{tls: tlsConf, log: log, closing: make(chan struct{}), refusals: rate.Sometimes{Interval: time.Second}}
+	// verifies the member's certificate) and sent their protocol byte and hello are
+	// capped, and closed after 10 s.
+	m := &peerMux{tls: tlsConf, log: log, closing: make(chan struct{}), refusals: rate.Sometimes{Interval: time.Second}, hello: hello, check: check}
 	m.guard = connlimit.New("peer", connlimit.DefaultLimits(), log)
 	m.ln = m.guard.Listener(ln)
 	m.raft = newSubListener(m)
@@ -83,8 +87,8 @@ func (m *peerMux) serve() {
 	}
 }
 
-// route reads the protocol byte (after the TLS handshake, when TLS is on) and passes the
-// connection on.
+// route reads the protocol byte (after the TLS handshake, when TLS is on) and the peer's
+// hello, answers it (accepting or refusing the peer), and passes the connection on.
 func (m *peerMux) route(conn net.Conn) {
 	if m.tls != nil {
 		conn = tls.Server(conn, m.tls)
@@ -95,17 +99,13 @@ func (m *peerMux) route(conn net.Conn) {
 		// A refused TLS handshake (a certificate of another CA, an expired one, plain
 		// text) is worth an operator's attention; a connection that just closed is not.
 		if _, isTLS := conn.(*tls.Conn); isTLS && !errors.Is(err, io.EOF) {
-			m.refusals.Do(func() {
-				m.log.Info("peer connection refused", "remote", conn.RemoteAddr(), "error", err, "note", "at most one such line a second")
-			})
+			m.refused(conn.RemoteAddr(), err)
 		} else {
 			m.log.Debug("peer connection closed before its protocol byte", "remote", conn.RemoteAddr(), "error", err)
 		}
 		conn.Close()
 		return
 	}
-	conn.SetReadDeadline(time.Time{})
-	m.guard.Established(conn)
 	var dst *subListener
 	switch b[0] {
 	case protoRaft:
@@ -117,6 +117,26 @@ func (m *peerMux) route(conn net.Conn) {
 		conn.Close()
 		return
 	}
+	h, err := readHello(conn)
+	if err != nil {
+		m.log.Debug("peer connection closed before its hello", "remote", conn.RemoteAddr(), "error", err)
+		conn.Close()
+		return
+	}
+	reply := m.self()
+	if err := m.accept(h); err != nil {
+		reply.Refused = err.Error()
+		m.refused(conn.RemoteAddr(), err)
+		writeHello(conn, reply)
+		conn.Close()
+		return
+	}
+	if err := writeHello(conn, reply); err != nil {
+		conn.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	m.guard.Established(conn)
 	select {
 	case dst.conns <- conn:
 	case <-dst.closed:
@@ -154,7 +174,57 @@ func (m *peerMux) dial(ctx context.Context, addr string, proto byte) (net.Conn, 
 		conn.Close()
 		return nil, err
 	}
+	if err := m.greet(ctx, conn, addr); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	return conn, nil
+}
+
+// greet exchanges hellos on a connection this member dialed: the peer may refuse this
+// member, and this member refuses a peer of another cluster in turn.
+func (m *peerMux) greet(ctx context.Context, conn net.Conn, addr string) error {
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+		defer conn.SetDeadline(time.Time{})
+	}
+	if err := writeHello(conn, m.self()); err != nil {
+		return fmt.Errorf("hello to peer %s: %w", addr, err)
+	}
+	h, err := readHello(conn)
+	if err != nil {
+		return fmt.Errorf("hello from peer %s: %w", addr, err)
+	}
+	if h.Refused != "" {
+		return &RefusedError{Reason: fmt.Sprintf("peer %s refused this member: %s", addr, h.Refused)}
+	}
+	if err := m.accept(h); err != nil {
+		m.refused(conn.RemoteAddr(), err)
+		return fmt.Errorf("peer %s: %w", addr, err)
+	}
+	return nil
+}
+
+func (m *peerMux) self() peerHello {
+	if m.hello == nil {
+		return peerHello{}
+	}
+	return m.hello()
+}
+
+func (m *peerMux) accept(h peerHello) error {
+	if m.check == nil {
+		return nil
+	}
+	return m.check(h)
+}
+
+// refused logs a peer refused for its identity: worth an operator's attention, at most
+// once a second.
+func (m *peerMux) refused(remote net.Addr, err error) {
+	m.refusals.Do(func() {
+		m.log.Info("peer connection refused", "remote", remote, "error", err, "note", "at most one such line a second")
+	})
 }
 
 // sourceFor is the local address to dial peer addr from: the IP this member listens on,

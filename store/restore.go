@@ -28,13 +28,16 @@ const DefaultRevisionBump = 1_000_000
 type SnapshotInfo struct {
 	// Revision is the revision the backup reflects.
 	Revision int64
+	// Meta is what a scheduled snapshot says of itself (nil for a plain backup).
+	Meta *SnapshotMeta
 	// Objects counts the objects it holds, by kind.
 	Objects map[string]int
 }
 
-// VerifySnapshot checks that path is a whole, uncorrupted backup written by Backup: a
-// bbolt file that passes bbolt's consistency check, holds the state machine's buckets
-// and revision, and whose every record decodes. It opens the file read-only.
+// VerifySnapshot checks that path is a whole, uncorrupted backup written by Backup (or a
+// scheduled snapshot, whose trailer must match it: see ReadSnapshotMeta): a bbolt file
+// that passes bbolt's consistency check, holds the state machine's buckets and revision,
+// and whose every record decodes. It opens the file read-only.
 func VerifySnapshot(path string) (*SnapshotInfo, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -46,15 +49,23 @@ func VerifySnapshot(path string) (*SnapshotInfo, error) {
 	if fi.Size() == 0 {
 		return nil, fmt.Errorf("snapshot %s: not a snapshot: the file is empty", path)
 	}
+	meta, err := ReadSnapshotMeta(path)
+	if err != nil {
+		return nil, err
+	}
+	stateSize := fi.Size()
+	if meta != nil {
+		stateSize = meta.StateSize
+	}
 	db, err := bbolt.Open(path, 0o400, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: not a valid state file: %w", path, err)
 	}
 	defer db.Close()
-	info := &SnapshotInfo{Objects: map[string]int{}}
+	info := &SnapshotInfo{Objects: map[string]int{}, Meta: meta}
 	err = db.View(func(tx *bbolt.Tx) error {
-		if tx.Size() > fi.Size() {
-			return fmt.Errorf("truncated: the file is %d bytes, its pages need %d", fi.Size(), tx.Size())
+		if tx.Size() > stateSize {
+			return fmt.Errorf("truncated: the state is %d bytes, its pages need %d", stateSize, tx.Size())
 		}
 		// Walk every page here first, where a damaged page's panic (bbolt asserts rather
 		// than returns errors) can be caught; Check's own walk runs on a goroutine of its
@@ -76,6 +87,9 @@ func VerifySnapshot(path string) (*SnapshotInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", path, err)
 	}
+	if meta != nil && meta.Revision != info.Revision {
+		return nil, fmt.Errorf("snapshot %s: format does not match: the trailer says revision %d, the state %d", path, meta.Revision, info.Revision)
+	}
 	return info, nil
 }
 
@@ -92,6 +106,9 @@ func walkSnapshot(tx *bbolt.Tx, info *SnapshotInfo) (err error) {
 		if tx.Bucket(b) == nil {
 			return fmt.Errorf("not a snapshot: no %q bucket", b)
 		}
+	}
+	if _, err := readStateFormat(tx); err != nil {
+		return err
 	}
 	v := tx.Bucket(bucketMeta).Get(keyRevision)
 	if len(v) != 8 {
@@ -193,7 +210,11 @@ func RestoreDir(cfg RestoreConfig) (*RestoreResult, error) {
 
 	// A copy of the backup, moved to the new revision.
 	state := filepath.Join(cfg.Dir, "restore.db")
-	if err := copyFile(cfg.Snapshot, state); err != nil {
+	stateSize := int64(-1)
+	if info.Meta != nil {
+		stateSize = info.Meta.StateSize // the trailer stays behind
+	}
+	if err := copyFile(cfg.Snapshot, state, stateSize); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer os.Remove(state)
@@ -264,12 +285,17 @@ func checkEmptyDir(dir string) error {
 	return nil
 }
 
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
+// copyFile copies from's first n bytes (all when n < 0) to a new file.
+func copyFile(from, to string, n int64) error {
+	f, err := os.Open(from)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer f.Close()
+	var in io.Reader = f
+	if n >= 0 {
+		in = io.LimitReader(f, n)
+	}
 	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -281,7 +307,9 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// setRevision moves a state file's revision.
+// setRevision moves a state file's revision, and forgets the old cluster's identity (its
+// ID, members, removed members) and alarms: the restored cluster is a new one, named by
+// its first leader.
 func setRevision(path string, rev int64) error {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -290,7 +318,24 @@ func setRevision(path string, rev int64) error {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(rev))
-		return tx.Bucket(bucketMeta).Put(keyRevision, b[:])
+		if _, err := migrateState(tx); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketMembers, bucketRemoved} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		for _, k := range [][]byte{keyCluster, keyAlarmNoSpace} {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keyRevision, b[:])
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

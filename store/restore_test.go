@@ -81,6 +81,8 @@ func sourceWithSnapshot(t *testing.T) (path string, rev int64, want map[string]i
 	return path, rev, want
 }
 
+// TestRestoreThreeMembersFromOneSnapshot: one snapshot restores a three-member cluster onto
+// new members at new addresses (127.0.0.21-23; the source listened on 127.0.0.1).
 func TestRestoreThreeMembersFromOneSnapshot(t *testing.T) {
 	path, snapRev, want := sourceWithSnapshot(t)
 	ctx := ctxT(t, 120*time.Second)
@@ -88,7 +90,8 @@ func TestRestoreThreeMembersFromOneSnapshot(t *testing.T) {
 	var members []Server
 	var lns []net.Listener
 	for i := 0; i < 3; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		// New machines with new addresses (the source cluster listens on 127.0.0.1).
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 21+i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +174,7 @@ func TestRestoreOneMemberOthersJoin(t *testing.T) {
 		}
 	})
 	for i := 0; i < 2; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 31+i))
 		if err != nil {
 			t.Fatal(err)
 		}

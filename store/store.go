@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,6 +46,22 @@ type Store struct {
 	// hadState says the node found Raft state on disk when it opened.
 	hadState bool
 
+	ident *identity
+	// running is set once Raft is started (the peer port serves before).
+	running atomic.Bool
+	// registering holds the incarnations being recorded, by member name.
+	registerMu  sync.Mutex
+	registering map[string]string
+	// peerVersions is the release each peer said it runs, by member name (skew.go).
+	peerVersions sync.Map
+	// raising is held while the NOSPACE alarm is being raised.
+	raising sync.Mutex
+	// backupMu is held while a scheduled snapshot is written.
+	backupMu sync.Mutex
+	// backupStatus is how the scheduled snapshots have gone (backup.go).
+	backupStatusMu sync.Mutex
+	backupStatus   BackupStatus
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -67,7 +82,7 @@ func Open(cfg Config) (*Store, error) {
 	if err := makePrivate(cfg.Dir, log); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, leaderChanged: make(chan struct{})}
+	s := &Store{cfg: cfg, log: log, leaderChanged: make(chan struct{}), registering: map[string]string{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -76,20 +91,20 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}()
 
+	var err error
+	if s.ident, err = loadIdentity(cfg.Dir, cfg.ID, log); err != nil {
+		return nil, err
+	}
 	s.hist = newHistory(cfg.HistorySize, 0)
 	s.hist.maxBytes, s.hist.ttl = cfg.HistoryBytes, cfg.HistoryTTL
-	var err error
-	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, log.Named("fsm")); err != nil {
+	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, s.ident, log.Named("fsm")); err != nil {
 		return nil, err
 	}
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
 	// written with each commit (a page write saved per batch), and it is mapped large up
 	// front so that growing it rarely remaps under load.
-	if s.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(cfg.Dir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType, InitialMmapSize: cfg.MmapSize},
-	}); err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+	if s.logs, err = openLog(filepath.Join(cfg.Dir, "raft.db"), cfg.MmapSize); err != nil {
+		return nil, damaged(cfg, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err))
 	}
 	s.logCache = newLogCache(s.logs, cfg.LogCacheEntries, cfg.LogCacheBytes, cfg.LogCacheTTL)
 	logStore := s.logCache
@@ -113,7 +128,7 @@ func Open(cfg Config) (*Store, error) {
 		advertise.Port = ln.Addr().(*net.TCPAddr).Port
 		s.cfg.Advertise = advertise.String()
 	}
-	s.mux = newPeerMux(ln, cfg.PeerTLS, log.Named("peer"))
+	s.mux = newPeerMux(ln, cfg.PeerTLS, log.Named("peer"), s.hello, s.checkPeer)
 	s.peers = &peerClients{mux: s.mux, conns: map[string]*grpc.ClientConn{}}
 	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &raftStream{subListener: s.mux.raft, advertise: advertise},
@@ -163,8 +178,12 @@ func Open(cfg Config) (*Store, error) {
 	}
 
 	if s.raft, err = raft.NewRaft(rc, s.fsm, logStore, s.logs, snaps, s.transport); err != nil {
-		return nil, fmt.Errorf("start raft: %w", err)
+		if p := s.fsm.restoreErr.Load(); p != nil && errors.Is(*p, errNewerFormat) {
+			return nil, fmt.Errorf("member %s cannot start on its data directory %s: %w", cfg.ID, cfg.Dir, *p)
+		}
+		return nil, damaged(cfg, fmt.Errorf("start raft from the data in %s: %w", cfg.Dir, err))
 	}
+	s.running.Store(true)
 	s.readIndex = newIndexBatcher(s.ctx, &s.wg, s.fetchReadIndex)
 	observations := make(chan raft.Observation, 16)
 	observer := raft.NewObserver(observations, false, func(o *raft.Observation) bool {
@@ -187,9 +206,14 @@ func Open(cfg Config) (*Store, error) {
 			}
 		}
 	}()
+	if cfg.Backups.Interval > 0 {
+		s.wg.Add(1)
+		go s.runBackups()
+	}
 	s.hadState = existing
 	ok = true
-	log.Info("store open", "id", cfg.ID, "peer", s.cfg.Advertise, "existing_state", existing)
+	cluster, uid := s.ident.get()
+	log.Info("store open", "id", cfg.ID, "peer", s.cfg.Advertise, "existing_state", existing, "cluster", orUnnamed(cluster), "incarnation", uid)
 	return s, nil
 }
 
@@ -391,6 +415,9 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (*TxnResult, error) {
 	}
 	if len(cmd) > s.cfg.MaxTxnSize {
 		return nil, fmt.Errorf("transaction: %w: %d bytes, the limit is %d", ErrTooLarge, len(cmd), s.cfg.MaxTxnSize)
+	}
+	if err := s.checkSpace(ctx, ops, len(cmd)); err != nil {
+		return nil, fmt.Errorf("transaction: %w", err)
 	}
 	return s.apply(ctx, cmd)
 }
@@ -619,6 +646,7 @@ func (s *Store) markLeadership() {
 		err := awaitFuture(s.ctx, s.ctx, f)
 		if err == nil {
 			s.log.Info("leader mark applied", "term", term, "revision", f.Index())
+			s.establishIdentity()
 			return
 		}
 		if s.ctx.Err() != nil {

@@ -101,6 +101,14 @@ func Run(ctx context.Context, cfg Config) error {
 		acfg.TLS, acfg.ClientRoots, acfg.JoinTLS, acfg.Store.PeerTLS = serverCerts.ServerTLS(), serverCerts.Pool, serverCerts.ClientTLS(), serverCerts.PeerTLS()
 		acfg.KubeletTLS = serverCerts.KubeletClientTLS
 		acfg.EncryptionKeyFile = p(encryption.FileName)
+		if i == 0 {
+			// The first member keeps every certificate of the directory renewed (one
+			// member only: they share the files); every component reads them anew.
+			if acfg.Certificates, err = leafCertificates(pkiDir); err != nil {
+				return err
+			}
+			acfg.SigningCertFile, acfg.SigningKeyFile = p(pki.CACertFile), p(pki.CAKeyFile)
+		}
 		s, err := apiserver.New(acfg)
 		if err != nil {
 			return err
@@ -197,4 +205,22 @@ func makeCerts(dir, nodeName, host string) error {
 	}
 	_, _, err = pair.Write(dir, "kubelet-"+nodeName)
 	return err
+}
+
+// leafCertificates lists the certificates of a directory made by pki.InitDir, but the
+// CA's, named by their file.
+func leafCertificates(dir string) ([]apiserver.CertFile, error) {
+	crts, err := filepath.Glob(filepath.Join(dir, "*.crt"))
+	if err != nil {
+		return nil, err
+	}
+	var out []apiserver.CertFile
+	for _, crt := range crts {
+		if filepath.Base(crt) == pki.CACertFile {
+			continue
+		}
+		name := strings.TrimSuffix(filepath.Base(crt), ".crt")
+		out = append(out, apiserver.CertFile{Name: name, CertFile: crt, KeyFile: filepath.Join(dir, name+".key")})
+	}
+	return out, nil
 }

@@ -75,6 +75,10 @@ and an empty data directory.`,
 	f.DurationVar(&cfg.Store.ElectionTimeout, "raft-election-timeout", cfg.Store.ElectionTimeout, "time a candidate waits for votes")
 	f.DurationVar(&cfg.Store.LeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.Store.LeaderLeaseTimeout, "time a leader keeps leading without hearing from a quorum")
 	f.Uint64Var(&cfg.Store.SnapshotThreshold, "snapshot-threshold", cfg.Store.SnapshotThreshold, "log entries after a snapshot that trigger the next")
+	f.Int64Var(&cfg.Store.QuotaBytes, "quota-backend-bytes", cfg.Store.QuotaBytes, "size of the state file past which creates and updates are refused and the NOSPACE alarm raised (as etcd's)")
+	f.DurationVar(&cfg.Store.Backups.Interval, "snapshot-interval", cfg.Store.Backups.Interval, "how often the leader writes a snapshot to --snapshot-dir (0: never)")
+	f.IntVar(&cfg.Store.Backups.Retention, "snapshot-retention", cfg.Store.Backups.Retention, "how many of this cluster's snapshots each member's --snapshot-dir keeps (the newest)")
+	f.StringVar(&cfg.Store.Backups.Dir, "snapshot-dir", "", "directory of the scheduled snapshots (default DATA-DIR/backups)")
 	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
 	f.Int64Var(&cfg.Store.HistoryBytes, "watch-history-bytes", cfg.Store.HistoryBytes, "bytes of objects the watch history holds at most; the oldest events go first (0: no byte bound)")
 	f.DurationVar(&cfg.Store.HistoryTTL, "watch-history-ttl", cfg.Store.HistoryTTL, "how long an event stays in the watch history at most (0: until count or bytes push it out)")
@@ -109,6 +113,8 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.StringVar(&s.peerCert, "peer-cert-file", "", "certificate for Raft peer traffic and joins, in group skiff:apiservers (mutual TLS)")
 	f.StringVar(&s.peerKey, "peer-key-file", "", "the peer certificate's key")
 	f.StringVar(&s.peerCA, "peer-ca-file", "", "CA that signs every member's peer certificate")
+	f.StringVar(&cfg.SigningCertFile, "cluster-signing-cert-file", "", "the cluster CA's certificate (ca.crt): with --cluster-signing-key-file, the API server renews its --tls-cert-file and --peer-cert-file from it at two thirds of their life")
+	f.StringVar(&cfg.SigningKeyFile, "cluster-signing-key-file", "", "the cluster CA's key (ca.key)")
 	f.StringVar(&s.tokenFile, "token-file", "", "bearer tokens, one \"sha256hex,user,group\" per line")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster of several members without TLS, authentication or authorization")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request accepted")
@@ -162,6 +168,15 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 		if cfg.KubeletTLS == nil {
 			cfg.KubeletTLS = r.KubeletClientTLS
 		}
+	}
+	if s.tlsCert != "" {
+		cfg.Certificates = append(cfg.Certificates, apiserver.CertFile{Name: "serving", CertFile: s.tlsCert, KeyFile: s.tlsKey})
+	}
+	if s.peerCert != "" && s.peerCert != s.tlsCert {
+		cfg.Certificates = append(cfg.Certificates, apiserver.CertFile{Name: "peer", CertFile: s.peerCert, KeyFile: s.peerKey})
+	}
+	if cfg.SigningCertFile != "" && len(cfg.Certificates) == 0 {
+		return fmt.Errorf("--cluster-signing-cert-file renews --tls-cert-file and --peer-cert-file: give them")
 	}
 	if s.tokenFile != "" {
 		if cfg.TLS == nil {

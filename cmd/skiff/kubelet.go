@@ -79,7 +79,7 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringArrayVar(&cfg.Containerd.InsecureRegistries, "insecure-registry", nil, "with --runtime containerd: a registry (HOST or HOST:PORT) pulled from without TLS verification, falling back to plain HTTP; repeatable (loopback registries always are)")
 	f.StringVar(&cfg.Preload, "preload", "", "directory of OCI image archives (*.tar) to import at start")
 	f.StringVar(&cfg.Containerd.Namespace, "containerd-namespace", cfg.Containerd.Namespace, "containerd namespace of this kubelet's containers (one per kubelet)")
-	f.StringVar(&cfg.Containerd.LogDir, "container-log-dir", cfg.Containerd.LogDir, "where containers' output is kept")
+	f.StringVar(&cfg.Containerd.LogDir, "container-log-dir", cfg.Containerd.LogDir, "where containers' output is kept (CRI log format: a file per container, written by a skiff container-logger process that containerd's shim runs)")
 	f.IntVar(&cfg.SimNodes, "sim-nodes", 0, "with --runtime sim: run this many simulated nodes")
 	nodeFlags(f, &cfg.Kubelet, &extended)
 	f.StringSliceVar(&cfg.Zones, "zone", nil, "the node's zone (label topology.kubernetes.io/zone); with --sim-nodes, a comma-separated list the simulated nodes take in turn")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -18,8 +19,10 @@ func restoreCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore",
 		Short: "Seed a new member's data directory from a snapshot",
-		Long: `Seed an empty data directory from a file written by 'skiffctl cluster snapshot save', for a
-member of a new cluster. The file is checked first (a whole, uncorrupted state file).
+		Long: `Seed an empty data directory from a file written by 'skiffctl cluster snapshot save' or by
+the scheduled snapshots (--snapshot-interval), for a member of a new cluster. The file is
+checked first (a whole, uncorrupted state file; a scheduled snapshot's checksum, length and
+format must match what it says of itself). The new cluster gets an ID of its own.
 
 Restore every member of the new cluster from the same file with the same --initial-cluster,
 then start each with 'skiff apiserver' and the same --name, --data-dir and --initial-cluster.
@@ -67,6 +70,10 @@ the old cluster took after the snapshot, so that no revision of the old cluster 
 				total += n
 			}
 			sort.Strings(kinds)
+			if m := res.Meta; m != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "Snapshot of cluster %s taken by %s at %s (Skiff %s), checksum sha256 %s verified\n",
+					m.Cluster, m.Member, m.Created.Format(time.RFC3339), m.Version, m.SHA256)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Restored %s into %s: %d objects (%s) at revision %d; new revisions start after %d\n",
 				snapshot, dataDir, total, strings.Join(kinds, ", "), res.Revision, res.StartRevision)
 			return nil

@@ -232,3 +232,42 @@ func TestRestoreCommandStartsClusterFromSnapshot(t *testing.T) {
 		t.Fatalf("watch from the snapshot's revision on the restored cluster: %v, want OutOfRange (too old)", err)
 	}
 }
+
+// TestRestoreScheduledSnapshot: skiff restore takes a scheduled snapshot, saying what it
+// is, and refuses a damaged one, saying why.
+func TestRestoreScheduledSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	apicluster.Start(t, 1, apicluster.Options{Configure: func(cfg *apiserver.Config) {
+		cfg.Store.Backups.Dir, cfg.Store.Backups.Interval = dir, 100*time.Millisecond
+	}})
+	var snap string
+	deadline := time.Now().Add(30 * time.Second)
+	for snap == "" {
+		matches, _ := filepath.Glob(filepath.Join(dir, "skiff-snapshot-*.db"))
+		if len(matches) > 0 {
+			snap = matches[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no scheduled snapshot within 30s")
+		}
+		time.Sleep(50 * time.Millisecond) // bounded polling of a directory
+	}
+	b, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := filepath.Join(t.TempDir(), "damaged.db")
+	b[100] ^= 0xff
+	if err := os.WriteFile(damaged, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runSkiff("restore", "--snapshot", damaged, "--data-dir", filepath.Join(t.TempDir(), "d1"), "--name", "n1", "--initial-cluster", "n1=127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "checksum does not match") {
+		t.Fatalf("restore of a damaged snapshot: %v\n%s", err, out)
+	}
+	out, err = runSkiff("restore", "--snapshot", snap, "--data-dir", filepath.Join(t.TempDir(), "d2"), "--name", "n1", "--initial-cluster", "n1=127.0.0.1:1")
+	if err != nil || !strings.Contains(out, "checksum sha256") || !strings.Contains(out, "Restored") {
+		t.Fatalf("restore of a scheduled snapshot: %v\n%s", err, out)
+	}
+}

@@ -8,7 +8,8 @@
 // spec. A container's identity (pod uid, name, namespace, container name, attempt) and
 // its start time are container labels; exit codes and times come from its task, which
 // is kept until Remove so that they can be read. Output goes to a file per container
-// under Config.LogDir.
+// under Config.LogDir, in the CRI log format, written by a logging program the shim runs
+// (package logger), so that it keeps each line's time and outlives a kubelet restart.
 //
 // Images are pulled over HTTPS. Registries on a loopback address (localhost, 127.0.0.0/8,
 // ::1) and those listed in Config.InsecureRegistries are tried over HTTPS without
@@ -49,6 +50,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/containerd/logger"
 )
 
 // DefaultSocket is containerd's usual address.
@@ -69,6 +71,9 @@ type Config struct {
 	Namespace string
 	// LogDir holds the containers' output files (/var/log/skiff/containers).
 	LogDir string
+	// LogProgram is the logging program containerd's shims run for each container (package
+	// logger): a binary that links this package ("": this process's own).
+	LogProgram string
 	// Snapshotter unpacks images ("": containerd's default).
 	Snapshotter string
 	// InsecureRegistries are registries (HOST or HOST:PORT, as in image names) pulled
@@ -97,6 +102,7 @@ func DefaultConfig() Config {
 // Runtime runs containers through containerd.
 type Runtime struct {
 	cfg      Config
+	logger   string
 	client   *containerd.Client
 	version  string
 	resolver remotes.Resolver
@@ -122,6 +128,18 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("containerd runtime: %w", err)
 	}
+	logger := cfg.LogProgram
+	if logger == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("containerd runtime: the logging program is this binary: %w", err)
+		}
+		logger = exe
+	}
+	logger, err := filepath.Abs(logger)
+	if err != nil {
+		return nil, fmt.Errorf("containerd runtime: logging program %q: %w", cfg.LogProgram, err)
+	}
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, fmt.Errorf("containerd runtime: log dir: %w", err)
 	}
@@ -134,7 +152,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		c.Close()
 		return nil, fmt.Errorf("containerd at %s: version: %w", cfg.Socket, err)
 	}
-	return &Runtime{cfg: cfg, client: c, version: "containerd://" + v.Version, resolver: newResolver(cfg.InsecureRegistries)}, nil
+	return &Runtime{cfg: cfg, logger: logger, client: c, version: "containerd://" + v.Version, resolver: newResolver(cfg.InsecureRegistries)}, nil
 }
 
 // newResolver resolves image names to registries: HTTPS with the system's roots, except
@@ -323,7 +341,14 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		_ = ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
 		return "", err
 	}
-	task, err := ctr.NewTask(ctx, cio.LogFile(r.logPath(id)))
+	// The file is made here, so that a failure shows as the container's, not only in
+	// the logging program's output.
+	lf, err := os.OpenFile(r.logPath(id), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fail(fmt.Errorf("create container %s: log file: %w", id, err))
+	}
+	lf.Close()
+	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.logger, map[string]string{logger.Arg: r.logPath(id)}))
 	if err != nil {
 		return fail(fmt.Errorf("create task %s: %w", id, err))
 	}
@@ -483,8 +508,9 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 // logPoll is how often a followed log file is checked for more output.
 const logPoll = 200 * time.Millisecond
 
-// Logs implements kubelet.Runtime. Following copies what the file holds, then what is
-// appended to it, until the container's task exits (or ctx ends).
+// Logs implements kubelet.Runtime: the container's log file, in the CRI log format.
+// Following copies what the file holds, then what is appended to it, until the
+// container's task exits (or ctx ends).
 func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool) error {
 	f, err := os.Open(r.logPath(id))
 	if errors.Is(err, os.ErrNotExist) {
@@ -527,6 +553,8 @@ func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool)
 
 // followFile copies f to w, then what is appended to f (looking every poll) until
 // exited is closed, after which it copies what remains and returns; or until ctx ends.
+// What remains is read one poll after the exit: the logging program may still be
+// writing what the container wrote last.
 func followFile(ctx context.Context, f io.Reader, w io.Writer, exited <-chan struct{}, poll time.Duration) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
@@ -536,6 +564,11 @@ func followFile(ctx context.Context, f io.Reader, w io.Writer, exited <-chan str
 		}
 		select {
 		case <-exited:
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			_, err := io.Copy(w, f)
 			return err
 		case <-ctx.Done():

@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/remotes/docker"
 
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/crilog"
 	"github.com/skiffhq/skiff/test/containerdtest"
 	"github.com/skiffhq/skiff/test/registrytest"
 )
@@ -149,9 +150,14 @@ func TestLifecycle(t *testing.T) {
 	if err := r.Logs(ctx, ids[0], &logs, false); err != nil || !strings.Contains(logs.String(), "hello") {
 		t.Fatalf("logs %q, %v", logs.String(), err)
 	}
-	logs.Reset()
-	if err := r.Logs(ctx, ids[0], &logs, true); err != nil || logs.String() != "hello\n" {
-		t.Fatalf("following an exited container's logs: %q, %v", logs.String(), err)
+	// The log is in the CRI format: its one line, with the time it was written.
+	if rec, err := crilog.Parse([]byte(strings.TrimSuffix(logs.String(), "\n"))); err != nil || string(rec.Content) != "hello" ||
+		rec.Stream != crilog.Stdout || rec.Partial || time.Since(rec.Time) > time.Hour || time.Until(rec.Time) > time.Minute {
+		t.Fatalf("log %q: %+v, %v", logs.String(), rec, err)
+	}
+	var plain strings.Builder
+	if err := r.Logs(ctx, ids[0], crilog.NewDecoder(crilog.NewPrinter(&plain, crilog.Options{})), true); err != nil || plain.String() != "hello\n" {
+		t.Fatalf("following an exited container's logs: %q, %v", plain.String(), err)
 	}
 	if c := state(ids[1]); c.State != kubelet.StateRunning {
 		t.Fatalf("sleeper %+v", c)

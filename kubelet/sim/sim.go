@@ -16,7 +16,8 @@
 // Its output (Logs) says what the simulation did: a line when it starts (with its
 // image and command), the text of each "echo TEXT" in its command line, what it was
 // sent when stopped, and its exit code. Write adds lines, as if the container printed
-// them (tests of following).
+// them (tests of following). Logs gives it in the CRI log format, each line with the
+// runtime clock's time when it was printed, as a real runtime keeps it.
 // Stop makes a running container exit with 143 (128+SIGTERM); one whose command line
 // traps TERM to nothing ignores SIGTERM and exits with 137 (SIGKILL) instead:
 //
@@ -38,6 +39,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/crilog"
 )
 
 // Config tunes a simulated runtime.
@@ -72,14 +74,14 @@ type container struct {
 	c      kubelet.Container
 	runFor time.Duration // < 0: until stopped
 	code   int
-	ignore bool // ignores SIGTERM
-	logs   []string
+	ignore bool          // ignores SIGTERM
+	logs   [][]byte      // records of the CRI log format (package crilog), as a real runtime keeps them
 	grew   chan struct{} // closed (and replaced) when logs grow
 }
 
-// print appends a line of output and wakes followers.
-func (c *container) print(line string) {
-	c.logs = append(c.logs, line)
+// print appends a line of output, written at at (on stdout), and wakes followers.
+func (c *container) print(at time.Time, line string) {
+	c.logs = append(c.logs, crilog.Append(nil, crilog.Record{Time: at, Stream: crilog.Stdout, Content: []byte(line)}))
 	close(c.grew)
 	c.grew = make(chan struct{})
 }
@@ -174,9 +176,9 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		runFor: runFor, code: code, ignore: ignore, grew: make(chan struct{}),
 	}
 	argv := append(slices.Clone(cfg.Command), cfg.Args...)
-	c.print(fmt.Sprintf("sim: container %s started (image %s, attempt %d): %s", cfg.Name, cfg.Image, cfg.Attempt, strings.Join(argv, " ")))
+	c.print(now, fmt.Sprintf("sim: container %s started (image %s, attempt %d): %s", cfg.Name, cfg.Image, cfg.Attempt, strings.Join(argv, " ")))
 	for _, line := range echoes(argv) {
-		c.print(line)
+		c.print(now, line)
 	}
 	r.ctrs[id] = c
 	r.ids = nil
@@ -243,8 +245,9 @@ func (r *Runtime) Write(id string, lines ...string) error {
 	if !ok {
 		return fmt.Errorf("write to container %s: %w", id, kubelet.ErrNotFound)
 	}
+	now := r.now()
 	for _, l := range lines {
-		c.print(l)
+		c.print(now, l)
 	}
 	return nil
 }
@@ -261,7 +264,7 @@ func (r *Runtime) settle(c *container, now time.Time) {
 
 func (r *Runtime) exit(c *container, code int, at time.Time) {
 	c.c.State, c.c.ExitCode, c.c.FinishedAt = kubelet.StateExited, code, at
-	c.print(fmt.Sprintf("sim: container %s exited with code %d", c.c.Name, code))
+	c.print(at, fmt.Sprintf("sim: container %s exited with code %d", c.c.Name, code))
 }
 
 // Stop implements kubelet.Runtime. The simulated container reacts at once: it exits on
@@ -278,9 +281,9 @@ func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) erro
 	if c.c.State != kubelet.StateRunning {
 		return nil
 	}
-	c.print(fmt.Sprintf("sim: container %s received SIGTERM (grace period %v)", c.c.Name, grace))
+	c.print(now, fmt.Sprintf("sim: container %s received SIGTERM (grace period %v)", c.c.Name, grace))
 	if c.ignore {
-		c.print(fmt.Sprintf("sim: container %s ignored SIGTERM; sending SIGKILL", c.c.Name))
+		c.print(now, fmt.Sprintf("sim: container %s ignored SIGTERM; sending SIGKILL", c.c.Name))
 		r.exit(c, 137, now.Add(grace))
 	} else {
 		r.exit(c, 143, now)
@@ -335,7 +338,7 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 	return out, nil
 }
 
-// Logs implements kubelet.Runtime. Following streams lines as they are written and ends
+// Logs implements kubelet.Runtime, in the CRI log format. Following streams lines as they are written and ends
 // once the container is seen to exit (the kubelet's relist looks every second).
 func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool) error {
 	sent := 0
@@ -346,7 +349,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool)
 			r.mu.Unlock()
 			return fmt.Errorf("logs of container %s: %w", id, kubelet.ErrNotFound)
 		}
-		var lines []string
+		var lines [][]byte
 		var grew chan struct{}
 		exited := true
 		if ok {
@@ -356,7 +359,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool)
 		}
 		r.mu.Unlock()
 		for _, l := range lines {
-			if _, err := fmt.Fprintln(w, l); err != nil {
+			if _, err := w.Write(l); err != nil {
 				return err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/crilog"
 )
 
 type fakeClock struct {
@@ -211,7 +212,8 @@ func (b *syncBuffer) String() string {
 func TestLogsSayWhatHappenedAndFollowStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r := New(Config{Present: []string{"busybox"}})
+	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)}
+	r := New(Config{Present: []string{"busybox"}, Now: clock.Now})
 	id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{Name: "c", Image: "busybox", Command: []string{"sh", "-c", "echo 'hello world'; sleep 3600"}})
 	if err != nil {
 		t.Fatal(err)
@@ -220,14 +222,17 @@ func TestLogsSayWhatHappenedAndFollowStreams(t *testing.T) {
 	if err := r.Logs(ctx, id, &buf, false); err != nil {
 		t.Fatal(err)
 	}
-	want := "sim: container c started (image busybox, attempt 0): sh -c echo 'hello world'; sleep 3600\nhello world\n"
+	// The CRI log format, with the runtime's clock.
+	want := "2026-01-02T03:04:05.0000006Z stdout F sim: container c started (image busybox, attempt 0): sh -c echo 'hello world'; sleep 3600\n" +
+		"2026-01-02T03:04:05.0000006Z stdout F hello world\n"
 	if buf.String() != want {
 		t.Fatalf("logs = %q, want %q", buf.String(), want)
 	}
 
 	var follow syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- r.Logs(ctx, id, &follow, true) }()
+	go func() { done <- r.Logs(ctx, id, crilog.NewDecoder(crilog.NewPrinter(&follow, crilog.Options{})), true) }()
+	clock.Add(time.Second)
 	if err := r.Write(id, "line two"); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,10 @@ spec:
 	})
 	if out := mustCtl(t, s, "logs", "hello", "-c", "hello", "-f"); out != "hello from skiff\nbye\n" {
 		t.Fatalf("skiffctl logs -f of an exited container: %q", out)
+	}
+	// --timestamps: each line with the time the container's logging program read it.
+	if out := mustCtl(t, s, "logs", "hello", "--timestamps"); !regexp.MustCompile(`\A\S+Z hello from skiff\n\S+Z bye\n\z`).MatchString(out) {
+		t.Fatalf("skiffctl logs --timestamps: %q", out)
 	}
 	mustCtl(t, s, "delete", "pod", "hello")
 	waitfor.Condition(t, 60*time.Second, "pod hello and its container gone", func() (bool, string) {

@@ -236,6 +236,10 @@ func TestUpPrivateContainerd(t *testing.T) {
 		if left := procsNaming(state); len(left) > 0 {
 			t.Errorf("processes of the private containerd still run after skiff up stopped: %v", left)
 		}
+		// The containers' logging programs name their log files, in the data directory.
+		if left := procsNaming(filepath.Join(dir, "up")); len(left) > 0 {
+			t.Errorf("processes naming the data directory (container-logger?) still run after skiff up stopped: %v", left)
+		}
 		if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the private containerd's state %s is still there (%v)", state, err)
 		}
@@ -264,12 +268,14 @@ func procsNaming(dir string) []int {
 }
 
 // containerProcs lists the containers' first processes under a private containerd's
-// state directory: the children of its shims.
+// state directory: the children of its shims, but for their logging programs (`skiff
+// container-logger`).
 func containerProcs(state string) []int {
 	all := procs()
 	var out []int
 	for pid, p := range all {
-		if parent, ok := all[p.ppid]; ok && strings.Contains(parent.cmdline, "containerd-shim") && strings.Contains(parent.cmdline, state) {
+		if parent, ok := all[p.ppid]; ok && strings.Contains(parent.cmdline, "containerd-shim") && strings.Contains(parent.cmdline, state) &&
+			!strings.Contains(p.cmdline, " container-logger ") {
 			out = append(out, pid)
 		}
 	}

@@ -18,6 +18,7 @@ package apiv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1747,7 +1748,15 @@ type PodLogsRequest struct {
 	TailLines *int64 `protobuf:"varint,5,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
 	// The output of the container's previous run (the one before it last restarted),
 	// which the kubelet keeps; FailedPrecondition when there was none.
-	Previous      bool `protobuf:"varint,6,opt,name=previous,proto3" json:"previous,omitempty"`
+	Previous bool `protobuf:"varint,6,opt,name=previous,proto3" json:"previous,omitempty"`
+	// Begin each line with the time it was written (RFC 3339 with nanoseconds) and a space.
+	Timestamps bool `protobuf:"varint,7,opt,name=timestamps,proto3" json:"timestamps,omitempty"`
+	// When set, only what was written in the last since_seconds seconds (by the node's
+	// clock), or at or after since_time; at most one of the two (Kubernetes' PodLogOptions).
+	SinceSeconds *int64                 `protobuf:"varint,8,opt,name=since_seconds,json=sinceSeconds,proto3,oneof" json:"since_seconds,omitempty"`
+	SinceTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=since_time,json=sinceTime,proto3" json:"since_time,omitempty"`
+	// When set, stop after this many bytes of output.
+	LimitBytes    *int64 `protobuf:"varint,10,opt,name=limit_bytes,json=limitBytes,proto3,oneof" json:"limit_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1824,6 +1833,34 @@ func (x *PodLogsRequest) GetPrevious() bool {
 	return false
 }
 
+func (x *PodLogsRequest) GetTimestamps() bool {
+	if x != nil {
+		return x.Timestamps
+	}
+	return false
+}
+
+func (x *PodLogsRequest) GetSinceSeconds() int64 {
+	if x != nil && x.SinceSeconds != nil {
+		return *x.SinceSeconds
+	}
+	return 0
+}
+
+func (x *PodLogsRequest) GetSinceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SinceTime
+	}
+	return nil
+}
+
+func (x *PodLogsRequest) GetLimitBytes() int64 {
+	if x != nil && x.LimitBytes != nil {
+		return *x.LimitBytes
+	}
+	return 0
+}
+
 type PodLogsChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -1868,15 +1905,492 @@ func (x *PodLogsChunk) GetData() []byte {
 	return nil
 }
 
-type ClusterStatusRequest struct {
+type CertificatesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificatesRequest) Reset() {
+	*x = CertificatesRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificatesRequest) ProtoMessage() {}
+
+func (x *CertificatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificatesRequest.ProtoReflect.Descriptor instead.
+func (*CertificatesRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+}
+
+type CertificateList struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member that answered.
+	Member        string         `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Certificates  []*Certificate `protobuf:"bytes,2,rep,name=certificates,proto3" json:"certificates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateList) Reset() {
+	*x = CertificateList{}
+	mi := &file_api_v1_api_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateList) ProtoMessage() {}
+
+func (x *CertificateList) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateList.ProtoReflect.Descriptor instead.
+func (*CertificateList) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CertificateList) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *CertificateList) GetCertificates() []*Certificate {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+type Certificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What it is for: serving, peer (or, under skiff up, the file's name).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	File string `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	// The certificate's common name (the user it authenticates).
+	Subject       string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	NotBeforeUnix int64  `protobuf:"varint,4,opt,name=not_before_unix,json=notBeforeUnix,proto3" json:"not_before_unix,omitempty"`
+	NotAfterUnix  int64  `protobuf:"varint,5,opt,name=not_after_unix,json=notAfterUnix,proto3" json:"not_after_unix,omitempty"`
+	// When the member renews it (two thirds of its life), if it has the cluster CA.
+	RenewAtUnix int64 `protobuf:"varint,6,opt,name=renew_at_unix,json=renewAtUnix,proto3" json:"renew_at_unix,omitempty"`
+	Renews      bool  `protobuf:"varint,7,opt,name=renews,proto3" json:"renews,omitempty"`
+	// Times the member renewed it since it started.
+	Renewals uint64 `protobuf:"varint,8,opt,name=renewals,proto3" json:"renewals,omitempty"`
+	// Why the last check could not read or renew it.
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Certificate) Reset() {
+	*x = Certificate{}
+	mi := &file_api_v1_api_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Certificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Certificate) ProtoMessage() {}
+
+func (x *Certificate) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
+func (*Certificate) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Certificate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Certificate) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *Certificate) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Certificate) GetNotBeforeUnix() int64 {
+	if x != nil {
+		return x.NotBeforeUnix
+	}
+	return 0
+}
+
+func (x *Certificate) GetNotAfterUnix() int64 {
+	if x != nil {
+		return x.NotAfterUnix
+	}
+	return 0
+}
+
+func (x *Certificate) GetRenewAtUnix() int64 {
+	if x != nil {
+		return x.RenewAtUnix
+	}
+	return 0
+}
+
+func (x *Certificate) GetRenews() bool {
+	if x != nil {
+		return x.Renews
+	}
+	return false
+}
+
+func (x *Certificate) GetRenewals() uint64 {
+	if x != nil {
+		return x.Renewals
+	}
+	return 0
+}
+
+func (x *Certificate) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ListSnapshotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsRequest) Reset() {
+	*x = ListSnapshotsRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsRequest) ProtoMessage() {}
+
+func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
+}
+
+type SnapshotList struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots []*SnapshotFile        `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	// Members that could not be asked, and why ("n2: ...").
+	Errors        []string `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotList) Reset() {
+	*x = SnapshotList{}
+	mi := &file_api_v1_api_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotList) ProtoMessage() {}
+
+func (x *SnapshotList) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotList.ProtoReflect.Descriptor instead.
+func (*SnapshotList) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SnapshotList) GetSnapshots() []*SnapshotFile {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+func (x *SnapshotList) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+type SnapshotFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member whose directory holds it.
+	Member    string `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Path      string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	ClusterId string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Revision  int64  `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The Skiff version that wrote it.
+	Version       string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedUnix   int64  `protobuf:"varint,6,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Size          int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        string `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotFile) Reset() {
+	*x = SnapshotFile{}
+	mi := &file_api_v1_api_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotFile) ProtoMessage() {}
+
+func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotFile.ProtoReflect.Descriptor instead.
+func (*SnapshotFile) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SnapshotFile) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *SnapshotFile) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *SnapshotFile) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SnapshotFile) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type DefragmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Members to defragment, in order; empty means every member.
+	Names         []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DefragmentRequest) Reset() {
+	*x = DefragmentRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DefragmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DefragmentRequest) ProtoMessage() {}
+
+func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
+func (*DefragmentRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DefragmentRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+type DisarmAlarmRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisarmAlarmRequest) Reset() {
+	*x = DisarmAlarmRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisarmAlarmRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisarmAlarmRequest) ProtoMessage() {}
+
+func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisarmAlarmRequest.ProtoReflect.Descriptor instead.
+func (*DisarmAlarmRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
+}
+
+type ClusterStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ask every member for its state file sizes (Member.db_size): a member that does not
+	// answer delays the reply by up to 3 s.
+	Sizes         bool `protobuf:"varint,1,opt,name=sizes,proto3" json:"sizes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2402,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2415,14 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ClusterStatusRequest) GetSizes() bool {
+	if x != nil {
+		return x.Sizes
+	}
+	return false
 }
 
 type ClusterStatus struct {
@@ -1912,15 +2433,19 @@ type ClusterStatus struct {
 	Members  []*Member              `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
 	// The node that answered.
 	Self *MemberStatus `protobuf:"bytes,5,opt,name=self,proto3" json:"self,omitempty"`
+	// The ID the cluster was given when it was created.
+	ClusterId string `protobuf:"bytes,6,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// Active alarms (NOSPACE).
+	Alarms []string `protobuf:"bytes,7,rep,name=alarms,proto3" json:"alarms,omitempty"`
 	// The cluster's networking settings, fixed at bootstrap.
-	Networking    *Networking `protobuf:"bytes,6,opt,name=networking,proto3" json:"networking,omitempty"`
+	Networking    *Networking `protobuf:"bytes,8,opt,name=networking,proto3" json:"networking,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2457,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2470,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -1983,6 +2508,20 @@ func (x *ClusterStatus) GetSelf() *MemberStatus {
 	return nil
 }
 
+func (x *ClusterStatus) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetAlarms() []string {
+	if x != nil {
+		return x.Alarms
+	}
+	return nil
+}
+
 func (x *ClusterStatus) GetNetworking() *Networking {
 	if x != nil {
 		return x.Networking
@@ -2009,7 +2548,7 @@ type Networking struct {
 
 func (x *Networking) Reset() {
 	*x = Networking{}
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2560,7 @@ func (x *Networking) String() string {
 func (*Networking) ProtoMessage() {}
 
 func (x *Networking) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2573,7 @@ func (x *Networking) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Networking.ProtoReflect.Descriptor instead.
 func (*Networking) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Networking) GetClusterCidr() string {
@@ -2071,15 +2610,23 @@ type Member struct {
 	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	ApiAddress  string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
 	// Voter, Nonvoter, Staging.
-	Suffrage      string `protobuf:"bytes,4,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
-	Leader        bool   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	Suffrage string `protobuf:"bytes,4,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	Leader   bool   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The member's state file size and the part in use; 0 when it did not answer.
+	DbSize      int64 `protobuf:"varint,6,opt,name=db_size,json=dbSize,proto3" json:"db_size,omitempty"`
+	DbSizeInUse int64 `protobuf:"varint,7,opt,name=db_size_in_use,json=dbSizeInUse,proto3" json:"db_size_in_use,omitempty"`
+	// Why the sizes are missing, when they are.
+	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// The Skiff release the member runs, as it said when it last connected to the
+	// answering member ("" when it has not yet).
+	Version       string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2638,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2651,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Member) GetName() string {
@@ -2142,6 +2689,34 @@ func (x *Member) GetLeader() bool {
 	return false
 }
 
+func (x *Member) GetDbSize() int64 {
+	if x != nil {
+		return x.DbSize
+	}
+	return 0
+}
+
+func (x *Member) GetDbSizeInUse() int64 {
+	if x != nil {
+		return x.DbSizeInUse
+	}
+	return 0
+}
+
+func (x *Member) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Member) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
 type MemberStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2159,7 +2734,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2746,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2759,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -2247,7 +2822,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2834,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2847,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -2305,7 +2880,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2892,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2905,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -2349,7 +2924,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2936,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2949,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -2392,7 +2967,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2979,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2992,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
 }
 
 type SnapshotChunk struct {
@@ -2431,7 +3006,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +3018,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +3031,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -2477,7 +3052,7 @@ var File_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_api_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x10api/v1/api.proto\x12\fskiff.api.v1\"O\n" +
+	"\x10api/v1/api.proto\x12\fskiff.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n" +
 	"\x06Object\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\tR\n" +
 	"apiVersion\x12\x12\n" +
@@ -2587,7 +3162,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x14grace_period_seconds\x18\x03 \x01(\x03H\x00R\x12gracePeriodSeconds\x88\x01\x01\x12A\n" +
 	"\rpreconditions\x18\x04 \x01(\v2\x1b.skiff.api.v1.PreconditionsR\rpreconditions\x12\x17\n" +
 	"\adry_run\x18\x05 \x01(\bR\x06dryRunB\x17\n" +
-	"\x15_grace_period_seconds\"\xc7\x01\n" +
+	"\x15_grace_period_seconds\"\x94\x03\n" +
 	"\x0ePodLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
@@ -2595,19 +3170,65 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\"\n" +
 	"\n" +
 	"tail_lines\x18\x05 \x01(\x03H\x00R\ttailLines\x88\x01\x01\x12\x1a\n" +
-	"\bprevious\x18\x06 \x01(\bR\bpreviousB\r\n" +
-	"\v_tail_lines\"\"\n" +
+	"\bprevious\x18\x06 \x01(\bR\bprevious\x12\x1e\n" +
+	"\n" +
+	"timestamps\x18\a \x01(\bR\n" +
+	"timestamps\x12(\n" +
+	"\rsince_seconds\x18\b \x01(\x03H\x01R\fsinceSeconds\x88\x01\x01\x129\n" +
+	"\n" +
+	"since_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\x12$\n" +
+	"\vlimit_bytes\x18\n" +
+	" \x01(\x03H\x02R\n" +
+	"limitBytes\x88\x01\x01B\r\n" +
+	"\v_tail_linesB\x10\n" +
+	"\x0e_since_secondsB\x0e\n" +
+	"\f_limit_bytes\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xf1\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x15\n" +
+	"\x13CertificatesRequest\"h\n" +
+	"\x0fCertificateList\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12=\n" +
+	"\fcertificates\x18\x02 \x03(\v2\x19.skiff.api.v1.CertificateR\fcertificates\"\x8b\x02\n" +
+	"\vCertificate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04file\x18\x02 \x01(\tR\x04file\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12&\n" +
+	"\x0fnot_before_unix\x18\x04 \x01(\x03R\rnotBeforeUnix\x12$\n" +
+	"\x0enot_after_unix\x18\x05 \x01(\x03R\fnotAfterUnix\x12\"\n" +
+	"\rrenew_at_unix\x18\x06 \x01(\x03R\vrenewAtUnix\x12\x16\n" +
+	"\x06renews\x18\a \x01(\bR\x06renews\x12\x1a\n" +
+	"\brenewals\x18\b \x01(\x04R\brenewals\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"\x16\n" +
+	"\x14ListSnapshotsRequest\"`\n" +
+	"\fSnapshotList\x128\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x1a.skiff.api.v1.SnapshotFileR\tsnapshots\x12\x16\n" +
+	"\x06errors\x18\x02 \x03(\tR\x06errors\"\xde\x01\n" +
+	"\fSnapshotFile\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12!\n" +
+	"\fcreated_unix\x18\x06 \x01(\x03R\vcreatedUnix\x12\x12\n" +
+	"\x04size\x18\a \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\b \x01(\tR\x06sha256\")\n" +
+	"\x11DefragmentRequest\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\x14\n" +
+	"\x12DisarmAlarmRequest\",\n" +
+	"\x14ClusterStatusRequest\x12\x14\n" +
+	"\x05sizes\x18\x01 \x01(\bR\x05sizes\"\xa8\x02\n" +
 	"\rClusterStatus\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12.\n" +
 	"\amembers\x18\x04 \x03(\v2\x14.skiff.api.v1.MemberR\amembers\x12.\n" +
-	"\x04self\x18\x05 \x01(\v2\x1a.skiff.api.v1.MemberStatusR\x04self\x128\n" +
+	"\x04self\x18\x05 \x01(\v2\x1a.skiff.api.v1.MemberStatusR\x04self\x12\x1d\n" +
 	"\n" +
-	"networking\x18\x06 \x01(\v2\x18.skiff.api.v1.NetworkingR\n" +
+	"cluster_id\x18\x06 \x01(\tR\tclusterId\x12\x16\n" +
+	"\x06alarms\x18\a \x03(\tR\x06alarms\x128\n" +
+	"\n" +
+	"networking\x18\b \x01(\v2\x18.skiff.api.v1.NetworkingR\n" +
 	"networking\"\x9a\x01\n" +
 	"\n" +
 	"Networking\x12!\n" +
@@ -2615,14 +3236,18 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\fservice_cidr\x18\x02 \x01(\tR\vserviceCidr\x12%\n" +
 	"\x0ecluster_domain\x18\x03 \x01(\tR\rclusterDomain\x12\x1f\n" +
 	"\vcluster_dns\x18\x04 \x01(\tR\n" +
-	"clusterDns\"\x94\x01\n" +
+	"clusterDns\"\x82\x02\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
 	"apiAddress\x12\x1a\n" +
 	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\xe7\x01\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\x12\x17\n" +
+	"\adb_size\x18\x06 \x01(\x03R\x06dbSize\x12#\n" +
+	"\x0edb_size_in_use\x18\a \x01(\x03R\vdbSizeInUse\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x18\n" +
+	"\aversion\x18\t \x01(\tR\aversion\"\xe7\x01\n" +
 	"\fMemberStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
@@ -2659,13 +3284,18 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x04Exec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12V\n" +
 	"\vPortForward\x12 .skiff.api.v1.PortForwardRequest\x1a!.skiff.api.v1.PortForwardResponse(\x010\x01\x129\n" +
-	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\x8c\x03\n" +
+	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\xc9\x05\n" +
 	"\aCluster\x12I\n" +
 	"\x06Status\x12\".skiff.api.v1.ClusterStatusRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12H\n" +
 	"\tAddMember\x12\x1e.skiff.api.v1.AddMemberRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12N\n" +
 	"\fRemoveMember\x12!.skiff.api.v1.RemoveMemberRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12R\n" +
 	"\x0eTransferLeader\x12#.skiff.api.v1.TransferLeaderRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12H\n" +
-	"\bSnapshot\x12\x1d.skiff.api.v1.SnapshotRequest\x1a\x1b.skiff.api.v1.SnapshotChunk0\x01B-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
+	"\bSnapshot\x12\x1d.skiff.api.v1.SnapshotRequest\x1a\x1b.skiff.api.v1.SnapshotChunk0\x01\x12J\n" +
+	"\n" +
+	"Defragment\x12\x1f.skiff.api.v1.DefragmentRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12L\n" +
+	"\vDisarmAlarm\x12 .skiff.api.v1.DisarmAlarmRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12O\n" +
+	"\rListSnapshots\x12\".skiff.api.v1.ListSnapshotsRequest\x1a\x1a.skiff.api.v1.SnapshotList\x12P\n" +
+	"\fCertificates\x12!.skiff.api.v1.CertificatesRequest\x1a\x1d.skiff.api.v1.CertificateListB-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_v1_api_proto_rawDescOnce sync.Once
@@ -2679,7 +3309,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
@@ -2708,16 +3338,25 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*EvictRequest)(nil),          // 24: skiff.api.v1.EvictRequest
 	(*PodLogsRequest)(nil),        // 25: skiff.api.v1.PodLogsRequest
 	(*PodLogsChunk)(nil),          // 26: skiff.api.v1.PodLogsChunk
-	(*ClusterStatusRequest)(nil),  // 27: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 28: skiff.api.v1.ClusterStatus
-	(*Networking)(nil),            // 29: skiff.api.v1.Networking
-	(*Member)(nil),                // 30: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 31: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 32: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 33: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 34: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 35: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 36: skiff.api.v1.SnapshotChunk
+	(*CertificatesRequest)(nil),   // 27: skiff.api.v1.CertificatesRequest
+	(*CertificateList)(nil),       // 28: skiff.api.v1.CertificateList
+	(*Certificate)(nil),           // 29: skiff.api.v1.Certificate
+	(*ListSnapshotsRequest)(nil),  // 30: skiff.api.v1.ListSnapshotsRequest
+	(*SnapshotList)(nil),          // 31: skiff.api.v1.SnapshotList
+	(*SnapshotFile)(nil),          // 32: skiff.api.v1.SnapshotFile
+	(*DefragmentRequest)(nil),     // 33: skiff.api.v1.DefragmentRequest
+	(*DisarmAlarmRequest)(nil),    // 34: skiff.api.v1.DisarmAlarmRequest
+	(*ClusterStatusRequest)(nil),  // 35: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),         // 36: skiff.api.v1.ClusterStatus
+	(*Networking)(nil),            // 37: skiff.api.v1.Networking
+	(*Member)(nil),                // 38: skiff.api.v1.Member
+	(*MemberStatus)(nil),          // 39: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 40: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 41: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 42: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),       // 43: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 44: skiff.api.v1.SnapshotChunk
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -2735,52 +3374,63 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	17, // 12: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
 	21, // 13: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
 	10, // 14: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	30, // 15: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	31, // 16: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	29, // 17: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
-	1,  // 18: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	5,  // 19: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	6,  // 20: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	8,  // 21: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	8,  // 22: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	9,  // 23: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	11, // 24: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	16, // 25: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	2,  // 26: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
-	25, // 27: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	19, // 28: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
-	19, // 29: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
-	22, // 30: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
-	24, // 31: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	27, // 32: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	32, // 33: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	33, // 34: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	34, // 35: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	35, // 36: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	0,  // 37: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 38: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 39: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 40: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 41: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 42: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 43: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 44: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 45: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	26, // 46: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	20, // 47: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	20, // 48: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	23, // 49: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 50: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	28, // 51: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	28, // 52: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	28, // 53: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	28, // 54: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	36, // 55: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	37, // [37:56] is the sub-list for method output_type
-	18, // [18:37] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	45, // 15: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
+	29, // 16: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
+	32, // 17: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
+	38, // 18: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	39, // 19: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	37, // 20: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
+	1,  // 21: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	5,  // 22: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	6,  // 23: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	8,  // 24: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	8,  // 25: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	9,  // 26: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	11, // 27: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	16, // 28: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 29: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	25, // 30: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	19, // 31: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
+	19, // 32: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
+	22, // 33: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
+	24, // 34: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
+	35, // 35: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	40, // 36: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	41, // 37: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	42, // 38: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	43, // 39: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	33, // 40: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
+	34, // 41: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
+	30, // 42: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
+	27, // 43: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
+	0,  // 44: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 45: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 46: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 47: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 48: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 49: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 50: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 51: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 52: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	26, // 53: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 54: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	20, // 55: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	23, // 56: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 57: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	36, // 58: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	36, // 59: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	36, // 60: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	36, // 61: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	44, // 62: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	36, // 63: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
+	36, // 64: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
+	31, // 65: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
+	28, // 66: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
+	44, // [44:67] is the sub-list for method output_type
+	21, // [21:44] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -2817,7 +3467,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

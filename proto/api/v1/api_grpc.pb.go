@@ -775,6 +775,10 @@ const (
 	Cluster_RemoveMember_FullMethodName   = "/skiff.api.v1.Cluster/RemoveMember"
 	Cluster_TransferLeader_FullMethodName = "/skiff.api.v1.Cluster/TransferLeader"
 	Cluster_Snapshot_FullMethodName       = "/skiff.api.v1.Cluster/Snapshot"
+	Cluster_Defragment_FullMethodName     = "/skiff.api.v1.Cluster/Defragment"
+	Cluster_DisarmAlarm_FullMethodName    = "/skiff.api.v1.Cluster/DisarmAlarm"
+	Cluster_ListSnapshots_FullMethodName  = "/skiff.api.v1.Cluster/ListSnapshots"
+	Cluster_Certificates_FullMethodName   = "/skiff.api.v1.Cluster/Certificates"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -788,6 +792,14 @@ type ClusterClient interface {
 	TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
 	// Snapshot streams a consistent copy of the serving node's state machine.
 	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
+	// Defragment compacts the named members' state files, one member at a time.
+	Defragment(ctx context.Context, in *DefragmentRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
+	// DisarmAlarm clears the cluster's NOSPACE alarm.
+	DisarmAlarm(ctx context.Context, in *DisarmAlarmRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
+	// ListSnapshots lists the scheduled snapshots every member keeps in its directory.
+	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*SnapshotList, error)
+	// Certificates describes the serving member's own certificates (ask each member).
+	Certificates(ctx context.Context, in *CertificatesRequest, opts ...grpc.CallOption) (*CertificateList, error)
 }
 
 type clusterClient struct {
@@ -857,6 +869,46 @@ func (c *clusterClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cluster_SnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
 
+func (c *clusterClient) Defragment(ctx context.Context, in *DefragmentRequest, opts ...grpc.CallOption) (*ClusterStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterStatus)
+	err := c.cc.Invoke(ctx, Cluster_Defragment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterClient) DisarmAlarm(ctx context.Context, in *DisarmAlarmRequest, opts ...grpc.CallOption) (*ClusterStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterStatus)
+	err := c.cc.Invoke(ctx, Cluster_DisarmAlarm_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterClient) ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*SnapshotList, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SnapshotList)
+	err := c.cc.Invoke(ctx, Cluster_ListSnapshots_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterClient) Certificates(ctx context.Context, in *CertificatesRequest, opts ...grpc.CallOption) (*CertificateList, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateList)
+	err := c.cc.Invoke(ctx, Cluster_Certificates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -868,6 +920,14 @@ type ClusterServer interface {
 	TransferLeader(context.Context, *TransferLeaderRequest) (*ClusterStatus, error)
 	// Snapshot streams a consistent copy of the serving node's state machine.
 	Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
+	// Defragment compacts the named members' state files, one member at a time.
+	Defragment(context.Context, *DefragmentRequest) (*ClusterStatus, error)
+	// DisarmAlarm clears the cluster's NOSPACE alarm.
+	DisarmAlarm(context.Context, *DisarmAlarmRequest) (*ClusterStatus, error)
+	// ListSnapshots lists the scheduled snapshots every member keeps in its directory.
+	ListSnapshots(context.Context, *ListSnapshotsRequest) (*SnapshotList, error)
+	// Certificates describes the serving member's own certificates (ask each member).
+	Certificates(context.Context, *CertificatesRequest) (*CertificateList, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -892,6 +952,18 @@ func (UnimplementedClusterServer) TransferLeader(context.Context, *TransferLeade
 }
 func (UnimplementedClusterServer) Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
 	return status.Error(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedClusterServer) Defragment(context.Context, *DefragmentRequest) (*ClusterStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method Defragment not implemented")
+}
+func (UnimplementedClusterServer) DisarmAlarm(context.Context, *DisarmAlarmRequest) (*ClusterStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisarmAlarm not implemented")
+}
+func (UnimplementedClusterServer) ListSnapshots(context.Context, *ListSnapshotsRequest) (*SnapshotList, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSnapshots not implemented")
+}
+func (UnimplementedClusterServer) Certificates(context.Context, *CertificatesRequest) (*CertificateList, error) {
+	return nil, status.Error(codes.Unimplemented, "method Certificates not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -997,6 +1069,78 @@ func _Cluster_Snapshot_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cluster_SnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
 
+func _Cluster_Defragment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DefragmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Defragment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Defragment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Defragment(ctx, req.(*DefragmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cluster_DisarmAlarm_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisarmAlarmRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).DisarmAlarm(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_DisarmAlarm_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).DisarmAlarm(ctx, req.(*DisarmAlarmRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cluster_ListSnapshots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSnapshotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).ListSnapshots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_ListSnapshots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).ListSnapshots(ctx, req.(*ListSnapshotsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cluster_Certificates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CertificatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Certificates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Certificates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Certificates(ctx, req.(*CertificatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1019,6 +1163,22 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeader",
 			Handler:    _Cluster_TransferLeader_Handler,
+		},
+		{
+			MethodName: "Defragment",
+			Handler:    _Cluster_Defragment_Handler,
+		},
+		{
+			MethodName: "DisarmAlarm",
+			Handler:    _Cluster_DisarmAlarm_Handler,
+		},
+		{
+			MethodName: "ListSnapshots",
+			Handler:    _Cluster_ListSnapshots_Handler,
+		},
+		{
+			MethodName: "Certificates",
+			Handler:    _Cluster_Certificates_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

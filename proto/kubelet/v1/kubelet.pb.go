@@ -15,6 +15,7 @@ package kubeletv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -40,7 +41,15 @@ type ContainerLogsRequest struct {
 	// When set, start with the last tail_lines lines of what was written so far.
 	TailLines *int64 `protobuf:"varint,7,opt,name=tail_lines,json=tailLines,proto3,oneof" json:"tail_lines,omitempty"`
 	// The container's previous run (the attempt before the newest) instead of its latest.
-	Previous      bool `protobuf:"varint,8,opt,name=previous,proto3" json:"previous,omitempty"`
+	Previous bool `protobuf:"varint,8,opt,name=previous,proto3" json:"previous,omitempty"`
+	// Begin each line with the time it was written (RFC 3339 with nanoseconds) and a space.
+	Timestamps bool `protobuf:"varint,9,opt,name=timestamps,proto3" json:"timestamps,omitempty"`
+	// When set, only what was written in the last since_seconds seconds (by the kubelet's
+	// clock), or at or after since_time; at most one of the two.
+	SinceSeconds *int64                 `protobuf:"varint,10,opt,name=since_seconds,json=sinceSeconds,proto3,oneof" json:"since_seconds,omitempty"`
+	SinceTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=since_time,json=sinceTime,proto3" json:"since_time,omitempty"`
+	// When set, stop after this many bytes of output.
+	LimitBytes    *int64 `protobuf:"varint,12,opt,name=limit_bytes,json=limitBytes,proto3,oneof" json:"limit_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -129,6 +138,34 @@ func (x *ContainerLogsRequest) GetPrevious() bool {
 		return x.Previous
 	}
 	return false
+}
+
+func (x *ContainerLogsRequest) GetTimestamps() bool {
+	if x != nil {
+		return x.Timestamps
+	}
+	return false
+}
+
+func (x *ContainerLogsRequest) GetSinceSeconds() int64 {
+	if x != nil && x.SinceSeconds != nil {
+		return *x.SinceSeconds
+	}
+	return 0
+}
+
+func (x *ContainerLogsRequest) GetSinceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SinceTime
+	}
+	return nil
+}
+
+func (x *ContainerLogsRequest) GetLimitBytes() int64 {
+	if x != nil && x.LimitBytes != nil {
+		return *x.LimitBytes
+	}
+	return 0
 }
 
 type LogChunk struct {
@@ -808,7 +845,7 @@ var File_kubelet_v1_kubelet_proto protoreflect.FileDescriptor
 
 const file_kubelet_v1_kubelet_proto_rawDesc = "" +
 	"\n" +
-	"\x18kubelet/v1/kubelet.proto\x12\x10skiff.kubelet.v1\"\x81\x02\n" +
+	"\x18kubelet/v1/kubelet.proto\x12\x10skiff.kubelet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x03\n" +
 	"\x14ContainerLogsRequest\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -818,8 +855,19 @@ const file_kubelet_v1_kubelet_proto_rawDesc = "" +
 	"\x06follow\x18\x06 \x01(\bR\x06follow\x12\"\n" +
 	"\n" +
 	"tail_lines\x18\a \x01(\x03H\x00R\ttailLines\x88\x01\x01\x12\x1a\n" +
-	"\bprevious\x18\b \x01(\bR\bpreviousB\r\n" +
-	"\v_tail_lines\"\x1e\n" +
+	"\bprevious\x18\b \x01(\bR\bprevious\x12\x1e\n" +
+	"\n" +
+	"timestamps\x18\t \x01(\bR\n" +
+	"timestamps\x12(\n" +
+	"\rsince_seconds\x18\n" +
+	" \x01(\x03H\x01R\fsinceSeconds\x88\x01\x01\x129\n" +
+	"\n" +
+	"since_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\x12$\n" +
+	"\vlimit_bytes\x18\f \x01(\x03H\x02R\n" +
+	"limitBytes\x88\x01\x01B\r\n" +
+	"\v_tail_linesB\x10\n" +
+	"\x0e_since_secondsB\x0e\n" +
+	"\f_limit_bytes\"\x1e\n" +
 	"\bLogChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"<\n" +
 	"\fTerminalSize\x12\x14\n" +
@@ -883,34 +931,36 @@ func file_kubelet_v1_kubelet_proto_rawDescGZIP() []byte {
 
 var file_kubelet_v1_kubelet_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_kubelet_v1_kubelet_proto_goTypes = []any{
-	(*ContainerLogsRequest)(nil), // 0: skiff.kubelet.v1.ContainerLogsRequest
-	(*LogChunk)(nil),             // 1: skiff.kubelet.v1.LogChunk
-	(*TerminalSize)(nil),         // 2: skiff.kubelet.v1.TerminalSize
-	(*ExecStart)(nil),            // 3: skiff.kubelet.v1.ExecStart
-	(*ExecInput)(nil),            // 4: skiff.kubelet.v1.ExecInput
-	(*ExecOutput)(nil),           // 5: skiff.kubelet.v1.ExecOutput
-	(*PortForwardStart)(nil),     // 6: skiff.kubelet.v1.PortForwardStart
-	(*PortForwardInput)(nil),     // 7: skiff.kubelet.v1.PortForwardInput
-	(*PortForwardOutput)(nil),    // 8: skiff.kubelet.v1.PortForwardOutput
+	(*ContainerLogsRequest)(nil),  // 0: skiff.kubelet.v1.ContainerLogsRequest
+	(*LogChunk)(nil),              // 1: skiff.kubelet.v1.LogChunk
+	(*TerminalSize)(nil),          // 2: skiff.kubelet.v1.TerminalSize
+	(*ExecStart)(nil),             // 3: skiff.kubelet.v1.ExecStart
+	(*ExecInput)(nil),             // 4: skiff.kubelet.v1.ExecInput
+	(*ExecOutput)(nil),            // 5: skiff.kubelet.v1.ExecOutput
+	(*PortForwardStart)(nil),      // 6: skiff.kubelet.v1.PortForwardStart
+	(*PortForwardInput)(nil),      // 7: skiff.kubelet.v1.PortForwardInput
+	(*PortForwardOutput)(nil),     // 8: skiff.kubelet.v1.PortForwardOutput
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_kubelet_v1_kubelet_proto_depIdxs = []int32{
-	2, // 0: skiff.kubelet.v1.ExecStart.size:type_name -> skiff.kubelet.v1.TerminalSize
-	3, // 1: skiff.kubelet.v1.ExecInput.start:type_name -> skiff.kubelet.v1.ExecStart
-	2, // 2: skiff.kubelet.v1.ExecInput.resize:type_name -> skiff.kubelet.v1.TerminalSize
-	6, // 3: skiff.kubelet.v1.PortForwardInput.start:type_name -> skiff.kubelet.v1.PortForwardStart
-	0, // 4: skiff.kubelet.v1.KubeletLogs.ContainerLogs:input_type -> skiff.kubelet.v1.ContainerLogsRequest
-	4, // 5: skiff.kubelet.v1.KubeletStreams.Exec:input_type -> skiff.kubelet.v1.ExecInput
-	4, // 6: skiff.kubelet.v1.KubeletStreams.Attach:input_type -> skiff.kubelet.v1.ExecInput
-	7, // 7: skiff.kubelet.v1.KubeletStreams.PortForward:input_type -> skiff.kubelet.v1.PortForwardInput
-	1, // 8: skiff.kubelet.v1.KubeletLogs.ContainerLogs:output_type -> skiff.kubelet.v1.LogChunk
-	5, // 9: skiff.kubelet.v1.KubeletStreams.Exec:output_type -> skiff.kubelet.v1.ExecOutput
-	5, // 10: skiff.kubelet.v1.KubeletStreams.Attach:output_type -> skiff.kubelet.v1.ExecOutput
-	8, // 11: skiff.kubelet.v1.KubeletStreams.PortForward:output_type -> skiff.kubelet.v1.PortForwardOutput
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	9, // 0: skiff.kubelet.v1.ContainerLogsRequest.since_time:type_name -> google.protobuf.Timestamp
+	2, // 1: skiff.kubelet.v1.ExecStart.size:type_name -> skiff.kubelet.v1.TerminalSize
+	3, // 2: skiff.kubelet.v1.ExecInput.start:type_name -> skiff.kubelet.v1.ExecStart
+	2, // 3: skiff.kubelet.v1.ExecInput.resize:type_name -> skiff.kubelet.v1.TerminalSize
+	6, // 4: skiff.kubelet.v1.PortForwardInput.start:type_name -> skiff.kubelet.v1.PortForwardStart
+	0, // 5: skiff.kubelet.v1.KubeletLogs.ContainerLogs:input_type -> skiff.kubelet.v1.ContainerLogsRequest
+	4, // 6: skiff.kubelet.v1.KubeletStreams.Exec:input_type -> skiff.kubelet.v1.ExecInput
+	4, // 7: skiff.kubelet.v1.KubeletStreams.Attach:input_type -> skiff.kubelet.v1.ExecInput
+	7, // 8: skiff.kubelet.v1.KubeletStreams.PortForward:input_type -> skiff.kubelet.v1.PortForwardInput
+	1, // 9: skiff.kubelet.v1.KubeletLogs.ContainerLogs:output_type -> skiff.kubelet.v1.LogChunk
+	5, // 10: skiff.kubelet.v1.KubeletStreams.Exec:output_type -> skiff.kubelet.v1.ExecOutput
+	5, // 11: skiff.kubelet.v1.KubeletStreams.Attach:output_type -> skiff.kubelet.v1.ExecOutput
+	8, // 12: skiff.kubelet.v1.KubeletStreams.PortForward:output_type -> skiff.kubelet.v1.PortForwardOutput
+	9, // [9:13] is the sub-list for method output_type
+	5, // [5:9] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_kubelet_v1_kubelet_proto_init() }

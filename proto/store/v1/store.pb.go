@@ -25,6 +25,53 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Alarm_Type int32
+
+const (
+	Alarm_TYPE_UNSPECIFIED Alarm_Type = 0
+	// A member's state file reached the quota: writes other than deletes are refused.
+	Alarm_NOSPACE Alarm_Type = 1
+)
+
+// Enum value maps for Alarm_Type.
+var (
+	Alarm_Type_name = map[int32]string{
+		0: "TYPE_UNSPECIFIED",
+		1: "NOSPACE",
+	}
+	Alarm_Type_value = map[string]int32{
+		"TYPE_UNSPECIFIED": 0,
+		"NOSPACE":          1,
+	}
+)
+
+func (x Alarm_Type) Enum() *Alarm_Type {
+	p := new(Alarm_Type)
+	*p = x
+	return p
+}
+
+func (x Alarm_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Alarm_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_store_v1_store_proto_enumTypes[0].Descriptor()
+}
+
+func (Alarm_Type) Type() protoreflect.EnumType {
+	return &file_store_v1_store_proto_enumTypes[0]
+}
+
+func (x Alarm_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Alarm_Type.Descriptor instead.
+func (Alarm_Type) EnumDescriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{3, 0}
+}
+
 type Op_Type int32
 
 const (
@@ -61,11 +108,11 @@ func (x Op_Type) String() string {
 }
 
 func (Op_Type) Descriptor() protoreflect.EnumDescriptor {
-	return file_store_v1_store_proto_enumTypes[0].Descriptor()
+	return file_store_v1_store_proto_enumTypes[1].Descriptor()
 }
 
 func (Op_Type) Type() protoreflect.EnumType {
-	return &file_store_v1_store_proto_enumTypes[0]
+	return &file_store_v1_store_proto_enumTypes[1]
 }
 
 func (x Op_Type) Number() protoreflect.EnumNumber {
@@ -74,7 +121,7 @@ func (x Op_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Op_Type.Descriptor instead.
 func (Op_Type) EnumDescriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{3, 0}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{6, 0}
 }
 
 type Error_Code int32
@@ -90,21 +137,25 @@ const (
 	Error_INDETERMINATE    Error_Code = 7
 	Error_TOO_LARGE        Error_Code = 8
 	Error_CLOSED           Error_Code = 9
+	Error_NO_SPACE         Error_Code = 10
+	Error_REFUSED          Error_Code = 11
 )
 
 // Enum value maps for Error_Code.
 var (
 	Error_Code_name = map[int32]string{
-		0: "CODE_UNSPECIFIED",
-		1: "NOT_FOUND",
-		2: "ALREADY_EXISTS",
-		3: "CONFLICT",
-		4: "INVALID",
-		5: "NOT_LEADER",
-		6: "NO_LEADER",
-		7: "INDETERMINATE",
-		8: "TOO_LARGE",
-		9: "CLOSED",
+		0:  "CODE_UNSPECIFIED",
+		1:  "NOT_FOUND",
+		2:  "ALREADY_EXISTS",
+		3:  "CONFLICT",
+		4:  "INVALID",
+		5:  "NOT_LEADER",
+		6:  "NO_LEADER",
+		7:  "INDETERMINATE",
+		8:  "TOO_LARGE",
+		9:  "CLOSED",
+		10: "NO_SPACE",
+		11: "REFUSED",
 	}
 	Error_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED": 0,
@@ -117,6 +168,8 @@ var (
 		"INDETERMINATE":    7,
 		"TOO_LARGE":        8,
 		"CLOSED":           9,
+		"NO_SPACE":         10,
+		"REFUSED":          11,
 	}
 )
 
@@ -131,11 +184,11 @@ func (x Error_Code) String() string {
 }
 
 func (Error_Code) Descriptor() protoreflect.EnumDescriptor {
-	return file_store_v1_store_proto_enumTypes[1].Descriptor()
+	return file_store_v1_store_proto_enumTypes[2].Descriptor()
 }
 
 func (Error_Code) Type() protoreflect.EnumType {
-	return &file_store_v1_store_proto_enumTypes[1]
+	return &file_store_v1_store_proto_enumTypes[2]
 }
 
 func (x Error_Code) Number() protoreflect.EnumNumber {
@@ -144,7 +197,7 @@ func (x Error_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Error_Code.Descriptor instead.
 func (Error_Code) EnumDescriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{7, 0}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{10, 0}
 }
 
 type MembershipRequest_Action int32
@@ -183,11 +236,11 @@ func (x MembershipRequest_Action) String() string {
 }
 
 func (MembershipRequest_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_store_v1_store_proto_enumTypes[2].Descriptor()
+	return file_store_v1_store_proto_enumTypes[3].Descriptor()
 }
 
 func (MembershipRequest_Action) Type() protoreflect.EnumType {
-	return &file_store_v1_store_proto_enumTypes[2]
+	return &file_store_v1_store_proto_enumTypes[3]
 }
 
 func (x MembershipRequest_Action) Number() protoreflect.EnumNumber {
@@ -196,7 +249,7 @@ func (x MembershipRequest_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MembershipRequest_Action.Descriptor instead.
 func (MembershipRequest_Action) EnumDescriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{11, 0}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{20, 0}
 }
 
 // Command is one Raft log entry.
@@ -206,6 +259,9 @@ type Command struct {
 	//
 	//	*Command_Txn
 	//	*Command_LeaderMark
+	//	*Command_ClusterIdentity
+	//	*Command_MemberIncarnation
+	//	*Command_Alarm
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -266,6 +322,33 @@ func (x *Command) GetLeaderMark() *LeaderMark {
 	return nil
 }
 
+func (x *Command) GetClusterIdentity() *ClusterIdentity {
+	if x != nil {
+		if x, ok := x.Command.(*Command_ClusterIdentity); ok {
+			return x.ClusterIdentity
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetMemberIncarnation() *MemberIncarnation {
+	if x != nil {
+		if x, ok := x.Command.(*Command_MemberIncarnation); ok {
+			return x.MemberIncarnation
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAlarm() *Alarm {
+	if x != nil {
+		if x, ok := x.Command.(*Command_Alarm); ok {
+			return x.Alarm
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -279,9 +362,188 @@ type Command_LeaderMark struct {
 	LeaderMark *LeaderMark `protobuf:"bytes,2,opt,name=leader_mark,json=leaderMark,proto3,oneof"`
 }
 
+type Command_ClusterIdentity struct {
+	// Names the cluster: appended by the first leader of a cluster whose state has none.
+	ClusterIdentity *ClusterIdentity `protobuf:"bytes,3,opt,name=cluster_identity,json=clusterIdentity,proto3,oneof"`
+}
+
+type Command_MemberIncarnation struct {
+	// Records which incarnation (data directory) of a member is the current one.
+	MemberIncarnation *MemberIncarnation `protobuf:"bytes,4,opt,name=member_incarnation,json=memberIncarnation,proto3,oneof"`
+}
+
+type Command_Alarm struct {
+	// Raises or disarms an alarm (NOSPACE) for the whole cluster.
+	Alarm *Alarm `protobuf:"bytes,5,opt,name=alarm,proto3,oneof"`
+}
+
 func (*Command_Txn) isCommand_Command() {}
 
 func (*Command_LeaderMark) isCommand_Command() {}
+
+func (*Command_ClusterIdentity) isCommand_Command() {}
+
+func (*Command_MemberIncarnation) isCommand_Command() {}
+
+func (*Command_Alarm) isCommand_Command() {}
+
+type ClusterIdentity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterIdentity) Reset() {
+	*x = ClusterIdentity{}
+	mi := &file_store_v1_store_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterIdentity) ProtoMessage() {}
+
+func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
+func (*ClusterIdentity) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClusterIdentity) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type MemberIncarnation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Uid           string                 `protobuf:"bytes,2,opt,name=uid,proto3" json:"uid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberIncarnation) Reset() {
+	*x = MemberIncarnation{}
+	mi := &file_store_v1_store_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberIncarnation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberIncarnation) ProtoMessage() {}
+
+func (x *MemberIncarnation) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberIncarnation.ProtoReflect.Descriptor instead.
+func (*MemberIncarnation) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MemberIncarnation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MemberIncarnation) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+type Alarm struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  Alarm_Type             `protobuf:"varint,1,opt,name=type,proto3,enum=skiff.store.v1.Alarm_Type" json:"type,omitempty"`
+	// false disarms.
+	Raise bool `protobuf:"varint,2,opt,name=raise,proto3" json:"raise,omitempty"`
+	// The member that raised it.
+	Member        string `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alarm) Reset() {
+	*x = Alarm{}
+	mi := &file_store_v1_store_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alarm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alarm) ProtoMessage() {}
+
+func (x *Alarm) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alarm.ProtoReflect.Descriptor instead.
+func (*Alarm) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Alarm) GetType() Alarm_Type {
+	if x != nil {
+		return x.Type
+	}
+	return Alarm_TYPE_UNSPECIFIED
+}
+
+func (x *Alarm) GetRaise() bool {
+	if x != nil {
+		return x.Raise
+	}
+	return false
+}
+
+func (x *Alarm) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
 
 type Txn struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -292,7 +554,7 @@ type Txn struct {
 
 func (x *Txn) Reset() {
 	*x = Txn{}
-	mi := &file_store_v1_store_proto_msgTypes[1]
+	mi := &file_store_v1_store_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +566,7 @@ func (x *Txn) String() string {
 func (*Txn) ProtoMessage() {}
 
 func (x *Txn) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[1]
+	mi := &file_store_v1_store_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +579,7 @@ func (x *Txn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Txn.ProtoReflect.Descriptor instead.
 func (*Txn) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{1}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Txn) GetOps() []*Op {
@@ -336,7 +598,7 @@ type LeaderMark struct {
 
 func (x *LeaderMark) Reset() {
 	*x = LeaderMark{}
-	mi := &file_store_v1_store_proto_msgTypes[2]
+	mi := &file_store_v1_store_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +610,7 @@ func (x *LeaderMark) String() string {
 func (*LeaderMark) ProtoMessage() {}
 
 func (x *LeaderMark) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[2]
+	mi := &file_store_v1_store_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +623,7 @@ func (x *LeaderMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderMark.ProtoReflect.Descriptor instead.
 func (*LeaderMark) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{2}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LeaderMark) GetLeader() string {
@@ -391,7 +653,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_store_v1_store_proto_msgTypes[3]
+	mi := &file_store_v1_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +665,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[3]
+	mi := &file_store_v1_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +678,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{3}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Op) GetType() Op_Type {
@@ -504,7 +766,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_store_v1_store_proto_msgTypes[4]
+	mi := &file_store_v1_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +778,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[4]
+	mi := &file_store_v1_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +791,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{4}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Record) GetValue() []byte {
@@ -585,7 +847,7 @@ type TxnResult struct {
 
 func (x *TxnResult) Reset() {
 	*x = TxnResult{}
-	mi := &file_store_v1_store_proto_msgTypes[5]
+	mi := &file_store_v1_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +859,7 @@ func (x *TxnResult) String() string {
 func (*TxnResult) ProtoMessage() {}
 
 func (x *TxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[5]
+	mi := &file_store_v1_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +872,7 @@ func (x *TxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResult.ProtoReflect.Descriptor instead.
 func (*TxnResult) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{5}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TxnResult) GetRevision() int64 {
@@ -646,7 +908,7 @@ type ObjectResult struct {
 
 func (x *ObjectResult) Reset() {
 	*x = ObjectResult{}
-	mi := &file_store_v1_store_proto_msgTypes[6]
+	mi := &file_store_v1_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +920,7 @@ func (x *ObjectResult) String() string {
 func (*ObjectResult) ProtoMessage() {}
 
 func (x *ObjectResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[6]
+	mi := &file_store_v1_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +933,7 @@ func (x *ObjectResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectResult.ProtoReflect.Descriptor instead.
 func (*ObjectResult) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{6}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ObjectResult) GetKind() string {
@@ -720,7 +982,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_store_v1_store_proto_msgTypes[7]
+	mi := &file_store_v1_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +994,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[7]
+	mi := &file_store_v1_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +1007,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{7}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Error) GetCode() Error_Code {
@@ -811,6 +1073,328 @@ func (x *Error) GetLeaderAddress() string {
 	return ""
 }
 
+type ListBackupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsRequest) Reset() {
+	*x = ListBackupsRequest{}
+	mi := &file_store_v1_store_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsRequest) ProtoMessage() {}
+
+func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
+func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{11}
+}
+
+type ListBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*BackupFile          `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsResponse) Reset() {
+	*x = ListBackupsResponse{}
+	mi := &file_store_v1_store_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsResponse) ProtoMessage() {}
+
+func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
+func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListBackupsResponse) GetFiles() []*BackupFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *ListBackupsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type BackupFile struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Path    string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Cluster string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// The member that wrote it (the leader then).
+	Member        string `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	Revision      int64  `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	Version       string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedUnix   int64  `protobuf:"varint,6,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Size          int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        string `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupFile) Reset() {
+	*x = BackupFile{}
+	mi := &file_store_v1_store_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupFile) ProtoMessage() {}
+
+func (x *BackupFile) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupFile.ProtoReflect.Descriptor instead.
+func (*BackupFile) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *BackupFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *BackupFile) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *BackupFile) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *BackupFile) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *BackupFile) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BackupFile) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *BackupFile) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *BackupFile) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type UsageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRequest) Reset() {
+	*x = UsageRequest{}
+	mi := &file_store_v1_store_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRequest) ProtoMessage() {}
+
+func (x *UsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRequest.ProtoReflect.Descriptor instead.
+func (*UsageRequest) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{14}
+}
+
+type DefragmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DefragmentRequest) Reset() {
+	*x = DefragmentRequest{}
+	mi := &file_store_v1_store_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DefragmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DefragmentRequest) ProtoMessage() {}
+
+func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
+func (*DefragmentRequest) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{15}
+}
+
+type UsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The state file's size, and the part of it its data uses (the rest is free pages).
+	DbSize        int64  `protobuf:"varint,1,opt,name=db_size,json=dbSize,proto3" json:"db_size,omitempty"`
+	DbSizeInUse   int64  `protobuf:"varint,2,opt,name=db_size_in_use,json=dbSizeInUse,proto3" json:"db_size_in_use,omitempty"`
+	Error         *Error `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageResponse) Reset() {
+	*x = UsageResponse{}
+	mi := &file_store_v1_store_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageResponse) ProtoMessage() {}
+
+func (x *UsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_v1_store_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageResponse.ProtoReflect.Descriptor instead.
+func (*UsageResponse) Descriptor() ([]byte, []int) {
+	return file_store_v1_store_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UsageResponse) GetDbSize() int64 {
+	if x != nil {
+		return x.DbSize
+	}
+	return 0
+}
+
+func (x *UsageResponse) GetDbSizeInUse() int64 {
+	if x != nil {
+		return x.DbSizeInUse
+	}
+	return 0
+}
+
+func (x *UsageResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type ForwardRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
@@ -820,7 +1404,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_store_v1_store_proto_msgTypes[8]
+	mi := &file_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +1416,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[8]
+	mi := &file_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1429,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{8}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ForwardRequest) GetCommand() []byte {
@@ -863,7 +1447,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_store_v1_store_proto_msgTypes[9]
+	mi := &file_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1459,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[9]
+	mi := &file_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1472,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{9}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 type ReadIndexResponse struct {
@@ -901,7 +1485,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_store_v1_store_proto_msgTypes[10]
+	mi := &file_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1497,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[10]
+	mi := &file_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1510,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{10}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -954,7 +1538,7 @@ type MembershipRequest struct {
 
 func (x *MembershipRequest) Reset() {
 	*x = MembershipRequest{}
-	mi := &file_store_v1_store_proto_msgTypes[11]
+	mi := &file_store_v1_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1550,7 @@ func (x *MembershipRequest) String() string {
 func (*MembershipRequest) ProtoMessage() {}
 
 func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[11]
+	mi := &file_store_v1_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1563,7 @@ func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipRequest.ProtoReflect.Descriptor instead.
 func (*MembershipRequest) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{11}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MembershipRequest) GetAction() MembershipRequest_Action {
@@ -1012,7 +1596,7 @@ type MembershipResponse struct {
 
 func (x *MembershipResponse) Reset() {
 	*x = MembershipResponse{}
-	mi := &file_store_v1_store_proto_msgTypes[12]
+	mi := &file_store_v1_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1608,7 @@ func (x *MembershipResponse) String() string {
 func (*MembershipResponse) ProtoMessage() {}
 
 func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_v1_store_proto_msgTypes[12]
+	mi := &file_store_v1_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1621,7 @@ func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipResponse.ProtoReflect.Descriptor instead.
 func (*MembershipResponse) Descriptor() ([]byte, []int) {
-	return file_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_store_v1_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MembershipResponse) GetError() *Error {
@@ -1051,12 +1635,27 @@ var File_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_store_v1_store_proto_rawDesc = "" +
 	"\n" +
-	"\x14store/v1/store.proto\x12\x0eskiff.store.v1\"|\n" +
+	"\x14store/v1/store.proto\x12\x0eskiff.store.v1\"\xcd\x02\n" +
 	"\aCommand\x12'\n" +
 	"\x03txn\x18\x01 \x01(\v2\x13.skiff.store.v1.TxnH\x00R\x03txn\x12=\n" +
 	"\vleader_mark\x18\x02 \x01(\v2\x1a.skiff.store.v1.LeaderMarkH\x00R\n" +
-	"leaderMarkB\t\n" +
-	"\acommand\"+\n" +
+	"leaderMark\x12L\n" +
+	"\x10cluster_identity\x18\x03 \x01(\v2\x1f.skiff.store.v1.ClusterIdentityH\x00R\x0fclusterIdentity\x12R\n" +
+	"\x12member_incarnation\x18\x04 \x01(\v2!.skiff.store.v1.MemberIncarnationH\x00R\x11memberIncarnation\x12-\n" +
+	"\x05alarm\x18\x05 \x01(\v2\x15.skiff.store.v1.AlarmH\x00R\x05alarmB\t\n" +
+	"\acommand\"!\n" +
+	"\x0fClusterIdentity\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
+	"\x11MemberIncarnation\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uid\x18\x02 \x01(\tR\x03uid\"\x90\x01\n" +
+	"\x05Alarm\x12.\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1a.skiff.store.v1.Alarm.TypeR\x04type\x12\x14\n" +
+	"\x05raise\x18\x02 \x01(\bR\x05raise\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\tR\x06member\")\n" +
+	"\x04Type\x12\x14\n" +
+	"\x10TYPE_UNSPECIFIED\x10\x00\x12\v\n" +
+	"\aNOSPACE\x10\x01\"+\n" +
 	"\x03Txn\x12$\n" +
 	"\x03ops\x18\x01 \x03(\v2\x12.skiff.store.v1.OpR\x03ops\"$\n" +
 	"\n" +
@@ -1110,7 +1709,7 @@ const file_store_v1_store_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12.\n" +
-	"\x06record\x18\x04 \x01(\v2\x16.skiff.store.v1.RecordR\x06record\"\xc0\x03\n" +
+	"\x06record\x18\x04 \x01(\v2\x16.skiff.store.v1.RecordR\x06record\"\xdb\x03\n" +
 	"\x05Error\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.skiff.store.v1.Error.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x0e\n" +
@@ -1120,7 +1719,7 @@ const file_store_v1_store_proto_rawDesc = "" +
 	"\x04name\x18\x06 \x01(\tR\x04name\x12)\n" +
 	"\x10current_revision\x18\a \x01(\x03R\x0fcurrentRevision\x12\x1b\n" +
 	"\tleader_id\x18\b \x01(\tR\bleaderId\x12%\n" +
-	"\x0eleader_address\x18\t \x01(\tR\rleaderAddress\"\xa7\x01\n" +
+	"\x0eleader_address\x18\t \x01(\tR\rleaderAddress\"\xc2\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\x12\n" +
@@ -1133,7 +1732,30 @@ const file_store_v1_store_proto_rawDesc = "" +
 	"\rINDETERMINATE\x10\a\x12\r\n" +
 	"\tTOO_LARGE\x10\b\x12\n" +
 	"\n" +
-	"\x06CLOSED\x10\t\"*\n" +
+	"\x06CLOSED\x10\t\x12\f\n" +
+	"\bNO_SPACE\x10\n" +
+	"\x12\v\n" +
+	"\aREFUSED\x10\v\"\x14\n" +
+	"\x12ListBackupsRequest\"t\n" +
+	"\x13ListBackupsResponse\x120\n" +
+	"\x05files\x18\x01 \x03(\v2\x1a.skiff.store.v1.BackupFileR\x05files\x12+\n" +
+	"\x05error\x18\x02 \x01(\v2\x15.skiff.store.v1.ErrorR\x05error\"\xd7\x01\n" +
+	"\n" +
+	"BackupFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\acluster\x18\x02 \x01(\tR\acluster\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\tR\x06member\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12!\n" +
+	"\fcreated_unix\x18\x06 \x01(\x03R\vcreatedUnix\x12\x12\n" +
+	"\x04size\x18\a \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\b \x01(\tR\x06sha256\"\x0e\n" +
+	"\fUsageRequest\"\x13\n" +
+	"\x11DefragmentRequest\"z\n" +
+	"\rUsageResponse\x12\x17\n" +
+	"\adb_size\x18\x01 \x01(\x03R\x06dbSize\x12#\n" +
+	"\x0edb_size_in_use\x18\x02 \x01(\x03R\vdbSizeInUse\x12+\n" +
+	"\x05error\x18\x03 \x01(\v2\x15.skiff.store.v1.ErrorR\x05error\"*\n" +
 	"\x0eForwardRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"\x12\n" +
 	"\x10ReadIndexRequest\"V\n" +
@@ -1151,11 +1773,15 @@ const file_store_v1_store_proto_rawDesc = "" +
 	"\x06REMOVE\x10\x02\x12\x17\n" +
 	"\x13TRANSFER_LEADERSHIP\x10\x03\"A\n" +
 	"\x12MembershipResponse\x12+\n" +
-	"\x05error\x18\x01 \x01(\v2\x15.skiff.store.v1.ErrorR\x05error2\xf9\x01\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.skiff.store.v1.ErrorR\x05error2\xe7\x03\n" +
 	"\x04Peer\x12D\n" +
 	"\aForward\x12\x1e.skiff.store.v1.ForwardRequest\x1a\x19.skiff.store.v1.TxnResult\x12P\n" +
 	"\tReadIndex\x12 .skiff.store.v1.ReadIndexRequest\x1a!.skiff.store.v1.ReadIndexResponse\x12Y\n" +
-	"\x10ChangeMembership\x12!.skiff.store.v1.MembershipRequest\x1a\".skiff.store.v1.MembershipResponseB1Z/github.com/skiffhq/skiff/proto/store/v1;storev1b\x06proto3"
+	"\x10ChangeMembership\x12!.skiff.store.v1.MembershipRequest\x1a\".skiff.store.v1.MembershipResponse\x12D\n" +
+	"\x05Usage\x12\x1c.skiff.store.v1.UsageRequest\x1a\x1d.skiff.store.v1.UsageResponse\x12N\n" +
+	"\n" +
+	"Defragment\x12!.skiff.store.v1.DefragmentRequest\x1a\x1d.skiff.store.v1.UsageResponse\x12V\n" +
+	"\vListBackups\x12\".skiff.store.v1.ListBackupsRequest\x1a#.skiff.store.v1.ListBackupsResponseB1Z/github.com/skiffhq/skiff/proto/store/v1;storev1b\x06proto3"
 
 var (
 	file_store_v1_store_proto_rawDescOnce sync.Once
@@ -1169,57 +1795,80 @@ func file_store_v1_store_proto_rawDescGZIP() []byte {
 	return file_store_v1_store_proto_rawDescData
 }
 
-var file_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_store_v1_store_proto_goTypes = []any{
-	(Op_Type)(0),                  // 0: skiff.store.v1.Op.Type
-	(Error_Code)(0),               // 1: skiff.store.v1.Error.Code
-	(MembershipRequest_Action)(0), // 2: skiff.store.v1.MembershipRequest.Action
-	(*Command)(nil),               // 3: skiff.store.v1.Command
-	(*Txn)(nil),                   // 4: skiff.store.v1.Txn
-	(*LeaderMark)(nil),            // 5: skiff.store.v1.LeaderMark
-	(*Op)(nil),                    // 6: skiff.store.v1.Op
-	(*Record)(nil),                // 7: skiff.store.v1.Record
-	(*TxnResult)(nil),             // 8: skiff.store.v1.TxnResult
-	(*ObjectResult)(nil),          // 9: skiff.store.v1.ObjectResult
-	(*Error)(nil),                 // 10: skiff.store.v1.Error
-	(*ForwardRequest)(nil),        // 11: skiff.store.v1.ForwardRequest
-	(*ReadIndexRequest)(nil),      // 12: skiff.store.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 13: skiff.store.v1.ReadIndexResponse
-	(*MembershipRequest)(nil),     // 14: skiff.store.v1.MembershipRequest
-	(*MembershipResponse)(nil),    // 15: skiff.store.v1.MembershipResponse
-	nil,                           // 16: skiff.store.v1.Op.LabelsEntry
-	nil,                           // 17: skiff.store.v1.Op.FieldsEntry
-	nil,                           // 18: skiff.store.v1.Record.LabelsEntry
-	nil,                           // 19: skiff.store.v1.Record.FieldsEntry
+	(Alarm_Type)(0),               // 0: skiff.store.v1.Alarm.Type
+	(Op_Type)(0),                  // 1: skiff.store.v1.Op.Type
+	(Error_Code)(0),               // 2: skiff.store.v1.Error.Code
+	(MembershipRequest_Action)(0), // 3: skiff.store.v1.MembershipRequest.Action
+	(*Command)(nil),               // 4: skiff.store.v1.Command
+	(*ClusterIdentity)(nil),       // 5: skiff.store.v1.ClusterIdentity
+	(*MemberIncarnation)(nil),     // 6: skiff.store.v1.MemberIncarnation
+	(*Alarm)(nil),                 // 7: skiff.store.v1.Alarm
+	(*Txn)(nil),                   // 8: skiff.store.v1.Txn
+	(*LeaderMark)(nil),            // 9: skiff.store.v1.LeaderMark
+	(*Op)(nil),                    // 10: skiff.store.v1.Op
+	(*Record)(nil),                // 11: skiff.store.v1.Record
+	(*TxnResult)(nil),             // 12: skiff.store.v1.TxnResult
+	(*ObjectResult)(nil),          // 13: skiff.store.v1.ObjectResult
+	(*Error)(nil),                 // 14: skiff.store.v1.Error
+	(*ListBackupsRequest)(nil),    // 15: skiff.store.v1.ListBackupsRequest
+	(*ListBackupsResponse)(nil),   // 16: skiff.store.v1.ListBackupsResponse
+	(*BackupFile)(nil),            // 17: skiff.store.v1.BackupFile
+	(*UsageRequest)(nil),          // 18: skiff.store.v1.UsageRequest
+	(*DefragmentRequest)(nil),     // 19: skiff.store.v1.DefragmentRequest
+	(*UsageResponse)(nil),         // 20: skiff.store.v1.UsageResponse
+	(*ForwardRequest)(nil),        // 21: skiff.store.v1.ForwardRequest
+	(*ReadIndexRequest)(nil),      // 22: skiff.store.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 23: skiff.store.v1.ReadIndexResponse
+	(*MembershipRequest)(nil),     // 24: skiff.store.v1.MembershipRequest
+	(*MembershipResponse)(nil),    // 25: skiff.store.v1.MembershipResponse
+	nil,                           // 26: skiff.store.v1.Op.LabelsEntry
+	nil,                           // 27: skiff.store.v1.Op.FieldsEntry
+	nil,                           // 28: skiff.store.v1.Record.LabelsEntry
+	nil,                           // 29: skiff.store.v1.Record.FieldsEntry
 }
 var file_store_v1_store_proto_depIdxs = []int32{
-	4,  // 0: skiff.store.v1.Command.txn:type_name -> skiff.store.v1.Txn
-	5,  // 1: skiff.store.v1.Command.leader_mark:type_name -> skiff.store.v1.LeaderMark
-	6,  // 2: skiff.store.v1.Txn.ops:type_name -> skiff.store.v1.Op
-	0,  // 3: skiff.store.v1.Op.type:type_name -> skiff.store.v1.Op.Type
-	16, // 4: skiff.store.v1.Op.labels:type_name -> skiff.store.v1.Op.LabelsEntry
-	17, // 5: skiff.store.v1.Op.fields:type_name -> skiff.store.v1.Op.FieldsEntry
-	18, // 6: skiff.store.v1.Record.labels:type_name -> skiff.store.v1.Record.LabelsEntry
-	19, // 7: skiff.store.v1.Record.fields:type_name -> skiff.store.v1.Record.FieldsEntry
-	9,  // 8: skiff.store.v1.TxnResult.objects:type_name -> skiff.store.v1.ObjectResult
-	10, // 9: skiff.store.v1.TxnResult.error:type_name -> skiff.store.v1.Error
-	7,  // 10: skiff.store.v1.ObjectResult.record:type_name -> skiff.store.v1.Record
-	1,  // 11: skiff.store.v1.Error.code:type_name -> skiff.store.v1.Error.Code
-	10, // 12: skiff.store.v1.ReadIndexResponse.error:type_name -> skiff.store.v1.Error
-	2,  // 13: skiff.store.v1.MembershipRequest.action:type_name -> skiff.store.v1.MembershipRequest.Action
-	10, // 14: skiff.store.v1.MembershipResponse.error:type_name -> skiff.store.v1.Error
-	11, // 15: skiff.store.v1.Peer.Forward:input_type -> skiff.store.v1.ForwardRequest
-	12, // 16: skiff.store.v1.Peer.ReadIndex:input_type -> skiff.store.v1.ReadIndexRequest
-	14, // 17: skiff.store.v1.Peer.ChangeMembership:input_type -> skiff.store.v1.MembershipRequest
-	8,  // 18: skiff.store.v1.Peer.Forward:output_type -> skiff.store.v1.TxnResult
-	13, // 19: skiff.store.v1.Peer.ReadIndex:output_type -> skiff.store.v1.ReadIndexResponse
-	15, // 20: skiff.store.v1.Peer.ChangeMembership:output_type -> skiff.store.v1.MembershipResponse
-	18, // [18:21] is the sub-list for method output_type
-	15, // [15:18] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	8,  // 0: skiff.store.v1.Command.txn:type_name -> skiff.store.v1.Txn
+	9,  // 1: skiff.store.v1.Command.leader_mark:type_name -> skiff.store.v1.LeaderMark
+	5,  // 2: skiff.store.v1.Command.cluster_identity:type_name -> skiff.store.v1.ClusterIdentity
+	6,  // 3: skiff.store.v1.Command.member_incarnation:type_name -> skiff.store.v1.MemberIncarnation
+	7,  // 4: skiff.store.v1.Command.alarm:type_name -> skiff.store.v1.Alarm
+	0,  // 5: skiff.store.v1.Alarm.type:type_name -> skiff.store.v1.Alarm.Type
+	10, // 6: skiff.store.v1.Txn.ops:type_name -> skiff.store.v1.Op
+	1,  // 7: skiff.store.v1.Op.type:type_name -> skiff.store.v1.Op.Type
+	26, // 8: skiff.store.v1.Op.labels:type_name -> skiff.store.v1.Op.LabelsEntry
+	27, // 9: skiff.store.v1.Op.fields:type_name -> skiff.store.v1.Op.FieldsEntry
+	28, // 10: skiff.store.v1.Record.labels:type_name -> skiff.store.v1.Record.LabelsEntry
+	29, // 11: skiff.store.v1.Record.fields:type_name -> skiff.store.v1.Record.FieldsEntry
+	13, // 12: skiff.store.v1.TxnResult.objects:type_name -> skiff.store.v1.ObjectResult
+	14, // 13: skiff.store.v1.TxnResult.error:type_name -> skiff.store.v1.Error
+	11, // 14: skiff.store.v1.ObjectResult.record:type_name -> skiff.store.v1.Record
+	2,  // 15: skiff.store.v1.Error.code:type_name -> skiff.store.v1.Error.Code
+	17, // 16: skiff.store.v1.ListBackupsResponse.files:type_name -> skiff.store.v1.BackupFile
+	14, // 17: skiff.store.v1.ListBackupsResponse.error:type_name -> skiff.store.v1.Error
+	14, // 18: skiff.store.v1.UsageResponse.error:type_name -> skiff.store.v1.Error
+	14, // 19: skiff.store.v1.ReadIndexResponse.error:type_name -> skiff.store.v1.Error
+	3,  // 20: skiff.store.v1.MembershipRequest.action:type_name -> skiff.store.v1.MembershipRequest.Action
+	14, // 21: skiff.store.v1.MembershipResponse.error:type_name -> skiff.store.v1.Error
+	21, // 22: skiff.store.v1.Peer.Forward:input_type -> skiff.store.v1.ForwardRequest
+	22, // 23: skiff.store.v1.Peer.ReadIndex:input_type -> skiff.store.v1.ReadIndexRequest
+	24, // 24: skiff.store.v1.Peer.ChangeMembership:input_type -> skiff.store.v1.MembershipRequest
+	18, // 25: skiff.store.v1.Peer.Usage:input_type -> skiff.store.v1.UsageRequest
+	19, // 26: skiff.store.v1.Peer.Defragment:input_type -> skiff.store.v1.DefragmentRequest
+	15, // 27: skiff.store.v1.Peer.ListBackups:input_type -> skiff.store.v1.ListBackupsRequest
+	12, // 28: skiff.store.v1.Peer.Forward:output_type -> skiff.store.v1.TxnResult
+	23, // 29: skiff.store.v1.Peer.ReadIndex:output_type -> skiff.store.v1.ReadIndexResponse
+	25, // 30: skiff.store.v1.Peer.ChangeMembership:output_type -> skiff.store.v1.MembershipResponse
+	20, // 31: skiff.store.v1.Peer.Usage:output_type -> skiff.store.v1.UsageResponse
+	20, // 32: skiff.store.v1.Peer.Defragment:output_type -> skiff.store.v1.UsageResponse
+	16, // 33: skiff.store.v1.Peer.ListBackups:output_type -> skiff.store.v1.ListBackupsResponse
+	28, // [28:34] is the sub-list for method output_type
+	22, // [22:28] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_store_v1_store_proto_init() }
@@ -1230,14 +1879,17 @@ func file_store_v1_store_proto_init() {
 	file_store_v1_store_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Txn)(nil),
 		(*Command_LeaderMark)(nil),
+		(*Command_ClusterIdentity)(nil),
+		(*Command_MemberIncarnation)(nil),
+		(*Command_Alarm)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_v1_store_proto_rawDesc), len(file_store_v1_store_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   17,
+			NumEnums:      4,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

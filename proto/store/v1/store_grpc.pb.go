@@ -26,6 +26,9 @@ const (
 	Peer_Forward_FullMethodName          = "/skiff.store.v1.Peer/Forward"
 	Peer_ReadIndex_FullMethodName        = "/skiff.store.v1.Peer/ReadIndex"
 	Peer_ChangeMembership_FullMethodName = "/skiff.store.v1.Peer/ChangeMembership"
+	Peer_Usage_FullMethodName            = "/skiff.store.v1.Peer/Usage"
+	Peer_Defragment_FullMethodName       = "/skiff.store.v1.Peer/Defragment"
+	Peer_ListBackups_FullMethodName      = "/skiff.store.v1.Peer/ListBackups"
 )
 
 // PeerClient is the client API for Peer service.
@@ -37,6 +40,12 @@ type PeerClient interface {
 	// ReadIndex returns a commit index that covers every write acknowledged before the call.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 	ChangeMembership(ctx context.Context, in *MembershipRequest, opts ...grpc.CallOption) (*MembershipResponse, error)
+	// Usage reports the answering member's state file sizes.
+	Usage(ctx context.Context, in *UsageRequest, opts ...grpc.CallOption) (*UsageResponse, error)
+	// Defragment compacts the answering member's state file into a new one.
+	Defragment(ctx context.Context, in *DefragmentRequest, opts ...grpc.CallOption) (*UsageResponse, error)
+	// ListBackups lists the scheduled snapshots in the answering member's backup directory.
+	ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error)
 }
 
 type peerClient struct {
@@ -77,6 +86,36 @@ func (c *peerClient) ChangeMembership(ctx context.Context, in *MembershipRequest
 	return out, nil
 }
 
+func (c *peerClient) Usage(ctx context.Context, in *UsageRequest, opts ...grpc.CallOption) (*UsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UsageResponse)
+	err := c.cc.Invoke(ctx, Peer_Usage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) Defragment(ctx context.Context, in *DefragmentRequest, opts ...grpc.CallOption) (*UsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UsageResponse)
+	err := c.cc.Invoke(ctx, Peer_Defragment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBackupsResponse)
+	err := c.cc.Invoke(ctx, Peer_ListBackups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -86,6 +125,12 @@ type PeerServer interface {
 	// ReadIndex returns a commit index that covers every write acknowledged before the call.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	ChangeMembership(context.Context, *MembershipRequest) (*MembershipResponse, error)
+	// Usage reports the answering member's state file sizes.
+	Usage(context.Context, *UsageRequest) (*UsageResponse, error)
+	// Defragment compacts the answering member's state file into a new one.
+	Defragment(context.Context, *DefragmentRequest) (*UsageResponse, error)
+	// ListBackups lists the scheduled snapshots in the answering member's backup directory.
+	ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -104,6 +149,15 @@ func (UnimplementedPeerServer) ReadIndex(context.Context, *ReadIndexRequest) (*R
 }
 func (UnimplementedPeerServer) ChangeMembership(context.Context, *MembershipRequest) (*MembershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangeMembership not implemented")
+}
+func (UnimplementedPeerServer) Usage(context.Context, *UsageRequest) (*UsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Usage not implemented")
+}
+func (UnimplementedPeerServer) Defragment(context.Context, *DefragmentRequest) (*UsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Defragment not implemented")
+}
+func (UnimplementedPeerServer) ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBackups not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -180,6 +234,60 @@ func _Peer_ChangeMembership_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Usage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Usage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Usage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Usage(ctx, req.(*UsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_Defragment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DefragmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Defragment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Defragment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Defragment(ctx, req.(*DefragmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_ListBackups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBackupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).ListBackups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_ListBackups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).ListBackups(ctx, req.(*ListBackupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -198,6 +306,18 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangeMembership",
 			Handler:    _Peer_ChangeMembership_Handler,
+		},
+		{
+			MethodName: "Usage",
+			Handler:    _Peer_Usage_Handler,
+		},
+		{
+			MethodName: "Defragment",
+			Handler:    _Peer_Defragment_Handler,
+		},
+		{
+			MethodName: "ListBackups",
+			Handler:    _Peer_ListBackups_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,156 @@
+package apiserver_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
+)
+
+// shortLived gives the member of cfg its own serving and peer certificate in a directory
+// of its own, valid for life from now, issued by base's CA, and renews it from that CA.
+func shortLived(t *testing.T, base string, life time.Duration, cfg *apiserver.Config) {
+	t.Helper()
+	ca, err := pki.LoadCA(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := pki.ReadCerts(filepath.Join(base, "apiserver.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := pki.RequestFor(tmpl[0])
+	req.NotBefore, req.Validity = time.Now(), life
+	p, err := ca.Issue(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, cfg.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	crt, key, err := p.Write(dir, "apiserver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := pki.NewReloader(crt, key, filepath.Join(base, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLS, cfg.ClientRoots, cfg.JoinTLS, cfg.Store.PeerTLS, cfg.KubeletTLS = r.ServerTLS(), r.Pool, r.ClientTLS(), r.PeerTLS(), r.KubeletClientTLS
+	cfg.Certificates = []apiserver.CertFile{{Name: "serving", CertFile: crt, KeyFile: key}}
+	cfg.SigningCertFile, cfg.SigningKeyFile = filepath.Join(base, pki.CACertFile), filepath.Join(base, pki.CAKeyFile)
+	cfg.CertCheckInterval = 200 * time.Millisecond
+}
+
+// TestCertificatesRenewThemselves: members whose certificates live 24 s renew them from
+// the cluster CA at two thirds of their life; clients connecting anew to every member
+// throughout three lifetimes are never refused, no expiry warning is needed, and a member
+// restarted after that rejoins its peers with the renewed certificate.
+func TestCertificatesRenewThemselves(t *testing.T) {
+	const life = 24 * time.Second
+	base := apicluster.Certs(t)
+	c := apicluster.Start(t, 3, apicluster.Options{Certs: base, Configure: func(cfg *apiserver.Config) {
+		shortLived(t, base, life, cfg)
+		cfg.CertExpiryWarning = 4 * time.Second // renewed 8 s before expiry, so never reached
+	}})
+	ctx := testCtx(t)
+	admin := apicluster.ClientTLS(t, base, "admin")
+	writes := 0
+	write := func(i int) error {
+		conn, err := client.Dial([]string{c.Addr(i)}, client.Options{TLS: admin.Clone()})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		writes++
+		_, err = client.For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprint("w", writes)}})
+		return err
+	}
+	waitfor.Condition(t, 4*time.Minute, "every member renewed its certificate three times", func() (bool, string) {
+		var got []string
+		done := true
+		for i := range 3 {
+			if err := write(i); err != nil {
+				t.Fatalf("a new client of member %d after %d writes: %v", i, writes, err)
+			}
+			for _, st := range c.Server(i).Certificates() {
+				if st.Error != "" {
+					t.Fatalf("member %d's certificate check: %s", i, st.Error)
+				}
+				done = done && st.Renewals >= 3
+				got = append(got, fmt.Sprintf("%s: %d renewals, expires %v", c.Server(i).Store().ID(), st.Renewals, st.NotAfter))
+			}
+		}
+		return done, strings.Join(got, "; ")
+	})
+
+	// Peers: a restarted member handshakes with the others anew.
+	c.Stop(1)
+	c.Restart(1)
+	c.WaitReady()
+	if err := write(1); err != nil {
+		t.Fatalf("write through the restarted member: %v", err)
+	}
+	conn := c.Dial(t, "admin", client.Options{})
+	evs, err := client.For[*corev1.Event](conn).List(ctx, "kube-system", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs.Items {
+		if ev.Reason == apiserver.ReasonCertificateExpiring {
+			t.Fatalf("an expiry warning for a certificate that renews itself: %s", ev.Message)
+		}
+	}
+}
+
+// TestCertificateExpiringWarned: a certificate within the warning window of its expiry
+// that the member cannot renew (no cluster CA given) is a Warning event naming it, the
+// member and what to do, and its expiry is known.
+func TestCertificateExpiringWarned(t *testing.T) {
+	base := apicluster.Certs(t)
+	crt := filepath.Join(base, "apiserver.crt")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: base, Configure: func(cfg *apiserver.Config) {
+		cfg.Certificates = []apiserver.CertFile{{Name: "serving", CertFile: crt, KeyFile: filepath.Join(base, "apiserver.key")}}
+		cfg.CertCheckInterval = 100 * time.Millisecond
+		cfg.CertExpiryWarning = 400 * 24 * time.Hour // the year-long certificate is within it
+	}})
+	ctx := testCtx(t)
+	conn := c.Dial(t, "admin", client.Options{})
+	certs, _ := pki.ReadCerts(crt)
+	var msg string
+	waitfor.Condition(t, time.Minute, "a CertificateExpiring warning", func() (bool, string) {
+		evs, err := client.For[*corev1.Event](conn).List(ctx, "kube-system", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, ev := range evs.Items {
+			if ev.Reason == apiserver.ReasonCertificateExpiring && ev.Type == corev1.EventTypeWarning {
+				msg = ev.Message
+				n++
+			}
+		}
+		return n > 0, fmt.Sprint(len(evs.Items), " events")
+	})
+	for _, want := range []string{"serving", crt, "n1", certs[0].NotAfter.UTC().Format(time.RFC3339), "skiff certs rotate", "--cluster-signing-cert-file"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("warning %q does not name %s", msg, want)
+		}
+	}
+	st := c.Server(0).Certificates()
+	if len(st) != 1 || !st[0].NotAfter.Equal(certs[0].NotAfter) || st[0].Renewals != 0 {
+		t.Fatalf("certificates known: %+v", st)
+	}
+}
