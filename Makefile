@@ -14,7 +14,7 @@ JEPSEN_NEMESES ?= all
 JEPSEN_NET ?= auto
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build run test bench proto tools deps jepsen vet fmt clean
+.PHONY: all build run test bench proto tools deps ui ui-tools jepsen vet fmt clean
 
 all: build
 
@@ -40,11 +40,24 @@ proto: tools
 	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative $(PROTO_FILES:proto/%=%)
 
+# ui: rebuilds skiffctl ui's page (skiffctl/ui/static, embedded in skiffctl) from
+# skiffctl/ui/web with esbuild; TestStaticIsFresh fails when the committed page is stale.
+# Node and npm are needed here only, never to build or run Skiff.
+ui: ui-tools
+	cd skiffctl/ui/web && node build.mjs
+
+# ui-tools: the page's npm packages, as package-lock.json pins them (when npm is there).
+# Without them TestStaticIsFresh still checks the sources' hash, so `make test` goes on.
+ui-tools:
+	@if [[ ! -d skiffctl/ui/web/node_modules ]] && command -v npm >/dev/null; then \
+		(cd skiffctl/ui/web && npm ci --no-audit --no-fund) || \
+		echo "ui-tools: npm ci failed: the page will not be rebuilt to compare"; fi
+
 # deps: what the test suites run against (containerd, runc, busybox-static, docker-registry).
 deps:
 	./test/tools/install-deps.sh all
 
-test: tools deps build
+test: tools ui-tools deps build
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 

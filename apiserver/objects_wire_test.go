@@ -60,6 +60,10 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}},
 		&discoveryv1.EndpointSlice{ObjectMeta: meta("default", "web-abcde"), AddressType: discoveryv1.AddressTypeIPv4,
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.42.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}},
+		&corev1.ResourceQuota{ObjectMeta: meta("default", "compute"), Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"pods": resource.MustParse("10")}},
+			Status: corev1.ResourceQuotaStatus{Hard: corev1.ResourceList{"pods": resource.MustParse("10")}, Used: corev1.ResourceList{"pods": resource.MustParse("3")}}},
+		&corev1.LimitRange{ObjectMeta: meta("default", "limits"), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{
+			{Type: corev1.LimitTypeContainer, Max: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}}}},
 		&appsv1.DaemonSet{ObjectMeta: meta("default", "agent"), Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 3}},
 		&appsv1.StatefulSet{ObjectMeta: meta("default", "db"), Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3), ServiceName: "db"}},
 		&appsv1.ControllerRevision{ObjectMeta: meta("default", "db-6d4f"), Revision: 2, Data: runtime.RawExtension{Raw: []byte(`{"spec":{}}`)}},

@@ -60,6 +60,10 @@ type resources struct {
 	admitServiceAccounts bool
 	atRest               *atRest
 	networking           *networking
+	// limitRangeLists and quotaLists are the namespaces' LimitRanges and ResourceQuotas
+	// as this node has them; chargeLocks serialize a namespace's quota charges (quota.go).
+	limitRangeLists, quotaLists *nsLists
+	chargeLocks                 chargeLocks
 	// events enforces the event rate limit (nil: none).
 	events *eventLimiter
 }
@@ -168,22 +172,29 @@ type creation struct {
 	// also the record of a Node's podCIDR.
 	allocate func(ctx context.Context) error
 	alloc    *allocation
+	// charge, when set, is what the object costs its namespace's quotas: their updates
+	// are written in the object's own transaction (quota.go).
+	charge *charge
 }
 
-// ops are the store operations of the creation: the object's, and its Event's.
+// ops are the store operations of the creation: the object's, its Event's, and its
+// quotas'.
 func (c *creation) ops() ([]store.Op, error) {
 	ops := []store.Op{c.op}
 	if c.alloc != nil {
 		ops = append(ops, c.alloc.ops...)
 	}
-	if c.stored == nil {
-		return ops, nil
+	if c.stored != nil {
+		ev, err := c.stored()
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, ev)
 	}
-	ev, err := c.stored()
-	if err != nil {
-		return nil, err
+	if c.charge != nil {
+		ops = append(ops, c.charge.ops...)
 	}
-	return append(ops, ev), nil
+	return ops, nil
 }
 
 // chainStart are the kinds whose creation starts the chain skiffctl trace shows. Object
@@ -207,6 +218,14 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	}
 	c := &creation{obj: obj, info: info, generated: obj.GetName() == "" && obj.GetGenerateName() != "", atRest: r.atRest}
 	r.prepareForCreate(info, obj)
+	pod, _ := obj.(*corev1.Pod)
+	var ranges []*corev1.LimitRange
+	if pod != nil {
+		validation.Default(pod) // LimitRanger fills what the pod's own defaults leave unset
+		if ranges, err = r.defaultLimits(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
 	if err := admitCreate(obj); err != nil {
 		return nil, invalid(info, obj.GetName(), err)
 	}
@@ -239,14 +258,27 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 		if err := r.defaultStorageClass(ctx, pvc); err != nil {
 			return nil, err
 		}
+		if err := r.checkClaimLimits(ctx, pvc); err != nil {
+			return nil, err
+		}
 	}
-	if pod, ok := obj.(*corev1.Pod); ok && r.admitServiceAccounts {
+	if pod != nil && r.admitServiceAccounts {
 		if err := r.admitServiceAccount(ctx, pod); err != nil {
 			return nil, err
 		}
 	}
 	if err := c.encode(); err != nil {
 		return nil, err
+	}
+	if pod != nil {
+		if err := checkLimits(ranges, pod); err != nil {
+			return nil, err
+		}
+	}
+	if info.Namespaced {
+		if c.charge, err = r.newCharge(ctx, info, obj); err != nil {
+			return nil, err
+		}
 	}
 	if chainStart[info.Kind] {
 		at := r.now()
@@ -297,9 +329,13 @@ func (c *creation) encode() error {
 	return nil
 }
 
-// commit stores the object alone, under another generated name if its name is taken.
+// commit stores the object alone, under another generated name if its name is taken,
+// and charged again to its quotas on their current state while it loses races for them.
 func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, error) {
-	for attempt := 0; ; attempt++ {
+	if c.charge != nil {
+		defer c.charge.r.chargeLocks.lock(c.obj.GetNamespace())()
+	}
+	for attempt, charges := 0, 1; ; attempt++ {
 		ops, err := c.ops()
 		if err != nil {
 			return nil, err
@@ -317,6 +353,13 @@ func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, e
 		}
 		if c.generated && errors.Is(err, store.ErrAlreadyExists) && !isAllocationClash(err) && attempt < maxRetries {
 			if err := c.encode(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if c.charge != nil && errors.Is(err, store.ErrConflict) && charges < maxChargeAttempts {
+			charges++
+			if err := c.charge.compute(ctx, c.info, true); err != nil {
 				return nil, err
 			}
 			continue
@@ -347,7 +390,8 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	}
 	creations := make([]*creation, len(objs))
 	var valid []int
-	throttled := 0 // Events refused by the event rate limit so far
+	charged := false // objects charged to quotas are committed each alone, charged in turn
+	throttled := 0   // Events refused by the event rate limit so far
 	for i, o := range objs {
 		c, err := r.newCreation(ctx, o)
 		if err == nil {
@@ -361,8 +405,9 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		}
 		creations[i] = c
 		valid = append(valid, i)
+		charged = charged || c.charge != nil
 	}
-	if len(valid) > 1 {
+	if len(valid) > 1 && !charged {
 		var ops []store.Op
 		for _, i := range valid {
 			cops, err := creations[i].ops()
@@ -426,6 +471,8 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = policyv1.PodDisruptionBudgetStatus{}
 	case *corev1.Service:
 		o.Status = corev1.ServiceStatus{}
+	case *corev1.ResourceQuota:
+		o.Status = corev1.ResourceQuotaStatus{}
 	case *appsv1.DaemonSet:
 		o.Status = appsv1.DaemonSetStatus{}
 	case *appsv1.StatefulSet:

@@ -107,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 	s.reencrypt = newReencryptor(s.store, at, log, s.metrics.reencrypted.Inc, func(n int) { s.metrics.unreadable.Set(float64(n)) })
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
 		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
+		limitRangeLists: newNSLists(kinds.LimitRange), quotaLists: newNSLists(kinds.ResourceQuota),
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
 		networking:           &networking{flags: cfg.Networking},

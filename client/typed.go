@@ -348,6 +348,8 @@ type Clientset struct {
 	Services        *Client[*corev1.Service]
 	// EndpointSlices are discovery.k8s.io/v1's.
 	EndpointSlices *Client[*discoveryv1.EndpointSlice]
+	ResourceQuotas *Client[*corev1.ResourceQuota]
+	LimitRanges    *Client[*corev1.LimitRange]
 
 	DaemonSets             *Client[*appsv1.DaemonSet]
 	StatefulSets           *Client[*appsv1.StatefulSet]
@@ -368,6 +370,8 @@ func NewClientset(c *Conn) *Clientset {
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
 		PDBs:            For[*policyv1.PodDisruptionBudget](c), Services: For[*corev1.Service](c),
 		EndpointSlices: For[*discoveryv1.EndpointSlice](c),
+		ResourceQuotas: For[*corev1.ResourceQuota](c),
+		LimitRanges:    For[*corev1.LimitRange](c),
 
 		DaemonSets: For[*appsv1.DaemonSet](c), StatefulSets: For[*appsv1.StatefulSet](c),
 		ControllerRevisions: For[*appsv1.ControllerRevision](c), Jobs: For[*batchv1.Job](c), CronJobs: For[*batchv1.CronJob](c),

@@ -1,9 +1,9 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// service account, EndpointSlice, node IPAM, service load balancer, DaemonSet and
-// StatefulSet controllers and the local-path provisioner over one shared set of
-// informers.
+// service account, EndpointSlice, node IPAM, service load balancer, DaemonSet,
+// StatefulSet and resource quota controllers and the local-path provisioner over one
+// shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -32,6 +32,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/controllers/resourcequota"
 	"github.com/skiffhq/skiff/controllers/serviceaccount"
 	"github.com/skiffhq/skiff/controllers/servicelb"
 	"github.com/skiffhq/skiff/controllers/statefulset"
@@ -211,8 +212,14 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	qc := resourcequota.DefaultConfig()
+	qc.Logger = log
+	rq, err := resourcequota.New(cs, f, qc)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	f.Start(ctx)

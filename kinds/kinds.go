@@ -82,6 +82,10 @@ const (
 	Service = "Service"
 	// EndpointSlice is discovery.k8s.io/v1's: a Service's endpoints, at most 100 a slice.
 	EndpointSlice = "EndpointSlice"
+	// ResourceQuota caps what a namespace's objects may use in total, LimitRange what
+	// each pod and container may ask for (and gives them defaults).
+	ResourceQuota = "ResourceQuota"
+	LimitRange    = "LimitRange"
 	DaemonSet     = "DaemonSet"
 	StatefulSet   = "StatefulSet"
 	// ControllerRevision is apps/v1's snapshot of a DaemonSet's or StatefulSet's
@@ -134,6 +138,10 @@ var all = []*Info{
 		Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 	kind[discoveryv1.EndpointSlice](Info{Kind: EndpointSlice, Group: "discovery.k8s.io", Version: "v1", Plural: "endpointslices",
 		Singular: "endpointslice", Namespaced: true}),
+	kind[corev1.ResourceQuota](Info{Kind: ResourceQuota, Version: "v1", Plural: "resourcequotas", Singular: "resourcequota",
+		ShortNames: []string{"quota"}, Namespaced: true, HasStatus: true}),
+	kind[corev1.LimitRange](Info{Kind: LimitRange, Version: "v1", Plural: "limitranges", Singular: "limitrange",
+		ShortNames: []string{"limits"}, Namespaced: true}),
 	kind[appsv1.DaemonSet](Info{Kind: DaemonSet, Group: "apps", Version: "v1", Plural: "daemonsets", Singular: "daemonset",
 		ShortNames: []string{"ds"}, Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 	kind[appsv1.StatefulSet](Info{Kind: StatefulSet, Group: "apps", Version: "v1", Plural: "statefulsets", Singular: "statefulset",

@@ -14,6 +14,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/skiffctl/ui"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -60,6 +61,11 @@ type Config struct {
 	// (client.DefaultConfigPath()); skiff up writes the admin's credentials there as
 	// well as in DataDir ("": only in DataDir).
 	ClientConfig string
+	// UIListen is where skiff up serves the live map (skiffctl ui's page, with the
+	// admin's credentials): a loopback host:port, or "" for none. When the port is taken
+	// (a skiffctl ui already serves there) skiff up says so and runs without it.
+	// Default 127.0.0.1:7480, skiffctl ui's.
+	UIListen string
 	// Out receives what skiff up tells its user: where the API is, what runs the
 	// containers, what to try. Default os.Stdout.
 	Out io.Writer
@@ -78,6 +84,7 @@ func DefaultConfig() Config {
 		ContainerdAddress: containerd.DefaultSocket,
 		Kubelet:           kubelet.DefaultConfig(),
 		ClientConfig:      client.DefaultConfigPath(),
+		UIListen:          ui.DefaultListen,
 		Out:               os.Stdout,
 		Logger:            hclog.NewNullLogger(),
 	}
@@ -101,6 +108,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Kubelet.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("kubelet config: %w", err))
+	}
+	if c.UIListen != "" {
+		if err := ui.CheckLoopback(c.UIListen); err != nil {
+			errs = append(errs, fmt.Errorf("--ui-listen: Invalid value: %q: %v", c.UIListen, err))
+		}
 	}
 	if c.Out == nil {
 		errs = append(errs, errors.New("out: must be set"))

@@ -34,6 +34,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet/agent"
 	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/scheduler"
+	"github.com/skiffhq/skiff/skiffctl/ui"
 )
 
 // busybox is the image the examples use, provided from the host's static busybox when
@@ -171,6 +172,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	g.run("kubelet", func(ctx context.Context) error { return agent.Run(ctx, client.NewClientset(kubeletConn), node) })
 
+	// The live map, as the admin: the URL skiffctl ui serves on by default.
+	uiNote := ""
+	if cfg.UIListen != "" {
+		servers, opts, err := client.Resolve(client.Settings{Server: strings.Join(l.apiAddrs, ","), CAFile: p(pki.CACertFile),
+			CertFile: p("admin.crt"), KeyFile: p("admin.key")}, client.Options{UserAgent: "skiff-up-ui", Logger: log})
+		if err != nil {
+			return err
+		}
+		srv, err := ui.New(ui.Config{Listen: cfg.UIListen, Servers: servers, Options: opts, Log: log})
+		if err != nil {
+			// A skiffctl ui may serve there already: Skiff runs without its own.
+			uiNote = fmt.Sprintf("The live map is not served by skiff up: %v\n", err)
+		} else {
+			g.run("ui", srv.Run)
+			uiNote = fmt.Sprintf("The live map of the cluster and its workloads: %s\n", srv.URL())
+		}
+	}
+
 	out := cfg.Out
 	fmt.Fprintf(out, "Skiff is up: API on %s, data in %s\n", strings.Join(l.apiAddrs, ","), dataDir)
 	fmt.Fprintf(out, "Node %s runs containers: %s\n", nodeName, runtimeNote)
@@ -179,6 +198,7 @@ func Run(ctx context.Context, cfg Config) error {
 		credentials = filepath.Join(dataDir, "client.config")
 	}
 	fmt.Fprintf(out, "TLS on; certificates in %s; skiffctl's admin credentials in %s\n", pkiDir, credentials)
+	fmt.Fprint(out, uiNote)
 	fmt.Fprintf(out, "Try:\n  ./bin/skiffctl apply -f examples/nginx-deployment.yaml\n  ./bin/skiffctl get pods -o wide\n  ./bin/skiffctl trace deployment nginx-deployment\nCtrl-C stops everything.\n")
 	return g.wait(out)
 }

@@ -116,10 +116,10 @@ type Guard func(obj kinds.Object) error
 //     and persistentvolumes (the volume binder and the local-path provisioner) and
 //     creating storageclasses (the provisioner's default class); endpointslices (the
 //     EndpointSlice controller); the status of services (the service load balancer);
-//     the status of poddisruptionbudgets (the disruption controller); nodes' updates
-//     and status; Leases in kube-system (its election); deletion of every kind (the
-//     garbage collector, and the namespace controller emptying a namespace being
-//     deleted).
+//     the status of poddisruptionbudgets (the disruption controller) and of
+//     resourcequotas (the quota controller); nodes' updates and status; Leases in
+//     kube-system (its election); deletion of every kind (the garbage collector, and the
+//     namespace controller emptying a namespace being deleted).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status; events; Leases in kube-system and creating that namespace; updating
 //     persistentvolumeclaims and persistentvolumes (its volume binding: a claim's
@@ -205,7 +205,7 @@ func controllerManagerMay(a Attributes) bool {
 		return a.Verb == Update
 	case plural(kinds.Lease):
 		return a.Namespace == NamespaceSystem
-	case plural(kinds.PodDisruptionBudget):
+	case plural(kinds.PodDisruptionBudget), plural(kinds.ResourceQuota):
 		return a.Verb == Update && a.Subresource == "status"
 	case plural(kinds.EndpointSlice):
 		return true

@@ -67,6 +67,8 @@ func Default(obj kinds.Object) {
 		defaultStorageClass(o)
 	case *corev1.Secret:
 		defaultSecret(o)
+	case *corev1.LimitRange:
+		defaultLimitRange(o)
 	}
 }
 

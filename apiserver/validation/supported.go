@@ -261,6 +261,23 @@ var supportedFields = map[string][]string{
 			"ports[*].protocol",
 		},
 	),
+	// spec.scopeSelector is not supported; spec.scopes are, those of quota.Scopes.
+	kinds.ResourceQuota: slices.Concat(
+		under("metadata", objectMetaFields),
+		under("spec", []string{"hard", "scopes[*]"}),
+		under("status", []string{"hard", "used"}),
+	),
+	kinds.LimitRange: slices.Concat(
+		under("metadata", objectMetaFields),
+		under("spec", []string{
+			"limits[*].default",
+			"limits[*].defaultRequest",
+			"limits[*].max",
+			"limits[*].maxLimitRequestRatio",
+			"limits[*].min",
+			"limits[*].type",
+		}),
+	),
 	kinds.DaemonSet: slices.Concat(
 		under("metadata", objectMetaFields),
 		under("spec", []string{

@@ -82,6 +82,8 @@ func ValidateStatus(obj kinds.Object) error {
 		errs = validatePodDisruptionBudgetStatus(&o.Status, p)
 	case *corev1.Service:
 		errs = validateServiceStatus(&o.Status, p)
+	case *corev1.ResourceQuota:
+		errs = validateResourceQuotaStatus(&o.Status, p)
 	case *appsv1.DaemonSet:
 		errs = validateDaemonSetStatus(&o.Status, p)
 	case *appsv1.StatefulSet:
@@ -144,6 +146,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateService(o)...)
 	case *discoveryv1.EndpointSlice:
 		errs = append(errs, validateEndpointSlice(o)...)
+	case *corev1.ResourceQuota:
+		errs = append(errs, validateResourceQuotaSpec(&o.Spec, spec)...)
+	case *corev1.LimitRange:
+		errs = append(errs, validateLimitRangeSpec(&o.Spec, spec)...)
 	case *appsv1.DaemonSet:
 		errs = append(errs, validateDaemonSetSpec(&o.Spec, spec)...)
 	case *appsv1.StatefulSet:

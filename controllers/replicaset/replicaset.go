@@ -305,17 +305,19 @@ func Status(rs *appsv1.ReplicaSet, active []*corev1.Pod, manageErr error, now ti
 			prev = &rs.Status.Conditions[i]
 		}
 	}
-	if manageErr != nil {
+	switch {
+	case manageErr != nil && prev != nil:
+		// Kept as first written, as Kubernetes does: each failure's message differs (it
+		// names the pod), and a status written on every failed sync would wake the
+		// ReplicaSet at once, defeating the back-off of its retries.
+		st.Conditions = []appsv1.ReplicaSetCondition{*prev}
+	case manageErr != nil:
 		reason := "FailedCreate"
 		if len(active) > int(replicas(rs)) {
 			reason = "FailedDelete"
 		}
-		cnd := appsv1.ReplicaSetCondition{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Reason: reason,
-			Message: manageErr.Error(), LastTransitionTime: metav1.NewTime(now)}
-		if prev != nil && prev.Reason == reason && prev.Message == cnd.Message {
-			cnd.LastTransitionTime = prev.LastTransitionTime
-		}
-		st.Conditions = []appsv1.ReplicaSetCondition{cnd}
+		st.Conditions = []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Reason: reason,
+			Message: manageErr.Error(), LastTransitionTime: metav1.NewTime(now)}}
 	}
 	return st, requeue
 }

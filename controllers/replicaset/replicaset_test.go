@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -75,6 +76,17 @@ func TestStatus(t *testing.T) {
 	st, _ = Status(rs, pods[:1], errors.New("quota"), t0)
 	if len(st.Conditions) != 1 || st.Conditions[0].Reason != "FailedCreate" {
 		t.Errorf("conditions %v", st.Conditions)
+	}
+	// A later failure leaves the condition as it is: the status does not change, so
+	// it does not wake the ReplicaSet before its back-off.
+	rs.Status = st
+	again, _ := Status(rs, pods[:1], errors.New(`pods "web-x2" is forbidden: exceeded quota`), t0.Add(time.Minute))
+	if !equality.Semantic.DeepEqual(again.Conditions, st.Conditions) {
+		t.Errorf("conditions changed on a second failure: %v", again.Conditions)
+	}
+	rs.Status = again
+	if ok, _ := Status(rs, pods[:1], nil, t0); len(ok.Conditions) != 0 {
+		t.Errorf("conditions %v after a sync without failure", ok.Conditions)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -127,6 +128,10 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		describePodDisruptionBudget(d, o)
 	case *corev1.Service:
 		describeService(d, o)
+	case *corev1.ResourceQuota:
+		describeResourceQuota(d, o)
+	case *corev1.LimitRange:
+		describeLimitRange(d, o)
 	case *corev1.Event:
 		ref := o.InvolvedObject
 		d.line(0, "Involved Object", fmt.Sprintf("%s/%s", ref.Kind, ref.Name))
@@ -424,6 +429,67 @@ func describePodDisruptionBudget(d *describer, pdb *policyv1.PodDisruptionBudget
 	d.line(2, "Current", st.CurrentHealthy)
 	d.line(2, "Desired", st.DesiredHealthy)
 	d.line(2, "Total", st.ExpectedPods)
+}
+
+// describeResourceQuota is kubectl's: each resource of status.hard, used and hard (used
+// in hard's format).
+func describeResourceQuota(d *describer, q *corev1.ResourceQuota) {
+	if len(q.Spec.Scopes) > 0 {
+		scopes := make([]string, len(q.Spec.Scopes))
+		for i, s := range q.Spec.Scopes {
+			scopes[i] = string(s)
+		}
+		sort.Strings(scopes)
+		d.line(0, "Scopes", strings.Join(scopes, ", "))
+		for _, s := range scopes {
+			if help := scopeHelp[corev1.ResourceQuotaScope(s)]; help != "" {
+				d.line(0, "", " * "+help)
+			}
+		}
+	}
+	d.line(0, "", "Resource\tUsed\tHard")
+	d.line(0, "", "--------\t----\t----")
+	for _, name := range sortedKeys(q.Status.Hard) {
+		hard, used := q.Status.Hard[name], q.Status.Used[name]
+		if hard.Format != used.Format {
+			used = *resource.NewQuantity(used.Value(), hard.Format)
+		}
+		d.line(0, "", fmt.Sprintf("%s\t%s\t%s", name, used.String(), hard.String()))
+	}
+}
+
+// scopeHelp is kubectl's explanation of each quota scope.
+var scopeHelp = map[corev1.ResourceQuotaScope]string{
+	corev1.ResourceQuotaScopeTerminating:    "Matches all pods that have an active deadline. These pods have a limited lifespan on a node before being actively terminated by the system.",
+	corev1.ResourceQuotaScopeNotTerminating: "Matches all pods that do not have an active deadline. These pods usually include long running pods whose container command is not expected to terminate.",
+	corev1.ResourceQuotaScopeBestEffort:     "Matches all pods that do not have resource requirements set. These pods have a best effort quality of service.",
+	corev1.ResourceQuotaScopeNotBestEffort:  "Matches all pods that have at least one resource requirement set. These pods have a burstable or guaranteed quality of service.",
+}
+
+// describeLimitRange is kubectl's: a row per type and resource, "-" where unset.
+func describeLimitRange(d *describer, lr *corev1.LimitRange) {
+	d.line(0, "", "Type\tResource\tMin\tMax\tDefault Request\tDefault Limit\tMax Limit/Request Ratio")
+	d.line(0, "", "----\t--------\t---\t---\t---------------\t-------------\t-----------------------")
+	for _, item := range lr.Spec.Limits {
+		names := map[corev1.ResourceName]bool{}
+		lists := []corev1.ResourceList{item.Min, item.Max, item.DefaultRequest, item.Default, item.MaxLimitRequestRatio}
+		for _, l := range lists {
+			for name := range l {
+				names[name] = true
+			}
+		}
+		for _, name := range sortedKeys(names) {
+			cells := []string{string(item.Type), string(name)}
+			for _, l := range lists {
+				cell := "-"
+				if q, ok := l[name]; ok {
+					cell = q.String()
+				}
+				cells = append(cells, cell)
+			}
+			d.line(0, "", strings.Join(cells, "\t"))
+		}
+	}
 }
 
 // describeEvents writes the events as kubectl's describe does: oldest first, each aged

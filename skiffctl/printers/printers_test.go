@@ -87,6 +87,22 @@ func fixtures() map[string][]kinds.Object {
 				Message: "Some resources are remaining: configmaps. has 1 resource instances"},
 			{Type: corev1.NamespaceFinalizersRemaining, Status: corev1.ConditionTrue, LastTransitionTime: ago(time.Minute), Reason: "SomeFinalizersRemain",
 				Message: "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"}}}}
+	q := func(kv ...string) corev1.ResourceList {
+		out := corev1.ResourceList{}
+		for i := 0; i < len(kv); i += 2 {
+			out[corev1.ResourceName(kv[i])] = resource.MustParse(kv[i+1])
+		}
+		return out
+	}
+	quotas := []kinds.Object{&corev1.ResourceQuota{ObjectMeta: meta("compute", time.Hour),
+		Spec: corev1.ResourceQuotaSpec{Hard: q("pods", "10", "requests.cpu", "2", "limits.memory", "2Gi"),
+			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeNotTerminating, corev1.ResourceQuotaScopeNotBestEffort}},
+		Status: corev1.ResourceQuotaStatus{Hard: q("pods", "10", "requests.cpu", "2", "limits.memory", "2Gi"),
+			Used: q("pods", "3", "requests.cpu", "750m", "limits.memory", "0")}}}
+	limitRanges := []kinds.Object{&corev1.LimitRange{ObjectMeta: meta("limits", time.Hour), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{
+		{Type: corev1.LimitTypeContainer, Min: q("cpu", "100m"), Max: q("cpu", "2", "memory", "1Gi"), Default: q("cpu", "2", "memory", "1Gi"),
+			DefaultRequest: q("cpu", "250m", "memory", "1Gi"), MaxLimitRequestRatio: q("cpu", "4")},
+		{Type: corev1.LimitTypePod, Max: q("memory", "4Gi")}}}}}
 	lb := &corev1.Service{ObjectMeta: meta("front", time.Hour), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
 		ClusterIP: "10.43.7.9", ClusterIPs: []string{"10.43.7.9"}, Selector: map[string]string{"app": "front"},
 		Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), NodePort: 31080, Protocol: corev1.ProtocolTCP},
@@ -112,6 +128,8 @@ func fixtures() map[string][]kinds.Object {
 	return map[string][]kinds.Object{
 		"services":             services,
 		"endpointslices":       slices,
+		"resourcequotas":       quotas,
+		"limitranges":          limitRanges,
 		"poddisruptionbudgets": pdbs,
 		"namespaces":           {terminating},
 		"pods":                 {running, crashing, pending, deleting},
@@ -221,7 +239,8 @@ func TestDescribe(t *testing.T) {
 	f := fixtures()
 	events := f["events"]
 	for _, o := range []kinds.Object{f["pods"][0], f["deployments"][0], f["replicasets"][0], f["nodes"][0], f["configmaps"][0],
-		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["services"][4]} {
+		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["services"][4],
+		f["resourcequotas"][0], f["limitranges"][0]} {
 		var evs []*corev1.Event
 		if kinds.Of(o).Kind == kinds.Pod {
 			evs = []*corev1.Event{events[0].(*corev1.Event)}

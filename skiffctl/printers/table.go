@@ -212,6 +212,15 @@ var columns = map[string][]column{
 		}},
 		ageColumn,
 	},
+	kinds.ResourceQuota: {nameColumn, ageColumn,
+		{header: "REQUEST", cell: func(o kinds.Object, _ time.Time) string { return quotaColumn(o.(*corev1.ResourceQuota), false) }},
+		{header: "LIMIT", cell: func(o kinds.Object, _ time.Time) string { return quotaColumn(o.(*corev1.ResourceQuota), true) }},
+	},
+	kinds.LimitRange: {nameColumn,
+		{header: "CREATED AT", cell: func(o kinds.Object, _ time.Time) string {
+			return o.GetCreationTimestamp().UTC().Format(time.RFC3339)
+		}},
+	},
 }
 
 // serviceExternalIP is kubectl's EXTERNAL-IP: an ExternalName Service's name, a load
@@ -281,6 +290,20 @@ func sliceEndpoints(eps []discoveryv1.Endpoint) string {
 		return fmt.Sprintf("%s + %d more...", strings.Join(addrs[:3], ","), len(addrs)-3)
 	}
 	return strings.Join(addrs, ",")
+}
+
+// quotaColumn is kubectl's REQUEST (limits false) or LIMIT column of a quota: each
+// resource of status.hard as "name: used/hard", the limits.* ones in LIMIT.
+func quotaColumn(q *corev1.ResourceQuota, limits bool) string {
+	var parts []string
+	for _, name := range sortedKeys(q.Status.Hard) {
+		if strings.HasPrefix(string(name), "limits.") != limits {
+			continue
+		}
+		used, hard := q.Status.Used[name], q.Status.Hard[name]
+		parts = append(parts, fmt.Sprintf("%s: %s/%s", name, used.String(), hard.String()))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Table writes objects of one kind as a kubectl-style table.

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,11 +25,35 @@ import (
 // the process cleanly and a restart keeps the data.
 func TestUp(t *testing.T) {
 	dir, addr := upPlace(t, 1)
-	up := start(t, "skiff up", "up", "--data-dir", dir, "--listen", addr, "--runtime", "sim", "--node-name", "e2e-node")
+	up := start(t, "skiff up", "up", "--data-dir", dir, "--listen", addr, "--runtime", "sim", "--node-name", "e2e-node", "--ui-listen", "127.0.0.1:0")
 	waitfor.Condition(t, 60*time.Second, "skiff up ready", func() (bool, string) {
 		out, errs, err := ctl(addr, "get", "nodes")
 		return err == nil && strings.Contains(out, "e2e-node") && strings.Contains(out, "Ready"), out + errs
 	})
+	// The live map: skiff up prints its URL and serves it with the admin's credentials.
+	var m []string
+	waitfor.Condition(t, 30*time.Second, "skiff up to print the live map's URL", func() (bool, string) {
+		m = regexp.MustCompile(`The live map of the cluster and its workloads: (http://127\.0\.0\.1:\d+/)`).FindStringSubmatch(up.out.String())
+		return m != nil, up.out.String()
+	})
+	waitfor.Condition(t, 30*time.Second, "the live map to show e2e-node", func() (bool, string) {
+		resp, err := http.Get(m[1] + "api/cluster")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && strings.Contains(string(b), `"name":"e2e-node"`), string(b)
+	})
+	if resp, err := http.Get(m[1]); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the live map's page: %v %v", resp, err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `<script src="app.js">`) {
+			t.Fatalf("the live map's page:\n%s", b)
+		}
+	}
 	if !strings.Contains(up.out.String(), "simulated") || !strings.Contains(up.out.String(), "skiffctl trace deployment") {
 		t.Errorf("skiff up did not say its runtime or what to try:\n%s", up.out.String())
 	}

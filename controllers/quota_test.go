@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
+)
+
+// TestQuotaCapsHugeDeployment is issue 27's case: a Deployment of 1,000,000,000 replicas
+// in a namespace whose quota allows 10 pods makes 10 pods; the ReplicaSet says why it
+// makes no more (FailedCreate, in the quota's words) and backs off rather than spinning;
+// deleting the Deployment is quick, and the quota gets its pods back.
+func TestQuotaCapsHugeDeployment(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := conn.EnsureNamespace(ctx, "capped"); err != nil {
+		t.Fatal(err)
+	}
+	hard := corev1.ResourceList{"pods": resource.MustParse("10")}
+	if _, err := cs.ResourceQuotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "capped"},
+		Spec: corev1.ResourceQuotaSpec{Hard: hard}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.LeaderElect, cfg.Logger = false, hclog.NewNullLogger()
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); Run(mctx, conn, cfg) }()
+	defer func() { stop(); <-done }()
+
+	usedPods := func() (int64, bool, error) {
+		q, err := cs.ResourceQuotas.Get(ctx, "capped", "q")
+		if err != nil {
+			return 0, false, err
+		}
+		used, ok := q.Status.Used["pods"]
+		return used.Value(), ok, nil
+	}
+	waitfor.ConditionErr(t, time.Minute, "the quota controller to sync the quota", func() (bool, error) {
+		n, ok, err := usedPods()
+		return ok && n == 0, err
+	})
+
+	lbl := map[string]string{"app": "huge"}
+	if _, err := cs.Deployments.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "huge", Namespace: "capped"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1_000_000_000), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	// attempts counts the ReplicaSet's refused creates, from its FailedCreate events.
+	attempts := func() (int32, string, error) {
+		evs, err := cs.Events.List(ctx, "capped", client.ListOptions{})
+		if err != nil {
+			return 0, "", err
+		}
+		var n int32
+		var msg string
+		for _, e := range evs.Items {
+			if e.Reason == "FailedCreate" && e.InvolvedObject.Kind == "ReplicaSet" {
+				n += e.Count
+				msg = e.Message
+			}
+		}
+		return n, msg, nil
+	}
+	const refusal = "is forbidden: exceeded quota: q, requested: pods=1, used: pods=10, limited: pods=10"
+	waitfor.ConditionErr(t, time.Minute, "10 pods and a FailedCreate event", func() (bool, error) {
+		pods, err := cs.Pods.List(ctx, "capped", client.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		if len(pods.Items) > 10 {
+			t.Fatalf("%d pods: the quota allows 10", len(pods.Items))
+		}
+		n, msg, err := attempts()
+		return len(pods.Items) == 10 && n > 0 && strings.Contains(msg, refusal), err
+	})
+	// Back-off, not a spin: the retries of one ReplicaSet double their delay from 5ms,
+	// so a few seconds see about ten of them; a loop without back-off makes hundreds.
+	time.Sleep(3 * time.Second) // a window to count attempts in, not a synchronisation
+	n, _, err := attempts()
+	t.Logf("%d refused creates", n)
+	if err != nil || n > 40 {
+		t.Errorf("%d refused creates within seconds (%v): the ReplicaSet does not back off", n, err)
+	}
+	pods, err := cs.Pods.List(ctx, "capped", client.ListOptions{})
+	if err != nil || len(pods.Items) != 10 {
+		t.Fatalf("pods: %d, %v; want 10", len(pods.Items), err)
+	}
+
+	start := time.Now()
+	if _, err := cs.Deployments.Delete(ctx, "capped", "huge", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "the Deployment, its ReplicaSet and pods gone", func() (bool, error) {
+		pods, err := cs.Pods.List(ctx, "capped", client.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		rss, err := cs.ReplicaSets.List(ctx, "capped", client.ListOptions{})
+		return err == nil && len(pods.Items) == 0 && len(rss.Items) == 0, err
+	})
+	t.Logf("deleted in %v", time.Since(start))
+	waitfor.ConditionErr(t, time.Minute, "the quota to get its pods back", func() (bool, error) {
+		n, _, err := usedPods()
+		return n == 0, err
+	})
+}

@@ -1,0 +1,616 @@
+package ui
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/skiffctl/trace"
+)
+
+// Objects is what the views are computed from: the informers' caches at one moment.
+type Objects struct {
+	Nodes               []*corev1.Node
+	Pods                []*corev1.Pod
+	Deployments         []*appsv1.Deployment
+	ReplicaSets         []*appsv1.ReplicaSet
+	DaemonSets          []*appsv1.DaemonSet
+	StatefulSets        []*appsv1.StatefulSet
+	ControllerRevisions []*appsv1.ControllerRevision
+	Events              []*corev1.Event
+}
+
+// Member is one API server of the Raft cluster as the page shows it. Health is what
+// the member itself answered: "healthy" (it answered a status request), "unreachable"
+// (it did not, within the poll's timeout: down, paused or cut off).
+type Member struct {
+	Name        string `json:"name"`
+	API         string `json:"api"`
+	Raft        string `json:"raft"`
+	Suffrage    string `json:"suffrage"`
+	Leader      bool   `json:"leader"`
+	State       string `json:"state"` // Leader, Follower, Candidate; "" when unreachable
+	Health      string `json:"health"`
+	CommitIndex uint64 `json:"commitIndex"`
+	AppliedIdx  uint64 `json:"appliedIndex"`
+	Error       string `json:"error,omitempty"`
+}
+
+// Raft is the API servers' cluster: its leader, term and members.
+type Raft struct {
+	Leader   string   `json:"leader"`
+	Term     uint64   `json:"term"`
+	Revision int64    `json:"revision"`
+	Members  []Member `json:"members"`
+	// Error is set when no member answered.
+	Error string `json:"error,omitempty"`
+}
+
+// Node is one node with its capacity use and its pods, counted by state (a node of 110
+// pods, or 10,000 pods on 1,000 nodes, stays a row per node).
+type Node struct {
+	Name          string         `json:"name"`
+	Ready         bool           `json:"ready"`
+	Unschedulable bool           `json:"unschedulable"`
+	CPURequested  int64          `json:"cpuRequestedMilli"`
+	CPUAllocated  int64          `json:"cpuAllocatableMilli"`
+	MemRequested  int64          `json:"memoryRequestedBytes"`
+	MemAllocated  int64          `json:"memoryAllocatableBytes"`
+	Pods          int            `json:"pods"`
+	MaxPods       int64          `json:"maxPods"`
+	States        map[string]int `json:"states"`
+}
+
+// Workload is one workload's rollout state, as `kubectl rollout status` words it.
+type Workload struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Desired   int32  `json:"desired"`
+	Updated   int32  `json:"updated"`
+	Ready     int32  `json:"ready"`
+	Available int32  `json:"available"`
+	// State: Complete, Progressing or Stuck (a Progressing condition with reason
+	// ProgressDeadlineExceeded).
+	State   string `json:"state"`
+	Message string `json:"message,omitempty"`
+}
+
+// Event is one Event as the event stream shows it.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	Reason  string    `json:"reason"`
+	Object  string    `json:"object"` // kind/namespace/name, "Pod/default/web-1"
+	Message string    `json:"message"`
+	Source  string    `json:"source"`
+	Count   int32     `json:"count"`
+}
+
+// Cluster is the cluster view.
+type Cluster struct {
+	Raft      Raft       `json:"raft"`
+	Nodes     []Node     `json:"nodes"`
+	Workloads []Workload `json:"workloads"`
+	Events    []Event    `json:"events"`
+}
+
+// MaxEvents is how many of the newest events the cluster view carries.
+const MaxEvents = 200
+
+// BuildCluster computes the cluster view.
+func BuildCluster(raft Raft, o *Objects) *Cluster {
+	c := &Cluster{Raft: raft, Nodes: []Node{}, Workloads: []Workload{}, Events: []Event{}}
+	byNode := map[string]*Node{}
+	for _, n := range o.Nodes {
+		v := Node{Name: n.Name, Unschedulable: n.Spec.Unschedulable, States: map[string]int{},
+			CPUAllocated: n.Status.Allocatable.Cpu().MilliValue(), MemAllocated: n.Status.Allocatable.Memory().Value(),
+			MaxPods: n.Status.Allocatable.Pods().Value()}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				v.Ready = cond.Status == corev1.ConditionTrue
+			}
+		}
+		c.Nodes = append(c.Nodes, v)
+	}
+	sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
+	for i := range c.Nodes {
+		byNode[c.Nodes[i].Name] = &c.Nodes[i]
+	}
+	for _, p := range o.Pods {
+		n := byNode[p.Spec.NodeName]
+		if n == nil {
+			continue
+		}
+		n.Pods++
+		n.States[PodState(p)]++
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue // holds no resources
+		}
+		cpu, mem := requests(p)
+		n.CPURequested += cpu
+		n.MemRequested += mem
+	}
+	for _, d := range o.Deployments {
+		c.Workloads = append(c.Workloads, deploymentWorkload(d))
+	}
+	for _, ds := range o.DaemonSets {
+		w := Workload{Kind: kinds.DaemonSet, Namespace: ds.Namespace, Name: ds.Name, Desired: ds.Status.DesiredNumberScheduled,
+			Updated: ds.Status.UpdatedNumberScheduled, Ready: ds.Status.NumberReady, Available: ds.Status.NumberAvailable, State: "Progressing"}
+		if ds.Status.ObservedGeneration >= ds.Generation && w.Updated == w.Desired && w.Available == w.Desired {
+			w.State = "Complete"
+		}
+		c.Workloads = append(c.Workloads, w)
+	}
+	for _, ss := range o.StatefulSets {
+		w := Workload{Kind: kinds.StatefulSet, Namespace: ss.Namespace, Name: ss.Name, Desired: replicas(ss.Spec.Replicas),
+			Updated: ss.Status.UpdatedReplicas, Ready: ss.Status.ReadyReplicas, Available: ss.Status.AvailableReplicas, State: "Progressing"}
+		if ss.Status.ObservedGeneration >= ss.Generation && w.Updated == w.Desired && w.Ready == w.Desired {
+			w.State = "Complete"
+		}
+		c.Workloads = append(c.Workloads, w)
+	}
+	sort.Slice(c.Workloads, func(i, j int) bool {
+		a, b := c.Workloads[i], c.Workloads[j]
+		return a.Kind+"/"+a.Namespace+"/"+a.Name < b.Kind+"/"+b.Namespace+"/"+b.Name
+	})
+	c.Events = newestEvents(o.Events, MaxEvents, nil)
+	return c
+}
+
+func deploymentWorkload(d *appsv1.Deployment) Workload {
+	w := Workload{Kind: kinds.Deployment, Namespace: d.Namespace, Name: d.Name, Desired: replicas(d.Spec.Replicas),
+		Updated: d.Status.UpdatedReplicas, Ready: d.Status.ReadyReplicas, Available: d.Status.AvailableReplicas, State: "Progressing"}
+	for _, cond := range d.Status.Conditions {
+		if cond.Type == appsv1.DeploymentProgressing && cond.Reason == "ProgressDeadlineExceeded" {
+			w.State, w.Message = "Stuck", cond.Message
+			return w
+		}
+	}
+	if d.Status.ObservedGeneration >= d.Generation && w.Updated == w.Desired && d.Status.Replicas == w.Desired && w.Available == w.Desired {
+		w.State = "Complete"
+	}
+	return w
+}
+
+func replicas(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
+}
+
+// requests is a pod's CPU (milli) and memory (bytes) requests, as the scheduler counts
+// them: the sum of its containers'.
+func requests(p *corev1.Pod) (cpu, mem int64) {
+	for _, c := range p.Spec.Containers {
+		cpu += c.Resources.Requests.Cpu().MilliValue()
+		mem += c.Resources.Requests.Memory().Value()
+	}
+	return cpu, mem
+}
+
+// newestEvents is the n newest events (those about uids only, when uids is not nil),
+// newest first.
+func newestEvents(events []*corev1.Event, n int, uids map[types.UID]bool) []Event {
+	// Sort references, then build only the n shown: a rollout of 10,000 pods leaves tens
+	// of thousands of events.
+	type timed struct {
+		at time.Time
+		e  *corev1.Event
+	}
+	var all []timed
+	for _, e := range events {
+		if uids == nil || uids[e.InvolvedObject.UID] {
+			all = append(all, timed{eventTime(e), e})
+		}
+	}
+	slices.SortStableFunc(all, func(a, b timed) int { return b.at.Compare(a.at) })
+	out := []Event{}
+	for _, t := range all[:min(n, len(all))] {
+		e := t.e
+		src := e.Source.Component
+		if src == "" {
+			src = e.ReportingController
+		}
+		if e.Source.Host != "" {
+			src += " " + e.Source.Host
+		}
+		out = append(out, Event{Time: t.at, Type: e.Type, Reason: e.Reason, Message: e.Message, Source: src, Count: e.Count,
+			Object: objectName(e.InvolvedObject.Kind, e.InvolvedObject.Namespace, e.InvolvedObject.Name)})
+	}
+	return out
+}
+
+func objectName(kind, namespace, name string) string {
+	if namespace == "" {
+		return kind + "/" + name
+	}
+	return kind + "/" + namespace + "/" + name
+}
+
+// eventTime is when an event last happened, as precisely as it says.
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.FirstTimestamp.Time
+}
+
+// PodState is the state a pod shows in the map, in kubectl get pods' words: Terminating,
+// a container's waiting or terminated reason (ContainerCreating, ImagePullBackOff,
+// CrashLoopBackOff, Completed, Error), Pending (not on a node yet), Running (not Ready)
+// or Ready.
+func PodState(p *corev1.Pod) string {
+	if p.DeletionTimestamp != nil {
+		return "Terminating"
+	}
+	switch p.Status.Phase {
+	case corev1.PodSucceeded:
+		return "Completed"
+	case corev1.PodFailed:
+		if p.Status.Reason != "" {
+			return p.Status.Reason
+		}
+		return "Failed"
+	}
+	if p.Spec.NodeName == "" {
+		return "Pending"
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" {
+			return w.Reason
+		}
+		if t := cs.State.Terminated; t != nil && t.Reason != "" {
+			return t.Reason
+		}
+	}
+	if c := podCondition(p, corev1.PodReady); c != nil && c.Status == corev1.ConditionTrue {
+		return "Ready"
+	}
+	if p.Status.Phase == corev1.PodRunning {
+		return "Running"
+	}
+	return "ContainerCreating"
+}
+
+func podCondition(p *corev1.Pod, typ corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if c := &p.Status.Conditions[i]; c.Type == typ {
+			return c
+		}
+	}
+	return nil
+}
+
+// Lane is one component of the chain map, in the order the objects flow through them.
+type Lane struct {
+	Component string `json:"component"`
+	// Instances are what runs it: the Raft members for the API server, the nodes for the
+	// kubelet and the runtime, the holder of the leader lease otherwise (when known).
+	Instances []string `json:"instances"`
+	// Steps are the step labels ("1", "2-3") the component did.
+	Steps []string `json:"steps"`
+}
+
+// ChainStep is one step of the chain as the map draws it.
+type ChainStep struct {
+	Label     string  `json:"label"` // "1", "2-3"
+	Count     int     `json:"count"` // how many of the ten steps it covers
+	Title     string  `json:"title"`
+	Lane      string  `json:"lane"`
+	Component string  `json:"component"`
+	Node      string  `json:"node"`
+	Object    string  `json:"object"`
+	Done      bool    `json:"done"`
+	SinceMs   float64 `json:"sinceStartMs"`
+	TookMs    float64 `json:"tookMs"`
+	// Stuck is why the step is not done, when something says so.
+	Stuck string `json:"stuck,omitempty"`
+}
+
+// Stuck is one reason pods are held at a step, with how many pods it holds.
+type Stuck struct {
+	Step    string `json:"step"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Pods    int    `json:"pods"`
+	Example string `json:"example"`
+}
+
+// NodePods is one node's pods of the workload, by state.
+type NodePods struct {
+	Node   string         `json:"node"`
+	States map[string]int `json:"states"`
+}
+
+// OldSet is a ReplicaSet of an older revision that still has pods: draining.
+type OldSet struct {
+	Name     string `json:"name"`
+	Revision string `json:"revision"`
+	Replicas int32  `json:"replicas"`
+	Ready    int32  `json:"ready"`
+}
+
+// Chain is the chain map of one workload.
+type Chain struct {
+	Kind            string `json:"kind"`
+	Namespace       string `json:"namespace"`
+	Name            string `json:"name"`
+	Found           bool   `json:"found"`
+	ResourceVersion string `json:"resourceVersion"`
+	Revision        int64  `json:"revision"`
+	Child           string `json:"child"` // "replicaset web-5d4f", "controllerrevision ..."
+	Desired         int32  `json:"desired"`
+	Ready           int    `json:"ready"`
+	Total           int    `json:"total"`
+	// Summary is what the map's title says: "3/3 ready".
+	Summary  string         `json:"summary"`
+	Lanes    []Lane         `json:"lanes"`
+	Steps    []ChainStep    `json:"steps"`
+	States   map[string]int `json:"states"`
+	Nodes    []NodePods     `json:"nodes"`
+	OldSets  []OldSet       `json:"oldSets"`
+	Stuck    []Stuck        `json:"stuck"`
+	Events   []Event        `json:"events"`
+	Workload *Workload      `json:"workload,omitempty"`
+}
+
+// The chain's lanes, in order: who does which of the ten steps.
+const (
+	LaneUser       = "user"
+	LaneAPIServer  = "apiserver"
+	LaneController = "workload controller"
+	LaneReplicaSet = "replicaset controller"
+	LaneScheduler  = "scheduler"
+	LaneKubelet    = "kubelet"
+	LaneRuntime    = "container runtime"
+)
+
+// laneOf is the lane of a trace step, by its first step number.
+func laneOf(kind string, first int) string {
+	switch first {
+	case 1:
+		return LaneAPIServer
+	case 2, 3:
+		return LaneController
+	case 4, 5:
+		if kind == kinds.Deployment {
+			return LaneReplicaSet
+		}
+		return LaneController
+	case 6, 7:
+		return LaneScheduler
+	case 8, 9:
+		return LaneRuntime
+	}
+	return LaneKubelet
+}
+
+// stepOfState is the step a pod in a given state waits for.
+func stepOfState(state string) string {
+	switch state {
+	case "Pending":
+		return "6-7"
+	case "ContainerCreating", "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
+		return "8"
+	case "Running", "Ready", "Completed":
+		return "10"
+	}
+	return "9" // CrashLoopBackOff, CreateContainerError, RunContainerError, ...
+}
+
+// BuildChain computes the chain map of the workload kind namespace/name: the trace of its
+// newest revision (skiffctl trace's), its pods by state and node, older ReplicaSets still
+// draining, and why a step is stuck (a pod's Unschedulable condition, a container's
+// waiting reason, a Warning event). members are the Raft members' names.
+func BuildChain(kind, namespace, name string, members []string, o *Objects) *Chain {
+	c := &Chain{Kind: kind, Namespace: namespace, Name: name, States: map[string]int{}, Nodes: []NodePods{},
+		OldSets: []OldSet{}, Stuck: []Stuck{}, Events: []Event{}, Steps: []ChainStep{}}
+	var owner metav1.Object
+	var t *trace.Trace
+	var mine func(*corev1.Pod) bool
+	switch kind {
+	case kinds.Deployment:
+		d := findObj(o.Deployments, namespace, name)
+		if d == nil {
+			break
+		}
+		owner, c.Desired = d, replicas(d.Spec.Replicas)
+		w := deploymentWorkload(d)
+		c.Workload = &w
+		t = trace.Assemble(d, o.ReplicaSets, o.Pods, o.Events)
+		newRS := t.ReplicaSet
+		rsUIDs := map[types.UID]bool{}
+		for _, rs := range o.ReplicaSets {
+			if !ownedBy(rs, d.UID) {
+				continue
+			}
+			rsUIDs[rs.UID] = true
+			if rs.Name == newRS {
+				uid := rs.UID
+				mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
+			} else if rs.Status.Replicas > 0 || replicas(rs.Spec.Replicas) > 0 {
+				c.OldSets = append(c.OldSets, OldSet{Name: rs.Name, Revision: rs.Annotations[trace.RevisionAnnotation],
+					Replicas: rs.Status.Replicas, Ready: rs.Status.ReadyReplicas})
+			}
+		}
+		sort.Slice(c.OldSets, func(i, j int) bool { return c.OldSets[i].Name < c.OldSets[j].Name })
+	case kinds.DaemonSet:
+		ds := findObj(o.DaemonSets, namespace, name)
+		if ds == nil {
+			break
+		}
+		owner, c.Desired = ds, ds.Status.DesiredNumberScheduled
+		t = trace.AssembleWorkload(ds, o.ControllerRevisions, o.Pods, o.Events)
+		uid := ds.UID
+		mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
+	case kinds.StatefulSet:
+		ss := findObj(o.StatefulSets, namespace, name)
+		if ss == nil {
+			break
+		}
+		owner, c.Desired = ss, replicas(ss.Spec.Replicas)
+		t = trace.AssembleWorkload(ss, o.ControllerRevisions, o.Pods, o.Events)
+		uid := ss.UID
+		mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
+	}
+	c.Lanes = lanes(kind, members, nil)
+	if owner == nil {
+		c.Summary = fmt.Sprintf("%s %s/%s not found", strings.ToLower(kind), namespace, name)
+		return c
+	}
+	c.Found, c.ResourceVersion = true, owner.GetResourceVersion()
+	c.Revision, c.Child = t.Revision, t.Child()
+
+	// The pods of the newest revision: by state and by node; the others of the workload
+	// (older ReplicaSets') count as draining.
+	byNode := map[string]map[string]int{}
+	uids := map[types.UID]bool{owner.GetUID(): true}
+	for _, rs := range o.ReplicaSets {
+		if ownedBy(rs, owner.GetUID()) {
+			uids[rs.UID] = true
+		}
+	}
+	stuck := map[string]*Stuck{}
+	var nodes []string
+	for _, p := range o.Pods {
+		if mine == nil || !mine(p) {
+			if ref := metav1.GetControllerOfNoCopy(p); ref != nil && uids[ref.UID] {
+				uids[p.UID] = true // an older ReplicaSet's pod: its events still matter
+			}
+			continue
+		}
+		uids[p.UID] = true
+		state := PodState(p)
+		c.States[state]++
+		if state != "Terminating" {
+			c.Total++
+			if state == "Ready" {
+				c.Ready++
+			}
+		}
+		if p.Spec.NodeName != "" {
+			if byNode[p.Spec.NodeName] == nil {
+				byNode[p.Spec.NodeName] = map[string]int{}
+				nodes = append(nodes, p.Spec.NodeName)
+			}
+			byNode[p.Spec.NodeName][state]++
+		}
+		if reason, msg := whyStuck(p, state); reason != "" {
+			step := stepOfState(state)
+			key := step + "|" + reason + "|" + msg
+			if stuck[key] == nil {
+				stuck[key] = &Stuck{Step: step, Reason: reason, Message: msg, Example: p.Name}
+			}
+			stuck[key].Pods++
+		}
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		c.Nodes = append(c.Nodes, NodePods{Node: n, States: byNode[n]})
+	}
+	for _, s := range stuck {
+		c.Stuck = append(c.Stuck, *s)
+	}
+	sort.Slice(c.Stuck, func(i, j int) bool {
+		if c.Stuck[i].Pods != c.Stuck[j].Pods {
+			return c.Stuck[i].Pods > c.Stuck[j].Pods
+		}
+		return c.Stuck[i].Reason+c.Stuck[i].Message < c.Stuck[j].Reason+c.Stuck[j].Message
+	})
+	c.Events = newestEvents(o.Events, 50, uids)
+	c.Summary = fmt.Sprintf("%d/%d ready", c.Ready, c.Desired)
+
+	for _, s := range t.Steps {
+		cs := ChainStep{Label: s.Label(), Count: len(stepRange(s.Steps)), Title: s.Title, Lane: laneOf(kind, s.Steps[0]),
+			Component: s.Component, Node: s.Node, Object: s.Object, Done: !s.Missing}
+		if cs.Done {
+			cs.SinceMs, cs.TookMs = s.SinceStartMs, s.SincePreviousMs
+		}
+		for _, st := range c.Stuck {
+			if !cs.Done && st.Step == cs.Label && cs.Stuck == "" {
+				cs.Stuck = st.Reason + ": " + st.Message
+			}
+		}
+		c.Steps = append(c.Steps, cs)
+	}
+	c.Lanes = lanes(kind, members, nodes)
+	for i := range c.Lanes {
+		for _, s := range c.Steps {
+			if s.Lane == c.Lanes[i].Component {
+				c.Lanes[i].Steps = append(c.Lanes[i].Steps, s.Label)
+			}
+		}
+	}
+	return c
+}
+
+// stepRange is every step number an entry covers: [2 3] for "2-3".
+func stepRange(steps []int) []int {
+	if len(steps) < 2 {
+		return steps
+	}
+	var out []int
+	for i := steps[0]; i <= steps[len(steps)-1]; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// whyStuck says what holds a pod: the scheduler's Unschedulable condition ("0/5 nodes
+// are available: 5 Insufficient cpu."), or a container's waiting reason and message.
+func whyStuck(p *corev1.Pod, state string) (reason, message string) {
+	if c := podCondition(p, corev1.PodScheduled); c != nil && c.Status == corev1.ConditionFalse && p.Spec.NodeName == "" {
+		return c.Reason, c.Message
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
+			return w.Reason, w.Message
+		}
+	}
+	return "", ""
+}
+
+func lanes(kind string, members, nodes []string) []Lane {
+	controller := LaneController
+	out := []Lane{{Component: LaneUser}, {Component: LaneAPIServer, Instances: members}, {Component: controller}}
+	if kind == kinds.Deployment {
+		out = append(out, Lane{Component: LaneReplicaSet})
+	}
+	out = append(out, Lane{Component: LaneScheduler}, Lane{Component: LaneKubelet, Instances: nodes},
+		Lane{Component: LaneRuntime, Instances: nodes})
+	for i := range out {
+		if out[i].Instances == nil {
+			out[i].Instances = []string{}
+		}
+		out[i].Steps = []string{}
+	}
+	return out
+}
+
+func ownedBy(obj metav1.Object, uid types.UID) bool {
+	ref := metav1.GetControllerOfNoCopy(obj)
+	return ref != nil && ref.UID == uid
+}
+
+func findObj[T metav1.Object](items []T, namespace, name string) T {
+	var zero T
+	for _, o := range items {
+		if o.GetNamespace() == namespace && o.GetName() == name {
+			return o
+		}
+	}
+	return zero
+}

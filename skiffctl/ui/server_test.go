@@ -1,0 +1,116 @@
+package ui
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// newTestServer is a Server whose caches are empty and never started (no API server
+// behind it): enough for the HTTP layer.
+func newTestServer(t *testing.T) *Server {
+	t.Helper()
+	s, err := New(Config{Listen: "127.0.0.1:0", Servers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.ln.Close(); s.conn.Close() })
+	return s
+}
+
+func TestNewRefusesNonLoopback(t *testing.T) {
+	if _, err := New(Config{Listen: "0.0.0.0:0", Servers: []string{"127.0.0.1:1"}}); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("New on 0.0.0.0: %v", err)
+	}
+}
+
+func TestHandler(t *testing.T) {
+	s := newTestServer(t)
+	h := s.Handler()
+	host := s.ln.Addr().String()
+	get := func(target, hostHeader string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", target, nil)
+		r.Host = hostHeader
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for _, tc := range []struct {
+		target, host string
+		code         int
+		body         string
+	}{
+		{"/", host, 200, `<script src="app.js">`},
+		{"/app.js", host, 200, ""},
+		{"/api/cluster", host, 200, `"raft":`},
+		{"/api/chain?kind=Deployment&name=web", host, 200, `"summary":"deployment default/web not found"`},
+		{"/api/chain?kind=Pod&name=web", host, 400, `kind: Unsupported value: "Pod"`},
+		// Another name for 127.0.0.1 (DNS rebinding), or another port: refused.
+		{"/api/cluster", "evil.example:" + host[strings.LastIndex(host, ":")+1:], 403, "not allowed"},
+		{"/api/cluster", "127.0.0.1:1", 403, "not allowed"},
+	} {
+		w := get(tc.target, tc.host)
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
+			t.Errorf("GET %s (Host %s): %d %q, want %d with %q", tc.target, tc.host, w.Code, w.Body.String(), tc.code, tc.body)
+		}
+	}
+}
+
+// TestStream: the stream sends the Raft members and the chain at once, and what changed
+// when told of a change.
+func TestStream(t *testing.T) {
+	s := newTestServer(t)
+	s.cfg.Throttle = time.Millisecond
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/stream?kind=deploy&namespace=prod&name=web", nil)
+	req.Host = s.ln.Addr().String()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	lines := bufio.NewReader(resp.Body)
+	next := func() (event, data string) {
+		for {
+			l, err := lines.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream: %v", err)
+			}
+			l = strings.TrimSpace(l)
+			switch {
+			case strings.HasPrefix(l, "event: "):
+				event = strings.TrimPrefix(l, "event: ")
+			case strings.HasPrefix(l, "data: "):
+				return event, strings.TrimPrefix(l, "data: ")
+			}
+		}
+	}
+	if ev, _ := next(); ev != "raft" {
+		t.Fatalf("first event %q, want raft", ev)
+	}
+	if ev, data := next(); ev != "chain" || !strings.Contains(data, `"summary":"deployment prod/web not found"`) {
+		t.Fatalf("second event %q %s", ev, data)
+	}
+	// A change of the Raft status is sent (first: raft comes before chain, which did not
+	// change).
+	s.mu.Lock()
+	s.raft = Raft{Leader: "n2", Term: 7, Members: []Member{{Name: "n2", Leader: true, Health: "healthy"}}}
+	s.mu.Unlock()
+	s.hub.changed()
+	if ev, data := next(); ev != "raft" || !strings.Contains(data, `"leader":"n2"`) {
+		t.Fatalf("after the change: %q %s", ev, data)
+	}
+	cancel()
+	io.Copy(io.Discard, resp.Body)
+}

@@ -1,0 +1,187 @@
+// The page of skiffctl ui: the cluster view (#/) and the chain map of a workload
+// (#/Deployment/NAMESPACE/NAME). Both are drawn from the views the server streams as
+// server-sent events (/api/stream); the page never asks the API servers anything itself.
+import { h, render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import htm from 'htm';
+
+const html = htm.bind(h);
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  if (parts.length === 3) return { kind: parts[0], namespace: parts[1], name: parts[2] };
+  return null;
+}
+
+// useStream follows /api/stream for the workload w (null: the cluster only).
+function useStream(w) {
+  const [state, setState] = useState({ cluster: null, chain: null, raft: null, connected: false });
+  const key = w ? `${w.kind}/${w.namespace}/${w.name}` : '';
+  useEffect(() => {
+    const q = w ? `?kind=${encodeURIComponent(w.kind)}&namespace=${encodeURIComponent(w.namespace)}&name=${encodeURIComponent(w.name)}` : '';
+    const es = new EventSource('api/stream' + q);
+    setState({ cluster: null, chain: null, raft: null, connected: false });
+    es.onopen = () => setState((s) => ({ ...s, connected: true }));
+    es.onerror = () => setState((s) => ({ ...s, connected: false }));
+    es.addEventListener('cluster', (e) => setState((s) => ({ ...s, cluster: JSON.parse(e.data) })));
+    es.addEventListener('chain', (e) => setState((s) => ({ ...s, chain: JSON.parse(e.data) })));
+    es.addEventListener('raft', (e) => setState((s) => ({ ...s, raft: JSON.parse(e.data) })));
+    return () => es.close();
+  }, [key]);
+  return state;
+}
+
+const ms = (v) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${Math.round(v)} ms`);
+const pct = (a, b) => (b > 0 ? Math.min(100, Math.round((100 * a) / b)) : 0);
+const mib = (b) => `${Math.round(b / (1 << 20))}Mi`;
+const states = (m) =>
+  Object.entries(m || {})
+    .sort()
+    .map(([k, v]) => html`<span class="state st-${k}" key=${k}>${k} ${v}</span>`);
+
+// VirtualList draws only the rows in view: a thousand nodes stay a few dozen elements.
+function VirtualList({ items, rowHeight, height, row, id }) {
+  const [top, setTop] = useState(0);
+  const first = Math.max(0, Math.floor(top / rowHeight) - 5);
+  const last = Math.min(items.length, Math.ceil((top + height) / rowHeight) + 5);
+  return html`<div class="vlist" id=${id} style=${`height:${Math.min(height, items.length * rowHeight + 2)}px`}
+      onScroll=${(e) => setTop(e.currentTarget.scrollTop)}>
+    <div style=${`height:${items.length * rowHeight}px;position:relative`}>
+      ${items.slice(first, last).map(
+        (it, i) => html`<div class="vrow" key=${first + i} style=${`top:${(first + i) * rowHeight}px;height:${rowHeight}px`}>${row(it)}</div>`
+      )}
+    </div>
+  </div>`;
+}
+
+function Raft({ raft }) {
+  if (!raft) return null;
+  return html`<section id="raft">
+    <h2>API servers <small>leader <b id="leader">${raft.leader || 'none'}</b> · term <b id="term">${raft.term}</b> · revision ${raft.revision}</small></h2>
+    ${raft.error && html`<p class="error">${raft.error}</p>`}
+    <div class="members">
+      ${raft.members.map(
+        (m) => html`<div key=${m.name} class=${`member ${m.leader ? 'leader' : ''} ${m.health}`} data-name=${m.name}
+            data-role=${m.leader ? 'leader' : m.state ? m.state.toLowerCase() : 'down'} data-health=${m.health}>
+          <b>${m.name}</b> <span class="role">${m.leader ? 'leader' : m.state ? m.state.toLowerCase() : 'down'}</span>
+          <div class="sub">${m.health}${m.health === 'healthy' ? ` · commit ${m.commitIndex}` : ''}</div>
+          <div class="sub">${m.api} · ${m.suffrage}</div>
+        </div>`
+      )}
+    </div>
+  </section>`;
+}
+
+function Nodes({ nodes }) {
+  return html`<section id="nodes">
+    <h2>Nodes <small>${nodes.length}</small></h2>
+    <div class="row head"><span>node</span><span>cpu</span><span>memory</span><span>pods</span><span>states</span></div>
+    <${VirtualList} id="node-list" items=${nodes} rowHeight=${28} height=${300}
+      row=${(n) => html`<div class=${`row node ${n.ready ? 'ready' : 'notready'}`} data-name=${n.name}>
+        <span>${n.name}${n.ready ? '' : ' (NotReady)'}${n.unschedulable ? ' (cordoned)' : ''}</span>
+        <span><i class="bar" style=${`width:${pct(n.cpuRequestedMilli, n.cpuAllocatableMilli)}%`}></i>${n.cpuRequestedMilli}m/${n.cpuAllocatableMilli}m</span>
+        <span><i class="bar" style=${`width:${pct(n.memoryRequestedBytes, n.memoryAllocatableBytes)}%`}></i>${mib(n.memoryRequestedBytes)}/${mib(n.memoryAllocatableBytes)}</span>
+        <span>${n.pods}/${n.maxPods}</span><span>${states(n.states)}</span>
+      </div>`} />
+  </section>`;
+}
+
+const chainable = { Deployment: true, DaemonSet: true, StatefulSet: true };
+
+function Workloads({ workloads }) {
+  return html`<section id="workloads">
+    <h2>Workloads <small>${workloads.length}</small></h2>
+    ${workloads.map(
+      (w) => html`<div key=${w.kind + w.namespace + w.name} class=${`row workload ${w.state}`} data-name=${`${w.kind}/${w.namespace}/${w.name}`}>
+        <span>${chainable[w.kind] ? html`<a href=${`#/${w.kind}/${w.namespace}/${w.name}`}>${w.kind.toLowerCase()}/${w.name}</a>` : `${w.kind.toLowerCase()}/${w.name}`}</span>
+        <span>${w.namespace}</span><span>${w.ready}/${w.desired} ready · ${w.updated} updated · ${w.available} available</span>
+        <span class="wstate">${w.state}</span><span class="sub">${w.message || ''}</span>
+      </div>`
+    )}
+  </section>`;
+}
+
+function Events({ events, filter: initial }) {
+  const [filter, setFilter] = useState(initial || '');
+  const shown = events.filter((e) => !filter || e.object.includes(filter) || e.reason.includes(filter));
+  return html`<section id="events">
+    <h2>Events <input placeholder="filter by object or reason" value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)} /></h2>
+    <${VirtualList} id="event-list" items=${shown} rowHeight=${24} height=${320}
+      row=${(e) => html`<div class=${`row event ${e.type}`}>
+        <span>${new Date(e.time).toLocaleTimeString()}</span><span>${e.type}</span><span>${e.reason}</span>
+        <span>${e.object}</span><span class="msg">${e.message}</span><span class="sub">${e.source}</span>
+      </div>`} />
+  </section>`;
+}
+
+function ClusterView({ cluster }) {
+  if (!cluster) return html`<p>Waiting for the cluster…</p>`;
+  return html`<div id="cluster">
+    <${Raft} raft=${cluster.raft} />
+    <${Workloads} workloads=${cluster.workloads} />
+    <${Nodes} nodes=${cluster.nodes} />
+    <${Events} events=${cluster.events} />
+  </div>`;
+}
+
+// ChainMap: the components as lanes (columns), the ten steps as rows, each drawn in the
+// lane of the component that did it, with an arrow from the previous step's lane.
+function ChainMap({ chain, raft }) {
+  if (!chain) return html`<p>Waiting for the chain…</p>`;
+  if (!chain.found) return html`<div id="chain" data-found="false"><p class="error">${chain.summary}</p></div>`;
+  const lanes = chain.lanes.map((l) => l.component);
+  const col = (lane) => lanes.indexOf(lane) + 1;
+  let prev = col('user');
+  return html`<div id="chain" data-rv=${chain.resourceVersion} data-summary=${chain.summary} data-found="true">
+    <h2>${chain.kind.toLowerCase()}/${chain.name} <small>${chain.namespace} · revision ${chain.revision} · ${chain.child}</small>
+      <span class="summary" id="summary">${chain.summary}</span></h2>
+    ${raft && html`<p class="sub" id="chain-raft">API servers: leader ${raft.leader || 'none'}, term ${raft.term} ·
+      ${raft.members.map((m) => html`<span key=${m.name} class=${`chip ${m.health}`}>${m.name}${m.leader ? ' ★' : ''}</span>`)}</p>`}
+    <div class="map" style=${`grid-template-columns: 3em repeat(${lanes.length}, 1fr)`}>
+      <div></div>
+      ${chain.lanes.map(
+        (l) => html`<div class="lane" key=${l.component} data-lane=${l.component}><b>${l.component}</b>
+          <div class="sub">${l.instances.slice(0, 6).join(' ')}${l.instances.length > 6 ? ` +${l.instances.length - 6}` : ''}</div></div>`
+      )}
+      ${chain.steps.map((s) => {
+        const c = col(s.lane);
+        const from = Math.min(prev, c), to = Math.max(prev, c);
+        prev = c;
+        const cls = s.done ? 'done' : s.stuck ? 'stuck' : 'waiting';
+        return html`
+          <div class="num" key=${'n' + s.label} style=${`grid-column:1`}>${s.label}</div>
+          <div class="flow" key=${'f' + s.label} style=${`grid-column:${from + 1} / ${to + 2}`}></div>
+          <div class=${`step ${cls}`} key=${'s' + s.label} data-step=${s.label} data-done=${s.done} style=${`grid-column:${c + 1}`}>
+            <b>${s.title}</b>
+            <div class="sub">${s.object}${s.node ? ` · ${s.node}` : ''}</div>
+            ${s.done ? html`<div class="took">+${ms(s.tookMs)} <span class="sub">(at ${ms(s.sinceStartMs)})</span></div>` : html`<div class="took">${s.stuck ? 'stuck' : 'waiting'}</div>`}
+            ${s.stuck && html`<div class="why">${s.stuck}</div>`}
+          </div>`;
+      })}
+    </div>
+    <section id="pods"><h2>Pods <small>${chain.total}</small> ${states(chain.states)}</h2>
+      ${chain.stuck.map((s) => html`<p class="stuck-reason" key=${s.reason + s.message}>step ${s.step}: <b>${s.reason}</b> ${s.message} (${s.pods} pod${s.pods > 1 ? 's' : ''}, e.g. ${s.example})</p>`)}
+      ${chain.oldSets.length > 0 && html`<p class="old">Draining: ${chain.oldSets.map((o) => html`<span key=${o.name}>replicaset ${o.name} (rev ${o.revision}) ${o.ready}/${o.replicas} </span>`)}</p>`}
+      <${VirtualList} id="pod-nodes" items=${chain.nodes} rowHeight=${26} height=${260}
+        row=${(n) => html`<div class="row"><span>${n.node}</span><span>${states(n.states)}</span></div>`} />
+    </section>
+    <${Events} events=${chain.events} />
+  </div>`;
+}
+
+function App() {
+  const [w, setW] = useState(route());
+  useEffect(() => {
+    const on = () => setW(route());
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  const { cluster, chain, raft, connected } = useStream(w);
+  return html`<header>
+      <a href="#/"><b>Skiff</b></a> <span class=${`conn ${connected ? 'on' : 'off'}`} id="conn">${connected ? 'live' : 'reconnecting…'}</span>
+      ${w && html`<span> · ${w.kind.toLowerCase()}/${w.namespace}/${w.name}</span>`}
+    </header>
+    <main>${w ? html`<${ChainMap} chain=${chain} raft=${raft} />` : html`<${ClusterView} cluster=${cluster} />`}</main>`;
+}
+
+render(html`<${App} />`, document.getElementById('app'));
