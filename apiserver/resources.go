@@ -202,7 +202,7 @@ func (c *creation) ops() ([]store.Op, error) {
 // moment it stores one in an Event (eventTime keeps microseconds), reason Stored, in the
 // same transaction: no extra write, and the chain's first step is timed as exactly as
 // the others.
-var chainStart = map[string]bool{kinds.Deployment: true, kinds.DaemonSet: true, kinds.StatefulSet: true}
+var chainStart = map[string]bool{kinds.Deployment: true, kinds.DaemonSet: true, kinds.StatefulSet: true, kinds.Job: true}
 
 // ReasonStored is the reason of the Event that records a chainStart object's creation.
 const ReasonStored = "Stored"

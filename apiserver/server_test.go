@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -419,7 +420,7 @@ func errorInfo(err error) *errdetails.ErrorInfo {
 	return nil
 }
 
-// Creating a Deployment records the moment in an Event (reason Stored, eventTime to the
+// Creating a Deployment (or a Job) records the moment in an Event (reason Stored, eventTime to the
 // microsecond) in the same transaction: skiffctl trace times step 1 by it, object times
 // keeping only the second. Other kinds get none.
 func TestStoredEventRecordsTheChainStart(t *testing.T) {
@@ -451,6 +452,16 @@ func TestStoredEventRecordsTheChainStart(t *testing.T) {
 	}
 	if err := validation.Validate(e); err != nil {
 		t.Fatalf("the server's own event is invalid: %v", err)
+	}
+	// A Job starts a chain too (skiffctl trace job), so its creation is recorded alike.
+	j, err := cs.Jobs.Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "pi"}, Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(j.UID)}); err != nil ||
+		len(evs.Items) != 1 || evs.Items[0].Reason != apiserver.ReasonStored || evs.Items[0].InvolvedObject.Kind != "Job" {
+		t.Fatalf("events of the new job: %v %v", evs, err)
 	}
 	cm, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"}})
 	if err != nil {

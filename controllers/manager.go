@@ -2,8 +2,8 @@
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
 // service account, EndpointSlice, node IPAM, service load balancer, DaemonSet,
-// StatefulSet and resource quota controllers and the local-path provisioner over one
-// shared set of informers.
+// StatefulSet, resource quota, Job, CronJob and TTL-after-finished controllers and the
+// local-path provisioner over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -21,11 +21,13 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/leader"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/controllers/cronjob"
 	"github.com/skiffhq/skiff/controllers/daemonset"
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
 	"github.com/skiffhq/skiff/controllers/endpointslice"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
+	"github.com/skiffhq/skiff/controllers/job"
 	"github.com/skiffhq/skiff/controllers/localpath"
 	"github.com/skiffhq/skiff/controllers/namespace"
 	"github.com/skiffhq/skiff/controllers/nodeipam"
@@ -36,6 +38,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/serviceaccount"
 	"github.com/skiffhq/skiff/controllers/servicelb"
 	"github.com/skiffhq/skiff/controllers/statefulset"
+	"github.com/skiffhq/skiff/controllers/ttlafterfinished"
 )
 
 // Config configures the controller-manager. Start from DefaultConfig; Run validates it.
@@ -218,10 +221,15 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	batch, err := batchControllers(cs, f, rec, log)
+	if err != nil {
+		return err
+	}
 	runs := []func(context.Context) error{
 		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
+	runs = append(runs, batch...)
 	f.Start(ctx)
 	// A controller that stops on an error is logged; the others go on.
 	var wg sync.WaitGroup
@@ -236,4 +244,23 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	f.Wait()
 	log.Info("controllers stopped")
 	return nil
+}
+
+// batchControllers makes the Job, CronJob and TTL-after-finished controllers.
+func batchControllers(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, log hclog.Logger) ([]func(context.Context) error, error) {
+	jc, cc, tc := job.DefaultConfig(), cronjob.DefaultConfig(), ttlafterfinished.DefaultConfig()
+	jc.Logger, cc.Logger, tc.Logger = log, log, log
+	j, err := job.New(cs, f, rec, jc)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cronjob.New(cs, f, rec, cc)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ttlafterfinished.New(cs, f, tc)
+	if err != nil {
+		return nil, err
+	}
+	return []func(context.Context) error{j.Run, c.Run, t.Run}, nil
 }

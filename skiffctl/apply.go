@@ -345,7 +345,7 @@ later apply merges with it.`,
 	cmd.PersistentFlags().StringVarP(&o.format, "output", "o", "", "print the objects as yaml, json or name instead of a message")
 	cmd.Flags().BoolVar(&saveConfig, "save-config", false, "keep the configuration in the last-applied annotation, for a later apply")
 	cmd.AddCommand(createNamespaceCmd(g, &dry, &o), createDeploymentCmd(g, &dry, &o), createConfigMapCmd(g, &dry, &o),
-		createSecretCmd(g, &dry, &o), createServiceAccountCmd(g, &dry, &o))
+		createSecretCmd(g, &dry, &o), createServiceAccountCmd(g, &dry, &o), createJobCmd(g, &dry, &o))
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package skiffctl
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +15,7 @@ func traceCmd(g *globals) *cobra.Command {
 	var format string
 	var width int
 	cmd := &cobra.Command{
-		Use:   "trace (deployment|daemonset|statefulset) NAME",
+		Use:   "trace (deployment|daemonset|statefulset|job|cronjob) NAME",
 		Short: "Show the chain of events behind a workload: who did each step, when, and how long it took",
 		Long: `Show the ten steps from the API server storing a Deployment to the kubelets reporting its
 pods Running, for the Deployment's newest ReplicaSet: for each step the component and node
@@ -25,6 +26,11 @@ A DaemonSet's or StatefulSet's chain is the same with its own controller at step
 writes a ControllerRevision of the template (2-3, timed by the revision's creationTimestamp,
 to the second) and makes the pods of that revision itself (4-5, its SuccessfulCreate events).
 
+A Job's chain is the same with the Job controller at steps 2-5: it starts the Job (2-3, its
+status.startTime, to the second, or its first SuccessfulCreate if earlier) and makes its
+pods (4-5). A CronJob's chain is its newest Job's, one step earlier: step 0 is the
+scheduled time, step 1 the CronJob controller creating the Job.
+
 Each step is timed from its most precise record. Kubernetes keeps object times (a
 creationTimestamp, a condition's lastTransitionTime) to the second, and an Event's
 eventTime to the microsecond: steps 2-3, 4-5, 6-7, 8 and 9 are timed by their Events
@@ -34,7 +40,7 @@ pod's Ready condition. No step is shown before the one ahead of it: a time to th
 that falls earlier is shown at the previous step's time (taking 0).`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, name, err := rolloutArg(args, rollable...)
+			info, name, err := traceArg(args)
 			if err != nil {
 				return err
 			}
@@ -51,6 +57,8 @@ that falls earlier is shown at the previous step's time (taking 0).`,
 			var t *trace.Trace
 			if info.Kind == kinds.Deployment {
 				t, err = trace.Fetch(ctx, client.NewClientset(conn), g.ns(), name)
+			} else if info.Kind == kinds.Job || info.Kind == kinds.CronJob {
+				t, err = trace.FetchJob(ctx, client.NewClientset(conn), info.Kind, g.ns(), name)
 			} else {
 				t, err = trace.FetchWorkload(ctx, client.NewClientset(conn), info.Kind, g.ns(), name)
 			}
@@ -71,4 +79,21 @@ that falls earlier is shown at the previous step's time (taking 0).`,
 	cmd.Flags().StringVarP(&format, "output", "o", "", "output format: text (default), json, or a self-contained diagram: svg or html (redirect to a file)")
 	cmd.Flags().IntVar(&width, "width", 80, "columns of the text timeline")
 	return cmd
+}
+
+// traceArg reads what to trace: NAME (a deployment), or KIND NAME or KIND/NAME of a
+// deployment, daemonset, statefulset, job or cronjob.
+func traceArg(args []string) (*kinds.Info, string, error) {
+	if len(args) == 1 && !strings.Contains(args[0], "/") {
+		return kinds.MustLookup(kinds.Deployment), args[0], nil
+	}
+	info, name, err := kindAndName(args)
+	if err != nil {
+		return nil, "", err
+	}
+	switch info.Kind {
+	case kinds.Deployment, kinds.DaemonSet, kinds.StatefulSet, kinds.Job, kinds.CronJob:
+		return info, name, nil
+	}
+	return nil, "", fmt.Errorf("only deployments, daemonsets, statefulsets, jobs and cronjobs are supported, not %s", info.Plural)
 }

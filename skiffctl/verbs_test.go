@@ -232,3 +232,36 @@ func TestCreateAndRun(t *testing.T) {
 	contains(t, "run --command", must(t, s, "run", "cmd", "--image=busybox:1.36", "--command", "--", "sh", "-c", "true"), "pod/cmd created")
 	contains(t, "the command", must(t, s, "get", "pod", "cmd", "-o", "jsonpath={.spec.containers[0].command}"), `["sh","-c","true"]`)
 }
+
+// TestCreateJob: create job runs an image, or a cron job's template now, owned by it.
+func TestCreateJob(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	s := c.Addr(0)
+	contains(t, "create job --image", must(t, s, "create", "job", "once", "--image=busybox:1.36", "--", "echo", "hi"), "job.batch/once created")
+	contains(t, "the job", must(t, s, "get", "job", "once", "-o", "yaml"), "name: once", "restartPolicy: Never", "- echo", "completions: 1")
+	cron := `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: backup}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    metadata: {labels: {team: ops}, annotations: {note: nightly}}
+    spec:
+      backoffLimit: 2
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: dump, image: busybox:1.36, command: [sh, -c, "echo dump"]}]
+`
+	if code, _, errs := run(t, s, cron, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply the cron job: %s", errs)
+	}
+	contains(t, "create job --from", must(t, s, "create", "job", "backup-now", "--from=cronjob/backup"), "job.batch/backup-now created")
+	contains(t, "the job from the cron job", must(t, s, "get", "job", "backup-now", "-o", "yaml"),
+		"cronjob.kubernetes.io/instantiate: manual", "note: nightly", "team: ops", "kind: CronJob", "name: backup", "controller: true",
+		"backoffLimit: 2", "restartPolicy: OnFailure", "echo dump")
+	fails(t, s, "", `cronjob "nope" not found`, "create", "job", "x", "--from=cronjob/nope")
+	fails(t, s, "", "from must be an existing cronjob", "create", "job", "x", "--from=deployment/web")
+	fails(t, s, "", "either --image or --from must be specified", "create", "job", "x")
+	contains(t, "get jobs,cronjobs", must(t, s, "get", "jobs,cronjobs"), "job.batch/backup-now", "cronjob.batch/backup", "0 3 * * *")
+}

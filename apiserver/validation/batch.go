@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/labels"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/kinds/indexes"
@@ -73,12 +74,6 @@ func defaultJobSpec(job *batchv1.Job) {
 	if len(job.Labels) == 0 && len(spec.Template.Labels) > 0 {
 		job.Labels = spec.Template.Labels
 	}
-	defaultJobSpecFields(spec)
-}
-
-// defaultJobSpecFields are the defaults of a Job's spec that a CronJob's job template
-// gets too.
-func defaultJobSpecFields(spec *batchv1.JobSpec) {
 	if spec.CompletionMode == nil {
 		spec.CompletionMode = new(batchv1.NonIndexedCompletion)
 	}
@@ -117,7 +112,9 @@ func defaultCronJobSpec(spec *batchv1.CronJobSpec) {
 	if spec.FailedJobsHistoryLimit == nil {
 		spec.FailedJobsHistoryLimit = new(int32(DefaultFailedJobsHistoryLimit))
 	}
-	defaultJobSpecFields(&spec.JobTemplate.Spec)
+	// Kubernetes defaults a CronJob's job template as a pod template only: the Job's own
+	// defaults come when the CronJob controller creates it.
+	defaultTemplate(&spec.JobTemplate.Spec.Template)
 }
 
 // validateJob is Kubernetes' ValidateJob: the spec, and a selector the API server
@@ -125,6 +122,15 @@ func defaultCronJobSpec(spec *batchv1.CronJobSpec) {
 func validateJob(job *batchv1.Job) field.ErrorList {
 	p := field.NewPath("spec")
 	errs := validateJobSpec(&job.Spec, p)
+	if c := job.Spec.Completions; c != nil && *c > 0 && job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion {
+		// The controller names each pod's host JOB-INDEX: the last index must make a
+		// DNS label, or that pod could not be made.
+		host := fmt.Sprintf("%s-%d", job.Name, *c-1)
+		if len(utilvalidation.IsDNS1123Label(host)) > 0 {
+			errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), job.Name,
+				"will not able to create pod with invalid DNS label: "+host))
+		}
+	}
 	sp := p.Child("selector")
 	if job.Spec.Selector == nil {
 		errs = append(errs, field.Required(sp, ""))

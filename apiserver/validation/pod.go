@@ -56,6 +56,12 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.NodeName != "" {
 		errs = append(errs, invalidEach(p.Child("nodeName"), spec.NodeName, apivalidation.NameIsDNSSubdomain(spec.NodeName, false))...)
 	}
+	if spec.Hostname != "" {
+		errs = append(errs, invalidEach(p.Child("hostname"), spec.Hostname, utilvalidation.IsDNS1123Label(spec.Hostname))...)
+	}
+	if spec.Subdomain != "" {
+		errs = append(errs, invalidEach(p.Child("subdomain"), spec.Subdomain, utilvalidation.IsDNS1123Label(spec.Subdomain))...)
+	}
 	if spec.ServiceAccountName != "" {
 		errs = append(errs, invalidEach(p.Child("serviceAccountName"), spec.ServiceAccountName, apivalidation.NameIsDNSSubdomain(spec.ServiceAccountName, false))...)
 	}

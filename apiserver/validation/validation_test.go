@@ -462,6 +462,11 @@ func TestValidate(t *testing.T) {
 			[]string{`metadata.name: Invalid value: "Build_Robot": a lowercase RFC 1123 subdomain`}},
 		{"pod service account name", pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "Robot" }),
 			[]string{`spec.serviceAccountName: Invalid value: "Robot": a lowercase RFC 1123 subdomain`}},
+		{"pod hostname and subdomain", pod(func(p *corev1.Pod) { p.Spec.Hostname, p.Spec.Subdomain = "web-0", "web" }), nil},
+		{"pod hostname", pod(func(p *corev1.Pod) { p.Spec.Hostname = "Web.0" }),
+			[]string{`spec.hostname: Invalid value: "Web.0": a lowercase RFC 1123 label must consist of`}},
+		{"pod subdomain", pod(func(p *corev1.Pod) { p.Spec.Subdomain = "web_svc" }),
+			[]string{`spec.subdomain: Invalid value: "web_svc": a lowercase RFC 1123 label must consist of`}},
 
 		// PodDisruptionBudget.
 		{"pdb minAvailable", pdb(func(s *policyv1.PodDisruptionBudgetSpec) { s.MinAvailable = num(2) }), nil},

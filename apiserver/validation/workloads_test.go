@@ -130,6 +130,14 @@ func TestValidateWorkloadsAndStorage(t *testing.T) {
 			j.Spec.CompletionMode, j.Spec.Completions = new(batchv1.IndexedCompletion), new(int32(5))
 			j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededIndexes: new("0-9")}}}
 		}), []string{`spec.successPolicy.rules[0].succeededIndexes: Invalid value: "0-9": error parsing succeededIndexes: too large: 9`}},
+		{"job indexed hostname", job(func(j *batchv1.Job) {
+			j.Name = "a-job-name-that-is-fifty-nine-characters-long-and-then-some"
+			j.Spec.CompletionMode, j.Spec.Completions = new(batchv1.IndexedCompletion), new(int32(10000))
+		}), []string{`metadata.name: Invalid value: "a-job-name-that-is-fifty-nine-characters-long-and-then-some": will not able to create pod with invalid DNS label: a-job-name-that-is-fifty-nine-characters-long-and-then-some-9999`}},
+		{"job indexed hostname fits", job(func(j *batchv1.Job) {
+			j.Name = "a-job-name-that-is-fifty-nine-characters-long-and-then-some"
+			j.Spec.CompletionMode, j.Spec.Completions = new(batchv1.IndexedCompletion), new(int32(1000))
+		}), nil},
 		{"job managedBy", job(func(j *batchv1.Job) { j.Spec.ManagedBy = new("kueue.x-k8s.io/multikueue") }),
 			[]string{"spec.managedBy: Forbidden: not supported by Skiff"}},
 
@@ -252,8 +260,15 @@ func TestDefaultWorkloads(t *testing.T) {
 	}
 	cj := cronJob(nil)
 	Default(cj)
-	if cj.Spec.ConcurrencyPolicy != batchv1.AllowConcurrent || *cj.Spec.SuccessfulJobsHistoryLimit != 3 || *cj.Spec.FailedJobsHistoryLimit != 1 {
+	if cj.Spec.ConcurrencyPolicy != batchv1.AllowConcurrent || *cj.Spec.SuccessfulJobsHistoryLimit != 3 || *cj.Spec.FailedJobsHistoryLimit != 1 ||
+		cj.Spec.Suspend == nil || *cj.Spec.Suspend {
 		t.Errorf("cronjob defaults: %+v", cj.Spec)
+	}
+	// As in Kubernetes, the job template is defaulted as a pod template only: the Job
+	// gets its own defaults when it is created.
+	if js := cj.Spec.JobTemplate.Spec; js.CompletionMode != nil || js.Suspend != nil || js.PodReplacementPolicy != nil || js.BackoffLimit != nil ||
+		js.Template.Spec.TerminationGracePeriodSeconds == nil {
+		t.Errorf("cronjob job template defaults: %+v", js)
 	}
 	pv := localPV(nil)
 	Default(pv)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -128,6 +129,10 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		describePodDisruptionBudget(d, o)
 	case *corev1.Service:
 		describeService(d, o)
+	case *batchv1.Job:
+		describeJob(d, o)
+	case *batchv1.CronJob:
+		describeCronJob(d, o)
 	case *corev1.ResourceQuota:
 		describeResourceQuota(d, o)
 	case *corev1.LimitRange:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -87,6 +88,30 @@ func fixtures() map[string][]kinds.Object {
 				Message: "Some resources are remaining: configmaps. has 1 resource instances"},
 			{Type: corev1.NamespaceFinalizersRemaining, Status: corev1.ConditionTrue, LastTransitionTime: ago(time.Minute), Reason: "SomeFinalizersRemain",
 				Message: "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"}}}}
+	jobTmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: tmpl.Spec.Containers}}
+	jobSel := &metav1.LabelSelector{MatchLabels: map[string]string{batchv1.ControllerUidLabel: "uid-pi"}}
+	jobs := []kinds.Object{
+		&batchv1.Job{ObjectMeta: meta("pi", 10*time.Minute), Spec: batchv1.JobSpec{Completions: ptr.To[int32](10), Parallelism: ptr.To[int32](3),
+			CompletionMode: ptr.To(batchv1.IndexedCompletion), BackoffLimit: ptr.To[int32](6), Suspend: ptr.To(false),
+			TTLSecondsAfterFinished: ptr.To[int32](3600), ActiveDeadlineSeconds: ptr.To[int64](900),
+			Selector: jobSel, Template: jobTmpl}, Status: batchv1.JobStatus{Succeeded: 10, Ready: ptr.To[int32](0), CompletedIndexes: "0-9",
+			StartTime:      ptr.To(ago(10 * time.Minute)),
+			CompletionTime: ptr.To(ago(8 * time.Minute)), Conditions: []batchv1.JobCondition{
+				{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue}, {Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}}},
+		&batchv1.Job{ObjectMeta: meta("queue", 2*time.Minute), Spec: batchv1.JobSpec{Parallelism: ptr.To[int32](4), Selector: jobSel, Template: jobTmpl},
+			Status: batchv1.JobStatus{Active: 4, StartTime: ptr.To(ago(90 * time.Second))}},
+		&batchv1.Job{ObjectMeta: meta("held", time.Minute), Spec: batchv1.JobSpec{Completions: ptr.To[int32](1), Parallelism: ptr.To[int32](1),
+			Selector: jobSel, Template: jobTmpl, Suspend: ptr.To(true)},
+			Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobSuspended, Status: corev1.ConditionTrue}}}},
+	}
+	cronJobs := []kinds.Object{
+		&batchv1.CronJob{ObjectMeta: meta("nightly", 3*24*time.Hour), Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", TimeZone: ptr.To("Europe/Paris"),
+			ConcurrencyPolicy: batchv1.ForbidConcurrent, SuccessfulJobsHistoryLimit: ptr.To[int32](3), FailedJobsHistoryLimit: ptr.To[int32](1),
+			StartingDeadlineSeconds: ptr.To[int64](200), Suspend: ptr.To(false), JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}},
+			Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{{Name: "nightly-1"}}, LastScheduleTime: ptr.To(ago(5 * time.Hour))}},
+		&batchv1.CronJob{ObjectMeta: meta("fresh", time.Minute), Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", Suspend: ptr.To(true),
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}}},
+	}
 	q := func(kv ...string) corev1.ResourceList {
 		out := corev1.ResourceList{}
 		for i := 0; i < len(kv); i += 2 {
@@ -128,6 +153,8 @@ func fixtures() map[string][]kinds.Object {
 	return map[string][]kinds.Object{
 		"services":             services,
 		"endpointslices":       slices,
+		"jobs":                 jobs,
+		"cronjobs":             cronJobs,
 		"resourcequotas":       quotas,
 		"limitranges":          limitRanges,
 		"poddisruptionbudgets": pdbs,
@@ -240,7 +267,7 @@ func TestDescribe(t *testing.T) {
 	events := f["events"]
 	for _, o := range []kinds.Object{f["pods"][0], f["deployments"][0], f["replicasets"][0], f["nodes"][0], f["configmaps"][0],
 		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["services"][4],
-		f["resourcequotas"][0], f["limitranges"][0]} {
+		f["resourcequotas"][0], f["limitranges"][0], f["jobs"][0], f["cronjobs"][0]} {
 		var evs []*corev1.Event
 		if kinds.Of(o).Kind == kinds.Pod {
 			evs = []*corev1.Event{events[0].(*corev1.Event)}

@@ -68,6 +68,9 @@ func controllerBoxes(kind string) (box, box) {
 	switch kind {
 	case "", "Deployment":
 		c.title, p.title = "Deployment controller", "ReplicaSet controller"
+	case "Job", "CronJob":
+		c.title, p.title = "Job controller", "Job controller"
+		c.sub, p.sub = "starts the job", "makes the pods"
 	default:
 		c.title, p.title = kind+" controller", kind+" controller"
 		c.sub, p.sub = "writes a revision", "makes the pods"

@@ -124,6 +124,9 @@ type Trace struct {
 	Pods               Pods      `json:"pods"`
 	// Services are those whose selector picks the Deployment's pods.
 	Services []Service `json:"services,omitempty"`
+
+	// Job is the Job of a Job's or CronJob's trace (a CronJob's newest).
+	Job string `json:"job,omitempty"`
 }
 
 // Service is a Service of the Deployment's pods and its endpoints, from its

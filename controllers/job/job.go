@@ -1,0 +1,985 @@
+// Package job is the Job controller: it runs a Job's pods to completion, as Kubernetes'
+// does. It keeps up to parallelism pods running until completions of them succeed (for
+// an Indexed Job, one per completion index, which each pod finds in its annotation,
+// label and JOB_COMPLETION_INDEX); it replaces failed pods after an exponential back-off
+// until backoffLimit (or, per index, backoffLimitPerIndex) is passed, applying the pod
+// failure policy's rules first; it fails a Job active longer than activeDeadlineSeconds,
+// deletes the pods of a suspended Job, ends a Job early when its success policy is met,
+// and writes the status: counts, startTime, completionTime, the completed and failed
+// indexes, and the conditions SuccessCriteriaMet or FailureTarget, then Complete or
+// Failed once no pod is left running.
+//
+// Every pod it makes carries the finalizer batch.kubernetes.io/job-tracking, so that
+// no finished pod goes away uncounted. A finished pod is counted in three steps, each
+// durable before the next, which is what keeps a count exact across a controller-manager
+// failover: its uid goes into status.uncountedTerminatedPods (an Indexed Job's success
+// straight into status.completedIndexes, a set), then its finalizer is removed, then the
+// uid moves from the uncounted list to the succeeded or failed count. A pod without
+// the finalizer is never counted again; a pod whose finalizer turns out to be gone
+// already when the controller removes it was counted before, from an older cache.
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/controllers/internal/expectations"
+	"github.com/skiffhq/skiff/controllers/internal/slowstart"
+	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/kinds/indexes"
+)
+
+// Config tunes the controller. Start from DefaultConfig; New validates it.
+type Config struct {
+	// Workers reconcile different Jobs concurrently. Default 5.
+	Workers int
+	// BurstPods caps the pods one sync creates or deletes, and MaxUncountedPods the
+	// finished pods one sync counts (Kubernetes: 500 and 500).
+	BurstPods, MaxUncountedPods int
+	// ExpectationsTimeout: after this long, unseen creations and deletions are given up
+	// on. Default 5 minutes.
+	ExpectationsTimeout time.Duration
+	// BackoffBase and BackoffMax: the n-th failed pod in a row delays the next by
+	// BackoffBase·2^(n-1), at most BackoffMax (Kubernetes: 10 s and 6 min).
+	BackoffBase, BackoffMax time.Duration
+	// Logger receives the controller's logs, named "job". Default: discarded.
+	Logger hclog.Logger
+	// Now is the controller's clock. Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{Workers: 5, BurstPods: 500, MaxUncountedPods: 500, ExpectationsTimeout: 5 * time.Minute,
+		BackoffBase: 10 * time.Second, BackoffMax: 6 * time.Minute, Logger: hclog.NewNullLogger(), Now: time.Now}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: %d must be at least 1", c.Workers))
+	}
+	if c.BurstPods < 1 || c.MaxUncountedPods < 1 {
+		errs = append(errs, fmt.Errorf("burstPods (%d) and maxUncountedPods (%d) must be at least 1", c.BurstPods, c.MaxUncountedPods))
+	}
+	if c.ExpectationsTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("expectationsTimeout: %v must be positive", c.ExpectationsTimeout))
+	}
+	if c.BackoffBase < 0 || c.BackoffMax < c.BackoffBase {
+		errs = append(errs, fmt.Errorf("backoff: base %v must not be negative nor above max %v", c.BackoffBase, c.BackoffMax))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("now: must be set"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("job controller config: %w", err)
+	}
+	return nil
+}
+
+// Controller is the Job controller.
+type Controller struct {
+	cfg    Config
+	cs     *client.Clientset
+	jobInf *cache.Informer[*batchv1.Job]
+	podInf *cache.Informer[*corev1.Pod]
+	jobs   *cache.Lister[*batchv1.Job]
+	pods   *cache.Lister[*corev1.Pod]
+	queue  *workqueue.Queue
+	exp    *expectations.Expectations
+	rec    *record.Recorder
+	log    hclog.Logger
+
+	mu sync.Mutex
+	// released: per Job, the pods whose finalizer this controller removed and whose
+	// cache entry still shows it (Kubernetes' finalizer expectations).
+	released map[string]map[types.UID]bool
+	// backoff: per Job, the failures in a row and when the last one happened.
+	backoff map[string]backoffRecord
+	// written: per Job, the resourceVersion of this controller's last status write. A
+	// sync waits for the cache to show it (the Job's update event brings the sync back):
+	// acting on an older status would only fail its own write with a conflict.
+	written map[string]uint64
+}
+
+type backoffRecord struct {
+	failures int
+	last     time.Time
+}
+
+// New makes the controller on the factory's informers; Run starts it.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	jobInf := cache.InformerFor[*batchv1.Job](f, "", client.ListOptions{})
+	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	podInf.AddIndexer(cache.IndexOwner, cache.ByOwner[*corev1.Pod])
+	c := &Controller{
+		cfg: cfg, cs: cs, jobInf: jobInf, podInf: podInf, jobs: jobInf.Lister(), pods: podInf.Lister(),
+		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
+		rec: rec, log: cfg.Logger.Named("job"),
+		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]uint64{},
+	}
+	jobInf.AddHandler(cache.Handler[*batchv1.Job]{
+		OnAdd:    func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
+		OnUpdate: func(_, j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
+		OnDelete: func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
+	})
+	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
+	return c, nil
+}
+
+// ownerKey is the key of the Job controlling pod, or "".
+func ownerKey(pod *corev1.Pod) string {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil || ref.Kind != kinds.Job {
+		return ""
+	}
+	return pod.Namespace + "/" + ref.Name
+}
+
+func (c *Controller) podAdded(pod *corev1.Pod) {
+	if key := ownerKey(pod); key != "" {
+		c.exp.CreationObserved(key)
+		c.queue.Add(key)
+	}
+}
+
+func (c *Controller) podUpdated(old, pod *corev1.Pod) {
+	key := ownerKey(pod)
+	if key == "" {
+		return
+	}
+	if !hasTrackingFinalizer(pod) {
+		c.seenReleased(key, pod.UID)
+	}
+	if pod.DeletionTimestamp != nil && old.DeletionTimestamp == nil {
+		c.exp.DeletionObserved(key, cache.Key(pod))
+	}
+	c.queue.Add(key)
+}
+
+func (c *Controller) podDeleted(pod *corev1.Pod) {
+	if key := ownerKey(pod); key != "" {
+		c.seenReleased(key, pod.UID)
+		c.exp.DeletionObserved(key, cache.Key(pod))
+		c.queue.Add(key)
+	}
+}
+
+func (c *Controller) markReleased(key string, uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released[key] == nil {
+		c.released[key] = map[types.UID]bool{}
+	}
+	c.released[key][uid] = true
+}
+
+func (c *Controller) seenReleased(key string, uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.released[key], uid)
+}
+
+func (c *Controller) isReleased(key string, uid types.UID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.released[key][uid]
+}
+
+func (c *Controller) forget(key string) {
+	c.exp.Forget(key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.released, key)
+	delete(c.backoff, key)
+	delete(c.written, key)
+}
+
+// behind says whether the cache shows an older status of key's Job than the one this
+// controller last wrote.
+func (c *Controller) behind(key string, job *batchv1.Job) bool {
+	rv, err := strconv.ParseUint(job.ResourceVersion, 10, 64)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return err == nil && rv < c.written[key]
+}
+
+func (c *Controller) wrote(key string, job *batchv1.Job) {
+	if rv, err := strconv.ParseUint(job.ResourceVersion, 10, 64); err == nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.written[key] = max(c.written[key], rv)
+	}
+}
+
+// Run reconciles until ctx ends. The factory must be started.
+func (c *Controller) Run(ctx context.Context) error {
+	if !cache.WaitForSync(ctx, c.jobInf, c.podInf) {
+		return ctx.Err()
+	}
+	c.queue.Run(ctx, c.cfg.Workers, c.log, c.Reconcile)
+	return nil
+}
+
+// ownedPods are the pods in job's namespace that job controls.
+func (c *Controller) ownedPods(job *batchv1.Job) []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, p := range c.pods.ByIndex(cache.IndexOwner, string(job.UID)) {
+		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.UID == job.UID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Reconcile syncs one Job by key.
+func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
+	ns, name := cache.SplitKey(key)
+	cached, ok := c.jobs.Get(ns, name)
+	if !ok {
+		c.forget(key)
+		return 0, c.releaseOrphans(ctx, ns, name)
+	}
+	if c.behind(key, cached) {
+		return 0, nil
+	}
+	// The expectations are read before the pods, as Kubernetes does: a creation observed
+	// after this snapshot must not let this sync make its pod again.
+	satisfied := c.exp.Satisfied(key)
+	pods := c.ownedPods(cached)
+	if finished(cached) != nil {
+		// Counted already: what still holds the finalizer was never counted.
+		var holding []*corev1.Pod
+		for _, p := range pods {
+			if hasTrackingFinalizer(p) && !c.isReleased(key, p.UID) {
+				holding = append(holding, p)
+			}
+		}
+		_, err := c.releaseAll(ctx, key, holding)
+		return 0, err
+	}
+	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, satisfied: satisfied, now: c.cfg.Now()}
+	return s.run(ctx)
+}
+
+// finished returns the Job's Complete or Failed condition, if true.
+func finished(job *batchv1.Job) *batchv1.JobCondition {
+	for i := range job.Status.Conditions {
+		c := &job.Status.Conditions[i]
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return c
+		}
+	}
+	return nil
+}
+
+func condition(job *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCondition {
+	for i := range job.Status.Conditions {
+		if job.Status.Conditions[i].Type == t {
+			return &job.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func isTrue(job *batchv1.Job, t batchv1.JobConditionType) bool {
+	c := condition(job, t)
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+// setCondition sets a condition's status, reason and message; lastTransitionTime moves
+// only when the status changes. It reports whether anything changed.
+func setCondition(job *batchv1.Job, t batchv1.JobConditionType, status corev1.ConditionStatus, reason, msg string, now time.Time) bool {
+	if c := condition(job, t); c != nil {
+		if c.Status == status && c.Reason == reason && c.Message == msg {
+			return false
+		}
+		if c.Status != status {
+			c.LastTransitionTime = metav1.NewTime(now)
+		}
+		c.Status, c.Reason, c.Message, c.LastProbeTime = status, reason, msg, metav1.NewTime(now)
+		return true
+	}
+	job.Status.Conditions = append(job.Status.Conditions, batchv1.JobCondition{Type: t, Status: status, Reason: reason, Message: msg,
+		LastProbeTime: metav1.NewTime(now), LastTransitionTime: metav1.NewTime(now)})
+	return true
+}
+
+// sync_ is one sync of one Job.
+type sync_ struct {
+	c       *Controller
+	key     string
+	job     *batchv1.Job // the status being computed
+	written *batchv1.Job // the Job as last written (or cached)
+	pods    []*corev1.Pod
+	now     time.Time
+	// satisfied: no creation or deletion asked for was unseen when pods were read.
+	satisfied bool
+
+	completed, failedIndexes indexes.Set
+	uncS, uncF               map[types.UID]bool // status.uncountedTerminatedPods
+	added                    map[types.UID]bool // uids this sync added to them
+	release                  []*corev1.Pod      // finished pods holding the finalizer
+	failJob                  string             // the message of a matched FailJob rule
+	more                     bool               // finished pods left for the next sync
+	created                  int
+	requeue                  time.Duration
+}
+
+func (s *sync_) completions() int { return int(ptr.Deref(s.job.Spec.Completions, 0)) }
+
+func (s *sync_) run(ctx context.Context) (time.Duration, error) {
+	job := s.job
+	st := &job.Status
+	var err error
+	if s.completed, err = indexes.Parse(st.CompletedIndexes, 1<<30); err != nil {
+		s.completed = indexes.Set{}
+	}
+	if s.failedIndexes, err = indexes.Parse(ptr.Deref(st.FailedIndexes, ""), 1<<30); err != nil {
+		s.failedIndexes = indexes.Set{}
+	}
+	s.uncS, s.uncF, s.added = map[types.UID]bool{}, map[types.UID]bool{}, map[types.UID]bool{}
+	if u := st.UncountedTerminatedPods; u != nil {
+		for _, uid := range u.Succeeded {
+			s.uncS[uid] = true
+		}
+		for _, uid := range u.Failed {
+			s.uncF[uid] = true
+		}
+	}
+	// Step 1: what finished goes into the uncounted list (and the index sets), durably.
+	s.track()
+	if s.failJob != "" && !isTrue(job, batchv1.JobFailureTarget) {
+		setCondition(job, batchv1.JobFailureTarget, corev1.ConditionTrue, batchv1.JobReasonPodFailurePolicy, s.failJob, s.now)
+	}
+	s.writeSets()
+	if err := s.flush(ctx); err != nil {
+		return 0, err
+	}
+	// Step 2: their finalizers go.
+	gone, err := s.c.releaseAll(ctx, s.key, s.release)
+	// Step 3: the uids of released pods move to the counts.
+	s.count(gone)
+	var manageErr error
+	if err == nil {
+		manageErr = s.manage(ctx)
+	}
+	s.writeSets()
+	if ferr := s.flush(ctx); ferr != nil {
+		return 0, errors.Join(err, manageErr, ferr)
+	}
+	return s.requeue, errors.Join(err, manageErr)
+}
+
+// track finds the finished pods that hold the finalizer and records those not yet
+// recorded.
+func (s *sync_) track() {
+	job := s.job
+	pfp := job.Spec.PodFailurePolicy
+	perIndex := job.Spec.BackoffLimitPerIndex
+	var newFailures int
+	var lastFailure time.Time
+	newSuccess := false
+	for _, p := range s.pods {
+		if !hasTrackingFinalizer(p) || s.c.isReleased(s.key, p.UID) {
+			continue
+		}
+		succeeded := p.Status.Phase == corev1.PodSucceeded
+		if !succeeded && !isFailed(job, p) {
+			continue
+		}
+		if len(s.release) >= s.c.cfg.MaxUncountedPods {
+			s.more = true
+			s.requeueIn(time.Millisecond) // more to count: sync again soon
+			break
+		}
+		s.release = append(s.release, p)
+		if s.uncS[p.UID] || s.uncF[p.UID] {
+			continue
+		}
+		ix := podIndex(p)
+		if indexed(job) && (ix == noIndex || ix >= s.completions()) {
+			continue // not one of the Job's indexes: released, never counted
+		}
+		if succeeded {
+			newSuccess = true
+			if indexed(job) {
+				s.completed[ix] = true
+			} else {
+				s.uncS[p.UID], s.added[p.UID] = true, true
+			}
+			continue
+		}
+		action, msg := matchFailurePolicy(pfp, p)
+		if action != nil {
+			switch *action {
+			case batchv1.PodFailurePolicyActionIgnore:
+				continue
+			case batchv1.PodFailurePolicyActionFailJob:
+				if s.failJob == "" {
+					s.failJob = msg
+				}
+			case batchv1.PodFailurePolicyActionFailIndex:
+				if indexed(job) {
+					s.failedIndexes[ix] = true
+				}
+			}
+		}
+		if perIndex != nil && indexed(job) && indexFailureCount(p)+1 > int(*perIndex) {
+			s.failedIndexes[ix] = true
+		}
+		s.uncF[p.UID], s.added[p.UID] = true, true
+		newFailures++
+		if at := finishedAt(p, s.now); at.After(lastFailure) {
+			lastFailure = at
+		}
+	}
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	r := s.c.backoff[s.key]
+	if newSuccess {
+		r = backoffRecord{}
+	}
+	if newFailures > 0 {
+		r.failures += newFailures
+		if lastFailure.After(r.last) {
+			r.last = lastFailure
+		}
+	}
+	s.c.backoff[s.key] = r
+}
+
+// writeSets writes the uncounted uids and index sets into the status.
+func (s *sync_) writeSets() {
+	st := &s.job.Status
+	u := &batchv1.UncountedTerminatedPods{}
+	for uid := range s.uncS {
+		u.Succeeded = append(u.Succeeded, uid)
+	}
+	for uid := range s.uncF {
+		u.Failed = append(u.Failed, uid)
+	}
+	slices.Sort(u.Succeeded)
+	slices.Sort(u.Failed)
+	st.UncountedTerminatedPods = u
+	if indexed(s.job) {
+		st.CompletedIndexes = s.completed.String()
+		st.Succeeded = int32(s.completed.Len())
+		if s.job.Spec.BackoffLimitPerIndex != nil {
+			st.FailedIndexes = ptr.To(s.failedIndexes.String())
+		}
+	}
+}
+
+// flush writes the status if it changed.
+func (s *sync_) flush(ctx context.Context) error {
+	if equality.Semantic.DeepEqual(s.job.Status, s.written.Status) {
+		return nil
+	}
+	out, err := s.c.cs.Jobs.UpdateStatus(ctx, s.job)
+	if err != nil {
+		if client.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("update status of job %s: %w", s.key, err)
+	}
+	s.c.wrote(s.key, out)
+	st := s.job.Status
+	s.job, s.written = out.DeepCopy(), out
+	s.job.Status = st
+	return nil
+}
+
+// count moves the uncounted uids whose pods no longer hold the finalizer to the counts.
+// gone are the uids whose finalizer was already removed when this sync tried: if this
+// sync recorded them, an older cache showed them, and they were counted before.
+func (s *sync_) count(gone map[types.UID]bool) {
+	holding := map[types.UID]bool{}
+	for _, p := range s.pods {
+		if hasTrackingFinalizer(p) && !s.c.isReleased(s.key, p.UID) {
+			holding[p.UID] = true
+		}
+	}
+	st := &s.job.Status
+	for _, set := range []struct {
+		uids  map[types.UID]bool
+		count *int32
+	}{{s.uncS, &st.Succeeded}, {s.uncF, &st.Failed}} {
+		for uid := range set.uids {
+			switch {
+			case gone[uid] && s.added[uid]:
+				delete(set.uids, uid)
+			case !holding[uid]:
+				delete(set.uids, uid)
+				*set.count++
+			}
+		}
+	}
+}
+
+// releaseConcurrency bounds the finalizer removals in flight: the store commits
+// concurrent writes together, so many at once cost little more than one.
+const releaseConcurrency = 250
+
+// releaseAll removes the tracking finalizer from pods, concurrently. It returns the
+// uids of the pods whose finalizer someone had removed already (or that are gone).
+func (c *Controller) releaseAll(ctx context.Context, key string, pods []*corev1.Pod) (map[types.UID]bool, error) {
+	gone := map[types.UID]bool{}
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, releaseConcurrency)
+	for _, p := range pods {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			removed, err := c.release(ctx, key, p)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else if !removed {
+				gone[p.UID] = true
+			}
+		}()
+	}
+	wg.Wait()
+	return gone, errors.Join(errs...)
+}
+
+// release removes the tracking finalizer from p, as a compare-and-swap; after a
+// conflict it re-reads the pod. It reports whether it removed it (false: already
+// gone).
+func (c *Controller) release(ctx context.Context, key string, p *corev1.Pod) (bool, error) {
+	cur := p
+	for range 5 {
+		if !hasTrackingFinalizer(cur) {
+			return false, nil
+		}
+		next := cur.DeepCopy()
+		next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == batchv1.JobTrackingFinalizer })
+		_, err := c.cs.Pods.Update(ctx, next)
+		switch {
+		case err == nil:
+			c.markReleased(key, p.UID)
+			return true, nil
+		case client.IsNotFound(err):
+			return false, nil
+		case !client.IsConflict(err):
+			return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
+		}
+		if cur, err = c.cs.Pods.Get(ctx, p.Namespace, p.Name); client.IsNotFound(err) {
+			return false, nil
+		} else if err != nil {
+			return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
+		}
+		if cur.UID != p.UID {
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("remove finalizer of pod %s: it keeps changing", cache.Key(p))
+}
+
+// releaseOrphans frees the pods of a Job that is gone.
+func (c *Controller) releaseOrphans(ctx context.Context, ns, name string) error {
+	var holding []*corev1.Pod
+	for _, p := range c.pods.ListNamespace(ns, labels.Everything()) {
+		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.Kind == kinds.Job && ref.Name == name && hasTrackingFinalizer(p) {
+			holding = append(holding, p)
+		}
+	}
+	_, err := c.releaseAll(ctx, ns+"/"+name, holding)
+	return err
+}
+
+// manage decides the Job's conditions and makes or deletes pods.
+func (s *sync_) manage(ctx context.Context) error {
+	job := s.job
+	st := &job.Status
+	c := s.c
+	var active []*corev1.Pod
+	terminating := 0
+	for _, p := range s.pods {
+		switch {
+		case isActive(p):
+			active = append(active, p)
+		case isTerminating(p):
+			terminating++
+		}
+	}
+	suspended := ptr.Deref(job.Spec.Suspend, false)
+	if suspended {
+		if setCondition(job, batchv1.JobSuspended, corev1.ConditionTrue, "JobSuspended", "Job suspended", s.now) {
+			c.rec.Eventf(job, record.Normal, "Suspended", "Job suspended")
+		}
+	} else {
+		if condition(job, batchv1.JobSuspended) != nil &&
+			setCondition(job, batchv1.JobSuspended, corev1.ConditionFalse, "JobResumed", "Job resumed", s.now) {
+			c.rec.Eventf(job, record.Normal, "Resumed", "Job resumed")
+			st.StartTime = ptr.To(metav1.NewTime(s.now)) // the deadline counts from the resume
+		}
+		if st.StartTime == nil {
+			st.StartTime = ptr.To(metav1.NewTime(s.now))
+		}
+	}
+	if !isTrue(job, batchv1.JobFailureTarget) && !isTrue(job, batchv1.JobSuccessCriteriaMet) {
+		s.decide(active)
+	}
+	finishing := isTrue(job, batchv1.JobFailureTarget) || isTrue(job, batchv1.JobSuccessCriteriaMet)
+	var err error
+	switch {
+	case finishing || suspended:
+		err = s.deleteAll(ctx, active)
+		active = nil
+	case s.satisfied:
+		active, err = s.scale(ctx, active, terminating)
+	}
+	st.Active = int32(len(active) + s.created)
+	st.Terminating = ptr.To(int32(terminating))
+	var ready int32
+	for _, p := range active {
+		if isReady(p) {
+			ready++
+		}
+	}
+	st.Ready = ptr.To(ready)
+	if finishing && err == nil && len(s.uncS)+len(s.uncF) == 0 && !s.more {
+		s.finish()
+	}
+	return err
+}
+
+// decide sets FailureTarget or SuccessCriteriaMet when the Job's end has come, in
+// Kubernetes' order: a FailJob rule, the backoff limit, the deadline, the failed
+// indexes, then success.
+func (s *sync_) decide(active []*corev1.Pod) {
+	job := s.job
+	st := &job.Status
+	failed := st.Failed + int32(len(s.uncF))
+	limit := ptr.Deref(job.Spec.BackoffLimit, 6)
+	var restartCount int32
+	if job.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyOnFailure {
+		for _, p := range active {
+			restartCount += restarts(p)
+		}
+	}
+	fail := func(reason, msg string) {
+		setCondition(job, batchv1.JobFailureTarget, corev1.ConditionTrue, reason, msg, s.now)
+	}
+	perIndex := indexed(job) && job.Spec.BackoffLimitPerIndex != nil
+	switch {
+	case failed > limit || (restartCount > 0 && restartCount >= limit):
+		fail(batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit")
+		return
+	case perIndex && job.Spec.MaxFailedIndexes != nil && s.failedIndexes.Len() > int(*job.Spec.MaxFailedIndexes):
+		fail(batchv1.JobReasonMaxFailedIndexesExceeded, "Job has exceeded the specified maximal number of failed indexes")
+		return
+	}
+	if ads := job.Spec.ActiveDeadlineSeconds; ads != nil && st.StartTime != nil && !ptr.Deref(job.Spec.Suspend, false) {
+		end := st.StartTime.Add(time.Duration(*ads) * time.Second)
+		if !s.now.Before(end) {
+			fail(batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline")
+			return
+		}
+		s.requeueIn(end.Sub(s.now))
+	}
+	succeeded := st.Succeeded + int32(len(s.uncS))
+	switch {
+	case indexed(job) && matchSuccessPolicy(job.Spec.SuccessPolicy, s.completions(), s.completed) >= 0:
+		i := matchSuccessPolicy(job.Spec.SuccessPolicy, s.completions(), s.completed)
+		setCondition(job, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, batchv1.JobReasonSuccessPolicy,
+			fmt.Sprintf("Matched rules at index %d", i), s.now)
+	case indexed(job) && s.completed.Len() >= s.completions(),
+		!indexed(job) && job.Spec.Completions != nil && succeeded >= *job.Spec.Completions,
+		!indexed(job) && job.Spec.Completions == nil && succeeded > 0 && len(active) == 0:
+		setCondition(job, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, batchv1.JobReasonCompletionsReached,
+			"Reached expected number of succeeded pods", s.now)
+	case perIndex && s.failedIndexes.Len() > 0 && s.completed.Len()+s.failedIndexes.Len() >= s.completions():
+		fail(batchv1.JobReasonFailedIndexes, "Job has failed indexes")
+	}
+}
+
+func (s *sync_) requeueIn(d time.Duration) {
+	if d > 0 && (s.requeue == 0 || d < s.requeue) {
+		s.requeue = d
+	}
+}
+
+// finish turns FailureTarget into Failed, SuccessCriteriaMet into Complete, once every
+// pod is counted and none runs.
+func (s *sync_) finish() {
+	job := s.job
+	if t := condition(job, batchv1.JobFailureTarget); t != nil && t.Status == corev1.ConditionTrue {
+		setCondition(job, batchv1.JobFailed, corev1.ConditionTrue, t.Reason, t.Message, s.now)
+		s.c.rec.Eventf(job, record.Warning, t.Reason, "%s", t.Message)
+		return
+	}
+	t := condition(job, batchv1.JobSuccessCriteriaMet)
+	setCondition(job, batchv1.JobComplete, corev1.ConditionTrue, t.Reason, t.Message, s.now)
+	job.Status.CompletionTime = ptr.To(metav1.NewTime(s.now))
+	if job.Status.StartTime != nil && job.Status.CompletionTime.Before(job.Status.StartTime) {
+		job.Status.CompletionTime = job.Status.StartTime
+	}
+	s.c.rec.Eventf(job, record.Normal, "Completed", "Job completed")
+}
+
+// deleteAll deletes the pods after removing their finalizer: the Job ends them, their
+// end is no failure.
+func (s *sync_) deleteAll(ctx context.Context, pods []*corev1.Pod) error {
+	if len(pods) == 0 {
+		return nil
+	}
+	if _, err := s.c.releaseAll(ctx, s.key, pods); err != nil {
+		return err
+	}
+	keys := make([]string, len(pods))
+	for i, p := range pods {
+		keys[i] = cache.Key(p)
+	}
+	s.c.exp.ExpectDeletions(s.key, keys)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, p := range pods {
+		wg.Go(func() {
+			_, err := s.c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
+			if err != nil && !client.IsNotFound(err) {
+				s.c.exp.DeletionObserved(s.key, cache.Key(p))
+				s.c.rec.Eventf(s.job, record.Warning, "FailedDelete", "Error deleting: %v", err)
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
+				mu.Unlock()
+				return
+			}
+			s.c.rec.Eventf(s.job, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// scale makes or deletes pods so that wantActive run, after the back-off of recent
+// failures. It returns the pods active after it.
+func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int) ([]*corev1.Pod, error) {
+	job := s.job
+	parallelism := ptr.Deref(job.Spec.Parallelism, 1)
+	succeeded := job.Status.Succeeded + int32(len(s.uncS))
+	var want int32
+	switch {
+	case job.Spec.Completions == nil && succeeded > 0:
+		want = int32(len(active))
+	case job.Spec.Completions == nil:
+		want = parallelism
+	default:
+		want = max(0, min(parallelism, *job.Spec.Completions-succeeded))
+	}
+	// An Indexed Job runs one pod per pending index: duplicates and pods of indexes
+	// done go first.
+	var surplus []*corev1.Pod
+	var pending []int
+	if indexed(job) {
+		byIndex := map[int][]*corev1.Pod{}
+		for _, p := range active {
+			ix := podIndex(p)
+			if ix == noIndex || ix >= s.completions() || s.completed[ix] || s.failedIndexes[ix] {
+				surplus = append(surplus, p)
+				continue
+			}
+			byIndex[ix] = append(byIndex[ix], p)
+		}
+		var keep []*corev1.Pod
+		for _, ps := range byIndex {
+			sort.Slice(ps, func(i, j int) bool { return deleteFirst(ps[j], ps[i]) })
+			keep = append(keep, ps[0])
+			surplus = append(surplus, ps[1:]...)
+		}
+		held := map[int]bool{}
+		for ix := range byIndex {
+			held[ix] = true
+		}
+		if onlyReplaceFailed(job) {
+			for _, p := range s.pods {
+				if isTerminating(p) && !isFailed(job, p) {
+					held[podIndex(p)] = true
+				}
+			}
+		}
+		for ix := 0; ix < s.completions(); ix++ {
+			if !s.completed[ix] && !s.failedIndexes[ix] && !held[ix] {
+				pending = append(pending, ix)
+			}
+		}
+		active = keep
+		want = min(want, int32(len(keep)+len(pending)))
+	}
+	if extra := len(active) - int(want); extra > 0 {
+		sort.Slice(active, func(i, j int) bool { return deleteFirst(active[i], active[j]) })
+		surplus = append(surplus, active[:extra]...)
+		active = active[extra:]
+	}
+	if len(surplus) > 0 {
+		surplus = surplus[:min(len(surplus), s.c.cfg.BurstPods)]
+		return active, s.deleteAll(ctx, surplus)
+	}
+	diff := int(want) - len(active)
+	if onlyReplaceFailed(job) && !indexed(job) {
+		diff -= terminating
+	}
+	if diff <= 0 {
+		return active, nil
+	}
+	s.c.mu.Lock()
+	r := s.c.backoff[s.key]
+	s.c.mu.Unlock()
+	if wait := r.last.Add(backoffDelay(r.failures, s.c.cfg.BackoffBase, s.c.cfg.BackoffMax)).Sub(s.now); r.failures > 0 && wait > 0 {
+		s.requeueIn(wait)
+		return active, nil
+	}
+	n := min(diff, s.c.cfg.BurstPods)
+	if indexed(job) {
+		n = min(n, len(pending))
+	}
+	s.c.exp.ExpectCreations(s.key, n)
+	failures := s.indexFailures()
+	var next sync.Mutex
+	i := 0
+	created, err := slowstart.Run(n, func() error {
+		ix := noIndex
+		if indexed(job) {
+			next.Lock()
+			ix = pending[i]
+			i++
+			next.Unlock()
+		}
+		return s.createPod(ctx, ix, failures[ix])
+	})
+	for range n - created {
+		s.c.exp.CreationObserved(s.key) // never coming
+	}
+	// The pods created count as active from now on (Kubernetes' status does so too).
+	s.created = created
+	return active, err
+}
+
+// deleteFirst orders pods as Kubernetes picks the ones to delete: unscheduled, then
+// pending, then not ready, then the newest.
+func deleteFirst(a, b *corev1.Pod) bool {
+	if (a.Spec.NodeName == "") != (b.Spec.NodeName == "") {
+		return a.Spec.NodeName == ""
+	}
+	if (a.Status.Phase == corev1.PodPending) != (b.Status.Phase == corev1.PodPending) {
+		return a.Status.Phase == corev1.PodPending
+	}
+	if isReady(a) != isReady(b) {
+		return !isReady(a)
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return b.CreationTimestamp.Before(&a.CreationTimestamp)
+	}
+	return a.Name > b.Name
+}
+
+// createPod makes one pod from the Job's template (for index ix of an Indexed Job, its
+// failures so far).
+func (s *sync_) createPod(ctx context.Context, ix, failures int) error {
+	job := s.job
+	pod := NewPod(job, ix, failures)
+	out, err := s.c.cs.Pods.Create(ctx, pod)
+	if err != nil {
+		s.c.rec.Eventf(job, record.Warning, "FailedCreate", "Error creating: %v", err)
+		return fmt.Errorf("create pod for job %s: %w", s.key, err)
+	}
+	s.c.rec.Eventf(job, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
+	return nil
+}
+
+// indexFailures counts, per index, the failed pods so far (what the next pod of the
+// index carries in its annotation, with backoffLimitPerIndex): the most any of its pods
+// says, plus one if that pod failed and the failure counts.
+func (s *sync_) indexFailures() map[int]int {
+	out := map[int]int{}
+	if s.job.Spec.BackoffLimitPerIndex == nil {
+		return out
+	}
+	for _, p := range s.pods {
+		ix := podIndex(p)
+		if ix == noIndex {
+			continue
+		}
+		c := indexFailureCount(p)
+		if isFailed(s.job, p) {
+			if a, _ := matchFailurePolicy(s.job.Spec.PodFailurePolicy, p); a == nil || *a != batchv1.PodFailurePolicyActionIgnore {
+				c++
+			}
+		}
+		out[ix] = max(out[ix], c)
+	}
+	return out
+}
+
+// NewPod is the pod a Job makes: its template, named after the Job (and the index),
+// controlled by the Job and holding the tracking finalizer. An Indexed Job's pod
+// carries its index in an annotation, a label and the environment of every container
+// (JOB_COMPLETION_INDEX, a value: Skiff has no downward API yet) and its hostname is
+// JOB-INDEX, as Kubernetes does.
+func NewPod(job *batchv1.Job, ix, indexFailures int) *corev1.Pod {
+	tmpl := job.Spec.Template.DeepCopy()
+	pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
+	pod.Name = ""
+	pod.GenerateName = job.Name + "-"
+	pod.Namespace = job.Namespace
+	pod.OwnerReferences = []metav1.OwnerReference{kinds.NewControllerRef(job)}
+	pod.Finalizers = append(pod.Finalizers, batchv1.JobTrackingFinalizer)
+	if ix == noIndex {
+		return pod
+	}
+	v := strconv.Itoa(ix)
+	pod.GenerateName = job.Name + "-" + v + "-"
+	pod.Spec.Hostname = job.Name + "-" + v
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Annotations[batchv1.JobCompletionIndexAnnotation] = v
+	pod.Labels[batchv1.JobCompletionIndexAnnotation] = v
+	if job.Spec.BackoffLimitPerIndex != nil {
+		pod.Annotations[batchv1.JobIndexFailureCountAnnotation] = strconv.Itoa(indexFailures)
+	}
+	env := corev1.EnvVar{Name: CompletionIndexEnv, Value: v}
+	for i := range pod.Spec.InitContainers {
+		pod.Spec.InitContainers[i].Env = append(pod.Spec.InitContainers[i].Env, env)
+	}
+	for i := range pod.Spec.Containers {
+		pod.Spec.Containers[i].Env = append(pod.Spec.Containers[i].Env, env)
+	}
+	return pod
+}

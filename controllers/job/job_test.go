@@ -1,0 +1,522 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/kinds/indexes"
+	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
+)
+
+func TestBackoffDelay(t *testing.T) {
+	for _, c := range []struct {
+		failures int
+		want     time.Duration
+	}{{0, 0}, {1, 10 * time.Second}, {2, 20 * time.Second}, {4, 80 * time.Second}, {6, 320 * time.Second}, {7, 6 * time.Minute}, {50, 6 * time.Minute}} {
+		if got := backoffDelay(c.failures, 10*time.Second, 6*time.Minute); got != c.want {
+			t.Errorf("backoffDelay(%d) = %v, want %v", c.failures, got, c.want)
+		}
+	}
+}
+
+func exited(name string, code int32) corev1.ContainerStatus {
+	return corev1.ContainerStatus{Name: name, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code}}}
+}
+
+func TestMatchFailurePolicy(t *testing.T) {
+	pfp := &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+		{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}},
+		{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{ContainerName: ptr.To("main"), Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{42}}},
+		{Action: batchv1.PodFailurePolicyActionCount, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpNotIn, Values: []int32{1, 2}}},
+	}}
+	pod := func(cond bool, statuses ...corev1.ContainerStatus) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}, Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: statuses}}
+		if cond {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name string
+		pod  *corev1.Pod
+		want string // "" no match
+		msg  string
+	}{
+		{"disrupted", pod(true, exited("main", 42)), "Ignore", "Pod ns/p has condition DisruptionTarget matching Ignore rule at index 0"},
+		{"42 in main", pod(false, exited("side", 0), exited("main", 42)), "FailJob", "Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 1"},
+		{"42 in side: NotIn 1,2", pod(false, exited("side", 42)), "Count", ""},
+		{"exit 1: no rule", pod(false, exited("main", 1)), "", ""},
+		{"exit 0 is no NotIn match", pod(false, exited("main", 0)), "", ""},
+	} {
+		a, msg := matchFailurePolicy(pfp, c.pod)
+		got := ""
+		if a != nil {
+			got = string(*a)
+		}
+		if got != c.want || (c.msg != "" && msg != c.msg) {
+			t.Errorf("%s: action %q (%q), want %q (%q)", c.name, got, msg, c.want, c.msg)
+		}
+	}
+}
+
+func TestMatchSuccessPolicy(t *testing.T) {
+	set := func(s string) indexes.Set { x, _ := indexes.Parse(s, 10); return x }
+	sp := &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{
+		{SucceededIndexes: ptr.To("0-2")},
+		{SucceededIndexes: ptr.To("5-9"), SucceededCount: ptr.To[int32](2)},
+		{SucceededCount: ptr.To[int32](6)},
+	}}
+	for _, c := range []struct {
+		done string
+		want int
+	}{{"", -1}, {"0,1", -1}, {"0-2", 0}, {"5,7", 1}, {"1,3,4,5", -1}, {"1,3-4,6,8", 1}, {"0-1,3-4,6", -1}, {"0-1,3-4,6,8", 1}, {"1,3,4,6,8", 1}} {
+		if got := matchSuccessPolicy(sp, 10, set(c.done)); got != c.want {
+			t.Errorf("succeeded %q: rule %d, want %d", c.done, got, c.want)
+		}
+	}
+	sp = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededCount: ptr.To[int32](3)}}}
+	if matchSuccessPolicy(sp, 10, set("0,4")) != -1 || matchSuccessPolicy(sp, 10, set("0,4,9")) != 0 {
+		t.Error("succeededCount alone counts any indexes")
+	}
+}
+
+func TestNewPod(t *testing.T) {
+	job := newJob("work", 10, 3, true)
+	job.UID = "u1"
+	job.Spec.BackoffLimitPerIndex = ptr.To[int32](2)
+	p := NewPod(job, 7, 1)
+	if p.GenerateName != "work-7-" || p.Annotations[batchv1.JobCompletionIndexAnnotation] != "7" || p.Labels[batchv1.JobCompletionIndexAnnotation] != "7" ||
+		p.Annotations[batchv1.JobIndexFailureCountAnnotation] != "1" || p.Spec.Hostname != "work-7" {
+		t.Fatalf("pod %+v, hostname %q", p.ObjectMeta, p.Spec.Hostname)
+	}
+	if env := p.Spec.Containers[0].Env; len(env) != 1 || env[0] != (corev1.EnvVar{Name: CompletionIndexEnv, Value: "7"}) {
+		t.Errorf("env %v", env)
+	}
+	if !hasTrackingFinalizer(p) || !metav1.IsControlledBy(p, job) {
+		t.Errorf("finalizers %v, owners %v", p.Finalizers, p.OwnerReferences)
+	}
+	if len(job.Spec.Template.Spec.Containers[0].Env) != 0 {
+		t.Error("the template changed")
+	}
+}
+
+// outcome says how a pod ends: its phase and its container's exit code; "" leaves it
+// running.
+type outcome func(p *corev1.Pod) (corev1.PodPhase, int32)
+
+// runPods stands in for the kubelets: it ends every pod that appears as outcome says,
+// and deletes pods being deleted (grace 0) as a kubelet does.
+func runPods(ctx context.Context, cs *client.Clientset, out outcome) {
+	settle := func(p *corev1.Pod) {
+		if p.DeletionTimestamp != nil {
+			if ptr.Deref(p.DeletionGracePeriodSeconds, 0) > 0 {
+				cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID), GracePeriodSeconds: ptr.To[int64](0)})
+			}
+			return
+		}
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			return
+		}
+		phase, code := out(p)
+		if phase == "" {
+			if p.Status.Phase != corev1.PodRunning {
+				p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+				cs.Pods.UpdateStatus(ctx, p)
+			}
+			return
+		}
+		p.Status = corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{exited("c", code)}}
+		p.Status.ContainerStatuses[0].State.Terminated.FinishedAt = metav1.Now()
+		cs.Pods.UpdateStatus(ctx, p)
+	}
+	for ctx.Err() == nil {
+		l, err := cs.Pods.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for _, p := range l.Items {
+			settle(p)
+		}
+		w, err := cs.Pods.Watch(ctx, "", client.WatchOptions{ResourceVersion: l.ResourceVersion})
+		for err == nil {
+			var evs []client.Event[*corev1.Pod]
+			if evs, err = w.Next(); err == nil {
+				for _, ev := range evs {
+					if ev.Type != client.Deleted {
+						go settle(ev.Object) // pods run side by side
+					}
+				}
+			}
+		}
+	}
+}
+
+func succeed(*corev1.Pod) (corev1.PodPhase, int32) { return corev1.PodSucceeded, 0 }
+
+type env struct {
+	cs   *client.Clientset
+	ctx  context.Context
+	conn *client.Conn
+}
+
+func cluster(t *testing.T, out outcome) *env {
+	t.Helper()
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	done := make(chan struct{})
+	go func() { defer close(done); runPods(ctx, cs, out) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &env{cs: cs, ctx: ctx, conn: conn}
+}
+
+// startController runs a Job controller until the returned stop is called (or the
+// test ends).
+func (e *env) startController(t *testing.T, cfg Config) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(e.ctx)
+	f := cache.NewFactory(e.cs, hclog.NewNullLogger())
+	rec := record.New(e.cs.Events, record.Config{Component: "job-controller"})
+	ctrl, err := New(e.cs, f, rec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { rec.Run(ctx) })
+	wg.Go(func() { ctrl.Run(ctx) })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); f.Wait(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func fastConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn})
+	cfg.BackoffBase, cfg.BackoffMax = 10*time.Millisecond, 40*time.Millisecond
+	return cfg
+}
+
+func newJob(name string, completions, parallelism int32, isIndexed bool) *batchv1.Job {
+	mode := batchv1.NonIndexedCompletion
+	if isIndexed {
+		mode = batchv1.IndexedCompletion
+	}
+	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: batchv1.JobSpec{Completions: ptr.To(completions), Parallelism: ptr.To(parallelism), CompletionMode: &mode,
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+}
+
+func (e *env) waitCondition(t *testing.T, name string, ct batchv1.JobConditionType) *batchv1.Job {
+	t.Helper()
+	var job *batchv1.Job
+	waitfor.Condition(t, 60*time.Second, fmt.Sprintf("job %s %s", name, ct), func() (bool, string) {
+		var err error
+		if job, err = e.cs.Jobs.Get(e.ctx, "default", name); err != nil {
+			return false, err.Error()
+		}
+		return isTrue(job, ct), fmt.Sprintf("status %+v, %d pods", job.Status, len(e.jobPods(t, job)))
+	})
+	return job
+}
+
+func (e *env) jobPods(t *testing.T, job *batchv1.Job) []*corev1.Pod {
+	t.Helper()
+	l, err := e.cs.Pods.List(e.ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*corev1.Pod
+	for _, p := range l.Items {
+		if metav1.IsControlledBy(p, job) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// watchActive follows the Job's pods and reports the most that ran at once.
+func (e *env) watchActive(t *testing.T) func() int {
+	w, err := e.cs.Pods.Watch(e.ctx, "default", client.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	running := map[string]bool{}
+	most := 0
+	go func() {
+		for {
+			evs, err := w.Next()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			for _, ev := range evs {
+				p := ev.Object
+				if ev.Type == client.Deleted || !isActive(p) {
+					delete(running, p.Name)
+				} else {
+					running[p.Name] = true
+				}
+				most = max(most, len(running))
+			}
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(w.Stop)
+	return func() int { mu.Lock(); defer mu.Unlock(); return most }
+}
+
+// TestIndexedJobEachIndexOnce: an Indexed Job of 10 completions, parallelism 3, runs
+// each index once and never more than 3 pods, even when its controller is replaced in
+// the middle (a new one with an empty cache and no memory, as after a failover).
+func TestIndexedJobEachIndexOnce(t *testing.T) {
+	var mu sync.Mutex
+	release := make(chan struct{})
+	started := 0
+	e := cluster(t, func(p *corev1.Pod) (corev1.PodPhase, int32) {
+		mu.Lock()
+		started++
+		n := started
+		mu.Unlock()
+		if n > 4 {
+			<-release // the later pods finish only after the failover
+		}
+		return succeed(p)
+	})
+	most := e.watchActive(t)
+	stop := e.startController(t, fastConfig())
+	job, err := e.cs.Jobs.Create(e.ctx, newJob("idx", 10, 3, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "4 indexes done", func() (bool, error) {
+		cur, err := e.cs.Jobs.Get(e.ctx, "default", "idx")
+		return err == nil && cur.Status.Succeeded >= 4, err
+	})
+	stop()
+	close(release)
+	e.startController(t, fastConfig())
+	job = e.waitCondition(t, "idx", batchv1.JobComplete)
+	st := job.Status
+	if st.Succeeded != 10 || st.CompletedIndexes != "0-9" || st.Failed != 0 || st.Active != 0 || st.StartTime == nil || st.CompletionTime == nil {
+		t.Fatalf("status %+v", st)
+	}
+	if !isTrue(job, batchv1.JobSuccessCriteriaMet) {
+		t.Errorf("conditions %+v, want SuccessCriteriaMet too", st.Conditions)
+	}
+	perIndex := map[string]int{}
+	for _, p := range e.jobPods(t, job) {
+		perIndex[p.Annotations[batchv1.JobCompletionIndexAnnotation]]++
+		if hasTrackingFinalizer(p) {
+			t.Errorf("pod %s still holds the finalizer", p.Name)
+		}
+	}
+	for ix := range 10 {
+		if n := perIndex[fmt.Sprint(ix)]; n != 1 {
+			t.Errorf("index %d ran %d times", ix, n)
+		}
+	}
+	if m := most(); m > 3 {
+		t.Errorf("%d pods ran at once, parallelism 3", m)
+	}
+}
+
+func TestNonIndexedCompletions(t *testing.T) {
+	e := cluster(t, succeed)
+	e.startController(t, fastConfig())
+	most := e.watchActive(t)
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("plain", 5, 2, false)); err != nil {
+		t.Fatal(err)
+	}
+	job := e.waitCondition(t, "plain", batchv1.JobComplete)
+	if job.Status.Succeeded != 5 || job.Status.UncountedTerminatedPods == nil || len(job.Status.UncountedTerminatedPods.Succeeded) != 0 {
+		var pods []string
+		for _, p := range e.jobPods(t, job) {
+			pods = append(pods, fmt.Sprintf("%s %s %s %v", p.Name, p.UID, p.Status.Phase, p.Finalizers))
+		}
+		t.Fatalf("status %+v; pods %q", job.Status, pods)
+	}
+	if n := len(e.jobPods(t, job)); n != 5 {
+		t.Errorf("%d pods for 5 completions", n)
+	}
+	if m := most(); m > 2 {
+		t.Errorf("%d pods at once, parallelism 2", m)
+	}
+}
+
+// TestBackoffLimit: failing pods are replaced after a back-off until backoffLimit is
+// passed; the Job then fails with BackoffLimitExceeded, having counted each failure once.
+func TestBackoffLimit(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return corev1.PodFailed, 1 })
+	e.startController(t, fastConfig())
+	j := newJob("fails", 1, 1, false)
+	j.Spec.BackoffLimit = ptr.To[int32](2)
+	if _, err := e.cs.Jobs.Create(e.ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	job := e.waitCondition(t, "fails", batchv1.JobFailed)
+	c := condition(job, batchv1.JobFailed)
+	if c.Reason != batchv1.JobReasonBackoffLimitExceeded || job.Status.Failed != 3 || job.Status.Succeeded != 0 || job.Status.CompletionTime != nil {
+		t.Fatalf("condition %+v, status %+v", c, job.Status)
+	}
+	if n := len(e.jobPods(t, job)); n != 3 {
+		t.Errorf("%d pods, want 3 (backoffLimit 2)", n)
+	}
+}
+
+// TestPodFailurePolicy: an ignored failure is replaced without counting; a FailJob rule
+// ends the Job at once, with Kubernetes' reason and message.
+func TestPodFailurePolicy(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		if n <= 2 {
+			return corev1.PodFailed, 137 // ignored
+		}
+		return corev1.PodFailed, 42
+	})
+	e.startController(t, fastConfig())
+	j := newJob("pfp", 1, 1, false)
+	j.Spec.BackoffLimit = ptr.To[int32](0)
+	j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+		{Action: batchv1.PodFailurePolicyActionIgnore, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{137}}},
+		{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{42}}},
+	}}
+	if _, err := e.cs.Jobs.Create(e.ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	job := e.waitCondition(t, "pfp", batchv1.JobFailed)
+	c := condition(job, batchv1.JobFailed)
+	if c.Reason != batchv1.JobReasonPodFailurePolicy || job.Status.Failed != 1 {
+		t.Fatalf("condition %+v, failed %d; want PodFailurePolicy and 1 failure counted (2 ignored)", c, job.Status.Failed)
+	}
+	if len(e.jobPods(t, job)) != 3 {
+		t.Errorf("%d pods, want 3", len(e.jobPods(t, job)))
+	}
+}
+
+func TestActiveDeadline(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	e.startController(t, fastConfig())
+	j := newJob("slow", 1, 1, false)
+	j.Spec.ActiveDeadlineSeconds = ptr.To[int64](1)
+	if _, err := e.cs.Jobs.Create(e.ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	job := e.waitCondition(t, "slow", batchv1.JobFailed)
+	if c := condition(job, batchv1.JobFailed); c.Reason != batchv1.JobReasonDeadlineExceeded || c.Message != "Job was active longer than specified deadline" {
+		t.Fatalf("condition %+v", c)
+	}
+	for _, p := range e.jobPods(t, job) {
+		if p.DeletionTimestamp == nil {
+			t.Errorf("pod %s still runs", p.Name)
+		}
+	}
+	if job.Status.Failed != 0 {
+		t.Errorf("failed %d: the pods the Job ends are no failures", job.Status.Failed)
+	}
+}
+
+// TestSuspend: a suspended Job makes no pods and says so; resumed, it runs.
+func TestSuspend(t *testing.T) {
+	e := cluster(t, succeed)
+	e.startController(t, fastConfig())
+	j := newJob("later", 2, 2, false)
+	j.Spec.Suspend = ptr.To(true)
+	if _, err := e.cs.Jobs.Create(e.ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	job := e.waitCondition(t, "later", batchv1.JobSuspended)
+	if len(e.jobPods(t, job)) != 0 || job.Status.StartTime != nil {
+		t.Fatalf("a suspended Job made pods or started: %+v", job.Status)
+	}
+	job.Spec.Suspend = ptr.To(false)
+	if _, err := e.cs.Jobs.Update(e.ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	job = e.waitCondition(t, "later", batchv1.JobComplete)
+	if c := condition(job, batchv1.JobSuspended); c.Status != corev1.ConditionFalse || c.Reason != "JobResumed" || job.Status.Succeeded != 2 {
+		t.Fatalf("suspended condition %+v, status %+v", c, job.Status)
+	}
+}
+
+// TestSuccessPolicy: index 0 succeeding is enough; the other pods are stopped.
+func TestSuccessPolicy(t *testing.T) {
+	e := cluster(t, func(p *corev1.Pod) (corev1.PodPhase, int32) {
+		if podIndex(p) == 0 {
+			return corev1.PodSucceeded, 0
+		}
+		return "", 0
+	})
+	e.startController(t, fastConfig())
+	j := newJob("leader", 4, 4, true)
+	j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededIndexes: ptr.To("0")}}}
+	if _, err := e.cs.Jobs.Create(e.ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	job := e.waitCondition(t, "leader", batchv1.JobComplete)
+	if c := condition(job, batchv1.JobSuccessCriteriaMet); c == nil || c.Reason != batchv1.JobReasonSuccessPolicy {
+		t.Fatalf("conditions %+v", job.Status.Conditions)
+	}
+	if job.Status.CompletedIndexes != "0" || job.Status.Succeeded != 1 || job.Status.Active != 0 {
+		t.Errorf("status %+v", job.Status)
+	}
+}
+
+// TestBackoffLimitPerIndex: index 1 always fails; after backoffLimitPerIndex retries it
+// is a failed index, the others complete, and the Job fails with FailedIndexes.
+func TestBackoffLimitPerIndex(t *testing.T) {
+	e := cluster(t, func(p *corev1.Pod) (corev1.PodPhase, int32) {
+		if podIndex(p) == 1 {
+			return corev1.PodFailed, 1
+		}
+		return corev1.PodSucceeded, 0
+	})
+	e.startController(t, fastConfig())
+	j := newJob("per", 3, 3, true)
+	j.Spec.BackoffLimitPerIndex = ptr.To[int32](1)
+	j.Spec.BackoffLimit = nil
+	if _, err := e.cs.Jobs.Create(e.ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	job := e.waitCondition(t, "per", batchv1.JobFailed)
+	if c := condition(job, batchv1.JobFailed); c.Reason != batchv1.JobReasonFailedIndexes {
+		t.Fatalf("condition %+v", c)
+	}
+	if ptr.Deref(job.Status.FailedIndexes, "") != "1" || job.Status.CompletedIndexes != "0,2" || job.Status.Failed != 2 {
+		t.Errorf("status %+v", job.Status)
+	}
+	counts := map[string]bool{}
+	for _, p := range e.jobPods(t, job) {
+		if podIndex(p) == 1 {
+			counts[p.Annotations[batchv1.JobIndexFailureCountAnnotation]] = true
+		}
+	}
+	if len(counts) != 2 || !counts["0"] || !counts["1"] {
+		t.Errorf("index 1's pods carry failure counts %v, want 0 and 1", counts)
+	}
+}

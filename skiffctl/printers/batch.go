@@ -1,0 +1,216 @@
+package printers
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/skiffhq/skiff/kinds"
+)
+
+// The tables of Jobs and CronJobs, as kubectl prints them.
+func init() {
+	columns[kinds.Job] = []column{nameColumn,
+		{header: "STATUS", cell: func(o kinds.Object, _ time.Time) string { return JobStatus(o.(*batchv1.Job)) }},
+		{header: "COMPLETIONS", cell: func(o kinds.Object, _ time.Time) string { return jobCompletions(o.(*batchv1.Job)) }},
+		{header: "DURATION", cell: func(o kinds.Object, now time.Time) string { return jobDuration(o.(*batchv1.Job), now) }},
+		ageColumn,
+		{header: "CONTAINERS", wide: true, cell: func(o kinds.Object, _ time.Time) string {
+			return containerNames(&o.(*batchv1.Job).Spec.Template.Spec)
+		}},
+		{header: "IMAGES", wide: true, cell: func(o kinds.Object, _ time.Time) string {
+			return containerImages(&o.(*batchv1.Job).Spec.Template.Spec)
+		}},
+		{header: "SELECTOR", wide: true, cell: func(o kinds.Object, _ time.Time) string {
+			return metav1.FormatLabelSelector(o.(*batchv1.Job).Spec.Selector)
+		}},
+	}
+	columns[kinds.CronJob] = []column{nameColumn,
+		{header: "SCHEDULE", cell: func(o kinds.Object, _ time.Time) string { return o.(*batchv1.CronJob).Spec.Schedule }},
+		{header: "TIMEZONE", cell: func(o kinds.Object, _ time.Time) string { return orNone(deref(o.(*batchv1.CronJob).Spec.TimeZone)) }},
+		{header: "SUSPEND", cell: func(o kinds.Object, _ time.Time) string {
+			return strconv.FormatBool(deref(o.(*batchv1.CronJob).Spec.Suspend))
+		}},
+		{header: "ACTIVE", cell: func(o kinds.Object, _ time.Time) string { return strconv.Itoa(len(o.(*batchv1.CronJob).Status.Active)) }},
+		{header: "LAST SCHEDULE", cell: func(o kinds.Object, now time.Time) string {
+			if t := o.(*batchv1.CronJob).Status.LastScheduleTime; t != nil {
+				return Age(t.Time, now)
+			}
+			return "<none>"
+		}},
+		ageColumn,
+		{header: "CONTAINERS", wide: true, cell: func(o kinds.Object, _ time.Time) string {
+			return containerNames(&o.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template.Spec)
+		}},
+		{header: "IMAGES", wide: true, cell: func(o kinds.Object, _ time.Time) string {
+			return containerImages(&o.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template.Spec)
+		}},
+		{header: "SELECTOR", wide: true, cell: func(o kinds.Object, _ time.Time) string {
+			return orNone(metav1.FormatLabelSelector(o.(*batchv1.CronJob).Spec.JobTemplate.Spec.Selector))
+		}},
+	}
+}
+
+// JobStatus is kubectl's STATUS of a Job: Complete, Failed, Terminating,
+// FailureTarget, Suspended, SuccessCriteriaMet or Running.
+func JobStatus(j *batchv1.Job) string {
+	has := func(t batchv1.JobConditionType) bool {
+		for _, c := range j.Status.Conditions {
+			if c.Type == t && c.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has(batchv1.JobComplete):
+		return "Complete"
+	case has(batchv1.JobFailed):
+		return "Failed"
+	case j.DeletionTimestamp != nil:
+		return "Terminating"
+	case has(batchv1.JobFailureTarget):
+		return "FailureTarget"
+	case has(batchv1.JobSuspended):
+		return "Suspended"
+	case has(batchv1.JobSuccessCriteriaMet):
+		return "SuccessCriteriaMet"
+	}
+	return "Running"
+}
+
+func jobCompletions(j *batchv1.Job) string {
+	switch {
+	case j.Spec.Completions != nil:
+		return fmt.Sprintf("%d/%d", j.Status.Succeeded, *j.Spec.Completions)
+	case j.Spec.Parallelism != nil && *j.Spec.Parallelism > 1:
+		return fmt.Sprintf("%d/1 of %d", j.Status.Succeeded, *j.Spec.Parallelism)
+	}
+	return fmt.Sprintf("%d/1", j.Status.Succeeded)
+}
+
+func jobDuration(j *batchv1.Job, now time.Time) string {
+	switch {
+	case j.Status.StartTime == nil:
+		return ""
+	case j.Status.CompletionTime == nil:
+		return duration.HumanDuration(now.Sub(j.Status.StartTime.Time))
+	}
+	return duration.HumanDuration(j.Status.CompletionTime.Sub(j.Status.StartTime.Time))
+}
+
+// describeJob shows a Job as kubectl's describe does.
+func describeJob(d *describer, j *batchv1.Job) {
+	s, st := &j.Spec, &j.Status
+	d.line(0, "Selector", metav1.FormatLabelSelector(s.Selector))
+	d.line(0, "Parallelism", unsetOr(s.Parallelism))
+	d.line(0, "Completions", unsetOr(s.Completions))
+	if s.CompletionMode != nil {
+		d.line(0, "Completion Mode", *s.CompletionMode)
+	}
+	if s.Suspend != nil {
+		d.line(0, "Suspend", *s.Suspend)
+	}
+	if s.BackoffLimit != nil {
+		d.line(0, "Backoff Limit", *s.BackoffLimit)
+	}
+	if s.BackoffLimitPerIndex != nil {
+		d.line(0, "Backoff Limit Per Index", *s.BackoffLimitPerIndex)
+	}
+	if s.TTLSecondsAfterFinished != nil {
+		d.line(0, "TTL Seconds After Finished", *s.TTLSecondsAfterFinished)
+	}
+	if st.StartTime != nil {
+		d.line(0, "Start Time", d.stamp(st.StartTime.Time))
+	}
+	if st.CompletionTime != nil {
+		d.line(0, "Completed At", d.stamp(st.CompletionTime.Time))
+	}
+	if st.StartTime != nil && st.CompletionTime != nil {
+		d.line(0, "Duration", duration.HumanDuration(st.CompletionTime.Sub(st.StartTime.Time)))
+	}
+	if s.ActiveDeadlineSeconds != nil {
+		d.line(0, "Active Deadline Seconds", fmt.Sprintf("%ds", *s.ActiveDeadlineSeconds))
+	}
+	if st.Ready == nil {
+		d.line(0, "Pods Statuses", fmt.Sprintf("%d Active / %d Succeeded / %d Failed", st.Active, st.Succeeded, st.Failed))
+	} else {
+		d.line(0, "Pods Statuses", fmt.Sprintf("%d Active (%d Ready) / %d Succeeded / %d Failed", st.Active, *st.Ready, st.Succeeded, st.Failed))
+	}
+	if s.CompletionMode != nil && *s.CompletionMode == batchv1.IndexedCompletion {
+		d.line(0, "Completed Indexes", indexesOrNone(st.CompletedIndexes))
+	}
+	if s.BackoffLimitPerIndex != nil {
+		d.line(0, "Failed Indexes", indexesOrNone(deref(st.FailedIndexes)))
+	}
+	describeTemplate(d, &s.Template)
+}
+
+// describeCronJob shows a CronJob as kubectl's describe does, with its time zone.
+func describeCronJob(d *describer, cj *batchv1.CronJob) {
+	s := &cj.Spec
+	d.line(0, "Schedule", s.Schedule)
+	if s.TimeZone != nil {
+		d.line(0, "Time Zone", *s.TimeZone)
+	}
+	d.line(0, "Concurrency Policy", s.ConcurrencyPolicy)
+	d.line(0, "Suspend", strconv.FormatBool(deref(s.Suspend)))
+	d.line(0, "Successful Job History Limit", unsetOr(s.SuccessfulJobsHistoryLimit))
+	d.line(0, "Failed Job History Limit", unsetOr(s.FailedJobsHistoryLimit))
+	if s.StartingDeadlineSeconds != nil {
+		d.line(0, "Starting Deadline Seconds", fmt.Sprintf("%ds", *s.StartingDeadlineSeconds))
+	} else {
+		d.line(0, "Starting Deadline Seconds", "<unset>")
+	}
+	js := &s.JobTemplate.Spec
+	if js.Selector != nil {
+		d.line(0, "Selector", metav1.FormatLabelSelector(js.Selector))
+	} else {
+		d.line(0, "Selector", "<unset>")
+	}
+	d.line(0, "Parallelism", unsetOr(js.Parallelism))
+	d.line(0, "Completions", unsetOr(js.Completions))
+	if js.ActiveDeadlineSeconds != nil {
+		d.line(0, "Active Deadline Seconds", fmt.Sprintf("%ds", *js.ActiveDeadlineSeconds))
+	}
+	describeTemplate(d, &js.Template)
+	if t := cj.Status.LastScheduleTime; t != nil {
+		d.line(0, "Last Schedule Time", d.stamp(t.Time))
+	} else {
+		d.line(0, "Last Schedule Time", "<unset>")
+	}
+	var active []string
+	for _, r := range cj.Status.Active {
+		active = append(active, r.Name)
+	}
+	if len(active) == 0 {
+		active = []string{"<none>"}
+	}
+	d.line(0, "Active Jobs", strings.Join(active, ", "))
+}
+
+// unsetOr is a number, or <unset>.
+func unsetOr(v *int32) string {
+	if v == nil {
+		return "<unset>"
+	}
+	return strconv.Itoa(int(*v))
+}
+
+// indexesOrNone is a list of indexes, cut to 50 characters as kubectl does, or <none>.
+func indexesOrNone(s string) string {
+	const most = 50
+	switch {
+	case s == "":
+		return "<none>"
+	case len(s) > most:
+		return s[:most] + "..."
+	}
+	return s
+}

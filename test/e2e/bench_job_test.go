@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	benchfig "github.com/skiffhq/skiff/test/bench"
+)
+
+// BenchmarkE2EJob10000Completions: seconds from creating an Indexed Job of 10,000
+// completions, parallelism 1,000, whose simulated pods exit at once, to its Complete
+// condition, on 1,000 simulated nodes, the whole chain in one process (TLS, each
+// component its own identity, as benchDeploy). Every pod is made, scheduled, run,
+// counted through the tracking finalizer and released. The _insecure figure runs the same without TLS, authentication, authorization or
+// limits, as the Deployment's does.
+func BenchmarkE2EJob10000Completions(b *testing.B) { benchJob(b, "job_10000_completions", true) }
+func BenchmarkE2EJob10000CompletionsInsecure(b *testing.B) {
+	benchJob(b, "job_10000_completions_insecure", false)
+}
+
+func benchJob(b *testing.B, name string, secure bool) {
+	const completions = 10_000
+	benchfig.Want(b, name, name+"_rate")
+	_, cs, ctx, stop := benchCluster(b, 1000, secure)
+	defer stop()
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: batchv1.JobSpec{
+		Completions: ptr.To[int32](completions), Parallelism: ptr.To[int32](1000), CompletionMode: ptr.To(batchv1.IndexedCompletion),
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "work", Image: "busybox", Command: []string{"sh", "-c", "exit 0"},
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
+	b.ResetTimer()
+	start := time.Now()
+	if _, err := cs.Jobs.Create(ctx, job); err != nil {
+		b.Fatal(err)
+	}
+	var last *batchv1.Job
+	for {
+		cur, err := cs.Jobs.Get(ctx, "default", "bench")
+		if err == nil {
+			last = cur
+			if complete(cur) {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("not complete after %v: %+v", time.Since(start), last.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if last.Status.Succeeded != completions || last.Status.CompletedIndexes != "0-9999" {
+		b.Fatalf("status %+v", last.Status)
+	}
+	benchfig.Report(name, elapsed.Seconds(), "s")
+	benchfig.Report(name+"_rate", completions/elapsed.Seconds(), "pods/s")
+}
+
+func complete(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
