@@ -14,7 +14,7 @@ JEPSEN_NEMESES ?= all
 JEPSEN_NET ?= auto
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build run test bench proto tools deps ui ui-tools jepsen vet fmt clean
+.PHONY: all build run test bench proto openapi tools deps ui ui-tools jepsen vet fmt clean
 
 all: build
 
@@ -53,18 +53,27 @@ ui-tools:
 		(cd skiffctl/ui/web && npm ci --no-audit --no-fund) || \
 		echo "ui-tools: npm ci failed: the page will not be rebuilt to compare"; fi
 
+# openapi: the OpenAPI definitions of Kubernetes' types the REST API serves
+# (apiserver/openapi/generated; its doc.go names the packages).
+openapi:
+	$(GO) generate ./apiserver/openapi/generated
+
 # deps: what the test suites run against (containerd, runc, busybox-static, docker-registry).
 deps:
 	./test/tools/install-deps.sh all
 
+# The real Kubernetes clients' tests (kubectl, client-go, Helm) are a module of their own,
+# test/k8sclients, so that Skiff does not depend on them.
 test: tools ui-tools deps build
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	cd test/k8sclients && $(GO) vet ./... && $(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 # BENCH selects figures by name (test/bench): `make bench BENCH=store_create`. One package
 # at a time (-p 1): benchmarks running side by side would measure each other.
 bench: build
 	SKIFF_BENCH='$(BENCH)' $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
+	cd test/k8sclients && SKIFF_BENCH='$(BENCH)' $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee -a ../../bin/bench.out | grep -E '^(BENCH|ok|FAIL|---)'
 
 jepsen: build
 	JEPSEN_TIME=$(JEPSEN_TIME) JEPSEN_NEMESES=$(JEPSEN_NEMESES) $(GO) test -run 'TestJepsen' -timeout 0 -v ./test/jepsen/ -jepsen.long -jepsen.net=$(JEPSEN_NET)

@@ -2,11 +2,13 @@ package apiserver_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +126,47 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 		t.Fatalf("watch: %v %v", evs, err)
 	}
 	check("watch", evs[0].Object)
+	// The same over REST: get (JSON and protobuf), list, a watch from before the create
+	// (the event read back from the history), a merge patch's reply.
+	rc := newREST(t, c.Addr(0), true)
+	const secrets = "/api/v1/namespaces/default/secrets"
+	check("REST get", addrOf(decodeJSON[corev1.Secret](t, rc.want(rc.do("GET", secrets+"/db", "", "", nil), 200, "REST get").body)))
+	pb := rc.want(rc.do("GET", secrets+"/db", "", kinds.ContentType, nil), 200, "REST get in protobuf")
+	env, err := kinds.Parse(pb.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromPB corev1.Secret // client-go's default
+	if err := fromPB.Unmarshal(env.Raw); err != nil {
+		t.Fatal(err)
+	}
+	check("REST get in protobuf", &fromPB)
+	if l := decodeJSON[corev1.SecretList](t, rc.want(rc.do("GET", secrets, "", "", nil), 200, "REST list").body); len(l.Items) != 1 {
+		t.Fatalf("REST list: %+v", l)
+	} else {
+		check("REST list", &l.Items[0])
+	}
+	rv, _ := strconv.ParseInt(created.ResourceVersion, 10, 64)
+	wb := rc.want(rc.do("GET", fmt.Sprintf("%s?watch=1&timeoutSeconds=1&resourceVersion=%d", secrets, rv-1), "", "", nil), 200, "REST watch").body
+	var ev struct {
+		Type   string        `json:"type"`
+		Object corev1.Secret `json:"object"`
+	}
+	if err := json.Unmarshal(bytes.SplitN(wb, []byte("\n"), 2)[0], &ev); err != nil || ev.Type != "ADDED" {
+		t.Fatalf("REST watch: %s %v", wb, err)
+	}
+	check("REST watch", &ev.Object)
+	pb = rc.want(rc.do("PATCH", secrets+"/db", "application/merge-patch+json", kinds.ContentType, `{"metadata":{"labels":{"via":"rest"}}}`), 200, "REST patch")
+	if env, err = kinds.Parse(pb.body); err != nil {
+		t.Fatal(err)
+	}
+	var patched corev1.Secret
+	if err := patched.Unmarshal(env.Raw); err != nil {
+		t.Fatal(err)
+	}
+	check("REST patch's reply in protobuf", &patched)
+	got.Labels = map[string]string{"via": "rest"}
+	got.ResourceVersion = ""
 	got.Labels = map[string]string{"rotated": "no"}
 	updated, err := cs.Secrets.Update(ctx, got)
 	if err != nil {
@@ -297,3 +340,5 @@ func TestKeyRotation(t *testing.T) {
 		t.Errorf("list on a member without key2: %v", err)
 	}
 }
+
+func addrOf[T any](v T) *T { return &v }

@@ -4,26 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/apiserver/encryption"
+	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
 )
 
-// Errors reach clients as gRPC statuses with Kubernetes-style messages and an ErrorInfo
-// detail: Reason (NotFound, AlreadyExists, Conflict, Invalid, ...) and, in Metadata,
-// "resourceVersion" (the object's current one) and "oldestResourceVersion" where known.
-// The client library turns them back into its own error classes.
+// Errors are one class, apiError: Kubernetes' metav1.Status (message, reason, HTTP code,
+// details naming the object and, for Invalid, each field) and the gRPC code it goes out
+// with. The REST API sends the Status as it is; the gRPC API sends a status with the same
+// message and an ErrorInfo detail: Reason (NotFound, AlreadyExists, Conflict, Invalid, ...)
+// and, in Metadata, "resourceVersion" (the object's current one) and
+// "oldestResourceVersion" where known. Both front ends say the same words.
 
 const errorDomain = "skiff.dev"
 
-// Reasons in ErrorInfo.
+// Reasons in ErrorInfo (and, but for OutcomeUnknown, metav1.Status's reason).
 const (
 	ReasonNotFound      = "NotFound"
 	ReasonAlreadyExists = "AlreadyExists"
@@ -40,12 +47,65 @@ const (
 	ReasonNoSpace = "InsufficientStorage"
 )
 
-func statusError(code codes.Code, reason string, meta map[string]string, format string, args ...any) error {
-	st := status.New(code, fmt.Sprintf(format, args...))
-	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: meta}); err == nil {
+// apiError is an error of the API, for both front ends.
+type apiError struct {
+	status metav1.Status
+	code   codes.Code
+	meta   map[string]string
+}
+
+func (e *apiError) Error() string { return e.status.Message }
+
+// GRPCStatus is the error as the gRPC API sends it (grpc-go finds this method).
+func (e *apiError) GRPCStatus() *status.Status {
+	st := status.New(e.code, e.status.Message)
+	if e.status.Reason == "" {
+		return st
+	}
+	reason := string(e.status.Reason)
+	if e.status.Reason == metav1.StatusReasonTimeout && e.code == codes.Unknown {
+		reason = ReasonUnknown
+	}
+	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: e.meta}); err == nil {
 		st = withInfo
 	}
-	return st.Err()
+	return st
+}
+
+// httpCodes are the HTTP codes of the reasons.
+var httpCodes = map[string]int32{
+	ReasonNotFound:        http.StatusNotFound,
+	ReasonAlreadyExists:   http.StatusConflict,
+	ReasonConflict:        http.StatusConflict,
+	ReasonInvalid:         http.StatusUnprocessableEntity,
+	ReasonBadRequest:      http.StatusBadRequest,
+	ReasonForbidden:       http.StatusForbidden,
+	ReasonTooOld:          http.StatusGone,
+	ReasonUnavailable:     http.StatusServiceUnavailable,
+	ReasonUnknown:         http.StatusGatewayTimeout,
+	ReasonTooLarge:        http.StatusRequestEntityTooLarge,
+	ReasonUnauthenticated: http.StatusUnauthorized,
+	ReasonTooManyRequests: http.StatusTooManyRequests,
+}
+
+func statusError(code codes.Code, reason string, meta map[string]string, format string, args ...any) *apiError {
+	e := &apiError{code: code, meta: meta, status: metav1.Status{
+		Status: metav1.StatusFailure, Message: fmt.Sprintf(format, args...), Reason: metav1.StatusReason(reason), Code: httpCodes[reason],
+	}}
+	if reason == ReasonUnknown {
+		e.status.Reason = metav1.StatusReasonTimeout // Kubernetes' word for "may still be processing"
+	}
+	if e.status.Code == 0 {
+		e.status.Code = http.StatusInternalServerError
+		e.status.Reason = metav1.StatusReasonInternalError
+	}
+	return e
+}
+
+// about names the object an error is about in its details.
+func (e *apiError) about(info *kinds.Info, name string) *apiError {
+	e.status.Details = &metav1.StatusDetails{Name: name, Group: info.Group, Kind: info.Plural}
+	return e
 }
 
 // resourceName is how Kubernetes names a kind in messages: "pods", "deployments.apps".
@@ -57,11 +117,31 @@ func resourceName(info *kinds.Info) string {
 }
 
 func notFound(info *kinds.Info, name string) error {
-	return statusError(codes.NotFound, ReasonNotFound, nil, "%s %q not found", resourceName(info), name)
+	return statusError(codes.NotFound, ReasonNotFound, nil, "%s %q not found", resourceName(info), name).about(info, name)
 }
 
+// invalid refuses an object for its content: err is a validation.ErrorList (or another
+// error about one field path), and each problem becomes a cause naming its field, as
+// Kubernetes' Invalid errors do.
 func invalid(info *kinds.Info, name string, err error) error {
-	return statusError(codes.InvalidArgument, ReasonInvalid, nil, "%s %q is invalid: %v", resourceName(info), name, err)
+	var list validation.ErrorList
+	var errs field.ErrorList
+	if errors.As(err, &list) {
+		errs = field.ErrorList(list)
+	}
+	gk := info.GroupVersionKind().GroupKind()
+	if len(errs) == 0 {
+		// A single problem written as "path: message".
+		path, msg, _ := strings.Cut(err.Error(), ": ")
+		errs = field.ErrorList{&field.Error{Type: field.ErrorTypeInvalid, Field: path, Detail: msg, BadValue: field.OmitValueType{}}}
+		e := statusError(codes.InvalidArgument, ReasonInvalid, nil, "%s %q is invalid: %v", gk.String(), name, err)
+		e.status.Details = apierrors.NewInvalid(gk, name, errs).ErrStatus.Details
+		return e
+	}
+	ks := apierrors.NewInvalid(gk, name, errs).ErrStatus
+	e := statusError(codes.InvalidArgument, ReasonInvalid, nil, "%s", ks.Message)
+	e.status.Details = ks.Details
+	return e
 }
 
 func badRequest(format string, args ...any) error {
@@ -73,14 +153,38 @@ func conflict(info *kinds.Info, name string, current int64, why string) error {
 	if current != 0 {
 		meta["resourceVersion"] = strconv.FormatInt(current, 10)
 	}
-	return statusError(codes.Aborted, ReasonConflict, meta, "Operation cannot be fulfilled on %s %q: %s", resourceName(info), name, why)
+	return statusError(codes.Aborted, ReasonConflict, meta, "Operation cannot be fulfilled on %s %q: %s", resourceName(info), name, why).about(info, name)
 }
 
 func forbidden(info *kinds.Info, name string, why string) error {
-	return statusError(codes.FailedPrecondition, ReasonForbidden, nil, "%s %q is forbidden: %s", resourceName(info), name, why)
+	return statusError(codes.FailedPrecondition, ReasonForbidden, nil, "%s %q is forbidden: %s", resourceName(info), name, why).about(info, name)
 }
 
-// storeError maps a store error on object (info, name) to a gRPC status.
+// asStatus is err as Kubernetes' Status: an apiError's own, a gRPC status's (an error
+// passed on from a kubelet), or an internal error.
+func asStatus(err error) metav1.Status {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.status
+	}
+	if st, ok := status.FromError(err); ok {
+		reason := ""
+		for _, d := range st.Details() {
+			if info, ok := d.(*errdetails.ErrorInfo); ok {
+				reason = info.GetReason()
+			}
+		}
+		if reason == "" {
+			reason = map[codes.Code]string{codes.NotFound: ReasonNotFound, codes.InvalidArgument: ReasonBadRequest,
+				codes.Unavailable: ReasonUnavailable, codes.FailedPrecondition: ReasonBadRequest,
+				codes.DeadlineExceeded: ReasonUnavailable, codes.PermissionDenied: ReasonForbidden}[st.Code()]
+		}
+		return statusError(st.Code(), reason, nil, "%s", st.Message()).status
+	}
+	return statusError(codes.Internal, "", nil, "%v", err).status
+}
+
+// storeError maps a store error on object (info, name) to an API error.
 func storeError(info *kinds.Info, name string, err error) error {
 	if err == nil {
 		return nil
@@ -92,7 +196,7 @@ func storeError(info *kinds.Info, name string, err error) error {
 		return notFound(info, name)
 	case errors.As(err, &pe) && errors.Is(err, store.ErrAlreadyExists):
 		return statusError(codes.AlreadyExists, ReasonAlreadyExists, map[string]string{"resourceVersion": strconv.FormatInt(pe.CurrentRevision, 10)},
-			"%s %q already exists", resourceName(info), name)
+			"%s %q already exists", resourceName(info), name).about(info, name)
 	case errors.As(err, &pe) && errors.Is(err, store.ErrConflict):
 		return conflict(info, name, pe.CurrentRevision, "the object has been modified; please apply your changes to the latest version and try again")
 	case errors.As(err, &ce):
@@ -125,5 +229,5 @@ func storeError(info *kinds.Info, name string, err error) error {
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	}
-	return status.Errorf(codes.Internal, "%s %q: %v", resourceName(info), name, err)
+	return statusError(codes.Internal, "", nil, "%s %q: %v", resourceName(info), name, err)
 }

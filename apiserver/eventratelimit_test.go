@@ -78,6 +78,23 @@ func TestEventRateLimit(t *testing.T) {
 	}
 	_, err = admin.Update(ctx, &apiv1.UpdateRequest{Object: got})
 	wantThrottled("an update in the throttled namespace", err, "limit reached on type Namespace for key default")
+	// Over the REST API too: a create and a patch, 429 with Retry-After.
+	rc := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
+	for _, w := range []struct{ method, path, contentType string }{
+		{"POST", "/api/v1/namespaces/default/events", "application/json"},
+		{"PATCH", "/api/v1/namespaces/default/events/admin-0", "application/merge-patch+json"},
+	} {
+		var body any = event("default", "rest-event")
+		if w.method == "PATCH" {
+			body = map[string]any{"message": "patched"}
+		}
+		r := rc.do(w.method, w.path, w.contentType, "", body)
+		st := r.status()
+		if r.code != 429 || st.Reason != metav1.StatusReasonTooManyRequests || st.Message != "limit reached on type Namespace for key default" ||
+			r.header.Get("Retry-After") == "" {
+			t.Fatalf("REST %s %s in the throttled namespace: HTTP %d, Retry-After %q, %+v", w.method, w.path, r.code, r.header.Get("Retry-After"), st)
+		}
+	}
 
 	// A batch: one token per Event; those over the budget fail alone.
 	var objs []*apiv1.Object

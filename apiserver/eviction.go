@@ -76,7 +76,7 @@ func (r *resources) evict(ctx context.Context, req *apiv1.EvictRequest) (*apiv1.
 // evictOnce decides on the pod as it is now and commits the decision, or returns
 // errEvictionRace when the pod or its budget changed since they were read.
 func (r *resources) evictOnce(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, req *apiv1.EvictRequest) (kinds.Object, error) {
-	cur, rec, err := r.get(ctx, info, k, false)
+	cur, rec, err := r.get(ctx, info, k, store.ReadOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -205,8 +205,10 @@ func (r *resources) takeDisruption(ctx context.Context, pod *corev1.Pod) (*store
 // tooManyRequests is Kubernetes' refusal of an eviction its budget does not allow now:
 // 429, a gRPC ResourceExhausted, whose ErrorInfo says which budget and why.
 func tooManyRequests(pdb *policyv1.PodDisruptionBudget, cause string) error {
-	return statusError(codes.ResourceExhausted, ReasonTooManyRequests, map[string]string{causeDisruptionBudget: cause, "name": pdb.Name},
+	e := statusError(codes.ResourceExhausted, ReasonTooManyRequests, map[string]string{causeDisruptionBudget: cause, "name": pdb.Name},
 		"Cannot evict pod as it would violate the pod's disruption budget.")
+	e.status.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: policyv1.DisruptionBudgetCause, Message: cause}}}
+	return e
 }
 
 // setDisruptionAllowedCondition sets a budget's DisruptionAllowed condition from its

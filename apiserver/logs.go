@@ -53,7 +53,7 @@ func (p *pods) dialKubelet(ctx context.Context, namespace, name, what string) (*
 	if name == "" {
 		return nil, nil, badRequest("name is required")
 	}
-	obj, _, err := p.resources.get(ctx, podInfo, store.Key{Kind: podInfo.Kind, Namespace: namespace, Name: name}, false)
+	obj, _, err := p.resources.get(ctx, podInfo, store.Key{Kind: podInfo.Kind, Namespace: namespace, Name: name}, store.ReadOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -65,7 +65,7 @@ func (p *pods) dialKubelet(ctx context.Context, namespace, name, what string) (*
 	if nodeName == "" {
 		return nil, nil, statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is not scheduled to a node yet: %s", name, what)
 	}
-	nobj, _, err := p.resources.get(ctx, nodeInfo, store.Key{Kind: nodeInfo.Kind, Name: nodeName}, true)
+	nobj, _, err := p.resources.get(ctx, nodeInfo, store.Key{Kind: nodeInfo.Kind, Name: nodeName}, store.ReadOptions{Stale: true})
 	if status.Code(err) == codes.NotFound {
 		return nil, nil, statusError(codes.FailedPrecondition, ReasonBadRequest, nil, "pod %q is bound to node %q, which does not exist", name, nodeName)
 	}
@@ -118,7 +118,11 @@ func (k *kubeletConn) kubeletError(ctx context.Context, err error) error {
 
 // Logs implements apiv1.PodsServer.
 func (p *pods) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) error {
-	ctx := stream.Context()
+	return p.logs(stream.Context(), req, func(data []byte) error { return stream.Send(&apiv1.PodLogsChunk{Data: data}) })
+}
+
+// logs sends a container's output, chunk by chunk, to send.
+func (p *pods) logs(ctx context.Context, req *apiv1.PodLogsRequest, send func([]byte) error) error {
 	ns := namespaceFor(kinds.MustLookup(kinds.Pod), req.GetNamespace())
 	if err := validateLogOptions(req); err != nil {
 		return err
@@ -140,7 +144,7 @@ func (p *pods) Logs(req *apiv1.PodLogsRequest, stream apiv1.Pods_LogsServer) err
 	for err == nil {
 		var chunk *kubeletv1.LogChunk
 		if chunk, err = ks.Recv(); err == nil {
-			err = stream.Send(&apiv1.PodLogsChunk{Data: chunk.GetData()})
+			err = send(chunk.GetData())
 			if err != nil {
 				return err // the client went away
 			}

@@ -151,6 +151,20 @@ func TestPodLogs(t *testing.T) {
 		t.Errorf("node w1 publishes no kubelet endpoint: %v", node.Status)
 	}
 
+	// The same over REST (pods/log): the output, its last lines, and previous, which
+	// reaches the kubelet (web has no previous instance).
+	rc := newREST(t, c.Addr(0), false)
+	logPath := "/api/v1/namespaces/default/pods/web/log"
+	if r := rc.want(rc.do("GET", logPath, "", "", nil), 200, "pods/log"); !strings.Contains(string(r.body), "hello from web\n") {
+		t.Errorf("REST logs of web = %q", r.body)
+	}
+	if r := rc.want(rc.do("GET", logPath+"?tailLines=1&container=app", "", "", nil), 200, "pods/log tailLines"); string(r.body) != "hello from web\n" {
+		t.Errorf("REST logs of web, tailLines=1 = %q", r.body)
+	}
+	if st := rc.want(rc.do("GET", logPath+"?previous=true", "", "", nil), 400, "pods/log previous").status(); !strings.Contains(st.Message, `previous terminated container "app" in pod "web" not found`) {
+		t.Errorf("REST previous logs of web: %+v", st)
+	}
+
 	// Following: new lines arrive as they are written; the stream ends with the container.
 	var followed syncBuffer
 	done := make(chan error, 1)

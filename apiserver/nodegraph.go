@@ -15,7 +15,8 @@ import (
 )
 
 // nodeGraph is Kubernetes' node authorizer graph for the objects Skiff's kubelet reads:
-// for each node, the Secrets and ConfigMaps that the pods bound to it reference. It
+// for each node, the Secrets, ConfigMaps and PersistentVolumeClaims that the pods bound
+// to it reference. It
 // follows this member's store (a list of pods, then their watch), so what it says is
 // what the store says, a moment later; a question it answers no waits for it to catch
 // up with the cluster before the answer stands (References).
@@ -198,8 +199,9 @@ func (g *nodeGraph) remove(k store.Key) {
 	delete(g.pods, k)
 }
 
-// podReferences lists the Secrets and ConfigMaps a pod references, as Kubernetes' node
-// authorizer finds them: volumes (secret, configMap, and both in projected), every
+// podReferences lists the Secrets, ConfigMaps and PersistentVolumeClaims a pod
+// references, as Kubernetes' node authorizer finds them: volumes (secret, configMap,
+// and both in projected; persistentVolumeClaim), every
 // container's env valueFrom and envFrom (init and ephemeral containers too), and
 // imagePullSecrets. The node is left for the caller to fill.
 func podReferences(pod *corev1.Pod) []graphRef {
@@ -213,6 +215,7 @@ func podReferences(pod *corev1.Pod) []graphRef {
 		}
 	}
 	secrets, configMaps := kinds.MustLookup(kinds.Secret).Plural, kinds.MustLookup(kinds.ConfigMap).Plural
+	claims := kinds.MustLookup(kinds.PersistentVolumeClaim).Plural
 	spec := &pod.Spec
 	for _, s := range spec.ImagePullSecrets {
 		add(secrets, s.Name)
@@ -263,6 +266,9 @@ func podReferences(pod *corev1.Pod) []graphRef {
 					add(configMaps, src.ConfigMap.Name)
 				}
 			}
+		}
+		if v.PersistentVolumeClaim != nil {
+			add(claims, v.PersistentVolumeClaim.ClaimName)
 		}
 	}
 	return out

@@ -71,6 +71,7 @@ func TestPodReferences(t *testing.T) {
 			{VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
 				{Secret: &corev1.SecretProjection{LocalObjectReference: ref("s-proj")}}, {ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: ref("c-proj")}},
 				{DownwardAPI: &corev1.DownwardAPIProjection{}}}}}},
+			{VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}},
 		},
 	}}
 	var got []string
@@ -80,7 +81,7 @@ func TestPodReferences(t *testing.T) {
 		}
 		got = append(got, r.resource+"/"+r.name)
 	}
-	want := "secrets/s-pull secrets/s-key secrets/s-init configmaps/c-from configmaps/c-key secrets/s-debug secrets/s-vol configmaps/c-vol secrets/s-proj configmaps/c-proj"
+	want := "secrets/s-pull secrets/s-key secrets/s-init configmaps/c-from configmaps/c-key secrets/s-debug secrets/s-vol configmaps/c-vol secrets/s-proj configmaps/c-proj persistentvolumeclaims/data"
 	if g := strings.Join(got, " "); g != want {
 		t.Errorf("references:\n got %s\nwant %s", g, want)
 	}

@@ -3,6 +3,8 @@ package apiserver
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
@@ -22,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -91,14 +95,14 @@ func namespaceFor(info *kinds.Info, ns string) string {
 	return ns
 }
 
-func unwrap(o *apiv1.Object) (kinds.Object, *kinds.Info, error) {
+// unwrap decodes the object of a gRPC request, with the namespace rules applied.
+func unwrap(o *apiv1.Object) (kinds.Object, error) {
 	obj, err := kinds.Unwrap(o)
 	if err != nil {
-		return nil, nil, badRequest("%v", err)
+		return nil, badRequest("%v", err)
 	}
-	info := kinds.Of(obj)
-	obj.SetNamespace(namespaceFor(info, obj.GetNamespace()))
-	return obj, info, nil
+	obj.SetNamespace(namespaceFor(kinds.Of(obj), obj.GetNamespace()))
+	return obj, nil
 }
 
 func parseRV(info *kinds.Info, name, rv string) (int64, error) {
@@ -112,8 +116,8 @@ func parseRV(info *kinds.Info, name, rv string) (int64, error) {
 	return n, nil
 }
 
-func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, stale bool) (kinds.Object, *store.Object, error) {
-	o, err := r.store.Get(ctx, k, store.ReadOptions{Stale: stale})
+func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, opts store.ReadOptions) (kinds.Object, *store.Object, error) {
+	o, err := r.store.Get(ctx, k, opts)
 	if err != nil {
 		return nil, nil, storeError(info, k.Name, err)
 	}
@@ -127,33 +131,97 @@ func (r *resources) get(ctx context.Context, info *kinds.Info, k store.Key, stal
 	return obj, &o, nil
 }
 
+// The operations below are what both front ends call: the gRPC services (the methods
+// named as in proto/api/v1) and the REST API (rest.go). They take decoded objects and
+// options, and return results; each front end decodes its requests and encodes the
+// results its way.
+
+// result is an object as an operation leaves it: decoded, or as the bytes just stored
+// (what a reply sends without encoding the object again), or both.
+type result struct {
+	info  *kinds.Info
+	obj   kinds.Object // with resourceVersion set; nil when only value is at hand
+	value []byte       // stored bytes, without resourceVersion; nil when only obj is
+	rev   int64        // value's revision
+	// gone says a delete removed the object, rather than marking it for deletion.
+	gone bool
+}
+
+// wire is the result in the gRPC API's envelope.
+func (res result) wire() (*apiv1.Object, error) {
+	if res.value != nil {
+		return storedObject(res.info, res.value, res.rev), nil
+	}
+	return wrap(res.info, res.obj)
+}
+
+// object is the result decoded.
+func (res result) object() (kinds.Object, error) {
+	if res.obj != nil {
+		return res.obj, nil
+	}
+	o := store.Object{Value: res.value, ModRevision: res.rev}
+	obj, err := decode(res.info, &o)
+	if err != nil {
+		return nil, storeError(res.info, "", err)
+	}
+	return obj, nil
+}
+
+// writeOptions are the options every write takes.
+type writeOptions struct {
+	// dryRun runs the write through defaulting, validation and admission without
+	// storing it (Kubernetes' dryRun=All).
+	dryRun bool
+}
+
 func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
-	c, err := r.newCreation(ctx, req.GetObject())
+	obj, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err
 	}
-	if req.GetDryRun() {
+	res, err := r.create(ctx, obj, writeOptions{dryRun: req.GetDryRun()})
+	if err != nil {
+		return nil, err
+	}
+	return res.wire()
+}
+
+// create stores a new object.
+func (r *resources) create(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+	if err := managedfields.ValidateManagedFields(obj.GetManagedFields()); err != nil {
+		return result{}, invalid(kinds.Of(obj), obj.GetName(), fmt.Errorf("metadata.managedFields: Invalid value: %v", err))
+	}
+	c, err := r.newCreation(ctx, obj)
+	if err != nil {
+		return result{}, err
+	}
+	if opts.dryRun {
 		return r.dryRunCreate(ctx, c)
 	}
 	if err := r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), 0); err != nil {
-		return nil, err
+		return result{}, err
 	}
-	return c.commit(ctx, r.store)
+	value, rev, err := c.commit(ctx, r.store)
+	if err != nil {
+		return result{}, err
+	}
+	return result{info: c.info, value: value, rev: rev}, nil
 }
 
 // dryRunCreate answers a dry-run create: the object as it would be stored, unless its
 // name is taken (as the store would refuse it), without a resourceVersion.
-func (r *resources) dryRunCreate(ctx context.Context, c *creation) (*apiv1.Object, error) {
+func (r *resources) dryRunCreate(ctx context.Context, c *creation) (result, error) {
 	if !c.generated {
 		o, err := r.store.Get(ctx, c.op.Key, store.ReadOptions{})
 		if err == nil {
-			return nil, storeError(c.info, c.op.Key.Name, &store.PreconditionError{Err: store.ErrAlreadyExists, Key: c.op.Key, CurrentRevision: o.ModRevision})
+			return result{}, storeError(c.info, c.op.Key.Name, &store.PreconditionError{Err: store.ErrAlreadyExists, Key: c.op.Key, CurrentRevision: o.ModRevision})
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			return nil, storeError(c.info, c.op.Key.Name, err)
+			return result{}, storeError(c.info, c.op.Key.Name, err)
 		}
 	}
-	return wrap(c.info, c.obj)
+	return result{info: c.info, obj: c.obj}, nil
 }
 
 // creation is a new object that passed validation and admission, ready to store.
@@ -208,11 +276,9 @@ var chainStart = map[string]bool{kinds.Deployment: true, kinds.DaemonSet: true, 
 const ReasonStored = "Stored"
 
 // newCreation checks an object to create and sets what the server owns on it.
-func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation, error) {
-	obj, info, err := unwrap(o)
-	if err != nil {
-		return nil, err
-	}
+func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creation, error) {
+	info := kinds.Of(obj)
+	obj.SetNamespace(namespaceFor(info, obj.GetNamespace()))
 	if obj.GetResourceVersion() != "" {
 		return nil, invalid(info, obj.GetName(), errors.New("metadata.resourceVersion: Invalid value: must not be set on create"))
 	}
@@ -220,6 +286,7 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 	r.prepareForCreate(info, obj)
 	pod, _ := obj.(*corev1.Pod)
 	var ranges []*corev1.LimitRange
+	var err error
 	if pod != nil {
 		validation.Default(pod) // LimitRanger fills what the pod's own defaults leave unset
 		if ranges, err = r.defaultLimits(ctx, pod); err != nil {
@@ -281,14 +348,16 @@ func (r *resources) newCreation(ctx context.Context, o *apiv1.Object) (*creation
 		}
 	}
 	if chainStart[info.Kind] {
-		at := r.now()
-		c.stored = func() (store.Op, error) { return r.storedEvent(c.info, c.obj, at) }
+		at, by := r.now(), requestClient(ctx)
+		c.stored = func() (store.Op, error) { return r.storedEvent(c.info, c.obj, at, by) }
 	}
 	return c, nil
 }
 
-// storedEvent is the operation creating the Event that records obj's creation at at.
-func (r *resources) storedEvent(info *kinds.Info, obj kinds.Object, at time.Time) (store.Op, error) {
+// storedEvent is the operation creating the Event that records obj's creation at at, by
+// the request of client (how it came and who sent it: "HTTP POST from kubectl/v1.37.2";
+// "" unknown), which its message names.
+func (r *resources) storedEvent(info *kinds.Info, obj kinds.Object, at time.Time, client string) (store.Op, error) {
 	ns := obj.GetNamespace()
 	if ns == "" {
 		ns = metav1.NamespaceDefault
@@ -298,7 +367,7 @@ func (r *resources) storedEvent(info *kinds.Info, obj kinds.Object, at time.Time
 			UID: uuid.NewUUID(), CreationTimestamp: metav1.NewTime(at)},
 		InvolvedObject: corev1.ObjectReference{Kind: info.Kind, APIVersion: info.APIVersion, Namespace: obj.GetNamespace(),
 			Name: obj.GetName(), UID: obj.GetUID()},
-		Reason: ReasonStored, Message: fmt.Sprintf("%s %s stored", info.Kind, obj.GetName()), Type: corev1.EventTypeNormal,
+		Reason: ReasonStored, Message: storedMessage(info, obj, client), Type: corev1.EventTypeNormal,
 		Source:         corev1.EventSource{Component: "apiserver", Host: r.store.ID()},
 		FirstTimestamp: metav1.NewTime(at), LastTimestamp: metav1.NewTime(at), EventTime: metav1.NewMicroTime(at), Count: 1,
 		ReportingController: "apiserver", ReportingInstance: r.store.ID(),
@@ -309,6 +378,41 @@ func (r *resources) storedEvent(info *kinds.Info, obj kinds.Object, at time.Time
 		return store.Op{}, storeError(info, obj.GetName(), err)
 	}
 	return store.Op{Type: store.Create, Key: keyOf(kinds.MustLookup(kinds.Event), ev), Value: value, UID: string(ev.UID), Labels: lbls, Fields: fields}, nil
+}
+
+// storedMessage is the Stored event's message: "Deployment web stored", and the request
+// it came by when known: "Deployment web stored (HTTP POST from kubectl/v1.37.2)".
+func storedMessage(info *kinds.Info, obj kinds.Object, client string) string {
+	msg := fmt.Sprintf("%s %s stored", info.Kind, obj.GetName())
+	if client != "" {
+		msg += " (" + client + ")"
+	}
+	return msg
+}
+
+type clientKey struct{}
+
+// withClient records in ctx how a request came and who sent it, for the Stored event.
+func withClient(ctx context.Context, how, userAgent string) context.Context {
+	// The product token is enough to say who: kubectl/v1.37.2, skiffctl.
+	agent, _, _ := strings.Cut(userAgent, " ")
+	if agent == "" {
+		return context.WithValue(ctx, clientKey{}, how)
+	}
+	return context.WithValue(ctx, clientKey{}, how+" from "+agent)
+}
+
+// requestClient is what withClient recorded, or "" (gRPC: the user agent of its metadata).
+func requestClient(ctx context.Context) string {
+	if c, ok := ctx.Value(clientKey{}).(string); ok {
+		return c
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if ua := md.Get("user-agent"); len(ua) > 0 {
+			return withClient(ctx, "gRPC Create", ua[0]).Value(clientKey{}).(string)
+		}
+	}
+	return ""
 }
 
 // encode names a generated object afresh and makes its store operation.
@@ -330,44 +434,45 @@ func (c *creation) encode() error {
 }
 
 // commit stores the object alone, under another generated name if its name is taken,
-// and charged again to its quotas on their current state while it loses races for them.
-func (c *creation) commit(ctx context.Context, s *store.Store) (*apiv1.Object, error) {
+// charged again to its quotas on their current state while it loses races for them, and
+// returns its stored bytes and revision.
+func (c *creation) commit(ctx context.Context, s *store.Store) ([]byte, int64, error) {
 	if c.charge != nil {
 		defer c.charge.r.chargeLocks.lock(c.obj.GetNamespace())()
 	}
 	for attempt, charges := 0, 1; ; attempt++ {
 		ops, err := c.ops()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		res, err := s.Txn(ctx, ops...)
 		if c.alloc != nil && c.alloc.picked && isAllocationClash(err) && attempt < maxRetries {
 			// Another Service took a value first: pick again.
 			if err := c.allocate(ctx); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			if err := c.encode(); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			continue
 		}
 		if c.generated && errors.Is(err, store.ErrAlreadyExists) && !isAllocationClash(err) && attempt < maxRetries {
 			if err := c.encode(); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			continue
 		}
 		if c.charge != nil && errors.Is(err, store.ErrConflict) && charges < maxChargeAttempts {
 			charges++
 			if err := c.charge.compute(ctx, c.info, true); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			continue
 		}
 		if err != nil {
-			return nil, writeError(c.info, c.op.Key.Name, err)
+			return nil, 0, writeError(c.info, c.op.Key.Name, err)
 		}
-		return storedObject(c.info, c.plain, res.Revision), nil
+		return c.plain, res.Revision, nil
 	}
 }
 
@@ -393,7 +498,12 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	charged := false // objects charged to quotas are committed each alone, charged in turn
 	throttled := 0   // Events refused by the event rate limit so far
 	for i, o := range objs {
-		c, err := r.newCreation(ctx, o)
+		obj, err := unwrap(o)
+		if err != nil {
+			fail(i, err)
+			continue
+		}
+		c, err := r.newCreation(ctx, obj)
 		if err == nil {
 			if err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), throttled); status.Code(err) == codes.ResourceExhausted {
 				throttled++
@@ -438,12 +548,13 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := creations[i].commit(ctx, r.store)
+			c := creations[i]
+			value, rev, err := c.commit(ctx, r.store)
 			if err != nil {
 				fail(i, err)
 				return
 			}
-			results[i] = &apiv1.CreateBatchResult{Object: out}
+			results[i] = &apiv1.CreateBatchResult{Object: storedObject(c.info, value, rev)}
 		}()
 	}
 	wg.Wait()
@@ -531,11 +642,7 @@ func namespacePhase(o store.Object) (string, error) {
 
 // ensureNamespace creates a namespace unless it exists.
 func (r *resources) ensureNamespace(ctx context.Context, name string) error {
-	o, err := kinds.Wrap(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	if err != nil {
-		return err
-	}
-	_, err = r.Create(ctx, &apiv1.CreateRequest{Object: o})
+	_, err := r.create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, writeOptions{})
 	if status.Code(err) == codes.AlreadyExists {
 		return nil
 	}
@@ -547,18 +654,27 @@ func (r *resources) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Obje
 	if err != nil {
 		return nil, err
 	}
-	if req.GetName() == "" {
-		return nil, badRequest("name is required")
-	}
-	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
-	obj, _, err := r.get(ctx, info, k, req.GetStale())
+	res, err := r.getObject(ctx, info, req.GetNamespace(), req.GetName(), store.ReadOptions{Stale: req.GetStale()})
 	if err != nil {
 		return nil, err
 	}
-	if err := guard(ctx, obj); err != nil {
-		return nil, err
+	return res.wire()
+}
+
+// getObject reads one object.
+func (r *resources) getObject(ctx context.Context, info *kinds.Info, ns, name string, opts store.ReadOptions) (result, error) {
+	if name == "" {
+		return result{}, badRequest("name is required")
 	}
-	return wrap(info, obj)
+	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
+	obj, _, err := r.get(ctx, info, k, opts)
+	if err != nil {
+		return result{}, err
+	}
+	if err := guard(ctx, obj); err != nil {
+		return result{}, err
+	}
+	return result{info: info, obj: obj}, nil
 }
 
 // selector builds the store predicate and index choice for label and field selectors.
@@ -628,77 +744,194 @@ func (r *resources) List(ctx context.Context, req *apiv1.ListRequest) (*apiv1.Li
 	if err != nil {
 		return nil, err
 	}
-	pred, field, value, err := selector(info, req.GetLabelSelector(), req.GetFieldSelector())
+	l, err := r.list(ctx, info, listOptions{namespace: req.GetNamespace(), labelSelector: req.GetLabelSelector(),
+		fieldSelector: req.GetFieldSelector(), stale: req.GetStale()})
 	if err != nil {
 		return nil, err
 	}
-	ns := ""
-	if info.Namespaced {
-		ns = req.GetNamespace()
-	}
-	objs, rev, err := r.store.List(ctx, info.Kind, store.ListOptions{
-		Stale: req.GetStale(), Namespace: ns, IndexField: field, IndexValue: value, Predicate: pred,
-	})
-	if err != nil {
-		return nil, storeError(info, "", err)
-	}
-	out := &apiv1.ListResponse{Items: make([]*apiv1.Object, 0, len(objs)), ResourceVersion: strconv.FormatInt(rev, 10)}
-	for i := range objs {
-		value, err := r.atRest.open(info, objs[i].Key, objs[i].Value)
-		if err != nil {
-			return nil, storeError(info, objs[i].Name, err)
-		}
-		out.Items = append(out.Items, storedObject(info, value, objs[i].ModRevision))
+	out := &apiv1.ListResponse{Items: make([]*apiv1.Object, 0, len(l.items)), ResourceVersion: strconv.FormatInt(l.rev, 10)}
+	for i := range l.items {
+		out.Items = append(out.Items, storedObject(info, l.items[i].Value, l.items[i].ModRevision))
 	}
 	return out, nil
 }
 
-// update is the read-modify-write loop shared by Update, UpdateStatus, Delete and Bind:
+// listOptions select the objects of a list: Kubernetes' ListOptions.
+type listOptions struct {
+	namespace                    string // "" for every namespace
+	labelSelector, fieldSelector string
+	// stale reads this node's state (the gRPC API's choice; the REST API's is
+	// resourceVersion "0").
+	stale bool
+	// resourceVersion and resourceVersionMatch choose the revision listed, as Kubernetes
+	// does: "" the current one; "0" any (this node's state); N with NotOlderThan this
+	// node's state once it has applied N, with Exact the state at N.
+	resourceVersion, resourceVersionMatch string
+	// limit, when positive, cuts the list in pages; continueToken asks for the next.
+	limit         int64
+	continueToken string
+}
+
+// listResult is a list's objects, as stored, and the revision it reflects.
+type listResult struct {
+	items []store.Object
+	rev   int64
+	// continueToken, when the list was cut short, asks for the rest (at rev).
+	continueToken string
+}
+
+// continueToken is what a continue parameter holds: Kubernetes' form, base64 of
+// {"v":"meta.k8s.io/v1","rv":N,"start":"..."}, with the namespace and name the page
+// ended at as start.
+type continueToken struct {
+	APIVersion string `json:"v"`
+	Revision   int64  `json:"rv"`
+	Start      string `json:"start"`
+}
+
+func encodeContinue(rev int64, last store.Key) string {
+	b, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", Revision: rev, Start: last.Namespace + "/" + last.Name})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeContinue(s string) (rev int64, after store.Key, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	var t continueToken
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	ns, name, ok := strings.Cut(t.Start, "/")
+	if err != nil || t.APIVersion != "meta.k8s.io/v1" || !ok || t.Revision < 0 {
+		return 0, after, badRequest("continue key is not valid: %q", s)
+	}
+	return t.Revision, store.Key{Namespace: ns, Name: name}, nil
+}
+
+// tooOldContinue is the 410 of a continue token older than the history, with a token
+// that goes on at the current state, as Kubernetes' is.
+func tooOldContinue(after store.Key) error {
+	e := statusError(codes.OutOfRange, ReasonTooOld, nil, "The provided continue parameter is too old to display a consistent list result. "+
+		"You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. "+
+		"Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+	e.status.ListMeta.Continue = encodeContinue(0, after)
+	return e
+}
+
+// list reads the objects of a kind.
+func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions) (listResult, error) {
+	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
+	if err != nil {
+		return listResult{}, err
+	}
+	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0))}
+	if info.Namespaced {
+		so.Namespace = opts.namespace
+	}
+	rv, match := opts.resourceVersion, opts.resourceVersionMatch
+	switch {
+	case match != "" && rv == "":
+		return listResult{}, badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")
+	case match != "" && opts.continueToken != "":
+		return listResult{}, badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided")
+	case match != "" && match != string(metav1.ResourceVersionMatchExact) && match != string(metav1.ResourceVersionMatchNotOlderThan):
+		return listResult{}, badRequest("resourceVersionMatch: Unsupported value: %q: supported values: \"Exact\", \"NotOlderThan\", \"\"", match)
+	case match == string(metav1.ResourceVersionMatchExact) && rv == "0":
+		return listResult{}, badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+	case opts.continueToken != "" && rv != "" && rv != "0":
+		return listResult{}, badRequest("specifying resource version is not allowed when using continue")
+	}
+	var after store.Key
+	switch {
+	case opts.continueToken != "":
+		rev, a, err := decodeContinue(opts.continueToken)
+		if err != nil {
+			return listResult{}, err
+		}
+		after, so.After, so.Revision = a, a, rev
+	case rv == "":
+	case rv == "0":
+		so.Stale = true
+	default:
+		n, err := parseRV(info, "", rv)
+		if err != nil {
+			return listResult{}, badRequest("resourceVersion: Invalid value: %q: must be a non-negative integer", rv)
+		}
+		if match == string(metav1.ResourceVersionMatchExact) || match == "" && opts.limit > 0 {
+			so.Revision = n
+		} else {
+			so.Stale, so.MinRevision = true, n
+		}
+	}
+	res, err := r.store.ListPage(ctx, info.Kind, so)
+	var ce *store.CompactedError
+	if opts.continueToken != "" && errors.As(err, &ce) {
+		return listResult{}, tooOldContinue(after)
+	}
+	if err != nil {
+		return listResult{}, storeError(info, "", err)
+	}
+	for i, o := range res.Objects {
+		if res.Objects[i], err = r.atRest.openObject(info, o); err != nil {
+			return listResult{}, storeError(info, o.Name, err)
+		}
+	}
+	out := listResult{items: res.Objects, rev: res.Revision}
+	if res.More && len(res.Objects) > 0 {
+		out.continueToken = encodeContinue(res.Revision, res.Objects[len(res.Objects)-1].Key)
+	}
+	return out, nil
+}
+
+// update is the read-modify-write loop shared by every write to an existing object:
 // mutate builds the next state from the current one (or returns a terminal error); the
 // write is a compare-and-swap on the current revision. Without a caller precondition
-// (wantRV 0), a lost race is retried on the new state. A dry run (dryRun) stops before
-// the write and returns what it would have written, with the current resourceVersion.
-func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, dryRun bool,
-	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (kinds.Object, error) {
+// (wantRV 0), a lost race is retried on the new state. A dry run stops before the write.
+func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, opts writeOptions,
+	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (result, error) {
 	for attempt := 0; ; attempt++ {
-		cur, rec, err := r.get(ctx, info, k, false)
+		cur, rec, err := r.get(ctx, info, k, store.ReadOptions{})
 		if err != nil {
-			return nil, err
+			return result{}, err
 		}
 		if err := guard(ctx, cur); err != nil {
-			return nil, err // checked on the revision the write compares against
+			return result{}, err // checked on the revision the write compares against
 		}
 		if wantRV != 0 && wantRV != rec.ModRevision {
-			return nil, conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
+			return result{}, conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
 		}
 		next, err := mutate(cur, rec)
 		if err != nil {
-			return nil, err
+			return result{}, err
 		}
 		side, err := r.sideOps(ctx, cur, next)
 		if err != nil {
-			return nil, err
+			return result{}, err
 		}
 		op, changed, err := r.writeOp(info, k, rec, next)
 		if err != nil {
-			return nil, err
+			return result{}, err
 		}
 		if !changed {
-			return cur, nil // nothing changes: no write, no new resourceVersion
+			return result{info: info, obj: cur, value: rec.Value, rev: rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
 		}
-		if dryRun {
+		gone := op.Type == store.Delete // the last finalizer is gone: the object goes
+		if opts.dryRun {
 			next.SetResourceVersion(cur.GetResourceVersion())
-			return next, nil
+			return result{info: info, obj: next, gone: gone}, nil
 		}
 		res, err := r.store.Txn(ctx, append([]store.Op{op}, side.ops...)...)
 		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || side.picked && isAllocationClash(err)) && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
-			return nil, writeError(info, k.Name, err)
+			return result{}, writeError(info, k.Name, err)
 		}
 		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
-		return next, nil
+		out := result{info: info, obj: next, gone: gone}
+		if !gone && !r.atRest.transforms(info) { // a sealed value is not the object's encoding
+			out.value, out.rev = op.Value, res.Revision
+		}
+		return out, nil
 	}
 }
 
@@ -742,93 +975,135 @@ func held(obj kinds.Object) bool {
 func clone(obj kinds.Object) kinds.Object { return obj.DeepCopyObject().(kinds.Object) }
 
 func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
-	obj, info, err := unwrap(req.GetObject())
+	obj, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err
 	}
+	res, err := r.replace(ctx, obj, writeOptions{dryRun: req.GetDryRun()})
+	if err != nil {
+		return nil, err
+	}
+	return res.wire()
+}
+
+// replace writes obj over the stored object of its name: its metadata and spec (the
+// status goes through replaceStatus), compare-and-swap on obj's resourceVersion if set.
+func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+	info := kinds.Of(obj)
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
-		return nil, err
+		return result{}, err
 	}
-	if !req.GetDryRun() {
+	if !opts.dryRun {
 		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
-			return nil, err
+			return result{}, err
 		}
 	}
-	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
-			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
-		}
-		next := clone(obj)
-		validation.Default(next) // before comparing specs: a default is no change
-		// The server owns these; the status goes through UpdateStatus.
-		next.SetUID(cur.GetUID())
-		next.SetCreationTimestamp(cur.GetCreationTimestamp())
-		next.SetResourceVersion(cur.GetResourceVersion())
-		next.SetDeletionTimestamp(cur.GetDeletionTimestamp())
-		next.SetDeletionGracePeriodSeconds(cur.GetDeletionGracePeriodSeconds())
-		next.SetGeneration(cur.GetGeneration())
-		next.SetGenerateName(cur.GetGenerateName())
-		kinds.CopySection(next, cur, kinds.StatusSection)
-		if svc, ok := next.(*corev1.Service); ok {
-			prepareServiceUpdate(cur.(*corev1.Service), svc)
-		}
-		if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
-			next.SetGeneration(cur.GetGeneration() + 1)
-		}
-		if cur.GetDeletionTimestamp() != nil {
-			for _, f := range next.GetFinalizers() {
-				if !contains(cur.GetFinalizers(), f) {
-					return nil, forbidden(info, obj.GetName(), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizer %q", f))
-				}
-			}
-		}
-		if err := admitUpdate(cur, next); err != nil {
-			return nil, invalid(info, obj.GetName(), err)
-		}
-		if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
-			return nil, err
-		}
-		return next, nil
+	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		return r.nextState(ctx, info, cur, clone(obj), false)
 	})
+}
+
+// nextState makes next, a new state the request's user wrote through the main resource,
+// the next stored state of cur: prepareUpdate, the node restriction's admission and, but
+// for an apply (applied, which the field manager has recorded), field tracking.
+func (r *resources) nextState(ctx context.Context, info *kinds.Info, cur, next kinds.Object, applied bool) (kinds.Object, error) {
+	next, err := prepareUpdate(info, cur, next)
 	if err != nil {
 		return nil, err
 	}
-	return wrap(info, out)
+	if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
+		return nil, err
+	}
+	if applied {
+		return next, nil
+	}
+	return track(ctx, info, "", cur, next)
+}
+
+// prepareUpdate makes next, a new state the user wrote, the next stored state of cur:
+// the server's fields kept, generation counted, defaulted and validated.
+func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, error) {
+	if next.GetUID() != "" && next.GetUID() != cur.GetUID() {
+		return nil, conflict(info, next.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", next.GetUID(), cur.GetUID()))
+	}
+	validation.Default(next) // before comparing specs: a default is no change
+	// The server owns these; the status goes through UpdateStatus.
+	next.SetUID(cur.GetUID())
+	next.SetCreationTimestamp(cur.GetCreationTimestamp())
+	next.SetResourceVersion(cur.GetResourceVersion())
+	next.SetDeletionTimestamp(cur.GetDeletionTimestamp())
+	next.SetDeletionGracePeriodSeconds(cur.GetDeletionGracePeriodSeconds())
+	next.SetGeneration(cur.GetGeneration())
+	next.SetGenerateName(cur.GetGenerateName())
+	kinds.CopySection(next, cur, kinds.StatusSection)
+	if svc, ok := next.(*corev1.Service); ok {
+		prepareServiceUpdate(cur.(*corev1.Service), svc)
+	}
+	if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
+		next.SetGeneration(cur.GetGeneration() + 1)
+	}
+	if cur.GetDeletionTimestamp() != nil {
+		for _, f := range next.GetFinalizers() {
+			if !contains(cur.GetFinalizers(), f) {
+				return nil, forbidden(info, next.GetName(), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizer %q", f))
+			}
+		}
+	}
+	if err := admitUpdate(cur, next); err != nil {
+		return nil, invalid(info, next.GetName(), err)
+	}
+	return next, nil
 }
 
 func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
-	obj, info, err := unwrap(req.GetObject())
+	obj, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err
 	}
+	res, err := r.replaceStatus(ctx, obj, writeOptions{dryRun: req.GetDryRun()})
+	if err != nil {
+		return nil, err
+	}
+	return res.wire()
+}
+
+// replaceStatus writes obj's status over the stored object's, compare-and-swap on obj's
+// resourceVersion if set.
+func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+	info := kinds.Of(obj)
 	if !info.HasStatus {
-		return nil, badRequest("%s has no status", resourceName(info))
+		return result{}, badRequest("%s has no status", resourceName(info))
 	}
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
-		return nil, err
+		return result{}, err
 	}
-	if !req.GetDryRun() {
+	if !opts.dryRun {
 		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+			return result{}, err
+		}
+	}
+	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		next, err := prepareStatusUpdate(info, cur, obj)
+		if err != nil {
 			return nil, err
 		}
-	}
-	out, err := r.update(ctx, info, keyOf(info, obj), wantRV, req.GetDryRun(), func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
-			return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
-		}
-		next := clone(cur)
-		kinds.CopySection(next, obj, kinds.StatusSection)
-		if err := admitStatusUpdate(cur, next); err != nil {
-			return nil, invalid(info, obj.GetName(), err)
-		}
-		return next, nil
+		return track(ctx, info, "status", cur, next)
 	})
-	if err != nil {
-		return nil, err
+}
+
+// prepareStatusUpdate is cur with the status of obj, validated.
+func prepareStatusUpdate(info *kinds.Info, cur, obj kinds.Object) (kinds.Object, error) {
+	if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
+		return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 	}
-	return wrap(info, out)
+	next := clone(cur)
+	kinds.CopySection(next, obj, kinds.StatusSection)
+	if err := admitStatusUpdate(cur, next); err != nil {
+		return nil, invalid(info, obj.GetName(), err)
+	}
+	return next, nil
 }
 
 func contains(list []string, s string) bool {
@@ -845,41 +1120,58 @@ func (r *resources) Delete(ctx context.Context, req *apiv1.DeleteRequest) (*apiv
 	if err != nil {
 		return nil, err
 	}
-	if req.GetName() == "" {
-		return nil, badRequest("name is required")
-	}
-	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
-	wantRV, err := parseRV(info, k.Name, req.GetPreconditions().GetResourceVersion())
+	res, err := r.delete(ctx, info, req.GetNamespace(), req.GetName(), deleteOptions{
+		writeOptions:      writeOptions{dryRun: req.GetDryRun()},
+		propagationPolicy: req.GetPropagationPolicy(), gracePeriodSeconds: req.GracePeriodSeconds,
+		resourceVersion: req.GetPreconditions().GetResourceVersion(), uid: req.GetPreconditions().GetUid(),
+	})
 	if err != nil {
 		return nil, err
 	}
+	return wrap(info, res.obj)
+}
+
+// deleteOptions are Kubernetes' DeleteOptions.
+type deleteOptions struct {
+	writeOptions
+	propagationPolicy  string
+	gracePeriodSeconds *int64
+	// resourceVersion and uid are preconditions, when set.
+	resourceVersion, uid string
+}
+
+// delete marks an object for deletion, or removes it when nothing holds it.
+func (r *resources) delete(ctx context.Context, info *kinds.Info, ns, name string, opts deleteOptions) (result, error) {
+	if name == "" {
+		return result{}, badRequest("name is required")
+	}
+	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
+	wantRV, err := parseRV(info, k.Name, opts.resourceVersion)
+	if err != nil {
+		return result{}, err
+	}
 	var addFinalizer string
-	switch req.GetPropagationPolicy() {
+	switch opts.propagationPolicy {
 	case "", "Background":
 	case "Foreground":
 		addFinalizer = FinalizerForeground
 	case "Orphan":
 		addFinalizer = FinalizerOrphan
 	default:
-		return nil, badRequest("propagationPolicy: Unsupported value: %q: supported values: Background, Foreground, Orphan", req.GetPropagationPolicy())
+		return result{}, badRequest("propagationPolicy: Unsupported value: %q: supported values: Background, Foreground, Orphan", opts.propagationPolicy)
 	}
-	if req.GracePeriodSeconds != nil && req.GetGracePeriodSeconds() < 0 {
-		return nil, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", req.GetGracePeriodSeconds())
+	if opts.gracePeriodSeconds != nil && *opts.gracePeriodSeconds < 0 {
+		return result{}, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", *opts.gracePeriodSeconds)
 	}
 	if info.Kind == kinds.Namespace && immortalNamespaces[k.Name] {
-		return nil, forbidden(info, k.Name, "this namespace may not be deleted")
+		return result{}, forbidden(info, k.Name, "this namespace may not be deleted")
 	}
-	uid := req.GetPreconditions().GetUid()
-	out, err := r.update(ctx, info, k, wantRV, req.GetDryRun(), func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
-		if uid != "" && uid != rec.UID {
-			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
+	return r.update(ctx, info, k, wantRV, opts.writeOptions, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+		if opts.uid != "" && opts.uid != rec.UID {
+			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", opts.uid, rec.UID))
 		}
-		return r.markDeleted(cur, addFinalizer, req.GracePeriodSeconds), nil
+		return r.markDeleted(cur, addFinalizer, opts.gracePeriodSeconds), nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return wrap(info, out)
 }
 
 // markDeleted is what a delete makes of cur: marked for deletion, with the propagation
@@ -930,36 +1222,41 @@ func (r *resources) gracePeriod(obj kinds.Object, requested *int64) int64 {
 }
 
 func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Object, error) {
+	res, err := r.bind(ctx, req.GetNamespace(), req.GetName(), req.GetUid(), req.GetNodeName(), writeOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return res.wire()
+}
+
+// bind assigns a pod to a node, once.
+func (r *resources) bind(ctx context.Context, ns, name, uid, node string, opts writeOptions) (result, error) {
 	info := kinds.MustLookup(kinds.Pod)
-	if req.GetName() == "" || req.GetNodeName() == "" {
-		return nil, badRequest("bind: pod name and node name are required")
+	if name == "" || node == "" {
+		return result{}, badRequest("bind: pod name and node name are required")
 	}
-	if len(utilvalidation.IsDNS1123Subdomain(req.GetNodeName())) > 0 {
-		return nil, invalid(info, req.GetName(), fmt.Errorf("target.name: Invalid value: %q: must be a node name", req.GetNodeName()))
+	if len(utilvalidation.IsDNS1123Subdomain(node)) > 0 {
+		return result{}, invalid(info, name, fmt.Errorf("target.name: Invalid value: %q: must be a node name", node))
 	}
-	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
-	out, err := r.update(ctx, info, k, 0, false, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, ns), Name: name}
+	return r.update(ctx, info, k, 0, opts, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		pod := clone(cur).(*corev1.Pod)
-		if req.GetUid() != "" && req.GetUid() != rec.UID {
-			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", req.GetUid(), rec.UID))
+		if uid != "" && uid != rec.UID {
+			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
 		}
 		if pod.DeletionTimestamp != nil {
-			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is being deleted, cannot be assigned to a node", k.Namespace, k.Name)
+			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is being deleted, cannot be assigned to a node", k.Namespace, k.Name).about(info, name)
 		}
 		if n := pod.Spec.NodeName; n != "" {
-			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is already assigned to node %q", k.Namespace, k.Name, n)
+			return nil, statusError(codes.FailedPrecondition, ReasonConflict, nil, "pod %s/%s is already assigned to node %q", k.Namespace, k.Name, n).about(info, name)
 		}
-		pod.Spec.NodeName = req.GetNodeName()
+		pod.Spec.NodeName = node
 		if pod.Status.Phase == "" {
 			pod.Status.Phase = corev1.PodPending
 		}
 		setPodCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(r.now())})
 		return pod, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return wrap(info, out)
 }
 
 func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition) {

@@ -120,22 +120,52 @@ func (g *gate) credentials(ctx context.Context) auth.Credentials {
 
 func noop() {}
 
-// admit runs the checks for one request and returns the context its handler runs in,
-// and done, which the caller calls when the request ends (it frees the request's seat).
+// authenticate finds who presents c, for request what from address from. Every front
+// end's request passes here first.
+func (g *gate) authenticate(c auth.Credentials, what, from string) (auth.User, error) {
+	if g.authn == nil {
+		return anonymous, nil
+	}
+	user, err := g.authn.Authenticate(c)
+	if err != nil {
+		g.refusals.Do(func() {
+			g.log.Info("authentication failed", "peer", from, "method", what, "error", err, "note", "at most one such line a second")
+		})
+		return user, statusError(codes.Unauthenticated, ReasonUnauthenticated, nil, "%s: %v", what, err)
+	}
+	return user, nil
+}
+
+// authorizeAttrs decides whether a.User may do a, and returns the context its handler
+// runs in (with the guard an allowed action may carry).
+func (g *gate) authorizeAttrs(ctx context.Context, a auth.Attributes) (context.Context, error) {
+	if g.authn == nil {
+		return ctx, nil
+	}
+	gd, err := g.authz.Authorize(a)
+	if err != nil {
+		return ctx, statusError(codes.PermissionDenied, ReasonForbidden, nil, "%v", err)
+	}
+	if gd != nil {
+		ctx = context.WithValue(ctx, guardKey{}, gd)
+	}
+	return ctx, nil
+}
+
+// admit runs the checks for one gRPC request and returns the context its handler runs
+// in, and done, which the caller calls when the request ends (it frees the request's
+// seat).
 func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Context, _ auth.User, done func(), _ error) {
 	if g.authn == nil {
 		return ctx, anonymous, noop, nil
 	}
-	user, err := g.authn.Authenticate(g.credentials(ctx))
+	from := "unknown"
+	if p, ok := peer.FromContext(ctx); ok {
+		from = p.Addr.String()
+	}
+	user, err := g.authenticate(g.credentials(ctx), method, from)
 	if err != nil {
-		g.refusals.Do(func() {
-			from := "unknown"
-			if p, ok := peer.FromContext(ctx); ok {
-				from = p.Addr.String()
-			}
-			g.log.Info("authentication failed", "peer", from, "method", method, "error", err, "note", "at most one such line a second")
-		})
-		return ctx, user, nil, statusError(codes.Unauthenticated, ReasonUnauthenticated, nil, "%s: %v", method, err)
+		return ctx, user, nil, err
 	}
 	batch, _ := req.(*apiv1.CreateBatchRequest)
 	first := req
@@ -172,19 +202,18 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 		}
 		return ctx, user, done, nil
 	}
-	gd, err := g.authz.Authorize(attrs)
-	if err != nil {
+	if ctx, err = g.authorizeAttrs(ctx, attrs); err != nil {
 		done()
-		return ctx, user, nil, statusError(codes.PermissionDenied, ReasonForbidden, nil, "%v", err)
-	}
-	if gd != nil {
-		ctx = context.WithValue(ctx, guardKey{}, gd)
+		return ctx, user, nil, err
 	}
 	return ctx, user, done, nil
 }
 
 // limit admits a request through flow control and the rate limit. done frees its seat.
 func (g *gate) limit(ctx context.Context, attrs auth.Attributes) (done func(), err error) {
+	if g.authn == nil {
+		return noop, nil
+	}
 	level := flowcontrol.Classify(flowcontrol.Request{User: attrs.User, Resource: attrs.Resource, Namespace: attrs.Namespace})
 	if level == flowcontrol.GlobalDefault {
 		if err := g.limiter.allow(attrs.User.Name); err != nil {

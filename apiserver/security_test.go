@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +232,17 @@ func TestNodeRestriction(t *testing.T) {
 	self.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}}
 	_, err = w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)})
 	wantDenied(t, "taint itself", err, codes.PermissionDenied, nodeForbidden+"is not allowed to modify taints")
+	// The same admission over REST: a patch, and an apply.
+	rw1 := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
+	for _, tc := range []struct{ contentType, body string }{
+		{"application/merge-patch+json", `{"metadata":{"labels":{"node-restriction.kubernetes.io/fips":"true"}}}`},
+		{"application/apply-patch+yaml", "apiVersion: v1\nkind: Node\nmetadata:\n  name: w1\n  labels: {node-restriction.kubernetes.io/fips: \"true\"}\n"},
+	} {
+		st := rw1.want(rw1.do("PATCH", "/api/v1/nodes/w1?fieldManager=kubelet", tc.contentType, "", tc.body), 403, "REST "+tc.contentType).status()
+		if !strings.Contains(st.Message, nodeForbidden+"is not allowed to modify labels: node-restriction.kubernetes.io/fips") {
+			t.Errorf("REST %s of a restricted label: %+v", tc.contentType, st)
+		}
+	}
 	self.Spec.Taints = nil
 	self.Labels["example.com/gpu"] = "a100"
 	if _, err := w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)}); err != nil {
@@ -310,6 +322,16 @@ func TestLimits(t *testing.T) {
 	}
 	if d := retry.GetRetryDelay().AsDuration(); d < 500*time.Second {
 		t.Fatalf("retry delay %v, want the time to the next token (1000s)", d)
+	}
+	// The REST API counts against the same limit: 429 with Retry-After.
+	rc := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
+	r := rc.want(rc.do("GET", "/api/v1/namespaces/default/pods", "", "", nil), 429, "REST over the rate")
+	if st := r.status(); st.Reason != metav1.StatusReasonTooManyRequests || !strings.Contains(st.Message, `user "admin" exceeded its rate limit`) ||
+		st.Details == nil || st.Details.RetryAfterSeconds < 500 {
+		t.Errorf("REST over the rate: %+v", st)
+	}
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 500 {
+		t.Errorf("REST over the rate: Retry-After %q", r.header.Get("Retry-After"))
 	}
 	for i := 0; i < 10; i++ {
 		if _, err := w1.List(ctx, &apiv1.ListRequest{Kind: "Pod", FieldSelector: "spec.nodeName=w1"}); err != nil {

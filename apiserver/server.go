@@ -33,7 +33,8 @@ import (
 // cluster's concurrent writers.
 const streamWorkers = 128
 
-// Server is one API server: the gRPC API over an embedded store node.
+// Server is one API server: the gRPC API and Kubernetes' REST API, on one port, over
+// an embedded store node.
 type Server struct {
 	cfg   Config
 	log   hclog.Logger
@@ -44,6 +45,8 @@ type Server struct {
 	// certs is what the last check of the certificates found (certs.go).
 	certs     certState
 	grpc      *grpc.Server
+	rest      *http.Server
+	split     *splitter
 	http      *http.Server
 	ln, hln   net.Listener
 	metrics   *metrics
@@ -54,6 +57,8 @@ type Server struct {
 	flows     *flowcontrol.Controller // nil: no flow control
 	members   *memberAddrs
 	settled   chan struct{}
+	// stopREST ends the REST API's requests (watches, followed logs) at shutdown.
+	stopREST context.CancelFunc
 }
 
 // New opens the store and prepares the listeners; Run serves.
@@ -137,19 +142,38 @@ func New(cfg Config) (*Server, error) {
 	// A connection is pending until a request on it is authenticated (or, without
 	// authentication, until its handshake is done): pending ones are capped per source
 	// address and in all, and closed after 10 s, so that idle connections cannot take
-	// the file descriptors the cluster's clients need.
-	creds := insecure.NewCredentials()
-	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
-	}
+	// the file descriptors the cluster's clients need. The guard counts the listener's
+	// connections under the splitter, which does the TLS handshake for both APIs and
+	// marks a connection established at its end without authentication; with it, the
+	// gate does at a request's authentication, a gRPC call's or a REST request's.
 	gate.conns = connlimit.New("API", connlimit.DefaultLimits(), log)
 	s.ln = gate.conns.Listener(s.ln)
-	sopts = append(sopts, grpc.Creds(gate.conns.Credentials(creds, gate.authn == nil)), grpc.ConnectionTimeout(10*time.Second))
+	sopts = append(sopts, grpc.Creds(splitCredentials{}))
+	s.split = newSplitter(s.ln, cfg.TLS)
+	if gate.authn == nil {
+		s.split.established = gate.conns.Established
+	}
 	s.grpc = grpc.NewServer(sopts...)
+	podsAPI := &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil}
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, certs: s.Certificates, renews: cfg.SigningCertFile != "",
 		networking: s.resources.networking})
-	apiv1.RegisterPodsServer(s.grpc, &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil})
+	apiv1.RegisterPodsServer(s.grpc, podsAPI)
+	restCtx, stopREST := context.WithCancel(context.Background())
+	s.stopREST = stopREST
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // the splitter has done the TLS handshake
+	s.rest = &http.Server{
+		Handler: &restAPI{res: s.resources, gate: gate, pods: podsAPI, metrics: s.metrics, log: log, now: cfg.Now,
+			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: openAPIHandler()},
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       connContext,
+		BaseContext:       func(net.Listener) context.Context { return restCtx },
+		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
 	if s.hln != nil {
 		httpGuard := connlimit.New("HTTP", connlimit.DefaultLimits(), log)
 		s.hln = httpGuard.Listener(s.hln)
@@ -173,6 +197,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) closeListeners() {
+	if s.stopREST != nil {
+		s.stopREST()
+	}
 	s.ln.Close()
 	if s.hln != nil {
 		s.hln.Close()
@@ -224,12 +251,23 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Add(1)
+	errc := make(chan error, 4)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		if err := s.grpc.Serve(s.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		s.split.run()
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.grpc.Serve(s.split.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			errc <- fmt.Errorf("serve API on %s: %w", s.Addr(), err)
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.rest.Serve(s.split.rest); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			errc <- fmt.Errorf("serve REST API on %s: %w", s.Addr(), err)
 			cancel()
 		}
 	}()
@@ -265,6 +303,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("serving", "name", s.cfg.Name, "api", s.Addr(), "raft", s.store.PeerAddress(), "http", s.HTTPAddr())
 	<-ctx.Done()
 
+	s.split.close()
+	s.stopREST()
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := s.rest.Shutdown(rctx); err != nil {
+		s.rest.Close()
+	}
+	rcancel()
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

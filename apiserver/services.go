@@ -469,7 +469,7 @@ func (r *resources) ensure(ctx context.Context, obj kinds.Object) error {
 	// Another member may have made it first: its allocation (a Service's cluster IP) is
 	// then refused before its name is.
 	info := kinds.MustLookup(o.GetKind())
-	if _, _, gerr := r.get(ctx, info, keyOf(info, obj), false); gerr == nil {
+	if _, _, gerr := r.get(ctx, info, keyOf(info, obj), store.ReadOptions{}); gerr == nil {
 		return nil
 	}
 	return err
@@ -504,7 +504,7 @@ func (r *resources) syncKubernetesEndpoints(ctx context.Context, port int, membe
 			Conditions: discoveryv1.EndpointConditions{Ready: new(true)}})
 	}
 	info := kinds.MustLookup(kinds.EndpointSlice)
-	_, err := r.update(ctx, info, keyOf(info, es), 0, false, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+	_, err := r.update(ctx, info, keyOf(info, es), 0, writeOptions{}, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		next := cur.DeepCopyObject().(*discoveryv1.EndpointSlice)
 		next.Labels, next.AddressType, next.Endpoints, next.Ports = es.Labels, es.AddressType, es.Endpoints, es.Ports
 		return next, nil

@@ -29,22 +29,10 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 	if err != nil {
 		return err
 	}
-	pred, field, value, err := selector(info, req.GetLabelSelector(), req.GetFieldSelector())
+	w, err := r.openWatch(info, watchOptions{namespace: req.GetNamespace(), labelSelector: req.GetLabelSelector(),
+		fieldSelector: req.GetFieldSelector(), after: after, bookmarks: req.GetAllowBookmarks()})
 	if err != nil {
 		return err
-	}
-	// An equality on an indexed field (a kubelet's spec.nodeName=NODE) serves the watch
-	// from the store's watch index: the watcher is woken for its node's pods only.
-	opts := store.WatchOptions{Kind: info.Kind, After: after, Predicate: pred, IndexField: field, IndexValue: value}
-	if info.Namespaced {
-		opts.Namespace = req.GetNamespace()
-	}
-	if req.GetAllowBookmarks() {
-		opts.ProgressInterval = r.bookmarkInterval
-	}
-	w, err := r.store.Watch(opts)
-	if err != nil {
-		return storeError(info, "", err)
 	}
 	defer w.Close()
 	// Headers tell the client the watch is established (and from which revision), so it

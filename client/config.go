@@ -134,6 +134,16 @@ func (s Settings) resolve() (resolved, error) {
 	return r, nil
 }
 
+// ConfigFile is what the settings come to, flags over the config file: the servers
+// (DefaultServer when none is given), the CA, certificate and key files and the token.
+func (s Settings) ConfigFile() (ConfigFile, error) {
+	r, err := s.resolve()
+	if err != nil {
+		return ConfigFile{}, err
+	}
+	return ConfigFile{Servers: Servers(r.server), CAFile: r.ca, CertFile: r.cert, KeyFile: r.key, Token: r.token}, nil
+}
+
 // Files are the CA, certificate and key files the settings name, by flag or through the
 // config file ("" where none): a kubelet serves its log server with them.
 func (s Settings) Files() (ca, cert, key string, err error) {

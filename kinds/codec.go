@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -20,12 +21,16 @@ const ContentType = "application/vnd.kubernetes.protobuf"
 // (metadata is field 1 of every Kubernetes kind, resourceVersion field 6 of ObjectMeta;
 // checked in init).
 const (
-	unknownTypeMeta     protowire.Number = 1
-	unknownRaw          protowire.Number = 2
-	typeMetaAPIVersion  protowire.Number = 1
-	typeMetaKind        protowire.Number = 2
-	objectMetadata      protowire.Number = 1
-	metaResourceVersion protowire.Number = 6
+	unknownTypeMeta        protowire.Number = 1
+	unknownRaw             protowire.Number = 2
+	unknownContentEncoding protowire.Number = 3
+	unknownContentType     protowire.Number = 4
+	listMetadata           protowire.Number = 1
+	listItems              protowire.Number = 2
+	typeMetaAPIVersion     protowire.Number = 1
+	typeMetaKind           protowire.Number = 2
+	objectMetadata         protowire.Number = 1
+	metaResourceVersion    protowire.Number = 6
 )
 
 func init() {
@@ -231,6 +236,48 @@ func (w WithResourceVersion) AppendTo(dst []byte) []byte {
 	dst = append(dst, w.raw...)
 	dst = append(dst, w.suffix...)
 	return append(dst, w.tail...)
+}
+
+// EncodeList encodes a list of objects of kind in (its ...List kind) as apimachinery's
+// protobuf serializer does: the envelope, then the list's metadata and, as its items,
+// each object's own bytes with its resourceVersion, copied without decoding.
+func EncodeList(in *Info, meta metav1.ListMeta, items []WithResourceVersion) ([]byte, error) {
+	mb, err := meta.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode %sList: %w", in.Kind, err)
+	}
+	size := protowire.SizeTag(listMetadata) + protowire.SizeBytes(len(mb))
+	for _, it := range items {
+		if it.suffix == nil {
+			return nil, fmt.Errorf("encode %sList: an item is %w", in.Kind, errNotProtobuf)
+		}
+		size += protowire.SizeTag(listItems) + protowire.SizeBytes(len(it.raw)+len(it.suffix))
+	}
+	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: in.APIVersion, Kind: in.Kind + "List"}}
+	tm, err := unk.TypeMeta.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(Magic)+protowire.SizeTag(unknownTypeMeta)+protowire.SizeBytes(len(tm))+protowire.SizeTag(unknownRaw)+protowire.SizeBytes(size)+16)
+	out = append(out, Magic...)
+	out = protowire.AppendTag(out, unknownTypeMeta, protowire.BytesType)
+	out = protowire.AppendBytes(out, tm)
+	out = protowire.AppendTag(out, unknownRaw, protowire.BytesType)
+	out = protowire.AppendVarint(out, uint64(size))
+	out = protowire.AppendTag(out, listMetadata, protowire.BytesType)
+	out = protowire.AppendBytes(out, mb)
+	for _, it := range items {
+		out = protowire.AppendTag(out, listItems, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(len(it.raw)+len(it.suffix)))
+		out = append(out, it.raw...)
+		out = append(out, it.suffix...)
+	}
+	// runtime.Unknown's contentEncoding and contentType: empty, as the serializer
+	// writes them.
+	out = protowire.AppendTag(out, unknownContentEncoding, protowire.BytesType)
+	out = protowire.AppendBytes(out, nil)
+	out = protowire.AppendTag(out, unknownContentType, protowire.BytesType)
+	return protowire.AppendBytes(out, nil), nil
 }
 
 // SizeWithResourceVersion is the length of what AppendWithResourceVersion appends.

@@ -35,26 +35,9 @@ func Patch(obj Object, pt types.PatchType, patch []byte) (Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []byte
-	switch pt {
-	case JSONPatch:
-		p, err := jsonpatch.DecodePatch(patch)
-		if err != nil {
-			return nil, fmt.Errorf("decode JSON patch: %w", err)
-		}
-		if out, err = p.Apply(cur); err != nil {
-			return nil, fmt.Errorf("apply JSON patch: %w", err)
-		}
-	case MergePatch:
-		if out, err = jsonpatch.MergePatch(cur, patch); err != nil {
-			return nil, fmt.Errorf("apply merge patch: %w", err)
-		}
-	case StrategicMergePatch:
-		if out, err = strategicpatch.StrategicMergePatch(cur, patch, in.New()); err != nil {
-			return nil, fmt.Errorf("apply strategic merge patch: %w", err)
-		}
-	default:
-		return nil, fmt.Errorf("patch type: Unsupported value: %q: supported values: %q, %q, %q", pt, JSONPatch, MergePatch, StrategicMergePatch)
+	out, err := PatchJSON(cur, patch, pt, in.New())
+	if err != nil {
+		return nil, err
 	}
 	next, err := decodeAs(in, out)
 	if err != nil {
@@ -67,6 +50,39 @@ func Patch(obj Object, pt types.PatchType, patch []byte) (Object, error) {
 		return nil, fmt.Errorf("metadata.namespace: Invalid value: %q: a patch may not move the object out of namespace %q", next.GetNamespace(), obj.GetNamespace())
 	}
 	return next, nil
+}
+
+// PatchJSON applies a patch of type pt to original, an object's JSON, and returns the
+// patched JSON: a JSON patch (RFC 6902) or a JSON merge patch (RFC 7386) by
+// evanphx/json-patch, a strategic merge patch by apimachinery's strategicpatch, whose list
+// merge keys and strategies are read from the struct tags of schema, a value of the
+// patched Go type (x-kubernetes-patch-merge-key and -strategy in OpenAPI say the same).
+func PatchJSON(original, patch []byte, pt types.PatchType, schema any) ([]byte, error) {
+	switch pt {
+	case JSONPatch:
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, fmt.Errorf("decode JSON patch: %w", err)
+		}
+		out, err := p.Apply(original)
+		if err != nil {
+			return nil, fmt.Errorf("apply JSON patch: %w", err)
+		}
+		return out, nil
+	case MergePatch:
+		out, err := jsonpatch.MergePatch(original, patch)
+		if err != nil {
+			return nil, fmt.Errorf("apply merge patch: %w", err)
+		}
+		return out, nil
+	case StrategicMergePatch:
+		out, err := strategicpatch.StrategicMergePatch(original, patch, schema)
+		if err != nil {
+			return nil, fmt.Errorf("apply strategic merge patch: %w", err)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("patch type: Unsupported value: %q: supported values: %q, %q, %q", pt, JSONPatch, MergePatch, StrategicMergePatch)
 }
 
 // decodeAs decodes the JSON of an object that must be of kind in (a patch's result).

@@ -77,6 +77,25 @@ type Config struct {
 	// PodNetwork gives pods their own addresses, of the node's podCIDR; nil: every pod
 	// has NodeIP.
 	PodNetwork PodNetwork
+	// RootDir holds the pods' directories and volumes (/var/lib/skiff/kubelet), as
+	// Kubernetes' --root-dir.
+	RootDir string
+	// Tmpfs mounts secret, projected and medium Memory volumes on tmpfs (true when
+	// running as root, which mounting needs).
+	Tmpfs bool
+	// ContainerFiles writes the files real containers read — /etc/hosts,
+	// /etc/resolv.conf, the termination log — under RootDir (true); simulated nodes
+	// have no use for them.
+	ContainerFiles bool
+	// ResolvConf is the node's resolver configuration, which pods' /etc/resolv.conf
+	// start from (/etc/resolv.conf).
+	ResolvConf string
+	// ClusterDomain is the cluster's DNS domain, in the names a pod with a subdomain
+	// gets in its /etc/hosts (cluster.local).
+	ClusterDomain string
+	// ObjectCacheTTL is how long a ConfigMap or Secret read for a pod is reused (10s):
+	// a change reaches a pod's volumes within it and ResyncPeriod.
+	ObjectCacheTTL time.Duration
 	// Logger receives the kubelet's logs, keyed by "node". Default: discarded.
 	Logger hclog.Logger
 	// Clock defaults to the wall clock. It is the kubelet's Now, and the timers of its
@@ -101,6 +120,12 @@ func DefaultConfig() Config {
 		BackoffMax:               5 * time.Minute,
 		BackoffReset:             10 * time.Minute,
 		Workers:                  8,
+		RootDir:                  "/var/lib/skiff/kubelet",
+		Tmpfs:                    os.Geteuid() == 0,
+		ContainerFiles:           true,
+		ResolvConf:               "/etc/resolv.conf",
+		ClusterDomain:            "cluster.local",
+		ObjectCacheTTL:           10 * time.Second,
 		Logger:                   hclog.NewNullLogger(),
 		Clock:                    wallClock{},
 	}
@@ -140,6 +165,7 @@ func (c Config) Validate() error {
 		{"leaseDuration", c.LeaseDuration}, {"leaseRenewInterval", c.LeaseRenewInterval},
 		{"nodeStatusInterval", c.NodeStatusInterval}, {"nodeStatusReportInterval", c.NodeStatusReportInterval}, {"relistPeriod", c.RelistPeriod}, {"resyncPeriod", c.ResyncPeriod},
 		{"backoffInitial", c.BackoffInitial}, {"backoffMax", c.BackoffMax}, {"backoffReset", c.BackoffReset},
+		{"objectCacheTTL", c.ObjectCacheTTL},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %v: must be positive", d.name, d.v))
@@ -153,6 +179,12 @@ func (c Config) Validate() error {
 	}
 	if c.BackoffMax < c.BackoffInitial {
 		errs = append(errs, fmt.Errorf("backoffMax %v: must be at least backoffInitial %v", c.BackoffMax, c.BackoffInitial))
+	}
+	if c.RootDir == "" {
+		errs = append(errs, errors.New("rootDir: required"))
+	}
+	if len(validation.IsDNS1123Subdomain(c.ClusterDomain)) > 0 {
+		errs = append(errs, fmt.Errorf("clusterDomain %q: must be a lowercase RFC 1123 subdomain", c.ClusterDomain))
 	}
 	if c.Workers <= 0 {
 		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))

@@ -48,6 +48,11 @@ func TestKubeletContainerd(t *testing.T) {
 		{"restart", testContainerdRestartAdopts},
 		{"stop", testContainerdGracefulStop},
 		{"pullbackoff", testContainerdImagePullBackOff},
+		{"probes", testContainerdProbes},
+		{"resources", testContainerdResources},
+		{"security", testContainerdSecurity},
+		{"pullsecret", testContainerdPullSecret},
+		{"hooks", testContainerdHooks},
 		{"streams", testContainerdStreams},
 		{"podnetwork", testContainerdPodNetwork},
 	} {
@@ -58,6 +63,7 @@ func TestKubeletContainerd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			containerdtest.RemoveCgroups(t, "/skiff-"+tc.name)
 			t.Cleanup(func() { rt.Close() })
 			if _, err := rt.Import(ctx, bytes.NewReader(data)); err != nil {
 				t.Fatal(err)
@@ -73,6 +79,9 @@ func TestKubeletContainerd(t *testing.T) {
 				for _, p := range l.Items {
 					cs.Pods.Delete(ctx, e.ns, p.Name, client.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
 				}
+			}
+			if e.started {
+				e.waitContainers(rt, "no container left", func(l []kubelet.Container) bool { return len(l) == 0 })
 			}
 		})
 	}

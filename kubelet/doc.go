@@ -26,12 +26,24 @@
 // kubelet stops its containers with that grace period (SIGTERM, then SIGKILL), removes
 // them, and deletes the pod with grace 0 and a uid precondition.
 //
+// # What a pod can ask for
+//
+// Volumes (kubelet/volume: emptyDir, hostPath, configMap, secret, downwardAPI,
+// projected, and a persistentVolumeClaim's bound hostPath or local volume), env from
+// ConfigMaps, Secrets, the downward API and resources with $(VAR) expansion (env.go),
+// init containers in order, probes (prober.go: exec, httpGet, tcpSocket, grpc; startup,
+// readiness, liveness), postStart and preStop hooks (hooks.go), securityContext and
+// resources through the runtime (podconfig.go, resources.go: the QoS class and the pod's
+// cgroup budget), imagePullSecrets, activeDeadlineSeconds and the eviction of a pod
+// over its storage limits (an emptyDir's sizeLimit, limits.ephemeral-storage).
+// docs/pods.md says what each does, as Kubernetes' kubelet.
+//
 // # What it does not do
 //
-// Restart back-offs start again after a kubelet restart.
-// There are no probes (a running container is ready), no init containers, no volumes,
-// no pod networking (pods share the host's network; podIP is the node's IP), and no
-// eviction.
+// Restart back-offs start again after a kubelet restart. There is no pod networking
+// (pods share the host's network; podIP is the node's IP), no removal of a Released
+// local-path volume's directory, and no eviction under node pressure (only a pod over
+// its own storage limits is evicted).
 //
 // # Logs, exec, attach and port-forward
 //

@@ -18,6 +18,7 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/kubelet/volume"
 )
 
 // Kubelet is one node's agent. Make it with New and run it once with Run.
@@ -34,6 +35,9 @@ type Kubelet struct {
 	info   corev1.NodeSystemInfo
 	// capacity is cfg.Capacity, parsed once: the node's capacity and allocatable.
 	capacity corev1.ResourceList
+	volumes  *volume.Manager
+	objects  *objectCache
+	prober   *prober
 
 	mu     sync.Mutex
 	memory map[string]*podMemory // by pod key
@@ -50,6 +54,14 @@ type podMemory struct {
 	pull    map[string]*backoff
 	waiting map[string]*corev1.ContainerStateWaiting
 	written *corev1.PodStatus // the last status written
+	// messages are exited attempts' termination messages, by container ID.
+	messages map[string]string
+	// mountErr is the last FailedMount event's message (one event per distinct one).
+	mountErr string
+	// failure is why the whole pod failed (its active deadline passed, it was evicted).
+	failure *podFailure
+	// podIP is the address the pod's network gave it (guarded by Kubelet.mu).
+	podIP string
 }
 
 // New makes a kubelet for cfg.NodeName that runs pods through rt.
@@ -71,9 +83,16 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 		info:  systemInfo(rt.Version()),
 
 		capacity: cfg.resourceList(),
+		objects:  newObjectCache(cs, cfg.ObjectCacheTTL, cfg.Clock.Now),
 
 		memory: map[string]*podMemory{},
 	}
+	k.prober = newProber(k)
+	vm, err := volume.New(volume.Config{Root: cfg.RootDir, Tmpfs: cfg.Tmpfs, Simulated: !cfg.ContainerFiles})
+	if err != nil {
+		return nil, err
+	}
+	k.volumes = vm
 	enqueue := func(p *corev1.Pod) { k.queue.Add(cache.Key(p)) }
 	k.pods.AddHandler(cache.Handler[*corev1.Pod]{
 		OnAdd: enqueue, OnDelete: enqueue,
@@ -87,7 +106,10 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 // adopts them. Run may be called once.
 func (k *Kubelet) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	k.log.Info("kubelet starting", "runtime", k.rt.Version(), "nodeIP", k.cfg.NodeIP)
+	k.log.Info("kubelet starting", "runtime", k.rt.Version(), "nodeIP", k.cfg.NodeIP, "rootDir", k.cfg.RootDir)
+	k.prober.mu.Lock()
+	k.prober.ctx = ctx
+	k.prober.mu.Unlock()
 	wg.Go(func() { k.rec.Run(ctx) })
 	wg.Go(func() { k.pods.Run(ctx) })
 	wg.Go(func() { k.nodeLoop(ctx) })
@@ -103,6 +125,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	<-ctx.Done()
 	k.queue.ShutDown() // the queue's Run does too, when it ran
 	wg.Wait()
+	k.prober.wg.Wait()
 	k.log.Info("kubelet stopped")
 	return nil
 }
@@ -134,7 +157,8 @@ func (k *Kubelet) sleep(ctx context.Context, d time.Duration) bool {
 // every pod each ResyncPeriod.
 func (k *Kubelet) relistLoop(ctx context.Context) {
 	seen := map[string]string{} // pod key -> fingerprint of its containers
-	lastResync := k.cfg.Clock.Now()
+	lastResync, lastRefresh := k.cfg.Clock.Now(), k.cfg.Clock.Now()
+	k.housekeeping(ctx)
 	for {
 		next, err := k.relist(ctx, seen)
 		if err != nil && ctx.Err() == nil {
@@ -148,9 +172,74 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 			for _, p := range k.pods.Lister().List(labels.Everything()) {
 				k.queue.Add(cache.Key(p))
 			}
+			k.housekeeping(ctx)
+		} else if now := k.cfg.Clock.Now(); now.Sub(lastRefresh) >= k.cfg.ObjectCacheTTL {
+			// Pods with ConfigMap or Secret volumes look again as often as the objects
+			// can change in the cache, so an update reaches their files within it; pods
+			// with storage limits as often, to be measured (Kubernetes' eviction manager
+			// looks every 10s).
+			lastRefresh = now
+			for _, p := range k.pods.Lister().List(labels.Everything()) {
+				if projectsObjects(&p.Spec) || measuresStorage(&p.Spec) {
+					k.queue.Add(cache.Key(p))
+				}
+			}
 		}
 		if !k.sleep(ctx, k.cfg.RelistPeriod) {
 			return
+		}
+	}
+}
+
+// projectsObjects tells whether a pod has a volume made from ConfigMaps or Secrets.
+func projectsObjects(spec *corev1.PodSpec) bool {
+	for i := range spec.Volumes {
+		if s := &spec.Volumes[i].VolumeSource; s.ConfigMap != nil || s.Secret != nil || s.Projected != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// measuresStorage tells whether a pod has a storage limit the kubelet measures it
+// against: an emptyDir with a sizeLimit, or a container's limits.ephemeral-storage.
+func measuresStorage(spec *corev1.PodSpec) bool {
+	for i := range spec.Volumes {
+		if e := spec.Volumes[i].EmptyDir; e != nil && e.SizeLimit != nil && e.SizeLimit.Sign() > 0 {
+			return true
+		}
+	}
+	_, limited := podEphemeralLimit(spec)
+	return limited
+}
+
+// housekeeping releases what pods that are gone left behind — a directory with its
+// volumes, a cgroup — when no container of theirs remains (a kubelet restarted after a
+// pod was deleted, or after a crash), and forgets cached objects no pod read lately.
+func (k *Kubelet) housekeeping(ctx context.Context) {
+	k.objects.forget()
+	uids, err := k.volumes.Pods()
+	if err != nil || len(uids) == 0 {
+		return
+	}
+	known := map[types.UID]bool{}
+	for _, p := range k.pods.Lister().List(labels.Everything()) {
+		known[p.UID] = true
+	}
+	ctrs, err := k.rt.List(ctx)
+	if err != nil {
+		return
+	}
+	for _, c := range ctrs {
+		known[types.UID(c.PodUID)] = true
+	}
+	for _, uid := range uids {
+		if known[uid] {
+			continue
+		}
+		k.log.Info("removing what a pod that is gone left behind", "uid", uid)
+		if err := k.cleanUpPod(ctx, uid); err != nil {
+			k.log.Warn("clean up pod failed", "uid", uid, "error", err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package kubelet_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,10 @@ type env struct {
 	cs   *client.Clientset
 	ns   string
 	node string
+	// started: a kubelet runs for this subtest (until its cleanup).
+	started bool
+	// rootDir is the kubelet's root directory, when the test chose it (ctrdConfig).
+	rootDir string
 }
 
 // TestKubelet runs the integration tests against one API server, started once: each
@@ -52,6 +57,11 @@ func TestKubelet(t *testing.T) {
 		{"restart", testRestartAdoptsAndCleansUp},
 		{"node", testNodeRegistrationAndLease},
 		{"nodestatus", testNodeStatusWrittenWhenChanged},
+		{"env", testEnvFrom},
+		{"init", testInitContainers},
+		{"probes", testProbesAndHooks},
+		{"volumes", testVolumes},
+		{"deadline", testDeadlineAndPullSecrets},
 		{"extended", testExtendedResources},
 		{"podnetwork", testPodNetwork},
 		{"podnetworksweep", testPodNetworkSweep},
@@ -78,6 +88,9 @@ func testConfig(node string) kubelet.Config {
 	cfg.RelistPeriod = 50 * time.Millisecond
 	cfg.BackoffInitial, cfg.BackoffMax = 300*time.Millisecond, time.Second
 	cfg.Workers = 2
+	cfg.ObjectCacheTTL = 100 * time.Millisecond
+	// Simulated containers read no files; their volumes are plain directories.
+	cfg.ContainerFiles, cfg.Tmpfs = false, false
 	return cfg
 }
 
@@ -85,6 +98,9 @@ func testConfig(node string) kubelet.Config {
 func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	e.t.Helper()
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
+	if cfg.RootDir == kubelet.DefaultConfig().RootDir {
+		cfg.RootDir = e.t.TempDir()
+	}
 	k, err := kubelet.New(e.cs, rt, cfg)
 	if err != nil {
 		e.t.Fatal(err)
@@ -93,11 +109,13 @@ func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	done := make(chan error, 1)
 	go func() { done <- k.Run(ctx) }()
 	stopped := false
+	e.started = true
 	stop = func() {
 		if stopped {
 			return
 		}
 		stopped = true
+		e.started = false
 		cancel()
 		if err := <-done; err != nil {
 			e.t.Errorf("kubelet Run: %v", err)
@@ -149,6 +167,8 @@ func (e *env) waitPod(name, what string, cond func(p *corev1.Pod) bool) *corev1.
 	}
 }
 
+func clientDelete() client.DeleteOptions { return client.DeleteOptions{} }
+
 func (e *env) waitGone(name string) {
 	e.t.Helper()
 	for {
@@ -180,6 +200,22 @@ func (e *env) waitContainers(rt kubelet.Runtime, what string, cond func([]kubele
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// eventMessages are the distinct messages of pod's kubelet events of a reason.
+func (e *env) eventMessages(pod, reason string) []string {
+	e.t.Helper()
+	l, err := e.cs.Events.List(e.ctx, e.ns, client.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range l.Items {
+		if ev.InvolvedObject.Name == pod && ev.Source.Component == "kubelet" && ev.Reason == reason && !slices.Contains(out, ev.Message) {
+			out = append(out, ev.Message)
+		}
+	}
+	return out
 }
 
 func (e *env) eventReasons(pod string) map[string]bool {
@@ -602,11 +638,17 @@ func testPodNetwork(e *env) {
 	net := sim.NewNetwork()
 	cfg := testConfig(e.node)
 	cfg.PodNetwork = net
-	e.start(sim.New(sim.Config{}), cfg)
+	rt := sim.New(sim.Config{})
+	e.start(rt, cfg)
 	create := func(name string, hostNetwork bool) {
 		t.Helper()
+		// The downward API tells the pod's address from the node's.
+		env := []corev1.EnvVar{
+			{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+			{Name: "HOST_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}},
+		}
 		if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
-			Spec: corev1.PodSpec{NodeName: e.node, HostNetwork: hostNetwork, Containers: []corev1.Container{{Name: "main", Image: "nginx:1.25"}}}}); err != nil {
+			Spec: corev1.PodSpec{NodeName: e.node, HostNetwork: hostNetwork, Containers: []corev1.Container{{Name: "main", Image: "nginx:1.25", Env: env}}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -623,6 +665,13 @@ func testPodNetwork(e *env) {
 		if !strings.HasPrefix(st.PodIP, "10.42.7.") || st.PodIP == "10.42.7.0" || st.PodIP == "10.42.7.1" ||
 			len(st.PodIPs) != 1 || st.PodIPs[0].IP != st.PodIP || st.HostIP != "10.1.2.3" {
 			t.Errorf("pod %s: podIP %q podIPs %v hostIP %q, want a pod address of 10.42.7.0/24", p.Name, st.PodIP, st.PodIPs, st.HostIP)
+		}
+	}
+	for _, p := range []*corev1.Pod{a, b, host} {
+		id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "sim://")
+		c, ok := rt.Config(id)
+		if want := []string{"POD_IP=" + p.Status.PodIP, "HOST_IP=10.1.2.3"}; !ok || !slices.Equal(c.Env, want) {
+			t.Errorf("pod %s: env %q, want %q", p.Name, c.Env, want)
 		}
 	}
 	if a.Status.PodIP == b.Status.PodIP {

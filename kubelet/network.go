@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 )
 
@@ -37,6 +38,21 @@ func (k *Kubelet) netnsPath(pod *corev1.Pod) string {
 		return p.NetNSPath(pod.UID)
 	}
 	return ""
+}
+
+// podAddr is the address pod's containers have: the node's for a hostNetwork pod or
+// without a pod network, else the one its network gave it (runPod sets it up before
+// it starts a container), for the downward API, /etc/hosts and probes.
+func (k *Kubelet) podAddr(pod *corev1.Pod) string {
+	if k.cfg.PodNetwork == nil || pod.Spec.HostNetwork {
+		return k.cfg.NodeIP
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if m := k.memory[cache.Key(pod)]; m != nil && m.uid == pod.UID && m.podIP != "" {
+		return m.podIP
+	}
+	return pod.Status.PodIP
 }
 
 // PodNetworkLister is a PodNetwork that can tell which pods it has set up (CNI's, whose

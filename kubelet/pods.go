@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -16,6 +18,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/kubelet/volume"
 )
 
 // orphanGrace is the grace period of containers whose pod is gone (deleted with grace 0
@@ -48,8 +51,15 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) (time.Duration, error
 		if err := k.killAll(ctx, stale, orphanGrace, nil); err != nil {
 			return 0, err
 		}
+		uids := map[types.UID]bool{}
 		for _, c := range stale {
-			if err := k.tearDown(ctx, types.UID(c.PodUID)); err != nil {
+			uids[types.UID(c.PodUID)] = true
+		}
+		for uid := range uids {
+			if err := k.cleanUpPod(ctx, uid); err != nil {
+				return 0, err
+			}
+			if err := k.tearDown(ctx, uid); err != nil {
 				return 0, err
 			}
 		}
@@ -68,7 +78,8 @@ func (k *Kubelet) memoryOf(key string, uid types.UID) *podMemory {
 	defer k.mu.Unlock()
 	m := k.memory[key]
 	if m == nil || m.uid != uid {
-		m = &podMemory{uid: uid, restart: map[string]*backoff{}, pull: map[string]*backoff{}, waiting: map[string]*corev1.ContainerStateWaiting{}}
+		m = &podMemory{uid: uid, restart: map[string]*backoff{}, pull: map[string]*backoff{},
+			waiting: map[string]*corev1.ContainerStateWaiting{}, messages: map[string]string{}}
 		k.memory[key] = m
 	}
 	return m
@@ -90,28 +101,16 @@ func (k *Kubelet) forget(ctx context.Context, key string) error {
 	return nil
 }
 
-// killAll stops containers (running ones with grace; pod, when set, gets a Killing
-// event for each) and removes them.
+// killAll stops containers (running ones with grace; with pod set, each gets its
+// preStop hook and a Killing event) and removes them.
 func (k *Kubelet) killAll(ctx context.Context, ctrs []Container, grace time.Duration, pod *corev1.Pod) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(ctrs))
-	for i, c := range ctrs {
-		if c.State != StateRunning {
-			continue
+	var live []Container
+	for _, c := range ctrs {
+		if c.State == StateRunning {
+			live = append(live, c)
 		}
-		if pod != nil {
-			k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := k.rt.Stop(ctx, c.ID, grace); err != nil && !errors.Is(err, ErrNotFound) {
-				errs[i] = fmt.Errorf("stop container %s (%s): %w", c.Name, c.ID, err)
-			}
-		}()
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := k.stopAll(ctx, pod, live, grace); err != nil {
 		return err
 	}
 	for _, c := range ctrs {
@@ -122,10 +121,28 @@ func (k *Kubelet) killAll(ctx context.Context, ctrs []Container, grace time.Dura
 	return nil
 }
 
-// terminatePod ends a deleted pod: its containers get the grace period, then the pod
-// object goes (grace 0, only if it is still this pod).
+// stopAll stops running containers together, each as stopContainer does (with pod nil:
+// no hooks, no events).
+func (k *Kubelet) stopAll(ctx context.Context, pod *corev1.Pod, live []Container, grace time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(live))
+	for i, c := range live {
+		if pod != nil {
+			k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+		}
+		wg.Go(func() { errs[i] = k.stopContainer(ctx, pod, c, grace) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// terminatePod ends a deleted pod: its containers get the grace period, its volumes
+// and cgroup go, then the pod object (grace 0, only if it is still this pod).
 func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod, mine []Container) error {
 	if err := k.killAll(ctx, mine, gracePeriod(pod), pod); err != nil {
+		return err
+	}
+	if err := k.cleanUpPod(ctx, pod.UID); err != nil {
 		return err
 	}
 	_, err := k.cs.Pods.Delete(ctx, pod.Namespace, pod.Name,
@@ -139,7 +156,24 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod,
 	return k.forget(ctx, key)
 }
 
-// runPod moves a live pod's containers towards its spec and writes its status.
+// cleanUpPod releases what a pod whose containers are all removed still holds: its
+// probes, its directory (volumes unmounted) and its cgroup.
+func (k *Kubelet) cleanUpPod(ctx context.Context, uid types.UID) error {
+	k.prober.keep(string(uid), nil)
+	if k.volumes != nil {
+		if err := k.volumes.TearDown(uid); err != nil {
+			return err
+		}
+	}
+	if err := k.rt.RemovePod(ctx, string(uid)); err != nil {
+		return fmt.Errorf("remove pod %s: %w", uid, err)
+	}
+	return nil
+}
+
+// runPod moves a live pod's containers towards its spec and writes its status: its
+// volumes first, then its init containers one at a time, in order, each to completion,
+// then its app containers, with their probes and hooks.
 func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine []Container) (time.Duration, error) {
 	mem := k.memoryOf(key, pod.UID)
 	// The last status written is newer than the cache's when the cache lags.
@@ -159,52 +193,128 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		if podIP, err = k.podIP(ctx, pod); err != nil {
 			return 0, err
 		}
+		k.mu.Lock()
+		mem.podIP = podIP
+		k.mu.Unlock()
 	}
 	hist := byName(mine)
 	policy := restartPolicy(&pod.Spec)
-	terminal := podTerminal(prev.Phase)
 	var requeue time.Duration
 	changed := false
-	for i := range pod.Spec.Containers {
-		spec := &pod.Spec.Containers[i]
-		name := spec.Name
-		h := hist[name]
-		// Only the newest attempt may run: older ones still running were left by an
-		// interrupted kubelet.
+	// Only the newest attempt may run: older ones still running were left by an
+	// interrupted kubelet.
+	for name, h := range hist {
 		for _, old := range h[min(1, len(h)):] {
 			if old.State == StateRunning {
 				if err := k.rt.Stop(ctx, old.ID, gracePeriod(pod)); err != nil && !errors.Is(err, ErrNotFound) {
-					return 0, fmt.Errorf("stop superseded container %s of %s: %w", old.ID, key, err)
+					return 0, fmt.Errorf("stop superseded container %s of %s (%s): %w", name, key, old.ID, err)
 				}
 				changed = true
 			}
 		}
-		if terminal {
-			delete(mem.waiting, name)
-			continue
+	}
+	// The active deadline, counted from the pod's start as Kubernetes counts it.
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && mem.failure == nil && !podTerminal(prev.Phase) && prev.StartTime != nil {
+		deadline := prev.StartTime.Add(time.Duration(*d) * time.Second)
+		if !now.Before(deadline) {
+			mem.failure = &podFailure{reason: "DeadlineExceeded", message: "Pod was active on the node longer than the specified deadline"}
+			k.rec.Eventf(pod, record.Warning, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+		} else {
+			requeue = deadline.Sub(now)
 		}
-		d := decideContainer(policy, h, mem.restart[name], now, k.bp)
-		switch d.action {
-		case actNone:
-			delete(mem.waiting, name)
-		case actWait:
-			if waitingReason(mem.waiting[name]) != ReasonCrashLoopBackOff {
-				k.rec.Eventf(pod, record.Warning, "BackOff", "Back-off restarting failed container %s in pod %s", name, key)
+	}
+	// Over a storage limit (an emptyDir's sizeLimit, limits.ephemeral-storage): the pod
+	// is evicted at once, as Kubernetes' eviction manager evicts it.
+	if mem.failure == nil && !podTerminal(prev.Phase) && measuresStorage(&pod.Spec) {
+		if f := k.storageEviction(ctx, pod, hist); f != nil {
+			mem.failure = f
+			k.rec.Eventf(pod, record.Warning, f.reason, "%s", f.message)
+		}
+	}
+	terminal := podTerminal(prev.Phase) || mem.failure != nil
+	if mem.failure != nil {
+		var live []Container
+		for _, h := range hist {
+			if len(h) > 0 && h[0].State == StateRunning {
+				live = append(live, h[0])
 			}
-			mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff,
-				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", mem.restart[name].delay, name, pod.Name, pod.Namespace, pod.UID)}
-			requeue = minPositive(requeue, d.wait)
-		case actStart:
-			var last *Container
-			if len(h) > 0 {
-				last = &h[0]
-				// Keep only the attempt before the new one (the status' lastState).
-				if err := k.killAll(ctx, h[1:], gracePeriod(pod), nil); err != nil {
+		}
+		if len(live) > 0 {
+			var err error
+			if g := mem.failure.grace; g != nil && *g == 0 {
+				// An eviction's grace 0: no preStop hook, and the least window
+				// Kubernetes gives a container between SIGTERM and SIGKILL.
+				for _, c := range live {
+					k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+				}
+				err = k.stopAll(ctx, nil, live, minStopGrace)
+			} else {
+				err = k.stopAll(ctx, pod, live, gracePeriod(pod))
+			}
+			if err != nil {
+				return 0, err
+			}
+			changed = true
+		}
+	}
+
+	var paths map[string]string
+	unmounted := ""
+	if !terminal {
+		var err error
+		if paths, err = k.setUpVolumes(ctx, pod, mem); err != nil {
+			unmounted = err.Error()
+			requeue = minPositive(requeue, k.bp.initial)
+		}
+	}
+	if !terminal && unmounted == "" {
+		initDone, _, _ := initProgress(&pod.Spec, hist)
+		if !initDone {
+			for i := range pod.Spec.InitContainers {
+				spec := &pod.Spec.InitContainers[i]
+				h := hist[spec.Name]
+				if len(h) > 0 && h[0].State == StateExited && h[0].ExitCode == 0 {
+					delete(mem.waiting, spec.Name)
+					continue
+				}
+				if len(h) > 0 && h[0].State != StateRunning && policy == corev1.RestartPolicyNever {
+					break // the pod has failed
+				}
+				// A failed init container runs again, whatever the policy but Never.
+				d := decideContainer(corev1.RestartPolicyOnFailure, h, mem.restart[spec.Name], now, k.bp)
+				r, ch, err := k.act(ctx, pod, spec, h, d, mem, now, paths)
+				if err != nil {
 					return 0, err
 				}
+				requeue, changed = minPositive(requeue, r), changed || ch
+				break
 			}
-			requeue = minPositive(requeue, k.startContainer(ctx, pod, spec, d.attempt, last, mem, now))
-			changed = true
+		} else {
+			for i := range pod.Spec.Containers {
+				spec := &pod.Spec.Containers[i]
+				h := hist[spec.Name]
+				if len(h) > 0 && h[0].State == StateRunning {
+					if killed, err := k.checkProbes(ctx, pod, spec, h[0]); err != nil {
+						return 0, err
+					} else if killed {
+						changed = true
+						continue
+					}
+				}
+				d := decideContainer(policy, h, mem.restart[spec.Name], now, k.bp)
+				r, ch, err := k.act(ctx, pod, spec, h, d, mem, now, paths)
+				if err != nil {
+					return 0, err
+				}
+				requeue, changed = minPositive(requeue, r), changed || ch
+			}
+		}
+	} else {
+		for name := range mem.waiting {
+			if !terminal && unmounted != "" {
+				continue
+			}
+			delete(mem.waiting, name)
 		}
 	}
 	if changed {
@@ -220,11 +330,223 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		}
 		hist = byName(mine)
 	}
-	st := computePodStatus(&pod.Spec, prev, hist, mem.waiting, k.scheme, k.cfg.NodeIP, podIP, k.cfg.Clock.Now())
+	live := map[string]bool{}
+	for _, h := range hist {
+		if len(h) > 0 && h[0].State == StateRunning && !terminal {
+			live[h[0].ID] = true
+		}
+	}
+	k.prober.keep(string(pod.UID), live)
+	k.readMessages(ctx, pod, hist, mem)
+	st := computePodStatus(podState{spec: &pod.Spec, old: prev, containers: hist, waiting: mem.waiting, scheme: k.scheme,
+		hostIP: k.cfg.NodeIP, podIP: podIP, now: k.cfg.Clock.Now(), probe: k.prober.containerResult, messages: mem.messages,
+		failed: mem.failure, unmounted: unmounted})
 	if err := k.writeStatus(ctx, key, pod, st, mem); err != nil {
 		return 0, err
 	}
 	return requeue, nil
+}
+
+// act carries a decision for one container out: start it, or hold it in back-off.
+func (k *Kubelet) act(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, h []Container, d decision, mem *podMemory, now time.Time, paths map[string]string) (time.Duration, bool, error) {
+	name := spec.Name
+	switch d.action {
+	case actNone:
+		delete(mem.waiting, name)
+		if len(h) > 0 && h[0].State == StateRunning {
+			k.prober.ensure(pod, spec, h[0])
+		}
+	case actWait:
+		if waitingReason(mem.waiting[name]) != ReasonCrashLoopBackOff {
+			k.rec.Eventf(pod, record.Warning, "BackOff", "Back-off restarting failed container %s in pod %s", name, cache.Key(pod))
+		}
+		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", mem.restart[name].delay, name, podDesc(pod))}
+		return d.wait, false, nil
+	case actStart:
+		var last *Container
+		if len(h) > 0 {
+			last = &h[0]
+			// Keep only the attempt before the new one (the status' lastState).
+			if err := k.killAll(ctx, h[1:], gracePeriod(pod), nil); err != nil {
+				return 0, false, err
+			}
+		}
+		return k.startContainer(ctx, pod, spec, d.attempt, last, mem, now, paths), true, nil
+	}
+	return 0, false, nil
+}
+
+// checkProbes acts on a running container's failed liveness or startup probe: it is
+// killed (preStop and grace as for a deletion), to be restarted per restartPolicy.
+func (k *Kubelet) checkProbes(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, c Container) (bool, error) {
+	for _, p := range []struct {
+		typ   probeType
+		probe *corev1.Probe
+	}{{liveness, spec.LivenessProbe}, {startup, spec.StartupProbe}} {
+		if p.probe == nil || k.prober.result(c.ID, p.typ) != resultFailure {
+			continue
+		}
+		k.rec.Eventf(pod, record.Normal, "Killing", "Container %s failed %s probe, will be restarted", spec.Name, strings.ToLower(p.typ.String()))
+		grace := gracePeriod(pod)
+		if g := p.probe.TerminationGracePeriodSeconds; g != nil {
+			grace = time.Duration(*g) * time.Second
+		}
+		k.prober.keep(string(pod.UID), nil) // its results die with it
+		return true, k.stopContainer(ctx, pod, c, grace)
+	}
+	return false, nil
+}
+
+// setUpVolumes sets the pod's volumes up; a failure is an event (once per message)
+// and keeps the pod's containers from starting.
+func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMemory) (map[string]string, error) {
+	if len(pod.Spec.Volumes) == 0 {
+		return nil, nil
+	}
+	paths, err := k.volumes.SetUp(ctx, pod, volume.Inputs{
+		ConfigMap: k.objects.configMap,
+		Secret:    k.objects.secret,
+		Downward: func(it *corev1.DownwardAPIVolumeFile) (string, error) {
+			if it.FieldRef != nil {
+				return fieldValue(pod, it.FieldRef.FieldPath, k.cfg.NodeIP, k.podAddr(pod))
+			}
+			return resourceValue(pod, nil, it.ResourceFieldRef, k.capacity)
+		},
+		PodMemory: k.podMemory(pod),
+		Claim:     k.claimVolume,
+	})
+	if err != nil {
+		if msg := err.Error(); msg != mem.mountErr {
+			mem.mountErr = msg
+			k.rec.Eventf(pod, record.Warning, "FailedMount", "%s", msg)
+		}
+		var names []string
+		for i := range pod.Spec.Volumes {
+			if _, ok := paths[pod.Spec.Volumes[i].Name]; !ok {
+				names = append(names, pod.Spec.Volumes[i].Name)
+			}
+		}
+		return nil, fmt.Errorf("unmounted volumes=[%s]: %v", strings.Join(names, " "), err)
+	}
+	mem.mountErr = ""
+	return paths, nil
+}
+
+// claimVolume is the PersistentVolume claim namespace/name is bound to, as Kubernetes'
+// kubelet finds it: the claim must be Bound and name its volume, and the volume's
+// claimRef must be the claim.
+func (k *Kubelet) claimVolume(ctx context.Context, namespace, name string) (*corev1.PersistentVolume, error) {
+	pvc, err := k.cs.PersistentVolumeClaims.Get(ctx, namespace, name)
+	if err != nil {
+		return nil, fmt.Errorf("error processing PVC %s/%s: %w", namespace, name, err)
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
+		return nil, fmt.Errorf("PVC %s/%s has non-bound phase (%q) or empty pvc.Spec.VolumeName (%q): %w",
+			namespace, name, pvc.Status.Phase, pvc.Spec.VolumeName, volume.ErrClaimPending)
+	}
+	pv, err := k.cs.PersistentVolumes.Get(ctx, "", pvc.Spec.VolumeName)
+	if err != nil {
+		return nil, fmt.Errorf("error processing PVC %s/%s: %w", namespace, name, err)
+	}
+	if r := pv.Spec.ClaimRef; r == nil || r.Namespace != namespace || r.Name != name || (r.UID != "" && r.UID != pvc.UID) {
+		return nil, fmt.Errorf("PVC %s/%s: volume %s is not bound to it: %w", namespace, name, pv.Name, volume.ErrClaimPending)
+	}
+	return pv, nil
+}
+
+// podMemory is the most memory pod may use: its cgroup's limit, else the node's
+// allocatable memory (what sizes its memory-backed emptyDirs).
+func (k *Kubelet) podMemory(pod *corev1.Pod) int64 {
+	if m := podResources(&pod.Spec).MemoryBytes; m > 0 {
+		return m
+	}
+	q := k.capacity[corev1.ResourceMemory]
+	return q.Value()
+}
+
+// storageEviction is why pod is evicted for the local storage it uses, checked as
+// Kubernetes' eviction manager checks it (localStorageEviction), in its order and with
+// its words: an emptyDir holding more than its sizeLimit; the pod using more than its
+// containers' limits.ephemeral-storage together (their writable layers and logs, and
+// its emptyDirs on disk); a container using more than its own limit. nil if none is.
+// An eviction's grace period is 0: no preStop hook, 2s to go.
+func (k *Kubelet) storageEviction(ctx context.Context, pod *corev1.Pod, hist map[string][]Container) *podFailure {
+	if k.volumes == nil {
+		return nil
+	}
+	zero := time.Duration(0)
+	evicted := func(format string, args ...any) *podFailure {
+		return &podFailure{reason: "Evicted", message: fmt.Sprintf(format, args...), grace: &zero}
+	}
+	name, limit, err := k.volumes.ExceededEmptyDir(pod)
+	if err != nil {
+		k.log.Warn("measure emptyDir volumes", "pod", cache.Key(pod), "error", err)
+		return nil
+	}
+	if name != "" {
+		return evicted("Usage of EmptyDir volume %q exceeds the limit %q. ", name, limit.String())
+	}
+	podLimit, limited := podEphemeralLimit(&pod.Spec)
+	if !limited {
+		return nil
+	}
+	used, err := k.volumes.EmptyDirUsage(pod)
+	if err != nil {
+		k.log.Warn("measure emptyDir volumes", "pod", cache.Key(pod), "error", err)
+		return nil
+	}
+	byContainer := map[string]int64{}
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range list {
+			h := hist[list[i].Name]
+			if len(h) == 0 {
+				continue
+			}
+			n, err := k.rt.DiskUsage(ctx, h[0].ID)
+			if err != nil {
+				if !errors.Is(err, ErrNotFound) {
+					k.log.Warn("measure a container's disk", "pod", cache.Key(pod), "container", list[i].Name, "error", err)
+				}
+				continue
+			}
+			byContainer[list[i].Name] = n
+			used += n
+		}
+	}
+	if used > podLimit.Value() {
+		return evicted("Pod ephemeral local storage usage exceeds the total limit of containers %s. ", podLimit.String())
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if l, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]; ok && l.Value() != 0 && byContainer[c.Name] > l.Value() {
+			return evicted("Container %s exceeded its local ephemeral storage limit %q. ", c.Name, l.String())
+		}
+	}
+	return nil
+}
+
+// podEphemeralLimit is the pod's limits.ephemeral-storage, as Kubernetes' PodLimits sums
+// it: its app containers' limits added up, or an init container's if that is more;
+// false when no container has one.
+func podEphemeralLimit(spec *corev1.PodSpec) (resource.Quantity, bool) {
+	var sum resource.Quantity
+	found := false
+	for i := range spec.Containers {
+		if l, ok := spec.Containers[i].Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
+			sum.Add(l)
+			found = true
+		}
+	}
+	for i := range spec.InitContainers {
+		if l, ok := spec.InitContainers[i].Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
+			if l.Cmp(sum) > 0 {
+				sum = l.DeepCopy()
+			}
+			found = true
+		}
+	}
+	return sum, found
 }
 
 func minPositive(a, b time.Duration) time.Duration {
@@ -237,9 +559,10 @@ func minPositive(a, b time.Duration) time.Duration {
 // startContainer pulls the image and starts one attempt of a container. Failures are
 // expected outcomes: they leave the container waiting, with a reason, and return when
 // to try again.
-func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, last *Container, mem *podMemory, now time.Time) time.Duration {
+func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, last *Container, mem *podMemory, now time.Time, paths map[string]string) time.Duration {
 	name, image := spec.Name, spec.Image
-	if b := mem.restart[name]; waitingReason(mem.waiting[name]) == ReasonCreateError && b != nil && now.Before(b.updated.Add(b.delay)) {
+	if b := mem.restart[name]; (waitingReason(mem.waiting[name]) == ReasonCreateError || waitingReason(mem.waiting[name]) == ReasonCreateConfigError) &&
+		b != nil && now.Before(b.updated.Add(b.delay)) {
 		return b.updated.Add(b.delay).Sub(now)
 	}
 	if b := mem.pull[name]; !k.bp.stale(b, nil, now) && now.Before(b.updated.Add(b.delay)) {
@@ -251,7 +574,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	}
 	policy := pullPolicy(spec)
 	began := k.cfg.Clock.Now()
-	_, pulled, err := k.rt.EnsureImage(ctx, image, policy)
+	_, pulled, err := k.rt.EnsureImage(ctx, image, policy, k.pullCredentials(ctx, pod))
 	if err != nil {
 		reason := ReasonErrImagePull
 		if errors.Is(err, ErrImageNeverPull) {
@@ -273,20 +596,44 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	} else {
 		k.rec.Eventf(pod, record.Normal, "Pulled", "Container image %q already present on machine", image)
 	}
-	ccfg := containerConfig(pod, spec, attempt)
-	ccfg.NetNSPath = k.netnsPath(pod)
-	if _, err := k.rt.CreateAndStart(ctx, ccfg); err != nil {
+	failed := func(reason string, err error) time.Duration {
 		k.rec.Eventf(pod, record.Warning, "Failed", "Error: %v", err)
-		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonCreateError, Message: err.Error()}
+		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
 		b := k.bp.next(mem.restart[name], nil, now)
 		mem.restart[name] = b
 		return b.delay
+	}
+	cfg, err := k.containerConfig(ctx, pod, spec, attempt, paths)
+	if err != nil {
+		return failed(ReasonCreateConfigError, err)
+	}
+	id, err := k.rt.CreateAndStart(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, ErrContainerConfig) {
+			// The message is the runtime's reason, without the error class it wraps.
+			return failed(ReasonCreateConfigError, errors.New(strings.TrimSuffix(err.Error(), ": "+ErrContainerConfig.Error())))
+		}
+		return failed(ReasonCreateError, err)
 	}
 	k.rec.Eventf(pod, record.Normal, "Created", "Created container %s", name)
 	k.rec.Eventf(pod, record.Normal, "Started", "Started container %s", name)
 	delete(mem.waiting, name)
 	if last != nil {
 		mem.restart[name] = k.bp.next(mem.restart[name], last, now)
+	}
+	if l := spec.Lifecycle; l != nil && l.PostStart != nil {
+		// Kubernetes runs postStart before it counts the container started, and kills a
+		// container whose hook fails.
+		if err := k.runHook(ctx, pod, spec, id, l.PostStart); err != nil && ctx.Err() == nil {
+			// The event does not carry the hook's output, which may hold secrets (as
+			// Kubernetes'); the log does.
+			k.log.Warn("postStart hook failed", "pod", cache.Key(pod), "container", name, "error", err)
+			k.rec.Eventf(pod, record.Warning, "FailedPostStartHook", "PostStartHook failed")
+			k.rec.Eventf(pod, record.Normal, "Killing", "FailedPostStartHook")
+			if err := k.rt.Stop(ctx, id, gracePeriod(pod)); err != nil && !errors.Is(err, ErrNotFound) {
+				k.log.Warn("stop container after its postStart hook failed", "pod", cache.Key(pod), "container", name, "error", err)
+			}
+		}
 	}
 	return 0
 }
@@ -297,24 +644,6 @@ func waitingReason(w *corev1.ContainerStateWaiting) string {
 		return ""
 	}
 	return w.Reason
-}
-
-// containerConfig is what the runtime needs to run a container of pod.
-func containerConfig(pod *corev1.Pod, spec *corev1.Container, attempt int) ContainerConfig {
-	cfg := ContainerConfig{
-		PodUID: string(pod.UID), PodName: pod.Name, Namespace: pod.Namespace, Name: spec.Name,
-		Image: spec.Image, Command: spec.Command, Args: spec.Args, WorkingDir: spec.WorkingDir, Attempt: attempt,
-	}
-	for _, e := range spec.Env {
-		cfg.Env = append(cfg.Env, e.Name+"="+e.Value)
-	}
-	if q, ok := spec.Resources.Limits[corev1.ResourceCPU]; ok {
-		cfg.CPUMillis = q.MilliValue()
-	}
-	if q, ok := spec.Resources.Limits[corev1.ResourceMemory]; ok {
-		cfg.MemoryBytes = q.Value()
-	}
-	return cfg
 }
 
 // writeStatus writes st unless the pod already has it.

@@ -17,7 +17,8 @@ type Runtime interface {
 	// EnsureImage makes image present according to policy (PullAlways, PullIfNotPresent,
 	// PullNever) and returns its ID and whether it was pulled now. A failed pull wraps
 	// ErrImagePull; PullNever with the image absent wraps ErrImageNeverPull.
-	EnsureImage(ctx context.Context, image, policy string) (imageID string, pulled bool, err error)
+	// creds are the pod's registry credentials (imagePullSecrets), by registry host.
+	EnsureImage(ctx context.Context, image, policy string, creds Credentials) (imageID string, pulled bool, err error)
 	// CreateAndStart creates a container and starts it.
 	CreateAndStart(ctx context.Context, cfg ContainerConfig) (id string, err error)
 	// Stop sends SIGTERM, waits up to grace for the container to exit, then sends
@@ -31,6 +32,20 @@ type Runtime interface {
 	// Logs copies a container's log to w, in the CRI log format (package crilog: each
 	// line of output with its time and stream); with follow, until it exits or ctx ends.
 	Logs(ctx context.Context, id string, w io.Writer, follow bool) error
+	// ExecSync runs cmd in a running container and waits for it, at most timeout (0:
+	// no limit), as CRI's ExecSync: probes and lifecycle hooks use it. A command that
+	// outlives timeout is killed and wraps ErrExecTimeout. A real runtime runs it
+	// through Exec; the simulated one reads it as it reads its containers' scripts,
+	// where an unknown command succeeds (a probe's program, in a real image), while its
+	// Exec refuses what it cannot simulate, to tell the user at once.
+	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (ExecResult, error)
+	// DiskUsage is the space container id takes on the node's disk, in bytes: its
+	// writable layer and its logs, what Kubernetes counts against a container's
+	// limits.ephemeral-storage. An unknown id wraps ErrNotFound.
+	DiskUsage(ctx context.Context, id string) (int64, error)
+	// RemovePod releases what the runtime holds for a pod beyond its containers (its
+	// cgroup), once they are all removed. Releasing nothing is not an error.
+	RemovePod(ctx context.Context, podUID string) error
 	// Exec runs a command in a running container and returns its exit code once it has
 	// exited and its output is copied; ctx ending kills it. An unknown id wraps
 	// ErrNotFound, a container that is not running ErrNotRunning.
@@ -56,7 +71,25 @@ var (
 	ErrImageNeverPull = errors.New("ErrImageNeverPull")
 	ErrNotFound       = errors.New("not found")
 	ErrNotRunning     = errors.New("not running")
+	ErrExecTimeout    = errors.New("command timed out")
+	// ErrContainerConfig: the container cannot be made as its spec asks (an image that
+	// runs as root for runAsNonRoot); it waits in CreateContainerConfigError.
+	ErrContainerConfig = errors.New("CreateContainerConfigError")
 )
+
+// ExecResult is what a command run by ExecSync did.
+type ExecResult struct {
+	ExitCode int
+	// Output is its stdout and stderr, together, cut to the first 10 KiB (what
+	// Kubernetes keeps of a probe's output).
+	Output []byte
+}
+
+// Credentials are registry logins by registry host ("127.0.0.1:5000", "docker.io").
+type Credentials map[string]RegistryAuth
+
+// RegistryAuth is one registry's login.
+type RegistryAuth struct{ Username, Password string }
 
 // ExecOptions are a command to run in a container and its streams.
 type ExecOptions struct {
@@ -110,13 +143,63 @@ type ContainerConfig struct {
 	// Env is KEY=VALUE pairs.
 	Env        []string
 	WorkingDir string
-	// CPUMillis and MemoryBytes are limits; 0 means none.
-	CPUMillis   int64
-	MemoryBytes int64
+	// CPUMillis and MemoryBytes are limits; 0 means none. CPURequestMillis is the
+	// request, which weighs the container's CPU share (0: the minimum).
+	CPUMillis        int64
+	MemoryBytes      int64
+	CPURequestMillis int64
+	// Pod is the pod-level budget its containers share (the pod's cgroup).
+	Pod PodResources
 	// Attempt counts the container's restarts: 0 for the first run.
 	Attempt int
 	// NetNSPath is the pod's network namespace the container joins; "": the node's.
 	NetNSPath string
+	// Mounts are host paths (a volume, a file the kubelet writes) to bind into the
+	// container, in the order the spec lists them.
+	Mounts []Mount
+	// Hostname is the container's host name in its own UTS namespace; "" shares the
+	// node's (hostNetwork pods).
+	Hostname string
+	// Security is what the securityContexts ask.
+	Security Security
+	// Ports are the container's declared ports (a simulated container "listens" there).
+	Ports []int32
+	// TTY and Stdin are accepted and recorded; Skiff has no attach (see the package doc).
+	TTY, Stdin bool
+}
+
+// Mount binds HostPath at ContainerPath.
+type Mount struct {
+	HostPath, ContainerPath string
+	ReadOnly                bool
+}
+
+// PodResources is the budget of a pod's cgroup: the sum of its containers' limits (0:
+// unlimited, when a container has none) and requests, and its QoS class.
+type PodResources struct {
+	QOSClass         string
+	CPUMillis        int64
+	MemoryBytes      int64
+	CPURequestMillis int64
+}
+
+// Security is a container's identity and privileges, from its and its pod's
+// securityContexts (the container's wins).
+type Security struct {
+	// RunAsUser and RunAsGroup: nil runs as the image says.
+	RunAsUser, RunAsGroup *int64
+	// RunAsNonRoot refuses an image that would run as uid 0 (ErrContainerConfig).
+	RunAsNonRoot bool
+	// SupplementalGroups include the pod's fsGroup.
+	SupplementalGroups []int64
+	Privileged         bool
+	ReadOnlyRootfs     bool
+	// NoNewPrivileges is allowPrivilegeEscalation: false.
+	NoNewPrivileges bool
+	// CapAdd and CapDrop are capability names without CAP_ ("NET_ADMIN", "ALL").
+	CapAdd, CapDrop []string
+	// Sysctls are the pod's, set in the container's namespaces.
+	Sysctls map[string]string
 }
 
 // ContainerState is a container's life stage.
@@ -137,9 +220,12 @@ type Container struct {
 	Attempt                          int
 	Image, ImageID                   string
 
-	State      ContainerState
-	ExitCode   int
-	Reason     string // the runtime's reason for an exit, e.g. "OOMKilled"; usually ""
+	State    ContainerState
+	ExitCode int
+	Reason   string // the runtime's reason for an exit, e.g. "OOMKilled"; usually ""
+	// Message is why a simulated container did what it did; real ones say nothing here
+	// (their termination message is a file the kubelet reads).
+	Message    string
 	CreatedAt  time.Time
 	StartedAt  time.Time
 	FinishedAt time.Time

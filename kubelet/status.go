@@ -23,6 +23,8 @@ const (
 	ReasonErrImageNeverPull = "ErrImageNeverPull"
 	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
 	ReasonCreateError       = "CreateContainerError"
+	ReasonCreateConfigError = "CreateContainerConfigError"
+	ReasonPostStartHook     = "PostStartHookError"
 )
 
 func restartPolicy(spec *corev1.PodSpec) corev1.RestartPolicy {
@@ -166,28 +168,90 @@ func podTerminal(phase corev1.PodPhase) bool {
 	return phase == corev1.PodSucceeded || phase == corev1.PodFailed
 }
 
-// computePodStatus is the pod's status as Kubernetes would write it, from its spec,
-// its containers in the runtime (grouped by byName), the reasons the kubelet holds
-// containers waiting (ErrImagePull, CrashLoopBackOff, ...), and the previous status
-// (whose transition times and start time it keeps). Its times are whole seconds, as
-// the API keeps them (wireTime): a status computed again from the same state equals
-// the one read back, and is not written again.
-func computePodStatus(spec *corev1.PodSpec, old *corev1.PodStatus, containers map[string][]Container, waiting map[string]*corev1.ContainerStateWaiting, scheme, hostIP, podIP string, now time.Time) *corev1.PodStatus {
-	st := &corev1.PodStatus{HostIP: hostIP, PodIP: podIP, StartTime: old.StartTime}
-	if podIP != "" {
-		st.PodIPs = []corev1.PodIP{{IP: podIP}}
+// podState is what a pod's status is computed from.
+type podState struct {
+	spec *corev1.PodSpec
+	// old is the previous status, whose transition times and start time are kept.
+	old *corev1.PodStatus
+	// containers are the pod's containers in the runtime, grouped by byName.
+	containers map[string][]Container
+	// waiting are the reasons the kubelet holds containers waiting (ErrImagePull,
+	// CrashLoopBackOff, CreateContainerConfigError, ...), by name.
+	waiting        map[string]*corev1.ContainerStateWaiting
+	scheme, hostIP string
+	// podIP is the pod's address: hostIP's without a pod network or for a hostNetwork
+	// pod, else the one its network gave it ("": none yet).
+	podIP string
+	now   time.Time
+	// probe is a running container's probe result (nil: no probes).
+	probe func(c Container, typ probeType) result
+	// messages are exited containers' termination messages, by container ID.
+	messages map[string]string
+	// failed is a failure of the whole pod (the active deadline passed, an emptyDir
+	// over its sizeLimit); nil if none.
+	failed *podFailure
+	// unmounted says which volumes are not set up yet, and why ("" when all are).
+	unmounted string
+}
+
+// podFailure is why a pod failed as a whole; grace, when set, overrides the pod's
+// grace period for its containers (an eviction's 0).
+type podFailure struct {
+	reason, message string
+	grace           *time.Duration
+}
+
+// computePodStatus is the pod's status as Kubernetes would write it. Its times are whole
+// seconds, as the API keeps them (wireTime): a status computed again from the same state
+// equals the one read back, and is not written again.
+func computePodStatus(in podState) *corev1.PodStatus {
+	spec, old, now := in.spec, in.old, in.now
+	st := &corev1.PodStatus{HostIP: in.hostIP, PodIP: in.podIP, StartTime: old.StartTime,
+		QOSClass: qosClass(spec)}
+	if in.hostIP != "" {
+		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
+	}
+	if in.podIP != "" {
+		st.PodIPs = []corev1.PodIP{{IP: in.podIP}}
 	}
 	if st.StartTime == nil {
 		st.StartTime = ptr.To(wireTime(now))
 	}
+	initDone, initFailed, pendingInit := initProgress(spec, in.containers)
+	if len(spec.InitContainers) > 0 {
+		st.InitContainerStatuses = make([]corev1.ContainerStatus, 0, len(spec.InitContainers))
+		for i := range spec.InitContainers {
+			c := &spec.InitContainers[i]
+			cs := containerStatus(c, in.containers[c.Name], in.waiting[c.Name], in, true)
+			if !initDone && cs.State.Waiting != nil && cs.State.Waiting.Reason == ReasonContainerCreating && i > 0 {
+				cs.State.Waiting.Reason = "PodInitializing"
+			}
+			st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+		}
+	}
 	st.ContainerStatuses = make([]corev1.ContainerStatus, 0, len(spec.Containers))
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
-		st.ContainerStatuses = append(st.ContainerStatuses, containerStatus(c, containers[c.Name], waiting[c.Name], scheme))
+		cs := containerStatus(c, in.containers[c.Name], in.waiting[c.Name], in, false)
+		if !initDone && cs.State.Waiting != nil && cs.State.Waiting.Reason == ReasonContainerCreating {
+			cs.State.Waiting.Reason = "PodInitializing"
+		}
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
-	st.Phase = podPhase(restartPolicy(spec), st.ContainerStatuses)
+	switch {
+	case initFailed && restartPolicy(spec) == corev1.RestartPolicyNever:
+		st.Phase = corev1.PodFailed
+	case !initDone:
+		st.Phase = corev1.PodPending
+	default:
+		st.Phase = podPhase(restartPolicy(spec), st.ContainerStatuses)
+	}
 	if podTerminal(old.Phase) {
 		st.Phase = old.Phase // terminal is forever, whatever the runtime forgets
+		st.Reason, st.Message = old.Reason, old.Message
+	}
+	if f := in.failed; f != nil {
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, f.reason, f.message
 	}
 
 	var unready []string
@@ -203,15 +267,24 @@ func computePodStatus(spec *corev1.PodSpec, old *corev1.PodStatus, containers ma
 	case len(unready) > 0:
 		ready = cond(corev1.ConditionFalse, "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " ")))
 	}
-	st.Conditions = make([]corev1.PodCondition, 0, 4)
+	initialized := cond(corev1.ConditionTrue, "", "")
+	if !initDone {
+		initialized = cond(corev1.ConditionFalse, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(pendingInit, " ")))
+	}
+	started := cond(corev1.ConditionTrue, "", "")
+	if in.unmounted != "" {
+		started = cond(corev1.ConditionFalse, "VolumesNotReady", in.unmounted)
+	}
+	st.Conditions = make([]corev1.PodCondition, 0, 5)
 	for _, c := range []struct {
 		typ corev1.PodConditionType
 		c   corev1.PodCondition
 	}{
-		{corev1.PodInitialized, cond(corev1.ConditionTrue, "", "")},
+		{corev1.PodInitialized, initialized},
 		{corev1.PodReady, ready},
 		{corev1.ContainersReady, ready},
 		{corev1.PodScheduled, cond(corev1.ConditionTrue, "", "")},
+		{corev1.PodReadyToStartContainers, started},
 	} {
 		c.c.Type = c.typ
 		c.c.LastTransitionTime = wireTime(now)
@@ -232,6 +305,29 @@ func computePodStatus(spec *corev1.PodSpec, old *corev1.PodStatus, containers ma
 	return st
 }
 
+// initProgress reads a pod's init containers: done when each exited 0 in order (or an
+// app container has started, which means they did), failed when the first one not done
+// exited with an error, and the names of those not done.
+func initProgress(spec *corev1.PodSpec, containers map[string][]Container) (done, failed bool, pending []string) {
+	for i := range spec.Containers {
+		if len(containers[spec.Containers[i].Name]) > 0 {
+			return true, false, nil
+		}
+	}
+	for i := range spec.InitContainers {
+		name := spec.InitContainers[i].Name
+		h := containers[name]
+		if len(h) > 0 && h[0].State == StateExited && h[0].ExitCode == 0 {
+			continue
+		}
+		if len(pending) == 0 && len(h) > 0 && (h[0].State == StateExited || h[0].State == StateUnknown) {
+			failed = true
+		}
+		pending = append(pending, name)
+	}
+	return len(pending) == 0, failed, pending
+}
+
 // wireTime is t as the API keeps a metav1.Time: in whole seconds (Kubernetes' kubelet
 // likewise truncates its status' times before comparing and writing them).
 func wireTime(t time.Time) metav1.Time {
@@ -245,7 +341,7 @@ func cond(status corev1.ConditionStatus, reason, message string) corev1.PodCondi
 	return corev1.PodCondition{Status: status, Reason: reason, Message: message}
 }
 
-func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.ContainerStateWaiting, scheme string) corev1.ContainerStatus {
+func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.ContainerStateWaiting, in podState, init bool) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: spec.Name, Image: spec.Image, Started: ptr.To(false)}
 	if len(hist) == 0 {
 		if waiting == nil {
@@ -257,7 +353,7 @@ func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.C
 	last := hist[0]
 	cs.RestartCount = int32(last.Attempt)
 	cs.ImageID = last.ImageID
-	cs.ContainerID = scheme + "://" + last.ID
+	cs.ContainerID = in.scheme + "://" + last.ID
 	var previous *Container
 	if len(hist) > 1 {
 		previous = &hist[1]
@@ -265,21 +361,26 @@ func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.C
 	switch {
 	case last.State == StateRunning:
 		cs.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: wireTime(last.StartedAt)}}
-		cs.Ready, cs.Started = true, ptr.To(true)
+		started := spec.StartupProbe == nil || in.probe == nil || in.probe(last, startup) == resultSuccess
+		cs.Started = ptr.To(started)
+		cs.Ready = !init && started && (spec.ReadinessProbe == nil || in.probe == nil || in.probe(last, readiness) == resultSuccess)
 	case waiting != nil:
 		// Exited, and held back before its restart: the exit is the last state.
 		cs.State = corev1.ContainerState{Waiting: waiting}
 		previous = &last
 	default:
-		cs.State = terminated(last, scheme)
+		cs.State = terminated(last, in)
+		// An init container that completed is ready, as Kubernetes reports it.
+		cs.Ready = init && last.State == StateExited && last.ExitCode == 0
 	}
 	if previous != nil {
-		cs.LastTerminationState = terminated(*previous, scheme)
+		cs.LastTerminationState = terminated(*previous, in)
 	}
 	return cs
 }
 
-func terminated(c Container, scheme string) corev1.ContainerState {
+func terminated(c Container, in podState) corev1.ContainerState {
+	scheme := in.scheme
 	reason := c.Reason
 	if reason == "" {
 		reason = "Error"
@@ -287,8 +388,12 @@ func terminated(c Container, scheme string) corev1.ContainerState {
 			reason = "Completed"
 		}
 	}
+	msg := c.Message
+	if m, ok := in.messages[c.ID]; ok {
+		msg = m
+	}
 	return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-		ExitCode: int32(c.ExitCode), Reason: reason, ContainerID: scheme + "://" + c.ID,
+		ExitCode: int32(c.ExitCode), Reason: reason, ContainerID: scheme + "://" + c.ID, Message: msg,
 		StartedAt: wireTime(c.StartedAt), FinishedAt: wireTime(c.FinishedAt),
 	}}
 }

@@ -211,7 +211,7 @@ func TestApplyFiles(t *testing.T) {
 	contains(t, "multi-document apply", out, "configmap/m1 created", "configmap/m4 created")
 	contains(t, "multi-document errors", errs,
 		"Error: "+multi+`: document 2 (ConfigMap "m2"): dat: unknown field`,
-		"Error: "+multi+`: document 3 (ConfigMap "Bad_Name"): configmaps "Bad_Name" is invalid: metadata.name: Invalid value`,
+		"Error: "+multi+`: document 3 (ConfigMap "Bad_Name"): ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value`,
 		`Error: the path "`+filepath.Join(dir, "missing.yaml")+`" does not exist`)
 	if n := strings.Count(errs, "Error: "); n != 3 {
 		t.Errorf("%d errors reported, want 3:\n%s", n, errs)

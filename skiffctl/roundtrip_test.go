@@ -43,9 +43,22 @@ var defaultsByKind = map[string][]string{
 
 func podDefaults(prefix string) []string {
 	var out []string
-	for _, p := range []string{"spec.restartPolicy", "spec.terminationGracePeriodSeconds",
-		"spec.containers[*].imagePullPolicy", "spec.containers[*].ports[*].protocol", "spec.tolerations[*].operator"} {
+	for _, p := range []string{"spec.restartPolicy", "spec.terminationGracePeriodSeconds", "spec.dnsPolicy",
+		"spec.enableServiceLinks", "spec.securityContext", "spec.tolerations[*].operator",
+		"spec.volumes[*].configMap.defaultMode", "spec.volumes[*].secret.defaultMode", "spec.volumes[*].downwardAPI.defaultMode",
+		"spec.volumes[*].projected.defaultMode", "spec.volumes[*].hostPath.type", "spec.volumes[*].downwardAPI.items[*].fieldRef.apiVersion"} {
 		out = append(out, prefix+p)
+	}
+	for _, c := range []string{"containers", "initContainers"} {
+		for _, p := range []string{"imagePullPolicy", "ports[*].protocol", "terminationMessagePath", "terminationMessagePolicy",
+			"resources.requests", "env[*].valueFrom.fieldRef.apiVersion",
+			"livenessProbe.timeoutSeconds", "livenessProbe.periodSeconds", "livenessProbe.successThreshold", "livenessProbe.failureThreshold",
+			"readinessProbe.timeoutSeconds", "readinessProbe.periodSeconds", "readinessProbe.successThreshold", "readinessProbe.failureThreshold",
+			"startupProbe.timeoutSeconds", "startupProbe.periodSeconds", "startupProbe.successThreshold", "startupProbe.failureThreshold",
+			"livenessProbe.httpGet.scheme", "readinessProbe.httpGet.scheme", "startupProbe.httpGet.scheme",
+			"livenessProbe.httpGet.path", "readinessProbe.httpGet.path", "startupProbe.httpGet.path"} {
+			out = append(out, prefix+"spec."+c+"[*]."+p)
+		}
 	}
 	return out
 }
@@ -113,8 +126,8 @@ func TestManifestsReadBackUnchanged(t *testing.T) {
 	// A misspelled field names its path; a Kubernetes field Skiff does not act on says so.
 	bad := strings.Replace(mustRead(t, "testdata/roundtrip/01-nginx-deployment.yaml"), "image: nginx:1.14.2", "image: nginx:1.14.2\n        imagePullPolcy: Always", 1)
 	fails(t, s, bad, "spec.template.spec.containers[0].imagePullPolcy: unknown field", "apply", "-f", "-")
-	probe := strings.Replace(mustRead(t, "testdata/roundtrip/01-nginx-deployment.yaml"), "ports:", "livenessProbe: {tcpSocket: {port: 80}}\n        ports:", 1)
-	fails(t, s, probe, "spec.template.spec.containers[0].livenessProbe: Forbidden: not supported by Skiff", "apply", "-f", "-")
+	resize := strings.Replace(mustRead(t, "testdata/roundtrip/01-nginx-deployment.yaml"), "ports:", "resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]\n        ports:", 1)
+	fails(t, s, resize, "spec.template.spec.containers[0].resizePolicy: Forbidden: not supported by Skiff", "apply", "-f", "-")
 }
 
 func mustRead(t *testing.T, path string) string {

@@ -244,3 +244,17 @@ func TestSecureCluster(t *testing.T) {
 		t.Fatalf("no credentials: %q", errb.String())
 	}
 }
+
+// TestConfigKubeconfig: skiffctl prints a kubeconfig of its servers and credentials.
+func TestConfigKubeconfig(t *testing.T) {
+	code, out, errOut := run(t, "10.0.0.1:7443,10.0.0.2:7443", "", "config", "kubeconfig", "--ca-file", "/pki/ca.crt", "--token", "secret")
+	if code != 0 {
+		t.Fatalf("config kubeconfig: %d %s", code, errOut)
+	}
+	for _, want := range []string{"current-context: skiff\n", "server: https://10.0.0.1:7443", "name: skiff-2", "server: https://10.0.0.2:7443",
+		"certificate-authority: /pki/ca.crt", "token: secret"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubeconfig lacks %q:\n%s", want, out)
+		}
+	}
+}

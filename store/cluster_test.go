@@ -643,8 +643,8 @@ func TestBackupIsAConsistentStateFile(t *testing.T) {
 	if err := tf.f.Restore(io.NopCloser(&sink.Buffer)); err != nil {
 		t.Fatal(err)
 	}
-	if objs, r, _ := tf.f.list("ConfigMap", ListOptions{}); len(objs) != 10 || r != rev {
-		t.Fatalf("restored backup: %d objects at %d, want 10 at %d", len(objs), r, rev)
+	if l, _ := tf.f.list(context.Background(), "ConfigMap", ListOptions{}); len(l.Objects) != 10 || l.Revision != rev {
+		t.Fatalf("restored backup: %d objects at %d, want 10 at %d", len(l.Objects), l.Revision, rev)
 	}
 }
 

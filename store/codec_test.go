@@ -59,14 +59,14 @@ func FuzzApplyCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tf := newTestFSM(t, 16)
 		tf.one(Op{Type: Create, Key: key("a"), Value: []byte("seed"), UID: "u"})
-		before, _, _ := tf.f.list("ConfigMap", ListOptions{})
+		before, _, _ := tf.list("ConfigMap", ListOptions{})
 		out := tf.f.ApplyBatch([]*raft.Log{{Index: 2, Type: raft.LogCommand, Data: data}})
 		o := out[0].(*txnOutcome)
 		if tf.f.applied.Load() != 2 {
 			t.Fatalf("revision did not advance to the entry's index")
 		}
 		if o.err != nil {
-			after, _, _ := tf.f.list("ConfigMap", ListOptions{})
+			after, _, _ := tf.list("ConfigMap", ListOptions{})
 			if len(after) != len(before) {
 				t.Fatalf("rejected command changed the state: %v", o.err)
 			}

@@ -2,11 +2,13 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -536,61 +538,123 @@ func (f *fsm) get(k Key) (Object, int64, error) {
 	return obj, rev, err
 }
 
-// list reads the objects of a kind in one consistent read, with the revision it reflects.
-func (f *fsm) list(kind string, opts ListOptions) ([]Object, int64, error) {
-	var out []Object
-	var rev int64
+// list reads the objects of a kind in one consistent read, with the revision it
+// reflects: the current state, or the state as of opts.Revision, rebuilt from the
+// current state and the watch history.
+func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResult, error) {
+	var out ListResult
 	err := f.view(func(tx *bbolt.Tx) error {
-		rev = readRevision(tx)
-		objects := tx.Bucket(bucketObjects)
-		keep := func(k Key, v []byte) error {
+		out = ListResult{Revision: readRevision(tx)}
+		// changed holds, for a past revision, the state then of every object changed
+		// since (nil: absent then); those keys are taken from it, not from bbolt.
+		var changed map[Key]*Object
+		var changedKeys []Key
+		if opts.Revision != 0 && opts.Revision < out.Revision {
+			if err := f.hist.waitApplied(ctx, out.Revision); err != nil {
+				return err
+			}
+			var err error
+			if changed, err = f.hist.stateAt(kind, opts.Revision, out.Revision); err != nil {
+				return err
+			}
+			out.Revision = opts.Revision
+			for k := range changed {
+				changedKeys = append(changedKeys, k)
+			}
+			slices.SortFunc(changedKeys, func(a, b Key) int { return bytes.Compare(objectKey(a), objectKey(b)) })
+		}
+		field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
+		match := func(o *Object) bool {
+			if opts.Namespace != "" && o.Namespace != opts.Namespace {
+				return false
+			}
+			if field != "" && o.Fields[field] != value {
+				return false
+			}
+			return pred == nil || pred(o)
+		}
+		after := func(k Key) bool {
+			return opts.After == (Key{}) || bytes.Compare(objectKey(k), objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})) > 0
+		}
+		// take adds o when it matches; it returns false when the page is full and one
+		// more object was found.
+		take := func(o *Object) bool {
+			if !match(o) {
+				return true
+			}
+			if opts.Limit > 0 && len(out.Objects) == opts.Limit {
+				out.More = true
+				return false
+			}
+			out.Objects = append(out.Objects, *o)
+			return true
+		}
+		// past feeds the changed objects that sort before k (all of them for nil).
+		past := func(k *Key) bool {
+			for len(changedKeys) > 0 && (k == nil || bytes.Compare(objectKey(changedKeys[0]), objectKey(*k)) < 0) {
+				ck := changedKeys[0]
+				changedKeys = changedKeys[1:]
+				if o := changed[ck]; o != nil && after(ck) && !take(o) {
+					return false
+				}
+			}
+			return true
+		}
+		current := func(k Key, v []byte) (bool, error) {
+			if !past(&k) {
+				return false, nil
+			}
+			if _, ok := changed[k]; ok || !after(k) {
+				return true, nil
+			}
 			var r storev1.Record
 			if err := proto.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode %s: %w", k, err)
+				return false, fmt.Errorf("decode %s: %w", k, err)
 			}
 			o := recordToObject(k, &r)
-			if opts.Predicate == nil || opts.Predicate(&o) {
-				out = append(out, o)
-			}
-			return nil
+			return take(&o), nil
 		}
-		if opts.IndexField != "" && !f.indexes.has(kind, opts.IndexField) {
-			// Not an indexed field: scan, keeping the objects with that value.
-			field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
-			opts.IndexField, opts.Predicate = "", func(o *Object) bool {
-				return o.Fields[field] == value && (pred == nil || pred(o))
-			}
-		}
-		if opts.IndexField != "" {
-			prefix := indexPrefix(kind, opts.IndexField, opts.IndexValue)
+		objects := tx.Bucket(bucketObjects)
+		if field != "" && f.indexes.has(kind, field) {
+			prefix := indexPrefix(kind, field, value)
+			base := len(prefix)
 			if opts.Namespace != "" {
 				prefix = append(append(prefix, opts.Namespace...), 0)
 			}
+			start := prefix
+			if opts.After != (Key{}) {
+				start = append(append(append(indexPrefix(kind, field, value), opts.After.Namespace...), 0), opts.After.Name...)
+			}
 			c := tx.Bucket(bucketIndex).Cursor()
-			base := len(indexPrefix(kind, opts.IndexField, opts.IndexValue))
-			for ik, _ := c.Seek(prefix); ik != nil && bytes.HasPrefix(ik, prefix); ik, _ = c.Next() {
+			for ik, _ := c.Seek(start); ik != nil && bytes.HasPrefix(ik, prefix); ik, _ = c.Next() {
 				nsName := bytes.SplitN(ik[base:], []byte{0}, 2)
 				k := Key{Kind: kind, Namespace: string(nsName[0]), Name: string(nsName[1])}
 				v := objects.Get(objectKey(k))
 				if v == nil {
-					return fmt.Errorf("index entry %s %s=%s names a missing object", k, opts.IndexField, opts.IndexValue)
+					return fmt.Errorf("index entry %s %s=%s names a missing object", k, field, value)
 				}
-				if err := keep(k, v); err != nil {
+				if more, err := current(k, v); err != nil || !more {
 					return err
 				}
 			}
+			past(nil)
 			return nil
 		}
 		prefix := listPrefix(kind, opts.Namespace)
+		start := prefix
+		if opts.After != (Key{}) {
+			start = objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})
+		}
 		c := objects.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if err := keep(parseObjectKey(k), v); err != nil {
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if more, err := current(parseObjectKey(k), v); err != nil || !more {
 				return err
 			}
 		}
+		past(nil)
 		return nil
 	})
-	return out, rev, err
+	return out, err
 }
 
 // Snapshot captures the state as of now; Persist streams bbolt's consistent copy of it

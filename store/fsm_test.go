@@ -56,6 +56,12 @@ func (tf *testFSM) one(ops ...Op) (*TxnResult, error) {
 	return o.result, o.err
 }
 
+// list lists as Store.List does, without the read barrier.
+func (tf *testFSM) list(kind string, opts ListOptions) ([]Object, int64, error) {
+	l, err := tf.f.list(context.Background(), kind, opts)
+	return l.Objects, l.Revision, err
+}
+
 func key(name string) Key { return Key{Kind: "ConfigMap", Namespace: "default", Name: name} }
 
 func TestPreconditions(t *testing.T) {
@@ -128,7 +134,7 @@ func TestTransactionsAreAtomic(t *testing.T) {
 	if err != nil || len(res.Objects) != 3 {
 		t.Fatalf("txn: %+v %v", res, err)
 	}
-	objs, _, _ := tf.f.list("ConfigMap", ListOptions{})
+	objs, _, _ := tf.list("ConfigMap", ListOptions{})
 	if len(objs) != 1 || objs[0].Name != "c" || string(objs[0].Value) != "c2" {
 		t.Fatalf("list = %+v", objs)
 	}
@@ -173,7 +179,7 @@ func TestFieldIndexAndList(t *testing.T) {
 		{ListOptions{IndexField: "spec.nodeName", IndexValue: ""}, []string{"b/q4"}},
 		{ListOptions{Predicate: func(o *Object) bool { return o.Labels["app"] == "q" }}, []string{"b/q4"}},
 	} {
-		objs, rev, err := tf.f.list("Pod", tc.opts)
+		objs, rev, err := tf.list("Pod", tc.opts)
 		if err != nil || rev != 4 || !reflect.DeepEqual(names(objs), tc.want) {
 			t.Errorf("list %+v = %v rev %d %v; want %v", tc.opts, names(objs), rev, err, tc.want)
 		}
@@ -181,13 +187,77 @@ func TestFieldIndexAndList(t *testing.T) {
 	// Moving a pod moves its index entry; deleting removes it.
 	tf.one(Op{Type: Update, Key: Key{Kind: "Pod", Namespace: "a", Name: "p1"}, Value: []byte("p1"), Fields: map[string]string{"spec.nodeName": "w2"}})
 	tf.one(Op{Type: Delete, Key: Key{Kind: "Pod", Namespace: "a", Name: "p2"}})
-	objs, _, _ := tf.f.list("Pod", ListOptions{IndexField: "spec.nodeName", IndexValue: "w2"})
+	objs, _, _ := tf.list("Pod", ListOptions{IndexField: "spec.nodeName", IndexValue: "w2"})
 	if got := names(objs); !reflect.DeepEqual(got, []string{"a/p1"}) {
 		t.Errorf("w2 after move and delete = %v", got)
 	}
-	objs, _, _ = tf.f.list("Pod", ListOptions{IndexField: "spec.nodeName", IndexValue: "w1"})
+	objs, _, _ = tf.list("Pod", ListOptions{IndexField: "spec.nodeName", IndexValue: "w1"})
 	if got := names(objs); !reflect.DeepEqual(got, []string{"b/p3"}) {
 		t.Errorf("w1 after move = %v", got)
+	}
+}
+
+// TestListPagesAtOneRevision: a list cut into pages reads every page at the first
+// page's revision, whatever changed since (the changes are undone from the history),
+// through the index or not; a revision the history no longer holds is compacted.
+func TestListPagesAtOneRevision(t *testing.T) {
+	for _, indexed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("indexed=%v", indexed), func(t *testing.T) {
+			tf := newTestFSM(t, 100)
+			if indexed {
+				f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, map[string][]string{"Pod": {"spec.nodeName"}}, newHistory(100, 0), testIdentity(t), hclog.NewNullLogger())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.close() })
+				tf.f = f
+			}
+			pod := func(typ OpType, ns, name, node string) []Op {
+				return []Op{{Type: typ, Key: Key{Kind: "Pod", Namespace: ns, Name: name}, Value: []byte(name + "@" + node),
+					Fields: map[string]string{"spec.nodeName": node}}}
+			}
+			tf.apply(pod(Create, "a", "p1", "w1"), pod(Create, "a", "p2", "w1"), pod(Create, "b", "p3", "w1"), pod(Create, "b", "p4", "w2"), pod(Create, "c", "p5", "w1"))
+			opts := ListOptions{IndexField: "spec.nodeName", IndexValue: "w1", Limit: 2}
+			first, err := tf.f.list(context.Background(), "Pod", opts)
+			if err != nil || first.Revision != 5 || !first.More || len(first.Objects) != 2 || first.Objects[1].Name != "p2" {
+				t.Fatalf("first page = %+v %v", first, err)
+			}
+			// Between pages: p3 leaves w1, p4 joins it, p5 changes, p2 goes, a/p0 and b/p6 come.
+			tf.apply(pod(Update, "b", "p3", "w2"), pod(Update, "b", "p4", "w1"), pod(Update, "c", "p5", "w1"))
+			tf.apply([]Op{{Type: Delete, Key: Key{Kind: "Pod", Namespace: "a", Name: "p2"}}}, pod(Create, "a", "p0", "w1"), pod(Create, "b", "p6", "w1"))
+			var got []string
+			opts.Revision, opts.After = first.Revision, first.Objects[1].Key
+			for {
+				page, err := tf.f.list(context.Background(), "Pod", opts)
+				if err != nil || page.Revision != first.Revision {
+					t.Fatalf("page after %v = %+v %v", opts.After, page, err)
+				}
+				for _, o := range page.Objects {
+					got = append(got, o.Namespace+"/"+string(o.Value))
+				}
+				if !page.More {
+					break
+				}
+				opts.After = page.Objects[len(page.Objects)-1].Key
+			}
+			if want := []string{"b/p3@w1", "c/p5@w1"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("later pages = %v, want %v", got, want)
+			}
+			// The whole list at revision 5 and now.
+			then, _ := tf.f.list(context.Background(), "Pod", ListOptions{Revision: 5})
+			now, _ := tf.f.list(context.Background(), "Pod", ListOptions{})
+			if len(then.Objects) != 5 || len(now.Objects) != 6 || now.Revision != 11 {
+				t.Errorf("at 5: %d objects; now: %d at %d", len(then.Objects), len(now.Objects), now.Revision)
+			}
+			// Past the history's reach.
+			for i := 0; i < 100; i++ {
+				tf.apply(pod(Update, "c", "p5", "w1"))
+			}
+			var ce *CompactedError
+			if _, err := tf.f.list(context.Background(), "Pod", ListOptions{Revision: 5}); !errors.As(err, &ce) {
+				t.Errorf("list at a compacted revision: %v", err)
+			}
+		})
 	}
 }
 
@@ -354,7 +424,7 @@ func TestRestoreResetsWatchers(t *testing.T) {
 	if _, err := w.Next(context.Background()); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("watcher across restore = %v", err)
 	}
-	objs, rev, err := dst.f.list("ConfigMap", ListOptions{})
+	objs, rev, err := dst.list("ConfigMap", ListOptions{})
 	if err != nil || rev != 2 || len(objs) != 2 || dst.f.applied.Load() != 2 {
 		t.Fatalf("after restore: %d objects rev %d applied %d %v", len(objs), rev, dst.f.applied.Load(), err)
 	}
@@ -423,7 +493,7 @@ func TestIndexedFieldsOnly(t *testing.T) {
 			{"status.phase", "Running", "[default/a]"},
 			{"status.phase", "Pending", "[default/b]"},
 		} {
-			objs, _, err := tf.f.list("Pod", ListOptions{IndexField: tc.field, IndexValue: tc.value})
+			objs, _, err := tf.list("Pod", ListOptions{IndexField: tc.field, IndexValue: tc.value})
 			if got := fmt.Sprint(names(objs)); err != nil || got != tc.want {
 				t.Errorf("%s: list %s=%s = %s %v, want %s", what, tc.field, tc.value, got, err, tc.want)
 			}

@@ -295,6 +295,45 @@ func (h *history) waitApplied(ctx context.Context, rev int64) error {
 	}
 }
 
+// stateAt returns, for every object of kind changed in revisions (from, to], its state
+// at revision from (nil: it did not exist), from the events held. The history must have
+// every event up to to (waitApplied); it fails with a *CompactedError when it no longer
+// holds every event after from.
+func (h *history) stateAt(kind string, from, to int64) (map[Key]*Object, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if from < h.compacted {
+		return nil, &CompactedError{Requested: from, Oldest: h.compacted}
+	}
+	out := map[Key]*Object{}
+	lo, hi := 0, h.n
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if h.ring[(h.start+mid)%len(h.ring)].Revision <= from {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	for i := lo; i < h.n; i++ {
+		ev := &h.ring[(h.start+i)%len(h.ring)]
+		if ev.Revision > to {
+			break
+		}
+		if ev.Object.Kind != kind {
+			continue
+		}
+		if _, seen := out[ev.Object.Key]; seen {
+			continue
+		}
+		out[ev.Object.Key] = ev.Prev // nil for Added: absent before
+	}
+	return out, nil
+}
+
 // WatchOptions selects what a watch delivers.
 type WatchOptions struct {
 	Kind string

@@ -539,12 +539,28 @@ type ReadOptions struct {
 	// Stale reads this node's state as it is, without confirming it is current: cheaper,
 	// but it may miss writes acknowledged elsewhere.
 	Stale bool
+	// MinRevision, for a stale read, first waits until this node has applied that
+	// revision: the read is then no older than it (Kubernetes' NotOlderThan).
+	MinRevision int64
 }
 
 // ListOptions selects the objects of a List.
 type ListOptions struct {
 	// Stale reads this node's state without a read barrier (see ReadOptions).
 	Stale bool
+	// MinRevision, for a stale list, waits until this node has applied that revision.
+	MinRevision int64
+	// Revision, when set, lists the objects as they were at that revision: the current
+	// state with the changes since undone from the watch history (the state as of a
+	// revision is never stored). A revision the history no longer reaches back to fails
+	// with a *CompactedError; one this node has not applied yet is waited for.
+	Revision int64
+	// After, when set, lists only the objects whose namespace and name sort after its
+	// Namespace and Name: the next page of a list that stopped there.
+	After Key
+	// Limit, when positive, stops the list after that many objects; ListResult.More
+	// says whether more followed.
+	Limit int
 	// Namespace, when set, limits the list to one namespace.
 	Namespace string
 	// IndexField and IndexValue, when IndexField is set, list only objects whose
@@ -582,13 +598,34 @@ func (s *Store) GetLocal(k Key) (Object, int64, error) {
 // LastChange(kind) <= r: callers cache rarely changing kinds with it.
 func (s *Store) LastChange(kind string) int64 { return s.fsm.lastChange(kind) }
 
+// ListResult is one list: its objects in (namespace, name) order, the revision it
+// reflects, and whether Limit cut it short.
+type ListResult struct {
+	Objects  []Object
+	Revision int64
+	More     bool
+}
+
 // List reads the objects of a kind in one consistent snapshot and returns the revision
 // it reflects: a watch after that revision sees every later change.
 func (s *Store) List(ctx context.Context, kind string, opts ListOptions) ([]Object, int64, error) {
-	if err := s.readBarrier(ctx, ReadOptions{Stale: opts.Stale}); err != nil {
-		return nil, 0, err
+	res, err := s.ListPage(ctx, kind, opts)
+	return res.Objects, res.Revision, err
+}
+
+// ListPage is List with its whole result: a page of a list at one revision is listed
+// with Revision set to the first page's revision and After to its last object.
+func (s *Store) ListPage(ctx context.Context, kind string, opts ListOptions) (ListResult, error) {
+	barrier := ReadOptions{Stale: opts.Stale, MinRevision: opts.MinRevision}
+	if opts.Revision != 0 {
+		// A past state is rebuilt from this node's history: wait until it has the
+		// revision, not for the leader's.
+		barrier = ReadOptions{Stale: true, MinRevision: opts.Revision}
 	}
-	return s.fsm.list(kind, opts)
+	if err := s.readBarrier(ctx, barrier); err != nil {
+		return ListResult{}, err
+	}
+	return s.fsm.list(ctx, kind, opts)
 }
 
 // readBarrier waits until this node has applied everything committed before the call.
@@ -597,6 +634,11 @@ func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 		return ErrClosed
 	}
 	if opts.Stale {
+		if opts.MinRevision > 0 {
+			if err := s.hist.waitApplied(ctx, opts.MinRevision); err != nil {
+				return fmt.Errorf("wait for revision %d: %w", opts.MinRevision, err)
+			}
+		}
 		return nil
 	}
 	idx, err := s.readIndex.get(ctx)

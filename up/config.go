@@ -31,8 +31,9 @@ const (
 type Config struct {
 	// DataDir keeps everything skiff up makes: each member's store (DataDir/up1, …), the
 	// CA, the certificates and the key file that encrypts Secrets at rest (DataDir/pki),
-	// a copy of the admin's client config (DataDir/client.config), the containers' output
-	// (DataDir/containers) and a private containerd's root and log. Starting again on it continues where it stopped.
+	// a copy of the admin's client config (DataDir/client.config) and a kubeconfig
+	// (DataDir/kubeconfig), the containers' output (DataDir/containers) and a private
+	// containerd's root and log. Starting again on it continues where it stopped.
 	// Default $HOME/.skiff/up.
 	DataDir string
 	// Listen is the first member's API address, with a fixed port below 65400: member i
@@ -59,7 +60,8 @@ type Config struct {
 	Kubelet kubelet.Config
 	// ClientConfig is the client config skiffctl reads by default
 	// (client.DefaultConfigPath()); skiff up writes the admin's credentials there as
-	// well as in DataDir ("": only in DataDir).
+	// well as in DataDir ("": only in DataDir), and a kubeconfig for kubectl beside each
+	// (~/.skiff/kubeconfig for the default).
 	ClientConfig string
 	// UIListen is where skiff up serves the live map (skiffctl ui's page, with the
 	// admin's credentials): a loopback host:port, or "" for none. When the port is taken

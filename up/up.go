@@ -77,6 +77,10 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := client.WriteConfigFile(path, cf); err != nil {
 			return err
 		}
+		// kubectl's, beside it: ~/.skiff/kubeconfig for the default client config.
+		if err := client.WriteKubeconfig(filepath.Join(filepath.Dir(path), "kubeconfig"), "skiff", cf); err != nil {
+			return err
+		}
 	}
 	dialAs := func(cert string) (*client.Conn, error) {
 		servers, opts, err := client.Resolve(client.Settings{Server: strings.Join(l.apiAddrs, ","), CAFile: p(pki.CACertFile),
@@ -138,6 +142,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	mcfg := controllers.DefaultConfig()
 	mcfg.LeaderElect, mcfg.Logger = false, log
+	// Claims' volumes live with the rest of skiff up's data, as its pods' volumes do.
+	mcfg.LocalPathRoot = filepath.Join(dataDir, "local-path")
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()
 	scfg.Logger = log
@@ -149,6 +155,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	node := agent.DefaultConfig()
 	node.Kubelet, node.Logger, node.Busybox = cfg.Kubelet, log, busybox
+	if node.Kubelet.RootDir == kubelet.DefaultConfig().RootDir {
+		node.Kubelet.RootDir = filepath.Join(dataDir, "kubelet") // pods' volumes live with the rest of skiff up's data
+	}
 	node.Containerd.Socket, node.Containerd.LogDir, node.Containerd.InsecureRegistries = cfg.ContainerdAddress, filepath.Join(dataDir, "containers"), cfg.InsecureRegistries
 	// The log server: on the node's address, any free port (published in the Node's
 	// status), so that several skiff ups do not collide.
@@ -197,7 +206,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if credentials == "" {
 		credentials = filepath.Join(dataDir, "client.config")
 	}
-	fmt.Fprintf(out, "TLS on; certificates in %s; skiffctl's admin credentials in %s\n", pkiDir, credentials)
+	fmt.Fprintf(out, "TLS on; certificates in %s; skiffctl's admin credentials in %s, kubectl's in %s\n", pkiDir, credentials,
+		filepath.Join(filepath.Dir(credentials), "kubeconfig"))
 	fmt.Fprint(out, uiNote)
 	fmt.Fprintf(out, "Try:\n  ./bin/skiffctl apply -f examples/nginx-deployment.yaml\n  ./bin/skiffctl get pods -o wide\n  ./bin/skiffctl trace deployment nginx-deployment\nCtrl-C stops everything.\n")
 	return g.wait(out)

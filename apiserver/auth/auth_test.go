@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/pki"
 )
 
@@ -35,7 +36,7 @@ func TestAuthorize(t *testing.T) {
 		// want is "" (allowed), or a substring of the denial.
 		want string
 		// guarded, when set, is checked with the guard; guardWant as want.
-		guarded   *corev1.Pod
+		guarded   kinds.Object
 		guardWant string
 	}{
 		{name: "admin deletes a node", a: A{User: admin, Verb: Delete, Resource: "nodes", Name: "w1"}},
@@ -137,6 +138,15 @@ func TestAuthorize(t *testing.T) {
 			want: `cannot update secrets "default/db"`},
 		{name: "another node cannot read the pod's secret", a: A{User: User{Name: "system:node:w2", Groups: []string{pki.GroupNodes}},
 			Verb: Get, Resource: "secrets", Namespace: "default", Name: "db"}, want: "no relationship found between node 'w2'"},
+		{name: "node reads its pod's claim", a: A{User: w1, Verb: Get, Resource: "persistentvolumeclaims", Namespace: "default", Name: "www-web-0"}},
+		{name: "node cannot read another pod's claim", a: A{User: w1, Verb: Get, Resource: "persistentvolumeclaims", Namespace: "default", Name: "other"},
+			want: "no relationship found between node 'w1'"},
+		{name: "node reads the volume of its pod's claim", a: A{User: w1, Verb: Get, Resource: "persistentvolumes", Name: "pvc-1"}, guarded: volume("default", "www-web-0")},
+		{name: "node cannot read another claim's volume", a: A{User: w1, Verb: Get, Resource: "persistentvolumes", Name: "pvc-2"},
+			guarded: volume("default", "other"), guardWant: `user "system:node:w1" cannot get persistentvolumes "pvc-2": no relationship found between node 'w1' and this object`},
+		{name: "node cannot read an unbound volume", a: A{User: w1, Verb: Get, Resource: "persistentvolumes", Name: "pvc-3"}, guarded: volume("", ""), guardWant: "no relationship found"},
+		{name: "node cannot list volumes", a: A{User: w1, Verb: List, Resource: "persistentvolumes"}, want: "cannot list persistentvolumes"},
+		{name: "node cannot update a volume", a: A{User: w1, Verb: Update, Resource: "persistentvolumes", Name: "pvc-1"}, want: "cannot update persistentvolumes"},
 		{name: "scheduler cannot read secrets", a: A{User: sched, Verb: List, Resource: "secrets"}, want: `user "system:scheduler" cannot list secrets`},
 		{name: "scheduler reads configmaps", a: A{User: sched, Verb: List, Resource: "configmaps"}},
 		{name: "cm makes service accounts", a: A{User: cm, Verb: Create, Resource: "serviceaccounts", Namespace: "team", Name: "default"}},
@@ -146,7 +156,8 @@ func TestAuthorize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			guard, err := Authorizer{Graph: graph{{"w1", "secrets", "default", "db"}: true, {"w1", "configmaps", "default", "cfg"}: true}}.Authorize(tt.a)
+			guard, err := Authorizer{Graph: graph{{"w1", "secrets", "default", "db"}: true, {"w1", "configmaps", "default", "cfg"}: true,
+				{"w1", "persistentvolumeclaims", "default", "www-web-0"}: true}}.Authorize(tt.a)
 			check := func(what string, err error, want string) {
 				t.Helper()
 				if want == "" {
@@ -171,6 +182,15 @@ func TestAuthorize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// volume is a PersistentVolume bound to claim namespace/name ("": unbound).
+func volume(namespace, name string) *corev1.PersistentVolume {
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-1"}}
+	if name != "" {
+		pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: namespace, Name: name}
+	}
+	return pv
 }
 
 // graph is a fake node graph: the references it holds, by node, resource, namespace

@@ -129,10 +129,11 @@ type Guard func(obj kinds.Object) error
 //     update, status), its
 //     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
 //     and watch only with fieldSelector spec.nodeName=NAME; get, logs, status and
-//     delete only of a pod bound to NAME), creating and updating events, and reading
-//     the Secrets and ConfigMaps that pods bound to it reference (Graph), one by name:
-//     get, or list and watch with fieldSelector metadata.name=NAME; and reading
-//     services and endpointslices (the node's cluster DNS).
+//     delete only of a pod bound to NAME), creating and updating events, reading the
+//     Secrets, ConfigMaps and PersistentVolumeClaims that pods bound to it reference
+//     (Graph), one by name: get, or list and watch with fieldSelector
+//     metadata.name=NAME; getting the PersistentVolumes bound to those claims; and
+//     reading services and endpointslices (the node's cluster DNS).
 //
 // Everything else is denied.
 type Authorizer struct {
@@ -144,8 +145,9 @@ type Authorizer struct {
 // Graph is Kubernetes' node authorizer graph, as far as Skiff's kubelet needs it.
 type Graph interface {
 	// References reports whether a pod bound to node references the object of resource
-	// (secrets, configmaps) namespace/name: in a volume (secret, configMap, projected),
-	// an env var's valueFrom, envFrom, or imagePullSecrets.
+	// (secrets, configmaps, persistentvolumeclaims) namespace/name: in a volume (secret,
+	// configMap, projected, persistentVolumeClaim), an env var's valueFrom, envFrom, or
+	// imagePullSecrets.
 	References(node, resource, namespace, name string) bool
 }
 
@@ -280,7 +282,21 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		if isRead(a.Verb) {
 			return nil, nil
 		}
-	case plural(kinds.Secret), plural(kinds.ConfigMap):
+	case plural(kinds.PersistentVolume):
+		// Kubernetes' node authorizer: the volume bound to a claim a pod bound to the
+		// node references (the graph's pv -> pvc -> pod -> node), by name.
+		if a.Verb != Get || a.Subresource != "" || a.Name == "" {
+			break
+		}
+		return func(obj kinds.Object) error {
+			pv, ok := obj.(*corev1.PersistentVolume)
+			if ok && pv.Spec.ClaimRef != nil && g != nil &&
+				g.References(node, plural(kinds.PersistentVolumeClaim), pv.Spec.ClaimRef.Namespace, pv.Spec.ClaimRef.Name) {
+				return nil
+			}
+			return deny(a, "no relationship found between node '%s' and this object", node)
+		}, nil
+	case plural(kinds.Secret), plural(kinds.ConfigMap), plural(kinds.PersistentVolumeClaim):
 		// Kubernetes' node authorizer: what a pod bound to the node references, by name
 		// (a list or watch names it with fieldSelector metadata.name=NAME).
 		if !isRead(a.Verb) || a.Subresource != "" {

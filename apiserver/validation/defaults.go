@@ -29,7 +29,7 @@ const (
 
 // Default fills the fields a user may leave out with Kubernetes' defaults, in place. It
 // only sets what is unset, so it is idempotent. It fills only fields Skiff acts on, never
-// Kubernetes' defaults for the others (dnsPolicy, schedulerName, ...), which Skiff does
+// Kubernetes' defaults for the others (schedulerName, ...), which Skiff does
 // not support. It never defaults a controller's selector from its template: a missing
 // selector is an error Validate reports.
 func Default(obj kinds.Object) {
@@ -129,30 +129,151 @@ func defaultPodSpec(spec *corev1.PodSpec) {
 		spec.ServiceAccountName = spec.DeprecatedServiceAccount
 	}
 	spec.DeprecatedServiceAccount = spec.ServiceAccountName
+	if spec.DNSPolicy == "" {
+		spec.DNSPolicy = DefaultDNSPolicy
+	}
+	if spec.EnableServiceLinks == nil {
+		spec.EnableServiceLinks = new(true)
+	}
+	if spec.SecurityContext == nil {
+		spec.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	for i := range spec.InitContainers {
+		defaultContainer(&spec.InitContainers[i])
+	}
 	for i := range spec.Containers {
-		c := &spec.Containers[i]
-		if c.ImagePullPolicy == "" {
-			c.ImagePullPolicy = PullPolicyFor(c.Image)
-		}
-		for j := range c.Ports {
-			if c.Ports[j].Protocol == "" {
-				c.Ports[j].Protocol = DefaultProtocol
-			}
-		}
+		defaultContainer(&spec.Containers[i])
 	}
 	for i := range spec.Tolerations {
 		if spec.Tolerations[i].Operator == "" {
 			spec.Tolerations[i].Operator = DefaultTolerationOperator
 		}
 	}
+	for i := range spec.Volumes {
+		defaultVolume(&spec.Volumes[i].VolumeSource)
+	}
+}
+
+func defaultContainer(c *corev1.Container) {
+	if c.ImagePullPolicy == "" {
+		c.ImagePullPolicy = PullPolicyFor(c.Image)
+	}
+	for j := range c.Ports {
+		if c.Ports[j].Protocol == "" {
+			c.Ports[j].Protocol = DefaultProtocol
+		}
+	}
+	if c.TerminationMessagePath == "" {
+		c.TerminationMessagePath = corev1.TerminationMessagePathDefault
+	}
+	if c.TerminationMessagePolicy == "" {
+		c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+	}
+	for _, pr := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+		defaultProbe(pr)
+	}
+	if l := c.Lifecycle; l != nil {
+		for _, h := range []*corev1.LifecycleHandler{l.PostStart, l.PreStop} {
+			if h != nil && h.HTTPGet != nil {
+				defaultHTTPGet(h.HTTPGet)
+			}
+		}
+	}
+	for i := range c.Env {
+		if vf := c.Env[i].ValueFrom; vf != nil && vf.FieldRef != nil && vf.FieldRef.APIVersion == "" {
+			vf.FieldRef.APIVersion = "v1"
+		}
+	}
+}
+
+// The probe timings Kubernetes fills.
+const (
+	DefaultProbeTimeoutSeconds   = 1
+	DefaultProbePeriodSeconds    = 10
+	DefaultProbeSuccessThreshold = 1
+	DefaultProbeFailureThreshold = 3
+	DefaultVolumeFileMode        = corev1.ConfigMapVolumeSourceDefaultMode // 0644
+	DefaultDNSPolicy             = corev1.DNSClusterFirst
+)
+
+func defaultProbe(pr *corev1.Probe) {
+	if pr == nil {
+		return
+	}
+	if pr.TimeoutSeconds == 0 {
+		pr.TimeoutSeconds = DefaultProbeTimeoutSeconds
+	}
+	if pr.PeriodSeconds == 0 {
+		pr.PeriodSeconds = DefaultProbePeriodSeconds
+	}
+	if pr.SuccessThreshold == 0 {
+		pr.SuccessThreshold = DefaultProbeSuccessThreshold
+	}
+	if pr.FailureThreshold == 0 {
+		pr.FailureThreshold = DefaultProbeFailureThreshold
+	}
+	if pr.HTTPGet != nil {
+		defaultHTTPGet(pr.HTTPGet)
+	}
+}
+
+func defaultHTTPGet(h *corev1.HTTPGetAction) {
+	if h.Path == "" {
+		h.Path = "/"
+	}
+	if h.Scheme == "" {
+		h.Scheme = corev1.URISchemeHTTP
+	}
+}
+
+func defaultVolume(v *corev1.VolumeSource) {
+	mode := func(m **int32) {
+		if *m == nil {
+			*m = new(int32(DefaultVolumeFileMode))
+		}
+	}
+	switch {
+	case v.ConfigMap != nil:
+		mode(&v.ConfigMap.DefaultMode)
+	case v.Secret != nil:
+		mode(&v.Secret.DefaultMode)
+	case v.DownwardAPI != nil:
+		mode(&v.DownwardAPI.DefaultMode)
+		defaultDownwardAPIItems(v.DownwardAPI.Items)
+	case v.Projected != nil:
+		mode(&v.Projected.DefaultMode)
+		for _, s := range v.Projected.Sources {
+			if s.DownwardAPI != nil {
+				defaultDownwardAPIItems(s.DownwardAPI.Items)
+			}
+		}
+	case v.HostPath != nil:
+		if v.HostPath.Type == nil {
+			v.HostPath.Type = new(corev1.HostPathUnset)
+		}
+	}
+}
+
+func defaultDownwardAPIItems(items []corev1.DownwardAPIVolumeFile) {
+	for i := range items {
+		if f := items[i].FieldRef; f != nil && f.APIVersion == "" {
+			f.APIVersion = "v1"
+		}
+	}
 }
 
 // defaultRequestsFromLimits gives a pod's containers a request equal to the limit of
-// every resource they limit without requesting it, as Kubernetes does for pods (not
+// every resource they limit without requesting it (init containers too), as Kubernetes does for pods (not
 // for templates: their pods get it when they are created).
 func defaultRequestsFromLimits(spec *corev1.PodSpec) {
+	var all []*corev1.ResourceRequirements
+	for i := range spec.InitContainers {
+		all = append(all, &spec.InitContainers[i].Resources)
+	}
 	for i := range spec.Containers {
-		r := &spec.Containers[i].Resources
+		all = append(all, &spec.Containers[i].Resources)
+	}
+	for _, r := range all {
 		for name, lim := range r.Limits {
 			if _, ok := r.Requests[name]; ok {
 				continue

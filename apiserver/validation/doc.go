@@ -21,7 +21,7 @@
 // acts on some of them only, listed per kind in supportedFields. Any other field that is
 // set is refused with its path, never silently ignored:
 //
-//	spec.template.spec.containers[0].livenessProbe: Forbidden: not supported by Skiff
+//	spec.template.spec.containers[0].resizePolicy: Forbidden: not supported by Skiff
 //
 // Validate and ValidateUpdate look for such fields in the whole object, ValidateStatus
 // in its status only. Supporting a new field is a line in that table, with the code that

@@ -3,6 +3,7 @@ package validation
 import (
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -29,25 +30,34 @@ var (
 	taintEffects      = []corev1.TaintEffect{corev1.TaintEffectNoExecute, corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule}
 	podPhases         = []corev1.PodPhase{corev1.PodFailed, corev1.PodPending, corev1.PodRunning, corev1.PodSucceeded, corev1.PodUnknown}
 	conditionStatuses = []corev1.ConditionStatus{corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionUnknown}
+	qosClasses        = []corev1.PodQOSClass{corev1.PodQOSBestEffort, corev1.PodQOSBurstable, corev1.PodQOSGuaranteed}
 )
 
 // validatePodSpec checks a pod's spec, standalone or inside a template. Fields Default
 // fills may be empty: Validate accepts an object before or after Default.
 func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	volumes, verrs := validateVolumes(spec.Volumes, p.Child("volumes"))
+	errs = append(errs, verrs...)
 	if len(spec.Containers) == 0 {
 		errs = append(errs, field.Required(p.Child("containers"), ""))
 	}
 	names := map[string]bool{}
-	for i := range spec.Containers {
-		c := &spec.Containers[i]
-		cp := p.Child("containers").Index(i)
-		errs = append(errs, validateContainer(c, cp)...)
-		if c.Name != "" {
-			if names[c.Name] {
-				errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
+	for _, list := range []struct {
+		name string
+		init bool
+		cs   []corev1.Container
+	}{{"initContainers", true, spec.InitContainers}, {"containers", false, spec.Containers}} {
+		for i := range list.cs {
+			c := &list.cs[i]
+			cp := p.Child(list.name).Index(i)
+			errs = append(errs, validateContainer(c, volumes, spec.TerminationGracePeriodSeconds, list.init, cp)...)
+			if c.Name != "" {
+				if names[c.Name] {
+					errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
+				}
+				names[c.Name] = true
 			}
-			names[c.Name] = true
 		}
 	}
 	if spec.RestartPolicy != "" {
@@ -74,10 +84,25 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.TerminationGracePeriodSeconds != nil {
 		errs = append(errs, apivalidation.ValidateNonnegativeField(*spec.TerminationGracePeriodSeconds, p.Child("terminationGracePeriodSeconds"))...)
 	}
+	if d := spec.ActiveDeadlineSeconds; d != nil && (*d < 1 || *d > math.MaxUint32) {
+		errs = append(errs, field.Invalid(p.Child("activeDeadlineSeconds"), *d, utilvalidation.InclusiveRangeError(1, math.MaxUint32)))
+	}
+	errs = append(errs, validatePodSecurityContext(spec.SecurityContext, p.Child("securityContext"))...)
+	errs = append(errs, validateDNS(spec, p)...)
+	if spec.PriorityClassName != "" {
+		errs = append(errs, invalidEach(p.Child("priorityClassName"), spec.PriorityClassName, apivalidation.NameIsDNSSubdomain(spec.PriorityClassName, false))...)
+	}
+	for i, s := range spec.ImagePullSecrets {
+		if s.Name != "" {
+			errs = append(errs, invalidEach(p.Child("imagePullSecrets").Index(i).Child("name"), s.Name, apivalidation.NameIsDNSSubdomain(s.Name, false))...)
+		}
+	}
 	return errs
 }
 
-func validateContainer(c *corev1.Container, p *field.Path) field.ErrorList {
+// validateContainer checks one container, an init container when init: those run to
+// completion, so they have no probes and no lifecycle hooks.
+func validateContainer(c *corev1.Container, volumes map[string]*corev1.Volume, grace *int64, init bool, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if c.Name == "" {
 		errs = append(errs, field.Required(p.Child("name"), ""))
@@ -105,16 +130,28 @@ func validateContainer(c *corev1.Container, p *field.Path) field.ErrorList {
 			portNames[port.Name] = true
 		}
 	}
-	for i, env := range c.Env {
-		np := p.Child("env").Index(i).Child("name")
-		if env.Name == "" {
-			errs = append(errs, field.Required(np, ""))
-		} else {
-			// The strict rule, not Kubernetes' relaxed one (any printable ASCII but '='):
-			// the names Skiff has always taken.
-			errs = append(errs, invalidEach(np, env.Name, utilvalidation.IsEnvVarName(env.Name))...)
+	errs = append(errs, validateEnv(c.Env, p.Child("env"))...)
+	errs = append(errs, validateEnvFrom(c.EnvFrom, p.Child("envFrom"))...)
+	errs = append(errs, validateVolumeMounts(c.VolumeMounts, volumes, p.Child("volumeMounts"))...)
+	if init {
+		const msg = "may not be set for init containers without restartPolicy=Always"
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"lifecycle", c.Lifecycle != nil}, {"livenessProbe", c.LivenessProbe != nil},
+			{"readinessProbe", c.ReadinessProbe != nil}, {"startupProbe", c.StartupProbe != nil}} {
+			if f.set {
+				errs = append(errs, field.Forbidden(p.Child(f.name), msg))
+			}
 		}
+	} else {
+		errs = append(errs, validateProbe(c.LivenessProbe, p.Child("livenessProbe"), false, true)...)
+		errs = append(errs, validateProbe(c.ReadinessProbe, p.Child("readinessProbe"), true, false)...)
+		errs = append(errs, validateProbe(c.StartupProbe, p.Child("startupProbe"), false, true)...)
+		errs = append(errs, validateLifecycle(c.Lifecycle, grace, p.Child("lifecycle"))...)
 	}
+	errs = append(errs, validateSecurityContext(c.SecurityContext, p.Child("securityContext"))...)
+	errs = append(errs, validateTerminationMessage(c, p)...)
 	return append(errs, validateResources(&c.Resources, p.Child("resources"))...)
 }
 
@@ -255,11 +292,12 @@ func validatePodTemplate(t *corev1.PodTemplateSpec, p *field.Path) field.ErrorLi
 	return errs
 }
 
-const podUpdateMsg = "pod updates may not change fields other than `spec.containers[*].image` " +
+const podUpdateMsg = "pod updates may not change fields other than `spec.containers[*].image`, " +
+	"`spec.initContainers[*].image`, `spec.activeDeadlineSeconds` " +
 	"and `spec.tolerations` (only additions to existing tolerations)"
 
 // validatePodSpecUpdate enforces that a pod's spec is fixed once created, but for
-// container images and added tolerations, as in Kubernetes. nodeName is set by Bind,
+// container images, a deadline set or shortened, and added tolerations, as in Kubernetes. nodeName is set by Bind,
 // not by update.
 func validatePodSpecUpdate(old, spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	// Compare defaulted copies, so a default filled on one side only is not a change.
@@ -270,6 +308,15 @@ func validatePodSpecUpdate(old, spec *corev1.PodSpec, p *field.Path) field.Error
 		for i := range allowed.Containers {
 			allowed.Containers[i].Image = spec.Containers[i].Image
 		}
+	}
+	if len(allowed.InitContainers) == len(spec.InitContainers) {
+		for i := range allowed.InitContainers {
+			allowed.InitContainers[i].Image = spec.InitContainers[i].Image
+		}
+	}
+	// A deadline may be set, or shortened, never lifted or extended.
+	if d := spec.ActiveDeadlineSeconds; d != nil && (old.ActiveDeadlineSeconds == nil || *d <= *old.ActiveDeadlineSeconds) {
+		allowed.ActiveDeadlineSeconds = d
 	}
 	if tolerationsAdded(old.Tolerations, spec.Tolerations) {
 		allowed.Tolerations = spec.Tolerations
@@ -332,12 +379,30 @@ func validatePodStatus(st *corev1.PodStatus, p *field.Path) field.ErrorList {
 	if st.PodIP != "" {
 		errs = append(errs, validateIP(st.PodIP, p.Child("podIP"))...)
 	}
-	for i, cs := range st.ContainerStatuses {
-		cp := p.Child("containerStatuses").Index(i)
-		if cs.Name == "" {
-			errs = append(errs, field.Required(cp.Child("name"), ""))
+	for i, ip := range st.PodIPs {
+		ipp := p.Child("podIPs").Index(i).Child("ip")
+		errs = append(errs, validateIP(ip.IP, ipp)...)
+		if i == 0 && st.PodIP != "" && ip.IP != st.PodIP {
+			errs = append(errs, field.Invalid(ipp, ip.IP, "must match status.podIP"))
 		}
-		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(cs.RestartCount), cp.Child("restartCount"))...)
+	}
+	for i, ip := range st.HostIPs {
+		errs = append(errs, validateIP(ip.IP, p.Child("hostIPs").Index(i).Child("ip"))...)
+	}
+	if st.QOSClass != "" {
+		errs = append(errs, oneOf(p.Child("qosClass"), st.QOSClass, qosClasses...)...)
+	}
+	for _, list := range []struct {
+		name string
+		cs   []corev1.ContainerStatus
+	}{{"initContainerStatuses", st.InitContainerStatuses}, {"containerStatuses", st.ContainerStatuses}} {
+		for i, cs := range list.cs {
+			cp := p.Child(list.name).Index(i)
+			if cs.Name == "" {
+				errs = append(errs, field.Required(cp.Child("name"), ""))
+			}
+			errs = append(errs, apivalidation.ValidateNonnegativeField(int64(cs.RestartCount), cp.Child("restartCount"))...)
+		}
 	}
 	return errs
 }

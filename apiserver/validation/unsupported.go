@@ -17,7 +17,7 @@ import (
 // of them only (supportedFields). A field it would silently ignore is refused instead, so
 // that a manifest never means less in Skiff than it says:
 //
-//	spec.template.spec.containers[0].livenessProbe: Forbidden: not supported by Skiff
+//	spec.template.spec.containers[0].resizePolicy: Forbidden: not supported by Skiff
 //
 // The table is compiled once per kind into a check that lists, for each struct type on
 // the way to a supported field, the fields that need a look: those not supported at all,

@@ -26,42 +26,42 @@ func TestNotSupported(t *testing.T) {
 		want []string
 	}{
 		{"deployment", deployment(func(d *appsv1.Deployment) {
-			d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
+			d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}} // server-side apply's
 			ps := &d.Spec.Template.Spec
 			ps.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(80)}}}
-			ps.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
-			ps.InitContainers = []corev1.Container{{Name: "init", Image: "busybox"}}
+			ps.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
+			ps.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/"}}}}
+			ps.InitContainers = []corev1.Container{{Name: "init", Image: "busybox", RestartPolicy: new(corev1.ContainerRestartPolicyAlways)}}
 		}), []string{
-			"metadata.managedFields" + forbidden,
-			"spec.template.spec.containers[0].livenessProbe" + forbidden,
-			"spec.template.spec.initContainers" + forbidden,
-			"spec.template.spec.volumes[0].emptyDir" + forbidden,
+			"spec.template.spec.containers[0].lifecycle.preStop.tcpSocket" + forbidden,
+			"spec.template.spec.initContainers[0].restartPolicy" + forbidden,
+			"spec.template.spec.volumes[0].nfs" + forbidden,
 		}},
 		{"outermost field only", pod(func(p *corev1.Pod) {
-			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), Privileged: new(true)}
-		}), []string{"spec.containers[0].securityContext" + forbidden}},
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), SeccompProfile: &corev1.SeccompProfile{Type: "Localhost", LocalhostProfile: new("p")}}
+		}), []string{"spec.containers[0].securityContext.seccompProfile" + forbidden}},
 		{"inside supported lists", pod(func(p *corev1.Pod) {
 			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: "busybox",
-				Env:       []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+				Env: []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", ValueFrom: &corev1.EnvVarSource{
+					FileKeyRef: &corev1.FileKeySelector{VolumeName: "v", Path: "p", Key: "k"}}}},
 				Resources: corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "gpu"}}}})
 			p.Spec.Tolerations = []corev1.Toleration{{Key: "k", Operator: "Exists"}}
 		}), []string{
-			"spec.containers[1].env[1].valueFrom" + forbidden,
+			"spec.containers[1].env[1].valueFrom.fileKeyRef" + forbidden,
 			"spec.containers[1].resources.claims" + forbidden,
 		}},
-		{"an empty struct is still set", pod(func(p *corev1.Pod) { p.Spec.SecurityContext = &corev1.PodSecurityContext{} }),
-			[]string{"spec.securityContext" + forbidden}},
+		{"an empty struct is still set", pod(func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{} }),
+			[]string{"spec.os" + forbidden}},
 		{"an empty list or map is not", pod(func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{}
 			p.Spec.Overhead = corev1.ResourceList{}
 		}), nil},
 		{"a Kubernetes default Skiff does not apply", pod(func(p *corev1.Pod) {
-			p.Spec.DNSPolicy = corev1.DNSClusterFirst
-			p.Spec.Containers[0].TerminationMessagePath = corev1.TerminationMessagePathDefault
-		}), []string{"spec.containers[0].terminationMessagePath" + forbidden, "spec.dnsPolicy" + forbidden}},
+			p.Spec.SchedulerName = "default-scheduler"
+		}), []string{"spec.schedulerName" + forbidden}},
 		{"metadata", pod(func(p *corev1.Pod) { p.SelfLink = "/api/v1/pods/web-1" }), []string{"metadata.selfLink" + forbidden}},
-		{"status on create", pod(func(p *corev1.Pod) { p.Status.HostIPs = []corev1.HostIP{{IP: "10.0.0.1"}} }),
-			[]string{"status.hostIPs" + forbidden}},
+		{"status on create", pod(func(p *corev1.Pod) { p.Status.NominatedNodeName = "w1" }),
+			[]string{"status.nominatedNodeName" + forbidden}},
 		{"deployment strategy and status", deployment(func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80}}
 			d.Status.TerminatingReplicas = new(int32(1))
@@ -83,9 +83,9 @@ func TestNotSupported(t *testing.T) {
 			Status: corev1.NamespaceStatus{Conditions: []corev1.NamespaceCondition{{Type: "NamespaceDeletionDiscoveryFailure", Status: "False"}}}},
 			[]string{"metadata.selfLink" + forbidden}},
 		{"poddisruptionbudget", &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "default",
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}},
+			SelfLink: "/apis/policy/v1/namespaces/default/poddisruptionbudgets/a"},
 			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: num(1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}},
-			[]string{"metadata.managedFields" + forbidden}},
+			[]string{"metadata.selfLink" + forbidden}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrors(t, Validate(tc.obj), tc.want)
@@ -156,7 +156,28 @@ func fullDeployment() *appsv1.Deployment {
 				Resources: corev1.ResourceRequirements{
 					Requests: corev1.ResourceList{"cpu": resource.MustParse("100m"), "memory": resource.MustParse("64Mi")},
 					Limits:   corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("128Mi")}},
+				EnvFrom: []corev1.EnvFromSource{{Prefix: "CFG_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web"}}}},
+				VolumeMounts: []corev1.VolumeMount{{Name: "conf", MountPath: "/etc/nginx/conf.d", ReadOnly: true},
+					{Name: "cache", MountPath: "/var/cache/nginx"}, {Name: "conf", MountPath: "/etc/motd", SubPath: "motd"}},
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+					InitialDelaySeconds: 2, PeriodSeconds: 5},
+				LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}},
+				StartupProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/started"}}}, FailureThreshold: 30},
+				Lifecycle:     &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}},
+				SecurityContext: &corev1.SecurityContext{RunAsNonRoot: new(true), ReadOnlyRootFilesystem: new(true), AllowPrivilegeEscalation: new(false),
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_BIND_SERVICE"}}},
 			}},
+			InitContainers: []corev1.Container{{Name: "migrate", Image: "busybox:1.36", Command: []string{"sh", "-c", "echo ok"},
+				Env: []corev1.EnvVar{{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+					{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+						LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}}}}},
+			Volumes: []corev1.Volume{
+				{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web"}}}},
+				{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: new(resource.MustParse("64Mi"))}}},
+			},
+			SecurityContext:               &corev1.PodSecurityContext{RunAsUser: new(int64(101)), RunAsGroup: new(int64(101)), FSGroup: new(int64(101))},
+			ImagePullSecrets:              []corev1.LocalObjectReference{{Name: "regcred"}},
+			DNSPolicy:                     corev1.DNSClusterFirst,
 			HostNetwork:                   true,
 			NodeSelector:                  map[string]string{"disk": "ssd"},
 			RestartPolicy:                 corev1.RestartPolicyAlways,
@@ -333,6 +354,18 @@ func BenchmarkCheckSupportedPod(b *testing.B) {
 	for b.Loop() {
 		if errs := checkSupported(p, false); len(errs) > 0 {
 			b.Fatal(errs)
+		}
+	}
+}
+
+// TestManagedFieldsAcceptedOnEveryKind: server-side apply records managedFields on any
+// kind's object (Helm applies ServiceAccounts, Secrets, ...), so no kind refuses them.
+func TestManagedFieldsAcceptedOnEveryKind(t *testing.T) {
+	for _, in := range kinds.All() {
+		obj := in.New()
+		obj.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "helm", Operation: metav1.ManagedFieldsOperationApply}})
+		if errs := checkSupported(obj, false); len(errs) > 0 {
+			t.Errorf("%s with managedFields: %v", in.Kind, ErrorList(errs))
 		}
 	}
 }

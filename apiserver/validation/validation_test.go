@@ -261,6 +261,130 @@ func TestValidate(t *testing.T) {
 		{"node name", pod(func(p *corev1.Pod) { p.Spec.NodeName = "Node_1" }),
 			[]string{`spec.nodeName: Invalid value: "Node_1"`}},
 
+		// Volumes and mounts.
+		{"volumes", pod(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{
+				{Name: "a", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: "Disk"}}},
+				{Name: "a", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/../etc", Type: new(corev1.HostPathType("Dir"))}}},
+				{Name: "none"},
+				{Name: "two", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}, Secret: &corev1.SecretVolumeSource{SecretName: "s"}}},
+				{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					DefaultMode: new(int32(0o1000)), Items: []corev1.KeyToPath{{Key: "k", Path: "/abs"}, {Key: "k", Path: "..data"}}}}},
+				{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{}}},
+				{Name: "dapi", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+					{Path: "n", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}},
+					{Path: "l", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}},
+					{Path: "c", ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}}}}}},
+				{Name: "proj", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}, Items: []corev1.KeyToPath{{Key: "a", Path: "x"}}}},
+					{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Items: []corev1.KeyToPath{{Key: "a", Path: "x"}}}}}}}},
+				{Name: "pvc", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{}}},
+			}
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "a", MountPath: "/a"}, {Name: "b", MountPath: "/a"},
+				{Name: "cm", MountPath: "rel", SubPath: "../x"}}
+		}), []string{
+			`spec.volumes[0].emptyDir.medium: Unsupported value: "Disk": supported values: "", "Memory"`,
+			`spec.volumes[1].name: Duplicate value: "a"`,
+			`spec.volumes[1].hostPath.path: Invalid value: "/var/../etc": must not contain '..'`,
+			`spec.volumes[1].hostPath.type: Unsupported value: "Dir"`,
+			"spec.volumes[2]: Required value: must specify a volume type",
+			"spec.volumes[3].secret: Forbidden: may not specify more than 1 volume type",
+			"spec.volumes[4].configMap.name: Required value",
+			"spec.volumes[4].configMap.defaultMode: Invalid value: 512: must be a number between 0 and 0777 (octal), both inclusive",
+			`spec.volumes[4].configMap.items[0].path: Invalid value: "/abs": must be a relative path`,
+			`spec.volumes[4].configMap.items[1].path: Invalid value: "..data": must not start with '..'`,
+			"spec.volumes[5].secret.secretName: Required value",
+			`spec.volumes[6].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: "spec.nodeName"`,
+			"spec.volumes[6].downwardAPI.items[2].resourceFieldRef.containerName: Required value",
+			`spec.volumes[7].projected.sources[1].secret.items[0].path: Invalid value: "x": conflicting duplicate paths`,
+			"spec.volumes[8].persistentVolumeClaim.claimName: Required value",
+			`spec.containers[0].volumeMounts[1].name: Not found: "b"`,
+			`spec.containers[0].volumeMounts[1].mountPath: Invalid value: "/a": must be unique`,
+			`spec.containers[0].volumeMounts[2].mountPath: Invalid value: "rel": must be an absolute path`,
+			`spec.containers[0].volumeMounts[2].subPath: Invalid value: "../x": must not contain '..'`,
+		}},
+		// Env from references.
+		{"env valueFrom", pod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = []corev1.EnvVar{
+				{Name: "A", Value: "x", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+				{Name: "B", ValueFrom: &corev1.EnvVarSource{}},
+				{Name: "C", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{Key: "k"},
+					SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "bad key"}}},
+				{Name: "D", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}}},
+				{Name: "E", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.gpu"}}},
+				{Name: "F", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}}},
+			}
+			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{Prefix: "1X"}, {ConfigMapRef: &corev1.ConfigMapEnvSource{}}}
+		}), []string{
+			"spec.containers[0].env[0].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty",
+			"spec.containers[0].env[1].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+			"spec.containers[0].env[2].valueFrom.configMapKeyRef.name: Required value",
+			`spec.containers[0].env[2].valueFrom.secretKeyRef.key: Invalid value: "bad key"`,
+			"spec.containers[0].env[2].valueFrom: Invalid value: \"\": may not have more than one field specified at a time",
+			`spec.containers[0].env[3].valueFrom.fieldRef.fieldPath: Unsupported value: "metadata.labels"`,
+			`spec.containers[0].env[4].valueFrom.resourceFieldRef.resource: Unsupported value: "limits.gpu"`,
+			`spec.containers[0].envFrom[0].prefix: Invalid value: "1X"`,
+			"spec.containers[0].envFrom[0]: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`",
+			"spec.containers[0].envFrom[1].configMapRef.name: Required value",
+		}},
+		// Probes and hooks.
+		{"probes", pod(func(p *corev1.Pod) {
+			c := &p.Spec.Containers[0]
+			c.LivenessProbe = &corev1.Probe{SuccessThreshold: 2, PeriodSeconds: -1}
+			c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{}, TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}},
+				TerminationGracePeriodSeconds: new(int64(5))}
+			c.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromString("no_such"), Scheme: "FTP"}}}
+			c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{}, PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 60}}}
+			p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox:1", ReadinessProbe: &corev1.Probe{}}}
+		}), []string{
+			"spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
+			"spec.initContainers[0].readinessProbe: Forbidden: not supported by Skiff",
+			"spec.containers[0].livenessProbe: Required value: must specify a handler type",
+			"spec.containers[0].livenessProbe.periodSeconds: Invalid value: -1: must be greater than or equal to 0",
+			"spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+			"spec.containers[0].readinessProbe.exec.command: Required value",
+			"spec.containers[0].readinessProbe.tcpSocket: Forbidden: may not specify more than 1 handler type",
+			"spec.containers[0].readinessProbe.terminationGracePeriodSeconds: Invalid value: 5: must not be set for readinessProbes",
+			`spec.containers[0].startupProbe.httpGet.port: Invalid value: "no_such"`,
+			`spec.containers[0].startupProbe.httpGet.scheme: Unsupported value: "FTP": supported values: "HTTP", "HTTPS"`,
+			"spec.containers[0].lifecycle.postStart: Required value: must specify a handler type",
+			"spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: 60: must be greater than 0 and less than terminationGracePeriodSeconds (30)",
+		}},
+		// Security contexts, DNS and the rest.
+		{"security", pod(func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: new(int64(-1)), FSGroup: new(int64(-2)),
+				Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "net.ipv4.tcp_syncookies", Value: "1"},
+					{Name: "vm.swappiness", Value: "1"}, {Name: "Bad..Name"}}}
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: new(true), AllowPrivilegeEscalation: new(false),
+				Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "FLY"}}}
+		}), []string{
+			"spec.containers[0].securityContext: Invalid value: ",
+			`spec.containers[0].securityContext.capabilities.add[1]: Invalid value: "FLY": not a Linux capability`,
+			"spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+			"spec.securityContext.fsGroup: Invalid value: -2: must be between 0 and 2147483647, inclusive",
+			`spec.securityContext.sysctls[1].name: Forbidden: sysctl "net.ipv4.tcp_syncookies" not allowed with host net enabled`,
+			`spec.securityContext.sysctls[2].name: Forbidden: sysctl "vm.swappiness" is not in Skiff's safe set`,
+			`spec.securityContext.sysctls[3].name: Invalid value: "Bad..Name": must have at most 253 characters and match regex`,
+		}},
+		{"dns and names", pod(func(p *corev1.Pod) {
+			p.Spec.DNSPolicy = "None"
+			p.Spec.DNSConfig = &corev1.PodDNSConfig{Searches: []string{"ok.local", "bad_one"}, Options: []corev1.PodDNSConfigOption{{}}}
+			p.Spec.Hostname, p.Spec.Subdomain = "Host", "sub.domain"
+			p.Spec.ActiveDeadlineSeconds = new(int64(0))
+			p.Spec.Containers[0].TerminationMessagePolicy = "Sometimes"
+		}), []string{
+			"spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None",
+			`spec.dnsConfig.searches[1]: Invalid value: "bad_one"`,
+			"spec.dnsConfig.options[0]: Required value: Option.Name must not be empty",
+			`spec.hostname: Invalid value: "Host"`,
+			`spec.subdomain: Invalid value: "sub.domain"`,
+			"spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 4294967295, inclusive",
+			`spec.containers[0].terminationMessagePolicy: Unsupported value: "Sometimes": supported values: "FallbackToLogsOnError", "File"`,
+		}},
+		{"init containers share names with containers", pod(func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{{Name: "web", Image: "busybox:1"}}
+		}), []string{`spec.containers[0].name: Duplicate value: "web"`}},
+
 		// Deployment.
 		{"valid deployment", deployment(nil), nil},
 		{"deployment defaulted", func() kinds.Object { d := deployment(nil); Default(d); return d }(), nil},
@@ -556,16 +680,16 @@ func TestValidateUpdate(t *testing.T) {
 		}), nil},
 		{"pod toleration removed", pod(func(p *corev1.Pod) {
 			p.Spec.Tolerations = []corev1.Toleration{{Key: "a", Operator: "Exists"}}
-		}), pod(nil), []string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.tolerations)"}},
+		}), pod(nil), []string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.tolerations)"}},
 		{"pod spec change", defaulted(pod(nil)), defaulted(pod(func(p *corev1.Pod) {
 			p.Spec.RestartPolicy = "Never"
 			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A"}}
-		})), []string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.containers[0].env, spec.restartPolicy)"}},
+		})), []string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.containers[0].env, spec.restartPolicy)"}},
 		{"pod container added", pod(nil), pod(func(p *corev1.Pod) {
 			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: "busybox"})
-		}), []string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.containers)"}},
+		}), []string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.containers)"}},
 		{"pod node name", pod(nil), pod(func(p *corev1.Pod) { p.Spec.NodeName = "w1" }),
-			[]string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.nodeName)"}},
+			[]string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.nodeName)"}},
 		{"name immutable", pod(nil), pod(func(p *corev1.Pod) { p.Name = "other" }),
 			[]string{`metadata.name: Invalid value: "other": field is immutable`}},
 		{"namespace immutable", pod(nil), pod(func(p *corev1.Pod) { p.Namespace = "other" }),
@@ -604,10 +728,15 @@ func TestValidateUpdate(t *testing.T) {
 		}(), nil},
 		{"pod service account immutable", defaulted(pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" })),
 			defaulted(pod(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "robot" })),
-			[]string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.serviceAccountName, spec.serviceAccount)"}},
+			[]string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.serviceAccountName, spec.serviceAccount)"}},
+		{"deadline shortened", pod(func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = new(int64(60)) }),
+			pod(func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = new(int64(30)) }), nil},
+		{"deadline extended", pod(func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = new(int64(60)) }),
+			pod(func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = new(int64(90)) }),
+			[]string{"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.activeDeadlineSeconds)"}},
 		{"unsupported field on update", pod(nil), pod(func(p *corev1.Pod) { p.Spec.SchedulerName = "h" }),
 			[]string{"spec.schedulerName: Forbidden: not supported by Skiff",
-				"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.schedulerName)"}},
+				"spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` and `spec.tolerations` (only additions to existing tolerations) (changed: spec.schedulerName)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrors(t, ValidateUpdate(tc.old, tc.obj), tc.want)
@@ -636,10 +765,17 @@ func TestValidateStatus(t *testing.T) {
 			"status.containerStatuses[0].restartCount: Invalid value: -1"}},
 		{"pod status ignores spec", pod(func(p *corev1.Pod) { p.Spec = corev1.PodSpec{Hostname: "h"} }), nil},
 		{"pod status not supported", pod(func(p *corev1.Pod) {
-			p.Status = corev1.PodStatus{QOSClass: corev1.PodQOSBestEffort, HostIPs: []corev1.HostIP{{IP: "10.0.0.5"}},
+			p.Status = corev1.PodStatus{QOSClass: corev1.PodQOSBestEffort, PodIPs: []corev1.PodIP{{IP: "10.0.0.5"}}, NominatedNodeName: "w1",
 				ContainerStatuses: []corev1.ContainerStatus{{Name: "web", User: &corev1.ContainerUser{}}}}
-		}), []string{"status.hostIPs: Forbidden: not supported by Skiff", "status.qosClass: Forbidden: not supported by Skiff",
+		}), []string{"status.nominatedNodeName: Forbidden: not supported by Skiff",
 			"status.containerStatuses[0].user: Forbidden: not supported by Skiff"}},
+		{"pod status ips and qos", pod(func(p *corev1.Pod) {
+			p.Status = corev1.PodStatus{QOSClass: "Best", PodIP: "10.0.0.5", PodIPs: []corev1.PodIP{{IP: "10.0.0.6"}, {IP: "x"}},
+				InitContainerStatuses: []corev1.ContainerStatus{{RestartCount: -1}}}
+		}), []string{`status.qosClass: Unsupported value: "Best": supported values: "BestEffort", "Burstable", "Guaranteed"`,
+			`status.podIPs[0].ip: Invalid value: "10.0.0.6": must match status.podIP`,
+			`status.podIPs[1].ip: Invalid value: "x"`, "status.initContainerStatuses[0].name: Required value",
+			"status.initContainerStatuses[0].restartCount: Invalid value: -1"}},
 		{"deployment counts", deployment(func(d *appsv1.Deployment) {
 			d.Status = appsv1.DeploymentStatus{Replicas: -1, AvailableReplicas: -2, CollisionCount: new(int32(-1)),
 				Conditions: []appsv1.DeploymentCondition{{Type: "Available", Status: "True"}}}
@@ -682,18 +818,39 @@ func TestDefault(t *testing.T) {
 			{Name: "b", Image: "nginx:1.27"},
 			{Name: "c", Image: "nginx:latest", ImagePullPolicy: "Never"},
 		}
+		p.Spec.Containers[1].Resources.Limits = corev1.ResourceList{"memory": resource.MustParse("64Mi")}
+		p.Spec.Containers[1].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(80)}}}
+		p.Spec.Containers[1].Env = []corev1.EnvVar{{Name: "N", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
+		p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "busybox:1"}}
+		p.Spec.Volumes = []corev1.Volume{{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+			{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/x"}}}}
 		p.Spec.Tolerations = []corev1.Toleration{{Key: "k", Value: "v"}, {Operator: "Exists"}}
 	})
 	Default(p)
+	msg := func(c corev1.Container) corev1.Container {
+		c.TerminationMessagePath, c.TerminationMessagePolicy = "/dev/termination-log", "File"
+		return c
+	}
 	want := corev1.PodSpec{
+		InitContainers: []corev1.Container{msg(corev1.Container{Name: "i", Image: "busybox:1", ImagePullPolicy: "IfNotPresent"})},
 		Containers: []corev1.Container{
-			{Name: "a", Image: "nginx", ImagePullPolicy: "Always",
-				Ports: []corev1.ContainerPort{{ContainerPort: 80, Protocol: "TCP"}, {ContainerPort: 53, Protocol: "UDP"}}},
-			{Name: "b", Image: "nginx:1.27", ImagePullPolicy: "IfNotPresent"},
-			{Name: "c", Image: "nginx:latest", ImagePullPolicy: "Never"},
+			msg(corev1.Container{Name: "a", Image: "nginx", ImagePullPolicy: "Always",
+				Ports: []corev1.ContainerPort{{ContainerPort: 80, Protocol: "TCP"}, {ContainerPort: 53, Protocol: "UDP"}}}),
+			msg(corev1.Container{Name: "b", Image: "nginx:1.27", ImagePullPolicy: "IfNotPresent",
+				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{"memory": resource.MustParse("64Mi")},
+					Requests: corev1.ResourceList{"memory": resource.MustParse("64Mi")}},
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(80), Scheme: "HTTP"}},
+					TimeoutSeconds: 1, PeriodSeconds: 10, SuccessThreshold: 1, FailureThreshold: 3},
+				Env: []corev1.EnvVar{{Name: "N", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}}}}),
+			msg(corev1.Container{Name: "c", Image: "nginx:latest", ImagePullPolicy: "Never"}),
 		},
+		Volumes: []corev1.Volume{{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{DefaultMode: new(int32(0o644))}}},
+			{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/x", Type: new(corev1.HostPathUnset)}}}},
 		RestartPolicy:                 "Always",
 		TerminationGracePeriodSeconds: new(int64(30)),
+		DNSPolicy:                     "ClusterFirst",
+		EnableServiceLinks:            new(true),
+		SecurityContext:               &corev1.PodSecurityContext{},
 		Tolerations:                   []corev1.Toleration{{Key: "k", Operator: "Equal", Value: "v"}, {Operator: "Exists"}},
 	}
 	if !equality.Semantic.DeepEqual(p.Spec, want) {
@@ -706,8 +863,9 @@ func TestDefault(t *testing.T) {
 		Replicas: new(int32(1)),
 		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}}, Spec: corev1.PodSpec{
-			Containers:    []corev1.Container{{Name: "web", Image: "nginx:1.27", ImagePullPolicy: "IfNotPresent"}},
-			RestartPolicy: "Always", TerminationGracePeriodSeconds: new(int64(30))}},
+			Containers:    []corev1.Container{msg(corev1.Container{Name: "web", Image: "nginx:1.27", ImagePullPolicy: "IfNotPresent"})},
+			RestartPolicy: "Always", TerminationGracePeriodSeconds: new(int64(30)), DNSPolicy: "ClusterFirst",
+			EnableServiceLinks: new(true), SecurityContext: &corev1.PodSecurityContext{}}},
 		Strategy:                rolling(percent("25%"), percent("25%")),
 		RevisionHistoryLimit:    new(int32(10)),
 		ProgressDeadlineSeconds: new(int32(600)),

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/encryption"
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/pki"
 )
 
@@ -20,7 +22,7 @@ func certsCmd() *cobra.Command {
 		Short: "Create and rotate the cluster's CA and certificates",
 		Args:  cobra.NoArgs,
 	}
-	var dir, nodes, hosts string
+	var dir, nodes, hosts, servers string
 	var leafValidity time.Duration
 	initCmd := &cobra.Command{
 		Use:   "init",
@@ -29,7 +31,9 @@ func certsCmd() *cobra.Command {
 apiserver (every API server, for its API, its Raft peers and joins; SANs: --hosts,
 localhost and loopback), controller-manager, scheduler, admin, and kubelet-NAME for each
 of --nodes (user system:node:NAME, group skiff:nodes; also its log server's certificate).
-Keys are ECDSA P-256; the CA is valid ten years, the others one.
+Keys are ECDSA P-256; the CA is valid ten years, the others one. It also writes a
+kubeconfig with the admin's credentials, a cluster and context per API server of
+--servers (skiff, skiff-2, ...), for kubectl and client-go.
 
 Also the encryption key file, encryption.yaml (unless there is one): a random AES-256 key
 that encrypts Secrets at rest, for every API server's --encryption-key-file.`,
@@ -40,6 +44,21 @@ that encrypts Secrets at rest, for every API server's --encryption-key-file.`,
 			if err != nil {
 				return err
 			}
+			apis := splitList(servers)
+			if len(apis) == 0 {
+				for _, h := range splitList(hosts) {
+					apis = append(apis, net.JoinHostPort(h, "7443"))
+				}
+			}
+			if len(apis) == 0 {
+				apis = []string{client.DefaultServer}
+			}
+			kc := filepath.Join(dir, "kubeconfig")
+			if err := client.WriteKubeconfig(kc, "skiff", client.ConfigFile{Servers: apis, CAFile: filepath.Join(dir, pki.CACertFile),
+				CertFile: filepath.Join(dir, "admin.crt"), KeyFile: filepath.Join(dir, "admin.key")}); err != nil {
+				return err
+			}
+			files = append(files, kc)
 			keyFile := filepath.Join(dir, encryption.FileName)
 			if made, err := encryption.EnsureFile(keyFile); err != nil {
 				return err
@@ -55,6 +74,7 @@ that encrypts Secrets at rest, for every API server's --encryption-key-file.`,
 	initCmd.Flags().StringVar(&dir, "dir", "", "directory for the CA and certificates (required)")
 	initCmd.Flags().StringVar(&nodes, "nodes", "", "kubelet node names, comma-separated: one certificate each")
 	initCmd.Flags().StringVar(&hosts, "hosts", "", "API servers' host names and IP addresses, comma-separated (certificate SANs)")
+	initCmd.Flags().StringVar(&servers, "servers", "", "API servers' addresses (host:port, comma-separated) for the kubeconfig (default: each of --hosts on port 7443, else 127.0.0.1:7443)")
 	initCmd.Flags().DurationVar(&leafValidity, "validity", pki.LeafValidity, "lifetime of the leaf certificates")
 	initCmd.MarkFlagRequired("dir")
 

@@ -89,11 +89,10 @@ type Config struct {
 	LogListen string
 	LogTLS    *tls.Config
 	// ClusterDNSListen, when set, runs the cluster DNS (package clusterdns) on this
-	// address, UDP and TCP, for ClusterDomain (the kubelet's --cluster-domain, which
-	// must be the cluster's), forwarding other names to the resolvers of the host's
-	// /etc/resolv.conf.
+	// address, UDP and TCP, for Kubelet.ClusterDomain (the kubelet's --cluster-domain,
+	// which must be the cluster's), forwarding other names to the resolvers of the
+	// host's /etc/resolv.conf.
 	ClusterDNSListen string
-	ClusterDomain    string
 	// ServiceProxy runs the node's service proxy (package proxy): nftables rules in
 	// the host's network namespace translating Services' cluster IPs and node ports to
 	// their endpoints. ClusterCIDR is the cluster's pod range (the API servers'
@@ -196,7 +195,7 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 	}
 	if cfg.ClusterDNSListen != "" {
 		goRun(func(ctx context.Context) error {
-			return runClusterDNS(ctx, cs, cfg.ClusterDNSListen, cfg.ClusterDomain, log)
+			return runClusterDNS(ctx, cs, cfg.ClusterDNSListen, cfg.Kubelet.ClusterDomain, log)
 		})
 	}
 	if cfg.NodeRoutes {
@@ -300,6 +299,12 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			}
 			c.Labels = withZone(kcfg.Labels, cfg.Zones, i)
 			c.Logger = kcfg.Logger.With("node", c.NodeName)
+			// Simulated containers read no files: volumes are plain directories, one
+			// root per node, and nothing else is written.
+			c.ContainerFiles, c.Tmpfs = false, false
+			if cfg.SimNodes > 0 {
+				c.RootDir = filepath.Join(kcfg.RootDir, "sim", c.NodeName)
+			}
 			if cfg.SimPodNetwork {
 				c.PodNetwork = sim.NewNetwork()
 			}
@@ -399,7 +404,7 @@ func Containerd(ctx context.Context, cfg Config) (*containerd.Runtime, error) {
 // ensureBusybox imports an image built from the host's static busybox as ref, unless the
 // image is there: the examples then run on machines without a registry.
 func ensureBusybox(ctx context.Context, rt *containerd.Runtime, ref string, log hclog.Logger) error {
-	if _, _, err := rt.EnsureImage(ctx, ref, kubelet.PullNever); err == nil {
+	if _, _, err := rt.EnsureImage(ctx, ref, kubelet.PullNever, nil); err == nil {
 		return nil
 	}
 	data, err := containerd.BusyboxArchive("/bin/busybox", ref)

@@ -206,7 +206,7 @@ func TestClusterDNS(t *testing.T) {
 	cfg := agent.DefaultConfig()
 	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
 	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "dns", "127.0.0.1"
-	cfg.ClusterDNSListen, cfg.ClusterDomain = addr, "cluster.local"
+	cfg.ClusterDNSListen, cfg.Kubelet.ClusterDomain = addr, "cluster.local"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(t, "kubelet-dns", client.Options{})), cfg) }()

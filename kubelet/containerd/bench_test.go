@@ -19,7 +19,7 @@ func BenchmarkStartContainers(b *testing.B) {
 	r, ctx := connect(b)
 	const ref = "docker.io/library/busybox:bench"
 	busybox(b, r, ctx, ref)
-	if _, _, err := r.EnsureImage(ctx, ref, kubelet.PullIfNotPresent); err != nil {
+	if _, _, err := r.EnsureImage(ctx, ref, kubelet.PullIfNotPresent, nil); err != nil {
 		b.Fatal(err)
 	}
 	start1 := func(name string) (string, time.Duration, error) {

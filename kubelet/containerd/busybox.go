@@ -12,11 +12,12 @@ import (
 )
 
 // busyboxApplets are the commands the busybox image links to busybox, as the busybox
-// images of registries do (they link all of them).
+// images of registries do (they link all of them): what users, skiffctl, manifests and
+// probes name directly (a shell runs any applet by name).
 var busyboxApplets = []string{
-	"[", "cat", "cp", "echo", "env", "false", "grep", "head", "hostname", "httpd", "id", "kill", "ls",
-	"mkdir", "mv", "nc", "printf", "ps", "pwd", "rm", "sh", "sleep", "stty", "tail", "tar", "test",
-	"touch", "true", "tty", "wc", "wget",
+	"[", "cat", "cp", "df", "echo", "env", "false", "grep", "head", "hostname", "httpd", "id", "kill", "ls",
+	"mkdir", "mount", "mv", "nc", "printenv", "printf", "ps", "pwd", "rm", "sh", "sleep", "stat", "stty", "tail",
+	"tar", "test", "touch", "true", "tty", "wc", "wget",
 }
 
 // BusyboxArchive builds an OCI image archive named ref holding a static busybox (Debian's

@@ -3,23 +3,34 @@
 // lives in its own containerd namespace ("skiff" by default), so `ctr -n skiff` shows
 // what the kubelet runs and nothing else is touched.
 //
-// Containers run in the host's network namespace (with its /etc/hosts and
-// resolv.conf), with CPU (CFS quota) and memory limits from the pod spec set in the OCI
-// spec. A container's identity (pod uid, name, namespace, container name, attempt) and
-// its start time are container labels; exit codes and times come from its task, which
-// is kept until Remove so that they can be read. Output goes to a file per container
-// under Config.LogDir, in the CRI log format, written by a logging program the shim runs
-// (package logger), so that it keeps each line's time and outlives a kubelet restart.
+// Containers run in the host's network namespace, with the mounts the kubelet gives
+// (volumes, /etc/hosts, /etc/resolv.conf, the termination log; the host's hosts and
+// resolv.conf when it gives none), their own host name (or the host's), and what their
+// securityContext asks applied through the OCI spec: user and groups, capabilities
+// added and dropped, privileged, a read-only root filesystem, no_new_privs, sysctls.
+// runAsNonRoot refuses a container whose user resolves to uid 0 (kubelet.ErrContainerConfig).
+// Each runs in its pod's cgroup (cgroups.go), with its CPU limit as a CFS quota, its CPU
+// request as cpu shares (weight on cgroup v2) and its memory limit; a container killed
+// by the OOM killer exits with reason OOMKilled. A container's identity (pod uid, name,
+// namespace, container name, attempt), its cgroup and its start time are container
+// labels; exit codes and times come from its task, which is kept until Remove so that
+// they can be read. Output goes to a file per container under Config.LogDir, in the CRI
+// log format, written by a logging program the shim runs (package logger), so that it
+// keeps each line's time and outlives a kubelet restart. ExecSync runs a process in a
+// container's task, as probes and hooks need.
 //
 // Images are pulled over HTTPS. Registries on a loopback address (localhost, 127.0.0.0/8,
 // ::1) and those listed in Config.InsecureRegistries are tried over HTTPS without
 // certificate verification first and, when they do not speak TLS, over plain HTTP: what
 // Docker's --insecure-registry and containerd's CRI plugin do.
 //
-// Not done yet: registry authentication (imagePullSecrets), image garbage collection,
-// OOMKilled detection, restoring exit codes after containerd itself restarts (a
-// container without a task then reports StateUnknown and is restarted per policy),
-// and running as anything but root.
+// Pulls authenticate with the pod's registry credentials (imagePullSecrets) when the
+// registry asks.
+//
+// Not done yet: image garbage collection, restoring exit codes after containerd itself
+// restarts (a container without a task then reports StateUnknown and is restarted per
+// policy), a terminal for tty containers (their output goes to the log file, as without
+// one), and running the kubelet as anything but root.
 package containerd
 
 import (
@@ -31,9 +42,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,6 +54,7 @@ import (
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
@@ -61,6 +75,7 @@ const (
 	labelImage     = "io.skiff.image"
 	labelImageID   = "io.skiff.image-id"
 	labelStartedAt = "io.skiff.started-at"
+	labelCgroup    = "io.skiff.cgroup"
 )
 
 // Config configures the runtime.
@@ -80,6 +95,10 @@ type Config struct {
 	// from without TLS verification, falling back to plain HTTP. Loopback registries
 	// always are.
 	InsecureRegistries []string
+	// CgroupRoot is the cgroup under which pods' cgroups go ("/" + Namespace).
+	CgroupRoot string
+	// CgroupMount is where the cgroup filesystems are mounted (/sys/fs/cgroup).
+	CgroupMount string
 }
 
 // validateRegistry checks an InsecureRegistries entry: a host, optionally with a port,
@@ -106,6 +125,9 @@ type Runtime struct {
 	client   *containerd.Client
 	version  string
 	resolver remotes.Resolver
+
+	mu  sync.Mutex
+	oom map[string]bool // exited containers' OOM verdicts, by ID, read once
 }
 
 var _ kubelet.Runtime = (*Runtime)(nil)
@@ -120,6 +142,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.LogDir == "" {
 		cfg.LogDir = DefaultConfig().LogDir
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = "/" + cfg.Namespace
+	}
+	if cfg.CgroupMount == "" {
+		cfg.CgroupMount = "/sys/fs/cgroup"
 	}
 	var errs []error
 	for _, reg := range cfg.InsecureRegistries {
@@ -152,12 +180,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		c.Close()
 		return nil, fmt.Errorf("containerd at %s: version: %w", cfg.Socket, err)
 	}
-	return &Runtime{cfg: cfg, logger: logger, client: c, version: "containerd://" + v.Version, resolver: newResolver(cfg.InsecureRegistries)}, nil
+	return &Runtime{cfg: cfg, logger: logger, client: c, version: "containerd://" + v.Version, resolver: newResolver(cfg.InsecureRegistries, nil),
+		oom: map[string]bool{}}, nil
 }
 
 // newResolver resolves image names to registries: HTTPS with the system's roots, except
-// for loopback and insecure registries (see the package comment).
-func newResolver(insecure []string) remotes.Resolver {
+// for loopback and insecure registries (see the package comment), logging in with creds
+// where a registry asks.
+func newResolver(insecure []string, creds kubelet.Credentials) remotes.Resolver {
 	set := map[string]bool{}
 	for _, h := range insecure {
 		set[h] = true
@@ -180,8 +210,12 @@ func newResolver(insecure []string) remotes.Resolver {
 		if host == "docker.io" {
 			addr = "registry-1.docker.io"
 		}
+		auth := []docker.AuthorizerOpt{docker.WithAuthClient(c)}
+		if a, ok := creds[host]; ok {
+			auth = append(auth, docker.WithAuthCreds(func(string) (string, string, error) { return a.Username, a.Password, nil }))
+		}
 		return []docker.RegistryHost{{
-			Client: c, Authorizer: docker.NewDockerAuthorizer(docker.WithAuthClient(c)),
+			Client: c, Authorizer: docker.NewDockerAuthorizer(auth...),
 			Host: addr, Scheme: "https", Path: "/v2",
 			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
 		}}, nil
@@ -218,7 +252,7 @@ func normalize(image string) (string, error) {
 }
 
 // EnsureImage implements kubelet.Runtime.
-func (r *Runtime) EnsureImage(ctx context.Context, image, policy string) (string, bool, error) {
+func (r *Runtime) EnsureImage(ctx context.Context, image, policy string, creds kubelet.Credentials) (string, bool, error) {
 	ctx = r.ns(ctx)
 	ref, err := normalize(image)
 	if err != nil {
@@ -238,7 +272,11 @@ func (r *Runtime) EnsureImage(ctx context.Context, image, policy string) (string
 	case !present && policy == kubelet.PullNever:
 		return "", false, fmt.Errorf("image %s: not present with pull policy Never: %w", ref, kubelet.ErrImageNeverPull)
 	}
-	opts := []containerd.RemoteOpt{containerd.WithPullUnpack, containerd.WithResolver(r.resolver)}
+	resolver := r.resolver
+	if len(creds) > 0 {
+		resolver = newResolver(r.cfg.InsecureRegistries, creds)
+	}
+	opts := []containerd.RemoteOpt{containerd.WithPullUnpack, containerd.WithResolver(resolver)}
 	if r.cfg.Snapshotter != "" {
 		opts = append(opts, containerd.WithPullSnapshotter(r.cfg.Snapshotter))
 	}
@@ -293,9 +331,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	}
 	// A name that says what it is, unique per attempt.
 	id := fmt.Sprintf("%s_%s_%s_%s_%d", cfg.Namespace, cfg.PodName, cfg.Name, shortUID(cfg.PodUID), cfg.Attempt)
-	specOpts := []oci.SpecOpts{
-		oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf,
-	}
+	specOpts := []oci.SpecOpts{oci.WithHostNamespace(specs.NetworkNamespace)}
 	if cfg.NetNSPath != "" {
 		// The pod's own network namespace (its pod network's), shared by its containers.
 		specOpts[0] = oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNSPath})
@@ -315,17 +351,39 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	if cfg.WorkingDir != "" {
 		specOpts = append(specOpts, oci.WithProcessCwd(cfg.WorkingDir))
 	}
+	specOpts = append(specOpts, mountOpts(cfg.Mounts)...)
+	if cfg.Hostname != "" {
+		specOpts = append(specOpts, oci.WithHostname(cfg.Hostname))
+	} else {
+		specOpts = append(specOpts, oci.WithHostNamespace(specs.UTSNamespace))
+	}
+	specOpts = append(specOpts, securityOpts(cfg)...)
 	if cfg.MemoryBytes > 0 {
 		specOpts = append(specOpts, oci.WithMemoryLimit(uint64(cfg.MemoryBytes)))
 	}
-	if cfg.CPUMillis > 0 {
-		const period = 100000 // µs
-		specOpts = append(specOpts, oci.WithCPUCFS(cfg.CPUMillis*period/1000, period))
+	if q := milliCPUToQuota(cfg.CPUMillis); q > 0 {
+		specOpts = append(specOpts, oci.WithCPUCFS(q, cfsPeriod))
+	}
+	specOpts = append(specOpts, oci.WithCPUShares(milliCPUToShares(cfg.CPURequestMillis)))
+	podCgroup, err := r.ensurePodCgroup(cfg)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", id, err)
+	}
+	cgroup := path.Join(podCgroup, id)
+	specOpts = append(specOpts, oci.WithCgroup(cgroup))
+	if cfg.Security.RunAsNonRoot {
+		specOpts = append(specOpts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			if s.Process.User.UID == 0 {
+				return fmt.Errorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s): %w",
+					cfg.PodName+"_"+cfg.Namespace+"("+cfg.PodUID+")", cfg.Name, kubelet.ErrContainerConfig)
+			}
+			return nil
+		})
 	}
 	labels := map[string]string{
 		kubelet.LabelPodUID: cfg.PodUID, kubelet.LabelPodName: cfg.PodName, kubelet.LabelPodNamespace: cfg.Namespace,
 		kubelet.LabelContainerName: cfg.Name, kubelet.LabelAttempt: strconv.Itoa(cfg.Attempt),
-		labelImage: cfg.Image, labelImageID: img.Target().Digest.String(),
+		labelImage: cfg.Image, labelImageID: img.Target().Digest.String(), labelCgroup: cgroup,
 	}
 	ctr, err := r.client.NewContainer(ctx, id,
 		containerd.WithImage(img),
@@ -335,6 +393,9 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		containerd.WithContainerLabels(labels),
 	)
 	if err != nil {
+		if errors.Is(err, kubelet.ErrContainerConfig) {
+			return "", err
+		}
 		return "", fmt.Errorf("create container %s: %w", id, err)
 	}
 	fail := func(err error) (string, error) {
@@ -444,7 +505,39 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := os.Remove(r.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove container %s: log: %w", id, err)
 	}
+	r.mu.Lock()
+	delete(r.oom, id)
+	r.mu.Unlock()
 	return nil
+}
+
+// DiskUsage implements kubelet.Runtime: the usage of the container's snapshot (its
+// writable layer, as the snapshotter measures it) and the blocks of its log file.
+func (r *Runtime) DiskUsage(ctx context.Context, id string) (int64, error) {
+	ctx = r.ns(ctx)
+	ctr, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return 0, notFound("disk usage of", id, err)
+	}
+	info, err := ctr.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return 0, notFound("disk usage of", id, err)
+	}
+	u, err := r.client.SnapshotService(info.Snapshotter).Usage(ctx, info.SnapshotKey)
+	if err != nil {
+		return 0, notFound("disk usage of", id, err)
+	}
+	total := u.Size
+	var st syscall.Stat_t
+	if err := syscall.Stat(r.logPath(id), &st); err == nil {
+		total += st.Blocks * 512
+	}
+	return total, nil
+}
+
+// RemovePod implements kubelet.Runtime: the pod's cgroup goes.
+func (r *Runtime) RemovePod(ctx context.Context, podUID string) error {
+	return r.removePodCgroups(podUID)
 }
 
 // List implements kubelet.Runtime. It costs two calls to containerd whatever the number of
@@ -494,6 +587,9 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 				if p.ExitedAt != nil {
 					c.FinishedAt = p.ExitedAt.AsTime()
 				}
+				if r.exitedOOM(info.ID, l[labelCgroup], c.ExitCode) {
+					c.Reason = "OOMKilled"
+				}
 			case tasktypes.Status_CREATED:
 				c.State = kubelet.StateCreated
 			default:
@@ -503,6 +599,22 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// exitedOOM tells (once per container, then from memory) whether an exited container
+// was killed by the OOM killer: its exit was a SIGKILL and its cgroup counts an OOM kill.
+func (r *Runtime) exitedOOM(id, cgroup string, exitCode int) bool {
+	if cgroup == "" || exitCode != 128+int(syscall.SIGKILL) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.oom[id]
+	if !ok {
+		v = r.oomKilled(cgroup)
+		r.oom[id] = v
+	}
+	return v
 }
 
 // logPoll is how often a followed log file is checked for more output.

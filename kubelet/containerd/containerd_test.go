@@ -69,7 +69,7 @@ func TestVersionAndMissingImage(t *testing.T) {
 	if !strings.HasPrefix(r.Version(), "containerd://") {
 		t.Fatalf("version %q", r.Version())
 	}
-	if _, _, err := r.EnsureImage(ctx, "skiff.invalid/none:1", kubelet.PullNever); !errors.Is(err, kubelet.ErrImageNeverPull) {
+	if _, _, err := r.EnsureImage(ctx, "skiff.invalid/none:1", kubelet.PullNever, nil); !errors.Is(err, kubelet.ErrImageNeverPull) {
 		t.Fatalf("absent image with Never: %v", err)
 	}
 	if err := r.Stop(ctx, "no-such-container", time.Second); !errors.Is(err, kubelet.ErrNotFound) {
@@ -106,7 +106,7 @@ func TestLifecycle(t *testing.T) {
 		t.Logf("imported %v", names)
 		policy = kubelet.PullNever
 	}
-	if _, _, err := r.EnsureImage(ctx, image, policy); err != nil {
+	if _, _, err := r.EnsureImage(ctx, image, policy, nil); err != nil {
 		t.Fatal(err)
 	}
 	base := kubelet.ContainerConfig{PodUID: "0123456789abcdef", PodName: "p", Namespace: "test", Image: image}
@@ -317,7 +317,7 @@ func TestPullFromRegistry(t *testing.T) {
 	busybox(t, r, ctx, "docker.io/library/skiff-busybox:push")
 	ref, digest := pushTo(t, r, ctx, "docker.io/library/skiff-busybox:push", reg, "busybox:1.0")
 
-	if _, _, err := r.EnsureImage(ctx, ref, kubelet.PullNever); !errors.Is(err, kubelet.ErrImageNeverPull) || !strings.Contains(err.Error(), ref) {
+	if _, _, err := r.EnsureImage(ctx, ref, kubelet.PullNever, nil); !errors.Is(err, kubelet.ErrImageNeverPull) || !strings.Contains(err.Error(), ref) {
 		t.Fatalf("absent image with Never: %v", err)
 	}
 	for _, step := range []struct {
@@ -329,7 +329,7 @@ func TestPullFromRegistry(t *testing.T) {
 		{kubelet.PullNever, false},
 		{kubelet.PullAlways, true},
 	} {
-		id, pulled, err := r.EnsureImage(ctx, ref, step.policy)
+		id, pulled, err := r.EnsureImage(ctx, ref, step.policy, nil)
 		if err != nil || pulled != step.pulled || id != digest {
 			t.Fatalf("EnsureImage(%s, %s) = %s, pulled %v, %v; want %s, pulled %v", ref, step.policy, id, pulled, err, digest, step.pulled)
 		}
@@ -351,7 +351,7 @@ func TestPullFromRegistry(t *testing.T) {
 	// A name the registry does not have is a pull error, whatever the policy allows.
 	for _, policy := range []string{kubelet.PullIfNotPresent, kubelet.PullAlways} {
 		missing := reg + "/busybox:no-such-tag"
-		if _, _, err := r.EnsureImage(ctx, missing, policy); !errors.Is(err, kubelet.ErrImagePull) || !strings.Contains(err.Error(), missing) {
+		if _, _, err := r.EnsureImage(ctx, missing, policy, nil); !errors.Is(err, kubelet.ErrImagePull) || !strings.Contains(err.Error(), missing) {
 			t.Fatalf("EnsureImage(%s, %s) = %v, want ErrImagePull naming the image", missing, policy, err)
 		}
 	}
@@ -375,7 +375,7 @@ func TestPullFromInsecureRegistry(t *testing.T) {
 	reg := registrytest.StartOn(t, ip)
 	busybox(t, r, ctx, "docker.io/library/skiff-busybox:push")
 	ref, digest := pushTo(t, r, ctx, "docker.io/library/skiff-busybox:push", reg, "busybox:1.0")
-	if _, _, err := r.EnsureImage(ctx, ref, kubelet.PullIfNotPresent); !errors.Is(err, kubelet.ErrImagePull) {
+	if _, _, err := r.EnsureImage(ctx, ref, kubelet.PullIfNotPresent, nil); !errors.Is(err, kubelet.ErrImagePull) {
 		t.Fatalf("pull from the plain-HTTP registry %s not listed as insecure: %v", reg, err)
 	}
 	// Another runtime on the same containerd, told the registry is insecure.
@@ -384,7 +384,7 @@ func TestPullFromInsecureRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lax.Close()
-	if id, pulled, err := lax.EnsureImage(ctx, ref, kubelet.PullIfNotPresent); err != nil || !pulled || id != digest {
+	if id, pulled, err := lax.EnsureImage(ctx, ref, kubelet.PullIfNotPresent, nil); err != nil || !pulled || id != digest {
 		t.Fatalf("pull from the insecure registry %s: %s, pulled %v, %v", reg, id, pulled, err)
 	}
 }

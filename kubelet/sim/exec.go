@@ -114,20 +114,15 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts kubelet.ExecOptions)
 	return code, nil
 }
 
-// parseScript splits a command line (or a `sh -c` script) into simulated commands, or
-// refuses it.
+// parseScript splits a command line (or a `sh -c` script) into simulated commands, as
+// the containers' own scripts are read (commands, unshell), or refuses it.
 func parseScript(argv []string) ([][]string, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("no command given")
 	}
-	line := strings.Join(argv, " ")
-	if len(argv) == 3 && (argv[0] == "sh" || argv[0] == "/bin/sh") && argv[1] == "-c" {
-		line = argv[2]
-	}
-	line = strings.NewReplacer("&&", ";", "\n", ";").Replace(line)
 	var script [][]string
-	for _, cmd := range strings.Split(line, ";") {
-		words := strings.Fields(strings.NewReplacer(`"`, "", "'", "").Replace(cmd))
+	for _, cmd := range commands(strings.Join(argv, " ")) {
+		words := unshell(strings.Fields(cmd))
 		if len(words) == 0 {
 			continue
 		}

@@ -9,9 +9,33 @@
 //   - "sleep D": the container runs for D (seconds, or a Go duration such as "1.5s"),
 //     then exits with the "exit N" code, or 0. Time is the runtime's clock, read lazily:
 //     a container is seen to have exited when List or Logs looks after its deadline.
-//   - neither: it runs until stopped.
+//   - a shell script ("sh -c ...") that does neither: it exits 0 at once, its commands
+//     done.
+//   - neither, or a "while" loop: it runs until stopped.
 //
-// A container with "exit N" and no sleep exits the moment it starts.
+// A container with "exit N" and no sleep exits the moment it starts. Sleeps add up: in
+// "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; sleep 600" the container runs 630s,
+// and the file exists for its first 30s — what the Kubernetes documentation's exec
+// liveness example does, so its probe ("cat /tmp/healthy") starts failing then.
+//
+// What the kubelet runs in a container (ExecSync: probes, hooks) is read the same way:
+// "exit N", "true" and "false" say how it ends; "cat F", "test -e F", "ls F" and "stat F"
+// succeed when F exists — made by the container's own "touch F" or "echo ... > F" (and
+// not removed by "rm F" since), or a file of a volume mounted into it (read from the
+// host); "sleep D" longer than the timeout times out.
+//
+// Network probes (the kubelet asks the runtime, kubelet.NetworkProber, instead of
+// dialling): a running container answers on the ports it declares (HTTP 200, TCP
+// accepts, gRPC SERVING) and refuses on others. The documentation's HTTP liveness
+// example, agnhost with the argument "liveness", answers 200 for its first 10 seconds
+// and 500 after.
+//
+// Memory: a container whose command line asks for more memory than its limit
+// ("stress --vm-bytes 250M" with limit 100Mi, as the documentation's example) is
+// OOMKilled as it starts (exit code 137, reason OOMKilled).
+//
+// runAsNonRoot: simulated images run as root, so a container that must not, and names
+// no other user, is refused with kubelet.ErrContainerConfig.
 //
 // Its output (Logs) says what the simulation did: a line when it starts (with its
 // image and command), the text of each "echo TEXT" in its command line, what it was
@@ -24,7 +48,8 @@
 //	sh -c "trap '' TERM; sleep 3600"
 //
 // Images: Config.Images lists what a pull can find (nil: any image); Config.Present
-// what is there without a pull. Pulling anything else fails with kubelet.ErrImagePull.
+// what is there without a pull. Pulling anything else fails with kubelet.ErrImagePull,
+// and so does pulling an image of Config.Private without its login.
 package sim
 
 import (
@@ -32,6 +57,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +74,8 @@ type Config struct {
 	Images []string
 	// Present are images already on the node.
 	Present []string
+	// Private are images whose pull needs a login, by image.
+	Private map[string]kubelet.RegistryAuth
 	// StartDelay is how long creating and starting a container takes (0: at once), as a
 	// real runtime's would; the call waits it out (or its context's end).
 	StartDelay time.Duration
@@ -61,6 +89,7 @@ type Runtime struct {
 	startDelay time.Duration
 
 	mu       sync.Mutex
+	private  map[string]kubelet.RegistryAuth
 	pullable map[string]bool // nil: all
 	present  map[string]string
 	ctrs     map[string]*container
@@ -72,11 +101,23 @@ type Runtime struct {
 
 type container struct {
 	c      kubelet.Container
+	cfg    kubelet.ContainerConfig
 	runFor time.Duration // < 0: until stopped
 	code   int
-	ignore bool          // ignores SIGTERM
+	ignore bool // ignores SIGTERM
+	files  []fileEvent
 	logs   [][]byte      // records of the CRI log format (package crilog), as a real runtime keeps them
 	grew   chan struct{} // closed (and replaced) when logs grow
+	// written is what the container wrote to its writable layer (SetWritten).
+	written int64
+}
+
+// fileEvent is a file the container's script makes (exists) or removes, at an offset
+// from its start.
+type fileEvent struct {
+	at     time.Duration
+	path   string
+	exists bool
 }
 
 // print appends a line of output, written at at (on stdout), and wakes followers.
@@ -90,7 +131,10 @@ var _ kubelet.Runtime = (*Runtime)(nil)
 
 // New makes an empty runtime.
 func New(cfg Config) *Runtime {
-	r := &Runtime{now: cfg.Now, startDelay: cfg.StartDelay, present: map[string]string{}, ctrs: map[string]*container{}}
+	r := &Runtime{now: cfg.Now, startDelay: cfg.StartDelay, present: map[string]string{}, ctrs: map[string]*container{}, private: map[string]kubelet.RegistryAuth{}}
+	for img, a := range cfg.Private {
+		r.private[normalize(img)] = a
+	}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -117,6 +161,16 @@ func normalize(image string) string {
 	return image
 }
 
+// registryHost is the registry part of an image name: its first component when that
+// looks like a host (has a '.' or a ':', or is localhost), else docker.io.
+func registryHost(image string) string {
+	first, _, ok := strings.Cut(image, "/")
+	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return first
+	}
+	return "docker.io"
+}
+
 func imageID(image string) string {
 	var h uint64 = 14695981039346656037
 	for _, b := range []byte(normalize(image)) {
@@ -126,7 +180,7 @@ func imageID(image string) string {
 }
 
 // EnsureImage implements kubelet.Runtime.
-func (r *Runtime) EnsureImage(ctx context.Context, image, policy string) (string, bool, error) {
+func (r *Runtime) EnsureImage(ctx context.Context, image, policy string, creds kubelet.Credentials) (string, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	name := normalize(image)
@@ -140,6 +194,9 @@ func (r *Runtime) EnsureImage(ctx context.Context, image, policy string) (string
 	r.pulls++
 	if r.pullable != nil && !r.pullable[name] {
 		return "", false, fmt.Errorf("pull image %q: repository does not exist or may require authorization: %w", image, kubelet.ErrImagePull)
+	}
+	if want, ok := r.private[name]; ok && creds[registryHost(name)] != want {
+		return "", false, fmt.Errorf("pull image %q: 401 Unauthorized: %w", image, kubelet.ErrImagePull)
 	}
 	r.present[name] = imageID(image)
 	return r.present[name], true, nil
@@ -163,27 +220,249 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	if !ok {
 		return "", fmt.Errorf("create container %s/%s: image %q not present: %w", cfg.PodName, cfg.Name, cfg.Image, kubelet.ErrNotFound)
 	}
+	argv := append(slices.Clone(cfg.Command), cfg.Args...)
+	sec := cfg.Security
+	if sec.RunAsNonRoot && (sec.RunAsUser == nil || *sec.RunAsUser == 0) {
+		return "", fmt.Errorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s): %w",
+			cfg.PodName+"_"+cfg.Namespace+"("+cfg.PodUID+")", cfg.Name, kubelet.ErrContainerConfig)
+	}
 	r.seq++
 	r.creates++
 	id := fmt.Sprintf("%016x", r.seq)
 	now := r.now()
-	runFor, code, ignore := parse(append(slices.Clone(cfg.Command), cfg.Args...))
+	runFor, code, ignore := parse(argv)
 	c := &container{
 		c: kubelet.Container{
 			ID: id, PodUID: cfg.PodUID, PodName: cfg.PodName, Namespace: cfg.Namespace, Name: cfg.Name, Attempt: cfg.Attempt,
 			Image: cfg.Image, ImageID: imgID, State: kubelet.StateRunning, CreatedAt: created, StartedAt: now,
 		},
-		runFor: runFor, code: code, ignore: ignore, grew: make(chan struct{}),
+		cfg: cfg, runFor: runFor, code: code, ignore: ignore, files: fileEvents(argv), grew: make(chan struct{}),
 	}
-	argv := append(slices.Clone(cfg.Command), cfg.Args...)
 	c.print(now, fmt.Sprintf("sim: container %s started (image %s, attempt %d): %s", cfg.Name, cfg.Image, cfg.Attempt, strings.Join(argv, " ")))
 	for _, line := range echoes(argv) {
 		c.print(now, line)
 	}
 	r.ctrs[id] = c
 	r.ids = nil
+	if limit := memoryLimit(cfg); limit > 0 && wantsMemory(argv) > limit {
+		c.print(now, fmt.Sprintf("sim: container %s asked for %d bytes over its limit of %d: OOM-killed", cfg.Name, wantsMemory(argv), limit))
+		r.exit(c, 137, now)
+		c.c.Reason = "OOMKilled"
+	}
 	r.settle(c, now)
 	return id, nil
+}
+
+// memoryLimit is the tighter of a container's and its pod's memory limits (0: none).
+func memoryLimit(cfg kubelet.ContainerConfig) int64 {
+	l := cfg.MemoryBytes
+	if p := cfg.Pod.MemoryBytes; p > 0 && (l == 0 || p < l) {
+		l = p
+	}
+	return l
+}
+
+// wantsMemory is what a command line allocates: stress's --vm-bytes (250M, 1G, 512k).
+func wantsMemory(argv []string) int64 {
+	for i, w := range argv {
+		v, ok := strings.CutPrefix(w, "--vm-bytes=")
+		if !ok && w == "--vm-bytes" && i+1 < len(argv) {
+			v, ok = argv[i+1], true
+		}
+		if !ok || v == "" {
+			continue
+		}
+		mult := map[byte]int64{'k': 1 << 10, 'K': 1 << 10, 'm': 1 << 20, 'M': 1 << 20, 'g': 1 << 30, 'G': 1 << 30}[v[len(v)-1]]
+		if mult > 0 {
+			v = v[:len(v)-1]
+		} else {
+			mult = 1
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n * mult
+		}
+	}
+	return 0
+}
+
+// fileEvents reads the files a container's script makes and removes, and when.
+func fileEvents(argv []string) []fileEvent {
+	var out []fileEvent
+	var at time.Duration
+	for _, cmd := range commands(strings.Join(argv, " ")) {
+		words := unshell(strings.Fields(cmd))
+		if len(words) == 0 {
+			continue
+		}
+		switch words[0] {
+		case "sleep":
+			if len(words) > 1 {
+				at += duration(words[1])
+			}
+		case "touch", "mkdir":
+			for _, w := range words[1:] {
+				if !strings.HasPrefix(w, "-") {
+					out = append(out, fileEvent{at: at, path: w, exists: true})
+				}
+			}
+		case "rm":
+			for _, w := range words[1:] {
+				if !strings.HasPrefix(w, "-") {
+					out = append(out, fileEvent{at: at, path: w})
+				}
+			}
+		default:
+			// echo ... > FILE
+			if i := slices.Index(words, ">"); i >= 0 && i+1 < len(words) {
+				out = append(out, fileEvent{at: at, path: words[i+1], exists: true})
+			}
+		}
+	}
+	return out
+}
+
+// unshell drops a shell's name and -c before the first command of a script.
+func unshell(words []string) []string {
+	if len(words) > 0 && (words[0] == "sh" || words[0] == "/bin/sh" || words[0] == "bash" || words[0] == "/bin/bash") {
+		words = words[1:]
+		if len(words) > 0 && words[0] == "-c" {
+			words = words[1:]
+		}
+	}
+	return words
+}
+
+// commands splits a shell line at ; & | and newlines, without quotes.
+func commands(line string) []string {
+	line = strings.NewReplacer("'", "", `"`, "").Replace(line)
+	return strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == '&' || r == '|' || r == '\n' })
+}
+
+// duration reads a sleep's argument: seconds, or a Go duration; 0 when neither.
+func duration(arg string) time.Duration {
+	if d, err := time.ParseDuration(arg); err == nil {
+		return d
+	}
+	if f, err := strconv.ParseFloat(arg, 64); err == nil {
+		return time.Duration(f * float64(time.Second))
+	}
+	return 0
+}
+
+// exists tells whether path exists in the container at now: made by its script, or a
+// file of a mounted volume.
+func (c *container) exists(path string, now time.Time) bool {
+	ran := now.Sub(c.c.StartedAt)
+	found, known := false, false
+	for _, e := range c.files {
+		if e.path == path && e.at <= ran {
+			found, known = e.exists, true
+		}
+	}
+	if known {
+		return found
+	}
+	for _, m := range c.cfg.Mounts {
+		if rel, ok := strings.CutPrefix(path, m.ContainerPath); ok && (rel == "" || rel[0] == '/') {
+			_, err := os.Stat(m.HostPath + rel)
+			return err == nil
+		}
+	}
+	return false
+}
+
+// ExecSync implements kubelet.Runtime: see the package comment for what a command does.
+func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (kubelet.ExecResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w", id, kubelet.ErrNotFound)
+	}
+	now := r.now()
+	r.settle(c, now)
+	if c.c.State != kubelet.StateRunning {
+		return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: container is not running", id)
+	}
+	var out strings.Builder
+	for _, line := range echoes(cmd) {
+		out.WriteString(line + "\n")
+	}
+	var slept time.Duration
+	for _, sc := range commands(strings.Join(cmd, " ")) {
+		words := unshell(strings.Fields(sc))
+		if len(words) == 0 {
+			continue
+		}
+		switch words[0] {
+		case "exit":
+			code := 0
+			if len(words) > 1 {
+				code, _ = strconv.Atoi(words[1])
+			}
+			return kubelet.ExecResult{ExitCode: code, Output: []byte(out.String())}, nil
+		case "false":
+			return kubelet.ExecResult{ExitCode: 1, Output: []byte(out.String())}, nil
+		case "sleep":
+			if len(words) > 1 {
+				slept += duration(words[1])
+			}
+			if timeout > 0 && slept > timeout {
+				return kubelet.ExecResult{}, fmt.Errorf("exec in container %s: %w after %v", id, kubelet.ErrExecTimeout, timeout)
+			}
+		case "cat", "test", "ls", "stat", "/bin/cat":
+			for _, w := range words[1:] {
+				if strings.HasPrefix(w, "-") {
+					continue
+				}
+				if !c.exists(w, now.Add(slept)) {
+					fmt.Fprintf(&out, "%s: can't open '%s': No such file or directory\n", words[0], w)
+					return kubelet.ExecResult{ExitCode: 1, Output: []byte(out.String())}, nil
+				}
+			}
+		}
+	}
+	return kubelet.ExecResult{Output: []byte(out.String())}, nil
+}
+
+var _ kubelet.NetworkProber = (*Runtime)(nil)
+
+// ProbeNetwork implements kubelet.NetworkProber: a running container answers on the
+// ports it declares.
+func (r *Runtime) ProbeNetwork(ctx context.Context, id string, p kubelet.NetworkProbe) (bool, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return false, "container not found"
+	}
+	now := r.now()
+	r.settle(c, now)
+	addr := fmt.Sprintf("%s:%d", p.Host, p.Port)
+	if c.c.State != kubelet.StateRunning || !slices.Contains(c.cfg.Ports, int32(p.Port)) {
+		return false, fmt.Sprintf("dial tcp %s: connect: connection refused", addr)
+	}
+	argv := append(slices.Clone(c.cfg.Command), c.cfg.Args...)
+	if p.Kind == kubelet.ProbeHTTP && strings.Contains(c.cfg.Image, "agnhost") && slices.Contains(argv, "liveness") &&
+		now.Sub(c.c.StartedAt) > 10*time.Second {
+		return false, "HTTP probe failed with statuscode: 500"
+	}
+	return true, ""
+}
+
+// RemovePod implements kubelet.Runtime: simulated pods hold nothing beyond their
+// containers.
+func (r *Runtime) RemovePod(ctx context.Context, podUID string) error { return nil }
+
+// Config of a container, as the kubelet asked for it (tests).
+func (r *Runtime) Config(id string) (kubelet.ContainerConfig, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return kubelet.ContainerConfig{}, false
+	}
+	return c.cfg, true
 }
 
 // parse reads a command line's behaviour: how long it runs (-1: until stopped), its exit
@@ -204,15 +483,18 @@ func parse(argv []string) (runFor time.Duration, code int, ignoreTerm bool) {
 				code, exits = n, true
 			}
 		case "sleep":
-			if d, err := time.ParseDuration(arg); err == nil {
-				runFor = d
-			} else if f, err := strconv.ParseFloat(arg, 64); err == nil {
-				runFor = time.Duration(f * float64(time.Second))
+			if d := duration(arg); d > 0 || arg == "0" {
+				runFor = max(runFor, 0) + d
 			}
 		}
 	}
 	if exits && runFor < 0 {
 		runFor = 0
+	}
+	if slices.Contains(words, "while") && !exits {
+		runFor = -1 // a loop runs until stopped
+	} else if runFor < 0 && len(argv) > 1 && argv[1] == "-c" {
+		runFor = 0 // a shell script that neither sleeps nor loops is done at once
 	}
 	ignoreTerm = strings.Contains(strings.Join(argv, " "), "trap '' TERM")
 	return runFor, code, ignoreTerm
@@ -336,6 +618,36 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 		out = append(out, c.c)
 	}
 	return out, nil
+}
+
+// DiskUsage implements kubelet.Runtime: what SetWritten says the container wrote to its
+// writable layer, and its output's bytes.
+func (r *Runtime) DiskUsage(_ context.Context, id string) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return 0, fmt.Errorf("disk usage of container %s: %w", id, kubelet.ErrNotFound)
+	}
+	r.settle(c, r.now())
+	n := c.written
+	for _, l := range c.logs {
+		n += int64(len(l))
+	}
+	return n, nil
+}
+
+// SetWritten makes container id have written n bytes to its writable layer (a
+// simulated container writes no files of its own), as a test of storage limits wants.
+func (r *Runtime) SetWritten(id string, n int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return fmt.Errorf("container %s: %w", id, kubelet.ErrNotFound)
+	}
+	c.written = n
+	return nil
 }
 
 // Logs implements kubelet.Runtime, in the CRI log format. Following streams lines as they are written and ends

@@ -38,7 +38,9 @@ func TestParse(t *testing.T) {
 		{[]string{"sh", "-c", "sleep 2; exit 1"}, 2 * time.Second, 1, false},
 		{[]string{"sleep", "1.5s"}, 1500 * time.Millisecond, 0, false},
 		{[]string{"sh", "-c", "trap '' TERM; sleep 3600"}, time.Hour, 0, true},
-		{[]string{"sh", "-c", "exit"}, -1, 0, false},
+		{[]string{"sh", "-c", "exit"}, 0, 0, false},
+		{[]string{"sh", "-c", "cat /etc/motd"}, 0, 0, false},
+		{[]string{"sh", "-c", "while true; do sleep 1; done"}, -1, 0, false},
 	} {
 		runFor, code, ignore := parse(tc.argv)
 		if runFor != tc.runFor || code != tc.code || ignore != tc.ignore {
@@ -52,22 +54,22 @@ func TestLifecycle(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	r := New(Config{Images: []string{"busybox:1.36", "nginx"}, Present: []string{"pause:3.9"}, Now: clk.Now})
 
-	if _, _, err := r.EnsureImage(ctx, "nope:1", kubelet.PullIfNotPresent); !errors.Is(err, kubelet.ErrImagePull) {
+	if _, _, err := r.EnsureImage(ctx, "nope:1", kubelet.PullIfNotPresent, nil); !errors.Is(err, kubelet.ErrImagePull) {
 		t.Fatalf("pull of an unknown image: %v", err)
 	}
-	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullNever); !errors.Is(err, kubelet.ErrImageNeverPull) {
+	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullNever, nil); !errors.Is(err, kubelet.ErrImageNeverPull) {
 		t.Fatalf("Never with the image absent: %v", err)
 	}
-	if _, pulled, err := r.EnsureImage(ctx, "pause:3.9", kubelet.PullIfNotPresent); err != nil || pulled {
+	if _, pulled, err := r.EnsureImage(ctx, "pause:3.9", kubelet.PullIfNotPresent, nil); err != nil || pulled {
 		t.Fatalf("present image: pulled=%v %v", pulled, err)
 	}
-	if _, pulled, err := r.EnsureImage(ctx, "nginx", kubelet.PullAlways); err != nil || !pulled {
+	if _, pulled, err := r.EnsureImage(ctx, "nginx", kubelet.PullAlways, nil); err != nil || !pulled {
 		t.Fatalf("nginx: pulled=%v %v", pulled, err)
 	}
 	if _, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{Name: "x", Image: "busybox:1.36"}); !errors.Is(err, kubelet.ErrNotFound) {
 		t.Fatalf("create without the image: %v", err)
 	}
-	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullIfNotPresent); err != nil {
+	if _, _, err := r.EnsureImage(ctx, "busybox:1.36", kubelet.PullIfNotPresent, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -265,5 +267,50 @@ func TestLogsFollowCancelled(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled follow = %v", err)
+	}
+}
+
+// The documentation's exec liveness example: the file exists for the first 30 seconds.
+func TestExecSyncReadsTheScriptsFiles(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	r := New(Config{Now: clk.Now, Present: []string{"busybox"}})
+	id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u", PodName: "p", Namespace: "ns", Name: "c", Image: "busybox",
+		Args: []string{"/bin/sh", "-c", "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; sleep 600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := func() int {
+		res, err := r.ExecSync(ctx, id, []string{"cat", "/tmp/healthy"}, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.ExitCode
+	}
+	if code := probe(); code != 0 {
+		t.Errorf("at start: exit %d", code)
+	}
+	clk.Add(31 * time.Second)
+	if code := probe(); code != 1 {
+		t.Errorf("after 31s: exit %d", code)
+	}
+	if res, err := r.ExecSync(ctx, id, []string{"sh", "-c", "sleep 5"}, time.Second); !errors.Is(err, kubelet.ErrExecTimeout) {
+		t.Errorf("a command longer than its timeout: %v %v", res, err)
+	}
+}
+
+// A container asking for more memory than its limit is OOM-killed at once.
+func TestOOMOnRequest(t *testing.T) {
+	ctx := context.Background()
+	r := New(Config{})
+	r.EnsureImage(ctx, "polinux/stress", kubelet.PullIfNotPresent, nil)
+	id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u", PodName: "p", Namespace: "ns", Name: "c", Image: "polinux/stress",
+		Command: []string{"stress"}, Args: []string{"--vm", "1", "--vm-bytes", "250M", "--vm-hang", "1"}, MemoryBytes: 100 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := r.List(ctx)
+	if len(l) != 1 || l[0].ID != id || l[0].State != kubelet.StateExited || l[0].ExitCode != 137 || l[0].Reason != "OOMKilled" {
+		t.Fatalf("containers %+v", l)
 	}
 }

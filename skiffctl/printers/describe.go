@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/kinds/table"
 )
 
 // describer writes "Key:  value" lines at indentation levels, aligned per block.
@@ -143,10 +144,10 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		d.line(0, "Type", o.Type)
 		d.line(0, "Reason", o.Reason)
 		d.line(0, "Message", o.Message)
-		d.line(0, "Source", source(o))
-		d.line(0, "Count", count(o))
-		d.line(0, "First Seen", d.stamp(firstSeen(o)))
-		d.line(0, "Last Seen", d.stamp(lastSeen(o)))
+		d.line(0, "Source", table.EventSource(o))
+		d.line(0, "Count", table.EventCount(o))
+		d.line(0, "First Seen", d.stamp(table.FirstSeen(o)))
+		d.line(0, "Last Seen", d.stamp(table.LastSeen(o)))
 	}
 	if info.Kind != kinds.Event {
 		describeEvents(d, events)
@@ -364,7 +365,7 @@ func describeReplicaSet(d *describer, rs *appsv1.ReplicaSet) {
 }
 
 func describeNode(d *describer, n *corev1.Node) {
-	d.line(0, "Roles", nodeRoles(n))
+	d.line(0, "Roles", table.NodeRoles(n))
 	d.line(0, "Unschedulable", n.Spec.Unschedulable)
 	var taints []string
 	for _, t := range n.Spec.Taints {
@@ -403,7 +404,7 @@ func describeNode(d *describer, n *corev1.Node) {
 // describeNamespace is kubectl's: the phase, and the conditions that say what holds a
 // terminating namespace.
 func describeNamespace(d *describer, ns *corev1.Namespace) {
-	d.line(0, "Status", namespacePhase(ns))
+	d.line(0, "Status", table.NamespacePhase(ns))
 	if len(ns.Status.Conditions) == 0 {
 		return
 	}
@@ -505,16 +506,16 @@ func describeEvents(d *describer, events []*corev1.Event) {
 		return
 	}
 	events = append([]*corev1.Event(nil), events...)
-	sort.SliceStable(events, func(i, j int) bool { return lastSeen(events[i]).Before(lastSeen(events[j])) })
+	sort.SliceStable(events, func(i, j int) bool { return table.LastSeen(events[i]).Before(table.LastSeen(events[j])) })
 	d.section(0, "Events")
 	d.line(1, "", "Type\tReason\tAge\tFrom\tMessage")
 	d.line(1, "", "----\t------\t----\t----\t-------")
 	for _, e := range events {
-		a := Age(firstSeen(e), d.now)
-		if n := count(e); n > 1 {
-			a = fmt.Sprintf("%s (x%d over %s)", Age(lastSeen(e), d.now), n, a)
+		a := Age(table.FirstSeen(e), d.now)
+		if n := table.EventCount(e); n > 1 {
+			a = fmt.Sprintf("%s (x%d over %s)", Age(table.LastSeen(e), d.now), n, a)
 		}
-		d.line(1, "", strings.Join([]string{e.Type, e.Reason, a, source(e), e.Message}, "\t"))
+		d.line(1, "", strings.Join([]string{e.Type, e.Reason, a, table.EventSource(e), e.Message}, "\t"))
 	}
 }
 

@@ -26,7 +26,11 @@ func WriteText(w io.Writer, t *Trace, width int) error {
 	if c := t.Child(); c != "" {
 		fmt.Fprintf(w, "  revision %d  %s", t.Revision, c)
 	}
-	fmt.Fprintf(w, "\nstarted %s\n\n", t.Start.Local().Format("2006-01-02 15:04:05.000"))
+	fmt.Fprintf(w, "\nstarted %s", t.Start.Local().Format("2006-01-02 15:04:05.000"))
+	if t.StartedBy != "" && t.Revision <= 1 {
+		fmt.Fprintf(w, " by %s", t.StartedBy)
+	}
+	fmt.Fprint(w, "\n\n")
 	writeSteps(w, t.Steps, width)
 	p := t.Pods
 	fmt.Fprintf(w, "\npods: %d of %d ready", p.Ready, p.Total)

@@ -21,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,6 +42,9 @@ import (
 // StoredReason is the reason of the Event the API server records when it stores a
 // Deployment (apiserver.ReasonStored).
 const StoredReason = "Stored"
+
+// storedByRE finds the request a Stored event names.
+var storedByRE = regexp.MustCompile(` stored \((.+)\)$`)
 
 // RevisionAnnotation is the Deployment controller's revision number on ReplicaSets.
 const RevisionAnnotation = "deployment.kubernetes.io/revision"
@@ -120,8 +124,11 @@ type Trace struct {
 	ReplicaSet         string    `json:"replicaSet,omitempty"`
 	ControllerRevision string    `json:"controllerRevision,omitempty"`
 	Start              time.Time `json:"start"`
-	Steps              []Step    `json:"steps"`
-	Pods               Pods      `json:"pods"`
+	// StartedBy is the request that stored the workload, as the API server recorded
+	// it: "HTTP POST from kubectl/v1.37.2", "gRPC Create from skiffctl" ("" unknown).
+	StartedBy string `json:"startedBy,omitempty"`
+	Steps     []Step `json:"steps"`
+	Pods      Pods   `json:"pods"`
 	// Services are those whose selector picks the Deployment's pods.
 	Services []Service `json:"services,omitempty"`
 
@@ -234,6 +241,10 @@ func Assemble(d *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod
 	t := &Trace{Kind: kinds.Deployment, Name: d.Name, Deployment: d.Name, Namespace: d.Namespace, Start: d.CreationTimestamp.Time}
 	if e := find(byUID[d.UID], StoredReason, ""); e != nil {
 		t.Start = evTime(e)
+		// "Deployment web stored (HTTP POST from kubectl/v1.37.2)": the request it came by.
+		if m := storedByRE.FindStringSubmatch(e.Message); m != nil {
+			t.StartedBy = m[1]
+		}
 	}
 	var rs *appsv1.ReplicaSet
 	for _, r := range rss {

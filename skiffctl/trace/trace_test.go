@@ -270,9 +270,10 @@ func TestStoredEventStartsTheChain(t *testing.T) {
 	for _, e := range events {
 		e.EventTime = metav1.NewMicroTime(e.EventTime.Add(700 * time.Millisecond))
 	}
-	events = append(events, event("d1", StoredReason, "Deployment web stored", "apiserver", "cp1", 700))
+	events = append(events, event("d1", StoredReason, "Deployment web stored (HTTP POST from kubectl/v1.37.2)", "apiserver", "cp1", 700))
 	tr := Assemble(d, rss, pods, events)
-	if !tr.Start.Equal(at(700)) || tr.Steps[0].Component != "apiserver" || tr.Steps[1].SinceStartMs != 21 {
+	if !tr.Start.Equal(at(700)) || tr.Steps[0].Component != "apiserver" || tr.Steps[1].SinceStartMs != 21 ||
+		tr.StartedBy != "HTTP POST from kubectl/v1.37.2" {
 		t.Fatalf("start %v, steps 1 and 2-3: %+v %+v (want 2-3 21 ms after the Stored event)", tr.Start, tr.Steps[0], tr.Steps[1])
 	}
 	// Without the event, the chain starts at the creationTimestamp's second.

@@ -63,6 +63,9 @@ func AssembleWorkload(owner kinds.Object, revs []*appsv1.ControllerRevision, pod
 	t := &Trace{Kind: kind, Name: owner.GetName(), Namespace: owner.GetNamespace(), Start: owner.GetCreationTimestamp().Time}
 	if e := find(byUID[owner.GetUID()], StoredReason, ""); e != nil {
 		t.Start = evTime(e)
+		if m := storedByRE.FindStringSubmatch(e.Message); m != nil {
+			t.StartedBy = m[1]
+		}
 	}
 	var rev *appsv1.ControllerRevision
 	for _, r := range revs {

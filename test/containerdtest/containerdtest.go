@@ -45,3 +45,29 @@ func Start(t testing.TB) string {
 	})
 	return p.Socket
 }
+
+// RemoveCgroups removes, at t's cleanup, the cgroup tree under root ("/skiff-test",
+// a runtime's CgroupRoot) in every hierarchy: what containers and pods left there when
+// a test stopped containerd under them. Directories are removed deepest first; one
+// still in use stays, and is logged.
+func RemoveCgroups(t testing.TB, root string) {
+	t.Cleanup(func() {
+		hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
+		hierarchies = append(hierarchies, "/sys/fs/cgroup")
+		for _, h := range hierarchies {
+			top := filepath.Join(h, root)
+			var dirs []string
+			filepath.WalkDir(top, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			for i := len(dirs) - 1; i >= 0; i-- {
+				if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+					t.Logf("remove cgroup %s: %v", dirs[i], err)
+				}
+			}
+		}
+	})
+}

@@ -172,7 +172,9 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 }
 
 // BenchmarkPodStartupContainerd: ms from pod create to Running for 50 busybox pods on one
-// real node (a private containerd), the image present.
+// real node (a private containerd), the image present. Each pod carries what real
+// applications' pods do: a readiness probe, a configMap volume and an env var from a
+// Secret (which the kubelet, authorized as its node, reads).
 func BenchmarkPodStartupContainerd(b *testing.B) {
 	benchfig.Want(b, "pod_startup_containerd_p50", "pod_startup_containerd_p99")
 	socket := containerdtest.Start(b)
@@ -196,8 +198,17 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 	if _, err := rt.Import(ctx, bytes.NewReader(data)); err != nil {
 		b.Fatal(err)
 	}
+	if _, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "startup-config", Namespace: "default"},
+		Data: map[string]string{"app.properties": "mode=bench\n"}}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cs.Secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "startup-secret", Namespace: "default"},
+		Data: map[string][]byte{"token": []byte("s3cret")}}); err != nil {
+		b.Fatal(err)
+	}
 	kc := kubelet.DefaultConfig()
 	kc.NodeName = "bench-node"
+	kc.RootDir = b.TempDir()
 	k, err := kubelet.New(client.NewClientset(c.Dial(b, "kubelet-bench-node", client.Options{})), rt, kc)
 	if err != nil {
 		b.Fatal(err)
@@ -239,7 +250,14 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 			defer cw.Done()
 			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("startup-%d", i), Namespace: "default"},
 				Spec: corev1.PodSpec{NodeName: "bench-node", TerminationGracePeriodSeconds: ptr.To(int64(0)),
-					Containers: []corev1.Container{{Name: "c", Image: image, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"}}}}}
+					Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
+						ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "startup-config"}}}}},
+					Containers: []corev1.Container{{Name: "c", Image: image, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
+						VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/config"}},
+						Env: []corev1.EnvVar{{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: "startup-secret"}, Key: "token"}}}},
+						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
+							Command: []string{"cat", "/etc/config/app.properties"}}}}}}}}
 			mu.Lock()
 			created[i] = time.Now()
 			mu.Unlock()

@@ -220,27 +220,10 @@ func TestUpPrivateContainerd(t *testing.T) {
 		t.Skip("skiff up's private containerd: the example's image comes from /bin/busybox (busybox-static), which is missing")
 	}
 	dir, addr := upPlace(t, 1)
-	// A socket file that nothing answers on, as a containerd that died leaves behind.
-	stale := filepath.Join(dir, "stale.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
 	args := []string{"up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "e2e-ctrd",
-		"--containerd-address", stale}
+		"--containerd-address", staleSocket(t, dir)}
 	up := start(t, "skiff up", args...)
-	var state string
-	waitfor.Condition(t, 60*time.Second, "skiff up says it runs a private containerd", func() (bool, string) {
-		m := regexp.MustCompile(`runs containers: a private containerd at (\S+) \(no containerd answering at `).FindStringSubmatch(up.out.String())
-		if m != nil {
-			state = filepath.Dir(m[1])
-		}
-		return m != nil, up.out.String()
-	})
-	// Whatever happens, nothing of it outlives the test.
-	t.Cleanup(func() { up.kill(); daemon.Cleanup(state) })
+	state := privateContainerd(t, up)
 
 	mustCtl(t, addr, "apply", "-f", "../../examples/nginx-deployment.yaml")
 	var pids []int
@@ -341,4 +324,34 @@ func procs() map[int]procInfo {
 func alive(pid int) bool {
 	_, ok := procs()[pid]
 	return ok
+}
+
+// staleSocket makes a socket file in dir that nothing answers on, as a containerd that
+// died leaves behind: skiff up given it runs a private containerd.
+func staleSocket(t *testing.T, dir string) string {
+	t.Helper()
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	return stale
+}
+
+// privateContainerd waits for skiff up to say it runs a private containerd, and
+// returns that containerd's state directory; whatever happens, neither outlives the test.
+func privateContainerd(t *testing.T, up *proc) string {
+	t.Helper()
+	var state string
+	waitfor.Condition(t, 60*time.Second, "skiff up says it runs a private containerd", func() (bool, string) {
+		m := regexp.MustCompile(`runs containers: a private containerd at (\S+) \(no containerd answering at `).FindStringSubmatch(up.out.String())
+		if m != nil {
+			state = filepath.Dir(m[1])
+		}
+		return m != nil, up.out.String()
+	})
+	t.Cleanup(func() { up.kill(); daemon.Cleanup(state) })
+	return state
 }

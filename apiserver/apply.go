@@ -1,0 +1,192 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/skiffhq/skiff/apiserver/openapi"
+	"github.com/skiffhq/skiff/apiserver/validation"
+	"github.com/skiffhq/skiff/kinds"
+)
+
+// Server-side apply and the field ownership it rests on, by apimachinery's field manager
+// (k8s.io/apimachinery/pkg/util/managedfields over sigs.k8s.io/structured-merge-diff),
+// the code kube-apiserver runs, with the type converter of Skiff's OpenAPI schemas.
+//
+// An apply (PATCH application/apply-patch+yaml, fieldManager required) merges the applied
+// configuration into the object, or creates it, records in metadata.managedFields which
+// manager owns which fields, and refuses with 409 Conflict, one cause per field, to take
+// a field another manager set to another value, unless force=true.
+//
+// Other writes (update, patch, scale, status) are tracked, as Kubernetes tracks them
+// (operation Update, the manager being fieldManager or the client's user agent), once an
+// object has managedFields, that is once something applied to it: an object no one
+// applies to costs no tracking on the components' writes. The first apply to an object
+// without managedFields gives its existing fields to "before-first-apply", as Kubernetes
+// does for objects created before it tracked fields.
+
+// fieldManagers holds a field manager per kind and subresource, built on first use.
+var fieldManagers struct {
+	sync.Mutex
+	m map[string]*managedfields.FieldManager
+}
+
+// applyScheme knows the served kinds' Go types, for the field manager's conversions and
+// new objects.
+var applyScheme = sync.OnceValue(func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, in := range kinds.All() {
+		gv := schema.GroupVersion{Group: in.Group, Version: in.Version}
+		s.AddKnownTypeWithName(in.GroupVersionKind(), in.New())
+		metav1.AddToGroupVersion(s, gv)
+	}
+	return s
+})
+
+// defaulter applies Skiff's defaults, as the field manager compares defaulted objects.
+type defaulter struct{}
+
+func (defaulter) Default(obj runtime.Object) {
+	if o, ok := obj.(kinds.Object); ok {
+		validation.Default(o)
+	}
+}
+
+// fieldManager is the field manager of info's kind and subresource ("" or "status").
+func fieldManager(info *kinds.Info, subresource string) (*managedfields.FieldManager, error) {
+	fieldManagers.Lock()
+	defer fieldManagers.Unlock()
+	key := info.Kind + "/" + subresource
+	if fm := fieldManagers.m[key]; fm != nil {
+		return fm, nil
+	}
+	tc, err := openapi.TypeConverter()
+	if err != nil {
+		return nil, err
+	}
+	// The fields a write through this subresource does not set (Kubernetes' reset
+	// fields): the main resource's writes keep the status, status writes the spec.
+	reset := map[fieldpath.APIVersion]fieldpath.Filter{}
+	switch {
+	case subresource == "" && info.HasStatus:
+		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status")))
+	case subresource == "status" && info.HasSpec:
+		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("spec")))
+	}
+	gvk := info.GroupVersionKind()
+	s := applyScheme()
+	fm, err := managedfields.NewDefaultFieldManager(tc, s, defaulter{}, s, gvk, gvk.GroupVersion(), subresource, reset)
+	if err != nil {
+		return nil, fmt.Errorf("field manager of %s: %w", info.Kind, err)
+	}
+	if fieldManagers.m == nil {
+		fieldManagers.m = map[string]*managedfields.FieldManager{}
+	}
+	fieldManagers.m[key] = fm
+	return fm, nil
+}
+
+type managerKey struct{}
+
+// withManager records in ctx the field manager a request's writes are tracked under.
+func withManager(ctx context.Context, manager string) context.Context {
+	return context.WithValue(ctx, managerKey{}, manager)
+}
+
+// managerOf is the request's field manager: the one it named, else its user agent's
+// product ("kubectl", "skiffctl"), as Kubernetes defaults it.
+func managerOf(ctx context.Context) string {
+	if m, ok := ctx.Value(managerKey{}).(string); ok && m != "" {
+		return m
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if ua := md.Get("user-agent"); len(ua) > 0 {
+			return userAgentManager(ua[0])
+		}
+	}
+	return "unknown"
+}
+
+// userAgentManager is the manager Kubernetes names after a user agent: its first
+// product, without the version ("kubectl" of "kubectl/v1.37.2 (linux/amd64)").
+func userAgentManager(ua string) string {
+	ua, _, _ = strings.Cut(ua, " ")
+	ua, _, _ = strings.Cut(ua, "/")
+	if len(ua) > 128 {
+		ua = ua[:128]
+	}
+	if ua == "" {
+		return "unknown"
+	}
+	return ua
+}
+
+// track records a write of next over cur (through subresource) in next's managedFields,
+// once cur has them (something applied to it).
+func track(ctx context.Context, info *kinds.Info, subresource string, cur, next kinds.Object) (kinds.Object, error) {
+	if len(cur.GetManagedFields()) == 0 {
+		next.SetManagedFields(nil) // a client does not start tracking by sending some
+		return next, nil
+	}
+	fm, err := fieldManager(info, subresource)
+	if err != nil {
+		return nil, statusError(codes.Internal, "", nil, "%v", err)
+	}
+	out, err := fm.Update(cur, next, managerOf(ctx))
+	if err != nil {
+		return nil, fieldManagerError(info, next.GetName(), err)
+	}
+	return out.(kinds.Object), nil
+}
+
+// apply merges applied, a configuration of info's kind, into cur (an empty object when
+// there is none yet) for manager.
+func apply(info *kinds.Info, cur kinds.Object, applied *unstructured.Unstructured, manager string, force bool) (kinds.Object, error) {
+	fm, err := fieldManager(info, "")
+	if err != nil {
+		return nil, statusError(codes.Internal, "", nil, "%v", err)
+	}
+	out, err := fm.Apply(cur, applied, manager, force)
+	if err != nil {
+		return nil, fieldManagerError(info, applied.GetName(), err)
+	}
+	obj, ok := out.(kinds.Object)
+	if !ok {
+		return nil, statusError(codes.Internal, "", nil, "apply made a %T", out)
+	}
+	return obj, nil
+}
+
+// fieldManagerError is the field manager's error in Skiff's class: its conflicts are
+// Kubernetes' 409 with a cause per field (FieldManagerConflict).
+func fieldManagerError(info *kinds.Info, name string, err error) error {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) {
+		st := se.Status()
+		code := map[metav1.StatusReason]codes.Code{metav1.StatusReasonConflict: codes.Aborted,
+			metav1.StatusReasonInvalid: codes.InvalidArgument, metav1.StatusReasonBadRequest: codes.InvalidArgument}[st.Reason]
+		if code == codes.OK {
+			code = codes.Internal
+		}
+		e := statusError(code, string(st.Reason), nil, "%s", st.Message)
+		e.status.Code, e.status.Details = st.Code, st.Details
+		if e.status.Details == nil {
+			e.about(info, name)
+		}
+		return e
+	}
+	return statusError(codes.InvalidArgument, ReasonInvalid, nil, "%v", err).about(info, name)
+}

@@ -1,0 +1,100 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	authorizationv1 "k8s.io/api/authorization/v1"
+
+	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/pki"
+)
+
+// selfSubjectAccessReviews is where Kubernetes serves SelfSubjectAccessReview, the
+// question "may I?" that kubectl auth can-i asks. It is not stored: the answer is the
+// authorizer's for the requester.
+const selfSubjectAccessReviews = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+// accessReview answers a SelfSubjectAccessReview for user: whether the authorizer allows
+// the request its spec describes, and why not. Any authenticated user may ask about
+// itself, as in Kubernetes (system:basic-user). A request a Guard allows (a node's pods)
+// is allowed, subject to that check on the object.
+func (a *restAPI) accessReview(w http.ResponseWriter, r *http.Request, user auth.User) {
+	if r.Method != http.MethodPost {
+		a.fail(w, r, methodNotAllowed(r.Method))
+		return
+	}
+	body, err := a.readBody(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var review authorizationv1.SelfSubjectAccessReview
+	if err := decodeOptions(r.Header.Get("Content-Type"), body, &review); err != nil {
+		a.fail(w, r, badRequest("the body is not a SelfSubjectAccessReview: %v", err))
+		return
+	}
+	ra, nra := review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes
+	if (ra == nil) == (nra == nil) {
+		a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil,
+			`SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: "": exactly one of nonResourceAttributes or resourceAttributes must be specified`))
+		return
+	}
+	review.Status = a.review(user, ra, nra)
+	review.APIVersion, review.Kind = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
+	writeJSON(w, http.StatusCreated, &review)
+}
+
+// review is the authorizer's answer for user.
+func (a *restAPI) review(user auth.User, ra *authorizationv1.ResourceAttributes, nra *authorizationv1.NonResourceAttributes) authorizationv1.SubjectAccessReviewStatus {
+	if a.gate.authn == nil {
+		return authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "this API server authorizes every request (no client CA and no token file)"}
+	}
+	if nra != nil {
+		// Health, version, discovery and OpenAPI are open to every authenticated user
+		// (Kubernetes' system:discovery and system:public-info-viewer); the rest are not
+		// served.
+		for _, p := range []string{"/healthz", "/livez", "/readyz", "/version", "/api", "/apis", "/openapi"} {
+			if nra.Path == p || strings.HasPrefix(nra.Path, p+"/") {
+				return authorizationv1.SubjectAccessReviewStatus{Allowed: nra.Verb == "get"}
+			}
+		}
+		return authorizationv1.SubjectAccessReviewStatus{Allowed: false, Reason: fmt.Sprintf("path %q is not served", nra.Path)}
+	}
+	verbs := []string{ra.Verb}
+	if ra.Verb == "*" {
+		verbs = []string{verbGet, verbList, verbWatch, verbCreate, verbUpdate, verbDelete}
+	}
+	var reasons []string
+	for _, v := range verbs {
+		av, ok := authVerbs[v]
+		if !ok {
+			return authorizationv1.SubjectAccessReviewStatus{Reason: fmt.Sprintf("verb %q is not one Skiff serves", ra.Verb)}
+		}
+		attrs := auth.Attributes{User: user, Verb: av, Resource: ra.Resource, Subresource: ra.Subresource, Namespace: ra.Namespace, Name: ra.Name}
+		if !served(ra) && !user.InGroup(pki.GroupAdmin) {
+			return authorizationv1.SubjectAccessReviewStatus{Reason: fmt.Sprintf("the server does not serve %q in group %q", ra.Resource, ra.Group)}
+		}
+		gd, err := a.gate.authz.Authorize(attrs)
+		if err != nil {
+			return authorizationv1.SubjectAccessReviewStatus{Reason: err.Error()}
+		}
+		if gd != nil {
+			reasons = append(reasons, "allowed for the objects the node restriction admits")
+		}
+	}
+	return authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: strings.Join(reasons, "; ")}
+}
+
+// served reports whether ra names a resource Skiff serves (its version, when given).
+func served(ra *authorizationv1.ResourceAttributes) bool {
+	for _, in := range kinds.All() {
+		if in.Group == ra.Group && in.Plural == ra.Resource && (ra.Version == "" || ra.Version == "*" || ra.Version == in.Version) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,382 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiffhq/skiff/kinds"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/store"
+)
+
+// Subresources: status (every kind with a status), scale (the kinds with replicas),
+// binding, log and eviction (pods).
+
+// subresource describes one subresource: the response kind and the verbs it takes.
+type subresource struct {
+	name  string
+	kind  schema.GroupVersionKind // "" Kind: the parent's
+	verbs []string
+}
+
+// subresourcesOf lists a kind's subresources.
+func subresourcesOf(info *kinds.Info) []subresource {
+	var out []subresource
+	if info.HasStatus {
+		out = append(out, subresource{name: "status", verbs: []string{verbGet, verbPatch, verbUpdate}})
+	}
+	if scalable(info) {
+		out = append(out, subresource{name: "scale", kind: autoscalingv1.SchemeGroupVersion.WithKind("Scale"), verbs: []string{verbGet, verbPatch, verbUpdate}})
+	}
+	if info.Kind == kinds.Pod {
+		out = append(out,
+			subresource{name: "binding", kind: corev1.SchemeGroupVersion.WithKind("Binding"), verbs: []string{verbCreate}},
+			subresource{name: "log", kind: corev1.SchemeGroupVersion.WithKind("Pod"), verbs: []string{verbGet}},
+			subresource{name: "eviction", kind: policyv1.SchemeGroupVersion.WithKind("Eviction"), verbs: []string{verbCreate}})
+	}
+	return out
+}
+
+// scalable says whether a kind has spec.replicas and the scale subresource.
+func scalable(info *kinds.Info) bool {
+	_, ok := scaleFields(info.New())
+	return ok
+}
+
+func subresourceExists(info *kinds.Info, name string) bool {
+	for _, s := range subresourcesOf(info) {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// subresourceAllows says whether verb may be used on the subresource ("": the object).
+func subresourceAllows(info *kinds.Info, name, verb string) bool {
+	if name == "" {
+		return true
+	}
+	for _, s := range subresourcesOf(info) {
+		if s.name == name {
+			for _, v := range s.verbs {
+				if v == verb {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// status serves the status subresource: the object, its status written alone.
+func (a *restAPI) status(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	ctx := r.Context()
+	switch req.verb {
+	case verbGet:
+		res, err := a.res.getObject(ctx, req.info, req.namespace, req.name, readOptions(r.URL.Query().Get("resourceVersion")))
+		a.respond(w, r, http.StatusOK, res, err)
+	case verbUpdate:
+		opts, err := writeOptionsOf(r.URL.Query())
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		obj, err := a.decodeBody(w, r, req, req.name)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		res, err := a.res.replaceStatus(ctx, obj, opts)
+		a.respond(w, r, http.StatusOK, res, err)
+	case verbPatch:
+		a.patch(w, r, req, func(cur, patched kinds.Object) (kinds.Object, error) {
+			next, err := prepareStatusUpdate(req.info, cur, patched)
+			if err != nil {
+				return nil, err
+			}
+			return track(ctx, req.info, "status", cur, next)
+		})
+	}
+}
+
+// scaleOf is the Scale of a scalable object.
+func scaleOf(obj kinds.Object) (*autoscalingv1.Scale, error) {
+	f, ok := scaleFields(obj)
+	if !ok {
+		return nil, badRequest("%s has no scale", kinds.Of(obj).Plural)
+	}
+	s := &autoscalingv1.Scale{TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v1", Kind: "Scale"},
+		ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: obj.GetUID(),
+			ResourceVersion: obj.GetResourceVersion(), CreationTimestamp: obj.GetCreationTimestamp()},
+		Status: autoscalingv1.ScaleStatus{Replicas: *f.status}}
+	if *f.spec != nil {
+		s.Spec.Replicas = **f.spec
+	}
+	if *f.selector != nil {
+		if ls, err := metav1.LabelSelectorAsSelector(*f.selector); err == nil {
+			s.Status.Selector = ls.String()
+		}
+	}
+	return s, nil
+}
+
+// scaleFieldRefs point at a scalable object's replicas and selector.
+type scaleFieldRefs struct {
+	spec     **int32
+	status   *int32
+	selector **metav1.LabelSelector
+}
+
+// scaleFields finds spec.replicas, status.replicas and spec.selector, which Kubernetes'
+// scalable kinds (Deployment, ReplicaSet, StatefulSet) share.
+func scaleFields(obj kinds.Object) (scaleFieldRefs, bool) {
+	v := reflect.ValueOf(obj).Elem()
+	spec, status := v.FieldByName("Spec"), v.FieldByName("Status")
+	if !spec.IsValid() || !status.IsValid() {
+		return scaleFieldRefs{}, false
+	}
+	sr, st, sel := spec.FieldByName("Replicas"), status.FieldByName("Replicas"), spec.FieldByName("Selector")
+	if !sr.IsValid() || !st.IsValid() || !sel.IsValid() {
+		return scaleFieldRefs{}, false
+	}
+	out := scaleFieldRefs{}
+	var ok1, ok2, ok3 bool
+	out.spec, ok1 = sr.Addr().Interface().(**int32)
+	out.status, ok2 = st.Addr().Interface().(*int32)
+	out.selector, ok3 = sel.Addr().Interface().(**metav1.LabelSelector)
+	return out, ok1 && ok2 && ok3
+}
+
+// scale serves the scale subresource: spec.replicas read and written as a Scale.
+func (a *restAPI) scale(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	ctx := r.Context()
+	reply := func(res result, err error) {
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		obj, err := res.object()
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		s, err := scaleOf(obj)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, s)
+	}
+	switch req.verb {
+	case verbGet:
+		reply(a.res.getObject(ctx, req.info, req.namespace, req.name, readOptions(r.URL.Query().Get("resourceVersion"))))
+	case verbUpdate:
+		opts, err := writeOptionsOf(r.URL.Query())
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		body, err := a.readBody(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		var s autoscalingv1.Scale
+		if err := decodeOptions(r.Header.Get("Content-Type"), body, &s); err != nil {
+			a.fail(w, r, badRequest("the body is not a Scale: %v", err))
+			return
+		}
+		if s.Name != req.name {
+			a.fail(w, r, badRequest("the name of the object (%s) does not match the name on the URL (%s)", s.Name, req.name))
+			return
+		}
+		reply(a.res.setReplicas(ctx, req.info, req.namespace, req.name, s.ResourceVersion, opts, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return &s, nil }))
+	case verbPatch:
+		opts, pt, patch, err := a.patchRequest(w, r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		reply(a.res.setReplicas(ctx, req.info, req.namespace, req.name, "", opts.writeOptions, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+			js, err := json.Marshal(cur)
+			if err != nil {
+				return nil, err
+			}
+			out, err := kinds.PatchJSON(js, patch, pt, &autoscalingv1.Scale{})
+			if err != nil {
+				return nil, patchError(req.info, req.name, err)
+			}
+			var s autoscalingv1.Scale
+			if err := json.Unmarshal(out, &s); err != nil {
+				return nil, badRequest("the patched Scale: %v", err)
+			}
+			return &s, nil
+		}))
+	}
+}
+
+// setReplicas writes the replicas of a scale that change computes from the current one.
+func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name, rv string, opts writeOptions,
+	change func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error)) (result, error) {
+	wantRV, err := parseRV(info, name, rv)
+	if err != nil {
+		return result{}, err
+	}
+	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
+	return r.update(ctx, info, k, wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		s, err := scaleOf(cur)
+		if err != nil {
+			return nil, err
+		}
+		next, err := change(s)
+		if err != nil {
+			return nil, err
+		}
+		if next.Spec.Replicas < 0 {
+			return nil, statusError(codes.InvalidArgument, ReasonInvalid, nil, "Scale.autoscaling %q is invalid: spec.replicas: Invalid value: %d: must be greater than or equal to 0", name, next.Spec.Replicas)
+		}
+		obj := clone(cur)
+		f, _ := scaleFields(obj)
+		n := next.Spec.Replicas
+		*f.spec = &n
+		return r.nextState(ctx, info, cur, obj, false)
+	})
+}
+
+// binding serves pods/binding: a scheduler's Binding, as the gRPC Bind.
+func (a *restAPI) binding(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	opts, err := writeOptionsOf(r.URL.Query())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, err := a.readBody(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var b corev1.Binding
+	if err := decodeOptions(r.Header.Get("Content-Type"), body, &b); err != nil {
+		a.fail(w, r, badRequest("the body is not a Binding: %v", err))
+		return
+	}
+	if b.Name != "" && b.Name != req.name {
+		a.fail(w, r, badRequest("the name of the object (%s) does not match the name on the URL (%s)", b.Name, req.name))
+		return
+	}
+	if b.Target.Kind != "" && b.Target.Kind != kinds.Node {
+		a.fail(w, r, invalid(req.info, req.name, fmt.Errorf("target.kind: Unsupported value: %q: supported values: \"Node\"", b.Target.Kind)))
+		return
+	}
+	if _, err := a.res.bind(r.Context(), req.namespace, req.name, string(b.UID), b.Target.Name, opts); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated})
+}
+
+// eviction serves pods/eviction: an Eviction, as the gRPC Evict, which honours the
+// pod's PodDisruptionBudget (429 TooManyRequests when it allows no disruption now).
+func (a *restAPI) eviction(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	body, err := a.readBody(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var ev policyv1.Eviction
+	if err := decodeOptions(r.Header.Get("Content-Type"), body, &ev); err != nil {
+		a.fail(w, r, badRequest("the body is not an Eviction: %v", err))
+		return
+	}
+	if ev.Name != "" && ev.Name != req.name {
+		a.fail(w, r, badRequest("name in URL does not match name in Eviction object"))
+		return
+	}
+	er := &apiv1.EvictRequest{Namespace: req.namespace, Name: req.name}
+	dryRun := r.URL.Query()["dryRun"]
+	if do := ev.DeleteOptions; do != nil {
+		er.GracePeriodSeconds = do.GracePeriodSeconds
+		dryRun = append(dryRun, do.DryRun...)
+		if p := do.Preconditions; p != nil {
+			er.Preconditions = &apiv1.Preconditions{}
+			if p.ResourceVersion != nil {
+				er.Preconditions.ResourceVersion = *p.ResourceVersion
+			}
+			if p.UID != nil {
+				er.Preconditions.Uid = string(*p.UID)
+			}
+		}
+	}
+	for _, v := range dryRun {
+		if v != metav1.DryRunAll {
+			a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "dryRun: Unsupported value: %q: supported values: %q", v, metav1.DryRunAll))
+			return
+		}
+		er.DryRun = true
+	}
+	if _, err := a.res.evict(r.Context(), er); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated})
+}
+
+// podLog serves pods/log: the container's output as text, streamed while following.
+func (a *restAPI) podLog(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	q := r.URL.Query()
+	lr := &apiv1.PodLogsRequest{Namespace: req.namespace, Name: req.name, Container: q.Get("container")}
+	lr.Follow, _ = strconv.ParseBool(q.Get("follow"))
+	if v := q.Get("tailLines"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			a.fail(w, r, badRequest("tailLines: Invalid value: %q: must be a non-negative integer", v))
+			return
+		}
+		lr.TailLines = &n
+	}
+	lr.Previous, _ = strconv.ParseBool(q.Get("previous"))
+	if b, _ := strconv.ParseBool(q.Get("timestamps")); b {
+		a.fail(w, r, badRequest("timestamps: Forbidden: not supported by Skiff"))
+		return
+	}
+	for _, p := range []string{"sinceSeconds", "sinceTime", "limitBytes"} {
+		if q.Get(p) != "" {
+			a.fail(w, r, badRequest("%s: Forbidden: not supported by Skiff", p))
+			return
+		}
+	}
+	started := false
+	err := a.pods.logs(r.Context(), lr, func(data []byte) error {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusOK)
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+		if f, ok := w.(http.Flusher); ok && lr.Follow {
+			f.Flush()
+		}
+		return nil
+	})
+	switch {
+	case err != nil && !started:
+		a.fail(w, r, err)
+	case !started:
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+	}
+}

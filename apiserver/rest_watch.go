@@ -1,0 +1,281 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/store"
+)
+
+// A REST watch is a chunked stream of JSON watch events, {"type":...,"object":...} one
+// per line, as Kubernetes writes them, fed from the same store watch as the gRPC API's.
+// It starts as Kubernetes' does:
+//
+//   - resourceVersion N: with the changes after N (410 Expired in an ERROR event when N
+//     is older than the history);
+//   - resourceVersion "" or "0" (without sendInitialEvents): with an ADDED event for
+//     every object that exists, then the changes;
+//   - sendInitialEvents=true (with resourceVersionMatch=NotOlderThan and bookmarks
+//     allowed, as client-go's watch-list sends it): the same ADDED events for the state
+//     at a revision no older than resourceVersion, then a BOOKMARK annotated
+//     k8s.io/initial-events-end, then the changes.
+//
+// With allowWatchBookmarks, an idle watch gets a BOOKMARK carrying the current
+// revision; timeoutSeconds ends the watch cleanly.
+
+// InitialEventsAnnotation marks the bookmark that ends a watch's initial events.
+const InitialEventsAnnotation = metav1.InitialEventsAnnotationKey
+
+func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	q := r.URL.Query()
+	rv, match := q.Get("resourceVersion"), q.Get("resourceVersionMatch")
+	bookmarks, _ := strconv.ParseBool(q.Get("allowWatchBookmarks"))
+	var sendInitial *bool
+	if v := q.Get("sendInitialEvents"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			a.fail(w, r, badRequest("sendInitialEvents: Invalid value: %q: must be a boolean", v))
+			return
+		}
+		sendInitial = &b
+	}
+	switch {
+	case sendInitial != nil && match != string(metav1.ResourceVersionMatchNotOlderThan):
+		a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+		return
+	case sendInitial != nil && !bookmarks:
+		a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true"))
+		return
+	case sendInitial == nil && match != "":
+		a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
+		return
+	}
+	f, ok := negotiate(r.Header.Get("Accept"))
+	if !ok {
+		a.fail(w, r, notAcceptable())
+		return
+	}
+	fieldSel := q.Get("fieldSelector")
+	if req.name != "" {
+		// A watch of one object (the legacy /watch/.../NAME form).
+		sel := fields.OneTermEqualSelector("metadata.name", req.name).String()
+		if fieldSel != "" {
+			sel += "," + fieldSel
+		}
+		fieldSel = sel
+	}
+	ctx := r.Context()
+	if v := q.Get("timeoutSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			a.fail(w, r, badRequest("timeoutSeconds: Invalid value: %q: must be a non-negative integer", v))
+			return
+		}
+		if n > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(n)*time.Second)
+			defer cancel()
+		}
+	}
+	initial := sendInitial != nil && *sendInitial || sendInitial == nil && (rv == "" || rv == "0")
+	var after int64
+	var items []store.Object
+	if initial {
+		if rv == "" {
+			match = "" // the current state: what NotOlderThan "" means
+		}
+		l, err := a.res.list(ctx, req.info, listOptions{namespace: req.namespace, labelSelector: q.Get("labelSelector"),
+			fieldSelector: fieldSel, resourceVersion: rv, resourceVersionMatch: match})
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		after, items = l.rev, l.items
+	} else if rv != "" && rv != "0" {
+		n, err := parseRV(req.info, "", rv)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		after = n
+	}
+	wt, err := a.res.openWatch(req.info, watchOptions{namespace: req.namespace, labelSelector: q.Get("labelSelector"),
+		fieldSelector: fieldSel, after: after, bookmarks: bookmarks})
+	var ae *apiError
+	if err != nil && !(errors.As(err, &ae) && ae.status.Reason == metav1.StatusReasonExpired) {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	flush := func() {
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+	}
+	enc := &watchEncoder{a: a, r: r, info: req.info, format: f}
+	if err != nil {
+		w.Write(enc.errorEvent(err))
+		flush()
+		return
+	}
+	defer wt.Close()
+	a.res.watches(req.info.Kind, 1)
+	defer a.res.watches(req.info.Kind, -1)
+	var buf []byte
+	for i := range items {
+		if buf, err = enc.event(buf, "ADDED", &items[i], nil); err != nil {
+			w.Write(enc.errorEvent(err))
+			return
+		}
+	}
+	if sendInitial != nil && *sendInitial {
+		buf = enc.bookmark(buf, after, map[string]string{InitialEventsAnnotation: "true"})
+	}
+	if len(buf) > 0 {
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+	}
+	flush()
+	for {
+		evs, err := wt.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+				w.Write(enc.errorEvent(storeError(req.info, "", err)))
+			}
+			return
+		}
+		if evs, err = a.res.atRest.openEvents(req.info, evs); err != nil {
+			w.Write(enc.errorEvent(storeError(req.info, "", err)))
+			return
+		}
+		buf = buf[:0]
+		for i := range evs {
+			ev := &evs[i]
+			if ev.Type == store.Bookmark {
+				buf = enc.bookmark(buf, ev.Object.ModRevision, nil)
+				continue
+			}
+			if buf, err = enc.event(buf, ev.Type.String(), &ev.Object, nil); err != nil {
+				w.Write(enc.errorEvent(err))
+				return
+			}
+		}
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		flush()
+	}
+}
+
+// watchOptions select a watch's events.
+type watchOptions struct {
+	namespace                    string
+	labelSelector, fieldSelector string
+	after                        int64 // 0: from now
+	bookmarks                    bool
+}
+
+// openWatch starts a store watch, for either front end.
+func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watcher, error) {
+	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
+	if err != nil {
+		return nil, err
+	}
+	// An equality on an indexed field (a kubelet's spec.nodeName=NODE) serves the watch
+	// from the store's watch index: the watcher is woken for its node's pods only.
+	so := store.WatchOptions{Kind: info.Kind, After: opts.after, Predicate: pred, IndexField: field, IndexValue: value}
+	if info.Namespaced {
+		so.Namespace = opts.namespace
+	}
+	if opts.bookmarks {
+		so.ProgressInterval = r.bookmarkInterval
+	}
+	w, err := r.store.Watch(so)
+	if err != nil {
+		return nil, storeError(info, "", err)
+	}
+	return w, nil
+}
+
+// watchEncoder writes watch events in the request's format (JSON objects, or their
+// Table or metadata views).
+type watchEncoder struct {
+	a      *restAPI
+	r      *http.Request
+	info   *kinds.Info
+	format format
+}
+
+type watchEvent struct {
+	Type   string `json:"type"`
+	Object any    `json:"object"`
+}
+
+// event appends one event about a stored object.
+func (e *watchEncoder) event(buf []byte, typ string, o *store.Object, _ map[string]string) ([]byte, error) {
+	obj, err := decode(e.info, o)
+	if err != nil {
+		return buf, storeError(e.info, o.Name, err)
+	}
+	var out runtime.Object = obj
+	switch e.format {
+	case formatTable:
+		t, err := e.a.table(e.r, e.info, []kinds.Object{obj}, metav1.ListMeta{ResourceVersion: obj.GetResourceVersion()}, e.a.now())
+		if err != nil {
+			return buf, err
+		}
+		out = t
+	case formatMetadata:
+		out = partialMetadata(obj)
+	default:
+		kinds.SetTypeMeta(obj)
+	}
+	return appendEvent(buf, typ, out), nil
+}
+
+// bookmark appends a BOOKMARK at rev: an empty object of the kind carrying only the
+// revision (and annotations).
+func (e *watchEncoder) bookmark(buf []byte, rev int64, annotations map[string]string) []byte {
+	obj := e.info.New()
+	kinds.SetTypeMeta(obj)
+	obj.SetResourceVersion(strconv.FormatInt(rev, 10))
+	obj.SetAnnotations(annotations)
+	var out runtime.Object = obj
+	switch e.format {
+	case formatTable:
+		out = &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}, ListMeta: metav1.ListMeta{ResourceVersion: obj.GetResourceVersion()}}
+	case formatMetadata:
+		out = partialMetadata(obj)
+	}
+	return appendEvent(buf, "BOOKMARK", out)
+}
+
+// errorEvent is an ERROR event carrying err as a Status.
+func (e *watchEncoder) errorEvent(err error) []byte {
+	st := asStatus(err)
+	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
+	return appendEvent(nil, "ERROR", &st)
+}
+
+func appendEvent(buf []byte, typ string, obj any) []byte {
+	b, err := json.Marshal(watchEvent{Type: typ, Object: obj})
+	if err != nil {
+		b, _ = json.Marshal(watchEvent{Type: "ERROR", Object: &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+			Status: metav1.StatusFailure, Message: err.Error(), Reason: metav1.StatusReasonInternalError, Code: http.StatusInternalServerError}})
+	}
+	buf = append(buf, b...)
+	return append(buf, '\n')
+}

@@ -1,0 +1,160 @@
+package containerd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/cgroups"
+	cgroupsv2 "github.com/containerd/cgroups/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiffhq/skiff/kubelet"
+)
+
+// Pods' cgroups are laid out as Kubernetes' kubelet lays them out with the cgroupfs
+// driver, under Config.CgroupRoot (/<namespace>): Guaranteed pods at ROOT/pod<uid>,
+// Burstable ones at ROOT/burstable/pod<uid>, BestEffort ones at ROOT/besteffort/pod<uid>,
+// and each container in its pod's, at POD/<container id>. The pod's cgroup carries the
+// pod's budget (the sum of its containers' limits, its cpu requests as shares), so its
+// containers share it; each container's carries its own limits (runc writes them).
+//
+// On cgroup v1 (and hybrid machines, whose unified hierarchy has no controllers) the
+// pod cgroup is made in every v1 hierarchy; on v2 in the unified one, with the cpu,
+// memory and pids controllers enabled down to it.
+
+// Kubernetes' conversions of cpu amounts.
+const (
+	cfsPeriod      = 100000 // µs
+	minShares      = 2
+	sharesPerCPU   = 1024
+	milliCPUPerCPU = 1000
+)
+
+// milliCPUToShares is Kubernetes' MilliCPUToShares: a request as cpu.shares.
+func milliCPUToShares(milli int64) uint64 {
+	if milli <= 0 {
+		return minShares
+	}
+	return uint64(max(milli*sharesPerCPU/milliCPUPerCPU, minShares))
+}
+
+// milliCPUToQuota is Kubernetes' MilliCPUToQuota over a 100ms period (minimum 1ms).
+func milliCPUToQuota(milli int64) int64 {
+	if milli <= 0 {
+		return 0
+	}
+	return max(milli*cfsPeriod/milliCPUPerCPU, 1000)
+}
+
+// podCgroup is the cgroup path of a pod of a QoS class.
+func (r *Runtime) podCgroup(uid, qos string) string {
+	switch qos {
+	case "Burstable":
+		return path.Join(r.cfg.CgroupRoot, "burstable", "pod"+uid)
+	case "BestEffort":
+		return path.Join(r.cfg.CgroupRoot, "besteffort", "pod"+uid)
+	}
+	return path.Join(r.cfg.CgroupRoot, "pod"+uid)
+}
+
+// podResources is a pod's budget as a cgroup's resources.
+func podResources(p kubelet.PodResources) *specs.LinuxResources {
+	shares := milliCPUToShares(p.CPURequestMillis)
+	res := &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares}}
+	if q := milliCPUToQuota(p.CPUMillis); q > 0 {
+		period := uint64(cfsPeriod)
+		res.CPU.Quota, res.CPU.Period = &q, &period
+	}
+	if p.MemoryBytes > 0 {
+		res.Memory = &specs.LinuxMemory{Limit: &p.MemoryBytes}
+	}
+	return res
+}
+
+// ensurePodCgroup makes the pod's cgroup, or updates it, with the pod's budget.
+func (r *Runtime) ensurePodCgroup(cfg kubelet.ContainerConfig) (string, error) {
+	p := r.podCgroup(cfg.PodUID, cfg.Pod.QOSClass)
+	res := podResources(cfg.Pod)
+	if cgroups.Mode() == cgroups.Unified {
+		m, err := cgroupsv2.NewManager(r.cfg.CgroupMount, p, cgroupsv2.ToResources(res))
+		if err != nil {
+			return "", fmt.Errorf("pod cgroup %s: %w", p, err)
+		}
+		if err := m.ToggleControllers([]string{"cpu", "memory", "pids"}, cgroupsv2.Enable); err != nil {
+			return "", fmt.Errorf("pod cgroup %s: enable controllers: %w", p, err)
+		}
+		return p, nil
+	}
+	cg, err := cgroups.Load(cgroups.V1, cgroups.StaticPath(p))
+	switch {
+	case errors.Is(err, cgroups.ErrCgroupDeleted):
+		if _, err := cgroups.New(cgroups.V1, cgroups.StaticPath(p), res); err != nil {
+			return "", fmt.Errorf("pod cgroup %s: %w", p, err)
+		}
+	case err != nil:
+		return "", fmt.Errorf("pod cgroup %s: %w", p, err)
+	default:
+		if err := cg.Update(res); err != nil {
+			return "", fmt.Errorf("pod cgroup %s: update: %w", p, err)
+		}
+	}
+	return p, nil
+}
+
+// removePodCgroups deletes pod uid's cgroup, whatever its QoS class was. Its containers'
+// cgroups are gone with them (runc deletes them).
+func (r *Runtime) removePodCgroups(uid string) error {
+	var errs []error
+	for _, qos := range []string{"Guaranteed", "Burstable", "BestEffort"} {
+		p := r.podCgroup(uid, qos)
+		if cgroups.Mode() == cgroups.Unified {
+			dir := filepath.Join(r.cfg.CgroupMount, p)
+			if _, err := os.Stat(dir); err != nil {
+				continue
+			}
+			m, err := cgroupsv2.LoadManager(r.cfg.CgroupMount, p)
+			if err == nil {
+				err = m.Delete()
+			}
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("delete cgroup %s: %w", p, err))
+			}
+			continue
+		}
+		cg, err := cgroups.Load(cgroups.V1, cgroups.StaticPath(p))
+		if err != nil {
+			continue // not there in any hierarchy
+		}
+		if err := cg.Delete(); err != nil {
+			errs = append(errs, fmt.Errorf("delete cgroup %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// oomKilled tells whether the kernel's OOM killer killed a process of the cgroup at p
+// (a container's, read after it exited and before it is removed, while runc keeps it).
+func (r *Runtime) oomKilled(p string) bool {
+	var file string
+	if cgroups.Mode() == cgroups.Unified {
+		file = filepath.Join(r.cfg.CgroupMount, p, "memory.events")
+	} else {
+		file = filepath.Join(r.cfg.CgroupMount, "memory", p, "memory.oom_control")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == "oom_kill" {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n > 0
+		}
+	}
+	return false
+}

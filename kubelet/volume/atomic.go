@@ -1,0 +1,139 @@
+package volume
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The atomic writer's own names in a volume, as Kubernetes' (its users' paths may not
+// start with "..", which validation enforces).
+const (
+	dataDirName    = "..data"
+	newDataDirName = "..data_tmp"
+)
+
+// writeAtomic makes dir hold exactly files (paths relative to dir), on a tmpfs when
+// secret, and returns dir. Content that did not change is not rewritten. See the
+// package comment for the layout.
+func (m *Manager) writeAtomic(dir string, secret bool, files map[string]file, fsGroup *int64) (string, error) {
+	if _, err := makeDir(dir); err != nil {
+		return "", err
+	}
+	if secret {
+		if err := m.mountTmpfs(dir, "mode=0755"); err != nil {
+			return "", err
+		}
+	}
+	dataLink := filepath.Join(dir, dataDirName)
+	old, err := os.Readlink(dataLink)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if old != "" && sameContent(filepath.Join(dir, old), files) {
+		return dir, nil
+	}
+	// 1. The new content, in a directory of its own.
+	ts, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(ts, 0o755); err != nil {
+		return "", err
+	}
+	for rel, f := range files {
+		p := filepath.Join(ts, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			return "", err
+		}
+		perm := f.mode
+		if fsGroup != nil {
+			if err := os.Chown(p, -1, int(*fsGroup)); err != nil {
+				return "", err
+			}
+			perm |= 0o040 // the group reads what fsGroup gives it
+		}
+		if err := os.Chmod(p, perm); err != nil { // WriteFile's mode passes the umask
+			return "", err
+		}
+	}
+	// 2. ..data now points at it: a new link renamed over the old one.
+	tmpLink := filepath.Join(dir, newDataDirName)
+	os.Remove(tmpLink)
+	if err := os.Symlink(filepath.Base(ts), tmpLink); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmpLink, dataLink); err != nil {
+		return "", err
+	}
+	// 3. The user's paths: a link for each top-level name, through ..data.
+	want := map[string]bool{}
+	for rel := range files {
+		top, _, _ := strings.Cut(rel, "/")
+		want[top] = true
+	}
+	for top := range want {
+		link := filepath.Join(dir, top)
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(dataDirName, top), link); err != nil {
+			return "", err
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, "..") || want[name] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			return "", fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
+	// 4. The old content goes.
+	if old != "" {
+		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// sameContent tells whether dir holds exactly files, with their data and modes.
+func sameContent(dir string, files map[string]file) bool {
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		f, ok := files[rel]
+		if !ok {
+			return errors.New("extra")
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, f.data) {
+			return errors.New("changed")
+		}
+		if fi, err := d.Info(); err != nil || fi.Mode().Perm()&^0o040 != f.mode.Perm()&^0o040 {
+			return errors.New("mode")
+		}
+		n++
+		return nil
+	})
+	return err == nil && n == len(files)
+}
