@@ -1,7 +1,10 @@
 package validation
 
 import (
+	"slices"
+
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -197,7 +200,7 @@ func validateStatefulSetSpec(spec *appsv1.StatefulSetSpec, p *field.Path) field.
 	if spec.ServiceName != "" {
 		errs = append(errs, invalidEach(p.Child("serviceName"), spec.ServiceName, apivalidation.NameIsDNSLabel(spec.ServiceName, false))...)
 	}
-	errs = append(errs, validateSelectorAndTemplate(spec.Selector, &spec.Template, "statefulset", p)...)
+	errs = append(errs, validateSelectorAndTemplate(spec.Selector, withClaimVolumes(spec), "statefulset", p)...)
 	names := map[string]bool{}
 	for i := range spec.VolumeClaimTemplates {
 		ct := &spec.VolumeClaimTemplates[i]
@@ -280,4 +283,27 @@ func validateControllerRevision(cr *appsv1.ControllerRevision) field.ErrorList {
 // (a rollback makes an old revision the newest).
 func validateControllerRevisionUpdate(old, cr *appsv1.ControllerRevision) field.ErrorList {
 	return apivalidation.ValidateImmutableField(cr.Data, old.Data, field.NewPath("data"))
+}
+
+// withClaimVolumes is a StatefulSet's pod template as its pods will have it: with a
+// volume for each claim template, which the controller adds (a volume of the template's
+// name is replaced), so that volumeMounts may name them.
+func withClaimVolumes(spec *appsv1.StatefulSetSpec) *corev1.PodTemplateSpec {
+	if len(spec.VolumeClaimTemplates) == 0 {
+		return &spec.Template
+	}
+	t := spec.Template.DeepCopy()
+	for _, ct := range spec.VolumeClaimTemplates {
+		if ct.Name == "" || len(apivalidation.NameIsDNSSubdomain(ct.Name, false)) > 0 {
+			continue // refused as the claim template's own name
+		}
+		v := corev1.Volume{Name: ct.Name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ct.Name}}}
+		if i := slices.IndexFunc(t.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == ct.Name }); i >= 0 {
+			t.Spec.Volumes[i] = v
+		} else {
+			t.Spec.Volumes = append(t.Spec.Volumes, v)
+		}
+	}
+	return t
 }

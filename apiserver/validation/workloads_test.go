@@ -100,6 +100,14 @@ func TestValidateWorkloadsAndStorage(t *testing.T) {
 			s.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{MaxUnavailable: num(0)}}
 		}), []string{"spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: should not be 0"}},
+		{"statefulset mounts its claim template", statefulSet(func(s *appsv1.StatefulSet) {
+			c := &s.Spec.Template.Spec.Containers[0]
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: s.Spec.VolumeClaimTemplates[0].Name, MountPath: "/data"})
+		}), nil},
+		{"statefulset mounts what it does not have", statefulSet(func(s *appsv1.StatefulSet) {
+			c := &s.Spec.Template.Spec.Containers[0]
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "nope", MountPath: "/data"})
+		}), []string{`spec.template.spec.containers[0].volumeMounts[0].name: Not found: "nope"`}},
 		{"statefulset claim template without size", statefulSet(func(s *appsv1.StatefulSet) {
 			s.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests = nil
 		}), []string{"spec.volumeClaimTemplates[0].spec.resources.requests[storage]: Required value"}},

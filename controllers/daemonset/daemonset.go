@@ -241,6 +241,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if err != nil || sel.Empty() || ds.Spec.Selector == nil {
 		return 0, nil
 	}
+	// Expectations are read before the pods (see the ReplicaSet controller): read after,
+	// a creation seen between the two would let a node's pod be made twice.
+	needsSync := c.exp.Satisfied(key)
 	pods, err := c.podClaimer.Claim(ctx, ds, sel, c.pods.ListNamespace(ns, labels.Everything()))
 	if err != nil {
 		return 0, err
@@ -276,7 +279,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	now := c.cfg.Now()
 	var requeue time.Duration
 	var manageErr error
-	if c.exp.Satisfied(key) {
+	if needsSync {
 		surge, _ := Fenceposts(ds, desiredNodes(ds, nodes))
 		plan := Manage(ds, nodes, byNode, hash, surge > 0, func(node string) time.Duration { return c.failedBackoff(key, node, now) }, now)
 		if ds.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType && len(plan.Create) == 0 && len(plan.Delete) == 0 {

@@ -190,6 +190,10 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if err != nil || sel.Empty() || rs.Spec.Selector == nil {
 		return 0, nil // validation refuses these; nothing sane to do
 	}
+	// Expectations are read before the pods, as Kubernetes' controller does: read after,
+	// a creation seen between the two would satisfy them while the snapshot lacks its pod,
+	// and the pod would be made twice.
+	needsSync := c.exp.Satisfied(key)
 	pods, err := c.claimer.Claim(ctx, rs, sel, c.pods.ListNamespace(ns, labels.Everything()))
 	if err != nil {
 		return 0, err
@@ -201,7 +205,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	var manageErr error
-	if c.exp.Satisfied(key) && rs.DeletionTimestamp == nil {
+	if needsSync && rs.DeletionTimestamp == nil {
 		manageErr = c.manage(ctx, key, rs, active)
 	}
 	st, requeue := Status(rs, active, manageErr, c.cfg.Now())
