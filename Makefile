@@ -23,7 +23,7 @@ build:
 	$(GO) build -o bin/skiff ./cmd/skiff
 	$(GO) build -o bin/skiffctl ./cmd/skiffctl
 
-run: build
+run: build deps
 	./bin/skiff up
 
 # tools: the code generators `make proto` and the staleness test need.

@@ -31,8 +31,9 @@ type cluster struct {
 	store   *store.Store
 	members *memberAddrs
 	// certs are this member's certificates; renews says whether it renews them.
-	certs  func() []CertStatus
-	renews bool
+	certs      func() []CertStatus
+	renews     bool
+	networking *networking
 }
 
 // memberAddrs reads the members' recorded API addresses, cached until a member record
@@ -113,6 +114,9 @@ func (c *cluster) Status(ctx context.Context, req *apiv1.ClusterStatusRequest) (
 			Name: st.ID, State: st.State, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
 			SnapshotIndex: st.SnapshotIndex, LastLogIndex: st.LastLogIndex, Version: version.Version,
 		},
+	}
+	if plan, err := c.networking.get(ctx, c.store); err == nil {
+		out.Networking = plan.proto()
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, &apiv1.Member{

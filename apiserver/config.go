@@ -59,6 +59,11 @@ type Config struct {
 	// them to add it. Ignored when the node has state.
 	Join []string
 
+	// Networking is the cluster's address plan (--cluster-cidr, --service-cidr,
+	// --cluster-domain): recorded at bootstrap, checked against the record afterwards.
+	// Empty fields take the recorded values, or the defaults at bootstrap.
+	Networking Networking
+
 	// Store tunes the embedded store (Raft timing, history size, limits). Its identity and
 	// addresses are filled from the fields above.
 	Store store.Config
@@ -198,6 +203,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.InitialCluster) > 0 && len(c.Join) > 0 {
 		return fmt.Errorf("apiserver %s: use either --initial-cluster (a new cluster) or --join (an existing one), not both", c.Name)
+	}
+	if err := c.Networking.Validate(); err != nil {
+		return fmt.Errorf("apiserver %s: %w", c.Name, err)
 	}
 	switch {
 	case c.EventRateLimit.validate() != nil:

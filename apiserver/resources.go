@@ -63,6 +63,7 @@ type resources struct {
 	// admitServiceAccounts runs the ServiceAccount admission on new pods.
 	admitServiceAccounts bool
 	atRest               *atRest
+	networking           *networking
 	// limitRangeLists and quotaLists are the namespaces' LimitRanges and ResourceQuotas
 	// as this node has them; chargeLocks serialize a namespace's quota charges (quota.go).
 	limitRangeLists, quotaLists *nsLists
@@ -234,6 +235,11 @@ type creation struct {
 	// stored, when set, makes the Event that records the moment the object is stored
 	// (chainStart); it is written in the object's own transaction.
 	stored func() (store.Op, error)
+	// allocate, when set, fills what the API server allocates into a fresh copy of the
+	// object (a Service's cluster IP and node ports), into obj and alloc; alloc holds
+	// also the record of a Node's podCIDR.
+	allocate func(ctx context.Context) error
+	alloc    *allocation
 	// charge, when set, is what the object costs its namespace's quotas: their updates
 	// are written in the object's own transaction (quota.go).
 	charge *charge
@@ -243,6 +249,9 @@ type creation struct {
 // quotas'.
 func (c *creation) ops() ([]store.Op, error) {
 	ops := []store.Op{c.op}
+	if c.alloc != nil {
+		ops = append(ops, c.alloc.ops...)
+	}
 	if c.stored != nil {
 		ev, err := c.stored()
 		if err != nil {
@@ -292,6 +301,23 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 	}
 	if info.Namespaced {
 		if err := r.checkNamespace(ctx, obj.GetNamespace()); err != nil {
+			return nil, err
+		}
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		c.allocate = func(ctx context.Context) (err error) {
+			next := svc.DeepCopy()
+			if c.alloc, err = r.allocateService(ctx, nil, next, false); err == nil {
+				c.obj = next
+			}
+			return err
+		}
+		if err := c.allocate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if node, ok := obj.(*corev1.Node); ok {
+		if c.alloc, err = r.allocateNodeCIDR(ctx, nil, node, false); err != nil {
 			return nil, err
 		}
 	}
@@ -420,7 +446,17 @@ func (c *creation) commit(ctx context.Context, s *store.Store) ([]byte, int64, e
 			return nil, 0, err
 		}
 		res, err := s.Txn(ctx, ops...)
-		if c.generated && errors.Is(err, store.ErrAlreadyExists) && attempt < maxRetries {
+		if c.alloc != nil && c.alloc.picked && isAllocationClash(err) && attempt < maxRetries {
+			// Another Service took a value first: pick again.
+			if err := c.allocate(ctx); err != nil {
+				return nil, 0, err
+			}
+			if err := c.encode(); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		if c.generated && errors.Is(err, store.ErrAlreadyExists) && !isAllocationClash(err) && attempt < maxRetries {
 			if err := c.encode(); err != nil {
 				return nil, 0, err
 			}
@@ -434,7 +470,7 @@ func (c *creation) commit(ctx context.Context, s *store.Store) ([]byte, int64, e
 			continue
 		}
 		if err != nil {
-			return nil, 0, storeError(c.info, c.op.Key.Name, err)
+			return nil, 0, writeError(c.info, c.op.Key.Name, err)
 		}
 		return c.plain, res.Revision, nil
 	}
@@ -544,6 +580,8 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = appsv1.ReplicaSetStatus{}
 	case *policyv1.PodDisruptionBudget:
 		o.Status = policyv1.PodDisruptionBudgetStatus{}
+	case *corev1.Service:
+		o.Status = corev1.ServiceStatus{}
 	case *corev1.ResourceQuota:
 		o.Status = corev1.ResourceQuotaStatus{}
 	case *appsv1.DaemonSet:
@@ -865,6 +903,10 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		if err != nil {
 			return result{}, err
 		}
+		side, err := r.sideOps(ctx, cur, next)
+		if err != nil {
+			return result{}, err
+		}
 		op, changed, err := r.writeOp(info, k, rec, next)
 		if err != nil {
 			return result{}, err
@@ -877,12 +919,12 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 			next.SetResourceVersion(cur.GetResourceVersion())
 			return result{info: info, obj: next, gone: gone}, nil
 		}
-		res, err := r.store.Txn(ctx, op)
-		if errors.Is(err, store.ErrConflict) && wantRV == 0 && attempt < maxRetries {
+		res, err := r.store.Txn(ctx, append([]store.Op{op}, side.ops...)...)
+		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || side.picked && isAllocationClash(err)) && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
-			return result{}, storeError(info, k.Name, err)
+			return result{}, writeError(info, k.Name, err)
 		}
 		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
 		out := result{info: info, obj: next, gone: gone}
@@ -995,6 +1037,9 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 	next.SetGeneration(cur.GetGeneration())
 	next.SetGenerateName(cur.GetGenerateName())
 	kinds.CopySection(next, cur, kinds.StatusSection)
+	if svc, ok := next.(*corev1.Service); ok {
+		prepareServiceUpdate(cur.(*corev1.Service), svc)
+	}
 	if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
 		next.SetGeneration(cur.GetGeneration() + 1)
 	}

@@ -171,7 +171,7 @@ func TestRESTDiscovery(t *testing.T) {
 	for _, g := range groups.Groups {
 		names = append(names, g.Name+"/"+g.PreferredVersion.Version)
 	}
-	if got := strings.Join(names, ","); got != "apps/v1,batch/v1,coordination.k8s.io/v1,policy/v1,storage.k8s.io/v1" {
+	if got := strings.Join(names, ","); got != "apps/v1,batch/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,policy/v1,storage.k8s.io/v1" {
 		t.Errorf("/apis groups = %s", got)
 	}
 	apps := decodeJSON[metav1.APIResourceList](t, rc.want(rc.do("GET", "/apis/apps/v1", "", "", nil), 200, "/apis/apps/v1").body)
@@ -645,7 +645,8 @@ func TestRESTSecurity(t *testing.T) {
 		{admin, "admin deletes nodes", authorizationv1.ResourceAttributes{Verb: "delete", Resource: "nodes"}, true, ""},
 		{admin, "admin creates pods/exec", authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Subresource: "exec", Namespace: "default"}, true, ""},
 		{w1, "w1 gets its Node", authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Name: "w1"}, true, ""},
-		{w1, "w1 gets w2's Node", authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Name: "w2"}, false, msg + `get nodes "w2": a node may only access its own Node "w1"`},
+		{w1, "w1 gets w2's Node", authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Name: "w2"}, true, ""}, // the routes to w2's pods
+		{w1, "w1 updates w2's Node", authorizationv1.ResourceAttributes{Verb: "update", Resource: "nodes", Name: "w2"}, false, msg + `update nodes "w2": a node may only access its own Node "w1"`},
 		{w1, "w1 patches a pod", authorizationv1.ResourceAttributes{Verb: "patch", Resource: "pods", Namespace: "default", Name: "mine"}, false, msg + `update pods "default/mine"`},
 		{w1, "w1 gets a pod", authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default", Name: "mine"}, true, "allowed for the objects the node restriction admits"},
 		{w1, "w1 lists deployments", authorizationv1.ResourceAttributes{Verb: "list", Group: "apps", Resource: "deployments"}, false, msg + "list deployments"},
@@ -817,4 +818,30 @@ spec:
 		t.Errorf("unknown field: %+v", st)
 	}
 	rc.want(rc.do("PATCH", dpath+"&force=true", "application/merge-patch+json", "", `{}`), 422, "force on a merge patch")
+}
+
+// Services over REST get what the API server allocates, as over gRPC: a cluster IP on
+// create, kept by an update that leaves it out, and a node port when an apply makes the
+// Service a NodePort one.
+func TestRESTServiceAllocation(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	base := "/api/v1/namespaces/default/services"
+	body := `{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},"spec":{"selector":{"app":"web"},"ports":[{"port":80}]}}`
+	created := decodeJSON[corev1.Service](t, rc.want(rc.do("POST", base, "application/json", "", body), 201, "create").body)
+	if created.Spec.ClusterIP == "" || len(created.Spec.ClusterIPs) != 1 || created.Spec.ClusterIPs[0] != created.Spec.ClusterIP {
+		t.Fatalf("created spec = %+v", created.Spec)
+	}
+	put := `{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","resourceVersion":"` + created.ResourceVersion +
+		`"},"spec":{"selector":{"app":"web2"},"ports":[{"port":80}]}}`
+	updated := decodeJSON[corev1.Service](t, rc.want(rc.do("PUT", base+"/web", "application/json", "", put), 200, "update").body)
+	if updated.Spec.ClusterIP != created.Spec.ClusterIP || updated.Spec.Selector["app"] != "web2" {
+		t.Errorf("updated spec = %+v, want cluster IP %s kept", updated.Spec, created.Spec.ClusterIP)
+	}
+	apply := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: NodePort, selector: {app: web2}, ports: [{port: 80}]}\n"
+	applied := decodeJSON[corev1.Service](t, rc.want(rc.do("PATCH", base+"/web?fieldManager=t&force=true", "application/apply-patch+yaml", "", apply), 200, "apply").body)
+	if applied.Spec.Type != corev1.ServiceTypeNodePort || len(applied.Spec.Ports) != 1 || applied.Spec.Ports[0].NodePort == 0 ||
+		applied.Spec.ClusterIP != created.Spec.ClusterIP {
+		t.Errorf("applied spec = %+v, want a node port and cluster IP %s", applied.Spec, created.Spec.ClusterIP)
+	}
 }

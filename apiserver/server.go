@@ -55,6 +55,8 @@ type Server struct {
 	reencrypt *reencryptor
 	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
 	flows     *flowcontrol.Controller // nil: no flow control
+	members   *memberAddrs
+	settled   chan struct{}
 	// stopREST ends the REST API's requests (watches, followed logs) at shutdown.
 	stopREST context.CancelFunc
 }
@@ -65,7 +67,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	log := cfg.Logger.Named("apiserver")
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, settled: make(chan struct{})}
 	var err error
 	if s.ln = cfg.Listener; s.ln == nil {
 		if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -113,8 +115,10 @@ func New(cfg Config) (*Server, error) {
 		limitRangeLists: newNSLists(kinds.LimitRange), quotaLists: newNSLists(kinds.ResourceQuota),
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
+		networking:           &networking{flags: cfg.Networking},
 		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now)}
 	members := &memberAddrs{store: s.store}
+	s.members = members
 	if gate.authn == nil {
 		log.Warn("no client CA and no token file: every API request is treated as an administrator")
 	} else {
@@ -152,7 +156,8 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(sopts...)
 	podsAPI := &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil}
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
-	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, certs: s.Certificates, renews: cfg.SigningCertFile != ""})
+	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, certs: s.Certificates, renews: cfg.SigningCertFile != "",
+		networking: s.resources.networking})
 	apiv1.RegisterPodsServer(s.grpc, podsAPI)
 	restCtx, stopREST := context.WithCancel(context.Background())
 	s.stopREST = stopREST
@@ -223,6 +228,11 @@ func (s *Server) FlowControl() []flowcontrol.LevelStats {
 // Store is the embedded store node.
 func (s *Server) Store() *store.Store { return s.store }
 
+// Settled is closed once the server has done what a starting member owes the cluster
+// (joined, recorded its address, checked the networking settings, made the namespaces
+// and Services every cluster has): the writes it makes of its own are done.
+func (s *Server) Settled() <-chan struct{} { return s.settled }
+
 // readyz answers 200 when this node is part of a cluster with a leader that serves
 // reads, 503 otherwise.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -274,9 +284,11 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := s.settle(ctx); err != nil && ctx.Err() == nil {
+		if err := s.settle(ctx, s.members); err != nil && ctx.Err() == nil {
 			errc <- err
 			cancel()
+		} else if err == nil {
+			close(s.settled)
 		}
 	}()
 	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
@@ -326,7 +338,7 @@ func (s *Server) Run(ctx context.Context) error {
 // settle does what a starting node owes the cluster, retrying until done: join when it
 // is new and was told to, record its API address, and make sure the default namespace
 // exists.
-func (s *Server) settle(ctx context.Context) error {
+func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 	if len(s.cfg.Join) > 0 && !s.store.HadState() {
 		if err := s.join(ctx); err != nil {
 			return err
@@ -339,6 +351,9 @@ func (s *Server) settle(ctx context.Context) error {
 		if err := recordMember(ctx, s.store, s.cfg.Name, s.cfg.Advertise); err != nil {
 			return fmt.Errorf("record API address: %w", err)
 		}
+		if err := s.resources.networking.settle(ctx, s.store); err != nil {
+			return err
+		}
 		// The namespaces the system's own components write to (leader election, node
 		// leases) exist from the start, as in Kubernetes.
 		for _, ns := range []string{"default", "kube-system", "kube-node-lease"} {
@@ -346,7 +361,7 @@ func (s *Server) settle(ctx context.Context) error {
 				return err
 			}
 		}
-		return nil
+		return s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get())
 	})
 }
 
@@ -388,6 +403,10 @@ func retryUntil(ctx context.Context, log hclog.Logger, what string, fn func() er
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return err
 		}
 		log.Debug("retrying", "what", what, "error", err, "in", backoff)
 		select {

@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -344,8 +345,11 @@ type Clientset struct {
 	// ServiceAccounts are the pods' identities in their namespaces.
 	ServiceAccounts *Client[*corev1.ServiceAccount]
 	PDBs            *Client[*policyv1.PodDisruptionBudget]
-	ResourceQuotas  *Client[*corev1.ResourceQuota]
-	LimitRanges     *Client[*corev1.LimitRange]
+	Services        *Client[*corev1.Service]
+	// EndpointSlices are discovery.k8s.io/v1's.
+	EndpointSlices *Client[*discoveryv1.EndpointSlice]
+	ResourceQuotas *Client[*corev1.ResourceQuota]
+	LimitRanges    *Client[*corev1.LimitRange]
 
 	DaemonSets             *Client[*appsv1.DaemonSet]
 	StatefulSets           *Client[*appsv1.StatefulSet]
@@ -364,9 +368,10 @@ func NewClientset(c *Conn) *Clientset {
 		Deployments: For[*appsv1.Deployment](c), ConfigMaps: For[*corev1.ConfigMap](c), Events: For[*corev1.Event](c),
 		Leases: For[*coordinationv1.Lease](c), Namespaces: For[*corev1.Namespace](c), Secrets: For[*corev1.Secret](c),
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
-		PDBs:            For[*policyv1.PodDisruptionBudget](c),
-		ResourceQuotas:  For[*corev1.ResourceQuota](c),
-		LimitRanges:     For[*corev1.LimitRange](c),
+		PDBs:            For[*policyv1.PodDisruptionBudget](c), Services: For[*corev1.Service](c),
+		EndpointSlices: For[*discoveryv1.EndpointSlice](c),
+		ResourceQuotas: For[*corev1.ResourceQuota](c),
+		LimitRanges:    For[*corev1.LimitRange](c),
 
 		DaemonSets: For[*appsv1.DaemonSet](c), StatefulSets: For[*appsv1.StatefulSet](c),
 		ControllerRevisions: For[*appsv1.ControllerRevision](c), Jobs: For[*batchv1.Job](c), CronJobs: For[*batchv1.CronJob](c),

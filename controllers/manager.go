@@ -1,9 +1,9 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// service account, DaemonSet, StatefulSet, resource quota, Job, CronJob and
-// TTL-after-finished controllers and the local-path provisioner over one shared set of
-// informers.
+// service account, EndpointSlice, node IPAM, service load balancer, DaemonSet,
+// StatefulSet, resource quota, Job, CronJob and TTL-after-finished controllers and the
+// local-path provisioner over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -25,15 +25,18 @@ import (
 	"github.com/skiffhq/skiff/controllers/daemonset"
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
+	"github.com/skiffhq/skiff/controllers/endpointslice"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/controllers/job"
 	"github.com/skiffhq/skiff/controllers/localpath"
 	"github.com/skiffhq/skiff/controllers/namespace"
+	"github.com/skiffhq/skiff/controllers/nodeipam"
 	"github.com/skiffhq/skiff/controllers/nodelifecycle"
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	"github.com/skiffhq/skiff/controllers/resourcequota"
 	"github.com/skiffhq/skiff/controllers/serviceaccount"
+	"github.com/skiffhq/skiff/controllers/servicelb"
 	"github.com/skiffhq/skiff/controllers/statefulset"
 	"github.com/skiffhq/skiff/controllers/ttlafterfinished"
 )
@@ -165,6 +168,35 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	esc := endpointslice.DefaultConfig()
+	esc.Logger = log
+	es, err := endpointslice.New(cs, f, esc)
+	if err != nil {
+		return err
+	}
+	ipc := nodeipam.DefaultConfig()
+	ipc.Logger = log
+	st, err := cs.Conn.ClusterStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("read the cluster's networking: %w", err)
+	}
+	runIPAM := func(context.Context) error { return nil }
+	if ipc.ClusterCIDR = st.GetNetworking().GetClusterCidr(); ipc.ClusterCIDR == "" {
+		// API servers older than the cluster's networking: nodes get no ranges.
+		log.Warn("the API servers report no cluster CIDR: the node IPAM controller does not run")
+	} else {
+		ipam, err := nodeipam.New(cs, f, ipc)
+		if err != nil {
+			return err
+		}
+		runIPAM = ipam.Run
+	}
+	lbc := servicelb.DefaultConfig()
+	lbc.Logger = log
+	lb, err := servicelb.New(cs, f, lbc)
+	if err != nil {
+		return err
+	}
 	dsc := daemonset.DefaultConfig()
 	dsc.Logger = log
 	ds, err := daemonset.New(cs, f, rec, dsc)
@@ -194,7 +226,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, ds.Run, ss.Run, lp.Run, rq.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	runs = append(runs, batch...)

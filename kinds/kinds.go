@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,6 +78,10 @@ const (
 	// PodDisruptionBudget is policy/v1's: how many of a set of pods voluntary disruptions
 	// (evictions) must leave.
 	PodDisruptionBudget = "PodDisruptionBudget"
+	// Service gives a set of pods one stable address and name.
+	Service = "Service"
+	// EndpointSlice is discovery.k8s.io/v1's: a Service's endpoints, at most 100 a slice.
+	EndpointSlice = "EndpointSlice"
 	// ResourceQuota caps what a namespace's objects may use in total, LimitRange what
 	// each pod and container may ask for (and gives them defaults).
 	ResourceQuota = "ResourceQuota"
@@ -129,6 +134,10 @@ var all = []*Info{
 		ShortNames: []string{"sa"}, Namespaced: true}),
 	kind[policyv1.PodDisruptionBudget](Info{Kind: PodDisruptionBudget, Group: "policy", Version: "v1", Plural: "poddisruptionbudgets",
 		Singular: "poddisruptionbudget", ShortNames: []string{"pdb"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[corev1.Service](Info{Kind: Service, Version: "v1", Plural: "services", Singular: "service", ShortNames: []string{"svc"},
+		Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[discoveryv1.EndpointSlice](Info{Kind: EndpointSlice, Group: "discovery.k8s.io", Version: "v1", Plural: "endpointslices",
+		Singular: "endpointslice", Namespaced: true}),
 	kind[corev1.ResourceQuota](Info{Kind: ResourceQuota, Version: "v1", Plural: "resourcequotas", Singular: "resourcequota",
 		ShortNames: []string{"quota"}, Namespaced: true, HasStatus: true}),
 	kind[corev1.LimitRange](Info{Kind: LimitRange, Version: "v1", Plural: "limitranges", Singular: "limitrange",

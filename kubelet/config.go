@@ -36,8 +36,8 @@ type Config struct {
 	// NodeName is the Node this kubelet registers and runs pods for. Default: the
 	// host name, lowercased.
 	NodeName string
-	// NodeIP is the node's InternalIP, and every pod's hostIP and podIP (pods use the
-	// host's network). Default: the first non-loopback IPv4 address, else 127.0.0.1.
+	// NodeIP is the node's InternalIP, every pod's hostIP, and the podIP of pods that
+	// use the host's network (all of them without a PodNetwork). Default: the first non-loopback IPv4 address, else 127.0.0.1.
 	NodeIP string
 	// Labels are added to the Node's labels (kubernetes.io/hostname, kubernetes.io/os
 	// and kubernetes.io/arch are always set), as the kubelet's --node-labels: a zone
@@ -74,6 +74,9 @@ type Config struct {
 	BackoffInitial, BackoffMax, BackoffReset time.Duration
 	// Workers reconcile pods concurrently (8).
 	Workers int
+	// PodNetwork gives pods their own addresses, of the node's podCIDR; nil: every pod
+	// has NodeIP.
+	PodNetwork PodNetwork
 	// RootDir holds the pods' directories and volumes (/var/lib/skiff/kubelet), as
 	// Kubernetes' --root-dir.
 	RootDir string

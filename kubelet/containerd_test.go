@@ -54,6 +54,7 @@ func TestKubeletContainerd(t *testing.T) {
 		{"pullsecret", testContainerdPullSecret},
 		{"hooks", testContainerdHooks},
 		{"streams", testContainerdStreams},
+		{"podnetwork", testContainerdPodNetwork},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -34,7 +34,7 @@ type envResult struct {
 // references to variables defined before it expanded. A reference that cannot be
 // resolved (a missing ConfigMap, Secret or key that is not optional) is an error, which
 // keeps the container in CreateContainerConfigError, worded as Kubernetes words it.
-func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, objs objects, nodeIP string, allocatable corev1.ResourceList) (envResult, error) {
+func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, objs objects, hostIP, podIP string, allocatable corev1.ResourceList) (envResult, error) {
 	vars := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -92,7 +92,7 @@ func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, obj
 		if vf := e.ValueFrom; vf != nil {
 			var err error
 			var ok bool
-			v, ok, err = envValueFrom(ctx, pod, c, vf, objs, nodeIP, allocatable)
+			v, ok, err = envValueFrom(ctx, pod, c, vf, objs, hostIP, podIP, allocatable)
 			if err != nil {
 				return res, err
 			}
@@ -111,7 +111,7 @@ func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, obj
 	return res, nil
 }
 
-func envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, vf *corev1.EnvVarSource, objs objects, nodeIP string, allocatable corev1.ResourceList) (string, bool, error) {
+func envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, vf *corev1.EnvVarSource, objs objects, hostIP, podIP string, allocatable corev1.ResourceList) (string, bool, error) {
 	switch {
 	case vf.ConfigMapKeyRef != nil:
 		ref := vf.ConfigMapKeyRef
@@ -153,7 +153,7 @@ func envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, vf 
 		}
 		return string(v), true, nil
 	case vf.FieldRef != nil:
-		v, err := fieldValue(pod, vf.FieldRef.FieldPath, nodeIP)
+		v, err := fieldValue(pod, vf.FieldRef.FieldPath, hostIP, podIP)
 		return v, err == nil, err
 	case vf.ResourceFieldRef != nil:
 		v, err := resourceValue(pod, c, vf.ResourceFieldRef, allocatable)
@@ -173,7 +173,7 @@ func notFoundAs(err error, kind, name string) error {
 
 // fieldValue is a downward API field of the pod (Kubernetes' ExtractFieldPathAsString,
 // with the pod's and host's IP).
-func fieldValue(pod *corev1.Pod, path, nodeIP string) (string, error) {
+func fieldValue(pod *corev1.Pod, path, hostIP, podIP string) (string, error) {
 	if field, key, ok := strings.Cut(path, "['"); ok && strings.HasSuffix(key, "']") {
 		key = strings.TrimSuffix(key, "']")
 		switch field {
@@ -198,9 +198,11 @@ func fieldValue(pod *corev1.Pod, path, nodeIP string) (string, error) {
 		return pod.Spec.NodeName, nil
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
-	case "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs":
-		// Pods use the node's network: their IP is the node's.
-		return nodeIP, nil
+	case "status.hostIP", "status.hostIPs":
+		return hostIP, nil
+	case "status.podIP", "status.podIPs":
+		// The node's address for a hostNetwork pod or without a pod network.
+		return podIP, nil
 	}
 	return "", fmt.Errorf("unsupported fieldPath: %s", path)
 }

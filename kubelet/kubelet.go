@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +41,8 @@ type Kubelet struct {
 
 	mu     sync.Mutex
 	memory map[string]*podMemory // by pod key
+	// cidr is the node's podCIDR once read (a string).
+	cidr atomic.Value
 }
 
 // podMemory is what the kubelet remembers about a pod beyond what the runtime and the
@@ -57,6 +60,8 @@ type podMemory struct {
 	mountErr string
 	// failure is why the whole pod failed (its active deadline passed, it was evicted).
 	failure *podFailure
+	// podIP is the address the pod's network gave it (guarded by Kubelet.mu).
+	podIP string
 }
 
 // New makes a kubelet for cfg.NodeName that runs pods through rt.
@@ -113,6 +118,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	// lacks is then an orphan, not a pod not yet seen. The queue's own log of failed
 	// keys is discarded: syncPod's failures are the kubelet's warnings.
 	if cache.WaitForSync(ctx, k.pods) {
+		k.sweepNetworks(ctx)
 		wg.Go(func() { k.queue.Run(ctx, k.cfg.Workers, hclog.NewNullLogger(), k.syncPodLogged) })
 		wg.Go(func() { k.relistLoop(ctx) })
 	}

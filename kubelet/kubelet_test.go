@@ -63,6 +63,8 @@ func TestKubelet(t *testing.T) {
 		{"volumes", testVolumes},
 		{"deadline", testDeadlineAndPullSecrets},
 		{"extended", testExtendedResources},
+		{"podnetwork", testPodNetwork},
+		{"podnetworksweep", testPodNetworkSweep},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -622,5 +624,94 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if c := kubelet.MachineCapacity(); c["cpu"] == "" || c["pods"] != "110" {
 		t.Errorf("machine capacity %v", c)
+	}
+}
+
+// testPodNetwork: with a pod network, pods get addresses of the node's podCIDR, each its
+// own; a hostNetwork pod keeps the node's; a deleted pod's address is freed.
+func testPodNetwork(e *env) {
+	t := e.t
+	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: e.node},
+		Spec: corev1.NodeSpec{PodCIDR: "10.42.7.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	net := sim.NewNetwork()
+	cfg := testConfig(e.node)
+	cfg.PodNetwork = net
+	rt := sim.New(sim.Config{})
+	e.start(rt, cfg)
+	create := func(name string, hostNetwork bool) {
+		t.Helper()
+		// The downward API tells the pod's address from the node's.
+		env := []corev1.EnvVar{
+			{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+			{Name: "HOST_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}},
+		}
+		if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+			Spec: corev1.PodSpec{NodeName: e.node, HostNetwork: hostNetwork, Containers: []corev1.Container{{Name: "main", Image: "nginx:1.25", Env: env}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running := func(name string) *corev1.Pod {
+		t.Helper()
+		return e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	}
+	create("a", false)
+	create("b", false)
+	create("host", true)
+	a, b, host := running("a"), running("b"), running("host")
+	for _, p := range []*corev1.Pod{a, b} {
+		st := p.Status
+		if !strings.HasPrefix(st.PodIP, "10.42.7.") || st.PodIP == "10.42.7.0" || st.PodIP == "10.42.7.1" ||
+			len(st.PodIPs) != 1 || st.PodIPs[0].IP != st.PodIP || st.HostIP != "10.1.2.3" {
+			t.Errorf("pod %s: podIP %q podIPs %v hostIP %q, want a pod address of 10.42.7.0/24", p.Name, st.PodIP, st.PodIPs, st.HostIP)
+		}
+	}
+	for _, p := range []*corev1.Pod{a, b, host} {
+		id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "sim://")
+		c, ok := rt.Config(id)
+		if want := []string{"POD_IP=" + p.Status.PodIP, "HOST_IP=10.1.2.3"}; !ok || !slices.Equal(c.Env, want) {
+			t.Errorf("pod %s: env %q, want %q", p.Name, c.Env, want)
+		}
+	}
+	if a.Status.PodIP == b.Status.PodIP {
+		t.Errorf("pods a and b both have %s", a.Status.PodIP)
+	}
+	if host.Status.PodIP != "10.1.2.3" {
+		t.Errorf("hostNetwork pod: podIP %s, want the node's 10.1.2.3", host.Status.PodIP)
+	}
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "a", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitGone("a")
+	waitfor.Condition(t, 10*time.Second, "a's address freed", func() (bool, string) {
+		return net.Addresses() == 1, fmt.Sprintf("%d addresses given", net.Addresses())
+	})
+}
+
+// testPodNetworkSweep: a kubelet starting on a pod network that still holds the address
+// of a pod its node no longer has (deleted while the kubelet was down) releases it, and
+// keeps its live pods'.
+func testPodNetworkSweep(e *env) {
+	t := e.t
+	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: e.node},
+		Spec: corev1.NodeSpec{PodCIDR: "10.42.8.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	net := sim.NewNetwork()
+	if _, err := net.SetUp(e.ctx, kubelet.PodRef{UID: "ghost", Namespace: e.ns, Name: "ghost"}, "10.42.8.0/24"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(e.node)
+	cfg.PodNetwork = net
+	e.start(sim.New(sim.Config{}), cfg)
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "live"},
+		Spec: corev1.PodSpec{NodeName: e.node, Containers: []corev1.Container{{Name: "main", Image: "nginx:1.25"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPod("live", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	uids, _ := net.SetUpPods()
+	if len(uids) != 1 || uids[0] == "ghost" {
+		t.Fatalf("pods with addresses: %v, want only the live pod's (ghost's released)", uids)
 	}
 }

@@ -20,7 +20,7 @@ import (
 // containerConfig is what the runtime needs to run a container of pod: its environment
 // resolved, its volumes and files mounted, its securityContext and resources.
 func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, paths map[string]string) (ContainerConfig, error) {
-	env, err := containerEnv(ctx, pod, spec, k.objects, k.cfg.NodeIP, k.capacity)
+	env, err := containerEnv(ctx, pod, spec, k.objects, k.cfg.NodeIP, k.podAddr(pod), k.capacity)
 	if err != nil {
 		return ContainerConfig{}, err
 	}
@@ -48,6 +48,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, spec *co
 	if !pod.Spec.HostNetwork {
 		cfg.Hostname = podHostname(pod)
 	}
+	cfg.NetNSPath = k.netnsPath(pod)
 	mounts, err := k.mounts(pod, spec, paths)
 	if err != nil {
 		return ContainerConfig{}, err
@@ -183,7 +184,7 @@ func (k *Kubelet) podFiles(pod *corev1.Pod, spec *corev1.Container, attempt int)
 			names = fmt.Sprintf("%s.%s.%s.svc.%s\t%s", h, sub, pod.Namespace, k.cfg.ClusterDomain, h)
 		}
 		hosts := managedHostsHeader + "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n" +
-			"fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" + k.cfg.NodeIP + "\t" + names + "\n"
+			"fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" + k.podAddr(pod) + "\t" + names + "\n"
 		p, err := k.volumes.WriteFile(pod.UID, "etc-hosts", []byte(hosts))
 		if err != nil {
 			return nil, fmt.Errorf("write /etc/hosts: %w", err)

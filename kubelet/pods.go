@@ -59,11 +59,13 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) (time.Duration, error
 			if err := k.cleanUpPod(ctx, uid); err != nil {
 				return 0, err
 			}
+			if err := k.tearDown(ctx, uid); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if !exists {
-		k.forget(key)
-		return 0, nil
+		return 0, k.forget(ctx, key)
 	}
 	if pod.DeletionTimestamp != nil {
 		return 0, k.terminatePod(ctx, key, pod, mine)
@@ -83,10 +85,20 @@ func (k *Kubelet) memoryOf(key string, uid types.UID) *podMemory {
 	return m
 }
 
-func (k *Kubelet) forget(key string) {
+// forget drops what the kubelet remembers of a pod that is gone, and its network.
+func (k *Kubelet) forget(ctx context.Context, key string) error {
+	k.mu.Lock()
+	m := k.memory[key]
+	k.mu.Unlock()
+	if m != nil {
+		if err := k.tearDown(ctx, m.uid); err != nil {
+			return err
+		}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.memory, key)
+	return nil
 }
 
 // killAll stops containers (running ones with grace; with pod set, each gets its
@@ -138,8 +150,10 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod,
 	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
 		return fmt.Errorf("delete pod %s: %w", key, err)
 	}
-	k.forget(key)
-	return nil
+	if err := k.tearDown(ctx, pod.UID); err != nil {
+		return err
+	}
+	return k.forget(ctx, key)
 }
 
 // cleanUpPod releases what a pod whose containers are all removed still holds: its
@@ -168,6 +182,21 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		prev = mem.written
 	}
 	now := k.cfg.Clock.Now()
+	// A finished pod keeps the address it had in its status; its network goes.
+	podIP := prev.PodIP
+	if podTerminal(prev.Phase) {
+		if err := k.tearDown(ctx, pod.UID); err != nil {
+			return 0, err
+		}
+	} else {
+		var err error
+		if podIP, err = k.podIP(ctx, pod); err != nil {
+			return 0, err
+		}
+		k.mu.Lock()
+		mem.podIP = podIP
+		k.mu.Unlock()
+	}
 	hist := byName(mine)
 	policy := restartPolicy(&pod.Spec)
 	var requeue time.Duration
@@ -310,7 +339,7 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 	k.prober.keep(string(pod.UID), live)
 	k.readMessages(ctx, pod, hist, mem)
 	st := computePodStatus(podState{spec: &pod.Spec, old: prev, containers: hist, waiting: mem.waiting, scheme: k.scheme,
-		hostIP: k.cfg.NodeIP, now: k.cfg.Clock.Now(), probe: k.prober.containerResult, messages: mem.messages,
+		hostIP: k.cfg.NodeIP, podIP: podIP, now: k.cfg.Clock.Now(), probe: k.prober.containerResult, messages: mem.messages,
 		failed: mem.failure, unmounted: unmounted})
 	if err := k.writeStatus(ctx, key, pod, st, mem); err != nil {
 		return 0, err
@@ -380,7 +409,7 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 		Secret:    k.objects.secret,
 		Downward: func(it *corev1.DownwardAPIVolumeFile) (string, error) {
 			if it.FieldRef != nil {
-				return fieldValue(pod, it.FieldRef.FieldPath, k.cfg.NodeIP)
+				return fieldValue(pod, it.FieldRef.FieldPath, k.cfg.NodeIP, k.podAddr(pod))
 			}
 			return resourceValue(pod, nil, it.ResourceFieldRef, k.capacity)
 		},

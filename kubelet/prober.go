@@ -224,7 +224,7 @@ func (k *Kubelet) runProbe(ctx context.Context, pod *corev1.Pod, spec *corev1.Co
 		}
 		return true, string(res.Output)
 	}
-	np, err := networkProbe(pod, spec, h, k.cfg.NodeIP)
+	np, err := networkProbe(pod, spec, h, k.podAddr(pod))
 	if err != nil {
 		return false, err.Error()
 	}

@@ -152,6 +152,8 @@ type ContainerConfig struct {
 	Pod PodResources
 	// Attempt counts the container's restarts: 0 for the first run.
 	Attempt int
+	// NetNSPath is the pod's network namespace the container joins; "": the node's.
+	NetNSPath string
 	// Mounts are host paths (a volume, a file the kubelet writes) to bind into the
 	// container, in the order the spec lists them.
 	Mounts []Mount

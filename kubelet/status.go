@@ -179,7 +179,10 @@ type podState struct {
 	// CrashLoopBackOff, CreateContainerConfigError, ...), by name.
 	waiting        map[string]*corev1.ContainerStateWaiting
 	scheme, hostIP string
-	now            time.Time
+	// podIP is the pod's address: hostIP's without a pod network or for a hostNetwork
+	// pod, else the one its network gave it ("": none yet).
+	podIP string
+	now   time.Time
 	// probe is a running container's probe result (nil: no probes).
 	probe func(c Container, typ probeType) result
 	// messages are exited containers' termination messages, by container ID.
@@ -203,11 +206,13 @@ type podFailure struct {
 // equals the one read back, and is not written again.
 func computePodStatus(in podState) *corev1.PodStatus {
 	spec, old, now := in.spec, in.old, in.now
-	st := &corev1.PodStatus{HostIP: in.hostIP, PodIP: in.hostIP, StartTime: old.StartTime,
+	st := &corev1.PodStatus{HostIP: in.hostIP, PodIP: in.podIP, StartTime: old.StartTime,
 		QOSClass: qosClass(spec)}
 	if in.hostIP != "" {
-		st.PodIPs = []corev1.PodIP{{IP: in.hostIP}}
 		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
+	}
+	if in.podIP != "" {
+		st.PodIPs = []corev1.PodIP{{IP: in.podIP}}
 	}
 	if st.StartTime == nil {
 		st.StartTime = ptr.To(wireTime(now))

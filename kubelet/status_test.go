@@ -207,7 +207,7 @@ func TestComputePodStatus(t *testing.T) {
 		}(), nil, nil, corev1.PodSucceeded, "False/PodCompleted", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := computePodStatus(podState{spec: &tc.pod.Spec, old: &tc.pod.Status, containers: byName(tc.containers), waiting: tc.waiting, scheme: "sim", hostIP: "10.0.0.1", now: at(100)})
+			st := computePodStatus(podState{spec: &tc.pod.Spec, old: &tc.pod.Status, containers: byName(tc.containers), waiting: tc.waiting, scheme: "sim", hostIP: "10.0.0.1", podIP: "10.0.0.1", now: at(100)})
 			if st.Phase != tc.phase {
 				t.Errorf("phase %s, want %s", st.Phase, tc.phase)
 			}
@@ -234,7 +234,7 @@ func TestComputePodStatusKeepsOthersConditions(t *testing.T) {
 	target := corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI",
 		Message: "Eviction API: evicting", LastTransitionTime: metav1.NewTime(at(7))}
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}, target}
-	st := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: byName([]Container{running("a", 0, 5)}), scheme: "sim", hostIP: "10.0.0.1", now: at(10)})
+	st := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: byName([]Container{running("a", 0, 5)}), scheme: "sim", hostIP: "10.0.0.1", podIP: "10.0.0.1", now: at(10)})
 	if got := st.Conditions[len(st.Conditions)-1]; len(st.Conditions) != 6 || !equality.Semantic.DeepEqual(got, target) {
 		t.Fatalf("conditions %+v", st.Conditions)
 	}
@@ -245,15 +245,15 @@ func TestComputePodStatusKeepsOthersConditions(t *testing.T) {
 func TestComputePodStatusIsStable(t *testing.T) {
 	pod := testPod("", "a")
 	ctrs := byName([]Container{running("a", 0, 5)})
-	first := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", now: at(10)})
+	first := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", podIP: "10.0.0.1", now: at(10)})
 	pod.Status = *first
-	again := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", now: at(50)})
+	again := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", podIP: "10.0.0.1", now: at(50)})
 	if !equality.Semantic.DeepEqual(first, again) {
 		t.Fatalf("status changed with time alone:\n%v\n%v", first, again)
 	}
 	// A transition moves only the conditions that changed.
 	pod.Status.Conditions[1].LastTransitionTime = metav1.NewTime(at(10))
-	later := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: byName([]Container{exited("a", 0, 5, 60, 1)}), scheme: "sim", hostIP: "10.0.0.1", now: at(60)})
+	later := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: byName([]Container{exited("a", 0, 5, 60, 1)}), scheme: "sim", hostIP: "10.0.0.1", podIP: "10.0.0.1", now: at(60)})
 	for _, c := range later.Conditions {
 		want := at(10)
 		if c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
@@ -276,7 +276,7 @@ func TestComputePodStatusSurvivesTheWire(t *testing.T) {
 		return c
 	}
 	ctrs := byName([]Container{sub(running("a", 1, 20)), sub(exited("a", 0, 5, 6, 1)), sub(exited("b", 0, 7, 8, 0))})
-	st := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", now: at(30).Add(450 * time.Millisecond)})
+	st := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", podIP: "10.0.0.1", now: at(30).Add(450 * time.Millisecond)})
 	pod.Status = *st
 	data, err := kinds.Encode(pod)
 	if err != nil {
@@ -290,7 +290,7 @@ func TestComputePodStatusSurvivesTheWire(t *testing.T) {
 	if !equality.Semantic.DeepEqual(st, &read.Status) {
 		t.Fatalf("status changed on the wire:\nwritten %v\nread    %v", st, &read.Status)
 	}
-	again := computePodStatus(podState{spec: &read.Spec, old: &read.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", now: at(90).Add(100 * time.Millisecond)})
+	again := computePodStatus(podState{spec: &read.Spec, old: &read.Status, containers: ctrs, waiting: nil, scheme: "sim", hostIP: "10.0.0.1", podIP: "10.0.0.1", now: at(90).Add(100 * time.Millisecond)})
 	if !equality.Semantic.DeepEqual(again, &read.Status) {
 		t.Fatalf("status computed again differs from the one read back:\n%v\n%v", again, &read.Status)
 	}

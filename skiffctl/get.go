@@ -22,10 +22,11 @@ func getCmd(g *globals) *cobra.Command {
 		Short: "List objects or show some",
 		Long: `List objects of a kind, or show the named ones. KIND is a Kubernetes name, short name or
 kind.group form: pods/po, deployments/deploy (deployments.apps), replicasets/rs, nodes/no,
-events/ev, configmaps/cm, leases, namespaces/ns, poddisruptionbudgets/pdb,
-resourcequotas/quota, limitranges/limits. Several kinds are listed at once as KIND,KIND
-(deploy,po), and "all" names the kinds of the "all" category (pods, deployments,
-replicasets); tables then name each object KIND/NAME.`,
+events/ev, configmaps/cm, leases, namespaces/ns, poddisruptionbudgets/pdb, services/svc,
+endpointslices (endpointslices.discovery.k8s.io), resourcequotas/quota,
+limitranges/limits. Several kinds are listed at once as KIND,KIND (deploy,po), and "all"
+names the kinds of the "all" category (pods, services, deployments, replicasets); tables
+then name each object KIND/NAME.`,
 		Example: `  skiffctl get pods -o wide
   skiffctl get deployments.apps web -o yaml
   skiffctl get deploy,po -l app=web

@@ -114,22 +114,26 @@ type Guard func(obj kinds.Object) error
 //     replicasets, daemonsets, statefulsets, controllerrevisions, jobs, cronjobs, pods,
 //     events, configmaps, secrets, serviceaccounts, namespaces, persistentvolumeclaims
 //     and persistentvolumes (the volume binder and the local-path provisioner) and
-//     creating storageclasses (the provisioner's default class); the status of
-//     poddisruptionbudgets (the disruption controller) and of resourcequotas (the quota
-//     controller); nodes' updates and status; Leases in kube-system (its election);
-//     deletion of every kind (the garbage collector, and the namespace controller
-//     emptying a namespace being deleted).
+//     creating storageclasses (the provisioner's default class); endpointslices (the
+//     EndpointSlice controller); the status of services (the service load balancer);
+//     the status of poddisruptionbudgets (the disruption controller) and of
+//     resourcequotas (the quota controller); nodes' updates and status; Leases in
+//     kube-system (its election); deletion of every kind (the garbage collector, and the
+//     namespace controller emptying a namespace being deleted).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status; events; Leases in kube-system and creating that namespace; updating
 //     persistentvolumeclaims and persistentvolumes (its volume binding: a claim's
 //     selected node, a volume's claim).
-//   - skiff:nodes (user system:node:NAME): its Node (get, create, update, status), its
+//   - skiff:nodes (user system:node:NAME): reading every Node (get, list, watch: the
+//     routes to other nodes' pods, as Kubernetes' system:node role); its Node (create,
+//     update, status), its
 //     Lease kube-node-lease/NAME and that namespace's creation, pods bound to it (list
 //     and watch only with fieldSelector spec.nodeName=NAME; get, logs, status and
 //     delete only of a pod bound to NAME), creating and updating events, reading the
 //     Secrets, ConfigMaps and PersistentVolumeClaims that pods bound to it reference
 //     (Graph), one by name: get, or list and watch with fieldSelector
-//     metadata.name=NAME; and getting the PersistentVolumes bound to those claims.
+//     metadata.name=NAME; getting the PersistentVolumes bound to those claims; and
+//     reading services and endpointslices (the node's cluster DNS).
 //
 // Everything else is denied.
 type Authorizer struct {
@@ -205,6 +209,10 @@ func controllerManagerMay(a Attributes) bool {
 		return a.Namespace == NamespaceSystem
 	case plural(kinds.PodDisruptionBudget), plural(kinds.ResourceQuota):
 		return a.Verb == Update && a.Subresource == "status"
+	case plural(kinds.EndpointSlice):
+		return true
+	case plural(kinds.Service):
+		return a.Verb == Update && a.Subresource == "status" // the service load balancer's ingress points
 	}
 	return false
 }
@@ -242,7 +250,10 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 	}
 	switch a.Resource {
 	case plural(kinds.Node):
-		if a.Verb != Get && a.Verb != Create && a.Verb != Update {
+		if a.Verb == Get || a.Verb == List || a.Verb == Watch {
+			return nil, nil // every Node, as Kubernetes' system:node role (the routes to other nodes' pods)
+		}
+		if a.Verb != Create && a.Verb != Update {
 			break
 		}
 		if a.Name != node {
@@ -263,6 +274,12 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		}
 	case plural(kinds.Event):
 		if a.Verb == Create || a.Verb == Update {
+			return nil, nil
+		}
+	case plural(kinds.Service), plural(kinds.EndpointSlice):
+		// What a node's cluster DNS (and service proxy) answers from: Kubernetes'
+		// system:node and system:node-proxier roles.
+		if isRead(a.Verb) {
 			return nil, nil
 		}
 	case plural(kinds.PersistentVolume):

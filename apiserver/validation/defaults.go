@@ -44,6 +44,13 @@ func Default(obj kinds.Object) {
 			o.Spec.Replicas = new(int32(DefaultReplicas))
 		}
 		defaultTemplate(&o.Spec.Template)
+	case *corev1.Service:
+		defaultService(o)
+	case *corev1.Node:
+		// podCIDRs is podCIDR's plural, as Kubernetes' conversion keeps them.
+		if o.Spec.PodCIDR != "" && len(o.Spec.PodCIDRs) == 0 {
+			o.Spec.PodCIDRs = []string{o.Spec.PodCIDR}
+		}
 	case *appsv1.DaemonSet:
 		defaultDaemonSetSpec(&o.Spec)
 	case *appsv1.StatefulSet:

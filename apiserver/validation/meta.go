@@ -12,11 +12,15 @@ import (
 )
 
 // nameFunc is the rule for metadata.name of a kind: a Namespace's name becomes part of
-// other names (DNS labels), so it is a DNS label itself; every other kind's is a DNS
+// other names (DNS labels), so it is a DNS label itself, and a Service's is a DNS-1035
+// label (it names environment variables and DNS records); every other kind's is a DNS
 // subdomain.
 func nameFunc(in *kinds.Info) apivalidation.ValidateNameFunc {
-	if in.Kind == kinds.Namespace {
+	switch in.Kind {
+	case kinds.Namespace:
 		return apivalidation.NameIsDNSLabel
+	case kinds.Service:
+		return apivalidation.NameIsDNS1035Label
 	}
 	return apivalidation.NameIsDNSSubdomain
 }

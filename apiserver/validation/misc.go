@@ -50,7 +50,22 @@ func validateNodeSpec(spec *corev1.NodeSpec, p *field.Path) field.ErrorList {
 	if spec.PodCIDR != "" {
 		errs = append(errs, utilvalidation.IsValidCIDRForLegacyField(p.Child("podCIDR"), spec.PodCIDR, true, nil)...)
 	}
+	switch {
+	case len(spec.PodCIDRs) > 1:
+		errs = append(errs, field.TooMany(p.Child("podCIDRs"), len(spec.PodCIDRs), 1))
+	case len(spec.PodCIDRs) == 1 && spec.PodCIDRs[0] != spec.PodCIDR:
+		errs = append(errs, field.Invalid(p.Child("podCIDRs"), spec.PodCIDRs, "must be [podCIDR]"))
+	}
 	return errs
+}
+
+// validateNodeUpdate is Kubernetes' rule for a node's pod ranges: set once, then fixed
+// (the node's pods have addresses in them).
+func validateNodeUpdate(old, node *corev1.Node) field.ErrorList {
+	if old.Spec.PodCIDR != "" && node.Spec.PodCIDR != old.Spec.PodCIDR {
+		return field.ErrorList{field.Forbidden(field.NewPath("spec", "podCIDRs"), `node updates may not change podCIDR except from "" to valid`)}
+	}
+	return nil
 }
 
 func validateNodeStatus(st *corev1.NodeStatus, p *field.Path) field.ErrorList {

@@ -69,8 +69,8 @@ func TestNotSupported(t *testing.T) {
 		{"replicaset template metadata", replicaSet(func(rs *appsv1.ReplicaSet) {
 			rs.Spec.Template.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "m", Operation: metav1.ManagedFieldsOperationUpdate}}
 		}), []string{"spec.template.metadata.managedFields" + forbidden}},
-		{"node", node(corev1.NodeSpec{PodCIDR: "10.0.1.0/24", PodCIDRs: []string{"10.0.1.0/24"}, Taints: []corev1.Taint{{Key: "k", Effect: "NoSchedule"}}}),
-			[]string{"spec.podCIDRs" + forbidden}},
+		{"node", node(corev1.NodeSpec{PodCIDR: "10.0.1.0/24", PodCIDRs: []string{"10.0.1.0/24"}, ConfigSource: &corev1.NodeConfigSource{}, Taints: []corev1.Taint{{Key: "k", Effect: "NoSchedule"}}}),
+			[]string{"spec.configSource" + forbidden}},
 		{"node status", &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}, Status: corev1.NodeStatus{
 			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "v1.37.2", SystemUUID: "u"}, DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}}}},
 			[]string{"status.nodeInfo.systemUUID" + forbidden}},

@@ -7,6 +7,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -79,6 +80,8 @@ func ValidateStatus(obj kinds.Object) error {
 		}
 	case *policyv1.PodDisruptionBudget:
 		errs = validatePodDisruptionBudgetStatus(&o.Status, p)
+	case *corev1.Service:
+		errs = validateServiceStatus(&o.Status, p)
 	case *corev1.ResourceQuota:
 		errs = validateResourceQuotaStatus(&o.Status, p)
 	case *appsv1.DaemonSet:
@@ -139,6 +142,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateNamespaceSpec(&o.Spec, spec)...)
 	case *policyv1.PodDisruptionBudget:
 		errs = append(errs, validatePodDisruptionBudgetSpec(&o.Spec, spec)...)
+	case *corev1.Service:
+		errs = append(errs, validateService(o)...)
+	case *discoveryv1.EndpointSlice:
+		errs = append(errs, validateEndpointSlice(o)...)
 	case *corev1.ResourceQuota:
 		errs = append(errs, validateResourceQuotaSpec(&o.Spec, spec)...)
 	case *corev1.LimitRange:
@@ -187,6 +194,12 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.ReplicaSet).Spec.Selector, selector)...)
 	case *corev1.ConfigMap:
 		errs = append(errs, validateConfigMapUpdate(old.(*corev1.ConfigMap), o)...)
+	case *corev1.Service:
+		errs = append(errs, validateServiceUpdate(old.(*corev1.Service), o)...)
+	case *corev1.Node:
+		errs = append(errs, validateNodeUpdate(old.(*corev1.Node), o)...)
+	case *discoveryv1.EndpointSlice:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.AddressType, old.(*discoveryv1.EndpointSlice).AddressType, field.NewPath("addressType"))...)
 	case *appsv1.DaemonSet:
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.DaemonSet).Spec.Selector, selector)...)
 	case *appsv1.StatefulSet:

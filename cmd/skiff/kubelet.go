@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/agent"
@@ -72,9 +73,9 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f := cmd.Flags()
 	conn.register(f)
 	f.StringVar(&cfg.Kubelet.NodeName, "node-name", cfg.Kubelet.NodeName, "the Node to register and run pods for (default: the host name)")
-	f.StringVar(&cfg.Kubelet.NodeIP, "node-ip", cfg.Kubelet.NodeIP, "the node's address; pods use the host network (default: the first non-loopback IPv4 address)")
+	f.StringVar(&cfg.Kubelet.NodeIP, "node-ip", cfg.Kubelet.NodeIP, "the node's address; pods use the host network without --cni or --sim-pod-network (default: the first non-loopback IPv4 address)")
 	f.StringVar(&cfg.Kubelet.RootDir, "root-dir", cfg.Kubelet.RootDir, "the directory of the pods' volumes and files")
-	f.StringVar(&cfg.Kubelet.ClusterDomain, "cluster-domain", cfg.Kubelet.ClusterDomain, "the cluster's DNS domain, in the names of pods with a subdomain")
+	f.StringVar(&cfg.Kubelet.ClusterDomain, "cluster-domain", cfg.Kubelet.ClusterDomain, "the cluster's DNS domain (the API servers' --cluster-domain): the cluster DNS's, and in the names of pods with a subdomain")
 	f.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "container runtime: containerd or sim")
 	f.StringVar(&cfg.Containerd.Socket, "containerd-address", cfg.Containerd.Socket, "containerd's socket")
 	f.StringArrayVar(&cfg.Containerd.InsecureRegistries, "insecure-registry", nil, "with --runtime containerd: a registry (HOST or HOST:PORT) pulled from without TLS verification, falling back to plain HTTP; repeatable (loopback registries always are)")
@@ -85,6 +86,14 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	nodeFlags(f, &cfg.Kubelet, &extended)
 	f.StringSliceVar(&cfg.Zones, "zone", nil, "the node's zone (label topology.kubernetes.io/zone); with --sim-nodes, a comma-separated list the simulated nodes take in turn")
 	f.StringVar(&simCertDir, "sim-cert-dir", "", "with --sim-nodes in a TLS cluster: each simulated node NAME connects as itself, with DIR/kubelet-NAME.crt and .key (skiff certs init --nodes makes them)")
+	f.BoolVar(&cfg.CNI, "cni", false, "with --runtime containerd: give pods network namespaces and addresses of the node's podCIDR through CNI (bridge cni0, host-local, loopback, portmap: Debian's containernetworking-plugins); without it pods use the node's network")
+	f.StringSliceVar(&cfg.CNIConfig.BinDirs, "cni-bin-dir", []string{"/usr/lib/cni", "/opt/cni/bin"}, "with --cni: where the CNI plugins are")
+	f.StringVar(&cfg.CNIConfig.StateDir, "cni-state-dir", "/var/lib/skiff/cni", "with --cni: host-local's reservations and libcni's cached results")
+	f.BoolVar(&cfg.SimPodNetwork, "sim-pod-network", false, "with --runtime sim: give pods addresses of their node's podCIDR (set by the controller-manager) instead of the node's address")
+	f.StringVar(&cfg.ClusterDNSListen, "cluster-dns-listen", "", "run the cluster DNS on this address, UDP and TCP (e.g. the node's IP:53; default: none)")
+	f.BoolVar(&cfg.ServiceProxy, "service-proxy", false, "run the node's service proxy: nftables rules translating Services' cluster IPs and node ports to their ready endpoints (removed when the kubelet stops)")
+	f.BoolVar(&cfg.NodeRoutes, "node-routes", false, "route each other node's podCIDR via its InternalIP (host-gateway: the nodes on one L2 network)")
+	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", apiserver.DefaultClusterCIDR, "with --service-proxy: the cluster's pod range (the API servers' --cluster-cidr); connections to a cluster IP from outside it are masqueraded")
 	f.DurationVar(&cfg.SimStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.StringVar(&cfg.LogListen, "kubelet-listen", cfg.LogListen, "address of the kubelet's log server (port 0: any free port; \"none\": serve no logs)")
 	f.StringVar(&logCert, "kubelet-tls-cert-file", "", "the log server's certificate, user system:node:NAME with server usage (default --cert-file)")

@@ -24,9 +24,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/clusterdns"
 	"github.com/skiffhq/skiff/kubelet"
+	"github.com/skiffhq/skiff/kubelet/cni"
 	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/kubelet/routes"
 	"github.com/skiffhq/skiff/kubelet/sim"
+	"github.com/skiffhq/skiff/proxy"
 )
 
 // The runtimes an agent runs pods with.
@@ -61,6 +66,15 @@ type Config struct {
 	SimNodes int
 	// SimStartDelay is how long a simulated container takes to start.
 	SimStartDelay time.Duration
+	// SimPodNetwork, with RuntimeSim, gives each simulated node's pods addresses of the
+	// node's podCIDR (sim.Network); without it they have the node's address. The
+	// controller-manager's node IPAM gives the nodes their ranges.
+	SimPodNetwork bool
+	// CNI, with RuntimeContainerd, gives pods network namespaces and addresses of the
+	// node's podCIDR through CNI (package kubelet/cni, the reference plugins); without
+	// it pods run in the node's network namespace. CNIConfig configures it.
+	CNI       bool
+	CNIConfig cni.Config
 	// Zones are the zones (label topology.kubernetes.io/zone) the nodes are in: one for
 	// a node, or, with SimNodes, several that the simulated nodes take in turn, so
 	// that one process can stand for a cluster spread over zones. None: no zone label
@@ -74,6 +88,27 @@ type Config struct {
 	// ":10250" by default. LogTLS is its TLS (nil: plaintext, in an insecure cluster).
 	LogListen string
 	LogTLS    *tls.Config
+	// ClusterDNSListen, when set, runs the cluster DNS (package clusterdns) on this
+	// address, UDP and TCP, for Kubelet.ClusterDomain (the kubelet's --cluster-domain,
+	// which must be the cluster's), forwarding other names to the resolvers of the
+	// host's /etc/resolv.conf.
+	ClusterDNSListen string
+	// ServiceProxy runs the node's service proxy (package proxy): nftables rules in
+	// the host's network namespace translating Services' cluster IPs and node ports to
+	// their endpoints. ClusterCIDR is the cluster's pod range (the API servers'
+	// --cluster-cidr, as kube-proxy's --cluster-cidr): connections to a cluster IP from
+	// outside it are masqueraded; empty, none is.
+	ServiceProxy bool
+	ClusterCIDR  string
+	// NodeRoutes keeps the node's routes to the other nodes' pods (package
+	// kubelet/routes): each other Node's podCIDR via its InternalIP.
+	NodeRoutes bool
+	// NodeRoutesNetNS, when not 0, is a file descriptor of the network namespace the
+	// routes are kept in instead of the host's (tests).
+	NodeRoutesNetNS int
+	// ServiceProxyNetNS, when not 0, is a file descriptor of the network namespace the
+	// service proxy programs instead of the host's (tests).
+	ServiceProxyNetNS int
 	// Logger receives the agent's and the kubelets' logs. Default: discarded.
 	Logger hclog.Logger
 }
@@ -93,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if c.SimNodes < 0 {
 		errs = append(errs, fmt.Errorf("--sim-nodes: %d must not be negative", c.SimNodes))
+	}
+	if c.CNI && c.Runtime != RuntimeContainerd {
+		errs = append(errs, errors.New("--cni: the CNI pod network is for the containerd runtime (--runtime sim has --sim-pod-network)"))
 	}
 	if len(c.Zones) > 1 && (c.Runtime != RuntimeSim || c.SimNodes <= 1) {
 		errs = append(errs, fmt.Errorf("--zone: a node is in one zone; %d are for several simulated nodes (--sim-nodes)", len(c.Zones)))
@@ -155,7 +193,83 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 	for _, k := range kubelets {
 		goRun(k.Run)
 	}
+	if cfg.ClusterDNSListen != "" {
+		goRun(func(ctx context.Context) error {
+			return runClusterDNS(ctx, cs, cfg.ClusterDNSListen, cfg.Kubelet.ClusterDomain, log)
+		})
+	}
+	if cfg.NodeRoutes {
+		goRun(func(ctx context.Context) error {
+			return runNodeRoutes(ctx, cs, kcfg.NodeName, cfg.NodeRoutesNetNS, log)
+		})
+	}
+	if cfg.ServiceProxy {
+		goRun(func(ctx context.Context) error {
+			return runServiceProxy(ctx, cs, cfg.ClusterCIDR, cfg.ServiceProxyNetNS, log)
+		})
+	}
 	return g.Wait()
+}
+
+// runNodeRoutes keeps the routes to the other nodes' pods until ctx ends.
+func runNodeRoutes(ctx context.Context, cs *client.Clientset, node string, netns int, log hclog.Logger) error {
+	c, err := routes.New(routes.Config{NodeName: node, NetNS: netns, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	f := cache.NewFactory(cs, log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); f.Wait() }()
+	f.Start(ctx)
+	return c.Run(ctx, f)
+}
+
+// runServiceProxy runs the service proxy until ctx ends, then removes its rules.
+func runServiceProxy(ctx context.Context, cs *client.Clientset, clusterCIDR string, netns int, log hclog.Logger) error {
+	p, err := proxy.New(proxy.Config{Logger: log, NetNS: netns, ClusterCIDR: clusterCIDR})
+	if err != nil {
+		return fmt.Errorf("--cluster-cidr: %w", err)
+	}
+	f := cache.NewFactory(cs, log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		f.Wait()
+		if err := p.Cleanup(); err != nil {
+			log.Warn("service proxy: remove the rules", "error", err)
+		}
+	}()
+	f.Start(ctx)
+	return p.Run(ctx, f)
+}
+
+// runClusterDNS serves the cluster DNS on addr until ctx ends.
+func runClusterDNS(ctx context.Context, cs *client.Clientset, addr, domain string, log hclog.Logger) error {
+	dcfg := clusterdns.DefaultConfig()
+	dcfg.Logger = log
+	if domain != "" {
+		dcfg.Domain = domain
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	defer pc.Close()
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	defer ln.Close()
+	f := cache.NewFactory(cs, log)
+	s, err := clusterdns.New(f, dcfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); f.Wait() }()
+	f.Start(ctx)
+	return s.Serve(ctx, pc, ln)
 }
 
 // newKubelets makes the kubelets of cfg, each registered with the log server.
@@ -191,6 +305,9 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			if cfg.SimNodes > 0 {
 				c.RootDir = filepath.Join(kcfg.RootDir, "sim", c.NodeName)
 			}
+			if cfg.SimPodNetwork {
+				c.PodNetwork = sim.NewNetwork()
+			}
 			if err := add(sim.New(sim.Config{StartDelay: cfg.SimStartDelay}), c); err != nil {
 				return nil, err
 			}
@@ -205,6 +322,15 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 		}
 	}
 	kcfg.Labels = withZone(kcfg.Labels, cfg.Zones, 0)
+	if cfg.CNI {
+		ccfg := cfg.CNIConfig
+		ccfg.Logger = kcfg.Logger
+		nw, err := cni.New(ccfg)
+		if err != nil {
+			return nil, err
+		}
+		kcfg.PodNetwork = nw
+	}
 	if err := add(rt, kcfg); err != nil {
 		return nil, err
 	}

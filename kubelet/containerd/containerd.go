@@ -332,6 +332,10 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	// A name that says what it is, unique per attempt.
 	id := fmt.Sprintf("%s_%s_%s_%s_%d", cfg.Namespace, cfg.PodName, cfg.Name, shortUID(cfg.PodUID), cfg.Attempt)
 	specOpts := []oci.SpecOpts{oci.WithHostNamespace(specs.NetworkNamespace)}
+	if cfg.NetNSPath != "" {
+		// The pod's own network namespace (its pod network's), shared by its containers.
+		specOpts[0] = oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNSPath})
+	}
 	switch {
 	case len(cfg.Command) > 0:
 		// command replaces the image's entrypoint (and its cmd with it).

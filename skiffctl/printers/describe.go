@@ -15,6 +15,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/kinds/table"
@@ -127,6 +128,8 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		describeNamespace(d, o)
 	case *policyv1.PodDisruptionBudget:
 		describePodDisruptionBudget(d, o)
+	case *corev1.Service:
+		describeService(d, o)
 	case *batchv1.Job:
 		describeJob(d, o)
 	case *batchv1.CronJob:
@@ -530,4 +533,61 @@ func PodTemplate(w io.Writer, t *corev1.PodTemplateSpec) error {
 	d := &describer{tw: tabwriter.NewWriter(w, 0, 8, 2, ' ', 0), now: time.Now()}
 	describeTemplate(d, t)
 	return d.tw.Flush()
+}
+
+// describeService is kubectl's, without the Endpoints line (they are in the Service's
+// EndpointSlices: skiffctl get endpointslices -l kubernetes.io/service-name=NAME).
+func describeService(d *describer, svc *corev1.Service) {
+	s := svc.Spec
+	d.mapping(0, "Selector", s.Selector)
+	d.line(0, "Type", s.Type)
+	if s.IPFamilyPolicy != nil {
+		d.line(0, "IP Family Policy", *s.IPFamilyPolicy)
+	}
+	if len(s.IPFamilies) > 0 {
+		fams := make([]string, len(s.IPFamilies))
+		for i, f := range s.IPFamilies {
+			fams[i] = string(f)
+		}
+		d.line(0, "IP Families", strings.Join(fams, ","))
+	}
+	if s.ClusterIP != "" {
+		d.line(0, "IP", s.ClusterIP)
+		d.line(0, "IPs", strings.Join(s.ClusterIPs, ","))
+	}
+	if len(s.ExternalIPs) > 0 {
+		d.line(0, "External IPs", strings.Join(s.ExternalIPs, ","))
+	}
+	if s.Type == corev1.ServiceTypeLoadBalancer {
+		var in []string
+		for _, i := range svc.Status.LoadBalancer.Ingress {
+			in = append(in, i.IP+i.Hostname)
+		}
+		d.line(0, "LoadBalancer Ingress", strings.Join(in, ", "))
+	}
+	if s.ExternalName != "" {
+		d.line(0, "External Name", s.ExternalName)
+	}
+	for _, p := range s.Ports {
+		name := p.Name
+		if name == "" {
+			name = "<unset>"
+		}
+		d.line(0, "Port", fmt.Sprintf("%s  %d/%s", name, p.Port, p.Protocol))
+		if p.TargetPort.Type == intstr.String {
+			d.line(0, "TargetPort", fmt.Sprintf("%s/%s", p.TargetPort.StrVal, p.Protocol))
+		} else {
+			d.line(0, "TargetPort", fmt.Sprintf("%d/%s", p.TargetPort.IntVal, p.Protocol))
+		}
+		if p.NodePort != 0 {
+			d.line(0, "NodePort", fmt.Sprintf("%s  %d/%s", name, p.NodePort, p.Protocol))
+		}
+	}
+	d.line(0, "Session Affinity", s.SessionAffinity)
+	if s.ExternalTrafficPolicy != "" {
+		d.line(0, "External Traffic Policy", s.ExternalTrafficPolicy)
+	}
+	if s.InternalTrafficPolicy != nil {
+		d.line(0, "Internal Traffic Policy", *s.InternalTrafficPolicy)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -127,7 +128,31 @@ func fixtures() map[string][]kinds.Object {
 		{Type: corev1.LimitTypeContainer, Min: q("cpu", "100m"), Max: q("cpu", "2", "memory", "1Gi"), Default: q("cpu", "2", "memory", "1Gi"),
 			DefaultRequest: q("cpu", "250m", "memory", "1Gi"), MaxLimitRequestRatio: q("cpu", "4")},
 		{Type: corev1.LimitTypePod, Max: q("memory", "4Gi")}}}}}
+	lb := &corev1.Service{ObjectMeta: meta("front", time.Hour), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
+		ClusterIP: "10.43.7.9", ClusterIPs: []string{"10.43.7.9"}, Selector: map[string]string{"app": "front"},
+		Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), NodePort: 31080, Protocol: corev1.ProtocolTCP},
+			{Name: "dns", Port: 53, TargetPort: intstr.FromInt32(5353), NodePort: 31053, Protocol: corev1.ProtocolUDP}},
+		SessionAffinity: corev1.ServiceAffinityClientIP, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "10.0.0.1"}, {IP: "10.0.0.2"}}}}}
+	services := []kinds.Object{
+		&corev1.Service{ObjectMeta: meta("web", time.Hour), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.43.0.20",
+			Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}},
+		&corev1.Service{ObjectMeta: meta("db", time.Hour), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: corev1.ClusterIPNone}},
+		&corev1.Service{ObjectMeta: meta("ext", time.Hour), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}},
+		&corev1.Service{ObjectMeta: meta("pending", time.Hour), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.43.0.21",
+			Ports: []corev1.ServicePort{{Port: 443, NodePort: 30443, Protocol: corev1.ProtocolTCP}}}},
+		lb,
+	}
+	slices := []kinds.Object{
+		&discoveryv1.EndpointSlice{ObjectMeta: meta("web-x7k2p", time.Hour), AddressType: discoveryv1.AddressTypeIPv4,
+			Ports: []discoveryv1.EndpointPort{{Port: ptr.To(int32(8080))}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.42.0.5"}}, {Addresses: []string{"10.42.1.7"}},
+				{Addresses: []string{"10.42.1.8"}}, {Addresses: []string{"10.42.2.3"}}, {Addresses: []string{"10.42.2.4"}}}},
+		&discoveryv1.EndpointSlice{ObjectMeta: meta("db-c8d9q", time.Hour), AddressType: discoveryv1.AddressTypeIPv4},
+	}
 	return map[string][]kinds.Object{
+		"services":             services,
+		"endpointslices":       slices,
 		"jobs":                 jobs,
 		"cronjobs":             cronJobs,
 		"resourcequotas":       quotas,
@@ -241,8 +266,8 @@ func TestDescribe(t *testing.T) {
 	f := fixtures()
 	events := f["events"]
 	for _, o := range []kinds.Object{f["pods"][0], f["deployments"][0], f["replicasets"][0], f["nodes"][0], f["configmaps"][0],
-		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["resourcequotas"][0],
-		f["limitranges"][0], f["jobs"][0], f["cronjobs"][0]} {
+		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["services"][4],
+		f["resourcequotas"][0], f["limitranges"][0], f["jobs"][0], f["cronjobs"][0]} {
 		var evs []*corev1.Event
 		if kinds.Of(o).Kind == kinds.Pod {
 			evs = []*corev1.Event{events[0].(*corev1.Event)}

@@ -42,6 +42,9 @@ func WriteText(w io.Writer, t *Trace, width int) error {
 	if p.Slowest != nil {
 		fmt.Fprintf(w, "steps 4-10 above are the slowest pod's: %s on %s\n", p.Slowest.Name, orDash(p.Slowest.Node))
 	}
+	for _, s := range t.Services {
+		fmt.Fprintf(w, "Service %s: %d of %d endpoints ready\n", s.Name, s.Ready, s.Total)
+	}
 	return nil
 }
 

@@ -30,7 +30,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
@@ -127,9 +129,19 @@ type Trace struct {
 	StartedBy string `json:"startedBy,omitempty"`
 	Steps     []Step `json:"steps"`
 	Pods      Pods   `json:"pods"`
+	// Services are those whose selector picks the Deployment's pods.
+	Services []Service `json:"services,omitempty"`
 
 	// Job is the Job of a Job's or CronJob's trace (a CronJob's newest).
 	Job string `json:"job,omitempty"`
+}
+
+// Service is a Service of the Deployment's pods and its endpoints, from its
+// EndpointSlices.
+type Service struct {
+	Name  string `json:"name"`
+	Ready int    `json:"ready"`
+	Total int    `json:"total"`
 }
 
 // Child is what the controller wrote at steps 2–3: "replicaset NAME" or
@@ -165,7 +177,44 @@ func Fetch(ctx context.Context, cs *client.Clientset, namespace, name string) (*
 	if err != nil {
 		return nil, err
 	}
-	return Assemble(d, rss.Items, pods.Items, events.Items), nil
+	t := Assemble(d, rss.Items, pods.Items, events.Items)
+	svcs, err := cs.Services.List(ctx, namespace, client.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	slices, err := cs.EndpointSlices.List(ctx, namespace, client.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	t.Services = ServicesOf(d, svcs.Items, slices.Items)
+	return t, nil
+}
+
+// ServicesOf are the Services whose selector picks d's pods, by name, with their
+// endpoints: ready ones and all.
+func ServicesOf(d *appsv1.Deployment, svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice) []Service {
+	var out []Service
+	podLabels := labels.Set(d.Spec.Template.Labels)
+	for _, svc := range svcs {
+		if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) {
+			continue
+		}
+		s := Service{Name: svc.Name}
+		for _, es := range slices {
+			if es.Labels[discoveryv1.LabelServiceName] != svc.Name {
+				continue
+			}
+			for _, e := range es.Endpoints {
+				s.Total++
+				if e.Conditions.Ready == nil || *e.Conditions.Ready {
+					s.Ready++
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 func owned(obj metav1.Object, uid types.UID) bool {

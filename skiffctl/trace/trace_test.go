@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -279,5 +280,38 @@ func TestStoredEventStartsTheChain(t *testing.T) {
 	tr = Assemble(d, rss, pods, events[:len(events)-1])
 	if !tr.Start.Equal(at(0)) || tr.Steps[1].SinceStartMs != 721 {
 		t.Fatalf("without Stored: start %v, step 2-3 %+v", tr.Start, tr.Steps[1])
+	}
+}
+
+// TestServices: the Services whose selector picks the Deployment's pods are traced with
+// their endpoints; others are not.
+func TestServices(t *testing.T) {
+	d, rss, pods, events := fixture()
+	d.Spec.Template.Labels = map[string]string{"app": "web", "tier": "front"}
+	svc := func(name string, sel map[string]string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: corev1.ServiceSpec{Selector: sel}}
+	}
+	slice := func(svc string, ready ...bool) *discoveryv1.EndpointSlice {
+		es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: svc + "-x", Labels: map[string]string{discoveryv1.LabelServiceName: svc}}}
+		for _, r := range ready {
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.42.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: new(r)}})
+		}
+		return es
+	}
+	tr := Assemble(d, rss, pods, events)
+	tr.Services = ServicesOf(d, []*corev1.Service{svc("web", map[string]string{"app": "web"}), svc("db", map[string]string{"app": "db"}),
+		svc("none", nil), svc("api", map[string]string{"tier": "front"})},
+		[]*discoveryv1.EndpointSlice{slice("web", true, true, false), slice("db", true)})
+	var b bytes.Buffer
+	if err := WriteText(&b, tr, 80); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Service api: 0 of 0 endpoints ready\n", "Service web: 2 of 3 endpoints ready\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "Service db") || strings.Contains(b.String(), "Service none") {
+		t.Errorf("a Service of other pods is traced:\n%s", b.String())
 	}
 }

@@ -266,7 +266,9 @@ func (c *Cluster) Leader() int {
 	return -1
 }
 
-// WaitReady waits until every running member serves linearizable reads.
+// WaitReady waits until every running member serves linearizable reads and has made
+// the objects every cluster has (its namespaces and Services), so that a test sees no
+// write it did not make.
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -275,6 +277,11 @@ func (c *Cluster) WaitReady() {
 		if s := c.Server(i); s != nil {
 			if err := s.Store().WaitLeader(ctx); err != nil {
 				c.t.Fatalf("%s never found a leader: %v", c.cfgs[i].Name, err)
+			}
+			select {
+			case <-s.Settled():
+			case <-ctx.Done():
+				c.t.Fatalf("%s never settled (namespaces, Services): %v", c.cfgs[i].Name, ctx.Err())
 			}
 		}
 	}

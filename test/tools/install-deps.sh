@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Skiff's builds and tests need, from Debian's packages, when it is missing.
 #   install-deps.sh protoc     protoc and the well-known .proto files
-#   install-deps.sh all        protoc, containerd, runc, busybox-static, docker-registry, iptables, chromium
+#   install-deps.sh all        protoc, containerd, runc, busybox-static, docker-registry, iptables,
+#                              containernetworking-plugins (the CNI pod network), nftables (nft, to
+#                              inspect the proxy's rules), chromium
 #   install-deps.sh chromium   the headless browser of skiffctl ui's tests
 # Needs root for apt-get; without root it says what is missing and exits non-zero.
 set -euo pipefail
@@ -29,6 +31,8 @@ all)
 	[[ -x /bin/busybox ]] || want+=(busybox-static)
 	need docker-registry docker-registry
 	need iptables iptables
+	[[ -x /usr/lib/cni/bridge ]] || want+=(containernetworking-plugins)
+	need nft nftables
 	need chromium chromium
 	;;
 chromium)

@@ -2436,7 +2436,9 @@ type ClusterStatus struct {
 	// The ID the cluster was given when it was created.
 	ClusterId string `protobuf:"bytes,6,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	// Active alarms (NOSPACE).
-	Alarms        []string `protobuf:"bytes,7,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	Alarms []string `protobuf:"bytes,7,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	// The cluster's networking settings, fixed at bootstrap.
+	Networking    *Networking `protobuf:"bytes,8,opt,name=networking,proto3" json:"networking,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2520,6 +2522,88 @@ func (x *ClusterStatus) GetAlarms() []string {
 	return nil
 }
 
+func (x *ClusterStatus) GetNetworking() *Networking {
+	if x != nil {
+		return x.Networking
+	}
+	return nil
+}
+
+// Networking is what the cluster's flags --cluster-cidr, --service-cidr and
+// --cluster-domain set once, at bootstrap, and what follows from them.
+type Networking struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pods' addresses (10.42.0.0/16 by default): each node gets a slice of it.
+	ClusterCidr string `protobuf:"bytes,1,opt,name=cluster_cidr,json=clusterCidr,proto3" json:"cluster_cidr,omitempty"`
+	// The Services' cluster IPs (10.43.0.0/16 by default).
+	ServiceCidr string `protobuf:"bytes,2,opt,name=service_cidr,json=serviceCidr,proto3" json:"service_cidr,omitempty"`
+	// The DNS domain of the cluster (cluster.local by default).
+	ClusterDomain string `protobuf:"bytes,3,opt,name=cluster_domain,json=clusterDomain,proto3" json:"cluster_domain,omitempty"`
+	// The cluster DNS address pods are given: the kube-dns Service's cluster IP, the
+	// tenth address of the service CIDR (10.43.0.10).
+	ClusterDns    string `protobuf:"bytes,4,opt,name=cluster_dns,json=clusterDns,proto3" json:"cluster_dns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Networking) Reset() {
+	*x = Networking{}
+	mi := &file_api_v1_api_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Networking) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Networking) ProtoMessage() {}
+
+func (x *Networking) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Networking.ProtoReflect.Descriptor instead.
+func (*Networking) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Networking) GetClusterCidr() string {
+	if x != nil {
+		return x.ClusterCidr
+	}
+	return ""
+}
+
+func (x *Networking) GetServiceCidr() string {
+	if x != nil {
+		return x.ServiceCidr
+	}
+	return ""
+}
+
+func (x *Networking) GetClusterDomain() string {
+	if x != nil {
+		return x.ClusterDomain
+	}
+	return ""
+}
+
+func (x *Networking) GetClusterDns() string {
+	if x != nil {
+		return x.ClusterDns
+	}
+	return ""
+}
+
 type Member struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2542,7 +2626,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2554,7 +2638,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2567,7 +2651,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Member) GetName() string {
@@ -2650,7 +2734,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2746,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2759,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -2738,7 +2822,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2750,7 +2834,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2763,7 +2847,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -2796,7 +2880,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2892,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +2905,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -2840,7 +2924,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[41]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +2936,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[41]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +2949,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -2883,7 +2967,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[42]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2895,7 +2979,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[42]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2908,7 +2992,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
 }
 
 type SnapshotChunk struct {
@@ -2922,7 +3006,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[43]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2934,7 +3018,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[43]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2947,7 +3031,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3133,7 +3217,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x05names\x18\x01 \x03(\tR\x05names\"\x14\n" +
 	"\x12DisarmAlarmRequest\",\n" +
 	"\x14ClusterStatusRequest\x12\x14\n" +
-	"\x05sizes\x18\x01 \x01(\bR\x05sizes\"\xee\x01\n" +
+	"\x05sizes\x18\x01 \x01(\bR\x05sizes\"\xa8\x02\n" +
 	"\rClusterStatus\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x1a\n" +
@@ -3142,7 +3226,17 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x04self\x18\x05 \x01(\v2\x1a.skiff.api.v1.MemberStatusR\x04self\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x06 \x01(\tR\tclusterId\x12\x16\n" +
-	"\x06alarms\x18\a \x03(\tR\x06alarms\"\x82\x02\n" +
+	"\x06alarms\x18\a \x03(\tR\x06alarms\x128\n" +
+	"\n" +
+	"networking\x18\b \x01(\v2\x18.skiff.api.v1.NetworkingR\n" +
+	"networking\"\x9a\x01\n" +
+	"\n" +
+	"Networking\x12!\n" +
+	"\fcluster_cidr\x18\x01 \x01(\tR\vclusterCidr\x12!\n" +
+	"\fservice_cidr\x18\x02 \x01(\tR\vserviceCidr\x12%\n" +
+	"\x0ecluster_domain\x18\x03 \x01(\tR\rclusterDomain\x12\x1f\n" +
+	"\vcluster_dns\x18\x04 \x01(\tR\n" +
+	"clusterDns\"\x82\x02\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -3215,7 +3309,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
@@ -3254,14 +3348,15 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*DisarmAlarmRequest)(nil),    // 34: skiff.api.v1.DisarmAlarmRequest
 	(*ClusterStatusRequest)(nil),  // 35: skiff.api.v1.ClusterStatusRequest
 	(*ClusterStatus)(nil),         // 36: skiff.api.v1.ClusterStatus
-	(*Member)(nil),                // 37: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 38: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 39: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 40: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 41: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 42: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 43: skiff.api.v1.SnapshotChunk
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(*Networking)(nil),            // 37: skiff.api.v1.Networking
+	(*Member)(nil),                // 38: skiff.api.v1.Member
+	(*MemberStatus)(nil),          // 39: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 40: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 41: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 42: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),       // 43: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 44: skiff.api.v1.SnapshotChunk
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -3279,62 +3374,63 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	17, // 12: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
 	21, // 13: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
 	10, // 14: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	44, // 15: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
+	45, // 15: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
 	29, // 16: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
 	32, // 17: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
-	37, // 18: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	38, // 19: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	1,  // 20: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	5,  // 21: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	6,  // 22: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	8,  // 23: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	8,  // 24: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	9,  // 25: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	11, // 26: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	16, // 27: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	2,  // 28: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
-	25, // 29: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	19, // 30: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
-	19, // 31: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
-	22, // 32: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
-	24, // 33: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	35, // 34: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	39, // 35: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	40, // 36: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	41, // 37: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	42, // 38: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	33, // 39: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
-	34, // 40: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
-	30, // 41: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
-	27, // 42: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
-	0,  // 43: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 44: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 45: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 46: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 47: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 48: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 49: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 50: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 51: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	26, // 52: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	20, // 53: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	20, // 54: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	23, // 55: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 56: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	36, // 57: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	36, // 58: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	36, // 59: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	36, // 60: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	43, // 61: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	36, // 62: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
-	36, // 63: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
-	31, // 64: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
-	28, // 65: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
-	43, // [43:66] is the sub-list for method output_type
-	20, // [20:43] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	38, // 18: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	39, // 19: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	37, // 20: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
+	1,  // 21: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	5,  // 22: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	6,  // 23: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	8,  // 24: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	8,  // 25: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	9,  // 26: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	11, // 27: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	16, // 28: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 29: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	25, // 30: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	19, // 31: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
+	19, // 32: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
+	22, // 33: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
+	24, // 34: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
+	35, // 35: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	40, // 36: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	41, // 37: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	42, // 38: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	43, // 39: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	33, // 40: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
+	34, // 41: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
+	30, // 42: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
+	27, // 43: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
+	0,  // 44: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 45: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 46: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 47: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 48: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 49: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 50: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 51: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 52: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	26, // 53: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 54: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	20, // 55: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	23, // 56: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 57: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	36, // 58: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	36, // 59: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	36, // 60: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	36, // 61: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	44, // 62: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	36, // 63: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
+	36, // 64: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
+	31, // 65: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
+	28, // 66: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
+	44, // [44:67] is the sub-list for method output_type
+	21, // [21:44] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -3371,7 +3467,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

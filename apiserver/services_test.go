@@ -1,0 +1,272 @@
+package apiserver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/store"
+	"github.com/skiffhq/skiff/test/apicluster"
+)
+
+func service(name string, typ corev1.ServiceType, ports ...int32) *corev1.Service {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.ServiceSpec{Type: typ, Selector: map[string]string{"app": name}}}
+	for i, p := range ports {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", i), Port: p, TargetPort: intstr.FromString("http")})
+	}
+	return svc
+}
+
+var serviceCIDR = netip.MustParsePrefix(apiserver.DefaultServiceCIDR)
+
+// TestServiceAllocation: the API server gives a Service a cluster IP of the service CIDR
+// and node ports of 30000-32767 as its type needs, refuses values taken or out of
+// range, and frees them when the Service gives them up or goes.
+func TestServiceAllocation(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	svcs := client.NewClientset(c.Dial(t, "admin", client.Options{})).Services
+
+	// The Services every cluster has: the API servers' and the cluster DNS'.
+	for _, tc := range []struct{ ns, name, ip string }{{"default", "kubernetes", "10.43.0.1"}, {"kube-system", "kube-dns", "10.43.0.10"}} {
+		got, err := svcs.Get(ctx, tc.ns, tc.name)
+		if err != nil || got.Spec.ClusterIP != tc.ip {
+			t.Fatalf("%s/%s: %v, cluster IP %q, want %s", tc.ns, tc.name, err, got.Spec.ClusterIP, tc.ip)
+		}
+	}
+
+	web, err := svcs.Create(ctx, service("web", corev1.ServiceTypeNodePort, 80, 443))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr(web.Spec.ClusterIP)
+	if !serviceCIDR.Contains(ip) || len(web.Spec.ClusterIPs) != 1 || web.Spec.ClusterIPs[0] != ip.String() {
+		t.Fatalf("cluster IP %q (%v) not one address of %s", web.Spec.ClusterIP, web.Spec.ClusterIPs, serviceCIDR)
+	}
+	ports := []int32{web.Spec.Ports[0].NodePort, web.Spec.Ports[1].NodePort}
+	for _, p := range ports {
+		if p < apiserver.NodePortMin || p > apiserver.NodePortMax {
+			t.Fatalf("node port %d out of range", p)
+		}
+	}
+	if ports[0] == ports[1] {
+		t.Fatalf("both ports got node port %d", ports[0])
+	}
+
+	// Taken values, and values out of range, are refused by field.
+	for _, tc := range []struct {
+		name string
+		svc  func() *corev1.Service
+		want string
+	}{
+		{"same IP", func() *corev1.Service {
+			s := service("a", corev1.ServiceTypeClusterIP, 80)
+			s.Spec.ClusterIP = ip.String()
+			return s
+		}, "spec.clusterIPs: Invalid value: [\"" + ip.String() + "\"]: failed to allocate IP " + ip.String() + ": provided IP is already allocated"},
+		{"IP out of range", func() *corev1.Service {
+			s := service("b", corev1.ServiceTypeClusterIP, 80)
+			s.Spec.ClusterIP = "10.99.0.1"
+			return s
+		}, "the provided IP (10.99.0.1) is not in the valid range. The range of valid IPs is 10.43.0.0/16"},
+		{"same node port", func() *corev1.Service {
+			s := service("c", corev1.ServiceTypeNodePort, 80)
+			s.Spec.Ports[0].NodePort = ports[0]
+			return s
+		}, fmt.Sprintf("spec.ports[0].nodePort: Invalid value: %d: provided port is already allocated", ports[0])},
+		{"node port out of range", func() *corev1.Service {
+			s := service("d", corev1.ServiceTypeNodePort, 80)
+			s.Spec.Ports[0].NodePort = 8080
+			return s
+		}, "spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767"},
+		{"node port of a ClusterIP Service", func() *corev1.Service {
+			s := service("e", corev1.ServiceTypeClusterIP, 80)
+			s.Spec.Ports[0].NodePort = 30500
+			return s
+		}, "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := svcs.Create(ctx, tc.svc())
+			if !client.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want Invalid with %q", err, tc.want)
+			}
+		})
+	}
+
+	// Headless and ExternalName Services get no address.
+	headless := service("db", corev1.ServiceTypeClusterIP, 5432)
+	headless.Spec.ClusterIP = corev1.ClusterIPNone
+	if got, err := svcs.Create(ctx, headless); err != nil || got.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Fatalf("headless: %v, cluster IP %q", err, got.Spec.ClusterIP)
+	}
+	ext := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}}
+	if got, err := svcs.Create(ctx, ext); err != nil || got.Spec.ClusterIP != "" {
+		t.Fatalf("ExternalName: %v, cluster IP %q", err, got.Spec.ClusterIP)
+	}
+
+	// An update that leaves the allocated values out keeps them (a manifest applied
+	// again); one that turns the Service into a ClusterIP one frees its node ports.
+	again := service("web", corev1.ServiceTypeNodePort, 80, 443)
+	again.ResourceVersion = web.ResourceVersion
+	if got, err := svcs.Update(ctx, again); err != nil || got.Spec.ClusterIP != web.Spec.ClusterIP || got.Spec.Ports[0].NodePort != ports[0] {
+		t.Fatalf("applied again: %v, %+v", err, got)
+	}
+	cur, err := svcs.Get(ctx, "default", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Type, cur.Spec.ExternalTrafficPolicy = corev1.ServiceTypeClusterIP, ""
+	if got, err := svcs.Update(ctx, cur); err != nil || got.Spec.Ports[0].NodePort != 0 {
+		t.Fatalf("to ClusterIP: %v, node port %d", err, got.Spec.Ports[0].NodePort)
+	}
+	reuse := service("reuse", corev1.ServiceTypeNodePort, 80)
+	reuse.Spec.Ports[0].NodePort = ports[0]
+	if _, err := svcs.Create(ctx, reuse); err != nil {
+		t.Fatalf("node port %d after it was freed: %v", ports[0], err)
+	}
+
+	// Deleting the Service frees its cluster IP.
+	if _, err := svcs.Delete(ctx, "default", "web", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	same := service("same", corev1.ServiceTypeClusterIP, 80)
+	same.Spec.ClusterIP = ip.String()
+	if _, err := svcs.Create(ctx, same); err != nil {
+		t.Fatalf("IP %s after its Service went: %v", ip, err)
+	}
+}
+
+// TestServiceAllocationUnderFailover: 100 Services created at once, through every
+// member, while the leader is killed, get cluster IPs and node ports that are all
+// different and all in range.
+func TestServiceAllocationUnderFailover(t *testing.T) {
+	c := apicluster.Start(t, 3, apicluster.Options{})
+	ctx := testCtx(t)
+	svcs := client.NewClientset(c.Dial(t, "admin", client.Options{})).Services
+	const n = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	started := make(chan struct{}, n)
+	for i := range n {
+		wg.Go(func() {
+			started <- struct{}{}
+			svc := service(fmt.Sprintf("s%d", i), corev1.ServiceTypeNodePort, 80)
+			for {
+				_, err := svcs.Create(ctx, svc)
+				var retried *client.RetriedCreateError
+				switch {
+				case err == nil, errors.As(err, &retried):
+					return // created, by this attempt or an earlier one whose reply was lost
+				case ctx.Err() != nil:
+					errs <- fmt.Errorf("%s: %w", svc.Name, err)
+					return
+				case client.IsInvalid(err):
+					errs <- fmt.Errorf("%s: %w", svc.Name, err)
+					return
+				}
+			}
+		})
+	}
+	for range n / 2 {
+		<-started
+	}
+	c.Stop(c.Leader())
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	list, err := svcs.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips, nodePorts := map[string]string{}, map[int32]string{}
+	count := 0
+	for _, s := range list.Items {
+		if s.Name == "kubernetes" {
+			continue
+		}
+		count++
+		ip := netip.MustParseAddr(s.Spec.ClusterIP)
+		if !serviceCIDR.Contains(ip) || ip == serviceCIDR.Addr() {
+			t.Errorf("%s: cluster IP %s not a host of %s", s.Name, ip, serviceCIDR)
+		}
+		if other, dup := ips[ip.String()]; dup {
+			t.Errorf("%s and %s both have cluster IP %s", s.Name, other, ip)
+		}
+		ips[ip.String()] = s.Name
+		p := s.Spec.Ports[0].NodePort
+		if p < apiserver.NodePortMin || p > apiserver.NodePortMax {
+			t.Errorf("%s: node port %d out of range", s.Name, p)
+		}
+		if other, dup := nodePorts[p]; dup {
+			t.Errorf("%s and %s both have node port %d", s.Name, other, p)
+		}
+		nodePorts[p] = s.Name
+	}
+	if count != n {
+		t.Errorf("%d Services, want %d", count, n)
+	}
+}
+
+// TestNetworkingSetOnce: the cluster's networking is recorded at bootstrap; a member
+// started again with other ranges refuses to serve.
+func TestNetworkingSetOnce(t *testing.T) {
+	dir := t.TempDir()
+	start := func(nw apiserver.Networking) (stop func() error, done <-chan error) {
+		t.Helper()
+		raftLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := apiserver.DefaultConfig()
+		cfg.Name, cfg.DataDir, cfg.Insecure, cfg.Networking = "n1", dir, true, nw
+		cfg.Listen, cfg.RaftListen, cfg.RaftListener = "127.0.0.1:0", raftLn.Addr().String(), raftLn
+		cfg.InitialCluster = []store.Server{{ID: "n1", Address: raftLn.Addr().String()}}
+		s, err := apiserver.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := make(chan error, 1)
+		go func() { ch <- s.Run(ctx) }()
+		t.Cleanup(cancel)
+		select { // settled, or stopped (refused)
+		case <-s.Settled():
+		case err := <-ch:
+			ch <- err
+		case <-time.After(60 * time.Second):
+			t.Fatal("the server neither settled nor stopped")
+		}
+		return func() error { cancel(); return <-ch }, ch
+	}
+	stop, _ := start(apiserver.Networking{ServiceCIDR: "10.96.0.0/16"})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The same range, or none, is fine.
+	stop, _ = start(apiserver.Networking{})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, done := start(apiserver.Networking{ServiceCIDR: "10.43.0.0/16"})
+	err := <-done
+	if !errors.Is(err, apiserver.ErrNetworkingChanged) || !strings.Contains(err.Error(), "--service-cidr 10.43.0.0/16 differs from the cluster's 10.96.0.0/16") {
+		t.Fatalf("started with another --service-cidr: %v", err)
+	}
+}

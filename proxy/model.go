@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// servicePort is one port of a Service as the proxy programs it.
+type servicePort struct {
+	key       string // namespace/name:port-name
+	clusterIP netip.Addr
+	proto     byte // IPPROTO_TCP, _UDP, _SCTP
+	port      uint16
+	nodePort  uint16 // 0: none
+	affinity  uint32 // ClientIP affinity timeout in seconds; 0: none
+	endpoints []endpoint
+}
+
+// endpoint is an address a servicePort's new connections may go to.
+type endpoint struct {
+	ip   netip.Addr
+	port uint16
+}
+
+func (e endpoint) String() string { return netip.AddrPortFrom(e.ip, e.port).String() }
+
+// protoNumber is the IP protocol number of a Service port's protocol.
+func protoNumber(p corev1.Protocol) (byte, bool) {
+	switch p {
+	case corev1.ProtocolTCP, "":
+		return 6, true
+	case corev1.ProtocolUDP:
+		return 17, true
+	case corev1.ProtocolSCTP:
+		return 132, true
+	}
+	return 0, false
+}
+
+// servicePorts is what the proxy programs for svcs and their EndpointSlices: a
+// servicePort for each port of each Service with a cluster IP (not headless, not
+// ExternalName). Its endpoints are the ready ones of the slices; when none is ready,
+// the serving terminating ones (Kubernetes' fallback, so that a rolling update that
+// terminates every pod at once still serves); never a terminating one otherwise, so
+// that terminating endpoints drain: their open connections go on (conntrack keeps a
+// connection's translation) but no new connection goes to them.
+func servicePorts(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) map[string]*servicePort {
+	byService := map[string][]*discoveryv1.EndpointSlice{}
+	for _, es := range eps {
+		name := es.Labels[discoveryv1.LabelServiceName]
+		if name == "" || es.AddressType != discoveryv1.AddressTypeIPv4 {
+			continue
+		}
+		k := es.Namespace + "/" + name
+		byService[k] = append(byService[k], es)
+	}
+	out := map[string]*servicePort{}
+	for _, svc := range svcs {
+		if svc.Spec.Type == corev1.ServiceTypeExternalName {
+			continue
+		}
+		ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+		if err != nil || !ip.Is4() {
+			continue // headless ("None"), not allocated yet, or not IPv4
+		}
+		var affinity uint32
+		if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+			affinity = uint32(corev1.DefaultClientIPServiceAffinitySeconds)
+			if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+				affinity = uint32(*c.ClientIP.TimeoutSeconds)
+			}
+		}
+		slicesOf := byService[svc.Namespace+"/"+svc.Name]
+		for _, p := range svc.Spec.Ports {
+			proto, ok := protoNumber(p.Protocol)
+			if !ok || p.Port <= 0 || p.Port > 65535 {
+				continue
+			}
+			sp := &servicePort{
+				key:       svc.Namespace + "/" + svc.Name + ":" + p.Name,
+				clusterIP: ip, proto: proto, port: uint16(p.Port), affinity: affinity,
+			}
+			if p.NodePort > 0 && p.NodePort <= 65535 && svc.Spec.Type != corev1.ServiceTypeClusterIP {
+				sp.nodePort = uint16(p.NodePort)
+			}
+			sp.endpoints = endpointsOf(slicesOf, p)
+			out[sp.key] = sp
+		}
+	}
+	return out
+}
+
+// endpointsOf are the endpoints of the slices for the Service port p, sorted.
+func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort) []endpoint {
+	var ready, terminating []endpoint
+	proto := p.Protocol
+	if proto == "" {
+		proto = corev1.ProtocolTCP
+	}
+	for _, es := range eps {
+		var port int32 = -1
+		for _, ep := range es.Ports {
+			epProto := corev1.ProtocolTCP
+			if ep.Protocol != nil {
+				epProto = *ep.Protocol
+			}
+			name := ""
+			if ep.Name != nil {
+				name = *ep.Name
+			}
+			if name == p.Name && epProto == proto && ep.Port != nil {
+				port = *ep.Port
+			}
+		}
+		if port <= 0 || port > 65535 {
+			continue
+		}
+		for _, e := range es.Endpoints {
+			c := e.Conditions
+			isReady := c.Ready == nil || *c.Ready
+			serving := isReady
+			if c.Serving != nil {
+				serving = *c.Serving
+			}
+			isTerminating := c.Terminating != nil && *c.Terminating
+			for _, a := range e.Addresses {
+				ip, err := netip.ParseAddr(a)
+				if err != nil || !ip.Is4() {
+					continue
+				}
+				switch {
+				case isReady:
+					ready = append(ready, endpoint{ip, uint16(port)})
+				case serving && isTerminating:
+					terminating = append(terminating, endpoint{ip, uint16(port)})
+				}
+			}
+		}
+	}
+	out := ready
+	if len(out) == 0 {
+		out = terminating
+	}
+	slices.SortFunc(out, func(a, b endpoint) int {
+		if c := a.ip.Compare(b.ip); c != 0 {
+			return c
+		}
+		return int(a.port) - int(b.port)
+	})
+	return slices.Compact(out)
+}
+
+// chainName is a chain's (or set's) name: prefix and a hash of the parts, short
+// enough for nftables' 256-byte names and stable across restarts.
+func chainName(prefix string, parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return prefix + "-" + strings.ToLower(base32.StdEncoding.EncodeToString(h[:10]))
+}
+
+// fingerprint is what the service chain's rules depend on.
+func (sp *servicePort) fingerprint() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %d %d %d %d|", sp.clusterIP, sp.proto, sp.port, sp.nodePort, sp.affinity)
+	for _, e := range sp.endpoints {
+		b.WriteString(e.String())
+		b.WriteByte(',')
+	}
+	return b.String()
+}
