@@ -73,7 +73,7 @@ func NewCommand(streams Streams) *cobra.Command {
 		scaleCmd(g), setCmd(g), rolloutCmd(g), waitCmd(g), logsCmd(g),
 		cordonCmd(g, true), cordonCmd(g, false), taintCmd(g), drainCmd(g),
 		versionCmd(g), apiResourcesCmd(g), explainCmd(g), traceCmd(g), clusterCmd(g),
-		execCmd(g), attachCmd(g), portForwardCmd(g), cpCmd(g), uiCmd(g), configCmd(g),
+		execCmd(g), attachCmd(g), portForwardCmd(g), cpCmd(g), uiCmd(g), configCmd(g), exposeCmd(g),
 	)
 	return root
 }
