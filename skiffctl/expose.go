@@ -19,8 +19,8 @@ import (
 // exposeOptions are kubectl expose's flags.
 type exposeOptions struct {
 	name, targetPort, protocol, svcType, selector, labels, clusterIP string
-	port                                                              int32
-	externalIPs                                                       []string
+	port                                                             int32
+	externalIPs                                                      []string
 }
 
 func exposeCmd(g *globals) *cobra.Command {
