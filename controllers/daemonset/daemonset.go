@@ -133,7 +133,10 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	enqueue := func(ds *appsv1.DaemonSet) { c.queue.Add(cache.Key(ds)) }
 	dsInf.AddHandler(cache.Handler[*appsv1.DaemonSet]{OnAdd: enqueue, OnUpdate: func(_, ds *appsv1.DaemonSet) { enqueue(ds) },
 		OnDelete: func(ds *appsv1.DaemonSet) { c.exp.Forget(cache.Key(ds)); enqueue(ds) }})
-	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
+	podInf.AddHandler(expectations.PodEvents[*appsv1.DaemonSet]{Kind: kinds.DaemonSet, Exp: c.exp, Add: c.queue.Add,
+		Owners:   func(ns string) []*appsv1.DaemonSet { return c.dss.ListNamespace(ns, labels.Everything()) },
+		Selector: func(o *appsv1.DaemonSet) *metav1.LabelSelector { return o.Spec.Selector },
+	}.Handler())
 	nodeInf.AddHandler(cache.Handler[*corev1.Node]{
 		OnAdd:    func(*corev1.Node) { c.enqueueAll() },
 		OnUpdate: c.nodeUpdated,
@@ -147,56 +150,6 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	revInf.AddHandler(cache.Handler[*appsv1.ControllerRevision]{OnAdd: revChanged, OnUpdate: func(_, r *appsv1.ControllerRevision) { revChanged(r) },
 		OnDelete: revChanged})
 	return c, nil
-}
-
-// ownerKey is the key of the DaemonSet controlling pod, or "".
-func ownerKey(pod *corev1.Pod) string {
-	ref := metav1.GetControllerOfNoCopy(pod)
-	if ref == nil || ref.Kind != kinds.DaemonSet {
-		return ""
-	}
-	return pod.Namespace + "/" + ref.Name
-}
-
-func (c *Controller) podAdded(pod *corev1.Pod) {
-	if key := ownerKey(pod); key != "" {
-		c.exp.CreationObserved(key)
-		c.queue.Add(key)
-		return
-	}
-	c.enqueueMatching(pod)
-}
-
-func (c *Controller) podUpdated(old, pod *corev1.Pod) {
-	oldKey, key := ownerKey(old), ownerKey(pod)
-	if oldKey != key && oldKey != "" {
-		c.queue.Add(oldKey)
-	}
-	if pod.DeletionTimestamp != nil && old.DeletionTimestamp == nil && key != "" {
-		c.exp.DeletionObserved(key, cache.Key(pod))
-	}
-	if key != "" {
-		c.queue.Add(key)
-		return
-	}
-	c.enqueueMatching(pod)
-}
-
-func (c *Controller) podDeleted(pod *corev1.Pod) {
-	if key := ownerKey(pod); key != "" {
-		c.exp.DeletionObserved(key, cache.Key(pod))
-		c.queue.Add(key)
-	}
-}
-
-// enqueueMatching queues the DaemonSets that could adopt an orphan.
-func (c *Controller) enqueueMatching(pod *corev1.Pod) {
-	for _, ds := range c.dss.ListNamespace(pod.Namespace, labels.Everything()) {
-		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
-			c.queue.Add(cache.Key(ds))
-		}
-	}
 }
 
 func (c *Controller) enqueueAll() {

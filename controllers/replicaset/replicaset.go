@@ -114,59 +114,11 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		OnUpdate: func(_, rs *appsv1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
 		OnDelete: func(rs *appsv1.ReplicaSet) { c.exp.Forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
 	})
-	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: c.podAdded, OnUpdate: c.podUpdated, OnDelete: c.podDeleted})
+	podInf.AddHandler(expectations.PodEvents[*appsv1.ReplicaSet]{Kind: kinds.ReplicaSet, Exp: c.exp, Add: c.queue.Add,
+		Owners:   func(ns string) []*appsv1.ReplicaSet { return c.rss.ListNamespace(ns, labels.Everything()) },
+		Selector: func(o *appsv1.ReplicaSet) *metav1.LabelSelector { return o.Spec.Selector },
+	}.Handler())
 	return c, nil
-}
-
-// ownerKey is the key of the ReplicaSet controlling pod, or "".
-func ownerKey(pod *corev1.Pod) string {
-	ref := metav1.GetControllerOfNoCopy(pod)
-	if ref == nil || ref.Kind != kinds.ReplicaSet {
-		return ""
-	}
-	return pod.Namespace + "/" + ref.Name
-}
-
-func (c *Controller) podAdded(pod *corev1.Pod) {
-	if key := ownerKey(pod); key != "" {
-		c.exp.CreationObserved(key)
-		c.queue.Add(key)
-		return
-	}
-	c.enqueueMatching(pod)
-}
-
-func (c *Controller) podUpdated(old, pod *corev1.Pod) {
-	oldKey, key := ownerKey(old), ownerKey(pod)
-	if oldKey != key && oldKey != "" {
-		c.queue.Add(oldKey)
-	}
-	if pod.DeletionTimestamp != nil && old.DeletionTimestamp == nil && key != "" {
-		// A graceful delete: the pod stops counting now, not when it is gone.
-		c.exp.DeletionObserved(key, cache.Key(pod))
-	}
-	if key != "" {
-		c.queue.Add(key)
-		return
-	}
-	c.enqueueMatching(pod)
-}
-
-func (c *Controller) podDeleted(pod *corev1.Pod) {
-	if key := ownerKey(pod); key != "" {
-		c.exp.DeletionObserved(key, cache.Key(pod))
-		c.queue.Add(key)
-	}
-}
-
-// enqueueMatching queues the ReplicaSets that could adopt an orphan.
-func (c *Controller) enqueueMatching(pod *corev1.Pod) {
-	for _, rs := range c.rss.ListNamespace(pod.Namespace, labels.Everything()) {
-		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
-			c.queue.Add(cache.Key(rs))
-		}
-	}
 }
 
 // Run reconciles until ctx ends. The factory must be started.
