@@ -91,6 +91,9 @@ func (c *Cluster) Dial(t testing.TB, cert string, opts client.Options) *client.C
 // Secure says whether the members serve TLS and authenticate clients.
 func (c *Cluster) Secure() bool { return c.opts.Certs != "" }
 
+// CertsDir is Options.Certs: the certificates of a secure cluster ("" without TLS).
+func (c *Cluster) CertsDir() string { return c.opts.Certs }
+
 // secure sets a member's TLS and authentication from a certificate directory.
 func secure(t testing.TB, cfg *apiserver.Config, dir string) {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/skiffctl/ui"
 	benchfig "github.com/skiffhq/skiff/test/bench"
@@ -29,13 +30,16 @@ import (
 // (#chain's data-rv, by a MutationObserver); the lag of a change is the difference (the
 // same machine's clock). It counts the write's own commit, so it is an upper bound of
 // the store-to-DOM time. The cluster is the other end-to-end benchmarks' (in process,
-// here without TLS); skiffctl ui's server runs in process too.
+// with TLS and each component's certificate, as shipped); skiffctl ui's server runs in
+// process too, as the admin.
 func BenchmarkUIUpdateLag(b *testing.B) {
 	benchfig.Want(b, "ui_update_lag_p99", "ui_update_lag_p50")
 	const replicas, nodes = 1000, 100
-	c, cs, ctx, stop := benchCluster(b, nodes, false)
+	c, cs, ctx, stop := benchCluster(b, nodes, true)
 	defer stop()
-	srv, err := ui.New(ui.Config{Listen: "127.0.0.1:0", Servers: c.Addrs()})
+	// The shipped configuration: TLS, the admin's certificate, authorization, default limits.
+	srv, err := ui.New(ui.Config{Listen: "127.0.0.1:0", Servers: c.Addrs(),
+		Options: client.Options{TLS: apicluster.ClientTLS(b, c.CertsDir(), "admin")}})
 	if err != nil {
 		b.Fatal(err)
 	}
