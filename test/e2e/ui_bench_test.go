@@ -16,9 +16,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/skiffctl/ui"
+	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
