@@ -20,8 +20,35 @@ type servicePort struct {
 	port      uint16
 	nodePort  uint16 // 0: none
 	affinity  uint32 // ClientIP affinity timeout in seconds; 0: none
-	endpoints []endpoint
+	// endpoints are the Service port's endpoints on every node (the Cluster
+	// traffic policy's); local are those on the proxy's node.
+	endpoints, local []endpoint
+	// internalLocal and externalLocal: internalTrafficPolicy (cluster IP) and
+	// externalTrafficPolicy (node port) are Local.
+	internalLocal, externalLocal bool
+	// healthCheckNodePort is the Service's health check node port (0: none).
+	healthCheckNodePort uint16
 }
+
+// internal are the endpoints of connections to the cluster IP.
+func (sp *servicePort) internal() []endpoint {
+	if sp.internalLocal {
+		return sp.local
+	}
+	return sp.endpoints
+}
+
+// external are the endpoints of connections to the node port.
+func (sp *servicePort) external() []endpoint {
+	if sp.externalLocal {
+		return sp.local
+	}
+	return sp.endpoints
+}
+
+// plain is true when both traffic policies are Cluster: the node port's chain only
+// marks for masquerade and goes on to the service chain.
+func (sp *servicePort) plain() bool { return !sp.internalLocal && !sp.externalLocal }
 
 // endpoint is an address a servicePort's new connections may go to.
 type endpoint struct {
@@ -44,14 +71,15 @@ func protoNumber(p corev1.Protocol) (byte, bool) {
 	return 0, false
 }
 
-// servicePorts is what the proxy programs for svcs and their EndpointSlices: a
-// servicePort for each port of each Service with a cluster IP (not headless, not
+// servicePorts is what the proxy on node programs for svcs and their EndpointSlices:
+// a servicePort for each port of each Service with a cluster IP (not headless, not
 // ExternalName). Its endpoints are the ready ones of the slices; when none is ready,
 // the serving terminating ones (Kubernetes' fallback, so that a rolling update that
 // terminates every pod at once still serves); never a terminating one otherwise, so
 // that terminating endpoints drain: their open connections go on (conntrack keeps a
-// connection's translation) but no new connection goes to them.
-func servicePorts(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) map[string]*servicePort {
+// connection's translation) but no new connection goes to them. Its local endpoints
+// are chosen the same way among the endpoints whose nodeName is node.
+func servicePorts(node string, svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) map[string]*servicePort {
 	byService := map[string][]*discoveryv1.EndpointSlice{}
 	for _, es := range eps {
 		name := es.Labels[discoveryv1.LabelServiceName]
@@ -90,16 +118,24 @@ func servicePorts(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) map[
 			if p.NodePort > 0 && p.NodePort <= 65535 && svc.Spec.Type != corev1.ServiceTypeClusterIP {
 				sp.nodePort = uint16(p.NodePort)
 			}
-			sp.endpoints = endpointsOf(slicesOf, p)
+			sp.internalLocal = svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
+			// externalTrafficPolicy concerns only what comes from outside: the node
+			// ports here (Skiff's LoadBalancers are served on them).
+			sp.externalLocal = sp.nodePort != 0 && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+			if h := svc.Spec.HealthCheckNodePort; h > 0 && h <= 65535 && sp.externalLocal && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+				sp.healthCheckNodePort = uint16(h)
+			}
+			sp.endpoints, sp.local = endpointsOf(slicesOf, p, node)
 			out[sp.key] = sp
 		}
 	}
 	return out
 }
 
-// endpointsOf are the endpoints of the slices for the Service port p, sorted.
-func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort) []endpoint {
-	var ready, terminating []endpoint
+// endpointsOf are the endpoints of the slices for the Service port p, sorted: on
+// every node, and on node.
+func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort, node string) (all, local []endpoint) {
+	var ready, terminating, localReady, localTerminating []endpoint
 	proto := p.Protocol
 	if proto == "" {
 		proto = corev1.ProtocolTCP
@@ -130,20 +166,33 @@ func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort) []endpo
 				serving = *c.Serving
 			}
 			isTerminating := c.Terminating != nil && *c.Terminating
+			isLocal := node != "" && e.NodeName != nil && *e.NodeName == node
 			for _, a := range e.Addresses {
 				ip, err := netip.ParseAddr(a)
 				if err != nil || !ip.Is4() {
 					continue
 				}
+				ep := endpoint{ip, uint16(port)}
 				switch {
 				case isReady:
-					ready = append(ready, endpoint{ip, uint16(port)})
+					ready = append(ready, ep)
+					if isLocal {
+						localReady = append(localReady, ep)
+					}
 				case serving && isTerminating:
-					terminating = append(terminating, endpoint{ip, uint16(port)})
+					terminating = append(terminating, ep)
+					if isLocal {
+						localTerminating = append(localTerminating, ep)
+					}
 				}
 			}
 		}
 	}
+	return usable(ready, terminating), usable(localReady, localTerminating)
+}
+
+// usable are the ready endpoints, sorted; when none is, the serving terminating ones.
+func usable(ready, terminating []endpoint) []endpoint {
 	out := ready
 	if len(out) == 0 {
 		out = terminating
@@ -167,10 +216,17 @@ func chainName(prefix string, parts ...string) string {
 // fingerprint is what the service chain's rules depend on.
 func (sp *servicePort) fingerprint() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %d %d %d %d|", sp.clusterIP, sp.proto, sp.port, sp.nodePort, sp.affinity)
+	fmt.Fprintf(&b, "%s %d %d %d %d %t %t|", sp.clusterIP, sp.proto, sp.port, sp.nodePort, sp.affinity, sp.internalLocal, sp.externalLocal)
 	for _, e := range sp.endpoints {
 		b.WriteString(e.String())
 		b.WriteByte(',')
+	}
+	b.WriteByte('|')
+	if !sp.plain() {
+		for _, e := range sp.local {
+			b.WriteString(e.String())
+			b.WriteByte(',')
+		}
 	}
 	return b.String()
 }

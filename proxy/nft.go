@@ -198,8 +198,11 @@ type programmed struct {
 	sp          *servicePort
 	fingerprint string
 	svcChain    string
-	extChain    string            // "" without a node port
-	endpoints   map[string]string // endpoint chain by endpoint "ip:port"
+	extChain    string // "" without a node port
+	// cluChain, with both traffic policies Local and a node port, sends to an
+	// endpoint of any node (the node port's connections from pods and the node).
+	cluChain  string
+	endpoints map[string]string // endpoint chain by endpoint "ip:port"
 }
 
 // endpointChainRules writes ep's chain (a Service port with ClientIP affinity): the
@@ -223,15 +226,50 @@ func (p *Proxier) endpointChainRules(ch *nftables.Chain, sp *servicePort, ep end
 	}})
 }
 
-// serviceChainRules writes sp's service chain: masquerade from outside the cluster,
-// affinity, a random endpoint.
+// serviceChainRules writes sp's service chain (its cluster IP's): masquerade from
+// outside the cluster, then an endpoint of the internal traffic policy's.
 func (p *Proxier) serviceChainRules(ch *nftables.Chain, sp *servicePort, epChains map[string]string) error {
-	c, t := p.conn, p.table
 	if p.clusterCIDR.IsValid() {
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(matchSourceNet(p.clusterCIDR, true), setMark()...)})
+		p.conn.AddRule(&nftables.Rule{Table: p.table, Chain: ch, Exprs: append(matchSourceNet(p.clusterCIDR, true), setMark()...)})
 	}
+	return p.dispatchRules(ch, sp, sp.internal(), epChains)
+}
+
+// externalChainRules writes sp's node port chain. With both traffic policies
+// Cluster: mark for masquerade, on to the service chain. With externalTrafficPolicy
+// Cluster (and internalTrafficPolicy Local): mark for masquerade, an endpoint of any
+// node. With externalTrafficPolicy Local, as kube-proxy: connections from the
+// cluster's pods and from the node itself go to an endpoint of any node (the node's
+// own masqueraded), others to an endpoint of this node, keeping the client's
+// address. cluster is the chain of the first: the service chain or sp's cluster chain.
+func (p *Proxier) externalChainRules(ch *nftables.Chain, sp *servicePort, epChains map[string]string, svcChain, cluster string) error {
+	c, t := p.conn, p.table
+	switch {
+	case sp.plain():
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(setMark(), gotoChain(svcChain))})
+		return nil
+	case !sp.externalLocal:
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: setMark()})
+		return p.dispatchRules(ch, sp, sp.endpoints, epChains)
+	}
+	if p.clusterCIDR.IsValid() {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(matchSourceNet(p.clusterCIDR, false), gotoChain(cluster))})
+	}
+	local := []expr.Any{
+		&expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)},
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(append(local, setMark()...), gotoChain(cluster))})
+	return p.dispatchRules(ch, sp, sp.local, epChains)
+}
+
+// dispatchRules writes the rules sending a connection to one of eps: with ClientIP
+// affinity, the one the client used last (its endpoint chain's set), else one at
+// random.
+func (p *Proxier) dispatchRules(ch *nftables.Chain, sp *servicePort, eps []endpoint, epChains map[string]string) error {
+	c, t := p.conn, p.table
 	if sp.affinity > 0 {
-		for _, ep := range sp.endpoints {
+		for _, ep := range eps {
 			name := epChains[ep.String()]
 			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
@@ -240,7 +278,7 @@ func (p *Proxier) serviceChainRules(ch *nftables.Chain, sp *servicePort, epChain
 			}})
 		}
 	}
-	n := len(sp.endpoints)
+	n := len(eps)
 	if n == 0 {
 		return nil
 	}
@@ -249,7 +287,7 @@ func (p *Proxier) serviceChainRules(ch *nftables.Chain, sp *servicePort, epChain
 		vmap := &nftables.Set{Table: t, Anonymous: true, Constant: true, IsMap: true,
 			KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
 		elems := make([]nftables.SetElement, n)
-		for i, ep := range sp.endpoints {
+		for i, ep := range eps {
 			elems[i] = nftables.SetElement{Key: binary.NativeEndian.AppendUint32(nil, uint32(i)),
 				VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: epChains[ep.String()]}}
 		}
@@ -267,7 +305,7 @@ func (p *Proxier) serviceChainRules(ch *nftables.Chain, sp *servicePort, epChain
 	dmap := &nftables.Set{Table: t, Anonymous: true, Constant: true, IsMap: true,
 		KeyType: nftables.TypeInteger, DataType: dataIPPort}
 	elems := make([]nftables.SetElement, n)
-	for i, ep := range sp.endpoints {
+	for i, ep := range eps {
 		a := ep.ip.As4()
 		elems[i] = nftables.SetElement{Key: binary.NativeEndian.AppendUint32(nil, uint32(i)),
 			Val: []byte{a[0], a[1], a[2], a[3], byte(ep.port >> 8), byte(ep.port), 0, 0}}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/hashicorp/go-hclog"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -47,6 +48,9 @@ type Config struct {
 	// outside it are masqueraded, and so are pods' connections leaving it. Empty:
 	// neither is.
 	ClusterCIDR string
+	// NodeName is the proxy's node: its endpoints are the local ones of Services
+	// whose traffic policies are Local.
+	NodeName string
 	// Table is the nftables table's name (family ip). Default DefaultTable.
 	Table string
 	// NetNS, when not 0, is a file descriptor of the network namespace to program
@@ -149,7 +153,7 @@ func (p *Proxier) Stats() SyncStats {
 func (p *Proxier) Sync(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	want := servicePorts(svcs, eps)
+	want := servicePorts(p.cfg.NodeName, svcs, eps)
 	full := p.state == nil
 	if full {
 		// Adding the table first makes its deletion valid when it is not there.
@@ -190,12 +194,12 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		if _, ok := want[key]; ok {
 			continue
 		}
-		p.unmap(pr.sp)
-		c.FlushChain(&nftables.Chain{Table: t, Name: pr.svcChain})
-		stale = append(stale, staleChain{pr.svcChain, false})
-		if pr.extChain != "" {
-			c.FlushChain(&nftables.Chain{Table: t, Name: pr.extChain})
-			stale = append(stale, staleChain{pr.extChain, false})
+		p.unmap(pr, ipEntryOf(pr.sp), nodePortEntryOf(pr.sp))
+		for _, name := range []string{pr.svcChain, pr.extChain, pr.cluChain} {
+			if name != "" {
+				c.FlushChain(&nftables.Chain{Table: t, Name: name})
+				stale = append(stale, staleChain{name, false})
+			}
 		}
 		for _, name := range pr.endpoints {
 			stale = append(stale, staleChain{name, true})
@@ -221,7 +225,6 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		if old == nil {
 			c.AddChain(svcChain)
 		} else {
-			p.unmap(old.sp)
 			c.FlushChain(svcChain)
 		}
 		// Endpoint chains (only with ClientIP affinity, which needs a set per
@@ -257,20 +260,62 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		if err := p.serviceChainRules(svcChain, sp, pr.endpoints); err != nil {
 			return nil, 0, err
 		}
+		// The cluster chain: with both traffic policies Local, where the node port
+		// sends its connections from pods and from the node.
+		if sp.nodePort != 0 && sp.internalLocal && sp.externalLocal {
+			pr.cluChain = chainName("clu", key)
+			clu := &nftables.Chain{Table: t, Name: pr.cluChain}
+			if old == nil || old.cluChain == "" {
+				c.AddChain(clu)
+			} else {
+				c.FlushChain(clu)
+			}
+			if err := p.dispatchRules(clu, sp, sp.endpoints, pr.endpoints); err != nil {
+				return nil, 0, err
+			}
+		}
 		if sp.nodePort != 0 {
 			pr.extChain = chainName("ext", key)
 			ext := &nftables.Chain{Table: t, Name: pr.extChain}
-			if old == nil || old.extChain == "" {
+			// With both policies Cluster its one rule (mark, go to the service
+			// chain) stays as it is.
+			rewrite := true
+			switch {
+			case old == nil || old.extChain == "":
 				c.AddChain(ext)
-			} else {
+			case old.sp.plain() && sp.plain():
+				rewrite = false
+			default:
 				c.FlushChain(ext)
 			}
-			c.AddRule(&nftables.Rule{Table: t, Chain: ext, Exprs: append(setMark(), gotoChain(pr.svcChain))})
-		} else if old != nil && old.extChain != "" {
-			c.FlushChain(&nftables.Chain{Table: t, Name: old.extChain})
-			stale = append(stale, staleChain{old.extChain, false})
+			cluster := pr.svcChain
+			if pr.cluChain != "" {
+				cluster = pr.cluChain
+			}
+			if rewrite {
+				if err := p.externalChainRules(ext, sp, pr.endpoints, pr.svcChain, cluster); err != nil {
+					return nil, 0, err
+				}
+			}
 		}
-		if err := p.mapPort(pr); err != nil {
+		for _, name := range []string{old.extChainName(), old.cluChainName()} {
+			if name != "" && name != pr.extChain && name != pr.cluChain {
+				c.FlushChain(&nftables.Chain{Table: t, Name: name})
+				stale = append(stale, staleChain{name, false})
+			}
+		}
+		// The dispatch maps' entries change only when what they send to does (the
+		// chains keep their names).
+		ipe, npe := ipEntryOf(sp), nodePortEntryOf(sp)
+		if old != nil {
+			oipe, onpe := ipEntryOf(old.sp), nodePortEntryOf(old.sp)
+			if oipe == ipe && (onpe == npe && old.sp.nodePort == sp.nodePort) {
+				ipe, npe = entryKept, entryKept
+			} else {
+				p.unmap(old, oipe, onpe)
+			}
+		}
+		if err := p.mapPort(pr, ipe, npe); err != nil {
 			return nil, 0, err
 		}
 		if old != nil {
@@ -295,6 +340,54 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		return nil, 0, err
 	}
 	return next, written, nil
+}
+
+func (pr *programmed) extChainName() string {
+	if pr == nil {
+		return ""
+	}
+	return pr.extChain
+}
+
+func (pr *programmed) cluChainName() string {
+	if pr == nil {
+		return ""
+	}
+	return pr.cluChain
+}
+
+// entry is what a dispatch map holds for a cluster IP or node port.
+type entry int
+
+const (
+	// entryNone: not in the map. A cluster IP is in no-endpoint-services instead
+	// (refused); a node port is not translated (the node refuses it).
+	entryNone entry = iota
+	entryGoto       // to the service port's chain
+	entryDrop       // endpoints, but none for the traffic policy: dropped, as kube-proxy does
+	entryKept       // (mapPort) unchanged: nothing to do
+)
+
+func ipEntryOf(sp *servicePort) entry {
+	switch {
+	case len(sp.internal()) > 0:
+		return entryGoto
+	case len(sp.endpoints) > 0:
+		return entryDrop
+	}
+	return entryNone
+}
+
+func nodePortEntryOf(sp *servicePort) entry {
+	switch {
+	case sp.nodePort == 0:
+		return entryNone
+	case len(sp.external()) > 0:
+		return entryGoto
+	case len(sp.endpoints) > 0:
+		return entryDrop
+	}
+	return entryNone
 }
 
 // endpointChain is the chain of ep in pr (nil: none).
@@ -366,33 +459,41 @@ func (p *Proxier) dropChain(name string, affinity bool) {
 	}
 }
 
-// unmap removes sp's entries from the dispatch maps.
-func (p *Proxier) unmap(sp *servicePort) {
-	if len(sp.endpoints) == 0 {
-		p.conn.SetDeleteElements(p.sets[setNoEndpoints], []nftables.SetElement{{Key: keyOf(sp.clusterIP, sp.proto, sp.port)}})
+// unmap removes pr's entries from the dispatch maps.
+func (p *Proxier) unmap(pr *programmed, ipe, npe entry) {
+	sp := pr.sp
+	key := []nftables.SetElement{{Key: keyOf(sp.clusterIP, sp.proto, sp.port)}}
+	if ipe == entryNone {
+		p.conn.SetDeleteElements(p.sets[setNoEndpoints], key)
 	} else {
-		p.conn.SetDeleteElements(p.sets[mapServiceIPs], []nftables.SetElement{{Key: keyOf(sp.clusterIP, sp.proto, sp.port)}})
+		p.conn.SetDeleteElements(p.sets[mapServiceIPs], key)
 	}
-	if sp.nodePort != 0 && len(sp.endpoints) > 0 {
+	if npe != entryNone {
 		p.conn.SetDeleteElements(p.sets[mapNodePorts], []nftables.SetElement{{Key: nodePortKey(sp.proto, sp.nodePort)}})
 	}
 }
 
 // mapPort adds pr's entries to the dispatch maps.
-func (p *Proxier) mapPort(pr *programmed) error {
+func (p *Proxier) mapPort(pr *programmed, ipe, npe entry) error {
 	sp := pr.sp
 	var err error
-	if len(sp.endpoints) == 0 {
-		err = p.conn.SetAddElements(p.sets[setNoEndpoints], []nftables.SetElement{{Key: keyOf(sp.clusterIP, sp.proto, sp.port)}})
-	} else {
-		err = p.conn.SetAddElements(p.sets[mapServiceIPs], []nftables.SetElement{{Key: keyOf(sp.clusterIP, sp.proto, sp.port),
-			VerdictData: gotoChain(pr.svcChain)}})
+	key := keyOf(sp.clusterIP, sp.proto, sp.port)
+	switch ipe {
+	case entryNone:
+		err = p.conn.SetAddElements(p.sets[setNoEndpoints], []nftables.SetElement{{Key: key}})
+	case entryGoto:
+		err = p.conn.SetAddElements(p.sets[mapServiceIPs], []nftables.SetElement{{Key: key, VerdictData: gotoChain(pr.svcChain)}})
+	case entryDrop:
+		err = p.conn.SetAddElements(p.sets[mapServiceIPs], []nftables.SetElement{{Key: key, VerdictData: &expr.Verdict{Kind: expr.VerdictDrop}}})
 	}
 	// A node port without endpoints is not translated: the node, listening on no
 	// such port, refuses the connection.
-	if err == nil && sp.nodePort != 0 && len(sp.endpoints) > 0 {
-		err = p.conn.SetAddElements(p.sets[mapNodePorts], []nftables.SetElement{{Key: nodePortKey(sp.proto, sp.nodePort),
-			VerdictData: gotoChain(pr.extChain)}})
+	if err == nil && (npe == entryGoto || npe == entryDrop) {
+		v := gotoChain(pr.extChain)
+		if npe == entryDrop {
+			v = &expr.Verdict{Kind: expr.VerdictDrop}
+		}
+		err = p.conn.SetAddElements(p.sets[mapNodePorts], []nftables.SetElement{{Key: nodePortKey(sp.proto, sp.nodePort), VerdictData: v}})
 	}
 	if err != nil {
 		return fmt.Errorf("map service port %s: %w", sp.key, err)
