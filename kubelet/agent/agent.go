@@ -205,7 +205,7 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 	}
 	if cfg.ServiceProxy {
 		goRun(func(ctx context.Context) error {
-			return runServiceProxy(ctx, cs, cfg.ClusterCIDR, cfg.ServiceProxyNetNS, log)
+			return runServiceProxy(ctx, cs, kcfg.NodeName, cfg.ClusterCIDR, cfg.ServiceProxyNetNS, log)
 		})
 	}
 	return g.Wait()
@@ -226,8 +226,8 @@ func runNodeRoutes(ctx context.Context, cs *client.Clientset, node string, netns
 }
 
 // runServiceProxy runs the service proxy until ctx ends, then removes its rules.
-func runServiceProxy(ctx context.Context, cs *client.Clientset, clusterCIDR string, netns int, log hclog.Logger) error {
-	p, err := proxy.New(proxy.Config{Logger: log, NetNS: netns, ClusterCIDR: clusterCIDR})
+func runServiceProxy(ctx context.Context, cs *client.Clientset, node, clusterCIDR string, netns int, log hclog.Logger) error {
+	p, err := proxy.New(proxy.Config{Logger: log, NetNS: netns, ClusterCIDR: clusterCIDR, NodeName: node})
 	if err != nil {
 		return fmt.Errorf("--cluster-cidr: %w", err)
 	}
