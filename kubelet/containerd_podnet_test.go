@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/cni"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -61,8 +63,19 @@ func testContainerdPodNetwork(e *env, rt *containerd.Runtime) {
 			}
 		}
 	})
+	// The stream server, for port-forward.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := kubelet.NewLogServer(nil)
+	ls.Register(e.node, rt)
+	done := make(chan error, 1)
+	go func() { done <- ls.Serve(e.ctx, ln, nil) }()
+	t.Cleanup(func() { <-done })
 	cfg := testConfig(e.node)
 	cfg.PodNetwork = nw
+	cfg.NodeIP, cfg.LogPort = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 	e.start(rt, cfg)
 	waitfor.Condition(t, time.Minute, "the node registered and given a range", func() (bool, string) {
 		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
@@ -104,6 +117,39 @@ func testContainerdPodNetwork(e *env, rt *containerd.Runtime) {
 			return strings.Contains(body, name), body
 		})
 	}
+	// Port-forward reaches each pod's own port 80 (on its namespace's loopback),
+	// and a hostNetwork pod's port on the node's loopback.
+	for _, name := range []string{"web-1", "web-2"} {
+		got, err := portForwardGet(e, name, 80)
+		if err != nil || !strings.HasSuffix(got, "\r\n\r\n"+name+"\n") {
+			t.Errorf("port-forward to %s:80: %q, %v; want its own index page", name, got, err)
+		}
+	}
+	hostPort := freePort(e)
+	e.createPod("host", e.node, "", busyboxImage, "sh", "-c",
+		fmt.Sprintf("mkdir -p /tmp/www && echo host > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:%d -h /tmp/www", hostPort))
+	e.waitPod("host", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	waitfor.Condition(t, 30*time.Second, "port-forward to the hostNetwork pod", func() (bool, string) {
+		got, err := portForwardGet(e, "host", hostPort)
+		if err != nil {
+			return false, err.Error() // httpd not listening yet
+		}
+		return strings.HasSuffix(got, "\r\n\r\nhost\n"), got
+	})
+}
+
+// portForwardGet asks pod's port for its index page through port-forward.
+func portForwardGet(e *env, pod string, port int) (string, error) {
+	fc, err := e.cs.Conn.PortForward(e.ctx, e.ns, pod, port)
+	if err != nil {
+		return "", err
+	}
+	defer fc.Close()
+	if _, err := io.WriteString(fc, "GET /index.html HTTP/1.0\r\n\r\n"); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(fc)
+	return string(b), err
 }
 
 // fetchIn asks addr for / from the network namespace at path.

@@ -117,8 +117,8 @@ type TerminalSize struct {
 // Dialer connects to a TCP port of a pod.
 type Dialer func(ctx context.Context, port int) (net.Conn, error)
 
-// HostDialer reaches ports on the node's loopback: a pod's ports while pods share the
-// host's network namespace.
+// HostDialer reaches ports on the loopback of the caller's network namespace: a
+// hostNetwork pod's ports (or any pod's without a pod network) from the node's.
 // It tries IPv4, then IPv6, as Kubernetes' kubelet does.
 func HostDialer(ctx context.Context, port int) (net.Conn, error) {
 	var d net.Dialer

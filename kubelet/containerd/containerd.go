@@ -3,11 +3,12 @@
 // lives in its own containerd namespace ("skiff" by default), so `ctr -n skiff` shows
 // what the kubelet runs and nothing else is touched.
 //
-// Containers run in the host's network namespace, with the mounts the kubelet gives
-// (volumes, /etc/hosts, /etc/resolv.conf, the termination log; the host's hosts and
-// resolv.conf when it gives none), their own host name (or the host's), and what their
-// securityContext asks applied through the OCI spec: user and groups, capabilities
-// added and dropped, privileged, a read-only root filesystem, no_new_privs, sysctls.
+// Containers run in their pod's network namespace when the kubelet gives one (the CNI
+// pod network; port-forward dials inside it), else in the host's, with the mounts the
+// kubelet gives (volumes, /etc/hosts, /etc/resolv.conf, the termination log; the
+// host's hosts and resolv.conf when it gives none), their own host name (or the
+// host's), and what their securityContext asks applied through the OCI spec: user
+// and groups, capabilities added and dropped, privileged, a read-only root filesystem, no_new_privs, sysctls.
 // runAsNonRoot refuses a container whose user resolves to uid 0 (kubelet.ErrContainerConfig).
 // Each runs in its pod's cgroup (cgroups.go), with its CPU limit as a CFS quota, its CPU
 // request as cpu shares (weight on cgroup v2) and its memory limit; a container killed

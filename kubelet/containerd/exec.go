@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"runtime"
 	"sync"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffhq/skiff/kubelet"
 )
@@ -129,15 +132,70 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts kubelet.ExecOptions)
 	return int(st.ExitCode()), nil
 }
 
-// PodDialer implements kubelet.Runtime. Containers run in the host's network namespace
-// (see the package comment), so a pod's ports are the node's: it dials the loopback.
-// Once pods have their own namespace, this is where the dialer enters it (the
-// container's task's /proc/PID/ns/net).
+// PodDialer implements kubelet.Runtime: a container in a network namespace of its
+// pod's (the CNI pod network) is reached on the loopback of that namespace (the
+// namespace's path in the container's spec, else its task's /proc/PID/ns/net), as
+// Kubernetes' kubelet does; one in the node's (hostNetwork, or no pod network) on the
+// node's loopback.
 func (r *Runtime) PodDialer(ctx context.Context, id string) (kubelet.Dialer, error) {
-	if _, _, err := r.runningTask(r.ns(ctx), "port-forward to", id); err != nil {
+	ctx = r.ns(ctx)
+	ctr, task, err := r.runningTask(ctx, "port-forward to", id)
+	if err != nil {
 		return nil, err
 	}
-	return kubelet.HostDialer, nil
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("port-forward to container %s: spec: %w", id, err)
+	}
+	path, own := "", false
+	if spec.Linux != nil {
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace {
+				path, own = ns.Path, true
+			}
+		}
+	}
+	if !own {
+		return kubelet.HostDialer, nil
+	}
+	if path == "" {
+		path = fmt.Sprintf("/proc/%d/ns/net", task.Pid())
+	}
+	return func(ctx context.Context, port int) (net.Conn, error) {
+		c, err := dialInNetNS(ctx, path, port)
+		if err != nil {
+			return nil, fmt.Errorf("port-forward to container %s: %w", id, err)
+		}
+		return c, nil
+	}, nil
+}
+
+// dialInNetNS connects to port on the loopback of the network namespace at path. The
+// socket is made on a thread that enters the namespace (locked to its goroutine and
+// never unlocked, so that it ends with the goroutine rather than serve another one
+// in the wrong namespace); once made, the socket is used from any thread.
+func dialInNetNS(ctx context.Context, path string, port int) (net.Conn, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("the pod's network namespace: %w", err)
+	}
+	defer unix.Close(fd)
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	rc := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			rc <- result{err: fmt.Errorf("enter the pod's network namespace %s: %w", path, err)}
+			return
+		}
+		c, err := kubelet.HostDialer(ctx, port)
+		rc <- result{c, err}
+	}()
+	r := <-rc
+	return r.conn, r.err
 }
 
 func randomHex(n int) string {
