@@ -79,8 +79,12 @@ func protoNumber(p corev1.Protocol) (byte, bool) {
 // that terminating endpoints drain: their open connections go on (conntrack keeps a
 // connection's translation) but no new connection goes to them. Its local endpoints
 // are chosen the same way among the endpoints whose nodeName is node.
-func servicePorts(node string, svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) map[string]*servicePort {
-	byService := map[string][]*discoveryv1.EndpointSlice{}
+//
+// A Service whose object and slices are the ones of the last call (the informers'
+// objects are replaced, never changed) keeps its servicePorts, the very pointers, from
+// cache, which it updates: a sync then looks again only at what changed.
+func servicePorts(node string, svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice, cache modelCache) (map[string]*servicePort, modelCache) {
+	byService := make(map[string][]*discoveryv1.EndpointSlice, len(svcs))
 	for _, es := range eps {
 		name := es.Labels[discoveryv1.LabelServiceName]
 		if name == "" || es.AddressType != discoveryv1.AddressTypeIPv4 {
@@ -89,45 +93,84 @@ func servicePorts(node string, svcs []*corev1.Service, eps []*discoveryv1.Endpoi
 		k := es.Namespace + "/" + name
 		byService[k] = append(byService[k], es)
 	}
-	out := map[string]*servicePort{}
+	out := make(map[string]*servicePort, len(svcs))
+	next := make(modelCache, len(svcs))
 	for _, svc := range svcs {
-		if svc.Spec.Type == corev1.ServiceTypeExternalName {
-			continue
+		k := svc.Namespace + "/" + svc.Name
+		slicesOf := byService[k]
+		m := cache[k]
+		if m == nil || m.svc != svc || !samePointers(m.slices, slicesOf) {
+			m = &serviceModel{svc: svc, slices: slicesOf, ports: portsOf(node, svc, slicesOf)}
 		}
-		ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
-		if err != nil || !ip.Is4() {
-			continue // headless ("None"), not allocated yet, or not IPv4
-		}
-		var affinity uint32
-		if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
-			affinity = uint32(corev1.DefaultClientIPServiceAffinitySeconds)
-			if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
-				affinity = uint32(*c.ClientIP.TimeoutSeconds)
-			}
-		}
-		slicesOf := byService[svc.Namespace+"/"+svc.Name]
-		for _, p := range svc.Spec.Ports {
-			proto, ok := protoNumber(p.Protocol)
-			if !ok || p.Port <= 0 || p.Port > 65535 {
-				continue
-			}
-			sp := &servicePort{
-				key:       svc.Namespace + "/" + svc.Name + ":" + p.Name,
-				clusterIP: ip, proto: proto, port: uint16(p.Port), affinity: affinity,
-			}
-			if p.NodePort > 0 && p.NodePort <= 65535 && svc.Spec.Type != corev1.ServiceTypeClusterIP {
-				sp.nodePort = uint16(p.NodePort)
-			}
-			sp.internalLocal = svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
-			// externalTrafficPolicy concerns only what comes from outside: the node
-			// ports here (Skiff's LoadBalancers are served on them).
-			sp.externalLocal = sp.nodePort != 0 && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-			if h := svc.Spec.HealthCheckNodePort; h > 0 && h <= 65535 && sp.externalLocal && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
-				sp.healthCheckNodePort = uint16(h)
-			}
-			sp.endpoints, sp.local = endpointsOf(slicesOf, p, node)
+		next[k] = m
+		for _, sp := range m.ports {
 			out[sp.key] = sp
 		}
+	}
+	return out, next
+}
+
+// modelCache holds each Service's servicePorts by namespace/name.
+type modelCache map[string]*serviceModel
+
+// serviceModel is a Service's servicePorts and the objects they were made of.
+type serviceModel struct {
+	svc    *corev1.Service
+	slices []*discoveryv1.EndpointSlice
+	ports  []*servicePort
+}
+
+// samePointers is true when a and b hold the same objects, in any order.
+func samePointers[T any](a, b []*T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// portsOf are the servicePorts of svc, whose EndpointSlices are slicesOf.
+func portsOf(node string, svc *corev1.Service, slicesOf []*discoveryv1.EndpointSlice) []*servicePort {
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return nil
+	}
+	ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+	if err != nil || !ip.Is4() {
+		return nil // headless ("None"), not allocated yet, or not IPv4
+	}
+	var affinity uint32
+	if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+		affinity = uint32(corev1.DefaultClientIPServiceAffinitySeconds)
+		if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+			affinity = uint32(*c.ClientIP.TimeoutSeconds)
+		}
+	}
+	var out []*servicePort
+	for _, p := range svc.Spec.Ports {
+		proto, ok := protoNumber(p.Protocol)
+		if !ok || p.Port <= 0 || p.Port > 65535 {
+			continue
+		}
+		sp := &servicePort{
+			key:       svc.Namespace + "/" + svc.Name + ":" + p.Name,
+			clusterIP: ip, proto: proto, port: uint16(p.Port), affinity: affinity,
+		}
+		if p.NodePort > 0 && p.NodePort <= 65535 && svc.Spec.Type != corev1.ServiceTypeClusterIP {
+			sp.nodePort = uint16(p.NodePort)
+		}
+		sp.internalLocal = svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
+		// externalTrafficPolicy concerns only what comes from outside: the node
+		// ports here (Skiff's LoadBalancers are served on them).
+		sp.externalLocal = sp.nodePort != 0 && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+		if h := svc.Spec.HealthCheckNodePort; h > 0 && h <= 65535 && sp.externalLocal && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			sp.healthCheckNodePort = uint16(h)
+		}
+		sp.endpoints, sp.local = endpointsOf(slicesOf, p, node)
+		out = append(out, sp)
 	}
 	return out
 }

@@ -70,6 +70,7 @@ type Proxier struct {
 	sets        map[string]*nftables.Set
 	state       map[string]*programmed // by servicePort key; nil: the table must be made anew
 	stats       SyncStats
+	model       modelCache // the servicePorts of the last Sync, by Service
 	// hairpinRefs counts, for each endpoint address, the service ports it is an
 	// endpoint of: the addresses in the hairpin set. hairpinBefore holds the counts
 	// before the sync being made, of the addresses it changed.
@@ -153,7 +154,8 @@ func (p *Proxier) Stats() SyncStats {
 func (p *Proxier) Sync(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	want := servicePorts(p.cfg.NodeName, svcs, eps)
+	want, model := servicePorts(p.cfg.NodeName, svcs, eps, p.model)
+	p.model = model
 	full := p.state == nil
 	if full {
 		// Adding the table first makes its deletion valid when it is not there.
@@ -213,10 +215,16 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 	slices.Sort(keys)
 	for _, key := range keys {
 		sp := want[key]
-		fp := sp.fingerprint()
 		old := have[key]
+		if old != nil && old.sp == sp {
+			next[key] = old // the Service and its slices are the ones programmed
+			continue
+		}
+		fp := sp.fingerprint()
 		if old != nil && old.fingerprint == fp {
-			next[key] = old
+			kept := *old
+			kept.sp = sp
+			next[key] = &kept
 			continue
 		}
 		written++
