@@ -46,8 +46,8 @@ func (sp *servicePort) external() []endpoint {
 	return sp.endpoints
 }
 
-// plain is true when both traffic policies are Cluster: the node port's chain only
-// marks for masquerade and goes on to the service chain.
+// plain is true when both traffic policies are Cluster: the node port then goes to
+// the service chain, with no chain of its own.
 func (sp *servicePort) plain() bool { return !sp.internalLocal && !sp.externalLocal }
 
 // endpoint is an address a servicePort's new connections may go to.

@@ -16,13 +16,21 @@ import (
 //	nat-prerouting (dstnat), nat-output (dstnat): jump services
 //	services: ip daddr . meta l4proto . th dport vmap @service-ips
 //	          fib daddr type local, ip daddr != 127.0.0.0/8: jump nodeports
-//	nodeports: meta l4proto . th dport vmap @service-nodeports
+//	nodeports: meta l4proto . th dport @nodeports-masq: mark for masquerade
+//	          meta l4proto . th dport vmap @service-nodeports
 //	svc-X (a Service port): [ip saddr != cluster CIDR: mark for masquerade]
 //	          [ip saddr @aff-E: goto ep-E, for each endpoint E, with ClientIP affinity]
 //	          [numgen random mod N vmap { 0: goto ep-E0, ... }, with affinity]
-//	ext-X (its node port): mark for masquerade; goto svc-X
 //	          (without affinity: dnat to numgen random mod N map { 0: E0 . port, ... })
+//	ext-X (its node port, when a traffic policy is Local): see externalChainRules
+//	clu-X (with both policies Local): an endpoint of any node
 //	ep-E (an endpoint of a port with affinity): update @aff-E { ip saddr }; dnat to E
+//
+// A node port with both traffic policies Cluster maps to its service chain, and is in
+// nodeports-masq: no chain of its own, which keeps the kernel's validation of the
+// table's jumps (at every commit that adds a rule, a walk through every chain the
+// base chains reach) short.
+//
 //	nat-postrouting (srcnat): ip saddr . ip daddr @hairpin: masquerade
 //	          meta mark & 0x4000: clear it, masquerade
 //	          ip saddr CLUSTER-CIDR ip daddr != CLUSTER-CIDR: masquerade (pods' egress)
@@ -37,6 +45,7 @@ const (
 	mapServiceIPs   = "service-ips"
 	mapNodePorts    = "service-nodeports"
 	setNoEndpoints  = "no-endpoint-services"
+	setNodePortMasq = "nodeports-masq"
 	setHairpin      = "hairpin"
 	chainServices   = "services"
 	chainNodePorts  = "nodeports"
@@ -116,6 +125,7 @@ func (p *Proxier) baseChains() error {
 		{Table: t, Name: mapNodePorts, IsMap: true, Concatenation: true, KeyType: keyProtoPort, DataType: nftables.TypeVerdict},
 		{Table: t, Name: setNoEndpoints, Concatenation: true, KeyType: keyIPProtoPort},
 		{Table: t, Name: setHairpin, Concatenation: true, KeyType: keyIPIP},
+		{Table: t, Name: setNodePortMasq, Concatenation: true, KeyType: keyProtoPort},
 	}
 	for _, s := range sets {
 		if err := c.AddSet(s, nil); err != nil {
@@ -170,6 +180,11 @@ func (p *Proxier) baseChains() error {
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: lo.Addr().AsSlice()},
 		&expr.Verdict{Kind: expr.VerdictJump, Chain: chainNodePorts},
 	}})
+	c.AddRule(&nftables.Rule{Table: t, Chain: nodeports, Exprs: append([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: regAddr},
+		&expr.Payload{DestRegister: regAddr + 8, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: regAddr, SetName: setNodePortMasq, SetID: sets[4].ID},
+	}, setMark()...)})
 	c.AddRule(&nftables.Rule{Table: t, Chain: nodeports, Exprs: []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: regAddr},
 		&expr.Payload{DestRegister: regAddr + 8, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
@@ -198,7 +213,7 @@ type programmed struct {
 	sp          *servicePort
 	fingerprint string
 	svcChain    string
-	extChain    string // "" without a node port
+	extChain    string // "" without a node port, or with both traffic policies Cluster
 	// cluChain, with both traffic policies Local and a node port, sends to an
 	// endpoint of any node (the node port's connections from pods and the node).
 	cluChain  string
@@ -235,20 +250,15 @@ func (p *Proxier) serviceChainRules(ch *nftables.Chain, sp *servicePort, epChain
 	return p.dispatchRules(ch, sp, sp.internal(), epChains)
 }
 
-// externalChainRules writes sp's node port chain. With both traffic policies
-// Cluster: mark for masquerade, on to the service chain. With externalTrafficPolicy
-// Cluster (and internalTrafficPolicy Local): mark for masquerade, an endpoint of any
-// node. With externalTrafficPolicy Local, as kube-proxy: connections from the
+// externalChainRules writes the chain of sp's node port, when a traffic policy is
+// Local. With externalTrafficPolicy Cluster (and internalTrafficPolicy Local): mark
+// for masquerade, an endpoint of any node. With externalTrafficPolicy Local, as kube-proxy: connections from the
 // cluster's pods and from the node itself go to an endpoint of any node (the node's
 // own masqueraded), others to an endpoint of this node, keeping the client's
 // address. cluster is the chain of the first: the service chain or sp's cluster chain.
-func (p *Proxier) externalChainRules(ch *nftables.Chain, sp *servicePort, epChains map[string]string, svcChain, cluster string) error {
+func (p *Proxier) externalChainRules(ch *nftables.Chain, sp *servicePort, epChains map[string]string, cluster string) error {
 	c, t := p.conn, p.table
-	switch {
-	case sp.plain():
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(setMark(), gotoChain(svcChain))})
-		return nil
-	case !sp.externalLocal:
+	if !sp.externalLocal {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: setMark()})
 		return p.dispatchRules(ch, sp, sp.endpoints, epChains)
 	}

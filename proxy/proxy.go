@@ -282,28 +282,20 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 				return nil, 0, err
 			}
 		}
-		if sp.nodePort != 0 {
+		if sp.nodePort != 0 && !sp.plain() {
 			pr.extChain = chainName("ext", key)
 			ext := &nftables.Chain{Table: t, Name: pr.extChain}
-			// With both policies Cluster its one rule (mark, go to the service
-			// chain) stays as it is.
-			rewrite := true
-			switch {
-			case old == nil || old.extChain == "":
+			if old == nil || old.extChain == "" {
 				c.AddChain(ext)
-			case old.sp.plain() && sp.plain():
-				rewrite = false
-			default:
+			} else {
 				c.FlushChain(ext)
 			}
 			cluster := pr.svcChain
 			if pr.cluChain != "" {
 				cluster = pr.cluChain
 			}
-			if rewrite {
-				if err := p.externalChainRules(ext, sp, pr.endpoints, pr.svcChain, cluster); err != nil {
-					return nil, 0, err
-				}
+			if err := p.externalChainRules(ext, sp, pr.endpoints, cluster); err != nil {
+				return nil, 0, err
 			}
 		}
 		for _, name := range []string{old.extChainName(), old.cluChainName()} {
@@ -317,7 +309,7 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		ipe, npe := ipEntryOf(sp), nodePortEntryOf(sp)
 		if old != nil {
 			oipe, onpe := ipEntryOf(old.sp), nodePortEntryOf(old.sp)
-			if oipe == ipe && (onpe == npe && old.sp.nodePort == sp.nodePort) {
+			if oipe == ipe && onpe == npe && old.sp.nodePort == sp.nodePort && old.extChain == pr.extChain {
 				ipe, npe = entryKept, entryKept
 			} else {
 				p.unmap(old, oipe, onpe)
@@ -478,6 +470,9 @@ func (p *Proxier) unmap(pr *programmed, ipe, npe entry) {
 	}
 	if npe != entryNone {
 		p.conn.SetDeleteElements(p.sets[mapNodePorts], []nftables.SetElement{{Key: nodePortKey(sp.proto, sp.nodePort)}})
+		if pr.extChain == "" {
+			p.conn.SetDeleteElements(p.sets[setNodePortMasq], []nftables.SetElement{{Key: nodePortKey(sp.proto, sp.nodePort)}})
+		}
 	}
 }
 
@@ -497,11 +492,20 @@ func (p *Proxier) mapPort(pr *programmed, ipe, npe entry) error {
 	// A node port without endpoints is not translated: the node, listening on no
 	// such port, refuses the connection.
 	if err == nil && (npe == entryGoto || npe == entryDrop) {
+		// With both traffic policies Cluster, straight to the service chain, marked
+		// for masquerade by the nodeports chain.
+		key := []nftables.SetElement{{Key: nodePortKey(sp.proto, sp.nodePort)}}
 		v := gotoChain(pr.extChain)
+		if pr.extChain == "" {
+			v = gotoChain(pr.svcChain)
+			err = p.conn.SetAddElements(p.sets[setNodePortMasq], key)
+		}
 		if npe == entryDrop {
 			v = &expr.Verdict{Kind: expr.VerdictDrop}
 		}
-		err = p.conn.SetAddElements(p.sets[mapNodePorts], []nftables.SetElement{{Key: nodePortKey(sp.proto, sp.nodePort), VerdictData: v}})
+		if err == nil {
+			err = p.conn.SetAddElements(p.sets[mapNodePorts], []nftables.SetElement{{Key: key[0].Key, VerdictData: v}})
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("map service port %s: %w", sp.key, err)
