@@ -229,8 +229,8 @@ func (r *resources) allocateService(ctx context.Context, cur, next *corev1.Servi
 			}
 		}
 	}
+	avoid := map[uint32]bool{}
 	if !deleting && validation.ServiceNeedsNodePorts(next) {
-		avoid := map[uint32]bool{}
 		for i := range next.Spec.Ports {
 			if n := next.Spec.Ports[i].NodePort; n != 0 {
 				avoid[uint32(n)] = true
@@ -261,6 +261,32 @@ func (r *resources) allocateService(ctx context.Context, cur, next *corev1.Servi
 		for i := range next.Spec.Ports {
 			next.Spec.Ports[i].NodePort = 0
 		}
+	}
+	// The health check node port (a LoadBalancer with externalTrafficPolicy Local):
+	// from the node ports' range and records, as Kubernetes' allocator.
+	if cur != nil && validation.ServiceNeedsHealthCheck(cur) && cur.Spec.HealthCheckNodePort != 0 {
+		curPorts[cur.Spec.HealthCheckNodePort] = true
+	}
+	if !deleting && validation.ServiceNeedsHealthCheck(next) {
+		p := field.NewPath("spec", "healthCheckNodePort")
+		switch h := next.Spec.HealthCheckNodePort; {
+		case h == 0:
+			v, err := al.pick(ctx, nodePortRange, avoid)
+			if err != nil {
+				return nil, allocationFailed("healthCheckNodePort", err)
+			}
+			next.Spec.HealthCheckNodePort = int32(v)
+			out.picked = true
+		case nextPorts[h]:
+			errs = append(errs, field.Invalid(p, h, "provided port is already allocated"))
+		case !curPorts[h] && !nodePortRange.contains(uint32(h)):
+			errs = append(errs, field.Invalid(p, h, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %s", nodePortRange.text)))
+		case !curPorts[h] && al.taken(nodePortRange, uint32(h)):
+			errs = append(errs, field.Invalid(p, h, "provided port is already allocated"))
+		}
+		nextPorts[next.Spec.HealthCheckNodePort] = true
+	} else if !deleting {
+		next.Spec.HealthCheckNodePort = 0
 	}
 	if len(errs) > 0 {
 		return nil, invalid(kinds.MustLookup(kinds.Service), next.Name, validation.ErrorList(errs))
@@ -344,6 +370,12 @@ func prepareServiceUpdate(cur, next *corev1.Service) {
 				used[old] = true
 			}
 		}
+	}
+	switch needed, needs := validation.ServiceNeedsHealthCheck(cur), validation.ServiceNeedsHealthCheck(next); {
+	case needed && needs && next.Spec.HealthCheckNodePort == 0:
+		next.Spec.HealthCheckNodePort = cur.Spec.HealthCheckNodePort
+	case needed && !needs && next.Spec.HealthCheckNodePort == cur.Spec.HealthCheckNodePort:
+		next.Spec.HealthCheckNodePort = 0
 	}
 	if cur.Spec.Type == next.Spec.Type {
 		return

@@ -150,6 +150,112 @@ func TestServiceAllocation(t *testing.T) {
 	}
 }
 
+// TestServiceHealthCheckNodePort: a LoadBalancer with externalTrafficPolicy Local gets
+// a health check node port from the node ports' range and records, as in Kubernetes:
+// one asked for by number is refused when taken, by a node port or another health
+// check, and on a Service that has none; it is kept by an update that leaves it out,
+// may not change, and is freed when the Service stops needing it.
+func TestServiceHealthCheckNodePort(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	svcs := client.NewClientset(c.Dial(t, "admin", client.Options{})).Services
+	lb := func(name string) *corev1.Service {
+		s := service(name, corev1.ServiceTypeLoadBalancer, 80)
+		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+		return s
+	}
+	web, err := svcs.Create(ctx, lb("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := web.Spec.HealthCheckNodePort
+	if hc < apiserver.NodePortMin || hc > apiserver.NodePortMax || hc == web.Spec.Ports[0].NodePort {
+		t.Fatalf("health check node port %d: want one of %d-%d other than the node port %d", hc, apiserver.NodePortMin, apiserver.NodePortMax, web.Spec.Ports[0].NodePort)
+	}
+	for _, tc := range []struct {
+		name string
+		svc  func() *corev1.Service
+		want string
+	}{
+		{"another's health check", func() *corev1.Service {
+			s := lb("a")
+			s.Spec.HealthCheckNodePort = hc
+			return s
+		}, fmt.Sprintf("spec.healthCheckNodePort: Invalid value: %d: provided port is already allocated", hc)},
+		{"a node port", func() *corev1.Service {
+			s := lb("b")
+			s.Spec.HealthCheckNodePort = web.Spec.Ports[0].NodePort
+			return s
+		}, fmt.Sprintf("spec.healthCheckNodePort: Invalid value: %d: provided port is already allocated", web.Spec.Ports[0].NodePort)},
+		{"its own node port", func() *corev1.Service {
+			s := lb("c")
+			s.Spec.Ports[0].NodePort, s.Spec.HealthCheckNodePort = 31111, 31111
+			return s
+		}, "spec.healthCheckNodePort: Invalid value: 31111: provided port is already allocated"},
+		{"a node port taking the health check's", func() *corev1.Service {
+			s := service("d", corev1.ServiceTypeNodePort, 80)
+			s.Spec.Ports[0].NodePort = hc
+			return s
+		}, fmt.Sprintf("spec.ports[0].nodePort: Invalid value: %d: provided port is already allocated", hc)},
+		{"out of range", func() *corev1.Service {
+			s := lb("e")
+			s.Spec.HealthCheckNodePort = 8080
+			return s
+		}, "spec.healthCheckNodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767"},
+		{"not needed", func() *corev1.Service {
+			s := service("f", corev1.ServiceTypeNodePort, 80)
+			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+			s.Spec.HealthCheckNodePort = 31222
+			return s
+		}, "spec.healthCheckNodePort: Invalid value: 31222: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := svcs.Create(ctx, tc.svc())
+			if !client.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want Invalid with %q", err, tc.want)
+			}
+		})
+	}
+	// Asked for by number.
+	asked := lb("asked")
+	asked.Spec.HealthCheckNodePort = 31333
+	if got, err := svcs.Create(ctx, asked); err != nil || got.Spec.HealthCheckNodePort != 31333 {
+		t.Fatalf("health check node port 31333 asked for: %v, %+v", err, got)
+	}
+
+	// Applied again: kept. Changed: refused.
+	again := lb("web")
+	again.ResourceVersion = web.ResourceVersion
+	got, err := svcs.Update(ctx, again)
+	if err != nil || got.Spec.HealthCheckNodePort != hc {
+		t.Fatalf("applied again: %v, health check node port %d, want %d", err, got.Spec.HealthCheckNodePort, hc)
+	}
+	got.Spec.HealthCheckNodePort = 31444
+	if _, err := svcs.Update(ctx, got); !client.IsInvalid(err) || !strings.Contains(err.Error(), "cannot change healthCheckNodePort on loadBalancer service with externalTraffic=Local during update") {
+		t.Fatalf("changed: %v, want Invalid", err)
+	}
+	// externalTrafficPolicy Cluster: no health check node port, and its port is free.
+	got.Spec.HealthCheckNodePort = hc
+	got.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
+	if got, err = svcs.Update(ctx, got); err != nil || got.Spec.HealthCheckNodePort != 0 {
+		t.Fatalf("to externalTrafficPolicy Cluster: %v, health check node port %d, want none", err, got.Spec.HealthCheckNodePort)
+	}
+	reuse := service("reuse", corev1.ServiceTypeNodePort, 80)
+	reuse.Spec.Ports[0].NodePort = hc
+	if _, err := svcs.Create(ctx, reuse); err != nil {
+		t.Fatalf("node port %d after the health check gave it up: %v", hc, err)
+	}
+	// Deleting a Service frees its health check node port.
+	if _, err := svcs.Delete(ctx, "default", "asked", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	again2 := lb("again")
+	again2.Spec.HealthCheckNodePort = 31333
+	if _, err := svcs.Create(ctx, again2); err != nil {
+		t.Fatalf("health check node port 31333 after its Service went: %v", err)
+	}
+}
+
 // TestServiceAllocationUnderFailover: 100 Services created at once, through every
 // member, while the leader is killed, get cluster IPs and node ports that are all
 // different and all in range.

@@ -48,6 +48,12 @@ func ServiceNeedsNodePorts(svc *corev1.Service) bool {
 	return false
 }
 
+// ServiceNeedsHealthCheck says the Service has a health check node port: a
+// LoadBalancer with externalTrafficPolicy Local (Kubernetes' NeedsHealthCheck).
+func ServiceNeedsHealthCheck(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+}
+
 // IsHeadless says the Service has no cluster IP: its DNS name resolves to its pods.
 func IsHeadless(svc *corev1.Service) bool { return svc.Spec.ClusterIP == corev1.ClusterIPNone }
 
@@ -173,6 +179,14 @@ func validateService(svc *corev1.Service) field.ErrorList {
 			errs = append(errs, oneOf(p.Child("externalTrafficPolicy"), s.ExternalTrafficPolicy, trafficPolicies...)...)
 		}
 	}
+	if s.HealthCheckNodePort != 0 {
+		if !ServiceNeedsHealthCheck(svc) {
+			errs = append(errs, field.Invalid(p.Child("healthCheckNodePort"), s.HealthCheckNodePort,
+				"may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"))
+		} else {
+			errs = append(errs, invalidEach(p.Child("healthCheckNodePort"), s.HealthCheckNodePort, utilvalidation.IsValidPortNum(int(s.HealthCheckNodePort)))...)
+		}
+	}
 	if s.InternalTrafficPolicy != nil {
 		errs = append(errs, oneOf(p.Child("internalTrafficPolicy"), *s.InternalTrafficPolicy, internalPolicies...)...)
 	}
@@ -293,12 +307,17 @@ func validateAppProtocol(v string, p *field.Path) field.ErrorList {
 }
 
 // validateServiceUpdate is what may not change: the cluster IP once set, while the
-// Service keeps one.
+// Service keeps one; the health check node port, while the Service keeps one.
 func validateServiceUpdate(old, svc *corev1.Service) field.ErrorList {
 	var errs field.ErrorList
 	if ServiceNeedsClusterIP(old) && ServiceNeedsClusterIP(svc) && old.Spec.ClusterIP != "" {
 		errs = append(errs, apivalidation.ValidateImmutableField(svc.Spec.ClusterIP, old.Spec.ClusterIP,
 			field.NewPath("spec", "clusterIPs").Index(0))...)
+	}
+	if ServiceNeedsHealthCheck(old) && ServiceNeedsHealthCheck(svc) && old.Spec.HealthCheckNodePort != 0 &&
+		svc.Spec.HealthCheckNodePort != old.Spec.HealthCheckNodePort {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "healthCheckNodePort"), svc.Spec.HealthCheckNodePort,
+			"cannot change healthCheckNodePort on loadBalancer service with externalTraffic=Local during update"))
 	}
 	return errs
 }

@@ -211,6 +211,7 @@ var supportedFields = map[string][]string{
 			"externalIPs[*]",
 			"externalName",
 			"externalTrafficPolicy",
+			"healthCheckNodePort",
 			"internalTrafficPolicy",
 			"ipFamilies[*]",
 			"ipFamilyPolicy",
