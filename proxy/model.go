@@ -26,8 +26,10 @@ type servicePort struct {
 	// internalLocal and externalLocal: internalTrafficPolicy (cluster IP) and
 	// externalTrafficPolicy (node port) are Local.
 	internalLocal, externalLocal bool
-	// healthCheckNodePort is the Service's health check node port (0: none).
+	// healthCheckNodePort is the Service's health check node port (0: none), and
+	// localReady the number of its ready endpoints on the proxy's node.
 	healthCheckNodePort uint16
+	localReady          int
 }
 
 // internal are the endpoints of connections to the cluster IP.
@@ -169,15 +171,15 @@ func portsOf(node string, svc *corev1.Service, slicesOf []*discoveryv1.EndpointS
 		if h := svc.Spec.HealthCheckNodePort; h > 0 && h <= 65535 && sp.externalLocal && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
 			sp.healthCheckNodePort = uint16(h)
 		}
-		sp.endpoints, sp.local = endpointsOf(slicesOf, p, node)
+		sp.endpoints, sp.local, sp.localReady = endpointsOf(slicesOf, p, node)
 		out = append(out, sp)
 	}
 	return out
 }
 
 // endpointsOf are the endpoints of the slices for the Service port p, sorted: on
-// every node, and on node.
-func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort, node string) (all, local []endpoint) {
+// every node, and on node; and how many of node's are ready.
+func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort, node string) (all, local []endpoint, nLocalReady int) {
 	var ready, terminating, localReady, localTerminating []endpoint
 	proto := p.Protocol
 	if proto == "" {
@@ -231,7 +233,11 @@ func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort, node st
 			}
 		}
 	}
-	return usable(ready, terminating), usable(localReady, localTerminating)
+	all, local = usable(ready, terminating), usable(localReady, localTerminating)
+	if len(localReady) > 0 {
+		nLocalReady = len(local)
+	}
+	return all, local, nLocalReady
 }
 
 // usable are the ready endpoints, sorted; when none is, the serving terminating ones.

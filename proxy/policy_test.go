@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -160,5 +161,63 @@ func TestProxyTrafficPolicyLocal(t *testing.T) {
 	sync(t, p, svc(corev1.ServiceExternalTrafficPolicyCluster, corev1.ServiceInternalTrafficPolicyCluster), both(ready1, ready2))
 	if pods, srcs := count(tp.client, np, 40); pods["pod1"] == 0 || pods["pod2"] == 0 || srcs[clientLAN] != 0 {
 		t.Fatalf("node port, back to Cluster: pods %v, sources %v", pods, srcs)
+	}
+}
+
+// TestProxyHealthCheckNodePort: a LoadBalancer Service with externalTrafficPolicy
+// Local has its health check node port served on the node: 200 and kube-proxy's JSON
+// while the node has a ready endpoint, 503 without; nothing once the Service has no
+// health check node port.
+func TestProxyHealthCheckNodePort(t *testing.T) {
+	tp := newTopology(t)
+	p, err := proxy.New(proxy.Config{ClusterCIDR: "10.42.0.0/16", NetNS: tp.node.fd(t), NodeName: "node-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Cleanup()
+	const hcPort = 32100
+	lb := func(etp corev1.ServiceExternalTrafficPolicy) []*corev1.Service {
+		s := service("web", clusterIP, false)
+		s.Spec.Type = corev1.ServiceTypeLoadBalancer
+		s.Spec.ExternalTrafficPolicy = etp
+		if etp == corev1.ServiceExternalTrafficPolicyLocal {
+			s.Spec.HealthCheckNodePort = hcPort
+		}
+		return []*corev1.Service{s}
+	}
+	// The connection is made in the client's namespace (an http.Client would dial on
+	// another thread, outside it).
+	check := func() (int, string, error) {
+		c, err := dial(tp.client, fmt.Sprintf("%s:%d", nodeLAN, hcPort))
+		if err != nil {
+			return 0, "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return 0, "", err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	want := func(n int) string {
+		return fmt.Sprintf("{\n\t\"service\": {\n\t\t\"namespace\": \"default\",\n\t\t\"name\": \"web\"\n\t},\n\t\"localEndpoints\": %d,\n\t\"serviceProxyHealthy\": true\n}", n)
+	}
+	sync(t, p, lb(corev1.ServiceExternalTrafficPolicyLocal), onNode(slice("web", ready1, ready2), "node-a", "node-b"))
+	if code, body, err := check(); err != nil || code != http.StatusOK || body != want(1) {
+		t.Fatalf("health check with a local endpoint: %d %q, %v; want 200 %q", code, body, err, want(1))
+	}
+	sync(t, p, lb(corev1.ServiceExternalTrafficPolicyLocal), onNode(slice("web", ep{ip: pod1IP}, ready2), "node-a", "node-b"))
+	if code, body, err := check(); err != nil || code != http.StatusServiceUnavailable || body != want(0) {
+		t.Fatalf("health check without a local endpoint: %d %q, %v; want 503 %q", code, body, err, want(0))
+	}
+	sync(t, p, lb(corev1.ServiceExternalTrafficPolicyCluster), onNode(slice("web", ready1, ready2), "node-a", "node-b"))
+	if _, _, err := check(); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("health check once the Service has none: %v, want connection refused", err)
 	}
 }

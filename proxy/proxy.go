@@ -71,6 +71,7 @@ type Proxier struct {
 	state       map[string]*programmed // by servicePort key; nil: the table must be made anew
 	stats       SyncStats
 	model       modelCache // the servicePorts of the last Sync, by Service
+	health      healthChecks
 	// hairpinRefs counts, for each endpoint address, the service ports it is an
 	// endpoint of: the addresses in the hairpin set. hairpinBefore holds the counts
 	// before the sync being made, of the addresses it changed.
@@ -113,6 +114,7 @@ func New(cfg Config) (*Proxier, error) {
 		return nil, fmt.Errorf("proxy: open nftables: %w", err)
 	}
 	p.conn = conn
+	p.health = healthChecks{netns: cfg.NetNS, log: p.log}
 	p.table = &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyIPv4}
 	return p, nil
 }
@@ -177,6 +179,7 @@ func (p *Proxier) Sync(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice)
 		return fmt.Errorf("proxy: program nftables table %s: %w", p.cfg.Table, err)
 	}
 	p.state = next
+	p.health.sync(healthChecksOf(want))
 	p.stats = SyncStats{Full: full, ServicePortsWritten: written, ServicePorts: len(next)}
 	return nil
 }
@@ -513,10 +516,11 @@ func (p *Proxier) mapPort(pr *programmed, ipe, npe entry) error {
 	return nil
 }
 
-// Cleanup deletes the proxy's table, if it is there.
+// Cleanup stops the health check servers and deletes the proxy's table, if it is there.
 func (p *Proxier) Cleanup() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.health.close()
 	p.conn.AddTable(p.table)
 	p.conn.DelTable(p.table)
 	p.state = nil
