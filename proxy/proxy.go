@@ -12,6 +12,12 @@
 // port without endpoints are refused (ICMP port unreachable). Traffic from outside the
 // cluster CIDR to a cluster IP, to a node port, or from an endpoint to itself
 // (hairpin) is masqueraded, and so is pods' traffic leaving the cluster CIDR.
+//
+// The Local traffic policies are kube-proxy's: internalTrafficPolicy Local sends a
+// cluster IP's connections only to the node's own endpoints, externalTrafficPolicy
+// Local a node port's, unmasqueraded (the endpoint sees the client); a Service with
+// endpoints but none for the policy on the node drops them. The health check node
+// port of a LoadBalancer with externalTrafficPolicy Local is served (health.go).
 package proxy
 
 import (
