@@ -587,6 +587,9 @@ func describeService(d *describer, svc *corev1.Service) {
 	if s.ExternalTrafficPolicy != "" {
 		d.line(0, "External Traffic Policy", s.ExternalTrafficPolicy)
 	}
+	if s.HealthCheckNodePort != 0 {
+		d.line(0, "HealthCheck NodePort", fmt.Sprint(s.HealthCheckNodePort))
+	}
 	if s.InternalTrafficPolicy != nil {
 		d.line(0, "Internal Traffic Policy", *s.InternalTrafficPolicy)
 	}

@@ -132,7 +132,7 @@ func fixtures() map[string][]kinds.Object {
 		ClusterIP: "10.43.7.9", ClusterIPs: []string{"10.43.7.9"}, Selector: map[string]string{"app": "front"},
 		Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), NodePort: 31080, Protocol: corev1.ProtocolTCP},
 			{Name: "dns", Port: 53, TargetPort: intstr.FromInt32(5353), NodePort: 31053, Protocol: corev1.ProtocolUDP}},
-		SessionAffinity: corev1.ServiceAffinityClientIP, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster},
+		SessionAffinity: corev1.ServiceAffinityClientIP, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal, HealthCheckNodePort: 31999},
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "10.0.0.1"}, {IP: "10.0.0.2"}}}}}
 	services := []kinds.Object{
 		&corev1.Service{ObjectMeta: meta("web", time.Hour), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.43.0.20",
