@@ -14,12 +14,13 @@ import (
 // The table's layout, kube-proxy's nftables mode in small:
 //
 //	nat-prerouting (dstnat), nat-output (dstnat): jump services
-//	services: ip daddr . meta l4proto . th dport vmap @service-ips
+//	services: ip saddr != cluster CIDR, ip daddr . meta l4proto . th dport @service-ips:
+//	          mark for masquerade
+//	          ip daddr . meta l4proto . th dport vmap @service-ips
 //	          fib daddr type local, ip daddr != 127.0.0.0/8: jump nodeports
 //	nodeports: meta l4proto . th dport @nodeports-masq: mark for masquerade
 //	          meta l4proto . th dport vmap @service-nodeports
-//	svc-X (a Service port): [ip saddr != cluster CIDR: mark for masquerade]
-//	          [ip saddr @aff-E: goto ep-E, for each endpoint E, with ClientIP affinity]
+//	svc-X (a Service port): [ip saddr @aff-E: goto ep-E, for each endpoint E, with ClientIP affinity]
 //	          [numgen random mod N vmap { 0: goto ep-E0, ... }, with affinity]
 //	          (without affinity: dnat to numgen random mod N map { 0: E0 . port, ... })
 //	ext-X (its node port, when a traffic policy is Local): see externalChainRules
@@ -169,6 +170,15 @@ func (p *Proxier) baseChains() error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(append(matchSourceNet(p.clusterCIDR, false),
 			matchDestNet(p.clusterCIDR, true)...), &expr.Masq{FullyRandom: true})})
 	}
+	if p.clusterCIDR.IsValid() {
+		// A connection to a cluster IP from outside the cluster CIDR is masqueraded
+		// (marked here, once, rather than in every service chain: the fewer rules the
+		// chains the maps reach have, the quicker the kernel validates the table).
+		c.AddRule(&nftables.Rule{Table: t, Chain: services, Exprs: append(append(append(matchSourceNet(p.clusterCIDR, true),
+			loadIPProtoPort()...),
+			&expr.Lookup{SourceRegister: regAddr, SetName: mapServiceIPs, SetID: sets[0].ID}),
+			setMark()...)})
+	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: services, Exprs: append(loadIPProtoPort(),
 		&expr.Lookup{SourceRegister: regAddr, DestRegister: 0, IsDestRegSet: true, SetName: mapServiceIPs, SetID: sets[0].ID})})
 	lo := netip.MustParsePrefix(loopbackNetwork)
@@ -241,12 +251,11 @@ func (p *Proxier) endpointChainRules(ch *nftables.Chain, sp *servicePort, ep end
 	}})
 }
 
-// serviceChainRules writes sp's service chain (its cluster IP's): masquerade from
-// outside the cluster, then an endpoint of the internal traffic policy's.
+// serviceChainRules writes sp's service chain (its cluster IP's): an endpoint of the
+// internal traffic policy's. (The services chain has marked a connection from
+// outside the cluster for masquerade, the nodeports chain or the node port's own
+// chain a node port's.)
 func (p *Proxier) serviceChainRules(ch *nftables.Chain, sp *servicePort, epChains map[string]string) error {
-	if p.clusterCIDR.IsValid() {
-		p.conn.AddRule(&nftables.Rule{Table: p.table, Chain: ch, Exprs: append(matchSourceNet(p.clusterCIDR, true), setMark()...)})
-	}
 	return p.dispatchRules(ch, sp, sp.internal(), epChains)
 }
 

@@ -138,6 +138,14 @@ func TestProxyTrafficPolicyLocal(t *testing.T) {
 			t.Fatalf("cluster IP from %s, internalTrafficPolicy Local: %v, want pod1 only", ns.name, pods)
 		}
 	}
+	// A cluster IP's connection from outside the cluster CIDR is masqueraded, one
+	// from a pod is not.
+	if _, srcs := count(tp.client, cip, 5); srcs[clientLAN] != 0 {
+		t.Fatalf("cluster IP from the client: sources %v, want the client masqueraded", srcs)
+	}
+	if _, srcs := count(tp.pod2, cip, 5); srcs[pod2IP] != 5 {
+		t.Fatalf("cluster IP from pod2: sources %v, want pod2's own address", srcs)
+	}
 	if pods, srcs := count(tp.client, np, 40); pods["pod1"] == 0 || pods["pod2"] == 0 || srcs[clientLAN] != 0 {
 		t.Fatalf("node port, internalTrafficPolicy Local: pods %v, sources %v; want both, masqueraded", pods, srcs)
 	}
