@@ -86,19 +86,19 @@ func protoNumber(p corev1.Protocol) (byte, bool) {
 // objects are replaced, never changed) keeps its servicePorts, the very pointers, from
 // cache, which it updates: a sync then looks again only at what changed.
 func servicePorts(node string, svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice, cache modelCache) (map[string]*servicePort, modelCache) {
-	byService := make(map[string][]*discoveryv1.EndpointSlice, len(svcs))
+	byService := make(map[serviceName][]*discoveryv1.EndpointSlice, len(svcs))
 	for _, es := range eps {
 		name := es.Labels[discoveryv1.LabelServiceName]
 		if name == "" || es.AddressType != discoveryv1.AddressTypeIPv4 {
 			continue
 		}
-		k := es.Namespace + "/" + name
+		k := serviceName{es.Namespace, name}
 		byService[k] = append(byService[k], es)
 	}
 	out := make(map[string]*servicePort, len(svcs))
 	next := make(modelCache, len(svcs))
 	for _, svc := range svcs {
-		k := svc.Namespace + "/" + svc.Name
+		k := serviceName{svc.Namespace, svc.Name}
 		slicesOf := byService[k]
 		m := cache[k]
 		if m == nil || m.svc != svc || !samePointers(m.slices, slicesOf) {
@@ -112,8 +112,11 @@ func servicePorts(node string, svcs []*corev1.Service, eps []*discoveryv1.Endpoi
 	return out, next
 }
 
-// modelCache holds each Service's servicePorts by namespace/name.
-type modelCache map[string]*serviceModel
+// modelCache holds each Service's servicePorts.
+type modelCache map[serviceName]*serviceModel
+
+// serviceName is a Service's namespace and name.
+type serviceName struct{ namespace, name string }
 
 // serviceModel is a Service's servicePorts and the objects they were made of.
 type serviceModel struct {

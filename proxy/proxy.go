@@ -217,18 +217,18 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		}
 		p.hairpin(pr.sp.endpoints, -1)
 	}
-	keys := make([]string, 0, len(want))
-	for k := range want {
+	var keys []string // of the service ports to look at again
+	for k, sp := range want {
+		if old := have[k]; old != nil && old.sp == sp {
+			next[k] = old // the Service and its slices are the ones programmed
+			continue
+		}
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, key := range keys {
 		sp := want[key]
 		old := have[key]
-		if old != nil && old.sp == sp {
-			next[key] = old // the Service and its slices are the ones programmed
-			continue
-		}
 		fp := sp.fingerprint()
 		if old != nil && old.fingerprint == fp {
 			kept := *old
