@@ -229,3 +229,28 @@ func TestProxyHealthCheckNodePort(t *testing.T) {
 		t.Fatalf("health check once the Service has none: %v, want connection refused", err)
 	}
 }
+
+// TestProxyPortChange: a Service port whose number changes (same name, same
+// endpoints) is translated on its new number and no longer on the old.
+func TestProxyPortChange(t *testing.T) {
+	tp := newTopology(t)
+	p := newProxier(t, tp)
+	defer p.Cleanup()
+	web := service("web", clusterIP, false)
+	sync(t, p, []*corev1.Service{web}, slice("web", ready1))
+	if got := hits(t, tp.client, clusterIP+":80", 3); got["pod1"] != 3 {
+		t.Fatalf("port 80: %v", got)
+	}
+	moved := web.DeepCopy()
+	moved.Spec.Ports[0].Port, moved.Spec.Ports[0].NodePort = 81, nodePort+1
+	sync(t, p, []*corev1.Service{moved}, slice("web", ready1))
+	if got := hits(t, tp.client, clusterIP+":81", 3); got["pod1"] != 3 {
+		t.Fatalf("port 81 after the change: %v", got)
+	}
+	if got := hits(t, tp.client, fmt.Sprintf("%s:%d", nodeLAN, nodePort+1), 3); got["pod1"] != 3 {
+		t.Fatalf("node port %d after the change: %v", nodePort+1, got)
+	}
+	if _, err := get(tp.client, fmt.Sprintf("%s:%d", nodeLAN, nodePort)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("the old node port after the change: %v, want connection refused", err)
+	}
+}

@@ -313,12 +313,14 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 				stale = append(stale, staleChain{name, false})
 			}
 		}
-		// The dispatch maps' entries change only when what they send to does (the
-		// chains keep their names).
+		// The dispatch maps' entries change only when their keys or what they send
+		// to do (the chains keep their names).
 		ipe, npe := ipEntryOf(sp), nodePortEntryOf(sp)
 		if old != nil {
 			oipe, onpe := ipEntryOf(old.sp), nodePortEntryOf(old.sp)
-			if oipe == ipe && onpe == npe && old.sp.nodePort == sp.nodePort && old.extChain == pr.extChain {
+			o := old.sp
+			sameKeys := o.clusterIP == sp.clusterIP && o.proto == sp.proto && o.port == sp.port && o.nodePort == sp.nodePort
+			if sameKeys && oipe == ipe && onpe == npe && old.extChain == pr.extChain {
 				ipe, npe = entryKept, entryKept
 			} else {
 				p.unmap(old, oipe, onpe)
