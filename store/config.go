@@ -57,6 +57,10 @@ type Config struct {
 	// objects do not make a log of gigabytes. Default 64 MiB each; 0: by count only.
 	TrailingLogBytes int64
 	SnapshotLogBytes int64
+	// ReleaseMappedBytes: once this many bytes of objects were deleted or replaced, the
+	// member drops its mapping of the state file's pages it read (mapped.go), so that
+	// its RSS gives back what deletes free. Default 64 MiB; 0: never.
+	ReleaseMappedBytes int64
 
 	// MaxAppendEntries bounds the entries grouped into one disk write and one replication
 	// message; concurrent writers share an fsync up to this many. Default 1024 (the most
@@ -141,6 +145,7 @@ func DefaultConfig() Config {
 		SnapshotsRetained:  2,
 		TrailingLogBytes:   64 << 20,
 		SnapshotLogBytes:   64 << 20,
+		ReleaseMappedBytes: releaseMappedAfter,
 		MaxAppendEntries:   1024,
 		HistorySize:        100_000,
 		HistoryBytes:       128 << 20,

@@ -277,6 +277,11 @@ func (s *Store) expireMemory() {
 		case now := <-t.C:
 			s.hist.expire(now)
 			s.logCache.expire(now)
+			if n, err := s.fsm.releaseMapped(s.cfg.ReleaseMappedBytes); err != nil {
+				s.log.Warn("cannot release the state file's mapped pages", "error", err)
+			} else if n > 0 {
+				s.log.Debug("released the state file's mapped pages", "mapping_bytes", n)
+			}
 		case <-s.ctx.Done():
 			return
 		}
