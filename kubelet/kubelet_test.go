@@ -58,6 +58,7 @@ func TestKubelet(t *testing.T) {
 		{"node", testNodeRegistrationAndLease},
 		{"nodestatus", testNodeStatusWrittenWhenChanged},
 		{"env", testEnvFrom},
+		{"servicelinks", testServiceLinks},
 		{"init", testInitContainers},
 		{"probes", testProbesAndHooks},
 		{"volumes", testVolumes},
