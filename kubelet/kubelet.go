@@ -221,9 +221,13 @@ func measuresStorage(spec *corev1.PodSpec) bool {
 
 // housekeeping releases what pods that are gone left behind — a directory with its
 // volumes, a cgroup — when no container of theirs remains (a kubelet restarted after a
-// pod was deleted, or after a crash), and forgets cached objects no pod read lately.
+// pod was deleted, or after a crash), forgets cached objects no pod read lately, and
+// reclaims the node's Released local-path volumes (localpath.go).
 func (k *Kubelet) housekeeping(ctx context.Context) {
 	k.objects.forget()
+	if k.cfg.LocalPathRoot != "" {
+		reclaimLocalVolumes(ctx, clientVolumes{k.cs}, k.cfg.LocalPathRoot, k.cfg.NodeName, k.log)
+	}
 	uids, err := k.volumes.Pods()
 	if err != nil || len(uids) == 0 {
 		return
