@@ -190,6 +190,9 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 					k.queue.Add(cache.Key(p))
 				}
 			}
+			if k.cfg.LocalPathRoot != "" {
+				reclaimLocalVolumes(ctx, clientVolumes{k.cs}, k.cfg.LocalPathRoot, k.cfg.NodeName, k.claimInUse, k.log)
+			}
 		}
 		if !k.sleep(ctx, k.cfg.RelistPeriod) {
 			return
@@ -226,7 +229,7 @@ func measuresStorage(spec *corev1.PodSpec) bool {
 func (k *Kubelet) housekeeping(ctx context.Context) {
 	k.objects.forget()
 	if k.cfg.LocalPathRoot != "" {
-		reclaimLocalVolumes(ctx, clientVolumes{k.cs}, k.cfg.LocalPathRoot, k.cfg.NodeName, k.log)
+		reclaimLocalVolumes(ctx, clientVolumes{k.cs}, k.cfg.LocalPathRoot, k.cfg.NodeName, k.claimInUse, k.log)
 	}
 	uids, err := k.volumes.Pods()
 	if err != nil || len(uids) == 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/client"
 )
@@ -57,7 +58,10 @@ func (c clientVolumes) delete(ctx context.Context, pv *corev1.PersistentVolume) 
 
 // reclaimLocalVolumes reclaims the Released local-path volumes of this node whose
 // reclaimPolicy is Delete.
-func reclaimLocalVolumes(ctx context.Context, api volumeAPI, root, node string, log hclog.Logger) {
+// inUse tells whether a pod of the node still mounts the claim a volume was bound to
+// (Kubernetes' storage-object-in-use protection keeps such a claim, and so its volume,
+// from going; Skiff has no such finalizer, so the reclaimer waits for the pod).
+func reclaimLocalVolumes(ctx context.Context, api volumeAPI, root, node string, inUse func(*corev1.PersistentVolume) string, log hclog.Logger) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -71,13 +75,13 @@ func reclaimLocalVolumes(ctx context.Context, api volumeAPI, root, node string, 
 			continue
 		}
 		dir := filepath.Join(root, ent.Name())
-		if err := reclaimLocalVolume(ctx, api, dir, name, node, log); err != nil && ctx.Err() == nil {
+		if err := reclaimLocalVolume(ctx, api, dir, name, node, inUse, log); err != nil && ctx.Err() == nil {
 			log.Warn("reclaim local-path volume failed; retrying at the next housekeeping", "volume", name, "dir", dir, "error", err)
 		}
 	}
 }
 
-func reclaimLocalVolume(ctx context.Context, api volumeAPI, dir, name, node string, log hclog.Logger) error {
+func reclaimLocalVolume(ctx context.Context, api volumeAPI, dir, name, node string, inUse func(*corev1.PersistentVolume) string, log hclog.Logger) error {
 	pv, err := api.get(ctx, name)
 	switch {
 	case client.IsNotFound(err):
@@ -92,7 +96,11 @@ func reclaimLocalVolume(ctx context.Context, api volumeAPI, dir, name, node stri
 	case err != nil:
 		return fmt.Errorf("get volume %s: %w", name, err)
 	}
-	if why := reclaimable(pv, dir, node); why != "" {
+	why := reclaimable(pv, dir, node)
+	if why == "" {
+		why = inUse(pv)
+	}
+	if why != "" {
 		log.Trace("local-path volume kept", "volume", name, "why", why)
 		return nil
 	}
@@ -149,6 +157,26 @@ func pinnedTo(pv *corev1.PersistentVolume, node string) bool {
 		}
 	}
 	return true
+}
+
+// claimInUse says which pod of the node, not finished, mounts the claim pv was bound
+// to ("": none).
+func (k *Kubelet) claimInUse(pv *corev1.PersistentVolume) string {
+	ref := pv.Spec.ClaimRef
+	if ref == nil {
+		return ""
+	}
+	for _, p := range k.pods.Lister().ListNamespace(ref.Namespace, labels.Everything()) {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		for _, v := range p.Spec.Volumes {
+			if c := v.PersistentVolumeClaim; c != nil && c.ClaimName == ref.Name {
+				return "in use by pod " + p.Namespace + "/" + p.Name
+			}
+		}
+	}
+	return ""
 }
 
 // emptyDir removes what dir holds, keeping dir.

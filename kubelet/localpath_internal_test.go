@@ -60,6 +60,8 @@ func localVolume(root, name, node string, phase corev1.PersistentVolumePhase, po
 	}
 }
 
+func notInUse(*corev1.PersistentVolume) string { return "" }
+
 // The reclaimer removes a Released local-path volume of reclaimPolicy Delete (its
 // data, then the volume, then its directory) and nothing else.
 func TestReclaimLocalVolumes(t *testing.T) {
@@ -70,36 +72,40 @@ func TestReclaimLocalVolumes(t *testing.T) {
 		// data: the directory holds a file.
 		data     bool
 		getErr   error
+		inUse    bool // a pod of the node still mounts the claim
 		reclaim  bool // the volume deleted, its directory gone
 		dirStays bool
 	}{
 		{"released, delete", func(r string) *corev1.PersistentVolume {
 			return localVolume(r, "pvc-1", node, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
-		}, true, nil, true, false},
+		}, true, nil, false, true, false},
 		{"released, retain", func(r string) *corev1.PersistentVolume {
 			return localVolume(r, "pvc-1", node, corev1.VolumeReleased, corev1.PersistentVolumeReclaimRetain)
-		}, true, nil, false, true},
+		}, true, nil, false, false, true},
 		{"bound", func(r string) *corev1.PersistentVolume {
 			return localVolume(r, "pvc-1", node, corev1.VolumeBound, corev1.PersistentVolumeReclaimDelete)
-		}, true, nil, false, true},
+		}, true, nil, false, false, true},
 		{"another node's", func(r string) *corev1.PersistentVolume {
 			return localVolume(r, "pvc-1", "n2", corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
-		}, true, nil, false, true},
+		}, true, nil, false, false, true},
 		{"elsewhere", func(r string) *corev1.PersistentVolume {
 			pv := localVolume(r, "pvc-1", node, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
 			pv.Spec.HostPath.Path = "/srv/data"
 			return pv
-		}, true, nil, false, true},
+		}, true, nil, false, false, true},
 		{"not the provisioner's", func(r string) *corev1.PersistentVolume {
 			pv := localVolume(r, "pvc-1", node, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
 			pv.Annotations = nil
 			return pv
-		}, true, nil, false, true},
+		}, true, nil, false, false, true},
 		{"forbidden", func(r string) *corev1.PersistentVolume {
 			return localVolume(r, "pvc-1", node, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
-		}, true, status.Error(codes.PermissionDenied, "no relationship found"), false, true},
-		{"volume gone, directory empty", nil, false, nil, false, false},
-		{"volume gone, directory with data", nil, true, nil, false, true},
+		}, true, status.Error(codes.PermissionDenied, "no relationship found"), false, false, true},
+		{"released, delete, in use", func(r string) *corev1.PersistentVolume {
+			return localVolume(r, "pvc-1", node, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
+		}, true, nil, true, false, true},
+		{"volume gone, directory empty", nil, false, nil, false, false, false},
+		{"volume gone, directory with data", nil, true, nil, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -124,7 +130,11 @@ func TestReclaimLocalVolumes(t *testing.T) {
 			if tc.pv != nil {
 				api.pvs["pvc-1"] = tc.pv(root)
 			}
-			reclaimLocalVolumes(context.Background(), api, root, node, hclog.NewNullLogger())
+			inUse := notInUse
+			if tc.inUse {
+				inUse = func(*corev1.PersistentVolume) string { return "in use by pod shop/db-0" }
+			}
+			reclaimLocalVolumes(context.Background(), api, root, node, inUse, hclog.NewNullLogger())
 			if got := slices.Equal(api.deleted, []string{"pvc-1"}); got != tc.reclaim {
 				t.Errorf("deleted %v, want reclaimed %v", api.deleted, tc.reclaim)
 			}
@@ -161,12 +171,12 @@ func TestReclaimLocalVolumeResumes(t *testing.T) {
 	api := &fakeVolumes{pvs: map[string]*corev1.PersistentVolume{
 		"pvc-1": localVolume(root, "pvc-1", "n1", corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)},
 		deleteErr: errors.New("connection refused")}
-	reclaimLocalVolumes(context.Background(), api, root, "n1", hclog.NewNullLogger())
+	reclaimLocalVolumes(context.Background(), api, root, "n1", notInUse, hclog.NewNullLogger())
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Fatalf("after a failed delete: directory %v, %v; want it there, empty", entries, err)
 	}
 	api.deleteErr = nil
-	reclaimLocalVolumes(context.Background(), api, root, "n1", hclog.NewNullLogger())
+	reclaimLocalVolumes(context.Background(), api, root, "n1", notInUse, hclog.NewNullLogger())
 	if _, err := os.Stat(dir); !os.IsNotExist(err) || !slices.Equal(api.deleted, []string{"pvc-1"}) {
 		t.Fatalf("second pass: directory %v, deleted %v", err, api.deleted)
 	}
