@@ -92,6 +92,7 @@ func testConfig(node string) kubelet.Config {
 	cfg.ObjectCacheTTL = 100 * time.Millisecond
 	// Simulated containers read no files; their volumes are plain directories.
 	cfg.ContainerFiles, cfg.Tmpfs = false, false
+	cfg.LocalPathRoot = "" // not the host's: a test that reclaims volumes sets its own
 	return cfg
 }
 

@@ -26,9 +26,11 @@ import (
 // directories, NAME_NAMESPACE_CLAIM, reads the volume NAME, and when it is the
 // provisioner's, Released, of reclaimPolicy Delete, pinned to this node and made at
 // exactly that directory, empties the directory, deletes the volume (uid
-// precondition), and removes the then empty directory. Should the kubelet stop between
-// two steps, the next pass finishes: an empty directory whose volume is gone is
-// removed. A volume whose directory was never made (no pod mounted it) stays Released.
+// precondition), and removes the then empty directory. Should the kubelet stop after
+// emptying the directory, the next pass finishes; should it stop after deleting the
+// volume, an empty directory remains (a directory whose volume is unknown is never
+// touched: it may be another cluster's). A volume whose directory was never made (no
+// pod mounted it) stays Released.
 // The node authorizer lets a node read and delete only volumes pinned to it by their
 // node affinity (apiserver/auth).
 
@@ -84,15 +86,11 @@ func reclaimLocalVolumes(ctx context.Context, api volumeAPI, root, node string, 
 func reclaimLocalVolume(ctx context.Context, api volumeAPI, dir, name, node string, inUse func(*corev1.PersistentVolume) string, log hclog.Logger) error {
 	pv, err := api.get(ctx, name)
 	switch {
-	case client.IsNotFound(err):
-		// The volume is gone: the end of a reclaim that stopped before its last step
-		// leaves its directory empty. A directory with data is left alone.
-		if os.Remove(dir) == nil {
-			log.Info("removed the empty directory of a deleted local-path volume", "volume", name, "dir", dir)
-		}
+	case client.IsNotFound(err), client.IsForbidden(err):
+		// Not a volume of this cluster, or not this node's (the node authorizer says
+		// so): none of the kubelet's business, even empty (another cluster's kubelet
+		// may share the directory).
 		return nil
-	case client.IsForbidden(err):
-		return nil // not this node's: the node authorizer says so
 	case err != nil:
 		return fmt.Errorf("get volume %s: %w", name, err)
 	}

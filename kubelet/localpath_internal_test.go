@@ -104,8 +104,8 @@ func TestReclaimLocalVolumes(t *testing.T) {
 		{"released, delete, in use", func(r string) *corev1.PersistentVolume {
 			return localVolume(r, "pvc-1", node, corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
 		}, true, nil, true, false, true},
-		{"volume gone, directory empty", nil, false, nil, false, false, false},
-		{"volume gone, directory with data", nil, true, nil, false, false, true},
+		{"unknown volume, directory empty", nil, false, nil, false, false, true},
+		{"unknown volume, directory with data", nil, true, nil, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -157,8 +157,7 @@ func TestReclaimLocalVolumes(t *testing.T) {
 }
 
 // A reclaim cut short after the data went and before the volume was deleted finishes
-// at the next pass; one cut short after the volume was deleted leaves an empty
-// directory, removed at the next pass.
+// at the next pass.
 func TestReclaimLocalVolumeResumes(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "pvc-1_shop_data")
