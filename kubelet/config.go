@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/workqueue"
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -78,6 +79,11 @@ type Config struct {
 	// PodNetwork gives pods their own addresses, of the node's podCIDR; nil: every pod
 	// has NodeIP.
 	PodNetwork PodNetwork
+	// Services, when set, is an informer of every Service that the kubelets of one
+	// process (simulated nodes) share, run by whoever made it: a thousand simulated
+	// nodes then hold one watch of Services, not a thousand. nil: the kubelet runs its
+	// own.
+	Services *cache.Informer[*corev1.Service]
 	// RootDir holds the pods' directories and volumes (/var/lib/skiff/kubelet), as
 	// Kubernetes' --root-dir.
 	RootDir string
