@@ -36,7 +36,7 @@ func TestFormPodDNS(t *testing.T) {
 		manySearch = append(manySearch, fmt.Sprintf("d%d.example", i))
 	}
 	long := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 63) + ".x" // 256
-	var bigSearch []string // 20 domains of 120 characters: 2419 characters with the spaces
+	var bigSearch []string                                                                                                                 // 20 domains of 120 characters: 2419 characters with the spaces
 	for i := range 20 {
 		bigSearch = append(bigSearch, fmt.Sprintf("%02d%s.example", i, strings.Repeat("e", 110)))
 	}
