@@ -1,6 +1,8 @@
 package up
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -86,6 +88,7 @@ func wireNetwork(n Network, node *agent.Config, containerd bool, dataDir string,
 		} else {
 			node.CNI = true
 			node.CNIConfig.StateDir = filepath.Join(dataDir, "cni")
+			node.CNIConfig.NetNSDir = netnsDir(dataDir)
 			parts = append(parts, "pods on bridge cni0 with addresses of the node's podCIDR (CNI)")
 		}
 	}
@@ -126,6 +129,19 @@ func wireNetwork(n Network, node *agent.Config, containerd bool, dataDir string,
 		line += "; left out: " + strings.Join(missing, "; ")
 	}
 	return line
+}
+
+// netnsDir is where the node's pods' network namespaces are mounted: in /run (they
+// describe running pods), one directory per data directory, so that a kubelet
+// tearing down the namespaces of pods it no longer has never touches another's (a
+// skiff kubelet's in /run/netns, another skiff up's).
+func netnsDir(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join("/run/skiff", "netns-"+hex.EncodeToString(sum[:6]))
 }
 
 // cniPlugins says why the reference plugins skiff's CNI network runs are missing.

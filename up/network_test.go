@@ -3,6 +3,7 @@ package up
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/skiffhq/skiff/kubelet/agent"
@@ -72,6 +73,9 @@ func TestWireNetwork(t *testing.T) {
 			}
 			if node.CNI && node.CNIConfig.StateDir != "/data/cni" {
 				t.Errorf("CNI state in %q, want /data/cni (skiff up's data)", node.CNIConfig.StateDir)
+			}
+			if node.CNI && (!strings.HasPrefix(node.CNIConfig.NetNSDir, "/run/skiff/netns-") || node.CNIConfig.NetNSDir == netnsDir("/other")) {
+				t.Errorf("pods' namespaces in %q, want a directory of this data directory's own under /run/skiff", node.CNIConfig.NetNSDir)
 			}
 			if node.ServiceProxy && node.ClusterCIDR != "10.42.0.0/16" {
 				t.Errorf("proxy's cluster CIDR %q, want the cluster's 10.42.0.0/16", node.ClusterCIDR)
