@@ -87,10 +87,15 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// start runs bin with args; the test's cleanup kills it (by pid) if it still runs.
+// start runs skiff with args; the test's cleanup kills it (by pid) if it still runs.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "skiff"), args...)
+	return startCmd(t, name, exec.Command(filepath.Join(binDir, "skiff"), args...))
+}
+
+// startCmd runs cmd as start runs skiff.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
