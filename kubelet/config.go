@@ -88,11 +88,18 @@ type Config struct {
 	// have no use for them.
 	ContainerFiles bool
 	// ResolvConf is the node's resolver configuration, which pods' /etc/resolv.conf
-	// start from (/etc/resolv.conf).
+	// start from (/etc/resolv.conf), as Kubernetes' --resolv-conf; "": none (pods that
+	// would use the node's resolvers get nameserver 127.0.0.1 and search ".").
 	ResolvConf string
 	// ClusterDomain is the cluster's DNS domain, in the names a pod with a subdomain
-	// gets in its /etc/hosts (cluster.local).
+	// gets in its /etc/hosts and in the search path of a pod that uses the cluster DNS
+	// (cluster.local).
 	ClusterDomain string
+	// ClusterDNS are the cluster DNS servers' IP addresses (Kubernetes' --cluster-dns),
+	// the nameservers of pods with dnsPolicy ClusterFirst or ClusterFirstWithHostNet.
+	// None: such pods fall back to Default (the node's resolvers), with a
+	// MissingClusterDNS event.
+	ClusterDNS []string
 	// ObjectCacheTTL is how long a ConfigMap or Secret read for a pod is reused (10s):
 	// a change reaches a pod's volumes within it and ResyncPeriod.
 	ObjectCacheTTL time.Duration
@@ -185,6 +192,11 @@ func (c Config) Validate() error {
 	}
 	if len(validation.IsDNS1123Subdomain(c.ClusterDomain)) > 0 {
 		errs = append(errs, fmt.Errorf("clusterDomain %q: must be a lowercase RFC 1123 subdomain", c.ClusterDomain))
+	}
+	for i, ip := range c.ClusterDNS {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("clusterDNS[%d] %q: not an IP address", i, ip))
+		}
 	}
 	if c.Workers <= 0 {
 		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))

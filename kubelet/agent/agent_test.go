@@ -435,3 +435,25 @@ func TestNodeRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLocalDNS: the kube-dns Service leads to the node's cluster DNS on the address
+// it listens on, the node's address when it listens on all; pods cannot reach a
+// loopback address or a port picked at random.
+func TestLocalDNS(t *testing.T) {
+	for _, tc := range []struct{ listen, want, err string }{
+		{listen: "10.0.0.5:53", want: "10.0.0.5:53"},
+		{listen: ":53", want: "192.168.1.7:53"},
+		{listen: "0.0.0.0:5353", want: "192.168.1.7:5353"},
+		{listen: "127.0.0.1:53", err: `--cluster-dns-listen "127.0.0.1:53": pods cannot reach 127.0.0.1: listen on the node's IPv4 address (or on every address)`},
+		{listen: "10.0.0.5:0", err: `--cluster-dns-listen "10.0.0.5:0": the cluster DNS needs a port of its own (53) for pods to reach it through the kube-dns Service`},
+		{listen: "dns.example:53", err: `--cluster-dns-listen "dns.example:53": not an IP address and port`},
+	} {
+		got, err := agent.LocalDNS(tc.listen, "192.168.1.7")
+		switch {
+		case tc.err != "" && (err == nil || err.Error() != tc.err):
+			t.Errorf("%s: %v, %v; want error %q", tc.listen, got, err, tc.err)
+		case tc.err == "" && (err != nil || got.String() != tc.want):
+			t.Errorf("%s: %v, %v; want %s", tc.listen, got, err, tc.want)
+		}
+	}
+}
