@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet/cni"
@@ -274,12 +275,6 @@ func (l *netLab) diagnoseOnFailure() {
 		if !l.t.Failed() {
 			return
 		}
-		for os.Getenv("NETDEBUG") != "" { // TEMP
-			if _, err := os.Stat("/tmp/netdebug-continue"); err == nil {
-				break
-			}
-			time.Sleep(time.Second)
-		}
 		for _, n := range l.nodes {
 			var b strings.Builder
 			for _, c := range [][]string{{"ip", "-n", n.netns, "-br", "addr"}, {"ip", "-n", n.netns, "route"},
@@ -339,7 +334,7 @@ func TestNetworkMultiNode(t *testing.T) {
 			"--runtime", "containerd", "--containerd-address", socket, "--containerd-namespace", n.ctrdNS,
 			"--container-log-dir", filepath.Join(n.dir, "logs"), "--root-dir", filepath.Join(n.dir, "root"), "--preload", preload,
 			"--cni", "--cni-state-dir", filepath.Join(n.dir, "cni"), "--node-routes", "--service-proxy",
-			"--cluster-dns-listen", n.ip + ":53", "--kubelet-listen", n.ip + ":10250", "--log-level", "warn"}
+			"--cluster-dns-listen", n.ip + ":53", "--cluster-dns", "10.43.0.10", "--kubelet-listen", n.ip + ":10250", "--log-level", "warn"}
 		l.startKubelet(n, "kubelet "+n.name)
 	}
 	l.diagnoseOnFailure()
@@ -492,11 +487,16 @@ func TestNetworkMultiNode(t *testing.T) {
 	byPodIP()
 	viaClusterIP(web1.Name, web2.Name)
 	viaNodePort(web1.Name, web2.Name)
-	// The cluster DNS of node A, asked from the client by its address.
-	waitfor.Condition(t, 60*time.Second, "web.default.svc.cluster.local resolved by node A's cluster DNS", func() (bool, string) {
-		out, errs, err := ctl(api, "exec", "client", "--", "sh", "-c", "nslookup web.default.svc.cluster.local "+a.ip)
-		return err == nil && strings.Contains(out, "Address: "+clusterIP), out + errs
-	})
+	// By the Service's name: the client's resolv.conf names kube-dns (10.43.0.10),
+	// which node A's service proxy leads to node A's cluster DNS.
+	if out := mustCtl(t, api, "exec", "client", "--", "cat", "/etc/resolv.conf"); !strings.Contains(out, "nameserver 10.43.0.10\n") ||
+		!strings.Contains(out, "search default.svc.cluster.local svc.cluster.local cluster.local") || !strings.Contains(out, "options ndots:5") {
+		t.Fatalf("the client's resolv.conf:\n%s", out)
+	}
+	waitAnswers("the client's requests to web.default.svc.cluster.local answered by both web pods",
+		func() ([]string, error) { return fetch("http://web.default.svc.cluster.local/", 20) }, web1.Name, web2.Name)
+	waitAnswers("the client's requests to web (the namespace's search path) answered by both web pods",
+		func() ([]string, error) { return fetch("http://web/", 20) }, web1.Name, web2.Name)
 
 	// A kubelet that restarts keeps its pods' addresses and tears down no other node's
 	// pod networks (the pods' namespaces of both nodes are under /run/netns).
@@ -539,13 +539,13 @@ func TestNetworkMultiNode(t *testing.T) {
 		c := eps[web2.Name]
 		return isTrue(c.Terminating) && !isTrue(c.Ready), fmt.Sprint(eps)
 	})
-	answers, err := fetch("http://"+clusterIP+"/", 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.Contains(answers, web2.Name) || slices.Contains(answers, "FAIL") {
-		t.Fatalf("requests while %s terminates: %v", web2.Name, answers)
-	}
+	waitfor.Condition(t, 60*time.Second, "no request to the cluster IP going to "+web2.Name+" while it terminates", func() (bool, string) {
+		answers, err := fetch("http://"+clusterIP+"/", 20)
+		if err != nil {
+			return false, err.Error()
+		}
+		return !slices.Contains(answers, web2.Name) && !slices.Contains(answers, "FAIL"), fmt.Sprint(answers)
+	})
 	if c := endpoints()[web2.Name]; !isTrue(c.Terminating) {
 		t.Fatalf("%s's endpoint no longer terminating after the requests: %+v", web2.Name, c)
 	}
@@ -560,6 +560,13 @@ func TestNetworkMultiNode(t *testing.T) {
 	list, err := cs.Pods.List(ctx, "default", client.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	uids := []types.UID{web2.UID}
+	for _, p := range list.Items {
+		uids = append(uids, p.UID)
+	}
+	if c, err := cs.Pods.Get(ctx, "default", "client"); err == nil {
+		uids = append(uids, c.UID)
 	}
 	mustCtl(t, api, "delete", "deployment", "web")
 	for _, p := range list.Items {
@@ -580,7 +587,13 @@ func TestNetworkMultiNode(t *testing.T) {
 	for _, n := range l.nodes {
 		n.kubelet.stop(t)
 	}
-	// Every address released (host-local keeps a file per address in use).
+	// Every pod's namespace and address released (host-local keeps a file per
+	// address in use).
+	for _, uid := range uids {
+		if _, err := os.Stat("/run/netns/skiff-" + string(uid)); !os.IsNotExist(err) {
+			t.Errorf("pod %s's network namespace after the pod went: %v", uid, err)
+		}
+	}
 	for _, n := range l.nodes {
 		if reserved, _ := filepath.Glob(filepath.Join(n.dir, "cni", "ipam", "skiff", "10.*")); len(reserved) > 0 {
 			t.Errorf("node %s: addresses still reserved after every pod went: %v", n.name, reserved)
