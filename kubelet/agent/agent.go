@@ -172,6 +172,13 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 	if ln != nil {
 		kcfg.LogPort = ln.Addr().(*net.TCPAddr).Port
 	}
+	// Simulated nodes share one informer of Services (for their pods' service
+	// variables), as they share this process.
+	var services *cache.Informer[*corev1.Service]
+	if cfg.Runtime == RuntimeSim && cfg.SimNodes > 1 {
+		services = cache.NewInformer(cs.Services, "", client.ListOptions{}, log)
+		kcfg.Services = services
+	}
 	kubelets, err := newKubelets(ctx, cs, cfg, kcfg, logs)
 	if err != nil {
 		if ln != nil {
@@ -192,6 +199,9 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 	}
 	if ln != nil {
 		goRun(func(ctx context.Context) error { return logs.Serve(ctx, ln, cfg.LogTLS) })
+	}
+	if services != nil {
+		goRun(func(ctx context.Context) error { services.Run(ctx); return nil })
 	}
 	for _, k := range kubelets {
 		goRun(k.Run)
@@ -343,6 +353,7 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			// Simulated containers read no files: volumes are plain directories, one
 			// root per node, and nothing else is written.
 			c.ContainerFiles, c.Tmpfs = false, false
+			c.LocalPathRoot = "" // the host's local-path directories are no simulated node's
 			if cfg.SimNodes > 0 {
 				c.RootDir = filepath.Join(kcfg.RootDir, "sim", c.NodeName)
 			}

@@ -436,6 +436,55 @@ func TestNodeRoutes(t *testing.T) {
 	}
 }
 
+// TestSimNodesShareServices: the simulated nodes of one agent hold one watch of Services
+// between them (for their pods' service variables), not one each.
+func TestSimNodesShareServices(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	cs := client.NewClientset(c.Dial(t, "admin", client.Options{}))
+	cfg := simConfig("shared", 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, cs, cfg) }()
+	defer func() { cancel(); <-done }()
+	watches := func(kind string) float64 {
+		mfs, err := c.Server(0).Gatherer().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "skiff_apiserver_watches" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "kind" && l.GetValue() == kind {
+						return m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	waitfor.Condition(t, time.Minute, "five nodes Ready, each watching its pods", func() (bool, string) {
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for _, n := range l.Items {
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == "Ready" && cond.Status == "True" {
+					ready++
+				}
+			}
+		}
+		return ready == 5 && watches("Pod") >= 5, fmt.Sprintf("%d Ready, %v watches of pods", ready, watches("Pod"))
+	})
+	if n := watches("Service"); n != 1 {
+		t.Fatalf("%v watches of Services for five simulated nodes, want one shared", n)
+	}
+}
+
 // TestLocalDNS: the kube-dns Service leads to the node's cluster DNS on the address
 // it listens on, the node's address when it listens on all; pods cannot reach a
 // loopback address or a port picked at random.

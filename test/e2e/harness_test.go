@@ -87,14 +87,14 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// start runs skiff with args; the test's cleanup kills it (by pid) if it still runs.
+// start runs bin with args; the test's cleanup kills it (by pid) if it still runs.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	return startCmd(t, name, exec.Command(filepath.Join(binDir, "skiff"), args...))
+	return startCommand(t, name, exec.Command(filepath.Join(binDir, "skiff"), args...))
 }
 
-// startCmd runs cmd as start runs skiff.
-func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+// startCommand is start for a command of the test's making (skiff under a wrapper).
+func startCommand(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -265,7 +265,7 @@ func unmountUnder(t *testing.T, dir string) {
 
 // startKubelet starts (or starts again) n's kubelet in n's namespace.
 func (l *netLab) startKubelet(n *labNode, name string) {
-	n.kubelet = startCmd(l.t, name, exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.netns, "--", filepath.Join(binDir, "skiff")}, n.args...)...))
+	n.kubelet = startCommand(l.t, name, exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.netns, "--", filepath.Join(binDir, "skiff")}, n.args...)...))
 }
 
 // diagnoseOnFailure logs, when the test fails, each node's links, addresses, routes
