@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
@@ -639,7 +641,15 @@ func testPodNetwork(e *env) {
 	}
 	net := sim.NewNetwork()
 	cfg := testConfig(e.node)
-	cfg.PodNetwork = net
+	// Whether each pod still existed when its network was first torn down.
+	var mu sync.Mutex
+	existed := map[types.UID]bool{}
+	cfg.PodNetwork = &tearDownSpy{Network: net, first: func(uid types.UID) {
+		l, err := e.cs.Pods.List(e.ctx, e.ns, client.ListOptions{})
+		mu.Lock()
+		defer mu.Unlock()
+		existed[uid] = err == nil && slices.ContainsFunc(l.Items, func(p *corev1.Pod) bool { return p.UID == uid })
+	}}
 	rt := sim.New(sim.Config{})
 	e.start(rt, cfg)
 	create := func(name string, hostNetwork bool) {
@@ -687,9 +697,38 @@ func testPodNetwork(e *env) {
 		t.Fatal(err)
 	}
 	e.waitGone("a")
-	waitfor.Condition(t, 10*time.Second, "a's address freed", func() (bool, string) {
-		return net.Addresses() == 1, fmt.Sprintf("%d addresses given", net.Addresses())
-	})
+	// As Kubernetes' kubelet stops a pod's sandbox before it lets the object go: a
+	// pod that is gone holds no address.
+	if n := net.Addresses(); n != 1 {
+		t.Errorf("pod a is gone, and %d addresses are given, want 1 (b's)", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ex, ok := existed[a.UID]; !ok || !ex {
+		t.Errorf("pod a's network torn down first while the pod object existed: %v (torn down: %v)", ex, ok)
+	}
+}
+
+// tearDownSpy is a pod network that calls first at the first tear-down of each pod.
+type tearDownSpy struct {
+	*sim.Network
+	first func(types.UID)
+	mu    sync.Mutex
+	seen  map[types.UID]bool
+}
+
+func (n *tearDownSpy) TearDown(ctx context.Context, uid types.UID) error {
+	n.mu.Lock()
+	first := !n.seen[uid]
+	if n.seen == nil {
+		n.seen = map[types.UID]bool{}
+	}
+	n.seen[uid] = true
+	n.mu.Unlock()
+	if first {
+		n.first(uid)
+	}
+	return n.Network.TearDown(ctx, uid)
 }
 
 // testPodNetworkSweep: a kubelet starting on a pod network that still holds the address

@@ -136,8 +136,10 @@ func (k *Kubelet) stopAll(ctx context.Context, pod *corev1.Pod, live []Container
 	return errors.Join(errs...)
 }
 
-// terminatePod ends a deleted pod: its containers get the grace period, its volumes
-// and cgroup go, then the pod object (grace 0, only if it is still this pod).
+// terminatePod ends a deleted pod: its containers get the grace period, its volumes,
+// cgroup and network go, then the pod object (grace 0, only if it is still this pod):
+// as Kubernetes' kubelet stops the pod's sandbox before it lets the object go, a pod
+// that is gone holds no address.
 func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod, mine []Container) error {
 	if err := k.killAll(ctx, mine, gracePeriod(pod), pod); err != nil {
 		return err
@@ -145,13 +147,13 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod,
 	if err := k.cleanUpPod(ctx, pod.UID); err != nil {
 		return err
 	}
+	if err := k.tearDown(ctx, pod.UID); err != nil {
+		return err
+	}
 	_, err := k.cs.Pods.Delete(ctx, pod.Namespace, pod.Name,
 		client.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), UID: string(pod.UID)})
 	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
 		return fmt.Errorf("delete pod %s: %w", key, err)
-	}
-	if err := k.tearDown(ctx, pod.UID); err != nil {
-		return err
 	}
 	return k.forget(ctx, key)
 }

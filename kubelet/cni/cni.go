@@ -8,7 +8,9 @@
 //
 // The address of a pod set up already is its cached CNI result, so a kubelet that
 // restarts keeps its pods' addresses, and host-local's reservations (in StateDir)
-// keep it from handing a live pod's address to another.
+// keep it from handing a live pod's address to another. The pods a Network set up
+// are recorded in StateDir too: the namespaces' directory (/run/netns) may hold other
+// kubelets' pods (several nodes on one machine), which are not its to tear down.
 package cni
 
 import (
@@ -20,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -92,7 +95,7 @@ func New(cfg Config) (*Network, error) {
 			return nil, fmt.Errorf("cni: plugin %s not found in %v (Debian: apt-get install containernetworking-plugins)", p, cfg.BinDirs)
 		}
 	}
-	for _, d := range []string{cfg.StateDir, cfg.NetNSDir} {
+	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "pods"), cfg.NetNSDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cni: %w", err)
 		}
@@ -122,19 +125,59 @@ func New(cfg Config) (*Network, error) {
 	return n, nil
 }
 
-// SetUpPods are the pods with a namespace (set up, not yet torn down).
+// teardownRange is the range of the plugins' configuration when a pod is torn down
+// without its cached result: host-local releases by container ID and the bridge
+// deletes the pod's link by name, so neither uses it, but both refuse a range too
+// small to allocate from.
+const teardownRange = "192.0.2.0/24"
+
+// SetUpPods are the pods this network set up and has not torn down yet: those it
+// recorded in StateDir, and those under NetNSDir with a cached result in StateDir
+// (set up before the records were kept). Other namespaces under NetNSDir, another
+// kubelet's pods', are left out.
 func (n *Network) SetUpPods() ([]types.UID, error) {
-	entries, err := os.ReadDir(n.cfg.NetNSDir)
+	records, err := os.ReadDir(n.recordDir())
 	if err != nil {
 		return nil, err
 	}
 	var out []types.UID
+	for _, e := range records {
+		out = append(out, types.UID(e.Name()))
+	}
+	entries, err := os.ReadDir(n.cfg.NetNSDir)
+	if err != nil {
+		return nil, err
+	}
+	list, err := n.list(teardownRange)
+	if err != nil {
+		return nil, err
+	}
 	for _, e := range entries {
-		if uid, ok := strings.CutPrefix(e.Name(), "skiff-"); ok {
+		uid, ok := strings.CutPrefix(e.Name(), "skiff-")
+		if !ok || slices.Contains(out, types.UID(uid)) {
+			continue
+		}
+		rt := &libcni.RuntimeConf{ContainerID: uid, NetNS: filepath.Join(n.cfg.NetNSDir, e.Name()), IfName: "eth0"}
+		if res, err := n.cni.GetNetworkListCachedResult(list, rt); err == nil && res != nil {
 			out = append(out, types.UID(uid))
 		}
 	}
 	return out, nil
+}
+
+func (n *Network) recordDir() string { return filepath.Join(n.cfg.StateDir, "pods") }
+
+// record notes that this network sets up the pod (before its namespace is made).
+func (n *Network) record(uid types.UID) error {
+	return os.WriteFile(filepath.Join(n.recordDir(), string(uid)), nil, 0o600)
+}
+
+// forget removes the pod's record (once its namespace is gone).
+func (n *Network) forget(uid types.UID) error {
+	if err := os.Remove(filepath.Join(n.recordDir(), string(uid))); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
 }
 
 var _ kubelet.PodNetworkLister = (*Network)(nil)
@@ -181,7 +224,11 @@ func (n *Network) SetUp(ctx context.Context, pod kubelet.PodRef, podCIDR string)
 		// A namespace without a result: set up anew.
 		n.teardown(ctx, list, pod.UID)
 	}
+	if err := n.record(pod.UID); err != nil {
+		return "", fmt.Errorf("record the pod's network: %w", err)
+	}
 	if err := newNetNS(rt.NetNS); err != nil {
+		n.forget(pod.UID)
 		return "", fmt.Errorf("create the pod's network namespace: %w", err)
 	}
 	var res cnitypes.Result
@@ -211,7 +258,7 @@ func (n *Network) TearDown(ctx context.Context, uid types.UID) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// The range is not needed to delete: host-local releases by container ID.
-	list, err := n.list("0.0.0.0/32")
+	list, err := n.list(teardownRange)
 	if err != nil {
 		return err
 	}
@@ -221,7 +268,7 @@ func (n *Network) TearDown(ctx context.Context, uid types.UID) error {
 func (n *Network) teardown(ctx context.Context, list *libcni.NetworkConfigList, uid types.UID) error {
 	path := n.NetNSPath(uid)
 	if _, err := os.Stat(path); err != nil {
-		return nil // never set up, or torn down already
+		return n.forget(uid) // never set up, or torn down already
 	}
 	rt := &libcni.RuntimeConf{ContainerID: string(uid), NetNS: path, IfName: "eth0"}
 	// With the cached result (its range) when there is one.
@@ -243,7 +290,7 @@ func (n *Network) teardown(ctx context.Context, list *libcni.NetworkConfigList, 
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	return nil
+	return n.forget(uid)
 }
 
 // firstIP is the first IPv4 address of a CNI result.

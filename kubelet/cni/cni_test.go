@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -185,5 +186,83 @@ func TestNetwork(t *testing.T) {
 		if ip == ips["a"] {
 			t.Fatalf("new pod %s got live pod a's address %s", p.Name, ip)
 		}
+	}
+}
+
+// TestNetworkSharesNetNSDir: two kubelets on one machine (two nodes' networks) keep
+// their pods' namespaces in one directory, as they do in /run/netns: each lists only
+// the pods it set up, so that a kubelet that starts tears down none of the other's.
+// A pod whose cached result is lost is still torn down, its address released.
+func TestNetworkSharesNetNSDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes network namespaces")
+	}
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		t.Skip("needs the CNI plugins (apt-get install containernetworking-plugins)")
+	}
+	nsdir := t.TempDir()
+	ctx := context.Background()
+	type node struct {
+		nw    *cni.Network
+		state string
+	}
+	var nodes []node
+	for i, cidr := range []string{"10.42.5.0/24", "10.42.6.0/24"} {
+		b := make([]byte, 3)
+		rand.Read(b)
+		name := "skcni-" + hex.EncodeToString(b)
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) }) // after the pods' tear-downs
+		state := t.TempDir()
+		nw, err := cni.New(cni.Config{StateDir: state, NetNSDir: nsdir, NodeNetNS: fd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid := types.UID([]string{"on-a", "on-b"}[i])
+		if _, err := nw.SetUp(ctx, pod(string(uid)), cidr); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := nw.TearDown(ctx, uid); err != nil {
+				t.Errorf("tear down pod %s: %v", uid, err)
+			}
+		})
+		nodes = append(nodes, node{nw, state})
+	}
+	for i, want := range []types.UID{"on-a", "on-b"} {
+		if uids, err := nodes[i].nw.SetUpPods(); err != nil || len(uids) != 1 || uids[0] != want {
+			t.Errorf("node %d's set-up pods: %v, %v; want [%s]", i, uids, err, want)
+		}
+	}
+
+	// Node b's cached results are lost: its pod is still its own, and torn down.
+	if err := os.RemoveAll(filepath.Join(nodes[1].state, "cache")); err != nil {
+		t.Fatal(err)
+	}
+	if uids, err := nodes[1].nw.SetUpPods(); err != nil || len(uids) != 1 || uids[0] != "on-b" {
+		t.Fatalf("node b's set-up pods without their cached results: %v, %v; want [on-b]", uids, err)
+	}
+	if err := nodes[1].nw.TearDown(ctx, "on-b"); err != nil {
+		t.Fatalf("tear down without the cached result: %v", err)
+	}
+	if _, err := os.Stat(nodes[1].nw.NetNSPath("on-b")); !os.IsNotExist(err) {
+		t.Errorf("pod on-b's namespace after tear-down: %v", err)
+	}
+	if uids, err := nodes[1].nw.SetUpPods(); err != nil || len(uids) != 0 {
+		t.Errorf("node b's set-up pods after the tear-down: %v, %v; want none", uids, err)
+	}
+	reserved, _ := filepath.Glob(filepath.Join(nodes[1].state, "ipam", "skiff", "10.42.6.*"))
+	if len(reserved) != 0 {
+		t.Errorf("addresses still reserved after the tear-down: %v", reserved)
+	}
+	if _, err := os.Stat(nodes[0].nw.NetNSPath("on-a")); err != nil {
+		t.Errorf("node a's pod: %v", err)
 	}
 }
