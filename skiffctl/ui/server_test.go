@@ -49,7 +49,10 @@ func TestHandler(t *testing.T) {
 		{"/app.js", host, 200, ""},
 		{"/api/cluster", host, 200, `"raft":`},
 		{"/api/chain?kind=Deployment&name=web", host, 200, `"summary":"deployment default/web not found"`},
-		{"/api/chain?kind=Pod&name=web", host, 400, `kind: Unsupported value: "Pod"`},
+		{"/api/chain?kind=Pod&name=web", host, 400, `kind: Unsupported value: "Pod": supported values: Deployment, DaemonSet, StatefulSet, Job, CronJob, Service`},
+		{"/api/chain?kind=job&name=pi", host, 200, `"summary":"job default/pi not found"`},
+		{"/api/chain?kind=cj&name=tick", host, 200, `"summary":"cronjob default/tick not found"`},
+		{"/api/chain?kind=svc&namespace=prod&name=web", host, 200, `"summary":"service prod/web not found"`},
 		// Another name for 127.0.0.1 (DNS rebinding), or another port: refused.
 		{"/api/cluster", "evil.example:" + host[strings.LastIndex(host, ":")+1:], 403, "not allowed"},
 		{"/api/cluster", "127.0.0.1:1", 403, "not allowed"},
