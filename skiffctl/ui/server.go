@@ -236,7 +236,11 @@ func (s *Server) Objects() *Objects {
 func (s *Server) Raft() Raft {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.raft
+	r := s.raft
+	if r.Members == nil {
+		r.Members = []Member{} // before the first poll: none known yet
+	}
+	return r
 }
 
 func (s *Server) memberNames() []string {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bufio"
+	"encoding/json"
 	"context"
 	"io"
 	"net/http"
@@ -116,4 +117,13 @@ func TestStream(t *testing.T) {
 	}
 	cancel()
 	io.Copy(io.Discard, resp.Body)
+}
+
+// TestRaftBeforePoll: before the first poll the members are an empty list, not null
+// (the page lists them).
+func TestRaftBeforePoll(t *testing.T) {
+	s := newTestServer(t)
+	if b, _ := json.Marshal(s.Raft()); !strings.Contains(string(b), `"members":[]`) {
+		t.Fatalf("raft before a poll: %s", b)
+	}
 }

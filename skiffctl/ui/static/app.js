@@ -8,7 +8,7 @@
     <h2>API servers <small>leader <b id="leader">${n.leader||"none"}</b> · term <b id="term">${n.term}</b> · revision ${n.revision}</small></h2>
     ${n.error&&p`<p class="error">${n.error}</p>`}
     <div class="members">
-      ${n.members.map(e=>p`<div key=${e.name} class=${`member ${e.leader?"leader":""} ${e.health}`} data-name=${e.name}
+      ${(n.members||[]).map(e=>p`<div key=${e.name} class=${`member ${e.leader?"leader":""} ${e.health}`} data-name=${e.name}
             data-role=${e.leader?"leader":e.state?e.state.toLowerCase():"down"} data-health=${e.health}>
           <b>${e.name}</b> <span class="role">${e.leader?"leader":e.state?e.state.toLowerCase():"down"}</span>
           <div class="sub">${e.health}${e.health==="healthy"?` \xB7 commit ${e.commitIndex}`:""}</div>
@@ -56,7 +56,7 @@
     <h2>${n.kind.toLowerCase()}/${n.name} <small>${n.namespace}${n.revision?` \xB7 revision ${n.revision}`:""}${n.child?` \xB7 ${n.child}`:""}</small>
       <span class="summary" id="summary">${n.summary}</span></h2>
     ${e&&p`<p class="sub" id="chain-raft">API servers: leader ${e.leader||"none"}, term ${e.term} ·
-      ${e.members.map(t=>p`<span key=${t.name} class=${`chip ${t.health}`}>${t.name}${t.leader?" \u2605":""}</span>`)}</p>`}
+      ${(e.members||[]).map(t=>p`<span key=${t.name} class=${`chip ${t.health}`}>${t.name}${t.leader?" \u2605":""}</span>`)}</p>`}
     <div class="map" style=${`grid-template-columns: 3em repeat(${s.length}, 1fr)`}>
       <div></div>
       ${n.lanes.map(t=>p`<div class="lane" key=${t.component} data-lane=${t.component}><b>${t.component}</b>

@@ -62,7 +62,7 @@ function Raft({ raft }) {
     <h2>API servers <small>leader <b id="leader">${raft.leader || 'none'}</b> · term <b id="term">${raft.term}</b> · revision ${raft.revision}</small></h2>
     ${raft.error && html`<p class="error">${raft.error}</p>`}
     <div class="members">
-      ${raft.members.map(
+      ${(raft.members || []).map(
         (m) => html`<div key=${m.name} class=${`member ${m.leader ? 'leader' : ''} ${m.health}`} data-name=${m.name}
             data-role=${m.leader ? 'leader' : m.state ? m.state.toLowerCase() : 'down'} data-health=${m.health}>
           <b>${m.name}</b> <span class="role">${m.leader ? 'leader' : m.state ? m.state.toLowerCase() : 'down'}</span>
@@ -158,7 +158,7 @@ function ChainMap({ chain, raft }) {
     <h2>${chain.kind.toLowerCase()}/${chain.name} <small>${chain.namespace}${chain.revision ? ` · revision ${chain.revision}` : ''}${chain.child ? ` · ${chain.child}` : ''}</small>
       <span class="summary" id="summary">${chain.summary}</span></h2>
     ${raft && html`<p class="sub" id="chain-raft">API servers: leader ${raft.leader || 'none'}, term ${raft.term} ·
-      ${raft.members.map((m) => html`<span key=${m.name} class=${`chip ${m.health}`}>${m.name}${m.leader ? ' ★' : ''}</span>`)}</p>`}
+      ${(raft.members || []).map((m) => html`<span key=${m.name} class=${`chip ${m.health}`}>${m.name}${m.leader ? ' ★' : ''}</span>`)}</p>`}
     <div class="map" style=${`grid-template-columns: 3em repeat(${lanes.length}, 1fr)`}>
       <div></div>
       ${chain.lanes.map(
