@@ -245,15 +245,28 @@ func TestUILeaderChange(t *testing.T) {
 	screenshot(t, ctx, "cluster-after")
 }
 
-// uiOpen points the tab at the UI's route (the page is not reloaded when only the hash
-// changes, as a user following a link) and waits for sel.
+// uiOpen points the tab at the UI's route: the first time by loading the page, then by
+// changing its hash as a link does (the page is not reloaded), and waits for sel.
 func uiOpen(t *testing.T, ctx context.Context, url, sel string) {
 	t.Helper()
-	nav, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
-		t.Fatalf("open %s: %v", url, err)
+	var loaded bool
+	if evalIn(ctx, `!!document.querySelector('#app')`, &loaded); !loaded {
+		nav, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(nav, chromedp.Navigate(url)); err != nil {
+			t.Fatalf("open %s: %v", url, err)
+		}
+	} else {
+		hash := url[strings.Index(url, "#"):]
+		if err := evalIn(ctx, fmt.Sprintf(`(location.hash = %q, true)`, hash), new(bool)); err != nil {
+			t.Fatalf("open %s: %v", hash, err)
+		}
 	}
+	waitfor.Condition(t, 60*time.Second, "the page to show "+sel, func() (bool, string) {
+		var ok bool
+		err := evalIn(ctx, fmt.Sprintf(`!!document.querySelector(%q)`, sel), &ok)
+		return err == nil && ok, fmt.Sprint(err)
+	})
 }
 
 // uiText is the text of the elements matching sel, joined by " | ".
@@ -335,7 +348,7 @@ func TestUIKinds(t *testing.T) {
 			var eps []map[string]string
 			evalIn(ctx, `[...document.querySelectorAll('#endpoint-list .endpoint')].map(e => ({...e.dataset}))`, &eps)
 			var pods []map[string]string
-			evalIn(ctx, `[...document.querySelectorAll('#backing-pods .backing-pod')].map(e => ({...e.dataset}))`, &pods)
+			evalIn(ctx, `[...document.querySelectorAll('#backing-pods .backing-pod')].map(e => ({...e.dataset, text: e.textContent}))`, &pods)
 			ready, endpoints := 0, 0
 			for _, e := range eps {
 				if e["ready"] == "true" && e["serving"] == "true" && e["terminating"] == "false" && strings.HasPrefix(e["pod"], "web-") {
