@@ -3,8 +3,11 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os/exec"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,15 +33,7 @@ func TestPageScale(t *testing.T) {
 	go srv.Serve(s.ln)
 	t.Cleanup(func() { srv.Close() })
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()))
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, for ctx's lifetime
-		t.Fatalf("start chromium: %v", err)
-	}
+	ctx := startBrowser(t, path)
 	for _, tc := range []struct {
 		route, summary string
 		rows           string // a virtualized list's rows
@@ -78,4 +73,66 @@ func evalIn[T any](ctx context.Context, expr string, out *T) error {
 		*out = v
 	}
 	return err
+}
+
+func startBrowser(t *testing.T, path string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()))
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); acancel() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, for ctx's lifetime
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// TestPageService shows a Service's view in Chromium (fixed objects: TestBuildService's),
+// then follows its link to the Deployment's chain map, without reloading the page: its
+// endpoints with their conditions, the pods marked as endpoints or not, the Deployment
+// behind it.
+func TestPageService(t *testing.T) {
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("no chromium (test/tools/install-deps.sh chromium installs it): the page cannot be tested in a browser")
+	}
+	s := newTestServer(t)
+	objs := serviceObjects()
+	s.objects = func() *Objects { return objs }
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(s.ln)
+	t.Cleanup(func() { srv.Close() })
+	ctx := startBrowser(t, path)
+	c, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, chromedp.Navigate(s.URL()+"#/Service/default/web"), chromedp.WaitVisible(chromedp.CSS("#endpoint-list .endpoint"))); err != nil {
+		t.Fatalf("open the service: %v", err)
+	}
+	type row struct {
+		Pod, Ready, Serving, Terminating, Endpoint, Name string
+	}
+	var eps, pods []row
+	var summary, backers string
+	err = errors.Join(evalIn(ctx, `[...document.querySelectorAll('#endpoint-list .endpoint')].map(e => ({Pod: e.dataset.pod, Ready: e.dataset.ready, Serving: e.dataset.serving, Terminating: e.dataset.terminating}))`, &eps),
+		evalIn(ctx, `[...document.querySelectorAll('#backing-pods .backing-pod')].map(e => ({Name: e.dataset.name, Endpoint: e.dataset.endpoint}))`, &pods),
+		evalIn(ctx, `document.querySelector('#summary').textContent`, &summary),
+		evalIn(ctx, `document.querySelector('#backers').textContent`, &backers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEps := []row{{Pod: "web-1-a", Ready: "false", Serving: "true", Terminating: "true"}, {Pod: "web-2-a", Ready: "true", Serving: "true", Terminating: "false"}}
+	wantPods := []row{{Name: "web-1-a", Endpoint: "true"}, {Name: "web-2-a", Endpoint: "true"}, {Name: "web-2-b", Endpoint: "false"}, {Name: "web-2-c", Endpoint: "false"}}
+	if summary != "1/2 endpoints ready" || !reflect.DeepEqual(eps, wantEps) || !reflect.DeepEqual(pods, wantPods) || !strings.Contains(backers, "deployment/web (4 pods)") {
+		t.Fatalf("service view: summary %q endpoints %+v pods %+v backers %q", summary, eps, pods, backers)
+	}
+	// The Deployment's link opens its chain map in the same page.
+	if err := evalIn(ctx, `(document.querySelector('#backers a').click(), true)`, new(bool)); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 60*time.Second, "the chain map of deployment web", func() (bool, string) {
+		var got, hash string
+		err := errors.Join(evalIn(ctx, `(document.querySelector('#chain #summary') || {}).textContent || ''`, &got), evalIn(ctx, `location.hash`, &hash))
+		return err == nil && got == "1/3 ready" && hash == "#/Deployment/default/web", fmt.Sprintf("%q at %s %v", got, hash, err)
+	})
 }

@@ -114,7 +114,7 @@ type ServiceRow struct {
 // EndpointCounts counts a Service's endpoints by their conditions (an endpoint may be
 // serving and terminating at once, as EndpointSlice's conditions are).
 type EndpointCounts struct {
-	Endpoints   int `json:"endpoints"`
+	Endpoints   int `json:"total"`
 	Ready       int `json:"ready"`
 	Serving     int `json:"serving"`
 	Terminating int `json:"terminating"`

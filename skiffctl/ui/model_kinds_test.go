@@ -202,23 +202,7 @@ func TestBuildChainStuckEvents(t *testing.T) {
 // TestBuildService: a Service shows its endpoints by condition (ready, serving,
 // terminating), the pods its selector picks (endpoints or not yet) and their workloads.
 func TestBuildService(t *testing.T) {
-	o := rollout()
-	for _, p := range o.Pods {
-		p.Labels = map[string]string{"app": "web"}
-	}
-	o.Pods[0].Status.PodIP, o.Pods[1].Status.PodIP = "10.0.0.1", "10.0.0.2"
-	o.Pods = append(o.Pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default", Labels: map[string]string{"app": "db"}}})
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "s1", ResourceVersion: "50"},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "web"},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}}}}
-	ep := func(ip, pod string, ready, serving, terminating bool) discoveryv1.Endpoint {
-		return discoveryv1.Endpoint{Addresses: []string{ip}, NodeName: ptr.To("w1"), TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: pod},
-			Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &serving, Terminating: &terminating}}
-	}
-	o.Services = []*corev1.Service{svc}
-	o.EndpointSlices = []*discoveryv1.EndpointSlice{{ObjectMeta: metav1.ObjectMeta{Name: "web-abc", Namespace: "default",
-		Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
-		Endpoints: []discoveryv1.Endpoint{ep("10.0.0.2", "web-2-a", true, true, false), ep("10.0.0.1", "web-1-a", false, true, true)}}}
+	o := serviceObjects()
 	v := BuildService("default", "web", o)
 	if !v.Found || v.Summary != "1/2 endpoints ready" || v.Selector != "app=web" || !reflect.DeepEqual(v.Ports, []string{"http 80/TCP → 8080"}) {
 		t.Fatalf("service head %+v", v)
@@ -248,6 +232,29 @@ func TestBuildService(t *testing.T) {
 	if v := BuildService("default", "nope", o); v.Found || v.Summary != "service default/nope not found" {
 		t.Errorf("missing service %+v", v)
 	}
+}
+
+// serviceObjects: rollout()'s pods labelled app=web (and one app=db), Service web
+// selecting them, its slice with web-2-a ready and web-1-a terminating (serving).
+func serviceObjects() *Objects {
+	o := rollout()
+	for _, p := range o.Pods {
+		p.Labels = map[string]string{"app": "web"}
+	}
+	o.Pods[0].Status.PodIP, o.Pods[1].Status.PodIP = "10.0.0.1", "10.0.0.2"
+	o.Pods = append(o.Pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default", Labels: map[string]string{"app": "db"}}})
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "s1", ResourceVersion: "50"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}}}}
+	ep := func(ip, pod string, ready, serving, terminating bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{ip}, NodeName: ptr.To("w1"), TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: pod},
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &serving, Terminating: &terminating}}
+	}
+	o.Services = []*corev1.Service{svc}
+	o.EndpointSlices = []*discoveryv1.EndpointSlice{{ObjectMeta: metav1.ObjectMeta{Name: "web-abc", Namespace: "default",
+		Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		Endpoints: []discoveryv1.Endpoint{ep("10.0.0.2", "web-2-a", true, true, false), ep("10.0.0.1", "web-1-a", false, true, true)}}}
+	return o
 }
 
 // bigRollout is a Deployment of n pods on nodes nodes, mid-rollout: a tenth Pending

@@ -44,7 +44,7 @@
     <h2>Services <small>${n.length}</small></h2>
     ${n.map(e=>p`<div key=${e.namespace+"/"+e.name} class="row service" data-name=${`${e.namespace}/${e.name}`}>
         <span>${ie("Service",e.namespace,e.name,`service/${e.name}`)}</span><span>${e.namespace}</span><span>${e.type} ${e.clusterIP}</span>
-        <span>${e.ready}/${e.endpoints} endpoints ready</span><span>${Oe(e)}</span>
+        <span>${e.ready}/${e.total} endpoints ready</span><span>${Oe(e)}</span>
       </div>`)}
   </section>`}function un({cluster:n}){return n?p`<div id="cluster">
     <${on} raft=${n.raft} />
@@ -84,8 +84,8 @@
   </div>`}function dn({service:n}){return n?n.found?p`<div id="service" data-rv=${n.resourceVersion} data-found="true" data-summary=${n.summary}>
     <h2>service/${n.name} <small>${n.namespace} · ${n.type} ${n.clusterIP} · ${n.ports.join(", ")}${n.selector?` \xB7 selector ${n.selector}`:""}</small>
       <span class="summary" id="summary">${n.summary}</span></h2>
-    <p id="endpoint-counts" data-ready=${n.ready} data-serving=${n.serving} data-terminating=${n.terminating} data-endpoints=${n.endpoints}>
-      Endpoints ${n.endpoints}: ${Oe(n)}</p>
+    <p id="endpoint-counts" data-ready=${n.ready} data-serving=${n.serving} data-terminating=${n.terminating} data-total=${n.total}>
+      Endpoints ${n.total}: ${Oe(n)}</p>
     <p id="backers">Backed by ${n.backers.length===0?"no pods (no pod matches the selector)":n.backers.map(e=>p`<span key=${e.kind+e.name} class="backer" data-name=${`${e.kind}/${e.name}`}>${ie(e.kind,n.namespace,e.name,`${e.kind.toLowerCase()}/${e.name}`)} (${e.pods} pod${e.pods>1?"s":""}) </span>`)}
       ${G(n.states)}</p>
     <section><h2>Endpoints <small>${n.endpoints.length}</small></h2>

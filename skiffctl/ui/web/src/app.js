@@ -129,7 +129,7 @@ function Services({ services }) {
     ${services.map(
       (s) => html`<div key=${s.namespace + '/' + s.name} class="row service" data-name=${`${s.namespace}/${s.name}`}>
         <span>${link('Service', s.namespace, s.name, `service/${s.name}`)}</span><span>${s.namespace}</span><span>${s.type} ${s.clusterIP}</span>
-        <span>${s.ready}/${s.endpoints} endpoints ready</span><span>${endpoints(s)}</span>
+        <span>${s.ready}/${s.total} endpoints ready</span><span>${endpoints(s)}</span>
       </div>`
     )}
   </section>`;
@@ -203,8 +203,8 @@ function ServiceView({ service: v }) {
   return html`<div id="service" data-rv=${v.resourceVersion} data-found="true" data-summary=${v.summary}>
     <h2>service/${v.name} <small>${v.namespace} · ${v.type} ${v.clusterIP} · ${v.ports.join(', ')}${v.selector ? ` · selector ${v.selector}` : ''}</small>
       <span class="summary" id="summary">${v.summary}</span></h2>
-    <p id="endpoint-counts" data-ready=${v.ready} data-serving=${v.serving} data-terminating=${v.terminating} data-endpoints=${v.endpoints}>
-      Endpoints ${v.endpoints}: ${endpoints(v)}</p>
+    <p id="endpoint-counts" data-ready=${v.ready} data-serving=${v.serving} data-terminating=${v.terminating} data-total=${v.total}>
+      Endpoints ${v.total}: ${endpoints(v)}</p>
     <p id="backers">Backed by ${v.backers.length === 0 ? 'no pods (no pod matches the selector)' : v.backers.map(
       (b) => html`<span key=${b.kind + b.name} class="backer" data-name=${`${b.kind}/${b.name}`}>${link(b.kind, v.namespace, b.name, `${b.kind.toLowerCase()}/${b.name}`)} (${b.pods} pod${b.pods > 1 ? 's' : ''}) </span>`)}
       ${states(v.states)}</p>
