@@ -31,10 +31,12 @@ type Kubelet struct {
 	pods *cache.Informer[*corev1.Pod]
 	// services are every Service, for the variables pods get of them (servicelinks.go).
 	services *cache.Informer[*corev1.Service]
-	queue    *workqueue.Queue
-	scheme   string // the runtime's name: container IDs are scheme://id
-	bp       backoffPolicy
-	info     corev1.NodeSystemInfo
+	// ownServices: the kubelet runs services (Config.Services was nil).
+	ownServices bool
+	queue       *workqueue.Queue
+	scheme      string // the runtime's name: container IDs are scheme://id
+	bp          backoffPolicy
+	info        corev1.NodeSystemInfo
 	// capacity is cfg.Capacity, parsed once: the node's capacity and allocatable.
 	capacity corev1.ResourceList
 	volumes  *volume.Manager
@@ -80,7 +82,7 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 		cs: cs, rt: rt, cfg: cfg, log: log, scheme: scheme,
 		rec:      record.New(cs.Events, record.Config{Component: "kubelet", Host: cfg.NodeName, Logger: log, Now: cfg.Clock.Now}),
 		pods:     cache.NewInformer(cs.Pods, "", client.ListOptions{FieldSelector: "spec.nodeName=" + cfg.NodeName}, log),
-		services: cache.NewInformer(cs.Services, "", client.ListOptions{}, log),
+		services: cfg.Services,
 		queue:    workqueue.New(workqueue.Config{BaseDelay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, Clock: cfg.Clock}),
 		bp:       backoffPolicy{initial: cfg.BackoffInitial, max: cfg.BackoffMax, reset: cfg.BackoffReset},
 		info:     systemInfo(rt.Version()),
@@ -89,6 +91,9 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 		objects:  newObjectCache(cs, cfg.ObjectCacheTTL, cfg.Clock.Now),
 
 		memory: map[string]*podMemory{},
+	}
+	if k.services == nil {
+		k.services, k.ownServices = cache.NewInformer(cs.Services, "", client.ListOptions{}, log), true
 	}
 	k.prober = newProber(k)
 	vm, err := volume.New(volume.Config{Root: cfg.RootDir, Tmpfs: cfg.Tmpfs, Simulated: !cfg.ContainerFiles})
@@ -115,7 +120,9 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	k.prober.mu.Unlock()
 	wg.Go(func() { k.rec.Run(ctx) })
 	wg.Go(func() { k.pods.Run(ctx) })
-	wg.Go(func() { k.services.Run(ctx) })
+	if k.ownServices {
+		wg.Go(func() { k.services.Run(ctx) })
+	}
 	wg.Go(func() { k.nodeLoop(ctx) })
 	wg.Go(func() { k.leaseLoop(ctx) })
 	// Pods are handled once the cache holds them all: a container whose pod the cache

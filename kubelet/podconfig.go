@@ -186,7 +186,7 @@ func (k *Kubelet) podFiles(pod *corev1.Pod, spec *corev1.Container, attempt int)
 		out = append(out, Mount{HostPath: p, ContainerPath: "/etc/hosts"})
 	}
 	if !mountsAt(spec, "/etc/resolv.conf") {
-		conf, err := resolvConf(&pod.Spec, k.cfg.ResolvConf)
+		conf, err := k.resolvConf(pod)
 		if err != nil {
 			return nil, err
 		}
@@ -227,79 +227,6 @@ func mountsAt(spec *corev1.Container, path string) bool {
 		}
 	}
 	return false
-}
-
-// resolvConf is a pod's /etc/resolv.conf. Skiff has no cluster DNS yet, so ClusterFirst
-// (and ClusterFirstWithHostNet) fall back to Default, the node's resolv.conf, as
-// Kubernetes' kubelet does when it is given no cluster DNS; dnsConfig is merged in, and
-// None is dnsConfig alone.
-func resolvConf(spec *corev1.PodSpec, hostFile string) ([]byte, error) {
-	var servers, searches, options []string
-	if spec.DNSPolicy != corev1.DNSNone {
-		data, err := os.ReadFile(hostFile)
-		if err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("read %s: %w", hostFile, err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 || strings.HasPrefix(f[0], "#") {
-				continue
-			}
-			switch f[0] {
-			case "nameserver":
-				servers = append(servers, f[1])
-			case "search", "domain":
-				searches = append(searches, f[1:]...)
-			case "options":
-				options = append(options, f[1:]...)
-			}
-		}
-	}
-	if c := spec.DNSConfig; c != nil {
-		servers = append(servers, c.Nameservers...)
-		searches = append(searches, c.Searches...)
-		for _, o := range c.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			options = mergeOption(options, o.Name, opt)
-		}
-	}
-	var b bytes.Buffer
-	if len(searches) > 0 {
-		fmt.Fprintf(&b, "search %s\n", strings.Join(dedup(searches), " "))
-	}
-	for _, s := range dedup(servers)[:min(3, len(dedup(servers)))] {
-		fmt.Fprintf(&b, "nameserver %s\n", s)
-	}
-	if len(options) > 0 {
-		fmt.Fprintf(&b, "options %s\n", strings.Join(options, " "))
-	}
-	return b.Bytes(), nil
-}
-
-// mergeOption sets option name (a pod's dnsConfig overrides the node's).
-func mergeOption(options []string, name, opt string) []string {
-	for i, o := range options {
-		if n, _, _ := strings.Cut(o, ":"); n == name {
-			options[i] = opt
-			return options
-		}
-	}
-	return append(options, opt)
-}
-
-func dedup(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // pullCredentials reads the registry logins of the pod's imagePullSecrets

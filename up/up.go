@@ -182,6 +182,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if rt != nil {
 		node.Runtime, node.Connected = agent.RuntimeContainerd, rt
 	}
+	netNote := wireNetwork(cfg.Network, &node, rt != nil, dataDir, realHost())
+	if node.CNI && node.ServiceProxy {
+		prepareBridgeNetfilter(log)
+	}
 	g.run("kubelet", func(ctx context.Context) error { return agent.Run(ctx, client.NewClientset(kubeletConn), node) })
 
 	// The live map, as the admin: the URL skiffctl ui serves on by default.
@@ -205,6 +209,7 @@ func Run(ctx context.Context, cfg Config) error {
 	out := cfg.Out
 	fmt.Fprintf(out, "Skiff is up: API on %s, data in %s\n", strings.Join(l.apiAddrs, ","), dataDir)
 	fmt.Fprintf(out, "Node %s runs containers: %s\n", nodeName, runtimeNote)
+	fmt.Fprintf(out, "Pod network: %s\n", netNote)
 	credentials := cfg.ClientConfig
 	if credentials == "" {
 		credentials = filepath.Join(dataDir, "client.config")

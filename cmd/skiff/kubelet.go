@@ -77,6 +77,8 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringVar(&cfg.Kubelet.RootDir, "root-dir", cfg.Kubelet.RootDir, "the directory of the pods' volumes and files")
 	f.StringVar(&cfg.Kubelet.LocalPathRoot, "local-path-root", cfg.Kubelet.LocalPathRoot, "the directory of the local-path provisioner's volumes on this node (the controller manager's): the kubelet removes a Released one's directory whose reclaimPolicy is Delete, then the volume (\"\": never)")
 	f.StringVar(&cfg.Kubelet.ClusterDomain, "cluster-domain", cfg.Kubelet.ClusterDomain, "the cluster's DNS domain (the API servers' --cluster-domain): the cluster DNS's, and in the names of pods with a subdomain")
+	f.StringSliceVar(&cfg.Kubelet.ClusterDNS, "cluster-dns", nil, "comma-separated list of DNS server IP addresses: the nameservers of pods with dnsPolicy ClusterFirst (and ClusterFirstWithHostNet), such as the kube-dns Service's 10.43.0.10; without it such pods use the node's resolvers, with a MissingClusterDNS event")
+	f.StringVar(&cfg.Kubelet.ResolvConf, "resolv-conf", cfg.Kubelet.ResolvConf, "the node's resolver configuration, which pods with dnsPolicy Default start from and whose search path follows the cluster's (\"\": none)")
 	f.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "container runtime: containerd or sim")
 	f.StringVar(&cfg.Containerd.Socket, "containerd-address", cfg.Containerd.Socket, "containerd's socket")
 	f.StringArrayVar(&cfg.Containerd.InsecureRegistries, "insecure-registry", nil, "with --runtime containerd: a registry (HOST or HOST:PORT) pulled from without TLS verification, falling back to plain HTTP; repeatable (loopback registries always are)")

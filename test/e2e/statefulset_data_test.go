@@ -55,7 +55,7 @@ func TestStatefulSetDataOnContainerd(t *testing.T) {
 		t.Skip("the image comes from /bin/busybox (busybox-static), which is missing")
 	}
 	dir, addr := upPlace(t, 1)
-	up := start(t, "skiff up", "up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "sts-data",
+	up := start(t, "skiff up", "up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "sts-data", "--pod-network=false",
 		"--containerd-address", staleSocket(t, dir))
 	privateContainerd(t, up)
 	waitfor.Condition(t, 60*time.Second, "the node ready", func() (bool, string) {
