@@ -20,10 +20,12 @@ func uiCmd(g *globals) *cobra.Command {
 		Short: "Serve a live web view of the cluster and of each workload's chain, on loopback",
 		Long: `Start a web server on loopback that shows the cluster live, and print its URL: the API
 servers (leader, term, commit index, health), the nodes with their pods and capacity use,
-the workloads with their rollout state and the events; and, for a Deployment, DaemonSet or
-StatefulSet, its chain map: the ten steps from the API server storing it to the kubelets
-reporting its pods Ready, who did each and how long it took, pods by state and node, the
-old ReplicaSets draining, and why a step is stuck.
+the workloads with their rollout state, the Services and the events; for a Deployment,
+DaemonSet, StatefulSet, Job or CronJob, its chain map: the ten steps from the API server
+storing it to the kubelets reporting its pods Ready, who did each and how long it took,
+pods by state and node, the old ReplicaSets draining, and why a step is stuck (the
+Warning event that says so); and for a Service, its endpoints (ready, serving,
+terminating) and the pods and workloads behind it.
 
 The server talks to the cluster with your client config (as every skiffctl command does),
 with one watch per kind however many pages are open, and updates the page with

@@ -1,7 +1,8 @@
 package cache
 
 import (
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -166,15 +167,15 @@ func (l *Lister[T]) GetByKey(key string) (T, bool) {
 // List returns the cached objects whose labels match sel, sorted by key.
 func (l *Lister[T]) List(sel labels.Selector) []T {
 	l.s.mu.RLock()
-	out := make([]T, 0, len(l.s.items))
-	for _, obj := range l.s.items {
-		if sel.Matches(labels.Set(obj.GetLabels())) {
-			out = append(out, obj)
+	keyed := make([]keyedObj[T], 0, len(l.s.items))
+	everything := sel.Empty()
+	for k, obj := range l.s.items {
+		if everything || sel.Matches(labels.Set(obj.GetLabels())) {
+			keyed = append(keyed, keyedObj[T]{k, obj})
 		}
 	}
 	l.s.mu.RUnlock()
-	sortByKey(out)
-	return out
+	return sortKeyed(keyed)
 }
 
 // ListNamespace is List within one namespace (uses the namespace index when present).
@@ -205,13 +206,12 @@ func (l *Lister[T]) ListNamespace(namespace string, sel labels.Selector) []T {
 func (l *Lister[T]) ByIndex(index, value string) []T {
 	l.s.mu.RLock()
 	set := l.s.indexes[index][value]
-	out := make([]T, 0, len(set))
+	keyed := make([]keyedObj[T], 0, len(set))
 	for k := range set {
-		out = append(out, l.s.items[k])
+		keyed = append(keyed, keyedObj[T]{k, l.s.items[k]})
 	}
 	l.s.mu.RUnlock()
-	sortByKey(out)
-	return out
+	return sortKeyed(keyed)
 }
 
 // Len is the number of cached objects.
@@ -221,6 +221,19 @@ func (l *Lister[T]) Len() int {
 	return len(l.s.items)
 }
 
-func sortByKey[T kinds.Object](objs []T) {
-	sort.Slice(objs, func(i, j int) bool { return Key(objs[i]) < Key(objs[j]) })
+// keyedObj is an object with its key, as the store holds it: sorting by the stored
+// key makes no string per comparison (a List of 50,000 Events made 1.6 million).
+type keyedObj[T kinds.Object] struct {
+	key string
+	obj T
+}
+
+// sortKeyed sorts objects by key and returns them.
+func sortKeyed[T kinds.Object](keyed []keyedObj[T]) []T {
+	slices.SortFunc(keyed, func(a, b keyedObj[T]) int { return strings.Compare(a.key, b.key) })
+	out := make([]T, len(keyed))
+	for i := range keyed {
+		out[i] = keyed[i].obj
+	}
+	return out
 }

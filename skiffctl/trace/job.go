@@ -37,12 +37,7 @@ func FetchJob(ctx context.Context, cs *client.Clientset, kind, namespace, name s
 		if err != nil {
 			return nil, err
 		}
-		for _, j := range jobs.Items {
-			if owned(j, cj.UID) && (job == nil || scheduledAt(job).Before(scheduledAt(j)) ||
-				(scheduledAt(job).Equal(scheduledAt(j)) && job.Name < j.Name)) {
-				job = j
-			}
-		}
+		job = NewestJob(cj, jobs.Items)
 	} else if job, err = cs.Jobs.Get(ctx, namespace, name); client.IsNotFound(err) {
 		return nil, fmt.Errorf("job %q not found", name)
 	} else if err != nil {
@@ -57,6 +52,19 @@ func FetchJob(ctx context.Context, cs *client.Clientset, kind, namespace, name s
 		return nil, err
 	}
 	return AssembleJob(cj, job, pods.Items, events.Items), nil
+}
+
+// NewestJob is the Job of cj scheduled last (by its scheduled time, then its name), nil
+// when cj made none (or none is left).
+func NewestJob(cj *batchv1.CronJob, jobs []*batchv1.Job) *batchv1.Job {
+	var job *batchv1.Job
+	for _, j := range jobs {
+		if owned(j, cj.UID) && (job == nil || scheduledAt(job).Before(scheduledAt(j)) ||
+			(scheduledAt(job).Equal(scheduledAt(j)) && job.Name < j.Name)) {
+			job = j
+		}
+	}
+	return job
 }
 
 // scheduledAt is when a CronJob's Job was due (its annotation), else its creation.

@@ -349,6 +349,19 @@ func podTrace(start, prev time.Time, p *corev1.Pod, creates map[string]*corev1.E
 		ResourceVersion: p.ResourceVersion, Missing: true}
 	if c := condition(p, corev1.PodReady); c != nil && c.Status == corev1.ConditionTrue {
 		ready.Time, ready.Missing = c.LastTransitionTime.Time, false
+	} else if p.Status.Phase == corev1.PodSucceeded {
+		// A Job's pod that ran to completion: no longer Ready (PodCompleted), and maybe
+		// never was; its step 10 is its containers' finish (to the second), else the Ready
+		// condition's turn to False.
+		ready.Title, ready.Missing = "Pod completed", false
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil && t.FinishedAt.Time.After(ready.Time) {
+				ready.Time = t.FinishedAt.Time
+			}
+		}
+		if c != nil && ready.Time.IsZero() {
+			ready.Time = c.LastTransitionTime.Time
+		}
 	}
 	out.Steps = []Step{created, scheduled, pulled, started, ready}
 	for i := range out.Steps {

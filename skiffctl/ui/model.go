@@ -8,8 +8,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -25,6 +28,10 @@ type Objects struct {
 	DaemonSets          []*appsv1.DaemonSet
 	StatefulSets        []*appsv1.StatefulSet
 	ControllerRevisions []*appsv1.ControllerRevision
+	Jobs                []*batchv1.Job
+	CronJobs            []*batchv1.CronJob
+	Services            []*corev1.Service
+	EndpointSlices      []*discoveryv1.EndpointSlice
 	Events              []*corev1.Event
 }
 
@@ -95,12 +102,31 @@ type Event struct {
 	Count   int32     `json:"count"`
 }
 
+// ServiceRow is one Service in the cluster view: its endpoints counted by condition.
+type ServiceRow struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	ClusterIP string `json:"clusterIP"`
+	EndpointCounts
+}
+
+// EndpointCounts counts a Service's endpoints by their conditions (an endpoint may be
+// serving and terminating at once, as EndpointSlice's conditions are).
+type EndpointCounts struct {
+	Endpoints   int `json:"total"`
+	Ready       int `json:"ready"`
+	Serving     int `json:"serving"`
+	Terminating int `json:"terminating"`
+}
+
 // Cluster is the cluster view.
 type Cluster struct {
-	Raft      Raft       `json:"raft"`
-	Nodes     []Node     `json:"nodes"`
-	Workloads []Workload `json:"workloads"`
-	Events    []Event    `json:"events"`
+	Raft      Raft         `json:"raft"`
+	Nodes     []Node       `json:"nodes"`
+	Workloads []Workload   `json:"workloads"`
+	Services  []ServiceRow `json:"services"`
+	Events    []Event      `json:"events"`
 }
 
 // MaxEvents is how many of the newest events the cluster view carries.
@@ -108,7 +134,7 @@ const MaxEvents = 200
 
 // BuildCluster computes the cluster view.
 func BuildCluster(raft Raft, o *Objects) *Cluster {
-	c := &Cluster{Raft: raft, Nodes: []Node{}, Workloads: []Workload{}, Events: []Event{}}
+	c := &Cluster{Raft: raft, Nodes: []Node{}, Workloads: []Workload{}, Services: []ServiceRow{}, Events: []Event{}}
 	byNode := map[string]*Node{}
 	for _, n := range o.Nodes {
 		v := Node{Name: n.Name, Unschedulable: n.Spec.Unschedulable, States: map[string]int{},
@@ -158,12 +184,103 @@ func BuildCluster(raft Raft, o *Objects) *Cluster {
 		}
 		c.Workloads = append(c.Workloads, w)
 	}
+	for _, j := range o.Jobs {
+		c.Workloads = append(c.Workloads, jobWorkload(j))
+	}
+	for _, cj := range o.CronJobs {
+		w := Workload{Kind: kinds.CronJob, Namespace: cj.Namespace, Name: cj.Name, Desired: int32(len(cj.Status.Active)),
+			State: "Scheduled", Message: "schedule " + cj.Spec.Schedule}
+		if cj.Spec.Suspend != nil && *cj.Spec.Suspend {
+			w.State = "Suspended"
+		}
+		if job := trace.NewestJob(cj, o.Jobs); job != nil {
+			w.Message += ", last job " + job.Name + " " + jobWorkload(job).State
+		}
+		c.Workloads = append(c.Workloads, w)
+	}
 	sort.Slice(c.Workloads, func(i, j int) bool {
 		a, b := c.Workloads[i], c.Workloads[j]
 		return a.Kind+"/"+a.Namespace+"/"+a.Name < b.Kind+"/"+b.Namespace+"/"+b.Name
 	})
+	slicesOf := endpointSlicesByService(o.EndpointSlices)
+	for _, svc := range o.Services {
+		row := ServiceRow{Namespace: svc.Namespace, Name: svc.Name, Type: string(svc.Spec.Type), ClusterIP: svc.Spec.ClusterIP}
+		for _, es := range slicesOf[svc.Namespace+"/"+svc.Name] {
+			for _, e := range es.Endpoints {
+				row.EndpointCounts.add(e.Conditions)
+			}
+		}
+		c.Services = append(c.Services, row)
+	}
+	sort.Slice(c.Services, func(i, j int) bool {
+		return c.Services[i].Namespace+"/"+c.Services[i].Name < c.Services[j].Namespace+"/"+c.Services[j].Name
+	})
 	c.Events = newestEvents(o.Events, MaxEvents, nil)
 	return c
+}
+
+// jobWorkload is a Job's state, as kubectl get jobs words it: Complete, Failed (its
+// conditions), Suspended, else Running; desired is its completions.
+func jobWorkload(j *batchv1.Job) Workload {
+	w := Workload{Kind: kinds.Job, Namespace: j.Namespace, Name: j.Name, Desired: jobCompletions(j), Updated: j.Status.Succeeded,
+		Ready: ptrOr(j.Status.Ready), Available: j.Status.Succeeded, State: "Running"}
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			w.State = "Complete"
+		case batchv1.JobFailed:
+			w.State, w.Message = "Failed", c.Message
+		case batchv1.JobSuspended:
+			w.State = "Suspended"
+		}
+	}
+	return w
+}
+
+// jobCompletions is how many pods must succeed: spec.completions, else 1 (a Job of
+// parallelism alone is done when one pod is).
+func jobCompletions(j *batchv1.Job) int32 {
+	if j.Spec.Completions != nil {
+		return *j.Spec.Completions
+	}
+	return 1
+}
+
+func ptrOr(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func (c *EndpointCounts) add(cond discoveryv1.EndpointConditions) {
+	c.Endpoints++
+	// EndpointSlice's rules: nil ready means ready; nil serving means as ready.
+	ready := cond.Ready == nil || *cond.Ready
+	if ready {
+		c.Ready++
+	}
+	if cond.Serving != nil && *cond.Serving || cond.Serving == nil && ready {
+		c.Serving++
+	}
+	if cond.Terminating != nil && *cond.Terminating {
+		c.Terminating++
+	}
+}
+
+// endpointSlicesByService indexes slices by their Service (kubernetes.io/service-name),
+// "namespace/name".
+func endpointSlicesByService(slices []*discoveryv1.EndpointSlice) map[string][]*discoveryv1.EndpointSlice {
+	out := map[string][]*discoveryv1.EndpointSlice{}
+	for _, es := range slices {
+		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
+			out[es.Namespace+"/"+svc] = append(out[es.Namespace+"/"+svc], es)
+		}
+	}
+	return out
 }
 
 func deploymentWorkload(d *appsv1.Deployment) Workload {
@@ -217,14 +334,7 @@ func newestEvents(events []*corev1.Event, n int, uids map[types.UID]bool) []Even
 	out := []Event{}
 	for _, t := range all[:min(n, len(all))] {
 		e := t.e
-		src := e.Source.Component
-		if src == "" {
-			src = e.ReportingController
-		}
-		if e.Source.Host != "" {
-			src += " " + e.Source.Host
-		}
-		out = append(out, Event{Time: t.at, Type: e.Type, Reason: e.Reason, Message: e.Message, Source: src, Count: e.Count,
+		out = append(out, Event{Time: t.at, Type: e.Type, Reason: e.Reason, Message: e.Message, Source: eventSource(e), Count: e.Count,
 			Object: objectName(e.InvolvedObject.Kind, e.InvolvedObject.Namespace, e.InvolvedObject.Name)})
 	}
 	return out
@@ -322,12 +432,29 @@ type ChainStep struct {
 
 // Stuck is one reason pods are held at a step, with how many pods it holds.
 type Stuck struct {
-	Step    string `json:"step"`
+	Step string `json:"step"`
+	// Reason and Message are the pod's own account: the PodScheduled condition's
+	// (Unschedulable), a container's waiting state's (ImagePullBackOff), else the event's.
 	Reason  string `json:"reason"`
 	Message string `json:"message"`
-	Pods    int    `json:"pods"`
-	Example string `json:"example"`
+	// Event is the newest Warning event about the pod that says why, in the words of the
+	// component that hit it: the scheduler's FailedScheduling ("0/5 nodes are available:
+	// 5 Insufficient cpu."), the kubelet's Failed (an image pull) or FailedMount.
+	Event   *StuckEvent `json:"event,omitempty"`
+	Pods    int         `json:"pods"`
+	Example string      `json:"example"`
 }
+
+// StuckEvent is the Warning event of a Stuck.
+type StuckEvent struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Source  string `json:"source"`
+	Count   int32  `json:"count"`
+}
+
+// maxStuck bounds the reasons a chain lists: messages that differ per pod stay a page.
+const maxStuck = 20
 
 // NodePods is one node's pods of the workload, by state.
 type NodePods struct {
@@ -373,21 +500,35 @@ const (
 	LaneAPIServer  = "apiserver"
 	LaneController = "workload controller"
 	LaneReplicaSet = "replicaset controller"
+	LaneJob        = "job controller"
 	LaneScheduler  = "scheduler"
 	LaneKubelet    = "kubelet"
 	LaneRuntime    = "container runtime"
 )
 
-// laneOf is the lane of a trace step, by its first step number.
+// laneOf is the lane of a trace step, by its first step number. A CronJob's chain has
+// its own controller make the Job (steps 0 and 1: due, created) and the Job controller
+// do steps 2–5.
 func laneOf(kind string, first int) string {
 	switch first {
+	case 0:
+		return LaneController
 	case 1:
+		if kind == kinds.CronJob {
+			return LaneController
+		}
 		return LaneAPIServer
 	case 2, 3:
+		if kind == kinds.CronJob {
+			return LaneJob
+		}
 		return LaneController
 	case 4, 5:
-		if kind == kinds.Deployment {
+		switch kind {
+		case kinds.Deployment:
 			return LaneReplicaSet
+		case kinds.CronJob:
+			return LaneJob
 		}
 		return LaneController
 	case 6, 7:
@@ -465,6 +606,33 @@ func BuildChain(kind, namespace, name string, members []string, o *Objects) *Cha
 		t = trace.AssembleWorkload(ss, o.ControllerRevisions, o.Pods, o.Events)
 		uid := ss.UID
 		mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
+	case kinds.Job:
+		job := findObj(o.Jobs, namespace, name)
+		if job == nil {
+			break
+		}
+		owner, c.Desired = job, jobCompletions(job)
+		w := jobWorkload(job)
+		c.Workload = &w
+		t = trace.AssembleJob(nil, job, o.Pods, o.Events)
+		uid := job.UID
+		mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
+	case kinds.CronJob:
+		cj := findObj(o.CronJobs, namespace, name)
+		if cj == nil {
+			break
+		}
+		owner = cj
+		// The chain of the newest Job it made; the older ones' pods count as draining.
+		job := trace.NewestJob(cj, o.Jobs)
+		t = trace.AssembleJob(cj, job, o.Pods, o.Events)
+		if job != nil {
+			c.Desired = jobCompletions(job)
+			w := jobWorkload(job)
+			c.Workload = &w
+			uid := job.UID
+			mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
+		}
 	}
 	c.Lanes = lanes(kind, members, nil)
 	if owner == nil {
@@ -473,6 +641,9 @@ func BuildChain(kind, namespace, name string, members []string, o *Objects) *Cha
 	}
 	c.Found, c.ResourceVersion = true, owner.GetResourceVersion()
 	c.Revision, c.Child = t.Revision, t.Child()
+	if kind == kinds.CronJob && t.Job != "" {
+		c.Child = "job " + t.Job
+	}
 
 	// The pods of the newest revision: by state and by node; the others of the workload
 	// (older ReplicaSets') count as draining.
@@ -483,6 +654,12 @@ func BuildChain(kind, namespace, name string, members []string, o *Objects) *Cha
 			uids[rs.UID] = true
 		}
 	}
+	for _, j := range o.Jobs {
+		if ownedBy(j, owner.GetUID()) {
+			uids[j.UID] = true // a CronJob's Jobs
+		}
+	}
+	warnings := warningsByObject(o.Events)
 	stuck := map[string]*Stuck{}
 	var nodes []string
 	for _, p := range o.Pods {
@@ -508,11 +685,17 @@ func BuildChain(kind, namespace, name string, members []string, o *Objects) *Cha
 			}
 			byNode[p.Spec.NodeName][state]++
 		}
-		if reason, msg := whyStuck(p, state); reason != "" {
+		if reason, msg, ev := whyStuck(p, state, warnings[p.UID]); reason != "" {
 			step := stepOfState(state)
 			key := step + "|" + reason + "|" + msg
+			if ev != nil {
+				key += "|" + ev.Reason + "|" + ev.Message
+			}
 			if stuck[key] == nil {
-				stuck[key] = &Stuck{Step: step, Reason: reason, Message: msg, Example: p.Name}
+				if len(stuck) == maxStuck {
+					continue
+				}
+				stuck[key] = &Stuck{Step: step, Reason: reason, Message: msg, Event: ev, Example: p.Name}
 			}
 			stuck[key].Pods++
 		}
@@ -532,6 +715,10 @@ func BuildChain(kind, namespace, name string, members []string, o *Objects) *Cha
 	})
 	c.Events = newestEvents(o.Events, 50, uids)
 	c.Summary = fmt.Sprintf("%d/%d ready", c.Ready, c.Desired)
+	if c.Workload != nil && c.Workload.Kind == kinds.Job {
+		// A Job's pods finish: what counts is how many succeeded (kubectl's COMPLETIONS).
+		c.Summary = fmt.Sprintf("%d/%d succeeded", c.Workload.Available, c.Desired)
+	}
 
 	for _, s := range t.Steps {
 		cs := ChainStep{Label: s.Label(), Count: len(stepRange(s.Steps)), Title: s.Title, Lane: laneOf(kind, s.Steps[0]),
@@ -542,6 +729,10 @@ func BuildChain(kind, namespace, name string, members []string, o *Objects) *Cha
 		for _, st := range c.Stuck {
 			if !cs.Done && st.Step == cs.Label && cs.Stuck == "" {
 				cs.Stuck = st.Reason + ": " + st.Message
+				if st.Event != nil {
+					// The component's Warning says why in its words.
+					cs.Stuck = st.Event.Reason + ": " + st.Event.Message
+				}
 			}
 		}
 		c.Steps = append(c.Steps, cs)
@@ -570,24 +761,85 @@ func stepRange(steps []int) []int {
 }
 
 // whyStuck says what holds a pod: the scheduler's Unschedulable condition ("0/5 nodes
-// are available: 5 Insufficient cpu."), or a container's waiting reason and message.
-func whyStuck(p *corev1.Pod, state string) (reason, message string) {
-	if c := podCondition(p, corev1.PodScheduled); c != nil && c.Status == corev1.ConditionFalse && p.Spec.NodeName == "" {
-		return c.Reason, c.Message
+// are available: 5 Insufficient cpu."), a container's waiting reason and message, and
+// the newest Warning event about it that says why (warnings, the pod's, newest first):
+// FailedScheduling for a pod not on a node, the kubelet's (Failed, FailedMount,
+// FailedCreatePodSandBox, BackOff...) for one that is. A pod that is only being made
+// (ContainerCreating) with no Warning is not stuck.
+func whyStuck(p *corev1.Pod, state string, warnings []*corev1.Event) (reason, message string, ev *StuckEvent) {
+	if state == "Terminating" || state == "Ready" || state == "Running" || state == "Completed" {
+		return "", "", nil
+	}
+	scheduled := p.Spec.NodeName != ""
+	var warn *corev1.Event
+	for _, e := range warnings {
+		// A FailedScheduling from before the pod got its node is history; so is what the
+		// kubelet said of an earlier try, before it was on this node (no kubelet speaks
+		// of an unscheduled pod).
+		if (e.Reason == "FailedScheduling") == scheduled {
+			continue
+		}
+		// The kubelet follows "Failed to pull image ...: why" with "Error: ErrImagePull":
+		// the first says why.
+		if warn == nil || strings.HasPrefix(warn.Message, "Error: ") && !strings.HasPrefix(e.Message, "Error: ") && e.Reason == warn.Reason {
+			warn = e
+		}
+		if !strings.HasPrefix(warn.Message, "Error: ") {
+			break
+		}
+	}
+	if warn != nil {
+		ev = &StuckEvent{Reason: warn.Reason, Message: warn.Message, Source: eventSource(warn), Count: max(warn.Count, 1)}
+	}
+	if c := podCondition(p, corev1.PodScheduled); c != nil && c.Status == corev1.ConditionFalse && !scheduled {
+		return c.Reason, c.Message, ev
 	}
 	for _, cs := range p.Status.ContainerStatuses {
 		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
-			return w.Reason, w.Message
+			return w.Reason, w.Message, ev
 		}
 	}
-	return "", ""
+	if ev != nil {
+		return ev.Reason, ev.Message, ev
+	}
+	return "", "", nil
+}
+
+// warningsByObject indexes the Warning events by the UID of their object, newest first.
+func warningsByObject(events []*corev1.Event) map[types.UID][]*corev1.Event {
+	out := map[types.UID][]*corev1.Event{}
+	for _, e := range events {
+		if e.Type == corev1.EventTypeWarning {
+			out[e.InvolvedObject.UID] = append(out[e.InvolvedObject.UID], e)
+		}
+	}
+	for _, evs := range out {
+		if len(evs) > 1 {
+			slices.SortStableFunc(evs, func(a, b *corev1.Event) int { return eventTime(b).Compare(eventTime(a)) })
+		}
+	}
+	return out
+}
+
+func eventSource(e *corev1.Event) string {
+	src := e.Source.Component
+	if src == "" {
+		src = e.ReportingController
+	}
+	if e.Source.Host != "" {
+		src += " " + e.Source.Host
+	}
+	return src
 }
 
 func lanes(kind string, members, nodes []string) []Lane {
 	controller := LaneController
 	out := []Lane{{Component: LaneUser}, {Component: LaneAPIServer, Instances: members}, {Component: controller}}
-	if kind == kinds.Deployment {
+	switch kind {
+	case kinds.Deployment:
 		out = append(out, Lane{Component: LaneReplicaSet})
+	case kinds.CronJob:
+		out = append(out, Lane{Component: LaneJob})
 	}
 	out = append(out, Lane{Component: LaneScheduler}, Lane{Component: LaneKubelet, Instances: nodes},
 		Lane{Component: LaneRuntime, Instances: nodes})
@@ -613,4 +865,147 @@ func findObj[T metav1.Object](items []T, namespace, name string) T {
 		}
 	}
 	return zero
+}
+
+// Endpoint is one endpoint of a Service, as its EndpointSlice says it.
+type Endpoint struct {
+	Address     string `json:"address"`
+	Pod         string `json:"pod"` // its targetRef's name, "" when not a pod
+	Node        string `json:"node"`
+	Ready       bool   `json:"ready"`
+	Serving     bool   `json:"serving"`
+	Terminating bool   `json:"terminating"`
+	Slice       string `json:"slice"`
+}
+
+// BackingPod is a pod the Service's selector picks: its state and whether it is one of
+// the Service's endpoints (a pod that is not Ready is one, not ready; a pod without an
+// IP is not one yet).
+type BackingPod struct {
+	Name     string `json:"name"`
+	Node     string `json:"node"`
+	State    string `json:"state"`
+	IP       string `json:"ip"`
+	Endpoint bool   `json:"endpoint"`
+}
+
+// Backer is a workload whose pods back the Service, with how many.
+type Backer struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	Pods int    `json:"pods"`
+}
+
+// ServiceView is what the page shows of a Service: its endpoints (ready, serving,
+// terminating) and the pods that back it, with the workloads they belong to.
+type ServiceView struct {
+	Kind            string   `json:"kind"` // Service
+	Namespace       string   `json:"namespace"`
+	Name            string   `json:"name"`
+	Found           bool     `json:"found"`
+	ResourceVersion string   `json:"resourceVersion"`
+	Summary         string   `json:"summary"` // "2/3 endpoints ready"
+	Type            string   `json:"type"`
+	ClusterIP       string   `json:"clusterIP"`
+	Ports           []string `json:"ports"`    // "http 80/TCP → 8080"
+	Selector        string   `json:"selector"` // "app=web"
+	EndpointCounts
+	Endpoints []Endpoint     `json:"endpoints"`
+	Pods      []BackingPod   `json:"pods"`
+	States    map[string]int `json:"states"`
+	Backers   []Backer       `json:"backers"`
+	Events    []Event        `json:"events"`
+}
+
+// BuildService computes the view of the Service namespace/name: its endpoints from its
+// EndpointSlices and the pods its selector picks.
+func BuildService(namespace, name string, o *Objects) *ServiceView {
+	v := &ServiceView{Kind: kinds.Service, Namespace: namespace, Name: name, Ports: []string{}, Endpoints: []Endpoint{},
+		Pods: []BackingPod{}, States: map[string]int{}, Backers: []Backer{}, Events: []Event{}}
+	svc := findObj(o.Services, namespace, name)
+	if svc == nil {
+		v.Summary = fmt.Sprintf("service %s/%s not found", namespace, name)
+		return v
+	}
+	v.Found, v.ResourceVersion = true, svc.ResourceVersion
+	v.Type, v.ClusterIP = string(svc.Spec.Type), svc.Spec.ClusterIP
+	for _, p := range svc.Spec.Ports {
+		s := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+		if p.Name != "" {
+			s = p.Name + " " + s
+		}
+		if tp := p.TargetPort.String(); tp != "" && tp != "0" {
+			s += " → " + tp
+		}
+		v.Ports = append(v.Ports, s)
+	}
+	uids := map[types.UID]bool{svc.UID: true}
+	inSlice := map[string]bool{} // pod names that are endpoints
+	for _, es := range endpointSlicesByService(o.EndpointSlices)[namespace+"/"+name] {
+		uids[es.UID] = true
+		for _, e := range es.Endpoints {
+			v.EndpointCounts.add(e.Conditions)
+			ep := Endpoint{Address: strings.Join(e.Addresses, ","), Slice: es.Name, Node: ptrStr(e.NodeName),
+				Ready: e.Conditions.Ready == nil || *e.Conditions.Ready, Terminating: e.Conditions.Terminating != nil && *e.Conditions.Terminating}
+			ep.Serving = e.Conditions.Serving != nil && *e.Conditions.Serving || e.Conditions.Serving == nil && ep.Ready
+			if r := e.TargetRef; r != nil && r.Kind == "Pod" {
+				ep.Pod = r.Name
+				inSlice[r.Name] = true
+			}
+			v.Endpoints = append(v.Endpoints, ep)
+		}
+	}
+	sort.Slice(v.Endpoints, func(i, j int) bool {
+		a, b := v.Endpoints[i], v.Endpoints[j]
+		if a.Pod != b.Pod {
+			return a.Pod < b.Pod
+		}
+		return a.Address < b.Address
+	})
+	if len(svc.Spec.Selector) > 0 {
+		sel := labels.SelectorFromSet(svc.Spec.Selector)
+		v.Selector = sel.String()
+		rsOwner := map[types.UID]*metav1.OwnerReference{}
+		for _, rs := range o.ReplicaSets {
+			rsOwner[rs.UID] = metav1.GetControllerOfNoCopy(rs)
+		}
+		backers := map[string]*Backer{}
+		for _, p := range o.Pods {
+			if p.Namespace != namespace || !sel.Matches(labels.Set(p.Labels)) {
+				continue
+			}
+			uids[p.UID] = true
+			state := PodState(p)
+			v.States[state]++
+			v.Pods = append(v.Pods, BackingPod{Name: p.Name, Node: p.Spec.NodeName, State: state, IP: p.Status.PodIP, Endpoint: inSlice[p.Name]})
+			kind, owner := "Pod", p.Name
+			if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
+				kind, owner = ref.Kind, ref.Name
+				if d := rsOwner[ref.UID]; ref.Kind == kinds.ReplicaSet && d != nil && d.Kind == kinds.Deployment {
+					kind, owner = d.Kind, d.Name // a Deployment's pods back it, whatever their revision
+				}
+			}
+			if backers[kind+"/"+owner] == nil {
+				backers[kind+"/"+owner] = &Backer{Kind: kind, Name: owner}
+			}
+			backers[kind+"/"+owner].Pods++
+		}
+		for _, b := range backers {
+			v.Backers = append(v.Backers, *b)
+		}
+		sort.Slice(v.Backers, func(i, j int) bool {
+			return v.Backers[i].Kind+"/"+v.Backers[i].Name < v.Backers[j].Kind+"/"+v.Backers[j].Name
+		})
+		sort.Slice(v.Pods, func(i, j int) bool { return v.Pods[i].Name < v.Pods[j].Name })
+	}
+	v.Summary = fmt.Sprintf("%d/%d endpoints ready", v.Ready, v.EndpointCounts.Endpoints)
+	v.Events = newestEvents(o.Events, 50, uids)
+	return v
+}
+
+func ptrStr(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

@@ -102,7 +102,8 @@ func TestBuildChainMidRollout(t *testing.T) {
 	if want := []OldSet{{Name: "web-1", Revision: "1", Replicas: 1, Ready: 1}}; !reflect.DeepEqual(c.OldSets, want) {
 		t.Errorf("old sets %v, want %v", c.OldSets, want)
 	}
-	wantStuck := []Stuck{{Step: "6-7", Reason: "Unschedulable", Message: "0/2 nodes are available: 2 Insufficient cpu.", Pods: 1, Example: "web-2-c"}}
+	wantStuck := []Stuck{{Step: "6-7", Reason: "Unschedulable", Message: "0/2 nodes are available: 2 Insufficient cpu.", Pods: 1, Example: "web-2-c",
+		Event: &StuckEvent{Reason: "FailedScheduling", Message: "0/2 nodes are available: 2 Insufficient cpu.", Source: "default-scheduler s1", Count: 1}}}
 	if !reflect.DeepEqual(c.Stuck, wantStuck) {
 		t.Errorf("stuck %v, want %v", c.Stuck, wantStuck)
 	}
@@ -115,7 +116,8 @@ func TestBuildChainMidRollout(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("steps\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
-	if s := c.Steps[3]; s.Stuck != "Unschedulable: 0/2 nodes are available: 2 Insufficient cpu." {
+	// The step says why in the scheduler's Warning event.
+	if s := c.Steps[3]; s.Stuck != "FailedScheduling: 0/2 nodes are available: 2 Insufficient cpu." {
 		t.Errorf("step 6-7 stuck %q", s.Stuck)
 	}
 	n := 0

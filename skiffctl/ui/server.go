@@ -2,8 +2,8 @@
 // chain map of a workload live, in the user's browser.
 //
 // One informer per kind (nodes, pods, Deployments, ReplicaSets, DaemonSets, StatefulSets,
-// ControllerRevisions, Events) keeps a cache with the user's own credentials: a watch per
-// kind, however many pages are open. The Raft cluster has no watch, so its members are
+// ControllerRevisions, Jobs, CronJobs, Services, EndpointSlices, Events) keeps a cache
+// with the user's own credentials: a watch per kind, however many pages are open. The Raft cluster has no watch, so its members are
 // asked for their status once a PollInterval, each on its own address: a member that
 // does not answer is shown unreachable, and the others name the new leader.
 //
@@ -30,7 +30,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/client"
@@ -70,7 +72,14 @@ type Server struct {
 	daemonSets   *cache.Informer[*appsv1.DaemonSet]
 	statefulSets *cache.Informer[*appsv1.StatefulSet]
 	revisions    *cache.Informer[*appsv1.ControllerRevision]
+	jobs         *cache.Informer[*batchv1.Job]
+	cronJobs     *cache.Informer[*batchv1.CronJob]
+	services     *cache.Informer[*corev1.Service]
+	slices       *cache.Informer[*discoveryv1.EndpointSlice]
 	events       *cache.Informer[*corev1.Event]
+
+	// objects is where the views come from: the caches (Objects); tests set it.
+	objects func() *Objects
 
 	hub hub
 
@@ -134,7 +143,12 @@ func New(cfg Config) (*Server, error) {
 	s.daemonSets = watchKind[*appsv1.DaemonSet](s, all)
 	s.statefulSets = watchKind[*appsv1.StatefulSet](s, all)
 	s.revisions = watchKind[*appsv1.ControllerRevision](s, all)
+	s.jobs = watchKind[*batchv1.Job](s, all)
+	s.cronJobs = watchKind[*batchv1.CronJob](s, all)
+	s.services = watchKind[*corev1.Service](s, all)
+	s.slices = watchKind[*discoveryv1.EndpointSlice](s, all)
 	s.events = watchKind[*corev1.Event](s, all)
+	s.objects = s.Objects
 	return s, nil
 }
 
@@ -212,6 +226,8 @@ func (s *Server) Objects() *Objects {
 		Nodes: s.nodes.Lister().List(all), Pods: s.pods.Lister().List(all), Deployments: s.deployments.Lister().List(all),
 		ReplicaSets: s.replicaSets.Lister().List(all), DaemonSets: s.daemonSets.Lister().List(all),
 		StatefulSets: s.statefulSets.Lister().List(all), ControllerRevisions: s.revisions.Lister().List(all),
+		Jobs: s.jobs.Lister().List(all), CronJobs: s.cronJobs.Lister().List(all),
+		Services: s.services.Lister().List(all), EndpointSlices: s.slices.Lister().List(all),
 		Events: s.events.Lister().List(all),
 	}
 }
@@ -220,7 +236,11 @@ func (s *Server) Objects() *Objects {
 func (s *Server) Raft() Raft {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.raft
+	r := s.raft
+	if r.Members == nil {
+		r.Members = []Member{} // before the first poll: none known yet
+	}
+	return r
 }
 
 func (s *Server) memberNames() []string {
@@ -237,7 +257,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /", http.FileServerFS(staticFS()))
 	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, BuildCluster(s.Raft(), s.Objects()))
+		writeJSON(w, BuildCluster(s.Raft(), s.objects()))
 	})
 	mux.HandleFunc("GET /api/chain", func(w http.ResponseWriter, r *http.Request) {
 		kind, ns, name, err := workloadParams(r)
@@ -245,7 +265,7 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		writeJSON(w, BuildChain(kind, ns, name, s.memberNames(), s.Objects()))
+		writeJSON(w, s.view(kind, ns, name, s.objects()))
 	})
 	mux.HandleFunc("GET /api/stream", s.stream)
 	return s.checkHost(mux)
@@ -265,6 +285,17 @@ func (s *Server) checkHost(h http.Handler) http.Handler {
 	})
 }
 
+// view is the page's view of one object: a Service's endpoints, a workload's chain.
+func (s *Server) view(kind, namespace, name string, objs *Objects) any {
+	if kind == kinds.Service {
+		return BuildService(namespace, name, objs)
+	}
+	return BuildChain(kind, namespace, name, s.memberNames(), objs)
+}
+
+// viewKinds are the kinds the page opens: those with a trace, and Services.
+const viewKinds = "Deployment, DaemonSet, StatefulSet, Job, CronJob, Service"
+
 func workloadParams(r *http.Request) (kind, namespace, name string, err error) {
 	q := r.URL.Query()
 	kind, namespace, name = q.Get("kind"), q.Get("namespace"), q.Get("name")
@@ -273,12 +304,12 @@ func workloadParams(r *http.Request) (kind, namespace, name string, err error) {
 	}
 	info, ok := kinds.Lookup(kind)
 	if !ok {
-		return "", "", "", fmt.Errorf("kind: Unsupported value: %q: supported values: Deployment, DaemonSet, StatefulSet", kind)
+		return "", "", "", fmt.Errorf("kind: Unsupported value: %q: supported values: %s", kind, viewKinds)
 	}
 	switch info.Kind {
-	case kinds.Deployment, kinds.DaemonSet, kinds.StatefulSet:
+	case kinds.Deployment, kinds.DaemonSet, kinds.StatefulSet, kinds.Job, kinds.CronJob, kinds.Service:
 	default:
-		return "", "", "", fmt.Errorf("kind: Unsupported value: %q: supported values: Deployment, DaemonSet, StatefulSet", kind)
+		return "", "", "", fmt.Errorf("kind: Unsupported value: %q: supported values: %s", kind, viewKinds)
 	}
 	if namespace == "" {
 		namespace = "default"
@@ -329,14 +360,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer keepalive.Stop()
 	for {
 		changed := s.hub.wait()
-		objs := s.Objects()
+		objs := s.objects()
 		var err error
 		if name == "" {
 			err = send("cluster", BuildCluster(s.Raft(), objs))
 		} else {
 			// The chain map shows the Raft members, not the rest of the cluster view.
 			err = send("raft", s.Raft())
-			if err == nil {
+			if err == nil && kind == kinds.Service {
+				err = send("service", BuildService(ns, name, objs))
+			} else if err == nil {
 				err = send("chain", BuildChain(kind, ns, name, s.memberNames(), objs))
 			}
 		}

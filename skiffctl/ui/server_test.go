@@ -3,6 +3,7 @@ package ui
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -49,7 +50,10 @@ func TestHandler(t *testing.T) {
 		{"/app.js", host, 200, ""},
 		{"/api/cluster", host, 200, `"raft":`},
 		{"/api/chain?kind=Deployment&name=web", host, 200, `"summary":"deployment default/web not found"`},
-		{"/api/chain?kind=Pod&name=web", host, 400, `kind: Unsupported value: "Pod"`},
+		{"/api/chain?kind=Pod&name=web", host, 400, `kind: Unsupported value: "Pod": supported values: Deployment, DaemonSet, StatefulSet, Job, CronJob, Service`},
+		{"/api/chain?kind=job&name=pi", host, 200, `"summary":"job default/pi not found"`},
+		{"/api/chain?kind=cj&name=tick", host, 200, `"summary":"cronjob default/tick not found"`},
+		{"/api/chain?kind=svc&namespace=prod&name=web", host, 200, `"summary":"service prod/web not found"`},
 		// Another name for 127.0.0.1 (DNS rebinding), or another port: refused.
 		{"/api/cluster", "evil.example:" + host[strings.LastIndex(host, ":")+1:], 403, "not allowed"},
 		{"/api/cluster", "127.0.0.1:1", 403, "not allowed"},
@@ -113,4 +117,13 @@ func TestStream(t *testing.T) {
 	}
 	cancel()
 	io.Copy(io.Discard, resp.Body)
+}
+
+// TestRaftBeforePoll: before the first poll the members are an empty list, not null
+// (the page lists them).
+func TestRaftBeforePoll(t *testing.T) {
+	s := newTestServer(t)
+	if b, _ := json.Marshal(s.Raft()); !strings.Contains(string(b), `"members":[]`) {
+		t.Fatalf("raft before a poll: %s", b)
+	}
 }

@@ -121,7 +121,7 @@ spec:
 		t.Errorf("logs job/idx: %q", logs)
 	}
 	tr := mustCtl(t, s, "trace", "job", "idx")
-	for _, want := range []string{"job default/idx", "Job stored", "Job started", "Pod created", "Pod Running and Ready"} {
+	for _, want := range []string{"job default/idx", "Job stored", "Job started", "Pod created", "Pod completed"} {
 		if !strings.Contains(tr, want) {
 			t.Errorf("trace job idx lacks %q:\n%s", want, tr)
 		}

@@ -244,3 +244,171 @@ func TestUILeaderChange(t *testing.T) {
 	t.Logf("leader %s killed; the view shows %s leading", old, leader)
 	screenshot(t, ctx, "cluster-after")
 }
+
+// uiOpen points the tab at the UI's route: the first time by loading the page, then by
+// changing its hash as a link does (the page is not reloaded), and waits for sel.
+func uiOpen(t *testing.T, ctx context.Context, url, sel string) {
+	t.Helper()
+	var loaded bool
+	if evalIn(ctx, `!!document.querySelector('#app')`, &loaded); !loaded {
+		nav, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(nav, chromedp.Navigate(url)); err != nil {
+			t.Fatalf("open %s: %v", url, err)
+		}
+		// The page's uncaught errors, which pageErrors reports.
+		evalIn(ctx, `window.pageErrors = []; addEventListener('error', (e) => pageErrors.push(e.message + ' at ' + e.filename + ':' + e.lineno)); true`, new(bool))
+	} else {
+		hash := url[strings.Index(url, "#"):]
+		if err := evalIn(ctx, fmt.Sprintf(`(location.hash = %q, true)`, hash), new(bool)); err != nil {
+			t.Fatalf("open %s: %v", hash, err)
+		}
+	}
+	waitfor.Condition(t, 60*time.Second, "the page to show "+sel, func() (bool, string) {
+		var ok bool
+		err := evalIn(ctx, fmt.Sprintf(`!!document.querySelector(%q)`, sel), &ok)
+		return err == nil && ok, fmt.Sprint(err)
+	})
+}
+
+// pageErrors fails the test when the page threw (an error a render hit stops the page).
+func pageErrors(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var errs []string
+	if err := evalIn(ctx, `window.pageErrors || []`, &errs); err != nil || len(errs) > 0 {
+		t.Errorf("the page threw: %q %v", errs, err)
+	}
+}
+
+// uiText is the text of the elements matching sel, joined by " | ".
+func uiText(ctx context.Context, sel string) (string, error) {
+	var s string
+	err := evalIn(ctx, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(e => e.textContent.replace(/\s+/g, ' ').trim()).join(' | ')`, sel), &s)
+	return s, err
+}
+
+// TestUIKinds opens, in a real browser, the other kinds the map shows: a Job whose chain
+// completes (steps 1 to 10 timed, "1/1 succeeded"); a Service with its endpoints and the
+// Deployment and pods behind it; and a Deployment whose pod no node fits, whose step
+// 6-7 shows the scheduler's Warning event ("0/2 nodes are available: 2 Insufficient
+// cpu.").
+func TestUIKinds(t *testing.T) {
+	c, ui := uiCluster(t, 2)
+	s := c.servers()
+	ctx := browser(t)
+
+	t.Run("Job", func(t *testing.T) {
+		defer pageErrors(t, ctx)
+		uiOpen(t, ctx, ui.url+"#/Job/default/pi", "#chain")
+		mustCtl(t, s, "create", "job", "pi", "--image", "docker.io/library/busybox:latest", "--", "sh", "-c", "sleep 1; exit 0")
+		type stepView struct {
+			Step string `json:"step"`
+			Took string `json:"took"`
+			Done bool   `json:"done"`
+		}
+		var steps []stepView
+		var summary string
+		waitfor.Condition(t, 90*time.Second, "the Job's chain map to show 1/1 succeeded with every step done", func() (bool, string) {
+			var err error
+			if summary, err = uiText(ctx, "#summary"); err != nil {
+				return false, err.Error()
+			}
+			if err := evalIn(ctx, `[...document.querySelectorAll('#chain .step')].map(e => ({step: e.dataset.step, done: e.dataset.done === 'true', took: e.querySelector('.took').textContent}))`, &steps); err != nil {
+				return false, err.Error()
+			}
+			done := 0
+			for _, s := range steps {
+				if s.Done {
+					done++
+				}
+			}
+			return summary == "1/1 succeeded" && len(steps) == 7 && done == 7, fmt.Sprintf("summary %q steps %+v", summary, steps)
+		})
+		var labels []string
+		took := regexp.MustCompile(`^\+\d+(\.\d+)? m?s`)
+		for _, s := range steps {
+			labels = append(labels, s.Step)
+			if !took.MatchString(s.Took) {
+				t.Errorf("step %s is not timed: %q", s.Step, s.Took)
+			}
+		}
+		if got := strings.Join(labels, " "); got != "1 2-3 4-5 6-7 8 9 10" {
+			t.Errorf("the Job's steps are %q", got)
+		}
+		if title, _ := uiText(ctx, "#chain .step[data-step='10'] b"); title != "Pod completed" {
+			t.Errorf("step 10 is %q, want Pod completed", title)
+		}
+		screenshot(t, ctx, "job-chain")
+		// The cluster view lists it, Complete, with its link.
+		uiOpen(t, ctx, ui.url+"#/", "#workloads")
+		waitfor.Condition(t, 30*time.Second, "the cluster view to show job pi Complete", func() (bool, string) {
+			txt, err := uiText(ctx, `.workload[data-name="Job/default/pi"]`)
+			return err == nil && strings.Contains(txt, "Complete") && strings.Contains(txt, "job/pi"), txt
+		})
+	})
+
+	t.Run("Service", func(t *testing.T) {
+		defer pageErrors(t, ctx)
+		// One replica: the simulated nodes give every pod the same address, and the
+		// EndpointSlice controller keeps one endpoint per address.
+		mustCtl(t, s, "create", "deployment", "web", "--image", "docker.io/library/busybox:latest", "--replicas", "1")
+		mustCtl(t, s, "expose", "deployment", "web", "--port", "80", "--target-port", "8080")
+		uiOpen(t, ctx, ui.url+"#/Service/default/web", "#service")
+		waitfor.Condition(t, 90*time.Second, "the Service view to show 1 ready endpoint, deployment/web's pod", func() (bool, string) {
+			summary, err := uiText(ctx, "#summary")
+			if err != nil {
+				return false, err.Error()
+			}
+			backers, _ := uiText(ctx, "#backers .backer")
+			var eps []map[string]string
+			evalIn(ctx, `[...document.querySelectorAll('#endpoint-list .endpoint')].map(e => ({...e.dataset}))`, &eps)
+			var pods []map[string]string
+			evalIn(ctx, `[...document.querySelectorAll('#backing-pods .backing-pod')].map(e => ({...e.dataset, text: e.textContent}))`, &pods)
+			ready, endpoints := 0, 0
+			for _, e := range eps {
+				if e["ready"] == "true" && e["serving"] == "true" && e["terminating"] == "false" && strings.HasPrefix(e["pod"], "web-") {
+					ready++
+				}
+			}
+			for _, p := range pods {
+				if p["endpoint"] == "true" {
+					endpoints++
+				}
+			}
+			return summary == "1/1 endpoints ready" && strings.Contains(backers, "deployment/web (1 pod)") && ready == 1 && endpoints == 1,
+				fmt.Sprintf("summary %q backers %q endpoints %v pods %v", summary, backers, eps, pods)
+		})
+		screenshot(t, ctx, "service")
+	})
+
+	t.Run("Unschedulable", func(t *testing.T) {
+		defer pageErrors(t, ctx)
+		uiOpen(t, ctx, ui.url+"#/Deployment/default/huge", "#chain")
+		if _, errs, err := ctlIn(s, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: huge, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: huge}}
+  template:
+    metadata: {labels: {app: huge}}
+    spec:
+      containers:
+      - name: app
+        image: docker.io/library/busybox:latest
+        resources: {requests: {cpu: "1000"}}
+`, "apply", "-f", "-"); err != nil {
+			t.Fatalf("apply: %v: %s", err, errs)
+		}
+		waitfor.Condition(t, 60*time.Second, "step 6-7 to show the scheduler's FailedScheduling event", func() (bool, string) {
+			why, err := uiText(ctx, "#chain .step.stuck[data-step='6-7'] .why")
+			if err != nil {
+				return false, err.Error()
+			}
+			reason, _ := uiText(ctx, "#pods .stuck-reason[data-step='6-7'] .warning-event")
+			return strings.HasPrefix(why, "FailedScheduling: 0/2 nodes are available:") && strings.Contains(why, "2 Insufficient cpu") &&
+				strings.Contains(reason, "Warning FailedScheduling 0/2 nodes are available:"), fmt.Sprintf("step %q reason %q", why, reason)
+		})
+		screenshot(t, ctx, "unschedulable")
+	})
+}

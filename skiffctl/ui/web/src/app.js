@@ -1,5 +1,6 @@
-// The page of skiffctl ui: the cluster view (#/) and the chain map of a workload
-// (#/Deployment/NAMESPACE/NAME). Both are drawn from the views the server streams as
+// The page of skiffctl ui: the cluster view (#/), the chain map of a workload
+// (#/Deployment/NAMESPACE/NAME, and DaemonSet, StatefulSet, Job, CronJob) and a Service's
+// endpoints and pods (#/Service/NAMESPACE/NAME). Both are drawn from the views the server streams as
 // server-sent events (/api/stream); the page never asks the API servers anything itself.
 import { h, render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
@@ -15,17 +16,18 @@ function route() {
 
 // useStream follows /api/stream for the workload w (null: the cluster only).
 function useStream(w) {
-  const [state, setState] = useState({ cluster: null, chain: null, raft: null, connected: false });
+  const [state, setState] = useState({ cluster: null, chain: null, service: null, raft: null, connected: false });
   const key = w ? `${w.kind}/${w.namespace}/${w.name}` : '';
   useEffect(() => {
     const q = w ? `?kind=${encodeURIComponent(w.kind)}&namespace=${encodeURIComponent(w.namespace)}&name=${encodeURIComponent(w.name)}` : '';
     const es = new EventSource('api/stream' + q);
-    setState({ cluster: null, chain: null, raft: null, connected: false });
+    setState({ cluster: null, chain: null, service: null, raft: null, connected: false });
     es.onopen = () => setState((s) => ({ ...s, connected: true }));
     es.onerror = () => setState((s) => ({ ...s, connected: false }));
     es.addEventListener('cluster', (e) => setState((s) => ({ ...s, cluster: JSON.parse(e.data) })));
     es.addEventListener('chain', (e) => setState((s) => ({ ...s, chain: JSON.parse(e.data) })));
     es.addEventListener('raft', (e) => setState((s) => ({ ...s, raft: JSON.parse(e.data) })));
+    es.addEventListener('service', (e) => setState((s) => ({ ...s, service: JSON.parse(e.data) })));
     return () => es.close();
   }, [key]);
   return state;
@@ -60,7 +62,7 @@ function Raft({ raft }) {
     <h2>API servers <small>leader <b id="leader">${raft.leader || 'none'}</b> · term <b id="term">${raft.term}</b> · revision ${raft.revision}</small></h2>
     ${raft.error && html`<p class="error">${raft.error}</p>`}
     <div class="members">
-      ${raft.members.map(
+      ${(raft.members || []).map(
         (m) => html`<div key=${m.name} class=${`member ${m.leader ? 'leader' : ''} ${m.health}`} data-name=${m.name}
             data-role=${m.leader ? 'leader' : m.state ? m.state.toLowerCase() : 'down'} data-health=${m.health}>
           <b>${m.name}</b> <span class="role">${m.leader ? 'leader' : m.state ? m.state.toLowerCase() : 'down'}</span>
@@ -86,14 +88,17 @@ function Nodes({ nodes }) {
   </section>`;
 }
 
-const chainable = { Deployment: true, DaemonSet: true, StatefulSet: true };
+// The kinds that open in the chain map (those skiffctl trace traces), and Services.
+const chainable = { Deployment: true, DaemonSet: true, StatefulSet: true, Job: true, CronJob: true, Service: true };
+const link = (kind, namespace, name, text) =>
+  chainable[kind] ? html`<a href=${`#/${kind}/${namespace}/${name}`}>${text}</a>` : text;
 
 function Workloads({ workloads }) {
   return html`<section id="workloads">
     <h2>Workloads <small>${workloads.length}</small></h2>
     ${workloads.map(
       (w) => html`<div key=${w.kind + w.namespace + w.name} class=${`row workload ${w.state}`} data-name=${`${w.kind}/${w.namespace}/${w.name}`}>
-        <span>${chainable[w.kind] ? html`<a href=${`#/${w.kind}/${w.namespace}/${w.name}`}>${w.kind.toLowerCase()}/${w.name}</a>` : `${w.kind.toLowerCase()}/${w.name}`}</span>
+        <span>${link(w.kind, w.namespace, w.name, `${w.kind.toLowerCase()}/${w.name}`)}</span>
         <span>${w.namespace}</span><span>${w.ready}/${w.desired} ready · ${w.updated} updated · ${w.available} available</span>
         <span class="wstate">${w.state}</span><span class="sub">${w.message || ''}</span>
       </div>`
@@ -114,11 +119,28 @@ function Events({ events, filter: initial }) {
   </section>`;
 }
 
+const endpoints = (c) => html`<span class="state st-Ready">ready ${c.ready}</span><span class="state">serving ${c.serving}</span><span
+    class="state st-Terminating">terminating ${c.terminating}</span>`;
+
+function Services({ services }) {
+  if (!services || services.length === 0) return null;
+  return html`<section id="services">
+    <h2>Services <small>${services.length}</small></h2>
+    ${services.map(
+      (s) => html`<div key=${s.namespace + '/' + s.name} class="row service" data-name=${`${s.namespace}/${s.name}`}>
+        <span>${link('Service', s.namespace, s.name, `service/${s.name}`)}</span><span>${s.namespace}</span><span>${s.type} ${s.clusterIP}</span>
+        <span>${s.ready}/${s.total} endpoints ready</span><span>${endpoints(s)}</span>
+      </div>`
+    )}
+  </section>`;
+}
+
 function ClusterView({ cluster }) {
   if (!cluster) return html`<p>Waiting for the cluster…</p>`;
   return html`<div id="cluster">
     <${Raft} raft=${cluster.raft} />
     <${Workloads} workloads=${cluster.workloads} />
+    <${Services} services=${cluster.services} />
     <${Nodes} nodes=${cluster.nodes} />
     <${Events} events=${cluster.events} />
   </div>`;
@@ -133,10 +155,10 @@ function ChainMap({ chain, raft }) {
   const col = (lane) => lanes.indexOf(lane) + 1;
   let prev = col('user');
   return html`<div id="chain" data-rv=${chain.resourceVersion} data-summary=${chain.summary} data-found="true">
-    <h2>${chain.kind.toLowerCase()}/${chain.name} <small>${chain.namespace} · revision ${chain.revision} · ${chain.child}</small>
+    <h2>${chain.kind.toLowerCase()}/${chain.name} <small>${chain.namespace}${chain.revision ? ` · revision ${chain.revision}` : ''}${chain.child ? ` · ${chain.child}` : ''}</small>
       <span class="summary" id="summary">${chain.summary}</span></h2>
     ${raft && html`<p class="sub" id="chain-raft">API servers: leader ${raft.leader || 'none'}, term ${raft.term} ·
-      ${raft.members.map((m) => html`<span key=${m.name} class=${`chip ${m.health}`}>${m.name}${m.leader ? ' ★' : ''}</span>`)}</p>`}
+      ${(raft.members || []).map((m) => html`<span key=${m.name} class=${`chip ${m.health}`}>${m.name}${m.leader ? ' ★' : ''}</span>`)}</p>`}
     <div class="map" style=${`grid-template-columns: 3em repeat(${lanes.length}, 1fr)`}>
       <div></div>
       ${chain.lanes.map(
@@ -160,12 +182,44 @@ function ChainMap({ chain, raft }) {
       })}
     </div>
     <section id="pods"><h2>Pods <small>${chain.total}</small> ${states(chain.states)}</h2>
-      ${chain.stuck.map((s) => html`<p class="stuck-reason" key=${s.reason + s.message}>step ${s.step}: <b>${s.reason}</b> ${s.message} (${s.pods} pod${s.pods > 1 ? 's' : ''}, e.g. ${s.example})</p>`)}
+      ${chain.stuck.map((s) => html`<p class="stuck-reason" key=${s.step + s.reason + s.message + (s.event ? s.event.message : '')}
+          data-step=${s.step}>step ${s.step}: ${s.event
+            ? html`<span class="warning-event">Warning <b>${s.event.reason}</b> ${s.event.message} <span class="sub">(${s.event.source}${s.event.count > 1 ? ` ×${s.event.count}` : ''})</span></span>
+              ${s.reason !== s.event.reason ? html` · <b>${s.reason}</b> ${s.message}` : ''}`
+            : html`<b>${s.reason}</b> ${s.message}`}
+          (${s.pods} pod${s.pods > 1 ? 's' : ''}, e.g. ${s.example})</p>`)}
       ${chain.oldSets.length > 0 && html`<p class="old">Draining: ${chain.oldSets.map((o) => html`<span key=${o.name}>replicaset ${o.name} (rev ${o.revision}) ${o.ready}/${o.replicas} </span>`)}</p>`}
       <${VirtualList} id="pod-nodes" items=${chain.nodes} rowHeight=${26} height=${260}
         row=${(n) => html`<div class="row"><span>${n.node}</span><span>${states(n.states)}</span></div>`} />
     </section>
     <${Events} events=${chain.events} />
+  </div>`;
+}
+
+// ServiceView: a Service's endpoints by condition, the workloads and pods behind it.
+function ServiceView({ service: v }) {
+  if (!v) return html`<p>Waiting for the service…</p>`;
+  if (!v.found) return html`<div id="service" data-found="false"><p class="error">${v.summary}</p></div>`;
+  return html`<div id="service" data-rv=${v.resourceVersion} data-found="true" data-summary=${v.summary}>
+    <h2>service/${v.name} <small>${v.namespace} · ${v.type} ${v.clusterIP} · ${v.ports.join(', ')}${v.selector ? ` · selector ${v.selector}` : ''}</small>
+      <span class="summary" id="summary">${v.summary}</span></h2>
+    <p id="endpoint-counts" data-ready=${v.ready} data-serving=${v.serving} data-terminating=${v.terminating} data-total=${v.total}>
+      Endpoints ${v.total}: ${endpoints(v)}</p>
+    <p id="backers">Backed by ${v.backers.length === 0 ? 'no pods (no pod matches the selector)' : v.backers.map(
+      (b) => html`<span key=${b.kind + b.name} class="backer" data-name=${`${b.kind}/${b.name}`}>${link(b.kind, v.namespace, b.name, `${b.kind.toLowerCase()}/${b.name}`)} (${b.pods} pod${b.pods > 1 ? 's' : ''}) </span>`)}
+      ${states(v.states)}</p>
+    <section><h2>Endpoints <small>${v.endpoints.length}</small></h2>
+      <${VirtualList} id="endpoint-list" items=${v.endpoints} rowHeight=${26} height=${260}
+        row=${(e) => html`<div class="row endpoint" data-pod=${e.pod} data-ready=${e.ready} data-serving=${e.serving} data-terminating=${e.terminating}>
+          <span>${e.address}</span><span>${e.pod ? `pod/${e.pod}` : ''}</span><span>${e.node}</span>
+          <span>${e.ready ? html`<span class="state st-Ready">ready</span>` : html`<span class="state st-Pending">not ready</span>`}</span>
+          <span>${e.serving ? 'serving' : 'not serving'}${e.terminating ? ' · terminating' : ''}</span></div>`} /></section>
+    <section><h2>Pods <small>${v.pods.length}</small></h2>
+      <${VirtualList} id="backing-pods" items=${v.pods} rowHeight=${26} height=${260}
+        row=${(p) => html`<div class="row backing-pod" data-name=${p.name} data-endpoint=${p.endpoint}>
+          <span>pod/${p.name}</span><span>${p.ip}</span><span>${p.node || '(no node)'}</span><span class=${`state st-${p.state}`}>${p.state}</span>
+          <span>${p.endpoint ? 'an endpoint' : 'not an endpoint'}</span></div>`} /></section>
+    <${Events} events=${v.events} />
   </div>`;
 }
 
@@ -176,12 +230,12 @@ function App() {
     addEventListener('hashchange', on);
     return () => removeEventListener('hashchange', on);
   }, []);
-  const { cluster, chain, raft, connected } = useStream(w);
+  const { cluster, chain, service, raft, connected } = useStream(w);
   return html`<header>
       <a href="#/"><b>Skiff</b></a> <span class=${`conn ${connected ? 'on' : 'off'}`} id="conn">${connected ? 'live' : 'reconnecting…'}</span>
       ${w && html`<span> · ${w.kind.toLowerCase()}/${w.namespace}/${w.name}</span>`}
     </header>
-    <main>${w ? html`<${ChainMap} chain=${chain} raft=${raft} />` : html`<${ClusterView} cluster=${cluster} />`}</main>`;
+    <main>${!w ? html`<${ClusterView} cluster=${cluster} />` : w.kind === 'Service' ? html`<${ServiceView} service=${service} />` : html`<${ChainMap} chain=${chain} raft=${raft} />`}</main>`;
 }
 
 render(html`<${App} />`, document.getElementById('app'));
