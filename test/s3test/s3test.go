@@ -220,7 +220,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 type Proxy struct {
 	// Addr is where clients connect.
 	Addr   string
-	target string
+	target atomic.Value // string
 	ln     net.Listener
 	// cutAfter > 0 cuts each connection once the client has sent that many bytes;
 	// refuse closes every new connection at once.
@@ -238,7 +238,8 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]bool{}}
+	p := &Proxy{Addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]bool{}}
+	p.target.Store(target)
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(p.Close)
@@ -260,6 +261,17 @@ func (p *Proxy) Refuse(on bool) {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// Retarget forwards new connections to target and ends the ones open now (as a load
+// balancer moved to other machines).
+func (p *Proxy) Retarget(target string) {
+	p.target.Store(target)
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
 }
 
 // Close stops the proxy and ends its connections.
@@ -300,7 +312,7 @@ func (p *Proxy) serve() {
 
 func (p *Proxy) forward(c net.Conn) {
 	defer c.Close()
-	up, err := net.Dial("tcp", p.target)
+	up, err := net.Dial("tcp", p.target.Load().(string))
 	if err != nil {
 		return
 	}
