@@ -4,8 +4,9 @@
 // runs it) into a cache every checkout shares; without it the test is skipped, saying
 // how to build it.
 //
-// Proxy sits between a client and the server and can cut the client's uploads off
-// mid-way, or refuse connections: the faults the upload code must survive.
+// Proxy sits between a client and a server and can cut the client's uploads off
+// mid-way or refuse connections (the faults the upload code must survive), or move to
+// another server (a load balancer moved to new machines).
 package s3test
 
 import (
@@ -247,19 +248,27 @@ func NewProxy(t testing.TB, target string) *Proxy {
 }
 
 // CutAfter makes every connection from now on end after the client sent n bytes (0:
-// never): an upload cut off mid-way.
-func (p *Proxy) CutAfter(n int64) { p.cutAfter.Store(n) }
+// never): an upload cut off mid-way. The connections open now are ended, so that a
+// client's next request takes a new one.
+func (p *Proxy) CutAfter(n int64) {
+	p.cutAfter.Store(n)
+	p.closeAll()
+}
+
+func (p *Proxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
 
 // Refuse makes the proxy close connections as they come (an unreachable storage), or
 // forward them again.
 func (p *Proxy) Refuse(on bool) {
 	p.refuse.Store(on)
 	if on {
-		p.mu.Lock()
-		for c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
+		p.closeAll()
 	}
 }
 
@@ -267,11 +276,7 @@ func (p *Proxy) Refuse(on bool) {
 // balancer moved to other machines).
 func (p *Proxy) Retarget(target string) {
 	p.target.Store(target)
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
+	p.closeAll()
 }
 
 // Close stops the proxy and ends its connections.
