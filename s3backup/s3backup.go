@@ -171,6 +171,13 @@ func metadata(m store.SnapshotMeta) map[string]string {
 	}
 }
 
+// sameMeta says whether a and b describe the same snapshot.
+func sameMeta(a, b store.SnapshotMeta) bool {
+	ac, bc := a.Created, b.Created
+	a.Created, b.Created = time.Time{}, time.Time{}
+	return a == b && ac.Equal(bc)
+}
+
 // parseMetadata reads metadata back; an object without it is not a Skiff snapshot.
 func parseMetadata(md map[string]string) (store.SnapshotMeta, error) {
 	get := func(k string) string {
@@ -236,7 +243,7 @@ func (r *Remote) Upload(ctx context.Context, name, file string, meta store.Snaps
 		return store.BackupFile{}, fmt.Errorf("upload to %s: the storage holds %d bytes with ETag %s, the file has %d bytes with MD5 %s: the upload is damaged",
 			r.URL(name), info.Size, got, fi.Size(), etag)
 	}
-	if got, err := parseMetadata(info.UserMetadata); err != nil || got != meta {
+	if got, err := parseMetadata(info.UserMetadata); err != nil || !sameMeta(got, meta) {
 		return store.BackupFile{}, fmt.Errorf("upload to %s: the object's metadata %+v does not match the snapshot's %+v (%v)", r.URL(name), got, meta, err)
 	}
 	return store.BackupFile{Path: r.URL(name), Member: meta.Member, Size: info.Size, Meta: meta}, nil
@@ -357,7 +364,7 @@ func (r *Remote) Download(ctx context.Context, name, dst string) (meta *store.Sn
 	if err != nil {
 		return nil, fmt.Errorf("%s: identity does not match: the object's metadata is not a Skiff snapshot's: %v", u, err)
 	}
-	if om != *meta {
+	if !sameMeta(om, *meta) {
 		return nil, fmt.Errorf("%s: identity does not match: the object's metadata says cluster %s, member %s, revision %d, sha256 %s; its content, cluster %s, member %s, revision %d, sha256 %s",
 			u, om.Cluster, om.Member, om.Revision, om.SHA256, meta.Cluster, meta.Member, meta.Revision, meta.SHA256)
 	}
