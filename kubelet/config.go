@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -87,6 +88,11 @@ type Config struct {
 	// /etc/resolv.conf, the termination log — under RootDir (true); simulated nodes
 	// have no use for them.
 	ContainerFiles bool
+	// LocalPathRoot is the directory of the local-path provisioner's volumes on this
+	// node (/var/lib/skiff/local-path, the controller manager's LocalPathRoot): the
+	// kubelet removes the directory of a Released one whose reclaimPolicy is Delete,
+	// and then the volume (localpath.go). "": none (simulated nodes).
+	LocalPathRoot string
 	// ResolvConf is the node's resolver configuration, which pods' /etc/resolv.conf
 	// start from (/etc/resolv.conf).
 	ResolvConf string
@@ -123,6 +129,7 @@ func DefaultConfig() Config {
 		RootDir:                  "/var/lib/skiff/kubelet",
 		Tmpfs:                    os.Geteuid() == 0,
 		ContainerFiles:           true,
+		LocalPathRoot:            "/var/lib/skiff/local-path",
 		ResolvConf:               "/etc/resolv.conf",
 		ClusterDomain:            "cluster.local",
 		ObjectCacheTTL:           10 * time.Second,
@@ -182,6 +189,9 @@ func (c Config) Validate() error {
 	}
 	if c.RootDir == "" {
 		errs = append(errs, errors.New("rootDir: required"))
+	}
+	if c.LocalPathRoot != "" && !filepath.IsAbs(c.LocalPathRoot) {
+		errs = append(errs, fmt.Errorf("localPathRoot %q: must be an absolute path", c.LocalPathRoot))
 	}
 	if len(validation.IsDNS1123Subdomain(c.ClusterDomain)) > 0 {
 		errs = append(errs, fmt.Errorf("clusterDomain %q: must be a lowercase RFC 1123 subdomain", c.ClusterDomain))

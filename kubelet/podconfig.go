@@ -20,7 +20,7 @@ import (
 // containerConfig is what the runtime needs to run a container of pod: its environment
 // resolved, its volumes and files mounted, its securityContext and resources.
 func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, paths map[string]string) (ContainerConfig, error) {
-	env, err := containerEnv(ctx, pod, spec, k.objects, k.cfg.NodeIP, k.podAddr(pod), k.capacity)
+	env, err := containerEnv(ctx, pod, spec, k.objects, k.cfg.NodeIP, k.podAddr(pod), k.capacity, k.serviceEnv(pod))
 	if err != nil {
 		return ContainerConfig{}, err
 	}
@@ -178,13 +178,7 @@ func (k *Kubelet) podFiles(pod *corev1.Pod, spec *corev1.Container, attempt int)
 		out = append(out, Mount{HostPath: log, ContainerPath: p})
 	}
 	if !pod.Spec.HostNetwork && !mountsAt(spec, "/etc/hosts") {
-		h := podHostname(pod)
-		names := h
-		if sub := pod.Spec.Subdomain; sub != "" {
-			names = fmt.Sprintf("%s.%s.%s.svc.%s\t%s", h, sub, pod.Namespace, k.cfg.ClusterDomain, h)
-		}
-		hosts := managedHostsHeader + "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n" +
-			"fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" + k.podAddr(pod) + "\t" + names + "\n"
+		hosts := hostsFile(podHostname(pod), podDomain(pod, k.cfg.ClusterDomain), k.podAddr(pod))
 		p, err := k.volumes.WriteFile(pod.UID, "etc-hosts", []byte(hosts))
 		if err != nil {
 			return nil, fmt.Errorf("write /etc/hosts: %w", err)
@@ -203,6 +197,27 @@ func (k *Kubelet) podFiles(pod *corev1.Pod, spec *corev1.Container, attempt int)
 		out = append(out, Mount{HostPath: p, ContainerPath: "/etc/resolv.conf"})
 	}
 	return out, nil
+}
+
+// podDomain is the domain of a pod with a subdomain, SUBDOMAIN.NAMESPACE.svc.DOMAIN
+// (Kubernetes' GeneratePodHostNameAndDomain); "" without one.
+func podDomain(pod *corev1.Pod, clusterDomain string) string {
+	if pod.Spec.Subdomain == "" {
+		return ""
+	}
+	return pod.Spec.Subdomain + "." + pod.Namespace + ".svc." + clusterDomain
+}
+
+// hostsFile is the /etc/hosts of a pod's containers as Kubernetes' kubelet writes it
+// (managedHostsFileContent): localhost's names, then the pod's IP with its host name,
+// after its fully qualified name when it has a domain.
+func hostsFile(hostname, domain, podIP string) string {
+	names := hostname
+	if domain != "" {
+		names = hostname + "." + domain + "\t" + hostname
+	}
+	return managedHostsHeader + "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n" +
+		"fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" + podIP + "\t" + names + "\n"
 }
 
 func mountsAt(spec *corev1.Container, path string) bool {

@@ -158,6 +158,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if node.Kubelet.RootDir == kubelet.DefaultConfig().RootDir {
 		node.Kubelet.RootDir = filepath.Join(dataDir, "kubelet") // pods' volumes live with the rest of skiff up's data
 	}
+	if node.Kubelet.LocalPathRoot == kubelet.DefaultConfig().LocalPathRoot {
+		node.Kubelet.LocalPathRoot = mcfg.LocalPathRoot // the provisioner's volumes, which the kubelet reclaims
+	}
 	node.Containerd.Socket, node.Containerd.LogDir, node.Containerd.InsecureRegistries = cfg.ContainerdAddress, filepath.Join(dataDir, "containers"), cfg.InsecureRegistries
 	// The log server: on the node's address, any free port (published in the Node's
 	// status), so that several skiff ups do not collide.

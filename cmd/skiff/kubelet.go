@@ -75,6 +75,7 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringVar(&cfg.Kubelet.NodeName, "node-name", cfg.Kubelet.NodeName, "the Node to register and run pods for (default: the host name)")
 	f.StringVar(&cfg.Kubelet.NodeIP, "node-ip", cfg.Kubelet.NodeIP, "the node's address; pods use the host network without --cni or --sim-pod-network (default: the first non-loopback IPv4 address)")
 	f.StringVar(&cfg.Kubelet.RootDir, "root-dir", cfg.Kubelet.RootDir, "the directory of the pods' volumes and files")
+	f.StringVar(&cfg.Kubelet.LocalPathRoot, "local-path-root", cfg.Kubelet.LocalPathRoot, "the directory of the local-path provisioner's volumes on this node (the controller manager's): the kubelet removes a Released one's directory whose reclaimPolicy is Delete, then the volume (\"\": never)")
 	f.StringVar(&cfg.Kubelet.ClusterDomain, "cluster-domain", cfg.Kubelet.ClusterDomain, "the cluster's DNS domain (the API servers' --cluster-domain): the cluster DNS's, and in the names of pods with a subdomain")
 	f.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "container runtime: containerd or sim")
 	f.StringVar(&cfg.Containerd.Socket, "containerd-address", cfg.Containerd.Socket, "containerd's socket")

@@ -302,6 +302,7 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			// Simulated containers read no files: volumes are plain directories, one
 			// root per node, and nothing else is written.
 			c.ContainerFiles, c.Tmpfs = false, false
+			c.LocalPathRoot = "" // the host's local-path directories are no simulated node's
 			if cfg.SimNodes > 0 {
 				c.RootDir = filepath.Join(kcfg.RootDir, "sim", c.NodeName)
 			}
