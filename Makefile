@@ -1,5 +1,6 @@
 # Skiff's build. `make run` starts Skiff; `make test` runs every test, installing what the
-# tests need (protoc, containerd, runc, busybox-static, docker-registry) when missing.
+# tests need (protoc, containerd, runc, busybox-static, docker-registry) when missing, and
+# building SeaweedFS (the S3 server of the backup tests) once into ~/.cache/skiff.
 SHELL := /bin/bash
 GO ?= go
 export PATH := $(CURDIR)/bin/tools:$(PATH)
@@ -14,7 +15,7 @@ JEPSEN_NEMESES ?= all
 JEPSEN_NET ?= auto
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build run test bench proto openapi tools deps ui ui-tools jepsen vet fmt clean
+.PHONY: all build run test bench proto openapi tools deps seaweedfs ui ui-tools jepsen vet fmt clean
 
 all: build
 
@@ -65,9 +66,16 @@ openapi:
 deps:
 	./test/tools/install-deps.sh all
 
+# seaweedfs: SeaweedFS's weed, the S3-compatible server the backup tests start
+# (test/s3test), built once from the Go module proxy into a cache every checkout shares
+# (${XDG_CACHE_HOME:-~/.cache}/skiff/seaweedfs/VERSION), under nice. The first build takes
+# minutes; later runs find it there.
+seaweedfs:
+	GO=$(GO) ./test/tools/build-seaweedfs.sh
+
 # The real Kubernetes clients' tests (kubectl, client-go, Helm) are a module of their own,
 # test/k8sclients, so that Skiff does not depend on them.
-test: tools ui-tools deps build
+test: tools ui-tools deps seaweedfs build
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	cd test/k8sclients && $(GO) vet ./... && $(GO) test -timeout $(TEST_TIMEOUT) ./...

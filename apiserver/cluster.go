@@ -174,6 +174,13 @@ func (c *cluster) Defragment(ctx context.Context, req *apiv1.DefragmentRequest) 
 // ListSnapshots lists the scheduled snapshots in every member's directory.
 func (c *cluster) ListSnapshots(ctx context.Context, _ *apiv1.ListSnapshotsRequest) (*apiv1.SnapshotList, error) {
 	files, errs := c.store.ListBackups(ctx)
+	if at := c.store.RemoteBackupsAt(); at != "" {
+		remote, err := c.store.RemoteBackups(ctx)
+		if err != nil {
+			errs[at] = err
+		}
+		files = append(files, remote...)
+	}
 	out := &apiv1.SnapshotList{}
 	for _, f := range files {
 		out.Snapshots = append(out.Snapshots, &apiv1.SnapshotFile{Member: f.Member, Path: f.Path, ClusterId: f.Meta.Cluster,

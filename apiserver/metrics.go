@@ -110,12 +110,13 @@ var (
 
 	descSnapshots      = prometheus.NewDesc("skiff_store_scheduled_snapshots_total", "Scheduled snapshots this member took as leader, by result (success, failure).", []string{"result"}, nil)
 	descSnapshotsInRow = prometheus.NewDesc("skiff_store_scheduled_snapshot_failures_in_a_row", "Scheduled snapshots that failed since the last that succeeded.", nil, nil)
+	descSnapshotUps    = prometheus.NewDesc("skiff_store_scheduled_snapshot_uploads_total", "Scheduled snapshots this member uploaded to object storage (--snapshot-s3-bucket), by result (success, failure).", []string{"result"}, nil)
 	descSnapshotLast   = prometheus.NewDesc("skiff_store_scheduled_snapshot_last_success_timestamp_seconds", "When this member last wrote a scheduled snapshot (Unix time; 0: never since it started).", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLeader, descHasLead, descTerm, descCommit, descApplied, descSnapshot, descMembers, descRevision,
-		descSnapshots, descSnapshotsInRow, descSnapshotLast} {
+		descSnapshots, descSnapshotsInRow, descSnapshotUps, descSnapshotLast} {
 		ch <- d
 	}
 }
@@ -140,6 +141,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(bs.Succeeded), "success")
 	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(bs.Failed), "failure")
 	ch <- prometheus.MustNewConstMetric(descSnapshotsInRow, prometheus.GaugeValue, float64(bs.Consecutive))
+	ch <- prometheus.MustNewConstMetric(descSnapshotUps, prometheus.CounterValue, float64(bs.Uploaded), "success")
+	ch <- prometheus.MustNewConstMetric(descSnapshotUps, prometheus.CounterValue, float64(bs.UploadFailed), "failure")
 	last := 0.0
 	if !bs.LastSuccess.IsZero() {
 		last = float64(bs.LastSuccess.UnixNano()) / 1e9

@@ -160,7 +160,7 @@ func clusterSnapshotSaveCmd(g *globals) *cobra.Command {
 func clusterSnapshotsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "snapshots",
-		Short: "List the scheduled snapshots (--snapshot-interval) every member keeps",
+		Short: "List the scheduled snapshots (--snapshot-interval) every member keeps, and those uploaded to S3 (--snapshot-s3-bucket)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, ctx, cancel, err := g.connect(cmd, g.timeout)

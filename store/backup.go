@@ -45,6 +45,29 @@ const (
 // snapshotName matches the names the schedule gives its files.
 var snapshotName = regexp.MustCompile(`^skiff-snapshot-[0-9a-f]+-[0-9]{8}T[0-9]{6}Z-r[0-9]+\.db$`)
 
+// IsSnapshotName says whether name is a name the schedule gives its snapshots.
+func IsSnapshotName(name string) bool { return snapshotName.MatchString(name) }
+
+// SnapshotName is the name the schedule gives the snapshot meta describes.
+func SnapshotName(meta SnapshotMeta) string {
+	return fmt.Sprintf("skiff-snapshot-%s-%s-r%d.db", meta.Cluster, meta.Created.UTC().Format("20060102T150405Z"), meta.Revision)
+}
+
+// RemoteBackups is object storage that keeps a copy of every scheduled snapshot
+// (s3backup implements it for S3).
+type RemoteBackups interface {
+	// Upload stores the snapshot file at path as name, its trailer saying meta, and
+	// checks what the storage then holds; it returns the stored copy.
+	Upload(ctx context.Context, name, path string, meta SnapshotMeta) (BackupFile, error)
+	// List lists the snapshots the storage holds, newest first, with what their
+	// metadata says (objects that are not Skiff's snapshots are left out).
+	List(ctx context.Context) ([]BackupFile, error)
+	// Delete deletes snapshot name.
+	Delete(ctx context.Context, name string) error
+	// String names the storage's location (s3://bucket/prefix/).
+	String() string
+}
+
 // SnapshotMeta is what a scheduled snapshot file says of itself.
 type SnapshotMeta struct {
 	Format   int       `json:"format"`
@@ -69,6 +92,11 @@ type BackupConfig struct {
 	Retention int
 	// Version is the Skiff version recorded in each.
 	Version string
+	// Remote, when set, receives a copy of every snapshot, and keeps the newest
+	// Retention of this cluster's: a snapshot whose upload fails counts as failed.
+	Remote RemoteBackups
+	// UploadTimeout bounds one upload and its retention. Default 10 min.
+	UploadTimeout time.Duration
 	// RetryDelay is how soon the leader tries again after a failed snapshot, doubled after
 	// each further failure in a row, up to Interval. Default 30 s (Interval if shorter).
 	RetryDelay time.Duration
@@ -90,6 +118,8 @@ type BackupStatus struct {
 	LastFailure time.Time
 	// LastError is the last failure's, "" after a success.
 	LastError string
+	// Uploaded and UploadFailed count the copies sent to BackupConfig.Remote.
+	Uploaded, UploadFailed uint64
 }
 
 // BackupStatus says how this member's scheduled snapshots have gone.
@@ -272,7 +302,7 @@ func (s *Store) backupNow() (BackupFile, error) {
 	if meta.Cluster == "" {
 		return BackupFile{}, fmt.Errorf("snapshot: the cluster has no ID yet")
 	}
-	path := filepath.Join(cfg.Dir, fmt.Sprintf("skiff-snapshot-%s-%s-r%d.db", meta.Cluster, meta.Created.Format("20060102T150405Z"), meta.Revision))
+	path := filepath.Join(cfg.Dir, SnapshotName(meta))
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return BackupFile{}, fmt.Errorf("snapshot: %w", err)
 	}
@@ -285,7 +315,85 @@ func (s *Store) backupNow() (BackupFile, error) {
 	if err := s.pruneBackups(); err != nil {
 		s.log.Warn("snapshot retention", "dir", cfg.Dir, "error", err)
 	}
-	return BackupFile{Path: path, Member: s.cfg.ID, Size: fi.Size(), Meta: meta}, nil
+	local := BackupFile{Path: path, Member: s.cfg.ID, Size: fi.Size(), Meta: meta}
+	if cfg.Remote != nil {
+		if err := s.uploadBackup(local); err != nil {
+			return local, err
+		}
+	}
+	return local, nil
+}
+
+// uploadBackup copies a snapshot just written to the remote storage, then applies the
+// retention there.
+func (s *Store) uploadBackup(f BackupFile) error {
+	cfg := s.cfg.Backups
+	ctx, cancel := context.WithTimeout(s.ctx, cfg.UploadTimeout)
+	defer cancel()
+	up, err := cfg.Remote.Upload(ctx, filepath.Base(f.Path), f.Path, f.Meta)
+	s.backupStatusMu.Lock()
+	if err != nil {
+		s.backupStatus.UploadFailed++
+	} else {
+		s.backupStatus.Uploaded++
+	}
+	s.backupStatusMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("snapshot %s written, but not uploaded: %w", f.Path, err)
+	}
+	s.log.Info("scheduled snapshot uploaded", "url", up.Path, "revision", f.Meta.Revision, "bytes", up.Size)
+	if err := s.pruneRemoteBackups(ctx); err != nil {
+		s.log.Warn("snapshot retention", "remote", cfg.Remote.String(), "error", err)
+	}
+	return nil
+}
+
+// pruneRemoteBackups deletes this cluster's snapshots in the remote storage past the
+// newest Retention: only objects named as the schedule names them whose metadata names
+// this cluster. Anything else there (other clusters', other files) is left alone.
+func (s *Store) pruneRemoteBackups(ctx context.Context) error {
+	files, err := s.RemoteBackups(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range files[min(len(files), s.cfg.Backups.Retention):] {
+		if err := s.cfg.Backups.Remote.Delete(ctx, filepath.Base(f.Path)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.log.Info("snapshot deleted by retention", "url", f.Path, "retention", s.cfg.Backups.Retention)
+	}
+	return errors.Join(errs...)
+}
+
+// RemoteBackupsAt names the remote storage of the snapshots, "" when there is none.
+func (s *Store) RemoteBackupsAt() string {
+	if s.cfg.Backups.Remote == nil {
+		return ""
+	}
+	return s.cfg.Backups.Remote.String()
+}
+
+// RemoteBackups lists this cluster's snapshots in the remote storage, newest first
+// (none when there is no remote storage).
+func (s *Store) RemoteBackups(ctx context.Context) ([]BackupFile, error) {
+	r := s.cfg.Backups.Remote
+	if r == nil {
+		return nil, nil
+	}
+	all, err := r.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cluster := s.ClusterID()
+	var out []BackupFile
+	for _, f := range all {
+		if f.Meta.Cluster == cluster && cluster != "" && IsSnapshotName(filepath.Base(f.Path)) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
 }
 
 // localBackups lists this cluster's snapshots in this member's backup directory, newest

@@ -231,6 +231,9 @@ func (c *Config) Validate() error {
 	if c.Backups.Now == nil {
 		c.Backups.Now = time.Now
 	}
+	if c.Backups.UploadTimeout <= 0 {
+		c.Backups.UploadTimeout = 10 * time.Minute
+	}
 	if c.QuotaBytes <= 0 {
 		return fmt.Errorf("store config %s: QuotaBytes must be positive", c.ID)
 	}

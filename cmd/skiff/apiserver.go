@@ -18,6 +18,7 @@ func apiserverCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := apiserver.DefaultConfig()
 	var initial, join string
 	var sec securityFlags
+	var s3 s3Flags
 	cmd := &cobra.Command{
 		Use:   "apiserver",
 		Short: "Run an API server and its store node",
@@ -43,6 +44,16 @@ and an empty data directory.`,
 			cfg.Logger = logger("skiff")
 			if err := sec.apply(&cfg); err != nil {
 				return err
+			}
+			if s3.bucket != "" {
+				if cfg.Store.Backups.Interval == 0 {
+					return fmt.Errorf("--snapshot-s3-bucket: the uploads need scheduled snapshots (--snapshot-interval is 0)")
+				}
+				if cfg.Store.Backups.Remote, err = s3.remote("snapshot-s3-", s3.bucket, s3.prefix); err != nil {
+					return err
+				}
+			} else if s3.endpoint != "" {
+				return fmt.Errorf("--snapshot-s3-endpoint: --snapshot-s3-bucket is required too")
 			}
 			s, err := apiserver.New(cfg)
 			if err != nil {
@@ -81,6 +92,7 @@ and an empty data directory.`,
 	f.DurationVar(&cfg.Store.Backups.Interval, "snapshot-interval", cfg.Store.Backups.Interval, "how often the leader writes a snapshot to --snapshot-dir (0: never)")
 	f.IntVar(&cfg.Store.Backups.Retention, "snapshot-retention", cfg.Store.Backups.Retention, "how many of this cluster's snapshots each member's --snapshot-dir keeps (the newest)")
 	f.StringVar(&cfg.Store.Backups.Dir, "snapshot-dir", "", "directory of the scheduled snapshots (default DATA-DIR/backups)")
+	s3.register(f, "snapshot-s3-", true)
 	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
 	f.Int64Var(&cfg.Store.HistoryBytes, "watch-history-bytes", cfg.Store.HistoryBytes, "bytes of objects the watch history holds at most; the oldest events go first (0: no byte bound)")
 	f.DurationVar(&cfg.Store.HistoryTTL, "watch-history-ttl", cfg.Store.HistoryTTL, "how long an event stays in the watch history at most (0: until count or bytes push it out)")

@@ -266,7 +266,23 @@ func TestRestoreScheduledSnapshot(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "checksum does not match") {
 		t.Fatalf("restore of a damaged snapshot: %v\n%s", err, out)
 	}
-	out, err = runSkiff("restore", "--snapshot", snap, "--data-dir", filepath.Join(t.TempDir(), "d2"), "--name", "n1", "--initial-cluster", "n1=127.0.0.1:1")
+	// --from and --cluster-id, and what they refuse.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--from", snap, "--cluster-id", "00000000000000ff"}, "identity does not match: it is not a snapshot of cluster 00000000000000ff"},
+		{[]string{"--from", snap, "--snapshot", snap}, "--snapshot and --from: give one"},
+		{[]string{"--from", "s3://backups/prod"}, `"prod" is not a snapshot's name`},
+		{[]string{"--from", "s3://backups/prod/"}, "--s3-endpoint is required"},
+		{[]string{"--from", "s3:///prod/", "--s3-endpoint", "127.0.0.1:1"}, "names no bucket"},
+	} {
+		args := append([]string{"restore", "--data-dir", filepath.Join(t.TempDir(), "d"), "--name", "n1", "--initial-cluster", "n1=127.0.0.1:1"}, tc.args...)
+		if _, err := runSkiff(args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("skiff %s: %v, want an error saying %q", strings.Join(args, " "), err, tc.want)
+		}
+	}
+	out, err = runSkiff("restore", "--from", snap, "--data-dir", filepath.Join(t.TempDir(), "d2"), "--name", "n1", "--initial-cluster", "n1=127.0.0.1:1")
 	if err != nil || !strings.Contains(out, "checksum sha256") || !strings.Contains(out, "Restored") {
 		t.Fatalf("restore of a scheduled snapshot: %v\n%s", err, out)
 	}

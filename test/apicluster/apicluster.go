@@ -37,6 +37,9 @@ type Options struct {
 	Certs string
 	// Tokens, when set, are the bearer tokens the members accept.
 	Tokens *auth.Tokens
+	// Hosts, when set, are the loopback addresses member i listens on (127.0.0.x), for a
+	// cluster on other "machines" than another; default 127.0.0.1 for every member.
+	Hosts []string
 	// ServiceAccountAdmission runs the ServiceAccount admission, which gives a pod its
 	// namespace's "default" ServiceAccount and refuses a pod whose account does not
 	// exist: the test (or a controller-manager it runs) makes the accounts. Without it,
@@ -141,11 +144,15 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	var members []store.Server
 	var apiLns, raftLns []net.Listener
 	for i := 0; i < n; i++ {
-		a, err := net.Listen("tcp", "127.0.0.1:0")
+		host := "127.0.0.1"
+		if i < len(opts.Hosts) {
+			host = opts.Hosts[i]
+		}
+		a, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := net.Listen("tcp", "127.0.0.1:0")
+		r, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
