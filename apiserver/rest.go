@@ -456,20 +456,27 @@ func writeOptionsOf(q url.Values) (writeOptions, error) {
 	return opts, nil
 }
 
-func (a *restAPI) list(w http.ResponseWriter, r *http.Request, req *restRequest) {
-	q := r.URL.Query()
+// listOptionsOf reads a list's (or a deletecollection's) ListOptions from the query.
+func listOptionsOf(q url.Values, req *restRequest) (listOptions, error) {
 	opts := listOptions{namespace: req.namespace, labelSelector: q.Get("labelSelector"), fieldSelector: q.Get("fieldSelector"),
 		resourceVersion: q.Get("resourceVersion"), resourceVersionMatch: q.Get("resourceVersionMatch"), continueToken: q.Get("continue")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.ParseInt(l, 10, 64)
 		if err != nil {
-			a.fail(w, r, badRequest("limit: Invalid value: %q: must be an integer", l))
-			return
+			return opts, badRequest("limit: Invalid value: %q: must be an integer", l)
 		}
 		opts.limit = n
 	}
 	if q.Has("sendInitialEvents") {
-		a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list"))
+		return opts, statusError(codes.InvalidArgument, ReasonInvalid, nil, "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list")
+	}
+	return opts, nil
+}
+
+func (a *restAPI) list(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	opts, err := listOptionsOf(r.URL.Query(), req)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	l, err := a.res.list(r.Context(), req.info, opts)
@@ -996,15 +1003,24 @@ func (a *restAPI) respondDeleted(w http.ResponseWriter, r *http.Request, req *re
 	writeJSON(w, http.StatusOK, st)
 }
 
-// deleteCollection deletes every object a list with the request's selectors finds.
+// deleteCollection deletes every object a list with the request's ListOptions
+// (labelSelector, fieldSelector, limit and continue, resourceVersion) finds, with its
+// DeleteOptions (dryRun, gracePeriodSeconds, propagationPolicy, preconditions), and
+// answers as kube-apiserver does (k8s.io/apiserver's Store.DeleteCollection): the list
+// of the objects it deleted, as listed (kind XList; with limit, that page and its
+// continue token), in the encoding or view the client accepts.
 func (a *restAPI) deleteCollection(w http.ResponseWriter, r *http.Request, req *restRequest) {
-	q := r.URL.Query()
+	lo, err := listOptionsOf(r.URL.Query(), req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	opts, err := a.deleteOptionsOf(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	l, err := a.res.list(r.Context(), req.info, listOptions{namespace: req.namespace, labelSelector: q.Get("labelSelector"), fieldSelector: q.Get("fieldSelector")})
+	l, err := a.res.list(r.Context(), req.info, lo)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -1015,7 +1031,7 @@ func (a *restAPI) deleteCollection(w http.ResponseWriter, r *http.Request, req *
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess})
+	a.respondList(w, r, req.info, l)
 }
 
 func isNotFound(err error) bool {
