@@ -57,6 +57,8 @@ type restRequest struct {
 	verb                         string // get list watch create update patch delete deletecollection
 	info                         *kinds.Info
 	namespace, name, subresource string
+	body                         []byte // a create's body, once read (serve reads it for the name)
+	bodyRead                     bool
 }
 
 // REST verbs, Kubernetes' words.
@@ -193,7 +195,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 			a.fail(w, r, err)
 			return label
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		req.body, req.bodyRead = body, true // decoded by the handler, not read again
 		attrs.Name = peekName(r.Header.Get("Content-Type"), body)
 	}
 	done, err := a.gate.limit(ctx, attrs)
@@ -245,7 +247,7 @@ func (a *restAPI) credentials(r *http.Request) auth.Credentials {
 // peekName reads metadata.name of a body, "" if it has none, without decoding the rest:
 // the handler decodes it, once.
 func peekName(contentType string, body []byte) string {
-	if mt, _, _ := mime.ParseMediaType(contentType); mt == kinds.ContentType {
+	if mediaType(contentType) == kinds.ContentType {
 		names, _ := kinds.ParseNames(body)
 		return names.Name
 	}
@@ -796,9 +798,19 @@ func (a *restAPI) fail(w http.ResponseWriter, _ *http.Request, err error) {
 	writeJSON(w, int(st.Code), &st)
 }
 
-// readBody reads a request's body, at most the server's request size.
+// readBody reads a request's body, at most the server's request size, into a buffer of
+// its Content-Length when it says (client-go's do), so it is read without regrowing.
 func (a *restAPI) readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, a.maxBody+1))
+	var b []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= a.maxBody {
+		// Go's server holds the body to its Content-Length (HTTP/1.1 reads no further,
+		// HTTP/2 resets a stream that sends more); a shorter body fails ReadFull.
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, a.maxBody+1))
+	}
 	if err != nil {
 		return nil, badRequest("reading the request body: %v", err)
 	}
@@ -813,9 +825,12 @@ func (a *restAPI) readBody(r *http.Request) ([]byte, error) {
 // fieldValidation says (Strict, Warn (the default), Ignore). name, when set, is the name
 // the path gives, which the object must have.
 func (a *restAPI) decodeBody(w http.ResponseWriter, r *http.Request, req *restRequest, name string) (kinds.Object, error) {
-	body, err := a.readBody(r)
-	if err != nil {
-		return nil, err
+	body := req.body
+	if !req.bodyRead {
+		var err error
+		if body, err = a.readBody(r); err != nil {
+			return nil, err
+		}
 	}
 	obj, warnings, err := decodeObject(r.Header.Get("Content-Type"), body, req.info, r.URL.Query().Get("fieldValidation"))
 	if err != nil {
@@ -845,7 +860,7 @@ func checkNames(obj kinds.Object, req *restRequest, name string) error {
 
 // decodeObject decodes an object of kind info in the content type given.
 func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValidation string) (kinds.Object, []string, error) {
-	mt, _, _ := mime.ParseMediaType(contentType)
+	mt := mediaType(contentType)
 	switch fieldValidation {
 	case "", "Warn", "Strict", "Ignore":
 	default:
@@ -911,7 +926,7 @@ func decodeOptions(contentType string, body []byte, v protoMessage) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	mt, _, _ := mime.ParseMediaType(contentType)
+	mt := mediaType(contentType)
 	if mt == kinds.ContentType {
 		env, err := kinds.Parse(body)
 		if err != nil {
@@ -924,6 +939,17 @@ func decodeOptions(contentType string, body []byte, v protoMessage) error {
 		return err
 	}
 	return json.Unmarshal(js, v)
+}
+
+// mediaType is a Content-Type's media type, lower case, without parameters ("" when it
+// cannot be read); the common plain forms without mime.ParseMediaType's allocations.
+func mediaType(contentType string) string {
+	switch contentType {
+	case "", "application/json", kinds.ContentType, "application/yaml":
+		return contentType
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt
 }
 
 // addWarning adds a Warning header, as Kubernetes writes them: 299 - "text".
