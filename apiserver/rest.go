@@ -50,6 +50,7 @@ type restAPI struct {
 	ready    func(ctx context.Context) error
 	openapi  http.Handler
 	serverIP func(r *http.Request) string
+	workers  *restWorkers // nil: every request on its own goroutine
 }
 
 // restRequest is a resource request, as its path and method say.
@@ -81,6 +82,16 @@ var authVerbs = map[string]string{
 }
 
 func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.workers != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Writes on a worker (restWorkers); reads, watches and followed logs, which
+		// may last, on the request's goroutine.
+		a.workers.do(func() { a.serveHTTP(w, r) })
+		return
+	}
+	a.serveHTTP(w, r)
+}
+
+func (a *restAPI) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	label := a.serve(sw, r)
