@@ -2,7 +2,6 @@ package k8sclients
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,8 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // helmChart is the chart `helm create demo` writes (Helm's chartutil.Create), whole:
@@ -153,23 +150,7 @@ func testHelm(t *testing.T, serverSide bool) {
 	if d, _ := cs.AppsV1().Deployments("default").Get(ctx, "demo", metav1.GetOptions{}); d.Status.ReadyReplicas != 2 {
 		t.Fatalf("install --wait returned with %d ready replicas of 2", d.Status.ReadyReplicas)
 	}
-	// The Service's endpoints are the two ready pods; the chart's test Pod, a `helm test`
-	// hook, is not installed.
-	waitfor.Condition(t, time.Minute, "service demo's endpoints are its 2 ready pods", func() (bool, string) {
-		slices, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=demo"})
-		if err != nil {
-			return false, err.Error()
-		}
-		ready := 0
-		for _, s := range slices.Items {
-			for _, e := range s.Endpoints {
-				if e.Conditions.Ready != nil && *e.Conditions.Ready {
-					ready++
-				}
-			}
-		}
-		return ready == 2, fmt.Sprintf("%d ready endpoints in %+v", ready, slices.Items)
-	})
+	// The chart's test Pod, a `helm test` hook, is not installed.
 	if _, err := cs.CoreV1().Pods("default").Get(ctx, "demo-test-connection", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("the chart's test pod was installed: %v", err)
 	}
