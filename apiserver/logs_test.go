@@ -164,6 +164,51 @@ func TestPodLogs(t *testing.T) {
 	if st := rc.want(rc.do("GET", logPath+"?previous=true", "", "", nil), 400, "pods/log previous").status(); !strings.Contains(st.Message, `previous terminated container "app" in pod "web" not found`) {
 		t.Errorf("REST previous logs of web: %+v", st)
 	}
+	// timestamps, sinceSeconds, sinceTime and limitBytes reach the kubelet as the gRPC
+	// API's options do (kubectl logs --timestamps, --since, --since-time, --limit-bytes).
+	plain := string(rc.want(rc.do("GET", logPath, "", "", nil), 200, "pods/log").body)
+	stamped := string(rc.want(rc.do("GET", logPath+"?timestamps=true", "", "", nil), 200, "pods/log timestamps").body)
+	if lines := strings.Split(strings.TrimSuffix(stamped, "\n"), "\n"); len(lines) != strings.Count(plain, "\n") {
+		t.Errorf("REST logs of web, timestamps: %q for %q", stamped, plain)
+	} else {
+		for _, l := range lines {
+			ts, rest, _ := strings.Cut(l, " ")
+			if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || !strings.Contains(plain, rest+"\n") {
+				t.Errorf("REST logs of web, timestamps: line %q (%v)", l, err)
+			}
+		}
+	}
+	if r := rc.want(rc.do("GET", logPath+"?limitBytes=5", "", "", nil), 200, "pods/log limitBytes"); string(r.body) != plain[:5] {
+		t.Errorf("REST logs of web, limitBytes=5 = %q, want %q", r.body, plain[:5])
+	}
+	if r := rc.want(rc.do("GET", logPath+"?sinceSeconds=3600", "", "", nil), 200, "pods/log sinceSeconds"); string(r.body) != plain {
+		t.Errorf("REST logs of web, sinceSeconds=3600 = %q, want %q", r.body, plain)
+	}
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if r := rc.want(rc.do("GET", logPath+"?sinceTime="+future, "", "", nil), 200, "pods/log sinceTime"); len(r.body) != 0 {
+		t.Errorf("REST logs of web since %s = %q, want nothing", future, r.body)
+	}
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if r := rc.want(rc.do("GET", logPath+"?sinceTime="+past, "", "", nil), 200, "pods/log sinceTime"); string(r.body) != plain {
+		t.Errorf("REST logs of web since %s = %q, want %q", past, r.body, plain)
+	}
+	// Invalid options are 422 Invalid (Kubernetes' PodLogOptions validation), unreadable
+	// ones 400.
+	for _, c := range []struct {
+		query string
+		code  int
+		msg   string
+	}{
+		{"sinceSeconds=0", 422, "sinceSeconds: Invalid value: 0: must be greater than 0"},
+		{"limitBytes=0", 422, "limitBytes: Invalid value: 0: must be greater than 0"},
+		{"sinceSeconds=5&sinceTime=" + past, 422, "sinceSeconds: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"},
+		{"limitBytes=ten", 400, `limitBytes: Invalid value: "ten": must be an integer`},
+		{"sinceTime=yesterday", 400, `sinceTime: Invalid value: "yesterday": must be an RFC 3339 time`},
+	} {
+		if st := rc.want(rc.do("GET", logPath+"?"+c.query, "", "", nil), c.code, "pods/log "+c.query).status(); !strings.Contains(st.Message, c.msg) {
+			t.Errorf("REST logs of web, %s: %q, want %q", c.query, st.Message, c.msg)
+		}
+	}
 
 	// Following: new lines arrive as they are written; the stream ends with the container.
 	var followed syncBuffer

@@ -50,6 +50,7 @@ type restAPI struct {
 	ready    func(ctx context.Context) error
 	openapi  http.Handler
 	serverIP func(r *http.Request) string
+	workers  *restWorkers // nil: every request on its own goroutine
 }
 
 // restRequest is a resource request, as its path and method say.
@@ -57,6 +58,8 @@ type restRequest struct {
 	verb                         string // get list watch create update patch delete deletecollection
 	info                         *kinds.Info
 	namespace, name, subresource string
+	body                         []byte // a create's body, once read (serve reads it for the name)
+	bodyRead                     bool
 }
 
 // REST verbs, Kubernetes' words.
@@ -79,6 +82,16 @@ var authVerbs = map[string]string{
 }
 
 func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.workers != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Writes on a worker (restWorkers); reads, watches and followed logs, which
+		// may last, on the request's goroutine.
+		a.workers.do(func() { a.serveHTTP(w, r) })
+		return
+	}
+	a.serveHTTP(w, r)
+}
+
+func (a *restAPI) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	label := a.serve(sw, r)
@@ -193,7 +206,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 			a.fail(w, r, err)
 			return label
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		req.body, req.bodyRead = body, true // decoded by the handler, not read again
 		attrs.Name = peekName(r.Header.Get("Content-Type"), body)
 	}
 	done, err := a.gate.limit(ctx, attrs)
@@ -245,7 +258,7 @@ func (a *restAPI) credentials(r *http.Request) auth.Credentials {
 // peekName reads metadata.name of a body, "" if it has none, without decoding the rest:
 // the handler decodes it, once.
 func peekName(contentType string, body []byte) string {
-	if mt, _, _ := mime.ParseMediaType(contentType); mt == kinds.ContentType {
+	if mediaType(contentType) == kinds.ContentType {
 		names, _ := kinds.ParseNames(body)
 		return names.Name
 	}
@@ -456,20 +469,27 @@ func writeOptionsOf(q url.Values) (writeOptions, error) {
 	return opts, nil
 }
 
-func (a *restAPI) list(w http.ResponseWriter, r *http.Request, req *restRequest) {
-	q := r.URL.Query()
+// listOptionsOf reads a list's (or a deletecollection's) ListOptions from the query.
+func listOptionsOf(q url.Values, req *restRequest) (listOptions, error) {
 	opts := listOptions{namespace: req.namespace, labelSelector: q.Get("labelSelector"), fieldSelector: q.Get("fieldSelector"),
 		resourceVersion: q.Get("resourceVersion"), resourceVersionMatch: q.Get("resourceVersionMatch"), continueToken: q.Get("continue")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.ParseInt(l, 10, 64)
 		if err != nil {
-			a.fail(w, r, badRequest("limit: Invalid value: %q: must be an integer", l))
-			return
+			return opts, badRequest("limit: Invalid value: %q: must be an integer", l)
 		}
 		opts.limit = n
 	}
 	if q.Has("sendInitialEvents") {
-		a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list"))
+		return opts, statusError(codes.InvalidArgument, ReasonInvalid, nil, "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list")
+	}
+	return opts, nil
+}
+
+func (a *restAPI) list(w http.ResponseWriter, r *http.Request, req *restRequest) {
+	opts, err := listOptionsOf(r.URL.Query(), req)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	l, err := a.res.list(r.Context(), req.info, opts)
@@ -789,9 +809,19 @@ func (a *restAPI) fail(w http.ResponseWriter, _ *http.Request, err error) {
 	writeJSON(w, int(st.Code), &st)
 }
 
-// readBody reads a request's body, at most the server's request size.
+// readBody reads a request's body, at most the server's request size, into a buffer of
+// its Content-Length when it says (client-go's do), so it is read without regrowing.
 func (a *restAPI) readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, a.maxBody+1))
+	var b []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= a.maxBody {
+		// Go's server holds the body to its Content-Length (HTTP/1.1 reads no further,
+		// HTTP/2 resets a stream that sends more); a shorter body fails ReadFull.
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, a.maxBody+1))
+	}
 	if err != nil {
 		return nil, badRequest("reading the request body: %v", err)
 	}
@@ -806,9 +836,12 @@ func (a *restAPI) readBody(r *http.Request) ([]byte, error) {
 // fieldValidation says (Strict, Warn (the default), Ignore). name, when set, is the name
 // the path gives, which the object must have.
 func (a *restAPI) decodeBody(w http.ResponseWriter, r *http.Request, req *restRequest, name string) (kinds.Object, error) {
-	body, err := a.readBody(r)
-	if err != nil {
-		return nil, err
+	body := req.body
+	if !req.bodyRead {
+		var err error
+		if body, err = a.readBody(r); err != nil {
+			return nil, err
+		}
 	}
 	obj, warnings, err := decodeObject(r.Header.Get("Content-Type"), body, req.info, r.URL.Query().Get("fieldValidation"))
 	if err != nil {
@@ -838,7 +871,7 @@ func checkNames(obj kinds.Object, req *restRequest, name string) error {
 
 // decodeObject decodes an object of kind info in the content type given.
 func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValidation string) (kinds.Object, []string, error) {
-	mt, _, _ := mime.ParseMediaType(contentType)
+	mt := mediaType(contentType)
 	switch fieldValidation {
 	case "", "Warn", "Strict", "Ignore":
 	default:
@@ -904,7 +937,7 @@ func decodeOptions(contentType string, body []byte, v protoMessage) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	mt, _, _ := mime.ParseMediaType(contentType)
+	mt := mediaType(contentType)
 	if mt == kinds.ContentType {
 		env, err := kinds.Parse(body)
 		if err != nil {
@@ -917,6 +950,17 @@ func decodeOptions(contentType string, body []byte, v protoMessage) error {
 		return err
 	}
 	return json.Unmarshal(js, v)
+}
+
+// mediaType is a Content-Type's media type, lower case, without parameters ("" when it
+// cannot be read); the common plain forms without mime.ParseMediaType's allocations.
+func mediaType(contentType string) string {
+	switch contentType {
+	case "", "application/json", kinds.ContentType, "application/yaml":
+		return contentType
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt
 }
 
 // addWarning adds a Warning header, as Kubernetes writes them: 299 - "text".
@@ -996,15 +1040,24 @@ func (a *restAPI) respondDeleted(w http.ResponseWriter, r *http.Request, req *re
 	writeJSON(w, http.StatusOK, st)
 }
 
-// deleteCollection deletes every object a list with the request's selectors finds.
+// deleteCollection deletes every object a list with the request's ListOptions
+// (labelSelector, fieldSelector, limit and continue, resourceVersion) finds, with its
+// DeleteOptions (dryRun, gracePeriodSeconds, propagationPolicy, preconditions), and
+// answers as kube-apiserver does (k8s.io/apiserver's Store.DeleteCollection): the list
+// of the objects it deleted, as listed (kind XList; with limit, that page and its
+// continue token), in the encoding or view the client accepts.
 func (a *restAPI) deleteCollection(w http.ResponseWriter, r *http.Request, req *restRequest) {
-	q := r.URL.Query()
+	lo, err := listOptionsOf(r.URL.Query(), req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	opts, err := a.deleteOptionsOf(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	l, err := a.res.list(r.Context(), req.info, listOptions{namespace: req.namespace, labelSelector: q.Get("labelSelector"), fieldSelector: q.Get("fieldSelector")})
+	l, err := a.res.list(r.Context(), req.info, lo)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -1015,7 +1068,7 @@ func (a *restAPI) deleteCollection(w http.ResponseWriter, r *http.Request, req *
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess})
+	a.respondList(w, r, req.info, l)
 }
 
 func isNotFound(err error) bool {

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -347,15 +349,28 @@ func (a *restAPI) podLog(w http.ResponseWriter, r *http.Request, req *restReques
 		lr.TailLines = &n
 	}
 	lr.Previous, _ = strconv.ParseBool(q.Get("previous"))
-	if b, _ := strconv.ParseBool(q.Get("timestamps")); b {
-		a.fail(w, r, badRequest("timestamps: Forbidden: not supported by Skiff"))
-		return
+	lr.Timestamps, _ = strconv.ParseBool(q.Get("timestamps"))
+	for _, p := range []struct {
+		name string
+		to   **int64
+	}{{"sinceSeconds", &lr.SinceSeconds}, {"limitBytes", &lr.LimitBytes}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				a.fail(w, r, badRequest("%s: Invalid value: %q: must be an integer", p.name, v))
+				return
+			}
+			*p.to = &n
+		}
 	}
-	for _, p := range []string{"sinceSeconds", "sinceTime", "limitBytes"} {
-		if q.Get(p) != "" {
-			a.fail(w, r, badRequest("%s: Forbidden: not supported by Skiff", p))
+	if v := q.Get("sinceTime"); v != "" {
+		// RFC 3339, as metav1.Time reads a query parameter.
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			a.fail(w, r, badRequest("sinceTime: Invalid value: %q: must be an RFC 3339 time", v))
 			return
 		}
+		lr.SinceTime = timestamppb.New(t)
 	}
 	started := false
 	err := a.pods.logs(r.Context(), lr, func(data []byte) error {

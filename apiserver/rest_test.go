@@ -845,3 +845,73 @@ func TestRESTServiceAllocation(t *testing.T) {
 		t.Errorf("applied spec = %+v, want a node port and cluster IP %s", applied.Spec, created.Spec.ClusterIP)
 	}
 }
+
+// TestRESTDeleteCollection: DELETE on a collection deletes what a list with its
+// labelSelector, fieldSelector and limit finds (nothing with dryRun=All) and answers as
+// kube-apiserver does, with the list of the objects it deleted.
+func TestRESTDeleteCollection(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), false)
+	base := "/api/v1/namespaces/default/configmaps"
+	for name, tier := range map[string]string{"web1": "web", "web2": "web", "db1": "db", "db2": "db", "cache": "cache"} {
+		rc.want(rc.do("POST", base, "application/json", "", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"tier": tier}}}), 201, "create "+name)
+	}
+	names := func(l corev1.ConfigMapList) string {
+		var n []string
+		for _, it := range l.Items {
+			n = append(n, it.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	left := func() string {
+		return names(decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base, "", "", nil), 200, "list").body))
+	}
+	deleted := func(query, what string) corev1.ConfigMapList {
+		t.Helper()
+		r := rc.want(rc.do("DELETE", base+"?"+query, "", "", nil), 200, what)
+		l := decodeJSON[corev1.ConfigMapList](t, r.body)
+		if l.Kind != "ConfigMapList" || l.APIVersion != "v1" || l.ResourceVersion == "" {
+			t.Errorf("%s: answered %s", what, r.body)
+		}
+		return l
+	}
+
+	if l := deleted("labelSelector=tier%3Dweb&dryRun=All", "dry run"); names(l) != "web1,web2" {
+		t.Errorf("dry-run deletecollection tier=web answered %s", names(l))
+	}
+	if got := left(); got != "cache,db1,db2,web1,web2" {
+		t.Errorf("after a dry run: %s", got)
+	}
+	if l := deleted("labelSelector=tier%3Dweb", "tier=web"); names(l) != "web1,web2" {
+		t.Errorf("deletecollection tier=web answered %s", names(l))
+	}
+	if got := left(); got != "cache,db1,db2" {
+		t.Errorf("after deletecollection tier=web: %s", got)
+	}
+	if l := deleted("fieldSelector=metadata.name%3Ddb1", "metadata.name=db1"); names(l) != "db1" {
+		t.Errorf("deletecollection metadata.name=db1 answered %s", names(l))
+	}
+	// With limit, one page, and the token for the rest.
+	if l := deleted("limit=1", "limit=1"); names(l) != "cache" || l.Continue == "" {
+		t.Errorf("deletecollection limit=1 answered %s, continue %q", names(l), l.Continue)
+	}
+	if got := left(); got != "db2" {
+		t.Errorf("after deletecollection limit=1: %s", got)
+	}
+	// The client's view: a Table of what was deleted.
+	r := rc.want(rc.do("DELETE", base, "", "application/json;as=Table;v=v1;g=meta.k8s.io", nil), 200, "as Table")
+	if tb := decodeJSON[metav1.Table](t, r.body); tb.Kind != "Table" || len(tb.Rows) != 1 || tb.Rows[0].Cells[0] != "db2" {
+		t.Errorf("deletecollection as Table: %s", r.body)
+	}
+	if got := left(); got != "" {
+		t.Errorf("after deleting all: %s", got)
+	}
+	// Bad options are refused before anything is deleted.
+	rc.want(rc.do("POST", base, "application/json", "", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept"}}), 201, "create kept")
+	for q, code := range map[string]int{"labelSelector=a%3D%3D%3Db": 400, "fieldSelector=spec.nope%3Dx": 400, "dryRun=Some": 422, "limit=x": 400} {
+		rc.want(rc.do("DELETE", base+"?"+q, "", "", nil), code, "deletecollection "+q)
+	}
+	if got := left(); got != "kept" {
+		t.Errorf("after refused deletecollections: %s", got)
+	}
+}

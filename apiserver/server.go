@@ -166,7 +166,8 @@ func New(cfg Config) (*Server, error) {
 	protocols.SetUnencryptedHTTP2(true) // the splitter has done the TLS handshake
 	s.rest = &http.Server{
 		Handler: &restAPI{res: s.resources, gate: gate, pods: podsAPI, metrics: s.metrics, log: log, now: cfg.Now,
-			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: openAPIHandler()},
+			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: openAPIHandler(),
+			workers: newRESTWorkers(restMaxWorkers, restWorkerIdle, restCtx.Done())},
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext:       connContext,
 		BaseContext:       func(net.Listener) context.Context { return restCtx },

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,10 +12,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/test/apicluster"
@@ -48,6 +51,39 @@ func BenchmarkHTTPCreatePod(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	createPods(b, cs, "http_create_pod_c100")
+}
+
+// BenchmarkKubeAPIServerCreatePod is BenchmarkHTTPCreatePod's load against the
+// kube-apiserver of KUBE_APISERVER_BENCH_KUBECONFIG (over HTTPS, HTTP/2):
+// kube-apiserver-bench.sh starts one on a 3-member etcd and runs it. It skips without.
+func BenchmarkKubeAPIServerCreatePod(b *testing.B) {
+	benchfig.Want(b, "kube_apiserver_create_pod_c100", "kube_apiserver_create_pod_c100_p99")
+	kubeconfig := os.Getenv("KUBE_APISERVER_BENCH_KUBECONFIG")
+	if kubeconfig == "" {
+		b.Skip("KUBE_APISERVER_BENCH_KUBECONFIG is not set: test/k8sclients/kube-apiserver-bench.sh runs this benchmark")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.QPS = -1
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// No controller manager runs: the namespace's default ServiceAccount, which
+	// kube-apiserver's ServiceAccount admission wants for a pod, is made here.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}}
+	if _, err := cs.CoreV1().ServiceAccounts("default").Create(context.Background(), sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		b.Fatal(err)
+	}
+	createPods(b, cs, "kube_apiserver_create_pod_c100")
+}
+
+// createPods has 100 callers of cs create 20,000 pods and reports the rate as name and
+// the 99th percentile of the latencies as name_p99.
+func createPods(b *testing.B, cs *kubernetes.Clientset, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const clients, total = 100, 20_000
@@ -81,6 +117,6 @@ func BenchmarkHTTPCreatePod(b *testing.B) {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
-	benchfig.Report("http_create_pod_c100", total/elapsed.Seconds(), "ops/s")
-	benchfig.Report("http_create_pod_c100_p99", benchfig.Percentile(lat, 0.99), "ms")
+	benchfig.Report(name, total/elapsed.Seconds(), "ops/s")
+	benchfig.Report(name+"_p99", benchfig.Percentile(lat, 0.99), "ms")
 }

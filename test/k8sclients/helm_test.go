@@ -21,10 +21,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// helmChart is the chart `helm create demo` writes (Helm's chartutil.Create): its
-// Deployment and ServiceAccount, and a ConfigMap of the test's, without the Service,
-// Ingress, HTTPRoute, HorizontalPodAutoscaler and test Pod's templates, kinds Skiff does
-// not serve yet.
+// helmChart is the chart `helm create demo` writes (Helm's chartutil.Create), whole:
+// its Deployment (with its HTTP liveness and readiness probes), Service and
+// ServiceAccount, the Ingress, HTTPRoute and HorizontalPodAutoscaler its default values
+// leave out, its test Pod (a `helm test` hook, not installed) and NOTES.txt; and a
+// ConfigMap of the test's, so that an upgrade changes data too.
 func helmChart(t *testing.T) *chart.Chart {
 	t.Helper()
 	dir, err := chartutil.Create("demo", t.TempDir())
@@ -32,12 +33,7 @@ func helmChart(t *testing.T) *chart.Chart {
 		t.Fatal(err)
 	}
 	tpl := filepath.Join(dir, "templates")
-	for _, f := range []string{"service.yaml", "ingress.yaml", "httproute.yaml", "hpa.yaml", "tests", "NOTES.txt"} {
-		if err := os.RemoveAll(filepath.Join(tpl, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, f := range []string{"deployment.yaml", "serviceaccount.yaml"} {
+	for _, f := range []string{"deployment.yaml", "service.yaml", "serviceaccount.yaml", "tests/test-connection.yaml"} {
 		if _, err := os.Stat(filepath.Join(tpl, f)); err != nil {
 			t.Fatalf("helm create wrote no %s: %v", f, err)
 		}
@@ -61,10 +57,9 @@ data:
 	return ch
 }
 
-// values are the chart's values for a release: null removes the probes of values.yaml
-// (Skiff does not run probes yet), as `helm install --set livenessProbe=null` does.
-func values(greeting string, replicas int) map[string]any {
-	return map[string]any{"greeting": greeting, "replicaCount": replicas, "livenessProbe": nil, "readinessProbe": nil}
+// values are the chart's values for a release (helm install --set ...).
+func values(greeting string, replicas, port int) map[string]any {
+	return map[string]any{"greeting": greeting, "replicaCount": replicas, "service": map[string]any{"port": port}}
 }
 
 // helmConfig is Helm's action configuration for namespace ns of the cluster of
@@ -111,14 +106,14 @@ func testHelm(t *testing.T, serverSide bool) {
 	install.ReleaseName, install.Namespace = "demo", "default"
 	install.ServerSideApply = serverSide
 	install.WaitStrategy, install.Timeout = kube.StatusWatcherStrategy, 2*time.Minute
-	rel, err := install.RunWithContext(ctx, ch, values("hello", 2))
+	rel, err := install.RunWithContext(ctx, ch, values("hello", 2, 80))
 	if err != nil {
 		t.Fatalf("helm install: %v", err)
 	}
 	if r := rel.(*releasev1.Release); r.Info.Status != "deployed" || r.Version != 1 {
 		t.Fatalf("install: release %s version %d", r.Info.Status, r.Version)
 	}
-	check := func(step, greeting string, replicas int32) {
+	check := func(step, greeting string, replicas, port int32) {
 		t.Helper()
 		cm, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "demo", metav1.GetOptions{})
 		if err != nil || cm.Data["greeting"] != greeting || cm.Labels["app.kubernetes.io/managed-by"] != "Helm" {
@@ -131,27 +126,42 @@ func testHelm(t *testing.T, serverSide bool) {
 		if d.Spec.Template.Spec.ServiceAccountName != "demo" {
 			t.Fatalf("%s: deployment demo runs as %q", step, d.Spec.Template.Spec.ServiceAccountName)
 		}
+		if c := d.Spec.Template.Spec.Containers[0]; c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.LivenessProbe == nil {
+			t.Fatalf("%s: deployment demo's container has not the chart's probes: %+v", step, c)
+		}
 		if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "demo", metav1.GetOptions{}); err != nil {
 			t.Fatalf("%s: serviceaccount demo: %v", step, err)
+		}
+		// The Service (ClusterIP, its port from the values) sends its port to the pods'
+		// port named http.
+		svc, err := cs.CoreV1().Services("default").Get(ctx, "demo", metav1.GetOptions{})
+		if err != nil || svc.Spec.Type != "ClusterIP" || svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) != 1 ||
+			svc.Spec.Ports[0].Port != port || svc.Spec.Ports[0].TargetPort.String() != "http" ||
+			svc.Spec.Selector["app.kubernetes.io/instance"] != "demo" {
+			t.Fatalf("%s: service demo: %v %v", step, svc, err)
 		}
 		// Applied on the server, the fields are Helm's, as managedFields say.
 		if applied := len(d.ManagedFields) > 0 && d.ManagedFields[0].Operation == metav1.ManagedFieldsOperationApply; applied != serverSide {
 			t.Fatalf("%s: deployment demo's managedFields %+v (server-side %v)", step, d.ManagedFields, serverSide)
 		}
 	}
-	check("install", "hello", 2)
+	check("install", "hello", 2, 80)
 	// The status watcher waited for the rollout: the Deployment's pods are ready.
 	if d, _ := cs.AppsV1().Deployments("default").Get(ctx, "demo", metav1.GetOptions{}); d.Status.ReadyReplicas != 2 {
 		t.Fatalf("install --wait returned with %d ready replicas of 2", d.Status.ReadyReplicas)
+	}
+	// The chart's test Pod, a `helm test` hook, is not installed.
+	if _, err := cs.CoreV1().Pods("default").Get(ctx, "demo-test-connection", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the chart's test pod was installed: %v", err)
 	}
 
 	upgrade := action.NewUpgrade(cfg)
 	upgrade.Namespace, upgrade.ServerSideApply = "default", strconv.FormatBool(serverSide)
 	upgrade.WaitStrategy, upgrade.Timeout = kube.StatusWatcherStrategy, 2*time.Minute
-	if _, err := upgrade.RunWithContext(ctx, "demo", ch, values("bonjour", 3)); err != nil {
+	if _, err := upgrade.RunWithContext(ctx, "demo", ch, values("bonjour", 3, 8080)); err != nil {
 		t.Fatalf("helm upgrade: %v", err)
 	}
-	check("upgrade", "bonjour", 3)
+	check("upgrade", "bonjour", 3, 8080)
 
 	rollback := action.NewRollback(cfg)
 	rollback.Version, rollback.ServerSideApply = 1, strconv.FormatBool(serverSide)
@@ -159,7 +169,7 @@ func testHelm(t *testing.T, serverSide bool) {
 	if err := rollback.Run("demo"); err != nil {
 		t.Fatalf("helm rollback: %v", err)
 	}
-	check("rollback", "hello", 2)
+	check("rollback", "hello", 2, 80)
 
 	history, err := action.NewHistory(cfg).Run("demo")
 	if err != nil {
@@ -192,6 +202,9 @@ func testHelm(t *testing.T, serverSide bool) {
 	}
 	if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "demo", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("after uninstall: serviceaccount demo: %v", err)
+	}
+	if _, err := cs.CoreV1().Services("default").Get(ctx, "demo", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("after uninstall: service demo: %v", err)
 	}
 	if rels, err := cs.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=demo"}); err != nil || len(rels.Items) != 0 {
 		t.Fatalf("release records after uninstall: %v %v", rels, err)

@@ -320,10 +320,19 @@ func TestKubectl(t *testing.T) {
 	// Logs of a pod.
 	s.wantOut(`successfully rolled out`, "rollout", "status", "deployment/web", "--timeout=90s")
 	name := strings.TrimSpace(strings.Split(s.must("get", "pods", "-l", "app=web", "-o", "name"), "\n")[0])
-	if out := s.must("logs", name); strings.TrimSpace(out) == "" {
+	out := s.must("logs", name)
+	if strings.TrimSpace(out) == "" {
 		t.Errorf("kubectl logs %s: no output", name)
 	}
 	s.wantOut(`.`, "logs", name, "--tail=1", "-c", "web")
+	// --timestamps prefixes each line with its RFC 3339 time; --since and --since-time
+	// keep what was written since; --limit-bytes cuts the output.
+	first := strings.SplitAfter(out, "\n")[0]
+	s.wantOut(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z `+regexp.QuoteMeta(first), "logs", name, "--timestamps")
+	s.wantOut(`^`+regexp.QuoteMeta(out)+`$`, "logs", name, "--since=1h")
+	s.wantOut(`^`+regexp.QuoteMeta(out)+`$`, "logs", name, "--since-time="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	s.wantOut(`^$`, "logs", name, "--since-time="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	s.wantOut(`^`+regexp.QuoteMeta(out[:7])+`$`, "logs", name, "--limit-bytes=7")
 
 	// logs -f follows: the stream stays open while the container runs (still open once
 	// the output came and another request was answered), and ends when the container
