@@ -181,14 +181,16 @@ EOF
 nginx_tree() {
 	local d=$1 debs=$OUT/debs lib
 	mkdir -p "$debs"
-	if ! ls "$debs"/nginx*.deb >/dev/null 2>&1; then
-		(cd "$debs" && apt-get download nginx-light 2>/dev/null) || (cd "$debs" && apt-get download nginx) || {
+	if ! ls "$debs"/nginx_*.deb "$debs"/nginx-common_*.deb >/dev/null 2>&1; then
+		(cd "$debs" && apt-get download nginx nginx-common) || {
 			log "no nginx package: the nginx image is not built"
 			return 1
 		}
 	fi
 	busyboxtree "$d"
-	dpkg-deb -x "$(ls "$debs"/nginx*.deb | head -1)" "$d"
+	dpkg-deb -x "$(ls "$debs"/nginx_*.deb | head -1)" "$d"
+	dpkg-deb -x "$(ls "$debs"/nginx-common_*.deb | head -1)" "$d"
+	rm -rf "$d/etc/nginx/sites-enabled" "$d/etc/nginx/conf.d" "$d/etc/nginx/modules-enabled"
 	[ -x "$d/usr/sbin/nginx" ] || { log "the nginx package has no /usr/sbin/nginx"; return 1; }
 	for lib in $(ldd "$d/usr/sbin/nginx" | grep -o '/[^ ]*'); do
 		mkdir -p "$d/$(dirname "$lib")"
