@@ -51,6 +51,16 @@ type Config struct {
 	SnapshotInterval  time.Duration // default 30s
 	TrailingLogs      uint64        // default 10240
 	SnapshotsRetained int           // default 2
+	// The same by size (logbytes.go): once the log holds more than TrailingLogBytes +
+	// SnapshotLogBytes, a snapshot is taken and the log compacted down to the newest
+	// entries that fit in TrailingLogBytes (at most TrailingLogs of them), so that large
+	// objects do not make a log of gigabytes. Default 64 MiB each; 0: by count only.
+	TrailingLogBytes int64
+	SnapshotLogBytes int64
+	// ReleaseMappedBytes: once this many bytes of objects were deleted or replaced, the
+	// member drops its mapping of the state file's pages it read (mapped.go), so that
+	// its RSS gives back what deletes free. Default 64 MiB; 0: never.
+	ReleaseMappedBytes int64
 
 	// MaxAppendEntries bounds the entries grouped into one disk write and one replication
 	// message; concurrent writers share an fsync up to this many. Default 1024 (the most
@@ -133,6 +143,9 @@ func DefaultConfig() Config {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       10240,
 		SnapshotsRetained:  2,
+		TrailingLogBytes:   64 << 20,
+		SnapshotLogBytes:   64 << 20,
+		ReleaseMappedBytes: releaseMappedAfter,
 		MaxAppendEntries:   1024,
 		HistorySize:        100_000,
 		HistoryBytes:       128 << 20,
@@ -179,8 +192,8 @@ func (c *Config) Validate() error {
 	if c.HistorySize <= 0 {
 		return fmt.Errorf("store config %s: HistorySize must be positive", c.ID)
 	}
-	if c.HistoryBytes < 0 || c.HistoryTTL < 0 || c.LogCacheBytes < 0 || c.LogCacheTTL < 0 {
-		return fmt.Errorf("store config %s: HistoryBytes, HistoryTTL, LogCacheBytes and LogCacheTTL must not be negative", c.ID)
+	if c.HistoryBytes < 0 || c.HistoryTTL < 0 || c.LogCacheBytes < 0 || c.LogCacheTTL < 0 || c.TrailingLogBytes < 0 || c.SnapshotLogBytes < 0 {
+		return fmt.Errorf("store config %s: HistoryBytes, HistoryTTL, LogCacheBytes, LogCacheTTL, TrailingLogBytes and SnapshotLogBytes must not be negative", c.ID)
 	}
 	if c.LogCacheEntries <= 0 {
 		c.LogCacheEntries = 4096

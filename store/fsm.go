@@ -153,6 +153,11 @@ type fsm struct {
 	cluster atomic.Pointer[string]
 	// noSpace names the member that raised the NOSPACE alarm; nil while it is not raised.
 	noSpace atomic.Pointer[string]
+	// freed counts the bytes of the objects deleted or replaced since the store last
+	// released its mapping of the state file (mapped.go).
+	freed atomic.Int64
+	// freedSeen is freed as releaseMapped last saw it (that goroutine's own).
+	freedSeen int64
 	// size is the state file's size as of the last applied batch (quota.go).
 	size atomic.Int64
 	// restoreErr is why the last snapshot install was refused (a newer format): Raft
@@ -303,9 +308,14 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.log.Error("apply committed entries failed; stopping", "first", logs[0].Index, "last", last, "error", err)
 		panic(fmt.Sprintf("store: apply entries %d..%d: %v", logs[0].Index, last, err))
 	}
+	var freed int64
 	for i := range events {
 		f.noteChange(events[i].Object.Kind, events[i].Revision)
+		if events[i].Prev != nil {
+			freed += int64(len(events[i].Prev.Value))
+		}
 	}
+	f.freed.Add(freed)
 	f.applied.Store(last)
 	f.appliedTerm.Store(logs[len(logs)-1].Term)
 	f.entries.Add(int64(len(logs)))

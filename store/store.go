@@ -35,6 +35,7 @@ type Store struct {
 	peerServer *grpc.Server
 	peers      *peerClients
 	logs       *raftboltdb.BoltStore
+	logBytes   *logBytes
 	logCache   *logCache
 	transport  *raft.NetworkTransport
 
@@ -106,7 +107,8 @@ func Open(cfg Config) (*Store, error) {
 	if s.logs, err = openLog(filepath.Join(cfg.Dir, "raft.db"), cfg.MmapSize); err != nil {
 		return nil, damaged(cfg, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err))
 	}
-	s.logCache = newLogCache(s.logs, cfg.LogCacheEntries, cfg.LogCacheBytes, cfg.LogCacheTTL)
+	s.logBytes = newLogBytes(s.logs, cfg.TrailingLogBytes, cfg.SnapshotLogBytes)
+	s.logCache = newLogCache(s.logBytes, cfg.LogCacheEntries, cfg.LogCacheBytes, cfg.LogCacheTTL)
 	logStore := s.logCache
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, log.Named("snapshots"))
 	if err != nil {
@@ -191,8 +193,9 @@ func Open(cfg Config) (*Store, error) {
 		return ok
 	})
 	s.raft.RegisterObserver(observer)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.expireMemory()
+	go s.compactByBytes()
 	go s.watchLeadership(notify)
 	go func() {
 		defer s.wg.Done()
@@ -274,6 +277,11 @@ func (s *Store) expireMemory() {
 		case now := <-t.C:
 			s.hist.expire(now)
 			s.logCache.expire(now)
+			if n, err := s.fsm.releaseMapped(s.cfg.ReleaseMappedBytes); err != nil {
+				s.log.Warn("cannot release the state file's mapped pages", "error", err)
+			} else if n > 0 {
+				s.log.Debug("released the state file's mapped pages", "mapping_bytes", n)
+			}
 		case <-s.ctx.Done():
 			return
 		}
