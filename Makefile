@@ -23,6 +23,9 @@ build:
 	$(GO) build -o bin/skiff ./cmd/skiff
 	$(GO) build -o bin/skiffctl ./cmd/skiffctl
 
+# run: `skiff up`, with what its node needs installed (containerd, busybox-static, the CNI
+# plugins); as root with containerd it runs the pod network too (CNI, service proxy,
+# routes, cluster DNS: its "Pod network:" line says what runs; --pod-network=false: none).
 run: build deps
 	./bin/skiff up
 

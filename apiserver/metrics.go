@@ -176,3 +176,6 @@ func (c *flowCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, float64(l.Limit), l.Name)
 	}
 }
+
+// Gatherer is the member's metrics registry, what /metrics serves (tests read it).
+func (s *Server) Gatherer() prometheus.Gatherer { return s.metrics.registry }

@@ -10,6 +10,7 @@
 package connlimit
 
 import (
+	"container/list"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -29,7 +30,10 @@ type Limits struct {
 	// (a thousand simulated kubelets connecting at once share 127.0.0.1), and MaxPending
 	// still bounds them.
 	MaxPendingPerSource int
-	// MaxPending caps all connections not yet established.
+	// MaxPending caps all connections not yet established: past it, the oldest pending
+	// connection is closed to make room for the new one (a flood of idle connections
+	// is pushed out by clients that go on to authenticate within milliseconds). It is
+	// at most half of MaxConns, so that established clients always have room.
 	MaxPending int
 	// MaxConns caps all connections; 0: the process's file limit less Reserve.
 	MaxConns int
@@ -58,9 +62,11 @@ type Guard struct {
 	mu       sync.Mutex
 	pending  map[string]int   // per source IP
 	byAddr   map[string]*conn // pending connections by remote address
+	queue    list.List        // pending connections, the oldest first
 	npending int
 	nconns   int
 	refused  uint64
+	evicted  uint64
 }
 
 // New guards the listener of what ("API", "peer", "kubelet").
@@ -71,6 +77,7 @@ func New(what string, lim Limits, log hclog.Logger) *Guard {
 	if lim.PendingTimeout <= 0 {
 		lim.PendingTimeout = 10 * time.Second
 	}
+	lim.MaxPending = max(1, min(lim.MaxPending, lim.MaxConns/2))
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -112,6 +119,13 @@ func (g *Guard) EstablishedAddr(addr string) {
 	}
 }
 
+// Evicted is how many pending connections the guard closed to admit newer ones.
+func (g *Guard) Evicted() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.evicted
+}
+
 // Refused is how many connections the guard closed at accept.
 func (g *Guard) Refused() uint64 {
 	g.mu.Lock()
@@ -119,25 +133,31 @@ func (g *Guard) Refused() uint64 {
 	return g.refused
 }
 
-// admit counts a new connection from src, or says why it is refused.
-func (g *Guard) admit(src string) (ok bool, why string) {
+// admit counts a new connection from src, or says why it is refused. With all pending
+// places taken it admits it in place of the oldest pending connection, which it returns
+// for the caller to close (outside the guard's lock).
+func (g *Guard) admit(src string) (ok bool, why string, evict *conn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
-	case g.nconns >= g.lim.MaxConns:
-		why = "too many connections"
-	case g.npending >= g.lim.MaxPending:
-		why = "too many connections in their handshake"
 	case g.pending[src] >= g.lim.MaxPendingPerSource && (g.lim.CapLoopback || !loopback(src)):
 		why = "too many connections in their handshake from this address"
-	default:
+	case g.npending >= g.lim.MaxPending && g.queue.Len() > 0:
+		evict = g.queue.Front().Value.(*conn)
+		g.queue.Remove(evict.elem)
+		evict.elem = nil
+		g.evicted++
+		fallthrough
+	case g.nconns < g.lim.MaxConns:
 		g.nconns++
 		g.npending++
 		g.pending[src]++
-		return true, ""
+		return true, "", evict
+	default:
+		why = "too many connections"
 	}
 	g.refused++
-	return false, why
+	return false, why, nil
 }
 
 func (g *Guard) done(c *conn, pending bool) {
@@ -153,6 +173,10 @@ func (g *Guard) unpend(c *conn) {
 	src := c.src
 	if g.byAddr[c.addr] == c {
 		delete(g.byAddr, c.addr)
+	}
+	if c.elem != nil {
+		g.queue.Remove(c.elem)
+		c.elem = nil
 	}
 	g.npending--
 	if g.pending[src]--; g.pending[src] <= 0 {
@@ -172,7 +196,11 @@ func (l *listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		src := sourceIP(c.RemoteAddr())
-		if ok, why := l.g.admit(src); !ok {
+		ok, why, evict := l.g.admit(src)
+		if evict != nil {
+			evict.expire() // closes it unless its handshake completed meanwhile
+		}
+		if !ok {
 			c.Close()
 			l.g.refusals.Do(func() {
 				l.g.log.Info("connection refused", "port", l.g.what, "remote", c.RemoteAddr().String(), "why", why, "note", "at most one such line a second")
@@ -182,8 +210,11 @@ func (l *listener) Accept() (net.Conn, error) {
 		gc := &conn{Conn: c, g: l.g, src: src, addr: c.RemoteAddr().String(), isPending: true}
 		l.g.mu.Lock()
 		l.g.byAddr[gc.addr] = gc
+		gc.elem = l.g.queue.PushBack(gc)
 		l.g.mu.Unlock()
+		gc.mu.Lock() // expire and Close read the timer under it
 		gc.timer = time.AfterFunc(l.g.lim.PendingTimeout, gc.expire)
+		gc.mu.Unlock()
 		return gc, nil
 	}
 }
@@ -205,6 +236,7 @@ type conn struct {
 	g         *Guard
 	src, addr string
 	timer     *time.Timer
+	elem      *list.Element // in the guard's queue while pending; guarded by g.mu
 	mu        sync.Mutex
 	isPending bool
 	closed    bool

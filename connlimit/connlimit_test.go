@@ -208,3 +208,48 @@ func TestPendingTimeout(t *testing.T) {
 		t.Fatal("an established connection was closed")
 	}
 }
+
+// TestFloodPushesOutOldestPending: with every pending place taken, a new connection is
+// admitted in place of the oldest pending one, so that idle connections cannot keep a
+// client that will authenticate out; an established connection is never pushed out.
+func TestFloodPushesOutOldestPending(t *testing.T) {
+	g, addr, conns := serve(t, Limits{MaxPendingPerSource: 100, MaxPending: 3, MaxConns: 100})
+	est := dial(t, addr)
+	g.Established(<-conns)
+	var idle []net.Conn
+	for range 3 {
+		idle = append(idle, dial(t, addr))
+		<-conns
+	}
+	fresh := dial(t, addr)
+	select {
+	case <-conns:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the newest connection was not admitted")
+	}
+	waitfor.Condition(t, 10*time.Second, "the oldest idle connection pushed out", func() (bool, string) {
+		return g.Evicted() == 1 && closedByServer(idle[0]), fmt.Sprintf("evicted %d", g.Evicted())
+	})
+	for _, c := range []net.Conn{idle[1], idle[2], fresh, est} {
+		if closedByServer(c) {
+			t.Fatalf("%v was closed; only the oldest pending connection should be", c.LocalAddr())
+		}
+	}
+	if g.Refused() != 0 {
+		t.Fatalf("refused %d connections; none should be", g.Refused())
+	}
+}
+
+// TestPendingAtMostHalfTheConnections: however MaxPending is set, connections in their
+// handshake never take more than half of MaxConns (from the file limit when unset).
+func TestPendingAtMostHalfTheConnections(t *testing.T) {
+	for _, c := range []struct{ maxPending, maxConns, want int }{
+		{4096, 1024, 512},
+		{10, 1024, 10},
+		{4096, 1, 1},
+	} {
+		if g := New("test", Limits{MaxPending: c.maxPending, MaxConns: c.maxConns}, nil); g.lim.MaxPending != c.want {
+			t.Errorf("MaxPending %d, MaxConns %d: pending capped at %d, want %d", c.maxPending, c.maxConns, g.lim.MaxPending, c.want)
+		}
+	}
+}

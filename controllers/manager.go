@@ -193,12 +193,12 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	}
 	ipc := nodeipam.DefaultConfig()
 	ipc.Logger = log
-	st, err := cs.Conn.ClusterStatus(ctx)
+	clusterCIDR, err := clusterCIDR(ctx, cs)
 	if err != nil {
 		return fmt.Errorf("read the cluster's networking: %w", err)
 	}
 	runIPAM := func(context.Context) error { return nil }
-	if ipc.ClusterCIDR = st.GetNetworking().GetClusterCidr(); ipc.ClusterCIDR == "" {
+	if ipc.ClusterCIDR = clusterCIDR; ipc.ClusterCIDR == "" {
 		// API servers older than the cluster's networking: nodes get no ranges.
 		log.Warn("the API servers report no cluster CIDR: the node IPAM controller does not run")
 	} else {
@@ -280,4 +280,31 @@ func batchControllers(cs *client.Clientset, f *cache.Factory, rec *record.Record
 		return nil, err
 	}
 	return []func(context.Context) error{j.Run, c.Run, t.Run}, nil
+}
+
+// networkingWait is how long the controller-manager waits for the API servers to
+// report the cluster's networking: a cluster bootstrapping (skiff up starts its
+// components with its API server) records it moments after it serves.
+const networkingWait = 30 * time.Second
+
+// clusterCIDR is the cluster's pod range as the API servers report it; "" from API
+// servers that report none within networkingWait (older than the cluster's networking).
+func clusterCIDR(ctx context.Context, cs *client.Clientset) (string, error) {
+	deadline := time.Now().Add(networkingWait)
+	wait := 100 * time.Millisecond
+	for {
+		st, err := cs.Conn.ClusterStatus(ctx)
+		if err != nil {
+			return "", err
+		}
+		if c := st.GetNetworking().GetClusterCidr(); c != "" || time.Now().After(deadline) {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/workqueue"
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -77,6 +79,11 @@ type Config struct {
 	// PodNetwork gives pods their own addresses, of the node's podCIDR; nil: every pod
 	// has NodeIP.
 	PodNetwork PodNetwork
+	// Services, when set, is an informer of every Service that the kubelets of one
+	// process (simulated nodes) share, run by whoever made it: a thousand simulated
+	// nodes then hold one watch of Services, not a thousand. nil: the kubelet runs its
+	// own.
+	Services *cache.Informer[*corev1.Service]
 	// RootDir holds the pods' directories and volumes (/var/lib/skiff/kubelet), as
 	// Kubernetes' --root-dir.
 	RootDir string
@@ -87,12 +94,24 @@ type Config struct {
 	// /etc/resolv.conf, the termination log — under RootDir (true); simulated nodes
 	// have no use for them.
 	ContainerFiles bool
+	// LocalPathRoot is the directory of the local-path provisioner's volumes on this
+	// node (/var/lib/skiff/local-path, the controller manager's LocalPathRoot): the
+	// kubelet removes the directory of a Released one whose reclaimPolicy is Delete,
+	// and then the volume (localpath.go). "": none (simulated nodes).
+	LocalPathRoot string
 	// ResolvConf is the node's resolver configuration, which pods' /etc/resolv.conf
-	// start from (/etc/resolv.conf).
+	// start from (/etc/resolv.conf), as Kubernetes' --resolv-conf; "": none (pods that
+	// would use the node's resolvers get nameserver 127.0.0.1 and search ".").
 	ResolvConf string
 	// ClusterDomain is the cluster's DNS domain, in the names a pod with a subdomain
-	// gets in its /etc/hosts (cluster.local).
+	// gets in its /etc/hosts and in the search path of a pod that uses the cluster DNS
+	// (cluster.local).
 	ClusterDomain string
+	// ClusterDNS are the cluster DNS servers' IP addresses (Kubernetes' --cluster-dns),
+	// the nameservers of pods with dnsPolicy ClusterFirst or ClusterFirstWithHostNet.
+	// None: such pods fall back to Default (the node's resolvers), with a
+	// MissingClusterDNS event.
+	ClusterDNS []string
 	// ObjectCacheTTL is how long a ConfigMap or Secret read for a pod is reused (10s):
 	// a change reaches a pod's volumes within it and ResyncPeriod.
 	ObjectCacheTTL time.Duration
@@ -123,6 +142,7 @@ func DefaultConfig() Config {
 		RootDir:                  "/var/lib/skiff/kubelet",
 		Tmpfs:                    os.Geteuid() == 0,
 		ContainerFiles:           true,
+		LocalPathRoot:            "/var/lib/skiff/local-path",
 		ResolvConf:               "/etc/resolv.conf",
 		ClusterDomain:            "cluster.local",
 		ObjectCacheTTL:           10 * time.Second,
@@ -183,8 +203,16 @@ func (c Config) Validate() error {
 	if c.RootDir == "" {
 		errs = append(errs, errors.New("rootDir: required"))
 	}
+	if c.LocalPathRoot != "" && !filepath.IsAbs(c.LocalPathRoot) {
+		errs = append(errs, fmt.Errorf("localPathRoot %q: must be an absolute path", c.LocalPathRoot))
+	}
 	if len(validation.IsDNS1123Subdomain(c.ClusterDomain)) > 0 {
 		errs = append(errs, fmt.Errorf("clusterDomain %q: must be a lowercase RFC 1123 subdomain", c.ClusterDomain))
+	}
+	for i, ip := range c.ClusterDNS {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("clusterDNS[%d] %q: not an IP address", i, ip))
+		}
 	}
 	if c.Workers <= 0 {
 		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))

@@ -310,3 +310,27 @@ func testContainerdHooks(e *env, rt *containerd.Runtime) {
 		}
 	}
 }
+
+// A StatefulSet-style pod on real containers: its host name (UTS) is spec.hostname,
+// its /etc/hosts names it by its fully qualified name hostname.subdomain.ns.svc.DOMAIN,
+// and its environment has the Services' variables (enableServiceLinks).
+func testContainerdHostsAndServiceLinks(e *env, rt *containerd.Runtime) {
+	web, err := e.cs.Services.Create(e.ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.start(rt, ctrdConfig(e))
+	ip := web.Spec.ClusterIP
+	c := corev1.Container{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"sh", "-c", "hostname; env | grep -E '^(WEB|KUBERNETES)_SERVICE_(HOST|PORT_HTTP)=' | sort; tail -n 1 /etc/hosts; echo end; sleep 3600"}}
+	p := e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(1)),
+		Hostname: "web-0", Subdomain: "nginx", Containers: []corev1.Container{c}}})
+	p = e.waitPod(p.Name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" })
+	api, err := e.cs.Services.Get(e.ctx, "default", "kubernetes")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitLogs(rt, "web-0", "app", "web-0\nKUBERNETES_SERVICE_HOST="+api.Spec.ClusterIP+"\nWEB_SERVICE_HOST="+ip+"\nWEB_SERVICE_PORT_HTTP=80\n"+
+		p.Status.PodIP+"\tweb-0.nginx."+e.ns+".svc.cluster.local\tweb-0\nend\n")
+}

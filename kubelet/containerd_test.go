@@ -55,6 +55,7 @@ func TestKubeletContainerd(t *testing.T) {
 		{"hooks", testContainerdHooks},
 		{"streams", testContainerdStreams},
 		{"podnetwork", testContainerdPodNetwork},
+		{"hostslinks", testContainerdHostsAndServiceLinks},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

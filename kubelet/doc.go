@@ -40,10 +40,9 @@
 //
 // # What it does not do
 //
-// Restart back-offs start again after a kubelet restart. There is no pod networking
-// (pods share the host's network; podIP is the node's IP), no removal of a Released
-// local-path volume's directory, and no eviction under node pressure (only a pod over
-// its own storage limits is evicted).
+// Restart back-offs start again after a kubelet restart. There is no eviction under
+// node pressure (only a pod over its own storage limits is evicted), and no hugepages
+// (the API refuses them).
 //
 // # Logs, exec, attach and port-forward
 //

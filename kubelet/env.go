@@ -34,7 +34,9 @@ type envResult struct {
 // references to variables defined before it expanded. A reference that cannot be
 // resolved (a missing ConfigMap, Secret or key that is not optional) is an error, which
 // keeps the container in CreateContainerConfigError, worded as Kubernetes words it.
-func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, objs objects, hostIP, podIP string, allocatable corev1.ResourceList) (envResult, error) {
+// The services' variables (servicelinks.go) come last, those the container does not
+// define itself; a $(VAR) may name them.
+func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, objs objects, hostIP, podIP string, allocatable corev1.ResourceList, services map[string]string) (envResult, error) {
 	vars := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -100,13 +102,18 @@ func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, obj
 				continue // an optional reference that is not there
 			}
 		} else {
-			v = expand(v, vars)
+			v = expandWith(v, vars, services)
 		}
 		set(e.Name, v)
 	}
-	res.env = make([]string, 0, len(order))
+	res.env = make([]string, 0, len(order)+len(services))
 	for _, k := range order {
 		res.env = append(res.env, k+"="+vars[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(services)) {
+		if _, ok := vars[k]; !ok {
+			res.env = append(res.env, k+"="+services[k])
+		}
 	}
 	return res, nil
 }
@@ -266,7 +273,11 @@ func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFie
 
 // expand replaces $(VAR) with VAR's value when defined, as Kubernetes expands env
 // values, commands and args: $$ is a literal $, and an unknown reference stays as is.
-func expand(s string, vars map[string]string) string {
+func expand(s string, vars map[string]string) string { return expandWith(s, vars, nil) }
+
+// expandWith is expand with the variables of vars, then of more (Kubernetes'
+// MappingFuncFor(env, serviceEnv)).
+func expandWith(s string, vars, more map[string]string) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
@@ -288,6 +299,8 @@ func expand(s string, vars map[string]string) string {
 			}
 			name := s[i+2 : i+2+end]
 			if v, ok := vars[name]; ok {
+				b.WriteString(v)
+			} else if v, ok := more[name]; ok {
 				b.WriteString(v)
 			} else {
 				b.WriteString(s[i : i+3+end])

@@ -23,16 +23,20 @@ import (
 
 // Kubelet is one node's agent. Make it with New and run it once with Run.
 type Kubelet struct {
-	cs     *client.Clientset
-	rt     Runtime
-	cfg    Config
-	log    hclog.Logger
-	rec    *record.Recorder
-	pods   *cache.Informer[*corev1.Pod]
-	queue  *workqueue.Queue
-	scheme string // the runtime's name: container IDs are scheme://id
-	bp     backoffPolicy
-	info   corev1.NodeSystemInfo
+	cs   *client.Clientset
+	rt   Runtime
+	cfg  Config
+	log  hclog.Logger
+	rec  *record.Recorder
+	pods *cache.Informer[*corev1.Pod]
+	// services are every Service, for the variables pods get of them (servicelinks.go).
+	services *cache.Informer[*corev1.Service]
+	// ownServices: the kubelet runs services (Config.Services was nil).
+	ownServices bool
+	queue       *workqueue.Queue
+	scheme      string // the runtime's name: container IDs are scheme://id
+	bp          backoffPolicy
+	info        corev1.NodeSystemInfo
 	// capacity is cfg.Capacity, parsed once: the node's capacity and allocatable.
 	capacity corev1.ResourceList
 	volumes  *volume.Manager
@@ -76,16 +80,20 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 	}
 	k := &Kubelet{
 		cs: cs, rt: rt, cfg: cfg, log: log, scheme: scheme,
-		rec:   record.New(cs.Events, record.Config{Component: "kubelet", Host: cfg.NodeName, Logger: log, Now: cfg.Clock.Now}),
-		pods:  cache.NewInformer(cs.Pods, "", client.ListOptions{FieldSelector: "spec.nodeName=" + cfg.NodeName}, log),
-		queue: workqueue.New(workqueue.Config{BaseDelay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, Clock: cfg.Clock}),
-		bp:    backoffPolicy{initial: cfg.BackoffInitial, max: cfg.BackoffMax, reset: cfg.BackoffReset},
-		info:  systemInfo(rt.Version()),
+		rec:      record.New(cs.Events, record.Config{Component: "kubelet", Host: cfg.NodeName, Logger: log, Now: cfg.Clock.Now}),
+		pods:     cache.NewInformer(cs.Pods, "", client.ListOptions{FieldSelector: "spec.nodeName=" + cfg.NodeName}, log),
+		services: cfg.Services,
+		queue:    workqueue.New(workqueue.Config{BaseDelay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, Clock: cfg.Clock}),
+		bp:       backoffPolicy{initial: cfg.BackoffInitial, max: cfg.BackoffMax, reset: cfg.BackoffReset},
+		info:     systemInfo(rt.Version()),
 
 		capacity: cfg.resourceList(),
 		objects:  newObjectCache(cs, cfg.ObjectCacheTTL, cfg.Clock.Now),
 
 		memory: map[string]*podMemory{},
+	}
+	if k.services == nil {
+		k.services, k.ownServices = cache.NewInformer(cs.Services, "", client.ListOptions{}, log), true
 	}
 	k.prober = newProber(k)
 	vm, err := volume.New(volume.Config{Root: cfg.RootDir, Tmpfs: cfg.Tmpfs, Simulated: !cfg.ContainerFiles})
@@ -112,12 +120,17 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	k.prober.mu.Unlock()
 	wg.Go(func() { k.rec.Run(ctx) })
 	wg.Go(func() { k.pods.Run(ctx) })
+	if k.ownServices {
+		wg.Go(func() { k.services.Run(ctx) })
+	}
 	wg.Go(func() { k.nodeLoop(ctx) })
 	wg.Go(func() { k.leaseLoop(ctx) })
 	// Pods are handled once the cache holds them all: a container whose pod the cache
 	// lacks is then an orphan, not a pod not yet seen. The queue's own log of failed
-	// keys is discarded: syncPod's failures are the kubelet's warnings.
-	if cache.WaitForSync(ctx, k.pods) {
+	// keys is discarded: syncPod's failures are the kubelet's warnings. Containers start
+	// once the Services are known too, so that none misses a service's variables (as
+	// Kubernetes' kubelet waits for its service lister).
+	if cache.WaitForSync(ctx, k.pods, k.services) {
 		k.sweepNetworks(ctx)
 		wg.Go(func() { k.queue.Run(ctx, k.cfg.Workers, hclog.NewNullLogger(), k.syncPodLogged) })
 		wg.Go(func() { k.relistLoop(ctx) })
@@ -184,6 +197,9 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 					k.queue.Add(cache.Key(p))
 				}
 			}
+			if k.cfg.LocalPathRoot != "" {
+				reclaimLocalVolumes(ctx, clientVolumes{k.cs}, k.cfg.LocalPathRoot, k.cfg.NodeName, k.claimInUse, k.log)
+			}
 		}
 		if !k.sleep(ctx, k.cfg.RelistPeriod) {
 			return
@@ -215,9 +231,13 @@ func measuresStorage(spec *corev1.PodSpec) bool {
 
 // housekeeping releases what pods that are gone left behind — a directory with its
 // volumes, a cgroup — when no container of theirs remains (a kubelet restarted after a
-// pod was deleted, or after a crash), and forgets cached objects no pod read lately.
+// pod was deleted, or after a crash), forgets cached objects no pod read lately, and
+// reclaims the node's Released local-path volumes (localpath.go).
 func (k *Kubelet) housekeeping(ctx context.Context) {
 	k.objects.forget()
+	if k.cfg.LocalPathRoot != "" {
+		reclaimLocalVolumes(ctx, clientVolumes{k.cs}, k.cfg.LocalPathRoot, k.cfg.NodeName, k.claimInUse, k.log)
+	}
 	uids, err := k.volumes.Pods()
 	if err != nil || len(uids) == 0 {
 		return

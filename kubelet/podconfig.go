@@ -20,7 +20,7 @@ import (
 // containerConfig is what the runtime needs to run a container of pod: its environment
 // resolved, its volumes and files mounted, its securityContext and resources.
 func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, paths map[string]string) (ContainerConfig, error) {
-	env, err := containerEnv(ctx, pod, spec, k.objects, k.cfg.NodeIP, k.podAddr(pod), k.capacity)
+	env, err := containerEnv(ctx, pod, spec, k.objects, k.cfg.NodeIP, k.podAddr(pod), k.capacity, k.serviceEnv(pod))
 	if err != nil {
 		return ContainerConfig{}, err
 	}
@@ -178,13 +178,7 @@ func (k *Kubelet) podFiles(pod *corev1.Pod, spec *corev1.Container, attempt int)
 		out = append(out, Mount{HostPath: log, ContainerPath: p})
 	}
 	if !pod.Spec.HostNetwork && !mountsAt(spec, "/etc/hosts") {
-		h := podHostname(pod)
-		names := h
-		if sub := pod.Spec.Subdomain; sub != "" {
-			names = fmt.Sprintf("%s.%s.%s.svc.%s\t%s", h, sub, pod.Namespace, k.cfg.ClusterDomain, h)
-		}
-		hosts := managedHostsHeader + "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n" +
-			"fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" + k.podAddr(pod) + "\t" + names + "\n"
+		hosts := hostsFile(podHostname(pod), podDomain(pod, k.cfg.ClusterDomain), k.podAddr(pod))
 		p, err := k.volumes.WriteFile(pod.UID, "etc-hosts", []byte(hosts))
 		if err != nil {
 			return nil, fmt.Errorf("write /etc/hosts: %w", err)
@@ -192,7 +186,7 @@ func (k *Kubelet) podFiles(pod *corev1.Pod, spec *corev1.Container, attempt int)
 		out = append(out, Mount{HostPath: p, ContainerPath: "/etc/hosts"})
 	}
 	if !mountsAt(spec, "/etc/resolv.conf") {
-		conf, err := resolvConf(&pod.Spec, k.cfg.ResolvConf)
+		conf, err := k.resolvConf(pod)
 		if err != nil {
 			return nil, err
 		}
@@ -205,6 +199,27 @@ func (k *Kubelet) podFiles(pod *corev1.Pod, spec *corev1.Container, attempt int)
 	return out, nil
 }
 
+// podDomain is the domain of a pod with a subdomain, SUBDOMAIN.NAMESPACE.svc.DOMAIN
+// (Kubernetes' GeneratePodHostNameAndDomain); "" without one.
+func podDomain(pod *corev1.Pod, clusterDomain string) string {
+	if pod.Spec.Subdomain == "" {
+		return ""
+	}
+	return pod.Spec.Subdomain + "." + pod.Namespace + ".svc." + clusterDomain
+}
+
+// hostsFile is the /etc/hosts of a pod's containers as Kubernetes' kubelet writes it
+// (managedHostsFileContent): localhost's names, then the pod's IP with its host name,
+// after its fully qualified name when it has a domain.
+func hostsFile(hostname, domain, podIP string) string {
+	names := hostname
+	if domain != "" {
+		names = hostname + "." + domain + "\t" + hostname
+	}
+	return managedHostsHeader + "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n" +
+		"fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" + podIP + "\t" + names + "\n"
+}
+
 func mountsAt(spec *corev1.Container, path string) bool {
 	for _, m := range spec.VolumeMounts {
 		if m.MountPath == path {
@@ -212,79 +227,6 @@ func mountsAt(spec *corev1.Container, path string) bool {
 		}
 	}
 	return false
-}
-
-// resolvConf is a pod's /etc/resolv.conf. Skiff has no cluster DNS yet, so ClusterFirst
-// (and ClusterFirstWithHostNet) fall back to Default, the node's resolv.conf, as
-// Kubernetes' kubelet does when it is given no cluster DNS; dnsConfig is merged in, and
-// None is dnsConfig alone.
-func resolvConf(spec *corev1.PodSpec, hostFile string) ([]byte, error) {
-	var servers, searches, options []string
-	if spec.DNSPolicy != corev1.DNSNone {
-		data, err := os.ReadFile(hostFile)
-		if err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("read %s: %w", hostFile, err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 || strings.HasPrefix(f[0], "#") {
-				continue
-			}
-			switch f[0] {
-			case "nameserver":
-				servers = append(servers, f[1])
-			case "search", "domain":
-				searches = append(searches, f[1:]...)
-			case "options":
-				options = append(options, f[1:]...)
-			}
-		}
-	}
-	if c := spec.DNSConfig; c != nil {
-		servers = append(servers, c.Nameservers...)
-		searches = append(searches, c.Searches...)
-		for _, o := range c.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			options = mergeOption(options, o.Name, opt)
-		}
-	}
-	var b bytes.Buffer
-	if len(searches) > 0 {
-		fmt.Fprintf(&b, "search %s\n", strings.Join(dedup(searches), " "))
-	}
-	for _, s := range dedup(servers)[:min(3, len(dedup(servers)))] {
-		fmt.Fprintf(&b, "nameserver %s\n", s)
-	}
-	if len(options) > 0 {
-		fmt.Fprintf(&b, "options %s\n", strings.Join(options, " "))
-	}
-	return b.Bytes(), nil
-}
-
-// mergeOption sets option name (a pod's dnsConfig overrides the node's).
-func mergeOption(options []string, name, opt string) []string {
-	for i, o := range options {
-		if n, _, _ := strings.Cut(o, ":"); n == name {
-			options[i] = opt
-			return options
-		}
-	}
-	return append(options, opt)
-}
-
-func dedup(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // pullCredentials reads the registry logins of the pod's imagePullSecrets

@@ -3,6 +3,9 @@ package kubelet
 import (
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // A failed container's output as its termination message (FallbackToLogsOnError): the
@@ -22,6 +25,38 @@ func TestLogTail(t *testing.T) {
 	} {
 		if got := logTail([]byte(tc.in)); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A pod's host name and /etc/hosts as Kubernetes' kubelet makes them: spec.hostname,
+// else the pod's name (at most 63 characters); with a subdomain, the fully qualified
+// name hostname.subdomain.namespace.svc.DOMAIN first on the pod's line.
+func TestPodHostnameAndHosts(t *testing.T) {
+	const head = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
+	long := strings.Repeat("a", 62) + "-b"
+	for _, tc := range []struct {
+		name                  string
+		pod                   corev1.PodSpec
+		podName               string
+		wantHostname, wantPod string
+	}{
+		{"pod name", corev1.PodSpec{}, "web-7d9f", "web-7d9f", "10.244.1.5\tweb-7d9f\n"},
+		{"spec.hostname", corev1.PodSpec{Hostname: "box"}, "web-7d9f", "box", "10.244.1.5\tbox\n"},
+		{"statefulset pod", corev1.PodSpec{Hostname: "web-0", Subdomain: "nginx"}, "web-0", "web-0",
+			"10.244.1.5\tweb-0.nginx.shop.svc.cluster.local\tweb-0\n"},
+		{"subdomain without hostname", corev1.PodSpec{Subdomain: "nginx"}, "web-1", "web-1",
+			"10.244.1.5\tweb-1.nginx.shop.svc.cluster.local\tweb-1\n"},
+		{"long pod name", corev1.PodSpec{}, long, strings.Repeat("a", 62), "10.244.1.5\t" + strings.Repeat("a", 62) + "\n"},
+	} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: tc.podName}, Spec: tc.pod}
+		h := podHostname(pod)
+		if h != tc.wantHostname {
+			t.Errorf("%s: hostname %q, want %q", tc.name, h, tc.wantHostname)
+		}
+		if got := hostsFile(h, podDomain(pod, "cluster.local"), "10.244.1.5"); got != head+tc.wantPod {
+			t.Errorf("%s: /etc/hosts\n%s\nwant\n%s", tc.name, got, head+tc.wantPod)
 		}
 	}
 }

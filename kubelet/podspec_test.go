@@ -116,8 +116,9 @@ func testEnvFrom(e *env) {
 	}
 	want := []string{"CFG_1bad=x", "CFG_LEVEL=very", "CFG_MODE=fast", "LEVEL=very", "MODE=fast", "PASSWORD=hunter2", "POD=env", "APP=web", "NODE=" + e.node,
 		"IP=10.1.2.3", "MEM=64", "CPU=4", "GREETING=level very, $(LEVEL) and $(UNDEFINED)"}
-	if !slices.Equal(cfg.Env, want) {
-		t.Errorf("env\n%q\nwant\n%q", cfg.Env, want)
+	// The API servers' kubernetes Service's variables follow (testServiceLinks).
+	if got := slices.DeleteFunc(slices.Clone(cfg.Env), func(v string) bool { return strings.HasPrefix(v, "KUBERNETES_") }); !slices.Equal(got, want) {
+		t.Errorf("env\n%q\nwant\n%q", got, want)
 	}
 	if got := strings.Join(cfg.Command, " "); got != "sh -c echo very hunter2; sleep 3600" {
 		t.Errorf("command expanded to %q", got)
@@ -142,6 +143,58 @@ func testEnvFrom(e *env) {
 		t.Fatal(err)
 	}
 	e.waitPod("missing", "Running once the key exists", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+}
+
+// Services' variables (enableServiceLinks, Kubernetes' Docker-link variables): each
+// Service with a cluster IP in the pod's namespace, and default/kubernetes always; a
+// variable the container defines itself wins.
+func testServiceLinks(e *env) {
+	t := e.t
+	web, err := e.cs.Services.Create(e.ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "web-front"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{
+			{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}, {Name: "metrics", Port: 9090, Protocol: corev1.ProtocolUDP}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cs.Services.Create(e.ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "db"},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "db"}, Ports: []corev1.ServicePort{{Port: 5432}}}}); err != nil {
+		t.Fatal(err)
+	}
+	api, err := e.cs.Services.Get(e.ctx, "default", "kubernetes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, kip := web.Spec.ClusterIP, api.Spec.ClusterIP
+	rt := sim.New(sim.Config{})
+	e.start(rt, testConfig(e.node)) // after the Services: its first list holds them
+	c := container("app", "sh", "-c", "echo $(WEB_FRONT_SERVICE_HOST); sleep 3600")
+	c.Env = []corev1.EnvVar{{Name: "WEB_FRONT_SERVICE_PORT", Value: "mine"}, {Name: "URL", Value: "http://$(WEB_FRONT_SERVICE_HOST):$(WEB_FRONT_SERVICE_PORT_HTTP)"}}
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "links"}, Spec: corev1.PodSpec{Containers: []corev1.Container{c}}})
+	c.Env = nil
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nolinks"}, Spec: corev1.PodSpec{EnableServiceLinks: new(false), Containers: []corev1.Container{c}}})
+	kubernetes := []string{"KUBERNETES_PORT=tcp://" + kip + ":443", "KUBERNETES_PORT_443_TCP=tcp://" + kip + ":443",
+		"KUBERNETES_PORT_443_TCP_ADDR=" + kip, "KUBERNETES_PORT_443_TCP_PORT=443", "KUBERNETES_PORT_443_TCP_PROTO=tcp",
+		"KUBERNETES_SERVICE_HOST=" + kip, "KUBERNETES_SERVICE_PORT=443", "KUBERNETES_SERVICE_PORT_HTTPS=443"}
+	for _, tc := range []struct {
+		pod  string
+		want []string
+	}{
+		{"links", append(append([]string{"WEB_FRONT_SERVICE_PORT=mine", "URL=http://" + ip + ":80"}, kubernetes...),
+			"WEB_FRONT_PORT=tcp://"+ip+":80", "WEB_FRONT_PORT_80_TCP=tcp://"+ip+":80", "WEB_FRONT_PORT_80_TCP_ADDR="+ip,
+			"WEB_FRONT_PORT_80_TCP_PORT=80", "WEB_FRONT_PORT_80_TCP_PROTO=tcp",
+			"WEB_FRONT_PORT_9090_UDP=udp://"+ip+":9090", "WEB_FRONT_PORT_9090_UDP_ADDR="+ip, "WEB_FRONT_PORT_9090_UDP_PORT=9090",
+			"WEB_FRONT_PORT_9090_UDP_PROTO=udp", "WEB_FRONT_SERVICE_HOST="+ip, "WEB_FRONT_SERVICE_PORT_HTTP=80", "WEB_FRONT_SERVICE_PORT_METRICS=9090")},
+		{"nolinks", kubernetes},
+	} {
+		p := e.waitPod(tc.pod, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		cfg, ok := rt.Config(strings.TrimPrefix(mainStatus(p).ContainerID, "sim://"))
+		if !ok {
+			t.Fatalf("%s: no container", tc.pod)
+		}
+		if !slices.Equal(cfg.Env, tc.want) {
+			t.Errorf("%s: env\n%q\nwant\n%q", tc.pod, cfg.Env, tc.want)
+		}
+	}
 }
 
 // Init containers run one at a time, in order, each to completion, before the app

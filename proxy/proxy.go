@@ -52,6 +52,11 @@ type Config struct {
 	// NetNS, when not 0, is a file descriptor of the network namespace to program
 	// (tests); 0: the proxy's own.
 	NetNS int
+	// LocalDNS, when valid, is the address (an IPv4 address of this node, not
+	// loopback, and a port) of the cluster DNS this node runs: the kube-dns Service's
+	// ports (KubeDNS) are translated to it rather than to the Service's endpoints
+	// (localdns.go).
+	LocalDNS netip.AddrPort
 	// Logger receives the proxy's logs, named "proxy". Default: discarded.
 	Logger hclog.Logger
 }
@@ -98,6 +103,9 @@ func New(cfg Config) (*Proxier, error) {
 			return nil, fmt.Errorf("proxy config: cluster CIDR %q is not an IPv4 CIDR", cfg.ClusterCIDR)
 		}
 		p.clusterCIDR = pfx.Masked()
+	}
+	if a := cfg.LocalDNS; a.IsValid() && (!a.Addr().Is4() || a.Addr().IsLoopback() || a.Addr().IsUnspecified() || a.Port() == 0) {
+		return nil, fmt.Errorf("proxy config: local DNS %s: want a non-loopback IPv4 address of the node and a port (pods cannot reach loopback)", a)
 	}
 	opts := []nftables.ConnOption{nftables.WithSockOptions(bigBuffers)}
 	if cfg.NetNS != 0 {
@@ -150,6 +158,7 @@ func (p *Proxier) Sync(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	want := servicePorts(svcs, eps)
+	localDNS(want, p.cfg.LocalDNS)
 	full := p.state == nil
 	if full {
 		// Adding the table first makes its deletion valid when it is not there.

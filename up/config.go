@@ -55,6 +55,9 @@ type Config struct {
 	// without TLS verification, falling back to plain HTTP. Loopback registries always
 	// are.
 	InsecureRegistries []string
+	// Network is the pod network the node runs with containerd as root (network.go).
+	// Default DefaultNetwork(): all of it.
+	Network Network
 	// Kubelet configures the node's kubelet. NodeName and NodeIP default to this
 	// machine's; its Logger and LogPort are skiff up's to set.
 	Kubelet kubelet.Config
@@ -84,6 +87,7 @@ func DefaultConfig() Config {
 		Members:           1,
 		Runtime:           RuntimeAuto,
 		ContainerdAddress: containerd.DefaultSocket,
+		Network:           DefaultNetwork(),
 		Kubelet:           kubelet.DefaultConfig(),
 		ClientConfig:      client.DefaultConfigPath(),
 		UIListen:          ui.DefaultListen,

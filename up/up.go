@@ -162,6 +162,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if node.Kubelet.RootDir == kubelet.DefaultConfig().RootDir {
 		node.Kubelet.RootDir = filepath.Join(dataDir, "kubelet") // pods' volumes live with the rest of skiff up's data
 	}
+	if node.Kubelet.LocalPathRoot == kubelet.DefaultConfig().LocalPathRoot {
+		node.Kubelet.LocalPathRoot = mcfg.LocalPathRoot // the provisioner's volumes, which the kubelet reclaims
+	}
 	node.Containerd.Socket, node.Containerd.LogDir, node.Containerd.InsecureRegistries = cfg.ContainerdAddress, filepath.Join(dataDir, "containers"), cfg.InsecureRegistries
 	// The log server: on the node's address, any free port (published in the Node's
 	// status), so that several skiff ups do not collide.
@@ -182,6 +185,10 @@ func Run(ctx context.Context, cfg Config) error {
 	node.Runtime = agent.RuntimeSim
 	if rt != nil {
 		node.Runtime, node.Connected = agent.RuntimeContainerd, rt
+	}
+	netNote := wireNetwork(cfg.Network, &node, rt != nil, dataDir, realHost())
+	if node.CNI && node.ServiceProxy {
+		prepareBridgeNetfilter(log)
 	}
 	g.run("kubelet", func(ctx context.Context) error { return agent.Run(ctx, client.NewClientset(kubeletConn), node) })
 
@@ -206,6 +213,7 @@ func Run(ctx context.Context, cfg Config) error {
 	out := cfg.Out
 	fmt.Fprintf(out, "Skiff is up: API on %s, data in %s\n", strings.Join(l.apiAddrs, ","), dataDir)
 	fmt.Fprintf(out, "Node %s runs containers: %s\n", nodeName, runtimeNote)
+	fmt.Fprintf(out, "Pod network: %s\n", netNote)
 	credentials := cfg.ClientConfig
 	if credentials == "" {
 		credentials = filepath.Join(dataDir, "client.config")

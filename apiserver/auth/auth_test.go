@@ -147,6 +147,27 @@ func TestAuthorize(t *testing.T) {
 		{name: "node cannot read an unbound volume", a: A{User: w1, Verb: Get, Resource: "persistentvolumes", Name: "pvc-3"}, guarded: volume("", ""), guardWant: "no relationship found"},
 		{name: "node cannot list volumes", a: A{User: w1, Verb: List, Resource: "persistentvolumes"}, want: "cannot list persistentvolumes"},
 		{name: "node cannot update a volume", a: A{User: w1, Verb: Update, Resource: "persistentvolumes", Name: "pvc-1"}, want: "cannot update persistentvolumes"},
+		{name: "node reads a volume pinned to it", a: A{User: w1, Verb: Get, Resource: "persistentvolumes", Name: "pvc-1"},
+			guarded: localVolume("w1", corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)},
+		{name: "node cannot read a volume pinned to another", a: A{User: w1, Verb: Get, Resource: "persistentvolumes", Name: "pvc-1"},
+			guarded: localVolume("w2", corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete), guardWant: "no relationship found"},
+		{name: "node deletes a Released volume pinned to it", a: A{User: w1, Verb: Delete, Resource: "persistentvolumes", Name: "pvc-1"},
+			guarded: localVolume("w1", corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)},
+		{name: "node cannot delete a volume pinned to another", a: A{User: w1, Verb: Delete, Resource: "persistentvolumes", Name: "pvc-1"},
+			guarded:   localVolume("w2", corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete),
+			guardWant: `user "system:node:w1" cannot delete persistentvolumes "pvc-1": a node may only delete volumes its node affinity pins to it (kubernetes.io/hostname In [w1])`},
+		{name: "node cannot delete a volume it may be on among others", a: A{User: w1, Verb: Delete, Resource: "persistentvolumes", Name: "pvc-1"},
+			guarded: func() *corev1.PersistentVolume {
+				pv := localVolume("w1", corev1.VolumeReleased, corev1.PersistentVolumeReclaimDelete)
+				pv.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values = []string{"w1", "w2"}
+				return pv
+			}(), guardWant: "node affinity pins to it"},
+		{name: "node cannot delete a volume without node affinity", a: A{User: w1, Verb: Delete, Resource: "persistentvolumes", Name: "pvc-1"},
+			guarded: volume("default", "www-web-0"), guardWant: "node affinity pins to it"},
+		{name: "node cannot delete its Bound volume", a: A{User: w1, Verb: Delete, Resource: "persistentvolumes", Name: "pvc-1"},
+			guarded: localVolume("w1", corev1.VolumeBound, corev1.PersistentVolumeReclaimDelete), guardWant: "only delete a Released volume whose reclaimPolicy is Delete"},
+		{name: "node cannot delete its volume to Retain", a: A{User: w1, Verb: Delete, Resource: "persistentvolumes", Name: "pvc-1"},
+			guarded: localVolume("w1", corev1.VolumeReleased, corev1.PersistentVolumeReclaimRetain), guardWant: "only delete a Released volume"},
 		{name: "scheduler cannot read secrets", a: A{User: sched, Verb: List, Resource: "secrets"}, want: `user "system:scheduler" cannot list secrets`},
 		{name: "scheduler reads configmaps", a: A{User: sched, Verb: List, Resource: "configmaps"}},
 		{name: "cm makes service accounts", a: A{User: cm, Verb: Create, Resource: "serviceaccounts", Namespace: "team", Name: "default"}},
@@ -190,6 +211,15 @@ func volume(namespace, name string) *corev1.PersistentVolume {
 	if name != "" {
 		pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: namespace, Name: name}
 	}
+	return pv
+}
+
+// localVolume is a volume pinned to node, as the local-path provisioner makes them.
+func localVolume(node string, phase corev1.PersistentVolumePhase, policy corev1.PersistentVolumeReclaimPolicy) *corev1.PersistentVolume {
+	pv := volume("", "")
+	pv.Spec.PersistentVolumeReclaimPolicy, pv.Status.Phase = policy, phase
+	pv.Spec.NodeAffinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+		MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{node}}}}}}}
 	return pv
 }
 

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -132,8 +133,11 @@ type Guard func(obj kinds.Object) error
 //     delete only of a pod bound to NAME), creating and updating events, reading the
 //     Secrets, ConfigMaps and PersistentVolumeClaims that pods bound to it reference
 //     (Graph), one by name: get, or list and watch with fieldSelector
-//     metadata.name=NAME; getting the PersistentVolumes bound to those claims; and
-//     reading services and endpointslices (the node's cluster DNS).
+//     metadata.name=NAME; getting the PersistentVolumes bound to those claims, and
+//     those pinned to it by their node affinity (kubernetes.io/hostname In [NAME]),
+//     deleting these once Released with reclaimPolicy Delete (the kubelet's
+//     local-path reclaimer); and reading services and endpointslices (the node's
+//     cluster DNS, the pods' service variables).
 //
 // Everything else is denied.
 type Authorizer struct {
@@ -284,18 +288,34 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		}
 	case plural(kinds.PersistentVolume):
 		// Kubernetes' node authorizer: the volume bound to a claim a pod bound to the
-		// node references (the graph's pv -> pvc -> pod -> node), by name.
-		if a.Verb != Get || a.Subresource != "" || a.Name == "" {
+		// node references (the graph's pv -> pvc -> pod -> node), by name. And, for the
+		// kubelet's local-path reclaimer, a volume pinned to the node by its node
+		// affinity: read, and deleted once Released with reclaimPolicy Delete.
+		if a.Subresource != "" || a.Name == "" {
 			break
 		}
-		return func(obj kinds.Object) error {
-			pv, ok := obj.(*corev1.PersistentVolume)
-			if ok && pv.Spec.ClaimRef != nil && g != nil &&
-				g.References(node, plural(kinds.PersistentVolumeClaim), pv.Spec.ClaimRef.Namespace, pv.Spec.ClaimRef.Name) {
+		switch a.Verb {
+		case Get:
+			return func(obj kinds.Object) error {
+				pv, ok := obj.(*corev1.PersistentVolume)
+				if ok && (pinnedTo(pv, node) || pv.Spec.ClaimRef != nil && g != nil &&
+					g.References(node, plural(kinds.PersistentVolumeClaim), pv.Spec.ClaimRef.Namespace, pv.Spec.ClaimRef.Name)) {
+					return nil
+				}
+				return deny(a, "no relationship found between node '%s' and this object", node)
+			}, nil
+		case Delete:
+			return func(obj kinds.Object) error {
+				pv, ok := obj.(*corev1.PersistentVolume)
+				switch {
+				case !ok || !pinnedTo(pv, node):
+					return deny(a, "a node may only delete volumes its node affinity pins to it (%s In [%s])", corev1.LabelHostname, node)
+				case pv.Status.Phase != corev1.VolumeReleased || pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete:
+					return deny(a, "a node may only delete a Released volume whose reclaimPolicy is Delete")
+				}
 				return nil
-			}
-			return deny(a, "no relationship found between node '%s' and this object", node)
-		}, nil
+			}, nil
+		}
 	case plural(kinds.Secret), plural(kinds.ConfigMap), plural(kinds.PersistentVolumeClaim):
 		// Kubernetes' node authorizer: what a pod bound to the node references, by name
 		// (a list or watch names it with fieldSelector metadata.name=NAME).
@@ -327,6 +347,23 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		}
 	}
 	return nil, deny(a, "")
+}
+
+// pinnedTo tells whether pv's node affinity allows node alone: each of its required
+// terms asks for kubernetes.io/hostname In [node], as local volumes' do.
+func pinnedTo(pv *corev1.PersistentVolume, node string) bool {
+	na := pv.Spec.NodeAffinity
+	if na == nil || na.Required == nil || len(na.Required.NodeSelectorTerms) == 0 {
+		return false
+	}
+	for _, term := range na.Required.NodeSelectorTerms {
+		if !slices.ContainsFunc(term.MatchExpressions, func(r corev1.NodeSelectorRequirement) bool {
+			return r.Key == corev1.LabelHostname && r.Operator == corev1.NodeSelectorOpIn && slices.Equal(r.Values, []string{node})
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // boundTo guards an action on a pod: the pod must be bound to node.

@@ -215,13 +215,17 @@ func validateResources(r *corev1.ResourceRequirements, p *field.Path) field.Erro
 }
 
 // validateContainerResource checks what a container may ask for by name, as Kubernetes
-// does: cpu, memory, ephemeral-storage, hugepages-<size>, a resource of Kubernetes' own
-// domain (kubernetes.io/...), or an extended resource, counted in whole units.
+// does: cpu, memory, ephemeral-storage, a resource of Kubernetes' own domain
+// (kubernetes.io/...), or an extended resource, counted in whole units; hugepages-<size>
+// is not supported by Skiff.
 func validateContainerResource(name corev1.ResourceName, q resource.Quantity, p *field.Path) field.ErrorList {
 	switch {
+	case strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix):
+		// Refused rather than ignored: the kubelet would neither limit them (hugetlb
+		// cgroup) nor report them in the node's capacity (docs/pods.md).
+		return field.ErrorList{field.Forbidden(p, notSupportedMsg)}
 	case !strings.Contains(string(name), "/"):
-		if name != corev1.ResourceCPU && name != corev1.ResourceMemory && name != corev1.ResourceEphemeralStorage &&
-			!strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix) {
+		if name != corev1.ResourceCPU && name != corev1.ResourceMemory && name != corev1.ResourceEphemeralStorage {
 			return field.ErrorList{field.Invalid(p, string(name), "must be a standard resource for containers")}
 		}
 	case !kinds.IsNativeResource(name) && !kinds.IsExtendedResourceName(name):

@@ -227,6 +227,14 @@ func TestValidate(t *testing.T) {
 		}), []string{`spec.containers[0].resources.limits[bad name]: Invalid value: "bad name": name part must consist of`,
 			`spec.containers[0].resources.limits[bad name]: Invalid value: "bad name": must be a standard resource for containers`,
 			`spec.containers[0].resources.limits[memory]: Invalid value: "-1": must be greater than or equal to 0`}},
+		// Hugepages would be neither limited nor counted on the node: refused, never
+		// accepted and ignored.
+		{"hugepages", pod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{"memory": resource.MustParse("64Mi"), "hugepages-2Mi": resource.MustParse("4Mi")},
+				Limits:   corev1.ResourceList{"memory": resource.MustParse("64Mi"), "hugepages-2Mi": resource.MustParse("4Mi")}}
+		}), []string{"spec.containers[0].resources.limits[hugepages-2Mi]: Forbidden: not supported by Skiff",
+			"spec.containers[0].resources.requests[hugepages-2Mi]: Forbidden: not supported by Skiff"}},
 		{"requests over limits", pod(func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
 				Requests: corev1.ResourceList{"cpu": resource.MustParse("2")}, Limits: corev1.ResourceList{"cpu": resource.MustParse("500m")}}

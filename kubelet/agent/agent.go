@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -91,7 +93,8 @@ type Config struct {
 	// ClusterDNSListen, when set, runs the cluster DNS (package clusterdns) on this
 	// address, UDP and TCP, for Kubelet.ClusterDomain (the kubelet's --cluster-domain,
 	// which must be the cluster's), forwarding other names to the resolvers of the
-	// host's /etc/resolv.conf.
+	// host's /etc/resolv.conf. With ServiceProxy, the kube-dns Service's cluster IP
+	// leads to it (LocalDNS), so that pods resolve through 10.43.0.10.
 	ClusterDNSListen string
 	// ServiceProxy runs the node's service proxy (package proxy): nftables rules in
 	// the host's network namespace translating Services' cluster IPs and node ports to
@@ -169,6 +172,13 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 	if ln != nil {
 		kcfg.LogPort = ln.Addr().(*net.TCPAddr).Port
 	}
+	// Simulated nodes share one informer of Services (for their pods' service
+	// variables), as they share this process.
+	var services *cache.Informer[*corev1.Service]
+	if cfg.Runtime == RuntimeSim && cfg.SimNodes > 1 {
+		services = cache.NewInformer(cs.Services, "", client.ListOptions{}, log)
+		kcfg.Services = services
+	}
 	kubelets, err := newKubelets(ctx, cs, cfg, kcfg, logs)
 	if err != nil {
 		if ln != nil {
@@ -190,6 +200,9 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 	if ln != nil {
 		goRun(func(ctx context.Context) error { return logs.Serve(ctx, ln, cfg.LogTLS) })
 	}
+	if services != nil {
+		goRun(func(ctx context.Context) error { services.Run(ctx); return nil })
+	}
 	for _, k := range kubelets {
 		goRun(k.Run)
 	}
@@ -204,8 +217,14 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 		})
 	}
 	if cfg.ServiceProxy {
+		var local netip.AddrPort
+		if cfg.ClusterDNSListen != "" {
+			if local, err = LocalDNS(cfg.ClusterDNSListen, kcfg.NodeIP); err != nil {
+				log.Warn("the kube-dns Service's cluster IP does not lead to this node's cluster DNS", "error", err)
+			}
+		}
 		goRun(func(ctx context.Context) error {
-			return runServiceProxy(ctx, cs, cfg.ClusterCIDR, cfg.ServiceProxyNetNS, log)
+			return runServiceProxy(ctx, cs, proxy.Config{ClusterCIDR: cfg.ClusterCIDR, NetNS: cfg.ServiceProxyNetNS, LocalDNS: local}, log)
 		})
 	}
 	return g.Wait()
@@ -225,11 +244,43 @@ func runNodeRoutes(ctx context.Context, cs *client.Clientset, node string, netns
 	return c.Run(ctx, f)
 }
 
-// runServiceProxy runs the service proxy until ctx ends, then removes its rules.
-func runServiceProxy(ctx context.Context, cs *client.Clientset, clusterCIDR string, netns int, log hclog.Logger) error {
-	p, err := proxy.New(proxy.Config{Logger: log, NetNS: netns, ClusterCIDR: clusterCIDR})
+// LocalDNS is where the node's service proxy sends the kube-dns Service's cluster IP:
+// the cluster DNS this node runs, listening on listen (--cluster-dns-listen), on the
+// node's address nodeIP when it listens on every address. An error says why pods
+// could not reach it there (a loopback address, a port chosen at random).
+func LocalDNS(listen, nodeIP string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return fmt.Errorf("--cluster-cidr: %w", err)
+		return netip.AddrPort{}, fmt.Errorf("--cluster-dns-listen %q: %w", listen, err)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("--cluster-dns-listen %q: not an IP address and port", listen)
+	}
+	if addr.IsUnspecified() {
+		if addr, err = netip.ParseAddr(nodeIP); err != nil {
+			return netip.AddrPort{}, fmt.Errorf("--node-ip %q: not an IP address", nodeIP)
+		}
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	switch {
+	case err != nil || p == 0:
+		return netip.AddrPort{}, fmt.Errorf("--cluster-dns-listen %q: the cluster DNS needs a port of its own (53) for pods to reach it through the kube-dns Service", listen)
+	case !addr.Is4() || addr.IsLoopback():
+		return netip.AddrPort{}, fmt.Errorf("--cluster-dns-listen %q: pods cannot reach %s: listen on the node's IPv4 address (or on every address)", listen, addr)
+	}
+	return netip.AddrPortFrom(addr, uint16(p)), nil
+}
+
+// runServiceProxy runs the service proxy until ctx ends, then removes its rules.
+func runServiceProxy(ctx context.Context, cs *client.Clientset, pcfg proxy.Config, log hclog.Logger) error {
+	pcfg.Logger = log
+	p, err := proxy.New(pcfg)
+	if err != nil {
+		return fmt.Errorf("--service-proxy: %w", err)
 	}
 	f := cache.NewFactory(cs, log)
 	ctx, cancel := context.WithCancel(ctx)
@@ -302,6 +353,7 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 			// Simulated containers read no files: volumes are plain directories, one
 			// root per node, and nothing else is written.
 			c.ContainerFiles, c.Tmpfs = false, false
+			c.LocalPathRoot = "" // the host's local-path directories are no simulated node's
 			if cfg.SimNodes > 0 {
 				c.RootDir = filepath.Join(kcfg.RootDir, "sim", c.NodeName)
 			}

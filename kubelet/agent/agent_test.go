@@ -435,3 +435,74 @@ func TestNodeRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSimNodesShareServices: the simulated nodes of one agent hold one watch of Services
+// between them (for their pods' service variables), not one each.
+func TestSimNodesShareServices(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	cs := client.NewClientset(c.Dial(t, "admin", client.Options{}))
+	cfg := simConfig("shared", 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, cs, cfg) }()
+	defer func() { cancel(); <-done }()
+	watches := func(kind string) float64 {
+		mfs, err := c.Server(0).Gatherer().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "skiff_apiserver_watches" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "kind" && l.GetValue() == kind {
+						return m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	waitfor.Condition(t, time.Minute, "five nodes Ready, each watching its pods", func() (bool, string) {
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for _, n := range l.Items {
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == "Ready" && cond.Status == "True" {
+					ready++
+				}
+			}
+		}
+		return ready == 5 && watches("Pod") >= 5, fmt.Sprintf("%d Ready, %v watches of pods", ready, watches("Pod"))
+	})
+	if n := watches("Service"); n != 1 {
+		t.Fatalf("%v watches of Services for five simulated nodes, want one shared", n)
+	}
+}
+
+// TestLocalDNS: the kube-dns Service leads to the node's cluster DNS on the address
+// it listens on, the node's address when it listens on all; pods cannot reach a
+// loopback address or a port picked at random.
+func TestLocalDNS(t *testing.T) {
+	for _, tc := range []struct{ listen, want, err string }{
+		{listen: "10.0.0.5:53", want: "10.0.0.5:53"},
+		{listen: ":53", want: "192.168.1.7:53"},
+		{listen: "0.0.0.0:5353", want: "192.168.1.7:5353"},
+		{listen: "127.0.0.1:53", err: `--cluster-dns-listen "127.0.0.1:53": pods cannot reach 127.0.0.1: listen on the node's IPv4 address (or on every address)`},
+		{listen: "10.0.0.5:0", err: `--cluster-dns-listen "10.0.0.5:0": the cluster DNS needs a port of its own (53) for pods to reach it through the kube-dns Service`},
+		{listen: "dns.example:53", err: `--cluster-dns-listen "dns.example:53": not an IP address and port`},
+	} {
+		got, err := agent.LocalDNS(tc.listen, "192.168.1.7")
+		switch {
+		case tc.err != "" && (err == nil || err.Error() != tc.err):
+			t.Errorf("%s: %v, %v; want error %q", tc.listen, got, err, tc.err)
+		case tc.err == "" && (err != nil || got.String() != tc.want):
+			t.Errorf("%s: %v, %v; want %s", tc.listen, got, err, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/cgroups"
 	cgroupsv2 "github.com/containerd/cgroups/v2"
+	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffhq/skiff/kubelet"
@@ -76,11 +77,26 @@ func podResources(p kubelet.PodResources) *specs.LinuxResources {
 	return res
 }
 
+// resourceOpts put a container's limits in its OCI spec (linux.resources), which runc
+// writes to its cgroup: on v1 memory.limit_in_bytes, cpu.cfs_quota_us and cpu.shares;
+// on v2 memory.max, cpu.max and cpu.weight (runc converting shares to a weight as
+// cgroupsv2.ToResources does).
+func resourceOpts(cfg kubelet.ContainerConfig) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	if cfg.MemoryBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(cfg.MemoryBytes)))
+	}
+	if q := milliCPUToQuota(cfg.CPUMillis); q > 0 {
+		opts = append(opts, oci.WithCPUCFS(q, cfsPeriod))
+	}
+	return append(opts, oci.WithCPUShares(milliCPUToShares(cfg.CPURequestMillis)))
+}
+
 // ensurePodCgroup makes the pod's cgroup, or updates it, with the pod's budget.
 func (r *Runtime) ensurePodCgroup(cfg kubelet.ContainerConfig) (string, error) {
 	p := r.podCgroup(cfg.PodUID, cfg.Pod.QOSClass)
 	res := podResources(cfg.Pod)
-	if cgroups.Mode() == cgroups.Unified {
+	if r.unified() {
 		m, err := cgroupsv2.NewManager(r.cfg.CgroupMount, p, cgroupsv2.ToResources(res))
 		if err != nil {
 			return "", fmt.Errorf("pod cgroup %s: %w", p, err)
@@ -112,7 +128,7 @@ func (r *Runtime) removePodCgroups(uid string) error {
 	var errs []error
 	for _, qos := range []string{"Guaranteed", "Burstable", "BestEffort"} {
 		p := r.podCgroup(uid, qos)
-		if cgroups.Mode() == cgroups.Unified {
+		if r.unified() {
 			dir := filepath.Join(r.cfg.CgroupMount, p)
 			if _, err := os.Stat(dir); err != nil {
 				continue
@@ -141,7 +157,7 @@ func (r *Runtime) removePodCgroups(uid string) error {
 // (a container's, read after it exited and before it is removed, while runc keeps it).
 func (r *Runtime) oomKilled(p string) bool {
 	var file string
-	if cgroups.Mode() == cgroups.Unified {
+	if r.unified() {
 		file = filepath.Join(r.cfg.CgroupMount, p, "memory.events")
 	} else {
 		file = filepath.Join(r.cfg.CgroupMount, "memory", p, "memory.oom_control")

@@ -50,6 +50,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/cgroups"
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
@@ -125,6 +126,9 @@ type Runtime struct {
 	client   *containerd.Client
 	version  string
 	resolver remotes.Resolver
+	// unified tells whether the host's cgroups are v2 (cgroups.Mode() == Unified):
+	// the seam through which tests take a v2 host's path on a v1 one.
+	unified func() bool
 
 	mu  sync.Mutex
 	oom map[string]bool // exited containers' OOM verdicts, by ID, read once
@@ -181,7 +185,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("containerd at %s: version: %w", cfg.Socket, err)
 	}
 	return &Runtime{cfg: cfg, logger: logger, client: c, version: "containerd://" + v.Version, resolver: newResolver(cfg.InsecureRegistries, nil),
-		oom: map[string]bool{}}, nil
+		unified: func() bool { return cgroups.Mode() == cgroups.Unified }, oom: map[string]bool{}}, nil
 }
 
 // newResolver resolves image names to registries: HTTPS with the system's roots, except
@@ -358,13 +362,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		specOpts = append(specOpts, oci.WithHostNamespace(specs.UTSNamespace))
 	}
 	specOpts = append(specOpts, securityOpts(cfg)...)
-	if cfg.MemoryBytes > 0 {
-		specOpts = append(specOpts, oci.WithMemoryLimit(uint64(cfg.MemoryBytes)))
-	}
-	if q := milliCPUToQuota(cfg.CPUMillis); q > 0 {
-		specOpts = append(specOpts, oci.WithCPUCFS(q, cfsPeriod))
-	}
-	specOpts = append(specOpts, oci.WithCPUShares(milliCPUToShares(cfg.CPURequestMillis)))
+	specOpts = append(specOpts, resourceOpts(cfg)...)
 	podCgroup, err := r.ensurePodCgroup(cfg)
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", id, err)

@@ -90,7 +90,12 @@ func (l *lockedBuffer) String() string {
 // start runs bin with args; the test's cleanup kills it (by pid) if it still runs.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "skiff"), args...)
+	return startCommand(t, name, exec.Command(filepath.Join(binDir, "skiff"), args...))
+}
+
+// startCommand is start for a command of the test's making (skiff under a wrapper).
+func startCommand(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,7 @@ func TestStatefulSetDataOnContainerd(t *testing.T) {
 		t.Skip("the image comes from /bin/busybox (busybox-static), which is missing")
 	}
 	dir, addr := upPlace(t, 1)
-	up := start(t, "skiff up", "up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "sts-data",
+	up := start(t, "skiff up", "up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "sts-data", "--pod-network=false",
 		"--containerd-address", staleSocket(t, dir))
 	privateContainerd(t, up)
 	waitfor.Condition(t, 60*time.Second, "the node ready", func() (bool, string) {
@@ -100,4 +101,28 @@ func TestStatefulSetDataOnContainerd(t *testing.T) {
 	if f := strings.Fields(out); len(f) < 2 || f[0] != "data-db-0" || f[1] != "Bound" || strings.Count(out, "\n") != 1 {
 		t.Fatalf("claims:\n%s", out)
 	}
+
+	// The set deleted, then its claim: the volume is Released, and the node's kubelet
+	// removes its directory, then the volume (the local-path class's reclaimPolicy is
+	// Delete), with the node's own credentials.
+	var claim corev1.PersistentVolumeClaim
+	if err := json.Unmarshal([]byte(mustCtl(t, addr, "get", "pvc", "data-db-0", "-o", "json")), &claim); err != nil {
+		t.Fatal(err)
+	}
+	pv := claim.Spec.VolumeName
+	data := filepath.Join(dir, "up", "local-path", pv+"_default_data-db-0")
+	if _, err := os.Stat(filepath.Join(data, "token")); err != nil {
+		t.Fatalf("the volume's directory: %v", err)
+	}
+	mustCtl(t, addr, "delete", "statefulset", "db")
+	waitfor.Condition(t, time.Minute, "db-0 gone", func() (bool, string) {
+		out, errs, err := ctl(addr, "get", "pod", "db-0")
+		return err != nil && strings.Contains(errs, "not found"), out + errs
+	})
+	mustCtl(t, addr, "delete", "pvc", "data-db-0")
+	waitfor.Condition(t, 2*time.Minute, "the Released volume and its directory removed", func() (bool, string) {
+		out, errs, err := ctl(addr, "get", "pv", pv)
+		_, statErr := os.Stat(data)
+		return err != nil && strings.Contains(errs, "not found") && os.IsNotExist(statErr), fmt.Sprintf("%s%s directory: %v", out, errs, statErr)
+	})
 }

@@ -220,7 +220,7 @@ func TestUpPrivateContainerd(t *testing.T) {
 		t.Skip("skiff up's private containerd: the example's image comes from /bin/busybox (busybox-static), which is missing")
 	}
 	dir, addr := upPlace(t, 1)
-	args := []string{"up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "e2e-ctrd",
+	args := []string{"up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "e2e-ctrd", "--pod-network=false",
 		"--containerd-address", staleSocket(t, dir)}
 	up := start(t, "skiff up", args...)
 	state := privateContainerd(t, up)
