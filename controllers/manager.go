@@ -1,7 +1,7 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// service account, EndpointSlice, node IPAM, service load balancer, DaemonSet,
+// service account, root CA publisher, EndpointSlice, node IPAM, service load balancer, DaemonSet,
 // StatefulSet, resource quota, Job, CronJob and TTL-after-finished controllers and the
 // local-path provisioner over one shared set of informers.
 // Each controller lives in its own package below this one.
@@ -35,6 +35,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/podgc"
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	"github.com/skiffhq/skiff/controllers/resourcequota"
+	"github.com/skiffhq/skiff/controllers/rootcacert"
 	"github.com/skiffhq/skiff/controllers/serviceaccount"
 	"github.com/skiffhq/skiff/controllers/servicelb"
 	"github.com/skiffhq/skiff/controllers/statefulset"
@@ -59,6 +60,10 @@ type Config struct {
 	// LocalPathRoot is the directory under which the local-path provisioner makes
 	// volumes on the nodes. Default /var/lib/skiff/local-path.
 	LocalPathRoot string
+	// RootCA is the CA bundle (PEM) published in every namespace as the ConfigMap
+	// kube-root-ca.crt, as kube-controller-manager's --root-ca-file; empty (a cluster
+	// without TLS): not published.
+	RootCA []byte
 	// Logger receives the controller-manager's logs, named "controller-manager", and
 	// its controllers'. Default: discarded.
 	Logger hclog.Logger
@@ -168,6 +173,18 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	runRootCA := func(context.Context) error { return nil }
+	if len(cfg.RootCA) == 0 {
+		log.Warn("no root CA: namespaces get no kube-root-ca.crt config map")
+	} else {
+		rcc := rootcacert.DefaultConfig()
+		rcc.RootCA, rcc.Logger = cfg.RootCA, log
+		rca, err := rootcacert.New(cs, f, rcc)
+		if err != nil {
+			return err
+		}
+		runRootCA = rca.Run
+	}
 	esc := endpointslice.DefaultConfig()
 	esc.Logger = log
 	es, err := endpointslice.New(cs, f, esc)
@@ -226,7 +243,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	runs = append(runs, batch...)

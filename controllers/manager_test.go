@@ -115,3 +115,31 @@ func TestFailoverMidRollout(t *testing.T) {
 		t.Fatalf("%d active pods after the rollout, want 10", active)
 	}
 }
+
+// TestManagerPublishesTheRootCA: a controller-manager given the cluster CA publishes it
+// in every namespace as kube-root-ca.crt (what pods and Kubernetes' e2e framework wait
+// for in a new namespace).
+func TestManagerPublishesTheRootCA(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := DefaultConfig()
+	cfg.LeaderElect, cfg.Logger, cfg.RootCA = false, hclog.NewNullLogger(), []byte("the CA")
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); Run(mctx, conn, cfg) }()
+	defer func() { stop(); <-done }()
+	waitfor.ConditionErr(t, 30*time.Second, "default/kube-root-ca.crt", func() (bool, error) {
+		cm, err := cs.ConfigMaps.Get(ctx, "default", "kube-root-ca.crt")
+		if client.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && cm.Data["ca.crt"] == "the CA", err
+	})
+}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
@@ -10,16 +13,28 @@ import (
 func controllerManagerCmd(logger func(string) hclog.Logger) *cobra.Command {
 	cfg := controllers.DefaultConfig()
 	var conn connFlags
+	var rootCAFile string
 	cmd := &cobra.Command{
 		Use:   "controller-manager",
 		Short: "Run the controllers: Deployment, ReplicaSet, garbage collectors, node lifecycle, namespace, disruption, Job, CronJob, TTL-after-finished",
 		Long: `Run the controllers. Several replicas may run: one leads (Lease
 kube-system/skiff-controller-manager) and only the leader acts.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			cfg.Logger = logger("skiff")
 			if cfg.Identity == "" {
 				cfg.Identity = controllers.DefaultConfig().Identity
+			}
+			if rootCAFile == "" {
+				// The CA the controller-manager trusts the API servers with.
+				if rootCAFile, _, _, err = conn.s.Files(); err != nil {
+					return err
+				}
+			}
+			if rootCAFile != "" {
+				if cfg.RootCA, err = os.ReadFile(rootCAFile); err != nil {
+					return fmt.Errorf("root CA: %w", err)
+				}
 			}
 			cc, err := conn.dial("skiff-controller-manager", cfg.Logger)
 			if err != nil {
@@ -39,5 +54,6 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")
 	f.IntVar(&cfg.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", cfg.TerminatedPodGCThreshold,
 		"finished (Succeeded or Failed) pods kept before the oldest are deleted; 0 keeps them all")
+	f.StringVar(&rootCAFile, "root-ca-file", "", "the CA bundle published in every namespace as the config map kube-root-ca.crt (default: --ca-file's)")
 	return cmd
 }

@@ -1,75 +1,308 @@
 #!/usr/bin/env bash
-# Kubernetes' conformance suite against a running Skiff: builds e2e.test from
-# k8s.io/kubernetes at the release Skiff's k8s.io modules pin (its [Conformance] tests,
-# the ones k3s and k0s are certified with), runs them against the cluster of KUBECONFIG
-# and prints how many pass and fail, per area (SIG). Not part of `make test`: a full run
-# takes hours. docs/compatibility.md records the results.
+# Kubernetes' conformance suite against Skiff: builds e2e.test from k8s.io/kubernetes at
+# the release Skiff's k8s.io modules pin (its [Conformance] tests, the ones k3s and k0s
+# are certified with), builds the images those tests run from source and Debian's
+# packages into a loopback registry, starts a `skiff up` of its own (unless KUBECONFIG
+# names a cluster), runs the tests and prints how many pass and fail, per area (SIG).
+# Not part of `make test`. docs/compatibility.md records the results and how to read them.
 #
-#   ./bin/skiff up &                                   # or any Skiff cluster
-#   test/conformance/conformance.sh                    # KUBECONFIG, FOCUS, SKIP, OUT
-#   test/conformance/conformance.sh build              # only build bin/conformance/e2e.test
+#   test/conformance/conformance.sh [all]    # build, images, cluster, run, report
+#   test/conformance/conformance.sh build    # only bin/conformance/e2e.test and ginkgo
+#   test/conformance/conformance.sh images   # only the images (into bin/conformance/registry)
+#   test/conformance/conformance.sh report   # the table of the last run's report.json
+#
+# Environment: FOCUS, SKIP (ginkgo regexps; default the [Conformance] tests without
+# [Serial] and [Disruptive]), TIMEOUT (the whole run, ginkgo's --timeout; default 60m),
+# PROCS (parallel test processes; default 4), KUBECONFIG (a cluster to use instead of
+# starting one), REGISTRY (loopback HOST:PORT of the images' registry; default
+# 127.0.0.1:5055), API (the API address the script's skiff up listens on; default
+# 127.0.0.1:7643), OUT (default bin/conformance). Everything runs on loopback.
 set -euo pipefail
 
-K8S_VERSION=v1.37.2   # k8s.io/kubernetes; its staging modules are v0.37.2, as go.mod pins
+K8S_VERSION=v1.37.2 # k8s.io/kubernetes; its staging modules are v0.37.2, as go.mod pins
 STAGING_VERSION=v0.37.2
-KUBECONFIG=${KUBECONFIG:-$HOME/.skiff/kubeconfig}
 FOCUS=${FOCUS:-'\[Conformance\]'}
 SKIP=${SKIP:-'\[Serial\]|\[Disruptive\]'}
+TIMEOUT=${TIMEOUT:-60m}
+PROCS=${PROCS:-4}
+REGISTRY=${REGISTRY:-127.0.0.1:5055}
+API=${API:-127.0.0.1:7643}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$root/bin/conformance}
 mkdir -p "$OUT"
+mod=$OUT/mod # the Go module e2e.test, ginkgo and agnhost are built in
 
-build() {
-	local work
-	work=$(mktemp -d)
-	trap 'rm -rf "$work"' RETURN
+log() { echo "conformance: $*" >&2; }
+
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+
+# module makes $mod: a module requiring k8s.io/kubernetes, whose go.mod requires its
+# staging modules at v0.0.0 and replaces them with its own directories, which a module
+# that requires it does not see: they are replaced with their releases.
+module() {
+	[ -f "$mod/go.sum" ] && return
+	rm -rf "$mod" && mkdir -p "$mod"
 	(
-		cd "$work"
+		cd "$mod"
 		go mod init skiff.local/conformance >/dev/null 2>&1
 		go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >/dev/null
-		local gomod
+		local gomod args=()
 		gomod=$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod
-		# k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with
-		# its own directories, which a module that requires it does not see: replace them
-		# with their releases.
-		local args=()
 		for m in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod"); do
 			args+=("-replace=$m=$m@$STAGING_VERSION")
 		done
 		go mod edit -require="k8s.io/kubernetes@$K8S_VERSION" "${args[@]}"
-		go mod tidy -e >/dev/null 2>&1 || true
-		go get -t "k8s.io/kubernetes/test/e2e@$K8S_VERSION" # -t: its tests' imports too
-		echo "building e2e.test from k8s.io/kubernetes $K8S_VERSION (this takes a while)" >&2
-		go test -c -o "$OUT/e2e.test" k8s.io/kubernetes/test/e2e
+		# -t: the tests' imports too; agnhost is built here as well.
+		go get -t "k8s.io/kubernetes/test/e2e@$K8S_VERSION" "k8s.io/kubernetes/test/images/agnhost@$K8S_VERSION"
+		# ginkgo's command runs e2e.test's processes in parallel; its version is e2e.test's.
+		go get "github.com/onsi/ginkgo/v2/ginkgo@$(go list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)"
 	)
 }
 
-[ -x "$OUT/e2e.test" ] || build
-[ "${1:-}" = build ] && exit 0
+build() {
+	module
+	if [ ! -x "$OUT/e2e.test" ]; then
+		log "building e2e.test from k8s.io/kubernetes $K8S_VERSION (long: an hour on a busy 2-core machine)"
+		(cd "$mod" && nice -n 19 go test -c -o "$OUT/e2e.test.tmp" k8s.io/kubernetes/test/e2e)
+		mv "$OUT/e2e.test.tmp" "$OUT/e2e.test"
+	fi
+	if [ ! -x "$OUT/ginkgo" ]; then
+		(cd "$mod" && nice -n 19 go build -o "$OUT/ginkgo" github.com/onsi/ginkgo/v2/ginkgo)
+	fi
+}
 
-"$OUT/e2e.test" --kubeconfig="$KUBECONFIG" --provider=local \
-	--ginkgo.focus="$FOCUS" --ginkgo.skip="$SKIP" --ginkgo.no-color \
-	--ginkgo.json-report="$OUT/report.json" --report-dir="$OUT" \
-	--ginkgo.timeout=12h >"$OUT/e2e.log" 2>&1 || true
+# registry starts Debian's docker-registry on $REGISTRY (loopback only), its storage in
+# $OUT/registry, until the script ends.
+registry() {
+	case $REGISTRY in 127.*|localhost:*) ;; *) log "REGISTRY must be a loopback address"; exit 1;; esac
+	if curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1; then
+		return
+	fi
+	cat >"$OUT/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $OUT/registry
+http:
+  addr: $REGISTRY
+EOF
+	docker-registry serve "$OUT/registry.yml" >"$OUT/registry.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 100); do
+		curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return
+		sleep 0.2
+	done
+	log "the registry did not start: $(cat "$OUT/registry.log")"
+	exit 1
+}
 
-# Counts per area: the [sig-...] label that opens each test's name.
-python3 - "$OUT/report.json" <<'PY'
+# busyboxtree DIR lays out a static busybox (Debian's busybox-static, /bin/busybox)
+# with every applet linked, and the files a base image has.
+busyboxtree() {
+	local d=$1 a
+	mkdir -p "$d/bin" "$d/sbin" "$d/usr/bin" "$d/usr/sbin" "$d/etc" "$d/root" "$d/tmp" "$d/var/tmp" "$d/home"
+	chmod 1777 "$d/tmp" "$d/var/tmp"
+	cp /bin/busybox "$d/bin/busybox"
+	for a in $(/bin/busybox --list-full); do
+		[ "$a" = bin/busybox ] || [ -e "$d/$a" ] || ln -s /bin/busybox "$d/$a"
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n' >"$d/etc/passwd"
+	printf 'root:x:0:\nnobody:x:65534:\n' >"$d/etc/group"
+	: >"$d/etc/hosts"
+	: >"$d/etc/resolv.conf"
+}
+
+# images builds the images the conformance tests run and pushes them to the registry,
+# and writes the repo list that points e2e.test at it. What each image is, and how it
+# differs from the one Kubernetes publishes, is in docs/compatibility.md.
+images() {
+	module
+	registry
+	local img=$OUT/images src
+	src=$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S_VERSION
+	rm -rf "$img" && mkdir -p "$img"
+	(cd "$root" && go build -o "$OUT/pushimage" ./test/conformance/pushimage)
+	push() { "$OUT/pushimage" -registry "$REGISTRY" "$@"; }
+
+	# busybox: Debian's busybox-static (its version, not 1.37.0).
+	busyboxtree "$img/busybox"
+	push -image e2e-test-images/busybox:1.37.0-2 -rootfs "$img/busybox" -cmd sh
+
+	# agnhost: built from its source at $K8S_VERSION, on the busybox tree instead of
+	# Alpine (no dig, curl, iperf, socat, coredns or fake registry inside).
+	busyboxtree "$img/agnhost"
+	(cd "$mod" && CGO_ENABLED=0 nice -n 19 go build -o "$img/agnhost/agnhost" k8s.io/kubernetes/test/images/agnhost)
+	ln -s agnhost "$img/agnhost/agnhost-2"
+	mkdir -p "$img/agnhost/uploads"
+	cp "$src/test/images/agnhost/porter/localhost.crt" "$src/test/images/agnhost/porter/localhost.key" "$img/agnhost/"
+	chmod u+w "$img/agnhost/localhost."*
+	echo 'user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh' >>"$img/agnhost/etc/passwd"
+	printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >>"$img/agnhost/etc/group"
+	# 2.55 (AgnhostPrev) is the same build as 2.66.1: the tests that use it only run it.
+	push -image e2e-test-images/agnhost:2.66.1 -tag 2.55 -rootfs "$img/agnhost" -workdir / -entrypoint /agnhost -cmd pause
+
+	# pause: Kubernetes' build/pause/linux/pause.c, statically linked.
+	mkdir -p "$img/pause"
+	gcc -Os -static -o "$img/pause/pause" "$src/build/pause/linux/pause.c"
+	push -image pause:3.10.2 -rootfs "$img/pause" -entrypoint /pause
+
+	# nginx: Debian's nginx (its version, 1.22, not 1.27/1.28) with the libraries it
+	# links, serving /usr/share/nginx/html on port 80 as the nginx image does.
+	if nginx_tree "$img/nginx"; then
+		push -image e2e-test-images/nginx:1.27.0-2 -tag 1.28.0-2 -rootfs "$img/nginx" \
+			-entrypoint /usr/sbin/nginx -cmd -g -cmd 'daemon off;'
+	fi
+
+	cat >"$OUT/repo-list.yaml" <<EOF
+promoterE2eRegistry: $REGISTRY/e2e-test-images
+buildImageRegistry: $REGISTRY/build-image
+gcEtcdRegistry: $REGISTRY
+gcRegistry: $REGISTRY
+sigStorageRegistry: $REGISTRY/sig-storage
+dockerLibraryRegistry: $REGISTRY/library
+cloudProviderGcpRegistry: $REGISTRY/cloud-provider-gcp
+EOF
+}
+
+# nginx_tree DIR lays out Debian's nginx from its package (apt-get download, not
+# installed on the machine) with the shared libraries it needs from this machine.
+nginx_tree() {
+	local d=$1 debs=$OUT/debs lib
+	mkdir -p "$debs"
+	if ! ls "$debs"/nginx_*.deb "$debs"/nginx-common_*.deb >/dev/null 2>&1; then
+		(cd "$debs" && apt-get download nginx nginx-common) || {
+			log "no nginx package: the nginx image is not built"
+			return 1
+		}
+	fi
+	busyboxtree "$d"
+	dpkg-deb -x "$(ls "$debs"/nginx_*.deb | head -1)" "$d"
+	dpkg-deb -x "$(ls "$debs"/nginx-common_*.deb | head -1)" "$d"
+	rm -rf "$d/etc/nginx/sites-enabled" "$d/etc/nginx/conf.d" "$d/etc/nginx/modules-enabled"
+	[ -x "$d/usr/sbin/nginx" ] || { log "the nginx package has no /usr/sbin/nginx"; return 1; }
+	for lib in $(ldd "$d/usr/sbin/nginx" | grep -o '/[^ ]*'); do
+		mkdir -p "$d/$(dirname "$lib")"
+		cp -L "$lib" "$d/$lib"
+	done
+	mkdir -p "$d/usr/share/nginx/html" "$d/var/log/nginx" "$d/var/cache/nginx" "$d/var/lib/nginx" "$d/run"
+	printf '<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n<body><h1>Welcome to nginx!</h1></body></html>\n' >"$d/usr/share/nginx/html/index.html"
+	echo 'www-data:x:33:33:www-data:/var/www:/bin/false' >>"$d/etc/passwd"
+	echo 'www-data:x:33:' >>"$d/etc/group"
+	mkdir -p "$d/etc/nginx"
+	cat >"$d/etc/nginx/nginx.conf" <<'EOF'
+user www-data;
+worker_processes 1;
+pid /run/nginx.pid;
+error_log /dev/stderr;
+events { worker_connections 1024; }
+http {
+	include /etc/nginx/mime.types;
+	access_log /dev/stdout;
+	server {
+		listen 80;
+		listen [::]:80;
+		location / {
+			root /usr/share/nginx/html;
+			index index.html;
+		}
+	}
+}
+EOF
+	[ -f "$d/etc/nginx/mime.types" ] || echo 'types { text/html html; }' >"$d/etc/nginx/mime.types"
+}
+
+# cluster starts `skiff up` (containerd as root) in $OUT/up, with its own HOME so that it
+# leaves the user's ~/.skiff alone, and sets KUBECONFIG to the kubeconfig it writes.
+cluster() {
+	(cd "$root" && go build -o "$OUT/skiff" ./cmd/skiff)
+	rm -f "$OUT/up/kubeconfig"
+	mkdir -p "$OUT/home"
+	HOME=$OUT/home "$OUT/skiff" up --data-dir "$OUT/up" --listen "$API" --ui-listen "" \
+		--runtime containerd >"$OUT/up.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 300); do
+		[ -s "$OUT/up/kubeconfig" ] && break
+		kill -0 "${pids[-1]}" 2>/dev/null || { log "skiff up exited: $(tail -20 "$OUT/up.log")"; exit 1; }
+		sleep 0.2
+	done
+	export KUBECONFIG=$OUT/up/kubeconfig
+	log "skiff up is serving $API (log: $OUT/up.log)"
+}
+
+run() {
+	local repolist=$OUT/repo-list.yaml
+	[ -f "$repolist" ] || { log "no $repolist: run '$0 images' first"; exit 1; }
+	rm -f "$OUT/report.json"
+	log "running '$FOCUS' without '$SKIP' for at most $TIMEOUT on $PROCS processes (log: $OUT/e2e.log)"
+	# The framework waits up to 10 minutes for every node to be schedulable.
+	KUBE_TEST_REPO_LIST=$repolist nice -n 19 "$OUT/ginkgo" --procs="$PROCS" \
+		--focus="$FOCUS" --skip="$SKIP" --timeout="$TIMEOUT" --no-color \
+		--json-report=report.json --output-dir="$OUT" \
+		"$OUT/e2e.test" -- --kubeconfig="$KUBECONFIG" --provider=local \
+		--report-dir="$OUT" --node-schedulable-timeout=2m >"$OUT/e2e.log" 2>&1 || true
+}
+
+# report prints, per area (the [sig-...] label of a test's name), how many of the
+# selected tests passed, failed and were not run, and the failures' first lines.
+report() {
+	python3 - "$OUT/report.json" <<'PY'
 import json, re, sys, collections
 suites = json.load(open(sys.argv[1]))
-area = collections.defaultdict(lambda: collections.Counter())
+area = collections.defaultdict(collections.Counter)
+failures = []
 for suite in suites:
     for spec in suite.get("SpecReports") or []:
         if spec.get("LeafNodeType") != "It":
             continue
         name = " ".join(spec.get("ContainerHierarchyTexts") or []) + " " + spec.get("LeafNodeText", "")
         m = re.search(r"\[sig-([a-z-]+)\]", name)
-        area[m.group(1) if m else "other"][spec["State"]] += 1
+        a = m.group(1) if m else "other"
+        state = spec["State"]
+        if state in ("failed", "timedout", "panicked", "interrupted", "aborted"):
+            state = "failed"
+            msg = (spec.get("Failure") or {}).get("Message", "").strip().splitlines()
+            failures.append("%s\t%s\t%s" % (a, name, msg[0][:300] if msg else ""))
+        elif state != "passed":
+            state = "not run"
+        area[a][state] += 1
 total = collections.Counter()
-print("%-20s %7s %7s %7s" % ("area", "passed", "failed", "skipped"))
+print("%-20s %7s %7s %7s" % ("area", "passed", "failed", "not run"))
 for a in sorted(area):
     c = area[a]
     total.update(c)
-    print("%-20s %7d %7d %7d" % (a, c["passed"], c["failed"] + c["timedout"] + c["panicked"], c["skipped"]))
-print("%-20s %7d %7d %7d" % ("total", total["passed"], total["failed"] + total["timedout"] + total["panicked"], total["skipped"]))
+    print("%-20s %7d %7d %7d" % (a, c["passed"], c["failed"], c["not run"]))
+print("%-20s %7d %7d %7d" % ("total", total["passed"], total["failed"], total["not run"]))
+with open(sys.argv[1].replace("report.json", "failures.tsv"), "w") as f:
+    f.write("\n".join(sorted(failures)) + "\n")
 PY
-echo "failures and their messages: $OUT/e2e.log, $OUT/report.json"
+	log "failures: $OUT/failures.tsv (area, test, first line); logs: $OUT/e2e.log, $OUT/report.json"
+}
+
+case ${1:-all} in
+build) build ;;
+images) images ;;
+report) report ;;
+all)
+	build
+	images
+	[ -n "${KUBECONFIG:-}" ] || cluster
+	run
+	report
+	;;
+*)
+	echo "usage: $0 [all|build|images|report]" >&2
+	exit 2
+	;;
+esac
