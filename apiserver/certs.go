@@ -3,15 +3,20 @@ package apiserver
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/pki"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 // Certificates without outages.
@@ -189,4 +194,41 @@ func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descCertRenewals, prometheus.CounterValue, float64(st.Renewals), st.Name)
 	}
+}
+
+// signCertificateRequest is CreateCertificateSigningRequest: it signs the request's key
+// with the cluster CA for the identity, names and usages of the client certificate the
+// call came with (pki.SignRenewal), so that components renew their certificates as
+// kubelets renew theirs in Kubernetes, with no one to approve: a holder of a certificate
+// gets only the same certificate again, with a new key and life.
+func (s *Server) signCertificateRequest(ctx context.Context, req *apiv1.CertificateSigningRequest) (*apiv1.CertificateSigningRequest, error) {
+	user := requestUser(ctx)
+	var chain []*x509.Certificate
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			chain = ti.State.PeerCertificates
+		}
+	}
+	if len(chain) == 0 || chain[0].Subject.CommonName != user.Name {
+		return nil, statusError(codes.PermissionDenied, ReasonForbidden, nil,
+			"user %q cannot create certificatesigningrequests: a request must be authenticated by the client certificate it renews", user.Name)
+	}
+	if s.cfg.SigningCertFile == "" {
+		return nil, statusError(codes.FailedPrecondition, ReasonBadRequest, nil,
+			"member %s has no cluster CA to sign with: give it --cluster-signing-cert-file and --cluster-signing-key-file", s.cfg.Name)
+	}
+	// Read at each request: the CA's files may be replaced (a CA rotation).
+	ca, err := pki.LoadCAFiles(s.cfg.SigningCertFile, s.cfg.SigningKeyFile)
+	if err != nil {
+		return nil, statusError(codes.Unavailable, ReasonUnavailable, nil, "member %s cannot load the cluster CA: %v", s.cfg.Name, err)
+	}
+	cert, err := ca.SignRenewal(chain[0], req.GetRequest(), time.Duration(req.GetExpirationSeconds())*time.Second, s.cfg.Now())
+	switch {
+	case errors.Is(err, pki.ErrOtherIdentity):
+		return nil, statusError(codes.PermissionDenied, ReasonForbidden, nil, "user %q cannot create certificatesigningrequests: %v", user.Name, err)
+	case err != nil:
+		return nil, badRequest("certificatesigningrequest: %v", err)
+	}
+	s.log.Info("certificate signed", "user", user.Name, "not_after", cert.NotAfter, "ca", ca.Cert.Subject.CommonName)
+	return &apiv1.CertificateSigningRequest{Certificate: pki.EncodeCert(cert)}, nil
 }

@@ -33,6 +33,7 @@ type cluster struct {
 	// certs are this member's certificates; renews says whether it renews them.
 	certs      func() []CertStatus
 	renews     bool
+	sign       func(context.Context, *apiv1.CertificateSigningRequest) (*apiv1.CertificateSigningRequest, error)
 	networking *networking
 }
 
@@ -204,6 +205,11 @@ func (c *cluster) Certificates(context.Context, *apiv1.CertificatesRequest) (*ap
 		out.Certificates = append(out.Certificates, ce)
 	}
 	return out, nil
+}
+
+// CreateCertificateSigningRequest renews the caller's own certificate.
+func (c *cluster) CreateCertificateSigningRequest(ctx context.Context, req *apiv1.CertificateSigningRequest) (*apiv1.CertificateSigningRequest, error) {
+	return c.sign(ctx, req)
 }
 
 // DisarmAlarm clears the NOSPACE alarm. A member still over its quota raises it again

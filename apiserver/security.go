@@ -403,6 +403,8 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		a.Verb, a.Resource, a.Subresource = auth.List, auth.ResourceCluster, "snapshots"
 	case *apiv1.CertificatesRequest:
 		a.Verb, a.Resource, a.Subresource = auth.Get, auth.ResourceCluster, "certificates"
+	case *apiv1.CertificateSigningRequest:
+		a.Verb, a.Resource = auth.Create, auth.ResourceCertificateSigningRequests
 	case *apiv1.DefragmentRequest:
 		a.Verb, a.Resource, a.Subresource = auth.Update, auth.ResourceCluster, "defragment"
 	case *apiv1.DisarmAlarmRequest:

@@ -156,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(sopts...)
 	podsAPI := &pods{resources: s.resources, kubeletTLS: cfg.KubeletTLS, secure: cfg.TLS != nil || gate.authn != nil}
 	apiv1.RegisterResourcesServer(s.grpc, s.resources)
-	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, certs: s.Certificates, renews: cfg.SigningCertFile != "",
+	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, certs: s.Certificates, renews: cfg.SigningCertFile != "", sign: s.signCertificateRequest,
 		networking: s.resources.networking})
 	apiv1.RegisterPodsServer(s.grpc, podsAPI)
 	restCtx, stopREST := context.WithCancel(context.Background())

@@ -170,6 +170,9 @@ func Resolve(s Settings, opts Options) ([]string, Options, error) {
 		return nil, opts, err
 	}
 	opts.TLS = r.ClientTLS()
+	if rs.cert != "" {
+		opts.Certificate = r.Certificate
+	}
 	if rs.token != "" {
 		opts.PerRPCCredentials = BearerToken(rs.token)
 	}

@@ -67,6 +67,17 @@ type Options struct {
 	Clock clock.Clock
 	// UserAgent names the component in the servers' logs.
 	UserAgent string
+	// Certificate, when set, is the client certificate TLS presents (Resolve sets it
+	// from the certificate files, which are reloaded when they change). A server
+	// authenticates each call by its connection's certificate, so a connection must not
+	// outlive the certificate it was opened with: Conn looks at it at most once a second
+	// as calls are made, and when it changed (renewed, or re-issued by a new CA), new
+	// calls go over new connections and the old ones are closed RetireAfter later (the
+	// calls on them finish; their watches end and resume on the new ones).
+	Certificate func() (*tls.Certificate, error)
+	// RetireAfter is how long connections opened with a replaced certificate stay open
+	// (default three AttemptTimeouts).
+	RetireAfter time.Duration
 	Logger    hclog.Logger
 }
 
@@ -91,6 +102,11 @@ type Conn struct {
 	leader  string // where the servers last said the leader serves, if one of servers
 	// tlsOnly are the servers found to speak only TLS while this Conn has none.
 	tlsOnly map[string]bool
+	// cert is the client certificate conns were opened with, as of certChecked;
+	// retiring are connections opened with an earlier one, closed at their time.
+	cert        *tls.Certificate
+	certChecked time.Time
+	retiring    map[*grpc.ClientConn]bool
 }
 
 // Dial prepares a connection to servers (host:port each). It does not block: servers are
@@ -117,6 +133,9 @@ func Dial(servers []string, opts Options) (*Conn, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
+	if opts.RetireAfter <= 0 {
+		opts.RetireAfter = 3 * opts.AttemptTimeout
+	}
 	c := &Conn{servers: append([]string(nil), servers...), opts: opts, log: opts.Logger.Named("client"), conns: map[string]*grpc.ClientConn{}}
 	c.current = rand.IntN(len(servers))
 	return c, nil
@@ -133,12 +152,59 @@ func (c *Conn) Close() error {
 		cc.Close()
 		delete(c.conns, addr)
 	}
+	for cc := range c.retiring {
+		cc.Close()
+		delete(c.retiring, cc)
+	}
 	return nil
+}
+
+// checkCertificate retires the connections when the client certificate changed (see
+// Options.Certificate). c.mu is held.
+func (c *Conn) checkCertificate() {
+	if c.opts.Certificate == nil {
+		return
+	}
+	now := c.opts.Clock.Now()
+	if now.Sub(c.certChecked) < time.Second {
+		return
+	}
+	c.certChecked = now
+	cert, err := c.opts.Certificate()
+	if err != nil || cert == c.cert {
+		return
+	}
+	first := c.cert == nil
+	c.cert = cert
+	if first || len(c.conns) == 0 {
+		return
+	}
+	c.log.Info("client certificate changed; new calls use new connections", "retire_after", c.opts.RetireAfter)
+	if c.retiring == nil {
+		c.retiring = map[*grpc.ClientConn]bool{}
+	}
+	old := make([]*grpc.ClientConn, 0, len(c.conns))
+	for addr, cc := range c.conns {
+		old = append(old, cc)
+		c.retiring[cc] = true
+		delete(c.conns, addr)
+	}
+	time.AfterFunc(c.opts.RetireAfter, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, cc := range old {
+			if c.retiring[cc] { // not closed by Close already
+				cc.Close()
+				delete(c.retiring, cc)
+			}
+		}
+	})
 }
 
 func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.checkCertificate()
 	if cc, ok := c.conns[addr]; ok {
 		return cc, nil
 	}

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -50,6 +51,17 @@ const (
 type CA struct {
 	Cert *x509.Certificate
 	Key  *ecdsa.PrivateKey
+	// Bundle is every CA certificate of the file Cert was read from, Cert first: during
+	// a CA rotation (RotateCA) the others are the CAs trusted alongside it.
+	Bundle []*x509.Certificate
+}
+
+// bundle is Bundle, or Cert alone.
+func (ca *CA) bundle() []*x509.Certificate {
+	if len(ca.Bundle) == 0 {
+		return []*x509.Certificate{ca.Cert}
+	}
+	return ca.Bundle
 }
 
 // Pair is an issued certificate with its key, parsed and as PEM.
@@ -113,6 +125,20 @@ func NewCA(commonName string, now time.Time, validity time.Duration) (*CA, error
 
 // Issue signs a new leaf certificate with a fresh key.
 func (ca *CA) Issue(req Request) (*Pair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("issue certificate %q: %w", req.CommonName, err)
+	}
+	cert, err := ca.Sign(req, &key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return NewPair(cert, key)
+}
+
+// Sign signs a leaf certificate of req for pub, a key its holder made (a certificate
+// signing request's).
+func (ca *CA) Sign(req Request, pub crypto.PublicKey) (*x509.Certificate, error) {
 	if req.CommonName == "" {
 		return nil, errors.New("issue certificate: a common name is required")
 	}
@@ -124,10 +150,6 @@ func (ca *CA) Issue(req Request) (*Pair, error) {
 	}
 	if req.Validity <= 0 {
 		req.Validity = LeafValidity
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("issue certificate %q: %w", req.CommonName, err)
 	}
 	sn, err := serial()
 	if err != nil {
@@ -158,19 +180,11 @@ func (ca *CA) Issue(req Request) (*Pair, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("issue certificate %q: %w", req.CommonName, err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &Pair{Cert: cert, Key: key, CertPEM: encodeCert(cert), KeyPEM: keyPEM}, nil
+	return x509.ParseCertificate(der)
 }
 
 // RequestFor recovers the request a certificate was issued from (for re-issuing it).
@@ -198,6 +212,9 @@ func encodeKey(k *ecdsa.PrivateKey) ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
 }
+
+// EncodeCert is a certificate as PEM.
+func EncodeCert(c *x509.Certificate) []byte { return encodeCert(c) }
 
 // CertPEM is the CA certificate as PEM.
 func (ca *CA) CertPEM() []byte { return encodeCert(ca.Cert) }
@@ -236,7 +253,12 @@ func LoadCAFiles(certPath, keyPath string) (*CA, error) {
 	if !certs[0].IsCA {
 		return nil, fmt.Errorf("load CA %s: not a CA certificate", certPath)
 	}
-	return &CA{Cert: certs[0], Key: key}, nil
+	// The files are replaced one after the other in a CA rotation: never sign with a
+	// key that is not the first certificate's.
+	if pub, ok := certs[0].PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return nil, fmt.Errorf("load CA %s: the key in %s is not its first certificate's", certPath, keyPath)
+	}
+	return &CA{Cert: certs[0], Key: key, Bundle: certs}, nil
 }
 
 func parseKey(b []byte) (*ecdsa.PrivateKey, error) {
@@ -289,17 +311,28 @@ func ReadCerts(path string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// Write writes NAME.crt and NAME.key into dir, each replaced atomically. The key goes
-// first: a reader that sees the new certificate finds its key already there.
+// Write writes NAME.crt and NAME.key into dir (WriteFiles).
 func (p *Pair) Write(dir, name string) (certPath, keyPath string, err error) {
 	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	return certPath, keyPath, p.WriteFiles(certPath, keyPath)
+}
+
+// WriteFiles writes the certificate and its key, each replaced atomically. The key goes
+// first: a reader that sees the new certificate finds its key already there.
+func (p *Pair) WriteFiles(certPath, keyPath string) error {
 	if err := WriteFile(keyPath, p.KeyPEM, 0o600); err != nil {
-		return "", "", err
+		return err
 	}
-	if err := WriteFile(certPath, p.CertPEM, 0o644); err != nil {
-		return "", "", err
+	return WriteFile(certPath, p.CertPEM, 0o644)
+}
+
+// NewPair is cert with its key, encoded.
+func NewPair(cert *x509.Certificate, key *ecdsa.PrivateKey) (*Pair, error) {
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, err
 	}
-	return certPath, keyPath, nil
+	return &Pair{Cert: cert, Key: key, CertPEM: encodeCert(cert), KeyPEM: keyPEM}, nil
 }
 
 // WriteFile replaces path atomically (a temporary file renamed over it) with data, of

@@ -1,8 +1,14 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -13,36 +19,101 @@ func RenewAt(c *x509.Certificate) time.Time {
 	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) * 2 / 3)
 }
 
+// NeedsRenewal says whether cur is due for renewal at now, and why: at RenewAt, or, in
+// a CA rotation, as soon as the CA that signs (the first of bundle, a CA file's
+// certificates) is another than cur's and cur's is still in bundle (trusted alongside).
+// A certificate of a CA not in bundle at all is not renewed: the CA file is wrong, and a
+// certificate of a CA its peers do not trust would be an outage.
+func NeedsRenewal(cur *x509.Certificate, bundle []*x509.Certificate, now time.Time) (bool, string) {
+	if len(bundle) > 0 && cur.CheckSignatureFrom(bundle[0]) != nil &&
+		slices.ContainsFunc(bundle[1:], func(ca *x509.Certificate) bool { return cur.CheckSignatureFrom(ca) == nil }) {
+		return true, fmt.Sprintf("the CA %q signs now", bundle[0].Subject.CommonName)
+	}
+	if !now.Before(RenewAt(cur)) {
+		return true, "two thirds of its life passed"
+	}
+	return false, ""
+}
+
 // RenewFile re-issues the certificate in certFile, with a new key in keyFile, from ca,
-// when it is due (now at or past RenewAt): the same subject, names and usages, and the
-// same lifetime, from now. The key is written first and each file replaced atomically,
-// so a Reloader that reads them keeps the old pair until both are new. It returns the
-// certificate in certFile afterwards and whether it renewed it.
+// when it is due (NeedsRenewal of ca's bundle): the same subject, names and usages, and
+// the same lifetime, from now. The key is written first and each file replaced
+// atomically, so a Reloader that reads them keeps the old pair until both are new. It
+// returns the certificate in certFile afterwards and whether it renewed it.
 func RenewFile(ca *CA, certFile, keyFile string, now time.Time) (*x509.Certificate, bool, error) {
 	certs, err := ReadCerts(certFile)
 	if err != nil {
 		return nil, false, err
 	}
 	cur := certs[0]
-	if now.Before(RenewAt(cur)) {
+	if due, _ := NeedsRenewal(cur, ca.bundle(), now); !due {
 		return cur, false, nil
 	}
-	if err := cur.CheckSignatureFrom(ca.Cert); err != nil {
-		return cur, false, fmt.Errorf("renew %s: it is not signed by the CA %q: %w", certFile, ca.Cert.Subject.CommonName, err)
+	if !slices.ContainsFunc(ca.bundle(), func(c *x509.Certificate) bool { return cur.CheckSignatureFrom(c) == nil }) {
+		return cur, false, fmt.Errorf("renew %s: it is not signed by the CA %q", certFile, ca.Cert.Subject.CommonName)
 	}
-	life := cur.NotAfter.Sub(cur.NotBefore)
-	req := RequestFor(cur)
-	// Backdated for clock skew between hosts, as Issue does, by at most a tenth of the life.
-	req.NotBefore, req.Validity = now.Add(-min(time.Minute, life/10)), life
-	p, err := ca.Issue(req)
+	p, err := ca.Issue(renewalRequest(cur, 0, now))
 	if err != nil {
 		return cur, false, fmt.Errorf("renew %s: %w", certFile, err)
 	}
-	if err := WriteFile(keyFile, p.KeyPEM, 0o600); err != nil {
-		return cur, false, fmt.Errorf("renew %s: %w", certFile, err)
-	}
-	if err := WriteFile(certFile, p.CertPEM, 0o644); err != nil {
+	if err := p.WriteFiles(certFile, keyFile); err != nil {
 		return cur, false, fmt.Errorf("renew %s: %w", certFile, err)
 	}
 	return p.Cert, true, nil
+}
+
+// renewalRequest re-issues cur from now: the same identity, names and usages, for
+// cur's lifetime (or validity, when shorter and positive), backdated for clock skew
+// between hosts as Issue does, by at most a tenth of the life.
+func renewalRequest(cur *x509.Certificate, validity time.Duration, now time.Time) Request {
+	life := cur.NotAfter.Sub(cur.NotBefore)
+	if validity > 0 && validity < life {
+		life = validity
+	}
+	req := RequestFor(cur)
+	req.NotBefore, req.Validity = now.Add(-min(time.Minute, life/10)), life
+	return req
+}
+
+// ErrOtherIdentity refuses a certificate signing request for an identity other than
+// the sender's.
+var ErrOtherIdentity = errors.New("a certificate may be renewed only for its own identity")
+
+// NewRequest makes a new key and a PEM PKCS#10 request for cur's identity (common name
+// and organizations) with it: what a holder of cur sends to renew it.
+func NewRequest(cur *x509.Certificate) ([]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate request for %q: %w", cur.Subject.CommonName, err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: cur.Subject}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate request for %q: %w", cur.Subject.CommonName, err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), key, nil
+}
+
+// SignRenewal answers a certificate signing request (csrPEM) from the holder of cur,
+// the certificate the request was authenticated with, as Kubernetes' approver of a
+// node's own client certificate does: the request's subject must be cur's (its common
+// name the user, its organizations the groups; else ErrOtherIdentity), and the new
+// certificate takes cur's identity, names and usages, whatever else the request says,
+// for cur's lifetime (or validity, when shorter and positive).
+func (ca *CA) SignRenewal(cur *x509.Certificate, csrPEM []byte, validity time.Duration, now time.Time) (*x509.Certificate, error) {
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("request: no PEM CERTIFICATE REQUEST block")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("request: its signature: %w", err)
+	}
+	if csr.Subject.CommonName != cur.Subject.CommonName || !slices.Equal(csr.Subject.Organization, cur.Subject.Organization) {
+		return nil, fmt.Errorf("%w: the request is for user %q in groups %q, and the caller is %q in %q", ErrOtherIdentity,
+			csr.Subject.CommonName, csr.Subject.Organization, cur.Subject.CommonName, cur.Subject.Organization)
+	}
+	return ca.Sign(renewalRequest(cur, validity, now), csr.PublicKey)
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 
@@ -8,7 +10,11 @@ import (
 )
 
 // connFlags are a component's flags for reaching the API servers.
-type connFlags struct{ s client.Settings }
+type connFlags struct {
+	s client.Settings
+	// rotate: renew the client certificate through the API servers when it is due.
+	rotate bool
+}
 
 func (c *connFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&c.s.Server, "server", "", "API servers, comma-separated (default $SKIFF_SERVER, the client config's, or 127.0.0.1:7443)")
@@ -17,6 +23,24 @@ func (c *connFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&c.s.KeyFile, "key-file", "", "the client certificate's key")
 	f.StringVar(&c.s.Token, "token", "", "bearer token (with --ca-file)")
 	f.StringVar(&c.s.Config, "config", "", "client config file with servers and credential files (default $SKIFF_CONFIG, if set)")
+	f.BoolVar(&c.rotate, "rotate-certificates", true, "renew the client certificate (--cert-file, --key-file) at two thirds of its life, or when --ca-file's first CA is a new one, by asking the API servers to sign a new key for the same identity; the files are replaced and used without a restart")
+}
+
+// renewCertificates keeps the client certificate of s renewed through cc while ctx
+// lasts (client.CertificateManager), if it has one and --rotate-certificates; wait
+// returns once it stopped.
+func (c *connFlags) renewCertificates(ctx context.Context, s client.Settings, cc *client.Conn, log hclog.Logger) (wait func()) {
+	ca, cert, key, err := s.Files()
+	if err != nil || !c.rotate || ca == "" || cert == "" {
+		return func() {}
+	}
+	m := &client.CertificateManager{Conn: cc, CertFile: cert, KeyFile: key, CAFile: ca, Logger: log}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Run(ctx)
+	}()
+	return func() { <-done }
 }
 
 func (c *connFlags) dial(userAgent string, log hclog.Logger) (*client.Conn, error) {

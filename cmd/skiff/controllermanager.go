@@ -43,6 +43,8 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 			defer cc.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
+			defer conn.renewCertificates(ctx, conn.s, cc, cfg.Logger)()
+			defer cancel()
 			return controllers.Run(ctx, cc, cfg)
 		},
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"maps"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -57,15 +59,17 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 				return err
 			}
 			defer cc.Close()
+			ctx, cancel := signalContext()
+			defer cancel()
+			defer conn.renewCertificates(ctx, conn.s, cc, cfg.Logger)()
 			if simCertDir != "" {
-				nodeConns, err := simNodeClients(conn.s, simCertDir, cfg.Logger)
+				nodeConns, err := simNodeClients(ctx, &conn, simCertDir, cfg.Logger)
 				if err != nil {
 					return err
 				}
 				defer nodeConns.close()
 				cfg.NodeClient = nodeConns.dial
 			}
-			ctx, cancel := signalContext()
 			defer cancel()
 			return agent.Run(ctx, client.NewClientset(cc), cfg)
 		},
@@ -107,25 +111,29 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	return cmd
 }
 
-// simNodes are the simulated nodes' own connections.
+// simNodes are the simulated nodes' own connections, each renewing its node's
+// certificate (as a kubelet does) while ctx lasts.
 type simNodes struct {
-	settings client.Settings
-	dir      string
-	log      hclog.Logger
-	conns    []*client.Conn
+	ctx   context.Context
+	flags *connFlags
+	dir   string
+	log   hclog.Logger
+	mu    sync.Mutex
+	conns []*client.Conn
+	waits []func()
 }
 
 // simNodeClients connects simulated nodes as themselves: the connection settings of
 // the flags with each node's certificate from dir.
-func simNodeClients(s client.Settings, dir string, log hclog.Logger) (*simNodes, error) {
-	if ca, _, _, err := s.Files(); err != nil || ca == "" {
+func simNodeClients(ctx context.Context, flags *connFlags, dir string, log hclog.Logger) (*simNodes, error) {
+	if ca, _, _, err := flags.s.Files(); err != nil || ca == "" {
 		return nil, fmt.Errorf("--sim-cert-dir: the simulated nodes' certificates need TLS: give --ca-file (%v)", err)
 	}
-	return &simNodes{settings: s, dir: dir, log: log}, nil
+	return &simNodes{ctx: ctx, flags: flags, dir: dir, log: log}, nil
 }
 
 func (n *simNodes) dial(node string) (*client.Clientset, error) {
-	s := n.settings
+	s := n.flags.s
 	s.CertFile = filepath.Join(n.dir, "kubelet-"+node+".crt")
 	s.KeyFile = filepath.Join(n.dir, "kubelet-"+node+".key")
 	s.Token = ""
@@ -137,11 +145,20 @@ func (n *simNodes) dial(node string) (*client.Clientset, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.conns = append(n.conns, c)
+	wait := n.flags.renewCertificates(n.ctx, s, c, n.log.With("node", node))
+	n.mu.Lock()
+	n.conns, n.waits = append(n.conns, c), append(n.waits, wait)
+	n.mu.Unlock()
 	return client.NewClientset(c), nil
 }
 
+// close waits for the renewals (ctx must be done) and closes the connections.
 func (n *simNodes) close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, wait := range n.waits {
+		wait()
+	}
 	for _, c := range n.conns {
 		c.Close()
 	}

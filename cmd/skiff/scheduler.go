@@ -37,6 +37,8 @@ and only the leader schedules.`,
 			defer cc.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
+			defer conn.renewCertificates(ctx, conn.s, cc, cfg.Logger)()
+			defer cancel()
 			cs := client.NewClientset(cc)
 			if !leaderElect {
 				s, err := scheduler.New(cs, cfg)

@@ -1905,6 +1905,73 @@ func (x *PodLogsChunk) GetData() []byte {
 	return nil
 }
 
+// CertificateSigningRequest is certificates.k8s.io/v1's, as far as renewing one's own
+// certificate needs it.
+type CertificateSigningRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// spec.request: a PEM-encoded PKCS#10 certificate request, whose subject must be the
+	// caller's (common name the user, organizations the groups).
+	Request []byte `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// spec.expirationSeconds: the lifetime asked for; 0 (or more) means the lifetime of
+	// the certificate it renews.
+	ExpirationSeconds int64 `protobuf:"varint,2,opt,name=expiration_seconds,json=expirationSeconds,proto3" json:"expiration_seconds,omitempty"`
+	// status.certificate: the issued certificate, PEM-encoded (the reply's only field).
+	Certificate   []byte `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateSigningRequest) Reset() {
+	*x = CertificateSigningRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateSigningRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateSigningRequest) ProtoMessage() {}
+
+func (x *CertificateSigningRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateSigningRequest.ProtoReflect.Descriptor instead.
+func (*CertificateSigningRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CertificateSigningRequest) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CertificateSigningRequest) GetExpirationSeconds() int64 {
+	if x != nil {
+		return x.ExpirationSeconds
+	}
+	return 0
+}
+
+func (x *CertificateSigningRequest) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
 type CertificatesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1913,7 +1980,7 @@ type CertificatesRequest struct {
 
 func (x *CertificatesRequest) Reset() {
 	*x = CertificatesRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +1992,7 @@ func (x *CertificatesRequest) String() string {
 func (*CertificatesRequest) ProtoMessage() {}
 
 func (x *CertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2005,7 @@ func (x *CertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatesRequest.ProtoReflect.Descriptor instead.
 func (*CertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
 }
 
 type CertificateList struct {
@@ -1952,7 +2019,7 @@ type CertificateList struct {
 
 func (x *CertificateList) Reset() {
 	*x = CertificateList{}
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2031,7 @@ func (x *CertificateList) String() string {
 func (*CertificateList) ProtoMessage() {}
 
 func (x *CertificateList) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2044,7 @@ func (x *CertificateList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateList.ProtoReflect.Descriptor instead.
 func (*CertificateList) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CertificateList) GetMember() string {
@@ -2016,7 +2083,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2095,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2108,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Certificate) GetName() string {
@@ -2115,7 +2182,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2194,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2207,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
 }
 
 type SnapshotList struct {
@@ -2154,7 +2221,7 @@ type SnapshotList struct {
 
 func (x *SnapshotList) Reset() {
 	*x = SnapshotList{}
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2233,7 @@ func (x *SnapshotList) String() string {
 func (*SnapshotList) ProtoMessage() {}
 
 func (x *SnapshotList) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2246,7 @@ func (x *SnapshotList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotList.ProtoReflect.Descriptor instead.
 func (*SnapshotList) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SnapshotList) GetSnapshots() []*SnapshotFile {
@@ -2214,7 +2281,7 @@ type SnapshotFile struct {
 
 func (x *SnapshotFile) Reset() {
 	*x = SnapshotFile{}
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2293,7 @@ func (x *SnapshotFile) String() string {
 func (*SnapshotFile) ProtoMessage() {}
 
 func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2306,7 @@ func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotFile.ProtoReflect.Descriptor instead.
 func (*SnapshotFile) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SnapshotFile) GetMember() string {
@@ -2308,7 +2375,7 @@ type DefragmentRequest struct {
 
 func (x *DefragmentRequest) Reset() {
 	*x = DefragmentRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2387,7 @@ func (x *DefragmentRequest) String() string {
 func (*DefragmentRequest) ProtoMessage() {}
 
 func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2400,7 @@ func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
 func (*DefragmentRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DefragmentRequest) GetNames() []string {
@@ -2351,7 +2418,7 @@ type DisarmAlarmRequest struct {
 
 func (x *DisarmAlarmRequest) Reset() {
 	*x = DisarmAlarmRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2430,7 @@ func (x *DisarmAlarmRequest) String() string {
 func (*DisarmAlarmRequest) ProtoMessage() {}
 
 func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2443,7 @@ func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisarmAlarmRequest.ProtoReflect.Descriptor instead.
 func (*DisarmAlarmRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
 }
 
 type ClusterStatusRequest struct {
@@ -2390,7 +2457,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2469,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2482,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterStatusRequest) GetSizes() bool {
@@ -2445,7 +2512,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +2524,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +2537,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -2548,7 +2615,7 @@ type Networking struct {
 
 func (x *Networking) Reset() {
 	*x = Networking{}
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2627,7 @@ func (x *Networking) String() string {
 func (*Networking) ProtoMessage() {}
 
 func (x *Networking) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2640,7 @@ func (x *Networking) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Networking.ProtoReflect.Descriptor instead.
 func (*Networking) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Networking) GetClusterCidr() string {
@@ -2626,7 +2693,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2705,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2718,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Member) GetName() string {
@@ -2734,7 +2801,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2746,7 +2813,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2759,7 +2826,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -2822,7 +2889,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2901,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2914,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -2880,7 +2947,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[41]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +2959,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[41]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +2972,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -2924,7 +2991,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[42]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3003,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[42]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3016,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -2967,7 +3034,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[43]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3046,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[43]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3059,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
 }
 
 type SnapshotChunk struct {
@@ -3006,7 +3073,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[44]
+	mi := &file_api_v1_api_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3018,7 +3085,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[44]
+	mi := &file_api_v1_api_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3031,7 +3098,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3184,7 +3251,11 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x0e_since_secondsB\x0e\n" +
 	"\f_limit_bytes\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x15\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x86\x01\n" +
+	"\x19CertificateSigningRequest\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\fR\arequest\x12-\n" +
+	"\x12expiration_seconds\x18\x02 \x01(\x03R\x11expirationSeconds\x12 \n" +
+	"\vcertificate\x18\x03 \x01(\fR\vcertificate\"\x15\n" +
 	"\x13CertificatesRequest\"h\n" +
 	"\x0fCertificateList\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12=\n" +
@@ -3284,7 +3355,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x04Exec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12C\n" +
 	"\x06Attach\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12V\n" +
 	"\vPortForward\x12 .skiff.api.v1.PortForwardRequest\x1a!.skiff.api.v1.PortForwardResponse(\x010\x01\x129\n" +
-	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\xc9\x05\n" +
+	"\x05Evict\x12\x1a.skiff.api.v1.EvictRequest\x1a\x14.skiff.api.v1.Object2\xbe\x06\n" +
 	"\aCluster\x12I\n" +
 	"\x06Status\x12\".skiff.api.v1.ClusterStatusRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12H\n" +
 	"\tAddMember\x12\x1e.skiff.api.v1.AddMemberRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12N\n" +
@@ -3295,7 +3366,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"Defragment\x12\x1f.skiff.api.v1.DefragmentRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12L\n" +
 	"\vDisarmAlarm\x12 .skiff.api.v1.DisarmAlarmRequest\x1a\x1b.skiff.api.v1.ClusterStatus\x12O\n" +
 	"\rListSnapshots\x12\".skiff.api.v1.ListSnapshotsRequest\x1a\x1a.skiff.api.v1.SnapshotList\x12P\n" +
-	"\fCertificates\x12!.skiff.api.v1.CertificatesRequest\x1a\x1d.skiff.api.v1.CertificateListB-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
+	"\fCertificates\x12!.skiff.api.v1.CertificatesRequest\x1a\x1d.skiff.api.v1.CertificateList\x12s\n" +
+	"\x1fCreateCertificateSigningRequest\x12'.skiff.api.v1.CertificateSigningRequest\x1a'.skiff.api.v1.CertificateSigningRequestB-Z+github.com/skiffhq/skiff/proto/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_v1_api_proto_rawDescOnce sync.Once
@@ -3309,54 +3381,55 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_api_v1_api_proto_goTypes = []any{
-	(*Object)(nil),                // 0: skiff.api.v1.Object
-	(*CreateRequest)(nil),         // 1: skiff.api.v1.CreateRequest
-	(*CreateBatchRequest)(nil),    // 2: skiff.api.v1.CreateBatchRequest
-	(*CreateBatchResponse)(nil),   // 3: skiff.api.v1.CreateBatchResponse
-	(*CreateBatchResult)(nil),     // 4: skiff.api.v1.CreateBatchResult
-	(*GetRequest)(nil),            // 5: skiff.api.v1.GetRequest
-	(*ListRequest)(nil),           // 6: skiff.api.v1.ListRequest
-	(*ListResponse)(nil),          // 7: skiff.api.v1.ListResponse
-	(*UpdateRequest)(nil),         // 8: skiff.api.v1.UpdateRequest
-	(*DeleteRequest)(nil),         // 9: skiff.api.v1.DeleteRequest
-	(*Preconditions)(nil),         // 10: skiff.api.v1.Preconditions
-	(*WatchRequest)(nil),          // 11: skiff.api.v1.WatchRequest
-	(*WatchResponse)(nil),         // 12: skiff.api.v1.WatchResponse
-	(*WatchEvent)(nil),            // 13: skiff.api.v1.WatchEvent
-	(*RawWatchResponse)(nil),      // 14: skiff.api.v1.RawWatchResponse
-	(*RawWatchEvent)(nil),         // 15: skiff.api.v1.RawWatchEvent
-	(*BindRequest)(nil),           // 16: skiff.api.v1.BindRequest
-	(*TerminalSize)(nil),          // 17: skiff.api.v1.TerminalSize
-	(*ExecStart)(nil),             // 18: skiff.api.v1.ExecStart
-	(*ExecRequest)(nil),           // 19: skiff.api.v1.ExecRequest
-	(*ExecResponse)(nil),          // 20: skiff.api.v1.ExecResponse
-	(*PortForwardStart)(nil),      // 21: skiff.api.v1.PortForwardStart
-	(*PortForwardRequest)(nil),    // 22: skiff.api.v1.PortForwardRequest
-	(*PortForwardResponse)(nil),   // 23: skiff.api.v1.PortForwardResponse
-	(*EvictRequest)(nil),          // 24: skiff.api.v1.EvictRequest
-	(*PodLogsRequest)(nil),        // 25: skiff.api.v1.PodLogsRequest
-	(*PodLogsChunk)(nil),          // 26: skiff.api.v1.PodLogsChunk
-	(*CertificatesRequest)(nil),   // 27: skiff.api.v1.CertificatesRequest
-	(*CertificateList)(nil),       // 28: skiff.api.v1.CertificateList
-	(*Certificate)(nil),           // 29: skiff.api.v1.Certificate
-	(*ListSnapshotsRequest)(nil),  // 30: skiff.api.v1.ListSnapshotsRequest
-	(*SnapshotList)(nil),          // 31: skiff.api.v1.SnapshotList
-	(*SnapshotFile)(nil),          // 32: skiff.api.v1.SnapshotFile
-	(*DefragmentRequest)(nil),     // 33: skiff.api.v1.DefragmentRequest
-	(*DisarmAlarmRequest)(nil),    // 34: skiff.api.v1.DisarmAlarmRequest
-	(*ClusterStatusRequest)(nil),  // 35: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 36: skiff.api.v1.ClusterStatus
-	(*Networking)(nil),            // 37: skiff.api.v1.Networking
-	(*Member)(nil),                // 38: skiff.api.v1.Member
-	(*MemberStatus)(nil),          // 39: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 40: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 41: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 42: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),       // 43: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 44: skiff.api.v1.SnapshotChunk
-	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
+	(*Object)(nil),                    // 0: skiff.api.v1.Object
+	(*CreateRequest)(nil),             // 1: skiff.api.v1.CreateRequest
+	(*CreateBatchRequest)(nil),        // 2: skiff.api.v1.CreateBatchRequest
+	(*CreateBatchResponse)(nil),       // 3: skiff.api.v1.CreateBatchResponse
+	(*CreateBatchResult)(nil),         // 4: skiff.api.v1.CreateBatchResult
+	(*GetRequest)(nil),                // 5: skiff.api.v1.GetRequest
+	(*ListRequest)(nil),               // 6: skiff.api.v1.ListRequest
+	(*ListResponse)(nil),              // 7: skiff.api.v1.ListResponse
+	(*UpdateRequest)(nil),             // 8: skiff.api.v1.UpdateRequest
+	(*DeleteRequest)(nil),             // 9: skiff.api.v1.DeleteRequest
+	(*Preconditions)(nil),             // 10: skiff.api.v1.Preconditions
+	(*WatchRequest)(nil),              // 11: skiff.api.v1.WatchRequest
+	(*WatchResponse)(nil),             // 12: skiff.api.v1.WatchResponse
+	(*WatchEvent)(nil),                // 13: skiff.api.v1.WatchEvent
+	(*RawWatchResponse)(nil),          // 14: skiff.api.v1.RawWatchResponse
+	(*RawWatchEvent)(nil),             // 15: skiff.api.v1.RawWatchEvent
+	(*BindRequest)(nil),               // 16: skiff.api.v1.BindRequest
+	(*TerminalSize)(nil),              // 17: skiff.api.v1.TerminalSize
+	(*ExecStart)(nil),                 // 18: skiff.api.v1.ExecStart
+	(*ExecRequest)(nil),               // 19: skiff.api.v1.ExecRequest
+	(*ExecResponse)(nil),              // 20: skiff.api.v1.ExecResponse
+	(*PortForwardStart)(nil),          // 21: skiff.api.v1.PortForwardStart
+	(*PortForwardRequest)(nil),        // 22: skiff.api.v1.PortForwardRequest
+	(*PortForwardResponse)(nil),       // 23: skiff.api.v1.PortForwardResponse
+	(*EvictRequest)(nil),              // 24: skiff.api.v1.EvictRequest
+	(*PodLogsRequest)(nil),            // 25: skiff.api.v1.PodLogsRequest
+	(*PodLogsChunk)(nil),              // 26: skiff.api.v1.PodLogsChunk
+	(*CertificateSigningRequest)(nil), // 27: skiff.api.v1.CertificateSigningRequest
+	(*CertificatesRequest)(nil),       // 28: skiff.api.v1.CertificatesRequest
+	(*CertificateList)(nil),           // 29: skiff.api.v1.CertificateList
+	(*Certificate)(nil),               // 30: skiff.api.v1.Certificate
+	(*ListSnapshotsRequest)(nil),      // 31: skiff.api.v1.ListSnapshotsRequest
+	(*SnapshotList)(nil),              // 32: skiff.api.v1.SnapshotList
+	(*SnapshotFile)(nil),              // 33: skiff.api.v1.SnapshotFile
+	(*DefragmentRequest)(nil),         // 34: skiff.api.v1.DefragmentRequest
+	(*DisarmAlarmRequest)(nil),        // 35: skiff.api.v1.DisarmAlarmRequest
+	(*ClusterStatusRequest)(nil),      // 36: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),             // 37: skiff.api.v1.ClusterStatus
+	(*Networking)(nil),                // 38: skiff.api.v1.Networking
+	(*Member)(nil),                    // 39: skiff.api.v1.Member
+	(*MemberStatus)(nil),              // 40: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),          // 41: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),       // 42: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil),     // 43: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),           // 44: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),             // 45: skiff.api.v1.SnapshotChunk
+	(*timestamppb.Timestamp)(nil),     // 46: google.protobuf.Timestamp
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -3374,12 +3447,12 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	17, // 12: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
 	21, // 13: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
 	10, // 14: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	45, // 15: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
-	29, // 16: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
-	32, // 17: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
-	38, // 18: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	39, // 19: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	37, // 20: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
+	46, // 15: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
+	30, // 16: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
+	33, // 17: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
+	39, // 18: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	40, // 19: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	38, // 20: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
 	1,  // 21: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
 	5,  // 22: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
 	6,  // 23: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
@@ -3394,40 +3467,42 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	19, // 32: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
 	22, // 33: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
 	24, // 34: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	35, // 35: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	40, // 36: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	41, // 37: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	42, // 38: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	43, // 39: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	33, // 40: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
-	34, // 41: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
-	30, // 42: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
-	27, // 43: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
-	0,  // 44: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 45: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	7,  // 46: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 47: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 48: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 49: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	12, // 50: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 51: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 52: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	26, // 53: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	20, // 54: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	20, // 55: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	23, // 56: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 57: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	36, // 58: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	36, // 59: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	36, // 60: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	36, // 61: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	44, // 62: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	36, // 63: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
-	36, // 64: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
-	31, // 65: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
-	28, // 66: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
-	44, // [44:67] is the sub-list for method output_type
-	21, // [21:44] is the sub-list for method input_type
+	36, // 35: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	41, // 36: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	42, // 37: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	43, // 38: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	44, // 39: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	34, // 40: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
+	35, // 41: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
+	31, // 42: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
+	28, // 43: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
+	27, // 44: skiff.api.v1.Cluster.CreateCertificateSigningRequest:input_type -> skiff.api.v1.CertificateSigningRequest
+	0,  // 45: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 46: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	7,  // 47: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 48: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 49: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 50: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	12, // 51: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 52: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 53: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	26, // 54: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	20, // 55: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	20, // 56: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	23, // 57: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 58: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	37, // 59: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	37, // 60: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	37, // 61: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	37, // 62: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	45, // 63: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	37, // 64: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
+	37, // 65: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
+	32, // 66: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
+	29, // 67: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
+	27, // 68: skiff.api.v1.Cluster.CreateCertificateSigningRequest:output_type -> skiff.api.v1.CertificateSigningRequest
+	45, // [45:69] is the sub-list for method output_type
+	21, // [21:45] is the sub-list for method input_type
 	21, // [21:21] is the sub-list for extension type_name
 	21, // [21:21] is the sub-list for extension extendee
 	0,  // [0:21] is the sub-list for field type_name
@@ -3467,7 +3542,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

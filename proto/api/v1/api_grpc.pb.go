@@ -770,15 +770,16 @@ var Pods_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Cluster_Status_FullMethodName         = "/skiff.api.v1.Cluster/Status"
-	Cluster_AddMember_FullMethodName      = "/skiff.api.v1.Cluster/AddMember"
-	Cluster_RemoveMember_FullMethodName   = "/skiff.api.v1.Cluster/RemoveMember"
-	Cluster_TransferLeader_FullMethodName = "/skiff.api.v1.Cluster/TransferLeader"
-	Cluster_Snapshot_FullMethodName       = "/skiff.api.v1.Cluster/Snapshot"
-	Cluster_Defragment_FullMethodName     = "/skiff.api.v1.Cluster/Defragment"
-	Cluster_DisarmAlarm_FullMethodName    = "/skiff.api.v1.Cluster/DisarmAlarm"
-	Cluster_ListSnapshots_FullMethodName  = "/skiff.api.v1.Cluster/ListSnapshots"
-	Cluster_Certificates_FullMethodName   = "/skiff.api.v1.Cluster/Certificates"
+	Cluster_Status_FullMethodName                          = "/skiff.api.v1.Cluster/Status"
+	Cluster_AddMember_FullMethodName                       = "/skiff.api.v1.Cluster/AddMember"
+	Cluster_RemoveMember_FullMethodName                    = "/skiff.api.v1.Cluster/RemoveMember"
+	Cluster_TransferLeader_FullMethodName                  = "/skiff.api.v1.Cluster/TransferLeader"
+	Cluster_Snapshot_FullMethodName                        = "/skiff.api.v1.Cluster/Snapshot"
+	Cluster_Defragment_FullMethodName                      = "/skiff.api.v1.Cluster/Defragment"
+	Cluster_DisarmAlarm_FullMethodName                     = "/skiff.api.v1.Cluster/DisarmAlarm"
+	Cluster_ListSnapshots_FullMethodName                   = "/skiff.api.v1.Cluster/ListSnapshots"
+	Cluster_Certificates_FullMethodName                    = "/skiff.api.v1.Cluster/Certificates"
+	Cluster_CreateCertificateSigningRequest_FullMethodName = "/skiff.api.v1.Cluster/CreateCertificateSigningRequest"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -800,6 +801,13 @@ type ClusterClient interface {
 	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*SnapshotList, error)
 	// Certificates describes the serving member's own certificates (ask each member).
 	Certificates(ctx context.Context, in *CertificatesRequest, opts ...grpc.CallOption) (*CertificateList, error)
+	// CreateCertificateSigningRequest renews the caller's own client certificate, as
+	// Kubernetes' auto-approved CertificateSigningRequests renew kubelets': the serving
+	// member signs the request's key with the cluster CA (--cluster-signing-cert-file)
+	// for the identity, names and usages of the certificate the call was authenticated
+	// with, and nothing else. PermissionDenied when the request names another identity;
+	// FailedPrecondition when the member has no cluster CA.
+	CreateCertificateSigningRequest(ctx context.Context, in *CertificateSigningRequest, opts ...grpc.CallOption) (*CertificateSigningRequest, error)
 }
 
 type clusterClient struct {
@@ -909,6 +917,16 @@ func (c *clusterClient) Certificates(ctx context.Context, in *CertificatesReques
 	return out, nil
 }
 
+func (c *clusterClient) CreateCertificateSigningRequest(ctx context.Context, in *CertificateSigningRequest, opts ...grpc.CallOption) (*CertificateSigningRequest, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateSigningRequest)
+	err := c.cc.Invoke(ctx, Cluster_CreateCertificateSigningRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -928,6 +946,13 @@ type ClusterServer interface {
 	ListSnapshots(context.Context, *ListSnapshotsRequest) (*SnapshotList, error)
 	// Certificates describes the serving member's own certificates (ask each member).
 	Certificates(context.Context, *CertificatesRequest) (*CertificateList, error)
+	// CreateCertificateSigningRequest renews the caller's own client certificate, as
+	// Kubernetes' auto-approved CertificateSigningRequests renew kubelets': the serving
+	// member signs the request's key with the cluster CA (--cluster-signing-cert-file)
+	// for the identity, names and usages of the certificate the call was authenticated
+	// with, and nothing else. PermissionDenied when the request names another identity;
+	// FailedPrecondition when the member has no cluster CA.
+	CreateCertificateSigningRequest(context.Context, *CertificateSigningRequest) (*CertificateSigningRequest, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -964,6 +989,9 @@ func (UnimplementedClusterServer) ListSnapshots(context.Context, *ListSnapshotsR
 }
 func (UnimplementedClusterServer) Certificates(context.Context, *CertificatesRequest) (*CertificateList, error) {
 	return nil, status.Error(codes.Unimplemented, "method Certificates not implemented")
+}
+func (UnimplementedClusterServer) CreateCertificateSigningRequest(context.Context, *CertificateSigningRequest) (*CertificateSigningRequest, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCertificateSigningRequest not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -1141,6 +1169,24 @@ func _Cluster_Certificates_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_CreateCertificateSigningRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CertificateSigningRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).CreateCertificateSigningRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_CreateCertificateSigningRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).CreateCertificateSigningRequest(ctx, req.(*CertificateSigningRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1179,6 +1225,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Certificates",
 			Handler:    _Cluster_Certificates_Handler,
+		},
+		{
+			MethodName: "CreateCertificateSigningRequest",
+			Handler:    _Cluster_CreateCertificateSigningRequest_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,153 @@
+package client
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+
+	"github.com/skiffhq/skiff/pki"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+)
+
+// CreateCertificateSigningRequest asks an API server to sign csrPEM (a PKCS#10
+// request for this connection's own identity) with the cluster CA; expiration 0 asks
+// for the lifetime of the certificate it renews. It returns the certificate, PEM.
+func (c *Conn) CreateCertificateSigningRequest(ctx context.Context, csrPEM []byte, expiration time.Duration) ([]byte, error) {
+	var out *apiv1.CertificateSigningRequest
+	err := c.invoke(ctx, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		out, err = apiv1.NewClusterClient(cc).CreateCertificateSigningRequest(ctx, &apiv1.CertificateSigningRequest{
+			Request: csrPEM, ExpirationSeconds: int64(expiration / time.Second)})
+		return err
+	})
+	return out.GetCertificate(), err
+}
+
+// CertificateManager keeps a component's client certificate valid, as client-go's
+// certificate manager keeps a kubelet's: when the certificate in CertFile is due
+// (pki.NeedsRenewal: two thirds into its life, or its CA no longer the one that signs,
+// the first of CAFile's), it makes a new key, asks the API servers to sign it for the
+// same identity (CreateCertificateSigningRequest, authenticated by the current
+// certificate), and replaces KeyFile then CertFile. The Conn's TLS reads the files
+// anew and moves its calls to connections that present the new certificate
+// (Options.Certificate): no restart. A certificate that does not chain to CAFile is not
+// written: the component would lock itself out.
+type CertificateManager struct {
+	Conn                      *Conn
+	CertFile, KeyFile, CAFile string
+	// CheckInterval is how often the files are read (default 1 min): a renewal due
+	// sooner is made on time, and one that failed is retried after at most this long.
+	CheckInterval time.Duration
+	Logger        hclog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Run renews the certificate whenever it is due, until ctx ends.
+func (m *CertificateManager) Run(ctx context.Context) {
+	if m.CheckInterval <= 0 {
+		m.CheckInterval = time.Minute
+	}
+	if m.Logger == nil {
+		m.Logger = hclog.NewNullLogger()
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next, err := m.RenewIfDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.Logger.Warn("certificate renewal failed; retrying", "file", m.CertFile, "error", err, "at", next)
+		}
+		t.Reset(time.Until(next))
+	}
+}
+
+// RenewIfDue renews the certificate if it is due, and says when to look again.
+func (m *CertificateManager) RenewIfDue(ctx context.Context) (time.Time, error) {
+	now := time.Now()
+	if m.Now != nil {
+		now = m.Now()
+	}
+	interval := m.CheckInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	certs, err := pki.ReadCerts(m.CertFile)
+	if err != nil {
+		return now.Add(interval), err
+	}
+	cur := certs[0]
+	// A failed attempt is retried sooner as the expiry nears: ten tries in what is left.
+	retry := now.Add(min(interval, max(time.Second, cur.NotAfter.Sub(now)/10)))
+	bundle, err := pki.ReadCerts(m.CAFile)
+	if err != nil {
+		return retry, err
+	}
+	due, why := pki.NeedsRenewal(cur, bundle, now)
+	if !due {
+		return minTime(pki.RenewAt(cur), now.Add(interval)), nil
+	}
+	csr, key, err := pki.NewRequest(cur)
+	if err != nil {
+		return retry, err
+	}
+	certPEM, err := m.Conn.CreateCertificateSigningRequest(ctx, csr, 0)
+	if err != nil {
+		return retry, fmt.Errorf("renew %s: %w", m.CertFile, err)
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return retry, fmt.Errorf("renew %s: the API server's answer holds no certificate", m.CertFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return retry, fmt.Errorf("renew %s: %w", m.CertFile, err)
+	}
+	if err := m.check(cert, key, bundle, now); err != nil {
+		return retry, fmt.Errorf("renew %s: the signed certificate: %w; not written", m.CertFile, err)
+	}
+	p, err := pki.NewPair(cert, key)
+	if err != nil {
+		return retry, err
+	}
+	if err := p.WriteFiles(m.CertFile, m.KeyFile); err != nil {
+		return retry, fmt.Errorf("renew %s: %w", m.CertFile, err)
+	}
+	m.Logger.Info("certificate renewed", "file", m.CertFile, "user", cert.Subject.CommonName, "why", why, "not_after", cert.NotAfter)
+	return minTime(pki.RenewAt(cert), now.Add(interval)), nil
+}
+
+// check refuses a certificate this component could not use: not for its key, or not
+// chaining to its CA bundle.
+func (m *CertificateManager) check(cert *x509.Certificate, key *ecdsa.PrivateKey, bundle []*x509.Certificate, now time.Time) error {
+	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return errors.New("it is not for the key of the request")
+	}
+	pool := x509.NewCertPool()
+	for _, ca := range bundle {
+		pool.AddCert(ca)
+	}
+	if err := pki.Verify(cert, pool, x509.ExtKeyUsageClientAuth, now); err != nil {
+		return fmt.Errorf("it does not chain to %s: %w", m.CAFile, err)
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
