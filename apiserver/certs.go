@@ -78,16 +78,34 @@ func (s *Server) watchCertificates(ctx context.Context) {
 	if len(s.cfg.Certificates) == 0 {
 		return
 	}
-	t := time.NewTicker(s.cfg.CertCheckInterval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		s.checkCertificates()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		s.checkCertificates()
+		t.Reset(s.nextCertificateCheck())
 	}
+}
+
+// nextCertificateCheck is how long to wait for the next check: CertCheckInterval, or
+// less when a renewal falls due sooner (certificates shorter-lived than the interval);
+// at least a second.
+func (s *Server) nextCertificateCheck() time.Duration {
+	wait := s.cfg.CertCheckInterval
+	if s.cfg.SigningCertFile == "" {
+		return wait
+	}
+	now := s.cfg.Now()
+	for _, st := range s.Certificates() {
+		if !st.RenewAt.IsZero() {
+			wait = min(wait, st.RenewAt.Sub(now))
+		}
+	}
+	return max(wait, time.Second)
 }
 
 // checkCertificates renews what is due (given the CA), and records each certificate's

@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"crypto"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -152,5 +155,76 @@ func TestCertificateExpiringWarned(t *testing.T) {
 	st := c.Server(0).Certificates()
 	if len(st) != 1 || !st[0].NotAfter.Equal(certs[0].NotAfter) || st[0].Renewals != 0 {
 		t.Fatalf("certificates known: %+v", st)
+	}
+}
+
+// TestCertificateSigningRequestOwnIdentityOnly: a component renews its own certificate
+// through CreateCertificateSigningRequest (same identity, names and usages, new key),
+// and nothing else: a kubelet asking for another node's or an administrator's
+// certificate, or a token user, is refused; a member without the cluster CA says so.
+func TestCertificateSigningRequestOwnIdentityOnly(t *testing.T) {
+	base := apicluster.Certs(t, "w1", "w2")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: base, Configure: func(cfg *apiserver.Config) {
+		cfg.SigningCertFile, cfg.SigningKeyFile = filepath.Join(base, pki.CACertFile), filepath.Join(base, pki.CAKeyFile)
+	}})
+	ctx := testCtx(t)
+	conn := c.Dial(t, "kubelet-w1", client.Options{})
+	own, err := pki.ReadCerts(filepath.Join(base, "kubelet-w1.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, key, err := pki.NewRequest(own[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := conn.CreateCertificateSigningRequest(ctx, csr, time.Hour)
+	if err != nil {
+		t.Fatalf("renewing its own certificate: %v", err)
+	}
+	p, err := os.CreateTemp(t.TempDir(), "crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Write(certPEM)
+	p.Close()
+	got, err := pki.ReadCerts(p.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pki.RequestFor(own[0])
+	if g := pki.RequestFor(got[0]); g.CommonName != want.CommonName || fmt.Sprint(g) != fmt.Sprint(want) {
+		t.Fatalf("renewed certificate %+v, want %+v", g, want)
+	}
+	if !got[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+		t.Fatal("the renewed certificate is not for the request's key")
+	}
+	if life := got[0].NotAfter.Sub(got[0].NotBefore); life > time.Hour {
+		t.Fatalf("asked for an hour, got %v", life)
+	}
+
+	other := func(cn string, groups ...string) []byte {
+		tmpl := *own[0]
+		tmpl.Subject.CommonName, tmpl.Subject.Organization = cn, groups
+		csr, _, err := pki.NewRequest(&tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return csr
+	}
+	for name, csr := range map[string][]byte{
+		"another node":        other(pki.NodeUserPrefix+"w2", pki.GroupNodes),
+		"an administrator":    other(pki.UserAdmin, pki.GroupAdmin),
+		"its name, admin too": other(pki.NodeUserPrefix+"w1", pki.GroupNodes, pki.GroupAdmin),
+	} {
+		_, err := conn.CreateCertificateSigningRequest(ctx, csr, 0)
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "only for its own identity") {
+			t.Errorf("%s: %v, want PermissionDenied", name, err)
+		}
+	}
+
+	noCA := apicluster.Start(t, 1, apicluster.Options{Certs: base})
+	nconn := noCA.Dial(t, "kubelet-w1", client.Options{})
+	if _, err := nconn.CreateCertificateSigningRequest(ctx, csr, 0); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "--cluster-signing-cert-file") {
+		t.Fatalf("a member without the CA: %v, want FailedPrecondition naming the flag", err)
 	}
 }
