@@ -1,6 +1,8 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -82,7 +84,7 @@ func InitDir(dir string, opts InitOptions) ([]string, error) {
 	slices.Sort(names)
 	for _, name := range names {
 		req := leaves[name]
-		req.NotBefore, req.Validity = opts.Now.Add(-time.Minute), opts.LeafValidity
+		req.NotBefore, req.Validity = backdated(opts.Now, opts.LeafValidity), opts.LeafValidity
 		p, err := ca.Issue(req)
 		if err != nil {
 			return files, err
@@ -104,16 +106,13 @@ func RotateDir(dir string, now time.Time, validity time.Duration) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("certs rotate: %w", err)
 	}
-	crts, err := filepath.Glob(filepath.Join(dir, "*.crt"))
+	crts, err := leafFiles(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	var errs []error
 	for _, path := range crts {
-		if filepath.Base(path) == CACertFile {
-			continue
-		}
 		certs, err := ReadCerts(path)
 		if err != nil {
 			errs = append(errs, err)
@@ -123,7 +122,7 @@ func RotateDir(dir string, now time.Time, validity time.Duration) ([]string, err
 		if strings.HasPrefix(req.CommonName, NodeUserPrefix) {
 			req.Server = true // kubelets serve logs (certificates made before that could not)
 		}
-		req.NotBefore, req.Validity = now.Add(-time.Minute), validity
+		req.NotBefore, req.Validity = backdated(now, validity), validity
 		p, err := ca.Issue(req)
 		if err != nil {
 			errs = append(errs, err)
@@ -136,4 +135,144 @@ func RotateDir(dir string, now time.Time, validity time.Duration) ([]string, err
 		out = append(out, path)
 	}
 	return out, errors.Join(errs...)
+}
+
+// CANextKeyFile holds the new CA's key between RotateCA's steps add and switch.
+const CANextKeyFile = "ca-next.key"
+
+// CA rotation steps (RotateCA), in order.
+const (
+	RotateCAAdd    = "add"
+	RotateCASwitch = "switch"
+	RotateCADrop   = "drop"
+)
+
+// RotateCA takes one step of replacing dir's CA with overlap, so that no component is
+// ever refused:
+//
+//   - add: a new CA; ca.crt lists the old one (which still signs) and the new one, and
+//     the new key waits in ca-next.key. Copy ca.crt to every machine: everyone trusts
+//     both.
+//   - switch: the new CA signs: ca.crt lists it first, ca.key is its key, and every leaf
+//     of dir is re-issued by it. Copy ca.crt (and ca.key, to the API servers that renew
+//     certificates): members re-issue their own certificates and components renew theirs
+//     through them (pki.NeedsRenewal), while the old CA's are still trusted.
+//   - drop: once no certificate of the old CA is in use, ca.crt lists the new CA alone.
+//     It refuses while a leaf of dir is still the old CA's. Copy ca.crt everywhere.
+//
+// It returns the files it wrote.
+func RotateCA(dir, step string, now time.Time) ([]string, error) {
+	p := func(n string) string { return filepath.Join(dir, n) }
+	ca, err := LoadCA(dir)
+	if err != nil {
+		return nil, fmt.Errorf("rotate CA: %w", err)
+	}
+	_, nextErr := os.Stat(p(CANextKeyFile))
+	switch step {
+	case RotateCAAdd:
+		if len(ca.Bundle) > 1 || nextErr == nil {
+			return nil, fmt.Errorf("rotate CA: %s already holds a new CA (finish with switch, then drop)", dir)
+		}
+		next, err := NewCA("skiff-ca-"+now.UTC().Format("20060102-150405"), now, 0)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := encodeKey(next.Key)
+		if err != nil {
+			return nil, err
+		}
+		if err := WriteFile(p(CANextKeyFile), keyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if err := WriteFile(p(CACertFile), bundlePEM(ca.Cert, next.Cert), 0o644); err != nil {
+			return nil, err
+		}
+		return []string{p(CACertFile), p(CANextKeyFile)}, nil
+	case RotateCASwitch:
+		if nextErr != nil || len(ca.Bundle) != 2 {
+			return nil, fmt.Errorf("rotate CA: %s has no new CA to switch to (run add first)", dir)
+		}
+		keyPEM, err := os.ReadFile(p(CANextKeyFile))
+		if err != nil {
+			return nil, err
+		}
+		key, err := parseKey(keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("rotate CA: %s: %w", p(CANextKeyFile), err)
+		}
+		if pub, ok := ca.Bundle[1].PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+			return nil, fmt.Errorf("rotate CA: %s is not the key of ca.crt's second CA", p(CANextKeyFile))
+		}
+		next := &CA{Cert: ca.Bundle[1], Key: key, Bundle: []*x509.Certificate{ca.Bundle[1], ca.Cert}}
+		// Key first: a reader of the pair in between finds them mismatched and waits.
+		if err := WriteFile(p(CAKeyFile), keyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if err := WriteFile(p(CACertFile), bundlePEM(next.Bundle...), 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.Remove(p(CANextKeyFile)); err != nil {
+			return nil, fmt.Errorf("rotate CA: %w", err)
+		}
+		out := []string{p(CACertFile), p(CAKeyFile)}
+		leaves, err := leafFiles(dir)
+		if err != nil {
+			return out, err
+		}
+		var errs []error
+		for _, crt := range leaves {
+			if _, renewed, err := RenewFile(next, crt, strings.TrimSuffix(crt, ".crt")+".key", now); err != nil {
+				errs = append(errs, err)
+			} else if renewed {
+				out = append(out, crt)
+			}
+		}
+		return out, errors.Join(errs...)
+	case RotateCADrop:
+		if len(ca.Bundle) < 2 {
+			return nil, fmt.Errorf("rotate CA: %s trusts one CA only: nothing to drop", dir)
+		}
+		if nextErr == nil {
+			return nil, fmt.Errorf("rotate CA: %s: the new CA does not sign yet (run switch first)", dir)
+		}
+		leaves, err := leafFiles(dir)
+		if err != nil {
+			return nil, err
+		}
+		var old []string
+		for _, crt := range leaves {
+			certs, err := ReadCerts(crt)
+			if err != nil {
+				return nil, err
+			}
+			if certs[0].CheckSignatureFrom(ca.Cert) != nil {
+				old = append(old, filepath.Base(crt))
+			}
+		}
+		if len(old) > 0 {
+			return nil, fmt.Errorf("rotate CA: %s still holds certificates of the old CA (%s): run switch", dir, strings.Join(old, ", "))
+		}
+		if err := WriteFile(p(CACertFile), bundlePEM(ca.Cert), 0o644); err != nil {
+			return nil, err
+		}
+		return []string{p(CACertFile)}, nil
+	}
+	return nil, fmt.Errorf("rotate CA: unknown step %q (add, switch, drop)", step)
+}
+
+// leafFiles are the leaf certificates of dir: every *.crt but ca.crt.
+func leafFiles(dir string) ([]string, error) {
+	crts, err := filepath.Glob(filepath.Join(dir, "*.crt"))
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(crts, func(f string) bool { return filepath.Base(f) == CACertFile }), nil
+}
+
+func bundlePEM(certs ...*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, encodeCert(c)...)
+	}
+	return out
 }

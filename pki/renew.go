@@ -63,16 +63,25 @@ func RenewFile(ca *CA, certFile, keyFile string, now time.Time) (*x509.Certifica
 }
 
 // renewalRequest re-issues cur from now: the same identity, names and usages, for
-// cur's lifetime (or validity, when shorter and positive), backdated for clock skew
-// between hosts as Issue does, by at most a tenth of the life.
+// cur's lifetime (or validity, when shorter and positive), backdated.
 func renewalRequest(cur *x509.Certificate, validity time.Duration, now time.Time) Request {
 	life := cur.NotAfter.Sub(cur.NotBefore)
 	if validity > 0 && validity < life {
 		life = validity
 	}
 	req := RequestFor(cur)
-	req.NotBefore, req.Validity = now.Add(-min(time.Minute, life/10)), life
+	req.NotBefore, req.Validity = backdated(now, life), life
 	return req
+}
+
+// backdated is when a certificate valid for validity (0: LeafValidity) issued at now
+// starts: a minute before, for clock skew between hosts, or a tenth of its life if
+// that is shorter (a certificate of seconds).
+func backdated(now time.Time, validity time.Duration) time.Time {
+	if validity <= 0 {
+		validity = LeafValidity
+	}
+	return now.Add(-min(time.Minute, validity/10))
 }
 
 // ErrOtherIdentity refuses a certificate signing request for an identity other than
