@@ -99,6 +99,39 @@ connections without a restart.`,
 	rotateCmd.Flags().StringVar(&rotateDir, "dir", "", "directory made by skiff certs init (required)")
 	rotateCmd.Flags().DurationVar(&rotateValidity, "validity", pki.LeafValidity, "lifetime of the new certificates")
 	rotateCmd.MarkFlagRequired("dir")
+	var rotateCADir string
+	rotateCACmd := &cobra.Command{
+		Use:       "rotate-ca add|switch|drop",
+		Short:     "Replace the CA of --dir with a new one, in three steps that never refuse a component",
+		ValidArgs: []string{pki.RotateCAAdd, pki.RotateCASwitch, pki.RotateCADrop},
+		Long: `Replace the CA of --dir, one step at a time; after each, copy ca.crt to every machine
+(and, after switch, ca.key to the API servers that renew certificates).
+
+  add     make a new CA: ca.crt lists the old CA (which still signs) and the new one, so
+          that everyone trusts both; the new key waits in ca-next.key
+  switch  the new CA signs: ca.crt lists it first and ca.key is its key; every
+          certificate of --dir is re-issued by it. API servers re-issue their own
+          certificates, and components renew theirs through them, when their copy of
+          ca.crt names the new CA first
+  drop    ca.crt lists the new CA alone; refused while a certificate of --dir is still
+          the old CA's. Run it once every certificate in use is the new CA's
+          (skiffctl cluster certs, and the components' files)
+
+Running servers and clients read the files anew, without a restart.`,
+		Example: `  skiff certs rotate-ca add --dir /etc/skiff/pki
+  skiff certs rotate-ca switch --dir /etc/skiff/pki
+  skiff certs rotate-ca drop --dir /etc/skiff/pki`,
+		Args: cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files, err := pki.RotateCA(rotateCADir, args[0], time.Now())
+			for _, f := range files {
+				fmt.Fprintln(cmd.OutOrStdout(), "wrote", f)
+			}
+			return err
+		},
+	}
+	rotateCACmd.Flags().StringVar(&rotateCADir, "dir", "", "directory made by skiff certs init (required)")
+	rotateCACmd.MarkFlagRequired("dir")
 	var user, group string
 	tokenCmd := &cobra.Command{
 		Use:   "token",
@@ -123,7 +156,7 @@ the API servers' --token-file (which holds only the token's SHA-256).`,
 	}
 	tokenCmd.Flags().StringVar(&user, "user", "", "the identity the token stands for (required)")
 	tokenCmd.Flags().StringVar(&group, "group", "", "its group (skiff:admin, skiff:controller-manager, skiff:scheduler, skiff:nodes)")
-	cmd.AddCommand(initCmd, rotateCmd, tokenCmd, encryptionKeyCmd())
+	cmd.AddCommand(initCmd, rotateCmd, rotateCACmd, tokenCmd, encryptionKeyCmd())
 	return cmd
 }
 

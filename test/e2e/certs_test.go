@@ -279,3 +279,87 @@ func hasUsage(c *x509.Certificate, u x509.ExtKeyUsage) bool {
 	}
 	return false
 }
+
+// notSignedBy says which of files are not (yet) signed by ca.
+func notSignedBy(t *testing.T, ca *x509.Certificate, files []string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range files {
+		certs, err := pki.ReadCerts(f)
+		if err != nil || certs[0].CheckSignatureFrom(ca) != nil {
+			out = append(out, filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f))
+		}
+	}
+	return out
+}
+
+// TestRotateCA follows docs/operations.md's runbook "Rotate the CA" on a cluster of three
+// API servers, a controller-manager, a scheduler and three kubelets' nodes, each with its
+// own copies of the files, under a steady write load: skiff certs rotate-ca add, ca.crt
+// copied everywhere; switch, ca.crt and ca.key copied, every member and component
+// re-issued its own certificates by the new CA; drop, ca.crt copied. No write is
+// refused, no component logs a refusal, and the cluster keeps scheduling afterwards.
+func TestRotateCA(t *testing.T) {
+	c := startCertCluster(t, 3, "8760h")
+	oldCA := t.TempDir()
+	copyFiles(t, c.admin, []string{"admin.crt", "admin.key"}, oldCA) // the old CA's, for the end
+	stop := c.load()
+	everywhere := append([]string{c.comps, c.admin}, c.members...)
+	rotate := func(step string) {
+		t.Helper()
+		p := start(t, "rotate-ca "+step, "certs", "rotate-ca", step, "--dir", c.pki)
+		select {
+		case <-p.done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("certs rotate-ca %s did not finish", step)
+		}
+		if !p.cmd.ProcessState.Success() {
+			t.Fatalf("certs rotate-ca %s: %s", step, p.out.String())
+		}
+	}
+
+	rotate("add")
+	copyFiles(t, c.pki, []string{"ca.crt"}, everywhere...)
+	// Everyone reads ca.crt at its next handshake: let new connections be made with it.
+	c.waitPods(4, 3)
+
+	rotate("switch")
+	copyFiles(t, c.pki, []string{"ca.key", "ca.crt"}, c.members...)
+	copyFiles(t, c.pki, []string{"ca.crt"}, c.comps, c.admin)
+	ca, err := pki.LoadCA(c.pki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []string
+	for _, name := range []string{"controller-manager", "scheduler", "kubelet-w1", "kubelet-s", "kubelet-s-0", "kubelet-s-1"} {
+		leaves = append(leaves, filepath.Join(c.comps, name+".crt"))
+	}
+	for _, m := range c.members {
+		leaves = append(leaves, filepath.Join(m, "apiserver.crt"))
+	}
+	leaves = append(leaves, filepath.Join(c.admin, "admin.crt"))
+	waitfor.Condition(t, 4*time.Minute, "every certificate re-issued by the new CA", func() (bool, string) {
+		old := notSignedBy(t, ca.Cert, leaves)
+		return len(old) == 0, "still the old CA's: " + strings.Join(old, ", ")
+	})
+	// Connections opened with the old certificates close once their calls had time to
+	// finish (client.Options.RetireAfter, 30 s); the scale proves new ones work.
+	c.waitPods(5, 3)
+
+	rotate("drop")
+	copyFiles(t, c.pki, []string{"ca.crt"}, everywhere...)
+	c.waitPods(2, 3)
+	writes, failed := stop()
+	if len(failed) > 0 {
+		t.Errorf("%d of %d writes failed:\n%s", len(failed), writes, strings.Join(failed, "\n"))
+	}
+	t.Logf("%d writes over the rotation, none refused", writes)
+	c.noRefusals()
+	// After the drop, a client of the old CA is refused.
+	if out, errs, err := ctl(c.servers, "--ca-file", filepath.Join(c.pki, "ca.crt"), "--cert-file", filepath.Join(oldCA, "admin.crt"),
+		"--key-file", filepath.Join(oldCA, "admin.key"), "get", "pods"); err == nil {
+		t.Fatalf("a certificate of the dropped CA was accepted: %s", out)
+	} else {
+		t.Logf("a certificate of the dropped CA: %s", errs)
+	}
+}
