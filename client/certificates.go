@@ -150,4 +150,3 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
-

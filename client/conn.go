@@ -78,7 +78,7 @@ type Options struct {
 	// RetireAfter is how long connections opened with a replaced certificate stay open
 	// (default three AttemptTimeouts).
 	RetireAfter time.Duration
-	Logger    hclog.Logger
+	Logger      hclog.Logger
 }
 
 // Conn is a connection to a set of API servers. Calls go to one server until it fails;
