@@ -101,6 +101,7 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, s.ident, log.Named("fsm")); err != nil {
 		return nil, err
 	}
+	s.fsm.stop = s.ctx.Done()
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
 	// written with each commit (a page write saved per batch), and it is mapped large up
 	// front so that growing it rarely remaps under load.
