@@ -169,6 +169,8 @@ type fsm struct {
 	applyMu sync.Mutex
 	// stop is closed when the store shuts down: an apply waiting for disk space gives up.
 	stop <-chan struct{}
+	// onDiskFull, when set, is called each time an apply finds the disk full.
+	onDiskFull func()
 }
 
 func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]string, hist *history, ident *identity, log hclog.Logger) (*fsm, error) {
@@ -274,10 +276,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		// A full disk: bbolt rolled the batch back, its state file is as before. A
 		// committed entry cannot be skipped, so the member waits for space, applying
-		// nothing (its reads wait too), and retries; Raft's log on the same disk refuses
-		// new entries meanwhile, so a leader steps down and the others go on.
+		// nothing (its reads wait too), and retries; a leader hands leadership over
+		// (onDiskFull) and the others go on.
 		if full == 0 {
 			f.log.Error("disk full: cannot apply committed entries until space is freed; retrying", "path", f.path, "first", logs[0].Index, "error", err)
+		}
+		if f.onDiskFull != nil {
+			f.onDiskFull()
 		}
 		select {
 		case <-f.stop:

@@ -21,7 +21,7 @@ import (
 
 // diskArgs make snapshots and log compactions frequent (by the log's size), so that the
 // snapshot, snapshot install and compaction points are passed within seconds.
-var diskArgs = []string{"--trailing-log-bytes=65536", "--snapshot-log-bytes=131072"}
+var diskArgs = []string{"--trailing-log-bytes=16384", "--snapshot-log-bytes=32768"}
 
 // diskNemeses are appended to nemeses (nemesis_test.go).
 var diskNemeses = []nemesis{
@@ -59,22 +59,27 @@ const slowFsyncSpec = "store/logStore=delay(100ms)@0.5,store/applyCommit=delay(2
 func slowFsync(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
 	name := c.randomRunning(r)
 	disarm := c.arm(c.node(name), slowFsyncSpec)
-	note := "slow disk"
+	return []string{name}, "slow disk" + c.maybeLead(ctx, r, name), disarm, nil
+}
+
+// maybeLead makes name the leader half the time, once the cluster is healthy, and says
+// how it went, for the fault's note.
+func (c *cluster) maybeLead(ctx context.Context, r *rand.Rand, name string) string {
 	if r.IntN(2) == 0 {
-		note = "slow disk, made leader"
-		tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		_, err := c.waitHealthy(tctx)
-		if err == nil {
-			admin := c.admin()
-			_, err = admin.TransferLeader(tctx, name)
-			admin.Close()
-		}
-		if err != nil {
-			note = fmt.Sprintf("slow disk, not made leader: %v", err)
-		}
+		return ""
 	}
-	return []string{name}, note, disarm, nil
+	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := c.waitHealthy(tctx)
+	if err == nil {
+		admin := c.admin()
+		_, err = admin.TransferLeader(tctx, name)
+		admin.Close()
+	}
+	if err != nil {
+		return fmt.Sprintf(", not made leader: %v", err)
+	}
+	return ", made leader"
 }
 
 // arm restarts nd with failpoints armed (spec, as SKIFF_FAILPOINTS) and restarts it,
@@ -135,13 +140,14 @@ func diskFull(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, 
 	if err := c.onTmpfs(ctx, nd); err != nil {
 		return nil, "", nil, err
 	}
+	lead := c.maybeLead(ctx, r, name)
 	fill := filepath.Join(nd.dir, "jepsen-fill")
 	n, err := fillUp(fill, fillLeave)
 	if err != nil {
 		os.Remove(fill)
 		return nil, "", nil, err
 	}
-	return []string{name}, fmt.Sprintf("data dir full (%d KiB filler)", n>>10), func(context.Context) error {
+	return []string{name}, fmt.Sprintf("data dir full (%d KiB filler)%s", n>>10, lead), func(context.Context) error {
 		if err := os.Remove(fill); err != nil {
 			return fmt.Errorf("free %s: %w", fill, err)
 		}
