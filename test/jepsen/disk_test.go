@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/failpoint"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 // Disk faults. The suite's server is built with the failpoints tag (TestMain), so a
@@ -62,15 +63,28 @@ func slowFsync(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string,
 	return []string{name}, "slow disk" + c.maybeLead(ctx, r, name), disarm, nil
 }
 
-// maybeLead makes name the leader half the time, once the cluster is healthy, and says
-// how it went, for the fault's note.
+// maybeLead makes name the leader half the time, once it follows a leader (Raft catches
+// it up before handing over), and says how it went, for the fault's note.
 func (c *cluster) maybeLead(ctx context.Context, r *rand.Rand, name string) string {
 	if r.IntN(2) == 0 {
 		return ""
 	}
-	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := c.waitHealthy(tctx)
+	var err error
+	for {
+		var st *apiv1.ClusterStatus
+		if st, err = c.status(tctx, name); err == nil && st.GetLeader() == "" {
+			err = fmt.Errorf("%s follows no leader", name)
+		}
+		if err == nil || tctx.Err() != nil {
+			break
+		}
+		select {
+		case <-tctx.Done():
+		case <-time.After(100 * time.Millisecond): // bounded polling
+		}
+	}
 	if err == nil {
 		admin := c.admin()
 		_, err = admin.TransferLeader(tctx, name)

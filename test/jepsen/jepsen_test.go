@@ -137,7 +137,7 @@ func TestJepsen(t *testing.T) {
 			continue
 		}
 		if !nem.partitions {
-			d := max(dur, time.Duration(nem.turns)*(quiet+hold)+quiet) // a group: a fault of each
+			d := max(dur, time.Duration(nem.turns)*(quiet+hold+2*time.Second)+quiet) // a group: a fault of each (2s to inject it)
 			t.Run(nem.name, func(t *testing.T) { runOne(t, nem, "", d, quiet, hold) })
 			continue
 		}
