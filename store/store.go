@@ -50,6 +50,8 @@ type Store struct {
 	ident *identity
 	// running is set once Raft is started (the peer port serves before).
 	running atomic.Bool
+	// handingOver: a leadership transfer for a full disk is under way.
+	handingOver atomic.Bool
 	// registering holds the incarnations being recorded, by member name.
 	registerMu  sync.Mutex
 	registering map[string]string
@@ -101,6 +103,7 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, s.ident, log.Named("fsm")); err != nil {
 		return nil, err
 	}
+	s.fsm.stop, s.fsm.onDiskFull = s.ctx.Done(), s.handOverForDisk
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
 	// written with each commit (a page write saved per batch), and it is mapped large up
 	// front so that growing it rarely remaps under load.
@@ -218,6 +221,24 @@ func Open(cfg Config) (*Store, error) {
 	cluster, uid := s.ident.get()
 	log.Info("store open", "id", cfg.ID, "peer", s.cfg.Advertise, "existing_state", existing, "cluster", orUnnamed(cluster), "incarnation", uid)
 	return s, nil
+}
+
+// handOverForDisk is called while the state file cannot take committed entries for a
+// full disk. A leader in that state can acknowledge nothing, and its Raft loop soon
+// blocks behind the waiting state machine while its heartbeats still hold the others
+// back from an election: it hands leadership to a follower instead, so the cluster goes
+// on without it.
+func (s *Store) handOverForDisk() {
+	if !s.running.Load() || s.raft.State() != raft.Leader || !s.handingOver.CompareAndSwap(false, true) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.handingOver.Store(false)
+		err := s.raft.LeadershipTransfer().Error()
+		s.log.Warn("disk full: handing leadership over to another member", "error", err)
+	}()
 }
 
 // Close leaves Raft (without leaving the cluster: a restart rejoins) and releases

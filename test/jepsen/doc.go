@@ -1,7 +1,8 @@
 // Package jepsen is Skiff's failover suite, in the manner of Jepsen and etcd's robustness
 // tests: it runs real `skiff apiserver` processes, each on its own loopback address
 // (127.0.0.11, .12, ...), drives concurrent workloads against them while a nemesis
-// injects faults (kill -9, SIGSTOP, partitions, restarts, membership changes),
+// injects faults (kill -9, SIGSTOP, partitions, restarts, membership changes, crashes at
+// the store's failpoints, a slow or a full disk),
 // and checks the recorded histories afterwards:
 //
 //   - register: read / write / compare-and-swap on ConfigMaps, through every node, is
@@ -35,4 +36,28 @@
 //
 // By default (auto) iptables is used as root and the proxy otherwise; a short run as root
 // (make test) runs each partition nemesis both ways.
+//
+// Disk faults (disk_test.go). The suite builds its server with the failpoints tag
+// (package internal/failpoint; the product build has none), and runs these nemeses with
+// small --trailing-log-bytes and --snapshot-log-bytes, so that snapshots and log
+// compactions happen every second or so:
+//
+//   - failpoint-crash: a member is restarted with SKIFF_FAILPOINTS arming crashes at one
+//     of the store's points (before apply, after the state file's commit, before the
+//     Raft log's append, around snapshot persist, snapshot install and log compaction),
+//     and restarted, armed again, each time one crashes it (exit 86, which is no
+//     anomaly), until the heal restarts it unarmed;
+//   - slow-fsync: a member restarted with half its Raft log appends (each one fsync)
+//     delayed by 100ms and half its state file's commits by 20ms, and made the leader
+//     half the time;
+//   - disk-full (root): a member's data directory moved onto a 64 MiB tmpfs of the run's
+//     own (it stays there for the run; unmounted at the end), then filled with a file up
+//     to 64 KiB, so that its own writes hit ENOSPC; made the leader half the time. It
+//     must refuse what it cannot write and hand leadership over, the others go on, and
+//     once the heal deletes the file it catches up.
+//
+// Every checker runs as for the other nemeses: no acknowledged write may be lost. In the
+// default `go test` run (make test) the three run as one, "disk", a fault of each in
+// turn on one cluster, so that they cost one short run; -jepsen.long and JEPSEN_NEMESES
+// run each on its own.
 package jepsen

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/internal/failpoint"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
@@ -40,6 +41,11 @@ type node struct {
 
 	proc   *proc // nil while down
 	paused bool
+
+	// Disk faults (disk_test.go): env is added to the process's environment at its next
+	// start (failpoints); tmpfs says the data directory is on a tmpfs of the run's own.
+	env   []string
+	tmpfs bool
 }
 
 // proc is a running server process, in its own process group.
@@ -47,6 +53,8 @@ type proc struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	killed atomic.Bool // the harness killed it: its exit is no crash
+	// injected: an armed failpoint crashed it (exit failpoint.ExitCode): no anomaly.
+	injected atomic.Bool
 }
 
 // cluster runs the servers and applies faults to them. Its methods are safe for
@@ -60,6 +68,7 @@ type cluster struct {
 	net     netFaults // nil: this run makes no partitions
 	proxy   *proxyNet // set when net is the proxy
 	gidBase int
+	extra   []string // flags every server gets besides the suite's (nemesis.args)
 
 	mu      sync.Mutex
 	nodes   map[string]*node // every node ever started, by name
@@ -89,14 +98,15 @@ func (c *cluster) saveLogs(dir string) {
 }
 
 // newCluster starts n servers forming one cluster and waits for a leader. netKind says
-// how partitions are made: "iptables", "proxy", or "" for none.
-func newCluster(t *testing.T, bin string, n int, netKind string) *cluster {
+// how partitions are made: "iptables", "proxy", or "" for none; extra are flags every
+// server gets.
+func newCluster(t *testing.T, bin string, n int, netKind string, extra ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{
 		t: t, bin: bin, dir: dir, logs: filepath.Join(dir, "logs"), root: os.Geteuid() == 0,
 		gidBase: 2_000_000 + (os.Getpid()%100_000)*32, nodes: map[string]*node{},
-		grpcs: map[string]*grpc.ClientConn{}, conns: map[string]*client.Conn{},
+		grpcs: map[string]*grpc.ClientConn{}, conns: map[string]*client.Conn{}, extra: extra,
 	}
 	if err := os.MkdirAll(c.logs, 0o755); err != nil {
 		t.Fatal(err)
@@ -157,6 +167,7 @@ func (c *cluster) newNode() *node {
 	}
 	nd.args = append([]string{"apiserver", "--name", nd.name, "--data-dir", nd.dir, "--listen", nd.api,
 		"--raft-listen", nd.raftListen, "--log-level", "info", "--insecure"}, append(advertise, raftTiming...)...) // faults, not TLS, are under test
+	nd.args = append(nd.args, c.extra...)
 	c.nodes[nd.name] = nd
 	c.members = append(c.members, nd.name)
 	c.gen++
@@ -193,6 +204,8 @@ func (c *cluster) start(nd *node) {
 	fmt.Fprintf(f, "=== %s start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(nd.args, " "))
 	cmd := exec.Command(c.bin, nd.args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	armed := len(nd.env) > 0
+	cmd.Env = append(os.Environ(), nd.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if c.root {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: uint32(nd.gid), NoSetGroups: true}
@@ -203,7 +216,9 @@ func (c *cluster) start(nd *node) {
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
-		if !p.killed.Load() {
+		if !p.killed.Load() && armed && cmd.ProcessState.ExitCode() == failpoint.ExitCode {
+			p.injected.Store(true)
+		} else if !p.killed.Load() {
 			b, _ := os.ReadFile(filepath.Join(c.logs, nd.name+".log"))
 			c.mu.Lock()
 			c.crashes = append(c.crashes, fmt.Sprintf("%s exited by itself (%v); its log ends:\n%s", nd.name, err, lastLines(string(b), 15)))

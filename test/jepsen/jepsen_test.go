@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "skiff")
-	cmd := exec.Command("go", "build", "-o", binPath, "../../cmd/skiff")
+	cmd := exec.Command("go", "build", "-tags", "failpoints", "-o", binPath, "../../cmd/skiff") // disk_test.go arms them
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build skiff:", err)
@@ -128,12 +128,17 @@ func TestJepsen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, nem := range nemeses {
+	list := nemeses
+	if !*longRun && len(selected) == 0 && !testing.Short() {
+		list = grouped(nemeses)
+	}
+	for _, nem := range list {
 		if len(selected) > 0 && !selected[nem.name] {
 			continue
 		}
 		if !nem.partitions {
-			t.Run(nem.name, func(t *testing.T) { runOne(t, nem, "", dur, quiet, hold) })
+			d := max(dur, time.Duration(nem.turns)*(quiet+hold+2*time.Second)+quiet) // a group: a fault of each (2s to inject it)
+			t.Run(nem.name, func(t *testing.T) { runOne(t, nem, "", d, quiet, hold) })
 			continue
 		}
 		for i, kind := range kinds {
@@ -180,7 +185,12 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		}
 	}
 
-	c := newCluster(t, binPath, *nodeCount, netKind)
+	if nem.root && os.Geteuid() != 0 {
+		rep.Skipped = "needs root (it mounts a tmpfs)"
+		writeReport()
+		t.Skipf("%s: skipped: needs root (it mounts a tmpfs), euid %d", nem.name, os.Geteuid())
+	}
+	c := newCluster(t, binPath, *nodeCount, netKind, nem.args...)
 	if nem.partitions && c.net == nil {
 		rep.Skipped = "iptables partitions need root and iptables (-jepsen.net=proxy needs neither)"
 		writeReport()

@@ -18,7 +18,17 @@ type nemesis struct {
 	name string
 	// partitions: the nemesis cuts links between nodes (with the cluster's netFaults).
 	partitions bool
-	inject     func(ctx context.Context, c *cluster, r *rand.Rand) (targets []string, note string, heal func(context.Context) error, err error)
+	// group: in the default run of `go test` (neither -short nor -jepsen.long nor
+	// JEPSEN_NEMESES), the nemeses of one group run as one, each fault in turn, on one
+	// cluster: the group costs `make test` one short run, not one per nemesis.
+	group string
+	// args: flags every server of the run gets.
+	args []string
+	// root: the nemesis needs root (it mounts); skipped otherwise.
+	root bool
+	// turns: a grouped nemesis (grouped) injects this many kinds of fault in turn.
+	turns  int
+	inject func(ctx context.Context, c *cluster, r *rand.Rand) (targets []string, note string, heal func(context.Context) error, err error)
 }
 
 // fault is one injected fault, as the report lists it.
@@ -36,7 +46,7 @@ type fault struct {
 	FirstWriteMs float64 `json:"firstWriteAfterMs"`
 }
 
-var nemeses = []nemesis{
+var nemeses = append([]nemesis{
 	{name: "kill-leader", inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
 		l := c.leader(ctx)
 		if l == "" {
@@ -125,7 +135,7 @@ var nemeses = []nemesis{
 			return nil
 		}, nil
 	}},
-}
+}, diskNemeses...)
 
 func killNode(c *cluster, name string) ([]string, string, func(context.Context) error, error) {
 	nd := c.node(name)
