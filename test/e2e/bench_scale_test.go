@@ -101,8 +101,7 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 			"--listen", apis[i], "--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]), "--initial-cluster", strings.Join(initial, ","),
 			"--http-listen", fmt.Sprintf("127.0.0.1:%d", ports[6+i]), "--log-level", "warn",
 			"--tls-cert-file", p("apiserver.crt"), "--tls-key-file", p("apiserver.key"), "--client-ca-file", p(pki.CACertFile),
-			"--peer-cert-file", p("apiserver.crt"), "--peer-key-file", p("apiserver.key"), "--peer-ca-file", p(pki.CACertFile),
-			"--encryption-key-file", p("encryption.yaml")))
+			"--peer-cert-file", p("apiserver.crt"), "--peer-key-file", p("apiserver.key"), "--peer-ca-file", p(pki.CACertFile)))
 	}
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[6])
 	as := func(name string) []string {
