@@ -33,11 +33,11 @@ import (
 )
 
 // The scale benchmarks measure how the cluster's costs grow with its size (issue 26):
-// the same run at 10,000, 50,000 and 150,000 replicas on 1,000, 2,500 and 5,000
-// simulated nodes. Unlike e2e_deploy_*, every component is its own `skiff` process, as
-// users run them — three API servers, the controller-manager, the scheduler and one
-// `skiff kubelet --sim-nodes` process for all the nodes, each node with its own
-// certificate — so that each component's memory can be read from /proc. The
+// the same run at 1,000, 10,000, 50,000 and 150,000 replicas on 100, 1,000, 2,500 and
+// 5,000 simulated nodes. Unlike e2e_deploy_*, every component is its own `skiff`
+// process, as users run them — three API servers, the controller-manager, the
+// scheduler and one `skiff kubelet --sim-nodes` process for all the nodes, each node
+// with its own certificate — so that each component's memory can be read from /proc. The
 // benchmark's own process is the load: the Deployments (one per 1,000 replicas, all
 // created at once), a watch counting the pods Running and Ready, and, through the run,
 // three probes:
@@ -57,6 +57,7 @@ import (
 // heartbeats included). hack/plotcurve draws the per-pod figures against the pods.
 // The 150,000-pod point also prints its time as e2e_deploy_150000r_5000n.
 
+func BenchmarkScale1000r100n(b *testing.B)   { benchScale(b, 1000, 100, "") }
 func BenchmarkScale10000r1000n(b *testing.B) { benchScale(b, 10000, 1000, "") }
 func BenchmarkScale50000r2500n(b *testing.B) { benchScale(b, 50000, 2500, "") }
 func BenchmarkScale150000r5000n(b *testing.B) {
