@@ -94,6 +94,7 @@ func usageOf(db *bbolt.DB) (Usage, error) {
 func (f *fsm) defragment() (before, after Usage, err error) {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
+	began := time.Now()
 	if before, err = f.usage(); err != nil {
 		return before, after, err
 	}
@@ -137,7 +138,7 @@ func (f *fsm) defragment() (before, after Usage, err error) {
 	}
 	f.db = db
 	after, err = usageOf(db)
-	f.log.Info("state file defragmented", "before", before.Size, "after", after.Size)
+	f.log.Info("state file defragmented", "before", before.Size, "after", after.Size, "took", time.Since(began))
 	return before, after, err
 }
 
