@@ -284,7 +284,7 @@ func (s *Store) expireMemory() {
 			} else if n > 0 {
 				s.log.Debug("released the state file's mapped pages", "mapping_bytes", n)
 			}
-			if _, _, err := s.fsm.defragIfFree(s.cfg.DefragFreeBytes); err != nil {
+			if _, _, err := s.fsm.defragIfFree(s.cfg.DefragFreeBytes, now); err != nil {
 				s.log.Warn("cannot defragment the state file", "error", err)
 			}
 		case <-s.ctx.Done():
