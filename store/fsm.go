@@ -160,6 +160,10 @@ type fsm struct {
 	freed atomic.Int64
 	// freedSeen is freed as releaseMapped last saw it (that goroutine's own).
 	freedSeen int64
+	// freeSeen is the state file's free bytes as defragIfFree last saw them, freeGrew
+	// when it last saw them grow (that goroutine's own).
+	freeSeen int64
+	freeGrew time.Time
 	// size is the state file's size as of the last applied batch (quota.go).
 	size atomic.Int64
 	// restoreErr is why the last snapshot install was refused (a newer format): Raft

@@ -288,7 +288,9 @@ func (s *Store) shutdown() error {
 }
 
 // expireMemory gives back, once a second, the events and log entries older than their
-// TTL (HistoryTTL, LogCacheTTL): an idle node holds nothing of a burst it served.
+// TTL (HistoryTTL, LogCacheTTL), the state file's pages mapped by deletes (mapped.go) and
+// its free pages once deletes leave it mostly free (quota.go): an idle node holds
+// nothing of a burst it served.
 func (s *Store) expireMemory() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -302,6 +304,9 @@ func (s *Store) expireMemory() {
 				s.log.Warn("cannot release the state file's mapped pages", "error", err)
 			} else if n > 0 {
 				s.log.Debug("released the state file's mapped pages", "mapping_bytes", n)
+			}
+			if _, _, err := s.fsm.defragIfFree(s.cfg.DefragFreeBytes, now); err != nil {
+				s.log.Warn("cannot defragment the state file", "error", err)
 			}
 		case <-s.ctx.Done():
 			return
