@@ -2,7 +2,6 @@ package jepsen
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/client"
@@ -21,7 +21,7 @@ import (
 
 // TestTornRaftLog: the leader is killed -9 under a write load, and the tail of its Raft
 // log (raft.db, a bbolt file) is torn as a disk that lost or garbled its last write would
-// leave it: the last page in use cut in half, or its bytes flipped. Restarted, the member
+// leave it: the last page that holds data cut in half, or its bytes flipped. Restarted, the member
 // must either refuse to start with a message that says how to recover (remove it, wipe
 // its data directory, add it again; the test then does that) or recover by itself; it
 // must not crash with a panic. Either way the cluster keeps serving writes throughout, and
@@ -168,62 +168,61 @@ func (c *cluster) takeCrash(name string) string {
 	return ""
 }
 
-// lastPage finds the last page a bbolt file uses: its page size and high-water mark
-// (the next page to allocate), from the newer of its two meta pages.
-func lastPage(f *os.File) (pageSize, hwm int64, err error) {
-	var best uint64
-	for _, off := range []int64{0, 4096} {
-		b := make([]byte, 80)
-		if _, err := f.ReadAt(b, off); err != nil {
-			return 0, 0, err
-		}
-		// The page header is 16 bytes; the meta: magic, version, page size, flags (4
-		// each), the root bucket (16), the freelist (8), pgid (8), txid (8).
-		if binary.LittleEndian.Uint32(b[16:]) != 0xED0CDAED {
-			continue
-		}
-		if txid := binary.LittleEndian.Uint64(b[64:]); txid >= best {
-			best = txid
-			pageSize, hwm = int64(binary.LittleEndian.Uint32(b[24:])), int64(binary.LittleEndian.Uint64(b[56:]))
-		}
+// lastLivePage finds the last page of a bbolt file that holds data (a branch or a leaf,
+// not a free page): the one a torn tail damages for sure.
+func lastLivePage(path string) (id int, pageSize int64, err error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		return 0, 0, err
 	}
-	if pageSize == 0 {
-		return 0, 0, fmt.Errorf("%s: no bbolt meta page", f.Name())
+	defer db.Close()
+	err = db.View(func(tx *bbolt.Tx) error {
+		for i := 2; ; i++ {
+			p, err := tx.Page(i)
+			if err != nil {
+				return err
+			}
+			if p == nil {
+				return nil // past the high-water mark
+			}
+			if p.Type == "leaf" || p.Type == "branch" {
+				id = i
+			}
+			i += p.OverflowCount // a large page's continuation pages have no header
+		}
+	})
+	if err == nil && id == 0 {
+		err = fmt.Errorf("%s: no page holds data", path)
 	}
-	return pageSize, hwm, nil
+	return id, int64(db.Info().PageSize), err
 }
 
-// truncateLastPage cuts the file in the middle of its last page in use.
+// truncateLastPage cuts the file in the middle of its last page of data.
 func truncateLastPage(path string) (string, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	id, ps, err := lastLivePage(path)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	ps, hwm, err := lastPage(f)
-	if err != nil {
+	size := int64(id)*ps + ps/2
+	if err := os.Truncate(path, size); err != nil {
 		return "", err
 	}
-	size := (hwm-1)*ps + ps/2
-	if err := f.Truncate(size); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("truncated to %d bytes, half of its last page in use (page %d of %d bytes)", size, hwm-1, ps), nil
+	return fmt.Sprintf("truncated to %d bytes, half of its last page of data (page %d of %d bytes)", size, id, ps), nil
 }
 
-// flipLastPage inverts the bytes of the last page in use, after its header.
+// flipLastPage inverts the bytes of its last page of data, after the page's header.
 func flipLastPage(path string) (string, error) {
+	id, ps, err := lastLivePage(path)
+	if err != nil {
+		return "", err
+	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	ps, hwm, err := lastPage(f)
-	if err != nil {
-		return "", err
-	}
 	b := make([]byte, ps-16)
-	off := (hwm-1)*ps + 16
+	off := int64(id)*ps + 16
 	if _, err := f.ReadAt(b, off); err != nil {
 		return "", err
 	}
@@ -233,5 +232,5 @@ func flipLastPage(path string) (string, error) {
 	if _, err := f.WriteAt(b, off); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("bytes %d-%d (page %d, after its header) inverted", off, off+ps-16, hwm-1), nil
+	return fmt.Sprintf("bytes %d-%d (page %d of data, after its header) inverted", off, off+ps-16, id), nil
 }
