@@ -16,8 +16,9 @@ import (
 
 // The watch workload: several watchers per node watch every ConfigMap of the run's
 // namespace from the revision the run started at; half of them ask for bookmarks. When a
-// stream ends (its node died, was cut off, or fell behind) the watcher resumes from the
-// last revision it saw (an event's or a bookmark's), on another node. Each watcher's
+// stream ends (its node died, was cut off, or fell behind; or, after one bookmark in
+// four, on purpose) the watcher resumes from the last revision it saw (an event's or a
+// bookmark's), on another node. Each watcher's
 // events and bookmarks are kept in the batches they arrived in, then checked against the
 // reference history that every node serves at the end. These are etcd's robustness test
 // guarantees (tests/robustness/validate/watch.go):
@@ -143,7 +144,7 @@ func (w *watchWorkload) run(ctx context.Context, rec *watchRecord) {
 		stream := len(rec.Streams)
 		rec.Streams = append(rec.Streams, watchStream{Node: node, From: from, FromBookmark: fromBookmark})
 		rec.mu.Unlock()
-		for {
+		for resume := false; !resume; {
 			evs, err := watch.Next()
 			if err != nil {
 				break
@@ -159,6 +160,9 @@ func (w *watchWorkload) run(ctx context.Context, rec *watchRecord) {
 					rev, _ := strconv.ParseInt(ev.ResourceVersion, 10, 64)
 					from = w.record(rec, watchBatch{Node: node, Stream: stream, Bookmark: rev}, from)
 					fromBookmark = from == rev
+					// Now and then resume from it on purpose, as an informer would after
+					// a disconnect: nothing may be lost or repeated.
+					resume = fromBookmark && r.IntN(4) == 0
 					continue
 				}
 				b.Events = append(b.Events, eventOf(ev))
