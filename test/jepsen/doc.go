@@ -1,16 +1,29 @@
 // Package jepsen is Skiff's failover suite, in the manner of Jepsen and etcd's robustness
 // tests: it runs real `skiff apiserver` processes, each on its own loopback address
 // (127.0.0.11, .12, ...), drives concurrent workloads against them while a nemesis
-// injects faults (kill -9, SIGSTOP, partitions, restarts, membership changes, crashes at
+// injects faults (kill -9, SIGSTOP, partitions, restarts, membership changes: a fresh
+// member added, or a member replaced by itself with its data directory wiped; crashes at
 // the store's failpoints, a slow or a full disk),
 // and checks the recorded histories afterwards:
 //
 //   - register: read / write / compare-and-swap on ConfigMaps, through every node, is
 //     linearizable (porcupine, per key; an HTML visualisation is written on failure);
 //   - set: every acknowledged create is present at the end, nothing appears twice;
-//   - watch: watches are ordered, unique, complete, atomic and resumable on another node,
-//     and every node serves the same event history;
+//   - watch (etcd's robustness guarantees, watch_test.go): watches are ordered, unique,
+//     atomic (a revision's events in one batch) and reliable (no gap from the start);
+//     resumable (on another node from the last revision seen or a bookmark's, and, at the
+//     end, from random revisions on every member: exactly the history's events after
+//     it); bookmarkable (half the watchers ask for bookmarks, sent after 100ms idle: a
+//     bookmark comes only when asked for, never behind a delivered event and never ahead
+//     of one, so none at or before it arrives after it and a resume from it loses
+//     nothing); every member serves the same event sequence, holding every
+//     acknowledged write at its revision;
 //   - availability: the longest window without a successful write after each fault.
+//
+// TestTornRaftLog (torn_test.go) kills the leader under writes and tears the last page of
+// data of its Raft log (cut in half, or inverted): restarted, the member refuses with the
+// advice to remove, wipe and re-add it (which the test follows) or recovers by itself,
+// never crashes; writes go on throughout and no acknowledged one is lost.
 //
 // Everything lives in the tests; this file only names the package. `go test` runs each
 // nemesis briefly; `make jepsen` (-jepsen.long) runs each for JEPSEN_TIME and writes a

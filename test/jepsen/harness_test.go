@@ -28,6 +28,11 @@ import (
 // timeouts) suit a LAN; see timingFlags for what the suite uses and why.
 var raftTiming []string
 
+// bookmarkInterval is how long an idle watch that asked for bookmarks waits for one:
+// short, so that the watchers get bookmarks in every lull of the write load (a fault's
+// unavailability, the end of the run), not only after the default's 10s.
+const bookmarkInterval = 100 * time.Millisecond
+
 // node is one API server: its addresses stay fixed across restarts, its data directory
 // too, so a restart rejoins.
 type node struct {
@@ -166,7 +171,8 @@ func (c *cluster) newNode() *node {
 		advertise = []string{"--raft-advertise", front}
 	}
 	nd.args = append([]string{"apiserver", "--name", nd.name, "--data-dir", nd.dir, "--listen", nd.api,
-		"--raft-listen", nd.raftListen, "--log-level", "info", "--insecure"}, append(advertise, raftTiming...)...) // faults, not TLS, are under test
+		"--raft-listen", nd.raftListen, "--log-level", "info", "--insecure",
+		"--watch-bookmark-interval", bookmarkInterval.String()}, append(advertise, raftTiming...)...) // faults, not TLS, are under test
 	nd.args = append(nd.args, c.extra...)
 	c.nodes[nd.name] = nd
 	c.members = append(c.members, nd.name)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,7 +226,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	wat := &watchWorkload{c: c, ns: ns, base: base}
 	for _, name := range c.membersNow() {
 		for j := 0; j < 2; j++ {
-			wat.watchers = append(wat.watchers, &watchRecord{ID: len(wat.watchers), Home: name})
+			wat.watchers = append(wat.watchers, &watchRecord{ID: len(wat.watchers), Home: name, Bookmarks: j == 0})
 		}
 	}
 
@@ -300,7 +301,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 			time.Sleep(50 * time.Millisecond) // bounded polling
 		}
 		if wat.last(rec) < end {
-			fail("watch-stalled", "watcher %d (home %s) reached revision %d, not the sentinel's %d, within 30s of healing (resumes %v)", rec.ID, rec.Home, wat.last(rec), end, rec.Resumes)
+			fail("watch-stalled", "watcher %d (home %s) reached revision %d, not the sentinel's %d, within 30s of healing (streams %v)", rec.ID, rec.Home, wat.last(rec), end, rec.Streams)
 		}
 	}
 	stopWatch()
@@ -334,7 +335,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	// Watch: the reference history from every node, then each watcher against it.
 	per, from := map[string][]wev{}, map[string]int64{}
 	for _, name := range c.membersNow() {
-		evs, lo, err := wat.reference(final, name, end)
+		evs, lo, err := wat.reference(final, name, base, end)
 		if err != nil {
 			fail("watch-reference", "%v", err)
 			continue
@@ -348,9 +349,40 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		n, unverifiable, as := checkWatcher(rec, base, ref)
 		rep.Watch.Events += n
 		rep.Watch.Unverifiable += unverifiable
-		rep.Watch.Resumes += len(rec.Resumes) - 1
+		rep.Watch.Resumes += len(rec.Streams) - 1
+		for i, s := range rec.Streams {
+			if i > 0 && s.FromBookmark {
+				rep.Watch.FromBookmark++
+			}
+		}
+		for _, b := range rec.Batches {
+			if len(b.Events) == 0 {
+				rep.Watch.Bookmarks++
+			}
+		}
 		rep.Watch.Gaps += len(rec.Gaps)
 		anomalies = append(anomalies, as...)
+	}
+	// Resumable from any revision: watches of every member from random revisions of the
+	// reference return exactly its events after them.
+	rr := rand.New(rand.NewPCG(uint64(began.UnixNano()), 28))
+	for _, name := range c.membersNow() {
+		for i := 0; i < 3 && len(ref.revs) > 1; i++ {
+			rev := ref.revs[rr.IntN(len(ref.revs)-1)]
+			if !ref.covers(rev) || rev < from[name] {
+				continue
+			}
+			evs, lo, err := wat.reference(final, name, rev, end)
+			if err != nil {
+				fail("watch-reference", "%v", err)
+				continue
+			}
+			if lo != rev {
+				continue // compacted on that node since the reference was read
+			}
+			rep.Watch.Resumed++
+			anomalies = append(anomalies, checkResumed(name, rev, evs, ref)...)
+		}
 	}
 	anomalies = append(anomalies, checkAcknowledged(append(reg.acknowledged(), set.acknowledged()...), ref)...)
 	anomalies = append(anomalies, checkFinalState(items, ref)...)
@@ -423,7 +455,7 @@ func writeHistories(t *testing.T, dir string, reg *registerWorkload, set *setWor
 	var ws []map[string]any
 	for _, rec := range wat.watchers {
 		rec.mu.Lock()
-		ws = append(ws, map[string]any{"id": rec.ID, "home": rec.Home, "resumes": rec.Resumes, "gaps": rec.Gaps, "batches": rec.Batches})
+		ws = append(ws, map[string]any{"id": rec.ID, "home": rec.Home, "bookmarks": rec.Bookmarks, "streams": rec.Streams, "gaps": rec.Gaps, "batches": rec.Batches})
 		rec.mu.Unlock()
 	}
 	h["watchers"] = ws
@@ -453,8 +485,8 @@ func summarize(t *testing.T, rep *report, dir string) {
 	fmt.Fprintf(&b, "  set: %d creates, %d acknowledged, %d unknown (%d of them happened), %d failed; %d objects at the end\n",
 		s.Attempts, s.Acknowledged, s.Unknown, s.UnknownPresent, s.Failed, s.Final)
 	w := rep.Watch
-	fmt.Fprintf(&b, "  watch: %d watchers, %d events, %d resumes on another node, %d compacted gaps; reference %d revisions (complete after %v); %d events before it\n",
-		w.Watchers, w.Events, w.Resumes, w.Gaps, w.RefEvents, w.Reference, w.Unverifiable)
+	fmt.Fprintf(&b, "  watch: %d watchers, %d events, %d bookmarks, %d resumes on another node (%d from a bookmark), %d compacted gaps; reference %d revisions (complete after %v); %d events before it; %d watches from random revisions\n",
+		w.Watchers, w.Events, w.Bookmarks, w.Resumes, w.FromBookmark, w.Gaps, w.RefEvents, w.Reference, w.Unverifiable, w.Resumed)
 	fmt.Fprintf(&b, "  faults: %d; successful writes: %d\n", len(rep.Faults), rep.Writes)
 	for _, f := range rep.Faults {
 		fmt.Fprintf(&b, "    %7.1fs %-16s %-12v %-24s healed %5.1fs later; first write after %6.0fms, longest without a write %6.0fms%s\n",

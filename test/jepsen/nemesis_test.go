@@ -8,8 +8,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/skiffhq/skiff/client"
 )
 
 // A nemesis injects one fault and returns how to heal it. Faults are injected on a
@@ -106,18 +104,10 @@ var nemeses = append([]nemesis{
 	}},
 	{name: "membership", inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
 		// Remove a random member, stop it, and (at heal) add a fresh one that joins.
-		// The removal runs to its end even when the run does: a half-made change would
-		// leave the harness believing in a member the cluster dropped.
 		victim := c.randomRunning(r)
-		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin := c.admin()
-		_, err := admin.RemoveMember(rctx, victim)
-		admin.Close()
-		if err != nil && !client.IsNotFound(err) && c.isMember(rctx, victim) {
-			return nil, "", nil, fmt.Errorf("remove %s: %w", victim, err)
+		if err := c.remove(victim); err != nil {
+			return nil, "", nil, err
 		}
-		c.retire(victim)
 		return []string{victim}, "removed", func(ctx context.Context) error {
 			nd := c.newNode()
 			var join []string
@@ -135,6 +125,7 @@ var nemeses = append([]nemesis{
 			return nil
 		}, nil
 	}},
+	{name: "member-replace", inject: replaceMember},
 }, diskNemeses...)
 
 func killNode(c *cluster, name string) ([]string, string, func(context.Context) error, error) {
