@@ -12,6 +12,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
@@ -33,7 +34,7 @@ type podStages struct {
 type stage int
 
 const (
-	stageCreated  stage = iota // first seen
+	stageCreated  stage = iota // added to the watcher's cache
 	stageBound                 // spec.nodeName set
 	stageStarted               // Running (a container started)
 	stageReady                 // Ready condition true
@@ -50,9 +51,23 @@ func newPodStages(start time.Time) *podStages {
 	return &podStages{start: start, pods: map[types.UID]*[numStages]time.Time{}}
 }
 
-func (s *podStages) observe(p *corev1.Pod) {
+// observe notes the stages p has reached. Pods made before this record began (a
+// second phase's old pods) are followed only to their deletion: their earlier stages
+// would read as instant.
+func (s *podStages) observe(p *corev1.Pod, added bool) {
 	now := time.Now()
-	s.mark(p.UID, stageCreated, now)
+	if added {
+		s.mark(p.UID, stageCreated, now)
+	}
+	s.mu.Lock()
+	_, known := s.pods[p.UID]
+	s.mu.Unlock()
+	if p.DeletionTimestamp != nil {
+		s.mark(p.UID, stageDeleting, now)
+	}
+	if !known {
+		return
+	}
 	if p.Spec.NodeName != "" {
 		s.mark(p.UID, stageBound, now)
 	}
@@ -70,12 +85,9 @@ func (s *podStages) observe(p *corev1.Pod) {
 		for _, f := range p.Finalizers {
 			held = held || f == batchv1.JobTrackingFinalizer
 		}
-		if !held {
+		if ref := metav1.GetControllerOfNoCopy(p); !held && ref != nil && ref.Kind == "Job" {
 			s.mark(p.UID, stageReleased, now)
 		}
-	}
-	if p.DeletionTimestamp != nil {
-		s.mark(p.UID, stageDeleting, now)
 	}
 }
 
@@ -154,8 +166,8 @@ func watchStages(ctx context.Context, f *cache.Factory, namespace string, extra 
 	cur.Store(newPodStages(time.Now()))
 	inf := cache.InformerFor[*corev1.Pod](f, namespace, client.ListOptions{})
 	inf.AddHandler(cache.Handler[*corev1.Pod]{
-		OnAdd:    func(p *corev1.Pod) { cur.Load().observe(p) },
-		OnUpdate: func(_, p *corev1.Pod) { cur.Load().observe(p) },
+		OnAdd:    func(p *corev1.Pod) { cur.Load().observe(p, true) },
+		OnUpdate: func(_, p *corev1.Pod) { cur.Load().observe(p, false) },
 		OnDelete: func(p *corev1.Pod) { cur.Load().mark(p.UID, stageGone, time.Now()) },
 	})
 	go func() {

@@ -368,6 +368,7 @@ func BenchmarkE2EDaemonSet1000n(b *testing.B) {
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
 	b.ResetTimer()
 	cpu := benchfig.StartCPU()
+	stages()
 	start := time.Now()
 	created, err := cs.DaemonSets.Create(ctx, ds)
 	if err != nil {
