@@ -37,6 +37,7 @@ type node struct {
 	dir        string
 	gid        int // the group the process runs as: what iptables tells nodes apart by
 	args       []string
+	bin        string // the skiff it runs; "": the cluster's (an upgrade replaces it)
 
 	proc   *proc // nil while down
 	paused bool
@@ -190,8 +191,12 @@ func (c *cluster) start(nd *node) {
 		c.t.Fatal(err)
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "=== %s start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(nd.args, " "))
-	cmd := exec.Command(c.bin, nd.args...)
+	bin := c.bin
+	if nd.bin != "" {
+		bin = nd.bin
+	}
+	fmt.Fprintf(f, "=== %s start %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(nd.args, " "))
+	cmd := exec.Command(bin, nd.args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if c.root {
@@ -228,6 +233,28 @@ func (c *cluster) kill(nd *node) {
 	p.killed.Store(true)
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
+}
+
+// stop ends nd's process as an operator's service manager does: SIGTERM, and SIGKILL if
+// it has not exited within grace. It says whether it exited by itself.
+func (c *cluster) stop(nd *node, grace time.Duration) bool {
+	c.mu.Lock()
+	p := nd.proc
+	nd.proc, nd.paused = nil, false
+	c.mu.Unlock()
+	if p == nil {
+		return true
+	}
+	p.killed.Store(true)
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(grace):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		return false
+	}
 }
 
 // signal sends sig (SIGSTOP, SIGCONT) to nd's process group.

@@ -180,7 +180,11 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		}
 	}
 
-	c := newCluster(t, binPath, *nodeCount, netKind)
+	bin := binPath
+	if nem.from != nil {
+		bin = nem.from(t)
+	}
+	c := newCluster(t, bin, *nodeCount, netKind)
 	if nem.partitions && c.net == nil {
 		rep.Skipped = "iptables partitions need root and iptables (-jepsen.net=proxy needs neither)"
 		writeReport()
@@ -220,6 +224,10 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	}
 
 	workCtx, stopWork := context.WithTimeout(context.Background(), dur)
+	if nem.rolling {
+		// The nemesis ends the run once every member had its turn; the bound is a safety net.
+		workCtx, stopWork = context.WithTimeout(context.Background(), 5*time.Minute)
+	}
 	defer stopWork()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
@@ -237,8 +245,14 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		go func() { defer watchers.Done(); wat.run(watchCtx, rec) }()
 	}
 	var faults []fault
+	var scheduleEnd int64
 	work.Add(1)
-	go func() { defer work.Done(); faults = schedule(workCtx, c, nem, quiet, hold, clock, t.Logf) }()
+	go func() {
+		defer work.Done()
+		faults = schedule(workCtx, c, nem, quiet, hold, clock, t.Logf)
+		scheduleEnd = clock()
+		stopWork()
+	}()
 	work.Wait()
 	workEnd := clock()
 	rep.Faults = faults
@@ -358,6 +372,9 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	}
 	wmu.Unlock()
 	rep.Availability = availability(rep.Faults)
+	if nem.rolling {
+		anomalies = append(anomalies, checkRolling(set, rep, len(c.membersNow()), scheduleEnd)...)
+	}
 	rep.CheckTime = time.Since(checkStart).Round(time.Millisecond).String()
 	writeHistories(t, runDir, reg, set, wat)
 }
@@ -469,4 +486,43 @@ func healNote(f fault) string {
 		return " (heal: " + f.HealErr + ")"
 	}
 	return ""
+}
+
+// checkRolling holds a planned change (an upgrade) to what clients may notice: every
+// member had its turn; a write through the failover client (the set workload, as a
+// component writes) fails or ends unknown only in a leader-change window, from a fault's
+// start to the first write that succeeded after it; no watch lost events to a compaction.
+// A write still running when the run ended (at end) is cut by it, not failed.
+func checkRolling(set *setWorkload, rep *report, members int, end int64) []anomaly {
+	var out []anomaly
+	if len(rep.Faults) != members {
+		out = append(out, anomaly{Checker: "rolling", Kind: "incomplete", Detail: fmt.Sprintf("%d of %d members had their turn", len(rep.Faults), members)})
+	}
+	for _, f := range rep.Faults {
+		if f.HealErr != "" {
+			out = append(out, anomaly{Checker: "rolling", Kind: "incomplete", Detail: fmt.Sprintf("%v: %s", f.Targets, f.HealErr)})
+		}
+	}
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	for _, op := range set.history {
+		if op.Outcome == outOK || op.Return >= end {
+			continue
+		}
+		inWindow := false
+		for _, f := range rep.Faults {
+			if op.Return >= f.Start && op.Call <= f.Start+int64(f.FirstWriteMs*1e6) {
+				inWindow = true
+				break
+			}
+		}
+		if !inWindow {
+			out = append(out, anomaly{Checker: "rolling", Kind: "failed-write", SetOps: []setOp{op},
+				Detail: fmt.Sprintf("create of id %s ended %s at %.1fs, outside every leader-change window: %s", op.ID, op.Outcome, float64(op.Return)/1e9, op.Err)})
+		}
+	}
+	if rep.Watch.Gaps > 0 {
+		out = append(out, anomaly{Checker: "rolling", Kind: "watch-gap", Detail: fmt.Sprintf("watches lost events to compaction %d times", rep.Watch.Gaps)})
+	}
+	return out
 }
