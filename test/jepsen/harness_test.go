@@ -409,6 +409,12 @@ func (c *cluster) status(ctx context.Context, name string) (*apiv1.ClusterStatus
 // leader finds the member that says it leads, with the highest term among those that do;
 // "" when none does now.
 func (c *cluster) leader(ctx context.Context) string {
+	l, _ := c.leaderTerm(ctx)
+	return l
+}
+
+// leaderTerm is leader with its term.
+func (c *cluster) leaderTerm(ctx context.Context) (string, uint64) {
 	best, term := "", uint64(0)
 	for _, name := range c.running() {
 		if nd := c.node(name); nd.paused {
@@ -422,7 +428,45 @@ func (c *cluster) leader(ctx context.Context) string {
 			best, term = name, st.GetTerm()
 		}
 	}
-	return best
+	return best, term
+}
+
+// leaderChange is a window in which the cluster changed leaders: from the last time the
+// old leader was seen leading to the first time the new one was.
+type leaderChange struct {
+	From int64  `json:"fromNs"`
+	To   int64  `json:"toNs"`
+	Note string `json:"note"`
+}
+
+// watchLeaders polls who leads every 100ms until ctx ends and returns the changes seen.
+func (c *cluster) watchLeaders(ctx context.Context, clock func() int64) []leaderChange {
+	var out []leaderChange
+	last, lastAt, gone := "", int64(-1), false
+	for ctx.Err() == nil {
+		name, term := c.leaderTerm(ctx)
+		now := clock()
+		key := ""
+		if name != "" {
+			key = fmt.Sprintf("%s (term %d)", name, term)
+		}
+		switch {
+		case lastAt < 0 && key != "":
+			last, lastAt = key, now
+		case key == "":
+			gone = true
+		case key != last || gone:
+			out = append(out, leaderChange{From: lastAt, To: now, Note: last + " -> " + key})
+			last, lastAt, gone = key, now, false
+		default:
+			lastAt = now
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return out
 }
 
 // waitLeader polls until a member leads, or ctx ends.

@@ -80,6 +80,7 @@ type report struct {
 	Watch        watchResult     `json:"watch"`
 	Writes       int             `json:"successfulWrites"`
 	Faults       []fault         `json:"faults"`
+	Leaders      []leaderChange  `json:"leaderChanges,omitempty"` // seen by a rolling run
 	Availability map[string]stat `json:"writeUnavailability"`
 	Anomalies    []anomaly       `json:"anomalies"`
 	Skipped      string          `json:"skipped,omitempty"`
@@ -244,6 +245,11 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		watchers.Add(1)
 		go func() { defer watchers.Done(); wat.run(watchCtx, rec) }()
 	}
+	var leaders []leaderChange
+	if nem.rolling {
+		work.Add(1)
+		go func() { defer work.Done(); leaders = c.watchLeaders(workCtx, clock) }()
+	}
 	var faults []fault
 	var scheduleEnd int64
 	work.Add(1)
@@ -373,7 +379,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	wmu.Unlock()
 	rep.Availability = availability(rep.Faults)
 	if nem.rolling {
-		anomalies = append(anomalies, checkRolling(set, rep, len(c.membersNow()), scheduleEnd)...)
+		anomalies = append(anomalies, checkRolling(set, rep, leaders, len(c.membersNow()), scheduleEnd)...)
 	}
 	rep.CheckTime = time.Since(checkStart).Round(time.Millisecond).String()
 	writeHistories(t, runDir, reg, set, wat)
@@ -463,6 +469,9 @@ func summarize(t *testing.T, rep *report, dir string) {
 	fmt.Fprintf(&b, "  watch: %d watchers, %d events, %d resumes on another node, %d compacted gaps; reference %d revisions (complete after %v); %d events before it\n",
 		w.Watchers, w.Events, w.Resumes, w.Gaps, w.RefEvents, w.Reference, w.Unverifiable)
 	fmt.Fprintf(&b, "  faults: %d; successful writes: %d\n", len(rep.Faults), rep.Writes)
+	for _, l := range rep.Leaders {
+		fmt.Fprintf(&b, "    %7.1fs leader change   %s, seen within %.0fms\n", float64(l.From)/1e9, l.Note, float64(l.To-l.From)/1e6)
+	}
 	for _, f := range rep.Faults {
 		fmt.Fprintf(&b, "    %7.1fs %-16s %-12v %-24s healed %5.1fs later; first write after %6.0fms, longest without a write %6.0fms%s\n",
 			float64(f.Start)/1e9, f.Kind, f.Targets, f.Note, float64(f.Healed-f.Start)/1e9, f.FirstWriteMs, f.UnavailableMs, healNote(f))
@@ -488,12 +497,18 @@ func healNote(f fault) string {
 	return ""
 }
 
+// leaderChangeSlack widens each leader-change window for the 100ms polling and the
+// status calls that see it, and for the client to hear of it.
+const leaderChangeSlack = int64(time.Second)
+
 // checkRolling holds a planned change (an upgrade) to what clients may notice: every
 // member had its turn; a write through the failover client (the set workload, as a
-// component writes) fails or ends unknown only in a leader-change window, from a fault's
-// start to the first write that succeeded after it; no watch lost events to a compaction.
-// A write still running when the run ended (at end) is cut by it, not failed.
-func checkRolling(set *setWorkload, rep *report, members int, end int64) []anomaly {
+// component writes) fails or ends unknown only in a leader-change window (the leadership
+// transfer away from a member about to stop, or an election), widened by
+// leaderChangeSlack; no watch lost events to a compaction. A write still running when
+// the run ended (at end) is cut by it, not failed.
+func checkRolling(set *setWorkload, rep *report, leaders []leaderChange, members int, end int64) []anomaly {
+	rep.Leaders = leaders
 	var out []anomaly
 	if len(rep.Faults) != members {
 		out = append(out, anomaly{Checker: "rolling", Kind: "incomplete", Detail: fmt.Sprintf("%d of %d members had their turn", len(rep.Faults), members)})
@@ -510,8 +525,8 @@ func checkRolling(set *setWorkload, rep *report, members int, end int64) []anoma
 			continue
 		}
 		inWindow := false
-		for _, f := range rep.Faults {
-			if op.Return >= f.Start && op.Call <= f.Start+int64(f.FirstWriteMs*1e6) {
+		for _, l := range leaders {
+			if op.Return >= l.From-leaderChangeSlack && op.Call <= l.To+leaderChangeSlack {
 				inWindow = true
 				break
 			}
