@@ -72,7 +72,7 @@ func buildPrevious(commit string, logf func(string, ...any)) (string, error) {
 		return "", fmt.Errorf("git archive %s: %v: %s", commit, err, out)
 	}
 	tmp := filepath.Join(src, "skiff.bin")
-	build := exec.Command("go", "build", "-ldflags", "-X github.com/skiffhq/skiff/version.Version="+stamp, "-o", tmp, "./cmd/skiff")
+	build := exec.Command("go", "build", "-buildvcs=false", "-ldflags", "-X github.com/skiffhq/skiff/version.Version="+stamp, "-o", tmp, "./cmd/skiff")
 	build.Dir = src
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build %s: %v: %s", commit, err, out)
