@@ -101,3 +101,18 @@ func previousVersion(v string) (string, error) {
 	}
 	return fmt.Sprintf("v%d.%d.0-%s", cur.Major(), cur.Minor()-1, previousCommit), nil
 }
+
+func TestPreviousVersion(t *testing.T) {
+	for _, tc := range []struct{ v, want string }{
+		{"v0.1.0", "v0.0.0-" + previousCommit},
+		{"v0.3.2", "v0.2.0-" + previousCommit},
+		{"v1.0.0", "v1.0.0-" + previousCommit},
+	} {
+		if got, err := previousVersion(tc.v); err != nil || got != tc.want {
+			t.Errorf("previousVersion(%q) = %q, %v; want %q", tc.v, got, err, tc.want)
+		}
+	}
+	if _, err := previousVersion("dev"); err == nil {
+		t.Error("previousVersion(\"dev\"): no error")
+	}
+}
