@@ -25,6 +25,13 @@
 // advice to remove, wipe and re-add it (which the test follows) or recovers by itself,
 // never crashes; writes go on throughout and no acknowledged one is lost.
 //
+// The upgrade nemesis is a planned change rather than a fault: its cluster starts at the
+// previous release (previous_test.go names the commit; built once into bin/previous/)
+// and it replaces the members one by one with this build, as docs/operations.md
+// "Upgrades" says. Besides the checkers above, the failover client's writes must not
+// fail outside a leader-change window (a poller records every change of leader) and no
+// watch may lose events to a compaction.
+//
 // Everything lives in the tests; this file only names the package. `go test` runs each
 // nemesis briefly; `make jepsen` (-jepsen.long) runs each for JEPSEN_TIME and writes a
 // report per run under test/jepsen/out/.

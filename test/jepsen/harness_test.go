@@ -43,6 +43,7 @@ type node struct {
 	dir        string
 	gid        int // the group the process runs as: what iptables tells nodes apart by
 	args       []string
+	bin        string // the skiff it runs; "": the cluster's (an upgrade replaces it)
 
 	proc   *proc // nil while down
 	paused bool
@@ -207,8 +208,12 @@ func (c *cluster) start(nd *node) {
 		c.t.Fatal(err)
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "=== %s start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(nd.args, " "))
-	cmd := exec.Command(c.bin, nd.args...)
+	bin := c.bin
+	if nd.bin != "" {
+		bin = nd.bin
+	}
+	fmt.Fprintf(f, "=== %s start %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(nd.args, " "))
+	cmd := exec.Command(bin, nd.args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	armed := len(nd.env) > 0
 	cmd.Env = append(os.Environ(), nd.env...)
@@ -249,6 +254,28 @@ func (c *cluster) kill(nd *node) {
 	p.killed.Store(true)
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
+}
+
+// stop ends nd's process as an operator's service manager does: SIGTERM, and SIGKILL if
+// it has not exited within grace. It says whether it exited by itself.
+func (c *cluster) stop(nd *node, grace time.Duration) bool {
+	c.mu.Lock()
+	p := nd.proc
+	nd.proc, nd.paused = nil, false
+	c.mu.Unlock()
+	if p == nil {
+		return true
+	}
+	p.killed.Store(true)
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(grace):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		return false
+	}
 }
 
 // signal sends sig (SIGSTOP, SIGCONT) to nd's process group.
@@ -403,6 +430,12 @@ func (c *cluster) status(ctx context.Context, name string) (*apiv1.ClusterStatus
 // leader finds the member that says it leads, with the highest term among those that do;
 // "" when none does now.
 func (c *cluster) leader(ctx context.Context) string {
+	l, _ := c.leaderTerm(ctx)
+	return l
+}
+
+// leaderTerm is leader with its term.
+func (c *cluster) leaderTerm(ctx context.Context) (string, uint64) {
 	best, term := "", uint64(0)
 	for _, name := range c.running() {
 		if nd := c.node(name); nd.paused {
@@ -416,7 +449,45 @@ func (c *cluster) leader(ctx context.Context) string {
 			best, term = name, st.GetTerm()
 		}
 	}
-	return best
+	return best, term
+}
+
+// leaderChange is a window in which the cluster changed leaders: from the last time the
+// old leader was seen leading to the first time the new one was.
+type leaderChange struct {
+	From int64  `json:"fromNs"`
+	To   int64  `json:"toNs"`
+	Note string `json:"note"`
+}
+
+// watchLeaders polls who leads every 100ms until ctx ends and returns the changes seen.
+func (c *cluster) watchLeaders(ctx context.Context, clock func() int64) []leaderChange {
+	var out []leaderChange
+	last, lastAt, gone := "", int64(-1), false
+	for ctx.Err() == nil {
+		name, term := c.leaderTerm(ctx)
+		now := clock()
+		key := ""
+		if name != "" {
+			key = fmt.Sprintf("%s (term %d)", name, term)
+		}
+		switch {
+		case lastAt < 0 && key != "":
+			last, lastAt = key, now
+		case key == "":
+			gone = true
+		case key != last || gone:
+			out = append(out, leaderChange{From: lastAt, To: now, Note: last + " -> " + key})
+			last, lastAt, gone = key, now, false
+		default:
+			lastAt = now
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return out
 }
 
 // waitLeader polls until a member leads, or ctx ends.

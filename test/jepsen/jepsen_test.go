@@ -81,6 +81,7 @@ type report struct {
 	Watch        watchResult     `json:"watch"`
 	Writes       int             `json:"successfulWrites"`
 	Faults       []fault         `json:"faults"`
+	Leaders      []leaderChange  `json:"leaderChanges,omitempty"` // seen by a rolling run
 	Availability map[string]stat `json:"writeUnavailability"`
 	Anomalies    []anomaly       `json:"anomalies"`
 	Skipped      string          `json:"skipped,omitempty"`
@@ -191,7 +192,11 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		writeReport()
 		t.Skipf("%s: skipped: needs root (it mounts a tmpfs), euid %d", nem.name, os.Geteuid())
 	}
-	c := newCluster(t, binPath, *nodeCount, netKind, nem.args...)
+	bin := binPath
+	if nem.from != nil {
+		bin = nem.from(t)
+	}
+	c := newCluster(t, bin, *nodeCount, netKind, nem.args...)
 	if nem.partitions && c.net == nil {
 		rep.Skipped = "iptables partitions need root and iptables (-jepsen.net=proxy needs neither)"
 		writeReport()
@@ -231,6 +236,10 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	}
 
 	workCtx, stopWork := context.WithTimeout(context.Background(), dur)
+	if nem.rolling {
+		// The nemesis ends the run once every member had its turn; the bound is a safety net.
+		workCtx, stopWork = context.WithTimeout(context.Background(), 5*time.Minute)
+	}
 	defer stopWork()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
@@ -247,9 +256,20 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		watchers.Add(1)
 		go func() { defer watchers.Done(); wat.run(watchCtx, rec) }()
 	}
+	var leaders []leaderChange
+	if nem.rolling {
+		work.Add(1)
+		go func() { defer work.Done(); leaders = c.watchLeaders(workCtx, clock) }()
+	}
 	var faults []fault
+	var scheduleEnd int64
 	work.Add(1)
-	go func() { defer work.Done(); faults = schedule(workCtx, c, nem, quiet, hold, clock, t.Logf) }()
+	go func() {
+		defer work.Done()
+		faults = schedule(workCtx, c, nem, quiet, hold, clock, t.Logf)
+		scheduleEnd = clock()
+		stopWork()
+	}()
 	work.Wait()
 	workEnd := clock()
 	rep.Faults = faults
@@ -400,6 +420,9 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	}
 	wmu.Unlock()
 	rep.Availability = availability(rep.Faults)
+	if nem.rolling {
+		anomalies = append(anomalies, checkRolling(set, rep, leaders, len(c.membersNow()), scheduleEnd)...)
+	}
 	rep.CheckTime = time.Since(checkStart).Round(time.Millisecond).String()
 	writeHistories(t, runDir, reg, set, wat)
 }
@@ -488,6 +511,9 @@ func summarize(t *testing.T, rep *report, dir string) {
 	fmt.Fprintf(&b, "  watch: %d watchers, %d events, %d bookmarks, %d resumes on another node (%d from a bookmark), %d compacted gaps; reference %d revisions (complete after %v); %d events before it; %d watches from random revisions\n",
 		w.Watchers, w.Events, w.Bookmarks, w.Resumes, w.FromBookmark, w.Gaps, w.RefEvents, w.Reference, w.Unverifiable, w.Resumed)
 	fmt.Fprintf(&b, "  faults: %d; successful writes: %d\n", len(rep.Faults), rep.Writes)
+	for _, l := range rep.Leaders {
+		fmt.Fprintf(&b, "    %7.1fs leader change   %s, seen within %.0fms\n", float64(l.From)/1e9, l.Note, float64(l.To-l.From)/1e6)
+	}
 	for _, f := range rep.Faults {
 		fmt.Fprintf(&b, "    %7.1fs %-16s %-12v %-24s healed %5.1fs later; first write after %6.0fms, longest without a write %6.0fms%s\n",
 			float64(f.Start)/1e9, f.Kind, f.Targets, f.Note, float64(f.Healed-f.Start)/1e9, f.FirstWriteMs, f.UnavailableMs, healNote(f))
@@ -511,4 +537,49 @@ func healNote(f fault) string {
 		return " (heal: " + f.HealErr + ")"
 	}
 	return ""
+}
+
+// leaderChangeSlack widens each leader-change window for the 100ms polling and the
+// status calls that see it, and for the client to hear of it.
+const leaderChangeSlack = int64(time.Second)
+
+// checkRolling holds a planned change (an upgrade) to what clients may notice: every
+// member had its turn; a write through the failover client (the set workload, as a
+// component writes) fails or ends unknown only in a leader-change window (the leadership
+// transfer away from a member about to stop, or an election), widened by
+// leaderChangeSlack; no watch lost events to a compaction. A write still running when
+// the run ended (at end) is cut by it, not failed.
+func checkRolling(set *setWorkload, rep *report, leaders []leaderChange, members int, end int64) []anomaly {
+	rep.Leaders = leaders
+	var out []anomaly
+	if len(rep.Faults) != members {
+		out = append(out, anomaly{Checker: "rolling", Kind: "incomplete", Detail: fmt.Sprintf("%d of %d members had their turn", len(rep.Faults), members)})
+	}
+	for _, f := range rep.Faults {
+		if f.HealErr != "" {
+			out = append(out, anomaly{Checker: "rolling", Kind: "incomplete", Detail: fmt.Sprintf("%v: %s", f.Targets, f.HealErr)})
+		}
+	}
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	for _, op := range set.history {
+		if op.Outcome == outOK || op.Return >= end {
+			continue
+		}
+		inWindow := false
+		for _, l := range leaders {
+			if op.Return >= l.From-leaderChangeSlack && op.Call <= l.To+leaderChangeSlack {
+				inWindow = true
+				break
+			}
+		}
+		if !inWindow {
+			out = append(out, anomaly{Checker: "rolling", Kind: "failed-write", SetOps: []setOp{op},
+				Detail: fmt.Sprintf("create of id %s ended %s at %.1fs, outside every leader-change window: %s", op.ID, op.Outcome, float64(op.Return)/1e9, op.Err)})
+		}
+	}
+	if rep.Watch.Gaps > 0 {
+		out = append(out, anomaly{Checker: "rolling", Kind: "watch-gap", Detail: fmt.Sprintf("watches lost events to compaction %d times", rep.Watch.Gaps)})
+	}
+	return out
 }
