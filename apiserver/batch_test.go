@@ -112,3 +112,44 @@ func TestCreateBatchAuthorizesEachObject(t *testing.T) {
 		wantCode(t, "the refused batch's "+k.kind, err, codes.NotFound)
 	}
 }
+
+// TestNamespaceNameLabel: every namespace carries kubernetes.io/metadata.name with its
+// name, as in Kubernetes: set on create (a generated name's too, once chosen) and put
+// back by an update that drops or changes it.
+func TestNamespaceNameLabel(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	namespaces := client.NewClientset(conn).Namespaces
+	check := func(what string, ns *corev1.Namespace, err error, want map[string]string) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if len(ns.Labels) != len(want) {
+			t.Errorf("%s: labels %v, want %v", what, ns.Labels, want)
+		}
+		for k, v := range want {
+			if ns.Labels[k] != v {
+				t.Errorf("%s: labels %v, want %v", what, ns.Labels, want)
+			}
+		}
+	}
+	ns, err := namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team", Labels: map[string]string{"a": "b"}}})
+	check("created", ns, err, map[string]string{"a": "b", corev1.LabelMetadataName: "team"})
+	ns.Labels = map[string]string{corev1.LabelMetadataName: "other"}
+	ns, err = namespaces.Update(ctx, ns)
+	check("updated with another name", ns, err, map[string]string{corev1.LabelMetadataName: "team"})
+	ns.Labels = nil
+	ns, err = namespaces.Update(ctx, ns)
+	check("updated without labels", ns, err, map[string]string{corev1.LabelMetadataName: "team"})
+	gen, err := namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "gen-"}})
+	if err != nil || !strings.HasPrefix(gen.Name, "gen-") {
+		t.Fatalf("generated: %v, %v", gen, err)
+	}
+	check("generated", gen, err, map[string]string{corev1.LabelMetadataName: gen.Name})
+}

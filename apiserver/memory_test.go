@@ -112,19 +112,24 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 // TestWriteDeleteGivesMemoryBack is the probe's sequence, scaled to 64 MiB: while the
 // objects are written and deleted the members hold no more than their byte budgets
 // (watch history, Raft log cache) beyond the live data, and once the budgets' TTLs pass
-// the heap is back within 20% of where it started. The TTLs are short here (the
-// defaults are 75 s and 10 s) so the test need not idle that long.
+// and the deletes have left each state file mostly free, which it then defragments
+// (giving back the memory bbolt keeps for each free page), the heap is back within 10%
+// of where it started (the target is 20%). The TTLs and the defragmentation's threshold
+// are small here (the defaults are 75 s, 10 s and 64 MiB) so the test need not idle
+// that long nor write that much.
 func TestWriteDeleteGivesMemoryBack(t *testing.T) {
 	const (
 		n, size      = 64, 1 << 20
 		historyBytes = 16 << 20
 		logBytes     = 8 << 20
+		defragBytes  = 16 << 20
 	)
 	for _, members := range []int{1, 3} {
 		t.Run(fmt.Sprintf("members=%d", members), func(t *testing.T) {
 			c := apicluster.Start(t, members, apicluster.Options{HistorySize: 100_000, Configure: func(cfg *apiserver.Config) {
 				cfg.Store.HistoryBytes, cfg.Store.LogCacheBytes = historyBytes, logBytes
 				cfg.Store.HistoryTTL, cfg.Store.LogCacheTTL = 2*time.Second, time.Second
+				cfg.Store.DefragFreeBytes = defragBytes
 			}})
 			conn := c.Dial(t, "admin", client.Options{})
 			p := runMemoryProbe(t, conn, n, size)
@@ -140,10 +145,16 @@ func TestWriteDeleteGivesMemoryBack(t *testing.T) {
 			if limit := int64(members) * (2*p.live + 256<<20); p.maxRSS > limit {
 				t.Errorf("RSS reached %.0f MiB: over %d × (live data × 2 + 256 MiB) = %.0f MiB", mib(p.maxRSS), members, mib(limit))
 			}
+			for i := 0; i < members; i++ {
+				waitfor.Condition(t, 30*time.Second, "the deletes' free pages given back", func() (bool, string) {
+					u, err := c.Server(i).Store().Usage()
+					return err == nil && u.Size-u.InUse < defragBytes, fmt.Sprintf("member %d's state file: %+v, %v", i, u, err)
+				})
+			}
 			var now int64
-			waitfor.Condition(t, 30*time.Second, "heap back within 20% of its start", func() (bool, string) {
+			waitfor.Condition(t, 30*time.Second, "heap back within 10% of its start", func() (bool, string) {
 				now = heapInUse()
-				return now <= p.start*12/10, fmt.Sprintf("heap %.1f MiB, started at %.1f MiB", mib(now), mib(p.start))
+				return now <= p.start*11/10, fmt.Sprintf("heap %.1f MiB, started at %.1f MiB", mib(now), mib(p.start))
 			})
 			t.Logf("heap once idle: %.1f MiB", mib(now))
 		})

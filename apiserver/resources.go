@@ -420,6 +420,9 @@ func (c *creation) encode() error {
 	if c.generated {
 		// Kubernetes' suffix: five characters of an alphabet without vowels or confusables.
 		c.obj.SetName(c.obj.GetGenerateName() + utilrand.String(5))
+		if ns, ok := c.obj.(*corev1.Namespace); ok {
+			validation.Default(ns) // its name label, now that it has a name
+		}
 	}
 	value, lbls, fields, err := encode(c.obj)
 	if err != nil {

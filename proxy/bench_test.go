@@ -2,8 +2,6 @@ package proxy_test
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,9 +65,8 @@ func BenchmarkProxySync(b *testing.B) {
 	// The wall time waits for the CPU on a loaded machine: the process's CPU time
 	// (user and system, which holds the kernel's work on the transaction) says what a
 	// sync costs.
-	load, _ := os.ReadFile("/proc/loadavg")
 	b.Logf("CPU time of a sync: p50 %.3g ms, p99 %.3g ms; load average %s", benchfig.Percentile(cpuTook, 0.5),
-		benchfig.Percentile(cpuTook, 0.99), strings.Join(strings.Fields(string(load))[:3], " "))
+		benchfig.Percentile(cpuTook, 0.99), benchfig.LoadAverage())
 	benchfig.Report("proxy_sync_1000svc_p99", benchfig.Percentile(took, 0.99), "ms")
 }
 

@@ -136,8 +136,62 @@ func TestNodeAffinity(t *testing.T) {
 			want: []string{"n1", "n4"}},
 		{name: "nodeSelector and affinity both hold", nodes: fourNodes(), pod: pending(withSelector(corev1.LabelTopologyZone, "a"),
 			withNodeAffinity(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{expr("metadata.name", corev1.NodeSelectorOpIn, "n3")}})),
-			msg: "0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector."},
+			msg: "0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 node(s) didn't satisfy plugin(s) [NodeAffinity]."},
 	})
+}
+
+// TestScheduleOnlyNamedNodes: a pod whose required node affinity names its nodes (a
+// DaemonSet's pod names one) has only those filtered, as Kubernetes' NodeAffinity
+// PreFilterResult does, instead of every node of the cluster; a term that names none
+// lets every node through.
+func TestScheduleOnlyNamedNodes(t *testing.T) {
+	fw := newTestFramework(t, 1, 0)
+	c := NewCache()
+	for i := 0; i < 2000; i++ {
+		c.AddNode(makeNode(nodeName(i), "4", "4Gi"))
+	}
+	name := func(names ...string) corev1.NodeSelectorTerm {
+		return corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{expr(metav1.ObjectNameField, corev1.NodeSelectorOpIn, names...)}}
+	}
+	schedule := func(pod *corev1.Pod) (Result, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return fw.Schedule(NewPodInfo(pod), c)
+	}
+	res, err := schedule(makePod("ds", "100m", "64Mi", withNodeAffinity(name("node-1234"))))
+	if err != nil || res.Node != "node-1234" || res.Evaluated != 1 {
+		t.Fatalf("one named node: %+v, %v; want node-1234 after 1 evaluated", res, err)
+	}
+	if fw.nextStart != 0 {
+		t.Fatalf("a narrowed cycle moved the rotation to %d", fw.nextStart)
+	}
+	// Two terms naming nodes: their union (Kubernetes takes one value per requirement).
+	res, err = schedule(makePod("two", "100m", "64Mi", withNodeAffinity(name("node-5"), name("node-7"))))
+	if err != nil || res.Evaluated != 2 {
+		t.Fatalf("two terms: %+v, %v; want 2 evaluated", res, err)
+	}
+	// The requirements of one term: their intersection, here none.
+	both := name("node-6")
+	both.MatchFields = append(both.MatchFields, expr(metav1.ObjectNameField, corev1.NodeSelectorOpIn, "node-9"))
+	_, err = schedule(makePod("and", "100m", "64Mi", withNodeAffinity(both)))
+	if want := "0/2000 nodes are available: 2000 node(s) didn't satisfy plugin(s) [NodeAffinity]."; err == nil || err.Error() != want {
+		t.Fatalf("one term, two names: %v, want %q", err, want)
+	}
+	// A term without names: every node may fit, the cycle samples as usual.
+	res, err = schedule(makePod("any", "100m", "64Mi", withNodeAffinity(name("node-5"),
+		corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{expr(corev1.LabelHostname, corev1.NodeSelectorOpExists)}})))
+	if err != nil || res.Evaluated < 100 {
+		t.Fatalf("a term without names: %+v, %v; want the usual sample", res, err)
+	}
+	// The named node is full, or absent: the others are counted as ruled out.
+	_, err = schedule(makePod("big", "8", "64Mi", withNodeAffinity(name("node-3"))))
+	if want := "0/2000 nodes are available: 1 Insufficient cpu, 1999 node(s) didn't satisfy plugin(s) [NodeAffinity]."; err == nil || err.Error() != want {
+		t.Fatalf("full node: %v, want %q", err, want)
+	}
+	_, err = schedule(makePod("gone", "100m", "64Mi", withNodeAffinity(name("node-x"))))
+	if want := "0/2000 nodes are available: 2000 node(s) didn't satisfy plugin(s) [NodeAffinity]."; err == nil || err.Error() != want {
+		t.Fatalf("absent node: %v, want %q", err, want)
+	}
 }
 
 func TestInterPodAffinity(t *testing.T) {

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -106,6 +107,28 @@ type PodAddSensitive interface {
 // concurrently.
 type CycleState struct {
 	data map[string]any
+	// nodeNames, when a PreFilter narrowed them (RestrictNodes), are the only nodes
+	// the cycle filters: Kubernetes' PreFilterResult.NodeNames.
+	nodeNames map[string]bool
+	narrowed  bool
+}
+
+// RestrictNodes tells the cycle, from a PreFilter, that no node outside names can fit
+// the pod, so that only those are filtered (a DaemonSet pod's affinity to one node
+// costs one node's filters, not every node's). Restrictions from several PreFilters
+// intersect; an empty set leaves no node.
+func (cs *CycleState) RestrictNodes(names map[string]bool) {
+	if !cs.narrowed {
+		cs.nodeNames, cs.narrowed = names, true
+		return
+	}
+	both := map[string]bool{}
+	for n := range names {
+		if cs.nodeNames[n] {
+			both[n] = true
+		}
+	}
+	cs.nodeNames = both
 }
 
 // Write stores a plugin's state for the cycle.
@@ -337,6 +360,10 @@ func (e *FitError) Error() string {
 	return fmt.Sprintf("0/%d nodes are available: %s.", e.NumNodes, strings.Join(reasons, ", "))
 }
 
+// reasonRestricted is Kubernetes' reason for the nodes a PreFilter ruled out by name
+// (only NodeAffinity does).
+const reasonRestricted = "node(s) didn't satisfy plugin(s) [" + NameNodeAffinity + "]"
+
 // parallelThreshold is the batch size below which filtering and scoring stay on the
 // calling goroutine: for fewer nodes, handing work out costs more than it saves.
 const parallelThreshold = 512
@@ -356,10 +383,28 @@ func (f *Framework) Schedule(pod *PodInfo, c *Cache) (Result, error) {
 	if err := f.preFilter(state, pod, c); err != nil {
 		return Result{}, err
 	}
+	start := f.nextStart % n
+	if state.narrowed {
+		// Only the named nodes can fit: filter those, in the cache's order, and leave
+		// the rotation through all nodes where it was.
+		nodes = make([]*NodeInfo, 0, len(state.nodeNames))
+		for name := range state.nodeNames {
+			if ni := c.nodes[name]; ni != nil && ni.Node != nil {
+				nodes = append(nodes, ni)
+			}
+		}
+		slices.SortFunc(nodes, func(a, b *NodeInfo) int { return strings.Compare(a.Name, b.Name) })
+		if len(nodes) == 0 {
+			return Result{}, &FitError{Pod: pod.Key, NumNodes: n, Reasons: map[string]int{reasonRestricted: n},
+				Plugins: map[string]bool{NameNodeAffinity: true}}
+		}
+		start = 0
+	}
+	all := n
+	n = len(nodes)
 	want := numFeasibleNodesToFind(f.percentage, n)
 	feasible := make([]*NodeInfo, 0, want)
 	var failed []*Status
-	start := f.nextStart % n
 	processed := 0
 	batch := n
 	if f.parallelism > 1 && n >= parallelThreshold {
@@ -389,14 +434,21 @@ func (f *Framework) Schedule(pod *PodInfo, c *Cache) (Result, error) {
 		}
 		processed += used
 	}
-	f.nextStart = (start + processed) % n
+	if !state.narrowed {
+		f.nextStart = (start + processed) % n
+	}
 	if len(feasible) == 0 {
-		fe := &FitError{Pod: pod.Key, NumNodes: n, Reasons: map[string]int{}, Plugins: map[string]bool{}}
+		fe := &FitError{Pod: pod.Key, NumNodes: all, Reasons: map[string]int{}, Plugins: map[string]bool{}}
 		for _, st := range failed {
 			for _, r := range st.Reasons {
 				fe.Reasons[r]++
 			}
 			fe.Plugins[st.Plugin] = true
+		}
+		if left := all - n; left > 0 {
+			// The nodes a PreFilter ruled out, in Kubernetes' words for them.
+			fe.Reasons[reasonRestricted] += left
+			fe.Plugins[NameNodeAffinity] = true
 		}
 		return Result{Evaluated: processed}, fe
 	}

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 )
 
@@ -26,7 +28,47 @@ func (NodeAffinity) PreFilter(state *CycleState, p *PodInfo, _ *Cache) *Status {
 	}
 	req := nodeaffinity.GetRequiredNodeAffinity(p.Pod)
 	state.Write(NameNodeAffinity, &req)
+	if names := affinityNodeNames(spec.Affinity); names != nil {
+		state.RestrictNodes(names)
+	}
 	return nil
+}
+
+// affinityNodeNames is the set of nodes the pod's required node affinity names by
+// metadata.name In, when every term names some (a term that names none lets any node
+// through); nil otherwise (Kubernetes' NodeAffinity PreFilterResult). A DaemonSet's
+// pods each name one node this way.
+func affinityNodeNames(aff *corev1.Affinity) map[string]bool {
+	if aff == nil || aff.NodeAffinity == nil || aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return nil
+	}
+	terms := aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) == 0 {
+		return nil
+	}
+	names := map[string]bool{}
+	for _, t := range terms {
+		var term map[string]bool // the requirements of a term all hold: intersect
+		for _, r := range t.MatchFields {
+			if r.Key != metav1.ObjectNameField || r.Operator != corev1.NodeSelectorOpIn {
+				continue
+			}
+			in := map[string]bool{}
+			for _, v := range r.Values {
+				if term == nil || term[v] {
+					in[v] = true
+				}
+			}
+			term = in
+		}
+		if term == nil {
+			return nil // the terms are ORed: this one allows every node
+		}
+		for n := range term {
+			names[n] = true
+		}
+	}
+	return names
 }
 
 func (NodeAffinity) Filter(state *CycleState, _ *PodInfo, n *NodeInfo) *Status {

@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,4 +252,104 @@ func BenchmarkWatchFanout(b *testing.B) {
 	elapsed := time.Since(start)
 	bench("watch_fanout_1000", float64(delivered)/elapsed.Seconds(), "events/s")
 	bench("watch_fanout_1000_p99_lag", percentile(lags, 0.99), "ms")
+}
+
+// BenchmarkStore1MUpdates: 1,000,000 updates of 10,000 pods (1 KiB values, labels and a
+// node name field, as a kubelet's status updates) through one member with the default
+// bounds, 100 writers. The data directory (Raft log, snapshots, state file) must stay
+// flat once every pod exists and the log compaction has come round: its size is printed
+// at each 100,000 updates, and the run fails if it ends more than half again above its
+// size half way. On a quiet 2-core machine the million takes under two minutes; a
+// machine so loaded that it would take more than budget stops there and says so.
+func BenchmarkStore1MUpdates(b *testing.B) {
+	const budget = 4*time.Minute + 30*time.Second
+	const name = "store_1m_updates"
+	benchfig.Want(b, name, name+"_dir_mib", name+"_dir_max_mib")
+	const pods, total, step = 10_000, 1_000_000, 100_000
+	c := newCluster(b, 1, func(cfg *Config) {
+		d := DefaultConfig()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+		cfg.HistorySize, cfg.MmapSize = d.HistorySize, d.MmapSize
+	})
+	leader := c.nodes[c.leader()]
+	dir := c.cfgs[c.leader()].Dir
+	ctx := context.Background()
+	key := func(i int) Key { return Key{Kind: "Pod", Namespace: "bench", Name: "p" + strconv.Itoa(i%pods)} }
+	value := func(i int) []byte {
+		v := append([]byte(nil), value1k...)
+		copy(v, strconv.Itoa(i)) // every update a new value
+		return v
+	}
+	attrs := func(i int) (map[string]string, map[string]string) {
+		return map[string]string{"app": "a" + strconv.Itoa(i%pods/100)}, map[string]string{"spec.nodeName": "w" + strconv.Itoa(i%pods%100)}
+	}
+	load(b, 100, pods, func(_, i int) error {
+		l, f := attrs(i)
+		_, err := leader.Txn(ctx, Op{Type: Create, Key: key(i), Value: value(i), Labels: l, Fields: f})
+		return err
+	})
+	var sizes []float64
+	var elapsed time.Duration
+	done := 0
+	for ; done < total && elapsed < budget; done += step {
+		t0 := time.Now()
+		load(b, 100, step, func(_, i int) error {
+			l, f := attrs(i)
+			_, err := leader.Txn(ctx, Op{Type: Update, Key: key(i), Value: value(done + i), Labels: l, Fields: f})
+			return err
+		})
+		elapsed += time.Since(t0)
+		size, files := dirSize(b, dir)
+		sizes = append(sizes, float64(size)/(1<<20))
+		fmt.Printf("%s: %7d updates, %.0f updates/s so far, data dir %.1f MiB (%s)\n", name, done+step, float64(done+step)/elapsed.Seconds(), sizes[len(sizes)-1], files)
+	}
+	if done < total {
+		b.Logf("stopped after %d updates: %v is over the budget of %v (load average %s)", done, elapsed.Round(time.Second), budget, benchfig.LoadAverage())
+	}
+	bench(name, float64(done)/elapsed.Seconds(), "updates/s")
+	last, most := sizes[len(sizes)-1], 0.0
+	for _, s := range sizes {
+		most = max(most, s)
+	}
+	bench(name+"_dir_mib", last, "MiB")
+	bench(name+"_dir_max_mib", most, "MiB")
+	if half := len(sizes) / 2; half >= 2 && last > 1.5*sizes[half-1] {
+		b.Errorf("the data dir grew from %.1f MiB at %d updates to %.1f MiB at %d: not bounded", sizes[half-1], half*step, last, done)
+	}
+}
+
+// dirSize is the bytes of the files under dir, and the largest of them by name.
+func dirSize(b *testing.B, dir string) (int64, string) {
+	var total int64
+	per := map[string]int64{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // a snapshot or log segment removed while we walk
+		}
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		total += info.Size()
+		rel, _ := filepath.Rel(dir, path)
+		per[strings.SplitN(rel, string(filepath.Separator), 2)[0]] += info.Size()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var parts []string
+	for name, n := range per {
+		if n >= 1<<20 {
+			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(n)/(1<<20)))
+		}
+	}
+	sort.Strings(parts)
+	return total, strings.Join(parts, ", ")
 }

@@ -61,6 +61,11 @@ type Config struct {
 	// member drops its mapping of the state file's pages it read (mapped.go), so that
 	// its RSS gives back what deletes free. Default 64 MiB; 0: never.
 	ReleaseMappedBytes int64
+	// DefragFreeBytes: once deletes stop and the state file has this many bytes free, and
+	// more free than in use, the member defragments it (quota.go), giving back the disk
+	// and the memory bbolt keeps for each free page. Default 64 MiB; 0: never by itself
+	// (skiffctl cluster defrag still does).
+	DefragFreeBytes int64
 
 	// MaxAppendEntries bounds the entries grouped into one disk write and one replication
 	// message; concurrent writers share an fsync up to this many. Default 1024 (the most
@@ -146,6 +151,7 @@ func DefaultConfig() Config {
 		TrailingLogBytes:   64 << 20,
 		SnapshotLogBytes:   64 << 20,
 		ReleaseMappedBytes: releaseMappedAfter,
+		DefragFreeBytes:    64 << 20,
 		MaxAppendEntries:   1024,
 		HistorySize:        100_000,
 		HistoryBytes:       128 << 20,

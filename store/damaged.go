@@ -15,8 +15,12 @@ import (
 // the whole state from the others.
 
 // openLog opens the Raft log, turning a panic of bbolt on a damaged page (it asserts
-// rather than returns errors) into an error.
+// rather than returns errors) into an error; checkLog first finds the damage bbolt would
+// panic on where it could not be caught.
 func openLog(path string, mmapSize int) (logs *raftboltdb.BoltStore, err error) {
+	if err := checkLog(path); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			logs, err = nil, fmt.Errorf("corrupt: %v", r)

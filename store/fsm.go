@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,6 +21,7 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/skiffhq/skiff/internal/failpoint"
 	storev1 "github.com/skiffhq/skiff/proto/store/v1"
 )
 
@@ -158,6 +160,10 @@ type fsm struct {
 	freed atomic.Int64
 	// freedSeen is freed as releaseMapped last saw it (that goroutine's own).
 	freedSeen int64
+	// freeSeen is the state file's free bytes as defragIfFree last saw them, freeGrew
+	// when it last saw them grow (that goroutine's own).
+	freeSeen int64
+	freeGrew time.Time
 	// size is the state file's size as of the last applied batch (quota.go).
 	size atomic.Int64
 	// restoreErr is why the last snapshot install was refused (a newer format): Raft
@@ -165,6 +171,10 @@ type fsm struct {
 	restoreErr atomic.Pointer[error]
 	// applyMu is held by whatever changes the state file (apply, restore, defragment).
 	applyMu sync.Mutex
+	// stop is closed when the store shuts down: an apply waiting for disk space gives up.
+	stop <-chan struct{}
+	// onDiskFull, when set, is called each time an apply finds the disk full.
+	onDiskFull func()
 }
 
 func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]string, hist *history, ident *identity, log hclog.Logger) (*fsm, error) {
@@ -258,56 +268,41 @@ func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
+	failpoint.Inject(fpBeforeApply)
 	out := make([]interface{}, len(logs))
 	var events []Event
 	var last int64
-	err := f.db.Update(func(tx *bbolt.Tx) error {
-		w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex), indexes: f.indexes,
-			noSpace: tx.Bucket(bucketMeta).Get(keyAlarmNoSpace) != nil}
-		for i, l := range logs {
-			last = int64(l.Index)
-			if l.Type == raft.LogConfiguration {
-				// A configuration change changes no object; it retires the members it drops.
-				if err := applyConfiguration(tx, l.Data); err != nil {
-					return fmt.Errorf("configuration at %d: %w", l.Index, err)
-				}
-				continue
-			}
-			if l.Type != raft.LogCommand {
-				continue
-			}
-			cmd, ops, err := decodeCommand(l.Data, f.maxObjectSize)
-			switch {
-			case err != nil:
-				out[i] = &txnOutcome{err: err}
-			case ops == nil: // leader mark, cluster identity, member incarnation, alarm
-				if err := applyIdentity(tx, cmd); err != nil {
-					return fmt.Errorf("entry %d: %w", l.Index, err)
-				}
-				if err := applyAlarm(tx, cmd); err != nil {
-					return fmt.Errorf("entry %d: %w", l.Index, err)
-				}
-				w.noSpace = tx.Bucket(bucketMeta).Get(keyAlarmNoSpace) != nil
-				out[i] = &txnOutcome{result: &TxnResult{Revision: last}}
-			default:
-				res, evs, err := w.apply(last, ops)
-				out[i] = &txnOutcome{result: res, err: err}
-				events = append(events, evs...)
-			}
+	var err error
+	for full := 0; ; full++ {
+		events = events[:0]
+		if err = f.db.Update(func(tx *bbolt.Tx) error { return f.applyTx(tx, logs, out, &events, &last) }); !errors.Is(err, syscall.ENOSPC) {
+			break
 		}
-		var rev [8]byte
-		binary.BigEndian.PutUint64(rev[:], uint64(last))
-		if err := tx.Bucket(bucketMeta).Put(keyRevision, rev[:]); err != nil {
-			return err
+		// A full disk: bbolt rolled the batch back, its state file is as before. A
+		// committed entry cannot be skipped, so the member waits for space, applying
+		// nothing (its reads wait too), and retries; a leader hands leadership over
+		// (onDiskFull) and the others go on.
+		if full == 0 {
+			f.log.Error("disk full: cannot apply committed entries until space is freed; retrying", "path", f.path, "first", logs[0].Index, "error", err)
 		}
-		f.loadMeta(tx)
-		return nil
-	})
+		if f.onDiskFull != nil {
+			f.onDiskFull()
+		}
+		select {
+		case <-f.stop:
+			for i := range out {
+				out[i] = &txnOutcome{err: ErrClosed}
+			}
+			return out
+		case <-time.After(time.Second):
+		}
+	}
 	if err != nil {
 		// The state machine cannot skip a committed entry and stay identical to its peers.
 		f.log.Error("apply committed entries failed; stopping", "first", logs[0].Index, "last", last, "error", err)
 		panic(fmt.Sprintf("store: apply entries %d..%d: %v", logs[0].Index, last, err))
 	}
+	failpoint.Inject(fpAfterCommit)
 	var freed int64
 	for i := range events {
 		f.noteChange(events[i].Object.Kind, events[i].Revision)
@@ -322,6 +317,52 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.batches.Add(1)
 	f.hist.append(events, last)
 	return out
+}
+
+// applyTx applies logs in tx, setting each entry's outcome in out, its events in events
+// and the last index in last.
+func (f *fsm) applyTx(tx *bbolt.Tx, logs []*raft.Log, out []interface{}, events *[]Event, last *int64) error {
+	w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex), indexes: f.indexes,
+		noSpace: tx.Bucket(bucketMeta).Get(keyAlarmNoSpace) != nil}
+	for i, l := range logs {
+		*last = int64(l.Index)
+		if l.Type == raft.LogConfiguration {
+			// A configuration change changes no object; it retires the members it drops.
+			if err := applyConfiguration(tx, l.Data); err != nil {
+				return fmt.Errorf("configuration at %d: %w", l.Index, err)
+			}
+			continue
+		}
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		cmd, ops, err := decodeCommand(l.Data, f.maxObjectSize)
+		switch {
+		case err != nil:
+			out[i] = &txnOutcome{err: err}
+		case ops == nil: // leader mark, cluster identity, member incarnation, alarm
+			if err := applyIdentity(tx, cmd); err != nil {
+				return fmt.Errorf("entry %d: %w", l.Index, err)
+			}
+			if err := applyAlarm(tx, cmd); err != nil {
+				return fmt.Errorf("entry %d: %w", l.Index, err)
+			}
+			w.noSpace = tx.Bucket(bucketMeta).Get(keyAlarmNoSpace) != nil
+			out[i] = &txnOutcome{result: &TxnResult{Revision: *last}}
+		default:
+			res, evs, err := w.apply(*last, ops)
+			out[i] = &txnOutcome{result: res, err: err}
+			*events = append(*events, evs...)
+		}
+	}
+	var rev [8]byte
+	binary.BigEndian.PutUint64(rev[:], uint64(*last))
+	if err := tx.Bucket(bucketMeta).Put(keyRevision, rev[:]); err != nil {
+		return err
+	}
+	failpoint.Inject(fpApplyCommit)
+	f.loadMeta(tx)
+	return nil
 }
 
 // writer applies transactions inside one bbolt write transaction.
@@ -686,11 +727,16 @@ type fsmSnapshot struct {
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	failpoint.Inject(fpBeforeSnapshotPersist)
 	if _, err := s.tx.WriteTo(sink); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("snapshot: write state: %w", err)
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	failpoint.Inject(fpAfterSnapshotPersist)
+	return nil
 }
 
 func (s *fsmSnapshot) Release() {
@@ -718,6 +764,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
+	failpoint.Inject(fpBeforeRestore)
 	tmp := f.path + ".restore"
 	file, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -760,6 +807,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := os.Rename(tmp, f.path); err != nil {
 		return fmt.Errorf("restore: replace %s: %w", f.path, err)
 	}
+	failpoint.Inject(fpAfterRestore)
 	db, rev, err := f.openDB(f.path)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/skiffhq/skiff/internal/failpoint"
 )
 
 // logBytes counts the bytes of the Raft log on disk, so that the log is compacted by its
@@ -59,6 +61,7 @@ func (l *logBytes) IsMonotonic() bool {
 func (l *logBytes) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
 
 func (l *logBytes) StoreLogs(logs []*raft.Log) error {
+	failpoint.Inject(fpLogStore)
 	if err := l.LogStore.StoreLogs(logs); err != nil {
 		return err
 	}
@@ -83,9 +86,11 @@ func (l *logBytes) StoreLogs(logs []*raft.Log) error {
 }
 
 func (l *logBytes) DeleteRange(min, max uint64) error {
+	failpoint.Inject(fpBeforeCompaction)
 	if err := l.LogStore.DeleteRange(min, max); err != nil {
 		return err
 	}
+	failpoint.Inject(fpAfterCompaction)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for l.head < len(l.entries) && l.entries[l.head].index >= min && l.entries[l.head].index <= max {

@@ -211,3 +211,54 @@ func TestDefragmentShrinksAndKeepsEveryObject(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDefragWhenMostlyFree: once deletes leave the state file mostly free and have
+// stopped for defragQuiet, the member defragments it by itself, giving back the disk and
+// the memory bbolt keeps for each free page; not while deletes go on, not when less than
+// the threshold is free, not when the file holds more than it has free.
+func TestDefragWhenMostlyFree(t *testing.T) {
+	const threshold = 2 << 20
+	tf := newTestFSM(t, 100)
+	now := time.Unix(1000, 0)
+	value := bytes.Repeat([]byte("v"), 64<<10)
+	for i := 0; i < 64; i++ { // 4 MiB
+		tf.one(Op{Type: Create, Key: key(fmt.Sprint(i)), Value: value})
+	}
+	check := func(step string, after time.Duration, want bool) Usage {
+		t.Helper()
+		now = now.Add(after)
+		done, u, err := tf.f.defragIfFree(threshold, now)
+		if err != nil || done != want {
+			t.Fatalf("%s: defragmented %v (%v), want %v; state file %+v", step, done, err, want, u)
+		}
+		return u
+	}
+	check("after the writes", defragQuiet, false)
+	for i := 0; i < 16; i++ { // 1 MiB freed: under the threshold
+		tf.one(Op{Type: Delete, Key: key(fmt.Sprint(i))})
+	}
+	check("deleting", time.Second, false)
+	check("1 MiB free", defragQuiet, false)
+	for i := 16; i < 40; i++ { // 2.5 MiB freed, 1.5 MiB in use
+		tf.one(Op{Type: Delete, Key: key(fmt.Sprint(i))})
+		check("deleting", defragQuiet/2, false)
+	}
+	check("deletes just over", defragQuiet/2, false)
+	before := tf.f.db.Stats().FreePageN
+	after := check("deletes over", defragQuiet/2, true)
+	if free := after.Size - after.InUse; free >= threshold || tf.f.db.Stats().FreePageN >= before/4 {
+		t.Fatalf("after defragmentation the state file is %+v, %d pages free (%d before)", after, tf.f.db.Stats().FreePageN, before)
+	}
+	check("defragmented", defragQuiet, false)
+	for i := 40; i < 64; i++ {
+		if _, _, err := tf.f.get(key(fmt.Sprint(i))); err != nil {
+			t.Fatalf("%d after defragmentation: %v", i, err)
+		}
+	}
+	if _, err := tf.one(Op{Type: Create, Key: key("after"), Value: value}); err != nil {
+		t.Fatalf("write after defragmentation: %v", err)
+	}
+	if done, _, _ := tf.f.defragIfFree(0, now.Add(time.Hour)); done {
+		t.Fatal("defragmented with the threshold 0")
+	}
+}

@@ -50,6 +50,8 @@ type Store struct {
 	ident *identity
 	// running is set once Raft is started (the peer port serves before).
 	running atomic.Bool
+	// handingOver: a leadership transfer for a full disk is under way.
+	handingOver atomic.Bool
 	// registering holds the incarnations being recorded, by member name.
 	registerMu  sync.Mutex
 	registering map[string]string
@@ -101,6 +103,7 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, s.ident, log.Named("fsm")); err != nil {
 		return nil, err
 	}
+	s.fsm.stop, s.fsm.onDiskFull = s.ctx.Done(), s.handOverForDisk
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
 	// written with each commit (a page write saved per batch), and it is mapped large up
 	// front so that growing it rarely remaps under load.
@@ -220,6 +223,24 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// handOverForDisk is called while the state file cannot take committed entries for a
+// full disk. A leader in that state can acknowledge nothing, and its Raft loop soon
+// blocks behind the waiting state machine while its heartbeats still hold the others
+// back from an election: it hands leadership to a follower instead, so the cluster goes
+// on without it.
+func (s *Store) handOverForDisk() {
+	if !s.running.Load() || s.raft.State() != raft.Leader || !s.handingOver.CompareAndSwap(false, true) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.handingOver.Store(false)
+		err := s.raft.LeadershipTransfer().Error()
+		s.log.Warn("disk full: handing leadership over to another member", "error", err)
+	}()
+}
+
 // Close leaves Raft (without leaving the cluster: a restart rejoins) and releases
 // everything. Watchers get ErrClosed.
 func (s *Store) Close() error {
@@ -267,7 +288,9 @@ func (s *Store) shutdown() error {
 }
 
 // expireMemory gives back, once a second, the events and log entries older than their
-// TTL (HistoryTTL, LogCacheTTL): an idle node holds nothing of a burst it served.
+// TTL (HistoryTTL, LogCacheTTL), the state file's pages mapped by deletes (mapped.go) and
+// its free pages once deletes leave it mostly free (quota.go): an idle node holds
+// nothing of a burst it served.
 func (s *Store) expireMemory() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -281,6 +304,9 @@ func (s *Store) expireMemory() {
 				s.log.Warn("cannot release the state file's mapped pages", "error", err)
 			} else if n > 0 {
 				s.log.Debug("released the state file's mapped pages", "mapping_bytes", n)
+			}
+			if _, _, err := s.fsm.defragIfFree(s.cfg.DefragFreeBytes, now); err != nil {
+				s.log.Warn("cannot defragment the state file", "error", err)
 			}
 		case <-s.ctx.Done():
 			return

@@ -69,7 +69,23 @@ func Default(obj kinds.Object) {
 		defaultSecret(o)
 	case *corev1.LimitRange:
 		defaultLimitRange(o)
+	case *corev1.Namespace:
+		defaultNamespace(o)
 	}
+}
+
+// defaultNamespace labels a namespace with its name (kubernetes.io/metadata.name), as
+// Kubernetes does on every write, so that selectors (a NetworkPolicy's
+// namespaceSelector, a webhook's) can name a namespace; a write that changes or drops
+// the label gets it back. A generated name is labelled once it is chosen.
+func defaultNamespace(ns *corev1.Namespace) {
+	if ns.Name == "" {
+		return
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[corev1.LabelMetadataName] = ns.Name
 }
 
 func defaultDeploymentSpec(spec *appsv1.DeploymentSpec) {

@@ -88,6 +88,7 @@ and an empty data directory.`,
 	f.Uint64Var(&cfg.Store.SnapshotThreshold, "snapshot-threshold", cfg.Store.SnapshotThreshold, "log entries after a snapshot that trigger the next")
 	f.Int64Var(&cfg.Store.SnapshotLogBytes, "snapshot-log-bytes", cfg.Store.SnapshotLogBytes, "bytes of log entries beyond --trailing-log-bytes that trigger a snapshot, whatever their number (0: by --snapshot-threshold only)")
 	f.Int64Var(&cfg.Store.TrailingLogBytes, "trailing-log-bytes", cfg.Store.TrailingLogBytes, "bytes of the newest log entries a compaction by size keeps for followers to catch up from (0: by count only)")
+	f.Int64Var(&cfg.Store.DefragFreeBytes, "defrag-free-bytes", cfg.Store.DefragFreeBytes, "free bytes of the state file, once deletes stop and it has more free than in use, at which the member defragments it by itself (0: only skiffctl cluster defrag)")
 	f.Int64Var(&cfg.Store.QuotaBytes, "quota-backend-bytes", cfg.Store.QuotaBytes, "size of the state file past which creates and updates are refused and the NOSPACE alarm raised (as etcd's)")
 	f.DurationVar(&cfg.Store.Backups.Interval, "snapshot-interval", cfg.Store.Backups.Interval, "how often the leader writes a snapshot to --snapshot-dir (0: never)")
 	f.IntVar(&cfg.Store.Backups.Retention, "snapshot-retention", cfg.Store.Backups.Retention, "how many of this cluster's snapshots each member's --snapshot-dir keeps (the newest)")
@@ -96,6 +97,7 @@ and an empty data directory.`,
 	f.IntVar(&cfg.Store.HistorySize, "watch-history", cfg.Store.HistorySize, "events kept in memory for watches to resume from")
 	f.Int64Var(&cfg.Store.HistoryBytes, "watch-history-bytes", cfg.Store.HistoryBytes, "bytes of objects the watch history holds at most; the oldest events go first (0: no byte bound)")
 	f.DurationVar(&cfg.Store.HistoryTTL, "watch-history-ttl", cfg.Store.HistoryTTL, "how long an event stays in the watch history at most (0: until count or bytes push it out)")
+	f.DurationVar(&cfg.BookmarkInterval, "watch-bookmark-interval", cfg.BookmarkInterval, "how long a watch that allows bookmarks waits without events before it gets one (a progress notification: every event up to its revision was sent)")
 	sec.register(f, &cfg)
 	return cmd
 }

@@ -90,22 +90,44 @@ func NewPod(ds *appsv1.DaemonSet, node, hash string) *corev1.Pod {
 // should go on running (it tolerates the NoExecute taints: an untolerated NoSchedule
 // taint keeps new pods off, not old ones).
 func ShouldRun(node *corev1.Node, ds *appsv1.DaemonSet) (shouldRun, shouldContinueRunning bool) {
+	return placementOf(ds).shouldRun(node)
+}
+
+// placement is what ShouldRun reads of a DaemonSet, prepared once for all its nodes: a
+// sync asks it of every node several times, and copying the template and parsing its
+// affinity for each was most of a sync's cost on a thousand nodes.
+type placement struct {
+	nodeName    string
+	affinity    nodeaffinity.RequiredNodeAffinity
+	tolerations []corev1.Toleration
+}
+
+func placementOf(ds *appsv1.DaemonSet) placement {
 	spec := &ds.Spec.Template.Spec
-	if spec.NodeName != "" && spec.NodeName != node.Name {
+	withTolerations := corev1.PodSpec{HostNetwork: spec.HostNetwork, Tolerations: slices.Clone(spec.Tolerations)}
+	addTolerations(&withTolerations)
+	return placement{
+		nodeName: spec.NodeName,
+		// GetRequiredNodeAffinity only reads the pod's selector and affinity.
+		affinity:    nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: corev1.PodSpec{NodeSelector: spec.NodeSelector, Affinity: spec.Affinity}}),
+		tolerations: withTolerations.Tolerations,
+	}
+}
+
+func (pl placement) shouldRun(node *corev1.Node) (shouldRun, shouldContinueRunning bool) {
+	if pl.nodeName != "" && pl.nodeName != node.Name {
 		return false, false
 	}
-	pod := &corev1.Pod{Spec: *spec.DeepCopy()}
-	addTolerations(&pod.Spec)
-	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(node); !ok {
+	if ok, _ := pl.affinity.Match(node); !ok {
 		return false, false
 	}
-	_, untolerated := v1helper.FindMatchingUntoleratedTaint(klog.Logger{}, node.Spec.Taints, pod.Spec.Tolerations, func(t *corev1.Taint) bool {
+	_, untolerated := v1helper.FindMatchingUntoleratedTaint(klog.Logger{}, node.Spec.Taints, pl.tolerations, func(t *corev1.Taint) bool {
 		return t.Effect == corev1.TaintEffectNoExecute || t.Effect == corev1.TaintEffectNoSchedule
 	}, false)
 	if !untolerated {
 		return true, true
 	}
-	_, untoleratedNoExecute := v1helper.FindMatchingUntoleratedTaint(klog.Logger{}, node.Spec.Taints, pod.Spec.Tolerations, func(t *corev1.Taint) bool {
+	_, untoleratedNoExecute := v1helper.FindMatchingUntoleratedTaint(klog.Logger{}, node.Spec.Taints, pl.tolerations, func(t *corev1.Taint) bool {
 		return t.Effect == corev1.TaintEffectNoExecute
 	}, false)
 	return false, !untoleratedNoExecute
@@ -164,8 +186,9 @@ type Backoff func(node string) time.Duration
 // that is not yet ready may stand beside the old ready one).
 func Manage(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string, surge bool, backoff Backoff, now time.Time) Plan {
 	var plan Plan
+	pl := placementOf(ds)
 	for _, node := range nodes {
-		shouldRun, shouldContinue := ShouldRun(node, ds)
+		shouldRun, shouldContinue := pl.shouldRun(node)
 		pods := byNode[node.Name]
 		switch {
 		case shouldRun && len(pods) == 0:
@@ -260,8 +283,9 @@ func available(p *corev1.Pod, ds *appsv1.DaemonSet, now time.Time) bool {
 // desiredNodes counts the nodes that should run a pod.
 func desiredNodes(ds *appsv1.DaemonSet, nodes []*corev1.Node) int {
 	n := 0
+	pl := placementOf(ds)
 	for _, node := range nodes {
-		if run, _ := ShouldRun(node, ds); run {
+		if run, _ := pl.shouldRun(node); run {
 			n++
 		}
 	}
@@ -379,8 +403,9 @@ func RollingUpdate(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string
 // pod (of each, its oldest active pod), and the pods on nodes that should not.
 func Status(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string, now time.Time) appsv1.DaemonSetStatus {
 	st := appsv1.DaemonSetStatus{ObservedGeneration: ds.Generation, CollisionCount: ds.Status.CollisionCount, Conditions: ds.Status.Conditions}
+	pl := placementOf(ds)
 	for _, node := range nodes {
-		shouldRun, _ := ShouldRun(node, ds)
+		shouldRun, _ := pl.shouldRun(node)
 		var active []*corev1.Pod
 		for _, p := range byNode[node.Name] {
 			if p.DeletionTimestamp == nil && replicaset.IsActive(p) {

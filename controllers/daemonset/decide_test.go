@@ -71,11 +71,37 @@ func TestShouldRun(t *testing.T) {
 		{"another node's name", testDS(func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.NodeName = "other" }), testNode("n", nil), false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := slices.Clone(tc.ds.Spec.Template.Spec.Tolerations)
 			run, cont := ShouldRun(tc.node, tc.ds)
 			if run != tc.run || cont != tc.continue_ {
 				t.Errorf("ShouldRun = %v, %v; want %v, %v", run, cont, tc.run, tc.continue_)
 			}
+			if !slices.Equal(before, tc.ds.Spec.Template.Spec.Tolerations) {
+				t.Errorf("ShouldRun changed the template's tolerations: %v", tc.ds.Spec.Template.Spec.Tolerations)
+			}
 		})
+	}
+}
+
+// BenchmarkDecide1000Nodes: the decisions of one sync of a DaemonSet rolling out on
+// 1,000 nodes (Fenceposts, Manage, RollingUpdate, Status), each of which asks every
+// node whether the DaemonSet should run there.
+func BenchmarkDecide1000Nodes(b *testing.B) {
+	ds := testDS(func(ds *appsv1.DaemonSet) {
+		ds.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}
+		ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = new(intstr.FromString("10%"))
+	})
+	ns := nodes(1000, nil)
+	byNode := map[string][]*corev1.Pod{}
+	for i, n := range ns {
+		byNode[n.Name] = []*corev1.Pod{pod(fmt.Sprintf("p%d", i), n.Name, "old", i, true)}
+	}
+	noBackoff := func(string) time.Duration { return 0 }
+	for b.Loop() {
+		surge, _ := Fenceposts(ds, desiredNodes(ds, ns))
+		Manage(ds, ns, byNode, "new", surge > 0, noBackoff, t0)
+		RollingUpdate(ds, ns, byNode, "new", t0)
+		Status(ds, ns, byNode, "new", t0)
 	}
 }
 

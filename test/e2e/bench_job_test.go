@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"bytes"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiffhq/skiff/client/cache"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
@@ -35,7 +40,18 @@ func benchJob(b *testing.B, name string, secure bool) {
 			Containers: []corev1.Container{{Name: "work", Image: "busybox", Command: []string{"sh", "-c", "exit 0"},
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	var status atomic.Pointer[batchv1.JobStatus]
+	stages := watchStages(ctx, f, "default", func() string {
+		if st := status.Load(); st != nil {
+			return fmt.Sprintf("job: active %d, succeeded %d, uncounted %d", st.Active, st.Succeeded, len(st.UncountedTerminatedPods.Succeeded))
+		}
+		return ""
+	})
+	f.Start(ctx)
+	defer f.Wait()
 	b.ResetTimer()
+	stages()
 	start := time.Now()
 	if _, err := cs.Jobs.Create(ctx, job); err != nil {
 		b.Fatal(err)
@@ -45,17 +61,23 @@ func benchJob(b *testing.B, name string, secure bool) {
 		cur, err := cs.Jobs.Get(ctx, "default", "bench")
 		if err == nil {
 			last = cur
+			status.Store(&cur.Status)
 			if complete(cur) {
 				break
 			}
 		}
 		if ctx.Err() != nil {
-			b.Fatalf("not complete after %v: %+v", time.Since(start), last.Status)
+			var log bytes.Buffer
+			stages().Report(&log)
+			b.Fatalf("not complete after %v: %+v\n%s", time.Since(start), last.Status, log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	var log bytes.Buffer
+	stages().Report(&log)
+	b.Logf("as a watcher saw the pods:\n%s", log.String())
 	if last.Status.Succeeded != completions || last.Status.CompletedIndexes != "0-9999" {
 		b.Fatalf("status %+v", last.Status)
 	}

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	var lns []net.Listener
@@ -88,13 +88,13 @@ func (l *lockedBuffer) String() string {
 }
 
 // start runs bin with args; the test's cleanup kills it (by pid) if it still runs.
-func start(t *testing.T, name string, args ...string) *proc {
+func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	return startCommand(t, name, exec.Command(filepath.Join(binDir, "skiff"), args...))
 }
 
 // startCommand is start for a command of the test's making (skiff under a wrapper).
-func startCommand(t *testing.T, name string, cmd *exec.Cmd) *proc {
+func startCommand(t testing.TB, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -89,23 +89,42 @@ func TestWatchCheckerFindsAnomalies(t *testing.T) {
 		t.Fatal("nodes that disagree on revision 12 were not reported")
 	}
 	batch := func(evs ...wev) watchBatch { return watchBatch{Node: "n1", Events: evs} }
+	bookmark := func(rev int64) watchBatch { return watchBatch{Node: "n1", Bookmark: rev} }
+	// on moves a batch to stream i (on node n2); streams lists where each stream started.
+	on := func(i int, b watchBatch) watchBatch { b.Stream, b.Node = i, "n2"; return b }
 	for _, tc := range []struct {
 		name    string
 		batches []watchBatch
 		gaps    [][2]int64
+		streams []watchStream
+		noBookm bool // the watcher did not ask for bookmarks
 		want    string
 	}{
-		{"complete", []watchBatch{batch(full[0]), batch(full[1], full[2], full[3]), batch(full[4])}, nil, ""},
-		{"complete up to where it got", []watchBatch{batch(full[0], full[1], full[2])}, nil, ""},
-		{"gap", []watchBatch{batch(full[0]), batch(full[3], full[4])}, nil, "gap"},
-		{"gap after a compaction", []watchBatch{batch(full[0]), batch(full[3], full[4])}, [][2]int64{{11, 12}}, ""},
-		{"duplicate on resume", []watchBatch{batch(full[0], full[1], full[2]), batch(full[1], full[2], full[3])}, nil, "out-of-order,duplicate,duplicate,wrong-events"},
-		{"revision split", []watchBatch{batch(full[0], full[1]), batch(full[2], full[3])}, nil, "not-atomic,out-of-order,not-atomic"},
-		{"reordered", []watchBatch{batch(full[0], full[3], full[1], full[2])}, nil, "out-of-order"},
-		{"wrong value", []watchBatch{batch(wev{Rev: 11, Type: "MODIFIED", Name: "a", Val: "y"})}, nil, "wrong-events"},
+		{"complete", []watchBatch{batch(full[0]), batch(full[1], full[2], full[3]), batch(full[4])}, nil, nil, false, ""},
+		{"complete up to where it got", []watchBatch{batch(full[0], full[1], full[2])}, nil, nil, false, ""},
+		{"gap", []watchBatch{batch(full[0]), batch(full[3], full[4])}, nil, nil, false, "gap"},
+		{"gap after a compaction", []watchBatch{batch(full[0]), batch(full[3], full[4])}, [][2]int64{{11, 12}}, nil, false, ""},
+		{"duplicate on resume", []watchBatch{batch(full[0], full[1], full[2]), batch(full[1], full[2], full[3])}, nil, nil, false, "out-of-order,duplicate,duplicate,wrong-events"},
+		{"revision split", []watchBatch{batch(full[0], full[1]), batch(full[2], full[3])}, nil, nil, false, "not-atomic,out-of-order,not-atomic"},
+		{"reordered", []watchBatch{batch(full[0], full[3], full[1], full[2])}, nil, nil, false, "out-of-order"},
+		{"wrong value", []watchBatch{batch(wev{Rev: 11, Type: "MODIFIED", Name: "a", Val: "y"})}, nil, nil, false, "wrong-events"},
+		// Bookmarkable.
+		{"bookmarks", []watchBatch{batch(full[0]), bookmark(11), batch(full[1], full[2]), bookmark(12), bookmark(12), batch(full[3]), batch(full[4]), bookmark(15)}, nil, nil, false, ""},
+		{"bookmark ahead of an event", []watchBatch{batch(full[0]), bookmark(12), batch(full[1], full[2], full[3])}, nil, nil, false, "bookmark-ahead,event-after-bookmark,event-after-bookmark"},
+		{"bookmark ahead at the end", []watchBatch{batch(full[0]), bookmark(14)}, nil, nil, false, "bookmark-ahead"},
+		{"bookmark ahead over a compaction", []watchBatch{batch(full[0]), bookmark(13), batch(full[4])}, [][2]int64{{11, 13}}, nil, false, ""},
+		{"bookmark behind", []watchBatch{batch(full[0], full[1], full[2]), bookmark(11)}, nil, nil, false, "bookmark-behind"},
+		{"bookmark not asked for", []watchBatch{batch(full[0]), bookmark(11)}, nil, nil, true, "unrequested-bookmark"},
+		// Resumable: from a bookmark's revision, on another node.
+		{"resumed from a bookmark", []watchBatch{batch(full[0], full[1], full[2]), bookmark(12), on(1, batch(full[3], full[4]))},
+			nil, []watchStream{{Node: "n1", From: 10}, {Node: "n2", From: 12, FromBookmark: true}}, false, ""},
+		{"resumed from a bookmark, an event lost", []watchBatch{batch(full[0], full[1], full[2]), bookmark(13), on(1, batch(full[4]))},
+			nil, []watchStream{{Node: "n1", From: 10}, {Node: "n2", From: 13, FromBookmark: true}}, false, "bookmark-ahead,gap"},
+		{"resumed, an event before the resume point", []watchBatch{batch(full[0]), bookmark(13), on(1, batch(full[1], full[2]))},
+			nil, []watchStream{{Node: "n1", From: 10}, {Node: "n2", From: 13, FromBookmark: true}}, false, "bookmark-ahead,out-of-order,gap"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, as := checkWatcher(&watchRecord{Batches: tc.batches, Gaps: tc.gaps}, 10, ref)
+			_, _, as := checkWatcher(&watchRecord{Batches: tc.batches, Gaps: tc.gaps, Streams: tc.streams, Bookmarks: !tc.noBookm}, 10, ref)
 			var kinds []string
 			for _, a := range as {
 				kinds = append(kinds, a.Kind)
@@ -114,6 +133,15 @@ func TestWatchCheckerFindsAnomalies(t *testing.T) {
 				t.Fatalf("anomalies %q, want %q: %+v", got, tc.want, as)
 			}
 		})
+	}
+	// Resumable from any revision: a watch from 11 returns exactly what follows it.
+	if as := checkResumed("n2", 11, full[1:], ref); len(as) != 0 {
+		t.Fatalf("a faithful resume from 11: %+v", as)
+	}
+	for name, evs := range map[string][]wev{"one lost": {full[1], full[2], full[4]}, "one extra": full, "none": nil} {
+		if as := checkResumed("n2", 11, evs, ref); len(as) != 1 || as[0].Kind != "not-resumable" {
+			t.Fatalf("resume from 11, %s: got %+v", name, as)
+		}
 	}
 	if as := checkAcknowledged([]ackedWrite{{Name: "b", Value: "x", Rev: 12}, {Name: "e", Value: "x", Rev: 14}}, ref); len(as) != 1 {
 		t.Fatalf("acknowledged write missing from the history: got %+v", as)

@@ -20,12 +20,18 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/internal/failpoint"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 // raftTiming is passed to every server. Raft's defaults (500ms heartbeat and election
 // timeouts) suit a LAN; see timingFlags for what the suite uses and why.
 var raftTiming []string
+
+// bookmarkInterval is how long an idle watch that asked for bookmarks waits for one:
+// short, so that the watchers get bookmarks in every lull of the write load (a fault's
+// unavailability, the end of the run), not only after the default's 10s.
+const bookmarkInterval = 100 * time.Millisecond
 
 // node is one API server: its addresses stay fixed across restarts, its data directory
 // too, so a restart rejoins.
@@ -37,9 +43,15 @@ type node struct {
 	dir        string
 	gid        int // the group the process runs as: what iptables tells nodes apart by
 	args       []string
+	bin        string // the skiff it runs; "": the cluster's (an upgrade replaces it)
 
 	proc   *proc // nil while down
 	paused bool
+
+	// Disk faults (disk_test.go): env is added to the process's environment at its next
+	// start (failpoints); tmpfs says the data directory is on a tmpfs of the run's own.
+	env   []string
+	tmpfs bool
 }
 
 // proc is a running server process, in its own process group.
@@ -47,6 +59,8 @@ type proc struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	killed atomic.Bool // the harness killed it: its exit is no crash
+	// injected: an armed failpoint crashed it (exit failpoint.ExitCode): no anomaly.
+	injected atomic.Bool
 }
 
 // cluster runs the servers and applies faults to them. Its methods are safe for
@@ -60,6 +74,7 @@ type cluster struct {
 	net     netFaults // nil: this run makes no partitions
 	proxy   *proxyNet // set when net is the proxy
 	gidBase int
+	extra   []string // flags every server gets besides the suite's (nemesis.args)
 
 	mu      sync.Mutex
 	nodes   map[string]*node // every node ever started, by name
@@ -89,14 +104,15 @@ func (c *cluster) saveLogs(dir string) {
 }
 
 // newCluster starts n servers forming one cluster and waits for a leader. netKind says
-// how partitions are made: "iptables", "proxy", or "" for none.
-func newCluster(t *testing.T, bin string, n int, netKind string) *cluster {
+// how partitions are made: "iptables", "proxy", or "" for none; extra are flags every
+// server gets.
+func newCluster(t *testing.T, bin string, n int, netKind string, extra ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{
 		t: t, bin: bin, dir: dir, logs: filepath.Join(dir, "logs"), root: os.Geteuid() == 0,
 		gidBase: 2_000_000 + (os.Getpid()%100_000)*32, nodes: map[string]*node{},
-		grpcs: map[string]*grpc.ClientConn{}, conns: map[string]*client.Conn{},
+		grpcs: map[string]*grpc.ClientConn{}, conns: map[string]*client.Conn{}, extra: extra,
 	}
 	if err := os.MkdirAll(c.logs, 0o755); err != nil {
 		t.Fatal(err)
@@ -156,7 +172,9 @@ func (c *cluster) newNode() *node {
 		advertise = []string{"--raft-advertise", front}
 	}
 	nd.args = append([]string{"apiserver", "--name", nd.name, "--data-dir", nd.dir, "--listen", nd.api,
-		"--raft-listen", nd.raftListen, "--log-level", "info", "--insecure"}, append(advertise, raftTiming...)...) // faults, not TLS, are under test
+		"--raft-listen", nd.raftListen, "--log-level", "info", "--insecure",
+		"--watch-bookmark-interval", bookmarkInterval.String()}, append(advertise, raftTiming...)...) // faults, not TLS, are under test
+	nd.args = append(nd.args, c.extra...)
 	c.nodes[nd.name] = nd
 	c.members = append(c.members, nd.name)
 	c.gen++
@@ -190,9 +208,15 @@ func (c *cluster) start(nd *node) {
 		c.t.Fatal(err)
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "=== %s start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(nd.args, " "))
-	cmd := exec.Command(c.bin, nd.args...)
+	bin := c.bin
+	if nd.bin != "" {
+		bin = nd.bin
+	}
+	fmt.Fprintf(f, "=== %s start %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(nd.args, " "))
+	cmd := exec.Command(bin, nd.args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	armed := len(nd.env) > 0
+	cmd.Env = append(os.Environ(), nd.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if c.root {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: uint32(nd.gid), NoSetGroups: true}
@@ -203,7 +227,9 @@ func (c *cluster) start(nd *node) {
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
-		if !p.killed.Load() {
+		if !p.killed.Load() && armed && cmd.ProcessState.ExitCode() == failpoint.ExitCode {
+			p.injected.Store(true)
+		} else if !p.killed.Load() {
 			b, _ := os.ReadFile(filepath.Join(c.logs, nd.name+".log"))
 			c.mu.Lock()
 			c.crashes = append(c.crashes, fmt.Sprintf("%s exited by itself (%v); its log ends:\n%s", nd.name, err, lastLines(string(b), 15)))
@@ -228,6 +254,28 @@ func (c *cluster) kill(nd *node) {
 	p.killed.Store(true)
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
+}
+
+// stop ends nd's process as an operator's service manager does: SIGTERM, and SIGKILL if
+// it has not exited within grace. It says whether it exited by itself.
+func (c *cluster) stop(nd *node, grace time.Duration) bool {
+	c.mu.Lock()
+	p := nd.proc
+	nd.proc, nd.paused = nil, false
+	c.mu.Unlock()
+	if p == nil {
+		return true
+	}
+	p.killed.Store(true)
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(grace):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		return false
+	}
 }
 
 // signal sends sig (SIGSTOP, SIGCONT) to nd's process group.
@@ -382,6 +430,12 @@ func (c *cluster) status(ctx context.Context, name string) (*apiv1.ClusterStatus
 // leader finds the member that says it leads, with the highest term among those that do;
 // "" when none does now.
 func (c *cluster) leader(ctx context.Context) string {
+	l, _ := c.leaderTerm(ctx)
+	return l
+}
+
+// leaderTerm is leader with its term.
+func (c *cluster) leaderTerm(ctx context.Context) (string, uint64) {
 	best, term := "", uint64(0)
 	for _, name := range c.running() {
 		if nd := c.node(name); nd.paused {
@@ -395,7 +449,45 @@ func (c *cluster) leader(ctx context.Context) string {
 			best, term = name, st.GetTerm()
 		}
 	}
-	return best
+	return best, term
+}
+
+// leaderChange is a window in which the cluster changed leaders: from the last time the
+// old leader was seen leading to the first time the new one was.
+type leaderChange struct {
+	From int64  `json:"fromNs"`
+	To   int64  `json:"toNs"`
+	Note string `json:"note"`
+}
+
+// watchLeaders polls who leads every 100ms until ctx ends and returns the changes seen.
+func (c *cluster) watchLeaders(ctx context.Context, clock func() int64) []leaderChange {
+	var out []leaderChange
+	last, lastAt, gone := "", int64(-1), false
+	for ctx.Err() == nil {
+		name, term := c.leaderTerm(ctx)
+		now := clock()
+		key := ""
+		if name != "" {
+			key = fmt.Sprintf("%s (term %d)", name, term)
+		}
+		switch {
+		case lastAt < 0 && key != "":
+			last, lastAt = key, now
+		case key == "":
+			gone = true
+		case key != last || gone:
+			out = append(out, leaderChange{From: lastAt, To: now, Note: last + " -> " + key})
+			last, lastAt, gone = key, now, false
+		default:
+			lastAt = now
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return out
 }
 
 // waitLeader polls until a member leads, or ctx ends.

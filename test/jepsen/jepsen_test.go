@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "skiff")
-	cmd := exec.Command("go", "build", "-o", binPath, "../../cmd/skiff")
+	cmd := exec.Command("go", "build", "-tags", "failpoints", "-o", binPath, "../../cmd/skiff") // disk_test.go arms them
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build skiff:", err)
@@ -80,6 +81,7 @@ type report struct {
 	Watch        watchResult     `json:"watch"`
 	Writes       int             `json:"successfulWrites"`
 	Faults       []fault         `json:"faults"`
+	Leaders      []leaderChange  `json:"leaderChanges,omitempty"` // seen by a rolling run
 	Availability map[string]stat `json:"writeUnavailability"`
 	Anomalies    []anomaly       `json:"anomalies"`
 	Skipped      string          `json:"skipped,omitempty"`
@@ -128,12 +130,17 @@ func TestJepsen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, nem := range nemeses {
+	list := nemeses
+	if !*longRun && len(selected) == 0 && !testing.Short() {
+		list = grouped(nemeses)
+	}
+	for _, nem := range list {
 		if len(selected) > 0 && !selected[nem.name] {
 			continue
 		}
 		if !nem.partitions {
-			t.Run(nem.name, func(t *testing.T) { runOne(t, nem, "", dur, quiet, hold) })
+			d := max(dur, time.Duration(nem.turns)*(quiet+hold+2*time.Second)+quiet) // a group: a fault of each (2s to inject it)
+			t.Run(nem.name, func(t *testing.T) { runOne(t, nem, "", d, quiet, hold) })
 			continue
 		}
 		for i, kind := range kinds {
@@ -180,7 +187,16 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		}
 	}
 
-	c := newCluster(t, binPath, *nodeCount, netKind)
+	if nem.root && os.Geteuid() != 0 {
+		rep.Skipped = "needs root (it mounts a tmpfs)"
+		writeReport()
+		t.Skipf("%s: skipped: needs root (it mounts a tmpfs), euid %d", nem.name, os.Geteuid())
+	}
+	bin := binPath
+	if nem.from != nil {
+		bin = nem.from(t)
+	}
+	c := newCluster(t, bin, *nodeCount, netKind, nem.args...)
 	if nem.partitions && c.net == nil {
 		rep.Skipped = "iptables partitions need root and iptables (-jepsen.net=proxy needs neither)"
 		writeReport()
@@ -215,11 +231,15 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	wat := &watchWorkload{c: c, ns: ns, base: base}
 	for _, name := range c.membersNow() {
 		for j := 0; j < 2; j++ {
-			wat.watchers = append(wat.watchers, &watchRecord{ID: len(wat.watchers), Home: name})
+			wat.watchers = append(wat.watchers, &watchRecord{ID: len(wat.watchers), Home: name, Bookmarks: j == 0})
 		}
 	}
 
 	workCtx, stopWork := context.WithTimeout(context.Background(), dur)
+	if nem.rolling {
+		// The nemesis ends the run once every member had its turn; the bound is a safety net.
+		workCtx, stopWork = context.WithTimeout(context.Background(), 5*time.Minute)
+	}
 	defer stopWork()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
@@ -236,9 +256,20 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		watchers.Add(1)
 		go func() { defer watchers.Done(); wat.run(watchCtx, rec) }()
 	}
+	var leaders []leaderChange
+	if nem.rolling {
+		work.Add(1)
+		go func() { defer work.Done(); leaders = c.watchLeaders(workCtx, clock) }()
+	}
 	var faults []fault
+	var scheduleEnd int64
 	work.Add(1)
-	go func() { defer work.Done(); faults = schedule(workCtx, c, nem, quiet, hold, clock, t.Logf) }()
+	go func() {
+		defer work.Done()
+		faults = schedule(workCtx, c, nem, quiet, hold, clock, t.Logf)
+		scheduleEnd = clock()
+		stopWork()
+	}()
 	work.Wait()
 	workEnd := clock()
 	rep.Faults = faults
@@ -290,7 +321,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 			time.Sleep(50 * time.Millisecond) // bounded polling
 		}
 		if wat.last(rec) < end {
-			fail("watch-stalled", "watcher %d (home %s) reached revision %d, not the sentinel's %d, within 30s of healing (resumes %v)", rec.ID, rec.Home, wat.last(rec), end, rec.Resumes)
+			fail("watch-stalled", "watcher %d (home %s) reached revision %d, not the sentinel's %d, within 30s of healing (streams %v)", rec.ID, rec.Home, wat.last(rec), end, rec.Streams)
 		}
 	}
 	stopWatch()
@@ -324,7 +355,7 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	// Watch: the reference history from every node, then each watcher against it.
 	per, from := map[string][]wev{}, map[string]int64{}
 	for _, name := range c.membersNow() {
-		evs, lo, err := wat.reference(final, name, end)
+		evs, lo, err := wat.reference(final, name, base, end)
 		if err != nil {
 			fail("watch-reference", "%v", err)
 			continue
@@ -338,9 +369,40 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 		n, unverifiable, as := checkWatcher(rec, base, ref)
 		rep.Watch.Events += n
 		rep.Watch.Unverifiable += unverifiable
-		rep.Watch.Resumes += len(rec.Resumes) - 1
+		rep.Watch.Resumes += len(rec.Streams) - 1
+		for i, s := range rec.Streams {
+			if i > 0 && s.FromBookmark {
+				rep.Watch.FromBookmark++
+			}
+		}
+		for _, b := range rec.Batches {
+			if len(b.Events) == 0 {
+				rep.Watch.Bookmarks++
+			}
+		}
 		rep.Watch.Gaps += len(rec.Gaps)
 		anomalies = append(anomalies, as...)
+	}
+	// Resumable from any revision: watches of every member from random revisions of the
+	// reference return exactly its events after them.
+	rr := rand.New(rand.NewPCG(uint64(began.UnixNano()), 28))
+	for _, name := range c.membersNow() {
+		for i := 0; i < 3 && len(ref.revs) > 1; i++ {
+			rev := ref.revs[rr.IntN(len(ref.revs)-1)]
+			if !ref.covers(rev) || rev < from[name] {
+				continue
+			}
+			evs, lo, err := wat.reference(final, name, rev, end)
+			if err != nil {
+				fail("watch-reference", "%v", err)
+				continue
+			}
+			if lo != rev {
+				continue // compacted on that node since the reference was read
+			}
+			rep.Watch.Resumed++
+			anomalies = append(anomalies, checkResumed(name, rev, evs, ref)...)
+		}
 	}
 	anomalies = append(anomalies, checkAcknowledged(append(reg.acknowledged(), set.acknowledged()...), ref)...)
 	anomalies = append(anomalies, checkFinalState(items, ref)...)
@@ -358,6 +420,9 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	}
 	wmu.Unlock()
 	rep.Availability = availability(rep.Faults)
+	if nem.rolling {
+		anomalies = append(anomalies, checkRolling(set, rep, leaders, len(c.membersNow()), scheduleEnd)...)
+	}
 	rep.CheckTime = time.Since(checkStart).Round(time.Millisecond).String()
 	writeHistories(t, runDir, reg, set, wat)
 }
@@ -413,7 +478,7 @@ func writeHistories(t *testing.T, dir string, reg *registerWorkload, set *setWor
 	var ws []map[string]any
 	for _, rec := range wat.watchers {
 		rec.mu.Lock()
-		ws = append(ws, map[string]any{"id": rec.ID, "home": rec.Home, "resumes": rec.Resumes, "gaps": rec.Gaps, "batches": rec.Batches})
+		ws = append(ws, map[string]any{"id": rec.ID, "home": rec.Home, "bookmarks": rec.Bookmarks, "streams": rec.Streams, "gaps": rec.Gaps, "batches": rec.Batches})
 		rec.mu.Unlock()
 	}
 	h["watchers"] = ws
@@ -443,9 +508,12 @@ func summarize(t *testing.T, rep *report, dir string) {
 	fmt.Fprintf(&b, "  set: %d creates, %d acknowledged, %d unknown (%d of them happened), %d failed; %d objects at the end\n",
 		s.Attempts, s.Acknowledged, s.Unknown, s.UnknownPresent, s.Failed, s.Final)
 	w := rep.Watch
-	fmt.Fprintf(&b, "  watch: %d watchers, %d events, %d resumes on another node, %d compacted gaps; reference %d revisions (complete after %v); %d events before it\n",
-		w.Watchers, w.Events, w.Resumes, w.Gaps, w.RefEvents, w.Reference, w.Unverifiable)
+	fmt.Fprintf(&b, "  watch: %d watchers, %d events, %d bookmarks, %d resumes on another node (%d from a bookmark), %d compacted gaps; reference %d revisions (complete after %v); %d events before it; %d watches from random revisions\n",
+		w.Watchers, w.Events, w.Bookmarks, w.Resumes, w.FromBookmark, w.Gaps, w.RefEvents, w.Reference, w.Unverifiable, w.Resumed)
 	fmt.Fprintf(&b, "  faults: %d; successful writes: %d\n", len(rep.Faults), rep.Writes)
+	for _, l := range rep.Leaders {
+		fmt.Fprintf(&b, "    %7.1fs leader change   %s, seen within %.0fms\n", float64(l.From)/1e9, l.Note, float64(l.To-l.From)/1e6)
+	}
 	for _, f := range rep.Faults {
 		fmt.Fprintf(&b, "    %7.1fs %-16s %-12v %-24s healed %5.1fs later; first write after %6.0fms, longest without a write %6.0fms%s\n",
 			float64(f.Start)/1e9, f.Kind, f.Targets, f.Note, float64(f.Healed-f.Start)/1e9, f.FirstWriteMs, f.UnavailableMs, healNote(f))
@@ -469,4 +537,49 @@ func healNote(f fault) string {
 		return " (heal: " + f.HealErr + ")"
 	}
 	return ""
+}
+
+// leaderChangeSlack widens each leader-change window for the 100ms polling and the
+// status calls that see it, and for the client to hear of it.
+const leaderChangeSlack = int64(time.Second)
+
+// checkRolling holds a planned change (an upgrade) to what clients may notice: every
+// member had its turn; a write through the failover client (the set workload, as a
+// component writes) fails or ends unknown only in a leader-change window (the leadership
+// transfer away from a member about to stop, or an election), widened by
+// leaderChangeSlack; no watch lost events to a compaction. A write still running when
+// the run ended (at end) is cut by it, not failed.
+func checkRolling(set *setWorkload, rep *report, leaders []leaderChange, members int, end int64) []anomaly {
+	rep.Leaders = leaders
+	var out []anomaly
+	if len(rep.Faults) != members {
+		out = append(out, anomaly{Checker: "rolling", Kind: "incomplete", Detail: fmt.Sprintf("%d of %d members had their turn", len(rep.Faults), members)})
+	}
+	for _, f := range rep.Faults {
+		if f.HealErr != "" {
+			out = append(out, anomaly{Checker: "rolling", Kind: "incomplete", Detail: fmt.Sprintf("%v: %s", f.Targets, f.HealErr)})
+		}
+	}
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	for _, op := range set.history {
+		if op.Outcome == outOK || op.Return >= end {
+			continue
+		}
+		inWindow := false
+		for _, l := range leaders {
+			if op.Return >= l.From-leaderChangeSlack && op.Call <= l.To+leaderChangeSlack {
+				inWindow = true
+				break
+			}
+		}
+		if !inWindow {
+			out = append(out, anomaly{Checker: "rolling", Kind: "failed-write", SetOps: []setOp{op},
+				Detail: fmt.Sprintf("create of id %s ended %s at %.1fs, outside every leader-change window: %s", op.ID, op.Outcome, float64(op.Return)/1e9, op.Err)})
+		}
+	}
+	if rep.Watch.Gaps > 0 {
+		out = append(out, anomaly{Checker: "rolling", Kind: "watch-gap", Detail: fmt.Sprintf("watches lost events to compaction %d times", rep.Watch.Gaps)})
+	}
+	return out
 }

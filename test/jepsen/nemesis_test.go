@@ -7,9 +7,10 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/version"
 )
 
 // A nemesis injects one fault and returns how to heal it. Faults are injected on a
@@ -18,7 +19,25 @@ type nemesis struct {
 	name string
 	// partitions: the nemesis cuts links between nodes (with the cluster's netFaults).
 	partitions bool
-	inject     func(ctx context.Context, c *cluster, r *rand.Rand) (targets []string, note string, heal func(context.Context) error, err error)
+	// group: in the default run of `go test` (neither -short nor -jepsen.long nor
+	// JEPSEN_NEMESES), the nemeses of one group run as one, each fault in turn, on one
+	// cluster: the group costs `make test` one short run, not one per nemesis.
+	group string
+	// args: flags every server of the run gets.
+	args []string
+	// root: the nemesis needs root (it mounts); skipped otherwise.
+	root bool
+	// turns: a grouped nemesis (grouped) injects this many kinds of fault in turn.
+	turns  int
+	inject func(ctx context.Context, c *cluster, r *rand.Rand) (targets []string, note string, heal func(context.Context) error, err error)
+	// from, when set, gives the skiff the cluster starts with (the previous release,
+	// which the nemesis upgrades); nil: this build.
+	from func(t *testing.T) string
+	// rolling: a planned change, one fault per member, and the run lasts until each
+	// member has had its own (whatever the run's duration). Clients must not notice
+	// beyond a leader change: the failover client's writes fail only in a leader-change
+	// window, and no watch loses events to a compaction.
+	rolling bool
 }
 
 // fault is one injected fault, as the report lists it.
@@ -36,7 +55,7 @@ type fault struct {
 	FirstWriteMs float64 `json:"firstWriteAfterMs"`
 }
 
-var nemeses = []nemesis{
+var nemeses = append([]nemesis{
 	{name: "kill-leader", inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
 		l := c.leader(ctx)
 		if l == "" {
@@ -96,18 +115,10 @@ var nemeses = []nemesis{
 	}},
 	{name: "membership", inject: func(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
 		// Remove a random member, stop it, and (at heal) add a fresh one that joins.
-		// The removal runs to its end even when the run does: a half-made change would
-		// leave the harness believing in a member the cluster dropped.
 		victim := c.randomRunning(r)
-		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin := c.admin()
-		_, err := admin.RemoveMember(rctx, victim)
-		admin.Close()
-		if err != nil && !client.IsNotFound(err) && c.isMember(rctx, victim) {
-			return nil, "", nil, fmt.Errorf("remove %s: %w", victim, err)
+		if err := c.remove(victim); err != nil {
+			return nil, "", nil, err
 		}
-		c.retire(victim)
 		return []string{victim}, "removed", func(ctx context.Context) error {
 			nd := c.newNode()
 			var join []string
@@ -125,6 +136,98 @@ var nemeses = []nemesis{
 			return nil
 		}, nil
 	}},
+	{name: "member-replace", inject: replaceMember},
+	{name: "upgrade", from: previousRelease, rolling: true, inject: upgradeNext},
+}, diskNemeses...)
+
+// upgradeNext replaces the next member still running the previous release with this
+// build, as docs/operations.md "Upgrades" says: leadership transferred away if it leads,
+// its service stopped (SIGTERM), the binary replaced, started on the same data directory;
+// the heal returns when the member follows, has applied what the leader committed and
+// says it runs this release, to itself and to the leader.
+func upgradeNext(ctx context.Context, c *cluster, r *rand.Rand) ([]string, string, func(context.Context) error, error) {
+	name := ""
+	for _, m := range c.membersNow() {
+		if c.binOf(m) != binPath {
+			name = m
+			break
+		}
+	}
+	if name == "" {
+		return nil, "", nil, fmt.Errorf("every member runs this build already")
+	}
+	note := "stopped"
+	if c.leader(ctx) == name {
+		admin := c.admin()
+		_, err := admin.TransferLeader(ctx, "")
+		admin.Close()
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("transfer leadership away from %s: %w", name, err)
+		}
+		note = "leadership transferred, stopped"
+	}
+	nd := c.node(name)
+	if !c.stop(nd, 10*time.Second) {
+		note += " (SIGKILL: no exit 10s after SIGTERM)"
+	}
+	return []string{name}, note, func(ctx context.Context) error {
+		c.mu.Lock()
+		nd.bin = binPath
+		c.mu.Unlock()
+		c.start(nd)
+		return c.waitVersion(ctx, name, version.Version)
+	}, nil
+}
+
+// binOf is the skiff member name runs.
+func (c *cluster) binOf(name string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if nd := c.nodes[name]; nd.bin != "" {
+		return nd.bin
+	}
+	return c.bin
+}
+
+// waitVersion polls until the cluster is healthy and member name says it runs v, to
+// itself and to the leader (the VERSION column of skiffctl cluster status).
+func (c *cluster) waitVersion(ctx context.Context, name, v string) error {
+	last := ""
+	for {
+		leader, why := c.healthy(ctx)
+		if why == "" {
+			why = c.versionSeen(ctx, name, leader, v)
+		}
+		if why == "" {
+			return nil
+		}
+		last = why
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not upgraded: %s", name, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *cluster) versionSeen(ctx context.Context, name, leader, v string) string {
+	st, err := c.status(ctx, name)
+	if err != nil {
+		return fmt.Sprintf("%s: %v", name, err)
+	}
+	if got := st.GetSelf().GetVersion(); got != v {
+		return fmt.Sprintf("%s runs %q", name, got)
+	}
+	st, err = c.status(ctx, leader)
+	if err != nil {
+		return fmt.Sprintf("%s: %v", leader, err)
+	}
+	for _, m := range st.GetMembers() {
+		if m.GetName() == name && m.GetVersion() != v {
+			return fmt.Sprintf("leader %s sees %s running %q", leader, name, m.GetVersion())
+		}
+	}
+	return ""
 }
 
 func killNode(c *cluster, name string) ([]string, string, func(context.Context) error, error) {
@@ -203,6 +306,9 @@ func schedule(ctx context.Context, c *cluster, nem nemesis, quiet, hold time.Dur
 		case <-ctx.Done():
 			return faults
 		case <-time.After(quiet):
+		}
+		if nem.rolling && len(faults) == len(c.membersNow()) {
+			return faults
 		}
 		f := fault{Kind: nem.name, Start: clock()}
 		targets, note, heal, err := nem.inject(ctx, c, r)

@@ -1,0 +1,548 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/test/apicluster"
+	benchfig "github.com/skiffhq/skiff/test/bench"
+	"github.com/skiffhq/skiff/test/waitfor"
+)
+
+// The scale benchmarks measure how the cluster's costs grow with its size (issue 26):
+// the same run at 1,000, 10,000, 50,000 and 150,000 replicas on 100, 1,000, 2,500 and
+// 5,000 simulated nodes. Unlike e2e_deploy_*, every component is its own `skiff`
+// process, as users run them — three API servers, the controller-manager, the
+// scheduler and one `skiff kubelet --sim-nodes` process for all the nodes, each node
+// with its own certificate — so that each component's memory can be read from /proc. The
+// benchmark's own process is the load: the Deployments (one per 1,000 replicas, all
+// created at once), a watch counting the pods Running and Ready, and, through the run,
+// three probes:
+//
+//   - mutate: a client creating and updating ConfigMaps, one call every 100 ms; the
+//     latency of each call (Kubernetes' SLO: p99 ≤ 1 s);
+//   - list: a client listing every pod through the REST API in pages of 500
+//     (limit/continue), one list after another; the time of each whole list;
+//   - watch lag: a watch on those ConfigMaps; from just before each write to its
+//     event's arrival (so the write's own commit is inside the figure).
+//
+// Each point prints, under the prefix scale_<R>r_<N>n (docs/performance.md):
+// the time from create to every pod Running and Ready, seconds per 1,000 pods, the
+// probes' p99s, the peak RSS of each component, RSS per pod of each component (growth
+// over the run / pods), bytes on disk per pod per member (growth of the data
+// directory) and Raft entries per pod (the applied index's growth / pods, the nodes'
+// heartbeats included). hack/plotcurve draws the per-pod figures against the pods.
+// The 150,000-pod point also prints its time as e2e_deploy_150000r_5000n.
+
+func BenchmarkScale1000r100n(b *testing.B)   { benchScale(b, 1000, 100, "") }
+func BenchmarkScale10000r1000n(b *testing.B) { benchScale(b, 10000, 1000, "") }
+func BenchmarkScale50000r2500n(b *testing.B) { benchScale(b, 50000, 2500, "") }
+func BenchmarkScale150000r5000n(b *testing.B) {
+	benchScale(b, 150000, 5000, "e2e_deploy_150000r_5000n")
+}
+
+// scaleRSSLimit ends a run whose processes (the cluster's and the benchmark's) hold more
+// than this together: the machine is shared.
+const scaleRSSLimit = 14 << 30
+
+// scaleComponents are the processes of a scale run, in the order the figures print.
+var scaleComponents = []string{"apiserver_n1", "apiserver_n2", "apiserver_n3", "controller_manager", "scheduler", "kubelets"}
+
+func benchScale(b *testing.B, replicas, nodes int, alias string) {
+	prefix := fmt.Sprintf("scale_%dr_%dn", replicas, nodes)
+	figures := []string{prefix, prefix + "_s_per_1k_pods", prefix + "_mutate_p99", prefix + "_list_p99", prefix + "_watch_lag_p99"}
+	if alias != "" {
+		figures = append(figures, alias)
+	}
+	benchfig.Want(b, figures...)
+	// Certificates: the CA, the servers', the components' and one per simulated node.
+	names := make([]string, nodes)
+	for i := range names {
+		names[i] = fmt.Sprintf("sim-%d", i)
+	}
+	pkiDir := b.TempDir()
+	if _, err := pki.InitDir(pkiDir, pki.InitOptions{Nodes: names}); err != nil {
+		b.Fatal(err)
+	}
+	p := func(n string) string { return filepath.Join(pkiDir, n) }
+
+	ports := freePorts(b, 9)
+	var initial, apis []string
+	for i := 0; i < 3; i++ {
+		initial = append(initial, fmt.Sprintf("n%d=127.0.0.1:%d", i+1, ports[3+i]))
+		apis = append(apis, fmt.Sprintf("127.0.0.1:%d", ports[i]))
+	}
+	dataDirs := []string{b.TempDir(), b.TempDir(), b.TempDir()}
+	var procs []*proc
+	for i := 0; i < 3; i++ {
+		procs = append(procs, start(b, fmt.Sprintf("n%d", i+1), "apiserver", "--name", fmt.Sprintf("n%d", i+1), "--data-dir", dataDirs[i],
+			"--listen", apis[i], "--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]), "--initial-cluster", strings.Join(initial, ","),
+			"--http-listen", fmt.Sprintf("127.0.0.1:%d", ports[6+i]), "--log-level", "warn",
+			"--tls-cert-file", p("apiserver.crt"), "--tls-key-file", p("apiserver.key"), "--client-ca-file", p(pki.CACertFile),
+			"--peer-cert-file", p("apiserver.crt"), "--peer-key-file", p("apiserver.key"), "--peer-ca-file", p(pki.CACertFile)))
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[6])
+	as := func(name string) []string {
+		return []string{"--server", strings.Join(apis, ","), "--ca-file", p(pki.CACertFile), "--cert-file", p(name + ".crt"), "--key-file", p(name + ".key")}
+	}
+	conn, err := client.Dial(apis, client.Options{TLS: apicluster.ClientTLS(b, pkiDir, "admin")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	waitfor.Condition(b, 2*time.Minute, "the API servers answering", func() (bool, string) {
+		_, err := cs.Namespaces.Get(ctx, "", "default")
+		return err == nil, fmt.Sprint(err)
+	})
+	procs = append(procs,
+		start(b, "controller-manager", append([]string{"controller-manager", "--log-level", "warn"}, as("controller-manager")...)...),
+		start(b, "scheduler", append([]string{"scheduler", "--log-level", "warn"}, as("scheduler")...)...),
+		start(b, "kubelets", append([]string{"kubelet", "--runtime", "sim", "--sim-nodes", fmt.Sprint(nodes), "--node-name", "sim",
+			"--sim-cert-dir", pkiDir, "--kubelet-listen", "none", "--node-ip", "127.0.0.1", "--log-level", "warn"}, as("kubelet-sim-0")...)...))
+	rss := newRSSWatch(b, procs, scaleRSSLimit)
+	defer rss.stop()
+
+	waitfor.Condition(b, 30*time.Minute, fmt.Sprintf("%d nodes registered and Ready", nodes), func() (bool, string) {
+		if err := rss.err(); err != nil {
+			b.Fatal(err)
+		}
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for _, n := range l.Items {
+			if nodeReady(n) {
+				ready++
+			}
+		}
+		return ready == nodes, fmt.Sprintf("%d of %d nodes Ready", ready, nodes)
+	})
+
+	// The baseline the per-pod figures grow from: the cluster with its nodes and no pods.
+	baseRSS := rss.current()
+	baseDisk := diskUsage(b, dataDirs)
+	baseIndex := appliedIndex(b, metricsURL)
+
+	var mu sync.Mutex
+	done := map[string]bool{}
+	allReady := make(chan struct{})
+	note := func(p *corev1.Pod) {
+		if p.Status.Phase != corev1.PodRunning || !ready(p) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !done[p.Name] {
+			done[p.Name] = true
+			if len(done) == replicas {
+				close(allReady)
+			}
+		}
+	}
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	podInf := cache.InformerFor[*corev1.Pod](f, "default", client.ListOptions{LabelSelector: "bench=scale"})
+	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: note, OnUpdate: func(_, p *corev1.Pod) { note(p) }})
+	f.Start(ctx)
+	defer f.Wait()
+	defer cancel() // the informers end with ctx: cancel first
+	if !cache.WaitForSync(ctx, podInf) {
+		b.Fatal("no sync")
+	}
+
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	var probes sync.WaitGroup
+	mutate, lag := &latencies{}, &latencies{}
+	lists := &latencies{}
+	probes.Add(3)
+	go func() { defer probes.Done(); probeMutations(probeCtx, cs, mutate, lag) }()
+	go func() { defer probes.Done(); probeWatchLag(probeCtx, cs, lag) }()
+	go func() {
+		defer probes.Done()
+		probePagedLists(probeCtx, b, &http.Client{Transport: &http.Transport{TLSClientConfig: apicluster.ClientTLS(b, pkiDir, "admin"),
+			ForceAttemptHTTP2: true}}, "https://"+apis[0], lists)
+	}()
+	defer func() { stopProbes(); probes.Wait() }()
+
+	b.ResetTimer()
+	startAt := time.Now()
+	var creates sync.WaitGroup
+	for i := 0; i < replicas/1000; i++ {
+		creates.Add(1)
+		go func() {
+			defer creates.Done()
+			if _, err := cs.Deployments.Create(ctx, scaleDeployment(fmt.Sprintf("scale-%d", i), 1000)); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	creates.Wait()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-allReady:
+			waiting = false
+		case <-tick.C:
+			if err := rss.err(); err != nil {
+				mu.Lock()
+				n := len(done)
+				mu.Unlock()
+				b.Fatalf("%v after %v, %d of %d pods Running and Ready", err, time.Since(startAt).Round(time.Second), n, replicas)
+			}
+		case <-ctx.Done():
+			mu.Lock()
+			n := len(done)
+			mu.Unlock()
+			b.Fatalf("%d of %d pods Running and Ready after %v", n, replicas, time.Since(startAt))
+		}
+	}
+	elapsed := time.Since(startAt)
+	b.StopTimer()
+	stopProbes()
+	probes.Wait()
+
+	endRSS := rss.current()
+	peak := rss.peaks()
+	endDisk := diskUsage(b, dataDirs)
+	endIndex := appliedIndex(b, metricsURL)
+
+	pods := float64(replicas)
+	benchfig.Report(prefix, elapsed.Seconds(), "s")
+	if alias != "" {
+		benchfig.Report(alias, elapsed.Seconds(), "s")
+	}
+	benchfig.Report(prefix+"_s_per_1k_pods", elapsed.Seconds()/pods*1000, "s")
+	benchfig.Report(prefix+"_mutate_p99", mutate.p99(), "ms")
+	benchfig.Report(prefix+"_list_p99", lists.p99(), "ms")
+	benchfig.Report(prefix+"_watch_lag_p99", lag.p99(), "ms")
+	b.Logf("probes: %d mutating calls, %d paged lists, %d watch events", mutate.n(), lists.n(), lag.n())
+	var total, members int64
+	for i, name := range scaleComponents {
+		total += peak[i]
+		benchfig.Report(prefix+"_peak_rss_"+name, float64(peak[i])/(1<<20), "MiB")
+		if i < 3 {
+			members += endRSS[i] - baseRSS[i]
+		} else {
+			benchfig.Report(prefix+"_rss_per_pod_"+name, float64(endRSS[i]-baseRSS[i])/pods, "bytes")
+		}
+	}
+	benchfig.Report(prefix+"_peak_rss_control_plane", float64(total)/(1<<20), "MiB")
+	benchfig.Report(prefix+"_rss_per_pod_apiserver", float64(members)/3/pods, "bytes")
+	var disk int64
+	for i := range dataDirs {
+		disk += endDisk[i] - baseDisk[i]
+	}
+	benchfig.Report(prefix+"_disk_per_pod_member", float64(disk)/3/pods, "bytes")
+	benchfig.Report(prefix+"_raft_entries_per_pod", float64(endIndex-baseIndex)/pods, "entries")
+}
+
+// scaleDeployment is a Deployment of n replicas of the pods every e2e benchmark runs.
+func scaleDeployment(name string, n int32) *appsv1.Deployment {
+	lbl := map[string]string{"app": name, "bench": "scale"}
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To(n), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"},
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
+}
+
+// latencies collects a probe's samples.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
+func (l *latencies) n() int              { l.mu.Lock(); defer l.mu.Unlock(); return len(l.d) }
+func (l *latencies) p99() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return benchfig.Percentile(l.d, 0.99)
+}
+
+// writtenAt is the annotation in which the mutation probe stamps the time of its write.
+const writtenAt = "bench.skiff.dev/written-at"
+
+// probeMutations creates a ConfigMap and updates it, alternately, one call every
+// 100 ms, each stamped with the time just before the call; a new ConfigMap every 50
+// updates.
+func probeMutations(ctx context.Context, cs *client.Clientset, calls, lag *latencies) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var cm *corev1.ConfigMap
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		at := time.Now()
+		var err error
+		if i%50 == 0 || cm == nil {
+			cm, err = cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				Name: fmt.Sprintf("scale-probe-%d", i), Namespace: "default", Labels: map[string]string{"bench": "probe"},
+				Annotations: map[string]string{writtenAt: at.Format(time.RFC3339Nano)}}})
+		} else {
+			cm.Annotations[writtenAt] = at.Format(time.RFC3339Nano)
+			cm, err = cs.ConfigMaps.Update(ctx, cm)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			cm = nil // a failed call counts as what it took; start over with a new object
+		}
+		calls.add(time.Since(at))
+	}
+}
+
+// probeWatchLag watches the probe's ConfigMaps and records, for each event, the time
+// since its write began.
+func probeWatchLag(ctx context.Context, cs *client.Clientset, lag *latencies) {
+	for ctx.Err() == nil {
+		w, err := cs.ConfigMaps.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "bench=probe"}})
+		if err != nil {
+			retryPause(ctx)
+			continue
+		}
+		for {
+			evs, err := w.Next()
+			if err != nil {
+				break
+			}
+			now := time.Now()
+			for _, ev := range evs {
+				if ev.Type != client.Added && ev.Type != client.Modified {
+					continue
+				}
+				if at, err := time.Parse(time.RFC3339Nano, ev.Object.Annotations[writtenAt]); err == nil {
+					lag.add(now.Sub(at))
+				}
+			}
+		}
+		w.Stop()
+	}
+}
+
+// probePagedLists lists every pod through the REST API in pages of 500, as client-go's
+// pager does, a whole list every 5 s (or as soon as the previous one ends, if it took
+// longer), and records each list's time.
+func probePagedLists(ctx context.Context, b *testing.B, hc *http.Client, base string, lists *latencies) {
+	defer hc.CloseIdleConnections()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	most := 0
+	defer func() { b.Logf("paged lists: at most %d pods", most) }()
+	for {
+		at := time.Now()
+		items, err := listAllPods(ctx, hc, base)
+		if err != nil && ctx.Err() == nil {
+			b.Logf("paged list: %v", err)
+		} else if err == nil {
+			lists.add(time.Since(at))
+			most = max(most, items)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// listAllPods lists every pod in pages of 500 and returns how many there were.
+func listAllPods(ctx context.Context, hc *http.Client, base string) (int, error) {
+	n := 0
+	token := ""
+	for {
+		url := base + "/api/v1/pods?limit=500"
+		if token != "" {
+			url += "&continue=" + token
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return n, err
+		}
+		req.Header.Set("Accept", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return n, err
+		}
+		var page corev1.PodList
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return n, fmt.Errorf("page after %d pods: %s: %w", n, resp.Status, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return n, fmt.Errorf("page after %d pods: %s", n, resp.Status)
+		}
+		n += len(page.Items)
+		if token = page.Continue; token == "" {
+			return n, nil
+		}
+	}
+}
+
+// rssWatch samples the processes' resident memory every second, keeps each one's peak
+// and says once they pass a limit together.
+type rssWatch struct {
+	procs  []*proc
+	limit  int64
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	peak    []int64
+	tooMuch error
+}
+
+func newRSSWatch(b *testing.B, procs []*proc, limit int64) *rssWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &rssWatch{procs: procs, limit: limit, cancel: cancel, done: make(chan struct{}), peak: make([]int64, len(procs))}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			now := w.current()
+			total := selfRSS()
+			w.mu.Lock()
+			for i, v := range now {
+				w.peak[i] = max(w.peak[i], v)
+				total += v
+			}
+			if total > w.limit && w.tooMuch == nil {
+				w.tooMuch = fmt.Errorf("the run's processes hold %d MiB together, over the %d MiB limit: aborted", total>>20, w.limit>>20)
+			}
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *rssWatch) stop() { w.cancel(); <-w.done }
+
+func (w *rssWatch) err() error { w.mu.Lock(); defer w.mu.Unlock(); return w.tooMuch }
+
+// current is each process's resident memory now, in bytes.
+func (w *rssWatch) current() []int64 {
+	out := make([]int64, len(w.procs))
+	for i, p := range w.procs {
+		out[i] = procStatus(p.cmd.Process.Pid, "VmRSS:")
+	}
+	return out
+}
+
+// peaks is each process's highest resident memory: the kernel's high-water mark, or the
+// highest sample if that is higher (it never is).
+func (w *rssWatch) peaks() []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]int64, len(w.procs))
+	for i, p := range w.procs {
+		out[i] = max(w.peak[i], procStatus(p.cmd.Process.Pid, "VmHWM:"))
+	}
+	return out
+}
+
+func selfRSS() int64 { return procStatus(os.Getpid(), "VmRSS:") }
+
+// procStatus reads a field in kB of /proc/PID/status, in bytes (0 if unreadable).
+func procStatus(pid int, field string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), field); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// diskUsage is the space each directory's files take on disk (allocated blocks).
+func diskUsage(b *testing.B, dirs []string) []int64 {
+	out := make([]int64, len(dirs))
+	for i, d := range dirs {
+		filepath.WalkDir(d, func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return nil
+			}
+			var st syscall.Stat_t
+			if syscall.Stat(path, &st) == nil {
+				out[i] += st.Blocks * 512
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// appliedIndex reads a member's Raft applied index from its /metrics.
+func appliedIndex(b *testing.B, url string) int64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	s := bufio.NewScanner(resp.Body)
+	s.Buffer(nil, 1<<20)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "skiff_raft_applied_index "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				b.Fatalf("skiff_raft_applied_index: %v", err)
+			}
+			return int64(v)
+		}
+	}
+	b.Fatalf("no skiff_raft_applied_index in %s", url)
+	return 0
+}
+
+// retryPause waits a second before a probe tries again, or until ctx ends.
+func retryPause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+	}
+}
