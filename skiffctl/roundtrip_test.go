@@ -32,7 +32,7 @@ var defaultsByKind = map[string][]string{
 		"spec.strategy.rollingUpdate.maxSurge", "spec.strategy.rollingUpdate.maxUnavailable",
 		"spec.revisionHistoryLimit", "spec.progressDeadlineSeconds"),
 	"ReplicaSet": append(podDefaults("spec.template."), "spec.replicas"),
-	"Namespace":  {"spec.finalizers"},
+	"Namespace":  {"spec.finalizers", "metadata.labels.kubernetes.io/metadata.name"},
 	"ConfigMap":  nil,
 	"Node":       nil,
 	"Lease":      nil,

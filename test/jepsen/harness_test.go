@@ -33,6 +33,8 @@ var raftTiming []string
 // unavailability, the end of the run), not only after the default's 10s.
 const bookmarkInterval = 100 * time.Millisecond
 
+var bookmarkFlags = []string{"--watch-bookmark-interval", bookmarkInterval.String()}
+
 // node is one API server: its addresses stay fixed across restarts, its data directory
 // too, so a restart rejoins.
 type node struct {
@@ -172,8 +174,12 @@ func (c *cluster) newNode() *node {
 		advertise = []string{"--raft-advertise", front}
 	}
 	nd.args = append([]string{"apiserver", "--name", nd.name, "--data-dir", nd.dir, "--listen", nd.api,
-		"--raft-listen", nd.raftListen, "--log-level", "info", "--insecure",
-		"--watch-bookmark-interval", bookmarkInterval.String()}, append(advertise, raftTiming...)...) // faults, not TLS, are under test
+		"--raft-listen", nd.raftListen, "--log-level", "info", "--insecure"}, append(advertise, raftTiming...)...) // faults, not TLS, are under test
+	if c.bin == binPath {
+		// (The previous release of the upgrade test has no such flag: the upgrade
+		// adds it as it replaces the binary.)
+		nd.args = append(nd.args, bookmarkFlags...)
+	}
 	nd.args = append(nd.args, c.extra...)
 	c.nodes[nd.name] = nd
 	c.members = append(c.members, nd.name)

@@ -30,6 +30,9 @@ type nemesis struct {
 	// turns: a grouped nemesis (grouped) injects this many kinds of fault in turn.
 	turns  int
 	inject func(ctx context.Context, c *cluster, r *rand.Rand) (targets []string, note string, heal func(context.Context) error, err error)
+	// longOnly: left out of the default run's group (run with -jepsen.long or by name
+	// in JEPSEN_NEMESES).
+	longOnly bool
 	// from, when set, gives the skiff the cluster starts with (the previous release,
 	// which the nemesis upgrades); nil: this build.
 	from func(t *testing.T) string
@@ -173,6 +176,7 @@ func upgradeNext(ctx context.Context, c *cluster, r *rand.Rand) ([]string, strin
 	return []string{name}, note, func(ctx context.Context) error {
 		c.mu.Lock()
 		nd.bin = binPath
+		nd.args = append(nd.args, bookmarkFlags...)
 		c.mu.Unlock()
 		c.start(nd)
 		return c.waitVersion(ctx, name, version.Version)

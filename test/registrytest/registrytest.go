@@ -15,9 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/deathsig"
 )
 
 // Binary is where Debian's docker-registry package installs the registry.
@@ -94,12 +95,12 @@ http:
 	var log bytes.Buffer
 	cmd := exec.Command(bin, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	done, err := deathsig.Start(cmd)
+	if err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { <-done; close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited

@@ -30,6 +30,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/skiffhq/skiff/internal/deathsig"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -126,11 +127,12 @@ func Start(t testing.TB) *Server {
 	s.cmd.Dir = dir
 	s.cmd.Env = append(os.Environ(), "HOME="+dir)
 	s.cmd.Stdout, s.cmd.Stderr = &lockedWriter{w: s.log}, &lockedWriter{w: s.log}
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	done, err := deathsig.Start(s.cmd)
+	if err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	go func() { s.cmd.Wait(); close(s.done) }()
+	go func() { <-done; close(s.done) }()
 	t.Cleanup(func() {
 		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
 		select {
@@ -146,7 +148,8 @@ func Start(t testing.TB) *Server {
 	// Ready once the gateway answers and can make a bucket (the filer and a volume
 	// server are up behind it).
 	c := s.Client(t)
-	waitfor.ConditionErr(t, 90*time.Second, "SeaweedFS's S3 gateway to serve", func() (bool, error) {
+	// Refused connections and errors while it starts are reasons to wait, not failures.
+	waitfor.Condition(t, 90*time.Second, "SeaweedFS's S3 gateway to serve", func() (bool, string) {
 		select {
 		case <-s.done:
 			t.Fatalf("SeaweedFS exited: %v\n%s", s.cmd.ProcessState, s.Log())
@@ -156,9 +159,9 @@ func Start(t testing.TB) *Server {
 		defer cancel()
 		err := c.MakeBucket(ctx, "ready", minio.MakeBucketOptions{})
 		if err == nil || minio.ToErrorResponse(err).Code == "BucketAlreadyOwnedByYou" {
-			return true, nil
+			return true, ""
 		}
-		return false, err
+		return false, err.Error()
 	})
 	return s
 }

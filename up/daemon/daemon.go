@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/deathsig"
 )
 
 // Daemon is a running private containerd.
@@ -91,12 +93,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group: a terminal's Ctrl-C reaches the process that started it,
 	// which stops the containers before containerd. It dies with that process.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// (deathsig: from a thread of its own, as the kubelet ends threads it moved into
+	// pods' network namespaces.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	done, err := deathsig.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("private containerd: start: %w", err)
 	}
 	p := &Daemon{Socket: socket, state: state, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.exited) }()
+	go func() { <-done; close(p.exited) }()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.NewTimer(30 * time.Second)
