@@ -117,10 +117,10 @@ func TestRestoreFromS3OntoNewAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	var firstRev int64
-	waitfor.ConditionErr(t, 2*time.Minute, "three snapshots uploaded while the workload writes", func() (bool, error) {
+	waitfor.Condition(t, 2*time.Minute, "three snapshots uploaded while the workload writes", func() (bool, string) {
 		files, err := probe.List(ctx)
 		if err != nil {
-			return false, err
+			return false, err.Error()
 		}
 		if len(files) > 0 && firstRev == 0 {
 			firstRev = files[0].Meta.Revision
@@ -131,7 +131,7 @@ func TestRestoreFromS3OntoNewAddresses(t *testing.T) {
 				newer++
 			}
 		}
-		return newer >= 3, fmt.Errorf("%d snapshots, %d after the first", len(files), newer)
+		return newer >= 3, fmt.Sprintf("%d snapshots, %d after the first", len(files), newer)
 	})
 	close(stop)
 	if err := <-done; err != nil {
