@@ -62,7 +62,7 @@ type Config struct {
 
 // DefaultConfig has Kubernetes' values.
 func DefaultConfig() Config {
-	return Config{Workers: 5, MaxEndpointsPerSlice: DefaultMaxEndpointsPerSlice, Logger: hclog.NewNullLogger()}
+	return Config{Workers: 20, MaxEndpointsPerSlice: DefaultMaxEndpointsPerSlice, Logger: hclog.NewNullLogger()}
 }
 
 // Validate reports every invalid field.
