@@ -167,7 +167,8 @@ func TestWriteDeleteGivesMemoryBack(t *testing.T) {
 func BenchmarkWriteDeleteMemory(b *testing.B) {
 	benchfig.Want(b, "apiserver_rss_per_live_mib", "apiserver_heap_")
 	const n, size = 300, 1 << 20
-	c := apicluster.Start(b, 1, apicluster.Options{HistorySize: apiserver.DefaultConfig().Store.HistorySize, Configure: func(cfg *apiserver.Config) {
+	// The shipped configuration: TLS, the admin's certificate, authorization.
+	c := apicluster.Start(b, 1, apicluster.Options{HistorySize: apiserver.DefaultConfig().Store.HistorySize, Certs: apicluster.Certs(b), Configure: func(cfg *apiserver.Config) {
 		cfg.Store.MmapSize = apiserver.DefaultConfig().Store.MmapSize
 	}})
 	conn := c.Dial(b, "admin", client.Options{})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffhq/skiff/apiserver"
+	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
@@ -38,20 +40,40 @@ func benchPod(name string) *corev1.Pod {
 // BenchmarkHTTPCreatePod is BenchmarkAPICreatePod (apiserver) over the REST API: 100
 // concurrent callers of one client-go clientset (QPS unlimited, its default protobuf
 // encoding) create 20,000 pods through the leader of 3 members, over one HTTP/2
-// connection (without TLS, as the gRPC benchmark's).
-func BenchmarkHTTPCreatePod(b *testing.B) {
-	benchfig.Want(b, "http_create_pod_c100", "http_create_pod_c100_p99")
-	c := apicluster.Start(b, 3, apicluster.Options{HistorySize: 100_000,
-		Configure: func(cfg *apiserver.Config) { cfg.Store.MmapSize = 256 << 20 }})
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	tr := &http.Transport{Protocols: &p}
-	b.Cleanup(tr.CloseIdleConnections)
-	cs, err := kubernetes.NewForConfig(&rest.Config{Host: "http://" + c.Addr(c.Leader()), QPS: -1, Transport: tr})
+// connection, in the shipped configuration (TLS, the admin's client certificate,
+// authorization, default limits) as api_create_pod_c100 is; the _insecure twin runs
+// plain HTTP/2 against --insecure members, as api_create_pod_c100_insecure does.
+func BenchmarkHTTPCreatePod(b *testing.B) { benchHTTPCreatePod(b, true) }
+
+func BenchmarkHTTPCreatePodInsecure(b *testing.B) { benchHTTPCreatePod(b, false) }
+
+func benchHTTPCreatePod(b *testing.B, secure bool) {
+	name := "http_create_pod_c100"
+	if !secure {
+		name += "_insecure"
+	}
+	benchfig.Want(b, name, name+"_p99")
+	opts := apicluster.Options{HistorySize: 100_000,
+		Configure: func(cfg *apiserver.Config) { cfg.Store.MmapSize = 256 << 20 }}
+	if secure {
+		opts.Certs = apicluster.Certs(b)
+	}
+	c := apicluster.Start(b, 3, opts)
+	cfg := &rest.Config{Host: "https://" + c.Addr(c.Leader()), QPS: -1, TLSClientConfig: rest.TLSClientConfig{
+		CertFile: filepath.Join(opts.Certs, "admin.crt"), KeyFile: filepath.Join(opts.Certs, "admin.key"),
+		CAFile: filepath.Join(opts.Certs, pki.CACertFile)}}
+	if !secure {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		tr := &http.Transport{Protocols: &p}
+		b.Cleanup(tr.CloseIdleConnections)
+		cfg = &rest.Config{Host: "http://" + c.Addr(c.Leader()), QPS: -1, Transport: tr}
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	createPods(b, cs, "http_create_pod_c100")
+	createPods(b, cs, name)
 }
 
 // BenchmarkKubeAPIServerCreatePod is BenchmarkHTTPCreatePod's load against the
