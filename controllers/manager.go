@@ -60,10 +60,11 @@ type Config struct {
 	// LocalPathRoot is the directory under which the local-path provisioner makes
 	// volumes on the nodes. Default /var/lib/skiff/local-path.
 	LocalPathRoot string
-	// RootCA is the CA bundle (PEM) published in every namespace as the ConfigMap
-	// kube-root-ca.crt, as kube-controller-manager's --root-ca-file; empty (a cluster
-	// without TLS): not published.
-	RootCA []byte
+	// RootCAFile is the CA bundle file (PEM) published in every namespace as the
+	// ConfigMap kube-root-ca.crt, as kube-controller-manager's --root-ca-file, and
+	// published again when the file changes (a CA rotation); empty (a cluster without
+	// TLS): not published.
+	RootCAFile string
 	// Logger receives the controller-manager's logs, named "controller-manager", and
 	// its controllers'. Default: discarded.
 	Logger hclog.Logger
@@ -174,11 +175,11 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runRootCA := func(context.Context) error { return nil }
-	if len(cfg.RootCA) == 0 {
+	if cfg.RootCAFile == "" {
 		log.Warn("no root CA: namespaces get no kube-root-ca.crt config map")
 	} else {
 		rcc := rootcacert.DefaultConfig()
-		rcc.RootCA, rcc.Logger = cfg.RootCA, log
+		rcc.RootCAFile, rcc.Logger = cfg.RootCAFile, log
 		rca, err := rootcacert.New(cs, f, rcc)
 		if err != nil {
 			return err

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/controllers/replicaset"
+	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -130,7 +133,15 @@ func TestManagerPublishesTheRootCA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cfg := DefaultConfig()
-	cfg.LeaderElect, cfg.Logger, cfg.RootCA = false, hclog.NewNullLogger(), []byte("the CA")
+	ca, err := pki.NewCA("test-ca", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), pki.CACertFile)
+	if err := os.WriteFile(caFile, ca.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.LeaderElect, cfg.Logger, cfg.RootCAFile = false, hclog.NewNullLogger(), caFile
 	mctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); Run(mctx, conn, cfg) }()
@@ -140,6 +151,6 @@ func TestManagerPublishesTheRootCA(t *testing.T) {
 		if client.IsNotFound(err) {
 			return false, nil
 		}
-		return err == nil && cm.Data["ca.crt"] == "the CA", err
+		return err == nil && cm.Data["ca.crt"] == string(ca.CertPEM()), err
 	})
 }

@@ -23,6 +23,7 @@ type Reloader struct {
 	pair      *tls.Certificate
 	pairStamp [2]os.FileInfo
 	pool      *x509.CertPool
+	caPEM     []byte
 	caStamp   os.FileInfo
 }
 
@@ -82,33 +83,46 @@ func (r *Reloader) Certificate() (*tls.Certificate, error) {
 
 // Pool is the current CA bundle.
 func (r *Reloader) Pool() (*x509.CertPool, error) {
+	pool, _, err := r.ca()
+	return pool, err
+}
+
+// CAPEM is the current CA bundle as its file holds it (PEM), read anew when the file
+// changes, as Pool is: what a publisher of the cluster's CA hands on (the
+// controller-manager's kube-root-ca.crt), so that a CA rotation reaches it too.
+func (r *Reloader) CAPEM() ([]byte, error) {
+	_, b, err := r.ca()
+	return b, err
+}
+
+func (r *Reloader) ca() (*x509.CertPool, []byte, error) {
 	if r.caFile == "" {
-		return nil, errors.New("no CA file configured")
+		return nil, nil, errors.New("no CA file configured")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st, err := os.Stat(r.caFile)
 	if err != nil {
 		if r.pool != nil {
-			return r.pool, nil
+			return r.pool, r.caPEM, nil
 		}
-		return nil, fmt.Errorf("load CA: %w", err)
+		return nil, nil, fmt.Errorf("load CA: %w", err)
 	}
 	if r.pool != nil && !changed(r.caStamp, st) {
-		return r.pool, nil
+		return r.pool, r.caPEM, nil
 	}
 	b, err := os.ReadFile(r.caFile)
 	if err == nil {
 		var pool *x509.CertPool
 		if pool, err = Pool(b); err == nil {
-			r.pool, r.caStamp = pool, st
-			return pool, nil
+			r.pool, r.caPEM, r.caStamp = pool, b, st
+			return pool, b, nil
 		}
 	}
 	if r.pool != nil {
-		return r.pool, nil
+		return r.pool, r.caPEM, nil
 	}
-	return nil, fmt.Errorf("load CA %s: %w", r.caFile, err)
+	return nil, nil, fmt.Errorf("load CA %s: %w", r.caFile, err)
 }
 
 // VerifyPeer checks a presented chain against the current CA bundle: it must chain to

@@ -144,10 +144,9 @@ func Run(ctx context.Context, cfg Config) error {
 	mcfg.LeaderElect, mcfg.Logger = false, log
 	// Claims' volumes live with the rest of skiff up's data, as its pods' volumes do.
 	mcfg.LocalPathRoot = filepath.Join(dataDir, "local-path")
-	// Pods verify the API servers with the cluster CA, published in every namespace.
-	if mcfg.RootCA, err = os.ReadFile(p(pki.CACertFile)); err != nil {
-		return fmt.Errorf("root CA: %w", err)
-	}
+	// Pods verify the API servers with the cluster CA, published in every namespace
+	// (again when the file changes: a CA rotation).
+	mcfg.RootCAFile = p(pki.CACertFile)
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()
 	scfg.Logger = log

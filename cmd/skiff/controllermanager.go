@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
@@ -31,11 +28,7 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 					return err
 				}
 			}
-			if rootCAFile != "" {
-				if cfg.RootCA, err = os.ReadFile(rootCAFile); err != nil {
-					return fmt.Errorf("root CA: %w", err)
-				}
-			}
+			cfg.RootCAFile = rootCAFile
 			cc, err := conn.dial("skiff-controller-manager", cfg.Logger)
 			if err != nil {
 				return err
@@ -56,6 +49,6 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")
 	f.IntVar(&cfg.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", cfg.TerminatedPodGCThreshold,
 		"finished (Succeeded or Failed) pods kept before the oldest are deleted; 0 keeps them all")
-	f.StringVar(&rootCAFile, "root-ca-file", "", "the CA bundle published in every namespace as the config map kube-root-ca.crt (default: --ca-file's)")
+	f.StringVar(&rootCAFile, "root-ca-file", "", "the CA bundle published in every namespace as the config map kube-root-ca.crt, published again when the file changes (default: --ca-file's)")
 	return cmd
 }
