@@ -7,9 +7,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
 	"github.com/skiffhq/skiff/pki"
@@ -126,6 +130,29 @@ func (m *CertificateManager) RenewIfDue(ctx context.Context) (time.Time, error) 
 	}
 	m.Logger.Info("certificate renewed", "file", m.CertFile, "user", cert.Subject.CommonName, "why", why, "not_after", cert.NotAfter)
 	return minTime(pki.RenewAt(cert), now.Add(interval)), nil
+}
+
+// Writable says whether this process may replace CertFile and KeyFile as its own: each
+// file of this process's user and writable, and its directory (where the new file is
+// made and renamed over it) writable, so not on a read-only mount. A CLI checks it
+// before it renews a certificate the user may keep on a shared or read-only path, or
+// that is another user's (replaced, it would be this user's).
+func (m *CertificateManager) Writable() error {
+	for _, f := range []string{m.KeyFile, m.CertFile} {
+		st, err := os.Stat(f)
+		if err != nil {
+			return err
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+			return fmt.Errorf("%s is user %d's, not this process's (%d)", f, sys.Uid, os.Geteuid())
+		}
+		for _, p := range []string{f, filepath.Dir(f)} {
+			if err := unix.Access(p, unix.W_OK); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // check refuses a certificate this component could not use: not for its key, or not

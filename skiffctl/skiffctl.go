@@ -170,6 +170,7 @@ func (g *globals) connect(cmd *cobra.Command, timeout time.Duration) (*client.Co
 			return nil, nil, nil, err
 		}
 		g.conn = conn
+		g.renewCertificate(cmd.Context(), s, conn)
 	}
 	if timeout <= 0 {
 		ctx, cancel := context.WithCancel(cmd.Context())
@@ -177,6 +178,28 @@ func (g *globals) connect(cmd *cobra.Command, timeout time.Duration) (*client.Co
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 	return g.conn, ctx, cancel, nil
+}
+
+// renewCertificate renews the user's client certificate through the API servers when
+// it is due, as components renew theirs (client.CertificateManager): at two thirds of
+// its life, or when the CA file's first CA is a new one (a CA rotation). It writes the
+// files it read, and only when they are this user's and writable (Writable): a
+// certificate on a read-only mount or of another user is left alone. A renewal that
+// fails is a warning; the command goes on with the current certificate.
+func (g *globals) renewCertificate(ctx context.Context, s client.Settings, conn *client.Conn) {
+	ca, cert, key, err := s.Files()
+	if err != nil || ca == "" || cert == "" {
+		return
+	}
+	m := &client.CertificateManager{Conn: conn, CertFile: cert, KeyFile: key, CAFile: ca, Logger: hclog.NewNullLogger(), Now: g.now}
+	if m.Writable() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := m.RenewIfDue(ctx); err != nil {
+		fmt.Fprintf(g.streams.Err, "Warning: %s; the current certificate is used\n", Message(err))
+	}
 }
 
 func (g *globals) ns() string {
