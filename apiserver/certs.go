@@ -216,9 +216,10 @@ func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 
 // signCertificateRequest is CreateCertificateSigningRequest: it signs the request's key
 // with the cluster CA for the identity, names and usages of the client certificate the
-// call came with (pki.SignRenewal), so that components renew their certificates as
-// kubelets renew theirs in Kubernetes, with no one to approve: a holder of a certificate
-// gets only the same certificate again, with a new key and life.
+// call came with, or of the certificate of that identity it renews (a kubelet's serving
+// certificate; pki.RenewalOf, pki.SignRenewal), so that components renew their
+// certificates as kubelets renew theirs in Kubernetes, with no one to approve: a holder
+// of a certificate gets only the same certificate again, with a new key and life.
 func (s *Server) signCertificateRequest(ctx context.Context, req *apiv1.CertificateSigningRequest) (*apiv1.CertificateSigningRequest, error) {
 	user := requestUser(ctx)
 	var chain []*x509.Certificate
@@ -240,7 +241,10 @@ func (s *Server) signCertificateRequest(ctx context.Context, req *apiv1.Certific
 	if err != nil {
 		return nil, statusError(codes.Unavailable, ReasonUnavailable, nil, "member %s cannot load the cluster CA: %v", s.cfg.Name, err)
 	}
-	cert, err := ca.SignRenewal(chain[0], req.GetRequest(), time.Duration(req.GetExpirationSeconds())*time.Second, s.cfg.Now())
+	cert, err := ca.RenewalOf(chain[0], req.GetRenews(), s.cfg.Now())
+	if err == nil {
+		cert, err = ca.SignRenewal(cert, req.GetRequest(), time.Duration(req.GetExpirationSeconds())*time.Second, s.cfg.Now())
+	}
 	switch {
 	case errors.Is(err, pki.ErrOtherIdentity):
 		return nil, statusError(codes.PermissionDenied, ReasonForbidden, nil, "user %q cannot create certificatesigningrequests: %v", user.Name, err)

@@ -177,7 +177,7 @@ func TestCertificateSigningRequestOwnIdentityOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, err := conn.CreateCertificateSigningRequest(ctx, csr, time.Hour)
+	certPEM, err := conn.CreateCertificateSigningRequest(ctx, csr, nil, time.Hour)
 	if err != nil {
 		t.Fatalf("renewing its own certificate: %v", err)
 	}
@@ -216,7 +216,7 @@ func TestCertificateSigningRequestOwnIdentityOnly(t *testing.T) {
 		"an administrator":    other(pki.UserAdmin, pki.GroupAdmin),
 		"its name, admin too": other(pki.NodeUserPrefix+"w1", pki.GroupNodes, pki.GroupAdmin),
 	} {
-		_, err := conn.CreateCertificateSigningRequest(ctx, csr, 0)
+		_, err := conn.CreateCertificateSigningRequest(ctx, csr, nil, 0)
 		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "only for its own identity") {
 			t.Errorf("%s: %v, want PermissionDenied", name, err)
 		}
@@ -224,7 +224,7 @@ func TestCertificateSigningRequestOwnIdentityOnly(t *testing.T) {
 
 	noCA := apicluster.Start(t, 1, apicluster.Options{Certs: base})
 	nconn := noCA.Dial(t, "kubelet-w1", client.Options{})
-	if _, err := nconn.CreateCertificateSigningRequest(ctx, csr, 0); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "--cluster-signing-cert-file") {
+	if _, err := nconn.CreateCertificateSigningRequest(ctx, csr, nil, 0); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "--cluster-signing-cert-file") {
 		t.Fatalf("a member without the CA: %v, want FailedPrecondition naming the flag", err)
 	}
 }

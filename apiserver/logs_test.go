@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/sim"
@@ -313,4 +316,100 @@ func TestPodLogsAuthorization(t *testing.T) {
 		`user "system:node:w2" cannot get pods/log "default/web": pod is bound to node "w1"`)
 	err = as("scheduler").Logs(ctx, "default", "web", client.LogOptions{}, &bytes.Buffer{})
 	wantDenied(t, "scheduler reading logs", err, codes.PermissionDenied, `user "system:scheduler" cannot get pods/log "default/web"`)
+}
+
+// TestKubeletServingCertificate: a kubelet's log server serves with a serving
+// certificate of its own (not its client certificate), which the API server verifies
+// (the node's identity, server usage, the cluster CA) before it asks for logs; the
+// kubelet renews it through its client certificate's connection like the client one
+// (CreateCertificateSigningRequest naming it), for the same names and usage; another
+// node cannot renew it, and a log server presenting another node's is refused.
+func TestKubeletServingCertificate(t *testing.T) {
+	dir := apicluster.Certs(t, "w1", "w2")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir, Configure: func(cfg *apiserver.Config) {
+		cfg.SigningCertFile, cfg.SigningKeyFile = filepath.Join(dir, pki.CACertFile), filepath.Join(dir, pki.CAKeyFile)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	as := func(name string) *client.Conn {
+		t.Helper()
+		servers, opts, err := client.Resolve(client.Settings{Server: c.Addr(0), CAFile: filepath.Join(dir, pki.CACertFile),
+			CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := client.Dial(servers, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	ca, err := pki.LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// w1's serving certificate, of an hour, 50 minutes into its life: due.
+	tmp := t.TempDir()
+	crt, key := filepath.Join(tmp, "serving.crt"), filepath.Join(tmp, "serving.key")
+	req := pki.InitOptions{Nodes: []string{"w1"}}.Leaves()["kubelet-w1-serving"]
+	req.NotBefore, req.Validity = time.Now().Add(-50*time.Minute), time.Hour
+	old, err := ca.Issue(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.WriteFiles(crt, key); err != nil {
+		t.Fatal(err)
+	}
+	serving, err := pki.NewReloader(crt, key, filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeletConn := as("kubelet-w1")
+	logsNode(t, client.NewClientset(kubeletConn), "w1", serving.KubeletServerTLS())
+	admin := as("admin")
+	createPod(t, ctx, client.NewClientset(admin), "web", "w1")
+	waitLogs(t, ctx, admin, "web", "hello from web\n")
+
+	// Renewed through the kubelet's client connection.
+	m := &client.CertificateManager{Conn: kubeletConn, CertFile: crt, KeyFile: key, CAFile: filepath.Join(dir, pki.CACertFile),
+		Serving: true, Logger: hclog.NewNullLogger()}
+	if _, err := m.RenewIfDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := pki.LoadPair(crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed.Cert.SerialNumber.Cmp(old.Cert.SerialNumber) == 0 || renewed.Cert.Subject.String() != old.Cert.Subject.String() ||
+		!slices.Equal(renewed.Cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) || !slices.Equal(renewed.Cert.DNSNames, []string{"w1"}) ||
+		renewed.Cert.NotAfter.Sub(renewed.Cert.NotBefore) != time.Hour {
+		t.Fatalf("renewed serving certificate: %v, usages %v, names %v, %v to %v", renewed.Cert.Subject, renewed.Cert.ExtKeyUsage,
+			renewed.Cert.DNSNames, renewed.Cert.NotBefore, renewed.Cert.NotAfter)
+	}
+	var b bytes.Buffer
+	if err := admin.Logs(ctx, "default", "web", client.LogOptions{}, &b); err != nil || !strings.Contains(b.String(), "hello from web\n") {
+		t.Fatalf("logs through the renewed serving certificate: %q, %v", b.String(), err)
+	}
+
+	// Another node cannot have it renewed.
+	csr, _, err := pki.NewRequest(renewed.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = as("kubelet-w2").CreateCertificateSigningRequest(ctx, csr, renewed.CertPEM, 0)
+	wantDenied(t, "w2 renewing w1's serving certificate", err, codes.PermissionDenied, "a certificate may be renewed only for its own identity")
+
+	// A log server that presents another node's serving certificate is refused.
+	w2, err := pki.LoadPair(filepath.Join(dir, "kubelet-w2-serving.crt"), filepath.Join(dir, "kubelet-w2-serving.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.WriteFiles(crt, key); err != nil {
+		t.Fatal(err)
+	}
+	err = admin.Logs(ctx, "default", "web", client.LogOptions{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "kubelet certificate of node w1: it is") || !strings.Contains(err.Error(), "system:node:w2") {
+		t.Fatalf("logs from a kubelet presenting w2's serving certificate: %v", err)
+	}
 }

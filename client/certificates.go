@@ -21,13 +21,15 @@ import (
 )
 
 // CreateCertificateSigningRequest asks an API server to sign csrPEM (a PKCS#10
-// request for this connection's own identity) with the cluster CA; expiration 0 asks
-// for the lifetime of the certificate it renews. It returns the certificate, PEM.
-func (c *Conn) CreateCertificateSigningRequest(ctx context.Context, csrPEM []byte, expiration time.Duration) ([]byte, error) {
+// request for this connection's own identity) with the cluster CA, renewing the
+// connection's certificate, or renewsPEM when given (a kubelet's serving certificate,
+// of the same identity); expiration 0 asks for the lifetime of the certificate it
+// renews. It returns the certificate, PEM.
+func (c *Conn) CreateCertificateSigningRequest(ctx context.Context, csrPEM, renewsPEM []byte, expiration time.Duration) ([]byte, error) {
 	var out *apiv1.CertificateSigningRequest
 	err := c.invoke(ctx, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		out, err = apiv1.NewClusterClient(cc).CreateCertificateSigningRequest(ctx, &apiv1.CertificateSigningRequest{
-			Request: csrPEM, ExpirationSeconds: int64(expiration / time.Second)})
+			Request: csrPEM, Renews: renewsPEM, ExpirationSeconds: int64(expiration / time.Second)})
 		return err
 	})
 	return out.GetCertificate(), err
@@ -42,9 +44,13 @@ func (c *Conn) CreateCertificateSigningRequest(ctx context.Context, csrPEM []byt
 // anew and moves its calls to connections that present the new certificate
 // (Options.Certificate): no restart. A certificate that does not chain to CAFile is not
 // written: the component would lock itself out.
+//
+// With Serving, CertFile is a kubelet's serving certificate, not the Conn's: the request
+// names it (it must be of the Conn's identity) and the new one must serve.
 type CertificateManager struct {
 	Conn                      *Conn
 	CertFile, KeyFile, CAFile string
+	Serving                   bool
 	// CheckInterval is how often the files are read (default 1 min): a renewal due
 	// sooner is made on time, and one that failed is retried after at most this long.
 	CheckInterval time.Duration
@@ -106,7 +112,11 @@ func (m *CertificateManager) RenewIfDue(ctx context.Context) (time.Time, error) 
 	if err != nil {
 		return retry, err
 	}
-	certPEM, err := m.Conn.CreateCertificateSigningRequest(ctx, csr, 0)
+	var renews []byte
+	if m.Serving {
+		renews = pki.EncodeCert(cur)
+	}
+	certPEM, err := m.Conn.CreateCertificateSigningRequest(ctx, csr, renews, 0)
 	if err != nil {
 		return retry, fmt.Errorf("renew %s: %w", m.CertFile, err)
 	}
@@ -165,7 +175,11 @@ func (m *CertificateManager) check(cert *x509.Certificate, key *ecdsa.PrivateKey
 	for _, ca := range bundle {
 		pool.AddCert(ca)
 	}
-	if err := pki.Verify(cert, pool, x509.ExtKeyUsageClientAuth, now); err != nil {
+	usage := x509.ExtKeyUsageClientAuth
+	if m.Serving {
+		usage = x509.ExtKeyUsageServerAuth
+	}
+	if err := pki.Verify(cert, pool, usage, now); err != nil {
 		return fmt.Errorf("it does not chain to %s: %w", m.CAFile, err)
 	}
 	return nil

@@ -19,7 +19,12 @@ import (
 //	scheduler.crt/.key           system:scheduler (skiff:scheduler)
 //	admin.crt/.key               admin (skiff:admin)
 //	kubelet-NAME.crt/.key        system:node:NAME (skiff:nodes), one per node: the
-//	                             kubelet's client certificate and its log server's
+//	                             kubelet's client certificate (with server usage too,
+//	                             for kubelets that serve with it, as before
+//	                             kubelet-NAME-serving)
+//	kubelet-NAME-serving.crt/.key  the same identity, server usage only, SAN NAME: the
+//	                             kubelet serving certificate of its log/exec server
+//	                             (skiff kubelet --tls-cert-file)
 //
 // Every apiserver shares one certificate naming all --hosts: peers and clients accept
 // any certificate of the cluster CA in group skiff:apiservers.
@@ -47,6 +52,7 @@ func (o InitOptions) Leaves() map[string]Request {
 	}
 	for _, n := range o.Nodes {
 		out["kubelet-"+n] = Request{CommonName: NodeUserPrefix + n, Organization: []string{GroupNodes}, Client: true, Server: true}
+		out["kubelet-"+n+"-serving"] = Request{CommonName: NodeUserPrefix + n, Organization: []string{GroupNodes}, Hosts: []string{n}, Server: true}
 	}
 	return out
 }

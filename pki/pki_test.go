@@ -131,7 +131,7 @@ func TestInitAndRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 2+2*6 {
+	if len(files) != 2+2*8 {
 		t.Fatalf("wrote %d files: %v", len(files), files)
 	}
 	if _, err := InitDir(dir, InitOptions{}); err == nil || !strings.Contains(err.Error(), "already holds a CA") {
@@ -153,7 +153,7 @@ func TestInitAndRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rotated) != 6 {
+	if len(rotated) != 8 {
 		t.Fatalf("rotated %v", rotated)
 	}
 	after, err := LoadPair(filepath.Join(dir, "kubelet-w2.crt"), filepath.Join(dir, "kubelet-w2.key"))
@@ -173,6 +173,15 @@ func TestInitAndRotate(t *testing.T) {
 	serves := func(c *x509.Certificate) bool { return slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageServerAuth) }
 	if !serves(before.Cert) || !serves(after.Cert) {
 		t.Fatal("a kubelet certificate cannot serve logs")
+	}
+	// The kubelet serving certificate: the node's identity, server usage only, its name.
+	serving, err := ReadCerts(filepath.Join(dir, "kubelet-w2-serving.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := serving[0]; s.Subject.String() != before.Cert.Subject.String() || !slices.Equal(s.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) ||
+		!slices.Equal(s.DNSNames, []string{"w2"}) {
+		t.Fatalf("kubelet serving certificate: %v, usages %v, names %v", s.Subject, s.ExtKeyUsage, s.DNSNames)
 	}
 }
 

@@ -126,3 +126,34 @@ func (ca *CA) SignRenewal(cur *x509.Certificate, csrPEM []byte, validity time.Du
 	}
 	return ca.Sign(renewalRequest(cur, validity, now), csr.PublicKey)
 }
+
+// RenewalOf is the certificate a signing request from the holder of caller (the
+// certificate the request was authenticated with) renews: caller itself, or, when
+// renewsPEM is given, that certificate, which must be of caller's identity (else
+// ErrOtherIdentity), signed by a CA of ca's bundle and still valid at now: a kubelet's
+// serving certificate, renewed through its client certificate as Kubernetes' kubelets
+// renew theirs (signer kubernetes.io/kubelet-serving), for the names the CA gave it.
+func (ca *CA) RenewalOf(caller *x509.Certificate, renewsPEM []byte, now time.Time) (*x509.Certificate, error) {
+	if len(renewsPEM) == 0 {
+		return caller, nil
+	}
+	block, _ := pem.Decode(renewsPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("renews: no PEM CERTIFICATE block")
+	}
+	cur, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("renews: %w", err)
+	}
+	if cur.Subject.CommonName != caller.Subject.CommonName || !slices.Equal(cur.Subject.Organization, caller.Subject.Organization) {
+		return nil, fmt.Errorf("%w: the certificate renewed is user %q's in groups %q, and the caller is %q in %q", ErrOtherIdentity,
+			cur.Subject.CommonName, cur.Subject.Organization, caller.Subject.CommonName, caller.Subject.Organization)
+	}
+	if !slices.ContainsFunc(ca.bundle(), func(c *x509.Certificate) bool { return cur.CheckSignatureFrom(c) == nil }) {
+		return nil, fmt.Errorf("renews: the certificate of %q is not the cluster CA's", cur.Subject.CommonName)
+	}
+	if now.Before(cur.NotBefore) || now.After(cur.NotAfter) {
+		return nil, fmt.Errorf("renews: the certificate of %q is not valid now (%s to %s)", cur.Subject.CommonName, cur.NotBefore.UTC().Format(time.RFC3339), cur.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return cur, nil
+}

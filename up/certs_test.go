@@ -25,7 +25,7 @@ func TestLeafCertificates(t *testing.T) {
 			t.Errorf("%s: files %s, %s", c.Name, c.CertFile, c.KeyFile)
 		}
 	}
-	if want := []string{"admin", "apiserver", "controller-manager", "kubelet-w1", "scheduler"}; !slices.Equal(names, want) {
+	if want := []string{"admin", "apiserver", "controller-manager", "kubelet-w1-serving", "kubelet-w1", "scheduler"}; !slices.Equal(names, want) {
 		t.Fatalf("renewed certificates %v, want %v", names, want)
 	}
 }

@@ -135,7 +135,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer kubeletConn.Close()
-	kubeletCerts, err := pki.NewReloader(p("kubelet-"+nodeName+".crt"), p("kubelet-"+nodeName+".key"), p(pki.CACertFile))
+	// The log server's: the kubelet serving certificate, renewed with the others.
+	kubeletCerts, err := pki.NewReloader(p("kubelet-"+nodeName+"-serving.crt"), p("kubelet-"+nodeName+"-serving.key"), p(pki.CACertFile))
 	if err != nil {
 		return err
 	}
@@ -224,28 +225,35 @@ func Run(ctx context.Context, cfg Config) error {
 	return g.wait(out)
 }
 
-// makeCerts makes skiff up's CA and certificates on the first start, and a kubelet
-// certificate for a node name it has not seen (or made before kubelets served logs,
-// without server usage).
+// makeCerts makes skiff up's CA and certificates on the first start, and the kubelet
+// certificates, client and serving, of a node name it has not seen (or made before
+// kubelets served logs, without server usage, or before they had a serving one).
 func makeCerts(dir, nodeName, host string) error {
 	if _, err := os.Stat(filepath.Join(dir, pki.CAKeyFile)); errors.Is(err, os.ErrNotExist) {
 		_, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{nodeName}, Hosts: []string{host}})
 		return err
 	}
-	if certs, err := pki.ReadCerts(filepath.Join(dir, "kubelet-"+nodeName+".crt")); err == nil && slices.Contains(certs[0].ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
-		return nil
+	leaves := pki.InitOptions{Nodes: []string{nodeName}}.Leaves()
+	var ca *pki.CA
+	for _, name := range []string{"kubelet-" + nodeName, "kubelet-" + nodeName + "-serving"} {
+		if certs, err := pki.ReadCerts(filepath.Join(dir, name+".crt")); err == nil && slices.Contains(certs[0].ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+			continue
+		}
+		var err error
+		if ca == nil {
+			if ca, err = pki.LoadCA(dir); err != nil {
+				return err
+			}
+		}
+		pair, err := ca.Issue(leaves[name])
+		if err != nil {
+			return err
+		}
+		if _, _, err = pair.Write(dir, name); err != nil {
+			return err
+		}
 	}
-	ca, err := pki.LoadCA(dir)
-	if err != nil {
-		return err
-	}
-	req := pki.InitOptions{Nodes: []string{nodeName}}.Leaves()["kubelet-"+nodeName]
-	pair, err := ca.Issue(req)
-	if err != nil {
-		return err
-	}
-	_, _, err = pair.Write(dir, "kubelet-"+nodeName)
-	return err
+	return nil
 }
 
 // leafCertificates lists the certificates of a directory made by pki.InitDir, but the

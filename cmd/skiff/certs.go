@@ -29,8 +29,10 @@ func certsCmd() *cobra.Command {
 		Short: "Create a CA and certificates for apiservers, controller-manager, scheduler, kubelets and an admin",
 		Long: `Create, in --dir, a CA (ca.crt, ca.key) and certificates signed by it:
 apiserver (every API server, for its API, its Raft peers and joins; SANs: --hosts,
-localhost and loopback), controller-manager, scheduler, admin, and kubelet-NAME for each
-of --nodes (user system:node:NAME, group skiff:nodes; also its log server's certificate).
+localhost and loopback), controller-manager, scheduler, admin, and for each of --nodes
+kubelet-NAME (user system:node:NAME, group skiff:nodes: the kubelet's client
+certificate) and kubelet-NAME-serving (the same user, server usage only: its log and
+exec server's, skiff kubelet --tls-cert-file).
 Keys are ECDSA P-256; the CA is valid ten years, the others one. It also writes a
 kubeconfig with the admin's credentials, a cluster and context per API server of
 --servers (skiff, skiff-2, ...), for kubectl and client-go.

@@ -23,18 +23,31 @@ func (c *connFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&c.s.KeyFile, "key-file", "", "the client certificate's key")
 	f.StringVar(&c.s.Token, "token", "", "bearer token (with --ca-file)")
 	f.StringVar(&c.s.Config, "config", "", "client config file with servers and credential files (default $SKIFF_CONFIG, if set)")
-	f.BoolVar(&c.rotate, "rotate-certificates", true, "renew the client certificate (--cert-file, --key-file) at two thirds of its life, or when --ca-file's first CA is a new one, by asking the API servers to sign a new key for the same identity; the files are replaced and used without a restart")
+	f.BoolVar(&c.rotate, "rotate-certificates", true, "renew the client certificate (--cert-file, --key-file), and a kubelet's serving certificate (--tls-cert-file, --tls-private-key-file), at two thirds of its life, or when --ca-file's first CA is a new one, by asking the API servers to sign a new key for the same identity; the files are replaced and used without a restart")
 }
 
 // renewCertificates keeps the client certificate of s renewed through cc while ctx
 // lasts (client.CertificateManager), if it has one and --rotate-certificates; wait
 // returns once it stopped.
 func (c *connFlags) renewCertificates(ctx context.Context, s client.Settings, cc *client.Conn, log hclog.Logger) (wait func()) {
+	return c.renewCertificate(ctx, s, cc, "", "", log)
+}
+
+// renewCertificate is renewCertificates for servingCert and servingKey, a kubelet
+// serving certificate of the same identity, when they are given and are not the
+// client certificate's files.
+func (c *connFlags) renewCertificate(ctx context.Context, s client.Settings, cc *client.Conn, servingCert, servingKey string, log hclog.Logger) (wait func()) {
 	ca, cert, key, err := s.Files()
 	if err != nil || !c.rotate || ca == "" || cert == "" {
 		return func() {}
 	}
 	m := &client.CertificateManager{Conn: cc, CertFile: cert, KeyFile: key, CAFile: ca, Logger: log}
+	if servingCert != "" {
+		if servingCert == cert {
+			return func() {}
+		}
+		m.CertFile, m.KeyFile, m.Serving = servingCert, servingKey, true
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -41,8 +41,9 @@ topology spread constraints. With --sim-nodes, the simulated nodes take the zone
 
 The kubelet serves its containers' output (skiffctl logs, through the API server) on
 --kubelet-listen and publishes the port in its Node's status; the API server dials the
-node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certificate
-(--cert-file, or --kubelet-tls-cert-file) and accepts only API servers' certificates.`,
+node's --node-ip there. In a TLS cluster (--ca-file) it serves with its serving
+certificate (--tls-cert-file, or else --cert-file) and accepts only API servers'
+certificates.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger("skiff")
@@ -62,6 +63,9 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 			ctx, cancel := signalContext()
 			defer cancel()
 			defer conn.renewCertificates(ctx, conn.s, cc, cfg.Logger)()
+			if logCert != "" && cfg.LogTLS != nil {
+				defer conn.renewCertificate(ctx, conn.s, cc, logCert, logKey, cfg.Logger)()
+			}
 			if simCertDir != "" {
 				nodeConns, err := simNodeClients(ctx, &conn, simCertDir, cfg.Logger)
 				if err != nil {
@@ -103,8 +107,12 @@ node's --node-ip there. In a TLS cluster (--ca-file) it serves with its certific
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", apiserver.DefaultClusterCIDR, "with --service-proxy: the cluster's pod range (the API servers' --cluster-cidr); connections to a cluster IP from outside it are masqueraded")
 	f.DurationVar(&cfg.SimStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.StringVar(&cfg.LogListen, "kubelet-listen", cfg.LogListen, "address of the kubelet's log server (port 0: any free port; \"none\": serve no logs)")
-	f.StringVar(&logCert, "kubelet-tls-cert-file", "", "the log server's certificate, user system:node:NAME with server usage (default --cert-file)")
-	f.StringVar(&logKey, "kubelet-tls-key-file", "", "its key (default --key-file)")
+	f.StringVar(&logCert, "tls-cert-file", "", "the kubelet serving certificate of its log and exec server: user system:node:NAME with server usage (skiff certs init's kubelet-NAME-serving.crt; renewed with --rotate-certificates; default --cert-file)")
+	f.StringVar(&logKey, "tls-private-key-file", "", "its key (default --key-file)")
+	f.StringVar(&logCert, "kubelet-tls-cert-file", "", "")
+	f.StringVar(&logKey, "kubelet-tls-key-file", "", "")
+	f.MarkDeprecated("kubelet-tls-cert-file", "use --tls-cert-file")
+	f.MarkDeprecated("kubelet-tls-key-file", "use --tls-private-key-file")
 	f.DurationVar(&cfg.Kubelet.LeaseRenewInterval, "node-lease-renew-interval", cfg.Kubelet.LeaseRenewInterval, "how often the node's Lease is renewed (the controller-manager's grace period must be longer)")
 	f.DurationVar(&cfg.Kubelet.NodeStatusInterval, "node-status-update-frequency", cfg.Kubelet.NodeStatusInterval, "how often the node's status is checked, and written if it changed")
 	f.DurationVar(&cfg.Kubelet.NodeStatusReportInterval, "node-status-report-frequency", cfg.Kubelet.NodeStatusReportInterval, "how often the node's status is written when it did not change (the Lease is the heartbeat)")
@@ -176,11 +184,11 @@ func kubeletLogTLS(s client.Settings, cert, key, listen string) (*tls.Config, er
 	}
 	cert, key = firstNonEmpty(cert, c), firstNonEmpty(key, k)
 	if cert == "" {
-		return nil, fmt.Errorf("--kubelet-listen %s: serving logs in a TLS cluster needs the kubelet's certificate: give --cert-file and --key-file (or --kubelet-tls-cert-file and --kubelet-tls-key-file), or --kubelet-listen none", listen)
+		return nil, fmt.Errorf("--kubelet-listen %s: serving logs in a TLS cluster needs the kubelet's certificate: give --tls-cert-file and --tls-private-key-file (or --cert-file and --key-file), or --kubelet-listen none", listen)
 	}
 	r, err := pki.NewReloader(cert, key, ca)
 	if err != nil {
-		return nil, fmt.Errorf("--kubelet-tls-cert-file: %w", err)
+		return nil, fmt.Errorf("--tls-cert-file: %w", err)
 	}
 	return r.KubeletServerTLS(), nil
 }

@@ -1916,7 +1916,13 @@ type CertificateSigningRequest struct {
 	// the certificate it renews.
 	ExpirationSeconds int64 `protobuf:"varint,2,opt,name=expiration_seconds,json=expirationSeconds,proto3" json:"expiration_seconds,omitempty"`
 	// status.certificate: the issued certificate, PEM-encoded (the reply's only field).
-	Certificate   []byte `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Certificate []byte `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The certificate renewed, PEM-encoded, when it is not the one the call is
+	// authenticated with: a kubelet's serving certificate (Kubernetes' signer
+	// kubernetes.io/kubelet-serving), renewed by its client certificate. It must be of the
+	// caller's identity and of the cluster CA (or one trusted alongside), and the new
+	// certificate takes its names and usages. Empty: the caller's own certificate.
+	Renews        []byte `protobuf:"bytes,4,opt,name=renews,proto3" json:"renews,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1968,6 +1974,13 @@ func (x *CertificateSigningRequest) GetExpirationSeconds() int64 {
 func (x *CertificateSigningRequest) GetCertificate() []byte {
 	if x != nil {
 		return x.Certificate
+	}
+	return nil
+}
+
+func (x *CertificateSigningRequest) GetRenews() []byte {
+	if x != nil {
+		return x.Renews
 	}
 	return nil
 }
@@ -3251,11 +3264,12 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x0e_since_secondsB\x0e\n" +
 	"\f_limit_bytes\"\"\n" +
 	"\fPodLogsChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x86\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x9e\x01\n" +
 	"\x19CertificateSigningRequest\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\fR\arequest\x12-\n" +
 	"\x12expiration_seconds\x18\x02 \x01(\x03R\x11expirationSeconds\x12 \n" +
-	"\vcertificate\x18\x03 \x01(\fR\vcertificate\"\x15\n" +
+	"\vcertificate\x18\x03 \x01(\fR\vcertificate\x12\x16\n" +
+	"\x06renews\x18\x04 \x01(\fR\x06renews\"\x15\n" +
 	"\x13CertificatesRequest\"h\n" +
 	"\x0fCertificateList\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12=\n" +

@@ -801,7 +801,8 @@ type ClusterClient interface {
 	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*SnapshotList, error)
 	// Certificates describes the serving member's own certificates (ask each member).
 	Certificates(ctx context.Context, in *CertificatesRequest, opts ...grpc.CallOption) (*CertificateList, error)
-	// CreateCertificateSigningRequest renews the caller's own client certificate, as
+	// CreateCertificateSigningRequest renews the caller's own client certificate (or its
+	// kubelet serving certificate, CertificateSigningRequest.renews), as
 	// Kubernetes' auto-approved CertificateSigningRequests renew kubelets': the serving
 	// member signs the request's key with the cluster CA (--cluster-signing-cert-file)
 	// for the identity, names and usages of the certificate the call was authenticated
@@ -946,7 +947,8 @@ type ClusterServer interface {
 	ListSnapshots(context.Context, *ListSnapshotsRequest) (*SnapshotList, error)
 	// Certificates describes the serving member's own certificates (ask each member).
 	Certificates(context.Context, *CertificatesRequest) (*CertificateList, error)
-	// CreateCertificateSigningRequest renews the caller's own client certificate, as
+	// CreateCertificateSigningRequest renews the caller's own client certificate (or its
+	// kubelet serving certificate, CertificateSigningRequest.renews), as
 	// Kubernetes' auto-approved CertificateSigningRequests renew kubelets': the serving
 	// member signs the request's key with the cluster CA (--cluster-signing-cert-file)
 	// for the identity, names and usages of the certificate the call was authenticated
