@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +53,7 @@ const DefaultMaxEndpointsPerSlice = 100
 
 // Config tunes the controller. Start from DefaultConfig; New validates it.
 type Config struct {
-	// Workers sync different Services concurrently. Default 5.
+	// Workers sync different Services concurrently. Default 20.
 	Workers int
 	// MaxEndpointsPerSlice is how many endpoints a slice holds at most. Default 100.
 	MaxEndpointsPerSlice int
@@ -95,15 +96,27 @@ type Controller struct {
 	queue   *workqueue.Queue
 	log     hclog.Logger
 	tracker tracker
-	// selectors are the Services' selectors by namespace and name, kept by the
-	// Services' handlers: a pod's change is matched against them without listing (and
-	// sorting) every Service of its namespace.
-	selMu     sync.RWMutex
-	selectors map[string]map[string]labels.Selector
 }
 
 // byService indexes the controller's slices by their Service, "namespace/name".
 const byService = "service"
+
+// bySelector indexes Services with a selector under one of its labels, the first key's
+// (cache.LabelValue), or "namespace/" for an empty selector (every pod of the namespace):
+// a pod's change is matched only against the Services its labels could select, not
+// against every Service of its namespace (1,000 Services × 10,000 pods at the start).
+const bySelector = "selector"
+
+func selectorIndex(s *corev1.Service) []string {
+	if s.Spec.Selector == nil {
+		return nil
+	}
+	if len(s.Spec.Selector) == 0 {
+		return []string{s.Namespace + "/"}
+	}
+	k := slices.Min(slices.Collect(maps.Keys(s.Spec.Selector)))
+	return []string{cache.LabelValue(s.Namespace, k, s.Spec.Selector[k])}
+}
 
 // New makes the controller on the factory's informers; Run starts it.
 func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error) {
@@ -114,6 +127,9 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	sliceInf := cache.InformerFor[*discoveryv1.EndpointSlice](f, "", client.ListOptions{})
 	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
+	svcInf.AddIndexer(bySelector, selectorIndex)
+	// A Service's pods are found through the labels index (Reconcile).
+	podInf.AddIndexer(cache.IndexLabels, cache.ByLabels[*corev1.Pod])
 	sliceInf.AddIndexer(byService, func(es *discoveryv1.EndpointSlice) []string {
 		if svc, ok := serviceOf(es); ok {
 			return []string{es.Namespace + "/" + svc}
@@ -123,12 +139,9 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	c := &Controller{cfg: cfg, cs: cs, svcs: svcInf.Lister(), pods: podInf.Lister(), slices: sliceInf.Lister(), nodes: nodeInf.Lister(),
 		synced: []interface{ HasSynced() bool }{svcInf, podInf, sliceInf, nodeInf},
 		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslice"), tracker: tracker{written: map[string]map[string]int64{}}}
-	c.selectors = map[string]map[string]labels.Selector{}
-	svcInf.AddHandler(cache.Handler[*corev1.Service]{
-		OnAdd:    func(s *corev1.Service) { c.serviceChanged(s, false) },
-		OnUpdate: func(_, s *corev1.Service) { c.serviceChanged(s, false) },
-		OnDelete: func(s *corev1.Service) { c.serviceChanged(s, true) },
-	})
+	svcChanged := func(s *corev1.Service) { c.queue.Add(cache.Key(s)) }
+	svcInf.AddHandler(cache.Handler[*corev1.Service]{OnAdd: svcChanged,
+		OnUpdate: func(_, s *corev1.Service) { svcChanged(s) }, OnDelete: svcChanged})
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{
 		OnAdd: c.podChanged,
 		OnUpdate: func(old, p *corev1.Pod) {
@@ -158,29 +171,16 @@ func serviceOf(es *discoveryv1.EndpointSlice) (string, bool) {
 	return svc, ok && svc != ""
 }
 
-// serviceChanged queues the Service and keeps its selector.
-func (c *Controller) serviceChanged(s *corev1.Service, deleted bool) {
-	c.selMu.Lock()
-	if deleted || s.Spec.Selector == nil {
-		delete(c.selectors[s.Namespace], s.Name)
-	} else {
-		if c.selectors[s.Namespace] == nil {
-			c.selectors[s.Namespace] = map[string]labels.Selector{}
-		}
-		c.selectors[s.Namespace][s.Name] = labels.SelectorFromValidatedSet(s.Spec.Selector)
-	}
-	c.selMu.Unlock()
-	c.queue.Add(cache.Key(s))
-}
-
 // podChanged queues the Services whose selector picks pod.
 func (c *Controller) podChanged(pod *corev1.Pod) {
 	set := labels.Set(pod.Labels)
-	c.selMu.RLock()
-	defer c.selMu.RUnlock()
-	for name, sel := range c.selectors[pod.Namespace] {
-		if sel.Matches(set) {
-			c.queue.Add(pod.Namespace + "/" + name)
+	candidates := c.svcs.ByIndex(bySelector, pod.Namespace+"/")
+	for k, v := range pod.Labels {
+		candidates = append(candidates, c.svcs.ByIndex(bySelector, cache.LabelValue(pod.Namespace, k, v))...)
+	}
+	for _, s := range candidates {
+		if labels.SelectorFromValidatedSet(s.Spec.Selector).Matches(set) {
+			c.queue.Add(cache.Key(s))
 		}
 	}
 }
@@ -213,15 +213,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		// one without a selector (its slices are the user's), an ExternalName one.
 		ch.Delete = current
 	} else {
-		// The pods the selector picks, then those of the namespace: a selector picks few
-		// of the pods, whom the namespace's index would list (and sort) all.
-		var pods []*corev1.Pod
-		for _, p := range c.pods.List(labels.SelectorFromValidatedSet(svc.Spec.Selector)) {
-			if p.Namespace == ns {
-				pods = append(pods, p)
-			}
-		}
-		ch = Plan(svc, pods, current, c.zoneOf, c.cfg.MaxEndpointsPerSlice)
+		ch = Plan(svc, c.pods.ListSelected(ns, svc.Spec.Selector), current, c.zoneOf, c.cfg.MaxEndpointsPerSlice)
 	}
 	return 0, c.apply(ctx, key, ch)
 }
