@@ -152,13 +152,16 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 		},
 		OnDelete: c.podChanged,
 	})
-	sliceChanged := func(es *discoveryv1.EndpointSlice) {
-		if svc, ok := serviceOf(es); ok {
+	// A slice as the controller's own write left it brings its Service nothing new.
+	sliceChanged := func(es *discoveryv1.EndpointSlice, deleted bool) {
+		if svc, ok := serviceOf(es); ok && !c.tracker.own(es.Namespace+"/"+svc, es, deleted) {
 			c.queue.Add(es.Namespace + "/" + svc)
 		}
 	}
-	sliceInf.AddHandler(cache.Handler[*discoveryv1.EndpointSlice]{OnAdd: sliceChanged,
-		OnUpdate: func(_, es *discoveryv1.EndpointSlice) { sliceChanged(es) }, OnDelete: sliceChanged})
+	sliceInf.AddHandler(cache.Handler[*discoveryv1.EndpointSlice]{
+		OnAdd:    func(es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
+		OnUpdate: func(_, es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
+		OnDelete: func(es *discoveryv1.EndpointSlice) { sliceChanged(es, true) }})
 	return c, nil
 }
 
@@ -259,6 +262,8 @@ func (c *Controller) apply(ctx context.Context, key string, ch Changes) error {
 type tracker struct {
 	mu      sync.Mutex
 	written map[string]map[string]int64
+	// waiting are the Services last found stale: any event of their slices syncs them.
+	waiting map[string]bool
 }
 
 func rv(es *discoveryv1.EndpointSlice) int64 {
@@ -278,6 +283,24 @@ func (t *tracker) set(svc, name string, v int64) {
 	t.written[svc][name] = v
 }
 
+// own says whether es is as the controller's last write of it left it (deleted: whether
+// the controller deleted it), so that its event needs no sync of the Service: the sync
+// that wrote it knew all it says (Kubernetes' endpointSliceTracker.ShouldSync). An event
+// that comes before the write's reply is recorded is not known as own, and syncs; so
+// does any event of a Service whose sync found the cache stale and waits for it.
+func (t *tracker) own(svc string, es *discoveryv1.EndpointSlice, deleted bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	want, ok := t.written[svc][es.Name]
+	if !ok || t.waiting[svc] {
+		return false
+	}
+	if deleted {
+		return want == 0
+	}
+	return want > 0 && want == rv(es)
+}
+
 // stale says whether the cache's slices of svc are older than what the controller
 // wrote; writes the cache has caught up with are forgotten.
 func (t *tracker) stale(svc string, current []*discoveryv1.EndpointSlice) bool {
@@ -285,6 +308,7 @@ func (t *tracker) stale(svc string, current []*discoveryv1.EndpointSlice) bool {
 	defer t.mu.Unlock()
 	w := t.written[svc]
 	if len(w) == 0 {
+		delete(t.waiting, svc)
 		return false
 	}
 	seen := map[string]int64{}
@@ -303,6 +327,14 @@ func (t *tracker) stale(svc string, current []*discoveryv1.EndpointSlice) bool {
 	}
 	if len(w) == 0 {
 		delete(t.written, svc)
+	}
+	if stale {
+		if t.waiting == nil {
+			t.waiting = map[string]bool{}
+		}
+		t.waiting[svc] = true
+	} else {
+		delete(t.waiting, svc)
 	}
 	return stale
 }
