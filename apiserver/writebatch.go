@@ -9,29 +9,28 @@ import (
 // writeBatcher coalesces the writes of net/http's HTTP/2 server into fewer TLS records
 // and system calls, as gRPC's transport does with its one writer per connection. Go's
 // HTTP/2 server flushes a 4 KiB buffer each time its queue of frames empties, on a new
-// goroutine, and writes nothing else on the connection until that write returns: under
-// load, one TLS record and one write(2) per response or two. Here the first writer
-// writes its bytes itself, and writes that arrive meanwhile are copied into a queue and
-// return at once; the writing goroutine sends the queue, as one write, before it
-// returns. Nothing waits on a goroutine of its own, and bytes keep their order.
+// goroutine, and starts no other write until that one returns: under load, one TLS
+// record and one write(2) per response or two, each waited for. Here a write copies its
+// bytes into a queue and returns; one goroutine at a time sends the queue, as one write,
+// and everything queued while it was writing as the next. Bytes keep their order.
 //
-// A queued write returns before its bytes reach the socket: its error, if any, is
-// returned by the writes after it (the server closes the connection on the first).
-// Close lets the writing goroutine finish the queue first, for at most closeDrain, so
-// that what the server wrote before closing (a GOAWAY, a last response) is sent.
+// A write returns before its bytes reach the socket: a write error is returned by the
+// writes after it (the server closes the connection on the first). close lets the queue
+// be sent first, for at most closeDrain, so that what the server wrote before closing (a
+// GOAWAY, a last response) is not lost.
 type writeBatcher struct {
 	conn net.Conn
 
 	mu      sync.Mutex
-	idle    *sync.Cond // signalled when writing ends
-	writing bool       // a goroutine is in conn.Write
-	queue   []byte     // written while writing, not yet sent
-	spare   []byte     // the last queue sent, reused
+	idle    *sync.Cond // signalled when the queue shrinks or the sending ends
+	sending bool       // a goroutine is sending the queue
+	queue   []byte     // written, not yet taken to be sent
+	spare   []byte     // the last batch sent, reused
 	err     error      // the first write error: every later write returns it
 }
 
-// writeBatchMax bounds the queue: a writer beyond it waits for the writing goroutine,
-// so a slow reader holds the server back as it would without the batcher.
+// writeBatchMax bounds the queue: a writer beyond it waits for the sender, so a slow
+// reader holds the server back as it would without the batcher.
 const (
 	writeBatchMax = 256 << 10
 	closeDrain    = time.Second
@@ -45,53 +44,51 @@ func newWriteBatcher(conn net.Conn) *writeBatcher {
 
 func (b *writeBatcher) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	for b.writing && b.err == nil && len(b.queue)+len(p) > writeBatchMax {
+	defer b.mu.Unlock()
+	for b.err == nil && len(b.queue) > 0 && len(b.queue)+len(p) > writeBatchMax {
 		b.idle.Wait()
 	}
 	if b.err != nil {
-		err := b.err
-		b.mu.Unlock()
-		return 0, err
+		return 0, b.err
 	}
-	if b.writing {
-		b.queue = append(b.queue, p...)
-		b.mu.Unlock()
-		return len(p), nil
+	b.queue = append(b.queue, p...)
+	if !b.sending {
+		b.sending = true
+		go b.send()
 	}
-	b.writing = true
-	b.mu.Unlock()
+	return len(p), nil
+}
 
-	n, err := b.conn.Write(p)
-	for {
+// send writes the queue until it is empty.
+func (b *writeBatcher) send() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.err == nil && len(b.queue) > 0 {
+		batch := b.queue
+		b.queue, b.spare = b.spare[:0], nil
+		b.idle.Broadcast() // writers waiting for room
+		b.mu.Unlock()
+		_, err := b.conn.Write(batch)
 		b.mu.Lock()
 		if err != nil && b.err == nil {
 			b.err = err
 		}
-		if b.err != nil || len(b.queue) == 0 {
-			b.queue = b.queue[:0]
-			b.writing = false
-			b.idle.Broadcast()
-			b.mu.Unlock()
-			return n, err
+		if cap(batch) <= writeBatchMax {
+			b.spare = batch[:0]
 		}
-		batch := b.queue
-		b.queue, b.spare = b.spare[:0], nil
-		b.idle.Broadcast() // writers waiting for room in the queue
-		b.mu.Unlock()
-		_, err = b.conn.Write(batch)
-		b.mu.Lock()
-		b.spare = batch[:0]
-		b.mu.Unlock()
 	}
+	b.queue = b.queue[:0]
+	b.sending = false
+	b.idle.Broadcast()
 }
 
 // close waits for the queue to be sent (at most closeDrain: a peer that reads nothing
 // does not hold it longer) and closes the connection.
 func (b *writeBatcher) close() error {
 	b.mu.Lock()
-	if b.writing {
+	if b.sending {
 		b.conn.SetWriteDeadline(time.Now().Add(closeDrain))
-		for b.writing {
+		for b.sending {
 			b.idle.Wait()
 		}
 	}

@@ -11,26 +11,24 @@ import (
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
-// writing reports whether b's first writer is in its connection's Write.
+// inWrite reports whether b's sender is in its connection's Write with nothing queued.
 func (b *writeBatcher) inWrite() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.writing
+	return b.sending && len(b.queue) == 0
 }
 
-// TestWriteBatcherCoalesces: while one write is in the connection, later writes return
-// at once and go out together as one write, after it and in their order; a write error
-// is returned by the writes after it.
+// TestWriteBatcherCoalesces: writes return before the connection has taken them; while
+// one is in the connection, later writes go out together as one write, after it and in
+// their order.
 func TestWriteBatcherCoalesces(t *testing.T) {
 	server, client := net.Pipe() // a Write returns when the peer has read it all
 	defer client.Close()
 	b := newWriteBatcher(server)
 
-	first := make(chan error, 1)
-	go func() {
-		_, err := b.Write([]byte("first;"))
-		first <- err
-	}()
+	if n, err := b.Write([]byte("first;")); n != 6 || err != nil {
+		t.Fatalf("first write: %d, %v", n, err)
+	}
 	waitfor.Condition(t, 10*time.Second, "the first write in the connection", func() (bool, string) {
 		return b.inWrite(), "not writing"
 	})
@@ -48,9 +46,6 @@ func TestWriteBatcherCoalesces(t *testing.T) {
 	n, err = client.Read(buf) // one Write on a pipe is read whole by a large enough Read
 	if err != nil || string(buf[:n]) != "second;third;" {
 		t.Fatalf("second read: %q, %v; want the queued writes as one", buf[:n], err)
-	}
-	if err := <-first; err != nil {
-		t.Fatalf("first write: %v", err)
 	}
 
 	// Many writers: every byte arrives, each write whole.
@@ -95,7 +90,7 @@ func TestWriteBatcherCloseDrains(t *testing.T) {
 	server, client := net.Pipe()
 	defer client.Close()
 	b := newWriteBatcher(server)
-	go b.Write([]byte("response;"))
+	b.Write([]byte("response;"))
 	waitfor.Condition(t, 10*time.Second, "the first write in the connection", func() (bool, string) {
 		return b.inWrite(), "not writing"
 	})
@@ -114,7 +109,7 @@ func TestWriteBatcherCloseDrains(t *testing.T) {
 	server, client = net.Pipe()
 	defer client.Close()
 	b = newWriteBatcher(server)
-	go b.Write([]byte("never read"))
+	b.Write([]byte("never read"))
 	waitfor.Condition(t, 10*time.Second, "the write in the connection", func() (bool, string) {
 		return b.inWrite(), "not writing"
 	})
