@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/skiffctl/ui"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // BenchmarkUIUpdateLag: the time from a change of a Deployment in the store to the chain
@@ -36,6 +38,9 @@ func BenchmarkUIUpdateLag(b *testing.B) {
 	benchUILag(b, "ui_update_lag", 1000, 100, 2)
 }
 
+// uiLagBudget bounds a run's timed part: the rollouts and the wait for the page.
+const uiLagBudget = 10 * time.Minute
+
 // BenchmarkUIUpdateLag10000r: the same during the rollout of a Deployment of 10,000
 // replicas on 1,000 simulated nodes (one rollout: its creation), the page showing the
 // chain map with its pods aggregated by state and node (target p99 < 1 s).
@@ -44,7 +49,9 @@ func BenchmarkUIUpdateLag10000r(b *testing.B) {
 }
 
 // benchUILag measures name_p50 and name_p99 over rollouts rollouts of replicas pods on
-// nodes simulated nodes.
+// nodes simulated nodes. Every wait has a deadline (the timed part as a whole has
+// uiLagBudget) and fails saying how far the run got; while it runs, a progress line on
+// stderr every 10 s says where the pods, the writes and the page are.
 func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) {
 	benchfig.Want(b, name+"_p99", name+"_p50")
 	c, cs, ctx, stop := benchCluster(b, nodes, true)
@@ -58,7 +65,14 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 	uictx, uicancel := context.WithCancel(ctx)
 	uidone := make(chan error, 1)
 	go func() { uidone <- srv.Run(uictx) }()
-	defer func() { uicancel(); <-uidone }()
+	defer func() {
+		uicancel()
+		select {
+		case <-uidone:
+		case <-time.After(30 * time.Second):
+			b.Errorf("skiffctl ui's server did not stop within 30 s of its context's end")
+		}
+	}()
 
 	tab := browser(b)
 	nav, cancel := context.WithTimeout(tab, 30*time.Second)
@@ -71,7 +85,7 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 		const e = document.querySelector('#chain'), rv = e && +e.dataset.rv;
 		if (rv && (seen.length === 0 || seen[seen.length-1][0] !== rv)) seen.push([rv, Date.now()]);
 	}).observe(document.body, {subtree: true, childList: true, attributes: true}); true`, new(bool)); err != nil {
-		b.Fatal(err)
+		b.Fatalf("watch the page's DOM: %v", err)
 	}
 
 	// What a watcher of the store sees, for the breakdown: when each resourceVersion of
@@ -87,8 +101,34 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 	}
 	cache.InformerFor[*appsv1.Deployment](f, "default", client.ListOptions{}).AddHandler(cache.Handler[*appsv1.Deployment]{
 		OnAdd: note, OnUpdate: func(_, d *appsv1.Deployment) { note(d) }})
-	f.Start(ctx)
-	defer f.Wait()
+
+	// How far the run got, for the progress lines and for a failure's message.
+	var (
+		written atomic.Int64           // changes written
+		lastRV  atomic.Int64           // the last change's resourceVersion
+		status  atomic.Pointer[string] // the Deployment's status as last read
+		phase   atomic.Pointer[string] // which rollout
+	)
+	status.Store(new(string))
+	phase.Store(new(string))
+	pageRV := func() string {
+		var rv string
+		if err := evalIn(tab, `(document.querySelector('#chain') || {dataset: {}}).dataset.rv || 'none'`, &rv); err != nil {
+			return "unknown (" + err.Error() + ")"
+		}
+		return rv
+	}
+	where := func() string {
+		return fmt.Sprintf("%s; %d changes written, the last rv %d; the page shows rv %s; deployment %s",
+			*phase.Load(), written.Load(), lastRV.Load(), pageRV(), *status.Load())
+	}
+	// The informers and the progress lines end with the benchmark: the cluster's ctx ends
+	// only after every deferred call here, so waiting for informers on it hung the run
+	// (after its figures) until the cluster's 20 minutes were up.
+	fctx, fcancel := context.WithCancel(ctx)
+	defer func() { fcancel(); f.Wait() }()
+	watchStages(fctx, f, "default", where)
+	f.Start(fctx)
 
 	lbl := map[string]string{"app": "bench"}
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
@@ -96,8 +136,10 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"}}}}}}}
 	b.ResetTimer()
-	if _, err := cs.Deployments.Create(ctx, d); err != nil {
-		b.Fatal(err)
+	tctx, tcancel := context.WithTimeout(ctx, uiLagBudget)
+	defer tcancel()
+	if _, err := cs.Deployments.Create(tctx, d); err != nil {
+		b.Fatalf("create the Deployment: %v", err)
 	}
 	type mark struct {
 		at, written time.Time
@@ -109,38 +151,52 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 	// whose outcome a change of leader left unknown.
 	update := func(change func(*appsv1.Deployment)) {
 		for {
-			cur, err := cs.Deployments.Get(ctx, "default", "bench")
+			cur, err := cs.Deployments.Get(tctx, "default", "bench")
 			if err != nil {
-				b.Fatal(err)
+				b.Fatalf("read the Deployment (%v): %v; %s", uiLagBudget, err, where())
 			}
 			change(cur)
 			at := time.Now()
-			got, err := cs.Deployments.Update(ctx, cur)
-			if client.IsConflict(err) || client.IsUnknownOutcome(err) || client.IsUnavailable(err) {
+			got, err := cs.Deployments.Update(tctx, cur)
+			if tctx.Err() == nil && (client.IsConflict(err) || client.IsUnknownOutcome(err) || client.IsUnavailable(err)) {
 				continue // re-read: the write may have failed, or landed (a loaded machine loses leaders)
 			}
 			if err != nil {
-				b.Fatal(err)
+				b.Fatalf("update the Deployment (%v): %v; %s", uiLagBudget, err, where())
 			}
 			rv, _ := strconv.ParseInt(got.ResourceVersion, 10, 64)
 			marks = append(marks, mark{at: at, written: time.Now(), rv: rv})
+			written.Store(int64(len(marks)))
+			lastRV.Store(rv)
 			return
 		}
 	}
 	rolledOut := func(image string) bool {
-		cur, err := cs.Deployments.Get(ctx, "default", "bench")
-		return err == nil && cur.Status.ObservedGeneration >= cur.Generation && cur.Status.UpdatedReplicas == replicas &&
-			cur.Status.ReadyReplicas == replicas && cur.Status.Replicas == replicas && cur.Spec.Template.Spec.Containers[0].Image == image
+		cur, err := cs.Deployments.Get(tctx, "default", "bench")
+		if err != nil {
+			st := "unread: " + err.Error()
+			status.Store(&st)
+			return false
+		}
+		st := cur.Status
+		line := fmt.Sprintf("generation %d observed %d, %d replicas, %d updated, %d ready (of %d, image %s)",
+			cur.Generation, st.ObservedGeneration, st.Replicas, st.UpdatedReplicas, st.ReadyReplicas, replicas,
+			cur.Spec.Template.Spec.Containers[0].Image)
+		status.Store(&line)
+		return st.ObservedGeneration >= cur.Generation && st.UpdatedReplicas == replicas &&
+			st.ReadyReplicas == replicas && st.Replicas == replicas && cur.Spec.Template.Spec.Containers[0].Image == image
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for phase, image := range []string{"busybox", "busybox:1.36"}[:rollouts] {
-		if phase == 1 {
+	for i, image := range []string{"busybox", "busybox:1.36"}[:rollouts] {
+		p := fmt.Sprintf("rollout %d of %d (%s)", i+1, rollouts, image)
+		phase.Store(&p)
+		if i == 1 {
 			update(func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = image })
 		}
-		for n := 0; !rolledOut(image); n++ {
-			if ctx.Err() != nil {
-				b.Fatalf("rollout of %s not done", image)
+		for !rolledOut(image) {
+			if tctx.Err() != nil {
+				b.Fatalf("not rolled out within %v: %s", uiLagBudget, where())
 			}
 			update(func(d *appsv1.Deployment) {
 				if d.Annotations == nil {
@@ -152,28 +208,28 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 		}
 	}
 	// The last change has time to show.
+	p := "after the rollouts"
+	phase.Store(&p)
 	last := marks[len(marks)-1].rv
-	deadline := time.Now().Add(30 * time.Second)
 	var seen [][2]int64
-	for {
+	waitfor.Condition(b, 30*time.Second, fmt.Sprintf("the page to show the last change (rv %d)", last), func() (bool, string) {
 		if err := evalIn(tab, `seen`, &seen); err != nil {
-			b.Fatal(err)
+			return false, err.Error()
 		}
-		if len(seen) > 0 && seen[len(seen)-1][0] >= last || time.Now().After(deadline) {
-			break
+		if len(seen) == 0 {
+			return false, "the page showed no resourceVersion"
 		}
-		<-tick.C
-	}
+		return seen[len(seen)-1][0] >= last, fmt.Sprintf("the page shows rv %d (since %s)", seen[len(seen)-1][0],
+			time.UnixMilli(seen[len(seen)-1][1]).Format(time.TimeOnly))
+	})
 	b.StopTimer()
-	var lags, writes, watches []time.Duration
+	// The lag of each change, and its parts: the write's own commit, the store's watch
+	// delivery to a client (both from just before the write), and the rest, the UI's part
+	// (from that delivery to the page's DOM: the UI server's cache, its view, the stream,
+	// the page's render).
+	var lags, writes, watches, uiParts []time.Duration
 	arrivedMu.Lock()
-	for _, m := range marks {
-		writes = append(writes, m.written.Sub(m.at))
-		if a, ok := arrived[m.rv]; ok {
-			watches = append(watches, a.Sub(m.at))
-		}
-	}
-	arrivedMu.Unlock()
+	defer arrivedMu.Unlock()
 	for _, m := range marks {
 		shown := int64(-1)
 		for _, s := range seen {
@@ -185,11 +241,19 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 		if shown < 0 {
 			b.Fatalf("the page never showed resourceVersion %d (last shown %v)", m.rv, seen[len(seen)-1])
 		}
-		lags = append(lags, max(0, time.UnixMilli(shown).Sub(m.at)))
+		at := time.UnixMilli(shown)
+		lags = append(lags, max(0, at.Sub(m.at)))
+		writes = append(writes, m.written.Sub(m.at))
+		if a, ok := arrived[m.rv]; ok {
+			watches = append(watches, a.Sub(m.at))
+			uiParts = append(uiParts, max(0, at.Sub(a)))
+		}
 	}
-	b.Logf("%d changes during %d rollout(s) of %d replicas; write p50 %.0f ms p99 %.0f ms; watch delivery p50 %.0f ms p99 %.0f ms",
+	b.Logf("%d changes during %d rollout(s) of %d replicas; write p50 %.0f ms p99 %.0f ms; watch delivery p50 %.0f ms p99 %.0f ms; "+
+		"from the delivery to the page's DOM p50 %.0f ms p99 %.0f ms",
 		len(lags), rollouts, replicas, benchfig.Percentile(writes, 0.5), benchfig.Percentile(writes, 0.99),
-		benchfig.Percentile(watches, 0.5), benchfig.Percentile(watches, 0.99))
+		benchfig.Percentile(watches, 0.5), benchfig.Percentile(watches, 0.99),
+		benchfig.Percentile(uiParts, 0.5), benchfig.Percentile(uiParts, 0.99))
 	benchfig.Report(name+"_p50", benchfig.Percentile(lags, 0.5), "ms")
 	benchfig.Report(name+"_p99", benchfig.Percentile(lags, 0.99), "ms")
 }
