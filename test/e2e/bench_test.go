@@ -336,7 +336,7 @@ func BenchmarkE2EDaemonSet1000n(b *testing.B) {
 			ds.Status.UpdatedNumberScheduled, ds.Status.NumberReady, ds.Status.NumberAvailable, ds.Status.NumberUnavailable)
 	})
 	f.Start(ctx)
-	defer f.Wait()
+	defer func() { stop(); f.Wait() }() // the informers end with ctx: end it first
 	if !cache.WaitForSync(ctx, dsInf) {
 		b.Fatal("no sync")
 	}
