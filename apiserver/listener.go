@@ -119,6 +119,7 @@ func (s *splitter) split(raw net.Conn) {
 		return
 	}
 	sc.in = &settingsAckFilter{r: sc.in}
+	sc.out = newWriteBatcher(conn)
 	s.rest.put(sc)
 }
 
@@ -231,10 +232,25 @@ func (f *settingsAckFilter) next() error {
 type splitConn struct {
 	net.Conn
 	in    io.Reader
+	out   *writeBatcher        // a REST HTTP/2 connection's writes; nil: straight to Conn
 	state *tls.ConnectionState // nil: plaintext
 }
 
 func (c *splitConn) Read(p []byte) (int, error) { return c.in.Read(p) }
+
+func (c *splitConn) Write(p []byte) (int, error) {
+	if c.out != nil {
+		return c.out.Write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *splitConn) Close() error {
+	if c.out != nil {
+		return c.out.close()
+	}
+	return c.Conn.Close()
+}
 
 // connQueue is a net.Listener fed by the splitter.
 type connQueue struct {

@@ -518,6 +518,18 @@ func negotiate(accept string) (f format, ok bool) {
 	if strings.TrimSpace(accept) == "" {
 		return formatJSON, true
 	}
+	if !strings.Contains(accept, ";") {
+		// No parameters (client-go's and kubectl's usual headers): every offer has q=1,
+		// so the first acceptable wins, found without mime.ParseMediaType's allocations.
+		for rest := accept; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, ",")
+			if f, ok := plainFormat(strings.TrimSpace(part)); ok {
+				return f, true
+			}
+		}
+		return formatJSON, false
+	}
 	type offer struct {
 		f format
 		q float64
@@ -561,6 +573,19 @@ func negotiate(accept string) (f format, ok bool) {
 	}
 	sort.SliceStable(offers, func(i, j int) bool { return offers[i].q > offers[j].q })
 	return offers[0].f, true
+}
+
+// plainFormat is the encoding of a media type without parameters.
+func plainFormat(mt string) (format, bool) {
+	switch {
+	case strings.EqualFold(mt, "application/json"), mt == "*/*", strings.EqualFold(mt, "application/*"):
+		return formatJSON, true
+	case strings.EqualFold(mt, "application/yaml"):
+		return formatYAML, true
+	case strings.EqualFold(mt, kinds.ContentType):
+		return formatProtobuf, true
+	}
+	return formatJSON, false
 }
 
 func notAcceptable() error {

@@ -151,6 +151,17 @@ func DefaultConfig() Config {
 	}
 }
 
+// Simulated is c for a simulated node (the sim runtime): simulated containers read no
+// files, so volumes are plain directories (no tmpfs), nothing else is written for them,
+// and the host's local-path volumes are no simulated node's. Several simulated nodes in
+// one process each need their own RootDir too: a node's housekeeping removes the pod
+// directories under its root that none of its pods owns.
+func (c Config) Simulated() Config {
+	c.ContainerFiles, c.Tmpfs = false, false
+	c.LocalPathRoot = ""
+	return c
+}
+
 // Validate reports every invalid field.
 func (c Config) Validate() error {
 	var errs []error

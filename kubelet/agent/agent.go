@@ -344,17 +344,13 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 	}
 	if cfg.Runtime == RuntimeSim {
 		for i := 0; i < max(cfg.SimNodes, 1); i++ {
-			c := kcfg
+			c := kcfg.Simulated()
 			if cfg.SimNodes > 0 {
 				c.NodeName = fmt.Sprintf("%s-%d", kcfg.NodeName, i)
 			}
 			c.Labels = withZone(kcfg.Labels, cfg.Zones, i)
 			c.Logger = kcfg.Logger.With("node", c.NodeName)
-			// Simulated containers read no files: volumes are plain directories, one
-			// root per node, and nothing else is written.
-			c.ContainerFiles, c.Tmpfs = false, false
-			c.LocalPathRoot = "" // the host's local-path directories are no simulated node's
-			if cfg.SimNodes > 0 {
+			if cfg.SimNodes > 0 { // one root per node
 				c.RootDir = filepath.Join(kcfg.RootDir, "sim", c.NodeName)
 			}
 			if cfg.SimPodNetwork {

@@ -49,7 +49,7 @@ func benchJob(b *testing.B, name string, secure bool) {
 		return ""
 	})
 	f.Start(ctx)
-	defer f.Wait()
+	defer func() { stop(); f.Wait() }() // the informers end with ctx: end it first
 	b.ResetTimer()
 	stages()
 	start := time.Now()

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/hashicorp/go-hclog"
 	appsv1 "k8s.io/api/apps/v1"
@@ -20,6 +22,7 @@ import (
 	"github.com/skiffhq/skiff/skiffctl/ui"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // BenchmarkUIUpdateLag: the time from a change of a Deployment in the store to the chain
@@ -36,6 +39,9 @@ func BenchmarkUIUpdateLag(b *testing.B) {
 	benchUILag(b, "ui_update_lag", 1000, 100, 2)
 }
 
+// uiLagBudget bounds a run's timed part: the rollouts and the wait for the page.
+const uiLagBudget = 10 * time.Minute
+
 // BenchmarkUIUpdateLag10000r: the same during the rollout of a Deployment of 10,000
 // replicas on 1,000 simulated nodes (one rollout: its creation), the page showing the
 // chain map with its pods aggregated by state and node (target p99 < 1 s).
@@ -44,7 +50,9 @@ func BenchmarkUIUpdateLag10000r(b *testing.B) {
 }
 
 // benchUILag measures name_p50 and name_p99 over rollouts rollouts of replicas pods on
-// nodes simulated nodes.
+// nodes simulated nodes. Every wait has a deadline (the timed part as a whole has
+// uiLagBudget) and fails saying how far the run got; while it runs, a progress line on
+// stderr every 10 s says where the pods, the writes and the page are.
 func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) {
 	benchfig.Want(b, name+"_p99", name+"_p50")
 	c, cs, ctx, stop := benchCluster(b, nodes, true)
@@ -58,11 +66,31 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 	uictx, uicancel := context.WithCancel(ctx)
 	uidone := make(chan error, 1)
 	go func() { uidone <- srv.Run(uictx) }()
-	defer func() { uicancel(); <-uidone }()
+	defer func() {
+		uicancel()
+		select {
+		case <-uidone:
+		case <-time.After(30 * time.Second):
+			b.Errorf("skiffctl ui's server did not stop within 30 s of its context's end")
+		}
+	}()
 
 	tab := browser(b)
 	nav, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
+	// For the breakdown, the page also notes when each chain map arrives on its stream,
+	// before it renders it: a listener of its own on the page's EventSource, installed
+	// before the page's script runs.
+	if _, err := chromedp.Call(nav, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
+		window.streamed = [];
+		const Native = window.EventSource;
+		window.EventSource = function (url, opts) {
+			const es = new Native(url, opts);
+			es.addEventListener('chain', (e) => streamed.push([+JSON.parse(e.data).resourceVersion, Date.now()]));
+			return es;
+		};`}); err != nil {
+		b.Fatalf("hook the page's stream: %v", err)
+	}
 	if err := chromedp.Do(nav, chromedp.Navigate(srv.URL()+"#/Deployment/default/bench"), chromedp.WaitVisible(chromedp.CSS("#chain"))); err != nil {
 		b.Fatalf("open the chain map: %v", err)
 	}
@@ -71,7 +99,7 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 		const e = document.querySelector('#chain'), rv = e && +e.dataset.rv;
 		if (rv && (seen.length === 0 || seen[seen.length-1][0] !== rv)) seen.push([rv, Date.now()]);
 	}).observe(document.body, {subtree: true, childList: true, attributes: true}); true`, new(bool)); err != nil {
-		b.Fatal(err)
+		b.Fatalf("watch the page's DOM: %v", err)
 	}
 
 	// What a watcher of the store sees, for the breakdown: when each resourceVersion of
@@ -87,8 +115,34 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 	}
 	cache.InformerFor[*appsv1.Deployment](f, "default", client.ListOptions{}).AddHandler(cache.Handler[*appsv1.Deployment]{
 		OnAdd: note, OnUpdate: func(_, d *appsv1.Deployment) { note(d) }})
-	f.Start(ctx)
-	defer f.Wait()
+
+	// How far the run got, for the progress lines and for a failure's message.
+	var (
+		written atomic.Int64           // changes written
+		lastRV  atomic.Int64           // the last change's resourceVersion
+		status  atomic.Pointer[string] // the Deployment's status as last read
+		phase   atomic.Pointer[string] // which rollout
+	)
+	status.Store(new(string))
+	phase.Store(new(string))
+	pageRV := func() string {
+		var rv string
+		if err := evalIn(tab, `(document.querySelector('#chain') || {dataset: {}}).dataset.rv || 'none'`, &rv); err != nil {
+			return "unknown (" + err.Error() + ")"
+		}
+		return rv
+	}
+	where := func() string {
+		return fmt.Sprintf("%s; %d changes written, the last rv %d; the page shows rv %s; deployment %s",
+			*phase.Load(), written.Load(), lastRV.Load(), pageRV(), *status.Load())
+	}
+	// The informers and the progress lines end with the benchmark: the cluster's ctx ends
+	// only after every deferred call here, so waiting for informers on it hung the run
+	// (after its figures) until the cluster's 20 minutes were up.
+	fctx, fcancel := context.WithCancel(ctx)
+	defer func() { fcancel(); f.Wait() }()
+	watchStages(fctx, f, "default", where)
+	f.Start(fctx)
 
 	lbl := map[string]string{"app": "bench"}
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
@@ -96,8 +150,10 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"}}}}}}}
 	b.ResetTimer()
-	if _, err := cs.Deployments.Create(ctx, d); err != nil {
-		b.Fatal(err)
+	tctx, tcancel := context.WithTimeout(ctx, uiLagBudget)
+	defer tcancel()
+	if _, err := cs.Deployments.Create(tctx, d); err != nil {
+		b.Fatalf("create the Deployment: %v", err)
 	}
 	type mark struct {
 		at, written time.Time
@@ -109,38 +165,52 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 	// whose outcome a change of leader left unknown.
 	update := func(change func(*appsv1.Deployment)) {
 		for {
-			cur, err := cs.Deployments.Get(ctx, "default", "bench")
+			cur, err := cs.Deployments.Get(tctx, "default", "bench")
 			if err != nil {
-				b.Fatal(err)
+				b.Fatalf("read the Deployment (%v): %v; %s", uiLagBudget, err, where())
 			}
 			change(cur)
 			at := time.Now()
-			got, err := cs.Deployments.Update(ctx, cur)
-			if client.IsConflict(err) || client.IsUnknownOutcome(err) || client.IsUnavailable(err) {
+			got, err := cs.Deployments.Update(tctx, cur)
+			if tctx.Err() == nil && (client.IsConflict(err) || client.IsUnknownOutcome(err) || client.IsUnavailable(err)) {
 				continue // re-read: the write may have failed, or landed (a loaded machine loses leaders)
 			}
 			if err != nil {
-				b.Fatal(err)
+				b.Fatalf("update the Deployment (%v): %v; %s", uiLagBudget, err, where())
 			}
 			rv, _ := strconv.ParseInt(got.ResourceVersion, 10, 64)
 			marks = append(marks, mark{at: at, written: time.Now(), rv: rv})
+			written.Store(int64(len(marks)))
+			lastRV.Store(rv)
 			return
 		}
 	}
 	rolledOut := func(image string) bool {
-		cur, err := cs.Deployments.Get(ctx, "default", "bench")
-		return err == nil && cur.Status.ObservedGeneration >= cur.Generation && cur.Status.UpdatedReplicas == replicas &&
-			cur.Status.ReadyReplicas == replicas && cur.Status.Replicas == replicas && cur.Spec.Template.Spec.Containers[0].Image == image
+		cur, err := cs.Deployments.Get(tctx, "default", "bench")
+		if err != nil {
+			st := "unread: " + err.Error()
+			status.Store(&st)
+			return false
+		}
+		st := cur.Status
+		line := fmt.Sprintf("generation %d observed %d, %d replicas, %d updated, %d ready (of %d, image %s)",
+			cur.Generation, st.ObservedGeneration, st.Replicas, st.UpdatedReplicas, st.ReadyReplicas, replicas,
+			cur.Spec.Template.Spec.Containers[0].Image)
+		status.Store(&line)
+		return st.ObservedGeneration >= cur.Generation && st.UpdatedReplicas == replicas &&
+			st.ReadyReplicas == replicas && st.Replicas == replicas && cur.Spec.Template.Spec.Containers[0].Image == image
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for phase, image := range []string{"busybox", "busybox:1.36"}[:rollouts] {
-		if phase == 1 {
+	for i, image := range []string{"busybox", "busybox:1.36"}[:rollouts] {
+		p := fmt.Sprintf("rollout %d of %d (%s)", i+1, rollouts, image)
+		phase.Store(&p)
+		if i == 1 {
 			update(func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = image })
 		}
-		for n := 0; !rolledOut(image); n++ {
-			if ctx.Err() != nil {
-				b.Fatalf("rollout of %s not done", image)
+		for !rolledOut(image) {
+			if tctx.Err() != nil {
+				b.Fatalf("not rolled out within %v: %s", uiLagBudget, where())
 			}
 			update(func(d *appsv1.Deployment) {
 				if d.Annotations == nil {
@@ -152,44 +222,62 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 		}
 	}
 	// The last change has time to show.
+	p := "after the rollouts"
+	phase.Store(&p)
 	last := marks[len(marks)-1].rv
-	deadline := time.Now().Add(30 * time.Second)
-	var seen [][2]int64
-	for {
+	var seen, streamed [][2]int64
+	waitfor.Condition(b, 30*time.Second, fmt.Sprintf("the page to show the last change (rv %d)", last), func() (bool, string) {
 		if err := evalIn(tab, `seen`, &seen); err != nil {
-			b.Fatal(err)
+			return false, err.Error()
 		}
-		if len(seen) > 0 && seen[len(seen)-1][0] >= last || time.Now().After(deadline) {
-			break
+		if len(seen) == 0 {
+			return false, "the page showed no resourceVersion"
 		}
-		<-tick.C
+		return seen[len(seen)-1][0] >= last, fmt.Sprintf("the page shows rv %d (since %s)", seen[len(seen)-1][0],
+			time.UnixMilli(seen[len(seen)-1][1]).Format(time.TimeOnly))
+	})
+	if err := evalIn(tab, `streamed`, &streamed); err != nil {
+		b.Fatalf("read when the chain maps arrived: %v", err)
 	}
 	b.StopTimer()
-	var lags, writes, watches []time.Duration
-	arrivedMu.Lock()
-	for _, m := range marks {
-		writes = append(writes, m.written.Sub(m.at))
-		if a, ok := arrived[m.rv]; ok {
-			watches = append(watches, a.Sub(m.at))
-		}
-	}
-	arrivedMu.Unlock()
-	for _, m := range marks {
-		shown := int64(-1)
-		for _, s := range seen {
-			if s[0] >= m.rv {
-				shown = s[1]
-				break
+	// The lag of each change, and its parts: the write's own commit and the store's
+	// watch delivery to a client (both from just before the write), then the UI server
+	// (from that delivery to the page receiving the chain map: its cache, the view, the
+	// throttle, the stream) and the page (from there to the DOM: parse, render).
+	first := func(of [][2]int64, rv int64) (time.Time, bool) {
+		for _, s := range of {
+			if s[0] >= rv {
+				return time.UnixMilli(s[1]), true
 			}
 		}
-		if shown < 0 {
+		return time.Time{}, false
+	}
+	var lags, writes, watches, servers, pages []time.Duration
+	arrivedMu.Lock()
+	defer arrivedMu.Unlock()
+	for _, m := range marks {
+		shown, ok := first(seen, m.rv)
+		if !ok {
 			b.Fatalf("the page never showed resourceVersion %d (last shown %v)", m.rv, seen[len(seen)-1])
 		}
-		lags = append(lags, max(0, time.UnixMilli(shown).Sub(m.at)))
+		lags = append(lags, max(0, shown.Sub(m.at)))
+		writes = append(writes, m.written.Sub(m.at))
+		a, delivered := arrived[m.rv]
+		if delivered {
+			watches = append(watches, a.Sub(m.at))
+		}
+		if got, ok := first(streamed, m.rv); ok {
+			pages = append(pages, max(0, shown.Sub(got)))
+			if delivered {
+				servers = append(servers, max(0, got.Sub(a)))
+			}
+		}
 	}
-	b.Logf("%d changes during %d rollout(s) of %d replicas; write p50 %.0f ms p99 %.0f ms; watch delivery p50 %.0f ms p99 %.0f ms",
-		len(lags), rollouts, replicas, benchfig.Percentile(writes, 0.5), benchfig.Percentile(writes, 0.99),
-		benchfig.Percentile(watches, 0.5), benchfig.Percentile(watches, 0.99))
+	pct := func(d []time.Duration) string {
+		return fmt.Sprintf("p50 %.0f ms p99 %.0f ms", benchfig.Percentile(d, 0.5), benchfig.Percentile(d, 0.99))
+	}
+	b.Logf("%d changes during %d rollout(s) of %d replicas; write %s; watch delivery %s; then the UI server to the page's stream %s; then the page's render %s",
+		len(lags), rollouts, replicas, pct(writes), pct(watches), pct(servers), pct(pages))
 	benchfig.Report(name+"_p50", benchfig.Percentile(lags, 0.5), "ms")
 	benchfig.Report(name+"_p99", benchfig.Percentile(lags, 0.99), "ms")
 }

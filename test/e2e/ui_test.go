@@ -67,8 +67,19 @@ func browser(t testing.TB) context.Context {
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); acancel() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("start chromium: %v", err)
+	// The first action starts the browser, tied to the context it runs in: it runs on the
+	// tab's own context (a deadline on it would close the browser with it), and the test
+	// waits for it with a deadline of its own, so a browser that never answers fails the
+	// test instead of hanging it.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start chromium: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("start chromium (%s, headless, --no-sandbox): no answer within a minute", path)
 	}
 	return ctx
 }
