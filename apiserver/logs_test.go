@@ -279,6 +279,22 @@ func TestPodLogs(t *testing.T) {
 	wantLogsError(t, ctx, conn, "on-silent", "", codes.FailedPrecondition, "node silent publishes no kubelet endpoint")
 }
 
+// dialAs connects to c's first member as certificate name of dir until the test ends.
+func dialAs(t *testing.T, c *apicluster.Cluster, dir, name string) *client.Conn {
+	t.Helper()
+	servers, opts, err := client.Resolve(client.Settings{Server: c.Addr(0), CAFile: filepath.Join(dir, pki.CACertFile),
+		CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := client.Dial(servers, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // TestPodLogsAuthorization: in a TLS cluster the API server reads logs from the kubelet
 // over mutual TLS; reading them is authorized like reading the pod: an administrator
 // may, a kubelet may for its own node's pods only.
@@ -287,20 +303,7 @@ func TestPodLogsAuthorization(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	as := func(name string) *client.Conn {
-		t.Helper()
-		servers, opts, err := client.Resolve(client.Settings{Server: c.Addr(0), CAFile: filepath.Join(dir, pki.CACertFile),
-			CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}, client.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := client.Dial(servers, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
+	as := func(name string) *client.Conn { return dialAs(t, c, dir, name) }
 	kubeletCerts, err := pki.NewReloader(filepath.Join(dir, "kubelet-w1.crt"), filepath.Join(dir, "kubelet-w1.key"), filepath.Join(dir, pki.CACertFile))
 	if err != nil {
 		t.Fatal(err)
@@ -331,20 +334,7 @@ func TestKubeletServingCertificate(t *testing.T) {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	as := func(name string) *client.Conn {
-		t.Helper()
-		servers, opts, err := client.Resolve(client.Settings{Server: c.Addr(0), CAFile: filepath.Join(dir, pki.CACertFile),
-			CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}, client.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := client.Dial(servers, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
+	as := func(name string) *client.Conn { return dialAs(t, c, dir, name) }
 	ca, err := pki.LoadCA(dir)
 	if err != nil {
 		t.Fatal(err)
