@@ -129,9 +129,9 @@ type fsm struct {
 	maxObjectSize int
 	indexes       indexSpec
 
-	// mu guards the db pointer against Restore's swap: readers hold it shared.
-	mu sync.RWMutex
-	db *bbolt.DB
+	// state is the open state file (statedb.go); readers acquire it, Restore and
+	// defragment replace it.
+	state atomic.Pointer[stateDB]
 
 	// applied is the last Raft index applied (the store's current revision).
 	applied atomic.Int64
@@ -189,7 +189,7 @@ func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]stri
 	if err != nil {
 		return nil, err
 	}
-	f.db = db
+	f.state.Store(newStateDB(db))
 	f.applied.Store(rev)
 	return f, nil
 }
@@ -241,17 +241,6 @@ func (f *fsm) openDB(path string) (*bbolt.DB, int64, error) {
 	return db, rev, nil
 }
 
-func (f *fsm) close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.db == nil {
-		return nil
-	}
-	err := f.db.Close()
-	f.db = nil
-	return err
-}
-
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 // txnOutcome is what ApplyBatch returns for a transaction, through the ApplyFuture.
@@ -275,7 +264,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	var err error
 	for full := 0; ; full++ {
 		events = events[:0]
-		if err = f.db.Update(func(tx *bbolt.Tx) error { return f.applyTx(tx, logs, out, &events, &last) }); !errors.Is(err, syscall.ENOSPC) {
+		if err = f.db().Update(func(tx *bbolt.Tx) error { return f.applyTx(tx, logs, out, &events, &last) }); !errors.Is(err, syscall.ENOSPC) {
 			break
 		}
 		// A full disk: bbolt rolled the batch back, its state file is as before. A
@@ -554,12 +543,12 @@ func (f *fsm) lastChange(kind string) int64 {
 
 // view runs fn in a read transaction on the current state file.
 func (f *fsm) view(fn func(tx *bbolt.Tx) error) error {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.db == nil {
-		return ErrClosed
+	s, err := f.acquire()
+	if err != nil {
+		return err
 	}
-	return f.db.View(fn)
+	defer s.release()
+	return s.db.View(fn)
 }
 
 func readRevision(tx *bbolt.Tx) int64 {
@@ -711,13 +700,16 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 // Snapshot captures the state as of now; Persist streams bbolt's consistent copy of it
 // while later entries keep applying.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	tx, err := f.db.Begin(false)
+	s, err := f.acquire()
 	if err != nil {
-		f.mu.RUnlock()
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		s.release()
 		return nil, fmt.Errorf("snapshot: begin read: %w", err)
 	}
-	return &fsmSnapshot{tx: tx, release: f.mu.RUnlock}, nil
+	return &fsmSnapshot{tx: tx, release: s.release}, nil
 }
 
 type fsmSnapshot struct {
@@ -796,23 +788,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("restore: %w", err)
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.db != nil {
-		if err := f.db.Close(); err != nil {
-			return fmt.Errorf("restore: close state file: %w", err)
-		}
-		f.db = nil
-	}
-	if err := os.Rename(tmp, f.path); err != nil {
-		return fmt.Errorf("restore: replace %s: %w", f.path, err)
-	}
-	failpoint.Inject(fpAfterRestore)
-	db, rev, err := f.openDB(f.path)
+	// Reads under way (a Raft snapshot being persisted among them) finish on the old
+	// file: the restore does not wait for them (statedb.go).
+	rev, err := f.replace(tmp)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	f.db = db
+	failpoint.Inject(fpAfterRestore)
 	f.applied.Store(rev)
 	f.reset.Store(rev)
 	f.hist.reset(rev)

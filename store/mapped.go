@@ -37,16 +37,19 @@ func (f *fsm) releaseMapped(threshold int64) (int64, error) {
 	}
 	f.freed.Add(-freed)
 	f.freedSeen = 0
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	s, err := f.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer s.release()
 	// A read transaction holds bbolt's mmap lock shared: the file cannot be remapped
 	// (which needs it exclusive) while the map is advised, so the range is the map's.
-	tx, err := f.db.Begin(false)
+	tx, err := s.db.Begin(false)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
-	start := f.db.Info().Data
+	start := s.db.Info().Data
 	length, err := mappingLength(start)
 	if err != nil {
 		return 0, err

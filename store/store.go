@@ -37,7 +37,7 @@ type Store struct {
 	logs       *raftboltdb.BoltStore
 	logBytes   *logBytes
 	logCache   *logCache
-	transport  *raft.NetworkTransport
+	transport  *pipelineTransport
 
 	// leaderChanged is closed and replaced when the known leader changes.
 	leaderMu      sync.Mutex
@@ -135,12 +135,12 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.mux = newPeerMux(ln, cfg.PeerTLS, log.Named("peer"), s.hello, s.checkPeer)
 	s.peers = &peerClients{mux: s.mux, conns: map[string]*grpc.ClientConn{}}
-	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	s.transport = &pipelineTransport{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &raftStream{subListener: s.mux.raft, advertise: advertise},
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  log.Named("transport"),
-	})
+	})}
 	s.peerServer = grpc.NewServer()
 	storev1.RegisterPeerServer(s.peerServer, &peerService{s: s})
 	s.wg.Add(1)
