@@ -11,32 +11,55 @@ import (
 )
 
 // bbolt reads its file through a shared, read-only memory map. Every page a member
-// reads — the previous object of each delete and update, for its watch event — stays
-// mapped into the process and counts in its RSS for as long as the map lives, though
-// the object is gone and the page free: after 300 MiB of objects written and deleted,
-// the state file's pages made 420 MiB of a member's RSS. The store therefore drops its
-// mapping of those pages (MADV_DONTNEED) once ReleaseMappedBytes of objects have been
-// deleted or replaced since it last did, and once deletes stop. On a shared file mapping that only unmaps them
-// from the process: the pages stay in the kernel's page cache, which reclaims them under
-// memory pressure, and a later read maps them again with a minor fault, without I/O.
+// reads stays mapped into the process and counts in its RSS for as long as the map
+// lives, though the object on it is gone and the page free: the previous object of each
+// delete and update (read for its watch event), and the objects next to each one written
+// (a leaf page of bbolt holds up to four objects larger than a page, and a write copies
+// its whole leaf to a new one, reading the others through the map). After 300 MiB of
+// objects written and deleted, the state file's pages made 420 MiB of a member's RSS;
+// after 300 MiB merely written, 318 MiB. The store therefore drops its mapping of those
+// pages (MADV_DONTNEED) once ReleaseMappedBytes of objects have been written, replaced or
+// deleted since it last did (right after the batch that took it there, so that writes
+// alone keep the state file's share of the RSS within a few times that), and once writes
+// stop. On a shared file mapping that only unmaps them from the process: the pages stay
+// in the kernel's page cache, which reclaims them under memory pressure, and a later read
+// maps them again with a minor fault, without I/O.
 
 // releaseMappedAfter is the default of Config.ReleaseMappedBytes.
 const releaseMappedAfter = 64 << 20
 
-// releaseMapped drops the process's mapping of the state file's pages if at least
-// threshold bytes of objects were deleted or replaced since it last did, or if some
-// were and none since its previous call (the deletes are over: what they read is given
-// back too). The store calls it once a second. It returns the bytes it unmapped (0 if
-// it did nothing).
-func (f *fsm) releaseMapped(threshold int64) (int64, error) {
-	freed := f.freed.Load()
-	quiet := freed > 0 && freed == f.freedSeen
-	f.freedSeen = freed
-	if threshold <= 0 || (freed < threshold && !quiet) {
+// releaseIfOver releases the mapping if at least releaseAfter bytes of objects were
+// written, replaced or deleted since it was last released. The apply calls it after each
+// batch, with applyMu held.
+func (f *fsm) releaseIfOver() {
+	if f.releaseAfter <= 0 || f.touched.Load() < f.releaseAfter {
+		return
+	}
+	if n, err := f.releaseMapped(); err != nil {
+		f.log.Warn("cannot release the state file's mapped pages", "error", err)
+	} else {
+		f.log.Debug("released the state file's mapped pages", "mapping_bytes", n)
+	}
+}
+
+// releaseIfQuiet releases the mapping if objects were written since it was last
+// released and none since the previous call (the writes are over: what they read is
+// given back too). The store calls it once a second. It returns the bytes it unmapped
+// (0 if it did nothing).
+func (f *fsm) releaseIfQuiet() (int64, error) {
+	touched := f.touched.Load()
+	quiet := touched > 0 && touched == f.touchedSeen
+	f.touchedSeen = touched
+	if f.releaseAfter <= 0 || !quiet {
 		return 0, nil
 	}
-	f.freed.Add(-freed)
-	f.freedSeen = 0
+	return f.releaseMapped()
+}
+
+// releaseMapped drops the process's mapping of the state file's pages and returns the
+// length of the mapping.
+func (f *fsm) releaseMapped() (int64, error) {
+	f.touched.Add(-f.touched.Load())
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	// A read transaction holds bbolt's mmap lock shared: the file cannot be remapped

@@ -86,3 +86,33 @@ func TestDeletesReleaseMappedPages(t *testing.T) {
 		t.Fatalf("read after the release: %+v %v", obj, err)
 	}
 }
+
+// TestWritesReleaseMappedPages: writing objects maps the state file's pages too (each
+// write copies its leaf, with the objects beside it, through the map); once
+// ReleaseMappedBytes have been written the apply drops that mapping, so that writes alone
+// keep the state file's share of the RSS within a few times the threshold, not the bytes
+// written. Once the writes stop the rest is dropped as well.
+func TestWritesReleaseMappedPages(t *testing.T) {
+	const n, size, threshold = 64, 512 << 10, 4 << 20
+	c := newCluster(t, 1, func(cfg *Config) { cfg.ReleaseMappedBytes = threshold })
+	ctx := ctxT(t, 60*time.Second)
+	c.leader()
+	s := c.nodes[0]
+	path := filepath.Join(c.cfgs[0].Dir, "state.db")
+	var most int64
+	for i := 0; i < n; i++ {
+		if _, err := s.Txn(ctx, Op{Type: Create, Key: key(strconv.Itoa(i)), Value: bytes.Repeat([]byte{'x'}, size)}); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, mappedRSS(t, path))
+	}
+	t.Logf("state.db: at most %d bytes resident while %d bytes were written", most, n*size)
+	// A write reads at most its leaf's other objects (three) besides what it writes.
+	if bound := int64(threshold + 4*size + 1<<20); most > bound {
+		t.Errorf("state.db was %d bytes resident while %d bytes were written: over %d", most, n*size, bound)
+	}
+	waitfor.Condition(t, 30*time.Second, "the state file's pages released once the writes stop", func() (bool, string) {
+		r := mappedRSS(t, path)
+		return r < 1<<20, fmt.Sprintf("state.db: %d bytes resident", r)
+	})
+}

@@ -103,7 +103,7 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, s.ident, log.Named("fsm")); err != nil {
 		return nil, err
 	}
-	s.fsm.stop, s.fsm.onDiskFull = s.ctx.Done(), s.handOverForDisk
+	s.fsm.stop, s.fsm.onDiskFull, s.fsm.releaseAfter = s.ctx.Done(), s.handOverForDisk, cfg.ReleaseMappedBytes
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
 	// written with each commit (a page write saved per batch), and it is mapped large up
 	// front so that growing it rarely remaps under load.
@@ -300,7 +300,7 @@ func (s *Store) expireMemory() {
 		case now := <-t.C:
 			s.hist.expire(now)
 			s.logCache.expire(now)
-			if n, err := s.fsm.releaseMapped(s.cfg.ReleaseMappedBytes); err != nil {
+			if n, err := s.fsm.releaseIfQuiet(); err != nil {
 				s.log.Warn("cannot release the state file's mapped pages", "error", err)
 			} else if n > 0 {
 				s.log.Debug("released the state file's mapped pages", "mapping_bytes", n)
