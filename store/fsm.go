@@ -155,13 +155,10 @@ type fsm struct {
 	cluster atomic.Pointer[string]
 	// noSpace names the member that raised the NOSPACE alarm; nil while it is not raised.
 	noSpace atomic.Pointer[string]
-	// touched counts the bytes of the state file's pages written, and of the objects
+	// mapped counts the bytes of the state file's pages written, and of the objects
 	// replaced or deleted, since the store last released its mapping of the file
-	// (mapped.go); releaseAfter is Config.ReleaseMappedBytes.
-	touched      atomic.Int64
-	releaseAfter int64
-	// touchedSeen is touched as releaseIfQuiet last saw it (that goroutine's own).
-	touchedSeen int64
+	// (mapped.go).
+	mapped mappedPages
 	// freeSeen is the state file's free bytes as defragIfFree last saw them, freeGrew
 	// when it last saw them grow (that goroutine's own).
 	freeSeen int64
@@ -187,6 +184,7 @@ func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]stri
 		return nil, fmt.Errorf("remove old state file %s: %w", path, err)
 	}
 	f := &fsm{log: log, path: path, mmapSize: mmapSize, maxObjectSize: maxObjectSize, indexes: newIndexSpec(indexes), hist: hist, ident: ident}
+	f.mapped.release = f.releaseMapped
 	db, rev, err := f.openDB(path)
 	if err != nil {
 		return nil, err
@@ -315,8 +313,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 			touched += int64(len(events[i].Prev.Value))
 		}
 	}
-	f.touched.Add(touched)
-	f.releaseIfOver()
+	if _, err := f.mapped.add(touched); err != nil {
+		f.log.Warn("cannot release the state file's mapped pages", "error", err)
+	}
 	f.applied.Store(last)
 	f.appliedTerm.Store(logs[len(logs)-1].Term)
 	f.entries.Add(int64(len(logs)))

@@ -88,31 +88,36 @@ func TestDeletesReleaseMappedPages(t *testing.T) {
 }
 
 // TestWritesReleaseMappedPages: writing objects maps the state file's pages too (each
-// write copies its leaf, with the objects beside it, through the map); once
-// ReleaseMappedBytes have been written the apply drops that mapping, so that writes alone
-// keep the state file's share of the RSS within a few times the threshold, not the bytes
-// written. Once the writes stop the rest is dropped as well.
+// write copies its leaf, with the objects beside it, through the map), and so does
+// appending them to the Raft log's file; once ReleaseMappedBytes have been written to a
+// file the member drops its mapping, so that writes alone keep each file's share of the
+// RSS within about the threshold, not the bytes written. Once the writes stop the rest
+// is dropped as well.
 func TestWritesReleaseMappedPages(t *testing.T) {
 	const n, size, threshold = 64, 512 << 10, 4 << 20
 	c := newCluster(t, 1, func(cfg *Config) { cfg.ReleaseMappedBytes = threshold })
 	ctx := ctxT(t, 60*time.Second)
 	c.leader()
 	s := c.nodes[0]
-	path := filepath.Join(c.cfgs[0].Dir, "state.db")
-	var most int64
+	files := []string{filepath.Join(c.cfgs[0].Dir, "state.db"), filepath.Join(c.cfgs[0].Dir, "raft.db")}
+	most := make([]int64, len(files))
 	for i := 0; i < n; i++ {
 		if _, err := s.Txn(ctx, Op{Type: Create, Key: key(strconv.Itoa(i)), Value: bytes.Repeat([]byte{'x'}, size)}); err != nil {
 			t.Fatal(err)
 		}
-		most = max(most, mappedRSS(t, path))
+		for f, path := range files {
+			most[f] = max(most[f], mappedRSS(t, path))
+		}
 	}
-	t.Logf("state.db: at most %d bytes resident while %d bytes were written", most, n*size)
-	// A write reads at most its leaf's other objects (three) besides what it writes.
-	if bound := int64(threshold + 4*size + 1<<20); most > bound {
-		t.Errorf("state.db was %d bytes resident while %d bytes were written: over %d", most, n*size, bound)
+	for f, path := range files {
+		t.Logf("%s: at most %d bytes resident while %d bytes were written", filepath.Base(path), most[f], n*size)
+		// Past the threshold, what one write maps: its leaf's other values (three).
+		if bound := int64(threshold + 4*size + 1<<20); most[f] > bound {
+			t.Errorf("%s was %d bytes resident while %d bytes were written: over %d", filepath.Base(path), most[f], n*size, bound)
+		}
+		waitfor.Condition(t, 30*time.Second, "the pages released once the writes stop", func() (bool, string) {
+			r := mappedRSS(t, path)
+			return r < 1<<20, fmt.Sprintf("%s: %d bytes resident", filepath.Base(path), r)
+		})
 	}
-	waitfor.Condition(t, 30*time.Second, "the state file's pages released once the writes stop", func() (bool, string) {
-		r := mappedRSS(t, path)
-		return r < 1<<20, fmt.Sprintf("state.db: %d bytes resident", r)
-	})
 }
