@@ -39,6 +39,8 @@ const (
 	IndexOwner = "owner"
 	// IndexNodeName indexes pods by spec.nodeName.
 	IndexNodeName = "nodeName"
+	// IndexLabels indexes objects by each of their labels (ByLabels), for ListSelected.
+	IndexLabels = "labels"
 )
 
 // ByNamespace indexes by metadata.namespace.
@@ -52,6 +54,22 @@ func ByOwner[T kinds.Object](obj T) []string {
 		out = append(out, string(r.UID))
 	}
 	return out
+}
+
+// ByLabels indexes by every label, within the object's namespace (LabelValue).
+func ByLabels[T kinds.Object](obj T) []string {
+	l := obj.GetLabels()
+	out := make([]string, 0, len(l))
+	for k, v := range l {
+		out = append(out, LabelValue(obj.GetNamespace(), k, v))
+	}
+	return out
+}
+
+// LabelValue is the value ByLabels indexes an object of namespace under for its label
+// key=value: "namespace/key=value" (a namespace has no "/", a label key no "=").
+func LabelValue(namespace, key, value string) string {
+	return namespace + "/" + key + "=" + value
 }
 
 // indexedStore is a thread-safe map of objects by key with secondary indexes.
@@ -200,6 +218,36 @@ func (l *Lister[T]) ListNamespace(namespace string, sel labels.Selector) []T {
 		}
 	}
 	return out
+}
+
+// ListSelected returns the objects of namespace whose labels hold every key and value of
+// set (a Service's or a ReplicaSet's selector; an empty set picks the whole namespace),
+// sorted by key. With the IndexLabels index it looks only at the objects carrying the
+// set's rarest label: a selector picks few of a namespace's objects, whom List would
+// match one by one. Without the index it is ListNamespace.
+func (l *Lister[T]) ListSelected(namespace string, set map[string]string) []T {
+	sel := labels.SelectorFromValidatedSet(set)
+	l.s.mu.RLock()
+	idx, indexed := l.s.indexes[IndexLabels]
+	if !indexed || len(set) == 0 {
+		l.s.mu.RUnlock()
+		return l.ListNamespace(namespace, sel)
+	}
+	var rarest map[string]struct{}
+	first := true
+	for k, v := range set {
+		if keys := idx[LabelValue(namespace, k, v)]; first || len(keys) < len(rarest) {
+			rarest, first = keys, false
+		}
+	}
+	keyed := make([]keyedObj[T], 0, len(rarest))
+	for k := range rarest {
+		if obj := l.s.items[k]; sel.Matches(labels.Set(obj.GetLabels())) {
+			keyed = append(keyed, keyedObj[T]{k, obj})
+		}
+	}
+	l.s.mu.RUnlock()
+	return sortKeyed(keyed)
 }
 
 // ByIndex returns the objects indexed under value, sorted by key.

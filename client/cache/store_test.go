@@ -39,6 +39,68 @@ func TestListerOrder(t *testing.T) {
 	}
 }
 
+// TestListSelected: the pods of a namespace that a set of labels selects, the same with
+// and without the labels index, which follows label changes and deletions.
+func TestListSelected(t *testing.T) {
+	for _, indexed := range []bool{true, false} {
+		s := newIndexedStore[*corev1.Pod]()
+		if indexed {
+			s.addIndexer(IndexLabels, ByLabels[*corev1.Pod])
+		}
+		put := func(key string, l map[string]string) {
+			ns, name := SplitKey(key)
+			s.put(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l}})
+		}
+		put("a/web-1", map[string]string{"app": "web", "tier": "fe"})
+		put("a/web-2", map[string]string{"app": "web", "tier": "be"})
+		put("a/web-3", map[string]string{"app": "web"})
+		put("a/db", map[string]string{"app": "db", "tier": "be"})
+		put("b/web", map[string]string{"app": "web", "tier": "fe"})
+		put("a/moved", map[string]string{"app": "web"})
+		put("a/moved", map[string]string{"app": "other"})
+		put("a/gone", map[string]string{"app": "web"})
+		s.remove("a/gone")
+		l := &Lister[*corev1.Pod]{s: s}
+		for _, tc := range []struct {
+			ns   string
+			set  map[string]string
+			want string
+		}{
+			{"a", map[string]string{"app": "web"}, "a/web-1 a/web-2 a/web-3"},
+			{"a", map[string]string{"app": "web", "tier": "be"}, "a/web-2"},
+			{"a", map[string]string{"tier": "be"}, "a/db a/web-2"},
+			{"a", map[string]string{"app": "web", "tier": "none"}, ""},
+			{"a", map[string]string{"app": "other"}, "a/moved"},
+			{"b", map[string]string{"app": "web"}, "b/web"},
+			{"c", map[string]string{"app": "web"}, ""},
+			{"b", map[string]string{}, "b/web"},
+			{"b", nil, "b/web"},
+		} {
+			if got := names(l.ListSelected(tc.ns, tc.set)); got != tc.want {
+				t.Errorf("indexed %v: ListSelected(%s, %v) = %q, want %q", indexed, tc.ns, tc.set, got, tc.want)
+			}
+		}
+	}
+}
+
+// BenchmarkListSelected: the ten pods of one of 1,000 Services among 10,000 pods of a
+// namespace, through the labels index.
+func BenchmarkListSelected(b *testing.B) {
+	s := newIndexedStore[*corev1.Pod]()
+	s.addIndexer(IndexLabels, ByLabels[*corev1.Pod])
+	for i := range 10000 {
+		s.put(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p-%d", i),
+			Labels: map[string]string{"app": fmt.Sprintf("svc-%d", i%1000), "tier": "web"}}})
+	}
+	l := &Lister[*corev1.Pod]{s: s}
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := len(l.ListSelected("default", map[string]string{"app": "svc-7", "tier": "web"})); n != 10 {
+			b.Fatalf("%d pods", n)
+		}
+	}
+}
+
 // BenchmarkListerList50k: a List of 50,000 objects (the Events of a large rollout).
 func BenchmarkListerList50k(b *testing.B) {
 	s := newIndexedStore[*corev1.Event]()

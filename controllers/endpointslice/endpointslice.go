@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +53,7 @@ const DefaultMaxEndpointsPerSlice = 100
 
 // Config tunes the controller. Start from DefaultConfig; New validates it.
 type Config struct {
-	// Workers sync different Services concurrently. Default 5.
+	// Workers sync different Services concurrently. Default 20.
 	Workers int
 	// MaxEndpointsPerSlice is how many endpoints a slice holds at most. Default 100.
 	MaxEndpointsPerSlice int
@@ -95,15 +96,27 @@ type Controller struct {
 	queue   *workqueue.Queue
 	log     hclog.Logger
 	tracker tracker
-	// selectors are the Services' selectors by namespace and name, kept by the
-	// Services' handlers: a pod's change is matched against them without listing (and
-	// sorting) every Service of its namespace.
-	selMu     sync.RWMutex
-	selectors map[string]map[string]labels.Selector
 }
 
 // byService indexes the controller's slices by their Service, "namespace/name".
 const byService = "service"
+
+// bySelector indexes Services with a selector under one of its labels, the first key's
+// (cache.LabelValue), or "namespace/" for an empty selector (every pod of the namespace):
+// a pod's change is matched only against the Services its labels could select, not
+// against every Service of its namespace (1,000 Services × 10,000 pods at the start).
+const bySelector = "selector"
+
+func selectorIndex(s *corev1.Service) []string {
+	if s.Spec.Selector == nil {
+		return nil
+	}
+	if len(s.Spec.Selector) == 0 {
+		return []string{s.Namespace + "/"}
+	}
+	k := slices.Min(slices.Collect(maps.Keys(s.Spec.Selector)))
+	return []string{cache.LabelValue(s.Namespace, k, s.Spec.Selector[k])}
+}
 
 // New makes the controller on the factory's informers; Run starts it.
 func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error) {
@@ -114,6 +127,9 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	sliceInf := cache.InformerFor[*discoveryv1.EndpointSlice](f, "", client.ListOptions{})
 	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
+	svcInf.AddIndexer(bySelector, selectorIndex)
+	// A Service's pods are found through the labels index (Reconcile).
+	podInf.AddIndexer(cache.IndexLabels, cache.ByLabels[*corev1.Pod])
 	sliceInf.AddIndexer(byService, func(es *discoveryv1.EndpointSlice) []string {
 		if svc, ok := serviceOf(es); ok {
 			return []string{es.Namespace + "/" + svc}
@@ -123,12 +139,9 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	c := &Controller{cfg: cfg, cs: cs, svcs: svcInf.Lister(), pods: podInf.Lister(), slices: sliceInf.Lister(), nodes: nodeInf.Lister(),
 		synced: []interface{ HasSynced() bool }{svcInf, podInf, sliceInf, nodeInf},
 		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslice"), tracker: tracker{written: map[string]map[string]int64{}}}
-	c.selectors = map[string]map[string]labels.Selector{}
-	svcInf.AddHandler(cache.Handler[*corev1.Service]{
-		OnAdd:    func(s *corev1.Service) { c.serviceChanged(s, false) },
-		OnUpdate: func(_, s *corev1.Service) { c.serviceChanged(s, false) },
-		OnDelete: func(s *corev1.Service) { c.serviceChanged(s, true) },
-	})
+	svcChanged := func(s *corev1.Service) { c.queue.Add(cache.Key(s)) }
+	svcInf.AddHandler(cache.Handler[*corev1.Service]{OnAdd: svcChanged,
+		OnUpdate: func(_, s *corev1.Service) { svcChanged(s) }, OnDelete: svcChanged})
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{
 		OnAdd: c.podChanged,
 		OnUpdate: func(old, p *corev1.Pod) {
@@ -139,13 +152,16 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 		},
 		OnDelete: c.podChanged,
 	})
-	sliceChanged := func(es *discoveryv1.EndpointSlice) {
-		if svc, ok := serviceOf(es); ok {
+	// A slice as the controller's own write left it brings its Service nothing new.
+	sliceChanged := func(es *discoveryv1.EndpointSlice, deleted bool) {
+		if svc, ok := serviceOf(es); ok && !c.tracker.own(es.Namespace+"/"+svc, es, deleted) {
 			c.queue.Add(es.Namespace + "/" + svc)
 		}
 	}
-	sliceInf.AddHandler(cache.Handler[*discoveryv1.EndpointSlice]{OnAdd: sliceChanged,
-		OnUpdate: func(_, es *discoveryv1.EndpointSlice) { sliceChanged(es) }, OnDelete: sliceChanged})
+	sliceInf.AddHandler(cache.Handler[*discoveryv1.EndpointSlice]{
+		OnAdd:    func(es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
+		OnUpdate: func(_, es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
+		OnDelete: func(es *discoveryv1.EndpointSlice) { sliceChanged(es, true) }})
 	return c, nil
 }
 
@@ -158,29 +174,16 @@ func serviceOf(es *discoveryv1.EndpointSlice) (string, bool) {
 	return svc, ok && svc != ""
 }
 
-// serviceChanged queues the Service and keeps its selector.
-func (c *Controller) serviceChanged(s *corev1.Service, deleted bool) {
-	c.selMu.Lock()
-	if deleted || s.Spec.Selector == nil {
-		delete(c.selectors[s.Namespace], s.Name)
-	} else {
-		if c.selectors[s.Namespace] == nil {
-			c.selectors[s.Namespace] = map[string]labels.Selector{}
-		}
-		c.selectors[s.Namespace][s.Name] = labels.SelectorFromValidatedSet(s.Spec.Selector)
-	}
-	c.selMu.Unlock()
-	c.queue.Add(cache.Key(s))
-}
-
 // podChanged queues the Services whose selector picks pod.
 func (c *Controller) podChanged(pod *corev1.Pod) {
 	set := labels.Set(pod.Labels)
-	c.selMu.RLock()
-	defer c.selMu.RUnlock()
-	for name, sel := range c.selectors[pod.Namespace] {
-		if sel.Matches(set) {
-			c.queue.Add(pod.Namespace + "/" + name)
+	candidates := c.svcs.ByIndex(bySelector, pod.Namespace+"/")
+	for k, v := range pod.Labels {
+		candidates = append(candidates, c.svcs.ByIndex(bySelector, cache.LabelValue(pod.Namespace, k, v))...)
+	}
+	for _, s := range candidates {
+		if labels.SelectorFromValidatedSet(s.Spec.Selector).Matches(set) {
+			c.queue.Add(cache.Key(s))
 		}
 	}
 }
@@ -213,15 +216,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		// one without a selector (its slices are the user's), an ExternalName one.
 		ch.Delete = current
 	} else {
-		// The pods the selector picks, then those of the namespace: a selector picks few
-		// of the pods, whom the namespace's index would list (and sort) all.
-		var pods []*corev1.Pod
-		for _, p := range c.pods.List(labels.SelectorFromValidatedSet(svc.Spec.Selector)) {
-			if p.Namespace == ns {
-				pods = append(pods, p)
-			}
-		}
-		ch = Plan(svc, pods, current, c.zoneOf, c.cfg.MaxEndpointsPerSlice)
+		ch = Plan(svc, c.pods.ListSelected(ns, svc.Spec.Selector), current, c.zoneOf, c.cfg.MaxEndpointsPerSlice)
 	}
 	return 0, c.apply(ctx, key, ch)
 }
@@ -267,6 +262,8 @@ func (c *Controller) apply(ctx context.Context, key string, ch Changes) error {
 type tracker struct {
 	mu      sync.Mutex
 	written map[string]map[string]int64
+	// waiting are the Services last found stale: any event of their slices syncs them.
+	waiting map[string]bool
 }
 
 func rv(es *discoveryv1.EndpointSlice) int64 {
@@ -286,6 +283,24 @@ func (t *tracker) set(svc, name string, v int64) {
 	t.written[svc][name] = v
 }
 
+// own says whether es is as the controller's last write of it left it (deleted: whether
+// the controller deleted it), so that its event needs no sync of the Service: the sync
+// that wrote it knew all it says (Kubernetes' endpointSliceTracker.ShouldSync). An event
+// that comes before the write's reply is recorded is not known as own, and syncs; so
+// does any event of a Service whose sync found the cache stale and waits for it.
+func (t *tracker) own(svc string, es *discoveryv1.EndpointSlice, deleted bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	want, ok := t.written[svc][es.Name]
+	if !ok || t.waiting[svc] {
+		return false
+	}
+	if deleted {
+		return want == 0
+	}
+	return want > 0 && want == rv(es)
+}
+
 // stale says whether the cache's slices of svc are older than what the controller
 // wrote; writes the cache has caught up with are forgotten.
 func (t *tracker) stale(svc string, current []*discoveryv1.EndpointSlice) bool {
@@ -293,6 +308,7 @@ func (t *tracker) stale(svc string, current []*discoveryv1.EndpointSlice) bool {
 	defer t.mu.Unlock()
 	w := t.written[svc]
 	if len(w) == 0 {
+		delete(t.waiting, svc)
 		return false
 	}
 	seen := map[string]int64{}
@@ -311,6 +327,14 @@ func (t *tracker) stale(svc string, current []*discoveryv1.EndpointSlice) bool {
 	}
 	if len(w) == 0 {
 		delete(t.written, svc)
+	}
+	if stale {
+		if t.waiting == nil {
+			t.waiting = map[string]bool{}
+		}
+		t.waiting[svc] = true
+	} else {
+		delete(t.waiting, svc)
 	}
 	return stale
 }

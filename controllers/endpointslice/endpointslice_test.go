@@ -221,6 +221,47 @@ func TestTracker(t *testing.T) {
 	}
 }
 
+// TestTrackerOwn: the events of the controller's own writes need no sync; others do.
+func TestTrackerOwn(t *testing.T) {
+	tr := tracker{written: map[string]map[string]int64{}}
+	slice := func(name, rv string) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv}}
+	}
+	tr.wrote("default/web", slice("web-a", "10"))
+	tr.deleted("default/web", "web-b")
+	for _, tc := range []struct {
+		what    string
+		svc     string
+		es      *discoveryv1.EndpointSlice
+		deleted bool
+		own     bool
+	}{
+		{"the write", "default/web", slice("web-a", "10"), false, true},
+		{"a later write by another", "default/web", slice("web-a", "11"), false, false},
+		{"an older version", "default/web", slice("web-a", "9"), false, false},
+		{"a deletion by another", "default/web", slice("web-a", "10"), true, false},
+		{"the deletion", "default/web", slice("web-b", "7"), true, true},
+		{"the deleted slice written by another", "default/web", slice("web-b", "12"), false, false},
+		{"a slice never written", "default/web", slice("web-c", "10"), false, false},
+		{"another Service's", "default/db", slice("web-a", "10"), false, false},
+	} {
+		if got := tr.own(tc.svc, tc.es, tc.deleted); got != tc.own {
+			t.Errorf("%s: own = %v, want %v", tc.what, got, tc.own)
+		}
+	}
+	// A sync that found the cache stale waits for the slice: its event syncs at once.
+	if !tr.stale("default/web", nil) || tr.own("default/web", slice("web-a", "10"), false) {
+		t.Fatal("the event a stale sync waits for is taken as needing none")
+	}
+	if tr.stale("default/web", []*discoveryv1.EndpointSlice{slice("web-a", "10")}) {
+		t.Fatal("stale after the cache caught up")
+	}
+	tr.wrote("default/web", slice("web-a", "13"))
+	if !tr.own("default/web", slice("web-a", "13"), false) {
+		t.Fatal("a write after the wait is not own")
+	}
+}
+
 // TestController: the controller against an API server: endpoints follow the pods'
 // readiness within 2 seconds, and a deleted pod's endpoint is terminating, then gone.
 func TestController(t *testing.T) {
@@ -329,4 +370,81 @@ func setStatus(t *testing.T, ctx context.Context, cs *client.Clientset, name, ip
 	if _, err := cs.Pods.UpdateStatus(ctx, p); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSelectors: Services whose selectors share labels each get the pods that carry all
+// of theirs, and follow the pods' label changes (the Services are found by one label of
+// their selector, the pods by the rarest one).
+func TestSelectors(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	cs := client.NewClientset(c.Dial(t, "controller-manager", client.Options{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := cache.NewFactory(cs, nil)
+	ctl, err := New(cs, f, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); ctl.Run(ctx) }()
+	defer func() { cancel(); <-done; f.Wait() }()
+
+	for name, sel := range map[string]map[string]string{"web": {"app": "web"}, "fe": {"app": "web", "tier": "fe"}, "be": {"tier": "be"}} {
+		svc := testService()
+		svc.Name, svc.UID, svc.Spec.ClusterIP, svc.Spec.Selector = name, "", "", sel
+		if _, err := cs.Services.Create(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, l := range []map[string]string{{"app": "web", "tier": "fe"}, {"app": "web", "tier": "be"}, {"app": "db", "tier": "be"}} {
+		p := testPod(fmt.Sprintf("p%d", i), "", false, 8080)
+		p.UID, p.Labels, p.Spec.Containers[0].Image = "", l, "busybox"
+		if _, err := cs.Pods.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		setStatus(t, ctx, cs, p.Name, fmt.Sprintf("10.42.0.%d", i+1), true)
+	}
+	endpoints := func() string { // "service: addresses; ..."
+		l, err := cs.EndpointSlices.List(ctx, "default", client.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		by := map[string][]string{}
+		for _, es := range l.Items {
+			if svc, ok := serviceOf(es); ok {
+				by[svc] = append(by[svc], addrs(es)...)
+			}
+		}
+		var out []string
+		for _, svc := range sortedKeys(by) {
+			slices.Sort(by[svc])
+			out = append(out, svc+": "+strings.Join(by[svc], " "))
+		}
+		return strings.Join(out, "; ")
+	}
+	waitFor := func(what, want string) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, what, func() (bool, string) {
+			got := endpoints()
+			return got == want, got
+		})
+	}
+	waitFor("the pods of each selector", "be: 10.42.0.2 10.42.0.3; fe: 10.42.0.1; web: 10.42.0.1 10.42.0.2")
+
+	relabel := func(name string, l map[string]string) {
+		t.Helper()
+		p, err := cs.Pods.Get(ctx, "default", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Labels = l
+		if _, err := cs.Pods.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relabel("p1", map[string]string{"app": "web", "tier": "fe"})
+	waitFor("p1 moved to fe", "be: 10.42.0.3; fe: 10.42.0.1 10.42.0.2; web: 10.42.0.1 10.42.0.2")
+	relabel("p0", map[string]string{"app": "db", "tier": "fe"})
+	waitFor("p0 out of web", "be: 10.42.0.3; fe: 10.42.0.2; web: 10.42.0.2")
 }
