@@ -155,11 +155,10 @@ type fsm struct {
 	cluster atomic.Pointer[string]
 	// noSpace names the member that raised the NOSPACE alarm; nil while it is not raised.
 	noSpace atomic.Pointer[string]
-	// freed counts the bytes of the objects deleted or replaced since the store last
-	// released its mapping of the state file (mapped.go).
-	freed atomic.Int64
-	// freedSeen is freed as releaseMapped last saw it (that goroutine's own).
-	freedSeen int64
+	// mapped counts the bytes of the state file's pages written, and of the objects
+	// replaced or deleted, since the store last released its mapping of the file
+	// (mapped.go).
+	mapped mappedPages
 	// freeSeen is the state file's free bytes as defragIfFree last saw them, freeGrew
 	// when it last saw them grow (that goroutine's own).
 	freeSeen int64
@@ -185,6 +184,7 @@ func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]stri
 		return nil, fmt.Errorf("remove old state file %s: %w", path, err)
 	}
 	f := &fsm{log: log, path: path, mmapSize: mmapSize, maxObjectSize: maxObjectSize, indexes: newIndexSpec(indexes), hist: hist, ident: ident}
+	f.mapped.release = f.releaseMapped
 	db, rev, err := f.openDB(path)
 	if err != nil {
 		return nil, err
@@ -262,6 +262,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	var events []Event
 	var last int64
 	var err error
+	allocated := f.pagesWritten()
 	for full := 0; ; full++ {
 		events = events[:0]
 		if err = f.db().Update(func(tx *bbolt.Tx) error { return f.applyTx(tx, logs, out, &events, &last) }); !errors.Is(err, syscall.ENOSPC) {
@@ -292,20 +293,31 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		panic(fmt.Sprintf("store: apply entries %d..%d: %v", logs[0].Index, last, err))
 	}
 	failpoint.Inject(fpAfterCommit)
-	var freed int64
+	// What the batch mapped (mapped.go): the pages it wrote, which it copied from the
+	// pages they replace, and the objects it replaced or deleted, read for their events.
+	touched := f.pagesWritten() - allocated
 	for i := range events {
 		f.noteChange(events[i].Object.Kind, events[i].Revision)
 		if events[i].Prev != nil {
-			freed += int64(len(events[i].Prev.Value))
+			touched += int64(len(events[i].Prev.Value))
 		}
 	}
-	f.freed.Add(freed)
+	if _, err := f.mapped.add(touched); err != nil {
+		f.log.Warn("cannot release the state file's mapped pages", "error", err)
+	}
 	f.applied.Store(last)
 	f.appliedTerm.Store(logs[len(logs)-1].Term)
 	f.entries.Add(int64(len(logs)))
 	f.batches.Add(1)
 	f.hist.append(events, last)
 	return out
+}
+
+// pagesWritten is the bytes of pages the state file's write transactions have written
+// since it was opened.
+func (f *fsm) pagesWritten() int64 {
+	st := f.db().Stats()
+	return st.TxStats.GetPageAlloc()
 }
 
 // applyTx applies logs in tx, setting each entry's outcome in out, its events in events
