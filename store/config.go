@@ -57,9 +57,10 @@ type Config struct {
 	// objects do not make a log of gigabytes. Default 64 MiB each; 0: by count only.
 	TrailingLogBytes int64
 	SnapshotLogBytes int64
-	// ReleaseMappedBytes: once this many bytes of objects were deleted or replaced, the
-	// member drops its mapping of the state file's pages it read (mapped.go), so that
-	// its RSS gives back what deletes free. Default 64 MiB; 0: never.
+	// ReleaseMappedBytes: once this many bytes were written to the state file (or
+	// objects replaced or deleted) or to the Raft log's file, and once writes stop, the
+	// member drops its mapping of that file's pages it read (mapped.go), so that its RSS
+	// holds about this much of each file, not what was written. Default 64 MiB; 0: never.
 	ReleaseMappedBytes int64
 	// DefragFreeBytes: once deletes stop and the state file has this many bytes free, and
 	// more free than in use, the member defragments it (quota.go), giving back the disk

@@ -22,8 +22,8 @@ const (
 	fpBeforeSnapshotPersist = "store/beforeSnapshotPersist"
 	fpAfterSnapshotPersist  = "store/afterSnapshotPersist"
 	// fpBeforeRestore, fpAfterRestore: a snapshot (from the leader, or the latest on disk
-	// at start) is about to replace the state, or has replaced the state file and is not
-	// yet opened.
+	// at start) is about to replace the state, or has replaced the state file, the
+	// revision and the watch history not yet moved to it.
 	fpBeforeRestore = "store/beforeRestore"
 	fpAfterRestore  = "store/afterRestore"
 	// fpBeforeCompaction, fpAfterCompaction: log entries a snapshot covers are about to

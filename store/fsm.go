@@ -129,9 +129,9 @@ type fsm struct {
 	maxObjectSize int
 	indexes       indexSpec
 
-	// mu guards the db pointer against Restore's swap: readers hold it shared.
-	mu sync.RWMutex
-	db *bbolt.DB
+	// state is the open state file (statedb.go); readers acquire it, Restore and
+	// defragment replace it.
+	state atomic.Pointer[stateDB]
 
 	// applied is the last Raft index applied (the store's current revision).
 	applied atomic.Int64
@@ -155,11 +155,10 @@ type fsm struct {
 	cluster atomic.Pointer[string]
 	// noSpace names the member that raised the NOSPACE alarm; nil while it is not raised.
 	noSpace atomic.Pointer[string]
-	// freed counts the bytes of the objects deleted or replaced since the store last
-	// released its mapping of the state file (mapped.go).
-	freed atomic.Int64
-	// freedSeen is freed as releaseMapped last saw it (that goroutine's own).
-	freedSeen int64
+	// mapped counts the bytes of the state file's pages written, and of the objects
+	// replaced or deleted, since the store last released its mapping of the file
+	// (mapped.go).
+	mapped mappedPages
 	// freeSeen is the state file's free bytes as defragIfFree last saw them, freeGrew
 	// when it last saw them grow (that goroutine's own).
 	freeSeen int64
@@ -185,11 +184,12 @@ func openFSM(path string, mmapSize, maxObjectSize int, indexes map[string][]stri
 		return nil, fmt.Errorf("remove old state file %s: %w", path, err)
 	}
 	f := &fsm{log: log, path: path, mmapSize: mmapSize, maxObjectSize: maxObjectSize, indexes: newIndexSpec(indexes), hist: hist, ident: ident}
+	f.mapped.release = f.releaseMapped
 	db, rev, err := f.openDB(path)
 	if err != nil {
 		return nil, err
 	}
-	f.db = db
+	f.state.Store(newStateDB(db))
 	f.applied.Store(rev)
 	return f, nil
 }
@@ -241,17 +241,6 @@ func (f *fsm) openDB(path string) (*bbolt.DB, int64, error) {
 	return db, rev, nil
 }
 
-func (f *fsm) close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.db == nil {
-		return nil
-	}
-	err := f.db.Close()
-	f.db = nil
-	return err
-}
-
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 // txnOutcome is what ApplyBatch returns for a transaction, through the ApplyFuture.
@@ -273,9 +262,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	var events []Event
 	var last int64
 	var err error
+	allocated := f.pagesWritten()
 	for full := 0; ; full++ {
 		events = events[:0]
-		if err = f.db.Update(func(tx *bbolt.Tx) error { return f.applyTx(tx, logs, out, &events, &last) }); !errors.Is(err, syscall.ENOSPC) {
+		if err = f.db().Update(func(tx *bbolt.Tx) error { return f.applyTx(tx, logs, out, &events, &last) }); !errors.Is(err, syscall.ENOSPC) {
 			break
 		}
 		// A full disk: bbolt rolled the batch back, its state file is as before. A
@@ -303,20 +293,31 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		panic(fmt.Sprintf("store: apply entries %d..%d: %v", logs[0].Index, last, err))
 	}
 	failpoint.Inject(fpAfterCommit)
-	var freed int64
+	// What the batch mapped (mapped.go): the pages it wrote, which it copied from the
+	// pages they replace, and the objects it replaced or deleted, read for their events.
+	touched := f.pagesWritten() - allocated
 	for i := range events {
 		f.noteChange(events[i].Object.Kind, events[i].Revision)
 		if events[i].Prev != nil {
-			freed += int64(len(events[i].Prev.Value))
+			touched += int64(len(events[i].Prev.Value))
 		}
 	}
-	f.freed.Add(freed)
+	if _, err := f.mapped.add(touched); err != nil {
+		f.log.Warn("cannot release the state file's mapped pages", "error", err)
+	}
 	f.applied.Store(last)
 	f.appliedTerm.Store(logs[len(logs)-1].Term)
 	f.entries.Add(int64(len(logs)))
 	f.batches.Add(1)
 	f.hist.append(events, last)
 	return out
+}
+
+// pagesWritten is the bytes of pages the state file's write transactions have written
+// since it was opened.
+func (f *fsm) pagesWritten() int64 {
+	st := f.db().Stats()
+	return st.TxStats.GetPageAlloc()
 }
 
 // applyTx applies logs in tx, setting each entry's outcome in out, its events in events
@@ -554,12 +555,12 @@ func (f *fsm) lastChange(kind string) int64 {
 
 // view runs fn in a read transaction on the current state file.
 func (f *fsm) view(fn func(tx *bbolt.Tx) error) error {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.db == nil {
-		return ErrClosed
+	s, err := f.acquire()
+	if err != nil {
+		return err
 	}
-	return f.db.View(fn)
+	defer s.release()
+	return s.db.View(fn)
 }
 
 func readRevision(tx *bbolt.Tx) int64 {
@@ -711,13 +712,16 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 // Snapshot captures the state as of now; Persist streams bbolt's consistent copy of it
 // while later entries keep applying.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	tx, err := f.db.Begin(false)
+	s, err := f.acquire()
 	if err != nil {
-		f.mu.RUnlock()
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		s.release()
 		return nil, fmt.Errorf("snapshot: begin read: %w", err)
 	}
-	return &fsmSnapshot{tx: tx, release: f.mu.RUnlock}, nil
+	return &fsmSnapshot{tx: tx, release: s.release}, nil
 }
 
 type fsmSnapshot struct {
@@ -796,23 +800,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("restore: %w", err)
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.db != nil {
-		if err := f.db.Close(); err != nil {
-			return fmt.Errorf("restore: close state file: %w", err)
-		}
-		f.db = nil
-	}
-	if err := os.Rename(tmp, f.path); err != nil {
-		return fmt.Errorf("restore: replace %s: %w", f.path, err)
-	}
-	failpoint.Inject(fpAfterRestore)
-	db, rev, err := f.openDB(f.path)
+	// Reads under way (a Raft snapshot being persisted among them) finish on the old
+	// file: the restore does not wait for them (statedb.go).
+	rev, err := f.replace(tmp)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	f.db = db
+	failpoint.Inject(fpAfterRestore)
 	f.applied.Store(rev)
 	f.reset.Store(rev)
 	f.hist.reset(rev)

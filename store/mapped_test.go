@@ -61,6 +61,12 @@ func TestDeletesReleaseMappedPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The creates' own pages are released once they stop: wait for it, so that it does
+	// not release what the reads below map.
+	waitfor.Condition(t, 30*time.Second, "the creates' mapped pages released", func() (bool, string) {
+		touched := s.fsm.mapped.touched.Load()
+		return touched == 0, fmt.Sprintf("%d bytes written since the last release", touched)
+	})
 	for i := 0; i < n; i++ { // reads map the objects' pages
 		if _, err := s.Get(ctx, key(strconv.Itoa(i)), ReadOptions{}); err != nil {
 			t.Fatal(err)
@@ -84,5 +90,40 @@ func TestDeletesReleaseMappedPages(t *testing.T) {
 	}
 	if obj, err := s.Get(ctx, key("after"), ReadOptions{}); err != nil || string(obj.Value) != "v" {
 		t.Fatalf("read after the release: %+v %v", obj, err)
+	}
+}
+
+// TestWritesReleaseMappedPages: writing objects maps the state file's pages too (each
+// write copies its leaf, with the objects beside it, through the map), and so does
+// appending them to the Raft log's file; once ReleaseMappedBytes have been written to a
+// file the member drops its mapping, so that writes alone keep each file's share of the
+// RSS within about the threshold, not the bytes written. Once the writes stop the rest
+// is dropped as well.
+func TestWritesReleaseMappedPages(t *testing.T) {
+	const n, size, threshold = 48, 256 << 10, 1 << 20
+	c := newCluster(t, 1, func(cfg *Config) { cfg.ReleaseMappedBytes = threshold })
+	ctx := ctxT(t, 2*time.Minute)
+	c.leader()
+	s := c.nodes[0]
+	files := []string{filepath.Join(c.cfgs[0].Dir, "state.db"), filepath.Join(c.cfgs[0].Dir, "raft.db")}
+	most := make([]int64, len(files))
+	for i := 0; i < n; i++ {
+		if _, err := s.Txn(ctx, Op{Type: Create, Key: key(strconv.Itoa(i)), Value: bytes.Repeat([]byte{'x'}, size)}); err != nil {
+			t.Fatal(err)
+		}
+		for f, path := range files {
+			most[f] = max(most[f], mappedRSS(t, path))
+		}
+	}
+	for f, path := range files {
+		t.Logf("%s: at most %d bytes resident while %d bytes were written", filepath.Base(path), most[f], n*size)
+		// Past the threshold, what one write maps: its leaf's other values (three).
+		if bound := int64(threshold + 4*size + 1<<20); most[f] > bound {
+			t.Errorf("%s was %d bytes resident while %d bytes were written: over %d", filepath.Base(path), most[f], n*size, bound)
+		}
+		waitfor.Condition(t, 30*time.Second, "the pages released once the writes stop", func() (bool, string) {
+			r := mappedRSS(t, path)
+			return r < 1<<20, fmt.Sprintf("%s: %d bytes resident", filepath.Base(path), r)
+		})
 	}
 }

@@ -70,12 +70,12 @@ type Usage struct {
 }
 
 func (f *fsm) usage() (Usage, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.db == nil {
-		return Usage{}, ErrClosed
+	s, err := f.acquire()
+	if err != nil {
+		return Usage{}, err
 	}
-	return usageOf(f.db)
+	defer s.release()
+	return usageOf(s.db)
 }
 
 func usageOf(db *bbolt.DB) (Usage, error) {
@@ -90,7 +90,8 @@ func usageOf(db *bbolt.DB) (Usage, error) {
 }
 
 // defragment compacts the state file into a new one that then takes its place. Applies
-// wait meanwhile (as etcd's defrag blocks writes); reads go on against the old file.
+// wait meanwhile (as etcd's defrag blocks writes); reads go on against the old file, and
+// those under way when it is replaced finish on it (statedb.go).
 func (f *fsm) defragment() (before, after Usage, err error) {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
@@ -104,9 +105,14 @@ func (f *fsm) defragment() (before, after Usage, err error) {
 	if err != nil {
 		return before, after, fmt.Errorf("defragment: create %s: %w", tmp, err)
 	}
-	f.mu.RLock()
-	err = bbolt.Compact(dst, f.db, defragTxBytes)
-	f.mu.RUnlock()
+	src, err := f.acquire()
+	if err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return before, after, fmt.Errorf("defragment: %w", err)
+	}
+	err = bbolt.Compact(dst, src.db, defragTxBytes)
+	src.release()
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
@@ -114,30 +120,10 @@ func (f *fsm) defragment() (before, after Usage, err error) {
 		os.Remove(tmp)
 		return before, after, fmt.Errorf("defragment %s: %w", f.path, err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.db.Close(); err != nil {
-		return before, after, fmt.Errorf("defragment: close state file: %w", err)
+	if _, err := f.replace(tmp); err != nil {
+		return before, after, fmt.Errorf("defragment: %w", err)
 	}
-	f.db = nil
-	if err := os.Rename(tmp, f.path); err != nil {
-		// The old file is intact: open it again.
-		err = fmt.Errorf("defragment: replace %s: %w", f.path, err)
-		if db, _, oerr := f.openDB(f.path); oerr == nil {
-			f.db = db
-		} else {
-			panic(fmt.Sprintf("store: %v, and the state file does not open again: %v", err, oerr))
-		}
-		return before, after, err
-	}
-	db, _, err := f.openDB(f.path)
-	if err != nil {
-		// The state is rebuilt from the snapshot and the log on the next start; this
-		// member cannot go on without its state file.
-		panic(fmt.Sprintf("store: defragment: open compacted state file: %v", err))
-	}
-	f.db = db
-	after, err = usageOf(db)
+	after, err = f.usage()
 	f.log.Info("state file defragmented", "before", before.Size, "after", after.Size, "took", time.Since(began))
 	return before, after, err
 }

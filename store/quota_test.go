@@ -244,10 +244,10 @@ func TestDefragWhenMostlyFree(t *testing.T) {
 		check("deleting", defragQuiet/2, false)
 	}
 	check("deletes just over", defragQuiet/2, false)
-	before := tf.f.db.Stats().FreePageN
+	before := tf.f.db().Stats().FreePageN
 	after := check("deletes over", defragQuiet/2, true)
-	if free := after.Size - after.InUse; free >= threshold || tf.f.db.Stats().FreePageN >= before/4 {
-		t.Fatalf("after defragmentation the state file is %+v, %d pages free (%d before)", after, tf.f.db.Stats().FreePageN, before)
+	if free := after.Size - after.InUse; free >= threshold || tf.f.db().Stats().FreePageN >= before/4 {
+		t.Fatalf("after defragmentation the state file is %+v, %d pages free (%d before)", after, tf.f.db().Stats().FreePageN, before)
 	}
 	check("defragmented", defragQuiet, false)
 	for i := 40; i < 64; i++ {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -34,10 +33,10 @@ type Store struct {
 	mux        *peerMux
 	peerServer *grpc.Server
 	peers      *peerClients
-	logs       *raftboltdb.BoltStore
+	logs       *logFile
 	logBytes   *logBytes
 	logCache   *logCache
-	transport  *raft.NetworkTransport
+	transport  *pipelineTransport
 
 	// leaderChanged is closed and replaced when the known leader changes.
 	leaderMu      sync.Mutex
@@ -103,12 +102,18 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.MmapSize, cfg.MaxObjectSize, cfg.IndexedFields, s.hist, s.ident, log.Named("fsm")); err != nil {
 		return nil, err
 	}
-	s.fsm.stop, s.fsm.onDiskFull = s.ctx.Done(), s.handOverForDisk
+	s.fsm.stop, s.fsm.onDiskFull, s.fsm.mapped.threshold = s.ctx.Done(), s.handOverForDisk, cfg.ReleaseMappedBytes
 	// The log is fsynced on every commit. Its freelist is rebuilt on open rather than
 	// written with each commit (a page write saved per batch), and it is mapped large up
 	// front so that growing it rarely remaps under load.
-	if s.logs, err = openLog(filepath.Join(cfg.Dir, "raft.db"), cfg.MmapSize); err != nil {
-		return nil, damaged(cfg, fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err))
+	logPath := filepath.Join(cfg.Dir, "raft.db")
+	logs, err := openLog(logPath, cfg.MmapSize)
+	if err != nil {
+		return nil, damaged(cfg, fmt.Errorf("open raft log %s: %w", logPath, err))
+	}
+	if s.logs, err = newLogFile(logs, logPath, cfg.ReleaseMappedBytes, log.Named("raftlog")); err != nil {
+		logs.Close()
+		return nil, err
 	}
 	s.logBytes = newLogBytes(s.logs, cfg.TrailingLogBytes, cfg.SnapshotLogBytes)
 	s.logCache = newLogCache(s.logBytes, cfg.LogCacheEntries, cfg.LogCacheBytes, cfg.LogCacheTTL)
@@ -135,12 +140,12 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.mux = newPeerMux(ln, cfg.PeerTLS, log.Named("peer"), s.hello, s.checkPeer)
 	s.peers = &peerClients{mux: s.mux, conns: map[string]*grpc.ClientConn{}}
-	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	s.transport = &pipelineTransport{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &raftStream{subListener: s.mux.raft, advertise: advertise},
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  log.Named("transport"),
-	})
+	})}
 	s.peerServer = grpc.NewServer()
 	storev1.RegisterPeerServer(s.peerServer, &peerService{s: s})
 	s.wg.Add(1)
@@ -288,9 +293,9 @@ func (s *Store) shutdown() error {
 }
 
 // expireMemory gives back, once a second, the events and log entries older than their
-// TTL (HistoryTTL, LogCacheTTL), the state file's pages mapped by deletes (mapped.go) and
-// its free pages once deletes leave it mostly free (quota.go): an idle node holds
-// nothing of a burst it served.
+// TTL (HistoryTTL, LogCacheTTL), the state file's and the Raft log's pages mapped by a
+// burst of writes (mapped.go) and the state file's free pages once deletes leave it
+// mostly free (quota.go): an idle node holds nothing of a burst it served.
 func (s *Store) expireMemory() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -300,10 +305,13 @@ func (s *Store) expireMemory() {
 		case now := <-t.C:
 			s.hist.expire(now)
 			s.logCache.expire(now)
-			if n, err := s.fsm.releaseMapped(s.cfg.ReleaseMappedBytes); err != nil {
+			if n, err := s.fsm.mapped.ifQuiet(); err != nil {
 				s.log.Warn("cannot release the state file's mapped pages", "error", err)
 			} else if n > 0 {
 				s.log.Debug("released the state file's mapped pages", "mapping_bytes", n)
+			}
+			if _, err := s.logs.mapped.ifQuiet(); err != nil {
+				s.log.Warn("cannot release the raft log's mapped pages", "error", err)
 			}
 			if _, _, err := s.fsm.defragIfFree(s.cfg.DefragFreeBytes, now); err != nil {
 				s.log.Warn("cannot defragment the state file", "error", err)

@@ -34,7 +34,9 @@
 //
 // Everything lives in the tests; this file only names the package. `go test` runs each
 // nemesis briefly; `make jepsen` (-jepsen.long) runs each for JEPSEN_TIME and writes a
-// report per run under test/jepsen/out/.
+// report per run under test/jepsen/out/, with the members' logs when it found an anomaly.
+// When the cluster does not recover after the last heal, every member first writes its
+// goroutines' stacks into its log (SIGQUIT): what a stuck member waits on.
 //
 // Raft timing: every server gets --raft-heartbeat-timeout=300ms
 // --raft-election-timeout=300ms --raft-leader-lease-timeout=150ms (flag -jepsen.raft to

@@ -262,6 +262,34 @@ func (c *cluster) kill(nd *node) {
 	<-p.done
 }
 
+// dumpStacks has every running server write its goroutines' stacks into its log (Go's
+// SIGQUIT) and exit: when the cluster does not recover, they say what a stuck member
+// waits on.
+func (c *cluster) dumpStacks() {
+	c.mu.Lock()
+	var procs []*proc
+	for _, nd := range c.nodes {
+		if p := nd.proc; p != nil {
+			p.killed.Store(true)
+			if nd.paused {
+				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT)
+			}
+			syscall.Kill(p.cmd.Process.Pid, syscall.SIGQUIT)
+			procs = append(procs, p)
+		}
+		nd.proc, nd.paused = nil, false
+	}
+	c.mu.Unlock()
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+		}
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) // its children, or itself if it is stuck
+		<-p.done
+	}
+}
+
 // stop ends nd's process as an operator's service manager does: SIGTERM, and SIGKILL if
 // it has not exited within grace. It says whether it exited by itself.
 func (c *cluster) stop(nd *node, grace time.Duration) bool {

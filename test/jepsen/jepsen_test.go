@@ -299,7 +299,8 @@ func runOne(t *testing.T, nem nemesis, netKind string, dur, quiet, hold time.Dur
 	final, cancelFinal := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancelFinal()
 	if _, err := c.waitHealthy(final); err != nil {
-		fail("no-recovery", "the cluster did not recover within 90s of the last heal: %v", err)
+		fail("no-recovery", "the cluster did not recover within 90s of the last heal: %v (every member's goroutines are in its log)", err)
+		c.dumpStacks()
 		var as []anomaly
 		rep.Register, as = reg.check(runDir, 60*time.Second)
 		anomalies = append(anomalies, as...)

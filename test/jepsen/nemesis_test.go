@@ -30,9 +30,6 @@ type nemesis struct {
 	// turns: a grouped nemesis (grouped) injects this many kinds of fault in turn.
 	turns  int
 	inject func(ctx context.Context, c *cluster, r *rand.Rand) (targets []string, note string, heal func(context.Context) error, err error)
-	// longOnly: left out of the default run's group (run with -jepsen.long or by name
-	// in JEPSEN_NEMESES).
-	longOnly bool
 	// from, when set, gives the skiff the cluster starts with (the previous release,
 	// which the nemesis upgrades); nil: this build.
 	from func(t *testing.T) string
