@@ -104,7 +104,9 @@ build() {
 		for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 			ldflags+=" -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X $v.gitTreeState=clean"
 		done
-		(cd "$mod" && nice go build -ldflags "$ldflags" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
+		# -mod=mod: kubectl's kustomize packages are not among e2e.test's, so the module's
+		# go.sum lacks them until this build adds them.
+		(cd "$mod" && nice go build -mod=mod -ldflags "$ldflags" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
 	fi
 }
 
