@@ -265,19 +265,7 @@ func TestTrackerOwn(t *testing.T) {
 // TestController: the controller against an API server: endpoints follow the pods'
 // readiness within 2 seconds, and a deleted pod's endpoint is terminating, then gone.
 func TestController(t *testing.T) {
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	cs := client.NewClientset(c.Dial(t, "controller-manager", client.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	f := cache.NewFactory(cs, nil)
-	ctl, err := New(cs, f, DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); ctl.Run(ctx) }()
-	defer func() { cancel(); <-done; f.Wait() }()
+	cs, ctx := runController(t)
 
 	svc := testService()
 	svc.UID, svc.Spec.ClusterIP = "", ""
@@ -376,19 +364,7 @@ func setStatus(t *testing.T, ctx context.Context, cs *client.Clientset, name, ip
 // of theirs, and follow the pods' label changes (the Services are found by one label of
 // their selector, the pods by the rarest one).
 func TestSelectors(t *testing.T) {
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	cs := client.NewClientset(c.Dial(t, "controller-manager", client.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	f := cache.NewFactory(cs, nil)
-	ctl, err := New(cs, f, DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); ctl.Run(ctx) }()
-	defer func() { cancel(); <-done; f.Wait() }()
+	cs, ctx := runController(t)
 
 	for name, sel := range map[string]map[string]string{"web": {"app": "web"}, "fe": {"app": "web", "tier": "fe"}, "be": {"tier": "be"}} {
 		svc := testService()
@@ -447,4 +423,24 @@ func TestSelectors(t *testing.T) {
 	waitFor("p1 moved to fe", "be: 10.42.0.3; fe: 10.42.0.1 10.42.0.2; web: 10.42.0.1 10.42.0.2")
 	relabel("p0", map[string]string{"app": "db", "tier": "fe"})
 	waitFor("p0 out of web", "be: 10.42.0.3; fe: 10.42.0.2; web: 10.42.0.2")
+}
+
+// runController starts an API server and the controller against it, both stopped when
+// the test ends, and returns the controller-manager's clientset and the test's context.
+func runController(t *testing.T) (*client.Clientset, context.Context) {
+	t.Helper()
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	cs := client.NewClientset(c.Dial(t, "controller-manager", client.Options{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	f := cache.NewFactory(cs, nil)
+	ctl, err := New(cs, f, DefaultConfig())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	f.Start(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); ctl.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; f.Wait() })
+	return cs, ctx
 }
