@@ -24,10 +24,16 @@ var indexedFields = map[string][]string{
 	kinds.Event: {"involvedObject.uid"},
 }
 
-// selectableFields are the fields a field selector may name, by kind.
+// selectableFields are the fields a field selector may name, by kind: Kubernetes' for
+// the kind (e2e's framework, kubectl drain and the node controllers list schedulable
+// nodes by spec.unschedulable). An object stored before its kind had a field has no
+// value for it until its next write.
 var selectableFields = map[string][]string{
-	kinds.Pod:   {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"},
-	kinds.Event: {"metadata.name", "metadata.namespace", "involvedObject.uid", "involvedObject.name", "involvedObject.kind", "involvedObject.namespace", "reason", "type"},
+	kinds.Pod:       {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"},
+	kinds.Event:     {"metadata.name", "metadata.namespace", "involvedObject.uid", "involvedObject.name", "involvedObject.kind", "involvedObject.namespace", "reason", "type"},
+	kinds.Node:      {"metadata.name", "metadata.namespace", "spec.unschedulable"},
+	kinds.Namespace: {"metadata.name", "metadata.namespace", "status.phase"},
+	kinds.Secret:    {"metadata.name", "metadata.namespace", "type"},
 }
 
 func selectable(kind string) []string {
@@ -43,6 +49,12 @@ func fieldsOf(obj kinds.Object) map[string]string {
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		return map[string]string{"spec.nodeName": o.Spec.NodeName, "status.phase": string(o.Status.Phase)}
+	case *corev1.Node:
+		return map[string]string{"spec.unschedulable": strconv.FormatBool(o.Spec.Unschedulable)}
+	case *corev1.Namespace:
+		return map[string]string{"status.phase": string(o.Status.Phase)}
+	case *corev1.Secret:
+		return map[string]string{"type": string(o.Type)}
 	case *corev1.Event:
 		io := &o.InvolvedObject
 		return map[string]string{
