@@ -9,6 +9,7 @@
 #   test/conformance/conformance.sh [all]    # build, images, cluster, run, report
 #   test/conformance/conformance.sh build    # only bin/conformance/e2e.test and ginkgo
 #   test/conformance/conformance.sh images   # only the images (into bin/conformance/registry)
+#   test/conformance/conformance.sh test     # cluster, run, report with the images built
 #   test/conformance/conformance.sh report   # the table of the last run's report.json
 #
 # Environment: FOCUS, SKIP (ginkgo regexps; default the [Conformance] tests without
@@ -313,7 +314,9 @@ for suite in suites:
         m = re.search(r"\[sig-([a-z-]+)\]", name)
         a = m.group(1) if m else "other"
         state = spec["State"]
-        if state in ("failed", "timedout", "panicked", "interrupted", "aborted"):
+        # interrupted: still running when the run's TIMEOUT ran out (or on Ctrl-C), not
+        # a failure of its own.
+        if state in ("failed", "timedout", "panicked", "aborted"):
             state = "failed"
             msg = (spec.get("Failure") or {}).get("Message", "").strip().splitlines()
             failures.append("%s\t%s\t%s" % (a, name, msg[0][:300] if msg else ""))
@@ -339,6 +342,14 @@ case ${1:-all} in
 build) build ;;
 images) images ;;
 report) report ;;
+test)
+	# Another run with the images of an earlier 'images' (kept in the registry's
+	# storage): the registry again, a cluster, the run.
+	registry
+	[ -n "${KUBECONFIG:-}" ] || cluster
+	run
+	report
+	;;
 all)
 	build
 	images
@@ -347,7 +358,7 @@ all)
 	report
 	;;
 *)
-	echo "usage: $0 [all|build|images|report]" >&2
+	echo "usage: $0 [all|build|images|test|report]" >&2
 	exit 2
 	;;
 esac
