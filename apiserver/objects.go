@@ -29,8 +29,9 @@ var indexedFields = map[string][]string{
 // nodes by spec.unschedulable). An object stored before its kind had a field has no
 // value for it until its next write.
 var selectableFields = map[string][]string{
-	kinds.Pod:       {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"},
-	kinds.Event:     {"metadata.name", "metadata.namespace", "involvedObject.uid", "involvedObject.name", "involvedObject.kind", "involvedObject.namespace", "reason", "type"},
+	kinds.Pod: {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"},
+	kinds.Event: {"metadata.name", "metadata.namespace", "involvedObject.uid", "involvedObject.name", "involvedObject.kind", "involvedObject.namespace",
+		"involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
 	kinds.Node:      {"metadata.name", "metadata.namespace", "spec.unschedulable"},
 	kinds.Namespace: {"metadata.name", "metadata.namespace", "status.phase"},
 	kinds.Secret:    {"metadata.name", "metadata.namespace", "type"},
@@ -57,9 +58,16 @@ func fieldsOf(obj kinds.Object) map[string]string {
 		return map[string]string{"type": string(o.Type)}
 	case *corev1.Event:
 		io := &o.InvolvedObject
+		// source: the reporting component, of either API's event (Kubernetes' choice).
+		source := o.Source.Component
+		if source == "" {
+			source = o.ReportingController
+		}
 		return map[string]string{
 			"involvedObject.uid": string(io.UID), "involvedObject.name": io.Name, "involvedObject.kind": io.Kind,
-			"involvedObject.namespace": io.Namespace, "reason": o.Reason, "type": o.Type,
+			"involvedObject.namespace": io.Namespace, "involvedObject.apiVersion": io.APIVersion,
+			"involvedObject.resourceVersion": io.ResourceVersion, "involvedObject.fieldPath": io.FieldPath,
+			"reason": o.Reason, "reportingComponent": o.ReportingController, "source": source, "type": o.Type,
 		}
 	}
 	return nil

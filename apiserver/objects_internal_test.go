@@ -10,9 +10,9 @@ import (
 	"github.com/skiffhq/skiff/store"
 )
 
-// TestSelectableFields: the field selectors Kubernetes serves for nodes, namespaces and
-// secrets select (e2e's framework waits for nodes by spec.unschedulable=false), and a
-// field the kind does not have is refused.
+// TestSelectableFields: the field selectors Kubernetes serves for nodes, namespaces,
+// secrets and events select (e2e's framework waits for nodes by spec.unschedulable=false
+// and dumps a node's events by source), and a field the kind does not have is refused.
 func TestSelectableFields(t *testing.T) {
 	stored := func(obj kinds.Object) *store.Object {
 		_, labels, fields, err := encode(obj)
@@ -35,6 +35,10 @@ func TestSelectableFields(t *testing.T) {
 		{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceTerminating}}, "status.phase=Active", false},
 		{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "s"}, Type: corev1.SecretTypeTLS}, "type=kubernetes.io/tls", true},
 		{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "s"}, Type: corev1.SecretTypeOpaque}, "type=kubernetes.io/tls", false},
+		{&corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e1"}, Source: corev1.EventSource{Component: "kubelet", Host: "n1"}}, "source=kubelet", true},
+		{&corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e2"}, ReportingController: "test-controller"}, "source=test-controller,reportingComponent=test-controller", true},
+		{&corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e3"}, InvolvedObject: corev1.ObjectReference{APIVersion: "v1", FieldPath: "spec.containers{c}"}}, "involvedObject.fieldPath=spec.containers{c},involvedObject.apiVersion=v1", true},
+		{&corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e4"}, Source: corev1.EventSource{Component: "scheduler"}}, "source=kubelet", false},
 	} {
 		pred, _, _, err := selector(kinds.Of(tc.obj), "", tc.selector)
 		if err != nil {
