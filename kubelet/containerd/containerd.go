@@ -36,7 +36,9 @@ package containerd
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +47,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +61,7 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/identifiers"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/remotes"
@@ -334,8 +338,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	if err != nil {
 		return "", fmt.Errorf("create container %s/%s: image %s: %w", cfg.PodName, cfg.Name, ref, err)
 	}
-	// A name that says what it is, unique per attempt.
-	id := fmt.Sprintf("%s_%s_%s_%s_%d", cfg.Namespace, cfg.PodName, cfg.Name, shortUID(cfg.PodUID), cfg.Attempt)
+	id := containerID(cfg)
 	specOpts := []oci.SpecOpts{oci.WithHostNamespace(specs.NetworkNamespace)}
 	if cfg.NetNSPath != "" {
 		// The pod's own network namespace (its pod network's), shared by its containers.
@@ -420,6 +423,30 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		return id, fmt.Errorf("label container %s: %w", id, err)
 	}
 	return id, nil
+}
+
+// maxIDLength is the longest identifier containerd accepts (its identifiers package).
+const maxIDLength = 76
+
+// separatorRuns are what containerd's identifiers may not hold: separators in a row.
+var separatorRuns = regexp.MustCompile(`[._-]{2,}`)
+
+// containerID is a name that says what the container is, unique per attempt:
+// namespace_pod_container_uid_attempt. One containerd does not accept (longer than 76
+// characters: a namespace and a pod name can be 63 each, e2e's pods are named with a
+// UUID; or separators in a row, as a pod "a--b" has) keeps as much of it as fits, each
+// run of separators one, none at its end, and the hash of the whole, so that it stays
+// unique.
+func containerID(cfg kubelet.ContainerConfig) string {
+	id := fmt.Sprintf("%s_%s_%s_%s_%d", cfg.Namespace, cfg.PodName, cfg.Name, shortUID(cfg.PodUID), cfg.Attempt)
+	if identifiers.Validate(id) == nil {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	suffix := "_" + hex.EncodeToString(sum[:8])
+	kept := separatorRuns.ReplaceAllStringFunc(id, func(run string) string { return run[:1] })
+	kept = kept[:min(len(kept), maxIDLength-len(suffix))]
+	return strings.TrimRight(kept, "._-") + suffix
 }
 
 func shortUID(uid string) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/identifiers"
 	"github.com/containerd/containerd/images"
 	"github.com/containerd/containerd/remotes/docker"
 
@@ -468,5 +469,35 @@ func TestStopGraceful(t *testing.T) {
 	// Stopping an exited container does nothing.
 	if err := r.Stop(ctx, ignore, grace); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestContainerID: every container's ID is one containerd accepts, the pod's long
+// names and all (e2e's pods are named with a UUID, in namespaces such as
+// "projected-865", and containerd refused their containers: longer than 76 characters),
+// and two containers differing only past the kept part differ.
+func TestContainerID(t *testing.T) {
+	long := kubelet.ContainerConfig{Namespace: "projected-865", PodName: "pod-projected-configmaps-cc44fd0e-4cb1-41ab-939f-0775000cec6a",
+		Name: "projected-configmap-volume-test", PodUID: "216bcfa3-1111-2222-3333-444455556666"}
+	other := long
+	other.Attempt = 1
+	short := kubelet.ContainerConfig{Namespace: "default", PodName: "web", Name: "nginx", PodUID: "0123456789", Attempt: 2}
+	dash := long
+	dash.PodName = strings.Repeat("a", 44) + "-----" + strings.Repeat("b", 8) // the cut falls on the dashes
+	dashes := short
+	dashes.PodName = "a--b" // a valid pod name; containerd takes no separators in a row
+	ids := map[string]bool{}
+	for _, cfg := range []kubelet.ContainerConfig{long, other, short, dash, dashes} {
+		id := containerID(cfg)
+		if err := identifiers.Validate(id); err != nil {
+			t.Errorf("containerID(%s/%s %s) = %q: %v", cfg.Namespace, cfg.PodName, cfg.Name, id, err)
+		}
+		ids[id] = true
+	}
+	if len(ids) != 5 {
+		t.Errorf("IDs not unique: %v", ids)
+	}
+	if id := containerID(short); id != "default_web_nginx_01234567_2" {
+		t.Errorf("short ID = %q, want the readable one", id)
 	}
 }
