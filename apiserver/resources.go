@@ -1109,6 +1109,26 @@ func prepareStatusUpdate(info *kinds.Info, cur, obj kinds.Object) (kinds.Object,
 	return next, nil
 }
 
+// prepareStatusPatch is prepareStatusUpdate for a patch of the status subresource,
+// patched being cur with the patch applied: as Kubernetes' status strategies do, it
+// also writes the labels and annotations the patch sets (but a Deployment's labels,
+// which Kubernetes keeps). A whole object written to the status (UpdateStatus, PUT)
+// changes its status only: Skiff's own components send the status alone.
+func prepareStatusPatch(info *kinds.Info, cur, patched kinds.Object) (kinds.Object, error) {
+	next, err := prepareStatusUpdate(info, cur, patched)
+	if err != nil {
+		return nil, err
+	}
+	if info.Kind != kinds.Deployment {
+		next.SetLabels(patched.GetLabels())
+	}
+	next.SetAnnotations(patched.GetAnnotations())
+	if err := validation.ValidateLabelsAndAnnotations(next); err != nil {
+		return nil, invalid(info, next.GetName(), err)
+	}
+	return next, nil
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

@@ -104,7 +104,7 @@ func (a *restAPI) status(w http.ResponseWriter, r *http.Request, req *restReques
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbPatch:
 		a.patch(w, r, req, func(cur, patched kinds.Object) (kinds.Object, error) {
-			next, err := prepareStatusUpdate(req.info, cur, patched)
+			next, err := prepareStatusPatch(req.info, cur, patched)
 			if err != nil {
 				return nil, err
 			}

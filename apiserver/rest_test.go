@@ -392,10 +392,14 @@ func TestRESTPatch(t *testing.T) {
 	rc.want(rc.do("PATCH", base+"/web", "application/apply-patch+cbor", "", "spec: {}"), 415, "a CBOR apply")
 	rc.want(rc.do("PATCH", base+"/web/status?fieldManager=x", "application/apply-patch+yaml", "", "spec: {}"), 415, "an apply to status")
 	// Status patch, scale.
-	out = decodeJSON[appsv1.Deployment](t, rc.want(rc.do("PATCH", base+"/web/status", "application/merge-patch+json", "", `{"status":{"replicas":2},"spec":{"replicas":7}}`), 200, "status patch").body)
-	if out.Status.Replicas != 2 || *out.Spec.Replicas != 4 {
-		t.Errorf("status patch: status %d spec %d", out.Status.Replicas, *out.Spec.Replicas)
+	// It writes the annotations it sets too (e2e's "patching /status" steps check them),
+	// but not a Deployment's labels, as in Kubernetes.
+	out = decodeJSON[appsv1.Deployment](t, rc.want(rc.do("PATCH", base+"/web/status", "application/merge-patch+json", "",
+		`{"metadata":{"annotations":{"patchedstatus":"true"},"labels":{"tier":"back"}},"status":{"replicas":2},"spec":{"replicas":7}}`), 200, "status patch").body)
+	if out.Status.Replicas != 2 || *out.Spec.Replicas != 4 || out.Annotations["patchedstatus"] != "true" || out.Labels["tier"] != "front" {
+		t.Errorf("status patch: status %d spec %d annotations %v labels %v", out.Status.Replicas, *out.Spec.Replicas, out.Annotations, out.Labels)
 	}
+	rc.want(rc.do("PATCH", base+"/web/status", "application/merge-patch+json", "", `{"metadata":{"annotations":{"bad key/x/y":"1"}}}`), 422, "an invalid annotation by a status patch")
 	scale := decodeJSON[map[string]any](t, rc.want(rc.do("GET", base+"/web/scale", "", "", nil), 200, "get scale").body)
 	if scale["kind"] != "Scale" || scale["apiVersion"] != "autoscaling/v1" || scale["spec"].(map[string]any)["replicas"] != 4.0 ||
 		scale["status"].(map[string]any)["selector"] != "app=web" {

@@ -49,3 +49,9 @@ func validateTemplateMeta(md *metav1.ObjectMeta, p *field.Path) field.ErrorList 
 	errs := metav1validation.ValidateLabels(md.Labels, p.Child("labels"))
 	return append(errs, apivalidation.ValidateAnnotations(md.Annotations, p.Child("annotations"))...)
 }
+
+// ValidateLabelsAndAnnotations checks obj's labels and annotations, which a patch of its
+// status may write besides the status.
+func ValidateLabelsAndAnnotations(obj kinds.Object) error {
+	return asError(validateTemplateMeta(&metav1.ObjectMeta{Labels: obj.GetLabels(), Annotations: obj.GetAnnotations()}, field.NewPath("metadata")))
+}
