@@ -63,6 +63,10 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.RestartPolicy != "" {
 		errs = append(errs, oneOf(p.Child("restartPolicy"), spec.RestartPolicy, restartPolicies...)...)
 	}
+	if spec.OS != nil {
+		// Skiff's nodes run Linux: a pod for Windows could run on none of them.
+		errs = append(errs, oneOf(p.Child("os", "name"), spec.OS.Name, corev1.Linux)...)
+	}
 	if spec.NodeName != "" {
 		errs = append(errs, invalidEach(p.Child("nodeName"), spec.NodeName, apivalidation.NameIsDNSSubdomain(spec.NodeName, false))...)
 	}

@@ -609,6 +609,7 @@ var podSpecFields = slices.Concat(
 		"imagePullSecrets[*].name",
 		"nodeName",
 		"nodeSelector",
+		"os.name",
 		"priorityClassName",
 		"restartPolicy",
 		"securityContext.fsGroup",

@@ -50,8 +50,9 @@ func TestNotSupported(t *testing.T) {
 			"spec.containers[1].env[1].valueFrom.fileKeyRef" + forbidden,
 			"spec.containers[1].resources.claims" + forbidden,
 		}},
-		{"an empty struct is still set", pod(func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{} }),
-			[]string{"spec.os" + forbidden}},
+		{"an empty struct is still set", pod(func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{SELinuxOptions: &corev1.SELinuxOptions{}}
+		}), []string{"spec.securityContext.seLinuxOptions" + forbidden}},
 		{"an empty list or map is not", pod(func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{}
 			p.Spec.Overhead = corev1.ResourceList{}

@@ -195,6 +195,9 @@ func TestValidate(t *testing.T) {
 			[]string{`spec.containers[0].imagePullPolicy: Unsupported value: "Sometimes": supported values: "Always", "IfNotPresent", "Never"`}},
 		{"restart policy", pod(func(p *corev1.Pod) { p.Spec.RestartPolicy = "Sometimes" }),
 			[]string{`spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "Never", "OnFailure"`}},
+		{"os linux", pod(func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Linux} }), nil},
+		{"os windows", pod(func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} }),
+			[]string{`spec.os.name: Unsupported value: "windows": supported values: "linux"`}},
 		{"port zero", pod(func(p *corev1.Pod) { p.Spec.Containers[0].Ports = []corev1.ContainerPort{{}} }),
 			[]string{"spec.containers[0].ports[0].containerPort: Required value"}},
 		{"port range", pod(func(p *corev1.Pod) {
