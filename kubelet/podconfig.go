@@ -75,6 +75,9 @@ func security(pod *corev1.PodSpec, c *corev1.Container) Security {
 		if ps.FSGroup != nil {
 			s.SupplementalGroups = append(s.SupplementalGroups, *ps.FSGroup)
 		}
+		if sp := ps.SeccompProfile; sp != nil {
+			s.SeccompRuntimeDefault = sp.Type == corev1.SeccompProfileTypeRuntimeDefault
+		}
 		if len(ps.Sysctls) > 0 {
 			s.Sysctls = map[string]string{}
 			for _, sc := range ps.Sysctls {
@@ -91,6 +94,9 @@ func security(pod *corev1.PodSpec, c *corev1.Container) Security {
 		}
 		if cs.RunAsNonRoot != nil {
 			s.RunAsNonRoot = *cs.RunAsNonRoot
+		}
+		if sp := cs.SeccompProfile; sp != nil {
+			s.SeccompRuntimeDefault = sp.Type == corev1.SeccompProfileTypeRuntimeDefault
 		}
 		s.Privileged = cs.Privileged != nil && *cs.Privileged
 		s.ReadOnlyRootfs = cs.ReadOnlyRootFilesystem != nil && *cs.ReadOnlyRootFilesystem

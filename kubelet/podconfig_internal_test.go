@@ -60,3 +60,25 @@ func TestPodHostnameAndHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestSecuritySeccomp: seccompProfile RuntimeDefault asks for the runtime's default
+// profile, from the pod's securityContext or the container's, which wins.
+func TestSecuritySeccomp(t *testing.T) {
+	profile := func(typ corev1.SeccompProfileType) *corev1.SeccompProfile { return &corev1.SeccompProfile{Type: typ} }
+	for _, tc := range []struct {
+		name           string
+		pod, container *corev1.SeccompProfile
+		want           bool
+	}{
+		{"none", nil, nil, false},
+		{"pod", profile(corev1.SeccompProfileTypeRuntimeDefault), nil, true},
+		{"container", nil, profile(corev1.SeccompProfileTypeRuntimeDefault), true},
+		{"container unconfined wins", profile(corev1.SeccompProfileTypeRuntimeDefault), profile(corev1.SeccompProfileTypeUnconfined), false},
+	} {
+		spec := &corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{SeccompProfile: tc.pod}}
+		c := &corev1.Container{Name: "c", SecurityContext: &corev1.SecurityContext{SeccompProfile: tc.container}}
+		if got := security(spec, c).SeccompRuntimeDefault; got != tc.want {
+			t.Errorf("%s: SeccompRuntimeDefault = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

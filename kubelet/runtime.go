@@ -200,6 +200,9 @@ type Security struct {
 	CapAdd, CapDrop []string
 	// Sysctls are the pod's, set in the container's namespaces.
 	Sysctls map[string]string
+	// SeccompRuntimeDefault is seccompProfile RuntimeDefault: containerd's default
+	// profile (not for a privileged container, as in Kubernetes). Unconfined is none.
+	SeccompRuntimeDefault bool
 }
 
 // ContainerState is a container's life stage.

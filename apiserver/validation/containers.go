@@ -259,6 +259,7 @@ func validateSecurityContext(sc *corev1.SecurityContext, p *field.Path) field.Er
 		return nil
 	}
 	errs := validateRunAs(sc.RunAsUser, sc.RunAsGroup, p)
+	errs = append(errs, validateSeccompProfile(sc.SeccompProfile, p.Child("seccompProfile"))...)
 	if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
 		if sc.Privileged != nil && *sc.Privileged {
 			errs = append(errs, field.Invalid(p, sc, "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
@@ -309,6 +310,7 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) fi
 		return nil
 	}
 	errs := validateRunAs(sc.RunAsUser, sc.RunAsGroup, p)
+	errs = append(errs, validateSeccompProfile(sc.SeccompProfile, p.Child("seccompProfile"))...)
 	if sc.FSGroup != nil {
 		errs = append(errs, invalidEach(p.Child("fsGroup"), *sc.FSGroup, utilvalidation.IsValidGroupID(*sc.FSGroup))...)
 	}
@@ -440,4 +442,17 @@ func validateNonNegative64(v *int64, p *field.Path) field.ErrorList {
 		return nil
 	}
 	return apivalidation.ValidateNonnegativeField(*v, p)
+}
+
+// validateSeccompProfile: the kubelet applies containerd's default profile
+// (RuntimeDefault) or none (Unconfined); a profile of the node's (Localhost) is not
+// supported.
+func validateSeccompProfile(sp *corev1.SeccompProfile, p *field.Path) field.ErrorList {
+	if sp == nil {
+		return nil
+	}
+	if sp.Type == corev1.SeccompProfileTypeLocalhost {
+		return field.ErrorList{field.Forbidden(p.Child("type"), notSupportedMsg)}
+	}
+	return oneOf(p.Child("type"), sp.Type, corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined, corev1.SeccompProfileTypeLocalhost)
 }

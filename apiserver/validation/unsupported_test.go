@@ -38,8 +38,8 @@ func TestNotSupported(t *testing.T) {
 			"spec.template.spec.volumes[0].nfs" + forbidden,
 		}},
 		{"outermost field only", pod(func(p *corev1.Pod) {
-			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), SeccompProfile: &corev1.SeccompProfile{Type: "Localhost", LocalhostProfile: new("p")}}
-		}), []string{"spec.containers[0].securityContext.seccompProfile" + forbidden}},
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: new(int64(1000)), AppArmorProfile: &corev1.AppArmorProfile{Type: "Localhost", LocalhostProfile: new("p")}}
+		}), []string{"spec.containers[0].securityContext.appArmorProfile" + forbidden}},
 		{"inside supported lists", pod(func(p *corev1.Pod) {
 			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: "busybox",
 				Env: []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", ValueFrom: &corev1.EnvVarSource{

@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/identifiers"
 	"github.com/containerd/containerd/images"
+	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/remotes/docker"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/crilog"
@@ -113,6 +116,7 @@ func TestLifecycle(t *testing.T) {
 	base := kubelet.ContainerConfig{PodUID: "0123456789abcdef", PodName: "p", Namespace: "test", Image: image}
 	exit3 := base
 	exit3.Name, exit3.Command = "exit3", []string{"sh", "-c", "echo hello; exit 3"}
+	exit3.Security.SeccompRuntimeDefault = true // runs under containerd's default profile
 	sleeper := base
 	sleeper.Name, sleeper.Command, sleeper.MemoryBytes, sleeper.CPUMillis = "sleeper", []string{"sleep", "3600"}, 64<<20, 250
 	var ids []string
@@ -499,5 +503,29 @@ func TestContainerID(t *testing.T) {
 	}
 	if id := containerID(short); id != "default_web_nginx_01234567_2" {
 		t.Errorf("short ID = %q, want the readable one", id)
+	}
+}
+
+// TestSeccompOpts: RuntimeDefault puts containerd's default profile in the spec (not
+// for a privileged container); without it the spec has none.
+func TestSeccompOpts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sec  kubelet.Security
+		want bool
+	}{
+		{"runtime default", kubelet.Security{SeccompRuntimeDefault: true}, true},
+		{"unconfined", kubelet.Security{}, false},
+		{"privileged", kubelet.Security{SeccompRuntimeDefault: true, Privileged: true}, false},
+	} {
+		s := &oci.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}, Linux: &specs.Linux{}}
+		for _, opt := range securityOpts(kubelet.ContainerConfig{Security: tc.sec}) {
+			if err := opt(context.Background(), nil, &containers.Container{}, s); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+		}
+		if got := s.Linux.Seccomp != nil && s.Linux.Seccomp.DefaultAction == specs.ActErrno; got != tc.want {
+			t.Errorf("%s: default profile in the spec = %v, want %v (%+v)", tc.name, got, tc.want, s.Linux.Seccomp)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/containers"
+	"github.com/containerd/containerd/contrib/seccomp"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/pkg/cap"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -102,6 +103,10 @@ func securityOpts(cfg kubelet.ContainerConfig) []oci.SpecOpts {
 			}
 			return nil
 		})
+	}
+	if sec.SeccompRuntimeDefault && !sec.Privileged {
+		// Last, as the CRI plugin applies it: the profile allows what the capabilities do.
+		out = append(out, seccomp.WithDefaultProfile())
 	}
 	return out
 }
