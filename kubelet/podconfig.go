@@ -75,6 +75,7 @@ func security(pod *corev1.PodSpec, c *corev1.Container) Security {
 		if ps.FSGroup != nil {
 			s.SupplementalGroups = append(s.SupplementalGroups, *ps.FSGroup)
 		}
+		s.SELinuxLabel = ps.SELinuxOptions != nil
 		if sp := ps.SeccompProfile; sp != nil {
 			s.SeccompRuntimeDefault = sp.Type == corev1.SeccompProfileTypeRuntimeDefault
 		}
@@ -95,6 +96,7 @@ func security(pod *corev1.PodSpec, c *corev1.Container) Security {
 		if cs.RunAsNonRoot != nil {
 			s.RunAsNonRoot = *cs.RunAsNonRoot
 		}
+		s.SELinuxLabel = s.SELinuxLabel || cs.SELinuxOptions != nil
 		if sp := cs.SeccompProfile; sp != nil {
 			s.SeccompRuntimeDefault = sp.Type == corev1.SeccompProfileTypeRuntimeDefault
 		}

@@ -82,3 +82,18 @@ func TestSecuritySeccomp(t *testing.T) {
 		}
 	}
 }
+
+// TestSecuritySELinux: seLinuxOptions of the pod or of the container are seen.
+func TestSecuritySELinux(t *testing.T) {
+	level := &corev1.SELinuxOptions{Level: "s0"}
+	for _, tc := range []struct {
+		pod, container *corev1.SELinuxOptions
+		want           bool
+	}{{nil, nil, false}, {level, nil, true}, {nil, level, true}} {
+		spec := &corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{SELinuxOptions: tc.pod}}
+		c := &corev1.Container{Name: "c", SecurityContext: &corev1.SecurityContext{SELinuxOptions: tc.container}}
+		if got := security(spec, c).SELinuxLabel; got != tc.want {
+			t.Errorf("pod %v container %v: SELinuxLabel = %v", tc.pod, tc.container, got)
+		}
+	}
+}

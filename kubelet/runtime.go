@@ -203,6 +203,10 @@ type Security struct {
 	// SeccompRuntimeDefault is seccompProfile RuntimeDefault: containerd's default
 	// profile (not for a privileged container, as in Kubernetes). Unconfined is none.
 	SeccompRuntimeDefault bool
+	// SELinuxLabel: the pod or the container has seLinuxOptions. Their labels are not
+	// applied: a node without SELinux ignores them, as Kubernetes' does; one with SELinux
+	// refuses the container (ErrContainerConfig).
+	SELinuxLabel bool
 }
 
 // ContainerState is a container's life stage.

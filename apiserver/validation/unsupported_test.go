@@ -51,8 +51,8 @@ func TestNotSupported(t *testing.T) {
 			"spec.containers[1].resources.claims" + forbidden,
 		}},
 		{"an empty struct is still set", pod(func(p *corev1.Pod) {
-			p.Spec.SecurityContext = &corev1.PodSecurityContext{SELinuxOptions: &corev1.SELinuxOptions{}}
-		}), []string{"spec.securityContext.seLinuxOptions" + forbidden}},
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{AppArmorProfile: &corev1.AppArmorProfile{}}
+		}), []string{"spec.securityContext.appArmorProfile" + forbidden}},
 		{"an empty list or map is not", pod(func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{}
 			p.Spec.Overhead = corev1.ResourceList{}

@@ -9,7 +9,8 @@
 // host's hosts and resolv.conf when it gives none), their own host name (or the
 // host's), and what their securityContext asks applied through the OCI spec: user
 // and groups, capabilities added and dropped, privileged, a read-only root filesystem, no_new_privs, sysctls,
-// seccompProfile RuntimeDefault as containerd's default profile.
+// seccompProfile RuntimeDefault as containerd's default profile. seLinuxOptions are ignored on a node
+// without SELinux, as Kubernetes' kubelet and containerd ignore them there, and refused on one with it.
 // runAsNonRoot refuses a container whose user resolves to uid 0 (kubelet.ErrContainerConfig).
 // Each runs in its pod's cgroup (cgroups.go), with its CPU limit as a CFS quota, its CPU
 // request as cpu shares (weight on cgroup v2) and its memory limit; a container killed

@@ -529,3 +529,22 @@ func TestSeccompOpts(t *testing.T) {
 		}
 	}
 }
+
+// TestSELinuxOpts: seLinuxOptions are nothing to apply on a node without SELinux, as in
+// Kubernetes; on a node with it, the container is refused (its labels are not applied).
+func TestSELinuxOpts(t *testing.T) {
+	defer func(f func() bool) { selinuxEnabled = f }(selinuxEnabled)
+	for _, enabled := range []bool{false, true} {
+		selinuxEnabled = func() bool { return enabled }
+		var err error
+		s := &oci.Spec{Process: &specs.Process{}, Linux: &specs.Linux{}}
+		for _, opt := range securityOpts(kubelet.ContainerConfig{Namespace: "ns", PodName: "p", Security: kubelet.Security{SELinuxLabel: true}}) {
+			if err = opt(context.Background(), nil, &containers.Container{}, s); err != nil {
+				break
+			}
+		}
+		if got := errors.Is(err, kubelet.ErrContainerConfig); got != enabled {
+			t.Errorf("SELinux enabled %v: error %v", enabled, err)
+		}
+	}
+}

@@ -13,9 +13,13 @@ import (
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/pkg/cap"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/selinux/go-selinux"
 
 	"github.com/skiffhq/skiff/kubelet"
 )
+
+// selinuxEnabled says whether this node runs SELinux; the tests fake it.
+var selinuxEnabled = selinux.GetEnabled
 
 // mountOpts binds the kubelet's mounts into the spec; the host's /etc/hosts and
 // /etc/resolv.conf stand in for those it does not give.
@@ -50,6 +54,15 @@ func mountOpts(mounts []kubelet.Mount) []oci.SpecOpts {
 func securityOpts(cfg kubelet.ContainerConfig) []oci.SpecOpts {
 	sec := cfg.Security
 	var out []oci.SpecOpts
+	if sec.SELinuxLabel {
+		out = append(out, func(context.Context, oci.Client, *containers.Container, *oci.Spec) error {
+			if selinuxEnabled() {
+				return fmt.Errorf("seLinuxOptions of %s/%s: this node runs SELinux, whose labels Skiff's kubelet does not apply: %w",
+					cfg.Namespace, cfg.PodName, kubelet.ErrContainerConfig)
+			}
+			return nil // no SELinux: nothing to label, as Kubernetes' kubelet and containerd do
+		})
+	}
 	if sec.RunAsUser != nil {
 		out = append(out, oci.WithUserID(uint32(*sec.RunAsUser)))
 	}
