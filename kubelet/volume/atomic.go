@@ -21,8 +21,17 @@ const (
 // secret, and returns dir. Content that did not change is not rewritten. See the
 // package comment for the layout.
 func (m *Manager) writeAtomic(dir string, secret bool, files map[string]file, fsGroup *int64) (string, error) {
-	if _, err := makeDir(dir); err != nil {
+	fresh, err := makeDir(dir)
+	if err != nil {
 		return "", err
+	}
+	if fresh {
+		// Any user of the pod reads the volume, as its files and the directories of its
+		// content; in Kubernetes, its directory is world-writable (the emptyDir its
+		// writer wraps) and mounted read-only.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return "", err
+		}
 	}
 	if secret {
 		if err := m.mountTmpfs(dir, "mode=0755"); err != nil {

@@ -75,6 +75,10 @@ func TestConfigMapVolumeAtomicUpdate(t *testing.T) {
 	if !strings.HasSuffix(dir, "pods/uid-1/volumes/kubernetes.io~configmap/conf") {
 		t.Fatalf("volume at %s", dir)
 	}
+	// A container's user other than root lists and reads it (e2e's "as non-root" tests).
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm()&0o005 != 0o005 {
+		t.Fatalf("volume directory mode %v (%v), want readable and searchable by all", fi.Mode(), err)
+	}
 	if got := read(t, filepath.Join(dir, "a")); got != "1" {
 		t.Fatalf("a = %q", got)
 	}
