@@ -287,7 +287,11 @@ run() {
 	rm -f "$OUT/report.json"
 	log "running '$FOCUS' without '$SKIP' for at most $TIMEOUT on $PROCS processes (log: $OUT/e2e.log)"
 	# The framework waits up to 10 minutes for every node to be schedulable.
-	KUBE_TEST_REPO_LIST=$repolist nice "$OUT/ginkgo" --procs="$PROCS" \
+	# -v: every test's name and result in e2e.log. When TIMEOUT runs out while a test
+	# that ignores its context (the proxy tests' polls) still runs, ginkgo gives up
+	# waiting for its process and writes an empty report.json; the log is then the
+	# record.
+	KUBE_TEST_REPO_LIST=$repolist nice "$OUT/ginkgo" -v --procs="$PROCS" \
 		--focus="$FOCUS" --skip="$SKIP" --timeout="$TIMEOUT" --no-color \
 		--json-report=report.json --output-dir="$OUT" \
 		"$OUT/e2e.test" -- --kubeconfig="$KUBECONFIG" --provider=local --kubectl-path="$OUT/kubectl" \
@@ -301,6 +305,8 @@ report() {
 	FOCUS=$FOCUS SKIP=$SKIP python3 - "$OUT/report.json" <<'PY'
 import json, os, re, sys, collections
 suites = json.load(open(sys.argv[1]))
+if not suites:
+    sys.exit("report.json is empty (ginkgo timed out waiting for a test process): read e2e.log")
 focus, skip = re.compile(os.environ["FOCUS"]), re.compile(os.environ["SKIP"])
 area = collections.defaultdict(collections.Counter)
 failures = []
