@@ -60,6 +60,9 @@ func BenchmarkUIUpdateLag10000r(b *testing.B) {
 // stderr every 10 s says where the pods, the writes and the page are.
 func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) {
 	benchfig.Want(b, name+"_p99", name+"_p50")
+	// Chromium starts before the cluster: with a thousand simulated nodes running, the
+	// loaded machine gave it no answer within its minute.
+	tab := browser(b)
 	c, cs, ctx, stop := benchCluster(b, nodes, true)
 	defer stop()
 	// The shipped configuration: TLS, the admin's certificate, authorization, default limits.
@@ -80,7 +83,6 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 		}
 	}()
 
-	tab := browser(b)
 	nav, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
 	// For the breakdown, the page also notes when each chain map arrives on its stream,
