@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -119,6 +120,11 @@ type Controller struct {
 	released map[string]map[types.UID]bool
 	// backoff: per Job, the failures in a row and when the last one happened.
 	backoff map[string]backoffRecord
+	// unseen: per Indexed Job, the pods this controller made that its cache has not
+	// shown yet, by name, with their index. A sync that waits only on these counts them
+	// active, their indexes taken, and makes the pods of other indexes: Kubernetes'
+	// controller waits for them instead, and that left every other sync making none.
+	unseen map[string]map[string]int
 	// written: per Job, the resourceVersion of this controller's last status write. A
 	// sync waits for the cache to show it (the Job's update event brings the sync back):
 	// acting on an older status would only fail its own write with a conflict.
@@ -143,6 +149,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named("job"),
 		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]uint64{},
+		unseen: map[string]map[string]int{},
 	}
 	jobInf.AddHandler(cache.Handler[*batchv1.Job]{
 		OnAdd:    func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
@@ -164,7 +171,12 @@ func ownerKey(pod *corev1.Pod) string {
 
 func (c *Controller) podAdded(pod *corev1.Pod) {
 	if key := ownerKey(pod); key != "" {
+		// Observed first, then no longer unseen: Reconcile reads them the other way
+		// round, so a sync never misses a pod both ways (see inflight).
 		c.exp.CreationObserved(key)
+		c.mu.Lock()
+		delete(c.unseen[key], pod.Name)
+		c.mu.Unlock()
 		c.queue.Add(key)
 	}
 }
@@ -219,6 +231,39 @@ func (c *Controller) forget(key string) {
 	delete(c.released, key)
 	delete(c.backoff, key)
 	delete(c.written, key)
+	delete(c.unseen, key)
+}
+
+// made records a pod made for index ix of key's Indexed Job, until the cache shows it.
+func (c *Controller) made(key, name string, ix int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unseen[key] == nil {
+		c.unseen[key] = map[string]int{}
+	}
+	c.unseen[key][name] = ix
+}
+
+// inflight reads what key's sync may act on: whether no creation or deletion asked
+// for is unseen (satisfied), and else whether only creations of an Indexed Job's pods
+// are, whose indexes it returns (creating). Call it before listing the pods: a pod
+// seen in between is in both the list and the indexes (the caller drops it by name).
+func (c *Controller) inflight(key string) (satisfied, creating bool, unseen map[string]int) {
+	c.mu.Lock()
+	unseen = maps.Clone(c.unseen[key])
+	c.mu.Unlock()
+	adds, dels := c.exp.Pending(key)
+	if adds == 0 {
+		// Every creation seen, or given up on: what is left was seen before it was
+		// recorded, or is never coming.
+		c.mu.Lock()
+		for name := range unseen {
+			delete(c.unseen[key], name)
+		}
+		c.mu.Unlock()
+		return dels == 0, false, nil
+	}
+	return false, dels == 0 && adds <= len(unseen), unseen
 }
 
 // behind says whether the cache shows an older status of key's Job than the one this
@@ -271,7 +316,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	// The expectations are read before the pods, as Kubernetes does: a creation observed
 	// after this snapshot must not let this sync make its pod again.
-	satisfied := c.exp.Satisfied(key)
+	satisfied, creating, unseen := c.inflight(key)
 	pods := c.ownedPods(cached)
 	if finished(cached) != nil {
 		// Counted already: what still holds the finalizer was never counted.
@@ -284,7 +329,13 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		_, err := c.releaseAll(ctx, key, holding)
 		return 0, err
 	}
-	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, satisfied: satisfied, now: c.cfg.Now()}
+	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, satisfied: satisfied, creating: creating, now: c.cfg.Now()}
+	if len(unseen) > 0 {
+		for _, p := range pods {
+			delete(unseen, p.Name)
+		}
+		s.inflight = slices.Collect(maps.Values(unseen))
+	}
 	return s.run(ctx)
 }
 
@@ -339,8 +390,11 @@ type sync_ struct {
 	written *batchv1.Job // the Job as last written (or cached)
 	pods    []*corev1.Pod
 	now     time.Time
-	// satisfied: no creation or deletion asked for was unseen when pods were read.
-	satisfied bool
+	// satisfied: no creation or deletion asked for was unseen when pods were read;
+	// creating: only creations of an Indexed Job's pods were, those of indexes
+	// inflight, and this sync may make the pods of other indexes (but delete none).
+	satisfied, creating bool
+	inflight            []int
 
 	completed, failedIndexes indexes.Set
 	uncS, uncF               map[types.UID]bool // status.uncountedTerminatedPods
@@ -348,6 +402,7 @@ type sync_ struct {
 	release                  []*corev1.Pod      // finished pods holding the finalizer
 	failJob                  string             // the message of a matched FailJob rule
 	more                     bool               // finished pods left for the next sync
+	finishing                bool               // FailureTarget or SuccessCriteriaMet is set
 	created                  int
 	requeue                  time.Duration
 }
@@ -382,13 +437,19 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	if err := s.flush(ctx); err != nil {
 		return 0, err
 	}
-	// Step 2: their finalizers go.
-	gone, err := s.c.releaseAll(ctx, s.key, s.release)
-	// Step 3: the uids of released pods move to the counts.
+	// Step 2: their finalizers go, while the pods that replace them are made (as
+	// Kubernetes' syncJob makes them, before and apart from the finalizers' removal):
+	// the two are a round of API calls each, and neither needs the other's outcome.
+	var gone map[types.UID]bool
+	var wg sync.WaitGroup
+	wg.Go(func() { gone, err = s.c.releaseAll(ctx, s.key, s.release) })
+	manageErr := s.manage(ctx)
+	wg.Wait()
+	// Step 3: the uids of released pods move to the counts; once none is left
+	// uncounted and no pod runs, the Job is finished.
 	s.count(gone)
-	var manageErr error
-	if err == nil {
-		manageErr = s.manage(ctx)
+	if s.finishing && err == nil && manageErr == nil && len(s.uncS)+len(s.uncF) == 0 && !s.more {
+		s.finish()
 	}
 	s.writeSets()
 	if ferr := s.flush(ctx); ferr != nil {
@@ -619,7 +680,8 @@ func (c *Controller) releaseOrphans(ctx context.Context, ns, name string) error 
 	return err
 }
 
-// manage decides the Job's conditions and makes or deletes pods.
+// manage decides the Job's conditions and makes or deletes pods. It runs while the
+// finished pods' finalizers are removed: it reads the uncounted sets but never changes them.
 func (s *sync_) manage(ctx context.Context) error {
 	job := s.job
 	st := &job.Status
@@ -658,10 +720,10 @@ func (s *sync_) manage(ctx context.Context) error {
 	case finishing || suspended:
 		err = s.deleteAll(ctx, active)
 		active = nil
-	case s.satisfied:
+	case s.satisfied || s.creating:
 		active, err = s.scale(ctx, active, terminating)
 	}
-	st.Active = int32(len(active) + s.created)
+	st.Active = int32(len(active) + len(s.inflight) + s.created)
 	st.Terminating = ptr.To(int32(terminating))
 	var ready int32
 	for _, p := range active {
@@ -670,9 +732,7 @@ func (s *sync_) manage(ctx context.Context) error {
 		}
 	}
 	st.Ready = ptr.To(ready)
-	if finishing && err == nil && len(s.uncS)+len(s.uncF) == 0 && !s.more {
-		s.finish()
-	}
+	s.finishing = finishing
 	return err
 }
 
@@ -824,6 +884,9 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 		for ix := range byIndex {
 			held[ix] = true
 		}
+		for _, ix := range s.inflight {
+			held[ix] = true
+		}
 		if onlyReplaceFailed(job) {
 			for _, p := range s.pods {
 				if isTerminating(p) && !isFailed(job, p) {
@@ -837,9 +900,13 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 			}
 		}
 		active = keep
-		want = min(want, int32(len(keep)+len(pending)))
+		want = min(want, int32(len(keep)+len(s.inflight)+len(pending)))
 	}
-	if extra := len(active) - int(want); extra > 0 {
+	if !s.satisfied {
+		if len(surplus) > 0 {
+			return active, nil // deletions wait for a sync that has seen every creation
+		}
+	} else if extra := len(active) + len(s.inflight) - int(want); extra > 0 {
 		sort.Slice(active, func(i, j int) bool { return deleteFirst(active[i], active[j]) })
 		surplus = append(surplus, active[:extra]...)
 		active = active[extra:]
@@ -848,7 +915,7 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 		surplus = surplus[:min(len(surplus), s.c.cfg.BurstPods)]
 		return active, s.deleteAll(ctx, surplus)
 	}
-	diff := int(want) - len(active)
+	diff := int(want) - len(active) - len(s.inflight)
 	if onlyReplaceFailed(job) && !indexed(job) {
 		diff -= terminating
 	}
@@ -866,7 +933,7 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 	if indexed(job) {
 		n = min(n, len(pending))
 	}
-	s.c.exp.ExpectCreations(s.key, n)
+	s.c.exp.AddCreations(s.key, n) // with those still unseen, if creating
 	failures := s.indexFailures()
 	var next sync.Mutex
 	i := 0
@@ -915,6 +982,9 @@ func (s *sync_) createPod(ctx context.Context, ix, failures int) error {
 	if err != nil {
 		s.c.rec.Eventf(job, record.Warning, "FailedCreate", "Error creating: %v", err)
 		return fmt.Errorf("create pod for job %s: %w", s.key, err)
+	}
+	if ix != noIndex {
+		s.c.made(s.key, out.Name, ix)
 	}
 	s.c.rec.Eventf(job, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
 	return nil
