@@ -125,6 +125,11 @@ type Controller struct {
 	// active, their indexes taken, and makes the pods of other indexes: Kubernetes'
 	// controller waits for them instead, and that left every other sync making none.
 	unseen map[string]map[string]int
+	// batch: per Job, the slow-start batch its creations begin with: the largest that
+	// succeeded in full so far, back to 1 after a failure. A Job replaces its pods
+	// sync after sync, and paying the doubling's rounds (each a commit) every time
+	// made the creations the longest part of each sync.
+	batch map[string]int
 	// written: per Job, the resourceVersion of this controller's last status write. A
 	// sync waits for the cache to show it (the Job's update event brings the sync back):
 	// acting on an older status would only fail its own write with a conflict.
@@ -149,7 +154,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named("job"),
 		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]uint64{},
-		unseen: map[string]map[string]int{},
+		unseen: map[string]map[string]int{}, batch: map[string]int{},
 	}
 	jobInf.AddHandler(cache.Handler[*batchv1.Job]{
 		OnAdd:    func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
@@ -232,6 +237,7 @@ func (c *Controller) forget(key string) {
 	delete(c.backoff, key)
 	delete(c.written, key)
 	delete(c.unseen, key)
+	delete(c.batch, key)
 }
 
 // made records a pod made for index ix of key's Indexed Job, until the cache shows it.
@@ -402,16 +408,22 @@ type sync_ struct {
 	release                  []*corev1.Pod      // finished pods holding the finalizer
 	failJob                  string             // the message of a matched FailJob rule
 	more                     bool               // finished pods left for the next sync
-	finishing                bool               // FailureTarget or SuccessCriteriaMet is set
-	created                  int
-	requeue                  time.Duration
+	finishing, suspended     bool               // FailureTarget or SuccessCriteriaMet is set; spec.suspend
+	terminating              int                // pods being deleted, not finished
+	total                    int                // spec.completions
+	// planned is the Job as planned, before the status writes: what manage reads while
+	// they run.
+	planned *batchv1.Job
+	created int
+	requeue time.Duration
 }
 
-func (s *sync_) completions() int { return int(ptr.Deref(s.job.Spec.Completions, 0)) }
+func (s *sync_) completions() int { return s.total }
 
 func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	job := s.job
 	st := &job.Status
+	s.total = int(ptr.Deref(job.Spec.Completions, 0))
 	var err error
 	if s.completed, err = indexes.Parse(st.CompletedIndexes, 1<<30); err != nil {
 		s.completed = indexes.Set{}
@@ -433,18 +445,28 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	if s.failJob != "" && !isTrue(job, batchv1.JobFailureTarget) {
 		setCondition(job, batchv1.JobFailureTarget, corev1.ConditionTrue, batchv1.JobReasonPodFailurePolicy, s.failJob, s.now)
 	}
+	active := s.plan()
 	s.writeSets()
-	if err := s.flush(ctx); err != nil {
-		return 0, err
-	}
-	// Step 2: their finalizers go, while the pods that replace them are made (as
-	// Kubernetes' syncJob makes them, before and apart from the finalizers' removal):
-	// the two are a round of API calls each, and neither needs the other's outcome.
-	var gone map[types.UID]bool
+	// The pods are made or deleted while the status is written and the finalizers
+	// removed (Kubernetes' syncJob makes them first, apart from the tracking): each is
+	// a chain of API rounds, and neither needs the other's outcome. What it does is
+	// done on planned, a copy: the status write replaces the Job being computed.
+	s.planned = s.job.DeepCopy()
+	var left []*corev1.Pod
+	var manageErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { gone, err = s.c.releaseAll(ctx, s.key, s.release) })
-	manageErr := s.manage(ctx)
+	wg.Go(func() { left, manageErr = s.manage(ctx, active) })
+	// Step 2: once the uncounted are durable, their finalizers go.
+	var gone map[types.UID]bool
+	ferr := s.flush(ctx)
+	if ferr == nil {
+		gone, err = s.c.releaseAll(ctx, s.key, s.release)
+	}
 	wg.Wait()
+	if ferr != nil {
+		return 0, errors.Join(ferr, manageErr)
+	}
+	s.setActive(left)
 	// Step 3: the uids of released pods move to the counts; once none is left
 	// uncounted and no pod runs, the Job is finished.
 	s.count(gone)
@@ -680,20 +702,18 @@ func (c *Controller) releaseOrphans(ctx context.Context, ns, name string) error 
 	return err
 }
 
-// manage decides the Job's conditions and makes or deletes pods. It runs while the
-// finished pods' finalizers are removed: it reads the uncounted sets but never changes them.
-func (s *sync_) manage(ctx context.Context) error {
+// plan decides the Job's conditions, before the status write that carries them, and
+// returns its active pods.
+func (s *sync_) plan() (active []*corev1.Pod) {
 	job := s.job
 	st := &job.Status
 	c := s.c
-	var active []*corev1.Pod
-	terminating := 0
 	for _, p := range s.pods {
 		switch {
 		case isActive(p):
 			active = append(active, p)
 		case isTerminating(p):
-			terminating++
+			s.terminating++
 		}
 	}
 	suspended := ptr.Deref(job.Spec.Suspend, false)
@@ -714,17 +734,29 @@ func (s *sync_) manage(ctx context.Context) error {
 	if !isTrue(job, batchv1.JobFailureTarget) && !isTrue(job, batchv1.JobSuccessCriteriaMet) {
 		s.decide(active)
 	}
-	finishing := isTrue(job, batchv1.JobFailureTarget) || isTrue(job, batchv1.JobSuccessCriteriaMet)
-	var err error
+	s.finishing = isTrue(job, batchv1.JobFailureTarget) || isTrue(job, batchv1.JobSuccessCriteriaMet)
+	s.suspended = suspended
+	return active
+}
+
+// manage makes or deletes pods as planned, and returns the pods active after it. It
+// runs beside the status write and the finalizers' removal: it reads planned and the
+// uncounted sets, and writes neither the Job nor them.
+func (s *sync_) manage(ctx context.Context, active []*corev1.Pod) ([]*corev1.Pod, error) {
 	switch {
-	case finishing || suspended:
-		err = s.deleteAll(ctx, active)
-		active = nil
+	case s.finishing || s.suspended:
+		return nil, s.deleteAll(ctx, active)
 	case s.satisfied || s.creating:
-		active, err = s.scale(ctx, active, terminating)
+		return s.scale(ctx, active)
 	}
+	return active, nil
+}
+
+// setActive writes the counts of active, terminating and ready pods.
+func (s *sync_) setActive(active []*corev1.Pod) {
+	st := &s.job.Status
 	st.Active = int32(len(active) + len(s.inflight) + s.created)
-	st.Terminating = ptr.To(int32(terminating))
+	st.Terminating = ptr.To(int32(s.terminating))
 	var ready int32
 	for _, p := range active {
 		if isReady(p) {
@@ -732,8 +764,6 @@ func (s *sync_) manage(ctx context.Context) error {
 		}
 	}
 	st.Ready = ptr.To(ready)
-	s.finishing = finishing
-	return err
 }
 
 // decide sets FailureTarget or SuccessCriteriaMet when the Job's end has come, in
@@ -832,13 +862,13 @@ func (s *sync_) deleteAll(ctx context.Context, pods []*corev1.Pod) error {
 			_, err := s.c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
 			if err != nil && !client.IsNotFound(err) {
 				s.c.exp.DeletionObserved(s.key, cache.Key(p))
-				s.c.rec.Eventf(s.job, record.Warning, "FailedDelete", "Error deleting: %v", err)
+				s.c.rec.Eventf(s.planned, record.Warning, "FailedDelete", "Error deleting: %v", err)
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
 				mu.Unlock()
 				return
 			}
-			s.c.rec.Eventf(s.job, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+			s.c.rec.Eventf(s.planned, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 		})
 	}
 	wg.Wait()
@@ -847,8 +877,8 @@ func (s *sync_) deleteAll(ctx context.Context, pods []*corev1.Pod) error {
 
 // scale makes or deletes pods so that wantActive run, after the back-off of recent
 // failures. It returns the pods active after it.
-func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int) ([]*corev1.Pod, error) {
-	job := s.job
+func (s *sync_) scale(ctx context.Context, active []*corev1.Pod) ([]*corev1.Pod, error) {
+	job := s.planned
 	parallelism := ptr.Deref(job.Spec.Parallelism, 1)
 	succeeded := job.Status.Succeeded + int32(len(s.uncS))
 	var want int32
@@ -917,13 +947,13 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 	}
 	diff := int(want) - len(active) - len(s.inflight)
 	if onlyReplaceFailed(job) && !indexed(job) {
-		diff -= terminating
+		diff -= s.terminating
 	}
 	if diff <= 0 {
 		return active, nil
 	}
 	s.c.mu.Lock()
-	r := s.c.backoff[s.key]
+	r, first := s.c.backoff[s.key], s.c.batch[s.key]
 	s.c.mu.Unlock()
 	if wait := r.last.Add(backoffDelay(r.failures, s.c.cfg.BackoffBase, s.c.cfg.BackoffMax)).Sub(s.now); r.failures > 0 && wait > 0 {
 		s.requeueIn(wait)
@@ -937,7 +967,7 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 	failures := s.indexFailures()
 	var next sync.Mutex
 	i := 0
-	created, err := slowstart.Run(n, func() error {
+	created, largest, err := slowstart.RunFrom(n, first, func() error {
 		ix := noIndex
 		if indexed(job) {
 			next.Lock()
@@ -950,6 +980,13 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 	for range n - created {
 		s.c.exp.CreationObserved(s.key) // never coming
 	}
+	s.c.mu.Lock()
+	if err != nil {
+		delete(s.c.batch, s.key)
+	} else {
+		s.c.batch[s.key] = max(first, largest)
+	}
+	s.c.mu.Unlock()
 	// The pods created count as active from now on (Kubernetes' status does so too).
 	s.created = created
 	return active, err
@@ -976,7 +1013,7 @@ func deleteFirst(a, b *corev1.Pod) bool {
 // createPod makes one pod from the Job's template (for index ix of an Indexed Job, its
 // failures so far).
 func (s *sync_) createPod(ctx context.Context, ix, failures int) error {
-	job := s.job
+	job := s.planned
 	pod := NewPod(job, ix, failures)
 	out, err := s.c.cs.Pods.Create(ctx, pod)
 	if err != nil {
@@ -995,7 +1032,8 @@ func (s *sync_) createPod(ctx context.Context, ix, failures int) error {
 // says, plus one if that pod failed and the failure counts.
 func (s *sync_) indexFailures() map[int]int {
 	out := map[int]int{}
-	if s.job.Spec.BackoffLimitPerIndex == nil {
+	job := s.planned
+	if job.Spec.BackoffLimitPerIndex == nil {
 		return out
 	}
 	for _, p := range s.pods {
@@ -1004,8 +1042,8 @@ func (s *sync_) indexFailures() map[int]int {
 			continue
 		}
 		c := indexFailureCount(p)
-		if isFailed(s.job, p) {
-			if a, _ := matchFailurePolicy(s.job.Spec.PodFailurePolicy, p); a == nil || *a != batchv1.PodFailurePolicyActionIgnore {
+		if isFailed(job, p) {
+			if a, _ := matchFailurePolicy(job.Spec.PodFailurePolicy, p); a == nil || *a != batchv1.PodFailurePolicyActionIgnore {
 				c++
 			}
 		}

@@ -606,3 +606,55 @@ func TestUnseenCreations(t *testing.T) {
 		t.Fatalf("pods per index %v, want one each for 0, 1 and 2", got)
 	}
 }
+
+// TestCreationBatchRemembered: a Job's creations begin with the largest slow-start
+// batch that succeeded for it before, not with 1 again.
+func TestCreationBatchRemembered(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	const key = "default/wide"
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("wide", 20, 4, true)); err != nil {
+		t.Fatal(err)
+	}
+	settled := func(pods int) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, fmt.Sprintf("the cache shows %d pods and the status", pods), func() (bool, string) {
+			cur, ok := c.jobs.Get("default", "wide")
+			if !ok {
+				return false, "no job"
+			}
+			n := len(c.ownedPods(cur))
+			sat, _, _ := c.inflight(key)
+			return n == pods && sat && !c.behind(key, cur), fmt.Sprintf("%d pods, satisfied %v", n, sat)
+		})
+	}
+	settled(0)
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// 4 pods: batches of 1, 2 and 1.
+	if got := c.batch[key]; got != 2 {
+		t.Fatalf("remembered batch %d after 4 creations, want 2", got)
+	}
+	settled(4)
+	job, err := e.cs.Jobs.Get(e.ctx, "default", "wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job.Spec.Parallelism = ptr.To[int32](10)
+	if _, err := e.cs.Jobs.Update(e.ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the cache shows parallelism 10", func() (bool, string) {
+		cur, _ := c.jobs.Get("default", "wide")
+		return *cur.Spec.Parallelism == 10, "not yet"
+	})
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// 6 more from 2: batches of 2 and 4 (from 1 they would be 1, 2 and 3).
+	if got := c.batch[key]; got != 4 {
+		t.Fatalf("remembered batch %d after 6 more creations, want 4", got)
+	}
+	settled(10)
+}
