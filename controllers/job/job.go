@@ -702,8 +702,8 @@ func (c *Controller) releaseOrphans(ctx context.Context, ns, name string) error 
 	return err
 }
 
-// plan decides the Job's conditions, before the status write that carries them, and
-// returns its active pods.
+// plan decides the Job's conditions and counts the pods, before the status write that
+// carries them, and returns the active pods.
 func (s *sync_) plan() (active []*corev1.Pod) {
 	job := s.job
 	st := &job.Status
@@ -736,6 +736,9 @@ func (s *sync_) plan() (active []*corev1.Pod) {
 	}
 	s.finishing = isTrue(job, batchv1.JobFailureTarget) || isTrue(job, batchv1.JobSuccessCriteriaMet)
 	s.suspended = suspended
+	// The counts as they stand, in the first write: a sync that makes or deletes no
+	// pod writes the status once.
+	s.setActive(active)
 	return active
 }
 
