@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"sync"
 	"testing"
 
@@ -41,7 +40,7 @@ func BenchmarkPodHeap(b *testing.B) {
 	conn := c.Dial(b, "admin", client.Options{})
 	pods := client.For[*corev1.Pod](conn)
 	ctx := context.Background()
-	start := heapInUse()
+	start := benchfig.HeapInUse()
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	work := make(chan int)
@@ -74,18 +73,9 @@ func BenchmarkPodHeap(b *testing.B) {
 	close(work)
 	wg.Wait()
 	b.StopTimer()
-	end := heapInUse()
+	end := benchfig.HeapInUse()
 	total, anon := rss(b)
 	b.Logf("heap %.1f → %.1f MiB for %d pods; RSS %.0f MiB (anonymous %.0f)", mib(start), mib(end), n, mib(total), mib(anon))
 	benchfig.Report("member_heap_per_pod", float64(end-start)/float64(n), "bytes")
-	if path := os.Getenv("SKIFF_HEAP_PROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.WriteHeapProfile(f); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchfig.WriteHeapProfile(b)
 }
