@@ -22,6 +22,10 @@ import (
 	storev1 "github.com/skiffhq/skiff/proto/store/v1"
 )
 
+// peerStreamWorkers is how many goroutines serve the peer API's calls (forwarded
+// writes and reads from followers); more arrive in goroutines of their own.
+const peerStreamWorkers = 64
+
 // Store is one node of the replicated object store.
 type Store struct {
 	cfg  Config
@@ -146,7 +150,9 @@ func Open(cfg Config) (*Store, error) {
 		Timeout: 10 * time.Second,
 		Logger:  log.Named("transport"),
 	})}
-	s.peerServer = grpc.NewServer()
+	// Forwarded writes are served on long-lived workers, as the API's are: a new
+	// goroutine per call grows its stack again to a write's depth each time.
+	s.peerServer = grpc.NewServer(grpc.NumStreamWorkers(peerStreamWorkers))
 	storev1.RegisterPeerServer(s.peerServer, &peerService{s: s})
 	s.wg.Add(1)
 	go func() {
