@@ -189,6 +189,9 @@ func (h *history) evictOldest() {
 	h.start = (h.start + 1) % len(h.ring)
 	h.n--
 	h.first++
+	if h.n == 0 {
+		h.latest = nil // a map keeps its peak size: an idle history gives it back
+	}
 }
 
 // append adds the events of entries up to rev (possibly none) and wakes waiters.

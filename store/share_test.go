@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // events returns the events the history holds, oldest first.
@@ -96,6 +97,12 @@ func TestUpdateSharesPrevWithHistory(t *testing.T) {
 	last := evs[len(evs)-1]
 	if last.Prev == nil || !bytes.Equal(last.Prev.Value, []byte("v3")) || last.Prev.Labels["x"] != "y" || last.Prev.ModRevision != relabelled.Revision || sameArray(last.Prev.Value, relabelled.Object.Value) {
 		t.Errorf("after eviction, prev %+v: want v3 read from the state", last.Prev)
+	}
+	// An emptied history (its events aged out) holds no names either.
+	h.ttl = time.Nanosecond
+	h.expire(time.Now().Add(time.Second))
+	if h.n != 0 || h.latest != nil {
+		t.Errorf("expired history: %d events, names %v", h.n, h.latest)
 	}
 	// A restore empties the history and its names.
 	h.reset(100)
