@@ -70,6 +70,8 @@ type resources struct {
 	chargeLocks                 chargeLocks
 	// events enforces the event rate limit (nil: none).
 	events *eventLimiter
+	// graph knows the node of each bound pod (nil without authentication: no nodes).
+	graph *nodeGraph
 }
 
 func lookupKind(name string) (*kinds.Info, error) {

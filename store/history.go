@@ -407,6 +407,10 @@ type Watcher struct {
 	log    *valueLog
 	notify chan struct{}
 	closed bool
+	// progress is the timer of ProgressInterval, made once and reset by each Next: a
+	// timer made and stopped per call was a fifth of Next's cost under a rollout's
+	// stream of single events to thousands of watchers.
+	progress *time.Timer
 }
 
 func (h *history) watch(opts WatchOptions, maxLag int) (*Watcher, error) {
@@ -476,6 +480,9 @@ func (h *history) fieldIndex(kind, field string) *fieldIndex {
 // Close releases the watcher. Next must not be called after it; an indexed watcher
 // stays registered with its index until closed.
 func (w *Watcher) Close() {
+	if w.progress != nil {
+		w.progress.Stop()
+	}
 	if w.index == nil || w.closed {
 		return
 	}
@@ -500,12 +507,15 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 	if w.closed {
 		return nil, ErrClosed
 	}
-	var timer *time.Timer
 	var tick <-chan time.Time
 	if w.opts.ProgressInterval > 0 {
-		timer = time.NewTimer(w.opts.ProgressInterval)
-		defer timer.Stop()
-		tick = timer.C
+		// Since Go 1.23 a reset timer delivers nothing stale.
+		if w.progress == nil {
+			w.progress = time.NewTimer(w.opts.ProgressInterval)
+		} else {
+			w.progress.Reset(w.opts.ProgressInterval)
+		}
+		tick = w.progress.C
 	}
 	for {
 		var events []Event
