@@ -150,7 +150,6 @@ func (fi *fieldIndex) restart(from uint64) {
 
 type eventMeta struct {
 	size int64
-	at   int64 // unix nanoseconds
 }
 
 // eventOverhead is what an event costs beyond its objects' values: the ring slot, key,
@@ -206,7 +205,8 @@ func (h *history) append(events []Event, rev int64) {
 		i := (h.start + h.n) % len(h.ring)
 		slot := &h.ring[i]
 		*slot = ev
-		h.meta[i] = eventMeta{size: eventSize(slot), at: now}
+		slot.Applied = now
+		h.meta[i] = eventMeta{size: eventSize(slot)}
 		h.bytes += h.meta[i].size
 		h.n++
 		for _, fi := range h.indexes[ev.Object.Kind] {
@@ -238,7 +238,7 @@ func (h *history) expire(now time.Time) int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	before := h.bytes
-	for h.n > 0 && now.UnixNano()-h.meta[h.start].at > int64(h.ttl) {
+	for h.n > 0 && now.UnixNano()-h.ring[h.start].Applied > int64(h.ttl) {
 		h.evictOldest()
 	}
 	return before - h.bytes
@@ -674,11 +674,11 @@ func (w *Watcher) filter(ev *Event) (Event, bool) {
 	case was && is:
 		return *ev, true
 	case is:
-		return Event{Type: Added, Revision: ev.Revision, Object: ev.Object}, true
+		return Event{Type: Added, Revision: ev.Revision, Object: ev.Object, Applied: ev.Applied}, true
 	case was:
 		gone := *ev.Prev
 		gone.ModRevision = ev.Revision
-		return Event{Type: Deleted, Revision: ev.Revision, Object: gone, Prev: ev.Prev}, true
+		return Event{Type: Deleted, Revision: ev.Revision, Object: gone, Prev: ev.Prev, Applied: ev.Applied}, true
 	}
 	return Event{}, false
 }
