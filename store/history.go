@@ -40,6 +40,10 @@ type history struct {
 	wake chan struct{}
 	// indexes are the field indexes indexed watches asked for, by kind.
 	indexes map[string][]*fieldIndex
+	// latest is, per key, the sequence number of the newest event of it held: the apply
+	// shares that event's object with the next change's Prev (see writer.share) rather
+	// than holding a second decoded copy of it.
+	latest map[Key]uint64
 }
 
 // fieldIndex lists, for one (kind, field) pair, the events of each value of the field:
@@ -175,12 +179,18 @@ func (h *history) evictOldest() {
 	for _, fi := range h.indexes[old.Object.Kind] {
 		fi.evict(old, h.first)
 	}
+	if seq, ok := h.latest[old.Object.Key]; ok && seq == h.first {
+		delete(h.latest, old.Object.Key)
+	}
 	*old = Event{}
 	h.bytes -= h.meta[h.start].size
 	h.meta[h.start] = eventMeta{}
 	h.start = (h.start + 1) % len(h.ring)
 	h.n--
 	h.first++
+	if h.n == 0 {
+		h.latest = nil // a map keeps its peak size: an idle history gives it back
+	}
 }
 
 // append adds the events of entries up to rev (possibly none) and wakes waiters.
@@ -202,6 +212,10 @@ func (h *history) append(events []Event, rev int64) {
 		for _, fi := range h.indexes[ev.Object.Kind] {
 			fi.add(slot, seq)
 		}
+		if h.latest == nil {
+			h.latest = map[Key]uint64{}
+		}
+		h.latest[slot.Object.Key] = seq
 		// The newest event stays even alone over the budget: a watch that has seen
 		// everything before it can still resume.
 		for h.maxBytes > 0 && h.bytes > h.maxBytes && h.n > 1 {
@@ -230,6 +244,18 @@ func (h *history) expire(now time.Time) int64 {
 	return before - h.bytes
 }
 
+// latestObject returns the object of the newest event of k the history holds, if any.
+// Its value, labels and fields are shared: never modified.
+func (h *history) latestObject(k Key) (Object, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	seq, ok := h.latest[k]
+	if !ok {
+		return Object{}, false
+	}
+	return h.ring[(h.start+int(seq-h.first))%len(h.ring)].Object, true
+}
+
 // held returns the events held and their cost.
 func (h *history) held() (events int, bytes int64) {
 	h.mu.RLock()
@@ -245,6 +271,7 @@ func (h *history) reset(rev int64) {
 		h.ring[i], h.meta[i] = Event{}, eventMeta{}
 	}
 	h.bytes = 0
+	h.latest = nil
 	h.first += uint64(h.n)
 	h.start, h.n = 0, 0
 	h.epoch++
