@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"maps"
 	"slices"
 )
@@ -62,12 +63,14 @@ func (t *mapTable) intern(m map[string]string) map[string]string {
 		names = append(names, k)
 	}
 	slices.Sort(names)
+	// Each name and value goes in after its length, so that no two different maps
+	// have one key, whatever bytes their values hold (a field's value may hold a NUL).
 	t.key = t.key[:0]
 	for _, k := range names {
+		t.key = binary.AppendUvarint(t.key, uint64(len(k)))
 		t.key = append(t.key, k...)
-		t.key = append(t.key, 0)
+		t.key = binary.AppendUvarint(t.key, uint64(len(m[k])))
 		t.key = append(t.key, m[k]...)
-		t.key = append(t.key, 0)
 	}
 	if held, ok := t.m[string(t.key)]; ok { // no allocation: the compiler looks up by the bytes
 		return held

@@ -143,6 +143,12 @@ func TestEqualMapsAreOne(t *testing.T) {
 	if sameMapOf(x, y) || y["a"] != "bc" {
 		t.Errorf("{ab: c} and {a: bc} are one map")
 	}
+	// Nor do a value holding a NUL and two entries (a field's value may hold any byte).
+	p := tab.intern(map[string]string{"k": "x\x00m\x00y"})
+	q := tab.intern(map[string]string{"k": "x", "m": "y"})
+	if sameMapOf(p, q) || len(q) != 2 {
+		t.Errorf("{k: x\\0m\\0y} and {k: x, m: y} are one map")
+	}
 	for i := 0; i < 2*mapTableSize; i++ {
 		m := tab.intern(map[string]string{"i": string(rune('a' + i%26)), "n": fmt.Sprint(i)})
 		if m["n"] != fmt.Sprint(i) {
