@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,14 +23,6 @@ import (
 // The outside probe of issue 27: write large ConfigMaps, delete them, and watch what the
 // members hold. The members run in this process, so the figures are the process's: heap
 // in use (live objects after a collection, from runtime/metrics) and RSS.
-
-// heapInUse collects garbage and returns the bytes of live heap objects.
-func heapInUse() int64 {
-	runtime.GC()
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return int64(s[0].Value.Uint64())
-}
 
 // rss returns the process's resident set size, and how much of it is anonymous memory
 // (the heap, stacks) rather than pages of mapped files (bbolt's files).
@@ -79,7 +69,7 @@ func runMemoryProbe(t testing.TB, conn *client.Conn, n, size int) memoryProbe {
 	cms := client.For[*corev1.ConfigMap](conn)
 	ctx := context.Background()
 	var p memoryProbe
-	p.start = heapInUse()
+	p.start = benchfig.HeapInUse()
 	p.startRSS, _ = rss(t)
 	sample := func() {
 		r, anon := rss(t)
@@ -94,7 +84,7 @@ func runMemoryProbe(t testing.TB, conn *client.Conn, n, size int) memoryProbe {
 		sample()
 	}
 	p.live = int64(n * size)
-	p.peak = heapInUse()
+	p.peak = benchfig.HeapInUse()
 
 	for i := 0; i < n; i++ {
 		if _, err := cms.Delete(ctx, "default", fmt.Sprintf("big-%d", i), client.DeleteOptions{}); err != nil {
@@ -102,7 +92,7 @@ func runMemoryProbe(t testing.TB, conn *client.Conn, n, size int) memoryProbe {
 		}
 		sample()
 	}
-	p.deleted = heapInUse()
+	p.deleted = benchfig.HeapInUse()
 	p.deletedRSS, _ = rss(t)
 	return p
 }
@@ -153,7 +143,7 @@ func TestWriteDeleteGivesMemoryBack(t *testing.T) {
 			}
 			var now int64
 			waitfor.Condition(t, 30*time.Second, "heap back within 10% of its start", func() (bool, string) {
-				now = heapInUse()
+				now = benchfig.HeapInUse()
 				return now <= p.start*11/10, fmt.Sprintf("heap %.1f MiB, started at %.1f MiB", mib(now), mib(p.start))
 			})
 			t.Logf("heap once idle: %.1f MiB", mib(now))
@@ -177,7 +167,7 @@ func BenchmarkWriteDeleteMemory(b *testing.B) {
 	began := time.Now()
 	var idle int64
 	waitfor.Condition(b, 5*time.Minute, "heap back within 20% of its start", func() (bool, string) {
-		idle = heapInUse()
+		idle = benchfig.HeapInUse()
 		return idle <= p.start*12/10, fmt.Sprintf("heap %.1f MiB, started at %.1f MiB", mib(idle), mib(p.start))
 	})
 	b.StopTimer()

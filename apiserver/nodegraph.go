@@ -87,6 +87,22 @@ func (g *nodeGraph) References(node, resource, namespace, name string) bool {
 	}
 }
 
+// nodeOf is the node the pod at k with uid is bound to, when the graph has that pod: a
+// bound pod's node never changes, so a known uid's answer is never stale (NodeRestriction's
+// check of a kubelet's events, without a read of the pod for each).
+func (g *nodeGraph) nodeOf(k store.Key, uid string) (string, bool) {
+	if g == nil || uid == "" {
+		return "", false
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	p, ok := g.pods[k]
+	if !ok || p.uid != uid {
+		return "", false
+	}
+	return p.node, true
+}
+
 func (g *nodeGraph) has(ref graphRef) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()

@@ -70,6 +70,8 @@ type resources struct {
 	chargeLocks                 chargeLocks
 	// events enforces the event rate limit (nil: none).
 	events *eventLimiter
+	// graph knows the node of each bound pod (nil without authentication: no nodes).
+	graph *nodeGraph
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -889,32 +891,57 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 // mutate builds the next state from the current one (or returns a terminal error); the
 // write is a compare-and-swap on the current revision. Without a caller precondition
 // (wantRV 0), a lost race is retried on the new state. A dry run stops before the write.
+//
+// The first read is this member's own state, without a read barrier (Kubernetes'
+// GuaranteedUpdate starts from its cache the same way): the compare-and-swap on the
+// revision read commits only if that is still the object's latest, so the write is as
+// safe as after a linearizable read, and it saves what a read index costs — a heartbeat
+// round to a quorum, and the wait for this member's apply to reach the commit index —
+// which under load was as long as the write itself. Whatever a state behind the leader's
+// could have decided — the object missing, a guard, precondition or mutation refusing,
+// nothing to change, the compare-and-swap lost — is decided again on a linearizable
+// read. A dry run, which no compare-and-swap checks, reads linearizably.
 func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, opts writeOptions,
 	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (result, error) {
+	local := !opts.dryRun
+	// again reports whether to read again linearizably, after the local read's attempt
+	// failed; that attempt is not one of the conflict retries.
+	again := func(attempt *int) bool {
+		if !local {
+			return false
+		}
+		local = false
+		*attempt--
+		return true
+	}
 	for attempt := 0; ; attempt++ {
-		cur, rec, err := r.get(ctx, info, k, store.ReadOptions{})
-		if err != nil {
-			return result{}, err
+		cur, rec, err := r.get(ctx, info, k, store.ReadOptions{Stale: local})
+		if err == nil {
+			err = guard(ctx, cur) // checked on the revision the write compares against
 		}
-		if err := guard(ctx, cur); err != nil {
-			return result{}, err // checked on the revision the write compares against
+		if err == nil && wantRV != 0 && wantRV != rec.ModRevision {
+			err = conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
 		}
-		if wantRV != 0 && wantRV != rec.ModRevision {
-			return result{}, conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
+		var next kinds.Object
+		if err == nil {
+			next, err = mutate(cur, rec)
 		}
-		next, err := mutate(cur, rec)
-		if err != nil {
-			return result{}, err
+		var side *allocation
+		if err == nil {
+			side, err = r.sideOps(ctx, cur, next)
 		}
-		side, err := r.sideOps(ctx, cur, next)
-		if err != nil {
-			return result{}, err
+		var op store.Op
+		changed := false
+		if err == nil {
+			op, changed, err = r.writeOp(info, k, rec, next)
 		}
-		op, changed, err := r.writeOp(info, k, rec, next)
-		if err != nil {
-			return result{}, err
-		}
-		if !changed {
+		if err != nil || !changed {
+			if again(&attempt) {
+				continue
+			}
+			if err != nil {
+				return result{}, err
+			}
 			return result{info: info, obj: cur, value: rec.Value, rev: rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
 		}
 		gone := op.Type == store.Delete // the last finalizer is gone: the object goes
@@ -923,6 +950,9 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 			return result{info: info, obj: next, gone: gone}, nil
 		}
 		res, err := r.store.Txn(ctx, append([]store.Op{op}, side.ops...)...)
+		if errors.Is(err, store.ErrConflict) && again(&attempt) {
+			continue
+		}
 		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || side.picked && isAllocationClash(err)) && attempt < maxRetries {
 			continue
 		}

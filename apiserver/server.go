@@ -125,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 		// Kubelets read the Secrets and ConfigMaps of their pods only.
 		s.nodeGraph = newNodeGraph(s.store, log)
 		gate.authz.Graph = s.nodeGraph
+		s.resources.graph = s.nodeGraph
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),

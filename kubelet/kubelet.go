@@ -57,7 +57,11 @@ type podMemory struct {
 	restart map[string]*backoff // by container name
 	pull    map[string]*backoff
 	waiting map[string]*corev1.ContainerStateWaiting
-	written *corev1.PodStatus // the last status written
+	// written is the last status written until the cache has it (writtenRV is the
+	// revision the write made): kept only while the cache lags, not as a second copy of
+	// every pod's status (issue 26).
+	written   *corev1.PodStatus
+	writtenRV int64
 	// messages are exited attempts' termination messages, by container ID.
 	messages map[string]string
 	// mountErr is the last FailedMount event's message (one event per distinct one).

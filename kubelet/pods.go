@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -179,6 +181,7 @@ func (k *Kubelet) cleanUpPod(ctx context.Context, uid types.UID) error {
 func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine []Container) (time.Duration, error) {
 	mem := k.memoryOf(key, pod.UID)
 	// The last status written is newer than the cache's when the cache lags.
+	mem.caughtUp(pod)
 	prev := &pod.Status
 	if mem.written != nil {
 		prev = mem.written
@@ -648,6 +651,17 @@ func waitingReason(w *corev1.ContainerStateWaiting) string {
 	return w.Reason
 }
 
+// caughtUp forgets the status last written once the cache's pod is at or past the
+// write's revision: the cache holds it (or newer) from then on.
+func (m *podMemory) caughtUp(pod *corev1.Pod) {
+	if m.written == nil {
+		return
+	}
+	if rv, err := strconv.ParseInt(pod.ResourceVersion, 10, 64); err == nil && rv >= m.writtenRV {
+		m.written = nil
+	}
+}
+
 // writeStatus writes st unless the pod already has it.
 func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, st *corev1.PodStatus, mem *podMemory) error {
 	if equality.Semantic.DeepEqual(st, &pod.Status) || (mem.written != nil && equality.Semantic.DeepEqual(st, mem.written)) {
@@ -656,14 +670,17 @@ func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, 
 	// No resourceVersion: the kubelet owns the pod's status; the uid keeps the write
 	// from landing on a new pod of the same name.
 	upd := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}, Status: *st}
-	_, err := k.cs.Pods.UpdateStatus(ctx, upd)
+	out, err := k.cs.Pods.UpdateStatus(ctx, upd)
 	switch {
 	case client.IsNotFound(err) || client.IsConflict(err):
 		return nil // gone or replaced: its own events bring it back
 	case err != nil:
 		return fmt.Errorf("update pod %s status: %w", key, err)
 	}
-	mem.written = st
+	mem.written, mem.writtenRV = st, math.MaxInt64
+	if rv, err := strconv.ParseInt(out.ResourceVersion, 10, 64); err == nil {
+		mem.writtenRV = rv
+	}
 	if st.Phase != pod.Status.Phase {
 		k.log.Debug("pod phase", "pod", key, "phase", st.Phase)
 	}

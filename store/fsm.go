@@ -142,6 +142,9 @@ type fsm struct {
 	entries atomic.Int64
 	batches atomic.Int64
 	hist    *history
+	// maps is the label and field maps the objects' events share (share.go); only
+	// the apply uses it.
+	maps mapTable
 
 	// changed maps a kind to the revision of the latest applied change to one of its
 	// objects (*atomic.Int64); reset is the revision of the latest snapshot restore,
@@ -323,7 +326,7 @@ func (f *fsm) pagesWritten() int64 {
 // applyTx applies logs in tx, setting each entry's outcome in out, its events in events
 // and the last index in last.
 func (f *fsm) applyTx(tx *bbolt.Tx, logs []*raft.Log, out []interface{}, events *[]Event, last *int64) error {
-	w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex), indexes: f.indexes,
+	w := writer{tx: tx, objects: tx.Bucket(bucketObjects), index: tx.Bucket(bucketIndex), indexes: f.indexes, hist: f.hist, maps: &f.maps,
 		noSpace: tx.Bucket(bucketMeta).Get(keyAlarmNoSpace) != nil}
 	for i, l := range logs {
 		*last = int64(l.Index)
@@ -373,6 +376,10 @@ type writer struct {
 	indexes        indexSpec
 	// noSpace: the NOSPACE alarm is raised, and only deletes are applied.
 	noSpace bool
+	// hist, when set, lends the objects its events hold (share); maps are the label
+	// and field maps in use.
+	hist *history
+	maps *mapTable
 }
 
 // rebuildIndex replaces the index bucket with one of f.indexes' fields.
@@ -416,6 +423,7 @@ func (w *writer) get(k Key) (*Object, error) {
 		return nil, fmt.Errorf("decode %s: %w", k, err)
 	}
 	o := recordToObject(k, &r)
+	w.share(&o)
 	return &o, nil
 }
 
@@ -465,11 +473,11 @@ func (w *writer) apply(rev int64, ops []Op) (*TxnResult, []Event, error) {
 		var next *Object
 		switch op.Type {
 		case Create:
-			next = &Object{Key: op.Key, Value: op.Value, UID: op.UID, Labels: op.Labels, Fields: op.Fields,
+			next = &Object{Key: op.Key, Value: op.Value, UID: op.UID, Labels: w.maps.intern(op.Labels), Fields: w.maps.intern(op.Fields),
 				CreateRevision: rev, ModRevision: rev}
 			res.Objects[i] = *next
 		case Update:
-			next = &Object{Key: op.Key, Value: op.Value, UID: cur.UID, Labels: op.Labels, Fields: op.Fields,
+			next = &Object{Key: op.Key, Value: op.Value, UID: cur.UID, Labels: w.sameMap(op.Labels, cur.Labels), Fields: w.sameMap(op.Fields, cur.Fields),
 				CreateRevision: cur.CreateRevision, ModRevision: rev}
 			res.Objects[i] = *next
 		case Delete:

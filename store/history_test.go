@@ -361,3 +361,43 @@ func TestIndexedWatchRestoreAndClose(t *testing.T) {
 		t.Fatalf("Next after Close = %v", err)
 	}
 }
+
+// TestWatcherNextReusesItsProgressTimer: a watcher with a progress interval makes its
+// timer once, not on every Next (the allocations of a Next that finds an event are
+// its batch's alone), and the timer still brings a bookmark once the watch is idle.
+func TestWatcherNextReusesItsProgressTimer(t *testing.T) {
+	h := newHistory(1000, 0)
+	w, err := h.watch(WatchOptions{Kind: "Pod", ProgressInterval: 50 * time.Millisecond, MaxBatch: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	const n = 200
+	for i := 1; i <= n+1; i++ {
+		h.append([]Event{{Type: Added, Revision: int64(i), Object: Object{Key: Key{Kind: "Pod", Namespace: "ns", Name: fmt.Sprint(i)}, ModRevision: int64(i)}}}, int64(i))
+	}
+	if _, err := w.Next(ctx); err != nil { // the first Next makes the timer
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(n-1, func() {
+		if evs, err := w.Next(ctx); err != nil || len(evs) != 1 {
+			t.Fatalf("next = %v, %v", evs, err)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("a Next of one event allocates %.1f times, want 1 (its batch)", allocs)
+	}
+	for { // drain, then wait for the bookmark
+		evs, err := w.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if evs[0].Type == Bookmark {
+			if evs[0].Revision != n+1 {
+				t.Fatalf("bookmark at %d, want %d", evs[0].Revision, n+1)
+			}
+			break
+		}
+	}
+}

@@ -55,7 +55,7 @@ func TestHistoryExpiresByAge(t *testing.T) {
 	h.ttl = time.Minute
 	tf.one(bigOp("a", 10)) // 1
 	tf.one(bigOp("b", 10)) // 2
-	at := time.Unix(0, h.meta[h.start].at)
+	at := time.Unix(0, h.ring[h.start].Applied)
 	if freed := h.expire(at.Add(time.Minute)); freed != 0 {
 		t.Fatalf("expire at the TTL freed %d bytes, want none", freed)
 	}

@@ -128,4 +128,8 @@ type Event struct {
 	Revision int64
 	Object   Object
 	Prev     *Object
+	// Applied is when this node applied the change (its history took it), in unix
+	// nanoseconds; on the leader, when it committed. Zero for a Bookmark. It bounds the
+	// history's age, and tells a watcher on the node how long the change took to reach it.
+	Applied int64
 }

@@ -47,6 +47,8 @@ type Store struct {
 	leaderChanged chan struct{}
 
 	readIndex *indexBatcher
+	// readBarriers counts the linearizable reads: each waited for a read index.
+	readBarriers atomic.Int64
 	// hadState says the node found Raft state on disk when it opened.
 	hadState bool
 
@@ -689,6 +691,7 @@ func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 		}
 		return nil
 	}
+	s.readBarriers.Add(1)
 	idx, err := s.readIndex.get(ctx)
 	if err != nil {
 		return err
@@ -698,6 +701,11 @@ func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 	}
 	return nil
 }
+
+// ReadBarriers is how many linearizable reads this node has served since it opened:
+// each waited for a read index (a heartbeat round of the leader's) and for this node's
+// apply to reach it.
+func (s *Store) ReadBarriers() int64 { return s.readBarriers.Load() }
 
 // fetchReadIndex asks the leader (itself, or over the peer link) for a read index.
 func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {

@@ -3,13 +3,18 @@
 // type from the same component) within the cache window are aggregated into one Event
 // whose count and lastTimestamp grow; writes happen in the background, new events
 // recorded together created in one CreateBatch call, and one Event's writes never race
-// each other.
+// each other. When the server refuses events as over its event rate budget, the
+// recorder as a whole backs off (the server's delay, doubling while refusals go on) and
+// then writes what it holds together: a thousand kubelets refused by their namespace's
+// budget would otherwise each come back at the server's few-millisecond delay, one event
+// at a time, a storm of refusals costing more than the events.
 package record
 
 import (
 	"container/list"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +71,20 @@ type Recorder struct {
 	dropped int
 
 	unbatched atomic.Bool // the server has no CreateBatch
+
+	// refusals counts the rate-limit refusals since the last write that went through;
+	// no write starts before pausedUntil. Both under mu.
+	refusals    int
+	pausedUntil time.Time
 }
+
+// The back-off after rate-limit refusals: from throttleBase (or the server's delay,
+// when longer), doubling with each refused write, up to throttleMax, with up to half
+// again of jitter so that many recorders refused together do not return together.
+const (
+	throttleBase = 100 * time.Millisecond
+	throttleMax  = 10 * time.Second
+)
 
 type entry struct {
 	event   *corev1.Event // the Event as it should be stored
@@ -201,8 +219,12 @@ func (r *Recorder) Run(ctx context.Context) {
 		if shutdown {
 			break
 		}
+		wait := r.paused()
 		if len(keys) < maxBatch && r.cfg.BatchDelay > 0 {
-			t := time.NewTimer(r.cfg.BatchDelay)
+			wait = max(wait, r.cfg.BatchDelay)
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
@@ -302,9 +324,11 @@ func (r *Recorder) written(ctx context.Context, w pendingWrite, err error) {
 			r.queue.Forget(w.key)
 		case client.RetryAfter(err) > 0:
 			// Over the server's event rate budget: write it once the server said a
-			// token is there, neither dropping it nor asking sooner.
-			r.log.Debug("event rate limited; waiting", "event", w.ev.Name, "reason", w.ev.Reason, "after", client.RetryAfter(err))
-			r.queue.AddAfter(w.key, client.RetryAfter(err))
+			// token is there and the recorder's back-off has passed, neither dropping it
+			// nor asking sooner.
+			after := r.throttled(client.RetryAfter(err))
+			r.log.Debug("event rate limited; waiting", "event", w.ev.Name, "reason", w.ev.Reason, "after", after)
+			r.queue.AddAfter(w.key, after)
 		default:
 			r.log.Debug("write event failed; retrying", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
 			r.queue.AddRateLimited(w.key)
@@ -316,7 +340,37 @@ func (r *Recorder) written(ctx context.Context, w pendingWrite, err error) {
 	if e, ok := r.entries[w.key]; ok {
 		e.created = true
 	}
+	r.refusals = 0
 	r.mu.Unlock()
+}
+
+// throttled notes a rate-limit refusal for which the server asked to wait server, and
+// says how long the refused event waits: until the recorder's pause ends. The refusals
+// of one write (and of writes under way together) share one pause, so their events
+// come back together, in one batch; a refusal after the pause doubles it.
+func (r *Recorder) throttled(server time.Duration) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now() // the queue's and Run's timers' clock, not the events' (cfg.Now)
+	if now.Before(r.pausedUntil) {
+		if until := now.Add(server); until.After(r.pausedUntil) {
+			r.pausedUntil = until
+		}
+		return r.pausedUntil.Sub(now)
+	}
+	r.refusals++
+	d := throttleBase << min(r.refusals-1, 16)
+	d = min(max(d, server), max(throttleMax, server))
+	d += time.Duration(rand.Int64N(int64(d/2) + 1))
+	r.pausedUntil = now.Add(d)
+	return d
+}
+
+// paused is how long the recorder still waits before its next write.
+func (r *Recorder) paused() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return time.Until(r.pausedUntil)
 }
 
 // Aggregation of similar events (same object, reason and type, different messages).

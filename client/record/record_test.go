@@ -329,3 +329,107 @@ func TestRecorderWaitsOutRateLimits(t *testing.T) {
 		}
 	}
 }
+
+// refusing refuses every write as over the event rate budget with a tiny delay (a
+// bucket that refills every few milliseconds, shared by many writers) until it is
+// opened, counting the calls and, once open, the events each write carried.
+type refusing struct {
+	apiv1.UnimplementedResourcesServer
+	mu      sync.Mutex
+	open    bool
+	refused int   // calls refused
+	written []int // events per call written
+}
+
+func (s *refusing) write(n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.open {
+		s.refused++
+		st, _ := status.New(codes.ResourceExhausted, "limit reached on type Namespace for key default").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Millisecond)})
+		return st.Err()
+	}
+	s.written = append(s.written, n)
+	return nil
+}
+
+func (s *refusing) Create(_ context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	return req.GetObject(), s.write(1)
+}
+
+func (s *refusing) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest) (*apiv1.CreateBatchResponse, error) {
+	res := &apiv1.CreateBatchResponse{}
+	err := s.write(len(req.GetObjects()))
+	for _, o := range req.GetObjects() {
+		r := &apiv1.CreateBatchResult{Object: o}
+		if err != nil {
+			r.Object = nil
+			r.Error, _ = proto.Marshal(status.Convert(err).Proto())
+		}
+		res.Results = append(res.Results, r)
+	}
+	return res, nil
+}
+
+// TestRecorderBacksOffWhileRefused: while the server keeps refusing events for its rate
+// budget, asking each time for only a millisecond, the recorder backs off as a whole
+// (a few calls a second, not hundreds), holds the events recorded meanwhile, and once
+// the server takes them writes them all together, none dropped.
+func TestRecorderBacksOffWhileRefused(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	fake := &refusing{}
+	apiv1.RegisterResourcesServer(srv, fake)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
+	defer conn.Close()
+	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+	record := func(i int) {
+		r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), UID: types.UID(fmt.Sprintf("u%d", i))}},
+			record.Normal, "Started", "Started container c")
+	}
+	const n = 6
+	for i := 0; i < n/2; i++ {
+		record(i)
+	}
+	waitfor.Condition(t, 30*time.Second, "the first refusal", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return fake.refused > 0, "no write yet"
+	})
+	began := time.Now()
+	for i := n / 2; i < n; i++ { // recorded while the recorder backs off
+		record(i)
+	}
+	// Two seconds of refusals: 100 ms doubling is at most five calls after the first
+	// (with jitter, fewer); retrying at the server's millisecond would be hundreds.
+	waitfor.Condition(t, 30*time.Second, "two seconds of refusals", func() (bool, string) {
+		return time.Since(began) >= 2*time.Second, ""
+	})
+	fake.mu.Lock()
+	refused := fake.refused
+	fake.open = true
+	fake.mu.Unlock()
+	if refused > 8 {
+		t.Errorf("%d calls refused in two seconds: the recorder did not back off", refused)
+	}
+	waitfor.Condition(t, 30*time.Second, "every event written", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		total := 0
+		for _, k := range fake.written {
+			total += k
+		}
+		return total >= n, fmt.Sprintf("%d of %d events written in calls of %v", total, n, fake.written)
+	})
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(fake.written) != 1 {
+		t.Errorf("events written in calls of %v, want all %d held back and written together", fake.written, n)
+	}
+}

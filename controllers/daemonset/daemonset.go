@@ -251,9 +251,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	st := Status(ds, nodes, byNode, hash, now)
 	st.CollisionCount = ptrIfSet(collisions, ds.Status.CollisionCount)
 	if !equality.Semantic.DeepEqual(st, ds.Status) {
-		next := ds.DeepCopy()
-		next.Status = st
-		if _, err := c.cs.DaemonSets.UpdateStatus(ctx, next); err != nil && !client.IsNotFound(err) {
+		if err := storeStatus(ctx, c.cs.DaemonSets, ds, st); err != nil && !client.IsNotFound(err) {
 			return 0, errors.Join(manageErr, fmt.Errorf("update status of daemonset %s: %w", key, err))
 		}
 	}
@@ -261,6 +259,41 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		requeue = time.Duration(ds.Spec.MinReadySeconds) * time.Second
 	}
 	return requeue, manageErr
+}
+
+// statusClient is what storeStatus needs of the DaemonSets' client.
+type statusClient interface {
+	Get(ctx context.Context, namespace, name string, opts ...client.GetOptions) (*appsv1.DaemonSet, error)
+	UpdateStatus(ctx context.Context, ds *appsv1.DaemonSet) (*appsv1.DaemonSet, error)
+}
+
+// storeStatus writes st as ds's status. A conflict (the cache's DaemonSet is older than
+// the stored one: most often this controller's own last status write, not yet seen) is
+// retried once on the stored DaemonSet, as Kubernetes' storeDaemonSetStatus does, when
+// its spec is the one st was computed from (same generation); else the newer spec's
+// event syncs again. During a rollout nearly every sync follows the previous one's
+// status write, and a conflict cost the sync its status and a retry with back-off.
+func storeStatus(ctx context.Context, dss statusClient, ds *appsv1.DaemonSet, st appsv1.DaemonSetStatus) error {
+	next := ds.DeepCopy()
+	next.Status = st
+	_, err := dss.UpdateStatus(ctx, next)
+	if !client.IsConflict(err) {
+		return err
+	}
+	cur, gerr := dss.Get(ctx, ds.Namespace, ds.Name)
+	switch {
+	case gerr != nil:
+		return gerr
+	case cur.UID != ds.UID || cur.Generation != ds.Generation:
+		return nil // replaced or changed: its own event brings it back
+	case equality.Semantic.DeepEqual(cur.Status, st):
+		return nil
+	}
+	cur = cur.DeepCopy()
+	st.CollisionCount = cur.Status.CollisionCount // the stored one: Reconcile writes it on its own
+	cur.Status = st
+	_, err = dss.UpdateStatus(ctx, cur)
+	return err
 }
 
 func ptrIfSet(n int32, was *int32) *int32 {

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -119,6 +120,16 @@ type Controller struct {
 	released map[string]map[types.UID]bool
 	// backoff: per Job, the failures in a row and when the last one happened.
 	backoff map[string]backoffRecord
+	// unseen: per Indexed Job, the pods this controller made that its cache has not
+	// shown yet, by name, with their index. A sync that waits only on these counts them
+	// active, their indexes taken, and makes the pods of other indexes: Kubernetes'
+	// controller waits for them instead, and that left every other sync making none.
+	unseen map[string]map[string]int
+	// batch: per Job, the slow-start batch its creations begin with: the largest that
+	// succeeded in full so far, back to 1 after a failure. A Job replaces its pods
+	// sync after sync, and paying the doubling's rounds (each a commit) every time
+	// made the creations the longest part of each sync.
+	batch map[string]int
 	// written: per Job, the resourceVersion of this controller's last status write. A
 	// sync waits for the cache to show it (the Job's update event brings the sync back):
 	// acting on an older status would only fail its own write with a conflict.
@@ -143,6 +154,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named("job"),
 		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]uint64{},
+		unseen: map[string]map[string]int{}, batch: map[string]int{},
 	}
 	jobInf.AddHandler(cache.Handler[*batchv1.Job]{
 		OnAdd:    func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
@@ -164,7 +176,12 @@ func ownerKey(pod *corev1.Pod) string {
 
 func (c *Controller) podAdded(pod *corev1.Pod) {
 	if key := ownerKey(pod); key != "" {
+		// Observed first, then no longer unseen: Reconcile reads them the other way
+		// round, so a sync never misses a pod both ways (see inflight).
 		c.exp.CreationObserved(key)
+		c.mu.Lock()
+		delete(c.unseen[key], pod.Name)
+		c.mu.Unlock()
 		c.queue.Add(key)
 	}
 }
@@ -219,6 +236,40 @@ func (c *Controller) forget(key string) {
 	delete(c.released, key)
 	delete(c.backoff, key)
 	delete(c.written, key)
+	delete(c.unseen, key)
+	delete(c.batch, key)
+}
+
+// made records a pod made for index ix of key's Indexed Job, until the cache shows it.
+func (c *Controller) made(key, name string, ix int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unseen[key] == nil {
+		c.unseen[key] = map[string]int{}
+	}
+	c.unseen[key][name] = ix
+}
+
+// inflight reads what key's sync may act on: whether no creation or deletion asked
+// for is unseen (satisfied), and else whether only creations of an Indexed Job's pods
+// are, whose indexes it returns (creating). Call it before listing the pods: a pod
+// seen in between is in both the list and the indexes (the caller drops it by name).
+func (c *Controller) inflight(key string) (satisfied, creating bool, unseen map[string]int) {
+	c.mu.Lock()
+	unseen = maps.Clone(c.unseen[key])
+	c.mu.Unlock()
+	adds, dels := c.exp.Pending(key)
+	if adds == 0 {
+		// Every creation seen, or given up on: what is left was seen before it was
+		// recorded, or is never coming.
+		c.mu.Lock()
+		for name := range unseen {
+			delete(c.unseen[key], name)
+		}
+		c.mu.Unlock()
+		return dels == 0, false, nil
+	}
+	return false, dels == 0 && adds <= len(unseen), unseen
 }
 
 // behind says whether the cache shows an older status of key's Job than the one this
@@ -271,7 +322,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	// The expectations are read before the pods, as Kubernetes does: a creation observed
 	// after this snapshot must not let this sync make its pod again.
-	satisfied := c.exp.Satisfied(key)
+	satisfied, creating, unseen := c.inflight(key)
 	pods := c.ownedPods(cached)
 	if finished(cached) != nil {
 		// Counted already: what still holds the finalizer was never counted.
@@ -284,7 +335,13 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		_, err := c.releaseAll(ctx, key, holding)
 		return 0, err
 	}
-	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, satisfied: satisfied, now: c.cfg.Now()}
+	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, satisfied: satisfied, creating: creating, now: c.cfg.Now()}
+	if len(unseen) > 0 {
+		for _, p := range pods {
+			delete(unseen, p.Name)
+		}
+		s.inflight = slices.Collect(maps.Values(unseen))
+	}
 	return s.run(ctx)
 }
 
@@ -339,8 +396,11 @@ type sync_ struct {
 	written *batchv1.Job // the Job as last written (or cached)
 	pods    []*corev1.Pod
 	now     time.Time
-	// satisfied: no creation or deletion asked for was unseen when pods were read.
-	satisfied bool
+	// satisfied: no creation or deletion asked for was unseen when pods were read;
+	// creating: only creations of an Indexed Job's pods were, those of indexes
+	// inflight, and this sync may make the pods of other indexes (but delete none).
+	satisfied, creating bool
+	inflight            []int
 
 	completed, failedIndexes indexes.Set
 	uncS, uncF               map[types.UID]bool // status.uncountedTerminatedPods
@@ -348,15 +408,22 @@ type sync_ struct {
 	release                  []*corev1.Pod      // finished pods holding the finalizer
 	failJob                  string             // the message of a matched FailJob rule
 	more                     bool               // finished pods left for the next sync
-	created                  int
-	requeue                  time.Duration
+	finishing, suspended     bool               // FailureTarget or SuccessCriteriaMet is set; spec.suspend
+	terminating              int                // pods being deleted, not finished
+	total                    int                // spec.completions
+	// planned is the Job as planned, before the status writes: what manage reads while
+	// they run.
+	planned *batchv1.Job
+	created int
+	requeue time.Duration
 }
 
-func (s *sync_) completions() int { return int(ptr.Deref(s.job.Spec.Completions, 0)) }
+func (s *sync_) completions() int { return s.total }
 
 func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	job := s.job
 	st := &job.Status
+	s.total = int(ptr.Deref(job.Spec.Completions, 0))
 	var err error
 	if s.completed, err = indexes.Parse(st.CompletedIndexes, 1<<30); err != nil {
 		s.completed = indexes.Set{}
@@ -378,17 +445,33 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	if s.failJob != "" && !isTrue(job, batchv1.JobFailureTarget) {
 		setCondition(job, batchv1.JobFailureTarget, corev1.ConditionTrue, batchv1.JobReasonPodFailurePolicy, s.failJob, s.now)
 	}
+	active := s.plan()
 	s.writeSets()
-	if err := s.flush(ctx); err != nil {
-		return 0, err
-	}
-	// Step 2: their finalizers go.
-	gone, err := s.c.releaseAll(ctx, s.key, s.release)
-	// Step 3: the uids of released pods move to the counts.
-	s.count(gone)
+	// The pods are made or deleted while the status is written and the finalizers
+	// removed (Kubernetes' syncJob makes them first, apart from the tracking): each is
+	// a chain of API rounds, and neither needs the other's outcome. What it does is
+	// done on planned, a copy: the status write replaces the Job being computed.
+	s.planned = s.job.DeepCopy()
+	var left []*corev1.Pod
 	var manageErr error
-	if err == nil {
-		manageErr = s.manage(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { left, manageErr = s.manage(ctx, active) })
+	// Step 2: once the uncounted are durable, their finalizers go.
+	var gone map[types.UID]bool
+	ferr := s.flush(ctx)
+	if ferr == nil {
+		gone, err = s.c.releaseAll(ctx, s.key, s.release)
+	}
+	wg.Wait()
+	if ferr != nil {
+		return 0, errors.Join(ferr, manageErr)
+	}
+	s.setActive(left)
+	// Step 3: the uids of released pods move to the counts; once none is left
+	// uncounted and no pod runs, the Job is finished.
+	s.count(gone)
+	if s.finishing && err == nil && manageErr == nil && len(s.uncS)+len(s.uncF) == 0 && !s.more {
+		s.finish()
 	}
 	s.writeSets()
 	if ferr := s.flush(ctx); ferr != nil {
@@ -619,19 +702,18 @@ func (c *Controller) releaseOrphans(ctx context.Context, ns, name string) error 
 	return err
 }
 
-// manage decides the Job's conditions and makes or deletes pods.
-func (s *sync_) manage(ctx context.Context) error {
+// plan decides the Job's conditions and counts the pods, before the status write that
+// carries them, and returns the active pods.
+func (s *sync_) plan() (active []*corev1.Pod) {
 	job := s.job
 	st := &job.Status
 	c := s.c
-	var active []*corev1.Pod
-	terminating := 0
 	for _, p := range s.pods {
 		switch {
 		case isActive(p):
 			active = append(active, p)
 		case isTerminating(p):
-			terminating++
+			s.terminating++
 		}
 	}
 	suspended := ptr.Deref(job.Spec.Suspend, false)
@@ -652,17 +734,32 @@ func (s *sync_) manage(ctx context.Context) error {
 	if !isTrue(job, batchv1.JobFailureTarget) && !isTrue(job, batchv1.JobSuccessCriteriaMet) {
 		s.decide(active)
 	}
-	finishing := isTrue(job, batchv1.JobFailureTarget) || isTrue(job, batchv1.JobSuccessCriteriaMet)
-	var err error
+	s.finishing = isTrue(job, batchv1.JobFailureTarget) || isTrue(job, batchv1.JobSuccessCriteriaMet)
+	s.suspended = suspended
+	// The counts as they stand, in the first write: a sync that makes or deletes no
+	// pod writes the status once.
+	s.setActive(active)
+	return active
+}
+
+// manage makes or deletes pods as planned, and returns the pods active after it. It
+// runs beside the status write and the finalizers' removal: it reads planned and the
+// uncounted sets, and writes neither the Job nor them.
+func (s *sync_) manage(ctx context.Context, active []*corev1.Pod) ([]*corev1.Pod, error) {
 	switch {
-	case finishing || suspended:
-		err = s.deleteAll(ctx, active)
-		active = nil
-	case s.satisfied:
-		active, err = s.scale(ctx, active, terminating)
+	case s.finishing || s.suspended:
+		return nil, s.deleteAll(ctx, active)
+	case s.satisfied || s.creating:
+		return s.scale(ctx, active)
 	}
-	st.Active = int32(len(active) + s.created)
-	st.Terminating = ptr.To(int32(terminating))
+	return active, nil
+}
+
+// setActive writes the counts of active, terminating and ready pods.
+func (s *sync_) setActive(active []*corev1.Pod) {
+	st := &s.job.Status
+	st.Active = int32(len(active) + len(s.inflight) + s.created)
+	st.Terminating = ptr.To(int32(s.terminating))
 	var ready int32
 	for _, p := range active {
 		if isReady(p) {
@@ -670,10 +767,6 @@ func (s *sync_) manage(ctx context.Context) error {
 		}
 	}
 	st.Ready = ptr.To(ready)
-	if finishing && err == nil && len(s.uncS)+len(s.uncF) == 0 && !s.more {
-		s.finish()
-	}
-	return err
 }
 
 // decide sets FailureTarget or SuccessCriteriaMet when the Job's end has come, in
@@ -772,13 +865,13 @@ func (s *sync_) deleteAll(ctx context.Context, pods []*corev1.Pod) error {
 			_, err := s.c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
 			if err != nil && !client.IsNotFound(err) {
 				s.c.exp.DeletionObserved(s.key, cache.Key(p))
-				s.c.rec.Eventf(s.job, record.Warning, "FailedDelete", "Error deleting: %v", err)
+				s.c.rec.Eventf(s.planned, record.Warning, "FailedDelete", "Error deleting: %v", err)
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
 				mu.Unlock()
 				return
 			}
-			s.c.rec.Eventf(s.job, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+			s.c.rec.Eventf(s.planned, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 		})
 	}
 	wg.Wait()
@@ -787,8 +880,8 @@ func (s *sync_) deleteAll(ctx context.Context, pods []*corev1.Pod) error {
 
 // scale makes or deletes pods so that wantActive run, after the back-off of recent
 // failures. It returns the pods active after it.
-func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int) ([]*corev1.Pod, error) {
-	job := s.job
+func (s *sync_) scale(ctx context.Context, active []*corev1.Pod) ([]*corev1.Pod, error) {
+	job := s.planned
 	parallelism := ptr.Deref(job.Spec.Parallelism, 1)
 	succeeded := job.Status.Succeeded + int32(len(s.uncS))
 	var want int32
@@ -824,6 +917,9 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 		for ix := range byIndex {
 			held[ix] = true
 		}
+		for _, ix := range s.inflight {
+			held[ix] = true
+		}
 		if onlyReplaceFailed(job) {
 			for _, p := range s.pods {
 				if isTerminating(p) && !isFailed(job, p) {
@@ -837,9 +933,13 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 			}
 		}
 		active = keep
-		want = min(want, int32(len(keep)+len(pending)))
+		want = min(want, int32(len(keep)+len(s.inflight)+len(pending)))
 	}
-	if extra := len(active) - int(want); extra > 0 {
+	if !s.satisfied {
+		if len(surplus) > 0 {
+			return active, nil // deletions wait for a sync that has seen every creation
+		}
+	} else if extra := len(active) + len(s.inflight) - int(want); extra > 0 {
 		sort.Slice(active, func(i, j int) bool { return deleteFirst(active[i], active[j]) })
 		surplus = append(surplus, active[:extra]...)
 		active = active[extra:]
@@ -848,15 +948,15 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 		surplus = surplus[:min(len(surplus), s.c.cfg.BurstPods)]
 		return active, s.deleteAll(ctx, surplus)
 	}
-	diff := int(want) - len(active)
+	diff := int(want) - len(active) - len(s.inflight)
 	if onlyReplaceFailed(job) && !indexed(job) {
-		diff -= terminating
+		diff -= s.terminating
 	}
 	if diff <= 0 {
 		return active, nil
 	}
 	s.c.mu.Lock()
-	r := s.c.backoff[s.key]
+	r, first := s.c.backoff[s.key], s.c.batch[s.key]
 	s.c.mu.Unlock()
 	if wait := r.last.Add(backoffDelay(r.failures, s.c.cfg.BackoffBase, s.c.cfg.BackoffMax)).Sub(s.now); r.failures > 0 && wait > 0 {
 		s.requeueIn(wait)
@@ -866,11 +966,11 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 	if indexed(job) {
 		n = min(n, len(pending))
 	}
-	s.c.exp.ExpectCreations(s.key, n)
+	s.c.exp.AddCreations(s.key, n) // with those still unseen, if creating
 	failures := s.indexFailures()
 	var next sync.Mutex
 	i := 0
-	created, err := slowstart.Run(n, func() error {
+	created, largest, err := slowstart.RunFrom(n, first, func() error {
 		ix := noIndex
 		if indexed(job) {
 			next.Lock()
@@ -883,6 +983,13 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod, terminating int
 	for range n - created {
 		s.c.exp.CreationObserved(s.key) // never coming
 	}
+	s.c.mu.Lock()
+	if err != nil {
+		delete(s.c.batch, s.key)
+	} else {
+		s.c.batch[s.key] = max(first, largest)
+	}
+	s.c.mu.Unlock()
 	// The pods created count as active from now on (Kubernetes' status does so too).
 	s.created = created
 	return active, err
@@ -909,12 +1016,15 @@ func deleteFirst(a, b *corev1.Pod) bool {
 // createPod makes one pod from the Job's template (for index ix of an Indexed Job, its
 // failures so far).
 func (s *sync_) createPod(ctx context.Context, ix, failures int) error {
-	job := s.job
+	job := s.planned
 	pod := NewPod(job, ix, failures)
 	out, err := s.c.cs.Pods.Create(ctx, pod)
 	if err != nil {
 		s.c.rec.Eventf(job, record.Warning, "FailedCreate", "Error creating: %v", err)
 		return fmt.Errorf("create pod for job %s: %w", s.key, err)
+	}
+	if ix != noIndex {
+		s.c.made(s.key, out.Name, ix)
 	}
 	s.c.rec.Eventf(job, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
 	return nil
@@ -925,7 +1035,8 @@ func (s *sync_) createPod(ctx context.Context, ix, failures int) error {
 // says, plus one if that pod failed and the failure counts.
 func (s *sync_) indexFailures() map[int]int {
 	out := map[int]int{}
-	if s.job.Spec.BackoffLimitPerIndex == nil {
+	job := s.planned
+	if job.Spec.BackoffLimitPerIndex == nil {
 		return out
 	}
 	for _, p := range s.pods {
@@ -934,8 +1045,8 @@ func (s *sync_) indexFailures() map[int]int {
 			continue
 		}
 		c := indexFailureCount(p)
-		if isFailed(s.job, p) {
-			if a, _ := matchFailurePolicy(s.job.Spec.PodFailurePolicy, p); a == nil || *a != batchv1.PodFailurePolicyActionIgnore {
+		if isFailed(job, p) {
+			if a, _ := matchFailurePolicy(job.Spec.PodFailurePolicy, p); a == nil || *a != batchv1.PodFailurePolicyActionIgnore {
 				c++
 			}
 		}

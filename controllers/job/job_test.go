@@ -520,3 +520,141 @@ func TestBackoffLimitPerIndex(t *testing.T) {
 		t.Errorf("index 1's pods carry failure counts %v, want 0 and 1", counts)
 	}
 }
+
+// newSynced makes a controller whose caches follow the cluster but that reconciles only
+// when the test calls Reconcile.
+func (e *env) newSynced(t *testing.T) *Controller {
+	t.Helper()
+	ctx, cancel := context.WithCancel(e.ctx)
+	f := cache.NewFactory(e.cs, hclog.NewNullLogger())
+	rec := record.New(e.cs.Events, record.Config{Component: "job-controller"})
+	ctrl, err := New(e.cs, f, rec, fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { rec.Run(ctx) })
+	t.Cleanup(func() { cancel(); f.Wait(); wg.Wait() })
+	if !cache.WaitForSync(ctx, ctrl.jobInf, ctrl.podInf) {
+		t.Fatal("caches never synced")
+	}
+	return ctrl
+}
+
+// TestUnseenCreations: a sync of an Indexed Job that waits only on pods it made and
+// has not seen yet counts them active and their indexes taken, and makes the pods of
+// the other indexes (it made none before: a whole sync lost per batch of pods); once
+// the unseen pod is given up on, its index gets a pod. Each index runs once.
+func TestUnseenCreations(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	const key = "default/idx"
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("idx", 5, 3, true)); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the job in the cache", func() (bool, string) {
+		_, ok := c.jobs.Get("default", "idx")
+		return ok, "not yet"
+	})
+	// A pod of index 0 made by an earlier sync and not seen yet.
+	c.exp.AddCreations(key, 1)
+	c.made(key, "idx-0-unseen", 0)
+	reconcile := func() {
+		t.Helper()
+		if _, err := c.Reconcile(e.ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcile()
+	indexes := func() map[int]int {
+		job, err := e.cs.Jobs.Get(e.ctx, "default", "idx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]int{}
+		for _, p := range e.jobPods(t, job) {
+			out[podIndex(p)]++
+		}
+		return out
+	}
+	if got := indexes(); len(got) != 2 || got[1] != 1 || got[2] != 1 {
+		t.Fatalf("pods per index %v, want one each for 1 and 2 (0 is unseen, parallelism 3)", got)
+	}
+	job, err := e.cs.Jobs.Get(e.ctx, "default", "idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Status.Active != 3 {
+		t.Errorf("active %d, want 3 (the unseen pod counts)", job.Status.Active)
+	}
+	// The cache shows the two pods and the status; the unseen one still holds index 0.
+	waitfor.Condition(t, 30*time.Second, "the cache shows the sync", func() (bool, string) {
+		cur, _ := c.jobs.Get("default", "idx")
+		n := len(c.ownedPods(cur))
+		return n == 2 && !c.behind(key, cur), fmt.Sprintf("%d pods", n)
+	})
+	reconcile()
+	if got := indexes(); len(got) != 2 {
+		t.Fatalf("pods per index %v: index 0 was made again while unseen", got)
+	}
+	// Given up on (as after a failed create or the expectations' timeout): index 0
+	// gets its pod.
+	c.exp.CreationObserved(key)
+	reconcile()
+	if got := indexes(); len(got) != 3 || got[0] != 1 || got[1] != 1 || got[2] != 1 {
+		t.Fatalf("pods per index %v, want one each for 0, 1 and 2", got)
+	}
+}
+
+// TestCreationBatchRemembered: a Job's creations begin with the largest slow-start
+// batch that succeeded for it before, not with 1 again.
+func TestCreationBatchRemembered(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	const key = "default/wide"
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("wide", 20, 4, true)); err != nil {
+		t.Fatal(err)
+	}
+	settled := func(pods int) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, fmt.Sprintf("the cache shows %d pods and the status", pods), func() (bool, string) {
+			cur, ok := c.jobs.Get("default", "wide")
+			if !ok {
+				return false, "no job"
+			}
+			n := len(c.ownedPods(cur))
+			sat, _, _ := c.inflight(key)
+			return n == pods && sat && !c.behind(key, cur), fmt.Sprintf("%d pods, satisfied %v", n, sat)
+		})
+	}
+	settled(0)
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// 4 pods: batches of 1, 2 and 1.
+	if got := c.batch[key]; got != 2 {
+		t.Fatalf("remembered batch %d after 4 creations, want 2", got)
+	}
+	settled(4)
+	job, err := e.cs.Jobs.Get(e.ctx, "default", "wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job.Spec.Parallelism = ptr.To[int32](10)
+	if _, err := e.cs.Jobs.Update(e.ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the cache shows parallelism 10", func() (bool, string) {
+		cur, _ := c.jobs.Get("default", "wide")
+		return *cur.Spec.Parallelism == 10, "not yet"
+	})
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// 6 more from 2: batches of 2 and 4 (from 1 they would be 1, 2 and 3).
+	if got := c.batch[key]; got != 4 {
+		t.Fatalf("remembered batch %d after 6 more creations, want 4", got)
+	}
+	settled(10)
+}

@@ -154,13 +154,18 @@ func New(cfg Config) (*Server, error) {
 
 func watchKind[T kinds.Object](s *Server, opts client.ListOptions) *cache.Informer[T] {
 	inf := cache.InformerFor[T](s.factory, "", opts)
+	kind := kinds.OfType[T]().Kind
+	changed := func(obj T) { s.hub.changed(objectKey(kind, obj.GetNamespace(), obj.GetName())) }
 	inf.AddHandler(cache.Handler[T]{
-		OnAdd:    func(T) { s.hub.changed() },
-		OnUpdate: func(T, T) { s.hub.changed() },
-		OnDelete: func(T) { s.hub.changed() },
+		OnAdd:    changed,
+		OnUpdate: func(_, obj T) { changed(obj) },
+		OnDelete: changed,
 	})
 	return inf
 }
+
+// objectKey names an object to the hub.
+func objectKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
 
 // URL is the page's address.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/" }
@@ -200,16 +205,25 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // hub tells the page streams that something changed: ch is closed and replaced at each
-// change, so a stream waits on the channel it got before reading the caches.
+// change, so a stream waits on the channel it got before reading the caches. A stream
+// also waits on its own object's channel (objects, by objectKey; made when asked for,
+// dropped when closed): a change of the object a page is about is not held back by the
+// throttle that the changes of its pods and events are.
 type hub struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu      sync.Mutex
+	ch      chan struct{}
+	objects map[string]chan struct{}
 }
 
-func (h *hub) changed() {
+// changed signals a change: of the object key names, or ("") of something else.
+func (h *hub) changed(key string) {
 	h.mu.Lock()
 	close(h.ch)
 	h.ch = make(chan struct{})
+	if ch, ok := h.objects[key]; ok {
+		close(ch)
+		delete(h.objects, key)
+	}
 	h.mu.Unlock()
 }
 
@@ -217,6 +231,21 @@ func (h *hub) wait() <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.ch
+}
+
+// waitObject is closed at the next change of the object key names.
+func (h *hub) waitObject(key string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.objects[key]
+	if !ok {
+		if h.objects == nil {
+			h.objects = map[string]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		h.objects[key] = ch
+	}
+	return ch
 }
 
 // Objects is the caches' content now.
@@ -360,6 +389,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer keepalive.Stop()
 	for {
 		changed := s.hub.wait()
+		var own <-chan struct{} // the shown object's change: not throttled
+		if name != "" {
+			own = s.hub.waitObject(objectKey(kind, ns, name))
+		}
 		objs := s.objects()
 		var err error
 		if name == "" {
@@ -393,13 +426,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		// At most one update per Throttle: a change soon after the last update waits for
-		// the rest of it (and brings the changes made meanwhile); a later one goes at once.
+		// the rest of it (and brings the changes made meanwhile); a later one goes at once,
+		// and so does a change of the shown object itself (the workload or Service: the
+		// user's edit, its controller's status), whose own writes are few.
 		if wait := s.cfg.Throttle - time.Since(sent); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
 				return
 			case <-timer.C:
+			case <-own:
+				timer.Stop() // a timer's channel holds no stale tick after Stop (Go 1.23)
 			}
 		}
 	}
@@ -416,7 +453,7 @@ func (s *Server) pollRaft(ctx context.Context) {
 		s.raft = r
 		s.mu.Unlock()
 		if now, _ := json.Marshal(r); string(now) != string(old) {
-			s.hub.changed()
+			s.hub.changed("")
 		}
 		select {
 		case <-ctx.Done():

@@ -8,8 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // newTestServer is a Server whose caches are empty and never started (no API server
@@ -111,12 +117,66 @@ func TestStream(t *testing.T) {
 	s.mu.Lock()
 	s.raft = Raft{Leader: "n2", Term: 7, Members: []Member{{Name: "n2", Leader: true, Health: "healthy"}}}
 	s.mu.Unlock()
-	s.hub.changed()
+	s.hub.changed("")
 	if ev, data := next(); ev != "raft" || !strings.Contains(data, `"leader":"n2"`) {
 		t.Fatalf("after the change: %q %s", ev, data)
 	}
 	cancel()
 	io.Copy(io.Discard, resp.Body)
+}
+
+// TestStreamShowsItsObjectAtOnce: a change of the object a page is about goes out at
+// once, even while the page's throttle holds back what changed just before (its pods'
+// changes): the update lag of the workload the user watches is not the throttle's.
+func TestStreamShowsItsObjectAtOnce(t *testing.T) {
+	s := newTestServer(t)
+	s.cfg.Throttle = time.Hour
+	var objs atomic.Pointer[Objects]
+	deployment := func(rv string) {
+		objs.Store(&Objects{Deployments: []*appsv1.Deployment{{ObjectMeta: metav1.ObjectMeta{
+			Name: "web", Namespace: "prod", ResourceVersion: rv, Annotations: map[string]string{"mark": rv}}}}})
+	}
+	deployment("10")
+	s.objects = func() *Objects { return objs.Load() }
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/stream?kind=deploy&namespace=prod&name=web", nil)
+	req.Host = s.ln.Addr().String()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	chain := func(what string) string {
+		for {
+			l, err := lines.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: the stream: %v", what, err)
+			}
+			if data, ok := strings.CutPrefix(strings.TrimSpace(l), "data: "); ok && strings.Contains(data, `"resourceVersion"`) {
+				var c struct {
+					ResourceVersion string `json:"resourceVersion"`
+				}
+				if err := json.Unmarshal([]byte(data), &c); err == nil && c.ResourceVersion != "" {
+					return c.ResourceVersion
+				}
+			}
+		}
+	}
+	if rv := chain("the first chain"); rv != "10" {
+		t.Fatalf("first chain at resourceVersion %s, want 10", rv)
+	}
+	// Something else changes: the stream waits out its throttle (an hour) for it.
+	s.hub.changed(objectKey(kinds.Pod, "prod", "web-1"))
+	// The Deployment changes: it goes out now, with the change before it.
+	deployment("11")
+	s.hub.changed(objectKey(kinds.Deployment, "prod", "web"))
+	if rv := chain("the Deployment's change, during the throttle"); rv != "11" {
+		t.Fatalf("chain at resourceVersion %s, want 11", rv)
+	}
 }
 
 // TestRaftBeforePoll: before the first poll the members are an empty list, not null

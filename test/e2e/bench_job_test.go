@@ -24,18 +24,28 @@ import (
 // component its own identity, as benchDeploy). Every pod is made, scheduled, run,
 // counted through the tracking finalizer and released. The _insecure figure runs the same without TLS, authentication, authorization or
 // limits, as the Deployment's does.
-func BenchmarkE2EJob10000Completions(b *testing.B) { benchJob(b, "job_10000_completions", true) }
+func BenchmarkE2EJob10000Completions(b *testing.B) {
+	benchJob(b, "job_10000_completions", true, 10_000, 1000)
+}
 func BenchmarkE2EJob10000CompletionsInsecure(b *testing.B) {
-	benchJob(b, "job_10000_completions_insecure", false)
+	benchJob(b, "job_10000_completions_insecure", false, 10_000, 1000)
 }
 
-func benchJob(b *testing.B, name string, secure bool) {
-	const completions = 10_000
+// BenchmarkE2EJob1000Completions is the same at a tenth of the size (1,000
+// completions, parallelism 100, 100 nodes): quick enough to profile the Job's path
+// while changing it.
+func BenchmarkE2EJob1000Completions(b *testing.B) {
+	benchJob(b, "job_1000_completions", true, 1000, 100)
+}
+
+// benchJob runs an Indexed Job of completions pods, parallelism of them at once, on
+// parallelism simulated nodes.
+func benchJob(b *testing.B, name string, secure bool, completions, parallelism int32) {
 	benchfig.Want(b, name, name+"_rate")
-	_, cs, ctx, stop := benchCluster(b, 1000, secure)
+	_, cs, ctx, stop := benchCluster(b, int(parallelism), secure)
 	defer stop()
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: batchv1.JobSpec{
-		Completions: ptr.To[int32](completions), Parallelism: ptr.To[int32](1000), CompletionMode: ptr.To(batchv1.IndexedCompletion),
+		Completions: ptr.To(completions), Parallelism: ptr.To(parallelism), CompletionMode: ptr.To(batchv1.IndexedCompletion),
 		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{Name: "work", Image: "busybox", Command: []string{"sh", "-c", "exit 0"},
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
@@ -78,11 +88,11 @@ func benchJob(b *testing.B, name string, secure bool) {
 	var log bytes.Buffer
 	stages().Report(&log)
 	b.Logf("as a watcher saw the pods:\n%s", log.String())
-	if last.Status.Succeeded != completions || last.Status.CompletedIndexes != "0-9999" {
+	if last.Status.Succeeded != completions || last.Status.CompletedIndexes != fmt.Sprintf("0-%d", completions-1) {
 		b.Fatalf("status %+v", last.Status)
 	}
 	benchfig.Report(name, elapsed.Seconds(), "s")
-	benchfig.Report(name+"_rate", completions/elapsed.Seconds(), "pods/s")
+	benchfig.Report(name+"_rate", float64(completions)/elapsed.Seconds(), "pods/s")
 }
 
 func complete(j *batchv1.Job) bool {

@@ -172,6 +172,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	benchfig.WriteHeapProfile(b) // every component's, while the cluster runs
 	benchfig.Report(name, elapsed.Seconds(), "s")
 	benchfig.Report(name+"_rate", float64(replicas)/elapsed.Seconds(), "pods/s")
 	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")

@@ -87,3 +87,34 @@ func (e *Expectations) Forget(key string) {
 	defer e.mu.Unlock()
 	delete(e.m, key)
 }
+
+// Pending returns the creations and deletions key still waits to see: zero for both
+// once Satisfied would say so (an expired record is dropped).
+func (e *Expectations) Pending(key string) (creations, deletions int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x, ok := e.m[key]
+	if !ok {
+		return 0, 0
+	}
+	if (x.add <= 0 && x.del <= 0) || e.now().Sub(x.at) > e.ttl {
+		delete(e.m, key)
+		return 0, 0
+	}
+	return max(x.add, 0), max(x.del, 0)
+}
+
+// AddCreations records n more creations asked for key, on top of those it still
+// expects (ExpectCreations replaces them): for a controller that creates again before
+// its earlier creations are all seen.
+func (e *Expectations) AddCreations(key string, n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x, ok := e.m[key]
+	if !ok || e.now().Sub(x.at) > e.ttl {
+		x = &expectation{deleting: map[string]bool{}}
+		e.m[key] = x
+	}
+	x.add = max(x.add, 0) + n
+	x.at = e.now()
+}

@@ -11,7 +11,16 @@ import (
 // first batch with a failure, as Kubernetes does so that a failing create (quota,
 // validation) costs a few calls rather than n. It returns how many calls succeeded.
 func Run(n int, call func() error) (attempted int, err error) {
-	for batch := 1; attempted < n; batch *= 2 {
+	attempted, _, err = RunFrom(n, 1, call)
+	return attempted, err
+}
+
+// RunFrom is Run with a first batch of first calls (at least 1): a controller that
+// remembers how large a batch last succeeded for an object starts its next creations
+// there instead of paying the doubling's rounds again. It also returns the largest
+// batch that succeeded in full (0: none).
+func RunFrom(n, first int, call func() error) (attempted, largest int, err error) {
+	for batch := max(first, 1); attempted < n; batch *= 2 {
 		size := min(batch, n-attempted)
 		errs := make([]error, size)
 		var wg sync.WaitGroup
@@ -31,8 +40,9 @@ func Run(n int, call func() error) (attempted int, err error) {
 					failed++
 				}
 			}
-			return attempted - failed, err
+			return attempted - failed, largest, err
 		}
+		largest = max(largest, size)
 	}
-	return attempted, nil
+	return attempted, largest, nil
 }

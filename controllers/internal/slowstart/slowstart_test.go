@@ -24,3 +24,32 @@ func TestRun(t *testing.T) {
 		t.Fatalf("failing: ok %d, err %v, calls %d; want the batches to stop at the first failure", ok, err, calls.Load())
 	}
 }
+
+// TestRunFrom: the first batch is as large as asked, and the largest batch that
+// succeeded in full is reported.
+func TestRunFrom(t *testing.T) {
+	var calls, most, running atomic.Int32
+	ok, largest, err := RunFrom(100, 64, func() error {
+		defer running.Add(-1)
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		calls.Add(1)
+		return nil
+	})
+	// Batches of 64 then 36.
+	if ok != 100 || largest != 64 || err != nil || calls.Load() != 100 || most.Load() > 64 {
+		t.Fatalf("ok %d, largest %d, err %v, calls %d, at most %d at once", ok, largest, err, calls.Load(), most.Load())
+	}
+	calls.Store(0)
+	ok, largest, err = RunFrom(10, 4, func() error {
+		if calls.Add(1) > 5 {
+			return errors.New("quota exceeded")
+		}
+		return nil
+	})
+	// Batch 4 succeeds; batch 6 fails after its first call.
+	if ok != 5 || largest != 4 || err == nil {
+		t.Fatalf("failing: ok %d, largest %d, err %v", ok, largest, err)
+	}
+}
