@@ -122,7 +122,11 @@ func (c *Client[T]) createOutcome(obj T, out *apiv1.Object, err error, attempts 
 	return zero, err
 }
 
-// CreateBatch creates objs (at most 100) in one call, each as Create would and each
+// MaxCreateBatch is the most objects one CreateBatch call may carry (the server's
+// limit).
+const MaxCreateBatch = 100
+
+// CreateBatch creates objs (at most MaxCreateBatch) in one call, each as Create would and each
 // succeeding or failing alone: out[i] and errs[i] are objs[i]'s outcome, with the same
 // meaning as Create's. A non-nil err is the call's own failure, with no outcome per
 // object: Unimplemented from a server older than the call (use Create), PermissionDenied

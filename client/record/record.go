@@ -187,7 +187,7 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 }
 
 // maxBatch is the most events one write takes.
-const maxBatch = 100
+const maxBatch = client.MaxCreateBatch
 
 // Run writes recorded events until ctx ends. Events recorded together (a container's
 // Pulled, Created and Started; a scheduler's burst of bindings) are written together:

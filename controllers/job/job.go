@@ -20,6 +20,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,9 +29,12 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -134,6 +138,8 @@ type Controller struct {
 	// sync waits for the cache to show it (the Job's update event brings the sync back):
 	// acting on an older status would only fail its own write with a conflict.
 	written map[string]uint64
+	// unbatched: the API server has no CreateBatch; pods are made one call each.
+	unbatched atomic.Bool
 }
 
 type backoffRecord struct {
@@ -411,7 +417,7 @@ type sync_ struct {
 	finishing, suspended     bool               // FailureTarget or SuccessCriteriaMet is set; spec.suspend
 	terminating              int                // pods being deleted, not finished
 	total                    int                // spec.completions
-	// planned is the Job as planned, before the status writes: what manage reads while
+	// planned is the Job as planned, before the status writes: what act reads while
 	// they run.
 	planned *batchv1.Job
 	created int
@@ -440,22 +446,29 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 			s.uncF[uid] = true
 		}
 	}
+	// Step 3 of the syncs before: the uncounted whose finalizers they removed move to
+	// the counts in this sync's first write, beside step 1 of its own.
+	s.count(nil)
 	// Step 1: what finished goes into the uncounted list (and the index sets), durably.
 	s.track()
 	if s.failJob != "" && !isTrue(job, batchv1.JobFailureTarget) {
 		setCondition(job, batchv1.JobFailureTarget, corev1.ConditionTrue, batchv1.JobReasonPodFailurePolicy, s.failJob, s.now)
 	}
-	active := s.plan()
+	work := s.manage(s.plan())
+	// The first write counts the pods to be made as active already, as Kubernetes'
+	// status does: a sync that makes them all writes the status once.
+	s.created = work.create
+	s.setActive(work.keep)
 	s.writeSets()
 	// The pods are made or deleted while the status is written and the finalizers
 	// removed (Kubernetes' syncJob makes them first, apart from the tracking): each is
 	// a chain of API rounds, and neither needs the other's outcome. What it does is
 	// done on planned, a copy: the status write replaces the Job being computed.
 	s.planned = s.job.DeepCopy()
-	var left []*corev1.Pod
+	var created int
 	var manageErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { left, manageErr = s.manage(ctx, active) })
+	wg.Go(func() { created, manageErr = s.act(ctx, work) })
 	// Step 2: once the uncounted are durable, their finalizers go.
 	var gone map[types.UID]bool
 	ferr := s.flush(ctx)
@@ -466,13 +479,23 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	if ferr != nil {
 		return 0, errors.Join(ferr, manageErr)
 	}
-	s.setActive(left)
 	// Step 3: the uids of released pods move to the counts; once none is left
-	// uncounted and no pod runs, the Job is finished.
-	s.count(gone)
-	if s.finishing && err == nil && manageErr == nil && len(s.uncS)+len(s.uncF) == 0 && !s.more {
+	// uncounted and no pod runs, the Job is finished. Only a finishing Job writes
+	// them now: otherwise the next sync's first write does (the released pods'
+	// updates bring it), and a sync is one status write, not two in a row. A uid this
+	// sync recorded whose finalizer was gone already is the exception: counted before,
+	// it must leave the uncounted list before a sync counts it again.
+	lost := s.count(gone)
+	// A creation not seen yet is a pod that may still run: the sync that sees it
+	// deletes it, and finishes the Job.
+	if s.finishing && s.satisfied && err == nil && manageErr == nil && len(s.uncS)+len(s.uncF) == 0 && !s.more {
 		s.finish()
 	}
+	if !s.finishing && !lost && created == work.create {
+		return s.requeue, errors.Join(err, manageErr)
+	}
+	s.created = created
+	s.setActive(work.keep)
 	s.writeSets()
 	if ferr := s.flush(ctx); ferr != nil {
 		return 0, errors.Join(err, manageErr, ferr)
@@ -601,8 +624,9 @@ func (s *sync_) flush(ctx context.Context) error {
 
 // count moves the uncounted uids whose pods no longer hold the finalizer to the counts.
 // gone are the uids whose finalizer was already removed when this sync tried: if this
-// sync recorded them, an older cache showed them, and they were counted before.
-func (s *sync_) count(gone map[types.UID]bool) {
+// sync recorded them, an older cache showed them, and they were counted before: count
+// drops them and reports whether there were any.
+func (s *sync_) count(gone map[types.UID]bool) (lost bool) {
 	holding := map[types.UID]bool{}
 	for _, p := range s.pods {
 		if hasTrackingFinalizer(p) && !s.c.isReleased(s.key, p.UID) {
@@ -618,12 +642,14 @@ func (s *sync_) count(gone map[types.UID]bool) {
 			switch {
 			case gone[uid] && s.added[uid]:
 				delete(set.uids, uid)
+				lost = true
 			case !holding[uid]:
 				delete(set.uids, uid)
 				*set.count++
 			}
 		}
 	}
+	return lost
 }
 
 // releaseConcurrency bounds the finalizer removals in flight: the store commits
@@ -736,23 +762,67 @@ func (s *sync_) plan() (active []*corev1.Pod) {
 	}
 	s.finishing = isTrue(job, batchv1.JobFailureTarget) || isTrue(job, batchv1.JobSuccessCriteriaMet)
 	s.suspended = suspended
-	// The counts as they stand, in the first write: a sync that makes or deletes no
-	// pod writes the status once.
-	s.setActive(active)
 	return active
 }
 
-// manage makes or deletes pods as planned, and returns the pods active after it. It
-// runs beside the status write and the finalizers' removal: it reads planned and the
-// uncounted sets, and writes neither the Job nor them.
-func (s *sync_) manage(ctx context.Context, active []*corev1.Pod) ([]*corev1.Pod, error) {
+// podWork is what a sync decided to do with the Job's pods: those that stay active,
+// those to delete, and how many to make (an Indexed Job's for the pending indexes, in
+// order).
+type podWork struct {
+	keep, del []*corev1.Pod
+	create    int
+	pending   []int
+}
+
+// manage decides which pods to make or delete; act does it.
+func (s *sync_) manage(active []*corev1.Pod) podWork {
 	switch {
 	case s.finishing || s.suspended:
-		return nil, s.deleteAll(ctx, active)
+		return podWork{del: active}
 	case s.satisfied || s.creating:
-		return s.scale(ctx, active)
+		return s.scale(active)
 	}
-	return active, nil
+	return podWork{keep: active}
+}
+
+// act makes or deletes the pods manage decided on, and returns how many it made. It
+// runs beside the status write and the finalizers' removal: it reads planned, and
+// writes neither the Job nor the uncounted sets.
+func (s *sync_) act(ctx context.Context, w podWork) (int, error) {
+	if len(w.del) > 0 {
+		return 0, s.deleteAll(ctx, w.del)
+	}
+	if w.create == 0 {
+		return 0, nil
+	}
+	job := s.planned
+	n := w.create
+	s.c.mu.Lock()
+	first := s.c.batch[s.key]
+	s.c.mu.Unlock()
+	s.c.exp.AddCreations(s.key, n) // with those still unseen, if creating
+	failures := s.indexFailures()
+	ixs := w.pending
+	if !indexed(job) {
+		ixs = slices.Repeat([]int{noIndex}, n)
+	}
+	// Each round of the slow start is one CreateBatch call per hundred pods: one
+	// call and one store entry, where a Create per pod was a call and an admission
+	// each.
+	created, largest, err := slowstart.RunChunks(n, first, client.MaxCreateBatch, func(lo, hi int) (int, error) {
+		return s.createPods(ctx, ixs[lo:hi], failures)
+	})
+	for range n - created {
+		s.c.exp.CreationObserved(s.key) // never coming
+	}
+	s.c.mu.Lock()
+	if err != nil {
+		delete(s.c.batch, s.key)
+	} else {
+		s.c.batch[s.key] = max(first, largest)
+	}
+	s.c.mu.Unlock()
+	return created, err
 }
 
 // setActive writes the counts of active, terminating and ready pods.
@@ -878,10 +948,10 @@ func (s *sync_) deleteAll(ctx context.Context, pods []*corev1.Pod) error {
 	return errors.Join(errs...)
 }
 
-// scale makes or deletes pods so that wantActive run, after the back-off of recent
-// failures. It returns the pods active after it.
-func (s *sync_) scale(ctx context.Context, active []*corev1.Pod) ([]*corev1.Pod, error) {
-	job := s.planned
+// scale decides the pods to make or delete so that the wanted number run, after the
+// back-off of recent failures.
+func (s *sync_) scale(active []*corev1.Pod) podWork {
+	job := s.job
 	parallelism := ptr.Deref(job.Spec.Parallelism, 1)
 	succeeded := job.Status.Succeeded + int32(len(s.uncS))
 	var want int32
@@ -937,7 +1007,7 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod) ([]*corev1.Pod,
 	}
 	if !s.satisfied {
 		if len(surplus) > 0 {
-			return active, nil // deletions wait for a sync that has seen every creation
+			return podWork{keep: active} // deletions wait for a sync that has seen every creation
 		}
 	} else if extra := len(active) + len(s.inflight) - int(want); extra > 0 {
 		sort.Slice(active, func(i, j int) bool { return deleteFirst(active[i], active[j]) })
@@ -945,54 +1015,28 @@ func (s *sync_) scale(ctx context.Context, active []*corev1.Pod) ([]*corev1.Pod,
 		active = active[extra:]
 	}
 	if len(surplus) > 0 {
-		surplus = surplus[:min(len(surplus), s.c.cfg.BurstPods)]
-		return active, s.deleteAll(ctx, surplus)
+		return podWork{keep: active, del: surplus[:min(len(surplus), s.c.cfg.BurstPods)]}
 	}
 	diff := int(want) - len(active) - len(s.inflight)
 	if onlyReplaceFailed(job) && !indexed(job) {
 		diff -= s.terminating
 	}
 	if diff <= 0 {
-		return active, nil
+		return podWork{keep: active}
 	}
 	s.c.mu.Lock()
-	r, first := s.c.backoff[s.key], s.c.batch[s.key]
+	r := s.c.backoff[s.key]
 	s.c.mu.Unlock()
 	if wait := r.last.Add(backoffDelay(r.failures, s.c.cfg.BackoffBase, s.c.cfg.BackoffMax)).Sub(s.now); r.failures > 0 && wait > 0 {
 		s.requeueIn(wait)
-		return active, nil
+		return podWork{keep: active}
 	}
 	n := min(diff, s.c.cfg.BurstPods)
 	if indexed(job) {
 		n = min(n, len(pending))
+		pending = pending[:n]
 	}
-	s.c.exp.AddCreations(s.key, n) // with those still unseen, if creating
-	failures := s.indexFailures()
-	var next sync.Mutex
-	i := 0
-	created, largest, err := slowstart.RunFrom(n, first, func() error {
-		ix := noIndex
-		if indexed(job) {
-			next.Lock()
-			ix = pending[i]
-			i++
-			next.Unlock()
-		}
-		return s.createPod(ctx, ix, failures[ix])
-	})
-	for range n - created {
-		s.c.exp.CreationObserved(s.key) // never coming
-	}
-	s.c.mu.Lock()
-	if err != nil {
-		delete(s.c.batch, s.key)
-	} else {
-		s.c.batch[s.key] = max(first, largest)
-	}
-	s.c.mu.Unlock()
-	// The pods created count as active from now on (Kubernetes' status does so too).
-	s.created = created
-	return active, err
+	return podWork{keep: active, create: n, pending: pending}
 }
 
 // deleteFirst orders pods as Kubernetes picks the ones to delete: unscheduled, then
@@ -1013,21 +1057,54 @@ func deleteFirst(a, b *corev1.Pod) bool {
 	return a.Name > b.Name
 }
 
-// createPod makes one pod from the Job's template (for index ix of an Indexed Job, its
-// failures so far).
-func (s *sync_) createPod(ctx context.Context, ix, failures int) error {
+// createPods makes the pods of indexes ixs (noIndex each, for a Job without) in one
+// CreateBatch call (one Create each, concurrently, from a server without it), each
+// with its index's failures so far. It returns how many it made.
+func (s *sync_) createPods(ctx context.Context, ixs []int, failures map[int]int) (int, error) {
 	job := s.planned
-	pod := NewPod(job, ix, failures)
-	out, err := s.c.cs.Pods.Create(ctx, pod)
-	if err != nil {
-		s.c.rec.Eventf(job, record.Warning, "FailedCreate", "Error creating: %v", err)
-		return fmt.Errorf("create pod for job %s: %w", s.key, err)
+	pods := make([]*corev1.Pod, len(ixs))
+	for i, ix := range ixs {
+		pods[i] = NewPod(job, ix, failures[ix])
 	}
-	if ix != noIndex {
-		s.c.made(s.key, out.Name, ix)
+	out, errs := make([]*corev1.Pod, len(pods)), make([]error, len(pods))
+	if !s.c.unbatched.Load() {
+		o, e, err := s.c.cs.Pods.CreateBatch(ctx, pods)
+		switch {
+		case status.Code(err) == codes.Unimplemented:
+			s.c.unbatched.Store(true) // a server older than batches
+		case err != nil:
+			for i := range errs {
+				errs[i] = err
+			}
+		default:
+			out, errs = o, e
+		}
 	}
-	s.c.rec.Eventf(job, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
-	return nil
+	if s.c.unbatched.Load() {
+		var wg sync.WaitGroup
+		for i, p := range pods {
+			wg.Go(func() { out[i], errs[i] = s.c.cs.Pods.Create(ctx, p) })
+		}
+		wg.Wait()
+	}
+	made := 0
+	var first error
+	for i, err := range errs {
+		if err != nil {
+			s.c.rec.Eventf(job, record.Warning, "FailedCreate", "Error creating: %v", err)
+			first = cmp.Or(first, err)
+			continue
+		}
+		made++
+		if ixs[i] != noIndex {
+			s.c.made(s.key, out[i].Name, ixs[i])
+		}
+		s.c.rec.Eventf(job, record.Normal, "SuccessfulCreate", "Created pod: %s", out[i].Name)
+	}
+	if first != nil {
+		return made, fmt.Errorf("create %d of %d pods for job %s: %w", len(pods)-made, len(pods), s.key, first)
+	}
+	return made, nil
 }
 
 // indexFailures counts, per index, the failed pods so far (what the next pod of the

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
@@ -601,6 +603,12 @@ func TestUnseenCreations(t *testing.T) {
 	// Given up on (as after a failed create or the expectations' timeout): index 0
 	// gets its pod.
 	c.exp.CreationObserved(key)
+	// The sync before may have written the status (its pods became ready meanwhile): a
+	// sync waits for the cache to show that.
+	waitfor.Condition(t, 30*time.Second, "the cache shows the last status", func() (bool, string) {
+		cur, _ := c.jobs.Get("default", "idx")
+		return !c.behind(key, cur), "behind"
+	})
 	reconcile()
 	if got := indexes(); len(got) != 3 || got[0] != 1 || got[1] != 1 || got[2] != 1 {
 		t.Fatalf("pods per index %v, want one each for 0, 1 and 2", got)
@@ -657,4 +665,141 @@ func TestCreationBatchRemembered(t *testing.T) {
 		t.Fatalf("remembered batch %d after 6 more creations, want 4", got)
 	}
 	settled(10)
+}
+
+// TestOneStatusWritePerSync: a sync that records finished pods, removes their
+// finalizers and makes their replacements writes the Job's status once (it was twice
+// in a row: the counts moved in a second write); the next sync counts the released
+// pods in its own first write, each once.
+func TestOneStatusWritePerSync(t *testing.T) {
+	e := cluster(t, succeed)
+	c := e.newSynced(t)
+	const key = "default/once"
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("once", 4, 2, false)); err != nil {
+		t.Fatal(err)
+	}
+	settled := func(what string, ok func(cur *batchv1.Job, pods []*corev1.Pod) bool) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "the cache shows "+what, func() (bool, string) {
+			cur, found := c.jobs.Get("default", "once")
+			if !found {
+				return false, "no job"
+			}
+			pods := c.ownedPods(cur)
+			sat, _, _ := c.inflight(key)
+			return sat && !c.behind(key, cur) && ok(cur, pods), fmt.Sprintf("%d pods, satisfied %v", len(pods), sat)
+		})
+	}
+	settled("the job", func(*batchv1.Job, []*corev1.Pod) bool { return true })
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	var first []types.UID
+	settled("2 pods succeeded", func(_ *batchv1.Job, pods []*corev1.Pod) bool {
+		first = nil
+		for _, p := range pods {
+			if p.Status.Phase == corev1.PodSucceeded {
+				first = append(first, p.UID)
+			}
+		}
+		return len(pods) == 2 && len(first) == 2
+	})
+	before, err := e.cs.Jobs.Get(e.ctx, "default", "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := e.cs.Jobs.Watch(e.ctx, "default", client.WatchOptions{ResourceVersion: before.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	after, err := e.cs.Jobs.Get(e.ctx, "default", "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := 0
+	for rv := before.ResourceVersion; rv != after.ResourceVersion; {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			writes++
+			rv = ev.Object.ResourceVersion
+		}
+	}
+	if writes != 1 {
+		t.Errorf("the sync wrote the job's status %d times, want 1", writes)
+	}
+	if st := after.Status; len(st.UncountedTerminatedPods.Succeeded) != 2 || st.Succeeded != 0 || st.Active != 2 {
+		t.Fatalf("after the sync: %+v, want the 2 finished uncounted and their 2 replacements active", st)
+	}
+	settled("the first pods released and their replacements", func(_ *batchv1.Job, pods []*corev1.Pod) bool {
+		holding := 0
+		for _, p := range pods {
+			if hasTrackingFinalizer(p) && slices.Contains(first, p.UID) {
+				holding++
+			}
+		}
+		return len(pods) == 4 && holding == 0
+	})
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	job, err := e.cs.Jobs.Get(e.ctx, "default", "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := job.Status
+	if st.Succeeded < 2 || int(st.Succeeded)+len(st.UncountedTerminatedPods.Succeeded) > 4 {
+		t.Fatalf("after the next sync: %+v, want the first 2 counted, none twice", st)
+	}
+	for _, uid := range first {
+		if slices.Contains(st.UncountedTerminatedPods.Succeeded, uid) {
+			t.Errorf("pod %s still uncounted", uid)
+		}
+	}
+}
+
+// TestCreationsBatched: the pods of one slow-start round are made in one CreateBatch
+// call, so the store commits them in one entry: they share a resourceVersion.
+func TestCreationsBatched(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	const key = "default/wide"
+	w, err := e.cs.Pods.Watch(e.ctx, "default", client.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("wide", 20, 10, true)); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the job in the cache", func() (bool, string) {
+		_, ok := c.jobs.Get("default", "wide")
+		return ok, "not yet"
+	})
+	c.batch[key] = 16 // one round
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	revisions := map[string]int{}
+	for added := 0; added < 10; {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Type == client.Added {
+				added++
+				revisions[ev.Object.ResourceVersion]++
+			}
+		}
+	}
+	if len(revisions) != 1 {
+		t.Errorf("10 pods made at revisions %v, want one", revisions)
+	}
 }

@@ -46,3 +46,34 @@ func RunFrom(n, first int, call func() error) (attempted, largest int, err error
 	}
 	return attempted, largest, nil
 }
+
+// RunChunks is RunFrom for a call that makes up to size items at once (a batch API
+// such as CreateBatch): each batch of the doubling is split into calls of at most size
+// items, run concurrently; call(lo, hi) makes items lo..hi-1 and returns how many of
+// them succeeded. It stops after the first batch with a failure, and returns how many
+// items succeeded and the largest batch that succeeded in full.
+func RunChunks(n, first, size int, call func(lo, hi int) (int, error)) (done, largest int, err error) {
+	size = max(size, 1)
+	for batch, at := max(first, 1), 0; at < n; batch *= 2 {
+		end := min(at+batch, n)
+		var mu sync.Mutex
+		var errs []error
+		var wg sync.WaitGroup
+		for lo := at; lo < end; lo += size {
+			wg.Go(func() {
+				ok, err := call(lo, min(lo+size, end))
+				mu.Lock()
+				defer mu.Unlock()
+				done += ok
+				errs = append(errs, err)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return done, largest, err
+		}
+		largest = max(largest, end-at)
+		at = end
+	}
+	return done, largest, nil
+}

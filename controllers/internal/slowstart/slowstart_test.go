@@ -2,6 +2,7 @@ package slowstart
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -51,5 +52,40 @@ func TestRunFrom(t *testing.T) {
 	// Batch 4 succeeds; batch 6 fails after its first call.
 	if ok != 5 || largest != 4 || err == nil {
 		t.Fatalf("failing: ok %d, largest %d, err %v", ok, largest, err)
+	}
+}
+
+func TestRunChunks(t *testing.T) {
+	var mu sync.Mutex
+	var calls [][2]int
+	record := func(lo, hi int) { mu.Lock(); calls = append(calls, [2]int{lo, hi}); mu.Unlock() }
+	done, largest, err := RunChunks(250, 64, 100, func(lo, hi int) (int, error) { record(lo, hi); return hi - lo, nil })
+	// Batches of 64 and 128 (two calls: 100 and 28), then the last 58.
+	if done != 250 || largest != 128 || err != nil || len(calls) != 4 {
+		t.Fatalf("done %d, largest %d, err %v, calls %v", done, largest, err, calls)
+	}
+	seen := make([]bool, 250)
+	for _, c := range calls {
+		if c[1]-c[0] > 100 {
+			t.Errorf("call %v holds more than 100", c)
+		}
+		for i := c[0]; i < c[1]; i++ {
+			if seen[i] {
+				t.Errorf("item %d made twice", i)
+			}
+			seen[i] = true
+		}
+	}
+	calls = nil
+	done, largest, err = RunChunks(100, 1, 100, func(lo, hi int) (int, error) {
+		record(lo, hi)
+		if hi > 2 {
+			return hi - lo - 1, errors.New("quota exceeded")
+		}
+		return hi - lo, nil
+	})
+	// Batch 1 succeeds; batch 2 (items 1-2) has one failure, so batch 4 never runs.
+	if done != 2 || largest != 1 || err == nil || len(calls) != 2 {
+		t.Fatalf("failing: done %d, largest %d, err %v, calls %v", done, largest, err, calls)
 	}
 }
