@@ -388,7 +388,6 @@ func TestValidate(t *testing.T) {
 			"spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
 			"spec.securityContext.fsGroup: Invalid value: -2: must be between 0 and 2147483647, inclusive",
 			`spec.securityContext.sysctls[1].name: Forbidden: sysctl "net.ipv4.tcp_syncookies" not allowed with host net enabled`,
-			`spec.securityContext.sysctls[2].name: Forbidden: sysctl "vm.swappiness" is not in Skiff's safe set`,
 			`spec.securityContext.sysctls[3].name: Invalid value: "Bad..Name": must have at most 253 characters and match regex`,
 		}},
 		{"dns and names", pod(func(p *corev1.Pod) {
