@@ -523,3 +523,64 @@ func TestProportionalScaling(t *testing.T) {
 		t.Fatal("a scaling event from ReplicaSets without annotations")
 	}
 }
+
+// TestProportionalScalingRollout runs the conformance scenario through the controllers:
+// a rollout stuck on an image that never becomes ready (8 old, 5 new), then resized
+// from 10 to 30, ends with the old ReplicaSet at 20 and the new at 13.
+func TestProportionalScalingRollout(t *testing.T) {
+	cs, ctx := startControllers(t)
+	lbl := map[string]string{"app": "prop"}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "prop", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](10), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge: num(3), MaxUnavailable: num(2)}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
+	if _, err := cs.Deployments.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, time.Minute, "first rollout", func() (bool, error) {
+		cur, err := cs.Deployments.Get(ctx, "default", "prop")
+		return err == nil && cur.Status.ObservedGeneration == cur.Generation && cur.Status.AvailableReplicas == 10 && cur.Status.UpdatedReplicas == 10, err
+	})
+	update := func(change func(*appsv1.Deployment)) {
+		t.Helper()
+		for {
+			cur, err := cs.Deployments.Get(ctx, "default", "prop")
+			if err != nil {
+				t.Fatal(err)
+			}
+			change(cur)
+			if _, err = cs.Deployments.Update(ctx, cur); err == nil {
+				return
+			} else if !client.IsConflict(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	// sizes are the ReplicaSets' spec.replicas by image.
+	sizes := func() (map[string]int32, error) {
+		l, err := cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]int32{}
+		for _, rs := range l.Items {
+			out[rs.Spec.Template.Spec.Containers[0].Image] = *rs.Spec.Replicas
+		}
+		return out, nil
+	}
+	update(func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "webserver:404" })
+	waitfor.ConditionErr(t, time.Minute, "rollout stuck at 8 old and 5 new", func() (bool, error) {
+		s, err := sizes()
+		return err == nil && s["busybox:1"] == 8 && s["webserver:404"] == 5, err
+	})
+	update(func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](30) })
+	var last map[string]int32
+	waitfor.ConditionErr(t, time.Minute, "resized in proportion to 20 old and 13 new", func() (bool, error) {
+		s, err := sizes()
+		last = s
+		return err == nil && s["busybox:1"] == 20 && s["webserver:404"] == 13, err
+	})
+	t.Logf("sizes %v", last)
+}
