@@ -251,6 +251,23 @@ func startControllers(t *testing.T) (*client.Clientset, context.Context) {
 	return cs, ctx
 }
 
+// updateDeployment changes default/name by change, again on a conflict.
+func updateDeployment(ctx context.Context, t *testing.T, cs *client.Clientset, name string, change func(*appsv1.Deployment)) {
+	t.Helper()
+	for {
+		cur, err := cs.Deployments.Get(ctx, "default", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(cur)
+		if _, err = cs.Deployments.Update(ctx, cur); err == nil {
+			return
+		} else if !client.IsConflict(err) {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestRollout(t *testing.T) {
 	cs, ctx := startControllers(t)
 	lbl := map[string]string{"app": "web"}
@@ -289,21 +306,7 @@ func TestRollout(t *testing.T) {
 	}
 
 	// Scaling is not a rollout.
-	update := func(change func(*appsv1.Deployment)) {
-		t.Helper()
-		for {
-			cur, err := cs.Deployments.Get(ctx, "default", "web")
-			if err != nil {
-				t.Fatal(err)
-			}
-			change(cur)
-			if _, err = cs.Deployments.Update(ctx, cur); err == nil {
-				return
-			} else if !client.IsConflict(err) {
-				t.Fatal(err)
-			}
-		}
-	}
+	update := func(change func(*appsv1.Deployment)) { t.Helper(); updateDeployment(ctx, t, cs, "web", change) }
 	update(func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](6) })
 	waitfor.ConditionErr(t, time.Minute, "scaled", func() (bool, error) {
 		rs, err := cs.ReplicaSets.Get(ctx, "default", first.Name)
@@ -370,21 +373,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 		}
 	}
 	waitfor.ConditionErr(t, time.Minute, "first rollout", complete("busybox:1"))
-	update := func(change func(*appsv1.Deployment)) {
-		t.Helper()
-		for {
-			cur, err := cs.Deployments.Get(ctx, "default", "bounded")
-			if err != nil {
-				t.Fatal(err)
-			}
-			change(cur)
-			if _, err = cs.Deployments.Update(ctx, cur); err == nil {
-				return
-			} else if !client.IsConflict(err) {
-				t.Fatal(err)
-			}
-		}
-	}
+	update := func(change func(*appsv1.Deployment)) { t.Helper(); updateDeployment(ctx, t, cs, "bounded", change) }
 
 	// Paused: a template change creates no ReplicaSet.
 	update(func(d *appsv1.Deployment) { d.Spec.Paused = true })
@@ -543,21 +532,7 @@ func TestProportionalScalingRollout(t *testing.T) {
 		cur, err := cs.Deployments.Get(ctx, "default", "prop")
 		return err == nil && cur.Status.ObservedGeneration == cur.Generation && cur.Status.AvailableReplicas == 10 && cur.Status.UpdatedReplicas == 10, err
 	})
-	update := func(change func(*appsv1.Deployment)) {
-		t.Helper()
-		for {
-			cur, err := cs.Deployments.Get(ctx, "default", "prop")
-			if err != nil {
-				t.Fatal(err)
-			}
-			change(cur)
-			if _, err = cs.Deployments.Update(ctx, cur); err == nil {
-				return
-			} else if !client.IsConflict(err) {
-				t.Fatal(err)
-			}
-		}
-	}
+	update := func(change func(*appsv1.Deployment)) { t.Helper(); updateDeployment(ctx, t, cs, "prop", change) }
 	// sizes are the ReplicaSets' spec.replicas by image.
 	sizes := func() (map[string]int32, error) {
 		l, err := cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
