@@ -325,7 +325,10 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 		mu.Unlock()
 	}
 	created, _, err := slowstart.RunBatches(len(create), 1, func(start, size int) []error {
-		return c.createPods(ctx, key, ds, create[start:start+size], hash)
+		began := time.Now()
+		errs := c.createPods(ctx, key, ds, create[start:start+size], hash)
+		c.log.Debug("created a slow-start batch", "daemonset", key, "pods", size, "took", time.Since(began))
+		return errs
 	})
 	for j := created; j < len(create); j++ {
 		c.exp.CreationObserved(key) // never coming
