@@ -20,18 +20,25 @@ func Run(n int, call func() error) (attempted int, err error) {
 // there instead of paying the doubling's rounds again. It also returns the largest
 // batch that succeeded in full (0: none).
 func RunFrom(n, first int, call func() error) (attempted, largest int, err error) {
-	for batch := max(first, 1); attempted < n; batch *= 2 {
-		size := min(batch, n-attempted)
+	return RunBatches(n, first, func(_, size int) []error {
 		errs := make([]error, size)
 		var wg sync.WaitGroup
-		for i := 0; i < size; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = call()
-			}()
+		for i := range size {
+			wg.Go(func() { errs[i] = call() })
 		}
 		wg.Wait()
+		return errs
+	})
+}
+
+// RunBatches is RunFrom with each batch made by the caller in one go: batch(start,
+// size) makes calls start to start+size-1 (for instance in one batch request) and
+// returns each one's error, in order. The batches and the stop at the first one with a
+// failure are RunFrom's.
+func RunBatches(n, first int, batch func(start, size int) []error) (attempted, largest int, err error) {
+	for size := max(first, 1); attempted < n; size *= 2 {
+		size := min(size, n-attempted)
+		errs := batch(attempted, size)
 		attempted += size
 		if err := errors.Join(errs...); err != nil {
 			failed := 0

@@ -2,6 +2,7 @@ package slowstart
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 )
@@ -51,5 +52,32 @@ func TestRunFrom(t *testing.T) {
 	// Batch 4 succeeds; batch 6 fails after its first call.
 	if ok != 5 || largest != 4 || err == nil {
 		t.Fatalf("failing: ok %d, largest %d, err %v", ok, largest, err)
+	}
+}
+
+// TestRunBatches: each batch is one call covering its range of the n, in RunFrom's
+// doubling sizes, and a batch with a failure ends the run.
+func TestRunBatches(t *testing.T) {
+	var got [][2]int
+	ok, largest, err := RunBatches(10, 1, func(start, size int) []error {
+		got = append(got, [2]int{start, size})
+		return make([]error, size)
+	})
+	want := [][2]int{{0, 1}, {1, 2}, {3, 4}, {7, 3}}
+	if ok != 10 || largest != 4 || err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ok %d, largest %d, err %v, batches %v; want 10, 4, nil, %v", ok, largest, err, got, want)
+	}
+	got = nil
+	ok, largest, err = RunBatches(10, 1, func(start, size int) []error {
+		got = append(got, [2]int{start, size})
+		errs := make([]error, size)
+		if start == 3 {
+			errs[1] = errors.New("quota exceeded")
+		}
+		return errs
+	})
+	// Batches 1 and 2 succeed; batch 4 has one failure, so the last batch never runs.
+	if ok != 6 || largest != 2 || err == nil || len(got) != 3 {
+		t.Fatalf("failing: ok %d, largest %d, err %v, batches %v", ok, largest, err, got)
 	}
 }
