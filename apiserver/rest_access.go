@@ -27,6 +27,12 @@ func (a *restAPI) accessReview(w http.ResponseWriter, r *http.Request, user auth
 		a.fail(w, r, methodNotAllowed(r.Method))
 		return
 	}
+	// A review is not an object kept: it has no Table or metadata view, and asking for
+	// one is 406, as from Kubernetes.
+	if f, ok := negotiate(r.Header.Get("Accept")); !ok || f == formatTable || f == formatMetadata {
+		a.fail(w, r, notAcceptable())
+		return
+	}
 	body, err := a.readBody(r)
 	if err != nil {
 		a.fail(w, r, err)

@@ -670,6 +670,13 @@ func TestRESTSecurity(t *testing.T) {
 	if !strings.Contains(st.Message, `cannot create nodes "w9"`) {
 		t.Errorf("apply creating a node as the controller-manager: %+v", st)
 	}
+	// A review has no Table view (Kubernetes' "should return a 406 for a backend which
+	// does not implement metadata").
+	tableOf := admin.want(admin.do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "application/json",
+		"application/json;as=Table;v=v1;g=meta.k8s.io", `{"spec":{"nonResourceAttributes":{"path":"/","verb":"get"}}}`), 406, "a review as a Table").status()
+	if tableOf.Reason != metav1.StatusReasonNotAcceptable {
+		t.Errorf("a review as a Table: %+v", tableOf)
+	}
 	bad := admin.want(admin.do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "application/json", "", `{"spec":{}}`), 422, "a review of nothing").status()
 	if bad.Reason != metav1.StatusReasonInvalid || !strings.Contains(bad.Message, "exactly one of nonResourceAttributes or resourceAttributes must be specified") {
 		t.Errorf("a review of nothing: %+v", bad)

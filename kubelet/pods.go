@@ -20,6 +20,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/kubelet/volume"
 )
 
@@ -232,6 +233,14 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 	// is evicted at once, as Kubernetes' eviction manager evicts it.
 	if mem.failure == nil && !podTerminal(prev.Phase) && measuresStorage(&pod.Spec) {
 		if f := k.storageEviction(ctx, pod, hist); f != nil {
+			mem.failure = f
+			k.rec.Eventf(pod, record.Warning, f.reason, "%s", f.message)
+		}
+	}
+	// Admission: a pod whose sysctls this node does not allow is refused before anything
+	// of it runs, as Kubernetes' kubelet refuses it (the API accepts any valid name).
+	if mem.failure == nil && !podTerminal(prev.Phase) && len(hist) == 0 {
+		if f := sysctlRefusal(pod); f != nil {
 			mem.failure = f
 			k.rec.Eventf(pod, record.Warning, f.reason, "%s", f.message)
 		}
@@ -683,6 +692,19 @@ func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, 
 	}
 	if st.Phase != pod.Status.Phase {
 		k.log.Debug("pod phase", "pod", key, "phase", st.Phase)
+	}
+	return nil
+}
+
+// sysctlRefusal is the failure of a pod setting a sysctl outside the safe set (Skiff's
+// kubelet allows no more), or nil.
+func sysctlRefusal(pod *corev1.Pod) *podFailure {
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		for _, s := range sc.Sysctls {
+			if !kinds.SafeSysctl(s.Name) {
+				return &podFailure{reason: "SysctlForbidden", message: fmt.Sprintf("forbidden sysctl: %q not allowlisted", s.Name)}
+			}
+		}
 	}
 	return nil
 }

@@ -493,6 +493,19 @@ func testDeadlineAndPullSecrets(e *env) {
 	}
 	e.waitPod("deadline", "its container stopped", func(p *corev1.Pod) bool { return mainStatus(p).State.Terminated != nil })
 
+	// A sysctl outside the safe set, which the API accepts, is the kubelet's to refuse:
+	// the pod fails before anything of it runs (Kubernetes' SysctlForbidden).
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "unsafe-sysctl"}, Spec: corev1.PodSpec{
+		SecurityContext: &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "kernel.shmmax", Value: "100000000"}}},
+		Containers:      []corev1.Container{container("app", "sleep", "3600")}}})
+	p = e.waitPod("unsafe-sysctl", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if p.Status.Reason != "SysctlForbidden" || p.Status.Message != `forbidden sysctl: "kernel.shmmax" not allowlisted` {
+		t.Errorf("unsafe sysctl: status %q %q", p.Status.Reason, p.Status.Message)
+	}
+	if cs := mainStatus(p); cs.State.Running != nil || cs.State.Terminated != nil && !cs.State.Terminated.StartedAt.IsZero() {
+		t.Errorf("unsafe sysctl: the container ran: %+v", cs.State)
+	}
+
 	private := corev1.Container{Name: "app", Image: "registry.example:5000/app:1"}
 	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nocreds"}, Spec: corev1.PodSpec{Containers: []corev1.Container{private}}})
 	e.waitPod("nocreds", "in ErrImagePull", func(p *corev1.Pod) bool {

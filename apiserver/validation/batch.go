@@ -52,8 +52,6 @@ var (
 	exitCodeOperators     = []batchv1.PodFailurePolicyOnExitCodesOperator{batchv1.PodFailurePolicyOnExitCodesOpIn, batchv1.PodFailurePolicyOnExitCodesOpNotIn}
 	failurePolicyActions  = []batchv1.PodFailurePolicyAction{batchv1.PodFailurePolicyActionCount, batchv1.PodFailurePolicyActionFailIndex,
 		batchv1.PodFailurePolicyActionFailJob, batchv1.PodFailurePolicyActionIgnore}
-	jobConditionTypes = []batchv1.JobConditionType{batchv1.JobComplete, batchv1.JobFailed, batchv1.JobFailureTarget,
-		batchv1.JobSuccessCriteriaMet, batchv1.JobSuspended}
 )
 
 func defaultJobSpec(job *batchv1.Job) {
@@ -385,8 +383,8 @@ func validateJobStatus(st *batchv1.JobStatus, p *field.Path) field.ErrorList {
 	}
 	for i, c := range st.Conditions {
 		cp := p.Child("conditions").Index(i)
+		// Any type, as in Kubernetes: other controllers and tools add conditions of their own.
 		errs = append(errs, validateCondition(string(c.Type), c.Status, cp)...)
-		errs = append(errs, oneOf(cp.Child("type"), c.Type, jobConditionTypes...)...)
 	}
 	if st.CompletionTime != nil && st.StartTime != nil && st.CompletionTime.Before(st.StartTime) {
 		errs = append(errs, field.Invalid(p.Child("completionTime"), st.CompletionTime, "completionTime cannot be set before startTime"))

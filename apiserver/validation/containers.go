@@ -9,6 +9,8 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // The values Skiff takes for containers, in the order an error lists them.
@@ -332,13 +334,11 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, p *field.Path) fi
 			errs = append(errs, field.Duplicate(sp.Child("name"), s.Name))
 		}
 		names[s.Name] = true
-		// The kubelet's safe set (what Kubernetes allows without --allowed-unsafe-sysctls),
-		// less what a pod on the host's network would set for the whole node.
+		// A safe sysctl on the host's network would be set for the whole node. One outside
+		// the safe set is the kubelet's to refuse (SysctlForbidden), as in Kubernetes,
+		// where a node may allow more (--allowed-unsafe-sysctls).
 		norm := strings.ReplaceAll(s.Name, "/", ".")
-		switch {
-		case !safeSysctls[norm]:
-			errs = append(errs, field.Forbidden(sp.Child("name"), fmt.Sprintf("sysctl %q is not in Skiff's safe set (%s)", s.Name, strings.Join(safeSysctlList, ", "))))
-		case strings.HasPrefix(norm, "net."):
+		if kinds.SafeSysctl(norm) && strings.HasPrefix(norm, "net.") {
 			errs = append(errs, field.Forbidden(sp.Child("name"), fmt.Sprintf("sysctl %q not allowed with host net enabled: Skiff's pods use the node's network", s.Name)))
 		}
 	}
@@ -367,19 +367,6 @@ func isSysctlName(name string) bool {
 	return name != "" && !strings.HasSuffix(name, ".") && !strings.HasPrefix(name, ".") &&
 		!strings.Contains(name, "..") && !strings.Contains(name, "//")
 }
-
-// safeSysctlList is Kubernetes' kubelet's set of safe sysctls.
-var safeSysctlList = []string{"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
-	"net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start", "net.ipv4.ip_local_reserved_ports",
-	"net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"}
-
-var safeSysctls = func() map[string]bool {
-	m := map[string]bool{}
-	for _, s := range safeSysctlList {
-		m[s] = true
-	}
-	return m
-}()
 
 // validateDNS checks dnsPolicy and dnsConfig together, as Kubernetes does.
 func validateDNS(spec *corev1.PodSpec, p *field.Path) field.ErrorList {

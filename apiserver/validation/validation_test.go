@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -387,7 +388,6 @@ func TestValidate(t *testing.T) {
 			"spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
 			"spec.securityContext.fsGroup: Invalid value: -2: must be between 0 and 2147483647, inclusive",
 			`spec.securityContext.sysctls[1].name: Forbidden: sysctl "net.ipv4.tcp_syncookies" not allowed with host net enabled`,
-			`spec.securityContext.sysctls[2].name: Forbidden: sysctl "vm.swappiness" is not in Skiff's safe set`,
 			`spec.securityContext.sysctls[3].name: Invalid value: "Bad..Name": must have at most 253 characters and match regex`,
 		}},
 		{"dns and names", pod(func(p *corev1.Pod) {
@@ -539,10 +539,10 @@ func TestValidate(t *testing.T) {
 			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web", Namespace: "default"}}, nil},
 		{"event involved object", &corev1.Event{ObjectMeta: meta("e"), Type: "Loud", Count: -1,
 			InvolvedObject: corev1.ObjectReference{Namespace: "Bad"}},
-			[]string{"involvedObject.kind: Required value", "involvedObject.name: Required value",
-				`involvedObject.namespace: Invalid value: "Bad": a lowercase RFC 1123 label`,
+			[]string{`involvedObject.namespace: Invalid value: "Bad": a lowercase RFC 1123 label`,
 				`type: Unsupported value: "Loud": supported values: "Normal", "Warning"`,
 				"count: Invalid value: -1: must be greater than or equal to 0"}},
+		{"event about nothing named", &corev1.Event{ObjectMeta: meta("e"), Type: "Normal"}, nil},
 		{"event message of 1 KiB", &corev1.Event{ObjectMeta: meta("e"), Message: strings.Repeat("m", 1024),
 			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web"}}, nil},
 		{"event message over 1 KiB", &corev1.Event{ObjectMeta: meta("e"), Message: strings.Repeat("m", 1025),
@@ -818,6 +818,9 @@ func TestValidateStatus(t *testing.T) {
 		{"namespace phase", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Status: corev1.NamespaceStatus{Phase: "Gone"}},
 			[]string{`status.phase: Unsupported value: "Gone": supported values: "Active", "Terminating"`}},
 		{"configmap has no status", &corev1.ConfigMap{ObjectMeta: meta("c")}, nil},
+		{"job condition of its own type", &batchv1.Job{ObjectMeta: meta("pi"), Status: batchv1.JobStatus{
+			Conditions: []batchv1.JobCondition{{Type: "StatusUpdate", Status: "True"}, {Status: "Maybe"}}}},
+			[]string{"status.conditions[1].type: Required value", `status.conditions[1].status: Unsupported value: "Maybe"`}},
 		{"namespace conditions", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Status: corev1.NamespaceStatus{
 			Phase: "Terminating", Conditions: []corev1.NamespaceCondition{{Type: corev1.NamespaceContentRemaining, Status: "Maybe"}}}},
 			[]string{`status.conditions[0].status: Unsupported value: "Maybe"`}},

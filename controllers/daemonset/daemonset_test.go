@@ -210,3 +210,51 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 		return cur.Status.DesiredNumberScheduled == 2, err
 	})
 }
+
+// TestDaemonSetCreatesInBatches: the pods of a slow-start batch are made by one
+// CreateBatch call, which the server commits in one transaction, so that on seven nodes
+// the pods come in three revisions (batches of 1, 2 and 4), not seven.
+func TestDaemonSetCreatesInBatches(t *testing.T) {
+	cs, ctx := start(t)
+	const n = 7
+	for i := range n {
+		if _, err := cs.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("w%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := cs.Pods.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lbl := map[string]string{"app": "agent"}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "default"}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: "agent:1"}}}}}}
+	if _, err := cs.DaemonSets.Create(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "app=agent"},
+		ResourceVersion: before.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	revisions := map[string]int{}
+	nodes := map[string]bool{}
+	for len(nodes) < n {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatalf("watch pods: %v (pods seen on %d nodes)", err, len(nodes))
+		}
+		for _, ev := range evs {
+			if ev.Type == client.Added {
+				revisions[ev.ResourceVersion]++
+				nodes[daemonset.TargetNode(ev.Object)] = true
+			}
+		}
+	}
+	if len(revisions) != 3 {
+		t.Fatalf("%d pods created in %d revisions (pods per revision: %v); want 3 (batches of 1, 2, 4)", n, len(revisions), revisions)
+	}
+}

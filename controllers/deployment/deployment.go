@@ -5,9 +5,10 @@
 // ReplicaSets, honours paused, and writes the Deployment's status with the Available and
 // Progressing conditions (ProgressDeadlineExceeded when a rollout stalls).
 //
-// Not (yet) done as Kubernetes does: proportional scaling of several active ReplicaSets
-// when a Deployment is resized in the middle of a rollout (Skiff resizes the new one and
-// lets the rollout step settle the rest).
+// Like Kubernetes' controller it keeps the desired-replicas and max-replicas annotations
+// on the ReplicaSets it writes; a Deployment resized in the middle of a rollout (or while
+// paused) has the difference shared out over its active ReplicaSets in proportion to
+// their sizes (ScaleStep), not all given to the new one.
 package deployment
 
 import (
@@ -158,13 +159,14 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	sortOldestFirst(old)
 	created := false
-	if d.Spec.Paused {
-		if newRS != nil && sum(old, replicasOf) == 0 && replicasOf(newRS) != wantReplicas(d) {
-			if newRS, err = c.scale(ctx, d, newRS, wantReplicas(d)); err != nil {
-				return 0, err
-			}
-		}
-	} else {
+	// A paused Deployment, or one resized since its ReplicaSets were last written, is
+	// scaled, not rolled forward (Kubernetes' sync): a resize in the middle of a
+	// rollout is shared out over the active ReplicaSets in proportion.
+	var steps []Scale
+	if d.Spec.Paused || IsScalingEvent(d, newRS, old) {
+		steps = ScaleStep(d, newRS, old)
+	}
+	if !d.Spec.Paused && len(steps) == 0 {
 		if newRS == nil {
 			if newRS, err = c.createNewRS(ctx, d, old, maxRev); err != nil {
 				return 0, err
@@ -172,30 +174,31 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 			created = true
 		} else if revisionOf(newRS) <= maxRev {
 			// A rollback to an old template: it becomes the newest revision.
-			if newRS, err = c.setRevision(ctx, newRS, maxRev+1); err != nil {
+			if newRS, err = c.setRevision(ctx, d, newRS, maxRev+1); err != nil {
 				return 0, err
 			}
 		}
-		var steps []Scale
 		if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
 			steps = RecreateStep(d, newRS, old)
 		} else if steps, err = RollingStep(d, newRS, old); err != nil {
 			return 0, err
 		}
-		for _, s := range steps {
-			out, err := c.scale(ctx, d, s.RS, s.Replicas)
-			if err != nil {
-				return 0, err
-			}
-			if s.RS == newRS {
-				newRS = out
-			}
-			for i := range old {
-				if old[i] == s.RS {
-					old[i] = out
-				}
+	}
+	for _, s := range steps {
+		out, err := c.scale(ctx, d, s.RS, s.Replicas)
+		if err != nil {
+			return 0, err
+		}
+		if s.RS == newRS {
+			newRS = out
+		}
+		for i := range old {
+			if old[i] == s.RS {
+				old[i] = out
 			}
 		}
+	}
+	if !d.Spec.Paused {
 		if err := c.cleanup(ctx, d, old); err != nil {
 			return 0, err
 		}
@@ -237,6 +240,7 @@ func (c *Controller) createNewRS(ctx context.Context, d *appsv1.Deployment, old 
 		},
 		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), MinReadySeconds: d.Spec.MinReadySeconds, Selector: sel, Template: *tmpl},
 	}
+	setReplicaAnnotations(d, rs)
 	// Its first size is the first step of the rollout.
 	var steps []Scale
 	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
@@ -275,14 +279,22 @@ func (c *Controller) createNewRS(ctx context.Context, d *appsv1.Deployment, old 
 	return out, nil
 }
 
+// scale sets a ReplicaSet's replicas and the Deployment's replica annotations on it,
+// writing only what changes.
 func (c *Controller) scale(ctx context.Context, d *appsv1.Deployment, rs *appsv1.ReplicaSet, n int32) (*appsv1.ReplicaSet, error) {
 	from := replicasOf(rs)
 	next := rs.DeepCopy()
 	next.Spec.Replicas = ptr.To(n)
 	next.Spec.MinReadySeconds = d.Spec.MinReadySeconds
+	if !setReplicaAnnotations(d, next) && n == from && rs.Spec.MinReadySeconds == d.Spec.MinReadySeconds {
+		return rs, nil
+	}
 	out, err := c.cs.ReplicaSets.Update(ctx, next)
 	if err != nil {
 		return nil, fmt.Errorf("scale replicaset %s to %d: %w", cache.Key(rs), n, err)
+	}
+	if n == from {
+		return out, nil
 	}
 	dir := "up"
 	if n < from {
@@ -292,11 +304,11 @@ func (c *Controller) scale(ctx context.Context, d *appsv1.Deployment, rs *appsv1
 	return out, nil
 }
 
-func (c *Controller) setRevision(ctx context.Context, rs *appsv1.ReplicaSet, rev int64) (*appsv1.ReplicaSet, error) {
+// setRevision makes rs revision rev, and brings its replica annotations up to date as
+// the new ReplicaSet's are.
+func (c *Controller) setRevision(ctx context.Context, d *appsv1.Deployment, rs *appsv1.ReplicaSet, rev int64) (*appsv1.ReplicaSet, error) {
 	next := rs.DeepCopy()
-	if next.Annotations == nil {
-		next.Annotations = map[string]string{}
-	}
+	setReplicaAnnotations(d, next)
 	next.Annotations[RevisionAnnotation] = strconv.FormatInt(rev, 10)
 	out, err := c.cs.ReplicaSets.Update(ctx, next)
 	if err != nil {

@@ -251,6 +251,23 @@ func startControllers(t *testing.T) (*client.Clientset, context.Context) {
 	return cs, ctx
 }
 
+// updateDeployment changes default/name by change, again on a conflict.
+func updateDeployment(ctx context.Context, t *testing.T, cs *client.Clientset, name string, change func(*appsv1.Deployment)) {
+	t.Helper()
+	for {
+		cur, err := cs.Deployments.Get(ctx, "default", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(cur)
+		if _, err = cs.Deployments.Update(ctx, cur); err == nil {
+			return
+		} else if !client.IsConflict(err) {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestRollout(t *testing.T) {
 	cs, ctx := startControllers(t)
 	lbl := map[string]string{"app": "web"}
@@ -289,21 +306,7 @@ func TestRollout(t *testing.T) {
 	}
 
 	// Scaling is not a rollout.
-	update := func(change func(*appsv1.Deployment)) {
-		t.Helper()
-		for {
-			cur, err := cs.Deployments.Get(ctx, "default", "web")
-			if err != nil {
-				t.Fatal(err)
-			}
-			change(cur)
-			if _, err = cs.Deployments.Update(ctx, cur); err == nil {
-				return
-			} else if !client.IsConflict(err) {
-				t.Fatal(err)
-			}
-		}
-	}
+	update := func(change func(*appsv1.Deployment)) { t.Helper(); updateDeployment(ctx, t, cs, "web", change) }
 	update(func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](6) })
 	waitfor.ConditionErr(t, time.Minute, "scaled", func() (bool, error) {
 		rs, err := cs.ReplicaSets.Get(ctx, "default", first.Name)
@@ -370,21 +373,7 @@ func TestRollingUpdateBounds(t *testing.T) {
 		}
 	}
 	waitfor.ConditionErr(t, time.Minute, "first rollout", complete("busybox:1"))
-	update := func(change func(*appsv1.Deployment)) {
-		t.Helper()
-		for {
-			cur, err := cs.Deployments.Get(ctx, "default", "bounded")
-			if err != nil {
-				t.Fatal(err)
-			}
-			change(cur)
-			if _, err = cs.Deployments.Update(ctx, cur); err == nil {
-				return
-			} else if !client.IsConflict(err) {
-				t.Fatal(err)
-			}
-		}
-	}
+	update := func(change func(*appsv1.Deployment)) { t.Helper(); updateDeployment(ctx, t, cs, "bounded", change) }
 
 	// Paused: a template change creates no ReplicaSet.
 	update(func(d *appsv1.Deployment) { d.Spec.Paused = true })
@@ -454,4 +443,119 @@ func TestRollingUpdateBounds(t *testing.T) {
 		t.Fatal(v)
 	}
 	t.Logf("bounds held over %d observed states", states)
+}
+
+// annotated is rs as the controller last wrote it for a Deployment of desired replicas
+// and maxReplicas (replicas+maxSurge), at revision rev.
+func annotated(r *appsv1.ReplicaSet, rev, desired, maxReplicas int) *appsv1.ReplicaSet {
+	r.Annotations = map[string]string{RevisionAnnotation: fmt.Sprint(rev),
+		DesiredReplicasAnnotation: fmt.Sprint(desired), MaxReplicasAnnotation: fmt.Sprint(maxReplicas)}
+	return r
+}
+
+// TestProportionalScaling is Kubernetes' conformance test "deployment should support
+// proportional scaling" (testProportionalScalingDeployment) at the controller's
+// decision: 10 replicas, maxSurge 3, maxUnavailable 2, a rollout stuck with the old
+// ReplicaSet at 8 and the new one at 5 (none available), then resized to 30. The 33
+// replicas+maxSurge are shared 8:5 — 20 and 13 — not all 20 added to the new one.
+func TestProportionalScaling(t *testing.T) {
+	steps := func(d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old ...*appsv1.ReplicaSet) map[string]int32 {
+		t.Helper()
+		if !IsScalingEvent(d, newRS, old) {
+			t.Fatalf("resize to %d is not a scaling event", wantReplicas(d))
+		}
+		got := map[string]int32{}
+		for _, s := range ScaleStep(d, newRS, old) {
+			got[s.RS.Name] = s.Replicas
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		name       string
+		replicas   int32
+		first, sec int32 // the old and the new ReplicaSets' sizes before
+		want       map[string]int32
+	}{
+		{"conformance: 10 to 30", 30, 8, 5, map[string]int32{"first": 20, "second": 13}},
+		// 13 to 8 removes 5: 8*8/13 = 4.9 → 5 and 5*8/13 = 3.1 → 3.
+		{"down: 10 to 5", 5, 8, 5, map[string]int32{"first": 5, "second": 3}},
+		// 13 to 14: 8*14/13 = 8.6 → 9 takes the one there is; the new one keeps 5.
+		{"one more: 10 to 11", 11, 8, 5, map[string]int32{"first": 9, "second": 5}},
+		{"to zero", 0, 8, 5, map[string]int32{"first": 0, "second": 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := dep(tc.replicas, num(3), num(2))
+			first := annotated(rs("first", tc.first, tc.first, tc.first), 1, 10, 13)
+			second := annotated(rs("second", tc.sec, tc.sec, 0), 2, 10, 13)
+			got := steps(d, second, first)
+			if len(got) != len(tc.want) {
+				t.Fatalf("steps %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Fatalf("steps %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+	// The sizes reached, with the annotations written, are no longer a scaling event.
+	d := dep(30, num(3), num(2))
+	first := annotated(rs("first", 20, 20, 20), 1, 30, 33)
+	second := annotated(rs("second", 13, 13, 0), 2, 30, 33)
+	if IsScalingEvent(d, second, []*appsv1.ReplicaSet{first}) {
+		t.Fatal("settled sizes are a scaling event")
+	}
+	// Without the annotations (ReplicaSets written before they were kept) nothing is
+	// known of a resize: the rollout step goes on.
+	plain := dep(30, num(3), num(2))
+	if IsScalingEvent(plain, rs("second", 5, 5, 0), []*appsv1.ReplicaSet{rs("first", 8, 8, 8)}) {
+		t.Fatal("a scaling event from ReplicaSets without annotations")
+	}
+}
+
+// TestProportionalScalingRollout runs the conformance scenario through the controllers:
+// a rollout stuck on an image that never becomes ready (8 old, 5 new), then resized
+// from 10 to 30, ends with the old ReplicaSet at 20 and the new at 13.
+func TestProportionalScalingRollout(t *testing.T) {
+	cs, ctx := startControllers(t)
+	lbl := map[string]string{"app": "prop"}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "prop", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](10), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge: num(3), MaxUnavailable: num(2)}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox:1"}}}}}}
+	if _, err := cs.Deployments.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, time.Minute, "first rollout", func() (bool, error) {
+		cur, err := cs.Deployments.Get(ctx, "default", "prop")
+		return err == nil && cur.Status.ObservedGeneration == cur.Generation && cur.Status.AvailableReplicas == 10 && cur.Status.UpdatedReplicas == 10, err
+	})
+	update := func(change func(*appsv1.Deployment)) { t.Helper(); updateDeployment(ctx, t, cs, "prop", change) }
+	// sizes are the ReplicaSets' spec.replicas by image.
+	sizes := func() (map[string]int32, error) {
+		l, err := cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]int32{}
+		for _, rs := range l.Items {
+			out[rs.Spec.Template.Spec.Containers[0].Image] = *rs.Spec.Replicas
+		}
+		return out, nil
+	}
+	update(func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "webserver:404" })
+	waitfor.ConditionErr(t, time.Minute, "rollout stuck at 8 old and 5 new", func() (bool, error) {
+		s, err := sizes()
+		return err == nil && s["busybox:1"] == 8 && s["webserver:404"] == 5, err
+	})
+	update(func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](30) })
+	var last map[string]int32
+	waitfor.ConditionErr(t, time.Minute, "resized in proportion to 20 old and 13 new", func() (bool, error) {
+		s, err := sizes()
+		last = s
+		return err == nil && s["busybox:1"] == 20 && s["webserver:404"] == 13, err
+	})
+	t.Logf("sizes %v", last)
 }

@@ -5,7 +5,8 @@
 //     are removed from an object that still has others;
 //   - foreground: an owner deleted with the foregroundDeletion finalizer has its dependents
 //     deleted (in foreground, too), and loses the finalizer once no dependent with
-//     blockOwnerDeletion remains;
+//     blockOwnerDeletion remains; owners in a circle stop blocking each other's deletion
+//     (inCircle);
 //   - orphan: an owner deleted with the orphan finalizer has its references removed from
 //     its dependents, then loses the finalizer.
 //
@@ -151,9 +152,22 @@ func track[T kinds.Object](c *Collector, inf *cache.Informer[T]) {
 
 // changed queues an object that may be garbage (it has owners) or an owner whose
 // deletion waits on the collector (it is being deleted); others have nothing to collect.
+// A dependent being deleted queues its owners too: one waiting for it in the foreground
+// may have stopped waiting (its reference unblocked).
 func (c *Collector) changed(t *tracked, o kinds.Object) {
 	if len(o.GetOwnerReferences()) > 0 || o.GetDeletionTimestamp() != nil {
 		c.queue.Add(t.info.Kind + "|" + cache.Key(o))
+	}
+	if o.GetDeletionTimestamp() != nil {
+		c.queueOwners(o)
+	}
+}
+
+func (c *Collector) queueOwners(o kinds.Object) {
+	for _, ref := range o.GetOwnerReferences() {
+		if info := ownerKind(ref); info != nil && c.kinds[info.Kind] != nil {
+			c.queue.Add(info.Kind + "|" + keyIn(ownerNamespace(info, o), ref.Name))
+		}
 	}
 }
 
@@ -165,11 +179,7 @@ func (c *Collector) deleted(o kinds.Object) {
 			c.queue.Add(t.info.Kind + "|" + cache.Key(d))
 		}
 	}
-	for _, ref := range o.GetOwnerReferences() {
-		if info := ownerKind(ref); info != nil && c.kinds[info.Kind] != nil {
-			c.queue.Add(info.Kind + "|" + keyIn(ownerNamespace(info, o), ref.Name))
-		}
-	}
+	c.queueOwners(o)
 }
 
 // ownerKind is the kind an owner reference names (its group and kind: Skiff serves each
@@ -359,6 +369,11 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 			return c.removeFinalizer(ctx, t, obj, FinalizerOrphan)
 		}
 	case slices.Contains(obj.GetFinalizers(), FinalizerForeground):
+		if c.inCircle(uid) {
+			if err := c.unblockOwners(ctx, t, obj); err != nil {
+				return err
+			}
+		}
 		blocking := 0
 		for _, dt := range c.kinds {
 			for _, d := range dt.byOwner(uid) {
@@ -381,6 +396,53 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// inCircle says whether an owner being deleted in the foreground may be in a circle of
+// owners: one of its dependents is itself waiting, in the foreground, for dependents of
+// its own. Each of them would wait for the next forever (three pods owning each other,
+// one deleted in the foreground). As Kubernetes' collector does, with the same false
+// positives (a chain, not a circle, that is being deleted in the foreground), such an
+// owner stops blocking its own owners' deletion (unblockOwners), which breaks the circle.
+func (c *Collector) inCircle(uid types.UID) bool {
+	for _, dt := range c.kinds {
+		for _, d := range dt.byOwner(uid) {
+			if d.GetDeletionTimestamp() != nil && slices.Contains(d.GetFinalizers(), FinalizerForeground) && c.hasDependents(d.GetUID()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (c *Collector) hasDependents(uid types.UID) bool {
+	for _, dt := range c.kinds {
+		if len(dt.byOwner(uid)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// unblockOwners sets blockOwnerDeletion false on obj's owner references that have it:
+// those owners' foreground deletion no longer waits for obj.
+func (c *Collector) unblockOwners(ctx context.Context, t *tracked, obj kinds.Object) error {
+	refs := slices.Clone(obj.GetOwnerReferences())
+	changed := false
+	for i := range refs {
+		if ptr.Deref(refs[i].BlockOwnerDeletion, false) {
+			refs[i].BlockOwnerDeletion = ptr.To(false)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := c.setOwners(ctx, t, obj, refs); err != nil {
+		return err
+	}
+	c.log.Debug("unblocked owners of a dependent in a circle", "kind", t.info.Kind, "object", cache.Key(obj))
+	return nil // the update's event queues the owners (changed)
 }
 
 func (c *Collector) removeFinalizer(ctx context.Context, t *tracked, obj kinds.Object, fin string) error {

@@ -128,6 +128,36 @@ func TestForeground(t *testing.T) {
 	waitfor.ConditionErr(t, 30*time.Second, "deployment deleted last", gone(ctx, cs.Deployments, "fg"))
 }
 
+// TestForegroundCircle: three pods owning each other in a circle, all references
+// blocking; the first deleted in the foreground, all three go (Kubernetes' "should not be
+// blocked by dependency circle"). Each waited for the next before the circle was broken.
+func TestForegroundCircle(t *testing.T) {
+	cs, ctx := setup(t)
+	spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}
+	var pods [3]*corev1.Pod
+	for i, n := range []string{"ring-1", "ring-2", "ring-3"} {
+		p, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: "default"}, Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods[i] = p
+	}
+	// ring-1 is owned by ring-3, ring-2 by ring-1, ring-3 by ring-2.
+	for i, p := range pods {
+		owner := pods[(i+2)%3]
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: owner.Name, UID: owner.UID, BlockOwnerDeletion: ptr.To(true)}}
+		if _, err := cs.Pods.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cs.Pods.Delete(ctx, "default", "ring-1", client.DeleteOptions{PropagationPolicy: "Foreground"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		waitfor.ConditionErr(t, 30*time.Second, p.Name+" deleted", gone(ctx, cs.Pods, p.Name))
+	}
+}
+
 func TestKeepsObjectWithLiveOwner(t *testing.T) {
 	cs, ctx := setup(t)
 	d, rs, _ := tree(t, ctx, cs, "keep")

@@ -20,7 +20,6 @@
 package job
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -809,8 +808,15 @@ func (s *sync_) act(ctx context.Context, w podWork) (int, error) {
 	// Each round of the slow start is one CreateBatch call per hundred pods: one
 	// call and one store entry, where a Create per pod was a call and an admission
 	// each.
-	created, largest, err := slowstart.RunChunks(n, first, client.MaxCreateBatch, func(lo, hi int) (int, error) {
-		return s.createPods(ctx, ixs[lo:hi], failures)
+	created, largest, err := slowstart.RunBatches(n, first, func(start, size int) []error {
+		errs := make([]error, size)
+		var wg sync.WaitGroup
+		for lo := start; lo < start+size; lo += client.MaxCreateBatch {
+			hi := min(lo+client.MaxCreateBatch, start+size)
+			wg.Go(func() { copy(errs[lo-start:], s.createPods(ctx, ixs[lo:hi], failures)) })
+		}
+		wg.Wait()
+		return errs
 	})
 	for range n - created {
 		s.c.exp.CreationObserved(s.key) // never coming
@@ -1059,8 +1065,8 @@ func deleteFirst(a, b *corev1.Pod) bool {
 
 // createPods makes the pods of indexes ixs (noIndex each, for a Job without) in one
 // CreateBatch call (one Create each, concurrently, from a server without it), each
-// with its index's failures so far. It returns how many it made.
-func (s *sync_) createPods(ctx context.Context, ixs []int, failures map[int]int) (int, error) {
+// with its index's failures so far. It returns each one's error.
+func (s *sync_) createPods(ctx context.Context, ixs []int, failures map[int]int) []error {
 	job := s.planned
 	pods := make([]*corev1.Pod, len(ixs))
 	for i, ix := range ixs {
@@ -1087,24 +1093,18 @@ func (s *sync_) createPods(ctx context.Context, ixs []int, failures map[int]int)
 		}
 		wg.Wait()
 	}
-	made := 0
-	var first error
 	for i, err := range errs {
 		if err != nil {
 			s.c.rec.Eventf(job, record.Warning, "FailedCreate", "Error creating: %v", err)
-			first = cmp.Or(first, err)
+			errs[i] = fmt.Errorf("create pod for job %s: %w", s.key, err)
 			continue
 		}
-		made++
 		if ixs[i] != noIndex {
 			s.c.made(s.key, out[i].Name, ixs[i])
 		}
 		s.c.rec.Eventf(job, record.Normal, "SuccessfulCreate", "Created pod: %s", out[i].Name)
 	}
-	if first != nil {
-		return made, fmt.Errorf("create %d of %d pods for job %s: %w", len(pods)-made, len(pods), s.key, first)
-	}
-	return made, nil
+	return errs
 }
 
 // indexFailures counts, per index, the failed pods so far (what the next pod of the

@@ -1,9 +1,12 @@
 // Package fakekubelet stands in for kubelets in controller tests: it marks every pod
-// Running and Ready as soon as it appears.
+// Running and Ready as soon as it appears, but for a pod whose first container's image
+// is tagged 404 (Kubernetes' e2e tests stall a rollout with webserver:404): that one
+// stays Pending, as an image that cannot be pulled leaves it.
 package fakekubelet
 
 import (
 	"context"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,7 +17,8 @@ import (
 // Run marks pods ready until ctx ends.
 func Run(ctx context.Context, cs *client.Clientset) {
 	mark := func(p *corev1.Pod) {
-		if p.Status.Phase == corev1.PodRunning || p.DeletionTimestamp != nil {
+		if p.Status.Phase == corev1.PodRunning || p.DeletionTimestamp != nil ||
+			len(p.Spec.Containers) > 0 && strings.HasSuffix(p.Spec.Containers[0].Image, ":404") {
 			return
 		}
 		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{

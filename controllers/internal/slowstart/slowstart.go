@@ -20,18 +20,25 @@ func Run(n int, call func() error) (attempted int, err error) {
 // there instead of paying the doubling's rounds again. It also returns the largest
 // batch that succeeded in full (0: none).
 func RunFrom(n, first int, call func() error) (attempted, largest int, err error) {
-	for batch := max(first, 1); attempted < n; batch *= 2 {
-		size := min(batch, n-attempted)
+	return RunBatches(n, first, func(_, size int) []error {
 		errs := make([]error, size)
 		var wg sync.WaitGroup
-		for i := 0; i < size; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = call()
-			}()
+		for i := range size {
+			wg.Go(func() { errs[i] = call() })
 		}
 		wg.Wait()
+		return errs
+	})
+}
+
+// RunBatches is RunFrom with each batch made by the caller in one go: batch(start,
+// size) makes calls start to start+size-1 (for instance in one batch request) and
+// returns each one's error, in order. The batches and the stop at the first one with a
+// failure are RunFrom's.
+func RunBatches(n, first int, batch func(start, size int) []error) (attempted, largest int, err error) {
+	for size := max(first, 1); attempted < n; size *= 2 {
+		size := min(size, n-attempted)
+		errs := batch(attempted, size)
 		attempted += size
 		if err := errors.Join(errs...); err != nil {
 			failed := 0
@@ -45,35 +52,4 @@ func RunFrom(n, first int, call func() error) (attempted, largest int, err error
 		largest = max(largest, size)
 	}
 	return attempted, largest, nil
-}
-
-// RunChunks is RunFrom for a call that makes up to size items at once (a batch API
-// such as CreateBatch): each batch of the doubling is split into calls of at most size
-// items, run concurrently; call(lo, hi) makes items lo..hi-1 and returns how many of
-// them succeeded. It stops after the first batch with a failure, and returns how many
-// items succeeded and the largest batch that succeeded in full.
-func RunChunks(n, first, size int, call func(lo, hi int) (int, error)) (done, largest int, err error) {
-	size = max(size, 1)
-	for batch, at := max(first, 1), 0; at < n; batch *= 2 {
-		end := min(at+batch, n)
-		var mu sync.Mutex
-		var errs []error
-		var wg sync.WaitGroup
-		for lo := at; lo < end; lo += size {
-			wg.Go(func() {
-				ok, err := call(lo, min(lo+size, end))
-				mu.Lock()
-				defer mu.Unlock()
-				done += ok
-				errs = append(errs, err)
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return done, largest, err
-		}
-		largest = max(largest, end-at)
-		at = end
-	}
-	return done, largest, nil
 }

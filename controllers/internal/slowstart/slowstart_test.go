@@ -2,7 +2,7 @@ package slowstart
 
 import (
 	"errors"
-	"sync"
+	"fmt"
 	"sync/atomic"
 	"testing"
 )
@@ -55,37 +55,29 @@ func TestRunFrom(t *testing.T) {
 	}
 }
 
-func TestRunChunks(t *testing.T) {
-	var mu sync.Mutex
-	var calls [][2]int
-	record := func(lo, hi int) { mu.Lock(); calls = append(calls, [2]int{lo, hi}); mu.Unlock() }
-	done, largest, err := RunChunks(250, 64, 100, func(lo, hi int) (int, error) { record(lo, hi); return hi - lo, nil })
-	// Batches of 64 and 128 (two calls: 100 and 28), then the last 58.
-	if done != 250 || largest != 128 || err != nil || len(calls) != 4 {
-		t.Fatalf("done %d, largest %d, err %v, calls %v", done, largest, err, calls)
-	}
-	seen := make([]bool, 250)
-	for _, c := range calls {
-		if c[1]-c[0] > 100 {
-			t.Errorf("call %v holds more than 100", c)
-		}
-		for i := c[0]; i < c[1]; i++ {
-			if seen[i] {
-				t.Errorf("item %d made twice", i)
-			}
-			seen[i] = true
-		}
-	}
-	calls = nil
-	done, largest, err = RunChunks(100, 1, 100, func(lo, hi int) (int, error) {
-		record(lo, hi)
-		if hi > 2 {
-			return hi - lo - 1, errors.New("quota exceeded")
-		}
-		return hi - lo, nil
+// TestRunBatches: each batch is one call covering its range of the n, in RunFrom's
+// doubling sizes, and a batch with a failure ends the run.
+func TestRunBatches(t *testing.T) {
+	var got [][2]int
+	ok, largest, err := RunBatches(10, 1, func(start, size int) []error {
+		got = append(got, [2]int{start, size})
+		return make([]error, size)
 	})
-	// Batch 1 succeeds; batch 2 (items 1-2) has one failure, so batch 4 never runs.
-	if done != 2 || largest != 1 || err == nil || len(calls) != 2 {
-		t.Fatalf("failing: done %d, largest %d, err %v, calls %v", done, largest, err, calls)
+	want := [][2]int{{0, 1}, {1, 2}, {3, 4}, {7, 3}}
+	if ok != 10 || largest != 4 || err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ok %d, largest %d, err %v, batches %v; want 10, 4, nil, %v", ok, largest, err, got, want)
+	}
+	got = nil
+	ok, largest, err = RunBatches(10, 1, func(start, size int) []error {
+		got = append(got, [2]int{start, size})
+		errs := make([]error, size)
+		if start == 3 {
+			errs[1] = errors.New("quota exceeded")
+		}
+		return errs
+	})
+	// Batches 1 and 2 succeed; batch 4 has one failure, so the last batch never runs.
+	if ok != 6 || largest != 2 || err == nil || len(got) != 3 {
+		t.Fatalf("failing: ok %d, largest %d, err %v, batches %v", ok, largest, err, got)
 	}
 }
