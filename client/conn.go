@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -107,6 +108,8 @@ type Conn struct {
 	cert        *tls.Certificate
 	certChecked time.Time
 	retiring    map[*grpc.ClientConn]bool
+	// noBatch: the servers answered CreateBatch as unimplemented (older than the call).
+	noBatch atomic.Bool
 }
 
 // Dial prepares a connection to servers (host:port each). It does not block: servers are

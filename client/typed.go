@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -125,6 +126,38 @@ func (c *Client[T]) createOutcome(obj T, out *apiv1.Object, err error, attempts 
 // MaxCreateBatch is the most objects one CreateBatch call may carry (the server's
 // limit).
 const MaxCreateBatch = 100
+
+// CreateEach creates objs (at most MaxCreateBatch), each succeeding or failing alone
+// (out[i] and errs[i] as Create's): more than one in one CreateBatch call, which the
+// server commits in one store transaction; one Create each, concurrently, from servers
+// without the call (remembered for the Conn) or when the batch was refused
+// (PermissionDenied: one object refused refuses the batch, and alone each says which
+// and why). The call's own failure otherwise is every object's error.
+func (c *Client[T]) CreateEach(ctx context.Context, objs []T) ([]T, []error) {
+	if len(objs) > 1 && !c.conn.noBatch.Load() {
+		out, errs, err := c.CreateBatch(ctx, objs)
+		switch {
+		case err == nil:
+			return out, errs
+		case status.Code(err) == codes.Unimplemented:
+			c.conn.noBatch.Store(true)
+		case status.Code(err) == codes.PermissionDenied:
+		default:
+			errs = make([]error, len(objs))
+			for i := range errs {
+				errs[i] = err
+			}
+			return make([]T, len(objs)), errs
+		}
+	}
+	out, errs := make([]T, len(objs)), make([]error, len(objs))
+	var wg sync.WaitGroup
+	for i, o := range objs {
+		wg.Go(func() { out[i], errs[i] = c.Create(ctx, o) })
+	}
+	wg.Wait()
+	return out, errs
+}
 
 // CreateBatch creates objs (at most MaxCreateBatch) in one call, each as Create would and each
 // succeeding or failing alone: out[i] and errs[i] are objs[i]'s outcome, with the same

@@ -14,12 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -110,7 +107,6 @@ type Controller struct {
 	mu      sync.Mutex
 	backoff map[string]failedBackoff // by DaemonSet key and node
 
-	unbatched atomic.Bool // the server has no CreateBatch
 }
 
 type failedBackoff struct {
@@ -353,9 +349,6 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 	return errors.Join(errs...)
 }
 
-// maxCreateBatch is the most pods one CreateBatch call carries (the server's limit).
-const maxCreateBatch = 100
-
 // createPods creates the daemon pods for nodes and returns each one's error: a slow-start
 // batch of more than one pod in one CreateBatch call per hundred, which the server commits
 // in one store transaction, instead of a call and a Raft entry per pod; one at a time
@@ -367,10 +360,10 @@ func (c *Controller) createPods(ctx context.Context, key string, ds *appsv1.Daem
 		pods[i] = NewPod(ds, node, hash)
 	}
 	var wg sync.WaitGroup
-	for start := 0; start < len(pods); start += maxCreateBatch {
-		chunk := pods[start:min(start+maxCreateBatch, len(pods))]
+	for start := 0; start < len(pods); start += client.MaxCreateBatch {
+		chunk := pods[start:min(start+client.MaxCreateBatch, len(pods))]
 		wg.Go(func() {
-			out, cerrs := c.createChunk(ctx, chunk)
+			out, cerrs := c.cs.Pods.CreateEach(ctx, chunk)
 			for i, err := range cerrs {
 				node := nodes[start+i]
 				if err != nil {
@@ -384,35 +377,6 @@ func (c *Controller) createPods(ctx context.Context, key string, ds *appsv1.Daem
 	}
 	wg.Wait()
 	return errs
-}
-
-// createChunk creates pods (at most maxCreateBatch) and returns each one's outcome.
-func (c *Controller) createChunk(ctx context.Context, pods []*corev1.Pod) ([]*corev1.Pod, []error) {
-	if len(pods) > 1 && !c.unbatched.Load() {
-		out, errs, err := c.cs.Pods.CreateBatch(ctx, pods)
-		switch {
-		case err == nil:
-			return out, errs
-		case status.Code(err) == codes.Unimplemented:
-			c.unbatched.Store(true) // a server older than batches: create one at a time
-			c.log.Info("the API server cannot create pods in batches; creating them one at a time")
-		case status.Code(err) == codes.PermissionDenied:
-			// One pod refused refuses the batch: each alone says which and why.
-		default:
-			errs = make([]error, len(pods))
-			for i := range errs {
-				errs[i] = err
-			}
-			return make([]*corev1.Pod, len(pods)), errs
-		}
-	}
-	out, errs := make([]*corev1.Pod, len(pods)), make([]error, len(pods))
-	var wg sync.WaitGroup
-	for i, p := range pods {
-		wg.Go(func() { out[i], errs[i] = c.cs.Pods.Create(ctx, p) })
-	}
-	wg.Wait()
-	return out, errs
 }
 
 // failedBackoff says how long a failed pod of key on node must wait before it is

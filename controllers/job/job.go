@@ -28,12 +28,9 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -137,8 +134,6 @@ type Controller struct {
 	// sync waits for the cache to show it (the Job's update event brings the sync back):
 	// acting on an older status would only fail its own write with a conflict.
 	written map[string]uint64
-	// unbatched: the API server has no CreateBatch; pods are made one call each.
-	unbatched atomic.Bool
 }
 
 type backoffRecord struct {
@@ -1064,35 +1059,15 @@ func deleteFirst(a, b *corev1.Pod) bool {
 }
 
 // createPods makes the pods of indexes ixs (noIndex each, for a Job without) in one
-// CreateBatch call (one Create each, concurrently, from a server without it), each
-// with its index's failures so far. It returns each one's error.
+// CreateBatch call (client.CreateEach), each with its index's failures so far. It
+// returns each one's error.
 func (s *sync_) createPods(ctx context.Context, ixs []int, failures map[int]int) []error {
 	job := s.planned
 	pods := make([]*corev1.Pod, len(ixs))
 	for i, ix := range ixs {
 		pods[i] = NewPod(job, ix, failures[ix])
 	}
-	out, errs := make([]*corev1.Pod, len(pods)), make([]error, len(pods))
-	if !s.c.unbatched.Load() {
-		o, e, err := s.c.cs.Pods.CreateBatch(ctx, pods)
-		switch {
-		case status.Code(err) == codes.Unimplemented:
-			s.c.unbatched.Store(true) // a server older than batches
-		case err != nil:
-			for i := range errs {
-				errs[i] = err
-			}
-		default:
-			out, errs = o, e
-		}
-	}
-	if s.c.unbatched.Load() {
-		var wg sync.WaitGroup
-		for i, p := range pods {
-			wg.Go(func() { out[i], errs[i] = s.c.cs.Pods.Create(ctx, p) })
-		}
-		wg.Wait()
-	}
+	out, errs := s.c.cs.Pods.CreateEach(ctx, pods)
 	for i, err := range errs {
 		if err != nil {
 			s.c.rec.Eventf(job, record.Warning, "FailedCreate", "Error creating: %v", err)
