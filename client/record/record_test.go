@@ -274,16 +274,22 @@ func (s *throttling) Create(_ context.Context, req *apiv1.CreateRequest) (*apiv1
 }
 
 func (s *throttling) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest) (*apiv1.CreateBatchResponse, error) {
+	return batchResults(req, s.try), nil
+}
+
+// batchResults answers a CreateBatch with each object's outcome: created, or refused
+// with refuse's error.
+func batchResults(req *apiv1.CreateBatchRequest, refuse func(*apiv1.Object) error) *apiv1.CreateBatchResponse {
 	res := &apiv1.CreateBatchResponse{}
 	for _, o := range req.GetObjects() {
 		r := &apiv1.CreateBatchResult{Object: o}
-		if err := s.try(o); err != nil {
+		if err := refuse(o); err != nil {
 			r.Object = nil
 			r.Error, _ = proto.Marshal(status.Convert(err).Proto())
 		}
 		res.Results = append(res.Results, r)
 	}
-	return res, nil
+	return res
 }
 
 // TestRecorderWaitsOutRateLimits: an event the server refuses as over its event rate
@@ -359,17 +365,8 @@ func (s *refusing) Create(_ context.Context, req *apiv1.CreateRequest) (*apiv1.O
 }
 
 func (s *refusing) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest) (*apiv1.CreateBatchResponse, error) {
-	res := &apiv1.CreateBatchResponse{}
 	err := s.write(len(req.GetObjects()))
-	for _, o := range req.GetObjects() {
-		r := &apiv1.CreateBatchResult{Object: o}
-		if err != nil {
-			r.Object = nil
-			r.Error, _ = proto.Marshal(status.Convert(err).Proto())
-		}
-		res.Results = append(res.Results, r)
-	}
-	return res, nil
+	return batchResults(req, func(*apiv1.Object) error { return err }), nil
 }
 
 // TestRecorderBacksOffWhileRefused: while the server keeps refusing events for its rate
