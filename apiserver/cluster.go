@@ -234,16 +234,30 @@ func (c *cluster) AddMember(ctx context.Context, req *apiv1.AddMemberRequest) (*
 	return c.Status(ctx, nil)
 }
 
+// RemoveMember removes a member and its address record. The record goes first, while
+// the member is still in the configuration: once removed, a member asked to remove
+// itself (the leader, or a follower that forwards the change) finds no leader to take
+// its write. Should the removal fail, the record is written back.
 func (c *cluster) RemoveMember(ctx context.Context, req *apiv1.RemoveMemberRequest) (*apiv1.ClusterStatus, error) {
-	if req.GetName() == "" {
+	name := req.GetName()
+	if name == "" {
 		return nil, badRequest("remove member: name is required")
 	}
-	if err := c.store.RemoveServer(ctx, req.GetName()); err != nil {
-		return nil, storeError(memberInfo, req.GetName(), err)
-	}
-	_, err := c.store.Txn(ctx, store.Op{Type: store.Delete, Key: store.Key{Kind: memberKind, Name: req.GetName()}})
+	addr := c.members.get()[name]
+	_, err := c.store.Txn(ctx, store.Op{Type: store.Delete, Key: store.Key{Kind: memberKind, Name: name}})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, storeError(memberInfo, req.GetName(), err)
+		return nil, storeError(memberInfo, name, err)
+	}
+	if err := c.store.RemoveServer(ctx, name); err != nil {
+		if addr != "" && c.store.IsMember(name) {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			rerr := recordMember(rctx, c.store, name, addr)
+			cancel()
+			if rerr != nil {
+				err = fmt.Errorf("%w (and its API address %s could not be recorded again: %v)", err, addr, rerr)
+			}
+		}
+		return nil, storeError(memberInfo, name, err)
 	}
 	return c.Status(ctx, nil)
 }

@@ -2,7 +2,9 @@ package apiserver_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,7 +28,9 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/store"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 func dial(t testing.TB, addr string) (apiv1.ResourcesClient, apiv1.ClusterClient) {
@@ -542,5 +546,46 @@ func TestStoredEventRecordsTheChainStart(t *testing.T) {
 	}
 	if evs, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(cm.UID)}); err != nil || len(evs.Items) != 0 {
 		t.Fatalf("a configmap got events: %v %v", evs, err)
+	}
+}
+
+// TestRemoveMemberThroughItself: a member removed through its own API (the leader, or a
+// follower that forwards the change) answers once the change commits, rather than
+// waiting, no longer a member, on a write no leader will take; its address record goes.
+func TestRemoveMemberThroughItself(t *testing.T) {
+	for _, which := range []string{"leader", "follower"} {
+		t.Run(which, func(t *testing.T) {
+			c := apicluster.Start(t, 3, apicluster.Options{})
+			victim := c.Leader()
+			if which == "follower" {
+				victim = (victim + 1) % 3
+			}
+			name := fmt.Sprintf("n%d", victim+1)
+			_, cc := dial(t, c.Addr(victim))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if _, err := cc.RemoveMember(ctx, &apiv1.RemoveMemberRequest{Name: name}); err != nil {
+				t.Fatalf("remove %s through itself: %v", name, err)
+			}
+			other := (victim + 1) % 3
+			_, occ := dial(t, c.Addr(other))
+			waitfor.Condition(t, 20*time.Second, name+" gone from the configuration", func() (bool, string) {
+				st, err := occ.Status(ctx, &apiv1.ClusterStatusRequest{})
+				if err != nil {
+					return false, err.Error()
+				}
+				var names []string
+				for _, m := range st.GetMembers() {
+					names = append(names, m.GetName())
+				}
+				return len(names) == 2 && !slices.Contains(names, name), fmt.Sprint("members ", names)
+			})
+			// A removed leader's followers elect another before they answer reads.
+			waitfor.Condition(t, 20*time.Second, name+"'s address record gone", func() (bool, string) {
+				rec, err := c.Server(other).Store().Get(ctx, store.Key{Kind: "skiff.member", Name: name}, store.ReadOptions{})
+				return errors.Is(err, store.ErrNotFound), fmt.Sprintf("record %q, %v", rec.Value, err)
+			})
+			c.Stop(victim) // removed: it would campaign for nothing until the end
+		})
 	}
 }

@@ -178,6 +178,9 @@ func (s *Store) memberAddress(id string) (string, bool) {
 	return "", false
 }
 
+// IsMember says whether id is in the Raft configuration as this node last saw it.
+func (s *Store) IsMember(id string) bool { return s.isMember(id) }
+
 func (s *Store) isMember(id string) bool {
 	_, ok := s.memberAddress(id)
 	return ok
