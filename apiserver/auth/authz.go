@@ -122,10 +122,11 @@ type Guard func(obj kinds.Object) error
 //     and persistentvolumes (the volume binder and the local-path provisioner) and
 //     creating storageclasses (the provisioner's default class); endpointslices and
 //     endpoints (the EndpointSlice, endpoints and mirroring controllers); the status
-//     of services (the service load balancer); the status of poddisruptionbudgets (the disruption controller) and of
-//     resourcequotas (the quota controller); nodes' updates and status; Leases in
-//     kube-system (its election); deletion of every kind (the garbage collector, and the
-//     namespace controller emptying a namespace being deleted).
+//     of services (the service load balancer); the status of poddisruptionbudgets (the
+//     disruption controller) and of resourcequotas (the quota controller); nodes'
+//     updates and status; Leases in kube-system (its election); deletion of every kind
+//     (the garbage collector, and the namespace controller emptying a namespace being
+//     deleted).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status; events; Leases in kube-system and creating that namespace; updating
 //     persistentvolumeclaims and persistentvolumes (its volume binding: a claim's
