@@ -199,31 +199,31 @@ func TestMinimalChurn(t *testing.T) {
 	}
 }
 
-// TestTracker: a Service whose slices the cache shows older than written waits.
+// TestTracker: the Writer: a Service whose slices the cache shows older than written waits.
 func TestTracker(t *testing.T) {
-	tr := tracker{written: map[string]map[string]int64{}}
+	tr := NewWriter(nil)
 	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-a", ResourceVersion: "10"}}
 	tr.wrote("default/web", es)
-	if !tr.stale("default/web", nil) {
+	if !tr.Stale("default/web", nil) {
 		t.Fatal("a slice written and not in the cache is not stale")
 	}
 	old := es.DeepCopy()
 	old.ResourceVersion = "9"
-	if !tr.stale("default/web", []*discoveryv1.EndpointSlice{old}) {
+	if !tr.Stale("default/web", []*discoveryv1.EndpointSlice{old}) {
 		t.Fatal("an older revision is not stale")
 	}
-	if tr.stale("default/web", []*discoveryv1.EndpointSlice{es}) {
+	if tr.Stale("default/web", []*discoveryv1.EndpointSlice{es}) {
 		t.Fatal("the revision written is stale")
 	}
 	tr.deleted("default/web", "web-a")
-	if !tr.stale("default/web", []*discoveryv1.EndpointSlice{es}) || tr.stale("default/web", nil) {
+	if !tr.Stale("default/web", []*discoveryv1.EndpointSlice{es}) || tr.Stale("default/web", nil) {
 		t.Fatal("a deleted slice")
 	}
 }
 
 // TestTrackerOwn: the events of the controller's own writes need no sync; others do.
 func TestTrackerOwn(t *testing.T) {
-	tr := tracker{written: map[string]map[string]int64{}}
+	tr := NewWriter(nil)
 	slice := func(name, rv string) *discoveryv1.EndpointSlice {
 		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv}}
 	}
@@ -245,19 +245,19 @@ func TestTrackerOwn(t *testing.T) {
 		{"a slice never written", "default/web", slice("web-c", "10"), false, false},
 		{"another Service's", "default/db", slice("web-a", "10"), false, false},
 	} {
-		if got := tr.own(tc.svc, tc.es, tc.deleted); got != tc.own {
+		if got := tr.Own(tc.svc, tc.es, tc.deleted); got != tc.own {
 			t.Errorf("%s: own = %v, want %v", tc.what, got, tc.own)
 		}
 	}
 	// A sync that found the cache stale waits for the slice: its event syncs at once.
-	if !tr.stale("default/web", nil) || tr.own("default/web", slice("web-a", "10"), false) {
+	if !tr.Stale("default/web", nil) || tr.Own("default/web", slice("web-a", "10"), false) {
 		t.Fatal("the event a stale sync waits for is taken as needing none")
 	}
-	if tr.stale("default/web", []*discoveryv1.EndpointSlice{slice("web-a", "10")}) {
+	if tr.Stale("default/web", []*discoveryv1.EndpointSlice{slice("web-a", "10")}) {
 		t.Fatal("stale after the cache caught up")
 	}
 	tr.wrote("default/web", slice("web-a", "13"))
-	if !tr.own("default/web", slice("web-a", "13"), false) {
+	if !tr.Own("default/web", slice("web-a", "13"), false) {
 		t.Fatal("a write after the wait is not own")
 	}
 }
