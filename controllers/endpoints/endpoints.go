@@ -35,6 +35,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
@@ -125,7 +126,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	// The controller's Endpoints whose Service went while it was not running.
-	for _, ep := range c.eps.List(nil) {
+	for _, ep := range c.eps.List(labels.Everything()) {
 		if ep.Labels[LabelManagedBy] == ManagedBy {
 			c.queue.Add(cache.Key(ep))
 		}
@@ -208,18 +209,15 @@ func (c *Controller) forget(key string) {
 // Desired is the Endpoints svc should have for its pods, written over current (nil:
 // none yet), and whether that differs from current. trigger is the change the write
 // reflects (zero: none new). Subsets, labels and the capacity annotation decide whether
-// current is right; the trigger time alone never makes a write.
+// current is right; the trigger time alone never makes a write. Unlike Kubernetes',
+// which compares the subsets before truncating them, truncated Endpoints already right
+// are not written again.
 func Desired(svc *corev1.Service, pods []*corev1.Pod, current *corev1.Endpoints, trigger time.Time) (*corev1.Endpoints, bool) {
-	subsets := Repack(Subsets(svc, pods))
-	if current != nil && equality.Semantic.DeepEqual(current.Subsets, subsets) &&
-		labelsCorrect(current.Labels, svc.Labels) && capacityAnnotationCorrect(current.Annotations, current.Subsets) {
-		return current, false
-	}
 	next := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace}}
 	if current != nil {
 		next = current.DeepCopy()
 	}
-	next.Subsets = subsets
+	next.Subsets = Repack(Subsets(svc, pods))
 	next.Labels = map[string]string{}
 	for k, v := range svc.Labels {
 		next.Labels[k] = v
@@ -232,15 +230,19 @@ func Desired(svc *corev1.Service, pods []*corev1.Pod, current *corev1.Endpoints,
 	if next.Annotations == nil {
 		next.Annotations = map[string]string{}
 	}
-	if !trigger.IsZero() {
-		next.Annotations[corev1.EndpointsLastChangeTriggerTime] = trigger.UTC().Format(time.RFC3339Nano)
-	} else {
-		delete(next.Annotations, corev1.EndpointsLastChangeTriggerTime)
-	}
 	if truncate(next) {
 		next.Annotations[corev1.EndpointsOverCapacity] = Truncated
 	} else {
 		delete(next.Annotations, corev1.EndpointsOverCapacity)
+	}
+	if current != nil && equality.Semantic.DeepEqual(current.Subsets, next.Subsets) && equality.Semantic.DeepEqual(current.Labels, next.Labels) &&
+		current.Annotations[corev1.EndpointsOverCapacity] == next.Annotations[corev1.EndpointsOverCapacity] {
+		return current, false
+	}
+	if !trigger.IsZero() {
+		next.Annotations[corev1.EndpointsLastChangeTriggerTime] = trigger.UTC().Format(time.RFC3339Nano)
+	} else {
+		delete(next.Annotations, corev1.EndpointsLastChangeTriggerTime)
 	}
 	return next, true
 }
@@ -287,41 +289,6 @@ func Subsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
 		}
 	}
 	return out
-}
-
-// labelsCorrect says whether an Endpoints' labels are the Service's, the controller's
-// own and (either way) the headless label.
-func labelsCorrect(ep, svc map[string]string) bool {
-	if ep[LabelManagedBy] != ManagedBy {
-		return false
-	}
-	skipped := 0
-	for k, v := range ep {
-		if k == corev1.IsHeadlessService || k == LabelManagedBy {
-			skipped++
-		} else if sv, ok := svc[k]; !ok || sv != v {
-			return false
-		}
-	}
-	return len(svc) == len(ep)-skipped
-}
-
-// capacityAnnotationCorrect says whether subsets within capacity carry no
-// over-capacity annotation (subsets over it must be truncated anyway).
-func capacityAnnotationCorrect(annotations map[string]string, subsets []corev1.EndpointSubset) bool {
-	if countAddresses(subsets) > MaxCapacity {
-		return false
-	}
-	_, ok := annotations[corev1.EndpointsOverCapacity]
-	return !ok
-}
-
-func countAddresses(subsets []corev1.EndpointSubset) int {
-	n := 0
-	for _, ss := range subsets {
-		n += len(ss.Addresses) + len(ss.NotReadyAddresses)
-	}
-	return n
 }
 
 // truncate cuts ep to MaxCapacity addresses, as Kubernetes' truncateEndpoints: ready
