@@ -150,9 +150,21 @@ func fixtures() map[string][]kinds.Object {
 				{Addresses: []string{"10.42.1.8"}}, {Addresses: []string{"10.42.2.3"}}, {Addresses: []string{"10.42.2.4"}}}},
 		&discoveryv1.EndpointSlice{ObjectMeta: meta("db-c8d9q", time.Hour), AddressType: discoveryv1.AddressTypeIPv4},
 	}
+	eps := []kinds.Object{
+		// Two ports of the same addresses, and a not-ready address kubectl leaves out.
+		&corev1.Endpoints{ObjectMeta: meta("web", time.Hour), Subsets: []corev1.EndpointSubset{{
+			Addresses:         []corev1.EndpointAddress{{IP: "10.42.0.5"}, {IP: "10.42.1.7"}},
+			NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.42.2.3"}},
+			Ports:             []corev1.EndpointPort{{Name: "http", Port: 8080}, {Name: "metrics", Port: 9100}}}}},
+		// A headless Service's subset without ports.
+		&corev1.Endpoints{ObjectMeta: meta("db", time.Hour), Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "10.42.0.9"}}}}},
+		&corev1.Endpoints{ObjectMeta: meta("empty", time.Hour)},
+	}
 	return map[string][]kinds.Object{
 		"services":             services,
 		"endpointslices":       slices,
+		"endpoints":            eps,
 		"jobs":                 jobs,
 		"cronjobs":             cronJobs,
 		"resourcequotas":       quotas,
