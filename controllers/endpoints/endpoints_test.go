@@ -14,7 +14,8 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
-	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/controllers/internal/controllertest"
+	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -374,37 +375,14 @@ func TestController(t *testing.T) {
 // setStatus makes a pod Running at ip, ready or not, as its kubelet would.
 func setStatus(t *testing.T, ctx context.Context, cs *client.Clientset, name, ip string, ready bool) {
 	t.Helper()
-	p, err := cs.Pods.Get(ctx, "default", name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := corev1.ConditionFalse
-	if ready {
-		st = corev1.ConditionTrue
-	}
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.Now()}}}
-	if _, err := cs.Pods.UpdateStatus(ctx, p); err != nil {
+	if err := fakekubelet.SetStatus(ctx, cs, "default", name, ip, ready); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// runController starts an API server and the controller against it, both stopped when
-// the test ends, and returns the controller-manager's clientset and the test's context.
+// runController runs the controller against an API server until the test ends.
 func runController(t *testing.T) (*client.Clientset, context.Context) {
-	t.Helper()
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	cs := client.NewClientset(c.Dial(t, "controller-manager", client.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	f := cache.NewFactory(cs, nil)
-	ctl, err := New(cs, f, DefaultConfig())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); ctl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; f.Wait() })
-	return cs, ctx
+	return controllertest.Start(t, 90*time.Second, func(cs *client.Clientset, f *cache.Factory) (*Controller, error) {
+		return New(cs, f, DefaultConfig())
+	})
 }

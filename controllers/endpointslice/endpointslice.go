@@ -99,26 +99,12 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	sp := NewServicePods(f)
 	sliceInf := cache.InformerFor[*discoveryv1.EndpointSlice](f, "", client.ListOptions{})
 	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
-	sliceInf.AddIndexer(byService, func(es *discoveryv1.EndpointSlice) []string {
-		if svc, ok := serviceOf(es); ok {
-			return []string{es.Namespace + "/" + svc}
-		}
-		return nil
-	})
 	c := &Controller{cfg: cfg, sp: sp, slices: sliceInf.Lister(), nodes: nodeInf.Lister(),
 		synced: []interface{ HasSynced() bool }{sp, sliceInf, nodeInf},
 		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslice"), writer: NewWriter(cs)}
 	sp.Watch(c.queue.Add)
 	// A slice as the controller's own write left it brings its Service nothing new.
-	sliceChanged := func(es *discoveryv1.EndpointSlice, deleted bool) {
-		if svc, ok := serviceOf(es); ok && !c.writer.Own(es.Namespace+"/"+svc, es, deleted) {
-			c.queue.Add(es.Namespace + "/" + svc)
-		}
-	}
-	sliceInf.AddHandler(cache.Handler[*discoveryv1.EndpointSlice]{
-		OnAdd:    func(es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
-		OnUpdate: func(_, es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
-		OnDelete: func(es *discoveryv1.EndpointSlice) { sliceChanged(es, true) }})
+	c.writer.Track(sliceInf, byService, serviceOf, c.queue.Add)
 	return c, nil
 }
 

@@ -16,7 +16,8 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
-	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/controllers/internal/controllertest"
+	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -342,24 +343,6 @@ func TestController(t *testing.T) {
 	waitFor("no endpoints", 10*time.Second, map[string]string{})
 }
 
-// setStatus makes a pod Running at ip, ready or not, as its kubelet would.
-func setStatus(t *testing.T, ctx context.Context, cs *client.Clientset, name, ip string, ready bool) {
-	t.Helper()
-	p, err := cs.Pods.Get(ctx, "default", name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := corev1.ConditionFalse
-	if ready {
-		st = corev1.ConditionTrue
-	}
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.Now()}}}
-	if _, err := cs.Pods.UpdateStatus(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSelectors: Services whose selectors share labels each get the pods that carry all
 // of theirs, and follow the pods' label changes (the Services are found by one label of
 // their selector, the pods by the rarest one).
@@ -425,22 +408,17 @@ func TestSelectors(t *testing.T) {
 	waitFor("p0 out of web", "be: 10.42.0.3; fe: 10.42.0.2; web: 10.42.0.2")
 }
 
-// runController starts an API server and the controller against it, both stopped when
-// the test ends, and returns the controller-manager's clientset and the test's context.
-func runController(t *testing.T) (*client.Clientset, context.Context) {
+// setStatus makes a pod Running at ip, ready or not, as its kubelet would.
+func setStatus(t *testing.T, ctx context.Context, cs *client.Clientset, name, ip string, ready bool) {
 	t.Helper()
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	cs := client.NewClientset(c.Dial(t, "controller-manager", client.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	f := cache.NewFactory(cs, nil)
-	ctl, err := New(cs, f, DefaultConfig())
-	if err != nil {
-		cancel()
+	if err := fakekubelet.SetStatus(ctx, cs, "default", name, ip, ready); err != nil {
 		t.Fatal(err)
 	}
-	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); ctl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; f.Wait() })
-	return cs, ctx
+}
+
+// runController runs the controller against an API server until the test ends.
+func runController(t *testing.T) (*client.Clientset, context.Context) {
+	return controllertest.Start(t, 60*time.Second, func(cs *client.Clientset, f *cache.Factory) (*Controller, error) {
+		return New(cs, f, DefaultConfig())
+	})
 }

@@ -202,6 +202,32 @@ func NewWriter(cs *client.Clientset) *Writer {
 	return &Writer{cs: cs, written: map[string]map[string]int64{}}
 }
 
+// Track indexes inf's slices under index by the key ("namespace/name") of the Service
+// serviceOf says each belongs to (false: not this controller's), and calls changed with
+// that key on every event of such a slice but those of the Writer's own writes.
+func (w *Writer) Track(inf *cache.Informer[*discoveryv1.EndpointSlice], index string,
+	serviceOf func(*discoveryv1.EndpointSlice) (string, bool), changed func(key string)) {
+	keyOf := func(es *discoveryv1.EndpointSlice) (string, bool) {
+		svc, ok := serviceOf(es)
+		return es.Namespace + "/" + svc, ok
+	}
+	inf.AddIndexer(index, func(es *discoveryv1.EndpointSlice) []string {
+		if k, ok := keyOf(es); ok {
+			return []string{k}
+		}
+		return nil
+	})
+	event := func(es *discoveryv1.EndpointSlice, deleted bool) {
+		if k, ok := keyOf(es); ok && !w.Own(k, es, deleted) {
+			changed(k)
+		}
+	}
+	inf.AddHandler(cache.Handler[*discoveryv1.EndpointSlice]{
+		OnAdd:    func(es *discoveryv1.EndpointSlice) { event(es, false) },
+		OnUpdate: func(_, es *discoveryv1.EndpointSlice) { event(es, false) },
+		OnDelete: func(es *discoveryv1.EndpointSlice) { event(es, true) }})
+}
+
 // Apply writes the changes of Service svc ("namespace/name"), remembering each write.
 func (w *Writer) Apply(ctx context.Context, svc string, ch Changes) error {
 	var errs []error

@@ -101,12 +101,6 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	svcInf := cache.InformerFor[*corev1.Service](f, "", client.ListOptions{})
 	epInf := cache.InformerFor[*corev1.Endpoints](f, "", client.ListOptions{})
 	sliceInf := cache.InformerFor[*discoveryv1.EndpointSlice](f, "", client.ListOptions{})
-	sliceInf.AddIndexer(byEndpoints, func(es *discoveryv1.EndpointSlice) []string {
-		if name, ok := mirrorOf(es); ok {
-			return []string{es.Namespace + "/" + name}
-		}
-		return nil
-	})
 	c := &Controller{cfg: cfg, svcs: svcInf.Lister(), eps: epInf.Lister(), slices: sliceInf.Lister(),
 		synced: []interface{ HasSynced() bool }{svcInf, epInf, sliceInf},
 		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslicemirroring"), writer: endpointslice.NewWriter(cs)}
@@ -116,15 +110,7 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	epChanged := func(ep *corev1.Endpoints) { c.queue.Add(cache.Key(ep)) }
 	epInf.AddHandler(cache.Handler[*corev1.Endpoints]{OnAdd: epChanged,
 		OnUpdate: func(_, ep *corev1.Endpoints) { epChanged(ep) }, OnDelete: epChanged})
-	sliceChanged := func(es *discoveryv1.EndpointSlice, deleted bool) {
-		if name, ok := mirrorOf(es); ok && !c.writer.Own(es.Namespace+"/"+name, es, deleted) {
-			c.queue.Add(es.Namespace + "/" + name)
-		}
-	}
-	sliceInf.AddHandler(cache.Handler[*discoveryv1.EndpointSlice]{
-		OnAdd:    func(es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
-		OnUpdate: func(_, es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
-		OnDelete: func(es *discoveryv1.EndpointSlice) { sliceChanged(es, true) }})
+	c.writer.Track(sliceInf, byEndpoints, mirrorOf, c.queue.Add)
 	return c, nil
 }
 

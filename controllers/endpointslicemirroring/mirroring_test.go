@@ -1,7 +1,6 @@
 package endpointslicemirroring
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,7 +14,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/controllers/endpointslice"
-	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/controllers/internal/controllertest"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -168,19 +167,9 @@ func TestShouldMirror(t *testing.T) {
 // mirrored and followed; the mirror goes when the Service gets a selector, and when
 // the Endpoints go.
 func TestController(t *testing.T) {
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	cs := client.NewClientset(c.Dial(t, "controller-manager", client.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	f := cache.NewFactory(cs, nil)
-	ctl, err := New(cs, f, DefaultConfig())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); ctl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; f.Wait() })
+	cs, ctx := controllertest.Start(t, 90*time.Second, func(cs *client.Clientset, f *cache.Factory) (*Controller, error) {
+		return New(cs, f, DefaultConfig())
+	})
 
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: "default"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
@@ -189,7 +178,8 @@ func TestController(t *testing.T) {
 	}
 	ep := testEndpoints()
 	ep.UID = ""
-	if ep, err = cs.Endpoints.Create(ctx, ep); err != nil {
+	ep, err := cs.Endpoints.Create(ctx, ep)
+	if err != nil {
 		t.Fatal(err)
 	}
 	mirrored := func(what, want string) {
