@@ -1,7 +1,6 @@
 package endpoints
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,9 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/controllers/internal/controllertest"
-	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -289,7 +286,7 @@ func TestTriggerTimes(t *testing.T) {
 // its pods' readiness, deleted Endpoints come back, a selectorless Service's
 // user-written Endpoints are left alone, and a Service gone takes its Endpoints.
 func TestController(t *testing.T) {
-	cs, ctx := runController(t)
+	cs, ctx := controllertest.Start(t, 90*time.Second, New, DefaultConfig())
 	svc := testService()
 	svc.UID, svc.Spec.ClusterIP, svc.CreationTimestamp = "", "", metav1.Time{}
 	if _, err := cs.Services.Create(ctx, svc); err != nil {
@@ -302,7 +299,7 @@ func TestController(t *testing.T) {
 		if _, err := cs.Pods.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		setStatus(t, ctx, cs, p.Name, fmt.Sprintf("10.42.0.%d", i+1), ready)
+		controllertest.SetPodStatus(t, ctx, cs, "default", p.Name, fmt.Sprintf("10.42.0.%d", i+1), ready)
 	}
 	get := func(name string) (*corev1.Endpoints, bool) {
 		ep, err := cs.Endpoints.Get(ctx, "default", name)
@@ -333,8 +330,8 @@ func TestController(t *testing.T) {
 		t.Errorf("endpoints metadata %+v", ep.ObjectMeta)
 	}
 
-	setStatus(t, ctx, cs, "p0", "10.42.0.1", false)
-	setStatus(t, ctx, cs, "p1", "10.42.0.2", true)
+	controllertest.SetPodStatus(t, ctx, cs, "default", "p0", "10.42.0.1", false)
+	controllertest.SetPodStatus(t, ctx, cs, "default", "p1", "10.42.0.2", true)
 	waitFor("readiness followed", "web", "10.42.0.2 | 10.42.0.1 : http=8080/TCP,metrics=9100/TCP")
 
 	// Deleted, they come back.
@@ -370,19 +367,4 @@ func TestController(t *testing.T) {
 		}
 		waitFor("endpoints gone with their service", name, "<gone>")
 	}
-}
-
-// setStatus makes a pod Running at ip, ready or not, as its kubelet would.
-func setStatus(t *testing.T, ctx context.Context, cs *client.Clientset, name, ip string, ready bool) {
-	t.Helper()
-	if err := fakekubelet.SetStatus(ctx, cs, "default", name, ip, ready); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// runController runs the controller against an API server until the test ends.
-func runController(t *testing.T) (*client.Clientset, context.Context) {
-	return controllertest.Start(t, 90*time.Second, func(cs *client.Clientset, f *cache.Factory) (*Controller, error) {
-		return New(cs, f, DefaultConfig())
-	})
 }

@@ -101,20 +101,11 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
 	c := &Controller{cfg: cfg, sp: sp, slices: sliceInf.Lister(), nodes: nodeInf.Lister(),
 		synced: []interface{ HasSynced() bool }{sp, sliceInf, nodeInf},
-		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslice"), writer: NewWriter(cs)}
+		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslice"), writer: NewWriter(cs, ManagedBy)}
 	sp.Watch(c.queue.Add)
 	// A slice as the controller's own write left it brings its Service nothing new.
-	c.writer.Track(sliceInf, byService, serviceOf, c.queue.Add)
+	c.writer.Track(sliceInf, byService, c.queue.Add)
 	return c, nil
-}
-
-// serviceOf is the Service a slice of this controller's belongs to.
-func serviceOf(es *discoveryv1.EndpointSlice) (string, bool) {
-	if es.Labels[discoveryv1.LabelManagedBy] != ManagedBy {
-		return "", false
-	}
-	svc, ok := es.Labels[discoveryv1.LabelServiceName]
-	return svc, ok && svc != ""
 }
 
 // Run syncs Services until ctx ends. The factory must be started.

@@ -1,7 +1,6 @@
 package endpointslice
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,9 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/controllers/internal/controllertest"
-	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -202,7 +199,7 @@ func TestMinimalChurn(t *testing.T) {
 
 // TestTracker: the Writer: a Service whose slices the cache shows older than written waits.
 func TestTracker(t *testing.T) {
-	tr := NewWriter(nil)
+	tr := NewWriter(nil, ManagedBy)
 	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-a", ResourceVersion: "10"}}
 	tr.wrote("default/web", es)
 	if !tr.Stale("default/web", nil) {
@@ -224,7 +221,7 @@ func TestTracker(t *testing.T) {
 
 // TestTrackerOwn: the events of the controller's own writes need no sync; others do.
 func TestTrackerOwn(t *testing.T) {
-	tr := NewWriter(nil)
+	tr := NewWriter(nil, ManagedBy)
 	slice := func(name, rv string) *discoveryv1.EndpointSlice {
 		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv}}
 	}
@@ -266,7 +263,7 @@ func TestTrackerOwn(t *testing.T) {
 // TestController: the controller against an API server: endpoints follow the pods'
 // readiness within 2 seconds, and a deleted pod's endpoint is terminating, then gone.
 func TestController(t *testing.T) {
-	cs, ctx := runController(t)
+	cs, ctx := controllertest.Start(t, 60*time.Second, New, DefaultConfig())
 
 	svc := testService()
 	svc.UID, svc.Spec.ClusterIP = "", ""
@@ -281,7 +278,7 @@ func TestController(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		setStatus(t, ctx, cs, p.Name, fmt.Sprintf("10.42.0.%d", i+1), ready)
+		controllertest.SetPodStatus(t, ctx, cs, "default", p.Name, fmt.Sprintf("10.42.0.%d", i+1), ready)
 	}
 	endpoints := func() map[string]string { // address: "ready serving terminating"
 		out := map[string]string{}
@@ -307,8 +304,8 @@ func TestController(t *testing.T) {
 	waitFor("endpoints of both pods", 30*time.Second, map[string]string{"10.42.0.1": "true true false", "10.42.0.2": "false false false"})
 
 	// Readiness flips: the endpoints follow within 2 s.
-	setStatus(t, ctx, cs, "p0", "10.42.0.1", false)
-	setStatus(t, ctx, cs, "p1", "10.42.0.2", true)
+	controllertest.SetPodStatus(t, ctx, cs, "default", "p0", "10.42.0.1", false)
+	controllertest.SetPodStatus(t, ctx, cs, "default", "p1", "10.42.0.2", true)
 	waitFor("readiness followed", 2*time.Second, map[string]string{"10.42.0.1": "false false false", "10.42.0.2": "true true false"})
 
 	// A pod deleted (on a node, so with its grace period) is terminating, then gone.
@@ -347,7 +344,7 @@ func TestController(t *testing.T) {
 // of theirs, and follow the pods' label changes (the Services are found by one label of
 // their selector, the pods by the rarest one).
 func TestSelectors(t *testing.T) {
-	cs, ctx := runController(t)
+	cs, ctx := controllertest.Start(t, 60*time.Second, New, DefaultConfig())
 
 	for name, sel := range map[string]map[string]string{"web": {"app": "web"}, "fe": {"app": "web", "tier": "fe"}, "be": {"tier": "be"}} {
 		svc := testService()
@@ -362,7 +359,7 @@ func TestSelectors(t *testing.T) {
 		if _, err := cs.Pods.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		setStatus(t, ctx, cs, p.Name, fmt.Sprintf("10.42.0.%d", i+1), true)
+		controllertest.SetPodStatus(t, ctx, cs, "default", p.Name, fmt.Sprintf("10.42.0.%d", i+1), true)
 	}
 	endpoints := func() string { // "service: addresses; ..."
 		l, err := cs.EndpointSlices.List(ctx, "default", client.ListOptions{})
@@ -371,7 +368,7 @@ func TestSelectors(t *testing.T) {
 		}
 		by := map[string][]string{}
 		for _, es := range l.Items {
-			if svc, ok := serviceOf(es); ok {
+			if svc, ok := NewWriter(nil, ManagedBy).ServiceOf(es); ok {
 				by[svc] = append(by[svc], addrs(es)...)
 			}
 		}
@@ -406,19 +403,4 @@ func TestSelectors(t *testing.T) {
 	waitFor("p1 moved to fe", "be: 10.42.0.3; fe: 10.42.0.1 10.42.0.2; web: 10.42.0.1 10.42.0.2")
 	relabel("p0", map[string]string{"app": "db", "tier": "fe"})
 	waitFor("p0 out of web", "be: 10.42.0.3; fe: 10.42.0.2; web: 10.42.0.2")
-}
-
-// setStatus makes a pod Running at ip, ready or not, as its kubelet would.
-func setStatus(t *testing.T, ctx context.Context, cs *client.Clientset, name, ip string, ready bool) {
-	t.Helper()
-	if err := fakekubelet.SetStatus(ctx, cs, "default", name, ip, ready); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// runController runs the controller against an API server until the test ends.
-func runController(t *testing.T) (*client.Clientset, context.Context) {
-	return controllertest.Start(t, 60*time.Second, func(cs *client.Clientset, f *cache.Factory) (*Controller, error) {
-		return New(cs, f, DefaultConfig())
-	})
 }

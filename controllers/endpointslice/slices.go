@@ -189,7 +189,9 @@ type Changes struct {
 // endpointSliceTracker).
 type Writer struct {
 	cs *client.Clientset
-	mu sync.Mutex
+	// managedBy is the discoveryv1.LabelManagedBy value of the controller's slices.
+	managedBy string
+	mu        sync.Mutex
 	// written maps a Service to its slices' names and the resourceVersion written, 0
 	// for a deletion.
 	written map[string]map[string]int64
@@ -197,18 +199,28 @@ type Writer struct {
 	waiting map[string]bool
 }
 
-// NewWriter makes a Writer that writes through cs.
-func NewWriter(cs *client.Clientset) *Writer {
-	return &Writer{cs: cs, written: map[string]map[string]int64{}}
+// NewWriter makes the Writer of the controller whose slices are labelled managedBy,
+// writing through cs.
+func NewWriter(cs *client.Clientset, managedBy string) *Writer {
+	return &Writer{cs: cs, managedBy: managedBy, written: map[string]map[string]int64{}}
 }
 
-// Track indexes inf's slices under index by the key ("namespace/name") of the Service
-// serviceOf says each belongs to (false: not this controller's), and calls changed with
-// that key on every event of such a slice but those of the Writer's own writes.
-func (w *Writer) Track(inf *cache.Informer[*discoveryv1.EndpointSlice], index string,
-	serviceOf func(*discoveryv1.EndpointSlice) (string, bool), changed func(key string)) {
+// ServiceOf is the Service a slice of the Writer's controller belongs to (false: not
+// one of its slices).
+func (w *Writer) ServiceOf(es *discoveryv1.EndpointSlice) (string, bool) {
+	if es.Labels[discoveryv1.LabelManagedBy] != w.managedBy {
+		return "", false
+	}
+	svc, ok := es.Labels[discoveryv1.LabelServiceName]
+	return svc, ok && svc != ""
+}
+
+// Track indexes inf's slices of the Writer's controller under index by their Service's
+// key ("namespace/name"), and calls changed with that key on every event of such a
+// slice but those of the Writer's own writes.
+func (w *Writer) Track(inf *cache.Informer[*discoveryv1.EndpointSlice], index string, changed func(key string)) {
 	keyOf := func(es *discoveryv1.EndpointSlice) (string, bool) {
-		svc, ok := serviceOf(es)
+		svc, ok := w.ServiceOf(es)
 		return es.Namespace + "/" + svc, ok
 	}
 	inf.AddIndexer(index, func(es *discoveryv1.EndpointSlice) []string {

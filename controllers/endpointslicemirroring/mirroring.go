@@ -103,24 +103,15 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	sliceInf := cache.InformerFor[*discoveryv1.EndpointSlice](f, "", client.ListOptions{})
 	c := &Controller{cfg: cfg, svcs: svcInf.Lister(), eps: epInf.Lister(), slices: sliceInf.Lister(),
 		synced: []interface{ HasSynced() bool }{svcInf, epInf, sliceInf},
-		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslicemirroring"), writer: endpointslice.NewWriter(cs)}
+		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslicemirroring"), writer: endpointslice.NewWriter(cs, ManagedBy)}
 	svcChanged := func(s *corev1.Service) { c.queue.Add(cache.Key(s)) }
 	svcInf.AddHandler(cache.Handler[*corev1.Service]{OnAdd: svcChanged,
 		OnUpdate: func(_, s *corev1.Service) { svcChanged(s) }, OnDelete: svcChanged})
 	epChanged := func(ep *corev1.Endpoints) { c.queue.Add(cache.Key(ep)) }
 	epInf.AddHandler(cache.Handler[*corev1.Endpoints]{OnAdd: epChanged,
 		OnUpdate: func(_, ep *corev1.Endpoints) { epChanged(ep) }, OnDelete: epChanged})
-	c.writer.Track(sliceInf, byEndpoints, mirrorOf, c.queue.Add)
+	c.writer.Track(sliceInf, byEndpoints, c.queue.Add)
 	return c, nil
-}
-
-// mirrorOf is the Endpoints a slice of this controller's mirrors.
-func mirrorOf(es *discoveryv1.EndpointSlice) (string, bool) {
-	if es.Labels[discoveryv1.LabelManagedBy] != ManagedBy {
-		return "", false
-	}
-	name, ok := es.Labels[discoveryv1.LabelServiceName]
-	return name, ok && name != ""
 }
 
 // Run syncs Endpoints until ctx ends. The factory must be started.

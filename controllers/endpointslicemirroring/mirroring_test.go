@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/controllers/endpointslice"
 	"github.com/skiffhq/skiff/controllers/internal/controllertest"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -167,9 +166,7 @@ func TestShouldMirror(t *testing.T) {
 // mirrored and followed; the mirror goes when the Service gets a selector, and when
 // the Endpoints go.
 func TestController(t *testing.T) {
-	cs, ctx := controllertest.Start(t, 90*time.Second, func(cs *client.Clientset, f *cache.Factory) (*Controller, error) {
-		return New(cs, f, DefaultConfig())
-	})
+	cs, ctx := controllertest.Start(t, 90*time.Second, New, DefaultConfig())
 
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: "default"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}

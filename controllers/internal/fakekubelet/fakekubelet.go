@@ -1,8 +1,7 @@
-// Package fakekubelet stands in for kubelets in controller tests: Run marks every pod
+// Package fakekubelet stands in for kubelets in controller tests: it marks every pod
 // Running and Ready as soon as it appears, but for a pod whose first container's image
 // is tagged 404 (Kubernetes' e2e tests stall a rollout with webserver:404): that one
-// stays Pending, as an image that cannot be pulled leaves it; SetStatus sets one pod's
-// address and readiness.
+// stays Pending, as an image that cannot be pulled leaves it.
 package fakekubelet
 
 import (
@@ -46,21 +45,4 @@ func Run(ctx context.Context, cs *client.Clientset) {
 			}
 		}
 	}
-}
-
-// SetStatus makes pod namespace/name Running at ip, Ready or not since now, as its
-// kubelet would.
-func SetStatus(ctx context.Context, cs *client.Clientset, namespace, name, ip string, ready bool) error {
-	p, err := cs.Pods.Get(ctx, namespace, name)
-	if err != nil {
-		return err
-	}
-	st := corev1.ConditionFalse
-	if ready {
-		st = corev1.ConditionTrue
-	}
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.Now()}}}
-	_, err = cs.Pods.UpdateStatus(ctx, p)
-	return err
 }
