@@ -25,6 +25,7 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // restClient is a net/http client of one API server's REST API, over HTTP/2 without
@@ -958,7 +959,7 @@ func TestRESTEndpoints(t *testing.T) {
 		ss[0].Ports[0].Port != 8080 {
 		t.Errorf("patched = %+v %+v", patched.Labels, patched.Subsets)
 	}
-	table := decodeJSON[metav1.Table](t, rc.want(rc.do("GET", base, "", "application/json;as=Table;g=meta.k8s.io;v=v1", nil), 200, "table").body)
+	table := decodeJSON[metav1.Table](t, rc.want(rc.do("GET", base+"?fieldSelector=metadata.name%3Dtestservice", "", "application/json;as=Table;g=meta.k8s.io;v=v1", nil), 200, "table").body)
 	if len(table.ColumnDefinitions) != 3 || table.ColumnDefinitions[1].Name != "Endpoints" || len(table.Rows) != 1 || table.Rows[0].Cells[1] != "10.0.0.25:8080" {
 		t.Errorf("table = %+v", table)
 	}
@@ -970,4 +971,14 @@ func TestRESTEndpoints(t *testing.T) {
 	}
 	rc.want(rc.do("DELETE", base+"?labelSelector=test-endpoint-static%3Dtrue", "", "", nil), 200, "deletecollection")
 	rc.want(rc.do("GET", base+"/testservice", "", "", nil), 404, "deleted")
+	// The API servers' own, as Kubernetes' endpoint reconciler writes them (not mirrored:
+	// they write the slice themselves).
+	waitfor.Condition(t, 30*time.Second, "endpoints default/kubernetes", func() (bool, string) {
+		r := rc.do("GET", base+"/kubernetes", "", "", nil)
+		if r.code != 200 {
+			return false, string(r.body)
+		}
+		k := decodeJSON[corev1.Endpoints](t, r.body)
+		return k.Labels["endpointslice.kubernetes.io/skip-mirror"] == "true", fmt.Sprint(k.Labels)
+	})
 }
