@@ -1060,7 +1060,9 @@ func endpoints(f func(*corev1.EndpointSubset)) *corev1.Endpoints {
 
 // TestDefaultEndpoints: an Endpoints port without a protocol is TCP, as in Kubernetes.
 func TestDefaultEndpoints(t *testing.T) {
-	ep := endpoints(func(ss *corev1.EndpointSubset) { ss.Ports = append(ss.Ports, corev1.EndpointPort{Name: "dns", Port: 53, Protocol: "UDP"}) })
+	ep := endpoints(func(ss *corev1.EndpointSubset) {
+		ss.Ports = append(ss.Ports, corev1.EndpointPort{Name: "dns", Port: 53, Protocol: "UDP"})
+	})
 	ep.Subsets[0].Ports[0].Protocol = ""
 	Default(ep)
 	if p := ep.Subsets[0].Ports; p[0].Protocol != corev1.ProtocolTCP || p[1].Protocol != corev1.ProtocolUDP {
