@@ -200,7 +200,7 @@ func fixtures() map[string][]kinds.Object {
 		},
 		"podtemplates": {&corev1.PodTemplate{ObjectMeta: meta("nginx-template", time.Hour), Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "nginx", "tier": "web"}},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: "nginx:1.27"}, {Name: "log", Image: "busybox"}}}}}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: "nginx:1.27"}, {Name: "log", Image: "busybox"}}}}}},
 		"runtimeclasses": {&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc", CreationTimestamp: ago(time.Hour)}, Handler: "runc"}},
 		"ingressclasses": {
 			&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "nginx", CreationTimestamp: ago(time.Hour)},
