@@ -19,11 +19,24 @@ import (
 // with FailedCreatePodSandBox naming the handler, nothing of it run, as Kubernetes'
 // kubelet leaves a pod whose sandbox it cannot create.
 func testRuntimeHandler(e *env) {
-	t := e.t
 	rt := sim.New(sim.Config{})
 	e.start(rt, testConfig(e.node))
+	runtimeHandlerPods(e, rt, kubelet.DefaultRuntimeHandler)
+	for _, c := range e.waitContainers(rt, "the known pod's container", func(l []kubelet.Container) bool {
+		return slices.ContainsFunc(l, func(c kubelet.Container) bool { return c.PodName == "known" })
+	}) {
+		if cfg, _ := rt.Config(c.ID); c.PodName == "known" && cfg.RuntimeHandler != kubelet.DefaultRuntimeHandler {
+			e.t.Errorf("container of %s created with handler %q, want %q", c.PodName, cfg.RuntimeHandler, kubelet.DefaultRuntimeHandler)
+		}
+	}
+}
+
+// runtimeHandlerPods runs a pod of a class of handler known, which must run, and one of
+// a handler rt has not, which must wait, Pending.
+func runtimeHandlerPods(e *env, rt kubelet.Runtime, known string) {
+	t := e.t
 	for _, rc := range []*nodev1.RuntimeClass{
-		{ObjectMeta: metav1.ObjectMeta{Name: e.ns + "-runc"}, Handler: kubelet.DefaultRuntimeHandler},
+		{ObjectMeta: metav1.ObjectMeta{Name: e.ns + "-runc"}, Handler: known},
 		{ObjectMeta: metav1.ObjectMeta{Name: e.ns + "-unknown"}, Handler: e.ns + "-handler"},
 	} {
 		if _, err := e.cs.RuntimeClasses.Create(e.ctx, rc); err != nil {
@@ -33,7 +46,7 @@ func testRuntimeHandler(e *env) {
 	create := func(name, class string) {
 		_, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
 			Spec: corev1.PodSpec{NodeName: e.node, HostNetwork: true, RuntimeClassName: new(class),
-				Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}})
+				Containers: []corev1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sleep", "3600"}}}}})
 		if err != nil {
 			t.Fatalf("create pod %s: %v", name, err)
 		}
@@ -42,14 +55,6 @@ func testRuntimeHandler(e *env) {
 	create("unknown", e.ns+"-unknown")
 
 	e.waitPod("known", "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
-	ctrs := e.waitContainers(rt, "the known pod's container", func(l []kubelet.Container) bool {
-		return slices.ContainsFunc(l, func(c kubelet.Container) bool { return c.PodName == "known" })
-	})
-	for _, c := range ctrs {
-		if cfg, _ := rt.Config(c.ID); c.PodName == "known" && cfg.RuntimeHandler != kubelet.DefaultRuntimeHandler {
-			t.Errorf("container of %s created with handler %q, want %q", c.PodName, cfg.RuntimeHandler, kubelet.DefaultRuntimeHandler)
-		}
-	}
 
 	waitfor.Condition(t, 30*time.Second, "FailedCreatePodSandBox naming the handler", func() (bool, string) {
 		msgs := e.eventMessages("unknown", kubelet.ReasonFailedCreatePodSandBox)
