@@ -212,4 +212,3 @@ func testContainerdRuntimeHandler(e *env, rt *containerd.Runtime) {
 	e.start(rt, testConfig(e.node))
 	runtimeHandlerPods(e, rt, "runc-v2")
 }
-
