@@ -278,16 +278,7 @@ func validateIngressBackend(b *networkingv1.IngressBackend, p *field.Path) field
 func validateIngressStatus(st *networkingv1.IngressStatus, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for i, in := range st.LoadBalancer.Ingress {
-		ip := p.Child("loadBalancer", "ingress").Index(i)
-		if in.IP != "" {
-			errs = append(errs, validateIP(in.IP, ip.Child("ip"))...)
-		}
-		if in.Hostname != "" {
-			errs = append(errs, invalidEach(ip.Child("hostname"), in.Hostname, utilvalidation.IsDNS1123Subdomain(in.Hostname))...)
-			if _, err := netip.ParseAddr(in.Hostname); err == nil {
-				errs = append(errs, field.Invalid(ip.Child("hostname"), in.Hostname, "must be a DNS name, not an IP address"))
-			}
-		}
+		errs = append(errs, validateLoadBalancerPoint(in.IP, in.Hostname, p.Child("loadBalancer", "ingress").Index(i))...)
 	}
 	return errs
 }
