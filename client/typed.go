@@ -396,6 +396,9 @@ type Clientset struct {
 	PersistentVolumes      *Client[*corev1.PersistentVolume]
 	PersistentVolumeClaims *Client[*corev1.PersistentVolumeClaim]
 	StorageClasses         *Client[*storagev1.StorageClass]
+
+	// ReplicationControllers are core/v1's ReplicaSets, of a map selector.
+	ReplicationControllers *Client[*corev1.ReplicationController]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -414,6 +417,8 @@ func NewClientset(c *Conn) *Clientset {
 		ControllerRevisions: For[*appsv1.ControllerRevision](c), Jobs: For[*batchv1.Job](c), CronJobs: For[*batchv1.CronJob](c),
 		PersistentVolumes: For[*corev1.PersistentVolume](c), PersistentVolumeClaims: For[*corev1.PersistentVolumeClaim](c),
 		StorageClasses: For[*storagev1.StorageClass](c),
+
+		ReplicationControllers: For[*corev1.ReplicationController](c),
 	}
 }
 

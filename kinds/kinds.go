@@ -96,6 +96,9 @@ const (
 	PersistentVolume      = "PersistentVolume"
 	PersistentVolumeClaim = "PersistentVolumeClaim"
 	StorageClass          = "StorageClass"
+	// ReplicationController is core/v1's ReplicaSet, with a map selector; the
+	// ReplicaSet controller serves both.
+	ReplicationController = "ReplicationController"
 )
 
 func kind[T any, PT interface {
@@ -158,6 +161,9 @@ var all = []*Info{
 		Singular: "persistentvolumeclaim", ShortNames: []string{"pvc"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 	kind[storagev1.StorageClass](Info{Kind: StorageClass, Group: "storage.k8s.io", Version: "v1", Plural: "storageclasses",
 		Singular: "storageclass", ShortNames: []string{"sc"}}),
+	kind[corev1.ReplicationController](Info{Kind: ReplicationController, Version: "v1", Plural: "replicationcontrollers",
+		Singular: "replicationcontroller", ShortNames: []string{"rc"}, Categories: []string{"all"}, Namespaced: true,
+		HasStatus: true, HasSpec: true}),
 }
 
 var (
