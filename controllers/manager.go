@@ -1,6 +1,6 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
+// replication (ReplicationControllers), garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
 // service account, root CA publisher, EndpointSlice, node IPAM, service load balancer, DaemonSet,
 // StatefulSet, resource quota, Job, CronJob and TTL-after-finished controllers and the
 // local-path provisioner over one shared set of informers.
@@ -145,6 +145,11 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	// The replication controller: the ReplicaSet controller, of ReplicationControllers.
+	rcs, err := replicaset.NewReplicationController(cs, f, rec, rc)
+	if err != nil {
+		return err
+	}
 	g, err := garbagecollector.New(cs, f, gc)
 	if err != nil {
 		return err
@@ -244,7 +249,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
+		d.Run, r.Run, rcs.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	runs = append(runs, batch...)
