@@ -44,6 +44,8 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.42.0.5"}},
 		&corev1.Node{ObjectMeta: meta("", "w1"), Spec: corev1.NodeSpec{Unschedulable: true}},
 		&appsv1.ReplicaSet{ObjectMeta: meta("default", "web-abc"), Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2)}},
+		&corev1.ReplicationController{ObjectMeta: meta("default", "legacy"), Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](2),
+			Selector: map[string]string{"name": "legacy"}}},
 		&appsv1.Deployment{ObjectMeta: meta("default", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)}},
 		&corev1.ConfigMap{ObjectMeta: meta("default", "cfg"), Data: map[string]string{"k": "v"}},
 		&corev1.Event{ObjectMeta: meta("default", "web-1.17f"), Reason: "Started",
