@@ -95,6 +95,13 @@ func TestRESTReplicationController(t *testing.T) {
 		t.Errorf("bad status: %q", st.Message)
 	}
 
+	// Kubernetes' field selector of ReplicationControllers.
+	l := decodeJSON[corev1.ReplicationControllerList](t, rc.want(rc.do("GET", base+"?fieldSelector=status.replicas%3D2", "", "", nil), 200, "by status.replicas").body)
+	none := decodeJSON[corev1.ReplicationControllerList](t, rc.want(rc.do("GET", base+"?fieldSelector=status.replicas%3D3", "", "", nil), 200, "by status.replicas").body)
+	if len(l.Items) != 1 || len(none.Items) != 0 {
+		t.Errorf("status.replicas=2: %d items, =3: %d items", len(l.Items), len(none.Items))
+	}
+
 	tableAccept := "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 	tbl := decodeJSON[metav1.Table](t, rc.want(rc.do("GET", base, "", tableAccept, nil), 200, "table").body)
 	var cols []string
