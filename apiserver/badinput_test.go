@@ -85,7 +85,7 @@ func TestBadInputCorpus(t *testing.T) {
 	}{
 		{"bytes that are not an object", &apiv1.Object{ApiVersion: "v1", Kind: "ConfigMap", Raw: []byte("\x00\xffjunk")}, ""},
 		{"no kind", &apiv1.Object{Raw: wrap(t, cm("a", nil)).GetRaw()}, ""},
-		{"a kind Skiff does not serve", &apiv1.Object{ApiVersion: "v1", Kind: "ReplicationController", Raw: unknownKind(t, "ReplicationController")}, "ReplicationController"},
+		{"a kind Skiff does not serve", &apiv1.Object{ApiVersion: "v1", Kind: "ComponentStatus", Raw: unknownKind(t, "ComponentStatus")}, "ComponentStatus"},
 		{"an envelope that says one kind and carries another", &apiv1.Object{ApiVersion: "v1", Kind: "Secret", Raw: wrap(t, cm("a", nil)).GetRaw()}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

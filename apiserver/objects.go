@@ -32,9 +32,10 @@ var selectableFields = map[string][]string{
 	kinds.Pod: {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"},
 	kinds.Event: {"metadata.name", "metadata.namespace", "involvedObject.uid", "involvedObject.name", "involvedObject.kind", "involvedObject.namespace",
 		"involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
-	kinds.Node:      {"metadata.name", "metadata.namespace", "spec.unschedulable"},
-	kinds.Namespace: {"metadata.name", "metadata.namespace", "status.phase"},
-	kinds.Secret:    {"metadata.name", "metadata.namespace", "type"},
+	kinds.Node:                  {"metadata.name", "metadata.namespace", "spec.unschedulable"},
+	kinds.Namespace:             {"metadata.name", "metadata.namespace", "status.phase"},
+	kinds.Secret:                {"metadata.name", "metadata.namespace", "type"},
+	kinds.ReplicationController: {"metadata.name", "metadata.namespace", "status.replicas"},
 }
 
 func selectable(kind string) []string {
@@ -56,6 +57,8 @@ func fieldsOf(obj kinds.Object) map[string]string {
 		return map[string]string{"status.phase": string(o.Status.Phase)}
 	case *corev1.Secret:
 		return map[string]string{"type": string(o.Type)}
+	case *corev1.ReplicationController:
+		return map[string]string{"status.replicas": strconv.Itoa(int(o.Status.Replicas))}
 	case *corev1.Event:
 		io := &o.InvolvedObject
 		// source: the reporting component, of either API's event (Kubernetes' choice).

@@ -14,6 +14,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -44,6 +46,13 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.42.0.5"}},
 		&corev1.Node{ObjectMeta: meta("", "w1"), Spec: corev1.NodeSpec{Unschedulable: true}},
 		&appsv1.ReplicaSet{ObjectMeta: meta("default", "web-abc"), Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2)}},
+		&corev1.PodTemplate{ObjectMeta: meta("default", "tmpl"), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: "busybox:1.36"}}}}},
+		&nodev1.RuntimeClass{ObjectMeta: meta("", "runc"), Handler: "runc"},
+		&networkingv1.IngressClass{ObjectMeta: meta("", "nginx"), Spec: networkingv1.IngressClassSpec{Controller: "k8s.io/ingress-nginx"}},
+		&networkingv1.Ingress{ObjectMeta: meta("default", "web"), Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx")}},
+		&corev1.ReplicationController{ObjectMeta: meta("default", "legacy"), Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](2),
+			Selector: map[string]string{"name": "legacy"}}},
 		&appsv1.Deployment{ObjectMeta: meta("default", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)}},
 		&corev1.ConfigMap{ObjectMeta: meta("default", "cfg"), Data: map[string]string{"k": "v"}},
 		&corev1.Event{ObjectMeta: meta("default", "web-1.17f"), Reason: "Started",

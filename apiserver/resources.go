@@ -592,6 +592,8 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = appsv1.DeploymentStatus{}
 	case *appsv1.ReplicaSet:
 		o.Status = appsv1.ReplicaSetStatus{}
+	case *corev1.ReplicationController:
+		o.Status = corev1.ReplicationControllerStatus{}
 	case *policyv1.PodDisruptionBudget:
 		o.Status = policyv1.PodDisruptionBudgetStatus{}
 	case *corev1.Service:

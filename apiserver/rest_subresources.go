@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -126,23 +127,21 @@ func scaleOf(obj kinds.Object) (*autoscalingv1.Scale, error) {
 	if *f.spec != nil {
 		s.Spec.Replicas = **f.spec
 	}
-	if *f.selector != nil {
-		if ls, err := metav1.LabelSelectorAsSelector(*f.selector); err == nil {
-			s.Status.Selector = ls.String()
-		}
-	}
+	s.Status.Selector = f.selector()
 	return s, nil
 }
 
-// scaleFieldRefs point at a scalable object's replicas and selector.
+// scaleFieldRefs point at a scalable object's replicas; selector is its pod selector as
+// a Scale's status gives it ("" if none or invalid).
 type scaleFieldRefs struct {
 	spec     **int32
 	status   *int32
-	selector **metav1.LabelSelector
+	selector func() string
 }
 
 // scaleFields finds spec.replicas, status.replicas and spec.selector, which Kubernetes'
-// scalable kinds (Deployment, ReplicaSet, StatefulSet) share.
+// scalable kinds (Deployment, ReplicaSet, StatefulSet, ReplicationController) share: a
+// LabelSelector, or a ReplicationController's map.
 func scaleFields(obj kinds.Object) (scaleFieldRefs, bool) {
 	v := reflect.ValueOf(obj).Elem()
 	spec, status := v.FieldByName("Spec"), v.FieldByName("Status")
@@ -157,7 +156,23 @@ func scaleFields(obj kinds.Object) (scaleFieldRefs, bool) {
 	var ok1, ok2, ok3 bool
 	out.spec, ok1 = sr.Addr().Interface().(**int32)
 	out.status, ok2 = st.Addr().Interface().(*int32)
-	out.selector, ok3 = sel.Addr().Interface().(**metav1.LabelSelector)
+	switch sel := sel.Addr().Interface().(type) {
+	case **metav1.LabelSelector:
+		ok3 = true
+		out.selector = func() string {
+			if *sel == nil {
+				return ""
+			}
+			ls, err := metav1.LabelSelectorAsSelector(*sel)
+			if err != nil {
+				return ""
+			}
+			return ls.String()
+		}
+	case *map[string]string:
+		ok3 = true
+		out.selector = func() string { return labels.SelectorFromSet(*sel).String() }
+	}
 	return out, ok1 && ok2 && ok3
 }
 

@@ -401,6 +401,9 @@ type Clientset struct {
 	StorageClasses         *Client[*storagev1.StorageClass]
 	// RuntimeClasses are node.k8s.io/v1's: the kubelet runs a pod with its class's handler.
 	RuntimeClasses *Client[*nodev1.RuntimeClass]
+
+	// ReplicationControllers are core/v1's ReplicaSets, of a map selector.
+	ReplicationControllers *Client[*corev1.ReplicationController]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -420,6 +423,8 @@ func NewClientset(c *Conn) *Clientset {
 		ControllerRevisions: For[*appsv1.ControllerRevision](c), Jobs: For[*batchv1.Job](c), CronJobs: For[*batchv1.CronJob](c),
 		PersistentVolumes: For[*corev1.PersistentVolume](c), PersistentVolumeClaims: For[*corev1.PersistentVolumeClaim](c),
 		StorageClasses: For[*storagev1.StorageClass](c), RuntimeClasses: For[*nodev1.RuntimeClass](c),
+
+		ReplicationControllers: For[*corev1.ReplicationController](c),
 	}
 }
 

@@ -1,10 +1,10 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
-// garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// service account, root CA publisher, EndpointSlice, endpoints, EndpointSlice mirroring,
-// node IPAM, service load balancer, DaemonSet, StatefulSet, resource quota, Job, CronJob
-// and TTL-after-finished controllers and the local-path provisioner over one shared set
-// of informers.
+// replication (ReplicationControllers), garbage collector, node lifecycle, namespace, pod
+// garbage collector, disruption, service account, root CA publisher, EndpointSlice,
+// endpoints, EndpointSlice mirroring, node IPAM, service load balancer, DaemonSet,
+// StatefulSet, resource quota, Job, CronJob and TTL-after-finished controllers and the
+// local-path provisioner over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -148,6 +148,11 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	// The replication controller: the ReplicaSet controller, of ReplicationControllers.
+	rcs, err := replicaset.NewReplicationController(cs, f, rec, rc)
+	if err != nil {
+		return err
+	}
 	g, err := garbagecollector.New(cs, f, gc)
 	if err != nil {
 		return err
@@ -257,7 +262,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, ep.Run, em.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
+		d.Run, r.Run, rcs.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, ep.Run, em.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	runs = append(runs, batch...)

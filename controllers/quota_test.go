@@ -126,3 +126,113 @@ func TestQuotaCapsHugeDeployment(t *testing.T) {
 		return n == 0, err
 	})
 }
+
+// TestReplicationControllerQuota: Kubernetes' "should surface a failure condition on a
+// common issue like exceeded quota" — a ReplicationController of 3 replicas in a
+// namespace whose quota allows 2 pods says why (ReplicaFailure, FailedCreate) and drops
+// the condition once scaled to 2 — with the quota also counting ReplicationControllers
+// (replicationcontrollers: 1 refuses a second); deleting it collects its pods and gives
+// the count back.
+func TestReplicationControllerQuota(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const ns = "rcquota"
+	if err := conn.EnsureNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	hard := corev1.ResourceList{"pods": resource.MustParse("2"), "replicationcontrollers": resource.MustParse("1")}
+	if _, err := cs.ResourceQuotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: ns},
+		Spec: corev1.ResourceQuotaSpec{Hard: hard}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.LeaderElect, cfg.Logger = false, hclog.NewNullLogger()
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); Run(mctx, conn, cfg) }()
+	defer func() { stop(); <-done }()
+
+	used := func(name corev1.ResourceName) (int64, bool, error) {
+		q, err := cs.ResourceQuotas.Get(ctx, ns, "q")
+		if err != nil {
+			return 0, false, err
+		}
+		n, ok := q.Status.Used[name]
+		return n.Value(), ok, nil
+	}
+	waitfor.ConditionErr(t, time.Minute, "the quota controller to sync the quota", func() (bool, error) {
+		n, ok, err := used("replicationcontrollers")
+		return ok && n == 0, err
+	})
+
+	lbl := map[string]string{"name": "condition-test"}
+	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "condition-test", Namespace: ns},
+		Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](3), Selector: lbl,
+			Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+	if _, err := cs.ReplicationControllers.Create(ctx, rc); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := used("replicationcontrollers"); err != nil || n != 1 {
+		t.Errorf("replicationcontrollers used %d (%v), want 1", n, err)
+	}
+	second := rc.DeepCopy()
+	second.Name = "second"
+	_, err = cs.ReplicationControllers.Create(ctx, second)
+	if want := "exceeded quota: q, requested: replicationcontrollers=1, used: replicationcontrollers=1, limited: replicationcontrollers=1"; err == nil ||
+		!strings.Contains(err.Error(), want) {
+		t.Errorf("a second ReplicationController: %v, want %q", err, want)
+	}
+
+	failure := func() (*corev1.ReplicationControllerCondition, error) {
+		cur, err := cs.ReplicationControllers.Get(ctx, ns, rc.Name)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range cur.Status.Conditions {
+			if c.Type == corev1.ReplicationControllerReplicaFailure {
+				return &cur.Status.Conditions[i], nil
+			}
+		}
+		return nil, nil
+	}
+	waitfor.ConditionErr(t, time.Minute, "the ReplicaFailure condition", func() (bool, error) {
+		c, err := failure()
+		return c != nil && c.Status == corev1.ConditionTrue && c.Reason == "FailedCreate" && strings.Contains(c.Message, "exceeded quota: q"), err
+	})
+	// The controller writes the status meanwhile: an update may lose to it.
+	if err := client.RetryOnConflict(ctx, func() error {
+		cur, err := cs.ReplicationControllers.Get(ctx, ns, rc.Name)
+		if err != nil {
+			return err
+		}
+		cur.Spec.Replicas = ptr.To[int32](2)
+		_, err = cs.ReplicationControllers.Update(ctx, cur)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, time.Minute, "the condition gone once scaled to 2", func() (bool, error) {
+		c, err := failure()
+		return c == nil, err
+	})
+
+	if _, err := cs.ReplicationControllers.Delete(ctx, ns, rc.Name, client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, time.Minute, "its pods collected and the quota's counts given back", func() (bool, error) {
+		pods, err := cs.Pods.List(ctx, ns, client.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		rcs, _, err := used("replicationcontrollers")
+		return len(pods.Items) == 0 && rcs == 0, err
+	})
+}

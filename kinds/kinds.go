@@ -110,6 +110,9 @@ const (
 	// an ingress controller to act on.
 	IngressClass = "IngressClass"
 	Ingress      = "Ingress"
+	// ReplicationController is core/v1's ReplicaSet, with a map selector; the
+	// ReplicaSet controller serves both.
+	ReplicationController = "ReplicationController"
 )
 
 func kind[T any, PT interface {
@@ -182,6 +185,9 @@ var all = []*Info{
 		Singular: "ingressclass", HasSpec: true}),
 	kind[networkingv1.Ingress](Info{Kind: Ingress, Group: "networking.k8s.io", Version: "v1", Plural: "ingresses",
 		Singular: "ingress", ShortNames: []string{"ing"}, Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[corev1.ReplicationController](Info{Kind: ReplicationController, Version: "v1", Plural: "replicationcontrollers",
+		Singular: "replicationcontroller", ShortNames: []string{"rc"}, Categories: []string{"all"}, Namespaced: true,
+		HasStatus: true, HasSpec: true}),
 }
 
 var (

@@ -143,10 +143,10 @@ func TestDecodeRefusesOtherBytes(t *testing.T) {
 		}
 	}
 	// A kind Skiff does not serve.
-	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: "v1", Kind: "ReplicationController"}, Raw: []byte{}}
+	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: "v1", Kind: "ComponentStatus"}, Raw: []byte{}}
 	b, _ := unk.Marshal()
-	if _, err := Decode(append(append([]byte{}, Magic...), b...)); err == nil || !strings.Contains(err.Error(), "ReplicationController") {
-		t.Errorf("a ReplicationController decoded: %v", err)
+	if _, err := Decode(append(append([]byte{}, Magic...), b...)); err == nil || !strings.Contains(err.Error(), "ComponentStatus") {
+		t.Errorf("a ComponentStatus decoded: %v", err)
 	}
 	// DecodeInto a different kind.
 	if err := DecodeInto(MustEncode(samplePod()), &corev1.Node{}); err == nil {

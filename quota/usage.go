@@ -43,7 +43,7 @@ var requestRequired = map[corev1.ResourceName]bool{
 // legacyCounts are Kubernetes' object counts named without "count/".
 var legacyCounts = map[corev1.ResourceName]string{
 	"configmaps": kinds.ConfigMap, "secrets": kinds.Secret, "resourcequotas": kinds.ResourceQuota,
-	PersistentVolumeClaims: kinds.PersistentVolumeClaim,
+	PersistentVolumeClaims: kinds.PersistentVolumeClaim, corev1.ResourceReplicationControllers: kinds.ReplicationController,
 }
 
 // What a PersistentVolumeClaim is charged under, as Kubernetes names it: the claims'

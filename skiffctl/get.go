@@ -24,8 +24,9 @@ func getCmd(g *globals) *cobra.Command {
 kind.group form: pods/po, deployments/deploy (deployments.apps), replicasets/rs, nodes/no,
 events/ev, configmaps/cm, leases, namespaces/ns, poddisruptionbudgets/pdb, services/svc,
 endpoints/ep, endpointslices (endpointslices.discovery.k8s.io), resourcequotas/quota,
-limitranges/limits. Several kinds are listed at once as KIND,KIND (deploy,po), and "all"
-names the kinds of the "all" category (pods, services, deployments, replicasets); tables
+limitranges/limits, replicationcontrollers/rc. Several kinds are listed at once as
+KIND,KIND (deploy,po), and "all" names the kinds of the "all" category (pods,
+replicationcontrollers, services, deployments, replicasets, ...); tables
 then name each object KIND/NAME.`,
 		Example: `  skiffctl get pods -o wide
   skiffctl get deployments.apps web -o yaml
@@ -193,7 +194,7 @@ func getArgs(args []string) (reqs []request, withKind bool, err error) {
 // category lists the kinds of a category in the order kubectl lists "all": pods first,
 // then the workloads that own them.
 func category(name string) []*kinds.Info {
-	order := []string{"pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "horizontalpodautoscalers", "cronjobs", "jobs"}
+	order := []string{"pods", "replicationcontrollers", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "horizontalpodautoscalers", "cronjobs", "jobs"}
 	var out []*kinds.Info
 	for _, info := range kinds.All() {
 		if slices.Contains(info.Categories, name) {

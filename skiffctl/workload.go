@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -61,8 +62,8 @@ func (g *globals) mutateDeployment(cmd *cobra.Command, name string, change func(
 func scaleCmd(g *globals) *cobra.Command {
 	var replicas int32
 	cmd := &cobra.Command{
-		Use:   "scale (deployment|replicaset|statefulset) NAME --replicas N",
-		Short: "Set a deployment's, replica set's or stateful set's number of replicas",
+		Use:   "scale (deployment|replicaset|statefulset|replicationcontroller) NAME --replicas N",
+		Short: "Set a deployment's, replica set's, stateful set's or replication controller's number of replicas",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("replicas") {
@@ -81,10 +82,10 @@ func scaleCmd(g *globals) *cobra.Command {
 					d.Spec.Replicas = ptr.To(replicas)
 					return nil
 				})
-			case kinds.ReplicaSet, kinds.StatefulSet:
+			case kinds.ReplicaSet, kinds.StatefulSet, kinds.ReplicationController:
 				err = g.scaleReplicas(cmd, info, name, replicas)
 			default:
-				return fmt.Errorf("cannot scale %s: only deployments, replicasets and statefulsets", info.Plural)
+				return fmt.Errorf("cannot scale %s: only deployments, replicasets, statefulsets and replicationcontrollers", info.Plural)
 			}
 			if err != nil {
 				return err
@@ -97,7 +98,7 @@ func scaleCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// scaleReplicas sets spec.replicas of a ReplicaSet or StatefulSet.
+// scaleReplicas sets spec.replicas of a ReplicaSet, StatefulSet or ReplicationController.
 func (g *globals) scaleReplicas(cmd *cobra.Command, info *kinds.Info, name string, replicas int32) error {
 	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
 	if err != nil {
@@ -109,6 +110,8 @@ func (g *globals) scaleReplicas(cmd *cobra.Command, info *kinds.Info, name strin
 		case *appsv1.ReplicaSet:
 			o.Spec.Replicas = ptr.To(replicas)
 		case *appsv1.StatefulSet:
+			o.Spec.Replicas = ptr.To(replicas)
+		case *corev1.ReplicationController:
 			o.Spec.Replicas = ptr.To(replicas)
 		}
 		return obj, nil

@@ -117,8 +117,8 @@ type Guard func(obj kinds.Object) error
 //   - skiff:admin: anything, and it alone: pods' exec, attach and portforward.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
-//     replicasets, daemonsets, statefulsets, controllerrevisions, jobs, cronjobs, pods,
-//     events, configmaps, secrets, serviceaccounts, namespaces, persistentvolumeclaims
+//     replicasets, replicationcontrollers, daemonsets, statefulsets, controllerrevisions,
+//     jobs, cronjobs, pods, events, configmaps, secrets, serviceaccounts, namespaces, persistentvolumeclaims
 //     and persistentvolumes (the volume binder and the local-path provisioner) and
 //     creating storageclasses (the provisioner's default class); endpointslices and
 //     endpoints (the EndpointSlice, endpoints and mirroring controllers); the status
@@ -210,7 +210,7 @@ func controllerManagerMay(a Attributes) bool {
 		return true
 	}
 	switch a.Resource {
-	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.Pod), plural(kinds.Event),
+	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.ReplicationController), plural(kinds.Pod), plural(kinds.Event),
 		plural(kinds.ConfigMap), plural(kinds.Namespace), plural(kinds.Secret), plural(kinds.ServiceAccount),
 		plural(kinds.DaemonSet), plural(kinds.StatefulSet), plural(kinds.ControllerRevision), plural(kinds.Job), plural(kinds.CronJob),
 		plural(kinds.PersistentVolumeClaim), plural(kinds.PersistentVolume):

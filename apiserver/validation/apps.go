@@ -47,6 +47,53 @@ func validateReplicaSetSpec(spec *appsv1.ReplicaSetSpec, p *field.Path) field.Er
 	return append(errs, validateSelectorAndTemplate(spec.Selector, &spec.Template, "replicaset", p)...)
 }
 
+// validateReplicationControllerSpec is Kubernetes' ValidateReplicationControllerSpec: a
+// ReplicaSet's rules, with the selector a map (defaulted from the template's labels) and
+// a template that may not set a deadline.
+func validateReplicationControllerSpec(spec *corev1.ReplicationControllerSpec, p *field.Path) field.ErrorList {
+	errs := apivalidation.ValidateNonnegativeField(int64(spec.MinReadySeconds), p.Child("minReadySeconds"))
+	if len(spec.Selector) == 0 {
+		errs = append(errs, field.Required(p.Child("selector"), ""))
+	}
+	if spec.Replicas != nil {
+		errs = append(errs, apivalidation.ValidateNonnegativeField(int64(*spec.Replicas), p.Child("replicas"))...)
+	}
+	tp := p.Child("template")
+	if spec.Template == nil || templateMissing(spec.Template) {
+		return append(errs, field.Required(tp, ""))
+	}
+	t := spec.Template
+	if len(spec.Selector) > 0 && !labels.SelectorFromSet(spec.Selector).Matches(labels.Set(t.Labels)) {
+		errs = append(errs, field.Invalid(tp.Child("metadata", "labels"), t.Labels, "`selector` does not match template `labels`"))
+	}
+	errs = append(errs, validatePodTemplate(t, tp)...)
+	if t.Spec.ActiveDeadlineSeconds != nil {
+		errs = append(errs, field.Invalid(tp.Child("spec", "activeDeadlineSeconds"), *t.Spec.ActiveDeadlineSeconds,
+			"activeDeadlineSeconds in ReplicationController is not Supported"))
+	}
+	return errs
+}
+
+// validateReplicationControllerStatus is Kubernetes' ValidateReplicationControllerStatus.
+func validateReplicationControllerStatus(st *corev1.ReplicationControllerStatus, p *field.Path) field.ErrorList {
+	errs := apivalidation.ValidateNonnegativeField(st.ObservedGeneration, p.Child("observedGeneration"))
+	errs = append(errs, nonNegativeCounts(p, count{"replicas", st.Replicas}, count{"fullyLabeledReplicas", st.FullyLabeledReplicas},
+		count{"readyReplicas", st.ReadyReplicas}, count{"availableReplicas", st.AvailableReplicas})...)
+	const msg = "cannot be greater than status.replicas"
+	for _, c := range []count{{"fullyLabeledReplicas", st.FullyLabeledReplicas}, {"readyReplicas", st.ReadyReplicas}, {"availableReplicas", st.AvailableReplicas}} {
+		if c.n > st.Replicas {
+			errs = append(errs, field.Invalid(p.Child(c.name), c.n, msg))
+		}
+	}
+	if st.AvailableReplicas > st.ReadyReplicas {
+		errs = append(errs, field.Invalid(p.Child("availableReplicas"), st.AvailableReplicas, "cannot be greater than readyReplicas"))
+	}
+	for i, c := range st.Conditions {
+		errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)
+	}
+	return errs
+}
+
 // validateSelectorAndTemplate checks a controller's selector and template, and that the
 // pods it stamps out are ones it selects: otherwise it would create pods forever.
 func validateSelectorAndTemplate(ls *metav1.LabelSelector, t *corev1.PodTemplateSpec, kind string, p *field.Path) field.ErrorList {

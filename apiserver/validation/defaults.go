@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"maps"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -31,8 +32,9 @@ const (
 // Default fills the fields a user may leave out with Kubernetes' defaults, in place. It
 // only sets what is unset, so it is idempotent. It fills only fields Skiff acts on, never
 // Kubernetes' defaults for the others (schedulerName, ...), which Skiff does
-// not support. It never defaults a controller's selector from its template: a missing
-// selector is an error Validate reports.
+// not support. It never defaults a controller's selector from its template, but for a
+// ReplicationController's, as Kubernetes does: a missing selector is an error Validate
+// reports.
 func Default(obj kinds.Object) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
@@ -45,6 +47,8 @@ func Default(obj kinds.Object) {
 			o.Spec.Replicas = new(int32(DefaultReplicas))
 		}
 		defaultTemplate(&o.Spec.Template)
+	case *corev1.ReplicationController:
+		defaultReplicationController(o)
 	case *corev1.Service:
 		defaultService(o)
 	case *corev1.Node:
@@ -99,6 +103,25 @@ func defaultNamespace(ns *corev1.Namespace) {
 		ns.Labels = map[string]string{}
 	}
 	ns.Labels[corev1.LabelMetadataName] = ns.Name
+}
+
+// defaultReplicationController is Kubernetes' SetDefaults_ReplicationController: the
+// selector, and the controller's labels when it has none, are its template's labels.
+func defaultReplicationController(rc *corev1.ReplicationController) {
+	if t := rc.Spec.Template; t != nil && t.Labels != nil {
+		if len(rc.Spec.Selector) == 0 {
+			rc.Spec.Selector = maps.Clone(t.Labels)
+		}
+		if len(rc.Labels) == 0 {
+			rc.Labels = maps.Clone(t.Labels)
+		}
+	}
+	if rc.Spec.Replicas == nil {
+		rc.Spec.Replicas = new(int32(DefaultReplicas))
+	}
+	if rc.Spec.Template != nil {
+		defaultTemplate(rc.Spec.Template)
+	}
 }
 
 func defaultDeploymentSpec(spec *appsv1.DeploymentSpec) {

@@ -60,18 +60,18 @@ var supportedFields = map[string][]string{
 		under("spec.selector", labelSelectorFields),
 		under("spec.template.metadata", objectMetaFields),
 		under("spec.template.spec", podSpecFields),
-		under("status", []string{
-			"availableReplicas",
-			"conditions[*].lastTransitionTime",
-			"conditions[*].message",
-			"conditions[*].reason",
-			"conditions[*].status",
-			"conditions[*].type",
-			"fullyLabeledReplicas",
-			"observedGeneration",
-			"readyReplicas",
+		under("status", replicaSetStatusFields),
+	),
+	kinds.ReplicationController: slices.Concat(
+		under("metadata", storedMetaFields),
+		under("spec", []string{
+			"minReadySeconds",
 			"replicas",
+			"selector",
 		}),
+		under("spec.template.metadata", objectMetaFields),
+		under("spec.template.spec", podSpecFields),
+		under("status", replicaSetStatusFields),
 	),
 	kinds.Deployment: slices.Concat(
 		under("metadata", storedMetaFields),
@@ -484,6 +484,20 @@ var supportedFields = map[string][]string{
 		under("metadata", storedMetaFields),
 		[]string{"spec", "status"},
 	),
+}
+
+// replicaSetStatusFields are a ReplicaSet's status, and a ReplicationController's.
+var replicaSetStatusFields = []string{
+	"availableReplicas",
+	"conditions[*].lastTransitionTime",
+	"conditions[*].message",
+	"conditions[*].reason",
+	"conditions[*].status",
+	"conditions[*].type",
+	"fullyLabeledReplicas",
+	"observedGeneration",
+	"readyReplicas",
+	"replicas",
 }
 
 // objectMetaFields is what Skiff keeps of metadata, of every kind and of pod templates.

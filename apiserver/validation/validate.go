@@ -71,6 +71,8 @@ func ValidateStatus(obj kinds.Object) error {
 		for i, c := range st.Conditions {
 			errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)
 		}
+	case *corev1.ReplicationController:
+		errs = validateReplicationControllerStatus(&o.Status, p)
 	case *corev1.Node:
 		errs = validateNodeStatus(&o.Status, p)
 	case *corev1.Namespace:
@@ -132,6 +134,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateDeploymentSpec(&o.Spec, spec)...)
 	case *appsv1.ReplicaSet:
 		errs = append(errs, validateReplicaSetSpec(&o.Spec, spec)...)
+	case *corev1.ReplicationController:
+		errs = append(errs, validateReplicationControllerSpec(&o.Spec, spec)...)
 	case *corev1.Node:
 		errs = append(errs, validateNodeSpec(&o.Spec, spec)...)
 	case *corev1.ConfigMap:

@@ -13,7 +13,7 @@ func controllerManagerCmd(logger func(string) hclog.Logger) *cobra.Command {
 	var rootCAFile string
 	cmd := &cobra.Command{
 		Use:   "controller-manager",
-		Short: "Run the controllers: Deployment, ReplicaSet, garbage collectors, node lifecycle, namespace, disruption, Job, CronJob, TTL-after-finished",
+		Short: "Run the controllers: Deployment, ReplicaSet (and ReplicationController), garbage collectors, node lifecycle, namespace, disruption, Job, CronJob, TTL-after-finished",
 		Long: `Run the controllers. Several replicas may run: one leads (Lease
 kube-system/skiff-controller-manager) and only the leader acts.`,
 		Args: cobra.NoArgs,

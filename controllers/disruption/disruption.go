@@ -8,8 +8,8 @@
 //
 // expectedPods is the number of pods selected for a minAvailable count; for a percentage
 // or maxUnavailable it is the scale of the controllers owning them (a Deployment's
-// replicas through its ReplicaSet, a ReplicaSet's own), as a percentage is of what
-// should run, not of what runs. A pod without a controller counts as healthy but
+// replicas through its ReplicaSet, a ReplicaSet's or ReplicationController's own), as a
+// percentage is of what should run, not of what runs. A pod without a controller counts as healthy but
 // expected by no one, with a warning event, as in Kubernetes.
 //
 // Anything that fails leaves the budget allowing no disruption (condition reason
@@ -90,6 +90,7 @@ type Controller struct {
 	pdbs   *cache.Lister[*policyv1.PodDisruptionBudget]
 	pods   *cache.Lister[*corev1.Pod]
 	rss    *cache.Lister[*appsv1.ReplicaSet]
+	rcs    *cache.Lister[*corev1.ReplicationController]
 	deps   *cache.Lister[*appsv1.Deployment]
 	synced []interface{ HasSynced() bool }
 	queue  *workqueue.Queue
@@ -106,9 +107,10 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	rsInf := cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{})
 	depInf := cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{})
+	rcInf := cache.InformerFor[*corev1.ReplicationController](f, "", client.ListOptions{})
 	c := &Controller{cfg: cfg, cs: cs, pdbInf: pdbInf, pdbs: pdbInf.Lister(), pods: podInf.Lister(), rss: rsInf.Lister(), deps: depInf.Lister(),
-		synced: []interface{ HasSynced() bool }{pdbInf, podInf, rsInf, depInf},
-		queue:  workqueue.New(workqueue.Config{}), rec: rec, log: cfg.Logger.Named("disruption")}
+		rcs: rcInf.Lister(), synced: []interface{ HasSynced() bool }{pdbInf, podInf, rsInf, depInf, rcInf},
+		queue: workqueue.New(workqueue.Config{}), rec: rec, log: cfg.Logger.Named("disruption")}
 	enqueue := func(b *policyv1.PodDisruptionBudget) { c.queue.Add(cache.Key(b)) }
 	pdbInf.AddHandler(cache.Handler[*policyv1.PodDisruptionBudget]{OnAdd: enqueue,
 		OnUpdate: func(_, b *policyv1.PodDisruptionBudget) { enqueue(b) }, OnDelete: enqueue})
@@ -340,8 +342,15 @@ func expectedScale(pods []*corev1.Pod, scaleOf ScaleFunc) (int32, []string, erro
 
 // scaleOf finds a pod's controller in the caches: a ReplicaSet owned by a Deployment
 // stands for the Deployment (its replicas are the Deployment's to set), any other
-// ReplicaSet for itself.
+// ReplicaSet for itself, as a ReplicationController does.
 func (c *Controller) scaleOf(ns string, ref *metav1.OwnerReference) (types.UID, int32, bool) {
+	if isKind(ref, kinds.ReplicationController) {
+		rc, ok := c.rcs.Get(ns, ref.Name)
+		if !ok || rc.UID != ref.UID {
+			return "", 0, false
+		}
+		return rc.UID, ptr.Deref(rc.Spec.Replicas, 1), true
+	}
 	if !isKind(ref, kinds.ReplicaSet) {
 		return "", 0, false
 	}

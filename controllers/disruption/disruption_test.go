@@ -243,3 +243,42 @@ func TestBudgetFollowsItsPods(t *testing.T) {
 	waitfor.Condition(t, time.Minute, "budget min allows one again with the replacements ready",
 		status("min", policyv1.PodDisruptionBudgetStatus{ExpectedPods: 3, DesiredHealthy: 2, CurrentHealthy: 3, DisruptionsAllowed: 1}, metav1.ConditionTrue))
 }
+
+// TestScaleOfReplicationController: a pod of a ReplicationController is expected at its
+// replicas, as a ReplicaSet's; a reference to one of another uid is not.
+func TestScaleOfReplicationController(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	lbl := map[string]string{"name": "legacy"}
+	rc, err := cs.ReplicationControllers.Create(ctx, &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: "default"},
+		Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](5), Selector: lbl, Template: &corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	ctrl, err := New(cs, f, record.New(cs.Events, record.Config{Component: "controller-manager"}), DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx)
+	defer func() { cancel(); f.Wait() }()
+	if !cache.WaitForSync(ctx, ctrl.synced...) {
+		t.Fatal("caches not synced")
+	}
+	ref := metav1.NewControllerRef(rc, corev1.SchemeGroupVersion.WithKind("ReplicationController"))
+	waitfor.Condition(t, 30*time.Second, "the ReplicationController's scale", func() (bool, string) {
+		uid, n, ok := ctrl.scaleOf("default", ref)
+		return ok && uid == rc.UID && n == 5, fmt.Sprint(uid, n, ok)
+	})
+	ref.UID = "another"
+	if _, _, ok := ctrl.scaleOf("default", ref); ok {
+		t.Error("a reference to another uid has a scale")
+	}
+}

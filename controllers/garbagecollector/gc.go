@@ -15,7 +15,7 @@
 // anything is deleted, so a cache that lags never costs an object.
 //
 // The collector follows, as dependents and as owners, the kinds the controllers create
-// and own (Deployments, ReplicaSets, Pods), through the controllers' shared informers:
+// and own (Deployments, ReplicaSets, ReplicationControllers, Pods, ...), through the controllers' shared informers:
 // caching every kind, as Kubernetes' collector does, would hold every Event and Lease of
 // the cluster in the controller-manager for nothing. An owner of another kind is
 // confirmed with a live read.
@@ -112,6 +112,7 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error)
 	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc")}
 	track(c, cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*corev1.ReplicationController](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*appsv1.DaemonSet](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*appsv1.StatefulSet](f, "", client.ListOptions{}))

@@ -109,6 +109,7 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	nsInf.AddHandler(cache.Handler[*corev1.Namespace]{OnAdd: terminating, OnUpdate: func(_, ns *corev1.Namespace) { terminating(ns) }})
 	contentGone(c, cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}))
 	contentGone(c, cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{}))
+	contentGone(c, cache.InformerFor[*corev1.ReplicationController](f, "", client.ListOptions{}))
 	contentGone(c, cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{}))
 	contentGone(c, cache.InformerFor[*policyv1.PodDisruptionBudget](f, "", client.ListOptions{}))
 	contentGone(c, cache.InformerFor[*appsv1.DaemonSet](f, "", client.ListOptions{}))

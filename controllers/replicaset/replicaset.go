@@ -5,6 +5,11 @@
 // labels stop matching; it remembers what it asked for (expectations) so that a stale
 // cache never makes it create twice; and it deletes the least useful pods first. It
 // writes the ReplicaSet's status counts.
+//
+// The same controller serves ReplicationControllers, as Kubernetes' does: each is seen
+// as the ReplicaSet it is but for its selector's form (kinds.ReplicaSetOf), while the
+// pods it makes and adopts name the ReplicationController as their controller, and its
+// status is written back in its own type. A kind adapts the one to the other.
 package replicaset
 
 import (
@@ -79,13 +84,15 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Controller is the ReplicaSet controller.
-type Controller struct {
+// Controller is the ReplicaSet controller, of the owners of type T: *appsv1.ReplicaSet
+// (New) or *corev1.ReplicationController (NewReplicationController).
+type Controller[T kinds.Object] struct {
 	cfg   Config
 	cs    *client.Clientset
-	rsInf *cache.Informer[*appsv1.ReplicaSet]
+	kind  kind[T]
+	rsInf *cache.Informer[T]
 	pods  *cache.Lister[*corev1.Pod]
-	rss   *cache.Lister[*appsv1.ReplicaSet]
+	rss   *cache.Lister[T]
 	queue *workqueue.Queue
 	exp   *expectations.Expectations
 	rec   *record.Recorder
@@ -95,34 +102,69 @@ type Controller struct {
 	claimer controllerref.Claimer[*corev1.Pod]
 }
 
-// New makes the controller on the factory's informers; Run starts it.
-func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
+// kind adapts the owners of type T to the controller: how one looks as a ReplicaSet
+// (its metadata, selector, replicas, template and status), and how a ReplicaSet's
+// status is written as its own.
+type kind[T kinds.Object] struct {
+	asReplicaSet func(T) *appsv1.ReplicaSet
+	updateStatus func(ctx context.Context, obj T, st appsv1.ReplicaSetStatus) error
+}
+
+// New makes the ReplicaSet controller on the factory's informers; Run starts it.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller[*appsv1.ReplicaSet], error) {
+	return newController(cs, f, rec, cfg, kind[*appsv1.ReplicaSet]{
+		asReplicaSet: func(rs *appsv1.ReplicaSet) *appsv1.ReplicaSet { return rs },
+		updateStatus: func(ctx context.Context, rs *appsv1.ReplicaSet, st appsv1.ReplicaSetStatus) error {
+			next := rs.DeepCopy()
+			next.Status = st
+			_, err := cs.ReplicaSets.UpdateStatus(ctx, next)
+			return err
+		},
+	})
+}
+
+// NewReplicationController makes the controller of ReplicationControllers (Kubernetes'
+// replication controller) on the factory's informers; Run starts it.
+func NewReplicationController(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller[*corev1.ReplicationController], error) {
+	return newController(cs, f, rec, cfg, kind[*corev1.ReplicationController]{
+		asReplicaSet: kinds.ReplicaSetOf,
+		updateStatus: func(ctx context.Context, rc *corev1.ReplicationController, st appsv1.ReplicaSetStatus) error {
+			next := rc.DeepCopy()
+			next.Status = kinds.ReplicationControllerStatusOf(st)
+			_, err := cs.ReplicationControllers.UpdateStatus(ctx, next)
+			return err
+		},
+	})
+}
+
+func newController[T kinds.Object](cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config, k kind[T]) (*Controller[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rsInf := cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{})
+	info := kinds.OfType[T]()
+	rsInf := cache.InformerFor[T](f, "", client.ListOptions{})
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	podInf.AddIndexer(cache.IndexOwner, cache.ByOwner[*corev1.Pod])
-	c := &Controller{
-		cfg: cfg, cs: cs, rsInf: rsInf, pods: podInf.Lister(), rss: rsInf.Lister(),
+	c := &Controller[T]{
+		cfg: cfg, cs: cs, kind: k, rsInf: rsInf, pods: podInf.Lister(), rss: rsInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
-		rec: rec, log: cfg.Logger.Named("replicaset"),
+		rec: rec, log: cfg.Logger.Named(info.Singular),
 		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Adoptable: IsActive, FailOnLostRelease: true},
 	}
-	rsInf.AddHandler(cache.Handler[*appsv1.ReplicaSet]{
-		OnAdd:    func(rs *appsv1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
-		OnUpdate: func(_, rs *appsv1.ReplicaSet) { c.queue.Add(cache.Key(rs)) },
-		OnDelete: func(rs *appsv1.ReplicaSet) { c.exp.Forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
+	rsInf.AddHandler(cache.Handler[T]{
+		OnAdd:    func(rs T) { c.queue.Add(cache.Key(rs)) },
+		OnUpdate: func(_, rs T) { c.queue.Add(cache.Key(rs)) },
+		OnDelete: func(rs T) { c.exp.Forget(cache.Key(rs)); c.queue.Add(cache.Key(rs)) },
 	})
-	podInf.AddHandler(expectations.PodEvents[*appsv1.ReplicaSet]{Kind: kinds.ReplicaSet, Exp: c.exp, Add: c.queue.Add,
-		Owners:   func(ns string) []*appsv1.ReplicaSet { return c.rss.ListNamespace(ns, labels.Everything()) },
-		Selector: func(o *appsv1.ReplicaSet) *metav1.LabelSelector { return o.Spec.Selector },
+	podInf.AddHandler(expectations.PodEvents[T]{Kind: info.Kind, Exp: c.exp, Add: c.queue.Add,
+		Owners:   func(ns string) []T { return c.rss.ListNamespace(ns, labels.Everything()) },
+		Selector: func(o T) *metav1.LabelSelector { return k.asReplicaSet(o).Spec.Selector },
 	}.Handler())
 	return c, nil
 }
 
 // Run reconciles until ctx ends. The factory must be started.
-func (c *Controller) Run(ctx context.Context) error {
+func (c *Controller[T]) Run(ctx context.Context) error {
 	if !cache.WaitForSync(ctx, c.rsInf) {
 		return ctx.Err()
 	}
@@ -130,14 +172,15 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// Reconcile syncs one ReplicaSet by key.
-func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
+// Reconcile syncs one ReplicaSet (or ReplicationController) by key.
+func (c *Controller[T]) Reconcile(ctx context.Context, key string) (time.Duration, error) {
 	ns, name := cache.SplitKey(key)
-	rs, ok := c.rss.Get(ns, name)
+	obj, ok := c.rss.Get(ns, name)
 	if !ok {
 		c.exp.Forget(key)
 		return 0, nil
 	}
+	rs := c.kind.asReplicaSet(obj)
 	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
 	if err != nil || sel.Empty() || rs.Spec.Selector == nil {
 		return 0, nil // validation refuses these; nothing sane to do
@@ -146,7 +189,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	// a creation seen between the two would satisfy them while the snapshot lacks its pod,
 	// and the pod would be made twice.
 	needsSync := c.exp.Satisfied(key)
-	pods, err := c.claimer.Claim(ctx, rs, sel, c.pods.ListNamespace(ns, labels.Everything()))
+	pods, err := c.claimer.Claim(ctx, obj, sel, c.pods.ListNamespace(ns, labels.Everything()))
 	if err != nil {
 		return 0, err
 	}
@@ -158,27 +201,26 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	var manageErr error
 	if needsSync && rs.DeletionTimestamp == nil {
-		manageErr = c.manage(ctx, key, rs, active)
+		manageErr = c.manage(ctx, key, obj, rs, active)
 	}
 	st, requeue := Status(rs, active, manageErr, c.cfg.Now())
 	if !equality.Semantic.DeepEqual(st, rs.Status) {
-		next := rs.DeepCopy()
-		next.Status = st
-		if _, err := c.cs.ReplicaSets.UpdateStatus(ctx, next); err != nil && !client.IsNotFound(err) {
-			return 0, errors.Join(manageErr, fmt.Errorf("update status of replicaset %s: %w", key, err))
+		if err := c.kind.updateStatus(ctx, obj, st); err != nil && !client.IsNotFound(err) {
+			return 0, errors.Join(manageErr, fmt.Errorf("update status of %s %s: %w", kinds.Of(obj).Singular, key, err))
 		}
 	}
 	return requeue, manageErr
 }
 
-// manage creates or deletes pods to reach spec.replicas.
-func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaSet, active []*corev1.Pod) error {
+// manage creates or deletes pods to reach spec.replicas. owner is the object, rs its
+// ReplicaSet view.
+func (c *Controller[T]) manage(ctx context.Context, key string, owner T, rs *appsv1.ReplicaSet, active []*corev1.Pod) error {
 	diff := len(active) - int(replicas(rs))
 	switch {
 	case diff < 0:
 		n := min(-diff, c.cfg.BurstReplicas)
 		c.exp.ExpectCreations(key, n)
-		created, err := slowstart.Run(n, func() error { return c.createPod(ctx, rs) })
+		created, err := slowstart.Run(n, func() error { return c.createPod(ctx, owner, rs) })
 		for i := created; i < n; i++ {
 			c.exp.CreationObserved(key) // never coming
 		}
@@ -203,13 +245,13 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 				_, err := c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
 				if err != nil && !client.IsNotFound(err) {
 					c.exp.DeletionObserved(key, cache.Key(p))
-					c.rec.Eventf(rs, record.Warning, "FailedDelete", "Error deleting: %v", err)
+					c.rec.Eventf(owner, record.Warning, "FailedDelete", "Error deleting: %v", err)
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
 					mu.Unlock()
 					return
 				}
-				c.rec.Eventf(rs, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+				c.rec.Eventf(owner, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 			}()
 		}
 		wg.Wait()
@@ -218,19 +260,19 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	return nil
 }
 
-func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {
+func (c *Controller[T]) createPod(ctx context.Context, owner T, rs *appsv1.ReplicaSet) error {
 	tmpl := rs.Spec.Template.DeepCopy()
 	pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
 	pod.Name = ""
 	pod.GenerateName = rs.Name + "-"
 	pod.Namespace = rs.Namespace
-	pod.OwnerReferences = []metav1.OwnerReference{kinds.NewControllerRef(rs)}
+	pod.OwnerReferences = []metav1.OwnerReference{kinds.NewControllerRef(owner)}
 	out, err := c.cs.Pods.Create(ctx, pod)
 	if err != nil {
-		c.rec.Eventf(rs, record.Warning, "FailedCreate", "Error creating: %v", err)
-		return fmt.Errorf("create pod for replicaset %s: %w", cache.Key(rs), err)
+		c.rec.Eventf(owner, record.Warning, "FailedCreate", "Error creating: %v", err)
+		return fmt.Errorf("create pod for %s %s: %w", kinds.Of(owner).Singular, cache.Key(rs), err)
 	}
-	c.rec.Eventf(rs, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
+	c.rec.Eventf(owner, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
 	return nil
 }
 

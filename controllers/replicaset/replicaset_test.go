@@ -3,6 +3,7 @@ package replicaset
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,7 +91,8 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-// start runs a controller against a fresh single-node cluster.
+// start runs the ReplicaSet and ReplicationController controllers against a fresh
+// single-node cluster.
 func start(t *testing.T) (*client.Clientset, context.Context) {
 	t.Helper()
 	c := apicluster.Start(t, 1, apicluster.Options{})
@@ -107,11 +109,16 @@ func start(t *testing.T) (*client.Clientset, context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rcs, err := NewReplicationController(cs, f, rec, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); rec.Run(ctx) }()
-	go func() { ctrl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); f.Wait(); <-done })
+	var wg sync.WaitGroup
+	wg.Go(func() { rec.Run(ctx) })
+	wg.Go(func() { ctrl.Run(ctx) })
+	wg.Go(func() { rcs.Run(ctx) })
+	t.Cleanup(func() { cancel(); f.Wait(); wg.Wait() })
 	return cs, ctx
 }
 
@@ -233,6 +240,115 @@ func TestReplicaSetLifecycle(t *testing.T) {
 		reasons := map[string]bool{}
 		for _, e := range l.Items {
 			reasons[e.Reason] = true
+		}
+		return reasons["SuccessfulCreate"] && reasons["SuccessfulDelete"], nil
+	})
+}
+
+func newRC(name string, replicas int32) *corev1.ReplicationController {
+	lbl := map[string]string{"name": name}
+	return &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To(replicas), Selector: lbl,
+			Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+}
+
+// TestReplicationController: the ReplicaSet controller serves ReplicationControllers —
+// it adopts a matching orphan on creation, makes the pods it misses with the
+// ReplicationController as their controller, scales up and down, releases a pod whose
+// labels stop matching and replaces it, writes the status in the ReplicationController's
+// type and records its events on it. The ReplicaSet controller running beside it leaves
+// its pods alone.
+func TestReplicationController(t *testing.T) {
+	cs, ctx := start(t)
+	orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-adoption", Namespace: "default", Labels: map[string]string{"name": "legacy"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if _, err := cs.Pods.Create(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := cs.ReplicationControllers.Create(ctx, newRC("legacy", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := func() ([]*corev1.Pod, error) {
+		l, err := cs.Pods.List(ctx, "default", client.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		var out []*corev1.Pod
+		for _, p := range l.Items {
+			ref := metav1.GetControllerOf(p)
+			if ref != nil && ref.UID == rc.UID && p.DeletionTimestamp == nil {
+				if ref.Kind != "ReplicationController" || ref.APIVersion != "v1" || ref.Name != "legacy" || !ptr.Deref(ref.BlockOwnerDeletion, false) {
+					t.Fatalf("pod %s: owner reference %+v", p.Name, ref)
+				}
+				out = append(out, p)
+			}
+		}
+		return out, nil
+	}
+	status := func(replicas int32) func() (bool, error) {
+		return func() (bool, error) {
+			pods, err := owned()
+			if err != nil {
+				return false, err
+			}
+			cur, err := cs.ReplicationControllers.Get(ctx, "default", "legacy")
+			return len(pods) == int(replicas) && cur.Status.Replicas == replicas && cur.Status.FullyLabeledReplicas == replicas &&
+				cur.Status.ObservedGeneration == cur.Generation, err
+		}
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "the orphan adopted, 2 pods made, the status counting 3", status(3))
+	if p, err := cs.Pods.Get(ctx, "default", orphan.Name); err != nil || !metav1.IsControlledBy(p, rc) {
+		t.Fatalf("the orphan was not adopted: %v", err)
+	}
+
+	scale := func(n int32) {
+		t.Helper()
+		// The controller writes the status meanwhile: an update may lose to it.
+		if err := client.RetryOnConflict(ctx, func() error {
+			cur, err := cs.ReplicationControllers.Get(ctx, "default", "legacy")
+			if err != nil {
+				return err
+			}
+			cur.Spec.Replicas = ptr.To(n)
+			_, err = cs.ReplicationControllers.Update(ctx, cur)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scale(5)
+	waitfor.ConditionErr(t, 30*time.Second, "scaled up to 5", status(5))
+	scale(2)
+	waitfor.ConditionErr(t, 30*time.Second, "scaled down to 2", status(2))
+
+	pods, err := owned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := pods[0]
+	released.Labels = map[string]string{"name": "debug"}
+	if _, err := cs.Pods.Update(ctx, released); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "released and replaced", func() (bool, error) {
+		p, err := cs.Pods.Get(ctx, "default", released.Name)
+		if err != nil {
+			return false, err
+		}
+		ok, err := status(2)()
+		return ok && metav1.GetControllerOf(p) == nil, err
+	})
+	// No ReplicaSet claimed anything, and the events are the ReplicationController's.
+	waitfor.ConditionErr(t, 30*time.Second, "events on the ReplicationController", func() (bool, error) {
+		l, err := cs.Events.List(ctx, "default", client.ListOptions{FieldSelector: "involvedObject.uid=" + string(rc.UID)})
+		if err != nil {
+			return false, err
+		}
+		reasons := map[string]bool{}
+		for _, e := range l.Items {
+			reasons[e.Reason] = reasons[e.Reason] || e.InvolvedObject.Kind == "ReplicationController"
 		}
 		return reasons["SuccessfulCreate"] && reasons["SuccessfulDelete"], nil
 	})

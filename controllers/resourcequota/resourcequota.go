@@ -118,6 +118,7 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	replenish[*corev1.ServiceAccount](c, f)
 	replenish[*appsv1.Deployment](c, f)
 	replenish[*appsv1.ReplicaSet](c, f)
+	replenish[*corev1.ReplicationController](c, f)
 	replenish[*appsv1.DaemonSet](c, f)
 	replenish[*appsv1.StatefulSet](c, f)
 	replenish[*appsv1.ControllerRevision](c, f)

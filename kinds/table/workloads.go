@@ -16,8 +16,8 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 )
 
-// The columns of DaemonSets, StatefulSets, ControllerRevisions and storage, as
-// Kubernetes' printers define them.
+// The columns of DaemonSets, StatefulSets, ReplicationControllers, ControllerRevisions
+// and storage, as Kubernetes' printers define them.
 func init() {
 	dsStatus := appsv1.DaemonSetStatus{}.SwaggerDoc()
 	daemonSet := func(f func(*appsv1.DaemonSet) any) func(kinds.Object, time.Time) any {
@@ -42,6 +42,22 @@ func init() {
 		}),
 		ageCol},
 		templateCols(func(o kinds.Object) *corev1.PodSpec { return &o.(*appsv1.StatefulSet).Spec.Template.Spec }, nil)[:2]...)
+	rcSpec, rcStatus := corev1.ReplicationControllerSpec{}.SwaggerDoc(), corev1.ReplicationControllerStatus{}.SwaggerDoc()
+	rc := func(f func(*corev1.ReplicationController) any) func(kinds.Object, time.Time) any {
+		return func(o kinds.Object, _ time.Time) any { return f(o.(*corev1.ReplicationController)) }
+	}
+	columns[kinds.ReplicationController] = append(append([]Column{nameCol,
+		col("Desired", "integer", 0, rcSpec["replicas"], rc(func(r *corev1.ReplicationController) any { return int64(replicas(r.Spec.Replicas)) })),
+		col("Current", "integer", 0, rcStatus["replicas"], rc(func(r *corev1.ReplicationController) any { return int64(r.Status.Replicas) })),
+		col("Ready", "integer", 0, rcStatus["readyReplicas"], rc(func(r *corev1.ReplicationController) any { return int64(r.Status.ReadyReplicas) })),
+		ageCol},
+		templateCols(func(o kinds.Object) *corev1.PodSpec {
+			if t := o.(*corev1.ReplicationController).Spec.Template; t != nil {
+				return &t.Spec
+			}
+			return &corev1.PodSpec{}
+		}, nil)[:2]...),
+		col("Selector", "string", 1, rcSpec["selector"], rc(func(r *corev1.ReplicationController) any { return labels.FormatLabels(r.Spec.Selector) })))
 	columns[kinds.ControllerRevision] = []Column{nameCol,
 		col("Controller", "string", 0, "Controller of the object", func(o kinds.Object, _ time.Time) any {
 			ref := metav1.GetControllerOfNoCopy(o)

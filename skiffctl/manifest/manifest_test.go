@@ -131,7 +131,7 @@ spec: {replicas: 3000000000}
 		{"duplicate key", "apiVersion: v1\nkind: Pod\nmetadata: {name: a, name: b}\n", []string{`key "name" already set`}},
 		{"missing kind", "apiVersion: v1\nmetadata: {name: x}\n", []string{"kind: Required value"}},
 		{"missing apiVersion", "kind: Pod\n", []string{"apiVersion: Required value"}},
-		{"unknown kind", "apiVersion: v1\nkind: ReplicationController\n", []string{`kind: Unsupported value: "ReplicationController"`}},
+		{"unknown kind", "apiVersion: v1\nkind: ComponentStatus\n", []string{`kind: Unsupported value: "ComponentStatus"`}},
 		{"wrong group", "apiVersion: extensions/v1beta1\nkind: Deployment\n", []string{`apiVersion: Unsupported value: "extensions/v1beta1": Deployment is served as "apps/v1"`}},
 		{"not a mapping", "- a\n- b\n", []string{"a manifest must be a mapping"}},
 		{"bad yaml", "apiVersion: v1\nkind: [\n", []string{"not valid YAML or JSON"}},

@@ -104,6 +104,8 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		describeDeployment(d, o)
 	case *appsv1.ReplicaSet:
 		describeReplicaSet(d, o)
+	case *corev1.ReplicationController:
+		describeReplicaSet(d, kinds.ReplicaSetOf(o))
 	case *corev1.Node:
 		describeNode(d, o)
 	case *corev1.ConfigMap:
@@ -364,6 +366,13 @@ func describeReplicaSet(d *describer, rs *appsv1.ReplicaSet) {
 	d.line(0, "Replicas", fmt.Sprintf("%d current / %d desired", rs.Status.Replicas, replicas(rs.Spec.Replicas)))
 	d.line(0, "Pods Status", fmt.Sprintf("%d Ready / %d Available", rs.Status.ReadyReplicas, rs.Status.AvailableReplicas))
 	describeTemplate(d, &rs.Spec.Template)
+	if len(rs.Status.Conditions) > 0 {
+		d.section(0, "Conditions")
+		d.line(1, "Type", "Status\tReason")
+		for _, c := range rs.Status.Conditions {
+			d.line(1, string(c.Type), string(c.Status)+"\t"+c.Reason)
+		}
+	}
 }
 
 func describeNode(d *describer, n *corev1.Node) {

@@ -176,9 +176,13 @@ func fixtures() map[string][]kinds.Object {
 		"pods":                 {running, crashing, pending, deleting},
 		"deployments":          {dep},
 		"replicasets":          {rs},
-		"nodes":                {node},
-		"events":               {ev},
-		"configmaps":           {&corev1.ConfigMap{ObjectMeta: meta("settings", time.Hour), Data: map[string]string{"a": "1", "b": "2"}}},
+		"replicationcontrollers": {&corev1.ReplicationController{ObjectMeta: meta("legacy", 2*time.Hour), Spec: corev1.ReplicationControllerSpec{
+			Replicas: ptr.To[int32](3), Selector: map[string]string{"app": "web"}, Template: &tmpl},
+			Status: corev1.ReplicationControllerStatus{Replicas: 2, ReadyReplicas: 1, Conditions: []corev1.ReplicationControllerCondition{
+				{Type: corev1.ReplicationControllerReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate"}}}}},
+		"nodes":      {node},
+		"events":     {ev},
+		"configmaps": {&corev1.ConfigMap{ObjectMeta: meta("settings", time.Hour), Data: map[string]string{"a": "1", "b": "2"}}},
 		"daemonsets": {&appsv1.DaemonSet{ObjectMeta: meta("agent", time.Hour), Spec: appsv1.DaemonSetSpec{Selector: dep.Spec.Selector,
 			Template: func() corev1.PodTemplateSpec {
 				t := *tmpl.DeepCopy()
@@ -301,7 +305,7 @@ func TestDescribe(t *testing.T) {
 	events := f["events"]
 	for _, o := range []kinds.Object{f["pods"][0], f["deployments"][0], f["replicasets"][0], f["nodes"][0], f["configmaps"][0],
 		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["services"][4],
-		f["resourcequotas"][0], f["limitranges"][0], f["jobs"][0], f["cronjobs"][0], f["endpoints"][0]} {
+		f["resourcequotas"][0], f["limitranges"][0], f["jobs"][0], f["cronjobs"][0], f["endpoints"][0], f["replicationcontrollers"][0]} {
 		var evs []*corev1.Event
 		if kinds.Of(o).Kind == kinds.Pod {
 			evs = []*corev1.Event{events[0].(*corev1.Event)}

@@ -401,3 +401,49 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+const rcManifest = `apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: legacy
+spec:
+  replicas: 2
+  template:
+    metadata:
+      labels:
+        name: legacy
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+`
+
+// TestKubectlReplicationController: kubectl's create -f, get, scale (the scale
+// subresource), describe, get all and delete of a ReplicationController, whose selector
+// the server defaults from its template.
+func TestKubectlReplicationController(t *testing.T) {
+	s := startSkiff(t)
+	manifest := filepath.Join(t.TempDir(), "rc.yaml")
+	if err := os.WriteFile(manifest, []byte(rcManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.wantOut(`(?m)^replicationcontrollers\s+rc\s+v1\s+true\s+ReplicationController$`, "api-resources", "--api-group=")
+	s.wantOut(`^replicationcontroller/legacy created\n$`, "create", "-f", manifest)
+	s.wantOut(`^name=legacy 2$`, "get", "rc", "legacy", "-o", "jsonpath=name={.spec.selector.name} {.spec.replicas}")
+	waitfor.Condition(t, 90*time.Second, "2 replicas ready", func() (bool, string) {
+		out, err := s.run("get", "rc", "legacy")
+		return err == nil && regexp.MustCompile(`(?m)^NAME\s+DESIRED\s+CURRENT\s+READY\s+AGE\nlegacy\s+2\s+2\s+2\s+\S+$`).MatchString(out), out
+	})
+	s.wantOut(`^replicationcontroller/legacy scaled\n$`, "scale", "rc", "legacy", "--replicas=3")
+	waitfor.Condition(t, 90*time.Second, "3 replicas ready", func() (bool, string) {
+		out, err := s.run("get", "rc", "legacy", "-o", "wide", "--no-headers")
+		return err == nil && regexp.MustCompile(`^legacy\s+3\s+3\s+3\s+\S+\s+web\s+nginx:1.25\s+name=legacy\n$`).MatchString(out), out
+	})
+	s.wantOut(`(?s)Selector:\s+name=legacy.*Replicas:\s+3 current / 3 desired.*Pods Status:\s+3 Running`, "describe", "rc", "legacy")
+	s.wantOut(`(?m)^replicationcontroller/legacy\s+3\s+3\s+3\s`, "get", "all")
+	s.wantOut(`replicationcontroller "legacy" deleted`, "delete", "rc", "legacy")
+	waitfor.Condition(t, 90*time.Second, "its pods gone", func() (bool, string) {
+		out, err := s.run("get", "pods", "-l", "name=legacy", "--no-headers")
+		return err == nil && strings.TrimSpace(out) == "", out
+	})
+}
