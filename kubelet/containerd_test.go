@@ -56,6 +56,8 @@ func TestKubeletContainerd(t *testing.T) {
 		{"streams", testContainerdStreams},
 		{"podnetwork", testContainerdPodNetwork},
 		{"hostslinks", testContainerdHostsAndServiceLinks},
+		{"sidecars", testContainerdSidecars},
+		{"subpathexpr", testContainerdSubPathExpr},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
