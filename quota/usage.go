@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -95,13 +96,21 @@ func CountName(info *kinds.Info) corev1.ResourceName {
 // Tracked reports whether Skiff accounts for a quota resource: the pod's compute
 // resources and count, and the count of any namespaced kind it serves.
 func Tracked(name corev1.ResourceName) bool {
-	if name == Pods || podCompute[name] || claimResource(name) {
+	if name == Pods || podCompute[name] || podExtended(name) || claimResource(name) {
 		return true
 	}
 	if _, ok := legacyCounts[name]; ok {
 		return true
 	}
 	return countedKind(name) != nil
+}
+
+// podExtended reports whether name is an extended resource as a quota names what pods
+// request of it, requests.<resource> (example.com/dongle is whole units, never
+// overcommitted: Kubernetes charges its requests only).
+func podExtended(name corev1.ResourceName) bool {
+	res, ok := strings.CutPrefix(string(name), corev1.DefaultResourceRequestsPrefix)
+	return ok && kinds.IsExtendedResourceName(corev1.ResourceName(res))
 }
 
 // countedKind is the namespaced kind a count/ resource counts, or nil.
@@ -131,7 +140,7 @@ func Kinds(hard corev1.ResourceList) []*kinds.Info {
 	}
 	for name := range hard {
 		switch {
-		case name == Pods || podCompute[name]:
+		case name == Pods || podCompute[name] || podExtended(name):
 			add(kinds.MustLookup(kinds.Pod))
 		case claimResource(name):
 			add(kinds.MustLookup(kinds.PersistentVolumeClaim))
@@ -178,6 +187,11 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 			out["limits."+r] = q
 		}
 	}
+	for r, q := range req {
+		if kinds.IsExtendedResourceName(r) {
+			out[corev1.DefaultResourceRequestsPrefix+r] = q
+		}
+	}
 	return out
 }
 
@@ -218,34 +232,16 @@ func Counts(pod *corev1.Pod, now time.Time) bool {
 	return true
 }
 
-// PodRequests is what a pod asks for: the sum of its containers' requests, or the largest
-// of an init container's if that is more (init containers run one at a time, before).
+// PodRequests is what a pod asks for, as Kubernetes' quota counts it (component-helpers'
+// PodRequests): its app containers' and sidecars' requests added up, or what an init
+// container asks for with the sidecars started before it, if that is more.
 func PodRequests(pod *corev1.Pod) corev1.ResourceList {
-	return podTotal(pod, func(c *corev1.Container) corev1.ResourceList { return c.Resources.Requests })
+	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 }
 
 // PodLimits is PodRequests for limits.
 func PodLimits(pod *corev1.Pod) corev1.ResourceList {
-	return podTotal(pod, func(c *corev1.Container) corev1.ResourceList { return c.Resources.Limits })
-}
-
-func podTotal(pod *corev1.Pod, of func(*corev1.Container) corev1.ResourceList) corev1.ResourceList {
-	out := corev1.ResourceList{}
-	for i := range pod.Spec.Containers {
-		for name, q := range of(&pod.Spec.Containers[i]) {
-			sum := out[name]
-			sum.Add(q)
-			out[name] = sum
-		}
-	}
-	for i := range pod.Spec.InitContainers {
-		for name, q := range of(&pod.Spec.InitContainers[i]) {
-			if cur, ok := out[name]; !ok || q.Cmp(cur) > 0 {
-				out[name] = q.DeepCopy()
-			}
-		}
-	}
-	return out
+	return resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})
 }
 
 // Add returns a + b, name by name.
