@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
@@ -630,26 +631,12 @@ func (k *Kubelet) storageEviction(ctx context.Context, pod *corev1.Pod, hist map
 }
 
 // podEphemeralLimit is the pod's limits.ephemeral-storage, as Kubernetes' PodLimits sums
-// it: its app containers' limits added up, or an init container's if that is more;
-// false when no container has one.
+// it (component-helpers'): its app containers' and sidecars' limits added up, or an init
+// container's with the sidecars before it if that is more; false when no container has
+// one.
 func podEphemeralLimit(spec *corev1.PodSpec) (resource.Quantity, bool) {
-	var sum resource.Quantity
-	found := false
-	for i := range spec.Containers {
-		if l, ok := spec.Containers[i].Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
-			sum.Add(l)
-			found = true
-		}
-	}
-	for i := range spec.InitContainers {
-		if l, ok := spec.InitContainers[i].Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
-			if l.Cmp(sum) > 0 {
-				sum = l.DeepCopy()
-			}
-			found = true
-		}
-	}
-	return sum, found
+	l, ok := resourcehelper.PodLimits(&corev1.Pod{Spec: *spec}, resourcehelper.PodResourcesOptions{})[corev1.ResourceEphemeralStorage]
+	return l, ok
 }
 
 func minPositive(a, b time.Duration) time.Duration {
