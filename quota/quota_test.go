@@ -100,6 +100,14 @@ func TestCharge(t *testing.T) {
 		{"extended resource room", []*corev1.ResourceQuota{synced("q", rl("requests.example.com/foo", "3"), rl("requests.example.com/foo", "1"))},
 			newPod(ctr("c", rl("example.com/foo", "2"), rl("example.com/foo", "2"))), "",
 			map[string]corev1.ResourceList{"q": rl("requests.example.com/foo", "3")}},
+		{"services and their node ports", []*corev1.ResourceQuota{synced("q", rl("services", "10", "services.nodeports", "1", "services.loadbalancers", "1"),
+			rl("services", "1", "services.nodeports", "1", "services.loadbalancers", "0"))},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "lb", Namespace: "team"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
+				Ports: []corev1.ServicePort{{Port: 80}}}},
+			"exceeded quota: q, requested: services.nodeports=1, used: services.nodeports=1, limited: services.nodeports=1", nil},
+		{"a ClusterIP service", []*corev1.ResourceQuota{synced("q", rl("services", "10", "services.nodeports", "1"), rl("services", "1", "services.nodeports", "1"))},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, "",
+			map[string]corev1.ResourceList{"q": rl("services", "2", "services.nodeports", "1")}},
 		{"quota not concerned", []*corev1.ResourceQuota{synced("q", rl("count/configmaps", "0"), rl("count/configmaps", "0"))}, small, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,8 +44,12 @@ var requestRequired = map[corev1.ResourceName]bool{
 // legacyCounts are Kubernetes' object counts named without "count/".
 var legacyCounts = map[corev1.ResourceName]string{
 	"configmaps": kinds.ConfigMap, "secrets": kinds.Secret, "resourcequotas": kinds.ResourceQuota,
-	PersistentVolumeClaims: kinds.PersistentVolumeClaim,
+	PersistentVolumeClaims: kinds.PersistentVolumeClaim, corev1.ResourceServices: kinds.Service,
 }
+
+// serviceResources are what a Service is charged under beyond its counts: the node ports
+// it asks for and whether it is a load balancer.
+var serviceResources = map[corev1.ResourceName]bool{corev1.ResourceServicesNodePorts: true, corev1.ResourceServicesLoadBalancers: true}
 
 // What a PersistentVolumeClaim is charged under, as Kubernetes names it: the claims'
 // count and the storage they request, in all and per storage class
@@ -96,7 +100,7 @@ func CountName(info *kinds.Info) corev1.ResourceName {
 // Tracked reports whether Skiff accounts for a quota resource: the pod's compute
 // resources and count, and the count of any namespaced kind it serves.
 func Tracked(name corev1.ResourceName) bool {
-	if name == Pods || podCompute[name] || podExtended(name) || claimResource(name) {
+	if name == Pods || podCompute[name] || podExtended(name) || claimResource(name) || serviceResources[name] {
 		return true
 	}
 	if _, ok := legacyCounts[name]; ok {
@@ -144,6 +148,8 @@ func Kinds(hard corev1.ResourceList) []*kinds.Info {
 			add(kinds.MustLookup(kinds.Pod))
 		case claimResource(name):
 			add(kinds.MustLookup(kinds.PersistentVolumeClaim))
+		case serviceResources[name]:
+			add(kinds.MustLookup(kinds.Service))
 		case legacyCounts[name] != "":
 			add(kinds.MustLookup(legacyCounts[name]))
 		default:
@@ -167,6 +173,10 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 	}
 	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
 		addClaimUsage(out, pvc)
+		return out
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		addServiceUsage(out, svc)
 		return out
 	}
 	pod, ok := obj.(*corev1.Pod)
@@ -193,6 +203,30 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 		}
 	}
 	return out
+}
+
+// addServiceUsage adds what a Service uses beyond its counts, as Kubernetes' evaluator
+// charges it: a NodePort or LoadBalancer service one node port per port (a load
+// balancer that allocates none, those it names), a LoadBalancer one load balancer.
+func addServiceUsage(out corev1.ResourceList, svc *corev1.Service) {
+	var nodePorts, balancers int64
+	switch svc.Spec.Type {
+	case corev1.ServiceTypeNodePort:
+		nodePorts = int64(len(svc.Spec.Ports))
+	case corev1.ServiceTypeLoadBalancer:
+		balancers = 1
+		nodePorts = int64(len(svc.Spec.Ports))
+		if a := svc.Spec.AllocateLoadBalancerNodePorts; a != nil && !*a {
+			nodePorts = 0
+			for _, p := range svc.Spec.Ports {
+				if p.NodePort != 0 {
+					nodePorts++
+				}
+			}
+		}
+	}
+	out[corev1.ResourceServicesNodePorts] = *resource.NewQuantity(nodePorts, resource.DecimalSI)
+	out[corev1.ResourceServicesLoadBalancers] = *resource.NewQuantity(balancers, resource.DecimalSI)
 }
 
 // addClaimUsage adds what a PersistentVolumeClaim uses beyond its counts: the storage it
