@@ -15,13 +15,17 @@ import (
 )
 
 // sidecar is a busybox sidecar (an init container with restartPolicy Always) that
-// writes "start NAME" to /out/order when it starts and "TERM NAME" when it gets
-// SIGTERM, then exits 0; before it starts for good it runs the shell of first.
+// writes "start NAME" to /out/order when it starts, which its startup probe waits for,
+// and "TERM NAME" when it gets SIGTERM, then exits 0; before it starts for good it runs
+// the shell of first. The probe's timeouts are generous: a loaded machine must not fail
+// it.
 func sidecar(name, first string) corev1.Container {
 	script := first + "echo start " + name + " >> /out/order; trap 'echo TERM " + name + " >> /out/order; exit 0' TERM; " +
 		"while true; do sleep 1 & wait $!; done"
 	return corev1.Container{Name: name, Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sh", "-c", script},
-		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways), VolumeMounts: []corev1.VolumeMount{{Name: "out", MountPath: "/out"}}}
+		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways), VolumeMounts: []corev1.VolumeMount{{Name: "out", MountPath: "/out"}},
+		StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"grep", "-q", "start " + name, "/out/order"}}},
+			PeriodSeconds: 1, TimeoutSeconds: 30, FailureThreshold: 1000}}
 }
 
 // order is what the pod's containers wrote to /out/order, line by line.
@@ -42,9 +46,8 @@ func testContainerdSidecars(e *env, rt *containerd.Runtime) {
 	out := e.t.TempDir()
 	vol := []corev1.Volume{{Name: "out", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: out, Type: new(corev1.HostPathDirectory)}}}}
 	logger := sidecar("logger", "")
-	logger.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "test -f /out/go && echo up logger >> /out/order"}}},
-		PeriodSeconds: 1}
-	proxy := sidecar("proxy", "if [ ! -f /out/proxy-ran ]; then touch /out/proxy-ran; exit 3; fi; ")
+	logger.StartupProbe.Exec.Command = []string{"test", "-f", "/out/go"}
+	proxy := sidecar("proxy", "if [ ! -f /out/proxy-ran ]; then touch /out/proxy-ran; exit 3; fi; ") // exits at its first run
 	sh := func(name, script string) corev1.Container {
 		return corev1.Container{Name: name, Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sh", "-c", script},
 			VolumeMounts: []corev1.VolumeMount{{Name: "out", MountPath: "/out"}}}
@@ -55,7 +58,7 @@ func testContainerdSidecars(e *env, rt *containerd.Runtime) {
 		Containers:     []corev1.Container{sh("main", "echo main >> /out/order; sleep 1")}}})
 	e.waitPod("job", "with its first sidecar running, not started", func(p *corev1.Pod) bool {
 		s := statusOf(p.Status.InitContainerStatuses, "logger")
-		return s.State.Running != nil && !ptr.Deref(s.Started, true)
+		return s.State.Running != nil && !ptr.Deref(s.Started, true) && len(order(out)) > 0 && order(out)[0] != ""
 	})
 	if got := order(out); !slices.Equal(got, []string{"start logger"}) {
 		e.t.Fatalf("before the startup probe passed: %q", got)
@@ -64,7 +67,7 @@ func testContainerdSidecars(e *env, rt *containerd.Runtime) {
 		e.t.Fatal(err)
 	}
 	p := e.waitPod("job", "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
-	if got, want := order(out), []string{"start logger", "up logger", "setup", "start proxy", "main", "TERM proxy", "TERM logger"}; !slices.Equal(got, want) {
+	if got, want := order(out), []string{"start logger", "setup", "start proxy", "main", "TERM proxy", "TERM logger"}; !slices.Equal(got, want) {
 		e.t.Errorf("order %q, want %q", got, want)
 	}
 	if s := statusOf(p.Status.InitContainerStatuses, "proxy"); s.RestartCount != 1 || s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 {
@@ -79,7 +82,8 @@ func testContainerdSidecars(e *env, rt *containerd.Runtime) {
 		e.t.Fatal(err)
 	}
 	first, second := sidecar("first", ""), sidecar("second", "")
-	second.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/out/ready"}}}, PeriodSeconds: 1}
+	second.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/out/ready"}}}, PeriodSeconds: 1,
+		TimeoutSeconds: 30}
 	app := sh("app", "trap 'sleep 1; echo TERM app >> /out/order; exit 0' TERM; echo start app >> /out/order; while true; do sleep 1 & wait $!; done")
 	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(20)), Volumes: vol,
 		InitContainers: []corev1.Container{first, second}, Containers: []corev1.Container{app}}})
