@@ -55,7 +55,8 @@ func add(l corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
 // podResources is a pod's cgroup budget, as Kubernetes sizes the pod cgroup: its
 // effective limits (component-helpers' PodLimits: the app containers' and sidecars'
 // added up, or what an init container needs with the sidecars started before it, if
-// that is more), unlimited when a container has no limit; cpu requests likewise.
+// that is more, and the pod's overhead, its RuntimeClass's, beyond them), unlimited
+// when a container has no limit; cpu requests likewise.
 func podResources(spec *corev1.PodSpec) PodResources {
 	pr := PodResources{QOSClass: string(qosClass(spec))}
 	pod := &corev1.Pod{Spec: *spec}

@@ -188,6 +188,15 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 	}
 	out[Pods] = one
 	req, lim := PodRequests(pod), PodLimits(pod)
+	// The pod's overhead (its RuntimeClass's) is charged too, as Kubernetes charges
+	// it: to requests, and to the limits the pod has.
+	req = Add(req, pod.Spec.Overhead)
+	for name, q := range pod.Spec.Overhead {
+		if l, ok := lim[name]; ok {
+			l.Add(q)
+			lim[name] = l
+		}
+	}
 	for _, r := range []corev1.ResourceName{CPU, Memory, EphemeralStorage} {
 		if q, ok := req[r]; ok {
 			out[r] = q
@@ -266,16 +275,17 @@ func Counts(pod *corev1.Pod, now time.Time) bool {
 	return true
 }
 
-// PodRequests is what a pod asks for, as Kubernetes' quota counts it (component-helpers'
-// PodRequests): its app containers' and sidecars' requests added up, or what an init
-// container asks for with the sidecars started before it, if that is more.
+// PodRequests is what a pod's containers ask for, as Kubernetes' quota counts it
+// (component-helpers' PodRequests): its app containers' and sidecars' requests added up,
+// or what an init container asks for with the sidecars started before it, if that is
+// more. The pod's overhead is not in it (Usage adds it).
 func PodRequests(pod *corev1.Pod) corev1.ResourceList {
-	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
 }
 
 // PodLimits is PodRequests for limits.
 func PodLimits(pod *corev1.Pod) corev1.ResourceList {
-	return resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})
+	return resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
 }
 
 // Add returns a + b, name by name.

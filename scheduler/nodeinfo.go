@@ -124,7 +124,7 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 		// app containers' and sidecars' sum and what each init container needs with the
 		// sidecars started before it (component-helpers' PodRequests).
 		pi.Requests = Resources{Pods: 1}
-		for name, q := range resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}) {
+		for name, q := range resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true}) {
 			switch {
 			case name == corev1.ResourceCPU:
 				pi.Requests.MilliCPU, cpuSet = q.MilliValue(), true
@@ -147,6 +147,20 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 	}
 	if !memSet {
 		pi.NonZero.Memory = defaultMemoryRequest
+	}
+	// The pod's overhead (its RuntimeClass's) takes room on the node beyond its
+	// containers' requests, as Kubernetes counts it.
+	for name, q := range pod.Spec.Overhead {
+		switch {
+		case name == corev1.ResourceCPU:
+			pi.Requests.MilliCPU += q.MilliValue()
+			pi.NonZero.MilliCPU += q.MilliValue()
+		case name == corev1.ResourceMemory:
+			pi.Requests.Memory += q.Value()
+			pi.NonZero.Memory += q.Value()
+		case scalar(name):
+			pi.Requests.addScalar(name, q.Value())
+		}
 	}
 	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
 		pi.Owner = string(ref.UID)
