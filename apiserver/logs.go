@@ -180,21 +180,25 @@ func validateLogOptions(req *apiv1.PodLogsRequest) error {
 	return statusError(codes.InvalidArgument, ReasonInvalid, nil, "PodLogOptions %q is invalid: %s", req.GetName(), strings.Join(errs, ", "))
 }
 
-// podContainer is the container a request means: the one named, or the pod's only one.
+// podContainer is the container a request means: the one named, an init container (a
+// sidecar's logs, a finished init container's) or an app container, or the pod's only
+// app container. The names are listed init containers first, as Kubernetes lists them.
 func podContainer(pod *corev1.Pod, name string) (string, error) {
 	var names []string
-	for _, c := range pod.Spec.Containers {
-		names = append(names, c.Name)
-		if c.Name == name {
-			return name, nil
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			names = append(names, c.Name)
+			if c.Name == name {
+				return name, nil
+			}
 		}
 	}
 	podName := pod.Name
 	switch {
 	case name != "":
 		return "", badRequest("container %s is not valid for pod %s: choose one of: [%s]", name, podName, strings.Join(names, " "))
-	case len(names) == 1:
-		return names[0], nil
+	case len(pod.Spec.Containers) == 1:
+		return pod.Spec.Containers[0].Name, nil
 	}
 	return "", badRequest("a container name must be specified for pod %s, choose one of: [%s]", podName, strings.Join(names, " "))
 }

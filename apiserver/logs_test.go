@@ -255,6 +255,16 @@ func TestPodLogs(t *testing.T) {
 	if err := conn.Logs(ctx, "default", "two", client.LogOptions{Container: "b"}, &bytes.Buffer{}); err != nil && status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("logs of two/b: %v", err)
 	}
+	// An init container (a sidecar's logs) is named as Kubernetes names it, listed first.
+	if _, err := cs.Pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "inits"},
+		Spec: corev1.PodSpec{NodeName: "w1", InitContainers: []corev1.Container{{Name: "setup", Image: "busybox"}},
+			Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	wantLogsError(t, ctx, conn, "inits", "c", codes.InvalidArgument, "container c is not valid for pod inits: choose one of: [setup app]")
+	if err := conn.Logs(ctx, "default", "inits", client.LogOptions{Container: "setup"}, &bytes.Buffer{}); err != nil && status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("logs of inits/setup: %v", err)
+	}
 
 	// A node whose kubelet cannot be reached, and one that publishes no endpoint.
 	closed, err := net.Listen("tcp", "127.0.0.1:0")

@@ -56,6 +56,8 @@ func TestKubeletContainerd(t *testing.T) {
 		{"streams", testContainerdStreams},
 		{"podnetwork", testContainerdPodNetwork},
 		{"hostslinks", testContainerdHostsAndServiceLinks},
+		{"sidecars", testContainerdSidecars},
+		{"subpathexpr", testContainerdSubPathExpr},
 		{"runtimehandler", testContainerdRuntimeHandler},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -278,6 +279,18 @@ func expand(s string, vars map[string]string) string { return expandWith(s, vars
 // expandWith is expand with the variables of vars, then of more (Kubernetes'
 // MappingFuncFor(env, serviceEnv)).
 func expandWith(s string, vars, more map[string]string) string {
+	return expandFunc(s, func(name string) (string, bool) {
+		if v, ok := vars[name]; ok {
+			return v, true
+		}
+		v, ok := more[name]
+		return v, ok
+	})
+}
+
+// expandFunc is Kubernetes' expansion.Expand: each $(NAME) becomes mapping's value,
+// and stays as written when mapping has none; $$ is a $.
+func expandFunc(s string, mapping func(name string) (string, bool)) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
@@ -297,10 +310,7 @@ func expandWith(s string, vars, more map[string]string) string {
 				b.WriteString(s[i:])
 				return b.String()
 			}
-			name := s[i+2 : i+2+end]
-			if v, ok := vars[name]; ok {
-				b.WriteString(v)
-			} else if v, ok := more[name]; ok {
+			if v, ok := mapping(s[i+2 : i+2+end]); ok {
 				b.WriteString(v)
 			} else {
 				b.WriteString(s[i : i+3+end])
@@ -318,14 +328,45 @@ func expandAll(args []string, env []string) []string {
 	if len(args) == 0 {
 		return args
 	}
-	vars := make(map[string]string, len(env))
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
+	vars := envMap(env)
 	out := make([]string, len(args))
 	for i, a := range args {
 		out[i] = expand(a, vars)
 	}
 	return out
+}
+
+// envMap is an environment of NAME=VALUE strings as a map.
+func envMap(env []string) map[string]string {
+	vars := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	return vars
+}
+
+// expandSubPath is a volumeMount's subPathExpr expanded with the container's environment,
+// as Kubernetes' kubelet expands it (ExpandContainerVolumeMounts, makeMounts): a variable
+// that is not set, or empty, is an error, and so is a path that is absolute or goes up.
+func expandSubPath(expr string, vars map[string]string) (string, error) {
+	var missing []string
+	sub := expandFunc(expr, func(name string) (string, bool) {
+		v, ok := vars[name]
+		if (!ok || v == "") && !slices.Contains(missing, name) {
+			missing = append(missing, name)
+		}
+		return v, true
+	})
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return "", fmt.Errorf("missing value for %s", strings.Join(missing, ", "))
+	}
+	if filepath.IsAbs(sub) {
+		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", sub)
+	}
+	if slices.Contains(strings.Split(sub, "/"), "..") {
+		return "", fmt.Errorf("unable to provision SubPath `%s`: must not contain '..'", sub)
+	}
+	return sub, nil
 }

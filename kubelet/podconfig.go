@@ -49,7 +49,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, spec *co
 		cfg.Hostname = podHostname(pod)
 	}
 	cfg.NetNSPath = k.netnsPath(pod)
-	mounts, err := k.mounts(pod, spec, paths)
+	mounts, err := k.mounts(pod, spec, paths, env.env)
 	if err != nil {
 		return ContainerConfig{}, err
 	}
@@ -128,14 +128,16 @@ func podHostname(pod *corev1.Pod) string {
 	return h
 }
 
-// mounts are a container's volumeMounts as host paths: a subPath inside its volume
-// (made when missing, as Kubernetes does, and never leading out of the volume), and
-// the volumes the kubelet writes (configMap, secret, downwardAPI, projected) read-only.
-func (k *Kubelet) mounts(pod *corev1.Pod, spec *corev1.Container, paths map[string]string) ([]Mount, error) {
+// mounts are a container's volumeMounts as host paths: a subPath (or a subPathExpr
+// expanded with the container's environment env) inside its volume (made when missing,
+// as Kubernetes does, and never leading out of the volume), and the volumes the kubelet
+// writes (configMap, secret, downwardAPI, projected) read-only.
+func (k *Kubelet) mounts(pod *corev1.Pod, spec *corev1.Container, paths map[string]string, env []string) ([]Mount, error) {
 	vols := map[string]*corev1.Volume{}
 	for i := range pod.Spec.Volumes {
 		vols[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
 	}
+	var vars map[string]string
 	var out []Mount
 	for _, m := range spec.VolumeMounts {
 		v, host := vols[m.Name], paths[m.Name]
@@ -144,8 +146,18 @@ func (k *Kubelet) mounts(pod *corev1.Pod, spec *corev1.Container, paths map[stri
 		}
 		s := &v.VolumeSource
 		projected := s.ConfigMap != nil || s.Secret != nil || s.DownwardAPI != nil || s.Projected != nil
-		if m.SubPath != "" {
-			sub := filepath.Join(host, m.SubPath)
+		subPath := m.SubPath
+		if m.SubPathExpr != "" {
+			if vars == nil {
+				vars = envMap(env)
+			}
+			var err error
+			if subPath, err = expandSubPath(m.SubPathExpr, vars); err != nil {
+				return nil, err
+			}
+		}
+		if subPath != "" {
+			sub := filepath.Join(host, subPath)
 			if _, err := os.Lstat(sub); os.IsNotExist(err) && !projected {
 				if err := os.MkdirAll(sub, 0o750); err != nil {
 					return nil, fmt.Errorf("failed to create subPath directory for volumeMount %q of container %q: %v", m.Name, spec.Name, err)
@@ -160,7 +172,7 @@ func (k *Kubelet) mounts(pod *corev1.Pod, spec *corev1.Container, paths map[stri
 				return nil, err
 			}
 			if real != base && !strings.HasPrefix(real, base+string(filepath.Separator)) {
-				return nil, fmt.Errorf("subPath %q of volumeMount %q of container %q leads out of its volume", m.SubPath, m.Name, spec.Name)
+				return nil, fmt.Errorf("subPath %q of volumeMount %q of container %q leads out of its volume", subPath, m.Name, spec.Name)
 			}
 			host = real
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
@@ -124,9 +126,15 @@ func (k *Kubelet) killAll(ctx context.Context, ctrs []Container, grace time.Dura
 	return nil
 }
 
-// stopAll stops running containers together, each as stopContainer does (with pod nil:
-// no hooks, no events).
+// stopAll stops running containers, each as stopContainer does (with pod nil: no hooks,
+// no events), within grace: as Kubernetes stops a pod's, the others together, then its
+// sidecars one at a time, the last one started first, with what is left of grace.
 func (k *Kubelet) stopAll(ctx context.Context, pod *corev1.Pod, live []Container, grace time.Duration) error {
+	var sidecars []Container
+	if pod != nil {
+		live, sidecars = splitSidecars(&pod.Spec, live)
+	}
+	deadline := k.cfg.Clock.Now().Add(grace)
 	var wg sync.WaitGroup
 	errs := make([]error, len(live))
 	for i, c := range live {
@@ -136,7 +144,34 @@ func (k *Kubelet) stopAll(ctx context.Context, pod *corev1.Pod, live []Container
 		wg.Go(func() { errs[i] = k.stopContainer(ctx, pod, c, grace) })
 	}
 	wg.Wait()
+	for _, c := range sidecars {
+		k.rec.Eventf(pod, record.Normal, "Killing", "Stopping container %s", c.Name)
+		errs = append(errs, k.stopContainer(ctx, pod, c, max(deadline.Sub(k.cfg.Clock.Now()), 0)))
+	}
 	return errors.Join(errs...)
+}
+
+// splitSidecars splits a pod's running containers into its sidecars, in the order they
+// stop (the reverse of the spec's), and the others.
+func splitSidecars(spec *corev1.PodSpec, live []Container) (others, sidecars []Container) {
+	for i := len(spec.InitContainers) - 1; i >= 0; i-- {
+		if c := &spec.InitContainers[i]; isSidecar(c) {
+			for _, l := range live {
+				if l.Name == c.Name {
+					sidecars = append(sidecars, l)
+				}
+			}
+		}
+	}
+	if len(sidecars) == 0 {
+		return live, nil
+	}
+	for _, l := range live {
+		if !slices.ContainsFunc(sidecars, func(s Container) bool { return s.ID == l.ID }) {
+			others = append(others, l)
+		}
+	}
+	return others, sidecars
 }
 
 // terminatePod ends a deleted pod: its containers get the grace period, its volumes,
@@ -250,13 +285,7 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 	}
 	terminal := podTerminal(prev.Phase) || mem.failure != nil
 	if mem.failure != nil {
-		var live []Container
-		for _, h := range hist {
-			if len(h) > 0 && h[0].State == StateRunning {
-				live = append(live, h[0])
-			}
-		}
-		if len(live) > 0 {
+		if live := liveContainers(hist); len(live) > 0 {
 			var err error
 			if g := mem.failure.grace; g != nil && *g == 0 {
 				// An eviction's grace 0: no preStop hook, and the least window
@@ -284,29 +313,26 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 			requeue = minPositive(requeue, k.bp.initial)
 		}
 	}
-	if !terminal && unmounted == "" {
-		initDone, _, _ := initProgress(&pod.Spec, hist)
-		if !initDone {
-			for i := range pod.Spec.InitContainers {
-				spec := &pod.Spec.InitContainers[i]
-				h := hist[spec.Name]
-				if len(h) > 0 && h[0].State == StateExited && h[0].ExitCode == 0 {
-					delete(mem.waiting, spec.Name)
-					continue
-				}
-				if len(h) > 0 && h[0].State != StateRunning && policy == corev1.RestartPolicyNever {
-					break // the pod has failed
-				}
-				// A failed init container runs again, whatever the policy but Never.
-				d := decideContainer(corev1.RestartPolicyOnFailure, h, mem.restart[spec.Name], now, k.bp)
-				r, ch, err := k.act(ctx, pod, spec, h, d, mem, now, paths)
-				if err != nil {
-					return 0, err
-				}
-				requeue, changed = minPositive(requeue, r), changed || ch
-				break
+	done := mem.failure == nil && (podTerminal(prev.Phase) || (unmounted == "" && podDone(&pod.Spec, hist, k.prober.containerResult)))
+	switch {
+	case done:
+		// The app containers are done for good: the sidecars still running go, last
+		// first, and the pod completes. Nothing waits to start any more.
+		clear(mem.waiting)
+		if live := liveContainers(hist); len(live) > 0 {
+			if err := k.stopAll(ctx, pod, live, gracePeriod(pod)); err != nil {
+				return 0, err
 			}
-		} else {
+			changed = true
+		}
+	case !terminal && unmounted == "":
+		initDone, _, _ := initProgress(&pod.Spec, hist, k.prober.containerResult)
+		r, ch, err := k.runInit(ctx, pod, hist, initDone, mem, now, paths)
+		if err != nil {
+			return 0, err
+		}
+		requeue, changed = minPositive(requeue, r), changed || ch
+		if initDone {
 			for i := range pod.Spec.Containers {
 				spec := &pod.Spec.Containers[i]
 				h := hist[spec.Name]
@@ -326,7 +352,7 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 				requeue, changed = minPositive(requeue, r), changed || ch
 			}
 		}
-	} else {
+	default:
 		for name := range mem.waiting {
 			if !terminal && unmounted != "" {
 				continue
@@ -362,6 +388,70 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		return 0, err
 	}
 	return requeue, nil
+}
+
+// runInit moves a live pod's init containers on, in order: until initDone, each runs
+// to completion (a failed one again, unless restartPolicy is Never) before the next
+// starts, and a sidecar must have started (its startup probe passed) before the next
+// one does. Sidecars are probed and restarted whenever they stop, whatever the pod's
+// restartPolicy, before and after initDone.
+func (k *Kubelet) runInit(ctx context.Context, pod *corev1.Pod, hist map[string][]Container, initDone bool, mem *podMemory, now time.Time, paths map[string]string) (time.Duration, bool, error) {
+	var requeue time.Duration
+	changed := false
+	for i := range pod.Spec.InitContainers {
+		spec := &pod.Spec.InitContainers[i]
+		h := hist[spec.Name]
+		if !isSidecar(spec) {
+			if initDone {
+				continue
+			}
+			if len(h) > 0 && h[0].State == StateExited && h[0].ExitCode == 0 {
+				delete(mem.waiting, spec.Name)
+				continue
+			}
+			if len(h) > 0 && h[0].State != StateRunning && restartPolicy(&pod.Spec) == corev1.RestartPolicyNever {
+				break // the pod has failed
+			}
+			// A failed init container runs again, whatever the policy but Never.
+			d := decideContainer(corev1.RestartPolicyOnFailure, h, mem.restart[spec.Name], now, k.bp)
+			r, ch, err := k.act(ctx, pod, spec, h, d, mem, now, paths)
+			return minPositive(requeue, r), changed || ch, err
+		}
+		if len(h) > 0 && h[0].State == StateRunning {
+			killed, err := k.checkProbes(ctx, pod, spec, h[0])
+			if err != nil {
+				return 0, false, err
+			}
+			if killed {
+				changed = true
+				if initDone {
+					continue
+				}
+				break
+			}
+		}
+		d := decideContainer(corev1.RestartPolicyAlways, h, mem.restart[spec.Name], now, k.bp)
+		r, ch, err := k.act(ctx, pod, spec, h, d, mem, now, paths)
+		if err != nil {
+			return 0, false, err
+		}
+		requeue, changed = minPositive(requeue, r), changed || ch
+		if !initDone && (d.action != actNone || !isStarted(spec, h[0], k.prober.containerResult)) {
+			break // the next one waits for this one to start
+		}
+	}
+	return requeue, changed, nil
+}
+
+// liveContainers are the containers of hist whose newest attempt runs.
+func liveContainers(hist map[string][]Container) []Container {
+	var live []Container
+	for _, h := range hist {
+		if len(h) > 0 && h[0].State == StateRunning {
+			live = append(live, h[0])
+		}
+	}
+	return live
 }
 
 // act carries a decision for one container out: start it, or hold it in back-off.
@@ -544,26 +634,12 @@ func (k *Kubelet) storageEviction(ctx context.Context, pod *corev1.Pod, hist map
 }
 
 // podEphemeralLimit is the pod's limits.ephemeral-storage, as Kubernetes' PodLimits sums
-// it: its app containers' limits added up, or an init container's if that is more;
-// false when no container has one.
+// it (component-helpers'): its app containers' and sidecars' limits added up, or an init
+// container's with the sidecars before it if that is more; false when no container has
+// one.
 func podEphemeralLimit(spec *corev1.PodSpec) (resource.Quantity, bool) {
-	var sum resource.Quantity
-	found := false
-	for i := range spec.Containers {
-		if l, ok := spec.Containers[i].Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
-			sum.Add(l)
-			found = true
-		}
-	}
-	for i := range spec.InitContainers {
-		if l, ok := spec.InitContainers[i].Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
-			if l.Cmp(sum) > 0 {
-				sum = l.DeepCopy()
-			}
-			found = true
-		}
-	}
-	return sum, found
+	l, ok := resourcehelper.PodLimits(&corev1.Pod{Spec: *spec}, resourcehelper.PodResourcesOptions{})[corev1.ResourceEphemeralStorage]
+	return l, ok
 }
 
 func minPositive(a, b time.Duration) time.Duration {

@@ -3,6 +3,7 @@ package kubelet
 import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // qosClass is the pod's QoS class, computed as Kubernetes' GetPodQOS: BestEffort when no
@@ -51,53 +52,31 @@ func add(l corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
 	l[name] = sum
 }
 
-// podResources is a pod's cgroup budget, as Kubernetes sizes the pod cgroup: the sum of
-// its app containers' limits, or of any init container's if that is more (they run
-// alone), unlimited when a container has no limit; cpu requests likewise.
+// podResources is a pod's cgroup budget, as Kubernetes sizes the pod cgroup: its
+// effective limits (component-helpers' PodLimits: the app containers' and sidecars'
+// added up, or what an init container needs with the sidecars started before it, if
+// that is more, and the pod's overhead, its RuntimeClass's, beyond them), unlimited
+// when a container has no limit; cpu requests likewise.
 func podResources(spec *corev1.PodSpec) PodResources {
 	pr := PodResources{QOSClass: string(qosClass(spec))}
+	pod := &corev1.Pod{Spec: *spec}
 	cpuLimited, memLimited := true, true
-	var cpu, mem, req int64
-	for i := range spec.Containers {
-		r := &spec.Containers[i].Resources
-		if q, ok := r.Limits[corev1.ResourceCPU]; ok {
-			cpu += q.MilliValue()
-		} else {
-			cpuLimited = false
-		}
-		if q, ok := r.Limits[corev1.ResourceMemory]; ok {
-			mem += q.Value()
-		} else {
-			memLimited = false
-		}
-		if q, ok := r.Requests[corev1.ResourceCPU]; ok {
-			req += q.MilliValue()
+	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range list {
+			_, cpu := list[i].Resources.Limits[corev1.ResourceCPU]
+			_, mem := list[i].Resources.Limits[corev1.ResourceMemory]
+			cpuLimited, memLimited = cpuLimited && cpu, memLimited && mem
 		}
 	}
-	for i := range spec.InitContainers {
-		r := &spec.InitContainers[i].Resources
-		if q, ok := r.Limits[corev1.ResourceCPU]; ok {
-			cpu = max(cpu, q.MilliValue())
-		} else {
-			cpuLimited = false
-		}
-		if q, ok := r.Limits[corev1.ResourceMemory]; ok {
-			mem = max(mem, q.Value())
-		} else {
-			memLimited = false
-		}
-		if q, ok := r.Requests[corev1.ResourceCPU]; ok {
-			req = max(req, q.MilliValue())
-		}
+	limits := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})
+	if q, ok := limits[corev1.ResourceCPU]; ok && cpuLimited {
+		pr.CPUMillis = q.MilliValue()
 	}
-	// The pod's overhead (its RuntimeClass's) is the pod's own, beyond its containers'.
-	overCPU, overMem := spec.Overhead[corev1.ResourceCPU], spec.Overhead[corev1.ResourceMemory]
-	if cpuLimited {
-		pr.CPUMillis = cpu + overCPU.MilliValue()
+	if q, ok := limits[corev1.ResourceMemory]; ok && memLimited {
+		pr.MemoryBytes = q.Value()
 	}
-	if memLimited {
-		pr.MemoryBytes = mem + overMem.Value()
+	if q, ok := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})[corev1.ResourceCPU]; ok {
+		pr.CPURequestMillis = q.MilliValue()
 	}
-	pr.CPURequestMillis = req + overCPU.MilliValue()
 	return pr
 }

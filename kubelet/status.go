@@ -217,16 +217,20 @@ func computePodStatus(in podState) *corev1.PodStatus {
 	if st.StartTime == nil {
 		st.StartTime = ptr.To(wireTime(now))
 	}
-	initDone, initFailed, pendingInit := initProgress(spec, in.containers)
+	initDone, initFailed, pendingInit := initProgress(spec, in.containers, in.probe)
+	var sidecars []corev1.ContainerStatus
 	if len(spec.InitContainers) > 0 {
 		st.InitContainerStatuses = make([]corev1.ContainerStatus, 0, len(spec.InitContainers))
 		for i := range spec.InitContainers {
 			c := &spec.InitContainers[i]
-			cs := containerStatus(c, in.containers[c.Name], in.waiting[c.Name], in, true)
+			cs := containerStatus(c, in.containers[c.Name], in.waiting[c.Name], in, !isSidecar(c))
 			if !initDone && cs.State.Waiting != nil && cs.State.Waiting.Reason == ReasonContainerCreating && i > 0 {
 				cs.State.Waiting.Reason = "PodInitializing"
 			}
 			st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+			if isSidecar(c) {
+				sidecars = append(sidecars, cs)
+			}
 		}
 	}
 	st.ContainerStatuses = make([]corev1.ContainerStatus, 0, len(spec.Containers))
@@ -244,7 +248,7 @@ func computePodStatus(in podState) *corev1.PodStatus {
 	case !initDone:
 		st.Phase = corev1.PodPending
 	default:
-		st.Phase = podPhase(restartPolicy(spec), st.ContainerStatuses)
+		st.Phase = podPhase(restartPolicy(spec), st.ContainerStatuses, sidecars)
 	}
 	if podTerminal(old.Phase) {
 		st.Phase = old.Phase // terminal is forever, whatever the runtime forgets
@@ -255,7 +259,7 @@ func computePodStatus(in podState) *corev1.PodStatus {
 	}
 
 	var unready []string
-	for _, cs := range st.ContainerStatuses {
+	for _, cs := range slices.Concat(sidecars, st.ContainerStatuses) {
 		if !cs.Ready {
 			unready = append(unready, cs.Name)
 		}
@@ -305,18 +309,40 @@ func computePodStatus(in podState) *corev1.PodStatus {
 	return st
 }
 
-// initProgress reads a pod's init containers: done when each exited 0 in order (or an
-// app container has started, which means they did), failed when the first one not done
-// exited with an error, and the names of those not done.
-func initProgress(spec *corev1.PodSpec, containers map[string][]Container) (done, failed bool, pending []string) {
+// isSidecar: an init container with restartPolicy Always (Kubernetes' restartable init
+// container) starts in order with the others but keeps running beside the app
+// containers, restarted whenever it stops, until they are done.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// isStarted: a running container counts as started once its startup probe, if it has
+// one, succeeded (probe nil: no probes run); its postStart hook ran before it was seen
+// running.
+func isStarted(spec *corev1.Container, c Container, probe func(Container, probeType) result) bool {
+	return c.State == StateRunning && (spec.StartupProbe == nil || probe == nil || probe(c, startup) == resultSuccess)
+}
+
+// initProgress reads a pod's init containers: done when each exited 0 in order, or,
+// for a sidecar, runs and has started (or an app container has started, which means
+// they did); failed when the first one not done is no sidecar and exited with an
+// error; and the names of those not done.
+func initProgress(spec *corev1.PodSpec, containers map[string][]Container, probe func(Container, probeType) result) (done, failed bool, pending []string) {
 	for i := range spec.Containers {
 		if len(containers[spec.Containers[i].Name]) > 0 {
 			return true, false, nil
 		}
 	}
 	for i := range spec.InitContainers {
-		name := spec.InitContainers[i].Name
+		c := &spec.InitContainers[i]
+		name := c.Name
 		h := containers[name]
+		if isSidecar(c) {
+			if len(h) == 0 || !isStarted(c, h[0], probe) {
+				pending = append(pending, name)
+			}
+			continue
+		}
 		if len(h) > 0 && h[0].State == StateExited && h[0].ExitCode == 0 {
 			continue
 		}
@@ -400,9 +426,18 @@ func terminated(c Container, in podState) corev1.ContainerState {
 
 // podPhase follows Kubernetes' getPhase: Pending while a container has not started
 // yet; Running while one runs or will run again; Succeeded or Failed when all have
-// stopped for good.
-func podPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) corev1.PodPhase {
+// stopped for good. A sidecar counts while it runs or has never run: one that stopped
+// (the kubelet stops them once the app containers are done) does not.
+func podPhase(policy corev1.RestartPolicy, statuses, sidecars []corev1.ContainerStatus) corev1.PodPhase {
 	var waiting, running, stopped, succeeded int
+	for _, cs := range sidecars {
+		switch st := cs.State; {
+		case st.Running != nil:
+			running++
+		case st.Waiting != nil && cs.LastTerminationState.Terminated == nil:
+			waiting++
+		}
+	}
 	for _, cs := range statuses {
 		switch st := cs.State; {
 		case st.Running != nil:
@@ -436,4 +471,33 @@ func podPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) co
 		return corev1.PodRunning
 	}
 	return corev1.PodPending
+}
+
+// podDone: the pod's containers will run no more, but for its sidecars, which the
+// kubelet then stops (Kubernetes' completion of a pod with sidecars): its app containers
+// have all exited and restartPolicy restarts none of them, or an init container failed
+// under restartPolicy Never.
+func podDone(spec *corev1.PodSpec, containers map[string][]Container, probe func(Container, probeType) result) bool {
+	policy := restartPolicy(spec)
+	if policy == corev1.RestartPolicyAlways {
+		return false
+	}
+	initDone, initFailed, _ := initProgress(spec, containers, probe)
+	if !initDone {
+		return initFailed && policy == corev1.RestartPolicyNever
+	}
+	for i := range spec.Containers {
+		h := containers[spec.Containers[i].Name]
+		if len(h) == 0 || h[0].State == StateRunning {
+			return false
+		}
+		exitCode := h[0].ExitCode
+		if h[0].State != StateExited {
+			exitCode = -1
+		}
+		if shouldRestart(policy, exitCode) {
+			return false
+		}
+	}
+	return true
 }

@@ -118,7 +118,7 @@ func TestPodPhase(t *testing.T) {
 		{"onfailure: all ok", corev1.RestartPolicyOnFailure, []corev1.ContainerStatus{ok}, corev1.PodSucceeded},
 		{"onfailure: failed restarts", corev1.RestartPolicyOnFailure, []corev1.ContainerStatus{bad}, corev1.PodRunning},
 	} {
-		if got := podPhase(tc.policy, tc.cs); got != tc.want {
+		if got := podPhase(tc.policy, tc.cs, nil); got != tc.want {
 			t.Errorf("%s: phase %s, want %s", tc.name, got, tc.want)
 		}
 	}
@@ -226,6 +226,65 @@ func TestComputePodStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A pod with a sidecar, through its life: the sidecar must have started (its startup
+// probe passed) before the next init container counts; it counts in Ready by its
+// readiness; the pod runs on while it does, and completes once the app containers are
+// done and it has been stopped, whatever its exit code.
+func TestComputePodStatusSidecar(t *testing.T) {
+	pod := testPod(corev1.RestartPolicyNever, "a")
+	exec := corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}
+	pod.Spec.InitContainers = []corev1.Container{
+		{Name: "s", Image: "img:1", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+			StartupProbe: &corev1.Probe{ProbeHandler: exec}, ReadinessProbe: &corev1.Probe{ProbeHandler: exec}},
+		{Name: "i", Image: "img:1"},
+	}
+	for _, tc := range []struct {
+		name           string
+		containers     []Container
+		started, ready result
+		phase          corev1.PodPhase
+		initialized    string
+		podReady       string
+		done           bool
+		sidecarStarted bool
+	}{
+		{"sidecar starting", []Container{running("s", 0, 1)}, resultUnknown, resultFailure, corev1.PodPending, "False/ContainersNotInitialized", "False/ContainersNotReady", false, false},
+		{"sidecar started", []Container{running("s", 0, 1)}, resultSuccess, resultFailure, corev1.PodPending, "False/ContainersNotInitialized", "False/ContainersNotReady", false, true},
+		{"init done, sidecar unready", []Container{running("s", 0, 1), exited("i", 0, 2, 3, 0), running("a", 0, 4)}, resultSuccess, resultFailure, corev1.PodRunning, "True/", "False/ContainersNotReady", false, true},
+		{"all ready", []Container{running("s", 0, 1), exited("i", 0, 2, 3, 0), running("a", 0, 4)}, resultSuccess, resultSuccess, corev1.PodRunning, "True/", "True/", false, true},
+		{"app done, sidecar runs", []Container{running("s", 0, 1), exited("i", 0, 2, 3, 0), exited("a", 0, 4, 5, 0)}, resultSuccess, resultSuccess, corev1.PodRunning, "True/", "False/ContainersNotReady", true, true},
+		{"app done, sidecar stopped", []Container{exited("s", 0, 1, 6, 143), exited("i", 0, 2, 3, 0), exited("a", 0, 4, 5, 0)}, resultSuccess, resultSuccess, corev1.PodSucceeded, "True/", "False/PodCompleted", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			probe := func(c Container, typ probeType) result {
+				return map[probeType]result{startup: tc.started, readiness: tc.ready, liveness: resultSuccess}[typ]
+			}
+			hist := byName(tc.containers)
+			st := computePodStatus(podState{spec: &pod.Spec, old: &corev1.PodStatus{}, containers: hist, scheme: "sim", now: at(100), probe: probe})
+			c := condMap(st)
+			if st.Phase != tc.phase || c[corev1.PodInitialized] != tc.initialized || c[corev1.PodReady] != tc.podReady {
+				t.Errorf("phase %s, conditions %v; want %s, Initialized %s, Ready %s", st.Phase, c, tc.phase, tc.initialized, tc.podReady)
+			}
+			if got := podDone(&pod.Spec, hist, probe); got != tc.done {
+				t.Errorf("podDone %v, want %v", got, tc.done)
+			}
+			s := statusOf(st.InitContainerStatuses, "s")
+			if ptr.Deref(s.Started, false) != tc.sidecarStarted || s.Ready != (tc.sidecarStarted && tc.ready == resultSuccess) {
+				t.Errorf("sidecar's status: started %v ready %v", ptr.Deref(s.Started, false), s.Ready)
+			}
+		})
+	}
+}
+
+func statusOf(statuses []corev1.ContainerStatus, name string) corev1.ContainerStatus {
+	for _, s := range statuses {
+		if s.Name == name {
+			return s
+		}
+	}
+	return corev1.ContainerStatus{}
 }
 
 // Conditions the kubelet does not own are kept: the eviction's DisruptionTarget.

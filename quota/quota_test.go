@@ -94,6 +94,20 @@ func TestCharge(t *testing.T) {
 			"exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0", nil},
 		{"scoped quota: not a pod", []*corev1.ResourceQuota{scoped(synced("q", rl("count/configmaps", "0"), rl("count/configmaps", "0")), corev1.ResourceQuotaScopeNotTerminating)},
 			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "team"}}, "", nil},
+		{"extended resource requests", []*corev1.ResourceQuota{synced("q", rl("requests.example.com/foo", "3"), rl("requests.example.com/foo", "2"))},
+			newPod(ctr("c", rl("example.com/foo", "2"), rl("example.com/foo", "2"))),
+			"exceeded quota: q, requested: requests.example.com/foo=2, used: requests.example.com/foo=2, limited: requests.example.com/foo=3", nil},
+		{"extended resource room", []*corev1.ResourceQuota{synced("q", rl("requests.example.com/foo", "3"), rl("requests.example.com/foo", "1"))},
+			newPod(ctr("c", rl("example.com/foo", "2"), rl("example.com/foo", "2"))), "",
+			map[string]corev1.ResourceList{"q": rl("requests.example.com/foo", "3")}},
+		{"services and their node ports", []*corev1.ResourceQuota{synced("q", rl("services", "10", "services.nodeports", "1", "services.loadbalancers", "1"),
+			rl("services", "1", "services.nodeports", "1", "services.loadbalancers", "0"))},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "lb", Namespace: "team"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
+				Ports: []corev1.ServicePort{{Port: 80}}}},
+			"exceeded quota: q, requested: services.nodeports=1, used: services.nodeports=1, limited: services.nodeports=1", nil},
+		{"a ClusterIP service", []*corev1.ResourceQuota{synced("q", rl("services", "10", "services.nodeports", "1"), rl("services", "1", "services.nodeports", "1"))},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, "",
+			map[string]corev1.ResourceList{"q": rl("services", "2", "services.nodeports", "1")}},
 		{"quota not concerned", []*corev1.ResourceQuota{synced("q", rl("count/configmaps", "0"), rl("count/configmaps", "0"))}, small, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,6 +144,24 @@ func TestPodRequestsWithInitContainers(t *testing.T) {
 	p.Spec.InitContainers = []corev1.Container{ctr("init", rl("cpu", "2", "memory", "100Mi"), nil)}
 	if got, want := PodRequests(p), rl("cpu", "2", "memory", "1Gi"); !equality.Semantic.DeepEqual(got, want) {
 		t.Errorf("PodRequests = %v, want %v", got, want)
+	}
+}
+
+// A sidecar runs beside the app containers: its requests add to theirs, and to those of
+// the init containers after it (Kubernetes' effective request).
+func TestPodRequestsWithSidecars(t *testing.T) {
+	p := newPod(ctr("a", rl("cpu", "1", "memory", "1Gi"), rl("memory", "1Gi")))
+	side := ctr("side", rl("cpu", "500m", "memory", "100Mi"), rl("memory", "200Mi"))
+	side.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
+	p.Spec.InitContainers = []corev1.Container{ctr("first", rl("cpu", "1200m"), nil), side, ctr("after", rl("cpu", "1800m"), rl("memory", "2Gi"))}
+	if got, want := PodRequests(p), rl("cpu", "2300m", "memory", "1124Mi"); !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("PodRequests = %v, want %v", got, want)
+	}
+	if got, want := PodLimits(p), rl("memory", "2248Mi"); !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("PodLimits = %v, want %v", got, want)
+	}
+	if !Tracked("requests.example.com/foo") || Tracked("limits.example.com/foo") || Tracked("requests.cpu.example") {
+		t.Error("Tracked: requests.<extended resource> only")
 	}
 }
 

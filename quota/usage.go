@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -44,7 +45,12 @@ var requestRequired = map[corev1.ResourceName]bool{
 var legacyCounts = map[corev1.ResourceName]string{
 	"configmaps": kinds.ConfigMap, "secrets": kinds.Secret, "resourcequotas": kinds.ResourceQuota,
 	PersistentVolumeClaims: kinds.PersistentVolumeClaim, corev1.ResourceReplicationControllers: kinds.ReplicationController,
+	corev1.ResourceServices: kinds.Service,
 }
+
+// serviceResources are what a Service is charged under beyond its counts: the node ports
+// it asks for and whether it is a load balancer.
+var serviceResources = map[corev1.ResourceName]bool{corev1.ResourceServicesNodePorts: true, corev1.ResourceServicesLoadBalancers: true}
 
 // What a PersistentVolumeClaim is charged under, as Kubernetes names it: the claims'
 // count and the storage they request, in all and per storage class
@@ -95,13 +101,21 @@ func CountName(info *kinds.Info) corev1.ResourceName {
 // Tracked reports whether Skiff accounts for a quota resource: the pod's compute
 // resources and count, and the count of any namespaced kind it serves.
 func Tracked(name corev1.ResourceName) bool {
-	if name == Pods || podCompute[name] || claimResource(name) {
+	if name == Pods || podCompute[name] || podExtended(name) || claimResource(name) || serviceResources[name] {
 		return true
 	}
 	if _, ok := legacyCounts[name]; ok {
 		return true
 	}
 	return countedKind(name) != nil
+}
+
+// podExtended reports whether name is an extended resource as a quota names what pods
+// request of it, requests.<resource> (example.com/dongle is whole units, never
+// overcommitted: Kubernetes charges its requests only).
+func podExtended(name corev1.ResourceName) bool {
+	res, ok := strings.CutPrefix(string(name), corev1.DefaultResourceRequestsPrefix)
+	return ok && kinds.IsExtendedResourceName(corev1.ResourceName(res))
 }
 
 // countedKind is the namespaced kind a count/ resource counts, or nil.
@@ -131,10 +145,12 @@ func Kinds(hard corev1.ResourceList) []*kinds.Info {
 	}
 	for name := range hard {
 		switch {
-		case name == Pods || podCompute[name]:
+		case name == Pods || podCompute[name] || podExtended(name):
 			add(kinds.MustLookup(kinds.Pod))
 		case claimResource(name):
 			add(kinds.MustLookup(kinds.PersistentVolumeClaim))
+		case serviceResources[name]:
+			add(kinds.MustLookup(kinds.Service))
 		case legacyCounts[name] != "":
 			add(kinds.MustLookup(legacyCounts[name]))
 		default:
@@ -158,6 +174,10 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 	}
 	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
 		addClaimUsage(out, pvc)
+		return out
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		addServiceUsage(out, svc)
 		return out
 	}
 	pod, ok := obj.(*corev1.Pod)
@@ -187,7 +207,36 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 			out["limits."+r] = q
 		}
 	}
+	for r, q := range req {
+		if kinds.IsExtendedResourceName(r) {
+			out[corev1.DefaultResourceRequestsPrefix+r] = q
+		}
+	}
 	return out
+}
+
+// addServiceUsage adds what a Service uses beyond its counts, as Kubernetes' evaluator
+// charges it: a NodePort or LoadBalancer service one node port per port (a load
+// balancer that allocates none, those it names), a LoadBalancer one load balancer.
+func addServiceUsage(out corev1.ResourceList, svc *corev1.Service) {
+	var nodePorts, balancers int64
+	switch svc.Spec.Type {
+	case corev1.ServiceTypeNodePort:
+		nodePorts = int64(len(svc.Spec.Ports))
+	case corev1.ServiceTypeLoadBalancer:
+		balancers = 1
+		nodePorts = int64(len(svc.Spec.Ports))
+		if a := svc.Spec.AllocateLoadBalancerNodePorts; a != nil && !*a {
+			nodePorts = 0
+			for _, p := range svc.Spec.Ports {
+				if p.NodePort != 0 {
+					nodePorts++
+				}
+			}
+		}
+	}
+	out[corev1.ResourceServicesNodePorts] = *resource.NewQuantity(nodePorts, resource.DecimalSI)
+	out[corev1.ResourceServicesLoadBalancers] = *resource.NewQuantity(balancers, resource.DecimalSI)
 }
 
 // addClaimUsage adds what a PersistentVolumeClaim uses beyond its counts: the storage it
@@ -227,34 +276,17 @@ func Counts(pod *corev1.Pod, now time.Time) bool {
 	return true
 }
 
-// PodRequests is what a pod asks for: the sum of its containers' requests, or the largest
-// of an init container's if that is more (init containers run one at a time, before).
+// PodRequests is what a pod's containers ask for, as Kubernetes' quota counts it
+// (component-helpers' PodRequests): its app containers' and sidecars' requests added up,
+// or what an init container asks for with the sidecars started before it, if that is
+// more. The pod's overhead is not in it (Usage adds it).
 func PodRequests(pod *corev1.Pod) corev1.ResourceList {
-	return podTotal(pod, func(c *corev1.Container) corev1.ResourceList { return c.Resources.Requests })
+	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
 }
 
 // PodLimits is PodRequests for limits.
 func PodLimits(pod *corev1.Pod) corev1.ResourceList {
-	return podTotal(pod, func(c *corev1.Container) corev1.ResourceList { return c.Resources.Limits })
-}
-
-func podTotal(pod *corev1.Pod, of func(*corev1.Container) corev1.ResourceList) corev1.ResourceList {
-	out := corev1.ResourceList{}
-	for i := range pod.Spec.Containers {
-		for name, q := range of(&pod.Spec.Containers[i]) {
-			sum := out[name]
-			sum.Add(q)
-			out[name] = sum
-		}
-	}
-	for i := range pod.Spec.InitContainers {
-		for name, q := range of(&pod.Spec.InitContainers[i]) {
-			if cur, ok := out[name]; !ok || q.Cmp(cur) > 0 {
-				out[name] = q.DeepCopy()
-			}
-		}
-	}
-	return out
+	return resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
 }
 
 // Add returns a + b, name by name.

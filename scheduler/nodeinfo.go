@@ -3,6 +3,7 @@ package scheduler
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // Resources is the part of a node's capacity the scheduler accounts: cpu in
@@ -115,19 +116,28 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 				}
 			}
 		}
-		for _, p := range c.Ports {
-			port := p.HostPort
-			if port == 0 && pod.Spec.HostNetwork {
-				port = p.ContainerPort // host network: the container port is the host's
+		pi.addHostPorts(c)
+	}
+	if len(pod.Spec.InitContainers) > 0 {
+		// Init containers run one at a time before the app containers, and sidecars
+		// beside them: the pod needs Kubernetes' effective request, the larger of the
+		// app containers' and sidecars' sum and what each init container needs with the
+		// sidecars started before it (component-helpers' PodRequests).
+		pi.Requests = Resources{Pods: 1}
+		for name, q := range resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true}) {
+			switch {
+			case name == corev1.ResourceCPU:
+				pi.Requests.MilliCPU, cpuSet = q.MilliValue(), true
+			case name == corev1.ResourceMemory:
+				pi.Requests.Memory, memSet = q.Value(), true
+			case scalar(name):
+				pi.Requests.addScalar(name, q.Value())
 			}
-			if port <= 0 {
-				continue
+		}
+		for i := range pod.Spec.InitContainers {
+			if c := &pod.Spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				pi.addHostPorts(c) // a sidecar's ports are held while the pod runs
 			}
-			proto := p.Protocol
-			if proto == "" {
-				proto = corev1.ProtocolTCP
-			}
-			pi.Ports = append(pi.Ports, hostPort{Protocol: proto, IP: p.HostIP, Port: port})
 		}
 	}
 	pi.NonZero = pi.Requests
@@ -157,6 +167,24 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 	}
 	pi.affinity, pi.affinityErr = newPodAffinity(pod)
 	return pi
+}
+
+// addHostPorts adds the host ports container c of the pod holds.
+func (pi *PodInfo) addHostPorts(c *corev1.Container) {
+	for _, p := range c.Ports {
+		port := p.HostPort
+		if port == 0 && pi.Pod.Spec.HostNetwork {
+			port = p.ContainerPort // host network: the container port is the host's
+		}
+		if port <= 0 {
+			continue
+		}
+		proto := p.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		pi.Ports = append(pi.Ports, hostPort{Protocol: proto, IP: p.HostIP, Port: port})
+	}
 }
 
 // NodeInfo is a node with the pods the scheduler counts on it: bound pods the watch

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
 )
 
 func TestFilters(t *testing.T) {
@@ -103,6 +105,31 @@ func TestHostNetworkClaimsContainerPorts(t *testing.T) {
 	pi := NewPodInfo(p)
 	if len(pi.Ports) != 1 || pi.Ports[0] != (hostPort{Protocol: "TCP", Port: 8080}) {
 		t.Fatalf("ports %v, want TCP 8080", pi.Ports)
+	}
+}
+
+// Init containers and sidecars count as Kubernetes counts them: a sidecar's requests add
+// to the app containers' and to those of the init containers after it, whose largest
+// need wins if it is more; its host ports are held; an init container's are not.
+func TestPodInfoInitContainers(t *testing.T) {
+	p := makePod("p", "1", "1Gi")
+	side := corev1.Container{Name: "side", Image: "img", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), "example.com/foo": resource.MustParse("1")}},
+		Ports:     []corev1.ContainerPort{{ContainerPort: 80, HostPort: 8080}}}
+	init := func(name, cpu string) corev1.Container {
+		return corev1.Container{Name: name, Image: "img", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}},
+			Ports: []corev1.ContainerPort{{ContainerPort: 81, HostPort: 8081}}}
+	}
+	p.Spec.InitContainers = []corev1.Container{init("first", "1200m"), side, init("after", "1800m")}
+	pi := NewPodInfo(p)
+	if pi.Requests.MilliCPU != 2300 || pi.Requests.Memory != 1<<30 || pi.Requests.Scalar["example.com/foo"] != 1 || pi.Requests.Pods != 1 {
+		t.Errorf("requests %+v, want 2300m cpu, 1Gi, one example.com/foo", pi.Requests)
+	}
+	if pi.NonZero.MilliCPU != 2300 || pi.NonZero.Memory != 1<<30 {
+		t.Errorf("non-zero requests %+v", pi.NonZero)
+	}
+	if len(pi.Ports) != 1 || pi.Ports[0] != (hostPort{Protocol: "TCP", Port: 8080}) {
+		t.Errorf("ports %v, want the sidecar's TCP 8080", pi.Ports)
 	}
 }
 

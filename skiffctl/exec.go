@@ -83,9 +83,11 @@ func (g *globals) podContainer(pod *corev1.Pod, name string, quiet bool) (*corev
 			}
 		}
 	}
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i], nil
+	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i], nil // an app container, or a sidecar
+			}
 		}
 	}
 	return nil, fmt.Errorf("container %s not found in pod %s (it has: %s)", name, pod.Name, strings.Join(names, ", "))

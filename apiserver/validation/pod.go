@@ -109,7 +109,9 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 }
 
 // validateContainer checks one container, an init container when init: those run to
-// completion, so they have no probes and no lifecycle hooks.
+// completion, so they have no probes and no lifecycle hooks, unless they are sidecars
+// (restartPolicy Always, the one value an init container's may have, as in Kubernetes):
+// those keep running beside the app containers.
 func validateContainer(c *corev1.Container, volumes map[string]*corev1.Volume, grace *int64, init bool, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if c.Name == "" {
@@ -141,7 +143,14 @@ func validateContainer(c *corev1.Container, volumes map[string]*corev1.Volume, g
 	errs = append(errs, validateEnv(c.Env, p.Child("env"))...)
 	errs = append(errs, validateEnvFrom(c.EnvFrom, p.Child("envFrom"))...)
 	errs = append(errs, validateVolumeMounts(c.VolumeMounts, volumes, p.Child("volumeMounts"))...)
-	if init {
+	sidecar := false
+	if init && c.RestartPolicy != nil {
+		sidecar = *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		if !sidecar {
+			errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *c.RestartPolicy, []corev1.ContainerRestartPolicy{corev1.ContainerRestartPolicyAlways}))
+		}
+	}
+	if init && !sidecar {
 		const msg = "may not be set for init containers without restartPolicy=Always"
 		for _, f := range []struct {
 			name string

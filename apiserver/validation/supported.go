@@ -575,18 +575,12 @@ var labelSelectorFields = []string{
 // podSpecFields is a pod's spec, alone or in a Deployment's or ReplicaSet's template.
 var podSpecFields = slices.Concat(
 	under("containers[*]", containerFields),
-	under("containers[*]", []string{
-		"lifecycle.postStart.exec",
-		"lifecycle.postStart.httpGet",
-		"lifecycle.postStart.sleep",
-		"lifecycle.preStop.exec",
-		"lifecycle.preStop.httpGet",
-		"lifecycle.preStop.sleep",
-		"livenessProbe",
-		"readinessProbe",
-		"startupProbe",
-	}),
+	under("containers[*]", containerRunFields),
 	under("initContainers[*]", containerFields),
+	// An init container's probes and hooks are a sidecar's (restartPolicy Always);
+	// validation refuses them on the others, in Kubernetes' words.
+	under("initContainers[*]", containerRunFields),
+	[]string{"initContainers[*].restartPolicy"},
 	[]string{
 		"activeDeadlineSeconds",
 		"affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[*].preference.matchExpressions[*].key",
@@ -700,8 +694,22 @@ var podSpecFields = slices.Concat(
 	},
 )
 
-// containerFields is what Skiff runs of a container, init or app (app containers have
-// probes and lifecycle hooks too, in podSpecFields).
+// containerRunFields are the probes and hooks of a container that keeps running: an
+// app container or a sidecar.
+var containerRunFields = []string{
+	"lifecycle.postStart.exec",
+	"lifecycle.postStart.httpGet",
+	"lifecycle.postStart.sleep",
+	"lifecycle.preStop.exec",
+	"lifecycle.preStop.httpGet",
+	"lifecycle.preStop.sleep",
+	"livenessProbe",
+	"readinessProbe",
+	"startupProbe",
+}
+
+// containerFields is what Skiff runs of a container, init or app (app containers and
+// sidecars have probes and lifecycle hooks too, containerRunFields).
 var containerFields = []string{
 	"args[*]",
 	"command[*]",
@@ -741,6 +749,7 @@ var containerFields = []string{
 	"volumeMounts[*].name",
 	"volumeMounts[*].readOnly",
 	"volumeMounts[*].subPath",
+	"volumeMounts[*].subPathExpr",
 	"workingDir",
 }
 

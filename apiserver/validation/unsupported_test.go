@@ -31,10 +31,11 @@ func TestNotSupported(t *testing.T) {
 			ps.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(80)}}}
 			ps.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
 			ps.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/"}}}}
-			ps.InitContainers = []corev1.Container{{Name: "init", Image: "busybox", RestartPolicy: new(corev1.ContainerRestartPolicyAlways)}}
+			ps.InitContainers = []corev1.Container{{Name: "init", Image: "busybox", RestartPolicy: new(corev1.ContainerRestartPolicyAlways),
+				RestartPolicyRules: []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestart}}}}
 		}), []string{
 			"spec.template.spec.containers[0].lifecycle.preStop.tcpSocket" + forbidden,
-			"spec.template.spec.initContainers[0].restartPolicy" + forbidden,
+			"spec.template.spec.initContainers[0].restartPolicyRules" + forbidden,
 			"spec.template.spec.volumes[0].nfs" + forbidden,
 		}},
 		{"outermost field only", pod(func(p *corev1.Pod) {

@@ -363,7 +363,6 @@ func TestValidate(t *testing.T) {
 			p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox:1", ReadinessProbe: &corev1.Probe{}}}
 		}), []string{
 			"spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
-			"spec.initContainers[0].readinessProbe: Forbidden: not supported by Skiff",
 			"spec.containers[0].livenessProbe: Required value: must specify a handler type",
 			"spec.containers[0].livenessProbe.periodSeconds: Invalid value: -1: must be greater than or equal to 0",
 			"spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
@@ -374,6 +373,40 @@ func TestValidate(t *testing.T) {
 			`spec.containers[0].startupProbe.httpGet.scheme: Unsupported value: "FTP": supported values: "HTTP", "HTTPS"`,
 			"spec.containers[0].lifecycle.postStart: Required value: must specify a handler type",
 			"spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: 60: must be greater than 0 and less than terminationGracePeriodSeconds (30)",
+		}},
+		// Sidecars: an init container with restartPolicy Always may have probes and
+		// hooks (validated as an app container's); no other restartPolicy is taken.
+		{"sidecars", pod(func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{
+				{Name: "ok", Image: "busybox:1", RestartPolicy: new(corev1.ContainerRestartPolicyAlways),
+					StartupProbe:   &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}},
+					Lifecycle:      &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 1}}}},
+				{Name: "bad", Image: "busybox:1", RestartPolicy: new(corev1.ContainerRestartPolicyAlways),
+					LivenessProbe: &corev1.Probe{SuccessThreshold: 2, ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}},
+				{Name: "never", Image: "busybox:1", RestartPolicy: new(corev1.ContainerRestartPolicy("Never")),
+					StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}},
+			}
+			p.Spec.Containers[0].RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
+		}), []string{
+			"spec.initContainers[1].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+			`spec.initContainers[2].restartPolicy: Unsupported value: "Never": supported values: "Always"`,
+			"spec.initContainers[2].startupProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
+			"spec.containers[0].restartPolicy: Forbidden: not supported by Skiff",
+		}},
+		// subPathExpr: a relative path, downwards, and not with subPath.
+		{"subPathExpr", pod(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+				{Name: "v", MountPath: "/a", SubPathExpr: "$(POD_NAME)/logs"},
+				{Name: "v", MountPath: "/b", SubPathExpr: "/$(POD_NAME)"},
+				{Name: "v", MountPath: "/c", SubPathExpr: "$(A)/../x"},
+				{Name: "v", MountPath: "/d", SubPath: "x", SubPathExpr: "$(A)"},
+			}
+		}), []string{
+			`spec.containers[0].volumeMounts[1].subPathExpr: Invalid value: "/$(POD_NAME)": must be a relative path`,
+			`spec.containers[0].volumeMounts[2].subPathExpr: Invalid value: "$(A)/../x": must not contain '..'`,
+			`spec.containers[0].volumeMounts[3].subPathExpr: Invalid value: "$(A)": subPathExpr and subPath are mutually exclusive`,
 		}},
 		// Security contexts, DNS and the rest.
 		{"security", pod(func(p *corev1.Pod) {

@@ -380,6 +380,12 @@ func validateVolumeMounts(mounts []corev1.VolumeMount, volumes map[string]*corev
 		if m.SubPath != "" {
 			errs = append(errs, validateLocalDescendingPath(m.SubPath, mp.Child("subPath"))...)
 		}
+		if m.SubPathExpr != "" {
+			if m.SubPath != "" {
+				errs = append(errs, field.Invalid(mp.Child("subPathExpr"), m.SubPathExpr, "subPathExpr and subPath are mutually exclusive"))
+			}
+			errs = append(errs, validateLocalDescendingPath(m.SubPathExpr, mp.Child("subPathExpr"))...)
+		}
 	}
 	return errs
 }

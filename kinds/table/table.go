@@ -82,17 +82,18 @@ var (
 var columns = map[string][]Column{
 	kinds.Pod: {nameCol,
 		col("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic.", pod(func(p *corev1.Pod) any {
-			ready := 0
-			for _, cs := range p.Status.ContainerStatuses {
-				if cs.Ready {
-					ready++
-				}
-			}
-			return fmt.Sprintf("%d/%d", ready, len(p.Spec.Containers))
+			s := summarize(p)
+			return fmt.Sprintf("%d/%d", s.ready, s.total)
 		})),
 		col("Status", "string", 0, "The aggregate status of the containers in this pod.", pod(func(p *corev1.Pod) any { return PodStatus(p) })),
 		{metav1.TableColumnDefinition{Name: "Restarts", Type: "string", Description: "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."},
-			func(o kinds.Object, now time.Time) any { return podRestarts(o.(*corev1.Pod), now) }},
+			func(o kinds.Object, now time.Time) any {
+				s := summarize(o.(*corev1.Pod))
+				if s.restarts != 0 && !s.lastRestart.IsZero() {
+					return fmt.Sprintf("%d (%s ago)", s.restarts, Age(s.lastRestart, now))
+				}
+				return strconv.Itoa(s.restarts)
+			}},
 		ageCol,
 		col("IP", "string", 1, podStatusDoc["podIP"], pod(func(p *corev1.Pod) any { return orNone(p.Status.PodIP) })),
 		col("Node", "string", 1, podSpecDoc["nodeName"], pod(func(p *corev1.Pod) any { return orNone(p.Spec.NodeName) })),
@@ -212,55 +213,122 @@ func Cells(cols []Column, obj kinds.Object, now time.Time) []any {
 	return out
 }
 
-// PodStatus is the Status column of a pod, computed as Kubernetes does: Terminating while
-// being deleted, else the first container's waiting or terminated reason, else the phase.
-func PodStatus(p *corev1.Pod) string {
-	reason := string(p.Status.Phase)
-	if p.Status.Reason != "" {
-		reason = p.Status.Reason
-	}
-	running := false
-	for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
-		cs := p.Status.ContainerStatuses[i]
-		st := cs.State
-		switch {
-		case st.Waiting != nil && st.Waiting.Reason != "":
-			reason = st.Waiting.Reason
-		case st.Terminated != nil && st.Terminated.Reason != "":
-			reason = st.Terminated.Reason
-		case st.Terminated != nil:
-			reason = fmt.Sprintf("ExitCode:%d", st.Terminated.ExitCode)
-		case st.Running != nil && cs.Ready:
-			running = true
-		}
-	}
-	if reason == "Completed" && running {
-		reason = "Running"
-	}
-	if p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
-		reason = "Terminating"
-	}
-	if reason == "" {
-		reason = "Pending"
-	}
-	return reason
+// PodStatus is the Status column of a pod, computed as Kubernetes' printer does:
+// Terminating while being deleted; while its init containers run, Init:N/M or the
+// failing one's reason (Init:CrashLoopBackOff); else the last app container's waiting or
+// terminated reason that says one, or the phase.
+func PodStatus(p *corev1.Pod) string { return summarize(p).status }
+
+// podSummary is what Kubernetes' pod printer (printPod) makes of a pod's containers: the
+// Ready, Status and Restarts columns. Sidecars (init containers with restartPolicy
+// Always) count as containers once they have started.
+type podSummary struct {
+	ready, total int
+	status       string
+	restarts     int
+	lastRestart  time.Time
 }
 
-// podRestarts is the Restarts column: the containers' restarts, and how long ago the
-// last one ended when one has.
-func podRestarts(p *corev1.Pod, now time.Time) string {
-	n := int32(0)
-	var last time.Time
-	for _, cs := range p.Status.ContainerStatuses {
-		n += cs.RestartCount
-		if t := cs.LastTerminationState.Terminated; t != nil && t.FinishedAt.After(last) {
-			last = t.FinishedAt.Time
+func summarize(p *corev1.Pod) podSummary {
+	s := podSummary{total: len(p.Spec.Containers), status: string(p.Status.Phase)}
+	if p.Status.Reason != "" {
+		s.status = p.Status.Reason
+	}
+	sidecars := map[string]bool{}
+	for i := range p.Spec.InitContainers {
+		if c := &p.Spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sidecars[c.Name] = true
+			s.total++
 		}
 	}
-	if n != 0 && !last.IsZero() {
-		return fmt.Sprintf("%d (%s ago)", n, Age(last, now))
+	lastExit := func(cs *corev1.ContainerStatus, last *time.Time) {
+		if t := cs.LastTerminationState.Terminated; t != nil && t.FinishedAt.After(*last) {
+			*last = t.FinishedAt.Time
+		}
 	}
-	return strconv.Itoa(int(n))
+	sidecarRestarts, sidecarLast := 0, time.Time{}
+	initializing := false
+	for i := range p.Status.InitContainerStatuses {
+		cs := &p.Status.InitContainerStatuses[i]
+		s.restarts += int(cs.RestartCount)
+		lastExit(cs, &s.lastRestart)
+		if sidecars[cs.Name] {
+			sidecarRestarts += int(cs.RestartCount)
+			lastExit(cs, &sidecarLast)
+		}
+		st := cs.State
+		switch {
+		case st.Terminated != nil && st.Terminated.ExitCode == 0:
+			continue
+		case sidecars[cs.Name] && cs.Started != nil && *cs.Started:
+			if cs.Ready {
+				s.ready++
+			}
+			continue
+		case st.Terminated != nil && st.Terminated.Reason == "":
+			s.status = fmt.Sprintf("Init:ExitCode:%d", st.Terminated.ExitCode)
+		case st.Terminated != nil:
+			s.status = "Init:" + st.Terminated.Reason
+		case st.Waiting != nil && st.Waiting.Reason != "" && st.Waiting.Reason != "PodInitializing":
+			s.status = "Init:" + st.Waiting.Reason
+		default:
+			s.status = fmt.Sprintf("Init:%d/%d", i, len(p.Spec.InitContainers))
+		}
+		initializing = true
+		break
+	}
+	if !initializing || hasCondition(p, corev1.PodInitialized) {
+		s.restarts, s.lastRestart = sidecarRestarts, sidecarLast
+		running, failed := false, ""
+		for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
+			cs := &p.Status.ContainerStatuses[i]
+			s.restarts += int(cs.RestartCount)
+			lastExit(cs, &s.lastRestart)
+			switch st := cs.State; {
+			case st.Waiting != nil && st.Waiting.Reason != "":
+				s.status = st.Waiting.Reason
+			case st.Terminated != nil:
+				s.status = st.Terminated.Reason
+				if s.status == "" {
+					s.status = fmt.Sprintf("ExitCode:%d", st.Terminated.ExitCode)
+				}
+				if st.Terminated.ExitCode != 0 {
+					failed = s.status
+				}
+			case cs.Ready && st.Running != nil:
+				running = true
+				s.ready++
+			}
+		}
+		// Completed, but a container still runs: the pod is Running.
+		if s.status == "Completed" {
+			switch {
+			case running && hasCondition(p, corev1.PodReady):
+				s.status = "Running"
+			case failed != "":
+				s.status = failed
+			case running:
+				s.status = "NotReady"
+			}
+		}
+	}
+	if p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+		s.status = "Terminating"
+	}
+	if s.status == "" {
+		s.status = "Pending"
+	}
+	return s
+}
+
+// hasCondition reports whether the pod's condition typ is True.
+func hasCondition(p *corev1.Pod, typ corev1.PodConditionType) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == typ {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func readinessGates(p *corev1.Pod) string {

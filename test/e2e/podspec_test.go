@@ -233,6 +233,26 @@ func testPodSpecManifests(t *testing.T, runtime string) {
 		return cs.RestartCount >= 1 && last != nil && last.Reason == "OOMKilled" && last.ExitCode == 137
 	})
 
+	// A Job with a sidecar: it completes once its container is done, the sidecar stopped.
+	apply("12-sidecar-job.yaml")
+	var jobPod *corev1.Pod
+	waitfor.Condition(t, 90*time.Second, "job myjob complete, its pod Succeeded", func() (bool, string) {
+		out, _, err := ctl(addr, "get", "pods", "-l", "job-name=myjob", "-o", "json")
+		var l corev1.PodList
+		if err != nil || json.Unmarshal([]byte(out), &l) != nil || len(l.Items) != 1 {
+			return false, out
+		}
+		jobPod = &l.Items[0]
+		job, _, _ := ctl(addr, "get", "job", "myjob", "-o", "jsonpath={.status.succeeded}")
+		return jobPod.Status.Phase == corev1.PodSucceeded && job == "1", "job succeeded: " + job + "\n" + out
+	})
+	if s := jobPod.Status.InitContainerStatuses; len(s) != 1 || s[0].State.Terminated == nil {
+		t.Errorf("the sidecar's status: %+v", s)
+	}
+	if real {
+		logsHave(jobPod.Name, "logshipper", "logging")
+	}
+
 	// Deleting the pods unmounts and removes their directories and volumes.
 	var dirs []string
 	for _, n := range []string{"dapi-test-pod", "secret-test-pod", "init-demo"} {
@@ -263,6 +283,7 @@ func testPodSpecManifests(t *testing.T, runtime string) {
 	})
 	// Leave nothing behind: every pod goes, and with it its cgroup.
 	mustCtl(t, addr, "delete", "deployment", "ready-web")
+	mustCtl(t, addr, "delete", "job", "myjob")
 	for _, n := range []string{"missing-key", "liveness-exec", "kubernetes-downwardapi-volume-example", "security-context-demo", "pvc-pod", name} {
 		mustCtl(t, addr, "delete", "pod", n)
 	}
