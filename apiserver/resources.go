@@ -494,10 +494,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		return nil, badRequest("objects: Too many: %d: a batch holds at most %d", len(objs), MaxBatch)
 	}
 	results := make([]*apiv1.CreateBatchResult, len(objs))
-	fail := func(i int, err error) {
-		results[i] = &apiv1.CreateBatchResult{}
-		results[i].Error, _ = proto.Marshal(status.Convert(err).Proto())
-	}
+	fail := func(i int, err error) { results[i] = &apiv1.CreateBatchResult{Error: encodeStatus(err)} }
 	creations := make([]*creation, len(objs))
 	var valid []int
 	charged := false // objects charged to quotas are committed each alone, charged in turn
@@ -564,6 +561,12 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	}
 	wg.Wait()
 	return &apiv1.CreateBatchResponse{Results: results}, nil
+}
+
+// encodeStatus is err as a batch's result carries it: an encoded google.rpc.Status.
+func encodeStatus(err error) []byte {
+	b, _ := proto.Marshal(status.Convert(err).Proto())
+	return b
 }
 
 // prepareForCreate sets what the server owns on a new object.
@@ -915,57 +918,85 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		return true
 	}
 	for attempt := 0; ; attempt++ {
-		cur, rec, err := r.get(ctx, info, k, store.ReadOptions{Stale: local})
-		if err == nil {
-			err = guard(ctx, cur) // checked on the revision the write compares against
-		}
-		if err == nil && wantRV != 0 && wantRV != rec.ModRevision {
-			err = conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
-		}
-		var next kinds.Object
-		if err == nil {
-			next, err = mutate(cur, rec)
-		}
-		var side *allocation
-		if err == nil {
-			side, err = r.sideOps(ctx, cur, next)
-		}
-		var op store.Op
-		changed := false
-		if err == nil {
-			op, changed, err = r.writeOp(info, k, rec, next)
-		}
-		if err != nil || !changed {
+		u, err := r.decide(ctx, info, k, wantRV, local, mutate)
+		if err != nil || !u.changed {
 			if again(&attempt) {
 				continue
 			}
 			if err != nil {
 				return result{}, err
 			}
-			return result{info: info, obj: cur, value: rec.Value, rev: rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
+			return result{info: info, obj: u.cur, value: u.rec.Value, rev: u.rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
 		}
-		gone := op.Type == store.Delete // the last finalizer is gone: the object goes
 		if opts.dryRun {
-			next.SetResourceVersion(cur.GetResourceVersion())
-			return result{info: info, obj: next, gone: gone}, nil
+			u.next.SetResourceVersion(u.cur.GetResourceVersion())
+			return result{info: info, obj: u.next, gone: u.gone()}, nil
 		}
-		res, err := r.store.Txn(ctx, append([]store.Op{op}, side.ops...)...)
+		res, err := r.store.Txn(ctx, u.ops()...)
 		if errors.Is(err, store.ErrConflict) && again(&attempt) {
 			continue
 		}
-		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || side.picked && isAllocationClash(err)) && attempt < maxRetries {
+		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || u.side.picked && isAllocationClash(err)) && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
 			return result{}, writeError(info, k.Name, err)
 		}
-		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
-		out := result{info: info, obj: next, gone: gone}
-		if !gone && !r.atRest.transforms(info) { // a sealed value is not the object's encoding
-			out.value, out.rev = op.Value, res.Revision
-		}
-		return out, nil
+		return r.committed(u, res.Revision), nil
 	}
+}
+
+// pendingUpdate is an update decided on one read of its object: the compare-and-swap
+// that makes it, not yet committed.
+type pendingUpdate struct {
+	info    *kinds.Info
+	cur     kinds.Object
+	rec     *store.Object
+	next    kinds.Object
+	side    *allocation
+	op      store.Op
+	changed bool // false: next is what is stored, nothing to write
+}
+
+// decide reads the object at k (from this member's own state when stale) and decides
+// the write mutate makes of it, as update does on each attempt.
+func (r *resources) decide(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, stale bool,
+	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (u pendingUpdate, err error) {
+	u.info = info
+	u.cur, u.rec, err = r.get(ctx, info, k, store.ReadOptions{Stale: stale})
+	if err == nil {
+		err = guard(ctx, u.cur) // checked on the revision the write compares against
+	}
+	if err == nil && wantRV != 0 && wantRV != u.rec.ModRevision {
+		err = conflict(info, k.Name, u.rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
+	}
+	if err == nil {
+		u.next, err = mutate(u.cur, u.rec)
+	}
+	if err == nil {
+		u.side, err = r.sideOps(ctx, u.cur, u.next)
+	}
+	if err == nil {
+		u.op, u.changed, err = r.writeOp(info, k, u.rec, u.next)
+	}
+	return u, err
+}
+
+// gone says the update deletes the object: its last finalizer is gone.
+func (u pendingUpdate) gone() bool { return u.op.Type == store.Delete }
+
+// ops is what the update's transaction writes.
+func (u pendingUpdate) ops() []store.Op { return append([]store.Op{u.op}, u.side.ops...) }
+
+// committed is the update's result once committed at revision rev.
+func (r *resources) committed(u pendingUpdate, rev int64) result {
+	gone := u.gone()
+	u.next.SetResourceVersion(strconv.FormatInt(rev, 10))
+	out := result{info: u.info, obj: u.next, gone: gone}
+	if !gone && !r.atRest.transforms(u.info) { // a sealed value is not the object's encoding
+		out.value, out.rev = u.op.Value, rev
+	}
+	return out
 }
 
 // writeOp is the compare-and-swap that replaces rec, read at key k, by next: an update,
@@ -1282,17 +1313,111 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 	return res.wire()
 }
 
+// BindBatch binds each pod as Bind does, each succeeding or failing alone. The bindings
+// decided on this member's own state are committed in one transaction, so that they cost
+// the store one entry. When one of them no longer holds (its pod changed meanwhile), that
+// transaction writes nothing: the binding is taken out and bound alone, and the others
+// are committed again together (a few times at most; then, or when they are too large
+// together, each alone). A binding the member's state could not decide is bound alone
+// too: Bind decides it again on a linearizable read, and says why it fails.
+func (r *resources) BindBatch(ctx context.Context, req *apiv1.BindBatchRequest) (*apiv1.BindBatchResponse, error) {
+	bs := req.GetBindings()
+	if len(bs) > MaxBatch {
+		return nil, badRequest("bindings: Too many: %d: a batch holds at most %d", len(bs), MaxBatch)
+	}
+	info := kinds.MustLookup(kinds.Pod)
+	results := make([]*apiv1.BindBatchResult, len(bs))
+	fail := func(i int, err error) { results[i] = &apiv1.BindBatchResult{Error: encodeStatus(err)} }
+	var decided, alone []int
+	updates := make([]pendingUpdate, len(bs))
+	for i, b := range bs {
+		k, mutate, err := r.binding(b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName())
+		if err != nil {
+			fail(i, err)
+			continue
+		}
+		if updates[i], err = r.decide(ctx, info, k, 0, true, mutate); err != nil || !updates[i].changed {
+			alone = append(alone, i)
+			continue
+		}
+		decided = append(decided, i)
+	}
+	for attempt := 0; len(decided) > 0; attempt++ {
+		var ops []store.Op
+		owner := make([]int, 0, len(decided)) // owner[j]: the position in decided of ops[j]
+		for d, i := range decided {
+			for _, op := range updates[i].ops() {
+				ops, owner = append(ops, op), append(owner, d)
+			}
+		}
+		res, err := r.store.Txn(ctx, ops...)
+		var pe *store.PreconditionError
+		switch {
+		case err == nil:
+			for _, i := range decided {
+				results[i] = boundResult(r.committed(updates[i], res.Revision))
+			}
+		case errors.As(err, &pe) && pe.Op >= 0 && pe.Op < len(owner) && attempt < maxRetries:
+			d := owner[pe.Op]
+			alone = append(alone, decided[d])
+			decided = append(decided[:d:d], decided[d+1:]...)
+			continue
+		case errors.As(err, &pe) || errors.Is(err, store.ErrTooLarge):
+			alone = append(alone, decided...)
+		default:
+			// No leader, or the outcome is unknown: the same for every binding.
+			for _, i := range decided {
+				fail(i, writeError(info, bs[i].GetName(), err))
+			}
+		}
+		break
+	}
+	var wg sync.WaitGroup
+	for _, i := range alone {
+		wg.Go(func() {
+			b := bs[i]
+			res, err := r.bind(ctx, b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName(), writeOptions{})
+			if err != nil {
+				fail(i, err)
+				return
+			}
+			results[i] = boundResult(res)
+		})
+	}
+	wg.Wait()
+	return &apiv1.BindBatchResponse{Results: results}, nil
+}
+
+// boundResult is a binding's result in a BindBatchResponse.
+func boundResult(res result) *apiv1.BindBatchResult {
+	obj, err := res.wire()
+	if err != nil {
+		return &apiv1.BindBatchResult{Error: encodeStatus(err)}
+	}
+	return &apiv1.BindBatchResult{Object: obj}
+}
+
 // bind assigns a pod to a node, once.
 func (r *resources) bind(ctx context.Context, ns, name, uid, node string, opts writeOptions) (result, error) {
+	k, mutate, err := r.binding(ns, name, uid, node)
+	if err != nil {
+		return result{}, err
+	}
+	return r.update(ctx, kinds.MustLookup(kinds.Pod), k, 0, opts, mutate)
+}
+
+// binding checks a binding of pod ns/name (of uid, when set) to node and returns the
+// pod's key and the mutation that binds it.
+func (r *resources) binding(ns, name, uid, node string) (store.Key, func(kinds.Object, *store.Object) (kinds.Object, error), error) {
 	info := kinds.MustLookup(kinds.Pod)
 	if name == "" || node == "" {
-		return result{}, badRequest("bind: pod name and node name are required")
+		return store.Key{}, nil, badRequest("bind: pod name and node name are required")
 	}
 	if len(utilvalidation.IsDNS1123Subdomain(node)) > 0 {
-		return result{}, invalid(info, name, fmt.Errorf("target.name: Invalid value: %q: must be a node name", node))
+		return store.Key{}, nil, invalid(info, name, fmt.Errorf("target.name: Invalid value: %q: must be a node name", node))
 	}
 	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, ns), Name: name}
-	return r.update(ctx, info, k, 0, opts, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	return k, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		pod := clone(cur).(*corev1.Pod)
 		if uid != "" && uid != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
@@ -1309,7 +1434,7 @@ func (r *resources) bind(ctx context.Context, ns, name, uid, node string, opts w
 		}
 		setPodCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(r.now())})
 		return pod, nil
-	})
+	}, nil
 }
 
 func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition) {
