@@ -121,7 +121,9 @@ func TestPendingPodsBoundInBatches(t *testing.T) {
 	cs := dial(t, c.Addrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	createNode(t, ctx, cs, makeNode("n0", "64", "64Gi"))
+	for i := range 2 { // 110 pods each
+		createNode(t, ctx, cs, makeNode(fmt.Sprintf("n%d", i), "64", "64Gi"))
+	}
 	const n = 150
 	pods := make([]*corev1.Pod, n)
 	for i := range pods {
