@@ -494,7 +494,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		return nil, badRequest("objects: Too many: %d: a batch holds at most %d", len(objs), MaxBatch)
 	}
 	results := make([]*apiv1.CreateBatchResult, len(objs))
-	fail := func(i int, err error) { results[i] = &apiv1.CreateBatchResult{Error: encodeStatus(err)} }
+	fail := func(i int, err error) { results[i] = batchFailure(err) }
 	creations := make([]*creation, len(objs))
 	var valid []int
 	charged := false // objects charged to quotas are committed each alone, charged in turn
@@ -563,10 +563,12 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	return &apiv1.CreateBatchResponse{Results: results}, nil
 }
 
-// encodeStatus is err as a batch's result carries it: an encoded google.rpc.Status.
-func encodeStatus(err error) []byte {
-	b, _ := proto.Marshal(status.Convert(err).Proto())
-	return b
+// batchFailure is a batch's result for an object it did not write: err, as the single
+// call would have returned it.
+func batchFailure(err error) *apiv1.CreateBatchResult {
+	res := &apiv1.CreateBatchResult{}
+	res.Error, _ = proto.Marshal(status.Convert(err).Proto())
+	return res
 }
 
 // prepareForCreate sets what the server owns on a new object.
@@ -918,83 +920,78 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		return true
 	}
 	for attempt := 0; ; attempt++ {
-		u, err := r.decide(ctx, info, k, wantRV, local, mutate)
-		if err != nil || !u.changed {
+		w, err := r.prepareWrite(ctx, info, k, wantRV, local, mutate)
+		if err != nil || !w.changed {
 			if again(&attempt) {
 				continue
 			}
 			if err != nil {
 				return result{}, err
 			}
-			return result{info: info, obj: u.cur, value: u.rec.Value, rev: u.rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
+			return result{info: info, obj: w.cur, value: w.rec.Value, rev: w.rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
 		}
 		if opts.dryRun {
-			u.next.SetResourceVersion(u.cur.GetResourceVersion())
-			return result{info: info, obj: u.next, gone: u.gone()}, nil
+			w.next.SetResourceVersion(w.cur.GetResourceVersion())
+			return result{info: info, obj: w.next, gone: w.gone()}, nil
 		}
-		res, err := r.store.Txn(ctx, u.ops()...)
+		res, err := r.store.Txn(ctx, append([]store.Op{w.op}, w.side.ops...)...)
 		if errors.Is(err, store.ErrConflict) && again(&attempt) {
 			continue
 		}
-		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || u.side.picked && isAllocationClash(err)) && attempt < maxRetries {
+		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || w.side.picked && isAllocationClash(err)) && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
 			return result{}, writeError(info, k.Name, err)
 		}
-		return r.committed(u, res.Revision), nil
+		return r.written(info, w, res.Revision), nil
 	}
 }
 
-// pendingUpdate is an update decided on one read of its object: the compare-and-swap
-// that makes it, not yet committed.
-type pendingUpdate struct {
-	info    *kinds.Info
-	cur     kinds.Object
-	rec     *store.Object
-	next    kinds.Object
-	side    *allocation
-	op      store.Op
-	changed bool // false: next is what is stored, nothing to write
+// write is one attempt of update's read-modify-write: the state read, and the
+// compare-and-swap that replaces it (with its side operations), unless nothing changed.
+type write struct {
+	cur, next kinds.Object
+	rec       *store.Object
+	side      *allocation
+	op        store.Op
+	changed   bool
 }
 
-// decide reads the object at k (from this member's own state when stale) and decides
-// the write mutate makes of it, as update does on each attempt.
-func (r *resources) decide(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, stale bool,
-	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (u pendingUpdate, err error) {
-	u.info = info
-	u.cur, u.rec, err = r.get(ctx, info, k, store.ReadOptions{Stale: stale})
+// gone says the write deletes the object: the last finalizer is gone.
+func (w write) gone() bool { return w.op.Type == store.Delete }
+
+// prepareWrite reads k (from this member's state when local) and makes the write that
+// mutate asks for: the guard, the caller's precondition, the mutation, its side
+// operations and the compare-and-swap, everything a single update checks before it
+// commits.
+func (r *resources) prepareWrite(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, local bool,
+	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (w write, err error) {
+	w.cur, w.rec, err = r.get(ctx, info, k, store.ReadOptions{Stale: local})
 	if err == nil {
-		err = guard(ctx, u.cur) // checked on the revision the write compares against
+		err = guard(ctx, w.cur) // checked on the revision the write compares against
 	}
-	if err == nil && wantRV != 0 && wantRV != u.rec.ModRevision {
-		err = conflict(info, k.Name, u.rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
-	}
-	if err == nil {
-		u.next, err = mutate(u.cur, u.rec)
-	}
-	if err == nil {
-		u.side, err = r.sideOps(ctx, u.cur, u.next)
+	if err == nil && wantRV != 0 && wantRV != w.rec.ModRevision {
+		err = conflict(info, k.Name, w.rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
 	}
 	if err == nil {
-		u.op, u.changed, err = r.writeOp(info, k, u.rec, u.next)
+		w.next, err = mutate(w.cur, w.rec)
 	}
-	return u, err
+	if err == nil {
+		w.side, err = r.sideOps(ctx, w.cur, w.next)
+	}
+	if err == nil {
+		w.op, w.changed, err = r.writeOp(info, k, w.rec, w.next)
+	}
+	return w, err
 }
 
-// gone says the update deletes the object: its last finalizer is gone.
-func (u pendingUpdate) gone() bool { return u.op.Type == store.Delete }
-
-// ops is what the update's transaction writes.
-func (u pendingUpdate) ops() []store.Op { return append([]store.Op{u.op}, u.side.ops...) }
-
-// committed is the update's result once committed at revision rev.
-func (r *resources) committed(u pendingUpdate, rev int64) result {
-	gone := u.gone()
-	u.next.SetResourceVersion(strconv.FormatInt(rev, 10))
-	out := result{info: u.info, obj: u.next, gone: gone}
-	if !gone && !r.atRest.transforms(u.info) { // a sealed value is not the object's encoding
-		out.value, out.rev = u.op.Value, rev
+// written is the result of w, committed at revision rev.
+func (r *resources) written(info *kinds.Info, w write, rev int64) result {
+	w.next.SetResourceVersion(strconv.FormatInt(rev, 10))
+	out := result{info: info, obj: w.next, gone: w.gone()}
+	if !out.gone && !r.atRest.transforms(info) { // a sealed value is not the object's encoding
+		out.value, out.rev = w.op.Value, rev
 	}
 	return out
 }
@@ -1314,60 +1311,59 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 }
 
 // BindBatch binds each pod as Bind does, each succeeding or failing alone. The bindings
-// decided on this member's own state are committed in one transaction, so that they cost
-// the store one entry. When one of them no longer holds (its pod changed meanwhile), that
-// transaction writes nothing: the binding is taken out and bound alone, and the others
-// are committed again together (a few times at most; then, or when they are too large
-// together, each alone). A binding the member's state could not decide is bound alone
-// too: Bind decides it again on a linearizable read, and says why it fails.
+// prepared on this member's own state are committed in one transaction, so that they
+// cost the store one entry. When one of them no longer holds (its pod changed
+// meanwhile), that transaction writes nothing: the binding is taken out and bound alone,
+// and the others are committed again together (a few times at most; then, or when they
+// are too large together, each alone). A binding the member's state could not decide is
+// bound alone too: Bind decides it again on a linearizable read, and says why it fails.
 func (r *resources) BindBatch(ctx context.Context, req *apiv1.BindBatchRequest) (*apiv1.BindBatchResponse, error) {
 	bs := req.GetBindings()
 	if len(bs) > MaxBatch {
 		return nil, badRequest("bindings: Too many: %d: a batch holds at most %d", len(bs), MaxBatch)
 	}
 	info := kinds.MustLookup(kinds.Pod)
-	results := make([]*apiv1.BindBatchResult, len(bs))
-	fail := func(i int, err error) { results[i] = &apiv1.BindBatchResult{Error: encodeStatus(err)} }
-	var decided, alone []int
-	updates := make([]pendingUpdate, len(bs))
+	results := make([]*apiv1.CreateBatchResult, len(bs))
+	writes := make([]write, len(bs))
+	var batched, alone []int
 	for i, b := range bs {
 		k, mutate, err := r.binding(b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName())
 		if err != nil {
-			fail(i, err)
+			results[i] = batchFailure(err)
 			continue
 		}
-		if updates[i], err = r.decide(ctx, info, k, 0, true, mutate); err != nil || !updates[i].changed {
+		if writes[i], err = r.prepareWrite(ctx, info, k, 0, true, mutate); err != nil || !writes[i].changed {
 			alone = append(alone, i)
 			continue
 		}
-		decided = append(decided, i)
+		batched = append(batched, i)
 	}
-	for attempt := 0; len(decided) > 0; attempt++ {
+	for attempt := 0; len(batched) > 0; attempt++ {
 		var ops []store.Op
-		owner := make([]int, 0, len(decided)) // owner[j]: the position in decided of ops[j]
-		for d, i := range decided {
-			for _, op := range updates[i].ops() {
-				ops, owner = append(ops, op), append(owner, d)
+		owner := make([]int, 0, len(batched)) // owner[j]: the position in batched of ops[j]
+		for b, i := range batched {
+			for _, op := range append([]store.Op{writes[i].op}, writes[i].side.ops...) {
+				ops, owner = append(ops, op), append(owner, b)
 			}
 		}
 		res, err := r.store.Txn(ctx, ops...)
 		var pe *store.PreconditionError
 		switch {
 		case err == nil:
-			for _, i := range decided {
-				results[i] = boundResult(r.committed(updates[i], res.Revision))
+			for _, i := range batched {
+				results[i] = boundResult(r.written(info, writes[i], res.Revision), nil)
 			}
 		case errors.As(err, &pe) && pe.Op >= 0 && pe.Op < len(owner) && attempt < maxRetries:
-			d := owner[pe.Op]
-			alone = append(alone, decided[d])
-			decided = append(decided[:d:d], decided[d+1:]...)
+			b := owner[pe.Op] // its pod changed since this member's state: alone, Bind says how
+			alone = append(alone, batched[b])
+			batched = append(batched[:b:b], batched[b+1:]...)
 			continue
 		case errors.As(err, &pe) || errors.Is(err, store.ErrTooLarge):
-			alone = append(alone, decided...)
+			alone = append(alone, batched...)
 		default:
 			// No leader, or the outcome is unknown: the same for every binding.
-			for _, i := range decided {
-				fail(i, writeError(info, bs[i].GetName(), err))
+			for _, i := range batched {
+				results[i] = batchFailure(writeError(info, bs[i].GetName(), err))
 			}
 		}
 		break
@@ -1376,12 +1372,7 @@ func (r *resources) BindBatch(ctx context.Context, req *apiv1.BindBatchRequest) 
 	for _, i := range alone {
 		wg.Go(func() {
 			b := bs[i]
-			res, err := r.bind(ctx, b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName(), writeOptions{})
-			if err != nil {
-				fail(i, err)
-				return
-			}
-			results[i] = boundResult(res)
+			results[i] = boundResult(r.bind(ctx, b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName(), writeOptions{}))
 		})
 	}
 	wg.Wait()
@@ -1389,12 +1380,15 @@ func (r *resources) BindBatch(ctx context.Context, req *apiv1.BindBatchRequest) 
 }
 
 // boundResult is a binding's result in a BindBatchResponse.
-func boundResult(res result) *apiv1.BindBatchResult {
-	obj, err := res.wire()
-	if err != nil {
-		return &apiv1.BindBatchResult{Error: encodeStatus(err)}
+func boundResult(res result, err error) *apiv1.CreateBatchResult {
+	var out *apiv1.Object
+	if err == nil {
+		out, err = res.wire()
 	}
-	return &apiv1.BindBatchResult{Object: obj}
+	if err != nil {
+		return batchFailure(err)
+	}
+	return &apiv1.CreateBatchResult{Object: out}
 }
 
 // bind assigns a pod to a node, once.

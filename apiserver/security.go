@@ -191,7 +191,7 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 		for i, item := range batch {
 			gd, err := g.authorize(method, item, user)
 			if err == nil && gd != nil {
-				err = statusError(codes.PermissionDenied, ReasonForbidden, nil, "a request subject to a check on the stored object cannot be batched")
+				err = statusError(codes.PermissionDenied, ReasonForbidden, nil, "a write subject to a check on the stored object cannot be batched")
 			}
 			if err != nil {
 				done()

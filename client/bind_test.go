@@ -53,7 +53,7 @@ func (s *batchBindServer) BindBatch(_ context.Context, req *apiv1.BindBatchReque
 	res := &apiv1.BindBatchResponse{}
 	for _, b := range req.GetBindings() {
 		obj, err := s.bindOne(b)
-		r := &apiv1.BindBatchResult{Object: obj}
+		r := &apiv1.CreateBatchResult{Object: obj}
 		if err != nil {
 			r.Error, _ = proto.Marshal(status.Convert(err).Proto())
 		}

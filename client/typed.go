@@ -135,20 +135,15 @@ const MaxCreateBatch = 100
 // (PermissionDenied: one object refused refuses the batch, and alone each says which
 // and why). The call's own failure otherwise is every object's error.
 func (c *Client[T]) CreateEach(ctx context.Context, objs []T) ([]T, []error) {
-	return each(len(objs), &c.conn.noBatch,
-		func() ([]T, []error, error) { return c.CreateBatch(ctx, objs) },
-		func(i int) (T, error) { return c.Create(ctx, objs[i]) })
+	return each(ctx, objs, &c.conn.noBatch, c.CreateBatch, c.Create)
 }
 
-// each makes n requests, each succeeding or failing alone (out[i] and errs[i]): more
-// than one in one call of batch, unless *unsupported says the servers lack it; one call
-// of one each, concurrently, from servers without the batch call (which sets
-// *unsupported) or when the batch was refused (PermissionDenied: one item refused
-// refuses the batch, and alone each says which and why). The batch call's own failure
-// otherwise is every item's error.
-func each[T any](n int, unsupported *atomic.Bool, batch func() ([]T, []error, error), one func(i int) (T, error)) ([]T, []error) {
-	if n > 1 && !unsupported.Load() {
-		out, errs, err := batch()
+// each runs one batch call for objs, else (a server without it, which unsupported
+// remembers, or a refused batch) one single call each, concurrently.
+func each[In, Out any](ctx context.Context, objs []In, unsupported *atomic.Bool,
+	batch func(context.Context, []In) ([]Out, []error, error), single func(context.Context, In) (Out, error)) ([]Out, []error) {
+	if len(objs) > 1 && !unsupported.Load() {
+		out, errs, err := batch(ctx, objs)
 		switch {
 		case err == nil:
 			return out, errs
@@ -156,17 +151,17 @@ func each[T any](n int, unsupported *atomic.Bool, batch func() ([]T, []error, er
 			unsupported.Store(true)
 		case status.Code(err) == codes.PermissionDenied:
 		default:
-			errs = make([]error, n)
+			errs = make([]error, len(objs))
 			for i := range errs {
 				errs[i] = err
 			}
-			return make([]T, n), errs
+			return make([]Out, len(objs)), errs
 		}
 	}
-	out, errs := make([]T, n), make([]error, n)
+	out, errs := make([]Out, len(objs)), make([]error, len(objs))
 	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { out[i], errs[i] = one(i) })
+	for i, o := range objs {
+		wg.Go(func() { out[i], errs[i] = single(ctx, o) })
 	}
 	wg.Wait()
 	return out, errs
@@ -403,11 +398,9 @@ const MaxBindBatch = 100
 // commits in one store transaction; one Bind each, concurrently, from servers without
 // the call (remembered for the Conn) or when the batch was refused (PermissionDenied).
 func (c *Conn) BindEach(ctx context.Context, bs []Binding) ([]*corev1.Pod, []error) {
-	return each(len(bs), &c.noBindBatch,
-		func() ([]*corev1.Pod, []error, error) { return c.BindBatch(ctx, bs) },
-		func(i int) (*corev1.Pod, error) {
-			return c.Bind(ctx, bs[i].Namespace, bs[i].Name, bs[i].UID, bs[i].Node)
-		})
+	return each(ctx, bs, &c.noBindBatch, c.BindBatch, func(ctx context.Context, b Binding) (*corev1.Pod, error) {
+		return c.Bind(ctx, b.Namespace, b.Name, b.UID, b.Node)
+	})
 }
 
 // BindBatch binds each pod of bs (at most MaxBindBatch) in one call, each as Bind would
