@@ -153,3 +153,119 @@ func TestNamespaceNameLabel(t *testing.T) {
 	}
 	check("generated", gen, err, map[string]string{corev1.LabelMetadataName: gen.Name})
 }
+
+// TestBindBatch: each binding of a batch succeeds or fails alone, with the error Bind
+// would give it; the bindings that hold are committed in one transaction, also when one
+// of them conflicts with another of the batch.
+func TestBindBatch(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	pods := client.NewClientset(conn).Pods
+	uids := map[string]string{}
+	for _, p := range []*corev1.Pod{pod("a"), pod("b"), pod("c"), pod("twice"), pod("replaced"), boundPod("bound", "w9")} {
+		p.Namespace = "default"
+		created, err := pods.Create(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids[p.Name] = string(created.UID)
+	}
+
+	bs := []client.Binding{
+		{Namespace: "default", Name: "a", UID: uids["a"], Node: "w1"},
+		{Namespace: "default", Name: "bound", Node: "w1"},
+		{Namespace: "default", Name: "missing", Node: "w1"},
+		{Namespace: "default", Name: "b", Node: "Bad_Node"},
+		{Namespace: "default", Name: "replaced", UID: "not-its-uid", Node: "w1"},
+		{Namespace: "default", Name: "twice", Node: "w1"},
+		{Namespace: "default", Name: "twice", Node: "w2"},
+		{Namespace: "default", Name: "c", Node: "w2"},
+	}
+	out, errs, err := conn.BindBatch(ctx, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || out[0].Spec.NodeName != "w1" || scheduled(out[0]) != corev1.ConditionTrue {
+		t.Errorf("a: %v, %v; want bound to w1 with PodScheduled=True", out[0], errs[0])
+	}
+	if status.Code(errs[1]) != codes.FailedPrecondition || !strings.Contains(errs[1].Error(), `already assigned to node "w9"`) {
+		t.Errorf("a bound pod: %v, want FailedPrecondition naming its node", errs[1])
+	}
+	if !client.IsNotFound(errs[2]) {
+		t.Errorf("a missing pod: %v, want NotFound", errs[2])
+	}
+	if status.Code(errs[3]) != codes.InvalidArgument || !strings.Contains(errs[3].Error(), "target.name") {
+		t.Errorf("a bad node name: %v, want InvalidArgument naming target.name", errs[3])
+	}
+	if !client.IsConflict(errs[4]) || !strings.Contains(errs[4].Error(), "UID in precondition: not-its-uid") {
+		t.Errorf("another pod's uid: %v, want Conflict naming the uids", errs[4])
+	}
+	if (errs[5] == nil) == (errs[6] == nil) || status.Code(errs[5]) != codes.FailedPrecondition && status.Code(errs[6]) != codes.FailedPrecondition {
+		t.Errorf("one pod bound twice: %v and %v, want one bound and one FailedPrecondition", errs[5], errs[6])
+	}
+	if errs[7] != nil || out[7].Spec.NodeName != "w2" {
+		t.Fatalf("c: %v, %v; want bound to w2", out[7], errs[7])
+	}
+	// The conflicting binding went alone; the others of the batch in one transaction.
+	if out[0].ResourceVersion != out[7].ResourceVersion {
+		t.Errorf("a at resourceVersion %s, c at %s: want one transaction", out[0].ResourceVersion, out[7].ResourceVersion)
+	}
+	for name, node := range map[string]string{"a": "w1", "c": "w2", "bound": "w9", "b": "", "replaced": ""} {
+		p, err := pods.Get(ctx, "default", name)
+		if err != nil || p.Spec.NodeName != node {
+			t.Errorf("stored pod %s: %v, %v; want on node %q", name, p, err, node)
+		}
+	}
+
+	tooMany := make([]client.Binding, 101)
+	for i := range tooMany {
+		tooMany[i] = client.Binding{Namespace: "default", Name: "a", Node: "w1"}
+	}
+	_, _, err = conn.BindBatch(ctx, tooMany)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "at most 100") {
+		t.Fatalf("101 bindings: %v, want InvalidArgument naming the limit", err)
+	}
+}
+
+func scheduled(p *corev1.Pod) corev1.ConditionStatus {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// TestBindBatchAuthorizesEachBinding: a node may not bind pods, in a batch as alone: its
+// batch is refused whole and binds nothing; the scheduler's is allowed.
+func TestBindBatchAuthorizesEachBinding(t *testing.T) {
+	dir := apicluster.Certs(t, "w1")
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
+	ctx := testCtx(t)
+	w1 := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
+	sched := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "scheduler"), "")
+	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
+	for _, name := range []string{"p1", "p2"} {
+		if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, pod(name))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := &apiv1.BindBatchRequest{Bindings: []*apiv1.BindRequest{{Name: "p1", NodeName: "w1"}, {Name: "p2", NodeName: "w1"}}}
+	_, err := w1.BindBatch(ctx, batch)
+	wantDenied(t, "a node's batch of bindings", err, codes.PermissionDenied, `bindings[0]: user "system:node:w1" cannot create pods/binding`)
+	for _, name := range []string{"p1", "p2"} {
+		got, err := admin.Get(ctx, &apiv1.GetRequest{Kind: "Pod", Namespace: "default", Name: name})
+		if err != nil || unwrap[*corev1.Pod](t, got).Spec.NodeName != "" {
+			t.Fatalf("pod %s after the refused batch: %v, %v; want it unbound", name, got, err)
+		}
+	}
+	res, err := sched.BindBatch(ctx, batch)
+	if err != nil || len(res.GetResults()) != 2 || res.GetResults()[0].GetError() != nil || res.GetResults()[1].GetError() != nil {
+		t.Fatalf("the scheduler's batch: %v, %v", res, err)
+	}
+}

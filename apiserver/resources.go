@@ -503,10 +503,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		return nil, badRequest("objects: Too many: %d: a batch holds at most %d", len(objs), MaxBatch)
 	}
 	results := make([]*apiv1.CreateBatchResult, len(objs))
-	fail := func(i int, err error) {
-		results[i] = &apiv1.CreateBatchResult{}
-		results[i].Error, _ = proto.Marshal(status.Convert(err).Proto())
-	}
+	fail := func(i int, err error) { results[i] = batchFailure(err) }
 	creations := make([]*creation, len(objs))
 	var valid []int
 	charged := false // objects charged to quotas are committed each alone, charged in turn
@@ -573,6 +570,14 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	}
 	wg.Wait()
 	return &apiv1.CreateBatchResponse{Results: results}, nil
+}
+
+// batchFailure is a batch's result for an object it did not write: err, as the single
+// call would have returned it.
+func batchFailure(err error) *apiv1.CreateBatchResult {
+	res := &apiv1.CreateBatchResult{}
+	res.Error, _ = proto.Marshal(status.Convert(err).Proto())
+	return res
 }
 
 // prepareForCreate sets what the server owns on a new object.
@@ -926,57 +931,80 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		return true
 	}
 	for attempt := 0; ; attempt++ {
-		cur, rec, err := r.get(ctx, info, k, store.ReadOptions{Stale: local})
-		if err == nil {
-			err = guard(ctx, cur) // checked on the revision the write compares against
-		}
-		if err == nil && wantRV != 0 && wantRV != rec.ModRevision {
-			err = conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
-		}
-		var next kinds.Object
-		if err == nil {
-			next, err = mutate(cur, rec)
-		}
-		var side *allocation
-		if err == nil {
-			side, err = r.sideOps(ctx, cur, next)
-		}
-		var op store.Op
-		changed := false
-		if err == nil {
-			op, changed, err = r.writeOp(info, k, rec, next)
-		}
-		if err != nil || !changed {
+		w, err := r.prepareWrite(ctx, info, k, wantRV, local, mutate)
+		if err != nil || !w.changed {
 			if again(&attempt) {
 				continue
 			}
 			if err != nil {
 				return result{}, err
 			}
-			return result{info: info, obj: cur, value: rec.Value, rev: rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
+			return result{info: info, obj: w.cur, value: w.rec.Value, rev: w.rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
 		}
-		gone := op.Type == store.Delete // the last finalizer is gone: the object goes
 		if opts.dryRun {
-			next.SetResourceVersion(cur.GetResourceVersion())
-			return result{info: info, obj: next, gone: gone}, nil
+			w.next.SetResourceVersion(w.cur.GetResourceVersion())
+			return result{info: info, obj: w.next, gone: w.gone()}, nil
 		}
-		res, err := r.store.Txn(ctx, append([]store.Op{op}, side.ops...)...)
+		res, err := r.store.Txn(ctx, append([]store.Op{w.op}, w.side.ops...)...)
 		if errors.Is(err, store.ErrConflict) && again(&attempt) {
 			continue
 		}
-		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || side.picked && isAllocationClash(err)) && attempt < maxRetries {
+		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || w.side.picked && isAllocationClash(err)) && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
 			return result{}, writeError(info, k.Name, err)
 		}
-		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
-		out := result{info: info, obj: next, gone: gone}
-		if !gone && !r.atRest.transforms(info) { // a sealed value is not the object's encoding
-			out.value, out.rev = op.Value, res.Revision
-		}
-		return out, nil
+		return r.written(info, w, res.Revision), nil
 	}
+}
+
+// write is one attempt of update's read-modify-write: the state read, and the
+// compare-and-swap that replaces it (with its side operations), unless nothing changed.
+type write struct {
+	cur, next kinds.Object
+	rec       *store.Object
+	side      *allocation
+	op        store.Op
+	changed   bool
+}
+
+// gone says the write deletes the object: the last finalizer is gone.
+func (w write) gone() bool { return w.op.Type == store.Delete }
+
+// prepareWrite reads k (from this member's state when local) and makes the write that
+// mutate asks for: the guard, the caller's precondition, the mutation, its side
+// operations and the compare-and-swap, everything a single update checks before it
+// commits.
+func (r *resources) prepareWrite(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, local bool,
+	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (w write, err error) {
+	w.cur, w.rec, err = r.get(ctx, info, k, store.ReadOptions{Stale: local})
+	if err == nil {
+		err = guard(ctx, w.cur) // checked on the revision the write compares against
+	}
+	if err == nil && wantRV != 0 && wantRV != w.rec.ModRevision {
+		err = conflict(info, k.Name, w.rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
+	}
+	if err == nil {
+		w.next, err = mutate(w.cur, w.rec)
+	}
+	if err == nil {
+		w.side, err = r.sideOps(ctx, w.cur, w.next)
+	}
+	if err == nil {
+		w.op, w.changed, err = r.writeOp(info, k, w.rec, w.next)
+	}
+	return w, err
+}
+
+// written is the result of w, committed at revision rev.
+func (r *resources) written(info *kinds.Info, w write, rev int64) result {
+	w.next.SetResourceVersion(strconv.FormatInt(rev, 10))
+	out := result{info: info, obj: w.next, gone: w.gone()}
+	if !out.gone && !r.atRest.transforms(info) { // a sealed value is not the object's encoding
+		out.value, out.rev = w.op.Value, rev
+	}
+	return out
 }
 
 // writeOp is the compare-and-swap that replaces rec, read at key k, by next: an update,
@@ -1293,17 +1321,108 @@ func (r *resources) Bind(ctx context.Context, req *apiv1.BindRequest) (*apiv1.Ob
 	return res.wire()
 }
 
+// BindBatch binds each pod as Bind does, each succeeding or failing alone. The bindings
+// prepared on this member's own state are committed in one transaction, so that they
+// cost the store one entry. When one of them no longer holds (its pod changed
+// meanwhile), that transaction writes nothing: the binding is taken out and bound alone,
+// and the others are committed again together (a few times at most; then, or when they
+// are too large together, each alone). A binding the member's state could not decide is
+// bound alone too: Bind decides it again on a linearizable read, and says why it fails.
+func (r *resources) BindBatch(ctx context.Context, req *apiv1.BindBatchRequest) (*apiv1.BindBatchResponse, error) {
+	bs := req.GetBindings()
+	if len(bs) > MaxBatch {
+		return nil, badRequest("bindings: Too many: %d: a batch holds at most %d", len(bs), MaxBatch)
+	}
+	info := kinds.MustLookup(kinds.Pod)
+	results := make([]*apiv1.CreateBatchResult, len(bs))
+	writes := make([]write, len(bs))
+	var batched, alone []int
+	for i, b := range bs {
+		k, mutate, err := r.binding(b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName())
+		if err != nil {
+			results[i] = batchFailure(err)
+			continue
+		}
+		if writes[i], err = r.prepareWrite(ctx, info, k, 0, true, mutate); err != nil || !writes[i].changed {
+			alone = append(alone, i)
+			continue
+		}
+		batched = append(batched, i)
+	}
+	for attempt := 0; len(batched) > 0; attempt++ {
+		var ops []store.Op
+		owner := make([]int, 0, len(batched)) // owner[j]: the position in batched of ops[j]
+		for b, i := range batched {
+			for _, op := range append([]store.Op{writes[i].op}, writes[i].side.ops...) {
+				ops, owner = append(ops, op), append(owner, b)
+			}
+		}
+		res, err := r.store.Txn(ctx, ops...)
+		var pe *store.PreconditionError
+		switch {
+		case err == nil:
+			for _, i := range batched {
+				results[i] = boundResult(r.written(info, writes[i], res.Revision), nil)
+			}
+		case errors.As(err, &pe) && pe.Op >= 0 && pe.Op < len(owner) && attempt < maxRetries:
+			b := owner[pe.Op] // its pod changed since this member's state: alone, Bind says how
+			alone = append(alone, batched[b])
+			batched = append(batched[:b:b], batched[b+1:]...)
+			continue
+		case errors.As(err, &pe) || errors.Is(err, store.ErrTooLarge):
+			alone = append(alone, batched...)
+		default:
+			// No leader, or the outcome is unknown: the same for every binding.
+			for _, i := range batched {
+				results[i] = batchFailure(writeError(info, bs[i].GetName(), err))
+			}
+		}
+		break
+	}
+	var wg sync.WaitGroup
+	for _, i := range alone {
+		wg.Go(func() {
+			b := bs[i]
+			results[i] = boundResult(r.bind(ctx, b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName(), writeOptions{}))
+		})
+	}
+	wg.Wait()
+	return &apiv1.BindBatchResponse{Results: results}, nil
+}
+
+// boundResult is a binding's result in a BindBatchResponse.
+func boundResult(res result, err error) *apiv1.CreateBatchResult {
+	var out *apiv1.Object
+	if err == nil {
+		out, err = res.wire()
+	}
+	if err != nil {
+		return batchFailure(err)
+	}
+	return &apiv1.CreateBatchResult{Object: out}
+}
+
 // bind assigns a pod to a node, once.
 func (r *resources) bind(ctx context.Context, ns, name, uid, node string, opts writeOptions) (result, error) {
+	k, mutate, err := r.binding(ns, name, uid, node)
+	if err != nil {
+		return result{}, err
+	}
+	return r.update(ctx, kinds.MustLookup(kinds.Pod), k, 0, opts, mutate)
+}
+
+// binding checks a binding of pod ns/name (of uid, when set) to node and returns the
+// pod's key and the mutation that binds it.
+func (r *resources) binding(ns, name, uid, node string) (store.Key, func(kinds.Object, *store.Object) (kinds.Object, error), error) {
 	info := kinds.MustLookup(kinds.Pod)
 	if name == "" || node == "" {
-		return result{}, badRequest("bind: pod name and node name are required")
+		return store.Key{}, nil, badRequest("bind: pod name and node name are required")
 	}
 	if len(utilvalidation.IsDNS1123Subdomain(node)) > 0 {
-		return result{}, invalid(info, name, fmt.Errorf("target.name: Invalid value: %q: must be a node name", node))
+		return store.Key{}, nil, invalid(info, name, fmt.Errorf("target.name: Invalid value: %q: must be a node name", node))
 	}
 	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, ns), Name: name}
-	return r.update(ctx, info, k, 0, opts, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	return k, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		pod := clone(cur).(*corev1.Pod)
 		if uid != "" && uid != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, rec.UID))
@@ -1320,7 +1439,7 @@ func (r *resources) bind(ctx context.Context, ns, name, uid, node string, opts w
 		}
 		setPodCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(r.now())})
 		return pod, nil
-	})
+	}, nil
 }
 
 func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition) {

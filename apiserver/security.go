@@ -167,10 +167,10 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	if err != nil {
 		return ctx, user, nil, err
 	}
-	batch, _ := req.(*apiv1.CreateBatchRequest)
+	batch, isBatch := batchItems(req)
 	first := req
-	if batch != nil && len(batch.GetObjects()) > 0 {
-		first = &apiv1.CreateRequest{Object: batch.GetObjects()[0]}
+	if len(batch) > 0 {
+		first = batch[0]
 	}
 	attrs, err := attributesFor(method, first)
 	if err != nil {
@@ -186,17 +186,17 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	if done, err = g.limit(ctx, attrs); err != nil {
 		return ctx, user, nil, err
 	}
-	if batch != nil {
-		// Each object is authorized as its own Create; one refused refuses the batch.
-		for i, o := range batch.GetObjects() {
-			gd, err := g.authorize(method, &apiv1.CreateRequest{Object: o}, user)
+	if isBatch {
+		// Each item is authorized as its own request; one refused refuses the batch.
+		for i, item := range batch {
+			gd, err := g.authorize(method, item, user)
 			if err == nil && gd != nil {
-				err = statusError(codes.PermissionDenied, ReasonForbidden, nil, "a create subject to a check on the stored object cannot be batched")
+				err = statusError(codes.PermissionDenied, ReasonForbidden, nil, "a write subject to a check on the stored object cannot be batched")
 			}
 			if err != nil {
 				done()
 				st := status.Convert(err).Proto()
-				st.Message = fmt.Sprintf("objects[%d]: %s", i, st.GetMessage())
+				st.Message = fmt.Sprintf("%s[%d]: %s", batchField(req), i, st.GetMessage())
 				return ctx, user, nil, status.FromProto(st).Err()
 			}
 		}
@@ -207,6 +207,35 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 		return ctx, user, nil, err
 	}
 	return ctx, user, done, nil
+}
+
+// batchItems is a batch request's items, each as the request of its own that it is
+// authorized as (CreateBatch's objects as Creates, BindBatch's bindings as Binds), and
+// whether req is a batch.
+func batchItems(req any) ([]any, bool) {
+	switch r := req.(type) {
+	case *apiv1.CreateBatchRequest:
+		items := make([]any, len(r.GetObjects()))
+		for i, o := range r.GetObjects() {
+			items[i] = &apiv1.CreateRequest{Object: o}
+		}
+		return items, true
+	case *apiv1.BindBatchRequest:
+		items := make([]any, len(r.GetBindings()))
+		for i, b := range r.GetBindings() {
+			items[i] = b
+		}
+		return items, true
+	}
+	return nil, false
+}
+
+// batchField is the field of a batch request that holds its items.
+func batchField(req any) string {
+	if _, ok := req.(*apiv1.BindBatchRequest); ok {
+		return "bindings"
+	}
+	return "objects"
 }
 
 // limit admits a request through flow control and the rate limit. done frees its seat.

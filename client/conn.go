@@ -108,8 +108,9 @@ type Conn struct {
 	cert        *tls.Certificate
 	certChecked time.Time
 	retiring    map[*grpc.ClientConn]bool
-	// noBatch: the servers answered CreateBatch as unimplemented (older than the call).
-	noBatch atomic.Bool
+	// noBatch: the servers answered CreateBatch as unimplemented (older than the call);
+	// noBindBatch: BindBatch.
+	noBatch, noBindBatch atomic.Bool
 }
 
 // Dial prepares a connection to servers (host:port each). It does not block: servers are

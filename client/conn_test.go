@@ -70,7 +70,7 @@ func refused() error {
 	return st.Err()
 }
 
-func startFake(t *testing.T, f *fakeServer) string {
+func startFake(t *testing.T, f apiv1.ResourcesServer) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

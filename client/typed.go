@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -135,29 +136,49 @@ const MaxCreateBatch = 100
 // (PermissionDenied: one object refused refuses the batch, and alone each says which
 // and why). The call's own failure otherwise is every object's error.
 func (c *Client[T]) CreateEach(ctx context.Context, objs []T) ([]T, []error) {
-	if len(objs) > 1 && !c.conn.noBatch.Load() {
-		out, errs, err := c.CreateBatch(ctx, objs)
+	return each(ctx, objs, &c.conn.noBatch, c.CreateBatch, c.Create)
+}
+
+// each runs one batch call for objs, else (a server without it, which unsupported
+// remembers, or a refused batch) one single call each, concurrently.
+func each[In, Out any](ctx context.Context, objs []In, unsupported *atomic.Bool,
+	batch func(context.Context, []In) ([]Out, []error, error), single func(context.Context, In) (Out, error)) ([]Out, []error) {
+	if len(objs) > 1 && !unsupported.Load() {
+		out, errs, err := batch(ctx, objs)
 		switch {
 		case err == nil:
 			return out, errs
 		case status.Code(err) == codes.Unimplemented:
-			c.conn.noBatch.Store(true)
+			unsupported.Store(true)
 		case status.Code(err) == codes.PermissionDenied:
 		default:
 			errs = make([]error, len(objs))
 			for i := range errs {
 				errs[i] = err
 			}
-			return make([]T, len(objs)), errs
+			return make([]Out, len(objs)), errs
 		}
 	}
-	out, errs := make([]T, len(objs)), make([]error, len(objs))
+	out, errs := make([]Out, len(objs)), make([]error, len(objs))
 	var wg sync.WaitGroup
 	for i, o := range objs {
-		wg.Go(func() { out[i], errs[i] = c.Create(ctx, o) })
+		wg.Go(func() { out[i], errs[i] = single(ctx, o) })
 	}
 	wg.Wait()
 	return out, errs
+}
+
+// resultError is the error a batch's result carries (an encoded google.rpc.Status), or
+// nil; what names the item, for an error that does not decode.
+func resultError(encoded []byte, what func() string) error {
+	if len(encoded) == 0 {
+		return nil
+	}
+	var st spb.Status
+	if err := proto.Unmarshal(encoded, &st); err != nil {
+		return fmt.Errorf("%s: the server sent an undecodable error: %w", what(), err)
+	}
+	return status.FromProto(&st).Err()
 }
 
 // CreateBatch creates objs (at most MaxCreateBatch) in one call, each as Create would and each
@@ -193,15 +214,7 @@ func (c *Client[T]) CreateBatch(ctx context.Context, objs []T) (out []T, errs []
 	}
 	out, errs = make([]T, len(objs)), make([]error, len(objs))
 	for i, r := range resp.GetResults() {
-		var rerr error
-		if len(r.GetError()) > 0 {
-			var st spb.Status
-			if e := proto.Unmarshal(r.GetError(), &st); e != nil {
-				rerr = fmt.Errorf("create %s %q: the server sent an undecodable error: %w", c.info.Kind, objs[i].GetName(), e)
-			} else {
-				rerr = status.FromProto(&st).Err()
-			}
-		}
+		rerr := resultError(r.GetError(), func() string { return fmt.Sprintf("create %s %q", c.info.Kind, objs[i].GetName()) })
 		out[i], errs[i] = c.createOutcome(objs[i], r.GetObject(), rerr, attempts)
 	}
 	return out, errs, nil
@@ -356,9 +369,15 @@ func (c *Conn) Bind(ctx context.Context, namespace, name, uid, node string) (*co
 		out, err = apiv1.NewResourcesClient(cc).Bind(ctx, &apiv1.BindRequest{Namespace: namespace, Name: name, Uid: uid, NodeName: node})
 		return err
 	})
-	if code(err) == codes.FailedPrecondition && attempts > 1 && uid != "" {
-		pod, gerr := For[*corev1.Pod](c).Get(ctx, namespace, name)
-		if gerr == nil && string(pod.UID) == uid && pod.Spec.NodeName == node {
+	return c.bindOutcome(ctx, Binding{Namespace: namespace, Name: name, UID: uid, Node: node}, out, err, attempts)
+}
+
+// bindOutcome is a binding's result as Bind reports it, from the server's reply to a
+// call made attempts times.
+func (c *Conn) bindOutcome(ctx context.Context, b Binding, out *apiv1.Object, err error, attempts int) (*corev1.Pod, error) {
+	if code(err) == codes.FailedPrecondition && attempts > 1 && b.UID != "" {
+		pod, gerr := For[*corev1.Pod](c).Get(ctx, b.Namespace, b.Name)
+		if gerr == nil && string(pod.UID) == b.UID && pod.Spec.NodeName == b.Node {
 			return pod, nil
 		}
 	}
@@ -366,6 +385,54 @@ func (c *Conn) Bind(ctx context.Context, namespace, name, uid, node string) (*co
 		return nil, err
 	}
 	return For[*corev1.Pod](c).unwrap(out)
+}
+
+// Binding is one pod's assignment to a node, as Bind takes it: UID, when set, is the
+// pod's that must still be there.
+type Binding struct{ Namespace, Name, UID, Node string }
+
+// MaxBindBatch is the most bindings one BindBatch call may carry (the server's limit).
+const MaxBindBatch = 100
+
+// BindEach binds each pod of bs (at most MaxBindBatch), each succeeding or failing alone
+// (out[i] and errs[i] as Bind's): more than one in one BindBatch call, which the server
+// commits in one store transaction; one Bind each, concurrently, from servers without
+// the call (remembered for the Conn) or when the batch was refused (PermissionDenied).
+func (c *Conn) BindEach(ctx context.Context, bs []Binding) ([]*corev1.Pod, []error) {
+	return each(ctx, bs, &c.noBindBatch, c.BindBatch, func(ctx context.Context, b Binding) (*corev1.Pod, error) {
+		return c.Bind(ctx, b.Namespace, b.Name, b.UID, b.Node)
+	})
+}
+
+// BindBatch binds each pod of bs (at most MaxBindBatch) in one call, each as Bind would
+// and each succeeding or failing alone: out[i] and errs[i] are bs[i]'s outcome, with the
+// same meaning as Bind's. A non-nil err is the call's own failure, with no outcome per
+// binding: Unimplemented from a server older than the call (use Bind), PermissionDenied
+// when any binding is refused, or the errors Bind returns when no server answered.
+func (c *Conn) BindBatch(ctx context.Context, bs []Binding) (out []*corev1.Pod, errs []error, err error) {
+	req := &apiv1.BindBatchRequest{Bindings: make([]*apiv1.BindRequest, len(bs))}
+	for i, b := range bs {
+		req.Bindings[i] = &apiv1.BindRequest{Namespace: b.Namespace, Name: b.Name, Uid: b.UID, NodeName: b.Node}
+	}
+	var resp *apiv1.BindBatchResponse
+	attempts := 0
+	err = c.invokeVia(ctx, toLeader, idempotent, c.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		attempts++
+		resp, err = apiv1.NewResourcesClient(cc).BindBatch(ctx, req)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case len(resp.GetResults()) != len(bs):
+		return nil, nil, fmt.Errorf("bind a batch of %d pods: the server answered with %d results", len(bs), len(resp.GetResults()))
+	}
+	out, errs = make([]*corev1.Pod, len(bs)), make([]error, len(bs))
+	for i, r := range resp.GetResults() {
+		rerr := resultError(r.GetError(), func() string { return fmt.Sprintf("bind pod %s/%s", bs[i].Namespace, bs[i].Name) })
+		out[i], errs[i] = c.bindOutcome(ctx, bs[i], r.GetObject(), rerr, attempts)
+	}
+	return out, errs, nil
 }
 
 // Clientset holds a typed client per kind.

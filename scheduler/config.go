@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 )
@@ -34,11 +35,18 @@ type Config struct {
 	// Parallelism is how many goroutines filter and score nodes in one cycle when
 	// there are many. Default 2.
 	Parallelism int
-	// MaxConcurrentBinds bounds the Bind calls in flight; when it is reached, the
-	// scheduling loop waits. Binds are mostly waiting on the API servers' commits, so
-	// many in flight let the servers batch them. Default 1024.
+	// MaxConcurrentBinds bounds the pods assumed onto a node and not yet bound (and the
+	// PodScheduled status writes in flight); when it is reached, the scheduling loop
+	// waits. Default 1024.
 	MaxConcurrentBinds int
-	// BindTimeout bounds one Bind call, retries included. Default 30s.
+	// BindBatchSize is the most bindings one call carries: the bindings waiting while
+	// the calls before them are under way go together, in one BindBatch call that the
+	// API servers commit in one store transaction. 1 binds each pod with its own Bind.
+	// 1–100; default 100.
+	BindBatchSize int
+	// BindCalls bounds the Bind and BindBatch calls in flight. Default 4.
+	BindCalls int
+	// BindTimeout bounds one Bind or BindBatch call, retries included. Default 30s.
 	BindTimeout time.Duration
 
 	// PodInitialBackoff and PodMaxBackoff bound the wait before a pod that failed is
@@ -75,6 +83,8 @@ func DefaultConfig() Config {
 		PercentageOfNodesToScore:    0,
 		Parallelism:                 2,
 		MaxConcurrentBinds:          1024,
+		BindBatchSize:               client.MaxBindBatch,
+		BindCalls:                   4,
 		BindTimeout:                 30 * time.Second,
 		PodInitialBackoff:           time.Second,
 		PodMaxBackoff:               10 * time.Second,
@@ -105,6 +115,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentBinds < 1 {
 		bad("maxConcurrentBinds: %d must be at least 1", c.MaxConcurrentBinds)
+	}
+	if c.BindBatchSize < 1 || c.BindBatchSize > client.MaxBindBatch {
+		bad("bindBatchSize: %d is not within 1 to %d", c.BindBatchSize, client.MaxBindBatch)
+	}
+	if c.BindCalls < 1 {
+		bad("bindCalls: %d must be at least 1", c.BindCalls)
 	}
 	if c.BindTimeout <= 0 {
 		bad("bindTimeout: %v must be positive", c.BindTimeout)

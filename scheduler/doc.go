@@ -34,7 +34,9 @@
 // when a node is added or changes or a pod goes, and pods that a pod affinity or a
 // spread rejected when a pod is bound. The Scheduler wires them to informers
 // on pods, nodes and namespaces, schedules one pod at a time, and binds in the background through
-// the API servers' compare-and-swap Bind. A pod already bound (another scheduler won)
+// the API servers' compare-and-swap Bind: the bindings that queue while earlier calls
+// are in flight go together in one BindBatch call (binder.go), each with its own
+// outcome. A pod already bound (another scheduler won)
 // is dropped; other bind failures undo the assumption and retry after a back-off.
 // Unschedulable pods get a PodScheduled=False condition (reason Unschedulable) and a
 // FailedScheduling Event; bound pods a Scheduled Event.

@@ -17,25 +17,9 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 )
 
-// binder binds pods to nodes: the API servers' compare-and-swap Bind, or a fake.
-type binder interface {
-	Bind(ctx context.Context, pod *corev1.Pod, node string) error
-}
-
 // eventRecorder is the part of *record.Recorder the scheduler uses.
 type eventRecorder interface {
 	Eventf(obj kinds.Object, eventType, reason, format string, args ...any)
-}
-
-// connBinder binds through the API servers.
-type connBinder struct{ conn *client.Conn }
-
-func (b connBinder) Bind(ctx context.Context, pod *corev1.Pod, node string) error {
-	_, err := b.conn.Bind(ctx, pod.Namespace, pod.Name, string(pod.UID), node)
-	if err != nil {
-		return fmt.Errorf("bind pod %s/%s to %s: %w", pod.Namespace, pod.Name, node, err)
-	}
-	return nil
 }
 
 // Scheduler assigns pending pods to nodes. See the package documentation.
@@ -46,7 +30,10 @@ type Scheduler struct {
 	cache  *Cache
 	queue  *Queue
 	binder binder
-	events eventRecorder
+	// batches is the binder that sends the API servers' calls, which Run runs; nil in
+	// benchmarks.
+	batches *batchBinder
+	events  eventRecorder
 	// pods writes the PodScheduled condition; nil in benchmarks.
 	pods *client.Client[*corev1.Pod]
 	// lookup reads a pod's current state from the informer; nil in benchmarks.
@@ -75,7 +62,8 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.binder = connBinder{cs.Conn}
+	s.batches = newBatchBinder(cs.Conn, s.cfg)
+	s.binder = s.batches
 	s.pods = cs.Pods
 	if s.cfg.Recorder == nil {
 		s.recorder = record.New(cs.Events, record.Config{Component: s.cfg.Name, Host: s.cfg.Host, Logger: s.cfg.Logger})
@@ -168,6 +156,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	if s.recorder != nil {
 		bg.Go(func() { s.recorder.Run(ctx) })
+	}
+	if s.batches != nil {
+		bg.Go(func() { s.batches.run(ctx) })
 	}
 	if s.podInformer != nil && !cache.WaitForSync(ctx, s.podInformer, s.nodeInf, s.nsInf) {
 		return nil

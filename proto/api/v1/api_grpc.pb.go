@@ -37,6 +37,7 @@ const (
 	Resources_Watch_FullMethodName        = "/skiff.api.v1.Resources/Watch"
 	Resources_Bind_FullMethodName         = "/skiff.api.v1.Resources/Bind"
 	Resources_CreateBatch_FullMethodName  = "/skiff.api.v1.Resources/CreateBatch"
+	Resources_BindBatch_FullMethodName    = "/skiff.api.v1.Resources/BindBatch"
 )
 
 // ResourcesClient is the client API for Resources service.
@@ -62,6 +63,12 @@ type ResourcesClient interface {
 	// small independent objects, such as the components' event recorders. Every object
 	// must be allowed to the caller, or the whole call is refused (PermissionDenied).
 	CreateBatch(ctx context.Context, in *CreateBatchRequest, opts ...grpc.CallOption) (*CreateBatchResponse, error)
+	// BindBatch binds up to 100 pods in one call, each exactly as Bind would and each
+	// succeeding or failing on its own: not a transaction. It is for a scheduler with
+	// several pods placed at once; the server commits them in one store transaction when
+	// it can. Every binding must be allowed to the caller, or the whole call is refused
+	// (PermissionDenied).
+	BindBatch(ctx context.Context, in *BindBatchRequest, opts ...grpc.CallOption) (*BindBatchResponse, error)
 }
 
 type resourcesClient struct {
@@ -171,6 +178,16 @@ func (c *resourcesClient) CreateBatch(ctx context.Context, in *CreateBatchReques
 	return out, nil
 }
 
+func (c *resourcesClient) BindBatch(ctx context.Context, in *BindBatchRequest, opts ...grpc.CallOption) (*BindBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BindBatchResponse)
+	err := c.cc.Invoke(ctx, Resources_BindBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ResourcesServer is the server API for Resources service.
 // All implementations must embed UnimplementedResourcesServer
 // for forward compatibility.
@@ -194,6 +211,12 @@ type ResourcesServer interface {
 	// small independent objects, such as the components' event recorders. Every object
 	// must be allowed to the caller, or the whole call is refused (PermissionDenied).
 	CreateBatch(context.Context, *CreateBatchRequest) (*CreateBatchResponse, error)
+	// BindBatch binds up to 100 pods in one call, each exactly as Bind would and each
+	// succeeding or failing on its own: not a transaction. It is for a scheduler with
+	// several pods placed at once; the server commits them in one store transaction when
+	// it can. Every binding must be allowed to the caller, or the whole call is refused
+	// (PermissionDenied).
+	BindBatch(context.Context, *BindBatchRequest) (*BindBatchResponse, error)
 	mustEmbedUnimplementedResourcesServer()
 }
 
@@ -230,6 +253,9 @@ func (UnimplementedResourcesServer) Bind(context.Context, *BindRequest) (*Object
 }
 func (UnimplementedResourcesServer) CreateBatch(context.Context, *CreateBatchRequest) (*CreateBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateBatch not implemented")
+}
+func (UnimplementedResourcesServer) BindBatch(context.Context, *BindBatchRequest) (*BindBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BindBatch not implemented")
 }
 func (UnimplementedResourcesServer) mustEmbedUnimplementedResourcesServer() {}
 func (UnimplementedResourcesServer) testEmbeddedByValue()                   {}
@@ -407,6 +433,24 @@ func _Resources_CreateBatch_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Resources_BindBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BindBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourcesServer).BindBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Resources_BindBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourcesServer).BindBatch(ctx, req.(*BindBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Resources_ServiceDesc is the grpc.ServiceDesc for Resources service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -445,6 +489,10 @@ var Resources_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateBatch",
 			Handler:    _Resources_CreateBatch_Handler,
+		},
+		{
+			MethodName: "BindBatch",
+			Handler:    _Resources_BindBatch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
