@@ -494,10 +494,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		return nil, badRequest("objects: Too many: %d: a batch holds at most %d", len(objs), MaxBatch)
 	}
 	results := make([]*apiv1.CreateBatchResult, len(objs))
-	fail := func(i int, err error) {
-		results[i] = &apiv1.CreateBatchResult{}
-		results[i].Error, _ = proto.Marshal(status.Convert(err).Proto())
-	}
+	fail := func(i int, err error) { results[i] = batchFailure(err) }
 	creations := make([]*creation, len(objs))
 	var valid []int
 	charged := false // objects charged to quotas are committed each alone, charged in turn
@@ -564,6 +561,99 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	}
 	wg.Wait()
 	return &apiv1.CreateBatchResponse{Results: results}, nil
+}
+
+// batchFailure is a batch's result for an object it did not write: err, as the single
+// call would have returned it.
+func batchFailure(err error) *apiv1.CreateBatchResult {
+	res := &apiv1.CreateBatchResult{}
+	res.Error, _ = proto.Marshal(status.Convert(err).Proto())
+	return res
+}
+
+// UpdateBatch updates each object as Update does, each succeeding or failing alone.
+// Each is first prepared as Update's first attempt is (from this member's state: the
+// guard, the precondition on its resourceVersion, admission, the compare-and-swap), and
+// those that change their object, with no side operation, are committed in one
+// transaction, which is each one's compare-and-swap at once. Whatever that attempt
+// could not decide — an object missing, refused, unchanged or carrying allocations, or
+// a transaction that lost a race or is too large — goes through Update itself, one
+// object at a time, so each ends exactly as a single Update would.
+func (r *resources) UpdateBatch(ctx context.Context, req *apiv1.UpdateBatchRequest) (*apiv1.UpdateBatchResponse, error) {
+	objs := req.GetObjects()
+	if len(objs) > MaxBatch {
+		return nil, badRequest("objects: Too many: %d: a batch holds at most %d", len(objs), MaxBatch)
+	}
+	results := make([]*apiv1.CreateBatchResult, len(objs))
+	decoded := make([]kinds.Object, len(objs))
+	writes := make([]write, len(objs))
+	var batched, alone []int
+	for i, o := range objs {
+		obj, err := unwrap(o)
+		if err != nil {
+			results[i] = batchFailure(err)
+			continue
+		}
+		decoded[i] = obj
+		info := kinds.Of(obj)
+		wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
+		if err != nil || info.Kind == kinds.Event { // an Event's update passes its rate limit alone
+			alone = append(alone, i)
+			continue
+		}
+		w, err := r.prepareWrite(ctx, info, keyOf(info, obj), wantRV, true, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+			return r.nextState(ctx, info, cur, clone(obj), false)
+		})
+		if err != nil || !w.changed || len(w.side.ops) > 0 {
+			alone = append(alone, i)
+			continue
+		}
+		writes[i] = w
+		batched = append(batched, i)
+	}
+	if len(batched) > 0 {
+		ops := make([]store.Op, len(batched))
+		for j, i := range batched {
+			ops[j] = writes[i].op
+		}
+		res, err := r.store.Txn(ctx, ops...)
+		var pe *store.PreconditionError
+		switch {
+		case err == nil:
+			for _, i := range batched {
+				out, err := r.written(kinds.Of(decoded[i]), writes[i], res.Revision).wire()
+				if err != nil {
+					results[i] = batchFailure(err)
+					continue
+				}
+				results[i] = &apiv1.CreateBatchResult{Object: out}
+			}
+		case errors.As(err, &pe) || errors.Is(err, store.ErrTooLarge):
+			alone = append(alone, batched...) // one lost its race, or all are too many together
+		default:
+			// No leader, or the outcome is unknown: the same for every object.
+			for _, i := range batched {
+				results[i] = batchFailure(writeError(kinds.Of(decoded[i]), decoded[i].GetName(), err))
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, i := range alone {
+		wg.Go(func() {
+			res, err := r.replace(ctx, decoded[i], writeOptions{})
+			var out *apiv1.Object
+			if err == nil {
+				out, err = res.wire()
+			}
+			if err != nil {
+				results[i] = batchFailure(err)
+				return
+			}
+			results[i] = &apiv1.CreateBatchResult{Object: out}
+		})
+	}
+	wg.Wait()
+	return &apiv1.UpdateBatchResponse{Results: results}, nil
 }
 
 // prepareForCreate sets what the server owns on a new object.
@@ -915,57 +1005,80 @@ func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, w
 		return true
 	}
 	for attempt := 0; ; attempt++ {
-		cur, rec, err := r.get(ctx, info, k, store.ReadOptions{Stale: local})
-		if err == nil {
-			err = guard(ctx, cur) // checked on the revision the write compares against
-		}
-		if err == nil && wantRV != 0 && wantRV != rec.ModRevision {
-			err = conflict(info, k.Name, rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
-		}
-		var next kinds.Object
-		if err == nil {
-			next, err = mutate(cur, rec)
-		}
-		var side *allocation
-		if err == nil {
-			side, err = r.sideOps(ctx, cur, next)
-		}
-		var op store.Op
-		changed := false
-		if err == nil {
-			op, changed, err = r.writeOp(info, k, rec, next)
-		}
-		if err != nil || !changed {
+		w, err := r.prepareWrite(ctx, info, k, wantRV, local, mutate)
+		if err != nil || !w.changed {
 			if again(&attempt) {
 				continue
 			}
 			if err != nil {
 				return result{}, err
 			}
-			return result{info: info, obj: cur, value: rec.Value, rev: rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
+			return result{info: info, obj: w.cur, value: w.rec.Value, rev: w.rec.ModRevision}, nil // nothing changes: no write, no new resourceVersion
 		}
-		gone := op.Type == store.Delete // the last finalizer is gone: the object goes
 		if opts.dryRun {
-			next.SetResourceVersion(cur.GetResourceVersion())
-			return result{info: info, obj: next, gone: gone}, nil
+			w.next.SetResourceVersion(w.cur.GetResourceVersion())
+			return result{info: info, obj: w.next, gone: w.gone()}, nil
 		}
-		res, err := r.store.Txn(ctx, append([]store.Op{op}, side.ops...)...)
+		res, err := r.store.Txn(ctx, append([]store.Op{w.op}, w.side.ops...)...)
 		if errors.Is(err, store.ErrConflict) && again(&attempt) {
 			continue
 		}
-		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || side.picked && isAllocationClash(err)) && attempt < maxRetries {
+		if (errors.Is(err, store.ErrConflict) && wantRV == 0 || w.side.picked && isAllocationClash(err)) && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
 			return result{}, writeError(info, k.Name, err)
 		}
-		next.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
-		out := result{info: info, obj: next, gone: gone}
-		if !gone && !r.atRest.transforms(info) { // a sealed value is not the object's encoding
-			out.value, out.rev = op.Value, res.Revision
-		}
-		return out, nil
+		return r.written(info, w, res.Revision), nil
 	}
+}
+
+// write is one attempt of update's read-modify-write: the state read, and the
+// compare-and-swap that replaces it (with its side operations), unless nothing changed.
+type write struct {
+	cur, next kinds.Object
+	rec       *store.Object
+	side      *allocation
+	op        store.Op
+	changed   bool
+}
+
+// gone says the write deletes the object: the last finalizer is gone.
+func (w write) gone() bool { return w.op.Type == store.Delete }
+
+// prepareWrite reads k (from this member's state when local) and makes the write that
+// mutate asks for: the guard, the caller's precondition, the mutation, its side
+// operations and the compare-and-swap, everything a single update checks before it
+// commits.
+func (r *resources) prepareWrite(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, local bool,
+	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (w write, err error) {
+	w.cur, w.rec, err = r.get(ctx, info, k, store.ReadOptions{Stale: local})
+	if err == nil {
+		err = guard(ctx, w.cur) // checked on the revision the write compares against
+	}
+	if err == nil && wantRV != 0 && wantRV != w.rec.ModRevision {
+		err = conflict(info, k.Name, w.rec.ModRevision, "the object has been modified; please apply your changes to the latest version and try again")
+	}
+	if err == nil {
+		w.next, err = mutate(w.cur, w.rec)
+	}
+	if err == nil {
+		w.side, err = r.sideOps(ctx, w.cur, w.next)
+	}
+	if err == nil {
+		w.op, w.changed, err = r.writeOp(info, k, w.rec, w.next)
+	}
+	return w, err
+}
+
+// written is the result of w, committed at revision rev.
+func (r *resources) written(info *kinds.Info, w write, rev int64) result {
+	w.next.SetResourceVersion(strconv.FormatInt(rev, 10))
+	out := result{info: info, obj: w.next, gone: w.gone()}
+	if !out.gone && !r.atRest.transforms(info) { // a sealed value is not the object's encoding
+		out.value, out.rev = w.op.Value, rev
+	}
+	return out
 }
 
 // writeOp is the compare-and-swap that replaces rec, read at key k, by next: an update,

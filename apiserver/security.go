@@ -167,10 +167,18 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	if err != nil {
 		return ctx, user, nil, err
 	}
-	batch, _ := req.(*apiv1.CreateBatchRequest)
+	// A batch is authorized as the single calls it stands for, one per object.
+	var batch []*apiv1.Object
+	var single func(*apiv1.Object) any
+	switch b := req.(type) {
+	case *apiv1.CreateBatchRequest:
+		batch, single = b.GetObjects(), func(o *apiv1.Object) any { return &apiv1.CreateRequest{Object: o} }
+	case *apiv1.UpdateBatchRequest:
+		batch, single = b.GetObjects(), func(o *apiv1.Object) any { return &apiv1.UpdateRequest{Object: o} }
+	}
 	first := req
-	if batch != nil && len(batch.GetObjects()) > 0 {
-		first = &apiv1.CreateRequest{Object: batch.GetObjects()[0]}
+	if len(batch) > 0 {
+		first = single(batch[0])
 	}
 	attrs, err := attributesFor(method, first)
 	if err != nil {
@@ -186,12 +194,12 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	if done, err = g.limit(ctx, attrs); err != nil {
 		return ctx, user, nil, err
 	}
-	if batch != nil {
-		// Each object is authorized as its own Create; one refused refuses the batch.
-		for i, o := range batch.GetObjects() {
-			gd, err := g.authorize(method, &apiv1.CreateRequest{Object: o}, user)
+	if single != nil {
+		// Each object is authorized as its own call; one refused refuses the batch.
+		for i, o := range batch {
+			gd, err := g.authorize(method, single(o), user)
 			if err == nil && gd != nil {
-				err = statusError(codes.PermissionDenied, ReasonForbidden, nil, "a create subject to a check on the stored object cannot be batched")
+				err = statusError(codes.PermissionDenied, ReasonForbidden, nil, "a write subject to a check on the stored object cannot be batched")
 			}
 			if err != nil {
 				done()

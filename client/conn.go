@@ -110,6 +110,8 @@ type Conn struct {
 	retiring    map[*grpc.ClientConn]bool
 	// noBatch: the servers answered CreateBatch as unimplemented (older than the call).
 	noBatch atomic.Bool
+	// noUpdateBatch: the servers answered UpdateBatch as unimplemented.
+	noUpdateBatch atomic.Bool
 }
 
 // Dial prepares a connection to servers (host:port each). It does not block: servers are

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -134,13 +135,27 @@ const MaxCreateBatch = 100
 // (PermissionDenied: one object refused refuses the batch, and alone each says which
 // and why). The call's own failure otherwise is every object's error.
 func (c *Client[T]) CreateEach(ctx context.Context, objs []T) ([]T, []error) {
-	if len(objs) > 1 && !c.conn.noBatch.Load() {
-		out, errs, err := c.CreateBatch(ctx, objs)
+	return each(ctx, objs, &c.conn.noBatch, c.CreateBatch, c.Create)
+}
+
+// UpdateEach updates objs (at most MaxUpdateBatch) as CreateEach creates them: each
+// succeeding or failing alone (out[i] and errs[i] as Update's), in one UpdateBatch call,
+// else one Update each.
+func (c *Client[T]) UpdateEach(ctx context.Context, objs []T) ([]T, []error) {
+	return each(ctx, objs, &c.conn.noUpdateBatch, c.UpdateBatch, c.Update)
+}
+
+// each runs one batch call for objs, else (a server without it, which unsupported
+// remembers, or a refused batch) one single call each, concurrently.
+func each[T kinds.Object](ctx context.Context, objs []T, unsupported *atomic.Bool,
+	batch func(context.Context, []T) ([]T, []error, error), single func(context.Context, T) (T, error)) ([]T, []error) {
+	if len(objs) > 1 && !unsupported.Load() {
+		out, errs, err := batch(ctx, objs)
 		switch {
 		case err == nil:
 			return out, errs
 		case status.Code(err) == codes.Unimplemented:
-			c.conn.noBatch.Store(true)
+			unsupported.Store(true)
 		case status.Code(err) == codes.PermissionDenied:
 		default:
 			errs = make([]error, len(objs))
@@ -153,7 +168,7 @@ func (c *Client[T]) CreateEach(ctx context.Context, objs []T) ([]T, []error) {
 	out, errs := make([]T, len(objs)), make([]error, len(objs))
 	var wg sync.WaitGroup
 	for i, o := range objs {
-		wg.Go(func() { out[i], errs[i] = c.Create(ctx, o) })
+		wg.Go(func() { out[i], errs[i] = single(ctx, o) })
 	}
 	wg.Wait()
 	return out, errs
@@ -187,21 +202,64 @@ func (c *Client[T]) CreateBatch(ctx context.Context, objs []T) (out []T, errs []
 		return nil, nil, fmt.Errorf("create a batch of %d %s with generated names: %w (%v)", len(objs), c.info.Plural, errUnknownOutcome, err)
 	case err != nil:
 		return nil, nil, err
-	case len(resp.GetResults()) != len(objs):
-		return nil, nil, fmt.Errorf("create a batch of %d %s: the server answered with %d results", len(objs), c.info.Plural, len(resp.GetResults()))
 	}
-	out, errs = make([]T, len(objs)), make([]error, len(objs))
-	for i, r := range resp.GetResults() {
+	return c.batchResults("create", objs, resp.GetResults(), func(i int, o *apiv1.Object, err error) (T, error) {
+		return c.createOutcome(objs[i], o, err, attempts)
+	})
+}
+
+// MaxUpdateBatch is the most objects one UpdateBatch call may carry (the server's
+// limit, the same as a CreateBatch's).
+const MaxUpdateBatch = MaxCreateBatch
+
+// UpdateBatch updates objs (at most MaxUpdateBatch) in one call, each as Update would
+// (a compare-and-swap when it carries a resourceVersion) and each succeeding or failing
+// alone: out[i] and errs[i] are objs[i]'s outcome, as Update's. A non-nil err is the
+// call's own failure, as CreateBatch's: Unimplemented from a server older than the call
+// (use Update), PermissionDenied when any object is refused.
+func (c *Client[T]) UpdateBatch(ctx context.Context, objs []T) (out []T, errs []error, err error) {
+	req := &apiv1.UpdateBatchRequest{Objects: make([]*apiv1.Object, len(objs))}
+	for i, obj := range objs {
+		if req.Objects[i], err = c.wrap(obj); err != nil {
+			return nil, nil, err
+		}
+	}
+	var resp *apiv1.UpdateBatchResponse
+	err = c.conn.invokeVia(ctx, toLeader, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = apiv1.NewResourcesClient(cc).UpdateBatch(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.batchResults("update", objs, resp.GetResults(), func(_ int, o *apiv1.Object, err error) (T, error) {
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return c.unwrap(o)
+	})
+}
+
+// batchResults decodes a batch call's results, one per object of objs, into each
+// one's outcome as the single call (verb) would report it.
+func (c *Client[T]) batchResults(verb string, objs []T, results []*apiv1.CreateBatchResult,
+	outcome func(i int, o *apiv1.Object, err error) (T, error)) ([]T, []error, error) {
+	if len(results) != len(objs) {
+		return nil, nil, fmt.Errorf("%s a batch of %d %s: the server answered with %d results", verb, len(objs), c.info.Plural, len(results))
+	}
+	out, errs := make([]T, len(objs)), make([]error, len(objs))
+	for i, r := range results {
 		var rerr error
 		if len(r.GetError()) > 0 {
 			var st spb.Status
 			if e := proto.Unmarshal(r.GetError(), &st); e != nil {
-				rerr = fmt.Errorf("create %s %q: the server sent an undecodable error: %w", c.info.Kind, objs[i].GetName(), e)
+				rerr = fmt.Errorf("%s %s %q: the server sent an undecodable error: %w", verb, c.info.Kind, objs[i].GetName(), e)
 			} else {
 				rerr = status.FromProto(&st).Err()
 			}
 		}
-		out[i], errs[i] = c.createOutcome(objs[i], r.GetObject(), rerr, attempts)
+		out[i], errs[i] = outcome(i, r.GetObject(), rerr)
 	}
 	return out, errs, nil
 }

@@ -646,65 +646,109 @@ func (s *sync_) count(gone map[types.UID]bool) (lost bool) {
 	return lost
 }
 
-// releaseConcurrency bounds the finalizer removals in flight: the store commits
-// concurrent writes together, so many at once cost little more than one.
-const releaseConcurrency = 250
+// releaseConcurrency bounds the UpdateBatch calls in flight, each removing the
+// finalizers of up to client.MaxUpdateBatch pods in one store transaction.
+const releaseConcurrency = 10
 
-// releaseAll removes the tracking finalizer from pods, concurrently. It returns the
-// uids of the pods whose finalizer someone had removed already (or that are gone).
+// releaseAll removes the tracking finalizer from pods, a hundred in each UpdateBatch
+// call (one store entry, where a pod was a call and a commit each), concurrently. It
+// returns the uids of the pods whose finalizer someone had removed already (or that
+// are gone).
 func (c *Controller) releaseAll(ctx context.Context, key string, pods []*corev1.Pod) (map[types.UID]bool, error) {
 	gone := map[types.UID]bool{}
 	var mu sync.Mutex
 	var errs []error
+	done := func(p *corev1.Pod, removed bool, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		} else if !removed {
+			gone[p.UID] = true
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, releaseConcurrency)
-	for _, p := range pods {
+	for start := 0; start < len(pods); start += client.MaxUpdateBatch {
+		var holding, next []*corev1.Pod
+		for _, p := range pods[start:min(start+client.MaxUpdateBatch, len(pods))] {
+			if !hasTrackingFinalizer(p) {
+				done(p, false, nil)
+				continue
+			}
+			holding, next = append(holding, p), append(next, withoutTracking(p))
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			removed, err := c.release(ctx, key, p)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-			} else if !removed {
-				gone[p.UID] = true
+			// Each a compare-and-swap on the cached pod; a pod changed since is read
+			// again and tried alone.
+			_, uerrs := c.cs.Pods.UpdateEach(ctx, next)
+			var retries sync.WaitGroup
+			for i, p := range holding {
+				removed, conflict, err := c.releaseOutcome(key, p, uerrs[i])
+				if !conflict {
+					done(p, removed, err)
+					continue
+				}
+				retries.Go(func() {
+					removed, err := c.release(ctx, key, p, true)
+					done(p, removed, err)
+				})
 			}
+			retries.Wait()
 		}()
 	}
 	wg.Wait()
 	return gone, errors.Join(errs...)
 }
 
-// release removes the tracking finalizer from p, as a compare-and-swap; after a
-// conflict it re-reads the pod. It reports whether it removed it (false: already
-// gone).
-func (c *Controller) release(ctx context.Context, key string, p *corev1.Pod) (bool, error) {
+func withoutTracking(p *corev1.Pod) *corev1.Pod {
+	next := p.DeepCopy()
+	next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == batchv1.JobTrackingFinalizer })
+	return next
+}
+
+// releaseOutcome says what the update that removed p's finalizer did: removed it, or
+// found it gone (the pod too), or lost a race (conflict: read the pod again and retry).
+func (c *Controller) releaseOutcome(key string, p *corev1.Pod, err error) (removed, conflict bool, _ error) {
+	switch {
+	case err == nil:
+		c.markReleased(key, p.UID)
+		return true, false, nil
+	case client.IsNotFound(err):
+		return false, false, nil
+	case client.IsConflict(err):
+		return false, true, nil
+	}
+	return false, false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
+}
+
+// release removes the tracking finalizer from p, as a compare-and-swap, after reading
+// it again if reread (an attempt lost a race already); after a conflict it re-reads
+// the pod. It reports whether it removed it (false: already gone).
+func (c *Controller) release(ctx context.Context, key string, p *corev1.Pod, reread bool) (bool, error) {
 	cur := p
 	for range 5 {
+		if reread {
+			var err error
+			if cur, err = c.cs.Pods.Get(ctx, p.Namespace, p.Name); client.IsNotFound(err) {
+				return false, nil
+			} else if err != nil {
+				return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
+			}
+			if cur.UID != p.UID {
+				return false, nil
+			}
+		}
+		reread = true
 		if !hasTrackingFinalizer(cur) {
 			return false, nil
 		}
-		next := cur.DeepCopy()
-		next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == batchv1.JobTrackingFinalizer })
-		_, err := c.cs.Pods.Update(ctx, next)
-		switch {
-		case err == nil:
-			c.markReleased(key, p.UID)
-			return true, nil
-		case client.IsNotFound(err):
-			return false, nil
-		case !client.IsConflict(err):
-			return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
-		}
-		if cur, err = c.cs.Pods.Get(ctx, p.Namespace, p.Name); client.IsNotFound(err) {
-			return false, nil
-		} else if err != nil {
-			return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
-		}
-		if cur.UID != p.UID {
-			return false, nil
+		_, err := c.cs.Pods.Update(ctx, withoutTracking(cur))
+		if removed, conflict, err := c.releaseOutcome(key, p, err); !conflict {
+			return removed, err
 		}
 	}
 	return false, fmt.Errorf("remove finalizer of pod %s: it keeps changing", cache.Key(p))

@@ -37,6 +37,7 @@ const (
 	Resources_Watch_FullMethodName        = "/skiff.api.v1.Resources/Watch"
 	Resources_Bind_FullMethodName         = "/skiff.api.v1.Resources/Bind"
 	Resources_CreateBatch_FullMethodName  = "/skiff.api.v1.Resources/CreateBatch"
+	Resources_UpdateBatch_FullMethodName  = "/skiff.api.v1.Resources/UpdateBatch"
 )
 
 // ResourcesClient is the client API for Resources service.
@@ -62,6 +63,14 @@ type ResourcesClient interface {
 	// small independent objects, such as the components' event recorders. Every object
 	// must be allowed to the caller, or the whole call is refused (PermissionDenied).
 	CreateBatch(ctx context.Context, in *CreateBatchRequest, opts ...grpc.CallOption) (*CreateBatchResponse, error)
+	// UpdateBatch updates up to 100 objects in one call, each exactly as Update would
+	// (admission, the compare-and-swap on its resourceVersion when set) and each
+	// succeeding or failing on its own: not a transaction. The updates that apply to the
+	// objects' current states are committed together, in one store entry: it is for
+	// writers of many small independent changes, such as the Job controller removing
+	// finished pods' tracking finalizers. Every object must be allowed to the caller, or
+	// the whole call is refused (PermissionDenied).
+	UpdateBatch(ctx context.Context, in *UpdateBatchRequest, opts ...grpc.CallOption) (*UpdateBatchResponse, error)
 }
 
 type resourcesClient struct {
@@ -171,6 +180,16 @@ func (c *resourcesClient) CreateBatch(ctx context.Context, in *CreateBatchReques
 	return out, nil
 }
 
+func (c *resourcesClient) UpdateBatch(ctx context.Context, in *UpdateBatchRequest, opts ...grpc.CallOption) (*UpdateBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateBatchResponse)
+	err := c.cc.Invoke(ctx, Resources_UpdateBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ResourcesServer is the server API for Resources service.
 // All implementations must embed UnimplementedResourcesServer
 // for forward compatibility.
@@ -194,6 +213,14 @@ type ResourcesServer interface {
 	// small independent objects, such as the components' event recorders. Every object
 	// must be allowed to the caller, or the whole call is refused (PermissionDenied).
 	CreateBatch(context.Context, *CreateBatchRequest) (*CreateBatchResponse, error)
+	// UpdateBatch updates up to 100 objects in one call, each exactly as Update would
+	// (admission, the compare-and-swap on its resourceVersion when set) and each
+	// succeeding or failing on its own: not a transaction. The updates that apply to the
+	// objects' current states are committed together, in one store entry: it is for
+	// writers of many small independent changes, such as the Job controller removing
+	// finished pods' tracking finalizers. Every object must be allowed to the caller, or
+	// the whole call is refused (PermissionDenied).
+	UpdateBatch(context.Context, *UpdateBatchRequest) (*UpdateBatchResponse, error)
 	mustEmbedUnimplementedResourcesServer()
 }
 
@@ -230,6 +257,9 @@ func (UnimplementedResourcesServer) Bind(context.Context, *BindRequest) (*Object
 }
 func (UnimplementedResourcesServer) CreateBatch(context.Context, *CreateBatchRequest) (*CreateBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateBatch not implemented")
+}
+func (UnimplementedResourcesServer) UpdateBatch(context.Context, *UpdateBatchRequest) (*UpdateBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateBatch not implemented")
 }
 func (UnimplementedResourcesServer) mustEmbedUnimplementedResourcesServer() {}
 func (UnimplementedResourcesServer) testEmbeddedByValue()                   {}
@@ -407,6 +437,24 @@ func _Resources_CreateBatch_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Resources_UpdateBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourcesServer).UpdateBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Resources_UpdateBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourcesServer).UpdateBatch(ctx, req.(*UpdateBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Resources_ServiceDesc is the grpc.ServiceDesc for Resources service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -445,6 +493,10 @@ var Resources_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateBatch",
 			Handler:    _Resources_CreateBatch_Handler,
+		},
+		{
+			MethodName: "UpdateBatch",
+			Handler:    _Resources_UpdateBatch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
