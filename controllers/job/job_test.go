@@ -803,3 +803,119 @@ func TestCreationsBatched(t *testing.T) {
 		t.Errorf("10 pods made at revisions %v, want one", revisions)
 	}
 }
+
+// TestFinalizersReleasedInBatches: the finished pods one sync counts lose their tracking
+// finalizer in one UpdateBatch call, so the store commits the removals in one entry:
+// they share a resourceVersion.
+func TestFinalizersReleasedInBatches(t *testing.T) {
+	e := cluster(t, succeed)
+	c := e.newSynced(t)
+	const key = "default/release"
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("release", 10, 10, false)); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the job in the cache", func() (bool, string) {
+		_, ok := c.jobs.Get("default", "release")
+		return ok, "not yet"
+	})
+	c.batch[key] = 16 // the pods in one round
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	var rv string
+	waitfor.Condition(t, 30*time.Second, "the cache shows 10 pods succeeded", func() (bool, string) {
+		cur, _ := c.jobs.Get("default", "release")
+		done := 0
+		for _, p := range c.ownedPods(cur) {
+			if p.Status.Phase == corev1.PodSucceeded && hasTrackingFinalizer(p) {
+				done++
+			}
+		}
+		l, err := e.cs.Pods.List(e.ctx, "default", client.ListOptions{})
+		if err == nil {
+			rv = l.ResourceVersion
+		}
+		return done == 10 && !c.behind(key, cur) && err == nil, fmt.Sprintf("%d succeeded", done)
+	})
+	w, err := e.cs.Pods.Watch(e.ctx, "default", client.WatchOptions{ResourceVersion: rv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	revisions := map[string]int{}
+	for released := 0; released < 10; {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Type == client.Modified && !hasTrackingFinalizer(ev.Object) {
+				released++
+				revisions[ev.Object.ResourceVersion]++
+			}
+		}
+	}
+	if len(revisions) != 1 {
+		t.Errorf("10 finalizers removed at revisions %v, want one", revisions)
+	}
+}
+
+// TestCountsAcrossFailovers: a Job whose syncs each release more pods than one
+// UpdateBatch call carries counts every completion once while its controller is
+// replaced again and again in the middle (each new one with an empty cache and no
+// memory, as after a failover): the count a new controller reads never goes down nor
+// above the pods released, and ends exact.
+func TestCountsAcrossFailovers(t *testing.T) {
+	e := cluster(t, succeed)
+	const completions = 600
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("many", completions, 250, false)); err != nil {
+		t.Fatal(err)
+	}
+	released := func() (succeeded int) {
+		l, err := e.cs.Pods.List(e.ctx, "default", client.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range l.Items {
+			if p.Status.Phase == corev1.PodSucceeded && !hasTrackingFinalizer(p) {
+				succeeded++
+			}
+		}
+		return succeeded
+	}
+	var last int32
+	for round, at := range []int32{100, 250, 400} {
+		stop := e.startController(t, fastConfig())
+		waitfor.ConditionErr(t, 60*time.Second, fmt.Sprintf("%d counted", at), func() (bool, error) {
+			cur, err := e.cs.Jobs.Get(e.ctx, "default", "many")
+			return err == nil && cur.Status.Succeeded >= at, err
+		})
+		stop()
+		job, err := e.cs.Jobs.Get(e.ctx, "default", "many")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Read the count before the pods: a pod released after it only adds to them.
+		if n := released(); job.Status.Succeeded < last || int(job.Status.Succeeded) > n {
+			t.Fatalf("after controller %d: %d succeeded (before %d), %d pods released", round, job.Status.Succeeded, last, n)
+		}
+		last = job.Status.Succeeded
+	}
+	e.startController(t, fastConfig())
+	job := e.waitCondition(t, "many", batchv1.JobComplete)
+	if st := job.Status; st.Succeeded != completions || st.Failed != 0 || len(st.UncountedTerminatedPods.Succeeded) != 0 {
+		t.Fatalf("status %+v, want %d succeeded", st, completions)
+	}
+	pods := e.jobPods(t, job)
+	for _, p := range pods {
+		if hasTrackingFinalizer(p) {
+			t.Errorf("pod %s still holds the finalizer", p.Name)
+		}
+	}
+	if len(pods) < completions {
+		t.Errorf("%d pods ran, want at least %d", len(pods), completions)
+	}
+}
