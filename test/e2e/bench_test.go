@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -386,9 +387,8 @@ func BenchmarkE2EDaemonSet1000n(b *testing.B) {
 	}
 	rolledOut(created.Generation)
 	benchfig.Report(name+"_create", time.Since(start).Seconds(), "s")
-	var log bytes.Buffer
-	stages().Report(&log)
-	b.Logf("create, as a watcher saw the pods:\n%s", log.String())
+	fmt.Fprintln(os.Stderr, "create, as a watcher saw the pods:") // to stderr: see benchJob
+	stages().Report(os.Stderr)
 
 	start = time.Now()
 	var gen int64
@@ -411,8 +411,7 @@ func BenchmarkE2EDaemonSet1000n(b *testing.B) {
 	rolledOut(gen)
 	b.StopTimer()
 	benchfig.Report(name, time.Since(start).Seconds(), "s")
-	log.Reset()
-	stages().Report(&log)
-	b.Logf("rollout, as a watcher saw the pods:\n%s", log.String())
+	fmt.Fprintln(os.Stderr, "rollout, as a watcher saw the pods:")
+	stages().Report(os.Stderr)
 	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")
 }
