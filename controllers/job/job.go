@@ -693,7 +693,7 @@ func (c *Controller) releaseAll(ctx context.Context, key string, pods []*corev1.
 					continue
 				}
 				retries.Go(func() {
-					removed, err := c.release(ctx, key, p, true)
+					removed, err := c.release(ctx, key, p)
 					done(p, removed, err)
 				})
 			}
@@ -704,6 +704,7 @@ func (c *Controller) releaseAll(ctx context.Context, key string, pods []*corev1.
 	return gone, errors.Join(errs...)
 }
 
+// withoutTracking is p, a copy, without the tracking finalizer.
 func withoutTracking(p *corev1.Pod) *corev1.Pod {
 	next := p.DeepCopy()
 	next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == batchv1.JobTrackingFinalizer })
@@ -725,28 +726,21 @@ func (c *Controller) releaseOutcome(key string, p *corev1.Pod, err error) (remov
 	return false, false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
 }
 
-// release removes the tracking finalizer from p, as a compare-and-swap, after reading
-// it again if reread (an attempt lost a race already); after a conflict it re-reads
-// the pod. It reports whether it removed it (false: already gone).
-func (c *Controller) release(ctx context.Context, key string, p *corev1.Pod, reread bool) (bool, error) {
-	cur := p
+// release removes the tracking finalizer from p after an attempt lost a race: it reads
+// the pod again and tries its compare-and-swap, again after each conflict. It reports
+// whether it removed it (false: already gone).
+func (c *Controller) release(ctx context.Context, key string, p *corev1.Pod) (bool, error) {
 	for range 5 {
-		if reread {
-			var err error
-			if cur, err = c.cs.Pods.Get(ctx, p.Namespace, p.Name); client.IsNotFound(err) {
-				return false, nil
-			} else if err != nil {
-				return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
-			}
-			if cur.UID != p.UID {
-				return false, nil
-			}
-		}
-		reread = true
-		if !hasTrackingFinalizer(cur) {
+		cur, err := c.cs.Pods.Get(ctx, p.Namespace, p.Name)
+		switch {
+		case client.IsNotFound(err):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
+		case cur.UID != p.UID || !hasTrackingFinalizer(cur):
 			return false, nil
 		}
-		_, err := c.cs.Pods.Update(ctx, withoutTracking(cur))
+		_, err = c.cs.Pods.Update(ctx, withoutTracking(cur))
 		if removed, conflict, err := c.releaseOutcome(key, p, err); !conflict {
 			return removed, err
 		}

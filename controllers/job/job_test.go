@@ -919,3 +919,49 @@ func TestCountsAcrossFailovers(t *testing.T) {
 		t.Errorf("%d pods ran, want at least %d", len(pods), completions)
 	}
 }
+
+// TestReleaseAfterConflict: a pod that changed since the cache showed it loses the race
+// in the batch, and is read again and released alone; a pod already without the
+// finalizer is reported gone.
+func TestReleaseAfterConflict(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	var pods []*corev1.Pod
+	for _, name := range []string{"stale", "fresh", "free"} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Finalizers: []string{batchv1.JobTrackingFinalizer},
+			Labels: map[string]string{"app": "j"}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		created, err := e.cs.Pods.Create(e.ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, created)
+	}
+	change := func(name string, f func(*corev1.Pod)) { // the pods' runner writes them too
+		waitfor.Condition(t, 30*time.Second, "pod "+name+" changed", func() (bool, string) {
+			cur, err := e.cs.Pods.Get(e.ctx, "default", name)
+			if err == nil {
+				f(cur)
+				_, err = e.cs.Pods.Update(e.ctx, cur)
+			}
+			return err == nil, fmt.Sprint(err)
+		})
+	}
+	change("stale", func(p *corev1.Pod) { p.Labels["moved"] = "yes" })
+	change("free", func(p *corev1.Pod) { p.Finalizers = nil })
+	gone, err := c.releaseAll(e.ctx, "default/j", pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gone) != 1 || !gone[pods[2].UID] {
+		t.Errorf("gone %v, want only the pod whose finalizer was removed already", gone)
+	}
+	for _, p := range pods[:2] {
+		cur, err := e.cs.Pods.Get(e.ctx, "default", p.Name)
+		if err != nil || hasTrackingFinalizer(cur) || !c.isReleased("default/j", p.UID) {
+			t.Errorf("pod %s: %v, %v; want it released", p.Name, cur, err)
+		}
+	}
+	if cur, err := e.cs.Pods.Get(e.ctx, "default", "stale"); err != nil || cur.Labels["moved"] != "yes" {
+		t.Errorf("the stale pod: %v, %v; want the change that raced the release kept", cur, err)
+	}
+}
