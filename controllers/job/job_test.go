@@ -965,3 +965,49 @@ func TestReleaseAfterConflict(t *testing.T) {
 		t.Errorf("the stale pod: %v, %v; want the change that raced the release kept", cur, err)
 	}
 }
+
+// TestLostReleaseNotCounted: a pod a sync recorded whose finalizer turns out to be gone
+// when the release after the sync runs was counted before (from an older cache): the
+// next sync drops it from the uncounted list without counting it, and does not count a
+// pod whose release still runs; once the status no longer lists the lost uid, the
+// controller forgets it.
+func TestLostReleaseNotCounted(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	const key = "default/j"
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "counted", Namespace: "default", Finalizers: []string{batchv1.JobTrackingFinalizer}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	seen, err := e.cs.Pods.Create(e.ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the finalizer removed by another", func() (bool, string) {
+		cur, err := e.cs.Pods.Get(e.ctx, "default", "counted")
+		if err == nil {
+			cur.Finalizers = nil
+			_, err = e.cs.Pods.Update(e.ctx, cur)
+		}
+		return err == nil, fmt.Sprint(err)
+	})
+	c.releaseLater(e.ctx, key, []*corev1.Pod{seen}, map[types.UID]bool{seen.UID: true})
+	c.background.Wait()
+	const other = types.UID("still-releasing")
+	c.mu.Lock()
+	lost, releasing := c.lost[key][seen.UID], len(c.releasing[key])
+	c.releasing[key][other] = true
+	c.mu.Unlock()
+	if !lost || releasing != 0 {
+		t.Fatalf("after the release: lost %v, %d releasing; want the pod lost, none releasing", lost, releasing)
+	}
+	s := &sync_{c: c, key: key, job: &batchv1.Job{}, uncS: map[types.UID]bool{seen.UID: true, other: true}, uncF: map[types.UID]bool{}, added: map[types.UID]bool{}}
+	if !s.count(nil) || s.uncS[seen.UID] || !s.uncS[other] || s.job.Status.Succeeded != 0 {
+		t.Fatalf("the next sync: uncounted %v, succeeded %d; want the lost uid dropped uncounted, the releasing one kept", s.uncS, s.job.Status.Succeeded)
+	}
+	s = &sync_{c: c, key: key, job: &batchv1.Job{}, uncS: map[types.UID]bool{}, uncF: map[types.UID]bool{}, added: map[types.UID]bool{}}
+	s.count(nil)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lost[key]) != 0 {
+		t.Errorf("lost %v once the status no longer lists it, want none", c.lost[key])
+	}
+}
