@@ -502,7 +502,8 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	// them now: otherwise the next sync's first write does (the released pods'
 	// updates bring it), and a sync is one status write, not two in a row. A uid this
 	// sync recorded whose finalizer was gone already is the exception: counted before,
-	// it must leave the uncounted list before a sync counts it again.
+	// it must leave the uncounted list before a sync counts it again (the removals
+	// after the sync leave it to the next, as lost).
 	lost := s.count(gone)
 	// A creation not seen yet is a pod that may still run: the sync that sees it
 	// deletes it, and finishes the Job.
