@@ -269,3 +269,146 @@ func TestBindBatchAuthorizesEachBinding(t *testing.T) {
 		t.Fatalf("the scheduler's batch: %v, %v", res, err)
 	}
 }
+
+// TestUpdateBatch: each object of an UpdateBatch succeeds or fails alone, with the
+// outcome Update would give it; the updates that apply are committed in one
+// transaction, and removing a deleted pod's last finalizer deletes it, as Update does.
+func TestUpdateBatch(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	pods := client.NewClientset(conn).Pods
+	stored := map[string]*corev1.Pod{}
+	for _, name := range []string{"a", "stale", "bad", "same", "held", "b"} {
+		p := pod(name)
+		p.Namespace = "default"
+		p.Finalizers = []string{"example.com/hold"}
+		if stored[name], err = pods.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pods.Delete(ctx, "default", "held", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	held, err := pods.Get(ctx, "default", "held")
+	if err != nil || held.DeletionTimestamp == nil {
+		t.Fatalf("held: %v, %v; want it marked for deletion", held, err)
+	}
+	relabel := func(p *corev1.Pod) *corev1.Pod {
+		p = p.DeepCopy()
+		p.Labels["batch"] = "yes"
+		return p
+	}
+	stale := relabel(stored["stale"])
+	if _, err := pods.Update(ctx, relabel(stored["stale"])); err != nil { // stale's resourceVersion moves on
+		t.Fatal(err)
+	}
+	stale.Labels["batch"] = "late"
+	bad := relabel(stored["bad"])
+	bad.Spec.Containers[0].Image = ""
+	missing := pod("missing")
+	missing.Namespace = "default"
+	released := held.DeepCopy()
+	released.Finalizers = nil
+	out, errs, err := pods.UpdateBatch(ctx, []*corev1.Pod{relabel(stored["a"]), stale, bad, stored["same"], missing, released, relabel(stored["b"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 6} {
+		if errs[i] != nil || out[i].Labels["batch"] != "yes" {
+			t.Errorf("object %d: %v, %v; want it relabelled", i, out[i], errs[i])
+		}
+	}
+	if errs[0] == nil && errs[6] == nil && out[0].ResourceVersion != out[6].ResourceVersion {
+		t.Errorf("resourceVersions %s and %s: want one transaction for both", out[0].ResourceVersion, out[6].ResourceVersion)
+	}
+	if !client.IsConflict(errs[1]) {
+		t.Errorf("a stale resourceVersion: %v, want a conflict", errs[1])
+	}
+	if status.Code(errs[2]) != codes.InvalidArgument || !strings.Contains(errs[2].Error(), "spec.containers[0].image") {
+		t.Errorf("an invalid update: %v, want InvalidArgument naming spec.containers[0].image", errs[2])
+	}
+	if errs[3] != nil || out[3].ResourceVersion != stored["same"].ResourceVersion {
+		t.Errorf("no change: %v, %v; want the stored pod, its resourceVersion unchanged", out[3], errs[3])
+	}
+	if !client.IsNotFound(errs[4]) {
+		t.Errorf("a missing pod: %v, want NotFound", errs[4])
+	}
+	if errs[5] != nil {
+		t.Errorf("the last finalizer of a deleted pod: %v", errs[5])
+	}
+	if _, err := pods.Get(ctx, "default", "held"); !client.IsNotFound(err) {
+		t.Errorf("the pod whose last finalizer went: %v, want it gone", err)
+	}
+	if cur, err := pods.Get(ctx, "default", "stale"); err != nil || cur.Labels["batch"] != "yes" {
+		t.Errorf("the stale update's pod: %v, %v; want the earlier update kept", cur, err)
+	}
+
+	// The same object twice: the second update's compare-and-swap fails after the
+	// first's, as two Updates in a row would.
+	twice := stored["same"]
+	first, second := relabel(twice), relabel(twice)
+	second.Labels["batch"] = "again"
+	out, errs, err = pods.UpdateBatch(ctx, []*corev1.Pod{first, second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (errs[0] == nil) == (errs[1] == nil) || !client.IsConflict(errs[0]) && !client.IsConflict(errs[1]) {
+		t.Errorf("the same pod twice: %v and %v, want one updated and one conflict", errs[0], errs[1])
+	}
+
+	tooMany := make([]*corev1.Pod, 101)
+	for i := range tooMany {
+		tooMany[i] = stored["a"]
+	}
+	_, _, err = pods.UpdateBatch(ctx, tooMany)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "at most 100") {
+		t.Fatalf("101 objects: %v, want InvalidArgument naming the limit", err)
+	}
+}
+
+// TestUpdateBatchAuthorizesEachObject: an UpdateBatch with one object its caller may not
+// update is refused whole, and writes nothing.
+func TestUpdateBatchAuthorizesEachObject(t *testing.T) {
+	dir := apicluster.Certs(t)
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
+	ctx := testCtx(t)
+	sched := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "scheduler"), "")
+	admin := dialSecure(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
+	var evs []*corev1.Event
+	for _, name := range []string{"e1", "e2"} {
+		created, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, event("default", name))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, unwrap[*corev1.Event](t, created))
+	}
+	p := pod("p")
+	p.Namespace = "default"
+	created, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = unwrap[*corev1.Pod](t, created)
+	evs[0].Reason, evs[1].Reason = "One", "Two"
+	res, err := sched.UpdateBatch(ctx, &apiv1.UpdateBatchRequest{Objects: []*apiv1.Object{wrap(t, evs[0]), wrap(t, evs[1])}})
+	if err != nil || len(res.GetResults()) != 2 || res.GetResults()[0].GetError() != nil || res.GetResults()[1].GetError() != nil {
+		t.Fatalf("the scheduler's batch of events: %v, %v", res, err)
+	}
+	ev := unwrap[*corev1.Event](t, res.GetResults()[0].GetObject())
+	ev.Reason = "Sneaky"
+	p.Labels["smuggled"] = "yes"
+	_, err = sched.UpdateBatch(ctx, &apiv1.UpdateBatchRequest{Objects: []*apiv1.Object{wrap(t, ev), wrap(t, p)}})
+	wantDenied(t, "the scheduler's batch with a pod", err, codes.PermissionDenied, `objects[1]: user "system:scheduler" cannot update pods "default/p"`)
+	got, err := admin.Get(ctx, &apiv1.GetRequest{Kind: "Event", Namespace: "default", Name: "e1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := unwrap[*corev1.Event](t, got).Reason; r != "One" {
+		t.Errorf("the refused batch's event: reason %q, want One (unchanged)", r)
+	}
+}

@@ -580,6 +580,91 @@ func batchFailure(err error) *apiv1.CreateBatchResult {
 	return res
 }
 
+// UpdateBatch updates each object as Update does, each succeeding or failing alone.
+// Each is first prepared as Update's first attempt is (from this member's state: the
+// guard, the precondition on its resourceVersion, admission, the compare-and-swap), and
+// those that change their object, with no side operation, are committed in one
+// transaction, which is each one's compare-and-swap at once. Whatever that attempt
+// could not decide — an object missing, refused, unchanged or carrying allocations, or
+// a transaction that lost a race or is too large — goes through Update itself, one
+// object at a time, so each ends exactly as a single Update would.
+func (r *resources) UpdateBatch(ctx context.Context, req *apiv1.UpdateBatchRequest) (*apiv1.UpdateBatchResponse, error) {
+	objs := req.GetObjects()
+	if len(objs) > MaxBatch {
+		return nil, badRequest("objects: Too many: %d: a batch holds at most %d", len(objs), MaxBatch)
+	}
+	results := make([]*apiv1.CreateBatchResult, len(objs))
+	decoded := make([]kinds.Object, len(objs))
+	writes := make([]write, len(objs))
+	var batched, alone []int
+	for i, o := range objs {
+		obj, err := unwrap(o)
+		if err != nil {
+			results[i] = batchFailure(err)
+			continue
+		}
+		decoded[i] = obj
+		info := kinds.Of(obj)
+		wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
+		if err != nil || info.Kind == kinds.Event { // an Event's update passes its rate limit alone
+			alone = append(alone, i)
+			continue
+		}
+		w, err := r.prepareWrite(ctx, info, keyOf(info, obj), wantRV, true, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+			return r.nextState(ctx, info, cur, clone(obj), false)
+		})
+		if err != nil || !w.changed || len(w.side.ops) > 0 {
+			alone = append(alone, i)
+			continue
+		}
+		writes[i] = w
+		batched = append(batched, i)
+	}
+	if len(batched) > 0 {
+		ops := make([]store.Op, len(batched))
+		for j, i := range batched {
+			ops[j] = writes[i].op
+		}
+		res, err := r.store.Txn(ctx, ops...)
+		var pe *store.PreconditionError
+		switch {
+		case err == nil:
+			for _, i := range batched {
+				out, err := r.written(kinds.Of(decoded[i]), writes[i], res.Revision).wire()
+				if err != nil {
+					results[i] = batchFailure(err)
+					continue
+				}
+				results[i] = &apiv1.CreateBatchResult{Object: out}
+			}
+		case errors.As(err, &pe) || errors.Is(err, store.ErrTooLarge):
+			alone = append(alone, batched...) // one lost its race, or all are too many together
+		default:
+			// No leader, or the outcome is unknown: the same for every object.
+			for _, i := range batched {
+				results[i] = batchFailure(writeError(kinds.Of(decoded[i]), decoded[i].GetName(), err))
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, i := range alone {
+		wg.Go(func() {
+			res, err := r.replace(ctx, decoded[i], writeOptions{})
+			var out *apiv1.Object
+			if err == nil {
+				out, err = res.wire()
+			}
+			if err != nil {
+				results[i] = batchFailure(err)
+				return
+			}
+			results[i] = &apiv1.CreateBatchResult{Object: out}
+		})
+	}
+	wg.Wait()
+	return &apiv1.UpdateBatchResponse{Results: results}, nil
+}
+
 // prepareForCreate sets what the server owns on a new object.
 func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 	obj.SetUID(uuid.NewUUID())

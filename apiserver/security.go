@@ -220,6 +220,12 @@ func batchItems(req any) ([]any, bool) {
 			items[i] = &apiv1.CreateRequest{Object: o}
 		}
 		return items, true
+	case *apiv1.UpdateBatchRequest:
+		items := make([]any, len(r.GetObjects()))
+		for i, o := range r.GetObjects() {
+			items[i] = &apiv1.UpdateRequest{Object: o}
+		}
+		return items, true
 	case *apiv1.BindBatchRequest:
 		items := make([]any, len(r.GetBindings()))
 		for i, b := range r.GetBindings() {

@@ -109,8 +109,8 @@ type Conn struct {
 	certChecked time.Time
 	retiring    map[*grpc.ClientConn]bool
 	// noBatch: the servers answered CreateBatch as unimplemented (older than the call);
-	// noBindBatch: BindBatch.
-	noBatch, noBindBatch atomic.Bool
+	// noBindBatch: BindBatch; noUpdateBatch: UpdateBatch.
+	noBatch, noBindBatch, noUpdateBatch atomic.Bool
 }
 
 // Dial prepares a connection to servers (host:port each). It does not block: servers are

@@ -366,3 +366,54 @@ func TestRefusedWatchIsWaitedOut(t *testing.T) {
 		}
 	}
 }
+
+// updateServer answers Update and counts the calls; it has no UpdateBatch, as a server
+// older than the call.
+type updateServer struct {
+	apiv1.UnimplementedResourcesServer
+	mu              sync.Mutex
+	updates, batchs int
+}
+
+func (f *updateServer) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.updates++
+	return req.GetObject(), nil
+}
+
+func (f *updateServer) UpdateBatch(ctx context.Context, req *apiv1.UpdateBatchRequest) (*apiv1.UpdateBatchResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.batchs++
+	return nil, status.Error(codes.Unimplemented, "unknown method UpdateBatch")
+}
+
+// TestUpdateEachWithoutBatch: against a server without UpdateBatch, UpdateEach updates
+// each object with its own Update, and the Conn remembers not to try the batch again.
+func TestUpdateEachWithoutBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := &updateServer{}
+	conn, err := client.Dial([]string{startFake(t, f)}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cms := client.NewClientset(conn).ConfigMaps
+	objs := []*corev1.ConfigMap{
+		{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "default"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "default"}},
+	}
+	for range 2 {
+		out, errs := cms.UpdateEach(ctx, objs)
+		for i := range objs {
+			if errs[i] != nil || out[i].Name != objs[i].Name {
+				t.Fatalf("object %d: %v, %v", i, out[i], errs[i])
+			}
+		}
+	}
+	if f.batchs != 1 || f.updates != 4 {
+		t.Fatalf("%d UpdateBatch and %d Update calls, want 1 and 4 (the batch tried once)", f.batchs, f.updates)
+	}
+}

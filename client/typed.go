@@ -139,6 +139,13 @@ func (c *Client[T]) CreateEach(ctx context.Context, objs []T) ([]T, []error) {
 	return each(ctx, objs, &c.conn.noBatch, c.CreateBatch, c.Create)
 }
 
+// UpdateEach updates objs (at most MaxUpdateBatch) as CreateEach creates them: each
+// succeeding or failing alone (out[i] and errs[i] as Update's), in one UpdateBatch call,
+// else one Update each.
+func (c *Client[T]) UpdateEach(ctx context.Context, objs []T) ([]T, []error) {
+	return each(ctx, objs, &c.conn.noUpdateBatch, c.UpdateBatch, c.Update)
+}
+
 // each runs one batch call for objs, else (a server without it, which unsupported
 // remembers, or a refused batch) one single call each, concurrently.
 func each[In, Out any](ctx context.Context, objs []In, unsupported *atomic.Bool,
@@ -209,13 +216,47 @@ func (c *Client[T]) CreateBatch(ctx context.Context, objs []T) (out []T, errs []
 		return nil, nil, fmt.Errorf("create a batch of %d %s with generated names: %w (%v)", len(objs), c.info.Plural, errUnknownOutcome, err)
 	case err != nil:
 		return nil, nil, err
-	case len(resp.GetResults()) != len(objs):
-		return nil, nil, fmt.Errorf("create a batch of %d %s: the server answered with %d results", len(objs), c.info.Plural, len(resp.GetResults()))
 	}
 	out, errs = make([]T, len(objs)), make([]error, len(objs))
 	for i, r := range resp.GetResults() {
 		rerr := resultError(r.GetError(), func() string { return fmt.Sprintf("create %s %q", c.info.Kind, objs[i].GetName()) })
 		out[i], errs[i] = c.createOutcome(objs[i], r.GetObject(), rerr, attempts)
+	}
+	return out, errs, nil
+}
+
+// MaxUpdateBatch is the most objects one UpdateBatch call may carry (the server's
+// limit, the same as a CreateBatch's).
+const MaxUpdateBatch = MaxCreateBatch
+
+// UpdateBatch updates objs (at most MaxUpdateBatch) in one call, each as Update would
+// (a compare-and-swap when it carries a resourceVersion) and each succeeding or failing
+// alone: out[i] and errs[i] are objs[i]'s outcome, as Update's. A non-nil err is the
+// call's own failure, as CreateBatch's: Unimplemented from a server older than the call
+// (use Update), PermissionDenied when any object is refused.
+func (c *Client[T]) UpdateBatch(ctx context.Context, objs []T) (out []T, errs []error, err error) {
+	req := &apiv1.UpdateBatchRequest{Objects: make([]*apiv1.Object, len(objs))}
+	for i, obj := range objs {
+		if req.Objects[i], err = c.wrap(obj); err != nil {
+			return nil, nil, err
+		}
+	}
+	var resp *apiv1.UpdateBatchResponse
+	err = c.conn.invokeVia(ctx, toLeader, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = apiv1.NewResourcesClient(cc).UpdateBatch(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(resp.GetResults()) != len(objs) {
+		return nil, nil, fmt.Errorf("update a batch of %d %s: the server answered with %d results", len(objs), c.info.Plural, len(resp.GetResults()))
+	}
+	out, errs = make([]T, len(objs)), make([]error, len(objs))
+	for i, r := range resp.GetResults() {
+		if errs[i] = resultError(r.GetError(), func() string { return fmt.Sprintf("update %s %q", c.info.Kind, objs[i].GetName()) }); errs[i] == nil {
+			out[i], errs[i] = c.unwrap(r.GetObject())
+		}
 	}
 	return out, errs, nil
 }

@@ -134,6 +134,14 @@ type Controller struct {
 	// sync waits for the cache to show it (the Job's update event brings the sync back):
 	// acting on an older status would only fail its own write with a conflict.
 	written map[string]uint64
+	// releasing: per Job, the pods whose finalizer a sync that has ended is removing
+	// still (releaseLater): the syncs after it neither wait for it nor count those
+	// pods until it ends. lost: per Job, the uids such a sync recorded whose finalizer
+	// was gone already (counted before): the next sync drops them from the uncounted
+	// list, uncounted; each is forgotten once the status no longer lists it.
+	releasing, lost map[string]map[types.UID]bool
+	// background: the releases running after their sync, which Run waits for.
+	background sync.WaitGroup
 }
 
 type backoffRecord struct {
@@ -155,6 +163,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		rec: rec, log: cfg.Logger.Named("job"),
 		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]uint64{},
 		unseen: map[string]map[string]int{}, batch: map[string]int{},
+		releasing: map[string]map[types.UID]bool{}, lost: map[string]map[types.UID]bool{},
 	}
 	jobInf.AddHandler(cache.Handler[*batchv1.Job]{
 		OnAdd:    func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
@@ -229,6 +238,13 @@ func (c *Controller) isReleased(key string, uid types.UID) bool {
 	return c.released[key][uid]
 }
 
+// handled says whether this controller removed p's finalizer, or is removing it.
+func (c *Controller) handled(key string, uid types.UID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.released[key][uid] || c.releasing[key][uid]
+}
+
 func (c *Controller) forget(key string) {
 	c.exp.Forget(key)
 	c.mu.Lock()
@@ -238,6 +254,8 @@ func (c *Controller) forget(key string) {
 	delete(c.written, key)
 	delete(c.unseen, key)
 	delete(c.batch, key)
+	delete(c.releasing, key)
+	delete(c.lost, key)
 }
 
 // made records a pod made for index ix of key's Indexed Job, until the cache shows it.
@@ -295,6 +313,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	c.queue.Run(ctx, c.cfg.Workers, c.log, c.Reconcile)
+	c.background.Wait()
 	return nil
 }
 
@@ -328,7 +347,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		// Counted already: what still holds the finalizer was never counted.
 		var holding []*corev1.Pod
 		for _, p := range pods {
-			if hasTrackingFinalizer(p) && !c.isReleased(key, p.UID) {
+			if hasTrackingFinalizer(p) && !c.handled(key, p.UID) {
 				holding = append(holding, p)
 			}
 		}
@@ -463,11 +482,16 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	var manageErr error
 	var wg sync.WaitGroup
 	wg.Go(func() { created, manageErr = s.act(ctx, work) })
-	// Step 2: once the uncounted are durable, their finalizers go.
+	// Step 2: once the uncounted are durable, their finalizers go: after the sync,
+	// which the next one does not wait for (it counts them once they are released),
+	// but for a finishing Job's, which counts them at once.
 	var gone map[types.UID]bool
 	ferr := s.flush(ctx)
-	if ferr == nil {
+	switch {
+	case ferr == nil && s.finishing:
 		gone, err = s.c.releaseAll(ctx, s.key, s.release)
+	case ferr == nil:
+		s.c.releaseLater(ctx, s.key, s.release, s.added)
 	}
 	wg.Wait()
 	if ferr != nil {
@@ -478,7 +502,8 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	// them now: otherwise the next sync's first write does (the released pods'
 	// updates bring it), and a sync is one status write, not two in a row. A uid this
 	// sync recorded whose finalizer was gone already is the exception: counted before,
-	// it must leave the uncounted list before a sync counts it again.
+	// it must leave the uncounted list before a sync counts it again (the removals
+	// after the sync leave it to the next, as lost).
 	lost := s.count(gone)
 	// A creation not seen yet is a pod that may still run: the sync that sees it
 	// deletes it, and finishes the Job.
@@ -507,7 +532,7 @@ func (s *sync_) track() {
 	var lastFailure time.Time
 	newSuccess := false
 	for _, p := range s.pods {
-		if !hasTrackingFinalizer(p) || s.c.isReleased(s.key, p.UID) {
+		if !hasTrackingFinalizer(p) || s.c.handled(s.key, p.UID) {
 			continue
 		}
 		succeeded := p.Status.Phase == corev1.PodSucceeded
@@ -627,6 +652,17 @@ func (s *sync_) count(gone map[types.UID]bool) (lost bool) {
 			holding[p.UID] = true
 		}
 	}
+	// Read in one step: a release that ends marks its pods released or lost before it
+	// stops listing them as releasing.
+	c := s.c
+	c.mu.Lock()
+	for uid := range c.lost[s.key] {
+		if !s.uncS[uid] && !s.uncF[uid] {
+			delete(c.lost[s.key], uid) // the status no longer lists it
+		}
+	}
+	dropped, releasing := maps.Clone(c.lost[s.key]), maps.Clone(c.releasing[s.key])
+	c.mu.Unlock()
 	st := &s.job.Status
 	for _, set := range []struct {
 		uids  map[types.UID]bool
@@ -634,10 +670,10 @@ func (s *sync_) count(gone map[types.UID]bool) (lost bool) {
 	}{{s.uncS, &st.Succeeded}, {s.uncF, &st.Failed}} {
 		for uid := range set.uids {
 			switch {
-			case gone[uid] && s.added[uid]:
+			case dropped[uid], gone[uid] && s.added[uid]:
 				delete(set.uids, uid)
 				lost = true
-			case !holding[uid]:
+			case !holding[uid] && !releasing[uid]:
 				delete(set.uids, uid)
 				*set.count++
 			}
@@ -646,65 +682,146 @@ func (s *sync_) count(gone map[types.UID]bool) (lost bool) {
 	return lost
 }
 
-// releaseConcurrency bounds the finalizer removals in flight: the store commits
-// concurrent writes together, so many at once cost little more than one.
-const releaseConcurrency = 250
+// releaseConcurrency bounds the UpdateBatch calls in flight, each removing the
+// finalizers of up to client.MaxUpdateBatch pods in one store transaction.
+const releaseConcurrency = 10
 
-// releaseAll removes the tracking finalizer from pods, concurrently. It returns the
-// uids of the pods whose finalizer someone had removed already (or that are gone).
+// releaseAll removes the tracking finalizer from pods, a hundred in each UpdateBatch
+// call (one store entry, where a pod was a call and a commit each), concurrently. It
+// returns the uids of the pods whose finalizer someone had removed already (or that
+// are gone).
 func (c *Controller) releaseAll(ctx context.Context, key string, pods []*corev1.Pod) (map[types.UID]bool, error) {
 	gone := map[types.UID]bool{}
 	var mu sync.Mutex
 	var errs []error
+	done := func(p *corev1.Pod, removed bool, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		} else if !removed {
+			gone[p.UID] = true
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, releaseConcurrency)
-	for _, p := range pods {
+	for start := 0; start < len(pods); start += client.MaxUpdateBatch {
+		var holding, next []*corev1.Pod
+		for _, p := range pods[start:min(start+client.MaxUpdateBatch, len(pods))] {
+			if !hasTrackingFinalizer(p) {
+				done(p, false, nil)
+				continue
+			}
+			holding, next = append(holding, p), append(next, withoutTracking(p))
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			removed, err := c.release(ctx, key, p)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-			} else if !removed {
-				gone[p.UID] = true
+			// Each a compare-and-swap on the cached pod; a pod changed since is read
+			// again and tried alone.
+			_, uerrs := c.cs.Pods.UpdateEach(ctx, next)
+			var retries sync.WaitGroup
+			for i, p := range holding {
+				removed, conflict, err := c.releaseOutcome(key, p, uerrs[i])
+				if !conflict {
+					done(p, removed, err)
+					continue
+				}
+				retries.Go(func() {
+					removed, err := c.release(ctx, key, p)
+					done(p, removed, err)
+				})
 			}
+			retries.Wait()
 		}()
 	}
 	wg.Wait()
 	return gone, errors.Join(errs...)
 }
 
-// release removes the tracking finalizer from p, as a compare-and-swap; after a
-// conflict it re-reads the pod. It reports whether it removed it (false: already
-// gone).
-func (c *Controller) release(ctx context.Context, key string, p *corev1.Pod) (bool, error) {
-	cur := p
-	for range 5 {
-		if !hasTrackingFinalizer(cur) {
-			return false, nil
+// releaseLater removes the tracking finalizer from pods (releaseAll) in the background,
+// after the sync that recorded them, so that the Job's next sync need not wait for it:
+// that sync counts them as holding the finalizer until it ends. added are the uids the
+// sync recorded: one whose finalizer turns out to be gone already was counted before,
+// and the next sync drops it (lost). Its end brings the Job's next sync.
+func (c *Controller) releaseLater(ctx context.Context, key string, pods []*corev1.Pod, added map[types.UID]bool) {
+	if len(pods) == 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.releasing[key] == nil {
+		c.releasing[key] = map[types.UID]bool{}
+	}
+	for _, p := range pods {
+		c.releasing[key][p.UID] = true
+	}
+	c.mu.Unlock()
+	c.background.Go(func() {
+		gone, err := c.releaseAll(ctx, key, pods)
+		c.mu.Lock()
+		if releasing := c.releasing[key]; releasing != nil { // nil: the Job is gone
+			for uid := range gone {
+				if added[uid] {
+					if c.lost[key] == nil {
+						c.lost[key] = map[types.UID]bool{}
+					}
+					c.lost[key][uid] = true
+				}
+			}
+			for _, p := range pods {
+				delete(releasing, p.UID)
+			}
 		}
-		next := cur.DeepCopy()
-		next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == batchv1.JobTrackingFinalizer })
-		_, err := c.cs.Pods.Update(ctx, next)
+		c.mu.Unlock()
+		if err != nil {
+			c.log.Warn("removing tracking finalizers failed", "job", key, "error", err)
+			c.queue.AddRateLimited(key)
+			return
+		}
+		c.queue.Add(key)
+	})
+}
+
+// withoutTracking is p, a copy, without the tracking finalizer.
+func withoutTracking(p *corev1.Pod) *corev1.Pod {
+	next := p.DeepCopy()
+	next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == batchv1.JobTrackingFinalizer })
+	return next
+}
+
+// releaseOutcome says what the update that removed p's finalizer did: removed it, or
+// found it gone (the pod too), or lost a race (conflict: read the pod again and retry).
+func (c *Controller) releaseOutcome(key string, p *corev1.Pod, err error) (removed, conflict bool, _ error) {
+	switch {
+	case err == nil:
+		c.markReleased(key, p.UID)
+		return true, false, nil
+	case client.IsNotFound(err):
+		return false, false, nil
+	case client.IsConflict(err):
+		return false, true, nil
+	}
+	return false, false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
+}
+
+// release removes the tracking finalizer from p after an attempt lost a race: it reads
+// the pod again and tries its compare-and-swap, again after each conflict. It reports
+// whether it removed it (false: already gone).
+func (c *Controller) release(ctx context.Context, key string, p *corev1.Pod) (bool, error) {
+	for range 5 {
+		cur, err := c.cs.Pods.Get(ctx, p.Namespace, p.Name)
 		switch {
-		case err == nil:
-			c.markReleased(key, p.UID)
-			return true, nil
 		case client.IsNotFound(err):
 			return false, nil
-		case !client.IsConflict(err):
+		case err != nil:
 			return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
-		}
-		if cur, err = c.cs.Pods.Get(ctx, p.Namespace, p.Name); client.IsNotFound(err) {
+		case cur.UID != p.UID || !hasTrackingFinalizer(cur):
 			return false, nil
-		} else if err != nil {
-			return false, fmt.Errorf("remove finalizer of pod %s: %w", cache.Key(p), err)
 		}
-		if cur.UID != p.UID {
-			return false, nil
+		_, err = c.cs.Pods.Update(ctx, withoutTracking(cur))
+		if removed, conflict, err := c.releaseOutcome(key, p, err); !conflict {
+			return removed, err
 		}
 	}
 	return false, fmt.Errorf("remove finalizer of pod %s: it keeps changing", cache.Key(p))

@@ -803,3 +803,211 @@ func TestCreationsBatched(t *testing.T) {
 		t.Errorf("10 pods made at revisions %v, want one", revisions)
 	}
 }
+
+// TestFinalizersReleasedInBatches: the finished pods one sync counts lose their tracking
+// finalizer in one UpdateBatch call, so the store commits the removals in one entry:
+// they share a resourceVersion.
+func TestFinalizersReleasedInBatches(t *testing.T) {
+	e := cluster(t, succeed)
+	c := e.newSynced(t)
+	const key = "default/release"
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("release", 10, 10, false)); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the job in the cache", func() (bool, string) {
+		_, ok := c.jobs.Get("default", "release")
+		return ok, "not yet"
+	})
+	c.batch[key] = 16 // the pods in one round
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	var rv string
+	waitfor.Condition(t, 30*time.Second, "the cache shows 10 pods succeeded", func() (bool, string) {
+		cur, _ := c.jobs.Get("default", "release")
+		done := 0
+		for _, p := range c.ownedPods(cur) {
+			if p.Status.Phase == corev1.PodSucceeded && hasTrackingFinalizer(p) {
+				done++
+			}
+		}
+		l, err := e.cs.Pods.List(e.ctx, "default", client.ListOptions{})
+		if err == nil {
+			rv = l.ResourceVersion
+		}
+		return done == 10 && !c.behind(key, cur) && err == nil, fmt.Sprintf("%d succeeded", done)
+	})
+	w, err := e.cs.Pods.Watch(e.ctx, "default", client.WatchOptions{ResourceVersion: rv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	revisions := map[string]int{}
+	for released := 0; released < 10; {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Type == client.Modified && !hasTrackingFinalizer(ev.Object) {
+				released++
+				revisions[ev.Object.ResourceVersion]++
+			}
+		}
+	}
+	if len(revisions) != 1 {
+		t.Errorf("10 finalizers removed at revisions %v, want one", revisions)
+	}
+}
+
+// TestCountsAcrossFailovers: a Job whose syncs each release more pods than one
+// UpdateBatch call carries counts every completion once while its controller is
+// replaced again and again in the middle (each new one with an empty cache and no
+// memory, as after a failover): the count a new controller reads never goes down nor
+// above the pods released, and ends exact.
+func TestCountsAcrossFailovers(t *testing.T) {
+	e := cluster(t, succeed)
+	const completions = 600
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("many", completions, 250, false)); err != nil {
+		t.Fatal(err)
+	}
+	released := func() (succeeded int) {
+		l, err := e.cs.Pods.List(e.ctx, "default", client.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range l.Items {
+			if p.Status.Phase == corev1.PodSucceeded && !hasTrackingFinalizer(p) {
+				succeeded++
+			}
+		}
+		return succeeded
+	}
+	var last int32
+	for round, at := range []int32{100, 250, 400} {
+		stop := e.startController(t, fastConfig())
+		waitfor.ConditionErr(t, 60*time.Second, fmt.Sprintf("%d counted", at), func() (bool, error) {
+			cur, err := e.cs.Jobs.Get(e.ctx, "default", "many")
+			return err == nil && cur.Status.Succeeded >= at, err
+		})
+		stop()
+		job, err := e.cs.Jobs.Get(e.ctx, "default", "many")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Read the count before the pods: a pod released after it only adds to them.
+		if n := released(); job.Status.Succeeded < last || int(job.Status.Succeeded) > n {
+			t.Fatalf("after controller %d: %d succeeded (before %d), %d pods released", round, job.Status.Succeeded, last, n)
+		}
+		last = job.Status.Succeeded
+	}
+	e.startController(t, fastConfig())
+	job := e.waitCondition(t, "many", batchv1.JobComplete)
+	if st := job.Status; st.Succeeded != completions || st.Failed != 0 || len(st.UncountedTerminatedPods.Succeeded) != 0 {
+		t.Fatalf("status %+v, want %d succeeded", st, completions)
+	}
+	pods := e.jobPods(t, job)
+	for _, p := range pods {
+		if hasTrackingFinalizer(p) {
+			t.Errorf("pod %s still holds the finalizer", p.Name)
+		}
+	}
+	if len(pods) < completions {
+		t.Errorf("%d pods ran, want at least %d", len(pods), completions)
+	}
+}
+
+// TestReleaseAfterConflict: a pod that changed since the cache showed it loses the race
+// in the batch, and is read again and released alone; a pod already without the
+// finalizer is reported gone.
+func TestReleaseAfterConflict(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	var pods []*corev1.Pod
+	for _, name := range []string{"stale", "fresh", "free"} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Finalizers: []string{batchv1.JobTrackingFinalizer},
+			Labels: map[string]string{"app": "j"}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		created, err := e.cs.Pods.Create(e.ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, created)
+	}
+	change := func(name string, f func(*corev1.Pod)) { // the pods' runner writes them too
+		waitfor.Condition(t, 30*time.Second, "pod "+name+" changed", func() (bool, string) {
+			cur, err := e.cs.Pods.Get(e.ctx, "default", name)
+			if err == nil {
+				f(cur)
+				_, err = e.cs.Pods.Update(e.ctx, cur)
+			}
+			return err == nil, fmt.Sprint(err)
+		})
+	}
+	change("stale", func(p *corev1.Pod) { p.Labels["moved"] = "yes" })
+	change("free", func(p *corev1.Pod) { p.Finalizers = nil })
+	gone, err := c.releaseAll(e.ctx, "default/j", pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gone) != 1 || !gone[pods[2].UID] {
+		t.Errorf("gone %v, want only the pod whose finalizer was removed already", gone)
+	}
+	for _, p := range pods[:2] {
+		cur, err := e.cs.Pods.Get(e.ctx, "default", p.Name)
+		if err != nil || hasTrackingFinalizer(cur) || !c.isReleased("default/j", p.UID) {
+			t.Errorf("pod %s: %v, %v; want it released", p.Name, cur, err)
+		}
+	}
+	if cur, err := e.cs.Pods.Get(e.ctx, "default", "stale"); err != nil || cur.Labels["moved"] != "yes" {
+		t.Errorf("the stale pod: %v, %v; want the change that raced the release kept", cur, err)
+	}
+}
+
+// TestLostReleaseNotCounted: a pod a sync recorded whose finalizer turns out to be gone
+// when the release after the sync runs was counted before (from an older cache): the
+// next sync drops it from the uncounted list without counting it, and does not count a
+// pod whose release still runs; once the status no longer lists the lost uid, the
+// controller forgets it.
+func TestLostReleaseNotCounted(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	const key = "default/j"
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "counted", Namespace: "default", Finalizers: []string{batchv1.JobTrackingFinalizer}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	seen, err := e.cs.Pods.Create(e.ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the finalizer removed by another", func() (bool, string) {
+		cur, err := e.cs.Pods.Get(e.ctx, "default", "counted")
+		if err == nil {
+			cur.Finalizers = nil
+			_, err = e.cs.Pods.Update(e.ctx, cur)
+		}
+		return err == nil, fmt.Sprint(err)
+	})
+	c.releaseLater(e.ctx, key, []*corev1.Pod{seen}, map[types.UID]bool{seen.UID: true})
+	c.background.Wait()
+	const other = types.UID("still-releasing")
+	c.mu.Lock()
+	lost, releasing := c.lost[key][seen.UID], len(c.releasing[key])
+	c.releasing[key][other] = true
+	c.mu.Unlock()
+	if !lost || releasing != 0 {
+		t.Fatalf("after the release: lost %v, %d releasing; want the pod lost, none releasing", lost, releasing)
+	}
+	s := &sync_{c: c, key: key, job: &batchv1.Job{}, uncS: map[types.UID]bool{seen.UID: true, other: true}, uncF: map[types.UID]bool{}, added: map[types.UID]bool{}}
+	if !s.count(nil) || s.uncS[seen.UID] || !s.uncS[other] || s.job.Status.Succeeded != 0 {
+		t.Fatalf("the next sync: uncounted %v, succeeded %d; want the lost uid dropped uncounted, the releasing one kept", s.uncS, s.job.Status.Succeeded)
+	}
+	s = &sync_{c: c, key: key, job: &batchv1.Job{}, uncS: map[types.UID]bool{}, uncF: map[types.UID]bool{}, added: map[types.UID]bool{}}
+	s.count(nil)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lost[key]) != 0 {
+		t.Errorf("lost %v once the status no longer lists it, want none", c.lost[key])
+	}
+}

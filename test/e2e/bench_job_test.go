@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,9 +86,10 @@ func benchJob(b *testing.B, name string, secure bool, completions, parallelism i
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	var log bytes.Buffer
-	stages().Report(&log)
-	b.Logf("as a watcher saw the pods:\n%s", log.String())
+	// To stderr, as the progress lines: a benchmark's log keeps its first 10 lines,
+	// which the members' own logs fill.
+	fmt.Fprintln(os.Stderr, "as a watcher saw the pods:")
+	stages().Report(os.Stderr)
 	if last.Status.Succeeded != completions || last.Status.CompletedIndexes != fmt.Sprintf("0-%d", completions-1) {
 		b.Fatalf("status %+v", last.Status)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -391,9 +392,8 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	}
 	rolledOut(created.Generation)
 	benchfig.Report(name+"_create", time.Since(start).Seconds(), "s")
-	var log bytes.Buffer
-	stages().Report(&log)
-	b.Logf("create, as a watcher saw the pods:\n%s", log.String())
+	fmt.Fprintln(os.Stderr, "create, as a watcher saw the pods:") // to stderr: see benchJob
+	stages().Report(os.Stderr)
 
 	start = time.Now()
 	var gen int64
@@ -416,8 +416,7 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	rolledOut(gen)
 	b.StopTimer()
 	benchfig.Report(name, time.Since(start).Seconds(), "s")
-	log.Reset()
-	stages().Report(&log)
-	b.Logf("rollout, as a watcher saw the pods:\n%s", log.String())
+	fmt.Fprintln(os.Stderr, "rollout, as a watcher saw the pods:")
+	stages().Report(os.Stderr)
 	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")
 }

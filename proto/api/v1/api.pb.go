@@ -387,6 +387,96 @@ func (x *BindBatchResponse) GetResults() []*CreateBatchResult {
 	return nil
 }
 
+type UpdateBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Objects       []*Object              `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateBatchRequest) Reset() {
+	*x = UpdateBatchRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateBatchRequest) ProtoMessage() {}
+
+func (x *UpdateBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateBatchRequest.ProtoReflect.Descriptor instead.
+func (*UpdateBatchRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UpdateBatchRequest) GetObjects() []*Object {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+// One result per object of the request, in the request's order: the object as stored,
+// or why it was not updated (as CreateBatchResult says it).
+type UpdateBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*CreateBatchResult   `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateBatchResponse) Reset() {
+	*x = UpdateBatchResponse{}
+	mi := &file_api_v1_api_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateBatchResponse) ProtoMessage() {}
+
+func (x *UpdateBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateBatchResponse.ProtoReflect.Descriptor instead.
+func (*UpdateBatchResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdateBatchResponse) GetResults() []*CreateBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type GetRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Kind      string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -400,7 +490,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[7]
+	mi := &file_api_v1_api_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +502,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[7]
+	mi := &file_api_v1_api_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +515,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{7}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRequest) GetKind() string {
@@ -473,7 +563,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[8]
+	mi := &file_api_v1_api_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +575,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[8]
+	mi := &file_api_v1_api_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +588,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{8}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListRequest) GetKind() string {
@@ -547,7 +637,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[9]
+	mi := &file_api_v1_api_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +649,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[9]
+	mi := &file_api_v1_api_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +662,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{9}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListResponse) GetItems() []*Object {
@@ -601,7 +691,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[10]
+	mi := &file_api_v1_api_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +703,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[10]
+	mi := &file_api_v1_api_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +716,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{10}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpdateRequest) GetObject() *Object {
@@ -662,7 +752,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[11]
+	mi := &file_api_v1_api_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +764,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[11]
+	mi := &file_api_v1_api_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +777,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{11}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteRequest) GetKind() string {
@@ -749,7 +839,7 @@ type Preconditions struct {
 
 func (x *Preconditions) Reset() {
 	*x = Preconditions{}
-	mi := &file_api_v1_api_proto_msgTypes[12]
+	mi := &file_api_v1_api_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +851,7 @@ func (x *Preconditions) String() string {
 func (*Preconditions) ProtoMessage() {}
 
 func (x *Preconditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[12]
+	mi := &file_api_v1_api_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +864,7 @@ func (x *Preconditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preconditions.ProtoReflect.Descriptor instead.
 func (*Preconditions) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{12}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Preconditions) GetUid() string {
@@ -807,7 +897,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[13]
+	mi := &file_api_v1_api_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +909,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[13]
+	mi := &file_api_v1_api_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +922,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{13}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchRequest) GetKind() string {
@@ -887,7 +977,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[14]
+	mi := &file_api_v1_api_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +989,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[14]
+	mi := &file_api_v1_api_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1002,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{14}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchResponse) GetEvents() []*WatchEvent {
@@ -934,7 +1024,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_api_v1_api_proto_msgTypes[15]
+	mi := &file_api_v1_api_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1036,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[15]
+	mi := &file_api_v1_api_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1049,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{15}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchEvent) GetType() string {
@@ -988,7 +1078,7 @@ type RawWatchResponse struct {
 
 func (x *RawWatchResponse) Reset() {
 	*x = RawWatchResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[16]
+	mi := &file_api_v1_api_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1090,7 @@ func (x *RawWatchResponse) String() string {
 func (*RawWatchResponse) ProtoMessage() {}
 
 func (x *RawWatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[16]
+	mi := &file_api_v1_api_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1103,7 @@ func (x *RawWatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawWatchResponse.ProtoReflect.Descriptor instead.
 func (*RawWatchResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{16}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RawWatchResponse) GetEvents() []*RawWatchEvent {
@@ -1034,7 +1124,7 @@ type RawWatchEvent struct {
 
 func (x *RawWatchEvent) Reset() {
 	*x = RawWatchEvent{}
-	mi := &file_api_v1_api_proto_msgTypes[17]
+	mi := &file_api_v1_api_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1136,7 @@ func (x *RawWatchEvent) String() string {
 func (*RawWatchEvent) ProtoMessage() {}
 
 func (x *RawWatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[17]
+	mi := &file_api_v1_api_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1149,7 @@ func (x *RawWatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawWatchEvent.ProtoReflect.Descriptor instead.
 func (*RawWatchEvent) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{17}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RawWatchEvent) GetType() string {
@@ -1089,7 +1179,7 @@ type BindRequest struct {
 
 func (x *BindRequest) Reset() {
 	*x = BindRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[18]
+	mi := &file_api_v1_api_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1191,7 @@ func (x *BindRequest) String() string {
 func (*BindRequest) ProtoMessage() {}
 
 func (x *BindRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[18]
+	mi := &file_api_v1_api_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1204,7 @@ func (x *BindRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindRequest.ProtoReflect.Descriptor instead.
 func (*BindRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{18}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BindRequest) GetNamespace() string {
@@ -1156,7 +1246,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_api_v1_api_proto_msgTypes[19]
+	mi := &file_api_v1_api_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1258,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[19]
+	mi := &file_api_v1_api_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1271,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{19}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -1218,7 +1308,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_api_v1_api_proto_msgTypes[20]
+	mi := &file_api_v1_api_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1320,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[20]
+	mi := &file_api_v1_api_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1333,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{20}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExecStart) GetNamespace() string {
@@ -1310,7 +1400,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[21]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1412,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[21]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1425,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{21}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExecRequest) GetMsg() isExecRequest_Msg {
@@ -1425,7 +1515,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1527,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1540,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExecResponse) GetMsg() isExecResponse_Msg {
@@ -1536,7 +1626,7 @@ type PortForwardStart struct {
 
 func (x *PortForwardStart) Reset() {
 	*x = PortForwardStart{}
-	mi := &file_api_v1_api_proto_msgTypes[23]
+	mi := &file_api_v1_api_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1638,7 @@ func (x *PortForwardStart) String() string {
 func (*PortForwardStart) ProtoMessage() {}
 
 func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[23]
+	mi := &file_api_v1_api_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1651,7 @@ func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardStart.ProtoReflect.Descriptor instead.
 func (*PortForwardStart) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PortForwardStart) GetNamespace() string {
@@ -1598,7 +1688,7 @@ type PortForwardRequest struct {
 
 func (x *PortForwardRequest) Reset() {
 	*x = PortForwardRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[24]
+	mi := &file_api_v1_api_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1700,7 @@ func (x *PortForwardRequest) String() string {
 func (*PortForwardRequest) ProtoMessage() {}
 
 func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[24]
+	mi := &file_api_v1_api_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1713,7 @@ func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
 func (*PortForwardRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PortForwardRequest) GetMsg() isPortForwardRequest_Msg {
@@ -1680,7 +1770,7 @@ type PortForwardResponse struct {
 
 func (x *PortForwardResponse) Reset() {
 	*x = PortForwardResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[25]
+	mi := &file_api_v1_api_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1782,7 @@ func (x *PortForwardResponse) String() string {
 func (*PortForwardResponse) ProtoMessage() {}
 
 func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[25]
+	mi := &file_api_v1_api_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1795,7 @@ func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardResponse.ProtoReflect.Descriptor instead.
 func (*PortForwardResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{25}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PortForwardResponse) GetMsg() isPortForwardResponse_Msg {
@@ -1764,7 +1854,7 @@ type EvictRequest struct {
 
 func (x *EvictRequest) Reset() {
 	*x = EvictRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[26]
+	mi := &file_api_v1_api_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +1866,7 @@ func (x *EvictRequest) String() string {
 func (*EvictRequest) ProtoMessage() {}
 
 func (x *EvictRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[26]
+	mi := &file_api_v1_api_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +1879,7 @@ func (x *EvictRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvictRequest.ProtoReflect.Descriptor instead.
 func (*EvictRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{26}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EvictRequest) GetNamespace() string {
@@ -1853,7 +1943,7 @@ type PodLogsRequest struct {
 
 func (x *PodLogsRequest) Reset() {
 	*x = PodLogsRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +1955,7 @@ func (x *PodLogsRequest) String() string {
 func (*PodLogsRequest) ProtoMessage() {}
 
 func (x *PodLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +1968,7 @@ func (x *PodLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodLogsRequest.ProtoReflect.Descriptor instead.
 func (*PodLogsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PodLogsRequest) GetNamespace() string {
@@ -1960,7 +2050,7 @@ type PodLogsChunk struct {
 
 func (x *PodLogsChunk) Reset() {
 	*x = PodLogsChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2062,7 @@ func (x *PodLogsChunk) String() string {
 func (*PodLogsChunk) ProtoMessage() {}
 
 func (x *PodLogsChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2075,7 @@ func (x *PodLogsChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodLogsChunk.ProtoReflect.Descriptor instead.
 func (*PodLogsChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PodLogsChunk) GetData() []byte {
@@ -2019,7 +2109,7 @@ type CertificateSigningRequest struct {
 
 func (x *CertificateSigningRequest) Reset() {
 	*x = CertificateSigningRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2121,7 @@ func (x *CertificateSigningRequest) String() string {
 func (*CertificateSigningRequest) ProtoMessage() {}
 
 func (x *CertificateSigningRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2134,7 @@ func (x *CertificateSigningRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateSigningRequest.ProtoReflect.Descriptor instead.
 func (*CertificateSigningRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CertificateSigningRequest) GetRequest() []byte {
@@ -2083,7 +2173,7 @@ type CertificatesRequest struct {
 
 func (x *CertificatesRequest) Reset() {
 	*x = CertificatesRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2185,7 @@ func (x *CertificatesRequest) String() string {
 func (*CertificatesRequest) ProtoMessage() {}
 
 func (x *CertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2198,7 @@ func (x *CertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatesRequest.ProtoReflect.Descriptor instead.
 func (*CertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
 }
 
 type CertificateList struct {
@@ -2122,7 +2212,7 @@ type CertificateList struct {
 
 func (x *CertificateList) Reset() {
 	*x = CertificateList{}
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2224,7 @@ func (x *CertificateList) String() string {
 func (*CertificateList) ProtoMessage() {}
 
 func (x *CertificateList) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2237,7 @@ func (x *CertificateList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateList.ProtoReflect.Descriptor instead.
 func (*CertificateList) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CertificateList) GetMember() string {
@@ -2186,7 +2276,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2288,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2301,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Certificate) GetName() string {
@@ -2285,7 +2375,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2387,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2400,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
 }
 
 type SnapshotList struct {
@@ -2324,7 +2414,7 @@ type SnapshotList struct {
 
 func (x *SnapshotList) Reset() {
 	*x = SnapshotList{}
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2426,7 @@ func (x *SnapshotList) String() string {
 func (*SnapshotList) ProtoMessage() {}
 
 func (x *SnapshotList) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2439,7 @@ func (x *SnapshotList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotList.ProtoReflect.Descriptor instead.
 func (*SnapshotList) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SnapshotList) GetSnapshots() []*SnapshotFile {
@@ -2384,7 +2474,7 @@ type SnapshotFile struct {
 
 func (x *SnapshotFile) Reset() {
 	*x = SnapshotFile{}
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2486,7 @@ func (x *SnapshotFile) String() string {
 func (*SnapshotFile) ProtoMessage() {}
 
 func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2499,7 @@ func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotFile.ProtoReflect.Descriptor instead.
 func (*SnapshotFile) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SnapshotFile) GetMember() string {
@@ -2478,7 +2568,7 @@ type DefragmentRequest struct {
 
 func (x *DefragmentRequest) Reset() {
 	*x = DefragmentRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2580,7 @@ func (x *DefragmentRequest) String() string {
 func (*DefragmentRequest) ProtoMessage() {}
 
 func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2593,7 @@ func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
 func (*DefragmentRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DefragmentRequest) GetNames() []string {
@@ -2521,7 +2611,7 @@ type DisarmAlarmRequest struct {
 
 func (x *DisarmAlarmRequest) Reset() {
 	*x = DisarmAlarmRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +2623,7 @@ func (x *DisarmAlarmRequest) String() string {
 func (*DisarmAlarmRequest) ProtoMessage() {}
 
 func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +2636,7 @@ func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisarmAlarmRequest.ProtoReflect.Descriptor instead.
 func (*DisarmAlarmRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 type ClusterStatusRequest struct {
@@ -2560,7 +2650,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2662,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2675,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterStatusRequest) GetSizes() bool {
@@ -2615,7 +2705,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2717,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2730,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -2718,7 +2808,7 @@ type Networking struct {
 
 func (x *Networking) Reset() {
 	*x = Networking{}
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2820,7 @@ func (x *Networking) String() string {
 func (*Networking) ProtoMessage() {}
 
 func (x *Networking) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2833,7 @@ func (x *Networking) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Networking.ProtoReflect.Descriptor instead.
 func (*Networking) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Networking) GetClusterCidr() string {
@@ -2796,7 +2886,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[41]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2898,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[41]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +2911,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Member) GetName() string {
@@ -2904,7 +2994,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[42]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3006,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[42]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3019,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -2992,7 +3082,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[43]
+	mi := &file_api_v1_api_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3094,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[43]
+	mi := &file_api_v1_api_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3107,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -3050,7 +3140,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[44]
+	mi := &file_api_v1_api_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3152,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[44]
+	mi := &file_api_v1_api_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3165,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -3094,7 +3184,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[45]
+	mi := &file_api_v1_api_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3106,7 +3196,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[45]
+	mi := &file_api_v1_api_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3119,7 +3209,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{45}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -3137,7 +3227,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[46]
+	mi := &file_api_v1_api_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3239,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[46]
+	mi := &file_api_v1_api_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3252,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{46}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{48}
 }
 
 type SnapshotChunk struct {
@@ -3176,7 +3266,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[47]
+	mi := &file_api_v1_api_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3278,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[47]
+	mi := &file_api_v1_api_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3291,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{47}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3241,6 +3331,10 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x10BindBatchRequest\x125\n" +
 	"\bbindings\x18\x01 \x03(\v2\x19.skiff.api.v1.BindRequestR\bbindings\"N\n" +
 	"\x11BindBatchResponse\x129\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.skiff.api.v1.CreateBatchResultR\aresults\"D\n" +
+	"\x12UpdateBatchRequest\x12.\n" +
+	"\aobjects\x18\x01 \x03(\v2\x14.skiff.api.v1.ObjectR\aobjects\"P\n" +
+	"\x13UpdateBatchResponse\x129\n" +
 	"\aresults\x18\x01 \x03(\v2\x1f.skiff.api.v1.CreateBatchResultR\aresults\"h\n" +
 	"\n" +
 	"GetRequest\x12\x12\n" +
@@ -3447,7 +3541,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x0fSnapshotRequest\"?\n" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision2\x9a\x05\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision2\xee\x05\n" +
 	"\tResources\x12;\n" +
 	"\x06Create\x12\x1b.skiff.api.v1.CreateRequest\x1a\x14.skiff.api.v1.Object\x125\n" +
 	"\x03Get\x12\x18.skiff.api.v1.GetRequest\x1a\x14.skiff.api.v1.Object\x12=\n" +
@@ -3458,7 +3552,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x05Watch\x12\x1a.skiff.api.v1.WatchRequest\x1a\x1b.skiff.api.v1.WatchResponse0\x01\x127\n" +
 	"\x04Bind\x12\x19.skiff.api.v1.BindRequest\x1a\x14.skiff.api.v1.Object\x12R\n" +
 	"\vCreateBatch\x12 .skiff.api.v1.CreateBatchRequest\x1a!.skiff.api.v1.CreateBatchResponse\x12L\n" +
-	"\tBindBatch\x12\x1e.skiff.api.v1.BindBatchRequest\x1a\x1f.skiff.api.v1.BindBatchResponse2\xe5\x02\n" +
+	"\tBindBatch\x12\x1e.skiff.api.v1.BindBatchRequest\x1a\x1f.skiff.api.v1.BindBatchResponse\x12R\n" +
+	"\vUpdateBatch\x12 .skiff.api.v1.UpdateBatchRequest\x1a!.skiff.api.v1.UpdateBatchResponse2\xe5\x02\n" +
 	"\x04Pods\x12B\n" +
 	"\x04Logs\x12\x1c.skiff.api.v1.PodLogsRequest\x1a\x1a.skiff.api.v1.PodLogsChunk0\x01\x12A\n" +
 	"\x04Exec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12C\n" +
@@ -3490,7 +3585,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                    // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),             // 1: skiff.api.v1.CreateRequest
@@ -3499,128 +3594,134 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*CreateBatchResult)(nil),         // 4: skiff.api.v1.CreateBatchResult
 	(*BindBatchRequest)(nil),          // 5: skiff.api.v1.BindBatchRequest
 	(*BindBatchResponse)(nil),         // 6: skiff.api.v1.BindBatchResponse
-	(*GetRequest)(nil),                // 7: skiff.api.v1.GetRequest
-	(*ListRequest)(nil),               // 8: skiff.api.v1.ListRequest
-	(*ListResponse)(nil),              // 9: skiff.api.v1.ListResponse
-	(*UpdateRequest)(nil),             // 10: skiff.api.v1.UpdateRequest
-	(*DeleteRequest)(nil),             // 11: skiff.api.v1.DeleteRequest
-	(*Preconditions)(nil),             // 12: skiff.api.v1.Preconditions
-	(*WatchRequest)(nil),              // 13: skiff.api.v1.WatchRequest
-	(*WatchResponse)(nil),             // 14: skiff.api.v1.WatchResponse
-	(*WatchEvent)(nil),                // 15: skiff.api.v1.WatchEvent
-	(*RawWatchResponse)(nil),          // 16: skiff.api.v1.RawWatchResponse
-	(*RawWatchEvent)(nil),             // 17: skiff.api.v1.RawWatchEvent
-	(*BindRequest)(nil),               // 18: skiff.api.v1.BindRequest
-	(*TerminalSize)(nil),              // 19: skiff.api.v1.TerminalSize
-	(*ExecStart)(nil),                 // 20: skiff.api.v1.ExecStart
-	(*ExecRequest)(nil),               // 21: skiff.api.v1.ExecRequest
-	(*ExecResponse)(nil),              // 22: skiff.api.v1.ExecResponse
-	(*PortForwardStart)(nil),          // 23: skiff.api.v1.PortForwardStart
-	(*PortForwardRequest)(nil),        // 24: skiff.api.v1.PortForwardRequest
-	(*PortForwardResponse)(nil),       // 25: skiff.api.v1.PortForwardResponse
-	(*EvictRequest)(nil),              // 26: skiff.api.v1.EvictRequest
-	(*PodLogsRequest)(nil),            // 27: skiff.api.v1.PodLogsRequest
-	(*PodLogsChunk)(nil),              // 28: skiff.api.v1.PodLogsChunk
-	(*CertificateSigningRequest)(nil), // 29: skiff.api.v1.CertificateSigningRequest
-	(*CertificatesRequest)(nil),       // 30: skiff.api.v1.CertificatesRequest
-	(*CertificateList)(nil),           // 31: skiff.api.v1.CertificateList
-	(*Certificate)(nil),               // 32: skiff.api.v1.Certificate
-	(*ListSnapshotsRequest)(nil),      // 33: skiff.api.v1.ListSnapshotsRequest
-	(*SnapshotList)(nil),              // 34: skiff.api.v1.SnapshotList
-	(*SnapshotFile)(nil),              // 35: skiff.api.v1.SnapshotFile
-	(*DefragmentRequest)(nil),         // 36: skiff.api.v1.DefragmentRequest
-	(*DisarmAlarmRequest)(nil),        // 37: skiff.api.v1.DisarmAlarmRequest
-	(*ClusterStatusRequest)(nil),      // 38: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),             // 39: skiff.api.v1.ClusterStatus
-	(*Networking)(nil),                // 40: skiff.api.v1.Networking
-	(*Member)(nil),                    // 41: skiff.api.v1.Member
-	(*MemberStatus)(nil),              // 42: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),          // 43: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),       // 44: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil),     // 45: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),           // 46: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),             // 47: skiff.api.v1.SnapshotChunk
-	(*timestamppb.Timestamp)(nil),     // 48: google.protobuf.Timestamp
+	(*UpdateBatchRequest)(nil),        // 7: skiff.api.v1.UpdateBatchRequest
+	(*UpdateBatchResponse)(nil),       // 8: skiff.api.v1.UpdateBatchResponse
+	(*GetRequest)(nil),                // 9: skiff.api.v1.GetRequest
+	(*ListRequest)(nil),               // 10: skiff.api.v1.ListRequest
+	(*ListResponse)(nil),              // 11: skiff.api.v1.ListResponse
+	(*UpdateRequest)(nil),             // 12: skiff.api.v1.UpdateRequest
+	(*DeleteRequest)(nil),             // 13: skiff.api.v1.DeleteRequest
+	(*Preconditions)(nil),             // 14: skiff.api.v1.Preconditions
+	(*WatchRequest)(nil),              // 15: skiff.api.v1.WatchRequest
+	(*WatchResponse)(nil),             // 16: skiff.api.v1.WatchResponse
+	(*WatchEvent)(nil),                // 17: skiff.api.v1.WatchEvent
+	(*RawWatchResponse)(nil),          // 18: skiff.api.v1.RawWatchResponse
+	(*RawWatchEvent)(nil),             // 19: skiff.api.v1.RawWatchEvent
+	(*BindRequest)(nil),               // 20: skiff.api.v1.BindRequest
+	(*TerminalSize)(nil),              // 21: skiff.api.v1.TerminalSize
+	(*ExecStart)(nil),                 // 22: skiff.api.v1.ExecStart
+	(*ExecRequest)(nil),               // 23: skiff.api.v1.ExecRequest
+	(*ExecResponse)(nil),              // 24: skiff.api.v1.ExecResponse
+	(*PortForwardStart)(nil),          // 25: skiff.api.v1.PortForwardStart
+	(*PortForwardRequest)(nil),        // 26: skiff.api.v1.PortForwardRequest
+	(*PortForwardResponse)(nil),       // 27: skiff.api.v1.PortForwardResponse
+	(*EvictRequest)(nil),              // 28: skiff.api.v1.EvictRequest
+	(*PodLogsRequest)(nil),            // 29: skiff.api.v1.PodLogsRequest
+	(*PodLogsChunk)(nil),              // 30: skiff.api.v1.PodLogsChunk
+	(*CertificateSigningRequest)(nil), // 31: skiff.api.v1.CertificateSigningRequest
+	(*CertificatesRequest)(nil),       // 32: skiff.api.v1.CertificatesRequest
+	(*CertificateList)(nil),           // 33: skiff.api.v1.CertificateList
+	(*Certificate)(nil),               // 34: skiff.api.v1.Certificate
+	(*ListSnapshotsRequest)(nil),      // 35: skiff.api.v1.ListSnapshotsRequest
+	(*SnapshotList)(nil),              // 36: skiff.api.v1.SnapshotList
+	(*SnapshotFile)(nil),              // 37: skiff.api.v1.SnapshotFile
+	(*DefragmentRequest)(nil),         // 38: skiff.api.v1.DefragmentRequest
+	(*DisarmAlarmRequest)(nil),        // 39: skiff.api.v1.DisarmAlarmRequest
+	(*ClusterStatusRequest)(nil),      // 40: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),             // 41: skiff.api.v1.ClusterStatus
+	(*Networking)(nil),                // 42: skiff.api.v1.Networking
+	(*Member)(nil),                    // 43: skiff.api.v1.Member
+	(*MemberStatus)(nil),              // 44: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),          // 45: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),       // 46: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil),     // 47: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),           // 48: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),             // 49: skiff.api.v1.SnapshotChunk
+	(*timestamppb.Timestamp)(nil),     // 50: google.protobuf.Timestamp
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
 	0,  // 1: skiff.api.v1.CreateBatchRequest.objects:type_name -> skiff.api.v1.Object
 	4,  // 2: skiff.api.v1.CreateBatchResponse.results:type_name -> skiff.api.v1.CreateBatchResult
 	0,  // 3: skiff.api.v1.CreateBatchResult.object:type_name -> skiff.api.v1.Object
-	18, // 4: skiff.api.v1.BindBatchRequest.bindings:type_name -> skiff.api.v1.BindRequest
+	20, // 4: skiff.api.v1.BindBatchRequest.bindings:type_name -> skiff.api.v1.BindRequest
 	4,  // 5: skiff.api.v1.BindBatchResponse.results:type_name -> skiff.api.v1.CreateBatchResult
-	0,  // 6: skiff.api.v1.ListResponse.items:type_name -> skiff.api.v1.Object
-	0,  // 7: skiff.api.v1.UpdateRequest.object:type_name -> skiff.api.v1.Object
-	12, // 8: skiff.api.v1.DeleteRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	15, // 9: skiff.api.v1.WatchResponse.events:type_name -> skiff.api.v1.WatchEvent
-	0,  // 10: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
-	17, // 11: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
-	19, // 12: skiff.api.v1.ExecStart.size:type_name -> skiff.api.v1.TerminalSize
-	20, // 13: skiff.api.v1.ExecRequest.start:type_name -> skiff.api.v1.ExecStart
-	19, // 14: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
-	23, // 15: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
-	12, // 16: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	48, // 17: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
-	32, // 18: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
-	35, // 19: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
-	41, // 20: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	42, // 21: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	40, // 22: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
-	1,  // 23: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
-	7,  // 24: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
-	8,  // 25: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
-	10, // 26: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
-	10, // 27: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
-	11, // 28: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
-	13, // 29: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
-	18, // 30: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
-	2,  // 31: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
-	5,  // 32: skiff.api.v1.Resources.BindBatch:input_type -> skiff.api.v1.BindBatchRequest
-	27, // 33: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	21, // 34: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
-	21, // 35: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
-	24, // 36: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
-	26, // 37: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	38, // 38: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	43, // 39: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	44, // 40: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	45, // 41: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	46, // 42: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	36, // 43: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
-	37, // 44: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
-	33, // 45: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
-	30, // 46: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
-	29, // 47: skiff.api.v1.Cluster.CreateCertificateSigningRequest:input_type -> skiff.api.v1.CertificateSigningRequest
-	0,  // 48: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 49: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	9,  // 50: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 51: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 52: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 53: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	14, // 54: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 55: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 56: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	6,  // 57: skiff.api.v1.Resources.BindBatch:output_type -> skiff.api.v1.BindBatchResponse
-	28, // 58: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	22, // 59: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	22, // 60: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	25, // 61: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 62: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	39, // 63: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	39, // 64: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	39, // 65: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	39, // 66: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	47, // 67: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	39, // 68: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
-	39, // 69: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
-	34, // 70: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
-	31, // 71: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
-	29, // 72: skiff.api.v1.Cluster.CreateCertificateSigningRequest:output_type -> skiff.api.v1.CertificateSigningRequest
-	48, // [48:73] is the sub-list for method output_type
-	23, // [23:48] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	0,  // 6: skiff.api.v1.UpdateBatchRequest.objects:type_name -> skiff.api.v1.Object
+	4,  // 7: skiff.api.v1.UpdateBatchResponse.results:type_name -> skiff.api.v1.CreateBatchResult
+	0,  // 8: skiff.api.v1.ListResponse.items:type_name -> skiff.api.v1.Object
+	0,  // 9: skiff.api.v1.UpdateRequest.object:type_name -> skiff.api.v1.Object
+	14, // 10: skiff.api.v1.DeleteRequest.preconditions:type_name -> skiff.api.v1.Preconditions
+	17, // 11: skiff.api.v1.WatchResponse.events:type_name -> skiff.api.v1.WatchEvent
+	0,  // 12: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
+	19, // 13: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
+	21, // 14: skiff.api.v1.ExecStart.size:type_name -> skiff.api.v1.TerminalSize
+	22, // 15: skiff.api.v1.ExecRequest.start:type_name -> skiff.api.v1.ExecStart
+	21, // 16: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
+	25, // 17: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
+	14, // 18: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
+	50, // 19: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
+	34, // 20: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
+	37, // 21: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
+	43, // 22: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	44, // 23: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	42, // 24: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
+	1,  // 25: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
+	9,  // 26: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
+	10, // 27: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
+	12, // 28: skiff.api.v1.Resources.Update:input_type -> skiff.api.v1.UpdateRequest
+	12, // 29: skiff.api.v1.Resources.UpdateStatus:input_type -> skiff.api.v1.UpdateRequest
+	13, // 30: skiff.api.v1.Resources.Delete:input_type -> skiff.api.v1.DeleteRequest
+	15, // 31: skiff.api.v1.Resources.Watch:input_type -> skiff.api.v1.WatchRequest
+	20, // 32: skiff.api.v1.Resources.Bind:input_type -> skiff.api.v1.BindRequest
+	2,  // 33: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
+	5,  // 34: skiff.api.v1.Resources.BindBatch:input_type -> skiff.api.v1.BindBatchRequest
+	7,  // 35: skiff.api.v1.Resources.UpdateBatch:input_type -> skiff.api.v1.UpdateBatchRequest
+	29, // 36: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	23, // 37: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
+	23, // 38: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
+	26, // 39: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
+	28, // 40: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
+	40, // 41: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	45, // 42: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	46, // 43: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	47, // 44: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	48, // 45: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	38, // 46: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
+	39, // 47: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
+	35, // 48: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
+	32, // 49: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
+	31, // 50: skiff.api.v1.Cluster.CreateCertificateSigningRequest:input_type -> skiff.api.v1.CertificateSigningRequest
+	0,  // 51: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 52: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	11, // 53: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 54: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 55: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 56: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	16, // 57: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 58: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 59: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	6,  // 60: skiff.api.v1.Resources.BindBatch:output_type -> skiff.api.v1.BindBatchResponse
+	8,  // 61: skiff.api.v1.Resources.UpdateBatch:output_type -> skiff.api.v1.UpdateBatchResponse
+	30, // 62: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	24, // 63: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	24, // 64: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	27, // 65: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 66: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	41, // 67: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	41, // 68: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	41, // 69: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	41, // 70: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	49, // 71: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	41, // 72: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
+	41, // 73: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
+	36, // 74: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
+	33, // 75: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
+	31, // 76: skiff.api.v1.Cluster.CreateCertificateSigningRequest:output_type -> skiff.api.v1.CertificateSigningRequest
+	51, // [51:77] is the sub-list for method output_type
+	25, // [25:51] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -3628,36 +3729,36 @@ func file_api_v1_api_proto_init() {
 	if File_api_v1_api_proto != nil {
 		return
 	}
-	file_api_v1_api_proto_msgTypes[11].OneofWrappers = []any{}
-	file_api_v1_api_proto_msgTypes[21].OneofWrappers = []any{
+	file_api_v1_api_proto_msgTypes[13].OneofWrappers = []any{}
+	file_api_v1_api_proto_msgTypes[23].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_Resize)(nil),
 		(*ExecRequest_StdinEof)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[22].OneofWrappers = []any{
+	file_api_v1_api_proto_msgTypes[24].OneofWrappers = []any{
 		(*ExecResponse_Started)(nil),
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[24].OneofWrappers = []any{
+	file_api_v1_api_proto_msgTypes[26].OneofWrappers = []any{
 		(*PortForwardRequest_Start)(nil),
 		(*PortForwardRequest_Data)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[25].OneofWrappers = []any{
+	file_api_v1_api_proto_msgTypes[27].OneofWrappers = []any{
 		(*PortForwardResponse_Connected)(nil),
 		(*PortForwardResponse_Data)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[26].OneofWrappers = []any{}
-	file_api_v1_api_proto_msgTypes[27].OneofWrappers = []any{}
+	file_api_v1_api_proto_msgTypes[28].OneofWrappers = []any{}
+	file_api_v1_api_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

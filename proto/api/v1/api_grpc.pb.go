@@ -38,6 +38,7 @@ const (
 	Resources_Bind_FullMethodName         = "/skiff.api.v1.Resources/Bind"
 	Resources_CreateBatch_FullMethodName  = "/skiff.api.v1.Resources/CreateBatch"
 	Resources_BindBatch_FullMethodName    = "/skiff.api.v1.Resources/BindBatch"
+	Resources_UpdateBatch_FullMethodName  = "/skiff.api.v1.Resources/UpdateBatch"
 )
 
 // ResourcesClient is the client API for Resources service.
@@ -69,6 +70,14 @@ type ResourcesClient interface {
 	// it can. Every binding must be allowed to the caller, or the whole call is refused
 	// (PermissionDenied).
 	BindBatch(ctx context.Context, in *BindBatchRequest, opts ...grpc.CallOption) (*BindBatchResponse, error)
+	// UpdateBatch updates up to 100 objects in one call, each exactly as Update would
+	// (admission, the compare-and-swap on its resourceVersion when set) and each
+	// succeeding or failing on its own: not a transaction. The updates that apply to the
+	// objects' current states are committed together, in one store entry: it is for
+	// writers of many small independent changes, such as the Job controller removing
+	// finished pods' tracking finalizers. Every object must be allowed to the caller, or
+	// the whole call is refused (PermissionDenied).
+	UpdateBatch(ctx context.Context, in *UpdateBatchRequest, opts ...grpc.CallOption) (*UpdateBatchResponse, error)
 }
 
 type resourcesClient struct {
@@ -188,6 +197,16 @@ func (c *resourcesClient) BindBatch(ctx context.Context, in *BindBatchRequest, o
 	return out, nil
 }
 
+func (c *resourcesClient) UpdateBatch(ctx context.Context, in *UpdateBatchRequest, opts ...grpc.CallOption) (*UpdateBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateBatchResponse)
+	err := c.cc.Invoke(ctx, Resources_UpdateBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ResourcesServer is the server API for Resources service.
 // All implementations must embed UnimplementedResourcesServer
 // for forward compatibility.
@@ -217,6 +236,14 @@ type ResourcesServer interface {
 	// it can. Every binding must be allowed to the caller, or the whole call is refused
 	// (PermissionDenied).
 	BindBatch(context.Context, *BindBatchRequest) (*BindBatchResponse, error)
+	// UpdateBatch updates up to 100 objects in one call, each exactly as Update would
+	// (admission, the compare-and-swap on its resourceVersion when set) and each
+	// succeeding or failing on its own: not a transaction. The updates that apply to the
+	// objects' current states are committed together, in one store entry: it is for
+	// writers of many small independent changes, such as the Job controller removing
+	// finished pods' tracking finalizers. Every object must be allowed to the caller, or
+	// the whole call is refused (PermissionDenied).
+	UpdateBatch(context.Context, *UpdateBatchRequest) (*UpdateBatchResponse, error)
 	mustEmbedUnimplementedResourcesServer()
 }
 
@@ -256,6 +283,9 @@ func (UnimplementedResourcesServer) CreateBatch(context.Context, *CreateBatchReq
 }
 func (UnimplementedResourcesServer) BindBatch(context.Context, *BindBatchRequest) (*BindBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BindBatch not implemented")
+}
+func (UnimplementedResourcesServer) UpdateBatch(context.Context, *UpdateBatchRequest) (*UpdateBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateBatch not implemented")
 }
 func (UnimplementedResourcesServer) mustEmbedUnimplementedResourcesServer() {}
 func (UnimplementedResourcesServer) testEmbeddedByValue()                   {}
@@ -451,6 +481,24 @@ func _Resources_BindBatch_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Resources_UpdateBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourcesServer).UpdateBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Resources_UpdateBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourcesServer).UpdateBatch(ctx, req.(*UpdateBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Resources_ServiceDesc is the grpc.ServiceDesc for Resources service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -493,6 +541,10 @@ var Resources_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BindBatch",
 			Handler:    _Resources_BindBatch_Handler,
+		},
+		{
+			MethodName: "UpdateBatch",
+			Handler:    _Resources_UpdateBatch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
