@@ -74,7 +74,10 @@ type skiff struct {
 }
 
 // startSkiff runs skiff up until the test ends.
-func startSkiff(t *testing.T) *skiff {
+func startSkiff(t *testing.T) *skiff { return startSkiffWith(t, nil) }
+
+// startSkiffWith runs skiff up, its config changed by configure (nil: none).
+func startSkiffWith(t *testing.T, configure func(*up.Config)) *skiff {
 	t.Helper()
 	bin := kubectlBinary(t)
 	dir := t.TempDir()
@@ -87,6 +90,9 @@ func startSkiff(t *testing.T) *skiff {
 	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "k8sclients-w1", "127.0.0.1"
 	cfg.Out = &bytes.Buffer{}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
+	if configure != nil {
+		configure(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- up.Run(ctx, cfg) }()

@@ -1,0 +1,278 @@
+package k8sclients
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/skiffhq/skiff/test/containerdtest"
+	"github.com/skiffhq/skiff/test/waitfor"
+	"github.com/skiffhq/skiff/up"
+)
+
+// TestStreamsOnContainerd: kubectl exec and port-forward, and client-go's remotecommand
+// executors, into real containers (skiff up on a private containerd, pods in the
+// host's network), over each protocol the clients speak: WebSocket (their default) and
+// SPDY (their fallback, chosen by kubectl's environment).
+func TestStreamsOnContainerd(t *testing.T) {
+	socket := containerdtest.Start(t)
+	s := startSkiffWith(t, func(cfg *up.Config) {
+		cfg.Runtime, cfg.ContainerdAddress = up.RuntimeContainerd, socket
+		cfg.Network = up.Network{Off: true}
+		cfg.UIListen = ""
+	})
+	httpPort := freePort(t)
+	s.runEnv(nil, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: shell}
+spec:
+  containers:
+  - {name: shell, image: docker.io/library/busybox:latest, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: httpd
+    image: docker.io/library/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, "mkdir -p /www && echo hello through port-forward > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www"]
+`, httpPort), "apply", "-f", "-")
+	waitfor.Condition(t, 2*time.Minute, "pods shell and web running", func() (bool, string) {
+		out, _ := s.run("get", "pods", "--no-headers")
+		return strings.Count(out, " Running ") == 2, out
+	})
+	t.Cleanup(func() { s.run("delete", "pod", "shell", "web", "--grace-period=0") })
+
+	for _, proto := range []struct {
+		name string
+		env  []string
+	}{
+		{"websocket", nil},
+		{"spdy", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false", "KUBECTL_PORT_FORWARD_WEBSOCKETS=false"}},
+	} {
+		t.Run("kubectl exec over "+proto.name, func(t *testing.T) {
+			out, err := s.runEnv(proto.env, "", "exec", "shell", "--", "echo", "hello", "from", "shell")
+			if err != nil || out != "hello from shell\n" {
+				t.Fatalf("kubectl exec echo: %q, %v", out, err)
+			}
+			stdout, stderr, code := s.exec(proto.env, "typed in\n", "exec", "-i", "shell", "--", "sh", "-c", "cat; echo to stderr >&2; exit 3")
+			if stdout != "typed in\n" || code != 3 || stderr != "to stderr\ncommand terminated with exit code 3\n" {
+				t.Fatalf("kubectl exec -i cat, exit 3: stdout %q, stderr %q, exit code %d", stdout, stderr, code)
+			}
+			big := strings.Repeat("a long line of input through the channels\n", 20_000)
+			if stdout, stderr, code := s.exec(proto.env, big, "exec", "-i", "shell", "--", "wc", "-c"); strings.TrimSpace(stdout) != fmt.Sprint(len(big)) || code != 0 {
+				t.Fatalf("kubectl exec -i wc -c of %d bytes: %q, %q, %d", len(big), stdout, stderr, code)
+			}
+			if _, stderr, code := s.exec(proto.env, "", "exec", "shell", "--", "no-such-command"); code == 0 || !strings.Contains(stderr, "no-such-command") {
+				t.Fatalf("kubectl exec of a missing command: %q, %d", stderr, code)
+			}
+		})
+		t.Run("kubectl port-forward over "+proto.name, func(t *testing.T) {
+			s.portForward(t, proto.env, "pod/web", httpPort)
+		})
+	}
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range []struct {
+		name string
+		new  func(*rest.Config, string, string) (remotecommand.Executor, error)
+	}{
+		{"spdy", func(c *rest.Config, method, u string) (remotecommand.Executor, error) {
+			return remotecommand.NewSPDYExecutor(c, method, mustURL(u))
+		}},
+		{"websocket", func(c *rest.Config, method, u string) (remotecommand.Executor, error) {
+			return remotecommand.NewWebSocketExecutor(c, method, u)
+		}},
+	} {
+		t.Run("client-go remotecommand "+ex.name, func(t *testing.T) {
+			run := func(opts corev1.PodExecOptions, streams remotecommand.StreamOptions) error {
+				opts.Container = "shell"
+				req := restClient(t, cfg).Post().Resource("pods").Namespace("default").Name("shell").SubResource("exec").
+					VersionedParams(&opts, scheme.ParameterCodec)
+				method := http.MethodPost
+				if ex.name == "websocket" {
+					method = http.MethodGet // as kubectl's WebSocket executor
+				}
+				x, err := ex.new(cfg, method, req.URL().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return x.StreamWithContext(ctxT(t, 2*time.Minute), streams)
+			}
+			var out, errb bytes.Buffer
+			err := run(corev1.PodExecOptions{Command: []string{"sh", "-c", "cat; echo oops >&2; exit 7"}, Stdin: true, Stdout: true, Stderr: true},
+				remotecommand.StreamOptions{Stdin: strings.NewReader("in and out\n"), Stdout: &out, Stderr: &errb})
+			var exit utilexec.CodeExitError
+			if !errors.As(err, &exit) || exit.Code != 7 || out.String() != "in and out\n" || errb.String() != "oops\n" {
+				t.Fatalf("exec cat, exit 7: %v; stdout %q, stderr %q", err, out.String(), errb.String())
+			}
+			// A terminal: its size from the queue, then a resize.
+			out.Reset()
+			sizes := &sizeQueue{sizes: make(chan *remotecommand.TerminalSize, 2)}
+			sizes.sizes <- &remotecommand.TerminalSize{Width: 80, Height: 24}
+			stdin, typed := io.Pipe()
+			done := make(chan error, 1)
+			screen := &lockedBuffer{}
+			go func() {
+				done <- run(corev1.PodExecOptions{Command: []string{"sh"}, Stdin: true, Stdout: true, TTY: true},
+					remotecommand.StreamOptions{Stdin: stdin, Stdout: screen, Tty: true, TerminalSizeQueue: sizes})
+			}()
+			waitfor.Condition(t, time.Minute, "the terminal's size at start", func() (bool, string) {
+				typed.Write([]byte("tty; stty size\n"))
+				return strings.Contains(screen.String(), "/dev/pts/") && strings.Contains(screen.String(), "24 80\r\n"), screen.String()
+			})
+			sizes.sizes <- &remotecommand.TerminalSize{Width: 132, Height: 50}
+			waitfor.Condition(t, time.Minute, "the terminal resized", func() (bool, string) {
+				typed.Write([]byte("stty size\n"))
+				return strings.Contains(screen.String(), "50 132\r\n"), screen.String()
+			})
+			typed.Write([]byte("exit 5\n"))
+			if err := <-done; !errors.As(err, &exit) || exit.Code != 5 {
+				t.Fatalf("a terminal session ending with exit 5: %v; screen %q", err, screen.String())
+			}
+			close(sizes.sizes)
+			typed.Close()
+		})
+	}
+}
+
+// exec runs kubectl and returns its stdout, its stderr and its exit code.
+func (s *skiff) exec(env []string, stdin string, args ...string) (string, string, int) {
+	s.t.Helper()
+	cmd := exec.Command(s.kubectl, args...)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return out.String(), errb.String(), exit.ExitCode()
+	case err != nil:
+		s.t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+// portForward runs kubectl port-forward to a pod's port and GETs a page through it.
+func (s *skiff) portForward(t *testing.T, env []string, pod string, port int) {
+	pf := exec.Command(s.kubectl, "port-forward", pod, fmt.Sprintf(":%d", port))
+	pf.Env = append(append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home), env...)
+	stdout, err := pf.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pfErr lockedBuffer
+	pf.Stderr = &pfErr
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 10)
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- pf.Wait()
+	}()
+	defer func() {
+		pf.Process.Kill()
+		<-exited
+	}()
+	forwarding := regexp.MustCompile(`^Forwarding from (127\.0\.0\.1:\d+) -> ` + fmt.Sprint(port) + `$`)
+	local := ""
+	timeout := time.After(time.Minute)
+	for local == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("kubectl port-forward ended: %s", pfErr.String())
+			}
+			if m := forwarding.FindStringSubmatch(l); m != nil {
+				local = m[1]
+			}
+		case <-timeout:
+			t.Fatalf("kubectl port-forward says nothing: %s", pfErr.String())
+		}
+	}
+	for i := range 2 { // two connections through one upgraded connection
+		c, err := net.Dial("tcp", local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /index.html HTTP/1.0\r\n\r\n")
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !strings.HasPrefix(string(got), "HTTP/1.") || !strings.HasSuffix(string(got), "\r\n\r\nhello through port-forward\n") {
+			t.Fatalf("GET %d through kubectl port-forward: %q, %v (stderr %s)", i, got, err, pfErr.String())
+		}
+	}
+	pf.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+		exited <- nil // for the deferred wait
+	case <-time.After(30 * time.Second):
+		t.Errorf("kubectl port-forward did not stop on SIGINT: %s", pfErr.String())
+	}
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func restClient(t *testing.T, cfg *rest.Config) *rest.RESTClient {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &corev1.SchemeGroupVersion
+	c.APIPath = "/api"
+	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	rc, err := rest.RESTClientFor(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// sizeQueue is a terminal's sizes, as kubectl's resize queue gives them.
+type sizeQueue struct{ sizes chan *remotecommand.TerminalSize }
+
+func (q *sizeQueue) Next() *remotecommand.TerminalSize { return <-q.sizes }
