@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/websocket"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -77,6 +78,20 @@ func isPodStreamPath(path string) bool {
 	return n >= 3 && segs[n-3] == "pods" && podStreamSubresource(segs[n-1])
 }
 
+// upgradeTo says whether a request asks to upgrade its connection to a WebSocket (true)
+// or to SPDY (false), or why it cannot be upgraded.
+func upgradeTo(r *http.Request) (websocket bool, err error) {
+	switch {
+	case r.ProtoMajor != 1:
+		return false, badRequest("Upgrade request required: over HTTP/1.1 (this request is %s)", r.Proto)
+	case wsstream.IsWebSocketRequest(r):
+		return true, nil
+	case httpstream.IsUpgradeRequest(r) && strings.EqualFold(r.Header.Get(httpstream.HeaderUpgrade), spdy.HeaderSpdy31):
+		return false, nil
+	}
+	return false, badRequest("Upgrade request required")
+}
+
 // execRequest is an exec's or attach's query (PodExecOptions, PodAttachOptions).
 type execRequest struct {
 	start                 *apiv1.ExecStart
@@ -124,10 +139,9 @@ func (a *restAPI) podExec(w http.ResponseWriter, r *http.Request, req *restReque
 		a.fail(w, r, err)
 		return
 	}
-	upgrade := strings.ToLower(r.Header.Get("Upgrade"))
-	ws := wsstream.IsWebSocketRequest(r)
-	if !ws && !strings.Contains(upgrade, "spdy/") {
-		a.fail(w, r, badRequest("Upgrade request required"))
+	ws, err := upgradeTo(r)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	k, err := a.pods.startExec(r.Context(), e.start, attach)
@@ -138,7 +152,7 @@ func (a *restAPI) podExec(w http.ResponseWriter, r *http.Request, req *restReque
 	defer k.close()
 	run := func(s execIO) (int32, error) { return runExec(k, s) }
 	if ws {
-		serveExecWebSocket(w, r, e, run, a.log.Named("exec"))
+		serveExecWebSocket(w, r, e, run, a.log)
 		return
 	}
 	x := spdyExec{run: run, command: e.start.Command}
@@ -255,14 +269,7 @@ var (
 )
 
 func (x spdyExec) ExecInContainer(_ context.Context, _, _, _ string, _ []string, in io.Reader, out, errw io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
-	s := execIO{stdin: in, resize: resize}
-	if out != nil {
-		s.stdout = out
-	}
-	if errw != nil {
-		s.stderr = errw
-	}
-	code, err := x.run(s)
+	code, err := x.run(execIO{stdin: in, stdout: out, stderr: errw, resize: resize})
 	if err != nil {
 		return err
 	}
@@ -281,7 +288,7 @@ func exitCodeError(command []string, code int32) error {
 }
 
 // serveExecWebSocket upgrades an exec or attach to a WebSocket of channels and runs it.
-func serveExecWebSocket(w http.ResponseWriter, r *http.Request, e *execRequest, run func(execIO) (int32, error), log interface{ Debug(string, ...any) }) {
+func serveExecWebSocket(w http.ResponseWriter, r *http.Request, e *execRequest, run func(execIO) (int32, error), log hclog.Logger) {
 	channels := make([]wsstream.ChannelType, channelResize+1)
 	channels[channelStdin] = channelType(e.stdin, wsstream.ReadChannel)
 	channels[channelStdout] = channelType(e.stdout, wsstream.WriteChannel)
@@ -311,7 +318,8 @@ func serveExecWebSocket(w http.ResponseWriter, r *http.Request, e *execRequest, 
 	default:
 		streams[channelError].Write(nil)
 	}
-	s := execIO{resize: terminalSizes(r.Context(), streams[channelResize])}
+	sizes, closed := terminalSizes(r.Context(), streams[channelResize])
+	s := execIO{resize: sizes}
 	if e.stdin {
 		s.stdin = streams[channelStdin]
 	}
@@ -323,7 +331,16 @@ func serveExecWebSocket(w http.ResponseWriter, r *http.Request, e *execRequest, 
 	}
 	code, err := run(s)
 	writeExecStatus(streams[channelError], protocol, execStatus(e.start.GetCommand(), code, err))
+	// The client closes the connection once it has the status; closing it first, under
+	// wsstream's read loop, would log an error for every exec.
+	select {
+	case <-closed:
+	case <-time.After(clientCloseWait):
+	}
 }
+
+// clientCloseWait bounds the wait for a client to close a finished exec's WebSocket.
+const clientCloseWait = 5 * time.Second
 
 func channelType(open bool, t wsstream.ChannelType) wsstream.ChannelType {
 	if open {
@@ -333,15 +350,16 @@ func channelType(open bool, t wsstream.ChannelType) wsstream.ChannelType {
 }
 
 // terminalSizes decodes the resize channel's JSON sizes ({"Width":80,"Height":24}),
-// until it ends or ctx does.
-func terminalSizes(ctx context.Context, r io.Reader) <-chan remotecommand.TerminalSize {
-	ch := make(chan remotecommand.TerminalSize)
+// until it ends (closed is closed then: the connection is) or ctx does.
+func terminalSizes(ctx context.Context, r io.Reader) (sizes <-chan remotecommand.TerminalSize, closed <-chan struct{}) {
+	ch, ended := make(chan remotecommand.TerminalSize), make(chan struct{})
 	go func() {
 		defer close(ch)
 		d := json.NewDecoder(r)
 		for {
 			var s remotecommand.TerminalSize
 			if err := d.Decode(&s); err != nil {
+				close(ended)
 				return
 			}
 			select {
@@ -351,7 +369,7 @@ func terminalSizes(ctx context.Context, r io.Reader) <-chan remotecommand.Termin
 			}
 		}
 	}()
-	return ch
+	return ch, ended
 }
 
 // execStatus is the error channel's report of an exec: Success, the exit code as
@@ -394,14 +412,14 @@ func (a *restAPI) podPortForward(w http.ResponseWriter, r *http.Request, req *re
 		a.fail(w, r, err)
 		return
 	}
-	tunnel := wsstream.IsWebSocketRequestWithTunnelingProtocol(r)
-	ws := wsstream.IsWebSocketRequest(r)
-	if ws && !tunnel && len(ports) == 0 {
-		a.fail(w, r, badRequest("query parameter \"port\" is required"))
+	ws, err := upgradeTo(r)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	if !ws && !strings.Contains(strings.ToLower(r.Header.Get("Upgrade")), "spdy/") {
-		a.fail(w, r, badRequest("Upgrade request required"))
+	tunnel := wsstream.IsWebSocketRequestWithTunnelingProtocol(r)
+	if ws && !tunnel && len(ports) == 0 {
+		a.fail(w, r, badRequest("query parameter \"ports\" is required"))
 		return
 	}
 	ctx := r.Context()
