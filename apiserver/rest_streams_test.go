@@ -25,8 +25,8 @@ import (
 )
 
 // simPod runs an insecure one-member cluster with a simulated node w1 and a running
-// pod web, and returns the API's address.
-func simPod(t *testing.T) string {
+// pod web, and returns the API's address and a client of it.
+func simPod(t *testing.T) (string, *client.Conn) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -39,7 +39,7 @@ func simPod(t *testing.T) string {
 	logsNode(t, cs, "w1", nil)
 	createPod(t, ctx, cs, "web", "w1")
 	waitRunning(t, ctx, conn, "web")
-	return c.Addr(0)
+	return c.Addr(0), conn
 }
 
 // wsExec opens pod web's exec (or attach) over a WebSocket of channels.
@@ -89,7 +89,7 @@ func execQuery(command ...string) url.Values {
 // kubectl 1.30 and later speak it, into a simulated container: v5's input ended by the
 // close signal, v4's exit code, base64 channels, and the errors before the upgrade.
 func TestRESTExecWebSocket(t *testing.T) {
-	addr := simPod(t)
+	addr, _ := simPod(t)
 
 	// v5: input, then its end by the close signal (255, channel 0): cat ends.
 	ws := wsExec(t, addr, "exec", "v5.channel.k8s.io", execQuery("cat"))
@@ -205,7 +205,7 @@ func spdyDial(t *testing.T, addr, path, protocol string) httpstream.Connection {
 // channel, named by its streamType header, and the v4 status on the error stream. (The
 // simulated runtime writes nothing on stderr; TestKubectlExec in test/k8sclients does.)
 func TestRESTExecSPDY(t *testing.T) {
-	addr := simPod(t)
+	addr, _ := simPod(t)
 	conn := spdyDial(t, addr, "/api/v1/namespaces/default/pods/web/exec?"+execQuery("sh", "-c", "cat; exit 4").Encode(), "v4.channel.k8s.io")
 	stream := func(typ string) httpstream.Stream {
 		s, err := conn.CreateStream(http.Header{"Streamtype": {typ}})
@@ -286,7 +286,7 @@ func forwardOnce(t *testing.T, conn httpstream.Connection, port int, id, msg str
 // and over SPDY tunnelled in a WebSocket (kubectl 1.31's default), several connections
 // on one upgraded one, and a port nobody listens on.
 func TestRESTPortForward(t *testing.T) {
-	addr := simPod(t)
+	addr, _ := simPod(t)
 	port := echoUpper(t)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

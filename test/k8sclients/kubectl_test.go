@@ -144,19 +144,29 @@ func (s *skiff) run(args ...string) (string, error) {
 }
 
 func (s *skiff) runEnv(env []string, stdin string, args ...string) (string, error) {
+	out, errOut, err := s.runStreams(env, stdin, args...)
+	if err != nil {
+		return out + errOut, fmt.Errorf("kubectl %s: %v: %s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out, nil
+}
+
+// runStreams runs kubectl and returns its standard output and error output apart.
+func (s *skiff) runStreams(env []string, stdin string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.kubectl, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home)
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = s.env(env)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if err != nil {
-		return out.String() + errb.String(), fmt.Errorf("kubectl %s: %v: %s%s", strings.Join(args, " "), err, out.String(), errb.String())
-	}
-	return out.String(), nil
+	return out.String(), errb.String(), err
+}
+
+// env is kubectl's environment: this cluster's kubeconfig, and more.
+func (s *skiff) env(more []string) []string {
+	return append(append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home), more...)
 }
 
 // must runs kubectl and fails the test if it fails.

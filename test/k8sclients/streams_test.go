@@ -1,7 +1,6 @@
 package k8sclients
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,11 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +21,7 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/skiffhq/skiff/test/containerdtest"
+	"github.com/skiffhq/skiff/test/portforwardtest"
 	"github.com/skiffhq/skiff/test/waitfor"
 	"github.com/skiffhq/skiff/up"
 )
@@ -163,83 +160,30 @@ spec:
 // exec runs kubectl and returns its stdout, its stderr and its exit code.
 func (s *skiff) exec(env []string, stdin string, args ...string) (string, string, int) {
 	s.t.Helper()
-	cmd := exec.Command(s.kubectl, args...)
-	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	out, errOut, err := s.runStreams(env, stdin, args...)
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):
-		return out.String(), errb.String(), exit.ExitCode()
+		return out, errOut, exit.ExitCode()
 	case err != nil:
 		s.t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
 	}
-	return out.String(), errb.String(), 0
+	return out, errOut, 0
 }
 
-// portForward runs kubectl port-forward to a pod's port and GETs a page through it.
+// portForward runs kubectl port-forward to a pod's port and GETs a page through it,
+// twice: two connections in one upgraded one.
 func (s *skiff) portForward(t *testing.T, env []string, pod string, port int) {
-	pf := exec.Command(s.kubectl, "port-forward", pod, fmt.Sprintf(":%d", port))
-	pf.Env = append(append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home), env...)
-	stdout, err := pf.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pfErr lockedBuffer
-	pf.Stderr = &pfErr
-	if err := pf.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 10)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- pf.Wait()
-	}()
-	defer func() {
-		pf.Process.Kill()
-		<-exited
-	}()
-	forwarding := regexp.MustCompile(`^Forwarding from (127\.0\.0\.1:\d+) -> ` + fmt.Sprint(port) + `$`)
-	local := ""
-	timeout := time.After(time.Minute)
-	for local == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("kubectl port-forward ended: %s", pfErr.String())
-			}
-			if m := forwarding.FindStringSubmatch(l); m != nil {
-				local = m[1]
-			}
-		case <-timeout:
-			t.Fatalf("kubectl port-forward says nothing: %s", pfErr.String())
+	cmd := exec.Command(s.kubectl, "port-forward", pod, fmt.Sprintf(":%d", port))
+	cmd.Env = s.env(env)
+	pf := portforwardtest.Start(t, cmd, port)
+	for i := range 2 {
+		if got := pf.GET(t, "/index.html"); !strings.HasPrefix(got, "HTTP/1.") || !strings.HasSuffix(got, "\r\n\r\nhello through port-forward\n") {
+			t.Fatalf("GET %d through kubectl port-forward: %q (stderr %s)", i, got, pf.Stderr())
 		}
 	}
-	for i := range 2 { // two connections through one upgraded connection
-		c, err := net.Dial("tcp", local)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(c, "GET /index.html HTTP/1.0\r\n\r\n")
-		got, err := io.ReadAll(c)
-		c.Close()
-		if err != nil || !strings.HasPrefix(string(got), "HTTP/1.") || !strings.HasSuffix(string(got), "\r\n\r\nhello through port-forward\n") {
-			t.Fatalf("GET %d through kubectl port-forward: %q, %v (stderr %s)", i, got, err, pfErr.String())
-		}
-	}
-	pf.Process.Signal(syscall.SIGINT)
-	select {
-	case <-exited:
-		exited <- nil // for the deferred wait
-	case <-time.After(30 * time.Second):
-		t.Errorf("kubectl port-forward did not stop on SIGINT: %s", pfErr.String())
+	if err := pf.Interrupt(t); err != nil {
+		t.Errorf("kubectl port-forward after SIGINT: %v: %s", err, pf.Stderr())
 	}
 }
 
@@ -273,6 +217,8 @@ func mustURL(s string) *url.URL {
 }
 
 // sizeQueue is a terminal's sizes, as kubectl's resize queue gives them.
-type sizeQueue struct{ sizes chan *remotecommand.TerminalSize }
+type sizeQueue struct {
+	sizes chan *remotecommand.TerminalSize
+}
 
 func (q *sizeQueue) Next() *remotecommand.TerminalSize { return <-q.sizes }
