@@ -113,8 +113,11 @@ func execRequestOf(q url.Values, namespace, name string, attach bool) (*execRequ
 	}
 	e := &execRequest{start: &apiv1.ExecStart{Namespace: namespace, Name: name, Container: q.Get("container")}}
 	var err error
-	for key, p := range map[string]*bool{"stdin": &e.stdin, "stdout": &e.stdout, "stderr": &e.stderr, "tty": &e.start.Tty} {
-		if *p, err = flag(key); err != nil {
+	for _, f := range []struct {
+		key string
+		p   *bool
+	}{{"stdin", &e.stdin}, {"stdout", &e.stdout}, {"stderr", &e.stderr}, {"tty", &e.start.Tty}} {
+		if *f.p, err = flag(f.key); err != nil {
 			return nil, err
 		}
 	}
