@@ -321,8 +321,7 @@ func serveExecWebSocket(w http.ResponseWriter, r *http.Request, e *execRequest, 
 	default:
 		streams[channelError].Write(nil)
 	}
-	sizes, closed := terminalSizes(r.Context(), streams[channelResize])
-	s := execIO{resize: sizes}
+	s := execIO{resize: terminalSizes(r.Context(), streams[channelResize])}
 	if e.stdin {
 		s.stdin = streams[channelStdin]
 	}
@@ -333,17 +332,11 @@ func serveExecWebSocket(w http.ResponseWriter, r *http.Request, e *execRequest, 
 		s.stderr = streams[channelStderr]
 	}
 	code, err := run(s)
+	// Closing (deferred) ends the client's streams, which client-go waits for after the
+	// status: the server closes first, and wsstream's read loop, ended under it, logs
+	// "Error on socket receive ... use of closed network connection" through klog.
 	writeExecStatus(streams[channelError], protocol, execStatus(e.start.GetCommand(), code, err))
-	// The client closes the connection once it has the status; closing it first, under
-	// wsstream's read loop, would log an error for every exec.
-	select {
-	case <-closed:
-	case <-time.After(clientCloseWait):
-	}
 }
-
-// clientCloseWait bounds the wait for a client to close a finished exec's WebSocket.
-const clientCloseWait = 5 * time.Second
 
 func channelType(open bool, t wsstream.ChannelType) wsstream.ChannelType {
 	if open {
@@ -353,16 +346,15 @@ func channelType(open bool, t wsstream.ChannelType) wsstream.ChannelType {
 }
 
 // terminalSizes decodes the resize channel's JSON sizes ({"Width":80,"Height":24}),
-// until it ends (closed is closed then: the connection is) or ctx does.
-func terminalSizes(ctx context.Context, r io.Reader) (sizes <-chan remotecommand.TerminalSize, closed <-chan struct{}) {
-	ch, ended := make(chan remotecommand.TerminalSize), make(chan struct{})
+// until it ends or ctx does.
+func terminalSizes(ctx context.Context, r io.Reader) <-chan remotecommand.TerminalSize {
+	ch := make(chan remotecommand.TerminalSize)
 	go func() {
 		defer close(ch)
 		d := json.NewDecoder(r)
 		for {
 			var s remotecommand.TerminalSize
 			if err := d.Decode(&s); err != nil {
-				close(ended)
 				return
 			}
 			select {
@@ -372,7 +364,7 @@ func terminalSizes(ctx context.Context, r io.Reader) (sizes <-chan remotecommand
 			}
 		}
 	}()
-	return ch, ended
+	return ch
 }
 
 // execStatus is the error channel's report of an exec: Success, the exit code as

@@ -2,6 +2,7 @@ package k8sclients
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +27,7 @@ import (
 	"github.com/skiffhq/skiff/up"
 )
 
-// TestStreamsOnContainerd: kubectl exec and port-forward, and client-go's remotecommand
+// TestStreamsOnContainerd: kubectl exec, attach and port-forward, and client-go's remotecommand
 // executors, into real containers (skiff up on a private containerd, pods in the
 // host's network), over each protocol the clients speak: WebSocket (their default) and
 // SPDY (their fallback, chosen by kubectl's environment).
@@ -54,12 +55,19 @@ spec:
     image: docker.io/library/busybox:latest
     imagePullPolicy: IfNotPresent
     command: [sh, -c, "mkdir -p /www && echo hello through port-forward > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ticker}
+spec:
+  containers:
+  - {name: ticker, image: docker.io/library/busybox:latest, imagePullPolicy: IfNotPresent, command: [sh, -c, "while true; do echo tick; sleep 1; done"]}
 `, httpPort), "apply", "-f", "-")
-	waitfor.Condition(t, 2*time.Minute, "pods shell and web running", func() (bool, string) {
+	waitfor.Condition(t, 2*time.Minute, "pods shell, web and ticker running", func() (bool, string) {
 		out, _ := s.run("get", "pods", "--no-headers")
-		return strings.Count(out, " Running ") == 2, out
+		return strings.Count(out, " Running ") == 3, out
 	})
-	t.Cleanup(func() { s.run("delete", "pod", "shell", "web", "--grace-period=0") })
+	t.Cleanup(func() { s.run("delete", "pod", "shell", "web", "ticker", "--grace-period=0") })
 
 	for _, proto := range []struct {
 		name string
@@ -84,6 +92,23 @@ spec:
 			if _, stderr, code := s.exec(proto.env, "", "exec", "shell", "--", "no-such-command"); code == 0 || !strings.Contains(stderr, "no-such-command") {
 				t.Fatalf("kubectl exec of a missing command: %q, %d", stderr, code)
 			}
+		})
+		t.Run("kubectl attach over "+proto.name, func(t *testing.T) {
+			// The container's output from now on, until kubectl is stopped.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cmd := exec.CommandContext(ctx, s.kubectl, "attach", "ticker")
+			cmd.Env = s.env(proto.env)
+			var out, errOut lockedBuffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitfor.Condition(t, time.Minute, "ticks through kubectl attach", func() (bool, string) {
+				return strings.Count(out.String(), "tick\n") >= 2, out.String() + errOut.String()
+			})
+			cancel()
+			cmd.Wait()
 		})
 		t.Run("kubectl port-forward over "+proto.name, func(t *testing.T) {
 			s.portForward(t, proto.env, "pod/web", httpPort)
