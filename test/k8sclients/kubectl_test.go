@@ -153,9 +153,14 @@ func (s *skiff) runEnv(env []string, stdin string, args ...string) (string, erro
 
 // runStreams runs kubectl and returns its standard output and error output apart.
 func (s *skiff) runStreams(env []string, stdin string, args ...string) (string, string, error) {
+	return s.runStreamsWith(s.kubectl, env, stdin, args...)
+}
+
+// runStreamsWith runs a program (one that runs kubectl) in kubectl's environment.
+func (s *skiff) runStreamsWith(program string, env []string, stdin string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.kubectl, args...)
+	cmd := exec.CommandContext(ctx, program, args...)
 	cmd.Env = s.env(env)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
