@@ -284,7 +284,7 @@ func forwardOnce(t *testing.T, conn httpstream.Connection, port int, id, msg str
 
 // TestRESTPortForward connects to a simulated pod's port over SPDY (portforward.k8s.io)
 // and over SPDY tunnelled in a WebSocket (kubectl 1.31's default), several connections
-// on one upgraded one, and a port nobody listens on.
+// on one upgraded one, and a port nobody listens on; and over WebSocket channels.
 func TestRESTPortForward(t *testing.T) {
 	addr, _ := simPod(t)
 	port := echoUpper(t)
@@ -325,6 +325,39 @@ func TestRESTPortForward(t *testing.T) {
 	}
 	defer tunnel.Close()
 	check("SPDY in a WebSocket", tunnel)
+
+	// The older WebSocket channels (?ports=): a data and an error channel per port, each
+	// starting with the port (little-endian), then the data; here, from a server that
+	// greets and closes, since this protocol cannot half-close.
+	greeter, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer greeter.Close()
+	go func() {
+		for {
+			c, err := greeter.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello from the pod\n"))
+			c.Close()
+		}
+	}()
+	gport := greeter.Addr().(*net.TCPAddr).Port
+	ws = wsExec(t, addr, "portforward", "v4.channel.k8s.io", url.Values{"ports": {strconv.Itoa(gport)}})
+	ws.SetReadDeadline(time.Now().Add(60 * time.Second))
+	got := map[byte]string{}
+	for got[0] != string([]byte{byte(gport), byte(gport >> 8)})+"hello from the pod\n" {
+		var m []byte
+		if err := websocket.Message.Receive(ws, &m); err != nil {
+			t.Fatalf("port-forward over WebSocket channels: %q so far: %v", got, err)
+		}
+		got[m[0]] += string(m[1:])
+	}
+	if got[1] != string([]byte{byte(gport), byte(gport >> 8)}) {
+		t.Errorf("port-forward over WebSocket channels: error channel %q", got[1])
+	}
 }
 
 // TestRESTStreamsForbidden: exec, attach and portforward are an administrator's over
