@@ -46,22 +46,10 @@ import (
 // the kubelet's default (streamingConnectionIdleTimeout).
 const streamIdleTimeout = 4 * time.Hour
 
-// The channels of exec and attach over WebSocket (the stream types of SPDY).
+// WebSocket subprotocols of exec and attach (channel numbers remotecommand.StreamStdIn
+// to StreamResize), and of portforward's tunnel.
 const (
-	channelStdin = iota
-	channelStdout
-	channelStderr
-	channelError
-	channelResize
-)
-
-// WebSocket subprotocols of exec and attach.
-const (
-	protocolV5        = "v5.channel.k8s.io"
-	protocolV4        = "v4.channel.k8s.io"
-	protocolV4Base64  = "v4.base64.channel.k8s.io"
-	protocolV1        = wsstream.ChannelWebSocketProtocol
-	protocolV1Base64  = wsstream.Base64ChannelWebSocketProtocol
+	protocolV4Base64  = "v4." + wsstream.Base64ChannelWebSocketProtocol
 	portForwardTunnel = portforward.WebsocketsSPDYTunnelingPortForwardV1
 )
 
@@ -80,7 +68,7 @@ func isPodStreamPath(path string) bool {
 
 // upgradeTo says whether a request asks to upgrade its connection to a WebSocket (true)
 // or to SPDY (false), or why it cannot be upgraded.
-func upgradeTo(r *http.Request) (websocket bool, err error) {
+func upgradeTo(r *http.Request) (ws bool, err error) {
 	switch {
 	case r.ProtoMajor != 1:
 		return false, badRequest("Upgrade request required: over HTTP/1.1 (this request is %s)", r.Proto)
@@ -292,18 +280,18 @@ func exitCodeError(command []string, code int32) error {
 
 // serveExecWebSocket upgrades an exec or attach to a WebSocket of channels and runs it.
 func serveExecWebSocket(w http.ResponseWriter, r *http.Request, e *execRequest, run func(execIO) (int32, error), log hclog.Logger) {
-	channels := make([]wsstream.ChannelType, channelResize+1)
-	channels[channelStdin] = channelType(e.stdin, wsstream.ReadChannel)
-	channels[channelStdout] = channelType(e.stdout, wsstream.WriteChannel)
-	channels[channelStderr] = channelType(e.stderr, wsstream.WriteChannel)
-	channels[channelError] = wsstream.WriteChannel
-	channels[channelResize] = wsstream.ReadChannel
+	channels := make([]wsstream.ChannelType, remotecommand.StreamResize+1)
+	channels[remotecommand.StreamStdIn] = channelType(e.stdin, wsstream.ReadChannel)
+	channels[remotecommand.StreamStdOut] = channelType(e.stdout, wsstream.WriteChannel)
+	channels[remotecommand.StreamStdErr] = channelType(e.stderr, wsstream.WriteChannel)
+	channels[remotecommand.StreamErr] = wsstream.WriteChannel
+	channels[remotecommand.StreamResize] = wsstream.ReadChannel
 	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{
-		protocolV5:       {Binary: true, Channels: channels},
-		protocolV4:       {Binary: true, Channels: channels},
-		protocolV4Base64: {Binary: false, Channels: channels},
-		protocolV1:       {Binary: true, Channels: channels},
-		protocolV1Base64: {Binary: false, Channels: channels},
+		remotecommand.StreamProtocolV5Name:      {Binary: true, Channels: channels},
+		remotecommand.StreamProtocolV4Name:      {Binary: true, Channels: channels},
+		protocolV4Base64:                        {Binary: false, Channels: channels},
+		wsstream.ChannelWebSocketProtocol:       {Binary: true, Channels: channels},
+		wsstream.Base64ChannelWebSocketProtocol: {Binary: false, Channels: channels},
 	})
 	conn.SetIdleTimeout(streamIdleTimeout)
 	protocol, streams, err := conn.Open(w, r)
@@ -315,27 +303,27 @@ func serveExecWebSocket(w http.ResponseWriter, r *http.Request, e *execRequest, 
 	// An empty message on the first channel the client reads: the streams are ready.
 	switch {
 	case e.stdout:
-		streams[channelStdout].Write(nil)
+		streams[remotecommand.StreamStdOut].Write(nil)
 	case e.stderr:
-		streams[channelStderr].Write(nil)
+		streams[remotecommand.StreamStdErr].Write(nil)
 	default:
-		streams[channelError].Write(nil)
+		streams[remotecommand.StreamErr].Write(nil)
 	}
-	s := execIO{resize: terminalSizes(r.Context(), streams[channelResize])}
+	s := execIO{resize: terminalSizes(r.Context(), streams[remotecommand.StreamResize])}
 	if e.stdin {
-		s.stdin = streams[channelStdin]
+		s.stdin = streams[remotecommand.StreamStdIn]
 	}
 	if e.stdout {
-		s.stdout = streams[channelStdout]
+		s.stdout = streams[remotecommand.StreamStdOut]
 	}
 	if e.stderr {
-		s.stderr = streams[channelStderr]
+		s.stderr = streams[remotecommand.StreamStdErr]
 	}
 	code, err := run(s)
 	// Closing (deferred) ends the client's streams, which client-go waits for after the
 	// status: the server closes first, and wsstream's read loop, ended under it, logs
 	// "Error on socket receive ... use of closed network connection" through klog.
-	writeExecStatus(streams[channelError], protocol, execStatus(e.start.GetCommand(), code, err))
+	writeExecStatus(streams[remotecommand.StreamErr], protocol, execStatus(e.start.GetCommand(), code, err))
 }
 
 func channelType(open bool, t wsstream.ChannelType) wsstream.ChannelType {
@@ -388,7 +376,7 @@ func execStatus(command []string, code int32, err error) *metav1.Status {
 // a failure's message alone.
 func writeExecStatus(w io.Writer, protocol string, st *metav1.Status) {
 	switch protocol {
-	case protocolV5, protocolV4, protocolV4Base64:
+	case remotecommand.StreamProtocolV5Name, remotecommand.StreamProtocolV4Name, protocolV4Base64:
 		b, _ := json.Marshal(st)
 		w.Write(b)
 	default:
