@@ -60,6 +60,9 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}},
 		&discoveryv1.EndpointSlice{ObjectMeta: meta("default", "web-abcde"), AddressType: discoveryv1.AddressTypeIPv4,
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.42.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}},
+		&corev1.Endpoints{ObjectMeta: meta("default", "web"), Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "10.42.0.5", NodeName: ptr.To("w1"), TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web-1"}}},
+			Ports:     []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}}}}},
 		&corev1.ResourceQuota{ObjectMeta: meta("default", "compute"), Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"pods": resource.MustParse("10")}},
 			Status: corev1.ResourceQuotaStatus{Hard: corev1.ResourceList{"pods": resource.MustParse("10")}, Used: corev1.ResourceList{"pods": resource.MustParse("3")}}},
 		&corev1.LimitRange{ObjectMeta: meta("default", "limits"), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{

@@ -25,6 +25,7 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // restClient is a net/http client of one API server's REST API, over HTTP/2 without
@@ -925,4 +926,59 @@ func TestRESTDeleteCollection(t *testing.T) {
 	if got := left(); got != "kept" {
 		t.Errorf("after refused deletecollections: %s", got)
 	}
+}
+
+// TestRESTEndpoints: core/v1 Endpoints through the REST API, as Kubernetes' conformance
+// test "should test the lifecycle of an Endpoint" drives them: create, list across
+// namespaces by label, update, strategic merge patch (subsets replaced), the Table's
+// columns, validation in Kubernetes' words, and deletecollection by label.
+func TestRESTEndpoints(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	base := "/api/v1/namespaces/default/endpoints"
+	ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "testservice", Labels: map[string]string{"test-endpoint-static": "true"}},
+		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.0.0.24"}},
+			Ports: []corev1.EndpointPort{{Name: "http", Port: 80}}}}}
+	kinds.SetTypeMeta(ep)
+	created := decodeJSON[corev1.Endpoints](t, rc.want(rc.do("POST", base, "application/json", "", ep), 201, "create").body)
+	if created.Kind != "Endpoints" || created.APIVersion != "v1" || created.Subsets[0].Ports[0].Protocol != corev1.ProtocolTCP {
+		t.Fatalf("created = %+v", created)
+	}
+	list := decodeJSON[corev1.EndpointsList](t, rc.want(rc.do("GET", "/api/v1/endpoints?labelSelector=test-endpoint-static%3Dtrue", "", "", nil), 200, "list").body)
+	if list.Kind != "EndpointsList" || len(list.Items) != 1 || list.Items[0].Name != "testservice" {
+		t.Fatalf("list = %+v", list)
+	}
+	created.Labels["test-service"] = "updated"
+	updated := decodeJSON[corev1.Endpoints](t, rc.want(rc.do("PUT", base+"/testservice", "application/json", "", created), 200, "update").body)
+	if updated.Labels["test-service"] != "updated" {
+		t.Errorf("updated labels %v", updated.Labels)
+	}
+	patched := decodeJSON[corev1.Endpoints](t, rc.want(rc.do("PATCH", base+"/testservice", "application/strategic-merge-patch+json", "",
+		`{"metadata":{"labels":{"test-service":"patched"}},"subsets":[{"addresses":[{"ip":"10.0.0.25"}],"ports":[{"name":"http-test","port":8080}]}]}`), 200, "patch").body)
+	if ss := patched.Subsets; patched.Labels["test-service"] != "patched" || len(ss) != 1 || len(ss[0].Addresses) != 1 || ss[0].Addresses[0].IP != "10.0.0.25" ||
+		ss[0].Ports[0].Port != 8080 {
+		t.Errorf("patched = %+v %+v", patched.Labels, patched.Subsets)
+	}
+	table := decodeJSON[metav1.Table](t, rc.want(rc.do("GET", base+"?fieldSelector=metadata.name%3Dtestservice", "", "application/json;as=Table;g=meta.k8s.io;v=v1", nil), 200, "table").body)
+	if len(table.ColumnDefinitions) != 3 || table.ColumnDefinitions[1].Name != "Endpoints" || len(table.Rows) != 1 || table.Rows[0].Cells[1] != "10.0.0.25:8080" {
+		t.Errorf("table = %+v", table)
+	}
+	bad := ep.DeepCopy()
+	bad.Name, bad.Subsets[0].Addresses[0].IP = "bad", "127.0.0.1"
+	st := rc.want(rc.do("POST", base, "application/json", "", bad), 422, "invalid").status()
+	if len(st.Details.Causes) != 1 || st.Details.Causes[0].Field != "subsets[0].addresses[0].ip" || !strings.Contains(st.Message, "may not be in the loopback range") {
+		t.Errorf("invalid = %+v", st)
+	}
+	rc.want(rc.do("DELETE", base+"?labelSelector=test-endpoint-static%3Dtrue", "", "", nil), 200, "deletecollection")
+	rc.want(rc.do("GET", base+"/testservice", "", "", nil), 404, "deleted")
+	// The API servers' own, as Kubernetes' endpoint reconciler writes them (not mirrored:
+	// they write the slice themselves).
+	waitfor.Condition(t, 30*time.Second, "endpoints default/kubernetes", func() (bool, string) {
+		r := rc.do("GET", base+"/kubernetes", "", "", nil)
+		if r.code != 200 {
+			return false, string(r.body)
+		}
+		k := decodeJSON[corev1.Endpoints](t, r.body)
+		return k.Labels["endpointslice.kubernetes.io/skip-mirror"] == "true", fmt.Sprint(k.Labels)
+	})
 }

@@ -509,7 +509,9 @@ func (r *resources) ensure(ctx context.Context, obj kinds.Object) error {
 
 // syncKubernetesEndpoints makes the EndpointSlice default/kubernetes list the API
 // servers that serve on port at an address pods can reach (not a loopback one: an API
-// server on 127.0.0.1 is no endpoint of a Service).
+// server on 127.0.0.1 is no endpoint of a Service), and the Endpoints default/kubernetes
+// too, as Kubernetes' endpoint reconciler writes them (labelled skip-mirror: the slice
+// is written here).
 func (r *resources) syncKubernetesEndpoints(ctx context.Context, port int, members map[string]string) error {
 	var addrs []string
 	for _, a := range members {
@@ -525,24 +527,47 @@ func (r *resources) syncKubernetesEndpoints(ctx context.Context, port int, membe
 	}
 	slices.Sort(addrs)
 	addrs = slices.Compact(addrs)
+	meta := func(l map[string]string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: KubernetesService, Namespace: metav1.NamespaceDefault, Labels: l}
+	}
 	es := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: KubernetesService, Namespace: metav1.NamespaceDefault,
-			Labels: map[string]string{discoveryv1.LabelServiceName: KubernetesService}},
+		ObjectMeta:  meta(map[string]string{discoveryv1.LabelServiceName: KubernetesService}),
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: new("https"), Protocol: new(corev1.ProtocolTCP), Port: new(int32(port))}},
 	}
+	ep := &corev1.Endpoints{ObjectMeta: meta(map[string]string{discoveryv1.LabelSkipMirror: "true"})}
 	for _, a := range addrs {
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{a},
 			Conditions: discoveryv1.EndpointConditions{Ready: new(true)}})
+		if len(ep.Subsets) == 0 {
+			ep.Subsets = []corev1.EndpointSubset{{Ports: []corev1.EndpointPort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}}}}
+		}
+		ep.Subsets[0].Addresses = append(ep.Subsets[0].Addresses, corev1.EndpointAddress{IP: a})
 	}
-	info := kinds.MustLookup(kinds.EndpointSlice)
-	_, err := r.update(ctx, info, keyOf(info, es), 0, writeOptions{}, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		next := cur.DeepCopyObject().(*discoveryv1.EndpointSlice)
+	err := r.put(ctx, es, func(cur kinds.Object) {
+		next := cur.(*discoveryv1.EndpointSlice)
 		next.Labels, next.AddressType, next.Endpoints, next.Ports = es.Labels, es.AddressType, es.Endpoints, es.Ports
+	})
+	if err != nil {
+		return err
+	}
+	return r.put(ctx, ep, func(cur kinds.Object) {
+		next := cur.(*corev1.Endpoints)
+		next.Labels, next.Subsets = ep.Labels, ep.Subsets
+	})
+}
+
+// put creates obj, or gives the stored object of its name obj's content (set copies it
+// onto a copy of the stored object).
+func (r *resources) put(ctx context.Context, obj kinds.Object, set func(next kinds.Object)) error {
+	info := kinds.Of(obj)
+	_, err := r.update(ctx, info, keyOf(info, obj), 0, writeOptions{}, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		next := cur.DeepCopyObject().(kinds.Object)
+		set(next)
 		return next, nil
 	})
 	if status.Code(err) == codes.NotFound {
-		return r.ensure(ctx, es)
+		return r.ensure(ctx, obj)
 	}
 	return err
 }

@@ -386,6 +386,8 @@ type Clientset struct {
 	Services        *Client[*corev1.Service]
 	// EndpointSlices are discovery.k8s.io/v1's.
 	EndpointSlices *Client[*discoveryv1.EndpointSlice]
+	// Endpoints are core/v1's, one per Service.
+	Endpoints      *Client[*corev1.Endpoints]
 	ResourceQuotas *Client[*corev1.ResourceQuota]
 	LimitRanges    *Client[*corev1.LimitRange]
 
@@ -410,6 +412,7 @@ func NewClientset(c *Conn) *Clientset {
 		ServiceAccounts: For[*corev1.ServiceAccount](c),
 		PDBs:            For[*policyv1.PodDisruptionBudget](c), Services: For[*corev1.Service](c),
 		EndpointSlices: For[*discoveryv1.EndpointSlice](c),
+		Endpoints:      For[*corev1.Endpoints](c),
 		ResourceQuotas: For[*corev1.ResourceQuota](c),
 		LimitRanges:    For[*corev1.LimitRange](c),
 

@@ -1,9 +1,10 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // garbage collector, node lifecycle, namespace, pod garbage collector, disruption,
-// service account, root CA publisher, EndpointSlice, node IPAM, service load balancer, DaemonSet,
-// StatefulSet, resource quota, Job, CronJob and TTL-after-finished controllers and the
-// local-path provisioner over one shared set of informers.
+// service account, root CA publisher, EndpointSlice, endpoints, EndpointSlice mirroring,
+// node IPAM, service load balancer, DaemonSet, StatefulSet, resource quota, Job, CronJob
+// and TTL-after-finished controllers and the local-path provisioner over one shared set
+// of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -25,7 +26,9 @@ import (
 	"github.com/skiffhq/skiff/controllers/daemonset"
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
+	"github.com/skiffhq/skiff/controllers/endpoints"
 	"github.com/skiffhq/skiff/controllers/endpointslice"
+	"github.com/skiffhq/skiff/controllers/endpointslicemirroring"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/controllers/job"
 	"github.com/skiffhq/skiff/controllers/localpath"
@@ -192,6 +195,16 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	epc, emc := endpoints.DefaultConfig(), endpointslicemirroring.DefaultConfig()
+	epc.Logger, emc.Logger = log, log
+	ep, err := endpoints.New(cs, f, epc)
+	if err != nil {
+		return err
+	}
+	em, err := endpointslicemirroring.New(cs, f, emc)
+	if err != nil {
+		return err
+	}
 	ipc := nodeipam.DefaultConfig()
 	ipc.Logger = log
 	clusterCIDR, err := clusterCIDR(ctx, cs)
@@ -244,7 +257,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
+		d.Run, r.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, ep.Run, em.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	runs = append(runs, batch...)

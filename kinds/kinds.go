@@ -84,6 +84,9 @@ const (
 	Service = "Service"
 	// EndpointSlice is discovery.k8s.io/v1's: a Service's endpoints, at most 100 a slice.
 	EndpointSlice = "EndpointSlice"
+	// Endpoints is core/v1's older list of a Service's endpoints, one object named as the
+	// Service (the endpoints controller's, or the user's for a Service without a selector).
+	Endpoints = "Endpoints"
 	// ResourceQuota caps what a namespace's objects may use in total, LimitRange what
 	// each pod and container may ask for (and gives them defaults).
 	ResourceQuota = "ResourceQuota"
@@ -149,6 +152,8 @@ var all = []*Info{
 		Categories: []string{"all"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 	kind[discoveryv1.EndpointSlice](Info{Kind: EndpointSlice, Group: "discovery.k8s.io", Version: "v1", Plural: "endpointslices",
 		Singular: "endpointslice", Namespaced: true}),
+	kind[corev1.Endpoints](Info{Kind: Endpoints, Version: "v1", Plural: "endpoints", Singular: "endpoints", ShortNames: []string{"ep"},
+		Namespaced: true}),
 	kind[corev1.ResourceQuota](Info{Kind: ResourceQuota, Version: "v1", Plural: "resourcequotas", Singular: "resourcequota",
 		ShortNames: []string{"quota"}, Namespaced: true, HasStatus: true}),
 	kind[corev1.LimitRange](Info{Kind: LimitRange, Version: "v1", Plural: "limitranges", Singular: "limitrange",

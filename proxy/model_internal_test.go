@@ -112,3 +112,22 @@ func TestServicePortsCache(t *testing.T) {
 		t.Fatalf("changed slice: %+v, want a new servicePort with both endpoints", sp)
 	}
 }
+
+// TestServicePortsMirrored: a Service without a selector gets the endpoints of the
+// slices the mirroring controller makes of its Endpoints (only the ready condition
+// set, as Kubernetes' mirror sets it).
+func TestServicePortsMirrored(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ext"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.43.0.7", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ext-abcde",
+		Labels: map[string]string{discoveryv1.LabelServiceName: "ext", discoveryv1.LabelManagedBy: "endpointslicemirroring-controller.k8s.io"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080)}},
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"192.0.2.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}},
+			{Addresses: []string{"192.0.2.2"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}}}}
+	got, _ := servicePorts("a", []*corev1.Service{svc}, []*discoveryv1.EndpointSlice{es}, nil)
+	sp := got["default/ext:http"]
+	if sp == nil || len(sp.internal()) != 1 || sp.internal()[0].String() != "192.0.2.1:8080" {
+		t.Fatalf("service port %+v, want the ready mirrored endpoint 192.0.2.1:8080", sp)
+	}
+}

@@ -23,7 +23,7 @@ func getCmd(g *globals) *cobra.Command {
 		Long: `List objects of a kind, or show the named ones. KIND is a Kubernetes name, short name or
 kind.group form: pods/po, deployments/deploy (deployments.apps), replicasets/rs, nodes/no,
 events/ev, configmaps/cm, leases, namespaces/ns, poddisruptionbudgets/pdb, services/svc,
-endpointslices (endpointslices.discovery.k8s.io), resourcequotas/quota,
+endpoints/ep, endpointslices (endpointslices.discovery.k8s.io), resourcequotas/quota,
 limitranges/limits. Several kinds are listed at once as KIND,KIND (deploy,po), and "all"
 names the kinds of the "all" category (pods, services, deployments, replicasets); tables
 then name each object KIND/NAME.`,

@@ -120,12 +120,13 @@ type Guard func(obj kinds.Object) error
 //     replicasets, daemonsets, statefulsets, controllerrevisions, jobs, cronjobs, pods,
 //     events, configmaps, secrets, serviceaccounts, namespaces, persistentvolumeclaims
 //     and persistentvolumes (the volume binder and the local-path provisioner) and
-//     creating storageclasses (the provisioner's default class); endpointslices (the
-//     EndpointSlice controller); the status of services (the service load balancer);
-//     the status of poddisruptionbudgets (the disruption controller) and of
-//     resourcequotas (the quota controller); nodes' updates and status; Leases in
-//     kube-system (its election); deletion of every kind (the garbage collector, and the
-//     namespace controller emptying a namespace being deleted).
+//     creating storageclasses (the provisioner's default class); endpointslices and
+//     endpoints (the EndpointSlice, endpoints and mirroring controllers); the status
+//     of services (the service load balancer); the status of poddisruptionbudgets (the
+//     disruption controller) and of resourcequotas (the quota controller); nodes'
+//     updates and status; Leases in kube-system (its election); deletion of every kind
+//     (the garbage collector, and the namespace controller emptying a namespace being
+//     deleted).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status; events; Leases in kube-system and creating that namespace; updating
 //     persistentvolumeclaims and persistentvolumes (its volume binding: a claim's
@@ -222,7 +223,7 @@ func controllerManagerMay(a Attributes) bool {
 		return a.Namespace == NamespaceSystem
 	case plural(kinds.PodDisruptionBudget), plural(kinds.ResourceQuota):
 		return a.Verb == Update && a.Subresource == "status"
-	case plural(kinds.EndpointSlice):
+	case plural(kinds.EndpointSlice), plural(kinds.Endpoints):
 		return true
 	case plural(kinds.Service):
 		return a.Verb == Update && a.Subresource == "status" // the service load balancer's ingress points

@@ -72,6 +72,14 @@ func Default(obj kinds.Object) {
 		defaultLimitRange(o)
 	case *corev1.Namespace:
 		defaultNamespace(o)
+	case *corev1.Endpoints:
+		for i := range o.Subsets {
+			for j := range o.Subsets[i].Ports {
+				if p := &o.Subsets[i].Ports[j]; p.Protocol == "" {
+					p.Protocol = DefaultProtocol
+				}
+			}
+		}
 	case *corev1.PodTemplate:
 		defaultTemplate(&o.Template)
 	case *networkingv1.IngressClass:

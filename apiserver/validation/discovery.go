@@ -3,6 +3,7 @@ package validation
 import (
 	"net/netip"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -121,6 +122,59 @@ func validateEndpointAddress(a string, t discoveryv1.AddressType, p *field.Path)
 		errs = append(errs, field.Invalid(p, a, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
 	case ip.IsLinkLocalMulticast():
 		errs = append(errs, field.Invalid(p, a, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"))
+	}
+	return errs
+}
+
+// validateEndpoints is Kubernetes' ValidateEndpoints: each subset has an address, ready
+// or not; each address an IP a Service may send to (as an EndpointSlice's), a hostname
+// that is a DNS label, a node name that is a DNS subdomain; each port a number, a
+// protocol, and a name when the subset has several.
+func validateEndpoints(ep *corev1.Endpoints) field.ErrorList {
+	var errs field.ErrorList
+	for i, ss := range ep.Subsets {
+		p := field.NewPath("subsets").Index(i)
+		if len(ss.Addresses) == 0 && len(ss.NotReadyAddresses) == 0 {
+			errs = append(errs, field.Required(p, "must specify `addresses` or `notReadyAddresses`"))
+		}
+		for j := range ss.Addresses {
+			errs = append(errs, validateEndpointsAddress(&ss.Addresses[j], p.Child("addresses").Index(j))...)
+		}
+		for j := range ss.NotReadyAddresses {
+			errs = append(errs, validateEndpointsAddress(&ss.NotReadyAddresses[j], p.Child("notReadyAddresses").Index(j))...)
+		}
+		for j, port := range ss.Ports {
+			pp := p.Child("ports").Index(j)
+			if port.Name == "" && len(ss.Ports) > 1 {
+				errs = append(errs, field.Required(pp.Child("name"), ""))
+			} else if port.Name != "" {
+				errs = append(errs, invalidEach(pp.Child("name"), port.Name, utilvalidation.IsDNS1123Label(port.Name))...)
+			}
+			errs = append(errs, invalidEach(pp.Child("port"), port.Port, utilvalidation.IsValidPortNum(int(port.Port)))...)
+			if port.Protocol == "" {
+				errs = append(errs, field.Required(pp.Child("protocol"), ""))
+			} else {
+				errs = append(errs, oneOf(pp.Child("protocol"), port.Protocol, protocols...)...)
+			}
+			if port.AppProtocol != nil {
+				errs = append(errs, validateAppProtocol(*port.AppProtocol, pp.Child("appProtocol"))...)
+			}
+		}
+	}
+	return errs
+}
+
+func validateEndpointsAddress(a *corev1.EndpointAddress, p *field.Path) field.ErrorList {
+	t := discoveryv1.AddressTypeIPv4
+	if ip, err := netip.ParseAddr(a.IP); err == nil && ip.Is6() {
+		t = discoveryv1.AddressTypeIPv6
+	}
+	errs := validateEndpointAddress(a.IP, t, p.Child("ip"))
+	if a.Hostname != "" {
+		errs = append(errs, invalidEach(p.Child("hostname"), a.Hostname, utilvalidation.IsDNS1123Label(a.Hostname))...)
+	}
+	if a.NodeName != nil {
+		errs = append(errs, invalidEach(p.Child("nodeName"), *a.NodeName, apivalidation.NameIsDNSSubdomain(*a.NodeName, false))...)
 	}
 	return errs
 }

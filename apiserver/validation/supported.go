@@ -262,6 +262,14 @@ var supportedFields = map[string][]string{
 			"ports[*].protocol",
 		},
 	),
+	// A targetRef's fieldPath is not supported, as in an EndpointSlice (the mirroring
+	// controller copies targetRefs into slices).
+	kinds.Endpoints: slices.Concat(
+		under("metadata", storedMetaFields),
+		under("subsets[*].addresses[*]", endpointAddressFields),
+		under("subsets[*].notReadyAddresses[*]", endpointAddressFields),
+		under("subsets[*].ports[*]", []string{"appProtocol", "name", "port", "protocol"}),
+	),
 	// spec.scopeSelector is not supported; spec.scopes are, those of quota.Scopes.
 	kinds.ResourceQuota: slices.Concat(
 		under("metadata", storedMetaFields),
@@ -781,4 +789,17 @@ func under(prefix string, paths []string) []string {
 		out[i] = prefix + "." + p
 	}
 	return out
+}
+
+// endpointAddressFields are an Endpoints address's.
+var endpointAddressFields = []string{
+	"hostname",
+	"ip",
+	"nodeName",
+	"targetRef.apiVersion",
+	"targetRef.kind",
+	"targetRef.name",
+	"targetRef.namespace",
+	"targetRef.resourceVersion",
+	"targetRef.uid",
 }

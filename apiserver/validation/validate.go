@@ -150,6 +150,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateService(o)...)
 	case *discoveryv1.EndpointSlice:
 		errs = append(errs, validateEndpointSlice(o)...)
+	case *corev1.Endpoints:
+		errs = append(errs, validateEndpoints(o)...)
 	case *corev1.ResourceQuota:
 		errs = append(errs, validateResourceQuotaSpec(&o.Spec, spec)...)
 	case *corev1.LimitRange:

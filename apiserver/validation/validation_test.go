@@ -562,6 +562,32 @@ func TestValidate(t *testing.T) {
 		{"configmap too large", &corev1.ConfigMap{ObjectMeta: meta("c"), Data: map[string]string{"a": strings.Repeat("x", 1024*1024+1)}},
 			[]string{"data: Too long: may not be more than 1048576 bytes"}},
 
+		// Endpoints, in Kubernetes' words.
+		{"valid endpoints", endpoints(func(ss *corev1.EndpointSubset) {}), nil},
+		{"endpoints subset without addresses", endpoints(func(ss *corev1.EndpointSubset) { ss.Addresses = nil }),
+			[]string{"subsets[0]: Required value: must specify `addresses` or `notReadyAddresses`"}},
+		{"endpoints addresses", endpoints(func(ss *corev1.EndpointSubset) {
+			ss.Addresses = []corev1.EndpointAddress{{IP: "127.0.0.1"}, {IP: "nope"}, {IP: "10.42.0.1", Hostname: "Web", NodeName: new("n_1")}}
+			ss.NotReadyAddresses = []corev1.EndpointAddress{{IP: "169.254.1.1"}}
+		}), []string{
+			`subsets[0].addresses[0].ip: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)`,
+			`subsets[0].addresses[1].ip: Invalid value: "nope": must be a valid IP address`,
+			`subsets[0].addresses[2].hostname: Invalid value: "Web": a lowercase RFC 1123 label`,
+			`subsets[0].addresses[2].nodeName: Invalid value: "n_1": a lowercase RFC 1123 subdomain`,
+			`subsets[0].notReadyAddresses[0].ip: Invalid value: "169.254.1.1": may not be in the link-local range (169.254.0.0/16, fe80::/10)`}},
+		{"endpoints ports", endpoints(func(ss *corev1.EndpointSubset) {
+			ss.Ports = []corev1.EndpointPort{{Port: 80, Protocol: "TCP"}, {Name: "Http", Port: 0, Protocol: "HTTP"}, {Name: "x", Port: 1}}
+		}), []string{
+			"subsets[0].ports[0].name: Required value",
+			`subsets[0].ports[1].name: Invalid value: "Http": a lowercase RFC 1123 label`,
+			"subsets[0].ports[1].port: Invalid value: 0: must be between 1 and 65535, inclusive",
+			`subsets[0].ports[1].protocol: Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP"`,
+			"subsets[0].ports[2].protocol: Required value"}},
+		{"endpoints one port needs no name", endpoints(func(ss *corev1.EndpointSubset) { ss.Ports[0].Name = "" }), nil},
+		{"endpoints targetRef fieldPath", endpoints(func(ss *corev1.EndpointSubset) {
+			ss.Addresses[0].TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: "p", FieldPath: "spec"}
+		}), []string{"subsets[0].addresses[0].targetRef.fieldPath: Forbidden: not supported by Skiff"}},
+
 		// Secret, with Kubernetes' rules per type.
 		{"valid opaque secret", secret("", map[string]string{"username": "admin", "password": "s3cret"}), nil},
 		{"secret keys", secret("", map[string]string{"a/b": "", "..x": ""}),
@@ -1020,5 +1046,26 @@ func TestTypesRefuse(t *testing.T) {
 		if obj, err := kinds.DecodeManifest([]byte(doc)); err == nil {
 			t.Errorf("decoded %s into %+v", doc, obj)
 		}
+	}
+}
+
+// endpoints is a valid Endpoints object, changed by f.
+func endpoints(f func(*corev1.EndpointSubset)) *corev1.Endpoints {
+	ep := &corev1.Endpoints{ObjectMeta: meta("web"), Subsets: []corev1.EndpointSubset{{
+		Addresses: []corev1.EndpointAddress{{IP: "10.42.0.5", NodeName: new("w1"), TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web-1"}}},
+		Ports:     []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}}}}}
+	f(&ep.Subsets[0])
+	return ep
+}
+
+// TestDefaultEndpoints: an Endpoints port without a protocol is TCP, as in Kubernetes.
+func TestDefaultEndpoints(t *testing.T) {
+	ep := endpoints(func(ss *corev1.EndpointSubset) {
+		ss.Ports = append(ss.Ports, corev1.EndpointPort{Name: "dns", Port: 53, Protocol: "UDP"})
+	})
+	ep.Subsets[0].Ports[0].Protocol = ""
+	Default(ep)
+	if p := ep.Subsets[0].Ports; p[0].Protocol != corev1.ProtocolTCP || p[1].Protocol != corev1.ProtocolUDP {
+		t.Fatalf("ports %+v, want TCP then the UDP set", p)
 	}
 }

@@ -23,20 +23,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
@@ -86,106 +78,34 @@ func (c Config) Validate() error {
 
 // Controller is the EndpointSlice controller.
 type Controller struct {
-	cfg     Config
-	cs      *client.Clientset
-	svcs    *cache.Lister[*corev1.Service]
-	pods    *cache.Lister[*corev1.Pod]
-	slices  *cache.Lister[*discoveryv1.EndpointSlice]
-	nodes   *cache.Lister[*corev1.Node]
-	synced  []interface{ HasSynced() bool }
-	queue   *workqueue.Queue
-	log     hclog.Logger
-	tracker tracker
+	cfg    Config
+	sp     *ServicePods
+	slices *cache.Lister[*discoveryv1.EndpointSlice]
+	nodes  *cache.Lister[*corev1.Node]
+	synced []interface{ HasSynced() bool }
+	queue  *workqueue.Queue
+	log    hclog.Logger
+	writer *Writer
 }
 
 // byService indexes the controller's slices by their Service, "namespace/name".
 const byService = "service"
-
-// bySelector indexes Services with a selector under one of its labels, the first key's
-// (cache.LabelValue), or "namespace/" for an empty selector (every pod of the namespace):
-// a pod's change is matched only against the Services its labels could select, not
-// against every Service of its namespace (1,000 Services × 10,000 pods at the start).
-const bySelector = "selector"
-
-func selectorIndex(s *corev1.Service) []string {
-	if s.Spec.Selector == nil {
-		return nil
-	}
-	if len(s.Spec.Selector) == 0 {
-		return []string{s.Namespace + "/"}
-	}
-	k := slices.Min(slices.Collect(maps.Keys(s.Spec.Selector)))
-	return []string{cache.LabelValue(s.Namespace, k, s.Spec.Selector[k])}
-}
 
 // New makes the controller on the factory's informers; Run starts it.
 func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	svcInf := cache.InformerFor[*corev1.Service](f, "", client.ListOptions{})
-	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	sp := NewServicePods(f)
 	sliceInf := cache.InformerFor[*discoveryv1.EndpointSlice](f, "", client.ListOptions{})
 	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
-	svcInf.AddIndexer(bySelector, selectorIndex)
-	// A Service's pods are found through the labels index (Reconcile).
-	podInf.AddIndexer(cache.IndexLabels, cache.ByLabels[*corev1.Pod])
-	sliceInf.AddIndexer(byService, func(es *discoveryv1.EndpointSlice) []string {
-		if svc, ok := serviceOf(es); ok {
-			return []string{es.Namespace + "/" + svc}
-		}
-		return nil
-	})
-	c := &Controller{cfg: cfg, cs: cs, svcs: svcInf.Lister(), pods: podInf.Lister(), slices: sliceInf.Lister(), nodes: nodeInf.Lister(),
-		synced: []interface{ HasSynced() bool }{svcInf, podInf, sliceInf, nodeInf},
-		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslice"), tracker: tracker{written: map[string]map[string]int64{}}}
-	svcChanged := func(s *corev1.Service) { c.queue.Add(cache.Key(s)) }
-	svcInf.AddHandler(cache.Handler[*corev1.Service]{OnAdd: svcChanged,
-		OnUpdate: func(_, s *corev1.Service) { svcChanged(s) }, OnDelete: svcChanged})
-	podInf.AddHandler(cache.Handler[*corev1.Pod]{
-		OnAdd: c.podChanged,
-		OnUpdate: func(old, p *corev1.Pod) {
-			if !equality.Semantic.DeepEqual(old.Labels, p.Labels) {
-				c.podChanged(old)
-			}
-			c.podChanged(p)
-		},
-		OnDelete: c.podChanged,
-	})
+	c := &Controller{cfg: cfg, sp: sp, slices: sliceInf.Lister(), nodes: nodeInf.Lister(),
+		synced: []interface{ HasSynced() bool }{sp, sliceInf, nodeInf},
+		queue:  workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("endpointslice"), writer: NewWriter(cs, ManagedBy)}
+	sp.Watch(c.queue.Add)
 	// A slice as the controller's own write left it brings its Service nothing new.
-	sliceChanged := func(es *discoveryv1.EndpointSlice, deleted bool) {
-		if svc, ok := serviceOf(es); ok && !c.tracker.own(es.Namespace+"/"+svc, es, deleted) {
-			c.queue.Add(es.Namespace + "/" + svc)
-		}
-	}
-	sliceInf.AddHandler(cache.Handler[*discoveryv1.EndpointSlice]{
-		OnAdd:    func(es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
-		OnUpdate: func(_, es *discoveryv1.EndpointSlice) { sliceChanged(es, false) },
-		OnDelete: func(es *discoveryv1.EndpointSlice) { sliceChanged(es, true) }})
+	c.writer.Track(sliceInf, byService, c.queue.Add)
 	return c, nil
-}
-
-// serviceOf is the Service a slice of this controller's belongs to.
-func serviceOf(es *discoveryv1.EndpointSlice) (string, bool) {
-	if es.Labels[discoveryv1.LabelManagedBy] != ManagedBy {
-		return "", false
-	}
-	svc, ok := es.Labels[discoveryv1.LabelServiceName]
-	return svc, ok && svc != ""
-}
-
-// podChanged queues the Services whose selector picks pod.
-func (c *Controller) podChanged(pod *corev1.Pod) {
-	set := labels.Set(pod.Labels)
-	candidates := c.svcs.ByIndex(bySelector, pod.Namespace+"/")
-	for k, v := range pod.Labels {
-		candidates = append(candidates, c.svcs.ByIndex(bySelector, cache.LabelValue(pod.Namespace, k, v))...)
-	}
-	for _, s := range candidates {
-		if labels.SelectorFromValidatedSet(s.Spec.Selector).Matches(set) {
-			c.queue.Add(cache.Key(s))
-		}
-	}
 }
 
 // Run syncs Services until ctx ends. The factory must be started.
@@ -197,18 +117,18 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// staleRetry is when a Service whose slices the cache does not show as last written is
+// StaleRetry is when a Service whose slices the cache does not show as last written is
 // looked at again (the informer's event usually comes first).
-const staleRetry = 100 * time.Millisecond
+const StaleRetry = 100 * time.Millisecond
 
 // Reconcile syncs the slices of one Service, "namespace/name".
 func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
 	ns, name := cache.SplitKey(key)
 	current := c.slices.ByIndex(byService, key)
-	if c.tracker.stale(key, current) {
-		return staleRetry, nil
+	if c.writer.Stale(key, current) {
+		return StaleRetry, nil
 	}
-	svc, ok := c.svcs.Get(ns, name)
+	svc, ok := c.sp.Services.Get(ns, name)
 	var ch Changes
 	if !ok || svc.DeletionTimestamp != nil || svc.Spec.Selector == nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
 		// Not (or no longer) the controller's to fill: a Service gone (its slices would
@@ -216,9 +136,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		// one without a selector (its slices are the user's), an ExternalName one.
 		ch.Delete = current
 	} else {
-		ch = Plan(svc, c.pods.ListSelected(ns, svc.Spec.Selector), current, c.zoneOf, c.cfg.MaxEndpointsPerSlice)
+		ch = Plan(svc, c.sp.Of(svc), current, c.zoneOf, c.cfg.MaxEndpointsPerSlice)
 	}
-	return 0, c.apply(ctx, key, ch)
+	return 0, c.writer.Apply(ctx, key, ch)
 }
 
 func (c *Controller) zoneOf(node string) string {
@@ -228,252 +148,25 @@ func (c *Controller) zoneOf(node string) string {
 	return ""
 }
 
-// apply writes the changes, remembering each write's resourceVersion.
-func (c *Controller) apply(ctx context.Context, key string, ch Changes) error {
-	var errs []error
-	for _, es := range ch.Delete {
-		if _, err := c.cs.EndpointSlices.Delete(ctx, es.Namespace, es.Name, client.DeleteOptions{}); err != nil && !client.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete endpointslice %s: %w", cache.Key(es), err))
-			continue
-		}
-		c.tracker.deleted(key, es.Name)
-	}
-	for _, es := range ch.Update {
-		out, err := c.cs.EndpointSlices.Update(ctx, es)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("update endpointslice %s: %w", cache.Key(es), err))
-			continue
-		}
-		c.tracker.wrote(key, out)
-	}
-	for _, es := range ch.Create {
-		out, err := c.cs.EndpointSlices.Create(ctx, es)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("create endpointslice for service %s: %w", key, err))
-			continue
-		}
-		c.tracker.wrote(key, out)
-	}
-	return errors.Join(errs...)
-}
-
-// tracker remembers the controller's own writes per Service: slice name to the
-// resourceVersion written, 0 for a deletion.
-type tracker struct {
-	mu      sync.Mutex
-	written map[string]map[string]int64
-	// waiting are the Services last found stale: any event of their slices syncs them.
-	waiting map[string]bool
-}
-
-func rv(es *discoveryv1.EndpointSlice) int64 {
-	n, _ := strconv.ParseInt(es.ResourceVersion, 10, 64)
-	return n
-}
-
-func (t *tracker) wrote(svc string, es *discoveryv1.EndpointSlice) { t.set(svc, es.Name, rv(es)) }
-func (t *tracker) deleted(svc, name string)                        { t.set(svc, name, 0) }
-
-func (t *tracker) set(svc, name string, v int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.written[svc] == nil {
-		t.written[svc] = map[string]int64{}
-	}
-	t.written[svc][name] = v
-}
-
-// own says whether es is as the controller's last write of it left it (deleted: whether
-// the controller deleted it), so that its event needs no sync of the Service: the sync
-// that wrote it knew all it says (Kubernetes' endpointSliceTracker.ShouldSync). An event
-// that comes before the write's reply is recorded is not known as own, and syncs; so
-// does any event of a Service whose sync found the cache stale and waits for it.
-func (t *tracker) own(svc string, es *discoveryv1.EndpointSlice, deleted bool) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	want, ok := t.written[svc][es.Name]
-	if !ok || t.waiting[svc] {
-		return false
-	}
-	if deleted {
-		return want == 0
-	}
-	return want > 0 && want == rv(es)
-}
-
-// stale says whether the cache's slices of svc are older than what the controller
-// wrote; writes the cache has caught up with are forgotten.
-func (t *tracker) stale(svc string, current []*discoveryv1.EndpointSlice) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	w := t.written[svc]
-	if len(w) == 0 {
-		delete(t.waiting, svc)
-		return false
-	}
-	seen := map[string]int64{}
-	for _, es := range current {
-		seen[es.Name] = rv(es)
-	}
-	stale := false
-	for name, want := range w {
-		got, present := seen[name]
-		switch {
-		case want == 0 && present, want > 0 && (!present || got < want):
-			stale = true
-		default:
-			delete(w, name)
-		}
-	}
-	if len(w) == 0 {
-		delete(t.written, svc)
-	}
-	if stale {
-		if t.waiting == nil {
-			t.waiting = map[string]bool{}
-		}
-		t.waiting[svc] = true
-	} else {
-		delete(t.waiting, svc)
-	}
-	return stale
-}
-
-// Changes are the writes that bring a Service's slices to what its pods say.
-type Changes struct {
-	Create, Update, Delete []*discoveryv1.EndpointSlice
-}
-
 // Plan computes the changes to a Service's slices (current: those the controller
 // manages) from the pods its selector picks. zoneOf names a node's zone ("" unknown).
+// A Service whose pods have no endpoint keeps one empty slice.
 func Plan(svc *corev1.Service, pods []*corev1.Pod, current []*discoveryv1.EndpointSlice, zoneOf func(node string) string, maxPerSlice int) Changes {
-	// Desired endpoints, grouped by their resolved ports.
-	type group struct {
-		ports     []discoveryv1.EndpointPort
-		endpoints map[string]discoveryv1.Endpoint // by address
-	}
-	groups := map[string]*group{}
+	groups := Groups{}
 	for _, pod := range pods {
-		ep, ok := endpointFor(svc, pod, zoneOf)
-		if !ok {
-			continue
-		}
-		ports := portsFor(svc, pod)
-		k := portsKey(ports)
-		g := groups[k]
-		if g == nil {
-			g = &group{ports: ports, endpoints: map[string]discoveryv1.Endpoint{}}
-			groups[k] = g
-		}
-		g.endpoints[ep.Addresses[0]] = ep
-	}
-
-	var ch Changes
-	kept := 0 // slices left after the changes
-	existing := map[string][]*discoveryv1.EndpointSlice{}
-	for _, es := range sortedByName(current) {
-		k := portsKey(es.Ports)
-		if groups[k] == nil || es.AddressType != discoveryv1.AddressTypeIPv4 {
-			ch.Delete = append(ch.Delete, es)
-			continue
-		}
-		existing[k] = append(existing[k], es)
-	}
-	for _, k := range sortedKeys(groups) {
-		g := groups[k]
-		var changed, unchanged []*discoveryv1.EndpointSlice
-		// Endpoints stay where they are, updated in place; those gone are dropped.
-		for _, es := range existing[k] {
-			next := es.DeepCopy()
-			next.Endpoints = next.Endpoints[:0]
-			for _, e := range es.Endpoints {
-				if len(e.Addresses) == 0 {
-					continue
-				}
-				want, ok := g.endpoints[e.Addresses[0]]
-				if !ok {
-					continue
-				}
-				delete(g.endpoints, e.Addresses[0])
-				next.Endpoints = append(next.Endpoints, want)
-			}
-			setMeta(next, svc)
-			if equality.Semantic.DeepEqual(next, es) {
-				unchanged = append(unchanged, es)
-			} else {
-				changed = append(changed, next)
-			}
-		}
-		// New endpoints fill the slices being rewritten, then those that are not, then
-		// new ones.
-		add := make([]discoveryv1.Endpoint, 0, len(g.endpoints))
-		for _, a := range sortedKeys(g.endpoints) {
-			add = append(add, g.endpoints[a])
-		}
-		fill := func(es *discoveryv1.EndpointSlice) {
-			n := min(maxPerSlice-len(es.Endpoints), len(add))
-			if n > 0 {
-				es.Endpoints = append(es.Endpoints, add[:n]...)
-				add = add[n:]
-			}
-		}
-		for _, es := range changed {
-			fill(es)
-		}
-		for i, es := range unchanged {
-			if len(add) == 0 {
-				break
-			}
-			if len(es.Endpoints) < maxPerSlice {
-				next := es.DeepCopy()
-				fill(next)
-				changed = append(changed, next)
-				unchanged[i] = nil
-			}
-		}
-		for _, es := range changed {
-			if len(es.Endpoints) == 0 {
-				ch.Delete = append(ch.Delete, es)
-			} else {
-				ch.Update = append(ch.Update, es)
-				kept++
-			}
-		}
-		for _, es := range unchanged {
-			if es != nil {
-				kept++
-			}
-		}
-		for len(add) > 0 {
-			es := newSlice(svc, g.ports)
-			fill(es)
-			ch.Create = append(ch.Create, es)
-			kept++
+		if ep, ok := endpointFor(svc, pod, zoneOf); ok {
+			groups.Add(discoveryv1.AddressTypeIPv4, portsFor(svc, pod), ep)
 		}
 	}
-	if kept > 0 {
-		return ch
-	}
-	// No endpoint at all: one empty slice stays, Kubernetes' placeholder.
-	for i, es := range ch.Delete {
-		if len(es.Ports) == 0 && len(es.Endpoints) == 0 && es.AddressType == discoveryv1.AddressTypeIPv4 {
-			next := es.DeepCopy()
-			setMeta(next, svc)
-			if !equality.Semantic.DeepEqual(next, es) {
-				ch.Update = append(ch.Update, next)
-			}
-			ch.Delete = slices.Delete(ch.Delete, i, i+1)
-			return ch
-		}
-	}
-	ch.Create = append(ch.Create, newSlice(svc, nil))
-	return ch
+	return Slicing{New: func(_ discoveryv1.AddressType, ports []discoveryv1.EndpointPort) *discoveryv1.EndpointSlice {
+		return newSlice(svc, ports)
+	}, SetMeta: func(es *discoveryv1.EndpointSlice) { setMeta(es, svc) }, Max: maxPerSlice, Placeholder: true}.Plan(groups, current)
 }
 
 // endpointFor is pod's endpoint, if it has one: a pod with an address that has not
-// finished (Kubernetes' ShouldPodBeInEndpoints, terminating pods included).
+// finished, terminating pods included.
 func endpointFor(svc *corev1.Service, pod *corev1.Pod, zoneOf func(string) string) (discoveryv1.Endpoint, bool) {
-	if pod.Status.PodIP == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+	if !HasEndpoint(pod, true) {
 		return discoveryv1.Endpoint{}, false
 	}
 	ready := replicaset.IsReady(pod)
@@ -491,19 +184,18 @@ func endpointFor(svc *corev1.Service, pod *corev1.Pod, zoneOf func(string) strin
 			ep.Zone = new(z)
 		}
 	}
-	if pod.Spec.Hostname != "" && pod.Spec.Subdomain == svc.Name {
-		ep.Hostname = new(pod.Spec.Hostname)
+	if h := Hostname(svc, pod); h != "" {
+		ep.Hostname = new(h)
 	}
 	return ep, true
 }
 
-// portsFor is the Service's ports as pod serves them: a targetPort by number as is, by
-// name the number of the pod's container port of that name and protocol; a port whose
-// name no container has is left out for that pod, as in Kubernetes.
+// portsFor is the Service's ports as pod serves them (FindPort); a port whose name no
+// container has is left out for that pod, as in Kubernetes.
 func portsFor(svc *corev1.Service, pod *corev1.Pod) []discoveryv1.EndpointPort {
 	var out []discoveryv1.EndpointPort
 	for _, sp := range svc.Spec.Ports {
-		num, ok := findPort(pod, &sp)
+		num, ok := FindPort(pod, &sp)
 		if !ok {
 			continue
 		}
@@ -512,50 +204,19 @@ func portsFor(svc *corev1.Service, pod *corev1.Pod) []discoveryv1.EndpointPort {
 	return out
 }
 
-// findPort is Kubernetes' podutil.FindPort.
-func findPort(pod *corev1.Pod, sp *corev1.ServicePort) (int32, bool) {
-	if sp.TargetPort.Type == intstr.Int {
-		return sp.TargetPort.IntVal, true
+// SlicePrefix is the generateName of a Service's slices: its name and a dash, cut so
+// that generateName leaves room for 5 random characters.
+func SlicePrefix(svc string) string {
+	prefix := svc + "-"
+	if len(prefix) > 58 {
+		prefix = prefix[:58]
 	}
-	for _, c := range pod.Spec.Containers {
-		for _, p := range c.Ports {
-			proto := p.Protocol
-			if proto == "" {
-				proto = corev1.ProtocolTCP
-			}
-			if p.Name == sp.TargetPort.StrVal && proto == sp.Protocol {
-				return p.ContainerPort, true
-			}
-		}
-	}
-	return 0, false
-}
-
-// portsKey identifies a set of ports whatever their order.
-func portsKey(ports []discoveryv1.EndpointPort) string {
-	keys := make([]string, len(ports))
-	for i, p := range ports {
-		keys[i] = fmt.Sprintf("%s/%s/%d/%s", deref(p.Name), deref(p.Protocol), deref(p.Port), deref(p.AppProtocol))
-	}
-	slices.Sort(keys)
-	return strings.Join(keys, ",")
-}
-
-func deref[T any](p *T) T {
-	if p == nil {
-		var zero T
-		return zero
-	}
-	return *p
+	return prefix
 }
 
 // newSlice is an empty slice of svc with ports.
 func newSlice(svc *corev1.Service, ports []discoveryv1.EndpointPort) *discoveryv1.EndpointSlice {
-	prefix := svc.Name + "-"
-	if len(prefix) > 58 { // generateName leaves room for 5 random characters
-		prefix = prefix[:58]
-	}
-	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix, Namespace: svc.Namespace},
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{GenerateName: SlicePrefix(svc.Name), Namespace: svc.Namespace},
 		AddressType: discoveryv1.AddressTypeIPv4, Ports: ports}
 	setMeta(es, svc)
 	return es
@@ -578,19 +239,4 @@ func setMeta(es *discoveryv1.EndpointSlice, svc *corev1.Service) {
 	es.Labels = l
 	es.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID,
 		Controller: new(true), BlockOwnerDeletion: new(true)}}
-}
-
-func sortedByName(in []*discoveryv1.EndpointSlice) []*discoveryv1.EndpointSlice {
-	out := slices.Clone(in)
-	slices.SortFunc(out, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -1,7 +1,6 @@
 package endpointslice
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,8 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/client"
-	"github.com/skiffhq/skiff/client/cache"
-	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/controllers/internal/controllertest"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -199,31 +197,31 @@ func TestMinimalChurn(t *testing.T) {
 	}
 }
 
-// TestTracker: a Service whose slices the cache shows older than written waits.
+// TestTracker: the Writer: a Service whose slices the cache shows older than written waits.
 func TestTracker(t *testing.T) {
-	tr := tracker{written: map[string]map[string]int64{}}
+	tr := NewWriter(nil, ManagedBy)
 	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-a", ResourceVersion: "10"}}
 	tr.wrote("default/web", es)
-	if !tr.stale("default/web", nil) {
+	if !tr.Stale("default/web", nil) {
 		t.Fatal("a slice written and not in the cache is not stale")
 	}
 	old := es.DeepCopy()
 	old.ResourceVersion = "9"
-	if !tr.stale("default/web", []*discoveryv1.EndpointSlice{old}) {
+	if !tr.Stale("default/web", []*discoveryv1.EndpointSlice{old}) {
 		t.Fatal("an older revision is not stale")
 	}
-	if tr.stale("default/web", []*discoveryv1.EndpointSlice{es}) {
+	if tr.Stale("default/web", []*discoveryv1.EndpointSlice{es}) {
 		t.Fatal("the revision written is stale")
 	}
 	tr.deleted("default/web", "web-a")
-	if !tr.stale("default/web", []*discoveryv1.EndpointSlice{es}) || tr.stale("default/web", nil) {
+	if !tr.Stale("default/web", []*discoveryv1.EndpointSlice{es}) || tr.Stale("default/web", nil) {
 		t.Fatal("a deleted slice")
 	}
 }
 
 // TestTrackerOwn: the events of the controller's own writes need no sync; others do.
 func TestTrackerOwn(t *testing.T) {
-	tr := tracker{written: map[string]map[string]int64{}}
+	tr := NewWriter(nil, ManagedBy)
 	slice := func(name, rv string) *discoveryv1.EndpointSlice {
 		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv}}
 	}
@@ -245,19 +243,19 @@ func TestTrackerOwn(t *testing.T) {
 		{"a slice never written", "default/web", slice("web-c", "10"), false, false},
 		{"another Service's", "default/db", slice("web-a", "10"), false, false},
 	} {
-		if got := tr.own(tc.svc, tc.es, tc.deleted); got != tc.own {
+		if got := tr.Own(tc.svc, tc.es, tc.deleted); got != tc.own {
 			t.Errorf("%s: own = %v, want %v", tc.what, got, tc.own)
 		}
 	}
 	// A sync that found the cache stale waits for the slice: its event syncs at once.
-	if !tr.stale("default/web", nil) || tr.own("default/web", slice("web-a", "10"), false) {
+	if !tr.Stale("default/web", nil) || tr.Own("default/web", slice("web-a", "10"), false) {
 		t.Fatal("the event a stale sync waits for is taken as needing none")
 	}
-	if tr.stale("default/web", []*discoveryv1.EndpointSlice{slice("web-a", "10")}) {
+	if tr.Stale("default/web", []*discoveryv1.EndpointSlice{slice("web-a", "10")}) {
 		t.Fatal("stale after the cache caught up")
 	}
 	tr.wrote("default/web", slice("web-a", "13"))
-	if !tr.own("default/web", slice("web-a", "13"), false) {
+	if !tr.Own("default/web", slice("web-a", "13"), false) {
 		t.Fatal("a write after the wait is not own")
 	}
 }
@@ -265,7 +263,7 @@ func TestTrackerOwn(t *testing.T) {
 // TestController: the controller against an API server: endpoints follow the pods'
 // readiness within 2 seconds, and a deleted pod's endpoint is terminating, then gone.
 func TestController(t *testing.T) {
-	cs, ctx := runController(t)
+	cs, ctx := controllertest.Start(t, 60*time.Second, New, DefaultConfig())
 
 	svc := testService()
 	svc.UID, svc.Spec.ClusterIP = "", ""
@@ -280,7 +278,7 @@ func TestController(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		setStatus(t, ctx, cs, p.Name, fmt.Sprintf("10.42.0.%d", i+1), ready)
+		controllertest.SetPodStatus(t, ctx, cs, "default", p.Name, fmt.Sprintf("10.42.0.%d", i+1), ready)
 	}
 	endpoints := func() map[string]string { // address: "ready serving terminating"
 		out := map[string]string{}
@@ -306,8 +304,8 @@ func TestController(t *testing.T) {
 	waitFor("endpoints of both pods", 30*time.Second, map[string]string{"10.42.0.1": "true true false", "10.42.0.2": "false false false"})
 
 	// Readiness flips: the endpoints follow within 2 s.
-	setStatus(t, ctx, cs, "p0", "10.42.0.1", false)
-	setStatus(t, ctx, cs, "p1", "10.42.0.2", true)
+	controllertest.SetPodStatus(t, ctx, cs, "default", "p0", "10.42.0.1", false)
+	controllertest.SetPodStatus(t, ctx, cs, "default", "p1", "10.42.0.2", true)
 	waitFor("readiness followed", 2*time.Second, map[string]string{"10.42.0.1": "false false false", "10.42.0.2": "true true false"})
 
 	// A pod deleted (on a node, so with its grace period) is terminating, then gone.
@@ -342,29 +340,11 @@ func TestController(t *testing.T) {
 	waitFor("no endpoints", 10*time.Second, map[string]string{})
 }
 
-// setStatus makes a pod Running at ip, ready or not, as its kubelet would.
-func setStatus(t *testing.T, ctx context.Context, cs *client.Clientset, name, ip string, ready bool) {
-	t.Helper()
-	p, err := cs.Pods.Get(ctx, "default", name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := corev1.ConditionFalse
-	if ready {
-		st = corev1.ConditionTrue
-	}
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.Now()}}}
-	if _, err := cs.Pods.UpdateStatus(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSelectors: Services whose selectors share labels each get the pods that carry all
 // of theirs, and follow the pods' label changes (the Services are found by one label of
 // their selector, the pods by the rarest one).
 func TestSelectors(t *testing.T) {
-	cs, ctx := runController(t)
+	cs, ctx := controllertest.Start(t, 60*time.Second, New, DefaultConfig())
 
 	for name, sel := range map[string]map[string]string{"web": {"app": "web"}, "fe": {"app": "web", "tier": "fe"}, "be": {"tier": "be"}} {
 		svc := testService()
@@ -379,7 +359,7 @@ func TestSelectors(t *testing.T) {
 		if _, err := cs.Pods.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		setStatus(t, ctx, cs, p.Name, fmt.Sprintf("10.42.0.%d", i+1), true)
+		controllertest.SetPodStatus(t, ctx, cs, "default", p.Name, fmt.Sprintf("10.42.0.%d", i+1), true)
 	}
 	endpoints := func() string { // "service: addresses; ..."
 		l, err := cs.EndpointSlices.List(ctx, "default", client.ListOptions{})
@@ -388,7 +368,7 @@ func TestSelectors(t *testing.T) {
 		}
 		by := map[string][]string{}
 		for _, es := range l.Items {
-			if svc, ok := serviceOf(es); ok {
+			if svc, ok := NewWriter(nil, ManagedBy).ServiceOf(es); ok {
 				by[svc] = append(by[svc], addrs(es)...)
 			}
 		}
@@ -423,24 +403,4 @@ func TestSelectors(t *testing.T) {
 	waitFor("p1 moved to fe", "be: 10.42.0.3; fe: 10.42.0.1 10.42.0.2; web: 10.42.0.1 10.42.0.2")
 	relabel("p0", map[string]string{"app": "db", "tier": "fe"})
 	waitFor("p0 out of web", "be: 10.42.0.3; fe: 10.42.0.2; web: 10.42.0.2")
-}
-
-// runController starts an API server and the controller against it, both stopped when
-// the test ends, and returns the controller-manager's clientset and the test's context.
-func runController(t *testing.T) (*client.Clientset, context.Context) {
-	t.Helper()
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	cs := client.NewClientset(c.Dial(t, "controller-manager", client.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	f := cache.NewFactory(cs, nil)
-	ctl, err := New(cs, f, DefaultConfig())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); ctl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; f.Wait() })
-	return cs, ctx
 }

@@ -2,6 +2,7 @@ package table
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +16,8 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 )
 
-// The columns of Services and EndpointSlices, as Kubernetes' printers define them.
+// The columns of Services, Endpoints and EndpointSlices, as Kubernetes' printers define
+// them.
 func init() {
 	svcSpec := corev1.ServiceSpec{}.SwaggerDoc()
 	service := func(f func(*corev1.Service) any) func(kinds.Object, time.Time) any {
@@ -30,6 +32,12 @@ func init() {
 		col("Selector", "string", 1, svcSpec["selector"], service(func(s *corev1.Service) any {
 			return orNone(labels.FormatLabels(s.Spec.Selector))
 		})),
+	}
+	columns[kinds.Endpoints] = []Column{nameCol,
+		col("Endpoints", "string", 0, corev1.Endpoints{}.SwaggerDoc()["subsets"], func(o kinds.Object, _ time.Time) any {
+			return endpointsAddresses(o.(*corev1.Endpoints).Subsets)
+		}),
+		ageCol,
 	}
 	slice := func(f func(*discoveryv1.EndpointSlice) any) func(kinds.Object, time.Time) any {
 		return func(o kinds.Object, _ time.Time) any { return f(o.(*discoveryv1.EndpointSlice)) }
@@ -176,6 +184,41 @@ func slicePorts(ports []discoveryv1.EndpointPort) string {
 		}
 	}
 	return strings.Join(out, ",")
+}
+
+// endpointsAddresses is kubectl's ENDPOINTS of an Endpoints: the first three ready
+// addresses, with each port (ip:port) or alone (a headless Service's subset without
+// ports), and how many more; <none> without subsets.
+func endpointsAddresses(subsets []corev1.EndpointSubset) string {
+	if len(subsets) == 0 {
+		return "<none>"
+	}
+	const max = 3
+	var list []string
+	count := 0
+	for _, ss := range subsets {
+		if len(ss.Ports) == 0 {
+			count += len(ss.Addresses)
+			for _, a := range ss.Addresses {
+				if len(list) < max {
+					list = append(list, a.IP)
+				}
+			}
+			continue
+		}
+		for _, p := range ss.Ports {
+			count += len(ss.Addresses)
+			for _, a := range ss.Addresses {
+				if len(list) < max {
+					list = append(list, net.JoinHostPort(a.IP, strconv.Itoa(int(p.Port))))
+				}
+			}
+		}
+	}
+	if count > max {
+		return fmt.Sprintf("%s + %d more...", strings.Join(list, ","), count-max)
+	}
+	return strings.Join(list, ",")
 }
 
 // sliceEndpoints is kubectl's ENDPOINTS: the first three addresses and how many more.

@@ -138,6 +138,8 @@ func Describe(w io.Writer, obj kinds.Object, events []*corev1.Event, now time.Ti
 		describeResourceQuota(d, o)
 	case *corev1.LimitRange:
 		describeLimitRange(d, o)
+	case *corev1.Endpoints:
+		describeEndpoints(d, o)
 	case *corev1.Event:
 		ref := o.InvolvedObject
 		d.line(0, "Involved Object", fmt.Sprintf("%s/%s", ref.Kind, ref.Name))
@@ -533,6 +535,36 @@ func PodTemplate(w io.Writer, t *corev1.PodTemplateSpec) error {
 	d := &describer{tw: tabwriter.NewWriter(w, 0, 8, 2, ' ', 0), now: time.Now()}
 	describeTemplate(d, t)
 	return d.tw.Flush()
+}
+
+// describeEndpoints is kubectl's: each subset's ready and not ready addresses, and its
+// ports.
+func describeEndpoints(d *describer, ep *corev1.Endpoints) {
+	d.section(0, "Subsets")
+	ips := func(addrs []corev1.EndpointAddress) string {
+		out := make([]string, len(addrs))
+		for i, a := range addrs {
+			out[i] = a.IP
+		}
+		return orNone(strings.Join(out, ","))
+	}
+	for _, ss := range ep.Subsets {
+		d.line(1, "Addresses", ips(ss.Addresses))
+		d.line(1, "NotReadyAddresses", ips(ss.NotReadyAddresses))
+		if len(ss.Ports) > 0 {
+			d.section(1, "Ports")
+			d.line(2, "", "Name\tPort\tProtocol")
+			d.line(2, "", "----\t----\t--------")
+			for _, p := range ss.Ports {
+				name := p.Name
+				if name == "" {
+					name = "<unset>"
+				}
+				d.line(2, "", fmt.Sprintf("%s\t%d\t%s", name, p.Port, p.Protocol))
+			}
+		}
+		d.line(0, "", "")
+	}
 }
 
 // describeService is kubectl's, without the Endpoints line (they are in the Service's

@@ -152,9 +152,21 @@ func fixtures() map[string][]kinds.Object {
 				{Addresses: []string{"10.42.1.8"}}, {Addresses: []string{"10.42.2.3"}}, {Addresses: []string{"10.42.2.4"}}}},
 		&discoveryv1.EndpointSlice{ObjectMeta: meta("db-c8d9q", time.Hour), AddressType: discoveryv1.AddressTypeIPv4},
 	}
+	eps := []kinds.Object{
+		// Two ports of the same addresses, and a not-ready address kubectl leaves out.
+		&corev1.Endpoints{ObjectMeta: meta("web", time.Hour), Subsets: []corev1.EndpointSubset{{
+			Addresses:         []corev1.EndpointAddress{{IP: "10.42.0.5"}, {IP: "10.42.1.7"}},
+			NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.42.2.3"}},
+			Ports:             []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}, {Name: "metrics", Port: 9100, Protocol: corev1.ProtocolTCP}}}}},
+		// A headless Service's subset without ports.
+		&corev1.Endpoints{ObjectMeta: meta("db", time.Hour), Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "10.42.0.9"}}}}},
+		&corev1.Endpoints{ObjectMeta: meta("empty", time.Hour)},
+	}
 	return map[string][]kinds.Object{
 		"services":             services,
 		"endpointslices":       slices,
+		"endpoints":            eps,
 		"jobs":                 jobs,
 		"cronjobs":             cronJobs,
 		"resourcequotas":       quotas,
@@ -289,7 +301,7 @@ func TestDescribe(t *testing.T) {
 	events := f["events"]
 	for _, o := range []kinds.Object{f["pods"][0], f["deployments"][0], f["replicasets"][0], f["nodes"][0], f["configmaps"][0],
 		f["poddisruptionbudgets"][0], f["namespaces"][0], f["secrets"][0], f["serviceaccounts"][1], f["services"][4],
-		f["resourcequotas"][0], f["limitranges"][0], f["jobs"][0], f["cronjobs"][0]} {
+		f["resourcequotas"][0], f["limitranges"][0], f["jobs"][0], f["cronjobs"][0], f["endpoints"][0]} {
 		var evs []*corev1.Event
 		if kinds.Of(o).Kind == kinds.Pod {
 			evs = []*corev1.Event{events[0].(*corev1.Event)}

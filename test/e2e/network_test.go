@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
@@ -292,7 +293,8 @@ func (l *netLab) diagnoseOnFailure() {
 // service proxy and the cluster DNS), and the API server, controller-manager and
 // scheduler as processes: a busybox pod on node A fetches from HTTP server pods on
 // node B (two replicas, both on port 80) by pod IP, by cluster IP and by the
-// Service's DNS name, and the host reaches them by node port on either node. A pod
+// Service's DNS name, and the host reaches them by node port on either node; a Service
+// without a selector reaches the pod its user-written Endpoints name. A pod
 // that turns not ready leaves the endpoints and traffic stops going to it; a deleted
 // pod's endpoint goes terminating (no new connections), then away. A kubelet that
 // restarts leaves the other node's pods' networks alone.
@@ -487,6 +489,20 @@ func TestNetworkMultiNode(t *testing.T) {
 	byPodIP()
 	viaClusterIP(web1.Name, web2.Name)
 	viaNodePort(web1.Name, web2.Name)
+	// A Service without a selector takes the traffic of the Endpoints a user writes for
+	// it: the mirroring controller makes them slices, which the proxies program.
+	manual, err := cs.Services.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Endpoints.Create(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: "default"},
+		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: web2.Status.PodIP}},
+			Ports: []corev1.EndpointPort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitAnswers("the client's requests to the selectorless Service manual ("+manual.Spec.ClusterIP+") answered by its Endpoints' "+web2.Name,
+		func() ([]string, error) { return fetch("http://"+manual.Spec.ClusterIP+"/", 5) }, web2.Name)
 	// By the Service's name: the client's resolv.conf names kube-dns (10.43.0.10),
 	// which node A's service proxy leads to node A's cluster DNS.
 	if out := mustCtl(t, api, "exec", "client", "--", "cat", "/etc/resolv.conf"); !strings.Contains(out, "nameserver 10.43.0.10\n") ||
