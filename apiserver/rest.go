@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"math"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -82,7 +84,7 @@ var authVerbs = map[string]string{
 }
 
 func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if a.workers != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if a.workers != nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !isPodStreamPath(r.URL.Path) {
 		// Writes on a worker (restWorkers); reads, watches and followed logs, which
 		// may last, on the request's goroutine.
 		a.workers.do(func() { a.serveHTTP(w, r) })
@@ -115,6 +117,16 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.code = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// Hijack hands an upgraded connection (a pod's exec, attach or portforward) over.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("this connection cannot be upgraded (HTTP/2)")
+	}
+	w.code = http.StatusSwitchingProtocols
+	return h.Hijack()
 }
 
 func (w *statusWriter) Flush() {
@@ -199,6 +211,9 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	label += " " + req.verb
 	attrs := auth.Attributes{User: user, Verb: authVerbs[req.verb], Resource: req.info.Plural, Subresource: req.subresource,
 		Namespace: req.namespace, Name: req.name, FieldSelector: r.URL.Query().Get("fieldSelector")}
+	if podStreamSubresource(req.subresource) {
+		attrs.Verb = auth.Create // a GET too: Kubernetes authorizes WebSocket upgrades so
+	}
 	if req.verb == verbCreate && req.subresource == "" {
 		// The name is the object's: read it from the body, as the gRPC API reads it.
 		body, err := a.readBody(r)
@@ -214,7 +229,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		a.fail(w, r, err)
 		return label
 	}
-	if req.verb == verbWatch || req.subresource == "log" && r.URL.Query().Get("follow") == "true" {
+	if req.verb == verbWatch || req.subresource == "log" && r.URL.Query().Get("follow") == "true" || podStreamSubresource(req.subresource) {
 		// A stream holds its seat only while it is admitted, as Kubernetes' watches do.
 		done()
 		done = noop
@@ -390,6 +405,12 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 		return
 	case "eviction":
 		a.eviction(w, r, req)
+		return
+	case auth.SubresourceExec, auth.SubresourceAttach:
+		a.podExec(w, r, req)
+		return
+	case auth.SubresourcePortForward:
+		a.podPortForward(w, r, req)
 		return
 	}
 	ctx := r.Context()

@@ -24,7 +24,7 @@ import (
 )
 
 // Subresources: status (every kind with a status), scale (the kinds with replicas),
-// binding, log and eviction (pods).
+// binding, log, eviction, exec, attach and portforward (pods).
 
 // subresource describes one subresource: the response kind and the verbs it takes.
 type subresource struct {
@@ -46,7 +46,11 @@ func subresourcesOf(info *kinds.Info) []subresource {
 		out = append(out,
 			subresource{name: "binding", kind: corev1.SchemeGroupVersion.WithKind("Binding"), verbs: []string{verbCreate}},
 			subresource{name: "log", kind: corev1.SchemeGroupVersion.WithKind("Pod"), verbs: []string{verbGet}},
-			subresource{name: "eviction", kind: policyv1.SchemeGroupVersion.WithKind("Eviction"), verbs: []string{verbCreate}})
+			subresource{name: "eviction", kind: policyv1.SchemeGroupVersion.WithKind("Eviction"), verbs: []string{verbCreate}},
+			// rest_streams.go
+			subresource{name: "exec", kind: corev1.SchemeGroupVersion.WithKind("PodExecOptions"), verbs: []string{verbCreate, verbGet}},
+			subresource{name: "attach", kind: corev1.SchemeGroupVersion.WithKind("PodAttachOptions"), verbs: []string{verbCreate, verbGet}},
+			subresource{name: "portforward", kind: corev1.SchemeGroupVersion.WithKind("PodPortForwardOptions"), verbs: []string{verbCreate, verbGet}})
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -27,7 +28,6 @@ func (p *pods) Exec(stream apiv1.Pods_ExecServer) error { return p.relayExec(str
 func (p *pods) Attach(stream apiv1.Pods_AttachServer) error { return p.relayExec(stream, true) }
 
 func (p *pods) relayExec(stream grpc.BidiStreamingServer[apiv1.ExecRequest, apiv1.ExecResponse], attach bool) error {
-	ctx := stream.Context()
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -36,42 +36,71 @@ func (p *pods) relayExec(stream grpc.BidiStreamingServer[apiv1.ExecRequest, apiv
 	if start == nil {
 		return badRequest("the first message must be start")
 	}
+	k, err := p.startExec(stream.Context(), start, attach)
+	if err != nil {
+		return err
+	}
+	defer k.close()
+	return relay(k, stream, execInput, execOutput)
+}
+
+// kubeletStream is a stream to the kubelet of a pod's node, its start sent: what the
+// gRPC and the REST API relay their caller's messages to.
+type kubeletStream[KIn, KOut any] struct {
+	ctx    context.Context // the stream's; cancel ends it
+	cancel context.CancelFunc
+	kc     *kubeletConn
+	ks     grpc.BidiStreamingClient[KIn, KOut]
+}
+
+func (k *kubeletStream[KIn, KOut]) close() {
+	k.cancel()
+	k.kc.Close()
+}
+
+type execStream = kubeletStream[kubeletv1.ExecInput, kubeletv1.ExecOutput]
+
+// startExec checks an exec's or attach's start, finds the pod's kubelet and asks it to
+// run the command (or attach): errors up to here are the request's, before anything ran.
+func (p *pods) startExec(ctx context.Context, start *apiv1.ExecStart, attach bool) (*execStream, error) {
 	what := "cannot exec into it"
 	switch {
 	case attach && len(start.GetCommand()) > 0:
-		return badRequest("command: Forbidden: attach runs no command")
+		return nil, badRequest("command: Forbidden: attach runs no command")
 	case attach:
 		what = "cannot attach to it"
 	case len(start.GetCommand()) == 0:
-		return badRequest("command: Required value: you must specify at least one command for the container")
+		return nil, badRequest("command: Required value: you must specify at least one command for the container")
 	}
 	ns := namespaceFor(kinds.MustLookup(kinds.Pod), start.GetNamespace())
 	pod, kc, err := p.dialKubelet(ctx, ns, start.GetName(), what)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer kc.Close()
 	container, err := podContainer(pod, start.GetContainer())
 	if err != nil {
-		return err
+		kc.Close()
+		return nil, err
 	}
 	kctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	k := &execStream{ctx: kctx, cancel: cancel, kc: kc}
 	kcl := kubeletv1.NewKubeletStreamsClient(kc)
 	open := kcl.Exec
 	if attach {
 		open = kcl.Attach
 	}
-	ks, err := open(kctx)
+	k.ks, err = open(kctx)
 	if err == nil {
 		kstart := &kubeletv1.ExecStart{NodeName: kc.node, Namespace: ns, Pod: start.GetName(), PodUid: string(pod.UID),
 			Container: container, Command: start.GetCommand(), Stdin: start.GetStdin(), Tty: start.GetTty(), Size: kubeletSize(start.GetSize())}
-		err = ks.Send(&kubeletv1.ExecInput{Msg: &kubeletv1.ExecInput_Start{Start: kstart}})
+		err = k.ks.Send(&kubeletv1.ExecInput{Msg: &kubeletv1.ExecInput_Start{Start: kstart}})
 	}
 	if err != nil {
-		return kc.kubeletError(ctx, err)
+		err = kc.kubeletError(ctx, err)
+		k.close()
+		return nil, err
 	}
-	return relay(ctx, cancel, kc, stream, ks, execInput, execOutput)
+	return k, nil
 }
 
 // execInput is the kubelet's message for a caller's (nil: none; a second start means
@@ -103,38 +132,44 @@ func execOutput(out *kubeletv1.ExecOutput) *apiv1.ExecResponse {
 	return nil
 }
 
+// callerStream is the caller's end of a relayed stream: a gRPC server stream, or the
+// REST API's channels (rest_streams.go).
+type callerStream[In, Out any] interface {
+	Recv() (*In, error)
+	Send(*Out) error
+}
+
 // relay copies the caller's messages to the kubelet, in a goroutine (the caller's end
 // of sending half-closes the kubelet's stream, its failure cancels it), and the
 // kubelet's to the caller, until the kubelet's stream ends. in and out convert a
 // message, or return nil to drop it.
-func relay[CIn, COut, KIn, KOut any](ctx context.Context, cancel context.CancelFunc, kc *kubeletConn,
-	caller grpc.BidiStreamingServer[CIn, COut], kubelet grpc.BidiStreamingClient[KIn, KOut],
+func relay[CIn, COut, KIn, KOut any](k *kubeletStream[KIn, KOut], caller callerStream[CIn, COut],
 	in func(*CIn) *KIn, out func(*KOut) *COut) error {
 	go func() {
 		for {
 			m, err := caller.Recv()
 			if errors.Is(err, io.EOF) {
-				_ = kubelet.CloseSend()
+				_ = k.ks.CloseSend()
 				return
 			}
 			if err != nil {
-				cancel()
+				k.cancel()
 				return
 			}
 			if km := in(m); km != nil {
-				if err := kubelet.Send(km); err != nil {
+				if err := k.ks.Send(km); err != nil {
 					return // the kubelet's end says why, to Recv below
 				}
 			}
 		}
 	}()
 	for {
-		m, err := kubelet.Recv()
+		m, err := k.ks.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return kc.kubeletError(ctx, err)
+			return k.kc.kubeletError(k.ctx, err)
 		}
 		if cm := out(m); cm != nil {
 			if err := caller.Send(cm); err != nil {
@@ -153,7 +188,6 @@ func kubeletSize(s *apiv1.TerminalSize) *kubeletv1.TerminalSize {
 
 // PortForward implements apiv1.PodsServer: one connection to a port of the pod.
 func (p *pods) PortForward(stream apiv1.Pods_PortForwardServer) error {
-	ctx := stream.Context()
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -162,27 +196,52 @@ func (p *pods) PortForward(stream apiv1.Pods_PortForwardServer) error {
 	if start == nil {
 		return badRequest("the first message must be start")
 	}
-	if port := start.GetPort(); port <= 0 || port > 65535 {
-		return badRequest("port: Invalid value: %d: must be between 1 and 65535, inclusive", port)
+	if err := checkPort(start.GetPort()); err != nil {
+		return err
 	}
 	ns := namespaceFor(kinds.MustLookup(kinds.Pod), start.GetNamespace())
-	pod, kc, err := p.dialKubelet(ctx, ns, start.GetName(), "cannot forward its ports")
+	pod, kc, err := p.dialKubelet(stream.Context(), ns, start.GetName(), "cannot forward its ports")
 	if err != nil {
 		return err
 	}
 	defer kc.Close()
+	k, err := startPortForward(stream.Context(), pod, kc, start.GetPort())
+	if err != nil {
+		return err
+	}
+	defer k.cancel()
+	return relay(k, stream, portForwardInput, portForwardOutput)
+}
+
+func checkPort(port int32) error {
+	if port <= 0 || port > 65535 {
+		return badRequest("port: Invalid value: %d: must be between 1 and 65535, inclusive", port)
+	}
+	return nil
+}
+
+type portForwardStream = kubeletStream[kubeletv1.PortForwardInput, kubeletv1.PortForwardOutput]
+
+// startPortForward asks the kubelet of kc, pod's, to connect to a port of the pod. The
+// caller closes kc, which may serve several connections; cancel ends this one.
+func startPortForward(ctx context.Context, pod *corev1.Pod, kc *kubeletConn, port int32) (*portForwardStream, error) {
+	if err := checkPort(port); err != nil {
+		return nil, err
+	}
 	kctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ks, err := kubeletv1.NewKubeletStreamsClient(kc).PortForward(kctx)
+	k := &portForwardStream{ctx: kctx, cancel: cancel, kc: kc}
+	var err error
+	k.ks, err = kubeletv1.NewKubeletStreamsClient(kc).PortForward(kctx)
 	if err == nil {
-		err = ks.Send(&kubeletv1.PortForwardInput{Msg: &kubeletv1.PortForwardInput_Start{Start: &kubeletv1.PortForwardStart{
-			NodeName: kc.node, Namespace: ns, Pod: start.GetName(), PodUid: string(pod.UID), Port: start.GetPort(),
+		err = k.ks.Send(&kubeletv1.PortForwardInput{Msg: &kubeletv1.PortForwardInput_Start{Start: &kubeletv1.PortForwardStart{
+			NodeName: kc.node, Namespace: pod.Namespace, Pod: pod.Name, PodUid: string(pod.UID), Port: port,
 		}}})
 	}
 	if err != nil {
-		return kc.kubeletError(ctx, err)
+		cancel()
+		return nil, kc.kubeletError(ctx, err)
 	}
-	return relay(ctx, cancel, kc, stream, ks, portForwardInput, portForwardOutput)
+	return k, nil
 }
 
 func portForwardInput(in *apiv1.PortForwardRequest) *kubeletv1.PortForwardInput {

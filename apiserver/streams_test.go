@@ -151,39 +151,10 @@ func TestPodExec(t *testing.T) {
 // TestPodPortForward connects to ports of a pod on a simulated node, which shares the
 // host's network as real pods do for now: a listener on the loopback is the pod's.
 func TestPodPortForward(t *testing.T) {
-	c := apicluster.Start(t, 1, apicluster.Options{})
+	_, conn := simPod(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
-	logsNode(t, cs, "w1", nil)
-	createPod(t, ctx, cs, "web", "w1")
-	waitRunning(t, ctx, conn, "web")
-
-	// A server that answers what it read, once its client half-closed, in upper case.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b, _ := io.ReadAll(c)
-				c.Write(bytes.ToUpper(b))
-			}()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := echoUpper(t)
 	for i := 0; i < 3; i++ { // one call per connection
 		fc, err := conn.PortForward(ctx, "default", "web", port)
 		if err != nil {

@@ -1,20 +1,16 @@
 package e2e
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/test/portforwardtest"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -87,64 +83,12 @@ spec:
 		out, _, err := ctl(s, "get", "pod", "web", "--no-headers")
 		return err == nil && strings.Contains(out, " Running "), out
 	})
-	pf := exec.Command(filepath.Join(binDir, "skiffctl"), "--server", s, "port-forward", "pod/web", fmt.Sprintf(":%d", port))
-	stdout, err := pf.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	pf := portforwardtest.Start(t, exec.Command(filepath.Join(binDir, "skiffctl"), "--server", s, "port-forward", "pod/web", fmt.Sprintf(":%d", port)), port)
+	if got := pf.GET(t, "/index.html"); !strings.HasSuffix(got, "\r\n\r\nhello through port-forward\n") {
+		t.Fatalf("HTTP through skiffctl port-forward: %q (stderr %s)", got, pf.Stderr())
 	}
-	var pfErr lockedBuffer
-	pf.Stderr = &pfErr
-	if err := pf.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan string, 10)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- pf.Wait()
-	}()
-	defer func() {
-		pf.Process.Kill()
-		<-exited
-	}()
-	forwarding := regexp.MustCompile(`^Forwarding from (127\.0\.0\.1:\d+) -> ` + fmt.Sprint(port) + `$`)
-	var local4 string
-	for local4 == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("skiffctl port-forward ended: %s", pfErr.String())
-			}
-			if m := forwarding.FindStringSubmatch(l); m != nil {
-				local4 = m[1]
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("skiffctl port-forward says nothing: %s", pfErr.String())
-		}
-	}
-	c, err := net.Dial("tcp", local4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c, "GET /index.html HTTP/1.0\r\n\r\n")
-	got, err := io.ReadAll(c)
-	c.Close()
-	if err != nil || !strings.HasSuffix(string(got), "\r\n\r\nhello through port-forward\n") {
-		t.Fatalf("HTTP through skiffctl port-forward: %q, %v (stderr %s)", got, err, pfErr.String())
-	}
-	pf.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-exited:
-		exited <- err // for the deferred wait
-		if err != nil {
-			t.Fatalf("skiffctl port-forward after SIGINT: %v: %s", err, pfErr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("skiffctl port-forward did not stop on SIGINT")
+	if err := pf.Interrupt(t); err != nil {
+		t.Fatalf("skiffctl port-forward after SIGINT: %v: %s", err, pf.Stderr())
 	}
 
 	mustCtl(t, s, "delete", "pod", "web")

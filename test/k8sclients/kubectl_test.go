@@ -74,7 +74,10 @@ type skiff struct {
 }
 
 // startSkiff runs skiff up until the test ends.
-func startSkiff(t *testing.T) *skiff {
+func startSkiff(t *testing.T) *skiff { return startSkiffWith(t, nil) }
+
+// startSkiffWith runs skiff up, its config changed by configure (nil: none).
+func startSkiffWith(t *testing.T, configure func(*up.Config)) *skiff {
 	t.Helper()
 	bin := kubectlBinary(t)
 	dir := t.TempDir()
@@ -87,6 +90,9 @@ func startSkiff(t *testing.T) *skiff {
 	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "k8sclients-w1", "127.0.0.1"
 	cfg.Out = &bytes.Buffer{}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
+	if configure != nil {
+		configure(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- up.Run(ctx, cfg) }()
@@ -138,19 +144,34 @@ func (s *skiff) run(args ...string) (string, error) {
 }
 
 func (s *skiff) runEnv(env []string, stdin string, args ...string) (string, error) {
+	out, errOut, err := s.runStreams(env, stdin, args...)
+	if err != nil {
+		return out + errOut, fmt.Errorf("kubectl %s: %v: %s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out, nil
+}
+
+// runStreams runs kubectl and returns its standard output and error output apart.
+func (s *skiff) runStreams(env []string, stdin string, args ...string) (string, string, error) {
+	return s.runStreamsWith(s.kubectl, env, stdin, args...)
+}
+
+// runStreamsWith runs a program (one that runs kubectl) in kubectl's environment.
+func (s *skiff) runStreamsWith(program string, env []string, stdin string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.kubectl, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home)
-	cmd.Env = append(cmd.Env, env...)
+	cmd := exec.CommandContext(ctx, program, args...)
+	cmd.Env = s.env(env)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if err != nil {
-		return out.String() + errb.String(), fmt.Errorf("kubectl %s: %v: %s%s", strings.Join(args, " "), err, out.String(), errb.String())
-	}
-	return out.String(), nil
+	return out.String(), errb.String(), err
+}
+
+// env is kubectl's environment: this cluster's kubeconfig, and more.
+func (s *skiff) env(more []string) []string {
+	return append(append(os.Environ(), "KUBECONFIG="+s.kubeconfig, "HOME="+s.home), more...)
 }
 
 // must runs kubectl and fails the test if it fails.
