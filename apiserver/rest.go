@@ -60,6 +60,7 @@ type restRequest struct {
 	namespace, name, subresource string
 	body                         []byte // a create's body, once read (serve reads it for the name)
 	bodyRead                     bool
+	proxy                        *proxyTarget // the proxy subresource's target (rest_proxy.go)
 }
 
 // REST verbs, Kubernetes' words.
@@ -214,7 +215,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		a.fail(w, r, err)
 		return label
 	}
-	if req.verb == verbWatch || req.subresource == "log" && r.URL.Query().Get("follow") == "true" {
+	if req.verb == verbWatch || req.subresource == "log" && r.URL.Query().Get("follow") == "true" || req.subresource == auth.SubresourceProxy {
 		// A stream holds its seat only while it is admitted, as Kubernetes' watches do.
 		done()
 		done = noop
@@ -285,6 +286,9 @@ func parseResourcePath(method string, q url.Values, group, version string, parts
 		if len(parts) > 2 && parts[2] != "status" && parts[2] != "finalize" {
 			parts = parts[2:]
 		}
+	}
+	if len(parts) >= 3 && parts[2] == auth.SubresourceProxy {
+		return parseProxyPath(method, group, version, req.namespace, parts)
 	}
 	if len(parts) == 0 || len(parts) > 3 {
 		return nil, notFoundPath()
@@ -390,6 +394,9 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 		return
 	case "eviction":
 		a.eviction(w, r, req)
+		return
+	case auth.SubresourceProxy:
+		a.proxy(w, r, req)
 		return
 	}
 	ctx := r.Context()

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -173,16 +174,25 @@ func (p *pods) PortForward(stream apiv1.Pods_PortForwardServer) error {
 	defer kc.Close()
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ks, err := kubeletv1.NewKubeletStreamsClient(kc).PortForward(kctx)
-	if err == nil {
-		err = ks.Send(&kubeletv1.PortForwardInput{Msg: &kubeletv1.PortForwardInput_Start{Start: &kubeletv1.PortForwardStart{
-			NodeName: kc.node, Namespace: ns, Pod: start.GetName(), PodUid: string(pod.UID), Port: start.GetPort(),
-		}}})
-	}
+	ks, err := kc.portForward(kctx, pod, start.GetPort())
 	if err != nil {
 		return kc.kubeletError(ctx, err)
 	}
 	return relay(ctx, cancel, kc, stream, ks, portForwardInput, portForwardOutput)
+}
+
+// portForward opens the kubelet's stream to port of pod: the gRPC PortForward call's
+// and the REST proxy's way into a pod (rest_proxy.go), which works wherever the API
+// server reaches the kubelet, even when it cannot route to the pod network. ctx bounds
+// the stream.
+func (k *kubeletConn) portForward(ctx context.Context, pod *corev1.Pod, port int32) (kubeletv1.KubeletStreams_PortForwardClient, error) {
+	ks, err := kubeletv1.NewKubeletStreamsClient(k).PortForward(ctx)
+	if err == nil {
+		err = ks.Send(&kubeletv1.PortForwardInput{Msg: &kubeletv1.PortForwardInput_Start{Start: &kubeletv1.PortForwardStart{
+			NodeName: k.node, Namespace: pod.Namespace, Pod: pod.Name, PodUid: string(pod.UID), Port: port,
+		}}})
+	}
+	return ks, err
 }
 
 func portForwardInput(in *apiv1.PortForwardRequest) *kubeletv1.PortForwardInput {
