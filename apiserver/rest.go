@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"math"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -122,6 +124,17 @@ func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// Hijack hands an HTTP/1.1 connection over to an upgrade (a proxied WebSocket), recorded
+// as 101.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("a %T connection cannot be upgraded", w.ResponseWriter)
+	}
+	w.code = http.StatusSwitchingProtocols
+	return h.Hijack()
 }
 
 // serve handles one request and returns its metrics label.
@@ -312,29 +325,16 @@ func parseResourcePath(method string, q url.Values, group, version string, parts
 	if b, _ := strconv.ParseBool(q.Get("watch")); b {
 		watch = true
 	}
-	switch method {
-	case http.MethodGet, http.MethodHead:
-		switch {
-		case watch:
-			req.verb = verbWatch
-		case req.name == "":
-			req.verb = verbList
-		default:
-			req.verb = verbGet
-		}
-	case http.MethodPost:
-		req.verb = verbCreate
-	case http.MethodPut:
-		req.verb = verbUpdate
-	case http.MethodPatch:
-		req.verb = verbPatch
-	case http.MethodDelete:
-		req.verb = verbDelete
-		if req.name == "" {
-			req.verb = verbDeleteCollection
-		}
-	default:
+	req.verb = methodVerb(method)
+	switch {
+	case req.verb == "":
 		return nil, methodNotAllowed(method)
+	case req.verb == verbGet && watch:
+		req.verb = verbWatch
+	case req.verb == verbGet && req.name == "":
+		req.verb = verbList
+	case req.verb == verbDelete && req.name == "":
+		req.verb = verbDeleteCollection
 	}
 	if info.Namespaced && req.namespace == "" && req.verb != verbList && req.verb != verbWatch {
 		return nil, notFoundPath() // only lists and watches span namespaces
@@ -350,6 +350,23 @@ func parseResourcePath(method string, q url.Values, group, version string, parts
 		return nil, methodNotAllowed(method)
 	}
 	return req, nil
+}
+
+// methodVerb is an HTTP method's verb on one object ("": none).
+func methodVerb(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return verbGet
+	case http.MethodPost:
+		return verbCreate
+	case http.MethodPut:
+		return verbUpdate
+	case http.MethodPatch:
+		return verbPatch
+	case http.MethodDelete:
+		return verbDelete
+	}
+	return ""
 }
 
 // lookupResource finds the kind a path's group, version and resource name.

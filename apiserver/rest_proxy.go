@@ -77,18 +77,11 @@ func parseProxyPath(method, group, version, namespace string, parts []string) (*
 	if len(parts) > 3 {
 		req.proxy.path = "/" + strings.Join(parts[3:], "/")
 	}
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	req.verb = methodVerb(method)
+	if method == http.MethodOptions {
 		req.verb = verbGet
-	case http.MethodPost:
-		req.verb = verbCreate
-	case http.MethodPut:
-		req.verb = verbUpdate
-	case http.MethodPatch:
-		req.verb = verbPatch
-	case http.MethodDelete:
-		req.verb = verbDelete
-	default:
+	}
+	if req.verb == "" {
 		return nil, methodNotAllowed(method)
 	}
 	return req, nil

@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -31,6 +32,18 @@ func echoServer(t *testing.T) int {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "echo" {
+			// An upgrade: the connection echoes what it reads.
+			conn, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			buf.Flush()
+			io.Copy(conn, buf)
+			return
+		}
 		if r.URL.Path == "/moved" {
 			http.Redirect(w, r, "/there", http.StatusFound)
 			return
@@ -101,6 +114,27 @@ func TestRESTProxy(t *testing.T) {
 	if r := rc.want(rc.do("GET", pods+"web/proxy?a=b", "", "", nil), http.StatusMovedPermanently, "the proxy's root"); r.header.Get("Location") != "/api/v1/namespaces/default/pods/web/proxy/?a=b" {
 		t.Errorf("the proxy's root redirects to %q", r.header.Get("Location"))
 	}
+
+	// An upgraded connection (HTTP/1.1, as WebSocket's), relayed both ways.
+	raw, err := net.Dial("tcp", c.Addr(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	fmt.Fprintf(raw, "GET %sweb/proxy/up HTTP/1.1\r\nHost: skiff\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n", pods)
+	br := bufio.NewReader(raw)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade through the proxy: %v, %v", resp, err)
+	}
+	for _, msg := range []string{"first\n", strings.Repeat("x", 100_000) + "\n"} {
+		fmt.Fprint(raw, msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != msg {
+			t.Fatalf("through the upgraded connection: %d bytes back of %d, %v", len(got), len(msg), err)
+		}
+	}
+	raw.Close()
 
 	// A Service's proxy, to a ready pod endpoint of its EndpointSlices.
 	svc := func(name string) {
