@@ -120,21 +120,20 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Hijack hands an upgraded connection (a pod's exec, attach or portforward) over.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("this connection cannot be upgraded (HTTP/2)")
+	}
+	w.code = http.StatusSwitchingProtocols
+	return h.Hijack()
+}
+
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
-}
-
-// Hijack hands an HTTP/1.1 connection over to an upgrade (a proxied WebSocket), recorded
-// as 101.
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	h, ok := w.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, fmt.Errorf("a %T connection cannot be upgraded", w.ResponseWriter)
-	}
-	w.code = http.StatusSwitchingProtocols
-	return h.Hijack()
 }
 
 // serve handles one request and returns its metrics label.
