@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -292,6 +293,14 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 	if pod != nil {
 		validation.Default(pod) // LimitRanger fills what the pod's own defaults leave unset
 		if ranges, err = r.defaultLimits(ctx, pod); err != nil {
+			return nil, err
+		}
+		if err := r.admitRuntimeClass(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
+	if ing, ok := obj.(*networkingv1.Ingress); ok {
+		if err := r.defaultIngressClass(ctx, ing); err != nil {
 			return nil, err
 		}
 	}

@@ -171,7 +171,7 @@ func TestRESTDiscovery(t *testing.T) {
 	for _, g := range groups.Groups {
 		names = append(names, g.Name+"/"+g.PreferredVersion.Version)
 	}
-	if got := strings.Join(names, ","); got != "apps/v1,batch/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,policy/v1,storage.k8s.io/v1" {
+	if got := strings.Join(names, ","); got != "apps/v1,batch/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,networking.k8s.io/v1,node.k8s.io/v1,policy/v1,storage.k8s.io/v1" {
 		t.Errorf("/apis groups = %s", got)
 	}
 	apps := decodeJSON[metav1.APIResourceList](t, rc.want(rc.do("GET", "/apis/apps/v1", "", "", nil), 200, "/apis/apps/v1").body)
@@ -654,7 +654,7 @@ func TestRESTSecurity(t *testing.T) {
 		{w1, "w1 patches a pod", authorizationv1.ResourceAttributes{Verb: "patch", Resource: "pods", Namespace: "default", Name: "mine"}, false, msg + `update pods "default/mine"`},
 		{w1, "w1 gets a pod", authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default", Name: "mine"}, true, "allowed for the objects the node restriction admits"},
 		{w1, "w1 lists deployments", authorizationv1.ResourceAttributes{Verb: "list", Group: "apps", Resource: "deployments"}, false, msg + "list deployments"},
-		{w1, "w1 lists a kind not served", authorizationv1.ResourceAttributes{Verb: "list", Group: "networking.k8s.io", Resource: "ingresses"}, false, `the server does not serve "ingresses" in group "networking.k8s.io"`},
+		{w1, "w1 lists a kind not served", authorizationv1.ResourceAttributes{Verb: "list", Group: "scheduling.k8s.io", Resource: "priorityclasses"}, false, `the server does not serve "priorityclasses" in group "scheduling.k8s.io"`},
 	} {
 		review := &authorizationv1.SelfSubjectAccessReview{TypeMeta: metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SelfSubjectAccessReview"},
 			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &tc.attrs}}

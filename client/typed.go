@@ -15,6 +15,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -396,6 +397,8 @@ type Clientset struct {
 	PersistentVolumes      *Client[*corev1.PersistentVolume]
 	PersistentVolumeClaims *Client[*corev1.PersistentVolumeClaim]
 	StorageClasses         *Client[*storagev1.StorageClass]
+	// RuntimeClasses are node.k8s.io/v1's: the kubelet runs a pod with its class's handler.
+	RuntimeClasses *Client[*nodev1.RuntimeClass]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -413,7 +416,7 @@ func NewClientset(c *Conn) *Clientset {
 		DaemonSets: For[*appsv1.DaemonSet](c), StatefulSets: For[*appsv1.StatefulSet](c),
 		ControllerRevisions: For[*appsv1.ControllerRevision](c), Jobs: For[*batchv1.Job](c), CronJobs: For[*batchv1.CronJob](c),
 		PersistentVolumes: For[*corev1.PersistentVolume](c), PersistentVolumeClaims: For[*corev1.PersistentVolumeClaim](c),
-		StorageClasses: For[*storagev1.StorageClass](c),
+		StorageClasses: For[*storagev1.StorageClass](c), RuntimeClasses: For[*nodev1.RuntimeClass](c),
 	}
 }
 

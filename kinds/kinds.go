@@ -11,6 +11,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -96,6 +98,15 @@ const (
 	PersistentVolume      = "PersistentVolume"
 	PersistentVolumeClaim = "PersistentVolumeClaim"
 	StorageClass          = "StorageClass"
+	// PodTemplate is core/v1's stored pod template, which Kubernetes only keeps.
+	PodTemplate = "PodTemplate"
+	// RuntimeClass is node.k8s.io/v1's: the container runtime handler a pod runs with,
+	// its overhead and where it may be scheduled.
+	RuntimeClass = "RuntimeClass"
+	// IngressClass and Ingress are networking.k8s.io/v1's, which Kubernetes stores for
+	// an ingress controller to act on.
+	IngressClass = "IngressClass"
+	Ingress      = "Ingress"
 )
 
 func kind[T any, PT interface {
@@ -158,6 +169,14 @@ var all = []*Info{
 		Singular: "persistentvolumeclaim", ShortNames: []string{"pvc"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 	kind[storagev1.StorageClass](Info{Kind: StorageClass, Group: "storage.k8s.io", Version: "v1", Plural: "storageclasses",
 		Singular: "storageclass", ShortNames: []string{"sc"}}),
+	kind[corev1.PodTemplate](Info{Kind: PodTemplate, Version: "v1", Plural: "podtemplates", Singular: "podtemplate",
+		Namespaced: true, HasSpec: true}),
+	kind[nodev1.RuntimeClass](Info{Kind: RuntimeClass, Group: "node.k8s.io", Version: "v1", Plural: "runtimeclasses",
+		Singular: "runtimeclass"}),
+	kind[networkingv1.IngressClass](Info{Kind: IngressClass, Group: "networking.k8s.io", Version: "v1", Plural: "ingressclasses",
+		Singular: "ingressclass", HasSpec: true}),
+	kind[networkingv1.Ingress](Info{Kind: Ingress, Group: "networking.k8s.io", Version: "v1", Plural: "ingresses",
+		Singular: "ingress", ShortNames: []string{"ing"}, Namespaced: true, HasStatus: true, HasSpec: true}),
 }
 
 var (

@@ -56,11 +56,13 @@ func TestKubeletContainerd(t *testing.T) {
 		{"streams", testContainerdStreams},
 		{"podnetwork", testContainerdPodNetwork},
 		{"hostslinks", testContainerdHostsAndServiceLinks},
+		{"runtimehandler", testContainerdRuntimeHandler},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			rt, err := containerd.New(ctx, containerd.Config{Socket: socket, Namespace: "skiff-" + tc.name, LogDir: t.TempDir()})
+			rt, err := containerd.New(ctx, containerd.Config{Socket: socket, Namespace: "skiff-" + tc.name, LogDir: t.TempDir(),
+				RuntimeHandlers: map[string]string{kubelet.DefaultRuntimeHandler: "", "runc-v2": "io.containerd.runc.v2"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,4 +203,12 @@ func testContainerdImagePullBackOff(e *env, rt *containerd.Runtime) {
 	if l, err := rt.List(e.ctx); err != nil || len(l) != 0 {
 		t.Errorf("containers of a pod without its image: %+v, %v", l, err)
 	}
+}
+
+// testContainerdRuntimeHandler: a handler the runtime maps to containerd's runc shim by
+// name runs its pod (containerd made the container with that runtime); a handler it has
+// not leaves its pod Pending.
+func testContainerdRuntimeHandler(e *env, rt *containerd.Runtime) {
+	e.start(rt, testConfig(e.node))
+	runtimeHandlerPods(e, rt, "runc-v2")
 }

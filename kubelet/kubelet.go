@@ -70,6 +70,10 @@ type podMemory struct {
 	failure *podFailure
 	// podIP is the address the pod's network gave it (guarded by Kubelet.mu).
 	podIP string
+	// handler is the pod's RuntimeClass's handler, once handlerKnown (the pod's
+	// worker's alone).
+	handler      string
+	handlerKnown bool
 }
 
 // New makes a kubelet for cfg.NodeName that runs pods through rt.

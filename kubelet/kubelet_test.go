@@ -68,6 +68,7 @@ func TestKubelet(t *testing.T) {
 		{"extended", testExtendedResources},
 		{"podnetwork", testPodNetwork},
 		{"podnetworksweep", testPodNetworkSweep},
+		{"runtimehandler", testRuntimeHandler},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

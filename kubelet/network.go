@@ -117,7 +117,7 @@ func (k *Kubelet) podIP(ctx context.Context, pod *corev1.Pod) (string, error) {
 	}
 	ip, err := k.cfg.PodNetwork.SetUp(ctx, ref, cidr)
 	if err != nil {
-		k.rec.Eventf(pod, record.Warning, "FailedCreatePodSandBox", "Failed to set up the pod's network: %v", err)
+		k.rec.Eventf(pod, record.Warning, ReasonFailedCreatePodSandBox, "Failed to set up the pod's network: %v", err)
 		return "", fmt.Errorf("set up the network of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return ip, nil

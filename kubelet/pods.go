@@ -195,6 +195,9 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 			return 0, err
 		}
 	} else {
+		if _, err := k.runtimeHandler(ctx, pod, mem); err != nil {
+			return 0, err
+		}
 		var err error
 		if podIP, err = k.podIP(ctx, pod); err != nil {
 			return 0, err
@@ -621,6 +624,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	if err != nil {
 		return failed(ReasonCreateConfigError, err)
 	}
+	cfg.RuntimeHandler = mem.handler
 	id, err := k.rt.CreateAndStart(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, ErrContainerConfig) {

@@ -90,12 +90,14 @@ func podResources(spec *corev1.PodSpec) PodResources {
 			req = max(req, q.MilliValue())
 		}
 	}
+	// The pod's overhead (its RuntimeClass's) is the pod's own, beyond its containers'.
+	overCPU, overMem := spec.Overhead[corev1.ResourceCPU], spec.Overhead[corev1.ResourceMemory]
 	if cpuLimited {
-		pr.CPUMillis = cpu
+		pr.CPUMillis = cpu + overCPU.MilliValue()
 	}
 	if memLimited {
-		pr.MemoryBytes = mem
+		pr.MemoryBytes = mem + overMem.Value()
 	}
-	pr.CPURequestMillis = req
+	pr.CPURequestMillis = req + overCPU.MilliValue()
 	return pr
 }

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -53,6 +54,10 @@ type Runtime interface {
 	// PodDialer is how to reach TCP ports in the network namespace of the pod that
 	// container id belongs to (port-forward). Errors as Exec's.
 	PodDialer(ctx context.Context, id string) (Dialer, error)
+	// CheckHandler tells whether the runtime runs containers with the RuntimeClass
+	// handler named ("" is the default one); an unknown handler wraps
+	// ErrUnknownRuntimeHandler.
+	CheckHandler(handler string) error
 	// Version is "<name>://<version>", e.g. "containerd://1.6.20": the node's
 	// containerRuntimeVersion, and its name prefixes container IDs in pod status.
 	Version() string
@@ -75,7 +80,20 @@ var (
 	// ErrContainerConfig: the container cannot be made as its spec asks (an image that
 	// runs as root for runAsNonRoot); it waits in CreateContainerConfigError.
 	ErrContainerConfig = errors.New("CreateContainerConfigError")
+	// ErrUnknownRuntimeHandler: a RuntimeClass's handler the node has no runtime for;
+	// the pod waits, as a pod whose sandbox cannot be created waits in Kubernetes.
+	ErrUnknownRuntimeHandler = errors.New("unknown runtime handler")
 )
+
+// UnknownHandler is the error of a runtime asked for a handler it does not have, in
+// the words of containerd's CRI plugin.
+func UnknownHandler(handler string) error {
+	return fmt.Errorf("no runtime for %q is configured: %w", handler, ErrUnknownRuntimeHandler)
+}
+
+// DefaultRuntimeHandler is the RuntimeClass handler every runtime has: runc, which is
+// containerd's default runtime (io.containerd.runc.v2), as Kubernetes' clusters name it.
+const DefaultRuntimeHandler = "runc"
 
 // ExecResult is what a command run by ExecSync did.
 type ExecResult struct {
@@ -166,6 +184,9 @@ type ContainerConfig struct {
 	Ports []int32
 	// TTY and Stdin are accepted and recorded; Skiff has no attach (see the package doc).
 	TTY, Stdin bool
+	// RuntimeHandler is the handler of the pod's RuntimeClass ("": the default), one
+	// CheckHandler accepts.
+	RuntimeHandler string
 }
 
 // Mount binds HostPath at ContainerPath.

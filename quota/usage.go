@@ -169,6 +169,15 @@ func Usage(obj kinds.Object, now time.Time) corev1.ResourceList {
 	}
 	out[Pods] = one
 	req, lim := PodRequests(pod), PodLimits(pod)
+	// The pod's overhead (its RuntimeClass's) is charged too, as Kubernetes charges
+	// it: to requests, and to the limits the pod has.
+	req = Add(req, pod.Spec.Overhead)
+	for name, q := range pod.Spec.Overhead {
+		if l, ok := lim[name]; ok {
+			l.Add(q)
+			lim[name] = l
+		}
+	}
 	for _, r := range []corev1.ResourceName{CPU, Memory, EphemeralStorage} {
 		if q, ok := req[r]; ok {
 			out[r] = q

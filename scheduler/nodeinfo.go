@@ -138,6 +138,20 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 	if !memSet {
 		pi.NonZero.Memory = defaultMemoryRequest
 	}
+	// The pod's overhead (its RuntimeClass's) takes room on the node beyond its
+	// containers' requests, as Kubernetes counts it.
+	for name, q := range pod.Spec.Overhead {
+		switch {
+		case name == corev1.ResourceCPU:
+			pi.Requests.MilliCPU += q.MilliValue()
+			pi.NonZero.MilliCPU += q.MilliValue()
+		case name == corev1.ResourceMemory:
+			pi.Requests.Memory += q.Value()
+			pi.NonZero.Memory += q.Value()
+		case scalar(name):
+			pi.Requests.addScalar(name, q.Value())
+		}
+	}
 	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
 		pi.Owner = string(ref.UID)
 	}

@@ -151,8 +151,9 @@ type Guard func(obj kinds.Object) error
 //     metadata.name=NAME; getting the PersistentVolumes bound to those claims, and
 //     those pinned to it by their node affinity (kubernetes.io/hostname In [NAME]),
 //     deleting these once Released with reclaimPolicy Delete (the kubelet's
-//     local-path reclaimer); and reading services and endpointslices (the node's
-//     cluster DNS, the pods' service variables).
+//     local-path reclaimer); reading services and endpointslices (the node's
+//     cluster DNS, the pods' service variables) and runtimeclasses (the handlers its
+//     pods run with).
 //
 // Everything else is denied.
 type Authorizer struct {
@@ -300,9 +301,10 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		if a.Verb == Create || a.Verb == Update {
 			return nil, nil
 		}
-	case plural(kinds.Service), plural(kinds.EndpointSlice):
+	case plural(kinds.Service), plural(kinds.EndpointSlice), plural(kinds.RuntimeClass):
 		// What a node's cluster DNS (and service proxy) answers from: Kubernetes'
-		// system:node and system:node-proxier roles.
+		// system:node and system:node-proxier roles; and the RuntimeClasses whose
+		// handlers its pods run with (system:node's too).
 		if isRead(a.Verb) {
 			return nil, nil
 		}

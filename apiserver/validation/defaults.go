@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -71,6 +72,10 @@ func Default(obj kinds.Object) {
 		defaultLimitRange(o)
 	case *corev1.Namespace:
 		defaultNamespace(o)
+	case *corev1.PodTemplate:
+		defaultTemplate(&o.Template)
+	case *networkingv1.IngressClass:
+		defaultIngressClass(o)
 	}
 }
 

@@ -96,6 +96,10 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.PriorityClassName != "" {
 		errs = append(errs, invalidEach(p.Child("priorityClassName"), spec.PriorityClassName, apivalidation.NameIsDNSSubdomain(spec.PriorityClassName, false))...)
 	}
+	if spec.RuntimeClassName != nil {
+		errs = append(errs, invalidEach(p.Child("runtimeClassName"), *spec.RuntimeClassName, apivalidation.NameIsDNSSubdomain(*spec.RuntimeClassName, false))...)
+	}
+	errs = append(errs, validateOverhead(spec.Overhead, p.Child("overhead"))...)
 	for i, s := range spec.ImagePullSecrets {
 		if s.Name != "" {
 			errs = append(errs, invalidEach(p.Child("imagePullSecrets").Index(i).Child("name"), s.Name, apivalidation.NameIsDNSSubdomain(s.Name, false))...)

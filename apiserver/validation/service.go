@@ -327,15 +327,26 @@ func validateServiceStatus(st *corev1.ServiceStatus, p *field.Path) field.ErrorL
 	var errs field.ErrorList
 	for i, in := range st.LoadBalancer.Ingress {
 		ip := p.Child("loadBalancer", "ingress").Index(i)
-		if in.IP != "" {
-			errs = append(errs, validateIP(in.IP, ip.Child("ip"))...)
-		}
-		if in.Hostname != "" {
-			errs = append(errs, invalidEach(ip.Child("hostname"), in.Hostname, utilvalidation.IsDNS1123Subdomain(in.Hostname))...)
-		}
+		errs = append(errs, validateLoadBalancerPoint(in.IP, in.Hostname, ip)...)
 		if in.IPMode != nil {
 			errs = append(errs, oneOf(ip.Child("ipMode"), *in.IPMode, corev1.LoadBalancerIPModeVIP, corev1.LoadBalancerIPModeProxy)...)
 		}
 	}
 	return append(errs, metav1validation.ValidateConditions(st.Conditions, p.Child("conditions"))...)
+}
+
+// validateLoadBalancerPoint checks one of a load balancer's ingress points (a Service's
+// or an Ingress's): an IP address, or a DNS name that is not an IP address.
+func validateLoadBalancerPoint(ip, hostname string, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if ip != "" {
+		errs = append(errs, validateIP(ip, p.Child("ip"))...)
+	}
+	if hostname != "" {
+		errs = append(errs, invalidEach(p.Child("hostname"), hostname, utilvalidation.IsDNS1123Subdomain(hostname))...)
+		if _, err := netip.ParseAddr(hostname); err == nil {
+			errs = append(errs, field.Invalid(p.Child("hostname"), hostname, "must be a DNS name, not an IP address"))
+		}
+	}
+	return errs
 }

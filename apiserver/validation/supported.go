@@ -454,6 +454,28 @@ var supportedFields = map[string][]string{
 			"volumeBindingMode",
 		},
 	),
+	kinds.PodTemplate: slices.Concat(
+		under("metadata", storedMetaFields),
+		under("template.metadata", objectMetaFields),
+		under("template.spec", podSpecFields),
+	),
+	// A RuntimeClass's every field: the admission copies overhead and scheduling into
+	// the pods of the class, and the kubelet runs them with its handler.
+	kinds.RuntimeClass: slices.Concat(
+		under("metadata", storedMetaFields),
+		[]string{"handler", "overhead", "scheduling"},
+	),
+	// Kubernetes stores IngressClasses and Ingresses for an ingress controller to act
+	// on, and so does Skiff: every field (the default class's annotation, acted on by
+	// the admission, is metadata).
+	kinds.IngressClass: slices.Concat(
+		under("metadata", storedMetaFields),
+		[]string{"spec"},
+	),
+	kinds.Ingress: slices.Concat(
+		under("metadata", storedMetaFields),
+		[]string{"spec", "status"},
+	),
 }
 
 // objectMetaFields is what Skiff keeps of metadata, of every kind and of pod templates.
@@ -610,8 +632,10 @@ var podSpecFields = slices.Concat(
 		"nodeName",
 		"nodeSelector",
 		"os.name",
+		"overhead",
 		"priorityClassName",
 		"restartPolicy",
+		"runtimeClassName",
 		"securityContext.fsGroup",
 		"securityContext.runAsGroup",
 		"securityContext.runAsNonRoot",

@@ -8,6 +8,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -96,6 +98,8 @@ func ValidateStatus(obj kinds.Object) error {
 		errs = validatePersistentVolumeStatus(&o.Status, p)
 	case *corev1.PersistentVolumeClaim:
 		errs = validateClaimStatus(&o.Status, p)
+	case *networkingv1.Ingress:
+		errs = validateIngressStatus(&o.Status, p)
 	}
 	return asError(append(errs, checkSupported(obj, true)...))
 }
@@ -166,6 +170,14 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateClaimSpec(&o.Spec, spec)...)
 	case *storagev1.StorageClass:
 		errs = append(errs, validateStorageClass(o)...)
+	case *corev1.PodTemplate:
+		errs = append(errs, validatePodTemplateObject(o)...)
+	case *nodev1.RuntimeClass:
+		errs = append(errs, validateRuntimeClass(o)...)
+	case *networkingv1.IngressClass:
+		errs = append(errs, validateIngressClass(o)...)
+	case *networkingv1.Ingress:
+		errs = append(errs, validateIngress(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -216,6 +228,10 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateStorageClassUpdate(old.(*storagev1.StorageClass), o)...)
 	case *corev1.Secret:
 		errs = append(errs, validateSecretUpdate(old.(*corev1.Secret), o)...)
+	case *nodev1.RuntimeClass:
+		errs = append(errs, validateRuntimeClassUpdate(old.(*nodev1.RuntimeClass), o)...)
+	case *networkingv1.IngressClass:
+		errs = append(errs, validateIngressClassUpdate(old.(*networkingv1.IngressClass), o)...)
 	}
 	return errs
 }

@@ -8,7 +8,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -39,6 +41,87 @@ func init() {
 		col("Endpoints", "string", 0, sliceDoc["endpoints"], slice(func(s *discoveryv1.EndpointSlice) any { return sliceEndpoints(s.Endpoints) })),
 		ageCol,
 	}
+	ingress := func(f func(*networkingv1.Ingress) any) func(kinds.Object, time.Time) any {
+		return func(o kinds.Object, _ time.Time) any { return f(o.(*networkingv1.Ingress)) }
+	}
+	columns[kinds.Ingress] = []Column{nameCol,
+		col("Class", "string", 0, "The name of the IngressClass resource that should be used for additional configuration",
+			ingress(func(in *networkingv1.Ingress) any { return ingressClass(in) })),
+		col("Hosts", "string", 0, "Hosts that incoming requests are matched against before the ingress rule",
+			ingress(func(in *networkingv1.Ingress) any { return ingressHosts(in.Spec.Rules) })),
+		col("Address", "string", 0, "Address is a list containing ingress points for the load-balancer",
+			ingress(func(in *networkingv1.Ingress) any { return ingressAddress(in.Status.LoadBalancer) })),
+		col("Ports", "string", 0, "Ports of TLS configurations that open", ingress(func(in *networkingv1.Ingress) any {
+			if len(in.Spec.TLS) > 0 {
+				return "80, 443"
+			}
+			return "80"
+		})),
+		ageCol,
+	}
+	columns[kinds.IngressClass] = []Column{nameCol,
+		col("Controller", "string", 0, "Controller that is responsible for handling this class", func(o kinds.Object, _ time.Time) any {
+			return o.(*networkingv1.IngressClass).Spec.Controller
+		}),
+		col("Parameters", "string", 0, "A reference to a resource with additional parameters", func(o kinds.Object, _ time.Time) any {
+			p := o.(*networkingv1.IngressClass).Spec.Parameters
+			if p == nil {
+				return "<none>"
+			}
+			kind := p.Kind
+			if p.APIGroup != nil {
+				kind += "." + *p.APIGroup
+			}
+			return kind + "/" + p.Name
+		}),
+		ageCol,
+	}
+}
+
+// ingressClass is kubectl's CLASS: spec.ingressClassName.
+func ingressClass(in *networkingv1.Ingress) string {
+	if in.Spec.IngressClassName != nil {
+		return *in.Spec.IngressClassName
+	}
+	return "<none>"
+}
+
+// ingressHosts is kubectl's HOSTS: the first three hosts the rules name and, when a
+// rule follows them, how many rules beyond three there are; * when none names one.
+func ingressHosts(rules []networkingv1.IngressRule) string {
+	const max = 3
+	var list []string
+	more := false
+	for _, r := range rules {
+		if len(list) == max {
+			more = true
+		}
+		if !more && r.Host != "" {
+			list = append(list, r.Host)
+		}
+	}
+	if len(list) == 0 {
+		return "*"
+	}
+	out := strings.Join(list, ",")
+	if more {
+		out = fmt.Sprintf("%s + %d more...", out, len(rules)-max)
+	}
+	return out
+}
+
+// ingressAddress is kubectl's ADDRESS: the load balancer's IPs or else host names,
+// sorted (whole: the API server's tables are wide ones, which Kubernetes does not cut).
+func ingressAddress(st networkingv1.IngressLoadBalancerStatus) string {
+	addrs := sets.New[string]()
+	for _, in := range st.Ingress {
+		if in.IP != "" {
+			addrs.Insert(in.IP)
+		} else if in.Hostname != "" {
+			addrs.Insert(in.Hostname)
+		}
+	}
+	return strings.Join(sets.List(addrs), ",")
 }
 
 // serviceExternalIP is kubectl's EXTERNAL-IP: an ExternalName Service's name, a load

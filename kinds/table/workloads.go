@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -138,6 +139,29 @@ func init() {
 }
 
 // storage is a capacity's storage quantity, or "" when it has none.
+// The columns of PodTemplates and RuntimeClasses (a PodTemplate's have no age, as
+// Kubernetes' printer has none; a RuntimeClass's Handler no description, as its has
+// none).
+func init() {
+	columns[kinds.PodTemplate] = []Column{nameCol,
+		col("Containers", "string", 0, "Names of each container in the template.", func(o kinds.Object, _ time.Time) any {
+			return containerNames(&o.(*corev1.PodTemplate).Template.Spec)
+		}),
+		col("Images", "string", 0, "Images referenced by each container in the template.", func(o kinds.Object, _ time.Time) any {
+			return containerImages(&o.(*corev1.PodTemplate).Template.Spec)
+		}),
+		col("Pod Labels", "string", 0, "The labels for the pod template.", func(o kinds.Object, _ time.Time) any {
+			return labels.FormatLabels(o.(*corev1.PodTemplate).Template.Labels)
+		}),
+	}
+	columns[kinds.RuntimeClass] = []Column{nameCol,
+		col("Handler", "string", 0, "", func(o kinds.Object, _ time.Time) any {
+			return o.(*nodev1.RuntimeClass).Handler
+		}),
+		ageCol,
+	}
+}
+
 func storage(l corev1.ResourceList) string {
 	if q, ok := l[corev1.ResourceStorage]; ok {
 		return q.String()

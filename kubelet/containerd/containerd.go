@@ -107,6 +107,10 @@ type Config struct {
 	CgroupRoot string
 	// CgroupMount is where the cgroup filesystems are mounted (/sys/fs/cgroup).
 	CgroupMount string
+	// RuntimeHandlers are the RuntimeClass handlers the node runs pods with, each with
+	// the containerd runtime (shim) it names, "" for containerd's default runtime. The
+	// default is runc, containerd's default runtime (io.containerd.runc.v2).
+	RuntimeHandlers map[string]string
 }
 
 // validateRegistry checks an InsecureRegistries entry: a host, optionally with a port,
@@ -159,6 +163,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.CgroupMount == "" {
 		cfg.CgroupMount = "/sys/fs/cgroup"
+	}
+	if cfg.RuntimeHandlers == nil {
+		cfg.RuntimeHandlers = map[string]string{kubelet.DefaultRuntimeHandler: ""}
 	}
 	var errs []error
 	for _, reg := range cfg.InsecureRegistries {
@@ -252,6 +259,15 @@ func (r *Runtime) ns(ctx context.Context) context.Context {
 
 // Version implements kubelet.Runtime.
 func (r *Runtime) Version() string { return r.version }
+
+// CheckHandler implements kubelet.Runtime: the default handler and those of
+// Config.RuntimeHandlers.
+func (r *Runtime) CheckHandler(handler string) error {
+	if _, ok := r.cfg.RuntimeHandlers[handler]; !ok && handler != "" {
+		return kubelet.UnknownHandler(handler)
+	}
+	return nil
+}
 
 // normalize turns "nginx" into "docker.io/library/nginx:latest".
 func normalize(image string) (string, error) {
@@ -389,13 +405,20 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		kubelet.LabelContainerName: cfg.Name, kubelet.LabelAttempt: strconv.Itoa(cfg.Attempt),
 		labelImage: cfg.Image, labelImageID: img.Target().Digest.String(), labelCgroup: cgroup,
 	}
-	ctr, err := r.client.NewContainer(ctx, id,
+	if err := r.CheckHandler(cfg.RuntimeHandler); err != nil {
+		return "", fmt.Errorf("create container %s: %w", id, err)
+	}
+	newOpts := []containerd.NewContainerOpts{
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
 		containerd.WithNewSnapshot(id, img),
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithContainerLabels(labels),
-	)
+	}
+	if shim := r.cfg.RuntimeHandlers[cfg.RuntimeHandler]; shim != "" {
+		newOpts = append(newOpts, containerd.WithRuntime(shim, nil))
+	}
+	ctr, err := r.client.NewContainer(ctx, id, newOpts...)
 	if err != nil {
 		if errors.Is(err, kubelet.ErrContainerConfig) {
 			return "", err

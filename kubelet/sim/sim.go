@@ -690,6 +690,15 @@ func (r *Runtime) Logs(ctx context.Context, id string, w io.Writer, follow bool)
 // Version implements kubelet.Runtime.
 func (r *Runtime) Version() string { return "sim://0.1.0" }
 
+// CheckHandler implements kubelet.Runtime: a simulated node has the default handler,
+// runc, only.
+func (r *Runtime) CheckHandler(handler string) error {
+	if handler != "" && handler != kubelet.DefaultRuntimeHandler {
+		return kubelet.UnknownHandler(handler)
+	}
+	return nil
+}
+
 // Creates counts CreateAndStart calls (tests: "no second container").
 func (r *Runtime) Creates() int {
 	r.mu.Lock()

@@ -15,6 +15,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -195,6 +197,26 @@ func fixtures() map[string][]kinds.Object {
 				Data: map[string][]byte{"username": []byte("admin"), "password": []byte("hunter2-s3cr3t")}},
 			&corev1.Secret{ObjectMeta: meta("web-tls", 2*time.Hour), Type: corev1.SecretTypeTLS,
 				Data: map[string][]byte{corev1.TLSCertKey: []byte("-----BEGIN CERTIFICATE-----"), corev1.TLSPrivateKeyKey: []byte("-----BEGIN PRIVATE KEY-----")}},
+		},
+		"podtemplates": {&corev1.PodTemplate{ObjectMeta: meta("nginx-template", time.Hour), Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "nginx", "tier": "web"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: "nginx:1.27"}, {Name: "log", Image: "busybox"}}}}}},
+		"runtimeclasses": {&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc", CreationTimestamp: ago(time.Hour)}, Handler: "runc"}},
+		"ingressclasses": {
+			&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "nginx", CreationTimestamp: ago(time.Hour)},
+				Spec: networkingv1.IngressClassSpec{Controller: "k8s.io/ingress-nginx", Parameters: &networkingv1.IngressClassParametersReference{
+					APIGroup: ptr.To("k8s.example.com"), Kind: "IngressParameters", Name: "external-lb"}}},
+			&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "plain", CreationTimestamp: ago(time.Hour)},
+				Spec: networkingv1.IngressClassSpec{Controller: "example.com/ingress"}},
+		},
+		"ingresses": {
+			&networkingv1.Ingress{ObjectMeta: meta("web", time.Hour), Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx"),
+				Rules: []networkingv1.IngressRule{{Host: "a.example.com"}, {}, {Host: "b.example.com"}, {Host: "c.example.com"}, {Host: "d.example.com"}},
+				TLS:   []networkingv1.IngressTLS{{Hosts: []string{"a.example.com"}}}},
+				Status: networkingv1.IngressStatus{LoadBalancer: networkingv1.IngressLoadBalancerStatus{Ingress: []networkingv1.IngressLoadBalancerIngress{
+					{IP: "10.0.0.2"}, {IP: "10.0.0.1"}, {Hostname: "lb.example.com"}}}}},
+			&networkingv1.Ingress{ObjectMeta: meta("default-backend", time.Hour), Spec: networkingv1.IngressSpec{
+				DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}},
 		},
 		"serviceaccounts": {
 			&corev1.ServiceAccount{ObjectMeta: meta("default", 3*time.Hour)},
