@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/openapi"
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -214,6 +215,9 @@ func openAPIHandler() http.Handler {
 	for _, in := range kinds.All() {
 		r := openapi.Resource{Info: in}
 		for _, s := range subresourcesOf(in) {
+			if s.name == auth.SubresourceProxy {
+				continue // no object goes in or out: Kubernetes' "connect" operations, not described
+			}
 			sr := openapi.Subresource{Name: s.name, Verbs: s.verbs}
 			switch {
 			case s.name == "log":

@@ -19,7 +19,9 @@
 // and proxies the kubelet's KubeletLogs stream (mutual TLS with KubeletTLS); Exec, Attach
 // and PortForward (streams.go), authorized as "create pods/exec", "pods/attach" and
 // "pods/portforward", relay a bidirectional stream to the kubelet's KubeletStreams the
-// same way.
+// same way. The REST API's proxy subresources of pods, services and nodes
+// (rest_proxy.go) reach a pod's port through that PortForward stream, and a node's
+// kubelet's containerLogs through the Logs path.
 //
 // Errors are gRPC statuses with Kubernetes-style messages and an ErrorInfo detail (see
 // errors.go). Health (/healthz, /readyz) and Prometheus metrics (/metrics) are served over

@@ -62,6 +62,7 @@ type restRequest struct {
 	namespace, name, subresource string
 	body                         []byte // a create's body, once read (serve reads it for the name)
 	bodyRead                     bool
+	proxy                        *proxyTarget // the proxy subresource's target (rest_proxy.go)
 }
 
 // REST verbs, Kubernetes' words.
@@ -229,7 +230,8 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		a.fail(w, r, err)
 		return label
 	}
-	if req.verb == verbWatch || req.subresource == "log" && r.URL.Query().Get("follow") == "true" || podStreamSubresource(req.subresource) {
+	if req.verb == verbWatch || req.subresource == "log" && r.URL.Query().Get("follow") == "true" || podStreamSubresource(req.subresource) ||
+		req.subresource == auth.SubresourceProxy {
 		// A stream holds its seat only while it is admitted, as Kubernetes' watches do.
 		done()
 		done = noop
@@ -301,6 +303,9 @@ func parseResourcePath(method string, q url.Values, group, version string, parts
 			parts = parts[2:]
 		}
 	}
+	if len(parts) >= 3 && parts[2] == auth.SubresourceProxy {
+		return parseProxyPath(method, group, version, req.namespace, parts)
+	}
 	if len(parts) == 0 || len(parts) > 3 {
 		return nil, notFoundPath()
 	}
@@ -323,29 +328,16 @@ func parseResourcePath(method string, q url.Values, group, version string, parts
 	if b, _ := strconv.ParseBool(q.Get("watch")); b {
 		watch = true
 	}
-	switch method {
-	case http.MethodGet, http.MethodHead:
-		switch {
-		case watch:
-			req.verb = verbWatch
-		case req.name == "":
-			req.verb = verbList
-		default:
-			req.verb = verbGet
-		}
-	case http.MethodPost:
-		req.verb = verbCreate
-	case http.MethodPut:
-		req.verb = verbUpdate
-	case http.MethodPatch:
-		req.verb = verbPatch
-	case http.MethodDelete:
-		req.verb = verbDelete
-		if req.name == "" {
-			req.verb = verbDeleteCollection
-		}
-	default:
+	req.verb = methodVerb(method)
+	switch {
+	case req.verb == "":
 		return nil, methodNotAllowed(method)
+	case req.verb == verbGet && watch:
+		req.verb = verbWatch
+	case req.verb == verbGet && req.name == "":
+		req.verb = verbList
+	case req.verb == verbDelete && req.name == "":
+		req.verb = verbDeleteCollection
 	}
 	if info.Namespaced && req.namespace == "" && req.verb != verbList && req.verb != verbWatch {
 		return nil, notFoundPath() // only lists and watches span namespaces
@@ -361,6 +353,23 @@ func parseResourcePath(method string, q url.Values, group, version string, parts
 		return nil, methodNotAllowed(method)
 	}
 	return req, nil
+}
+
+// methodVerb is an HTTP method's verb on one object ("": none).
+func methodVerb(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return verbGet
+	case http.MethodPost:
+		return verbCreate
+	case http.MethodPut:
+		return verbUpdate
+	case http.MethodPatch:
+		return verbPatch
+	case http.MethodDelete:
+		return verbDelete
+	}
+	return ""
 }
 
 // lookupResource finds the kind a path's group, version and resource name.
@@ -411,6 +420,9 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 		return
 	case auth.SubresourcePortForward:
 		a.podPortForward(w, r, req)
+		return
+	case auth.SubresourceProxy:
+		a.proxy(w, r, req)
 		return
 	}
 	ctx := r.Context()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"time"
@@ -18,13 +19,15 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
 
 // Subresources: status (every kind with a status), scale (the kinds with replicas),
-// binding, log, eviction, exec, attach and portforward (pods).
+// binding, log, eviction, exec, attach and portforward (pods), proxy (pods, services,
+// nodes: rest_proxy.go).
 
 // subresource describes one subresource: the response kind and the verbs it takes.
 type subresource struct {
@@ -51,6 +54,9 @@ func subresourcesOf(info *kinds.Info) []subresource {
 			subresource{name: "exec", kind: corev1.SchemeGroupVersion.WithKind("PodExecOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "attach", kind: corev1.SchemeGroupVersion.WithKind("PodAttachOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "portforward", kind: corev1.SchemeGroupVersion.WithKind("PodPortForwardOptions"), verbs: []string{verbCreate, verbGet}})
+	}
+	if kind, ok := proxyOptionsKind[info.Kind]; ok {
+		out = append(out, subresource{name: auth.SubresourceProxy, kind: corev1.SchemeGroupVersion.WithKind(kind), verbs: proxyVerbs})
 	}
 	return out
 }
@@ -357,13 +363,23 @@ func (a *restAPI) eviction(w http.ResponseWriter, r *http.Request, req *restRequ
 // podLog serves pods/log: the container's output as text, streamed while following.
 func (a *restAPI) podLog(w http.ResponseWriter, r *http.Request, req *restRequest) {
 	q := r.URL.Query()
-	lr := &apiv1.PodLogsRequest{Namespace: req.namespace, Name: req.name, Container: q.Get("container")}
+	lr, err := logsRequest(q, req.namespace, req.name, q.Get("container"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.writeLogs(w, r, lr)
+}
+
+// logsRequest reads PodLogOptions from a query, as pods/log and a kubelet's
+// containerLogs take them.
+func logsRequest(q url.Values, namespace, name, container string) (*apiv1.PodLogsRequest, error) {
+	lr := &apiv1.PodLogsRequest{Namespace: namespace, Name: name, Container: container}
 	lr.Follow, _ = strconv.ParseBool(q.Get("follow"))
 	if v := q.Get("tailLines"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			a.fail(w, r, badRequest("tailLines: Invalid value: %q: must be a non-negative integer", v))
-			return
+			return nil, badRequest("tailLines: Invalid value: %q: must be a non-negative integer", v)
 		}
 		lr.TailLines = &n
 	}
@@ -376,8 +392,7 @@ func (a *restAPI) podLog(w http.ResponseWriter, r *http.Request, req *restReques
 		if v := q.Get(p.name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				a.fail(w, r, badRequest("%s: Invalid value: %q: must be an integer", p.name, v))
-				return
+				return nil, badRequest("%s: Invalid value: %q: must be an integer", p.name, v)
 			}
 			*p.to = &n
 		}
@@ -386,11 +401,15 @@ func (a *restAPI) podLog(w http.ResponseWriter, r *http.Request, req *restReques
 		// RFC 3339, as metav1.Time reads a query parameter.
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			a.fail(w, r, badRequest("sinceTime: Invalid value: %q: must be an RFC 3339 time", v))
-			return
+			return nil, badRequest("sinceTime: Invalid value: %q: must be an RFC 3339 time", v)
 		}
 		lr.SinceTime = timestamppb.New(t)
 	}
+	return lr, nil
+}
+
+// writeLogs answers with a container's output as text, streamed while following.
+func (a *restAPI) writeLogs(w http.ResponseWriter, r *http.Request, lr *apiv1.PodLogsRequest) {
 	started := false
 	err := a.pods.logs(r.Context(), lr, func(data []byte) error {
 		if !started {

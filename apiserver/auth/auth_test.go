@@ -120,6 +120,13 @@ func TestAuthorize(t *testing.T) {
 		{name: "node cannot forward ports", a: A{User: w1, Verb: Create, Resource: "pods", Subresource: SubresourcePortForward, Namespace: "default", Name: "x"}, want: "cannot create pods/portforward"},
 		{name: "apiserver cannot exec", a: A{User: api, Verb: Create, Resource: "pods", Subresource: SubresourceExec, Namespace: "default", Name: "x"}, want: "cannot create pods/exec"},
 		{name: "a user without a group cannot exec", a: A{User: nobody, Verb: Create, Resource: "pods", Subresource: SubresourceExec, Namespace: "default", Name: "x"}, want: `user "bob" cannot create pods/exec "default/x"`},
+		{name: "admin proxies to a pod", a: A{User: admin, Verb: Delete, Resource: "pods", Subresource: SubresourceProxy, Namespace: "default", Name: "x"}},
+		{name: "admin proxies to a node", a: A{User: admin, Verb: Get, Resource: "nodes", Subresource: SubresourceProxy, Name: "w1"}},
+		{name: "apiserver cannot get through a pod's proxy", a: A{User: api, Verb: Get, Resource: "pods", Subresource: SubresourceProxy, Namespace: "default", Name: "x"}, want: `cannot get pods/proxy "default/x"`},
+		{name: "cm cannot get through a service's proxy", a: A{User: cm, Verb: Get, Resource: "services", Subresource: SubresourceProxy, Namespace: "default", Name: "x"}, want: `cannot get services/proxy "default/x"`},
+		{name: "scheduler cannot get through a node's proxy", a: A{User: sched, Verb: Get, Resource: "nodes", Subresource: SubresourceProxy, Name: "w1"}, want: `cannot get nodes/proxy "w1"`},
+		{name: "node cannot get through its own node's proxy", a: A{User: w1, Verb: Get, Resource: "nodes", Subresource: SubresourceProxy, Name: "w1"}, want: `user "system:node:w1" cannot get nodes/proxy "w1"`},
+		{name: "node cannot get through a service's proxy", a: A{User: w1, Verb: Get, Resource: "services", Subresource: SubresourceProxy, Namespace: "default", Name: "x"}, want: `cannot get services/proxy "default/x"`},
 
 		{name: "node cannot delete an unbound pod", a: A{User: w1, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, guarded: pod(""), guardWant: "pod is not bound to a node"},
 		{name: "node deletes its pod", a: A{User: w1, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, guarded: pod("w1")},

@@ -33,19 +33,28 @@ const (
 	ResourceCertificateSigningRequests = "certificatesigningrequests"
 )
 
-// The pod subresources that reach into a container: running commands in it (exec),
+// The subresources that reach into a container: running commands in it (exec),
 // reading its output as it comes and, one day, writing its input (attach), connecting
-// to its ports (portforward). As in Kubernetes, whoever may create them can act as the
-// pod: read its secrets and act with its credentials. Only administrators may.
+// to its ports (portforward), and HTTP requests proxied, with the API server's own
+// reach, to a pod's port, a Service's pod or a node's kubelet (proxy, of pods, services
+// and nodes: every verb). As in Kubernetes, whoever may create exec can act as the pod:
+// read its secrets and act with its credentials; a proxy request reaches a pod's port
+// from the API server, past any network rule between the user and the pod, and a
+// node's proxy reaches its kubelet, Kubernetes' well-known escalation to exec. Only
+// administrators may use any of them, whatever the verb (a GET through a proxy is no
+// read of an object: it is whatever the pod does on GET).
 const (
 	SubresourceExec        = "exec"
 	SubresourceAttach      = "attach"
 	SubresourcePortForward = "portforward"
+	SubresourceProxy       = "proxy"
 )
 
-// reachesIn reports a subresource that reaches into a pod's containers.
+// reachesIn reports a subresource that reaches into a pod's containers or a node's
+// kubelet.
 func reachesIn(subresource string) bool {
-	return subresource == SubresourceExec || subresource == SubresourceAttach || subresource == SubresourcePortForward
+	return subresource == SubresourceExec || subresource == SubresourceAttach || subresource == SubresourcePortForward ||
+		subresource == SubresourceProxy
 }
 
 // Namespaces the roles name.
@@ -60,8 +69,8 @@ type Attributes struct {
 	Verb string
 	// Resource is the kind's plural ("pods") or ResourceCluster; Subresource is
 	// "status" (UpdateStatus), "binding" (Bind), "log" (pod logs), "eviction" (Evict),
-	// "exec", "attach", "portforward" (create only), "members", "leader", "snapshot" or
-	// "".
+	// "exec", "attach", "portforward" (create only), "proxy" (pods, services, nodes:
+	// every verb), "members", "leader", "snapshot" or "".
 	Resource, Subresource string
 	// Namespace and Name of the object; empty Name for list and watch, empty Namespace
 	// for cluster-scoped kinds or all namespaces.
@@ -114,7 +123,8 @@ type Guard func(obj kinds.Object) error
 // Authorizer decides by group, after letting every identity create a
 // certificatesigningrequest (renew its own certificate):
 //
-//   - skiff:admin: anything, and it alone: pods' exec, attach and portforward.
+//   - skiff:admin: anything, and it alone: pods' exec, attach and portforward, and the
+//     proxy of pods, services and nodes.
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
 //     replicasets, replicationcontrollers, daemonsets, statefulsets, controllerrevisions,
@@ -171,6 +181,8 @@ func (az Authorizer) Authorize(a Attributes) (Guard, error) {
 	switch {
 	case u.InGroup(pki.GroupAdmin):
 		return nil, nil
+	case reachesIn(a.Subresource):
+		return nil, deny(a, "")
 	case u.InGroup(pki.GroupAPIServers):
 		if a.Resource == ResourceCluster || isRead(a.Verb) {
 			return nil, nil
@@ -197,8 +209,8 @@ func controllerManagerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
 	}
-	if a.Subresource == "log" || reachesIn(a.Subresource) {
-		return false // containers' output and insides are not the controllers' business
+	if a.Subresource == "log" {
+		return false // containers' output is not the controllers' business (nor, Authorize, their insides)
 	}
 	if isRead(a.Verb) {
 		return true
@@ -235,7 +247,7 @@ func schedulerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
 	}
-	if a.Subresource == "log" || reachesIn(a.Subresource) || a.Resource == plural(kinds.Secret) {
+	if a.Subresource == "log" || a.Resource == plural(kinds.Secret) {
 		return false // scheduling reads neither containers' output nor Secrets
 	}
 	if isRead(a.Verb) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -224,15 +223,6 @@ func (s *skiff) portForward(t *testing.T, env []string, pod string, port int) {
 	if err := pf.Interrupt(t); err != nil {
 		t.Errorf("kubectl port-forward after SIGINT: %v: %s", err, pf.Stderr())
 	}
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func restClient(t *testing.T, cfg *rest.Config) *rest.RESTClient {
