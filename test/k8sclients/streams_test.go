@@ -94,13 +94,15 @@ spec:
 		})
 		t.Run("kubectl exec -it over "+proto.name, func(t *testing.T) {
 			// A terminal: script(1) gives kubectl one, of 24 rows and 80 columns, whose
-			// size kubectl sends, and what the shell prints comes back through it.
+			// size kubectl sends, and what the shell prints comes back through it. The
+			// size arrives as the first resize, after the command has started (as in
+			// Kubernetes), so the shell waits for it, up to 5 s.
 			script, err := exec.LookPath("script")
 			if err != nil {
 				t.Skip("no script(1) to give kubectl a terminal")
 			}
 			out, stderr, err := s.runStreamsWith(script, proto.env, "", "-q", "-e", "-c",
-				"stty rows 24 cols 80; "+s.kubectl+" exec -it shell -- sh -c 'tty; stty size; exit 6'", "/dev/null")
+				"stty rows 24 cols 80; "+s.kubectl+" exec -it shell -- sh -c 'tty; i=0; until s=$(stty size 2>/dev/null) && [ \"$s\" != \"0 0\" ]; do i=$((i+1)); [ $i -gt 50 ] && break; sleep 0.1; done; echo \"$s\"; exit 6'", "/dev/null")
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != 6 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "24 80\r\n") {
 				t.Fatalf("kubectl exec -it in a 24x80 terminal, exit 6: %v; output %q, stderr %q", err, out, stderr)
