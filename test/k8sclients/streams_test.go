@@ -102,7 +102,7 @@ spec:
 				t.Skip("no script(1) to give kubectl a terminal")
 			}
 			out, stderr, err := s.runStreamsWith(script, proto.env, "", "-q", "-e", "-c",
-				"stty rows 24 cols 80; "+s.kubectl+" exec -it shell -- sh -c 'tty; i=0; until s=$(stty size 2>/dev/null) && [ \"$s\" != \"0 0\" ]; do i=$((i+1)); [ $i -gt 50 ] && break; sleep 0.1; done; echo \"$s\"; exit 6'", "/dev/null")
+				"stty rows 24 cols 80; "+s.kubectl+" exec -it shell -- sh -c 'tty; i=0; until s=$(stty size 2>/dev/null) && [ -n \"$s\" ] && [ \"$s\" != \"0 0\" ]; do i=$((i+1)); [ $i -gt 50 ] && break; sleep 0.1; done; echo \"$s\"; exit 6'", "/dev/null")
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != 6 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "24 80\r\n") {
 				t.Fatalf("kubectl exec -it in a 24x80 terminal, exit 6: %v; output %q, stderr %q", err, out, stderr)
