@@ -54,6 +54,7 @@ type Server struct {
 	keyFile   *keyFile // nil: no encryption key file
 	reencrypt *reencryptor
 	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
+	rbac      *rbacFollower           // nil: no authentication, so no RBAC
 	flows     *flowcontrol.Controller // nil: no flow control
 	members   *memberAddrs
 	settled   chan struct{}
@@ -126,6 +127,8 @@ func New(cfg Config) (*Server, error) {
 		s.nodeGraph = newNodeGraph(s.store, log)
 		gate.authz.Graph = s.nodeGraph
 		s.resources.graph = s.nodeGraph
+		s.rbac = newRBACFollower(s.store, log)
+		gate.authz.RBAC = s.rbac.index
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
@@ -298,6 +301,9 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.watchCertificates(ctx) })
 	if s.nodeGraph != nil {
 		wg.Go(func() { s.nodeGraph.run(ctx) })
+	}
+	if s.rbac != nil {
+		wg.Go(func() { s.rbac.run(ctx) })
 	}
 	if s.keyFile != nil {
 		wg.Go(func() { s.keyFile.watch(ctx, s.cfg.EncryptionKeyReload, s.reencrypt.keysReloaded) })
