@@ -129,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 		s.resources.graph = s.nodeGraph
 		s.rbac = newRBACFollower(s.store, log)
 		gate.authz.RBAC = s.rbac.index
+		s.resources.authz = &gate.authz
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
@@ -368,6 +369,9 @@ func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 			if err := s.resources.ensureNamespace(ctx, ns); err != nil {
 				return err
 			}
+		}
+		if err := s.resources.ensureRBACDefaults(ctx); err != nil {
+			return err
 		}
 		return s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get())
 	})

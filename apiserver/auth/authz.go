@@ -285,6 +285,9 @@ func controllerManagerMay(a Attributes) bool {
 		return true
 	case plural(kinds.Service):
 		return a.Verb == Update && a.Subresource == "status" // the service load balancer's ingress points
+	case plural(kinds.ClusterRole):
+		// The aggregation controller writes the union of other roles' rules.
+		return a.Verb == Update || a.Verb == Escalate
 	}
 	return false
 }
