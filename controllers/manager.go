@@ -4,8 +4,7 @@
 // garbage collector, disruption, service account, root CA publisher, EndpointSlice,
 // endpoints, EndpointSlice mirroring, node IPAM, service load balancer, DaemonSet,
 // StatefulSet, resource quota, ClusterRole aggregation, Job, CronJob and TTL-after-finished
-// controllers and the
-// local-path provisioner over one shared set of informers.
+// controllers and the local-path provisioner over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
