@@ -197,22 +197,29 @@ type Graph interface {
 // rules, else RBAC. A refusal's reason is both's, joined as Kubernetes' union
 // authorizer joins them.
 func (az Authorizer) Authorize(a Attributes) (Guard, error) {
+	gd, _, err := az.Decide(a)
+	return gd, err
+}
+
+// Decide is Authorize with the reason of an allowance (RBAC's, naming the binding; ""
+// for the built-in rules'), as a SubjectAccessReview reports it.
+func (az Authorizer) Decide(a Attributes) (Guard, string, error) {
 	gd, err := az.builtin(a)
 	if err == nil || az.RBAC == nil {
-		return gd, err
+		return gd, "", err
 	}
 	ok, reason := az.RBAC.Allows(a)
 	if ok {
-		return nil, nil
+		return nil, reason, nil
 	}
 	var d *Denied
 	if reason != "" && errors.As(err, &d) {
 		if d.Reason != "" {
 			reason = d.Reason + ", " + reason
 		}
-		return nil, &Denied{Attributes: a, Reason: reason}
+		return nil, "", &Denied{Attributes: a, Reason: reason}
 	}
-	return nil, err
+	return nil, "", err
 }
 
 // IsAdmin reports an administrator: skiff:admin, or Kubernetes' system:masters.
