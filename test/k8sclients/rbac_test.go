@@ -25,10 +25,10 @@ func TestKubectlRBAC(t *testing.T) {
 	// alice's kubeconfig: the cluster's, with her token.
 	dir := t.TempDir()
 	server := s.must("config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")
-	caData := s.must("config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}")
+	caData := s.must("config", "view", "--raw", "--minify", "--flatten", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}")
 	ca, err := base64.StdEncoding.DecodeString(caData)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(ca) == 0 {
+		t.Fatalf("the kubeconfig's CA: %q %v", caData, err)
 	}
 	caFile := filepath.Join(dir, "ca.crt")
 	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
