@@ -150,6 +150,10 @@ function ClusterView({ cluster }) {
   </div>`;
 }
 
+// rollout is a workload's rollout state, as the chain's head says it.
+const rollout = (w, desired) =>
+  `${w.state}: ${w.updated} updated · ${w.ready} ready · ${w.available} available of ${desired}${w.message ? ` · ${w.message}` : ''}`;
+
 // ChainMap: the components as lanes (columns), the ten steps as rows, each drawn in the
 // lane of the component that did it, with an arrow from the previous step's lane.
 function ChainMap({ chain, raft }) {
@@ -161,8 +165,7 @@ function ChainMap({ chain, raft }) {
   return html`<div id="chain" data-rv=${chain.resourceVersion} data-summary=${chain.summary} data-found="true">
     <h2>${chain.kind.toLowerCase()}/${chain.name} <small>${chain.namespace}${chain.revision ? ` · revision ${chain.revision}` : ''}${chain.child ? ` · ${chain.child}` : ''}</small>
       <span class="summary" id="summary">${chain.summary}</span></h2>
-    ${chain.workload && html`<p class="sub" id="rollout" data-state=${chain.workload.state}>${chain.workload.state}: ${chain.workload.updated} updated ·
-      ${chain.workload.ready} ready · ${chain.workload.available} available of ${chain.desired}${chain.workload.message ? ` · ${chain.workload.message}` : ''}</p>`}
+    ${chain.workload && html`<p class="sub" id="rollout" data-state=${chain.workload.state}>${rollout(chain.workload, chain.desired)}</p>`}
     ${raft && html`<p class="sub" id="chain-raft">API servers: leader ${raft.leader || 'none'}, term ${raft.term} ·
       ${(raft.members || []).map((m) => html`<span key=${m.name} class=${`chip ${m.health}`}>${m.name}${m.leader ? ' ★' : ''}</span>`)}</p>`}
     <div class="map" style=${`grid-template-columns: 3em repeat(${lanes.length}, 1fr)`}>
