@@ -16,6 +16,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -49,6 +50,7 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 		&corev1.PodTemplate{ObjectMeta: meta("default", "tmpl"), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{Name: "c", Image: "busybox:1.36"}}}}},
 		&nodev1.RuntimeClass{ObjectMeta: meta("", "runc"), Handler: "runc"},
+		&schedulingv1.PriorityClass{ObjectMeta: meta("", "high"), Value: 1000, PreemptionPolicy: new(corev1.PreemptLowerPriority)},
 		&networkingv1.IngressClass{ObjectMeta: meta("", "nginx"), Spec: networkingv1.IngressClassSpec{Controller: "k8s.io/ingress-nginx"}},
 		&networkingv1.Ingress{ObjectMeta: meta("default", "web"), Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx")}},
 		&corev1.ReplicationController{ObjectMeta: meta("default", "legacy"), Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](2),

@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -296,6 +297,14 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 			return nil, err
 		}
 		if err := r.admitRuntimeClass(ctx, pod); err != nil {
+			return nil, err
+		}
+		if err := r.admitPriority(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
+	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
+		if err := r.admitPriorityClass(ctx, pc, false); err != nil {
 			return nil, err
 		}
 	}
@@ -1172,6 +1181,11 @@ func (r *resources) nextState(ctx context.Context, info *kinds.Info, cur, next k
 	if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
 		return nil, err
 	}
+	if pc, ok := next.(*schedulingv1.PriorityClass); ok {
+		if err := r.admitPriorityClass(ctx, pc, true); err != nil {
+			return nil, err
+		}
+	}
 	if applied {
 		return next, nil
 	}
@@ -1342,6 +1356,9 @@ func (r *resources) delete(ctx context.Context, info *kinds.Info, ns, name strin
 	}
 	if info.Kind == kinds.Namespace && immortalNamespaces[k.Name] {
 		return result{}, forbidden(info, k.Name, "this namespace may not be deleted")
+	}
+	if info.Kind == kinds.PriorityClass && systemPriorityClass(k.Name) {
+		return result{}, forbidden(info, k.Name, "this is a system priority class and cannot be deleted")
 	}
 	return r.update(ctx, info, k, wantRV, opts.writeOptions, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		if opts.uid != "" && opts.uid != rec.UID {

@@ -338,8 +338,8 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // settle does what a starting node owes the cluster, retrying until done: join when it
-// is new and was told to, record its API address, and make sure the default namespace
-// exists.
+// is new and was told to, record its API address, and make sure the system namespaces,
+// the built-in PriorityClasses and the system Services exist.
 func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 	if len(s.cfg.Join) > 0 && !s.store.HadState() {
 		if err := s.join(ctx); err != nil {
@@ -362,6 +362,9 @@ func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 			if err := s.resources.ensureNamespace(ctx, ns); err != nil {
 				return err
 			}
+		}
+		if err := s.resources.ensureSystemPriorityClasses(ctx); err != nil {
+			return err
 		}
 		return s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get())
 	})

@@ -14,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -113,6 +114,9 @@ const (
 	// ReplicationController is core/v1's ReplicaSet, with a map selector; the
 	// ReplicaSet controller serves both.
 	ReplicationController = "ReplicationController"
+	// PriorityClass is scheduling.k8s.io/v1's: the priority a pod naming it gets, by
+	// which the scheduler orders its queue and chooses whom to preempt.
+	PriorityClass = "PriorityClass"
 )
 
 func kind[T any, PT interface {
@@ -188,6 +192,8 @@ var all = []*Info{
 	kind[corev1.ReplicationController](Info{Kind: ReplicationController, Version: "v1", Plural: "replicationcontrollers",
 		Singular: "replicationcontroller", ShortNames: []string{"rc"}, Categories: []string{"all"}, Namespaced: true,
 		HasStatus: true, HasSpec: true}),
+	kind[schedulingv1.PriorityClass](Info{Kind: PriorityClass, Group: "scheduling.k8s.io", Version: "v1", Plural: "priorityclasses",
+		Singular: "priorityclass", ShortNames: []string{"pc"}}),
 }
 
 var (

@@ -8,6 +8,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -88,6 +89,8 @@ func Default(obj kinds.Object) {
 		defaultTemplate(&o.Template)
 	case *networkingv1.IngressClass:
 		defaultIngressClass(o)
+	case *schedulingv1.PriorityClass:
+		defaultPriorityClass(o)
 	}
 }
 

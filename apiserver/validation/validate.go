@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -184,6 +185,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateIngressClass(o)...)
 	case *networkingv1.Ingress:
 		errs = append(errs, validateIngress(o)...)
+	case *schedulingv1.PriorityClass:
+		errs = append(errs, validatePriorityClass(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -238,6 +241,8 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateRuntimeClassUpdate(old.(*nodev1.RuntimeClass), o)...)
 	case *networkingv1.IngressClass:
 		errs = append(errs, validateIngressClassUpdate(old.(*networkingv1.IngressClass), o)...)
+	case *schedulingv1.PriorityClass:
+		errs = append(errs, validatePriorityClassUpdate(old.(*schedulingv1.PriorityClass), o)...)
 	}
 	return errs
 }
