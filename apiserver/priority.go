@@ -9,7 +9,6 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
-	"github.com/skiffhq/skiff/store"
 )
 
 // admitPriority is Kubernetes' Priority admission on a pod being created: the
@@ -89,10 +88,10 @@ func (r *resources) admitPriorityClass(ctx context.Context, pc *schedulingv1.Pri
 
 // defaultPriorityClass is the global default class (of several, the lowest value, as
 // Kubernetes picks), or nil. It reads this member's state, as Kubernetes' admission
-// reads a cache.
+// reads a cache: the list is kept while no class changes.
 func (r *resources) defaultPriorityClass(ctx context.Context) (*schedulingv1.PriorityClass, error) {
 	info := kinds.MustLookup(kinds.PriorityClass)
-	objs, _, err := r.store.List(ctx, info.Kind, store.ListOptions{Stale: true})
+	objs, err := r.priorityClasses.list(ctx, r.store, "", false)
 	if err != nil {
 		return nil, storeError(info, "", err)
 	}

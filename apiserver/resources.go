@@ -69,7 +69,10 @@ type resources struct {
 	// limitRangeLists and quotaLists are the namespaces' LimitRanges and ResourceQuotas
 	// as this node has them; chargeLocks serialize a namespace's quota charges (quota.go).
 	limitRangeLists, quotaLists *nsLists
-	chargeLocks                 chargeLocks
+	// priorityClasses are the PriorityClasses (namespace ""), which the Priority
+	// admission reads for every pod that names no class: no read while none changes.
+	priorityClasses *nsLists
+	chargeLocks     chargeLocks
 	// events enforces the event rate limit (nil: none).
 	events *eventLimiter
 	// graph knows the node of each bound pod (nil without authentication: no nodes).

@@ -113,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
 		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
 		limitRangeLists: newNSLists(kinds.LimitRange), quotaLists: newNSLists(kinds.ResourceQuota),
+		priorityClasses:      newNSLists(kinds.PriorityClass),
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
 		networking:           &networking{flags: cfg.Networking},
