@@ -242,6 +242,7 @@ func (s *Scheduler) preempt(ctx context.Context, pod *corev1.Pod, fit *FitError)
 		return msg, ""
 	}
 	s.log.Debug("preempting", "pod", podKey(pod), "node", res.Node, "victims", len(res.Victims))
+	s.cache.Nominate(NewPodInfo(pod), res.Node)
 	for _, v := range res.Victims {
 		if !s.acquire(ctx) {
 			break

@@ -143,3 +143,25 @@ func TestPreemptionWaitsForVictims(t *testing.T) {
 		t.Error("a pod not nominated yet did not preempt")
 	}
 }
+
+// TestNominatedPodHoldsItsRoom: once a pod preempted on a node, pods of no higher
+// priority are filtered there as if it were placed; the pod itself and a pod of higher
+// priority are not kept out.
+func TestNominatedPodHoldsItsRoom(t *testing.T) {
+	c := cacheWith([]*corev1.Node{makeNode("n1", "4", "8Gi")})
+	fw := preemptionFramework(t)
+	important := makePod("important", "4", "", withPriority(1000))
+	c.Nominate(NewPodInfo(important), "n1")
+	if _, err := c.scheduleAndAssume(fw, NewPodInfo(makePod("equal", "1", "", withPriority(1000)))); err == nil {
+		t.Error("a pod of equal priority took the nominated pod's room")
+	}
+	if _, err := c.scheduleAndAssume(fw, NewPodInfo(makePod("higher", "0", "", withPriority(2000)))); err != nil {
+		t.Errorf("a pod of higher priority was kept out: %v", err)
+	}
+	if res, err := c.scheduleAndAssume(fw, NewPodInfo(important)); err != nil || res.Node != "n1" {
+		t.Errorf("the nominated pod: %v on %q", err, res.Node)
+	}
+	if len(c.nominated) != 0 {
+		t.Errorf("the nomination outlived the pod's placement: %v", c.nominated)
+	}
+}

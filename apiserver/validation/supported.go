@@ -774,6 +774,7 @@ var podStatusFields = slices.Concat(
 		"hostIP",
 		"hostIPs[*].ip",
 		"message",
+		"nominatedNodeName",
 		"phase",
 		"podIP",
 		"podIPs[*].ip",
