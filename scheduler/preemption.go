@@ -225,36 +225,41 @@ func (a candidateKey) less(b candidateKey) bool {
 	return a.victims < b.victims
 }
 
-// preempt tries to make room for a pod that fits nowhere (fit says why): it nominates
-// the pod to the chosen node and deletes the victims, in the background. It reports
-// the message the pod's FailedScheduling carries: fit's, with what preemption found.
-func (s *Scheduler) preempt(ctx context.Context, pod *corev1.Pod, fit *FitError) (msg, nominated string) {
+// preempt tries to make room for a pod that fits nowhere (fit says why): it chooses the
+// node and the victims, and reserves the node for the pod. It reports the message the
+// pod's FailedScheduling carries: fit's, with what preemption found.
+func (s *Scheduler) preempt(pod *corev1.Pod, fit *FitError) (msg string, res Preemption, ok bool) {
 	msg = fit.Error()
 	if p := pod.Spec.PreemptionPolicy; p != nil && *p == corev1.PreemptNever {
-		return fmt.Sprintf("%s preemption: %s", msg, reasonNotEligibleToPreempt), ""
+		return fmt.Sprintf("%s preemption: %s", msg, reasonNotEligibleToPreempt), Preemption{}, false
 	}
 	res, ok, err := s.cache.Preempt(s.fw, NewPodInfo(pod), s.pdbs)
 	if err != nil {
 		s.log.Warn("preemption failed", "pod", podKey(pod), "error", err)
-		return msg, ""
+		return msg, Preemption{}, false
 	}
 	if !ok {
-		return msg, ""
+		return msg, Preemption{}, false
 	}
 	s.log.Debug("preempting", "pod", podKey(pod), "node", res.Node, "victims", len(res.Victims))
 	s.cache.Nominate(NewPodInfo(pod), res.Node)
-	for _, v := range res.Victims {
-		if !s.acquire(ctx) {
-			break
+	return msg, res, true
+}
+
+// evictAll writes the preemptor's status (PodScheduled=False and its nominated node)
+// and then deletes the victims, in that order: the pod says where it waits before the
+// room it waits for is made.
+func (s *Scheduler) evictAll(ctx context.Context, pod *corev1.Pod, msg string, res Preemption) {
+	if s.pods != nil {
+		if err := s.setUnschedulable(ctx, pod, msg, res.Node); err != nil && ctx.Err() == nil {
+			s.log.Warn("set nominated node failed", "pod", podKey(pod), "error", err)
 		}
-		s.wg.Go(func() {
-			defer s.release()
-			if err := s.evict(ctx, pod, v, res.Node); err != nil && ctx.Err() == nil {
-				s.log.Warn("preemption: delete victim failed", "pod", podKey(pod), "victim", podKey(v), "error", err)
-			}
-		})
 	}
-	return msg, res.Node
+	for _, v := range res.Victims {
+		if err := s.evict(ctx, pod, v, res.Node); err != nil && ctx.Err() == nil {
+			s.log.Warn("preemption: delete victim failed", "pod", podKey(pod), "victim", podKey(v), "error", err)
+		}
+	}
 }
 
 // evict deletes a victim of pod's preemption: the DisruptionTarget condition first (so

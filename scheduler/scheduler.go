@@ -212,9 +212,19 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *QueuedPod) {
 		var fit *FitError
 		if errors.As(err, &fit) {
 			qp.RetryOnPodAdded = s.fw.RetriesOnPodAdded(fit.Plugins)
-			msg, nominated := s.preempt(ctx, pod, fit)
+			msg, res, preempting := s.preempt(pod, fit)
 			s.queue.AddUnschedulable(qp)
-			s.reportUnschedulable(ctx, pod, msg, nominated)
+			if !preempting {
+				s.reportUnschedulable(ctx, pod, msg)
+				return
+			}
+			s.events.Eventf(pod, record.Warning, "FailedScheduling", "%s", msg)
+			if s.acquire(ctx) {
+				s.wg.Go(func() {
+					defer s.release()
+					s.evictAll(ctx, pod, msg, res)
+				})
+			}
 			return
 		}
 		s.log.Error("scheduling cycle failed", "pod", qp.Key, "error", err)
@@ -275,9 +285,8 @@ func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pod *corev1.Pod, no
 }
 
 // reportUnschedulable tells the user why a pod waits: a FailedScheduling Event and the
-// pod's PodScheduled=False condition, written in the background, with the node it is
-// nominated to when it preempted pods there.
-func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, msg, nominated string) {
+// pod's PodScheduled=False condition, written in the background.
+func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) {
 	s.log.Debug("pod is unschedulable", "pod", podKey(pod), "reason", msg)
 	s.events.Eventf(pod, record.Warning, "FailedScheduling", "%s", msg)
 	if s.pods == nil || !s.acquire(ctx) {
@@ -285,7 +294,7 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, ms
 	}
 	s.wg.Go(func() {
 		defer s.release()
-		if err := s.setUnschedulable(ctx, pod, msg, nominated); err != nil && ctx.Err() == nil {
+		if err := s.setUnschedulable(ctx, pod, msg, ""); err != nil && ctx.Err() == nil {
 			s.log.Warn("set PodScheduled condition failed", "pod", podKey(pod), "error", err)
 		}
 	})

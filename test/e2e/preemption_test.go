@@ -86,6 +86,7 @@ preemptionPolicy: Never
 	}
 	var mu sync.Mutex
 	var disruption *corev1.PodCondition
+	nominated := ""
 	var watching sync.WaitGroup
 	watching.Go(func() {
 		for {
@@ -94,6 +95,11 @@ preemptionPolicy: Never
 				return
 			}
 			for _, ev := range evs {
+				if ev.Object != nil && ev.Object.Name == "important" && ev.Object.Status.NominatedNodeName != "" {
+					mu.Lock()
+					nominated = ev.Object.Status.NominatedNodeName
+					mu.Unlock()
+				}
 				if ev.Object == nil || ev.Object.Name != "low" {
 					continue
 				}
@@ -130,8 +136,12 @@ preemptionPolicy: Never
 			return false, err.Error()
 		}
 		_, lowErr := cs.Pods.Get(ctx, "default", "low")
-		return p.Spec.NodeName == "sim-0" && p.Status.NominatedNodeName == "sim-0" && client.IsNotFound(lowErr),
-			fmt.Sprintf("important on %q nominated to %q; low: %v", p.Spec.NodeName, p.Status.NominatedNodeName, lowErr)
+		return p.Spec.NodeName == "sim-0" && client.IsNotFound(lowErr), fmt.Sprintf("important on %q; low: %v", p.Spec.NodeName, lowErr)
+	})
+	waitfor.Condition(t, 30*time.Second, "the important pod nominated to sim-0 before", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return nominated == "sim-0", nominated
 	})
 	waitfor.Condition(t, 30*time.Second, "the low pod marked DisruptionTarget", func() (bool, string) {
 		mu.Lock()
