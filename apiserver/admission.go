@@ -23,6 +23,9 @@ func admitCreate(obj kinds.Object) error {
 }
 
 func admitUpdate(old, obj kinds.Object) error {
+	if pod, ok := obj.(*corev1.Pod); ok {
+		keepPriority(old.(*corev1.Pod), pod)
+	}
 	validation.Default(obj)
 	return validation.ValidateUpdate(old, obj)
 }

@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -69,7 +70,10 @@ type resources struct {
 	// limitRangeLists and quotaLists are the namespaces' LimitRanges and ResourceQuotas
 	// as this node has them; chargeLocks serialize a namespace's quota charges (quota.go).
 	limitRangeLists, quotaLists *nsLists
-	chargeLocks                 chargeLocks
+	// priorityClasses are the PriorityClasses (namespace ""), which the Priority
+	// admission reads for every pod that names no class: no read while none changes.
+	priorityClasses *nsLists
+	chargeLocks     chargeLocks
 	// events enforces the event rate limit (nil: none).
 	events *eventLimiter
 	// graph knows the node of each bound pod (nil without authentication: no nodes).
@@ -300,6 +304,14 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 			return nil, err
 		}
 		if err := r.admitRuntimeClass(ctx, pod); err != nil {
+			return nil, err
+		}
+		if err := r.admitPriority(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
+	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
+		if err := r.admitPriorityClass(ctx, pc, false); err != nil {
 			return nil, err
 		}
 	}
@@ -1182,6 +1194,11 @@ func (r *resources) nextState(ctx context.Context, info *kinds.Info, cur, next k
 	if err := r.admitRBAC(ctx, info, next); err != nil {
 		return nil, err
 	}
+	if pc, ok := next.(*schedulingv1.PriorityClass); ok {
+		if err := r.admitPriorityClass(ctx, pc, true); err != nil {
+			return nil, err
+		}
+	}
 	if applied {
 		return next, nil
 	}
@@ -1352,6 +1369,9 @@ func (r *resources) delete(ctx context.Context, info *kinds.Info, ns, name strin
 	}
 	if info.Kind == kinds.Namespace && immortalNamespaces[k.Name] {
 		return result{}, forbidden(info, k.Name, "this namespace may not be deleted")
+	}
+	if info.Kind == kinds.PriorityClass && systemPriorityClass(k.Name) {
+		return result{}, forbidden(info, k.Name, "this is a system priority class and cannot be deleted")
 	}
 	return r.update(ctx, info, k, wantRV, opts.writeOptions, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		if opts.uid != "" && opts.uid != rec.UID {

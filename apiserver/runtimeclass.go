@@ -26,13 +26,14 @@ func (r *resources) admitRuntimeClass(ctx context.Context, pod *corev1.Pod) erro
 		}
 		return nil
 	}
-	rc, err := r.runtimeClass(ctx, *pod.Spec.RuntimeClassName)
+	obj, err := r.lookupClass(ctx, kinds.MustLookup(kinds.RuntimeClass), *pod.Spec.RuntimeClassName)
 	if err != nil {
 		return err
 	}
-	if rc == nil {
+	if obj == nil {
 		return forbidden(podInfo, pod.Name, fmt.Sprintf("pod rejected: RuntimeClass %q not found", *pod.Spec.RuntimeClassName))
 	}
+	rc := obj.(*nodev1.RuntimeClass)
 	switch {
 	case rc.Overhead != nil:
 		if len(pod.Spec.Overhead) > 0 && !equality.Semantic.DeepEqual(rc.Overhead.PodFixed, pod.Spec.Overhead) {
@@ -58,16 +59,15 @@ func (r *resources) admitRuntimeClass(ctx context.Context, pod *corev1.Pod) erro
 	return nil
 }
 
-// runtimeClass reads the RuntimeClass name from this member's state and, when it is not
-// there (this member may lag behind a class just created), from the leader's; nil when
-// it does not exist.
-func (r *resources) runtimeClass(ctx context.Context, name string) (*nodev1.RuntimeClass, error) {
-	info := kinds.MustLookup(kinds.RuntimeClass)
-	key := store.Key{Kind: kinds.RuntimeClass, Name: name}
+// lookupClass reads the object name of a cluster-scoped kind (a RuntimeClass, a
+// PriorityClass) from this member's state and, when it is not there (this member may
+// lag behind a class just created), from the leader's; nil when it does not exist.
+func (r *resources) lookupClass(ctx context.Context, info *kinds.Info, name string) (kinds.Object, error) {
+	key := store.Key{Kind: info.Kind, Name: name}
 	for _, stale := range []bool{true, false} {
 		obj, _, err := r.get(ctx, info, key, store.ReadOptions{Stale: stale})
 		if err == nil {
-			return obj.(*nodev1.RuntimeClass), nil
+			return obj, nil
 		}
 		if !isNotFound(err) {
 			return nil, err

@@ -114,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 	s.resources = &resources{store: s.store, log: log, now: cfg.Now, bookmarkInterval: cfg.BookmarkInterval, watches: s.metrics.watchDelta,
 		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
 		limitRangeLists: newNSLists(kinds.LimitRange), quotaLists: newNSLists(kinds.ResourceQuota),
+		priorityClasses:      newNSLists(kinds.PriorityClass),
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
 		networking:           &networking{flags: cfg.Networking},
@@ -345,8 +346,8 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // settle does what a starting node owes the cluster, retrying until done: join when it
-// is new and was told to, record its API address, and make sure the default namespace
-// exists.
+// is new and was told to, record its API address, and make sure the system namespaces,
+// the built-in PriorityClasses and the system Services exist.
 func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 	if len(s.cfg.Join) > 0 && !s.store.HadState() {
 		if err := s.join(ctx); err != nil {
@@ -371,6 +372,9 @@ func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 			}
 		}
 		if err := s.resources.ensureRBACDefaults(ctx); err != nil {
+			return err
+		}
+		if err := s.resources.ensureSystemPriorityClasses(ctx); err != nil {
 			return err
 		}
 		return s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get())

@@ -15,6 +15,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -121,6 +122,9 @@ const (
 	ClusterRole        = "ClusterRole"
 	RoleBinding        = "RoleBinding"
 	ClusterRoleBinding = "ClusterRoleBinding"
+	// PriorityClass is scheduling.k8s.io/v1's: the priority a pod naming it gets, by
+	// which the scheduler orders its queue and chooses whom to preempt.
+	PriorityClass = "PriorityClass"
 )
 
 func kind[T any, PT interface {
@@ -204,6 +208,8 @@ var all = []*Info{
 		Singular: "rolebinding", Namespaced: true}),
 	kind[rbacv1.ClusterRoleBinding](Info{Kind: ClusterRoleBinding, Group: "rbac.authorization.k8s.io", Version: "v1",
 		Plural: "clusterrolebindings", Singular: "clusterrolebinding"}),
+	kind[schedulingv1.PriorityClass](Info{Kind: PriorityClass, Group: "scheduling.k8s.io", Version: "v1", Plural: "priorityclasses",
+		Singular: "priorityclass", ShortNames: []string{"pc"}}),
 }
 
 var (

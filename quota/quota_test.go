@@ -34,6 +34,18 @@ func synced(name string, hard, used corev1.ResourceList) *corev1.ResourceQuota {
 		Spec: corev1.ResourceQuotaSpec{Hard: hard}, Status: corev1.ResourceQuotaStatus{Hard: hard, Used: used}}
 }
 
+func selectPriority(q *corev1.ResourceQuota, op corev1.ScopeSelectorOperator, values ...string) *corev1.ResourceQuota {
+	q.Spec.ScopeSelector = &corev1.ScopeSelector{MatchExpressions: []corev1.ScopedResourceSelectorRequirement{
+		{ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: op, Values: values}}}
+	return q
+}
+
+func withClass(pod *corev1.Pod, class string) *corev1.Pod {
+	p := pod.DeepCopy()
+	p.Spec.PriorityClassName = class
+	return p
+}
+
 func scoped(q *corev1.ResourceQuota, scopes ...corev1.ResourceQuotaScope) *corev1.ResourceQuota {
 	q.Spec.Scopes = scopes
 	return q
@@ -94,6 +106,16 @@ func TestCharge(t *testing.T) {
 			"exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0", nil},
 		{"scoped quota: not a pod", []*corev1.ResourceQuota{scoped(synced("q", rl("count/configmaps", "0"), rl("count/configmaps", "0")), corev1.ResourceQuotaScopeNotTerminating)},
 			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "team"}}, "", nil},
+		{"priority class selector: a critical pod", []*corev1.ResourceQuota{selectPriority(synced("q", rl("pods", "1"), rl("pods", "1")), corev1.ScopeSelectorOpIn, "system-node-critical")},
+			withClass(small, "system-node-critical"), "exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1", nil},
+		{"priority class selector: another class", []*corev1.ResourceQuota{selectPriority(synced("q", rl("pods", "1"), rl("pods", "1")), corev1.ScopeSelectorOpIn, "system-node-critical")},
+			withClass(small, "high"), "", nil},
+		{"priority class selector: NotIn takes pods of no class", []*corev1.ResourceQuota{selectPriority(synced("q", rl("pods", "1"), rl("pods", "1")), corev1.ScopeSelectorOpNotIn, "high")},
+			small, "exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1", nil},
+		{"priority class scope: any class", []*corev1.ResourceQuota{scoped(synced("q", rl("pods", "1"), rl("pods", "0")), corev1.ResourceQuotaScopePriorityClass)},
+			withClass(small, "high"), "", map[string]corev1.ResourceList{"q": rl("pods", "1")}},
+		{"priority class scope: no class", []*corev1.ResourceQuota{scoped(synced("q", rl("pods", "0"), rl("pods", "0")), corev1.ResourceQuotaScopePriorityClass)},
+			small, "", nil},
 		{"extended resource requests", []*corev1.ResourceQuota{synced("q", rl("requests.example.com/foo", "3"), rl("requests.example.com/foo", "2"))},
 			newPod(ctr("c", rl("example.com/foo", "2"), rl("example.com/foo", "2"))),
 			"exceeded quota: q, requested: requests.example.com/foo=2, used: requests.example.com/foo=2, limited: requests.example.com/foo=3", nil},

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	resourcehelper "k8s.io/component-helpers/resource"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -315,21 +317,35 @@ func Mask(list, names corev1.ResourceList) corev1.ResourceList {
 }
 
 // Scopes are the quota scopes Skiff supports: Kubernetes' Terminating, NotTerminating,
-// BestEffort and NotBestEffort, which only pods match.
+// BestEffort, NotBestEffort and PriorityClass, which only pods match.
 var Scopes = []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating, corev1.ResourceQuotaScopeNotTerminating,
-	corev1.ResourceQuotaScopeBestEffort, corev1.ResourceQuotaScopeNotBestEffort}
+	corev1.ResourceQuotaScopeBestEffort, corev1.ResourceQuotaScopeNotBestEffort, corev1.ResourceQuotaScopePriorityClass}
+
+// Selectors are a quota's scopes and its scopeSelector's expressions together, a scope
+// being the expression that it Exists (as Kubernetes reads them).
+func Selectors(spec *corev1.ResourceQuotaSpec) []corev1.ScopedResourceSelectorRequirement {
+	var out []corev1.ScopedResourceSelectorRequirement
+	for _, s := range spec.Scopes {
+		out = append(out, corev1.ScopedResourceSelectorRequirement{ScopeName: s, Operator: corev1.ScopeSelectorOpExists})
+	}
+	if spec.ScopeSelector != nil {
+		out = append(out, spec.ScopeSelector.MatchExpressions...)
+	}
+	return out
+}
 
 // Matches reports whether a quota concerns obj: a quota without scopes concerns every
-// object of its namespace, one with scopes only the pods that match them all.
+// object of its namespace, one with scopes (or a scopeSelector) only the pods that
+// match them all.
 func Matches(q *corev1.ResourceQuota, obj kinds.Object) bool {
-	if len(q.Spec.Scopes) == 0 {
+	if len(q.Spec.Scopes) == 0 && q.Spec.ScopeSelector == nil {
 		return true
 	}
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return false
 	}
-	for _, s := range q.Spec.Scopes {
+	for _, s := range Selectors(&q.Spec) {
 		if !matchesScope(s, pod) {
 			return false
 		}
@@ -337,9 +353,9 @@ func Matches(q *corev1.ResourceQuota, obj kinds.Object) bool {
 	return true
 }
 
-func matchesScope(s corev1.ResourceQuotaScope, pod *corev1.Pod) bool {
+func matchesScope(s corev1.ScopedResourceSelectorRequirement, pod *corev1.Pod) bool {
 	terminating := pod.Spec.ActiveDeadlineSeconds != nil && *pod.Spec.ActiveDeadlineSeconds >= 0
-	switch s {
+	switch s.ScopeName {
 	case corev1.ResourceQuotaScopeTerminating:
 		return terminating
 	case corev1.ResourceQuotaScopeNotTerminating:
@@ -348,8 +364,29 @@ func matchesScope(s corev1.ResourceQuotaScope, pod *corev1.Pod) bool {
 		return BestEffort(pod)
 	case corev1.ResourceQuotaScopeNotBestEffort:
 		return !BestEffort(pod)
+	case corev1.ResourceQuotaScopePriorityClass:
+		if s.Operator == corev1.ScopeSelectorOpExists {
+			return pod.Spec.PriorityClassName != ""
+		}
+		// Kubernetes matches the other operators as a label selector on the one
+		// label PriorityClass=<the pod's class, or "">.
+		op, ok := selectorOps[s.Operator]
+		if !ok {
+			return false
+		}
+		req, err := labels.NewRequirement(string(s.ScopeName), op, s.Values)
+		if err != nil {
+			return false
+		}
+		return req.Matches(labels.Set{string(s.ScopeName): pod.Spec.PriorityClassName})
 	}
 	return false
+}
+
+// selectorOps are the scope selector's operators as label selection's.
+var selectorOps = map[corev1.ScopeSelectorOperator]selection.Operator{
+	corev1.ScopeSelectorOpIn: selection.In, corev1.ScopeSelectorOpNotIn: selection.NotIn,
+	corev1.ScopeSelectorOpExists: selection.Exists, corev1.ScopeSelectorOpDoesNotExist: selection.DoesNotExist,
 }
 
 // BestEffort reports whether a pod is of Kubernetes' BestEffort QoS class: none of its

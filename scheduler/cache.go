@@ -28,6 +28,59 @@ type Cache struct {
 	// vols reads claims, volumes and classes (the volume binding filter); nil without
 	// their informers.
 	vols *Volumes
+	// nominated holds the pods that preempted others, by key, with the node they wait
+	// for: filtering counts them there for pods of no higher priority (Kubernetes'
+	// nominator), so that the room their victims leave is theirs.
+	nominated map[string]nomination
+}
+
+type nomination struct {
+	info *PodInfo
+	node string
+}
+
+// Nominate reserves node for pi, which preempted pods there.
+func (c *Cache) Nominate(pi *PodInfo, node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nominated == nil {
+		c.nominated = map[string]nomination{}
+	}
+	c.nominated[pi.Key] = nomination{info: pi, node: node}
+}
+
+// ForgetNomination drops the pod with key's reservation: placed, or deleted.
+func (c *Cache) ForgetNomination(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.nominated, key)
+}
+
+// withNominated is, for the nodes where pods of at least pi's priority (other than pi)
+// are nominated, a copy of the node holding them too; nil when there are none, as
+// while nothing preempts. The caller holds the lock.
+func (c *Cache) withNominated(pi *PodInfo) map[string]*NodeInfo {
+	if len(c.nominated) == 0 {
+		return nil
+	}
+	prio := podPriority(pi.Pod)
+	var out map[string]*NodeInfo
+	for key, n := range c.nominated {
+		ni := c.nodes[n.node]
+		if key == pi.Key || ni == nil || ni.Node == nil || podPriority(n.info.Pod) < prio {
+			continue
+		}
+		if out == nil {
+			out = map[string]*NodeInfo{}
+		}
+		sim, ok := out[n.node]
+		if !ok {
+			sim = ni.without(nil)
+			out[n.node] = sim
+		}
+		sim.AddPod(n.info)
+	}
+	return out
 }
 
 // SetVolumes gives the cache what the volume binding filter reads.
@@ -184,6 +237,7 @@ func (c *Cache) assumeLocked(pi *PodInfo, node string) error {
 	}
 	ps := &podState{info: pi, node: node, assumed: true}
 	c.pods[pi.Key] = ps
+	delete(c.nominated, pi.Key)
 	c.addToNode(ps)
 	return nil
 }

@@ -51,6 +51,8 @@
 // The scheduler does not elect a leader: the caller runs Run while it leads. Two
 // schedulers running at once never bind a pod twice, but they do not see each other's
 // assumptions until the watch reports them, so they may over-commit a node briefly.
-// There are no priorities, preemption or volumes; the system default spread constraints
-// Kubernetes applies to pods without their own are OwnerSpread here.
+// The active queue is ordered by priority, then age (Kubernetes' PrioritySort); a pod no
+// node fits may preempt lower-priority pods (preemption.go, Kubernetes'
+// DefaultPreemption), which costs nothing while pods fit. The system default spread
+// constraints Kubernetes applies to pods without their own are OwnerSpread here.
 package scheduler

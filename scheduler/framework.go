@@ -411,10 +411,16 @@ func (f *Framework) Schedule(pod *PodInfo, c *Cache) (Result, error) {
 		batch = max(want, parallelThreshold)
 	}
 	statuses := make([]*Status, min(batch, n))
+	// The nodes where preempting pods wait for room are filtered with them counted.
+	nominated := c.withNominated(pod)
 	for processed < n && len(feasible) < want {
 		size := min(batch, n-processed)
 		f.parallel(size, func(i int) {
-			statuses[i] = f.runFilters(state, pod, nodes[(start+processed+i)%n])
+			ni := nodes[(start+processed+i)%n]
+			if sim, ok := nominated[ni.Name]; ok {
+				ni = sim
+			}
+			statuses[i] = f.runFilters(state, pod, ni)
 		})
 		used := size
 		for i := 0; i < size; i++ {

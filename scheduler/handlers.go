@@ -39,6 +39,7 @@ func (s *Scheduler) podUpdated(old, pod *corev1.Pod) {
 	}
 	if old.Spec.NodeName == "" {
 		s.queue.Delete(pod) // bound: by us (confirming the assumption) or by another
+		s.cache.ForgetNomination(podKey(pod))
 	}
 	s.cache.SetPod(pod)
 	switch {
@@ -51,6 +52,7 @@ func (s *Scheduler) podUpdated(old, pod *corev1.Pod) {
 
 func (s *Scheduler) podDeleted(pod *corev1.Pod) {
 	s.queue.Delete(pod)
+	s.cache.ForgetNomination(podKey(pod))
 	if _, _, counted := s.cache.Counted(podKey(pod)); counted {
 		s.cache.RemovePod(podKey(pod))
 		s.queue.MoveAllToActive()

@@ -25,6 +25,8 @@ type QueuedPod struct {
 	// PodAddSensitive): such a pod is retried on that event too.
 	RetryOnPodAdded bool
 
+	// priority is the pod's spec.priority (0 without one): higher goes first.
+	priority int32
 	// created is the pod's creationTimestamp: whole seconds, so pods created within
 	// one second tie, and seq (the order the queue saw them) keeps them first in,
 	// first out.
@@ -45,8 +47,9 @@ type QueueConfig struct {
 }
 
 // Queue holds the pods waiting for a node, in three parts (Kubernetes'
-// PriorityQueue without priorities):
-//   - active: ready to be tried, oldest first (by creation time, then arrival);
+// PriorityQueue):
+//   - active: ready to be tried, highest priority first, then oldest first (by
+//     creation time, then arrival), as Kubernetes' PrioritySort orders them;
 //   - backoff: failed recently, waiting out a back-off that doubles per attempt;
 //   - unschedulable: no node fitted; they wait for a cluster event that may make one
 //     fit (a node added or changed, a pod deleted; a pod bound, for pods waiting on
@@ -83,12 +86,20 @@ func NewQueue(cfg QueueConfig) *Queue {
 		cfg.Now = time.Now
 	}
 	return &Queue{cfg: cfg, notify: make(chan struct{}, 1), flushWake: make(chan struct{}, 1),
-		active: podHeap{less: byCreation}, backoff: podHeap{less: byBackoff},
+		active: podHeap{less: byPriority}, backoff: podHeap{less: byBackoff},
 		unschedulable: map[string]*QueuedPod{}, waitingForPods: map[string]*QueuedPod{}, where: map[string]*podHeap{},
 		inFlight: map[string]*QueuedPod{}, gone: map[string]bool{}}
 }
 
 func podKey(pod *corev1.Pod) string { return pod.Namespace + "/" + pod.Name }
+
+// podPriority is a pod's priority, which the Priority admission sets: 0 without one.
+func podPriority(pod *corev1.Pod) int32 {
+	if pod.Spec.Priority != nil {
+		return *pod.Spec.Priority
+	}
+	return 0
+}
 
 func (q *Queue) wake() { signal(q.notify) }
 
@@ -127,7 +138,7 @@ func (q *Queue) Update(old, pod *corev1.Pod) {
 		return
 	}
 	q.seq++
-	qp := &QueuedPod{Pod: pod, Key: key, created: pod.CreationTimestamp.Time, seq: q.seq}
+	qp := &QueuedPod{Pod: pod, Key: key, priority: podPriority(pod), created: pod.CreationTimestamp.Time, seq: q.seq}
 	q.push(&q.active, qp)
 	q.wake()
 }
@@ -205,7 +216,7 @@ func (q *Queue) Done(key string) {
 	if ok && !gone && qp.Pod.UID != qp.uid {
 		// A new pod: it queues as one, behind those that arrived before it.
 		q.seq++
-		qp.Attempts, qp.created, qp.seq = 0, qp.Pod.CreationTimestamp.Time, q.seq
+		qp.Attempts, qp.priority, qp.created, qp.seq = 0, podPriority(qp.Pod), qp.Pod.CreationTimestamp.Time, q.seq
 		q.push(&q.active, qp)
 		q.wake()
 	}
@@ -374,7 +385,12 @@ type podHeap struct {
 	less  func(a, b *QueuedPod) bool
 }
 
-func byCreation(a, b *QueuedPod) bool {
+// byPriority is Kubernetes' PrioritySort: the higher priority first, then the older
+// pod, then the one the queue saw first.
+func byPriority(a, b *QueuedPod) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
 	if !a.created.Equal(b.created) {
 		return a.created.Before(b.created)
 	}

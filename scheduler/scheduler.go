@@ -9,7 +9,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
@@ -51,6 +53,9 @@ type Scheduler struct {
 
 	// volumeSynced waits for the volume informers; nil without them.
 	volumeSynced func(ctx context.Context) bool
+	// pdbs reads the PodDisruptionBudgets preemption respects; nil in benchmarks.
+	pdbs   PDBLister
+	pdbInf *cache.Informer[*policyv1.PodDisruptionBudget]
 
 	sem chan struct{} // bounds binds and status writes in flight
 	wg  sync.WaitGroup
@@ -88,6 +93,9 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 	s.nodeInf.AddHandler(cache.Handler[*corev1.Node]{OnAdd: s.nodeAdded, OnUpdate: s.nodeUpdated, OnDelete: s.nodeDeleted})
 	s.nsInf.AddHandler(cache.Handler[*corev1.Namespace]{OnAdd: s.namespaceAdded, OnUpdate: s.namespaceUpdated, OnDelete: s.namespaceDeleted})
 	s.watchVolumes(cs, f)
+	s.pdbInf = cache.InformerFor[*policyv1.PodDisruptionBudget](f, "", client.ListOptions{})
+	pdbs := s.pdbInf.Lister()
+	s.pdbs = func() []*policyv1.PodDisruptionBudget { return pdbs.List(labels.Everything()) }
 	return s, nil
 }
 
@@ -160,7 +168,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if s.batches != nil {
 		bg.Go(func() { s.batches.run(ctx) })
 	}
-	if s.podInformer != nil && !cache.WaitForSync(ctx, s.podInformer, s.nodeInf, s.nsInf) {
+	if s.podInformer != nil && !cache.WaitForSync(ctx, s.podInformer, s.nodeInf, s.nsInf, s.pdbInf) {
 		return nil
 	}
 	if s.volumeSynced != nil && !s.volumeSynced(ctx) {
@@ -204,8 +212,19 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *QueuedPod) {
 		var fit *FitError
 		if errors.As(err, &fit) {
 			qp.RetryOnPodAdded = s.fw.RetriesOnPodAdded(fit.Plugins)
+			msg, res, preempting := s.preempt(pod, fit)
 			s.queue.AddUnschedulable(qp)
-			s.reportUnschedulable(ctx, pod, fit.Error())
+			if !preempting {
+				s.reportUnschedulable(ctx, pod, msg)
+				return
+			}
+			s.events.Eventf(pod, record.Warning, "FailedScheduling", "%s", msg)
+			if s.acquire(ctx) {
+				s.wg.Go(func() {
+					defer s.release()
+					s.evictAll(ctx, pod, msg, res)
+				})
+			}
 			return
 		}
 		s.log.Error("scheduling cycle failed", "pod", qp.Key, "error", err)
@@ -275,15 +294,16 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pod *corev1.Pod, ms
 	}
 	s.wg.Go(func() {
 		defer s.release()
-		if err := s.setUnschedulable(ctx, pod, msg); err != nil && ctx.Err() == nil {
+		if err := s.setUnschedulable(ctx, pod, msg, ""); err != nil && ctx.Err() == nil {
 			s.log.Warn("set PodScheduled condition failed", "pod", podKey(pod), "error", err)
 		}
 	})
 }
 
-// setUnschedulable writes PodScheduled=False with reason Unschedulable, as a
-// compare-and-swap so that it never lands on a pod bound meanwhile.
-func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) error {
+// setUnschedulable writes PodScheduled=False with reason Unschedulable (and the
+// nominated node, when not ""), as a compare-and-swap so that it never lands on a pod
+// bound meanwhile.
+func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg, nominated string) error {
 	ns, name, uid := pod.Namespace, pod.Name, pod.UID
 	for attempt := 0; attempt < 5; attempt++ {
 		if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || pod.UID != uid {
@@ -295,10 +315,14 @@ func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg s
 				old = &pod.Status.Conditions[i]
 			}
 		}
-		if old != nil && old.Status == corev1.ConditionFalse && old.Reason == corev1.PodReasonUnschedulable && old.Message == msg {
+		if old != nil && old.Status == corev1.ConditionFalse && old.Reason == corev1.PodReasonUnschedulable && old.Message == msg &&
+			(nominated == "" || pod.Status.NominatedNodeName == nominated) {
 			return nil
 		}
 		next := pod.DeepCopy()
+		if nominated != "" {
+			next.Status.NominatedNodeName = nominated
+		}
 		if next.Status.Phase == "" {
 			next.Status.Phase = corev1.PodPending
 		}

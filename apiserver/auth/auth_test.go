@@ -64,7 +64,8 @@ func TestAuthorize(t *testing.T) {
 
 		{name: "scheduler binds", a: A{User: sched, Verb: Create, Resource: "pods", Subresource: "binding", Namespace: "default", Name: "x"}},
 		{name: "scheduler writes pod status", a: A{User: sched, Verb: Update, Resource: "pods", Subresource: "status", Namespace: "default", Name: "x"}},
-		{name: "scheduler cannot delete pods", a: A{User: sched, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}, want: `user "system:scheduler" cannot delete pods "default/x"`},
+		{name: "scheduler deletes pods (preemption's victims)", a: A{User: sched, Verb: Delete, Resource: "pods", Namespace: "default", Name: "x"}},
+		{name: "scheduler cannot delete deployments", a: A{User: sched, Verb: Delete, Resource: "deployments", Namespace: "default", Name: "x"}, want: `user "system:scheduler" cannot delete deployments "default/x"`},
 		{name: "scheduler records events", a: A{User: sched, Verb: Create, Resource: "events", Namespace: "default", Name: "e"}},
 		{name: "scheduler creates kube-system", a: A{User: sched, Verb: Create, Resource: "namespaces", Name: "kube-system"}},
 		{name: "scheduler cannot create other namespaces", a: A{User: sched, Verb: Create, Resource: "namespaces", Name: "prod"}, want: `cannot create namespaces "prod"`},

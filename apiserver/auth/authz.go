@@ -151,7 +151,7 @@ type Guard func(obj kinds.Object) error
 //     (the garbage collector, and the namespace controller emptying a namespace being
 //     deleted).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
-//     status; events; Leases in kube-system and creating that namespace; updating
+//     status, and their deletion (preemption's victims); events; Leases in kube-system and creating that namespace; updating
 //     persistentvolumeclaims and persistentvolumes (its volume binding: a claim's
 //     selected node, a volume's claim).
 //   - skiff:nodes (user system:node:NAME): reading every Node (get, list, watch: the
@@ -311,7 +311,9 @@ func schedulerMay(a Attributes) bool {
 	}
 	switch a.Resource {
 	case plural(kinds.Pod):
-		return a.Subresource == "binding" || (a.Subresource == "status" && a.Verb == Update)
+		// Deleting pods: preemption's victims, as Kubernetes' system:kube-scheduler may.
+		return a.Subresource == "binding" || (a.Subresource == "status" && a.Verb == Update) ||
+			(a.Subresource == "" && a.Verb == Delete)
 	case plural(kinds.Event):
 		return a.Verb == Create || a.Verb == Update
 	case plural(kinds.Lease):

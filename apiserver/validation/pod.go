@@ -96,6 +96,9 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.PriorityClassName != "" {
 		errs = append(errs, invalidEach(p.Child("priorityClassName"), spec.PriorityClassName, apivalidation.NameIsDNSSubdomain(spec.PriorityClassName, false))...)
 	}
+	if spec.PreemptionPolicy != nil {
+		errs = append(errs, validatePreemptionPolicy(spec.PreemptionPolicy, p.Child("preemptionPolicy"))...)
+	}
 	if spec.RuntimeClassName != nil {
 		errs = append(errs, invalidEach(p.Child("runtimeClassName"), *spec.RuntimeClassName, apivalidation.NameIsDNSSubdomain(*spec.RuntimeClassName, false))...)
 	}

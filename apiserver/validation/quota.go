@@ -58,7 +58,7 @@ func validateResourceQuotaList(list corev1.ResourceList, p *field.Path) field.Er
 
 // validateResourceQuotaSpec is Kubernetes' ValidateResourceQuotaSpec, for the scopes Skiff
 // supports: each limits pods only (BestEffort their count only), and a scope and its
-// opposite conflict.
+// opposite conflict; a scopeSelector's expressions as Kubernetes checks them.
 func validateResourceQuotaSpec(spec *corev1.ResourceQuotaSpec, p *field.Path) field.ErrorList {
 	errs := validateResourceQuotaList(spec.Hard, p.Child("hard"))
 	sp := p.Child("scopes")
@@ -78,13 +78,63 @@ func validateResourceQuotaSpec(spec *corev1.ResourceQuotaSpec, p *field.Path) fi
 			}
 		}
 	}
+	if conflictingScopes(spec.Scopes) {
+		errs = append(errs, field.Invalid(sp, shown, "conflicting scopes"))
+	}
+	if spec.ScopeSelector != nil {
+		errs = append(errs, validateScopeSelector(spec, p.Child("scopeSelector", "matchExpressions"))...)
+	}
+	return errs
+}
+
+// conflictingScopes reports whether scopes holds a scope and its opposite.
+func conflictingScopes(scopes []corev1.ResourceQuotaScope) bool {
 	for _, pair := range [][2]corev1.ResourceQuotaScope{
 		{corev1.ResourceQuotaScopeBestEffort, corev1.ResourceQuotaScopeNotBestEffort},
 		{corev1.ResourceQuotaScopeTerminating, corev1.ResourceQuotaScopeNotTerminating},
 	} {
-		if slices.Contains(spec.Scopes, pair[0]) && slices.Contains(spec.Scopes, pair[1]) {
-			errs = append(errs, field.Invalid(sp, shown, "conflicting scopes"))
+		if slices.Contains(scopes, pair[0]) && slices.Contains(scopes, pair[1]) {
+			return true
 		}
+	}
+	return false
+}
+
+// validateScopeSelector is Kubernetes' validateScopedResourceSelectorRequirement: each
+// expression's scope applies to the quota's resources, the scopes other than
+// PriorityClass take Exists only, In and NotIn take values, Exists and DoesNotExist none.
+func validateScopeSelector(spec *corev1.ResourceQuotaSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	var scopes []corev1.ResourceQuotaScope
+	for _, req := range spec.ScopeSelector.MatchExpressions {
+		if !slices.Contains(quota.Scopes, req.ScopeName) {
+			errs = append(errs, field.Invalid(p.Child("scopeName"), req.ScopeName, "unsupported scope"))
+		}
+		for _, name := range slices.Sorted(maps.Keys(spec.Hard)) {
+			if standardQuotaResources[name] && !quota.ScopeAllows(req.ScopeName, name) {
+				errs = append(errs, field.Invalid(p, spec.ScopeSelector, "unsupported scope applied to resource"))
+			}
+		}
+		if req.ScopeName != corev1.ResourceQuotaScopePriorityClass && req.Operator != corev1.ScopeSelectorOpExists {
+			errs = append(errs, field.Invalid(p.Child("operator"), req.Operator,
+				"must be 'Exist' when scope is any of ResourceQuotaScopeTerminating, ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, ResourceQuotaScopeNotBestEffort or ResourceQuotaScopeCrossNamespacePodAffinity"))
+		}
+		switch req.Operator {
+		case corev1.ScopeSelectorOpIn, corev1.ScopeSelectorOpNotIn:
+			if len(req.Values) == 0 {
+				errs = append(errs, field.Required(p.Child("values"), "must be at least one value when `operator` is 'In' or 'NotIn' for scope selector"))
+			}
+		case corev1.ScopeSelectorOpExists, corev1.ScopeSelectorOpDoesNotExist:
+			if len(req.Values) != 0 {
+				errs = append(errs, field.Invalid(p.Child("values"), req.Values, "must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector"))
+			}
+		default:
+			errs = append(errs, field.Invalid(p.Child("operator"), req.Operator, "not a valid selector operator"))
+		}
+		scopes = append(scopes, req.ScopeName)
+	}
+	if conflictingScopes(scopes) {
+		errs = append(errs, field.Invalid(p, spec.Scopes, "conflicting scopes"))
 	}
 	return errs
 }

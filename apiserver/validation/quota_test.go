@@ -28,6 +28,12 @@ func scoped(hard corev1.ResourceList, scopes ...corev1.ResourceQuotaScope) *core
 	return q
 }
 
+func selected(hard corev1.ResourceList, reqs ...corev1.ScopedResourceSelectorRequirement) *corev1.ResourceQuota {
+	q := resourceQuota(hard)
+	q.Spec.ScopeSelector = &corev1.ScopeSelector{MatchExpressions: reqs}
+	return q
+}
+
 func limitRange(items ...corev1.LimitRangeItem) *corev1.LimitRange {
 	return &corev1.LimitRange{ObjectMeta: meta("limits"), Spec: corev1.LimitRangeSpec{Limits: items}}
 }
@@ -60,11 +66,27 @@ func TestValidateQuotaAndLimitRange(t *testing.T) {
 			[]string{`spec.scopes: Invalid value: "Terminating": unsupported scope Terminating applied to resource count/configmaps`}},
 		{"quota conflicting scopes", scoped(rl("pods", "1"), corev1.ResourceQuotaScopeTerminating, corev1.ResourceQuotaScopeNotTerminating),
 			[]string{`spec.scopes: Invalid value: "Terminating, NotTerminating": conflicting scopes`}},
-		{"quota scope Skiff does not have", scoped(rl("pods", "1"), corev1.ResourceQuotaScopePriorityClass),
-			[]string{`spec.scopes: Unsupported value: "PriorityClass": supported values: "Terminating", "NotTerminating", "BestEffort", "NotBestEffort"`}},
-		{"quota scope selector", &corev1.ResourceQuota{ObjectMeta: meta("q"), Spec: corev1.ResourceQuotaSpec{Hard: rl("pods", "1"),
-			ScopeSelector: &corev1.ScopeSelector{}}},
-			[]string{"spec.scopeSelector: Forbidden: not supported by Skiff"}},
+		{"quota scope Skiff does not have", scoped(rl("pods", "1"), corev1.ResourceQuotaScopeCrossNamespacePodAffinity),
+			[]string{`spec.scopes: Unsupported value: "CrossNamespacePodAffinity": supported values: "Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass"`}},
+		{"quota scope selector on priority classes", selected(rl("pods", "10", "requests.cpu", "1"),
+			corev1.ScopedResourceSelectorRequirement{ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpIn,
+				Values: []string{"system-node-critical", "system-cluster-critical"}},
+			corev1.ScopedResourceSelectorRequirement{ScopeName: corev1.ResourceQuotaScopeNotBestEffort, Operator: corev1.ScopeSelectorOpExists}), nil},
+		{"quota scope selector In without values", selected(rl("pods", "1"),
+			corev1.ScopedResourceSelectorRequirement{ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpIn}),
+			[]string{"spec.scopeSelector.matchExpressions.values: Required value: must be at least one value when `operator` is 'In' or 'NotIn' for scope selector"}},
+		{"quota scope selector Exists with values", selected(rl("pods", "1"),
+			corev1.ScopedResourceSelectorRequirement{ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpExists, Values: []string{"high"}}),
+			[]string{`spec.scopeSelector.matchExpressions.values: Invalid value: ["high"]: must be no value when ` + "`operator`" + ` is 'Exist' or 'DoesNotExist' for scope selector`}},
+		{"quota scope selector In on a scope that takes Exists", selected(rl("pods", "1"),
+			corev1.ScopedResourceSelectorRequirement{ScopeName: corev1.ResourceQuotaScopeTerminating, Operator: corev1.ScopeSelectorOpIn, Values: []string{"x"}}),
+			[]string{`spec.scopeSelector.matchExpressions.operator: Invalid value: "In": must be 'Exist' when scope is any of ResourceQuotaScopeTerminating, ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, ResourceQuotaScopeNotBestEffort or ResourceQuotaScopeCrossNamespacePodAffinity`}},
+		{"quota scope selector bad operator", selected(rl("pods", "1"),
+			corev1.ScopedResourceSelectorRequirement{ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: "Gt", Values: []string{"1"}}),
+			[]string{`spec.scopeSelector.matchExpressions.operator: Invalid value: "Gt": not a valid selector operator`}},
+		{"quota scope selector on a resource priority does not limit", selected(rl("count/configmaps", "1"),
+			corev1.ScopedResourceSelectorRequirement{ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpExists}),
+			nil},
 
 		{"limitrange valid", limitRange(
 			corev1.LimitRangeItem{Type: container, Min: rl("cpu", "100m"), Max: rl("cpu", "2"), Default: rl("cpu", "500m"),

@@ -273,7 +273,7 @@ var supportedFields = map[string][]string{
 	// spec.scopeSelector is not supported; spec.scopes are, those of quota.Scopes.
 	kinds.ResourceQuota: slices.Concat(
 		under("metadata", storedMetaFields),
-		under("spec", []string{"hard", "scopes[*]"}),
+		under("spec", []string{"hard", "scopes[*]", "scopeSelector"}),
 		under("status", []string{"hard", "used"}),
 	),
 	kinds.LimitRange: slices.Concat(
@@ -473,6 +473,12 @@ var supportedFields = map[string][]string{
 		under("metadata", storedMetaFields),
 		[]string{"handler", "overhead", "scheduling"},
 	),
+	// A PriorityClass's every field: the Priority admission gives its value and
+	// preemption policy to the pods of the class, the scheduler acts on them.
+	kinds.PriorityClass: slices.Concat(
+		under("metadata", storedMetaFields),
+		[]string{"value", "globalDefault", "description", "preemptionPolicy"},
+	),
 	// Kubernetes stores IngressClasses and Ingresses for an ingress controller to act
 	// on, and so does Skiff: every field (the default class's annotation, acted on by
 	// the admission, is metadata).
@@ -655,6 +661,8 @@ var podSpecFields = slices.Concat(
 		"nodeSelector",
 		"os.name",
 		"overhead",
+		"preemptionPolicy",
+		"priority",
 		"priorityClassName",
 		"restartPolicy",
 		"runtimeClassName",
@@ -772,6 +780,7 @@ var podStatusFields = slices.Concat(
 		"hostIP",
 		"hostIPs[*].ip",
 		"message",
+		"nominatedNodeName",
 		"phase",
 		"podIP",
 		"podIPs[*].ip",

@@ -12,6 +12,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -193,6 +194,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateBinding(o.RoleRef, o.Subjects, true)...)
 	case *rbacv1.ClusterRoleBinding:
 		errs = append(errs, validateBinding(o.RoleRef, o.Subjects, false)...)
+	case *schedulingv1.PriorityClass:
+		errs = append(errs, validatePriorityClass(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -251,6 +254,8 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateRoleRefUpdate(old.(*rbacv1.RoleBinding).RoleRef, o.RoleRef)...)
 	case *rbacv1.ClusterRoleBinding:
 		errs = append(errs, validateRoleRefUpdate(old.(*rbacv1.ClusterRoleBinding).RoleRef, o.RoleRef)...)
+	case *schedulingv1.PriorityClass:
+		errs = append(errs, validatePriorityClassUpdate(old.(*schedulingv1.PriorityClass), o)...)
 	}
 	return errs
 }
