@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -453,4 +454,14 @@ func Discovery(issuer, jwksURI string, keys []crypto.PublicKey) OpenIDConfigurat
 	slices.Sort(algs)
 	return OpenIDConfiguration{Issuer: issuer, JWKSURI: jwksURI, ResponseTypes: []string{"id_token"},
 		SubjectTypes: []string{"public"}, SigningAlgs: algs}
+}
+
+// EnsureKey makes dir's signing key (SigningKeyFile, PublicKeyFile) unless it has one;
+// it returns the files written.
+func EnsureKey(dir string) ([]string, error) {
+	key := filepath.Join(dir, SigningKeyFile)
+	if _, err := os.Stat(key); err == nil {
+		return nil, nil
+	}
+	return GenerateKey(key, filepath.Join(dir, PublicKeyFile))
 }
