@@ -83,7 +83,7 @@ func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, 
 
 	began := time.Now()
 	mcfg := controllers.DefaultConfig()
-	mcfg.LeaderElect = false
+	mcfg.LeaderElect, mcfg.Logger = false, benchfig.Logger(b)
 	if secure {
 		// Every namespace's kube-root-ca.crt, which the pods' kube-api-access volumes
 		// (their service-account tokens) project.
