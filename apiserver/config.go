@@ -81,6 +81,10 @@ type Config struct {
 	ClientRoots func() (*x509.CertPool, error)
 	// Tokens are the bearer tokens accepted; nil refuses tokens.
 	Tokens *auth.Tokens
+	// ServiceAccounts are the service-account tokens' keys, issuers and audiences
+	// (kube-apiserver's --service-account-* flags): without keys the server issues and
+	// accepts none, and mounts none in pods.
+	ServiceAccounts ServiceAccountTokens
 	// JoinTLS secures this node's calls to other members' APIs when it joins (see
 	// pki.Reloader.ClientTLS; its certificate must be in group skiff:apiservers).
 	JoinTLS *tls.Config

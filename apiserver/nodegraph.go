@@ -30,8 +30,11 @@ type nodeGraph struct {
 
 	mu   sync.RWMutex
 	pods map[store.Key]graphPod // bound pods
-	refs map[graphRef]int       // how many pods on the node reference the object
-	rev  int64                  // the revision the graph reflects
+	// uids are every pod's uid, bound or not: what a pod-bound service-account token's
+	// authentication checks (podUID), without a store read per request.
+	uids map[store.Key]string
+	refs map[graphRef]int // how many pods on the node reference the object
+	rev  int64            // the revision the graph reflects
 	// advanced is closed, and replaced, when rev advances.
 	advanced chan struct{}
 }
@@ -54,7 +57,7 @@ const graphCatchUp = 2 * time.Second
 
 func newNodeGraph(s *store.Store, log hclog.Logger) *nodeGraph {
 	return &nodeGraph{store: s, log: log.Named("nodegraph"), pods: map[store.Key]graphPod{}, refs: map[graphRef]int{},
-		advanced: make(chan struct{})}
+		uids: map[store.Key]string{}, advanced: make(chan struct{})}
 }
 
 // References implements auth.Graph. A no may be the graph trailing the cluster (a pod
@@ -103,6 +106,39 @@ func (g *nodeGraph) nodeOf(k store.Key, uid string) (string, bool) {
 	return p.node, true
 }
 
+// podUID is the uid of the pod at k ("" when there is none). A pod the graph does not
+// have, or has with another uid, may be the graph trailing the cluster: that answer
+// stands once this member has applied everything committed and the graph has caught
+// up, as References' no.
+func (g *nodeGraph) podUID(k store.Key, want string) string {
+	g.mu.RLock()
+	uid := g.uids[k]
+	g.mu.RUnlock()
+	if uid == want {
+		return uid
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), graphCatchUp)
+	defer cancel()
+	if err := g.store.Sync(ctx); err != nil {
+		return uid
+	}
+	target := g.store.LastChange(kinds.Pod)
+	for {
+		g.mu.RLock()
+		rev, advanced := g.rev, g.advanced
+		uid = g.uids[k]
+		g.mu.RUnlock()
+		if uid == want || rev >= target {
+			return uid
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return uid
+		}
+	}
+}
+
 func (g *nodeGraph) has(ref graphRef) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
@@ -136,6 +172,7 @@ func (g *nodeGraph) follow(ctx context.Context) error {
 	g.mu.Lock()
 	clear(g.pods)
 	clear(g.refs)
+	clear(g.uids)
 	for i := range objs {
 		g.put(&objs[i])
 	}
@@ -159,6 +196,7 @@ func (g *nodeGraph) follow(ctx context.Context) error {
 				g.put(&ev.Object)
 			case store.Deleted:
 				g.remove(ev.Object.Key)
+				delete(g.uids, ev.Object.Key)
 			}
 			g.advance(ev.Revision)
 		}
@@ -178,6 +216,7 @@ func (g *nodeGraph) advance(rev int64) {
 
 // put adds or updates a stored pod. g.mu is held.
 func (g *nodeGraph) put(o *store.Object) {
+	g.uids[o.Key] = o.UID
 	node := o.Fields["spec.nodeName"]
 	cur, known := g.pods[o.Key]
 	if known && cur.uid == o.UID && cur.node == node {
@@ -219,7 +258,8 @@ func (g *nodeGraph) remove(k store.Key) {
 // references, as Kubernetes' node authorizer finds them: volumes (secret, configMap,
 // and both in projected; persistentVolumeClaim), every
 // container's env valueFrom and envFrom (init and ephemeral containers too), and
-// imagePullSecrets. The node is left for the caller to fill.
+// imagePullSecrets; and its ServiceAccount (whose tokens the node may request for it).
+// The node is left for the caller to fill.
 func podReferences(pod *corev1.Pod) []graphRef {
 	var out []graphRef
 	seen := map[graphRef]bool{}
@@ -233,6 +273,7 @@ func podReferences(pod *corev1.Pod) []graphRef {
 	secrets, configMaps := kinds.MustLookup(kinds.Secret).Plural, kinds.MustLookup(kinds.ConfigMap).Plural
 	claims := kinds.MustLookup(kinds.PersistentVolumeClaim).Plural
 	spec := &pod.Spec
+	add(kinds.MustLookup(kinds.ServiceAccount).Plural, spec.ServiceAccountName)
 	for _, s := range spec.ImagePullSecrets {
 		add(secrets, s.Name)
 	}

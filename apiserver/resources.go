@@ -62,7 +62,9 @@ type resources struct {
 	// namespaces caches namespaces' phases, serviceAccounts service accounts' image
 	// pull secrets (newResources makes them).
 	namespaces      *localCache[string]
-	serviceAccounts *localCache[[]corev1.LocalObjectReference]
+	serviceAccounts *localCache[accountInfo]
+	// tokens issues and checks service-account tokens (nil: none, satokens.go).
+	tokens *saTokens
 	// admitServiceAccounts runs the ServiceAccount admission on new pods.
 	admitServiceAccounts bool
 	atRest               *atRest

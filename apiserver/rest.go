@@ -162,7 +162,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	ctx := context.WithValue(r.Context(), userKey{}, user)
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	resourcePath := segs[0] == "api" && len(segs) >= 3 || segs[0] == "apis" && len(segs) >= 4
-	if !resourcePath || path == selfSubjectAccessReviews {
+	if !resourcePath || path == selfSubjectAccessReviews || path == selfSubjectReviews {
 		// Discovery, OpenAPI and access reviews: through flow control as the user's.
 		done, err := a.gate.limit(ctx, auth.Attributes{User: user})
 		if err != nil {
@@ -175,6 +175,12 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	case path == selfSubjectAccessReviews:
 		a.accessReview(w, r, user)
 		return "rest selfsubjectaccessreviews create"
+	case path == selfSubjectReviews:
+		a.selfSubjectReview(w, r, user)
+		return "rest selfsubjectreviews create"
+	case path == openIDConfiguration || path == openIDKeys:
+		a.openID(w, r, path)
+		return "rest openid"
 	case path == "/api" || path == "/apis":
 		a.discoveryRoot(w, r, path)
 		return "rest discovery"
@@ -417,6 +423,9 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 		return
 	case "eviction":
 		a.eviction(w, r, req)
+		return
+	case auth.SubresourceToken:
+		a.token(w, r, req)
 		return
 	case auth.SubresourceExec, auth.SubresourceAttach:
 		a.podExec(w, r, req)

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -27,7 +28,7 @@ import (
 
 // Subresources: status (every kind with a status), scale (the kinds with replicas),
 // binding, log, eviction, exec, attach and portforward (pods), proxy (pods, services,
-// nodes: rest_proxy.go).
+// nodes: rest_proxy.go), token (serviceaccounts: rest_serviceaccounts.go).
 
 // subresource describes one subresource: the response kind and the verbs it takes.
 type subresource struct {
@@ -54,6 +55,9 @@ func subresourcesOf(info *kinds.Info) []subresource {
 			subresource{name: "exec", kind: corev1.SchemeGroupVersion.WithKind("PodExecOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "attach", kind: corev1.SchemeGroupVersion.WithKind("PodAttachOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "portforward", kind: corev1.SchemeGroupVersion.WithKind("PodPortForwardOptions"), verbs: []string{verbCreate, verbGet}})
+	}
+	if info.Kind == kinds.ServiceAccount {
+		out = append(out, subresource{name: auth.SubresourceToken, kind: authenticationv1.SchemeGroupVersion.WithKind("TokenRequest"), verbs: []string{verbCreate}})
 	}
 	if kind, ok := proxyOptionsKind[info.Kind]; ok {
 		out = append(out, subresource{name: auth.SubresourceProxy, kind: corev1.SchemeGroupVersion.WithKind(kind), verbs: proxyVerbs})

@@ -424,6 +424,9 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 		}
 		info := kinds.MustLookup(kinds.Pod)
 		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, auth.SubresourcePortForward, namespaceFor(info, start.GetNamespace()), start.GetName()
+	case *apiv1.CreateTokenRequest:
+		info := kinds.MustLookup(kinds.ServiceAccount)
+		a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name = auth.Create, info.Plural, auth.SubresourceToken, namespaceFor(info, r.GetNamespace()), r.GetName()
 	case *apiv1.ClusterStatusRequest:
 		a.Verb, a.Resource = auth.Get, auth.ResourceCluster
 	case *apiv1.AddMemberRequest:

@@ -99,6 +99,13 @@ func New(cfg Config) (*Server, error) {
 		s.closeListeners()
 		return nil, err
 	}
+	var tokens *saTokens
+	if sa := cfg.ServiceAccounts; sa.SigningKey != nil || len(sa.Keys) > 0 {
+		if tokens, err = newSATokens(sa, cfg.Now); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+	}
 	scfg := cfg.Store
 	scfg.IndexedFields = indexedFields
 	scfg.Backups.OnFailure = s.snapshotFailed
@@ -115,10 +122,16 @@ func New(cfg Config) (*Server, error) {
 		atRest: at, namespaces: newLocalCache(kinds.Namespace, namespacePhase),
 		limitRangeLists: newNSLists(kinds.LimitRange), quotaLists: newNSLists(kinds.ResourceQuota),
 		priorityClasses:      newNSLists(kinds.PriorityClass),
-		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountPullSecrets),
+		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountInfo),
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
 		networking:           &networking{flags: cfg.Networking},
 		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now)}
+	if tokens != nil {
+		tokens.res, s.resources.tokens = s.resources, tokens
+		if gate.authn != nil {
+			gate.authn.ServiceAccounts = tokens
+		}
+	}
 	members := &memberAddrs{store: s.store}
 	s.members = members
 	if gate.authn == nil {

@@ -41,7 +41,9 @@ type Kubelet struct {
 	capacity corev1.ResourceList
 	volumes  *volume.Manager
 	objects  *objectCache
-	prober   *prober
+	// tokens are the pods' service-account tokens (tokens.go).
+	tokens *tokenManager
+	prober *prober
 
 	mu     sync.Mutex
 	memory map[string]*podMemory // by pod key
@@ -97,6 +99,7 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 
 		capacity: cfg.resourceList(),
 		objects:  newObjectCache(cs, cfg.ObjectCacheTTL, cfg.Clock.Now),
+		tokens:   newTokenManager(cs.Conn, cfg.Clock.Now),
 
 		memory: map[string]*podMemory{},
 	}

@@ -200,6 +200,7 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod,
 // probes, its directory (volumes unmounted) and its cgroup.
 func (k *Kubelet) cleanUpPod(ctx context.Context, uid types.UID) error {
 	k.prober.keep(string(uid), nil)
+	k.tokens.forget(uid)
 	if k.volumes != nil {
 		if err := k.volumes.TearDown(uid); err != nil {
 			return err
@@ -522,6 +523,9 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 		},
 		PodMemory: k.podMemory(pod),
 		Claim:     k.claimVolume,
+		ServiceAccountToken: func(ctx context.Context, p *corev1.ServiceAccountTokenProjection) (string, error) {
+			return k.tokens.token(ctx, pod, p)
+		},
 	})
 	if err != nil {
 		if msg := err.Error(); msg != mem.mountErr {

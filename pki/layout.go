@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/skiffhq/skiff/pki/serviceaccount"
 )
 
 // A certificate directory made by InitDir holds, besides ca.crt and ca.key:
@@ -25,6 +27,9 @@ import (
 //	kubelet-NAME-serving.crt/.key  the same identity, server usage only, SAN NAME: the
 //	                             kubelet serving certificate of its log/exec server
 //	                             (skiff kubelet --tls-cert-file)
+//	sa.key, sa.pub               the key pair of service-account tokens (package
+//	                             serviceaccount): every apiserver's
+//	                             --service-account-signing-key-file and -key-file
 //
 // Every apiserver shares one certificate naming all --hosts: peers and clients accept
 // any certificate of the cluster CA in group skiff:apiservers.
@@ -101,7 +106,8 @@ func InitDir(dir string, opts InitOptions) ([]string, error) {
 		}
 		files = append(files, c, k)
 	}
-	return files, nil
+	sa, err := serviceaccount.EnsureKey(dir)
+	return append(files, sa...), err
 }
 
 // RotateDir re-issues every leaf certificate in dir (each *.crt but ca.crt) from the

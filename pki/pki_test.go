@@ -131,7 +131,7 @@ func TestInitAndRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 2+2*8 {
+	if len(files) != 2+2*8+2 { // CA, leaves, service-account key pair
 		t.Fatalf("wrote %d files: %v", len(files), files)
 	}
 	if _, err := InitDir(dir, InitOptions{}); err == nil || !strings.Contains(err.Error(), "already holds a CA") {

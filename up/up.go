@@ -33,6 +33,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/agent"
 	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/pki/serviceaccount"
 	"github.com/skiffhq/skiff/scheduler"
 	"github.com/skiffhq/skiff/skiffctl/ui"
 )
@@ -95,6 +96,10 @@ func Run(ctx context.Context, cfg Config) error {
 	// then what must outlive them (a private containerd, its containers first).
 	g := newGroup(ctx)
 	defer g.stop()
+	saKey, err := serviceaccount.LoadSigningKey(p(serviceaccount.SigningKeyFile))
+	if err != nil {
+		return err
+	}
 	for i, m := range l.members {
 		acfg := apiserver.DefaultConfig()
 		acfg.Name = m.ID
@@ -107,6 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 		acfg.KubeletTLS = serverCerts.KubeletClientTLS
 		acfg.EncryptionKeyFile = p(encryption.FileName)
 		acfg.Tokens = cfg.Tokens
+		acfg.ServiceAccounts.SigningKey = saKey
 		if i == 0 {
 			// The first member keeps every certificate of the directory renewed (one
 			// member only: they share the files); every component reads them anew.
@@ -232,6 +238,10 @@ func Run(ctx context.Context, cfg Config) error {
 func makeCerts(dir, nodeName, host string) error {
 	if _, err := os.Stat(filepath.Join(dir, pki.CAKeyFile)); errors.Is(err, os.ErrNotExist) {
 		_, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{nodeName}, Hosts: []string{host}})
+		return err
+	}
+	// A directory made before service-account tokens gets their key.
+	if _, err := serviceaccount.EnsureKey(dir); err != nil {
 		return err
 	}
 	leaves := pki.InitOptions{Nodes: []string{nodeName}}.Leaves()

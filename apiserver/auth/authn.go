@@ -50,6 +50,9 @@ type Authenticator struct {
 	Roots func() (*x509.CertPool, error)
 	// Tokens are the known bearer tokens; nil refuses tokens.
 	Tokens *Tokens
+	// ServiceAccounts authenticates the bearer tokens not in Tokens (service-account
+	// tokens); nil refuses them.
+	ServiceAccounts TokenAuthenticator
 	// Now is the clock for certificate validity (default time.Now).
 	Now func() time.Time
 
@@ -95,15 +98,33 @@ func (a *Authenticator) authenticate(c Credentials) (User, error) {
 		return a.certificate(c.Chain)
 	}
 	if c.BearerToken != "" {
-		if a.Tokens == nil {
-			return User{}, errors.New("bearer tokens are not accepted (no --token-file)")
+		if a.Tokens == nil && a.ServiceAccounts == nil {
+			return User{}, errors.New("bearer tokens are not accepted (no --token-file, no --service-account-key-file)")
 		}
-		if u, ok := a.Tokens.Lookup(c.BearerToken); ok {
-			return u, nil
+		if a.Tokens != nil {
+			if u, ok := a.Tokens.Lookup(c.BearerToken); ok {
+				return u, nil
+			}
+		}
+		if a.ServiceAccounts != nil {
+			u, found, err := a.ServiceAccounts.AuthenticateToken(c.BearerToken)
+			switch {
+			case err != nil:
+				return User{}, err
+			case found:
+				return u, nil
+			}
 		}
 		return User{}, errors.New("invalid bearer token")
 	}
 	return User{}, ErrNoCredentials
+}
+
+// TokenAuthenticator authenticates bearer tokens of another kind than the token file's
+// (service-account tokens). found is false for a token that is not of its kind; err
+// says why one of its kind is refused.
+type TokenAuthenticator interface {
+	AuthenticateToken(token string) (u User, found bool, err error)
 }
 
 func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {

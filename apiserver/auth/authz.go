@@ -51,6 +51,9 @@ const (
 	SubresourceProxy       = "proxy"
 )
 
+// SubresourceToken is a ServiceAccount's TokenRequest (create serviceaccounts/token).
+const SubresourceToken = "token"
+
 // reachesIn reports a subresource that reaches into a pod's containers or a node's
 // kubelet.
 func reachesIn(subresource string) bool {
@@ -167,7 +170,8 @@ type Guard func(obj kinds.Object) error
 //     deleting these once Released with reclaimPolicy Delete (the kubelet's
 //     local-path reclaimer); reading services and endpointslices (the node's
 //     cluster DNS, the pods' service variables) and runtimeclasses (the handlers its
-//     pods run with).
+//     pods run with); creating tokens (serviceaccounts/token) of the ServiceAccounts of
+//     pods bound to it, each bound to such a pod.
 //
 // Members of system:masters, Kubernetes' superuser group, are administrators too.
 //
@@ -405,6 +409,16 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		}
 		if a.Name == "" || a.Namespace == "" {
 			return nil, deny(a, "a node may only %s %s by name, in their namespace (list and watch: fieldSelector metadata.name=NAME)", a.Verb, a.Resource)
+		}
+		if g == nil || !g.References(node, a.Resource, a.Namespace, a.Name) {
+			return nil, deny(a, "no relationship found between node '%s' and this object", node)
+		}
+		return nil, nil
+	case plural(kinds.ServiceAccount):
+		// Kubernetes' node authorizer: a token of the account of a pod bound to the node
+		// (the handler checks that the token is bound to such a pod: AdmitNodeToken).
+		if a.Verb != Create || a.Subresource != SubresourceToken {
+			break
 		}
 		if g == nil || !g.References(node, a.Resource, a.Namespace, a.Name) {
 			return nil, deny(a, "no relationship found between node '%s' and this object", node)

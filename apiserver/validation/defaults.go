@@ -306,6 +306,9 @@ func defaultVolume(v *corev1.VolumeSource) {
 			if s.DownwardAPI != nil {
 				defaultDownwardAPIItems(s.DownwardAPI.Items)
 			}
+			if t := s.ServiceAccountToken; t != nil && t.ExpirationSeconds == nil {
+				t.ExpirationSeconds = new(int64(60 * 60))
+			}
 		}
 	case v.HostPath != nil:
 		if v.HostPath.Type == nil {

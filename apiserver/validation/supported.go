@@ -121,8 +121,7 @@ var supportedFields = map[string][]string{
 			"type",
 		},
 	),
-	// Skiff mounts no service account token (see docs/architecture.md): false, for
-	// automountServiceAccountToken, is what it does anyway.
+	// automountServiceAccountToken: the ServiceAccount admission's (apiserver).
 	kinds.ServiceAccount: slices.Concat(
 		under("metadata", storedMetaFields),
 		[]string{
@@ -704,6 +703,7 @@ var podSpecFields = slices.Concat(
 		"volumes[*].projected.sources[*].configMap",
 		"volumes[*].projected.sources[*].downwardAPI",
 		"volumes[*].projected.sources[*].secret",
+		"volumes[*].projected.sources[*].serviceAccountToken",
 		"volumes[*].secret",
 	},
 )

@@ -245,7 +245,22 @@ func validateProjected(pr *corev1.ProjectedVolumeSource, p *field.Path) field.Er
 				addPath(s.DownwardAPI.Items[j].Path, ip.Index(j).Child("path"))
 			}
 		}
-		for _, set := range []bool{s.ServiceAccountToken != nil, s.ClusterTrustBundle != nil, s.PodCertificate != nil} {
+		if t := s.ServiceAccountToken; t != nil {
+			n++
+			tp := sp.Child("serviceAccountToken")
+			if e := t.ExpirationSeconds; e != nil && *e < 10*60 {
+				errs = append(errs, field.Invalid(tp.Child("expirationSeconds"), *e, "may not specify a duration less than 10 minutes"))
+			} else if e != nil && *e > 1<<32 {
+				errs = append(errs, field.Invalid(tp.Child("expirationSeconds"), *e, "may not specify a duration larger than 2^32 seconds"))
+			}
+			if t.Path == "" {
+				errs = append(errs, field.Required(tp.Child("path"), ""))
+			} else {
+				errs = append(errs, validateLocalNonReservedPath(t.Path, tp.Child("path"))...)
+				addPath(t.Path, tp.Child("path"))
+			}
+		}
+		for _, set := range []bool{s.ClusterTrustBundle != nil, s.PodCertificate != nil} {
 			if set {
 				n++
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/pki/serviceaccount"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -116,6 +117,9 @@ type securityFlags struct {
 	tlsCert, tlsKey, clientCA string
 	peerCert, peerKey, peerCA string
 	tokenFile                 string
+	// Service-account tokens, as kube-apiserver's flags.
+	saSigningKey      string
+	saKeys, saIssuers []string
 	// Flow control: the two in-flight limits add up to the server's concurrency limit,
 	// as in Kubernetes with API Priority and Fairness.
 	maxInflight, maxMutatingInflight int
@@ -132,6 +136,11 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.StringVar(&cfg.SigningCertFile, "cluster-signing-cert-file", "", "the cluster CA's certificate (ca.crt): with --cluster-signing-key-file, the API server renews its --tls-cert-file and --peer-cert-file from it at two thirds of their life")
 	f.StringVar(&cfg.SigningKeyFile, "cluster-signing-key-file", "", "the cluster CA's key (ca.key)")
 	f.StringVar(&s.tokenFile, "token-file", "", "bearer tokens, one \"sha256hex,user,group\" per line")
+	f.StringVar(&s.saSigningKey, "service-account-signing-key-file", "", "the private key that signs service-account tokens (TokenRequests, the tokens mounted in pods; skiff certs init makes sa.key): without it no token is issued or mounted")
+	f.StringSliceVar(&s.saKeys, "service-account-key-file", nil, "files of public keys (or certificates, or private keys) that verify service-account tokens, repeatable (sa.pub; default: the signing key's)")
+	f.StringSliceVar(&s.saIssuers, "service-account-issuer", nil, "the issuer (iss) of service-account tokens, repeatable: the first is the one issued, every one is accepted (default "+serviceaccount.DefaultIssuer+")")
+	f.StringSliceVar(&cfg.ServiceAccounts.Audiences, "api-audiences", nil, "the API's audiences: a service-account token must be for one of them, and a TokenRequest naming none is for them (default: the issuers)")
+	f.StringVar(&cfg.ServiceAccounts.JWKSURI, "service-account-jwks-uri", "", "the jwks_uri of OIDC discovery (/.well-known/openid-configuration; default ISSUER/openid/v1/jwks)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster of several members without TLS, authentication or authorization")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request accepted")
 	f.BoolVar(&cfg.PriorityAndFairness, "enable-priority-and-fairness", cfg.PriorityAndFairness, "limit the requests executing at once by priority level, with fair queuing among each level's identities (docs/operations.md)")
@@ -194,6 +203,9 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 	if cfg.SigningCertFile != "" && len(cfg.Certificates) == 0 {
 		return fmt.Errorf("--cluster-signing-cert-file renews --tls-cert-file and --peer-cert-file: give them")
 	}
+	if err := s.serviceAccounts(cfg); err != nil {
+		return err
+	}
 	if s.tokenFile != "" {
 		if cfg.TLS == nil {
 			return fmt.Errorf("--token-file needs TLS (--tls-cert-file): tokens must not cross the network in clear")
@@ -203,6 +215,30 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 			return err
 		}
 		cfg.Tokens = toks
+	}
+	return nil
+}
+
+// serviceAccounts loads the service-account keys named by the flags into cfg.
+func (s *securityFlags) serviceAccounts(cfg *apiserver.Config) error {
+	sa := &cfg.ServiceAccounts
+	sa.Issuers = s.saIssuers
+	if s.saSigningKey != "" {
+		key, err := serviceaccount.LoadSigningKey(s.saSigningKey)
+		if err != nil {
+			return fmt.Errorf("--service-account-signing-key-file: %w", err)
+		}
+		sa.SigningKey = key
+	}
+	if len(s.saKeys) > 0 {
+		keys, err := serviceaccount.LoadPublicKeys(s.saKeys...)
+		if err != nil {
+			return fmt.Errorf("--service-account-key-file: %w", err)
+		}
+		sa.Keys = keys
+	}
+	if (sa.SigningKey != nil || len(sa.Keys) > 0) && cfg.TLS == nil && !cfg.Insecure {
+		return fmt.Errorf("service-account tokens need TLS (--tls-cert-file): tokens must not cross the network in clear")
 	}
 	return nil
 }

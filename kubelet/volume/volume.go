@@ -3,7 +3,7 @@
 // volumes in it: emptyDir (on disk, or tmpfs for medium Memory, as big as the pod's
 // memory or its sizeLimit if smaller), hostPath (checked or created per its type),
 // configMap, secret, downwardAPI and projected volumes (files written by an atomic
-// writer), and the files the kubelet writes for a pod's containers (hosts,
+// writer; a projection's service-account token comes from Inputs), and the files the kubelet writes for a pod's containers (hosts,
 // resolv.conf, termination logs).
 //
 // # Guarantees
@@ -105,6 +105,9 @@ type Inputs struct {
 	// Claim is the PersistentVolume claim namespace/name is bound to; an error wrapping
 	// ErrClaimPending if it is not bound yet. Nil: claims are pending.
 	Claim func(ctx context.Context, namespace, name string) (*corev1.PersistentVolume, error)
+	// ServiceAccountToken is the token of one serviceAccountToken projection of the
+	// pod. Nil: such projections fail.
+	ServiceAccountToken func(ctx context.Context, p *corev1.ServiceAccountTokenProjection) (string, error)
 	// PodMemory is the most memory the pod may use, in bytes: its cgroup's limit, or the
 	// node's allocatable when it has none; 0 if unknown. A medium Memory emptyDir's tmpfs
 	// is that big unless its sizeLimit is smaller (Kubernetes' SizeMemoryBackedVolumes).
@@ -211,6 +214,8 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 				part, err = secretFiles(ctx, pod.Namespace, src.Secret.Name, src.Secret.Items, src.Secret.Optional, def, in)
 			case src.DownwardAPI != nil:
 				part, err = downwardFiles(src.DownwardAPI.Items, def, in)
+			case src.ServiceAccountToken != nil:
+				part, err = tokenFiles(ctx, src.ServiceAccountToken, def, in)
 			}
 			if err != nil {
 				return "", err
@@ -352,6 +357,18 @@ func mode(m *int32) os.FileMode {
 		return 0o644
 	}
 	return os.FileMode(*m)
+}
+
+// tokenFiles is a serviceAccountToken projection's file: the pod's token.
+func tokenFiles(ctx context.Context, p *corev1.ServiceAccountTokenProjection, def os.FileMode, in Inputs) (map[string]file, error) {
+	if in.ServiceAccountToken == nil {
+		return nil, errors.New("serviceAccountToken projections are not supported here")
+	}
+	tok, err := in.ServiceAccountToken(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]file{p.Path: {data: []byte(tok), mode: def}}, nil
 }
 
 // file is one file of a projected volume.

@@ -6,8 +6,10 @@ package apicluster
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/pki/serviceaccount"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -107,6 +110,12 @@ func secure(t testing.TB, cfg *apiserver.Config, dir string) {
 	}
 	cfg.TLS, cfg.ClientRoots, cfg.JoinTLS, cfg.Store.PeerTLS = r.ServerTLS(), r.Pool, r.ClientTLS(), r.PeerTLS()
 	cfg.KubeletTLS = r.KubeletClientTLS
+	// Service-account tokens, as skiff certs init's servers sign them.
+	if key, err := serviceaccount.LoadSigningKey(p(serviceaccount.SigningKeyFile)); err == nil {
+		cfg.ServiceAccounts.SigningKey = key
+	} else if !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
 }
 
 // Cluster is a running test cluster.

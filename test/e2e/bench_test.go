@@ -25,6 +25,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/kubelet/sim"
+	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/scheduler"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
@@ -83,6 +84,11 @@ func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, 
 	began := time.Now()
 	mcfg := controllers.DefaultConfig()
 	mcfg.LeaderElect, mcfg.Logger = false, benchfig.Logger(b)
+	if secure {
+		// Every namespace's kube-root-ca.crt, which the pods' kube-api-access volumes
+		// (their service-account tokens) project.
+		mcfg.RootCAFile = filepath.Join(c.CertsDir(), pki.CACertFile)
+	}
 	run(func() { controllers.Run(ctx, c.Dial(b, "controller-manager", client.Options{}), mcfg) })
 	sched, err := scheduler.New(client.NewClientset(c.Dial(b, "scheduler", client.Options{})), scheduler.DefaultConfig())
 	if err != nil {

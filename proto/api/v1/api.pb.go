@@ -1235,6 +1235,76 @@ func (x *BindRequest) GetUid() string {
 	return ""
 }
 
+type CreateTokenRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The ServiceAccount's name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Raw  []byte `protobuf:"bytes,3,opt,name=raw,proto3" json:"raw,omitempty"`
+	// Decide, and issue nothing (kubectl's --dry-run=server).
+	DryRun        bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateTokenRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetRaw() []byte {
+	if x != nil {
+		return x.Raw
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // TerminalSize is a terminal's size in characters.
 type TerminalSize struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1246,7 +1316,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_api_v1_api_proto_msgTypes[21]
+	mi := &file_api_v1_api_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1328,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[21]
+	mi := &file_api_v1_api_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1341,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{21}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -1308,7 +1378,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1390,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[22]
+	mi := &file_api_v1_api_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1403,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{22}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExecStart) GetNamespace() string {
@@ -1400,7 +1470,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[23]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1482,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[23]
+	mi := &file_api_v1_api_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1495,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{23}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExecRequest) GetMsg() isExecRequest_Msg {
@@ -1515,7 +1585,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[24]
+	mi := &file_api_v1_api_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1597,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[24]
+	mi := &file_api_v1_api_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1610,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{24}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExecResponse) GetMsg() isExecResponse_Msg {
@@ -1626,7 +1696,7 @@ type PortForwardStart struct {
 
 func (x *PortForwardStart) Reset() {
 	*x = PortForwardStart{}
-	mi := &file_api_v1_api_proto_msgTypes[25]
+	mi := &file_api_v1_api_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1708,7 @@ func (x *PortForwardStart) String() string {
 func (*PortForwardStart) ProtoMessage() {}
 
 func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[25]
+	mi := &file_api_v1_api_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1721,7 @@ func (x *PortForwardStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardStart.ProtoReflect.Descriptor instead.
 func (*PortForwardStart) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{25}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PortForwardStart) GetNamespace() string {
@@ -1688,7 +1758,7 @@ type PortForwardRequest struct {
 
 func (x *PortForwardRequest) Reset() {
 	*x = PortForwardRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[26]
+	mi := &file_api_v1_api_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1770,7 @@ func (x *PortForwardRequest) String() string {
 func (*PortForwardRequest) ProtoMessage() {}
 
 func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[26]
+	mi := &file_api_v1_api_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1783,7 @@ func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
 func (*PortForwardRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{26}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PortForwardRequest) GetMsg() isPortForwardRequest_Msg {
@@ -1770,7 +1840,7 @@ type PortForwardResponse struct {
 
 func (x *PortForwardResponse) Reset() {
 	*x = PortForwardResponse{}
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1852,7 @@ func (x *PortForwardResponse) String() string {
 func (*PortForwardResponse) ProtoMessage() {}
 
 func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[27]
+	mi := &file_api_v1_api_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1865,7 @@ func (x *PortForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardResponse.ProtoReflect.Descriptor instead.
 func (*PortForwardResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PortForwardResponse) GetMsg() isPortForwardResponse_Msg {
@@ -1854,7 +1924,7 @@ type EvictRequest struct {
 
 func (x *EvictRequest) Reset() {
 	*x = EvictRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +1936,7 @@ func (x *EvictRequest) String() string {
 func (*EvictRequest) ProtoMessage() {}
 
 func (x *EvictRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[28]
+	mi := &file_api_v1_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +1949,7 @@ func (x *EvictRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvictRequest.ProtoReflect.Descriptor instead.
 func (*EvictRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EvictRequest) GetNamespace() string {
@@ -1943,7 +2013,7 @@ type PodLogsRequest struct {
 
 func (x *PodLogsRequest) Reset() {
 	*x = PodLogsRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2025,7 @@ func (x *PodLogsRequest) String() string {
 func (*PodLogsRequest) ProtoMessage() {}
 
 func (x *PodLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[29]
+	mi := &file_api_v1_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2038,7 @@ func (x *PodLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodLogsRequest.ProtoReflect.Descriptor instead.
 func (*PodLogsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PodLogsRequest) GetNamespace() string {
@@ -2050,7 +2120,7 @@ type PodLogsChunk struct {
 
 func (x *PodLogsChunk) Reset() {
 	*x = PodLogsChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2062,7 +2132,7 @@ func (x *PodLogsChunk) String() string {
 func (*PodLogsChunk) ProtoMessage() {}
 
 func (x *PodLogsChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[30]
+	mi := &file_api_v1_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2075,7 +2145,7 @@ func (x *PodLogsChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodLogsChunk.ProtoReflect.Descriptor instead.
 func (*PodLogsChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PodLogsChunk) GetData() []byte {
@@ -2109,7 +2179,7 @@ type CertificateSigningRequest struct {
 
 func (x *CertificateSigningRequest) Reset() {
 	*x = CertificateSigningRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2191,7 @@ func (x *CertificateSigningRequest) String() string {
 func (*CertificateSigningRequest) ProtoMessage() {}
 
 func (x *CertificateSigningRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[31]
+	mi := &file_api_v1_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2204,7 @@ func (x *CertificateSigningRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateSigningRequest.ProtoReflect.Descriptor instead.
 func (*CertificateSigningRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CertificateSigningRequest) GetRequest() []byte {
@@ -2173,7 +2243,7 @@ type CertificatesRequest struct {
 
 func (x *CertificatesRequest) Reset() {
 	*x = CertificatesRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2255,7 @@ func (x *CertificatesRequest) String() string {
 func (*CertificatesRequest) ProtoMessage() {}
 
 func (x *CertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[32]
+	mi := &file_api_v1_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2268,7 @@ func (x *CertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatesRequest.ProtoReflect.Descriptor instead.
 func (*CertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
 }
 
 type CertificateList struct {
@@ -2212,7 +2282,7 @@ type CertificateList struct {
 
 func (x *CertificateList) Reset() {
 	*x = CertificateList{}
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2294,7 @@ func (x *CertificateList) String() string {
 func (*CertificateList) ProtoMessage() {}
 
 func (x *CertificateList) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[33]
+	mi := &file_api_v1_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2307,7 @@ func (x *CertificateList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateList.ProtoReflect.Descriptor instead.
 func (*CertificateList) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CertificateList) GetMember() string {
@@ -2276,7 +2346,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2358,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[34]
+	mi := &file_api_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2371,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Certificate) GetName() string {
@@ -2375,7 +2445,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2457,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[35]
+	mi := &file_api_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2470,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 type SnapshotList struct {
@@ -2414,7 +2484,7 @@ type SnapshotList struct {
 
 func (x *SnapshotList) Reset() {
 	*x = SnapshotList{}
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2496,7 @@ func (x *SnapshotList) String() string {
 func (*SnapshotList) ProtoMessage() {}
 
 func (x *SnapshotList) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[36]
+	mi := &file_api_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2509,7 @@ func (x *SnapshotList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotList.ProtoReflect.Descriptor instead.
 func (*SnapshotList) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{36}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SnapshotList) GetSnapshots() []*SnapshotFile {
@@ -2474,7 +2544,7 @@ type SnapshotFile struct {
 
 func (x *SnapshotFile) Reset() {
 	*x = SnapshotFile{}
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2556,7 @@ func (x *SnapshotFile) String() string {
 func (*SnapshotFile) ProtoMessage() {}
 
 func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[37]
+	mi := &file_api_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2569,7 @@ func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotFile.ProtoReflect.Descriptor instead.
 func (*SnapshotFile) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{37}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SnapshotFile) GetMember() string {
@@ -2568,7 +2638,7 @@ type DefragmentRequest struct {
 
 func (x *DefragmentRequest) Reset() {
 	*x = DefragmentRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2650,7 @@ func (x *DefragmentRequest) String() string {
 func (*DefragmentRequest) ProtoMessage() {}
 
 func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[38]
+	mi := &file_api_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2593,7 +2663,7 @@ func (x *DefragmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefragmentRequest.ProtoReflect.Descriptor instead.
 func (*DefragmentRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{38}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DefragmentRequest) GetNames() []string {
@@ -2611,7 +2681,7 @@ type DisarmAlarmRequest struct {
 
 func (x *DisarmAlarmRequest) Reset() {
 	*x = DisarmAlarmRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2693,7 @@ func (x *DisarmAlarmRequest) String() string {
 func (*DisarmAlarmRequest) ProtoMessage() {}
 
 func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[39]
+	mi := &file_api_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2706,7 @@ func (x *DisarmAlarmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisarmAlarmRequest.ProtoReflect.Descriptor instead.
 func (*DisarmAlarmRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{39}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 type ClusterStatusRequest struct {
@@ -2650,7 +2720,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2732,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[40]
+	mi := &file_api_v1_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2745,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{40}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterStatusRequest) GetSizes() bool {
@@ -2705,7 +2775,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[41]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2787,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[41]
+	mi := &file_api_v1_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2800,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterStatus) GetLeader() string {
@@ -2808,7 +2878,7 @@ type Networking struct {
 
 func (x *Networking) Reset() {
 	*x = Networking{}
-	mi := &file_api_v1_api_proto_msgTypes[42]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2820,7 +2890,7 @@ func (x *Networking) String() string {
 func (*Networking) ProtoMessage() {}
 
 func (x *Networking) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[42]
+	mi := &file_api_v1_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +2903,7 @@ func (x *Networking) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Networking.ProtoReflect.Descriptor instead.
 func (*Networking) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Networking) GetClusterCidr() string {
@@ -2886,7 +2956,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_v1_api_proto_msgTypes[43]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +2968,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[43]
+	mi := &file_api_v1_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +2981,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Member) GetName() string {
@@ -2994,7 +3064,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_api_v1_api_proto_msgTypes[44]
+	mi := &file_api_v1_api_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3006,7 +3076,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[44]
+	mi := &file_api_v1_api_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3019,7 +3089,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *MemberStatus) GetName() string {
@@ -3082,7 +3152,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[45]
+	mi := &file_api_v1_api_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3164,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[45]
+	mi := &file_api_v1_api_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3177,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{45}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -3140,7 +3210,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[46]
+	mi := &file_api_v1_api_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3152,7 +3222,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[46]
+	mi := &file_api_v1_api_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3165,7 +3235,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{46}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -3184,7 +3254,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[47]
+	mi := &file_api_v1_api_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3266,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[47]
+	mi := &file_api_v1_api_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3279,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{47}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TransferLeaderRequest) GetName() string {
@@ -3227,7 +3297,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_api_v1_api_proto_msgTypes[48]
+	mi := &file_api_v1_api_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3309,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[48]
+	mi := &file_api_v1_api_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3322,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{48}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{49}
 }
 
 type SnapshotChunk struct {
@@ -3266,7 +3336,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_api_v1_api_proto_msgTypes[49]
+	mi := &file_api_v1_api_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3278,7 +3348,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_api_proto_msgTypes[49]
+	mi := &file_api_v1_api_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3291,7 +3361,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_api_v1_api_proto_rawDescGZIP(), []int{49}
+	return file_api_v1_api_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3388,7 +3458,12 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
 	"\tnode_name\x18\x03 \x01(\tR\bnodeName\x12\x10\n" +
-	"\x03uid\x18\x04 \x01(\tR\x03uid\"<\n" +
+	"\x03uid\x18\x04 \x01(\tR\x03uid\"q\n" +
+	"\x12CreateTokenRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03raw\x18\x03 \x01(\fR\x03raw\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"<\n" +
 	"\fTerminalSize\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\rR\x06height\"\xcd\x01\n" +
@@ -3541,7 +3616,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x0fSnapshotRequest\"?\n" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision2\xee\x05\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision2\xb5\x06\n" +
 	"\tResources\x12;\n" +
 	"\x06Create\x12\x1b.skiff.api.v1.CreateRequest\x1a\x14.skiff.api.v1.Object\x125\n" +
 	"\x03Get\x12\x18.skiff.api.v1.GetRequest\x1a\x14.skiff.api.v1.Object\x12=\n" +
@@ -3553,7 +3628,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x04Bind\x12\x19.skiff.api.v1.BindRequest\x1a\x14.skiff.api.v1.Object\x12R\n" +
 	"\vCreateBatch\x12 .skiff.api.v1.CreateBatchRequest\x1a!.skiff.api.v1.CreateBatchResponse\x12L\n" +
 	"\tBindBatch\x12\x1e.skiff.api.v1.BindBatchRequest\x1a\x1f.skiff.api.v1.BindBatchResponse\x12R\n" +
-	"\vUpdateBatch\x12 .skiff.api.v1.UpdateBatchRequest\x1a!.skiff.api.v1.UpdateBatchResponse2\xe5\x02\n" +
+	"\vUpdateBatch\x12 .skiff.api.v1.UpdateBatchRequest\x1a!.skiff.api.v1.UpdateBatchResponse\x12E\n" +
+	"\vCreateToken\x12 .skiff.api.v1.CreateTokenRequest\x1a\x14.skiff.api.v1.Object2\xe5\x02\n" +
 	"\x04Pods\x12B\n" +
 	"\x04Logs\x12\x1c.skiff.api.v1.PodLogsRequest\x1a\x1a.skiff.api.v1.PodLogsChunk0\x01\x12A\n" +
 	"\x04Exec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x010\x01\x12C\n" +
@@ -3585,7 +3661,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 	return file_api_v1_api_proto_rawDescData
 }
 
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_api_v1_api_proto_goTypes = []any{
 	(*Object)(nil),                    // 0: skiff.api.v1.Object
 	(*CreateRequest)(nil),             // 1: skiff.api.v1.CreateRequest
@@ -3608,36 +3684,37 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*RawWatchResponse)(nil),          // 18: skiff.api.v1.RawWatchResponse
 	(*RawWatchEvent)(nil),             // 19: skiff.api.v1.RawWatchEvent
 	(*BindRequest)(nil),               // 20: skiff.api.v1.BindRequest
-	(*TerminalSize)(nil),              // 21: skiff.api.v1.TerminalSize
-	(*ExecStart)(nil),                 // 22: skiff.api.v1.ExecStart
-	(*ExecRequest)(nil),               // 23: skiff.api.v1.ExecRequest
-	(*ExecResponse)(nil),              // 24: skiff.api.v1.ExecResponse
-	(*PortForwardStart)(nil),          // 25: skiff.api.v1.PortForwardStart
-	(*PortForwardRequest)(nil),        // 26: skiff.api.v1.PortForwardRequest
-	(*PortForwardResponse)(nil),       // 27: skiff.api.v1.PortForwardResponse
-	(*EvictRequest)(nil),              // 28: skiff.api.v1.EvictRequest
-	(*PodLogsRequest)(nil),            // 29: skiff.api.v1.PodLogsRequest
-	(*PodLogsChunk)(nil),              // 30: skiff.api.v1.PodLogsChunk
-	(*CertificateSigningRequest)(nil), // 31: skiff.api.v1.CertificateSigningRequest
-	(*CertificatesRequest)(nil),       // 32: skiff.api.v1.CertificatesRequest
-	(*CertificateList)(nil),           // 33: skiff.api.v1.CertificateList
-	(*Certificate)(nil),               // 34: skiff.api.v1.Certificate
-	(*ListSnapshotsRequest)(nil),      // 35: skiff.api.v1.ListSnapshotsRequest
-	(*SnapshotList)(nil),              // 36: skiff.api.v1.SnapshotList
-	(*SnapshotFile)(nil),              // 37: skiff.api.v1.SnapshotFile
-	(*DefragmentRequest)(nil),         // 38: skiff.api.v1.DefragmentRequest
-	(*DisarmAlarmRequest)(nil),        // 39: skiff.api.v1.DisarmAlarmRequest
-	(*ClusterStatusRequest)(nil),      // 40: skiff.api.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),             // 41: skiff.api.v1.ClusterStatus
-	(*Networking)(nil),                // 42: skiff.api.v1.Networking
-	(*Member)(nil),                    // 43: skiff.api.v1.Member
-	(*MemberStatus)(nil),              // 44: skiff.api.v1.MemberStatus
-	(*AddMemberRequest)(nil),          // 45: skiff.api.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),       // 46: skiff.api.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil),     // 47: skiff.api.v1.TransferLeaderRequest
-	(*SnapshotRequest)(nil),           // 48: skiff.api.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),             // 49: skiff.api.v1.SnapshotChunk
-	(*timestamppb.Timestamp)(nil),     // 50: google.protobuf.Timestamp
+	(*CreateTokenRequest)(nil),        // 21: skiff.api.v1.CreateTokenRequest
+	(*TerminalSize)(nil),              // 22: skiff.api.v1.TerminalSize
+	(*ExecStart)(nil),                 // 23: skiff.api.v1.ExecStart
+	(*ExecRequest)(nil),               // 24: skiff.api.v1.ExecRequest
+	(*ExecResponse)(nil),              // 25: skiff.api.v1.ExecResponse
+	(*PortForwardStart)(nil),          // 26: skiff.api.v1.PortForwardStart
+	(*PortForwardRequest)(nil),        // 27: skiff.api.v1.PortForwardRequest
+	(*PortForwardResponse)(nil),       // 28: skiff.api.v1.PortForwardResponse
+	(*EvictRequest)(nil),              // 29: skiff.api.v1.EvictRequest
+	(*PodLogsRequest)(nil),            // 30: skiff.api.v1.PodLogsRequest
+	(*PodLogsChunk)(nil),              // 31: skiff.api.v1.PodLogsChunk
+	(*CertificateSigningRequest)(nil), // 32: skiff.api.v1.CertificateSigningRequest
+	(*CertificatesRequest)(nil),       // 33: skiff.api.v1.CertificatesRequest
+	(*CertificateList)(nil),           // 34: skiff.api.v1.CertificateList
+	(*Certificate)(nil),               // 35: skiff.api.v1.Certificate
+	(*ListSnapshotsRequest)(nil),      // 36: skiff.api.v1.ListSnapshotsRequest
+	(*SnapshotList)(nil),              // 37: skiff.api.v1.SnapshotList
+	(*SnapshotFile)(nil),              // 38: skiff.api.v1.SnapshotFile
+	(*DefragmentRequest)(nil),         // 39: skiff.api.v1.DefragmentRequest
+	(*DisarmAlarmRequest)(nil),        // 40: skiff.api.v1.DisarmAlarmRequest
+	(*ClusterStatusRequest)(nil),      // 41: skiff.api.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),             // 42: skiff.api.v1.ClusterStatus
+	(*Networking)(nil),                // 43: skiff.api.v1.Networking
+	(*Member)(nil),                    // 44: skiff.api.v1.Member
+	(*MemberStatus)(nil),              // 45: skiff.api.v1.MemberStatus
+	(*AddMemberRequest)(nil),          // 46: skiff.api.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),       // 47: skiff.api.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil),     // 48: skiff.api.v1.TransferLeaderRequest
+	(*SnapshotRequest)(nil),           // 49: skiff.api.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),             // 50: skiff.api.v1.SnapshotChunk
+	(*timestamppb.Timestamp)(nil),     // 51: google.protobuf.Timestamp
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: skiff.api.v1.CreateRequest.object:type_name -> skiff.api.v1.Object
@@ -3654,17 +3731,17 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	17, // 11: skiff.api.v1.WatchResponse.events:type_name -> skiff.api.v1.WatchEvent
 	0,  // 12: skiff.api.v1.WatchEvent.object:type_name -> skiff.api.v1.Object
 	19, // 13: skiff.api.v1.RawWatchResponse.events:type_name -> skiff.api.v1.RawWatchEvent
-	21, // 14: skiff.api.v1.ExecStart.size:type_name -> skiff.api.v1.TerminalSize
-	22, // 15: skiff.api.v1.ExecRequest.start:type_name -> skiff.api.v1.ExecStart
-	21, // 16: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
-	25, // 17: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
+	22, // 14: skiff.api.v1.ExecStart.size:type_name -> skiff.api.v1.TerminalSize
+	23, // 15: skiff.api.v1.ExecRequest.start:type_name -> skiff.api.v1.ExecStart
+	22, // 16: skiff.api.v1.ExecRequest.resize:type_name -> skiff.api.v1.TerminalSize
+	26, // 17: skiff.api.v1.PortForwardRequest.start:type_name -> skiff.api.v1.PortForwardStart
 	14, // 18: skiff.api.v1.EvictRequest.preconditions:type_name -> skiff.api.v1.Preconditions
-	50, // 19: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
-	34, // 20: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
-	37, // 21: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
-	43, // 22: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
-	44, // 23: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
-	42, // 24: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
+	51, // 19: skiff.api.v1.PodLogsRequest.since_time:type_name -> google.protobuf.Timestamp
+	35, // 20: skiff.api.v1.CertificateList.certificates:type_name -> skiff.api.v1.Certificate
+	38, // 21: skiff.api.v1.SnapshotList.snapshots:type_name -> skiff.api.v1.SnapshotFile
+	44, // 22: skiff.api.v1.ClusterStatus.members:type_name -> skiff.api.v1.Member
+	45, // 23: skiff.api.v1.ClusterStatus.self:type_name -> skiff.api.v1.MemberStatus
+	43, // 24: skiff.api.v1.ClusterStatus.networking:type_name -> skiff.api.v1.Networking
 	1,  // 25: skiff.api.v1.Resources.Create:input_type -> skiff.api.v1.CreateRequest
 	9,  // 26: skiff.api.v1.Resources.Get:input_type -> skiff.api.v1.GetRequest
 	10, // 27: skiff.api.v1.Resources.List:input_type -> skiff.api.v1.ListRequest
@@ -3676,49 +3753,51 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	2,  // 33: skiff.api.v1.Resources.CreateBatch:input_type -> skiff.api.v1.CreateBatchRequest
 	5,  // 34: skiff.api.v1.Resources.BindBatch:input_type -> skiff.api.v1.BindBatchRequest
 	7,  // 35: skiff.api.v1.Resources.UpdateBatch:input_type -> skiff.api.v1.UpdateBatchRequest
-	29, // 36: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
-	23, // 37: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
-	23, // 38: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
-	26, // 39: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
-	28, // 40: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
-	40, // 41: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
-	45, // 42: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
-	46, // 43: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
-	47, // 44: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
-	48, // 45: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
-	38, // 46: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
-	39, // 47: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
-	35, // 48: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
-	32, // 49: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
-	31, // 50: skiff.api.v1.Cluster.CreateCertificateSigningRequest:input_type -> skiff.api.v1.CertificateSigningRequest
-	0,  // 51: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
-	0,  // 52: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
-	11, // 53: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
-	0,  // 54: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
-	0,  // 55: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
-	0,  // 56: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
-	16, // 57: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
-	0,  // 58: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
-	3,  // 59: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
-	6,  // 60: skiff.api.v1.Resources.BindBatch:output_type -> skiff.api.v1.BindBatchResponse
-	8,  // 61: skiff.api.v1.Resources.UpdateBatch:output_type -> skiff.api.v1.UpdateBatchResponse
-	30, // 62: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
-	24, // 63: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
-	24, // 64: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
-	27, // 65: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
-	0,  // 66: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
-	41, // 67: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
-	41, // 68: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
-	41, // 69: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
-	41, // 70: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
-	49, // 71: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
-	41, // 72: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
-	41, // 73: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
-	36, // 74: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
-	33, // 75: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
-	31, // 76: skiff.api.v1.Cluster.CreateCertificateSigningRequest:output_type -> skiff.api.v1.CertificateSigningRequest
-	51, // [51:77] is the sub-list for method output_type
-	25, // [25:51] is the sub-list for method input_type
+	21, // 36: skiff.api.v1.Resources.CreateToken:input_type -> skiff.api.v1.CreateTokenRequest
+	30, // 37: skiff.api.v1.Pods.Logs:input_type -> skiff.api.v1.PodLogsRequest
+	24, // 38: skiff.api.v1.Pods.Exec:input_type -> skiff.api.v1.ExecRequest
+	24, // 39: skiff.api.v1.Pods.Attach:input_type -> skiff.api.v1.ExecRequest
+	27, // 40: skiff.api.v1.Pods.PortForward:input_type -> skiff.api.v1.PortForwardRequest
+	29, // 41: skiff.api.v1.Pods.Evict:input_type -> skiff.api.v1.EvictRequest
+	41, // 42: skiff.api.v1.Cluster.Status:input_type -> skiff.api.v1.ClusterStatusRequest
+	46, // 43: skiff.api.v1.Cluster.AddMember:input_type -> skiff.api.v1.AddMemberRequest
+	47, // 44: skiff.api.v1.Cluster.RemoveMember:input_type -> skiff.api.v1.RemoveMemberRequest
+	48, // 45: skiff.api.v1.Cluster.TransferLeader:input_type -> skiff.api.v1.TransferLeaderRequest
+	49, // 46: skiff.api.v1.Cluster.Snapshot:input_type -> skiff.api.v1.SnapshotRequest
+	39, // 47: skiff.api.v1.Cluster.Defragment:input_type -> skiff.api.v1.DefragmentRequest
+	40, // 48: skiff.api.v1.Cluster.DisarmAlarm:input_type -> skiff.api.v1.DisarmAlarmRequest
+	36, // 49: skiff.api.v1.Cluster.ListSnapshots:input_type -> skiff.api.v1.ListSnapshotsRequest
+	33, // 50: skiff.api.v1.Cluster.Certificates:input_type -> skiff.api.v1.CertificatesRequest
+	32, // 51: skiff.api.v1.Cluster.CreateCertificateSigningRequest:input_type -> skiff.api.v1.CertificateSigningRequest
+	0,  // 52: skiff.api.v1.Resources.Create:output_type -> skiff.api.v1.Object
+	0,  // 53: skiff.api.v1.Resources.Get:output_type -> skiff.api.v1.Object
+	11, // 54: skiff.api.v1.Resources.List:output_type -> skiff.api.v1.ListResponse
+	0,  // 55: skiff.api.v1.Resources.Update:output_type -> skiff.api.v1.Object
+	0,  // 56: skiff.api.v1.Resources.UpdateStatus:output_type -> skiff.api.v1.Object
+	0,  // 57: skiff.api.v1.Resources.Delete:output_type -> skiff.api.v1.Object
+	16, // 58: skiff.api.v1.Resources.Watch:output_type -> skiff.api.v1.WatchResponse
+	0,  // 59: skiff.api.v1.Resources.Bind:output_type -> skiff.api.v1.Object
+	3,  // 60: skiff.api.v1.Resources.CreateBatch:output_type -> skiff.api.v1.CreateBatchResponse
+	6,  // 61: skiff.api.v1.Resources.BindBatch:output_type -> skiff.api.v1.BindBatchResponse
+	8,  // 62: skiff.api.v1.Resources.UpdateBatch:output_type -> skiff.api.v1.UpdateBatchResponse
+	0,  // 63: skiff.api.v1.Resources.CreateToken:output_type -> skiff.api.v1.Object
+	31, // 64: skiff.api.v1.Pods.Logs:output_type -> skiff.api.v1.PodLogsChunk
+	25, // 65: skiff.api.v1.Pods.Exec:output_type -> skiff.api.v1.ExecResponse
+	25, // 66: skiff.api.v1.Pods.Attach:output_type -> skiff.api.v1.ExecResponse
+	28, // 67: skiff.api.v1.Pods.PortForward:output_type -> skiff.api.v1.PortForwardResponse
+	0,  // 68: skiff.api.v1.Pods.Evict:output_type -> skiff.api.v1.Object
+	42, // 69: skiff.api.v1.Cluster.Status:output_type -> skiff.api.v1.ClusterStatus
+	42, // 70: skiff.api.v1.Cluster.AddMember:output_type -> skiff.api.v1.ClusterStatus
+	42, // 71: skiff.api.v1.Cluster.RemoveMember:output_type -> skiff.api.v1.ClusterStatus
+	42, // 72: skiff.api.v1.Cluster.TransferLeader:output_type -> skiff.api.v1.ClusterStatus
+	50, // 73: skiff.api.v1.Cluster.Snapshot:output_type -> skiff.api.v1.SnapshotChunk
+	42, // 74: skiff.api.v1.Cluster.Defragment:output_type -> skiff.api.v1.ClusterStatus
+	42, // 75: skiff.api.v1.Cluster.DisarmAlarm:output_type -> skiff.api.v1.ClusterStatus
+	37, // 76: skiff.api.v1.Cluster.ListSnapshots:output_type -> skiff.api.v1.SnapshotList
+	34, // 77: skiff.api.v1.Cluster.Certificates:output_type -> skiff.api.v1.CertificateList
+	32, // 78: skiff.api.v1.Cluster.CreateCertificateSigningRequest:output_type -> skiff.api.v1.CertificateSigningRequest
+	52, // [52:79] is the sub-list for method output_type
+	25, // [25:52] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -3730,35 +3809,35 @@ func file_api_v1_api_proto_init() {
 		return
 	}
 	file_api_v1_api_proto_msgTypes[13].OneofWrappers = []any{}
-	file_api_v1_api_proto_msgTypes[23].OneofWrappers = []any{
+	file_api_v1_api_proto_msgTypes[24].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_Resize)(nil),
 		(*ExecRequest_StdinEof)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[24].OneofWrappers = []any{
+	file_api_v1_api_proto_msgTypes[25].OneofWrappers = []any{
 		(*ExecResponse_Started)(nil),
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[26].OneofWrappers = []any{
+	file_api_v1_api_proto_msgTypes[27].OneofWrappers = []any{
 		(*PortForwardRequest_Start)(nil),
 		(*PortForwardRequest_Data)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[27].OneofWrappers = []any{
+	file_api_v1_api_proto_msgTypes[28].OneofWrappers = []any{
 		(*PortForwardResponse_Connected)(nil),
 		(*PortForwardResponse_Data)(nil),
 	}
-	file_api_v1_api_proto_msgTypes[28].OneofWrappers = []any{}
 	file_api_v1_api_proto_msgTypes[29].OneofWrappers = []any{}
+	file_api_v1_api_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -39,6 +39,7 @@ const (
 	Resources_CreateBatch_FullMethodName  = "/skiff.api.v1.Resources/CreateBatch"
 	Resources_BindBatch_FullMethodName    = "/skiff.api.v1.Resources/BindBatch"
 	Resources_UpdateBatch_FullMethodName  = "/skiff.api.v1.Resources/UpdateBatch"
+	Resources_CreateToken_FullMethodName  = "/skiff.api.v1.Resources/CreateToken"
 )
 
 // ResourcesClient is the client API for Resources service.
@@ -78,6 +79,16 @@ type ResourcesClient interface {
 	// finished pods' tracking finalizers. Every object must be allowed to the caller, or
 	// the whole call is refused (PermissionDenied).
 	UpdateBatch(ctx context.Context, in *UpdateBatchRequest, opts ...grpc.CallOption) (*UpdateBatchResponse, error)
+	// CreateToken is Kubernetes' TokenRequest (create serviceaccounts/token, authorized
+	// as that): a service-account token of account namespace/name, bound to the pod or
+	// Secret of spec.boundObjectRef, for spec.audiences (default: the API's), living
+	// spec.expirationSeconds (default 3600, at least 600). raw and the reply's raw are
+	// the authentication.k8s.io/v1 TokenRequest in Kubernetes' protobuf encoding; the
+	// reply's status holds the token. A kubelet may ask only for the account of a pod
+	// bound to its node, bound to that pod. Errors: NotFound when the server issues no
+	// tokens or the account or bound object is missing; InvalidArgument (reason Invalid)
+	// for a bad spec; Aborted when the bound object's uid is not the one named.
+	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*Object, error)
 }
 
 type resourcesClient struct {
@@ -207,6 +218,16 @@ func (c *resourcesClient) UpdateBatch(ctx context.Context, in *UpdateBatchReques
 	return out, nil
 }
 
+func (c *resourcesClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*Object, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Object)
+	err := c.cc.Invoke(ctx, Resources_CreateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ResourcesServer is the server API for Resources service.
 // All implementations must embed UnimplementedResourcesServer
 // for forward compatibility.
@@ -244,6 +265,16 @@ type ResourcesServer interface {
 	// finished pods' tracking finalizers. Every object must be allowed to the caller, or
 	// the whole call is refused (PermissionDenied).
 	UpdateBatch(context.Context, *UpdateBatchRequest) (*UpdateBatchResponse, error)
+	// CreateToken is Kubernetes' TokenRequest (create serviceaccounts/token, authorized
+	// as that): a service-account token of account namespace/name, bound to the pod or
+	// Secret of spec.boundObjectRef, for spec.audiences (default: the API's), living
+	// spec.expirationSeconds (default 3600, at least 600). raw and the reply's raw are
+	// the authentication.k8s.io/v1 TokenRequest in Kubernetes' protobuf encoding; the
+	// reply's status holds the token. A kubelet may ask only for the account of a pod
+	// bound to its node, bound to that pod. Errors: NotFound when the server issues no
+	// tokens or the account or bound object is missing; InvalidArgument (reason Invalid)
+	// for a bad spec; Aborted when the bound object's uid is not the one named.
+	CreateToken(context.Context, *CreateTokenRequest) (*Object, error)
 	mustEmbedUnimplementedResourcesServer()
 }
 
@@ -286,6 +317,9 @@ func (UnimplementedResourcesServer) BindBatch(context.Context, *BindBatchRequest
 }
 func (UnimplementedResourcesServer) UpdateBatch(context.Context, *UpdateBatchRequest) (*UpdateBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateBatch not implemented")
+}
+func (UnimplementedResourcesServer) CreateToken(context.Context, *CreateTokenRequest) (*Object, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
 }
 func (UnimplementedResourcesServer) mustEmbedUnimplementedResourcesServer() {}
 func (UnimplementedResourcesServer) testEmbeddedByValue()                   {}
@@ -499,6 +533,24 @@ func _Resources_UpdateBatch_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Resources_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourcesServer).CreateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Resources_CreateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourcesServer).CreateToken(ctx, req.(*CreateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Resources_ServiceDesc is the grpc.ServiceDesc for Resources service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -545,6 +597,10 @@ var Resources_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateBatch",
 			Handler:    _Resources_UpdateBatch_Handler,
+		},
+		{
+			MethodName: "CreateToken",
+			Handler:    _Resources_CreateToken_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

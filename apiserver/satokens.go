@@ -1,0 +1,324 @@
+package apiserver
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/pki/serviceaccount"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/store"
+)
+
+// Service-account tokens, as Kubernetes makes them: a TokenRequest (create
+// serviceaccounts/token, over REST and gRPC) issues a JWT of the account, bound to a
+// pod or a Secret, signed with the --service-account-signing-key-file; a bearer token
+// that is such a JWT authenticates as system:serviceaccount:NS:NAME while its signature
+// (one of the --service-account-key-file keys), issuer, audience and validity hold and
+// the account and the object it is bound to still exist with the uid it names. Those
+// checks read this member's caches (the node graph's pods, the local caches of
+// accounts and Secrets), never the store per request. A legacy
+// kubernetes.io/service-account-token Secret's token authenticates while its Secret
+// holds it. OIDC discovery (rest.go) serves the issuer and its keys.
+
+// ServiceAccountTokens configures service-account tokens (Config.ServiceAccounts).
+type ServiceAccountTokens struct {
+	// SigningKey signs the tokens TokenRequests issue; nil issues none (a TokenRequest
+	// is refused and the ServiceAccount admission mounts no token).
+	SigningKey crypto.Signer
+	// Keys verify tokens (the signing key's public half among them); nil accepts no
+	// service-account token.
+	Keys []crypto.PublicKey
+	// Issuers: the first is the iss of the tokens issued, every one is accepted
+	// (default serviceaccount.DefaultIssuer).
+	Issuers []string
+	// Audiences are the API's audiences: a token must be for one of them, and a
+	// TokenRequest naming none is for them (default: Issuers).
+	Audiences []string
+	// JWKSURI is the jwks_uri of OIDC discovery (default ISSUER/openid/v1/jwks).
+	JWKSURI string
+}
+
+// DefaultTokenExpiration is a TokenRequest's life when it asks for none.
+const DefaultTokenExpiration = time.Hour
+
+// saTokens issues and authenticates service-account tokens.
+type saTokens struct {
+	cfg      ServiceAccountTokens
+	issuer   *serviceaccount.Issuer // nil: none issued
+	verifier *serviceaccount.Verifier
+	res      *resources
+	// secrets caches what the tokens bound to Secrets, and legacy Secrets' tokens,
+	// are checked against.
+	secrets *localCache[secretToken]
+	now     func() time.Time
+}
+
+// secretToken is what the token checks keep of a Secret.
+type secretToken struct {
+	uid   string
+	typ   corev1.SecretType
+	token []byte
+}
+
+// newSATokens makes the tokens' issuer and verifier; the caller sets res.
+func newSATokens(cfg ServiceAccountTokens, now func() time.Time) (*saTokens, error) {
+	if len(cfg.Issuers) == 0 {
+		cfg.Issuers = []string{serviceaccount.DefaultIssuer}
+	}
+	if len(cfg.Audiences) == 0 {
+		cfg.Audiences = cfg.Issuers
+	}
+	if cfg.JWKSURI == "" {
+		cfg.JWKSURI = strings.TrimSuffix(cfg.Issuers[0], "/") + "/openid/v1/jwks"
+	}
+	if now == nil {
+		now = time.Now
+	}
+	t := &saTokens{cfg: cfg, now: now}
+	if cfg.SigningKey != nil {
+		if !slices.ContainsFunc(cfg.Keys, func(k crypto.PublicKey) bool {
+			e, ok := k.(interface{ Equal(crypto.PublicKey) bool })
+			return ok && e.Equal(cfg.SigningKey.Public())
+		}) {
+			cfg.Keys = append(cfg.Keys, cfg.SigningKey.Public())
+			t.cfg.Keys = cfg.Keys
+		}
+		var err error
+		if t.issuer, err = serviceaccount.NewIssuer(cfg.Issuers[0], cfg.SigningKey); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.Keys) > 0 {
+		var err error
+		if t.verifier, err = serviceaccount.NewVerifier(cfg.Keys, cfg.Issuers, cfg.Audiences); err != nil {
+			return nil, err
+		}
+	}
+	secretInfo := kinds.MustLookup(kinds.Secret)
+	t.secrets = newLocalCache(kinds.Secret, func(o store.Object) (secretToken, error) {
+		o, err := t.res.atRest.openObject(secretInfo, o)
+		if err != nil {
+			return secretToken{}, err
+		}
+		obj, err := decode(secretInfo, &o)
+		if err != nil {
+			return secretToken{}, err
+		}
+		s := obj.(*corev1.Secret)
+		return secretToken{uid: string(s.UID), typ: s.Type, token: s.Data[corev1.ServiceAccountTokenKey]}, nil
+	})
+	return t, nil
+}
+
+// issues reports whether the server issues tokens (a nil t issues none).
+func (t *saTokens) issues() bool { return t != nil && t.issuer != nil }
+
+var _ auth.TokenAuthenticator = (*saTokens)(nil)
+
+// AuthenticateToken implements auth.TokenAuthenticator.
+func (t *saTokens) AuthenticateToken(token string) (auth.User, bool, error) {
+	if t.verifier == nil || !serviceaccount.LooksLikeJWT(token) {
+		return auth.User{}, false, nil
+	}
+	c, err := t.verifier.Verify(token, t.now())
+	switch {
+	case errors.Is(err, serviceaccount.ErrNotServiceAccount):
+		return auth.User{}, false, nil
+	case err != nil:
+		return auth.User{}, true, err
+	}
+	if err := t.checkBound(c, token); err != nil {
+		return auth.User{}, true, fmt.Errorf("invalid bearer token: %w", err)
+	}
+	ns, name, _ := c.Account()
+	return auth.User{Name: serviceaccount.UserName(ns, name), Groups: serviceaccount.Groups(ns)}, true, nil
+}
+
+// checkBound checks that the objects a verified token names still exist with its
+// uids, as Kubernetes' validator does, in Kubernetes' words.
+func (t *saTokens) checkBound(c *serviceaccount.Claims, token string) error {
+	ns, name, uid := c.Account()
+	sa, found, err := t.res.serviceAccounts.get(t.res.store, store.Key{Kind: kinds.ServiceAccount, Namespace: ns, Name: name})
+	switch {
+	case err != nil:
+		return err
+	case !found:
+		return fmt.Errorf("service account %s/%s has been deleted", ns, name)
+	case uid != "" && sa.uid != uid:
+		return fmt.Errorf("service account UID (%s) does not match claim (%s)", sa.uid, uid)
+	}
+	secret := func(sname, suid string) (secretToken, error) {
+		s, found, err := t.secrets.get(t.res.store, store.Key{Kind: kinds.Secret, Namespace: ns, Name: sname})
+		switch {
+		case err != nil:
+			return s, err
+		case !found:
+			return s, fmt.Errorf("secret %s/%s has been deleted", ns, sname)
+		case suid != "" && s.uid != suid:
+			return s, fmt.Errorf("secret UID (%s) does not match claim (%s)", s.uid, suid)
+		}
+		return s, nil
+	}
+	if c.Legacy() {
+		s, err := secret(c.LegacySecret, "")
+		if err != nil {
+			return err
+		}
+		if s.typ != corev1.SecretTypeServiceAccountToken || string(s.token) != token {
+			return fmt.Errorf("token does not match the one in secret %s/%s", ns, c.LegacySecret)
+		}
+		return nil
+	}
+	k := c.Kubernetes
+	if k.Secret != nil {
+		if _, err := secret(k.Secret.Name, k.Secret.UID); err != nil {
+			return err
+		}
+	}
+	if k.Pod != nil {
+		key := store.Key{Kind: kinds.Pod, Namespace: ns, Name: k.Pod.Name}
+		switch got := t.res.graph.podUID(key, k.Pod.UID); {
+		case got == "":
+			return fmt.Errorf("pod %s/%s has been deleted", ns, k.Pod.Name)
+		case got != k.Pod.UID:
+			return fmt.Errorf("pod UID (%s) does not match claim (%s)", got, k.Pod.UID)
+		}
+	}
+	return nil
+}
+
+// requestToken serves a TokenRequest for account namespace/name: Kubernetes'
+// serviceaccounts/token, with the NodeRestriction admission's check of a kubelet's
+// request (bound to a pod bound to its node).
+func (r *resources) requestToken(ctx context.Context, namespace, name string, tr *authenticationv1.TokenRequest, dryRun bool) (*authenticationv1.TokenRequest, error) {
+	saInfo := kinds.MustLookup(kinds.ServiceAccount)
+	if !r.tokens.issues() {
+		return nil, statusError(codes.NotFound, ReasonNotFound, nil,
+			"this API server issues no service-account tokens (no --service-account-signing-key-file)").about(saInfo, name)
+	}
+	t := r.tokens
+	if tr.Name != "" && tr.Name != name {
+		return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", tr.Name, name)
+	}
+	spec := &tr.Spec
+	if len(spec.Audiences) == 0 {
+		spec.Audiences = slices.Clone(t.cfg.Audiences)
+	}
+	if spec.ExpirationSeconds == nil {
+		spec.ExpirationSeconds = new(int64(DefaultTokenExpiration / time.Second))
+	}
+	invalidTR := func(format string, args ...any) error {
+		return statusError(codes.InvalidArgument, ReasonInvalid, nil, "TokenRequest.authentication.k8s.io %q is invalid: "+format,
+			append([]any{name}, args...)...)
+	}
+	if e := *spec.ExpirationSeconds; e < int64(serviceaccount.MinExpiration/time.Second) {
+		return nil, invalidTR("spec.expirationSeconds: Invalid value: %d: may not specify a duration less than 10 minutes", e)
+	} else if e > math.MaxUint32 {
+		return nil, invalidTR("spec.expirationSeconds: Invalid value: %d: may not specify a duration larger than 2^32 seconds", e)
+	}
+	obj, _, err := r.get(ctx, saInfo, store.Key{Kind: kinds.ServiceAccount, Namespace: namespace, Name: name}, store.ReadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	sa := obj.(*corev1.ServiceAccount)
+	b := serviceaccount.Binding{Namespace: namespace, ServiceAccount: serviceaccount.Ref{Name: name, UID: string(sa.UID)},
+		Audiences: spec.Audiences, Expiration: time.Duration(*spec.ExpirationSeconds) * time.Second}
+	node := auth.NodeOf(requestUser(ctx))
+	ref := spec.BoundObjectRef
+	if node != "" && (ref == nil || ref.Kind != kinds.Pod) {
+		return nil, forbidden(saInfo, name, fmt.Sprintf("node requested token not bound to a pod"))
+	}
+	if ref != nil {
+		if ref.APIVersion != "" && ref.APIVersion != "v1" {
+			return nil, invalidTR("spec.boundObjectRef.apiVersion: Unsupported value: %q: supported values: \"v1\"", ref.APIVersion)
+		}
+		switch ref.Kind {
+		case kinds.Pod:
+			info := kinds.MustLookup(kinds.Pod)
+			o, _, err := r.get(ctx, info, store.Key{Kind: kinds.Pod, Namespace: namespace, Name: ref.Name}, store.ReadOptions{})
+			if err != nil {
+				return nil, err
+			}
+			pod := o.(*corev1.Pod)
+			if ref.UID != "" && ref.UID != pod.UID {
+				return nil, conflictUID(info, ref.Name, ref.UID, pod.UID)
+			}
+			if pod.Spec.ServiceAccountName != name {
+				return nil, badRequest("cannot bind token for serviceaccount %q to pod running with different serviceaccount name.", name)
+			}
+			if node != "" && pod.Spec.NodeName != node {
+				return nil, forbidden(saInfo, name, fmt.Sprintf("node requested token bound to a pod scheduled on a different node"))
+			}
+			b.Pod = &serviceaccount.Ref{Name: pod.Name, UID: string(pod.UID)}
+			ref.UID = pod.UID
+			if n := pod.Spec.NodeName; n != "" {
+				b.Node = &serviceaccount.Ref{Name: n}
+				if no, _, err := r.get(ctx, kinds.MustLookup(kinds.Node), store.Key{Kind: kinds.Node, Name: n}, store.ReadOptions{Stale: true}); err == nil {
+					b.Node.UID = string(no.GetUID())
+				}
+			}
+		case kinds.Secret:
+			info := kinds.MustLookup(kinds.Secret)
+			o, _, err := r.get(ctx, info, store.Key{Kind: kinds.Secret, Namespace: namespace, Name: ref.Name}, store.ReadOptions{})
+			if err != nil {
+				return nil, err
+			}
+			if ref.UID != "" && ref.UID != o.GetUID() {
+				return nil, conflictUID(info, ref.Name, ref.UID, o.GetUID())
+			}
+			b.Secret = &serviceaccount.Ref{Name: ref.Name, UID: string(o.GetUID())}
+			ref.UID = o.GetUID()
+		default:
+			return nil, invalidTR("spec.boundObjectRef.kind: Unsupported value: %q: supported values: \"Pod\", \"Secret\"", ref.Kind)
+		}
+	}
+	now := r.now()
+	out := tr.DeepCopy()
+	out.TypeMeta = metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "TokenRequest"}
+	out.Name, out.Namespace, out.CreationTimestamp = name, namespace, metav1.NewTime(now)
+	if dryRun {
+		return out, nil
+	}
+	tok, exp, err := t.issuer.Issue(b, now)
+	if err != nil {
+		return nil, statusError(codes.Internal, "", nil, "failed to generate token: %v", err)
+	}
+	out.Status = authenticationv1.TokenRequestStatus{Token: tok, ExpirationTimestamp: metav1.NewTime(exp)}
+	return out, nil
+}
+
+// conflictUID refuses a TokenRequest bound to an object whose uid is not the one named.
+func conflictUID(info *kinds.Info, name string, want, got types.UID) error {
+	return conflict(info, name, 0, fmt.Sprintf("the UID in the bound object reference (%s) does not match the UID in record. The object might have been deleted and then recreated", want))
+}
+
+// CreateToken serves the gRPC TokenRequest (serviceaccounts/token).
+func (r *resources) CreateToken(ctx context.Context, req *apiv1.CreateTokenRequest) (*apiv1.Object, error) {
+	var tr authenticationv1.TokenRequest
+	if err := tr.Unmarshal(req.GetRaw()); err != nil {
+		return nil, badRequest("raw: not a TokenRequest: %v", err)
+	}
+	out, err := r.requestToken(ctx, namespaceFor(kinds.MustLookup(kinds.ServiceAccount), req.GetNamespace()), req.GetName(), &tr, req.GetDryRun())
+	if err != nil {
+		return nil, err
+	}
+	raw, err := out.Marshal()
+	if err != nil {
+		return nil, statusError(codes.Internal, "", nil, "encode TokenRequest: %v", err)
+	}
+	return &apiv1.Object{ApiVersion: "authentication.k8s.io/v1", Kind: "TokenRequest", Raw: raw}, nil
+}
