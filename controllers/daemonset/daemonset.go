@@ -104,9 +104,12 @@ type Controller struct {
 	podClaimer controllerref.Claimer[*corev1.Pod]
 	revClaimer controllerref.Claimer[*appsv1.ControllerRevision]
 
+	// batches: per DaemonSet, the slow-start batch its creations begin with (a rolling
+	// update's replacements, wave after wave).
+	batches slowstart.Memory
+
 	mu      sync.Mutex
 	backoff map[string]failedBackoff // by DaemonSet key and node
-
 }
 
 type failedBackoff struct {
@@ -186,6 +189,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if !ok {
 		c.exp.Forget(key)
 		c.forgetBackoff(key)
+		c.batches.Forget(key)
 		return 0, nil
 	}
 	if ds.DeletionTimestamp != nil {
@@ -320,7 +324,10 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	created, _, err := slowstart.RunBatches(len(create), 1, func(start, size int) []error {
+	// The batches begin with the largest that last succeeded for this DaemonSet: a
+	// rolling update's waves each replace up to maxUnavailable pods, and from 1 each
+	// wave paid the doubling's rounds again (seven for a hundred pods).
+	created, err := c.batches.RunBatches(key, len(create), func(start, size int) []error {
 		began := time.Now()
 		errs := c.createPods(ctx, key, ds, create[start:start+size], hash)
 		c.log.Debug("created a slow-start batch", "daemonset", key, "pods", size, "took", time.Since(began))

@@ -258,3 +258,60 @@ func TestDaemonSetCreatesInBatches(t *testing.T) {
 		t.Fatalf("%d pods created in %d revisions (pods per revision: %v); want 3 (batches of 1, 2, 4)", n, len(revisions), revisions)
 	}
 }
+
+// TestDaemonSetRolloutBeginsAtTheLastBatch: a rolling update's replacements are
+// created from the largest slow-start batch that succeeded for the DaemonSet, not from
+// 1 again: on seven nodes the create takes batches of 1, 2 and 4; the update (all
+// seven unavailable at once) then replaces the pods in batches of 4 and 3, two
+// revisions rather than three.
+func TestDaemonSetRolloutBeginsAtTheLastBatch(t *testing.T) {
+	cs, ctx := start(t)
+	const n = 7
+	for i := range n {
+		if _, err := cs.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("w%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lbl := map[string]string{"app": "agent"}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "default"}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: "agent:1"}}}},
+		UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: new(intstr.FromString("100%"))}}}}
+	if _, err := cs.DaemonSets.Create(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "every pod available", func() (bool, error) {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "agent")
+		return err == nil && cur.Status.NumberAvailable == n && cur.Status.ObservedGeneration == cur.Generation, err
+	})
+	before, err := cs.Pods.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setImage(t, ctx, cs, "agent:2")
+	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "app=agent"},
+		ResourceVersion: before.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	revisions := map[string]int{}
+	nodes := map[string]bool{}
+	for len(nodes) < n {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatalf("watch pods: %v (replacements seen on %d nodes)", err, len(nodes))
+		}
+		for _, ev := range evs {
+			if ev.Type == client.Added && ev.Object.Spec.Containers[0].Image == "agent:2" {
+				revisions[ev.ResourceVersion]++
+				nodes[daemonset.TargetNode(ev.Object)] = true
+			}
+		}
+	}
+	if len(revisions) != 2 {
+		t.Fatalf("%d replacements created in %d revisions (pods per revision: %v); want 2 (batches of 4 and 3)", n, len(revisions), revisions)
+	}
+}
