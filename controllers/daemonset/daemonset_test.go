@@ -211,6 +211,34 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 	})
 }
 
+// creationRevisions watches the agent's pods from resourceVersion rv until pods that
+// match have been created for n nodes, and counts them by the revision that created
+// them (one store transaction: one CreateBatch call).
+func creationRevisions(t *testing.T, ctx context.Context, cs *client.Clientset, rv string, n int, match func(*corev1.Pod) bool) map[string]int {
+	t.Helper()
+	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "app=agent"},
+		ResourceVersion: rv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	revisions := map[string]int{}
+	nodes := map[string]bool{}
+	for len(nodes) < n {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatalf("watch pods: %v (pods seen on %d nodes)", err, len(nodes))
+		}
+		for _, ev := range evs {
+			if ev.Type == client.Added && match(ev.Object) {
+				revisions[ev.ResourceVersion]++
+				nodes[daemonset.TargetNode(ev.Object)] = true
+			}
+		}
+	}
+	return revisions
+}
+
 // TestDaemonSetCreatesInBatches: the pods of a slow-start batch are made by one
 // CreateBatch call, which the server commits in one transaction, so that on seven nodes
 // the pods come in three revisions (batches of 1, 2 and 4), not seven.
@@ -234,26 +262,7 @@ func TestDaemonSetCreatesInBatches(t *testing.T) {
 	if _, err := cs.DaemonSets.Create(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "app=agent"},
-		ResourceVersion: before.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	revisions := map[string]int{}
-	nodes := map[string]bool{}
-	for len(nodes) < n {
-		evs, err := w.Next()
-		if err != nil {
-			t.Fatalf("watch pods: %v (pods seen on %d nodes)", err, len(nodes))
-		}
-		for _, ev := range evs {
-			if ev.Type == client.Added {
-				revisions[ev.ResourceVersion]++
-				nodes[daemonset.TargetNode(ev.Object)] = true
-			}
-		}
-	}
+	revisions := creationRevisions(t, ctx, cs, before.ResourceVersion, n, func(*corev1.Pod) bool { return true })
 	if len(revisions) != 3 {
 		t.Fatalf("%d pods created in %d revisions (pods per revision: %v); want 3 (batches of 1, 2, 4)", n, len(revisions), revisions)
 	}
@@ -291,26 +300,9 @@ func TestDaemonSetRolloutBeginsAtTheLastBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	setImage(t, ctx, cs, "agent:2")
-	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "app=agent"},
-		ResourceVersion: before.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	revisions := map[string]int{}
-	nodes := map[string]bool{}
-	for len(nodes) < n {
-		evs, err := w.Next()
-		if err != nil {
-			t.Fatalf("watch pods: %v (replacements seen on %d nodes)", err, len(nodes))
-		}
-		for _, ev := range evs {
-			if ev.Type == client.Added && ev.Object.Spec.Containers[0].Image == "agent:2" {
-				revisions[ev.ResourceVersion]++
-				nodes[daemonset.TargetNode(ev.Object)] = true
-			}
-		}
-	}
+	revisions := creationRevisions(t, ctx, cs, before.ResourceVersion, n, func(p *corev1.Pod) bool {
+		return p.Spec.Containers[0].Image == "agent:2"
+	})
 	if len(revisions) != 2 {
 		t.Fatalf("%d replacements created in %d revisions (pods per revision: %v); want 2 (batches of 4 and 3)", n, len(revisions), revisions)
 	}
