@@ -211,6 +211,34 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 	})
 }
 
+// creationRevisions watches the agent's pods from resourceVersion rv until pods that
+// match have been created for n nodes, and counts them by the revision that created
+// them (one store transaction: one CreateBatch call).
+func creationRevisions(t *testing.T, ctx context.Context, cs *client.Clientset, rv string, n int, match func(*corev1.Pod) bool) map[string]int {
+	t.Helper()
+	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "app=agent"},
+		ResourceVersion: rv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	revisions := map[string]int{}
+	nodes := map[string]bool{}
+	for len(nodes) < n {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatalf("watch pods: %v (pods seen on %d nodes)", err, len(nodes))
+		}
+		for _, ev := range evs {
+			if ev.Type == client.Added && match(ev.Object) {
+				revisions[ev.ResourceVersion]++
+				nodes[daemonset.TargetNode(ev.Object)] = true
+			}
+		}
+	}
+	return revisions
+}
+
 // TestDaemonSetCreatesInBatches: the pods of a slow-start batch are made by one
 // CreateBatch call, which the server commits in one transaction, so that on seven nodes
 // the pods come in three revisions (batches of 1, 2 and 4), not seven.
@@ -234,27 +262,48 @@ func TestDaemonSetCreatesInBatches(t *testing.T) {
 	if _, err := cs.DaemonSets.Create(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "app=agent"},
-		ResourceVersion: before.ResourceVersion})
+	revisions := creationRevisions(t, ctx, cs, before.ResourceVersion, n, func(*corev1.Pod) bool { return true })
+	if len(revisions) != 3 {
+		t.Fatalf("%d pods created in %d revisions (pods per revision: %v); want 3 (batches of 1, 2, 4)", n, len(revisions), revisions)
+	}
+}
+
+// TestDaemonSetRolloutBeginsAtTheLastBatch: a rolling update's replacements are
+// created from the largest slow-start batch that succeeded for the DaemonSet, not from
+// 1 again: on seven nodes the create takes batches of 1, 2 and 4; the update (all
+// seven unavailable at once) then replaces the pods in batches of 4 and 3, two
+// revisions rather than three.
+func TestDaemonSetRolloutBeginsAtTheLastBatch(t *testing.T) {
+	cs, ctx := start(t)
+	const n = 7
+	for i := range n {
+		if _, err := cs.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("w%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lbl := map[string]string{"app": "agent"}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "default"}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: "agent:1"}}}},
+		UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: new(intstr.FromString("100%"))}}}}
+	if _, err := cs.DaemonSets.Create(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "every pod available", func() (bool, error) {
+		cur, err := cs.DaemonSets.Get(ctx, "default", "agent")
+		return err == nil && cur.Status.NumberAvailable == n && cur.Status.ObservedGeneration == cur.Generation, err
+	})
+	before, err := cs.Pods.List(ctx, "default", client.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
-	revisions := map[string]int{}
-	nodes := map[string]bool{}
-	for len(nodes) < n {
-		evs, err := w.Next()
-		if err != nil {
-			t.Fatalf("watch pods: %v (pods seen on %d nodes)", err, len(nodes))
-		}
-		for _, ev := range evs {
-			if ev.Type == client.Added {
-				revisions[ev.ResourceVersion]++
-				nodes[daemonset.TargetNode(ev.Object)] = true
-			}
-		}
-	}
-	if len(revisions) != 3 {
-		t.Fatalf("%d pods created in %d revisions (pods per revision: %v); want 3 (batches of 1, 2, 4)", n, len(revisions), revisions)
+	setImage(t, ctx, cs, "agent:2")
+	revisions := creationRevisions(t, ctx, cs, before.ResourceVersion, n, func(p *corev1.Pod) bool {
+		return p.Spec.Containers[0].Image == "agent:2"
+	})
+	if len(revisions) != 2 {
+		t.Fatalf("%d replacements created in %d revisions (pods per revision: %v); want 2 (batches of 4 and 3)", n, len(revisions), revisions)
 	}
 }

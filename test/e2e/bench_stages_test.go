@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,6 +132,7 @@ func (s *podStages) Counts() string {
 func (s *podStages) Report(w io.Writer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reportCreated(w)
 	steps := []struct{ from, to stage }{{stageCreated, stageBound}, {stageBound, stageStarted}, {stageStarted, stageReady},
 		{stageBound, stageFinished}, {stageFinished, stageReleased}, {stageDeleting, stageGone}}
 	for _, st := range steps {
@@ -155,6 +157,46 @@ func (s *podStages) Report(w io.Writer) {
 			stageNames[st.from], stageNames[st.to], len(d), benchfig.Percentile(d, 0.5), benchfig.Percentile(d, 0.99),
 			benchfig.Percentile(d, 1), first.Sub(s.start).Seconds(), last.Sub(s.start).Seconds())
 	}
+}
+
+// reportCreated writes when the pods were created (seconds since the start), in the
+// bursts a watcher saw them arrive (a gap of 20 ms or more between two creations
+// starts a new one): a controller's slow-start batches show as bursts of 1, 2, 4 …
+// pods, and the gaps between them are what each round waited for.
+func (s *podStages) reportCreated(w io.Writer) {
+	var at []time.Time
+	for _, ts := range s.pods {
+		if !ts[stageCreated].IsZero() && !ts[stageCreated].Before(s.start) {
+			at = append(at, ts[stageCreated])
+		}
+	}
+	if len(at) == 0 {
+		return
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	var bursts []string
+	first := 0
+	for i := 1; i <= len(at); i++ {
+		if i == len(at) || at[i].Sub(at[i-1]) >= 20*time.Millisecond {
+			bursts = append(bursts, fmt.Sprintf("%d@%.2f", i-first, at[first].Sub(s.start).Seconds()))
+			first = i
+		}
+	}
+	fmt.Fprintf(w, "stage created pods %5d  reached %.2f-%.2fs  in %d bursts (pods@s): %s\n", len(at),
+		at[0].Sub(s.start).Seconds(), at[len(at)-1].Sub(s.start).Seconds(), len(bursts), strings.Join(bursts, " "))
+}
+
+// Last is when the last pod reached st (zero if none has).
+func (s *podStages) Last(st stage) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var last time.Time
+	for _, ts := range s.pods {
+		if ts[st].After(last) {
+			last = ts[st]
+		}
+	}
+	return last
 }
 
 // watchStages records the stages of the pods in namespace on f's pod informer (which

@@ -335,6 +335,17 @@ func BenchmarkE2EDaemonSet1000n(b *testing.B) { benchDaemonSet(b, "ds_rollout_10
 // compare two commits on a machine too busy for the thousand nodes.
 func BenchmarkE2EDaemonSet100n(b *testing.B) { benchDaemonSet(b, "ds_rollout_100n", 100) }
 
+// reportStages writes rec's stages, and how long after the last pod was ready (as the
+// benchmark's watcher saw it) the DaemonSet's status said so, at done: the status
+// write's lag, part of the figure.
+func reportStages(rec *podStages, done time.Time) {
+	rec.Report(os.Stderr)
+	if last := rec.Last(stageReady); !last.IsZero() {
+		fmt.Fprintf(os.Stderr, "status: all available at %.2fs, %.0f ms after the last pod was ready\n",
+			done.Sub(rec.start).Seconds(), float64(done.Sub(last).Microseconds())/1000)
+	}
+}
+
 func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	benchfig.Want(b, name, name+"_create", name+"_cpu")
 	_, cs, ctx, stop := benchCluster(b, int(nodes), true)
@@ -399,7 +410,7 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	rolledOut(created.Generation)
 	benchfig.Report(name+"_create", time.Since(start).Seconds(), "s")
 	fmt.Fprintln(os.Stderr, "create, as a watcher saw the pods:") // to stderr: see benchJob
-	stages().Report(os.Stderr)
+	reportStages(stages(), time.Now())
 
 	start = time.Now()
 	var gen int64
@@ -423,6 +434,6 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	b.StopTimer()
 	benchfig.Report(name, time.Since(start).Seconds(), "s")
 	fmt.Fprintln(os.Stderr, "rollout, as a watcher saw the pods:")
-	stages().Report(os.Stderr)
+	reportStages(stages(), time.Now())
 	benchfig.Report(name+"_cpu", cpu().Seconds(), "s")
 }

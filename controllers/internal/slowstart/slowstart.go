@@ -53,3 +53,43 @@ func RunBatches(n, first int, batch func(start, size int) []error) (attempted, l
 	}
 	return attempted, largest, nil
 }
+
+// Memory remembers, per object (a controller's key), the largest slow-start batch that
+// succeeded in full, so that the object's next creations begin there instead of paying
+// the doubling's rounds again: a DaemonSet's rolling update replaces a tenth of its
+// pods at a time, and each wave's replacements began at 1 (seven rounds for a hundred
+// pods, each awaited). A failure forgets the size, so the creations after it begin at 1
+// again, as Kubernetes' always do. The zero Memory is ready; it is safe for concurrent
+// use.
+type Memory struct {
+	mu    sync.Mutex
+	sizes map[string]int
+}
+
+// RunBatches is the package's RunBatches for key's creations, beginning with the batch
+// remembered for key (1 when none).
+func (m *Memory) RunBatches(key string, n int, batch func(start, size int) []error) (attempted int, err error) {
+	m.mu.Lock()
+	first := m.sizes[key]
+	m.mu.Unlock()
+	attempted, largest, err := RunBatches(n, first, batch)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case err != nil:
+		delete(m.sizes, key)
+	case largest > first:
+		if m.sizes == nil {
+			m.sizes = map[string]int{}
+		}
+		m.sizes[key] = largest
+	}
+	return attempted, err
+}
+
+// Forget drops what is remembered for key (its object is gone).
+func (m *Memory) Forget(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sizes, key)
+}

@@ -81,3 +81,42 @@ func TestRunBatches(t *testing.T) {
 		t.Fatalf("failing: ok %d, largest %d, err %v, batches %v", ok, largest, err, got)
 	}
 }
+
+// TestMemory: an object's creations begin with the largest batch that last succeeded
+// for it, each object its own; a failure (or Forget) sends it back to 1.
+func TestMemory(t *testing.T) {
+	var m Memory
+	run := func(key string, n, failAt int) [][2]int {
+		var got [][2]int
+		m.RunBatches(key, n, func(start, size int) []error {
+			got = append(got, [2]int{start, size})
+			errs := make([]error, size)
+			if failAt >= start && failAt < start+size {
+				errs[failAt-start] = errors.New("quota exceeded")
+			}
+			return errs
+		})
+		return got
+	}
+	for _, step := range []struct {
+		key       string
+		n, failAt int
+		want      string
+	}{
+		{"a", 10, -1, "[[0 1] [1 2] [3 4] [7 3]]"}, // the first creations slow-start from 1
+		{"a", 7, -1, "[[0 4] [4 3]]"},              // then from the 4 that succeeded
+		{"b", 3, -1, "[[0 1] [1 2]]"},              // another object has its own
+		{"a", 3, -1, "[[0 3]]"},                    // a smaller run keeps the 4
+		{"a", 12, -1, "[[0 4] [4 8]]"},
+		{"a", 20, 9, "[[0 8] [8 12]]"}, // from 8; a failure in the second batch ends the run
+		{"a", 3, -1, "[[0 1] [1 2]]"},  // and the next begins at 1
+	} {
+		if got := fmt.Sprint(run(step.key, step.n, step.failAt)); got != step.want {
+			t.Fatalf("%s: %d creations: batches %s, want %s", step.key, step.n, got, step.want)
+		}
+	}
+	m.Forget("b")
+	if got := fmt.Sprint(run("b", 3, -1)); got != "[[0 1] [1 2]]" {
+		t.Fatalf("after Forget: batches %s, want [[0 1] [1 2]]", got)
+	}
+}
