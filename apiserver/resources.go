@@ -1361,6 +1361,12 @@ func (r *resources) markDeleted(cur kinds.Object, addFinalizer string, requested
 	}
 	grace := r.gracePeriod(next, requestedGrace)
 	cg := next.GetDeletionGracePeriodSeconds()
+	if next.GetDeletionTimestamp() == nil && next.GetGeneration() > 0 {
+		// The first mark counts as a change of what the object's owner must do, as in
+		// Kubernetes (rest.BeforeDelete, the store's markAsDeleting): a pod's generation
+		// goes up on its graceful delete.
+		next.SetGeneration(next.GetGeneration() + 1)
+	}
 	if next.GetDeletionTimestamp() == nil || cg != nil && grace < *cg {
 		// A second delete may shorten the grace period, never lengthen it.
 		at := metav1.NewTime(r.now().Add(time.Duration(grace) * time.Second))

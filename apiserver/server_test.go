@@ -162,8 +162,17 @@ func TestResourceLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("graceful delete: %v", err)
 	}
-	if dp := unwrap[*corev1.Pod](t, d); dp.DeletionTimestamp == nil || ptr.Deref(dp.DeletionGracePeriodSeconds, 0) != 30 {
+	// The mark bumps the generation (2, after the update above), as Kubernetes' does.
+	if dp := unwrap[*corev1.Pod](t, d); dp.DeletionTimestamp == nil || ptr.Deref(dp.DeletionGracePeriodSeconds, 0) != 30 || dp.Generation != 3 {
 		t.Fatalf("graceful delete = %v", dp)
+	}
+	// A second delete shortening the grace period is no new mark: no bump.
+	ten := int64(10)
+	if d, err = rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "pod", Name: "web-1", GracePeriodSeconds: &ten}); err != nil {
+		t.Fatalf("shorter graceful delete: %v", err)
+	}
+	if dp := unwrap[*corev1.Pod](t, d); ptr.Deref(dp.DeletionGracePeriodSeconds, 0) != 10 || dp.Generation != 3 {
+		t.Fatalf("shorter graceful delete = %v", dp)
 	}
 	if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pod", Name: "web-1"}); err != nil {
 		t.Fatalf("pod gone during its grace period: %v", err)
