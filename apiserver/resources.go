@@ -884,6 +884,9 @@ type listResult struct {
 	rev   int64
 	// continueToken, when the list was cut short, asks for the rest (at rev).
 	continueToken string
+	// remaining, when the list was cut short and had no selector, counts the rest
+	// (Kubernetes' remainingItemCount).
+	remaining *int64
 }
 
 // continueToken is what a continue parameter holds: Kubernetes' form, base64 of
@@ -929,7 +932,8 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	if err != nil {
 		return listResult{}, err
 	}
-	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0))}
+	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0)),
+		CountRemaining: opts.labelSelector == "" && opts.fieldSelector == ""}
 	if info.Namespaced {
 		so.Namespace = opts.namespace
 	}
@@ -984,6 +988,9 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	out := listResult{items: res.Objects, rev: res.Revision}
 	if res.More && len(res.Objects) > 0 {
 		out.continueToken = encodeContinue(res.Revision, res.Objects[len(res.Objects)-1].Key)
+		if so.CountRemaining {
+			out.remaining = &res.Remaining
+		}
 	}
 	return out, nil
 }
