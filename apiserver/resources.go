@@ -34,6 +34,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/quota"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -298,6 +299,9 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 		if err := r.admitRuntimeClass(ctx, pod); err != nil {
 			return nil, err
 		}
+		// Its QoS class from the start, once the LimitRanger has filled its resources, as
+		// Kubernetes' pod strategy does (not only once the kubelet reports).
+		pod.Status.QOSClass = quota.QOSClass(&pod.Spec)
 	}
 	if ing, ok := obj.(*networkingv1.Ingress); ok {
 		if err := r.defaultIngressClass(ctx, ing); err != nil {

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiffhq/skiff/quota"
 )
 
 // The pure core of pod handling: what the pod's status is, given its containers in the
@@ -210,7 +212,7 @@ type podFailure struct {
 func computePodStatus(in podState) *corev1.PodStatus {
 	spec, old, now := in.spec, in.old, in.now
 	st := &corev1.PodStatus{HostIP: in.hostIP, PodIP: in.podIP, StartTime: old.StartTime,
-		QOSClass: qosClass(spec), ObservedGeneration: in.generation}
+		QOSClass: quota.QOSClass(spec), ObservedGeneration: in.generation}
 	if in.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
 	}
