@@ -262,6 +262,10 @@ func TestValidate(t *testing.T) {
 		}), []string{"spec.containers[0].env[1].name: Required value",
 			`spec.containers[0].env[4].name: Invalid value: "BAD=1": a valid environment variable name must consist only of printable ASCII characters other than '='`,
 			`spec.containers[0].env[5].name: Invalid value: "BAD\t": a valid environment variable name must consist only of printable ASCII characters other than '='`}},
+		{"host aliases", pod(func(p *corev1.Pod) {
+			p.Spec.HostAliases = []corev1.HostAlias{{IP: "123.45.67.89", Hostnames: []string{"foo.local", "bar"}}, {IP: "1.2.3", Hostnames: []string{"Bad_Name"}}}
+		}), []string{`spec.hostAliases[1].ip: Invalid value: "1.2.3": must be a valid IP address`,
+			`spec.hostAliases[1].hostnames[0]: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain`}},
 		{"toleration operator", pod(func(p *corev1.Pod) {
 			p.Spec.Tolerations = []corev1.Toleration{{Key: "k", Operator: "Gt"}}
 		}), []string{`spec.tolerations[0].operator: Unsupported value: "Gt": supported values: "Equal", "Exists"`}},
