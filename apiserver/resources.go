@@ -36,6 +36,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/quota"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -311,6 +312,9 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 		if err := r.admitPriority(ctx, pod); err != nil {
 			return nil, err
 		}
+		// Its QoS class from the start, once the LimitRanger has filled its resources, as
+		// Kubernetes' pod strategy does (not only once the kubelet reports).
+		pod.Status.QOSClass = quota.QOSClass(&pod.Spec)
 	}
 	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
 		if err := r.admitPriorityClass(ctx, pc, false); err != nil {
@@ -905,6 +909,9 @@ type listResult struct {
 	rev   int64
 	// continueToken, when the list was cut short, asks for the rest (at rev).
 	continueToken string
+	// remaining, when the list was cut short and had no selector, counts the rest
+	// (Kubernetes' remainingItemCount).
+	remaining *int64
 }
 
 // continueToken is what a continue parameter holds: Kubernetes' form, base64 of
@@ -950,7 +957,8 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	if err != nil {
 		return listResult{}, err
 	}
-	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0))}
+	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0)),
+		CountRemaining: opts.labelSelector == "" && opts.fieldSelector == ""}
 	if info.Namespaced {
 		so.Namespace = opts.namespace
 	}
@@ -1005,6 +1013,9 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	out := listResult{items: res.Objects, rev: res.Revision}
 	if res.More && len(res.Objects) > 0 {
 		out.continueToken = encodeContinue(res.Revision, res.Objects[len(res.Objects)-1].Key)
+		if so.CountRemaining {
+			out.remaining = &res.Remaining
+		}
 	}
 	return out, nil
 }
@@ -1393,6 +1404,12 @@ func (r *resources) markDeleted(cur kinds.Object, addFinalizer string, requested
 	}
 	grace := r.gracePeriod(next, requestedGrace)
 	cg := next.GetDeletionGracePeriodSeconds()
+	if next.GetDeletionTimestamp() == nil && next.GetGeneration() > 0 {
+		// The first mark counts as a change of what the object's owner must do, as in
+		// Kubernetes (rest.BeforeDelete, the store's markAsDeleting): a pod's generation
+		// goes up on its graceful delete.
+		next.SetGeneration(next.GetGeneration() + 1)
+	}
 	if next.GetDeletionTimestamp() == nil || cg != nil && grace < *cg {
 		// A second delete may shorten the grace period, never lengthen it.
 		at := metav1.NewTime(r.now().Add(time.Duration(grace) * time.Second))

@@ -755,7 +755,7 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 		a.fail(w, r, notAcceptable())
 		return
 	}
-	meta := metav1.ListMeta{ResourceVersion: strconv.FormatInt(l.rev, 10), Continue: l.continueToken}
+	meta := metav1.ListMeta{ResourceVersion: strconv.FormatInt(l.rev, 10), Continue: l.continueToken, RemainingItemCount: l.remaining}
 	if f == formatProtobuf {
 		items := make([]kinds.WithResourceVersion, len(l.items))
 		for i := range l.items {

@@ -325,6 +325,16 @@ func TestRESTListPages(t *testing.T) {
 	if len(first.Items) != 2 || first.Continue == "" {
 		t.Fatalf("page 1 = %d items, continue %q", len(first.Items), first.Continue)
 	}
+	// remainingItemCount: what follows a page, on every page but the last; not with a
+	// selector (Kubernetes' conformance test "API chunking" counts on both).
+	if r := first.RemainingItemCount; r == nil || *r != 3 {
+		t.Errorf("page 1 remainingItemCount = %v, want 3", r)
+	}
+	seen := len(first.Items)
+	selected := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2&labelSelector=x!%3Dy", "", "", nil), 200, "page 1 with a selector").body)
+	if selected.Continue == "" || selected.RemainingItemCount != nil {
+		t.Errorf("page 1 with a selector: continue %q, remainingItemCount %v", selected.Continue, selected.RemainingItemCount)
+	}
 	// Changes after the first page do not show in the next ones.
 	rc.want(rc.do("DELETE", base+"/cm3", "", "", nil), 200, "delete cm3")
 	rc.want(rc.do("POST", base, "application/json", "", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm9"}}), 201, "create cm9")
@@ -337,6 +347,13 @@ func TestRESTListPages(t *testing.T) {
 		}
 		for _, it := range page.Items {
 			names = append(names, it.Name)
+		}
+		seen += len(page.Items)
+		switch r := page.RemainingItemCount; {
+		case page.Continue == "" && r != nil:
+			t.Errorf("last page remainingItemCount = %d", *r)
+		case page.Continue != "" && (r == nil || int(*r)+seen != 5):
+			t.Errorf("page ending at %d of 5: remainingItemCount = %v", seen, r)
 		}
 		cont = page.Continue
 	}

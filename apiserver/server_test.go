@@ -20,6 +20,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -96,8 +97,15 @@ func TestResourceLifecycle(t *testing.T) {
 	p := unwrap[*corev1.Pod](t, created)
 	if p.UID == "" || p.Namespace != "default" || p.Generation != 1 || p.ResourceVersion == "" ||
 		p.CreationTimestamp.IsZero() || p.Status.Phase != corev1.PodPending || p.Kind != "Pod" || p.APIVersion != "v1" ||
-		created.GetKind() != "Pod" || created.GetApiVersion() != "v1" {
+		created.GetKind() != "Pod" || created.GetApiVersion() != "v1" || p.Status.QOSClass != corev1.PodQOSBestEffort {
 		t.Fatalf("created pod = %v", p)
+	}
+	// The QoS class is the API server's to set at create, as Kubernetes' is.
+	g := pod("guaranteed")
+	g.Spec.Containers[0].Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("100Mi")}}
+	if gc, err := rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, g)}); err != nil || unwrap[*corev1.Pod](t, gc).Status.QOSClass != corev1.PodQOSGuaranteed {
+		t.Fatalf("create a pod of guaranteed QoS: %v %v", gc, err)
 	}
 	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, pod("web-1"))})
 	wantCode(t, "create twice", err, codes.AlreadyExists)
@@ -162,8 +170,17 @@ func TestResourceLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("graceful delete: %v", err)
 	}
-	if dp := unwrap[*corev1.Pod](t, d); dp.DeletionTimestamp == nil || ptr.Deref(dp.DeletionGracePeriodSeconds, 0) != 30 {
+	// The mark bumps the generation (2, after the update above), as Kubernetes' does.
+	if dp := unwrap[*corev1.Pod](t, d); dp.DeletionTimestamp == nil || ptr.Deref(dp.DeletionGracePeriodSeconds, 0) != 30 || dp.Generation != 3 {
 		t.Fatalf("graceful delete = %v", dp)
+	}
+	// A second delete shortening the grace period is no new mark: no bump.
+	ten := int64(10)
+	if d, err = rc.Delete(ctx, &apiv1.DeleteRequest{Kind: "pod", Name: "web-1", GracePeriodSeconds: &ten}); err != nil {
+		t.Fatalf("shorter graceful delete: %v", err)
+	}
+	if dp := unwrap[*corev1.Pod](t, d); ptr.Deref(dp.DeletionGracePeriodSeconds, 0) != 10 || dp.Generation != 3 {
+		t.Fatalf("shorter graceful delete = %v", dp)
 	}
 	if _, err := rc.Get(ctx, &apiv1.GetRequest{Kind: "pod", Name: "web-1"}); err != nil {
 		t.Fatalf("pod gone during its grace period: %v", err)

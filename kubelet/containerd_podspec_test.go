@@ -235,7 +235,8 @@ func testContainerdPullSecret(e *env, rt *containerd.Runtime) {
 // to a hostPath the test reads), within the grace period; a claim's hostPath volume is
 // made and mounted; a container's message is its terminationMessagePath file (made
 // valid UTF-8, which the API requires), or with FallbackToLogsOnError the end of its
-// output when it failed.
+// output when it failed, its last line without a newline included (while the shim
+// still holds the streams open).
 func testContainerdHooks(e *env, rt *containerd.Runtime) {
 	e.start(rt, ctrdConfig(e))
 	out := e.t.TempDir()
@@ -298,13 +299,13 @@ func testContainerdHooks(e *env, rt *containerd.Runtime) {
 	file := corev1.Container{Name: "file", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command: []string{"sh", "-c", "echo 'config missing' > /dev/termination-log; exit 2"}}
 	logs := corev1.Container{Name: "logs", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
-		Command: []string{"sh", "-c", "echo starting; echo last words; exit 3"}, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError}
+		Command: []string{"sh", "-c", "echo starting; echo last words; printf DONE; exit 3"}, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError}
 	binary := corev1.Container{Name: "binary", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command: []string{"sh", "-c", `printf '\377bad' > /dev/termination-log; exit 1`}}
 	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "messages"}, Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
 		Containers: []corev1.Container{file, logs, binary}}})
 	p := e.waitPod("messages", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	for name, want := range map[string]string{"file": "config missing\n", "logs": "starting\nlast words\n", "binary": "\uFFFDbad"} {
+	for name, want := range map[string]string{"file": "config missing\n", "logs": "starting\nlast words\nDONE", "binary": "\uFFFDbad"} {
 		if got := terminated(statusOf(p.Status.ContainerStatuses, name)).Message; got != want {
 			e.t.Errorf("container %s: termination message %q, want %q", name, got, want)
 		}

@@ -80,7 +80,7 @@ func containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, obj
 		var bad []string
 		for _, k := range slices.Sorted(maps.Keys(data)) {
 			name := from.Prefix + k
-			if len(utilvalidation.IsEnvVarName(name)) > 0 {
+			if len(utilvalidation.IsRelaxedEnvVarName(name)) > 0 {
 				bad = append(bad, k)
 				continue
 			}

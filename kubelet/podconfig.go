@@ -198,7 +198,7 @@ func (k *Kubelet) podFiles(pod *corev1.Pod, spec *corev1.Container, attempt int)
 		out = append(out, Mount{HostPath: log, ContainerPath: p})
 	}
 	if !pod.Spec.HostNetwork && !mountsAt(spec, "/etc/hosts") {
-		hosts := hostsFile(podHostname(pod), podDomain(pod, k.cfg.ClusterDomain), k.podAddr(pod))
+		hosts := hostsFile(podHostname(pod), podDomain(pod, k.cfg.ClusterDomain), k.podAddr(pod)) + hostAliases(pod.Spec.HostAliases)
 		p, err := k.volumes.WriteFile(pod.UID, "etc-hosts", []byte(hosts))
 		if err != nil {
 			return nil, fmt.Errorf("write /etc/hosts: %w", err)
@@ -226,6 +226,21 @@ func podDomain(pod *corev1.Pod, clusterDomain string) string {
 		return ""
 	}
 	return pod.Spec.Subdomain + "." + pod.Namespace + ".svc." + clusterDomain
+}
+
+// hostAliases is what a pod's spec.hostAliases add to its /etc/hosts, as Kubernetes'
+// kubelet writes them (hostsEntriesFromHostAliases); "" without any. A pod on the host's
+// network keeps the image's /etc/hosts here, aliases or not.
+func hostAliases(aliases []corev1.HostAlias) string {
+	if len(aliases) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n# Entries added by HostAliases.\n")
+	for _, a := range aliases {
+		b.WriteString(a.IP + "\t" + strings.Join(a.Hostnames, "\t") + "\n")
+	}
+	return b.String()
 }
 
 // hostsFile is the /etc/hosts of a pod's containers as Kubernetes' kubelet writes it

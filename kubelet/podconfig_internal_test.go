@@ -59,6 +59,14 @@ func TestPodHostnameAndHosts(t *testing.T) {
 			t.Errorf("%s: /etc/hosts\n%s\nwant\n%s", tc.name, got, head+tc.wantPod)
 		}
 	}
+	// spec.hostAliases follow, under Kubernetes' comment.
+	aliases := []corev1.HostAlias{{IP: "123.45.67.89", Hostnames: []string{"foo.local", "bar.local"}}, {IP: "::1", Hostnames: []string{"v6"}}}
+	if got, want := hostAliases(aliases), "\n# Entries added by HostAliases.\n123.45.67.89\tfoo.local\tbar.local\n::1\tv6\n"; got != want {
+		t.Errorf("host aliases %q, want %q", got, want)
+	}
+	if got := hostAliases(nil); got != "" {
+		t.Errorf("no host aliases: %q", got)
+	}
 }
 
 // TestSecuritySeccomp: seccompProfile RuntimeDefault asks for the runtime's default

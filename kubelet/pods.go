@@ -384,7 +384,7 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 	k.readMessages(ctx, pod, hist, mem)
 	st := computePodStatus(podState{spec: &pod.Spec, old: prev, containers: hist, waiting: mem.waiting, scheme: k.scheme,
 		hostIP: k.cfg.NodeIP, podIP: podIP, now: k.cfg.Clock.Now(), probe: k.prober.containerResult, messages: mem.messages,
-		failed: mem.failure, unmounted: unmounted})
+		failed: mem.failure, unmounted: unmounted, generation: pod.Generation})
 	if err := k.writeStatus(ctx, key, pod, st, mem); err != nil {
 		return 0, err
 	}

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiffhq/skiff/quota"
 )
 
 // The pure core of pod handling: what the pod's status is, given its containers in the
@@ -192,6 +194,9 @@ type podState struct {
 	failed *podFailure
 	// unmounted says which volumes are not set up yet, and why ("" when all are).
 	unmounted string
+	// generation is the pod's metadata.generation: the status and the kubelet's
+	// conditions say they observed it (observedGeneration), as Kubernetes' kubelet does.
+	generation int64
 }
 
 // podFailure is why a pod failed as a whole; grace, when set, overrides the pod's
@@ -207,7 +212,7 @@ type podFailure struct {
 func computePodStatus(in podState) *corev1.PodStatus {
 	spec, old, now := in.spec, in.old, in.now
 	st := &corev1.PodStatus{HostIP: in.hostIP, PodIP: in.podIP, StartTime: old.StartTime,
-		QOSClass: qosClass(spec)}
+		QOSClass: quota.QOSClass(spec), ObservedGeneration: in.generation}
 	if in.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
 	}
@@ -291,6 +296,7 @@ func computePodStatus(in podState) *corev1.PodStatus {
 		{corev1.PodReadyToStartContainers, started},
 	} {
 		c.c.Type = c.typ
+		c.c.ObservedGeneration = in.generation
 		c.c.LastTransitionTime = wireTime(now)
 		for _, o := range old.Conditions {
 			if o.Type == c.typ && o.Status == c.c.Status && !o.LastTransitionTime.IsZero() {

@@ -299,6 +299,24 @@ func TestComputePodStatusKeepsOthersConditions(t *testing.T) {
 	}
 }
 
+// The status and the kubelet's conditions say which generation of the pod they
+// observed; a condition another component owns keeps its own.
+func TestComputePodStatusObservedGeneration(t *testing.T) {
+	pod := testPod("", "a")
+	pod.Generation = 7
+	target := corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, ObservedGeneration: 3}
+	pod.Status.Conditions = []corev1.PodCondition{target}
+	st := computePodStatus(podState{spec: &pod.Spec, old: &pod.Status, containers: byName([]Container{running("a", 0, 5)}), scheme: "sim", hostIP: "10.0.0.1", podIP: "10.0.0.1", now: at(10), generation: pod.Generation})
+	if st.ObservedGeneration != 7 {
+		t.Errorf("observedGeneration %d, want 7", st.ObservedGeneration)
+	}
+	for _, c := range st.Conditions {
+		if want := map[bool]int64{true: 3, false: 7}[c.Type == corev1.DisruptionTarget]; c.ObservedGeneration != want {
+			t.Errorf("condition %s observedGeneration %d, want %d", c.Type, c.ObservedGeneration, want)
+		}
+	}
+}
+
 // A status computed again from the same state, later, is equal: the kubelet writes
 // only changes.
 func TestComputePodStatusIsStable(t *testing.T) {

@@ -636,15 +636,22 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 		after := func(k Key) bool {
 			return opts.After == (Key{}) || bytes.Compare(objectKey(k), objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})) > 0
 		}
+		// count: once the page is full, the objects after it are counted (every one
+		// matches: no field, no predicate; the namespace is the scan's prefix).
+		count := opts.CountRemaining && field == "" && pred == nil
+		full := func() bool { return opts.Limit > 0 && len(out.Objects) == opts.Limit }
 		// take adds o when it matches; it returns false when the page is full and one
-		// more object was found.
+		// more object was found (and the rest is not counted).
 		take := func(o *Object) bool {
 			if !match(o) {
 				return true
 			}
-			if opts.Limit > 0 && len(out.Objects) == opts.Limit {
+			if full() {
 				out.More = true
-				return false
+				if count {
+					out.Remaining++
+				}
+				return count
 			}
 			out.Objects = append(out.Objects, *o)
 			return true
@@ -665,6 +672,11 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 				return false, nil
 			}
 			if _, ok := changed[k]; ok || !after(k) {
+				return true, nil
+			}
+			if count && full() {
+				out.More = true
+				out.Remaining++
 				return true, nil
 			}
 			var r storev1.Record

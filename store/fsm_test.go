@@ -261,6 +261,50 @@ func TestListPagesAtOneRevision(t *testing.T) {
 	}
 }
 
+// TestListCountsRemaining: a full page of a list without field or predicate counts the
+// objects after it (Kubernetes' remainingItemCount), in a namespace, at the page's
+// revision whatever changed since; with a predicate it does not.
+func TestListCountsRemaining(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	pod := func(typ OpType, ns, name string) []Op {
+		return []Op{{Type: typ, Key: Key{Kind: "Pod", Namespace: ns, Name: name}, Value: []byte(name)}}
+	}
+	tf.apply(pod(Create, "a", "p1"), pod(Create, "a", "p2"), pod(Create, "a", "p3"), pod(Create, "b", "p4"), pod(Create, "b", "p5"))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		opts      ListOptions
+		more      bool
+		remaining int64
+	}{
+		{ListOptions{Limit: 2, CountRemaining: true}, true, 3},
+		{ListOptions{Limit: 2, CountRemaining: true, Namespace: "a"}, true, 1},
+		{ListOptions{Limit: 2, CountRemaining: true, Namespace: "b"}, false, 0},
+		{ListOptions{Limit: 2, CountRemaining: true, After: Key{Namespace: "a", Name: "p3"}}, false, 0},
+		{ListOptions{Limit: 1, CountRemaining: true, After: Key{Namespace: "a", Name: "p2"}}, true, 2},
+		{ListOptions{Limit: 2}, true, 0},
+		{ListOptions{Limit: 1, CountRemaining: true, Predicate: func(o *Object) bool { return o.Namespace == "a" }}, true, 0},
+	} {
+		res, err := tf.f.list(ctx, "Pod", tc.opts)
+		if err != nil || res.More != tc.more || res.Remaining != tc.remaining {
+			t.Errorf("list %+v: more %v remaining %d %v; want %v %d", tc.opts, res.More, res.Remaining, err, tc.more, tc.remaining)
+		}
+	}
+	// At the first page's revision: what was deleted and created since is undone.
+	first, err := tf.f.list(ctx, "Pod", ListOptions{Limit: 2, CountRemaining: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf.apply([]Op{{Type: Delete, Key: Key{Kind: "Pod", Namespace: "b", Name: "p4"}}}, pod(Create, "c", "p6"), pod(Create, "a", "p0"))
+	next, err := tf.f.list(ctx, "Pod", ListOptions{Limit: 1, CountRemaining: true, Revision: first.Revision, After: first.Objects[1].Key})
+	if err != nil || len(next.Objects) != 1 || next.Objects[0].Name != "p3" || !next.More || next.Remaining != 2 {
+		t.Errorf("next page at %d = %+v %v; want p3 and 2 more", first.Revision, next, err)
+	}
+	now, err := tf.f.list(ctx, "Pod", ListOptions{Limit: 1, CountRemaining: true})
+	if err != nil || now.Remaining != 5 {
+		t.Errorf("now: remaining %d %v; want 5", now.Remaining, err)
+	}
+}
+
 func TestWatchReplaysAndFilters(t *testing.T) {
 	tf := newTestFSM(t, 100)
 	ctx := context.Background()

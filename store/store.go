@@ -611,6 +611,11 @@ type ListOptions struct {
 	// Limit, when positive, stops the list after that many objects; ListResult.More
 	// says whether more followed.
 	Limit int
+	// CountRemaining, with a Limit and neither IndexField nor Predicate, counts the
+	// objects after a full page in ListResult.Remaining (Kubernetes' remainingItemCount,
+	// which it gives only for a list without selectors): the rest of the kind's (or the
+	// namespace's) keys are read, not their values.
+	CountRemaining bool
 	// Namespace, when set, limits the list to one namespace.
 	Namespace string
 	// IndexField and IndexValue, when IndexField is set, list only objects whose
@@ -654,6 +659,8 @@ type ListResult struct {
 	Objects  []Object
 	Revision int64
 	More     bool
+	// Remaining, when More and ListOptions.CountRemaining, is how many objects follow.
+	Remaining int64
 }
 
 // List reads the objects of a kind in one consistent snapshot and returns the revision

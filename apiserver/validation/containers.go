@@ -28,9 +28,9 @@ func validateEnv(env []corev1.EnvVar, p *field.Path) field.ErrorList {
 		if e.Name == "" {
 			errs = append(errs, field.Required(np, ""))
 		} else {
-			// The strict rule, not Kubernetes' relaxed one (any printable ASCII but '='):
-			// the names Skiff has always taken.
-			errs = append(errs, invalidEach(np, e.Name, utilvalidation.IsEnvVarName(e.Name))...)
+			// Kubernetes' relaxed rule (any printable ASCII but '='), its only one since
+			// 1.34: a name may begin with a digit, hold a dash.
+			errs = append(errs, invalidEach(np, e.Name, utilvalidation.IsRelaxedEnvVarName(e.Name))...)
 		}
 		if e.ValueFrom != nil {
 			errs = append(errs, validateEnvVarSource(&e, ip.Child("valueFrom"))...)
@@ -92,7 +92,7 @@ func validateEnvFrom(from []corev1.EnvFromSource, p *field.Path) field.ErrorList
 	for i, f := range from {
 		ip := p.Index(i)
 		if f.Prefix != "" {
-			errs = append(errs, invalidEach(ip.Child("prefix"), f.Prefix, utilvalidation.IsEnvVarName(f.Prefix))...)
+			errs = append(errs, invalidEach(ip.Child("prefix"), f.Prefix, utilvalidation.IsRelaxedEnvVarName(f.Prefix))...)
 		}
 		n := 0
 		if f.ConfigMapRef != nil {

@@ -76,6 +76,13 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.Subdomain != "" {
 		errs = append(errs, invalidEach(p.Child("subdomain"), spec.Subdomain, utilvalidation.IsDNS1123Label(spec.Subdomain))...)
 	}
+	for i, a := range spec.HostAliases {
+		ap := p.Child("hostAliases").Index(i)
+		errs = append(errs, validateIP(a.IP, ap.Child("ip"))...)
+		for j, h := range a.Hostnames {
+			errs = append(errs, invalidEach(ap.Child("hostnames").Index(j), h, utilvalidation.IsDNS1123Subdomain(h))...)
+		}
+	}
 	if spec.ServiceAccountName != "" {
 		errs = append(errs, invalidEach(p.Child("serviceAccountName"), spec.ServiceAccountName, apivalidation.NameIsDNSSubdomain(spec.ServiceAccountName, false))...)
 	}

@@ -257,9 +257,15 @@ func TestValidate(t *testing.T) {
 				Requests: corev1.ResourceList{"cpu": resource.MustParse("2")}, Limits: corev1.ResourceList{"cpu": resource.MustParse("500m")}}
 		}), []string{`spec.containers[0].resources.requests[cpu]: Invalid value: "2": must be less than or equal to cpu limit of 500m`}},
 		{"env names", pod(func(p *corev1.Pod) {
-			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "OK_1"}, {Name: ""}, {Name: "1BAD"}, {Name: "my.env-name"}}
+			// Kubernetes' relaxed rule: any printable ASCII but '=' (a digit first, a dash).
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "OK_1"}, {Name: ""}, {Name: "1-OK"}, {Name: "my.env-name"}, {Name: "BAD=1"}, {Name: "BAD\t"}}
 		}), []string{"spec.containers[0].env[1].name: Required value",
-			`spec.containers[0].env[2].name: Invalid value: "1BAD": a valid environment variable name must consist of`}},
+			`spec.containers[0].env[4].name: Invalid value: "BAD=1": a valid environment variable name must consist only of printable ASCII characters other than '='`,
+			`spec.containers[0].env[5].name: Invalid value: "BAD\t": a valid environment variable name must consist only of printable ASCII characters other than '='`}},
+		{"host aliases", pod(func(p *corev1.Pod) {
+			p.Spec.HostAliases = []corev1.HostAlias{{IP: "123.45.67.89", Hostnames: []string{"foo.local", "bar"}}, {IP: "1.2.3", Hostnames: []string{"Bad_Name"}}}
+		}), []string{`spec.hostAliases[1].ip: Invalid value: "1.2.3": must be a valid IP address`,
+			`spec.hostAliases[1].hostnames[0]: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain`}},
 		{"toleration operator", pod(func(p *corev1.Pod) {
 			p.Spec.Tolerations = []corev1.Toleration{{Key: "k", Operator: "Gt"}}
 		}), []string{`spec.tolerations[0].operator: Unsupported value: "Gt": supported values: "Equal", "Exists"`}},
@@ -339,7 +345,7 @@ func TestValidate(t *testing.T) {
 				{Name: "E", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.gpu"}}},
 				{Name: "F", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}}},
 			}
-			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{Prefix: "1X"}, {ConfigMapRef: &corev1.ConfigMapEnvSource{}}}
+			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{Prefix: "1=X"}, {ConfigMapRef: &corev1.ConfigMapEnvSource{}}, {Prefix: "1-", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "ok"}}}}
 		}), []string{
 			"spec.containers[0].env[0].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty",
 			"spec.containers[0].env[1].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
@@ -348,7 +354,7 @@ func TestValidate(t *testing.T) {
 			"spec.containers[0].env[2].valueFrom: Invalid value: \"\": may not have more than one field specified at a time",
 			`spec.containers[0].env[3].valueFrom.fieldRef.fieldPath: Unsupported value: "metadata.labels"`,
 			`spec.containers[0].env[4].valueFrom.resourceFieldRef.resource: Unsupported value: "limits.gpu"`,
-			`spec.containers[0].envFrom[0].prefix: Invalid value: "1X"`,
+			`spec.containers[0].envFrom[0].prefix: Invalid value: "1=X"`,
 			"spec.containers[0].envFrom[0]: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`",
 			"spec.containers[0].envFrom[1].configMapRef.name: Required value",
 		}},

@@ -4,7 +4,8 @@
 // object to status.used) limits by the right numbers, and gets back what deleted and
 // finished objects no longer use. It recomputes a quota when it changes, when a pod in
 // its namespace goes or finishes, when an object of another kind it counts goes (of the
-// kinds the controller-manager watches), and every ResyncPeriod.
+// kinds the controller-manager watches, and Secrets and ConfigMaps, which the controller
+// watches itself keeping only their names), and every ResyncPeriod.
 //
 // A recomputation cannot undo a charge: it reads the quota, then lists the objects (both
 // linearizably), and writes the status on the condition that the quota is unchanged; a
@@ -15,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -24,6 +26,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/client"
@@ -82,6 +85,8 @@ type Controller struct {
 	lister *cache.Lister[*corev1.ResourceQuota]
 	queue  *workqueue.Queue
 	log    hclog.Logger
+	// own are the informers the controller runs itself (see New).
+	own []interface{ Run(context.Context) }
 }
 
 // New makes the controller on the factory's informers; Run starts it.
@@ -112,8 +117,9 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 		OnDelete: func(pod *corev1.Pod) { c.enqueueNamespace(pod.Namespace) },
 	})
 	// And so does a deleted object of the kinds the controller-manager watches anyway
-	// (Kubernetes' quota monitor watches every kind; here the others, ConfigMaps and
-	// Secrets among them, are given back at the next resync).
+	// (Kubernetes' quota monitor watches every kind; here the others are given back at
+	// the next resync).
+	replenish[*corev1.Service](c, f)
 	replenish[*corev1.PersistentVolumeClaim](c, f)
 	replenish[*corev1.ServiceAccount](c, f)
 	replenish[*appsv1.Deployment](c, f)
@@ -125,13 +131,31 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error
 	replenish[*batchv1.Job](c, f)
 	replenish[*batchv1.CronJob](c, f)
 	replenish[*policyv1.PodDisruptionBudget](c, f)
+	// Secrets and ConfigMaps, which no other controller watches (Kubernetes' quota tests
+	// count on them coming back within the resync period, which they barely did):
+	// informers of the controller's own, which keep only where each object is, not its
+	// data, and which no other controller shares.
+	where := func(m metav1.ObjectMeta) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
+	}
+	secrets := cache.NewInformer(client.For[*corev1.Secret](cs.Conn), "", client.ListOptions{}, c.log)
+	secrets.SetTransform(func(s *corev1.Secret) *corev1.Secret { return &corev1.Secret{ObjectMeta: where(s.ObjectMeta)} })
+	configMaps := cache.NewInformer(client.For[*corev1.ConfigMap](cs.Conn), "", client.ListOptions{}, c.log)
+	configMaps.SetTransform(func(m *corev1.ConfigMap) *corev1.ConfigMap { return &corev1.ConfigMap{ObjectMeta: where(m.ObjectMeta)} })
+	replenishOn(c, secrets)
+	replenishOn(c, configMaps)
+	c.own = append(c.own, secrets, configMaps)
 	return c, nil
 }
 
 // replenish recomputes, when an object of kind T is deleted, the quotas of its
 // namespace that count or charge that kind.
 func replenish[T kinds.Object](c *Controller, f *cache.Factory) {
-	inf := cache.InformerFor[T](f, "", client.ListOptions{})
+	replenishOn(c, cache.InformerFor[T](f, "", client.ListOptions{}))
+}
+
+// replenishOn is replenish on the informer inf.
+func replenishOn[T kinds.Object](c *Controller, inf *cache.Informer[T]) {
 	kind := kinds.OfType[T]().Kind
 	inf.AddHandler(cache.Handler[T]{OnDelete: func(obj T) {
 		for _, q := range c.lister.ListNamespace(obj.GetNamespace(), labels.Everything()) {
@@ -153,6 +177,11 @@ func (c *Controller) enqueueNamespace(ns string) {
 
 // Run syncs quotas until ctx ends. The factory must be started.
 func (c *Controller) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, inf := range c.own {
+		wg.Go(func() { inf.Run(ctx) })
+	}
 	if !cache.WaitForSync(ctx, c.quotas) {
 		return ctx.Err()
 	}

@@ -136,8 +136,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestReplenishOnDelete: a deleted object of a kind the controller-manager watches gives
-// back what it used at once, not at the next resync.
+// TestReplenishOnDelete: a deleted object of a kind the controller-manager watches (a
+// Deployment, a Service), or of those the controller watches itself (a Secret, a
+// ConfigMap), gives back what it used at once, not at the next resync.
 func TestReplenishOnDelete(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
@@ -183,4 +184,46 @@ func TestReplenishOnDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitfor.Condition(t, time.Minute, "the deployment given back", used(rl("count/deployments.apps", "0", "count/configmaps", "0")))
+
+	// The other kinds' quota: a Service, a Secret, a ConfigMap, in a namespace of their
+	// own (default has the kubernetes Service).
+	if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "others"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.ResourceQuotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "others", Namespace: "others"},
+		Spec: corev1.ResourceQuotaSpec{Hard: rl("services", "3", "secrets", "3", "configmaps", "3")}}); err != nil {
+		t.Fatal(err)
+	}
+	others := func(svcs, secrets, cms string) func() (bool, string) {
+		return func() (bool, string) {
+			q, err := cs.ResourceQuotas.Get(ctx, "others", "others")
+			if err != nil {
+				return false, err.Error()
+			}
+			want := rl("services", svcs, "secrets", secrets, "configmaps", cms)
+			return equality.Semantic.DeepEqual(q.Status.Used, want), fmt.Sprintf("used %v", q.Status.Used)
+		}
+	}
+	waitfor.Condition(t, time.Minute, "the other quota synced", others("0", "0", "0"))
+	if _, err := cs.Services.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "svc", Namespace: "others"},
+		Spec: corev1.ServiceSpec{Selector: lbl, Ports: []corev1.ServicePort{{Port: 80}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "others"}, StringData: map[string]string{"k": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "others"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, time.Minute, "the three charged", others("1", "1", "1"))
+	if _, err := cs.Services.Delete(ctx, "others", "svc", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Secrets.Delete(ctx, "others", "s", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.ConfigMaps.Delete(ctx, "others", "cm", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, time.Minute, "the three given back", others("0", "0", "0"))
 }

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 var t0 = time.Date(2016, 10, 6, 0, 17, 9, 669794202, time.UTC)
@@ -50,7 +53,7 @@ func TestCopyStream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			// One byte a read: records must not depend on how the pipe delivers.
-			if err := CopyStream(NewSink(&out, clock()), iotest.OneByteReader(strings.NewReader(tc.in)), tc.stream, tc.maxLine); err != nil {
+			if err := CopyStream(NewSink(&out, clock()), iotest.OneByteReader(strings.NewReader(tc.in)), tc.stream, tc.maxLine, 0); err != nil {
 				t.Fatal(err)
 			}
 			if out.String() != tc.want {
@@ -71,7 +74,7 @@ func TestCopyStream(t *testing.T) {
 func TestCopyStreamReadError(t *testing.T) {
 	var out bytes.Buffer
 	boom := errors.New("boom")
-	err := CopyStream(NewSink(&out, clock()), io.MultiReader(strings.NewReader("half"), iotest.ErrReader(boom)), Stdout, 0)
+	err := CopyStream(NewSink(&out, clock()), io.MultiReader(strings.NewReader("half"), iotest.ErrReader(boom)), Stdout, 0, 0)
 	if !errors.Is(err, boom) {
 		t.Fatalf("error %v, want boom", err)
 	}
@@ -258,7 +261,7 @@ func TestSinkTwoStreams(t *testing.T) {
 	}
 	errs := make(chan error, 2)
 	for i, stream := range []string{Stdout, Stderr} {
-		go func() { errs <- CopyStream(sink, strings.NewReader(in[i].String()), stream, 100) }()
+		go func() { errs <- CopyStream(sink, strings.NewReader(in[i].String()), stream, 100, 0) }()
 	}
 	for range 2 {
 		if err := <-errs; err != nil {
@@ -287,5 +290,53 @@ func TestSinkTwoStreams(t *testing.T) {
 		if got[i].String() != in[i].String() {
 			t.Errorf("stream %d read back differs", i)
 		}
+	}
+}
+
+// lockedBuffer is a log file written by one goroutine and read by another.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestCopyStreamIdlePartial: with idle set, output without its newline is written as a
+// partial record once nothing more comes, while the stream stays open (as the shim
+// keeps a container's after it exits), and read back joined with the rest of its line.
+func TestCopyStreamIdlePartial(t *testing.T) {
+	var out lockedBuffer
+	r, w := io.Pipe()
+	errs := make(chan error, 1)
+	go func() { errs <- CopyStream(NewSink(&out, nil), r, Stdout, 0, 10*time.Millisecond) }()
+	if _, err := io.WriteString(w, "DONE"); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 10*time.Second, "the partial line in the log", func() (bool, string) {
+		return strings.Contains(out.String(), " stdout P DONE\n"), out.String()
+	})
+	if _, err := io.WriteString(w, "!\nnext\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	var plain bytes.Buffer
+	if _, err := NewDecoder(NewPrinter(&plain, Options{})).Write([]byte(out.String())); err != nil {
+		t.Fatal(err)
+	}
+	if plain.String() != "DONE!\nnext\n" {
+		t.Errorf("read back %q from\n%s", plain.String(), out.String())
 	}
 }

@@ -1,7 +1,7 @@
 package crilog
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -37,45 +37,110 @@ func (s *Sink) write(stream string, partial bool, content []byte) error {
 // CopyStream copies src, a container's stream (Stdout or Stderr), to s as records until
 // src ends: a record per line, lines longer than maxLine (<= 0: MaxLine) split into
 // partial records of maxLine bytes, and output left without a newline at the end a
-// partial record. It returns nil at src's end, else the first error.
-func CopyStream(s *Sink, src io.Reader, stream string, maxLine int) error {
+// partial record — or, with idle > 0, as soon as nothing more came for that long: a
+// program's last line without its newline is then in the log while its stream stays
+// open (containerd's shim keeps it open until the task is deleted), as a termination
+// message read from the log needs; the reader joins it with the rest of its line, if
+// any comes. It returns nil at src's end, else the first error. src is read on a
+// goroutine of its own, which ends with src (at its end or error).
+func CopyStream(s *Sink, src io.Reader, stream string, maxLine int, idle time.Duration) error {
 	if maxLine <= 0 {
 		maxLine = MaxLine
 	}
-	br := bufio.NewReaderSize(src, maxLine)
+	type read struct {
+		n   int
+		err error
+	}
+	buf := make([]byte, maxLine)
+	reads, next := make(chan read), make(chan struct{})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			n, err := src.Read(buf)
+			select {
+			case reads <- read{n, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+			select {
+			case <-next: // buf is free again
+			case <-done:
+				return
+			}
+		}
+	}()
 	var line []byte
+	write := func(partial bool, content []byte) error {
+		if err := s.write(stream, partial, content); err != nil {
+			return fmt.Errorf("write %s record: %w", stream, err)
+		}
+		return nil
+	}
+	var timer *time.Timer
+	var fire <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		full := len(line) > 0 && line[len(line)-1] == '\n'
-		if full {
-			line = line[:len(line)-1]
-		}
-		for len(line) > maxLine {
-			if werr := s.write(stream, true, line[:maxLine]); werr != nil {
-				return fmt.Errorf("write %s record: %w", stream, werr)
-			}
-			line = append(line[:0], line[maxLine:]...)
-		}
-		switch {
-		case full:
-			if werr := s.write(stream, false, line); werr != nil {
-				return fmt.Errorf("write %s record: %w", stream, werr)
+		var r read
+		select {
+		case r = <-reads:
+		case <-fire:
+			fire = nil
+			if err := write(true, line); err != nil {
+				return err
 			}
 			line = line[:0]
-		case err != nil && !errors.Is(err, bufio.ErrBufferFull) && len(line) > 0:
-			// The stream ended (or broke) in the middle of a line: keep what came.
-			if werr := s.write(stream, true, line); werr != nil {
-				return fmt.Errorf("write %s record: %w", stream, werr)
+			continue
+		}
+		data := buf[:r.n]
+		for len(data) > 0 {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				line, data = append(line, data...), nil
+			} else {
+				line, data = append(line, data[:i]...), data[i+1:]
 			}
-			line = line[:0]
+			for len(line) > maxLine {
+				if err := write(true, line[:maxLine]); err != nil {
+					return err
+				}
+				line = append(line[:0], line[maxLine:]...)
+			}
+			if i >= 0 {
+				if err := write(false, line); err != nil {
+					return err
+				}
+				line = line[:0]
+			}
 		}
-		switch {
-		case err == nil, errors.Is(err, bufio.ErrBufferFull):
-		case errors.Is(err, io.EOF):
-			return nil
-		default:
-			return fmt.Errorf("read %s: %w", stream, err)
+		if r.err != nil {
+			if len(line) > 0 {
+				// The stream ended (or broke) in the middle of a line: keep what came.
+				if err := write(true, line); err != nil {
+					return err
+				}
+			}
+			if errors.Is(r.err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read %s: %w", stream, r.err)
 		}
+		fire = nil
+		if idle > 0 && len(line) > 0 {
+			if timer == nil {
+				timer = time.NewTimer(idle)
+			} else {
+				timer.Reset(idle)
+			}
+			fire = timer.C
+		}
+		next <- struct{}{}
 	}
 }

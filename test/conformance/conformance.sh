@@ -139,7 +139,8 @@ EOF
 }
 
 # busyboxtree DIR lays out a static busybox (Debian's busybox-static, /bin/busybox)
-# with every applet linked, and the files a base image has.
+# with every applet linked at its own path and, as in the busybox image, in /bin (the
+# sysctl test runs /bin/sysctl), and the files a base image has.
 busyboxtree() {
 	local d=$1 a
 	mkdir -p "$d/bin" "$d/sbin" "$d/usr/bin" "$d/usr/sbin" "$d/etc" "$d/root" "$d/tmp" "$d/var/tmp" "$d/home"
@@ -147,6 +148,7 @@ busyboxtree() {
 	cp /bin/busybox "$d/bin/busybox"
 	for a in $(/bin/busybox --list-full); do
 		[ "$a" = bin/busybox ] || [ -e "$d/$a" ] || ln -s /bin/busybox "$d/$a"
+		[ -e "$d/bin/${a##*/}" ] || ln -s busybox "$d/bin/${a##*/}"
 	done
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n' >"$d/etc/passwd"
 	printf 'root:x:0:\nnobody:x:65534:\n' >"$d/etc/group"
@@ -181,6 +183,16 @@ images() {
 	mkdir -p "$img/agnhost/uploads"
 	cp "$src/test/images/agnhost/porter/localhost.crt" "$src/test/images/agnhost/porter/localhost.key" "$img/agnhost/"
 	chmod u+w "$img/agnhost/localhost."*
+	# The tools of Alpine's the tests run in agnhost: curl (this machine's, as the
+	# script's own) and an nc with -v, -u and -z (Debian's netcat-openbsd; busybox's
+	# has none of them).
+	cp /usr/bin/curl "$img/agnhost/usr/bin/curl"
+	sharedlibs "$img/agnhost" /usr/bin/curl
+	if debtree "$img/agnhost" netcat-openbsd; then
+		rm -f "$img/agnhost/usr/bin/nc" "$img/agnhost/bin/nc"
+		ln -s nc.openbsd "$img/agnhost/bin/nc"
+		sharedlibs "$img/agnhost" /bin/nc.openbsd
+	fi
 	echo 'user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh' >>"$img/agnhost/etc/passwd"
 	printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >>"$img/agnhost/etc/group"
 	# 2.55 (AgnhostPrev) is the same build as 2.66.1: the tests that use it only run it.
@@ -219,20 +231,32 @@ sharedlibs() {
 	done
 }
 
-# nginx_tree DIR lays out Debian's nginx from its package (apt-get download, not
-# installed on the machine) with the shared libraries it needs from this machine.
-nginx_tree() {
-	local d=$1 debs=$OUT/debs
+# debtree DIR PKG... unpacks Debian's packages PKG (apt-get download into $OUT/debs
+# once, not installed on the machine) into the tree DIR.
+debtree() {
+	local d=$1 debs=$OUT/debs p
+	shift
 	mkdir -p "$debs"
-	if ! ls "$debs"/nginx_*.deb "$debs"/nginx-common_*.deb >/dev/null 2>&1; then
-		(cd "$debs" && apt-get download nginx nginx-common) || {
-			log "no nginx package: the nginx image is not built"
-			return 1
-		}
-	fi
+	for p in "$@"; do
+		if ! ls "$debs/${p}_"*.deb >/dev/null 2>&1; then
+			(cd "$debs" && apt-get download "$p") || {
+				log "no package $p"
+				return 1
+			}
+		fi
+		dpkg-deb -x "$(ls "$debs/${p}_"*.deb | head -1)" "$d"
+	done
+}
+
+# nginx_tree DIR lays out Debian's nginx from its package with the shared libraries it
+# needs from this machine.
+nginx_tree() {
+	local d=$1
 	busyboxtree "$d"
-	dpkg-deb -x "$(ls "$debs"/nginx_*.deb | head -1)" "$d"
-	dpkg-deb -x "$(ls "$debs"/nginx-common_*.deb | head -1)" "$d"
+	debtree "$d" nginx nginx-common || {
+		log "no nginx package: the nginx image is not built"
+		return 1
+	}
 	rm -rf "$d/etc/nginx/sites-enabled" "$d/etc/nginx/conf.d" "$d/etc/nginx/modules-enabled"
 	[ -x "$d/usr/sbin/nginx" ] || { log "the nginx package has no /usr/sbin/nginx"; return 1; }
 	sharedlibs "$d" /usr/sbin/nginx

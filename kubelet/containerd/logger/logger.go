@@ -44,6 +44,13 @@ const Arg = "container-logger"
 // in them comes at once, unless a process the container started still holds them.
 const loggerGrace = 2 * time.Second
 
+// partialIdle is how long output without its newline waits for the rest of its line
+// before it is written as a partial record (crilog.CopyStream): the shim keeps the
+// streams open after the container's exit, so a last line without a newline would
+// otherwise reach the log only when the kubelet deletes the task, after it has read
+// the termination message (FallbackToLogsOnError) and answered `logs` without it.
+const partialIdle = 10 * time.Millisecond
+
 func init() {
 	if len(os.Args) == 3 && os.Args[1] == Arg && os.Getenv("CONTAINER_ID") != "" {
 		os.Exit(serve(os.Args[2]))
@@ -88,7 +95,7 @@ func run(ctx context.Context, path string, stdout, stderr io.Reader, ready func(
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = crilog.CopyStream(sink, s.r, s.name, crilog.MaxLine)
+			errs[i] = crilog.CopyStream(sink, s.r, s.name, crilog.MaxLine, partialIdle)
 		}()
 	}
 	done := make(chan struct{})
