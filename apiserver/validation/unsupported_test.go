@@ -62,8 +62,8 @@ func TestNotSupported(t *testing.T) {
 			p.Spec.SchedulerName = "default-scheduler"
 		}), []string{"spec.schedulerName" + forbidden}},
 		{"metadata", pod(func(p *corev1.Pod) { p.SelfLink = "/api/v1/pods/web-1" }), []string{"metadata.selfLink" + forbidden}},
-		{"status on create", pod(func(p *corev1.Pod) { p.Status.ObservedGeneration = 3 }),
-			[]string{"status.observedGeneration" + forbidden}},
+		{"status on create", pod(func(p *corev1.Pod) { p.Status.ResourceClaimStatuses = []corev1.PodResourceClaimStatus{{Name: "gpu"}} }),
+			[]string{"status.resourceClaimStatuses" + forbidden}},
 		{"deployment strategy and status", deployment(func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80}}
 			d.Status.TerminatingReplicas = new(int32(1))

@@ -854,9 +854,9 @@ func TestValidateStatus(t *testing.T) {
 			"status.containerStatuses[0].restartCount: Invalid value: -1"}},
 		{"pod status ignores spec", pod(func(p *corev1.Pod) { p.Spec = corev1.PodSpec{Hostname: "h"} }), nil},
 		{"pod status not supported", pod(func(p *corev1.Pod) {
-			p.Status = corev1.PodStatus{QOSClass: corev1.PodQOSBestEffort, PodIPs: []corev1.PodIP{{IP: "10.0.0.5"}}, ObservedGeneration: 3,
+			p.Status = corev1.PodStatus{QOSClass: corev1.PodQOSBestEffort, PodIPs: []corev1.PodIP{{IP: "10.0.0.5"}}, ResourceClaimStatuses: []corev1.PodResourceClaimStatus{{Name: "gpu"}},
 				ContainerStatuses: []corev1.ContainerStatus{{Name: "web", User: &corev1.ContainerUser{}}}}
-		}), []string{"status.observedGeneration: Forbidden: not supported by Skiff",
+		}), []string{"status.resourceClaimStatuses: Forbidden: not supported by Skiff",
 			"status.containerStatuses[0].user: Forbidden: not supported by Skiff"}},
 		{"pod status ips and qos", pod(func(p *corev1.Pod) {
 			p.Status = corev1.PodStatus{QOSClass: "Best", PodIP: "10.0.0.5", PodIPs: []corev1.PodIP{{IP: "10.0.0.6"}, {IP: "x"}},
