@@ -925,6 +925,14 @@ func tooOldContinue(after store.Key) error {
 
 // list reads the objects of a kind.
 func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions) (listResult, error) {
+	if info.Conversion != nil {
+		// A kind served over another's storage lists the stored kind's objects.
+		sel, err := storageFieldSelector(info, opts.fieldSelector)
+		if err != nil {
+			return listResult{}, err
+		}
+		info, opts.fieldSelector = info.Stored(), sel
+	}
 	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
 	if err != nil {
 		return listResult{}, err
@@ -1145,7 +1153,7 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 
 // replace writes obj over the stored object of its name: its metadata and spec (the
 // status goes through replaceStatus), compare-and-swap on obj's resourceVersion if set.
-func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOptions, checks ...func(cur, next kinds.Object) error) (result, error) {
 	info := kinds.Of(obj)
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
@@ -1157,7 +1165,13 @@ func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOpt
 		}
 	}
 	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		return r.nextState(ctx, info, cur, clone(obj), false)
+		next, err := r.nextState(ctx, info, cur, clone(obj), false)
+		for _, check := range checks {
+			if err == nil {
+				err = check(cur, next)
+			}
+		}
+		return next, err
 	})
 }
 

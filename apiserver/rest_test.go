@@ -511,6 +511,7 @@ type restEvent struct {
 	Type, Kind string
 	Object     metav1.ObjectMeta
 	Status     metav1.Status
+	Raw        json.RawMessage // the whole object
 }
 
 // watch streams a watch's events until ctx ends.
@@ -534,7 +535,7 @@ func (rc *restClient) watch(ctx context.Context, path string) <-chan restEvent {
 			if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
 				return
 			}
-			ev := restEvent{Type: raw.Type}
+			ev := restEvent{Type: raw.Type, Raw: raw.Object}
 			var o struct {
 				Kind     string
 				Metadata metav1.ObjectMeta

@@ -68,7 +68,7 @@ func ValidateEventV1Update(old, ev *corev1.Event) error {
 	immutable("lastTimestamp", ev.LastTimestamp, old.LastTimestamp)
 	immutable("count", ev.Count, old.Count)
 	immutable("type", ev.Type, old.Type)
-	immutable("eventTime", ev.EventTime.Truncate(time.Microsecond).UTC(), old.EventTime.Truncate(time.Microsecond).UTC())
+	immutable("eventTime", metav1.NewMicroTime(ev.EventTime.Truncate(time.Microsecond).UTC()), metav1.NewMicroTime(old.EventTime.Truncate(time.Microsecond).UTC()))
 	immutable("action", ev.Action, old.Action)
 	immutable("related", ev.Related, old.Related)
 	immutable("reportingController", ev.ReportingController, old.ReportingController)
