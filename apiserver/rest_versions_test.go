@@ -91,7 +91,7 @@ func TestEventsV1REST(t *testing.T) {
 		return names
 	}
 	for q, want := range map[string]string{
-		"fieldSelector=" + url.QueryEscape("regarding.name=web-2"):              "b",
+		"fieldSelector=" + url.QueryEscape("regarding.name=web-2"):                "b",
 		"fieldSelector=" + url.QueryEscape("reportingController=test-controller"): "a",
 		"fieldSelector=" + url.QueryEscape("regarding.uid=uid-web-1,type=Normal"): "a",
 		"labelSelector=test%3Deventsv1":                                           "a,b",
@@ -200,6 +200,10 @@ func TestEventsV1REST(t *testing.T) {
 	}
 	if r := rc.want(rc.do("GET", "/apis", "", "", nil), 200, "apis"); !strings.Contains(string(r.body), `"name":"events.k8s.io"`) {
 		t.Errorf("/apis lacks events.k8s.io: %s", r.body)
+	}
+	agg := rc.want(rc.do("GET", "/apis", "", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", nil), 200, "aggregated /apis")
+	if !strings.Contains(string(agg.body), `{"metadata":{"name":"events.k8s.io"},"versions":[{"version":"v1","resources":[{"resource":"events","responseKind":{"group":"events.k8s.io","version":"v1","kind":"Event"}`) {
+		t.Errorf("aggregated /apis lacks events.k8s.io: %s", agg.body)
 	}
 	v2 := decodeJSON[struct{ Paths map[string]json.RawMessage }](t, rc.want(rc.do("GET", "/openapi/v2", "", "application/json", nil), 200, "openapi").body)
 	if _, ok := v2.Paths["/apis/events.k8s.io/v1/namespaces/{namespace}/events/{name}"]; !ok {
