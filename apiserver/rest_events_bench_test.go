@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -16,7 +17,9 @@ import (
 // their storage (events.k8s.io/v1) must not slow — a list of 1,000 (JSON), and a watch
 // from the current state (1,000 ADDED events read) — on one insecure member.
 func BenchmarkRESTEvents(b *testing.B) {
-	c := apicluster.Start(b, 1, apicluster.Options{})
+	c := apicluster.Start(b, 1, apicluster.Options{Configure: func(cfg *apiserver.Config) {
+		cfg.EventRateLimit.NamespaceQPS = 0 // the setup's 1,000 creates in a second
+	}})
 	rc := newREST(b, c.Addr(0), true)
 	const base = "/api/v1/namespaces/default/events"
 	n := 0
