@@ -83,7 +83,17 @@ func lookupKind(name string) (*kinds.Info, error) {
 	if !ok {
 		return nil, badRequest("unknown kind %q (known: %s)", name, strings.Join(kinds.Names(), ", "))
 	}
+	if info.Conversion != nil {
+		return nil, versionOnlyOverREST(info)
+	}
 	return info, nil
+}
+
+// versionOnlyOverREST refuses a kind served over another's storage on the gRPC API,
+// which carries stored kinds only (the REST API converts: rest_versions.go).
+func versionOnlyOverREST(info *kinds.Info) error {
+	return badRequest("%s %s is served over the REST API only; the gRPC API serves it as %s %s",
+		info.APIVersion, info.Kind, info.Stored().APIVersion, info.Stored().Kind)
 }
 
 // namespaceFor applies the namespace rules: namespaced kinds default to "default",
@@ -103,6 +113,9 @@ func unwrap(o *apiv1.Object) (kinds.Object, error) {
 	obj, err := kinds.Unwrap(o)
 	if err != nil {
 		return nil, badRequest("%v", err)
+	}
+	if info := kinds.Of(obj); info.Conversion != nil {
+		return nil, versionOnlyOverREST(info)
 	}
 	obj.SetNamespace(namespaceFor(kinds.Of(obj), obj.GetNamespace()))
 	return obj, nil

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/kinds"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -179,6 +180,18 @@ func TestEventsV1REST(t *testing.T) {
 	}
 	if r := rc.want(rc.do("GET", v1+"/none", "", "", nil), 404, "missing"); r.status().Message != `events.events.k8s.io "none" not found` || r.status().Details.Group != "events.k8s.io" {
 		t.Errorf("missing: %s", r.body)
+	}
+
+	// The gRPC API carries stored kinds only: the other version is refused, not stored.
+	res, _ := dial(t, c.Addr(0))
+	if _, err := res.Get(testCtx(t), &apiv1.GetRequest{Kind: "events.events.k8s.io", Namespace: "default", Name: "b"}); err == nil ||
+		!strings.Contains(err.Error(), "served over the REST API only") {
+		t.Errorf("gRPC get of events.events.k8s.io: %v", err)
+	}
+	if wire, err := kinds.Wrap(eventV1("grpc", "web-1")); err != nil {
+		t.Fatal(err)
+	} else if _, err := res.Create(testCtx(t), &apiv1.CreateRequest{Object: wire}); err == nil || !strings.Contains(err.Error(), "served over the REST API only") {
+		t.Errorf("gRPC create of an events.k8s.io/v1 Event: %v", err)
 	}
 
 	// Delete through events.k8s.io/v1; deletecollection by label.
