@@ -58,24 +58,6 @@ func (in *Info) ToStorage(obj Object) Object {
 	return in.Conversion.ToStorage(obj)
 }
 
-// StorageFieldSelector rewrites a field selector on in's fields as one on its stored
-// kind's, as Kubernetes' field label conversion does; a field in does not offer is
-// refused in Kubernetes' words.
-func (in *Info) StorageFieldSelector(requirements []string) ([]string, error) {
-	if in.Conversion == nil {
-		return requirements, nil
-	}
-	out := make([]string, len(requirements))
-	for i, f := range requirements {
-		mapped, ok := in.Conversion.FieldLabels[f]
-		if !ok {
-			return nil, fmt.Errorf("field label not supported: %s", f)
-		}
-		out[i] = mapped
-	}
-	return out, nil
-}
-
 // EventV1 is events.k8s.io/v1's Event, served over core/v1 Events' storage.
 const EventV1 = "Event.events.k8s.io"
 
