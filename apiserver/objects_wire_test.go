@@ -17,6 +17,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -51,6 +52,13 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 		&nodev1.RuntimeClass{ObjectMeta: meta("", "runc"), Handler: "runc"},
 		&networkingv1.IngressClass{ObjectMeta: meta("", "nginx"), Spec: networkingv1.IngressClassSpec{Controller: "k8s.io/ingress-nginx"}},
 		&networkingv1.Ingress{ObjectMeta: meta("default", "web"), Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx")}},
+		&rbacv1.Role{ObjectMeta: meta("default", "reader"), Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
+		&rbacv1.ClusterRole{ObjectMeta: meta("", "view"), AggregationRule: &rbacv1.AggregationRule{ClusterRoleSelectors: []metav1.LabelSelector{
+			{MatchLabels: map[string]string{"rbac.authorization.k8s.io/aggregate-to-view": "true"}}}}},
+		&rbacv1.RoleBinding{ObjectMeta: meta("default", "reader"), RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: meta("", "viewers"), RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "default", Name: "default"}}},
 		&corev1.ReplicationController{ObjectMeta: meta("default", "legacy"), Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](2),
 			Selector: map[string]string{"name": "legacy"}}},
 		&appsv1.Deployment{ObjectMeta: meta("default", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)}},

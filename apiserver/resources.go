@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -73,6 +74,9 @@ type resources struct {
 	events *eventLimiter
 	// graph knows the node of each bound pod (nil without authentication: no nodes).
 	graph *nodeGraph
+	// authz is the API server's authorizer, for the escalation checks of RBAC's kinds
+	// (nil without authentication: everyone is an administrator).
+	authz *auth.Authorizer
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -321,6 +325,9 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 		return nil, invalid(info, obj.GetName(), err)
 	}
 	if err := r.admitNodeWrite(ctx, info, nil, obj); err != nil {
+		return nil, err
+	}
+	if err := r.admitRBAC(ctx, info, obj); err != nil {
 		return nil, err
 	}
 	if info.Namespaced {
@@ -1197,6 +1204,9 @@ func (r *resources) nextState(ctx context.Context, info *kinds.Info, cur, next k
 		return nil, err
 	}
 	if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
+		return nil, err
+	}
+	if err := r.admitRBAC(ctx, info, next); err != nil {
 		return nil, err
 	}
 	if applied {

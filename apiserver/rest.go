@@ -211,7 +211,10 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	}
 	label += " " + req.verb
 	attrs := auth.Attributes{User: user, Verb: authVerbs[req.verb], Resource: req.info.Plural, Subresource: req.subresource,
-		Namespace: req.namespace, Name: req.name, FieldSelector: r.URL.Query().Get("fieldSelector")}
+		Namespace: req.namespace, Name: req.name, FieldSelector: r.URL.Query().Get("fieldSelector"), APIGroup: req.info.Group}
+	if attrs.Verb != req.verb {
+		attrs.RequestVerb = req.verb // patch, deletecollection: RBAC's rules name them
+	}
 	if podStreamSubresource(req.subresource) {
 		attrs.Verb = auth.Create // a GET too: Kubernetes authorizes WebSocket upgrades so
 	}

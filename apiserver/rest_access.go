@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
-	"github.com/skiffhq/skiff/pki"
 )
 
 // selfSubjectAccessReviews is where Kubernetes serves SelfSubjectAccessReview, the
@@ -54,21 +54,25 @@ func (a *restAPI) accessReview(w http.ResponseWriter, r *http.Request, user auth
 	writeJSON(w, http.StatusCreated, &review)
 }
 
-// review is the authorizer's answer for user.
+// review is the authorizer's answer for user: the built-in rules' and RBAC's.
 func (a *restAPI) review(user auth.User, ra *authorizationv1.ResourceAttributes, nra *authorizationv1.NonResourceAttributes) authorizationv1.SubjectAccessReviewStatus {
 	if a.gate.authn == nil {
 		return authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "this API server authorizes every request (no client CA and no token file)"}
 	}
 	if nra != nil {
 		// Health, version, discovery and OpenAPI are open to every authenticated user
-		// (Kubernetes' system:discovery and system:public-info-viewer); the rest are not
-		// served.
+		// (Kubernetes' system:discovery and system:public-info-viewer); other paths are
+		// RBAC's nonResourceURLs.
 		for _, p := range []string{"/healthz", "/livez", "/readyz", "/version", "/api", "/apis", "/openapi"} {
-			if nra.Path == p || strings.HasPrefix(nra.Path, p+"/") {
-				return authorizationv1.SubjectAccessReviewStatus{Allowed: nra.Verb == "get"}
+			if (nra.Path == p || strings.HasPrefix(nra.Path, p+"/")) && nra.Verb == "get" {
+				return authorizationv1.SubjectAccessReviewStatus{Allowed: true}
 			}
 		}
-		return authorizationv1.SubjectAccessReviewStatus{Allowed: false, Reason: fmt.Sprintf("path %q is not served", nra.Path)}
+		_, why, err := a.gate.authz.Decide(auth.Attributes{User: user, Verb: nra.Verb, Path: nra.Path})
+		if err != nil {
+			return authorizationv1.SubjectAccessReviewStatus{Reason: err.Error()}
+		}
+		return authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: why}
 	}
 	verbs := []string{ra.Verb}
 	if ra.Verb == "*" {
@@ -76,20 +80,23 @@ func (a *restAPI) review(user auth.User, ra *authorizationv1.ResourceAttributes,
 	}
 	var reasons []string
 	for _, v := range verbs {
-		av, ok := authVerbs[v]
-		if !ok {
-			return authorizationv1.SubjectAccessReviewStatus{Reason: fmt.Sprintf("verb %q is not one Skiff serves", ra.Verb)}
+		attrs := auth.Attributes{User: user, Verb: v, Resource: ra.Resource, Subresource: ra.Subresource, Namespace: ra.Namespace, Name: ra.Name,
+			APIGroup: ra.Group}
+		if av, ok := authVerbs[v]; ok && av != v {
+			attrs.Verb, attrs.RequestVerb = av, v // patch, deletecollection
 		}
-		attrs := auth.Attributes{User: user, Verb: av, Resource: ra.Resource, Subresource: ra.Subresource, Namespace: ra.Namespace, Name: ra.Name}
-		if !served(ra) && !user.InGroup(pki.GroupAdmin) {
-			return authorizationv1.SubjectAccessReviewStatus{Reason: fmt.Sprintf("the server does not serve %q in group %q", ra.Resource, ra.Group)}
-		}
-		gd, err := a.gate.authz.Authorize(attrs)
+		gd, why, err := a.gate.authz.Decide(attrs)
 		if err != nil {
+			if !served(ra) && !auth.IsAdmin(user) {
+				return authorizationv1.SubjectAccessReviewStatus{Reason: fmt.Sprintf("the server does not serve %q in group %q", ra.Resource, ra.Group)}
+			}
 			return authorizationv1.SubjectAccessReviewStatus{Reason: err.Error()}
 		}
 		if gd != nil {
-			reasons = append(reasons, "allowed for the objects the node restriction admits")
+			why = "allowed for the objects the node restriction admits"
+		}
+		if why != "" && !slices.Contains(reasons, why) {
+			reasons = append(reasons, why)
 		}
 	}
 	return authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: strings.Join(reasons, "; ")}

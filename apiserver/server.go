@@ -54,6 +54,7 @@ type Server struct {
 	keyFile   *keyFile // nil: no encryption key file
 	reencrypt *reencryptor
 	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
+	rbac      *rbacFollower           // nil: no authentication, so no RBAC
 	flows     *flowcontrol.Controller // nil: no flow control
 	members   *memberAddrs
 	settled   chan struct{}
@@ -126,6 +127,9 @@ func New(cfg Config) (*Server, error) {
 		s.nodeGraph = newNodeGraph(s.store, log)
 		gate.authz.Graph = s.nodeGraph
 		s.resources.graph = s.nodeGraph
+		s.rbac = newRBACFollower(s.store, log)
+		gate.authz.RBAC = s.rbac.index
+		s.resources.authz = &gate.authz
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
@@ -299,6 +303,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.nodeGraph != nil {
 		wg.Go(func() { s.nodeGraph.run(ctx) })
 	}
+	if s.rbac != nil {
+		wg.Go(func() { s.rbac.run(ctx) })
+	}
 	if s.keyFile != nil {
 		wg.Go(func() { s.keyFile.watch(ctx, s.cfg.EncryptionKeyReload, s.reencrypt.keysReloaded) })
 	}
@@ -362,6 +369,9 @@ func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 			if err := s.resources.ensureNamespace(ctx, ns); err != nil {
 				return err
 			}
+		}
+		if err := s.resources.ensureRBACDefaults(ctx); err != nil {
+			return err
 		}
 		return s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get())
 	})

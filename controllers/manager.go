@@ -3,8 +3,8 @@
 // replication (ReplicationControllers), garbage collector, node lifecycle, namespace, pod
 // garbage collector, disruption, service account, root CA publisher, EndpointSlice,
 // endpoints, EndpointSlice mirroring, node IPAM, service load balancer, DaemonSet,
-// StatefulSet, resource quota, Job, CronJob and TTL-after-finished controllers and the
-// local-path provisioner over one shared set of informers.
+// StatefulSet, resource quota, ClusterRole aggregation, Job, CronJob and TTL-after-finished
+// controllers and the local-path provisioner over one shared set of informers.
 // Each controller lives in its own package below this one.
 package controllers
 
@@ -22,6 +22,7 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/leader"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/controllers/clusterroleaggregation"
 	"github.com/skiffhq/skiff/controllers/cronjob"
 	"github.com/skiffhq/skiff/controllers/daemonset"
 	"github.com/skiffhq/skiff/controllers/deployment"
@@ -257,12 +258,18 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	agc := clusterroleaggregation.DefaultConfig()
+	agc.Logger = log
+	agg, err := clusterroleaggregation.New(cs, f, agc)
+	if err != nil {
+		return err
+	}
 	batch, err := batchControllers(cs, f, rec, log)
 	if err != nil {
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, rcs.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, ep.Run, em.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run,
+		d.Run, r.Run, rcs.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, ep.Run, em.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run, agg.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	runs = append(runs, batch...)

@@ -14,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -116,6 +117,13 @@ const (
 	// ReplicationController is core/v1's ReplicaSet, with a map selector; the
 	// ReplicaSet controller serves both.
 	ReplicationController = "ReplicationController"
+	// Role and ClusterRole are rbac.authorization.k8s.io/v1's sets of permissions (in a
+	// namespace, or cluster-wide); RoleBinding and ClusterRoleBinding grant one to users,
+	// groups and service accounts. The API server's RBAC authorizer reads them.
+	Role               = "Role"
+	ClusterRole        = "ClusterRole"
+	RoleBinding        = "RoleBinding"
+	ClusterRoleBinding = "ClusterRoleBinding"
 )
 
 func kind[T any, PT interface {
@@ -191,6 +199,14 @@ var all = []*Info{
 	kind[corev1.ReplicationController](Info{Kind: ReplicationController, Version: "v1", Plural: "replicationcontrollers",
 		Singular: "replicationcontroller", ShortNames: []string{"rc"}, Categories: []string{"all"}, Namespaced: true,
 		HasStatus: true, HasSpec: true}),
+	kind[rbacv1.Role](Info{Kind: Role, Group: "rbac.authorization.k8s.io", Version: "v1", Plural: "roles", Singular: "role",
+		Namespaced: true}),
+	kind[rbacv1.ClusterRole](Info{Kind: ClusterRole, Group: "rbac.authorization.k8s.io", Version: "v1", Plural: "clusterroles",
+		Singular: "clusterrole"}),
+	kind[rbacv1.RoleBinding](Info{Kind: RoleBinding, Group: "rbac.authorization.k8s.io", Version: "v1", Plural: "rolebindings",
+		Singular: "rolebinding", Namespaced: true}),
+	kind[rbacv1.ClusterRoleBinding](Info{Kind: ClusterRoleBinding, Group: "rbac.authorization.k8s.io", Version: "v1",
+		Plural: "clusterrolebindings", Singular: "clusterrolebinding"}),
 }
 
 var (

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
@@ -76,6 +77,9 @@ type Config struct {
 	Out io.Writer
 	// Logger receives the logs of every member and component. Default: discarded.
 	Logger hclog.Logger
+	// Tokens are bearer tokens the API servers accept beside certificates (users
+	// whose access RBAC grants, as a token file's); nil: none.
+	Tokens *auth.Tokens
 }
 
 // DefaultConfig returns the defaults documented on Config.

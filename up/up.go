@@ -106,6 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 		acfg.TLS, acfg.ClientRoots, acfg.JoinTLS, acfg.Store.PeerTLS = serverCerts.ServerTLS(), serverCerts.Pool, serverCerts.ClientTLS(), serverCerts.PeerTLS()
 		acfg.KubeletTLS = serverCerts.KubeletClientTLS
 		acfg.EncryptionKeyFile = p(encryption.FileName)
+		acfg.Tokens = cfg.Tokens
 		if i == 0 {
 			// The first member keeps every certificate of the directory renewed (one
 			// member only: they share the files); every component reads them anew.

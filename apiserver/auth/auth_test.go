@@ -247,7 +247,7 @@ func TestTokens(t *testing.T) {
 	if u, ok := toks.Lookup("s3cret"); !ok || u.Name != "alice" || !u.InGroup(pki.GroupAdmin) {
 		t.Fatalf("alice: %v %v", u, ok)
 	}
-	if u, ok := toks.Lookup("k1"); !ok || u.Name != "system:node:w1" || len(u.Groups) != 2 {
+	if u, ok := toks.Lookup("k1"); !ok || u.Name != "system:node:w1" || len(u.Groups) != 3 || !u.InGroup(GroupAuthenticated) {
 		t.Fatalf("w1: %v %v", u, ok)
 	}
 	if _, ok := toks.Lookup("nope"); ok {

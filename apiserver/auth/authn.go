@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -73,7 +74,23 @@ const maxVerified = 16384
 
 // Authenticate returns the identity of c, or an error that says why there is none. A
 // certificate, when presented, must be valid: a bad certificate is not excused by a token.
+//
+// Every identity found is in system:authenticated, as in Kubernetes (RBAC's default
+// roles bind to it).
 func (a *Authenticator) Authenticate(c Credentials) (User, error) {
+	u, err := a.authenticate(c)
+	if err != nil || u.InGroup(GroupAuthenticated) {
+		return u, err
+	}
+	return authenticated(u), nil
+}
+
+// authenticated is u in system:authenticated (a copy: u's groups are not written).
+func authenticated(u User) User {
+	return User{Name: u.Name, Groups: append(slices.Clip(u.Groups), GroupAuthenticated)}
+}
+
+func (a *Authenticator) authenticate(c Credentials) (User, error) {
 	if len(c.Chain) > 0 && a.Roots != nil {
 		return a.certificate(c.Chain)
 	}
@@ -126,7 +143,7 @@ func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {
 	if leaf.Subject.CommonName == "" {
 		return User{}, errors.New("client certificate without a common name")
 	}
-	u := User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}
+	u := authenticated(User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization})
 	if len(chain) == 1 {
 		v := verifiedCert{user: u, roots: roots, notAfter: leaf.NotAfter, checked: now}
 		for _, c := range chains[0] {
@@ -196,6 +213,7 @@ func ParseTokens(text string) (*Tokens, error) {
 				e.user.Groups = append(e.user.Groups, g)
 			}
 		}
+		e.user = authenticated(e.user)
 		t.entries = append(t.entries, e)
 	}
 	return t, sc.Err()

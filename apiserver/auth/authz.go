@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,9 +78,21 @@ type Attributes struct {
 	Namespace, Name string
 	// FieldSelector of a list or watch.
 	FieldSelector string
+	// APIGroup is the resource's group (RBAC's rules name it); empty, the group of the
+	// kind whose plural Resource is.
+	APIGroup string
+	// RequestVerb is Kubernetes' verb when it is not Verb: patch (an Update) and
+	// deletecollection (a Delete), which RBAC's rules name.
+	RequestVerb string
+	// Path is a non-resource request's URL path (/healthz, /api, ...); Resource is then
+	// empty.
+	Path string
 }
 
 func (a Attributes) action() string {
+	if a.Path != "" {
+		return fmt.Sprintf("%s path %q", a.Verb, a.Path)
+	}
 	res := a.Resource
 	if a.Subresource != "" {
 		res += "/" + a.Subresource
@@ -156,11 +169,19 @@ type Guard func(obj kinds.Object) error
 //     cluster DNS, the pods' service variables) and runtimeclasses (the handlers its
 //     pods run with).
 //
-// Everything else is denied.
+// Members of system:masters, Kubernetes' superuser group, are administrators too.
+//
+// What these rules deny, RBAC may allow (as kube-apiserver's
+// --authorization-mode=Node,RBAC): a Role or ClusterRole bound to the user, one of
+// its groups (every authenticated user is in system:authenticated) or its service
+// account. Everything else is denied.
 type Authorizer struct {
 	// Graph says what the pods bound to each node reference. Without it a node reads no
 	// Secret or ConfigMap.
 	Graph Graph
+	// RBAC is the index of the cluster's roles and bindings; nil: the built-in rules
+	// alone.
+	RBAC *RBAC
 }
 
 // Graph is Kubernetes' node authorizer graph, as far as Skiff's kubelet needs it.
@@ -172,14 +193,46 @@ type Graph interface {
 	References(node, resource, namespace, name string) bool
 }
 
-// Authorize allows a (possibly subject to a Guard) or returns a *Denied.
+// Authorize allows a (possibly subject to a Guard) or returns a *Denied: the built-in
+// rules, else RBAC. A refusal's reason is both's, joined as Kubernetes' union
+// authorizer joins them.
 func (az Authorizer) Authorize(a Attributes) (Guard, error) {
+	gd, _, err := az.Decide(a)
+	return gd, err
+}
+
+// Decide is Authorize with the reason of an allowance (RBAC's, naming the binding; ""
+// for the built-in rules'), as a SubjectAccessReview reports it.
+func (az Authorizer) Decide(a Attributes) (Guard, string, error) {
+	gd, err := az.builtin(a)
+	if err == nil || az.RBAC == nil {
+		return gd, "", err
+	}
+	ok, reason := az.RBAC.Allows(a)
+	if ok {
+		return nil, reason, nil
+	}
+	var d *Denied
+	if reason != "" && errors.As(err, &d) {
+		if d.Reason != "" {
+			reason = d.Reason + ", " + reason
+		}
+		return nil, "", &Denied{Attributes: a, Reason: reason}
+	}
+	return nil, "", err
+}
+
+// IsAdmin reports an administrator: skiff:admin, or Kubernetes' system:masters.
+func IsAdmin(u User) bool { return u.InGroup(pki.GroupAdmin) || u.InGroup(GroupMasters) }
+
+// builtin is Skiff's rules by group.
+func (az Authorizer) builtin(a Attributes) (Guard, error) {
 	u := a.User
 	if a.Resource == ResourceCertificateSigningRequests && a.Verb == Create {
 		return nil, nil // one's own certificate: the handler checks the identity
 	}
 	switch {
-	case u.InGroup(pki.GroupAdmin):
+	case IsAdmin(u):
 		return nil, nil
 	case reachesIn(a.Subresource):
 		return nil, deny(a, "")
@@ -239,6 +292,9 @@ func controllerManagerMay(a Attributes) bool {
 		return true
 	case plural(kinds.Service):
 		return a.Verb == Update && a.Subresource == "status" // the service load balancer's ingress points
+	case plural(kinds.ClusterRole):
+		// The aggregation controller writes the union of other roles' rules.
+		return a.Verb == Update || a.Verb == Escalate
 	}
 	return false
 }

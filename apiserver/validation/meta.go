@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -21,6 +22,8 @@ func nameFunc(in *kinds.Info) apivalidation.ValidateNameFunc {
 		return apivalidation.NameIsDNSLabel
 	case kinds.Service:
 		return apivalidation.NameIsDNS1035Label
+	case kinds.Role, kinds.ClusterRole, kinds.RoleBinding, kinds.ClusterRoleBinding:
+		return path.ValidatePathSegmentName // Kubernetes' ValidateRBACName: system:controller:... has colons
 	}
 	return apivalidation.NameIsDNSSubdomain
 }

@@ -493,6 +493,12 @@ var supportedFields = map[string][]string{
 		under("metadata", storedMetaFields),
 		[]string{"spec", "status"},
 	),
+	// RBAC's every field: the API server's authorizer reads them all, and the
+	// controller-manager aggregates ClusterRoles.
+	kinds.Role:               slices.Concat(under("metadata", storedMetaFields), []string{"rules[*]"}),
+	kinds.ClusterRole:        slices.Concat(under("metadata", storedMetaFields), []string{"rules[*]", "aggregationRule"}),
+	kinds.RoleBinding:        slices.Concat(under("metadata", storedMetaFields), []string{"roleRef", "subjects[*]"}),
+	kinds.ClusterRoleBinding: slices.Concat(under("metadata", storedMetaFields), []string{"roleRef", "subjects[*]"}),
 }
 
 // replicaSetStatusFields are a ReplicaSet's status, and a ReplicationController's.

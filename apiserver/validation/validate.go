@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -184,6 +185,14 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateIngressClass(o)...)
 	case *networkingv1.Ingress:
 		errs = append(errs, validateIngress(o)...)
+	case *rbacv1.Role:
+		errs = append(errs, validatePolicyRules(o.Rules, true)...)
+	case *rbacv1.ClusterRole:
+		errs = append(errs, validateClusterRole(o)...)
+	case *rbacv1.RoleBinding:
+		errs = append(errs, validateBinding(o.RoleRef, o.Subjects, true)...)
+	case *rbacv1.ClusterRoleBinding:
+		errs = append(errs, validateBinding(o.RoleRef, o.Subjects, false)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -238,6 +247,10 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateRuntimeClassUpdate(old.(*nodev1.RuntimeClass), o)...)
 	case *networkingv1.IngressClass:
 		errs = append(errs, validateIngressClassUpdate(old.(*networkingv1.IngressClass), o)...)
+	case *rbacv1.RoleBinding:
+		errs = append(errs, validateRoleRefUpdate(old.(*rbacv1.RoleBinding).RoleRef, o.RoleRef)...)
+	case *rbacv1.ClusterRoleBinding:
+		errs = append(errs, validateRoleRefUpdate(old.(*rbacv1.ClusterRoleBinding).RoleRef, o.RoleRef)...)
 	}
 	return errs
 }

@@ -130,10 +130,12 @@ type Controller struct {
 	// sync after sync, and paying the doubling's rounds (each a commit) every time
 	// made the creations the longest part of each sync.
 	batch map[string]int
-	// written: per Job, the resourceVersion of this controller's last status write. A
-	// sync waits for the cache to show it (the Job's update event brings the sync back):
-	// acting on an older status would only fail its own write with a conflict.
-	written map[string]uint64
+	// written: per Job, the Job as this controller's last status write returned it. A
+	// sync whose cache shows an older Job syncs this one instead: acting on the older
+	// status would only fail its own write with a conflict, and waiting for the cache
+	// to show the write (as the syncs did until 2026-12-05) put a watch delivery
+	// between every two syncs of a Job, which run back to back while its pods finish.
+	written map[string]*batchv1.Job
 	// releasing: per Job, the pods whose finalizer a sync that has ended is removing
 	// still (releaseLater): the syncs after it neither wait for it nor count those
 	// pods until it ends. lost: per Job, the uids such a sync recorded whose finalizer
@@ -161,7 +163,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		cfg: cfg, cs: cs, jobInf: jobInf, podInf: podInf, jobs: jobInf.Lister(), pods: podInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named("job"),
-		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]uint64{},
+		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]*batchv1.Job{},
 		unseen: map[string]map[string]int{}, batch: map[string]int{},
 		releasing: map[string]map[types.UID]bool{}, lost: map[string]map[types.UID]bool{},
 	}
@@ -293,18 +295,33 @@ func (c *Controller) inflight(key string) (satisfied, creating bool, unseen map[
 // behind says whether the cache shows an older status of key's Job than the one this
 // controller last wrote.
 func (c *Controller) behind(key string, job *batchv1.Job) bool {
-	rv, err := strconv.ParseUint(job.ResourceVersion, 10, 64)
+	return c.newest(key, job) != job
+}
+
+// newest is the newer of job (as cached) and the same Job as this controller's last
+// status write left it.
+func (c *Controller) newest(key string, job *batchv1.Job) *batchv1.Job {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return err == nil && rv < c.written[key]
+	w := c.written[key]
+	c.mu.Unlock()
+	if w == nil || w.UID != job.UID || revision(w) <= revision(job) {
+		return job
+	}
+	return w
 }
 
 func (c *Controller) wrote(key string, job *batchv1.Job) {
-	if rv, err := strconv.ParseUint(job.ResourceVersion, 10, 64); err == nil {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.written[key] = max(c.written[key], rv)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w := c.written[key]; w == nil || w.UID != job.UID || revision(job) > revision(w) {
+		c.written[key] = job
 	}
+}
+
+// revision is an object's resourceVersion as a number (0 if it is none).
+func revision(job *batchv1.Job) uint64 {
+	rv, _ := strconv.ParseUint(job.ResourceVersion, 10, 64)
+	return rv
 }
 
 // Run reconciles until ctx ends. The factory must be started.
@@ -336,9 +353,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		c.forget(key)
 		return 0, c.releaseOrphans(ctx, ns, name)
 	}
-	if c.behind(key, cached) {
-		return 0, nil
-	}
+	cached = c.newest(key, cached)
 	// The expectations are read before the pods, as Kubernetes does: a creation observed
 	// after this snapshot must not let this sync make its pod again.
 	satisfied, creating, unseen := c.inflight(key)
@@ -481,12 +496,15 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 	var created int
 	var manageErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { created, manageErr = s.act(ctx, work) })
+	began := time.Now()
+	var acted time.Duration
+	wg.Go(func() { created, manageErr = s.act(ctx, work); acted = time.Since(began) })
 	// Step 2: once the uncounted are durable, their finalizers go: after the sync,
 	// which the next one does not wait for (it counts them once they are released),
 	// but for a finishing Job's, which counts them at once.
 	var gone map[types.UID]bool
 	ferr := s.flush(ctx)
+	written := time.Since(began)
 	switch {
 	case ferr == nil && s.finishing:
 		gone, err = s.c.releaseAll(ctx, s.key, s.release)
@@ -494,6 +512,10 @@ func (s *sync_) run(ctx context.Context) (time.Duration, error) {
 		s.c.releaseLater(ctx, s.key, s.release, s.added)
 	}
 	wg.Wait()
+	// The sync's timeline (what bounds a Job's rate: see docs/performance.md).
+	s.c.log.Debug("job synced", "job", s.key, "pods", len(s.pods), "finished", len(s.release), "create", work.create,
+		"created", created, "delete", len(work.del), "satisfied", s.satisfied, "inflight", len(s.inflight),
+		"status", written, "pods_made", acted)
 	if ferr != nil {
 		return 0, errors.Join(ferr, manageErr)
 	}
@@ -758,7 +780,9 @@ func (c *Controller) releaseLater(ctx context.Context, key string, pods []*corev
 	}
 	c.mu.Unlock()
 	c.background.Go(func() {
+		began := time.Now()
 		gone, err := c.releaseAll(ctx, key, pods)
+		c.log.Debug("finalizers removed", "job", key, "pods", len(pods), "took", time.Since(began))
 		c.mu.Lock()
 		if releasing := c.releasing[key]; releasing != nil { // nil: the Job is gone
 			for uid := range gone {

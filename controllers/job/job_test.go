@@ -1011,3 +1011,80 @@ func TestLostReleaseNotCounted(t *testing.T) {
 		t.Errorf("lost %v once the status no longer lists it, want none", c.lost[key])
 	}
 }
+
+// TestSyncFromOwnWrite: a sync whose cache still shows the Job as it was before this
+// controller's last status write syncs the Job as that write left it, rather than
+// waiting for the cache (a watch delivery between every two syncs of a busy Job). The
+// Job cache is frozen before the second sync's write, so the third sync sees only the
+// older Job: it must still count the pods the second released and track their
+// replacements, in one write that does not conflict.
+func TestSyncFromOwnWrite(t *testing.T) {
+	e := cluster(t, succeed)
+	c := e.newSynced(t)
+	const key = "default/own"
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("own", 6, 2, false)); err != nil {
+		t.Fatal(err)
+	}
+	settled := func(what string, ok func(pods []*corev1.Pod) bool) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "the cache shows "+what, func() (bool, string) {
+			cur, found := c.jobs.Get("default", "own")
+			if !found {
+				return false, "no job"
+			}
+			pods := c.ownedPods(cur)
+			sat, _, _ := c.inflight(key)
+			return sat && ok(pods), fmt.Sprintf("%d pods, satisfied %v", len(pods), sat)
+		})
+	}
+	// n pods, all succeeded, at least released of them without the finalizer.
+	succeeded := func(n, released int) func(pods []*corev1.Pod) bool {
+		return func(pods []*corev1.Pod) bool {
+			done, free := 0, 0
+			for _, p := range pods {
+				if p.Status.Phase == corev1.PodSucceeded {
+					done++
+					if !hasTrackingFinalizer(p) {
+						free++
+					}
+				}
+			}
+			return len(pods) == n && done == n && free >= released
+		}
+	}
+	settled("the job", func([]*corev1.Pod) bool { return true })
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	settled("2 pods succeeded", succeeded(2, 0))
+	waitfor.Condition(t, 30*time.Second, "the cache shows the first write", func() (bool, string) {
+		cur, _ := c.jobs.Get("default", "own")
+		return !c.behind(key, cur), "behind"
+	})
+	// Freeze the Job cache here: a second informer, synced, then stopped.
+	ctx, cancel := context.WithCancel(e.ctx)
+	f := cache.NewFactory(e.cs, hclog.NewNullLogger())
+	frozen := cache.InformerFor[*batchv1.Job](f, "", client.ListOptions{})
+	f.Start(ctx)
+	if !cache.WaitForSync(ctx, frozen) {
+		t.Fatal("no sync")
+	}
+	cancel()
+	f.Wait()
+	c.jobs = frozen.Lister()
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	c.background.Wait() // the first two released
+	settled("the first 2 released and 2 more succeeded", succeeded(4, 2))
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	job, err := e.cs.Jobs.Get(e.ctx, "default", "own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := job.Status; st.Succeeded != 2 || len(st.UncountedTerminatedPods.Succeeded) != 2 {
+		t.Fatalf("after the third sync: succeeded %d, uncounted %d; want the first 2 counted and the next 2 uncounted", st.Succeeded, len(st.UncountedTerminatedPods.Succeeded))
+	}
+}

@@ -18,6 +18,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -234,6 +235,10 @@ func fixtures() map[string][]kinds.Object {
 			&networkingv1.Ingress{ObjectMeta: meta("default-backend", time.Hour), Spec: networkingv1.IngressSpec{
 				DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}},
 		},
+		"roles": {&rbacv1.Role{ObjectMeta: meta("pod-reader", time.Hour)}},
+		"clusterrolebindings": {&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ops", CreationTimestamp: ago(time.Hour)},
+			RoleRef: rbacv1.RoleRef{Kind: "ClusterRole", Name: "cluster-admin"}, Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "alice"},
+				{Kind: rbacv1.GroupKind, Name: "ops"}, {Kind: rbacv1.UserKind, Name: "bob"}, {Kind: rbacv1.ServiceAccountKind, Namespace: "ci", Name: "deployer"}}}},
 		"serviceaccounts": {
 			&corev1.ServiceAccount{ObjectMeta: meta("default", 3*time.Hour)},
 			&corev1.ServiceAccount{ObjectMeta: meta("builder", time.Hour), ImagePullSecrets: []corev1.LocalObjectReference{{Name: "registry"}},

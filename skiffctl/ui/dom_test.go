@@ -8,11 +8,14 @@ import (
 	"os/exec"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	appsv1 "k8s.io/api/apps/v1"
 
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -134,5 +137,52 @@ func TestPageService(t *testing.T) {
 		var got, hash string
 		err := errors.Join(evalIn(ctx, `(document.querySelector('#chain #summary') || {}).textContent || ''`, &got), evalIn(ctx, `location.hash`, &hash))
 		return err == nil && got == "1/3 ready" && hash == "#/Deployment/default/web", fmt.Sprintf("%q at %s %v", got, hash, err)
+	})
+}
+
+// TestPageHead: a change of the workload reaches the chain map on its own, as the chain's
+// head (the stream's builder here never builds again: its throttle is an hour), and the
+// page shows it: the Deployment's resourceVersion and its rollout state.
+func TestPageHead(t *testing.T) {
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("no chromium (test/tools/install-deps.sh chromium installs it): the page cannot be tested in a browser")
+	}
+	s := newTestServer(t)
+	s.cfg.Throttle = time.Hour
+	objs := rollout()
+	var d atomic.Pointer[appsv1.Deployment]
+	d.Store(objs.Deployments[0])
+	s.objects = func() *Objects { return objs }
+	s.workloadObjects = func(string, string, string) *Objects {
+		return &Objects{Deployments: []*appsv1.Deployment{d.Load()}}
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(s.ln)
+	t.Cleanup(func() { srv.Close() })
+	ctx := startBrowser(t, path)
+	c, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, chromedp.Navigate(s.URL()+"#/Deployment/default/web"), chromedp.WaitVisible(chromedp.CSS("#rollout"))); err != nil {
+		t.Fatalf("open the chain map: %v", err)
+	}
+	shown := func() (rv, state, rollout string, err error) {
+		err = errors.Join(evalIn(ctx, `document.querySelector('#chain').dataset.rv`, &rv),
+			evalIn(ctx, `document.querySelector('#rollout').dataset.state`, &state),
+			evalIn(ctx, `document.querySelector('#rollout').textContent`, &rollout))
+		return rv, state, rollout, err
+	}
+	if rv, state, rollout, err := shown(); err != nil || rv != "40" || state != "Progressing" || !strings.Contains(rollout, "3 updated · 2 ready · 2 available of 3") {
+		t.Fatalf("before the change: rv %q, %q (%q) %v", rv, state, rollout, err)
+	}
+	done := d.Load().DeepCopy()
+	done.ResourceVersion = "41"
+	done.Status = appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 3, UpdatedReplicas: 3, ReadyReplicas: 3, AvailableReplicas: 3}
+	d.Store(done)
+	s.hub.changed(objectKey(kinds.Deployment, "default", "web"))
+	waitfor.Condition(t, 30*time.Second, "the page to show the Deployment's change", func() (bool, string) {
+		rv, state, rollout, err := shown()
+		return err == nil && rv == "41" && state == "Complete" && strings.Contains(rollout, "3 updated · 3 ready · 3 available of 3"),
+			fmt.Sprintf("rv %q, %q (%q) %v", rv, state, rollout, err)
 	})
 }

@@ -169,20 +169,10 @@ func BuildCluster(raft Raft, o *Objects) *Cluster {
 		c.Workloads = append(c.Workloads, deploymentWorkload(d))
 	}
 	for _, ds := range o.DaemonSets {
-		w := Workload{Kind: kinds.DaemonSet, Namespace: ds.Namespace, Name: ds.Name, Desired: ds.Status.DesiredNumberScheduled,
-			Updated: ds.Status.UpdatedNumberScheduled, Ready: ds.Status.NumberReady, Available: ds.Status.NumberAvailable, State: "Progressing"}
-		if ds.Status.ObservedGeneration >= ds.Generation && w.Updated == w.Desired && w.Available == w.Desired {
-			w.State = "Complete"
-		}
-		c.Workloads = append(c.Workloads, w)
+		c.Workloads = append(c.Workloads, daemonSetWorkload(ds))
 	}
 	for _, ss := range o.StatefulSets {
-		w := Workload{Kind: kinds.StatefulSet, Namespace: ss.Namespace, Name: ss.Name, Desired: replicas(ss.Spec.Replicas),
-			Updated: ss.Status.UpdatedReplicas, Ready: ss.Status.ReadyReplicas, Available: ss.Status.AvailableReplicas, State: "Progressing"}
-		if ss.Status.ObservedGeneration >= ss.Generation && w.Updated == w.Desired && w.Ready == w.Desired {
-			w.State = "Complete"
-		}
-		c.Workloads = append(c.Workloads, w)
+		c.Workloads = append(c.Workloads, statefulSetWorkload(ss))
 	}
 	for _, j := range o.Jobs {
 		c.Workloads = append(c.Workloads, jobWorkload(j))
@@ -217,6 +207,24 @@ func BuildCluster(raft Raft, o *Objects) *Cluster {
 	})
 	c.Events = newestEvents(o.Events, MaxEvents, nil)
 	return c
+}
+
+func daemonSetWorkload(ds *appsv1.DaemonSet) Workload {
+	w := Workload{Kind: kinds.DaemonSet, Namespace: ds.Namespace, Name: ds.Name, Desired: ds.Status.DesiredNumberScheduled,
+		Updated: ds.Status.UpdatedNumberScheduled, Ready: ds.Status.NumberReady, Available: ds.Status.NumberAvailable, State: "Progressing"}
+	if ds.Status.ObservedGeneration >= ds.Generation && w.Updated == w.Desired && w.Available == w.Desired {
+		w.State = "Complete"
+	}
+	return w
+}
+
+func statefulSetWorkload(ss *appsv1.StatefulSet) Workload {
+	w := Workload{Kind: kinds.StatefulSet, Namespace: ss.Namespace, Name: ss.Name, Desired: replicas(ss.Spec.Replicas),
+		Updated: ss.Status.UpdatedReplicas, Ready: ss.Status.ReadyReplicas, Available: ss.Status.AvailableReplicas, State: "Progressing"}
+	if ss.Status.ObservedGeneration >= ss.Generation && w.Updated == w.Desired && w.Ready == w.Desired {
+		w.State = "Complete"
+	}
+	return w
 }
 
 // jobWorkload is a Job's state, as kubectl get jobs words it: Complete, Failed (its
@@ -470,28 +478,37 @@ type OldSet struct {
 	Ready    int32  `json:"ready"`
 }
 
+// ChainHead is what a chain map shows of the workload object alone: its
+// resourceVersion, how many pods it wants and its rollout state (its status's counts and
+// conditions). A page gets it on its own as soon as the workload changes (BuildHead, a
+// few hundred bytes), while the chain's aggregation of its pods and events, which costs
+// in proportion to them, follows at the stream's pace.
+type ChainHead struct {
+	ResourceVersion string    `json:"resourceVersion"`
+	Desired         int32     `json:"desired"`
+	Workload        *Workload `json:"workload,omitempty"`
+}
+
 // Chain is the chain map of one workload.
 type Chain struct {
-	Kind            string `json:"kind"`
-	Namespace       string `json:"namespace"`
-	Name            string `json:"name"`
-	Found           bool   `json:"found"`
-	ResourceVersion string `json:"resourceVersion"`
-	Revision        int64  `json:"revision"`
-	Child           string `json:"child"` // "replicaset web-5d4f", "controllerrevision ..."
-	Desired         int32  `json:"desired"`
-	Ready           int    `json:"ready"`
-	Total           int    `json:"total"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Found     bool   `json:"found"`
+	ChainHead
+	Revision int64  `json:"revision"`
+	Child    string `json:"child"` // "replicaset web-5d4f", "controllerrevision ..."
+	Ready    int    `json:"ready"`
+	Total    int    `json:"total"`
 	// Summary is what the map's title says: "3/3 ready".
-	Summary  string         `json:"summary"`
-	Lanes    []Lane         `json:"lanes"`
-	Steps    []ChainStep    `json:"steps"`
-	States   map[string]int `json:"states"`
-	Nodes    []NodePods     `json:"nodes"`
-	OldSets  []OldSet       `json:"oldSets"`
-	Stuck    []Stuck        `json:"stuck"`
-	Events   []Event        `json:"events"`
-	Workload *Workload      `json:"workload,omitempty"`
+	Summary string         `json:"summary"`
+	Lanes   []Lane         `json:"lanes"`
+	Steps   []ChainStep    `json:"steps"`
+	States  map[string]int `json:"states"`
+	Nodes   []NodePods     `json:"nodes"`
+	OldSets []OldSet       `json:"oldSets"`
+	Stuck   []Stuck        `json:"stuck"`
+	Events  []Event        `json:"events"`
 }
 
 // The chain's lanes, in order: who does which of the ten steps.
@@ -552,6 +569,50 @@ func stepOfState(state string) string {
 	return "9" // CrashLoopBackOff, CreateContainerError, RunContainerError, ...
 }
 
+// BuildHead is the head of the chain map of the workload kind namespace/name (the same
+// as BuildChain's); found is false when the workload is not among o's. It reads the
+// workload alone (a CronJob's, with its Jobs): what a page needs at once when the
+// workload changes.
+func BuildHead(kind, namespace, name string, o *Objects) (head ChainHead, found bool) {
+	owner, head := workloadOf(kind, namespace, name, o)
+	return head, owner != nil
+}
+
+// workloadOf finds the workload kind namespace/name among o's and says its head; owner is
+// nil when it is not there. A CronJob's head is its newest Job's.
+func workloadOf(kind, namespace, name string, o *Objects) (owner metav1.Object, head ChainHead) {
+	workload := func(w Workload) *Workload { return &w }
+	switch kind {
+	case kinds.Deployment:
+		if d := findObj(o.Deployments, namespace, name); d != nil {
+			owner, head = d, ChainHead{Desired: replicas(d.Spec.Replicas), Workload: workload(deploymentWorkload(d))}
+		}
+	case kinds.DaemonSet:
+		if ds := findObj(o.DaemonSets, namespace, name); ds != nil {
+			owner, head = ds, ChainHead{Desired: ds.Status.DesiredNumberScheduled, Workload: workload(daemonSetWorkload(ds))}
+		}
+	case kinds.StatefulSet:
+		if ss := findObj(o.StatefulSets, namespace, name); ss != nil {
+			owner, head = ss, ChainHead{Desired: replicas(ss.Spec.Replicas), Workload: workload(statefulSetWorkload(ss))}
+		}
+	case kinds.Job:
+		if job := findObj(o.Jobs, namespace, name); job != nil {
+			owner, head = job, ChainHead{Desired: jobCompletions(job), Workload: workload(jobWorkload(job))}
+		}
+	case kinds.CronJob:
+		if cj := findObj(o.CronJobs, namespace, name); cj != nil {
+			owner = cj
+			if job := trace.NewestJob(cj, o.Jobs); job != nil {
+				head = ChainHead{Desired: jobCompletions(job), Workload: workload(jobWorkload(job))}
+			}
+		}
+	}
+	if owner != nil {
+		head.ResourceVersion = owner.GetResourceVersion()
+	}
+	return owner, head
+}
+
 // BuildChain computes the chain map of the workload kind namespace/name: the trace of its
 // newest revision (skiffctl trace's), its pods by state and node, older ReplicaSets still
 // draining, and why a step is stuck (a pod's Unschedulable condition, a container's
@@ -559,79 +620,40 @@ func stepOfState(state string) string {
 func BuildChain(kind, namespace, name string, members []string, o *Objects) *Chain {
 	c := &Chain{Kind: kind, Namespace: namespace, Name: name, States: map[string]int{}, Nodes: []NodePods{},
 		OldSets: []OldSet{}, Stuck: []Stuck{}, Events: []Event{}, Steps: []ChainStep{}}
-	var owner metav1.Object
+	owner, head := workloadOf(kind, namespace, name, o)
 	var t *trace.Trace
 	var mine func(*corev1.Pod) bool
-	switch kind {
-	case kinds.Deployment:
-		d := findObj(o.Deployments, namespace, name)
-		if d == nil {
-			break
-		}
-		owner, c.Desired = d, replicas(d.Spec.Replicas)
-		w := deploymentWorkload(d)
-		c.Workload = &w
-		t = trace.Assemble(d, o.ReplicaSets, o.Pods, o.Events)
-		newRS := t.ReplicaSet
-		rsUIDs := map[types.UID]bool{}
+	ownedByUID := func(uid types.UID) func(*corev1.Pod) bool { return func(p *corev1.Pod) bool { return ownedBy(p, uid) } }
+	switch w := owner.(type) {
+	case *appsv1.Deployment:
+		t = trace.Assemble(w, o.ReplicaSets, o.Pods, o.Events)
 		for _, rs := range o.ReplicaSets {
-			if !ownedBy(rs, d.UID) {
+			if !ownedBy(rs, w.UID) {
 				continue
 			}
-			rsUIDs[rs.UID] = true
-			if rs.Name == newRS {
-				uid := rs.UID
-				mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
+			if rs.Name == t.ReplicaSet {
+				mine = ownedByUID(rs.UID)
 			} else if rs.Status.Replicas > 0 || replicas(rs.Spec.Replicas) > 0 {
 				c.OldSets = append(c.OldSets, OldSet{Name: rs.Name, Revision: rs.Annotations[trace.RevisionAnnotation],
 					Replicas: rs.Status.Replicas, Ready: rs.Status.ReadyReplicas})
 			}
 		}
 		sort.Slice(c.OldSets, func(i, j int) bool { return c.OldSets[i].Name < c.OldSets[j].Name })
-	case kinds.DaemonSet:
-		ds := findObj(o.DaemonSets, namespace, name)
-		if ds == nil {
-			break
-		}
-		owner, c.Desired = ds, ds.Status.DesiredNumberScheduled
-		t = trace.AssembleWorkload(ds, o.ControllerRevisions, o.Pods, o.Events)
-		uid := ds.UID
-		mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
-	case kinds.StatefulSet:
-		ss := findObj(o.StatefulSets, namespace, name)
-		if ss == nil {
-			break
-		}
-		owner, c.Desired = ss, replicas(ss.Spec.Replicas)
-		t = trace.AssembleWorkload(ss, o.ControllerRevisions, o.Pods, o.Events)
-		uid := ss.UID
-		mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
-	case kinds.Job:
-		job := findObj(o.Jobs, namespace, name)
-		if job == nil {
-			break
-		}
-		owner, c.Desired = job, jobCompletions(job)
-		w := jobWorkload(job)
-		c.Workload = &w
-		t = trace.AssembleJob(nil, job, o.Pods, o.Events)
-		uid := job.UID
-		mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
-	case kinds.CronJob:
-		cj := findObj(o.CronJobs, namespace, name)
-		if cj == nil {
-			break
-		}
-		owner = cj
+	case *appsv1.DaemonSet:
+		t = trace.AssembleWorkload(w, o.ControllerRevisions, o.Pods, o.Events)
+		mine = ownedByUID(w.UID)
+	case *appsv1.StatefulSet:
+		t = trace.AssembleWorkload(w, o.ControllerRevisions, o.Pods, o.Events)
+		mine = ownedByUID(w.UID)
+	case *batchv1.Job:
+		t = trace.AssembleJob(nil, w, o.Pods, o.Events)
+		mine = ownedByUID(w.UID)
+	case *batchv1.CronJob:
 		// The chain of the newest Job it made; the older ones' pods count as draining.
-		job := trace.NewestJob(cj, o.Jobs)
-		t = trace.AssembleJob(cj, job, o.Pods, o.Events)
+		job := trace.NewestJob(w, o.Jobs)
+		t = trace.AssembleJob(w, job, o.Pods, o.Events)
 		if job != nil {
-			c.Desired = jobCompletions(job)
-			w := jobWorkload(job)
-			c.Workload = &w
-			uid := job.UID
-			mine = func(p *corev1.Pod) bool { return ownedBy(p, uid) }
+			mine = ownedByUID(job.UID)
 		}
 	}
 	c.Lanes = lanes(kind, members, nil)
@@ -639,7 +661,7 @@ func BuildChain(kind, namespace, name string, members []string, o *Objects) *Cha
 		c.Summary = fmt.Sprintf("%s %s/%s not found", strings.ToLower(kind), namespace, name)
 		return c
 	}
-	c.Found, c.ResourceVersion = true, owner.GetResourceVersion()
+	c.Found, c.ChainHead = true, head
 	c.Revision, c.Child = t.Revision, t.Child()
 	if kind == kinds.CronJob && t.Job != "" {
 		c.Child = "job " + t.Job

@@ -315,6 +315,44 @@ func TestBuildChainScale(t *testing.T) {
 	}
 }
 
+// TestBuildHead: the head a page gets alone when its workload changes is the chain's own
+// (for each kind), found from the workload alone, and stays a few hundred bytes however
+// many pods the chain aggregates.
+func TestBuildHead(t *testing.T) {
+	big := bigRollout(10000, 1000)
+	for _, tc := range []struct {
+		kind, name string
+		objs       *Objects
+		alone      *Objects // the workload alone, as WorkloadObjects reads it
+		desired    int32
+		state      string
+	}{
+		{kinds.Deployment, "web", rollout(), &Objects{Deployments: rollout().Deployments}, 3, "Progressing"},
+		{kinds.Deployment, "web", big, &Objects{Deployments: big.Deployments}, 10000, "Progressing"},
+		{kinds.Job, "tick-2", jobObjects(), &Objects{Jobs: jobObjects().Jobs[:1]}, 2, "Complete"},
+		{kinds.CronJob, "tick", jobObjects(), &Objects{CronJobs: jobObjects().CronJobs, Jobs: jobObjects().Jobs}, 2, "Complete"},
+	} {
+		c := BuildChain(tc.kind, "default", tc.name, nil, tc.objs)
+		h, found := BuildHead(tc.kind, "default", tc.name, tc.alone)
+		if !found || !reflect.DeepEqual(h, c.ChainHead) {
+			t.Errorf("%s %s: head %+v (found %v), the chain's %+v", tc.kind, tc.name, h, found, c.ChainHead)
+			continue
+		}
+		if h.Desired != tc.desired || h.Workload == nil || h.Workload.State != tc.state || h.ResourceVersion == "" {
+			t.Errorf("%s %s: head %+v %+v, want %d desired, %s", tc.kind, tc.name, h, h.Workload, tc.desired, tc.state)
+		}
+		hb, _ := json.Marshal(h)
+		cb, _ := json.Marshal(c)
+		if len(hb) > 1024 {
+			t.Errorf("%s %s: the head is %d bytes (the chain %d): want it bounded by the workload, not its pods", tc.kind, tc.name, len(hb), len(cb))
+		}
+		t.Logf("%s %s: head %d bytes, chain %d bytes", tc.kind, tc.name, len(hb), len(cb))
+	}
+	if _, found := BuildHead(kinds.Deployment, "default", "gone", rollout()); found {
+		t.Errorf("the head of a missing Deployment was found")
+	}
+}
+
 // BenchmarkBuildChain10000: the chain of 10,000 pods, as each page's update computes it.
 func BenchmarkBuildChain10000(b *testing.B) {
 	o := bigRollout(10000, 1000)

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -80,6 +81,9 @@ type Server struct {
 
 	// objects is where the views come from: the caches (Objects); tests set it.
 	objects func() *Objects
+	// workloadObjects is where a chain's head comes from: the workload alone, from the
+	// caches (WorkloadObjects); tests set it.
+	workloadObjects func(kind, namespace, name string) *Objects
 
 	hub hub
 
@@ -148,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 	s.services = watchKind[*corev1.Service](s, all)
 	s.slices = watchKind[*discoveryv1.EndpointSlice](s, all)
 	s.events = watchKind[*corev1.Event](s, all)
-	s.objects = s.Objects
+	s.objects, s.workloadObjects = s.Objects, s.WorkloadObjects
 	return s, nil
 }
 
@@ -261,6 +265,34 @@ func (s *Server) Objects() *Objects {
 	}
 }
 
+// WorkloadObjects is the workload kind namespace/name from the caches, alone (a
+// CronJob with its namespace's Jobs): what BuildHead needs, without listing every cache.
+func (s *Server) WorkloadObjects(kind, namespace, name string) *Objects {
+	o := &Objects{}
+	switch kind {
+	case kinds.Deployment:
+		o.Deployments = cached(s.deployments, namespace, name)
+	case kinds.DaemonSet:
+		o.DaemonSets = cached(s.daemonSets, namespace, name)
+	case kinds.StatefulSet:
+		o.StatefulSets = cached(s.statefulSets, namespace, name)
+	case kinds.Job:
+		o.Jobs = cached(s.jobs, namespace, name)
+	case kinds.CronJob:
+		o.CronJobs = cached(s.cronJobs, namespace, name)
+		o.Jobs = s.jobs.Lister().ListNamespace(namespace, labels.Everything())
+	}
+	return o
+}
+
+// cached is the object namespace/name of inf's cache, as a list of one or none.
+func cached[T kinds.Object](inf *cache.Informer[T], namespace, name string) []T {
+	if obj, ok := inf.Lister().Get(namespace, name); ok {
+		return []T{obj}
+	}
+	return nil
+}
+
 // Raft is the last Raft status polled.
 func (s *Server) Raft() Raft {
 	s.mu.Lock()
@@ -353,7 +385,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // stream sends the page its views as server-sent events: "cluster" (the cluster view), or,
 // when the page names a workload, "chain" (its chain map) and "raft" (the members); each
-// when it changed, at most once per Throttle.
+// when it changed, at most once per Throttle. A chain map's page also gets "head" (the
+// workload's ChainHead) as soon as the workload itself changes.
+//
+// Two goroutines serve a stream. The builder computes the views from the caches and
+// hands them to the writer, which alone writes to the page. The views of a large
+// workload cost in proportion to its pods and events (a chain of 10,000 pods and their
+// 50,000 events takes hundreds of milliseconds on a loaded machine), so a change of the
+// workload itself, the change the user makes or watches (an edit, a scale, its rollout's
+// status), is not left to wait behind a build: the writer reads the workload alone and
+// sends its head at once, and a chain built from older objects goes out with that newer
+// head (a page never sees its workload go back).
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	kind, ns, name, err := workloadParams(r)
 	if err != nil {
@@ -368,7 +410,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	ctx := r.Context()
+	ctx, cancel := context.WithCancel(r.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	views := make(chan []view)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.buildViews(ctx, kind, ns, name, views) }()
+
 	last := map[string][]byte{}
 	send := func(event string, v any) error {
 		b, err := json.Marshal(v)
@@ -382,54 +431,94 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 		return err
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	var own <-chan struct{} // the shown workload's change
+	key := objectKey(kind, ns, name)
+	if name != "" && kind != kinds.Service {
+		own = s.hub.waitObject(key)
+	}
+	var head *ChainHead // the newest head sent, alone or in a chain
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
-		changed := s.hub.wait()
-		var own <-chan struct{} // the shown object's change: not throttled
-		if name != "" {
-			own = s.hub.waitObject(objectKey(kind, ns, name))
-		}
-		objs := s.objects()
 		var err error
-		if name == "" {
-			err = send("cluster", BuildCluster(s.Raft(), objs))
-		} else {
-			// The chain map shows the Raft members, not the rest of the cluster view.
-			err = send("raft", s.Raft())
-			if err == nil && kind == kinds.Service {
-				err = send("service", BuildService(ns, name, objs))
-			} else if err == nil {
-				err = send("chain", BuildChain(kind, ns, name, s.memberNames(), objs))
+		select {
+		case <-ctx.Done():
+			return
+		case <-keepalive.C:
+			_, err = fmt.Fprint(w, ": keepalive\n\n")
+		case vs := <-views:
+			for _, v := range vs {
+				if c, ok := v.value.(*Chain); ok && c.Found {
+					if head != nil && newerRV(head.ResourceVersion, c.ResourceVersion) {
+						c.ChainHead = *head // built before the workload's last change
+					}
+					h := c.ChainHead
+					head = &h
+				}
+				if err = send(v.event, v.value); err != nil {
+					break
+				}
+			}
+		case <-own:
+			own = s.hub.waitObject(key) // before reading: a change after the read comes again
+			h, found := BuildHead(kind, ns, name, s.workloadObjects(kind, ns, name))
+			if found && (head == nil || newerRV(h.ResourceVersion, head.ResourceVersion)) {
+				head = &h
+				err = send("head", h)
 			}
 		}
 		if err != nil {
 			return
 		}
 		fl.Flush()
-		sent := time.Now()
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-keepalive.C:
-				if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
-					return
-				}
-				fl.Flush()
-			case <-changed:
-				break wait
-			}
+	}
+}
+
+// view is one view to send on a page's stream: its event's name and value.
+type view struct {
+	event string
+	value any
+}
+
+// buildViews computes the views a page's stream sends (the cluster, or the Raft members
+// and the chain or Service view of kind ns/name) and hands them to out: at once, then at
+// each change of the caches, at most once per Throttle. A change after a quiet spell is
+// computed at once; one soon after the last build waits for the rest of the Throttle
+// (and brings the changes made meanwhile), unless it is the shown object's own (a
+// Service's: its chain's workload has its head sent by the writer).
+func (s *Server) buildViews(ctx context.Context, kind, ns, name string, out chan<- []view) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		changed := s.hub.wait()
+		var own <-chan struct{}
+		if kind == kinds.Service {
+			own = s.hub.waitObject(objectKey(kind, ns, name))
 		}
-		// At most one update per Throttle: a change soon after the last update waits for
-		// the rest of it (and brings the changes made meanwhile); a later one goes at once,
-		// and so does a change of the shown object itself (the workload or Service: the
-		// user's edit, its controller's status), whose own writes are few.
-		if wait := s.cfg.Throttle - time.Since(sent); wait > 0 {
+		objs := s.objects()
+		var vs []view
+		switch {
+		case name == "":
+			vs = []view{{"cluster", BuildCluster(s.Raft(), objs)}}
+		case kind == kinds.Service:
+			// The chain map and the Service show the Raft members, not the rest of the cluster view.
+			vs = []view{{"raft", s.Raft()}, {"service", BuildService(ns, name, objs)}}
+		default:
+			vs = []view{{"raft", s.Raft()}, {"chain", BuildChain(kind, ns, name, s.memberNames(), objs)}}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case out <- vs:
+		}
+		built := time.Now()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		if wait := s.cfg.Throttle - time.Since(built); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
@@ -440,6 +529,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// newerRV says whether resourceVersion a is later than b. Skiff's resourceVersions are
+// the store's revisions, numbers that grow with every write.
+func newerRV(a, b string) bool {
+	x, errA := strconv.ParseInt(a, 10, 64)
+	y, errB := strconv.ParseInt(b, 10, 64)
+	if errA != nil || errB != nil {
+		return a != b
+	}
+	return x > y
 }
 
 // pollRaft asks every known member for its status once a PollInterval.

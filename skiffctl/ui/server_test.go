@@ -138,6 +138,7 @@ func TestStreamShowsItsObjectAtOnce(t *testing.T) {
 	}
 	deployment("10")
 	s.objects = func() *Objects { return objs.Load() }
+	s.workloadObjects = func(string, string, string) *Objects { return objs.Load() }
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -176,6 +177,90 @@ func TestStreamShowsItsObjectAtOnce(t *testing.T) {
 	s.hub.changed(objectKey(kinds.Deployment, "prod", "web"))
 	if rv := chain("the Deployment's change, during the throttle"); rv != "11" {
 		t.Fatalf("chain at resourceVersion %s, want 11", rv)
+	}
+}
+
+// TestStreamHeadDoesNotWaitForABuild: while the stream's builder computes a view (a
+// chain of 10,000 pods takes hundreds of milliseconds on a loaded machine), a change of
+// the workload goes out at once as the chain's head; the chain built from the objects
+// before that change then goes out with the newer head, never taking the page back.
+func TestStreamHeadDoesNotWaitForABuild(t *testing.T) {
+	s := newTestServer(t)
+	s.cfg.Throttle = time.Millisecond
+	var objs atomic.Pointer[Objects]
+	deployment := func(rv string, replicas int32) {
+		objs.Store(&Objects{Deployments: []*appsv1.Deployment{{ObjectMeta: metav1.ObjectMeta{
+			Name: "web", Namespace: "prod", UID: "d1", ResourceVersion: rv}, Spec: appsv1.DeploymentSpec{Replicas: &replicas}}}})
+	}
+	deployment("10", 3)
+	var builds atomic.Int32
+	building, release := make(chan struct{}), make(chan struct{})
+	s.objects = func() *Objects {
+		o := objs.Load()
+		if builds.Add(1) == 2 { // the second build: read, then slow
+			close(building)
+			<-release
+		}
+		return o
+	}
+	s.workloadObjects = func(string, string, string) *Objects { return objs.Load() }
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	released := false
+	defer func() { // before the server's Close, which waits for the stream's builder
+		if !released {
+			close(release)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/stream?kind=deploy&namespace=prod&name=web", nil)
+	req.Host = s.ln.Addr().String()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	type head struct {
+		ResourceVersion string `json:"resourceVersion"`
+		Desired         int32  `json:"desired"`
+	}
+	// next is the next event that carries the Deployment's head (a chain or a head alone).
+	next := func(what string) (event string, h head) {
+		for {
+			l, err := lines.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: the stream: %v", what, err)
+			}
+			l = strings.TrimSpace(l)
+			if e, ok := strings.CutPrefix(l, "event: "); ok {
+				event = e
+			} else if data, ok := strings.CutPrefix(l, "data: "); ok && (event == "chain" || event == "head") {
+				if err := json.Unmarshal([]byte(data), &h); err != nil {
+					t.Fatalf("%s: %s: %v", what, data, err)
+				}
+				return event, h
+			}
+		}
+	}
+	if ev, h := next("the first chain"); ev != "chain" || h.ResourceVersion != "10" || h.Desired != 3 {
+		t.Fatalf("first %s at resourceVersion %s desired %d, want the chain at 10 with 3", ev, h.ResourceVersion, h.Desired)
+	}
+	// A pod changes: the builder reads the objects and takes its time.
+	s.hub.changed(objectKey(kinds.Pod, "prod", "web-1"))
+	<-building
+	// The Deployment is scaled meanwhile: its head goes out now.
+	deployment("11", 5)
+	s.hub.changed(objectKey(kinds.Deployment, "prod", "web"))
+	if ev, h := next("the Deployment's change, during a build"); ev != "head" || h.ResourceVersion != "11" || h.Desired != 5 {
+		t.Fatalf("%s at resourceVersion %s desired %d, want the head at 11 with 5", ev, h.ResourceVersion, h.Desired)
+	}
+	// The build of the objects before the change ends: its chain carries the newer head.
+	close(release)
+	released = true
+	if ev, h := next("the chain built before the change"); ev != "chain" || h.ResourceVersion != "11" || h.Desired != 5 {
+		t.Fatalf("%s at resourceVersion %s desired %d, want the chain with the head at 11 with 5", ev, h.ResourceVersion, h.Desired)
 	}
 }
 

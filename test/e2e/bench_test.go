@@ -82,7 +82,7 @@ func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, 
 
 	began := time.Now()
 	mcfg := controllers.DefaultConfig()
-	mcfg.LeaderElect = false
+	mcfg.LeaderElect, mcfg.Logger = false, benchfig.Logger(b)
 	run(func() { controllers.Run(ctx, c.Dial(b, "controller-manager", client.Options{}), mcfg) })
 	sched, err := scheduler.New(client.NewClientset(c.Dial(b, "scheduler", client.Options{})), scheduler.DefaultConfig())
 	if err != nil {

@@ -85,15 +85,18 @@ func benchUILag(b *testing.B, name string, replicas int32, nodes, rollouts int) 
 
 	nav, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
-	// For the breakdown, the page also notes when each chain map arrives on its stream,
-	// before it renders it: a listener of its own on the page's EventSource, installed
-	// before the page's script runs.
+	// For the breakdown, the page also notes when each chain map, or the Deployment's own
+	// change (the chain's head, sent ahead of the pods' aggregation), arrives on its
+	// stream, before it renders it: a listener of its own on the page's EventSource,
+	// installed before the page's script runs.
 	if _, err := chromedp.Call(nav, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
 		window.streamed = [];
 		const Native = window.EventSource;
 		window.EventSource = function (url, opts) {
 			const es = new Native(url, opts);
-			es.addEventListener('chain', (e) => streamed.push([+JSON.parse(e.data).resourceVersion, Date.now()]));
+			const note = (e) => streamed.push([+JSON.parse(e.data).resourceVersion, Date.now()]);
+			es.addEventListener('chain', note);
+			es.addEventListener('head', note);
 			return es;
 		};`}); err != nil {
 		b.Fatalf("hook the page's stream: %v", err)

@@ -26,6 +26,10 @@ function useStream(w) {
     es.onerror = () => setState((s) => ({ ...s, connected: false }));
     es.addEventListener('cluster', (e) => setState((s) => ({ ...s, cluster: JSON.parse(e.data) })));
     es.addEventListener('chain', (e) => setState((s) => ({ ...s, chain: JSON.parse(e.data) })));
+    // The workload's own change, sent at once: its head, ahead of the pods' aggregation.
+    es.addEventListener('head', (e) =>
+      setState((s) => (s.chain && s.chain.found ? { ...s, chain: { ...s.chain, ...JSON.parse(e.data) } } : s))
+    );
     es.addEventListener('raft', (e) => setState((s) => ({ ...s, raft: JSON.parse(e.data) })));
     es.addEventListener('service', (e) => setState((s) => ({ ...s, service: JSON.parse(e.data) })));
     return () => es.close();
@@ -146,6 +150,10 @@ function ClusterView({ cluster }) {
   </div>`;
 }
 
+// rollout is a workload's rollout state, as the chain's head says it.
+const rollout = (w, desired) =>
+  `${w.state}: ${w.updated} updated · ${w.ready} ready · ${w.available} available of ${desired}${w.message ? ` · ${w.message}` : ''}`;
+
 // ChainMap: the components as lanes (columns), the ten steps as rows, each drawn in the
 // lane of the component that did it, with an arrow from the previous step's lane.
 function ChainMap({ chain, raft }) {
@@ -157,6 +165,7 @@ function ChainMap({ chain, raft }) {
   return html`<div id="chain" data-rv=${chain.resourceVersion} data-summary=${chain.summary} data-found="true">
     <h2>${chain.kind.toLowerCase()}/${chain.name} <small>${chain.namespace}${chain.revision ? ` · revision ${chain.revision}` : ''}${chain.child ? ` · ${chain.child}` : ''}</small>
       <span class="summary" id="summary">${chain.summary}</span></h2>
+    ${chain.workload && html`<p class="sub" id="rollout" data-state=${chain.workload.state}>${rollout(chain.workload, chain.desired)}</p>`}
     ${raft && html`<p class="sub" id="chain-raft">API servers: leader ${raft.leader || 'none'}, term ${raft.term} ·
       ${(raft.members || []).map((m) => html`<span key=${m.name} class=${`chip ${m.health}`}>${m.name}${m.leader ? ' ★' : ''}</span>`)}</p>`}
     <div class="map" style=${`grid-template-columns: 3em repeat(${lanes.length}, 1fr)`}>
