@@ -48,7 +48,7 @@ var fieldManagers struct {
 // new objects.
 var applyScheme = sync.OnceValue(func() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, in := range kinds.All() {
+	for _, in := range kinds.Served() {
 		gv := schema.GroupVersion{Group: in.Group, Version: in.Version}
 		s.AddKnownTypeWithName(in.GroupVersionKind(), in.New())
 		metav1.AddToGroupVersion(s, gv)

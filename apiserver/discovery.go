@@ -48,11 +48,11 @@ func (gv groupVersion) String() string {
 	return gv.group + "/" + gv.version
 }
 
-// servedGroups lists the groups and versions of kinds.All, the core group first, then
+// servedGroups lists the groups and versions of kinds.Served, the core group first, then
 // by name.
 func servedGroups() []groupVersion {
 	var out []groupVersion
-	for _, in := range kinds.All() {
+	for _, in := range kinds.Served() {
 		found := false
 		for i := range out {
 			if out[i].group == in.Group && out[i].version == in.Version {
@@ -212,7 +212,7 @@ func writeJSONType(w http.ResponseWriter, contentType string, v any) {
 // openAPIHandler serves the OpenAPI documents of every served resource.
 func openAPIHandler() http.Handler {
 	var res []openapi.Resource
-	for _, in := range kinds.All() {
+	for _, in := range kinds.Served() {
 		r := openapi.Resource{Info: in}
 		for _, s := range subresourcesOf(in) {
 			if s.name == auth.SubresourceProxy {

@@ -106,6 +106,14 @@ func encode(obj kinds.Object) (value []byte, labels, fields map[string]string, e
 
 // decode turns a stored object back into its type, with resourceVersion set.
 func decode(info *kinds.Info, o *store.Object) (kinds.Object, error) {
+	if info.Conversion != nil {
+		// A kind served over another's storage: decoded as that kind, converted.
+		obj, err := decode(info.Stored(), o)
+		if err != nil {
+			return nil, err
+		}
+		return info.FromStorage(obj), nil
+	}
 	if isLegacy(o.Value) {
 		obj, err := decodeLegacy(info, o.Value)
 		if err != nil {

@@ -94,7 +94,17 @@ func lookupKind(name string) (*kinds.Info, error) {
 	if !ok {
 		return nil, badRequest("unknown kind %q (known: %s)", name, strings.Join(kinds.Names(), ", "))
 	}
+	if info.Conversion != nil {
+		return nil, versionOnlyOverREST(info)
+	}
 	return info, nil
+}
+
+// versionOnlyOverREST refuses a kind served over another's storage on the gRPC API,
+// which carries stored kinds only (the REST API converts: rest_versions.go).
+func versionOnlyOverREST(info *kinds.Info) error {
+	return badRequest("%s %s is served over the REST API only; the gRPC API serves it as %s %s",
+		info.APIVersion, info.Kind, info.Stored().APIVersion, info.Stored().Kind)
 }
 
 // namespaceFor applies the namespace rules: namespaced kinds default to "default",
@@ -114,6 +124,9 @@ func unwrap(o *apiv1.Object) (kinds.Object, error) {
 	obj, err := kinds.Unwrap(o)
 	if err != nil {
 		return nil, badRequest("%v", err)
+	}
+	if info := kinds.Of(obj); info.Conversion != nil {
+		return nil, versionOnlyOverREST(info)
 	}
 	obj.SetNamespace(namespaceFor(kinds.Of(obj), obj.GetNamespace()))
 	return obj, nil
@@ -953,6 +966,14 @@ func tooOldContinue(after store.Key) error {
 
 // list reads the objects of a kind.
 func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions) (listResult, error) {
+	if info.Conversion != nil {
+		// A kind served over another's storage lists the stored kind's objects.
+		sel, err := storageFieldSelector(info, opts.fieldSelector)
+		if err != nil {
+			return listResult{}, err
+		}
+		info, opts.fieldSelector = info.Stored(), sel
+	}
 	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
 	if err != nil {
 		return listResult{}, err
@@ -1177,7 +1198,7 @@ func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv
 
 // replace writes obj over the stored object of its name: its metadata and spec (the
 // status goes through replaceStatus), compare-and-swap on obj's resourceVersion if set.
-func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOptions, checks ...func(cur, next kinds.Object) error) (result, error) {
 	info := kinds.Of(obj)
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
@@ -1189,7 +1210,13 @@ func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOpt
 		}
 	}
 	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		return r.nextState(ctx, info, cur, clone(obj), false)
+		next, err := r.nextState(ctx, info, cur, clone(obj), false)
+		for _, check := range checks {
+			if err == nil {
+				err = check(cur, next)
+			}
+		}
+		return next, err
 	})
 }
 

@@ -383,7 +383,7 @@ func methodVerb(method string) string {
 
 // lookupResource finds the kind a path's group, version and resource name.
 func lookupResource(group, version, resource string) *kinds.Info {
-	for _, in := range kinds.All() {
+	for _, in := range kinds.Served() {
 		if in.Group == group && in.Version == version && in.Plural == resource {
 			return in
 		}
@@ -437,10 +437,13 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 		a.proxy(w, r, req)
 		return
 	}
-	ctx := r.Context()
+	// req.info may be served over another kind's storage (rest_versions.go): the
+	// registry is given its stored kind, and what it answers is converted back.
+	ctx, view := r.Context(), req.info
 	switch req.verb {
 	case verbGet:
-		res, err := a.res.getObject(ctx, req.info, req.namespace, req.name, readOptions(q.Get("resourceVersion")))
+		res, err := a.res.getObject(ctx, view.Stored(), req.namespace, req.name, readOptions(q.Get("resourceVersion")))
+		res, err = asVersion(view)(res, err)
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbList:
 		a.list(w, r, req)
@@ -453,11 +456,14 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 			return
 		}
 		obj, err := a.decodeBody(w, r, req, "")
+		if err == nil {
+			obj, err = toStorage(view, obj)
+		}
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		res, err := a.res.create(ctx, obj, opts)
+		res, err := asVersion(view)(a.res.create(ctx, obj, opts))
 		a.respond(w, r, http.StatusCreated, res, err)
 	case verbUpdate:
 		opts, err := writeOptionsOf(q)
@@ -470,11 +476,17 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 			a.fail(w, r, err)
 			return
 		}
-		res, err := a.res.replace(ctx, obj, opts)
+		res, err := asVersion(view)(a.res.replace(ctx, view.ToStorage(obj), opts, func(cur, next kinds.Object) error {
+			return checkVersionUpdate(view, cur, next)
+		}))
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbPatch:
 		a.patch(w, r, req, func(cur kinds.Object, patched kinds.Object) (kinds.Object, error) {
-			return a.res.nextState(ctx, req.info, cur, patched, false)
+			next, err := a.res.nextState(ctx, view.Stored(), cur, patched, false)
+			if err == nil {
+				err = checkVersionUpdate(view, cur, next)
+			}
+			return next, err
 		})
 	case verbDelete:
 		opts, err := a.deleteOptionsOf(r)
@@ -482,7 +494,7 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 			a.fail(w, r, err)
 			return
 		}
-		res, err := a.res.delete(ctx, req.info, req.namespace, req.name, opts)
+		res, err := asVersion(view)(a.res.delete(ctx, view.Stored(), req.namespace, req.name, opts))
 		a.respondDeleted(w, r, req, res, err)
 	case verbDeleteCollection:
 		a.deleteCollection(w, r, req)
@@ -759,6 +771,21 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 	if f == formatProtobuf {
 		items := make([]kinds.WithResourceVersion, len(l.items))
 		for i := range l.items {
+			if info.Conversion != nil {
+				// Served over another kind's storage: converted, encoded afresh.
+				obj, err := decode(info, &l.items[i])
+				var b []byte
+				if err == nil {
+					obj.SetResourceVersion("")
+					b, err = kinds.Encode(obj)
+				}
+				if err != nil {
+					a.fail(w, r, storeError(info, l.items[i].Name, err))
+					return
+				}
+				items[i] = kinds.PrepareResourceVersion(b, l.items[i].ModRevision)
+				continue
+			}
 			items[i] = kinds.PrepareResourceVersion(current(info, l.items[i].Value), l.items[i].ModRevision)
 		}
 		b, err := kinds.EncodeList(info, meta, items)
@@ -837,6 +864,14 @@ func (a *restAPI) table(r *http.Request, info *kinds.Info, objs []kinds.Object, 
 	case string(metav1.IncludeNone), string(metav1.IncludeMetadata), string(metav1.IncludeObject):
 	default:
 		return nil, badRequest("includeObject: Unsupported value: %q: supported values: \"None\", \"Metadata\", \"Object\"", include)
+	}
+	if info.Conversion != nil {
+		// Kubernetes prints a kind served over another's storage as the stored kind.
+		stored := make([]kinds.Object, len(objs))
+		for i, o := range objs {
+			stored[i] = info.ToStorage(o)
+		}
+		info, objs = info.Stored(), stored
 	}
 	cols := table.Columns(info)
 	t := &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}, ListMeta: meta,
@@ -1133,7 +1168,7 @@ func (a *restAPI) deleteCollection(w http.ResponseWriter, r *http.Request, req *
 		return
 	}
 	for _, o := range l.items {
-		if _, err := a.res.delete(r.Context(), req.info, o.Namespace, o.Name, opts); err != nil && !isNotFound(err) {
+		if _, err := a.res.delete(r.Context(), req.info.Stored(), o.Namespace, o.Name, opts); err != nil && !isNotFound(err) {
 			a.fail(w, r, err)
 			return
 		}

@@ -99,7 +99,9 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 		return
 	}
 	var warnings []string
-	res, err := a.res.patch(r.Context(), req.info, req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
+	view := req.info // the patch applies to the object as served, converted to its stored kind (rest_versions.go)
+	res, err := a.res.patch(r.Context(), view.Stored(), req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
+		cur = view.FromStorage(cur)
 		kinds.SetTypeMeta(cur)
 		js, err := json.Marshal(cur)
 		if err != nil {
@@ -117,11 +119,12 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 		if err := checkNames(obj, req, req.name); err != nil {
 			return nil, err
 		}
-		return obj, nil
+		return view.ToStorage(obj), nil
 	}, prepare)
 	for _, msg := range warnings {
 		addWarning(w, msg)
 	}
+	res, err = asVersion(view)(res, err)
 	a.respond(w, r, http.StatusOK, res, err)
 }
 
@@ -174,13 +177,22 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 		a.fail(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	res, err := a.res.patch(ctx, req.info, req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
-		return apply(req.info, cur, applied, opts.fieldManager, opts.force)
+	ctx, view := r.Context(), req.info // as patch's, converted (rest_versions.go)
+	res, err := a.res.patch(ctx, view.Stored(), req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
+		obj, err := apply(view, view.FromStorage(cur), applied, opts.fieldManager, opts.force)
+		if err != nil {
+			return nil, err
+		}
+		return view.ToStorage(obj), nil
 	}, func(cur, patched kinds.Object) (kinds.Object, error) {
-		return a.res.nextState(ctx, req.info, cur, patched, true)
+		next, err := a.res.nextState(ctx, view.Stored(), cur, patched, true)
+		if err == nil {
+			err = checkVersionUpdate(view, cur, next)
+		}
+		return next, err
 	})
 	if !isNotFound(err) {
+		res, err = asVersion(view)(res, err)
 		a.respond(w, r, http.StatusOK, res, err)
 		return
 	}
@@ -197,7 +209,10 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 	}
 	obj, err := apply(req.info, empty, applied, opts.fieldManager, opts.force)
 	if err == nil {
-		res, err = a.res.create(ctx, obj, opts.writeOptions)
+		obj, err = toStorage(view, obj)
+	}
+	if err == nil {
+		res, err = asVersion(view)(a.res.create(ctx, obj, opts.writeOptions))
 	}
 	a.respond(w, r, http.StatusCreated, res, err)
 }

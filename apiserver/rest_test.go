@@ -172,7 +172,7 @@ func TestRESTDiscovery(t *testing.T) {
 	for _, g := range groups.Groups {
 		names = append(names, g.Name+"/"+g.PreferredVersion.Version)
 	}
-	if got := strings.Join(names, ","); got != "apps/v1,batch/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,networking.k8s.io/v1,node.k8s.io/v1,policy/v1,rbac.authorization.k8s.io/v1,scheduling.k8s.io/v1,storage.k8s.io/v1" {
+	if got := strings.Join(names, ","); got != "apps/v1,batch/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,events.k8s.io/v1,networking.k8s.io/v1,node.k8s.io/v1,policy/v1,rbac.authorization.k8s.io/v1,scheduling.k8s.io/v1,storage.k8s.io/v1" {
 		t.Errorf("/apis groups = %s", got)
 	}
 	apps := decodeJSON[metav1.APIResourceList](t, rc.want(rc.do("GET", "/apis/apps/v1", "", "", nil), 200, "/apis/apps/v1").body)
@@ -528,6 +528,7 @@ type restEvent struct {
 	Type, Kind string
 	Object     metav1.ObjectMeta
 	Status     metav1.Status
+	Raw        json.RawMessage // the whole object
 }
 
 // watch streams a watch's events until ctx ends.
@@ -551,7 +552,7 @@ func (rc *restClient) watch(ctx context.Context, path string) <-chan restEvent {
 			if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
 				return
 			}
-			ev := restEvent{Type: raw.Type}
+			ev := restEvent{Type: raw.Type, Raw: raw.Object}
 			var o struct {
 				Kind     string
 				Metadata metav1.ObjectMeta

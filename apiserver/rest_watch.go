@@ -157,7 +157,7 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 			}
 			return
 		}
-		if evs, err = a.res.atRest.openEvents(req.info, evs); err != nil {
+		if evs, err = a.res.atRest.openEvents(req.info.Stored(), evs); err != nil {
 			w.Write(enc.errorEvent(storeError(req.info, "", err)))
 			return
 		}
@@ -190,6 +190,14 @@ type watchOptions struct {
 
 // openWatch starts a store watch, for either front end.
 func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watcher, error) {
+	if info.Conversion != nil {
+		// A kind served over another's storage watches the stored kind's objects.
+		sel, err := storageFieldSelector(info, opts.fieldSelector)
+		if err != nil {
+			return nil, err
+		}
+		info, opts.fieldSelector = info.Stored(), sel
+	}
 	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,9 @@ type Info struct {
 	HasSpec bool
 	// New returns an empty object of the kind.
 	New func() Object
+	// Conversion, for a kind served over another kind's storage (events.k8s.io/v1
+	// Event over core/v1 Event's), says how (versions.go); nil for a stored kind.
+	Conversion *Conversion
 
 	typ reflect.Type // the pointer type New returns
 }
@@ -234,6 +237,7 @@ func init() {
 		}
 		byType[in.typ] = in
 	}
+	registerVersions()
 }
 
 // All returns every kind, in a stable order.
@@ -259,6 +263,11 @@ func MustLookup(name string) *Info {
 func ForGroupVersionKind(apiVersion, kind string) (*Info, bool) {
 	in, ok := byName[strings.ToLower(kind)]
 	if !ok || in.Kind != kind || in.APIVersion != apiVersion {
+		for _, v := range versions {
+			if v.Kind == kind && v.APIVersion == apiVersion {
+				return v, true
+			}
+		}
 		return nil, false
 	}
 	return in, true

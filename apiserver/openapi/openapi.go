@@ -129,7 +129,7 @@ var gvks = func() map[string][]any {
 		"io.k8s.api.core.v1.Binding":                         {gvk("", "v1", "Binding")},
 		"io.k8s.api.policy.v1.Eviction":                      {gvk("policy", "v1", "Eviction")},
 	}
-	for _, in := range kinds.All() {
+	for _, in := range kinds.Served() {
 		name := modelName(in)
 		m[name] = []any{gvk(in.Group, in.Version, in.Kind)}
 		m[name+"List"] = []any{gvk(in.Group, in.Version, in.Kind+"List")}

@@ -15,7 +15,7 @@ import (
 
 var typeConverter = sync.OnceValues(func() (managedfields.TypeConverter, error) {
 	var names []string
-	for _, in := range kinds.All() {
+	for _, in := range kinds.Served() {
 		names = append(names, modelName(in))
 	}
 	sw, err := builder.BuildOpenAPIDefinitionsForResources(&common.Config{

@@ -76,9 +76,6 @@ func TestNotSupported(t *testing.T) {
 		{"node status", &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}, Status: corev1.NodeStatus{
 			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "v1.37.2", SystemUUID: "u"}, DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}}}},
 			[]string{"status.nodeInfo.systemUUID" + forbidden}},
-		{"event", &corev1.Event{ObjectMeta: meta("e"), InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "p"},
-			Series: &corev1.EventSeries{Count: 2}, Related: &corev1.ObjectReference{Kind: "Node"}},
-			[]string{"related" + forbidden, "series" + forbidden}},
 		{"lease", &coordinationv1.Lease{ObjectMeta: meta("l"), Spec: coordinationv1.LeaseSpec{HolderIdentity: new("a"), PreferredHolder: new("b")}},
 			[]string{"spec.preferredHolder" + forbidden}},
 		{"namespace", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", SelfLink: "/api/v1/namespaces/a"},

@@ -468,3 +468,43 @@ func TestKubectlReplicationController(t *testing.T) {
 		return err == nil && strings.TrimSpace(out) == "", out
 	})
 }
+
+const eventV1Manifest = `apiVersion: events.k8s.io/v1
+kind: Event
+metadata:
+  name: web.v1
+eventTime: "2026-12-05T21:00:00.000000Z"
+reportingController: example.com/tester
+reportingInstance: tester-1
+action: Check
+reason: Checked
+type: Warning
+note: checked through events.k8s.io
+regarding:
+  kind: Pod
+  namespace: default
+  name: web-0
+`
+
+// TestKubectlEventsV1: kubectl reaches events.k8s.io/v1 Events, which are core/v1's
+// seen through the other version.
+func TestKubectlEventsV1(t *testing.T) {
+	s := startSkiff(t)
+	manifest := filepath.Join(t.TempDir(), "event.yaml")
+	if err := os.WriteFile(manifest, []byte(eventV1Manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.wantOut(`(?m)^events\s+ev\s+events.k8s.io/v1\s+true\s+Event$`, "api-resources", "--api-group=events.k8s.io")
+	s.wantOut(`^event.events.k8s.io/web.v1 created\n$`, "create", "-f", manifest)
+	s.wantOut(`(?m)^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE\n\S+\s+Warning\s+Checked\s+pod/web-0\s+checked through events.k8s.io$`,
+		"get", "events.v1.events.k8s.io", "--field-selector", "regarding.name=web-0")
+	s.wantOut(`^checked through events.k8s.io example.com/tester$`, "get", "events", "web.v1", "-o", "jsonpath={.message} {.reportingComponent}")
+	s.wantOut(`^checked through events.k8s.io Check$`, "get", "events.events.k8s.io", "web.v1", "-o", "jsonpath={.note} {.action}")
+	s.wantOut(`^event.events.k8s.io/web.v1 patched\n$`, "patch", "events.events.k8s.io", "web.v1", "--type", "strategic",
+		"-p", `{"series":{"count":2,"lastObservedTime":"2026-12-05T21:01:00.000000Z"}}`)
+	s.wantOut(`^2$`, "get", "events", "web.v1", "-o", "jsonpath={.series.count}")
+	s.wantOut(`event.events.k8s.io "web.v1" deleted`, "delete", "events.events.k8s.io", "web.v1")
+	if out, err := s.run("get", "events", "web.v1"); err == nil || !strings.Contains(out, `"web.v1" not found`) {
+		t.Errorf("deleted event through core/v1: %v %s", err, out)
+	}
+}
