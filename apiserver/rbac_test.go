@@ -66,6 +66,15 @@ func TestRESTRBAC(t *testing.T) {
 	forbidden("GET", "/api/v1/namespaces/prod/pods", "", `user "alice" cannot list pods in namespace "prod"`)
 	forbidden("DELETE", "/api/v1/namespaces/dev/pods/x", "", `user "alice" cannot delete pods "dev/x"`)
 
+	// A rule names a group: events.k8s.io's Events are core/v1's objects, served in a
+	// second group, and a rule for one group does not open the other.
+	post(admin, rbacPath+"/namespaces/prod/roles", &rbacv1.Role{TypeMeta: tm("Role"), ObjectMeta: metav1.ObjectMeta{Name: "events-v1"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"list"}, APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}}}}, 201, "events role")
+	post(admin, rbacPath+"/namespaces/prod/rolebindings", &rbacv1.RoleBinding{TypeMeta: tm("RoleBinding"), ObjectMeta: metav1.ObjectMeta{Name: "alice-events"},
+		RoleRef: rbacv1.RoleRef{Kind: "Role", Name: "events-v1"}, Subjects: []rbacv1.Subject{{Kind: "User", Name: "alice"}}}, 201, "events rolebinding")
+	alice.want(alice.do("GET", "/apis/events.k8s.io/v1/namespaces/prod/events", "", "", nil), 200, "events.k8s.io events in prod, by the RoleBinding")
+	forbidden("GET", "/api/v1/namespaces/prod/events", "", `user "alice" cannot list events in namespace "prod"`)
+
 	// Escalation: alice may create roles in dev, but not one granting secrets.
 	secrets := `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"secret-reader"},` +
 		`"rules":[{"apiGroups":[""],"resources":["secrets"],"verbs":["get","list"]}]}`
