@@ -673,7 +673,7 @@ func TestRESTSecurity(t *testing.T) {
 		{w1, "w1 patches a pod", authorizationv1.ResourceAttributes{Verb: "patch", Resource: "pods", Namespace: "default", Name: "mine"}, false, msg + `update pods "default/mine"`},
 		{w1, "w1 gets a pod", authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default", Name: "mine"}, true, "allowed for the objects the node restriction admits"},
 		{w1, "w1 lists deployments", authorizationv1.ResourceAttributes{Verb: "list", Group: "apps", Resource: "deployments"}, false, msg + "list deployments"},
-		{w1, "w1 lists a kind not served", authorizationv1.ResourceAttributes{Verb: "list", Group: "scheduling.k8s.io", Resource: "priorityclasses"}, false, `the server does not serve "priorityclasses" in group "scheduling.k8s.io"`},
+		{w1, "w1 lists a kind not served", authorizationv1.ResourceAttributes{Verb: "list", Group: "storage.k8s.io", Resource: "csidrivers"}, false, `the server does not serve "csidrivers" in group "storage.k8s.io"`},
 	} {
 		review := &authorizationv1.SelfSubjectAccessReview{TypeMeta: metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SelfSubjectAccessReview"},
 			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &tc.attrs}}

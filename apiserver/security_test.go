@@ -258,9 +258,9 @@ func TestNodeRestriction(t *testing.T) {
 	_, err = w1.Create(ctx, event("theirs.1", corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "theirs"}))
 	wantDenied(t, "an event about another node's pod", err, codes.PermissionDenied, `events "theirs.1" is forbidden: node "w1" may not record events about pod "default/theirs": it is not bound to this node`)
 
-	// Wrong identity: the scheduler binds but does not delete.
-	_, err = sched.Delete(ctx, &apiv1.DeleteRequest{Kind: "Pod", Namespace: "default", Name: "theirs"})
-	wantDenied(t, "scheduler deletes", err, codes.PermissionDenied, `user "system:scheduler" cannot delete pods "default/theirs"`)
+	// Wrong identity: the scheduler binds and deletes pods (preemption), nothing else.
+	_, err = sched.Delete(ctx, &apiv1.DeleteRequest{Kind: "Secret", Namespace: "default", Name: "theirs"})
+	wantDenied(t, "scheduler deletes", err, codes.PermissionDenied, `user "system:scheduler" cannot delete secrets "default/theirs"`)
 
 	// Eviction is "create pods/eviction", which no node may do, even to its own pods.
 	cc, err := grpc.NewClient("passthrough:///"+c.Addr(0), grpc.WithTransportCredentials(credentials.NewTLS(apicluster.ClientTLS(t, dir, "kubelet-w1"))))
