@@ -27,7 +27,9 @@ var serverOwned = []string{
 }
 
 var defaultsByKind = map[string][]string{
-	"Pod": podDefaults(""),
+	// The Priority admission gives every pod its class's priority and preemption policy
+	// (0 and PreemptLowerPriority without one), as Kubernetes' does.
+	"Pod": append(podDefaults(""), "spec.priority", "spec.preemptionPolicy"),
 	"Deployment": append(podDefaults("spec.template."), "spec.replicas", "spec.strategy.type",
 		"spec.strategy.rollingUpdate.maxSurge", "spec.strategy.rollingUpdate.maxUnavailable",
 		"spec.revisionHistoryLimit", "spec.progressDeadlineSeconds"),

@@ -204,7 +204,13 @@ the field at all). --timeout bounds the whole wait (default 30s; 0 checks once).
 					errs = append(errs, g.waited(t, cond, err))
 					continue
 				}
-				errs = append(errs, g.waited(t, cond, watchObject(ctx, conn, t, check)))
+				err := watchObject(ctx, conn, t, check)
+				if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					// The wait ran out of time, whatever the call it cut short says (a
+					// first read still in flight: "did not answer within 0s").
+					err = context.DeadlineExceeded
+				}
+				errs = append(errs, g.waited(t, cond, err))
 			}
 			return errors.Join(errs...)
 		},
