@@ -165,6 +165,10 @@ func upPlace(t *testing.T, nodes int) (dir, addr string) {
 		}
 		if len(lns) == 2*nodes {
 			dir = t.TempDir()
+			// What skiff up's kubelet mounted for pods still there when it stopped (their
+			// secret and service-account token tmpfs), as a kubelet leaves them: unmounted
+			// before the directory goes (cleanups run last registered first).
+			t.Cleanup(func() { unmountUnder(t, dir) })
 			t.Setenv("SKIFF_CONFIG", filepath.Join(dir, "client-config"))
 			return dir, fmt.Sprintf("127.0.0.1:%d", base)
 		}
