@@ -1033,6 +1033,36 @@ func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValida
 	return obj, msgs, nil
 }
 
+// readInto reads a subresource's or a review's body into v (JSON, YAML or protobuf),
+// what naming its kind for the error ("a Binding"); it answers a failure itself and
+// reports false.
+func (a *restAPI) readInto(w http.ResponseWriter, r *http.Request, v protoMessage, what string) bool {
+	body, err := a.readBody(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return false
+	}
+	if err := decodeOptions(r.Header.Get("Content-Type"), body, v); err != nil {
+		a.fail(w, r, badRequest("the body is not %s: %v", what, err))
+		return false
+	}
+	return true
+}
+
+// readReview reads a review (SelfSubjectAccessReview, SelfSubjectReview): POST only,
+// and, not being an object kept, no Table or metadata view (406, as from Kubernetes).
+func (a *restAPI) readReview(w http.ResponseWriter, r *http.Request, v protoMessage, what string) bool {
+	if r.Method != http.MethodPost {
+		a.fail(w, r, methodNotAllowed(r.Method))
+		return false
+	}
+	if f, ok := negotiate(r.Header.Get("Accept")); !ok || f == formatTable || f == formatMetadata {
+		a.fail(w, r, notAcceptable())
+		return false
+	}
+	return a.readInto(w, r, v, what)
+}
+
 // protoMessage is a type with Kubernetes' generated protobuf decoding.
 type protoMessage interface{ Unmarshal([]byte) error }
 

@@ -23,24 +23,8 @@ const selfSubjectAccessReviews = "/apis/authorization.k8s.io/v1/selfsubjectacces
 // itself, as in Kubernetes (system:basic-user). A request a Guard allows (a node's pods)
 // is allowed, subject to that check on the object.
 func (a *restAPI) accessReview(w http.ResponseWriter, r *http.Request, user auth.User) {
-	if r.Method != http.MethodPost {
-		a.fail(w, r, methodNotAllowed(r.Method))
-		return
-	}
-	// A review is not an object kept: it has no Table or metadata view, and asking for
-	// one is 406, as from Kubernetes.
-	if f, ok := negotiate(r.Header.Get("Accept")); !ok || f == formatTable || f == formatMetadata {
-		a.fail(w, r, notAcceptable())
-		return
-	}
-	body, err := a.readBody(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	var review authorizationv1.SelfSubjectAccessReview
-	if err := decodeOptions(r.Header.Get("Content-Type"), body, &review); err != nil {
-		a.fail(w, r, badRequest("the body is not a SelfSubjectAccessReview: %v", err))
+	if !a.readReview(w, r, &review, "a SelfSubjectAccessReview") {
 		return
 	}
 	ra, nra := review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes

@@ -29,14 +29,8 @@ func (a *restAPI) token(w http.ResponseWriter, r *http.Request, req *restRequest
 		a.fail(w, r, err)
 		return
 	}
-	body, err := a.readBody(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	var tr authenticationv1.TokenRequest
-	if err := decodeOptions(r.Header.Get("Content-Type"), body, &tr); err != nil {
-		a.fail(w, r, badRequest("the body is not a TokenRequest: %v", err))
+	if !a.readInto(w, r, &tr, "a TokenRequest") {
 		return
 	}
 	out, err := a.res.requestToken(r.Context(), req.namespace, req.name, &tr, opts.dryRun)
@@ -50,22 +44,8 @@ func (a *restAPI) token(w http.ResponseWriter, r *http.Request, req *restRequest
 // selfSubjectReview answers a SelfSubjectReview: the user the request was
 // authenticated as, which any authenticated user may ask about itself.
 func (a *restAPI) selfSubjectReview(w http.ResponseWriter, r *http.Request, user auth.User) {
-	if r.Method != http.MethodPost {
-		a.fail(w, r, methodNotAllowed(r.Method))
-		return
-	}
-	if f, ok := negotiate(r.Header.Get("Accept")); !ok || f == formatTable || f == formatMetadata {
-		a.fail(w, r, notAcceptable())
-		return
-	}
-	body, err := a.readBody(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	var review authenticationv1.SelfSubjectReview
-	if err := decodeOptions(r.Header.Get("Content-Type"), body, &review); err != nil {
-		a.fail(w, r, badRequest("the body is not a SelfSubjectReview: %v", err))
+	if !a.readReview(w, r, &review, "a SelfSubjectReview") {
 		return
 	}
 	review.APIVersion, review.Kind = "authentication.k8s.io/v1", "SelfSubjectReview"

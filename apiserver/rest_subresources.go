@@ -219,14 +219,8 @@ func (a *restAPI) scale(w http.ResponseWriter, r *http.Request, req *restRequest
 			a.fail(w, r, err)
 			return
 		}
-		body, err := a.readBody(r)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
 		var s autoscalingv1.Scale
-		if err := decodeOptions(r.Header.Get("Content-Type"), body, &s); err != nil {
-			a.fail(w, r, badRequest("the body is not a Scale: %v", err))
+		if !a.readInto(w, r, &s, "a Scale") {
 			return
 		}
 		if s.Name != req.name {
@@ -293,14 +287,8 @@ func (a *restAPI) binding(w http.ResponseWriter, r *http.Request, req *restReque
 		a.fail(w, r, err)
 		return
 	}
-	body, err := a.readBody(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	var b corev1.Binding
-	if err := decodeOptions(r.Header.Get("Content-Type"), body, &b); err != nil {
-		a.fail(w, r, badRequest("the body is not a Binding: %v", err))
+	if !a.readInto(w, r, &b, "a Binding") {
 		return
 	}
 	if b.Name != "" && b.Name != req.name {
@@ -321,14 +309,8 @@ func (a *restAPI) binding(w http.ResponseWriter, r *http.Request, req *restReque
 // eviction serves pods/eviction: an Eviction, as the gRPC Evict, which honours the
 // pod's PodDisruptionBudget (429 TooManyRequests when it allows no disruption now).
 func (a *restAPI) eviction(w http.ResponseWriter, r *http.Request, req *restRequest) {
-	body, err := a.readBody(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	var ev policyv1.Eviction
-	if err := decodeOptions(r.Header.Get("Content-Type"), body, &ev); err != nil {
-		a.fail(w, r, badRequest("the body is not an Eviction: %v", err))
+	if !a.readInto(w, r, &ev, "an Eviction") {
 		return
 	}
 	if ev.Name != "" && ev.Name != req.name {
