@@ -3,12 +3,14 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 
 	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/store"
 )
 
 // admitPriority is Kubernetes' Priority admission on a pod being created: the
@@ -95,6 +97,12 @@ func (r *resources) defaultPriorityClass(ctx context.Context) (*schedulingv1.Pri
 	if err != nil {
 		return nil, storeError(info, "", err)
 	}
+	m := &r.defaultPriority
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(objs) > 0 && len(m.from) == len(objs) && &m.from[0] == &objs[0] {
+		return m.chosen, nil // the same cached list: the same choice
+	}
 	var chosen *schedulingv1.PriorityClass
 	for i := range objs {
 		obj, err := decode(info, &objs[i])
@@ -105,7 +113,17 @@ func (r *resources) defaultPriorityClass(ctx context.Context) (*schedulingv1.Pri
 			chosen = pc
 		}
 	}
+	m.from, m.chosen = objs, chosen
 	return chosen, nil
+}
+
+// defaultClassMemo is defaultPriorityClass's choice and the cached list it was made
+// from (nsLists hands out the same slice until a class changes). The chosen class is
+// shared: callers only read it.
+type defaultClassMemo struct {
+	mu     sync.Mutex
+	from   []store.Object
+	chosen *schedulingv1.PriorityClass
 }
 
 // systemPriorityClass reports whether name is a built-in class, which may not be

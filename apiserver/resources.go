@@ -76,6 +76,9 @@ type resources struct {
 	// priorityClasses are the PriorityClasses (namespace ""), which the Priority
 	// admission reads for every pod that names no class: no read while none changes.
 	priorityClasses *nsLists
+	// defaultPriority is the global default class chosen from priorityClasses' cached
+	// list, kept while that list is (the pods' admission decodes no class per pod).
+	defaultPriority defaultClassMemo
 	chargeLocks     chargeLocks
 	// events enforces the event rate limit (nil: none).
 	events *eventLimiter
