@@ -1,5 +1,13 @@
 // Package e2e runs Skiff's real binaries as processes on loopback and drives them with
 // skiffctl, as a user would.
+//
+// A test that starts a cluster of its own and mostly waits on it (simulated kubelets,
+// certificate lifetimes, a cron minute, a node's grace period) calls t.Parallel(): it
+// binds free ports and owns its directories, so two such tests run side by side (go
+// test's -parallel, GOMAXPROCS by default) once the serial ones are done. Tests stay
+// serial that set the process's environment (t.Setenv), make network namespaces or
+// mounts, run containerd or a browser, load the machine on purpose (thousands of nodes,
+// floods), or must catch a rollout in its middle (TestFailoverMidRollout).
 package e2e
 
 import (
