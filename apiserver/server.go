@@ -126,6 +126,8 @@ func New(cfg Config) (*Server, error) {
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
 		networking:           &networking{flags: cfg.Networking},
 		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now)}
+	s.resources.webhooks = newWebhooks(s.store, log.Named("webhooks"))
+	s.resources.webhooks.namespaceLabels, s.resources.webhooks.resolve = s.resources.namespaceLabels, s.resources.resolveService
 	if tokens != nil {
 		tokens.res, s.resources.tokens = s.resources, tokens
 		if gate.authn != nil {
