@@ -354,6 +354,12 @@ func (wh *webhooks) callMutating(ctx context.Context, h *webhook, op *webhookOp)
 	if err != nil || resp == nil {
 		return false, err
 	}
+	return wh.applyPatch(h, op, resp)
+}
+
+// applyPatch applies the JSON patch of h's answer to op.obj; a patch that cannot be
+// applied is h's failure.
+func (wh *webhooks) applyPatch(h *webhook, op *webhookOp, resp *admissionv1.AdmissionResponse) (bool, error) {
 	if len(resp.Patch) == 0 || op.obj == nil {
 		return false, nil
 	}
