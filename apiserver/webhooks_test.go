@@ -1,30 +1,32 @@
 package apiserver_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/test/apicluster"
 )
 
@@ -34,33 +36,21 @@ type webhookCA struct {
 	cert   tls.Certificate
 }
 
-func newWebhookCA(t testing.TB, dnsNames []string, ips ...net.IP) webhookCA {
+func newWebhookCA(t testing.TB, hosts ...string) webhookCA {
 	t.Helper()
-	key := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey, leafKey := key(), key()
-	now := time.Now()
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "webhook test CA"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	ca, err := pki.NewCA("webhook test CA", time.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "webhook"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(time.Hour), DNSNames: dnsNames, IPAddresses: ips, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &leafKey.PublicKey, caKey)
+	pair, err := ca.Issue(pki.Request{CommonName: "webhook", Hosts: hosts, Server: true, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return webhookCA{bundle: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		cert: tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}
+	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return webhookCA{bundle: ca.CertPEM(), cert: cert}
 }
 
 // webhookServer answers AdmissionReviews with its handlers, by path, and keeps the
@@ -143,7 +133,7 @@ func validatingHook(name, url string, ca []byte, policy admissionregistrationv1.
 func TestWebhooksREST(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc := newREST(t, c.Addr(0), true)
-	ca := newWebhookCA(t, nil, net.ParseIP("127.0.0.1"))
+	ca := newWebhookCA(t, "127.0.0.1")
 	patchType := admissionv1.PatchTypeJSONPatch
 	ws := serveWebhooks(t, listenLocal(t), ca, map[string]func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse{
 		"/label": func(r *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
@@ -330,7 +320,9 @@ func TestWebhookConfigurationValidation(t *testing.T) {
 			`webhooks[0].name: Invalid value: "short": should be a domain with at least three segments separated by dots`},
 		{"review versions", func(h *admissionregistrationv1.ValidatingWebhook) { h.AdmissionReviewVersions = []string{"v2"} },
 			`webhooks[0].admissionReviewVersions: Invalid value: ["v2"]: must include at least one of v1, v1beta1`},
-		{"operations", func(h *admissionregistrationv1.ValidatingWebhook) { h.Rules[0].Operations = []admissionregistrationv1.OperationType{"PATCH"} },
+		{"operations", func(h *admissionregistrationv1.ValidatingWebhook) {
+			h.Rules[0].Operations = []admissionregistrationv1.OperationType{"PATCH"}
+		},
 			`webhooks[0].rules[0].operations[0]: Unsupported value: "PATCH"`},
 		{"resources", func(h *admissionregistrationv1.ValidatingWebhook) { h.Rules[0].Resources = []string{"*", "pods"} },
 			`webhooks[0].rules[0].resources: Invalid value: ["*","pods"]: if '*' is present, must not specify other resources without subresources`},
@@ -349,5 +341,107 @@ func TestWebhookConfigurationValidation(t *testing.T) {
 	table := decodeJSON[metav1.Table](t, rc.want(rc.do("GET", base, "", "application/json;as=Table;g=meta.k8s.io;v=v1", nil), 200, "table").body)
 	if len(table.ColumnDefinitions) != 3 || table.ColumnDefinitions[1].Name != "Webhooks" {
 		t.Errorf("columns: %+v", table.ColumnDefinitions)
+	}
+}
+
+// TestWebhookService: a webhook configuration that names a Service is called at a ready
+// endpoint of it, its certificate verified as SERVICE.NAMESPACE.svc against caBundle.
+// The webhook runs in a network namespace the test makes, joined to this one by a veth
+// pair, as a pod's address is reachable from the node its API server runs on (an
+// EndpointSlice may not hold a loopback address).
+func TestWebhookService(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a network namespace and a veth pair")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2's ip")
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	name := "skwh-" + hex.EncodeToString(b)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() }) // takes the veth pair along
+	subnet := fmt.Sprintf("10.253.%d", b[0])
+	ip("link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", name)
+	ip("addr", "add", subnet+".1/30", "dev", name)
+	ip("link", "set", name, "up")
+	ip("-n", name, "addr", "add", subnet+".2/30", "dev", "eth0")
+	ip("-n", name, "link", "set", "eth0", "up")
+	ip("-n", name, "link", "set", "lo", "up")
+
+	// The webhook's socket, made by a thread inside the namespace.
+	lnc := make(chan any, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			defer unix.Close(fd)
+			if err = unix.Unshare(unix.CLONE_FS); err == nil {
+				err = unix.Setns(fd, unix.CLONE_NEWNET)
+			}
+		}
+		if err != nil {
+			lnc <- err
+			return
+		}
+		ln, err := net.Listen("tcp", subnet+".2:8443")
+		if err != nil {
+			lnc <- err
+			return
+		}
+		lnc <- ln
+	}()
+	var ln net.Listener
+	switch v := (<-lnc).(type) {
+	case error:
+		t.Fatalf("listen in %s: %v", name, v)
+	case net.Listener:
+		ln = v
+	}
+	ca := newWebhookCA(t, "hook.default.svc")
+	patchType := admissionv1.PatchTypeJSONPatch
+	ws := serveWebhooks(t, ln, ca, map[string]func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse{
+		"/label": func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			return &admissionv1.AdmissionResponse{Allowed: true, PatchType: &patchType,
+				Patch: []byte(`[{"op":"add","path":"/metadata/labels","value":{"via":"service"}}]`)}
+		},
+	})
+
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := testCtx(t)
+	if _, err := client.For[*corev1.Service](conn).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hook"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt32(8443)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.For[*discoveryv1.EndpointSlice](conn).Create(ctx, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default",
+		Name: "hook-1", Labels: map[string]string{discoveryv1.LabelServiceName: "hook"}}, AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{subnet + ".2"}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)}}},
+		Ports:     []discoveryv1.EndpointPort{{Name: new("https"), Port: new(int32(8443)), Protocol: new(corev1.ProtocolTCP)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.For[*admissionregistrationv1.MutatingWebhookConfiguration](conn).Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "by-service"}, Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "by-service.skiff.test",
+			Rules: configMapRule(admissionregistrationv1.Create), SideEffects: new(admissionregistrationv1.SideEffectClassNone), AdmissionReviewVersions: []string{"v1"},
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{CABundle: ca.bundle, Service: &admissionregistrationv1.ServiceReference{
+				Namespace: "default", Name: "hook", Path: new("/label")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.For[*corev1.ConfigMap](conn).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "labelled"}})
+	if err != nil || out.Labels["via"] != "service" {
+		t.Fatalf("a ConfigMap past the Service's webhook: %v, labels %v", err, out.GetLabels())
+	}
+	if n := len(ws.requests("/label")); n != 1 {
+		t.Errorf("the webhook got %d requests", n)
 	}
 }
