@@ -118,6 +118,17 @@ func newWebhooks(s *store.Store, log hclog.Logger) *webhooks {
 // admissionregistration's kinds, so that a webhook cannot lock itself in).
 var webhookExempt = map[string]bool{kinds.MutatingWebhookConfiguration: true, kinds.ValidatingWebhookConfiguration: true}
 
+// none reports whether no webhook is configured (or the configurations cannot be read:
+// the calls that read them say so).
+func (wh *webhooks) none(ctx context.Context) bool {
+	m, err := wh.hooks(ctx, kinds.MutatingWebhookConfiguration)
+	if err != nil || len(m) > 0 {
+		return false
+	}
+	v, err := wh.hooks(ctx, kinds.ValidatingWebhookConfiguration)
+	return err == nil && len(v) == 0
+}
+
 // hooks returns the webhooks of the configurations of kind.
 func (wh *webhooks) hooks(ctx context.Context, kind string) ([]*webhook, error) {
 	lists := wh.mutatingLists
@@ -187,39 +198,60 @@ func (r *resources) admitWebhooksUpdate(ctx context.Context, info *kinds.Info, o
 	if r.webhooks == nil || webhookExempt[info.Kind] || opts.subresource != "" && opts.subresource != "status" {
 		return mutate
 	}
+	// The webhooks' answer for the revision last read: update reads again (linearizably,
+	// or after losing a race), and a state read at the same revision is not sent again.
+	memoRev := int64(-1)
+	var memoNext kinds.Object
+	var memoErr error
 	return func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		next, err := mutate(cur, rec)
 		if err != nil {
 			return nil, err
 		}
-		op := &webhookOp{operation: admissionv1.Update, info: info, subresource: opts.subresource, obj: next, old: cur,
-			dryRun: opts.dryRun, options: &metav1.UpdateOptions{}}
-		if opts.deleting {
-			op.operation, op.obj, op.options = admissionv1.Delete, nil, &metav1.DeleteOptions{}
+		if r.webhooks.none(ctx) {
+			return next, nil
 		}
-		changed, err := r.admitWebhooksMutating(ctx, op)
+		if rec.ModRevision == memoRev {
+			if memoErr != nil {
+				return nil, memoErr
+			}
+			return clone(memoNext), nil
+		}
+		next, err = r.webhooksOnUpdate(ctx, info, opts, cur, next)
+		memoRev, memoNext, memoErr = rec.ModRevision, next, err
+		return next, err
+	}
+}
+
+// webhooksOnUpdate admits next, the next state of cur, through the webhooks.
+func (r *resources) webhooksOnUpdate(ctx context.Context, info *kinds.Info, opts writeOptions, cur, next kinds.Object) (kinds.Object, error) {
+	op := &webhookOp{operation: admissionv1.Update, info: info, subresource: opts.subresource, obj: next, old: cur,
+		dryRun: opts.dryRun, options: &metav1.UpdateOptions{}}
+	if opts.deleting {
+		op.operation, op.obj, op.options = admissionv1.Delete, nil, &metav1.DeleteOptions{}
+	}
+	changed, err := r.admitWebhooksMutating(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		if opts.subresource == "status" {
+			next, err = prepareStatusUpdate(info, cur, op.obj)
+		} else {
+			next, err = prepareUpdate(info, cur, op.obj)
+		}
 		if err != nil {
 			return nil, err
 		}
-		if changed {
-			if opts.subresource == "status" {
-				next, err = prepareStatusUpdate(info, cur, op.obj)
-			} else {
-				next, err = prepareUpdate(info, cur, op.obj)
-			}
-			if err != nil {
-				return nil, err
-			}
-			op.obj = next
-		}
-		if opts.deleting {
-			op.obj = nil
-		}
-		if err := r.webhooks.validate(ctx, op); err != nil {
-			return nil, err
-		}
-		return next, nil
+		op.obj = next
 	}
+	if opts.deleting {
+		op.obj = nil
+	}
+	if err := r.webhooks.validate(ctx, op); err != nil {
+		return nil, err
+	}
+	return next, nil
 }
 
 // matchRules reports whether one of rules matches op: Kubernetes' rules.Matcher

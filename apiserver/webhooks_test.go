@@ -212,6 +212,7 @@ func TestWebhooksREST(t *testing.T) {
 
 	// An update: the validating webhook sees the old object and the new.
 	stored.Labels["deny"] = "true"
+	before := len(ws.requests("/deny"))
 	st = rc.want(rc.do("PUT", cms+"/plain", "application/json", "", stored), 403, "denied update").status()
 	if !strings.Contains(st.Message, `admission webhook "deny.skiff.test" denied the request`) {
 		t.Errorf("update denial: %s", st.Message)
@@ -219,6 +220,9 @@ func TestWebhooksREST(t *testing.T) {
 	reqs = ws.requests("/deny")
 	if rq := reqs[len(reqs)-1]; rq.Operation != admissionv1.Update || len(rq.OldObject.Raw) == 0 {
 		t.Errorf("the update's request: %+v", rq)
+	}
+	if n := len(reqs) - before; n != 1 { // the update's second, linearizable read of the same revision is not sent again
+		t.Errorf("one update, %d reviews", n)
 	}
 
 	// The gRPC API goes through the same chain.
@@ -238,7 +242,7 @@ func TestWebhooksREST(t *testing.T) {
 	}
 
 	// A dry run: the webhooks are told, nothing is stored.
-	before := len(ws.requests("/deny"))
+	before = len(ws.requests("/deny"))
 	r = rc.want(rc.do("POST", cms+"?dryRun=All", "application/json", "", cm("dry", nil)), 201, "a dry run")
 	if out := decodeJSON[corev1.ConfigMap](t, r.body); out.Labels["webhook"] != "mutated" {
 		t.Errorf("dry run without the webhook's label: %v", out.Labels)
