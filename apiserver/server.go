@@ -272,6 +272,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer s.resources.webhooks.close() // the connections kept to webhooks
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
 	wg.Add(3)
