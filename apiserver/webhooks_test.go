@@ -299,7 +299,8 @@ func TestWebhooksREST(t *testing.T) {
 	rc.want(rc.do("POST", cms, "application/json", "", cm("everything-gone", nil)), 201, "a create once everything is gone")
 }
 
-// TestWebhookConfigurationValidation: Kubernetes' defaults and refusals, in its words.
+// TestWebhookConfigurationValidation: Kubernetes' refusals, in its words; the kinds in
+// aggregated discovery, OpenAPI v3 and kubectl's table.
 func TestWebhookConfigurationValidation(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc := newREST(t, c.Addr(0), true)
@@ -341,6 +342,15 @@ func TestWebhookConfigurationValidation(t *testing.T) {
 		if !strings.Contains(st.Message, tc.want) {
 			t.Errorf("%s: %s\nwant %s", tc.name, st.Message, tc.want)
 		}
+	}
+	// Served as every kind: aggregated discovery and OpenAPI v3 name them.
+	agg := string(rc.want(rc.do("GET", "/apis", "", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", nil), 200, "aggregated /apis").body)
+	if !strings.Contains(agg, `"resource":"mutatingwebhookconfigurations"`) || !strings.Contains(agg, `"resource":"validatingwebhookconfigurations"`) {
+		t.Errorf("aggregated discovery without the webhook configurations")
+	}
+	v3 := string(rc.want(rc.do("GET", "/openapi/v3/apis/admissionregistration.k8s.io/v1", "", "", nil), 200, "OpenAPI v3").body)
+	if !strings.Contains(v3, "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration") {
+		t.Errorf("OpenAPI v3 of admissionregistration.k8s.io/v1 without ValidatingWebhookConfiguration")
 	}
 	table := decodeJSON[metav1.Table](t, rc.want(rc.do("GET", base, "", "application/json;as=Table;g=meta.k8s.io;v=v1", nil), 200, "table").body)
 	if len(table.ColumnDefinitions) != 3 || table.ColumnDefinitions[1].Name != "Webhooks" {
