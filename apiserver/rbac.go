@@ -48,16 +48,22 @@ func newRBACFollower(s *store.Store, log hclog.Logger) *rbacFollower {
 	return f
 }
 
-// catchUp waits until the index reflects every RBAC change this member has applied
-// (at most rbacCatchUp), and reports whether it waited for anything.
+// catchUp waits until the index reflects every RBAC change this member had applied
+// when it was called (at most rbacCatchUp), and reports whether it waited for anything.
+// Changes applied meanwhile are not waited for: a stream of RBAC writes does not hold a
+// refusal for the whole bound.
 func (f *rbacFollower) catchUp() bool {
 	var timer <-chan time.Time
+	target := make([]int64, len(rbacKinds))
+	for i, k := range rbacKinds {
+		target[i] = f.store.LastChange(k)
+	}
 	waited := false
 	for {
 		f.mu.Lock()
 		behind, advanced := false, f.advanced
-		for _, k := range rbacKinds {
-			if f.rev[k] < f.store.LastChange(k) {
+		for i, k := range rbacKinds {
+			if f.rev[k] < target[i] {
 				behind = true
 			}
 		}
