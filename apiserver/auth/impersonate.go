@@ -41,25 +41,26 @@ const (
 // user, as Kubernetes does (a Bad Request).
 var ErrImpersonationWithoutUser = errors.New("without impersonating a user")
 
+const extraPrefix = authenticationv1.ImpersonateUserExtraHeaderPrefix
+
 // ParseImpersonation reads the impersonation headers of h: HTTP headers or gRPC
 // metadata (any case). An extra's key is the rest of its header's name, lower case and
 // percent-unescaped, as Kubernetes reads it.
 func ParseImpersonation(h map[string][]string) (Impersonation, error) {
 	var im Impersonation
 	const prefix = "impersonate-"
-	extraPrefix := strings.ToLower(authenticationv1.ImpersonateUserExtraHeaderPrefix)
 	for k, vs := range h {
 		if len(k) < len(prefix) || !strings.EqualFold(k[:len(prefix)], prefix) || len(vs) == 0 {
-			continue
+			continue // every request's headers pass here: no allocation for them
 		}
 		switch lk := strings.ToLower(k); {
-		case lk == strings.ToLower(authenticationv1.ImpersonateUserHeader):
+		case strings.EqualFold(lk, authenticationv1.ImpersonateUserHeader):
 			im.User = vs[0]
-		case lk == strings.ToLower(authenticationv1.ImpersonateGroupHeader):
+		case strings.EqualFold(lk, authenticationv1.ImpersonateGroupHeader):
 			im.Groups = append(im.Groups, vs...)
-		case lk == strings.ToLower(authenticationv1.ImpersonateUIDHeader):
+		case strings.EqualFold(lk, authenticationv1.ImpersonateUIDHeader):
 			im.UID = vs[0]
-		case strings.HasPrefix(lk, extraPrefix):
+		case len(lk) > len(extraPrefix) && strings.EqualFold(lk[:len(extraPrefix)], extraPrefix):
 			key := lk[len(extraPrefix):]
 			if u, err := url.PathUnescape(key); err == nil {
 				key = u
