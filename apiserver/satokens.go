@@ -30,7 +30,9 @@ import (
 // (one of the --service-account-key-file keys), issuer, audience and validity hold and
 // the account and the object it is bound to still exist with the uid it names. Those
 // checks read this member's caches (the node graph's pods, the local caches of
-// accounts and Secrets), never the store per request. A legacy
+// accounts and Secrets), never the store per request; so does a kubelet's
+// TokenRequest, one per pod it starts, falling back to the store for what the caches
+// do not have yet (tokenPod). A legacy
 // kubernetes.io/service-account-token Secret's token authenticates while its Secret
 // holds it. OIDC discovery (rest.go) serves the issuer and its keys.
 
