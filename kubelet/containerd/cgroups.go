@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/containerd/cgroups"
-	"github.com/containerd/containerd"
 	cgroupsv2 "github.com/containerd/cgroups/v2"
+	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
