@@ -61,6 +61,7 @@ func TestKubeletContainerd(t *testing.T) {
 		{"runtimehandler", testContainerdRuntimeHandler},
 		{"ephemeral", testContainerdEphemeral},
 		{"resize", testContainerdResize},
+		{"imagevolume", testContainerdImageVolume},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

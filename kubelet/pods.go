@@ -552,6 +552,9 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 		ServiceAccountToken: func(ctx context.Context, p *corev1.ServiceAccountTokenProjection) (string, error) {
 			return k.tokens.token(ctx, pod, p)
 		},
+		Image: func(ctx context.Context, src *corev1.ImageVolumeSource, dir string) error {
+			return k.mountImage(ctx, pod, src, dir)
+		},
 	})
 	if err != nil {
 		if msg := err.Error(); msg != mem.mountErr {
@@ -761,6 +764,26 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 		}
 	}
 	return 0
+}
+
+// mountImage pulls an image volume's image as its pullPolicy says, with the pod's
+// registry credentials, and mounts its root filesystem read-only at dir, with the events
+// Kubernetes' kubelet records for an image it pulls.
+func (k *Kubelet) mountImage(ctx context.Context, pod *corev1.Pod, src *corev1.ImageVolumeSource, dir string) error {
+	policy := string(src.PullPolicy)
+	if policy == "" {
+		policy = pullPolicy(&corev1.Container{Image: src.Reference})
+	}
+	began := k.cfg.Clock.Now()
+	_, pulled, err := k.rt.EnsureImage(ctx, src.Reference, policy, k.pullCredentials(ctx, pod))
+	if err != nil {
+		k.rec.Eventf(pod, record.Warning, "Failed", "Failed to pull image %q: %v", src.Reference, err)
+		return err
+	}
+	if pulled {
+		k.rec.Eventf(pod, record.Normal, "Pulled", "Successfully pulled image %q in %s", src.Reference, k.cfg.Clock.Now().Sub(began).Round(time.Millisecond))
+	}
+	return k.rt.MountImage(ctx, string(pod.UID), src.Reference, dir)
 }
 
 // runEphemeral starts each ephemeral container of the pod that has not run yet, in the

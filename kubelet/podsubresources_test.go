@@ -289,3 +289,28 @@ func testContainerdResize(e *env, rt *containerd.Runtime) {
 	})
 	check(30000, 80<<20)
 }
+
+// An image volume on containerd: the image's root filesystem, mounted read-only, is
+// read by the container, whole and through a subPath; the pod's deletion unmounts it
+// (its snapshot view removed with the pod).
+func testContainerdImageVolume(e *env, rt *containerd.Runtime) {
+	e.start(rt, ctrdConfig(e))
+	script := "test -f /img/bin/busybox && echo found; test -f /sub/busybox && echo subpath; touch /img/x 2>/dev/null || echo readonly; sleep 3600"
+	p := e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "iv"}, Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64(1)),
+		Volumes: []corev1.Volume{{Name: "img", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: busyboxImage, PullPolicy: corev1.PullIfNotPresent}}}},
+		Containers: []corev1.Container{{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sh", "-c", script},
+			VolumeMounts: []corev1.VolumeMount{{Name: "img", MountPath: "/img"}, {Name: "img", MountPath: "/sub", SubPath: "bin"}}}}}})
+	e.waitLogs(rt, "iv", "app", "readonly")
+	p = e.waitPod("iv", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if out := e.logs(rt, p, "app"); !strings.Contains(out, "found") || !strings.Contains(out, "subpath") {
+		e.t.Errorf("the container's output %q: want found, subpath and readonly", out)
+	}
+	dir := e.volumesDir(p)
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "iv", clientDelete()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitGone("iv")
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		e.t.Errorf("the pod's volumes %s outlived it: %v", dir, err)
+	}
+}

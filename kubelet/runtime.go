@@ -44,8 +44,12 @@ type Runtime interface {
 	// writable layer and its logs, what Kubernetes counts against a container's
 	// limits.ephemeral-storage. An unknown id wraps ErrNotFound.
 	DiskUsage(ctx context.Context, id string) (int64, error)
+	// MountImage mounts image's root filesystem, read-only, at dir: pod podUID's image
+	// volume. The image must be present (EnsureImage). RemovePod releases what it holds,
+	// once dir is unmounted.
+	MountImage(ctx context.Context, podUID, image, dir string) error
 	// RemovePod releases what the runtime holds for a pod beyond its containers (its
-	// cgroup), once they are all removed. Releasing nothing is not an error.
+	// cgroup, its image volumes), once they are all removed. Releasing nothing is not an error.
 	RemovePod(ctx context.Context, podUID string) error
 	// Exec runs a command in a running container and returns its exit code once it has
 	// exited and its output is copied; ctx ending kills it. An unknown id wraps

@@ -296,6 +296,10 @@ func defaultVolume(v *corev1.VolumeSource) {
 		}
 	}
 	switch {
+	case v.Image != nil:
+		if v.Image.PullPolicy == "" {
+			v.Image.PullPolicy = PullPolicyFor(v.Image.Reference)
+		}
 	case v.ConfigMap != nil:
 		mode(&v.ConfigMap.DefaultMode)
 	case v.Secret != nil:

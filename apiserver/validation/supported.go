@@ -716,6 +716,8 @@ var podSpecFields = slices.Concat(
 		"volumes[*].downwardAPI",
 		"volumes[*].emptyDir",
 		"volumes[*].hostPath",
+		"volumes[*].image.pullPolicy",
+		"volumes[*].image.reference",
 		"volumes[*].name",
 		"volumes[*].persistentVolumeClaim",
 		"volumes[*].projected.defaultMode",

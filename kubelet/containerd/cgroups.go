@@ -178,10 +178,11 @@ func (r *Runtime) oomKilled(p string) bool {
 }
 
 // UpdateResources implements kubelet.Runtime: the pod's cgroup takes the pod's new
-// budget first (a container's limit above its pod's would not hold), then the
-// container's task its own limits, which the shim writes to its cgroup (memory.max,
-// cpu.max, cpu.weight on v2), as CRI's UpdateContainerResources does. The container's
-// label records them.
+// budget and the container's task its own limits, which the shim writes to its cgroup
+// (memory.max, cpu.max, cpu.weight on v2), as CRI's UpdateContainerResources does. The
+// pod goes first, so that a container's limit raised is not above its pod's; when that
+// fails (cgroup v1 refuses a pod's cfs quota below a container's), the container goes
+// first, as for a decrease. The container's label records its limits.
 func (r *Runtime) UpdateResources(ctx context.Context, id string, res kubelet.Resources, pod kubelet.PodResources) error {
 	ctx = r.ns(ctx)
 	ctr, task, err := r.runningTask(ctx, "update resources of", id)
@@ -192,10 +193,19 @@ func (r *Runtime) UpdateResources(ctx context.Context, id string, res kubelet.Re
 	if err != nil {
 		return fmt.Errorf("update resources of container %s: %w", id, err)
 	}
-	if _, err := r.ensurePodCgroup(kubelet.ContainerConfig{PodUID: labels[kubelet.LabelPodUID], Pod: pod}); err != nil {
-		return fmt.Errorf("update resources of container %s: %w", id, err)
+	updatePod := func() error {
+		_, err := r.ensurePodCgroup(kubelet.ContainerConfig{PodUID: labels[kubelet.LabelPodUID], Pod: pod})
+		return err
 	}
-	if err := task.Update(ctx, containerd.WithResources(containerResources(res))); err != nil {
+	updateContainer := func() error { return task.Update(ctx, containerd.WithResources(containerResources(res))) }
+	if err := updatePod(); err != nil {
+		if err := updateContainer(); err != nil {
+			return fmt.Errorf("update resources of container %s: %w", id, err)
+		}
+		if err := updatePod(); err != nil {
+			return fmt.Errorf("update resources of container %s: %w", id, err)
+		}
+	} else if err := updateContainer(); err != nil {
 		return fmt.Errorf("update resources of container %s: %w", id, err)
 	}
 	if _, err := ctr.SetLabels(ctx, map[string]string{labelResources: resourcesLabel(res)}); err != nil {

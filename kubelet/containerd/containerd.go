@@ -602,7 +602,7 @@ func (r *Runtime) DiskUsage(ctx context.Context, id string) (int64, error) {
 
 // RemovePod implements kubelet.Runtime: the pod's cgroup goes.
 func (r *Runtime) RemovePod(ctx context.Context, podUID string) error {
-	return r.removePodCgroups(podUID)
+	return errors.Join(r.removeImageViews(ctx, podUID), r.removePodCgroups(podUID))
 }
 
 // List implements kubelet.Runtime. It costs two calls to containerd whatever the number of

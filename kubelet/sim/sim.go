@@ -455,6 +455,17 @@ func (r *Runtime) ProbeNetwork(ctx context.Context, id string, p kubelet.Network
 // containers.
 func (r *Runtime) RemovePod(ctx context.Context, podUID string) error { return nil }
 
+// MountImage implements kubelet.Runtime: the image must be present; its files are not
+// simulated (dir stays empty).
+func (r *Runtime) MountImage(_ context.Context, _, image, _ string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.present[normalize(image)]; !ok {
+		return fmt.Errorf("image volume %q: not present: %w", image, kubelet.ErrNotFound)
+	}
+	return nil
+}
+
 // UpdateResources implements kubelet.Runtime: the container's Config and report take
 // the new limits.
 func (r *Runtime) UpdateResources(_ context.Context, id string, res kubelet.Resources, pod kubelet.PodResources) error {
