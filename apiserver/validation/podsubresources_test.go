@@ -53,7 +53,9 @@ func TestPodSubresourceValidation(t *testing.T) {
 			`spec.ephemeralContainers: Forbidden: existing ephemeral containers "debug" may not be removed`},
 		{"changed", false, ec(nil), func(p *corev1.Pod) { p.Spec.EphemeralContainers[0].Image = "other" },
 			`existing ephemeral containers "debug" may not be changed`},
-		{"resize cpu", true, nil, func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("1") }, ""},
+		{"resize cpu", true, nil, func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("1")
+		}, ""},
 		{"resize a sidecar", true, nil, func(p *corev1.Pod) {
 			p.Spec.InitContainers[1].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
 		}, ""},
@@ -65,7 +67,9 @@ func TestPodSubresourceValidation(t *testing.T) {
 		{"ephemeral-storage", true, nil, func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources.Limits[corev1.ResourceEphemeralStorage] = resource.MustParse("2Gi")
 		}, "spec: Forbidden: only cpu and memory resources are mutable"},
-		{"reordered", true, nil, func(p *corev1.Pod) { p.Spec.InitContainers[0], p.Spec.InitContainers[1] = p.Spec.InitContainers[1], p.Spec.InitContainers[0] },
+		{"reordered", true, nil, func(p *corev1.Pod) {
+			p.Spec.InitContainers[0], p.Spec.InitContainers[1] = p.Spec.InitContainers[1], p.Spec.InitContainers[0]
+		},
 			"spec.initContainers[0].name: Forbidden: initContainers may not be renamed or reordered on resize"},
 		{"to BestEffort", true, nil, func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceEphemeralStorage: resource.MustParse("1Gi")}}
