@@ -226,10 +226,13 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 	now := k.cfg.Clock.Now()
 	// The pod runs with its allocated resources (a resize waits until the node fits it).
 	var resizeConds []corev1.PodCondition
+	var requeueResize time.Duration
 	if !podTerminal(prev.Phase) {
 		var pending *corev1.PodCondition
 		if pod, pending = k.allocate(pod, mem); pending != nil {
+			// Tried again at each sync; other pods' going does not sync this one.
 			resizeConds = append(resizeConds, *pending)
+			requeueResize = k.bp.initial
 		}
 	}
 	// A finished pod keeps the address it had in its status; its network goes.
@@ -372,10 +375,12 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 				return 0, err
 			}
 			if inProgress != nil {
+				// Looked at again soon: done (the condition goes) or retried.
 				resizeConds = append(resizeConds, *inProgress)
+				requeueResize = k.bp.initial
 			}
 			if len(mem.resizeRestart) > 0 {
-				requeue = minPositive(requeue, k.bp.initial)
+				requeueResize = k.bp.initial
 			}
 			changed = changed || ch
 		}
@@ -387,6 +392,7 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 			delete(mem.waiting, name)
 		}
 	}
+	requeue = minPositive(requeue, requeueResize)
 	if changed {
 		all, err := k.rt.List(ctx)
 		if err != nil {
