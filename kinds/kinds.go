@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -128,6 +129,11 @@ const (
 	// PriorityClass is scheduling.k8s.io/v1's: the priority a pod naming it gets, by
 	// which the scheduler orders its queue and chooses whom to preempt.
 	PriorityClass = "PriorityClass"
+	// MutatingWebhookConfiguration and ValidatingWebhookConfiguration are
+	// admissionregistration.k8s.io/v1's: the webhooks the API server calls on the writes
+	// their rules match, to change the object and to refuse it.
+	MutatingWebhookConfiguration   = "MutatingWebhookConfiguration"
+	ValidatingWebhookConfiguration = "ValidatingWebhookConfiguration"
 )
 
 func kind[T any, PT interface {
@@ -213,6 +219,10 @@ var all = []*Info{
 		Plural: "clusterrolebindings", Singular: "clusterrolebinding"}),
 	kind[schedulingv1.PriorityClass](Info{Kind: PriorityClass, Group: "scheduling.k8s.io", Version: "v1", Plural: "priorityclasses",
 		Singular: "priorityclass", ShortNames: []string{"pc"}}),
+	kind[admissionregistrationv1.MutatingWebhookConfiguration](Info{Kind: MutatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
+		Version: "v1", Plural: "mutatingwebhookconfigurations", Singular: "mutatingwebhookconfiguration"}),
+	kind[admissionregistrationv1.ValidatingWebhookConfiguration](Info{Kind: ValidatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
+		Version: "v1", Plural: "validatingwebhookconfigurations", Singular: "validatingwebhookconfiguration"}),
 }
 
 var (
