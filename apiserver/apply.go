@@ -81,7 +81,7 @@ func fieldManager(info *kinds.Info, subresource string) (*managedfields.FieldMan
 	// fields): the main resource's writes keep the status, status writes the spec.
 	reset := map[fieldpath.APIVersion]fieldpath.Filter{}
 	switch {
-	case subresource == "" && info.HasStatus:
+	case (subresource == "" || subresource == subresourceEphemeralContainers || subresource == subresourceResize) && info.HasStatus:
 		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status")))
 	case subresource == "status" && info.HasSpec:
 		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("spec")))

@@ -426,6 +426,9 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 	case "eviction":
 		a.eviction(w, r, req)
 		return
+	case subresourceEphemeralContainers, subresourceResize:
+		a.podSpecSubresource(w, r, req)
+		return
 	case auth.SubresourceToken:
 		a.token(w, r, req)
 		return

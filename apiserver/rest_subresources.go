@@ -27,7 +27,7 @@ import (
 )
 
 // Subresources: status (every kind with a status), scale (the kinds with replicas),
-// binding, log, eviction, exec, attach and portforward (pods), proxy (pods, services,
+// binding, log, eviction, exec, attach, portforward, ephemeralcontainers and resize (pods), proxy (pods, services,
 // nodes: rest_proxy.go), token (serviceaccounts: rest_serviceaccounts.go).
 
 // subresource describes one subresource: the response kind and the verbs it takes.
@@ -51,6 +51,9 @@ func subresourcesOf(info *kinds.Info) []subresource {
 			subresource{name: "binding", kind: corev1.SchemeGroupVersion.WithKind("Binding"), verbs: []string{verbCreate}},
 			subresource{name: "log", kind: corev1.SchemeGroupVersion.WithKind("Pod"), verbs: []string{verbGet}},
 			subresource{name: "eviction", kind: policyv1.SchemeGroupVersion.WithKind("Eviction"), verbs: []string{verbCreate}},
+			// rest_podspec.go
+			subresource{name: subresourceEphemeralContainers, verbs: []string{verbGet, verbPatch, verbUpdate}},
+			subresource{name: subresourceResize, verbs: []string{verbGet, verbPatch, verbUpdate}},
 			// rest_streams.go
 			subresource{name: "exec", kind: corev1.SchemeGroupVersion.WithKind("PodExecOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "attach", kind: corev1.SchemeGroupVersion.WithKind("PodAttachOptions"), verbs: []string{verbCreate, verbGet}},

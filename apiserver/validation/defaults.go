@@ -207,6 +207,9 @@ func defaultPodSpec(spec *corev1.PodSpec) {
 	for i := range spec.Containers {
 		defaultContainer(&spec.Containers[i])
 	}
+	for i := range spec.EphemeralContainers {
+		defaultContainer((*corev1.Container)(&spec.EphemeralContainers[i].EphemeralContainerCommon))
+	}
 	for i := range spec.Tolerations {
 		if spec.Tolerations[i].Operator == "" {
 			spec.Tolerations[i].Operator = DefaultTolerationOperator
@@ -296,6 +299,10 @@ func defaultVolume(v *corev1.VolumeSource) {
 		}
 	}
 	switch {
+	case v.Image != nil:
+		if v.Image.PullPolicy == "" {
+			v.Image.PullPolicy = PullPolicyFor(v.Image.Reference)
+		}
 	case v.ConfigMap != nil:
 		mode(&v.ConfigMap.DefaultMode)
 	case v.Secret != nil:

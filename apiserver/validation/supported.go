@@ -15,6 +15,11 @@ var supportedFields = map[string][]string{
 	kinds.Pod: slices.Concat(
 		under("metadata", storedMetaFields),
 		under("spec", podSpecFields),
+		// A pod's only (pods/ephemeralcontainers): a template has none. Their ports,
+		// resources, probes and hooks are refused in Kubernetes' words.
+		under("spec.ephemeralContainers[*]", containerFields),
+		under("spec.ephemeralContainers[*]", containerRunFields),
+		[]string{"spec.ephemeralContainers[*].stdinOnce", "spec.ephemeralContainers[*].targetContainerName"},
 		under("status", podStatusFields),
 	),
 	kinds.Node: slices.Concat(
@@ -609,6 +614,9 @@ var podSpecFields = slices.Concat(
 	// validation refuses them on the others, in Kubernetes' words.
 	under("initContainers[*]", containerRunFields),
 	[]string{"initContainers[*].restartPolicy"},
+	// pods/resize: how a container takes a change of its cpu or memory.
+	[]string{"containers[*].resizePolicy[*].resourceName", "containers[*].resizePolicy[*].restartPolicy"},
+	[]string{"initContainers[*].resizePolicy[*].resourceName", "initContainers[*].resizePolicy[*].restartPolicy"},
 	[]string{
 		"activeDeadlineSeconds",
 		"affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[*].preference.matchExpressions[*].key",
@@ -716,6 +724,8 @@ var podSpecFields = slices.Concat(
 		"volumes[*].downwardAPI",
 		"volumes[*].emptyDir",
 		"volumes[*].hostPath",
+		"volumes[*].image.pullPolicy",
+		"volumes[*].image.reference",
 		"volumes[*].name",
 		"volumes[*].persistentVolumeClaim",
 		"volumes[*].projected.defaultMode",
@@ -789,6 +799,7 @@ var containerFields = []string{
 var podStatusFields = slices.Concat(
 	under("containerStatuses[*]", containerStatusFields),
 	under("initContainerStatuses[*]", containerStatusFields),
+	under("ephemeralContainerStatuses[*]", containerStatusFields),
 	[]string{
 		"conditions[*].lastProbeTime",
 		"conditions[*].lastTransitionTime",
@@ -812,6 +823,7 @@ var podStatusFields = slices.Concat(
 )
 
 var containerStatusFields = []string{
+	"allocatedResources",
 	"containerID",
 	"image",
 	"imageID",
@@ -827,6 +839,8 @@ var containerStatusFields = []string{
 	"lastState.waiting.reason",
 	"name",
 	"ready",
+	"resources.limits",
+	"resources.requests",
 	"restartCount",
 	"started",
 	"state.running.startedAt",

@@ -26,7 +26,12 @@ import (
 // and that it sets no field Skiff does not support. It returns nil or an ErrorList with
 // every problem found.
 func Validate(obj kinds.Object) error {
-	return asError(validateObject(obj))
+	errs := validateObject(obj)
+	if pod, ok := obj.(*corev1.Pod); ok && len(pod.Spec.EphemeralContainers) > 0 {
+		// They are added to a running pod, through pods/ephemeralcontainers.
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "ephemeralContainers"), "cannot be set on create"))
+	}
+	return asError(errs)
 }
 
 // ValidateUpdate checks obj as it is written over old: everything Validate checks, and

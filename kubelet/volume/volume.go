@@ -62,6 +62,7 @@ const (
 	secretPlugin      = "kubernetes.io~secret"
 	downwardAPIPlugin = "kubernetes.io~downward-api"
 	projectedPlugin   = "kubernetes.io~projected"
+	imagePlugin       = "kubernetes.io~image"
 )
 
 // ErrClaimPending is the error of a persistentVolumeClaim volume whose claim is not
@@ -124,6 +125,9 @@ type Inputs struct {
 	// node's allocatable when it has none; 0 if unknown. A medium Memory emptyDir's tmpfs
 	// is that big unless its sizeLimit is smaller (Kubernetes' SizeMemoryBackedVolumes).
 	PodMemory int64
+	// Image mounts an image volume's image, read-only, at dir (pulled first per its
+	// pullPolicy). Nil: image volumes fail.
+	Image func(ctx context.Context, src *corev1.ImageVolumeSource, dir string) error
 }
 
 // Error is the failure of one volume, worded as Kubernetes' kubelet words it.
@@ -239,6 +243,19 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, projectedPlugin, v.Name), true, files, fsGroup)
 	case s.PersistentVolumeClaim != nil:
 		return m.claimPath(ctx, pod.Namespace, s.PersistentVolumeClaim.ClaimName, in)
+	case s.Image != nil:
+		// The image's root filesystem, mounted once (TearDown unmounts it).
+		dir := m.volumeDir(pod.UID, imagePlugin, v.Name)
+		if mounted, err := mountsUnder(dir); err != nil || slices.Contains(mounted, dir) {
+			return dir, err
+		}
+		if in.Image == nil {
+			return "", errors.New("image volumes are not supported by this runtime")
+		}
+		if _, err := makeDir(dir); err != nil {
+			return "", err
+		}
+		return dir, in.Image(ctx, s.Image, dir)
 	}
 	return "", errors.New("volume type not supported by Skiff")
 }
