@@ -287,8 +287,8 @@ const MaxTrustBundleSize = 1 * 1024 * 1024
 
 // validateClusterTrustBundle is Kubernetes' ValidateClusterTrustBundle: a bundle of a
 // signer is named with the signer's prefix (example.com:signer:), its signer name is
-// valid, its bundle is CA certificates (parsed unless old had the same bundle).
-func validateClusterTrustBundle(ctb, old *certificatesv1.ClusterTrustBundle) field.ErrorList {
+// valid, its bundle is CA certificates. (The signer name is immutable: validateUpdate.)
+func validateClusterTrustBundle(ctb *certificatesv1.ClusterTrustBundle) field.ErrorList {
 	var errs field.ErrorList
 	for _, msg := range clusterTrustBundleName(ctb.Spec.SignerName)(ctb.Name, false) {
 		errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), ctb.Name, msg))
@@ -296,13 +296,7 @@ func validateClusterTrustBundle(ctb, old *certificatesv1.ClusterTrustBundle) fie
 	if ctb.Spec.SignerName != "" {
 		errs = append(errs, ValidateSignerName(field.NewPath("spec", "signerName"), ctb.Spec.SignerName)...)
 	}
-	if old == nil || old.Spec.TrustBundle != ctb.Spec.TrustBundle {
-		errs = append(errs, validateTrustBundle(field.NewPath("spec", "trustBundle"), ctb.Spec.TrustBundle)...)
-	}
-	if old != nil {
-		errs = append(errs, apivalidation.ValidateImmutableField(ctb.Spec.SignerName, old.Spec.SignerName, field.NewPath("spec", "signerName"))...)
-	}
-	return errs
+	return append(errs, validateTrustBundle(field.NewPath("spec", "trustBundle"), ctb.Spec.TrustBundle)...)
 }
 
 // clusterTrustBundleName is Kubernetes' ValidateClusterTrustBundleName.

@@ -200,7 +200,7 @@ func validateObject(obj kinds.Object) field.ErrorList {
 	case *certificatesv1.CertificateSigningRequest:
 		errs = append(errs, validateCSR(o, nil)...)
 	case *certificatesv1.ClusterTrustBundle:
-		errs = append(errs, validateClusterTrustBundle(o, nil)...)
+		errs = append(errs, validateClusterTrustBundle(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -264,8 +264,7 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 	case *certificatesv1.CertificateSigningRequest:
 		errs = append(errs, validateCSRUpdate(old.(*certificatesv1.CertificateSigningRequest), o, CSRUpdate)...)
 	case *certificatesv1.ClusterTrustBundle:
-		// The bundle again, unparsed when unchanged, and the immutable signer name.
-		errs = append(errs, validateClusterTrustBundle(o, old.(*certificatesv1.ClusterTrustBundle))...)
+		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.SignerName, old.(*certificatesv1.ClusterTrustBundle).Spec.SignerName, field.NewPath("spec", "signerName"))...)
 	}
 	return errs
 }
