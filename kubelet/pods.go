@@ -526,6 +526,7 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 		ServiceAccountToken: func(ctx context.Context, p *corev1.ServiceAccountTokenProjection) (string, error) {
 			return k.tokens.token(ctx, pod, p)
 		},
+		ClusterTrustBundles: k.objects.clusterTrustBundles,
 	})
 	if err != nil {
 		if msg := err.Error(); msg != mem.mountErr {

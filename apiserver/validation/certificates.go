@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -368,4 +369,42 @@ func validateTrustBundle(p *field.Path, in string) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// validateClusterTrustBundleProjection is Kubernetes' check of a projected volume's
+// clusterTrustBundle source: a bundle by name, or by signerName and labelSelector, and
+// a path.
+func validateClusterTrustBundleProjection(b *corev1.ClusterTrustBundleProjection, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	switch {
+	case b.Name != nil && b.SignerName != nil:
+		errs = append(errs, field.Invalid(p, b, "only one of name and signerName may be used"))
+	case b.Name != nil:
+		name := *b.Name
+		if name == "" {
+			errs = append(errs, field.Required(p.Child("name"), "must be a valid object name"))
+		}
+		signer := ""
+		if i := strings.LastIndex(name, ":"); i != -1 {
+			signer = strings.ReplaceAll(name[:i], ":", "/")
+		}
+		for _, msg := range clusterTrustBundleName(signer)(name, false) {
+			errs = append(errs, field.Invalid(p.Child("name"), name, fmt.Sprintf("not a valid clustertrustbundlename: %v", msg)))
+		}
+		if b.LabelSelector != nil {
+			errs = append(errs, field.Invalid(p.Child("labelSelector"), b.LabelSelector, "labelSelector must be unset if name is specified"))
+		}
+	case b.SignerName != nil:
+		if *b.SignerName == "" {
+			errs = append(errs, field.Required(p.Child("signerName"), "must be a valid signer name"))
+		}
+		errs = append(errs, ValidateSignerName(p.Child("signerName"), *b.SignerName)...)
+		errs = append(errs, metav1validation.ValidateLabelSelector(b.LabelSelector, metav1validation.LabelSelectorValidationOptions{}, p.Child("labelSelector"))...)
+	default:
+		errs = append(errs, field.Required(p, "either name or signerName must be specified"))
+	}
+	if b.Path == "" {
+		errs = append(errs, field.Required(p.Child("path"), ""))
+	}
+	return append(errs, validateLocalNonReservedPath(b.Path, p.Child("path"))...)
 }

@@ -154,3 +154,35 @@ func TestValidateClusterTrustBundle(t *testing.T) {
 			`metadata.name: Invalid value: "example.com:signer:roots": ClusterTrustBundle for signerName example.com/other must be named with prefix example.com:other:`})
 	checkErrors(t, ValidateUpdate(old, ctb("example.com:signer:roots", "example.com/signer", ca2.CertPEM())), nil)
 }
+
+// TestValidateClusterTrustBundleProjection: a bundle by name (a valid bundle name, no
+// selector) or by signer name, and a path; the source is supported.
+func TestValidateClusterTrustBundleProjection(t *testing.T) {
+	withSource := func(b corev1.ClusterTrustBundleProjection) *corev1.Pod {
+		return pod(func(p *corev1.Pod) {
+			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "trust", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				Sources: []corev1.VolumeProjection{{ClusterTrustBundle: &b}}}}})
+		})
+	}
+	signer := "example.com/signer"
+	src := field0 + "clusterTrustBundle"
+	for _, tc := range []struct {
+		name string
+		src  corev1.ClusterTrustBundleProjection
+		want []string
+	}{
+		{"by name", corev1.ClusterTrustBundleProjection{Name: new("example.com:signer:roots"), Path: "ca.pem"}, nil},
+		{"by signer", corev1.ClusterTrustBundleProjection{SignerName: &signer, LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}, Path: "ca.pem"}, nil},
+		{"neither", corev1.ClusterTrustBundleProjection{Path: "ca.pem"}, []string{src + ": Required value: either name or signerName must be specified"}},
+		{"both", corev1.ClusterTrustBundleProjection{Name: new("roots"), SignerName: &signer, Path: "ca.pem"}, []string{src + ": Invalid value"}},
+		{"name and selector", corev1.ClusterTrustBundleProjection{Name: new("roots"), LabelSelector: &metav1.LabelSelector{}, Path: "ca.pem"},
+			[]string{src + ".labelSelector: Invalid value"}},
+		{"bad signer", corev1.ClusterTrustBundleProjection{SignerName: new("signer"), Path: "ca.pem"},
+			[]string{src + `.signerName: Invalid value: "signer": must be a fully qualified domain and path of the form 'example.com/signer-name'`}},
+		{"no path", corev1.ClusterTrustBundleProjection{Name: new("roots")}, []string{src + ".path: Required value"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkErrors(t, Validate(withSource(tc.src)), tc.want) })
+	}
+}
+
+const field0 = "spec.volumes[0].projected.sources[0]."

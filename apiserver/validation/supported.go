@@ -716,6 +716,7 @@ var podSpecFields = slices.Concat(
 		"volumes[*].name",
 		"volumes[*].persistentVolumeClaim",
 		"volumes[*].projected.defaultMode",
+		"volumes[*].projected.sources[*].clusterTrustBundle",
 		"volumes[*].projected.sources[*].configMap",
 		"volumes[*].projected.sources[*].downwardAPI",
 		"volumes[*].projected.sources[*].secret",
