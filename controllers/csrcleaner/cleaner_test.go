@@ -37,10 +37,10 @@ func TestExpiresIn(t *testing.T) {
 	}{
 		{"pending", 23 * time.Hour, nil, nil, time.Hour, "pending for a day"},
 		{"pending too long", 25 * time.Hour, nil, nil, -time.Hour, "pending for a day"},
-		{"approved, not issued", 30 * time.Hour, []certificatesv1.CertificateSigningRequestCondition{cond(certificatesv1.CertificateApproved, 2 * time.Hour)}, nil, 0, ""},
-		{"issued, certificate expired first", 3 * time.Hour, []certificatesv1.CertificateSigningRequestCondition{cond(certificatesv1.CertificateApproved, 10 * time.Minute)}, leaf.CertPEM, -30 * time.Minute, "its certificate expired"},
-		{"denied", time.Hour, []certificatesv1.CertificateSigningRequestCondition{cond(certificatesv1.CertificateDenied, 20 * time.Minute)}, nil, 40 * time.Minute, "denied an hour ago"},
-		{"failed", time.Hour, []certificatesv1.CertificateSigningRequestCondition{cond(certificatesv1.CertificateApproved, 2 * time.Hour), cond(certificatesv1.CertificateFailed, 61 * time.Minute)}, nil, -time.Minute, "failed an hour ago"},
+		{"approved, not issued", 30 * time.Hour, []certificatesv1.CertificateSigningRequestCondition{cond(certificatesv1.CertificateApproved, 2*time.Hour)}, nil, 0, ""},
+		{"issued, certificate expired first", 3 * time.Hour, []certificatesv1.CertificateSigningRequestCondition{cond(certificatesv1.CertificateApproved, 10*time.Minute)}, leaf.CertPEM, -30 * time.Minute, "its certificate expired"},
+		{"denied", time.Hour, []certificatesv1.CertificateSigningRequestCondition{cond(certificatesv1.CertificateDenied, 20*time.Minute)}, nil, 40 * time.Minute, "denied an hour ago"},
+		{"failed", time.Hour, []certificatesv1.CertificateSigningRequestCondition{cond(certificatesv1.CertificateApproved, 2*time.Hour), cond(certificatesv1.CertificateFailed, 61*time.Minute)}, nil, -time.Minute, "failed an hour ago"},
 	} {
 		csr := &certificatesv1.CertificateSigningRequest{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(now.Add(-tc.made))},
 			Status: certificatesv1.CertificateSigningRequestStatus{Conditions: tc.conds, Certificate: tc.cert}}
