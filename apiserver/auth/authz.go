@@ -164,8 +164,9 @@ type Guard func(obj kinds.Object) error
 //     of services (the service load balancer); the status of poddisruptionbudgets (the
 //     disruption controller) and of resourcequotas (the quota controller); nodes'
 //     updates and status; Leases in kube-system (its election); deletion of every kind
-//     (the garbage collector, and the namespace controller emptying a namespace being
-//     deleted).
+//     (the garbage collector, the namespace controller emptying a namespace being
+//     deleted, the CSR cleaner); certificatesigningrequests' status and approval, and
+//     sign and approve on the kubernetes.io signers (the CSR signer).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status, and their deletion (preemption's victims); events; Leases in kube-system and creating that namespace; updating
 //     persistentvolumeclaims and persistentvolumes (its volume binding: a claim's
@@ -184,7 +185,8 @@ type Guard func(obj kinds.Object) error
 //     local-path reclaimer); reading services and endpointslices (the node's
 //     cluster DNS, the pods' service variables) and runtimeclasses (the handlers its
 //     pods run with); creating tokens (serviceaccounts/token) of the ServiceAccounts of
-//     pods bound to it, each bound to such a pod.
+//     pods bound to it, each bound to such a pod; creating and reading
+//     CertificateSigningRequests and reading ClusterTrustBundles (system:node's).
 //
 // Members of system:masters, Kubernetes' superuser group, are administrators too.
 //
