@@ -41,6 +41,9 @@ func admitStatusUpdate(old, obj kinds.Object, sub string, now metav1.Time) error
 	return validation.ValidateStatus(obj)
 }
 
+// The admission webhooks' calls are webhooks.go's admitWebhooksMutating,
+// admitWebhooksUpdate and webhooks.validate.
+
 // admitNodeWrite applies Kubernetes' NodeRestriction to what a kubelet writes (old is
 // nil on create): see auth.AdmitNodeWrite. A refusal is PermissionDenied, as
 // Kubernetes' admission answers 403.

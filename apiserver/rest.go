@@ -261,7 +261,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	if manager == "" {
 		manager = userAgentManager(r.UserAgent())
 	}
-	ctx = withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager)
+	ctx = withWarnings(withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager))
 	a.dispatch(w, r.WithContext(ctx), req)
 	return label
 }
@@ -653,6 +653,9 @@ func notAcceptable() error {
 
 // respond writes one object, or err.
 func (a *restAPI) respond(w http.ResponseWriter, r *http.Request, code int, res result, err error) {
+	for _, msg := range takeWarnings(r.Context()) { // the admission webhooks'
+		addWarning(w, msg)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -891,7 +894,12 @@ func (a *restAPI) table(r *http.Request, info *kinds.Info, objs []kinds.Object, 
 }
 
 // fail writes err as Kubernetes' Status.
-func (a *restAPI) fail(w http.ResponseWriter, _ *http.Request, err error) {
+func (a *restAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r != nil {
+		for _, msg := range takeWarnings(r.Context()) { // the admission webhooks'
+			addWarning(w, msg)
+		}
+	}
 	st := asStatus(err)
 	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
 	if st.Code == 0 {

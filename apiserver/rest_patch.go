@@ -94,6 +94,7 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 		a.fail(w, r, err)
 		return
 	}
+	opts.subresource = req.subresource
 	if pt == types.ApplyYAMLPatchType {
 		a.applyPatch(w, r, req, opts, body)
 		return

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -136,6 +137,11 @@ const (
 	// ClusterTrustBundle is certificates.k8s.io/v1's set of trust anchors (a PEM bundle
 	// of CA certificates), which pods mount through a clusterTrustBundle projection.
 	ClusterTrustBundle = "ClusterTrustBundle"
+	// MutatingWebhookConfiguration and ValidatingWebhookConfiguration are
+	// admissionregistration.k8s.io/v1's: the webhooks the API server calls on the writes
+	// their rules match, to change the object and to refuse it.
+	MutatingWebhookConfiguration   = "MutatingWebhookConfiguration"
+	ValidatingWebhookConfiguration = "ValidatingWebhookConfiguration"
 )
 
 func kind[T any, PT interface {
@@ -225,6 +231,10 @@ var all = []*Info{
 		Plural: "certificatesigningrequests", Singular: "certificatesigningrequest", ShortNames: []string{"csr"}, HasStatus: true}),
 	kind[certificatesv1.ClusterTrustBundle](Info{Kind: ClusterTrustBundle, Group: "certificates.k8s.io", Version: "v1",
 		Plural: "clustertrustbundles", Singular: "clustertrustbundle"}),
+	kind[admissionregistrationv1.MutatingWebhookConfiguration](Info{Kind: MutatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
+		Version: "v1", Plural: "mutatingwebhookconfigurations", Singular: "mutatingwebhookconfiguration"}),
+	kind[admissionregistrationv1.ValidatingWebhookConfiguration](Info{Kind: ValidatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
+		Version: "v1", Plural: "validatingwebhookconfigurations", Singular: "validatingwebhookconfiguration"}),
 }
 
 var (

@@ -487,6 +487,10 @@ var supportedFields = map[string][]string{
 		under("metadata", storedMetaFields),
 		[]string{"value", "globalDefault", "description", "preemptionPolicy"},
 	),
+	// A webhook configuration's every field but matchConditions (CEL expressions, which
+	// Skiff does not evaluate): the admission chain calls the webhooks (webhooks.go).
+	kinds.MutatingWebhookConfiguration:   slices.Concat(under("metadata", storedMetaFields), under("webhooks[*]", append([]string{"reinvocationPolicy"}, webhookFields...))),
+	kinds.ValidatingWebhookConfiguration: slices.Concat(under("metadata", storedMetaFields), under("webhooks[*]", webhookFields)),
 	// Kubernetes stores IngressClasses and Ingresses for an ingress controller to act
 	// on, and so does Skiff: every field (the default class's annotation, acted on by
 	// the admission, is metadata).
@@ -510,6 +514,10 @@ var supportedFields = map[string][]string{
 	// A ClusterTrustBundle's every field: the kubelet projects bundles into pods.
 	kinds.ClusterTrustBundle: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
 }
+
+// webhookFields are a webhook's fields both configurations' have and Skiff acts on.
+var webhookFields = []string{"name", "clientConfig", "rules[*]", "failurePolicy", "matchPolicy", "namespaceSelector",
+	"objectSelector", "sideEffects", "timeoutSeconds", "admissionReviewVersions[*]"}
 
 // replicaSetStatusFields are a ReplicaSet's status, and a ReplicationController's.
 var replicaSetStatusFields = []string{
