@@ -376,7 +376,7 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 	if err := r.admitNodeWrite(ctx, info, nil, obj); err != nil {
 		return nil, err
 	}
-	if err := r.admitRBAC(ctx, info, obj); err != nil {
+	if err := r.admitRBAC(ctx, info, nil, obj); err != nil {
 		return nil, err
 	}
 	if info.Namespaced {
@@ -1266,7 +1266,7 @@ func (r *resources) nextState(ctx context.Context, info *kinds.Info, cur, next k
 	if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
 		return nil, err
 	}
-	if err := r.admitRBAC(ctx, info, next); err != nil {
+	if err := r.admitRBAC(ctx, info, cur, next); err != nil {
 		return nil, err
 	}
 	if pc, ok := next.(*schedulingv1.PriorityClass); ok {

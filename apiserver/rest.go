@@ -155,6 +155,10 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		a.fail(w, r, err)
 		return "rest unauthenticated"
 	}
+	if user, err = a.gate.impersonate(user, r.Header); err != nil {
+		a.fail(w, r, err)
+		return "rest impersonation"
+	}
 	if a.gate.conns != nil {
 		// Its client has identified itself: the connection is no longer pending.
 		a.gate.conns.EstablishedAddr(r.RemoteAddr)
@@ -162,8 +166,9 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	ctx := context.WithValue(r.Context(), userKey{}, user)
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	resourcePath := segs[0] == "api" && len(segs) >= 3 || segs[0] == "apis" && len(segs) >= 4
-	if !resourcePath || path == selfSubjectAccessReviews || path == selfSubjectReviews {
-		// Discovery, OpenAPI and access reviews: through flow control as the user's.
+	review, reviewNS := reviewOf(segs)
+	if !resourcePath || review != "" {
+		// Discovery, OpenAPI and reviews: through flow control as the user's.
 		done, err := a.gate.limit(ctx, auth.Attributes{User: user})
 		if err != nil {
 			a.fail(w, r, err)
@@ -172,12 +177,9 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		defer done()
 	}
 	switch {
-	case path == selfSubjectAccessReviews:
-		a.accessReview(w, r, user)
-		return "rest selfsubjectaccessreviews create"
-	case path == selfSubjectReviews:
-		a.selfSubjectReview(w, r, user)
-		return "rest selfsubjectreviews create"
+	case review != "":
+		a.serveReview(w, r.WithContext(ctx), review, reviewNS)
+		return "rest " + review + " create"
 	case path == openIDConfiguration || path == openIDKeys:
 		a.openID(w, r, path)
 		return "rest openid"

@@ -158,6 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Approved certificate signing requests of Kubernetes' signers are signed by the
 	// cluster CA, as kube-controller-manager's --cluster-signing-cert-file and -key-file.
 	mcfg.ClusterSigningCertFile, mcfg.ClusterSigningKeyFile = p(pki.CACertFile), p(pki.CAKeyFile)
+	mcfg.ServiceAccountKeyFile = p(serviceaccount.SigningKeyFile)
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()
 	scfg.Logger = log

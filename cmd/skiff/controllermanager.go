@@ -52,6 +52,7 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	f.StringVar(&cfg.ClusterSigningCertFile, "cluster-signing-cert-file", "", "the CA certificate (PEM) that signs approved certificate signing requests of the kubernetes.io signers")
 	f.StringVar(&cfg.ClusterSigningKeyFile, "cluster-signing-key-file", "", "the key (PEM) of --cluster-signing-cert-file")
 	f.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", cfg.ClusterSigningDuration, "the longest a signed certificate is valid (a request's expirationSeconds may ask for less)")
+	f.StringVar(&cfg.ServiceAccountKeyFile, "service-account-private-key-file", "", "the private key that signs the tokens of legacy service-account token secrets (the API servers' --service-account-signing-key-file, sa.key): without it such secrets get no token")
 	f.StringVar(&rootCAFile, "root-ca-file", "", "the CA bundle published in every namespace as the config map kube-root-ca.crt, published again when the file changes (default: --ca-file's)")
 	return cmd
 }

@@ -14,8 +14,11 @@
 // (..2026_12_05_01_02_03.123456789), "..data" is a symlink to it, and each file the
 // user sees is a symlink through ..data; an update writes a new directory and renames a
 // new ..data over the old one, so a reader sees the old files or the new ones, never a
-// mix. Secret and projected volumes (and medium Memory emptyDirs) are tmpfs mounts when
-// Config.Tmpfs is set (the real node, as root), so secrets never reach a disk.
+// mix. A Manager remembers what it last wrote in each such volume (a digest), so a
+// sync whose content did not change touches no file; a new Manager (a restarted
+// kubelet) compares with the files on disk instead. Secret and projected volumes (and
+// medium Memory emptyDirs) are tmpfs mounts when Config.Tmpfs is set (the real node,
+// as root), so secrets never reach a disk.
 //
 // TearDown unmounts everything mounted under a pod's directory (found in
 // /proc/self/mountinfo, so a kubelet restarted after a crash finds what the previous one
@@ -44,6 +47,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -85,6 +89,14 @@ type Config struct {
 // concurrently (the kubelet's worker holds the pod); calls for different pods may.
 type Manager struct {
 	cfg Config
+
+	// written remembers, per pod, the content each atomically written volume was last
+	// given (its digest, by the volume's directory): a sync whose content did not change
+	// then costs no system call, where reading the volume back (sameContent) cost a walk
+	// of its files per sync. A Manager starts without it (a restarted kubelet compares
+	// with what is on disk), and TearDown forgets the pod's.
+	mu      sync.Mutex
+	written map[types.UID]map[string]contentDigest
 }
 
 // New makes a Manager. Nothing is written until a pod needs it.
@@ -92,7 +104,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Root == "" {
 		return nil, errors.New("volume: root directory required")
 	}
-	return &Manager{cfg: cfg}, nil
+	return &Manager{cfg: cfg, written: map[types.UID]map[string]contentDigest{}}, nil
 }
 
 // PodDir is the directory of pod uid.
@@ -196,19 +208,19 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 		if err != nil {
 			return "", err
 		}
-		return m.writeAtomic(m.volumeDir(pod.UID, configMapPlugin, v.Name), false, files, fsGroup)
+		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, configMapPlugin, v.Name), false, files, fsGroup)
 	case s.Secret != nil:
 		files, err := secretFiles(ctx, pod.Namespace, s.Secret.SecretName, s.Secret.Items, s.Secret.Optional, mode(s.Secret.DefaultMode), in)
 		if err != nil {
 			return "", err
 		}
-		return m.writeAtomic(m.volumeDir(pod.UID, secretPlugin, v.Name), true, files, fsGroup)
+		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, secretPlugin, v.Name), true, files, fsGroup)
 	case s.DownwardAPI != nil:
 		files, err := downwardFiles(s.DownwardAPI.Items, mode(s.DownwardAPI.DefaultMode), in)
 		if err != nil {
 			return "", err
 		}
-		return m.writeAtomic(m.volumeDir(pod.UID, downwardAPIPlugin, v.Name), false, files, fsGroup)
+		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, downwardAPIPlugin, v.Name), false, files, fsGroup)
 	case s.Projected != nil:
 		files := map[string]file{}
 		def := mode(s.Projected.DefaultMode)
@@ -234,7 +246,7 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 				files[k] = f
 			}
 		}
-		return m.writeAtomic(m.volumeDir(pod.UID, projectedPlugin, v.Name), true, files, fsGroup)
+		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, projectedPlugin, v.Name), true, files, fsGroup)
 	case s.PersistentVolumeClaim != nil:
 		return m.claimPath(ctx, pod.Namespace, s.PersistentVolumeClaim.ClaimName, in)
 	}
@@ -689,6 +701,9 @@ func (m *Manager) Pods() ([]types.UID, error) {
 
 // TearDown unmounts whatever is mounted under pod uid's directory and removes it.
 func (m *Manager) TearDown(uid types.UID) error {
+	m.mu.Lock()
+	delete(m.written, uid)
+	m.mu.Unlock()
 	dir := m.PodDir(uid)
 	mounts, err := mountsUnder(dir)
 	if err != nil {
