@@ -411,7 +411,7 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 	q := r.URL.Query()
 	switch req.subresource {
 	case "":
-	case "status":
+	case "status", SubresourceApproval:
 		a.status(w, r, req)
 		return
 	case "scale":

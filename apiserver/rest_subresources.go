@@ -26,7 +26,7 @@ import (
 	"github.com/skiffhq/skiff/store"
 )
 
-// Subresources: status (every kind with a status), scale (the kinds with replicas),
+// Subresources: status (every kind with a status), approval (CertificateSigningRequests: csr.go), scale (the kinds with replicas),
 // binding, log, eviction, exec, attach, portforward, ephemeralcontainers and resize (pods), proxy (pods, services,
 // nodes: rest_proxy.go), token (serviceaccounts: rest_serviceaccounts.go).
 
@@ -58,6 +58,9 @@ func subresourcesOf(info *kinds.Info) []subresource {
 			subresource{name: "exec", kind: corev1.SchemeGroupVersion.WithKind("PodExecOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "attach", kind: corev1.SchemeGroupVersion.WithKind("PodAttachOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "portforward", kind: corev1.SchemeGroupVersion.WithKind("PodPortForwardOptions"), verbs: []string{verbCreate, verbGet}})
+	}
+	if info.Kind == kinds.CertificateSigningRequest {
+		out = append(out, subresource{name: SubresourceApproval, verbs: []string{verbGet, verbPatch, verbUpdate}})
 	}
 	if info.Kind == kinds.ServiceAccount {
 		out = append(out, subresource{name: auth.SubresourceToken, kind: authenticationv1.SchemeGroupVersion.WithKind("TokenRequest"), verbs: []string{verbCreate}})
@@ -100,7 +103,8 @@ func subresourceAllows(info *kinds.Info, name, verb string) bool {
 	return false
 }
 
-// status serves the status subresource: the object, its status written alone.
+// status serves the status subresource, and a CertificateSigningRequest's approval:
+// the object, its status written alone.
 func (a *restAPI) status(w http.ResponseWriter, r *http.Request, req *restRequest) {
 	ctx := r.Context()
 	switch req.verb {
@@ -118,15 +122,15 @@ func (a *restAPI) status(w http.ResponseWriter, r *http.Request, req *restReques
 			a.fail(w, r, err)
 			return
 		}
-		res, err := a.res.replaceStatus(ctx, obj, opts)
+		res, err := a.res.replaceStatus(ctx, obj, req.subresource, opts)
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbPatch:
 		a.patch(w, r, req, func(cur, patched kinds.Object) (kinds.Object, error) {
-			next, err := prepareStatusPatch(req.info, cur, patched)
+			next, err := a.res.prepareStatusPatch(ctx, req.info, cur, patched, req.subresource)
 			if err != nil {
 				return nil, err
 			}
-			return track(ctx, req.info, "status", cur, next)
+			return track(ctx, req.info, req.subresource, cur, next)
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -129,6 +130,13 @@ const (
 	// PriorityClass is scheduling.k8s.io/v1's: the priority a pod naming it gets, by
 	// which the scheduler orders its queue and chooses whom to preempt.
 	PriorityClass = "PriorityClass"
+	// CertificateSigningRequest is certificates.k8s.io/v1's request for a certificate
+	// from a named signer: approved (the approval subresource), then signed by the
+	// controller-manager's signer (the status subresource) for Kubernetes' signers.
+	CertificateSigningRequest = "CertificateSigningRequest"
+	// ClusterTrustBundle is certificates.k8s.io/v1's set of trust anchors (a PEM bundle
+	// of CA certificates), which pods mount through a clusterTrustBundle projection.
+	ClusterTrustBundle = "ClusterTrustBundle"
 	// MutatingWebhookConfiguration and ValidatingWebhookConfiguration are
 	// admissionregistration.k8s.io/v1's: the webhooks the API server calls on the writes
 	// their rules match, to change the object and to refuse it.
@@ -219,6 +227,10 @@ var all = []*Info{
 		Plural: "clusterrolebindings", Singular: "clusterrolebinding"}),
 	kind[schedulingv1.PriorityClass](Info{Kind: PriorityClass, Group: "scheduling.k8s.io", Version: "v1", Plural: "priorityclasses",
 		Singular: "priorityclass", ShortNames: []string{"pc"}}),
+	kind[certificatesv1.CertificateSigningRequest](Info{Kind: CertificateSigningRequest, Group: "certificates.k8s.io", Version: "v1",
+		Plural: "certificatesigningrequests", Singular: "certificatesigningrequest", ShortNames: []string{"csr"}, HasStatus: true}),
+	kind[certificatesv1.ClusterTrustBundle](Info{Kind: ClusterTrustBundle, Group: "certificates.k8s.io", Version: "v1",
+		Plural: "clustertrustbundles", Singular: "clustertrustbundle"}),
 	kind[admissionregistrationv1.MutatingWebhookConfiguration](Info{Kind: MutatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
 		Version: "v1", Plural: "mutatingwebhookconfigurations", Singular: "mutatingwebhookconfiguration"}),
 	kind[admissionregistrationv1.ValidatingWebhookConfiguration](Info{Kind: ValidatingWebhookConfiguration, Group: "admissionregistration.k8s.io",

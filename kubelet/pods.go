@@ -561,6 +561,7 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 		Image: func(ctx context.Context, src *corev1.ImageVolumeSource, dir string) error {
 			return k.mountImage(ctx, pod, src, dir)
 		},
+		ClusterTrustBundles: k.objects.clusterTrustBundles,
 	})
 	if err != nil {
 		if msg := err.Error(); msg != mem.mountErr {

@@ -513,6 +513,11 @@ var supportedFields = map[string][]string{
 	kinds.ClusterRole:        slices.Concat(under("metadata", storedMetaFields), []string{"rules[*]", "aggregationRule"}),
 	kinds.RoleBinding:        slices.Concat(under("metadata", storedMetaFields), []string{"roleRef", "subjects[*]"}),
 	kinds.ClusterRoleBinding: slices.Concat(under("metadata", storedMetaFields), []string{"roleRef", "subjects[*]"}),
+	// A CertificateSigningRequest's every field: the controller-manager signs Kubernetes'
+	// signers' approved requests; other signers' are for their own controllers.
+	kinds.CertificateSigningRequest: slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	// A ClusterTrustBundle's every field: the kubelet projects bundles into pods.
+	kinds.ClusterTrustBundle: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
 }
 
 // webhookFields are a webhook's fields both configurations' have and Skiff acts on.
@@ -729,6 +734,7 @@ var podSpecFields = slices.Concat(
 		"volumes[*].name",
 		"volumes[*].persistentVolumeClaim",
 		"volumes[*].projected.defaultMode",
+		"volumes[*].projected.sources[*].clusterTrustBundle",
 		"volumes[*].projected.sources[*].configMap",
 		"volumes[*].projected.sources[*].downwardAPI",
 		"volumes[*].projected.sources[*].secret",

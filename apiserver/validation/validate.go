@@ -6,6 +6,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -204,6 +205,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateBinding(o.RoleRef, o.Subjects, false)...)
 	case *schedulingv1.PriorityClass:
 		errs = append(errs, validatePriorityClass(o)...)
+	case *certificatesv1.CertificateSigningRequest:
+		errs = append(errs, validateCSR(o, nil)...)
+	case *certificatesv1.ClusterTrustBundle:
+		errs = append(errs, validateClusterTrustBundle(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -264,6 +269,10 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateRoleRefUpdate(old.(*rbacv1.ClusterRoleBinding).RoleRef, o.RoleRef)...)
 	case *schedulingv1.PriorityClass:
 		errs = append(errs, validatePriorityClassUpdate(old.(*schedulingv1.PriorityClass), o)...)
+	case *certificatesv1.CertificateSigningRequest:
+		errs = append(errs, validateCSRUpdate(old.(*certificatesv1.CertificateSigningRequest), o, CSRUpdate)...)
+	case *certificatesv1.ClusterTrustBundle:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.SignerName, old.(*certificatesv1.ClusterTrustBundle).Spec.SignerName, field.NewPath("spec", "signerName"))...)
 	}
 	return errs
 }

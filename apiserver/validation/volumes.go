@@ -271,10 +271,16 @@ func validateProjected(pr *corev1.ProjectedVolumeSource, p *field.Path) field.Er
 				addPath(t.Path, tp.Child("path"))
 			}
 		}
-		for _, set := range []bool{s.ClusterTrustBundle != nil, s.PodCertificate != nil} {
-			if set {
-				n++
+		if b := s.ClusterTrustBundle; b != nil {
+			n++
+			bp := sp.Child("clusterTrustBundle")
+			errs = append(errs, validateClusterTrustBundleProjection(b, bp)...)
+			if b.Path != "" {
+				addPath(b.Path, bp.Child("path"))
 			}
+		}
+		if s.PodCertificate != nil {
+			n++
 		}
 		if n > 1 {
 			errs = append(errs, field.Forbidden(sp, "may not specify more than 1 volume type per source"))

@@ -38,8 +38,10 @@ package volume
 import (
 	"bufio"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,8 +50,11 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
@@ -121,6 +126,9 @@ type Inputs struct {
 	// ServiceAccountToken is the token of one serviceAccountToken projection of the
 	// pod. Nil: such projections fail.
 	ServiceAccountToken func(ctx context.Context, p *corev1.ServiceAccountTokenProjection) (string, error)
+	// ClusterTrustBundles are the cluster's ClusterTrustBundles, which clusterTrustBundle
+	// projections choose from. Nil: such projections fail.
+	ClusterTrustBundles func(ctx context.Context) ([]*certificatesv1.ClusterTrustBundle, error)
 	// PodMemory is the most memory the pod may use, in bytes: its cgroup's limit, or the
 	// node's allocatable when it has none; 0 if unknown. A medium Memory emptyDir's tmpfs
 	// is that big unless its sizeLimit is smaller (Kubernetes' SizeMemoryBackedVolumes).
@@ -232,6 +240,8 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 				part, err = downwardFiles(src.DownwardAPI.Items, def, in)
 			case src.ServiceAccountToken != nil:
 				part, err = tokenFiles(ctx, src.ServiceAccountToken, def, in)
+			case src.ClusterTrustBundle != nil:
+				part, err = trustBundleFiles(ctx, src.ClusterTrustBundle, def, in)
 			}
 			if err != nil {
 				return "", err
@@ -398,6 +408,63 @@ func tokenFiles(ctx context.Context, p *corev1.ServiceAccountTokenProjection, de
 		return nil, err
 	}
 	return map[string]file{p.Path: {data: []byte(tok), mode: def}}, nil
+}
+
+// trustBundleFiles is a clusterTrustBundle projection's file, as Kubernetes' kubelet
+// writes it: the trust anchors of the bundle named, or of every bundle of the signer
+// that the label selector matches (nil matches none, empty every one), each
+// certificate once, in a stable order (sorted; Kubernetes shuffles it once per kubelet
+// start). A bundle missing, or a selection of none, is an error unless the source is
+// optional, when the file is empty.
+func trustBundleFiles(ctx context.Context, p *corev1.ClusterTrustBundleProjection, def os.FileMode, in Inputs) (map[string]file, error) {
+	if in.ClusterTrustBundles == nil {
+		return nil, errors.New("clusterTrustBundle projections are not supported here")
+	}
+	optional := p.Optional != nil && *p.Optional
+	all, err := in.ClusterTrustBundles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("while listing ClusterTrustBundles: %w", err)
+	}
+	var chosen []*certificatesv1.ClusterTrustBundle
+	if p.Name != nil {
+		for _, b := range all {
+			if b.Name == *p.Name {
+				chosen = append(chosen, b)
+			}
+		}
+		if len(chosen) == 0 && !optional {
+			return nil, fmt.Errorf("while getting ClusterTrustBundle: clustertrustbundle %q not found", *p.Name)
+		}
+	} else {
+		sel, err := metav1.LabelSelectorAsSelector(p.LabelSelector)
+		if err != nil {
+			return nil, fmt.Errorf("while parsing label selector: %w", err)
+		}
+		for _, b := range all {
+			if p.SignerName != nil && b.Spec.SignerName == *p.SignerName && sel.Matches(labels.Set(b.Labels)) {
+				chosen = append(chosen, b)
+			}
+		}
+		if len(chosen) == 0 && !optional {
+			return nil, errors.New("combination of signerName and labelSelector matched zero ClusterTrustBundles")
+		}
+	}
+	anchors := map[string]bool{}
+	for _, b := range chosen {
+		rest := []byte(b.Spec.TrustBundle)
+		for {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				break
+			}
+			anchors[string(block.Bytes)] = true
+		}
+	}
+	var out []byte
+	for _, der := range slices.Sorted(maps.Keys(anchors)) {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte(der)})...)
+	}
+	return map[string]file{p.Path: {data: out, mode: def}}, nil
 }
 
 // file is one file of a projected volume.
