@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -125,13 +126,7 @@ func (c *crdController) put(info *kinds.Info, o *store.Object) {
 // reconcile serves the established CRDs and, on the leader, writes the status and
 // deletes what deleted CRDs leave.
 func (c *crdController) reconcile(ctx context.Context) {
-	var infos []*kinds.Info
-	for _, crd := range c.crds {
-		if established(crd) && crd.DeletionTimestamp == nil {
-			infos = append(infos, kinds.NewCustomKinds(crd)...)
-		}
-	}
-	kinds.SetCustom(infos)
+	kinds.ServeCRDs(slices.Collect(maps.Values(c.crds)))
 	if c.s.store.LeaderID() != c.s.cfg.Name {
 		return
 	}
@@ -203,10 +198,6 @@ func (c *crdController) cleanUp(ctx context.Context, crd *apiextensionsv1.Custom
 	})
 }
 
-func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
-	return hasCondition(crd, apiextensionsv1.Established, apiextensionsv1.ConditionTrue)
-}
-
 func hasCondition(crd *apiextensionsv1.CustomResourceDefinition, t apiextensionsv1.CustomResourceDefinitionConditionType, s apiextensionsv1.ConditionStatus) bool {
 	for _, c := range crd.Status.Conditions {
 		if c.Type == t {
@@ -234,7 +225,7 @@ func crdStatus(crd *apiextensionsv1.CustomResourceDefinition, all map[string]*ap
 	} else {
 		setCRDCondition(st, apiextensionsv1.CustomResourceDefinitionCondition{Type: apiextensionsv1.NamesAccepted,
 			Status: apiextensionsv1.ConditionFalse, Reason: reason, Message: msg, LastTransitionTime: now})
-		if !established(crd) {
+		if !kinds.Established(crd) {
 			setCRDCondition(st, apiextensionsv1.CustomResourceDefinitionCondition{Type: apiextensionsv1.Established,
 				Status: apiextensionsv1.ConditionFalse, Reason: "NotAccepted", Message: "not all names are accepted", LastTransitionTime: now})
 		}

@@ -321,6 +321,46 @@ func SetCustom(infos []*Info) {
 	custom.byName, custom.byGVK, custom.crds = names, gvks, crds
 }
 
+// ServeCRDs makes the registry serve the established CRDs among crds (not those being
+// deleted): the API server, the controller-manager and skiffctl each call it with the
+// CRDs they see, so that every process names, decodes and routes custom resources alike.
+func ServeCRDs(crds []*apiextensionsv1.CustomResourceDefinition) {
+	var infos []*Info
+	for _, crd := range crds {
+		if Established(crd) && crd.DeletionTimestamp == nil {
+			infos = append(infos, NewCustomKinds(crd)...)
+		}
+	}
+	SetCustom(infos)
+}
+
+// Established says whether crd has the Established condition: its names accepted,
+// its resources served.
+func Established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established {
+			return c.Status == apiextensionsv1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// CustomStored returns one Info per served CRD: the kind its objects are stored as.
+func CustomStored() []*Info {
+	custom.RLock()
+	defer custom.RUnlock()
+	var out []*Info
+	for _, infos := range custom.crds {
+		for _, in := range infos {
+			if in.Conversion == nil {
+				out = append(out, in)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Plural+"."+out[i].Group < out[j].Plural+"."+out[j].Group })
+	return out
+}
+
 // CustomKinds returns the custom kinds served for the CRD named (nil: none).
 func CustomKinds(crd string) []*Info {
 	custom.RLock()
