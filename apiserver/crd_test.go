@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -27,7 +28,7 @@ const crontabCRD = `{
     "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab", "shortNames": ["ct"], "categories": ["all"]},
     "versions": [
       {"name": "v1", "served": true, "storage": true,
-       "subresources": {"status": {}},
+       "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}},
        "additionalPrinterColumns": [
          {"name": "Spec", "type": "string", "jsonPath": ".spec.cronSpec"},
          {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}],
@@ -37,7 +38,7 @@ const crontabCRD = `{
            "image": {"type": "string"},
            "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
-         "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}}}}}},
+         "status": {"type": "object", "properties": {"replicas": {"type": "integer"}, "selector": {"type": "string"}}}}}}},
       {"name": "v2", "served": true, "storage": false,
        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
     ]
@@ -218,6 +219,16 @@ func TestRESTCustomResources(t *testing.T) {
 		t.Errorf("json patched = %+v", p)
 	}
 	rc.want(rc.do("PATCH", base+"/a", "application/strategic-merge-patch+json", "", `{"spec":{"image":"x"}}`), 415, "strategic merge")
+	// Scale: spec.replicas and status.replicas where the CRD says.
+	sc := decodeJSON[autoscalingv1.Scale](t, rc.want(rc.do("GET", base+"/a/scale", "", "", nil), 200, "get scale").body)
+	if sc.Spec.Replicas != 3 || sc.Status.Replicas != 2 || sc.Kind != "Scale" {
+		t.Errorf("scale = %+v", sc)
+	}
+	sc = decodeJSON[autoscalingv1.Scale](t, rc.want(rc.do("PATCH", base+"/a/scale", "application/merge-patch+json", "", `{"spec":{"replicas":5}}`), 200, "patch scale").body)
+	p = decodeJSON[crontabObject](t, rc.want(rc.do("GET", base+"/a", "", "", nil), 200, "get scaled").body)
+	if sc.Spec.Replicas != 5 || p.Spec["replicas"] != float64(5) || p.Metadata.Generation != 4 {
+		t.Errorf("scaled = %+v, %+v", sc.Spec, p)
+	}
 	st = rc.want(rc.do("PATCH", base+"/a", "application/merge-patch+json", "", `{"spec":{"replicas":0}}`), 422, "invalid patch").status()
 	if len(st.Details.Causes) != 1 || st.Details.Causes[0].Field != "spec.replicas" {
 		t.Errorf("invalid patch = %+v", st)
@@ -225,7 +236,7 @@ func TestRESTCustomResources(t *testing.T) {
 
 	// The watch saw the creates and the changes.
 	var seen []string
-	for len(seen) < 5 {
+	for len(seen) < 6 {
 		select {
 		case ev := <-events:
 			if ev.Type != "BOOKMARK" {
@@ -235,7 +246,7 @@ func TestRESTCustomResources(t *testing.T) {
 			t.Fatalf("watch: saw only %v", seen)
 		}
 	}
-	if strings.Join(seen, ",") != "ADDED a CronTab,ADDED b CronTab,MODIFIED a CronTab,MODIFIED a CronTab,MODIFIED a CronTab" {
+	if strings.Join(seen, ",") != "ADDED a CronTab,ADDED b CronTab,MODIFIED a CronTab,MODIFIED a CronTab,MODIFIED a CronTab,MODIFIED a CronTab" {
 		t.Errorf("watch = %v", seen)
 	}
 
