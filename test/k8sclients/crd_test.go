@@ -110,6 +110,17 @@ func TestKubectlCustomResources(t *testing.T) {
 	if err := res.Delete(ctx, "hourly", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A deleted namespace is emptied of its custom resources by the namespace controller.
+	s.must("create", "namespace", "crns")
+	inNS := dc.Resource(schema.GroupVersionResource{Group: "stable.example.com", Version: "v1", Resource: "crontabs"}).Namespace("crns")
+	obj.SetName("in-ns")
+	if _, err := inNS.Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.must("delete", "namespace", "crns", "--timeout=90s")
+	if l, err := inNS.List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
+		t.Errorf("custom resources left in a deleted namespace: %v, %v", l, err)
+	}
 	s.must("delete", "crd", "crontabs.stable.example.com", "--timeout=60s")
 	if out, err := s.run("get", "crontabs.stable.example.com"); err == nil {
 		t.Errorf("crontabs still served after the CRD's deletion: %s", out)
