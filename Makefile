@@ -69,16 +69,38 @@ deps:
 # seaweedfs: SeaweedFS's weed, the S3-compatible server the backup tests start
 # (test/s3test), built once from the Go module proxy into a cache every checkout shares
 # (${XDG_CACHE_HOME:-~/.cache}/skiff/seaweedfs/VERSION), under nice. The first build takes
-# minutes; later runs find it there.
+# minutes (make test runs it beside the tests); later runs find it there.
 seaweedfs:
 	GO=$(GO) ./test/tools/build-seaweedfs.sh
 
 # The real Kubernetes clients' tests (kubectl, client-go, Helm) are a module of their own,
 # test/k8sclients, so that Skiff does not depend on them.
-test: tools ui-tools deps seaweedfs build
-	$(GO) vet ./...
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
-	cd test/k8sclients && $(GO) vet ./... && $(GO) test -timeout $(TEST_TIMEOUT) ./...
+#
+# The suite's wall time is its longest packages': go test starts packages in the order it
+# is given them, so TEST_FIRST (the packages of longest run) go first and the many short
+# ones fill the other slots beside them, instead of test/e2e running alone at the end.
+# Most tests wait on clusters (elections, leases, certificate lifetimes) rather than
+# compute, so TEST_P test binaries run at once; `go vet`, test/k8sclients' vet and tests,
+# and SeaweedFS's build when the machine has none yet (test/s3test waits for it) run
+# beside them, their output (bin/*.out) printed after the product module's. test/e2e runs
+# the binaries `build` made (SKIFF_E2E_BIN) rather than linking its own.
+# docs/architecture.md ("Tests") says how the suite is laid out.
+TEST_FIRST ?= ./test/e2e ./apiserver ./test/jepsen ./kubelet
+TEST_P ?= 3
+test: tools ui-tools deps build
+	@GO=$(GO) ./test/tools/build-seaweedfs.sh >bin/seaweedfs.out 2>&1 & weed=$$!; \
+	$(GO) vet ./... >bin/vet.out 2>&1 & vet=$$!; \
+	(cd test/k8sclients && $(GO) vet ./... && $(GO) test -timeout $(TEST_TIMEOUT) ./...) \
+		>bin/k8sclients-test.out 2>&1 & k8s=$$!; \
+	rc=0; \
+	SKIFF_E2E_BIN=$(CURDIR)/bin $(GO) test -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_FIRST) ./... || rc=1; \
+	wait $$weed || rc=1; \
+	echo "make seaweedfs:"; cat bin/seaweedfs.out; \
+	wait $$vet || rc=1; \
+	echo "go vet ./...:"; cat bin/vet.out; \
+	wait $$k8s || rc=1; \
+	echo "test/k8sclients (go vet, go test):"; cat bin/k8sclients-test.out; \
+	exit $$rc
 
 # BENCH selects figures by name (test/bench): `make bench BENCH=store_create`. One package
 # at a time (-p 1): benchmarks running side by side would measure each other. test/e2e

@@ -32,6 +32,9 @@ func admitUpdate(old, obj kinds.Object) error {
 
 func admitStatusUpdate(old, obj kinds.Object) error { return validation.ValidateStatus(obj) }
 
+// The admission webhooks' calls are webhooks.go's admitWebhooksMutating,
+// admitWebhooksUpdate and webhooks.validate.
+
 // admitNodeWrite applies Kubernetes' NodeRestriction to what a kubelet writes (old is
 // nil on create): see auth.AdmitNodeWrite. A refusal is PermissionDenied, as
 // Kubernetes' admission answers 403.

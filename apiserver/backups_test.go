@@ -96,6 +96,7 @@ func TestSnapshotFailureVisible(t *testing.T) {
 // where to, and the metrics count it; once the storage answers again the uploads
 // succeed, and cluster snapshots lists the copies in the bucket beside the members'.
 func TestSnapshotUploadFailureVisible(t *testing.T) {
+	t.Parallel() // its own cluster, waiting out scheduled snapshots and their retries beside the other long waits
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "backups")
 	proxy := s3test.NewProxy(t, srv.Endpoint)

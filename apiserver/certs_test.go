@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"context"
 	"crypto"
 	"fmt"
 	"os"
@@ -62,13 +63,17 @@ func shortLived(t *testing.T, base string, life time.Duration, cfg *apiserver.Co
 // throughout three lifetimes are never refused, no expiry warning is needed, and a member
 // restarted after that rejoins its peers with the renewed certificate.
 func TestCertificatesRenewThemselves(t *testing.T) {
+	t.Parallel() // its own cluster, waiting out three certificate lifetimes beside the other long waits
 	const life = 24 * time.Second
 	base := apicluster.Certs(t)
 	c := apicluster.Start(t, 3, apicluster.Options{Certs: base, Configure: func(cfg *apiserver.Config) {
 		shortLived(t, base, life, cfg)
 		cfg.CertExpiryWarning = 4 * time.Second // renewed 8 s before expiry, so never reached
 	}})
-	ctx := testCtx(t)
+	// The writes go on over three lifetimes (at least 48 s): longer than testCtx's minute
+	// leaves to spare on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	admin := apicluster.ClientTLS(t, base, "admin")
 	writes := 0
 	write := func(i int) error {

@@ -16,7 +16,8 @@ import (
 // forever. An event updated meanwhile (its count grew) is not deleted: each delete is
 // conditional on the revision read.
 
-// eventSweepBatch is how many expired events one transaction deletes.
+// eventSweepBatch is how many expired events a sweep lists at a time, and deletes in one
+// transaction.
 const eventSweepBatch = 100
 
 // expireEvents sweeps expired events every interval while ctx lasts, on the leader.
@@ -42,52 +43,46 @@ func (s *Server) expireEvents(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// sweepEvents deletes the events last seen before now - EventTTL and says how many.
+// sweepEvents deletes the events last seen before now - EventTTL and says how many. It
+// lists them a batch at a time, and only the expired ones: the list of every event it
+// made before held them all at once, each with its value, labels and fields, on the
+// leader every sweep — 50,000 events at 10,000 pods (issue 26).
 func (s *Server) sweepEvents(ctx context.Context, now time.Time) (int, error) {
 	info := kinds.MustLookup(kinds.Event)
 	deadline := now.Add(-s.cfg.EventTTL)
-	objs, _, err := s.store.List(ctx, kinds.Event, store.ListOptions{Stale: true})
-	if err != nil {
-		return 0, err
+	expired := func(o *store.Object) bool {
+		obj, err := decode(info, o)
+		// One that does not decode is not ours to judge: left for an administrator to see.
+		return err == nil && !lastSeen(obj.(*corev1.Event)).After(deadline)
 	}
-	var ops []store.Op
 	deleted := 0
-	flush := func() error {
-		if len(ops) == 0 {
-			return nil
+	var after store.Key
+	for {
+		page, err := s.store.ListPage(ctx, kinds.Event, store.ListOptions{Stale: true, After: after, Limit: eventSweepBatch, Predicate: expired})
+		if err != nil || len(page.Objects) == 0 {
+			return deleted, err
 		}
-		_, err := s.store.Txn(ctx, ops...)
-		if err != nil {
+		ops := make([]store.Op, len(page.Objects))
+		for i, o := range page.Objects {
+			ops[i] = store.Op{Type: store.Delete, Key: o.Key, IfRevision: o.ModRevision}
+		}
+		if _, err := s.store.Txn(ctx, ops...); err == nil {
+			deleted += len(ops)
+		} else {
 			// One changed or gone since the list: delete the others one by one.
 			for _, op := range ops {
 				if _, err := s.store.Txn(ctx, op); err == nil {
 					deleted++
 				} else if ctx.Err() != nil {
-					return ctx.Err()
+					return deleted, ctx.Err()
 				}
 			}
-		} else {
-			deleted += len(ops)
 		}
-		ops = ops[:0]
-		return nil
+		if !page.More {
+			return deleted, nil
+		}
+		after = page.Objects[len(page.Objects)-1].Key
 	}
-	for i := range objs {
-		obj, err := decode(info, &objs[i])
-		if err != nil {
-			continue // not ours to judge: left for an administrator to see
-		}
-		if lastSeen(obj.(*corev1.Event)).After(deadline) {
-			continue
-		}
-		ops = append(ops, store.Op{Type: store.Delete, Key: objs[i].Key, IfRevision: objs[i].ModRevision})
-		if len(ops) == eventSweepBatch {
-			if err := flush(); err != nil {
-				return deleted, err
-			}
-		}
-	}
-	return deleted, flush()
 }
 
 // lastSeen is when an event last happened: its latest timestamp, or when it was

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	rbacvalidation "k8s.io/component-helpers/auth/rbac/validation"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
@@ -48,16 +49,22 @@ func newRBACFollower(s *store.Store, log hclog.Logger) *rbacFollower {
 	return f
 }
 
-// catchUp waits until the index reflects every RBAC change this member has applied
-// (at most rbacCatchUp), and reports whether it waited for anything.
+// catchUp waits until the index reflects every RBAC change this member had applied
+// when it was called (at most rbacCatchUp), and reports whether it waited for anything.
+// Changes applied meanwhile are not waited for: a stream of RBAC writes does not hold a
+// refusal for the whole bound.
 func (f *rbacFollower) catchUp() bool {
 	var timer <-chan time.Time
+	target := make([]int64, len(rbacKinds))
+	for i, k := range rbacKinds {
+		target[i] = f.store.LastChange(k)
+	}
 	waited := false
 	for {
 		f.mu.Lock()
 		behind, advanced := false, f.advanced
-		for _, k := range rbacKinds {
-			if f.rev[k] < f.store.LastChange(k) {
+		for i, k := range rbacKinds {
+			if f.rev[k] < target[i] {
 				behind = true
 			}
 		}
@@ -162,18 +169,19 @@ func (f *rbacFollower) advance(kind string, rev int64) {
 }
 
 // admitRBAC is Kubernetes' escalation prevention, on every write of a Role, ClusterRole,
-// RoleBinding or ClusterRoleBinding (old nil on create): a role's writer must hold every
+// RoleBinding or ClusterRoleBinding (old nil on create) but an update of the garbage
+// collector's fields alone (onlyGCFields): a role's writer must hold every
 // permission it grants, or may escalate it; a binding's writer must hold every
 // permission of the role it binds, or may bind it. Administrators (skiff:admin,
 // system:masters) may anything. A permission is held when the user's RBAC rules cover
 // it or the built-in rules allow it.
-func (r *resources) admitRBAC(ctx context.Context, info *kinds.Info, obj kinds.Object) error {
+func (r *resources) admitRBAC(ctx context.Context, info *kinds.Info, old, obj kinds.Object) error {
 	az := r.authz
 	if az == nil || az.RBAC == nil {
 		return nil
 	}
 	u := requestUser(ctx)
-	if auth.IsAdmin(u) {
+	if auth.IsAdmin(u) || onlyGCFields(old, obj) {
 		return nil
 	}
 	may := func(verb, resource, namespace, name string) bool {
@@ -227,6 +235,26 @@ func (r *resources) admitRBAC(ctx context.Context, info *kinds.Info, obj kinds.O
 		return statusError(codes.PermissionDenied, ReasonForbidden, nil, "%s %q is forbidden: %s", resourceName(info), obj.GetName(), msg).about(info, obj.GetName())
 	}
 	return nil
+}
+
+// onlyGCFields reports an update that changes no more than the garbage collector's
+// fields (ownerReferences, finalizers) and what the server keeps (resourceVersion,
+// generation, managedFields): Kubernetes' IsOnlyMutatingGCFields, which lets the
+// garbage collector, or whoever may update the object, orphan or finalize a role or a
+// binding without holding what it grants.
+func onlyGCFields(old, obj kinds.Object) bool {
+	if old == nil {
+		return false
+	}
+	a, b := clone(obj), clone(old)
+	for _, o := range []kinds.Object{a, b} {
+		o.SetOwnerReferences(nil)
+		o.SetFinalizers(nil)
+		o.SetManagedFields(nil)
+		o.SetResourceVersion("")
+		o.SetGeneration(0)
+	}
+	return equality.Semantic.DeepEqual(a, b)
 }
 
 // escalation is Kubernetes' ConfirmNoEscalation: "" when u holds every rule in

@@ -118,3 +118,38 @@ func TestRESTRBAC(t *testing.T) {
 		}
 	}
 }
+
+// TestRESTRBACGCOnlyUpdate: an update of a role that changes only its ownerReferences
+// or finalizers (the garbage collector's fields) needs no escalation check, as in
+// Kubernetes; any other change of it still does.
+func TestRESTRBACGCOnlyUpdate(t *testing.T) {
+	dir := apicluster.Certs(t)
+	toks, err := auth.ParseTokens(auth.HashToken("alice-token") + ",alice\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir, Tokens: toks})
+	admin := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, "admin"), "")
+	alice := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, ""), "alice-token")
+	admin.want(admin.do("POST", "/api/v1/namespaces", "application/json", "", &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: "dev"}}), 201, "namespace")
+	rbacPath := "/apis/rbac.authorization.k8s.io/v1/namespaces/dev"
+	tm := func(kind string) metav1.TypeMeta {
+		return metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: kind}
+	}
+	admin.want(admin.do("POST", rbacPath+"/roles", "application/json", "", &rbacv1.Role{TypeMeta: tm("Role"), ObjectMeta: metav1.ObjectMeta{Name: "role-editor"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get", "patch"}, APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles"}}}}), 201, "role-editor")
+	admin.want(admin.do("POST", rbacPath+"/rolebindings", "application/json", "", &rbacv1.RoleBinding{TypeMeta: tm("RoleBinding"), ObjectMeta: metav1.ObjectMeta{Name: "alice"},
+		RoleRef: rbacv1.RoleRef{Kind: "Role", Name: "role-editor"}, Subjects: []rbacv1.Subject{{Kind: "User", Name: "alice"}}}), 201, "rolebinding")
+	admin.want(admin.do("POST", rbacPath+"/roles", "application/json", "", &rbacv1.Role{TypeMeta: tm("Role"), ObjectMeta: metav1.ObjectMeta{Name: "secrets"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"secrets"}}}}), 201, "secrets role")
+	patch := func(body string) reply {
+		return alice.do("PATCH", rbacPath+"/roles/secrets", "application/merge-patch+json", "", body)
+	}
+	alice.want(patch(`{"metadata":{"finalizers":["example.com/hold"],"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"owner","uid":"1234"}]}}`),
+		200, "a patch of the GC's fields alone")
+	st := alice.want(patch(`{"metadata":{"labels":{"a":"b"}}}`), 403, "a patch of a label").status()
+	if !strings.Contains(st.Message, "is attempting to grant RBAC permissions not currently held") {
+		t.Errorf("a patch of a label: %s", st.Message)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -89,6 +90,8 @@ type resources struct {
 	// authz is the API server's authorizer, for the escalation checks of RBAC's kinds
 	// (nil without authentication: everyone is an administrator).
 	authz *auth.Authorizer
+	// webhooks calls the admission webhooks (webhooks.go; nil: none).
+	webhooks *webhooks
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -205,6 +208,10 @@ type writeOptions struct {
 	// dryRun runs the write through defaulting, validation and admission without
 	// storing it (Kubernetes' dryRun=All).
 	dryRun bool
+	// subresource is the subresource written ("" the object itself), and deleting says
+	// the write is a delete, as admission webhooks are told.
+	subresource string
+	deleting    bool
 }
 
 func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
@@ -224,7 +231,7 @@ func (r *resources) create(ctx context.Context, obj kinds.Object, opts writeOpti
 	if err := managedfields.ValidateManagedFields(obj.GetManagedFields()); err != nil {
 		return result{}, invalid(kinds.Of(obj), obj.GetName(), fmt.Errorf("metadata.managedFields: Invalid value: %v", err))
 	}
-	c, err := r.newCreation(ctx, obj)
+	c, err := r.newCreation(ctx, obj, opts.dryRun)
 	if err != nil {
 		return result{}, err
 	}
@@ -308,7 +315,7 @@ var chainStart = map[string]bool{kinds.Deployment: true, kinds.DaemonSet: true, 
 const ReasonStored = "Stored"
 
 // newCreation checks an object to create and sets what the server owns on it.
-func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creation, error) {
+func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bool) (*creation, error) {
 	info := kinds.Of(obj)
 	obj.SetNamespace(namespaceFor(info, obj.GetNamespace()))
 	if obj.GetResourceVersion() != "" {
@@ -316,41 +323,58 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 	}
 	c := &creation{obj: obj, info: info, generated: obj.GetName() == "" && obj.GetGenerateName() != "", atRest: r.atRest}
 	r.prepareForCreate(info, obj)
-	pod, _ := obj.(*corev1.Pod)
+	var pod *corev1.Pod
 	var ranges []*corev1.LimitRange
+	// builtin is the built-in mutating admission, run again on what the mutating
+	// webhooks make of the object, as Kubernetes reinvokes its plugins.
+	builtin := func() (err error) {
+		if pod, _ = obj.(*corev1.Pod); pod != nil {
+			validation.Default(pod) // LimitRanger fills what the pod's own defaults leave unset
+			if ranges, err = r.defaultLimits(ctx, pod); err != nil {
+				return err
+			}
+			if err := r.admitRuntimeClass(ctx, pod); err != nil {
+				return err
+			}
+			if err := r.admitPriority(ctx, pod); err != nil {
+				return err
+			}
+			// Its QoS class from the start, once the LimitRanger has filled its resources, as
+			// Kubernetes' pod strategy does (not only once the kubelet reports).
+			pod.Status.QOSClass = quota.QOSClass(&pod.Spec)
+		}
+		if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
+			if err := r.admitPriorityClass(ctx, pc, false); err != nil {
+				return err
+			}
+		}
+		if ing, ok := obj.(*networkingv1.Ingress); ok {
+			if err := r.defaultIngressClass(ctx, ing); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := builtin(); err != nil {
+		return nil, err
+	}
+	op := &webhookOp{operation: admissionv1.Create, info: info, obj: obj, dryRun: dryRun, options: &metav1.CreateOptions{}}
+	if changed, err := r.admitWebhooksMutating(ctx, op); err != nil {
+		return nil, err
+	} else if changed {
+		obj, c.obj = op.obj, op.obj
+		if err := builtin(); err != nil {
+			return nil, err
+		}
+	}
 	var err error
-	if pod != nil {
-		validation.Default(pod) // LimitRanger fills what the pod's own defaults leave unset
-		if ranges, err = r.defaultLimits(ctx, pod); err != nil {
-			return nil, err
-		}
-		if err := r.admitRuntimeClass(ctx, pod); err != nil {
-			return nil, err
-		}
-		if err := r.admitPriority(ctx, pod); err != nil {
-			return nil, err
-		}
-		// Its QoS class from the start, once the LimitRanger has filled its resources, as
-		// Kubernetes' pod strategy does (not only once the kubelet reports).
-		pod.Status.QOSClass = quota.QOSClass(&pod.Spec)
-	}
-	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
-		if err := r.admitPriorityClass(ctx, pc, false); err != nil {
-			return nil, err
-		}
-	}
-	if ing, ok := obj.(*networkingv1.Ingress); ok {
-		if err := r.defaultIngressClass(ctx, ing); err != nil {
-			return nil, err
-		}
-	}
 	if err := admitCreate(obj); err != nil {
 		return nil, invalid(info, obj.GetName(), err)
 	}
 	if err := r.admitNodeWrite(ctx, info, nil, obj); err != nil {
 		return nil, err
 	}
-	if err := r.admitRBAC(ctx, info, obj); err != nil {
+	if err := r.admitRBAC(ctx, info, nil, obj); err != nil {
 		return nil, err
 	}
 	if info.Namespaced {
@@ -387,6 +411,9 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object) (*creatio
 		if err := r.admitServiceAccount(ctx, pod); err != nil {
 			return nil, err
 		}
+	}
+	if err := r.webhooks.validate(ctx, &webhookOp{operation: admissionv1.Create, info: info, obj: c.obj, dryRun: dryRun, options: op.options}); err != nil {
+		return nil, err
 	}
 	if err := c.encode(); err != nil {
 		return nil, err
@@ -557,7 +584,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 			fail(i, err)
 			continue
 		}
-		c, err := r.newCreation(ctx, obj)
+		c, err := r.newCreation(ctx, obj, false)
 		if err == nil {
 			if err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), throttled); status.Code(err) == codes.ResourceExhausted {
 				throttled++
@@ -653,9 +680,9 @@ func (r *resources) UpdateBatch(ctx context.Context, req *apiv1.UpdateBatchReque
 			alone = append(alone, i)
 			continue
 		}
-		w, err := r.prepareWrite(ctx, info, keyOf(info, obj), wantRV, true, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+		w, err := r.prepareWrite(ctx, info, keyOf(info, obj), wantRV, true, r.admitWebhooksUpdate(ctx, info, writeOptions{}, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 			return r.nextState(ctx, info, cur, clone(obj), false)
-		})
+		}))
 		if err != nil || !w.changed || len(w.side.ops) > 0 {
 			alone = append(alone, i)
 			continue
@@ -1071,6 +1098,7 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 // read. A dry run, which no compare-and-swap checks, reads linearizably.
 func (r *resources) update(ctx context.Context, info *kinds.Info, k store.Key, wantRV int64, opts writeOptions,
 	mutate func(cur kinds.Object, curRec *store.Object) (next kinds.Object, err error)) (result, error) {
+	mutate = r.admitWebhooksUpdate(ctx, info, opts, mutate)
 	local := !opts.dryRun
 	// again reports whether to read again linearizably, after the local read's attempt
 	// failed; that attempt is not one of the conflict retries.
@@ -1245,7 +1273,7 @@ func (r *resources) nextState(ctx context.Context, info *kinds.Info, cur, next k
 	if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
 		return nil, err
 	}
-	if err := r.admitRBAC(ctx, info, next); err != nil {
+	if err := r.admitRBAC(ctx, info, cur, next); err != nil {
 		return nil, err
 	}
 	if pc, ok := next.(*schedulingv1.PriorityClass); ok {
@@ -1313,6 +1341,7 @@ func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, opts wr
 	if !info.HasStatus {
 		return result{}, badRequest("%s has no status", resourceName(info))
 	}
+	opts.subresource = "status"
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
 		return result{}, err
@@ -1427,6 +1456,7 @@ func (r *resources) delete(ctx context.Context, info *kinds.Info, ns, name strin
 	if info.Kind == kinds.PriorityClass && systemPriorityClass(k.Name) {
 		return result{}, forbidden(info, k.Name, "this is a system priority class and cannot be deleted")
 	}
+	opts.deleting = true
 	return r.update(ctx, info, k, wantRV, opts.writeOptions, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		if opts.uid != "" && opts.uid != rec.UID {
 			return nil, conflict(info, k.Name, 0, fmt.Sprintf("Precondition failed: UID in precondition: %s, UID in object meta: %s", opts.uid, rec.UID))
@@ -1583,6 +1613,7 @@ func (r *resources) bind(ctx context.Context, ns, name, uid, node string, opts w
 	if err != nil {
 		return result{}, err
 	}
+	opts.subresource = "binding"
 	return r.update(ctx, kinds.MustLookup(kinds.Pod), k, 0, opts, mutate)
 }
 

@@ -156,6 +156,10 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		a.fail(w, r, err)
 		return "rest unauthenticated"
 	}
+	if user, err = a.gate.impersonate(user, r.Header); err != nil {
+		a.fail(w, r, err)
+		return "rest impersonation"
+	}
 	if a.gate.conns != nil {
 		// Its client has identified itself: the connection is no longer pending.
 		a.gate.conns.EstablishedAddr(r.RemoteAddr)
@@ -163,8 +167,9 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	ctx := context.WithValue(r.Context(), userKey{}, user)
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	resourcePath := segs[0] == "api" && len(segs) >= 3 || segs[0] == "apis" && len(segs) >= 4
-	if !resourcePath || path == selfSubjectAccessReviews || path == selfSubjectReviews {
-		// Discovery, OpenAPI and access reviews: through flow control as the user's.
+	review, reviewNS := reviewOf(segs)
+	if !resourcePath || review != "" {
+		// Discovery, OpenAPI and reviews: through flow control as the user's.
 		done, err := a.gate.limit(ctx, auth.Attributes{User: user})
 		if err != nil {
 			a.fail(w, r, err)
@@ -173,12 +178,9 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		defer done()
 	}
 	switch {
-	case path == selfSubjectAccessReviews:
-		a.accessReview(w, r, user)
-		return "rest selfsubjectaccessreviews create"
-	case path == selfSubjectReviews:
-		a.selfSubjectReview(w, r, user)
-		return "rest selfsubjectreviews create"
+	case review != "":
+		a.serveReview(w, r.WithContext(ctx), review, reviewNS)
+		return "rest " + review + " create"
 	case path == openIDConfiguration || path == openIDKeys:
 		a.openID(w, r, path)
 		return "rest openid"
@@ -262,7 +264,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	if manager == "" {
 		manager = userAgentManager(r.UserAgent())
 	}
-	ctx = withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager)
+	ctx = withWarnings(withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager))
 	a.dispatch(w, r.WithContext(ctx), req)
 	return label
 }
@@ -654,6 +656,9 @@ func notAcceptable() error {
 
 // respond writes one object, or err.
 func (a *restAPI) respond(w http.ResponseWriter, r *http.Request, code int, res result, err error) {
+	for _, msg := range takeWarnings(r.Context()) { // the admission webhooks'
+		addWarning(w, msg)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -892,7 +897,12 @@ func (a *restAPI) table(r *http.Request, info *kinds.Info, objs []kinds.Object, 
 }
 
 // fail writes err as Kubernetes' Status.
-func (a *restAPI) fail(w http.ResponseWriter, _ *http.Request, err error) {
+func (a *restAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r != nil {
+		for _, msg := range takeWarnings(r.Context()) { // the admission webhooks'
+			addWarning(w, msg)
+		}
+	}
 	st := asStatus(err)
 	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
 	if st.Code == 0 {

@@ -101,6 +101,7 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 			types.JSONPatchType, types.MergePatchType))
 		return
 	}
+	opts.subresource = req.subresource
 	if pt == types.ApplyYAMLPatchType {
 		a.applyPatch(w, r, req, opts, body)
 		return

@@ -1,7 +1,9 @@
 package apiserver
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 
@@ -15,8 +17,6 @@ import (
 
 // Paths outside the resource tree.
 const (
-	// selfSubjectReviews is where Kubernetes serves SelfSubjectReview: "who am I?".
-	selfSubjectReviews = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 	// openIDConfiguration and openIDKeys are OIDC discovery's document and key set.
 	openIDConfiguration = "/.well-known/openid-configuration"
 	openIDKeys          = "/openid/v1/jwks"
@@ -53,7 +53,54 @@ func (a *restAPI) selfSubjectReview(w http.ResponseWriter, r *http.Request, user
 	if a.gate.authn != nil && !user.InGroup(serviceaccount.Authenticated) {
 		groups = append(append([]string(nil), groups...), serviceaccount.Authenticated)
 	}
-	review.Status.UserInfo = authenticationv1.UserInfo{Username: user.Name, Groups: groups}
+	review.Status.UserInfo = userInfo(user)
+	review.Status.UserInfo.Groups = groups
+	writeJSON(w, http.StatusCreated, &review)
+}
+
+// tokenReview answers a TokenReview: whom the API server authenticates spec.token as
+// (a token of the token file, or a service-account token), for spec.audiences (default
+// the API's audiences). This server checks tokens for its own audiences alone: a review
+// for others is answered for those among them, and is unauthenticated when there are
+// none.
+func (a *restAPI) tokenReview(w http.ResponseWriter, r *http.Request) {
+	var review authenticationv1.TokenReview
+	if !a.readReview(w, r, &review, "a TokenReview") {
+		return
+	}
+	if review.Spec.Token == "" {
+		a.fail(w, r, badRequest("token is required for TokenReview in authentication"))
+		return
+	}
+	review.APIVersion, review.Kind = "authentication.k8s.io/v1", "TokenReview"
+	if a.gate.authn == nil {
+		writeJSON(w, http.StatusCreated, &review)
+		return
+	}
+	var api []string
+	if t := a.res.tokens; t != nil {
+		api = t.cfg.Audiences
+	}
+	auds := api
+	if len(review.Spec.Audiences) > 0 {
+		auds = nil
+		for _, x := range review.Spec.Audiences {
+			if len(api) == 0 || slices.Contains(api, x) {
+				auds = append(auds, x)
+			}
+		}
+		if len(auds) == 0 {
+			review.Status.Error = fmt.Sprintf("token audiences %q are not this API server's %q", review.Spec.Audiences, api)
+			writeJSON(w, http.StatusCreated, &review)
+			return
+		}
+	}
+	u, err := a.gate.authn.Authenticate(auth.Credentials{BearerToken: review.Spec.Token})
+	if err != nil {
+		review.Status.Error = err.Error()
+	} else {
+		review.Status.Authenticated, review.Status.User, review.Status.Audiences = true, userInfo(u), auds
+	}
 	writeJSON(w, http.StatusCreated, &review)
 }
 
@@ -81,4 +128,16 @@ func (a *restAPI) openID(w http.ResponseWriter, r *http.Request, path string) {
 		return
 	}
 	writeJSONType(w, "application/jwk-set+json", set)
+}
+
+// userInfo is user as Kubernetes' reviews report it.
+func userInfo(u auth.User) authenticationv1.UserInfo {
+	info := authenticationv1.UserInfo{Username: u.Name, UID: u.UID, Groups: u.Groups}
+	if len(u.Extra) > 0 {
+		info.Extra = make(map[string]authenticationv1.ExtraValue, len(u.Extra))
+		for k, v := range u.Extra {
+			info.Extra[k] = v
+		}
+	}
+	return info
 }

@@ -326,6 +326,7 @@ func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name,
 		return result{}, err
 	}
 	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
+	opts.subresource = "scale"
 	return r.update(ctx, info, k, wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
 		s, err := scaleOf(cur)
 		if err != nil {

@@ -50,6 +50,18 @@ type ServiceAccountTokens struct {
 	Audiences []string
 	// JWKSURI is the jwks_uri of OIDC discovery (default ISSUER/openid/v1/jwks).
 	JWKSURI string
+	// MaxExpiration caps a TokenRequest's life (kube-apiserver's
+	// --service-account-max-token-expiration): a request for longer gets this long.
+	// 0: no cap; else between 1 hour and 2^32 seconds.
+	MaxExpiration time.Duration
+}
+
+// validate checks the settings that are not keys.
+func (c ServiceAccountTokens) validate() error {
+	if m := c.MaxExpiration; m != 0 && (m < time.Hour || m > math.MaxUint32*time.Second) {
+		return fmt.Errorf("service-account max token expiration %v: must be between 1 hour and 2^32 seconds", m)
+	}
+	return nil
 }
 
 // DefaultTokenExpiration is a TokenRequest's life when it asks for none.
@@ -87,6 +99,9 @@ func newSATokens(cfg ServiceAccountTokens, now func() time.Time) (*saTokens, err
 	}
 	if now == nil {
 		now = time.Now
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	t := &saTokens{cfg: cfg, now: now}
 	if cfg.SigningKey != nil {
@@ -144,8 +159,8 @@ func (t *saTokens) AuthenticateToken(token string) (auth.User, bool, error) {
 	if err := t.checkBound(c, token); err != nil {
 		return auth.User{}, true, fmt.Errorf("invalid bearer token: %w", err)
 	}
-	ns, name, _ := c.Account()
-	return auth.User{Name: serviceaccount.UserName(ns, name), Groups: serviceaccount.Groups(ns)}, true, nil
+	ns, name, uid := c.Account()
+	return auth.User{Name: serviceaccount.UserName(ns, name), Groups: serviceaccount.Groups(ns), UID: uid, Extra: c.Extra()}, true, nil
 }
 
 // checkBound checks that the objects a verified token names still exist with its
@@ -220,6 +235,9 @@ func (r *resources) requestToken(ctx context.Context, namespace, name string, tr
 	}
 	if spec.ExpirationSeconds == nil {
 		spec.ExpirationSeconds = new(int64(DefaultTokenExpiration / time.Second))
+	}
+	if m := int64(t.cfg.MaxExpiration / time.Second); m > 0 && *spec.ExpirationSeconds > m {
+		spec.ExpirationSeconds = new(m)
 	}
 	invalidTR := func(format string, args ...any) error {
 		return statusError(codes.InvalidArgument, ReasonInvalid, nil, "TokenRequest.authentication.k8s.io %q is invalid: "+format,

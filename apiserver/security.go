@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
@@ -136,6 +137,52 @@ func (g *gate) authenticate(c auth.Credentials, what, from string) (auth.User, e
 	return user, nil
 }
 
+// impersonate is the identity user acts as when h (HTTP headers or gRPC metadata) asks
+// to impersonate another (auth.Authorizer.Impersonate): a Bad Request for groups
+// without a user, Kubernetes' Forbidden when user may not, else user as it is.
+func (g *gate) impersonate(user auth.User, h map[string][]string) (auth.User, error) {
+	im, err := auth.ParseImpersonation(h)
+	if err != nil {
+		return user, badRequest("%v", err)
+	}
+	if !im.Requested() {
+		return user, nil
+	}
+	as, err := g.authz.Impersonate(user, im)
+	var d *auth.Denied
+	switch {
+	case errors.As(err, &d):
+		return user, kubeForbidden(d)
+	case err != nil:
+		return user, err
+	}
+	return as, nil
+}
+
+// kubeForbidden is a refusal in Kubernetes' words: `users "x" is forbidden: User "y"
+// cannot impersonate resource "users" in API group "" at the cluster scope`.
+func kubeForbidden(d *auth.Denied) error {
+	res := d.Resource
+	if d.Subresource != "" {
+		res += "/" + d.Subresource
+	}
+	scope := "at the cluster scope"
+	if d.Namespace != "" {
+		scope = fmt.Sprintf("in the namespace %q", d.Namespace)
+	}
+	msg := fmt.Sprintf("User %q cannot %s resource %q in API group %q %s", d.User.Name, d.Verb, res, d.APIGroup, scope)
+	if d.Reason != "" {
+		msg += ": " + d.Reason
+	}
+	qualified := d.Resource
+	if d.APIGroup != "" {
+		qualified += "." + d.APIGroup
+	}
+	e := statusError(codes.PermissionDenied, ReasonForbidden, nil, "%s %q is forbidden: %s", qualified, d.Name, msg)
+	e.status.Details = &metav1.StatusDetails{Name: d.Name, Group: d.APIGroup, Kind: d.Resource}
+	return e
+}
+
 // authorizeAttrs decides whether a.User may do a, and returns the context its handler
 // runs in (with the guard an allowed action may carry).
 func (g *gate) authorizeAttrs(ctx context.Context, a auth.Attributes) (context.Context, error) {
@@ -166,6 +213,11 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	user, err := g.authenticate(g.credentials(ctx), method, from)
 	if err != nil {
 		return ctx, user, nil, err
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if user, err = g.impersonate(user, md); err != nil {
+			return ctx, user, nil, err
+		}
 	}
 	batch, isBatch := batchItems(req)
 	first := req

@@ -126,6 +126,8 @@ func New(cfg Config) (*Server, error) {
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
 		networking:           &networking{flags: cfg.Networking},
 		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now)}
+	s.resources.webhooks = newWebhooks(s.store, log.Named("webhooks"))
+	s.resources.webhooks.namespaceLabels, s.resources.webhooks.resolve = s.resources.namespaceLabels, s.resources.resolveService
 	if tokens != nil {
 		tokens.res, s.resources.tokens = s.resources, tokens
 		if gate.authn != nil {
@@ -270,6 +272,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer s.resources.webhooks.close() // the connections kept to webhooks
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
 	wg.Add(3)

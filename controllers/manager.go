@@ -1,7 +1,8 @@
 // Package controllers wires the controllers into the controller-manager: one process (or
 // several, of which one leads through a Lease) running the Deployment, ReplicaSet,
 // replication (ReplicationControllers), garbage collector, node lifecycle, namespace, pod
-// garbage collector, disruption, service account, root CA publisher, EndpointSlice,
+// garbage collector, disruption, service account, root CA publisher, legacy
+// service-account token, EndpointSlice,
 // endpoints, EndpointSlice mirroring, node IPAM, service load balancer, DaemonSet,
 // StatefulSet, resource quota, ClusterRole aggregation, Job, CronJob and TTL-after-finished
 // controllers and the local-path provisioner over one shared set of informers.
@@ -32,6 +33,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/endpointslicemirroring"
 	"github.com/skiffhq/skiff/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/controllers/job"
+	"github.com/skiffhq/skiff/controllers/legacytoken"
 	"github.com/skiffhq/skiff/controllers/localpath"
 	"github.com/skiffhq/skiff/controllers/namespace"
 	"github.com/skiffhq/skiff/controllers/nodeipam"
@@ -44,6 +46,7 @@ import (
 	"github.com/skiffhq/skiff/controllers/servicelb"
 	"github.com/skiffhq/skiff/controllers/statefulset"
 	"github.com/skiffhq/skiff/controllers/ttlafterfinished"
+	sakeys "github.com/skiffhq/skiff/pki/serviceaccount"
 )
 
 // Config configures the controller-manager. Start from DefaultConfig; Run validates it.
@@ -69,6 +72,11 @@ type Config struct {
 	// published again when the file changes (a CA rotation); empty (a cluster without
 	// TLS): not published.
 	RootCAFile string
+	// ServiceAccountKeyFile is the private key (PEM) that signs the tokens of legacy
+	// service-account token Secrets, as kube-controller-manager's
+	// --service-account-private-key-file (the API servers' signing key); empty: the
+	// legacy token controller does not run.
+	ServiceAccountKeyFile string
 	// Logger receives the controller-manager's logs, named "controller-manager", and
 	// its controllers'. Default: discarded.
 	Logger hclog.Logger
@@ -196,6 +204,10 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		}
 		runRootCA = rca.Run
 	}
+	runTokens, err := legacyTokens(cs, f, cfg, log)
+	if err != nil {
+		return err
+	}
 	esc := endpointslice.DefaultConfig()
 	esc.Logger = log
 	es, err := endpointslice.New(cs, f, esc)
@@ -270,7 +282,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		return err
 	}
 	runs := []func(context.Context) error{
-		d.Run, r.Run, rcs.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, es.Run, ep.Run, em.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run, agg.Run,
+		d.Run, r.Run, rcs.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, runTokens, es.Run, ep.Run, em.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run, agg.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	runs = append(runs, batch...)
@@ -288,6 +300,31 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	f.Wait()
 	log.Info("controllers stopped")
 	return nil
+}
+
+// legacyTokens makes the legacy service-account token controller, when the
+// controller-manager has the signing key; its Secrets' ca.crt is the root CA file's.
+func legacyTokens(cs *client.Clientset, f *cache.Factory, cfg Config, log hclog.Logger) (func(context.Context) error, error) {
+	if cfg.ServiceAccountKeyFile == "" {
+		log.Warn("no service-account private key: legacy service-account token secrets get no token")
+		return func(context.Context) error { return nil }, nil
+	}
+	tc := legacytoken.DefaultConfig()
+	tc.Logger = log
+	var err error
+	if tc.SigningKey, err = sakeys.LoadSigningKey(cfg.ServiceAccountKeyFile); err != nil {
+		return nil, fmt.Errorf("service-account private key: %w", err)
+	}
+	if cfg.RootCAFile != "" {
+		if tc.RootCA, err = os.ReadFile(cfg.RootCAFile); err != nil {
+			return nil, fmt.Errorf("root CA: %w", err)
+		}
+	}
+	c, err := legacytoken.New(cs, f, tc)
+	if err != nil {
+		return nil, err
+	}
+	return c.Run, nil
 }
 
 // batchControllers makes the Job, CronJob and TTL-after-finished controllers.

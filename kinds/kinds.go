@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -135,6 +136,11 @@ const (
 	// CustomResourceDefinition is apiextensions.k8s.io/v1's: a kind users define, whose
 	// objects (custom resources, *Custom) the API server serves once it is established.
 	CustomResourceDefinition = "CustomResourceDefinition"
+	// MutatingWebhookConfiguration and ValidatingWebhookConfiguration are
+	// admissionregistration.k8s.io/v1's: the webhooks the API server calls on the writes
+	// their rules match, to change the object and to refuse it.
+	MutatingWebhookConfiguration   = "MutatingWebhookConfiguration"
+	ValidatingWebhookConfiguration = "ValidatingWebhookConfiguration"
 )
 
 func kind[T any, PT interface {
@@ -223,6 +229,10 @@ var all = []*Info{
 	kind[apiextensionsv1.CustomResourceDefinition](Info{Kind: CustomResourceDefinition, Group: "apiextensions.k8s.io", Version: "v1",
 		Plural: "customresourcedefinitions", Singular: "customresourcedefinition", ShortNames: []string{"crd", "crds"},
 		Categories: []string{"api-extensions"}, HasStatus: true, HasSpec: true}),
+	kind[admissionregistrationv1.MutatingWebhookConfiguration](Info{Kind: MutatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
+		Version: "v1", Plural: "mutatingwebhookconfigurations", Singular: "mutatingwebhookconfiguration"}),
+	kind[admissionregistrationv1.ValidatingWebhookConfiguration](Info{Kind: ValidatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
+		Version: "v1", Plural: "validatingwebhookconfigurations", Singular: "validatingwebhookconfiguration"}),
 }
 
 var (

@@ -31,7 +31,7 @@ const (
 // the name or the namespace.
 func Patch(obj Object, pt types.PatchType, patch []byte) (Object, error) {
 	in := Of(obj)
-	cur, err := objectJSON(obj)
+	cur, err := ObjectJSON(obj)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +100,8 @@ func decodeAs(in *Info, js []byte) (Object, error) {
 	return decodeStrict(in, js, "")
 }
 
-// objectJSON is obj's JSON with its apiVersion and kind, as a PATCH handler patches it.
-func objectJSON(obj Object) ([]byte, error) {
+// ObjectJSON is obj's JSON with its apiVersion and kind, as a PATCH handler patches it.
+func ObjectJSON(obj Object) ([]byte, error) {
 	c := obj.DeepCopyObject().(Object)
 	SetTypeMeta(c)
 	js, err := json.Marshal(c)
@@ -166,7 +166,7 @@ func encodeLine(v any) ([]byte, error) {
 // set by scale, an annotation a controller wrote) is kept. "{}" means nothing to change.
 func ApplyPatch(current Object, modified []byte) ([]byte, error) {
 	in := Of(current)
-	cur, err := objectJSON(current)
+	cur, err := ObjectJSON(current)
 	if err != nil {
 		return nil, err
 	}

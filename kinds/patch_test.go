@@ -276,8 +276,8 @@ func equalJSON(t *testing.T, a, b any) bool {
 // TestTwoWayPatch: the patch between two versions of an object, as edit sends it.
 func TestTwoWayPatch(t *testing.T) {
 	a, b := deployment(1, "a:1"), deployment(2, "a:1")
-	ja, _ := objectJSON(a)
-	jb, _ := objectJSON(b)
+	ja, _ := ObjectJSON(a)
+	jb, _ := ObjectJSON(b)
 	p, err := TwoWayPatch(Of(a), ja, jb)
 	if err != nil || string(p) != `{"spec":{"replicas":2}}` {
 		t.Fatalf("patch %s %v", p, err)

@@ -30,6 +30,20 @@ func retryWait(failures int, period time.Duration) time.Duration {
 	return min(d, period)
 }
 
+// heartbeat runs one heartbeat — a Lease renewal, a node status check and write — with
+// a deadline of period (at most the Lease's duration), as Kubernetes' kubelet gives its
+// heartbeat client a timeout of the status update frequency. Without it one renewal
+// could outlast the Lease many times over: the client waits out an overloaded API
+// server's retry delays (up to 32 s, ten times over) and retries a server that does
+// not answer until it does, while the node lifecycle controller, 40 s after the last
+// renewal, marks the node Unknown. Cut short, the loop tries again at once (retryWait)
+// with a fresh deadline.
+func (k *Kubelet) heartbeat(ctx context.Context, period time.Duration, beat func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, min(period, k.cfg.LeaseDuration))
+	defer cancel()
+	return beat(ctx)
+}
+
 // nodeLoop registers the Node, then checks its status every NodeStatusInterval and
 // writes it when it changed or NodeStatusReportInterval passed since the last write. The
 // client fails over between API servers; the loop just tries again.
@@ -39,6 +53,8 @@ func (k *Kubelet) nodeLoop(ctx context.Context) {
 	for {
 		var err error
 		if !registered {
+			// Not a heartbeat: a thousand nodes registering at once may take longer
+			// than one (TLS handshakes), and nothing expires meanwhile.
 			err = k.registerNode(ctx)
 			registered = err == nil
 			if registered {
@@ -48,7 +64,11 @@ func (k *Kubelet) nodeLoop(ctx context.Context) {
 		} else {
 			report := k.cfg.Clock.Now().Sub(reported) >= k.cfg.NodeStatusReportInterval
 			var wrote bool
-			if wrote, err = k.updateNodeStatus(ctx, report); client.IsNotFound(err) {
+			err = k.heartbeat(ctx, k.cfg.NodeStatusInterval, func(ctx context.Context) (err error) {
+				wrote, err = k.updateNodeStatus(ctx, report)
+				return err
+			})
+			if client.IsNotFound(err) {
 				registered = false // deleted under us: register again
 			}
 			if wrote {
@@ -220,8 +240,10 @@ func (k *Kubelet) leaseLoop(ctx context.Context) {
 	var lease *coordinationv1.Lease
 	failures := 0
 	for {
-		var err error
-		lease, err = k.renewLease(ctx, lease)
+		err := k.heartbeat(ctx, k.cfg.LeaseRenewInterval, func(ctx context.Context) (err error) {
+			lease, err = k.renewLease(ctx, lease)
+			return err
+		})
 		wait := k.cfg.LeaseRenewInterval
 		if err != nil {
 			if ctx.Err() != nil {

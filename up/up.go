@@ -155,6 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Pods verify the API servers with the cluster CA, published in every namespace
 	// (again when the file changes: a CA rotation).
 	mcfg.RootCAFile = p(pki.CACertFile)
+	mcfg.ServiceAccountKeyFile = p(serviceaccount.SigningKeyFile)
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()
 	scfg.Logger = log

@@ -15,10 +15,14 @@ import (
 	"time"
 )
 
-// User is an authenticated identity.
+// User is an authenticated identity: a name, its groups and, as Kubernetes' user info
+// has them, a uid and extra fields (a bound service-account token's pod and node, an
+// impersonated user's Impersonate-Extra-* headers).
 type User struct {
 	Name   string
 	Groups []string
+	UID    string
+	Extra  map[string][]string
 }
 
 // InGroup reports whether u is in group g.
@@ -90,7 +94,8 @@ func (a *Authenticator) Authenticate(c Credentials) (User, error) {
 
 // authenticated is u in system:authenticated (a copy: u's groups are not written).
 func authenticated(u User) User {
-	return User{Name: u.Name, Groups: append(slices.Clip(u.Groups), GroupAuthenticated)}
+	u.Groups = append(slices.Clip(u.Groups), GroupAuthenticated)
+	return u
 }
 
 func (a *Authenticator) authenticate(c Credentials) (User, error) {

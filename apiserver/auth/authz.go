@@ -139,8 +139,9 @@ type Guard func(obj kinds.Object) error
 // Authorizer decides by group, after letting every identity create a
 // certificatesigningrequest (renew its own certificate):
 //
-//   - skiff:admin: anything, and it alone: pods' exec, attach and portforward, and the
-//     proxy of pods, services and nodes.
+//   - skiff:admin: anything, and it alone: pods' exec, attach and portforward, the
+//     proxy of pods, services and nodes, and impersonation (as another user, group,
+//     service account, uid or extra: Impersonate).
 //   - skiff:apiservers: the Cluster service (members join through it) and reads.
 //   - skiff:controller-manager: reads (but not pods' logs); writes to deployments,
 //     replicasets, replicationcontrollers, daemonsets, statefulsets, controllerrevisions,
@@ -229,6 +230,13 @@ func (az Authorizer) Decide(a Attributes) (Guard, string, error) {
 // IsAdmin reports an administrator: skiff:admin, or Kubernetes' system:masters.
 func IsAdmin(u User) bool { return u.InGroup(pki.GroupAdmin) || u.InGroup(GroupMasters) }
 
+// HasBuiltinRules reports a user some of whose permissions are Skiff's built-in rules
+// of its components (API servers, controller-manager, scheduler, kubelets), which are
+// no list of RBAC rules: a SelfSubjectRulesReview of it is incomplete.
+func HasBuiltinRules(u User) bool {
+	return u.InGroup(pki.GroupAPIServers) || u.InGroup(pki.GroupControllerManager) || u.InGroup(pki.GroupScheduler) || u.InGroup(pki.GroupNodes)
+}
+
 // builtin is Skiff's rules by group.
 func (az Authorizer) builtin(a Attributes) (Guard, error) {
 	u := a.User
@@ -238,7 +246,8 @@ func (az Authorizer) builtin(a Attributes) (Guard, error) {
 	switch {
 	case IsAdmin(u):
 		return nil, nil
-	case reachesIn(a.Subresource):
+	case reachesIn(a.Subresource), a.Verb == Impersonate:
+		// Impersonation too: acting as another is an administrator's, or RBAC's grant.
 		return nil, deny(a, "")
 	case u.InGroup(pki.GroupAPIServers):
 		if a.Resource == ResourceCluster || isRead(a.Verb) {

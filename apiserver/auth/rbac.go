@@ -16,6 +16,11 @@ import (
 const (
 	// GroupAuthenticated is every authenticated user's group.
 	GroupAuthenticated = "system:authenticated"
+	// GroupUnauthenticated is the group of system:anonymous.
+	GroupUnauthenticated = "system:unauthenticated"
+	// UserAnonymous is the user of a request without credentials (impersonated: Skiff
+	// serves no request without credentials).
+	UserAnonymous = "system:anonymous"
 	// GroupMasters is Kubernetes' superuser group: an administrator, as skiff:admin.
 	GroupMasters = "system:masters"
 	// ServiceAccountUserPrefix + NAMESPACE:NAME is a service account's user.

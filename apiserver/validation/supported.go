@@ -493,6 +493,10 @@ var supportedFields = map[string][]string{
 		under("metadata", storedMetaFields),
 		[]string{"value", "globalDefault", "description", "preemptionPolicy"},
 	),
+	// A webhook configuration's every field but matchConditions (CEL expressions, which
+	// Skiff does not evaluate): the admission chain calls the webhooks (webhooks.go).
+	kinds.MutatingWebhookConfiguration:   slices.Concat(under("metadata", storedMetaFields), under("webhooks[*]", append([]string{"reinvocationPolicy"}, webhookFields...))),
+	kinds.ValidatingWebhookConfiguration: slices.Concat(under("metadata", storedMetaFields), under("webhooks[*]", webhookFields)),
 	// Kubernetes stores IngressClasses and Ingresses for an ingress controller to act
 	// on, and so does Skiff: every field (the default class's annotation, acted on by
 	// the admission, is metadata).
@@ -511,6 +515,10 @@ var supportedFields = map[string][]string{
 	kinds.RoleBinding:        slices.Concat(under("metadata", storedMetaFields), []string{"roleRef", "subjects[*]"}),
 	kinds.ClusterRoleBinding: slices.Concat(under("metadata", storedMetaFields), []string{"roleRef", "subjects[*]"}),
 }
+
+// webhookFields are a webhook's fields both configurations' have and Skiff acts on.
+var webhookFields = []string{"name", "clientConfig", "rules[*]", "failurePolicy", "matchPolicy", "namespaceSelector",
+	"objectSelector", "sideEffects", "timeoutSeconds", "admissionReviewVersions[*]"}
 
 // replicaSetStatusFields are a ReplicaSet's status, and a ReplicationController's.
 var replicaSetStatusFields = []string{

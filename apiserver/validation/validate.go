@@ -3,6 +3,7 @@ package validation
 import (
 	"fmt"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -204,6 +205,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateRuntimeClass(o)...)
 	case *networkingv1.IngressClass:
 		errs = append(errs, validateIngressClass(o)...)
+	case *admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration:
+		errs = append(errs, validateWebhooks(o)...)
 	case *networkingv1.Ingress:
 		errs = append(errs, validateIngress(o)...)
 	case *rbacv1.Role:

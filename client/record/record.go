@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/workqueue"
@@ -65,7 +66,7 @@ type Recorder struct {
 	queue  *workqueue.Queue
 
 	mu      sync.Mutex
-	similar map[string]*similarCount
+	similar map[string]similarCount
 	entries map[string]*entry
 	lru     *list.List // of keys, most recent at the front
 	dropped int
@@ -86,10 +87,39 @@ const (
 	throttleMax  = 10 * time.Second
 )
 
+// entry is a recorded event: what its Event is made of, kept instead of the Event (a
+// quarter of the bytes, issue 26). A recorder keeps up to CacheSize of them, and a
+// process of simulated nodes has a recorder per node; the strings are the recorded
+// object's own, shared with it. event makes the Event to write.
 type entry struct {
-	event   *corev1.Event // the Event as it should be stored
-	created bool
-	elem    *list.Element
+	name                 string // the Event's
+	namespace            string // the Event's: the object's, or default
+	info                 *kinds.Info
+	objNamespace, object string
+	uid                  types.UID
+	resourceVersion      string
+	reason, message, typ string
+	count                int32
+	created              bool
+	first, last          time.Time
+	elem                 *list.Element
+}
+
+// event is e's Event as it should be stored. Called with r.mu held.
+func (r *Recorder) event(e *entry) *corev1.Event {
+	// firstTimestamp and lastTimestamp keep seconds, as Kubernetes' do; eventTime keeps
+	// microseconds, which is what the chain's trace reads.
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: e.name},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: e.info.Kind, APIVersion: e.info.APIVersion, Namespace: e.objNamespace, Name: e.object,
+			UID: e.uid, ResourceVersion: e.resourceVersion,
+		},
+		Reason: e.reason, Message: e.message, Type: e.typ, Count: e.count,
+		Source:         corev1.EventSource{Component: r.cfg.Component, Host: r.cfg.Host},
+		FirstTimestamp: metav1.NewTime(e.first), LastTimestamp: metav1.NewTime(e.last), EventTime: metav1.NewMicroTime(e.first),
+		ReportingController: r.cfg.Component, ReportingInstance: r.cfg.Host,
+	}
 }
 
 // New makes a recorder; Run writes what it records.
@@ -113,7 +143,7 @@ func New(events *client.Client[*corev1.Event], cfg Config) *Recorder {
 		cfg.Now = time.Now
 	}
 	return &Recorder{cfg: cfg, events: events, log: cfg.Logger.Named("events"), queue: workqueue.New(workqueue.Config{MaxDelay: 30 * time.Second}),
-		entries: map[string]*entry{}, similar: map[string]*similarCount{}, lru: list.New()}
+		entries: map[string]*entry{}, similar: map[string]similarCount{}, lru: list.New()}
 }
 
 // Eventf records an event about obj.
@@ -131,8 +161,9 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 	if ns == "" {
 		ns = "default" // events about cluster-scoped objects live in default, as in Kubernetes
 	}
-	similar := string(obj.GetUID()) + "\x00" + reason + "\x00" + eventType
-	key := similar + "\x00" + message
+	// similar is a prefix of key, sharing its bytes.
+	key := string(obj.GetUID()) + "\x00" + reason + "\x00" + eventType + "\x00" + message
+	similar := key[:len(obj.GetUID())+len(reason)+len(eventType)+2]
 	r.mu.Lock()
 	if _, seen := r.entries[key]; !seen && r.combine(similar, now) {
 		// Like Kubernetes' EventAggregator: past maxSimilar events of one reason about one
@@ -141,12 +172,12 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 		key = similar + "\x00combined"
 		message = truncate("(combined from similar events): "+message, MaxMessage)
 		if e, ok := r.entries[key]; ok {
-			e.event.Message = message
+			e.message = message
 		}
 	}
 	if e, ok := r.entries[key]; ok {
-		e.event.Count++
-		e.event.LastTimestamp = metav1.NewTime(now)
+		e.count++
+		e.last = now
 		r.lru.MoveToFront(e.elem)
 		r.mu.Unlock()
 		r.queue.Add(key)
@@ -160,21 +191,11 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 		r.mu.Unlock()
 		return
 	}
-	// firstTimestamp and lastTimestamp keep seconds, as Kubernetes' do; eventTime keeps
-	// microseconds, which is what the chain's trace reads.
-	ts := metav1.NewTime(now)
-	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: obj.GetName() + "." + strconv.FormatInt(now.UnixNano(), 16)},
-		InvolvedObject: corev1.ObjectReference{
-			Kind: info.Kind, APIVersion: info.APIVersion, Namespace: obj.GetNamespace(), Name: obj.GetName(),
-			UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(),
-		},
-		Reason: reason, Message: message, Type: eventType, Count: 1,
-		Source:         corev1.EventSource{Component: r.cfg.Component, Host: r.cfg.Host},
-		FirstTimestamp: ts, LastTimestamp: ts, EventTime: metav1.NewMicroTime(now),
-		ReportingController: r.cfg.Component, ReportingInstance: r.cfg.Host,
+	e := &entry{
+		name: obj.GetName() + "." + strconv.FormatInt(now.UnixNano(), 16), namespace: ns,
+		info: info, objNamespace: obj.GetNamespace(), object: obj.GetName(), uid: obj.GetUID(), resourceVersion: obj.GetResourceVersion(),
+		reason: reason, message: message, typ: eventType, count: 1, first: now, last: now,
 	}
-	e := &entry{event: ev}
 	e.elem = r.lru.PushFront(key)
 	r.entries[key] = e
 	for r.lru.Len() > r.cfg.CacheSize {
@@ -254,7 +275,7 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 		if !ok {
 			continue // evicted: its last state was written when it was queued before
 		}
-		w := pendingWrite{key: key, ev: e.event.DeepCopy()}
+		w := pendingWrite{key: key, ev: r.event(e)}
 		if e.created {
 			updates = append(updates, w)
 		} else {
@@ -395,10 +416,10 @@ func (r *Recorder) combine(similar string, now time.Time) bool {
 				break
 			}
 		}
-		c = &similarCount{since: now}
-		r.similar[similar] = c
+		c = similarCount{since: now}
 	}
 	c.n++
+	r.similar[similar] = c
 	return c.n > maxSimilar
 }
 

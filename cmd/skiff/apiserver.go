@@ -140,6 +140,7 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.StringSliceVar(&s.saKeys, "service-account-key-file", nil, "files of public keys (or certificates, or private keys) that verify service-account tokens, repeatable (sa.pub; default: the signing key's)")
 	f.StringSliceVar(&s.saIssuers, "service-account-issuer", nil, "the issuer (iss) of service-account tokens, repeatable: the first is the one issued, every one is accepted (default "+serviceaccount.DefaultIssuer+")")
 	f.StringSliceVar(&cfg.ServiceAccounts.Audiences, "api-audiences", nil, "the API's audiences: a service-account token must be for one of them, and a TokenRequest naming none is for them (default: the issuers)")
+	f.DurationVar(&cfg.ServiceAccounts.MaxExpiration, "service-account-max-token-expiration", 0, "the longest life a TokenRequest's token gets: a request for longer gets this long (0: no cap; else 1h to 2^32 s)")
 	f.StringVar(&cfg.ServiceAccounts.JWKSURI, "service-account-jwks-uri", "", "the jwks_uri of OIDC discovery (/.well-known/openid-configuration; default ISSUER/openid/v1/jwks)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster of several members without TLS, authentication or authorization")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request accepted")

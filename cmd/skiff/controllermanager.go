@@ -49,6 +49,7 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")
 	f.IntVar(&cfg.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", cfg.TerminatedPodGCThreshold,
 		"finished (Succeeded or Failed) pods kept before the oldest are deleted; 0 keeps them all")
+	f.StringVar(&cfg.ServiceAccountKeyFile, "service-account-private-key-file", "", "the private key that signs the tokens of legacy service-account token secrets (the API servers' --service-account-signing-key-file, sa.key): without it such secrets get no token")
 	f.StringVar(&rootCAFile, "root-ca-file", "", "the CA bundle published in every namespace as the config map kube-root-ca.crt, published again when the file changes (default: --ca-file's)")
 	return cmd
 }

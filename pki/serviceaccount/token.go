@@ -244,6 +244,42 @@ func (c *Claims) Account() (namespace, name, uid string) {
 	return c.LegacyNamespace, c.LegacyAccount, c.LegacyAccountUID
 }
 
+// The extra fields of a service account's user info, as Kubernetes sets them from a
+// bound token's claims (kubectl auth whoami shows them).
+const (
+	ExtraPodName      = "authentication.kubernetes.io/pod-name"
+	ExtraPodUID       = "authentication.kubernetes.io/pod-uid"
+	ExtraNodeName     = "authentication.kubernetes.io/node-name"
+	ExtraNodeUID      = "authentication.kubernetes.io/node-uid"
+	ExtraCredentialID = "authentication.kubernetes.io/credential-id"
+)
+
+// Extra is the user info's extra fields of a bound token (nil for a legacy one): the
+// pod it is bound to, that pod's node, and its credential id (JTI=jti).
+func (c *Claims) Extra() map[string][]string {
+	k := c.Kubernetes
+	if k == nil {
+		return nil
+	}
+	extra := map[string][]string{}
+	if k.Pod != nil && k.Pod.Name != "" && k.Pod.UID != "" {
+		extra[ExtraPodName], extra[ExtraPodUID] = []string{k.Pod.Name}, []string{k.Pod.UID}
+	}
+	if c.ID != "" {
+		extra[ExtraCredentialID] = []string{"JTI=" + c.ID}
+	}
+	if k.Node != nil && k.Node.Name != "" {
+		extra[ExtraNodeName] = []string{k.Node.Name}
+		if k.Node.UID != "" {
+			extra[ExtraNodeUID] = []string{k.Node.UID}
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	return extra
+}
+
 // Binding is what a bound token is for.
 type Binding struct {
 	Namespace         string

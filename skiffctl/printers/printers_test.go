@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -225,6 +226,12 @@ func fixtures() map[string][]kinds.Object {
 			&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "batch", CreationTimestamp: ago(time.Hour)},
 				Value: 100, GlobalDefault: true, PreemptionPolicy: ptr.To(corev1.PreemptNever)},
 		},
+		"validatingwebhookconfigurations": {&admissionregistrationv1.ValidatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: "cert-manager-webhook", CreationTimestamp: ago(time.Hour)},
+			Webhooks:   []admissionregistrationv1.ValidatingWebhook{{Name: "webhook.cert-manager.io"}}}},
+		"mutatingwebhookconfigurations": {&admissionregistrationv1.MutatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: "sidecar-injector", CreationTimestamp: ago(2 * time.Hour)},
+			Webhooks:   []admissionregistrationv1.MutatingWebhook{{Name: "a.injector.io"}, {Name: "b.injector.io"}}}},
 		"runtimeclasses": {&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc", CreationTimestamp: ago(time.Hour)}, Handler: "runc"}},
 		"ingressclasses": {
 			&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "nginx", CreationTimestamp: ago(time.Hour)},

@@ -234,6 +234,7 @@ func (c *certCluster) noRefusals() {
 // write of a steady load succeeds, no component logs a refusal, and the Deployment
 // scales onto the three nodes afterwards.
 func TestComponentsRenewCertificates(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	const life = 20 * time.Second
 	c := startCertCluster(t, 1, life.String())
 	began := time.Now()
@@ -307,6 +308,7 @@ func notSignedBy(t *testing.T, ca *x509.Certificate, files []string) []string {
 // re-issued its own certificates by the new CA; drop, ca.crt copied. No write is
 // refused, no component logs a refusal, and the cluster keeps scheduling afterwards.
 func TestRotateCA(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	c := startCertCluster(t, 3, "8760h")
 	oldCA := t.TempDir()
 	copyFiles(t, c.admin, []string{"admin.crt", "admin.key"}, oldCA) // the old CA's, for the end

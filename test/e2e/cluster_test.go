@@ -13,6 +13,7 @@ import (
 // kills the leader with SIGKILL, keeps writing through the survivors, and restarts the
 // killed node with its data: it rejoins and serves everything written meanwhile.
 func TestThreeApiservers(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	c := startAPIServers(t)
 	all, procs, apis, args := c.servers(), c.procs, c.apis, c.args
 	leader := fmt.Sprintf("n%d", c.leader()+1)

@@ -21,6 +21,7 @@ import (
 // a time — the budget refuses the others until each replacement is Ready — and never
 // leaves fewer than two ready. A bare pod needs --force; a DaemonSet's pod stays.
 func TestDrainRespectsDisruptionBudget(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	c := startAPIServers(t)
 	s := c.servers()
 	start(t, "controller-manager", "controller-manager", "--server", s, "--identity", "cm", "--log-level", "warn")

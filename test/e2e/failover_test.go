@@ -150,6 +150,7 @@ spec:
 // TestKubeletDeath kills one of two kubelets: after the grace period its node is
 // unreachable and its pods are replaced on the other node.
 func TestKubeletDeath(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	c := startAPIServers(t)
 	s := c.servers()
 	start(t, "controller-manager", "controller-manager", "--server", s, "--node-monitor-grace-period", "4s", "--pod-eviction-timeout", "2s", "--log-level", "warn")

@@ -1,5 +1,13 @@
 // Package e2e runs Skiff's real binaries as processes on loopback and drives them with
 // skiffctl, as a user would.
+//
+// A test that starts a cluster of its own and mostly waits on it (simulated kubelets,
+// certificate lifetimes, a cron minute, a node's grace period) calls t.Parallel(): it
+// binds free ports and owns its directories, so two such tests run side by side (go
+// test's -parallel, GOMAXPROCS by default) once the serial ones are done. Tests stay
+// serial that set the process's environment (t.Setenv), make network namespaces or
+// mounts, run containerd or a browser, load the machine on purpose (thousands of nodes,
+// floods), or must catch a rollout in its middle (TestFailoverMidRollout).
 package e2e
 
 import (
@@ -29,7 +37,20 @@ func TestMain(m *testing.M) {
 	// Keep the user's ~/.skiff/config out of the processes the tests start (TestUp sets
 	// its own).
 	os.Setenv("SKIFF_CONFIG", filepath.Join(dir, "no-client-config"))
+	// make test has just built both binaries (make build): $SKIFF_E2E_BIN names their
+	// directory, which saves linking them again (a minute and more on a loaded machine).
+	if bin := os.Getenv("SKIFF_E2E_BIN"); bin != "" {
+		binDir = bin
+	}
 	for _, name := range []string{"skiff", "skiffctl"} {
+		if binDir != dir {
+			if _, err := os.Stat(filepath.Join(binDir, name)); err != nil {
+				fmt.Fprintln(os.Stderr, "SKIFF_E2E_BIN:", err)
+				os.RemoveAll(dir)
+				os.Exit(1)
+			}
+			continue
+		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../../cmd/"+name)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

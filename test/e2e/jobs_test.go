@@ -41,6 +41,7 @@ func getJob(servers, name string) (jobStatus, string) {
 // nodes, finishes with each index run once and counted once, although the active
 // controller-manager is killed (-9) in the middle and the other one takes over.
 func TestIndexedJobFailover(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	c := startAPIServers(t)
 	s := c.servers()
 	cms := map[string]*proc{}
@@ -149,6 +150,7 @@ spec:
 // JobAlreadyActive and makes nothing. (The controller's unit tests run an hour of
 // minutes on a fake clock.)
 func TestCronJobForbid(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	c := startAPIServers(t)
 	s := c.servers()
 	start(t, "controller-manager", "controller-manager", "--server", s, "--log-level", "warn")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,13 +26,29 @@ import (
 // limit. It runs on the simulated runtime and on a private containerd (root).
 func TestPodSpecManifests(t *testing.T) {
 	for _, runtime := range []string{"sim", "containerd"} {
-		t.Run(runtime, func(t *testing.T) { testPodSpecManifests(t, runtime) })
+		t.Run(runtime, func(t *testing.T) {
+			t.Parallel() // each its own skiff up, mostly waiting on probes and restarts
+			testPodSpecManifests(t, runtime)
+		})
 	}
 }
 
 func testPodSpecManifests(t *testing.T, runtime string) {
 	real := runtime == "containerd"
-	dir, addr := upPlace(t, 1)
+	dir, addr, config := upPlaceOwn(t, 1)
+	// skiffctl with this skiff up's admin credentials, given as --config rather than
+	// $SKIFF_CONFIG, which the other runtime's run beside this one would share. (Each
+	// right-hand side still calls the package's function of the same name.)
+	withConfig := func(args []string) []string { return append([]string{"--config", config}, args...) }
+	ctl := func(addr string, args ...string) (string, string, error) { return ctl(addr, withConfig(args)...) }
+	mustCtl := func(t *testing.T, addr string, args ...string) string {
+		t.Helper()
+		return mustCtl(t, addr, withConfig(args)...)
+	}
+	mustCtlStdin := func(t *testing.T, addr, stdin string, args ...string) string {
+		t.Helper()
+		return mustCtlStdin(t, addr, stdin, withConfig(args)...)
+	}
 	args := []string{"up", "--data-dir", filepath.Join(dir, "up"), "--listen", addr, "--node-name", "podspec-" + runtime,
 		"--pod-network=false"} // the host's network stays untouched: nothing here needs pod addresses
 	if real {
@@ -45,7 +62,9 @@ func testPodSpecManifests(t *testing.T, runtime string) {
 	} else {
 		args = append(args, "--runtime", "sim")
 	}
-	up := start(t, "skiff up", args...)
+	cmd := exec.Command(filepath.Join(binDir, "skiff"), args...)
+	cmd.Env = append(os.Environ(), "SKIFF_CONFIG="+config)
+	up := startCommand(t, "skiff up", cmd)
 	if real {
 		privateContainerd(t, up)
 	}

@@ -19,6 +19,7 @@ import (
 // Deployment; a kubelet's certificate cannot read another node's pods; a cluster started
 // without TLS refuses to run unless told --insecure.
 func TestSecureCluster(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	pkiDir := t.TempDir()
 	p := func(n string) string { return filepath.Join(pkiDir, n) }
 	initOut := start(t, "certs init", "certs", "init", "--dir", pkiDir, "--nodes", "w1,w2", "--hosts", "127.0.0.1")

@@ -147,6 +147,16 @@ func TestUp(t *testing.T) {
 // skiffctl at the client config skiff up writes there, so it needs no flags.
 func upPlace(t *testing.T, nodes int) (dir, addr string) {
 	t.Helper()
+	dir, addr, config := upPlaceOwn(t, nodes)
+	t.Setenv("SKIFF_CONFIG", config)
+	return dir, addr
+}
+
+// upPlaceOwn is upPlace for a test that runs beside others (t.Parallel), which may not
+// set the process's environment: skiff up is given config as its $SKIFF_CONFIG and
+// skiffctl as its --config.
+func upPlaceOwn(t *testing.T, nodes int) (dir, addr, config string) {
+	t.Helper()
 	for range 50 {
 		base := freePorts(t, 1)[0]
 		if base+100+nodes > 65535 {
@@ -169,12 +179,11 @@ func upPlace(t *testing.T, nodes int) (dir, addr string) {
 			// secret and service-account token tmpfs), as a kubelet leaves them: unmounted
 			// before the directory goes (cleanups run last registered first).
 			t.Cleanup(func() { unmountUnder(t, dir) })
-			t.Setenv("SKIFF_CONFIG", filepath.Join(dir, "client-config"))
-			return dir, fmt.Sprintf("127.0.0.1:%d", base)
+			return dir, fmt.Sprintf("127.0.0.1:%d", base), filepath.Join(dir, "client-config")
 		}
 	}
 	t.Skip("no free block of ports for skiff up")
-	return "", ""
+	return "", "", ""
 }
 
 // TestUpThreeNodes: `skiff up --nodes 3` is a three-member cluster in one process: every

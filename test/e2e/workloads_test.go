@@ -43,6 +43,7 @@ func byNode(pods map[string]string) string {
 // when it is deleted; a new image rolls across the nodes, with its revisions, its
 // status and its chain as skiffctl shows them.
 func TestDaemonSetFollowsNodes(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	c := startAPIServers(t)
 	s := c.servers()
 	start(t, "controller-manager", "controller-manager", "--server", s, "--log-level", "warn")
@@ -132,6 +133,7 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 // bound; a pod deleted comes back with its name, on the node its volume lives on; scaling
 // down removes the highest ordinals and keeps their claims (the default retention).
 func TestStatefulSetKeepsItsVolumes(t *testing.T) {
+	t.Parallel() // a cluster of its own, mostly waiting: see harness_test.go
 	c := startAPIServers(t)
 	s := c.servers()
 	start(t, "controller-manager", "controller-manager", "--server", s, "--log-level", "warn")

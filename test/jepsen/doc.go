@@ -26,9 +26,9 @@
 // never crashes; writes go on throughout and no acknowledged one is lost.
 //
 // The upgrade nemesis is a planned change rather than a fault: its cluster starts at the
-// previous release (previous_test.go names the commit; built once into bin/previous/)
-// and it replaces the members one by one with this build, as docs/operations.md
-// "Upgrades" says. Besides the checkers above, the failover client's writes must not
+// previous release (previous_test.go names the commit; built once into
+// ~/.cache/skiff/previous/, which every checkout shares) and it replaces the members one
+// by one with this build, as docs/operations.md "Upgrades" says. Besides the checkers above, the failover client's writes must not
 // fail outside a leader-change window (a poller records every change of leader) and no
 // watch may lose events to a compaction.
 //

@@ -31,11 +31,13 @@ var (
 
 // previousRelease returns `skiff` built from previousCommit, stamped one minor version
 // below this build (so the members' skew check sees two releases and accepts them).
-// It is built once into bin/previous/COMMIT-VERSION/ at the repository's top, from `git
-// archive` of the commit, and reused by later runs, as the Makefile caches what the tests
-// need; the first build takes minutes on a loaded machine. Without the commit in the git
-// history (no .git, or a shallow clone) the test is skipped, saying so and how to get it:
-// the rolling upgrade needs the previous release's source, which only the history holds.
+// It is built once, from `git archive` of the commit, into a cache every checkout of the
+// machine shares (${XDG_CACHE_HOME:-~/.cache}/skiff/previous/COMMIT-VERSION/, as
+// test/tools/build-seaweedfs.sh caches SeaweedFS), and reused by later runs: the first
+// build takes minutes on a loaded machine, which CI's fresh clone would otherwise pay at
+// every run. Without the binary there and without the commit in the git history (no .git,
+// or a shallow clone) the test is skipped, saying so and how to get it: the rolling
+// upgrade needs the previous release's source, which only the history holds.
 func previousRelease(t *testing.T) string {
 	t.Helper()
 	previousOnce.Do(func() { previousBin, previousErr = buildPrevious(previousCommit, t.Logf) })
@@ -49,20 +51,24 @@ func previousRelease(t *testing.T) string {
 }
 
 func buildPrevious(commit string, logf func(string, ...any)) (string, error) {
+	stamp, err := previousVersion(version.Version)
+	if err != nil {
+		return "", err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("the cache of the previous release: %w", err)
+	}
+	dir := filepath.Join(cache, "skiff", "previous", commit+"-"+stamp)
+	bin := filepath.Join(dir, "skiff")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
 	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
 		return "", fmt.Errorf("%w: git rev-parse --show-toplevel: %v: the upgrade test builds the previous release from the git history; run it in a git checkout", errNoHistory, err)
 	}
 	root := strings.TrimSpace(string(top))
-	stamp, err := previousVersion(version.Version)
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(root, "bin", "previous", commit+"-"+stamp)
-	bin := filepath.Join(dir, "skiff")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
 	if out, err := exec.Command("git", "-C", root, "rev-parse", "--verify", "--quiet", commit+"^{commit}").Output(); err != nil || len(out) == 0 {
 		return "", fmt.Errorf("%w: commit %s is not in this checkout's git history (a shallow clone?): `git fetch --unshallow` or `git fetch origin %s` brings it", errNoHistory, commit, commit)
 	}

@@ -22,30 +22,7 @@ func TestKubectlRBAC(t *testing.T) {
 	}
 	s := startSkiffWith(t, func(c *up.Config) { c.Tokens = toks })
 
-	// alice's kubeconfig: the cluster's, with her token.
-	dir := t.TempDir()
-	server := s.must("config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")
-	caData := s.must("config", "view", "--raw", "--minify", "--flatten", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}")
-	ca, err := base64.StdEncoding.DecodeString(caData)
-	if err != nil || len(ca) == 0 {
-		t.Fatalf("the kubeconfig's CA: %q %v", caData, err)
-	}
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	aliceEnv := []string{"KUBECONFIG=" + filepath.Join(dir, "alice")}
-	asAlice := func(args ...string) (string, error) { return s.runEnv(aliceEnv, "", args...) }
-	for _, args := range [][]string{
-		{"config", "set-cluster", "skiff", "--server", server, "--certificate-authority", caFile, "--embed-certs"},
-		{"config", "set-credentials", "alice", "--token", "alice-token"},
-		{"config", "set-context", "alice", "--cluster", "skiff", "--user", "alice"},
-		{"config", "use-context", "alice"},
-	} {
-		if out, err := asAlice(args...); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-	}
+	asAlice := s.tokenUser("alice", "alice-token")
 	canI := func(want string, args ...string) {
 		t.Helper()
 		out, _ := asAlice(append([]string{"auth", "can-i"}, args...)...) // exits 1 on no, with the reason
@@ -79,4 +56,34 @@ func TestKubectlRBAC(t *testing.T) {
 	// The defaults every cluster has, and the aggregated view role.
 	s.wantOut(`(?m)^cluster-admin\s+ClusterRole/cluster-admin\s`, "get", "clusterrolebindings")
 	s.wantOut(`(?s)pods/log.*get`, "describe", "clusterrole", "view")
+}
+
+// tokenUser is kubectl as user, authenticated by token alone: a kubeconfig of its own
+// with the cluster's server and CA, without the administrator's certificate.
+func (s *skiff) tokenUser(user, token string) func(args ...string) (string, error) {
+	s.t.Helper()
+	dir := s.t.TempDir()
+	server := s.must("config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")
+	caData := s.must("config", "view", "--raw", "--minify", "--flatten", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}")
+	ca, err := base64.StdEncoding.DecodeString(caData)
+	if err != nil || len(ca) == 0 {
+		s.t.Fatalf("the kubeconfig's CA: %q %v", caData, err)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	env := []string{"KUBECONFIG=" + filepath.Join(dir, user)}
+	as := func(args ...string) (string, error) { return s.runEnv(env, "", args...) }
+	for _, args := range [][]string{
+		{"config", "set-cluster", "skiff", "--server", server, "--certificate-authority", caFile, "--embed-certs"},
+		{"config", "set-credentials", user, "--token", token},
+		{"config", "set-context", user, "--cluster", "skiff", "--user", user},
+		{"config", "use-context", user},
+	} {
+		if out, err := as(args...); err != nil {
+			s.t.Fatalf("%v: %s", err, out)
+		}
+	}
+	return as
 }

@@ -84,10 +84,31 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// awaitBuild waits while test/tools/build-seaweedfs.sh builds bin: `make test` runs the
+// build beside the tests on a machine that has none yet, and the script holds an
+// exclusive lock on the cache's .lock while it builds (on a quiet machine a few minutes;
+// the deadline is for a loaded one).
+func awaitBuild(t testing.TB, bin string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(filepath.Dir(bin), ".lock"))
+	if err != nil {
+		return // no build was started here
+	}
+	defer f.Close()
+	waitfor.Condition(t, 45*time.Minute, "SeaweedFS's build (test/tools/build-seaweedfs.sh) to end", func() (bool, string) {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+			return false, "still building: " + err.Error()
+		}
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return true, ""
+	})
+}
+
 // Start starts SeaweedFS for t; it stops, and its directory goes, at t's cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary()
+	awaitBuild(t, bin)
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("S3 tests: SeaweedFS is not built (%v): run test/tools/build-seaweedfs.sh (make test does)", err)
 	}

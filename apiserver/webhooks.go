@@ -1,0 +1,786 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+
+	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/store"
+)
+
+// Admission webhooks, as kube-apiserver's MutatingAdmissionWebhook and
+// ValidatingAdmissionWebhook call them. A write's admission, once Skiff's built-in
+// admission has mutated the object, calls the mutating webhooks whose rules match it,
+// one after the other, each seeing the previous one's patch (those with
+// reinvocationPolicy IfNeeded once more when a later one changed the object); the
+// built-in defaulting and validation then run again on the result; last, the
+// validating webhooks are called in parallel, and any refusal refuses the write. The
+// configurations are read from this node's state only when one of them has changed
+// (store.LastChange): a request costs no read while none changes, and a change counts
+// from the next request. Webhooks never see writes of the configurations themselves, so
+// that a broken webhook can always be removed.
+
+// webhookOp is a write as admission names it.
+type webhookOp struct {
+	operation   admissionv1.Operation
+	info        *kinds.Info
+	subresource string
+	// obj is the object written (nil for a delete); old is the stored one (nil for a
+	// create).
+	obj, old kinds.Object
+	dryRun   bool
+	// options are the request's CreateOptions, UpdateOptions or DeleteOptions.
+	options runtime.Object
+}
+
+func (op *webhookOp) namespace() string {
+	if op.obj != nil {
+		return op.obj.GetNamespace()
+	}
+	return op.old.GetNamespace()
+}
+
+func (op *webhookOp) name() string {
+	if op.obj != nil {
+		return op.obj.GetName()
+	}
+	return op.old.GetName()
+}
+
+// webhooks holds the configurations, compiled, and the HTTP clients that call them.
+type webhooks struct {
+	store *store.Store
+	log   hclog.Logger
+	// namespaceLabels reads a namespace's labels, for namespaceSelector.
+	namespaceLabels func(ctx context.Context, ns string) (labels.Set, error)
+	// resolve finds the address of a Service's ready endpoint serving port.
+	resolve func(ctx context.Context, ns, name string, port int32) (string, error)
+
+	mutatingLists, validatingLists *nsLists
+
+	mu       sync.Mutex
+	compiled map[string]compiledHooks // by configuration kind
+	clients  map[string]*http.Client  // by caBundle
+}
+
+// compiledHooks are the webhooks of one kind's configurations, in Kubernetes' order
+// (configurations by name, then each one's list), and the cached list they were made
+// from (nsLists hands out the same slice until a configuration changes).
+type compiledHooks struct {
+	from  []store.Object
+	hooks []*webhook
+}
+
+// webhook is one webhook of a configuration, its selectors parsed.
+type webhook struct {
+	admissionregistrationv1.MutatingWebhook
+	mutating       bool
+	nsSel, objSel  labels.Selector
+	configuration  string
+	reinvokeIfNeed bool
+}
+
+func newWebhooks(s *store.Store, log hclog.Logger) *webhooks {
+	return &webhooks{store: s, log: log, mutatingLists: newNSLists(kinds.MutatingWebhookConfiguration),
+		validatingLists: newNSLists(kinds.ValidatingWebhookConfiguration), compiled: map[string]compiledHooks{},
+		clients: map[string]*http.Client{}}
+}
+
+// webhookExempt are the kinds no webhook sees: the configurations (Kubernetes excludes
+// admissionregistration's kinds, so that a webhook cannot lock itself in).
+var webhookExempt = map[string]bool{kinds.MutatingWebhookConfiguration: true, kinds.ValidatingWebhookConfiguration: true}
+
+// none reports whether no webhook is configured (or the configurations cannot be read:
+// the calls that read them say so).
+func (wh *webhooks) none(ctx context.Context) bool {
+	m, err := wh.hooks(ctx, kinds.MutatingWebhookConfiguration)
+	if err != nil || len(m) > 0 {
+		return false
+	}
+	v, err := wh.hooks(ctx, kinds.ValidatingWebhookConfiguration)
+	return err == nil && len(v) == 0
+}
+
+// hooks returns the webhooks of the configurations of kind.
+func (wh *webhooks) hooks(ctx context.Context, kind string) ([]*webhook, error) {
+	lists := wh.mutatingLists
+	if kind == kinds.ValidatingWebhookConfiguration {
+		lists = wh.validatingLists
+	}
+	objs, err := lists.list(ctx, wh.store, "", false)
+	if err != nil {
+		return nil, storeError(kinds.MustLookup(kind), "", err)
+	}
+	if len(objs) == 0 {
+		return nil, nil
+	}
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	if c, ok := wh.compiled[kind]; ok && len(c.from) == len(objs) && &c.from[0] == &objs[0] {
+		return c.hooks, nil
+	}
+	info := kinds.MustLookup(kind)
+	sorted := slices.Clone(objs)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key.Name < sorted[j].Key.Name })
+	var out []*webhook
+	for i := range sorted {
+		obj, err := decode(info, &sorted[i])
+		if err != nil {
+			return nil, storeError(info, sorted[i].Key.Name, err)
+		}
+		list, mutating := kinds.Webhooks(obj)
+		for _, h := range list {
+			w := &webhook{MutatingWebhook: h, mutating: mutating, configuration: obj.GetName(),
+				reinvokeIfNeed: h.ReinvocationPolicy != nil && *h.ReinvocationPolicy == admissionregistrationv1.IfNeededReinvocationPolicy}
+			if w.nsSel, err = selectorOf(h.NamespaceSelector); err == nil {
+				w.objSel, err = selectorOf(h.ObjectSelector)
+			}
+			if err != nil { // validated when stored: only a configuration of a later release
+				wh.log.Warn("webhook with an invalid selector ignored", "webhook", h.Name, "error", err)
+				continue
+			}
+			out = append(out, w)
+		}
+	}
+	wh.compiled[kind] = compiledHooks{from: objs, hooks: out}
+	return out, nil
+}
+
+func selectorOf(s *metav1.LabelSelector) (labels.Selector, error) {
+	if s == nil {
+		return labels.Everything(), nil
+	}
+	return metav1.LabelSelectorAsSelector(s)
+}
+
+// admitWebhooksMutating calls the mutating admission webhooks on op (webhooks.go); op.obj
+// is what they made of the object, and changed says whether it differs.
+func (r *resources) admitWebhooksMutating(ctx context.Context, op *webhookOp) (changed bool, err error) {
+	op.obj, changed, err = r.webhooks.mutate(ctx, op)
+	return changed, err
+}
+
+// admitWebhooksUpdate wraps mutate, which makes the next state of an update or a delete
+// of the object or its status, with the admission webhooks: the mutating ones change
+// that next state (which is then defaulted and validated again), the validating ones
+// may refuse it. The scale and binding subresources, whose objects are not the stored
+// kind's, are not sent to webhooks.
+func (r *resources) admitWebhooksUpdate(ctx context.Context, info *kinds.Info, opts writeOptions,
+	mutate func(cur kinds.Object, rec *store.Object) (kinds.Object, error)) func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+	if r.webhooks == nil || webhookExempt[info.Kind] || opts.subresource != "" && opts.subresource != "status" {
+		return mutate
+	}
+	// The webhooks' answer for the revision last read: update reads again (linearizably,
+	// or after losing a race), and a state read at the same revision is not sent again.
+	memoRev := int64(-1)
+	var memoNext kinds.Object
+	var memoErr error
+	return func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
+		next, err := mutate(cur, rec)
+		if err != nil {
+			return nil, err
+		}
+		if r.webhooks.none(ctx) {
+			return next, nil
+		}
+		if rec.ModRevision == memoRev {
+			if memoErr != nil {
+				return nil, memoErr
+			}
+			return clone(memoNext), nil
+		}
+		next, err = r.webhooksOnUpdate(ctx, info, opts, cur, next)
+		memoRev, memoNext, memoErr = rec.ModRevision, next, err
+		return next, err
+	}
+}
+
+// webhooksOnUpdate admits next, the next state of cur, through the webhooks.
+func (r *resources) webhooksOnUpdate(ctx context.Context, info *kinds.Info, opts writeOptions, cur, next kinds.Object) (kinds.Object, error) {
+	op := &webhookOp{operation: admissionv1.Update, info: info, subresource: opts.subresource, obj: next, old: cur,
+		dryRun: opts.dryRun, options: &metav1.UpdateOptions{}}
+	if opts.deleting {
+		op.operation, op.obj, op.options = admissionv1.Delete, nil, &metav1.DeleteOptions{}
+	}
+	changed, err := r.admitWebhooksMutating(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		if opts.subresource == "status" {
+			next, err = prepareStatusUpdate(info, cur, op.obj)
+		} else {
+			next, err = prepareUpdate(info, cur, op.obj)
+		}
+		if err != nil {
+			return nil, err
+		}
+		op.obj = next
+	}
+	if opts.deleting {
+		op.obj = nil
+	}
+	if err := r.webhooks.validate(ctx, op); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// matchRules reports whether one of rules matches op: Kubernetes' rules.Matcher
+// (operations, apiGroups, apiVersions, resources with subresources and wildcards, scope).
+func matchRules(rules []admissionregistrationv1.RuleWithOperations, op *webhookOp) bool {
+	for i := range rules {
+		if matchRule(&rules[i], op) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchRule(r *admissionregistrationv1.RuleWithOperations, op *webhookOp) bool {
+	if !slices.ContainsFunc(r.Operations, func(o admissionregistrationv1.OperationType) bool {
+		return o == admissionregistrationv1.OperationAll || string(o) == string(op.operation)
+	}) {
+		return false
+	}
+	any := func(list []string, v string) bool { return slices.Contains(list, "*") || slices.Contains(list, v) }
+	if !any(r.APIGroups, op.info.Group) || !any(r.APIVersions, op.info.Version) {
+		return false
+	}
+	if !slices.ContainsFunc(r.Resources, func(rs string) bool {
+		res, sub, _ := strings.Cut(rs, "/")
+		switch {
+		case rs == "*/*":
+			return true
+		case rs == "*":
+			return op.subresource == ""
+		}
+		return (res == "*" || res == op.info.Plural) && (sub == "*" || sub == op.subresource)
+	}) {
+		return false
+	}
+	scope := admissionregistrationv1.AllScopes
+	if r.Scope != nil {
+		scope = *r.Scope
+	}
+	// A Namespace is cluster-scoped, though it names itself as its namespace.
+	clusterScoped := op.info.Kind == kinds.Namespace || op.namespace() == ""
+	switch scope {
+	case admissionregistrationv1.ClusterScope:
+		return clusterScoped
+	case admissionregistrationv1.NamespacedScope:
+		return !clusterScoped
+	}
+	return true
+}
+
+// matches reports whether h is called for op: its rules, then its selectors.
+func (wh *webhooks) matches(ctx context.Context, h *webhook, op *webhookOp) (bool, error) {
+	if !matchRules(h.Rules, op) {
+		return false, nil
+	}
+	if !h.objSel.Empty() {
+		match := func(o kinds.Object) bool { return o != nil && h.objSel.Matches(labels.Set(o.GetLabels())) }
+		if !match(op.obj) && !match(op.old) {
+			return false, nil
+		}
+	}
+	if h.nsSel.Empty() {
+		return true, nil
+	}
+	var set labels.Set
+	switch {
+	case op.info.Kind == kinds.Namespace:
+		o := op.obj
+		if o == nil {
+			o = op.old
+		}
+		set = o.GetLabels()
+	case op.namespace() == "":
+		return true, nil // a cluster-scoped object is in no namespace to select
+	default:
+		var err error
+		if set, err = wh.namespaceLabels(ctx, op.namespace()); err != nil {
+			return false, err
+		}
+	}
+	return h.nsSel.Matches(set), nil
+}
+
+// mutate calls the mutating webhooks matching op on op.obj, which it changes to the
+// result of their patches; it reports whether anything changed.
+func (wh *webhooks) mutate(ctx context.Context, op *webhookOp) (kinds.Object, bool, error) {
+	if wh == nil || webhookExempt[op.info.Kind] {
+		return op.obj, false, nil
+	}
+	hooks, err := wh.hooks(ctx, kinds.MutatingWebhookConfiguration)
+	if err != nil || len(hooks) == 0 {
+		return op.obj, false, err
+	}
+	var called []*webhook
+	lastChange := -1
+	for _, h := range hooks {
+		ok, err := wh.matches(ctx, h, op)
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			continue
+		}
+		changed, err := wh.callMutating(ctx, h, op)
+		if err != nil {
+			return nil, false, err
+		}
+		called = append(called, h)
+		if changed {
+			lastChange = len(called) - 1
+		}
+	}
+	if lastChange < 0 {
+		return op.obj, false, nil
+	}
+	// Reinvocation: a webhook that asked for it and ran before the last change sees the
+	// object once more (Kubernetes' reinvocationPolicy IfNeeded).
+	for _, h := range called[:lastChange] {
+		if !h.reinvokeIfNeed {
+			continue
+		}
+		if _, err := wh.callMutating(ctx, h, op); err != nil {
+			return nil, false, err
+		}
+	}
+	return op.obj, true, nil
+}
+
+// callMutating calls h on op and applies its patch to op.obj.
+func (wh *webhooks) callMutating(ctx context.Context, h *webhook, op *webhookOp) (bool, error) {
+	resp, err := wh.call(ctx, h, op)
+	if err != nil || resp == nil {
+		return false, err
+	}
+	return wh.applyPatch(h, op, resp)
+}
+
+// applyPatch applies the JSON patch of h's answer to op.obj; a patch that cannot be
+// applied is h's failure.
+func (wh *webhooks) applyPatch(h *webhook, op *webhookOp, resp *admissionv1.AdmissionResponse) (bool, error) {
+	if len(resp.Patch) == 0 || op.obj == nil {
+		return false, nil
+	}
+	if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
+		return false, wh.failure(h, op, fmt.Errorf("unsupported patch type %q", ptrString(resp.PatchType)))
+	}
+	next, err := kinds.Patch(op.obj, kinds.JSONPatch, resp.Patch)
+	if err != nil {
+		return false, wh.failure(h, op, fmt.Errorf("JSON patch: %w", err))
+	}
+	changed := !bytes.Equal(kinds.MustEncode(next), kinds.MustEncode(op.obj))
+	op.obj = next
+	return changed, nil
+}
+
+func ptrString[T ~string](p *T) string {
+	if p == nil {
+		return ""
+	}
+	return string(*p)
+}
+
+// validate calls the validating webhooks matching op, in parallel; the first refusal,
+// in the webhooks' order, is the error.
+func (wh *webhooks) validate(ctx context.Context, op *webhookOp) error {
+	if wh == nil || webhookExempt[op.info.Kind] {
+		return nil
+	}
+	hooks, err := wh.hooks(ctx, kinds.ValidatingWebhookConfiguration)
+	if err != nil || len(hooks) == 0 {
+		return err
+	}
+	errs := make([]error, len(hooks))
+	var wg sync.WaitGroup
+	for i, h := range hooks {
+		ok, err := wh.matches(ctx, h, op)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		wg.Go(func() { _, errs[i] = wh.call(ctx, h, op) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// call sends op's AdmissionReview to h and returns its answer when it allows op; a
+// refusal, or a failure under failurePolicy Fail, is the error. A failure under
+// failurePolicy Ignore is logged and answers nil.
+func (wh *webhooks) call(ctx context.Context, h *webhook, op *webhookOp) (*admissionv1.AdmissionResponse, error) {
+	if op.dryRun && (h.SideEffects == nil || (*h.SideEffects != admissionregistrationv1.SideEffectClassNone && *h.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun)) {
+		return nil, badRequest("admission webhook %q does not support dry run", h.Name)
+	}
+	resp, err := wh.post(ctx, h, op)
+	if err != nil {
+		return nil, wh.failure(h, op, err)
+	}
+	for _, msg := range resp.Warnings {
+		addRequestWarning(ctx, msg)
+	}
+	if !resp.Allowed {
+		return nil, deniedError(h.Name, resp.Result)
+	}
+	return resp, nil
+}
+
+// failure is what a webhook that could not be called, or answered nonsense, makes of
+// the request: nothing under failurePolicy Ignore, else Kubernetes' internal error.
+func (wh *webhooks) failure(h *webhook, op *webhookOp, err error) error {
+	if h.FailurePolicy != nil && *h.FailurePolicy == admissionregistrationv1.Ignore {
+		wh.log.Warn("failed calling webhook, failing open", "webhook", h.Name, "kind", op.info.Kind, "name", op.name(), "error", err)
+		return nil
+	}
+	return statusError(codes.Internal, ReasonInternal, nil, "Internal error occurred: failed calling webhook %q: %v", h.Name, err)
+}
+
+// deniedError is Kubernetes' webhook refusal (webhookerrors.ToStatusErr): the
+// webhook's Status, its message prefixed with who denied the request.
+func deniedError(name string, result *metav1.Status) error {
+	deniedBy := fmt.Sprintf("admission webhook %q denied the request", name)
+	st := metav1.Status{}
+	if result != nil {
+		st = *result
+	}
+	switch {
+	case st.Message != "":
+		st.Message = deniedBy + ": " + st.Message
+	case st.Reason != "":
+		st.Message = deniedBy + ": " + string(st.Reason)
+	default:
+		st.Message = deniedBy + " without explanation"
+	}
+	if st.Code < http.StatusBadRequest {
+		st.Code = http.StatusBadRequest
+	}
+	st.Status = metav1.StatusFailure
+	code := codes.InvalidArgument
+	switch st.Code {
+	case http.StatusForbidden:
+		code = codes.PermissionDenied
+	case http.StatusNotFound:
+		code = codes.NotFound
+	case http.StatusConflict:
+		code = codes.Aborted
+	case http.StatusTooManyRequests:
+		code = codes.ResourceExhausted
+	}
+	if st.Code >= http.StatusInternalServerError {
+		code = codes.Internal
+	}
+	return &apiError{status: st, code: code}
+}
+
+// review is op's AdmissionReview request for h.
+func (wh *webhooks) review(ctx context.Context, op *webhookOp) (*admissionv1.AdmissionReview, error) {
+	u := requestUser(ctx)
+	req := &admissionv1.AdmissionRequest{
+		UID:         types.UID(uuid.NewUUID()),
+		Kind:        metav1.GroupVersionKind(op.info.GroupVersionKind()),
+		Resource:    metav1.GroupVersionResource(op.info.GroupVersionResource()),
+		SubResource: op.subresource,
+		Name:        op.name(),
+		Namespace:   op.namespace(),
+		Operation:   op.operation,
+		UserInfo:    authenticationv1.UserInfo{Username: u.Name, Groups: u.Groups},
+		DryRun:      &op.dryRun,
+	}
+	req.RequestKind, req.RequestResource, req.RequestSubResource = &req.Kind, &req.Resource, req.SubResource
+	if op.info.Kind == kinds.Namespace {
+		req.Namespace = op.name() // Kubernetes' attributes name a namespace as its own
+	}
+	var err error
+	if op.obj != nil {
+		if req.Object.Raw, err = kinds.ObjectJSON(op.obj); err != nil {
+			return nil, err
+		}
+	}
+	if op.old != nil {
+		if req.OldObject.Raw, err = kinds.ObjectJSON(op.old); err != nil {
+			return nil, err
+		}
+	}
+	if op.options != nil {
+		if req.Options.Raw, err = json.Marshal(op.options); err != nil {
+			return nil, err
+		}
+	}
+	return &admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}, Request: req}, nil
+}
+
+// post sends op's review to h and reads its answer.
+func (wh *webhooks) post(ctx context.Context, h *webhook, op *webhookOp) (*admissionv1.AdmissionResponse, error) {
+	if !slices.Contains(h.AdmissionReviewVersions, "v1") {
+		return nil, fmt.Errorf("webhook does not accept v1 AdmissionReview (admissionReviewVersions %v)", h.AdmissionReviewVersions)
+	}
+	rev, err := wh.review(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(rev)
+	if err != nil {
+		return nil, err
+	}
+	timeout := 10 * time.Second
+	if h.TimeoutSeconds != nil {
+		timeout = time.Duration(*h.TimeoutSeconds) * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	target, serverName, err := wh.target(ctx, &h.ClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	client, err := wh.client(h.ClientConfig.CABundle)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(withServerName(ctx, serverName), http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("failed to call webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 3<<20))
+	if err != nil {
+		return nil, fmt.Errorf("failed to call webhook: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("failed to call webhook: the server responded with the status code %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("received invalid webhook response: %w", err)
+	}
+	switch {
+	case out.Response == nil:
+		return nil, errors.New("webhook response was absent")
+	case out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview":
+		return nil, fmt.Errorf("expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got %s, Kind=%s", out.APIVersion, out.Kind)
+	case out.Response.UID != rev.Request.UID:
+		return nil, fmt.Errorf("expected response.uid=%q, got %q", rev.Request.UID, out.Response.UID)
+	}
+	return out.Response, nil
+}
+
+// target is the URL a webhook is called at, and the name its certificate must have: the
+// url as given, or a ready endpoint of the Service (the API server runs on a node, which
+// reaches pod addresses), verified as SERVICE.NAMESPACE.svc as Kubernetes does.
+func (wh *webhooks) target(ctx context.Context, cc *admissionregistrationv1.WebhookClientConfig) (string, string, error) {
+	if cc.URL != nil {
+		u, err := url.Parse(*cc.URL)
+		if err != nil {
+			return "", "", err
+		}
+		return *cc.URL, u.Hostname(), nil
+	}
+	svc := cc.Service
+	if svc == nil {
+		return "", "", errors.New("the webhook has neither url nor service")
+	}
+	port := int32(443)
+	if svc.Port != nil {
+		port = *svc.Port
+	}
+	addr, err := wh.resolve(ctx, svc.Namespace, svc.Name, port)
+	if err != nil {
+		return "", "", err
+	}
+	u := url.URL{Scheme: "https", Host: addr, Path: ptrString(svc.Path)}
+	return u.String(), svc.Name + "." + svc.Namespace + ".svc", nil
+}
+
+type serverNameKey struct{}
+
+func withServerName(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, serverNameKey{}, name)
+}
+
+// client is the HTTP client that trusts caBundle (the system's roots without one),
+// kept for every webhook of the same bundle. The name a server's certificate must have
+// comes with each request (withServerName).
+func (wh *webhooks) client(caBundle []byte) (*http.Client, error) {
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	if c, ok := wh.clients[string(caBundle)]; ok {
+		return c, nil
+	}
+	var roots *x509.CertPool
+	if len(caBundle) > 0 {
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(caBundle) {
+			return nil, errors.New("the webhook's caBundle holds no PEM certificate")
+		}
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	tr := &http.Transport{
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			name, _ := ctx.Value(serverNameKey{}).(string)
+			if name == "" {
+				name, _, _ = net.SplitHostPort(addr)
+			}
+			return (&tls.Dialer{NetDialer: dialer, Config: &tls.Config{RootCAs: roots, ServerName: name, MinVersion: tls.VersionTLS12,
+				NextProtos: []string{"h2", "http/1.1"}}}).DialContext(ctx, network, addr)
+		},
+	}
+	if len(wh.clients) > 100 { // bounded: bundles of deleted configurations
+		for k, c := range wh.clients {
+			c.CloseIdleConnections()
+			delete(wh.clients, k)
+		}
+	}
+	c := &http.Client{Transport: tr}
+	wh.clients[string(caBundle)] = c
+	return c, nil
+}
+
+// close drops the clients' idle connections.
+func (wh *webhooks) close() {
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	for _, c := range wh.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+// resolveService is the address of a ready endpoint of Service ns/name behind its port
+// numbered port, from its EndpointSlices as this node has them.
+func (r *resources) resolveService(ctx context.Context, ns, name string, port int32) (string, error) {
+	svcInfo := kinds.MustLookup(kinds.Service)
+	obj, _, err := r.get(ctx, svcInfo, store.Key{Kind: kinds.Service, Namespace: ns, Name: name}, store.ReadOptions{Stale: true})
+	if err != nil {
+		return "", fmt.Errorf("service %s/%s: %w", ns, name, err)
+	}
+	svc := obj.(*corev1.Service)
+	var sp *corev1.ServicePort
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Port == port {
+			sp = &svc.Spec.Ports[i]
+		}
+	}
+	if sp == nil {
+		return "", fmt.Errorf("service %s/%s has no port %d", ns, name, port)
+	}
+	info := kinds.MustLookup(kinds.EndpointSlice)
+	objs, _, err := r.store.List(ctx, kinds.EndpointSlice, store.ListOptions{Namespace: ns, Stale: true})
+	if err != nil {
+		return "", err
+	}
+	for i := range objs {
+		if objs[i].Labels[discoveryv1.LabelServiceName] != name {
+			continue
+		}
+		o, err := decode(info, &objs[i])
+		if err != nil {
+			return "", err
+		}
+		es := o.(*discoveryv1.EndpointSlice)
+		target := int32(0)
+		for _, p := range es.Ports {
+			if ptrString(p.Name) == sp.Name && p.Port != nil {
+				target = *p.Port
+			}
+		}
+		if target == 0 {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			if (ep.Conditions.Ready == nil || *ep.Conditions.Ready) && len(ep.Addresses) > 0 {
+				return net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(target))), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("service %s/%s has no ready endpoint for port %d", ns, name, port)
+}
+
+// namespaceLabels are namespace ns's labels, as this node has them.
+func (r *resources) namespaceLabels(ctx context.Context, ns string) (labels.Set, error) {
+	obj, _, err := r.get(ctx, kinds.MustLookup(kinds.Namespace), store.Key{Kind: kinds.Namespace, Name: ns}, store.ReadOptions{Stale: true})
+	if err != nil {
+		return nil, err
+	}
+	return obj.GetLabels(), nil
+}
+
+// Warnings a request's handling adds (a webhook's), which the REST API sends in Warning
+// headers.
+type warningsKey struct{}
+
+type requestWarnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func withWarnings(ctx context.Context) context.Context {
+	return context.WithValue(ctx, warningsKey{}, &requestWarnings{})
+}
+
+func addRequestWarning(ctx context.Context, msg string) {
+	if w, ok := ctx.Value(warningsKey{}).(*requestWarnings); ok {
+		w.mu.Lock()
+		w.msgs = append(w.msgs, msg)
+		w.mu.Unlock()
+	}
+}
+
+// takeWarnings returns the request's warnings, once.
+func takeWarnings(ctx context.Context) []string {
+	w, ok := ctx.Value(warningsKey{}).(*requestWarnings)
+	if !ok {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	msgs := w.msgs
+	w.msgs = nil
+	return msgs
+}

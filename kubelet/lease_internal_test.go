@@ -1,0 +1,117 @@
+package kubelet
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/kinds"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/test/waitfor"
+)
+
+// leaseServer is a fake API server holding one node Lease. While busy it refuses
+// every Lease write as an overloaded priority level does: too many requests, come back
+// in a minute.
+type leaseServer struct {
+	apiv1.UnimplementedResourcesServer
+	mu      sync.Mutex
+	lease   *coordinationv1.Lease
+	busy    bool
+	refused int
+	renewed int // writes taken while not busy
+}
+
+func (s *leaseServer) Get(_ context.Context, req *apiv1.GetRequest) (*apiv1.Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return kinds.Wrap(s.lease)
+}
+
+func (s *leaseServer) Update(_ context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy {
+		s.refused++
+		st, _ := status.New(codes.ResourceExhausted, "too many requests at priority level node-high").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Minute)})
+		return nil, st.Err()
+	}
+	obj, err := kinds.Unwrap(req.GetObject())
+	if err != nil {
+		return nil, err
+	}
+	l := obj.(*coordinationv1.Lease)
+	if l.ResourceVersion != s.lease.ResourceVersion {
+		return nil, status.Error(codes.Aborted, "the object has been modified")
+	}
+	rv, _ := strconv.Atoi(l.ResourceVersion)
+	l.ResourceVersion = strconv.Itoa(rv + 1)
+	s.lease, s.renewed = l, s.renewed+1
+	return kinds.Wrap(l)
+}
+
+func (s *leaseServer) counts() (refused, renewed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused, s.renewed
+}
+
+// TestLeaseRenewalOutlastsRetryDelays: a Lease renewal the API server refuses with a
+// long retry delay (its node-high level overloaded, as 2,500 simulated nodes under a
+// 50,000-pod rollout made it) is given up at the renewal interval and tried again, so
+// the Lease is renewed as soon as the server takes writes again — not after the
+// client has waited out the delays, each longer than the Lease lives.
+func TestLeaseRenewalOutlastsRetryDelays(t *testing.T) {
+	srv := &leaseServer{busy: true, lease: &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: LeaseNamespace, Name: "n1", ResourceVersion: "1"}}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	apiv1.RegisterResourcesServer(gs, srv)
+	go gs.Serve(ln)
+	defer gs.Stop()
+	conn, err := client.Dial([]string{ln.Addr().String()}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	cfg := DefaultConfig()
+	cfg.NodeName = "n1"
+	cfg.LeaseRenewInterval, cfg.LeaseDuration = 200*time.Millisecond, time.Second
+	k := &Kubelet{cs: client.NewClientset(conn), cfg: cfg, log: hclog.NewNullLogger()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); k.leaseLoop(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitfor.Condition(t, 30*time.Second, "a renewal refused", func() (bool, string) {
+		refused, _ := srv.counts()
+		return refused > 0, "none yet"
+	})
+	srv.mu.Lock()
+	srv.busy = false
+	srv.mu.Unlock()
+	// Far less than the server's one-minute delay: the renewal after the refusal comes
+	// within an interval or two.
+	waitfor.Condition(t, 20*time.Second, "the Lease renewed once the server takes writes", func() (bool, string) {
+		refused, renewed := srv.counts()
+		return renewed > 0, strconv.Itoa(refused) + " renewals refused, none taken"
+	})
+}
