@@ -49,6 +49,9 @@ var fieldManagers struct {
 var applyScheme = sync.OnceValue(func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, in := range kinds.Served() {
+		if in.Custom != nil {
+			continue // a CRD's kind: applied as unstructured (not yet: refused)
+		}
 		gv := schema.GroupVersion{Group: in.Group, Version: in.Version}
 		s.AddKnownTypeWithName(in.GroupVersionKind(), in.New())
 		metav1.AddToGroupVersion(s, gv)

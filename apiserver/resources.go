@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -775,6 +777,15 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}
 	case *corev1.PersistentVolumeClaim:
 		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
+	case *apiextensionsv1.CustomResourceDefinition:
+		o.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
+		if !slices.Contains(o.Finalizers, FinalizerCustomResourceCleanup) {
+			o.Finalizers = append(o.Finalizers, FinalizerCustomResourceCleanup)
+		}
+	case *kinds.Custom:
+		if info.HasStatus {
+			delete(o.Content, "status") // written through the status subresource only
+		}
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 		if len(o.Spec.Finalizers) == 0 {

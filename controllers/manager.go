@@ -153,6 +153,7 @@ func Run(ctx context.Context, conn *client.Conn, cfg Config) error {
 func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log hclog.Logger) error {
 	log.Info("starting controllers", "identity", cfg.Identity)
 	f := cache.NewFactory(cs, log)
+	cache.ServeCRDs(f)
 	rec := record.New(cs.Events, record.Config{Component: "controller-manager", Host: cfg.Identity, Logger: log})
 	dc, rc, gc, nl := deployment.DefaultConfig(), replicaset.DefaultConfig(), garbagecollector.DefaultConfig(), nodelifecycle.DefaultConfig()
 	dc.Logger, rc.Logger, gc.Logger, nl.Logger = log, log, log, log

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
 	"github.com/skiffhq/skiff/kinds"
 )
 
@@ -40,6 +42,10 @@ const (
 // reports.
 func Default(obj kinds.Object) {
 	switch o := obj.(type) {
+	case *kinds.Custom:
+		defaultCustom(o)
+	case *apiextensionsv1.CustomResourceDefinition:
+		apiextensionsv1.SetObjectDefaults_CustomResourceDefinition(o)
 	case *corev1.Pod:
 		defaultPodSpec(&o.Spec)
 		defaultRequestsFromLimits(&o.Spec)

@@ -488,6 +488,12 @@ var supportedFields = map[string][]string{
 	),
 	// A PriorityClass's every field: the Priority admission gives its value and
 	// preemption policy to the pods of the class, the scheduler acts on them.
+	// A CustomResourceDefinition's every field but those crdUnsupported refuses (a
+	// conversion webhook, CEL rules): the API server serves its custom resources.
+	kinds.CustomResourceDefinition: slices.Concat(
+		under("metadata", storedMetaFields),
+		[]string{"spec", "status"},
+	),
 	kinds.PriorityClass: slices.Concat(
 		under("metadata", storedMetaFields),
 		[]string{"value", "globalDefault", "description", "preemptionPolicy"},

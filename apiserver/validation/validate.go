@@ -20,6 +20,8 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
 	"github.com/skiffhq/skiff/kinds"
 )
 
@@ -39,6 +41,11 @@ func Validate(obj kinds.Object) error {
 // that fields which may not change did not. old is the stored object. Defaults do not
 // count as changes: a pod spec is compared with Default's values filled in on both sides.
 func ValidateUpdate(old, obj kinds.Object) error {
+	if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
+		if oldCRD, ok := old.(*apiextensionsv1.CustomResourceDefinition); ok {
+			return asError(append(validateCRDUpdate(oldCRD, crd), checkSupported(obj, false)...))
+		}
+	}
 	errs := validateObject(obj)
 	if kinds.Of(old) != kinds.Of(obj) {
 		errs = append(errs, field.Invalid(field.NewPath("kind"), kinds.Of(obj).Kind,
@@ -52,6 +59,12 @@ func ValidateUpdate(old, obj kinds.Object) error {
 // ValidateStatus checks the status of obj, as written by UpdateStatus. It looks at the
 // status only: the rest of obj is the stored object, which was validated when written.
 func ValidateStatus(obj kinds.Object) error {
+	switch o := obj.(type) {
+	case *kinds.Custom:
+		return asError(validateCustom(o))
+	case *apiextensionsv1.CustomResourceDefinition:
+		return asError(validateCRDStatus(o))
+	}
 	if errs := validateUTF8(obj); len(errs) > 0 {
 		return asError(errs)
 	}
@@ -131,6 +144,13 @@ func nonNegativeCounts(p *field.Path, counts ...count) field.ErrorList {
 
 // validateObject checks metadata, the kind's own rules, and what is not supported.
 func validateObject(obj kinds.Object) field.ErrorList {
+	switch o := obj.(type) {
+	case *kinds.Custom:
+		return validateCustom(o)
+	case *apiextensionsv1.CustomResourceDefinition:
+		// Kubernetes' own validation, metadata included.
+		return append(validateCRD(o), checkSupported(obj, false)...)
+	}
 	if errs := validateUTF8(obj); len(errs) > 0 {
 		return errs // the other checks would quote the same bytes again
 	}
