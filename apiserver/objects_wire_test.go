@@ -22,6 +22,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,6 +62,12 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 				{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "AdminApproved"}}}},
 		&certificatesv1.ClusterTrustBundle{ObjectMeta: meta("", "example.com:signer:roots"), Spec: certificatesv1.ClusterTrustBundleSpec{
 			SignerName: "example.com/signer", TrustBundle: "-----BEGIN CERTIFICATE-----\n"}},
+		&apiextensionsv1.CustomResourceDefinition{ObjectMeta: meta("", "crontabs.stable.example.com"), Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "stable.example.com", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "crontabs", Singular: "crontab", Kind: "CronTab", ShortNames: []string{"ct"}},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object"}}}}},
+			Status: apiextensionsv1.CustomResourceDefinitionStatus{StoredVersions: []string{"v1"}}},
 		&networkingv1.IngressClass{ObjectMeta: meta("", "nginx"), Spec: networkingv1.IngressClassSpec{Controller: "k8s.io/ingress-nginx"}},
 		&networkingv1.Ingress{ObjectMeta: meta("default", "web"), Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx")}},
 		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: meta("", "injector"), Webhooks: []admissionregistrationv1.MutatingWebhook{{
