@@ -6,7 +6,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/validation"
@@ -30,7 +32,14 @@ func admitUpdate(old, obj kinds.Object) error {
 	return validation.ValidateUpdate(old, obj)
 }
 
-func admitStatusUpdate(old, obj kinds.Object) error { return validation.ValidateStatus(obj) }
+// admitStatusUpdate validates obj's status as written over old's through subresource
+// sub at now.
+func admitStatusUpdate(old, obj kinds.Object, sub string, now metav1.Time) error {
+	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+		return admitCSRStatus(old.(*certificatesv1.CertificateSigningRequest), csr, sub, now)
+	}
+	return validation.ValidateStatus(obj)
+}
 
 // The admission webhooks' calls are webhooks.go's admitWebhooksMutating,
 // admitWebhooksUpdate and webhooks.validate.

@@ -49,6 +49,9 @@ var fieldManagers struct {
 var applyScheme = sync.OnceValue(func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, in := range kinds.Served() {
+		if in.Custom != nil {
+			continue // a CRD's kind: applied as unstructured (not yet: refused)
+		}
 		gv := schema.GroupVersion{Group: in.Group, Version: in.Version}
 		s.AddKnownTypeWithName(in.GroupVersionKind(), in.New())
 		metav1.AddToGroupVersion(s, gv)
@@ -81,7 +84,7 @@ func fieldManager(info *kinds.Info, subresource string) (*managedfields.FieldMan
 	// fields): the main resource's writes keep the status, status writes the spec.
 	reset := map[fieldpath.APIVersion]fieldpath.Filter{}
 	switch {
-	case subresource == "" && info.HasStatus:
+	case (subresource == "" || subresource == subresourceEphemeralContainers || subresource == subresourceResize) && info.HasStatus:
 		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status")))
 	case subresource == "status" && info.HasSpec:
 		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("spec")))

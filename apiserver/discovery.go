@@ -63,7 +63,27 @@ func servedGroups() []groupVersion {
 			out = append(out, groupVersion{group: in.Group, version: in.Version, kinds: []*kinds.Info{in}})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].group < out[j].group })
+	// By group, then its versions by Kubernetes' priority (v2 before v1 before v1beta1).
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].group != out[j].group {
+			return out[i].group < out[j].group
+		}
+		return version.CompareKubeAwareVersionStrings(out[i].version, out[j].version) > 0
+	})
+	return out
+}
+
+// byGroup splits servedGroups' list into its groups, each with its versions, the
+// preferred first.
+func byGroup(gvs []groupVersion) [][]groupVersion {
+	var out [][]groupVersion
+	for _, gv := range gvs {
+		if n := len(out); n > 0 && out[n-1][0].group == gv.group {
+			out[n-1] = append(out[n-1], gv)
+			continue
+		}
+		out = append(out, []groupVersion{gv})
+	}
 	return out
 }
 
@@ -94,12 +114,16 @@ func (a *restAPI) discoveryRoot(w http.ResponseWriter, r *http.Request, path str
 	core := path == "/api"
 	if wantsAggregated(r.Header.Get("Accept")) {
 		list := &apidiscoveryv2.APIGroupDiscoveryList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: "apidiscovery.k8s.io/v2"}}
-		for _, gv := range servedGroups() {
-			if (gv.group == "") != core {
+		for _, gvs := range byGroup(servedGroups()) {
+			if (gvs[0].group == "") != core {
 				continue
 			}
-			list.Items = append(list.Items, apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: gv.group},
-				Versions: []apidiscoveryv2.APIVersionDiscovery{{Version: gv.version, Resources: aggregatedResources(gv), Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}}})
+			g := apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: gvs[0].group}}
+			for _, gv := range gvs {
+				g.Versions = append(g.Versions, apidiscoveryv2.APIVersionDiscovery{Version: gv.version, Resources: aggregatedResources(gv),
+					Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent})
+			}
+			list.Items = append(list.Items, g)
 		}
 		if list.Items == nil {
 			list.Items = []apidiscoveryv2.APIGroupDiscovery{}
@@ -114,25 +138,29 @@ func (a *restAPI) discoveryRoot(w http.ResponseWriter, r *http.Request, path str
 		return
 	}
 	list := &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}, Groups: []metav1.APIGroup{}}
-	for _, gv := range servedGroups() {
-		if gv.group != "" {
-			list.Groups = append(list.Groups, apiGroup(gv))
+	for _, gvs := range byGroup(servedGroups()) {
+		if gvs[0].group != "" {
+			list.Groups = append(list.Groups, apiGroup(gvs))
 		}
 	}
 	w.Header().Set("Vary", "Accept")
 	writeJSON(w, http.StatusOK, list)
 }
 
-func apiGroup(gv groupVersion) metav1.APIGroup {
-	v := metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.version}
-	return metav1.APIGroup{Name: gv.group, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v}
+func apiGroup(gvs []groupVersion) metav1.APIGroup {
+	g := metav1.APIGroup{Name: gvs[0].group}
+	for _, gv := range gvs {
+		g.Versions = append(g.Versions, metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.version})
+	}
+	g.PreferredVersion = g.Versions[0]
+	return g
 }
 
 // discoveryGroup answers /apis/GROUP.
 func (a *restAPI) discoveryGroup(w http.ResponseWriter, r *http.Request, group string) {
-	for _, gv := range servedGroups() {
-		if gv.group == group && group != "" {
-			g := apiGroup(gv)
+	for _, gvs := range byGroup(servedGroups()) {
+		if gvs[0].group == group && group != "" {
+			g := apiGroup(gvs)
 			g.TypeMeta = metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"}
 			writeJSON(w, http.StatusOK, &g)
 			return

@@ -181,8 +181,9 @@ func validateLogOptions(req *apiv1.PodLogsRequest) error {
 }
 
 // podContainer is the container a request means: the one named, an init container (a
-// sidecar's logs, a finished init container's) or an app container, or the pod's only
-// app container. The names are listed init containers first, as Kubernetes lists them.
+// sidecar's logs, a finished init container's), an app container or an ephemeral one
+// (kubectl debug's), or the pod's only app container. The names are listed init
+// containers first, ephemeral ones last, as Kubernetes lists them.
 func podContainer(pod *corev1.Pod, name string) (string, error) {
 	var names []string
 	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
@@ -191,6 +192,12 @@ func podContainer(pod *corev1.Pod, name string) (string, error) {
 			if c.Name == name {
 				return name, nil
 			}
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		names = append(names, c.Name)
+		if c.Name == name {
+			return name, nil
 		}
 	}
 	podName := pod.Name

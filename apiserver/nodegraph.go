@@ -42,6 +42,7 @@ type nodeGraph struct {
 // graphPod is what the graph keeps of a bound pod.
 type graphPod struct {
 	uid, node string
+	account   string // spec.serviceAccountName
 	refs      []graphRef
 }
 
@@ -104,6 +105,42 @@ func (g *nodeGraph) nodeOf(k store.Key, uid string) (string, bool) {
 		return "", false
 	}
 	return p.node, true
+}
+
+// boundPod is the bound pod at k with uid (its node and account, which never change
+// while it is bound), as this member's state has it: the graph answers once it has every
+// pod change this member had applied when asked, so a pod deleted through this member is
+// not found. ok is false when the graph does not have that pod bound (not bound yet, or
+// not seen yet: the graph may trail the cluster, so the caller reads the store rather
+// than take the miss as an answer), or did not catch up within graphCatchUp.
+func (g *nodeGraph) boundPod(k store.Key, uid string) (p graphPod, ok bool) {
+	if g == nil || uid == "" {
+		return graphPod{}, false
+	}
+	target := g.store.LastChange(kinds.Pod)
+	var timeout <-chan time.Time
+	for {
+		g.mu.RLock()
+		rev, advanced := g.rev, g.advanced
+		p, ok = g.pods[k]
+		g.mu.RUnlock()
+		if !ok || p.uid != uid {
+			return graphPod{}, false
+		}
+		if rev >= target {
+			return p, true
+		}
+		if timeout == nil {
+			t := time.NewTimer(graphCatchUp)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-advanced:
+		case <-timeout:
+			return graphPod{}, false
+		}
+	}
 }
 
 // podUID is the uid of the pod at k ("" when there is none). A pod the graph does not
@@ -231,8 +268,9 @@ func (g *nodeGraph) put(o *store.Object) {
 		g.log.Warn("a pod the node graph cannot read: its node reads nothing through it", "pod", o.Key.String(), "error", err)
 		return
 	}
-	p := graphPod{uid: o.UID, node: node}
-	for _, r := range podReferences(obj.(*corev1.Pod)) {
+	pod := obj.(*corev1.Pod)
+	p := graphPod{uid: o.UID, node: node, account: pod.Spec.ServiceAccountName}
+	for _, r := range podReferences(pod) {
 		r.node = node
 		p.refs = append(p.refs, r)
 		g.refs[r]++

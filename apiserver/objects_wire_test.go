@@ -12,6 +12,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -21,6 +22,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,6 +55,19 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			Containers: []corev1.Container{{Name: "c", Image: "busybox:1.36"}}}}},
 		&nodev1.RuntimeClass{ObjectMeta: meta("", "runc"), Handler: "runc"},
 		&schedulingv1.PriorityClass{ObjectMeta: meta("", "high"), Value: 1000, PreemptionPolicy: new(corev1.PreemptLowerPriority)},
+		&certificatesv1.CertificateSigningRequest{ObjectMeta: meta("", "jane"), Spec: certificatesv1.CertificateSigningRequestSpec{
+			Request: []byte("-----BEGIN CERTIFICATE REQUEST-----\n"), SignerName: certificatesv1.KubeAPIServerClientSignerName,
+			Usages: []certificatesv1.KeyUsage{certificatesv1.UsageClientAuth}, ExpirationSeconds: ptr.To[int32](3600), Username: "admin"},
+			Status: certificatesv1.CertificateSigningRequestStatus{Conditions: []certificatesv1.CertificateSigningRequestCondition{
+				{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "AdminApproved"}}}},
+		&certificatesv1.ClusterTrustBundle{ObjectMeta: meta("", "example.com:signer:roots"), Spec: certificatesv1.ClusterTrustBundleSpec{
+			SignerName: "example.com/signer", TrustBundle: "-----BEGIN CERTIFICATE-----\n"}},
+		&apiextensionsv1.CustomResourceDefinition{ObjectMeta: meta("", "crontabs.stable.example.com"), Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "stable.example.com", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "crontabs", Singular: "crontab", Kind: "CronTab", ShortNames: []string{"ct"}},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object"}}}}},
+			Status: apiextensionsv1.CustomResourceDefinitionStatus{StoredVersions: []string{"v1"}}},
 		&networkingv1.IngressClass{ObjectMeta: meta("", "nginx"), Spec: networkingv1.IngressClassSpec{Controller: "k8s.io/ingress-nginx"}},
 		&networkingv1.Ingress{ObjectMeta: meta("default", "web"), Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx")}},
 		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: meta("", "injector"), Webhooks: []admissionregistrationv1.MutatingWebhook{{

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,10 +21,12 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -350,6 +353,9 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 			if err := r.defaultIngressClass(ctx, ing); err != nil {
 				return err
 			}
+		}
+		if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+			prepareCSRCreate(ctx, csr) // after the webhooks too: the requester is the user's
 		}
 		return nil
 	}
@@ -771,6 +777,15 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}
 	case *corev1.PersistentVolumeClaim:
 		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
+	case *apiextensionsv1.CustomResourceDefinition:
+		o.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
+		if !slices.Contains(o.Finalizers, FinalizerCustomResourceCleanup) {
+			o.Finalizers = append(o.Finalizers, FinalizerCustomResourceCleanup)
+		}
+	case *kinds.Custom:
+		if info.HasStatus {
+			delete(o.Content, "status") // written through the status subresource only
+		}
 	case *corev1.Namespace:
 		o.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 		if len(o.Spec.Finalizers) == 0 {
@@ -1292,6 +1307,9 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 	next.SetGeneration(cur.GetGeneration())
 	next.SetGenerateName(cur.GetGenerateName())
 	kinds.CopySection(next, cur, kinds.StatusSection)
+	if info.Kind == kinds.CertificateSigningRequest {
+		kinds.CopySection(next, cur, kinds.SpecSection) // a request is fixed once made
+	}
 	if svc, ok := next.(*corev1.Service); ok {
 		prepareServiceUpdate(cur.(*corev1.Service), svc)
 	}
@@ -1316,21 +1334,22 @@ func (r *resources) UpdateStatus(ctx context.Context, req *apiv1.UpdateRequest) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.replaceStatus(ctx, obj, writeOptions{dryRun: req.GetDryRun()})
+	res, err := r.replaceStatus(ctx, obj, "status", writeOptions{dryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, err
 	}
 	return res.wire()
 }
 
-// replaceStatus writes obj's status over the stored object's, compare-and-swap on obj's
+// replaceStatus writes obj's status over the stored object's through subresource sub
+// (status; a CertificateSigningRequest's approval), compare-and-swap on obj's
 // resourceVersion if set.
-func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, opts writeOptions) (result, error) {
+func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, sub string, opts writeOptions) (result, error) {
 	info := kinds.Of(obj)
 	if !info.HasStatus {
 		return result{}, badRequest("%s has no status", resourceName(info))
 	}
-	opts.subresource = "status"
+	opts.subresource = sub
 	wantRV, err := parseRV(info, obj.GetName(), obj.GetResourceVersion())
 	if err != nil {
 		return result{}, err
@@ -1341,23 +1360,29 @@ func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, opts wr
 		}
 	}
 	return r.update(ctx, info, keyOf(info, obj), wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
-		next, err := prepareStatusUpdate(info, cur, obj)
+		next, err := r.prepareStatusUpdate(ctx, info, cur, obj, sub)
 		if err != nil {
 			return nil, err
 		}
-		return track(ctx, info, "status", cur, next)
+		return track(ctx, info, sub, cur, next)
 	})
 }
 
-// prepareStatusUpdate is cur with the status of obj, validated.
-func prepareStatusUpdate(info *kinds.Info, cur, obj kinds.Object) (kinds.Object, error) {
+// prepareStatusUpdate is cur with the status of obj written through subresource sub,
+// validated and admitted.
+func (r *resources) prepareStatusUpdate(ctx context.Context, info *kinds.Info, cur, obj kinds.Object, sub string) (kinds.Object, error) {
 	if obj.GetUID() != "" && obj.GetUID() != cur.GetUID() {
 		return nil, conflict(info, obj.GetName(), 0, fmt.Sprintf("Precondition failed: UID in object meta: %s, current UID: %s", obj.GetUID(), cur.GetUID()))
 	}
 	next := clone(cur)
 	kinds.CopySection(next, obj, kinds.StatusSection)
-	if err := admitStatusUpdate(cur, next); err != nil {
+	if err := admitStatusUpdate(cur, next, sub, metav1.NewTime(r.now())); err != nil {
 		return nil, invalid(info, obj.GetName(), err)
+	}
+	if verb := signerVerb(sub, cur, next); verb != "" {
+		if err := r.authorizeSigner(ctx, verb, cur.(*certificatesv1.CertificateSigningRequest)); err != nil {
+			return nil, err
+		}
 	}
 	return next, nil
 }
@@ -1367,8 +1392,8 @@ func prepareStatusUpdate(info *kinds.Info, cur, obj kinds.Object) (kinds.Object,
 // also writes the labels and annotations the patch sets (but a Deployment's labels,
 // which Kubernetes keeps). A whole object written to the status (UpdateStatus, PUT)
 // changes its status only: Skiff's own components send the status alone.
-func prepareStatusPatch(info *kinds.Info, cur, patched kinds.Object) (kinds.Object, error) {
-	next, err := prepareStatusUpdate(info, cur, patched)
+func (r *resources) prepareStatusPatch(ctx context.Context, info *kinds.Info, cur, patched kinds.Object, sub string) (kinds.Object, error) {
+	next, err := r.prepareStatusUpdate(ctx, info, cur, patched, sub)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/kinds/table"
 	"github.com/skiffhq/skiff/store"
@@ -411,7 +412,7 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 	q := r.URL.Query()
 	switch req.subresource {
 	case "":
-	case "status":
+	case "status", SubresourceApproval:
 		a.status(w, r, req)
 		return
 	case "scale":
@@ -425,6 +426,9 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 		return
 	case "eviction":
 		a.eviction(w, r, req)
+		return
+	case subresourceEphemeralContainers, subresourceResize:
+		a.podSpecSubresource(w, r, req)
 		return
 	case auth.SubresourceToken:
 		a.token(w, r, req)
@@ -1033,6 +1037,16 @@ func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValida
 	var msgs []string
 	for _, e := range strict {
 		msgs = append(msgs, e.Error())
+	}
+	if c, ok := obj.(*kinds.Custom); ok && fieldValidation != "Ignore" {
+		// What the CRD's schema does not name is pruned when stored: reported first.
+		s, err := validation.SchemaOf(info.Custom)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, p := range s.Prune(c.DeepCopy()) {
+			msgs = append(msgs, fmt.Sprintf("unknown field %q", p))
+		}
 	}
 	switch {
 	case len(msgs) == 0 || fieldValidation == "Ignore":

@@ -94,6 +94,13 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 		a.fail(w, r, err)
 		return
 	}
+	if req.info.Custom != nil && (pt == types.StrategicMergePatchType || pt == types.ApplyYAMLPatchType) {
+		// Kubernetes has no strategic merge patch for custom resources (no Go type to
+		// read merge keys from); Skiff's apply takes only the typed kinds.
+		a.fail(w, r, unsupportedMedia("the body of the request was in an unknown format - accepted media types include: %s, %s",
+			types.JSONPatchType, types.MergePatchType))
+		return
+	}
 	opts.subresource = req.subresource
 	if pt == types.ApplyYAMLPatchType {
 		a.applyPatch(w, r, req, opts, body)

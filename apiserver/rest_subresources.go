@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -17,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -26,8 +28,8 @@ import (
 	"github.com/skiffhq/skiff/store"
 )
 
-// Subresources: status (every kind with a status), scale (the kinds with replicas),
-// binding, log, eviction, exec, attach and portforward (pods), proxy (pods, services,
+// Subresources: status (every kind with a status), approval (CertificateSigningRequests: csr.go), scale (the kinds with replicas),
+// binding, log, eviction, exec, attach, portforward, ephemeralcontainers and resize (pods), proxy (pods, services,
 // nodes: rest_proxy.go), token (serviceaccounts: rest_serviceaccounts.go).
 
 // subresource describes one subresource: the response kind and the verbs it takes.
@@ -51,10 +53,16 @@ func subresourcesOf(info *kinds.Info) []subresource {
 			subresource{name: "binding", kind: corev1.SchemeGroupVersion.WithKind("Binding"), verbs: []string{verbCreate}},
 			subresource{name: "log", kind: corev1.SchemeGroupVersion.WithKind("Pod"), verbs: []string{verbGet}},
 			subresource{name: "eviction", kind: policyv1.SchemeGroupVersion.WithKind("Eviction"), verbs: []string{verbCreate}},
+			// rest_podspec.go
+			subresource{name: subresourceEphemeralContainers, verbs: []string{verbGet, verbPatch, verbUpdate}},
+			subresource{name: subresourceResize, verbs: []string{verbGet, verbPatch, verbUpdate}},
 			// rest_streams.go
 			subresource{name: "exec", kind: corev1.SchemeGroupVersion.WithKind("PodExecOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "attach", kind: corev1.SchemeGroupVersion.WithKind("PodAttachOptions"), verbs: []string{verbCreate, verbGet}},
 			subresource{name: "portforward", kind: corev1.SchemeGroupVersion.WithKind("PodPortForwardOptions"), verbs: []string{verbCreate, verbGet}})
+	}
+	if info.Kind == kinds.CertificateSigningRequest {
+		out = append(out, subresource{name: SubresourceApproval, verbs: []string{verbGet, verbPatch, verbUpdate}})
 	}
 	if info.Kind == kinds.ServiceAccount {
 		out = append(out, subresource{name: auth.SubresourceToken, kind: authenticationv1.SchemeGroupVersion.WithKind("TokenRequest"), verbs: []string{verbCreate}})
@@ -67,6 +75,9 @@ func subresourcesOf(info *kinds.Info) []subresource {
 
 // scalable says whether a kind has spec.replicas and the scale subresource.
 func scalable(info *kinds.Info) bool {
+	if info.Custom != nil {
+		return info.Custom.Version.Subresources != nil && info.Custom.Version.Subresources.Scale != nil
+	}
 	_, ok := scaleFields(info.New())
 	return ok
 }
@@ -97,7 +108,8 @@ func subresourceAllows(info *kinds.Info, name, verb string) bool {
 	return false
 }
 
-// status serves the status subresource: the object, its status written alone.
+// status serves the status subresource, and a CertificateSigningRequest's approval:
+// the object, its status written alone.
 func (a *restAPI) status(w http.ResponseWriter, r *http.Request, req *restRequest) {
 	ctx := r.Context()
 	switch req.verb {
@@ -115,15 +127,15 @@ func (a *restAPI) status(w http.ResponseWriter, r *http.Request, req *restReques
 			a.fail(w, r, err)
 			return
 		}
-		res, err := a.res.replaceStatus(ctx, obj, opts)
+		res, err := a.res.replaceStatus(ctx, obj, req.subresource, opts)
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbPatch:
 		a.patch(w, r, req, func(cur, patched kinds.Object) (kinds.Object, error) {
-			next, err := prepareStatusPatch(req.info, cur, patched)
+			next, err := a.res.prepareStatusPatch(ctx, req.info, cur, patched, req.subresource)
 			if err != nil {
 				return nil, err
 			}
-			return track(ctx, req.info, "status", cur, next)
+			return track(ctx, req.info, req.subresource, cur, next)
 		})
 	}
 }
@@ -137,26 +149,31 @@ func scaleOf(obj kinds.Object) (*autoscalingv1.Scale, error) {
 	s := &autoscalingv1.Scale{TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v1", Kind: "Scale"},
 		ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: obj.GetUID(),
 			ResourceVersion: obj.GetResourceVersion(), CreationTimestamp: obj.GetCreationTimestamp()},
-		Status: autoscalingv1.ScaleStatus{Replicas: *f.status}}
-	if *f.spec != nil {
-		s.Spec.Replicas = **f.spec
+		Status: autoscalingv1.ScaleStatus{Replicas: f.status()}}
+	if n := f.spec(); n != nil {
+		s.Spec.Replicas = *n
 	}
 	s.Status.Selector = f.selector()
 	return s, nil
 }
 
-// scaleFieldRefs point at a scalable object's replicas; selector is its pod selector as
-// a Scale's status gives it ("" if none or invalid).
+// scaleFieldRefs read and write a scalable object's replicas; selector is its pod
+// selector as a Scale's status gives it ("" if none or invalid).
 type scaleFieldRefs struct {
-	spec     **int32
-	status   *int32
+	spec     func() *int32
+	setSpec  func(int32)
+	status   func() int32
 	selector func() string
 }
 
 // scaleFields finds spec.replicas, status.replicas and spec.selector, which Kubernetes'
 // scalable kinds (Deployment, ReplicaSet, StatefulSet, ReplicationController) share: a
-// LabelSelector, or a ReplicationController's map.
+// LabelSelector, or a ReplicationController's map. A custom resource's are where its
+// CRD's scale subresource says.
 func scaleFields(obj kinds.Object) (scaleFieldRefs, bool) {
+	if c, ok := obj.(*kinds.Custom); ok {
+		return customScaleFields(c)
+	}
 	v := reflect.ValueOf(obj).Elem()
 	spec, status := v.FieldByName("Spec"), v.FieldByName("Status")
 	if !spec.IsValid() || !status.IsValid() {
@@ -167,9 +184,14 @@ func scaleFields(obj kinds.Object) (scaleFieldRefs, bool) {
 		return scaleFieldRefs{}, false
 	}
 	out := scaleFieldRefs{}
-	var ok1, ok2, ok3 bool
-	out.spec, ok1 = sr.Addr().Interface().(**int32)
-	out.status, ok2 = st.Addr().Interface().(*int32)
+	specp, ok1 := sr.Addr().Interface().(**int32)
+	statusp, ok2 := st.Addr().Interface().(*int32)
+	if ok1 && ok2 {
+		out.spec = func() *int32 { return *specp }
+		out.setSpec = func(n int32) { *specp = &n }
+		out.status = func() int32 { return *statusp }
+	}
+	var ok3 bool
 	switch sel := sel.Addr().Interface().(type) {
 	case **metav1.LabelSelector:
 		ok3 = true
@@ -188,6 +210,57 @@ func scaleFields(obj kinds.Object) (scaleFieldRefs, bool) {
 		out.selector = func() string { return labels.SelectorFromSet(*sel).String() }
 	}
 	return out, ok1 && ok2 && ok3
+}
+
+// customScaleFields are a custom resource's replicas at its CRD's specReplicasPath,
+// statusReplicasPath and labelSelectorPath (".spec.replicas": Kubernetes allows only
+// such paths of field names).
+func customScaleFields(c *kinds.Custom) (scaleFieldRefs, bool) {
+	in := kinds.Of(c)
+	if in.Custom == nil || in.Custom.Version.Subresources == nil || in.Custom.Version.Subresources.Scale == nil {
+		return scaleFieldRefs{}, false
+	}
+	sc := in.Custom.Version.Subresources.Scale
+	fields := func(path string) []string { return strings.Split(strings.TrimPrefix(path, "."), ".") }
+	num := func(path string) *int32 {
+		v, ok, _ := unstructured.NestedFieldNoCopy(c.Content, fields(path)...)
+		if !ok {
+			return nil
+		}
+		var n int32
+		switch x := v.(type) {
+		case int64:
+			n = int32(x)
+		case float64:
+			n = int32(x)
+		default:
+			return nil
+		}
+		return &n
+	}
+	out := scaleFieldRefs{
+		spec: func() *int32 { return num(sc.SpecReplicasPath) },
+		setSpec: func(n int32) {
+			if c.Content == nil {
+				c.Content = map[string]any{}
+			}
+			_ = unstructured.SetNestedField(c.Content, int64(n), fields(sc.SpecReplicasPath)...)
+		},
+		status: func() int32 {
+			if n := num(sc.StatusReplicasPath); n != nil {
+				return *n
+			}
+			return 0
+		},
+		selector: func() string {
+			if sc.LabelSelectorPath == nil {
+				return ""
+			}
+			s, _, _ := unstructured.NestedString(c.Content, fields(*sc.LabelSelectorPath)...)
+			return s
+		},
+	}
+	return out, true
 }
 
 // scale serves the scale subresource: spec.replicas read and written as a Scale.
@@ -275,8 +348,7 @@ func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name,
 		}
 		obj := clone(cur)
 		f, _ := scaleFields(obj)
-		n := next.Spec.Replicas
-		*f.spec = &n
+		f.setSpec(next.Spec.Replicas)
 		return r.nextState(ctx, info, cur, obj, false)
 	})
 }

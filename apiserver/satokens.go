@@ -30,7 +30,9 @@ import (
 // (one of the --service-account-key-file keys), issuer, audience and validity hold and
 // the account and the object it is bound to still exist with the uid it names. Those
 // checks read this member's caches (the node graph's pods, the local caches of
-// accounts and Secrets), never the store per request. A legacy
+// accounts and Secrets), never the store per request; so does a kubelet's
+// TokenRequest, one per pod it starts, falling back to the store for what the caches
+// do not have yet (tokenPod). A legacy
 // kubernetes.io/service-account-token Secret's token authenticates while its Secret
 // holds it. OIDC discovery (rest.go) serves the issuer and its keys.
 
@@ -248,12 +250,20 @@ func (r *resources) requestToken(ctx context.Context, namespace, name string, tr
 	} else if e > math.MaxUint32 {
 		return nil, invalidTR("spec.expirationSeconds: Invalid value: %d: may not specify a duration larger than 2^32 seconds", e)
 	}
-	obj, _, err := r.get(ctx, saInfo, store.Key{Kind: kinds.ServiceAccount, Namespace: namespace, Name: name}, store.ReadOptions{})
-	if err != nil {
-		return nil, err
+	// The account from this member's cache, as the ServiceAccount admission reads it;
+	// a miss is confirmed by a linearizable read before it refuses.
+	saKey := store.Key{Kind: kinds.ServiceAccount, Namespace: namespace, Name: name}
+	sa, found, err := r.serviceAccounts.get(r.store, saKey)
+	if err == nil && !found {
+		sa, found, err = r.serviceAccounts.confirm(ctx, r.store, saKey)
 	}
-	sa := obj.(*corev1.ServiceAccount)
-	b := serviceaccount.Binding{Namespace: namespace, ServiceAccount: serviceaccount.Ref{Name: name, UID: string(sa.UID)},
+	switch {
+	case err != nil:
+		return nil, storeError(saInfo, name, err)
+	case !found:
+		return nil, notFound(saInfo, name)
+	}
+	b := serviceaccount.Binding{Namespace: namespace, ServiceAccount: serviceaccount.Ref{Name: name, UID: sa.uid},
 		Audiences: spec.Audiences, Expiration: time.Duration(*spec.ExpirationSeconds) * time.Second}
 	node := auth.NodeOf(requestUser(ctx))
 	ref := spec.BoundObjectRef
@@ -267,26 +277,27 @@ func (r *resources) requestToken(ctx context.Context, namespace, name string, tr
 		switch ref.Kind {
 		case kinds.Pod:
 			info := kinds.MustLookup(kinds.Pod)
-			o, _, err := r.get(ctx, info, store.Key{Kind: kinds.Pod, Namespace: namespace, Name: ref.Name}, store.ReadOptions{})
+			pod, err := r.tokenPod(ctx, store.Key{Kind: kinds.Pod, Namespace: namespace, Name: ref.Name}, string(ref.UID))
 			if err != nil {
 				return nil, err
 			}
-			pod := o.(*corev1.Pod)
-			if ref.UID != "" && ref.UID != pod.UID {
-				return nil, conflictUID(info, ref.Name, ref.UID, pod.UID)
+			if ref.UID != "" && string(ref.UID) != pod.uid {
+				return nil, conflictUID(info, ref.Name, ref.UID, types.UID(pod.uid))
 			}
-			if pod.Spec.ServiceAccountName != name {
+			if pod.account != name {
 				return nil, badRequest("cannot bind token for serviceaccount %q to pod running with different serviceaccount name.", name)
 			}
-			if node != "" && pod.Spec.NodeName != node {
+			if node != "" && pod.node != node {
 				return nil, forbidden(saInfo, name, fmt.Sprintf("node requested token bound to a pod scheduled on a different node"))
 			}
-			b.Pod = &serviceaccount.Ref{Name: pod.Name, UID: string(pod.UID)}
-			ref.UID = pod.UID
-			if n := pod.Spec.NodeName; n != "" {
+			b.Pod = &serviceaccount.Ref{Name: ref.Name, UID: pod.uid}
+			ref.UID = types.UID(pod.uid)
+			if n := pod.node; n != "" {
 				b.Node = &serviceaccount.Ref{Name: n}
-				if no, _, err := r.get(ctx, kinds.MustLookup(kinds.Node), store.Key{Kind: kinds.Node, Name: n}, store.ReadOptions{Stale: true}); err == nil {
-					b.Node.UID = string(no.GetUID())
+				// The node's uid as this member has it (no decode: the stored object
+				// carries it).
+				if no, _, err := r.store.GetLocal(store.Key{Kind: kinds.Node, Name: n}); err == nil {
+					b.Node.UID = no.UID
 				}
 			}
 		case kinds.Secret:
@@ -317,6 +328,24 @@ func (r *resources) requestToken(ctx context.Context, namespace, name string, tr
 	}
 	out.Status = authenticationv1.TokenRequestStatus{Token: tok, ExpirationTimestamp: metav1.NewTime(exp)}
 	return out, nil
+}
+
+// tokenPod is what a TokenRequest bound to the pod at k needs of it (uid, node, account).
+// A kubelet's request names the uid of a pod bound to it: the node graph answers that
+// without a store read (boundPod). Anything the graph cannot answer — no uid named, a
+// pod not bound yet, or one this member's graph has not seen yet (just created and
+// bound through another member) — is read linearizably from the store, so a graph that
+// trails the cluster never refuses a pod that exists.
+func (r *resources) tokenPod(ctx context.Context, k store.Key, uid string) (graphPod, error) {
+	if p, ok := r.graph.boundPod(k, uid); ok {
+		return p, nil
+	}
+	o, _, err := r.get(ctx, kinds.MustLookup(kinds.Pod), k, store.ReadOptions{})
+	if err != nil {
+		return graphPod{}, err
+	}
+	pod := o.(*corev1.Pod)
+	return graphPod{uid: string(pod.UID), node: pod.Spec.NodeName, account: pod.Spec.ServiceAccountName}, nil
 }
 
 // conflictUID refuses a TokenRequest bound to an object whose uid is not the one named.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,7 +17,9 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/pki/serviceaccount"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // TestServiceAccountTokens: a TokenRequest over REST issues a token bound to a pod;
@@ -197,3 +201,95 @@ func decodeClaims(t *testing.T, token string) serviceaccount.Claims {
 }
 
 func base64RawURL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// TestServiceAccountTokensFromCaches: a kubelet's TokenRequest reads the account and
+// the pod from the member's caches (its local copy of accounts, the node graph), not
+// linearizably from the store: once the member has a pod, its tokens cost no read
+// barrier. A pod created through the leader a moment before, which a follower's graph
+// has not seen yet, still gets its token there (the store answers what the graph
+// misses); a pod just deleted gets none from the member that applied the delete (the
+// graph answers only once it has what its member applied).
+func TestServiceAccountTokensFromCaches(t *testing.T) {
+	dir := apicluster.Certs(t, "w1")
+	c := apicluster.Start(t, 3, apicluster.Options{Certs: dir, ServiceAccountAdmission: true})
+	ctx := testCtx(t)
+	leader := c.Leader()
+	follower := (leader + 1) % 3
+	admin := dialSecure(t, c.Addr(leader), apicluster.ClientTLS(t, dir, "admin"), "")
+	if _, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "robot", Namespace: "default"}})}); err != nil {
+		t.Fatal(err)
+	}
+	kubelets := []apiv1.ResourcesClient{dialSecure(t, c.Addr(leader), apicluster.ClientTLS(t, dir, "kubelet-w1"), ""),
+		dialSecure(t, c.Addr(follower), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")}
+	token := func(kubelet apiv1.ResourcesClient, p *corev1.Pod) error {
+		raw, err := (&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{BoundObjectRef: &authenticationv1.BoundObjectReference{
+			APIVersion: "v1", Kind: "Pod", Name: p.Name, UID: p.UID}}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := kubelet.CreateToken(ctx, &apiv1.CreateTokenRequest{Namespace: "default", Name: "robot", Raw: raw})
+		if err != nil {
+			return err
+		}
+		var tr authenticationv1.TokenRequest
+		if err := tr.Unmarshal(out.GetRaw()); err != nil {
+			t.Fatal(err)
+		}
+		if c := decodeClaims(t, tr.Status.Token); c.Kubernetes.Pod == nil || c.Kubernetes.Pod.UID != string(p.UID) ||
+			c.Kubernetes.Node == nil || c.Kubernetes.Node.Name != "w1" {
+			t.Errorf("token of %s: claims %+v", p.Name, c.Kubernetes)
+		}
+		return nil
+	}
+
+	// Each pod's token asked of the follower as soon as the leader has made the pod.
+	var pods []*corev1.Pod
+	for i := range 20 {
+		p := boundPod(fmt.Sprintf("p%d", i), "w1")
+		p.Spec.ServiceAccountName = "robot"
+		created, err := admin.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = unwrap[*corev1.Pod](t, created)
+		if err := token(kubelets[1], p); err != nil {
+			t.Fatalf("token of %s, just made, from the follower: %v", p.Name, err)
+		}
+		pods = append(pods, p)
+	}
+
+	// Once the members have the pods, their tokens read no store. (A member's own
+	// background reads may count: fewer than one per request.)
+	barriers := func() (n int64) {
+		for i := range 3 {
+			n += c.Server(i).Store().ReadBarriers()
+		}
+		return n
+	}
+	waitfor.Condition(t, 30*time.Second, "tokens without read barriers", func() (bool, string) {
+		before := barriers()
+		for _, p := range pods {
+			for _, k := range kubelets {
+				if err := token(k, p); err != nil {
+					t.Fatalf("token of %s: %v", p.Name, err)
+				}
+			}
+		}
+		n := barriers() - before
+		return n < int64(len(pods)), fmt.Sprintf("%d tokens waited for %d read barriers", 2*len(pods), n)
+	})
+
+	// A pod deleted through the member that applies it: its token is refused there at
+	// once after, though the graph follows the store a moment later.
+	for _, p := range pods {
+		if _, err := admin.Delete(ctx, &apiv1.DeleteRequest{Kind: kinds.Pod, Namespace: "default", Name: p.Name, GracePeriodSeconds: new(int64(0))}); err != nil {
+			t.Fatal(err)
+		}
+		// NotFound; the last one's PermissionDenied: then no pod of the node runs as the
+		// account, and the node authorizer refuses first.
+		if err := token(kubelets[0], p); status.Code(err) != codes.NotFound && status.Code(err) != codes.PermissionDenied {
+			t.Errorf("token of %s, just deleted: %v, want it refused", p.Name, err)
+		}
+	}
+}

@@ -494,7 +494,7 @@ func attributesFor(method string, req any) (auth.Attributes, error) {
 	case *apiv1.CertificatesRequest:
 		a.Verb, a.Resource, a.Subresource = auth.Get, auth.ResourceCluster, "certificates"
 	case *apiv1.CertificateSigningRequest:
-		a.Verb, a.Resource = auth.Create, auth.ResourceCertificateSigningRequests
+		a.Verb, a.Resource, a.Subresource = auth.Create, auth.ResourceCertificateSigningRequests, auth.SubresourceRenewal
 	case *apiv1.DefragmentRequest:
 		a.Verb, a.Resource, a.Subresource = auth.Update, auth.ResourceCluster, "defragment"
 	case *apiv1.DisarmAlarmRequest:

@@ -315,6 +315,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
+	wg.Go(func() { (&crdController{s: s}).run(ctx) })
 	wg.Go(func() { s.reencrypt.run(ctx) })
 	wg.Go(func() { s.watchCertificates(ctx) })
 	if s.nodeGraph != nil {

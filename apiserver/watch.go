@@ -113,6 +113,9 @@ func encodeWatchResponse(info *kinds.Info, evs []store.Event) *encodedMessage {
 		var value []byte
 		if ev.Type == store.Bookmark {
 			value = emptyObjects[info.Kind] // an object of the kind carrying only the resourceVersion
+			if info.Custom != nil {
+				value = kinds.MustEncode(info.New())
+			}
 		} else {
 			value = current(info, ev.Object.Value)
 		}

@@ -235,8 +235,8 @@ func (r *resources) webhooksOnUpdate(ctx context.Context, info *kinds.Info, opts
 		return nil, err
 	}
 	if changed {
-		if opts.subresource == "status" {
-			next, err = prepareStatusUpdate(info, cur, op.obj)
+		if opts.subresource == "status" || opts.subresource == SubresourceApproval {
+			next, err = r.prepareStatusUpdate(ctx, info, cur, op.obj, opts.subresource)
 		} else {
 			next, err = prepareUpdate(info, cur, op.obj)
 		}

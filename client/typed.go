@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -512,6 +513,11 @@ type Clientset struct {
 
 	// ReplicationControllers are core/v1's ReplicaSets, of a map selector.
 	ReplicationControllers *Client[*corev1.ReplicationController]
+
+	// CertificateSigningRequests and ClusterTrustBundles are certificates.k8s.io/v1's:
+	// the controller-manager signs requests, the kubelet projects bundles.
+	CertificateSigningRequests *Client[*certificatesv1.CertificateSigningRequest]
+	ClusterTrustBundles        *Client[*certificatesv1.ClusterTrustBundle]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -533,6 +539,9 @@ func NewClientset(c *Conn) *Clientset {
 		StorageClasses: For[*storagev1.StorageClass](c), RuntimeClasses: For[*nodev1.RuntimeClass](c),
 
 		ReplicationControllers: For[*corev1.ReplicationController](c),
+
+		CertificateSigningRequests: For[*certificatesv1.CertificateSigningRequest](c),
+		ClusterTrustBundles:        For[*certificatesv1.ClusterTrustBundle](c),
 	}
 }
 

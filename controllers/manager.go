@@ -25,6 +25,8 @@ import (
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/controllers/clusterroleaggregation"
 	"github.com/skiffhq/skiff/controllers/cronjob"
+	"github.com/skiffhq/skiff/controllers/csrcleaner"
+	"github.com/skiffhq/skiff/controllers/csrsigning"
 	"github.com/skiffhq/skiff/controllers/daemonset"
 	"github.com/skiffhq/skiff/controllers/deployment"
 	"github.com/skiffhq/skiff/controllers/disruption"
@@ -72,6 +74,12 @@ type Config struct {
 	// published again when the file changes (a CA rotation); empty (a cluster without
 	// TLS): not published.
 	RootCAFile string
+	// ClusterSigningCertFile and ClusterSigningKeyFile are the CA that signs the
+	// approved CertificateSigningRequests of Kubernetes' signers (csrsigning), as
+	// kube-controller-manager's --cluster-signing-cert-file and -key-file; empty: no
+	// request is signed. ClusterSigningDuration is the longest it signs for (a year).
+	ClusterSigningCertFile, ClusterSigningKeyFile string
+	ClusterSigningDuration                        time.Duration
 	// ServiceAccountKeyFile is the private key (PEM) that signs the tokens of legacy
 	// service-account token Secrets, as kube-controller-manager's
 	// --service-account-private-key-file (the API servers' signing key); empty: the
@@ -89,6 +97,7 @@ func DefaultConfig() Config {
 		Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), LeaderElect: true, Leader: leader.DefaultConfig(),
 		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second,
 		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, LocalPathRoot: localpath.DefaultRoot, Logger: hclog.NewNullLogger(),
+		ClusterSigningDuration: csrsigning.DefaultConfig().MaxDuration,
 	}
 }
 
@@ -144,6 +153,7 @@ func Run(ctx context.Context, conn *client.Conn, cfg Config) error {
 func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log hclog.Logger) error {
 	log.Info("starting controllers", "identity", cfg.Identity)
 	f := cache.NewFactory(cs, log)
+	cache.ServeCRDs(f)
 	rec := record.New(cs.Events, record.Config{Component: "controller-manager", Host: cfg.Identity, Logger: log})
 	dc, rc, gc, nl := deployment.DefaultConfig(), replicaset.DefaultConfig(), garbagecollector.DefaultConfig(), nodelifecycle.DefaultConfig()
 	dc.Logger, rc.Logger, gc.Logger, nl.Logger = log, log, log, log
@@ -280,6 +290,11 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
+	certs, err := certificateControllers(cs, f, cfg, log)
+	if err != nil {
+		return err
+	}
+	batch = append(batch, certs...)
 	runs := []func(context.Context) error{
 		d.Run, r.Run, rcs.Run, g.Run, n.Run, ns.Run, pgc.Run, dis.Run, sa.Run, runRootCA, runTokens, es.Run, ep.Run, em.Run, runIPAM, lb.Run, ds.Run, ss.Run, lp.Run, rq.Run, agg.Run,
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
@@ -354,6 +369,27 @@ func batchControllers(cs *client.Clientset, f *cache.Factory, rec *record.Record
 		return nil, err
 	}
 	return []func(context.Context) error{j.Run, c.Run, t.Run}, nil
+}
+
+// certificateControllers makes the CSR cleaner and, with a signing CA, the CSR signer.
+func certificateControllers(cs *client.Clientset, f *cache.Factory, cfg Config, log hclog.Logger) ([]func(context.Context) error, error) {
+	clc := csrcleaner.DefaultConfig()
+	clc.Logger = log
+	cleaner, err := csrcleaner.New(cs, f, clc)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ClusterSigningCertFile == "" && cfg.ClusterSigningKeyFile == "" {
+		log.Warn("no cluster signing CA: certificate signing requests are not signed")
+		return []func(context.Context) error{cleaner.Run}, nil
+	}
+	sc := csrsigning.DefaultConfig()
+	sc.SigningCertFile, sc.SigningKeyFile, sc.MaxDuration, sc.Logger = cfg.ClusterSigningCertFile, cfg.ClusterSigningKeyFile, cfg.ClusterSigningDuration, log
+	signer, err := csrsigning.New(cs, f, sc)
+	if err != nil {
+		return nil, err
+	}
+	return []func(context.Context) error{cleaner.Run, signer.Run}, nil
 }
 
 // networkingWait is how long the controller-manager waits for the API servers to

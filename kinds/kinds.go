@@ -9,6 +9,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -18,6 +19,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -56,6 +58,9 @@ type Info struct {
 	// Conversion, for a kind served over another kind's storage (events.k8s.io/v1
 	// Event over core/v1 Event's), says how (versions.go); nil for a stored kind.
 	Conversion *Conversion
+	// Custom, for a kind a CustomResourceDefinition defines (objects *Custom), is its
+	// definition (custom.go); nil for a built-in kind.
+	Custom *CustomKind
 
 	typ reflect.Type // the pointer type New returns
 }
@@ -129,6 +134,16 @@ const (
 	// PriorityClass is scheduling.k8s.io/v1's: the priority a pod naming it gets, by
 	// which the scheduler orders its queue and chooses whom to preempt.
 	PriorityClass = "PriorityClass"
+	// CertificateSigningRequest is certificates.k8s.io/v1's request for a certificate
+	// from a named signer: approved (the approval subresource), then signed by the
+	// controller-manager's signer (the status subresource) for Kubernetes' signers.
+	CertificateSigningRequest = "CertificateSigningRequest"
+	// ClusterTrustBundle is certificates.k8s.io/v1's set of trust anchors (a PEM bundle
+	// of CA certificates), which pods mount through a clusterTrustBundle projection.
+	ClusterTrustBundle = "ClusterTrustBundle"
+	// CustomResourceDefinition is apiextensions.k8s.io/v1's: a kind users define, whose
+	// objects (custom resources, *Custom) the API server serves once it is established.
+	CustomResourceDefinition = "CustomResourceDefinition"
 	// MutatingWebhookConfiguration and ValidatingWebhookConfiguration are
 	// admissionregistration.k8s.io/v1's: the webhooks the API server calls on the writes
 	// their rules match, to change the object and to refuse it.
@@ -219,6 +234,13 @@ var all = []*Info{
 		Plural: "clusterrolebindings", Singular: "clusterrolebinding"}),
 	kind[schedulingv1.PriorityClass](Info{Kind: PriorityClass, Group: "scheduling.k8s.io", Version: "v1", Plural: "priorityclasses",
 		Singular: "priorityclass", ShortNames: []string{"pc"}}),
+	kind[certificatesv1.CertificateSigningRequest](Info{Kind: CertificateSigningRequest, Group: "certificates.k8s.io", Version: "v1",
+		Plural: "certificatesigningrequests", Singular: "certificatesigningrequest", ShortNames: []string{"csr"}, HasStatus: true}),
+	kind[certificatesv1.ClusterTrustBundle](Info{Kind: ClusterTrustBundle, Group: "certificates.k8s.io", Version: "v1",
+		Plural: "clustertrustbundles", Singular: "clustertrustbundle"}),
+	kind[apiextensionsv1.CustomResourceDefinition](Info{Kind: CustomResourceDefinition, Group: "apiextensions.k8s.io", Version: "v1",
+		Plural: "customresourcedefinitions", Singular: "customresourcedefinition", ShortNames: []string{"crd", "crds"},
+		Categories: []string{"api-extensions"}, HasStatus: true, HasSpec: true}),
 	kind[admissionregistrationv1.MutatingWebhookConfiguration](Info{Kind: MutatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
 		Version: "v1", Plural: "mutatingwebhookconfigurations", Singular: "mutatingwebhookconfiguration"}),
 	kind[admissionregistrationv1.ValidatingWebhookConfiguration](Info{Kind: ValidatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
@@ -256,8 +278,10 @@ func All() []*Info { return all }
 // Lookup finds a kind by its Kind, plural, singular or short name, or a kind.group form
 // (deployments.apps), ignoring case.
 func Lookup(name string) (*Info, bool) {
-	in, ok := byName[strings.ToLower(name)]
-	return in, ok
+	if in, ok := byName[strings.ToLower(name)]; ok {
+		return in, true
+	}
+	return lookupCustom(name)
 }
 
 // MustLookup is Lookup for names known at compile time.
@@ -278,7 +302,7 @@ func ForGroupVersionKind(apiVersion, kind string) (*Info, bool) {
 				return v, true
 			}
 		}
-		return nil, false
+		return customByGVK(apiVersion, kind)
 	}
 	return in, true
 }
@@ -295,6 +319,15 @@ func Names() []string {
 
 // Of returns the kind of obj, which must be one of the kinds' types.
 func Of(obj runtime.Object) *Info {
+	if c, ok := obj.(*Custom); ok {
+		if c.info != nil {
+			return c.info
+		}
+		if in, ok := customByGVK(c.APIVersion, c.Kind); ok {
+			return in
+		}
+		panic(fmt.Sprintf("kinds: %s %s is not a kind Skiff serves", c.APIVersion, c.Kind))
+	}
 	in, ok := byType[reflect.TypeOf(obj)]
 	if !ok {
 		panic(fmt.Sprintf("kinds: %T is not a kind Skiff stores", obj))

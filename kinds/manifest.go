@@ -92,6 +92,9 @@ func manifestKind(apiVersion, kind string) (*Info, error) {
 	case apiVersion == "":
 		return nil, fmt.Errorf("apiVersion: Required value")
 	}
+	if in, ok := customByGVK(apiVersion, kind); ok {
+		return in, nil
+	}
 	in, ok := byName[strings.ToLower(kind)]
 	if !ok || in.Kind != kind {
 		var known []string

@@ -29,6 +29,10 @@ func (s Section) in(name string) bool {
 // CopySection copies one section of src into dst (both of the same kind), replacing it.
 // The values are shared, not copied: deep-copy src first when both live on.
 func CopySection(dst, src Object, s Section) {
+	if c, ok := dst.(*Custom); ok {
+		c.copySection(src.(*Custom), s)
+		return
+	}
 	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
 	t := dv.Type()
 	for i := 0; i < t.NumField(); i++ {
@@ -41,6 +45,9 @@ func CopySection(dst, src Object, s Section) {
 // SectionEqual reports whether a and b (of one kind) have semantically equal sections
 // (apimachinery's equality: 1000m and 1 are the same quantity).
 func SectionEqual(a, b Object, s Section) bool {
+	if c, ok := a.(*Custom); ok {
+		return equality.Semantic.DeepEqual(c.section(s), b.(*Custom).section(s))
+	}
 	av, bv := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
 	t := av.Type()
 	for i := 0; i < t.NumField(); i++ {
@@ -49,4 +56,38 @@ func SectionEqual(a, b Object, s Section) bool {
 		}
 	}
 	return true
+}
+
+// A custom resource's status is its content's "status" when its kind has the status
+// subresource; without it, the whole content is the spec section.
+func (c *Custom) statusSplit() bool {
+	in := c.info
+	if in == nil {
+		in, _ = customByGVK(c.APIVersion, c.Kind)
+	}
+	return in != nil && in.HasStatus
+}
+
+func (c *Custom) section(s Section) map[string]any {
+	split := c.statusSplit()
+	out := map[string]any{}
+	for k, v := range c.Content {
+		if (s == StatusSection) == (split && k == "status") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (c *Custom) copySection(src *Custom, s Section) {
+	if s == StatusSection && !c.statusSplit() {
+		return
+	}
+	next := src.section(s)
+	for k, v := range c.Content {
+		if _, theirs := c.section(s)[k]; !theirs {
+			next[k] = v
+		}
+	}
+	c.Content = next
 }

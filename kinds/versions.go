@@ -98,8 +98,8 @@ func registerVersions() {
 }
 
 // Served returns every kind the REST API serves: All, then the kinds served over
-// another kind's storage.
-func Served() []*Info { return served }
+// another kind's storage, then the custom kinds of the established CRDs (SetCustom).
+func Served() []*Info { return servedWithCustom() }
 
 var served = append(append([]*Info(nil), all...), versions...)
 

@@ -59,6 +59,9 @@ func TestKubeletContainerd(t *testing.T) {
 		{"sidecars", testContainerdSidecars},
 		{"subpathexpr", testContainerdSubPathExpr},
 		{"runtimehandler", testContainerdRuntimeHandler},
+		{"ephemeral", testContainerdEphemeral},
+		{"resize", testContainerdResize},
+		{"imagevolume", testContainerdImageVolume},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -73,7 +76,7 @@ func TestKubeletContainerd(t *testing.T) {
 			if _, err := rt.Import(ctx, bytes.NewReader(data)); err != nil {
 				t.Fatal(err)
 			}
-			e := &env{t: t, ctx: ctx, cs: cs, ns: tc.name, node: "ctrd-" + tc.name}
+			e := &env{t: t, ctx: ctx, cs: cs, ns: tc.name, node: "ctrd-" + tc.name, api: c.Addr(0)}
 			if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}); err != nil {
 				t.Fatal(err)
 			}

@@ -76,6 +76,16 @@ type podMemory struct {
 	// worker's alone).
 	handler      string
 	handlerKnown bool
+	// allocated are the resources the pod's app containers and sidecars run with, by
+	// name (resize.go), and allocatedRequests the pod's requests with them (guarded by
+	// Kubelet.mu: other pods' workers read them); nil until first allocated.
+	allocated         map[string]corev1.ResourceRequirements
+	allocatedRequests corev1.ResourceList
+	// pendingMsg is the pending resize's message last told in an event.
+	pendingMsg string
+	// resizeRestart are the containers stopped to take a resize (RestartContainer),
+	// started again at once, whatever the restart policy.
+	resizeRestart map[string]bool
 }
 
 // New makes a kubelet for cfg.NodeName that runs pods through rt.

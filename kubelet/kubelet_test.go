@@ -35,6 +35,8 @@ type env struct {
 	started bool
 	// rootDir is the kubelet's root directory, when the test chose it (ctrdConfig).
 	rootDir string
+	// api is the API server's address, for its REST API (patchPod).
+	api string
 }
 
 // TestKubelet runs the integration tests against one API server, started once: each
@@ -69,11 +71,13 @@ func TestKubelet(t *testing.T) {
 		{"podnetwork", testPodNetwork},
 		{"podnetworksweep", testPodNetworkSweep},
 		{"runtimehandler", testRuntimeHandler},
+		{"ephemeral", testEphemeralContainers},
+		{"resize", testResize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			e := &env{t: t, ctx: ctx, cs: cs, ns: tc.name, node: "node-" + tc.name}
+			e := &env{t: t, ctx: ctx, cs: cs, ns: tc.name, node: "node-" + tc.name, api: c.Addr(0)}
 			if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}); err != nil {
 				t.Fatal(err)
 			}

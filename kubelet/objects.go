@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/client"
@@ -68,6 +69,22 @@ func (c *objectCache) secret(ctx context.Context, ns, name string) (*corev1.Secr
 		return nil, err
 	}
 	return obj.(*corev1.Secret), nil
+}
+
+// clusterTrustBundles lists the cluster's ClusterTrustBundles, which every node may
+// read, once per ttl for every pod that projects some.
+func (c *objectCache) clusterTrustBundles(ctx context.Context) ([]*certificatesv1.ClusterTrustBundle, error) {
+	obj, err := c.get(ctx, cacheKey{"ClusterTrustBundle", "", ""}, func() (any, error) {
+		l, err := c.cs.ClusterTrustBundles.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return l.Items, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return obj.([]*certificatesv1.ClusterTrustBundle), nil
 }
 
 // forget drops entries older than ttl, so that objects no pod reads any more leave.

@@ -146,6 +146,8 @@ func (k *Kubelet) mounts(pod *corev1.Pod, spec *corev1.Container, paths map[stri
 		}
 		s := &v.VolumeSource
 		projected := s.ConfigMap != nil || s.Secret != nil || s.DownwardAPI != nil || s.Projected != nil
+		// An image volume is read-only, its subPaths the image's own (none is made).
+		image := s.Image != nil
 		subPath := m.SubPath
 		if m.SubPathExpr != "" {
 			if vars == nil {
@@ -158,7 +160,7 @@ func (k *Kubelet) mounts(pod *corev1.Pod, spec *corev1.Container, paths map[stri
 		}
 		if subPath != "" {
 			sub := filepath.Join(host, subPath)
-			if _, err := os.Lstat(sub); os.IsNotExist(err) && !projected {
+			if _, err := os.Lstat(sub); os.IsNotExist(err) && !projected && !image {
 				if err := os.MkdirAll(sub, 0o750); err != nil {
 					return nil, fmt.Errorf("failed to create subPath directory for volumeMount %q of container %q: %v", m.Name, spec.Name, err)
 				}
@@ -178,7 +180,7 @@ func (k *Kubelet) mounts(pod *corev1.Pod, spec *corev1.Container, paths map[stri
 		}
 		// A claim's readOnly forces its mounts' (Kubernetes').
 		claimRO := s.PersistentVolumeClaim != nil && s.PersistentVolumeClaim.ReadOnly
-		out = append(out, Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly || projected || claimRO})
+		out = append(out, Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly || projected || claimRO || image})
 	}
 	return out, nil
 }

@@ -84,7 +84,7 @@ func (k *Kubelet) memoryOf(key string, uid types.UID) *podMemory {
 	m := k.memory[key]
 	if m == nil || m.uid != uid {
 		m = &podMemory{uid: uid, restart: map[string]*backoff{}, pull: map[string]*backoff{},
-			waiting: map[string]*corev1.ContainerStateWaiting{}, messages: map[string]string{}}
+			waiting: map[string]*corev1.ContainerStateWaiting{}, messages: map[string]string{}, resizeRestart: map[string]bool{}}
 		k.memory[key] = m
 	}
 	return m
@@ -224,6 +224,17 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 		prev = mem.written
 	}
 	now := k.cfg.Clock.Now()
+	// The pod runs with its allocated resources (a resize waits until the node fits it).
+	var resizeConds []corev1.PodCondition
+	var requeueResize time.Duration
+	if !podTerminal(prev.Phase) {
+		var pending *corev1.PodCondition
+		if pod, pending = k.allocate(pod, mem); pending != nil {
+			// Tried again at each sync; other pods' going does not sync this one.
+			resizeConds = append(resizeConds, *pending)
+			requeueResize = k.bp.initial
+		}
+	}
 	// A finished pod keeps the address it had in its status; its network goes.
 	podIP := prev.PodIP
 	if podTerminal(prev.Phase) {
@@ -346,12 +357,32 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 					}
 				}
 				d := decideContainer(policy, h, mem.restart[spec.Name], now, k.bp)
+				if mem.resizeRestart[spec.Name] && len(h) > 0 && h[0].State != StateRunning {
+					// Stopped to take a resize: started again at once.
+					d = decision{action: actStart, attempt: h[0].Attempt + 1}
+					delete(mem.resizeRestart, spec.Name)
+				}
 				r, ch, err := k.act(ctx, pod, spec, h, d, mem, now, paths)
 				if err != nil {
 					return 0, err
 				}
 				requeue, changed = minPositive(requeue, r), changed || ch
 			}
+			r, ch := k.runEphemeral(ctx, pod, hist, mem, now, paths)
+			requeue, changed = minPositive(requeue, r), changed || ch
+			inProgress, ch, err := k.actuate(ctx, pod, hist, mem)
+			if err != nil {
+				return 0, err
+			}
+			if inProgress != nil {
+				// Looked at again soon: done (the condition goes) or retried.
+				resizeConds = append(resizeConds, *inProgress)
+				requeueResize = k.bp.initial
+			}
+			if len(mem.resizeRestart) > 0 {
+				requeueResize = k.bp.initial
+			}
+			changed = changed || ch
 		}
 	default:
 		for name := range mem.waiting {
@@ -361,6 +392,7 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 			delete(mem.waiting, name)
 		}
 	}
+	requeue = minPositive(requeue, requeueResize)
 	if changed {
 		all, err := k.rt.List(ctx)
 		if err != nil {
@@ -384,7 +416,7 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 	k.readMessages(ctx, pod, hist, mem)
 	st := computePodStatus(podState{spec: &pod.Spec, old: prev, containers: hist, waiting: mem.waiting, scheme: k.scheme,
 		hostIP: k.cfg.NodeIP, podIP: podIP, now: k.cfg.Clock.Now(), probe: k.prober.containerResult, messages: mem.messages,
-		failed: mem.failure, unmounted: unmounted, generation: pod.Generation})
+		failed: mem.failure, unmounted: unmounted, generation: pod.Generation, allocated: mem.allocated, resize: resizeConds})
 	if err := k.writeStatus(ctx, key, pod, st, mem); err != nil {
 		return 0, err
 	}
@@ -480,7 +512,7 @@ func (k *Kubelet) act(ctx context.Context, pod *corev1.Pod, spec *corev1.Contain
 				return 0, false, err
 			}
 		}
-		return k.startContainer(ctx, pod, spec, d.attempt, last, mem, now, paths), true, nil
+		return k.startContainer(ctx, pod, spec, d.attempt, last, mem, now, paths, ""), true, nil
 	}
 	return 0, false, nil
 }
@@ -526,6 +558,10 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 		ServiceAccountToken: func(ctx context.Context, p *corev1.ServiceAccountTokenProjection) (string, error) {
 			return k.tokens.token(ctx, pod, p)
 		},
+		Image: func(ctx context.Context, src *corev1.ImageVolumeSource, dir string) error {
+			return k.mountImage(ctx, pod, src, dir)
+		},
+		ClusterTrustBundles: k.objects.clusterTrustBundles,
 	})
 	if err != nil {
 		if msg := err.Error(); msg != mem.mountErr {
@@ -656,7 +692,8 @@ func minPositive(a, b time.Duration) time.Duration {
 // startContainer pulls the image and starts one attempt of a container. Failures are
 // expected outcomes: they leave the container waiting, with a reason, and return when
 // to try again.
-func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, last *Container, mem *podMemory, now time.Time, paths map[string]string) time.Duration {
+// target is the running container whose process namespace it joins ("": its own).
+func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, attempt int, last *Container, mem *podMemory, now time.Time, paths map[string]string, target string) time.Duration {
 	name, image := spec.Name, spec.Image
 	if b := mem.restart[name]; (waitingReason(mem.waiting[name]) == ReasonCreateError || waitingReason(mem.waiting[name]) == ReasonCreateConfigError) &&
 		b != nil && now.Before(b.updated.Add(b.delay)) {
@@ -704,7 +741,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	if err != nil {
 		return failed(ReasonCreateConfigError, err)
 	}
-	cfg.RuntimeHandler = mem.handler
+	cfg.RuntimeHandler, cfg.TargetID = mem.handler, target
 	id, err := k.rt.CreateAndStart(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, ErrContainerConfig) {
@@ -734,6 +771,56 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 		}
 	}
 	return 0
+}
+
+// mountImage pulls an image volume's image as its pullPolicy says, with the pod's
+// registry credentials, and mounts its root filesystem read-only at dir, with the events
+// Kubernetes' kubelet records for an image it pulls.
+func (k *Kubelet) mountImage(ctx context.Context, pod *corev1.Pod, src *corev1.ImageVolumeSource, dir string) error {
+	policy := string(src.PullPolicy)
+	if policy == "" {
+		policy = pullPolicy(&corev1.Container{Image: src.Reference})
+	}
+	began := k.cfg.Clock.Now()
+	_, pulled, err := k.rt.EnsureImage(ctx, src.Reference, policy, k.pullCredentials(ctx, pod))
+	if err != nil {
+		k.rec.Eventf(pod, record.Warning, "Failed", "Failed to pull image %q: %v", src.Reference, err)
+		return err
+	}
+	if pulled {
+		k.rec.Eventf(pod, record.Normal, "Pulled", "Successfully pulled image %q in %s", src.Reference, k.cfg.Clock.Now().Sub(began).Round(time.Millisecond))
+	}
+	return k.rt.MountImage(ctx, string(pod.UID), src.Reference, dir)
+}
+
+// runEphemeral starts each ephemeral container of the pod that has not run yet, in the
+// pod's sandbox (its network, volumes and files), in its target's process namespace
+// when it names one. An ephemeral container runs once: it is never restarted.
+func (k *Kubelet) runEphemeral(ctx context.Context, pod *corev1.Pod, hist map[string][]Container, mem *podMemory, now time.Time, paths map[string]string) (time.Duration, bool) {
+	var requeue time.Duration
+	changed := false
+	for i := range pod.Spec.EphemeralContainers {
+		ec := &pod.Spec.EphemeralContainers[i]
+		if len(hist[ec.Name]) > 0 {
+			delete(mem.waiting, ec.Name)
+			continue
+		}
+		target := ""
+		if t := ec.TargetContainerName; t != "" {
+			h := hist[t]
+			if len(h) == 0 || h[0].State != StateRunning {
+				mem.waiting[ec.Name] = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating,
+					Message: fmt.Sprintf("target container %q is not running", t)}
+				requeue = minPositive(requeue, k.bp.initial)
+				continue
+			}
+			target = h[0].ID
+		}
+		spec := (*corev1.Container)(&ec.EphemeralContainerCommon)
+		requeue = minPositive(requeue, k.startContainer(ctx, pod, spec, 0, nil, mem, now, paths, target))
+		changed = true
+	}
+	return requeue, changed
 }
 
 // waitingReason is why a container waits; "" when it does not (w is nil).

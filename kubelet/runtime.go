@@ -44,13 +44,21 @@ type Runtime interface {
 	// writable layer and its logs, what Kubernetes counts against a container's
 	// limits.ephemeral-storage. An unknown id wraps ErrNotFound.
 	DiskUsage(ctx context.Context, id string) (int64, error)
+	// MountImage mounts image's root filesystem, read-only, at dir: pod podUID's image
+	// volume. The image must be present (EnsureImage). RemovePod releases what it holds,
+	// once dir is unmounted.
+	MountImage(ctx context.Context, podUID, image, dir string) error
 	// RemovePod releases what the runtime holds for a pod beyond its containers (its
-	// cgroup), once they are all removed. Releasing nothing is not an error.
+	// cgroup, its image volumes), once they are all removed. Releasing nothing is not an error.
 	RemovePod(ctx context.Context, podUID string) error
 	// Exec runs a command in a running container and returns its exit code once it has
 	// exited and its output is copied; ctx ending kills it. An unknown id wraps
 	// ErrNotFound, a container that is not running ErrNotRunning.
 	Exec(ctx context.Context, id string, opts ExecOptions) (exitCode int, err error)
+	// UpdateResources gives a running container new limits, and its pod's cgroup the
+	// pod's new budget, without restarting it, as CRI's UpdateContainerResources (an
+	// in-place resize). An unknown id wraps ErrNotFound, one not running ErrNotRunning.
+	UpdateResources(ctx context.Context, id string, r Resources, pod PodResources) error
 	// PodDialer is how to reach TCP ports in the network namespace of the pod that
 	// container id belongs to (port-forward). Errors as Exec's.
 	PodDialer(ctx context.Context, id string) (Dialer, error)
@@ -161,11 +169,8 @@ type ContainerConfig struct {
 	// Env is KEY=VALUE pairs.
 	Env        []string
 	WorkingDir string
-	// CPUMillis and MemoryBytes are limits; 0 means none. CPURequestMillis is the
-	// request, which weighs the container's CPU share (0: the minimum).
-	CPUMillis        int64
-	MemoryBytes      int64
-	CPURequestMillis int64
+	// Resources are its own cgroup's.
+	Resources
 	// Pod is the pod-level budget its containers share (the pod's cgroup).
 	Pod PodResources
 	// Attempt counts the container's restarts: 0 for the first run.
@@ -187,6 +192,18 @@ type ContainerConfig struct {
 	// RuntimeHandler is the handler of the pod's RuntimeClass ("": the default), one
 	// CheckHandler accepts.
 	RuntimeHandler string
+	// TargetID is the running container whose process namespace the container joins
+	// (an ephemeral container's targetContainerName); "": its own.
+	TargetID string
+}
+
+// Resources are a container's cgroup budget. CPUMillis and MemoryBytes are limits; 0
+// means none. CPURequestMillis is the request, which weighs the container's CPU share
+// (0: the minimum).
+type Resources struct {
+	CPUMillis        int64
+	MemoryBytes      int64
+	CPURequestMillis int64
 }
 
 // Mount binds HostPath at ContainerPath.
@@ -253,7 +270,10 @@ type Container struct {
 	Reason   string // the runtime's reason for an exit, e.g. "OOMKilled"; usually ""
 	// Message is why a simulated container did what it did; real ones say nothing here
 	// (their termination message is a file the kubelet reads).
-	Message    string
+	Message string
+	// Resources are what the container's cgroup has, as created or last updated
+	// (UpdateResources); nil when the runtime does not know.
+	Resources  *Resources
 	CreatedAt  time.Time
 	StartedAt  time.Time
 	FinishedAt time.Time

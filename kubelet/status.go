@@ -197,6 +197,11 @@ type podState struct {
 	// generation is the pod's metadata.generation: the status and the kubelet's
 	// conditions say they observed it (observedGeneration), as Kubernetes' kubelet does.
 	generation int64
+	// allocated are the resources the kubelet allocated the app containers and
+	// sidecars, by name (resize.go); resize are the PodResizePending and
+	// PodResizeInProgress conditions that hold now.
+	allocated map[string]corev1.ResourceRequirements
+	resize    []corev1.PodCondition
 }
 
 // podFailure is why a pod failed as a whole; grace, when set, overrides the pod's
@@ -229,6 +234,9 @@ func computePodStatus(in podState) *corev1.PodStatus {
 		for i := range spec.InitContainers {
 			c := &spec.InitContainers[i]
 			cs := containerStatus(c, in.containers[c.Name], in.waiting[c.Name], in, !isSidecar(c))
+			if isSidecar(c) {
+				resizeStatus(&cs, c, in)
+			}
 			if !initDone && cs.State.Waiting != nil && cs.State.Waiting.Reason == ReasonContainerCreating && i > 0 {
 				cs.State.Waiting.Reason = "PodInitializing"
 			}
@@ -245,7 +253,16 @@ func computePodStatus(in podState) *corev1.PodStatus {
 		if !initDone && cs.State.Waiting != nil && cs.State.Waiting.Reason == ReasonContainerCreating {
 			cs.State.Waiting.Reason = "PodInitializing"
 		}
+		resizeStatus(&cs, c, in)
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+	}
+	// Ephemeral containers: as they run, never ready (Kubernetes'); those not made
+	// yet wait, as the others do.
+	for i := range spec.EphemeralContainers {
+		c := (*corev1.Container)(&spec.EphemeralContainers[i].EphemeralContainerCommon)
+		cs := containerStatus(c, in.containers[c.Name], in.waiting[c.Name], in, false)
+		cs.Ready = false
+		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, cs)
 	}
 	switch {
 	case initFailed && restartPolicy(spec) == corev1.RestartPolicyNever:
@@ -305,9 +322,23 @@ func computePodStatus(in podState) *corev1.PodStatus {
 		}
 		st.Conditions = append(st.Conditions, c.c)
 	}
+	for _, c := range in.resize {
+		c.ObservedGeneration = in.generation
+		c.LastTransitionTime, c.LastProbeTime = wireTime(now), wireTime(now)
+		for _, o := range old.Conditions {
+			if o.Type == c.Type && o.Status == c.Status && o.Reason == c.Reason && !o.LastTransitionTime.IsZero() {
+				c.LastTransitionTime, c.LastProbeTime = o.LastTransitionTime, o.LastProbeTime
+			}
+		}
+		st.Conditions = append(st.Conditions, c)
+	}
 	// Conditions others own (DisruptionTarget, written by the eviction and the pod
-	// garbage collector) are kept, as Kubernetes' kubelet keeps them.
+	// garbage collector) are kept, as Kubernetes' kubelet keeps them; the resize's are
+	// the kubelet's, there while they hold.
 	for _, o := range old.Conditions {
+		if o.Type == corev1.PodResizePending || o.Type == corev1.PodResizeInProgress {
+			continue
+		}
 		if !slices.ContainsFunc(st.Conditions, func(c corev1.PodCondition) bool { return c.Type == o.Type }) {
 			st.Conditions = append(st.Conditions, o)
 		}
@@ -409,6 +440,21 @@ func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.C
 		cs.LastTerminationState = terminated(*previous, in)
 	}
 	return cs
+}
+
+// resizeStatus reports what the kubelet allocated container c (allocatedResources, its
+// requests) and what it runs with (resources), as Kubernetes' kubelet does.
+func resizeStatus(cs *corev1.ContainerStatus, c *corev1.Container, in podState) {
+	alloc, ok := in.allocated[c.Name]
+	if !ok {
+		alloc = c.Resources
+	}
+	if r := keepCPUMemory(alloc.DeepCopy()); r != nil && len(r.Requests) > 0 {
+		cs.AllocatedResources = r.Requests
+	}
+	if h := in.containers[c.Name]; len(h) > 0 {
+		cs.Resources = statusResources(alloc, h[0])
+	}
 }
 
 func terminated(c Container, in podState) corev1.ContainerState {

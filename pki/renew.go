@@ -102,6 +102,20 @@ func NewRequest(cur *x509.Certificate) ([]byte, *ecdsa.PrivateKey, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), key, nil
 }
 
+// ParseCSR reads a PEM PKCS#10 certificate request and checks its signature, in
+// Kubernetes' words (a CertificateSigningRequest's spec.request).
+func ParseCSR(pemBytes []byte) (*x509.CertificateRequest, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("PEM block type must be CERTIFICATE REQUEST")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return csr, csr.CheckSignature()
+}
+
 // SignRenewal answers a certificate signing request (csrPEM) from the holder of cur,
 // the certificate the request was authenticated with, as Kubernetes' approver of a
 // node's own client certificate does: the request's subject must be cur's (its common
@@ -109,16 +123,9 @@ func NewRequest(cur *x509.Certificate) ([]byte, *ecdsa.PrivateKey, error) {
 // certificate takes cur's identity, names and usages, whatever else the request says,
 // for cur's lifetime (or validity, when shorter and positive).
 func (ca *CA) SignRenewal(cur *x509.Certificate, csrPEM []byte, validity time.Duration, now time.Time) (*x509.Certificate, error) {
-	block, _ := pem.Decode(csrPEM)
-	if block == nil || block.Type != "CERTIFICATE REQUEST" {
-		return nil, errors.New("request: no PEM CERTIFICATE REQUEST block")
-	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	csr, err := ParseCSR(csrPEM)
 	if err != nil {
 		return nil, fmt.Errorf("request: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("request: its signature: %w", err)
 	}
 	if csr.Subject.CommonName != cur.Subject.CommonName || !slices.Equal(csr.Subject.Organization, cur.Subject.Organization) {
 		return nil, fmt.Errorf("%w: the request is for user %q in groups %q, and the caller is %q in %q", ErrOtherIdentity,

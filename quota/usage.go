@@ -281,14 +281,16 @@ func Counts(pod *corev1.Pod, now time.Time) bool {
 // PodRequests is what a pod's containers ask for, as Kubernetes' quota counts it
 // (component-helpers' PodRequests): its app containers' and sidecars' requests added up,
 // or what an init container asks for with the sidecars started before it, if that is
-// more. The pod's overhead is not in it (Usage adds it).
+// more. The pod's overhead is not in it (Usage adds it). A pod being resized counts each
+// container's larger of its spec's and its allocated resources, as Kubernetes' quota
+// does (UseStatusResources).
 func PodRequests(pod *corev1.Pod) corev1.ResourceList {
-	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
+	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true, UseStatusResources: true})
 }
 
 // PodLimits is PodRequests for limits.
 func PodLimits(pod *corev1.Pod) corev1.ResourceList {
-	return resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
+	return resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true, UseStatusResources: true})
 }
 
 // Add returns a + b, name by name.

@@ -90,6 +90,39 @@ type PodInfo struct {
 	affinityErr error
 }
 
+// resizing says whether a pod's status reports requests other than its spec's for a
+// container (allocatedResources, resources): a resize not done yet. Other pods take the
+// spec's sum, which is cheaper.
+func resizing(pod *corev1.Pod) bool {
+	cs := pod.Status.ContainerStatuses
+	for i := range cs {
+		if cs[i].AllocatedResources == nil && cs[i].Resources == nil {
+			continue
+		}
+		var spec corev1.ResourceList
+		if i < len(pod.Spec.Containers) && pod.Spec.Containers[i].Name == cs[i].Name {
+			spec = pod.Spec.Containers[i].Resources.Requests
+		} else {
+			return true // not in the spec's order: let PodRequests match them
+		}
+		if !sameCPUMemory(spec, cs[i].AllocatedResources) || cs[i].Resources != nil && !sameCPUMemory(spec, cs[i].Resources.Requests) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameCPUMemory: a and b ask for the same cpu and memory.
+func sameCPUMemory(a, b corev1.ResourceList) bool {
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		x, y := a[name], b[name]
+		if x.Cmp(y) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // NewPodInfo reads what the scheduler needs from pod. Its requests are quantities the
 // API server has already parsed; its affinity terms' selectors too, but should one not
 // parse, the pod's cycles fail with the error (affinityErr).
@@ -118,13 +151,15 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 		}
 		pi.addHostPorts(c)
 	}
-	if len(pod.Spec.InitContainers) > 0 {
+	if len(pod.Spec.InitContainers) > 0 || resizing(pod) {
 		// Init containers run one at a time before the app containers, and sidecars
 		// beside them: the pod needs Kubernetes' effective request, the larger of the
 		// app containers' and sidecars' sum and what each init container needs with the
-		// sidecars started before it (component-helpers' PodRequests).
+		// sidecars started before it (component-helpers' PodRequests). A pod being
+		// resized counts each container's larger of its spec's and its allocated
+		// requests (or its allocated ones alone when the resize is infeasible).
 		pi.Requests = Resources{Pods: 1}
-		for name, q := range resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true}) {
+		for name, q := range resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true, UseStatusResources: true}) {
 			switch {
 			case name == corev1.ResourceCPU:
 				pi.Requests.MilliCPU, cpuSet = q.MilliValue(), true

@@ -11,11 +11,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
@@ -62,6 +65,15 @@ func NewCommand(streams Streams) *cobra.Command {
 	pf.StringVar(&g.settings.Token, "token", "", "bearer token (with --ca-file)")
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace (default \"default\")")
 	pf.DurationVar(&g.timeout, "request-timeout", 30*time.Second, "how long to wait for an answer; 0 waits forever")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		var once sync.Once
+		learned := false
+		learn := func() bool {
+			once.Do(func() { learned = g.learnCustomKinds(cmd) })
+			return learned
+		}
+		learnCustomKinds.Store(&learn)
+	}
 	root.PersistentPostRun = func(*cobra.Command, []string) {
 		if g.conn != nil {
 			g.conn.Close()
@@ -209,9 +221,33 @@ func (g *globals) ns() string {
 	return g.namespace
 }
 
-// kind resolves a KIND argument ("deploy", "pods", "Deployment", "deployments.apps").
+// learnCustomKinds, set for each command run, asks the server once for its
+// CustomResourceDefinitions, so that kind knows the custom kinds the server serves.
+var learnCustomKinds atomic.Pointer[func() bool]
+
+// learnCustomKinds makes this process's kinds registry serve the server's established
+// CRDs (kinds.ServeCRDs, as the API server does); false when they cannot be read.
+func (g *globals) learnCustomKinds(cmd *cobra.Command) bool {
+	conn, ctx, cancel, err := g.connect(cmd, g.timeout)
+	if err != nil {
+		return false
+	}
+	defer cancel()
+	l, err := client.For[*apiextensionsv1.CustomResourceDefinition](conn).List(ctx, "", client.ListOptions{})
+	if err != nil {
+		return false
+	}
+	kinds.ServeCRDs(l.Items)
+	return true
+}
+
+// kind resolves a KIND argument ("deploy", "pods", "Deployment", "deployments.apps"),
+// or a custom kind of the server's CRDs.
 func kind(name string) (*kinds.Info, error) {
 	info, ok := kinds.Lookup(name)
+	if learn := learnCustomKinds.Load(); !ok && learn != nil && (*learn)() {
+		info, ok = kinds.Lookup(name)
+	}
 	if !ok {
 		return nil, fmt.Errorf("the server doesn't have a resource type %q (known: %s)", name, strings.Join(kinds.Names(), ", "))
 	}

@@ -155,6 +155,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// Pods verify the API servers with the cluster CA, published in every namespace
 	// (again when the file changes: a CA rotation).
 	mcfg.RootCAFile = p(pki.CACertFile)
+	// Approved certificate signing requests of Kubernetes' signers are signed by the
+	// cluster CA, as kube-controller-manager's --cluster-signing-cert-file and -key-file.
+	mcfg.ClusterSigningCertFile, mcfg.ClusterSigningKeyFile = p(pki.CACertFile), p(pki.CAKeyFile)
 	mcfg.ServiceAccountKeyFile = p(serviceaccount.SigningKeyFile)
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()

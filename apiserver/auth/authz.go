@@ -32,6 +32,19 @@ const (
 	// (create): every identity may, for itself alone (the handler signs only the
 	// identity of the certificate the request was authenticated with).
 	ResourceCertificateSigningRequests = "certificatesigningrequests"
+	// SubresourceRenewal marks that renewal (create): the certificatesigningrequests
+	// objects themselves (certificates.k8s.io/v1) follow the rules and RBAC.
+	SubresourceRenewal = "renewal"
+	// ResourceSigners are certificates.k8s.io's signers, named by signer name or its
+	// domain's wildcard (example.com/*): approving a request for one (verb Approve)
+	// and signing it (Sign), as Kubernetes authorizes them.
+	ResourceSigners = "signers"
+)
+
+// The verbs on signers.
+const (
+	Approve = "approve"
+	Sign    = "sign"
 )
 
 // The subresources that reach into a container: running commands in it (exec),
@@ -152,8 +165,9 @@ type Guard func(obj kinds.Object) error
 //     of services (the service load balancer); the status of poddisruptionbudgets (the
 //     disruption controller) and of resourcequotas (the quota controller); nodes'
 //     updates and status; Leases in kube-system (its election); deletion of every kind
-//     (the garbage collector, and the namespace controller emptying a namespace being
-//     deleted).
+//     (the garbage collector, the namespace controller emptying a namespace being
+//     deleted, the CSR cleaner); certificatesigningrequests' status and approval, and
+//     sign and approve on the kubernetes.io signers (the CSR signer).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status, and their deletion (preemption's victims); events; Leases in kube-system and creating that namespace; updating
 //     persistentvolumeclaims and persistentvolumes (its volume binding: a claim's
@@ -172,7 +186,8 @@ type Guard func(obj kinds.Object) error
 //     local-path reclaimer); reading services and endpointslices (the node's
 //     cluster DNS, the pods' service variables) and runtimeclasses (the handlers its
 //     pods run with); creating tokens (serviceaccounts/token) of the ServiceAccounts of
-//     pods bound to it, each bound to such a pod.
+//     pods bound to it, each bound to such a pod; creating and reading
+//     CertificateSigningRequests and reading ClusterTrustBundles (system:node's).
 //
 // Members of system:masters, Kubernetes' superuser group, are administrators too.
 //
@@ -240,7 +255,7 @@ func HasBuiltinRules(u User) bool {
 // builtin is Skiff's rules by group.
 func (az Authorizer) builtin(a Attributes) (Guard, error) {
 	u := a.User
-	if a.Resource == ResourceCertificateSigningRequests && a.Verb == Create {
+	if a.Resource == ResourceCertificateSigningRequests && a.Subresource == SubresourceRenewal && a.Verb == Create {
 		return nil, nil // one's own certificate: the handler checks the identity
 	}
 	switch {
@@ -308,6 +323,12 @@ func controllerManagerMay(a Attributes) bool {
 	case plural(kinds.ClusterRole):
 		// The aggregation controller writes the union of other roles' rules.
 		return a.Verb == Update || a.Verb == Escalate
+	case plural(kinds.CertificateSigningRequest):
+		// The signer writes certificates, the approver node clients' approval.
+		return a.Verb == Update && (a.Subresource == "status" || a.Subresource == "approval")
+	case ResourceSigners:
+		// Kubernetes' own signers (kubernetes.io/...), which it signs for and approves.
+		return (a.Verb == Sign || a.Verb == Approve) && strings.HasPrefix(a.Name, "kubernetes.io/")
 	}
 	return false
 }
@@ -371,6 +392,16 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		}
 	case plural(kinds.Event):
 		if a.Verb == Create || a.Verb == Update {
+			return nil, nil
+		}
+	case plural(kinds.CertificateSigningRequest):
+		// Kubernetes' system:node role: its own client and serving certificates' requests.
+		if a.Subresource == "" && (a.Verb == Create || isRead(a.Verb)) {
+			return nil, nil
+		}
+	case plural(kinds.ClusterTrustBundle):
+		// What its pods' clusterTrustBundle projections read (system:node's too).
+		if isRead(a.Verb) {
 			return nil, nil
 		}
 	case plural(kinds.Service), plural(kinds.EndpointSlice), plural(kinds.RuntimeClass):

@@ -16,6 +16,9 @@ import (
 var typeConverter = sync.OnceValues(func() (managedfields.TypeConverter, error) {
 	var names []string
 	for _, in := range kinds.Served() {
+		if in.Custom != nil {
+			continue // a CRD's kind: no Go type, no generated model
+		}
 		names = append(names, modelName(in))
 	}
 	sw, err := builder.BuildOpenAPIDefinitionsForResources(&common.Config{

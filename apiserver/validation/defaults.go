@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
 	"github.com/skiffhq/skiff/kinds"
 )
 
@@ -40,6 +42,10 @@ const (
 // reports.
 func Default(obj kinds.Object) {
 	switch o := obj.(type) {
+	case *kinds.Custom:
+		defaultCustom(o)
+	case *apiextensionsv1.CustomResourceDefinition:
+		apiextensionsv1.SetObjectDefaults_CustomResourceDefinition(o)
 	case *corev1.Pod:
 		defaultPodSpec(&o.Spec)
 		defaultRequestsFromLimits(&o.Spec)
@@ -207,6 +213,9 @@ func defaultPodSpec(spec *corev1.PodSpec) {
 	for i := range spec.Containers {
 		defaultContainer(&spec.Containers[i])
 	}
+	for i := range spec.EphemeralContainers {
+		defaultContainer((*corev1.Container)(&spec.EphemeralContainers[i].EphemeralContainerCommon))
+	}
 	for i := range spec.Tolerations {
 		if spec.Tolerations[i].Operator == "" {
 			spec.Tolerations[i].Operator = DefaultTolerationOperator
@@ -296,6 +305,10 @@ func defaultVolume(v *corev1.VolumeSource) {
 		}
 	}
 	switch {
+	case v.Image != nil:
+		if v.Image.PullPolicy == "" {
+			v.Image.PullPolicy = PullPolicyFor(v.Image.Reference)
+		}
 	case v.ConfigMap != nil:
 		mode(&v.ConfigMap.DefaultMode)
 	case v.Secret != nil:

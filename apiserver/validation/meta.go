@@ -24,6 +24,10 @@ func nameFunc(in *kinds.Info) apivalidation.ValidateNameFunc {
 		return apivalidation.NameIsDNS1035Label
 	case kinds.Role, kinds.ClusterRole, kinds.RoleBinding, kinds.ClusterRoleBinding:
 		return path.ValidatePathSegmentName // Kubernetes' ValidateRBACName: system:controller:... has colons
+	case kinds.CertificateSigningRequest:
+		return path.ValidatePathSegmentName // Kubernetes does not care what requests are called
+	case kinds.ClusterTrustBundle:
+		return path.ValidatePathSegmentName // a signer's prefix has colons: validateClusterTrustBundle
 	}
 	return apivalidation.NameIsDNSSubdomain
 }

@@ -15,6 +15,11 @@ var supportedFields = map[string][]string{
 	kinds.Pod: slices.Concat(
 		under("metadata", storedMetaFields),
 		under("spec", podSpecFields),
+		// A pod's only (pods/ephemeralcontainers): a template has none. Their ports,
+		// resources, probes and hooks are refused in Kubernetes' words.
+		under("spec.ephemeralContainers[*]", containerFields),
+		under("spec.ephemeralContainers[*]", containerRunFields),
+		[]string{"spec.ephemeralContainers[*].stdinOnce", "spec.ephemeralContainers[*].targetContainerName"},
 		under("status", podStatusFields),
 	),
 	kinds.Node: slices.Concat(
@@ -483,6 +488,12 @@ var supportedFields = map[string][]string{
 	),
 	// A PriorityClass's every field: the Priority admission gives its value and
 	// preemption policy to the pods of the class, the scheduler acts on them.
+	// A CustomResourceDefinition's every field but those crdUnsupported refuses (a
+	// conversion webhook, CEL rules): the API server serves its custom resources.
+	kinds.CustomResourceDefinition: slices.Concat(
+		under("metadata", storedMetaFields),
+		[]string{"spec", "status"},
+	),
 	kinds.PriorityClass: slices.Concat(
 		under("metadata", storedMetaFields),
 		[]string{"value", "globalDefault", "description", "preemptionPolicy"},
@@ -508,6 +519,11 @@ var supportedFields = map[string][]string{
 	kinds.ClusterRole:        slices.Concat(under("metadata", storedMetaFields), []string{"rules[*]", "aggregationRule"}),
 	kinds.RoleBinding:        slices.Concat(under("metadata", storedMetaFields), []string{"roleRef", "subjects[*]"}),
 	kinds.ClusterRoleBinding: slices.Concat(under("metadata", storedMetaFields), []string{"roleRef", "subjects[*]"}),
+	// A CertificateSigningRequest's every field: the controller-manager signs Kubernetes'
+	// signers' approved requests; other signers' are for their own controllers.
+	kinds.CertificateSigningRequest: slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	// A ClusterTrustBundle's every field: the kubelet projects bundles into pods.
+	kinds.ClusterTrustBundle: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
 }
 
 // webhookFields are a webhook's fields both configurations' have and Skiff acts on.
@@ -609,6 +625,9 @@ var podSpecFields = slices.Concat(
 	// validation refuses them on the others, in Kubernetes' words.
 	under("initContainers[*]", containerRunFields),
 	[]string{"initContainers[*].restartPolicy"},
+	// pods/resize: how a container takes a change of its cpu or memory.
+	[]string{"containers[*].resizePolicy[*].resourceName", "containers[*].resizePolicy[*].restartPolicy"},
+	[]string{"initContainers[*].resizePolicy[*].resourceName", "initContainers[*].resizePolicy[*].restartPolicy"},
 	[]string{
 		"activeDeadlineSeconds",
 		"affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[*].preference.matchExpressions[*].key",
@@ -716,9 +735,12 @@ var podSpecFields = slices.Concat(
 		"volumes[*].downwardAPI",
 		"volumes[*].emptyDir",
 		"volumes[*].hostPath",
+		"volumes[*].image.pullPolicy",
+		"volumes[*].image.reference",
 		"volumes[*].name",
 		"volumes[*].persistentVolumeClaim",
 		"volumes[*].projected.defaultMode",
+		"volumes[*].projected.sources[*].clusterTrustBundle",
 		"volumes[*].projected.sources[*].configMap",
 		"volumes[*].projected.sources[*].downwardAPI",
 		"volumes[*].projected.sources[*].secret",
@@ -789,6 +811,7 @@ var containerFields = []string{
 var podStatusFields = slices.Concat(
 	under("containerStatuses[*]", containerStatusFields),
 	under("initContainerStatuses[*]", containerStatusFields),
+	under("ephemeralContainerStatuses[*]", containerStatusFields),
 	[]string{
 		"conditions[*].lastProbeTime",
 		"conditions[*].lastTransitionTime",
@@ -812,6 +835,7 @@ var podStatusFields = slices.Concat(
 )
 
 var containerStatusFields = []string{
+	"allocatedResources",
 	"containerID",
 	"image",
 	"imageID",
@@ -827,6 +851,8 @@ var containerStatusFields = []string{
 	"lastState.waiting.reason",
 	"name",
 	"ready",
+	"resources.limits",
+	"resources.requests",
 	"restartCount",
 	"started",
 	"state.running.startedAt",

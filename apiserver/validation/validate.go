@@ -6,6 +6,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -19,6 +20,8 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
 	"github.com/skiffhq/skiff/kinds"
 )
 
@@ -26,13 +29,23 @@ import (
 // and that it sets no field Skiff does not support. It returns nil or an ErrorList with
 // every problem found.
 func Validate(obj kinds.Object) error {
-	return asError(validateObject(obj))
+	errs := validateObject(obj)
+	if pod, ok := obj.(*corev1.Pod); ok && len(pod.Spec.EphemeralContainers) > 0 {
+		// They are added to a running pod, through pods/ephemeralcontainers.
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "ephemeralContainers"), "cannot be set on create"))
+	}
+	return asError(errs)
 }
 
 // ValidateUpdate checks obj as it is written over old: everything Validate checks, and
 // that fields which may not change did not. old is the stored object. Defaults do not
 // count as changes: a pod spec is compared with Default's values filled in on both sides.
 func ValidateUpdate(old, obj kinds.Object) error {
+	if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
+		if oldCRD, ok := old.(*apiextensionsv1.CustomResourceDefinition); ok {
+			return asError(append(validateCRDUpdate(oldCRD, crd), checkSupported(obj, false)...))
+		}
+	}
 	errs := validateObject(obj)
 	if kinds.Of(old) != kinds.Of(obj) {
 		errs = append(errs, field.Invalid(field.NewPath("kind"), kinds.Of(obj).Kind,
@@ -46,6 +59,12 @@ func ValidateUpdate(old, obj kinds.Object) error {
 // ValidateStatus checks the status of obj, as written by UpdateStatus. It looks at the
 // status only: the rest of obj is the stored object, which was validated when written.
 func ValidateStatus(obj kinds.Object) error {
+	switch o := obj.(type) {
+	case *kinds.Custom:
+		return asError(validateCustom(o))
+	case *apiextensionsv1.CustomResourceDefinition:
+		return asError(validateCRDStatus(o))
+	}
 	if errs := validateUTF8(obj); len(errs) > 0 {
 		return asError(errs)
 	}
@@ -125,6 +144,13 @@ func nonNegativeCounts(p *field.Path, counts ...count) field.ErrorList {
 
 // validateObject checks metadata, the kind's own rules, and what is not supported.
 func validateObject(obj kinds.Object) field.ErrorList {
+	switch o := obj.(type) {
+	case *kinds.Custom:
+		return validateCustom(o)
+	case *apiextensionsv1.CustomResourceDefinition:
+		// Kubernetes' own validation, metadata included.
+		return append(validateCRD(o), checkSupported(obj, false)...)
+	}
 	if errs := validateUTF8(obj); len(errs) > 0 {
 		return errs // the other checks would quote the same bytes again
 	}
@@ -199,6 +225,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateBinding(o.RoleRef, o.Subjects, false)...)
 	case *schedulingv1.PriorityClass:
 		errs = append(errs, validatePriorityClass(o)...)
+	case *certificatesv1.CertificateSigningRequest:
+		errs = append(errs, validateCSR(o, nil)...)
+	case *certificatesv1.ClusterTrustBundle:
+		errs = append(errs, validateClusterTrustBundle(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -259,6 +289,10 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateRoleRefUpdate(old.(*rbacv1.ClusterRoleBinding).RoleRef, o.RoleRef)...)
 	case *schedulingv1.PriorityClass:
 		errs = append(errs, validatePriorityClassUpdate(old.(*schedulingv1.PriorityClass), o)...)
+	case *certificatesv1.CertificateSigningRequest:
+		errs = append(errs, validateCSRUpdate(old.(*certificatesv1.CertificateSigningRequest), o, CSRUpdate)...)
+	case *certificatesv1.ClusterTrustBundle:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.SignerName, old.(*certificatesv1.ClusterTrustBundle).Spec.SignerName, field.NewPath("spec", "signerName"))...)
 	}
 	return errs
 }

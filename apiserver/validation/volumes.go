@@ -85,6 +85,17 @@ func validateVolumeSource(s *corev1.VolumeSource, p *field.Path) field.ErrorList
 		}
 		return nil
 	})
+	one(s.Image != nil, "image", func() field.ErrorList {
+		ip := p.Child("image")
+		var errs field.ErrorList
+		if s.Image.Reference == "" {
+			errs = append(errs, field.Required(ip.Child("reference"), ""))
+		}
+		if s.Image.PullPolicy == "" {
+			return append(errs, field.Required(ip.Child("pullPolicy"), ""))
+		}
+		return append(errs, oneOf(ip.Child("pullPolicy"), s.Image.PullPolicy, pullPolicies...)...)
+	})
 	for _, other := range []struct {
 		set  bool
 		name string
@@ -96,7 +107,7 @@ func validateVolumeSource(s *corev1.VolumeSource, p *field.Path) field.ErrorList
 		{s.VsphereVolume != nil, "vsphereVolume"}, {s.Quobyte != nil, "quobyte"}, {s.AzureDisk != nil, "azureDisk"},
 		{s.PhotonPersistentDisk != nil, "photonPersistentDisk"}, {s.PortworxVolume != nil, "portworxVolume"},
 		{s.ScaleIO != nil, "scaleIO"}, {s.StorageOS != nil, "storageos"}, {s.CSI != nil, "csi"},
-		{s.Ephemeral != nil, "ephemeral"}, {s.Image != nil, "image"},
+		{s.Ephemeral != nil, "ephemeral"},
 	} {
 		one(other.set, other.name, none)
 	}
@@ -260,10 +271,16 @@ func validateProjected(pr *corev1.ProjectedVolumeSource, p *field.Path) field.Er
 				addPath(t.Path, tp.Child("path"))
 			}
 		}
-		for _, set := range []bool{s.ClusterTrustBundle != nil, s.PodCertificate != nil} {
-			if set {
-				n++
+		if b := s.ClusterTrustBundle; b != nil {
+			n++
+			bp := sp.Child("clusterTrustBundle")
+			errs = append(errs, validateClusterTrustBundleProjection(b, bp)...)
+			if b.Path != "" {
+				addPath(b.Path, bp.Child("path"))
 			}
+		}
+		if s.PodCertificate != nil {
+			n++
 		}
 		if n > 1 {
 			errs = append(errs, field.Forbidden(sp, "may not specify more than 1 volume type per source"))

@@ -13,7 +13,7 @@ func controllerManagerCmd(logger func(string) hclog.Logger) *cobra.Command {
 	var rootCAFile string
 	cmd := &cobra.Command{
 		Use:   "controller-manager",
-		Short: "Run the controllers: Deployment, ReplicaSet (and ReplicationController), garbage collectors, node lifecycle, namespace, disruption, Job, CronJob, TTL-after-finished",
+		Short: "Run the controllers: Deployment, ReplicaSet (and ReplicationController), garbage collectors, node lifecycle, namespace, disruption, Job, CronJob, TTL-after-finished, CSR signing and cleaning",
 		Long: `Run the controllers. Several replicas may run: one leads (Lease
 kube-system/skiff-controller-manager) and only the leader acts.`,
 		Args: cobra.NoArgs,
@@ -49,6 +49,9 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")
 	f.IntVar(&cfg.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", cfg.TerminatedPodGCThreshold,
 		"finished (Succeeded or Failed) pods kept before the oldest are deleted; 0 keeps them all")
+	f.StringVar(&cfg.ClusterSigningCertFile, "cluster-signing-cert-file", "", "the CA certificate (PEM) that signs approved certificate signing requests of the kubernetes.io signers")
+	f.StringVar(&cfg.ClusterSigningKeyFile, "cluster-signing-key-file", "", "the key (PEM) of --cluster-signing-cert-file")
+	f.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", cfg.ClusterSigningDuration, "the longest a signed certificate is valid (a request's expirationSeconds may ask for less)")
 	f.StringVar(&cfg.ServiceAccountKeyFile, "service-account-private-key-file", "", "the private key that signs the tokens of legacy service-account token secrets (the API servers' --service-account-signing-key-file, sa.key): without it such secrets get no token")
 	f.StringVar(&rootCAFile, "root-ca-file", "", "the CA bundle published in every namespace as the config map kube-root-ca.crt, published again when the file changes (default: --ca-file's)")
 	return cmd

@@ -184,7 +184,7 @@ func (c *Controller) deleteContent(ctx context.Context, ns *corev1.Namespace) (t
 	var failures []error
 	left := map[*kinds.Info]int{}
 	finalizers := map[string]int{}
-	for _, info := range kinds.All() {
+	for _, info := range append(kinds.All(), kinds.CustomStored()...) {
 		if !info.Namespaced {
 			continue
 		}

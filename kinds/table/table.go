@@ -189,6 +189,9 @@ var columns = map[string][]Column{
 
 // Columns returns a kind's columns, wide ones (priority 1) included.
 func Columns(info *kinds.Info) []Column {
+	if info.Custom != nil {
+		return customColumns(info)
+	}
 	if cols, ok := columns[info.Kind]; ok {
 		return cols
 	}

@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/containerd/cgroups"
 	cgroupsv2 "github.com/containerd/cgroups/v2"
+	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -173,4 +175,82 @@ func (r *Runtime) oomKilled(p string) bool {
 		}
 	}
 	return false
+}
+
+// UpdateResources implements kubelet.Runtime: the pod's cgroup takes the pod's new
+// budget and the container's task its own limits, which the shim writes to its cgroup
+// (memory.max, cpu.max, cpu.weight on v2), as CRI's UpdateContainerResources does. The
+// pod goes first, so that a container's limit raised is not above its pod's; when that
+// fails (cgroup v1 refuses a pod's cfs quota below a container's), the container goes
+// first, as for a decrease. The container's label records its limits.
+func (r *Runtime) UpdateResources(ctx context.Context, id string, res kubelet.Resources, pod kubelet.PodResources) error {
+	ctx = r.ns(ctx)
+	ctr, task, err := r.runningTask(ctx, "update resources of", id)
+	if err != nil {
+		return err
+	}
+	labels, err := ctr.Labels(ctx)
+	if err != nil {
+		return fmt.Errorf("update resources of container %s: %w", id, err)
+	}
+	updatePod := func() error {
+		_, err := r.ensurePodCgroup(kubelet.ContainerConfig{PodUID: labels[kubelet.LabelPodUID], Pod: pod})
+		return err
+	}
+	updateContainer := func() error { return task.Update(ctx, containerd.WithResources(containerResources(res))) }
+	if err := updatePod(); err != nil {
+		if err := updateContainer(); err != nil {
+			return fmt.Errorf("update resources of container %s: %w", id, err)
+		}
+		if err := updatePod(); err != nil {
+			return fmt.Errorf("update resources of container %s: %w", id, err)
+		}
+	} else if err := updateContainer(); err != nil {
+		return fmt.Errorf("update resources of container %s: %w", id, err)
+	}
+	if _, err := ctr.SetLabels(ctx, map[string]string{labelResources: resourcesLabel(res)}); err != nil {
+		return fmt.Errorf("update resources of container %s: label: %w", id, err)
+	}
+	return nil
+}
+
+// containerResources are a container's limits as its cgroup's resources, as
+// resourceOpts puts them in its spec. An absent limit is written as none (max), so that
+// a limit a resize removes goes.
+func containerResources(res kubelet.Resources) *specs.LinuxResources {
+	shares := milliCPUToShares(res.CPURequestMillis)
+	quota, period := milliCPUToQuota(res.CPUMillis), uint64(cfsPeriod)
+	if quota == 0 {
+		quota = -1
+	}
+	mem := res.MemoryBytes
+	if mem == 0 {
+		mem = -1
+	}
+	return &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares, Quota: &quota, Period: &period}, Memory: &specs.LinuxMemory{Limit: &mem}}
+}
+
+// resourcesLabel is the value of a container's labelResources: "cpu/cpuRequest/memory".
+func resourcesLabel(res kubelet.Resources) string {
+	return fmt.Sprintf("%d/%d/%d", res.CPUMillis, res.CPURequestMillis, res.MemoryBytes)
+}
+
+// parseResourcesLabel reads resourcesLabel's value; nil when there is none (a container
+// made before the label was).
+func parseResourcesLabel(v string) *kubelet.Resources {
+	var res kubelet.Resources
+	if _, err := fmt.Sscanf(v, "%d/%d/%d", &res.CPUMillis, &res.CPURequestMillis, &res.MemoryBytes); err != nil {
+		return nil
+	}
+	return &res
+}
+
+// pidNamespace is the process namespace of running container id, by its task's
+// process.
+func (r *Runtime) pidNamespace(ctx context.Context, id string) (string, error) {
+	_, task, err := r.runningTask(ctx, "share the process namespace of", id)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("/proc/%d/ns/pid", task.Pid()), nil
 }

@@ -35,7 +35,7 @@ func TestCgroupV2(t *testing.T) {
 	}
 	r := &Runtime{cfg: Config{CgroupRoot: "/skiff-t", CgroupMount: mount}, unified: func() bool { return true }}
 	// 250m requested, 500m and 64Mi the limit: Burstable.
-	cfg := kubelet.ContainerConfig{PodUID: "u1", Name: "app", CPUMillis: 500, CPURequestMillis: 250, MemoryBytes: 64 << 20,
+	cfg := kubelet.ContainerConfig{PodUID: "u1", Name: "app", Resources: kubelet.Resources{CPUMillis: 500, CPURequestMillis: 250, MemoryBytes: 64 << 20},
 		Pod: kubelet.PodResources{QOSClass: "Burstable", CPUMillis: 500, CPURequestMillis: 250, MemoryBytes: 64 << 20}}
 	pod, err := r.ensurePodCgroup(cfg)
 	if err != nil {

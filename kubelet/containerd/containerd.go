@@ -84,6 +84,9 @@ const (
 	labelImageID   = "io.skiff.image-id"
 	labelStartedAt = "io.skiff.started-at"
 	labelCgroup    = "io.skiff.cgroup"
+	// labelResources: the container's Resources, as created or last updated
+	// (resourcesLabel).
+	labelResources = "io.skiff.resources"
 )
 
 // Config configures the runtime.
@@ -377,6 +380,16 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	if cfg.WorkingDir != "" {
 		specOpts = append(specOpts, oci.WithProcessCwd(cfg.WorkingDir))
 	}
+	if cfg.TargetID != "" {
+		// An ephemeral container with a target joins the target's process namespace
+		// (as containerd's CRI plugin does for a TARGET namespace mode): its tools see
+		// the target's processes.
+		ns, err := r.pidNamespace(ctx, cfg.TargetID)
+		if err != nil {
+			return "", fmt.Errorf("create container %s/%s: target: %w", cfg.PodName, cfg.Name, err)
+		}
+		specOpts = append(specOpts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: ns}))
+	}
 	specOpts = append(specOpts, mountOpts(cfg.Mounts)...)
 	if cfg.Hostname != "" {
 		specOpts = append(specOpts, oci.WithHostname(cfg.Hostname))
@@ -404,6 +417,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		kubelet.LabelPodUID: cfg.PodUID, kubelet.LabelPodName: cfg.PodName, kubelet.LabelPodNamespace: cfg.Namespace,
 		kubelet.LabelContainerName: cfg.Name, kubelet.LabelAttempt: strconv.Itoa(cfg.Attempt),
 		labelImage: cfg.Image, labelImageID: img.Target().Digest.String(), labelCgroup: cgroup,
+		labelResources: resourcesLabel(cfg.Resources),
 	}
 	if err := r.CheckHandler(cfg.RuntimeHandler); err != nil {
 		return "", fmt.Errorf("create container %s: %w", id, err)
@@ -588,7 +602,7 @@ func (r *Runtime) DiskUsage(ctx context.Context, id string) (int64, error) {
 
 // RemovePod implements kubelet.Runtime: the pod's cgroup goes.
 func (r *Runtime) RemovePod(ctx context.Context, podUID string) error {
-	return r.removePodCgroups(podUID)
+	return errors.Join(r.removeImageViews(ctx, podUID), r.removePodCgroups(podUID))
 }
 
 // List implements kubelet.Runtime. It costs two calls to containerd whatever the number of
@@ -623,6 +637,7 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 			State: kubelet.StateCreated, CreatedAt: info.CreatedAt,
 		}
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, l[labelStartedAt])
+		c.Resources = parseResourcesLabel(l[labelResources])
 		p, ok := procs[info.ID]
 		switch {
 		case !ok:

@@ -235,6 +235,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		c: kubelet.Container{
 			ID: id, PodUID: cfg.PodUID, PodName: cfg.PodName, Namespace: cfg.Namespace, Name: cfg.Name, Attempt: cfg.Attempt,
 			Image: cfg.Image, ImageID: imgID, State: kubelet.StateRunning, CreatedAt: created, StartedAt: now,
+			Resources: new(cfg.Resources),
 		},
 		cfg: cfg, runFor: runFor, code: code, ignore: ignore, files: fileEvents(argv), grew: make(chan struct{}),
 	}
@@ -453,6 +454,34 @@ func (r *Runtime) ProbeNetwork(ctx context.Context, id string, p kubelet.Network
 // RemovePod implements kubelet.Runtime: simulated pods hold nothing beyond their
 // containers.
 func (r *Runtime) RemovePod(ctx context.Context, podUID string) error { return nil }
+
+// MountImage implements kubelet.Runtime: the image must be present; its files are not
+// simulated (dir stays empty).
+func (r *Runtime) MountImage(_ context.Context, _, image, _ string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.present[normalize(image)]; !ok {
+		return fmt.Errorf("image volume %q: not present: %w", image, kubelet.ErrNotFound)
+	}
+	return nil
+}
+
+// UpdateResources implements kubelet.Runtime: the container's Config and report take
+// the new limits.
+func (r *Runtime) UpdateResources(_ context.Context, id string, res kubelet.Resources, pod kubelet.PodResources) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		return fmt.Errorf("update resources of container %s: %w", id, kubelet.ErrNotFound)
+	}
+	r.settle(c, r.now())
+	if c.c.State != kubelet.StateRunning {
+		return fmt.Errorf("update resources of container %s: %w", id, kubelet.ErrNotRunning)
+	}
+	c.cfg.Resources, c.cfg.Pod, c.c.Resources = res, pod, new(res)
+	return nil
+}
 
 // Config of a container, as the kubelet asked for it (tests).
 func (r *Runtime) Config(id string) (kubelet.ContainerConfig, bool) {

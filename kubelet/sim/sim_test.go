@@ -305,7 +305,7 @@ func TestOOMOnRequest(t *testing.T) {
 	r := New(Config{})
 	r.EnsureImage(ctx, "polinux/stress", kubelet.PullIfNotPresent, nil)
 	id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u", PodName: "p", Namespace: "ns", Name: "c", Image: "polinux/stress",
-		Command: []string{"stress"}, Args: []string{"--vm", "1", "--vm-bytes", "250M", "--vm-hang", "1"}, MemoryBytes: 100 << 20})
+		Command: []string{"stress"}, Args: []string{"--vm", "1", "--vm-bytes", "250M", "--vm-hang", "1"}, Resources: kubelet.Resources{MemoryBytes: 100 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,18 @@ package volume
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // The atomic writer's own names in a volume, as Kubernetes' (its users' paths may not
@@ -20,67 +26,127 @@ const (
 // writeAtomic makes dir hold exactly files (paths relative to dir), on a tmpfs when
 // secret, and returns dir. Content that did not change is not rewritten. See the
 // package comment for the layout.
-func (m *Manager) writeAtomic(dir string, secret bool, files map[string]file, fsGroup *int64) (string, error) {
+func (m *Manager) writeAtomic(uid types.UID, dir string, secret bool, files map[string]file, fsGroup *int64) (string, error) {
+	sum := digest(files, fsGroup)
+	m.mu.Lock()
+	same := m.written[uid][dir] == sum
+	m.mu.Unlock()
+	if same {
+		return dir, nil
+	}
+	if err := m.writeAtomicDir(dir, secret, files, fsGroup); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	if m.written[uid] == nil {
+		m.written[uid] = map[string]contentDigest{}
+	}
+	m.written[uid][dir] = sum
+	m.mu.Unlock()
+	return dir, nil
+}
+
+// contentDigest identifies a volume's content: its files' paths, modes and data, and
+// the fsGroup they were given.
+type contentDigest [sha256.Size]byte
+
+func digest(files map[string]file, fsGroup *int64) contentDigest {
+	h := sha256.New()
+	var n [8]byte
+	put := func(v uint64) {
+		binary.BigEndian.PutUint64(n[:], v)
+		h.Write(n[:])
+	}
+	if fsGroup != nil {
+		put(1)
+		put(uint64(*fsGroup))
+	} else {
+		put(0)
+	}
+	for _, rel := range slices.Sorted(maps.Keys(files)) {
+		f := files[rel]
+		put(uint64(len(rel)))
+		h.Write([]byte(rel))
+		put(uint64(f.mode))
+		put(uint64(len(f.data)))
+		h.Write(f.data)
+	}
+	var d contentDigest
+	h.Sum(d[:0])
+	return d
+}
+
+// writeAtomicDir is writeAtomic without the memory of what it wrote: it compares with
+// what dir holds.
+func (m *Manager) writeAtomicDir(dir string, secret bool, files map[string]file, fsGroup *int64) error {
 	fresh, err := makeDir(dir)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if fresh {
 		// Any user of the pod reads the volume, as its files and the directories of its
 		// content; in Kubernetes, its directory is world-writable (the emptyDir its
 		// writer wraps) and mounted read-only.
 		if err := os.Chmod(dir, 0o755); err != nil {
-			return "", err
+			return err
 		}
 	}
 	if secret {
 		if err := m.mountTmpfs(dir, "mode=0755"); err != nil {
-			return "", err
+			return err
 		}
 	}
+	// A directory just made holds nothing: what looks for old content is skipped (a
+	// pod's first write is most of what its volumes cost a busy node).
 	dataLink := filepath.Join(dir, dataDirName)
-	old, err := os.Readlink(dataLink)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	if old != "" && sameContent(filepath.Join(dir, old), files) {
-		return dir, nil
+	old := ""
+	if !fresh {
+		if old, err = os.Readlink(dataLink); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if old != "" && sameContent(filepath.Join(dir, old), files) {
+			return nil
+		}
 	}
 	// 1. The new content, in a directory of its own.
 	ts, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := os.Chmod(ts, 0o755); err != nil {
-		return "", err
+		return err
 	}
 	for rel, f := range files {
 		p := filepath.Join(ts, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", err
+		if strings.Contains(rel, "/") {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
 		}
 		if err := os.WriteFile(p, f.data, f.mode); err != nil {
-			return "", err
+			return err
 		}
 		perm := f.mode
 		if fsGroup != nil {
 			if err := os.Chown(p, -1, int(*fsGroup)); err != nil {
-				return "", err
+				return err
 			}
 			perm |= 0o040 // the group reads what fsGroup gives it
 		}
 		if err := os.Chmod(p, perm); err != nil { // WriteFile's mode passes the umask
-			return "", err
+			return err
 		}
 	}
 	// 2. ..data now points at it: a new link renamed over the old one.
 	tmpLink := filepath.Join(dir, newDataDirName)
-	os.Remove(tmpLink)
+	if !fresh {
+		os.Remove(tmpLink)
+	}
 	if err := os.Symlink(filepath.Base(ts), tmpLink); err != nil {
-		return "", err
+		return err
 	}
 	if err := os.Rename(tmpLink, dataLink); err != nil {
-		return "", err
+		return err
 	}
 	// 3. The user's paths: a link for each top-level name, through ..data.
 	want := map[string]bool{}
@@ -90,16 +156,16 @@ func (m *Manager) writeAtomic(dir string, secret bool, files map[string]file, fs
 	}
 	for top := range want {
 		link := filepath.Join(dir, top)
-		if _, err := os.Lstat(link); err == nil {
-			continue
+		if err := os.Symlink(filepath.Join(dataDirName, top), link); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
 		}
-		if err := os.Symlink(filepath.Join(dataDirName, top), link); err != nil {
-			return "", err
-		}
+	}
+	if fresh {
+		return nil
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return "", err
+		return err
 	}
 	for _, e := range ents {
 		name := e.Name()
@@ -107,16 +173,16 @@ func (m *Manager) writeAtomic(dir string, secret bool, files map[string]file, fs
 			continue
 		}
 		if err := os.Remove(filepath.Join(dir, name)); err != nil {
-			return "", fmt.Errorf("remove %s: %w", name, err)
+			return fmt.Errorf("remove %s: %w", name, err)
 		}
 	}
 	// 4. The old content goes.
 	if old != "" {
 		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
-			return "", err
+			return err
 		}
 	}
-	return dir, nil
+	return nil
 }
 
 // sameContent tells whether dir holds exactly files, with their data and modes.

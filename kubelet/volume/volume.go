@@ -14,8 +14,11 @@
 // (..2026_12_05_01_02_03.123456789), "..data" is a symlink to it, and each file the
 // user sees is a symlink through ..data; an update writes a new directory and renames a
 // new ..data over the old one, so a reader sees the old files or the new ones, never a
-// mix. Secret and projected volumes (and medium Memory emptyDirs) are tmpfs mounts when
-// Config.Tmpfs is set (the real node, as root), so secrets never reach a disk.
+// mix. A Manager remembers what it last wrote in each such volume (a digest), so a
+// sync whose content did not change touches no file; a new Manager (a restarted
+// kubelet) compares with the files on disk instead. Secret and projected volumes (and
+// medium Memory emptyDirs) are tmpfs mounts when Config.Tmpfs is set (the real node,
+// as root), so secrets never reach a disk.
 //
 // TearDown unmounts everything mounted under a pod's directory (found in
 // /proc/self/mountinfo, so a kubelet restarted after a crash finds what the previous one
@@ -35,17 +38,23 @@ package volume
 import (
 	"bufio"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
@@ -58,6 +67,7 @@ const (
 	secretPlugin      = "kubernetes.io~secret"
 	downwardAPIPlugin = "kubernetes.io~downward-api"
 	projectedPlugin   = "kubernetes.io~projected"
+	imagePlugin       = "kubernetes.io~image"
 )
 
 // ErrClaimPending is the error of a persistentVolumeClaim volume whose claim is not
@@ -80,6 +90,14 @@ type Config struct {
 // concurrently (the kubelet's worker holds the pod); calls for different pods may.
 type Manager struct {
 	cfg Config
+
+	// written remembers, per pod, the content each atomically written volume was last
+	// given (its digest, by the volume's directory): a sync whose content did not change
+	// then costs no system call, where reading the volume back (sameContent) cost a walk
+	// of its files per sync. A Manager starts without it (a restarted kubelet compares
+	// with what is on disk), and TearDown forgets the pod's.
+	mu      sync.Mutex
+	written map[types.UID]map[string]contentDigest
 }
 
 // New makes a Manager. Nothing is written until a pod needs it.
@@ -87,7 +105,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Root == "" {
 		return nil, errors.New("volume: root directory required")
 	}
-	return &Manager{cfg: cfg}, nil
+	return &Manager{cfg: cfg, written: map[types.UID]map[string]contentDigest{}}, nil
 }
 
 // PodDir is the directory of pod uid.
@@ -108,10 +126,16 @@ type Inputs struct {
 	// ServiceAccountToken is the token of one serviceAccountToken projection of the
 	// pod. Nil: such projections fail.
 	ServiceAccountToken func(ctx context.Context, p *corev1.ServiceAccountTokenProjection) (string, error)
+	// ClusterTrustBundles are the cluster's ClusterTrustBundles, which clusterTrustBundle
+	// projections choose from. Nil: such projections fail.
+	ClusterTrustBundles func(ctx context.Context) ([]*certificatesv1.ClusterTrustBundle, error)
 	// PodMemory is the most memory the pod may use, in bytes: its cgroup's limit, or the
 	// node's allocatable when it has none; 0 if unknown. A medium Memory emptyDir's tmpfs
 	// is that big unless its sizeLimit is smaller (Kubernetes' SizeMemoryBackedVolumes).
 	PodMemory int64
+	// Image mounts an image volume's image, read-only, at dir (pulled first per its
+	// pullPolicy). Nil: image volumes fail.
+	Image func(ctx context.Context, src *corev1.ImageVolumeSource, dir string) error
 }
 
 // Error is the failure of one volume, worded as Kubernetes' kubelet words it.
@@ -188,19 +212,19 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 		if err != nil {
 			return "", err
 		}
-		return m.writeAtomic(m.volumeDir(pod.UID, configMapPlugin, v.Name), false, files, fsGroup)
+		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, configMapPlugin, v.Name), false, files, fsGroup)
 	case s.Secret != nil:
 		files, err := secretFiles(ctx, pod.Namespace, s.Secret.SecretName, s.Secret.Items, s.Secret.Optional, mode(s.Secret.DefaultMode), in)
 		if err != nil {
 			return "", err
 		}
-		return m.writeAtomic(m.volumeDir(pod.UID, secretPlugin, v.Name), true, files, fsGroup)
+		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, secretPlugin, v.Name), true, files, fsGroup)
 	case s.DownwardAPI != nil:
 		files, err := downwardFiles(s.DownwardAPI.Items, mode(s.DownwardAPI.DefaultMode), in)
 		if err != nil {
 			return "", err
 		}
-		return m.writeAtomic(m.volumeDir(pod.UID, downwardAPIPlugin, v.Name), false, files, fsGroup)
+		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, downwardAPIPlugin, v.Name), false, files, fsGroup)
 	case s.Projected != nil:
 		files := map[string]file{}
 		def := mode(s.Projected.DefaultMode)
@@ -216,6 +240,8 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 				part, err = downwardFiles(src.DownwardAPI.Items, def, in)
 			case src.ServiceAccountToken != nil:
 				part, err = tokenFiles(ctx, src.ServiceAccountToken, def, in)
+			case src.ClusterTrustBundle != nil:
+				part, err = trustBundleFiles(ctx, src.ClusterTrustBundle, def, in)
 			}
 			if err != nil {
 				return "", err
@@ -224,9 +250,22 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 				files[k] = f
 			}
 		}
-		return m.writeAtomic(m.volumeDir(pod.UID, projectedPlugin, v.Name), true, files, fsGroup)
+		return m.writeAtomic(pod.UID, m.volumeDir(pod.UID, projectedPlugin, v.Name), true, files, fsGroup)
 	case s.PersistentVolumeClaim != nil:
 		return m.claimPath(ctx, pod.Namespace, s.PersistentVolumeClaim.ClaimName, in)
+	case s.Image != nil:
+		// The image's root filesystem, mounted once (TearDown unmounts it).
+		dir := m.volumeDir(pod.UID, imagePlugin, v.Name)
+		if mounted, err := mountsUnder(dir); err != nil || slices.Contains(mounted, dir) {
+			return dir, err
+		}
+		if in.Image == nil {
+			return "", errors.New("image volumes are not supported by this runtime")
+		}
+		if _, err := makeDir(dir); err != nil {
+			return "", err
+		}
+		return dir, in.Image(ctx, s.Image, dir)
 	}
 	return "", errors.New("volume type not supported by Skiff")
 }
@@ -369,6 +408,63 @@ func tokenFiles(ctx context.Context, p *corev1.ServiceAccountTokenProjection, de
 		return nil, err
 	}
 	return map[string]file{p.Path: {data: []byte(tok), mode: def}}, nil
+}
+
+// trustBundleFiles is a clusterTrustBundle projection's file, as Kubernetes' kubelet
+// writes it: the trust anchors of the bundle named, or of every bundle of the signer
+// that the label selector matches (nil matches none, empty every one), each
+// certificate once, in a stable order (sorted; Kubernetes shuffles it once per kubelet
+// start). A bundle missing, or a selection of none, is an error unless the source is
+// optional, when the file is empty.
+func trustBundleFiles(ctx context.Context, p *corev1.ClusterTrustBundleProjection, def os.FileMode, in Inputs) (map[string]file, error) {
+	if in.ClusterTrustBundles == nil {
+		return nil, errors.New("clusterTrustBundle projections are not supported here")
+	}
+	optional := p.Optional != nil && *p.Optional
+	all, err := in.ClusterTrustBundles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("while listing ClusterTrustBundles: %w", err)
+	}
+	var chosen []*certificatesv1.ClusterTrustBundle
+	if p.Name != nil {
+		for _, b := range all {
+			if b.Name == *p.Name {
+				chosen = append(chosen, b)
+			}
+		}
+		if len(chosen) == 0 && !optional {
+			return nil, fmt.Errorf("while getting ClusterTrustBundle: clustertrustbundle %q not found", *p.Name)
+		}
+	} else {
+		sel, err := metav1.LabelSelectorAsSelector(p.LabelSelector)
+		if err != nil {
+			return nil, fmt.Errorf("while parsing label selector: %w", err)
+		}
+		for _, b := range all {
+			if p.SignerName != nil && b.Spec.SignerName == *p.SignerName && sel.Matches(labels.Set(b.Labels)) {
+				chosen = append(chosen, b)
+			}
+		}
+		if len(chosen) == 0 && !optional {
+			return nil, errors.New("combination of signerName and labelSelector matched zero ClusterTrustBundles")
+		}
+	}
+	anchors := map[string]bool{}
+	for _, b := range chosen {
+		rest := []byte(b.Spec.TrustBundle)
+		for {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				break
+			}
+			anchors[string(block.Bytes)] = true
+		}
+	}
+	var out []byte
+	for _, der := range slices.Sorted(maps.Keys(anchors)) {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte(der)})...)
+	}
+	return map[string]file{p.Path: {data: out, mode: def}}, nil
 }
 
 // file is one file of a projected volume.
@@ -622,6 +718,9 @@ func (m *Manager) Pods() ([]types.UID, error) {
 
 // TearDown unmounts whatever is mounted under pod uid's directory and removes it.
 func (m *Manager) TearDown(uid types.UID) error {
+	m.mu.Lock()
+	delete(m.written, uid)
+	m.mu.Unlock()
 	dir := m.PodDir(uid)
 	mounts, err := mountsUnder(dir)
 	if err != nil {

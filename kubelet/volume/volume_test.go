@@ -117,6 +117,63 @@ func TestConfigMapVolumeAtomicUpdate(t *testing.T) {
 	}
 }
 
+// A Manager remembers what it wrote: a sync whose content did not change touches no
+// file (each pod's service-account token volume is synced many times; reading it back
+// each time was most of what a pod's volumes cost a node). A new Manager (a restarted
+// kubelet) compares with the files instead, and TearDown forgets the pod's volumes.
+func TestUnchangedVolumeTouchesNoFile(t *testing.T) {
+	root := t.TempDir()
+	m, _ := New(Config{Root: root})
+	objs := &objects{cms: map[string]*corev1.ConfigMap{"cfg": {Data: map[string]string{"a": "1"}}}}
+	pod := testPod(corev1.Volume{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}})
+	paths, err := m.SetUp(context.Background(), pod, objs.inputs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := paths["conf"]
+	first, _ := os.Readlink(filepath.Join(dir, "..data"))
+
+	// A restarted kubelet finds the same content on disk: not rewritten.
+	m2, _ := New(Config{Root: root})
+	if _, err := m2.SetUp(context.Background(), pod, objs.inputs()); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.Readlink(filepath.Join(dir, "..data")); again != first {
+		t.Fatalf("a new Manager rewrote unchanged content: %s -> %s", first, again)
+	}
+
+	// The volume moved away behind the Manager's back: an unchanged sync does not look.
+	aside := filepath.Join(root, "aside")
+	if err := os.Rename(dir, aside); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SetUp(context.Background(), pod, objs.inputs()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Fatalf("an unchanged sync touched the volume's directory: %v", err)
+	}
+	// Changed content is written.
+	objs.cms["cfg"] = &corev1.ConfigMap{Data: map[string]string{"a": "2"}}
+	if _, err := m.SetUp(context.Background(), pod, objs.inputs()); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(dir, "a")); got != "2" {
+		t.Fatalf("a = %q after the change", got)
+	}
+	// TearDown forgets: the pod's volume set up again is written again.
+	if err := m.TearDown(pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SetUp(context.Background(), pod, objs.inputs()); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(dir, "a")); got != "2" {
+		t.Fatalf("a = %q after TearDown and SetUp", got)
+	}
+}
+
 // A claim's volume is the path of the volume it is bound to: a hostPath one made per its
 // type, a local one that must exist; other kinds are refused, and a simulated node
 // neither makes nor checks the path.

@@ -1,0 +1,120 @@
+package validation_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/apiserver/validation"
+	"github.com/skiffhq/skiff/kinds"
+)
+
+func schemaCRD(schema string) *apiextensionsv1.CustomResourceDefinition {
+	var props apiextensionsv1.JSONSchemaProps
+	if err := json.Unmarshal([]byte(schema), &props); err != nil {
+		panic(err)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: "widgets.example.com"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "example.com", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "widgets", Singular: "widget", Kind: "Widget", ListKind: "WidgetList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &props}}}}}
+	kinds.SetTypeMeta(crd)
+	return crd
+}
+
+const widgetSchema = `{"type":"object","properties":{"spec":{"type":"object","properties":{
+  "size":{"type":"integer","minimum":1,"default":2},
+  "color":{"type":"string","enum":["red","blue"]},
+  "free":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}`
+
+// TestValidateCRD: Kubernetes' rules for the CRD itself, in its words, and Skiff's refusals.
+func TestValidateCRD(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*apiextensionsv1.CustomResourceDefinition)
+		want   string // "": valid
+	}{
+		{"valid", func(*apiextensionsv1.CustomResourceDefinition) {}, ""},
+		{"name", func(c *apiextensionsv1.CustomResourceDefinition) { c.Name = "w.example.com" },
+			`metadata.name: Invalid value: "w.example.com": must be spec.names.plural+"."+spec.group`},
+		{"no storage version", func(c *apiextensionsv1.CustomResourceDefinition) { c.Spec.Versions[0].Storage = false },
+			"must have exactly one version marked as storage version"},
+		{"scope", func(c *apiextensionsv1.CustomResourceDefinition) { c.Spec.Scope = "Everywhere" },
+			`spec.scope: Unsupported value: "Everywhere": supported values: "Cluster", "Namespaced"`},
+		{"not structural", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["size"] = apiextensionsv1.JSONSchemaProps{}
+			// One version's schema is the CRD's (Kubernetes' conversion hoists it), named so.
+		}, "spec.validation.openAPIV3Schema.properties[spec].properties[size].type: Required value: must not be empty for specified object fields"},
+		{"webhook", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
+				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: new("https://example.com/convert")}}}
+		}, "spec.conversion.strategy: Forbidden: Webhook: not supported by Skiff"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			crd := schemaCRD(widgetSchema)
+			validation.Default(crd)
+			tc.change(crd)
+			err := validation.Validate(crd)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("invalid: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCustomSchema: pruning (but what preserve-unknown-fields keeps), defaulting and
+// validation with field paths, by the CRD's structural schema.
+func TestCustomSchema(t *testing.T) {
+	t.Cleanup(func() { kinds.SetCustom(nil) })
+	crd := schemaCRD(widgetSchema)
+	crd.Status.Conditions = []apiextensionsv1.CustomResourceDefinitionCondition{{Type: apiextensionsv1.Established, Status: apiextensionsv1.ConditionTrue}}
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd})
+	in, _ := kinds.ForGroupVersionKind("example.com/v1", "Widget")
+	for _, tc := range []struct {
+		name, obj, want, err string
+		pruned               []string
+	}{
+		{name: "defaulted", obj: `{"spec":{}}`, want: `{"spec":{"size":2}}`},
+		{name: "pruned", obj: `{"spec":{"size":1,"shape":"round"},"other":1}`, want: `{"spec":{"size":1}}`, pruned: []string{"other", "spec.shape"}},
+		{name: "preserved", obj: `{"spec":{"size":1,"free":{"any":{"thing":true}}}}`, want: `{"spec":{"free":{"any":{"thing":true}},"size":1}}`},
+		{name: "minimum", obj: `{"spec":{"size":0}}`, err: "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"},
+		{name: "enum", obj: `{"spec":{"color":"green"}}`, err: `spec.color: Unsupported value: "green": supported values: "red", "blue"`},
+		{name: "type", obj: `{"spec":{"size":"big"}}`, err: `spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := in.New().(*kinds.Custom)
+			obj.Name, obj.Namespace = "w", "default"
+			if err := json.Unmarshal([]byte(tc.obj), &obj.Content); err != nil {
+				t.Fatal(err)
+			}
+			s, err := validation.SchemaOf(in.Custom)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(s.Prune(obj.DeepCopy()), ","); got != strings.Join(tc.pruned, ",") {
+				t.Errorf("pruned = %s, want %v", got, tc.pruned)
+			}
+			validation.Default(obj)
+			err = validation.Validate(obj)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("error = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if js, _ := json.Marshal(obj.Content); string(js) != tc.want {
+				t.Errorf("content = %s, want %s", js, tc.want)
+			}
+		})
+	}
+}

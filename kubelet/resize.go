@@ -1,0 +1,285 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
+	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
+)
+
+// In-place resize (pods/resize), as Kubernetes' kubelet does it. A pod's containers run
+// with the resources the kubelet allocated them: the spec's when it admitted the pod,
+// and a resized spec's once the node fits it (else the resize is pending: Infeasible
+// when the node could never fit it, Deferred when other pods use the room now). The
+// allocation is then actuated: each running container whose cgroup differs is updated
+// in place (resizePolicy NotRequired, the default) or restarted (RestartContainer). The
+// status says where a resize is: the PodResizePending and PodResizeInProgress
+// conditions, and each container's allocatedResources and the resources it runs with.
+//
+// The allocation lives in the pod's memory: a restarted kubelet allocates a pod's
+// spec again, as Kubernetes' kubelet without its checkpoint would.
+
+// Kubernetes' reasons of a pending resize.
+const (
+	ReasonResizeInfeasible = "Infeasible"
+	ReasonResizeDeferred   = "Deferred"
+	ReasonResizeError      = "Error"
+)
+
+// resizable are the containers whose resources a resize changes: the app containers
+// and sidecars, in the spec's order.
+func resizable(spec *corev1.PodSpec) []*corev1.Container {
+	out := make([]*corev1.Container, 0, len(spec.InitContainers)+len(spec.Containers))
+	for i := range spec.InitContainers {
+		if isSidecar(&spec.InitContainers[i]) {
+			out = append(out, &spec.InitContainers[i])
+		}
+	}
+	for i := range spec.Containers {
+		out = append(out, &spec.Containers[i])
+	}
+	return out
+}
+
+// allocate decides the pod's allocation for this sync and returns the pod as it is to
+// run: pod itself when its spec is allocated, else a copy with the allocated resources;
+// and the PodResizePending condition when a resize waits (nil if none).
+func (k *Kubelet) allocate(pod *corev1.Pod, mem *podMemory) (*corev1.Pod, *corev1.PodCondition) {
+	desired := map[string]corev1.ResourceRequirements{}
+	for _, c := range resizable(&pod.Spec) {
+		desired[c.Name] = c.Resources
+	}
+	if mem.allocated == nil {
+		k.setAllocated(mem, desired, &pod.Spec)
+		return pod, nil
+	}
+	if equality.Semantic.DeepEqual(desired, mem.allocated) {
+		return pod, nil
+	}
+	if reason, msg := k.fits(pod); reason != "" {
+		run := withResources(pod, mem.allocated)
+		if mem.pendingMsg != msg {
+			mem.pendingMsg = msg
+			k.rec.Eventf(pod, record.Warning, "ResizeInfeasible", "Pod resize %s: %s", strings.ToLower(reason), msg)
+		}
+		return run, &corev1.PodCondition{Type: corev1.PodResizePending, Status: corev1.ConditionTrue, Reason: reason, Message: msg}
+	}
+	mem.pendingMsg = ""
+	k.setAllocated(mem, desired, &pod.Spec)
+	return pod, nil
+}
+
+// setAllocated records an allocation and the pod's requests with it, which other pods'
+// fits read (under k.mu).
+func (k *Kubelet) setAllocated(mem *podMemory, alloc map[string]corev1.ResourceRequirements, spec *corev1.PodSpec) {
+	reqs := resourcehelper.PodRequests(&corev1.Pod{Spec: *spec}, resourcehelper.PodResourcesOptions{})
+	k.mu.Lock()
+	mem.allocated, mem.allocatedRequests = alloc, reqs
+	k.mu.Unlock()
+}
+
+// withResources is a copy of pod whose resizable containers have alloc's resources.
+func withResources(pod *corev1.Pod, alloc map[string]corev1.ResourceRequirements) *corev1.Pod {
+	out := pod.DeepCopy()
+	for _, c := range resizable(&out.Spec) {
+		if r, ok := alloc[c.Name]; ok {
+			c.Resources = *r.DeepCopy()
+		}
+	}
+	return out
+}
+
+// fits says why the node cannot give pod its spec's requests: Infeasible when they are
+// beyond its allocatable, Deferred when the other pods' requests (the larger of their
+// spec's and their allocation, as Kubernetes counts a pod being resized) leave too
+// little now; "" when it fits.
+func (k *Kubelet) fits(pod *corev1.Pod) (reason, message string) {
+	want := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	used := corev1.ResourceList{}
+	for _, p := range k.pods.Lister().List(labels.Everything()) {
+		if p.UID == pod.UID || podTerminal(p.Status.Phase) || p.DeletionTimestamp != nil {
+			continue
+		}
+		reqs := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
+		k.mu.Lock()
+		if m := k.memory[cache.Key(p)]; m != nil && m.uid == p.UID {
+			for name, q := range m.allocatedRequests {
+				if cur, ok := reqs[name]; !ok || q.Cmp(cur) > 0 {
+					reqs[name] = q
+				}
+			}
+		}
+		k.mu.Unlock()
+		for name, q := range reqs {
+			sum := used[name]
+			sum.Add(q)
+			used[name] = sum
+		}
+	}
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		w, capacity := want[name], k.capacity[name]
+		if capacity.IsZero() {
+			continue
+		}
+		if w.Cmp(capacity) > 0 {
+			return ReasonResizeInfeasible, fmt.Sprintf("Node didn't have enough capacity: %s, requested: %s, capacity: %s", name, quantity(name, w), quantity(name, capacity))
+		}
+		u := used[name]
+		free := capacity.DeepCopy()
+		free.Sub(u)
+		if w.Cmp(free) > 0 {
+			return ReasonResizeDeferred, fmt.Sprintf("Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d",
+				name, amount(name, w), amount(name, u), amount(name, capacity))
+		}
+	}
+	return "", ""
+}
+
+// amount is a quantity as Kubernetes' messages print it: cpu in millicores, memory in
+// bytes.
+func amount(name corev1.ResourceName, q resource.Quantity) int64 {
+	if name == corev1.ResourceCPU {
+		return q.MilliValue()
+	}
+	return q.Value()
+}
+
+func quantity(name corev1.ResourceName, q resource.Quantity) string {
+	return fmt.Sprint(amount(name, q))
+}
+
+// containerResources are what a container's cgroup is to have for its resources.
+func containerResources(r *corev1.ResourceRequirements) Resources {
+	var out Resources
+	if q, ok := r.Limits[corev1.ResourceCPU]; ok {
+		out.CPUMillis = q.MilliValue()
+	}
+	if q, ok := r.Limits[corev1.ResourceMemory]; ok {
+		out.MemoryBytes = q.Value()
+	}
+	if q, ok := r.Requests[corev1.ResourceCPU]; ok {
+		out.CPURequestMillis = q.MilliValue()
+	}
+	return out
+}
+
+// actuate brings each running container of run (the pod with its allocation) to its
+// allocated resources: in place, or by a restart where the container's resizePolicy
+// asks for one for a resource that changed. It returns the PodResizeInProgress
+// condition while a container is not there yet (nil when all are), and whether it
+// changed a container.
+func (k *Kubelet) actuate(ctx context.Context, run *corev1.Pod, hist map[string][]Container, mem *podMemory) (*corev1.PodCondition, bool, error) {
+	changed := false
+	var failed []string
+	for _, c := range resizable(&run.Spec) {
+		h := hist[c.Name]
+		if len(h) == 0 || h[0].State != StateRunning || h[0].Resources == nil {
+			continue
+		}
+		want, have := containerResources(&c.Resources), *h[0].Resources
+		if want == have {
+			continue
+		}
+		if restartFor(c, want, have) {
+			k.rec.Eventf(run, record.Normal, "Killing", "Container %s resize requires restart", c.Name)
+			if err := k.rt.Stop(ctx, h[0].ID, gracePeriod(run)); err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, changed, fmt.Errorf("restart container %s of %s to resize it: %w", c.Name, cache.Key(run), err)
+			}
+			mem.resizeRestart[c.Name] = true
+			changed = true
+			continue
+		}
+		if err := k.rt.UpdateResources(ctx, h[0].ID, want, podResources(&run.Spec)); err != nil {
+			if errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNotFound) {
+				continue // it exited meanwhile: it starts again with the allocation
+			}
+			k.log.Warn("resize container", "pod", cache.Key(run), "container", c.Name, "error", err)
+			failed = append(failed, fmt.Sprintf("%s: %v", c.Name, err))
+			continue
+		}
+		changed = true
+	}
+	if len(failed) > 0 {
+		return &corev1.PodCondition{Type: corev1.PodResizeInProgress, Status: corev1.ConditionTrue, Reason: ReasonResizeError,
+			Message: strings.Join(failed, "; ")}, changed, nil
+	}
+	if changed {
+		return &corev1.PodCondition{Type: corev1.PodResizeInProgress, Status: corev1.ConditionTrue}, true, nil
+	}
+	return nil, false, nil
+}
+
+// restartFor says whether c must restart to go from have to want: a resource that
+// changes has resizePolicy RestartContainer.
+func restartFor(c *corev1.Container, want, have Resources) bool {
+	cpu := want.CPUMillis != have.CPUMillis || want.CPURequestMillis != have.CPURequestMillis
+	memory := want.MemoryBytes != have.MemoryBytes
+	for _, p := range c.ResizePolicy {
+		if p.RestartPolicy != corev1.RestartContainer {
+			continue
+		}
+		if p.ResourceName == corev1.ResourceCPU && cpu || p.ResourceName == corev1.ResourceMemory && memory {
+			return true
+		}
+	}
+	return false
+}
+
+// statusResources are the resources a container runs with as its status reports them:
+// the allocated ones, each as the cgroup has it when that differs (a resize not yet
+// actuated); nil when the container does not run.
+func statusResources(alloc corev1.ResourceRequirements, c Container) *corev1.ResourceRequirements {
+	if c.State != StateRunning {
+		return nil
+	}
+	out := alloc.DeepCopy()
+	if c.Resources == nil {
+		return keepCPUMemory(out)
+	}
+	have := *c.Resources
+	set := func(l corev1.ResourceList, name corev1.ResourceName, v int64, milli bool) {
+		q, ok := l[name]
+		if !ok {
+			return
+		}
+		if milli && q.MilliValue() != v {
+			l[name] = *resource.NewMilliQuantity(v, resource.DecimalSI)
+		} else if !milli && q.Value() != v {
+			l[name] = *resource.NewQuantity(v, resource.BinarySI)
+		}
+	}
+	set(out.Limits, corev1.ResourceCPU, have.CPUMillis, true)
+	set(out.Limits, corev1.ResourceMemory, have.MemoryBytes, false)
+	set(out.Requests, corev1.ResourceCPU, have.CPURequestMillis, true)
+	return keepCPUMemory(out)
+}
+
+// keepCPUMemory drops what is not cpu or memory from r: the resources a cgroup has.
+func keepCPUMemory(r *corev1.ResourceRequirements) *corev1.ResourceRequirements {
+	for _, l := range []corev1.ResourceList{r.Limits, r.Requests} {
+		for name := range l {
+			if name != corev1.ResourceCPU && name != corev1.ResourceMemory {
+				delete(l, name)
+			}
+		}
+	}
+	if len(r.Limits) == 0 {
+		r.Limits = nil
+	}
+	if len(r.Requests) == 0 {
+		r.Requests = nil
+	}
+	if r.Limits == nil && r.Requests == nil {
+		return nil
+	}
+	return r
+}

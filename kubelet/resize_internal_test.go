@@ -1,0 +1,121 @@
+package kubelet
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func reqs(cpuReq, cpuLim, mem string) corev1.ResourceRequirements {
+	r := corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuReq)},
+		Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuLim)}}
+	if mem != "" {
+		r.Requests[corev1.ResourceMemory] = resource.MustParse(mem)
+		r.Limits[corev1.ResourceMemory] = resource.MustParse(mem)
+	}
+	return r
+}
+
+// A resize restarts a container only for a resource that changes and whose
+// resizePolicy says RestartContainer.
+func TestRestartFor(t *testing.T) {
+	memRestart := []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceMemory, RestartPolicy: corev1.RestartContainer},
+		{ResourceName: corev1.ResourceCPU, RestartPolicy: corev1.NotRequired}}
+	have := Resources{CPUMillis: 200, CPURequestMillis: 100, MemoryBytes: 64 << 20}
+	for _, tc := range []struct {
+		name   string
+		policy []corev1.ContainerResizePolicy
+		want   Resources
+		out    bool
+	}{
+		{"no policy: in place", nil, Resources{CPUMillis: 300, CPURequestMillis: 100, MemoryBytes: 128 << 20}, false},
+		{"cpu changes, cpu NotRequired", memRestart, Resources{CPUMillis: 300, CPURequestMillis: 150, MemoryBytes: 64 << 20}, false},
+		{"memory changes, memory RestartContainer", memRestart, Resources{CPUMillis: 200, CPURequestMillis: 100, MemoryBytes: 128 << 20}, true},
+	} {
+		if got := restartFor(&corev1.Container{ResizePolicy: tc.policy}, tc.want, have); got != tc.out {
+			t.Errorf("%s: restartFor = %v", tc.name, got)
+		}
+	}
+}
+
+// The status reports what a container was allocated and what its cgroup has: the
+// allocation while they agree, the cgroup's value where a resize is not applied yet;
+// nothing for a container that does not run; only cpu and memory.
+func TestStatusResources(t *testing.T) {
+	alloc := reqs("150m", "300m", "64Mi")
+	alloc.Limits[corev1.ResourceEphemeralStorage] = resource.MustParse("1Gi")
+	applied := Container{State: StateRunning, Resources: &Resources{CPUMillis: 300, CPURequestMillis: 150, MemoryBytes: 64 << 20}}
+	got := statusResources(alloc, applied)
+	if got == nil || got.Limits.Cpu().String() != "300m" || got.Requests.Cpu().String() != "150m" || got.Limits.Memory().String() != "64Mi" {
+		t.Fatalf("applied: %+v", got)
+	}
+	if _, ok := got.Limits[corev1.ResourceEphemeralStorage]; ok {
+		t.Errorf("ephemeral-storage reported: %v", got.Limits)
+	}
+	behind := applied
+	behind.Resources = &Resources{CPUMillis: 200, CPURequestMillis: 100, MemoryBytes: 64 << 20}
+	if got := statusResources(alloc, behind); got.Limits.Cpu().String() != "200m" || got.Requests.Cpu().String() != "100m" || got.Limits.Memory().String() != "64Mi" {
+		t.Errorf("not applied yet: %+v", got)
+	}
+	if got := statusResources(alloc, Container{State: StateExited}); got != nil {
+		t.Errorf("an exited container: %+v", got)
+	}
+	if got := statusResources(corev1.ResourceRequirements{}, applied); got != nil {
+		t.Errorf("no resources: %+v", got)
+	}
+}
+
+// computePodStatus reports ephemeral containers (never ready, not counted in the pod's
+// readiness), allocatedResources and resources, and the resize conditions that hold,
+// keeping their transition time while they hold and dropping them once they do not.
+func TestComputePodStatusEphemeralAndResize(t *testing.T) {
+	spec := &corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways,
+		Containers: []corev1.Container{{Name: "app", Image: "img", Resources: reqs("200m", "400m", "")}},
+		EphemeralContainers: []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox"}},
+			{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "later", Image: "busybox"}}}}
+	app := running("app", 0, 1)
+	app.Resources = &Resources{CPUMillis: 300, CPURequestMillis: 150}
+	in := podState{spec: spec, old: &corev1.PodStatus{}, now: at(10), scheme: "sim",
+		containers: map[string][]Container{"app": {app}, "debug": {running("debug", 0, 5)}},
+		allocated:  map[string]corev1.ResourceRequirements{"app": reqs("150m", "300m", "")},
+		resize:     []corev1.PodCondition{{Type: corev1.PodResizePending, Status: corev1.ConditionTrue, Reason: ReasonResizeDeferred, Message: "m"}}}
+	st := computePodStatus(in)
+	if len(st.EphemeralContainerStatuses) != 2 {
+		t.Fatalf("ephemeral statuses %+v", st.EphemeralContainerStatuses)
+	}
+	if d := st.EphemeralContainerStatuses[0]; d.Name != "debug" || d.State.Running == nil || d.Ready {
+		t.Errorf("debug: %+v", d)
+	}
+	if l := st.EphemeralContainerStatuses[1]; l.State.Waiting == nil || l.State.Waiting.Reason != ReasonContainerCreating {
+		t.Errorf("later: %+v", l)
+	}
+	if c := conditionIn(st, corev1.PodReady); c.Status != corev1.ConditionTrue {
+		t.Errorf("Ready %s: ephemeral containers do not count", c.Status)
+	}
+	cs := st.ContainerStatuses[0]
+	if cs.AllocatedResources.Cpu().String() != "150m" || cs.Resources == nil || cs.Resources.Limits.Cpu().String() != "300m" {
+		t.Errorf("app: allocated %v, resources %+v", cs.AllocatedResources, cs.Resources)
+	}
+	p := conditionIn(st, corev1.PodResizePending)
+	if p.Status != corev1.ConditionTrue || p.Reason != ReasonResizeDeferred || !p.LastTransitionTime.Time.Equal(at(10)) {
+		t.Errorf("pending: %+v", p)
+	}
+	in.old, in.now = st, at(20)
+	if p := conditionIn(computePodStatus(in), corev1.PodResizePending); !p.LastTransitionTime.Time.Equal(at(10)) {
+		t.Errorf("still pending: transition moved to %v", p.LastTransitionTime)
+	}
+	in.resize = nil
+	if p := conditionIn(computePodStatus(in), corev1.PodResizePending); p.Type != "" {
+		t.Errorf("a resize no longer pending keeps its condition: %+v", p)
+	}
+}
+
+func conditionIn(st *corev1.PodStatus, typ corev1.PodConditionType) corev1.PodCondition {
+	for _, c := range st.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return corev1.PodCondition{}
+}
