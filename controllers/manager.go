@@ -300,7 +300,18 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		func(ctx context.Context) error { rec.Run(ctx); return nil },
 	}
 	runs = append(runs, batch...)
+	// This term's informers list from scratch (linearizable lists, so at a revision no
+	// older than the Lease this replica just won), and no controller acts before every one
+	// of them has: a controller that ran on a cache still empty of the pods its previous
+	// terms made would make them again (a ReplicaSet's, a DaemonSet's), and would write
+	// statuses that count none. Nothing is carried over from a previous term: the
+	// factory, caches, queues, expectations and recorder are all made again above.
 	f.Start(ctx)
+	if !f.WaitForSync(ctx) {
+		f.Wait()
+		return nil
+	}
+	log.Info("caches synced; controllers start")
 	// A controller that stops on an error is logged; the others go on.
 	var wg sync.WaitGroup
 	for _, run := range runs {

@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,4 +155,158 @@ func TestManagerPublishesTheRootCA(t *testing.T) {
 		}
 		return err == nil && cm.Data["ca.crt"] == string(ca.CertPEM()), err
 	})
+}
+
+// TestLeaderLossKeepsReplicas takes the controller-manager's Lease away from it, again
+// and again, while a ReplicaSet of many pods exists: each time it steps down, stops its
+// controllers and leads again with new ones. The ReplicaSet must never get a pod more
+// (a term that acted before its pod cache held the existing pods made them again), nor
+// a status that counts fewer pods than exist.
+func TestLeaderLossKeepsReplicas(t *testing.T) {
+	const replicas, terms = 400, 3
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	cfg := DefaultConfig()
+	cfg.Identity, cfg.Logger = "a", hclog.NewNullLogger()
+	cfg.Leader.LeaseDuration, cfg.Leader.RenewDeadline, cfg.Leader.RetryPeriod = 3*time.Second, 2*time.Second, 200*time.Millisecond
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); Run(mctx, conn, cfg) }()
+	defer func() { stop(); <-done }()
+
+	lbl := map[string]string{"app": "many"}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "many", Namespace: "default"}, Spec: appsv1.ReplicaSetSpec{
+		Replicas: ptr.To[int32](replicas), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+	if _, err := cs.ReplicaSets.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 2*time.Minute, "the ReplicaSet's pods", func() (bool, error) {
+		cur, err := cs.ReplicaSets.Get(ctx, "default", "many")
+		return err == nil && cur.Status.Replicas == replicas, err
+	})
+	pods, err := cs.Pods.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != replicas {
+		t.Fatalf("%d pods before any leader change, want %d", len(pods.Items), replicas)
+	}
+
+	// From here on no pod may be made, and no status may count fewer than replicas.
+	var (
+		mu          sync.Mutex
+		created     int
+		wrongStatus []int32
+	)
+	wctx, wstop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { wstop(); wg.Wait() }()
+	pw, err := cs.Pods.Watch(wctx, "default", client.WatchOptions{ResourceVersion: pods.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		defer pw.Stop()
+		for {
+			evs, err := pw.Next()
+			if err != nil {
+				return
+			}
+			for _, ev := range evs {
+				if ev.Type == client.Added {
+					mu.Lock()
+					created++
+					mu.Unlock()
+				}
+			}
+		}
+	})
+	rsw, err := cs.ReplicaSets.Watch(wctx, "default", client.WatchOptions{ResourceVersion: pods.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		defer rsw.Stop()
+		for {
+			evs, err := rsw.Next()
+			if err != nil {
+				return
+			}
+			for _, ev := range evs {
+				if ev.Type == client.Modified && ev.Object.Status.Replicas != replicas {
+					mu.Lock()
+					wrongStatus = append(wrongStatus, ev.Object.Status.Replicas)
+					mu.Unlock()
+				}
+			}
+		}
+	})
+
+	for term := range terms {
+		// An intruder takes the Lease for longer than the renew deadline: the leader
+		// fails to renew, steps down, and takes the Lease again once it has expired.
+		var taken time.Time
+		for {
+			l, err := cs.Leases.Get(ctx, "kube-system", "skiff-controller-manager")
+			if err != nil {
+				t.Fatal(err)
+			}
+			taken = time.Now()
+			now := metav1.NewMicroTime(taken)
+			l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.AcquireTime, l.Spec.RenewTime = ptr.To("intruder"), ptr.To[int32](4), &now, &now
+			if _, err = cs.Leases.Update(ctx, l); !client.IsConflict(err) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		waitfor.ConditionErr(t, time.Minute, fmt.Sprintf("a leads again (term %d)", term+2), func() (bool, error) {
+			l, err := cs.Leases.Get(ctx, "kube-system", "skiff-controller-manager")
+			return err == nil && ptr.Deref(l.Spec.HolderIdentity, "") == "a" && l.Spec.AcquireTime.After(taken), err
+		})
+		// The new term's controllers have looked at the ReplicaSet once they observed a
+		// spec change made in it (minReadySeconds: the pods are not ready, so it changes
+		// nothing else).
+		waitfor.ConditionErr(t, time.Minute, "the ReplicaSet looked at in the new term", func() (bool, error) {
+			cur, err := cs.ReplicaSets.Get(ctx, "default", "many")
+			if err != nil {
+				return false, err
+			}
+			if cur.Spec.MinReadySeconds == int32(term+1) {
+				return cur.Status.ObservedGeneration == cur.Generation, nil
+			}
+			cur.Spec.MinReadySeconds = int32(term + 1)
+			_, err = cs.ReplicaSets.Update(ctx, cur)
+			if client.IsConflict(err) {
+				err = nil
+			}
+			return false, err
+		})
+	}
+	pods, err = cs.Pods.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != replicas {
+		t.Errorf("%d pods after %d leader changes, want %d", len(pods.Items), terms, replicas)
+	}
+	wstop()
+	wg.Wait()
+	if created > 0 {
+		t.Errorf("%d pods created after leader changes", created)
+	}
+	if len(wrongStatus) > 0 {
+		t.Errorf("status.replicas written as %v, want %d", wrongStatus, replicas)
+	}
 }

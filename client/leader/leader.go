@@ -173,6 +173,22 @@ func (e *Elector) lead(ctx context.Context, lastRenew time.Time) {
 // tryAcquireOrRenew makes one attempt to take or renew the Lease.
 func (e *Elector) tryAcquireOrRenew(ctx context.Context) bool {
 	now := e.cfg.Now()
+	if holderOf(e.observed) == e.cfg.Identity {
+		// The holder renews the Lease it last wrote, as client-go's fast path does: one
+		// compare-and-swap, not a linearizable read and then one. Under a write storm
+		// each waits its turn in the same Raft log, and the renewal must land within
+		// RenewDeadline. A conflict (someone else wrote it) or its absence (deleted)
+		// falls back to reading it.
+		next := e.observed.DeepCopy()
+		next.Spec = e.spec(&e.observed.Spec, now)
+		if updated, err := e.leases.Update(ctx, next); err == nil {
+			e.observe(updated, now)
+			return true
+		} else if !client.IsConflict(err) && !client.IsNotFound(err) {
+			e.log.Debug("renew lease failed", "error", err)
+			return false
+		}
+	}
 	cur, err := e.leases.Get(ctx, e.cfg.Namespace, e.cfg.Name)
 	if client.IsNotFound(err) {
 		lease := &coordinationv1.Lease{

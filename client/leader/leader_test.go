@@ -14,6 +14,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/leader"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // term is one candidate's time as leader, by this process's clock.
@@ -140,4 +141,38 @@ func TestElectorsNeverOverlap(t *testing.T) {
 		s = append(s, fmt.Sprintf("%s %v", tm.who, tm.end.Sub(tm.start).Round(time.Millisecond)))
 	}
 	t.Logf("terms: %v", s)
+}
+
+// TestLeaderRenewsADeletedLease: the leader renews the Lease it last wrote without
+// reading it first; when it was deleted, the renewal reads it, finds none and makes it
+// again, and the same term goes on.
+func TestLeaderRenewsADeletedLease(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var log termLog
+	stop := log.candidate(t, ctx, "a", c.Addrs())
+	defer stop()
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	leases := client.For[*coordinationv1.Lease](conn)
+	if h := holder(t, ctx, leases); h != "a" {
+		t.Fatalf("lease held by %q, want a", h)
+	}
+	if _, err := leases.Delete(ctx, "default", "test-lease", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "the lease made again by a", func() (bool, error) {
+		l, err := leases.Get(ctx, "default", "test-lease")
+		if client.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && ptr.Deref(l.Spec.HolderIdentity, "") == "a", err
+	})
+	if n := log.count(); n != 0 {
+		t.Fatalf("%d terms ended after the lease was deleted, want none", n)
+	}
 }

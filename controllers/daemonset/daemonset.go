@@ -89,9 +89,10 @@ func (c Config) Validate() error {
 
 // Controller is the DaemonSet controller.
 type Controller struct {
-	cfg     Config
-	cs      *client.Clientset
-	dsInf   *cache.Informer[*appsv1.DaemonSet]
+	cfg Config
+	cs  *client.Clientset
+	// synced are the informers it reads: it acts only once all have listed.
+	synced  []interface{ HasSynced() bool }
 	dss     *cache.Lister[*appsv1.DaemonSet]
 	pods    *cache.Lister[*corev1.Pod]
 	nodes   *cache.Lister[*corev1.Node]
@@ -131,7 +132,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	nodeInf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
 	revInf := cache.InformerFor[*appsv1.ControllerRevision](f, "", client.ListOptions{})
 	c := &Controller{
-		cfg: cfg, cs: cs, dsInf: dsInf, dss: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(), revs: revInf.Lister(),
+		cfg: cfg, cs: cs, synced: []interface{ HasSynced() bool }{dsInf, podInf, nodeInf, revInf}, dss: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(), revs: revInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now), rec: rec,
 		log: cfg.Logger.Named("daemonset"), history: history.History{Revisions: cs.ControllerRevisions},
 		podClaimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, FailOnLostRelease: true},
@@ -179,7 +180,7 @@ func (c *Controller) nodeUpdated(old, node *corev1.Node) {
 
 // Run reconciles until ctx ends. The factory must be started.
 func (c *Controller) Run(ctx context.Context) error {
-	if !cache.WaitForSync(ctx, c.dsInf) {
+	if !cache.WaitForSync(ctx, c.synced...) {
 		return ctx.Err()
 	}
 	c.queue.Run(ctx, c.cfg.Workers, c.log, c.Reconcile)

@@ -70,14 +70,15 @@ func (c Config) Validate() error {
 
 // Controller is the Deployment controller.
 type Controller struct {
-	cfg   Config
-	cs    *client.Clientset
-	dInf  *cache.Informer[*appsv1.Deployment]
-	ds    *cache.Lister[*appsv1.Deployment]
-	rss   *cache.Lister[*appsv1.ReplicaSet]
-	queue *workqueue.Queue
-	rec   *record.Recorder
-	log   hclog.Logger
+	cfg Config
+	cs  *client.Clientset
+	// synced are the informers it reads: it acts only once all have listed.
+	synced []interface{ HasSynced() bool }
+	ds     *cache.Lister[*appsv1.Deployment]
+	rss    *cache.Lister[*appsv1.ReplicaSet]
+	queue  *workqueue.Queue
+	rec    *record.Recorder
+	log    hclog.Logger
 	// claimer adopts and releases ReplicaSets.
 	claimer controllerref.Claimer[*appsv1.ReplicaSet]
 }
@@ -89,7 +90,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	}
 	dInf := cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{})
 	rsInf := cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{})
-	c := &Controller{cfg: cfg, cs: cs, dInf: dInf, ds: dInf.Lister(), rss: rsInf.Lister(),
+	c := &Controller{cfg: cfg, cs: cs, synced: []interface{ HasSynced() bool }{dInf, rsInf}, ds: dInf.Lister(), rss: rsInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), rec: rec, log: cfg.Logger.Named("deployment"),
 		claimer: controllerref.Claimer[*appsv1.ReplicaSet]{Update: cs.ReplicaSets.Update}}
 	enqueue := func(d *appsv1.Deployment) { c.queue.Add(cache.Key(d)) }
@@ -120,7 +121,7 @@ func (c *Controller) rsChanged(rs *appsv1.ReplicaSet) {
 
 // Run reconciles until ctx ends. The factory must be started.
 func (c *Controller) Run(ctx context.Context) error {
-	if !cache.WaitForSync(ctx, c.dInf) {
+	if !cache.WaitForSync(ctx, c.synced...) {
 		return ctx.Err()
 	}
 	c.queue.Run(ctx, c.cfg.Workers, c.log, c.Reconcile)

@@ -87,16 +87,17 @@ func (c Config) Validate() error {
 // Controller is the ReplicaSet controller, of the owners of type T: *appsv1.ReplicaSet
 // (New) or *corev1.ReplicationController (NewReplicationController).
 type Controller[T kinds.Object] struct {
-	cfg   Config
-	cs    *client.Clientset
-	kind  kind[T]
-	rsInf *cache.Informer[T]
-	pods  *cache.Lister[*corev1.Pod]
-	rss   *cache.Lister[T]
-	queue *workqueue.Queue
-	exp   *expectations.Expectations
-	rec   *record.Recorder
-	log   hclog.Logger
+	cfg  Config
+	cs   *client.Clientset
+	kind kind[T]
+	// synced are the informers it reads: it acts only once all have listed.
+	synced []interface{ HasSynced() bool }
+	pods   *cache.Lister[*corev1.Pod]
+	rss    *cache.Lister[T]
+	queue  *workqueue.Queue
+	exp    *expectations.Expectations
+	rec    *record.Recorder
+	log    hclog.Logger
 	// claimer adopts active orphans and releases pods; a release that lost a race
 	// fails the sync, so that no pod is replaced before its release happened.
 	claimer controllerref.Claimer[*corev1.Pod]
@@ -146,7 +147,7 @@ func newController[T kinds.Object](cs *client.Clientset, f *cache.Factory, rec *
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	podInf.AddIndexer(cache.IndexOwner, cache.ByOwner[*corev1.Pod])
 	c := &Controller[T]{
-		cfg: cfg, cs: cs, kind: k, rsInf: rsInf, pods: podInf.Lister(), rss: rsInf.Lister(),
+		cfg: cfg, cs: cs, kind: k, synced: []interface{ HasSynced() bool }{rsInf, podInf}, pods: podInf.Lister(), rss: rsInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named(info.Singular),
 		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Adoptable: IsActive, FailOnLostRelease: true},
@@ -165,7 +166,7 @@ func newController[T kinds.Object](cs *client.Clientset, f *cache.Factory, rec *
 
 // Run reconciles until ctx ends. The factory must be started.
 func (c *Controller[T]) Run(ctx context.Context) error {
-	if !cache.WaitForSync(ctx, c.rsInf) {
+	if !cache.WaitForSync(ctx, c.synced...) {
 		return ctx.Err()
 	}
 	c.queue.Run(ctx, c.cfg.Workers, c.log, c.Reconcile)

@@ -69,9 +69,10 @@ func (c Config) Validate() error {
 
 // Controller is the StatefulSet controller.
 type Controller struct {
-	cfg        Config
-	cs         *client.Clientset
-	setInf     *cache.Informer[*appsv1.StatefulSet]
+	cfg Config
+	cs  *client.Clientset
+	// synced are the informers it reads: it acts only once all have listed.
+	synced     []interface{ HasSynced() bool }
 	sets       *cache.Lister[*appsv1.StatefulSet]
 	pods       *cache.Lister[*corev1.Pod]
 	claims     *cache.Lister[*corev1.PersistentVolumeClaim]
@@ -94,7 +95,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	claimInf := cache.InformerFor[*corev1.PersistentVolumeClaim](f, "", client.ListOptions{})
 	revInf := cache.InformerFor[*appsv1.ControllerRevision](f, "", client.ListOptions{})
 	c := &Controller{
-		cfg: cfg, cs: cs, setInf: setInf, sets: setInf.Lister(), pods: podInf.Lister(), claims: claimInf.Lister(), revs: revInf.Lister(),
+		cfg: cfg, cs: cs, synced: []interface{ HasSynced() bool }{setInf, podInf, claimInf, revInf}, sets: setInf.Lister(), pods: podInf.Lister(), claims: claimInf.Lister(), revs: revInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), rec: rec, log: cfg.Logger.Named("statefulset"),
 		history: history.History{Revisions: cs.ControllerRevisions},
 		// A pod is adopted only if its name makes it a member (Kubernetes' isMemberOf).
@@ -134,7 +135,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 
 // Run reconciles until ctx ends. The factory must be started.
 func (c *Controller) Run(ctx context.Context) error {
-	if !cache.WaitForSync(ctx, c.setInf) {
+	if !cache.WaitForSync(ctx, c.synced...) {
 		return ctx.Err()
 	}
 	c.queue.Run(ctx, c.cfg.Workers, c.log, c.Reconcile)
