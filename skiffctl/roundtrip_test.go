@@ -128,8 +128,8 @@ func TestManifestsReadBackUnchanged(t *testing.T) {
 	// A misspelled field names its path; a Kubernetes field Skiff does not act on says so.
 	bad := strings.Replace(mustRead(t, "testdata/roundtrip/01-nginx-deployment.yaml"), "image: nginx:1.14.2", "image: nginx:1.14.2\n        imagePullPolcy: Always", 1)
 	fails(t, s, bad, "spec.template.spec.containers[0].imagePullPolcy: unknown field", "apply", "-f", "-")
-	resize := strings.Replace(mustRead(t, "testdata/roundtrip/01-nginx-deployment.yaml"), "ports:", "resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]\n        ports:", 1)
-	fails(t, s, resize, "spec.template.spec.containers[0].resizePolicy: Forbidden: not supported by Skiff", "apply", "-f", "-")
+	claims := strings.Replace(mustRead(t, "testdata/roundtrip/01-nginx-deployment.yaml"), "containers:", "resourceClaims: [{name: gpu, resourceClaimName: gpu}]\n      containers:", 1)
+	fails(t, s, claims, "spec.template.spec.resourceClaims: Forbidden: not supported by Skiff", "apply", "-f", "-")
 }
 
 func mustRead(t *testing.T, path string) string {
