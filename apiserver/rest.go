@@ -950,6 +950,22 @@ func (a *restAPI) readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// updateBody is a subresource PUT's object (decodeBody, named as the path says) and its
+// write options; an error has been answered.
+func (a *restAPI) updateBody(w http.ResponseWriter, r *http.Request, req *restRequest) (kinds.Object, writeOptions, bool) {
+	opts, err := writeOptionsOf(r.URL.Query())
+	if err != nil {
+		a.fail(w, r, err)
+		return nil, opts, false
+	}
+	obj, err := a.decodeBody(w, r, req, req.name)
+	if err != nil {
+		a.fail(w, r, err)
+		return nil, opts, false
+	}
+	return obj, opts, true
+}
+
 // decodeBody decodes a create's or an update's object, of req's kind, from JSON, YAML or
 // protobuf. Unknown and duplicate fields are refused, reported as warnings or ignored as
 // fieldValidation says (Strict, Warn (the default), Ignore). name, when set, is the name

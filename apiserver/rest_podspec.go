@@ -45,14 +45,8 @@ func (a *restAPI) podSpecSubresource(w http.ResponseWriter, r *http.Request, req
 		res, err := a.res.getObject(ctx, req.info, req.namespace, req.name, readOptions(r.URL.Query().Get("resourceVersion")))
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbUpdate:
-		opts, err := writeOptionsOf(r.URL.Query())
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		obj, err := a.decodeBody(w, r, req, req.name)
-		if err != nil {
-			a.fail(w, r, err)
+		obj, opts, ok := a.updateBody(w, r, req)
+		if !ok {
 			return
 		}
 		wantRV, err := parseRV(req.info, req.name, obj.GetResourceVersion())
