@@ -62,10 +62,13 @@ type eventLimiter struct {
 	now        func() time.Time
 	namespaces *buckets
 	nodes      *buckets
+	// refused counts each refused Event by its limit type (the member's metrics).
+	refused func(limitType string)
 }
 
-func newEventLimiter(l EventRateLimit, now func() time.Time) *eventLimiter {
-	return &eventLimiter{now: now, namespaces: newBuckets(l.NamespaceQPS, l.NamespaceBurst), nodes: newBuckets(l.NodeQPS, l.NodeBurst)}
+func newEventLimiter(l EventRateLimit, now func() time.Time, refused func(limitType string)) *eventLimiter {
+	return &eventLimiter{now: now, namespaces: newBuckets(l.NamespaceQPS, l.NamespaceBurst), nodes: newBuckets(l.NodeQPS, l.NodeBurst),
+		refused: refused}
 }
 
 // admit takes a token for a write of an Event in namespace by u, or refuses it. ahead
@@ -76,12 +79,14 @@ func (e *eventLimiter) admit(u auth.User, namespace string, ahead int) error {
 	now := e.now()
 	node, wait := e.nodes.take(auth.NodeOf(u), now)
 	if wait > 0 {
+		e.refused(eventLimitNode)
 		return refuseEvents(eventLimitNode, auth.NodeOf(u), wait+e.nodes.interval(ahead))
 	}
 	if _, wait := e.namespaces.take(namespace, now); wait > 0 {
 		if node != nil {
 			node.CancelAt(now) // the write does not happen: give the node its token back
 		}
+		e.refused(eventLimitNamespace)
 		return refuseEvents(eventLimitNamespace, namespace, wait+e.namespaces.interval(ahead))
 	}
 	return nil

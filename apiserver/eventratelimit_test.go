@@ -128,4 +128,34 @@ func TestEventRateLimit(t *testing.T) {
 	if gap := delays[1] - delays[0]; gap < 59*time.Second || gap > 61*time.Second {
 		t.Fatalf("refused events' delays %v: want them a minute apart", delays)
 	}
+
+	// The member counts every refused Event by its limit type: the node's one; the
+	// namespaces' six (the fifth event, the update, REST's create and patch, the batch's
+	// two).
+	if got := eventsRefused(t, c.Server(0)); got["Node"] != 1 || got["Namespace"] != 6 {
+		t.Fatalf("skiff_apiserver_events_refused_total %v, want Node 1, Namespace 6", got)
+	}
+}
+
+// eventsRefused reads a member's skiff_apiserver_events_refused_total by limit type.
+func eventsRefused(t *testing.T, s *apiserver.Server) map[string]float64 {
+	t.Helper()
+	mfs, err := s.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "skiff_apiserver_events_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "limit_type" {
+					got[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return got
 }

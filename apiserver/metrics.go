@@ -26,6 +26,8 @@ type metrics struct {
 	// unreadable is how many the last pass over them could not read.
 	reencrypted prometheus.Counter
 	unreadable  prometheus.Gauge
+	// eventsRefused counts the Events the event rate limit refused, by limit type.
+	eventsRefused *prometheus.CounterVec
 }
 
 func newMetrics(s *store.Store, flows *flowcontrol.Controller) *metrics {
@@ -48,13 +50,18 @@ func newMetrics(s *store.Store, flows *flowcontrol.Controller) *metrics {
 	m.unreadable = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "skiff_apiserver_secrets_unreadable", Help: "Secrets the last re-encryption pass could not read (a key missing from this member's key file).",
 	})
-	m.registry.MustRegister(m.requests, m.latency, m.watches, m.reencrypted, m.unreadable, &storeCollector{s: s},
+	m.eventsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "skiff_apiserver_events_refused_total", Help: "Event writes this member refused as over the event rate limit, by limit type (Node, Namespace).",
+	}, []string{"limit_type"})
+	m.registry.MustRegister(m.requests, m.latency, m.watches, m.reencrypted, m.unreadable, m.eventsRefused, &storeCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if flows != nil {
 		m.registry.MustRegister(&flowCollector{flows: flows})
 	}
 	return m
 }
+
+func (m *metrics) eventRefused(limitType string) { m.eventsRefused.WithLabelValues(limitType).Inc() }
 
 func (m *metrics) watchDelta(kind string, delta int) {
 	m.watches.WithLabelValues(kind).Add(float64(delta))

@@ -125,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 		serviceAccounts:      newLocalCache(kinds.ServiceAccount, serviceAccountInfo),
 		admitServiceAccounts: !slices.Contains(cfg.DisableAdmissionPlugins, AdmissionServiceAccount),
 		networking:           &networking{flags: cfg.Networking},
-		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now)}
+		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now, s.metrics.eventRefused)}
 	s.resources.webhooks = newWebhooks(s.store, log.Named("webhooks"))
 	s.resources.webhooks.namespaceLabels, s.resources.webhooks.resolve = s.resources.namespaceLabels, s.resources.resolveService
 	if tokens != nil {

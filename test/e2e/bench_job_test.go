@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
 )
 
@@ -24,7 +25,11 @@ import (
 // condition, on 1,000 simulated nodes, the whole chain in one process (TLS, each
 // component its own identity, as benchDeploy). Every pod is made, scheduled, run,
 // counted through the tracking finalizer and released. The _insecure figure runs the same without TLS, authentication, authorization or
-// limits, as the Deployment's does.
+// limits, as the Deployment's does. Beside the time, _cpu is the process's CPU over the
+// timed part (every component's: less moved by other work on the machine than the
+// time), _raft_entries_per_pod the Raft entries the cluster committed meanwhile, per
+// completion, and _events_refused the Event writes the members refused meanwhile as over
+// the event rate limit (each a write the recorders make again later).
 func BenchmarkE2EJob10000Completions(b *testing.B) {
 	benchJob(b, "job_10000_completions", true, 10_000, 1000)
 }
@@ -42,8 +47,8 @@ func BenchmarkE2EJob1000Completions(b *testing.B) {
 // benchJob runs an Indexed Job of completions pods, parallelism of them at once, on
 // parallelism simulated nodes.
 func benchJob(b *testing.B, name string, secure bool, completions, parallelism int32) {
-	benchfig.Want(b, name, name+"_rate")
-	_, cs, ctx, stop := benchCluster(b, int(parallelism), secure)
+	benchfig.Want(b, name, name+"_rate", name+"_cpu", name+"_raft_entries_per_pod", name+"_events_refused")
+	c, cs, ctx, stop := benchCluster(b, int(parallelism), secure)
 	defer stop()
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"}, Spec: batchv1.JobSpec{
 		Completions: ptr.To(completions), Parallelism: ptr.To(parallelism), CompletionMode: ptr.To(batchv1.IndexedCompletion),
@@ -63,6 +68,8 @@ func benchJob(b *testing.B, name string, secure bool, completions, parallelism i
 	defer func() { stop(); f.Wait() }() // the informers end with ctx: end it first
 	b.ResetTimer()
 	stages()
+	cpu := benchfig.StartCPU()
+	baseIndex, baseRefused := c.Server(0).Store().Revision(), eventsRefused(b, c)
 	start := time.Now()
 	if _, err := cs.Jobs.Create(ctx, job); err != nil {
 		b.Fatal(err)
@@ -86,6 +93,7 @@ func benchJob(b *testing.B, name string, secure bool, completions, parallelism i
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	spent, entries, refused := cpu(), c.Server(0).Store().Revision()-baseIndex, eventsRefused(b, c)-baseRefused
 	// To stderr, as the progress lines: a benchmark's log keeps its first 10 lines,
 	// which the members' own logs fill.
 	fmt.Fprintln(os.Stderr, "as a watcher saw the pods:")
@@ -95,6 +103,10 @@ func benchJob(b *testing.B, name string, secure bool, completions, parallelism i
 	}
 	benchfig.Report(name, elapsed.Seconds(), "s")
 	benchfig.Report(name+"_rate", float64(completions)/elapsed.Seconds(), "pods/s")
+	benchfig.Report(name+"_cpu", spent.Seconds(), "s")
+	benchfig.Report(name+"_raft_entries_per_pod", float64(entries)/float64(completions), "entries")
+	benchfig.Report(name+"_events_refused", refused, "events")
+	fmt.Fprintln(os.Stderr, "load average", benchfig.LoadAverage())
 }
 
 func complete(j *batchv1.Job) bool {
@@ -104,4 +116,23 @@ func complete(j *batchv1.Job) bool {
 		}
 	}
 	return false
+}
+
+// eventsRefused sums the members' skiff_apiserver_events_refused_total.
+func eventsRefused(b *testing.B, c *apicluster.Cluster) float64 {
+	var n float64
+	for i := range c.Addrs() {
+		mfs, err := c.Server(i).Gatherer().Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "skiff_apiserver_events_refused_total" {
+				for _, m := range mf.GetMetric() {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }
