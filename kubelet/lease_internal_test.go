@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,12 +71,8 @@ func (s *leaseServer) counts() (refused, renewed int) {
 	return s.refused, s.renewed
 }
 
-// TestLeaseRenewalOutlastsRetryDelays: a Lease renewal the API server refuses with a
-// long retry delay (its node-high level overloaded, as 2,500 simulated nodes under a
-// 50,000-pod rollout made it) is given up at the renewal interval and tried again, so
-// the Lease is renewed as soon as the server takes writes again — not after the
-// client has waited out the delays, each longer than the Lease lives.
-func TestLeaseRenewalOutlastsRetryDelays(t *testing.T) {
+// startLeaseServer serves a busy leaseServer holding node n1's Lease, and connects to it.
+func startLeaseServer(t *testing.T) (*leaseServer, *client.Conn) {
 	srv := &leaseServer{busy: true, lease: &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: LeaseNamespace, Name: "n1", ResourceVersion: "1"}}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -85,12 +82,22 @@ func TestLeaseRenewalOutlastsRetryDelays(t *testing.T) {
 	gs := grpc.NewServer()
 	apiv1.RegisterResourcesServer(gs, srv)
 	go gs.Serve(ln)
-	defer gs.Stop()
+	t.Cleanup(gs.Stop)
 	conn, err := client.Dial([]string{ln.Addr().String()}, client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return srv, conn
+}
+
+// TestLeaseRenewalOutlastsRetryDelays: a Lease renewal the API server refuses with a
+// long retry delay (its node-high level overloaded, as 2,500 simulated nodes under a
+// 50,000-pod rollout made it) is given up at the renewal interval and tried again, so
+// the Lease is renewed as soon as the server takes writes again — not after the
+// client has waited out the delays, each longer than the Lease lives.
+func TestLeaseRenewalOutlastsRetryDelays(t *testing.T) {
+	srv, conn := startLeaseServer(t)
 
 	cfg := DefaultConfig()
 	cfg.NodeName = "n1"
@@ -114,4 +121,49 @@ func TestLeaseRenewalOutlastsRetryDelays(t *testing.T) {
 		refused, renewed := srv.counts()
 		return renewed > 0, strconv.Itoa(refused) + " renewals refused, none taken"
 	})
+}
+
+// lineCounter counts the log lines holding a text.
+type lineCounter struct {
+	mu    sync.Mutex
+	text  string
+	count int
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count += strings.Count(string(p), c.text)
+	return len(p), nil
+}
+
+func (c *lineCounter) n() int { c.mu.Lock(); defer c.mu.Unlock(); return c.count }
+
+// TestLeaseFailuresLoggedSparingly: a Lease renewal failing again and again is warned of
+// at its 1st, 2nd, 4th, 8th, 16th... failure, not at each: a process of thousands of
+// simulated nodes shares one logger, and a line for every failed attempt of each kept
+// their loops waiting on the log's lock and output rather than renewing (issue 26).
+func TestLeaseFailuresLoggedSparingly(t *testing.T) {
+	srv, conn := startLeaseServer(t)
+
+	warnings := &lineCounter{text: "lease renewal failed"}
+	cfg := DefaultConfig()
+	cfg.NodeName = "n1"
+	cfg.LeaseRenewInterval, cfg.LeaseDuration = 100*time.Millisecond, time.Second
+	k := &Kubelet{cs: client.NewClientset(conn), cfg: cfg, log: hclog.New(&hclog.LoggerOptions{Output: warnings, Level: hclog.Warn})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); k.leaseLoop(ctx) }()
+	waitfor.Condition(t, time.Minute, "20 renewals refused", func() (bool, string) {
+		refused, _ := srv.counts()
+		return refused >= 20, strconv.Itoa(refused) + " refused"
+	})
+	cancel()
+	<-done
+	// At most 21 failures (one more may have been refused as the loop stopped): warned
+	// of at the 1st, 2nd, 4th, 8th and 16th.
+	refused, _ := srv.counts()
+	if n := warnings.n(); n < 1 || n > 5 {
+		t.Fatalf("%d warnings for %d failed renewals, want 1 to 5", n, refused)
+	}
 }

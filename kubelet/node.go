@@ -30,6 +30,13 @@ func retryWait(failures int, period time.Duration) time.Duration {
 	return min(d, period)
 }
 
+// logFailure says whether the node and lease loops log their failure after failures
+// failures in a row: the first, then the 2nd, 4th, 8th and so on. Thousands of
+// simulated nodes share one logger, whose lock and output (a pipe, under a benchmark)
+// every line passes through; with a line for each failed attempt, 2,500 nodes retrying
+// against slow API servers waited on the log rather than retried (issue 26).
+func logFailure(failures int) bool { return failures&(failures+1) == 0 }
+
 // heartbeat runs one heartbeat — a Lease renewal, a node status check and write — with
 // a deadline of period (at most the Lease's duration), as Kubernetes' kubelet gives its
 // heartbeat client a timeout of the status update frequency. Without it one renewal
@@ -80,7 +87,9 @@ func (k *Kubelet) nodeLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			k.log.Warn("node status write failed; retrying", "error", err)
+			if logFailure(failures) {
+				k.log.Warn("node status write failed; retrying", "failures", failures+1, "error", err)
+			}
 			wait = retryWait(failures, wait)
 			failures++
 		} else {
@@ -249,10 +258,15 @@ func (k *Kubelet) leaseLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			k.log.Warn("lease renewal failed; retrying", "error", err)
+			if logFailure(failures) {
+				k.log.Warn("lease renewal failed; retrying", "failures", failures+1, "error", err)
+			}
 			wait = retryWait(failures, wait)
 			failures++
 		} else {
+			if failures > 0 {
+				k.log.Info("lease renewed", "after_failures", failures)
+			}
 			failures = 0
 		}
 		if !k.sleep(ctx, wait) {
