@@ -155,6 +155,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 		}
 	}
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: note, OnUpdate: func(_, p *corev1.Pod) { note(p) }})
+	stages := watchStages(ctx, f, "default", nil)
 	f.Start(ctx)
 	if !cache.WaitForSync(ctx, podInf) {
 		b.Fatal("no sync")
@@ -168,6 +169,8 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
 	b.ResetTimer()
 	cpu := benchfig.StartCPU()
+	stopProfile := benchfig.StartCPUProfile(b)
+	stages()
 	start := time.Now()
 	if _, err := cs.Deployments.Create(ctx, d); err != nil {
 		b.Fatal(err)
@@ -179,6 +182,8 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
+	stages().Report(os.Stderr)   // where the time went (b.Log's lines are cut short behind the cluster's)
 	benchfig.WriteHeapProfile(b) // every component's, while the cluster runs
 	benchfig.Report(name, elapsed.Seconds(), "s")
 	benchfig.Report(name+"_rate", float64(replicas)/elapsed.Seconds(), "pods/s")
