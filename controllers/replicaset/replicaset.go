@@ -1,10 +1,10 @@
 // Package replicaset is the ReplicaSet controller: it keeps the number of active pods
 // that a ReplicaSet owns equal to spec.replicas. It creates pods named after the
 // ReplicaSet with a random suffix and a controller owner reference, in slow-start batches
-// that stop at the first failure; it adopts matching orphans and releases pods whose
-// labels stop matching; it remembers what it asked for (expectations) so that a stale
-// cache never makes it create twice; and it deletes the least useful pods first. It
-// writes the ReplicaSet's status counts.
+// (each in CreateBatch calls of up to a hundred pods) that stop at the first failure; it
+// adopts matching orphans and releases pods whose labels stop matching; it remembers
+// what it asked for (expectations) so that a stale cache never makes it create twice;
+// and it deletes the least useful pods first. It writes the ReplicaSet's status counts.
 //
 // The same controller serves ReplicationControllers, as Kubernetes' does: each is seen
 // as the ReplicaSet it is but for its selector's form (kinds.ReplicaSetOf), while the
@@ -221,7 +221,7 @@ func (c *Controller[T]) manage(ctx context.Context, key string, owner T, rs *app
 	case diff < 0:
 		n := min(-diff, c.cfg.BurstReplicas)
 		c.exp.ExpectCreations(key, n)
-		created, err := slowstart.Run(n, func() error { return c.createPod(ctx, owner, rs) })
+		created, _, err := slowstart.RunBatches(n, 1, func(_, size int) []error { return c.createPods(ctx, owner, rs, size) })
 		for i := created; i < n; i++ {
 			c.exp.CreationObserved(key) // never coming
 		}
@@ -261,20 +261,40 @@ func (c *Controller[T]) manage(ctx context.Context, key string, owner T, rs *app
 	return nil
 }
 
-func (c *Controller[T]) createPod(ctx context.Context, owner T, rs *appsv1.ReplicaSet) error {
-	tmpl := rs.Spec.Template.DeepCopy()
-	pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
-	pod.Name = ""
-	pod.GenerateName = rs.Name + "-"
-	pod.Namespace = rs.Namespace
-	pod.OwnerReferences = []metav1.OwnerReference{kinds.NewControllerRef(owner)}
-	out, err := c.cs.Pods.Create(ctx, pod)
-	if err != nil {
-		c.rec.Eventf(owner, record.Warning, "FailedCreate", "Error creating: %v", err)
-		return fmt.Errorf("create pod for %s %s: %w", kinds.Of(owner).Singular, cache.Key(rs), err)
+// createPods creates n pods of rs and returns each one's error: a slow-start batch of
+// more than one pod in one CreateBatch call per hundred, which the server commits in one
+// store transaction, instead of a call and a Raft entry per pod (as the DaemonSet and
+// Job controllers make theirs); one at a time from a server without the call. Each pod
+// is admitted, and succeeds or fails, alone.
+func (c *Controller[T]) createPods(ctx context.Context, owner T, rs *appsv1.ReplicaSet, n int) []error {
+	pods := make([]*corev1.Pod, n)
+	for i := range pods {
+		tmpl := rs.Spec.Template.DeepCopy()
+		pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
+		pod.Name = ""
+		pod.GenerateName = rs.Name + "-"
+		pod.Namespace = rs.Namespace
+		pod.OwnerReferences = []metav1.OwnerReference{kinds.NewControllerRef(owner)}
+		pods[i] = pod
 	}
-	c.rec.Eventf(owner, record.Normal, "SuccessfulCreate", "Created pod: %s", out.Name)
-	return nil
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for start := 0; start < n; start += client.MaxCreateBatch {
+		chunk := pods[start:min(start+client.MaxCreateBatch, n)]
+		wg.Go(func() {
+			out, cerrs := c.cs.Pods.CreateEach(ctx, chunk)
+			for i, err := range cerrs {
+				if err != nil {
+					c.rec.Eventf(owner, record.Warning, "FailedCreate", "Error creating: %v", err)
+					errs[start+i] = fmt.Errorf("create pod for %s %s: %w", kinds.Of(owner).Singular, cache.Key(rs), err)
+					continue
+				}
+				c.rec.Eventf(owner, record.Normal, "SuccessfulCreate", "Created pod: %s", out[i].Name)
+			}
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 // Status computes a ReplicaSet's status from its active pods, and when to look again

@@ -353,3 +353,40 @@ func TestReplicationController(t *testing.T) {
 		return reasons["SuccessfulCreate"] && reasons["SuccessfulDelete"], nil
 	})
 }
+
+// TestReplicaSetCreatesInBatches: the pods of a slow-start batch are made by one
+// CreateBatch call, which the server commits in one transaction, so that seven replicas
+// come in three revisions (batches of 1, 2 and 4), not seven.
+func TestReplicaSetCreatesInBatches(t *testing.T) {
+	cs, ctx := start(t)
+	before, err := cs.Pods.List(ctx, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cs.Pods.Watch(ctx, "default", client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: "app=batched"},
+		ResourceVersion: before.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	const n = 7
+	if _, err := cs.ReplicaSets.Create(ctx, newRS("batched", n)); err != nil {
+		t.Fatal(err)
+	}
+	revisions := map[string]int{}
+	for added := 0; added < n; {
+		evs, err := w.Next()
+		if err != nil {
+			t.Fatalf("watch pods: %v (%d created)", err, added)
+		}
+		for _, ev := range evs {
+			if ev.Type == client.Added {
+				revisions[ev.ResourceVersion]++
+				added++
+			}
+		}
+	}
+	if len(revisions) != 3 {
+		t.Fatalf("%d pods created in %d revisions (pods per revision: %v); want 3 (batches of 1, 2, 4)", n, len(revisions), revisions)
+	}
+}
