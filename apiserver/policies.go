@@ -20,8 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/skiffhq/skiff/apiserver/admissioncel"
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
 )
@@ -365,7 +367,7 @@ func (r *resources) policyInput(ctx context.Context, op *webhookOp) (*admissionc
 	if err != nil {
 		return nil, err
 	}
-	in := &admissioncel.Input{Attributes: attrs, Resource: op.info.GroupVersionResource()}
+	in := &admissioncel.Input{Attributes: attrs, Resource: op.info.GroupVersionResource(), Authorizer: celAuthorizer{r}}
 	if ns := op.namespace(); ns != "" && op.info.Kind != kinds.Namespace {
 		obj, _, err := r.get(ctx, kinds.MustLookup(kinds.Namespace), store.Key{Kind: kinds.Namespace, Name: ns}, store.ReadOptions{Stale: true})
 		if err != nil && !isNotFound(err) {
@@ -412,4 +414,35 @@ func unstructuredOf(obj kinds.Object) (*unstructured.Unstructured, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+// celAuthorizer answers CEL's authorizer checks (authorizer.group('apps').resource(
+// 'deployments').check('create').allowed()) with the API server's authorizer, as a
+// SubjectAccessReview is answered: a check a node restriction allows for some objects is
+// allowed; without authentication everyone is allowed everything.
+type celAuthorizer struct{ r *resources }
+
+func (c celAuthorizer) Authorize(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+	az := c.r.authz
+	if az == nil {
+		return authorizer.DecisionAllow, "", nil
+	}
+	u := a.GetUser()
+	attrs := auth.Attributes{Verb: a.GetVerb()}
+	if u != nil {
+		attrs.User = auth.User{Name: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups(), Extra: u.GetExtra()}
+	}
+	if a.IsResourceRequest() {
+		attrs.Resource, attrs.Subresource, attrs.Namespace, attrs.Name, attrs.APIGroup = a.GetResource(), a.GetSubresource(), a.GetNamespace(), a.GetName(), a.GetAPIGroup()
+		if av, ok := authVerbs[attrs.Verb]; ok && av != attrs.Verb {
+			attrs.Verb, attrs.RequestVerb = av, a.GetVerb() // patch, deletecollection
+		}
+	} else {
+		attrs.Path = a.GetPath()
+	}
+	_, why, err := az.Decide(attrs)
+	if err != nil {
+		return authorizer.DecisionNoOpinion, err.Error(), nil
+	}
+	return authorizer.DecisionAllow, why, nil
 }

@@ -13,9 +13,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/skiffhq/skiff/apiserver/admissioncel"
+	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/pki"
 )
 
 // TestPolicyMatchResources: Kubernetes' policy matching, a table: resourceRules with
@@ -104,6 +108,31 @@ func TestPolicyDenied(t *testing.T) {
 		if st.Message != tc.message || st.Reason != tc.reason || st.Code != tc.httpCode || status.Code(err) != tc.code ||
 			st.Details == nil || st.Details.Name != "web" || st.Details.Kind != "deployments" || len(st.Details.Causes) != 1 {
 			t.Errorf("%s: %+v (gRPC %s)", tc.name, st, status.Code(err))
+		}
+	}
+}
+
+// TestCELAuthorizer: CEL's authorizer checks are the API server's authorizer's answers:
+// everyone is allowed without authentication; an administrator is, a user without
+// rules is not.
+func TestCELAuthorizer(t *testing.T) {
+	attrs := func(name string, groups ...string) authorizer.Attributes {
+		return authorizer.AttributesRecord{User: &user.DefaultInfo{Name: name, Groups: groups}, Verb: "patch", APIGroup: "apps",
+			Resource: "deployments", Namespace: "default", ResourceRequest: true}
+	}
+	for _, tc := range []struct {
+		name  string
+		authz *auth.Authorizer
+		attrs authorizer.Attributes
+		want  authorizer.Decision
+	}{
+		{"no authentication", nil, attrs("alice"), authorizer.DecisionAllow},
+		{"an administrator", &auth.Authorizer{}, attrs("root", pki.GroupAdmin), authorizer.DecisionAllow},
+		{"a user without rules", &auth.Authorizer{}, attrs("alice"), authorizer.DecisionNoOpinion},
+	} {
+		got, _, err := celAuthorizer{&resources{authz: tc.authz}}.Authorize(context.Background(), tc.attrs)
+		if got != tc.want || err != nil {
+			t.Errorf("%s: %v %v, want %v", tc.name, got, err, tc.want)
 		}
 	}
 }

@@ -129,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 	s.resources.webhooks = newWebhooks(s.store, log.Named("webhooks"))
 	s.resources.webhooks.namespaceLabels, s.resources.webhooks.resolve = s.resources.namespaceLabels, s.resources.resolveService
 	s.resources.webhooks.attributes = s.resources.celAttributes
+	s.resources.webhooks.authorizer = celAuthorizer{s.resources}
 	s.resources.policies = newPolicies(s.store, log.Named("policies"))
 	if tokens != nil {
 		tokens.res, s.resources.tokens = s.resources, tokens

@@ -32,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/skiffhq/skiff/apiserver/admissioncel"
 	"github.com/skiffhq/skiff/kinds"
@@ -87,6 +88,8 @@ type webhooks struct {
 	resolve func(ctx context.Context, ns, name string, port int32) (string, error)
 	// attributes is a write as matchConditions' CEL reads it.
 	attributes func(ctx context.Context, op *webhookOp) (*admission.VersionedAttributes, error)
+	// authorizer answers matchConditions' authorizer checks.
+	authorizer authorizer.UnconditionalAuthorizer
 
 	mutatingLists, validatingLists *nsLists
 
@@ -331,7 +334,7 @@ func (wh *webhooks) matches(ctx context.Context, h *webhook, op *webhookOp) (boo
 	if err != nil {
 		return false, err
 	}
-	ok, err := h.conditions.Match(ctx, attrs)
+	ok, err := h.conditions.Match(ctx, attrs, wh.authorizer)
 	if err != nil {
 		wh.log.Warn("failed evaluating match conditions, failing closed", "webhook", h.Name, "error", err)
 		return false, forbidden(op.info, op.name(), err.Error())

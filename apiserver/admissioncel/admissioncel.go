@@ -32,6 +32,7 @@ import (
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	apiservercel "k8s.io/apiserver/pkg/cel"
 	"k8s.io/apiserver/pkg/cel/environment"
 )
@@ -213,6 +214,8 @@ type Input struct {
 	// (nil for a cluster-scoped object), as namespaceObject reads it.
 	Params    runtime.Object
 	Namespace *corev1.Namespace
+	// Authorizer answers the authorizer variable's checks (nil: they fail to evaluate).
+	Authorizer authorizer.UnconditionalAuthorizer
 }
 
 // Validate evaluates p on in, as Kubernetes' validator does: its matchConditions, then
@@ -231,7 +234,7 @@ func (p *Policy) Validate(ctx context.Context, in Input) Result {
 		return fail(p.err.Error())
 	}
 	if p.matcher != nil {
-		m := p.matcher.Match(ctx, in.Attributes, in.Params, nil)
+		m := p.matcher.Match(ctx, in.Attributes, in.Params, in.Authorizer)
 		if m.Error != nil {
 			return fail(m.Error.Error())
 		}
@@ -239,14 +242,14 @@ func (p *Policy) Validate(ctx context.Context, in Input) Result {
 			return Result{}
 		}
 	}
-	vars := plugincel.OptionalVariableBindings{VersionedParams: in.Params}
+	vars := plugincel.OptionalVariableBindings{VersionedParams: in.Params, Authorizer: in.Authorizer}
 	req := plugincel.CreateAdmissionRequest(in.Attributes.Attributes, metav1.GroupVersionResource(in.Resource), metav1.GroupVersionKind(in.Attributes.VersionedKind))
 	ns := plugincel.CreateNamespaceObject(in.Namespace)
 	results, remaining, err := p.validations.ForInput(ctx, in.Attributes, req, vars, ns, celconfig.RuntimeCELCostBudget)
 	if err != nil {
 		return fail(err.Error())
 	}
-	messages, _, msgErr := p.messages.ForInput(ctx, in.Attributes, req, vars, ns, remaining)
+	messages, _, msgErr := p.messages.ForInput(ctx, in.Attributes, req, plugincel.OptionalVariableBindings{VersionedParams: in.Params}, ns, remaining)
 	var out Result
 	for i, r := range results {
 		v, ok := r.ExpressionAccessor.(*validationCondition)
@@ -333,10 +336,11 @@ func CompileMatchConditions(name string, mutating bool, conds []admissionregistr
 	return &Matcher{matchconditions.NewMatcher(eval, failurePolicy, "webhook", typ, name)}
 }
 
-// Match evaluates the conditions on attrs: whether they all hold, and the error of one
-// that could not be evaluated under failurePolicy Fail (Ignore: no match).
-func (m *Matcher) Match(ctx context.Context, attrs *admission.VersionedAttributes) (bool, error) {
-	r := m.m.Match(ctx, attrs, nil, nil)
+// Match evaluates the conditions on attrs (authz answers the authorizer variable's
+// checks): whether they all hold, and the error of one that could not be evaluated
+// under failurePolicy Fail (Ignore: no match).
+func (m *Matcher) Match(ctx context.Context, attrs *admission.VersionedAttributes, authz authorizer.UnconditionalAuthorizer) (bool, error) {
+	r := m.m.Match(ctx, attrs, nil, authz)
 	return r.Matches && r.Error == nil, r.Error
 }
 

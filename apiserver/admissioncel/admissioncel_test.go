@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 )
 
 func deployment(replicas int64, labels map[string]any) *unstructured.Unstructured {
@@ -144,21 +145,52 @@ func TestWebhookMatchConditions(t *testing.T) {
 	conds := []admissionregistrationv1.MatchCondition{{Name: "create", Expression: "request.operation == 'CREATE'"},
 		{Name: "big", Expression: "object.spec.replicas > 5"}}
 	in := input(deployment(6, nil), nil)
-	if ok, err := CompileMatchConditions("h", false, conds, nil).Match(context.Background(), in.Attributes); !ok || err != nil {
+	if ok, err := CompileMatchConditions("h", false, conds, nil).Match(context.Background(), in.Attributes, nil); !ok || err != nil {
 		t.Errorf("all true: %v %v", ok, err)
 	}
 	small := input(deployment(2, nil), nil)
-	if ok, err := CompileMatchConditions("h", true, conds, nil).Match(context.Background(), small.Attributes); ok || err != nil {
+	if ok, err := CompileMatchConditions("h", true, conds, nil).Match(context.Background(), small.Attributes, nil); ok || err != nil {
 		t.Errorf("one false: %v %v", ok, err)
 	}
 	broken := []admissionregistrationv1.MatchCondition{{Name: "x", Expression: "object.spec.missing > 1"}}
-	if ok, err := CompileMatchConditions("h", false, broken, nil).Match(context.Background(), in.Attributes); ok || err == nil {
+	if ok, err := CompileMatchConditions("h", false, broken, nil).Match(context.Background(), in.Attributes, nil); ok || err == nil {
 		t.Errorf("an error, Fail: %v %v", ok, err)
 	}
-	if ok, err := CompileMatchConditions("h", false, broken, &ignore).Match(context.Background(), in.Attributes); ok || err != nil {
+	if ok, err := CompileMatchConditions("h", false, broken, &ignore).Match(context.Background(), in.Attributes, nil); ok || err != nil {
 		t.Errorf("an error, Ignore: %v %v", ok, err)
 	}
 	if CompileMatchConditions("h", false, nil, nil) != nil {
 		t.Error("no conditions, a matcher")
+	}
+}
+
+// allowUser is an authorizer that allows one user everything.
+type allowUser string
+
+func (u allowUser) Authorize(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+	if a.GetUser().GetName() == string(u) && a.GetVerb() == "delete" && a.GetResource() == "deployments" {
+		return authorizer.DecisionAllow, "", nil
+	}
+	return authorizer.DecisionNoOpinion, "", nil
+}
+
+// TestPolicyAuthorizer: the authorizer variable asks the authorizer given, for the
+// request's user.
+func TestPolicyAuthorizer(t *testing.T) {
+	spec := admissionregistrationv1.ValidatingAdmissionPolicySpec{Validations: []admissionregistrationv1.Validation{{
+		Expression: "object.spec.replicas <= 5 || authorizer.group('apps').resource('deployments').namespace('default').check('delete').allowed()",
+		Message:    "only who may delete deployments may make big ones"}}}
+	if errs := ValidatePolicySpec(&spec, field.NewPath("spec")); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	p := CompilePolicy("p", &spec)
+	in := input(deployment(9, nil), nil) // alice's
+	in.Authorizer = allowUser("alice")
+	if res := p.Validate(context.Background(), in); len(res.Denied) != 0 {
+		t.Errorf("alice may: %+v", res.Denied)
+	}
+	in.Authorizer = allowUser("bob")
+	if res := p.Validate(context.Background(), in); len(res.Denied) != 1 || res.Denied[0].Message != "only who may delete deployments may make big ones" {
+		t.Errorf("alice may not: %+v", res.Denied)
 	}
 }
