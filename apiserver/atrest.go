@@ -66,6 +66,19 @@ func (a *atRest) openObject(info *kinds.Info, o store.Object) (store.Object, err
 	return o, err
 }
 
+// decodeStored is a stored object of a list, opened and decoded; an error names it.
+func (r *resources) decodeStored(info *kinds.Info, o store.Object) (kinds.Object, error) {
+	rec, err := r.atRest.openObject(info, o)
+	if err != nil {
+		return nil, storeError(info, o.Name, err)
+	}
+	obj, err := decode(info, &rec)
+	if err != nil {
+		return nil, storeError(info, o.Name, err)
+	}
+	return obj, nil
+}
+
 // openEvents are evs with their objects' values opened: a copy, when the kind is
 // encrypted, for the store's events are shared.
 func (a *atRest) openEvents(info *kinds.Info, evs []store.Event) ([]store.Event, error) {

@@ -76,6 +76,10 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: meta("", "policy"), Webhooks: []admissionregistrationv1.ValidatingWebhook{{
 			Name: "policy.example.com", ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
 				Namespace: "default", Name: "policy"}}, SideEffects: ptr.To(admissionregistrationv1.SideEffectClassNone), AdmissionReviewVersions: []string{"v1"}}}},
+		&admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: meta("", "max-replicas"), Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			Validations: []admissionregistrationv1.Validation{{Expression: "object.spec.replicas <= 5"}}}},
+		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: meta("", "max-replicas"), Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName: "max-replicas", ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}}},
 		&rbacv1.Role{ObjectMeta: meta("default", "reader"), Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 		&rbacv1.ClusterRole{ObjectMeta: meta("", "view"), AggregationRule: &rbacv1.AggregationRule{ClusterRoleSelectors: []metav1.LabelSelector{
 			{MatchLabels: map[string]string{"rbac.authorization.k8s.io/aggregate-to-view": "true"}}}}},

@@ -80,13 +80,9 @@ func (r *resources) limitRanges(ctx context.Context, ns string) ([]*corev1.Limit
 	}
 	out := make([]*corev1.LimitRange, 0, len(objs))
 	for i := range objs {
-		rec, err := r.atRest.openObject(info, objs[i])
+		obj, err := r.decodeStored(info, objs[i])
 		if err != nil {
-			return nil, storeError(info, objs[i].Name, err)
-		}
-		obj, err := decode(info, &rec)
-		if err != nil {
-			return nil, storeError(info, objs[i].Name, err)
+			return nil, err
 		}
 		out = append(out, obj.(*corev1.LimitRange))
 	}

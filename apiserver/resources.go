@@ -93,6 +93,8 @@ type resources struct {
 	authz *auth.Authorizer
 	// webhooks calls the admission webhooks (webhooks.go; nil: none).
 	webhooks *webhooks
+	// policies are the ValidatingAdmissionPolicies (policies.go; nil: none).
+	policies *policies
 }
 
 func lookupKind(name string) (*kinds.Info, error) {
@@ -416,7 +418,11 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 			return nil, err
 		}
 	}
-	if err := r.webhooks.validate(ctx, &webhookOp{operation: admissionv1.Create, info: info, obj: c.obj, dryRun: dryRun, options: op.options}); err != nil {
+	vop := &webhookOp{operation: admissionv1.Create, info: info, obj: c.obj, dryRun: dryRun, options: op.options}
+	if err := r.admitPolicies(ctx, vop); err != nil {
+		return nil, err
+	}
+	if err := r.webhooks.validate(ctx, vop); err != nil {
 		return nil, err
 	}
 	if err := c.encode(); err != nil {

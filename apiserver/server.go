@@ -128,6 +128,9 @@ func New(cfg Config) (*Server, error) {
 		events:               newEventLimiter(cfg.EventRateLimit, cfg.Now, s.metrics.eventRefused)}
 	s.resources.webhooks = newWebhooks(s.store, log.Named("webhooks"))
 	s.resources.webhooks.namespaceLabels, s.resources.webhooks.resolve = s.resources.namespaceLabels, s.resources.resolveService
+	s.resources.webhooks.attributes = s.resources.celAttributes
+	s.resources.webhooks.authorizer = celAuthorizer{s.resources}
+	s.resources.policies = newPolicies(s.store, log.Named("policies"))
 	if tokens != nil {
 		tokens.res, s.resources.tokens = s.resources, tokens
 		if gate.authn != nil {

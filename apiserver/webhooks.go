@@ -31,7 +31,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 
+	"github.com/skiffhq/skiff/apiserver/admissioncel"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
 )
@@ -83,6 +86,10 @@ type webhooks struct {
 	namespaceLabels func(ctx context.Context, ns string) (labels.Set, error)
 	// resolve finds the address of a Service's ready endpoint serving port.
 	resolve func(ctx context.Context, ns, name string, port int32) (string, error)
+	// attributes is a write as matchConditions' CEL reads it.
+	attributes func(ctx context.Context, op *webhookOp) (*admission.VersionedAttributes, error)
+	// authorizer answers matchConditions' authorizer checks.
+	authorizer authorizer.UnconditionalAuthorizer
 
 	mutatingLists, validatingLists *nsLists
 
@@ -106,6 +113,8 @@ type webhook struct {
 	nsSel, objSel  labels.Selector
 	configuration  string
 	reinvokeIfNeed bool
+	// conditions are its matchConditions, compiled (nil: none).
+	conditions *admissioncel.Matcher
 }
 
 func newWebhooks(s *store.Store, log hclog.Logger) *webhooks {
@@ -114,9 +123,11 @@ func newWebhooks(s *store.Store, log hclog.Logger) *webhooks {
 		clients: map[string]*http.Client{}}
 }
 
-// webhookExempt are the kinds no webhook sees: the configurations (Kubernetes excludes
-// admissionregistration's kinds, so that a webhook cannot lock itself in).
-var webhookExempt = map[string]bool{kinds.MutatingWebhookConfiguration: true, kinds.ValidatingWebhookConfiguration: true}
+// webhookExempt are the kinds no webhook and no policy sees: the configurations and the
+// policies (Kubernetes excludes admissionregistration's kinds, so that neither can lock
+// itself in).
+var webhookExempt = map[string]bool{kinds.MutatingWebhookConfiguration: true, kinds.ValidatingWebhookConfiguration: true,
+	kinds.ValidatingAdmissionPolicy: true, kinds.ValidatingAdmissionPolicyBinding: true}
 
 // none reports whether no webhook is configured (or the configurations cannot be read:
 // the calls that read them say so).
@@ -160,6 +171,7 @@ func (wh *webhooks) hooks(ctx context.Context, kind string) ([]*webhook, error) 
 		for _, h := range list {
 			w := &webhook{MutatingWebhook: h, mutating: mutating, configuration: obj.GetName(),
 				reinvokeIfNeed: h.ReinvocationPolicy != nil && *h.ReinvocationPolicy == admissionregistrationv1.IfNeededReinvocationPolicy}
+			w.conditions = admissioncel.CompileMatchConditions(h.Name, mutating, h.MatchConditions, h.FailurePolicy)
 			if w.nsSel, err = selectorOf(h.NamespaceSelector); err == nil {
 				w.objSel, err = selectorOf(h.ObjectSelector)
 			}
@@ -208,7 +220,7 @@ func (r *resources) admitWebhooksUpdate(ctx context.Context, info *kinds.Info, o
 		if err != nil {
 			return nil, err
 		}
-		if r.webhooks.none(ctx) {
+		if r.webhooks.none(ctx) && r.policies.none(ctx) {
 			return next, nil
 		}
 		if rec.ModRevision == memoRev {
@@ -247,6 +259,9 @@ func (r *resources) webhooksOnUpdate(ctx context.Context, info *kinds.Info, opts
 	}
 	if opts.deleting {
 		op.obj = nil
+	}
+	if err := r.admitPolicies(ctx, op); err != nil {
+		return nil, err
 	}
 	if err := r.webhooks.validate(ctx, op); err != nil {
 		return nil, err
@@ -302,18 +317,43 @@ func matchRule(r *admissionregistrationv1.RuleWithOperations, op *webhookOp) boo
 	return true
 }
 
-// matches reports whether h is called for op: its rules, then its selectors.
+// matches reports whether h is called for op: its rules, its selectors, then its
+// matchConditions. A matchCondition that cannot be evaluated under failurePolicy Fail
+// refuses op, as Kubernetes' Forbidden.
 func (wh *webhooks) matches(ctx context.Context, h *webhook, op *webhookOp) (bool, error) {
 	if !matchRules(h.Rules, op) {
 		return false, nil
 	}
-	if !h.objSel.Empty() {
-		match := func(o kinds.Object) bool { return o != nil && h.objSel.Matches(labels.Set(o.GetLabels())) }
+	if ok, err := selectorsMatch(ctx, h.nsSel, h.objSel, op, wh.namespaceLabels); !ok || err != nil {
+		return false, err
+	}
+	if h.conditions == nil {
+		return true, nil
+	}
+	attrs, err := wh.attributes(ctx, op)
+	if err != nil {
+		return false, err
+	}
+	ok, err := h.conditions.Match(ctx, attrs, wh.authorizer)
+	if err != nil {
+		wh.log.Warn("failed evaluating match conditions, failing closed", "webhook", h.Name, "error", err)
+		return false, forbidden(op.info, op.name(), err.Error())
+	}
+	return ok, nil
+}
+
+// selectorsMatch reports whether op's object (or the stored one) has labels objSel
+// selects and its namespace labels nsSel selects (a Namespace its own; a cluster-scoped
+// object is in every namespace's).
+func selectorsMatch(ctx context.Context, nsSel, objSel labels.Selector, op *webhookOp,
+	namespaceLabels func(ctx context.Context, ns string) (labels.Set, error)) (bool, error) {
+	if !objSel.Empty() {
+		match := func(o kinds.Object) bool { return o != nil && objSel.Matches(labels.Set(o.GetLabels())) }
 		if !match(op.obj) && !match(op.old) {
 			return false, nil
 		}
 	}
-	if h.nsSel.Empty() {
+	if nsSel.Empty() {
 		return true, nil
 	}
 	var set labels.Set
@@ -328,11 +368,11 @@ func (wh *webhooks) matches(ctx context.Context, h *webhook, op *webhookOp) (boo
 		return true, nil // a cluster-scoped object is in no namespace to select
 	default:
 		var err error
-		if set, err = wh.namespaceLabels(ctx, op.namespace()); err != nil {
+		if set, err = namespaceLabels(ctx, op.namespace()); err != nil {
 			return false, err
 		}
 	}
-	return h.nsSel.Matches(set), nil
+	return nsSel.Matches(set), nil
 }
 
 // mutate calls the mutating webhooks matching op on op.obj, which it changes to the

@@ -332,8 +332,11 @@ func TestWebhookConfigurationValidation(t *testing.T) {
 		{"resources", func(h *admissionregistrationv1.ValidatingWebhook) { h.Rules[0].Resources = []string{"*", "pods"} },
 			`webhooks[0].rules[0].resources: Invalid value: ["*","pods"]: if '*' is present, must not specify other resources without subresources`},
 		{"matchConditions", func(h *admissionregistrationv1.ValidatingWebhook) {
-			h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "c", Expression: "true"}}
-		}, "webhooks[0].matchConditions: Forbidden: not supported by Skiff"},
+			h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "c", Expression: "object.metadata.name"}}
+		}, `webhooks[0].matchConditions[0].expression: Invalid value: "object.metadata.name": must evaluate to bool`},
+		{"matchConditions' names", func(h *admissionregistrationv1.ValidatingWebhook) {
+			h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "c", Expression: "true"}, {Name: "c", Expression: "true"}}
+		}, `webhooks[0].matchConditions[1].name: Duplicate value: "c"`},
 	} {
 		cfg := good()
 		cfg.Name = strings.ReplaceAll(tc.name, " ", "-")

@@ -149,6 +149,11 @@ const (
 	// their rules match, to change the object and to refuse it.
 	MutatingWebhookConfiguration   = "MutatingWebhookConfiguration"
 	ValidatingWebhookConfiguration = "ValidatingWebhookConfiguration"
+	// ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding are
+	// admissionregistration.k8s.io/v1's: CEL validations the API server evaluates on the
+	// writes a binding of the policy matches, to refuse them or warn.
+	ValidatingAdmissionPolicy        = "ValidatingAdmissionPolicy"
+	ValidatingAdmissionPolicyBinding = "ValidatingAdmissionPolicyBinding"
 )
 
 func kind[T any, PT interface {
@@ -241,6 +246,12 @@ var all = []*Info{
 	kind[apiextensionsv1.CustomResourceDefinition](Info{Kind: CustomResourceDefinition, Group: "apiextensions.k8s.io", Version: "v1",
 		Plural: "customresourcedefinitions", Singular: "customresourcedefinition", ShortNames: []string{"crd", "crds"},
 		Categories: []string{"api-extensions"}, HasStatus: true, HasSpec: true}),
+	kind[admissionregistrationv1.ValidatingAdmissionPolicy](Info{Kind: ValidatingAdmissionPolicy, Group: "admissionregistration.k8s.io",
+		Version: "v1", Plural: "validatingadmissionpolicies", Singular: "validatingadmissionpolicy", Categories: []string{"api-extensions"},
+		HasStatus: true, HasSpec: true}),
+	kind[admissionregistrationv1.ValidatingAdmissionPolicyBinding](Info{Kind: ValidatingAdmissionPolicyBinding,
+		Group: "admissionregistration.k8s.io", Version: "v1", Plural: "validatingadmissionpolicybindings",
+		Singular: "validatingadmissionpolicybinding", Categories: []string{"api-extensions"}, HasSpec: true}),
 	kind[admissionregistrationv1.MutatingWebhookConfiguration](Info{Kind: MutatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
 		Version: "v1", Plural: "mutatingwebhookconfigurations", Singular: "mutatingwebhookconfiguration"}),
 	kind[admissionregistrationv1.ValidatingWebhookConfiguration](Info{Kind: ValidatingWebhookConfiguration, Group: "admissionregistration.k8s.io",

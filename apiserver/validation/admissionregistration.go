@@ -129,6 +129,7 @@ func validateWebhook(h *admissionregistrationv1.MutatingWebhook, mutating bool, 
 	if h.ObjectSelector != nil {
 		errs = append(errs, metav1validation.ValidateLabelSelector(h.ObjectSelector, metav1validation.LabelSelectorValidationOptions{}, p.Child("objectSelector"))...)
 	}
+	errs = append(errs, validateWebhookMatchConditions(h.MatchConditions, p.Child("matchConditions"))...)
 	if mutating && h.ReinvocationPolicy != nil && !slices.Contains(reinvocationPolicies, string(*h.ReinvocationPolicy)) {
 		errs = append(errs, field.NotSupported(p.Child("reinvocationPolicy"), *h.ReinvocationPolicy, reinvocationPolicies))
 	}

@@ -99,6 +99,10 @@ func Default(obj kinds.Object) {
 		defaultIngressClass(o)
 	case *admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration:
 		defaultWebhooks(o)
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		defaultPolicy(o)
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		defaultPolicyBinding(o)
 	case *rbacv1.RoleBinding:
 		defaultBinding(&o.RoleRef, o.Subjects)
 	case *rbacv1.ClusterRoleBinding:

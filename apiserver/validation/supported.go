@@ -498,8 +498,8 @@ var supportedFields = map[string][]string{
 		under("metadata", storedMetaFields),
 		[]string{"value", "globalDefault", "description", "preemptionPolicy"},
 	),
-	// A webhook configuration's every field but matchConditions (CEL expressions, which
-	// Skiff does not evaluate): the admission chain calls the webhooks (webhooks.go).
+	// A webhook configuration's every field: the admission chain calls the webhooks
+	// whose rules, selectors and matchConditions match (webhooks.go).
 	kinds.MutatingWebhookConfiguration:   slices.Concat(under("metadata", storedMetaFields), under("webhooks[*]", append([]string{"reinvocationPolicy"}, webhookFields...))),
 	kinds.ValidatingWebhookConfiguration: slices.Concat(under("metadata", storedMetaFields), under("webhooks[*]", webhookFields)),
 	// Kubernetes stores IngressClasses and Ingresses for an ingress controller to act
@@ -524,11 +524,16 @@ var supportedFields = map[string][]string{
 	kinds.CertificateSigningRequest: slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
 	// A ClusterTrustBundle's every field: the kubelet projects bundles into pods.
 	kinds.ClusterTrustBundle: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
+	// A ValidatingAdmissionPolicy's and its bindings' every field: the admission chain
+	// evaluates the policies (policies.go); status is written by users only (Skiff does
+	// not type-check policies).
+	kinds.ValidatingAdmissionPolicy:        slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	kinds.ValidatingAdmissionPolicyBinding: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
 }
 
 // webhookFields are a webhook's fields both configurations' have and Skiff acts on.
 var webhookFields = []string{"name", "clientConfig", "rules[*]", "failurePolicy", "matchPolicy", "namespaceSelector",
-	"objectSelector", "sideEffects", "timeoutSeconds", "admissionReviewVersions[*]"}
+	"objectSelector", "sideEffects", "timeoutSeconds", "admissionReviewVersions[*]", "matchConditions[*]"}
 
 // replicaSetStatusFields are a ReplicaSet's status, and a ReplicationController's.
 var replicaSetStatusFields = []string{

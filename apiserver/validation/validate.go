@@ -213,6 +213,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateIngressClass(o)...)
 	case *admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration:
 		errs = append(errs, validateWebhooks(o)...)
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		errs = append(errs, validatePolicy(o)...)
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		errs = append(errs, validatePolicyBinding(o)...)
 	case *networkingv1.Ingress:
 		errs = append(errs, validateIngress(o)...)
 	case *rbacv1.Role:

@@ -232,6 +232,17 @@ func fixtures() map[string][]kinds.Object {
 		"mutatingwebhookconfigurations": {&admissionregistrationv1.MutatingWebhookConfiguration{
 			ObjectMeta: metav1.ObjectMeta{Name: "sidecar-injector", CreationTimestamp: ago(2 * time.Hour)},
 			Webhooks:   []admissionregistrationv1.MutatingWebhook{{Name: "a.injector.io"}, {Name: "b.injector.io"}}}},
+		"validatingadmissionpolicies": {&admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "max-replicas", CreationTimestamp: ago(time.Hour)},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{ParamKind: &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"},
+				Validations: []admissionregistrationv1.Validation{{Expression: "object.spec.replicas <= 5"}}}}},
+		"validatingadmissionpolicybindings": {
+			&admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "max-replicas", CreationTimestamp: ago(time.Hour)},
+				Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "max-replicas",
+					ParamRef: &admissionregistrationv1.ParamRef{Name: "limits", Namespace: "default"}}},
+			&admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "unparameterized", CreationTimestamp: ago(time.Hour)},
+				Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "owner"}},
+		},
 		"runtimeclasses": {&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc", CreationTimestamp: ago(time.Hour)}, Handler: "runc"}},
 		"ingressclasses": {
 			&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "nginx", CreationTimestamp: ago(time.Hour)},
