@@ -171,3 +171,30 @@ func TestPodPartsConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkPodDecode and BenchmarkPodDecodeShare: what Share adds to a pod event's CPU
+// (a pod of a ReplicaSet whose last pod is known), beside decoding the pod.
+func BenchmarkPodDecode(b *testing.B)      { benchDecode(b, nil) }
+func BenchmarkPodDecodeShare(b *testing.B) { benchDecode(b, cache.NewPodParts()) }
+
+func benchDecode(b *testing.B, parts *cache.PodParts) {
+	var data [][]byte
+	for i := range 100 {
+		d, err := kinds.Encode(runningPod(b, "web", i, "10m"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		data = append(data, d)
+	}
+	i := 0
+	for b.Loop() {
+		obj, err := kinds.Decode(data[i%len(data)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if parts != nil {
+			parts.Share(obj.(*corev1.Pod))
+		}
+		i++
+	}
+}
