@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
@@ -154,6 +155,9 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	log.Info("starting controllers", "identity", cfg.Identity)
 	f := cache.NewFactory(cs, log)
 	cache.ServeCRDs(f)
+	// The controllers' one pod informer holds every pod of the cluster: the pods of one
+	// controller hold their template's parts once between them (issue 26).
+	cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}).SetTransform(cache.NewPodParts().Share)
 	rec := record.New(cs.Events, record.Config{Component: "controller-manager", Host: cfg.Identity, Logger: log})
 	dc, rc, gc, nl := deployment.DefaultConfig(), replicaset.DefaultConfig(), garbagecollector.DefaultConfig(), nodelifecycle.DefaultConfig()
 	dc.Logger, rc.Logger, gc.Logger, nl.Logger = log, log, log, log

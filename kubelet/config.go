@@ -84,6 +84,11 @@ type Config struct {
 	// nodes then hold one watch of Services, not a thousand. nil: the kubelet runs its
 	// own.
 	Services *cache.Informer[*corev1.Service]
+	// PodParts shares the equal parts of cached pods of one controller (their
+	// template's); the kubelets of one process (simulated nodes) share one, so that a
+	// Deployment's pods spread over a thousand nodes hold its template once, not once a
+	// node. nil: the kubelet makes its own.
+	PodParts *cache.PodParts
 	// RootDir holds the pods' directories and volumes (/var/lib/skiff/kubelet), as
 	// Kubernetes' --root-dir.
 	RootDir string

@@ -88,6 +88,16 @@ type podMemory struct {
 	resizeRestart map[string]bool
 }
 
+// put sets (*m)[k] to v, making the map on first use: most pods never need most of
+// podMemory's maps (a back-off, a waiting reason), and a process of simulated nodes holds
+// one podMemory a pod (issue 26).
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	(*m)[k] = v
+}
+
 // New makes a kubelet for cfg.NodeName that runs pods through rt.
 func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 	if err := cfg.Validate(); err != nil {
@@ -116,6 +126,11 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 	if k.services == nil {
 		k.services, k.ownServices = cache.NewInformer(cs.Services, "", client.ListOptions{}, log), true
 	}
+	parts := cfg.PodParts
+	if parts == nil {
+		parts = cache.NewPodParts()
+	}
+	k.pods.SetTransform(parts.Share)
 	k.prober = newProber(k)
 	vm, err := volume.New(volume.Config{Root: cfg.RootDir, Tmpfs: cfg.Tmpfs, Simulated: !cfg.ContainerFiles})
 	if err != nil {

@@ -375,7 +375,7 @@ func (k *Kubelet) readMessages(ctx context.Context, pod *corev1.Pod, hist map[st
 				}
 			}
 			// A program's bytes need not be UTF-8; the API refuses a status that is not.
-			mem.messages[c.ID] = strings.ToValidUTF8(msg, "\uFFFD")
+			put(&mem.messages, c.ID, strings.ToValidUTF8(msg, "\uFFFD"))
 		}
 	}
 	// Forget the messages of attempts gone.

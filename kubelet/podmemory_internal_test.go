@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestWrittenStatusForgottenOnceCached: the kubelet keeps the status it wrote only
@@ -33,4 +34,24 @@ func TestWrittenStatusForgottenOnceCached(t *testing.T) {
 	}
 	var m podMemory
 	m.caughtUp(&corev1.Pod{}) // nothing written: nothing to forget
+}
+
+// What the kubelet remembers of a pod that has needed nothing yet (no back-off, no
+// waiting reason) is one allocation: its maps are made on first use, as put makes them.
+func TestPodMemoryMapsOnFirstUse(t *testing.T) {
+	k := &Kubelet{memory: map[string]*podMemory{}}
+	uids := []types.UID{"a", "b"}
+	n := 0
+	if allocs := testing.AllocsPerRun(100, func() {
+		n++
+		k.memoryOf("default/p", uids[n%2]) // another uid: a new pod of the name
+	}); allocs > 1 {
+		t.Errorf("a new pod's memory is %v allocations, want 1", allocs)
+	}
+	m := k.memoryOf("default/p", "u")
+	put(&m.waiting, "app", &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff})
+	put(&m.waiting, "side", nil)
+	if len(m.waiting) != 2 || m.waiting["app"].Reason != ReasonCrashLoopBackOff {
+		t.Errorf("waiting %v", m.waiting)
+	}
 }

@@ -83,8 +83,7 @@ func (k *Kubelet) memoryOf(key string, uid types.UID) *podMemory {
 	defer k.mu.Unlock()
 	m := k.memory[key]
 	if m == nil || m.uid != uid {
-		m = &podMemory{uid: uid, restart: map[string]*backoff{}, pull: map[string]*backoff{},
-			waiting: map[string]*corev1.ContainerStateWaiting{}, messages: map[string]string{}, resizeRestart: map[string]bool{}}
+		m = &podMemory{uid: uid} // its maps are made on first use (put)
 		k.memory[key] = m
 	}
 	return m
@@ -500,8 +499,8 @@ func (k *Kubelet) act(ctx context.Context, pod *corev1.Pod, spec *corev1.Contain
 		if waitingReason(mem.waiting[name]) != ReasonCrashLoopBackOff {
 			k.rec.Eventf(pod, record.Warning, "BackOff", "Back-off restarting failed container %s in pod %s", name, cache.Key(pod))
 		}
-		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff,
-			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", mem.restart[name].delay, name, podDesc(pod))}
+		put(&mem.waiting, name, &corev1.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", mem.restart[name].delay, name, podDesc(pod))})
 		return d.wait, false, nil
 	case actStart:
 		var last *Container
@@ -703,7 +702,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 		if waitingReason(mem.waiting[name]) != ReasonImagePullBackOff {
 			k.rec.Eventf(pod, record.Normal, "BackOff", "Back-off pulling image %q", image)
 		}
-		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: ReasonImagePullBackOff, Message: fmt.Sprintf("Back-off pulling image %q", image)}
+		put(&mem.waiting, name, &corev1.ContainerStateWaiting{Reason: ReasonImagePullBackOff, Message: fmt.Sprintf("Back-off pulling image %q", image)})
 		return b.updated.Add(b.delay).Sub(now)
 	}
 	policy := pullPolicy(spec)
@@ -718,9 +717,9 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 		}
 		k.rec.Eventf(pod, record.Warning, "Failed", "Failed to pull image %q: %v", image, err)
 		k.rec.Eventf(pod, record.Warning, "Failed", "Error: %s", reason)
-		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		put(&mem.waiting, name, &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()})
 		b := k.bp.next(mem.pull[name], nil, now)
-		mem.pull[name] = b
+		put(&mem.pull, name, b)
 		return b.delay
 	}
 	delete(mem.pull, name)
@@ -732,9 +731,9 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	}
 	failed := func(reason string, err error) time.Duration {
 		k.rec.Eventf(pod, record.Warning, "Failed", "Error: %v", err)
-		mem.waiting[name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		put(&mem.waiting, name, &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()})
 		b := k.bp.next(mem.restart[name], nil, now)
-		mem.restart[name] = b
+		put(&mem.restart, name, b)
 		return b.delay
 	}
 	cfg, err := k.containerConfig(ctx, pod, spec, attempt, paths)
@@ -754,7 +753,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, spec *cor
 	k.rec.Eventf(pod, record.Normal, "Started", "Started container %s", name)
 	delete(mem.waiting, name)
 	if last != nil {
-		mem.restart[name] = k.bp.next(mem.restart[name], last, now)
+		put(&mem.restart, name, k.bp.next(mem.restart[name], last, now))
 	}
 	if l := spec.Lifecycle; l != nil && l.PostStart != nil {
 		// Kubernetes runs postStart before it counts the container started, and kills a
@@ -809,8 +808,8 @@ func (k *Kubelet) runEphemeral(ctx context.Context, pod *corev1.Pod, hist map[st
 		if t := ec.TargetContainerName; t != "" {
 			h := hist[t]
 			if len(h) == 0 || h[0].State != StateRunning {
-				mem.waiting[ec.Name] = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating,
-					Message: fmt.Sprintf("target container %q is not running", t)}
+				put(&mem.waiting, ec.Name, &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating,
+					Message: fmt.Sprintf("target container %q is not running", t)})
 				requeue = minPositive(requeue, k.bp.initial)
 				continue
 			}

@@ -82,6 +82,11 @@ func (k *Kubelet) allocate(pod *corev1.Pod, mem *podMemory) (*corev1.Pod, *corev
 // fits read (under k.mu).
 func (k *Kubelet) setAllocated(mem *podMemory, alloc map[string]corev1.ResourceRequirements, spec *corev1.PodSpec) {
 	reqs := resourcehelper.PodRequests(&corev1.Pod{Spec: *spec}, resourcehelper.PodResourcesOptions{})
+	// A pod of one container (most pods) asks what its container asks: that map, which
+	// the cached pods of one template share (cache.PodParts), not a copy a pod (issue 26).
+	if cs := spec.Containers; len(cs) == 1 && equality.Semantic.DeepEqual(reqs, cs[0].Resources.Requests) {
+		reqs = cs[0].Resources.Requests
+	}
 	k.mu.Lock()
 	mem.allocated, mem.allocatedRequests = alloc, reqs
 	k.mu.Unlock()
@@ -194,7 +199,7 @@ func (k *Kubelet) actuate(ctx context.Context, run *corev1.Pod, hist map[string]
 			if err := k.rt.Stop(ctx, h[0].ID, gracePeriod(run)); err != nil && !errors.Is(err, ErrNotFound) {
 				return nil, changed, fmt.Errorf("restart container %s of %s to resize it: %w", c.Name, cache.Key(run), err)
 			}
-			mem.resizeRestart[c.Name] = true
+			put(&mem.resizeRestart, c.Name, true)
 			changed = true
 			continue
 		}

@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -118,4 +119,32 @@ func conditionIn(st *corev1.PodStatus, typ corev1.PodConditionType) corev1.PodCo
 		}
 	}
 	return corev1.PodCondition{}
+}
+
+// The pod's requests the kubelet keeps for other pods' fits are its container's own map
+// when it has one container and they are the same (no copy a pod), and a sum otherwise.
+func TestAllocatedRequestsShareTheContainers(t *testing.T) {
+	one := reqs("150m", "300m", "64Mi")
+	for _, tc := range []struct {
+		name   string
+		spec   corev1.PodSpec
+		shared bool
+		cpu    string
+	}{
+		{"one container", corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Resources: one}}}, true, "150m"},
+		{"two containers", corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Resources: one}, {Name: "b", Resources: reqs("50m", "50m", "")}}}, false, "200m"},
+		{"overhead", corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Resources: one}},
+			Overhead: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m")}}, false, "160m"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, mem := &Kubelet{}, &podMemory{}
+			k.setAllocated(mem, nil, &tc.spec)
+			if shared := reflect.ValueOf(mem.allocatedRequests).Pointer() == reflect.ValueOf(one.Requests).Pointer(); shared != tc.shared {
+				t.Errorf("the container's map: %v, want %v", shared, tc.shared)
+			}
+			if got := mem.allocatedRequests.Cpu().String(); got != tc.cpu {
+				t.Errorf("cpu %s, want %s", got, tc.cpu)
+			}
+		})
+	}
 }

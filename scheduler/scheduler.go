@@ -83,7 +83,10 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 	}
 	s.podInformer = cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	if s.factory != nil {
-		s.podInformer.SetTransform(schedulingFields) // the factory is the scheduler's alone
+		// The factory is the scheduler's alone; the pods of one controller hold their
+		// template's parts once between them (issue 26).
+		parts := cache.NewPodParts()
+		s.podInformer.SetTransform(func(p *corev1.Pod) *corev1.Pod { return parts.Share(schedulingFields(p)) })
 	}
 	s.nodeInf = cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
 	s.nsInf = cache.InformerFor[*corev1.Namespace](f, "", client.ListOptions{})

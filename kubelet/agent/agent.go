@@ -173,11 +173,12 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 		kcfg.LogPort = ln.Addr().(*net.TCPAddr).Port
 	}
 	// Simulated nodes share one informer of Services (for their pods' service
-	// variables), as they share this process.
+	// variables), as they share this process, and their pods' templates.
 	var services *cache.Informer[*corev1.Service]
 	if cfg.Runtime == RuntimeSim && cfg.SimNodes > 1 {
 		services = cache.NewInformer(cs.Services, "", client.ListOptions{}, log)
 		kcfg.Services = services
+		kcfg.PodParts = cache.NewPodParts()
 	}
 	kubelets, err := newKubelets(ctx, cs, cfg, kcfg, logs)
 	if err != nil {

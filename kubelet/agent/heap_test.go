@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet/agent"
@@ -22,7 +23,8 @@ import (
 // BenchmarkSimNodesHeap measures what the simulated kubelets and the one API server
 // member, in this process, hold per pod: 100 simulated nodes, then
 // SKIFF_SIM_HEAP_PODS (default 5,000) pods bound to them round-robin, until every one
-// is Running. SKIFF_HEAP_PROFILE names a file for the heap profile at the end.
+// is Running. The pods are a ReplicaSet's each thousand, as the scale runs' are (no
+// controller acts on them here). SKIFF_HEAP_PROFILE names a file for the heap profile at the end.
 func BenchmarkSimNodesHeap(b *testing.B) {
 	benchfig.Want(b, "sim_heap_per_pod")
 	const nodes = 100
@@ -54,8 +56,11 @@ func BenchmarkSimNodesHeap(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
+				rs := fmt.Sprintf("scale-%d", i/1000)
 				p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%05d", i), Namespace: "default",
-					Labels: map[string]string{"app": fmt.Sprintf("scale-%d", i/1000), "bench": "scale"}},
+					Labels: map[string]string{"app": rs, "bench": "scale"},
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs,
+						UID: types.UID("uid-" + rs), Controller: new(true), BlockOwnerDeletion: new(true)}}},
 					Spec: corev1.PodSpec{NodeName: fmt.Sprintf("sim-%d", i%nodes), Containers: []corev1.Container{{Name: "app", Image: "busybox",
 						Command: []string{"sleep", "3600"}, Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 							corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}

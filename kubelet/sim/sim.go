@@ -63,6 +63,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/crilog"
@@ -231,6 +232,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	id := fmt.Sprintf("%016x", r.seq)
 	now := r.now()
 	runFor, code, ignore := parse(argv)
+	cfg.Env = sharedEnv(cfg.Env)
 	c := &container{
 		c: kubelet.Container{
 			ID: id, PodUID: cfg.PodUID, PodName: cfg.PodName, Namespace: cfg.Namespace, Name: cfg.Name, Attempt: cfg.Attempt,
@@ -252,6 +254,20 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	}
 	r.settle(c, now)
 	return id, nil
+}
+
+// sharedEnv is env with each variable one copy in the process (unique.Make): a node's
+// containers have mostly the same variables (the service links), and a process of
+// simulated nodes keeps every container's config (issue 26).
+func sharedEnv(env []string) []string {
+	if len(env) == 0 {
+		return env
+	}
+	out := make([]string, len(env))
+	for i, v := range env {
+		out[i] = unique.Make(v).Value()
+	}
+	return out
 }
 
 // memoryLimit is the tighter of a container's and its pod's memory limits (0: none).

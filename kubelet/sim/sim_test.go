@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/crilog"
@@ -312,5 +315,29 @@ func TestOOMOnRequest(t *testing.T) {
 	l, _ := r.List(ctx)
 	if len(l) != 1 || l[0].ID != id || l[0].State != kubelet.StateExited || l[0].ExitCode != 137 || l[0].Reason != "OOMKilled" {
 		t.Fatalf("containers %+v", l)
+	}
+}
+
+// Containers' environments, each made afresh by the kubelet, keep one copy of each
+// variable between them, and read as given.
+func TestEnvOneCopy(t *testing.T) {
+	ctx := context.Background()
+	r := New(Config{})
+	r.EnsureImage(ctx, "busybox", kubelet.PullIfNotPresent, nil)
+	var envs [][]string
+	for i := range 2 {
+		env := []string{"KUBERNETES_SERVICE_HOST=10.43.0." + strconv.Itoa(1), "POD=" + string(rune('a'+i))}
+		id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u", PodName: "p", Namespace: "ns", Name: "c", Image: "busybox", Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := r.Config(id)
+		if want := []string{"KUBERNETES_SERVICE_HOST=10.43.0.1", "POD=" + string(rune('a'+i))}; !slices.Equal(cfg.Env, want) {
+			t.Fatalf("env %q, want %q", cfg.Env, want)
+		}
+		envs = append(envs, cfg.Env)
+	}
+	if unsafe.StringData(envs[0][0]) != unsafe.StringData(envs[1][0]) {
+		t.Errorf("an equal variable is two copies")
 	}
 }
