@@ -237,8 +237,9 @@ func writeJSONType(w http.ResponseWriter, contentType string, v any) {
 	writeJSONBody(w, http.StatusOK, v)
 }
 
-// openAPIHandler serves the OpenAPI documents of every served resource.
-func openAPIHandler() http.Handler {
+// openAPIHandler serves the OpenAPI documents of every built-in resource, and of the
+// CRDs the crdController gives it.
+func openAPIHandler() *openapi.Handler {
 	var res []openapi.Resource
 	for _, in := range kinds.Served() {
 		r := openapi.Resource{Info: in}
