@@ -85,9 +85,10 @@ func TestRESTCustomResources(t *testing.T) {
 	if !strings.Contains(st.Message, "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].type: Required value: must not be empty for specified object fields") {
 		t.Errorf("not structural = %s", st.Message)
 	}
-	bad = strings.Replace(crontabCRD, `"image": {"type": "string"}`, `"image": {"type": "string", "x-kubernetes-validations": [{"rule": "self != ''"}]}`, 1)
+	bad = strings.Replace(crontabCRD, `"image": {"type": "string"}`, `"image": {"type": "string", "x-kubernetes-validations": [{"rule": "self.size() > 0 && self.tag != ''"}]}`, 1)
 	st = rc.want(rc.do("POST", crds, "application/json", "", bad), 422, "CEL").status()
-	if !strings.Contains(st.Message, "x-kubernetes-validations: Forbidden: CEL validation rules are not supported by Skiff") {
+	if !strings.Contains(st.Message, "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[image].x-kubernetes-validations[0].rule: Invalid value: ") ||
+		!strings.Contains(st.Message, "compilation failed: ERROR: <input>:1:24: type 'string' does not support field selection") {
 		t.Errorf("CEL = %s", st.Message)
 	}
 
