@@ -53,7 +53,7 @@ type Server struct {
 	metrics   *metrics
 	resources *resources
 	openapi   *openapi.Handler // the REST API's OpenAPI documents, which the crdController updates
-	keyFile   *keyFile // nil: no encryption key file
+	keyFile   *keyFile         // nil: no encryption key file
 	reencrypt *reencryptor
 	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
 	rbac      *rbacFollower           // nil: no authentication, so no RBAC

@@ -112,4 +112,3 @@ func CRDTypeConverter(crd *apiextensionsv1.CustomResourceDefinition) (managedfie
 	}
 	return tc, nil
 }
-
