@@ -147,6 +147,14 @@ func (s *CustomSchema) Default(obj *kinds.Custom) {
 	setContent(obj, root)
 }
 
+// DefaultContent sets the schema's defaults in an object's JSON (apiVersion, kind,
+// metadata and content), as unstructured objects hold it.
+func (s *CustomSchema) DefaultContent(obj map[string]any) {
+	if s.structural != nil {
+		defaulting.Default(obj, s.structural)
+	}
+}
+
 // Validate checks obj's content against the schema, errors naming each field's path:
 // its value validations, then its CEL rules. old is the object obj replaces (nil on
 // create): the transition rules (oldSelf) are checked on updates only, and a value the
