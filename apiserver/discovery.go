@@ -242,6 +242,9 @@ func writeJSONType(w http.ResponseWriter, contentType string, v any) {
 func openAPIHandler() *openapi.Handler {
 	var res []openapi.Resource
 	for _, in := range kinds.Served() {
+		if in.Custom != nil {
+			continue // a CRD's: documented by the crdController's SetCRDs, from its schema
+		}
 		r := openapi.Resource{Info: in}
 		for _, s := range subresourcesOf(in) {
 			if s.name == auth.SubresourceProxy {
