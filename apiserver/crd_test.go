@@ -353,12 +353,7 @@ func TestRESTCustomResourceSchemas(t *testing.T) {
 		!strings.Contains(owners(got)["alice"], `"k:{\"name\":\"http\"}"`) {
 		t.Fatalf("created by apply: %+v %v", got.Spec, owners(got))
 	}
-	st := rc.want(rc.do("PATCH", base+"/g?fieldManager=bob", applyType, "", gadget("  replicas: 3\n")), 409, "bob's conflicting apply").status()
-	if st.Reason != metav1.StatusReasonConflict || st.Details == nil || len(st.Details.Causes) != 1 ||
-		st.Details.Causes[0].Type != metav1.CauseTypeFieldManagerConflict || st.Details.Causes[0].Field != ".spec.replicas" ||
-		!strings.Contains(st.Details.Causes[0].Message, `conflict with "alice"`) {
-		t.Fatalf("conflict = %+v", st)
-	}
+	wantApplyConflict(t, rc.want(rc.do("PATCH", base+"/g?fieldManager=bob", applyType, "", gadget("  replicas: 3\n")), 409, "bob's conflicting apply").status(), ".spec.replicas", "alice")
 	got = decodeJSON[crontabObject](t, rc.want(rc.do("PATCH", base+"/g?fieldManager=bob", applyType, "",
 		gadget("  ports:\n  - {name: https, port: 443}\n")), 200, "bob adds a port").body)
 	if ports, _ := got.Spec["ports"].([]any); len(ports) != 2 {
@@ -374,7 +369,7 @@ func TestRESTCustomResourceSchemas(t *testing.T) {
 		t.Errorf("carol's update untracked: %v", owners(got))
 	}
 	// An unknown field in an apply is an error naming it.
-	st = rc.want(rc.do("PATCH", base+"/g?fieldManager=alice", applyType, "", gadget("  colour: red\n")), 422, "an unknown field").status()
+	st := rc.want(rc.do("PATCH", base+"/g?fieldManager=alice", applyType, "", gadget("  colour: red\n")), 422, "an unknown field").status()
 	if !strings.Contains(st.Message, ".spec.colour: field not declared in schema") {
 		t.Errorf("unknown field = %s", st.Message)
 	}

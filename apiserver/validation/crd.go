@@ -94,15 +94,45 @@ type CustomSchema struct {
 	cel        *cel.Validator // nil: no x-kubernetes-validations
 }
 
-// schemas caches each custom kind's compiled schema (an Info is made anew when its CRD
-// changes).
-var schemas sync.Map // *kinds.CustomKind → *CustomSchema
+// schemas caches the compiled schemas of each CRD's versions, by CRD name. The
+// registry makes a custom kind's Info anew whenever it serves the CRDs again (every
+// second, on the API server), but over the same CRD object until the CRD changes: an
+// entry lives as long as its CRD object is the one served, so a CRD's schemas and CEL
+// programs are compiled once per change, and a changed CRD's replace the old ones.
+var schemas struct {
+	sync.Mutex
+	m map[string]*crdSchemas
+}
+
+type crdSchemas struct {
+	crd      *apiextensionsv1.CustomResourceDefinition
+	versions map[string]*CustomSchema
+}
 
 // SchemaOf compiles (once) the schema of a custom kind's version.
 func SchemaOf(ck *kinds.CustomKind) (*CustomSchema, error) {
-	if s, ok := schemas.Load(ck); ok {
-		return s.(*CustomSchema), nil
+	schemas.Lock()
+	defer schemas.Unlock()
+	e := schemas.m[ck.CRD.Name]
+	if e == nil || e.crd != ck.CRD {
+		e = &crdSchemas{crd: ck.CRD, versions: map[string]*CustomSchema{}}
+		if schemas.m == nil {
+			schemas.m = map[string]*crdSchemas{}
+		}
+		schemas.m[ck.CRD.Name] = e
 	}
+	if s := e.versions[ck.Version.Name]; s != nil {
+		return s, nil
+	}
+	s, err := compileSchema(ck)
+	if err != nil {
+		return nil, err
+	}
+	e.versions[ck.Version.Name] = s
+	return s, nil
+}
+
+func compileSchema(ck *kinds.CustomKind) (*CustomSchema, error) {
 	out := &CustomSchema{}
 	if v := ck.Version; v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
 		internal := &apiextensions.JSONSchemaProps{}
@@ -121,8 +151,7 @@ func SchemaOf(ck *kinds.CustomKind) (*CustomSchema, error) {
 		// refusing those that do not compile).
 		out.cel = cel.NewValidator(st, true, celconfig.PerCallLimit)
 	}
-	actual, _ := schemas.LoadOrStore(ck, out)
-	return actual.(*CustomSchema), nil
+	return out, nil
 }
 
 // Prune drops the fields of obj its schema does not name (unless

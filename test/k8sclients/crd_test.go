@@ -206,11 +206,11 @@ func TestKubectlCustomResourceSchemas(t *testing.T) {
 
 	// The CEL rule, with its message.
 	if out, err := s.runEnv(nil, gadget(11), "apply", "--server-side", "--force-conflicts", "-f", "-"); err == nil ||
-		!strings.Contains(out, `Gadget.example.com "g" is invalid: spec: Invalid value: replicas may not exceed maxReplicas`) {
+		!strings.Contains(out, `The Gadget "g" is invalid: spec: Invalid value: replicas may not exceed maxReplicas`) {
 		t.Errorf("a Gadget breaking the rule: %v: %s", err, out)
 	}
 	if out, err := s.runEnv(nil, strings.Replace(gadget(20), "name: g", "name: h", 1), "create", "-f", "-"); err == nil ||
-		!strings.Contains(out, `Gadget.example.com "h" is invalid: spec: Invalid value: replicas may not exceed maxReplicas`) {
+		!strings.Contains(out, `The Gadget "h" is invalid: spec: Invalid value: replicas may not exceed maxReplicas`) {
 		t.Errorf("a Gadget created breaking the rule: %v: %s", err, out)
 	}
 }
