@@ -8,7 +8,8 @@
 // the paths and operations of every served resource (x-kubernetes-action,
 // x-kubernetes-group-version-kind) and the x-kubernetes-group-version-kind of every
 // kind's schema. kube-openapi's builders and handlers do the rest (references, v3
-// conversion, ETags, the protobuf encoding of v2).
+// conversion, ETags, the protobuf encoding of v2). The CRDs' documents come from their
+// schemas, made by apiextensions-apiserver's builder (crds.go).
 package openapi
 
 import (
