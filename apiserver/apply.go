@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -50,7 +51,7 @@ var applyScheme = sync.OnceValue(func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, in := range kinds.Served() {
 		if in.Custom != nil {
-			continue // a CRD's kind: applied as unstructured (not yet: refused)
+			continue // a CRD's kind: applied as unstructured (customFieldManager)
 		}
 		gv := schema.GroupVersion{Group: in.Group, Version: in.Version}
 		s.AddKnownTypeWithName(in.GroupVersionKind(), in.New())
@@ -73,15 +74,40 @@ func fieldManager(info *kinds.Info, subresource string) (*managedfields.FieldMan
 	fieldManagers.Lock()
 	defer fieldManagers.Unlock()
 	key := info.Kind + "/" + subresource
+	if info.Custom != nil {
+		// A CRD's: made again when the CRD changes (its schema, its versions).
+		crd := info.Custom.CRD
+		prefix := "custom/" + crd.Name + "/"
+		key = prefix + crd.ResourceVersion + "/" + info.Version + "/" + subresource
+		for k := range fieldManagers.m {
+			if strings.HasPrefix(k, prefix) && !strings.HasPrefix(k, prefix+crd.ResourceVersion+"/") {
+				delete(fieldManagers.m, k)
+			}
+		}
+	}
 	if fm := fieldManagers.m[key]; fm != nil {
 		return fm, nil
 	}
-	tc, err := openapi.TypeConverter()
+	var fm *managedfields.FieldManager
+	var err error
+	if info.Custom != nil {
+		fm, err = customFieldManager(info, subresource, resetFields(info, subresource))
+	} else {
+		fm, err = builtinFieldManager(info, subresource, resetFields(info, subresource))
+	}
 	if err != nil {
 		return nil, err
 	}
-	// The fields a write through this subresource does not set (Kubernetes' reset
-	// fields): the main resource's writes keep the status, status writes the spec.
+	if fieldManagers.m == nil {
+		fieldManagers.m = map[string]*managedfields.FieldManager{}
+	}
+	fieldManagers.m[key] = fm
+	return fm, nil
+}
+
+// resetFields are the fields a write through subresource does not set (Kubernetes'
+// reset fields): the main resource's writes keep the status, status writes the spec.
+func resetFields(info *kinds.Info, subresource string) map[fieldpath.APIVersion]fieldpath.Filter {
 	reset := map[fieldpath.APIVersion]fieldpath.Filter{}
 	switch {
 	case (subresource == "" || subresource == subresourceEphemeralContainers || subresource == subresourceResize) && info.HasStatus:
@@ -89,17 +115,133 @@ func fieldManager(info *kinds.Info, subresource string) (*managedfields.FieldMan
 	case subresource == "status" && info.HasSpec:
 		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("spec")))
 	}
+	return reset
+}
+
+// builtinFieldManager is the field manager of a built-in kind, over its Go type.
+func builtinFieldManager(info *kinds.Info, subresource string, reset map[fieldpath.APIVersion]fieldpath.Filter) (*managedfields.FieldManager, error) {
+	tc, err := openapi.TypeConverter()
+	if err != nil {
+		return nil, err
+	}
 	gvk := info.GroupVersionKind()
 	s := applyScheme()
 	fm, err := managedfields.NewDefaultFieldManager(tc, s, defaulter{}, s, gvk, gvk.GroupVersion(), subresource, reset)
 	if err != nil {
 		return nil, fmt.Errorf("field manager of %s: %w", info.Kind, err)
 	}
-	if fieldManagers.m == nil {
-		fieldManagers.m = map[string]*managedfields.FieldManager{}
-	}
-	fieldManagers.m[key] = fm
 	return fm, nil
+}
+
+// customFieldManager is the field manager of a custom kind, as kube-apiserver's CRD
+// handler makes it: its objects are unstructured, typed by the CRD's schemas (every
+// version's), converted between versions by their apiVersion alone (conversion None),
+// with the storage version as the hub, and defaulted by the version's schema.
+func customFieldManager(info *kinds.Info, subresource string, reset map[fieldpath.APIVersion]fieldpath.Filter) (*managedfields.FieldManager, error) {
+	crd := info.Custom.CRD
+	tc, err := openapi.CRDTypeConverter(crd)
+	if err != nil {
+		return nil, err
+	}
+	gvk := info.GroupVersionKind()
+	hub := schema.GroupVersion{Group: info.Group, Version: info.Custom.StorageVersion}
+	fm, err := managedfields.NewDefaultCRDFieldManager(tc, customConvertor{}, customDefaulter{crd: crd.Name}, customCreater{}, gvk, hub, subresource, reset)
+	if err != nil {
+		return nil, fmt.Errorf("field manager of %s: %w", info.Kind, err)
+	}
+	return fm, nil
+}
+
+// customConvertor converts a custom resource between its CRD's versions: conversion
+// None, only the apiVersion changes.
+type customConvertor struct{}
+
+func (customConvertor) Convert(in, out, context any) error {
+	return fmt.Errorf("convert %T to %T: not supported for custom resources", in, out)
+}
+
+func (customConvertor) ConvertToVersion(in runtime.Object, gv runtime.GroupVersioner) (runtime.Object, error) {
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("convert a %T: not a custom resource", in)
+	}
+	target, ok := gv.KindForGroupVersionKinds([]schema.GroupVersionKind{u.GroupVersionKind()})
+	if !ok {
+		return nil, fmt.Errorf("convert %s to %v: no such version", u.GroupVersionKind(), gv)
+	}
+	out := u.DeepCopy()
+	out.SetGroupVersionKind(target)
+	return out, nil
+}
+
+func (customConvertor) ConvertFieldLabel(_ schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
+}
+
+// customDefaulter sets the defaults of a custom resource's version's schema.
+type customDefaulter struct{ crd string }
+
+func (d customDefaulter) Default(obj runtime.Object) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	for _, in := range kinds.CustomKinds(d.crd) {
+		if in.Version == u.GroupVersionKind().Version {
+			if s, err := validation.SchemaOf(in.Custom); err == nil {
+				s.DefaultContent(u.Object)
+			}
+			return
+		}
+	}
+}
+
+// customCreater makes empty custom resources.
+type customCreater struct{}
+
+func (customCreater) New(gvk schema.GroupVersionKind) (runtime.Object, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
+}
+
+// managedObject is obj as its field manager takes it: a custom resource unstructured
+// (as Kubernetes holds them), a built-in kind's as it is.
+func managedObject(obj kinds.Object) (runtime.Object, error) {
+	c, ok := obj.(*kinds.Custom)
+	if !ok {
+		return obj, nil
+	}
+	js, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(js); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// fromManaged is the field manager's result as info's object.
+func fromManaged(info *kinds.Info, out runtime.Object) (kinds.Object, error) {
+	u, ok := out.(*unstructured.Unstructured)
+	if !ok {
+		obj, ok := out.(kinds.Object)
+		if !ok {
+			return nil, statusError(codes.Internal, "", nil, "the field manager made a %T", out)
+		}
+		return obj, nil
+	}
+	js, err := u.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	obj := info.New()
+	if err := json.Unmarshal(js, obj); err != nil {
+		return nil, statusError(codes.Internal, "", nil, "the field manager's %s: %v", info.Kind, err)
+	}
+	return obj, nil
 }
 
 type managerKey struct{}
@@ -148,11 +290,19 @@ func track(ctx context.Context, info *kinds.Info, subresource string, cur, next 
 	if err != nil {
 		return nil, statusError(codes.Internal, "", nil, "%v", err)
 	}
-	out, err := fm.Update(cur, next, managerOf(ctx))
+	mcur, err := managedObject(cur)
+	if err != nil {
+		return nil, statusError(codes.Internal, "", nil, "%v", err)
+	}
+	mnext, err := managedObject(next)
+	if err != nil {
+		return nil, statusError(codes.Internal, "", nil, "%v", err)
+	}
+	out, err := fm.Update(mcur, mnext, managerOf(ctx))
 	if err != nil {
 		return nil, fieldManagerError(info, next.GetName(), err)
 	}
-	return out.(kinds.Object), nil
+	return fromManaged(info, out)
 }
 
 // apply merges applied, a configuration of info's kind, into cur (an empty object when
@@ -162,15 +312,15 @@ func apply(info *kinds.Info, cur kinds.Object, applied *unstructured.Unstructure
 	if err != nil {
 		return nil, statusError(codes.Internal, "", nil, "%v", err)
 	}
-	out, err := fm.Apply(cur, applied, manager, force)
+	mcur, err := managedObject(cur)
+	if err != nil {
+		return nil, statusError(codes.Internal, "", nil, "%v", err)
+	}
+	out, err := fm.Apply(mcur, applied, manager, force)
 	if err != nil {
 		return nil, fieldManagerError(info, applied.GetName(), err)
 	}
-	obj, ok := out.(kinds.Object)
-	if !ok {
-		return nil, statusError(codes.Internal, "", nil, "apply made a %T", out)
-	}
-	return obj, nil
+	return fromManaged(info, out)
 }
 
 // fieldManagerError is the field manager's error in Skiff's class: its conflicts are

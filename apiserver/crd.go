@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -126,7 +127,9 @@ func (c *crdController) put(info *kinds.Info, o *store.Object) {
 // reconcile serves the established CRDs and, on the leader, writes the status and
 // deletes what deleted CRDs leave.
 func (c *crdController) reconcile(ctx context.Context) {
-	kinds.ServeCRDs(slices.Collect(maps.Values(c.crds)))
+	all := slices.Collect(maps.Values(c.crds))
+	kinds.ServeCRDs(all)
+	c.s.openapi.SetCRDs(servedCRDs(all))
 	if c.s.store.LeaderID() != c.s.cfg.Name {
 		return
 	}
@@ -145,6 +148,18 @@ func (c *crdController) reconcile(ctx context.Context) {
 			c.s.log.Warn("writing a CRD's status", "crd", name, "error", err)
 		}
 	}
+}
+
+// servedCRDs are those of crds whose resources are served (kinds.ServeCRDs), by name.
+func servedCRDs(crds []*apiextensionsv1.CustomResourceDefinition) []*apiextensionsv1.CustomResourceDefinition {
+	var out []*apiextensionsv1.CustomResourceDefinition
+	for _, crd := range crds {
+		if kinds.Established(crd) && crd.DeletionTimestamp == nil {
+			out = append(out, crd)
+		}
+	}
+	slices.SortFunc(out, func(a, b *apiextensionsv1.CustomResourceDefinition) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 func (c *crdController) writeStatus(ctx context.Context, name string, mutate func(*apiextensionsv1.CustomResourceDefinition)) error {

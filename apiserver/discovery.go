@@ -237,10 +237,14 @@ func writeJSONType(w http.ResponseWriter, contentType string, v any) {
 	writeJSONBody(w, http.StatusOK, v)
 }
 
-// openAPIHandler serves the OpenAPI documents of every served resource.
-func openAPIHandler() http.Handler {
+// openAPIHandler serves the OpenAPI documents of every built-in resource, and of the
+// CRDs the crdController gives it.
+func openAPIHandler() *openapi.Handler {
 	var res []openapi.Resource
 	for _, in := range kinds.Served() {
+		if in.Custom != nil {
+			continue // a CRD's: documented by the crdController's SetCRDs, from its schema
+		}
 		r := openapi.Resource{Info: in}
 		for _, s := range subresourcesOf(in) {
 			if s.name == auth.SubresourceProxy {

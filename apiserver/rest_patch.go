@@ -94,11 +94,11 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 		a.fail(w, r, err)
 		return
 	}
-	if req.info.Custom != nil && (pt == types.StrategicMergePatchType || pt == types.ApplyYAMLPatchType) {
+	if req.info.Custom != nil && pt == types.StrategicMergePatchType {
 		// Kubernetes has no strategic merge patch for custom resources (no Go type to
-		// read merge keys from); Skiff's apply takes only the typed kinds.
-		a.fail(w, r, unsupportedMedia("the body of the request was in an unknown format - accepted media types include: %s, %s",
-			types.JSONPatchType, types.MergePatchType))
+		// read merge keys from): its words.
+		a.fail(w, r, unsupportedMedia("the body of the request was in an unknown format - accepted media types include: %s, %s, %s",
+			types.JSONPatchType, types.MergePatchType, types.ApplyYAMLPatchType))
 		return
 	}
 	opts.subresource = req.subresource

@@ -752,6 +752,16 @@ func TestRESTOpenAPI(t *testing.T) {
 // TestRESTServerSideApply: an apply creates the object, records its manager's fields,
 // refuses to take another manager's field (409, a cause per field) unless forced, keeps
 // fields another manager owns, and tracks an update once the object has managedFields.
+// wantApplyConflict checks st is an apply's conflict over one field, with manager.
+func wantApplyConflict(t *testing.T, st metav1.Status, field, manager string) {
+	t.Helper()
+	if st.Reason != metav1.StatusReasonConflict || st.Details == nil || len(st.Details.Causes) != 1 ||
+		st.Details.Causes[0].Type != metav1.CauseTypeFieldManagerConflict || st.Details.Causes[0].Field != field ||
+		!strings.Contains(st.Details.Causes[0].Message, fmt.Sprintf("conflict with %q", manager)) {
+		t.Fatalf("conflict = %+v", st)
+	}
+}
+
 func TestRESTServerSideApply(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc := newREST(t, c.Addr(0), true)
@@ -774,12 +784,7 @@ func TestRESTServerSideApply(t *testing.T) {
 		t.Fatalf("created by apply: %+v %v", got.Data, owners(got))
 	}
 	// Bob's apply of a different a conflicts with alice's.
-	st := rc.want(rc.do("PATCH", path+"?fieldManager=bob", applyType, "", cm("  a: \"2\"\n")), 409, "bob's conflicting apply").status()
-	if st.Reason != metav1.StatusReasonConflict || st.Details == nil || len(st.Details.Causes) != 1 ||
-		st.Details.Causes[0].Type != metav1.CauseTypeFieldManagerConflict || st.Details.Causes[0].Field != ".data.a" ||
-		!strings.Contains(st.Details.Causes[0].Message, `conflict with "alice"`) {
-		t.Fatalf("conflict = %+v", st)
-	}
+	wantApplyConflict(t, rc.want(rc.do("PATCH", path+"?fieldManager=bob", applyType, "", cm("  a: \"2\"\n")), 409, "bob's conflicting apply").status(), ".data.a", "alice")
 	// Forced, bob takes a; alice's next apply without a leaves it (bob's), drops nothing else.
 	got = decodeJSON[corev1.ConfigMap](t, rc.want(rc.do("PATCH", path+"?fieldManager=bob&force=true", applyType, "", cm("  a: \"2\"\n")), 200, "bob forces").body)
 	if got.Data["a"] != "2" || strings.Contains(owners(got)["alice"], "f:a") || !strings.Contains(owners(got)["bob"], `"f:a"`) {
@@ -799,7 +804,7 @@ func TestRESTServerSideApply(t *testing.T) {
 	if !strings.Contains(owners(got)["carol"], `Update {"f:data":{"f:b":{}}}`) {
 		t.Fatalf("carol's update untracked: %v", owners(got))
 	}
-	st = rc.want(rc.do("PATCH", path+"?fieldManager=alice", applyType, "", cm("  b: \"4\"\n")), 409, "alice against carol").status()
+	st := rc.want(rc.do("PATCH", path+"?fieldManager=alice", applyType, "", cm("  b: \"4\"\n")), 409, "alice against carol").status()
 	if len(st.Details.Causes) != 1 || !strings.Contains(st.Details.Causes[0].Message, `conflict with "carol" using v1`) {
 		t.Fatalf("conflict with carol = %+v", st)
 	}

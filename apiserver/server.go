@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
+	"github.com/skiffhq/skiff/apiserver/openapi"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/connlimit"
 	"github.com/skiffhq/skiff/kinds"
@@ -51,7 +52,8 @@ type Server struct {
 	ln, hln   net.Listener
 	metrics   *metrics
 	resources *resources
-	keyFile   *keyFile // nil: no encryption key file
+	openapi   *openapi.Handler // the REST API's OpenAPI documents, which the crdController updates
+	keyFile   *keyFile         // nil: no encryption key file
 	reencrypt *reencryptor
 	nodeGraph *nodeGraph              // nil: no authentication, so no nodes
 	rbac      *rbacFollower           // nil: no authentication, so no RBAC
@@ -188,9 +190,10 @@ func New(cfg Config) (*Server, error) {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // the splitter has done the TLS handshake
+	s.openapi = openAPIHandler()
 	s.rest = &http.Server{
 		Handler: &restAPI{res: s.resources, gate: gate, pods: podsAPI, metrics: s.metrics, log: log, now: cfg.Now,
-			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: openAPIHandler(),
+			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: s.openapi,
 			workers: newRESTWorkers(restMaxWorkers, restWorkerIdle, restCtx.Done())},
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext:       connContext,

@@ -8,7 +8,8 @@
 // the paths and operations of every served resource (x-kubernetes-action,
 // x-kubernetes-group-version-kind) and the x-kubernetes-group-version-kind of every
 // kind's schema. kube-openapi's builders and handlers do the rest (references, v3
-// conversion, ETags, the protobuf encoding of v2).
+// conversion, ETags, the protobuf encoding of v2). The CRDs' documents come from their
+// schemas, made by apiextensions-apiserver's builder (crds.go).
 package openapi
 
 import (
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/kube-openapi/pkg/builder"
 	"k8s.io/kube-openapi/pkg/builder3"
 	"k8s.io/kube-openapi/pkg/common"
@@ -46,13 +48,25 @@ type Subresource struct {
 	Verbs []string
 }
 
-// Handler serves /openapi/v2 and /openapi/v3. The documents are built on first use.
+// Handler serves /openapi/v2 and /openapi/v3. The documents of the built-in kinds are
+// built on first use; those of the CRDs (SetCRDs) on the first use after they change.
 type Handler struct {
 	resources []Resource
 	version   string
 	once      sync.Once
 	mux       *http.ServeMux
 	err       error
+	static    *spec.Swagger // v2 of the built-in kinds
+	v2        *handler.OpenAPIService
+	v3        *handler3.OpenAPIService
+	staticGVs map[string]bool // the built-in kinds' v3 group-versions ("api/v1", "apis/apps/v1")
+
+	// mu guards the CRDs served and what of them the documents hold.
+	mu      sync.Mutex
+	crds    []*apiextensionsv1.CustomResourceDefinition
+	dirty   bool            // crds changed since the documents were made
+	crdGVs  map[string]bool // the v3 group-versions the CRDs' documents are served at
+	crdsErr error
 }
 
 // New prepares the documents of resources; version is the Kubernetes version served.
@@ -65,6 +79,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.once.Do(func() { h.mux, h.err = h.build() })
 	if h.err != nil {
 		http.Error(w, h.err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h.mu.Lock()
+	if h.dirty {
+		h.crdsErr = h.updateCRDs()
+		h.dirty = false
+	}
+	err := h.crdsErr
+	h.mu.Unlock()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	h.mux.ServeHTTP(w, r)
@@ -89,8 +114,10 @@ func (h *Handler) build() (*http.ServeMux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openapi v2: %w", err)
 	}
-	handler.NewOpenAPIService(v2).RegisterOpenAPIVersionedService("/openapi/v2", mux)
+	h.static, h.v2 = v2, handler.NewOpenAPIService(v2)
+	h.v2.RegisterOpenAPIVersionedService("/openapi/v2", mux)
 	v3 := handler3.NewOpenAPIService()
+	h.v3, h.staticGVs = v3, map[string]bool{}
 	for gv, cs := range byGV {
 		doc, err := builder3.BuildOpenAPISpecFromRoutes(cs, &common.OpenAPIV3Config{
 			Info: info, GetDefinitions: generated.GetOpenAPIDefinitions, GetDefinitionName: definitionName,
@@ -101,6 +128,7 @@ func (h *Handler) build() (*http.ServeMux, error) {
 			return nil, fmt.Errorf("openapi v3 %s: %w", gv, err)
 		}
 		v3.UpdateGroupVersion(strings.TrimPrefix(gv, "/"), doc)
+		h.staticGVs[strings.TrimPrefix(gv, "/")] = true
 	}
 	if err := v3.RegisterOpenAPIV3VersionedService("/openapi/v3", prefixMux{mux}); err != nil {
 		return nil, err

@@ -9,18 +9,29 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	crdvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel/model"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	schemavalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"k8s.io/apiserver/pkg/cel/common"
 
 	"github.com/skiffhq/skiff/kinds"
 )
 
 // CustomResourceDefinitions are validated by Kubernetes' own rules, its
 // apiextensions-apiserver's (names, versions with exactly one storage version, a
-// structural schema, scope, ...), in its words. What Skiff does not do is refused:
-// conversion webhooks and CEL validation rules (x-kubernetes-validations).
+// structural schema, scope, CEL validation rules that compile within their cost, ...),
+// in its words. What Skiff does not do is refused: conversion webhooks and selectable
+// fields.
+//
+// Custom resources are pruned, defaulted and validated by their schema as
+// apiextensions-apiserver's strategy does it: the OpenAPI value validations, then the
+// CEL rules (x-kubernetes-validations, with oldSelf on an update, messageExpression,
+// and ratcheting: a value an update does not change is not refused again) unless the
+// object already failed a check that makes them meaningless.
 
 // internalCRD converts crd to apiextensions' internal type, which its validation takes.
 func internalCRD(crd *apiextensionsv1.CustomResourceDefinition) (*apiextensions.CustomResourceDefinition, error) {
@@ -59,7 +70,8 @@ func validateCRDStatus(crd *apiextensionsv1.CustomResourceDefinition) field.Erro
 	return crdvalidation.ValidateUpdateCustomResourceDefinitionStatus(context.Background(), in, in)
 }
 
-// crdUnsupported refuses what Skiff does not do: a conversion webhook, and CEL rules.
+// crdUnsupported refuses what Skiff does not do: a conversion webhook, and selectable
+// fields.
 func crdUnsupported(crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList {
 	var errs field.ErrorList
 	spec := field.NewPath("spec")
@@ -67,29 +79,9 @@ func crdUnsupported(crd *apiextensionsv1.CustomResourceDefinition) field.ErrorLi
 		errs = append(errs, field.Forbidden(spec.Child("conversion", "strategy"), "Webhook: not supported by Skiff"))
 	}
 	for i, v := range crd.Spec.Versions {
-		if v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
-			errs = append(errs, celRules(v.Schema.OpenAPIV3Schema, spec.Child("versions").Index(i).Child("schema", "openAPIV3Schema"))...)
-		}
 		for j, f := range v.SelectableFields {
 			errs = append(errs, field.Forbidden(spec.Child("versions").Index(i).Child("selectableFields").Index(j), fmt.Sprintf("%s: not supported by Skiff", f.JSONPath)))
 		}
-	}
-	return errs
-}
-
-func celRules(s *apiextensionsv1.JSONSchemaProps, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	if len(s.XValidations) > 0 {
-		errs = append(errs, field.Forbidden(p.Child("x-kubernetes-validations"), "CEL validation rules are not supported by Skiff"))
-	}
-	for name, sub := range s.Properties {
-		errs = append(errs, celRules(&sub, p.Child("properties").Key(name))...)
-	}
-	if s.Items != nil && s.Items.Schema != nil {
-		errs = append(errs, celRules(s.Items.Schema, p.Child("items"))...)
-	}
-	if s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil {
-		errs = append(errs, celRules(s.AdditionalProperties.Schema, p.Child("additionalProperties"))...)
 	}
 	return errs
 }
@@ -99,17 +91,48 @@ func celRules(s *apiextensionsv1.JSONSchemaProps, p *field.Path) field.ErrorList
 type CustomSchema struct {
 	structural *structuralschema.Structural // nil: no schema
 	validator  schemavalidation.SchemaValidator
+	cel        *cel.Validator // nil: no x-kubernetes-validations
 }
 
-// schemas caches each custom kind's compiled schema (an Info is made anew when its CRD
-// changes).
-var schemas sync.Map // *kinds.CustomKind → *CustomSchema
+// schemas caches the compiled schemas of each CRD's versions, by CRD name. The
+// registry makes a custom kind's Info anew whenever it serves the CRDs again (every
+// second, on the API server), but over the same CRD object until the CRD changes: an
+// entry lives as long as its CRD object is the one served, so a CRD's schemas and CEL
+// programs are compiled once per change, and a changed CRD's replace the old ones.
+var schemas struct {
+	sync.Mutex
+	m map[string]*crdSchemas
+}
+
+type crdSchemas struct {
+	crd      *apiextensionsv1.CustomResourceDefinition
+	versions map[string]*CustomSchema
+}
 
 // SchemaOf compiles (once) the schema of a custom kind's version.
 func SchemaOf(ck *kinds.CustomKind) (*CustomSchema, error) {
-	if s, ok := schemas.Load(ck); ok {
-		return s.(*CustomSchema), nil
+	schemas.Lock()
+	defer schemas.Unlock()
+	e := schemas.m[ck.CRD.Name]
+	if e == nil || e.crd != ck.CRD {
+		e = &crdSchemas{crd: ck.CRD, versions: map[string]*CustomSchema{}}
+		if schemas.m == nil {
+			schemas.m = map[string]*crdSchemas{}
+		}
+		schemas.m[ck.CRD.Name] = e
 	}
+	if s := e.versions[ck.Version.Name]; s != nil {
+		return s, nil
+	}
+	s, err := compileSchema(ck)
+	if err != nil {
+		return nil, err
+	}
+	e.versions[ck.Version.Name] = s
+	return s, nil
+}
+
+func compileSchema(ck *kinds.CustomKind) (*CustomSchema, error) {
 	out := &CustomSchema{}
 	if v := ck.Version; v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
 		internal := &apiextensions.JSONSchemaProps{}
@@ -124,9 +147,11 @@ func SchemaOf(ck *kinds.CustomKind) (*CustomSchema, error) {
 		if out.validator, _, err = schemavalidation.NewSchemaValidator(internal); err != nil {
 			return nil, fmt.Errorf("schema of %s %s: %w", ck.CRD.Name, v.Name, err)
 		}
+		// The rules are compiled here, once (the CRD's validation compiled them too,
+		// refusing those that do not compile).
+		out.cel = cel.NewValidator(st, true, celconfig.PerCallLimit)
 	}
-	actual, _ := schemas.LoadOrStore(ck, out)
-	return actual.(*CustomSchema), nil
+	return out, nil
 }
 
 // Prune drops the fields of obj its schema does not name (unless
@@ -151,14 +176,77 @@ func (s *CustomSchema) Default(obj *kinds.Custom) {
 	setContent(obj, root)
 }
 
-// Validate checks obj's content against the schema, errors naming each field's path.
-func (s *CustomSchema) Validate(obj *kinds.Custom) field.ErrorList {
+// DefaultContent sets the schema's defaults in an object's JSON (apiVersion, kind,
+// metadata and content), as unstructured objects hold it.
+func (s *CustomSchema) DefaultContent(obj map[string]any) {
+	if s.structural != nil {
+		defaulting.Default(obj, s.structural)
+	}
+}
+
+// Validate checks obj's content against the schema, errors naming each field's path:
+// its value validations, then its CEL rules. old is the object obj replaces (nil on
+// create): the transition rules (oldSelf) are checked on updates only, and a value the
+// update leaves as it was is not refused again (Kubernetes' validation ratcheting).
+func (s *CustomSchema) Validate(ctx context.Context, obj, old *kinds.Custom) field.ErrorList {
 	if s.validator == nil {
 		return nil
 	}
+	root := celRoot(obj)
+	errs := schemavalidation.ValidateCustomResource(nil, withoutMetadata(root), s.validator)
+	if s.cel == nil {
+		return errs
+	}
+	if blocking := blockingError(errs); blocking != nil {
+		return append(errs, blocking)
+	}
+	var oldRoot map[string]any
+	var opts []cel.Option
+	if old != nil {
+		oldRoot = celRoot(old)
+		opts = append(opts, cel.WithRatcheting(common.NewCorrelatedObject(root, oldRoot, &model.Structural{Structural: s.structural})))
+	}
+	celErrs, _ := s.cel.Validate(ctx, nil, s.structural, root, oldRoot, celconfig.RuntimeCELCostBudget, opts...)
+	return append(errs, celErrs...)
+}
+
+// celRoot is obj as its rules see it: apiVersion, kind, the content (shared) and the
+// metadata a rule may read (name and generateName, as Kubernetes' CEL declares them).
+func celRoot(obj *kinds.Custom) map[string]any {
 	root := rootOf(obj)
-	delete(root, "metadata") // validated as every object's metadata is
-	return schemavalidation.ValidateCustomResource(nil, root, s.validator)
+	md := map[string]any{}
+	if obj.Name != "" {
+		md["name"] = obj.Name
+	}
+	if obj.GenerateName != "" {
+		md["generateName"] = obj.GenerateName
+	}
+	root["metadata"] = md
+	return root
+}
+
+// withoutMetadata is root but its metadata, validated as every object's metadata is.
+func withoutMetadata(root map[string]any) map[string]any {
+	out := make(map[string]any, len(root))
+	for k, v := range root {
+		if k != "metadata" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// blockingError is the error apiextensions-apiserver adds instead of evaluating the CEL
+// rules of an object whose values already failed in a way the rules would trip over
+// (a missing required field, a wrong type, too long or too many, a value not allowed).
+func blockingError(errs field.ErrorList) *field.Error {
+	for _, err := range errs {
+		switch err.Type {
+		case field.ErrorTypeNotSupported, field.ErrorTypeRequired, field.ErrorTypeTooLong, field.ErrorTypeTooMany, field.ErrorTypeTypeInvalid:
+			return field.Invalid(nil, nil, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation")
+		}
+	}
+	return nil
 }
 
 // rootOf is obj as the schema sees it: apiVersion, kind and the content (sharing it).
@@ -202,11 +290,18 @@ func defaultCustom(obj *kinds.Custom) {
 	s.Default(obj)
 }
 
-func validateCustom(obj *kinds.Custom) field.ErrorList {
+// validateCustom checks a custom resource written over old (nil on create).
+func validateCustom(obj, old *kinds.Custom) field.ErrorList {
 	errs := validateObjectMeta(obj, kinds.Of(obj))
 	s, serrs := customSchema(obj)
 	if serrs != nil {
 		return append(errs, serrs...)
 	}
-	return append(errs, s.Validate(obj)...)
+	return append(errs, s.Validate(context.Background(), obj, old)...)
+}
+
+// ValidateCustomStatus checks a custom resource written over old through its status
+// subresource: its schema and rules, the transition rules against old.
+func ValidateCustomStatus(old, obj *kinds.Custom) error {
+	return asError(validateCustom(obj, old))
 }

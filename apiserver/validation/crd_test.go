@@ -7,6 +7,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
@@ -53,6 +54,18 @@ func TestValidateCRD(t *testing.T) {
 			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
 				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: new("https://example.com/convert")}}}
 		}, "spec.conversion.strategy: Forbidden: Webhook: not supported by Skiff"},
+		{"CEL rule", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = withRules(c, apiextensionsv1.ValidationRule{Rule: "self.size <= 10"})
+		}, ""},
+		{"CEL rule that does not compile", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = withRules(c, apiextensionsv1.ValidationRule{Rule: "self.weight > 1"})
+		}, "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: {\"Rule\":\"self.weight \\u003e 1\",\"Message\":\"\",\"MessageExpression\":\"\",\"Reason\":null,\"FieldPath\":\"\",\"OptionalOldSelf\":null}: compilation failed: ERROR: <input>:1:5: undefined field 'weight'"},
+		{"CEL rule not boolean", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = withRules(c, apiextensionsv1.ValidationRule{Rule: "self.size"})
+		}, "x-kubernetes-validations[0].rule: Invalid value: {\"Rule\":\"self.size\",\"Message\":\"\",\"MessageExpression\":\"\",\"Reason\":null,\"FieldPath\":\"\",\"OptionalOldSelf\":null}: cel expression must evaluate to a bool"},
+		{"CEL messageExpression that does not compile", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = withRules(c, apiextensionsv1.ValidationRule{Rule: "true", MessageExpression: "self.nope"})
+		}, "x-kubernetes-validations[0].messageExpression: Invalid value: {\"Rule\":\"true\",\"Message\":\"\",\"MessageExpression\":\"self.nope\",\"Reason\":null,\"FieldPath\":\"\",\"OptionalOldSelf\":null}: messageExpression compilation failed: ERROR: <input>:1:5: undefined field 'nope'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			crd := schemaCRD(widgetSchema)
@@ -64,6 +77,83 @@ func TestValidateCRD(t *testing.T) {
 				t.Errorf("invalid: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Errorf("error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// withRules is the widget CRD's spec schema with rules.
+func withRules(c *apiextensionsv1.CustomResourceDefinition, rules ...apiextensionsv1.ValidationRule) apiextensionsv1.JSONSchemaProps {
+	spec := c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
+	spec.XValidations = append(spec.XValidations, rules...)
+	return spec
+}
+
+// TestCustomCELRules: a custom resource's x-kubernetes-validations, on create and on
+// update: the rule's message (or messageExpression's) with the field's path, the
+// transition rules (oldSelf) on updates only, a reason's and a fieldPath's own words,
+// and no rule evaluated over values of the wrong type.
+func TestCustomCELRules(t *testing.T) {
+	t.Cleanup(func() { kinds.SetCustom(nil) })
+	crd := schemaCRD(widgetSchema)
+	color := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["color"]
+	color.MaxLength = new(int64(10)) // bounds the messageExpression's estimated cost
+	crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["color"] = color
+	crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = withRules(crd,
+		apiextensionsv1.ValidationRule{Rule: "self.size <= 10", Message: "a widget is at most 10 big"},
+		apiextensionsv1.ValidationRule{Rule: "!has(self.color) || self.color != 'blue' || self.size > 2",
+			MessageExpression: "'a ' + self.color + ' widget must be bigger than 2'"},
+		apiextensionsv1.ValidationRule{Rule: "!has(oldSelf.color) || has(self.color) && self.color == oldSelf.color",
+			Message: "color is immutable once set", FieldPath: ".color"},
+		apiextensionsv1.ValidationRule{Rule: "self.size != 7", Message: "not seven", Reason: new(apiextensionsv1.FieldValueForbidden)},
+	)
+	crd.Status.Conditions = []apiextensionsv1.CustomResourceDefinitionCondition{{Type: apiextensionsv1.Established, Status: apiextensionsv1.ConditionTrue}}
+	validation.Default(crd)
+	if err := validation.Validate(crd); err != nil {
+		t.Fatalf("CRD: %v", err)
+	}
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd})
+	in, _ := kinds.ForGroupVersionKind("example.com/v1", "Widget")
+	widget := func(content string) *kinds.Custom {
+		t.Helper()
+		obj := in.New().(*kinds.Custom)
+		obj.Name, obj.Namespace = "w", "default"
+		if err := utiljson.Unmarshal([]byte(content), &obj.Content); err != nil { // integers as int64, as a Custom holds them
+			t.Fatal(err)
+		}
+		validation.Default(obj)
+		return obj
+	}
+	for _, tc := range []struct {
+		name, old, obj, err string
+	}{
+		{name: "valid", obj: `{"spec":{"size":3,"color":"blue"}}`},
+		{name: "rule", obj: `{"spec":{"size":11}}`, err: "spec: Invalid value: a widget is at most 10 big"},
+		{name: "messageExpression", obj: `{"spec":{"size":2,"color":"blue"}}`, err: "spec: Invalid value: a blue widget must be bigger than 2"},
+		{name: "reason", obj: `{"spec":{"size":7}}`, err: "spec: Forbidden: not seven"},
+		{name: "not checked over a wrong type", obj: `{"spec":{"size":"big"}}`,
+			err: "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"},
+		{name: "transition rule not on create", obj: `{"spec":{"size":3}}`},
+		{name: "transition rule kept", old: `{"spec":{"size":3,"color":"red"}}`, obj: `{"spec":{"size":4,"color":"red"}}`},
+		{name: "transition rule broken", old: `{"spec":{"size":3,"color":"red"}}`, obj: `{"spec":{"size":3,"color":"blue"}}`,
+			err: "spec.color: Invalid value: color is immutable once set"},
+		// A write that leaves the spec as it was (a label's, say) is not refused for it.
+		{name: "ratcheting: an unchanged invalid value stays", old: `{"spec":{"size":11}}`, obj: `{"spec":{"size":11}}`},
+		{name: "ratcheting: a changed one is checked", old: `{"spec":{"size":11}}`, obj: `{"spec":{"size":12}}`, err: "a widget is at most 10 big"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := widget(tc.obj)
+			var err error
+			if tc.old == "" {
+				err = validation.Validate(obj)
+			} else {
+				err = validation.ValidateUpdate(widget(tc.old), obj)
+			}
+			switch {
+			case tc.err == "" && err != nil:
+				t.Errorf("invalid: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Errorf("error = %v, want %q", err, tc.err)
 			}
 		})
 	}

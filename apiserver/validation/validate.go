@@ -46,7 +46,13 @@ func ValidateUpdate(old, obj kinds.Object) error {
 			return asError(append(validateCRDUpdate(oldCRD, crd), checkSupported(obj, false)...))
 		}
 	}
-	errs := validateObject(obj)
+	var errs field.ErrorList
+	if c, ok := obj.(*kinds.Custom); ok {
+		oldC, _ := old.(*kinds.Custom)
+		errs = validateCustom(c, oldC) // its rules see the old object (oldSelf)
+	} else {
+		errs = validateObject(obj)
+	}
 	if kinds.Of(old) != kinds.Of(obj) {
 		errs = append(errs, field.Invalid(field.NewPath("kind"), kinds.Of(obj).Kind,
 			fmt.Sprintf("must be %s, the kind of the stored object", kinds.Of(old).Kind)))
@@ -61,7 +67,7 @@ func ValidateUpdate(old, obj kinds.Object) error {
 func ValidateStatus(obj kinds.Object) error {
 	switch o := obj.(type) {
 	case *kinds.Custom:
-		return asError(validateCustom(o))
+		return asError(validateCustom(o, nil))
 	case *apiextensionsv1.CustomResourceDefinition:
 		return asError(validateCRDStatus(o))
 	}
@@ -146,7 +152,7 @@ func nonNegativeCounts(p *field.Path, counts ...count) field.ErrorList {
 func validateObject(obj kinds.Object) field.ErrorList {
 	switch o := obj.(type) {
 	case *kinds.Custom:
-		return validateCustom(o)
+		return validateCustom(o, nil)
 	case *apiextensionsv1.CustomResourceDefinition:
 		// Kubernetes' own validation, metadata included.
 		return append(validateCRD(o), checkSupported(obj, false)...)

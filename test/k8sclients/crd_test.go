@@ -2,6 +2,7 @@ package k8sclients
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,92 @@ func TestKubectlCustomResources(t *testing.T) {
 	s.must("delete", "crd", "crontabs.stable.example.com", "--timeout=60s")
 	if out, err := s.run("get", "crontabs.stable.example.com"); err == nil {
 		t.Errorf("crontabs still served after the CRD's deletion: %s", out)
+	}
+}
+
+const gadgetCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: A Gadget is a thing with replicas.
+        properties:
+          spec:
+            type: object
+            description: What the gadget should be.
+            x-kubernetes-validations:
+            - rule: self.replicas <= self.maxReplicas
+              message: replicas may not exceed maxReplicas
+            properties:
+              replicas: {type: integer, description: How many gadgets run.}
+              maxReplicas: {type: integer, default: 10}
+`
+
+func gadget(replicas int) string {
+	return fmt.Sprintf("apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\nspec:\n  replicas: %d\n", replicas)
+}
+
+// TestKubectlCustomResourceSchemas: a CRD's schema at work with kubectl: explain reads
+// it from the OpenAPI documents, apply --validate=strict refuses a field it does not
+// have, apply --server-side takes ownership and a second manager's apply conflicts
+// (then forces), and a custom resource that breaks a CEL rule is refused with the rule's
+// message.
+func TestKubectlCustomResourceSchemas(t *testing.T) {
+	s := startSkiff(t)
+	if _, err := s.runEnv(nil, gadgetCRD, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	s.must("wait", "--for", "condition=established", "--timeout=60s", "crd/gadgets.example.com")
+
+	// kubectl's discovery cache may predate the CRD: it refreshes on a miss.
+	waitfor.Condition(t, time.Minute, "kubectl explain of a Gadget", func() (bool, string) {
+		out, err := s.run("explain", "gadgets.spec")
+		return err == nil && regexp.MustCompile(`KIND:\s+Gadget`).MatchString(out) && strings.Contains(out, "What the gadget should be.") &&
+			regexp.MustCompile(`replicas\s+<integer>`).MatchString(out) && strings.Contains(out, "How many gadgets run."), out
+	})
+
+	// Server-side apply: kubectl's manager owns replicas; another's apply conflicts.
+	waitfor.Condition(t, time.Minute, "kubectl apply --server-side of a Gadget", func() (bool, string) {
+		out, err := s.runEnv(nil, gadget(2), "apply", "--server-side", "-f", "-")
+		return err == nil && strings.Contains(out, "gadget.example.com/g serverside-applied"), out
+	})
+	s.wantOut(`"manager":"kubectl","operation":"Apply"`, "get", "gadget", "g", "-o", "jsonpath={.metadata.managedFields}")
+	out, err := s.runEnv(nil, gadget(3), "apply", "--server-side", "--field-manager=other", "-f", "-")
+	if err == nil || !strings.Contains(out, `Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas`) {
+		t.Fatalf("a second manager's apply: %v: %s", err, out)
+	}
+	if out, err := s.runEnv(nil, gadget(3), "apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"); err != nil {
+		t.Fatalf("forced apply: %v: %s", err, out)
+	}
+	s.wantOut(`^3$`, "get", "gadget", "g", "-o", "jsonpath={.spec.replicas}")
+	// Strategic merge patch: refused for custom resources, as Kubernetes does.
+	if out, err := s.run("patch", "gadget", "g", "--type=strategic", "-p", `{"spec":{"replicas":4}}`); err == nil ||
+		!strings.Contains(out, "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml") {
+		t.Errorf("strategic merge patch of a custom resource: %v: %s", err, out)
+	}
+
+	// A field the schema does not have, with --validate=strict.
+	if out, err := s.runEnv(nil, gadget(1)+"  colour: red\n", "apply", "--validate=strict", "-f", "-"); err == nil || !strings.Contains(out, `unknown field "spec.colour"`) {
+		t.Errorf("apply --validate=strict of an unknown field: %v: %s", err, out)
+	}
+
+	// The CEL rule, with its message.
+	if out, err := s.runEnv(nil, gadget(11), "apply", "--server-side", "--force-conflicts", "-f", "-"); err == nil ||
+		!strings.Contains(out, `The Gadget "g" is invalid: spec: Invalid value: replicas may not exceed maxReplicas`) {
+		t.Errorf("a Gadget breaking the rule: %v: %s", err, out)
+	}
+	if out, err := s.runEnv(nil, strings.Replace(gadget(20), "name: g", "name: h", 1), "create", "-f", "-"); err == nil ||
+		!strings.Contains(out, `The Gadget "h" is invalid: spec: Invalid value: replicas may not exceed maxReplicas`) {
+		t.Errorf("a Gadget created breaking the rule: %v: %s", err, out)
 	}
 }
