@@ -1,34 +1,24 @@
 package bench
 
 import (
-	"context"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"testing"
 )
 
-// CPUProfileEnv names a directory a benchmark that calls StartCPUProfile writes the CPU
-// profile of a phase to, as PHASE.prof (go tool pprof BINARY FILE). go test's
-// -test.cpuprofile covers the whole run, the cluster's start and its nodes' registration
-// with it; a phase's profile holds only what the phase measures. The two cannot run at
-// once (the runtime has one CPU profile).
+// CPUProfileEnv names a file a benchmark that calls StartCPUProfile writes the CPU
+// profile of its timed part to (go tool pprof BINARY FILE).
 const CPUProfileEnv = "SKIFF_CPU_PROFILE"
 
-// ComponentLabel is the profile label under which Label runs a component's work: a
-// benchmark runs the whole chain in one process, and `go tool pprof -tagfocus
-// component=kubelet` (or -tags) splits its profile by component as it would be by
-// process.
-const ComponentLabel = "component"
-
-// StartCPUProfile starts the CPU profile of phase if SKIFF_CPU_PROFILE is set; the
-// function it returns stops it and writes the file (and does nothing otherwise).
-func StartCPUProfile(b testing.TB, phase string) (stop func()) {
-	dir := os.Getenv(CPUProfileEnv)
-	if dir == "" {
+// StartCPUProfile starts the CPU profile SKIFF_CPU_PROFILE names, if it is set, and
+// returns the function that stops and writes it. A benchmark calls it at its timer's
+// start: go test's -cpuprofile also holds the cluster's start (a hundred nodes'
+// registrations and TLS handshakes), which is not what the figure measures.
+func StartCPUProfile(b testing.TB) (stop func()) {
+	path := os.Getenv(CPUProfileEnv)
+	if path == "" {
 		return func() {}
 	}
-	path := filepath.Join(dir, phase+".prof")
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
@@ -41,15 +31,7 @@ func StartCPUProfile(b testing.TB, phase string) (stop func()) {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
 			b.Errorf("cpu profile %s: %v", path, err)
-			return
 		}
-		b.Logf("cpu profile of %s written to %s", phase, path)
+		b.Logf("cpu profile written to %s", path)
 	}
-}
-
-// Label runs fn with the profile label component=name: the goroutines fn starts, and
-// theirs, carry it (a goroutine inherits its creator's labels), so a component started
-// and dialled inside fn is labelled throughout.
-func Label(name string, fn func()) {
-	pprof.Do(context.Background(), pprof.Labels(ComponentLabel, name), func(context.Context) { fn() })
 }

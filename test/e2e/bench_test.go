@@ -410,7 +410,7 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
 	b.ResetTimer()
 	cpu := benchfig.StartCPU()
-	stopProfile := benchfig.StartCPUProfile(b, name+"_create")
+	stopProfile := benchfig.StartCPUProfile(b) // the create's
 	stages()
 	start := time.Now()
 	created, err := cs.DaemonSets.Create(ctx, ds)
@@ -425,7 +425,6 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	fmt.Fprintln(os.Stderr, "create, as a watcher saw the pods:") // to stderr: see benchJob
 	reportStages(stages(), time.Now())
 
-	stopProfile = benchfig.StartCPUProfile(b, name)
 	start = time.Now()
 	var gen int64
 	for {
@@ -446,7 +445,6 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	}
 	rolledOut(gen)
 	b.StopTimer()
-	stopProfile()
 	benchfig.Report(name, time.Since(start).Seconds(), "s")
 	fmt.Fprintln(os.Stderr, "rollout, as a watcher saw the pods:")
 	reportStages(stages(), time.Now())
