@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -199,6 +200,9 @@ func writeFile(p string, f file, fsGroup *int64) error {
 		n, err := unix.Write(fd, data)
 		if err == unix.EINTR {
 			continue
+		}
+		if err == nil && n == 0 {
+			err = io.ErrShortWrite
 		}
 		if err != nil {
 			return fail("write", err)
