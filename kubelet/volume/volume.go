@@ -14,7 +14,7 @@
 // (..2026_12_05_01_02_03.123456789), "..data" is a symlink to it, and each file the
 // user sees is a symlink through ..data; an update writes a new directory and renames a
 // new ..data over the old one, so a reader sees the old files or the new ones, never a
-// mix. A Manager remembers what it last wrote in each such volume (a digest), so a
+// mix (a volume's first write, which no container reads yet, links ..data in place). A Manager remembers what it last wrote in each such volume (a digest), so a
 // sync whose content did not change touches no file; a new Manager (a restarted
 // kubelet) compares with the files on disk instead. Secret and projected volumes (and
 // medium Memory emptyDirs) are tmpfs mounts when Config.Tmpfs is set (the real node,

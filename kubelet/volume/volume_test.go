@@ -444,3 +444,110 @@ func TestTmpfsAndTearDown(t *testing.T) {
 		t.Errorf("pod directory still there: %v", err)
 	}
 }
+
+// writeFile gives a file its data and its mode exactly, whatever the umask, and with
+// fsGroup the group, which reads it; an existing file is replaced.
+func TestWriteFile(t *testing.T) {
+	old := unix.Umask(0o077) // the worst a kubelet could start with
+	defer unix.Umask(old)
+	gid := int64(os.Getgid())
+	big := strings.Repeat("x", 1<<20)
+	for _, tc := range []struct {
+		name    string
+		mode    os.FileMode
+		fsGroup *int64
+		data    string
+		want    os.FileMode
+	}{
+		{"default mode", 0o644, nil, "default", 0o644},
+		{"owner only", 0o600, nil, "s3cret", 0o600},
+		{"fsGroup reads", 0o400, &gid, "token", 0o440},
+		{"empty", 0o644, nil, "", 0o644},
+		{"large", 0o644, nil, big, 0o644},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "f")
+			if err := os.WriteFile(p, []byte("old content, longer than the new"), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if err := writeFile(p, file{data: []byte(tc.data), mode: tc.mode}, tc.fsGroup); err != nil {
+				t.Fatal(err)
+			}
+			if got := read(t, p); got != tc.data {
+				t.Errorf("content %d bytes, want %d", len(got), len(tc.data))
+			}
+			fi, err := os.Stat(p)
+			if err != nil || fi.Mode().Perm() != tc.want {
+				t.Errorf("mode %v (%v), want %v", fi.Mode().Perm(), err, tc.want)
+			}
+		})
+	}
+	if err := writeFile(filepath.Join(t.TempDir(), "no", "such", "dir"), file{mode: 0o644}, nil); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a file in a missing directory: %v, want not exist", err)
+	}
+}
+
+// A volume's first write makes Kubernetes' layout at once (..data linking to the
+// timestamped content, no ..data_tmp left), the same as a rewrite leaves it, with the
+// files' modes exact under any umask.
+func TestFreshVolumeLayout(t *testing.T) {
+	old := unix.Umask(0o077)
+	defer unix.Umask(old)
+	m, _ := New(Config{Root: t.TempDir()})
+	mode := int32(0o600)
+	objs := &objects{cms: map[string]*corev1.ConfigMap{"cfg": {Data: map[string]string{"a": "1", "b": "2"}}}}
+	pod := testPod(corev1.Volume{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, DefaultMode: &mode,
+		Items: []corev1.KeyToPath{{Key: "a", Path: "a"}, {Key: "b", Path: "sub/b"}}}}})
+	layout := func(dir string) []string {
+		t.Helper()
+		var out []string
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			name := e.Name()
+			if strings.HasPrefix(name, "..20") {
+				name = "..TIMESTAMP"
+			}
+			if e.Type()&os.ModeSymlink != 0 {
+				target, _ := os.Readlink(filepath.Join(dir, e.Name()))
+				if strings.HasPrefix(target, "..20") {
+					target = "..TIMESTAMP"
+				}
+				name += " -> " + target
+			}
+			out = append(out, name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	paths, err := m.SetUp(context.Background(), pod, objs.inputs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := paths["conf"]
+	want := []string{"..TIMESTAMP", "..data -> ..TIMESTAMP", "a -> ..data/a", "sub -> ..data/sub"}
+	if got := layout(dir); !slices.Equal(got, want) {
+		t.Errorf("first write: %q, want %q", got, want)
+	}
+	if got := read(t, filepath.Join(dir, "sub", "b")); got != "2" {
+		t.Errorf("sub/b = %q", got)
+	}
+	for _, f := range []string{"a", "sub/b"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v), want 0600", f, fi.Mode().Perm(), err)
+		}
+	}
+	objs.cms["cfg"] = &corev1.ConfigMap{Data: map[string]string{"a": "10", "b": "20"}}
+	if _, err := m.SetUp(context.Background(), pod, objs.inputs()); err != nil {
+		t.Fatal(err)
+	}
+	if got := layout(dir); !slices.Equal(got, want) {
+		t.Errorf("rewrite: %q, want %q", got, want)
+	}
+	if got := read(t, filepath.Join(dir, "a")); got != "10" {
+		t.Errorf("a = %q after the rewrite", got)
+	}
+}

@@ -75,8 +75,10 @@ func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, 
 	if secure {
 		opts.Certs = apicluster.Certs(b, nodeNames...)
 	}
-	c = apicluster.Start(b, 3, opts)
-	cs = client.NewClientset(c.Dial(b, "admin", client.Options{}))
+	// Each component runs under its profile label (benchfig.Label): one process, split
+	// by component as it would be by process.
+	benchfig.Label("apiserver", func() { c = apicluster.Start(b, 3, opts) })
+	benchfig.Label("benchmark", func() { cs = client.NewClientset(c.Dial(b, "admin", client.Options{})) })
 	// The simulated nodes' roots (made before the cleanup that stops the nodes, so
 	// removed after it): see the nodes' configuration below.
 	roots := memoryDir(b)
@@ -95,12 +97,17 @@ func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, 
 		// (their service-account tokens) project.
 		mcfg.RootCAFile = filepath.Join(c.CertsDir(), pki.CACertFile)
 	}
-	run(func() { controllers.Run(ctx, c.Dial(b, "controller-manager", client.Options{}), mcfg) })
-	sched, err := scheduler.New(client.NewClientset(c.Dial(b, "scheduler", client.Options{})), scheduler.DefaultConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	run(func() { sched.Run(ctx) })
+	benchfig.Label("controller-manager", func() {
+		conn := c.Dial(b, "controller-manager", client.Options{})
+		run(func() { controllers.Run(ctx, conn, mcfg) })
+	})
+	benchfig.Label("scheduler", func() {
+		sched, err := scheduler.New(client.NewClientset(c.Dial(b, "scheduler", client.Options{})), scheduler.DefaultConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(func() { sched.Run(ctx) })
+	})
 	// The nodes join in waves, each registered before the next starts, as a cluster's
 	// machines come up over minutes rather than in one instant. A thousand kubelets
 	// dialling at once, each with its own certificate, are thousands of TLS handshakes
@@ -120,11 +127,13 @@ func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, 
 			kc.NodeName, kc.RootDir = node, filepath.Join(roots, node)
 			kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
 			kc.Workers = 2
-			k, err := kubelet.New(client.NewClientset(c.Dial(b, "kubelet-"+node, client.Options{})), sim.New(sim.Config{}), kc)
-			if err != nil {
-				b.Fatal(err)
-			}
-			run(func() { k.Run(ctx) })
+			benchfig.Label("kubelet", func() {
+				k, err := kubelet.New(client.NewClientset(c.Dial(b, "kubelet-"+node, client.Options{})), sim.New(sim.Config{}), kc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				run(func() { k.Run(ctx) })
+			})
 		}
 		joined := min(first+wave, len(nodeNames))
 		waitfor.Condition(b, 5*time.Minute, fmt.Sprintf("%d nodes registered", joined), func() (bool, string) {
@@ -402,7 +411,7 @@ func reportStages(rec *podStages, done time.Time) {
 }
 
 func benchDaemonSet(b *testing.B, name string, nodes int32) {
-	benchfig.Want(b, name, name+"_create", name+"_cpu")
+	benchfig.Want(b, name, name+"_create", name+"_create_cpu", name+"_cpu")
 	_, cs, ctx, stop := benchCluster(b, int(nodes), true)
 	defer stop()
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
@@ -456,6 +465,7 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
 	b.ResetTimer()
 	cpu := benchfig.StartCPU()
+	stopProfile := benchfig.StartCPUProfile(b) // the create's
 	stages()
 	start := time.Now()
 	created, err := cs.DaemonSets.Create(ctx, ds)
@@ -463,7 +473,10 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 		b.Fatal(err)
 	}
 	rolledOut(created.Generation)
-	benchfig.Report(name+"_create", time.Since(start).Seconds(), "s")
+	createTook, createCPU := time.Since(start), cpu()
+	stopProfile()
+	benchfig.Report(name+"_create", createTook.Seconds(), "s")
+	benchfig.Report(name+"_create_cpu", createCPU.Seconds(), "s")
 	fmt.Fprintln(os.Stderr, "create, as a watcher saw the pods:") // to stderr: see benchJob
 	reportStages(stages(), time.Now())
 
