@@ -191,6 +191,8 @@ func (s streamServer) execError(ctx context.Context, start *kubeletv1.ExecStart,
 		return status.FromContextError(ctx.Err()).Err()
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNotRunning):
 		return status.Errorf(codes.FailedPrecondition, "%s is not running: %v", where, err)
+	case errors.Is(err, ErrNoInput):
+		return status.Errorf(codes.FailedPrecondition, "%s has no input to attach to: %v", where, err)
 	}
 	if _, ok := status.FromError(err); ok {
 		return err // the stream's own failure
