@@ -52,7 +52,8 @@
 // InternalIP and the port its status publishes in daemonEndpoints.kubeletEndpoint), and
 // KubeletStreams (streams.go), which the API server relays skiffctl exec, attach and
 // port-forward to: a command run in a container by the Runtime's Exec, a container's
-// output from now on (its log, followed), and a connection made by the dialer the
+// output from now on (its log, followed) with, for one with stdin and a terminal, the
+// caller's input and terminal sizes through the Runtime's Attach, and a connection made by the dialer the
 // Runtime gives for the pod's network namespace (PodDialer: the loopback of the pod's
 // own namespace, with the CNI pod network; the host's for hostNetwork pods and without
 // a pod network).

@@ -31,6 +31,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, spec *co
 		PodUID: string(pod.UID), PodName: pod.Name, Namespace: pod.Namespace, Name: spec.Name,
 		Image: spec.Image, Command: expandAll(spec.Command, env.env), Args: expandAll(spec.Args, env.env), Env: env.env,
 		WorkingDir: spec.WorkingDir, Attempt: attempt, Pod: podResources(&pod.Spec), TTY: spec.TTY, Stdin: spec.Stdin,
+		HostPID: pod.Spec.HostPID, HostIPC: pod.Spec.HostIPC,
 		Security: security(&pod.Spec, spec),
 	}
 	if q, ok := spec.Resources.Limits[corev1.ResourceCPU]; ok {

@@ -59,6 +59,13 @@ type Runtime interface {
 	// pod's new budget, without restarting it, as CRI's UpdateContainerResources (an
 	// in-place resize). An unknown id wraps ErrNotFound, one not running ErrNotRunning.
 	UpdateResources(ctx context.Context, id string, r Resources, pod PodResources) error
+	// Attach connects to the own input and terminal of running container id, which it
+	// was created with (ContainerConfig.TTY and Stdin): what opts.Stdin gives goes to
+	// the container's input, and its terminal takes each size opts.Resize sends, until
+	// opts.Stdin ends or ctx does. The container's output is its log (Logs). An unknown
+	// id wraps ErrNotFound, one not running ErrNotRunning, input for a container
+	// without any ErrNoInput.
+	Attach(ctx context.Context, id string, opts AttachOptions) error
 	// PodDialer is how to reach TCP ports in the network namespace of the pod that
 	// container id belongs to (port-forward). Errors as Exec's.
 	PodDialer(ctx context.Context, id string) (Dialer, error)
@@ -85,6 +92,8 @@ var (
 	ErrNotFound       = errors.New("not found")
 	ErrNotRunning     = errors.New("not running")
 	ErrExecTimeout    = errors.New("command timed out")
+	// ErrNoInput: attach with input to a container that has none to connect to.
+	ErrNoInput = errors.New("no input to attach to")
 	// ErrContainerConfig: the container cannot be made as its spec asks (an image that
 	// runs as root for runAsNonRoot); it waits in CreateContainerConfigError.
 	ErrContainerConfig = errors.New("CreateContainerConfigError")
@@ -135,6 +144,15 @@ type ExecOptions struct {
 	Started func()
 }
 
+// AttachOptions are what Attach connects to a container.
+type AttachOptions struct {
+	// Stdin is the input for the container's (nil: none). The caller makes its Read
+	// return once ctx ends, as ExecOptions.Stdin's.
+	Stdin io.Reader
+	// Resize sends the sizes of the caller's terminal.
+	Resize <-chan TerminalSize
+}
+
 // TerminalSize is a terminal's size in characters.
 type TerminalSize struct {
 	Width, Height uint16
@@ -183,11 +201,16 @@ type ContainerConfig struct {
 	// Hostname is the container's host name in its own UTS namespace; "" shares the
 	// node's (hostNetwork pods).
 	Hostname string
+	// HostPID and HostIPC put the container in the node's process and IPC namespaces
+	// (the pod's hostPID and hostIPC).
+	HostPID, HostIPC bool
 	// Security is what the securityContexts ask.
 	Security Security
 	// Ports are the container's declared ports (a simulated container "listens" there).
 	Ports []int32
-	// TTY and Stdin are accepted and recorded; Skiff has no attach (see the package doc).
+	// TTY runs the container's process in a terminal, whose output is its log; Stdin
+	// gives it an input Attach writes to. The containerd runtime connects an input
+	// only to a terminal (see its package doc).
 	TTY, Stdin bool
 	// RuntimeHandler is the handler of the pod's RuntimeClass ("": the default), one
 	// CheckHandler accepts.
@@ -271,6 +294,8 @@ type Container struct {
 	// Message is why a simulated container did what it did; real ones say nothing here
 	// (their termination message is a file the kubelet reads).
 	Message string
+	// TTY and Stdin are the container's ContainerConfig's.
+	TTY, Stdin bool
 	// Resources are what the container's cgroup has, as created or last updated
 	// (UpdateResources); nil when the runtime does not know.
 	Resources  *Resources

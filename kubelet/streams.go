@@ -191,6 +191,8 @@ func (s streamServer) execError(ctx context.Context, start *kubeletv1.ExecStart,
 		return status.FromContextError(ctx.Err()).Err()
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNotRunning):
 		return status.Errorf(codes.FailedPrecondition, "%s is not running: %v", where, err)
+	case errors.Is(err, ErrNoInput):
+		return status.Errorf(codes.FailedPrecondition, "%s has no input to attach to: %v", where, err)
 	}
 	if _, ok := status.FromError(err); ok {
 		return err // the stream's own failure
@@ -201,8 +203,12 @@ func (s streamServer) execError(ctx context.Context, start *kubeletv1.ExecStart,
 }
 
 // Attach implements kubeletv1.KubeletStreamsServer: the container's output from now
-// until it exits. Skiff starts containers without stdin or a terminal, so there is
-// none to attach to.
+// until it exits (its log, followed) and, for a container started with stdin and a
+// terminal, the caller's input and terminal sizes. Whether there is a terminal is the
+// container's (tty in its spec), not the request's, as in Kubernetes. Input for a
+// container without stdin is refused (Kubernetes' runtimes drop it silently); the end
+// of the caller's input detaches the caller (the container's input stays open for the
+// next one), as CRI's attach to a terminal does.
 func (s streamServer) Attach(stream kubeletv1.KubeletStreams_AttachServer) error {
 	ctx := stream.Context()
 	start, err := recvStart(stream)
@@ -216,17 +222,46 @@ func (s streamServer) Attach(stream kubeletv1.KubeletStreams_AttachServer) error
 	if err != nil {
 		return err
 	}
-	if start.GetStdin() {
-		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s was not started with stdin: Skiff does not connect a container's own input yet",
+	withStdin := start.GetStdin()
+	switch {
+	case withStdin && !c.Stdin:
+		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s was not started with stdin: it has no input to attach to",
+			start.GetContainer(), start.GetNamespace(), start.GetPod())
+	case withStdin && !c.TTY:
+		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s has stdin without tty: Skiff connects a container's input only to its terminal (tty: true)",
 			start.GetContainer(), start.GetNamespace(), start.GetPod())
 	}
 	x := &execSession{stream: stream}
-	x.input(ctx, false, make(chan TerminalSize)) // reads (and drops) resizes until the call ends
+	resize := make(chan TerminalSize)
+	stdin := x.input(ctx, withStdin, resize)
+	opts := AttachOptions{Resize: resize}
+	if stdin != nil {
+		opts.Stdin = stdin
+		defer stdin.Close() // the runtime's copy still reading it stops
+	}
+	ctx, detach := context.WithCancel(ctx)
+	defer detach()
+	attached := make(chan error, 1)
+	go func() {
+		err := rt.Attach(ctx, c.ID, opts)
+		if err != nil || stdin != nil {
+			detach() // it failed, or the caller's input ended
+		}
+		attached <- err
+	}()
 	x.start()
 	zero := int64(0)
 	req := &kubeletv1.ContainerLogsRequest{Follow: true, TailLines: &zero}
-	if err := s.s.copyLogs(ctx, rt, c.ID, x.stdout(), req); err != nil {
+	err = s.s.copyLogs(ctx, rt, c.ID, x.stdout(), req)
+	detach()
+	aerr := <-attached
+	switch {
+	case aerr != nil && !errors.Is(aerr, context.Canceled):
+		return s.execError(stream.Context(), start, aerr)
+	case err != nil && ctx.Err() == nil:
 		return s.execError(ctx, start, err)
+	case stream.Context().Err() != nil:
+		return status.FromContextError(stream.Context().Err()).Err()
 	}
 	return nil
 }

@@ -222,9 +222,11 @@ func attachCmd(g *globals) *cobra.Command {
 		Long: `Show the output of a running container as it writes it, from now until it exits or you
 interrupt, as kubectl attach does (streamed through the API server from the kubelet).
 
-Skiff starts containers without stdin or a terminal (a pod's stdin and tty fields are
-not acted on yet), so -i is refused and -t falls back to no terminal, as kubectl does
-for a container that did not allocate one.
+With -i, what you type goes to the container's input: one with stdin and tty (Skiff
+connects a container's input only to its terminal; -i to another is refused). The
+terminal is the container's: -t falls back to none for a container that did not
+allocate one, and is implied for one that did, as kubectl does. The end of your input
+detaches you; the container goes on.
 
 Allowed to administrators only by default (create pods/attach).`,
 		Example: `  skiffctl attach web-7d4b9c-x2x9k
@@ -244,11 +246,14 @@ Allowed to administrators only by default (create pods/attach).`,
 			if err != nil {
 				return err
 			}
-			if f.tty && !c.TTY {
+			switch {
+			case f.tty && !c.TTY:
 				f.tty = false
 				if !f.quiet {
 					fmt.Fprintf(g.streams.Err, "error: Unable to use a TTY - container %s did not allocate one\n", c.Name)
 				}
+			case !f.tty && c.TTY:
+				f.tty = true // its output is a terminal's: kubectl forces one too
 			}
 			return g.runSession(cmd, &f, func(ctx context.Context, conn *client.Conn, opts client.ExecOptions) error {
 				opts.Container = c.Name
@@ -260,7 +265,7 @@ Allowed to administrators only by default (create pods/attach).`,
 			})
 		},
 	}
-	f.register(cmd, "container (refused: Skiff's containers have no stdin)")
+	f.register(cmd, "container (one with stdin and tty)")
 	return cmd
 }
 

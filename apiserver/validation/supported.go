@@ -19,7 +19,7 @@ var supportedFields = map[string][]string{
 		// resources, probes and hooks are refused in Kubernetes' words.
 		under("spec.ephemeralContainers[*]", containerFields),
 		under("spec.ephemeralContainers[*]", containerRunFields),
-		[]string{"spec.ephemeralContainers[*].stdinOnce", "spec.ephemeralContainers[*].targetContainerName"},
+		[]string{"spec.ephemeralContainers[*].targetContainerName"},
 		under("status", podStatusFields),
 	),
 	kinds.Node: slices.Concat(
@@ -696,7 +696,9 @@ var podSpecFields = slices.Concat(
 		"enableServiceLinks",
 		"hostAliases[*].hostnames[*]",
 		"hostAliases[*].ip",
+		"hostIPC",
 		"hostNetwork",
+		"hostPID",
 		"hostname",
 		"imagePullSecrets[*].name",
 		"nodeName",
@@ -802,6 +804,7 @@ var containerFields = []string{
 	"securityContext.seLinuxOptions",
 	"securityContext.seccompProfile.type",
 	"stdin",
+	"stdinOnce",
 	"terminationMessagePath",
 	"terminationMessagePolicy",
 	"tty",

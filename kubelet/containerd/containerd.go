@@ -7,11 +7,14 @@
 // pod network; port-forward dials inside it), else in the host's, with the mounts the
 // kubelet gives (volumes, /etc/hosts, /etc/resolv.conf, the termination log; the
 // host's hosts and resolv.conf when it gives none), their own host name (or the
-// host's), and what their securityContext asks applied through the OCI spec: user
+// host's), the host's process and IPC namespaces for hostPID and hostIPC pods, and what their securityContext asks applied through the OCI spec: user
 // and groups, capabilities added and dropped, privileged, a read-only root filesystem, no_new_privs, sysctls,
 // seccompProfile RuntimeDefault as containerd's default profile. seLinuxOptions are ignored on a node
 // without SELinux, as Kubernetes' kubelet and containerd ignore them there, and refused on one with it.
 // runAsNonRoot refuses a container whose user resolves to uid 0 (kubelet.ErrContainerConfig).
+// A tty container runs in a terminal the shim holds, whose output goes to the logging
+// program as stdout; with stdin as well, its input is a FIFO the shim reads and Attach
+// writes to (attach.go).
 // Each runs in its pod's cgroup (cgroups.go), with its CPU limit as a CFS quota, its CPU
 // request as cpu shares (weight on cgroup v2) and its memory limit; a container killed
 // by the OOM killer exits with reason OOMKilled. A container's identity (pod uid, name,
@@ -32,8 +35,9 @@
 //
 // Not done yet: image garbage collection, restoring exit codes after containerd itself
 // restarts (a container without a task then reports StateUnknown and is restarted per
-// policy), a terminal for tty containers (their output goes to the log file, as without
-// one), and running the kubelet as anything but root.
+// policy), an input for a container with stdin but no tty (containerd's binary logging
+// gives a process no stdin: such a container runs without one, and attaching input to it
+// is refused), and running the kubelet as anything but root.
 package containerd
 
 import (
@@ -87,6 +91,10 @@ const (
 	// labelResources: the container's Resources, as created or last updated
 	// (resourcesLabel).
 	labelResources = "io.skiff.resources"
+	// labelTTY and labelStdin ("true"): the container runs in a terminal, and its spec
+	// asked for stdin; with both, its input is the FIFO at stdinPath (attach.go).
+	labelTTY   = "io.skiff.tty"
+	labelStdin = "io.skiff.stdin"
 )
 
 // Config configures the runtime.
@@ -380,6 +388,12 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	if cfg.WorkingDir != "" {
 		specOpts = append(specOpts, oci.WithProcessCwd(cfg.WorkingDir))
 	}
+	if cfg.HostIPC {
+		specOpts = append(specOpts, oci.WithHostNamespace(specs.IPCNamespace))
+	}
+	if cfg.HostPID && cfg.TargetID == "" { // a target of a hostPID pod is in the node's, too
+		specOpts = append(specOpts, oci.WithHostNamespace(specs.PIDNamespace))
+	}
 	if cfg.TargetID != "" {
 		// An ephemeral container with a target joins the target's process namespace
 		// (as containerd's CRI plugin does for a TARGET namespace mode): its tools see
@@ -398,6 +412,9 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	}
 	specOpts = append(specOpts, securityOpts(cfg)...)
 	specOpts = append(specOpts, resourceOpts(cfg)...)
+	if cfg.TTY {
+		specOpts = append(specOpts, oci.WithTTY)
+	}
 	podCgroup, err := r.ensurePodCgroup(cfg)
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", id, err)
@@ -418,6 +435,13 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		kubelet.LabelContainerName: cfg.Name, kubelet.LabelAttempt: strconv.Itoa(cfg.Attempt),
 		labelImage: cfg.Image, labelImageID: img.Target().Digest.String(), labelCgroup: cgroup,
 		labelResources: resourcesLabel(cfg.Resources),
+	}
+	withInput := cfg.TTY && cfg.Stdin
+	if cfg.TTY {
+		labels[labelTTY] = "true"
+	}
+	if cfg.Stdin {
+		labels[labelStdin] = "true"
 	}
 	if err := r.CheckHandler(cfg.RuntimeHandler); err != nil {
 		return "", fmt.Errorf("create container %s: %w", id, err)
@@ -450,7 +474,14 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		return fail(fmt.Errorf("create container %s: log file: %w", id, err))
 	}
 	lf.Close()
-	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.logger, map[string]string{logger.Arg: r.logPath(id)}))
+	stdin := ""
+	if withInput {
+		stdin = r.stdinPath(id)
+		if err := makeFIFO(stdin); err != nil {
+			return fail(fmt.Errorf("create container %s: input: %w", id, err))
+		}
+	}
+	task, err := ctr.NewTask(ctx, taskIO(cio.BinaryIO(r.logger, map[string]string{logger.Arg: r.logPath(id)}), stdin, cfg.TTY))
 	if err != nil {
 		return fail(fmt.Errorf("create task %s: %w", id, err))
 	}
@@ -570,6 +601,9 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := os.Remove(r.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove container %s: log: %w", id, err)
 	}
+	if err := os.Remove(r.stdinPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove container %s: input: %w", id, err)
+	}
 	r.mu.Lock()
 	delete(r.oom, id)
 	r.mu.Unlock()
@@ -638,6 +672,7 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 		}
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, l[labelStartedAt])
 		c.Resources = parseResourcesLabel(l[labelResources])
+		c.TTY, c.Stdin = l[labelTTY] == "true", l[labelStdin] == "true"
 		p, ok := procs[info.ID]
 		switch {
 		case !ok:

@@ -156,3 +156,31 @@ func (r *Runtime) PodDialer(ctx context.Context, id string) (kubelet.Dialer, err
 	}
 	return kubelet.HostDialer, nil
 }
+
+// Attach implements kubelet.Runtime. A simulated container has no input (its output is
+// its script's): attaching input is refused; without, Attach waits for ctx.
+func (r *Runtime) Attach(ctx context.Context, id string, opts kubelet.AttachOptions) error {
+	r.mu.Lock()
+	c, ok := r.ctrs[id]
+	running := false
+	if ok {
+		r.settle(c, r.now())
+		running = c.c.State == kubelet.StateRunning
+	}
+	r.mu.Unlock()
+	switch {
+	case !ok:
+		return fmt.Errorf("attach to container %s: %w", id, kubelet.ErrNotFound)
+	case !running:
+		return fmt.Errorf("attach to container %s: %w", id, kubelet.ErrNotRunning)
+	case opts.Stdin != nil:
+		return fmt.Errorf("attach to simulated container %s: %w", id, kubelet.ErrNoInput)
+	}
+	for {
+		select {
+		case <-opts.Resize:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

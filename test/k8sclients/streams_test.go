@@ -61,12 +61,14 @@ metadata: {name: ticker}
 spec:
   containers:
   - {name: ticker, image: docker.io/library/busybox:latest, imagePullPolicy: IfNotPresent, command: [sh, -c, "while true; do echo tick; sleep 1; done"]}
-`, httpPort), "apply", "-f", "-")
-	waitfor.Condition(t, 2*time.Minute, "pods shell, web and ticker running", func() (bool, string) {
+---
+`+ttyPod, httpPort), "apply", "-f", "-")
+	// Before the wait: pods that never run still have their volumes to unmount.
+	t.Cleanup(func() { s.run("delete", "pod", "shell", "web", "ticker", "tty", "debuggee", "--grace-period=0") })
+	waitfor.Condition(t, 2*time.Minute, "pods shell, web, ticker, tty and debuggee running", func() (bool, string) {
 		out, _ := s.run("get", "pods", "--no-headers")
-		return strings.Count(out, " Running ") == 3, out
+		return strings.Count(out, " Running ") == 5, out
 	})
-	t.Cleanup(func() { s.run("delete", "pod", "shell", "web", "ticker", "--grace-period=0") })
 
 	for _, proto := range []struct {
 		name string
@@ -128,7 +130,10 @@ spec:
 		t.Run("kubectl port-forward over "+proto.name, func(t *testing.T) {
 			s.portForward(t, proto.env, "pod/web", httpPort)
 		})
+		testInteractive(t, s, proto.name, proto.env)
 	}
+	t.Run("kubectl debug node -it", func(t *testing.T) { testNodeDebug(t, s, "k8sclients-w1") })
+	t.Run("kubectl attach -it in a terminal", func(t *testing.T) { testAttachTerminal(t, s) })
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
 	if err != nil {
