@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/deathsig"
 )
 
 var binDir string
@@ -120,11 +122,15 @@ func startCommand(t testing.TB, name string, cmd *exec.Cmd) *proc {
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// It dies with the test binary too: a benchmark stopped by its -test.timeout (a
+	// panic, which runs no cleanup) or killed left a whole cluster running, loading the
+	// machine under every run after it.
+	waited, err := deathsig.Start(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{name: name, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
+	go func() { <-waited; close(p.done) }()
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
