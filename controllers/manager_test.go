@@ -27,11 +27,8 @@ import (
 // of a rollout and the other finishes it, with no pod beyond what the rollout needs.
 func TestFailoverMidRollout(t *testing.T) {
 	c := apicluster.Start(t, 3, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := c.Dial(t, "", client.Options{})
+	var err error
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -126,11 +123,7 @@ func TestFailoverMidRollout(t *testing.T) {
 // for in a new namespace).
 func TestManagerPublishesTheRootCA(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := c.Dial(t, "", client.Options{})
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -165,11 +158,7 @@ func TestManagerPublishesTheRootCA(t *testing.T) {
 func TestLeaderLossKeepsReplicas(t *testing.T) {
 	const replicas, terms = 400, 3
 	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := c.Dial(t, "", client.Options{})
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -24,11 +24,7 @@ import (
 // deleting the Deployment is quick, and the quota gets its pods back.
 func TestQuotaCapsHugeDeployment(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := c.Dial(t, "", client.Options{})
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -135,11 +131,8 @@ func TestQuotaCapsHugeDeployment(t *testing.T) {
 // the count back.
 func TestReplicationControllerQuota(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := c.Dial(t, "", client.Options{})
+	var err error
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
