@@ -393,6 +393,9 @@ func BenchmarkPodStartupContainerd(b *testing.B) {
 // pod ready on every node (ds_rollout_1000n_create), then a new image rolled across
 // them all with maxUnavailable 10% (ds_rollout_1000n), both as the DaemonSet's status
 // says (what rollout status waits for), with the whole chain secure as users run it.
+// The create also reports its CPU (_create_cpu), the Raft entries committed per pod
+// (_create_raft_entries_per_pod) and the Event writes refused as over the event rate
+// limit (_create_events_refused), as the Job's benchmark does.
 func BenchmarkE2EDaemonSet1000n(b *testing.B) { benchDaemonSet(b, "ds_rollout_1000n", 1000) }
 
 // BenchmarkE2EDaemonSet100n: the same on 100 nodes, ten waves of ten: quick enough to
@@ -411,8 +414,8 @@ func reportStages(rec *podStages, done time.Time) {
 }
 
 func benchDaemonSet(b *testing.B, name string, nodes int32) {
-	benchfig.Want(b, name, name+"_create", name+"_create_cpu", name+"_cpu")
-	_, cs, ctx, stop := benchCluster(b, int(nodes), true)
+	benchfig.Want(b, name, name+"_create", name+"_create_cpu", name+"_create_raft_entries_per_pod", name+"_create_events_refused", name+"_cpu")
+	c, cs, ctx, stop := benchCluster(b, int(nodes), true)
 	defer stop()
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	dsInf := cache.InformerFor[*appsv1.DaemonSet](f, "default", client.ListOptions{})
@@ -423,7 +426,8 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 		default:
 		}
 	}
-	dsInf.AddHandler(cache.Handler[*appsv1.DaemonSet]{OnAdd: notify, OnUpdate: func(_, ds *appsv1.DaemonSet) { notify(ds) }})
+	var dsWrites atomic.Int64 // the DaemonSet's writes as the watch saw them: its status's, nearly all
+	dsInf.AddHandler(cache.Handler[*appsv1.DaemonSet]{OnAdd: notify, OnUpdate: func(_, ds *appsv1.DaemonSet) { dsWrites.Add(1); notify(ds) }})
 	stages := watchStages(ctx, f, "default", func() string {
 		ds, _ := dsInf.Lister().Get("default", "bench")
 		if ds == nil {
@@ -467,6 +471,7 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	cpu := benchfig.StartCPU()
 	stopProfile := benchfig.StartCPUProfile(b) // the create's
 	stages()
+	baseIndex, baseRefused := c.Server(0).Store().Revision(), eventsRefused(b, c)
 	start := time.Now()
 	created, err := cs.DaemonSets.Create(ctx, ds)
 	if err != nil {
@@ -475,8 +480,12 @@ func benchDaemonSet(b *testing.B, name string, nodes int32) {
 	rolledOut(created.Generation)
 	createTook, createCPU := time.Since(start), cpu()
 	stopProfile()
+	entries, refused := c.Server(0).Store().Revision()-baseIndex, eventsRefused(b, c)-baseRefused
 	benchfig.Report(name+"_create", createTook.Seconds(), "s")
 	benchfig.Report(name+"_create_cpu", createCPU.Seconds(), "s")
+	benchfig.Report(name+"_create_raft_entries_per_pod", float64(entries)/float64(nodes), "entries")
+	benchfig.Report(name+"_create_events_refused", refused, "events")
+	fmt.Fprintf(os.Stderr, "the DaemonSet written %d times during the create\n", dsWrites.Load())
 	fmt.Fprintln(os.Stderr, "create, as a watcher saw the pods:") // to stderr: see benchJob
 	reportStages(stages(), time.Now())
 
