@@ -324,23 +324,41 @@ func requests(p *corev1.Pod) (cpu, mem int64) {
 }
 
 // newestEvents is the n newest events (those about uids only, when uids is not nil),
-// newest first.
+// newest first; events of the same time in the order of events.
 func newestEvents(events []*corev1.Event, n int, uids map[types.UID]bool) []Event {
-	// Sort references, then build only the n shown: a rollout of 10,000 pods leaves tens
-	// of thousands of events.
+	// Keep only the n newest while reading, then build only those: a rollout of 10,000
+	// pods leaves tens of thousands of events, and sorting them all, at each update of
+	// the page, was the chain's largest cost after the trace.
 	type timed struct {
 		at time.Time
 		e  *corev1.Event
 	}
-	var all []timed
+	if n <= 0 {
+		return []Event{}
+	}
+	top := make([]timed, 0, n+1) // newest first
 	for _, e := range events {
-		if uids == nil || uids[e.InvolvedObject.UID] {
-			all = append(all, timed{eventTime(e), e})
+		if uids != nil && !uids[e.InvolvedObject.UID] {
+			continue
+		}
+		t := timed{eventTime(e), e}
+		if len(top) == n && !t.at.After(top[n-1].at) {
+			continue // no newer than the n kept (and after them in events' order)
+		}
+		// After every kept event as new or newer: a tie keeps the order of events.
+		i, _ := slices.BinarySearchFunc(top, t.at, func(k timed, at time.Time) int {
+			if k.at.Before(at) {
+				return 1
+			}
+			return -1
+		})
+		top = slices.Insert(top, i, t)
+		if len(top) > n {
+			top = top[:n]
 		}
 	}
-	slices.SortStableFunc(all, func(a, b timed) int { return b.at.Compare(a.at) })
 	out := []Event{}
-	for _, t := range all[:min(n, len(all))] {
+	for _, t := range top {
 		e := t.e
 		out = append(out, Event{Time: t.at, Type: e.Type, Reason: e.Reason, Message: e.Message, Source: eventSource(e), Count: e.Count,
 			Object: objectName(e.InvolvedObject.Kind, e.InvolvedObject.Namespace, e.InvolvedObject.Name)})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -295,6 +296,60 @@ func TestCheckLoopback(t *testing.T) {
 		"0.0.0.0:7480": false, ":7480": false, "10.0.0.1:80": false, "example.com:80": false, "nope": false} {
 		if err := CheckLoopback(addr); (err == nil) != ok {
 			t.Errorf("CheckLoopback(%q) = %v, want ok %v", addr, err, ok)
+		}
+	}
+}
+
+// TestNewestEvents: the n newest events, newest first, events of one time in the order
+// they were given (as a stable sort of them all by time would give), with and without
+// a filter by object, for fewer events than n, exactly n and many more, with many ties.
+func TestNewestEvents(t *testing.T) {
+	var events []*corev1.Event
+	for i := range 500 {
+		uid := types.UID(fmt.Sprint("p", i%7))
+		// Times out of order and ties: 37 distinct times, each used by several events.
+		events = append(events, event(uid, "Pod", fmt.Sprint("web-", i), "Normal", fmt.Sprint("R", i), "", "kubelet", "", (i*13)%37))
+	}
+	// want is the first n of all the events picked, sorted stably by time, newest first.
+	want := func(events []*corev1.Event, n int, uids map[types.UID]bool) []string {
+		var picked []*corev1.Event
+		for _, e := range events {
+			if uids == nil || uids[e.InvolvedObject.UID] {
+				picked = append(picked, e)
+			}
+		}
+		sort.SliceStable(picked, func(i, j int) bool { return eventTime(picked[i]).After(eventTime(picked[j])) })
+		out := []string{}
+		for _, e := range picked[:min(n, len(picked))] {
+			out = append(out, e.Reason)
+		}
+		return out
+	}
+	reasons := func(evs []Event) []string {
+		out := []string{}
+		for _, e := range evs {
+			out = append(out, e.Reason)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		events []*corev1.Event
+		n      int
+		uids   map[types.UID]bool
+	}{
+		{"none", nil, 50, nil},
+		{"fewer than n", events[:20], 50, nil},
+		{"exactly n", events[:50], 50, nil},
+		{"many, all", events, 50, nil},
+		{"many, the cluster's n", events, MaxEvents, nil},
+		{"many, one object's", events, 50, map[types.UID]bool{"p3": true}},
+		{"many, two objects'", events, 10, map[types.UID]bool{"p1": true, "p5": true}},
+		{"one", events, 1, nil},
+		{"zero", events, 0, nil},
+	} {
+		if got, want := reasons(newestEvents(tc.events, tc.n, tc.uids)), want(tc.events, tc.n, tc.uids); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, want)
 		}
 	}
 }

@@ -10,8 +10,8 @@
 // A page opens one server-sent event stream (/api/stream). Whenever a cache or the Raft
 // status changes, the stream's goroutine recomputes the view the page shows (the cluster,
 // or the chain of the workload it names) from the caches and sends those that changed,
-// at most once per Throttle: during a rollout of 10,000 pods a page gets a few updates a
-// second, never one per object. The views are computed by BuildCluster and BuildChain,
+// at most once per Throttle (or twice a slow build's time: buildPause): during a rollout
+// of 10,000 pods a page gets a few updates a second, never one per object. The views are computed by BuildCluster and BuildChain,
 // pure functions of the objects, which the unit tests drive.
 //
 // The page itself (static/) is built from web/ by `make ui` (esbuild, preact and htm
@@ -482,10 +482,11 @@ type view struct {
 
 // buildViews computes the views a page's stream sends (the cluster, or the Raft members
 // and the chain or Service view of kind ns/name) and hands them to out: at once, then at
-// each change of the caches, at most once per Throttle. A change after a quiet spell is
-// computed at once; one soon after the last build waits for the rest of the Throttle
-// (and brings the changes made meanwhile), unless it is the shown object's own (a
-// Service's: its chain's workload has its head sent by the writer).
+// each change of the caches, at most once per Throttle, and a slow build (a large
+// workload's, a loaded machine's) rests twice its own time first (buildPause). A change
+// after a quiet spell is computed at once; one soon after the last build waits for the
+// rest of the pause (and brings the changes made meanwhile), unless it is the shown
+// object's own (a Service's: its chain's workload has its head sent by the writer).
 func (s *Server) buildViews(ctx context.Context, kind, ns, name string, out chan<- []view) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -496,6 +497,7 @@ func (s *Server) buildViews(ctx context.Context, kind, ns, name string, out chan
 		if kind == kinds.Service {
 			own = s.hub.waitObject(objectKey(kind, ns, name))
 		}
+		began := time.Now()
 		objs := s.objects()
 		var vs []view
 		switch {
@@ -507,6 +509,7 @@ func (s *Server) buildViews(ctx context.Context, kind, ns, name string, out chan
 		default:
 			vs = []view{{"raft", s.Raft()}, {"chain", BuildChain(kind, ns, name, s.memberNames(), objs)}}
 		}
+		took := time.Since(began)
 		select {
 		case <-ctx.Done():
 			return
@@ -518,7 +521,7 @@ func (s *Server) buildViews(ctx context.Context, kind, ns, name string, out chan
 			return
 		case <-changed:
 		}
-		if wait := s.cfg.Throttle - time.Since(built); wait > 0 {
+		if wait := buildPause(s.cfg.Throttle, took) - time.Since(built); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
@@ -529,6 +532,20 @@ func (s *Server) buildViews(ctx context.Context, kind, ns, name string, out chan
 			}
 		}
 	}
+}
+
+// buildShare is the largest share of the time a page's stream spends computing its
+// views: after a build that took d, the next waits at least (1/buildShare - 1)·d.
+const buildShare = 3
+
+// buildPause is the shortest time from the end of a build that took took to the next:
+// the Throttle, or longer when builds are slow, so that a stream builds for at most
+// 1/buildShare of the time. A chain of 10,000 pods and their 50,000 events costs tens
+// of milliseconds of CPU, hundreds on a loaded machine: built back to back, one page
+// kept a core busy, which the cluster it shows (its writes, its watches, the very
+// changes the page waits for) then lacked.
+func buildPause(throttle, took time.Duration) time.Duration {
+	return max(throttle, (buildShare-1)*took)
 }
 
 // newerRV says whether resourceVersion a is later than b. Skiff's resourceVersions are

@@ -272,3 +272,26 @@ func TestRaftBeforePoll(t *testing.T) {
 		t.Fatalf("raft before a poll: %s", b)
 	}
 }
+
+// TestBuildPause: a page's stream rests at least the Throttle between two builds, and
+// after a slow build twice its time, so that building a large workload's views (tens of
+// milliseconds of CPU for 10,000 pods, hundreds on a loaded machine) takes at most a
+// third of a core, not all of one, from the cluster whose changes the page waits for.
+func TestBuildPause(t *testing.T) {
+	const throttle = 100 * time.Millisecond
+	for _, tc := range []struct{ took, want time.Duration }{
+		{0, throttle},
+		{20 * time.Millisecond, throttle},
+		{50 * time.Millisecond, throttle},
+		{80 * time.Millisecond, 160 * time.Millisecond},
+		{300 * time.Millisecond, 600 * time.Millisecond},
+		{2 * time.Second, 4 * time.Second},
+	} {
+		if got := buildPause(throttle, tc.took); got != tc.want {
+			t.Errorf("after a build of %v: pause %v, want %v", tc.took, got, tc.want)
+		}
+		if busy := float64(tc.took) / float64(tc.took+buildPause(throttle, tc.took)); busy > 1.0/3+1e-9 {
+			t.Errorf("after a build of %v: the stream builds %.0f%% of the time, want at most a third", tc.took, 100*busy)
+		}
+	}
+}
