@@ -95,7 +95,7 @@ func (r *resources) admitNodePodCertificateRequest(ctx context.Context, pcr *cer
 	read := func(kind, namespace, name string) (kinds.Object, error) {
 		obj, _, err := r.get(ctx, kinds.MustLookup(kind), store.Key{Kind: kind, Namespace: namespace, Name: name}, store.ReadOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("while retrieving %s %q named in the PodCertificateRequest: %w", resourceName(kinds.MustLookup(kind)), name, err)
+			return nil, fmt.Errorf("while retrieving %s %q named in the PodCertificateRequest: %w", kinds.MustLookup(kind).Singular, name, err)
 		}
 		return obj, nil
 	}
