@@ -417,14 +417,7 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		case a.Verb == Create:
 			return nil, nil
 		case a.Verb == List || a.Verb == Watch:
-			fs, err := fields.ParseSelector(a.FieldSelector)
-			if err != nil {
-				return nil, deny(a, "fieldSelector: %v", err)
-			}
-			if v, ok := fs.RequiresExactMatch("spec.nodeName"); !ok || v != node {
-				return nil, deny(a, "a node may only %s podcertificaterequests with fieldSelector spec.nodeName=%s", a.Verb, node)
-			}
-			return nil, nil
+			return nil, onNode(a, node)
 		case a.Verb == Get:
 			return func(obj kinds.Object) error {
 				if pcr, ok := obj.(*certificatesv1.PodCertificateRequest); !ok || string(pcr.Spec.NodeName) != node {
@@ -497,14 +490,7 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 	case plural(kinds.Pod):
 		switch {
 		case a.Verb == List || a.Verb == Watch:
-			fs, err := fields.ParseSelector(a.FieldSelector)
-			if err != nil {
-				return nil, deny(a, "fieldSelector: %v", err)
-			}
-			if v, ok := fs.RequiresExactMatch("spec.nodeName"); !ok || v != node {
-				return nil, deny(a, "a node may only %s pods with fieldSelector spec.nodeName=%s", a.Verb, node)
-			}
-			return nil, nil
+			return nil, onNode(a, node)
 		case a.Verb == Get && (a.Subresource == "" || a.Subresource == "log"),
 			a.Verb == Update && a.Subresource == "status",
 			a.Verb == Delete && a.Subresource == "":
@@ -512,6 +498,19 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		}
 	}
 	return nil, deny(a, "")
+}
+
+// onNode admits a node's list or watch of what is bound to it: only with fieldSelector
+// spec.nodeName=NAME (its pods, its PodCertificateRequests).
+func onNode(a Attributes, node string) error {
+	fs, err := fields.ParseSelector(a.FieldSelector)
+	if err != nil {
+		return deny(a, "fieldSelector: %v", err)
+	}
+	if v, ok := fs.RequiresExactMatch("spec.nodeName"); !ok || v != node {
+		return deny(a, "a node may only %s %s with fieldSelector spec.nodeName=%s", a.Verb, a.Resource, node)
+	}
+	return nil
 }
 
 // pinnedTo tells whether pv's node affinity allows node alone: each of its required
