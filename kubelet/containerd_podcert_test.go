@@ -17,6 +17,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
+	"github.com/skiffhq/skiff/kubelet/volume"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/containerdtest"
 	"github.com/skiffhq/skiff/test/podsigner"
@@ -60,6 +61,20 @@ func TestPodCertificateOnContainerd(t *testing.T) {
 	e := &env{t: t, ctx: ctx, cs: client.NewClientset(c.Dial(t, "kubelet-"+node, client.Options{})), ns: ns, node: node}
 	e.start(rt, ctrdConfig(e)) // the kubelet, as its node
 	e.cs = admin
+	// A failure stops the test with the pod's tmpfs volume mounted: unmount what is left.
+	t.Cleanup(func() {
+		m, err := volume.New(volume.Config{Root: e.rootDir})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		uids, _ := m.Pods()
+		for _, uid := range uids {
+			if err := m.TearDown(uid); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 
 	script := `cat /creds/bundle.pem; echo SPLIT; cat /creds/tls/chain.pem; sleep 3600`
 	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.PodSpec{
