@@ -38,6 +38,9 @@ func admitStatusUpdate(old, obj kinds.Object, sub string, now metav1.Time) error
 	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
 		return admitCSRStatus(old.(*certificatesv1.CertificateSigningRequest), csr, sub, now)
 	}
+	if pcr, ok := obj.(*certificatesv1.PodCertificateRequest); ok {
+		return admitPodCertificateRequestStatus(old.(*certificatesv1.PodCertificateRequest), pcr, now)
+	}
 	if c, ok := obj.(*kinds.Custom); ok {
 		if oldC, ok := old.(*kinds.Custom); ok {
 			return validation.ValidateCustomStatus(oldC, c)

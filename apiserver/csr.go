@@ -54,25 +54,33 @@ func signerVerb(sub string, cur, next kinds.Object) string {
 }
 
 // authorizeSigner is Kubernetes' CertificateApproval and CertificateSigning admission:
-// the user may verb (approve, sign) the signers named signerName, or its domain's
-// wildcard ("example.com/*").
+// the user may verb (approve, sign) the request's signer (maySigner).
 func (r *resources) authorizeSigner(ctx context.Context, verb string, csr *certificatesv1.CertificateSigningRequest) error {
+	if r.maySigner(ctx, verb, csr.Spec.SignerName) {
+		return nil
+	}
+	return forbidden(kinds.Of(csr), csr.Name, fmt.Sprintf("user not permitted to %s requests with signerName %q", verb, csr.Spec.SignerName))
+}
+
+// maySigner tells whether the request's user may verb (approve, sign) the signers named
+// signer, or its domain's wildcard ("example.com/*"), as Kubernetes'
+// IsAuthorizedForSignerName asks.
+func (r *resources) maySigner(ctx context.Context, verb, signer string) bool {
 	az := r.authz
 	u := requestUser(ctx)
 	if az == nil || auth.IsAdmin(u) {
-		return nil
+		return true
 	}
-	signer := csr.Spec.SignerName
 	names := []string{signer}
 	if domain, _, ok := strings.Cut(signer, "/"); ok {
 		names = append(names, domain+"/*")
 	}
 	for _, name := range names {
 		if _, err := az.Authorize(auth.Attributes{User: u, Verb: verb, APIGroup: certificatesv1.GroupName, Resource: auth.ResourceSigners, Name: name}); err == nil {
-			return nil
+			return true
 		}
 	}
-	return forbidden(kinds.Of(csr), csr.Name, fmt.Sprintf("user not permitted to %s requests with signerName %q", verb, signer))
+	return false
 }
 
 // admitCSRStatus validates a write of a request's status through sub (status or

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -36,6 +37,7 @@ var selectableFields = map[string][]string{
 	kinds.Namespace:             {"metadata.name", "metadata.namespace", "status.phase"},
 	kinds.Secret:                {"metadata.name", "metadata.namespace", "type"},
 	kinds.ReplicationController: {"metadata.name", "metadata.namespace", "status.replicas"},
+	kinds.PodCertificateRequest: {"metadata.name", "metadata.namespace", "spec.signerName", "spec.podName", "spec.nodeName"},
 }
 
 func selectable(kind string) []string {
@@ -59,6 +61,8 @@ func fieldsOf(obj kinds.Object) map[string]string {
 		return map[string]string{"type": string(o.Type)}
 	case *corev1.ReplicationController:
 		return map[string]string{"status.replicas": strconv.Itoa(int(o.Status.Replicas))}
+	case *certificatesv1.PodCertificateRequest:
+		return map[string]string{"spec.signerName": o.Spec.SignerName, "spec.podName": o.Spec.PodName, "spec.nodeName": string(o.Spec.NodeName)}
 	case *corev1.Event:
 		io := &o.InvolvedObject
 		// source: the reporting component, of either API's event (Kubernetes' choice).

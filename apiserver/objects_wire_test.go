@@ -62,6 +62,10 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 				{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "AdminApproved"}}}},
 		&certificatesv1.ClusterTrustBundle{ObjectMeta: meta("", "example.com:signer:roots"), Spec: certificatesv1.ClusterTrustBundleSpec{
 			SignerName: "example.com/signer", TrustBundle: "-----BEGIN CERTIFICATE-----\n"}},
+		&certificatesv1.PodCertificateRequest{ObjectMeta: meta("default", "web-abcde"), Spec: certificatesv1.PodCertificateRequestSpec{
+			SignerName: "example.com/pods", PodName: "web", PodUID: "pod-uid", ServiceAccountName: "default", ServiceAccountUID: "sa-uid",
+			NodeName: "w1", NodeUID: "node-uid", MaxExpirationSeconds: ptr.To[int32](86400), StubPKCS10Request: []byte{0x30, 0x82}},
+			Status: certificatesv1.PodCertificateRequestStatus{Conditions: []metav1.Condition{{Type: "Denied", Status: metav1.ConditionTrue, Reason: "UnsupportedKeyType"}}}},
 		&apiextensionsv1.CustomResourceDefinition{ObjectMeta: meta("", "crontabs.stable.example.com"), Spec: apiextensionsv1.CustomResourceDefinitionSpec{
 			Group: "stable.example.com", Scope: apiextensionsv1.NamespaceScoped,
 			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "crontabs", Singular: "crontab", Kind: "CronTab", ShortNames: []string{"ct"}},

@@ -380,6 +380,11 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 	if err := r.admitNodeWrite(ctx, info, nil, obj); err != nil {
 		return nil, err
 	}
+	if pcr, ok := obj.(*certificatesv1.PodCertificateRequest); ok {
+		if err := r.admitNodePodCertificateRequest(ctx, pcr); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.admitRBAC(ctx, info, nil, obj); err != nil {
 		return nil, err
 	}
@@ -758,6 +763,8 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		o.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	case *certificatesv1.PodCertificateRequest:
+		o.Status = certificatesv1.PodCertificateRequestStatus{}
 	case *appsv1.Deployment:
 		o.Status = appsv1.DeploymentStatus{}
 	case *appsv1.ReplicaSet:
@@ -1387,6 +1394,11 @@ func (r *resources) prepareStatusUpdate(ctx context.Context, info *kinds.Info, c
 	}
 	if verb := signerVerb(sub, cur, next); verb != "" {
 		if err := r.authorizeSigner(ctx, verb, cur.(*certificatesv1.CertificateSigningRequest)); err != nil {
+			return nil, err
+		}
+	}
+	if pcr, ok := cur.(*certificatesv1.PodCertificateRequest); ok {
+		if err := r.authorizePodCertificateSigner(ctx, pcr, next.(*certificatesv1.PodCertificateRequest)); err != nil {
 			return nil, err
 		}
 	}

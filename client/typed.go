@@ -518,6 +518,9 @@ type Clientset struct {
 	// the controller-manager signs requests, the kubelet projects bundles.
 	CertificateSigningRequests *Client[*certificatesv1.CertificateSigningRequest]
 	ClusterTrustBundles        *Client[*certificatesv1.ClusterTrustBundle]
+	// PodCertificateRequests are what a kubelet asks signers for its pods' podCertificate
+	// projections (certificates.k8s.io/v1).
+	PodCertificateRequests *Client[*certificatesv1.PodCertificateRequest]
 }
 
 // NewClientset makes the typed clients of a connection.
@@ -542,6 +545,7 @@ func NewClientset(c *Conn) *Clientset {
 
 		CertificateSigningRequests: For[*certificatesv1.CertificateSigningRequest](c),
 		ClusterTrustBundles:        For[*certificatesv1.ClusterTrustBundle](c),
+		PodCertificateRequests:     For[*certificatesv1.PodCertificateRequest](c),
 	}
 }
 

@@ -141,6 +141,10 @@ const (
 	// ClusterTrustBundle is certificates.k8s.io/v1's set of trust anchors (a PEM bundle
 	// of CA certificates), which pods mount through a clusterTrustBundle projection.
 	ClusterTrustBundle = "ClusterTrustBundle"
+	// PodCertificateRequest is certificates.k8s.io/v1's request, made by a kubelet for a
+	// pod bound to it, for a certificate from a named signer for the key of a
+	// podCertificate projection: the signer writes the chain into its status.
+	PodCertificateRequest = "PodCertificateRequest"
 	// CustomResourceDefinition is apiextensions.k8s.io/v1's: a kind users define, whose
 	// objects (custom resources, *Custom) the API server serves once it is established.
 	CustomResourceDefinition = "CustomResourceDefinition"
@@ -243,6 +247,8 @@ var all = []*Info{
 		Plural: "certificatesigningrequests", Singular: "certificatesigningrequest", ShortNames: []string{"csr"}, HasStatus: true}),
 	kind[certificatesv1.ClusterTrustBundle](Info{Kind: ClusterTrustBundle, Group: "certificates.k8s.io", Version: "v1",
 		Plural: "clustertrustbundles", Singular: "clustertrustbundle"}),
+	kind[certificatesv1.PodCertificateRequest](Info{Kind: PodCertificateRequest, Group: "certificates.k8s.io", Version: "v1",
+		Plural: "podcertificaterequests", Singular: "podcertificaterequest", Namespaced: true, HasStatus: true}),
 	kind[apiextensionsv1.CustomResourceDefinition](Info{Kind: CustomResourceDefinition, Group: "apiextensions.k8s.io", Version: "v1",
 		Plural: "customresourcedefinitions", Singular: "customresourcedefinition", ShortNames: []string{"crd", "crds"},
 		Categories: []string{"api-extensions"}, HasStatus: true, HasSpec: true}),

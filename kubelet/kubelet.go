@@ -43,7 +43,9 @@ type Kubelet struct {
 	objects  *objectCache
 	// tokens are the pods' service-account tokens (tokens.go).
 	tokens *tokenManager
-	prober *prober
+	// podCerts are the pods' podCertificate credentials (podcerts.go).
+	podCerts *podCertManager
+	prober   *prober
 
 	mu     sync.Mutex
 	memory map[string]*podMemory // by pod key
@@ -120,6 +122,7 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 		capacity: cfg.resourceList(),
 		objects:  newObjectCache(cs, cfg.ObjectCacheTTL, cfg.Clock.Now),
 		tokens:   newTokenManager(cs.Conn, cfg.Clock.Now),
+		podCerts: newPodCertManager(cs, cfg.NodeName, cfg.Clock.Now),
 
 		memory: map[string]*podMemory{},
 	}

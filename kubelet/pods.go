@@ -200,6 +200,7 @@ func (k *Kubelet) terminatePod(ctx context.Context, key string, pod *corev1.Pod,
 func (k *Kubelet) cleanUpPod(ctx context.Context, uid types.UID) error {
 	k.prober.keep(string(uid), nil)
 	k.tokens.forget(uid)
+	k.podCerts.forget(uid)
 	if k.volumes != nil {
 		if err := k.volumes.TearDown(uid); err != nil {
 			return err
@@ -561,6 +562,9 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, mem *podMem
 			return k.mountImage(ctx, pod, src, dir)
 		},
 		ClusterTrustBundles: k.objects.clusterTrustBundles,
+		PodCertificate: func(ctx context.Context, volume string, source int, p *corev1.PodCertificateProjection) ([]byte, []byte, error) {
+			return k.podCerts.credentials(ctx, pod, volume, source, p)
+		},
 	})
 	if err != nil {
 		if msg := err.Error(); msg != mem.mountErr {

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/pki"
@@ -181,12 +183,27 @@ func TestAuthorize(t *testing.T) {
 		{name: "cm makes service accounts", a: A{User: cm, Verb: Create, Resource: "serviceaccounts", Namespace: "team", Name: "default"}},
 		{name: "cm reads secrets", a: A{User: cm, Verb: Watch, Resource: "secrets"}},
 		{name: "node cannot read the cluster", a: A{User: w1, Verb: Get, Resource: ResourceCluster}, want: `cannot get cluster`},
+		{name: "node creates podcertificaterequests", a: A{User: w1, Verb: Create, Resource: "podcertificaterequests", Namespace: "default"}},
+		{name: "node reads its podcertificaterequest", a: A{User: w1, Verb: Get, Resource: "podcertificaterequests", Namespace: "default", Name: "web-x"},
+			guarded: pcrOn("w1")},
+		{name: "node cannot read another's podcertificaterequest", a: A{User: w1, Verb: Get, Resource: "podcertificaterequests", Namespace: "default", Name: "web-x"},
+			guarded: pcrOn("w2"), guardWant: `cannot get podcertificaterequests "default/web-x": a node may only read the podcertificaterequests it made`},
+		{name: "node watches its podcertificaterequests", a: A{User: w1, Verb: Watch, Resource: "podcertificaterequests", FieldSelector: "spec.nodeName=w1"}},
+		{name: "node cannot list every podcertificaterequest", a: A{User: w1, Verb: List, Resource: "podcertificaterequests"},
+			want: "a node may only list podcertificaterequests with fieldSelector spec.nodeName=w1"},
+		{name: "node cannot sign", a: A{User: w1, Verb: Update, Resource: "podcertificaterequests", Subresource: "status", Namespace: "default", Name: "web-x"},
+			want: `cannot update podcertificaterequests/status "default/web-x"`},
+		{name: "node cannot delete podcertificaterequests", a: A{User: w1, Verb: Delete, Resource: "podcertificaterequests", Namespace: "default", Name: "web-x"},
+			want: `cannot delete podcertificaterequests "default/web-x"`},
+		{name: "node reads its pod's service account", a: A{User: w1, Verb: Get, Resource: "serviceaccounts", Namespace: "default", Name: "app"}},
+		{name: "node cannot read another service account", a: A{User: w1, Verb: Get, Resource: "serviceaccounts", Namespace: "default", Name: "other"},
+			want: "no relationship found between node 'w1' and this object"},
 		{name: "a node group without a node name", a: A{User: User{Name: "mallory", Groups: []string{pki.GroupNodes}}, Verb: Get, Resource: "nodes", Name: "mallory"}, want: "must be named system:node:NODE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			guard, err := Authorizer{Graph: graph{{"w1", "secrets", "default", "db"}: true, {"w1", "configmaps", "default", "cfg"}: true,
-				{"w1", "persistentvolumeclaims", "default", "www-web-0"}: true}}.Authorize(tt.a)
+				{"w1", "persistentvolumeclaims", "default", "www-web-0"}: true, {"w1", "serviceaccounts", "default", "app"}: true}}.Authorize(tt.a)
 			check := func(what string, err error, want string) {
 				t.Helper()
 				if want == "" {
@@ -362,4 +379,9 @@ func TestAuthenticateRemembers(t *testing.T) {
 	if _, err := a.Authenticate(Credentials{Chain: chain}); err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Fatalf("after the CA changed: %v", err)
 	}
+}
+
+func pcrOn(node string) *certificatesv1.PodCertificateRequest {
+	return &certificatesv1.PodCertificateRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-x"},
+		Spec: certificatesv1.PodCertificateRequestSpec{NodeName: types.NodeName(node)}}
 }

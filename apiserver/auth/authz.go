@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
@@ -186,8 +187,11 @@ type Guard func(obj kinds.Object) error
 //     local-path reclaimer); reading services and endpointslices (the node's
 //     cluster DNS, the pods' service variables) and runtimeclasses (the handlers its
 //     pods run with); creating tokens (serviceaccounts/token) of the ServiceAccounts of
-//     pods bound to it, each bound to such a pod; creating and reading
-//     CertificateSigningRequests and reading ClusterTrustBundles (system:node's).
+//     pods bound to it, each bound to such a pod, and getting those ServiceAccounts;
+//     creating and reading
+//     CertificateSigningRequests and reading ClusterTrustBundles (system:node's);
+//     creating PodCertificateRequests (for pods bound to it: AdmitNodePodCertificateRequest)
+//     and reading its own (get, or list and watch with fieldSelector spec.nodeName=NAME).
 //
 // Members of system:masters, Kubernetes' superuser group, are administrators too.
 //
@@ -404,6 +408,24 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		if isRead(a.Verb) {
 			return nil, nil
 		}
+	case plural(kinds.PodCertificateRequest):
+		// Its pods' podCertificate projections: creating requests (NodeRestriction
+		// checks each names a pod bound to it: AdmitNodePodCertificateRequest) and
+		// reading its own, by name or with fieldSelector spec.nodeName=NAME.
+		switch {
+		case a.Subresource != "":
+		case a.Verb == Create:
+			return nil, nil
+		case a.Verb == List || a.Verb == Watch:
+			return nil, onNode(a, node)
+		case a.Verb == Get:
+			return func(obj kinds.Object) error {
+				if pcr, ok := obj.(*certificatesv1.PodCertificateRequest); !ok || string(pcr.Spec.NodeName) != node {
+					return deny(a, "a node may only read the podcertificaterequests it made")
+				}
+				return nil
+			}, nil
+		}
 	case plural(kinds.Service), plural(kinds.EndpointSlice), plural(kinds.RuntimeClass):
 		// What a node's cluster DNS (and service proxy) answers from: Kubernetes'
 		// system:node and system:node-proxier roles; and the RuntimeClasses whose
@@ -456,8 +478,9 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		return nil, nil
 	case plural(kinds.ServiceAccount):
 		// Kubernetes' node authorizer: a token of the account of a pod bound to the node
-		// (the handler checks that the token is bound to such a pod: AdmitNodeToken).
-		if a.Verb != Create || a.Subresource != SubresourceToken {
+		// (the handler checks that the token is bound to such a pod: AdmitNodeToken), and
+		// the account itself (its uid, which a PodCertificateRequest names).
+		if !(a.Verb == Create && a.Subresource == SubresourceToken) && !(a.Verb == Get && a.Subresource == "") {
 			break
 		}
 		if g == nil || !g.References(node, a.Resource, a.Namespace, a.Name) {
@@ -467,14 +490,7 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 	case plural(kinds.Pod):
 		switch {
 		case a.Verb == List || a.Verb == Watch:
-			fs, err := fields.ParseSelector(a.FieldSelector)
-			if err != nil {
-				return nil, deny(a, "fieldSelector: %v", err)
-			}
-			if v, ok := fs.RequiresExactMatch("spec.nodeName"); !ok || v != node {
-				return nil, deny(a, "a node may only %s pods with fieldSelector spec.nodeName=%s", a.Verb, node)
-			}
-			return nil, nil
+			return nil, onNode(a, node)
 		case a.Verb == Get && (a.Subresource == "" || a.Subresource == "log"),
 			a.Verb == Update && a.Subresource == "status",
 			a.Verb == Delete && a.Subresource == "":
@@ -482,6 +498,19 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 		}
 	}
 	return nil, deny(a, "")
+}
+
+// onNode admits a node's list or watch of what is bound to it: only with fieldSelector
+// spec.nodeName=NAME (its pods, its PodCertificateRequests).
+func onNode(a Attributes, node string) error {
+	fs, err := fields.ParseSelector(a.FieldSelector)
+	if err != nil {
+		return deny(a, "fieldSelector: %v", err)
+	}
+	if v, ok := fs.RequiresExactMatch("spec.nodeName"); !ok || v != node {
+		return deny(a, "a node may only %s %s with fieldSelector spec.nodeName=%s", a.Verb, a.Resource, node)
+	}
+	return nil
 }
 
 // pinnedTo tells whether pv's node affinity allows node alone: each of its required

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 
@@ -114,4 +115,41 @@ func admitNodeEvent(node string, ev *corev1.Event, podNode PodNode) error {
 		return nil
 	}
 	return fmt.Errorf("node %q may record events only about its Node and its pods, not about %s %q", node, ref.Kind, ref.Name)
+}
+
+// AdmitNodePodCertificateRequest is Kubernetes' NodeRestriction for a
+// PodCertificateRequest kubelet node creates, given the Node, pod and service account
+// the request names as they are stored: the pod must be bound to the node, not be a
+// mirror pod, and have a podCertificate projection for the request's signer; the
+// request must name the node, the pod and the pod's service account by their uids.
+func AdmitNodePodCertificateRequest(node string, pcr *certificatesv1.PodCertificateRequest, n *corev1.Node, pod *corev1.Pod, sa *corev1.ServiceAccount) error {
+	s := &pcr.Spec
+	ref := pcr.Namespace + "/" + s.PodName
+	switch {
+	case string(s.NodeName) != node:
+		return fmt.Errorf("PodCertificateRequest.Spec.NodeName=%q, which is not the requesting node %q", s.NodeName, node)
+	case n.UID != s.NodeUID:
+		return fmt.Errorf("PodCertificateRequest for pod %q names node UID %q, inconsistent with the running node (%q)", ref, s.NodeUID, n.UID)
+	case pod.UID != s.PodUID:
+		return fmt.Errorf("PodCertificateRequest for pod %q contains pod UID (%q) that differs from running pod (%q)", ref, s.PodUID, pod.UID)
+	case pod.Spec.NodeName != node:
+		return fmt.Errorf("pod %q is not running on node %q named in the PodCertificateRequest", ref, node)
+	case pod.Annotations[corev1.MirrorPodAnnotationKey] != "":
+		return fmt.Errorf("pod %q is a mirror pod", ref)
+	case pod.Spec.ServiceAccountName != s.ServiceAccountName:
+		return fmt.Errorf("PodCertificateRequest for pod %q contains serviceAccountName (%q) that differs from running pod (%q)", ref, s.ServiceAccountName, pod.Spec.ServiceAccountName)
+	case sa.UID != s.ServiceAccountUID:
+		return fmt.Errorf("PodCertificateRequest for pod %q contains serviceAccountUID (%q) that differs from running service account (%q)", ref, s.ServiceAccountUID, sa.UID)
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if src.PodCertificate != nil && src.PodCertificate.SignerName == s.SignerName {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("pod %q has no podCertificate projected volume source for signer %q", ref, s.SignerName)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -80,6 +81,63 @@ func TestAdmitNodeWrite(t *testing.T) {
 				t.Fatalf("refused: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestAdmitNodePodCertificateRequest: a kubelet may ask for a certificate only for a
+// pod bound to it, not a mirror pod, with a podCertificate projection for the signer,
+// naming the node, the pod and its service account as they are.
+func TestAdmitNodePodCertificateRequest(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", UID: "node-uid"}}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "app", UID: "sa-uid"}}
+	pod := func(mut func(*corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "pod-uid"},
+			Spec: corev1.PodSpec{NodeName: "w1", ServiceAccountName: "app", Volumes: []corev1.Volume{{Name: "creds", VolumeSource: corev1.VolumeSource{
+				Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{PodCertificate: &corev1.PodCertificateProjection{SignerName: "example.com/pods"}}}}}}}}}
+		if mut != nil {
+			mut(p)
+		}
+		return p
+	}
+	pcr := func(mut func(*certificatesv1.PodCertificateRequestSpec)) *certificatesv1.PodCertificateRequest {
+		p := &certificatesv1.PodCertificateRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-x"},
+			Spec: certificatesv1.PodCertificateRequestSpec{SignerName: "example.com/pods", PodName: "web", PodUID: "pod-uid",
+				ServiceAccountName: "app", ServiceAccountUID: "sa-uid", NodeName: "w1", NodeUID: "node-uid"}}
+		if mut != nil {
+			mut(&p.Spec)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		pcr  *certificatesv1.PodCertificateRequest
+		pod  *corev1.Pod
+		want string
+	}{
+		{"its pod", pcr(nil), pod(nil), ""},
+		{"another node", pcr(func(s *certificatesv1.PodCertificateRequestSpec) { s.NodeName = "w2" }), pod(nil),
+			`PodCertificateRequest.Spec.NodeName="w2", which is not the requesting node "w1"`},
+		{"node uid", pcr(func(s *certificatesv1.PodCertificateRequestSpec) { s.NodeUID = "old" }), pod(nil),
+			`PodCertificateRequest for pod "default/web" names node UID "old", inconsistent with the running node ("node-uid")`},
+		{"pod uid", pcr(func(s *certificatesv1.PodCertificateRequestSpec) { s.PodUID = "old" }), pod(nil),
+			`PodCertificateRequest for pod "default/web" contains pod UID ("old") that differs from running pod ("pod-uid")`},
+		{"pod on another node", pcr(nil), pod(func(p *corev1.Pod) { p.Spec.NodeName = "w2" }),
+			`pod "default/web" is not running on node "w1" named in the PodCertificateRequest`},
+		{"mirror pod", pcr(nil), pod(func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }),
+			`pod "default/web" is a mirror pod`},
+		{"another account", pcr(func(s *certificatesv1.PodCertificateRequestSpec) { s.ServiceAccountName = "admin" }), pod(nil),
+			`PodCertificateRequest for pod "default/web" contains serviceAccountName ("admin") that differs from running pod ("app")`},
+		{"account uid", pcr(func(s *certificatesv1.PodCertificateRequestSpec) { s.ServiceAccountUID = "old" }), pod(nil),
+			`PodCertificateRequest for pod "default/web" contains serviceAccountUID ("old") that differs from running service account ("sa-uid")`},
+		{"a signer the pod does not name", pcr(func(s *certificatesv1.PodCertificateRequestSpec) { s.SignerName = "example.com/other" }), pod(nil),
+			`pod "default/web" has no podCertificate projected volume source for signer "example.com/other"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := AdmitNodePodCertificateRequest("w1", tc.pcr, node, tc.pod, sa)
+			if (err == nil) != (tc.want == "") || err != nil && err.Error() != tc.want {
+				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -46,6 +47,10 @@ func Default(obj kinds.Object) {
 		defaultCustom(o)
 	case *apiextensionsv1.CustomResourceDefinition:
 		apiextensionsv1.SetObjectDefaults_CustomResourceDefinition(o)
+	case *certificatesv1.PodCertificateRequest:
+		if o.Spec.MaxExpirationSeconds == nil {
+			o.Spec.MaxExpirationSeconds = new(int32(DefaultMaxExpirationSeconds))
+		}
 	case *corev1.Pod:
 		defaultPodSpec(&o.Spec)
 		defaultRequestsFromLimits(&o.Spec)

@@ -524,6 +524,9 @@ var supportedFields = map[string][]string{
 	kinds.CertificateSigningRequest: slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
 	// A ClusterTrustBundle's every field: the kubelet projects bundles into pods.
 	kinds.ClusterTrustBundle: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
+	// A PodCertificateRequest's every field: kubelets make them for their pods'
+	// podCertificate projections, signers (their own controllers) write the status.
+	kinds.PodCertificateRequest: slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
 	// A ValidatingAdmissionPolicy's and its bindings' every field: the admission chain
 	// evaluates the policies (policies.go); status is written by users only (Skiff does
 	// not type-check policies).
@@ -750,6 +753,7 @@ var podSpecFields = slices.Concat(
 		"volumes[*].projected.sources[*].clusterTrustBundle",
 		"volumes[*].projected.sources[*].configMap",
 		"volumes[*].projected.sources[*].downwardAPI",
+		"volumes[*].projected.sources[*].podCertificate",
 		"volumes[*].projected.sources[*].secret",
 		"volumes[*].projected.sources[*].serviceAccountToken",
 		"volumes[*].secret",

@@ -239,6 +239,8 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateCSR(o, nil)...)
 	case *certificatesv1.ClusterTrustBundle:
 		errs = append(errs, validateClusterTrustBundle(o)...)
+	case *certificatesv1.PodCertificateRequest:
+		errs = append(errs, validatePodCertificateRequest(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -303,6 +305,8 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateCSRUpdate(old.(*certificatesv1.CertificateSigningRequest), o, CSRUpdate)...)
 	case *certificatesv1.ClusterTrustBundle:
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.SignerName, old.(*certificatesv1.ClusterTrustBundle).Spec.SignerName, field.NewPath("spec", "signerName"))...)
+	case *certificatesv1.PodCertificateRequest:
+		errs = append(errs, validatePodCertificateRequestUpdate(old.(*certificatesv1.PodCertificateRequest), o)...)
 	}
 	return errs
 }

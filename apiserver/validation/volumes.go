@@ -279,8 +279,9 @@ func validateProjected(pr *corev1.ProjectedVolumeSource, p *field.Path) field.Er
 				addPath(b.Path, bp.Child("path"))
 			}
 		}
-		if s.PodCertificate != nil {
+		if pc := s.PodCertificate; pc != nil {
 			n++
+			errs = append(errs, validatePodCertificateProjection(pc, sp.Child("podCertificate"), addPath)...)
 		}
 		if n > 1 {
 			errs = append(errs, field.Forbidden(sp, "may not specify more than 1 volume type per source"))

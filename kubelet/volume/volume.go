@@ -3,7 +3,8 @@
 // volumes in it: emptyDir (on disk, or tmpfs for medium Memory, as big as the pod's
 // memory or its sizeLimit if smaller), hostPath (checked or created per its type),
 // configMap, secret, downwardAPI and projected volumes (files written by an atomic
-// writer; a projection's service-account token comes from Inputs), and the files the kubelet writes for a pod's containers (hosts,
+// writer; a projection's service-account token, and a podCertificate source's key and
+// chain, come from Inputs), and the files the kubelet writes for a pod's containers (hosts,
 // resolv.conf, termination logs).
 //
 // # Guarantees
@@ -129,6 +130,11 @@ type Inputs struct {
 	// ClusterTrustBundles are the cluster's ClusterTrustBundles, which clusterTrustBundle
 	// projections choose from. Nil: such projections fail.
 	ClusterTrustBundles func(ctx context.Context) ([]*certificatesv1.ClusterTrustBundle, error)
+	// PodCertificate is the private key (a PKCS#8 PEM block) and certificate chain
+	// (CERTIFICATE PEM blocks, leaf first) of the podCertificate projection p, source
+	// number source of the pod's volume named volume; an error while the signer has not
+	// issued them. Nil: such projections fail.
+	PodCertificate func(ctx context.Context, volume string, source int, p *corev1.PodCertificateProjection) (key, chain []byte, err error)
 	// PodMemory is the most memory the pod may use, in bytes: its cgroup's limit, or the
 	// node's allocatable when it has none; 0 if unknown. A medium Memory emptyDir's tmpfs
 	// is that big unless its sizeLimit is smaller (Kubernetes' SizeMemoryBackedVolumes).
@@ -228,7 +234,7 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 	case s.Projected != nil:
 		files := map[string]file{}
 		def := mode(s.Projected.DefaultMode)
-		for _, src := range s.Projected.Sources {
+		for i, src := range s.Projected.Sources {
 			var part map[string]file
 			var err error
 			switch {
@@ -242,6 +248,8 @@ func (m *Manager) setUpVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 				part, err = tokenFiles(ctx, src.ServiceAccountToken, def, in)
 			case src.ClusterTrustBundle != nil:
 				part, err = trustBundleFiles(ctx, src.ClusterTrustBundle, def, in)
+			case src.PodCertificate != nil:
+				part, err = podCertificateFiles(ctx, v.Name, i, src.PodCertificate, def, in)
 			}
 			if err != nil {
 				return "", err
@@ -465,6 +473,30 @@ func trustBundleFiles(ctx context.Context, p *corev1.ClusterTrustBundleProjectio
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte(der)})...)
 	}
 	return map[string]file{p.Path: {data: out, mode: def}}, nil
+}
+
+// podCertificateFiles are a podCertificate projection's files, as Kubernetes' kubelet
+// writes them: the credential bundle (the key's PEM block, then the chain's), the key
+// and the chain, each where the projection asks.
+func podCertificateFiles(ctx context.Context, volume string, source int, p *corev1.PodCertificateProjection, def os.FileMode, in Inputs) (map[string]file, error) {
+	if in.PodCertificate == nil {
+		return nil, errors.New("podCertificate projections are not supported here")
+	}
+	key, chain, err := in.PodCertificate(ctx, volume, source, p)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]file{}
+	if p.CredentialBundlePath != "" {
+		out[p.CredentialBundlePath] = file{data: slices.Concat(key, chain), mode: def}
+	}
+	if p.KeyPath != "" {
+		out[p.KeyPath] = file{data: key, mode: def}
+	}
+	if p.CertificateChainPath != "" {
+		out[p.CertificateChainPath] = file{data: chain, mode: def}
+	}
+	return out, nil
 }
 
 // file is one file of a projected volume.
