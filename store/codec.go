@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/skiffhq/skiff/proto/store/v1"
@@ -121,6 +122,86 @@ func recordToObject(key Key, r *storev1.Record) Object {
 		CreateRevision: r.GetCreateRevision(),
 		ModRevision:    r.GetModRevision(),
 	}
+}
+
+// The storev1.Record field numbers (proto/store/v1/store.proto).
+const (
+	recordValueField          protowire.Number = 1
+	recordUIDField            protowire.Number = 2
+	recordLabelsField         protowire.Number = 3
+	recordFieldsField         protowire.Number = 4
+	recordCreateRevisionField protowire.Number = 5
+	recordModRevisionField    protowire.Number = 6
+	mapKeyField               protowire.Number = 1
+	mapValueField             protowire.Number = 2
+)
+
+// encodeRecord is proto.Marshal(objectToRecord(o)) written straight into one buffer of
+// the right size: every member encodes every object each write stores, and the generic
+// marshaller's map entries cost twenty-odd allocations a record and twice the time.
+// Zero values are left out, as proto3 leaves them; proto.Unmarshal reads the result
+// (TestEncodeRecord).
+func encodeRecord(o *Object) []byte {
+	n := 0
+	if len(o.Value) > 0 {
+		n += protowire.SizeTag(recordValueField) + protowire.SizeBytes(len(o.Value))
+	}
+	if o.UID != "" {
+		n += protowire.SizeTag(recordUIDField) + protowire.SizeBytes(len(o.UID))
+	}
+	n += sizeStringMap(recordLabelsField, o.Labels) + sizeStringMap(recordFieldsField, o.Fields)
+	if o.CreateRevision != 0 {
+		n += protowire.SizeTag(recordCreateRevisionField) + protowire.SizeVarint(uint64(o.CreateRevision))
+	}
+	if o.ModRevision != 0 {
+		n += protowire.SizeTag(recordModRevisionField) + protowire.SizeVarint(uint64(o.ModRevision))
+	}
+	b := make([]byte, 0, n)
+	if len(o.Value) > 0 {
+		b = protowire.AppendTag(b, recordValueField, protowire.BytesType)
+		b = protowire.AppendBytes(b, o.Value)
+	}
+	if o.UID != "" {
+		b = protowire.AppendTag(b, recordUIDField, protowire.BytesType)
+		b = protowire.AppendString(b, o.UID)
+	}
+	b = appendStringMap(b, recordLabelsField, o.Labels)
+	b = appendStringMap(b, recordFieldsField, o.Fields)
+	if o.CreateRevision != 0 {
+		b = protowire.AppendTag(b, recordCreateRevisionField, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(o.CreateRevision))
+	}
+	if o.ModRevision != 0 {
+		b = protowire.AppendTag(b, recordModRevisionField, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(o.ModRevision))
+	}
+	return b
+}
+
+// mapEntrySize is the size of a map<string, string> entry's message, the key and the
+// value both written (as the protobuf module writes them, empty or not).
+func mapEntrySize(k, v string) int {
+	return protowire.SizeTag(mapKeyField) + protowire.SizeBytes(len(k)) + protowire.SizeTag(mapValueField) + protowire.SizeBytes(len(v))
+}
+
+func sizeStringMap(field protowire.Number, m map[string]string) int {
+	n := 0
+	for k, v := range m {
+		n += protowire.SizeTag(field) + protowire.SizeBytes(mapEntrySize(k, v))
+	}
+	return n
+}
+
+func appendStringMap(b []byte, field protowire.Number, m map[string]string) []byte {
+	for k, v := range m {
+		b = protowire.AppendTag(b, field, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(mapEntrySize(k, v)))
+		b = protowire.AppendTag(b, mapKeyField, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, mapValueField, protowire.BytesType)
+		b = protowire.AppendString(b, v)
+	}
+	return b
 }
 
 func objectToRecord(o *Object) *storev1.Record {
