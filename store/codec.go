@@ -53,20 +53,29 @@ func decodeCommand(data []byte, maxObjectSize int) (*storev1.Command, []Op, erro
 	}
 }
 
-// The storev1.Command, Txn and Op field numbers (proto/store/v1/store.proto).
+// The field numbers of storev1.Command, Txn, Op and Record, and of a map's entries
+// (proto/store/v1/store.proto).
 const (
-	commandTxnField   protowire.Number = 1
-	txnOpsField       protowire.Number = 1
-	opTypeField       protowire.Number = 1
-	opKindField       protowire.Number = 2
-	opNamespaceField  protowire.Number = 3
-	opNameField       protowire.Number = 4
-	opValueField      protowire.Number = 5
-	opUIDField        protowire.Number = 6
-	opLabelsField     protowire.Number = 7
-	opFieldsField     protowire.Number = 8
-	opIfRevisionField protowire.Number = 9
-	opIfUIDField      protowire.Number = 10
+	recordValueField          protowire.Number = 1
+	recordUIDField            protowire.Number = 2
+	recordLabelsField         protowire.Number = 3
+	recordFieldsField         protowire.Number = 4
+	recordCreateRevisionField protowire.Number = 5
+	recordModRevisionField    protowire.Number = 6
+	mapKeyField               protowire.Number = 1
+	mapValueField             protowire.Number = 2
+	commandTxnField           protowire.Number = 1
+	txnOpsField               protowire.Number = 1
+	opTypeField               protowire.Number = 1
+	opKindField               protowire.Number = 2
+	opNamespaceField          protowire.Number = 3
+	opNameField               protowire.Number = 4
+	opValueField              protowire.Number = 5
+	opUIDField                protowire.Number = 6
+	opLabelsField             protowire.Number = 7
+	opFieldsField             protowire.Number = 8
+	opIfRevisionField         protowire.Number = 9
+	opIfUIDField              protowire.Number = 10
 )
 
 // decodeTxnOps reads a Command holding a Txn straight from its wire form into Ops, as
@@ -273,18 +282,6 @@ func recordToObject(key Key, r *storev1.Record) Object {
 		ModRevision:    r.GetModRevision(),
 	}
 }
-
-// The storev1.Record field numbers (proto/store/v1/store.proto).
-const (
-	recordValueField          protowire.Number = 1
-	recordUIDField            protowire.Number = 2
-	recordLabelsField         protowire.Number = 3
-	recordFieldsField         protowire.Number = 4
-	recordCreateRevisionField protowire.Number = 5
-	recordModRevisionField    protowire.Number = 6
-	mapKeyField               protowire.Number = 1
-	mapValueField             protowire.Number = 2
-)
 
 // encodeRecord is proto.Marshal(objectToRecord(o)) written straight into one buffer of
 // the right size: every member encodes every object each write stores, and the generic
