@@ -206,9 +206,9 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	if g.authn == nil {
 		return ctx, anonymous, noop, nil
 	}
-	from := "unknown"
+	from, hasPeer := "unknown", false
 	if p, ok := peer.FromContext(ctx); ok {
-		from = p.Addr.String()
+		from, hasPeer = p.Addr.String(), true
 	}
 	user, err := g.authenticate(g.credentials(ctx), method, from)
 	if err != nil {
@@ -228,10 +228,8 @@ func (g *gate) admit(ctx context.Context, method string, req any) (_ context.Con
 	if err != nil {
 		return ctx, user, nil, err
 	}
-	if g.conns != nil {
-		if p, ok := peer.FromContext(ctx); ok {
-			g.conns.EstablishedAddr(p.Addr.String())
-		}
+	if g.conns != nil && hasPeer {
+		g.conns.EstablishedAddr(from)
 	}
 	attrs.User = user
 	ctx = context.WithValue(ctx, userKey{}, user)

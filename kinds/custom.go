@@ -371,8 +371,7 @@ func CustomKinds(crd string) []*Info {
 func lookupCustom(name string) (*Info, bool) {
 	custom.RLock()
 	defer custom.RUnlock()
-	in, ok := custom.byName[strings.ToLower(name)]
-	return in, ok
+	return lookupFolded(custom.byName, name)
 }
 
 func customByGVK(apiVersion, kind string) (*Info, bool) {

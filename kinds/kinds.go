@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -295,10 +296,35 @@ func All() []*Info { return all }
 // Lookup finds a kind by its Kind, plural, singular or short name, or a kind.group form
 // (deployments.apps), ignoring case.
 func Lookup(name string) (*Info, bool) {
-	if in, ok := byName[strings.ToLower(name)]; ok {
+	if in, ok := lookupFolded(byName, name); ok {
 		return in, true
 	}
 	return lookupCustom(name)
+}
+
+// lookupFolded is m[strings.ToLower(name)] (m's keys are lower case) without the
+// lowered copy for the ASCII names kinds have: every API request looks kinds up by name
+// several times (authorization compares its resource with the kinds' plurals, the
+// handlers find their kind), and the copy was most of what each lookup cost.
+func lookupFolded(m map[string]*Info, name string) (*Info, bool) {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		in, ok := m[strings.ToLower(name)]
+		return in, ok
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= utf8.RuneSelf {
+			in, ok := m[strings.ToLower(name)] // Unicode's case folding
+			return in, ok
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	in, ok := m[string(buf[:len(name)])] // the compiler looks this up without a copy
+	return in, ok
 }
 
 // MustLookup is Lookup for names known at compile time.
@@ -312,7 +338,7 @@ func MustLookup(name string) *Info {
 
 // ForGroupVersionKind finds a kind by its apiVersion and kind, as a manifest names it.
 func ForGroupVersionKind(apiVersion, kind string) (*Info, bool) {
-	in, ok := byName[strings.ToLower(kind)]
+	in, ok := lookupFolded(byName, kind)
 	if !ok || in.Kind != kind || in.APIVersion != apiVersion {
 		for _, v := range versions {
 			if v.Kind == kind && v.APIVersion == apiVersion {

@@ -167,6 +167,26 @@ func TestLookup(t *testing.T) {
 	if _, ok := Lookup("pods.apps"); ok {
 		t.Error("pods.apps found")
 	}
+	// Names no kind has: longer than the lookup's buffer, and not ASCII (Unicode's
+	// folding: "PODſ" lowers to "podſ", not "pods").
+	for _, name := range []string{strings.Repeat("pods", 20), "PODſ", "pоds" /* a Cyrillic о */} {
+		if in, ok := Lookup(name); ok {
+			t.Errorf("Lookup(%q) = %s", name, in.Kind)
+		}
+	}
+}
+
+// TestLookupAllocatesNothing: every API request looks kinds up by name several times
+// (authorization alone compares its resource with up to twenty kinds' plurals), and
+// lowering each name into a new string was most of each lookup's cost.
+func TestLookupAllocatesNothing(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		MustLookup(Pod)
+		MustLookup("deployments.apps")
+		ForGroupVersionKind("v1", "ConfigMap")
+	}); n != 0 {
+		t.Errorf("%v allocations a lookup, want none", n)
+	}
 	if in := OfType[*appsv1.Deployment](); in.Kind != Deployment || in.APIVersion != "apps/v1" {
 		t.Errorf("OfType = %+v", in)
 	}

@@ -95,7 +95,7 @@ func manifestKind(apiVersion, kind string) (*Info, error) {
 	if in, ok := customByGVK(apiVersion, kind); ok {
 		return in, nil
 	}
-	in, ok := byName[strings.ToLower(kind)]
+	in, ok := lookupFolded(byName, kind)
 	if !ok || in.Kind != kind {
 		var known []string
 		for _, in := range all {

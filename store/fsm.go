@@ -533,11 +533,7 @@ func (w *writer) write(c change) error {
 			return fmt.Errorf("index %s %s: %w", c.key, field, err)
 		}
 	}
-	v, err := proto.Marshal(objectToRecord(c.obj))
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", c.key, err)
-	}
-	if err := w.objects.Put(k, v); err != nil {
+	if err := w.objects.Put(k, encodeRecord(c.obj)); err != nil {
 		return fmt.Errorf("put %s: %w", c.key, err)
 	}
 	return nil
