@@ -106,14 +106,19 @@ func fieldManager(info *kinds.Info, subresource string) (*managedfields.FieldMan
 }
 
 // resetFields are the fields a write through subresource does not set (Kubernetes'
-// reset fields): the main resource's writes keep the status, status writes the spec.
+// reset fields): the main resource's writes keep the status, status writes the spec
+// (and a Deployment's labels, which prepareStatusPatch keeps, as Kubernetes does).
 func resetFields(info *kinds.Info, subresource string) map[fieldpath.APIVersion]fieldpath.Filter {
 	reset := map[fieldpath.APIVersion]fieldpath.Filter{}
 	switch {
 	case (subresource == "" || subresource == subresourceEphemeralContainers || subresource == subresourceResize) && info.HasStatus:
 		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status")))
 	case subresource == "status" && info.HasSpec:
-		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("spec")))
+		kept := fieldpath.NewSet(fieldpath.MakePathOrDie("spec"))
+		if info.Kind == kinds.Deployment {
+			kept.Insert(fieldpath.MakePathOrDie("metadata", "labels"))
+		}
+		reset[fieldpath.APIVersion(info.APIVersion)] = fieldpath.NewExcludeSetFilter(kept)
 	}
 	return reset
 }
@@ -306,9 +311,10 @@ func track(ctx context.Context, info *kinds.Info, subresource string, cur, next 
 }
 
 // apply merges applied, a configuration of info's kind, into cur (an empty object when
-// there is none yet) for manager.
-func apply(info *kinds.Info, cur kinds.Object, applied *unstructured.Unstructured, manager string, force bool) (kinds.Object, error) {
-	fm, err := fieldManager(info, "")
+// there is none yet) for manager, applying through subresource ("" or "status"): the
+// fields subresource does not write (resetFields) are neither owned nor in conflict.
+func apply(info *kinds.Info, subresource string, cur kinds.Object, applied *unstructured.Unstructured, manager string, force bool) (kinds.Object, error) {
+	fm, err := fieldManager(info, subresource)
 	if err != nil {
 		return nil, statusError(codes.Internal, "", nil, "%v", err)
 	}

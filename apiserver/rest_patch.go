@@ -174,9 +174,12 @@ func orFalse(s string) string {
 }
 
 // applyPatch serves a server-side apply: body is the applied configuration, merged into
-// the object by the field manager, or the object created from it.
+// the object by the field manager, or the object created from it. An apply to the status
+// subresource merges into the status alone (and the labels and annotations, as a status
+// patch writes them), its fields owned by the manager with subresource "status"; the
+// object must exist.
 func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRequest, opts patchOptions, body []byte) {
-	if req.subresource != "" {
+	if req.subresource != "" && req.subresource != "status" {
 		a.fail(w, r, unsupportedMedia("server-side apply to the %s subresource is not supported by Skiff", req.subresource))
 		return
 	}
@@ -186,20 +189,31 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 		return
 	}
 	ctx, view := r.Context(), req.info // as patch's, converted (rest_versions.go)
-	res, err := a.res.patch(ctx, view.Stored(), req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
-		obj, err := apply(view, view.FromStorage(cur), applied, opts.fieldManager, opts.force)
-		if err != nil {
-			return nil, err
-		}
-		return view.ToStorage(obj), nil
-	}, func(cur, patched kinds.Object) (kinds.Object, error) {
+	prepare := func(cur, patched kinds.Object) (kinds.Object, error) {
 		next, err := a.res.nextState(ctx, view.Stored(), cur, patched, true)
 		if err == nil {
 			err = checkVersionUpdate(view, cur, next)
 		}
 		return next, err
-	})
-	if !isNotFound(err) {
+	}
+	if req.subresource == "status" {
+		prepare = func(cur, patched kinds.Object) (kinds.Object, error) {
+			next, err := a.res.prepareStatusPatch(ctx, view.Stored(), cur, patched, req.subresource)
+			if err != nil {
+				return nil, err
+			}
+			next.SetManagedFields(patched.GetManagedFields())
+			return next, nil
+		}
+	}
+	res, err := a.res.patch(ctx, view.Stored(), req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
+		obj, err := apply(view, req.subresource, view.FromStorage(cur), applied, opts.fieldManager, opts.force)
+		if err != nil {
+			return nil, err
+		}
+		return view.ToStorage(obj), nil
+	}, prepare)
+	if !isNotFound(err) || req.subresource != "" {
 		res, err = asVersion(view)(res, err)
 		a.respond(w, r, http.StatusOK, res, err)
 		return
@@ -215,7 +229,7 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 	if req.info.Namespaced {
 		empty.SetNamespace(req.namespace)
 	}
-	obj, err := apply(req.info, empty, applied, opts.fieldManager, opts.force)
+	obj, err := apply(req.info, "", empty, applied, opts.fieldManager, opts.force)
 	if err == nil {
 		obj, err = toStorage(view, obj)
 	}

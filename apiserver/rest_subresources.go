@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
@@ -297,6 +298,11 @@ func (a *restAPI) scale(w http.ResponseWriter, r *http.Request, req *restRequest
 		reply(a.res.setReplicas(ctx, req.info, req.namespace, req.name, s.ResourceVersion, opts, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return &s, nil }))
 	case verbPatch:
 		opts, pt, patch, err := a.patchRequest(w, r)
+		if err == nil && pt == types.ApplyYAMLPatchType {
+			// Kubernetes maps a Scale's managed fields onto the object's (its scale
+			// handler); Skiff does not yet.
+			err = unsupportedMedia("server-side apply to the %s subresource is not supported by Skiff", req.subresource)
+		}
 		if err != nil {
 			a.fail(w, r, err)
 			return

@@ -408,7 +408,6 @@ func TestRESTPatch(t *testing.T) {
 		t.Errorf("strict patch = %q", st.Message)
 	}
 	rc.want(rc.do("PATCH", base+"/web", "application/apply-patch+cbor", "", "spec: {}"), 415, "a CBOR apply")
-	rc.want(rc.do("PATCH", base+"/web/status?fieldManager=x", "application/apply-patch+yaml", "", "spec: {}"), 415, "an apply to status")
 	// Status patch, scale.
 	// It writes the annotations it sets too (e2e's "patching /status" steps check them),
 	// but not a Deployment's labels, as in Kubernetes.

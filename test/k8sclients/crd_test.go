@@ -140,6 +140,7 @@ spec:
   - name: v1
     served: true
     storage: true
+    subresources: {status: {}}
     schema:
       openAPIV3Schema:
         type: object
@@ -154,6 +155,10 @@ spec:
             properties:
               replicas: {type: integer, description: How many gadgets run.}
               maxReplicas: {type: integer, default: 10}
+          status:
+            type: object
+            properties:
+              ready: {type: boolean}
 `
 
 func gadget(replicas int) string {
@@ -163,8 +168,8 @@ func gadget(replicas int) string {
 // TestKubectlCustomResourceSchemas: a CRD's schema at work with kubectl: explain reads
 // it from the OpenAPI documents, apply --validate=strict refuses a field it does not
 // have, apply --server-side takes ownership and a second manager's apply conflicts
-// (then forces), and a custom resource that breaks a CEL rule is refused with the rule's
-// message.
+// (then forces), as does apply --server-side --subresource=status, and a custom
+// resource that breaks a CEL rule is refused with the rule's message.
 func TestKubectlCustomResourceSchemas(t *testing.T) {
 	s := startSkiff(t)
 	if _, err := s.runEnv(nil, gadgetCRD, "apply", "-f", "-"); err != nil {
@@ -193,6 +198,22 @@ func TestKubectlCustomResourceSchemas(t *testing.T) {
 		t.Fatalf("forced apply: %v: %s", err, out)
 	}
 	s.wantOut(`^3$`, "get", "gadget", "g", "-o", "jsonpath={.spec.replicas}")
+	// Apply to the status subresource: its manager's entry says so, the spec it carries
+	// is ignored, another manager's apply of the same field conflicts until forced.
+	ready := func(ready bool) string { return gadget(5) + fmt.Sprintf("status:\n  ready: %t\n", ready) }
+	if out, err := s.runEnv(nil, ready(true), "apply", "--server-side", "--subresource=status", "--field-manager=ctrl", "-f", "-"); err != nil ||
+		!strings.Contains(out, "gadget.example.com/g serverside-applied") {
+		t.Fatalf("apply --subresource=status: %v: %s", err, out)
+	}
+	s.wantOut(`^3 true status$`, "get", "gadget", "g", "-o", `jsonpath={.spec.replicas} {.status.ready} {.metadata.managedFields[?(@.manager=="ctrl")].subresource}`)
+	out, err = s.runEnv(nil, ready(false), "apply", "--server-side", "--subresource=status", "--field-manager=other-ctrl", "-f", "-")
+	if err == nil || !strings.Contains(out, `Apply failed with 1 conflict: conflict with "ctrl" with subresource "status": .status.ready`) {
+		t.Fatalf("a second manager's status apply: %v: %s", err, out)
+	}
+	if out, err := s.runEnv(nil, ready(false), "apply", "--server-side", "--subresource=status", "--field-manager=other-ctrl", "--force-conflicts", "-f", "-"); err != nil {
+		t.Fatalf("forced status apply: %v: %s", err, out)
+	}
+	s.wantOut(`^3 false$`, "get", "gadget", "g", "-o", "jsonpath={.spec.replicas} {.status.ready}")
 	// Strategic merge patch: refused for custom resources, as Kubernetes does.
 	if out, err := s.run("patch", "gadget", "g", "--type=strategic", "-p", `{"spec":{"replicas":4}}`); err == nil ||
 		!strings.Contains(out, "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml") {
