@@ -35,6 +35,10 @@ type leaseServer struct {
 	refused int
 	renewed int           // writes taken while not busy
 	delay   time.Duration // before each answer
+	// noNamespace: the Lease namespace is missing until created; namespaceCreates
+	// counts the tries.
+	noNamespace      bool
+	namespaceCreates int
 }
 
 func (s *leaseServer) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Object, error) {
@@ -72,12 +76,20 @@ func (s *leaseServer) Create(ctx context.Context, req *apiv1.CreateRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
-	l, ok := obj.(*coordinationv1.Lease)
-	if !ok {
-		return nil, status.Error(codes.AlreadyExists, "already exists")
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	l, ok := obj.(*coordinationv1.Lease)
+	if !ok {
+		s.namespaceCreates++
+		if !s.noNamespace {
+			return nil, status.Error(codes.AlreadyExists, "namespaces \"kube-node-lease\" already exists")
+		}
+		s.noNamespace = false
+		return req.GetObject(), nil
+	}
+	if s.noNamespace {
+		return nil, status.Error(codes.NotFound, "namespaces \"kube-node-lease\" not found")
+	}
 	if s.lease != nil {
 		return nil, status.Error(codes.AlreadyExists, "leases \"n1\" already exists")
 	}
@@ -170,16 +182,15 @@ func TestLeaseRenewalOutlastsRetryDelays(t *testing.T) {
 	})
 }
 
-// TestLeaseCreatedThroughSlowCalls: a node's first Lease write takes three calls (the
-// Lease looked for, its namespace, the Lease created), each answered after 40% of the
-// renewal interval. Each call has the interval as its deadline, as each request of
+// TestLeaseCreatedThroughSlowCalls: a node's first Lease write takes two calls (the
+// Lease looked for, then created), each answered after 60% of the renewal interval. Each call has the interval as its deadline, as each request of
 // Kubernetes' heartbeat client has, so the Lease is made; with one deadline for the
-// three it never was, as on the saturated machine of issue 26, where nodes registered
+// two it never was, as on the saturated machine of issue 26, where nodes registered
 // (one call) and went Unknown without a Lease.
 func TestLeaseCreatedThroughSlowCalls(t *testing.T) {
 	srv, conn := startLeaseServer(t)
 	srv.mu.Lock()
-	srv.lease, srv.busy, srv.delay = nil, false, 800*time.Millisecond
+	srv.lease, srv.busy, srv.delay = nil, false, 1200*time.Millisecond
 	srv.mu.Unlock()
 
 	cfg := DefaultConfig()
@@ -194,6 +205,31 @@ func TestLeaseCreatedThroughSlowCalls(t *testing.T) {
 		_, renewed := srv.counts()
 		return renewed > 0, "not yet"
 	})
+}
+
+// TestLeaseNamespaceMadeOnlyWhenMissing: a node makes its Lease without trying to make
+// the namespace the API servers made (before, every node's first Lease write tried,
+// a refused write on every member for each node), and makes the namespace when it is
+// missing.
+func TestLeaseNamespaceMadeOnlyWhenMissing(t *testing.T) {
+	for _, missing := range []bool{false, true} {
+		srv, conn := startLeaseServer(t)
+		srv.mu.Lock()
+		srv.lease, srv.busy, srv.noNamespace = nil, false, missing
+		srv.mu.Unlock()
+		cfg := DefaultConfig()
+		cfg.NodeName = "n1"
+		k := &Kubelet{cs: client.NewClientset(conn), cfg: cfg, log: hclog.NewNullLogger()}
+		if _, err := k.renewLease(context.Background(), nil); err != nil {
+			t.Fatalf("namespace missing %v: %v", missing, err)
+		}
+		srv.mu.Lock()
+		creates, made := srv.namespaceCreates, srv.lease != nil
+		srv.mu.Unlock()
+		if want := map[bool]int{false: 0, true: 1}[missing]; creates != want || !made {
+			t.Errorf("namespace missing %v: %d namespace creates (want %d), lease made %v", missing, creates, want, made)
+		}
+	}
 }
 
 // lineCounter counts the log lines holding a text.
