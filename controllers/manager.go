@@ -64,6 +64,13 @@ type Config struct {
 	// GracePeriod (40s) and DefaultTolerationSeconds (300s).
 	NodeGracePeriod    time.Duration
 	PodEvictionTimeout time.Duration
+	// NodeEvictionRate, SecondaryNodeEvictionRate, UnhealthyZoneThreshold and
+	// LargeClusterSizeThreshold pace the node lifecycle controller's taints of
+	// unreachable nodes, zone by zone (its Config's fields of the same names: 0.1 and
+	// 0.01 nodes a second, 0.55, 50 nodes).
+	NodeEvictionRate, SecondaryNodeEvictionRate float64
+	UnhealthyZoneThreshold                      float64
+	LargeClusterSizeThreshold                   int
 	// TerminatedPodGCThreshold is how many finished pods the pod garbage collector keeps
 	// (the oldest beyond it are deleted); 0 keeps them all. Default 12,500.
 	TerminatedPodGCThreshold int
@@ -94,9 +101,12 @@ type Config struct {
 // DefaultConfig has Kubernetes' defaults.
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
+	nl := nodelifecycle.DefaultConfig()
 	return Config{
 		Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), LeaderElect: true, Leader: leader.DefaultConfig(),
 		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second,
+		NodeEvictionRate: nl.NodeEvictionRate, SecondaryNodeEvictionRate: nl.SecondaryNodeEvictionRate,
+		UnhealthyZoneThreshold: nl.UnhealthyZoneThreshold, LargeClusterSizeThreshold: nl.LargeClusterSizeThreshold,
 		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, LocalPathRoot: localpath.DefaultRoot, Logger: hclog.NewNullLogger(),
 		ClusterSigningDuration: csrsigning.DefaultConfig().MaxDuration,
 	}
@@ -163,6 +173,8 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	dc.Logger, rc.Logger, gc.Logger, nl.Logger = log, log, log, log
 	nl.GracePeriod = cfg.NodeGracePeriod
 	nl.DefaultTolerationSeconds = int64(cfg.PodEvictionTimeout / time.Second)
+	nl.NodeEvictionRate, nl.SecondaryNodeEvictionRate = cfg.NodeEvictionRate, cfg.SecondaryNodeEvictionRate
+	nl.UnhealthyZoneThreshold, nl.LargeClusterSizeThreshold = cfg.UnhealthyZoneThreshold, cfg.LargeClusterSizeThreshold
 	d, err := deployment.New(cs, f, rec, dc)
 	if err != nil {
 		return err

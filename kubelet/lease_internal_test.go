@@ -33,16 +33,75 @@ type leaseServer struct {
 	lease   *coordinationv1.Lease
 	busy    bool
 	refused int
-	renewed int // writes taken while not busy
+	renewed int           // writes taken while not busy
+	delay   time.Duration // before each answer
+	// noNamespace: the Lease namespace is missing until created; namespaceCreates
+	// counts the tries.
+	noNamespace      bool
+	namespaceCreates int
 }
 
-func (s *leaseServer) Get(_ context.Context, req *apiv1.GetRequest) (*apiv1.Object, error) {
+func (s *leaseServer) Get(ctx context.Context, req *apiv1.GetRequest) (*apiv1.Object, error) {
+	if err := s.answer(ctx); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.lease == nil {
+		return nil, status.Error(codes.NotFound, "leases \"n1\" not found")
+	}
 	return kinds.Wrap(s.lease)
 }
 
-func (s *leaseServer) Update(_ context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
+// answer takes the server's delay to answer, or fails with ctx: a call given up before
+// the server got to it changes nothing, as a write not yet proposed to Raft.
+func (s *leaseServer) answer(ctx context.Context) error {
+	s.mu.Lock()
+	d := s.delay
+	s.mu.Unlock()
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// Create takes the Lease, and finds the namespace there.
+func (s *leaseServer) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	if err := s.answer(ctx); err != nil {
+		return nil, err
+	}
+	obj, err := kinds.Unwrap(req.GetObject())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := obj.(*coordinationv1.Lease)
+	if !ok {
+		s.namespaceCreates++
+		if !s.noNamespace {
+			return nil, status.Error(codes.AlreadyExists, "namespaces \"kube-node-lease\" already exists")
+		}
+		s.noNamespace = false
+		return req.GetObject(), nil
+	}
+	if s.noNamespace {
+		return nil, status.Error(codes.NotFound, "namespaces \"kube-node-lease\" not found")
+	}
+	if s.lease != nil {
+		return nil, status.Error(codes.AlreadyExists, "leases \"n1\" already exists")
+	}
+	l.ResourceVersion = "1"
+	s.lease, s.renewed = l, s.renewed+1
+	return kinds.Wrap(l)
+}
+
+func (s *leaseServer) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
+	if err := s.answer(ctx); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.busy {
@@ -121,6 +180,56 @@ func TestLeaseRenewalOutlastsRetryDelays(t *testing.T) {
 		refused, renewed := srv.counts()
 		return renewed > 0, strconv.Itoa(refused) + " renewals refused, none taken"
 	})
+}
+
+// TestLeaseCreatedThroughSlowCalls: a node's first Lease write takes two calls (the
+// Lease looked for, then created), each answered after 60% of the renewal interval. Each call has the interval as its deadline, as each request of
+// Kubernetes' heartbeat client has, so the Lease is made; with one deadline for the
+// two it never was, as on the saturated machine of issue 26, where nodes registered
+// (one call) and went Unknown without a Lease.
+func TestLeaseCreatedThroughSlowCalls(t *testing.T) {
+	srv, conn := startLeaseServer(t)
+	srv.mu.Lock()
+	srv.lease, srv.busy, srv.delay = nil, false, 1200*time.Millisecond
+	srv.mu.Unlock()
+
+	cfg := DefaultConfig()
+	cfg.NodeName = "n1"
+	cfg.LeaseRenewInterval, cfg.LeaseDuration = 2*time.Second, 8*time.Second
+	k := &Kubelet{cs: client.NewClientset(conn), cfg: cfg, log: hclog.NewNullLogger()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); k.leaseLoop(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitfor.Condition(t, 30*time.Second, "the Lease created", func() (bool, string) {
+		_, renewed := srv.counts()
+		return renewed > 0, "not yet"
+	})
+}
+
+// TestLeaseNamespaceMadeOnlyWhenMissing: a node makes its Lease without trying to make
+// the namespace the API servers made (before, every node's first Lease write tried,
+// a refused write on every member for each node), and makes the namespace when it is
+// missing.
+func TestLeaseNamespaceMadeOnlyWhenMissing(t *testing.T) {
+	for _, missing := range []bool{false, true} {
+		srv, conn := startLeaseServer(t)
+		srv.mu.Lock()
+		srv.lease, srv.busy, srv.noNamespace = nil, false, missing
+		srv.mu.Unlock()
+		cfg := DefaultConfig()
+		cfg.NodeName = "n1"
+		k := &Kubelet{cs: client.NewClientset(conn), cfg: cfg, log: hclog.NewNullLogger()}
+		if _, err := k.renewLease(context.Background(), nil); err != nil {
+			t.Fatalf("namespace missing %v: %v", missing, err)
+		}
+		srv.mu.Lock()
+		creates, made := srv.namespaceCreates, srv.lease != nil
+		srv.mu.Unlock()
+		if want := map[bool]int{false: 0, true: 1}[missing]; creates != want || !made {
+			t.Errorf("namespace missing %v: %d namespace creates (want %d), lease made %v", missing, creates, want, made)
+		}
+	}
 }
 
 // lineCounter counts the log lines holding a text.

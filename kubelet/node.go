@@ -37,18 +37,21 @@ func retryWait(failures int, period time.Duration) time.Duration {
 // against slow API servers waited on the log rather than retried (issue 26).
 func logFailure(failures int) bool { return failures&(failures+1) == 0 }
 
-// heartbeat runs one heartbeat — a Lease renewal, a node status check and write — with
-// a deadline of period (at most the Lease's duration), as Kubernetes' kubelet gives its
-// heartbeat client a timeout of the status update frequency. Without it one renewal
-// could outlast the Lease many times over: the client waits out an overloaded API
-// server's retry delays (up to 32 s, ten times over) and retries a server that does
-// not answer until it does, while the node lifecycle controller, 40 s after the last
-// renewal, marks the node Unknown. Cut short, the loop tries again at once (retryWait)
-// with a fresh deadline.
-func (k *Kubelet) heartbeat(ctx context.Context, period time.Duration, beat func(context.Context) error) error {
+// within makes one call of a heartbeat — a Lease renewal, a node status check or write
+// — with a deadline of period (at most the Lease's duration), as Kubernetes' kubelet
+// gives each request of its heartbeat client a timeout of the status update frequency.
+// Without it one renewal could outlast the Lease many times over: the client waits out
+// an overloaded API server's retry delays (up to 32 s, ten times over) and retries a
+// server that does not answer until it does, while the node lifecycle controller, 40 s
+// after the last renewal, marks the node Unknown. Cut short, the loop tries again at
+// once (retryWait). The deadline is each call's, not the heartbeat's: a Lease's first
+// write takes two calls (look, create), and on a saturated machine,
+// where each took seconds, 1,154 simulated nodes registered in five minutes (one call
+// without a deadline) while 19 got their Lease (issue 26).
+func (k *Kubelet) within(ctx context.Context, period time.Duration, call func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, min(period, k.cfg.LeaseDuration))
 	defer cancel()
-	return beat(ctx)
+	return call(ctx)
 }
 
 // nodeLoop registers the Node, then checks its status every NodeStatusInterval and
@@ -71,10 +74,7 @@ func (k *Kubelet) nodeLoop(ctx context.Context) {
 		} else {
 			report := k.cfg.Clock.Now().Sub(reported) >= k.cfg.NodeStatusReportInterval
 			var wrote bool
-			err = k.heartbeat(ctx, k.cfg.NodeStatusInterval, func(ctx context.Context) (err error) {
-				wrote, err = k.updateNodeStatus(ctx, report)
-				return err
-			})
+			wrote, err = k.updateNodeStatus(ctx, report)
 			if client.IsNotFound(err) {
 				registered = false // deleted under us: register again
 			}
@@ -147,15 +147,19 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 // updateNodeStatus writes the Node's status if it differs from the stored one beyond
 // heartbeat times, or if report is set. A thousand nodes rewriting an unchanged status
 // every few seconds would be most of a cluster's writes.
+// Each call has a deadline of NodeStatusInterval (within).
 func (k *Kubelet) updateNodeStatus(ctx context.Context, report bool) (wrote bool, err error) {
-	cur, err := k.cs.Nodes.Get(ctx, "", k.cfg.NodeName, client.GetOptions{Stale: true})
-	if err != nil {
+	var cur *corev1.Node
+	if err := k.within(ctx, k.cfg.NodeStatusInterval, func(ctx context.Context) (err error) {
+		cur, err = k.cs.Nodes.Get(ctx, "", k.cfg.NodeName, client.GetOptions{Stale: true})
+		return err
+	}); err != nil {
 		return false, fmt.Errorf("get node %s: %w", k.cfg.NodeName, err)
 	}
 	if st := k.nodeStatus(&cur.Status); !report && sameButHeartbeats(&st, &cur.Status) {
 		return false, nil
 	}
-	return true, k.writeNodeStatus(ctx, cur)
+	return true, k.within(ctx, k.cfg.NodeStatusInterval, func(ctx context.Context) error { return k.writeNodeStatus(ctx, cur) })
 }
 
 // sameButHeartbeats compares two node statuses, ignoring the conditions' heartbeat times.
@@ -249,10 +253,8 @@ func (k *Kubelet) leaseLoop(ctx context.Context) {
 	var lease *coordinationv1.Lease
 	failures := 0
 	for {
-		err := k.heartbeat(ctx, k.cfg.LeaseRenewInterval, func(ctx context.Context) (err error) {
-			lease, err = k.renewLease(ctx, lease)
-			return err
-		})
+		var err error
+		lease, err = k.renewLease(ctx, lease)
 		wait := k.cfg.LeaseRenewInterval
 		if err != nil {
 			if ctx.Err() != nil {
@@ -276,13 +278,16 @@ func (k *Kubelet) leaseLoop(ctx context.Context) {
 }
 
 // renewLease renews the Lease last written (a compare-and-swap on its
-// resourceVersion), or finds or creates it when there is none or it changed.
+// resourceVersion), or finds or creates it when there is none or it changed. Each call
+// has a deadline of LeaseRenewInterval (within).
 func (k *Kubelet) renewLease(ctx context.Context, last *coordinationv1.Lease) (*coordinationv1.Lease, error) {
 	now := metav1.NewMicroTime(k.cfg.Clock.Now())
+	call := func(f func(context.Context) error) error { return k.within(ctx, k.cfg.LeaseRenewInterval, f) }
+	var out *coordinationv1.Lease
 	if last != nil {
 		l := last.DeepCopy()
 		l.Spec.RenewTime = &now
-		out, err := k.cs.Leases.Update(ctx, l)
+		err := call(func(ctx context.Context) (err error) { out, err = k.cs.Leases.Update(ctx, l); return err })
 		if err == nil {
 			return out, nil
 		}
@@ -290,11 +295,14 @@ func (k *Kubelet) renewLease(ctx context.Context, last *coordinationv1.Lease) (*
 			return last, fmt.Errorf("renew lease %s/%s: %w", LeaseNamespace, k.cfg.NodeName, err)
 		}
 	}
-	cur, err := k.cs.Leases.Get(ctx, LeaseNamespace, k.cfg.NodeName)
+	var cur *coordinationv1.Lease
+	err := call(func(ctx context.Context) (err error) {
+		cur, err = k.cs.Leases.Get(ctx, LeaseNamespace, k.cfg.NodeName)
+		return err
+	})
 	if err == nil {
 		cur.Spec = k.leaseSpec(&cur.Spec, now)
-		out, err := k.cs.Leases.Update(ctx, cur)
-		if err != nil {
+		if err := call(func(ctx context.Context) (err error) { out, err = k.cs.Leases.Update(ctx, cur); return err }); err != nil {
 			return nil, fmt.Errorf("renew lease %s/%s: %w", LeaseNamespace, k.cfg.NodeName, err)
 		}
 		return out, nil
@@ -302,13 +310,28 @@ func (k *Kubelet) renewLease(ctx context.Context, last *coordinationv1.Lease) (*
 	if !client.IsNotFound(err) {
 		return nil, fmt.Errorf("get lease %s/%s: %w", LeaseNamespace, k.cfg.NodeName, err)
 	}
-	if _, err := k.cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: LeaseNamespace}}); err != nil && !client.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("create namespace %s: %w", LeaseNamespace, err)
+	create := func() error {
+		return call(func(ctx context.Context) (err error) {
+			out, err = k.cs.Leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Namespace: LeaseNamespace, Name: k.cfg.NodeName},
+				Spec:       k.leaseSpec(nil, now),
+			})
+			return err
+		})
 	}
-	out, err := k.cs.Leases.Create(ctx, &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: LeaseNamespace, Name: k.cfg.NodeName},
-		Spec:       k.leaseSpec(nil, now),
-	})
+	// The API servers make the namespace when the cluster starts; it is made here only
+	// when it is missing (deleted), not tried every time: each try was a write (refused
+	// as existing) on every member, one for each of 2,500 nodes registering at once.
+	err = create()
+	if client.IsNotFound(err) {
+		if err := call(func(ctx context.Context) error {
+			_, err := k.cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: LeaseNamespace}})
+			return err
+		}); err != nil && !client.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("create namespace %s: %w", LeaseNamespace, err)
+		}
+		err = create()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create lease %s/%s: %w", LeaseNamespace, k.cfg.NodeName, err)
 	}

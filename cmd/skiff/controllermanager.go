@@ -47,6 +47,11 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", cfg.LeaderElect, "act only while holding the leader Lease")
 	f.DurationVar(&cfg.NodeGracePeriod, "node-monitor-grace-period", cfg.NodeGracePeriod, "time without a kubelet heartbeat before its node is unreachable")
 	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")
+	f.Float64Var(&cfg.NodeEvictionRate, "node-eviction-rate", cfg.NodeEvictionRate, "unreachable nodes a second tainted (their pods then evicted) in a zone that is healthy or fully disrupted")
+	f.Float64Var(&cfg.SecondaryNodeEvictionRate, "secondary-node-eviction-rate", cfg.SecondaryNodeEvictionRate,
+		"unreachable nodes a second tainted in a zone in partial disruption (see --unhealthy-zone-threshold); 0 in a zone of --large-cluster-size-threshold nodes or fewer")
+	f.Float64Var(&cfg.UnhealthyZoneThreshold, "unhealthy-zone-threshold", cfg.UnhealthyZoneThreshold, "the share of a zone's nodes not Ready (when more than two) at which it is in partial disruption")
+	f.IntVar(&cfg.LargeClusterSizeThreshold, "large-cluster-size-threshold", cfg.LargeClusterSizeThreshold, "nodes a zone needs for --secondary-node-eviction-rate to apply (a smaller zone in partial disruption taints none)")
 	f.IntVar(&cfg.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", cfg.TerminatedPodGCThreshold,
 		"finished (Succeeded or Failed) pods kept before the oldest are deleted; 0 keeps them all")
 	f.StringVar(&cfg.ClusterSigningCertFile, "cluster-signing-cert-file", "", "the CA certificate (PEM) that signs approved certificate signing requests of the kubernetes.io signers")

@@ -1,17 +1,29 @@
-// Package nodelifecycle watches kubelets' heartbeats. A node whose Lease (in namespace
-// kube-node-lease) has not been renewed for the grace period gets its Ready condition set
-// to Unknown and the node.kubernetes.io/unreachable:NoExecute taint; its pods are deleted
-// once they have tolerated the taint for their tolerationSeconds (default 300 s), at a
-// bounded rate, so that their ReplicaSets replace them elsewhere. When every node is
-// unreachable the fault is more likely on this side of the network, so nothing is tainted
-// or evicted (Kubernetes' full-disruption mode). A node that heartbeats again loses the
-// taint.
+// Package nodelifecycle watches kubelets' heartbeats. A node heard from neither through
+// its Lease (in namespace kube-node-lease) nor through its status's Ready condition for
+// the grace period gets its Ready condition set to Unknown and, at a bounded rate, the
+// node.kubernetes.io/unreachable:NoExecute taint; its pods are deleted once they have
+// tolerated the taint for their tolerationSeconds (default 300 s), at a bounded rate,
+// so that their ReplicaSets replace them elsewhere. A node that heartbeats again loses
+// the taint.
+//
+// Taints are added as Kubernetes' node lifecycle controller adds them, one zone
+// (topology.kubernetes.io/region and zone labels) at a time: at NodeEvictionRate nodes
+// a second while few of a zone's nodes are down; when more than two and at least
+// UnhealthyZoneThreshold of them are (a partial disruption), at
+// SecondaryNodeEvictionRate in a zone of more than LargeClusterSizeThreshold nodes and
+// not at all in a smaller one; when every node of every zone is down, the fault is more
+// likely on this side of the network, so nothing is tainted and the taints there are
+// removed (full disruption). Many nodes going Unknown at once is then a slowdown of
+// writes, not thousands of pods deleted and made again on a cluster that is already
+// short of time: on a saturated machine the replacements' writes delayed more Leases,
+// which took more nodes down (issue 26).
 package nodelifecycle
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -46,6 +58,16 @@ type Config struct {
 	// EvictionQPS and EvictionBurst bound pod deletions. Default 10/s, burst 10.
 	EvictionQPS   float64
 	EvictionBurst int
+	// NodeEvictionRate is how many nodes a second of a healthy zone are tainted
+	// unreachable (Kubernetes' --node-eviction-rate, 0.1); SecondaryNodeEvictionRate
+	// the same in a zone in partial disruption (--secondary-node-eviction-rate, 0.01),
+	// which a zone of LargeClusterSizeThreshold nodes or fewer replaces with 0
+	// (--large-cluster-size-threshold, 50). A zone is in partial disruption when more
+	// than two of its nodes and at least UnhealthyZoneThreshold of them are not Ready
+	// (--unhealthy-zone-threshold, 0.55).
+	NodeEvictionRate, SecondaryNodeEvictionRate float64
+	UnhealthyZoneThreshold                      float64
+	LargeClusterSizeThreshold                   int
 	// Logger receives the controller's logs, named "nodelifecycle". Default: discarded.
 	Logger hclog.Logger
 	// Now is the controller's clock (heartbeats' age, taints' times). Default time.Now.
@@ -55,7 +77,8 @@ type Config struct {
 // DefaultConfig has Kubernetes' timings.
 func DefaultConfig() Config {
 	return Config{GracePeriod: 40 * time.Second, DefaultTolerationSeconds: 300, MonitorPeriod: 5 * time.Second,
-		EvictionQPS: 10, EvictionBurst: 10, Logger: hclog.NewNullLogger(), Now: time.Now}
+		EvictionQPS: 10, EvictionBurst: 10, NodeEvictionRate: 0.1, SecondaryNodeEvictionRate: 0.01, UnhealthyZoneThreshold: 0.55,
+		LargeClusterSizeThreshold: 50, Logger: hclog.NewNullLogger(), Now: time.Now}
 }
 
 // Validate reports every invalid field.
@@ -72,6 +95,16 @@ func (c Config) Validate() error {
 	}
 	if c.EvictionQPS <= 0 || c.EvictionBurst < 1 {
 		errs = append(errs, fmt.Errorf("evictionQPS %v, evictionBurst %d: both must be positive", c.EvictionQPS, c.EvictionBurst))
+	}
+	if c.NodeEvictionRate <= 0 || c.SecondaryNodeEvictionRate < 0 {
+		errs = append(errs, fmt.Errorf("nodeEvictionRate %v, secondaryNodeEvictionRate %v: the first must be positive, the second not negative",
+			c.NodeEvictionRate, c.SecondaryNodeEvictionRate))
+	}
+	if c.UnhealthyZoneThreshold <= 0 || c.UnhealthyZoneThreshold > 1 {
+		errs = append(errs, fmt.Errorf("unhealthyZoneThreshold: %v must be in (0, 1]", c.UnhealthyZoneThreshold))
+	}
+	if c.LargeClusterSizeThreshold < 0 {
+		errs = append(errs, fmt.Errorf("largeClusterSizeThreshold: %d must not be negative", c.LargeClusterSizeThreshold))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger: must be set"))
@@ -95,8 +128,11 @@ type Controller struct {
 	pods    *cache.Lister[*corev1.Pod]
 	synced  []interface{ HasSynced() bool }
 	limiter *rate.Limiter
-	rec     *record.Recorder
-	log     hclog.Logger
+	// tainters pace the taints of each zone (by zoneKey), at the rate of its state.
+	// Monitor alone uses them.
+	tainters map[string]*rate.Limiter
+	rec      *record.Recorder
+	log      hclog.Logger
 }
 
 // New makes the controller on the factory's informers; Run starts it.
@@ -110,7 +146,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	podInf.AddIndexer(cache.IndexNodeName, func(p *corev1.Pod) []string { return []string{p.Spec.NodeName} })
 	return &Controller{cfg: cfg, cs: cs, nodeInf: nodeInf, nodes: nodeInf.Lister(), leases: leaseInf.Lister(), pods: podInf.Lister(),
 		synced:  []interface{ HasSynced() bool }{nodeInf, leaseInf, podInf},
-		limiter: rate.NewLimiter(rate.Limit(cfg.EvictionQPS), cfg.EvictionBurst), rec: rec, log: cfg.Logger.Named("nodelifecycle")}, nil
+		limiter: rate.NewLimiter(rate.Limit(cfg.EvictionQPS), cfg.EvictionBurst), tainters: map[string]*rate.Limiter{}, rec: rec, log: cfg.Logger.Named("nodelifecycle")}, nil
 }
 
 // Run monitors nodes until ctx ends. The factory must be started.
@@ -132,17 +168,26 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
-// lastHeartbeat is when the node's kubelet was last heard from: its Lease's renewTime
-// (microseconds), else its Ready condition's heartbeat, else its creation (both whole
-// seconds). l is nil when the node has no Lease.
+// lastHeartbeat is when the node's kubelet was last heard from: the later of its
+// Lease's renewTime (microseconds) and its Ready condition's heartbeat (whole seconds),
+// else its creation. Either is a heartbeat, as in Kubernetes: a kubelet whose Lease
+// writes lag but who writes its status back to Ready (it does as soon as it sees the
+// Unknown this controller wrote) is alive; counting only the Lease marked such a node
+// Unknown again on the next pass, and the kubelet wrote Ready again, two Node writes
+// every ten seconds for each such node, while the Leases were late because the machine
+// had too many writes already (issue 26). l is nil when the node has no Lease.
 func lastHeartbeat(n *corev1.Node, l *coordinationv1.Lease) time.Time {
+	var last time.Time
 	if l != nil && l.Spec.RenewTime != nil {
-		return l.Spec.RenewTime.Time
+		last = l.Spec.RenewTime.Time
 	}
-	if cnd := readyCondition(n); cnd != nil && !cnd.LastHeartbeatTime.IsZero() {
-		return cnd.LastHeartbeatTime.Time
+	if cnd := readyCondition(n); cnd != nil && cnd.LastHeartbeatTime.After(last) {
+		last = cnd.LastHeartbeatTime.Time
 	}
-	return n.CreationTimestamp.Time
+	if last.IsZero() {
+		return n.CreationTimestamp.Time
+	}
+	return last
 }
 
 // EvictAfter is how long pod may stay on a node after the unreachable taint was added:
@@ -172,34 +217,113 @@ func unreachableTaint(n *corev1.Node) *corev1.Taint {
 	return nil
 }
 
+// zoneKey is the zone a node is in for the taints' pacing: its region and zone labels,
+// as Kubernetes' GetZoneKey joins them ("" for a node without either).
+func zoneKey(n *corev1.Node) string {
+	region, zone := n.Labels[corev1.LabelTopologyRegion], n.Labels[corev1.LabelTopologyZone]
+	if region == "" && zone == "" {
+		return ""
+	}
+	return region + ":\x00:" + zone
+}
+
+// zoneHealth counts a zone's nodes and those of them not Ready.
+type zoneHealth struct{ nodes, notReady int }
+
+func (z zoneHealth) fullyDisrupted() bool { return z.notReady > 0 && z.notReady == z.nodes }
+
+// taintRate is how many of the zone's unreachable nodes a second are tainted, by the
+// zone's state, as Kubernetes' node lifecycle controller sets its zone's limiter: a
+// zone in partial disruption slows down (and a small one stops), while a zone fully
+// disrupted — alone: Monitor handles all zones being so — goes on at the healthy
+// rate.
+func (c *Controller) taintRate(z zoneHealth) float64 {
+	if !z.fullyDisrupted() && z.notReady > 2 && float64(z.notReady)/float64(z.nodes) >= c.cfg.UnhealthyZoneThreshold {
+		if z.nodes <= c.cfg.LargeClusterSizeThreshold {
+			return 0
+		}
+		return c.cfg.SecondaryNodeEvictionRate
+	}
+	return c.cfg.NodeEvictionRate
+}
+
+// mayTaint says whether one more node of zone may be tainted at now, its zone's
+// limiter set to the zone's rate (burst 1, as Kubernetes' taint queue).
+func (c *Controller) mayTaint(zone string, z zoneHealth, now time.Time) bool {
+	r := c.taintRate(z)
+	lim := c.tainters[zone]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(r), 1)
+		c.tainters[zone] = lim
+	} else if lim.Limit() != rate.Limit(r) {
+		lim.SetLimitAt(now, rate.Limit(r))
+	}
+	return r > 0 && lim.AllowN(now, 1)
+}
+
 // Monitor makes one pass over every node.
 func (c *Controller) Monitor(ctx context.Context) error {
 	now := c.cfg.Now()
 	nodes := c.nodes.List(labels.Everything())
-	var down []*corev1.Node
+	zones := map[string]zoneHealth{}
+	type downNode struct {
+		n    *corev1.Node
+		last time.Time
+	}
+	var down []downNode
 	for _, n := range nodes {
 		l, _ := c.leases.Get(LeaseNamespace, n.Name)
-		if now.Sub(lastHeartbeat(n, l)) > c.cfg.GracePeriod {
-			down = append(down, n)
-			if err := c.markUnknown(ctx, n, now); err != nil {
+		z := zones[zoneKey(n)]
+		z.nodes++
+		if last := lastHeartbeat(n, l); now.Sub(last) > c.cfg.GracePeriod {
+			n, err := c.markUnknown(ctx, n, now)
+			if err != nil {
 				return err
 			}
-		} else if unreachableTaint(n) != nil && readyStatus(n) == corev1.ConditionTrue {
-			if err := c.setTaint(ctx, n, nil); err != nil {
-				return err
+			down = append(down, downNode{n, last})
+			z.notReady++
+		} else {
+			if readyStatus(n) != corev1.ConditionTrue {
+				z.notReady++
+			} else if unreachableTaint(n) != nil {
+				if err := c.setTaint(ctx, n, nil); err != nil {
+					return err
+				}
+				c.rec.Eventf(n, record.Normal, "NodeReachable", "Node %s is reachable again", n.Name)
 			}
-			c.rec.Eventf(n, record.Normal, "NodeReachable", "Node %s is reachable again", n.Name)
 		}
+		zones[zoneKey(n)] = z
 	}
-	if len(down) == len(nodes) {
-		if len(down) > 0 {
-			c.log.Warn("every node is unreachable: not tainting or evicting (full disruption)", "nodes", len(nodes))
+	if len(down) == 0 {
+		return nil
+	}
+	full := true
+	for _, z := range zones {
+		full = full && z.fullyDisrupted()
+	}
+	if full {
+		// Kubernetes' full disruption: every zone lost every node, which is more likely
+		// this side's network than the nodes. No taints, and none left to evict by.
+		c.log.Warn("every node is unreachable: not tainting or evicting (full disruption)", "nodes", len(nodes))
+		for _, d := range down {
+			if unreachableTaint(d.n) != nil {
+				if err := c.setTaint(ctx, d.n, nil); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	}
-	for _, n := range down {
+	// The longest silent first, as Kubernetes' taint queue takes them in the order they
+	// went down.
+	slices.SortFunc(down, func(a, b downNode) int { return a.last.Compare(b.last) })
+	for _, d := range down {
+		n := d.n
 		taint := unreachableTaint(n)
 		if taint == nil {
+			if !c.mayTaint(zoneKey(n), zones[zoneKey(n)], now) {
+				continue // a later pass, at the zone's rate
+			}
 			taint = &corev1.Taint{Key: UnreachableTaint, Effect: corev1.TaintEffectNoExecute, TimeAdded: ptr.To(metav1.NewTime(now))}
 			if err := c.setTaint(ctx, n, taint); err != nil {
 				return err
@@ -233,9 +357,12 @@ func readyStatus(n *corev1.Node) corev1.ConditionStatus {
 	return ""
 }
 
-func (c *Controller) markUnknown(ctx context.Context, n *corev1.Node, now time.Time) error {
+// markUnknown sets the node's Ready condition to Unknown and returns the node as
+// stored then (n when it was Unknown already or the write lost a race), so that a
+// taint written next does not conflict with this write.
+func (c *Controller) markUnknown(ctx context.Context, n *corev1.Node, now time.Time) (*corev1.Node, error) {
 	if readyStatus(n) == corev1.ConditionUnknown {
-		return nil
+		return n, nil
 	}
 	next := n.DeepCopy()
 	if cnd := readyCondition(next); cnd != nil {
@@ -244,10 +371,14 @@ func (c *Controller) markUnknown(ctx context.Context, n *corev1.Node, now time.T
 		next.Status.Conditions = append(next.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionUnknown,
 			Reason: "NodeStatusNeverUpdated", Message: "Kubelet never posted node status.", LastTransitionTime: metav1.NewTime(now)})
 	}
-	if _, err := c.cs.Nodes.UpdateStatus(ctx, next); err != nil && !client.IsConflict(err) && !client.IsNotFound(err) {
-		return fmt.Errorf("mark node %s not ready: %w", n.Name, err)
+	out, err := c.cs.Nodes.UpdateStatus(ctx, next)
+	if err != nil {
+		if !client.IsConflict(err) && !client.IsNotFound(err) {
+			return nil, fmt.Errorf("mark node %s not ready: %w", n.Name, err)
+		}
+		return n, nil
 	}
-	return nil
+	return out, nil
 }
 
 // setTaint adds the unreachable taint (taint != nil) or removes it.

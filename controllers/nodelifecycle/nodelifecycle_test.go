@@ -2,6 +2,8 @@ package nodelifecycle
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -51,11 +53,7 @@ type harness struct {
 }
 
 func start(t *testing.T) harness {
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := apicluster.Start(t, 1, apicluster.Options{}).Dial(t, "", client.Options{})
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	// The API server creates the lease namespace itself; make sure it is there.
@@ -74,7 +72,7 @@ func start(t *testing.T) harness {
 	done := make(chan struct{}, 2)
 	go func() { rec.Run(ctx); done <- struct{}{} }()
 	go func() { ctrl.Run(ctx); done <- struct{}{} }()
-	t.Cleanup(func() { cancel(); f.Wait(); <-done; <-done; conn.Close() })
+	t.Cleanup(func() { cancel(); f.Wait(); <-done; <-done })
 	return harness{cs, ctx}
 }
 
@@ -190,5 +188,154 @@ func TestFullDisruptionEvictsNothing(t *testing.T) {
 			t.Fatal("node tainted during full disruption")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestLastHeartbeat(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	node := func(heartbeat time.Time) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(t0.Add(-time.Hour))}}
+		if !heartbeat.IsZero() {
+			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(heartbeat)}}
+		}
+		return n
+	}
+	lease := func(renew time.Time) *coordinationv1.Lease {
+		return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{RenewTime: ptr.To(metav1.NewMicroTime(renew))}}
+	}
+	for _, tc := range []struct {
+		name string
+		n    *corev1.Node
+		l    *coordinationv1.Lease
+		want time.Time
+	}{
+		{"lease newer", node(t0.Add(-time.Minute)), lease(t0), t0},
+		// The kubelet wrote its status back to Ready while its Lease lagged: alive.
+		{"status newer than the lease", node(t0), lease(t0.Add(-time.Minute)), t0},
+		{"no lease", node(t0), nil, t0},
+		{"lease, no status", node(time.Time{}), lease(t0), t0},
+		{"neither: creation", node(time.Time{}), nil, t0.Add(-time.Hour)},
+	} {
+		if got := lastHeartbeat(tc.n, tc.l); !got.Equal(tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestTaintRate(t *testing.T) {
+	c := &Controller{cfg: DefaultConfig()}
+	for _, tc := range []struct {
+		name string
+		z    zoneHealth
+		want float64
+	}{
+		{"healthy", zoneHealth{nodes: 100}, 0.1},
+		{"a few down", zoneHealth{nodes: 100, notReady: 54}, 0.1},
+		{"over the threshold, large", zoneHealth{nodes: 100, notReady: 55}, 0.01},
+		{"over the threshold, small", zoneHealth{nodes: 50, notReady: 40}, 0},
+		{"two of three: not more than two", zoneHealth{nodes: 3, notReady: 2}, 0.1},
+		{"three of four, small", zoneHealth{nodes: 4, notReady: 3}, 0},
+		// A zone that lost every node, while others did not, goes on at the healthy rate.
+		{"fully disrupted", zoneHealth{nodes: 100, notReady: 100}, 0.1},
+	} {
+		if got := c.taintRate(tc.z); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTaintsPacedByZone: unreachable nodes are tainted at the rate of their zone's
+// state, as Kubernetes' node lifecycle controller taints them, and when every node is
+// down the taints go. Before, every unreachable node was tainted on the pass that
+// found it.
+func TestTaintsPacedByZone(t *testing.T) {
+	cs := client.NewClientset(apicluster.Start(t, 1, apicluster.Options{}).Dial(t, "", client.Options{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	now := time.Now().Truncate(time.Second)
+	clock := now
+	cfg := DefaultConfig()
+	cfg.GracePeriod, cfg.Now = 40*time.Second, func() time.Time { return clock }
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	rec := record.New(cs.Events, record.Config{Component: "node-controller"})
+	ctrl, err := New(cs, f, rec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx)
+	defer f.Wait()
+	defer cancel()
+
+	// Zone a: 10 nodes, 2 down (normal). Zone b: 4 nodes, 3 down (partial disruption of
+	// a small zone). Zone c: 2 nodes, both down (fully disrupted, alone).
+	zones := []struct {
+		name      string
+		nodes, dn int
+	}{{"a", 10, 2}, {"b", 4, 3}, {"c", 2, 2}}
+	for _, z := range zones {
+		for i := range z.nodes {
+			heartbeat := now
+			if i < z.dn {
+				heartbeat = now.Add(-time.Minute)
+			}
+			n, err := cs.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", z.name, i),
+				Labels: map[string]string{corev1.LabelTopologyZone: z.name}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(heartbeat)}}
+			if _, err := cs.Nodes.UpdateStatus(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// pass runs Monitor once the controller's caches hold what the API has, and
+	// returns the tainted nodes of each zone.
+	pass := func() map[string]int {
+		t.Helper()
+		waitfor.ConditionErr(t, 30*time.Second, "the node cache up to date", func() (bool, error) {
+			l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+			if err != nil || !cache.WaitForSync(ctx, ctrl.synced...) {
+				return false, err
+			}
+			for _, n := range l.Items {
+				if got, ok := ctrl.nodes.Get("", n.Name); !ok || got.ResourceVersion != n.ResourceVersion {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err := ctrl.Monitor(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tainted := map[string]int{}
+		for _, n := range l.Items {
+			if unreachableTaint(n) != nil {
+				tainted[n.Labels[corev1.LabelTopologyZone]]++
+			}
+		}
+		return tainted
+	}
+	for _, step := range []struct {
+		after time.Duration
+		want  map[string]int
+	}{
+		{0, map[string]int{"a": 1, "c": 1}},                // one of each zone with a token
+		{time.Second, map[string]int{"a": 1, "c": 1}},      // the next in 10 s (0.1 nodes/s)
+		{10 * time.Second, map[string]int{"a": 2, "c": 2}}, // b, small and mostly down: never
+	} {
+		clock = clock.Add(step.after)
+		if got := pass(); !maps.Equal(got, step.want) {
+			t.Fatalf("%v on: tainted %v, want %v", clock.Sub(now), got, step.want)
+		}
+	}
+	// Every node silent: full disruption, the taints removed.
+	clock = clock.Add(time.Hour)
+	if got := pass(); len(got) != 0 {
+		t.Fatalf("every node down: tainted %v, want none", got)
 	}
 }
