@@ -1422,6 +1422,11 @@ func (r *resources) prepareStatusPatch(ctx context.Context, info *kinds.Info, cu
 	if err := validation.ValidateLabelsAndAnnotations(next); err != nil {
 		return nil, invalid(info, next.GetName(), err)
 	}
+	// The labels written through the status are a node's to write only as NodeRestriction
+	// allows, as Kubernetes' admission checks a Node's update through either.
+	if err := r.admitNodeWrite(ctx, info, cur, next); err != nil {
+		return nil, err
+	}
 	return next, nil
 }
 

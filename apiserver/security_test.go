@@ -232,15 +232,18 @@ func TestNodeRestriction(t *testing.T) {
 	self.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}}
 	_, err = w1.Update(ctx, &apiv1.UpdateRequest{Object: wrap(t, self)})
 	wantDenied(t, "taint itself", err, codes.PermissionDenied, nodeForbidden+"is not allowed to modify taints")
-	// The same admission over REST: a patch, and an apply.
+	// The same admission over REST: a patch, and an apply, of the Node and of its status
+	// (a status patch writes labels too, as Kubernetes' node status strategy does).
 	rw1 := newRESTTLS(t, c.Addr(0), apicluster.ClientTLS(t, dir, "kubelet-w1"), "")
-	for _, tc := range []struct{ contentType, body string }{
-		{"application/merge-patch+json", `{"metadata":{"labels":{"node-restriction.kubernetes.io/fips":"true"}}}`},
-		{"application/apply-patch+yaml", "apiVersion: v1\nkind: Node\nmetadata:\n  name: w1\n  labels: {node-restriction.kubernetes.io/fips: \"true\"}\n"},
-	} {
-		st := rw1.want(rw1.do("PATCH", "/api/v1/nodes/w1?fieldManager=kubelet", tc.contentType, "", tc.body), 403, "REST "+tc.contentType).status()
-		if !strings.Contains(st.Message, nodeForbidden+"is not allowed to modify labels: node-restriction.kubernetes.io/fips") {
-			t.Errorf("REST %s of a restricted label: %+v", tc.contentType, st)
+	for _, path := range []string{"/api/v1/nodes/w1", "/api/v1/nodes/w1/status"} {
+		for _, tc := range []struct{ contentType, body string }{
+			{"application/merge-patch+json", `{"metadata":{"labels":{"node-restriction.kubernetes.io/fips":"true"}}}`},
+			{"application/apply-patch+yaml", "apiVersion: v1\nkind: Node\nmetadata:\n  name: w1\n  labels: {node-restriction.kubernetes.io/fips: \"true\"}\n"},
+		} {
+			st := rw1.want(rw1.do("PATCH", path+"?fieldManager=kubelet", tc.contentType, "", tc.body), 403, "REST "+tc.contentType+" of "+path).status()
+			if !strings.Contains(st.Message, nodeForbidden+"is not allowed to modify labels: node-restriction.kubernetes.io/fips") {
+				t.Errorf("REST %s of %s with a restricted label: %+v", tc.contentType, path, st)
+			}
 		}
 	}
 	self.Spec.Taints = nil
