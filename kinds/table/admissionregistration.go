@@ -10,7 +10,8 @@ import (
 )
 
 // The columns of webhook configurations (the number of webhooks) and of admission
-// policies and their bindings, as Kubernetes' printers define them.
+// policies (validating and mutating) and their bindings, as Kubernetes' printers define
+// them.
 func init() {
 	const doc = "Webhooks indicates the number of webhooks in the configuration"
 	columns[kinds.MutatingWebhookConfiguration] = []Column{nameCol,
@@ -43,6 +44,27 @@ func init() {
 		}),
 		col("ParamRef", "string", 0, "ParamRef indicates the param resource which sets the configration param", func(o kinds.Object, _ time.Time) any {
 			return paramRefColumn(o.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding).Spec.ParamRef)
+		}),
+		ageCol,
+	}
+	columns[kinds.MutatingAdmissionPolicy] = []Column{nameCol,
+		col("Mutations", "integer", 0, "Mutation indicates the number of mutations rules defined in this configuration", func(o kinds.Object, _ time.Time) any {
+			return int64(len(o.(*admissionregistrationv1.MutatingAdmissionPolicy).Spec.Mutations))
+		}),
+		col("ParamKind", "string", 0, "ParamKind specifies the kind of resources used to parameterize this policy", func(o kinds.Object, _ time.Time) any {
+			if pk := o.(*admissionregistrationv1.MutatingAdmissionPolicy).Spec.ParamKind; pk != nil {
+				return pk.APIVersion + "/" + pk.Kind
+			}
+			return "<unset>"
+		}),
+		ageCol,
+	}
+	columns[kinds.MutatingAdmissionPolicyBinding] = []Column{nameCol,
+		col("PolicyName", "string", 0, "PolicyName indicates the policy definition which the policy binding binded to", func(o kinds.Object, _ time.Time) any {
+			return o.(*admissionregistrationv1.MutatingAdmissionPolicyBinding).Spec.PolicyName
+		}),
+		col("ParamRef", "string", 0, "ParamRef indicates the param resource which sets the configration param", func(o kinds.Object, _ time.Time) any {
+			return paramRefColumn(o.(*admissionregistrationv1.MutatingAdmissionPolicyBinding).Spec.ParamRef)
 		}),
 		ageCol,
 	}
