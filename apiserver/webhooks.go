@@ -127,7 +127,8 @@ func newWebhooks(s *store.Store, log hclog.Logger) *webhooks {
 // policies (Kubernetes excludes admissionregistration's kinds, so that neither can lock
 // itself in).
 var webhookExempt = map[string]bool{kinds.MutatingWebhookConfiguration: true, kinds.ValidatingWebhookConfiguration: true,
-	kinds.ValidatingAdmissionPolicy: true, kinds.ValidatingAdmissionPolicyBinding: true}
+	kinds.ValidatingAdmissionPolicy: true, kinds.ValidatingAdmissionPolicyBinding: true,
+	kinds.MutatingAdmissionPolicy: true, kinds.MutatingAdmissionPolicyBinding: true}
 
 // none reports whether no webhook is configured (or the configurations cannot be read:
 // the calls that read them say so).
@@ -193,11 +194,30 @@ func selectorOf(s *metav1.LabelSelector) (labels.Selector, error) {
 	return metav1.LabelSelectorAsSelector(s)
 }
 
-// admitWebhooksMutating calls the mutating admission webhooks on op (webhooks.go); op.obj
-// is what they made of the object, and changed says whether it differs.
+// admitWebhooksMutating is the mutating admission of op: the mutating admission
+// policies (mutatingpolicies.go), then the mutating webhooks, then the policies that
+// asked to be applied again once something after them changed the object. op.obj is
+// what they made of the object, and changed says whether it differs.
 func (r *resources) admitWebhooksMutating(ctx context.Context, op *webhookOp) (changed bool, err error) {
-	op.obj, changed, err = r.webhooks.mutate(ctx, op)
-	return changed, err
+	var st mutationState
+	byPolicies, err := r.mutatePolicies(ctx, op, &st, false)
+	if err != nil {
+		return false, err
+	}
+	var byWebhooks bool
+	if op.obj, byWebhooks, err = r.webhooks.mutate(ctx, op); err != nil {
+		return false, err
+	}
+	if byWebhooks {
+		st.changed()
+	}
+	var again bool
+	if len(st.reinvoke) > 0 {
+		if again, err = r.mutatePolicies(ctx, op, &st, true); err != nil {
+			return false, err
+		}
+	}
+	return byPolicies || byWebhooks || again, nil
 }
 
 // admitWebhooksUpdate wraps mutate, which makes the next state of an update or a delete
