@@ -41,20 +41,6 @@ func mutatingDeclarations(spec *admissionregistrationv1.MutatingAdmissionPolicyS
 	return plugincel.OptionalVariableDeclarations{HasParams: spec.ParamKind != nil, HasAuthorizer: true, HasPatchTypes: patchTypes}
 }
 
-// mutatingCompiler is a compiler of a mutating policy's expressions, its variables
-// stored in it, and the variables' compilation results.
-func mutatingCompiler(spec *admissionregistrationv1.MutatingAdmissionPolicySpec, mode environment.Type) (*plugincel.CompositedCompiler, []plugincel.CompilationResult, error) {
-	c, err := plugincel.NewCompositedCompiler(envSet())
-	if err != nil {
-		return nil, nil, err
-	}
-	vars := make([]plugincel.CompilationResult, len(spec.Variables))
-	for i := range spec.Variables {
-		vars[i] = c.CompileAndStoreVariable(&variable{spec.Variables[i]}, mutatingDeclarations(spec, false), mode)
-	}
-	return c, vars, nil
-}
-
 // mutationAccessor is a mutation's expression as the compiler reads it (nil: a
 // mutation without the patch its patchType names, which validation refuses).
 func mutationAccessor(m *admissionregistrationv1.Mutation) plugincel.ExpressionAccessor {
@@ -71,7 +57,7 @@ func mutationAccessor(m *admissionregistrationv1.Mutation) plugincel.ExpressionA
 // compilePolicy does (stored expressions: a policy once accepted keeps compiling).
 func CompileMutatingPolicy(name string, spec *admissionregistrationv1.MutatingAdmissionPolicySpec) *MutatingPolicy {
 	p := &MutatingPolicy{}
-	c, _, err := mutatingCompiler(spec, environment.StoredExpressions)
+	c, _, err := compiler(spec.Variables, mutatingDeclarations(spec, false), environment.StoredExpressions)
 	if err != nil {
 		p.err = err
 		return p
@@ -151,22 +137,13 @@ func (p *MutatingPolicy) Mutate(ctx context.Context, in MutationInput) (bool, er
 // path (spec.variables[i].expression, spec.matchConditions[i].expression,
 // spec.mutations[i].applyConfiguration.expression or .jsonPatch.expression).
 func ValidateMutatingPolicySpec(spec *admissionregistrationv1.MutatingAdmissionPolicySpec, p *field.Path) field.ErrorList {
-	c, vars, err := mutatingCompiler(spec, environment.NewExpressions)
-	if err != nil {
-		return field.ErrorList{field.InternalError(p, err)}
-	}
-	var errs field.ErrorList
-	check := func(r plugincel.CompilationResult, fp *field.Path, value string) {
-		if r.Error != nil {
-			errs = append(errs, field.Invalid(fp, value, r.Error.Error()))
-		}
-	}
-	for i, r := range vars {
-		check(r, p.Child("variables").Index(i).Child("expression"), spec.Variables[i].Expression)
+	c, errs := validationCompiler(spec.Variables, mutatingDeclarations(spec, false), p)
+	if c == nil {
+		return field.ErrorList(*errs)
 	}
 	for i := range spec.MatchConditions {
 		mc := (*matchconditions.MatchCondition)(&spec.MatchConditions[i])
-		check(c.CompileCELExpression(mc, mutatingDeclarations(spec, false), environment.NewExpressions),
+		errs.check(c.CompileCELExpression(mc, mutatingDeclarations(spec, false), environment.NewExpressions),
 			p.Child("matchConditions").Index(i).Child("expression"), mc.Expression)
 	}
 	for i := range spec.Mutations {
@@ -178,7 +155,7 @@ func ValidateMutatingPolicySpec(spec *admissionregistrationv1.MutatingAdmissionP
 		if _, ok := acc.(*patch.JSONPatchCondition); ok {
 			fp = p.Child("mutations").Index(i).Child("jsonPatch", "expression")
 		}
-		check(c.CompileCELExpression(acc, mutatingDeclarations(spec, true), environment.NewExpressions), fp, acc.GetExpression())
+		errs.check(c.CompileCELExpression(acc, mutatingDeclarations(spec, true), environment.NewExpressions), fp, acc.GetExpression())
 	}
-	return errs
+	return field.ErrorList(*errs)
 }
