@@ -1,11 +1,13 @@
 package apiserver_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -191,5 +193,59 @@ func TestMutatingAdmissionPolicies(t *testing.T) {
 	st = rc.want(rc.do("POST", configMaps, "application/json", "", scenarioConfigMap("plain", "basic")), 422, "after the binding's deletion").status()
 	if !strings.Contains(st.Message, "ValidatingAdmissionPolicy 'needs-owner' with binding 'needs-owner' denied request") {
 		t.Errorf("after the binding's deletion: %s", st.Message)
+	}
+}
+
+// TestMutatingPoliciesAndWebhooks: the policies run before the mutating webhooks, and the
+// second pass is Kubernetes': a policy with reinvocationPolicy IfNeeded runs again after
+// the webhooks (and a later policy) changed the object, then a webhook with IfNeeded runs
+// again because that reinvocation changed it.
+func TestMutatingPoliciesAndWebhooks(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	ca := newWebhookCA(t, "127.0.0.1")
+	patchType := admissionv1.PatchTypeJSONPatch
+	respond := func(patch string) *admissionv1.AdmissionResponse {
+		return &admissionv1.AdmissionResponse{Allowed: true, PatchType: &patchType, Patch: []byte(patch)}
+	}
+	ws := serveWebhooks(t, listenLocal(t), ca, map[string]func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse{
+		"/label": func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			return respond(`[{"op":"add","path":"/metadata/labels/webhook","value":"yes"}]`)
+		},
+		// /saw records the policy's count it saw.
+		"/saw": func(r *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			var cm corev1.ConfigMap
+			json.Unmarshal(r.Object.Raw, &cm)
+			return respond(`[{"op":"add","path":"/metadata/annotations/webhook-saw","value":"` + cm.Annotations["policy-labels"] + `"}]`)
+		},
+	})
+	label, saw := ws.url+"/label", ws.url+"/saw"
+	hooks := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "hooks"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{
+			{Name: "label.skiff.test", Rules: configMapRule(admissionregistrationv1.Create), ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &label, CABundle: ca.bundle},
+				SideEffects: new(admissionregistrationv1.SideEffectClassNone), AdmissionReviewVersions: []string{"v1"}},
+			{Name: "saw.skiff.test", Rules: configMapRule(admissionregistrationv1.Create), ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &saw, CABundle: ca.bundle},
+				SideEffects: new(admissionregistrationv1.SideEffectClassNone), AdmissionReviewVersions: []string{"v1"},
+				ReinvocationPolicy: new(admissionregistrationv1.IfNeededReinvocationPolicy)}}}
+	kinds.SetTypeMeta(hooks)
+	rc.want(rc.do("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", "application/json", "", hooks), 201, "webhooks")
+	rc.want(rc.do("POST", mutatingPoliciesBase, "application/json", "", mutatingPolicy("a-count", admissionregistrationv1.IfNeededReinvocationPolicy,
+		applyConfiguration(`Object{metadata: Object.metadata{annotations: {"policy-labels": string(size(object.metadata.labels))}}}`))), 201, "IfNeeded")
+	rc.want(rc.do("POST", mutatingBindingsBase, "application/json", "", mutatingBinding("a-count", "a-count", "mix")), 201, "IfNeeded binding")
+	rc.want(rc.do("POST", mutatingPoliciesBase, "application/json", "", mutatingPolicy("b-label", admissionregistrationv1.NeverReinvocationPolicy,
+		applyConfiguration(`Object{metadata: Object.metadata{labels: {"policy": "yes"}}}`))), 201, "the later policy")
+	rc.want(rc.do("POST", mutatingBindingsBase, "application/json", "", mutatingBinding("b-label", "b-label", "mix")), 201, "its binding")
+
+	got := decodeJSON[corev1.ConfigMap](t, rc.want(rc.do("POST", configMaps, "application/json", "", scenarioConfigMap("mixed", "mix")), 201, "a ConfigMap").body)
+	// First pass: a-count 1, b-label, label (the webhooks see the policies' work), saw 1;
+	// second: a-count 3 (scenario, policy, webhook), saw 3.
+	if got.Annotations["policy-labels"] != "3" || got.Annotations["webhook-saw"] != "3" || got.Labels["policy"] != "yes" || got.Labels["webhook"] != "yes" {
+		t.Errorf("labels %v, annotations %v", got.Labels, got.Annotations)
+	}
+	if n := len(ws.requests("/saw")); n != 2 {
+		t.Errorf("the IfNeeded webhook was called %d times, want 2", n)
+	}
+	if n := len(ws.requests("/label")); n != 1 {
+		t.Errorf("the Never webhook was called %d times, want 1", n)
 	}
 }
