@@ -245,7 +245,7 @@ func fixtures() map[string][]kinds.Object {
 		},
 		"mutatingadmissionpolicies": {&admissionregistrationv1.MutatingAdmissionPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: "owner", CreationTimestamp: ago(time.Hour)},
-			Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{Mutations: []admissionregistrationv1.Mutation{{}, {}}}}},
+			Spec:       admissionregistrationv1.MutatingAdmissionPolicySpec{Mutations: []admissionregistrationv1.Mutation{{}, {}}}}},
 		"mutatingadmissionpolicybindings": {
 			&admissionregistrationv1.MutatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "owner", CreationTimestamp: ago(time.Hour)},
 				Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: "owner",
