@@ -77,6 +77,10 @@ func (r *resources) mutatePolicies(ctx context.Context, op *webhookOp, st *mutat
 	if err != nil || len(bound) == 0 {
 		return false, err
 	}
+	// The policies and bindings are matched against the object as the pass found it (as
+	// Kubernetes' dispatcher matches them on the request's attributes); each mutation
+	// and matchCondition sees the previous ones' result.
+	matchOp := *op
 	var in *admissioncel.MutationInput // made once a policy matches
 	changed := false
 	var failed []policyFailure // the refusals, in order
@@ -94,7 +98,7 @@ func (r *resources) mutatePolicies(ctx context.Context, op *webhookOp, st *mutat
 			failed = append(failed, policyFailure{msg, reason})
 		}
 		configError := func(b *policyBinding, err error) { fail(b, metav1.StatusReasonForbidden, configurationError(b, err)) }
-		err := r.policyInvocations(ctx, &bp.policyHead, op, configError, func(pb *policyBinding, param runtime.Object) error {
+		err := r.policyInvocations(ctx, &bp.policyHead, &matchOp, configError, func(pb *policyBinding, param runtime.Object) error {
 			key := invocationKey(bp.name, pb.name, param)
 			if reinvoking && !st.reinvoke[key] {
 				return nil
