@@ -84,6 +84,12 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			Validations: []admissionregistrationv1.Validation{{Expression: "object.spec.replicas <= 5"}}}},
 		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: meta("", "max-replicas"), Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
 			PolicyName: "max-replicas", ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}}},
+		&admissionregistrationv1.MutatingAdmissionPolicy{ObjectMeta: meta("", "owner"), Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			Mutations: []admissionregistrationv1.Mutation{{PatchType: admissionregistrationv1.PatchTypeApplyConfiguration,
+				ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{Expression: `Object{metadata: Object.metadata{labels: {"owner": "platform"}}}`}}},
+			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy}},
+		&admissionregistrationv1.MutatingAdmissionPolicyBinding{ObjectMeta: meta("", "owner"), Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
+			PolicyName: "owner"}},
 		&rbacv1.Role{ObjectMeta: meta("default", "reader"), Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 		&rbacv1.ClusterRole{ObjectMeta: meta("", "view"), AggregationRule: &rbacv1.AggregationRule{ClusterRoleSelectors: []metav1.LabelSelector{
 			{MatchLabels: map[string]string{"rbac.authorization.k8s.io/aggregate-to-view": "true"}}}}},

@@ -29,7 +29,8 @@ import (
 )
 
 // ValidatingAdmissionPolicies, as kube-apiserver's ValidatingAdmissionPolicy admission
-// plugin evaluates them: after the mutating webhooks and the built-in validation, before
+// plugin evaluates them (MutatingAdmissionPolicies, which share their matching, binding
+// and params, are mutatingpolicies.go's): after the mutating webhooks and the built-in validation, before
 // the validating webhooks, every policy whose matchConstraints match a write is
 // evaluated once for each of its bindings whose matchResources match too, with each
 // param the binding's paramRef selects; a failed validation refuses the write (Deny),
@@ -39,29 +40,59 @@ import (
 // configurations are), and compiled then. The admissionregistration kinds themselves
 // are exempt (webhookExempt), so that a policy cannot lock itself in.
 
-// policies holds the policies and their bindings, compiled.
+// policies holds the policies of both kinds and their bindings, compiled.
 type policies struct {
-	store *store.Store
-	log   hclog.Logger
-
-	policyLists, bindingLists *nsLists
-
-	mu       sync.Mutex
-	from     [2][]store.Object // the cached lists compiled is made from
-	compiled []*boundPolicy
+	log        hclog.Logger
+	validating *policyCache[*boundPolicy]
+	mutating   *policyCache[*boundMutatingPolicy]
 }
 
-// boundPolicy is a policy, compiled, and its bindings, in name order.
+// policyHead is what a policy of either kind is matched and bound by.
+type policyHead struct {
+	name          string
+	paramKind     *admissionregistrationv1.ParamKind
+	failurePolicy admissionregistrationv1.FailurePolicyType
+	match         *resourceMatch
+	bindings      []*policyBinding // in name order
+}
+
+func newPolicyHead(name string, pk *admissionregistrationv1.ParamKind, fp *admissionregistrationv1.FailurePolicyType,
+	mc *admissionregistrationv1.MatchResources, bindings []*policyBinding) policyHead {
+	h := policyHead{name: name, paramKind: pk, failurePolicy: admissionregistrationv1.Fail, match: newResourceMatch(mc), bindings: bindings}
+	if fp != nil {
+		h.failurePolicy = *fp
+	}
+	if h.match == nil {
+		h.match = &resourceMatch{err: errors.New("spec.matchConstraints is required")}
+	}
+	return h
+}
+
+// boundPolicy is a ValidatingAdmissionPolicy, compiled, and its bindings.
 type boundPolicy struct {
-	policy   *admissionregistrationv1.ValidatingAdmissionPolicy
-	eval     *admissioncel.Policy
-	match    *resourceMatch
-	bindings []*policyBinding
+	policyHead
+	eval *admissioncel.Policy
 }
 
+// policyBinding is a binding of either kind.
 type policyBinding struct {
-	binding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
-	match   *resourceMatch // nil: what the policy matches
+	name     string
+	paramRef *admissionregistrationv1.ParamRef
+	match    *resourceMatch // nil: what the policy matches
+	// actions are a ValidatingAdmissionPolicyBinding's validationActions.
+	actions []admissionregistrationv1.ValidationAction
+}
+
+// bindingOf is a binding object as the policies use it, and the policy it binds.
+func bindingOf(obj kinds.Object) (policy string, b *policyBinding) {
+	switch o := obj.(type) {
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		return o.Spec.PolicyName, &policyBinding{name: o.Name, paramRef: o.Spec.ParamRef, match: newResourceMatch(o.Spec.MatchResources),
+			actions: o.Spec.ValidationActions}
+	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+		return o.Spec.PolicyName, &policyBinding{name: o.Name, paramRef: o.Spec.ParamRef, match: newResourceMatch(o.Spec.MatchResources)}
+	}
+	panic(fmt.Sprintf("bindingOf: %T is not a policy binding", obj))
 }
 
 // resourceMatch is a MatchResources, its selectors parsed.
@@ -83,70 +114,97 @@ func newResourceMatch(m *admissionregistrationv1.MatchResources) *resourceMatch 
 }
 
 func newPolicies(s *store.Store, log hclog.Logger) *policies {
-	return &policies{store: s, log: log, policyLists: newNSLists(kinds.ValidatingAdmissionPolicy),
-		bindingLists: newNSLists(kinds.ValidatingAdmissionPolicyBinding)}
+	return &policies{log: log,
+		validating: newPolicyCache(s, kinds.ValidatingAdmissionPolicy, kinds.ValidatingAdmissionPolicyBinding,
+			func(obj kinds.Object, bs []*policyBinding) *boundPolicy {
+				pol := obj.(*admissionregistrationv1.ValidatingAdmissionPolicy)
+				return &boundPolicy{policyHead: newPolicyHead(pol.Name, pol.Spec.ParamKind, pol.Spec.FailurePolicy, pol.Spec.MatchConstraints, bs),
+					eval: admissioncel.CompilePolicy(pol.Name, &pol.Spec)}
+			}),
+		mutating: newPolicyCache(s, kinds.MutatingAdmissionPolicy, kinds.MutatingAdmissionPolicyBinding, compileMutatingPolicy),
+	}
 }
 
-// load returns the policies that have bindings, compiled.
-func (p *policies) load(ctx context.Context) ([]*boundPolicy, error) {
-	pols, err := p.policyLists.list(ctx, p.store, "", false)
+// policyCache is one kind of policies with their bindings, compiled. They are read from
+// this node's state, and compiled, only when one of them has changed (as the webhooks'
+// configurations are).
+type policyCache[T any] struct {
+	store                     *store.Store
+	policyKind, bindingKind   string
+	policyLists, bindingLists *nsLists
+	// compile makes a policy with bindings, in name order, what admission uses.
+	compile func(policy kinds.Object, bindings []*policyBinding) T
+
+	mu       sync.Mutex
+	from     [2][]store.Object // the cached lists compiled is made from
+	compiled []T
+}
+
+func newPolicyCache[T any](s *store.Store, policyKind, bindingKind string, compile func(kinds.Object, []*policyBinding) T) *policyCache[T] {
+	return &policyCache[T]{store: s, policyKind: policyKind, bindingKind: bindingKind, policyLists: newNSLists(policyKind),
+		bindingLists: newNSLists(bindingKind), compile: compile}
+}
+
+// load returns the policies that have bindings, compiled, in name order.
+func (c *policyCache[T]) load(ctx context.Context) ([]T, error) {
+	polInfo, bindInfo := kinds.MustLookup(c.policyKind), kinds.MustLookup(c.bindingKind)
+	pols, err := c.policyLists.list(ctx, c.store, "", false)
 	if err != nil {
-		return nil, storeError(kinds.MustLookup(kinds.ValidatingAdmissionPolicy), "", err)
+		return nil, storeError(polInfo, "", err)
 	}
-	binds, err := p.bindingLists.list(ctx, p.store, "", false)
+	binds, err := c.bindingLists.list(ctx, c.store, "", false)
 	if err != nil {
-		return nil, storeError(kinds.MustLookup(kinds.ValidatingAdmissionPolicyBinding), "", err)
+		return nil, storeError(bindInfo, "", err)
 	}
 	if len(pols) == 0 || len(binds) == 0 {
 		return nil, nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	same := func(a, b []store.Object) bool { return len(a) == len(b) && &a[0] == &b[0] }
-	if p.from[0] != nil && same(p.from[0], pols) && same(p.from[1], binds) {
-		return p.compiled, nil
+	if c.from[0] != nil && same(c.from[0], pols) && same(c.from[1], binds) {
+		return c.compiled, nil
 	}
-	polInfo, bindInfo := kinds.MustLookup(kinds.ValidatingAdmissionPolicy), kinds.MustLookup(kinds.ValidatingAdmissionPolicyBinding)
 	byPolicy := map[string][]*policyBinding{}
 	for i := range binds {
 		obj, err := decode(bindInfo, &binds[i])
 		if err != nil {
 			return nil, storeError(bindInfo, binds[i].Key.Name, err)
 		}
-		b := obj.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding)
-		byPolicy[b.Spec.PolicyName] = append(byPolicy[b.Spec.PolicyName], &policyBinding{binding: b, match: newResourceMatch(b.Spec.MatchResources)})
+		name, b := bindingOf(obj)
+		byPolicy[name] = append(byPolicy[name], b)
 	}
-	var out []*boundPolicy
-	for i := range pols {
-		bs := byPolicy[pols[i].Key.Name]
+	sorted := slices.Clone(pols)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key.Name < sorted[j].Key.Name })
+	var out []T
+	for i := range sorted {
+		bs := byPolicy[sorted[i].Key.Name]
 		if len(bs) == 0 {
 			continue // a policy without a binding does nothing
 		}
-		obj, err := decode(polInfo, &pols[i])
+		obj, err := decode(polInfo, &sorted[i])
 		if err != nil {
-			return nil, storeError(polInfo, pols[i].Key.Name, err)
+			return nil, storeError(polInfo, sorted[i].Key.Name, err)
 		}
-		pol := obj.(*admissionregistrationv1.ValidatingAdmissionPolicy)
-		sort.Slice(bs, func(i, j int) bool { return bs[i].binding.Name < bs[j].binding.Name })
-		bp := &boundPolicy{policy: pol, eval: admissioncel.CompilePolicy(pol.Name, &pol.Spec), bindings: bs,
-			match: newResourceMatch(pol.Spec.MatchConstraints)}
-		if bp.match == nil {
-			bp.match = &resourceMatch{err: errors.New("spec.matchConstraints is required")}
-		}
-		out = append(out, bp)
+		sort.Slice(bs, func(i, j int) bool { return bs[i].name < bs[j].name })
+		out = append(out, c.compile(obj, bs))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].policy.Name < out[j].policy.Name })
-	p.from, p.compiled = [2][]store.Object{pols, binds}, out
+	c.from, c.compiled = [2][]store.Object{pols, binds}, out
 	return out, nil
 }
 
-// none reports whether no policy is bound (or they cannot be read: admitPolicies says so).
+// none reports whether no policy of either kind is bound (or they cannot be read: the
+// admission that reads them says so).
 func (p *policies) none(ctx context.Context) bool {
 	if p == nil {
 		return true
 	}
-	bound, err := p.load(ctx)
-	return err == nil && len(bound) == 0
+	v, err := p.validating.load(ctx)
+	if err != nil || len(v) > 0 {
+		return false
+	}
+	m, err := p.mutating.load(ctx)
+	return err == nil && len(m) == 0
 }
 
 // matchesRules reports whether one of rules matches op, its resourceNames included
@@ -177,86 +235,114 @@ func matchResources(ctx context.Context, m *resourceMatch, op *webhookOp,
 	return len(m.ResourceRules) == 0 || matchesRules(m.ResourceRules, op), nil
 }
 
-// policyDenial is a refusal of a policy, through one of its bindings (nil: the policy's
+// policyInvocations calls call for each binding of h whose matchResources match op
+// (when h's matchConstraints do) and each param the binding selects, in order, as
+// Kubernetes' policy dispatcher does. A configuration error (a selector that does not
+// parse, a param that cannot be read) goes to configError with its binding (nil: the
+// policy's own); an error of call ends the invocations.
+func (r *resources) policyInvocations(ctx context.Context, h *policyHead, op *webhookOp, configError func(b *policyBinding, err error),
+	call func(b *policyBinding, param runtime.Object) error) error {
+	ok, err := matchResources(ctx, h.match, op, r.namespaceLabels)
+	if err != nil {
+		configError(nil, err)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	for _, pb := range h.bindings {
+		if pb.match != nil {
+			if ok, err := matchResources(ctx, pb.match, op, r.namespaceLabels); err != nil {
+				configError(pb, err)
+				continue
+			} else if !ok {
+				continue
+			}
+		}
+		params, err := r.policyParams(ctx, h.paramKind, pb.paramRef, op)
+		if err != nil {
+			configError(pb, err)
+			continue
+		}
+		for _, param := range params {
+			if err := call(pb, param); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// configurationError is the message of a policy's configuration error (b nil: the
+// policy's own), as Kubernetes words it.
+func configurationError(b *policyBinding, err error) string {
+	if b != nil {
+		return "failed to configure binding: " + err.Error()
+	}
+	return "failed to configure policy: " + err.Error()
+}
+
+// policyDenial is a refusal of a policy, through one of its bindings ("": the policy's
 // own configuration failed).
 type policyDenial struct {
-	policy  *admissionregistrationv1.ValidatingAdmissionPolicy
-	binding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	policy, binding string
 	admissioncel.Decision
 }
 
-// admitPolicies evaluates the bound policies matching op; the first refusal, in the
-// policies' and bindings' order, is the error.
+// admitPolicies evaluates the bound ValidatingAdmissionPolicies matching op; the first
+// refusal, in the policies' and bindings' order, is the error.
 func (r *resources) admitPolicies(ctx context.Context, op *webhookOp) error {
 	if r.policies == nil || webhookExempt[op.info.Kind] {
 		return nil
 	}
-	bound, err := r.policies.load(ctx)
+	bound, err := r.policies.validating.load(ctx)
 	if err != nil || len(bound) == 0 {
 		return err
 	}
 	var denied []policyDenial
-	configError := func(pol *admissionregistrationv1.ValidatingAdmissionPolicy, b *admissionregistrationv1.ValidatingAdmissionPolicyBinding, err error) {
-		if pol.Spec.FailurePolicy != nil && *pol.Spec.FailurePolicy == admissionregistrationv1.Ignore {
-			r.policies.log.Warn("policy configuration error ignored", "policy", pol.Name, "kind", op.info.Kind, "name", op.name(), "error", err)
-			return
-		}
-		msg := "failed to configure policy: " + err.Error()
-		if b != nil {
-			msg = "failed to configure binding: " + err.Error()
-		}
-		denied = append(denied, policyDenial{policy: pol, binding: b, Decision: admissioncel.Decision{Message: msg, Error: true, Index: -1}})
-	}
 	var in *admissioncel.Input // made once a policy matches
 	for _, bp := range bound {
-		ok, err := matchResources(ctx, bp.match, op, r.namespaceLabels)
-		if err != nil {
-			configError(bp.policy, nil, err)
-			continue
-		}
-		if !ok {
-			continue
-		}
-		for _, pb := range bp.bindings {
-			if pb.match != nil {
-				if ok, err := matchResources(ctx, pb.match, op, r.namespaceLabels); err != nil {
-					configError(bp.policy, pb.binding, err)
-					continue
-				} else if !ok {
-					continue
-				}
+		configError := func(b *policyBinding, err error) {
+			if bp.failurePolicy == admissionregistrationv1.Ignore {
+				r.policies.log.Warn("policy configuration error ignored", "policy", bp.name, "kind", op.info.Kind, "name", op.name(), "error", err)
+				return
 			}
-			params, err := r.policyParams(ctx, bp.policy.Spec.ParamKind, pb.binding.Spec.ParamRef, op)
-			if err != nil {
-				configError(bp.policy, pb.binding, err)
-				continue
+			d := policyDenial{policy: bp.name, Decision: admissioncel.Decision{Message: configurationError(b, err), Error: true, Index: -1}}
+			if b != nil {
+				d.binding = b.name
 			}
-			if in == nil && len(params) > 0 {
+			denied = append(denied, d)
+		}
+		err := r.policyInvocations(ctx, &bp.policyHead, op, configError, func(pb *policyBinding, param runtime.Object) error {
+			if in == nil {
+				var err error
 				if in, err = r.policyInput(ctx, op); err != nil {
 					return err
 				}
 			}
-			for _, param := range params {
-				in.Params = param
-				res := bp.eval.Validate(ctx, *in)
-				for _, d := range res.Denied {
-					for _, action := range pb.binding.Spec.ValidationActions {
-						switch action {
-						case admissionregistrationv1.Deny:
-							denied = append(denied, policyDenial{policy: bp.policy, binding: pb.binding, Decision: d})
-						case admissionregistrationv1.Warn:
-							addRequestWarning(ctx, fmt.Sprintf("Validation failed for ValidatingAdmissionPolicy '%s' with binding '%s': %s", bp.policy.Name, pb.binding.Name, d.Message))
-						case admissionregistrationv1.Audit:
-							r.policies.log.Info("validation failure", "policy", bp.policy.Name, "binding", pb.binding.Name,
-								"expressionIndex", d.Index, "kind", op.info.Kind, "namespace", op.namespace(), "name", op.name(), "message", d.Message)
-						}
+			in.Params = param
+			res := bp.eval.Validate(ctx, *in)
+			for _, d := range res.Denied {
+				for _, action := range pb.actions {
+					switch action {
+					case admissionregistrationv1.Deny:
+						denied = append(denied, policyDenial{policy: bp.name, binding: pb.name, Decision: d})
+					case admissionregistrationv1.Warn:
+						addRequestWarning(ctx, fmt.Sprintf("Validation failed for ValidatingAdmissionPolicy '%s' with binding '%s': %s", bp.name, pb.name, d.Message))
+					case admissionregistrationv1.Audit:
+						r.policies.log.Info("validation failure", "policy", bp.name, "binding", pb.name,
+							"expressionIndex", d.Index, "kind", op.info.Kind, "namespace", op.namespace(), "name", op.name(), "message", d.Message)
 					}
 				}
-				for _, a := range res.Annotations {
-					r.policies.log.Info("audit annotation", "key", bp.policy.Name+"/"+a.Key, "value", a.Value, "kind", op.info.Kind,
-						"namespace", op.namespace(), "name", op.name())
-				}
 			}
+			for _, a := range res.Annotations {
+				r.policies.log.Info("audit annotation", "key", bp.name+"/"+a.Key, "value", a.Value, "kind", op.info.Kind,
+					"namespace", op.namespace(), "name", op.name())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	if len(denied) == 0 {
@@ -269,9 +355,9 @@ func (r *resources) admitPolicies(ctx context.Context, op *webhookOp) error {
 // forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request: ..."), with
 // the validation's reason (Invalid by default, 422) and the message as its cause.
 func policyDeniedError(op *webhookOp, d policyDenial) error {
-	msg := fmt.Sprintf("ValidatingAdmissionPolicy '%s' denied request: %s", d.policy.Name, d.Message)
-	if d.binding != nil {
-		msg = fmt.Sprintf("ValidatingAdmissionPolicy '%s' with binding '%s' denied request: %s", d.policy.Name, d.binding.Name, d.Message)
+	msg := fmt.Sprintf("ValidatingAdmissionPolicy '%s' denied request: %s", d.policy, d.Message)
+	if d.binding != "" {
+		msg = fmt.Sprintf("ValidatingAdmissionPolicy '%s' with binding '%s' denied request: %s", d.policy, d.binding, d.Message)
 	}
 	reason := d.Reason
 	if reason == "" {

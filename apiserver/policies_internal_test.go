@@ -83,8 +83,7 @@ func TestPolicyMatchResources(t *testing.T) {
 // for REST and gRPC.
 func TestPolicyDenied(t *testing.T) {
 	op := &webhookOp{operation: admissionv1.Create, info: kinds.MustLookup(kinds.Deployment), obj: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}}}
-	pol := &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
-	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "b"}}
+	pol, b := "p", "b"
 	for _, tc := range []struct {
 		name     string
 		d        policyDenial

@@ -127,7 +127,8 @@ func newWebhooks(s *store.Store, log hclog.Logger) *webhooks {
 // policies (Kubernetes excludes admissionregistration's kinds, so that neither can lock
 // itself in).
 var webhookExempt = map[string]bool{kinds.MutatingWebhookConfiguration: true, kinds.ValidatingWebhookConfiguration: true,
-	kinds.ValidatingAdmissionPolicy: true, kinds.ValidatingAdmissionPolicyBinding: true}
+	kinds.ValidatingAdmissionPolicy: true, kinds.ValidatingAdmissionPolicyBinding: true,
+	kinds.MutatingAdmissionPolicy: true, kinds.MutatingAdmissionPolicyBinding: true}
 
 // none reports whether no webhook is configured (or the configurations cannot be read:
 // the calls that read them say so).
@@ -193,11 +194,39 @@ func selectorOf(s *metav1.LabelSelector) (labels.Selector, error) {
 	return metav1.LabelSelectorAsSelector(s)
 }
 
-// admitWebhooksMutating calls the mutating admission webhooks on op (webhooks.go); op.obj
-// is what they made of the object, and changed says whether it differs.
+// admitWebhooksMutating is the mutating admission of op: the mutating admission
+// policies (mutatingpolicies.go), then the mutating webhooks, then the policies and
+// webhooks with reinvocationPolicy IfNeeded that something after them changed the
+// object for (each at most once more, as in Kubernetes). op.obj is
+// what they made of the object, and changed says whether it differs.
 func (r *resources) admitWebhooksMutating(ctx context.Context, op *webhookOp) (changed bool, err error) {
-	op.obj, changed, err = r.webhooks.mutate(ctx, op)
-	return changed, err
+	var st mutationState
+	byPolicies, err := r.mutatePolicies(ctx, op, &st, false)
+	if err != nil {
+		return false, err
+	}
+	var byWebhooks bool
+	var pending []*webhook
+	if op.obj, byWebhooks, pending, err = r.webhooks.mutate(ctx, op); err != nil {
+		return false, err
+	}
+	if byWebhooks {
+		st.changed()
+	}
+	// Kubernetes' second pass: the policies, then the webhooks, asked to run again
+	// because the object changed after them.
+	var again, webhooksAgain bool
+	if len(st.reinvoke) > 0 {
+		if again, err = r.mutatePolicies(ctx, op, &st, true); err != nil {
+			return false, err
+		}
+	}
+	if again && len(pending) > 0 {
+		if webhooksAgain, err = r.webhooks.reinvoke(ctx, op, pending); err != nil {
+			return false, err
+		}
+	}
+	return byPolicies || byWebhooks || again || webhooksAgain, nil
 }
 
 // admitWebhooksUpdate wraps mutate, which makes the next state of an update or a delete
@@ -376,48 +405,71 @@ func selectorsMatch(ctx context.Context, nsSel, objSel labels.Selector, op *webh
 }
 
 // mutate calls the mutating webhooks matching op on op.obj, which it changes to the
-// result of their patches; it reports whether anything changed.
-func (wh *webhooks) mutate(ctx context.Context, op *webhookOp) (kinds.Object, bool, error) {
+// result of their patches; it reports whether anything changed, and the webhooks with
+// reinvocationPolicy IfNeeded it called and did not call again (pending: a later change
+// of the object, by a mutating policy's reinvocation, calls them once more).
+func (wh *webhooks) mutate(ctx context.Context, op *webhookOp) (obj kinds.Object, changed bool, pending []*webhook, err error) {
 	if wh == nil || webhookExempt[op.info.Kind] {
-		return op.obj, false, nil
+		return op.obj, false, nil, nil
 	}
 	hooks, err := wh.hooks(ctx, kinds.MutatingWebhookConfiguration)
 	if err != nil || len(hooks) == 0 {
-		return op.obj, false, err
+		return op.obj, false, nil, err
 	}
 	var called []*webhook
 	lastChange := -1
 	for _, h := range hooks {
 		ok, err := wh.matches(ctx, h, op)
 		if err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 		if !ok {
 			continue
 		}
 		changed, err := wh.callMutating(ctx, h, op)
 		if err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 		called = append(called, h)
 		if changed {
 			lastChange = len(called) - 1
 		}
 	}
-	if lastChange < 0 {
-		return op.obj, false, nil
-	}
 	// Reinvocation: a webhook that asked for it and ran before the last change sees the
 	// object once more (Kubernetes' reinvocationPolicy IfNeeded).
-	for _, h := range called[:lastChange] {
-		if !h.reinvokeIfNeed {
-			continue
-		}
-		if _, err := wh.callMutating(ctx, h, op); err != nil {
-			return nil, false, err
+	for i, h := range called {
+		switch {
+		case !h.reinvokeIfNeed:
+		case i >= lastChange:
+			pending = append(pending, h)
+		default:
+			if _, err := wh.callMutating(ctx, h, op); err != nil {
+				return nil, false, nil, err
+			}
 		}
 	}
-	return op.obj, true, nil
+	return op.obj, lastChange >= 0, pending, nil
+}
+
+// reinvoke calls once more the webhooks of hooks (mutate's pending) that still match
+// op: the object changed after they ran.
+func (wh *webhooks) reinvoke(ctx context.Context, op *webhookOp, hooks []*webhook) (bool, error) {
+	changed := false
+	for _, h := range hooks {
+		ok, err := wh.matches(ctx, h, op)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			continue
+		}
+		c, err := wh.callMutating(ctx, h, op)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || c
+	}
+	return changed, nil
 }
 
 // callMutating calls h on op and applies its patch to op.obj.

@@ -159,6 +159,11 @@ const (
 	// writes a binding of the policy matches, to refuse them or warn.
 	ValidatingAdmissionPolicy        = "ValidatingAdmissionPolicy"
 	ValidatingAdmissionPolicyBinding = "ValidatingAdmissionPolicyBinding"
+	// MutatingAdmissionPolicy and MutatingAdmissionPolicyBinding are
+	// admissionregistration.k8s.io/v1's: CEL mutations (an apply configuration or a JSON
+	// patch) the API server makes to the writes a binding of the policy matches.
+	MutatingAdmissionPolicy        = "MutatingAdmissionPolicy"
+	MutatingAdmissionPolicyBinding = "MutatingAdmissionPolicyBinding"
 )
 
 func kind[T any, PT interface {
@@ -259,6 +264,12 @@ var all = []*Info{
 	kind[admissionregistrationv1.ValidatingAdmissionPolicyBinding](Info{Kind: ValidatingAdmissionPolicyBinding,
 		Group: "admissionregistration.k8s.io", Version: "v1", Plural: "validatingadmissionpolicybindings",
 		Singular: "validatingadmissionpolicybinding", Categories: []string{"api-extensions"}, HasSpec: true}),
+	kind[admissionregistrationv1.MutatingAdmissionPolicy](Info{Kind: MutatingAdmissionPolicy, Group: "admissionregistration.k8s.io",
+		Version: "v1", Plural: "mutatingadmissionpolicies", Singular: "mutatingadmissionpolicy", Categories: []string{"api-extensions"},
+		HasSpec: true}),
+	kind[admissionregistrationv1.MutatingAdmissionPolicyBinding](Info{Kind: MutatingAdmissionPolicyBinding,
+		Group: "admissionregistration.k8s.io", Version: "v1", Plural: "mutatingadmissionpolicybindings",
+		Singular: "mutatingadmissionpolicybinding", Categories: []string{"api-extensions"}, HasSpec: true}),
 	kind[admissionregistrationv1.MutatingWebhookConfiguration](Info{Kind: MutatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
 		Version: "v1", Plural: "mutatingwebhookconfigurations", Singular: "mutatingwebhookconfiguration"}),
 	kind[admissionregistrationv1.ValidatingWebhookConfiguration](Info{Kind: ValidatingWebhookConfiguration, Group: "admissionregistration.k8s.io",

@@ -122,18 +122,43 @@ type Policy struct {
 	err           error // the composition compiler could not be made
 }
 
-// compiler is a compiler of a policy's expressions, its variables stored in it, and
-// the variables' compilation results.
-func compiler(spec *admissionregistrationv1.ValidatingAdmissionPolicySpec, mode environment.Type) (*plugincel.CompositedCompiler, []plugincel.CompilationResult, error) {
+// compiler is a compiler of a policy's expressions, its variables (which read what
+// decls declares) stored in it, and the variables' compilation results.
+func compiler(variables []admissionregistrationv1.Variable, decls plugincel.OptionalVariableDeclarations, mode environment.Type) (*plugincel.CompositedCompiler, []plugincel.CompilationResult, error) {
 	c, err := plugincel.NewCompositedCompiler(envSet())
 	if err != nil {
 		return nil, nil, err
 	}
-	vars := make([]plugincel.CompilationResult, len(spec.Variables))
-	for i := range spec.Variables {
-		vars[i] = c.CompileAndStoreVariable(&variable{spec.Variables[i]}, declarations(spec, true), mode)
+	vars := make([]plugincel.CompilationResult, len(variables))
+	for i := range variables {
+		vars[i] = c.CompileAndStoreVariable(&variable{variables[i]}, decls, mode)
 	}
 	return c, vars, nil
+}
+
+// compileErrors are the errors of a policy's expressions that do not compile, at their
+// field paths.
+type compileErrors field.ErrorList
+
+func (e *compileErrors) check(r plugincel.CompilationResult, fp *field.Path, value string) {
+	if r.Error != nil {
+		*e = append(*e, field.Invalid(fp, value, r.Error.Error()))
+	}
+}
+
+// validationCompiler is a compiler of a policy's expressions as a write of it is
+// validated (new expressions), with its variables compiled, and the variables' errors
+// (at p's variables[i].expression).
+func validationCompiler(variables []admissionregistrationv1.Variable, decls plugincel.OptionalVariableDeclarations, p *field.Path) (*plugincel.CompositedCompiler, *compileErrors) {
+	c, vars, err := compiler(variables, decls, environment.NewExpressions)
+	if err != nil {
+		return nil, &compileErrors{field.InternalError(p, err)}
+	}
+	errs := &compileErrors{}
+	for i, r := range vars {
+		errs.check(r, p.Child("variables").Index(i).Child("expression"), variables[i].Expression)
+	}
+	return c, errs
 }
 
 // declarations are the variables a policy's expressions may read: params when it has a
@@ -149,7 +174,7 @@ func CompilePolicy(name string, spec *admissionregistrationv1.ValidatingAdmissio
 	if spec.FailurePolicy != nil {
 		p.failurePolicy = *spec.FailurePolicy
 	}
-	c, _, err := compiler(spec, environment.StoredExpressions)
+	c, _, err := compiler(spec.Variables, declarations(spec, true), environment.StoredExpressions)
 	if err != nil {
 		p.err = err
 		return p
@@ -351,36 +376,27 @@ func (m *Matcher) Match(ctx context.Context, attrs *admission.VersionedAttribute
 // .messageExpression, spec.auditAnnotations[i].valueExpression,
 // spec.matchConditions[i].expression).
 func ValidatePolicySpec(spec *admissionregistrationv1.ValidatingAdmissionPolicySpec, p *field.Path) field.ErrorList {
-	c, vars, err := compiler(spec, environment.NewExpressions)
-	if err != nil {
-		return field.ErrorList{field.InternalError(p, err)}
-	}
-	var errs field.ErrorList
-	check := func(r plugincel.CompilationResult, fp *field.Path, value string) {
-		if r.Error != nil {
-			errs = append(errs, field.Invalid(fp, value, r.Error.Error()))
-		}
-	}
-	for i, r := range vars {
-		check(r, p.Child("variables").Index(i).Child("expression"), spec.Variables[i].Expression)
-	}
 	all, noAuthz := declarations(spec, true), declarations(spec, false)
+	c, errs := validationCompiler(spec.Variables, all, p)
+	if c == nil {
+		return field.ErrorList(*errs)
+	}
 	for i, v := range spec.Validations {
 		vp := p.Child("validations").Index(i)
-		check(c.CompileCELExpression(&validationCondition{Validation: v}, all, environment.NewExpressions), vp.Child("expression"), v.Expression)
+		errs.check(c.CompileCELExpression(&validationCondition{Validation: v}, all, environment.NewExpressions), vp.Child("expression"), v.Expression)
 		if v.MessageExpression != "" {
-			check(c.CompileCELExpression(&messageCondition{v.MessageExpression}, noAuthz, environment.NewExpressions), vp.Child("messageExpression"), v.MessageExpression)
+			errs.check(c.CompileCELExpression(&messageCondition{v.MessageExpression}, noAuthz, environment.NewExpressions), vp.Child("messageExpression"), v.MessageExpression)
 		}
 	}
 	for i, a := range spec.AuditAnnotations {
-		check(c.CompileCELExpression(&auditAnnotationCondition{a}, noAuthz, environment.NewExpressions),
+		errs.check(c.CompileCELExpression(&auditAnnotationCondition{a}, noAuthz, environment.NewExpressions),
 			p.Child("auditAnnotations").Index(i).Child("valueExpression"), a.ValueExpression)
 	}
 	for i := range spec.MatchConditions {
 		mc := (*matchconditions.MatchCondition)(&spec.MatchConditions[i])
-		check(c.CompileCELExpression(mc, all, environment.NewExpressions), p.Child("matchConditions").Index(i).Child("expression"), mc.Expression)
+		errs.check(c.CompileCELExpression(mc, all, environment.NewExpressions), p.Child("matchConditions").Index(i).Child("expression"), mc.Expression)
 	}
-	return errs
+	return field.ErrorList(*errs)
 }
 
 // ValidateMatchConditions compiles a webhook's matchConditions as a write of its

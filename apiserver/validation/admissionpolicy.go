@@ -53,8 +53,11 @@ func defaultPolicy(p *admissionregistrationv1.ValidatingAdmissionPolicy) {
 	defaultMatchResources(p.Spec.MatchConstraints)
 }
 
-func defaultPolicyBinding(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
-	defaultMatchResources(b.Spec.MatchResources)
+func defaultMutatingPolicy(p *admissionregistrationv1.MutatingAdmissionPolicy) {
+	if p.Spec.FailurePolicy == nil {
+		p.Spec.FailurePolicy = new(admissionregistrationv1.Fail)
+	}
+	defaultMatchResources(p.Spec.MatchConstraints)
 }
 
 var (
@@ -67,25 +70,55 @@ var (
 // maxMatchConditions is Kubernetes' limit of matchConditions on a webhook or a policy.
 const maxMatchConditions = 64
 
+// validatePolicyHead checks what both kinds of policy begin with: failurePolicy,
+// paramKind, matchConstraints (which must name resourceRules) and matchConditions.
+func validatePolicyHead(fp *admissionregistrationv1.FailurePolicyType, pk *admissionregistrationv1.ParamKind,
+	mc *admissionregistrationv1.MatchResources, conds []admissionregistrationv1.MatchCondition, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if fp == nil {
+		errs = append(errs, field.Required(p.Child("failurePolicy"), ""))
+	} else if !slices.Contains(failurePolicies, string(*fp)) {
+		errs = append(errs, field.NotSupported(p.Child("failurePolicy"), *fp, failurePolicies))
+	}
+	if pk != nil {
+		errs = append(errs, validateParamKind(pk, p.Child("paramKind"))...)
+	}
+	if mc == nil {
+		errs = append(errs, field.Required(p.Child("matchConstraints"), ""))
+	} else {
+		errs = append(errs, validateMatchResources(mc, true, p.Child("matchConstraints"))...)
+	}
+	return append(errs, validateMatchConditions(conds, p.Child("matchConditions"))...)
+}
+
+// validateVariables checks a policy's variables: each named by a CEL identifier, once,
+// with an expression.
+func validateVariables(vars []admissionregistrationv1.Variable, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	names := map[string]bool{}
+	for i, v := range vars {
+		vp := p.Index(i)
+		switch {
+		case v.Name == "":
+			errs = append(errs, field.Required(vp.Child("name"), "name is not specified"))
+		case !isCELIdentifier(v.Name):
+			errs = append(errs, field.Invalid(vp.Child("name"), v.Name, "name is not a valid CEL identifier"))
+		case names[v.Name]:
+			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
+		}
+		names[v.Name] = true
+		if strings.TrimSpace(v.Expression) == "" {
+			errs = append(errs, field.Required(vp.Child("expression"), "expression is not specified"))
+		}
+	}
+	return errs
+}
+
 // validatePolicy is Kubernetes' ValidateValidatingAdmissionPolicy.
 func validatePolicy(pol *admissionregistrationv1.ValidatingAdmissionPolicy) field.ErrorList {
 	spec := &pol.Spec
 	p := field.NewPath("spec")
-	var errs field.ErrorList
-	if spec.FailurePolicy == nil {
-		errs = append(errs, field.Required(p.Child("failurePolicy"), ""))
-	} else if !slices.Contains(failurePolicies, string(*spec.FailurePolicy)) {
-		errs = append(errs, field.NotSupported(p.Child("failurePolicy"), *spec.FailurePolicy, failurePolicies))
-	}
-	if spec.ParamKind != nil {
-		errs = append(errs, validateParamKind(spec.ParamKind, p.Child("paramKind"))...)
-	}
-	if spec.MatchConstraints == nil {
-		errs = append(errs, field.Required(p.Child("matchConstraints"), ""))
-	} else {
-		errs = append(errs, validateMatchResources(spec.MatchConstraints, true, p.Child("matchConstraints"))...)
-	}
-	errs = append(errs, validateMatchConditions(spec.MatchConditions, p.Child("matchConditions"))...)
+	errs := validatePolicyHead(spec.FailurePolicy, spec.ParamKind, spec.MatchConstraints, spec.MatchConditions, p)
 	if len(spec.Validations) == 0 && len(spec.AuditAnnotations) == 0 {
 		errs = append(errs, field.Required(p.Child("validations"), "validations or auditAnnotations must contain at least one item"))
 	}
@@ -122,24 +155,92 @@ func validatePolicy(pol *admissionregistrationv1.ValidatingAdmissionPolicy) fiel
 			errs = append(errs, field.Required(ap.Child("valueExpression"), "valueExpression is not specified"))
 		}
 	}
-	names := map[string]bool{}
-	for i, v := range spec.Variables {
-		vp := p.Child("variables").Index(i)
-		switch {
-		case v.Name == "":
-			errs = append(errs, field.Required(vp.Child("name"), "name is not specified"))
-		case !isCELIdentifier(v.Name):
-			errs = append(errs, field.Invalid(vp.Child("name"), v.Name, "name is not a valid CEL identifier"))
-		case names[v.Name]:
-			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
-		}
-		names[v.Name] = true
-		if strings.TrimSpace(v.Expression) == "" {
-			errs = append(errs, field.Required(vp.Child("expression"), "expression is not specified"))
-		}
-	}
+	errs = append(errs, validateVariables(spec.Variables, p.Child("variables"))...)
 	if len(errs) == 0 { // compile only what is well formed
 		errs = append(errs, admissioncel.ValidatePolicySpec(spec, p)...)
+	}
+	return errs
+}
+
+var (
+	// mutatingOperations are the operations a mutating policy may match: a delete has no
+	// object to mutate.
+	mutatingOperations = []string{"*", "CONNECT", "CREATE", "UPDATE"}
+	patchTypes         = []string{string(admissionregistrationv1.PatchTypeApplyConfiguration), string(admissionregistrationv1.PatchTypeJSONPatch)}
+)
+
+// validateMutatingPolicy is Kubernetes' ValidateMutatingAdmissionPolicy.
+func validateMutatingPolicy(pol *admissionregistrationv1.MutatingAdmissionPolicy) field.ErrorList {
+	spec := &pol.Spec
+	p := field.NewPath("spec")
+	errs := validatePolicyHead(spec.FailurePolicy, spec.ParamKind, spec.MatchConstraints, spec.MatchConditions, p)
+	if spec.MatchConstraints != nil {
+		errs = append(errs, validateMutatingOperations(spec.MatchConstraints, p.Child("matchConstraints"))...)
+	}
+	errs = append(errs, validateVariables(spec.Variables, p.Child("variables"))...)
+	if len(spec.Mutations) == 0 {
+		errs = append(errs, field.Required(p.Child("mutations"), "mutations must contain at least one item"))
+	}
+	for i, m := range spec.Mutations {
+		errs = append(errs, validateMutation(&m, p.Child("mutations").Index(i))...)
+	}
+	if spec.ReinvocationPolicy == "" {
+		errs = append(errs, field.Required(p.Child("reinvocationPolicy"), ""))
+	} else if !slices.Contains(reinvocationPolicies, string(spec.ReinvocationPolicy)) {
+		errs = append(errs, field.NotSupported(p.Child("reinvocationPolicy"), spec.ReinvocationPolicy, reinvocationPolicies))
+	}
+	if len(errs) == 0 { // compile only what is well formed
+		errs = append(errs, admissioncel.ValidateMutatingPolicySpec(spec, p)...)
+	}
+	return errs
+}
+
+// validateMutatingOperations refuses a rule of m matching deletes: only creates and
+// updates (and connects) can be mutated.
+func validateMutatingOperations(m *admissionregistrationv1.MatchResources, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, r := range m.ResourceRules {
+		for _, op := range r.Operations {
+			if !slices.Contains(mutatingOperations, string(op)) {
+				errs = append(errs, field.NotSupported(p.Child("resourceRules", "operations"), op, mutatingOperations))
+			}
+		}
+	}
+	return errs
+}
+
+// validateMutation is Kubernetes' validateMutation: the patch of the patchType given,
+// with an expression, and not the other.
+func validateMutation(m *admissionregistrationv1.Mutation, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	expression := func(e string, fp *field.Path) {
+		if strings.TrimSpace(e) == "" {
+			errs = append(errs, field.Required(fp.Child("expression"), ""))
+		}
+	}
+	switch m.PatchType {
+	case "":
+		errs = append(errs, field.Required(p.Child("patchType"), ""))
+	case admissionregistrationv1.PatchTypeApplyConfiguration:
+		if m.ApplyConfiguration == nil {
+			errs = append(errs, field.Required(p.Child("applyConfiguration"), "must be specified when patchType is ApplyConfiguration"))
+		} else {
+			expression(m.ApplyConfiguration.Expression, p.Child("applyConfiguration"))
+		}
+		if m.JSONPatch != nil {
+			errs = append(errs, field.Invalid(p.Child("jsonPatch"), "{...}", "must not be specified when patchType is ApplyConfiguration"))
+		}
+	case admissionregistrationv1.PatchTypeJSONPatch:
+		if m.JSONPatch == nil {
+			errs = append(errs, field.Required(p.Child("jsonPatch"), "must be specified when patchType is JSONPatch"))
+		} else {
+			expression(m.JSONPatch.Expression, p.Child("jsonPatch"))
+		}
+		if m.ApplyConfiguration != nil {
+			errs = append(errs, field.Invalid(p.Child("applyConfiguration"), "{...}", "must not be specified when patchType is JSONPatch"))
+		}
+	default:
+		errs = append(errs, field.NotSupported(p.Child("patchType"), m.PatchType, patchTypes))
 	}
 	return errs
 }
@@ -256,19 +357,18 @@ func validateMatchConditions(conds []admissionregistrationv1.MatchCondition, p *
 	return errs
 }
 
-// validatePolicyBinding is Kubernetes' ValidateValidatingAdmissionPolicyBinding.
-func validatePolicyBinding(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) field.ErrorList {
-	spec := &b.Spec
-	p := field.NewPath("spec")
+// validateBindingHead checks what both kinds of binding have: policyName, paramRef and
+// matchResources.
+func validateBindingHead(policyName string, r *admissionregistrationv1.ParamRef, m *admissionregistrationv1.MatchResources, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if spec.PolicyName == "" {
+	if policyName == "" {
 		errs = append(errs, field.Required(p.Child("policyName"), ""))
 	} else {
-		for _, msg := range apimachineryvalidation.NameIsDNSSubdomain(spec.PolicyName, false) {
-			errs = append(errs, field.Invalid(p.Child("policyName"), spec.PolicyName, msg))
+		for _, msg := range apimachineryvalidation.NameIsDNSSubdomain(policyName, false) {
+			errs = append(errs, field.Invalid(p.Child("policyName"), policyName, msg))
 		}
 	}
-	if r := spec.ParamRef; r != nil {
+	if r != nil {
 		rp := p.Child("paramRef")
 		switch {
 		case r.Name != "" && r.Selector != nil:
@@ -293,9 +393,17 @@ func validatePolicyBinding(b *admissionregistrationv1.ValidatingAdmissionPolicyB
 			errs = append(errs, field.NotSupported(rp.Child("parameterNotFoundAction"), *r.ParameterNotFoundAction, parameterNotFoundActions))
 		}
 	}
-	if spec.MatchResources != nil {
-		errs = append(errs, validateMatchResources(spec.MatchResources, false, p.Child("matchResources"))...)
+	if m != nil {
+		errs = append(errs, validateMatchResources(m, false, p.Child("matchResources"))...)
 	}
+	return errs
+}
+
+// validatePolicyBinding is Kubernetes' ValidateValidatingAdmissionPolicyBinding.
+func validatePolicyBinding(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) field.ErrorList {
+	spec := &b.Spec
+	p := field.NewPath("spec")
+	errs := validateBindingHead(spec.PolicyName, spec.ParamRef, spec.MatchResources, p)
 	ap := p.Child("validationActions")
 	if len(spec.ValidationActions) == 0 {
 		errs = append(errs, field.Required(ap, ""))
@@ -313,6 +421,16 @@ func validatePolicyBinding(b *admissionregistrationv1.ValidatingAdmissionPolicyB
 	if seen[admissionregistrationv1.Deny] && seen[admissionregistrationv1.Warn] {
 		errs = append(errs, field.Invalid(ap, spec.ValidationActions,
 			"must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)"))
+	}
+	return errs
+}
+
+// validateMutatingPolicyBinding is Kubernetes' ValidateMutatingAdmissionPolicyBinding.
+func validateMutatingPolicyBinding(b *admissionregistrationv1.MutatingAdmissionPolicyBinding) field.ErrorList {
+	p := field.NewPath("spec")
+	errs := validateBindingHead(b.Spec.PolicyName, b.Spec.ParamRef, b.Spec.MatchResources, p)
+	if b.Spec.MatchResources != nil {
+		errs = append(errs, validateMutatingOperations(b.Spec.MatchResources, p.Child("matchResources"))...)
 	}
 	return errs
 }

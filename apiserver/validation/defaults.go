@@ -107,7 +107,11 @@ func Default(obj kinds.Object) {
 	case *admissionregistrationv1.ValidatingAdmissionPolicy:
 		defaultPolicy(o)
 	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
-		defaultPolicyBinding(o)
+		defaultMatchResources(o.Spec.MatchResources)
+	case *admissionregistrationv1.MutatingAdmissionPolicy:
+		defaultMutatingPolicy(o)
+	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+		defaultMatchResources(o.Spec.MatchResources)
 	case *rbacv1.RoleBinding:
 		defaultBinding(&o.RoleRef, o.Subjects)
 	case *rbacv1.ClusterRoleBinding:

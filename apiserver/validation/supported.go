@@ -532,6 +532,10 @@ var supportedFields = map[string][]string{
 	// not type-check policies).
 	kinds.ValidatingAdmissionPolicy:        slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
 	kinds.ValidatingAdmissionPolicyBinding: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
+	// A MutatingAdmissionPolicy's and its bindings' every field: the admission chain
+	// applies the policies (mutatingpolicies.go).
+	kinds.MutatingAdmissionPolicy:        slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
+	kinds.MutatingAdmissionPolicyBinding: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
 }
 
 // webhookFields are a webhook's fields both configurations' have and Skiff acts on.

@@ -223,6 +223,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validatePolicy(o)...)
 	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 		errs = append(errs, validatePolicyBinding(o)...)
+	case *admissionregistrationv1.MutatingAdmissionPolicy:
+		errs = append(errs, validateMutatingPolicy(o)...)
+	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+		errs = append(errs, validateMutatingPolicyBinding(o)...)
 	case *networkingv1.Ingress:
 		errs = append(errs, validateIngress(o)...)
 	case *rbacv1.Role:

@@ -243,6 +243,14 @@ func fixtures() map[string][]kinds.Object {
 			&admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "unparameterized", CreationTimestamp: ago(time.Hour)},
 				Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "owner"}},
 		},
+		"mutatingadmissionpolicies": {&admissionregistrationv1.MutatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "owner", CreationTimestamp: ago(time.Hour)},
+			Spec:       admissionregistrationv1.MutatingAdmissionPolicySpec{Mutations: []admissionregistrationv1.Mutation{{}, {}}}}},
+		"mutatingadmissionpolicybindings": {
+			&admissionregistrationv1.MutatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "owner", CreationTimestamp: ago(time.Hour)},
+				Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: "owner",
+					ParamRef: &admissionregistrationv1.ParamRef{Name: "teams"}}},
+		},
 		"runtimeclasses": {&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc", CreationTimestamp: ago(time.Hour)}, Handler: "runc"}},
 		"ingressclasses": {
 			&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "nginx", CreationTimestamp: ago(time.Hour)},
