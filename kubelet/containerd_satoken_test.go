@@ -118,4 +118,5 @@ func TestServiceAccountTokenOnContainerd(t *testing.T) {
 	}
 	admin.Pods.Delete(ctx, ns, "caller", client.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
 	e.waitContainers(rt, "no container left", func(l []kubelet.Container) bool { return len(l) == 0 })
+	e.waitVolumesGone()
 }

@@ -3,6 +3,8 @@ package kubelet_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -209,6 +211,20 @@ func (e *env) waitContainers(rt kubelet.Runtime, what string, cond func([]kubele
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// waitVolumesGone waits until the kubelet has torn down every pod's volumes under its
+// root (a deleted pod's containers go first, its tmpfs mounts after): a test that ends
+// before would leave them mounted under its TempDir.
+func (e *env) waitVolumesGone() {
+	e.t.Helper()
+	waitfor.Condition(e.t, 30*time.Second, "every pod's volumes torn down", func() (bool, string) {
+		uids, err := os.ReadDir(filepath.Join(e.rootDir, "pods"))
+		if err != nil && !os.IsNotExist(err) {
+			return false, err.Error()
+		}
+		return len(uids) == 0, fmt.Sprintf("%d pod directories left", len(uids))
+	})
 }
 
 // eventMessages are the distinct messages of pod's kubelet events of a reason.
