@@ -218,18 +218,8 @@ func (s *createOnly) count() int {
 // TestRecorderWritesToServersWithoutBatches: against a server that lacks CreateBatch
 // (an upgrade in progress), events are created one at a time.
 func TestRecorderWritesToServersWithoutBatches(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
 	fake := &createOnly{created: map[string]bool{}}
-	apiv1.RegisterResourcesServer(srv, fake)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
-	defer conn.Close()
-	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -298,18 +288,8 @@ func batchResults(req *apiv1.CreateBatchRequest, refuse func(*apiv1.Object) erro
 // budget is written again once the delay the server asked for has passed: not
 // dropped, and not asked again sooner.
 func TestRecorderWaitsOutRateLimits(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
 	fake := &throttling{retryAfter: 500 * time.Millisecond, tries: map[string][]time.Time{}}
-	apiv1.RegisterResourcesServer(srv, fake)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
-	defer conn.Close()
-	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
 
 	const n = 3 // recorded together: refused item by item in one batch
 	for i := 0; i < n; i++ {
@@ -376,18 +356,8 @@ func (s *refusing) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest)
 // (a few calls a second, not hundreds), holds the events recorded meanwhile, and once
 // the server takes them writes them all together, none dropped.
 func TestRecorderBacksOffWhileRefused(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
 	fake := &refusing{}
-	apiv1.RegisterResourcesServer(srv, fake)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
-	defer conn.Close()
-	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
 	record := func(i int) {
 		r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), UID: types.UID(fmt.Sprintf("u%d", i))}},
 			record.Normal, "Started", "Started container c")
