@@ -342,6 +342,15 @@ func (s *refusing) write(n int) error {
 	return nil
 }
 
+// total is how many events were written. Called with s.mu held.
+func (s *refusing) total() int {
+	n := 0
+	for _, k := range s.written {
+		n += k
+	}
+	return n
+}
+
 func (s *refusing) Create(_ context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
 	return req.GetObject(), s.write(1)
 }
@@ -390,10 +399,7 @@ func TestRecorderBacksOffWhileRefused(t *testing.T) {
 	waitfor.Condition(t, 30*time.Second, "every event written", func() (bool, string) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
-		total := 0
-		for _, k := range fake.written {
-			total += k
-		}
+		total := fake.total()
 		return total >= n, fmt.Sprintf("%d of %d events written in calls of %v", total, n, fake.written)
 	})
 	fake.mu.Lock()
@@ -566,10 +572,7 @@ func TestRecorderBoundsItsBacklog(t *testing.T) {
 	waitfor.Condition(t, 30*time.Second, "the ten written", func() (bool, string) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
-		total := 0
-		for _, k := range fake.written {
-			total += k
-		}
+		total := fake.total()
 		return total >= 10, fmt.Sprintf("%d written in calls of %v", total, fake.written)
 	})
 	if got := dropped(t, reg); got[record.DroppedBacklog] != 5 {
@@ -579,10 +582,7 @@ func TestRecorderBoundsItsBacklog(t *testing.T) {
 	waitfor.Condition(t, 30*time.Second, "a later event written", func() (bool, string) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
-		total := 0
-		for _, k := range fake.written {
-			total += k
-		}
+		total := fake.total()
 		return total == 11, fmt.Sprintf("%d written in calls of %v", total, fake.written)
 	})
 }
