@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
 // EventRateLimit is Kubernetes' EventRateLimit admission with two of its limit types: a
@@ -92,6 +94,38 @@ func (e *eventLimiter) admit(u auth.User, namespace string, ahead int) error {
 	return nil
 }
 
+// spent refuses, as admit would, a write of an Event in namespace by u when a bucket it
+// falls in has no token now, without taking one: a write it lets through goes on to
+// admit, after its decoding and validation.
+func (e *eventLimiter) spent(u auth.User, namespace string, ahead int) error {
+	now := e.now()
+	if wait := e.nodes.empty(auth.NodeOf(u), now); wait > 0 {
+		e.refused(eventLimitNode)
+		return refuseEvents(eventLimitNode, auth.NodeOf(u), wait+e.nodes.interval(ahead))
+	}
+	if wait := e.namespaces.empty(namespace, now); wait > 0 {
+		e.refused(eventLimitNamespace)
+		return refuseEvents(eventLimitNamespace, namespace, wait+e.namespaces.interval(ahead))
+	}
+	return nil
+}
+
+// refuseSpentEvent refuses a write of o, as admitEventWrite would, when o is an Event
+// whose node's or namespace's budget is spent, before o is decoded and validated:
+// refused writes are cheap, when a thousand recorders come back for tokens the budget
+// does not have. Anything else it leaves to the write's own checks.
+func (r *resources) refuseSpentEvent(ctx context.Context, o *apiv1.Object, ahead int) error {
+	if r.events == nil || !strings.EqualFold(o.GetKind(), kinds.Event) {
+		return nil
+	}
+	if info, ok := kinds.Lookup(o.GetKind()); !ok || info.Kind != kinds.Event {
+		return nil
+	} else if names, err := kinds.ParseNames(o.GetRaw()); err == nil {
+		return r.events.spent(requestUser(ctx), namespaceFor(info, names.Namespace), ahead)
+	}
+	return nil
+}
+
 // admitEventWrite applies the event rate limit to a write of an object of info (see
 // eventLimiter.admit for ahead).
 func (r *resources) admitEventWrite(ctx context.Context, info *kinds.Info, namespace string, ahead int) error {
@@ -146,6 +180,24 @@ func (b *buckets) take(key string, now time.Time) (*rate.Reservation, time.Durat
 		return nil, d
 	}
 	return r, 0
+}
+
+// empty says how long until key's bucket has a token, or 0 when it has one now (or no
+// bucket: a new one is full), taking nothing.
+func (b *buckets) empty(key string, now time.Time) time.Duration {
+	if key == "" || b.qps == 0 {
+		return 0
+	}
+	b.mu.Lock()
+	l := b.m[key]
+	b.mu.Unlock()
+	if l == nil {
+		return 0
+	}
+	if t := l.TokensAt(now); t < 1 {
+		return time.Duration((1 - t) / float64(b.qps) * float64(time.Second))
+	}
+	return 0
 }
 
 // interval is how long the bucket takes to refill n tokens.

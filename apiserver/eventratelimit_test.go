@@ -6,7 +6,9 @@ import (
 	"time"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -158,4 +160,69 @@ func eventsRefused(t *testing.T, s *apiserver.Server) map[string]float64 {
 		}
 	}
 	return got
+}
+
+// TestSpentEventBudgetRefusesFirst: once a budget is spent, an Event written in it is
+// refused before it is decoded and validated (refusals stay cheap when many writers
+// come back for tokens the budget does not have): an invalid one too is told to come
+// back later, as 429, in a batch and alone, and counted. With a token left, an invalid
+// Event is refused for what it is, and takes no token.
+func TestSpentEventBudgetRefusesFirst(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{Configure: func(cfg *apiserver.Config) {
+		cfg.EventRateLimit = apiserver.EventRateLimit{NamespaceQPS: 1.0 / 60, NamespaceBurst: 3}
+	}})
+	ctx := testCtx(t)
+	cc, err := grpc.NewClient("passthrough:///"+c.Addr(0), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	rc := apiv1.NewResourcesClient(cc)
+	invalid := func(name string) *apiv1.Object {
+		ev := event("default", name)
+		ev.Type = "Bogus"
+		return wrap(t, ev)
+	}
+
+	// A token left: the invalid Event is refused as invalid, and takes none.
+	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: invalid("bad-0")})
+	wantDenied(t, "an invalid event with tokens left", err, codes.InvalidArgument, "type")
+	res, err := rc.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{wrap(t, event("default", "ok-0")), invalid("bad-1"),
+		wrap(t, event("default", "ok-1"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codesOf := func(res *apiv1.CreateBatchResponse) []codes.Code {
+		var out []codes.Code
+		for _, r := range res.GetResults() {
+			var st spb.Status
+			if r.GetError() != nil {
+				if err := proto.Unmarshal(r.GetError(), &st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out = append(out, codes.Code(st.GetCode()))
+		}
+		return out
+	}
+	if got, want := fmt.Sprint(codesOf(res)), fmt.Sprint([]codes.Code{codes.OK, codes.InvalidArgument, codes.OK}); got != want {
+		t.Fatalf("batch with three tokens left: %s, want %s", got, want)
+	}
+	if _, err := rc.Create(ctx, &apiv1.CreateRequest{Object: wrap(t, event("default", "ok-2"))}); err != nil {
+		t.Fatalf("the third token: %v", err)
+	}
+
+	// Spent: the invalid Event, alone and in a batch, is refused for the rate.
+	_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: invalid("bad-2")})
+	wantDenied(t, "an invalid event in a spent budget", err, codes.ResourceExhausted, "limit reached on type Namespace for key default")
+	res, err = rc.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{invalid("bad-3"), wrap(t, event("default", "ok-3"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(codesOf(res)), fmt.Sprint([]codes.Code{codes.ResourceExhausted, codes.ResourceExhausted}); got != want {
+		t.Fatalf("batch in a spent budget: %s, want %s", got, want)
+	}
+	if got := eventsRefused(t, c.Server(0)); got["Namespace"] != 3 {
+		t.Fatalf("skiff_apiserver_events_refused_total %v, want Namespace 3", got)
+	}
 }

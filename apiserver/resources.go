@@ -218,6 +218,11 @@ type writeOptions struct {
 }
 
 func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	if !req.GetDryRun() {
+		if err := r.refuseSpentEvent(ctx, req.GetObject(), 0); err != nil {
+			return nil, err
+		}
+	}
 	obj, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err
@@ -594,6 +599,11 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	charged := false // objects charged to quotas are committed each alone, charged in turn
 	throttled := 0   // Events refused by the event rate limit so far
 	for i, o := range objs {
+		if err := r.refuseSpentEvent(ctx, o, throttled); err != nil {
+			fail(i, err) // before decoding it: the budget is spent
+			throttled++
+			continue
+		}
 		obj, err := unwrap(o)
 		if err != nil {
 			fail(i, err)
@@ -1244,6 +1254,11 @@ func held(obj kinds.Object) bool {
 func clone(obj kinds.Object) kinds.Object { return obj.DeepCopyObject().(kinds.Object) }
 
 func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
+	if !req.GetDryRun() {
+		if err := r.refuseSpentEvent(ctx, req.GetObject(), 0); err != nil {
+			return nil, err
+		}
+	}
 	obj, err := unwrap(req.GetObject())
 	if err != nil {
 		return nil, err

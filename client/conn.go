@@ -168,6 +168,21 @@ func Dial(servers []string, opts Options) (*Conn, error) {
 	return c, nil
 }
 
+// OwnThrottling returns a context whose calls are not repeated when the server refuses
+// them as too many requests: the refusal is the call's error at once, for a caller that
+// backs off on its own terms (the event recorder, which holds and batches what it could
+// not write) rather than holding a call through ThrottleRetries more refusals.
+func OwnThrottling(ctx context.Context) context.Context {
+	return context.WithValue(ctx, ownThrottlingKey{}, true)
+}
+
+type ownThrottlingKey struct{}
+
+func ownThrottling(ctx context.Context) bool {
+	own, _ := ctx.Value(ownThrottlingKey{}).(bool)
+	return own
+}
+
 // Servers lists the API servers this connection uses.
 func (c *Conn) Servers() []string { return c.servers }
 
@@ -398,7 +413,7 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 				"give the cluster's CA (--ca-file) and credentials (--cert-file and --key-file, or --token), or a client config "+
 				"(--config; skiff up writes ~/.skiff/config)", addr)
 		}
-		if delay, ok := retryDelay(err); ok && throttled < c.opts.ThrottleRetries && ctx.Err() == nil {
+		if delay, ok := retryDelay(err); ok && throttled < c.opts.ThrottleRetries && ctx.Err() == nil && !ownThrottling(ctx) {
 			// Nothing happened: any call may be repeated, once the server is ready for it.
 			throttled++
 			delay = max(delay, min(c.opts.BackoffBase<<min(throttled-1, 20), c.opts.BackoffMax))

@@ -316,6 +316,21 @@ func TestThrottleRetriesEnd(t *testing.T) {
 	}
 }
 
+// TestOwnThrottlingIsNotRetried: a call whose caller backs off on its own is not
+// repeated when refused as too many requests: the first refusal is its error.
+func TestOwnThrottlingIsNotRetried(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	refusal := tooManyRequests(time.Millisecond)
+	f := &fakeServer{script: []error{refusal, refusal}, created: map[string]bool{}}
+	conn, _ := client.Dial([]string{startFake(t, f)}, client.Options{ThrottleRetries: 2, BackoffBase: time.Millisecond})
+	defer conn.Close()
+	_, err := client.For[*corev1.ConfigMap](conn).Create(client.OwnThrottling(ctx), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
+	if !client.IsTooManyRequests(err) || client.RetryAfter(err) != time.Millisecond || f.calls != 1 {
+		t.Fatalf("err %v after %d calls; want too many requests after 1", err, f.calls)
+	}
+}
+
 // watchServer refuses the first watch as too many requests, then serves.
 type watchServer struct {
 	apiv1.UnimplementedResourcesServer

@@ -29,7 +29,7 @@ func BenchmarkRecorderHeap(b *testing.B) {
 	var perPod float64
 	for b.Loop() {
 		start := benchfig.HeapInUse()
-		r := record.New(&client.Client[*corev1.Event]{}, record.Config{Component: "kubelet", Host: "sim-0"})
+		r := record.New(&client.Client[*corev1.Event]{}, record.Config{Component: "kubelet", Host: "sim-0", MaxPending: 3 * pods})
 		for _, p := range objs {
 			r.Event(p, record.Normal, "Pulled", `Container image "busybox" already present on machine`)
 			r.Event(p, record.Normal, "Created", "Created container: app")

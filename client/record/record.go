@@ -4,10 +4,16 @@
 // whose count and lastTimestamp grow; writes happen in the background, new events
 // recorded together created in one CreateBatch call, and one Event's writes never race
 // each other. When the server refuses events as over its event rate budget, the
-// recorder as a whole backs off (the server's delay, doubling while refusals go on) and
-// then writes what it holds together: a thousand kubelets refused by their namespace's
-// budget would otherwise each come back at the server's few-millisecond delay, one event
-// at a time, a storm of refusals costing more than the events.
+// recorder as a whole backs off (the server's delay, doubling while refusals go on, a
+// write the server took only in part counting as refused) and then writes what it holds
+// together: a thousand kubelets refused by their namespace's budget would otherwise each
+// come back at the server's few-millisecond delay, a storm of refusals costing more than
+// the events.
+//
+// Like client-go's recorder, it gives up: an Event whose writes failed maxTries times in
+// a row is dropped (its aggregated state stays, and a later occurrence writes it again),
+// and at most MaxPending Events wait to be written, new ones beyond that dropped. Drops
+// are counted in Metrics (skiff_recorder_events_dropped_total by reason) and logged.
 package record
 
 import (
@@ -23,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
@@ -49,13 +56,45 @@ type Config struct {
 	// BatchDelay is how long a batch waits for more events after its first. Default
 	// 5ms; negative: no wait.
 	BatchDelay time.Duration
-	// MaxPending bounds events waiting to be written; beyond it new ones are dropped
-	// (and counted in the log). Default 10,000.
+	// MaxPending bounds the events waiting to be written, those waiting out a refusal
+	// included; beyond it new ones are dropped (reason "backlog"). Default 1,000, as
+	// client-go's maxQueuedEvents; at most CacheSize.
 	MaxPending int
 	// CacheSize bounds the events remembered for aggregation. Default 4096.
 	CacheSize int
-	Logger    hclog.Logger
-	Now       func() time.Time
+	// RetryBase and RetryMax bound the back-off after refusals: RetryBase (or the
+	// server's delay, when longer) doubling with each refused write up to RetryMax.
+	// Defaults 100ms and 10s (client-go waits 10s between an event's tries).
+	RetryBase, RetryMax time.Duration
+	// Metrics counts the dropped events; one can serve every recorder of a process.
+	// Default: counted, registered nowhere.
+	Metrics *Metrics
+	Logger  hclog.Logger
+	Now     func() time.Time
+}
+
+// Metrics are the recorders' counters.
+type Metrics struct {
+	dropped *prometheus.CounterVec
+}
+
+// Reasons an event is dropped, the label of skiff_recorder_events_dropped_total.
+const (
+	DroppedBacklog = "backlog" // MaxPending events were waiting already
+	DroppedTries   = "tries"   // its writes failed maxTries times in a row
+	DroppedRefused = "refused" // refused as forbidden or invalid: it would be again
+)
+
+// NewMetrics makes the counters, registered with reg unless it is nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "skiff_recorder_events_dropped_total",
+		Help: "Events a recorder gave up writing, by reason: backlog (too many waiting), tries (failed too often), refused (forbidden or invalid).",
+	}, []string{"reason"})}
+	if reg != nil {
+		reg.MustRegister(m.dropped)
+	}
+	return m
 }
 
 // Recorder records Events.
@@ -69,7 +108,10 @@ type Recorder struct {
 	similar map[string]similarCount
 	entries map[string]*entry
 	lru     *list.List // of keys, most recent at the front
-	dropped int
+	// pending are the entries whose state waits to be written (queued, being written,
+	// or waiting out a refusal); at most MaxPending.
+	pending int
+	dropped int // events dropped, for the log's sparing warnings
 
 	unbatched atomic.Bool // the server has no CreateBatch
 
@@ -79,13 +121,10 @@ type Recorder struct {
 	pausedUntil time.Time
 }
 
-// The back-off after rate-limit refusals: from throttleBase (or the server's delay,
-// when longer), doubling with each refused write, up to throttleMax, with up to half
-// again of jitter so that many recorders refused together do not return together.
-const (
-	throttleBase = 100 * time.Millisecond
-	throttleMax  = 10 * time.Second
-)
+// maxTries is how many writes of an event's state may fail in a row before it is
+// dropped: client-go's maxTriesPerEvent. With the default back-off, about a minute of
+// refusals.
+const maxTries = 12
 
 // entry is a recorded event: what its Event is made of, kept instead of the Event (a
 // quarter of the bytes, issue 26). A recorder keeps up to CacheSize of them, and a
@@ -101,8 +140,12 @@ type entry struct {
 	reason, message, typ string
 	count                int32
 	created              bool
-	first, last          time.Time
-	elem                 *list.Element
+	// pending says its state waits to be written; tries counts the failed writes of it
+	// since the last that went through.
+	pending     bool
+	tries       int
+	first, last time.Time
+	elem        *list.Element
 }
 
 // event is e's Event as it should be stored. Called with r.mu held.
@@ -128,7 +171,7 @@ func New(events *client.Client[*corev1.Event], cfg Config) *Recorder {
 		cfg.Workers = 8
 	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = 10000
+		cfg.MaxPending = 1000
 	}
 	if cfg.BatchDelay == 0 {
 		cfg.BatchDelay = 5 * time.Millisecond
@@ -136,13 +179,23 @@ func New(events *client.Client[*corev1.Event], cfg Config) *Recorder {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 4096
 	}
+	cfg.MaxPending = min(cfg.MaxPending, cfg.CacheSize)
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 100 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 10 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Recorder{cfg: cfg, events: events, log: cfg.Logger.Named("events"), queue: workqueue.New(workqueue.Config{MaxDelay: 30 * time.Second}),
+	return &Recorder{cfg: cfg, events: events, log: cfg.Logger.Named("events"), queue: workqueue.New(workqueue.Config{BaseDelay: cfg.RetryBase / 20, MaxDelay: 3 * cfg.RetryMax}),
 		entries: map[string]*entry{}, similar: map[string]similarCount{}, lru: list.New()}
 }
 
@@ -179,15 +232,15 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 		e.count++
 		e.last = now
 		r.lru.MoveToFront(e.elem)
+		queue := r.hold(e)
 		r.mu.Unlock()
-		r.queue.Add(key)
+		if queue {
+			r.queue.Add(key)
+		}
 		return
 	}
-	if r.queue.Len() >= r.cfg.MaxPending {
-		r.dropped++
-		if r.dropped%1000 == 1 {
-			r.log.Warn("event queue full; dropping events", "dropped", r.dropped)
-		}
+	if r.pending >= r.cfg.MaxPending {
+		r.drop(DroppedBacklog, "event backlog full; dropping events")
 		r.mu.Unlock()
 		return
 	}
@@ -198,13 +251,55 @@ func (r *Recorder) Event(obj kinds.Object, eventType, reason, message string) {
 	}
 	e.elem = r.lru.PushFront(key)
 	r.entries[key] = e
+	r.hold(e)
 	for r.lru.Len() > r.cfg.CacheSize {
 		oldest := r.lru.Back()
 		r.lru.Remove(oldest)
+		old := r.entries[oldest.Value.(string)]
 		delete(r.entries, oldest.Value.(string))
+		if old.pending { // an event waiting out refusals longer than CacheSize others lasted
+			r.pending--
+			r.drop(DroppedBacklog, "event backlog full; dropping events")
+		}
 	}
 	r.mu.Unlock()
 	r.queue.Add(key)
+}
+
+// hold marks e's state as waiting to be written, and says whether to queue it: not when
+// the backlog is full and e was not waiting already (its count grows, and is written
+// with its next occurrence). Called with r.mu held.
+func (r *Recorder) hold(e *entry) bool {
+	if e.pending {
+		return true
+	}
+	if r.pending >= r.cfg.MaxPending {
+		r.drop(DroppedBacklog, "event backlog full; dropping events")
+		return false
+	}
+	e.pending = true
+	r.pending++
+	return true
+}
+
+// release ends e's wait to be written: its state went through or was dropped. Called
+// with r.mu held.
+func (r *Recorder) release(e *entry) {
+	if e.pending {
+		e.pending = false
+		r.pending--
+	}
+	e.tries = 0
+}
+
+// drop counts an event dropped for reason, warning in the log at the first and every
+// thousandth after. Called with r.mu held.
+func (r *Recorder) drop(reason, msg string) {
+	r.cfg.Metrics.dropped.WithLabelValues(reason).Inc()
+	r.dropped++
+	if r.dropped%1000 == 1 {
+		r.log.Warn(msg, "reason", reason, "dropped", r.dropped)
+	}
 }
 
 // maxBatch is the most events one write takes.
@@ -244,13 +339,16 @@ func (r *Recorder) Run(ctx context.Context) {
 		if len(keys) < maxBatch && r.cfg.BatchDelay > 0 {
 			wait = max(wait, r.cfg.BatchDelay)
 		}
-		if wait > 0 {
+		// A refusal during the wait may extend the pause: wait that out too.
+		for ; wait > 0 && ctx.Err() == nil; wait = r.paused() {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
 			}
+		}
+		if len(keys) < maxBatch {
 			keys = append(keys, r.queue.TryGetBatch(maxBatch-len(keys))...)
 		}
 		batches <- keys
@@ -267,13 +365,15 @@ type pendingWrite struct {
 }
 
 // write stores the events' current states: create each the first time, update it after.
+// The recorder's back-off ends only with a write the server took whole: one it took in
+// part was over the budget too.
 func (r *Recorder) write(ctx context.Context, keys []string) {
 	var creates, updates []pendingWrite
 	r.mu.Lock()
 	for _, key := range keys {
 		e, ok := r.entries[key]
 		if !ok {
-			continue // evicted: its last state was written when it was queued before
+			continue // pushed out of the cache, and counted then
 		}
 		w := pendingWrite{key: key, ev: r.event(e)}
 		if e.created {
@@ -284,14 +384,24 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 	}
 	r.mu.Unlock()
 
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	var o outcome
+	defer func() {
+		if o.wrote && !o.throttled {
+			r.mu.Lock()
+			r.refusals = 0
+			r.mu.Unlock()
+		}
+	}()
+	// A refusal for the rate comes back at once, not after the connection's own retries:
+	// the recorder backs off as a whole, and writes what it holds together.
+	wctx, cancel := context.WithTimeout(client.OwnThrottling(ctx), 30*time.Second)
 	defer cancel()
 	for _, w := range updates {
 		_, err := r.events.Update(wctx, w.ev)
 		if client.IsNotFound(err) {
 			_, err = r.create(wctx, w.ev) // deleted meanwhile: write it anew
 		}
-		r.written(ctx, w, err)
+		r.written(ctx, w, err, &o)
 	}
 	if len(creates) > 1 && !r.unbatched.Load() {
 		evs := make([]*corev1.Event, len(creates))
@@ -305,7 +415,7 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 			r.log.Info("the API server cannot create events in batches; creating them one at a time")
 		case err != nil:
 			for _, w := range creates {
-				r.written(ctx, w, err)
+				r.written(ctx, w, err, &o)
 			}
 			return
 		default:
@@ -314,14 +424,14 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 				if client.IsAlreadyExists(err) {
 					_, err = r.events.Update(wctx, w.ev)
 				}
-				r.written(ctx, w, err)
+				r.written(ctx, w, err, &o)
 			}
 			return
 		}
 	}
 	for _, w := range creates {
 		_, err := r.create(wctx, w.ev)
-		r.written(ctx, w, err)
+		r.written(ctx, w, err, &o)
 	}
 }
 
@@ -334,44 +444,64 @@ func (r *Recorder) create(ctx context.Context, ev *corev1.Event) (*corev1.Event,
 	return out, err
 }
 
-// written records the outcome of an event's write: retried later when it failed.
-func (r *Recorder) written(ctx context.Context, w pendingWrite, err error) {
-	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-		case client.IsForbidden(err) || client.IsInvalid(err):
-			// Refused for what it is, not for when it came: it would be refused again.
-			r.log.Warn("event refused; dropping it", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
-			r.queue.Forget(w.key)
-		case client.RetryAfter(err) > 0:
-			// Over the server's event rate budget: write it once the server said a
-			// token is there and the recorder's back-off has passed, neither dropping it
-			// nor asking sooner.
-			after := r.throttled(client.RetryAfter(err))
-			r.log.Debug("event rate limited; waiting", "event", w.ev.Name, "reason", w.ev.Reason, "after", after)
-			r.queue.AddAfter(w.key, after)
-		default:
-			r.log.Debug("write event failed; retrying", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
-			r.queue.AddRateLimited(w.key)
+// outcome is what one write's events met: some stored, some refused for the rate.
+type outcome struct{ wrote, throttled bool }
+
+// written records the outcome of an event's write: retried later when it failed, up to
+// maxTries writes in a row.
+func (r *Recorder) written(ctx context.Context, w pendingWrite, err error, o *outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[w.key]
+	if e == nil {
+		return // pushed out of the cache meanwhile, and counted then
+	}
+	if err == nil {
+		o.wrote = true
+		e.created = true
+		e.tries = 0
+		if w.ev.Count == e.count { // else it occurred again meanwhile, and is queued
+			r.release(e)
 		}
+		r.queue.Forget(w.key)
 		return
 	}
-	r.queue.Forget(w.key)
-	r.mu.Lock()
-	if e, ok := r.entries[w.key]; ok {
-		e.created = true
+	if ctx.Err() != nil {
+		return // stopping
 	}
-	r.refusals = 0
-	r.mu.Unlock()
+	if client.RetryAfter(err) > 0 {
+		o.throttled = true
+	}
+	switch e.tries++; {
+	case client.IsForbidden(err) || client.IsInvalid(err):
+		// Refused for what it is, not for when it came: it would be refused again.
+		r.log.Warn("event refused; dropping it", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
+		r.release(e)
+		r.queue.Forget(w.key)
+		r.drop(DroppedRefused, "events refused; dropping them")
+	case e.tries >= maxTries:
+		r.log.Debug("event not written after its last try; dropping it", "event", w.ev.Name, "reason", w.ev.Reason, "tries", e.tries, "error", err)
+		r.release(e)
+		r.queue.Forget(w.key)
+		r.drop(DroppedTries, "events not written after their last try; dropping them")
+	case client.RetryAfter(err) > 0:
+		// Over the server's event rate budget: write it once the server said a
+		// token is there and the recorder's back-off has passed, not asking sooner.
+		after := r.throttled(client.RetryAfter(err))
+		r.log.Debug("event rate limited; waiting", "event", w.ev.Name, "reason", w.ev.Reason, "after", after)
+		r.queue.AddAfter(w.key, after)
+	default:
+		r.log.Debug("write event failed; retrying", "event", w.ev.Name, "reason", w.ev.Reason, "error", err)
+		r.queue.AddRateLimited(w.key)
+	}
 }
 
 // throttled notes a rate-limit refusal for which the server asked to wait server, and
 // says how long the refused event waits: until the recorder's pause ends. The refusals
 // of one write (and of writes under way together) share one pause, so their events
 // come back together, in one batch; a refusal after the pause doubles it.
+// Called with r.mu held.
 func (r *Recorder) throttled(server time.Duration) time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := time.Now() // the queue's and Run's timers' clock, not the events' (cfg.Now)
 	if now.Before(r.pausedUntil) {
 		if until := now.Add(server); until.After(r.pausedUntil) {
@@ -380,8 +510,10 @@ func (r *Recorder) throttled(server time.Duration) time.Duration {
 		return r.pausedUntil.Sub(now)
 	}
 	r.refusals++
-	d := throttleBase << min(r.refusals-1, 16)
-	d = min(max(d, server), max(throttleMax, server))
+	d := r.cfg.RetryBase << min(r.refusals-1, 16)
+	d = min(max(d, server), max(r.cfg.RetryMax, server))
+	// Up to half again of jitter, so that many recorders refused together do not
+	// return together.
 	d += time.Duration(rand.Int64N(int64(d/2) + 1))
 	r.pausedUntil = now.Add(d)
 	return d

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -216,18 +218,8 @@ func (s *createOnly) count() int {
 // TestRecorderWritesToServersWithoutBatches: against a server that lacks CreateBatch
 // (an upgrade in progress), events are created one at a time.
 func TestRecorderWritesToServersWithoutBatches(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
 	fake := &createOnly{created: map[string]bool{}}
-	apiv1.RegisterResourcesServer(srv, fake)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
-	defer conn.Close()
-	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -296,18 +288,8 @@ func batchResults(req *apiv1.CreateBatchRequest, refuse func(*apiv1.Object) erro
 // budget is written again once the delay the server asked for has passed: not
 // dropped, and not asked again sooner.
 func TestRecorderWaitsOutRateLimits(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
 	fake := &throttling{retryAfter: 500 * time.Millisecond, tries: map[string][]time.Time{}}
-	apiv1.RegisterResourcesServer(srv, fake)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
-	defer conn.Close()
-	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
 
 	const n = 3 // recorded together: refused item by item in one batch
 	for i := 0; i < n; i++ {
@@ -360,6 +342,15 @@ func (s *refusing) write(n int) error {
 	return nil
 }
 
+// total is how many events were written. Called with s.mu held.
+func (s *refusing) total() int {
+	n := 0
+	for _, k := range s.written {
+		n += k
+	}
+	return n
+}
+
 func (s *refusing) Create(_ context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
 	return req.GetObject(), s.write(1)
 }
@@ -374,18 +365,8 @@ func (s *refusing) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest)
 // (a few calls a second, not hundreds), holds the events recorded meanwhile, and once
 // the server takes them writes them all together, none dropped.
 func TestRecorderBacksOffWhileRefused(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
 	fake := &refusing{}
-	apiv1.RegisterResourcesServer(srv, fake)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, _ := client.Dial([]string{lis.Addr().String()}, client.Options{})
-	defer conn.Close()
-	r := startRecorder(t, client.For[*corev1.Event](conn), record.Config{Component: "test"})
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
 	record := func(i int) {
 		r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), UID: types.UID(fmt.Sprintf("u%d", i))}},
 			record.Normal, "Started", "Started container c")
@@ -418,10 +399,7 @@ func TestRecorderBacksOffWhileRefused(t *testing.T) {
 	waitfor.Condition(t, 30*time.Second, "every event written", func() (bool, string) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
-		total := 0
-		for _, k := range fake.written {
-			total += k
-		}
+		total := fake.total()
 		return total >= n, fmt.Sprintf("%d of %d events written in calls of %v", total, n, fake.written)
 	})
 	fake.mu.Lock()
@@ -429,4 +407,182 @@ func TestRecorderBacksOffWhileRefused(t *testing.T) {
 	if len(fake.written) != 1 {
 		t.Errorf("events written in calls of %v, want all %d held back and written together", fake.written, n)
 	}
+}
+
+// partial takes one event of each write and refuses the rest as over the event rate
+// budget with a tiny delay (a namespace's bucket shared by many writers: a token now
+// and then), counting the calls and the events it took.
+type partial struct {
+	apiv1.UnimplementedResourcesServer
+	mu    sync.Mutex
+	calls int
+	taken map[string]bool
+}
+
+func (s *partial) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest) (*apiv1.CreateBatchResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	took := false
+	return batchResults(req, func(o *apiv1.Object) error {
+		if !took {
+			took = true
+			obj, _ := kinds.Unwrap(o)
+			s.taken[obj.GetName()] = true
+			return nil
+		}
+		st, _ := status.New(codes.ResourceExhausted, "limit reached on type Namespace for key default").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Millisecond)})
+		return st.Err()
+	}), nil
+}
+
+func (s *partial) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	res, _ := s.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{req.GetObject()}})
+	if e := res.GetResults()[0].GetError(); e != nil {
+		var st spb.Status
+		_ = proto.Unmarshal(e, &st)
+		return nil, status.FromProto(&st).Err()
+	}
+	return req.GetObject(), nil
+}
+
+// serve runs srv on a loopback port until the test ends and returns a client of it.
+func serve(t *testing.T, srv apiv1.ResourcesServer) *client.Client[*corev1.Event] {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	apiv1.RegisterResourcesServer(g, srv)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	conn, err := client.Dial([]string{lis.Addr().String()}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return client.For[*corev1.Event](conn)
+}
+
+// recordPods records a Started event about each of pods p<from>..p<to-1>.
+func recordPods(r *record.Recorder, from, to int) {
+	for i := from; i < to; i++ {
+		r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i), UID: types.UID(fmt.Sprintf("u%d", i))}},
+			record.Normal, "Started", "Started container c")
+	}
+}
+
+// TestRecorderBacksOffWhilePartlyRefused: a write the server takes only in part (its
+// budget had a token for one event) is a refusal too: the back-off goes on doubling
+// rather than starting again at its base with every write, as if a thousand
+// recorders' backlogs were welcome every 100 ms.
+func TestRecorderBacksOffWhilePartlyRefused(t *testing.T) {
+	fake := &partial{taken: map[string]bool{}}
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
+	recordPods(r, 0, 50)
+	began := time.Now()
+	// Two seconds of partial refusals: 100 ms doubling is at most five calls after
+	// the first; starting again at 100 ms after each would be 13 or more.
+	waitfor.Condition(t, 30*time.Second, "two seconds of partial refusals", func() (bool, string) {
+		return time.Since(began) >= 2*time.Second, ""
+	})
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if fake.calls > 8 {
+		t.Errorf("%d calls in two seconds, each taken in part: the recorder did not back off", fake.calls)
+	}
+	if len(fake.taken) == 0 {
+		t.Errorf("no event taken in %d calls", fake.calls)
+	}
+}
+
+// dropped reads skiff_recorder_events_dropped_total by reason.
+func dropped(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "skiff_recorder_events_dropped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" {
+					got[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return got
+}
+
+// TestRecorderGivesUpAfterTries: an event refused maxTries (12) times in a row is
+// dropped, as client-go's recorder drops it, and counted; the server is then asked no
+// more. A later occurrence of it is written again, with the count of every occurrence.
+func TestRecorderGivesUpAfterTries(t *testing.T) {
+	fake := &refusing{}
+	reg := prometheus.NewRegistry()
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test", RetryBase: time.Millisecond, RetryMax: 10 * time.Millisecond,
+		Metrics: record.NewMetrics(reg)})
+	recordPods(r, 0, 1)
+	waitfor.Condition(t, 30*time.Second, "the event dropped", func() (bool, string) {
+		got := dropped(t, reg)
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return got[record.DroppedTries] == 1, fmt.Sprintf("dropped %v refused %d", got, fake.refused)
+	})
+	fake.mu.Lock()
+	refused := fake.refused
+	fake.open = true
+	fake.mu.Unlock()
+	if refused != 12 {
+		t.Errorf("the event was tried %d times before it was dropped, want 12", refused)
+	}
+	recordPods(r, 0, 1) // again: written, counting both occurrences
+	waitfor.Condition(t, 30*time.Second, "the event written again", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return len(fake.written) == 1, fmt.Sprintf("written %v", fake.written)
+	})
+	if got := dropped(t, reg); got[record.DroppedTries] != 1 || len(got) != 1 {
+		t.Errorf("dropped %v, want the one event's tries", got)
+	}
+}
+
+// TestRecorderBoundsItsBacklog: the events waiting out refusals count against
+// MaxPending: beyond it new events are dropped and counted, not held without bound.
+func TestRecorderBoundsItsBacklog(t *testing.T) {
+	fake := &refusing{}
+	reg := prometheus.NewRegistry()
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test", MaxPending: 10, Metrics: record.NewMetrics(reg)})
+	recordPods(r, 0, 10)
+	waitfor.Condition(t, 30*time.Second, "the first refusal", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return fake.refused > 0, "no write yet"
+	})
+	recordPods(r, 10, 15) // while the ten wait out the refusal
+	fake.mu.Lock()
+	fake.open = true
+	fake.mu.Unlock()
+	waitfor.Condition(t, 30*time.Second, "the ten written", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		total := fake.total()
+		return total >= 10, fmt.Sprintf("%d written in calls of %v", total, fake.written)
+	})
+	if got := dropped(t, reg); got[record.DroppedBacklog] != 5 {
+		t.Errorf("dropped %v, want the 5 events recorded past the backlog of 10", got)
+	}
+	recordPods(r, 15, 16) // the backlog written: room again
+	waitfor.Condition(t, 30*time.Second, "a later event written", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		total := fake.total()
+		return total == 11, fmt.Sprintf("%d written in calls of %v", total, fake.written)
+	})
 }

@@ -69,6 +69,7 @@ func benchJob(b *testing.B, name string, secure bool, completions, parallelism i
 	b.ResetTimer()
 	stages()
 	cpu := benchfig.StartCPU()
+	stopProfile := benchfig.StartCPUProfile(b)
 	baseIndex, baseRefused := c.Server(0).Store().Revision(), eventsRefused(b, c)
 	start := time.Now()
 	if _, err := cs.Jobs.Create(ctx, job); err != nil {
@@ -93,6 +94,7 @@ func benchJob(b *testing.B, name string, secure bool, completions, parallelism i
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	spent, entries, refused := cpu(), c.Server(0).Store().Revision()-baseIndex, eventsRefused(b, c)-baseRefused
 	// To stderr, as the progress lines: a benchmark's log keeps its first 10 lines,
 	// which the members' own logs fill.
