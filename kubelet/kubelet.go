@@ -151,7 +151,7 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 func (k *Kubelet) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	k.log.Info("kubelet starting", "runtime", k.rt.Version(), "nodeIP", k.cfg.NodeIP, "rootDir", k.cfg.RootDir)
-	wg.Go(func() { k.prober.run(ctx) })
+	k.prober.begin(ctx)
 	wg.Go(func() { k.rec.Run(ctx) })
 	wg.Go(func() { k.pods.Run(ctx) })
 	if k.ownServices {
@@ -172,6 +172,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	<-ctx.Done()
 	k.queue.ShutDown() // the queue's Run does too, when it ran
 	wg.Wait()
+	k.prober.wg.Wait()
 	k.log.Info("kubelet stopped")
 	return nil
 }

@@ -83,9 +83,10 @@ type probeKey struct {
 // ready, a failed liveness or startup probe has it killed. A result that changes queues
 // the pod.
 //
-// Run's loop owns the schedule: it starts each probe that is due in a goroutine of its
+// run's loop owns the schedule: it starts each probe that is due in a goroutine of its
 // own, at most Config.ProbeConcurrency at once, and the probe goes back on the heap,
-// one period after it started, when it is done. A probe that hangs holds its slot only
+// one period after it started, when it is done. The loop runs only while there are
+// probes: a kubelet without any (most simulated nodes) has no goroutine for them. A probe that hangs holds its slot only
 // for its timeout, which each handler keeps (ExecSync, dialProbe), so one slow probe
 // cannot hold the others back beyond it; a simulated node's probes are answered at once.
 // The number of goroutines is thus bounded by the concurrency, not by the probes.
@@ -102,6 +103,8 @@ type prober struct {
 	wg    sync.WaitGroup
 
 	mu      sync.Mutex
+	ctx     context.Context // the kubelet's Run (nil before): probes run until it ends
+	looping bool            // run's loop is running
 	probes  map[probeKey]*probe
 	results map[probeKey]result
 	byPod   map[string]map[probeKey]bool // pod uid -> its probes
@@ -166,8 +169,28 @@ func (p *prober) ensure(pod *corev1.Pod, spec *corev1.Container, c Container) {
 		added = true
 	}
 	if added {
+		p.loopLocked()
 		p.poke()
 	}
+}
+
+// begin lets the prober run probes until ctx ends (the kubelet's Run); its goroutines
+// are then waited for with p.wg.
+func (p *prober) begin(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ctx = ctx
+	p.loopLocked()
+}
+
+// loopLocked starts run's loop when there are probes and it is not running (p.mu held).
+func (p *prober) loopLocked() {
+	if p.ctx == nil || p.ctx.Err() != nil || p.looping || len(p.due)+p.running == 0 {
+		return
+	}
+	p.looping = true
+	ctx := p.ctx
+	p.wg.Go(func() { p.run(ctx) })
 }
 
 // keep stops the probes of pod uid's containers not in ids, and forgets their results.
@@ -204,16 +227,19 @@ func (p *prober) poke() {
 	}
 }
 
-// run starts the probes as they come due until ctx ends, and then waits for those
-// running.
+// run starts the probes as they come due until ctx ends or there are none left.
 func (p *prober) run(ctx context.Context) {
-	defer p.wg.Wait()
 	clock := p.k.cfg.Clock
 	for {
 		p.mu.Lock()
 		now := clock.Now()
 		for p.running < p.limit && len(p.due) > 0 && !p.due[0].next.After(now) {
 			p.start(ctx, heap.Pop(&p.due).(*probe), now)
+		}
+		if len(p.due) == 0 && p.running == 0 {
+			p.looping = false // the next probe ensure adds starts another
+			p.mu.Unlock()
+			return
 		}
 		wait := time.Duration(-1) // nothing to wait for but a poke
 		if p.running < p.limit && len(p.due) > 0 {

@@ -180,9 +180,8 @@ func newTestProber(ctx context.Context, limit int) (_ *prober, _ *probeRuntime, 
 	k := &Kubelet{rt: rt, cfg: cfg, queue: workqueue.New(workqueue.Config{Clock: clk}),
 		rec: record.New(nil, record.Config{Now: clk.Now})}
 	k.prober = newProber(k)
-	done := make(chan struct{})
-	go func() { k.prober.run(ctx); close(done) }()
-	return k.prober, rt, clk, func() { <-done }
+	k.prober.begin(ctx)
+	return k.prober, rt, clk, k.prober.wg.Wait
 }
 
 // execProbe is an exec probe running cmd.
@@ -299,14 +298,41 @@ func TestProberSlowProbe(t *testing.T) {
 	}
 }
 
+// proberGoroutines counts the goroutines running the prober's code: other tests'
+// goroutines, still winding down, do not count.
+func proberGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			count := 0
+			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+				// Its own frames, not only "created by" one of them.
+				if strings.Contains(strings.Split(g, "\ncreated by ")[0], "kubelet.(*prober).") {
+					count++
+				}
+			}
+			return count
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
 // The prober's goroutines do not grow with the number of probes: 2,000 probes of
-// 1,000 containers run with at most ProbeConcurrency goroutines beside the scheduler.
+// 1,000 containers run with at most ProbeConcurrency goroutines beside the schedule's,
+// which ends when the probes do.
 func TestProbesNeedNoGoroutineEach(t *testing.T) {
 	const limit, containers = 16, 1000
 	p, rt, clk := startProber(t, limit)
-	base := runtime.NumGoroutine()
-	peak := 0
-	rt.onRun = func() { peak = max(peak, runtime.NumGoroutine()) } // rt.mu held
+	if n := proberGoroutines(); n != 0 {
+		t.Fatalf("%d goroutines of the prober's without probes", n)
+	}
+	peak, runs := 0, 0
+	rt.onRun = func() { // rt.mu held
+		if runs++; runs%50 == 0 {
+			peak = max(peak, proberGoroutines())
+		}
+	}
 	start := clk.Now()
 	for i := range containers {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprint("p", i), UID: types.UID(fmt.Sprint("u", i))}}
@@ -318,14 +344,24 @@ func TestProbesNeedNoGoroutineEach(t *testing.T) {
 		t.Fatalf("runs: %d liveness, %d readiness, want %d each", n, m, containers)
 	}
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
+	top := peak
+	rt.mu.Unlock()
 	// A run's goroutine may not have returned yet when the next one starts.
-	if peak-base > 2*limit {
-		t.Errorf("%d goroutines while %d probes ran, %d before: more than twice the %d the prober may run at once", peak, 2*containers, base, limit)
+	if top > 1+2*limit {
+		t.Errorf("%d goroutines of the prober's while %d probes ran: more than the schedule's and twice the %d it may run at once", top, 2*containers, limit)
 	}
-	if now := runtime.NumGoroutine(); now-base > 1 {
-		t.Errorf("%d goroutines with %d probes waiting, %d before", now, 2*containers, base)
+	waitfor.Condition(t, 20*time.Second, "the schedule's goroutine alone while the probes wait", func() (bool, string) {
+		n := proberGoroutines()
+		return n == 1, fmt.Sprintf("%d goroutines of the prober's", n)
+	})
+	for i := range containers {
+		p.keep(fmt.Sprint("u", i), nil)
 	}
+	p.poke()
+	waitfor.Condition(t, 20*time.Second, "no goroutine of the prober's once its probes are gone", func() (bool, string) {
+		n := proberGoroutines()
+		return n == 0, fmt.Sprintf("%d goroutines of the prober's", n)
+	})
 }
 
 // BenchmarkProbers1000 is what 1,000 containers' probes (one readiness probe each, run
