@@ -146,15 +146,15 @@ func TestPodExec(t *testing.T) {
 	}
 	err = conn.Attach(ctx, "default", "live", client.ExecOptions{Stdin: strings.NewReader("x")})
 	wantDenied(t, "attach with stdin", err, codes.FailedPrecondition, `container "app" in pod default/live was not started with stdin`)
-	// Input reaches only a container's terminal; a simulated container has none.
+	// A simulated container has no input, with a terminal or without.
 	sleep := []string{"sleep", "3600"}
 	createPod(t, ctx, cs, "stdin", "w1", corev1.Container{Name: "app", Image: "busybox", Command: sleep, Stdin: true})
 	createPod(t, ctx, cs, "tty", "w1", corev1.Container{Name: "app", Image: "busybox", Command: sleep, Stdin: true, TTY: true})
 	waitRunning(t, ctx, conn, "stdin")
 	waitRunning(t, ctx, conn, "tty")
 	err = conn.Attach(ctx, "default", "stdin", client.ExecOptions{Stdin: strings.NewReader("x")})
-	wantDenied(t, "attach with stdin to a container without a terminal", err, codes.FailedPrecondition,
-		`container "app" in pod default/stdin has stdin without tty: Skiff connects a container's input only to its terminal (tty: true)`)
+	wantDenied(t, "attach with stdin to a simulated container without a terminal", err, codes.FailedPrecondition,
+		`container "app" in pod default/stdin on node w1 has no input to attach to`)
 	err = conn.Attach(ctx, "default", "tty", client.ExecOptions{Stdin: strings.NewReader("x")})
 	wantDenied(t, "attach with stdin to a simulated terminal", err, codes.FailedPrecondition,
 		`container "app" in pod default/tty on node w1 has no input to attach to`)

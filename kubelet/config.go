@@ -76,6 +76,9 @@ type Config struct {
 	BackoffInitial, BackoffMax, BackoffReset time.Duration
 	// Workers reconcile pods concurrently (8).
 	Workers int
+	// ProbeConcurrency is how many probes run at once (16); more that are due wait for
+	// one to end, at most its timeout (prober.go).
+	ProbeConcurrency int
 	// PodNetwork gives pods their own addresses, of the node's podCIDR; nil: every pod
 	// has NodeIP.
 	PodNetwork PodNetwork
@@ -144,6 +147,7 @@ func DefaultConfig() Config {
 		BackoffMax:               5 * time.Minute,
 		BackoffReset:             10 * time.Minute,
 		Workers:                  8,
+		ProbeConcurrency:         16,
 		RootDir:                  "/var/lib/skiff/kubelet",
 		Tmpfs:                    os.Geteuid() == 0,
 		ContainerFiles:           true,
@@ -232,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers <= 0 {
 		errs = append(errs, fmt.Errorf("workers %d: must be positive", c.Workers))
+	}
+	if c.ProbeConcurrency <= 0 {
+		errs = append(errs, fmt.Errorf("probeConcurrency %d: must be positive", c.ProbeConcurrency))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger: required"))

@@ -32,7 +32,7 @@
 // projected, and a persistentVolumeClaim's bound hostPath or local volume), env from
 // ConfigMaps, Secrets, the downward API and resources with $(VAR) expansion (env.go),
 // init containers in order, probes (prober.go: exec, httpGet, tcpSocket, grpc; startup,
-// readiness, liveness), postStart and preStop hooks (hooks.go), securityContext and
+// readiness, liveness; one schedule per kubelet, not a goroutine per probe), postStart and preStop hooks (hooks.go), securityContext and
 // resources through the runtime (podconfig.go, resources.go: the QoS class and the pod's
 // cgroup budget), imagePullSecrets, activeDeadlineSeconds and the eviction of a pod
 // over its storage limits (an emptyDir's sizeLimit, limits.ephemeral-storage).

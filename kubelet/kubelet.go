@@ -154,9 +154,7 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 func (k *Kubelet) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	k.log.Info("kubelet starting", "runtime", k.rt.Version(), "nodeIP", k.cfg.NodeIP, "rootDir", k.cfg.RootDir)
-	k.prober.mu.Lock()
-	k.prober.ctx = ctx
-	k.prober.mu.Unlock()
+	k.prober.begin(ctx)
 	wg.Go(func() { k.rec.Run(ctx) })
 	wg.Go(func() { k.pods.Run(ctx) })
 	if k.ownServices {

@@ -30,7 +30,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, spec *co
 	cfg := ContainerConfig{
 		PodUID: string(pod.UID), PodName: pod.Name, Namespace: pod.Namespace, Name: spec.Name,
 		Image: spec.Image, Command: expandAll(spec.Command, env.env), Args: expandAll(spec.Args, env.env), Env: env.env,
-		WorkingDir: spec.WorkingDir, Attempt: attempt, Pod: podResources(&pod.Spec), TTY: spec.TTY, Stdin: spec.Stdin,
+		WorkingDir: spec.WorkingDir, Attempt: attempt, Pod: podResources(&pod.Spec), TTY: spec.TTY, Stdin: spec.Stdin, StdinOnce: spec.StdinOnce,
 		HostPID: pod.Spec.HostPID, HostIPC: pod.Spec.HostIPC,
 		Security: security(&pod.Spec, spec),
 	}

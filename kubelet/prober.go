@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"container/heap"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/client/workqueue"
 )
 
 // NetworkProber is implemented by a runtime that simulates its containers' network as
@@ -75,23 +77,59 @@ type probeKey struct {
 	typ probeType
 }
 
-// prober runs a goroutine per probe of each running container (Kubernetes' probe
-// workers) and keeps their results, which syncPod reads: readiness makes a container
+// prober runs the probes of each running container on one schedule per kubelet (a
+// heap of the probes by the time each is next due) instead of Kubernetes' goroutine per
+// probe, and keeps their results, which syncPod reads: readiness makes a container
 // ready, a failed liveness or startup probe has it killed. A result that changes queues
 // the pod.
+//
+// run's loop owns the schedule: it starts each probe that is due in a goroutine of its
+// own, at most Config.ProbeConcurrency at once, and the probe goes back on the heap,
+// one period after it started, when it is done. The loop runs only while there are
+// probes: a kubelet without any (most simulated nodes) has no goroutine for them. A probe that hangs holds its slot only
+// for its timeout, which each handler keeps (ExecSync, dialProbe), so one slow probe
+// cannot hold the others back beyond it; a simulated node's probes are answered at once.
+// The number of goroutines is thus bounded by the concurrency, not by the probes.
+//
+// The semantics are Kubernetes' probe worker's: the first run at initialDelaySeconds
+// after the container started, then one every periodSeconds; successThreshold and
+// failureThreshold runs in a row change the result; the startup probe holds the others
+// until it has succeeded, and is not run again then; a failed liveness or startup
+// probe is not run again (the container is killed, and its successor probed anew).
 type prober struct {
-	k   *Kubelet
-	ctx context.Context // the kubelet's Run: workers end with it
-	wg  sync.WaitGroup
+	k     *Kubelet
+	limit int
+	wake  chan struct{} // a probe was added, or a run ended: look at the heap again
+	wg    sync.WaitGroup
 
 	mu      sync.Mutex
-	workers map[probeKey]context.CancelFunc
+	ctx     context.Context // the kubelet's Run (nil before): probes run until it ends
+	looping bool            // run's loop is running
+	probes  map[probeKey]*probe
 	results map[probeKey]result
 	byPod   map[string]map[probeKey]bool // pod uid -> its probes
+	due     probeHeap                    // the probes waiting for their time
+	running int                          // probes being run
+}
+
+// probe is one probe of one container, and where it stands.
+type probe struct {
+	key   probeKey
+	pod   *corev1.Pod
+	spec  *corev1.Container
+	c     Container
+	probe *corev1.Probe
+
+	next                time.Time // when it is due
+	index               int       // in the heap; -1 when not in it (running or done)
+	successes, failures int       // runs in a row
+	cancel              context.CancelFunc
+	stopped             bool // forgotten by keep: its run in flight counts for nothing
 }
 
 func newProber(k *Kubelet) *prober {
-	return &prober{k: k, workers: map[probeKey]context.CancelFunc{}, results: map[probeKey]result{}, byPod: map[string]map[probeKey]bool{}}
+	return &prober{k: k, limit: k.cfg.ProbeConcurrency, wake: make(chan struct{}, 1),
+		probes: map[probeKey]*probe{}, results: map[probeKey]result{}, byPod: map[string]map[probeKey]bool{}}
 }
 
 // result is a probe's result, or what a probe not run yet counts as: Kubernetes'
@@ -99,36 +137,63 @@ func newProber(k *Kubelet) *prober {
 func (p *prober) result(id string, typ probeType) result {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if r, ok := p.results[probeKey{id, typ}]; ok {
-		return r
-	}
-	return [...]result{resultSuccess, resultFailure, resultUnknown}[typ]
+	return p.resultLocked(probeKey{id, typ})
 }
 
-// ensure starts the workers of a running container's probes.
+func (p *prober) resultLocked(key probeKey) result {
+	if r, ok := p.results[key]; ok {
+		return r
+	}
+	return [...]result{resultSuccess, resultFailure, resultUnknown}[key.typ]
+}
+
+// ensure schedules a running container's probes, the first at its initial delay (run
+// starts them).
 func (p *prober) ensure(pod *corev1.Pod, spec *corev1.Container, c Container) {
-	for typ, pr := range map[probeType]*corev1.Probe{liveness: spec.LivenessProbe, readiness: spec.ReadinessProbe, startup: spec.StartupProbe} {
-		if pr == nil {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	added := false
+	for typ, pr := range [...]*corev1.Probe{liveness: spec.LivenessProbe, readiness: spec.ReadinessProbe, startup: spec.StartupProbe} {
+		key := probeKey{c.ID, probeType(typ)}
+		if _, ok := p.probes[key]; ok || pr == nil {
 			continue
 		}
-		key := probeKey{c.ID, typ}
-		p.mu.Lock()
-		if _, ok := p.workers[key]; ok || p.ctx == nil {
-			p.mu.Unlock()
-			continue
-		}
-		ctx, cancel := context.WithCancel(p.ctx)
-		p.workers[key] = cancel
+		pb := &probe{key: key, pod: pod, spec: spec, c: c, probe: pr, index: -1,
+			next: c.StartedAt.Add(time.Duration(pr.InitialDelaySeconds) * time.Second)}
+		p.probes[key] = pb
 		if p.byPod[string(pod.UID)] == nil {
 			p.byPod[string(pod.UID)] = map[probeKey]bool{}
 		}
 		p.byPod[string(pod.UID)][key] = true
-		p.mu.Unlock()
-		p.wg.Go(func() { p.work(ctx, pod, spec, c, typ, pr) })
+		heap.Push(&p.due, pb)
+		added = true
+	}
+	if added {
+		p.loopLocked()
+		p.poke()
 	}
 }
 
-// keep stops the workers of pod uid's containers not in ids, and forgets their results.
+// begin lets the prober run probes until ctx ends (the kubelet's Run); its goroutines
+// are then waited for with p.wg.
+func (p *prober) begin(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ctx = ctx
+	p.loopLocked()
+}
+
+// loopLocked starts run's loop when there are probes and it is not running (p.mu held).
+func (p *prober) loopLocked() {
+	if p.ctx == nil || p.ctx.Err() != nil || p.looping || len(p.due)+p.running == 0 {
+		return
+	}
+	p.looping = true
+	ctx := p.ctx
+	p.wg.Go(func() { p.run(ctx) })
+}
+
+// keep stops the probes of pod uid's containers not in ids, and forgets their results.
 func (p *prober) keep(uid string, ids map[string]bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -136,10 +201,16 @@ func (p *prober) keep(uid string, ids map[string]bool) {
 		if ids[key.id] {
 			continue
 		}
-		if cancel := p.workers[key]; cancel != nil {
-			cancel()
+		if pb := p.probes[key]; pb != nil {
+			pb.stopped = true
+			if pb.index >= 0 {
+				heap.Remove(&p.due, pb.index)
+			}
+			if pb.cancel != nil {
+				pb.cancel()
+			}
 		}
-		delete(p.workers, key)
+		delete(p.probes, key)
 		delete(p.results, key)
 		delete(p.byPod[uid], key)
 	}
@@ -148,63 +219,140 @@ func (p *prober) keep(uid string, ids map[string]bool) {
 	}
 }
 
-// work probes one container with one probe until ctx ends, or a liveness or startup
-// probe has failed (the container is then killed) or a startup probe has succeeded.
-func (p *prober) work(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, c Container, typ probeType, pr *corev1.Probe) {
-	k := p.k
-	key := probeKey{c.ID, typ}
-	period := time.Duration(max(pr.PeriodSeconds, 1)) * time.Second
-	if delay := c.StartedAt.Add(time.Duration(pr.InitialDelaySeconds) * time.Second).Sub(k.cfg.Clock.Now()); delay > 0 {
-		if !k.sleep(ctx, delay) {
+// poke wakes Run's loop, if it is not awake already.
+func (p *prober) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run starts the probes as they come due until ctx ends or there are none left.
+func (p *prober) run(ctx context.Context) {
+	clock := p.k.cfg.Clock
+	for {
+		p.mu.Lock()
+		now := clock.Now()
+		for p.running < p.limit && len(p.due) > 0 && !p.due[0].next.After(now) {
+			p.start(ctx, heap.Pop(&p.due).(*probe), now)
+		}
+		if len(p.due) == 0 && p.running == 0 {
+			p.looping = false // the next probe ensure adds starts another
+			p.mu.Unlock()
 			return
 		}
-	}
-	successes, failures := 0, 0
-	for {
-		if typ != startup && spec.StartupProbe != nil && p.result(c.ID, startup) != resultSuccess {
-			// The startup probe holds the others.
-		} else {
-			ok, out := k.runProbe(ctx, pod, spec, c.ID, &pr.ProbeHandler, time.Duration(max(pr.TimeoutSeconds, 1))*time.Second)
-			if ctx.Err() != nil {
-				return
-			}
-			if ok {
-				successes, failures = successes+1, 0
-			} else {
-				successes, failures = 0, failures+1
-				k.rec.Eventf(pod, record.Warning, "Unhealthy", "%s probe failed: %s", typ, strings.TrimSpace(out))
-			}
-			switch {
-			case ok && successes >= int(max(pr.SuccessThreshold, 1)):
-				p.set(pod, key, resultSuccess)
-				if typ == startup {
-					return
-				}
-			case !ok && failures >= int(max(pr.FailureThreshold, 1)):
-				p.set(pod, key, resultFailure)
-				if typ != readiness {
-					return
-				}
-			}
+		wait := time.Duration(-1) // nothing to wait for but a poke
+		if p.running < p.limit && len(p.due) > 0 {
+			wait = p.due[0].next.Sub(now)
 		}
-		if !k.sleep(ctx, period) {
+		p.mu.Unlock()
+		var timer workqueue.Timer
+		var fire <-chan time.Time
+		if wait >= 0 {
+			timer = clock.NewTimer(wait)
+			fire = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+		case <-p.wake:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
 			return
 		}
 	}
 }
 
-func (p *prober) set(pod *corev1.Pod, key probeKey, r result) {
-	p.mu.Lock()
-	if _, live := p.workers[key]; !live {
-		p.mu.Unlock()
+// start runs pb, due now, unless the startup probe holds it: then it waits a period.
+func (p *prober) start(ctx context.Context, pb *probe, now time.Time) {
+	period := time.Duration(max(pb.probe.PeriodSeconds, 1)) * time.Second
+	if pb.key.typ != startup && pb.spec.StartupProbe != nil && p.resultLocked(probeKey{pb.c.ID, startup}) != resultSuccess {
+		pb.next = now.Add(period)
+		heap.Push(&p.due, pb)
 		return
 	}
+	ctx, pb.cancel = context.WithCancel(ctx)
+	p.running++
+	p.wg.Go(func() {
+		ok, out := p.k.runProbe(ctx, pb.pod, pb.spec, pb.c.ID, &pb.probe.ProbeHandler, time.Duration(max(pb.probe.TimeoutSeconds, 1))*time.Second)
+		p.done(ctx, pb, now.Add(period), ok, out)
+	})
+}
+
+// done counts a run of pb: the result changes after enough runs in a row. pb goes back
+// on the heap for next (now, if that has passed), unless it is done for good.
+func (p *prober) done(ctx context.Context, pb *probe, next time.Time, ok bool, out string) {
+	p.mu.Lock()
+	p.running--
+	if pb.stopped || ctx.Err() != nil { // forgotten, or the kubelet stopped
+		p.mu.Unlock()
+		p.poke()
+		return
+	}
+	pb.cancel()
+	typ, changed := pb.key.typ, false
+	if ok {
+		pb.successes, pb.failures = pb.successes+1, 0
+	} else {
+		pb.successes, pb.failures = 0, pb.failures+1
+	}
+	again := true
+	switch {
+	case ok && pb.successes >= int(max(pb.probe.SuccessThreshold, 1)):
+		changed = p.set(pb.key, resultSuccess)
+		again = typ != startup
+	case !ok && pb.failures >= int(max(pb.probe.FailureThreshold, 1)):
+		changed = p.set(pb.key, resultFailure)
+		again = typ == readiness
+	}
+	if again {
+		pb.next = next
+		if now := p.k.cfg.Clock.Now(); now.After(next) {
+			pb.next = now
+		}
+		heap.Push(&p.due, pb)
+	}
+	p.mu.Unlock()
+	p.poke()
+	if !ok {
+		p.k.rec.Eventf(pb.pod, record.Warning, "Unhealthy", "%s probe failed: %s", typ, strings.TrimSpace(out))
+	}
+	if changed {
+		p.k.queue.Add(cache.Key(pb.pod))
+	}
+}
+
+// set records a probe's result (p.mu held): whether it changed.
+func (p *prober) set(key probeKey, r result) bool {
 	old, had := p.results[key]
 	p.results[key] = r
-	p.mu.Unlock()
-	if !had || old != r {
-		p.k.queue.Add(cache.Key(pod))
-	}
+	return !had || old != r
+}
+
+// probeHeap orders probes by when they are due (container/heap).
+type probeHeap []*probe
+
+func (h probeHeap) Len() int           { return len(h) }
+func (h probeHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h probeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *probeHeap) Push(x any) {
+	pb := x.(*probe)
+	pb.index = len(*h)
+	*h = append(*h, pb)
+}
+func (h *probeHeap) Pop() any {
+	old := *h
+	pb := old[len(old)-1]
+	old[len(old)-1] = nil
+	pb.index = -1
+	*h = old[:len(old)-1]
+	return pb
 }
 
 // probeOutputLimit is how much of a probe's output Kubernetes keeps.

@@ -62,7 +62,9 @@ type Runtime interface {
 	// Attach connects to the own input and terminal of running container id, which it
 	// was created with (ContainerConfig.TTY and Stdin): what opts.Stdin gives goes to
 	// the container's input, and its terminal takes each size opts.Resize sends, until
-	// opts.Stdin ends or ctx does. The container's output is its log (Logs). An unknown
+	// opts.Stdin ends or ctx does. When opts.Stdin ends, the input of a container with
+	// StdinOnce and no terminal is closed (the process reads its end), as CRI's attach
+	// does. The container's output is its log (Logs). An unknown
 	// id wraps ErrNotFound, one not running ErrNotRunning, input for a container
 	// without any ErrNoInput.
 	Attach(ctx context.Context, id string, opts AttachOptions) error
@@ -209,9 +211,9 @@ type ContainerConfig struct {
 	// Ports are the container's declared ports (a simulated container "listens" there).
 	Ports []int32
 	// TTY runs the container's process in a terminal, whose output is its log; Stdin
-	// gives it an input Attach writes to. The containerd runtime connects an input
-	// only to a terminal (see its package doc).
-	TTY, Stdin bool
+	// gives it an input Attach writes to, which StdinOnce closes when the first attach
+	// that wrote to it ends (without TTY; Kubernetes' stdinOnce).
+	TTY, Stdin, StdinOnce bool
 	// RuntimeHandler is the handler of the pod's RuntimeClass ("": the default), one
 	// CheckHandler accepts.
 	RuntimeHandler string
@@ -294,8 +296,8 @@ type Container struct {
 	// Message is why a simulated container did what it did; real ones say nothing here
 	// (their termination message is a file the kubelet reads).
 	Message string
-	// TTY and Stdin are the container's ContainerConfig's.
-	TTY, Stdin bool
+	// TTY, Stdin and StdinOnce are the container's ContainerConfig's.
+	TTY, Stdin, StdinOnce bool
 	// Resources are what the container's cgroup has, as created or last updated
 	// (UpdateResources); nil when the runtime does not know.
 	Resources  *Resources

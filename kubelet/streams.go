@@ -208,7 +208,8 @@ func (s streamServer) execError(ctx context.Context, start *kubeletv1.ExecStart,
 // container's (tty in its spec), not the request's, as in Kubernetes. Input for a
 // container without stdin is refused (Kubernetes' runtimes drop it silently); the end
 // of the caller's input detaches the caller (the container's input stays open for the
-// next one), as CRI's attach to a terminal does.
+// next one), as CRI's attach does, but for a container with stdinOnce and no terminal:
+// its input is closed then, and its output followed until it exits.
 func (s streamServer) Attach(stream kubeletv1.KubeletStreams_AttachServer) error {
 	ctx := stream.Context()
 	start, err := recvStart(stream)
@@ -227,9 +228,6 @@ func (s streamServer) Attach(stream kubeletv1.KubeletStreams_AttachServer) error
 	case withStdin && !c.Stdin:
 		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s was not started with stdin: it has no input to attach to",
 			start.GetContainer(), start.GetNamespace(), start.GetPod())
-	case withStdin && !c.TTY:
-		return status.Errorf(codes.FailedPrecondition, "container %q in pod %s/%s has stdin without tty: Skiff connects a container's input only to its terminal (tty: true)",
-			start.GetContainer(), start.GetNamespace(), start.GetPod())
 	}
 	x := &execSession{stream: stream}
 	resize := make(chan TerminalSize)
@@ -242,9 +240,12 @@ func (s streamServer) Attach(stream kubeletv1.KubeletStreams_AttachServer) error
 	ctx, detach := context.WithCancel(ctx)
 	defer detach()
 	attached := make(chan error, 1)
+	// The caller's input ending detaches it, but from a container whose input that
+	// closed (stdinOnce, no terminal): its output goes on until it exits, as CRI's.
+	closesInput := c.StdinOnce && !c.TTY
 	go func() {
 		err := rt.Attach(ctx, c.ID, opts)
-		if err != nil || stdin != nil {
+		if err != nil || (stdin != nil && !closesInput) {
 			detach() // it failed, or the caller's input ended
 		}
 		attached <- err

@@ -222,11 +222,12 @@ func attachCmd(g *globals) *cobra.Command {
 		Long: `Show the output of a running container as it writes it, from now until it exits or you
 interrupt, as kubectl attach does (streamed through the API server from the kubelet).
 
-With -i, what you type goes to the container's input: one with stdin and tty (Skiff
-connects a container's input only to its terminal; -i to another is refused). The
-terminal is the container's: -t falls back to none for a container that did not
-allocate one, and is implied for one that did, as kubectl does. The end of your input
-detaches you; the container goes on.
+With -i, what you type goes to the container's input: one started with stdin (-i to
+another is refused). The terminal is the container's: -t falls back to none for a
+container that did not allocate one, and is implied for one that did, as kubectl does.
+The end of your input detaches you; the container goes on, its input open for the next
+attach, but for a container with stdinOnce and no terminal: its input is closed then,
+and you see its output until it exits.
 
 Allowed to administrators only by default (create pods/attach).`,
 		Example: `  skiffctl attach web-7d4b9c-x2x9k

@@ -14,7 +14,8 @@
 // runAsNonRoot refuses a container whose user resolves to uid 0 (kubelet.ErrContainerConfig).
 // A tty container runs in a terminal the shim holds, whose output goes to the logging
 // program as stdout; with stdin as well, its input is a FIFO the shim reads and Attach
-// writes to (attach.go).
+// writes to (attach.go). A container with stdin and no tty has FIFOs for its three
+// streams, its logging program started by the runtime (attach.go).
 // Each runs in its pod's cgroup (cgroups.go), with its CPU limit as a CFS quota, its CPU
 // request as cpu shares (weight on cgroup v2) and its memory limit; a container killed
 // by the OOM killer exits with reason OOMKilled. A container's identity (pod uid, name,
@@ -35,9 +36,7 @@
 //
 // Not done yet: image garbage collection, restoring exit codes after containerd itself
 // restarts (a container without a task then reports StateUnknown and is restarted per
-// policy), an input for a container with stdin but no tty (containerd's binary logging
-// gives a process no stdin: such a container runs without one, and attaching input to it
-// is refused), and running the kubelet as anything but root.
+// policy), and running the kubelet as anything but root.
 package containerd
 
 import (
@@ -91,10 +90,12 @@ const (
 	// labelResources: the container's Resources, as created or last updated
 	// (resourcesLabel).
 	labelResources = "io.skiff.resources"
-	// labelTTY and labelStdin ("true"): the container runs in a terminal, and its spec
-	// asked for stdin; with both, its input is the FIFO at stdinPath (attach.go).
-	labelTTY   = "io.skiff.tty"
-	labelStdin = "io.skiff.stdin"
+	// labelTTY, labelStdin and labelStdinOnce ("true"): the container runs in a
+	// terminal, its spec asked for stdin (its input is the FIFO at stdinPath, attach.go)
+	// and for stdinOnce.
+	labelTTY       = "io.skiff.tty"
+	labelStdin     = "io.skiff.stdin"
+	labelStdinOnce = "io.skiff.stdin-once"
 )
 
 // Config configures the runtime.
@@ -436,12 +437,14 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		labelImage: cfg.Image, labelImageID: img.Target().Digest.String(), labelCgroup: cgroup,
 		labelResources: resourcesLabel(cfg.Resources),
 	}
-	withInput := cfg.TTY && cfg.Stdin
 	if cfg.TTY {
 		labels[labelTTY] = "true"
 	}
 	if cfg.Stdin {
 		labels[labelStdin] = "true"
+	}
+	if cfg.Stdin && cfg.StdinOnce {
+		labels[labelStdinOnce] = "true"
 	}
 	if err := r.CheckHandler(cfg.RuntimeHandler); err != nil {
 		return "", fmt.Errorf("create container %s: %w", id, err)
@@ -475,13 +478,21 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	}
 	lf.Close()
 	stdin := ""
-	if withInput {
+	if cfg.Stdin {
 		stdin = r.stdinPath(id)
 		if err := makeFIFO(stdin); err != nil {
 			return fail(fmt.Errorf("create container %s: input: %w", id, err))
 		}
 	}
-	task, err := ctr.NewTask(ctx, taskIO(cio.BinaryIO(r.logger, map[string]string{logger.Arg: r.logPath(id)}), stdin, cfg.TTY))
+	taskIO := taskIO(cio.BinaryIO(r.logger, map[string]string{logger.Arg: r.logPath(id)}), stdin, cfg.TTY)
+	if cfg.Stdin && !cfg.TTY {
+		var release func()
+		if taskIO, release, err = r.pipedIO(id, stdin); err != nil {
+			return fail(fmt.Errorf("create container %s: %w", id, err))
+		}
+		defer release()
+	}
+	task, err := ctr.NewTask(ctx, taskIO)
 	if err != nil {
 		return fail(fmt.Errorf("create task %s: %w", id, err))
 	}
@@ -601,8 +612,10 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := os.Remove(r.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove container %s: log: %w", id, err)
 	}
-	if err := os.Remove(r.stdinPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove container %s: input: %w", id, err)
+	for _, path := range []string{r.stdinPath(id), r.outputPath(id, "stdout"), r.outputPath(id, "stderr")} {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
 	}
 	r.mu.Lock()
 	delete(r.oom, id)
@@ -672,7 +685,7 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 		}
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, l[labelStartedAt])
 		c.Resources = parseResourcesLabel(l[labelResources])
-		c.TTY, c.Stdin = l[labelTTY] == "true", l[labelStdin] == "true"
+		c.TTY, c.Stdin, c.StdinOnce = l[labelTTY] == "true", l[labelStdin] == "true", l[labelStdinOnce] == "true"
 		p, ok := procs[info.ID]
 		switch {
 		case !ok:

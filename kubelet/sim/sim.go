@@ -237,7 +237,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		c: kubelet.Container{
 			ID: id, PodUID: cfg.PodUID, PodName: cfg.PodName, Namespace: cfg.Namespace, Name: cfg.Name, Attempt: cfg.Attempt,
 			Image: cfg.Image, ImageID: imgID, State: kubelet.StateRunning, CreatedAt: created, StartedAt: now,
-			Resources: new(cfg.Resources), TTY: cfg.TTY, Stdin: cfg.Stdin,
+			Resources: new(cfg.Resources), TTY: cfg.TTY, Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce,
 		},
 		cfg: cfg, runFor: runFor, code: code, ignore: ignore, files: fileEvents(argv), grew: make(chan struct{}),
 	}

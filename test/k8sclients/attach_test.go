@@ -32,6 +32,19 @@ spec:
   - {name: app, image: docker.io/library/busybox:latest, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
 `
 
+// stdinPod has an input and no terminal: what it reads it prints, on stdout and stderr.
+const stdinPod = `apiVersion: v1
+kind: Pod
+metadata: {name: stdin}
+spec:
+  containers:
+  - name: echo
+    image: docker.io/library/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'while read l; do echo "got:$l"; echo "err:$l" >&2; done']
+    stdin: true
+`
+
 // session is kubectl running with its input a pipe the test types into, as a user's
 // typing would reach it, without a terminal (kubectl says "Unable to use a TTY" and
 // goes on: the container's terminal echoes and answers all the same).
@@ -115,6 +128,29 @@ func testInteractive(t *testing.T, s *skiff, proto string, env []string) {
 				t.Fatalf("kubectl attach -i %d after its input ended: exit %d; stderr %q", i, code, x.errOut.String())
 			}
 		}
+	})
+	t.Run("kubectl attach -i without a terminal over "+proto, func(t *testing.T) {
+		// The stdin pod reads what kubectl sends; the end of kubectl's input detaches
+		// it (no stdinOnce), and the shell reads on for the next attach.
+		for i := range 2 {
+			x := s.interactive(t, env, "attach", "-i", "stdin")
+			x.typeUntil(fmt.Sprintf("got:line %d\n", i), fmt.Sprintf("line %d\n", i))
+			if code := x.wait(); code != 0 {
+				t.Fatalf("kubectl attach -i %d after its input ended: exit %d; stderr %q", i, code, x.errOut.String())
+			}
+		}
+		s.wantOut(`err:line 1`, "logs", "stdin")
+	})
+	t.Run("kubectl run -i --rm over "+proto, func(t *testing.T) {
+		// No terminal: what is piped in reaches cat, whose input ends with kubectl's
+		// (stdinOnce), and the pod's exit code is kubectl's.
+		name := "run-i-" + proto
+		stdout, stderr, code := s.exec(env, "piped in\nand more\n", "run", name, "-i", "--rm", "--restart=Never",
+			"--image=docker.io/library/busybox:latest", "--image-pull-policy=IfNotPresent", "--", "sh", "-c", "cat; exit 5")
+		if code != 5 || !strings.Contains(stdout, "piped in\nand more\n") || !strings.Contains(stdout, fmt.Sprintf("pod %q deleted", name)) {
+			t.Fatalf("kubectl run -i --rm, cat, exit 5: exit code %d; stdout %q, stderr %q", code, stdout, stderr)
+		}
+		s.wantOut(`^$`, "get", "pod", name, "--ignore-not-found", "-o", "name")
 	})
 	t.Run("kubectl run -it --rm over "+proto, func(t *testing.T) {
 		name := "run-" + proto

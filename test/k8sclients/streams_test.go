@@ -62,12 +62,14 @@ spec:
   containers:
   - {name: ticker, image: docker.io/library/busybox:latest, imagePullPolicy: IfNotPresent, command: [sh, -c, "while true; do echo tick; sleep 1; done"]}
 ---
-`+ttyPod, httpPort), "apply", "-f", "-")
+`+ttyPod+"---\n"+stdinPod, httpPort), "apply", "-f", "-")
 	// Before the wait: pods that never run still have their volumes to unmount.
-	t.Cleanup(func() { s.run("delete", "pod", "shell", "web", "ticker", "tty", "debuggee", "--grace-period=0") })
-	waitfor.Condition(t, 2*time.Minute, "pods shell, web, ticker, tty and debuggee running", func() (bool, string) {
+	t.Cleanup(func() {
+		s.run("delete", "pod", "shell", "web", "ticker", "tty", "debuggee", "stdin", "--grace-period=0")
+	})
+	waitfor.Condition(t, 2*time.Minute, "pods shell, web, ticker, tty, debuggee and stdin running", func() (bool, string) {
 		out, _ := s.run("get", "pods", "--no-headers")
-		return strings.Count(out, " Running ") == 5, out
+		return strings.Count(out, " Running ") == 6, out
 	})
 
 	for _, proto := range []struct {
