@@ -260,7 +260,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		// API servers older than the cluster's networking: nodes get no ranges.
 		log.Warn("the API servers report no cluster CIDR: the node IPAM controller does not run")
 	} else {
-		ipam, err := nodeipam.New(cs, f, ipc)
+		ipam, err := nodeipam.New(cs, f, rec, ipc)
 		if err != nil {
 			return err
 		}

@@ -5,22 +5,27 @@
 // controllers running at once (a leader that does not know yet it was replaced) never
 // give two nodes one range — the second write fails and that controller picks again.
 // A Node's range is freed when the Node is deleted (in the same transaction).
+//
+// The controller keeps which ranges are in use from the node informer's events (a
+// bitmap of the cluster CIDR's ranges, as Kubernetes' range allocator does), so giving
+// a node a range costs O(1) amortised rather than a look at every node.
 package nodeipam
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
 )
 
@@ -64,33 +69,36 @@ func (c Config) Validate() error {
 
 // Controller is the node IPAM controller.
 type Controller struct {
-	cfg     Config
-	cluster netip.Prefix
-	cs      *client.Clientset
-	nodes   *cache.Lister[*corev1.Node]
-	synced  []interface{ HasSynced() bool }
-	queue   *workqueue.Queue
-	log     hclog.Logger
-	// given are the ranges this controller set that its cache may not show yet: range
-	// to node. One worker reads and writes it.
-	given map[netip.Prefix]string
+	cfg    Config
+	cs     *client.Clientset
+	nodes  *cache.Lister[*corev1.Node]
+	synced []interface{ HasSynced() bool }
+	queue  *workqueue.Queue
+	rec    *record.Recorder
+	log    hclog.Logger
+	used   *usedRanges
 }
 
-// New makes the controller on the factory's informers; Run starts it.
-func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Controller, error) {
+// New makes the controller on the factory's informers; Run starts it. rec receives the
+// CIDRNotAvailable events of nodes left without a range.
+func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	inf := cache.InformerFor[*corev1.Node](f, "", client.ListOptions{})
-	c := &Controller{cfg: cfg, cluster: netip.MustParsePrefix(cfg.ClusterCIDR), cs: cs, nodes: inf.Lister(),
-		synced: []interface{ HasSynced() bool }{inf}, queue: workqueue.New(workqueue.Config{}),
-		log: cfg.Logger.Named("nodeipam"), given: map[netip.Prefix]string{}}
+	c := &Controller{cfg: cfg, cs: cs, nodes: inf.Lister(),
+		synced: []interface{ HasSynced() bool }{inf}, queue: workqueue.New(workqueue.Config{}), rec: rec,
+		log: cfg.Logger.Named("nodeipam"), used: newUsedRanges(netip.MustParsePrefix(cfg.ClusterCIDR), cfg.NodeMaskSize)}
 	enqueue := func(n *corev1.Node) {
 		if n.Spec.PodCIDR == "" {
 			c.queue.Add(n.Name)
 		}
 	}
-	inf.AddHandler(cache.Handler[*corev1.Node]{OnAdd: enqueue, OnUpdate: func(_, n *corev1.Node) { enqueue(n) }})
+	inf.AddHandler(cache.Handler[*corev1.Node]{
+		OnAdd:    func(n *corev1.Node) { c.used.seen(nil, n); enqueue(n) },
+		OnUpdate: func(old, n *corev1.Node) { c.used.seen(old, n); enqueue(n) },
+		OnDelete: c.used.deleted,
+	})
 	return c, nil
 }
 
@@ -113,64 +121,143 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if !ok || node.Spec.PodCIDR != "" || node.DeletionTimestamp != nil {
 		return 0, nil
 	}
-	taken := map[netip.Prefix]bool{}
+	var refused []netip.Prefix // another node has them: the cache is behind another writer
+	defer func() { c.used.giveBack(refused...) }()
 	for range maxPicks {
-		cidr, ok := c.pick(taken)
+		cidr, ok := c.used.allocate()
 		if !ok {
-			return 0, fmt.Errorf("node %s: no range of %s left for a /%d", key, c.cluster, c.cfg.NodeMaskSize)
+			// As Kubernetes' range allocator reports it.
+			c.rec.Eventf(node, record.Normal, "CIDRNotAvailable", "Node %s status is now: CIDRNotAvailable", key)
+			return 0, fmt.Errorf("node %s: no range of %s left for a /%d", key, c.cfg.ClusterCIDR, c.cfg.NodeMaskSize)
 		}
 		next := node.DeepCopy()
 		next.Spec.PodCIDR, next.Spec.PodCIDRs = cidr.String(), []string{cidr.String()}
 		_, err := c.cs.Nodes.Update(ctx, next)
 		switch {
 		case err == nil:
-			c.given[cidr] = key
+			c.used.given(key, cidr)
 			c.log.Info("node range given", "node", key, "podCIDR", cidr)
 			return 0, nil
 		case client.IsInvalid(err):
-			taken[cidr] = true // another node has it: the cache is behind another writer
+			refused = append(refused, cidr)
 		case client.IsNotFound(err):
+			c.used.giveBack(cidr)
 			return 0, nil
 		default:
+			c.used.giveBack(cidr)
 			return 0, fmt.Errorf("node %s: set podCIDR %s: %w", key, cidr, err)
 		}
 	}
 	return 0, fmt.Errorf("node %s: %d ranges in a row were taken meanwhile", key, maxPicks)
 }
 
-// pick is the lowest range no node has, as far as this controller knows.
-func (c *Controller) pick(taken map[netip.Prefix]bool) (netip.Prefix, bool) {
-	used := map[netip.Prefix]bool{}
-	cached := map[string]string{}
-	for _, n := range c.nodes.List(labels.Everything()) {
-		cached[n.Name] = n.Spec.PodCIDR
-		if p, err := netip.ParsePrefix(n.Spec.PodCIDR); err == nil {
-			used[p] = true
-		}
-	}
-	for p, node := range c.given {
-		cidr, present := cached[node]
-		if !present || cidr != "" { // deleted, or the cache shows what was set
-			delete(c.given, p)
-			continue
-		}
-		used[p] = true
-	}
-	count := 1 << (c.cfg.NodeMaskSize - c.cluster.Bits())
-	for i := range count {
-		p := nthSubnet(c.cluster, c.cfg.NodeMaskSize, i)
-		if !used[p] && !taken[p] {
-			return p, true
-		}
-	}
-	return netip.Prefix{}, false
+// usedRanges is which ranges of the cluster CIDR are in use as far as this controller
+// knows, kept from the node informer's events rather than recomputed per allocation:
+// the ranges the cache's nodes have (set by this controller or anyone else) and the
+// ones this controller set that the cache does not show yet. The informer's handlers
+// and the worker use it.
+type usedRanges struct {
+	mu  sync.Mutex
+	set *cidrSet
+	// owner is the node of each range in use: as the cache shows it, or as this
+	// controller set it.
+	owner map[netip.Prefix]string
+	// pending are the ranges this controller set that the cache does not show yet:
+	// node to range.
+	pending map[string]netip.Prefix
 }
 
-// nthSubnet is the i-th range of prefix length bits in cluster.
-func nthSubnet(cluster netip.Prefix, bits, i int) netip.Prefix {
-	base := new(big.Int).SetBytes(cluster.Addr().AsSlice())
-	base.Add(base, new(big.Int).Lsh(big.NewInt(int64(i)), uint(32-bits)))
-	var b [4]byte
-	base.FillBytes(b[:])
-	return netip.PrefixFrom(netip.AddrFrom4(b), bits)
+func newUsedRanges(cluster netip.Prefix, nodeBits int) *usedRanges {
+	return &usedRanges{set: newCIDRSet(cluster, nodeBits), owner: map[netip.Prefix]string{}, pending: map[string]netip.Prefix{}}
+}
+
+// nodeRanges are the ranges node n has (spec.podCIDRs, or spec.podCIDR alone).
+func nodeRanges(n *corev1.Node) []netip.Prefix {
+	cidrs := n.Spec.PodCIDRs
+	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
+		cidrs = []string{n.Spec.PodCIDR}
+	}
+	var out []netip.Prefix
+	for _, s := range cidrs {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// seen takes in a node the cache added (old nil) or changed.
+func (r *usedRanges) seen(old, n *corev1.Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old != nil {
+		for _, p := range nodeRanges(old) {
+			if !slices.Contains(nodeRanges(n), p) {
+				r.free(old.Name, p)
+			}
+		}
+	}
+	ps := nodeRanges(n)
+	if len(ps) > 0 {
+		if p, ok := r.pending[n.Name]; ok && !slices.Contains(ps, p) {
+			r.free(n.Name, p) // someone else set another range first
+		}
+		delete(r.pending, n.Name)
+	}
+	for _, p := range ps {
+		r.owner[p] = n.Name
+		r.set.occupy(p)
+	}
+}
+
+// deleted frees a deleted node's ranges, including one the cache never showed it with.
+func (r *usedRanges) deleted(n *corev1.Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range nodeRanges(n) {
+		r.free(n.Name, p)
+	}
+	if p, ok := r.pending[n.Name]; ok {
+		r.free(n.Name, p)
+		delete(r.pending, n.Name)
+	}
+}
+
+// free releases node's range p, unless another node has it now. Called with r.mu held.
+func (r *usedRanges) free(node string, p netip.Prefix) {
+	if owner, ok := r.owner[p]; ok && owner != node {
+		return
+	}
+	delete(r.owner, p)
+	r.set.release(p)
+}
+
+// allocate takes the lowest free range; given or giveBack tells how it went.
+func (r *usedRanges) allocate() (netip.Prefix, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.set.allocate()
+}
+
+// given records that node now has p, which allocate returned.
+func (r *usedRanges) given(node string, p netip.Prefix) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.owner[p] == node {
+		return // the cache showed it already
+	}
+	r.owner[p] = node
+	r.pending[node] = p
+}
+
+// giveBack frees ranges allocate returned that no node got from this controller,
+// unless the cache shows a node with them meanwhile.
+func (r *usedRanges) giveBack(ps ...netip.Prefix) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range ps {
+		if _, ok := r.owner[p]; !ok {
+			r.set.release(p)
+		}
+	}
 }
