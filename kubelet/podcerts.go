@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -277,9 +278,5 @@ func generatePodKey(keyType string) (crypto.Signer, error) {
 func (m *podCertManager) forget(uid types.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for k := range m.creds {
-		if k.uid == uid {
-			delete(m.creds, k)
-		}
-	}
+	maps.DeleteFunc(m.creds, func(k podCertKey, _ *podCertState) bool { return k.uid == uid })
 }

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -88,9 +89,5 @@ func (m *tokenManager) token(ctx context.Context, pod *corev1.Pod, p *corev1.Ser
 func (m *tokenManager) forget(uid types.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for k := range m.tokens {
-		if k.uid == uid {
-			delete(m.tokens, k)
-		}
-	}
+	maps.DeleteFunc(m.tokens, func(k tokenKey, _ tokenEntry) bool { return k.uid == uid })
 }
