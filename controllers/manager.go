@@ -60,10 +60,11 @@ type Config struct {
 	// kube-system/skiff-controller-manager. Default true.
 	LeaderElect bool
 	Leader      leader.Config
-	// NodeGracePeriod and PodEvictionTimeout tune the node lifecycle controller: its
-	// GracePeriod (40s) and DefaultTolerationSeconds (300s).
-	NodeGracePeriod    time.Duration
-	PodEvictionTimeout time.Duration
+	// NodeGracePeriod, NodeStartupGracePeriod and PodEvictionTimeout tune the node
+	// lifecycle controller: its GracePeriod (40s), StartupGracePeriod (1m) and
+	// DefaultTolerationSeconds (300s).
+	NodeGracePeriod, NodeStartupGracePeriod time.Duration
+	PodEvictionTimeout                      time.Duration
 	// NodeEvictionRate, SecondaryNodeEvictionRate, UnhealthyZoneThreshold and
 	// LargeClusterSizeThreshold pace the node lifecycle controller's taints of
 	// unreachable nodes, zone by zone (its Config's fields of the same names: 0.1 and
@@ -104,7 +105,7 @@ func DefaultConfig() Config {
 	nl := nodelifecycle.DefaultConfig()
 	return Config{
 		Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), LeaderElect: true, Leader: leader.DefaultConfig(),
-		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second,
+		NodeGracePeriod: 40 * time.Second, NodeStartupGracePeriod: nl.StartupGracePeriod, PodEvictionTimeout: 300 * time.Second,
 		NodeEvictionRate: nl.NodeEvictionRate, SecondaryNodeEvictionRate: nl.SecondaryNodeEvictionRate,
 		UnhealthyZoneThreshold: nl.UnhealthyZoneThreshold, LargeClusterSizeThreshold: nl.LargeClusterSizeThreshold,
 		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, LocalPathRoot: localpath.DefaultRoot, Logger: hclog.NewNullLogger(),
@@ -118,6 +119,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.NodeGracePeriod <= 0 {
 		errs = append(errs, fmt.Errorf("nodeGracePeriod: %v must be positive", c.NodeGracePeriod))
+	}
+	if c.NodeStartupGracePeriod <= 0 {
+		errs = append(errs, fmt.Errorf("nodeStartupGracePeriod: %v must be positive", c.NodeStartupGracePeriod))
 	}
 	if c.PodEvictionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("podEvictionTimeout: %v must be at least 1s", c.PodEvictionTimeout))
@@ -171,7 +175,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	rec := record.New(cs.Events, record.Config{Component: "controller-manager", Host: cfg.Identity, Logger: log})
 	dc, rc, gc, nl := deployment.DefaultConfig(), replicaset.DefaultConfig(), garbagecollector.DefaultConfig(), nodelifecycle.DefaultConfig()
 	dc.Logger, rc.Logger, gc.Logger, nl.Logger = log, log, log, log
-	nl.GracePeriod = cfg.NodeGracePeriod
+	nl.GracePeriod, nl.StartupGracePeriod = cfg.NodeGracePeriod, cfg.NodeStartupGracePeriod
 	nl.DefaultTolerationSeconds = int64(cfg.PodEvictionTimeout / time.Second)
 	nl.NodeEvictionRate, nl.SecondaryNodeEvictionRate = cfg.NodeEvictionRate, cfg.SecondaryNodeEvictionRate
 	nl.UnhealthyZoneThreshold, nl.LargeClusterSizeThreshold = cfg.UnhealthyZoneThreshold, cfg.LargeClusterSizeThreshold
