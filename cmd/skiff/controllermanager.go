@@ -37,6 +37,11 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			defer conn.renewCertificates(ctx, conn.s, cc, cfg.Logger)()
+			waitStatus, err := conn.serveStatus(ctx, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer waitStatus()
 			defer cancel()
 			return controllers.Run(ctx, cc, cfg)
 		},
