@@ -94,6 +94,12 @@ type Config struct {
 	// --service-account-private-key-file (the API servers' signing key); empty: the
 	// legacy token controller does not run.
 	ServiceAccountKeyFile string
+	// Informers, when set, is the process's shared informer factory (made by
+	// NewInformers), which the caller starts and waits for: skiff up's scheduler reads
+	// the same caches, so that one process holds each pod once, not once per component
+	// (issue 26). Only without LeaderElect: each leadership term's controllers list
+	// afresh, from a factory of their own. When nil, the controllers make their own.
+	Informers *cache.Factory
 	// Logger receives the controller-manager's logs, named "controller-manager", and
 	// its controllers'. Default: discarded.
 	Logger hclog.Logger
@@ -132,6 +138,9 @@ func (c Config) Validate() error {
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger: must be set"))
 	}
+	if c.Informers != nil && c.LeaderElect {
+		errs = append(errs, errors.New("informers: a shared factory only without leader election"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("controller-manager config: %w", err)
 	}
@@ -164,14 +173,24 @@ func Run(ctx context.Context, conn *client.Conn, cfg Config) error {
 	return nil
 }
 
+// NewInformers makes the controllers' informer factory on cs: custom resources served
+// as the API servers serve them, and the one pod informer, which holds every pod of the
+// cluster, holding the pods of one controller's template parts once between them
+// (issue 26). Start it after the controllers have asked it for their informers.
+func NewInformers(cs *client.Clientset, log hclog.Logger) *cache.Factory {
+	f := cache.NewFactory(cs, log)
+	cache.ServeCRDs(f)
+	cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}).SetTransform(cache.NewPodParts().Share)
+	return f
+}
+
 // runControllers runs every controller until ctx ends and waits for them all to stop.
 func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log hclog.Logger) error {
 	log.Info("starting controllers", "identity", cfg.Identity)
-	f := cache.NewFactory(cs, log)
-	cache.ServeCRDs(f)
-	// The controllers' one pod informer holds every pod of the cluster: the pods of one
-	// controller hold their template's parts once between them (issue 26).
-	cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}).SetTransform(cache.NewPodParts().Share)
+	f, own := cfg.Informers, cfg.Informers == nil
+	if own {
+		f = NewInformers(cs, log)
+	}
 	rec := record.New(cs.Events, record.Config{Component: "controller-manager", Host: cfg.Identity, Logger: log})
 	dc, rc, gc, nl := deployment.DefaultConfig(), replicaset.DefaultConfig(), garbagecollector.DefaultConfig(), nodelifecycle.DefaultConfig()
 	dc.Logger, rc.Logger, gc.Logger, nl.Logger = log, log, log, log
@@ -326,9 +345,11 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	// terms made would make them again (a ReplicaSet's, a DaemonSet's), and would write
 	// statuses that count none. Nothing is carried over from a previous term: the
 	// factory, caches, queues, expectations and recorder are all made again above.
-	f.Start(ctx)
+	if own {
+		f.Start(ctx)
+		defer f.Wait()
+	}
 	if !f.WaitForSync(ctx) {
-		f.Wait()
 		return nil
 	}
 	log.Info("caches synced; controllers start")
@@ -342,7 +363,6 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		})
 	}
 	wg.Wait()
-	f.Wait()
 	log.Info("controllers stopped")
 	return nil
 }
