@@ -2,6 +2,7 @@ package kubelet_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
@@ -69,7 +71,13 @@ func testContainerdStreams(e *env, rt *containerd.Runtime) {
 	e.createPod("nc", e.node, "", busyboxImage, "nc", "-ll", "-p", fmt.Sprint(nc), "-e", "cat")
 	e.createPod("httpd", e.node, "", busyboxImage, "sh", "-c",
 		fmt.Sprintf("mkdir -p /www && echo hello from httpd > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", http))
-	for _, name := range []string{"shell", "nc", "httpd"} {
+	// Without a terminal, one writing on both streams (binary logging), one with stdin
+	// (its streams FIFOs the runtime logs).
+	both := `while true; do echo to stdout; echo to stderr >&2; sleep 0.1; done`
+	e.createPod("both", e.node, "", busyboxImage, "sh", "-c", both)
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "both-stdin"}, Spec: corev1.PodSpec{HostNetwork: true,
+		Containers: []corev1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sh", "-c", both}, Stdin: true}}}})
+	for _, name := range []string{"shell", "nc", "httpd", "both", "both-stdin"} {
 		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	}
 	conn := e.cs.Conn
@@ -156,5 +164,25 @@ func testContainerdStreams(e *env, rt *containerd.Runtime) {
 	}
 	if _, err := conn.PortForward(e.ctx, e.ns, "shell", freePort(e)); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("port-forward to a port nobody listens on: %v", err)
+	}
+
+	// Attach without a terminal: each stream's lines on their own, until it detaches.
+	for _, pod := range []string{"both", "both-stdin"} {
+		var stdout, stderr lockedBuffer
+		ctx, detach := context.WithCancel(e.ctx)
+		ended := make(chan error, 1)
+		go func() { ended <- conn.Attach(ctx, e.ns, pod, client.ExecOptions{Stdout: &stdout, Stderr: &stderr}) }()
+		waitfor.Condition(t, 30*time.Second, "attach to "+pod+" showing both streams", func() (bool, string) {
+			return strings.Count(stdout.String(), "\n") >= 3 && strings.Count(stderr.String(), "\n") >= 3,
+				fmt.Sprintf("stdout %q, stderr %q", stdout.String(), stderr.String())
+		})
+		detach()
+		if err := <-ended; status.Code(err) != codes.Canceled && !errors.Is(err, context.Canceled) {
+			t.Errorf("attach to %s, detached: %v", pod, err)
+		}
+		out, errs := stdout.String(), stderr.String()
+		if strings.ReplaceAll(out, "to stdout\n", "") != "" || strings.ReplaceAll(errs, "to stderr\n", "") != "" {
+			t.Errorf("attach to %s: stdout %q, stderr %q; want only stdout's lines on stdout and stderr's on stderr", pod, out, errs)
+		}
 	}
 }
