@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
@@ -40,14 +42,46 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freePort is a TCP port free on the loopback (pods use the host's network).
-func freePort(e *env) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// listeningPort is the TCP port the first process of pod's container listens on, read
+// from the kernel's socket tables: the pod binds port 0, so that no other process can
+// take its port between a choice and the bind (pods use the host's network).
+func listeningPort(e *env, pod string) int {
+	e.t.Helper()
+	// The inodes of pid 1's sockets, then the listening (state 0A) sockets among them;
+	// the local address's port is hexadecimal.
+	const script = `for f in /proc/1/fd/*; do readlink "$f"; done | sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p' |
+awk 'NR == FNR { ino[$1]; next } $4 == "0A" && ($10 in ino) { split($2, a, ":"); print a[2] }' - /proc/net/tcp /proc/net/tcp6`
+	var port int64
+	waitfor.Condition(e.t, 30*time.Second, "pod "+pod+" listening", func() (bool, string) {
+		var out, errb bytes.Buffer
+		err := e.cs.Conn.Exec(e.ctx, e.ns, pod, client.ExecOptions{Command: []string{"sh", "-c", script}, Stdout: &out, Stderr: &errb})
+		if err != nil {
+			return false, fmt.Sprintf("%v: %s", err, errb.String())
+		}
+		hex, _, _ := strings.Cut(out.String(), "\n")
+		port, err = strconv.ParseInt(hex, 16, 32)
+		return err == nil && port > 0, fmt.Sprintf("ports %q", out.String())
+	})
+	return int(port)
+}
+
+// closedPort is a loopback TCP port that refuses connections until the test ends: a
+// socket bound to it and never listening keeps any other process from listening there.
+func closedPort(e *env) int {
+	e.t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	e.t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		e.t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sa.(*unix.SockaddrInet4).Port
 }
 
 // testContainerdStreams: exec, a terminal session and port-forward into real
@@ -66,11 +100,10 @@ func testContainerdStreams(e *env, rt *containerd.Runtime) {
 	cfg := testConfig(e.node)
 	cfg.NodeIP, cfg.LogPort = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 	e.start(rt, cfg)
-	nc, http := freePort(e), freePort(e)
 	e.createPod("shell", e.node, "", busyboxImage, "sleep", "3600")
-	e.createPod("nc", e.node, "", busyboxImage, "nc", "-ll", "-p", fmt.Sprint(nc), "-e", "cat")
+	e.createPod("nc", e.node, "", busyboxImage, "nc", "-ll", "-p", "0", "-e", "cat")
 	e.createPod("httpd", e.node, "", busyboxImage, "sh", "-c",
-		fmt.Sprintf("mkdir -p /www && echo hello from httpd > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", http))
+		"mkdir -p /www && echo hello from httpd > /www/index.html && exec httpd -f -p 127.0.0.1:0 -h /www")
 	// Without a terminal, one writing on both streams (binary logging), one with stdin
 	// (its streams FIFOs the runtime logs).
 	both := `while true; do echo to stdout; echo to stderr >&2; sleep 0.1; done`
@@ -80,6 +113,7 @@ func testContainerdStreams(e *env, rt *containerd.Runtime) {
 	for _, name := range []string{"shell", "nc", "httpd", "both", "both-stdin"} {
 		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	}
+	nc, http := listeningPort(e, "nc"), listeningPort(e, "httpd")
 	conn := e.cs.Conn
 	exec := func(opts client.ExecOptions) (string, string, error) {
 		var out, errb bytes.Buffer
@@ -162,7 +196,7 @@ func testContainerdStreams(e *env, rt *containerd.Runtime) {
 	if err != nil || !strings.HasPrefix(string(got), "HTTP/1.") || !strings.HasSuffix(string(got), "\r\n\r\nhello from httpd\n") {
 		t.Errorf("port-forward to httpd: %q, %v", got, err)
 	}
-	if _, err := conn.PortForward(e.ctx, e.ns, "shell", freePort(e)); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "connection refused") {
+	if _, err := conn.PortForward(e.ctx, e.ns, "shell", closedPort(e)); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("port-forward to a port nobody listens on: %v", err)
 	}
 
