@@ -40,8 +40,13 @@ var selectableFields = map[string][]string{
 	kinds.PodCertificateRequest: {"metadata.name", "metadata.namespace", "spec.signerName", "spec.podName", "spec.nodeName"},
 }
 
-func selectable(kind string) []string {
-	if f, ok := selectableFields[kind]; ok {
+// selectable are the fields a field selector may name on info's objects: a custom
+// kind's are its CRD version's selectableFields.
+func selectable(info *kinds.Info) []string {
+	if info.Custom != nil {
+		return append([]string{"metadata.name", "metadata.namespace"}, info.Custom.SelectableFields()...)
+	}
+	if f, ok := selectableFields[info.Kind]; ok {
 		return f
 	}
 	return []string{"metadata.name", "metadata.namespace"}
@@ -51,6 +56,8 @@ func selectable(kind string) []string {
 // from the key when matching, so they are not stored).
 func fieldsOf(obj kinds.Object) map[string]string {
 	switch o := obj.(type) {
+	case *kinds.Custom:
+		return o.FieldsOf()
 	case *corev1.Pod:
 		return map[string]string{"spec.nodeName": o.Spec.NodeName, "status.phase": string(o.Status.Phase)}
 	case *corev1.Node:
@@ -80,15 +87,23 @@ func fieldsOf(obj kinds.Object) map[string]string {
 	return nil
 }
 
-// fieldValue reads one selectable field of a stored object.
-func fieldValue(o *store.Object, field string) string {
+// fieldValue reads one selectable field of a stored object of kind info. A custom
+// resource stored before its CRD declared the field has no value for it beside it: it
+// is read from the object.
+func fieldValue(info *kinds.Info, o *store.Object, field string) string {
 	switch field {
 	case "metadata.name":
 		return o.Name
 	case "metadata.namespace":
 		return o.Namespace
 	}
-	return o.Fields[field]
+	v, ok := o.Fields[field]
+	if !ok && info.Custom != nil {
+		if obj, err := decode(info, o); err == nil {
+			v, _ = obj.(*kinds.Custom).FieldValue(field)
+		}
+	}
+	return v
 }
 
 func keyOf(info *kinds.Info, obj kinds.Object) store.Key {

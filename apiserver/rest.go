@@ -761,8 +761,8 @@ func metaAccessor(obj kinds.Object) (*metav1.ObjectMeta, error) {
 	return nil, fmt.Errorf("%T has no ObjectMeta", obj)
 }
 
-// listJSON is a list as Kubernetes writes it: kind, apiVersion, metadata, items (whose
-// own kind and apiVersion are left out).
+// listJSON is a list as Kubernetes writes it: kind, apiVersion, metadata, items (a
+// built-in kind's without their own kind and apiVersion).
 type listJSON struct {
 	metav1.TypeMeta `json:",inline"`
 	ListMeta        metav1.ListMeta   `json:"metadata"`
@@ -841,7 +841,11 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 	out := &listJSON{TypeMeta: metav1.TypeMeta{APIVersion: info.APIVersion, Kind: info.Kind + "List"}, ListMeta: meta,
 		Items: make([]json.RawMessage, 0, len(objs))}
 	for _, o := range objs {
-		o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		if info.Custom == nil {
+			// A custom resource keeps its apiVersion and kind in a list, as
+			// apiextensions-apiserver writes them; a built-in kind's items leave them out.
+			o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		}
 		b, err := json.Marshal(o)
 		if err != nil {
 			a.fail(w, r, storeError(info, o.GetName(), err))

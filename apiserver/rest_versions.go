@@ -118,14 +118,21 @@ func versionError(view *kinds.Info, err error) error {
 
 // storageFieldSelector rewrites a field selector on the served kind info's fields as one
 // on its stored kind's (Kubernetes' field label conversion); a field the served kind
-// does not offer is refused.
-func storageFieldSelector(info *kinds.Info, sel string) (string, error) {
-	if info.Conversion == nil || sel == "" {
-		return sel, nil
+// does not offer is refused. It returns the stored kind, the selector and the fields it
+// may name there. A custom kind's versions share their objects' content (conversion
+// None) or are indexed by every version's fields at once: the selector stays, checked
+// against the version asked for.
+func storageFieldSelector(info *kinds.Info, sel string) (stored *kinds.Info, storedSel string, allowed []string, err error) {
+	if info.Conversion == nil || info.Custom != nil {
+		return info.Stored(), sel, selectable(info), nil
+	}
+	stored = info.Stored()
+	if sel == "" {
+		return stored, sel, selectable(stored), nil
 	}
 	s, err := fields.ParseSelector(sel)
 	if err != nil {
-		return "", badRequest("fieldSelector: %v", err)
+		return nil, "", nil, badRequest("fieldSelector: %v", err)
 	}
 	s, err = s.Transform(func(field, value string) (string, string, error) {
 		mapped, ok := info.Conversion.FieldLabels[field]
@@ -135,7 +142,7 @@ func storageFieldSelector(info *kinds.Info, sel string) (string, error) {
 		return mapped, value, nil
 	})
 	if err != nil {
-		return "", err
+		return nil, "", nil, err
 	}
-	return s.String(), nil
+	return stored, s.String(), selectable(stored), nil
 }

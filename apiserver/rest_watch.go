@@ -190,15 +190,12 @@ type watchOptions struct {
 
 // openWatch starts a store watch, for either front end.
 func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watcher, error) {
-	if info.Conversion != nil {
-		// A kind served over another's storage watches the stored kind's objects.
-		sel, err := storageFieldSelector(info, opts.fieldSelector)
-		if err != nil {
-			return nil, err
-		}
-		info, opts.fieldSelector = info.Stored(), sel
+	// A kind served over another's storage watches the stored kind's objects.
+	info, sel, allowed, err := storageFieldSelector(info, opts.fieldSelector)
+	if err != nil {
+		return nil, err
 	}
-	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
+	pred, field, value, err := selector(info, allowed, opts.labelSelector, sel)
 	if err != nil {
 		return nil, err
 	}

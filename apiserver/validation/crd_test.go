@@ -2,6 +2,7 @@ package validation_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -54,6 +55,40 @@ func TestValidateCRD(t *testing.T) {
 			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
 				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: new("https://example.com/convert")}}}
 		}, "spec.conversion.strategy: Forbidden: Webhook: not supported by Skiff"},
+		{"selectable fields", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.color"}, {JSONPath: ".spec.size"}}
+		}, ""},
+		{"selectable field not a scalar", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.free"}}
+		}, `spec.selectableFields[0].jsonPath: Invalid value: ".spec.free": must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed.`},
+		{"selectable field not in the schema", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.shape"}}
+		}, `spec.selectableFields[0].jsonPath: Invalid value: ".spec.shape": is an invalid path: does not refer to a valid field`},
+		{"selectable field in metadata", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["metadata"] = apiextensionsv1.JSONSchemaProps{Type: "object",
+				Properties: map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}}}
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".metadata.name"}}
+		}, `spec.selectableFields[0].jsonPath: Invalid value: ".metadata.name": must not point to fields in metadata`},
+		{"selectable field twice", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.color"}, {JSONPath: ".spec.color"}}
+		}, `spec.selectableFields[1].jsonPath: Duplicate value: ".spec.color"`},
+		{"more than 8 selectable fields", func(c *apiextensionsv1.CustomResourceDefinition) {
+			props := c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
+			for i := range 9 {
+				f := fmt.Sprintf("f%d", i)
+				props.Properties[f] = apiextensionsv1.JSONSchemaProps{Type: "string"}
+				c.Spec.Versions[0].SelectableFields = append(c.Spec.Versions[0].SelectableFields, apiextensionsv1.SelectableField{JSONPath: ".spec." + f})
+			}
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = props
+		}, "spec.selectableFields: Too many: 9: must have at most 8 items"},
+		{"selectable field of a second version", func(c *apiextensionsv1.CustomResourceDefinition) {
+			v2 := *c.Spec.Versions[0].DeepCopy()
+			v2.Name, v2.Storage = "v2", false
+			delete(v2.Schema.OpenAPIV3Schema.Properties["spec"].Properties, "size") // another schema: each version keeps its own
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.color"}}
+			v2.SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.size"}}
+			c.Spec.Versions = append(c.Spec.Versions, v2)
+		}, `spec.versions[1].selectableFields[0].jsonPath: Invalid value: ".spec.size": is an invalid path: does not refer to a valid field`},
 		{"CEL rule", func(c *apiextensionsv1.CustomResourceDefinition) {
 			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = withRules(c, apiextensionsv1.ValidationRule{Rule: "self.size <= 10"})
 		}, ""},
