@@ -68,7 +68,7 @@ func TestCustomSelectableFields(t *testing.T) {
 				{Name: "v2", Served: true, SelectableFields: []apiextensionsv1.SelectableField{{JSONPath: ".spec.shape"}}}}},
 		Status: apiextensionsv1.CustomResourceDefinitionStatus{Conditions: []apiextensionsv1.CustomResourceDefinitionCondition{
 			{Type: apiextensionsv1.Established, Status: apiextensionsv1.ConditionTrue}}}}
-	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd})
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd}, nil)
 	v1, _ := kinds.ForGroupVersionKind("example.com/v1", "Widget")
 	v2, _ := kinds.ForGroupVersionKind("example.com/v2", "Widget")
 	widget := func(name string, spec map[string]any) *store.Object {

@@ -1340,6 +1340,9 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 	if svc, ok := next.(*corev1.Service); ok {
 		prepareServiceUpdate(cur.(*corev1.Service), svc)
 	}
+	if crd, ok := next.(*apiextensionsv1.CustomResourceDefinition); ok {
+		addStoredVersion(&crd.Spec, &crd.Status)
+	}
 	if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
 		next.SetGeneration(cur.GetGeneration() + 1)
 	}

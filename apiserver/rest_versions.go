@@ -45,7 +45,10 @@ func toStorage(view *kinds.Info, obj kinds.Object) (kinds.Object, error) {
 	if view.Conversion == nil {
 		return obj, nil
 	}
-	stored := view.ToStorage(obj)
+	stored, err := convertToStorage(view, obj)
+	if err != nil {
+		return nil, err
+	}
 	if rules, ok := versionRulesOf[view]; ok && rules.create != nil {
 		if err := rules.create(stored); err != nil {
 			return nil, invalid(view, obj.GetName(), err)
@@ -89,7 +92,29 @@ func convertResult(view *kinds.Info, res result, err error) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	return result{info: view, obj: view.FromStorage(obj), gone: res.gone}, nil
+	if obj, err = fromStorage(view, obj); err != nil {
+		return res, err
+	}
+	return result{info: view, obj: obj, gone: res.gone}, nil
+}
+
+// fromStorage converts obj, of view's stored kind, to view; a conversion that fails (a
+// custom kind's webhook) is an API error.
+func fromStorage(view *kinds.Info, obj kinds.Object) (kinds.Object, error) {
+	out, err := view.FromStorage(obj)
+	if err != nil {
+		return nil, conversionFailed(err)
+	}
+	return out, nil
+}
+
+// convertToStorage converts obj, of kind view, to its stored kind, as fromStorage back.
+func convertToStorage(view *kinds.Info, obj kinds.Object) (kinds.Object, error) {
+	out, err := view.ToStorage(obj)
+	if err != nil {
+		return nil, conversionFailed(err)
+	}
+	return out, nil
 }
 
 // versionError renames the stored kind in err's message and details as view, the

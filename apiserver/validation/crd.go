@@ -25,8 +25,8 @@ import (
 // apiextensions-apiserver's (names, versions with exactly one storage version, a
 // structural schema, scope, CEL validation rules that compile within their cost, ...),
 // in its words (selectableFields among them: a path to a string, integer or boolean of
-// the schema, not in metadata, at most 8, none twice). What Skiff does not do is
-// refused: conversion webhooks.
+// the schema, not in metadata, at most 8, none twice; a conversion webhook's url or
+// service, caBundle and conversionReviewVersions).
 //
 // Custom resources are pruned, defaulted and validated by their schema as
 // apiextensions-apiserver's strategy does it: the OpenAPI value validations, then the
@@ -48,7 +48,7 @@ func validateCRD(crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList 
 	if err != nil {
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
-	return append(crdvalidation.ValidateCustomResourceDefinition(context.Background(), in), crdUnsupported(crd)...)
+	return crdvalidation.ValidateCustomResourceDefinition(context.Background(), in)
 }
 
 func validateCRDUpdate(old, crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList {
@@ -60,7 +60,7 @@ func validateCRDUpdate(old, crd *apiextensionsv1.CustomResourceDefinition) field
 	if err != nil {
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
-	return append(crdvalidation.ValidateCustomResourceDefinitionUpdate(context.Background(), in, oldIn), crdUnsupported(crd)...)
+	return crdvalidation.ValidateCustomResourceDefinitionUpdate(context.Background(), in, oldIn)
 }
 
 func validateCRDStatus(crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList {
@@ -69,16 +69,6 @@ func validateCRDStatus(crd *apiextensionsv1.CustomResourceDefinition) field.Erro
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
 	return crdvalidation.ValidateUpdateCustomResourceDefinitionStatus(context.Background(), in, in)
-}
-
-// crdUnsupported refuses what Skiff does not do: a conversion webhook.
-func crdUnsupported(crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList {
-	var errs field.ErrorList
-	spec := field.NewPath("spec")
-	if c := crd.Spec.Conversion; c != nil && c.Strategy == apiextensionsv1.WebhookConverter {
-		errs = append(errs, field.Forbidden(spec.Child("conversion", "strategy"), "Webhook: not supported by Skiff"))
-	}
-	return errs
 }
 
 // CustomSchema is a custom kind's schema, ready to prune, default and validate its

@@ -33,7 +33,8 @@ const widgetSchema = `{"type":"object","properties":{"spec":{"type":"object","pr
   "color":{"type":"string","enum":["red","blue"]},
   "free":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}`
 
-// TestValidateCRD: Kubernetes' rules for the CRD itself, in its words, and Skiff's refusals.
+// TestValidateCRD: Kubernetes' rules for the CRD itself (selectable fields and conversion
+// webhooks among them), in its words.
 func TestValidateCRD(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -54,7 +55,15 @@ func TestValidateCRD(t *testing.T) {
 		{"webhook", func(c *apiextensionsv1.CustomResourceDefinition) {
 			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
 				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: new("https://example.com/convert")}}}
-		}, "spec.conversion.strategy: Forbidden: Webhook: not supported by Skiff"},
+		}, ""},
+		{"webhook without a client config", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
+				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}}}
+		}, "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook"},
+		{"webhook over http", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
+				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: new("http://example.com/convert")}}}
+		}, `spec.conversion.webhookClientConfig.url: Invalid value: "http": 'https' is the only allowed URL scheme`},
 		{"selectable fields", func(c *apiextensionsv1.CustomResourceDefinition) {
 			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.color"}, {JSONPath: ".spec.size"}}
 		}, ""},
@@ -147,7 +156,7 @@ func TestCustomCELRules(t *testing.T) {
 	if err := validation.Validate(crd); err != nil {
 		t.Fatalf("CRD: %v", err)
 	}
-	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd})
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd}, nil)
 	in, _ := kinds.ForGroupVersionKind("example.com/v1", "Widget")
 	widget := func(content string) *kinds.Custom {
 		t.Helper()
@@ -200,7 +209,7 @@ func TestCustomSchema(t *testing.T) {
 	t.Cleanup(func() { kinds.SetCustom(nil) })
 	crd := schemaCRD(widgetSchema)
 	crd.Status.Conditions = []apiextensionsv1.CustomResourceDefinitionCondition{{Type: apiextensionsv1.Established, Status: apiextensionsv1.ConditionTrue}}
-	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd})
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd}, nil)
 	in, _ := kinds.ForGroupVersionKind("example.com/v1", "Widget")
 	for _, tc := range []struct {
 		name, obj, want, err string
