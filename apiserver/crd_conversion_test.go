@@ -22,8 +22,8 @@ import (
 // and "... a non homogeneous list of CRs" do, through the REST API: a CR created in v1
 // is read in v2; one created in v2 is stored in v1; once the storage version is v2, a
 // list holds objects stored in either version, converted to the version asked for (one
-// review for the list); watches and patches convert too; a failing webhook fails the
-// read in Kubernetes' words.
+// review for the list, and for a watch's batch of events); watches and patches convert
+// too; a failing webhook fails the read in Kubernetes' words.
 func TestRESTCustomResourceConversionWebhook(t *testing.T) {
 	var failing atomic.Bool
 	cs := crdconversion.Serve(t, map[string]crdconversion.Handler{
@@ -93,7 +93,26 @@ func TestRESTCustomResourceConversionWebhook(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	before := len(cs.Requests())
 	events := rc.watch(ctx, v2+"?watch=1")
+	var seen []string
+	next := func() {
+		t.Helper()
+		select {
+		case ev := <-events:
+			var o object
+			json.Unmarshal(ev.Raw, &o)
+			seen = append(seen, fmt.Sprintf("%s %s %v %v", ev.Type, ev.Object.Name, o["apiVersion"], o["host"]))
+		case <-ctx.Done():
+			t.Fatalf("watch: saw only %v", seen)
+		}
+	}
+	// The watch's initial events: the two objects converted in one review.
+	next()
+	next()
+	if reqs := cs.Requests()[before:]; len(reqs) != 1 || len(reqs[0].Objects) != 2 {
+		t.Errorf("a watch's initial events: %d reviews, want one of 2 objects", len(reqs))
+	}
 
 	// The storage version becomes v2; a CR created in v1 is stored in v2.
 	cur := decodeJSON[apiextensionsv1.CustomResourceDefinition](t, rc.want(rc.do("GET", crds+"/"+crd.Name, "", "", nil), 200, "get CRD").body)
@@ -119,7 +138,7 @@ func TestRESTCustomResourceConversionWebhook(t *testing.T) {
 		Items      []object
 	}
 	for _, version := range []string{"v1", "v2"} {
-		before := len(cs.Requests())
+		before = len(cs.Requests())
 		l := decodeJSON[list](t, rc.want(rc.do("GET", "/apis/stable.example.com/"+version+"/namespaces/default/e2e-tests", "", "", nil), 200, "list").body)
 		if len(l.Items) != 3 {
 			t.Fatalf("list in %s = %v", version, l.Items)
@@ -147,16 +166,8 @@ func TestRESTCustomResourceConversionWebhook(t *testing.T) {
 	}
 
 	// The v2 watch saw each change in v2.
-	var seen []string
 	for len(seen) < 6 {
-		select {
-		case ev := <-events:
-			var o object
-			json.Unmarshal(ev.Raw, &o)
-			seen = append(seen, fmt.Sprintf("%s %s %v %v", ev.Type, ev.Object.Name, o["apiVersion"], o["host"]))
-		case <-ctx.Done():
-			t.Fatalf("watch: saw only %v", seen)
-		}
+		next()
 	}
 	want := []string{"ADDED cr-instance-0 stable.example.com/v2 localhost", "ADDED cr-instance-1 stable.example.com/v2 localhost", "ADDED probe stable.example.com/v2 localhost",
 		"DELETED probe stable.example.com/v2 localhost", "ADDED cr-instance-2 stable.example.com/v2 localhost", "MODIFIED cr-instance-1 stable.example.com/v2 example.com"}
