@@ -12,6 +12,8 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/kinds"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/crdconversion"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -156,6 +158,24 @@ func TestRESTCustomResourceConversionWebhook(t *testing.T) {
 			t.Errorf("list in %s: %d reviews, want one of %d objects", version, len(reqs), n)
 		}
 	}
+	// The gRPC API serves the storage version: every object in it, whatever it was
+	// stored in.
+	grpc, _ := dial(t, c.Addr(0))
+	gl, err := grpc.List(ctx, &apiv1.ListRequest{Kind: "e2e-tests.stable.example.com"})
+	if err != nil || len(gl.Items) != 3 {
+		t.Fatalf("gRPC list = %v, %v", gl, err)
+	}
+	for _, it := range gl.Items {
+		obj, err := kinds.Unwrap(it)
+		if err != nil {
+			t.Errorf("gRPC list: %v", err)
+			continue
+		}
+		if cr := obj.(*kinds.Custom); cr.APIVersion != "stable.example.com/v2" || cr.Content["host"] != "localhost" {
+			t.Errorf("gRPC list: %s %s %v", cr.Name, cr.APIVersion, cr.Content)
+		}
+	}
+
 	// Patched through v1: the patch applies to the v1 form, the object is stored in v2.
 	p := decode(rc.want(rc.do("PATCH", v1+"/cr-instance-1", "application/merge-patch+json", "", `{"hostPort":"example.com:443"}`), 200, "patch in v1"))
 	if p["hostPort"] != "example.com:443" || p["apiVersion"] != "stable.example.com/v1" {
