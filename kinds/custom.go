@@ -259,8 +259,9 @@ func convertTo(in *Info) func(Object) (Object, error) {
 
 // ConvertCustom converts objs, custom resources of in's CRD in any of its versions (a
 // CRD's objects are stored in the storage version of the time they were written), to
-// in's version: copies, with in's apiVersion. Conversion None changes nothing else;
-// Webhook sends those of another version to the CRD's webhook, in one call.
+// in's version: copies, with in's apiVersion (an object already of kind in is returned
+// as it is). Conversion None changes nothing else; Webhook sends those of another
+// version to the CRD's webhook, in one call.
 func (in *Info) ConvertCustom(objs []*Custom) ([]*Custom, error) {
 	ck := in.Custom
 	webhook := ck.CRD.Spec.Conversion != nil && ck.CRD.Spec.Conversion.Strategy == apiextensionsv1.WebhookConverter
@@ -268,6 +269,10 @@ func (in *Info) ConvertCustom(objs []*Custom) ([]*Custom, error) {
 	var others []*Custom
 	var at []int
 	for i, c := range objs {
+		if c.info == in && c.APIVersion == in.APIVersion {
+			out[i] = c
+			continue
+		}
 		if c.APIVersion == in.APIVersion || c.APIVersion == "" || !webhook {
 			out[i] = c.DeepCopy()
 			out[i].info = in
