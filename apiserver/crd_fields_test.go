@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -83,6 +86,20 @@ func TestRESTCustomResourceSelectableFields(t *testing.T) {
 			t.Errorf("list %s = %q, want %q", path, got, want)
 		}
 	}
+	// The gRPC API (the storage version, v1) selects by v1's fields too.
+	grpc, _ := dial(t, c.Addr(0))
+	gl, err := grpc.List(ctx, &apiv1.ListRequest{Kind: "shirts.stable.example.com", Namespace: "default", FieldSelector: "spec.color!=blue"})
+	if err != nil || len(gl.Items) != 0 {
+		t.Errorf("gRPC list of shirts not blue = %v, %v", gl, err)
+	}
+	if gl, err = grpc.List(ctx, &apiv1.ListRequest{Kind: "shirts.stable.example.com", Namespace: "default", FieldSelector: "spec.color=blue"}); err != nil || len(gl.Items) != 3 {
+		t.Errorf("gRPC list of blue shirts = %v, %v", gl, err)
+	}
+	if _, err := grpc.List(ctx, &apiv1.ListRequest{Kind: "shirts.stable.example.com", FieldSelector: "spec.size=M"}); status.Code(err) != codes.InvalidArgument ||
+		!strings.Contains(err.Error(), "field label not supported: spec.size") {
+		t.Errorf("gRPC list by v2's field: %v", err)
+	}
+
 	// A field the version does not declare: Kubernetes' words.
 	for _, path := range []string{v1 + "?fieldSelector=spec.size%3DM", v2 + "?fieldSelector=spec.color%3Dblue", v1 + "?fieldSelector=spec.sleeves%3D1"} {
 		st := rc.want(rc.do("GET", path, "", "", nil), 400, "unsupported field").status()
