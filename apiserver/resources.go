@@ -889,13 +889,14 @@ func (r *resources) getObject(ctx context.Context, info *kinds.Info, ns, name st
 	return result{info: info, obj: obj}, nil
 }
 
-// selector builds the store predicate and index choice for label and field selectors.
-func selector(info *kinds.Info, labelSel, fieldSel string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
+// selector builds the store predicate and index choice for label and field selectors
+// on the stored kind info, whose fields a field selector may name are allowed.
+func selector(info *kinds.Info, allowed []string, labelSel, fieldSel string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
 	ls, err := labels.Parse(labelSel)
 	if err != nil {
 		return nil, "", "", badRequest("labelSelector: %v", err)
 	}
-	reqs, err := parseFieldSelector(fieldSel, selectable(info.Kind))
+	reqs, err := parseFieldSelector(fieldSel, allowed)
 	if err != nil {
 		return nil, "", "", badRequest("fieldSelector: %v", err)
 	}
@@ -913,7 +914,7 @@ func selector(info *kinds.Info, labelSel, fieldSel string) (pred func(*store.Obj
 			return false
 		}
 		for _, req := range reqs {
-			if (fieldValue(o, req.Field) == req.Value) == (req.Operator == selection.NotEquals) {
+			if (fieldValue(info, o, req.Field) == req.Value) == (req.Operator == selection.NotEquals) {
 				return false
 			}
 		}
@@ -1034,15 +1035,13 @@ func tooOldContinue(after store.Key) error {
 
 // list reads the objects of a kind.
 func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions) (listResult, error) {
-	if info.Conversion != nil {
-		// A kind served over another's storage lists the stored kind's objects.
-		sel, err := storageFieldSelector(info, opts.fieldSelector)
-		if err != nil {
-			return listResult{}, err
-		}
-		info, opts.fieldSelector = info.Stored(), sel
+	// A kind served over another's storage lists the stored kind's objects.
+	info, sel, allowed, err := storageFieldSelector(info, opts.fieldSelector)
+	if err != nil {
+		return listResult{}, err
 	}
-	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
+	opts.fieldSelector = sel
+	pred, field, value, err := selector(info, allowed, opts.labelSelector, opts.fieldSelector)
 	if err != nil {
 		return listResult{}, err
 	}
@@ -1340,6 +1339,9 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 	}
 	if svc, ok := next.(*corev1.Service); ok {
 		prepareServiceUpdate(cur.(*corev1.Service), svc)
+	}
+	if crd, ok := next.(*apiextensionsv1.CustomResourceDefinition); ok {
+		addStoredVersion(&crd.Spec, &crd.Status)
 	}
 	if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
 		next.SetGeneration(cur.GetGeneration() + 1)

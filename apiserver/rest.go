@@ -482,7 +482,11 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 			a.fail(w, r, err)
 			return
 		}
-		res, err := asVersion(view)(a.res.replace(ctx, view.ToStorage(obj), opts, func(cur, next kinds.Object) error {
+		if obj, err = convertToStorage(view, obj); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		res, err := asVersion(view)(a.res.replace(ctx, obj, opts, func(cur, next kinds.Object) error {
 			return checkVersionUpdate(view, cur, next)
 		}))
 		a.respond(w, r, http.StatusOK, res, err)
@@ -761,8 +765,8 @@ func metaAccessor(obj kinds.Object) (*metav1.ObjectMeta, error) {
 	return nil, fmt.Errorf("%T has no ObjectMeta", obj)
 }
 
-// listJSON is a list as Kubernetes writes it: kind, apiVersion, metadata, items (whose
-// own kind and apiVersion are left out).
+// listJSON is a list as Kubernetes writes it: kind, apiVersion, metadata, items (a
+// built-in kind's without their own kind and apiVersion).
 type listJSON struct {
 	metav1.TypeMeta `json:",inline"`
 	ListMeta        metav1.ListMeta   `json:"metadata"`
@@ -780,8 +784,9 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 	if f == formatProtobuf {
 		items := make([]kinds.WithResourceVersion, len(l.items))
 		for i := range l.items {
-			if info.Conversion != nil {
-				// Served over another kind's storage: converted, encoded afresh.
+			if info.Conversion != nil || info.Custom != nil {
+				// Served over another kind's storage, or a custom resource (stored in the
+				// version of its time): converted, encoded afresh.
 				obj, err := decode(info, &l.items[i])
 				var b []byte
 				if err == nil {
@@ -807,14 +812,10 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 		w.Write(b)
 		return
 	}
-	objs := make([]kinds.Object, 0, len(l.items))
-	for i := range l.items {
-		obj, err := decode(info, &l.items[i])
-		if err != nil {
-			a.fail(w, r, storeError(info, l.items[i].Name, err))
-			return
-		}
-		objs = append(objs, obj)
+	objs, err := decodeList(info, l.items)
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	switch f {
 	case formatTable:
@@ -841,7 +842,11 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 	out := &listJSON{TypeMeta: metav1.TypeMeta{APIVersion: info.APIVersion, Kind: info.Kind + "List"}, ListMeta: meta,
 		Items: make([]json.RawMessage, 0, len(objs))}
 	for _, o := range objs {
-		o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		if info.Custom == nil {
+			// A custom resource keeps its apiVersion and kind in a list, as
+			// apiextensions-apiserver writes them; a built-in kind's items leave them out.
+			o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		}
 		b, err := json.Marshal(o)
 		if err != nil {
 			a.fail(w, r, storeError(info, o.GetName(), err))
@@ -854,6 +859,23 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// decodeList decodes a list's objects; a custom kind's are converted at once (one call
+// of a conversion webhook for the list).
+func decodeList(info *kinds.Info, items []store.Object) ([]kinds.Object, error) {
+	if info.Custom != nil {
+		return decodeCustom(info, items)
+	}
+	objs := make([]kinds.Object, 0, len(items))
+	for i := range items {
+		obj, err := decode(info, &items[i])
+		if err != nil {
+			return nil, storeError(info, items[i].Name, err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs, nil
 }
 
 // rawObject lets writeAs encode a value that is not a runtime.Object.
@@ -874,11 +896,15 @@ func (a *restAPI) table(r *http.Request, info *kinds.Info, objs []kinds.Object, 
 	default:
 		return nil, badRequest("includeObject: Unsupported value: %q: supported values: \"None\", \"Metadata\", \"Object\"", include)
 	}
-	if info.Conversion != nil {
-		// Kubernetes prints a kind served over another's storage as the stored kind.
+	if info.Conversion != nil && info.Custom == nil {
+		// Kubernetes prints a kind served over another's storage as the stored kind (a
+		// custom kind's version by its own printer columns).
 		stored := make([]kinds.Object, len(objs))
 		for i, o := range objs {
-			stored[i] = info.ToStorage(o)
+			var err error
+			if stored[i], err = convertToStorage(info, o); err != nil {
+				return nil, err
+			}
 		}
 		info, objs = info.Stored(), stored
 	}

@@ -134,6 +134,10 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 	a.res.watches(req.info.Kind, 1)
 	defer a.res.watches(req.info.Kind, -1)
 	var buf []byte
+	if err := enc.predecode(items); err != nil {
+		w.Write(enc.errorEvent(err))
+		return
+	}
 	for i := range items {
 		if buf, err = enc.event(buf, "ADDED", &items[i], nil); err != nil {
 			w.Write(enc.errorEvent(err))
@@ -159,6 +163,10 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 		}
 		if evs, err = a.res.atRest.openEvents(req.info.Stored(), evs); err != nil {
 			w.Write(enc.errorEvent(storeError(req.info, "", err)))
+			return
+		}
+		if err := enc.predecodeEvents(evs); err != nil {
+			w.Write(enc.errorEvent(err))
 			return
 		}
 		buf = buf[:0]
@@ -190,15 +198,12 @@ type watchOptions struct {
 
 // openWatch starts a store watch, for either front end.
 func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watcher, error) {
-	if info.Conversion != nil {
-		// A kind served over another's storage watches the stored kind's objects.
-		sel, err := storageFieldSelector(info, opts.fieldSelector)
-		if err != nil {
-			return nil, err
-		}
-		info, opts.fieldSelector = info.Stored(), sel
+	// A kind served over another's storage watches the stored kind's objects.
+	info, sel, allowed, err := storageFieldSelector(info, opts.fieldSelector)
+	if err != nil {
+		return nil, err
 	}
-	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
+	pred, field, value, err := selector(info, allowed, opts.labelSelector, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +230,48 @@ type watchEncoder struct {
 	r      *http.Request
 	info   *kinds.Info
 	format format
+	// decoded are the objects of the batch being written, decoded at once (predecode).
+	decoded map[decodedKey]kinds.Object
+}
+
+type decodedKey struct {
+	key store.Key
+	rev int64
+}
+
+// predecode decodes the objects of a batch at once where that is cheaper than one by
+// one: a custom kind's, whose conversion webhook converts them in one review. event
+// takes them from there.
+func (e *watchEncoder) predecode(os []store.Object) error {
+	clear(e.decoded)
+	if e.info.Custom == nil || len(os) < 2 {
+		return nil
+	}
+	objs, err := decodeCustom(e.info, os)
+	if err != nil {
+		return err
+	}
+	if e.decoded == nil {
+		e.decoded = make(map[decodedKey]kinds.Object, len(os))
+	}
+	for i := range os {
+		e.decoded[decodedKey{os[i].Key, os[i].ModRevision}] = objs[i]
+	}
+	return nil
+}
+
+// predecodeEvents is predecode of the objects of evs (not their bookmarks).
+func (e *watchEncoder) predecodeEvents(evs []store.Event) error {
+	if e.info.Custom == nil {
+		return nil
+	}
+	os := make([]store.Object, 0, len(evs))
+	for i := range evs {
+		if evs[i].Type != store.Bookmark {
+			os = append(os, evs[i].Object)
+		}
+	}
+	return e.predecode(os)
 }
 
 type watchEvent struct {
@@ -234,9 +281,12 @@ type watchEvent struct {
 
 // event appends one event about a stored object.
 func (e *watchEncoder) event(buf []byte, typ string, o *store.Object, _ map[string]string) ([]byte, error) {
-	obj, err := decode(e.info, o)
-	if err != nil {
-		return buf, storeError(e.info, o.Name, err)
+	obj, ok := e.decoded[decodedKey{o.Key, o.ModRevision}]
+	if !ok {
+		var err error
+		if obj, err = decode(e.info, o); err != nil {
+			return buf, storeError(e.info, o.Name, err)
+		}
 	}
 	var out runtime.Object = obj
 	switch e.format {
