@@ -596,28 +596,43 @@ func (f *fsm) get(k Key) (Object, int64, error) {
 
 // list reads the objects of a kind in one consistent read, with the revision it
 // reflects: the current state, or the state as of opts.Revision, rebuilt from the
-// current state and the watch history.
+// current state and the watch history. A page costs what it reads after opts.After
+// (and, for a past revision, a pass over the history since it), never a scan from the
+// kind's first object; only counting the remaining objects reads the keys to the end.
 func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResult, error) {
 	var out ListResult
 	err := f.view(func(tx *bbolt.Tx) error {
 		out = ListResult{Revision: readRevision(tx)}
+		var afterKey []byte
+		if opts.After != (Key{}) {
+			afterKey = objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})
+		}
+		after := func(k []byte) bool { return afterKey == nil || bytes.Compare(k, afterKey) > 0 }
 		// changed holds, for a past revision, the state then of every object changed
-		// since (nil: absent then); those keys are taken from it, not from bbolt.
-		var changed map[Key]*Object
-		var changedKeys []Key
+		// since (nil: absent then), by object key; those keys are taken from it, not
+		// from bbolt. pending are the ones that existed then and sort after opts.After
+		// in the list's namespace, in key order, still to be fed to the page.
+		var changed map[string]*Object
+		var pending [][]byte
 		if opts.Revision != 0 && opts.Revision < out.Revision {
 			if err := f.hist.waitApplied(ctx, out.Revision); err != nil {
 				return err
 			}
-			var err error
-			if changed, err = f.hist.stateAt(kind, opts.Revision, out.Revision); err != nil {
+			then, err := f.hist.stateAt(kind, opts.Revision, out.Revision)
+			if err != nil {
 				return err
 			}
 			out.Revision = opts.Revision
-			for k := range changed {
-				changedKeys = append(changedKeys, k)
+			changed = make(map[string]*Object, len(then))
+			within := listPrefix(kind, opts.Namespace)
+			for k, o := range then {
+				ok := objectKey(k)
+				changed[string(ok)] = o
+				if o != nil && after(ok) && bytes.HasPrefix(ok, within) {
+					pending = append(pending, ok)
+				}
 			}
-			slices.SortFunc(changedKeys, func(a, b Key) int { return bytes.Compare(objectKey(a), objectKey(b)) })
+			slices.SortFunc(pending, bytes.Compare)
 		}
 		field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
 		match := func(o *Object) bool {
@@ -628,9 +643,6 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 				return false
 			}
 			return pred == nil || pred(o)
-		}
-		after := func(k Key) bool {
-			return opts.After == (Key{}) || bytes.Compare(objectKey(k), objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})) > 0
 		}
 		// count: once the page is full, the objects after it are counted (every one
 		// matches: no field, no predicate; the namespace is the scan's prefix).
@@ -652,22 +664,22 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			out.Objects = append(out.Objects, *o)
 			return true
 		}
-		// past feeds the changed objects that sort before k (all of them for nil).
-		past := func(k *Key) bool {
-			for len(changedKeys) > 0 && (k == nil || bytes.Compare(objectKey(changedKeys[0]), objectKey(*k)) < 0) {
-				ck := changedKeys[0]
-				changedKeys = changedKeys[1:]
-				if o := changed[ck]; o != nil && after(ck) && !take(o) {
+		// past feeds the pending objects that sort before k (all of them for nil).
+		past := func(k []byte) bool {
+			for len(pending) > 0 && (k == nil || bytes.Compare(pending[0], k) < 0) {
+				o := changed[string(pending[0])]
+				pending = pending[1:]
+				if !take(o) {
 					return false
 				}
 			}
 			return true
 		}
-		current := func(k Key, v []byte) (bool, error) {
-			if !past(&k) {
+		current := func(k, v []byte) (bool, error) {
+			if !past(k) {
 				return false, nil
 			}
-			if _, ok := changed[k]; ok || !after(k) {
+			if _, ok := changed[string(k)]; ok || !after(k) {
 				return true, nil
 			}
 			if count && full() {
@@ -677,9 +689,9 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			}
 			var r storev1.Record
 			if err := proto.Unmarshal(v, &r); err != nil {
-				return false, fmt.Errorf("decode %s: %w", k, err)
+				return false, fmt.Errorf("decode %s: %w", parseObjectKey(k), err)
 			}
-			o := recordToObject(k, &r)
+			o := recordToObject(parseObjectKey(k), &r)
 			return take(&o), nil
 		}
 		objects := tx.Bucket(bucketObjects)
@@ -696,10 +708,10 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			c := tx.Bucket(bucketIndex).Cursor()
 			for ik, _ := c.Seek(start); ik != nil && bytes.HasPrefix(ik, prefix); ik, _ = c.Next() {
 				nsName := bytes.SplitN(ik[base:], []byte{0}, 2)
-				k := Key{Kind: kind, Namespace: string(nsName[0]), Name: string(nsName[1])}
-				v := objects.Get(objectKey(k))
+				k := objectKey(Key{Kind: kind, Namespace: string(nsName[0]), Name: string(nsName[1])})
+				v := objects.Get(k)
 				if v == nil {
-					return fmt.Errorf("index entry %s %s=%s names a missing object", k, field, value)
+					return fmt.Errorf("index entry %s %s=%s names a missing object", parseObjectKey(k), field, value)
 				}
 				if more, err := current(k, v); err != nil || !more {
 					return err
@@ -710,12 +722,21 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 		}
 		prefix := listPrefix(kind, opts.Namespace)
 		start := prefix
-		if opts.After != (Key{}) {
-			start = objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})
+		if afterKey != nil {
+			start = afterKey
 		}
 		c := objects.Cursor()
 		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if more, err := current(parseObjectKey(k), v); err != nil || !more {
+			if count && full() && len(changed) == 0 {
+				// The page is done and the state is the current one: what is left is
+				// counted from its keys alone.
+				for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+					out.More = true
+					out.Remaining++
+				}
+				return nil
+			}
+			if more, err := current(k, v); err != nil || !more {
 				return err
 			}
 		}
