@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -369,6 +370,47 @@ func TestRESTListPages(t *testing.T) {
 	if !strings.Contains(st.Message, "continue key is not valid") {
 		t.Errorf("bad continue = %q", st.Message)
 	}
+}
+
+// TestRESTListPagesCountOnce: a list's first page counts what follows it
+// (remainingItemCount) and writes the count into its continue token; a later page takes
+// its count from the token, less what it lists, instead of reading every key after it
+// again. A token with a negative count is refused; one whose count the page exceeds
+// gives no remainingItemCount (it is not this list's).
+func TestRESTListPagesCountOnce(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), false)
+	base := "/api/v1/namespaces/default/configmaps"
+	for i := 0; i < 5; i++ {
+		rc.want(rc.do("POST", base, "application/json", "", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm%d", i)}}), 201, "create")
+	}
+	first := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2", "", "", nil), 200, "page 1").body)
+	raw, err := base64.RawURLEncoding.DecodeString(first.Continue)
+	if err != nil {
+		t.Fatalf("continue %q: %v", first.Continue, err)
+	}
+	tok := decodeJSON[map[string]any](t, raw)
+	if tok["remaining"] != 3.0 {
+		t.Errorf("page 1's token = %s, want remaining 3", raw)
+	}
+	withCount := func(n int) string {
+		tok["remaining"] = n
+		b, err := json.Marshal(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return url.QueryEscape(base64.RawURLEncoding.EncodeToString(b))
+	}
+	next := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2&continue="+withCount(100), "", "", nil), 200, "page 2").body)
+	if r := next.RemainingItemCount; len(next.Items) != 2 || r == nil || *r != 98 {
+		t.Errorf("page 2 of a token counting 100: %d items, remainingItemCount %v; want 2 and 98", len(next.Items), r)
+	}
+	next = decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2&continue="+withCount(1), "", "", nil), 200, "page 2, count too low").body)
+	if len(next.Items) != 2 || next.Continue == "" || next.RemainingItemCount != nil {
+		t.Errorf("page 2 of a token counting 1: %d items, continue %q, remainingItemCount %v; want 2, a token, none",
+			len(next.Items), next.Continue, next.RemainingItemCount)
+	}
+	rc.want(rc.do("GET", base+"?limit=2&continue="+withCount(-1), "", "", nil), 400, "negative count")
 }
 
 // TestRESTPatch: JSON patch, merge patch and strategic merge patch, on an object, its
