@@ -283,6 +283,79 @@ func recordToObject(key Key, r *storev1.Record) Object {
 	}
 }
 
+// decodeRecord reads a stored record into an Object, as proto.Unmarshal and
+// recordToObject would: a list decodes every record it returns, and the generic
+// decoder's maps and reflection were most of what that cost. A record the wire reader
+// does not expect (a field it does not know, a non-UTF-8 string) is read the generic
+// way (FuzzDecodeRecord: whatever it reads, the protobuf module reads the same).
+func decodeRecord(k Key, b []byte) (Object, error) {
+	if o, ok := readRecord(k, b); ok {
+		return o, nil
+	}
+	var r storev1.Record
+	if err := proto.Unmarshal(b, &r); err != nil {
+		return Object{}, fmt.Errorf("decode %s: %w", k, err)
+	}
+	return recordToObject(k, &r), nil
+}
+
+// readRecord is decodeRecord's wire reader; ok is false for what it leaves to
+// proto.Unmarshal. The value is copied: the record may be bbolt's mapped page.
+func readRecord(k Key, b []byte) (o Object, ok bool) {
+	o.Key = k
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return Object{}, false
+		}
+		b = b[n:]
+		switch {
+		case (num == recordCreateRevisionField || num == recordModRevisionField) && typ == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return Object{}, false
+			}
+			if num == recordCreateRevisionField {
+				o.CreateRevision = int64(v)
+			} else {
+				o.ModRevision = int64(v)
+			}
+			b = b[m:]
+		case num >= recordValueField && num <= recordFieldsField && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return Object{}, false
+			}
+			b = b[m:]
+			switch num {
+			case recordValueField:
+				o.Value = append(o.Value[:0], v...) // as the protobuf module: a later one replaces it, an empty one is nil
+			case recordUIDField:
+				if !utf8.Valid(v) {
+					return Object{}, false
+				}
+				o.UID = string(v)
+			default:
+				key, val, ok := decodeMapEntry(v)
+				if !ok {
+					return Object{}, false
+				}
+				mp := &o.Labels
+				if num == recordFieldsField {
+					mp = &o.Fields
+				}
+				if *mp == nil {
+					*mp = map[string]string{}
+				}
+				(*mp)[key] = val
+			}
+		default:
+			return Object{}, false
+		}
+	}
+	return o, true
+}
+
 // encodeRecord is proto.Marshal(objectToRecord(o)) written straight into one buffer of
 // the right size: every member encodes every object each write stores, and the generic
 // marshaller's map entries cost twenty-odd allocations a record and twice the time.

@@ -418,11 +418,10 @@ func (w *writer) get(k Key) (*Object, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var r storev1.Record
-	if err := proto.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", k, err)
+	o, err := decodeRecord(k, v)
+	if err != nil {
+		return nil, err
 	}
-	o := recordToObject(k, &r)
 	w.share(&o)
 	return &o, nil
 }
@@ -584,12 +583,9 @@ func (f *fsm) get(k Key) (Object, int64, error) {
 		if v == nil {
 			return &PreconditionError{Err: ErrNotFound, Key: k}
 		}
-		var r storev1.Record
-		if err := proto.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode %s: %w", k, err)
-		}
-		obj = recordToObject(k, &r)
-		return nil
+		var err error
+		obj, err = decodeRecord(k, v)
+		return err
 	})
 	return obj, rev, err
 }
@@ -687,11 +683,10 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 				out.Remaining++
 				return true, nil
 			}
-			var r storev1.Record
-			if err := proto.Unmarshal(v, &r); err != nil {
-				return false, fmt.Errorf("decode %s: %w", parseObjectKey(k), err)
+			o, err := decodeRecord(parseObjectKey(k), v)
+			if err != nil {
+				return false, err
 			}
-			o := recordToObject(parseObjectKey(k), &r)
 			return take(&o), nil
 		}
 		objects := tx.Bucket(bucketObjects)
