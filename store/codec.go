@@ -144,18 +144,13 @@ func decodeOp(b []byte) (op Op, ok bool) {
 				continue
 			}
 			if num == opLabelsField || num == opFieldsField {
-				k, val, ok := decodeMapEntry(v)
-				if !ok {
-					return Op{}, false
-				}
 				mp := &op.Labels
 				if num == opFieldsField {
 					mp = &op.Fields
 				}
-				if *mp == nil {
-					*mp = map[string]string{}
+				if !addMapEntry(mp, v) {
+					return Op{}, false
 				}
-				(*mp)[k] = val
 				continue
 			}
 			if !utf8.Valid(v) {
@@ -178,6 +173,19 @@ func decodeOp(b []byte) (op Op, ok bool) {
 		}
 	}
 	return op, true
+}
+
+// addMapEntry reads a map<string, string> entry into *m, made when nil.
+func addMapEntry(m *map[string]string, entry []byte) bool {
+	k, v, ok := decodeMapEntry(entry)
+	if !ok {
+		return false
+	}
+	if *m == nil {
+		*m = map[string]string{}
+	}
+	(*m)[k] = v
+	return true
 }
 
 // decodeMapEntry reads a map<string, string> entry: a missing key or value is "".
@@ -335,19 +343,14 @@ func readRecord(k Key, b []byte) (o Object, ok bool) {
 					return Object{}, false
 				}
 				o.UID = string(v)
-			default:
-				key, val, ok := decodeMapEntry(v)
-				if !ok {
+			case recordLabelsField:
+				if !addMapEntry(&o.Labels, v) {
 					return Object{}, false
 				}
-				mp := &o.Labels
-				if num == recordFieldsField {
-					mp = &o.Fields
+			case recordFieldsField:
+				if !addMapEntry(&o.Fields, v) {
+					return Object{}, false
 				}
-				if *mp == nil {
-					*mp = map[string]string{}
-				}
-				(*mp)[key] = val
 			}
 		default:
 			return Object{}, false
