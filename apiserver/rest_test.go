@@ -313,16 +313,23 @@ func TestRESTEviction(t *testing.T) {
 	rc.want(rc.do("POST", pods+"/guarded/eviction", "application/json", "", eviction("other")), 400, "names differ")
 }
 
-// TestRESTListPages: limit and continue read every page at the first page's revision,
-// whatever changes in between; resourceVersionMatch=Exact lists a past state.
-func TestRESTListPages(t *testing.T) {
+// fiveConfigMapsPaged starts a member holding ConfigMaps cm0-cm4 and lists their
+// first page of two through the REST API; it returns the client, the ConfigMaps' path
+// and the page.
+func fiveConfigMapsPaged(t *testing.T) (*restClient, string, corev1.ConfigMapList) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc := newREST(t, c.Addr(0), false)
 	base := "/api/v1/namespaces/default/configmaps"
 	for i := 0; i < 5; i++ {
 		rc.want(rc.do("POST", base, "application/json", "", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm%d", i)}}), 201, "create")
 	}
-	first := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2", "", "", nil), 200, "page 1").body)
+	return rc, base, decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2", "", "", nil), 200, "page 1").body)
+}
+
+// TestRESTListPages: limit and continue read every page at the first page's revision,
+// whatever changes in between; resourceVersionMatch=Exact lists a past state.
+func TestRESTListPages(t *testing.T) {
+	rc, base, first := fiveConfigMapsPaged(t)
 	if len(first.Items) != 2 || first.Continue == "" {
 		t.Fatalf("page 1 = %d items, continue %q", len(first.Items), first.Continue)
 	}
@@ -378,13 +385,7 @@ func TestRESTListPages(t *testing.T) {
 // again. A token with a negative count is refused; one whose count the page exceeds
 // gives no remainingItemCount (it is not this list's).
 func TestRESTListPagesCountOnce(t *testing.T) {
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	rc := newREST(t, c.Addr(0), false)
-	base := "/api/v1/namespaces/default/configmaps"
-	for i := 0; i < 5; i++ {
-		rc.want(rc.do("POST", base, "application/json", "", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm%d", i)}}), 201, "create")
-	}
-	first := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2", "", "", nil), 200, "page 1").body)
+	rc, base, first := fiveConfigMapsPaged(t)
 	raw, err := base64.RawURLEncoding.DecodeString(first.Continue)
 	if err != nil {
 		t.Fatalf("continue %q: %v", first.Continue, err)
