@@ -19,6 +19,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
@@ -367,6 +368,12 @@ func TestRESTListPages(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "cm0,cm1,cm2,cm3,cm4" {
 		t.Errorf("paged list = %s", got)
+	}
+	// The same list in YAML, written from its JSON.
+	var inYAML corev1.ConfigMapList
+	if err := yaml.Unmarshal(rc.want(rc.do("GET", base+"?limit=2", "", "application/yaml", nil), 200, "page 1 in YAML").body, &inYAML); err != nil ||
+		inYAML.Kind != "ConfigMapList" || len(inYAML.Items) != 2 || inYAML.Items[0].Name != "cm0" || inYAML.Continue == "" {
+		t.Errorf("page 1 in YAML = %+v %v", inYAML, err)
 	}
 	exact := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?resourceVersionMatch=Exact&resourceVersion="+first.ResourceVersion, "", "", nil), 200, "exact").body)
 	if len(exact.Items) != 5 || exact.ResourceVersion != first.ResourceVersion {
