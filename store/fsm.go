@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,6 +141,8 @@ type fsm struct {
 	entries atomic.Int64
 	batches atomic.Int64
 	hist    *history
+	// past are the changes the pages of lists at past revisions undo (pastlist.go).
+	past pastLists
 	// maps is the label and field maps the objects' events share (share.go); only
 	// the apply uses it.
 	maps mapTable
@@ -604,31 +605,20 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			afterKey = objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})
 		}
 		after := func(k []byte) bool { return afterKey == nil || bytes.Compare(k, afterKey) > 0 }
-		// changed holds, for a past revision, the state then of every object changed
-		// since (nil: absent then), by object key; those keys are taken from it, not
-		// from bbolt. pending are the ones that existed then and sort after opts.After
-		// in the list's namespace, in key order, still to be fed to the page.
-		var changed map[string]*Object
-		var pending [][]byte
+		// ahead are, for a past revision, the objects changed since that sort after
+		// opts.After, in key order, with their state then (nil: absent then); those
+		// keys are read from it, not from bbolt.
+		var ahead []undoneChange
 		if opts.Revision != 0 && opts.Revision < out.Revision {
 			if err := f.hist.waitApplied(ctx, out.Revision); err != nil {
 				return err
 			}
-			then, err := f.hist.stateAt(kind, opts.Revision, out.Revision)
+			u, err := f.past.take(f.hist, kind, opts.Namespace, opts.Revision, out.Revision, afterKey, time.Now())
 			if err != nil {
 				return err
 			}
-			out.Revision = opts.Revision
-			changed = make(map[string]*Object, len(then))
-			within := listPrefix(kind, opts.Namespace)
-			for k, o := range then {
-				ok := objectKey(k)
-				changed[string(ok)] = o
-				if o != nil && after(ok) && bytes.HasPrefix(ok, within) {
-					pending = append(pending, ok)
-				}
-			}
-			slices.SortFunc(pending, bytes.Compare)
+			defer u.mu.Unlock()
+			ahead, out.Revision = u.ahead, opts.Revision
 		}
 		field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
 		match := func(o *Object) bool {
@@ -660,12 +650,13 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			out.Objects = append(out.Objects, *o)
 			return true
 		}
-		// past feeds the pending objects that sort before k (all of them for nil).
+		// past feeds the changed objects that sort before k (all of them for nil) and
+		// existed then.
 		past := func(k []byte) bool {
-			for len(pending) > 0 && (k == nil || bytes.Compare(pending[0], k) < 0) {
-				o := changed[string(pending[0])]
-				pending = pending[1:]
-				if !take(o) {
+			for len(ahead) > 0 && (k == nil || bytes.Compare(ahead[0].key, k) < 0) {
+				o := ahead[0].then
+				ahead = ahead[1:]
+				if o != nil && !take(o) {
 					return false
 				}
 			}
@@ -675,8 +666,14 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			if !past(k) {
 				return false, nil
 			}
-			if _, ok := changed[string(k)]; ok || !after(k) {
+			if !after(k) {
 				return true, nil
+			}
+			if len(ahead) > 0 && bytes.Equal(ahead[0].key, k) {
+				// Changed since: read as it was then, if it was.
+				o := ahead[0].then
+				ahead = ahead[1:]
+				return o == nil || take(o), nil
 			}
 			if count && full() {
 				out.More = true
@@ -722,9 +719,9 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 		}
 		c := objects.Cursor()
 		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if count && full() && len(changed) == 0 {
-				// The page is done and the state is the current one: what is left is
-				// counted from its keys alone.
+			if count && full() && len(ahead) == 0 {
+				// The page is done and nothing after it changed since the list's
+				// revision: what is left is counted from its keys alone.
 				for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 					out.More = true
 					out.Remaining++
