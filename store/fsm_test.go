@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,6 +320,62 @@ func TestListPagesUndoChangesAsTheyCome(t *testing.T) {
 	}
 	want("p8", "p9@1")
 	want("p0", "p1@1", "p2@1", "p3@1") // from further back
+}
+
+// TestListPagesConcurrently: lists paging at one past revision at the same time, while
+// writes go on, share the changes they undo and each read the state at that revision.
+func TestListPagesConcurrently(t *testing.T) {
+	tf := newTestFSM(t, 10_000)
+	pod := func(typ OpType, i, version int) []Op {
+		return []Op{{Type: typ, Key: Key{Kind: "Pod", Namespace: "a", Name: fmt.Sprintf("p%03d", i)}, Value: []byte(fmt.Sprintf("%d@%d", i, version))}}
+	}
+	for i := 0; i < 200; i += 2 {
+		tf.apply(pod(Create, i, 0))
+	}
+	ctx := context.Background()
+	then, err := tf.f.list(ctx, "Pod", ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, o := range then.Objects {
+		want = append(want, string(o.Value))
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { // 2,000 writes, well within the history
+		for v := 1; v <= 1000; v++ {
+			tf.apply(pod(Update, (v*37)%200/2*2, v), pod(Create, v%100*2+1, v))
+		}
+	})
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			var got []string
+			opts := ListOptions{Limit: 7, CountRemaining: true, Revision: then.Revision}
+			for {
+				res, err := tf.f.list(ctx, "Pod", opts)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, o := range res.Objects {
+					got = append(got, string(o.Value))
+				}
+				if !res.More {
+					break
+				}
+				opts.After = res.Objects[len(res.Objects)-1].Key
+			}
+			if !reflect.DeepEqual(got, want) {
+				errs <- fmt.Errorf("paged list at %d = %v, want %v", then.Revision, got, want)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 // TestListCountsRemaining: a full page of a list without field or predicate counts the
