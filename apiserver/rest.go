@@ -765,12 +765,10 @@ func metaAccessor(obj kinds.Object) (*metav1.ObjectMeta, error) {
 	return nil, fmt.Errorf("%T has no ObjectMeta", obj)
 }
 
-// listJSON is a list as Kubernetes writes it: kind, apiVersion, metadata, items (a
-// built-in kind's without their own kind and apiVersion).
-type listJSON struct {
+// listHead is what a list's JSON has before its items.
+type listHead struct {
 	metav1.TypeMeta `json:",inline"`
-	ListMeta        metav1.ListMeta   `json:"metadata"`
-	Items           []json.RawMessage `json:"items"`
+	ListMeta        metav1.ListMeta `json:"metadata"`
 }
 
 // respondList writes a list.
@@ -839,26 +837,47 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 		writeJSON(w, http.StatusOK, ml)
 		return
 	}
-	out := &listJSON{TypeMeta: metav1.TypeMeta{APIVersion: info.APIVersion, Kind: info.Kind + "List"}, ListMeta: meta,
-		Items: make([]json.RawMessage, 0, len(objs))}
-	for _, o := range objs {
+	// Kubernetes' list: kind, apiVersion, metadata, then the items, whose own kind and
+	// apiVersion a built-in kind's leave out (a custom resource keeps them in a list, as
+	// apiextensions-apiserver writes them). Each item is encoded once, into the reply
+	// (as a json.RawMessage of a list, json.Marshal would scan and compact it again).
+	var buf bytes.Buffer
+	head, err := json.Marshal(listHead{TypeMeta: metav1.TypeMeta{APIVersion: info.APIVersion, Kind: info.Kind + "List"}, ListMeta: meta})
+	if err != nil {
+		a.fail(w, r, storeError(info, "", err))
+		return
+	}
+	buf.Write(head[:len(head)-1]) // without its closing brace
+	buf.WriteString(`,"items":[`)
+	enc := json.NewEncoder(&buf)
+	for i, o := range objs {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
 		if info.Custom == nil {
-			// A custom resource keeps its apiVersion and kind in a list, as
-			// apiextensions-apiserver writes them; a built-in kind's items leave them out.
 			o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
 		}
-		b, err := json.Marshal(o)
-		if err != nil {
+		if err := enc.Encode(o); err != nil {
 			a.fail(w, r, storeError(info, o.GetName(), err))
 			return
 		}
-		out.Items = append(out.Items, b)
+		buf.Truncate(buf.Len() - 1) // Encode's newline
 	}
+	buf.WriteString("]}\n")
 	if f == formatYAML {
-		writeAs(w, f, http.StatusOK, &rawObject{out})
+		y, err := yaml.JSONToYAML(buf.Bytes())
+		if err != nil {
+			a.fail(w, r, storeError(info, "", err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/yaml")
+		w.WriteHeader(http.StatusOK)
+		w.Write(y)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes())
 }
 
 // decodeList decodes a list's objects; a custom kind's are converted at once (one call
