@@ -342,9 +342,9 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-// TestAuthenticateRemembers: a connection's certificate is verified once, and the
-// remembered verdict ends with the certificate's validity and with the CA bundle.
-func TestAuthenticateRemembers(t *testing.T) {
+// clientCert is a client certificate for "u" (valid an hour) and the pool of its CA.
+func clientCert(t *testing.T) (*pki.Pair, *x509.CertPool) {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := pki.InitDir(dir, pki.InitOptions{}); err != nil {
 		t.Fatal(err)
@@ -353,6 +353,13 @@ func TestAuthenticateRemembers(t *testing.T) {
 	cert, _ := ca.Issue(pki.Request{CommonName: "u", Client: true, Validity: time.Hour})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
+	return cert, pool
+}
+
+// TestAuthenticateRemembers: a connection's certificate is verified once, and the
+// remembered verdict ends with the certificate's validity and with the CA bundle.
+func TestAuthenticateRemembers(t *testing.T) {
+	cert, pool := clientCert(t)
 	now := time.Now()
 	rootsAsked := 0
 	a := &Authenticator{Now: func() time.Time { return now }, Roots: func() (*x509.CertPool, error) { rootsAsked++; return pool, nil }}
@@ -392,14 +399,7 @@ func TestAuthenticateRemembers(t *testing.T) {
 // of a connection's requests in flight asks whether the CA bundle changed; the others
 // keep the verdict meanwhile instead of queueing to ask too.
 func TestAuthenticateAsksRootsOnce(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := pki.InitDir(dir, pki.InitOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := pki.LoadCA(dir)
-	cert, _ := ca.Issue(pki.Request{CommonName: "u", Client: true, Validity: time.Hour})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
+	cert, pool := clientCert(t)
 	var now atomic.Pointer[time.Time]
 	start := time.Now()
 	now.Store(&start)
