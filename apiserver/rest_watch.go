@@ -60,9 +60,9 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 		a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
 		return
 	}
-	f, ok := negotiate(r.Header.Get("Accept"))
+	f, ok := negotiate(r.Header.Get("Accept"), hasProtobuf(req.info))
 	if !ok {
-		a.fail(w, r, notAcceptable())
+		a.fail(w, r, notAcceptable(req.info))
 		return
 	}
 	fieldSel := q.Get("fieldSelector")
