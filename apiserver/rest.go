@@ -579,9 +579,10 @@ const (
 )
 
 // negotiate picks the reply's encoding from the Accept header, in the client's order of
-// preference: JSON (also for */*), YAML, Kubernetes' protobuf, and for JSON the Table
-// and PartialObjectMetadata views. ok is false when nothing acceptable is offered.
-func negotiate(accept string) (f format, ok bool) {
+// preference: JSON (also for */*), YAML, Kubernetes' protobuf when protobuf (the kind
+// has it: custom resources have not, as in Kubernetes), and for JSON the Table and
+// PartialObjectMetadata views. ok is false when nothing acceptable is offered.
+func negotiate(accept string, protobuf bool) (f format, ok bool) {
 	if strings.TrimSpace(accept) == "" {
 		return formatJSON, true
 	}
@@ -591,7 +592,7 @@ func negotiate(accept string) (f format, ok bool) {
 		for rest := accept; rest != ""; {
 			var part string
 			part, rest, _ = strings.Cut(rest, ",")
-			if f, ok := plainFormat(strings.TrimSpace(part)); ok {
+			if f, ok := plainFormat(strings.TrimSpace(part)); ok && (protobuf || f != formatProtobuf) {
 				return f, true
 			}
 		}
@@ -630,7 +631,7 @@ func negotiate(accept string) (f format, ok bool) {
 				offers = append(offers, offer{formatYAML, q})
 			}
 		case kinds.ContentType:
-			if as == "" {
+			if as == "" && protobuf {
 				offers = append(offers, offer{formatProtobuf, q})
 			}
 		}
@@ -655,8 +656,20 @@ func plainFormat(mt string) (format, bool) {
 	return formatJSON, false
 }
 
-func notAcceptable() error {
-	e := statusError(codes.InvalidArgument, "", nil, "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+// hasProtobuf says whether info's objects have Kubernetes' protobuf encoding: every kind
+// but custom resources (nil: not a kind's object, a review).
+func hasProtobuf(info *kinds.Info) bool { return info == nil || info.Custom == nil }
+
+// mediaTypes lists the encodings of info's objects, for the errors that name them.
+func mediaTypes(info *kinds.Info) string {
+	if hasProtobuf(info) {
+		return "application/json, application/yaml, " + kinds.ContentType
+	}
+	return "application/json, application/yaml"
+}
+
+func notAcceptable(info *kinds.Info) error {
+	e := statusError(codes.InvalidArgument, "", nil, "only the following media types are accepted: %s", mediaTypes(info))
 	e.status.Reason, e.status.Code = metav1.StatusReasonNotAcceptable, http.StatusNotAcceptable
 	return e
 }
@@ -670,9 +683,9 @@ func (a *restAPI) respond(w http.ResponseWriter, r *http.Request, code int, res 
 		a.fail(w, r, err)
 		return
 	}
-	f, ok := negotiate(r.Header.Get("Accept"))
+	f, ok := negotiate(r.Header.Get("Accept"), hasProtobuf(res.info))
 	if !ok {
-		a.fail(w, r, notAcceptable())
+		a.fail(w, r, notAcceptable(res.info))
 		return
 	}
 	if f == formatProtobuf && res.value != nil {
@@ -773,9 +786,9 @@ type listHead struct {
 
 // respondList writes a list.
 func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kinds.Info, l listResult) {
-	f, ok := negotiate(r.Header.Get("Accept"))
+	f, ok := negotiate(r.Header.Get("Accept"), hasProtobuf(info))
 	if !ok {
-		a.fail(w, r, notAcceptable())
+		a.fail(w, r, notAcceptable(info))
 		return
 	}
 	meta := metav1.ListMeta{ResourceVersion: strconv.FormatInt(l.rev, 10), Continue: l.continueToken, RemainingItemCount: l.remaining}
@@ -1057,8 +1070,8 @@ func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValida
 	default:
 		return nil, nil, badRequest("fieldValidation: Unsupported value: %q: supported values: \"Ignore\", \"Warn\", \"Strict\"", fieldValidation)
 	}
-	switch mt {
-	case kinds.ContentType:
+	switch {
+	case mt == kinds.ContentType && hasProtobuf(info):
 		obj, err := kinds.Decode(body)
 		if err != nil {
 			return nil, nil, badRequest("%v", err)
@@ -1067,15 +1080,15 @@ func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValida
 			return nil, nil, badRequest("the API version in the data (%s) does not match the expected API version (%s)", obj.GetObjectKind().GroupVersionKind().GroupVersion(), info.APIVersion)
 		}
 		return obj, nil, nil
-	case "application/yaml":
+	case mt == "application/yaml":
 		js, err := yaml.YAMLToJSON(body)
 		if err != nil {
 			return nil, nil, badRequest("the body is not valid YAML: %v", err)
 		}
 		body = js
-	case "", "application/json":
+	case mt == "", mt == "application/json":
 	default:
-		e := statusError(codes.InvalidArgument, "", nil, "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+		e := statusError(codes.InvalidArgument, "", nil, "the body of the request was in an unknown format - accepted media types include: %s", mediaTypes(info))
 		e.status.Reason, e.status.Code = metav1.StatusReasonUnsupportedMediaType, http.StatusUnsupportedMediaType
 		return nil, nil, e
 	}
@@ -1141,8 +1154,8 @@ func (a *restAPI) readReview(w http.ResponseWriter, r *http.Request, v protoMess
 		a.fail(w, r, methodNotAllowed(r.Method))
 		return false
 	}
-	if f, ok := negotiate(r.Header.Get("Accept")); !ok || f == formatTable || f == formatMetadata {
-		a.fail(w, r, notAcceptable())
+	if f, ok := negotiate(r.Header.Get("Accept"), true); !ok || f == formatTable || f == formatMetadata {
+		a.fail(w, r, notAcceptable(nil))
 		return false
 	}
 	return a.readInto(w, r, v, what)
