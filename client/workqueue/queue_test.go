@@ -283,3 +283,27 @@ func TestRunStartsWorkersAsKeysCome(t *testing.T) {
 		t.Errorf("%d keys reconciled at once, want at most and at peak %d", peak, workers)
 	}
 }
+
+// A queue holds its delay goroutine only while keys are delayed (issue 26).
+func TestDelayGoroutineOnlyWhileDelayed(t *testing.T) {
+	q := New(Config{})
+	defer q.ShutDown()
+	delays := func() int { return goroutines.Running("workqueue.(*Queue).delayLoop") }
+	if n := delays(); n != 0 {
+		t.Fatalf("%d delay goroutines in a new queue", n)
+	}
+	q.AddAfter("k", time.Millisecond)
+	if key, _ := q.Get(); key != "k" {
+		t.Fatalf("Get = %q, want the delayed k", key)
+	}
+	q.Done("k")
+	waitfor.Condition(t, 10*time.Second, "no delay goroutine once no key is delayed", func() (bool, string) {
+		n := delays()
+		return n == 0, fmt.Sprint(n, " delay goroutines")
+	})
+	q.AddAfter("k", time.Millisecond) // started again
+	if key, _ := q.Get(); key != "k" {
+		t.Fatalf("Get = %q, want k delayed again", key)
+	}
+	q.Done("k")
+}
