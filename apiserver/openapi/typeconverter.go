@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/kube-openapi/pkg/builder"
 	"k8s.io/kube-openapi/pkg/common"
@@ -21,6 +22,7 @@ var typeConverter = sync.OnceValues(func() (managedfields.TypeConverter, error) 
 		}
 		names = append(names, modelName(in))
 	}
+	names = append(names, autoscalingv1.Scale{}.OpenAPIModelName()) // the scale subresource's field manager
 	sw, err := builder.BuildOpenAPIDefinitionsForResources(&common.Config{
 		GetDefinitions: generated.GetOpenAPIDefinitions, GetDefinitionName: definitionName}, names...)
 	if err != nil {
