@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -58,8 +60,12 @@ var applyScheme = sync.OnceValue(func() *runtime.Scheme {
 		s.AddKnownTypeWithName(in.GroupVersionKind(), in.New())
 		metav1.AddToGroupVersion(s, gv)
 	}
-	s.AddKnownTypeWithName(scaleGVK, &autoscalingv1.Scale{}) // the scale subresource's
-	metav1.AddToGroupVersion(s, scaleGVK.GroupVersion())
+	// The subresources' objects, which mutating admission policies patch.
+	for gvk, obj := range map[schema.GroupVersionKind]runtime.Object{scaleGVK: &autoscalingv1.Scale{},
+		corev1.SchemeGroupVersion.WithKind("Binding"): &corev1.Binding{}, policyv1.SchemeGroupVersion.WithKind("Eviction"): &policyv1.Eviction{}} {
+		s.AddKnownTypeWithName(gvk, obj)
+		metav1.AddToGroupVersion(s, gvk.GroupVersion())
+	}
 	return s
 })
 

@@ -184,17 +184,7 @@ func (r *resources) mutatedObject(op *webhookOp, u runtime.Object) (kinds.Object
 	if err != nil {
 		return nil, err
 	}
-	next, err := kinds.DecodeManifest(js)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case kinds.Of(next).Kind != op.info.Kind || kinds.Of(next).APIVersion != op.info.APIVersion:
-		return nil, fmt.Errorf("a mutation may not change the object's apiVersion and kind (%s %s)", op.info.APIVersion, op.info.Kind)
-	case next.GetName() != op.obj.GetName() || next.GetNamespace() != op.obj.GetNamespace():
-		return nil, fmt.Errorf("a mutation may not change the object's name or namespace (%s/%s)", op.obj.GetNamespace(), op.obj.GetName())
-	}
-	return next, nil
+	return op.decode(js)
 }
 
 // policyFailure is a mutating policy's refusal: its message, and its reason (Invalid

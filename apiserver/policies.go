@@ -469,7 +469,7 @@ func (r *resources) policyInput(ctx context.Context, op *webhookOp) (*admissionc
 // celAttributes is op as CEL reads it (object, oldObject, request): its objects as JSON.
 func (r *resources) celAttributes(ctx context.Context, op *webhookOp) (*admission.VersionedAttributes, error) {
 	u := requestUser(ctx)
-	req := admissioncel.Request{Kind: op.info.GroupVersionKind(), Resource: op.info.GroupVersionResource(), Subresource: op.subresource,
+	req := admissioncel.Request{Kind: op.kind(), Resource: op.info.GroupVersionResource(), Subresource: op.subresource,
 		Namespace: op.namespace(), Name: op.name(), Operation: admission.Operation(op.operation), Options: op.options, DryRun: op.dryRun,
 		User: &user.DefaultInfo{Name: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra}}
 	if op.info.Kind == kinds.Namespace {
@@ -477,12 +477,12 @@ func (r *resources) celAttributes(ctx context.Context, op *webhookOp) (*admissio
 	}
 	var err error
 	if op.obj != nil {
-		if req.Object, err = unstructuredOf(op.obj); err != nil {
+		if req.Object, err = op.unstructured(op.obj); err != nil {
 			return nil, err
 		}
 	}
 	if op.old != nil {
-		if req.OldObject, err = unstructuredOf(op.old); err != nil {
+		if req.OldObject, err = op.unstructured(op.old); err != nil {
 			return nil, err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -380,6 +381,17 @@ func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name,
 		}
 		if err != nil {
 			return nil, err
+		}
+		// The admission of the Scale, as Kubernetes' scale subresource runs it.
+		admitted, err := r.admitSubresource(ctx, info, "scale", scaleGVK, admissionv1.Update, next, s, opts.dryRun, &metav1.UpdateOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if admitted != kinds.Object(next) {
+			next = admitted.(*autoscalingv1.Scale)
+			if err := validateScale(next); err != nil {
+				return nil, err
+			}
 		}
 		tracked := applied || len(cur.GetManagedFields()) > 0
 		if tracked && !applied {

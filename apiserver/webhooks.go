@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apiserver/pkg/admission"
@@ -56,6 +57,10 @@ type webhookOp struct {
 	operation   admissionv1.Operation
 	info        *kinds.Info
 	subresource string
+	// subKind is the kind of obj and old when they are a subresource's object, not the
+	// resource's (admission_subresources.go): autoscaling/v1 Scale, v1 Binding, policy/v1
+	// Eviction.
+	subKind schema.GroupVersionKind
 	// obj is the object written (nil for a delete); old is the stored one (nil for a
 	// create).
 	obj, old kinds.Object
@@ -232,8 +237,8 @@ func (r *resources) admitWebhooksMutating(ctx context.Context, op *webhookOp) (c
 // admitWebhooksUpdate wraps mutate, which makes the next state of an update or a delete
 // of the object or its status, with the admission webhooks: the mutating ones change
 // that next state (which is then defaulted and validated again), the validating ones
-// may refuse it. The scale and binding subresources, whose objects are not the stored
-// kind's, are not sent to webhooks.
+// may refuse it. The scale, binding and eviction subresources, whose objects are not the
+// stored kind's, are admitted by admitSubresource.
 func (r *resources) admitWebhooksUpdate(ctx context.Context, info *kinds.Info, opts writeOptions,
 	mutate func(cur kinds.Object, rec *store.Object) (kinds.Object, error)) func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 	if r.webhooks == nil || webhookExempt[info.Kind] || opts.subresource != "" && opts.subresource != "status" {
@@ -490,11 +495,10 @@ func (wh *webhooks) applyPatch(h *webhook, op *webhookOp, resp *admissionv1.Admi
 	if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
 		return false, wh.failure(h, op, fmt.Errorf("unsupported patch type %q", ptrString(resp.PatchType)))
 	}
-	next, err := kinds.Patch(op.obj, kinds.JSONPatch, resp.Patch)
+	next, changed, err := op.patched(resp.Patch)
 	if err != nil {
 		return false, wh.failure(h, op, fmt.Errorf("JSON patch: %w", err))
 	}
-	changed := !bytes.Equal(kinds.MustEncode(next), kinds.MustEncode(op.obj))
 	op.obj = next
 	return changed, nil
 }
@@ -609,7 +613,7 @@ func (wh *webhooks) review(ctx context.Context, op *webhookOp) (*admissionv1.Adm
 	u := requestUser(ctx)
 	req := &admissionv1.AdmissionRequest{
 		UID:         types.UID(uuid.NewUUID()),
-		Kind:        metav1.GroupVersionKind(op.info.GroupVersionKind()),
+		Kind:        metav1.GroupVersionKind(op.kind()),
 		Resource:    metav1.GroupVersionResource(op.info.GroupVersionResource()),
 		SubResource: op.subresource,
 		Name:        op.name(),
@@ -624,12 +628,12 @@ func (wh *webhooks) review(ctx context.Context, op *webhookOp) (*admissionv1.Adm
 	}
 	var err error
 	if op.obj != nil {
-		if req.Object.Raw, err = kinds.ObjectJSON(op.obj); err != nil {
+		if req.Object.Raw, err = op.objectJSON(op.obj); err != nil {
 			return nil, err
 		}
 	}
 	if op.old != nil {
-		if req.OldObject.Raw, err = kinds.ObjectJSON(op.old); err != nil {
+		if req.OldObject.Raw, err = op.objectJSON(op.old); err != nil {
 			return nil, err
 		}
 	}
