@@ -14,16 +14,20 @@ import (
 	"google.golang.org/grpc/codes"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/skiffhq/skiff/apiserver/admissioncel"
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
 )
@@ -531,4 +535,87 @@ func (c celAuthorizer) Authorize(_ context.Context, a authorizer.Attributes) (au
 		return authorizer.DecisionNoOpinion, err.Error(), nil
 	}
 	return authorizer.DecisionAllow, why, nil
+}
+
+// admitPolicyBinding is Kubernetes' check of a policy binding's paramRef (its registry
+// strategies' authorize, of either kind's binding; old nil on create): its writer must be
+// allowed to read what the paramRef names — get the named param, or list them for a
+// selector — of the resource of the policy's paramKind (every group, version and resource
+// when the policy or its paramKind cannot be found). An update that keeps the paramRef
+// and the policy is not checked again; administrators (system:masters, skiff:admin) are
+// not checked. A refusal is Invalid at spec.paramRef, Forbidden.
+func (r *resources) admitPolicyBinding(ctx context.Context, info *kinds.Info, old, obj kinds.Object) error {
+	var policyInfo *kinds.Info
+	var policyName string
+	var ref, oldRef *admissionregistrationv1.ParamRef
+	oldPolicy := ""
+	switch o := obj.(type) {
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		policyInfo, policyName, ref = kinds.MustLookup(kinds.ValidatingAdmissionPolicy), o.Spec.PolicyName, o.Spec.ParamRef
+		if b, ok := old.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding); ok {
+			oldRef, oldPolicy = b.Spec.ParamRef, b.Spec.PolicyName
+		}
+	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+		policyInfo, policyName, ref = kinds.MustLookup(kinds.MutatingAdmissionPolicy), o.Spec.PolicyName, o.Spec.ParamRef
+		if b, ok := old.(*admissionregistrationv1.MutatingAdmissionPolicyBinding); ok {
+			oldRef, oldPolicy = b.Spec.ParamRef, b.Spec.PolicyName
+		}
+	default:
+		return nil
+	}
+	u := requestUser(ctx)
+	switch {
+	case ref == nil || r.authz == nil || auth.IsAdmin(u):
+		return nil
+	case oldRef != nil && equality.Semantic.DeepEqual(oldRef, ref) && oldPolicy == policyName:
+		return nil // identical paramRef and policy to the old object
+	}
+	// Every group and resource, unless the policy's paramKind says which (RBAC's rules
+	// name no versions).
+	group, resource := "*", "*"
+	var why string
+	pol, _, err := r.get(ctx, policyInfo, store.Key{Kind: policyInfo.Kind, Name: policyName}, store.ReadOptions{Stale: true})
+	var pk *admissionregistrationv1.ParamKind
+	if err == nil {
+		pk = policyParamKind(pol)
+	} else {
+		why = fmt.Sprintf("unable to get policy %s to determine minimum required permissions", policyName)
+	}
+	if pk != nil {
+		if gv, err := schema.ParseGroupVersion(pk.APIVersion); err != nil {
+			why = fmt.Sprintf("unable to parse paramKind %v to determine minimum required permissions", pk)
+		} else {
+			group = gv.Group
+			if in, ok := kinds.ForGroupVersionKind(pk.APIVersion, pk.Kind); ok {
+				resource = in.Plural
+			} else {
+				why = fmt.Sprintf("unable to resolve paramKind %v to determine minimum required permissions", pk)
+			}
+		}
+	}
+	verb := auth.Get
+	if ref.Name == "" {
+		verb = auth.List
+	}
+	_, err = r.authz.Authorize(auth.Attributes{User: u, Verb: verb, APIGroup: group, Resource: resource, Namespace: ref.Namespace, Name: ref.Name})
+	if err == nil {
+		return nil
+	}
+	ui := &user.DefaultInfo{Name: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra}
+	msg := fmt.Sprintf(`user %v does not have "%v" permission on the object referenced by paramRef`, ui, verb)
+	if why != "" {
+		msg = fmt.Sprintf(`%s and user %v does not have "%v" permission for all groups, versions and resources`, why, ui, verb)
+	}
+	return invalid(info, obj.GetName(), validation.ErrorList{field.Forbidden(field.NewPath("spec", "paramRef"), msg)})
+}
+
+// policyParamKind is a policy's paramKind, of either kind.
+func policyParamKind(obj kinds.Object) *admissionregistrationv1.ParamKind {
+	switch p := obj.(type) {
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		return p.Spec.ParamKind
+	case *admissionregistrationv1.MutatingAdmissionPolicy:
+		return p.Spec.ParamKind
+	}
+	return nil
 }

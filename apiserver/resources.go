@@ -394,6 +394,9 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 	if err := r.admitRBAC(ctx, info, nil, obj); err != nil {
 		return nil, err
 	}
+	if err := r.admitPolicyBinding(ctx, info, nil, obj); err != nil {
+		return nil, err
+	}
 	if info.Namespaced {
 		if err := r.checkNamespace(ctx, obj.GetNamespace()); err != nil {
 			return nil, err
@@ -1307,6 +1310,9 @@ func (r *resources) nextState(ctx context.Context, info *kinds.Info, cur, next k
 		return nil, err
 	}
 	if err := r.admitRBAC(ctx, info, cur, next); err != nil {
+		return nil, err
+	}
+	if err := r.admitPolicyBinding(ctx, info, cur, next); err != nil {
 		return nil, err
 	}
 	if pc, ok := next.(*schedulingv1.PriorityClass); ok {
