@@ -32,7 +32,9 @@ func TestPolicyBindingParamAuthorization(t *testing.T) {
 		return rc.want(rc.do("POST", path, "application/json", "", obj), code, what)
 	}
 	rbacPath := "/apis/rbac.authorization.k8s.io/v1"
-	tm := func(kind string) metav1.TypeMeta { return metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: kind} }
+	tm := func(kind string) metav1.TypeMeta {
+		return metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: kind}
+	}
 	grant := func(name string, rules ...rbacv1.PolicyRule) {
 		t.Helper()
 		post(admin, rbacPath+"/clusterroles", &rbacv1.ClusterRole{TypeMeta: tm("ClusterRole"), ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, 201, "role "+name)
