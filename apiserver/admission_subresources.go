@@ -146,3 +146,68 @@ func (op *webhookOp) patched(patch []byte) (kinds.Object, bool, error) {
 	}
 	return next, !bytes.Equal(js, cur), nil
 }
+
+// A resource Skiff serves in more than one group or version (events: core/v1 and
+// events.k8s.io/v1; a custom resource's versions) is one stored kind, which the
+// registry and admission see. As Kubernetes' matchPolicy says, a webhook whose rules
+// name the request's own group and version sees the request as it was made; one with
+// matchPolicy Equivalent (the default) whose rules name another version of the same
+// resource sees the object converted to that version, its kind and resource that
+// version's, and requestKind and requestResource the request's.
+
+type requestedKey struct{}
+
+// withRequested records in ctx the kind a REST request named (a served version, which
+// the REST API converts to its stored kind).
+func withRequested(ctx context.Context, view *kinds.Info) context.Context {
+	return context.WithValue(ctx, requestedKey{}, view)
+}
+
+// requestedOf is the kind of info's the request named: info itself, unless the request
+// named another version of it.
+func requestedOf(ctx context.Context, info *kinds.Info) *kinds.Info {
+	if view, ok := ctx.Value(requestedKey{}).(*kinds.Info); ok && view != nil && view != info && view.Stored() == info && info.Conversion == nil {
+		return view
+	}
+	return info
+}
+
+// equivalents are the served versions of op's resource but the one the request named,
+// in a fixed order: what a rule with matchPolicy Equivalent also matches.
+func (op *webhookOp) equivalents() []*kinds.Info {
+	if !op.subKind.Empty() || op.info.Conversion != nil {
+		return nil
+	}
+	var out []*kinds.Info
+	for _, in := range kinds.Served() {
+		if in.Stored() == op.info && in != op.requestedInfo() {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// requestedInfo is the kind the request named (op.info when not recorded).
+func (op *webhookOp) requestedInfo() *kinds.Info {
+	if op.requested != nil {
+		return op.requested
+	}
+	return op.info
+}
+
+// presented is op as a webhook matched it in view, a served version of op.info (the
+// stored kind): its objects converted to view's type. op itself when view is its kind.
+func (op *webhookOp) presented(view *kinds.Info) *webhookOp {
+	if view == nil || view == op.info {
+		return op
+	}
+	v := *op
+	v.info = view
+	if op.obj != nil {
+		v.obj = view.FromStorage(op.obj)
+	}
+	if op.old != nil {
+		v.old = view.FromStorage(op.old)
+	}
+	return &v
+}

@@ -370,7 +370,7 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 	if err := builtin(); err != nil {
 		return nil, err
 	}
-	op := &webhookOp{operation: admissionv1.Create, info: info, obj: obj, dryRun: dryRun, options: &metav1.CreateOptions{}}
+	op := &webhookOp{operation: admissionv1.Create, info: info, obj: obj, dryRun: dryRun, options: &metav1.CreateOptions{}, requested: requestedOf(ctx, info)}
 	if changed, err := r.admitWebhooksMutating(ctx, op); err != nil {
 		return nil, err
 	} else if changed {
@@ -432,7 +432,7 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 			return nil, err
 		}
 	}
-	vop := &webhookOp{operation: admissionv1.Create, info: info, obj: c.obj, dryRun: dryRun, options: op.options}
+	vop := &webhookOp{operation: admissionv1.Create, info: info, obj: c.obj, dryRun: dryRun, options: op.options, requested: op.requested}
 	if err := r.admitPolicies(ctx, vop); err != nil {
 		return nil, err
 	}
