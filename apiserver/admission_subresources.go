@@ -85,11 +85,13 @@ func (op *webhookOp) unstructured(obj kinds.Object) (*unstructured.Unstructured,
 	return u, nil
 }
 
-// decode reads js, the JSON of an object of op's kind (a mutation's result), strictly:
+// decode reads js, the JSON of an object of op's kind (a mutation's result), strictly
+// (kinds.DecodeManifest, which knows the stored kinds; a subresource's object or a
+// version served over another's storage as op.obj's type):
 // a field the kind does not have is an error; so are another kind, name or namespace.
 func (op *webhookOp) decode(js []byte) (kinds.Object, error) {
 	var next kinds.Object
-	if op.subKind.Empty() {
+	if op.subKind.Empty() && op.info.Conversion == nil {
 		var err error
 		if next, err = kinds.DecodeManifest(js); err != nil {
 			return nil, err
@@ -102,14 +104,16 @@ func (op *webhookOp) decode(js []byte) (kinds.Object, error) {
 		if err := json.Unmarshal(js, &tm); err != nil {
 			return nil, err
 		}
-		if tm.GroupVersionKind() != op.subKind {
-			return nil, fmt.Errorf("a mutation may not change the object's apiVersion and kind (%s %s)", op.subKind.GroupVersion(), op.subKind.Kind)
+		// A subresource's object, or a version served over another's storage.
+		kind := op.kind()
+		if tm.GroupVersionKind() != kind {
+			return nil, fmt.Errorf("a mutation may not change the object's apiVersion and kind (%s %s)", kind.GroupVersion(), kind.Kind)
 		}
 		next = reflect.New(reflect.TypeOf(op.obj).Elem()).Interface().(kinds.Object)
 		d := json.NewDecoder(bytes.NewReader(js))
 		d.DisallowUnknownFields()
 		if err := d.Decode(next); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", op.subKind.Kind, err)
+			return nil, fmt.Errorf("decode %s: %w", kind.Kind, err)
 		}
 		next.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
 	}

@@ -100,3 +100,59 @@ func TestWebhookMatchPolicyEquivalent(t *testing.T) {
 		t.Errorf("the core/v1 webhook's object: %s", r.Object.Raw)
 	}
 }
+
+// TestPolicyMatchPolicyEquivalent: a ValidatingAdmissionPolicy and a
+// MutatingAdmissionPolicy whose matchConstraints name events.k8s.io/v1 events, with
+// matchPolicy Equivalent (the default), see a core/v1 Event's write converted to
+// events.k8s.io/v1 (object, request.kind; request.requestKind core/v1's), and the
+// mutation, of that form, is what is stored; a policy with matchPolicy Exact does not
+// see it.
+func TestPolicyMatchPolicyEquivalent(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	eventsV1 := func(policy admissionregistrationv1.MatchPolicyType) *admissionregistrationv1.MatchResources {
+		return &admissionregistrationv1.MatchResources{MatchPolicy: &policy, ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+			RuleWithOperations: admissionregistrationv1.RuleWithOperations{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{"events.k8s.io"}, APIVersions: []string{"v1"}, Resources: []string{"events"}}}}}}
+	}
+	deny := []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}
+	rc.want(rc.do("POST", policiesBase, "application/json", "", policy("note", admissionregistrationv1.ValidatingAdmissionPolicySpec{
+		MatchConstraints: eventsV1(admissionregistrationv1.Equivalent),
+		Validations: []admissionregistrationv1.Validation{
+			{Expression: "object.apiVersion == 'events.k8s.io/v1' && request.kind.group == 'events.k8s.io' && request.requestKind.group == ''", Message: "not converted"},
+			{Expression: "object.note != 'deny-me'", Message: "denied note"}}})), 201, "the Equivalent policy")
+	rc.want(rc.do("POST", bindingsBase, "application/json", "", binding("note", "note", admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{ValidationActions: deny})), 201, "its binding")
+	rc.want(rc.do("POST", policiesBase, "application/json", "", policy("exact", admissionregistrationv1.ValidatingAdmissionPolicySpec{
+		MatchConstraints: eventsV1(admissionregistrationv1.Exact), Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "exact matched"}}})), 201, "the Exact policy")
+	rc.want(rc.do("POST", bindingsBase, "application/json", "", binding("exact", "exact", admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{ValidationActions: deny})), 201, "its binding")
+	mp := mutatingPolicy("mutate-note", admissionregistrationv1.NeverReinvocationPolicy,
+		jsonPatchMutation(`object.note == "mutate-me" ? [JSONPatch{op: "replace", path: "/note", value: "mutated by policy"}] : []`))
+	mp.Spec.MatchConstraints = eventsV1(admissionregistrationv1.Equivalent)
+	rc.want(rc.do("POST", mutatingPoliciesBase, "application/json", "", mp), 201, "the mutating policy")
+	mb := &admissionregistrationv1.MutatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "mutate-note"},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: "mutate-note"}}
+	kinds.SetTypeMeta(mb)
+	rc.want(rc.do("POST", mutatingBindingsBase, "application/json", "", mb), 201, "the mutating policy's binding")
+
+	event := func(name, message string) *corev1.Event {
+		ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: name}, InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-2"},
+			Reason: "Pulled", Message: message, Type: "Normal", Source: corev1.EventSource{Component: "kubelet", Host: "w1"}, Count: 1,
+			FirstTimestamp: metav1.NewTime(time.Unix(1700000000, 0)), LastTimestamp: metav1.NewTime(time.Unix(1700000100, 0))}
+		kinds.SetTypeMeta(ev)
+		return ev
+	}
+	const core = "/api/v1/namespaces/default/events"
+	got := decodeJSON[corev1.Event](t, rc.want(rc.do("POST", core, "application/json", "", event("a", "mutate-me")), 201, "a core/v1 event").body)
+	if got.Message != "mutated by policy" {
+		t.Errorf("the Equivalent mutating policy's note is not the stored message: %q", got.Message)
+	}
+	st := rc.want(rc.do("POST", core, "application/json", "", event("b", "deny-me")), 422, "a core/v1 event the policy denies").status()
+	if want := `events "b" is forbidden: ValidatingAdmissionPolicy 'note' with binding 'note' denied request: denied note`; st.Message != want {
+		t.Errorf("denial: %q, want %q", st.Message, want)
+	}
+	// Through events.k8s.io/v1 itself, the Exact policy sees it.
+	st = rc.want(rc.do("POST", "/apis/events.k8s.io/v1/namespaces/default/events", "application/json", "", eventV1("c", "web-1")), 422, "an events.k8s.io/v1 event").status()
+	if !strings.Contains(st.Message, "ValidatingAdmissionPolicy 'exact' with binding 'exact' denied request: exact matched") {
+		t.Errorf("events.k8s.io/v1's denial: %q", st.Message)
+	}
+}

@@ -81,7 +81,8 @@ func (r *resources) mutatePolicies(ctx context.Context, op *webhookOp, st *mutat
 	// Kubernetes' dispatcher matches them on the request's attributes); each mutation
 	// and matchCondition sees the previous ones' result.
 	matchOp := *op
-	var in *admissioncel.MutationInput // made once a policy matches
+	var in *admissioncel.MutationInput // made once a policy matches, for inView
+	var inView *kinds.Info
 	changed := false
 	var failed []policyFailure // the refusals, in order
 	for _, bp := range bound {
@@ -98,16 +99,18 @@ func (r *resources) mutatePolicies(ctx context.Context, op *webhookOp, st *mutat
 			failed = append(failed, policyFailure{msg, reason})
 		}
 		configError := func(b *policyBinding, err error) { fail(b, metav1.StatusReasonForbidden, configurationError(b, err)) }
-		err := r.policyInvocations(ctx, &bp.policyHead, &matchOp, configError, func(pb *policyBinding, param runtime.Object) error {
+		err := r.policyInvocations(ctx, &bp.policyHead, &matchOp, configError, func(pb *policyBinding, param runtime.Object, mop *webhookOp) error {
 			key := invocationKey(bp.name, pb.name, param)
 			if reinvoking && !st.reinvoke[key] {
 				return nil
 			}
-			if in == nil {
+			if in == nil || inView != mop.info {
+				// op as it is now, in the version the policy matched it in.
 				var err error
-				if in, err = r.mutationInput(ctx, op); err != nil {
+				if in, err = r.mutationInput(ctx, op.presented(mop.info)); err != nil {
 					return err
 				}
+				inView = mop.info
 			}
 			in.Params = param
 			before := in.Attributes.VersionedObject.Object()
@@ -117,12 +120,12 @@ func (r *resources) mutatePolicies(ctx context.Context, op *webhookOp, st *mutat
 			}
 			after := in.Attributes.VersionedObject.Object()
 			if after != before && !equality.Semantic.DeepEqual(before, after) {
-				next, derr := r.mutatedObject(op, after)
+				next, derr := r.mutatedObject(op.presented(mop.info), after)
 				if derr != nil {
 					in.Attributes.UpdateObject(before) // nothing of a result that is not an object
 					err = derr
 				} else {
-					op.obj, changed = next, true
+					op.obj, changed = mop.info.ToStorage(next), true
 					st.changed()
 				}
 			}

@@ -212,8 +212,7 @@ func (p *policies) none(ctx context.Context) bool {
 }
 
 // matchesRules reports whether one of rules matches op, its resourceNames included
-// (Kubernetes' matchesResourceRules with matchPolicy Exact: Skiff serves each resource in
-// one version, so Equivalent finds no other).
+// (Kubernetes' matchesResourceRules of one version; matchResources tries the others).
 func matchesRules(rules []admissionregistrationv1.NamedRuleWithOperations, op *webhookOp) bool {
 	for i := range rules {
 		if matchRule(&rules[i].RuleWithOperations, op) && (len(rules[i].ResourceNames) == 0 || slices.Contains(rules[i].ResourceNames, op.name())) {
@@ -223,30 +222,37 @@ func matchesRules(rules []admissionregistrationv1.NamedRuleWithOperations, op *w
 	return false
 }
 
-// matchResources reports whether m matches op (Kubernetes' policy matching.Matcher):
-// its selectors, no excludeResourceRules, one of its resourceRules (none: everything).
+// matchResources reports whether m matches op (Kubernetes' policy matching.Matcher), and
+// the version of op's resource it matched in (matchView, by m's matchPolicy): its
+// selectors, no excludeResourceRules, one of its resourceRules (none: everything, in the
+// request's version).
 func matchResources(ctx context.Context, m *resourceMatch, op *webhookOp,
-	namespaceLabels func(ctx context.Context, ns string) (labels.Set, error)) (bool, error) {
+	namespaceLabels func(ctx context.Context, ns string) (labels.Set, error)) (*kinds.Info, bool, error) {
 	if m.err != nil {
-		return false, m.err
+		return nil, false, m.err
 	}
 	if ok, err := selectorsMatch(ctx, m.nsSel, m.objSel, op, namespaceLabels); !ok || err != nil {
-		return false, err
+		return nil, false, err
 	}
-	if matchesRules(m.ExcludeResourceRules, op) {
-		return false, nil
+	if matchView(m.MatchPolicy, op, func(as *webhookOp) bool { return matchesRules(m.ExcludeResourceRules, as) }) != nil {
+		return nil, false, nil
 	}
-	return len(m.ResourceRules) == 0 || matchesRules(m.ResourceRules, op), nil
+	if len(m.ResourceRules) == 0 {
+		return op.requestedInfo(), true, nil
+	}
+	view := matchView(m.MatchPolicy, op, func(as *webhookOp) bool { return matchesRules(m.ResourceRules, as) })
+	return view, view != nil, nil
 }
 
 // policyInvocations calls call for each binding of h whose matchResources match op
 // (when h's matchConstraints do) and each param the binding selects, in order, as
-// Kubernetes' policy dispatcher does. A configuration error (a selector that does not
+// Kubernetes' policy dispatcher does, with op presented in the version h's
+// matchConstraints matched it in. A configuration error (a selector that does not
 // parse, a param that cannot be read) goes to configError with its binding (nil: the
 // policy's own); an error of call ends the invocations.
 func (r *resources) policyInvocations(ctx context.Context, h *policyHead, op *webhookOp, configError func(b *policyBinding, err error),
-	call func(b *policyBinding, param runtime.Object) error) error {
-	ok, err := matchResources(ctx, h.match, op, r.namespaceLabels)
+	call func(b *policyBinding, param runtime.Object, vop *webhookOp) error) error {
+	view, ok, err := matchResources(ctx, h.match, op, r.namespaceLabels)
 	if err != nil {
 		configError(nil, err)
 		return nil
@@ -254,9 +260,10 @@ func (r *resources) policyInvocations(ctx context.Context, h *policyHead, op *we
 	if !ok {
 		return nil
 	}
+	var vop *webhookOp // presented once a binding matches
 	for _, pb := range h.bindings {
 		if pb.match != nil {
-			if ok, err := matchResources(ctx, pb.match, op, r.namespaceLabels); err != nil {
+			if _, ok, err := matchResources(ctx, pb.match, op, r.namespaceLabels); err != nil {
 				configError(pb, err)
 				continue
 			} else if !ok {
@@ -269,7 +276,10 @@ func (r *resources) policyInvocations(ctx context.Context, h *policyHead, op *we
 			continue
 		}
 		for _, param := range params {
-			if err := call(pb, param); err != nil {
+			if vop == nil {
+				vop = op.presented(view)
+			}
+			if err := call(pb, param, vop); err != nil {
 				return err
 			}
 		}
@@ -304,7 +314,8 @@ func (r *resources) admitPolicies(ctx context.Context, op *webhookOp) error {
 		return err
 	}
 	var denied []policyDenial
-	var in *admissioncel.Input // made once a policy matches
+	var in *admissioncel.Input // made once a policy matches, for inView
+	var inView *kinds.Info
 	for _, bp := range bound {
 		configError := func(b *policyBinding, err error) {
 			if bp.failurePolicy == admissionregistrationv1.Ignore {
@@ -317,12 +328,13 @@ func (r *resources) admitPolicies(ctx context.Context, op *webhookOp) error {
 			}
 			denied = append(denied, d)
 		}
-		err := r.policyInvocations(ctx, &bp.policyHead, op, configError, func(pb *policyBinding, param runtime.Object) error {
-			if in == nil {
+		err := r.policyInvocations(ctx, &bp.policyHead, op, configError, func(pb *policyBinding, param runtime.Object, vop *webhookOp) error {
+			if in == nil || inView != vop.info {
 				var err error
-				if in, err = r.policyInput(ctx, op); err != nil {
+				if in, err = r.policyInput(ctx, vop); err != nil {
 					return err
 				}
+				inView = vop.info
 			}
 			in.Params = param
 			res := bp.eval.Validate(ctx, *in)
@@ -473,7 +485,13 @@ func (r *resources) policyInput(ctx context.Context, op *webhookOp) (*admissionc
 // celAttributes is op as CEL reads it (object, oldObject, request): its objects as JSON.
 func (r *resources) celAttributes(ctx context.Context, op *webhookOp) (*admission.VersionedAttributes, error) {
 	u := requestUser(ctx)
-	req := admissioncel.Request{Kind: op.kind(), Resource: op.info.GroupVersionResource(), Subresource: op.subresource,
+	// The request's kind and resource; the object's version, when a policy or webhook
+	// matched it in another (matchPolicy Equivalent), is VersionedKind.
+	kind, resource := op.kind(), op.info.GroupVersionResource()
+	if requested := op.requestedInfo(); op.subKind.Empty() && requested != op.info {
+		kind, resource = requested.GroupVersionKind(), requested.GroupVersionResource()
+	}
+	req := admissioncel.Request{Kind: kind, VersionedKind: op.kind(), Resource: resource, Subresource: op.subresource,
 		Namespace: op.namespace(), Name: op.name(), Operation: admission.Operation(op.operation), Options: op.options, DryRun: op.dryRun,
 		User: &user.DefaultInfo{Name: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra}}
 	if op.info.Kind == kinds.Namespace {

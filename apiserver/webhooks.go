@@ -317,20 +317,20 @@ func matchRules(rules []admissionregistrationv1.RuleWithOperations, op *webhookO
 	return false
 }
 
-// matchView is the version of op's resource in which rules match op: the one the
-// request named, else, with matchPolicy Equivalent (the default), another version of
-// the same resource (nil: none).
-func matchView(rules []admissionregistrationv1.RuleWithOperations, policy *admissionregistrationv1.MatchPolicyType, op *webhookOp) *kinds.Info {
-	as := *op // the rules read the resource and the namespace: no object converted
+// matchView is the version of op's resource in which match (rules) matches op: the one
+// the request named, else, with matchPolicy Equivalent (the default), another version
+// of the same resource (nil: none).
+func matchView(policy *admissionregistrationv1.MatchPolicyType, op *webhookOp, match func(as *webhookOp) bool) *kinds.Info {
+	as := *op // the rules read the resource, the namespace and the name: no object converted
 	as.info = op.requestedInfo()
-	if matchRules(rules, &as) {
+	if match(&as) {
 		return as.info
 	}
 	if policy != nil && *policy == admissionregistrationv1.Exact {
 		return nil
 	}
 	for _, in := range op.equivalents() {
-		if as.info = in; matchRules(rules, &as) {
+		if as.info = in; match(&as) {
 			return in
 		}
 	}
@@ -379,7 +379,7 @@ func matchRule(r *admissionregistrationv1.RuleWithOperations, op *webhookOp) boo
 // matchCondition that cannot be evaluated under failurePolicy Fail refuses op, as
 // Kubernetes' Forbidden.
 func (wh *webhooks) matches(ctx context.Context, h *webhook, op *webhookOp) (*kinds.Info, bool, error) {
-	view := matchView(h.Rules, h.MatchPolicy, op)
+	view := matchView(h.MatchPolicy, op, func(as *webhookOp) bool { return matchRules(h.Rules, as) })
 	if view == nil {
 		return nil, false, nil
 	}
