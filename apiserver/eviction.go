@@ -83,6 +83,9 @@ func (r *resources) evict(ctx context.Context, req *apiv1.EvictRequest) (*apiv1.
 // admitEviction runs the admission of the Eviction req asks for, and returns req with
 // the delete options the mutating admission set.
 func (r *resources) admitEviction(ctx context.Context, info *kinds.Info, k store.Key, req *apiv1.EvictRequest) (*apiv1.EvictRequest, error) {
+	if !r.admitsSubresources(ctx, info) {
+		return req, nil
+	}
 	do := &metav1.DeleteOptions{GracePeriodSeconds: req.GracePeriodSeconds}
 	if p := req.GetPreconditions(); p != nil {
 		do.Preconditions = &metav1.Preconditions{}

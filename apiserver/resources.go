@@ -1602,9 +1602,11 @@ func (r *resources) BindBatch(ctx context.Context, req *apiv1.BindBatchRequest) 
 	writes := make([]write, len(bs))
 	var batched, alone []int
 	nodes := make([]string, len(bs)) // each binding's node, as admitted
+	admit := r.admitsSubresources(ctx, info)
 	for i, b := range bs {
 		k, mutate, err := r.binding(b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName())
-		if err == nil {
+		nodes[i] = b.GetNodeName()
+		if err == nil && admit {
 			nodes[i], err = r.admitBinding(ctx, b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName(), false)
 		}
 		if err == nil && nodes[i] != b.GetNodeName() {
