@@ -132,9 +132,13 @@ func TestSubresourceAdmission(t *testing.T) {
 	if n := len(ws.requests("/deployments")); n != 1 {
 		t.Errorf("the deployments-only webhook saw %d requests, want the create alone", n)
 	}
+	before := len(ws.requests("/deny"))
 	st := rc.want(rc.do("PATCH", scale, "application/merge-patch+json", "", `{"spec":{"replicas":0}}`), 403, "scale to 0").status()
 	if want := `admission webhook "deny.skiff.test" denied the request: scaling to zero is not allowed`; st.Message != want {
 		t.Errorf("scale to 0: %q, want %q", st.Message, want)
+	}
+	if n := len(ws.requests("/deny")) - before; n != 1 { // the second, linearizable read of the same revision is not sent again
+		t.Errorf("one refused scale, %d reviews", n)
 	}
 	s.Spec.Replicas = 3
 	st = rc.want(rc.do("PUT", scale, "application/json", "", s), 422, "scale to 3").status()

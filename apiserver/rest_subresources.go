@@ -366,7 +366,25 @@ func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name,
 	}
 	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
 	opts.subresource = "scale"
-	return r.update(ctx, info, k, wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+	// The admission's answer for the revision last read: update reads again
+	// (linearizably, or after losing a race), and the same Scale is not sent twice.
+	memoRev := int64(-1)
+	var memo *autoscalingv1.Scale
+	var memoErr error
+	admit := func(rev int64, next, old *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+		if rev != memoRev {
+			admitted, err := r.admitSubresource(ctx, info, "scale", scaleGVK, admissionv1.Update, next, old, opts.dryRun, &metav1.UpdateOptions{})
+			memoRev, memo, memoErr = rev, nil, err
+			if err == nil {
+				memo = admitted.(*autoscalingv1.Scale)
+			}
+		}
+		if memoErr != nil {
+			return nil, memoErr
+		}
+		return memo.DeepCopy(), nil
+	}
+	return r.update(ctx, info, k, wantRV, opts, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		s, err := scaleOf(cur)
 		if err != nil {
 			return nil, err
@@ -383,15 +401,11 @@ func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name,
 			return nil, err
 		}
 		// The admission of the Scale, as Kubernetes' scale subresource runs it.
-		admitted, err := r.admitSubresource(ctx, info, "scale", scaleGVK, admissionv1.Update, next, s, opts.dryRun, &metav1.UpdateOptions{})
+		if next, err = admit(rec.ModRevision, next, s); err == nil {
+			err = validateScale(next)
+		}
 		if err != nil {
 			return nil, err
-		}
-		if admitted != kinds.Object(next) {
-			next = admitted.(*autoscalingv1.Scale)
-			if err := validateScale(next); err != nil {
-				return nil, err
-			}
 		}
 		tracked := applied || len(cur.GetManagedFields()) > 0
 		if tracked && !applied {
