@@ -132,25 +132,29 @@ func TestRESTLogsWebSocket(t *testing.T) {
 		{"no such container", "/api/v1/namespaces/default/pods/web/log?container=nope", "binary.k8s.io", http.StatusBadRequest, `container nope is not valid for pod web`},
 		{"unknown protocol", "/api/v1/namespaces/default/pods/web/log", "channel.k8s.io", http.StatusBadRequest, "requested protocol(s) are not supported: [channel.k8s.io]"},
 	} {
-		req, err := http.NewRequest(http.MethodGet, rc.base+tc.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Connection", "Upgrade")
-		req.Header.Set("Upgrade", "websocket")
-		req.Header.Set("Sec-WebSocket-Version", "13")
-		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-		req.Header.Set("Sec-WebSocket-Protocol", tc.protocol)
-		resp, err := rc.c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var st metav1.Status
-		if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != tc.code || !strings.Contains(st.Message, tc.msg) {
-			t.Errorf("%s: %d %s, want %d with %q", tc.what, resp.StatusCode, body, tc.code, tc.msg)
-		}
+		upgradeRefused(t, rc, tc.what, tc.path, http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"},
+			"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Sec-Websocket-Protocol": {tc.protocol}}, tc.code, tc.msg)
+	}
+}
+
+// upgradeRefused asks for an upgrade of path with header, and checks the answer is a
+// Status of code whose message has msg.
+func upgradeRefused(t *testing.T, rc *restClient, what, path string, header http.Header, code int, msg string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, rc.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := rc.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var st metav1.Status
+	if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != code || st.Code != int32(code) || !strings.Contains(st.Message, msg) {
+		t.Errorf("%s: %d %s, want %d with %q", what, resp.StatusCode, body, code, msg)
 	}
 }
 
@@ -220,24 +224,11 @@ func TestRESTExecWebSocket(t *testing.T) {
 		{"no upgrade", "/api/v1/namespaces/default/pods/web/exec?command=true&stdout=true", "", http.StatusBadRequest, "Upgrade request required"},
 		{"port 0", "/api/v1/namespaces/default/pods/web/portforward?ports=0", "SPDY/3.1", http.StatusBadRequest, "must be between 1 and 65535"},
 	} {
-		req, err := http.NewRequest(http.MethodGet, rc.base+tc.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		header := http.Header{}
 		if tc.header != "" {
-			req.Header.Set("Connection", "Upgrade")
-			req.Header.Set("Upgrade", tc.header)
+			header = http.Header{"Connection": {"Upgrade"}, "Upgrade": {tc.header}}
 		}
-		resp, err := rc.c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var st metav1.Status
-		if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != tc.code || st.Code != int32(tc.code) || !strings.Contains(st.Message, tc.msg) {
-			t.Errorf("%s: %d %s, want %d with %q", tc.what, resp.StatusCode, body, tc.code, tc.msg)
-		}
+		upgradeRefused(t, rc, tc.what, tc.path, header, tc.code, tc.msg)
 	}
 }
 
