@@ -38,6 +38,9 @@ var selectableFields = map[string][]string{
 	kinds.Secret:                {"metadata.name", "metadata.namespace", "type"},
 	kinds.ReplicationController: {"metadata.name", "metadata.namespace", "status.replicas"},
 	kinds.PodCertificateRequest: {"metadata.name", "metadata.namespace", "spec.signerName", "spec.podName", "spec.nodeName"},
+	// certificates.k8s.io's signers list their requests and bundles by signer.
+	kinds.CertificateSigningRequest: {"metadata.name", "metadata.namespace", "spec.signerName"},
+	kinds.ClusterTrustBundle:        {"metadata.name", "metadata.namespace", "spec.signerName"},
 }
 
 func selectable(kind string) []string {
@@ -63,6 +66,10 @@ func fieldsOf(obj kinds.Object) map[string]string {
 		return map[string]string{"status.replicas": strconv.Itoa(int(o.Status.Replicas))}
 	case *certificatesv1.PodCertificateRequest:
 		return map[string]string{"spec.signerName": o.Spec.SignerName, "spec.podName": o.Spec.PodName, "spec.nodeName": string(o.Spec.NodeName)}
+	case *certificatesv1.CertificateSigningRequest:
+		return map[string]string{"spec.signerName": o.Spec.SignerName}
+	case *certificatesv1.ClusterTrustBundle:
+		return map[string]string{"spec.signerName": o.Spec.SignerName}
 	case *corev1.Event:
 		io := &o.InvolvedObject
 		// source: the reporting component, of either API's event (Kubernetes' choice).
