@@ -245,12 +245,19 @@ func crdStatus(crd *apiextensionsv1.CustomResourceDefinition, all map[string]*ap
 				Status: apiextensionsv1.ConditionFalse, Reason: "NotAccepted", Message: "not all names are accepted", LastTransitionTime: now})
 		}
 	}
-	for _, v := range crd.Spec.Versions {
+	addStorageVersion(st, crd.Spec.Versions)
+	return st
+}
+
+// addStorageVersion adds the storage version of versions to st's storedVersions, as
+// Kubernetes' CRD strategy does on every create and update (before validation, which
+// wants it there): objects are stored in it from then on.
+func addStorageVersion(st *apiextensionsv1.CustomResourceDefinitionStatus, versions []apiextensionsv1.CustomResourceDefinitionVersion) {
+	for _, v := range versions {
 		if v.Storage && !slices.Contains(st.StoredVersions, v.Name) {
 			st.StoredVersions = append(st.StoredVersions, v.Name)
 		}
 	}
-	return st
 }
 
 // acceptNames is the naming controller's decision: crd's requested names, unless another

@@ -394,3 +394,25 @@ func TestRESTCustomResourceSchemas(t *testing.T) {
 	}
 	rc.want(rc.do("POST", base, "application/json", "", `{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"h"},"spec":{"replicas":1,"mode":"slow"}}`), 201, "a valid create")
 }
+
+// TestRESTCRDStorageVersionChange: a CRD's storage version moved to another version is
+// added to status.storedVersions with the update, as Kubernetes' strategy adds it (its
+// validation wants the storage version there: AdmissionWebhook's "should mutate custom
+// resource with different stored version" patches v2 in as storage).
+func TestRESTCRDStorageVersionChange(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	crds := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+	created := decodeJSON[apiextensionsv1.CustomResourceDefinition](t, rc.want(rc.do("POST", crds, "application/json", "", crontabCRD), 201, "create CRD").body)
+	if got := created.Status.StoredVersions; len(got) != 1 || got[0] != "v1" {
+		t.Errorf("created: storedVersions %v, want [v1]", got)
+	}
+	patch := `{"spec": {"versions": [
+	  {"name": "v1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+	  {"name": "v2", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}`
+	patched := decodeJSON[apiextensionsv1.CustomResourceDefinition](t, rc.want(rc.do("PATCH", crds+"/crontabs.stable.example.com",
+		"application/merge-patch+json", "", patch), 200, "v2 as the storage version").body)
+	if got := patched.Status.StoredVersions; len(got) != 2 || got[0] != "v1" || got[1] != "v2" {
+		t.Errorf("patched: storedVersions %v, want [v1 v2]", got)
+	}
+}

@@ -802,6 +802,7 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
 	case *apiextensionsv1.CustomResourceDefinition:
 		o.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
+		addStorageVersion(&o.Status, o.Spec.Versions)
 		if !slices.Contains(o.Finalizers, FinalizerCustomResourceCleanup) {
 			o.Finalizers = append(o.Finalizers, FinalizerCustomResourceCleanup)
 		}
@@ -1337,6 +1338,9 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 	kinds.CopySection(next, cur, kinds.StatusSection)
 	if info.Kind == kinds.CertificateSigningRequest {
 		kinds.CopySection(next, cur, kinds.SpecSection) // a request is fixed once made
+	}
+	if crd, ok := next.(*apiextensionsv1.CustomResourceDefinition); ok {
+		addStorageVersion(&crd.Status, crd.Spec.Versions)
 	}
 	if svc, ok := next.(*corev1.Service); ok {
 		prepareServiceUpdate(cur.(*corev1.Service), svc)
