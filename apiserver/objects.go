@@ -8,6 +8,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
@@ -136,6 +137,11 @@ func decode(info *kinds.Info, o *store.Object) (kinds.Object, error) {
 	obj := info.New()
 	if err := kinds.DecodeInto(o.Value, obj); err != nil {
 		return nil, fmt.Errorf("decode stored %s: %w", o.Key, err)
+	}
+	if c, ok := obj.(*kinds.Custom); ok {
+		// Read from storage with its CRD's schema as it is now, as Kubernetes reads
+		// custom resources: a default added since the object was written is set.
+		validation.Default(c)
 	}
 	obj.SetResourceVersion(strconv.FormatInt(o.ModRevision, 10))
 	return obj, nil
