@@ -438,7 +438,7 @@ func BenchmarkStorePagedList(b *testing.B) {
 // CommitTimeouts: the last write of a burst reaches the followers' watchers that much late.
 func BenchmarkFollowerWatchLag(b *testing.B) {
 	benchfig.Want(b, "store_follower_watch_lag")
-	for _, ct := range []time.Duration{20 * time.Millisecond, 5 * time.Millisecond} {
+	for _, ct := range []time.Duration{20 * time.Millisecond, 10 * time.Millisecond, 5 * time.Millisecond} {
 		b.Run("commit_timeout_"+ct.String(), func(b *testing.B) {
 			c := newCluster(b, 3, func(cfg *Config) { cfg.CommitTimeout = ct })
 			ctx := ctxT(b, 5*time.Minute)
