@@ -7,7 +7,9 @@
 // deletes the pods of a suspended Job, ends a Job early when its success policy is met,
 // and writes the status: counts, startTime, completionTime, the completed and failed
 // indexes, and the conditions SuccessCriteriaMet or FailureTarget, then Complete or
-// Failed once no pod is left running.
+// Failed once no pod is left running. It claims its pods as Kubernetes' does: a
+// matching orphan is adopted with the tracking finalizer, a pod whose labels no longer
+// match is released without it.
 //
 // Every pod it makes carries the finalizer batch.kubernetes.io/job-tracking, so that
 // no finished pod goes away uncounted. A finished pod is counted in three steps, each
@@ -43,6 +45,7 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/controllers/internal/controllerref"
 	"github.com/skiffhq/skiff/controllers/internal/expectations"
 	"github.com/skiffhq/skiff/controllers/internal/slowstart"
 	"github.com/skiffhq/skiff/kinds"
@@ -144,6 +147,11 @@ type Controller struct {
 	releasing, lost map[string]map[types.UID]bool
 	// background: the releases running after their sync, which Run waits for.
 	background sync.WaitGroup
+	// claimer adopts a Job's matching orphans (owner reference and tracking finalizer)
+	// and releases its pods that no longer match; orphans queues the Jobs that match an
+	// orphan.
+	claimer controllerref.Claimer[*corev1.Pod]
+	orphans expectations.PodEvents[*batchv1.Job]
 }
 
 type backoffRecord struct {
@@ -159,6 +167,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	jobInf := cache.InformerFor[*batchv1.Job](f, "", client.ListOptions{})
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	podInf.AddIndexer(cache.IndexOwner, cache.ByOwner[*corev1.Pod])
+	podInf.AddIndexer(cache.IndexOrphan, cache.ByOrphan[*corev1.Pod])
 	c := &Controller{
 		cfg: cfg, cs: cs, jobInf: jobInf, podInf: podInf, jobs: jobInf.Lister(), pods: podInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
@@ -166,7 +175,11 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]*batchv1.Job{},
 		unseen: map[string]map[string]int{}, batch: map[string]int{},
 		releasing: map[string]map[types.UID]bool{}, lost: map[string]map[types.UID]bool{},
+		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Finalizers: []string{batchv1.JobTrackingFinalizer}},
 	}
+	c.orphans = expectations.PodEvents[*batchv1.Job]{Add: c.queue.Add,
+		Owners:   func(ns string) []*batchv1.Job { return c.jobs.ListNamespace(ns, labels.Everything()) },
+		Selector: func(j *batchv1.Job) *metav1.LabelSelector { return j.Spec.Selector }}
 	jobInf.AddHandler(cache.Handler[*batchv1.Job]{
 		OnAdd:    func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
 		OnUpdate: func(_, j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
@@ -186,20 +199,27 @@ func ownerKey(pod *corev1.Pod) string {
 }
 
 func (c *Controller) podAdded(pod *corev1.Pod) {
-	if key := ownerKey(pod); key != "" {
-		// Observed first, then no longer unseen: Reconcile reads them the other way
-		// round, so a sync never misses a pod both ways (see inflight).
-		c.exp.CreationObserved(key)
-		c.mu.Lock()
-		delete(c.unseen[key], pod.Name)
-		c.mu.Unlock()
-		c.queue.Add(key)
+	key := ownerKey(pod)
+	if key == "" {
+		c.orphans.QueueMatching(pod)
+		return
 	}
+	// Observed first, then no longer unseen: Reconcile reads them the other way
+	// round, so a sync never misses a pod both ways (see inflight).
+	c.exp.CreationObserved(key)
+	c.mu.Lock()
+	delete(c.unseen[key], pod.Name)
+	c.mu.Unlock()
+	c.queue.Add(key)
 }
 
 func (c *Controller) podUpdated(old, pod *corev1.Pod) {
 	key := ownerKey(pod)
+	if oldKey := ownerKey(old); oldKey != key && oldKey != "" {
+		c.queue.Add(oldKey) // released: its Job no longer counts it
+	}
 	if key == "" {
+		c.orphans.QueueMatching(pod)
 		return
 	}
 	if !hasTrackingFinalizer(pod) {
@@ -345,6 +365,25 @@ func (c *Controller) ownedPods(job *batchv1.Job) []*corev1.Pod {
 	return out
 }
 
+// claim returns the pods job controls after adopting its selector's orphans and
+// releasing its pods that no longer match (Kubernetes' getPodsForJob). The candidates
+// are its own pods and its namespace's orphans, both read from an index: a Job whose
+// pods are all its own pays one selector match a pod.
+func (c *Controller) claim(ctx context.Context, job *batchv1.Job) ([]*corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+	if err != nil || sel.Empty() {
+		// Nothing to match against (validation refuses such a Job): no claiming.
+		return c.ownedPods(job), nil
+	}
+	candidates := c.pods.ByIndex(cache.IndexOwner, string(job.UID))
+	candidates = append(candidates, c.pods.ByIndex(cache.IndexOrphan, job.Namespace)...)
+	pods, err := c.claimer.Claim(ctx, job, sel, candidates)
+	if err != nil {
+		return nil, fmt.Errorf("claim the pods of job %s: %w", cache.Key(job), err)
+	}
+	return pods, nil
+}
+
 // Reconcile syncs one Job by key.
 func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
 	ns, name := cache.SplitKey(key)
@@ -357,16 +396,19 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	// The expectations are read before the pods, as Kubernetes does: a creation observed
 	// after this snapshot must not let this sync make its pod again.
 	satisfied, creating, unseen := c.inflight(key)
-	pods := c.ownedPods(cached)
 	if finished(cached) != nil {
 		// Counted already: what still holds the finalizer was never counted.
 		var holding []*corev1.Pod
-		for _, p := range pods {
+		for _, p := range c.ownedPods(cached) {
 			if hasTrackingFinalizer(p) && !c.handled(key, p.UID) {
 				holding = append(holding, p)
 			}
 		}
 		_, err := c.releaseAll(ctx, key, holding)
+		return 0, err
+	}
+	pods, err := c.claim(ctx, cached)
+	if err != nil {
 		return 0, err
 	}
 	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, satisfied: satisfied, creating: creating, now: c.cfg.Now()}

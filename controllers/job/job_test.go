@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/kinds/indexes"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -1086,5 +1088,104 @@ func TestSyncFromOwnWrite(t *testing.T) {
 	}
 	if st := job.Status; st.Succeeded != 2 || len(st.UncountedTerminatedPods.Succeeded) != 2 {
 		t.Fatalf("after the third sync: succeeded %d, uncounted %d; want the first 2 counted and the next 2 uncounted", st.Succeeded, len(st.UncountedTerminatedPods.Succeeded))
+	}
+}
+
+// TestAdoptAndRelease (the conformance test "should adopt matching orphans and release
+// non-matching pods"): a pod the Job's selector matches that no controller owns is
+// adopted, with the tracking finalizer, also one of its own pods orphaned; a pod whose
+// labels no longer match is released, its finalizer removed; a pod another controller
+// owns is left alone. What the pods went through is read from a watch: an adopted pod
+// beyond parallelism is deleted as surplus right after, as Kubernetes' would be.
+func TestAdoptAndRelease(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	w, err := e.cs.Pods.Watch(e.ctx, "default", client.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	e.startController(t, fastConfig())
+	job, err := e.cs.Jobs.Create(e.ctx, newJob("adopt", 100, 2, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := func(p *corev1.Pod) bool { return metav1.IsControlledBy(p, job) && hasTrackingFinalizer(p) }
+	released := func(p *corev1.Pod) bool {
+		return p.Labels["app"] == "elsewhere" && metav1.GetControllerOf(p) == nil && !hasTrackingFinalizer(p)
+	}
+	var mu sync.Mutex
+	orphaned, adopted, freed := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	go func() {
+		for {
+			evs, err := w.Next()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			for _, ev := range evs {
+				p := ev.Object
+				switch {
+				case owned(p) && orphaned[p.Name]:
+					adopted[p.Name] = true
+				case released(p):
+					freed[p.Name] = true
+				case metav1.GetControllerOf(p) == nil:
+					orphaned[p.Name] = true
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	seen := func(what string, in map[string]bool, name string) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "pod "+name+" "+what, func() (bool, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			return in[name], fmt.Sprintf("orphaned %v, adopted %v, released %v", orphaned, adopted, freed)
+		})
+	}
+	// change changes one of the Job's pods not being deleted, and returns its name.
+	change := func(f func(p *corev1.Pod)) (name string) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "one of the job's pods changed", func() (bool, string) {
+			for _, p := range e.jobPods(t, job) {
+				if p.DeletionTimestamp == nil && hasTrackingFinalizer(p) {
+					f(p)
+					_, err := e.cs.Pods.Update(e.ctx, p)
+					name = p.Name
+					return err == nil, fmt.Sprint(err)
+				}
+			}
+			return false, "none"
+		})
+		return name
+	}
+	spec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}
+	matching := maps.Clone(job.Spec.Selector.MatchLabels)
+
+	// One of the Job's pods whose owner reference is removed, and an orphan made by hand.
+	seen("adopted again", adopted, change(func(p *corev1.Pod) { p.OwnerReferences = nil }))
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: "default", Labels: matching}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	seen("adopted", adopted, "orphan")
+
+	// Labels that no longer match: released.
+	seen("released", freed, change(func(p *corev1.Pod) { p.Labels = map[string]string{"app": "elsewhere"} }))
+
+	// Another controller's pod, matching: left alone (checked once the Job has adopted a
+	// pod made after it).
+	theirs := kinds.NewControllerRef(&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "other", UID: "other-uid"}})
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: "default", Labels: matching,
+		OwnerReferences: []metav1.OwnerReference{theirs}}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: "default", Labels: matching}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	seen("adopted", adopted, "later")
+	p, err := e.cs.Pods.Get(e.ctx, "default", "theirs")
+	if err != nil || metav1.GetControllerOf(p).UID != "other-uid" || hasTrackingFinalizer(p) {
+		t.Errorf("another controller's pod: %v, %v; want it left alone", p, err)
 	}
 }
