@@ -152,6 +152,12 @@ type Controller struct {
 	// orphan.
 	claimer controllerref.Claimer[*corev1.Pod]
 	orphans expectations.PodEvents[*batchv1.Job]
+	// unmatched: per Job, its pods that the pod events have not seen match its selector
+	// (their labels changed, or the Job was not cached when they came), by key, as
+	// cached then. A sync claims these and the namespace's orphans, not every pod of the
+	// Job: a Job keeps its finished pods, and matching all of them in every sync cost
+	// as much as the rest of the sync's work on them.
+	unmatched map[string]map[string]*corev1.Pod
 }
 
 type backoffRecord struct {
@@ -173,7 +179,7 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named("job"),
 		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]*batchv1.Job{},
-		unseen: map[string]map[string]int{}, batch: map[string]int{},
+		unseen: map[string]map[string]int{}, batch: map[string]int{}, unmatched: map[string]map[string]*corev1.Pod{},
 		releasing: map[string]map[types.UID]bool{}, lost: map[string]map[types.UID]bool{},
 		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Finalizers: []string{batchv1.JobTrackingFinalizer}},
 	}
@@ -210,12 +216,14 @@ func (c *Controller) podAdded(pod *corev1.Pod) {
 	c.mu.Lock()
 	delete(c.unseen[key], pod.Name)
 	c.mu.Unlock()
+	c.checkLabels(key, pod)
 	c.queue.Add(key)
 }
 
 func (c *Controller) podUpdated(old, pod *corev1.Pod) {
 	key := ownerKey(pod)
 	if oldKey := ownerKey(old); oldKey != key && oldKey != "" {
+		c.forgetLabels(oldKey, pod)
 		c.queue.Add(oldKey) // released: its Job no longer counts it
 	}
 	if key == "" {
@@ -228,15 +236,50 @@ func (c *Controller) podUpdated(old, pod *corev1.Pod) {
 	if pod.DeletionTimestamp != nil && old.DeletionTimestamp == nil {
 		c.exp.DeletionObserved(key, cache.Key(pod))
 	}
+	if !maps.Equal(old.Labels, pod.Labels) || ownerKey(old) != key {
+		c.checkLabels(key, pod)
+	}
 	c.queue.Add(key)
 }
 
 func (c *Controller) podDeleted(pod *corev1.Pod) {
 	if key := ownerKey(pod); key != "" {
 		c.seenReleased(key, pod.UID)
+		c.forgetLabels(key, pod)
 		c.exp.DeletionObserved(key, cache.Key(pod))
 		c.queue.Add(key)
 	}
+}
+
+// checkLabels notes whether pod, controlled by key's Job, matches the Job's selector:
+// one that may not (or whose Job is not cached yet) waits in unmatched for a sync to
+// claim it. It runs when a pod comes and when its labels change: once a pod, not once
+// a pod and a sync.
+func (c *Controller) checkLabels(key string, pod *corev1.Pod) {
+	ns, name := cache.SplitKey(key)
+	matches := false
+	if job, ok := c.jobs.Get(ns, name); ok {
+		sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+		// A pod of an earlier Job of the name is none of this one's.
+		matches = !metav1.IsControlledBy(pod, job) || err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if matches {
+		delete(c.unmatched[key], cache.Key(pod))
+		return
+	}
+	if c.unmatched[key] == nil {
+		c.unmatched[key] = map[string]*corev1.Pod{}
+	}
+	c.unmatched[key][cache.Key(pod)] = pod
+}
+
+// forgetLabels forgets pod, which key's Job no longer controls.
+func (c *Controller) forgetLabels(key string, pod *corev1.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.unmatched[key], cache.Key(pod))
 }
 
 func (c *Controller) markReleased(key string, uid types.UID) {
@@ -278,6 +321,7 @@ func (c *Controller) forget(key string) {
 	delete(c.batch, key)
 	delete(c.releasing, key)
 	delete(c.lost, key)
+	delete(c.unmatched, key)
 }
 
 // made records a pod made for index ix of key's Indexed Job, until the cache shows it.
@@ -366,22 +410,62 @@ func (c *Controller) ownedPods(job *batchv1.Job) []*corev1.Pod {
 }
 
 // claim returns the pods job controls after adopting its selector's orphans and
-// releasing its pods that no longer match (Kubernetes' getPodsForJob). The candidates
-// are its own pods and its namespace's orphans, both read from an index: a Job whose
-// pods are all its own pays one selector match a pod.
+// releasing its pods that no longer match (Kubernetes' getPodsForJob). It claims the
+// namespace's orphans (from an index) and the Job's pods the pod events saw change
+// (unmatched): a Job whose pods all kept their labels pays nothing a pod.
 func (c *Controller) claim(ctx context.Context, job *batchv1.Job) ([]*corev1.Pod, error) {
+	owned := c.ownedPods(job)
 	sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
 	if err != nil || sel.Empty() {
-		// Nothing to match against (validation refuses such a Job): no claiming.
-		return c.ownedPods(job), nil
+		return owned, nil // nothing to match against (validation refuses such a Job)
 	}
-	candidates := c.pods.ByIndex(cache.IndexOwner, string(job.UID))
-	candidates = append(candidates, c.pods.ByIndex(cache.IndexOrphan, job.Namespace)...)
-	pods, err := c.claimer.Claim(ctx, job, sel, candidates)
+	key := cache.Key(job)
+	c.mu.Lock()
+	unmatched := maps.Clone(c.unmatched[key])
+	c.mu.Unlock()
+	candidates := c.pods.ByIndex(cache.IndexOrphan, job.Namespace)
+	for k := range unmatched {
+		if p, ok := c.pods.GetByKey(k); ok {
+			candidates = append(candidates, p)
+		}
+	}
+	if len(candidates) == 0 {
+		return owned, nil
+	}
+	claimed, err := c.claimer.Claim(ctx, job, sel, candidates)
 	if err != nil {
-		return nil, fmt.Errorf("claim the pods of job %s: %w", cache.Key(job), err)
+		return nil, fmt.Errorf("claim the pods of job %s: %w", key, err)
 	}
-	return pods, nil
+	// The claimed replace the candidates among the owned: the adopted come in (at their
+	// new version), the released go.
+	kept := make(map[types.UID]*corev1.Pod, len(claimed))
+	for _, p := range claimed {
+		kept[p.UID] = p
+	}
+	var out []*corev1.Pod
+	for _, p := range owned {
+		if _, checked := unmatched[cache.Key(p)]; !checked || kept[p.UID] != nil {
+			out = append(out, p)
+			delete(kept, p.UID)
+		}
+	}
+	for _, p := range claimed {
+		if kept[p.UID] != nil {
+			out = append(out, p) // adopted
+		}
+	}
+	// Those gone or matching now are done with; one the pod events marked again since
+	// the snapshot stays, to be claimed again (they mark every change of labels).
+	c.mu.Lock()
+	for k, p := range unmatched {
+		if cur, ok := c.pods.GetByKey(k); !ok || !metav1.IsControlledBy(cur, job) || sel.Matches(labels.Set(cur.Labels)) {
+			if c.unmatched[key][k] == p {
+				delete(c.unmatched[key], k)
+			}
+		}
+	}
+	c.mu.Unlock()
+	return out, nil
 }
 
 // Reconcile syncs one Job by key.

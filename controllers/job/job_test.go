@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
@@ -1188,4 +1189,96 @@ func TestAdoptAndRelease(t *testing.T) {
 	if err != nil || metav1.GetControllerOf(p).UID != "other-uid" || hasTrackingFinalizer(p) {
 		t.Errorf("another controller's pod: %v, %v; want it left alone", p, err)
 	}
+}
+
+// TestClaimOnlyWhatChanged: a sync claims only the pods whose labels the pod events saw
+// change (or saw before the Job), not every pod of the Job: the Job's own pods leave
+// nothing to claim; a pod relabelled is claimed and released, then forgotten; a
+// controller that starts after a pod was relabelled claims it too.
+func TestClaimOnlyWhatChanged(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	const key = "default/few"
+	job, err := e.cs.Jobs.Create(e.ctx, newJob("few", 10, 3, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmatched := func(c *Controller) []string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Sorted(maps.Keys(c.unmatched[key]))
+	}
+	cached := func(c *Controller, what string, ok func(pods []*corev1.Pod) bool) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "the cache shows "+what, func() (bool, string) {
+			pods := c.pods.ListNamespace("default", labels.Everything())
+			_, found := c.jobs.Get("default", "few")
+			return found && ok(pods), fmt.Sprintf("%d pods, job cached %v", len(pods), found)
+		})
+	}
+	cached(c, "the job", func([]*corev1.Pod) bool { return true })
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	cached(c, "3 pods", func(pods []*corev1.Pod) bool { return len(pods) == 3 })
+	if u := unmatched(c); len(u) != 0 {
+		t.Fatalf("unmatched %v; want none: the Job's own pods match", u)
+	}
+	relabel := func(name string) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "pod "+name+" relabelled", func() (bool, string) {
+			p, err := e.cs.Pods.Get(e.ctx, "default", name)
+			if err == nil {
+				p.Labels = map[string]string{"app": "elsewhere"}
+				_, err = e.cs.Pods.Update(e.ctx, p)
+			}
+			return err == nil, fmt.Sprint(err)
+		})
+	}
+	isRelabelled := func(name string) func([]*corev1.Pod) bool {
+		return func(pods []*corev1.Pod) bool {
+			for _, p := range pods {
+				if p.Name == name {
+					return p.Labels["app"] == "elsewhere"
+				}
+			}
+			return false
+		}
+	}
+	isReleased := func(name string) func([]*corev1.Pod) bool {
+		return func(pods []*corev1.Pod) bool {
+			for _, p := range pods {
+				if p.Name == name {
+					return metav1.GetControllerOf(p) == nil && !hasTrackingFinalizer(p)
+				}
+			}
+			return false
+		}
+	}
+	pods := e.jobPods(t, job)
+	first, second := pods[0].Name, pods[1].Name
+	relabel(first)
+	cached(c, first+" relabelled", isRelabelled(first))
+	if u := unmatched(c); !slices.Equal(u, []string{"default/" + first}) {
+		t.Fatalf("unmatched %v; want %s alone", u, first)
+	}
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	cached(c, first+" released", isReleased(first))
+	if u := unmatched(c); len(u) != 0 {
+		t.Fatalf("unmatched %v after the release; want none", u)
+	}
+
+	// A pod relabelled before a controller starts: seen as it lists, claimed.
+	relabel(second)
+	c2 := e.newSynced(t)
+	cached(c2, second+" relabelled", isRelabelled(second))
+	if u := unmatched(c2); !slices.Contains(u, "default/"+second) {
+		t.Fatalf("the new controller's unmatched %v; want %s in it", u, second)
+	}
+	if _, err := c2.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	cached(c2, second+" released", isReleased(second))
 }
