@@ -260,15 +260,14 @@ func (e *env) jobPods(t *testing.T, job *batchv1.Job) []*corev1.Pod {
 	return out
 }
 
-// watchActive follows the Job's pods and reports the most that ran at once.
-func (e *env) watchActive(t *testing.T) func() int {
+// followPods calls f, under the returned lock, with each event of the namespace's pods
+// from a watch started now, until the test ends.
+func (e *env) followPods(t *testing.T, f func(ev client.Event[*corev1.Pod])) *sync.Mutex {
 	w, err := e.cs.Pods.Watch(e.ctx, "default", client.WatchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	running := map[string]bool{}
-	most := 0
 	go func() {
 		for {
 			evs, err := w.Next()
@@ -277,18 +276,28 @@ func (e *env) watchActive(t *testing.T) func() int {
 			}
 			mu.Lock()
 			for _, ev := range evs {
-				p := ev.Object
-				if ev.Type == client.Deleted || !isActive(p) {
-					delete(running, p.Name)
-				} else {
-					running[p.Name] = true
-				}
-				most = max(most, len(running))
+				f(ev)
 			}
 			mu.Unlock()
 		}
 	}()
 	t.Cleanup(w.Stop)
+	return &mu
+}
+
+// watchActive follows the Job's pods and reports the most that ran at once.
+func (e *env) watchActive(t *testing.T) func() int {
+	running := map[string]bool{}
+	most := 0
+	mu := e.followPods(t, func(ev client.Event[*corev1.Pod]) {
+		p := ev.Object
+		if ev.Type == client.Deleted || !isActive(p) {
+			delete(running, p.Name)
+		} else {
+			running[p.Name] = true
+		}
+		most = max(most, len(running))
+	})
 	return func() int { mu.Lock(); defer mu.Unlock(); return most }
 }
 
@@ -1100,43 +1109,32 @@ func TestSyncFromOwnWrite(t *testing.T) {
 // beyond parallelism is deleted as surplus right after, as Kubernetes' would be.
 func TestAdoptAndRelease(t *testing.T) {
 	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
-	w, err := e.cs.Pods.Watch(e.ctx, "default", client.WatchOptions{})
-	if err != nil {
-		t.Fatal(err)
+	var job *batchv1.Job // set once created, under the watch's lock
+	owned := func(p *corev1.Pod) bool {
+		return job != nil && metav1.IsControlledBy(p, job) && hasTrackingFinalizer(p)
 	}
-	t.Cleanup(w.Stop)
-	e.startController(t, fastConfig())
-	job, err := e.cs.Jobs.Create(e.ctx, newJob("adopt", 100, 2, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	owned := func(p *corev1.Pod) bool { return metav1.IsControlledBy(p, job) && hasTrackingFinalizer(p) }
 	released := func(p *corev1.Pod) bool {
 		return p.Labels["app"] == "elsewhere" && metav1.GetControllerOf(p) == nil && !hasTrackingFinalizer(p)
 	}
-	var mu sync.Mutex
 	orphaned, adopted, freed := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	go func() {
-		for {
-			evs, err := w.Next()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			for _, ev := range evs {
-				p := ev.Object
-				switch {
-				case owned(p) && orphaned[p.Name]:
-					adopted[p.Name] = true
-				case released(p):
-					freed[p.Name] = true
-				case metav1.GetControllerOf(p) == nil:
-					orphaned[p.Name] = true
-				}
-			}
-			mu.Unlock()
+	mu := e.followPods(t, func(ev client.Event[*corev1.Pod]) {
+		switch p := ev.Object; {
+		case owned(p) && orphaned[p.Name]:
+			adopted[p.Name] = true
+		case released(p):
+			freed[p.Name] = true
+		case metav1.GetControllerOf(p) == nil:
+			orphaned[p.Name] = true
 		}
-	}()
+	})
+	e.startController(t, fastConfig())
+	created, err := e.cs.Jobs.Create(e.ctx, newJob("adopt", 100, 2, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	job = created
+	mu.Unlock()
 	seen := func(what string, in map[string]bool, name string) {
 		t.Helper()
 		waitfor.Condition(t, 30*time.Second, "pod "+name+" "+what, func() (bool, string) {
