@@ -6,9 +6,9 @@
 // each other. When the server refuses events as over its event rate budget, the
 // recorder as a whole backs off (the server's delay, doubling while refusals go on, a
 // write the server took only in part counting as refused, halving with each write that
-// went through) and then writes what it holds together: a thousand kubelets refused by their namespace's budget would otherwise each
-// come back at the server's few-millisecond delay, a storm of refusals costing more than
-// the events.
+// went through) and then writes what it holds together: a thousand kubelets refused by
+// their namespace's budget would otherwise each come back at the server's
+// few-millisecond delay, a storm of refusals costing more than the events.
 //
 // Like client-go's recorder, it gives up: an Event whose writes failed maxTries times in
 // a row is dropped (its aggregated state stays, and a later occurrence writes it again),
