@@ -99,50 +99,28 @@ func BenchmarkAPICreatePodInsecure(b *testing.B) { benchCreatePod(b, false) }
 
 func benchCreatePod(b *testing.B, secure bool) {
 	name := "api_create_pod_c100" + insecureSuffix(secure)
-	benchfig.Want(b, name, name+"_p99")
+	benchfig.Want(b, name, name+"_p99", name+"_cpu_per_op")
 	// The store's benchmarks map 256 MiB of state up front; so does this one, so the two compare.
-	c, tc := benchCluster(b, secure, apicluster.Options{HistorySize: 100_000,
-		Configure: func(cfg *apiserver.Config) { cfg.Store.MmapSize = 256 << 20 }})
-	rc := conns(b, c.Addr(c.Leader()), tc, 1)[0]
+	var c *apicluster.Cluster
+	var tc *tls.Config
+	benchfig.Label("apiserver", func() {
+		c, tc = benchCluster(b, secure, apicluster.Options{HistorySize: 100_000,
+			Configure: func(cfg *apiserver.Config) { cfg.Store.MmapSize = 256 << 20 }})
+	})
+	var rc apiv1.ResourcesClient
+	benchfig.Label("benchmark", func() { rc = conns(b, c.Addr(c.Leader()), tc, 1)[0] })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	const clients, total = 100, 20_000
-	lat := make([]time.Duration, total)
-	var next atomic.Int64
-	var failed atomic.Value
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= total {
-					return
-				}
-				t0 := time.Now()
-				o, err := kinds.Wrap(benchPod(fmt.Sprintf("p-%d", i)))
-				if err == nil {
-					_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: o})
-				}
-				if err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
+	err := benchfig.Calls(b, ctx, name, 100, 20_000, func(ctx context.Context, i int) error {
+		o, err := kinds.Wrap(benchPod(fmt.Sprintf("p-%d", i)))
+		if err == nil {
+			_, err = rc.Create(ctx, &apiv1.CreateRequest{Object: o})
+		}
+		return err
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
-	benchfig.Report(name, total/elapsed.Seconds(), "ops/s")
-	benchfig.Report(name+"_p99", p99ms(lat), "ms")
 }
 
 // frame is a received message left in its wire form, in a buffer reused across messages.

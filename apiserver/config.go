@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
+	"github.com/skiffhq/skiff/internal/statusz"
 	"github.com/skiffhq/skiff/store"
 	"github.com/skiffhq/skiff/version"
 )
@@ -248,13 +249,13 @@ func (c *Config) Validate() error {
 	if !c.Insecure && len(c.Join) > 0 && (c.TLS == nil || c.Store.PeerTLS == nil) {
 		return fmt.Errorf("apiserver %s: %w", c.Name, ErrInsecureCluster)
 	}
-	if !c.Insecure && c.TLS == nil && !isLoopback(c.Listen) {
+	if !c.Insecure && c.TLS == nil && !statusz.Loopback(c.Listen) {
 		return fmt.Errorf("apiserver %s: refusing to serve the API on %s without TLS: %w", c.Name, c.Listen, ErrInsecureListen)
 	}
-	if !c.Insecure && c.Store.PeerTLS == nil && !isLoopback(c.RaftListen) {
+	if !c.Insecure && c.Store.PeerTLS == nil && !statusz.Loopback(c.RaftListen) {
 		return fmt.Errorf("apiserver %s: refusing to serve Raft on %s without TLS: %w", c.Name, c.RaftListen, ErrInsecureListen)
 	}
-	if c.HTTPListen != "" && !isLoopback(c.HTTPListen) && c.TLS == nil && !c.Insecure {
+	if c.HTTPListen != "" && !statusz.Loopback(c.HTTPListen) && c.TLS == nil && !c.Insecure {
 		return fmt.Errorf("apiserver %s: refusing to serve /metrics on %s without TLS: %w", c.Name, c.HTTPListen, ErrInsecureListen)
 	}
 	if !c.Insecure && c.TLS != nil && c.ClientRoots == nil && c.Tokens == nil {
@@ -282,18 +283,4 @@ func (c *Config) Validate() error {
 		c.Store.Version = version.Version
 	}
 	return c.Store.Validate()
-}
-
-// isLoopback reports whether addr (HOST:PORT) is on a loopback address only: a host
-// name other than localhost, or no host (every address), is not.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

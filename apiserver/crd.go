@@ -128,7 +128,7 @@ func (c *crdController) put(info *kinds.Info, o *store.Object) {
 // deletes what deleted CRDs leave.
 func (c *crdController) reconcile(ctx context.Context) {
 	all := slices.Collect(maps.Values(c.crds))
-	kinds.ServeCRDs(all)
+	kinds.ServeCRDs(all, c.s.resources.webhooks.convertWebhook)
 	c.s.openapi.SetCRDs(servedCRDs(all))
 	if c.s.store.LeaderID() != c.s.cfg.Name {
 		return
@@ -184,7 +184,7 @@ func (c *crdController) cleanUp(ctx context.Context, crd *apiextensionsv1.Custom
 				Status: apiextensionsv1.ConditionTrue, Reason: "InstanceDeletionInProgress", Message: "CustomResource deletion is in progress"})
 		})
 	}
-	infos := kinds.NewCustomKinds(crd)
+	infos := kinds.NewCustomKinds(crd, c.s.resources.webhooks.convertWebhook)
 	var stored *kinds.Info
 	for _, in := range infos {
 		if in.Conversion == nil {
@@ -245,12 +245,19 @@ func crdStatus(crd *apiextensionsv1.CustomResourceDefinition, all map[string]*ap
 				Status: apiextensionsv1.ConditionFalse, Reason: "NotAccepted", Message: "not all names are accepted", LastTransitionTime: now})
 		}
 	}
-	for _, v := range crd.Spec.Versions {
+	addStoredVersion(&crd.Spec, st)
+	return st
+}
+
+// addStoredVersion adds spec's storage version to status.storedVersions, as
+// Kubernetes' CRD strategy does on every write: a new storage version is recorded
+// with the change that makes it one (the objects stored before stay in theirs).
+func addStoredVersion(spec *apiextensionsv1.CustomResourceDefinitionSpec, st *apiextensionsv1.CustomResourceDefinitionStatus) {
+	for _, v := range spec.Versions {
 		if v.Storage && !slices.Contains(st.StoredVersions, v.Name) {
 			st.StoredVersions = append(st.StoredVersions, v.Name)
 		}
 	}
-	return st
 }
 
 // acceptNames is the naming controller's decision: crd's requested names, unless another

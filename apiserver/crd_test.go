@@ -251,6 +251,28 @@ func TestRESTCustomResources(t *testing.T) {
 		t.Errorf("watch = %v", seen)
 	}
 
+	// Custom resources have no protobuf encoding: a client that also takes JSON (as
+	// client-go's "application/vnd.kubernetes.protobuf, */*") gets JSON, one that takes
+	// only protobuf 406, and a protobuf body 415, as from Kubernetes.
+	const pbOrAny = "application/vnd.kubernetes.protobuf, */*"
+	for _, path := range []string{base + "/a", base, base + "/a/status"} {
+		r := rc.want(rc.do("GET", path, "", pbOrAny, nil), 200, "GET "+path+" accepting protobuf or anything")
+		if ct := r.header.Get("Content-Type"); ct != "application/json" || !json.Valid(r.body) {
+			t.Errorf("GET %s accepting protobuf or anything: Content-Type %q, %q", path, ct, r.body)
+		}
+		st := rc.want(rc.do("GET", path, "", "application/vnd.kubernetes.protobuf", nil), 406, "GET "+path+" accepting protobuf only").status()
+		if st.Reason != metav1.StatusReasonNotAcceptable {
+			t.Errorf("GET %s accepting protobuf only: %+v", path, st)
+		}
+	}
+	if r := rc.want(rc.do("POST", base, "application/json", pbOrAny, crontab("pb", "* * * * *")), 201, "create accepting protobuf or anything"); r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("create accepting protobuf or anything: Content-Type %q", r.header.Get("Content-Type"))
+	}
+	st = rc.want(rc.do("POST", base, "application/vnd.kubernetes.protobuf", "", []byte("k8s\x00")), 415, "create in protobuf").status()
+	if st.Reason != metav1.StatusReasonUnsupportedMediaType || !strings.Contains(st.Message, "application/json") || strings.Contains(st.Message, "protobuf") {
+		t.Errorf("create in protobuf: %+v", st)
+	}
+
 	// Delete one, then the CRD: its resources go, and its paths with them.
 	rc.want(rc.do("DELETE", base+"/b", "", "", nil), 200, "delete b")
 	rc.want(rc.do("GET", base+"/b", "", "", nil), 404, "b deleted")

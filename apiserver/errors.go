@@ -191,7 +191,10 @@ func storeError(info *kinds.Info, name string, err error) error {
 	}
 	var pe *store.PreconditionError
 	var ce *store.CompactedError
+	var ae *apiError
 	switch {
+	case errors.As(err, &ae):
+		return err // already an API error (a conversion webhook's failure)
 	case errors.As(err, &pe) && errors.Is(err, store.ErrNotFound):
 		return notFound(info, name)
 	case errors.As(err, &pe) && errors.Is(err, store.ErrAlreadyExists):

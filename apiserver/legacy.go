@@ -15,6 +15,7 @@ import (
 
 	"github.com/skiffhq/skiff/kinds"
 	legacyv1 "github.com/skiffhq/skiff/proto/legacy/v1"
+	"github.com/skiffhq/skiff/store"
 )
 
 // Objects written before Skiff took Kubernetes' types as its model were stored as
@@ -130,8 +131,12 @@ func mendValue(v any, fd protoreflect.FieldDescriptor) any {
 }
 
 // current returns a stored value in the current encoding: old-encoded values converted,
-// others as they are.
+// a custom resource stored in another version of its CRD converted to info's, others as
+// they are.
 func current(info *kinds.Info, value []byte) []byte {
+	if info.Custom != nil {
+		return currentCustom(info, value)
+	}
 	if !isLegacy(value) {
 		return value
 	}
@@ -141,6 +146,23 @@ func current(info *kinds.Info, value []byte) []byte {
 	}
 	obj.SetResourceVersion("")
 	if b, err := kinds.Encode(obj); err == nil {
+		return b
+	}
+	return value
+}
+
+// currentCustom is current for a custom resource: in info's version, converted if it
+// was stored in another.
+func currentCustom(info *kinds.Info, value []byte) []byte {
+	if env, err := kinds.Parse(value); err != nil || env.APIVersion == info.APIVersion {
+		return value
+	}
+	objs, err := decodeCustom(info, []store.Object{{Value: value}})
+	if err != nil {
+		return value // the receiver refuses it, naming the problem
+	}
+	objs[0].SetResourceVersion("")
+	if b, err := kinds.Encode(objs[0]); err == nil {
 		return b
 	}
 	return value

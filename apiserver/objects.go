@@ -40,8 +40,13 @@ var selectableFields = map[string][]string{
 	kinds.PodCertificateRequest: {"metadata.name", "metadata.namespace", "spec.signerName", "spec.podName", "spec.nodeName"},
 }
 
-func selectable(kind string) []string {
-	if f, ok := selectableFields[kind]; ok {
+// selectable are the fields a field selector may name on info's objects: a custom
+// kind's are its CRD version's selectableFields.
+func selectable(info *kinds.Info) []string {
+	if info.Custom != nil {
+		return append([]string{"metadata.name", "metadata.namespace"}, info.Custom.SelectableFields()...)
+	}
+	if f, ok := selectableFields[info.Kind]; ok {
 		return f
 	}
 	return []string{"metadata.name", "metadata.namespace"}
@@ -51,6 +56,8 @@ func selectable(kind string) []string {
 // from the key when matching, so they are not stored).
 func fieldsOf(obj kinds.Object) map[string]string {
 	switch o := obj.(type) {
+	case *kinds.Custom:
+		return o.FieldsOf()
 	case *corev1.Pod:
 		return map[string]string{"spec.nodeName": o.Spec.NodeName, "status.phase": string(o.Status.Phase)}
 	case *corev1.Node:
@@ -80,15 +87,24 @@ func fieldsOf(obj kinds.Object) map[string]string {
 	return nil
 }
 
-// fieldValue reads one selectable field of a stored object.
-func fieldValue(o *store.Object, field string) string {
+// fieldValue reads one selectable field of a stored object of kind info. A custom
+// resource stored before its CRD declared the field has no value for it beside it: it
+// is read from the object.
+func fieldValue(info *kinds.Info, o *store.Object, field string) string {
 	switch field {
 	case "metadata.name":
 		return o.Name
 	case "metadata.namespace":
 		return o.Namespace
 	}
-	return o.Fields[field]
+	v, ok := o.Fields[field]
+	if !ok && info.Custom != nil {
+		// Read as stored, as the stored fields are (never a conversion webhook's call).
+		if obj, err := decodeCustomAsStored(info, o); err == nil {
+			v, _ = obj.FieldValue(field)
+		}
+	}
+	return v
 }
 
 func keyOf(info *kinds.Info, obj kinds.Object) store.Key {
@@ -110,13 +126,20 @@ func encode(obj kinds.Object) (value []byte, labels, fields map[string]string, e
 
 // decode turns a stored object back into its type, with resourceVersion set.
 func decode(info *kinds.Info, o *store.Object) (kinds.Object, error) {
+	if info.Custom != nil {
+		objs, err := decodeCustom(info, []store.Object{*o})
+		if err != nil {
+			return nil, err
+		}
+		return objs[0], nil
+	}
 	if info.Conversion != nil {
 		// A kind served over another's storage: decoded as that kind, converted.
 		obj, err := decode(info.Stored(), o)
 		if err != nil {
 			return nil, err
 		}
-		return info.FromStorage(obj), nil
+		return info.FromStorage(obj)
 	}
 	if isLegacy(o.Value) {
 		obj, err := decodeLegacy(info, o.Value)
@@ -132,6 +155,45 @@ func decode(info *kinds.Info, o *store.Object) (kinds.Object, error) {
 	}
 	obj.SetResourceVersion(strconv.FormatInt(o.ModRevision, 10))
 	return obj, nil
+}
+
+// decodeCustom decodes stored custom resources of info's CRD, each in the version it
+// was stored in, and converts them to info's version at once (a conversion webhook is
+// called once for all those of another version).
+func decodeCustom(info *kinds.Info, os []store.Object) ([]kinds.Object, error) {
+	raw := make([]*kinds.Custom, len(os))
+	for i := range os {
+		c, err := decodeCustomAsStored(info, &os[i])
+		if err != nil {
+			return nil, storeError(info, os[i].Name, err)
+		}
+		raw[i] = c
+	}
+	converted, err := info.ConvertCustom(raw)
+	if err != nil {
+		return nil, conversionFailed(err)
+	}
+	out := make([]kinds.Object, len(converted))
+	for i, c := range converted {
+		out[i] = c
+	}
+	return out, nil
+}
+
+// decodeCustomAsStored decodes a stored custom resource of info's CRD as it is stored:
+// in the version its apiVersion says, which may be another than info's.
+func decodeCustomAsStored(info *kinds.Info, o *store.Object) (*kinds.Custom, error) {
+	env, err := kinds.Parse(o.Value)
+	if err != nil {
+		return nil, fmt.Errorf("decode stored %s: %w", o.Key, err)
+	}
+	c := info.New().(*kinds.Custom)
+	if err := c.Unmarshal(env.Raw); err != nil {
+		return nil, fmt.Errorf("decode stored %s: %w", o.Key, err)
+	}
+	c.APIVersion = env.APIVersion
+	c.SetResourceVersion(strconv.FormatInt(o.ModRevision, 10))
+	return c, nil
 }
 
 // wrap puts an object into the API's envelope.

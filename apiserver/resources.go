@@ -889,13 +889,14 @@ func (r *resources) getObject(ctx context.Context, info *kinds.Info, ns, name st
 	return result{info: info, obj: obj}, nil
 }
 
-// selector builds the store predicate and index choice for label and field selectors.
-func selector(info *kinds.Info, labelSel, fieldSel string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
+// selector builds the store predicate and index choice for label and field selectors
+// on the stored kind info, whose fields a field selector may name are allowed.
+func selector(info *kinds.Info, allowed []string, labelSel, fieldSel string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
 	ls, err := labels.Parse(labelSel)
 	if err != nil {
 		return nil, "", "", badRequest("labelSelector: %v", err)
 	}
-	reqs, err := parseFieldSelector(fieldSel, selectable(info.Kind))
+	reqs, err := parseFieldSelector(fieldSel, allowed)
 	if err != nil {
 		return nil, "", "", badRequest("fieldSelector: %v", err)
 	}
@@ -913,7 +914,7 @@ func selector(info *kinds.Info, labelSel, fieldSel string) (pred func(*store.Obj
 			return false
 		}
 		for _, req := range reqs {
-			if (fieldValue(o, req.Field) == req.Value) == (req.Operator == selection.NotEquals) {
+			if (fieldValue(info, o, req.Field) == req.Value) == (req.Operator == selection.NotEquals) {
 				return false
 			}
 		}
@@ -997,29 +998,33 @@ type listResult struct {
 
 // continueToken is what a continue parameter holds: Kubernetes' form, base64 of
 // {"v":"meta.k8s.io/v1","rv":N,"start":"..."}, with the namespace and name the page
-// ended at as start.
+// ended at as start. Skiff adds "remaining", the remainingItemCount of that page, when
+// it was counted: the objects after any later page at the same revision are that many
+// less those listed since, so only a list's first page counts them (reading every key
+// after it), not each of its pages.
 type continueToken struct {
 	APIVersion string `json:"v"`
 	Revision   int64  `json:"rv"`
 	Start      string `json:"start"`
+	Remaining  *int64 `json:"remaining,omitempty"`
 }
 
-func encodeContinue(rev int64, last store.Key) string {
-	b, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", Revision: rev, Start: last.Namespace + "/" + last.Name})
+func encodeContinue(rev int64, last store.Key, remaining *int64) string {
+	b, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", Revision: rev, Start: last.Namespace + "/" + last.Name, Remaining: remaining})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeContinue(s string) (rev int64, after store.Key, err error) {
+func decodeContinue(s string) (continueToken, store.Key, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	var t continueToken
 	if err == nil {
 		err = json.Unmarshal(b, &t)
 	}
 	ns, name, ok := strings.Cut(t.Start, "/")
-	if err != nil || t.APIVersion != "meta.k8s.io/v1" || !ok || t.Revision < 0 {
-		return 0, after, badRequest("continue key is not valid: %q", s)
+	if err != nil || t.APIVersion != "meta.k8s.io/v1" || !ok || t.Revision < 0 || t.Remaining != nil && *t.Remaining < 0 {
+		return continueToken{}, store.Key{}, badRequest("continue key is not valid: %q", s)
 	}
-	return t.Revision, store.Key{Namespace: ns, Name: name}, nil
+	return t, store.Key{Namespace: ns, Name: name}, nil
 }
 
 // tooOldContinue is the 410 of a continue token older than the history, with a token
@@ -1028,21 +1033,19 @@ func tooOldContinue(after store.Key) error {
 	e := statusError(codes.OutOfRange, ReasonTooOld, nil, "The provided continue parameter is too old to display a consistent list result. "+
 		"You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. "+
 		"Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
-	e.status.ListMeta.Continue = encodeContinue(0, after)
+	e.status.ListMeta.Continue = encodeContinue(0, after, nil)
 	return e
 }
 
 // list reads the objects of a kind.
 func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions) (listResult, error) {
-	if info.Conversion != nil {
-		// A kind served over another's storage lists the stored kind's objects.
-		sel, err := storageFieldSelector(info, opts.fieldSelector)
-		if err != nil {
-			return listResult{}, err
-		}
-		info, opts.fieldSelector = info.Stored(), sel
+	// A kind served over another's storage lists the stored kind's objects.
+	info, sel, allowed, err := storageFieldSelector(info, opts.fieldSelector)
+	if err != nil {
+		return listResult{}, err
 	}
-	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
+	opts.fieldSelector = sel
+	pred, field, value, err := selector(info, allowed, opts.labelSelector, opts.fieldSelector)
 	if err != nil {
 		return listResult{}, err
 	}
@@ -1065,13 +1068,19 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 		return listResult{}, badRequest("specifying resource version is not allowed when using continue")
 	}
 	var after store.Key
+	// counted is the remainingItemCount of the page before, when its token carries it
+	// and this page is read at the same revision.
+	var counted *int64
 	switch {
 	case opts.continueToken != "":
-		rev, a, err := decodeContinue(opts.continueToken)
+		t, a, err := decodeContinue(opts.continueToken)
 		if err != nil {
 			return listResult{}, err
 		}
-		after, so.After, so.Revision = a, a, rev
+		after, so.After, so.Revision = a, a, t.Revision
+		if t.Remaining != nil && t.Revision != 0 && so.CountRemaining {
+			counted, so.CountRemaining = t.Remaining, false
+		}
 	case rv == "":
 	case rv == "0":
 		so.Stale = true
@@ -1101,10 +1110,17 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	}
 	out := listResult{items: res.Objects, rev: res.Revision}
 	if res.More && len(res.Objects) > 0 {
-		out.continueToken = encodeContinue(res.Revision, res.Objects[len(res.Objects)-1].Key)
-		if so.CountRemaining {
+		switch left := int64(0); {
+		case so.CountRemaining:
 			out.remaining = &res.Remaining
+		case counted != nil:
+			// Unless the token's count is not this list's (it cannot be fewer than
+			// what follows the page before): then none is given, as with a selector.
+			if left = *counted - int64(len(res.Objects)); left > 0 {
+				out.remaining = &left
+			}
 		}
+		out.continueToken = encodeContinue(res.Revision, res.Objects[len(res.Objects)-1].Key, out.remaining)
 	}
 	return out, nil
 }
@@ -1340,6 +1356,9 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 	}
 	if svc, ok := next.(*corev1.Service); ok {
 		prepareServiceUpdate(cur.(*corev1.Service), svc)
+	}
+	if crd, ok := next.(*apiextensionsv1.CustomResourceDefinition); ok {
+		addStoredVersion(&crd.Spec, &crd.Status)
 	}
 	if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
 		next.SetGeneration(cur.GetGeneration() + 1)

@@ -482,7 +482,11 @@ func (a *restAPI) dispatch(w http.ResponseWriter, r *http.Request, req *restRequ
 			a.fail(w, r, err)
 			return
 		}
-		res, err := asVersion(view)(a.res.replace(ctx, view.ToStorage(obj), opts, func(cur, next kinds.Object) error {
+		if obj, err = convertToStorage(view, obj); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		res, err := asVersion(view)(a.res.replace(ctx, obj, opts, func(cur, next kinds.Object) error {
 			return checkVersionUpdate(view, cur, next)
 		}))
 		a.respond(w, r, http.StatusOK, res, err)
@@ -575,9 +579,10 @@ const (
 )
 
 // negotiate picks the reply's encoding from the Accept header, in the client's order of
-// preference: JSON (also for */*), YAML, Kubernetes' protobuf, and for JSON the Table
-// and PartialObjectMetadata views. ok is false when nothing acceptable is offered.
-func negotiate(accept string) (f format, ok bool) {
+// preference: JSON (also for */*), YAML, Kubernetes' protobuf when protobuf (the kind
+// has it: custom resources have not, as in Kubernetes), and for JSON the Table and
+// PartialObjectMetadata views. ok is false when nothing acceptable is offered.
+func negotiate(accept string, protobuf bool) (f format, ok bool) {
 	if strings.TrimSpace(accept) == "" {
 		return formatJSON, true
 	}
@@ -587,7 +592,7 @@ func negotiate(accept string) (f format, ok bool) {
 		for rest := accept; rest != ""; {
 			var part string
 			part, rest, _ = strings.Cut(rest, ",")
-			if f, ok := plainFormat(strings.TrimSpace(part)); ok {
+			if f, ok := plainFormat(strings.TrimSpace(part)); ok && (protobuf || f != formatProtobuf) {
 				return f, true
 			}
 		}
@@ -626,7 +631,7 @@ func negotiate(accept string) (f format, ok bool) {
 				offers = append(offers, offer{formatYAML, q})
 			}
 		case kinds.ContentType:
-			if as == "" {
+			if as == "" && protobuf {
 				offers = append(offers, offer{formatProtobuf, q})
 			}
 		}
@@ -651,8 +656,20 @@ func plainFormat(mt string) (format, bool) {
 	return formatJSON, false
 }
 
-func notAcceptable() error {
-	e := statusError(codes.InvalidArgument, "", nil, "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+// hasProtobuf says whether info's objects have Kubernetes' protobuf encoding: every kind
+// but custom resources (nil: not a kind's object, a review).
+func hasProtobuf(info *kinds.Info) bool { return info == nil || info.Custom == nil }
+
+// mediaTypes lists the encodings of info's objects, for the errors that name them.
+func mediaTypes(info *kinds.Info) string {
+	if hasProtobuf(info) {
+		return "application/json, application/yaml, " + kinds.ContentType
+	}
+	return "application/json, application/yaml"
+}
+
+func notAcceptable(info *kinds.Info) error {
+	e := statusError(codes.InvalidArgument, "", nil, "only the following media types are accepted: %s", mediaTypes(info))
 	e.status.Reason, e.status.Code = metav1.StatusReasonNotAcceptable, http.StatusNotAcceptable
 	return e
 }
@@ -666,9 +683,9 @@ func (a *restAPI) respond(w http.ResponseWriter, r *http.Request, code int, res 
 		a.fail(w, r, err)
 		return
 	}
-	f, ok := negotiate(r.Header.Get("Accept"))
+	f, ok := negotiate(r.Header.Get("Accept"), hasProtobuf(res.info))
 	if !ok {
-		a.fail(w, r, notAcceptable())
+		a.fail(w, r, notAcceptable(res.info))
 		return
 	}
 	if f == formatProtobuf && res.value != nil {
@@ -761,27 +778,26 @@ func metaAccessor(obj kinds.Object) (*metav1.ObjectMeta, error) {
 	return nil, fmt.Errorf("%T has no ObjectMeta", obj)
 }
 
-// listJSON is a list as Kubernetes writes it: kind, apiVersion, metadata, items (whose
-// own kind and apiVersion are left out).
-type listJSON struct {
+// listHead is what a list's JSON has before its items.
+type listHead struct {
 	metav1.TypeMeta `json:",inline"`
-	ListMeta        metav1.ListMeta   `json:"metadata"`
-	Items           []json.RawMessage `json:"items"`
+	ListMeta        metav1.ListMeta `json:"metadata"`
 }
 
 // respondList writes a list.
 func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kinds.Info, l listResult) {
-	f, ok := negotiate(r.Header.Get("Accept"))
+	f, ok := negotiate(r.Header.Get("Accept"), hasProtobuf(info))
 	if !ok {
-		a.fail(w, r, notAcceptable())
+		a.fail(w, r, notAcceptable(info))
 		return
 	}
 	meta := metav1.ListMeta{ResourceVersion: strconv.FormatInt(l.rev, 10), Continue: l.continueToken, RemainingItemCount: l.remaining}
 	if f == formatProtobuf {
 		items := make([]kinds.WithResourceVersion, len(l.items))
 		for i := range l.items {
-			if info.Conversion != nil {
-				// Served over another kind's storage: converted, encoded afresh.
+			if info.Conversion != nil || info.Custom != nil {
+				// Served over another kind's storage, or a custom resource (stored in the
+				// version of its time): converted, encoded afresh.
 				obj, err := decode(info, &l.items[i])
 				var b []byte
 				if err == nil {
@@ -807,14 +823,10 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 		w.Write(b)
 		return
 	}
-	objs := make([]kinds.Object, 0, len(l.items))
-	for i := range l.items {
-		obj, err := decode(info, &l.items[i])
-		if err != nil {
-			a.fail(w, r, storeError(info, l.items[i].Name, err))
-			return
-		}
-		objs = append(objs, obj)
+	objs, err := decodeList(info, l.items)
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	switch f {
 	case formatTable:
@@ -838,22 +850,64 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 		writeJSON(w, http.StatusOK, ml)
 		return
 	}
-	out := &listJSON{TypeMeta: metav1.TypeMeta{APIVersion: info.APIVersion, Kind: info.Kind + "List"}, ListMeta: meta,
-		Items: make([]json.RawMessage, 0, len(objs))}
-	for _, o := range objs {
-		o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
-		b, err := json.Marshal(o)
-		if err != nil {
+	// Kubernetes' list: kind, apiVersion, metadata, then the items, whose own kind and
+	// apiVersion a built-in kind's leave out (a custom resource keeps them in a list, as
+	// apiextensions-apiserver writes them). Each item is encoded once, into the reply
+	// (as a json.RawMessage of a list, json.Marshal would scan and compact it again).
+	var buf bytes.Buffer
+	head, err := json.Marshal(listHead{TypeMeta: metav1.TypeMeta{APIVersion: info.APIVersion, Kind: info.Kind + "List"}, ListMeta: meta})
+	if err != nil {
+		a.fail(w, r, storeError(info, "", err))
+		return
+	}
+	buf.Write(head[:len(head)-1]) // without its closing brace
+	buf.WriteString(`,"items":[`)
+	enc := json.NewEncoder(&buf)
+	for i, o := range objs {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if info.Custom == nil {
+			o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		}
+		if err := enc.Encode(o); err != nil {
 			a.fail(w, r, storeError(info, o.GetName(), err))
 			return
 		}
-		out.Items = append(out.Items, b)
+		buf.Truncate(buf.Len() - 1) // Encode's newline
 	}
+	buf.WriteString("]}\n")
 	if f == formatYAML {
-		writeAs(w, f, http.StatusOK, &rawObject{out})
+		y, err := yaml.JSONToYAML(buf.Bytes())
+		if err != nil {
+			a.fail(w, r, storeError(info, "", err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/yaml")
+		w.WriteHeader(http.StatusOK)
+		w.Write(y)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes())
+}
+
+// decodeList decodes a list's objects; a custom kind's are converted at once (one call
+// of a conversion webhook for the list).
+func decodeList(info *kinds.Info, items []store.Object) ([]kinds.Object, error) {
+	if info.Custom != nil {
+		return decodeCustom(info, items)
+	}
+	objs := make([]kinds.Object, 0, len(items))
+	for i := range items {
+		obj, err := decode(info, &items[i])
+		if err != nil {
+			return nil, storeError(info, items[i].Name, err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs, nil
 }
 
 // rawObject lets writeAs encode a value that is not a runtime.Object.
@@ -874,11 +928,15 @@ func (a *restAPI) table(r *http.Request, info *kinds.Info, objs []kinds.Object, 
 	default:
 		return nil, badRequest("includeObject: Unsupported value: %q: supported values: \"None\", \"Metadata\", \"Object\"", include)
 	}
-	if info.Conversion != nil {
-		// Kubernetes prints a kind served over another's storage as the stored kind.
+	if info.Conversion != nil && info.Custom == nil {
+		// Kubernetes prints a kind served over another's storage as the stored kind (a
+		// custom kind's version by its own printer columns).
 		stored := make([]kinds.Object, len(objs))
 		for i, o := range objs {
-			stored[i] = info.ToStorage(o)
+			var err error
+			if stored[i], err = convertToStorage(info, o); err != nil {
+				return nil, err
+			}
 		}
 		info, objs = info.Stored(), stored
 	}
@@ -1012,8 +1070,8 @@ func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValida
 	default:
 		return nil, nil, badRequest("fieldValidation: Unsupported value: %q: supported values: \"Ignore\", \"Warn\", \"Strict\"", fieldValidation)
 	}
-	switch mt {
-	case kinds.ContentType:
+	switch {
+	case mt == kinds.ContentType && hasProtobuf(info):
 		obj, err := kinds.Decode(body)
 		if err != nil {
 			return nil, nil, badRequest("%v", err)
@@ -1022,15 +1080,15 @@ func decodeObject(contentType string, body []byte, info *kinds.Info, fieldValida
 			return nil, nil, badRequest("the API version in the data (%s) does not match the expected API version (%s)", obj.GetObjectKind().GroupVersionKind().GroupVersion(), info.APIVersion)
 		}
 		return obj, nil, nil
-	case "application/yaml":
+	case mt == "application/yaml":
 		js, err := yaml.YAMLToJSON(body)
 		if err != nil {
 			return nil, nil, badRequest("the body is not valid YAML: %v", err)
 		}
 		body = js
-	case "", "application/json":
+	case mt == "", mt == "application/json":
 	default:
-		e := statusError(codes.InvalidArgument, "", nil, "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+		e := statusError(codes.InvalidArgument, "", nil, "the body of the request was in an unknown format - accepted media types include: %s", mediaTypes(info))
 		e.status.Reason, e.status.Code = metav1.StatusReasonUnsupportedMediaType, http.StatusUnsupportedMediaType
 		return nil, nil, e
 	}
@@ -1096,8 +1154,8 @@ func (a *restAPI) readReview(w http.ResponseWriter, r *http.Request, v protoMess
 		a.fail(w, r, methodNotAllowed(r.Method))
 		return false
 	}
-	if f, ok := negotiate(r.Header.Get("Accept")); !ok || f == formatTable || f == formatMetadata {
-		a.fail(w, r, notAcceptable())
+	if f, ok := negotiate(r.Header.Get("Accept"), true); !ok || f == formatTable || f == formatMetadata {
+		a.fail(w, r, notAcceptable(nil))
 		return false
 	}
 	return a.readInto(w, r, v, what)

@@ -109,7 +109,10 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 	var warnings []string
 	view := req.info // the patch applies to the object as served, converted to its stored kind (rest_versions.go)
 	res, err := a.res.patch(r.Context(), view.Stored(), req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
-		cur = view.FromStorage(cur)
+		cur, err := fromStorage(view, cur)
+		if err != nil {
+			return nil, err
+		}
 		kinds.SetTypeMeta(cur)
 		js, err := json.Marshal(cur)
 		if err != nil {
@@ -127,7 +130,7 @@ func (a *restAPI) patch(w http.ResponseWriter, r *http.Request, req *restRequest
 		if err := checkNames(obj, req, req.name); err != nil {
 			return nil, err
 		}
-		return view.ToStorage(obj), nil
+		return convertToStorage(view, obj)
 	}, prepare)
 	for _, msg := range warnings {
 		addWarning(w, msg)
@@ -207,11 +210,15 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 		}
 	}
 	res, err := a.res.patch(ctx, view.Stored(), req.namespace, req.name, opts.writeOptions, func(cur kinds.Object) (kinds.Object, error) {
-		obj, err := apply(view, req.subresource, view.FromStorage(cur), applied, opts.fieldManager, opts.force)
+		cur, err := fromStorage(view, cur)
 		if err != nil {
 			return nil, err
 		}
-		return view.ToStorage(obj), nil
+		obj, err := apply(view, req.subresource, cur, applied, opts.fieldManager, opts.force)
+		if err != nil {
+			return nil, err
+		}
+		return convertToStorage(view, obj)
 	}, prepare)
 	if !isNotFound(err) || req.subresource != "" {
 		res, err = asVersion(view)(res, err)

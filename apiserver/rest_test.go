@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
@@ -312,16 +314,23 @@ func TestRESTEviction(t *testing.T) {
 	rc.want(rc.do("POST", pods+"/guarded/eviction", "application/json", "", eviction("other")), 400, "names differ")
 }
 
-// TestRESTListPages: limit and continue read every page at the first page's revision,
-// whatever changes in between; resourceVersionMatch=Exact lists a past state.
-func TestRESTListPages(t *testing.T) {
+// fiveConfigMapsPaged starts a member holding ConfigMaps cm0-cm4 and lists their
+// first page of two through the REST API; it returns the client, the ConfigMaps' path
+// and the page.
+func fiveConfigMapsPaged(t *testing.T) (*restClient, string, corev1.ConfigMapList) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc := newREST(t, c.Addr(0), false)
 	base := "/api/v1/namespaces/default/configmaps"
 	for i := 0; i < 5; i++ {
 		rc.want(rc.do("POST", base, "application/json", "", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm%d", i)}}), 201, "create")
 	}
-	first := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2", "", "", nil), 200, "page 1").body)
+	return rc, base, decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2", "", "", nil), 200, "page 1").body)
+}
+
+// TestRESTListPages: limit and continue read every page at the first page's revision,
+// whatever changes in between; resourceVersionMatch=Exact lists a past state.
+func TestRESTListPages(t *testing.T) {
+	rc, base, first := fiveConfigMapsPaged(t)
 	if len(first.Items) != 2 || first.Continue == "" {
 		t.Fatalf("page 1 = %d items, continue %q", len(first.Items), first.Continue)
 	}
@@ -360,6 +369,12 @@ func TestRESTListPages(t *testing.T) {
 	if got := strings.Join(names, ","); got != "cm0,cm1,cm2,cm3,cm4" {
 		t.Errorf("paged list = %s", got)
 	}
+	// The same list in YAML, written from its JSON.
+	var inYAML corev1.ConfigMapList
+	if err := yaml.Unmarshal(rc.want(rc.do("GET", base+"?limit=2", "", "application/yaml", nil), 200, "page 1 in YAML").body, &inYAML); err != nil ||
+		inYAML.Kind != "ConfigMapList" || len(inYAML.Items) != 2 || inYAML.Items[0].Name != "cm0" || inYAML.Continue == "" {
+		t.Errorf("page 1 in YAML = %+v %v", inYAML, err)
+	}
 	exact := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?resourceVersionMatch=Exact&resourceVersion="+first.ResourceVersion, "", "", nil), 200, "exact").body)
 	if len(exact.Items) != 5 || exact.ResourceVersion != first.ResourceVersion {
 		t.Errorf("exact list = %d items at %s", len(exact.Items), exact.ResourceVersion)
@@ -369,6 +384,41 @@ func TestRESTListPages(t *testing.T) {
 	if !strings.Contains(st.Message, "continue key is not valid") {
 		t.Errorf("bad continue = %q", st.Message)
 	}
+}
+
+// TestRESTListPagesCountOnce: a list's first page counts what follows it
+// (remainingItemCount) and writes the count into its continue token; a later page takes
+// its count from the token, less what it lists, instead of reading every key after it
+// again. A token with a negative count is refused; one whose count the page exceeds
+// gives no remainingItemCount (it is not this list's).
+func TestRESTListPagesCountOnce(t *testing.T) {
+	rc, base, first := fiveConfigMapsPaged(t)
+	raw, err := base64.RawURLEncoding.DecodeString(first.Continue)
+	if err != nil {
+		t.Fatalf("continue %q: %v", first.Continue, err)
+	}
+	tok := decodeJSON[map[string]any](t, raw)
+	if tok["remaining"] != 3.0 {
+		t.Errorf("page 1's token = %s, want remaining 3", raw)
+	}
+	withCount := func(n int) string {
+		tok["remaining"] = n
+		b, err := json.Marshal(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return url.QueryEscape(base64.RawURLEncoding.EncodeToString(b))
+	}
+	next := decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2&continue="+withCount(100), "", "", nil), 200, "page 2").body)
+	if r := next.RemainingItemCount; len(next.Items) != 2 || r == nil || *r != 98 {
+		t.Errorf("page 2 of a token counting 100: %d items, remainingItemCount %v; want 2 and 98", len(next.Items), r)
+	}
+	next = decodeJSON[corev1.ConfigMapList](t, rc.want(rc.do("GET", base+"?limit=2&continue="+withCount(1), "", "", nil), 200, "page 2, count too low").body)
+	if len(next.Items) != 2 || next.Continue == "" || next.RemainingItemCount != nil {
+		t.Errorf("page 2 of a token counting 1: %d items, continue %q, remainingItemCount %v; want 2, a token, none",
+			len(next.Items), next.Continue, next.RemainingItemCount)
+	}
+	rc.want(rc.do("GET", base+"?limit=2&continue="+withCount(-1), "", "", nil), 400, "negative count")
 }
 
 // TestRESTPatch: JSON patch, merge patch and strategic merge patch, on an object, its

@@ -45,7 +45,10 @@ func toStorage(view *kinds.Info, obj kinds.Object) (kinds.Object, error) {
 	if view.Conversion == nil {
 		return obj, nil
 	}
-	stored := view.ToStorage(obj)
+	stored, err := convertToStorage(view, obj)
+	if err != nil {
+		return nil, err
+	}
 	if rules, ok := versionRulesOf[view]; ok && rules.create != nil {
 		if err := rules.create(stored); err != nil {
 			return nil, invalid(view, obj.GetName(), err)
@@ -89,7 +92,29 @@ func convertResult(view *kinds.Info, res result, err error) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	return result{info: view, obj: view.FromStorage(obj), gone: res.gone}, nil
+	if obj, err = fromStorage(view, obj); err != nil {
+		return res, err
+	}
+	return result{info: view, obj: obj, gone: res.gone}, nil
+}
+
+// fromStorage converts obj, of view's stored kind, to view; a conversion that fails (a
+// custom kind's webhook) is an API error.
+func fromStorage(view *kinds.Info, obj kinds.Object) (kinds.Object, error) {
+	out, err := view.FromStorage(obj)
+	if err != nil {
+		return nil, conversionFailed(err)
+	}
+	return out, nil
+}
+
+// convertToStorage converts obj, of kind view, to its stored kind, as fromStorage back.
+func convertToStorage(view *kinds.Info, obj kinds.Object) (kinds.Object, error) {
+	out, err := view.ToStorage(obj)
+	if err != nil {
+		return nil, conversionFailed(err)
+	}
+	return out, nil
 }
 
 // versionError renames the stored kind in err's message and details as view, the
@@ -118,14 +143,21 @@ func versionError(view *kinds.Info, err error) error {
 
 // storageFieldSelector rewrites a field selector on the served kind info's fields as one
 // on its stored kind's (Kubernetes' field label conversion); a field the served kind
-// does not offer is refused.
-func storageFieldSelector(info *kinds.Info, sel string) (string, error) {
-	if info.Conversion == nil || sel == "" {
-		return sel, nil
+// does not offer is refused. It returns the stored kind, the selector and the fields it
+// may name there. A custom kind's versions share their objects' content (conversion
+// None) or are indexed by every version's fields at once: the selector stays, checked
+// against the version asked for.
+func storageFieldSelector(info *kinds.Info, sel string) (stored *kinds.Info, storedSel string, allowed []string, err error) {
+	if info.Conversion == nil || info.Custom != nil {
+		return info.Stored(), sel, selectable(info), nil
+	}
+	stored = info.Stored()
+	if sel == "" {
+		return stored, sel, selectable(stored), nil
 	}
 	s, err := fields.ParseSelector(sel)
 	if err != nil {
-		return "", badRequest("fieldSelector: %v", err)
+		return nil, "", nil, badRequest("fieldSelector: %v", err)
 	}
 	s, err = s.Transform(func(field, value string) (string, string, error) {
 		mapped, ok := info.Conversion.FieldLabels[field]
@@ -135,7 +167,7 @@ func storageFieldSelector(info *kinds.Info, sel string) (string, error) {
 		return mapped, value, nil
 	})
 	if err != nil {
-		return "", err
+		return nil, "", nil, err
 	}
-	return s.String(), nil
+	return stored, s.String(), selectable(stored), nil
 }

@@ -2,9 +2,11 @@ package apiserver
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +21,10 @@ import (
 
 // A REST watch is a chunked stream of JSON watch events, {"type":...,"object":...} one
 // per line, as Kubernetes writes them, fed from the same store watch as the gRPC API's.
+// A client that prefers protobuf (client-go's typed clients) gets Kubernetes' protobuf
+// stream instead (application/vnd.kubernetes.protobuf;stream=watch): each event a
+// metav1.WatchEvent, in protobuf without the envelope, after its length (4 bytes, big
+// endian), its object in the envelope as a GET answers it (kinds.Encode).
 // It starts as Kubernetes' does:
 //
 //   - resourceVersion N: with the changes after N (410 Expired in an ERROR event when N
@@ -60,9 +66,9 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 		a.fail(w, r, statusError(codes.InvalidArgument, ReasonInvalid, nil, "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
 		return
 	}
-	f, ok := negotiate(r.Header.Get("Accept"))
+	f, ok := negotiate(r.Header.Get("Accept"), hasProtobuf(req.info))
 	if !ok {
-		a.fail(w, r, notAcceptable())
+		a.fail(w, r, notAcceptable(req.info))
 		return
 	}
 	fieldSel := q.Get("fieldSelector")
@@ -116,7 +122,11 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 		a.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	if f == formatProtobuf {
+		w.Header().Set("Content-Type", watchProtobufContentType)
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
 	w.Header().Set("Transfer-Encoding", "chunked")
 	w.WriteHeader(http.StatusOK)
 	flush := func() {
@@ -134,6 +144,10 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 	a.res.watches(req.info.Kind, 1)
 	defer a.res.watches(req.info.Kind, -1)
 	var buf []byte
+	if err := enc.predecode(items); err != nil {
+		w.Write(enc.errorEvent(err))
+		return
+	}
 	for i := range items {
 		if buf, err = enc.event(buf, "ADDED", &items[i], nil); err != nil {
 			w.Write(enc.errorEvent(err))
@@ -159,6 +173,10 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 		}
 		if evs, err = a.res.atRest.openEvents(req.info.Stored(), evs); err != nil {
 			w.Write(enc.errorEvent(storeError(req.info, "", err)))
+			return
+		}
+		if err := enc.predecodeEvents(evs); err != nil {
+			w.Write(enc.errorEvent(err))
 			return
 		}
 		buf = buf[:0]
@@ -190,15 +208,12 @@ type watchOptions struct {
 
 // openWatch starts a store watch, for either front end.
 func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watcher, error) {
-	if info.Conversion != nil {
-		// A kind served over another's storage watches the stored kind's objects.
-		sel, err := storageFieldSelector(info, opts.fieldSelector)
-		if err != nil {
-			return nil, err
-		}
-		info, opts.fieldSelector = info.Stored(), sel
+	// A kind served over another's storage watches the stored kind's objects.
+	info, sel, allowed, err := storageFieldSelector(info, opts.fieldSelector)
+	if err != nil {
+		return nil, err
 	}
-	pred, field, value, err := selector(info, opts.labelSelector, opts.fieldSelector)
+	pred, field, value, err := selector(info, allowed, opts.labelSelector, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +240,48 @@ type watchEncoder struct {
 	r      *http.Request
 	info   *kinds.Info
 	format format
+	// decoded are the objects of the batch being written, decoded at once (predecode).
+	decoded map[decodedKey]kinds.Object
+}
+
+type decodedKey struct {
+	key store.Key
+	rev int64
+}
+
+// predecode decodes the objects of a batch at once where that is cheaper than one by
+// one: a custom kind's, whose conversion webhook converts them in one review. event
+// takes them from there.
+func (e *watchEncoder) predecode(os []store.Object) error {
+	clear(e.decoded)
+	if e.info.Custom == nil || len(os) < 2 {
+		return nil
+	}
+	objs, err := decodeCustom(e.info, os)
+	if err != nil {
+		return err
+	}
+	if e.decoded == nil {
+		e.decoded = make(map[decodedKey]kinds.Object, len(os))
+	}
+	for i := range os {
+		e.decoded[decodedKey{os[i].Key, os[i].ModRevision}] = objs[i]
+	}
+	return nil
+}
+
+// predecodeEvents is predecode of the objects of evs (not their bookmarks).
+func (e *watchEncoder) predecodeEvents(evs []store.Event) error {
+	if e.info.Custom == nil {
+		return nil
+	}
+	os := make([]store.Object, 0, len(evs))
+	for i := range evs {
+		if evs[i].Type != store.Bookmark {
+			os = append(os, evs[i].Object)
+		}
+	}
+	return e.predecode(os)
 }
 
 type watchEvent struct {
@@ -234,12 +291,21 @@ type watchEvent struct {
 
 // event appends one event about a stored object.
 func (e *watchEncoder) event(buf []byte, typ string, o *store.Object, _ map[string]string) ([]byte, error) {
-	obj, err := decode(e.info, o)
-	if err != nil {
-		return buf, storeError(e.info, o.Name, err)
+	obj, ok := e.decoded[decodedKey{o.Key, o.ModRevision}]
+	if !ok {
+		var err error
+		if obj, err = decode(e.info, o); err != nil {
+			return buf, storeError(e.info, o.Name, err)
+		}
 	}
 	var out runtime.Object = obj
 	switch e.format {
+	case formatProtobuf:
+		b, err := kinds.Encode(obj)
+		if err != nil {
+			return buf, storeError(e.info, o.Name, err)
+		}
+		return appendProtobufEvent(buf, typ, b), nil
 	case formatTable:
 		t, err := e.a.table(e.r, e.info, []kinds.Object{obj}, metav1.ListMeta{ResourceVersion: obj.GetResourceVersion()}, e.a.now())
 		if err != nil {
@@ -263,6 +329,8 @@ func (e *watchEncoder) bookmark(buf []byte, rev int64, annotations map[string]st
 	obj.SetAnnotations(annotations)
 	var out runtime.Object = obj
 	switch e.format {
+	case formatProtobuf:
+		return appendProtobufEvent(buf, "BOOKMARK", kinds.MustEncode(obj))
 	case formatTable:
 		out = &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}, ListMeta: metav1.ListMeta{ResourceVersion: obj.GetResourceVersion()}}
 	case formatMetadata:
@@ -275,7 +343,32 @@ func (e *watchEncoder) bookmark(buf []byte, rev int64, annotations map[string]st
 func (e *watchEncoder) errorEvent(err error) []byte {
 	st := asStatus(err)
 	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
+	if e.format == formatProtobuf {
+		return appendProtobufEvent(nil, "ERROR", encodeStatus(&st))
+	}
 	return appendEvent(nil, "ERROR", &st)
+}
+
+// watchProtobufContentType is the media type of a protobuf watch stream.
+const watchProtobufContentType = kinds.ContentType + ";stream=watch"
+
+// appendProtobufEvent appends one event of a protobuf watch stream: its length, then the
+// WatchEvent, whose object is obj (in the envelope).
+func appendProtobufEvent(buf []byte, typ string, obj []byte) []byte {
+	ev := metav1.WatchEvent{Type: typ, Object: runtime.RawExtension{Raw: obj}}
+	n := ev.Size()
+	buf = binary.BigEndian.AppendUint32(buf, uint32(n))
+	buf = slices.Grow(buf, n)
+	m, _ := ev.MarshalToSizedBuffer(buf[len(buf) : len(buf)+n]) // a WatchEvent always encodes
+	return buf[:len(buf)+m]
+}
+
+// encodeStatus is st in Kubernetes' protobuf encoding (the envelope, apiVersion v1).
+func encodeStatus(st *metav1.Status) []byte {
+	raw, _ := st.Marshal() // a Status always encodes
+	unk := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: "v1", Kind: "Status"}, Raw: raw}
+	b, _ := unk.Marshal()
+	return append(slices.Clip(kinds.Magic), b...)
 }
 
 func appendEvent(buf []byte, typ string, obj any) []byte {

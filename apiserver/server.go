@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -23,7 +24,9 @@ import (
 	"github.com/skiffhq/skiff/apiserver/flowcontrol"
 	"github.com/skiffhq/skiff/apiserver/openapi"
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/connlimit"
+	"github.com/skiffhq/skiff/internal/statusz"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
@@ -208,8 +211,8 @@ func New(cfg Config) (*Server, error) {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", s.readyz)
-		metrics := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
-		if !isLoopback(s.hln.Addr().String()) && cfg.TLS != nil {
+		metrics := promhttp.HandlerFor(prometheus.Gatherers{s.metrics.registry, record.Registry}, promhttp.HandlerOpts{})
+		if !statusz.Loopback(s.hln.Addr().String()) && cfg.TLS != nil {
 			// Reachable from other hosts: over TLS, and /metrics only for a client of the
 			// cluster (a certificate of its CA, or a token); /healthz and /readyz stay
 			// open, as Kubernetes' are, for load balancers and probes.

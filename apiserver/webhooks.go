@@ -658,13 +658,35 @@ func (wh *webhooks) post(ctx context.Context, h *webhook, op *webhookOp) (*admis
 	if h.TimeoutSeconds != nil {
 		timeout = time.Duration(*h.TimeoutSeconds) * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	target, serverName, err := wh.target(ctx, &h.ClientConfig)
+	data, err := wh.postJSON(ctx, &h.ClientConfig, timeout, body)
 	if err != nil {
 		return nil, err
 	}
-	client, err := wh.client(h.ClientConfig.CABundle)
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("received invalid webhook response: %w", err)
+	}
+	switch {
+	case out.Response == nil:
+		return nil, errors.New("webhook response was absent")
+	case out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview":
+		return nil, fmt.Errorf("expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got %s, Kind=%s", out.APIVersion, out.Kind)
+	case out.Response.UID != rev.Request.UID:
+		return nil, fmt.Errorf("expected response.uid=%q, got %q", rev.Request.UID, out.Response.UID)
+	}
+	return out.Response, nil
+}
+
+// postJSON posts body to the webhook cc configures, within timeout, and returns its
+// answer: the one HTTP call of admission and conversion webhooks alike.
+func (wh *webhooks) postJSON(ctx context.Context, cc *admissionregistrationv1.WebhookClientConfig, timeout time.Duration, body []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	target, serverName, err := wh.target(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	client, err := wh.client(cc.CABundle)
 	if err != nil {
 		return nil, err
 	}
@@ -686,19 +708,7 @@ func (wh *webhooks) post(ctx context.Context, h *webhook, op *webhookOp) (*admis
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("failed to call webhook: the server responded with the status code %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
 	}
-	var out admissionv1.AdmissionReview
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("received invalid webhook response: %w", err)
-	}
-	switch {
-	case out.Response == nil:
-		return nil, errors.New("webhook response was absent")
-	case out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview":
-		return nil, fmt.Errorf("expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got %s, Kind=%s", out.APIVersion, out.Kind)
-	case out.Response.UID != rev.Request.UID:
-		return nil, fmt.Errorf("expected response.uid=%q, got %q", rev.Request.UID, out.Response.UID)
-	}
-	return out.Response, nil
+	return data, nil
 }
 
 // target is the URL a webhook is called at, and the name its certificate must have: the

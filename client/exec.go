@@ -64,9 +64,10 @@ func (c *Conn) Exec(ctx context.Context, namespace, name string, opts ExecOption
 }
 
 // Attach copies the output of a running container of pod namespace/name from now on,
-// until the container exits or ctx ends, as kubectl attach does. Skiff starts
-// containers without stdin or a terminal: opts.Stdin and opts.TTY are refused, and
-// opts.Command must be empty.
+// until the container exits or ctx ends, as kubectl attach does: what it writes on
+// stdout to opts.Stdout and on stderr to opts.Stderr, or its terminal's to opts.Stdout
+// (a container with tty). opts.Stdin goes to the input of a container with stdin
+// (refused for others); opts.Command must be empty.
 func (c *Conn) Attach(ctx context.Context, namespace, name string, opts ExecOptions) error {
 	_, _, err := c.execStream(ctx, namespace, name, opts, true)
 	return err

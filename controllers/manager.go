@@ -60,10 +60,11 @@ type Config struct {
 	// kube-system/skiff-controller-manager. Default true.
 	LeaderElect bool
 	Leader      leader.Config
-	// NodeGracePeriod and PodEvictionTimeout tune the node lifecycle controller: its
-	// GracePeriod (40s) and DefaultTolerationSeconds (300s).
-	NodeGracePeriod    time.Duration
-	PodEvictionTimeout time.Duration
+	// NodeGracePeriod, NodeStartupGracePeriod and PodEvictionTimeout tune the node
+	// lifecycle controller: its GracePeriod (40s), StartupGracePeriod (1m) and
+	// DefaultTolerationSeconds (300s).
+	NodeGracePeriod, NodeStartupGracePeriod time.Duration
+	PodEvictionTimeout                      time.Duration
 	// NodeEvictionRate, SecondaryNodeEvictionRate, UnhealthyZoneThreshold and
 	// LargeClusterSizeThreshold pace the node lifecycle controller's taints of
 	// unreachable nodes, zone by zone (its Config's fields of the same names: 0.1 and
@@ -93,6 +94,12 @@ type Config struct {
 	// --service-account-private-key-file (the API servers' signing key); empty: the
 	// legacy token controller does not run.
 	ServiceAccountKeyFile string
+	// Informers, when set, is the process's shared informer factory (made by
+	// NewInformers), which the caller starts and waits for: skiff up's scheduler reads
+	// the same caches, so that one process holds each pod once, not once per component
+	// (issue 26). Only without LeaderElect: each leadership term's controllers list
+	// afresh, from a factory of their own. When nil, the controllers make their own.
+	Informers *cache.Factory
 	// Logger receives the controller-manager's logs, named "controller-manager", and
 	// its controllers'. Default: discarded.
 	Logger hclog.Logger
@@ -104,7 +111,7 @@ func DefaultConfig() Config {
 	nl := nodelifecycle.DefaultConfig()
 	return Config{
 		Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), LeaderElect: true, Leader: leader.DefaultConfig(),
-		NodeGracePeriod: 40 * time.Second, PodEvictionTimeout: 300 * time.Second,
+		NodeGracePeriod: 40 * time.Second, NodeStartupGracePeriod: nl.StartupGracePeriod, PodEvictionTimeout: 300 * time.Second,
 		NodeEvictionRate: nl.NodeEvictionRate, SecondaryNodeEvictionRate: nl.SecondaryNodeEvictionRate,
 		UnhealthyZoneThreshold: nl.UnhealthyZoneThreshold, LargeClusterSizeThreshold: nl.LargeClusterSizeThreshold,
 		TerminatedPodGCThreshold: podgc.DefaultConfig().TerminatedPodThreshold, LocalPathRoot: localpath.DefaultRoot, Logger: hclog.NewNullLogger(),
@@ -119,6 +126,9 @@ func (c Config) Validate() error {
 	if c.NodeGracePeriod <= 0 {
 		errs = append(errs, fmt.Errorf("nodeGracePeriod: %v must be positive", c.NodeGracePeriod))
 	}
+	if c.NodeStartupGracePeriod <= 0 {
+		errs = append(errs, fmt.Errorf("nodeStartupGracePeriod: %v must be positive", c.NodeStartupGracePeriod))
+	}
 	if c.PodEvictionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("podEvictionTimeout: %v must be at least 1s", c.PodEvictionTimeout))
 	}
@@ -127,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger: must be set"))
+	}
+	if c.Informers != nil && c.LeaderElect {
+		errs = append(errs, errors.New("informers: a shared factory only without leader election"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("controller-manager config: %w", err)
@@ -160,18 +173,28 @@ func Run(ctx context.Context, conn *client.Conn, cfg Config) error {
 	return nil
 }
 
+// NewInformers makes the controllers' informer factory on cs: custom resources served
+// as the API servers serve them, and the one pod informer, which holds every pod of the
+// cluster, holding the pods of one controller's template parts once between them
+// (issue 26). Start it after the controllers have asked it for their informers.
+func NewInformers(cs *client.Clientset, log hclog.Logger) *cache.Factory {
+	f := cache.NewFactory(cs, log)
+	cache.ServeCRDs(f)
+	cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}).SetTransform(cache.NewPodParts().Share)
+	return f
+}
+
 // runControllers runs every controller until ctx ends and waits for them all to stop.
 func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log hclog.Logger) error {
 	log.Info("starting controllers", "identity", cfg.Identity)
-	f := cache.NewFactory(cs, log)
-	cache.ServeCRDs(f)
-	// The controllers' one pod informer holds every pod of the cluster: the pods of one
-	// controller hold their template's parts once between them (issue 26).
-	cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}).SetTransform(cache.NewPodParts().Share)
+	f, own := cfg.Informers, cfg.Informers == nil
+	if own {
+		f = NewInformers(cs, log)
+	}
 	rec := record.New(cs.Events, record.Config{Component: "controller-manager", Host: cfg.Identity, Logger: log})
 	dc, rc, gc, nl := deployment.DefaultConfig(), replicaset.DefaultConfig(), garbagecollector.DefaultConfig(), nodelifecycle.DefaultConfig()
 	dc.Logger, rc.Logger, gc.Logger, nl.Logger = log, log, log, log
-	nl.GracePeriod = cfg.NodeGracePeriod
+	nl.GracePeriod, nl.StartupGracePeriod = cfg.NodeGracePeriod, cfg.NodeStartupGracePeriod
 	nl.DefaultTolerationSeconds = int64(cfg.PodEvictionTimeout / time.Second)
 	nl.NodeEvictionRate, nl.SecondaryNodeEvictionRate = cfg.NodeEvictionRate, cfg.SecondaryNodeEvictionRate
 	nl.UnhealthyZoneThreshold, nl.LargeClusterSizeThreshold = cfg.UnhealthyZoneThreshold, cfg.LargeClusterSizeThreshold
@@ -322,9 +345,11 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	// terms made would make them again (a ReplicaSet's, a DaemonSet's), and would write
 	// statuses that count none. Nothing is carried over from a previous term: the
 	// factory, caches, queues, expectations and recorder are all made again above.
-	f.Start(ctx)
+	if own {
+		f.Start(ctx)
+		defer f.Wait()
+	}
 	if !f.WaitForSync(ctx) {
-		f.Wait()
 		return nil
 	}
 	log.Info("caches synced; controllers start")
@@ -338,7 +363,6 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 		})
 	}
 	wg.Wait()
-	f.Wait()
 	log.Info("controllers stopped")
 	return nil
 }

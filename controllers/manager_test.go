@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/controllers/internal/fakekubelet"
 	"github.com/skiffhq/skiff/controllers/replicaset"
 	"github.com/skiffhq/skiff/pki"
@@ -298,4 +299,64 @@ func TestLeaderLossKeepsReplicas(t *testing.T) {
 	if len(wrongStatus) > 0 {
 		t.Errorf("status.replicas written as %v, want %d", wrongStatus, replicas)
 	}
+}
+
+// TestSharedInformers gives the controllers a factory of another cluster's caches: they
+// act on what it holds (a Deployment only that cluster has gets its ReplicaSet, written
+// through the controllers' own connection), so they read the given caches, not caches
+// of their own; and they leave the factory to its owner to start and stop.
+func TestSharedInformers(t *testing.T) {
+	conn := apicluster.Start(t, 1, apicluster.Options{}).Dial(t, "", client.Options{})
+	other := client.NewClientset(apicluster.Start(t, 1, apicluster.Options{}).Dial(t, "", client.Options{}))
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	labels := map[string]string{"app": "shared"}
+	if _, err := other.Deployments.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	f := NewInformers(other, hclog.NewNullLogger())
+	elected := DefaultConfig()
+	elected.Informers = f
+	if err := elected.Validate(); err == nil {
+		t.Error("a shared factory taken with leader election")
+	}
+	fctx, stopInformers := context.WithCancel(ctx)
+	defer func() { stopInformers(); f.Wait() }()
+	cfg := DefaultConfig()
+	cfg.LeaderElect, cfg.Logger, cfg.Informers = false, hclog.NewNullLogger(), f
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); Run(mctx, conn, cfg) }()
+	defer func() { stop(); <-done }()
+	f.Start(fctx)
+	waitfor.ConditionErr(t, 30*time.Second, "the other cluster's Deployment's ReplicaSet, in this cluster", func() (bool, error) {
+		l, err := cs.ReplicaSets.List(ctx, "default", client.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, rs := range l.Items {
+			if ref := metav1.GetControllerOf(rs); ref != nil && ref.Kind == "Deployment" && ref.Name == "shared" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	// Stopped, the controllers leave the factory running: its owner stops it.
+	stop()
+	<-done
+	deployments := cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{}).Lister()
+	if _, err := other.Deployments.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "a later Deployment in the shared cache", func() (bool, string) {
+		_, ok := deployments.Get("default", "later")
+		return ok, "not there"
+	})
 }

@@ -48,7 +48,14 @@ type CustomKind struct {
 	StorageVersion string
 	// Hidden says the version is stored but not served.
 	Hidden bool
+
+	webhook Converter // the CRD's conversion webhook (nil: conversion None, or not this process's to call)
 }
+
+// Converter converts custom resources of a CRD whose conversion strategy is Webhook to
+// the version of the kind to, all in one call of the CRD's webhook (the API server's,
+// which NewCustomKinds is given). It returns the objects converted, in order.
+type Converter func(crd *apiextensionsv1.CustomResourceDefinition, objs []*Custom, to *Info) ([]*Custom, error)
 
 const (
 	customMeta    protowire.Number = 1
@@ -204,9 +211,9 @@ var custom struct {
 var customType = reflect.TypeOf((*Custom)(nil))
 
 // NewCustomKinds makes the Infos of crd's served versions. A version other than the
-// storage version is served over the storage version's objects (conversion None: the
-// apiVersion is rewritten, nothing else).
-func NewCustomKinds(crd *apiextensionsv1.CustomResourceDefinition) []*Info {
+// storage version is served over the storage version's objects, converted (ConvertCustom:
+// conversion None rewrites the apiVersion, nothing else; Webhook calls webhook).
+func NewCustomKinds(crd *apiextensionsv1.CustomResourceDefinition, webhook Converter) []*Info {
 	var out []*Info
 	var stored *Info
 	for i := range crd.Spec.Versions {
@@ -215,6 +222,7 @@ func NewCustomKinds(crd *apiextensionsv1.CustomResourceDefinition) []*Info {
 			continue
 		}
 		in := newCustomKind(crd, v)
+		in.Custom.webhook = webhook
 		if v.Storage {
 			stored = in
 		}
@@ -227,7 +235,7 @@ func NewCustomKinds(crd *apiextensionsv1.CustomResourceDefinition) []*Info {
 	}
 	for _, in := range out {
 		if in != stored {
-			in.Conversion = &Conversion{Storage: stored, ToStorage: rewriteVersion(stored), FromStorage: rewriteVersion(in)}
+			in.Conversion = &Conversion{Storage: stored, ToStorage: convertTo(stored), FromStorage: convertTo(in)}
 		}
 	}
 	if !stored.Custom.Version.Served {
@@ -238,16 +246,58 @@ func NewCustomKinds(crd *apiextensionsv1.CustomResourceDefinition) []*Info {
 	return out
 }
 
-// rewriteVersion converts a custom resource to in's version: a copy with in's apiVersion.
-func rewriteVersion(in *Info) func(Object) Object {
-	return func(obj Object) Object {
-		c := obj.(*Custom).DeepCopy()
-		c.info = in
-		if !c.GroupVersionKind().Empty() {
-			c.APIVersion = in.APIVersion
+// convertTo converts a custom resource to in's version.
+func convertTo(in *Info) func(Object) (Object, error) {
+	return func(obj Object) (Object, error) {
+		out, err := in.ConvertCustom([]*Custom{obj.(*Custom)})
+		if err != nil {
+			return nil, err
 		}
-		return c
+		return out[0], nil
 	}
+}
+
+// ConvertCustom converts objs, custom resources of in's CRD in any of its versions (a
+// CRD's objects are stored in the storage version of the time they were written), to
+// in's version: copies, with in's apiVersion (an object already of kind in is returned
+// as it is). Conversion None changes nothing else; Webhook sends those of another
+// version to the CRD's webhook, in one call.
+func (in *Info) ConvertCustom(objs []*Custom) ([]*Custom, error) {
+	ck := in.Custom
+	webhook := ck.CRD.Spec.Conversion != nil && ck.CRD.Spec.Conversion.Strategy == apiextensionsv1.WebhookConverter
+	out := make([]*Custom, len(objs))
+	var others []*Custom
+	var at []int
+	for i, c := range objs {
+		if c.info == in && c.APIVersion == in.APIVersion {
+			out[i] = c
+			continue
+		}
+		if c.APIVersion == in.APIVersion || c.APIVersion == "" || !webhook {
+			out[i] = c.DeepCopy()
+			out[i].info = in
+			if c.APIVersion != "" {
+				out[i].APIVersion = in.APIVersion
+			}
+			continue
+		}
+		others, at = append(others, c), append(at, i)
+	}
+	if len(others) == 0 {
+		return out, nil
+	}
+	if ck.webhook == nil {
+		return nil, fmt.Errorf("conversion webhook for %s, Kind=%s failed: this process does not call conversion webhooks", others[0].APIVersion, in.Kind)
+	}
+	converted, err := ck.webhook(ck.CRD, others, in)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		converted[j].info = in
+		out[i] = converted[j]
+	}
+	return out, nil
 }
 
 func newCustomKind(crd *apiextensionsv1.CustomResourceDefinition, version *apiextensionsv1.CustomResourceDefinitionVersion) *Info {
@@ -324,11 +374,13 @@ func SetCustom(infos []*Info) {
 // ServeCRDs makes the registry serve the established CRDs among crds (not those being
 // deleted): the API server, the controller-manager and skiffctl each call it with the
 // CRDs they see, so that every process names, decodes and routes custom resources alike.
-func ServeCRDs(crds []*apiextensionsv1.CustomResourceDefinition) {
+// webhook calls conversion webhooks: the API server's; nil in a process that does not
+// convert between a CRD's versions (it reads them in their storage version, over gRPC).
+func ServeCRDs(crds []*apiextensionsv1.CustomResourceDefinition, webhook Converter) {
 	var infos []*Info
 	for _, crd := range crds {
 		if Established(crd) && crd.DeletionTimestamp == nil {
-			infos = append(infos, NewCustomKinds(crd)...)
+			infos = append(infos, NewCustomKinds(crd, webhook)...)
 		}
 	}
 	SetCustom(infos)

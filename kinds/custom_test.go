@@ -26,7 +26,7 @@ func widgetCRD() *apiextensionsv1.CustomResourceDefinition {
 // being deleted, is not served.
 func TestCustomKinds(t *testing.T) {
 	t.Cleanup(func() { kinds.SetCustom(nil) })
-	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{widgetCRD()})
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{widgetCRD()}, nil)
 	for _, name := range []string{"widgets", "Widget", "wd", "widget.example.com", "widgets.v2.example.com"} {
 		if _, ok := kinds.Lookup(name); !ok {
 			t.Errorf("Lookup(%q) found nothing", name)
@@ -57,13 +57,13 @@ func TestCustomKinds(t *testing.T) {
 	if c.ResourceVersion != "42" || c.Labels["a"] != "b" || c.Content["spec"].(map[string]any)["size"] != int64(3) || kinds.Of(c) != v1 {
 		t.Errorf("decoded = %+v", c)
 	}
-	js, _ := json.Marshal(v2.FromStorage(c))
+	js, _ := json.Marshal(must(v2.FromStorage(c)))
 	if string(js) != `{"apiVersion":"example.com/v2","kind":"Widget","metadata":{"name":"w","namespace":"ns","resourceVersion":"42","labels":{"a":"b"}},"spec":{"size":3,"tags":["x"]}}` {
 		t.Errorf("v2 JSON = %s", js)
 	}
 	deleting := widgetCRD()
 	deleting.DeletionTimestamp = &metav1.Time{}
-	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{deleting})
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{deleting}, nil)
 	if _, ok := kinds.Lookup("widgets"); ok {
 		t.Errorf("a CRD being deleted is still served")
 	}

@@ -23,9 +23,10 @@ type Conversion struct {
 	// Storage is the kind the objects are stored as.
 	Storage *Info
 	// ToStorage converts an object of the served kind to Storage's type, FromStorage
-	// back. Neither fails (the two schemas say the same things) and neither shares
-	// memory with its argument.
-	ToStorage, FromStorage func(Object) Object
+	// back; neither shares memory with its argument. A built-in kind's never fail (the
+	// two schemas say the same things); a custom kind's may (its CRD's conversion
+	// webhook).
+	ToStorage, FromStorage func(Object) (Object, error)
 	// FieldLabels maps each field a field selector may name on the served kind to the
 	// stored kind's field.
 	FieldLabels map[string]string
@@ -42,18 +43,18 @@ func (in *Info) Stored() *Info {
 
 // FromStorage converts obj, of in's stored kind, to in's type (obj itself when in is
 // stored as itself).
-func (in *Info) FromStorage(obj Object) Object {
+func (in *Info) FromStorage(obj Object) (Object, error) {
 	if in.Conversion == nil {
-		return obj
+		return obj, nil
 	}
 	return in.Conversion.FromStorage(obj)
 }
 
 // ToStorage converts obj, of kind in, to its stored kind's type (obj itself when in is
 // stored as itself).
-func (in *Info) ToStorage(obj Object) Object {
+func (in *Info) ToStorage(obj Object) (Object, error) {
 	if in.Conversion == nil {
-		return obj
+		return obj, nil
 	}
 	return in.Conversion.ToStorage(obj)
 }
@@ -64,11 +65,16 @@ const EventV1 = "Event.events.k8s.io"
 // versions are the kinds served over another kind's storage.
 var versions = []*Info{
 	withConversion(kind[eventsv1.Event](Info{Kind: Event, Group: "events.k8s.io", Version: "v1", Plural: "events", Singular: "event",
-		ShortNames: []string{"ev"}, Namespaced: true}), "v1", Event, eventToCore, eventFromCore, eventFieldLabels),
+		ShortNames: []string{"ev"}, Namespaced: true}), "v1", Event, infallible(eventToCore), infallible(eventFromCore), eventFieldLabels),
+}
+
+// infallible is a conversion that cannot fail as a Conversion's.
+func infallible(convert func(Object) Object) func(Object) (Object, error) {
+	return func(obj Object) (Object, error) { return convert(obj), nil }
 }
 
 // withConversion serves in over the storage of the kind of apiVersion and kind.
-func withConversion(in *Info, apiVersion, kind string, to, from func(Object) Object, fields map[string]string) *Info {
+func withConversion(in *Info, apiVersion, kind string, to, from func(Object) (Object, error), fields map[string]string) *Info {
 	for _, s := range all {
 		if s.APIVersion == apiVersion && s.Kind == kind {
 			in.Conversion = &Conversion{Storage: s, ToStorage: to, FromStorage: from, FieldLabels: fields}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -125,10 +124,10 @@ func testContainerdPodNetwork(e *env, rt *containerd.Runtime) {
 			t.Errorf("port-forward to %s:80: %q, %v; want its own index page", name, got, err)
 		}
 	}
-	hostPort := freePort(e)
 	e.createPod("host", e.node, "", busyboxImage, "sh", "-c",
-		fmt.Sprintf("mkdir -p /tmp/www && echo host > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:%d -h /tmp/www", hostPort))
+		"mkdir -p /tmp/www && echo host > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:0 -h /tmp/www")
 	e.waitPod("host", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	hostPort := listeningPort(e, "host")
 	waitfor.Condition(t, 30*time.Second, "port-forward to the hostNetwork pod", func() (bool, string) {
 		got, err := portForwardGet(e, "host", hostPort)
 		if err != nil {

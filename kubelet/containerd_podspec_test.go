@@ -3,6 +3,7 @@ package kubelet_test
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -46,6 +47,19 @@ func (e *env) waitLogs(rt kubelet.Runtime, name, container, want string) {
 	})
 }
 
+// freePort is a TCP port free on the loopback when asked (pods use the host's
+// network): another process may take it before the pod binds it. Only for a port the
+// pod spec must name beforehand; else listeningPort, or closedPort for one that
+// refuses.
+func freePort(e *env) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 // Probes against real processes: busybox httpd answers an httpGet readiness probe; a
 // tcpSocket liveness probe on a port nothing listens on restarts the container.
 func testContainerdProbes(e *env, rt *containerd.Runtime) {
@@ -63,7 +77,7 @@ func testContainerdProbes(e *env, rt *containerd.Runtime) {
 	e.waitPod("web", "Ready through its httpGet probe", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionTrue })
 
 	dead := corev1.Container{Name: "dead", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
-		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(freePort(e)))}},
+		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(closedPort(e)))}},
 			PeriodSeconds: 1, FailureThreshold: 1, TerminationGracePeriodSeconds: new(int64(1))}}
 	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dead"}, Spec: corev1.PodSpec{Containers: []corev1.Container{dead}}})
 	e.waitPod("dead", "restarted by its liveness probe", func(p *corev1.Pod) bool { return mainStatus(p).RestartCount >= 1 })

@@ -2,17 +2,21 @@ package kubelet_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kubelet"
@@ -38,14 +42,46 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freePort is a TCP port free on the loopback (pods use the host's network).
-func freePort(e *env) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// listeningPort is the TCP port the first process of pod's container listens on, read
+// from the kernel's socket tables: the pod binds port 0, so that no other process can
+// take its port between a choice and the bind (pods use the host's network).
+func listeningPort(e *env, pod string) int {
+	e.t.Helper()
+	// The inodes of pid 1's sockets, then the listening (state 0A) sockets among them;
+	// the local address's port is hexadecimal.
+	const script = `for f in /proc/1/fd/*; do readlink "$f"; done | sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p' |
+awk 'NR == FNR { ino[$1]; next } $4 == "0A" && ($10 in ino) { split($2, a, ":"); print a[2] }' - /proc/net/tcp /proc/net/tcp6`
+	var port int64
+	waitfor.Condition(e.t, 30*time.Second, "pod "+pod+" listening", func() (bool, string) {
+		var out, errb bytes.Buffer
+		err := e.cs.Conn.Exec(e.ctx, e.ns, pod, client.ExecOptions{Command: []string{"sh", "-c", script}, Stdout: &out, Stderr: &errb})
+		if err != nil {
+			return false, fmt.Sprintf("%v: %s", err, errb.String())
+		}
+		hex, _, _ := strings.Cut(out.String(), "\n")
+		port, err = strconv.ParseInt(hex, 16, 32)
+		return err == nil && port > 0, fmt.Sprintf("ports %q", out.String())
+	})
+	return int(port)
+}
+
+// closedPort is a loopback TCP port that refuses connections until the test ends: a
+// socket bound to it and never listening keeps any other process from listening there.
+func closedPort(e *env) int {
+	e.t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	e.t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		e.t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sa.(*unix.SockaddrInet4).Port
 }
 
 // testContainerdStreams: exec, a terminal session and port-forward into real
@@ -64,14 +100,20 @@ func testContainerdStreams(e *env, rt *containerd.Runtime) {
 	cfg := testConfig(e.node)
 	cfg.NodeIP, cfg.LogPort = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 	e.start(rt, cfg)
-	nc, http := freePort(e), freePort(e)
 	e.createPod("shell", e.node, "", busyboxImage, "sleep", "3600")
-	e.createPod("nc", e.node, "", busyboxImage, "nc", "-ll", "-p", fmt.Sprint(nc), "-e", "cat")
+	e.createPod("nc", e.node, "", busyboxImage, "nc", "-ll", "-p", "0", "-e", "cat")
 	e.createPod("httpd", e.node, "", busyboxImage, "sh", "-c",
-		fmt.Sprintf("mkdir -p /www && echo hello from httpd > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", http))
-	for _, name := range []string{"shell", "nc", "httpd"} {
+		"mkdir -p /www && echo hello from httpd > /www/index.html && exec httpd -f -p 127.0.0.1:0 -h /www")
+	// Without a terminal, one writing on both streams (binary logging), one with stdin
+	// (its streams FIFOs the runtime logs).
+	both := `while true; do echo to stdout; echo to stderr >&2; sleep 0.1; done`
+	e.createPod("both", e.node, "", busyboxImage, "sh", "-c", both)
+	e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "both-stdin"}, Spec: corev1.PodSpec{HostNetwork: true,
+		Containers: []corev1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sh", "-c", both}, Stdin: true}}}})
+	for _, name := range []string{"shell", "nc", "httpd", "both", "both-stdin"} {
 		e.waitPod(name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	}
+	nc, http := listeningPort(e, "nc"), listeningPort(e, "httpd")
 	conn := e.cs.Conn
 	exec := func(opts client.ExecOptions) (string, string, error) {
 		var out, errb bytes.Buffer
@@ -154,7 +196,27 @@ func testContainerdStreams(e *env, rt *containerd.Runtime) {
 	if err != nil || !strings.HasPrefix(string(got), "HTTP/1.") || !strings.HasSuffix(string(got), "\r\n\r\nhello from httpd\n") {
 		t.Errorf("port-forward to httpd: %q, %v", got, err)
 	}
-	if _, err := conn.PortForward(e.ctx, e.ns, "shell", freePort(e)); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "connection refused") {
+	if _, err := conn.PortForward(e.ctx, e.ns, "shell", closedPort(e)); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("port-forward to a port nobody listens on: %v", err)
+	}
+
+	// Attach without a terminal: each stream's lines on their own, until it detaches.
+	for _, pod := range []string{"both", "both-stdin"} {
+		var stdout, stderr lockedBuffer
+		ctx, detach := context.WithCancel(e.ctx)
+		ended := make(chan error, 1)
+		go func() { ended <- conn.Attach(ctx, e.ns, pod, client.ExecOptions{Stdout: &stdout, Stderr: &stderr}) }()
+		waitfor.Condition(t, 30*time.Second, "attach to "+pod+" showing both streams", func() (bool, string) {
+			return strings.Count(stdout.String(), "\n") >= 3 && strings.Count(stderr.String(), "\n") >= 3,
+				fmt.Sprintf("stdout %q, stderr %q", stdout.String(), stderr.String())
+		})
+		detach()
+		if err := <-ended; status.Code(err) != codes.Canceled && !errors.Is(err, context.Canceled) {
+			t.Errorf("attach to %s, detached: %v", pod, err)
+		}
+		out, errs := stdout.String(), stderr.String()
+		if strings.ReplaceAll(out, "to stdout\n", "") != "" || strings.ReplaceAll(errs, "to stderr\n", "") != "" {
+			t.Errorf("attach to %s: stdout %q, stderr %q; want only stdout's lines on stdout and stderr's on stderr", pod, out, errs)
+		}
 	}
 }

@@ -193,12 +193,11 @@ func testContainerdImagePullBackOff(e *env, rt *containerd.Runtime) {
 	reg := registrytest.Start(t)
 	e.start(rt, testConfig(e.node))
 	image := reg + "/busybox:no-such-tag"
-	e.createPod("missing", e.node, "", image)
-	e.waitPod("missing", "in ErrImagePull", func(p *corev1.Pod) bool {
+	created := e.createPod("missing", e.node, "", image)
+	p := e.waitSeen(created, "in ErrImagePull, then ImagePullBackOff", func(p *corev1.Pod) bool {
 		w := waiting(mainStatus(p))
 		return w.Reason == "ErrImagePull" && strings.Contains(w.Message, image)
-	})
-	p := e.waitPod("missing", "in ImagePullBackOff", func(p *corev1.Pod) bool {
+	}, func(p *corev1.Pod) bool {
 		return waiting(mainStatus(p)).Reason == "ImagePullBackOff"
 	})
 	if p.Status.Phase != corev1.PodPending {

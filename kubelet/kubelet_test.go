@@ -156,61 +156,98 @@ func (e *env) createPod(name, node string, policy corev1.RestartPolicy, image st
 	return p
 }
 
-// waitPod waits until the pod satisfies cond, which says what it saw otherwise.
+// timeout is how long a wait may last: until e's context ends.
+func (e *env) timeout() time.Duration {
+	if d, ok := e.ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return time.Minute
+}
+
+// waitPod waits until the pod satisfies cond, which says what it saw otherwise. cond
+// must hold of a state that lasts, or recurs often: a state the kubelet writes and
+// replaces at once can fall between two polls (waitSeen sees every one).
 func (e *env) waitPod(name, what string, cond func(p *corev1.Pod) bool) *corev1.Pod {
 	e.t.Helper()
 	var last *corev1.Pod
-	for {
+	waitfor.Condition(e.t, e.timeout(), fmt.Sprintf("pod %s %s", name, what), func() (bool, string) {
 		p, err := e.cs.Pods.Get(e.ctx, e.ns, name)
-		if err == nil {
-			last = p
-			if cond(p) {
-				return p
-			}
-		} else if !client.IsNotFound(err) {
+		switch {
+		case client.IsNotFound(err):
+			return false, fmt.Sprintf("not found; last seen: %v", last)
+		case err != nil:
 			e.t.Fatalf("get pod %s: %v", name, err)
 		}
-		select {
-		case <-e.ctx.Done():
-			e.t.Fatalf("pod %s never %s; last seen: %v", name, what, last)
-		case <-time.After(20 * time.Millisecond):
+		last = p
+		return cond(p), fmt.Sprintf("last seen: %v", p)
+	})
+	return last
+}
+
+// waitSeen waits until the pod created as created has been written, in order, in a
+// state that satisfies each of conds (together, what), and returns it as it was at the
+// last. It watches every write from the pod's creation on, so a state that lasted no
+// longer than the kubelet's next write is seen all the same.
+func (e *env) waitSeen(created *corev1.Pod, what string, conds ...func(p *corev1.Pod) bool) *corev1.Pod {
+	e.t.Helper()
+	rv := created.ResourceVersion
+	var seen []string // the waiting reasons of the main container, for the failure
+	for len(conds) > 0 {
+		w, err := e.cs.Pods.Watch(e.ctx, e.ns, client.WatchOptions{ResourceVersion: rv})
+		if err != nil {
+			e.t.Fatalf("watch pod %s: %v", created.Name, err)
+		}
+		for len(conds) > 0 {
+			evs, err := w.Next()
+			if err != nil {
+				w.Stop()
+				if e.ctx.Err() != nil {
+					e.t.Fatalf("pod %s never %s (%d steps to go); its main container's waiting reasons, write by write: %q",
+						created.Name, what, len(conds), seen)
+				}
+				break // resume from rv
+			}
+			for _, ev := range evs {
+				rv = ev.ResourceVersion
+				p := ev.Object
+				if ev.Type == client.Bookmark || p.Name != created.Name || p.UID != created.UID {
+					continue
+				}
+				seen = append(seen, waiting(mainStatus(p)).Reason)
+				if conds[0](p) {
+					if len(conds) == 1 {
+						w.Stop()
+						return p
+					}
+					conds = conds[1:]
+				}
+			}
 		}
 	}
+	return nil
 }
 
 func clientDelete() client.DeleteOptions { return client.DeleteOptions{} }
 
 func (e *env) waitGone(name string) {
 	e.t.Helper()
-	for {
+	waitfor.Condition(e.t, e.timeout(), fmt.Sprintf("pod %s gone", name), func() (bool, string) {
 		_, err := e.cs.Pods.Get(e.ctx, e.ns, name)
-		if client.IsNotFound(err) {
-			return
-		}
-		select {
-		case <-e.ctx.Done():
-			e.t.Fatalf("pod %s never went away (%v)", name, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return client.IsNotFound(err), fmt.Sprintf("get: %v", err)
+	})
 }
 
 func (e *env) waitContainers(rt kubelet.Runtime, what string, cond func([]kubelet.Container) bool) []kubelet.Container {
 	e.t.Helper()
-	for {
-		l, err := rt.List(e.ctx)
-		if err != nil {
+	var l []kubelet.Container
+	waitfor.Condition(e.t, e.timeout(), "runtime "+what, func() (bool, string) {
+		var err error
+		if l, err = rt.List(e.ctx); err != nil {
 			e.t.Fatal(err)
 		}
-		if cond(l) {
-			return l
-		}
-		select {
-		case <-e.ctx.Done():
-			e.t.Fatalf("runtime never %s: %+v", what, l)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return cond(l), fmt.Sprintf("%+v", l)
+	})
+	return l
 }
 
 // waitVolumesGone waits until the kubelet has torn down every pod's volumes under its
@@ -260,7 +297,7 @@ func (e *env) eventReasons(pod string) map[string]bool {
 
 func (e *env) waitEvents(pod string, reasons ...string) {
 	e.t.Helper()
-	for {
+	waitfor.Condition(e.t, e.timeout(), fmt.Sprintf("pod %s's events %v", pod, reasons), func() (bool, string) {
 		got := e.eventReasons(pod)
 		missing := []string{}
 		for _, r := range reasons {
@@ -268,15 +305,8 @@ func (e *env) waitEvents(pod string, reasons ...string) {
 				missing = append(missing, r)
 			}
 		}
-		if len(missing) == 0 {
-			return
-		}
-		select {
-		case <-e.ctx.Done():
-			e.t.Fatalf("pod %s: events %v missing (have %v)", pod, missing, got)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return len(missing) == 0, fmt.Sprintf("missing %v (have %v)", missing, got)
+	})
 }
 
 func condition(p *corev1.Pod, typ corev1.PodConditionType) corev1.ConditionStatus {
@@ -391,17 +421,22 @@ func testImagePullBackOff(e *env) {
 	t := e.t
 	rt := sim.New(sim.Config{Images: []string{"nginx:1.25"}})
 	e.start(rt, testConfig(e.node))
-	e.createPod("typo", e.node, "", "ngnix:1.25")
-	e.waitPod("typo", "in ErrImagePull", func(p *corev1.Pod) bool {
+	created := e.createPod("typo", e.node, "", "ngnix:1.25")
+	// ErrImagePull lasts only until the kubelet's next sync, which its own status write
+	// brings about (and which, in back-off, writes ImagePullBackOff): the watch sees
+	// every write, where polls may fall on either side of it.
+	p := e.waitSeen(created, "in ErrImagePull, then ImagePullBackOff", func(p *corev1.Pod) bool {
 		return waiting(mainStatus(p)).Reason == "ErrImagePull"
-	})
-	p := e.waitPod("typo", "in ImagePullBackOff", func(p *corev1.Pod) bool {
+	}, func(p *corev1.Pod) bool {
 		return waiting(mainStatus(p)).Reason == "ImagePullBackOff"
 	})
 	if p.Status.Phase != corev1.PodPending {
 		t.Errorf("phase %s", p.Status.Phase)
 	}
 	e.waitEvents("typo", "Pulling", "Failed", "BackOff")
+	if msgs := e.eventMessages("typo", "Failed"); !slices.Contains(msgs, "Error: ErrImagePull") {
+		t.Errorf("Failed events %q, want Error: ErrImagePull among them", msgs)
+	}
 	e.waitContainers(rt, "retried the pull", func([]kubelet.Container) bool { return rt.Pulls() >= 2 })
 }
 
@@ -465,21 +500,13 @@ func testNodeRegistrationAndLease(e *env) {
 	}
 	e.start(sim.New(sim.Config{}), cfg)
 	var node *corev1.Node
-	for {
-		n, err := e.cs.Nodes.Get(e.ctx, "", e.node)
-		if err != nil {
+	waitfor.Condition(t, e.timeout(), "the node's status", func() (bool, string) {
+		var err error
+		if node, err = e.cs.Nodes.Get(e.ctx, "", e.node); err != nil {
 			t.Fatal(err)
 		}
-		if len(n.Status.Conditions) > 0 {
-			node = n
-			break
-		}
-		select {
-		case <-e.ctx.Done():
-			t.Fatal("the node never got a status")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return len(node.Status.Conditions) > 0, "no conditions"
+	})
 	ready := node.Status.Conditions[0]
 	if ready.Type != corev1.NodeReady || ready.Status != corev1.ConditionTrue || ready.Reason != "KubeletReady" {
 		t.Errorf("Ready condition %v", ready)
@@ -508,7 +535,7 @@ func testNodeRegistrationAndLease(e *env) {
 	// metav1.Time, whole seconds on the wire: it moves once a report (every 400ms) falls
 	// in a later second than the first.
 	var first *coordinationv1.Lease
-	for {
+	waitfor.Condition(t, e.timeout(), "the lease renewed and the node's heartbeat moved", func() (bool, string) {
 		lease, err := e.cs.Leases.Get(e.ctx, kubelet.LeaseNamespace, e.node)
 		switch {
 		case err == nil && first == nil:
@@ -527,17 +554,14 @@ func testNodeRegistrationAndLease(e *env) {
 				if !hb.LastTransitionTime.Equal(&ready.LastTransitionTime) {
 					t.Errorf("Ready's transition time moved without a transition")
 				}
-				return
+				return true, ""
 			}
+			return false, fmt.Sprintf("lease renewed; heartbeat %v", hb.LastHeartbeatTime)
 		case err != nil && !client.IsNotFound(err):
 			t.Fatal(err)
 		}
-		select {
-		case <-e.ctx.Done():
-			t.Fatalf("lease never renewed or node heartbeat never moved (lease %v)", first)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return false, fmt.Sprintf("lease %v", first)
+	})
 }
 
 // Between reports, the node's status is written only when it changed: the Lease carries
@@ -549,13 +573,7 @@ func testNodeStatusWrittenWhenChanged(e *env) {
 	e.start(sim.New(sim.Config{}), cfg)
 	poll := func(what string, done func() bool) {
 		t.Helper()
-		for !done() {
-			select {
-			case <-e.ctx.Done():
-				t.Fatal(what)
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+		waitfor.Condition(t, e.timeout(), what, func() (bool, string) { return done(), "not yet" })
 	}
 	var node *corev1.Node
 	poll("the node never got a status", func() bool {

@@ -141,7 +141,7 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 			req.GetContainer(), req.GetNamespace(), req.GetPod(), req.GetNodeName())
 	}
 	send := chunkWriter(func(b []byte) error { return stream.Send(&kubeletv1.LogChunk{Data: b}) })
-	err = s.copyLogs(ctx, rt, c.ID, send, req)
+	err = s.copyLogs(ctx, rt, c.ID, send, nil, req)
 	switch {
 	case err == nil, errors.Is(err, crilog.ErrLimit):
 		return nil
@@ -159,16 +159,17 @@ func (s *LogServer) ContainerLogs(req *kubeletv1.ContainerLogsRequest, stream ku
 	}
 }
 
-// copyLogs copies the container's output to w, read from its log (the CRI log format,
-// see logformat.go): all of it, or from the last TailLines lines of what was written so
-// far. The log only grows, so following after a tail reads everything again and skips
-// what the tail already covered. Once LimitBytes are copied it returns crilog.ErrLimit.
-func (s *LogServer) copyLogs(ctx context.Context, rt Runtime, id string, w io.Writer, req *kubeletv1.ContainerLogsRequest) error {
+// copyLogs copies the container's output to stdout, read from its log (the CRI log
+// format, see logformat.go), and what it wrote on stderr to stderr (nil: to stdout too):
+// all of it, or from the last TailLines lines of what was written so far. The log only
+// grows, so following after a tail reads everything again and skips what the tail
+// already covered. Once LimitBytes are copied it returns crilog.ErrLimit.
+func (s *LogServer) copyLogs(ctx context.Context, rt Runtime, id string, stdout, stderr io.Writer, req *kubeletv1.ContainerLogsRequest) error {
 	opts, err := logOptions(req, time.Now())
 	if err != nil {
 		return err
 	}
-	dec := crilog.NewDecoder(crilog.NewPrinter(w, opts))
+	dec := crilog.NewDecoder(crilog.NewStreamPrinter(stdout, stderr, opts))
 	if req.TailLines == nil {
 		return rt.Logs(ctx, id, dec, req.GetFollow())
 	}

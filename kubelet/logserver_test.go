@@ -24,6 +24,7 @@ import (
 	"github.com/skiffhq/skiff/pki"
 	kubeletv1 "github.com/skiffhq/skiff/proto/kubelet/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // serveLogs runs a LogServer on a free loopback port until the test ends; it returns
@@ -350,6 +351,8 @@ func TestStreamServer(t *testing.T) {
 		}
 	}
 
+	testAttachStreams(t, ctx, c, w1)
+
 	pf, err := c.PortForward(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -358,5 +361,64 @@ func TestStreamServer(t *testing.T) {
 		NodeName: "w1", Namespace: "default", Pod: "done", Port: 80}}})
 	if _, err := pf.Recv(); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "pod default/done on node w1 has no running container") {
 		t.Errorf("port-forward to a pod without a running container: %v", err)
+	}
+}
+
+// testAttachStreams attaches to a container without a terminal that writes on both
+// streams: each stream's lines come as its own messages, from the attach on, until the
+// container exits.
+func testAttachStreams(t *testing.T, ctx context.Context, c kubeletv1.KubeletStreamsClient, w1 *sim.Runtime) {
+	id := start(t, ctx, w1, "both", "uid-3", "app", 0, "sleep", "3600")
+	if err := w1.WriteErr(id, "before the attach"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Attach(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Send(&kubeletv1.ExecInput{Msg: &kubeletv1.ExecInput_Start{Start: &kubeletv1.ExecStart{
+		NodeName: "w1", Namespace: "default", Pod: "both", Container: "app"}}})
+	s.CloseSend()
+	var stdout, stderr lockedBuffer
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			m, err := s.Recv()
+			if err != nil {
+				ended <- err
+				return
+			}
+			stdout.Write(m.GetStdout())
+			stderr.Write(m.GetStderr())
+		}
+	}()
+	// The attach follows from when it read the log: a line written before may not come.
+	waitfor.Condition(t, 10*time.Second, "the attach following the output", func() (bool, string) {
+		if err := w1.Write(id, "tick"); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(stdout.String(), "tick\n"), stdout.String()
+	})
+	if err := w1.WriteErr(id, "oops on stderr"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Write(id, "fine on stdout"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.WriteErr(id, "oops again"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Exit(id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ended; !errors.Is(err, io.EOF) {
+		t.Errorf("attach: %v, want its end when the container exited", err)
+	}
+	out := stdout.String()
+	if !strings.HasSuffix(out, "tick\nfine on stdout\nsim: container app exited with code 0\n") || strings.Contains(out, "oops") {
+		t.Errorf("attach's stdout: %q; want the ticks, the stdout line and the exit, and none of stderr's", out)
+	}
+	if got := stderr.String(); got != "oops on stderr\noops again\n" {
+		t.Errorf("attach's stderr: %q, want the two lines written on stderr since it attached", got)
 	}
 }

@@ -203,8 +203,9 @@ func (s streamServer) execError(ctx context.Context, start *kubeletv1.ExecStart,
 }
 
 // Attach implements kubeletv1.KubeletStreamsServer: the container's output from now
-// until it exits (its log, followed) and, for a container started with stdin and a
-// terminal, the caller's input and terminal sizes. Whether there is a terminal is the
+// until it exits (its log, followed: stdout and stderr each as its own, or the
+// terminal's as stdout) and, for a container started with stdin and a terminal, the
+// caller's input and terminal sizes. Whether there is a terminal is the
 // container's (tty in its spec), not the request's, as in Kubernetes. Input for a
 // container without stdin is refused (Kubernetes' runtimes drop it silently); the end
 // of the caller's input detaches the caller (the container's input stays open for the
@@ -253,7 +254,13 @@ func (s streamServer) Attach(stream kubeletv1.KubeletStreams_AttachServer) error
 	x.start()
 	zero := int64(0)
 	req := &kubeletv1.ContainerLogsRequest{Follow: true, TailLines: &zero}
-	err = s.s.copyLogs(ctx, rt, c.ID, x.stdout(), req)
+	// A terminal has one stream (its shim logs it as stdout); without one, what the
+	// container writes on stderr goes out as stderr, as CRI's attach sends it.
+	var stderr io.Writer
+	if !c.TTY {
+		stderr = x.stderr()
+	}
+	err = s.s.copyLogs(ctx, rt, c.ID, x.stdout(), stderr, req)
 	detach()
 	aerr := <-attached
 	switch {

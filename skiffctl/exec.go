@@ -220,7 +220,8 @@ func attachCmd(g *globals) *cobra.Command {
 		Use:   "attach POD [-c CONTAINER] [-i] [-t]",
 		Short: "Attach to a running container",
 		Long: `Show the output of a running container as it writes it, from now until it exits or you
-interrupt, as kubectl attach does (streamed through the API server from the kubelet).
+interrupt, as kubectl attach does (streamed through the API server from the kubelet):
+what it writes on stderr on yours, apart from its stdout, unless it has a terminal.
 
 With -i, what you type goes to the container's input: one started with stdin (-i to
 another is refused). The terminal is the container's: -t falls back to none for a

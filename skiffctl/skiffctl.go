@@ -237,7 +237,7 @@ func (g *globals) learnCustomKinds(cmd *cobra.Command) bool {
 	if err != nil {
 		return false
 	}
-	kinds.ServeCRDs(l.Items)
+	kinds.ServeCRDs(l.Items, nil)
 	return true
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,6 +141,8 @@ type fsm struct {
 	entries atomic.Int64
 	batches atomic.Int64
 	hist    *history
+	// past are the changes the pages of lists at past revisions undo (pastlist.go).
+	past pastLists
 	// maps is the label and field maps the objects' events share (share.go); only
 	// the apply uses it.
 	maps mapTable
@@ -418,11 +419,10 @@ func (w *writer) get(k Key) (*Object, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var r storev1.Record
-	if err := proto.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", k, err)
+	o, err := decodeRecord(k, v)
+	if err != nil {
+		return nil, err
 	}
-	o := recordToObject(k, &r)
 	w.share(&o)
 	return &o, nil
 }
@@ -584,40 +584,41 @@ func (f *fsm) get(k Key) (Object, int64, error) {
 		if v == nil {
 			return &PreconditionError{Err: ErrNotFound, Key: k}
 		}
-		var r storev1.Record
-		if err := proto.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode %s: %w", k, err)
-		}
-		obj = recordToObject(k, &r)
-		return nil
+		var err error
+		obj, err = decodeRecord(k, v)
+		return err
 	})
 	return obj, rev, err
 }
 
 // list reads the objects of a kind in one consistent read, with the revision it
 // reflects: the current state, or the state as of opts.Revision, rebuilt from the
-// current state and the watch history.
+// current state and the watch history. A page costs what it reads after opts.After
+// (and, for a past revision, a pass over the history since it), never a scan from the
+// kind's first object; only counting the remaining objects reads the keys to the end.
 func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResult, error) {
 	var out ListResult
 	err := f.view(func(tx *bbolt.Tx) error {
 		out = ListResult{Revision: readRevision(tx)}
-		// changed holds, for a past revision, the state then of every object changed
-		// since (nil: absent then); those keys are taken from it, not from bbolt.
-		var changed map[Key]*Object
-		var changedKeys []Key
+		var afterKey []byte
+		if opts.After != (Key{}) {
+			afterKey = objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})
+		}
+		after := func(k []byte) bool { return afterKey == nil || bytes.Compare(k, afterKey) > 0 }
+		// ahead are, for a past revision, the objects changed since that sort after
+		// opts.After, in key order, with their state then (nil: absent then); those
+		// keys are read from it, not from bbolt.
+		var ahead []undoneChange
 		if opts.Revision != 0 && opts.Revision < out.Revision {
 			if err := f.hist.waitApplied(ctx, out.Revision); err != nil {
 				return err
 			}
-			var err error
-			if changed, err = f.hist.stateAt(kind, opts.Revision, out.Revision); err != nil {
+			u, err := f.past.take(f.hist, kind, opts.Namespace, opts.Revision, out.Revision, afterKey, time.Now())
+			if err != nil {
 				return err
 			}
-			out.Revision = opts.Revision
-			for k := range changed {
-				changedKeys = append(changedKeys, k)
-			}
-			slices.SortFunc(changedKeys, func(a, b Key) int { return bytes.Compare(objectKey(a), objectKey(b)) })
+			defer u.mu.Unlock()
+			ahead, out.Revision = u.ahead, opts.Revision
 		}
 		field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
 		match := func(o *Object) bool {
@@ -628,9 +629,6 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 				return false
 			}
 			return pred == nil || pred(o)
-		}
-		after := func(k Key) bool {
-			return opts.After == (Key{}) || bytes.Compare(objectKey(k), objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})) > 0
 		}
 		// count: once the page is full, the objects after it are counted (every one
 		// matches: no field, no predicate; the namespace is the scan's prefix).
@@ -652,34 +650,40 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			out.Objects = append(out.Objects, *o)
 			return true
 		}
-		// past feeds the changed objects that sort before k (all of them for nil).
-		past := func(k *Key) bool {
-			for len(changedKeys) > 0 && (k == nil || bytes.Compare(objectKey(changedKeys[0]), objectKey(*k)) < 0) {
-				ck := changedKeys[0]
-				changedKeys = changedKeys[1:]
-				if o := changed[ck]; o != nil && after(ck) && !take(o) {
+		// past feeds the changed objects that sort before k (all of them for nil) and
+		// existed then.
+		past := func(k []byte) bool {
+			for len(ahead) > 0 && (k == nil || bytes.Compare(ahead[0].key, k) < 0) {
+				o := ahead[0].then
+				ahead = ahead[1:]
+				if o != nil && !take(o) {
 					return false
 				}
 			}
 			return true
 		}
-		current := func(k Key, v []byte) (bool, error) {
-			if !past(&k) {
+		current := func(k, v []byte) (bool, error) {
+			if !past(k) {
 				return false, nil
 			}
-			if _, ok := changed[k]; ok || !after(k) {
+			if !after(k) {
 				return true, nil
+			}
+			if len(ahead) > 0 && bytes.Equal(ahead[0].key, k) {
+				// Changed since: read as it was then, if it was.
+				o := ahead[0].then
+				ahead = ahead[1:]
+				return o == nil || take(o), nil
 			}
 			if count && full() {
 				out.More = true
 				out.Remaining++
 				return true, nil
 			}
-			var r storev1.Record
-			if err := proto.Unmarshal(v, &r); err != nil {
-				return false, fmt.Errorf("decode %s: %w", k, err)
+			o, err := decodeRecord(parseObjectKey(k), v)
+			if err != nil {
+				return false, err
 			}
-			o := recordToObject(k, &r)
 			return take(&o), nil
 		}
 		objects := tx.Bucket(bucketObjects)
@@ -696,10 +700,10 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			c := tx.Bucket(bucketIndex).Cursor()
 			for ik, _ := c.Seek(start); ik != nil && bytes.HasPrefix(ik, prefix); ik, _ = c.Next() {
 				nsName := bytes.SplitN(ik[base:], []byte{0}, 2)
-				k := Key{Kind: kind, Namespace: string(nsName[0]), Name: string(nsName[1])}
-				v := objects.Get(objectKey(k))
+				k := objectKey(Key{Kind: kind, Namespace: string(nsName[0]), Name: string(nsName[1])})
+				v := objects.Get(k)
 				if v == nil {
-					return fmt.Errorf("index entry %s %s=%s names a missing object", k, field, value)
+					return fmt.Errorf("index entry %s %s=%s names a missing object", parseObjectKey(k), field, value)
 				}
 				if more, err := current(k, v); err != nil || !more {
 					return err
@@ -710,12 +714,21 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 		}
 		prefix := listPrefix(kind, opts.Namespace)
 		start := prefix
-		if opts.After != (Key{}) {
-			start = objectKey(Key{Kind: kind, Namespace: opts.After.Namespace, Name: opts.After.Name})
+		if afterKey != nil {
+			start = afterKey
 		}
 		c := objects.Cursor()
 		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if more, err := current(parseObjectKey(k), v); err != nil || !more {
+			if count && full() && len(ahead) == 0 {
+				// The page is done and nothing after it changed since the list's
+				// revision: what is left is counted from its keys alone.
+				for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+					out.More = true
+					out.Remaining++
+				}
+				return nil
+			}
+			if more, err := current(k, v); err != nil || !more {
 				return err
 			}
 		}

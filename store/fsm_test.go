@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,6 +259,122 @@ func TestListPagesAtOneRevision(t *testing.T) {
 				t.Errorf("list at a compacted revision: %v", err)
 			}
 		})
+	}
+}
+
+// TestListPagesUndoChangesAsTheyCome: the pages of a list at a past revision, with
+// writes between every two of them, each read as of that revision: an object changed
+// again keeps its first change's state before, one created since is not listed, one
+// deleted since is; a page asked again, or one from further back, reads the same. Each
+// page reads only the history since the page before: what the list keeps of the
+// changes is what follows the page's start, up to the current revision.
+func TestListPagesUndoChangesAsTheyCome(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	pod := func(typ OpType, name, version string) []Op {
+		return []Op{{Type: typ, Key: Key{Kind: "Pod", Namespace: "a", Name: name}, Value: []byte(name + "@" + version)}}
+	}
+	for i := 0; i < 10; i++ {
+		tf.apply(pod(Create, fmt.Sprintf("p%d", i), "1"))
+	}
+	ctx := context.Background()
+	first, err := tf.f.list(ctx, "Pod", ListOptions{Limit: 3, CountRemaining: true})
+	if err != nil || first.Revision != 10 || first.Remaining != 7 {
+		t.Fatalf("first page = %+v %v", first, err)
+	}
+	page := func(after string) (got []string, res ListResult) {
+		t.Helper()
+		res, err := tf.f.list(ctx, "Pod", ListOptions{Limit: 3, CountRemaining: true, Revision: first.Revision, After: Key{Namespace: "a", Name: after}})
+		if err != nil || res.Revision != first.Revision {
+			t.Fatalf("page after %s = %+v %v", after, res, err)
+		}
+		for _, o := range res.Objects {
+			got = append(got, string(o.Value))
+		}
+		return got, res
+	}
+	want := func(after string, names ...string) {
+		t.Helper()
+		if got, _ := page(after); !reflect.DeepEqual(got, names) {
+			t.Errorf("page after %s = %v, want %v", after, got, names)
+		}
+	}
+	tf.apply(pod(Update, "p5", "2"), []Op{{Type: Delete, Key: Key{Kind: "Pod", Namespace: "a", Name: "p7"}}}, pod(Create, "p35", "1"))
+	want("p2", "p3@1", "p4@1", "p5@1")
+	tf.apply(pod(Update, "p5", "3"), pod(Update, "p6", "2"), pod(Update, "p1", "2"), pod(Create, "p55", "1"))
+	want("p2", "p3@1", "p4@1", "p5@1") // asked again
+	tf.apply(pod(Update, "p8", "2"), pod(Create, "p75", "1"))
+	got, res := page("p5")
+	if want := []string{"p6@1", "p7@1", "p8@1"}; !reflect.DeepEqual(got, want) || !res.More || res.Remaining != 1 {
+		t.Errorf("page after p5 = %v, more %v, remaining %d; want %v and 1 more", got, res.More, res.Remaining, want)
+	}
+	u := tf.f.past.lists[pastListKey{kind: "Pod", rev: first.Revision}]
+	if u == nil || u.to != 19 || string(u.floor) != string(objectKey(Key{Kind: "Pod", Namespace: "a", Name: "p5"})) {
+		t.Fatalf("the list's undone changes: %+v", u)
+	}
+	var kept []string
+	for _, c := range u.ahead {
+		kept = append(kept, parseObjectKey(c.key).Name)
+	}
+	if want := []string{"p55", "p6", "p7", "p75", "p8"}; !reflect.DeepEqual(kept, want) {
+		t.Errorf("kept the changes of %v, want %v (those after p5)", kept, want)
+	}
+	want("p8", "p9@1")
+	want("p0", "p1@1", "p2@1", "p3@1") // from further back
+}
+
+// TestListPagesConcurrently: lists paging at one past revision at the same time, while
+// writes go on, share the changes they undo and each read the state at that revision.
+func TestListPagesConcurrently(t *testing.T) {
+	tf := newTestFSM(t, 10_000)
+	pod := func(typ OpType, i, version int) []Op {
+		return []Op{{Type: typ, Key: Key{Kind: "Pod", Namespace: "a", Name: fmt.Sprintf("p%03d", i)}, Value: []byte(fmt.Sprintf("%d@%d", i, version))}}
+	}
+	for i := 0; i < 200; i += 2 {
+		tf.apply(pod(Create, i, 0))
+	}
+	ctx := context.Background()
+	then, err := tf.f.list(ctx, "Pod", ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, o := range then.Objects {
+		want = append(want, string(o.Value))
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { // 2,000 writes, well within the history
+		for v := 1; v <= 1000; v++ {
+			tf.apply(pod(Update, (v*37)%200/2*2, v), pod(Create, v%100*2+1, v))
+		}
+	})
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			var got []string
+			opts := ListOptions{Limit: 7, CountRemaining: true, Revision: then.Revision}
+			for {
+				res, err := tf.f.list(ctx, "Pod", opts)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, o := range res.Objects {
+					got = append(got, string(o.Value))
+				}
+				if !res.More {
+					break
+				}
+				opts.After = res.Objects[len(res.Objects)-1].Key
+			}
+			if !reflect.DeepEqual(got, want) {
+				errs <- fmt.Errorf("paged list at %d = %v, want %v", then.Revision, got, want)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 

@@ -322,24 +322,24 @@ func (h *history) waitApplied(ctx context.Context, rev int64) error {
 	}
 }
 
-// stateAt returns, for every object of kind changed in revisions (from, to], its state
-// at revision from (nil: it did not exist), from the events held. The history must have
-// every event up to to (waitApplied); it fails with a *CompactedError when it no longer
-// holds every event after from.
-func (h *history) stateAt(kind string, from, to int64) (map[Key]*Object, error) {
+// changes calls fn with each event of kind in revisions (since, to] (since >= from),
+// in order, with the key and its object's state before the event (nil: created). It
+// runs under the history's read lock: fn must be quick. The history must have every
+// event up to to (waitApplied); it fails with a *CompactedError when it no longer holds
+// every event after from, the revision a list reads at.
+func (h *history) changes(kind string, from, since, to int64, fn func(k Key, prev *Object)) error {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if from < h.compacted {
-		return nil, &CompactedError{Requested: from, Oldest: h.compacted}
+		return &CompactedError{Requested: from, Oldest: h.compacted}
 	}
-	out := map[Key]*Object{}
 	lo, hi := 0, h.n
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if h.ring[(h.start+mid)%len(h.ring)].Revision <= from {
+		if h.ring[(h.start+mid)%len(h.ring)].Revision <= since {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -350,15 +350,11 @@ func (h *history) stateAt(kind string, from, to int64) (map[Key]*Object, error) 
 		if ev.Revision > to {
 			break
 		}
-		if ev.Object.Kind != kind {
-			continue
+		if ev.Object.Kind == kind {
+			fn(ev.Object.Key, ev.Prev)
 		}
-		if _, seen := out[ev.Object.Key]; seen {
-			continue
-		}
-		out[ev.Object.Key] = ev.Prev // nil for Added: absent before
 	}
-	return out, nil
+	return nil
 }
 
 // WatchOptions selects what a watch delivers.

@@ -159,14 +159,25 @@ func Run(ctx context.Context, cfg Config) error {
 	// cluster CA, as kube-controller-manager's --cluster-signing-cert-file and -key-file.
 	mcfg.ClusterSigningCertFile, mcfg.ClusterSigningKeyFile = p(pki.CACertFile), p(pki.CAKeyFile)
 	mcfg.ServiceAccountKeyFile = p(serviceaccount.SigningKeyFile)
+	// The controllers and the scheduler read one set of caches (the controller-manager's
+	// credentials list and watch everything the scheduler reads): each pod is held once
+	// in the process, not once per component (issue 26).
+	informers := controllers.NewInformers(client.NewClientset(cmConn), log)
+	mcfg.Informers = informers
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()
-	scfg.Logger = log
+	scfg.Logger, scfg.Informers = log, informers
 	sched, err := scheduler.New(client.NewClientset(schedConn), scfg)
 	if err != nil {
 		return err
 	}
 	g.run("scheduler", sched.Run)
+	g.run("informers", func(ctx context.Context) error {
+		informers.Start(ctx)
+		<-ctx.Done()
+		informers.Wait()
+		return nil
+	})
 
 	node := agent.DefaultConfig()
 	node.Kubelet, node.Logger, node.Busybox = cfg.Kubelet, log, busybox

@@ -3,8 +3,10 @@ package auth
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 var (
@@ -339,9 +342,9 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-// TestAuthenticateRemembers: a connection's certificate is verified once, and the
-// remembered verdict ends with the certificate's validity and with the CA bundle.
-func TestAuthenticateRemembers(t *testing.T) {
+// clientCert is a client certificate for "u" (valid an hour) and the pool of its CA.
+func clientCert(t *testing.T) (*pki.Pair, *x509.CertPool) {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := pki.InitDir(dir, pki.InitOptions{}); err != nil {
 		t.Fatal(err)
@@ -350,6 +353,13 @@ func TestAuthenticateRemembers(t *testing.T) {
 	cert, _ := ca.Issue(pki.Request{CommonName: "u", Client: true, Validity: time.Hour})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
+	return cert, pool
+}
+
+// TestAuthenticateRemembers: a connection's certificate is verified once, and the
+// remembered verdict ends with the certificate's validity and with the CA bundle.
+func TestAuthenticateRemembers(t *testing.T) {
+	cert, pool := clientCert(t)
 	now := time.Now()
 	rootsAsked := 0
 	a := &Authenticator{Now: func() time.Time { return now }, Roots: func() (*x509.CertPool, error) { rootsAsked++; return pool, nil }}
@@ -378,6 +388,68 @@ func TestAuthenticateRemembers(t *testing.T) {
 	pool.AddCert(other.Cert)
 	if _, err := a.Authenticate(Credentials{Chain: chain}); err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Fatalf("after the CA changed: %v", err)
+	}
+	// The request that found the bundle changed left no verdict for the next to keep.
+	if _, err := a.Authenticate(Credentials{Chain: chain}); err == nil || !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("again after the CA changed: %v", err)
+	}
+}
+
+// TestAuthenticateAsksRootsOnce: when a remembered certificate's second has passed, one
+// of a connection's requests in flight asks whether the CA bundle changed; the others
+// keep the verdict meanwhile instead of queueing to ask too.
+func TestAuthenticateAsksRootsOnce(t *testing.T) {
+	cert, pool := clientCert(t)
+	var now atomic.Pointer[time.Time]
+	start := time.Now()
+	now.Store(&start)
+	var asked atomic.Int32
+	release := make(chan struct{})
+	t.Cleanup(func() { // a failed wait leaves the askers blocked: let them end
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	a := &Authenticator{Now: func() time.Time { return *now.Load() }, Roots: func() (*x509.CertPool, error) {
+		if asked.Add(1) > 1 {
+			<-release // the bundle's reader is slow: whoever asks after the first waits
+		}
+		return pool, nil
+	}}
+	chain := []*x509.Certificate{cert.Cert}
+	if _, err := a.Authenticate(Credentials{Chain: chain}); err != nil {
+		t.Fatal(err)
+	}
+	later := start.Add(2 * time.Second)
+	now.Store(&later)
+	const requests = 50
+	var done atomic.Int32
+	errs := make(chan error, requests)
+	for range requests {
+		go func() {
+			u, err := a.Authenticate(Credentials{Chain: chain})
+			if err == nil && u.Name != "u" {
+				err = fmt.Errorf("user %q", u.Name)
+			}
+			errs <- err
+			done.Add(1)
+		}()
+	}
+	// The one that asks waits for release; the others answer meanwhile.
+	waitfor.Condition(t, 30*time.Second, "the requests but one answered while one asks the CA bundle", func() (bool, string) {
+		n := done.Load()
+		return n == requests-1, fmt.Sprintf("%d of %d answered, the bundle asked %d times", n, requests, asked.Load()-1)
+	})
+	close(release)
+	for range requests {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := asked.Load() - 1; n != 1 {
+		t.Errorf("the CA bundle asked %d times by %d requests; want once", n, requests)
 	}
 }
 

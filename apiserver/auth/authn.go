@@ -140,21 +140,31 @@ func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {
 	leaf := chain[0]
 	// The certificates of a connection are the same objects on each of its requests.
 	// Whether the CA bundle changed is asked at most once a second per certificate
-	// (it reads the file's status).
+	// (it reads the file's status), by one request: the first after the second has
+	// passed marks the entry checked before it asks, and the connection's other
+	// requests meanwhile keep the verdict, instead of each asking in turn (a hundred
+	// requests in flight on one connection queued on the bundle's lock, once a second).
 	a.mu.Lock()
 	v, ok := a.verified[leaf]
-	a.mu.Unlock()
 	ok = ok && len(chain) == 1 && now.Before(v.notAfter)
 	if ok && now.Sub(v.checked) < time.Second && !now.Before(v.checked) {
+		a.mu.Unlock()
 		return v.user, nil
 	}
+	if ok {
+		claimed := v
+		claimed.checked = now
+		a.verified[leaf] = claimed
+	}
+	a.mu.Unlock()
 	roots, err := a.Roots()
+	if ok && (err != nil || v.roots != roots) {
+		a.forget(leaf) // not kept for the others: verified anew (below, or by the next)
+	}
 	if err != nil {
 		return User{}, fmt.Errorf("client certificate: %w", err)
 	}
 	if ok && v.roots == roots {
-		v.checked = now
-		a.remember(leaf, v)
 		return v.user, nil
 	}
 	inter := x509.NewCertPool()
@@ -180,6 +190,12 @@ func (a *Authenticator) certificate(chain []*x509.Certificate) (User, error) {
 		a.remember(leaf, v)
 	}
 	return u, nil
+}
+
+func (a *Authenticator) forget(leaf *x509.Certificate) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.verified, leaf)
 }
 
 func (a *Authenticator) remember(leaf *x509.Certificate, v verifiedCert) {

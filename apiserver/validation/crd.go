@@ -24,8 +24,9 @@ import (
 // CustomResourceDefinitions are validated by Kubernetes' own rules, its
 // apiextensions-apiserver's (names, versions with exactly one storage version, a
 // structural schema, scope, CEL validation rules that compile within their cost, ...),
-// in its words. What Skiff does not do is refused: conversion webhooks and selectable
-// fields.
+// in its words (selectableFields among them: a path to a string, integer or boolean of
+// the schema, not in metadata, at most 8, none twice; a conversion webhook's url or
+// service, caBundle and conversionReviewVersions).
 //
 // Custom resources are pruned, defaulted and validated by their schema as
 // apiextensions-apiserver's strategy does it: the OpenAPI value validations, then the
@@ -47,7 +48,7 @@ func validateCRD(crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList 
 	if err != nil {
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
-	return append(crdvalidation.ValidateCustomResourceDefinition(context.Background(), in), crdUnsupported(crd)...)
+	return crdvalidation.ValidateCustomResourceDefinition(context.Background(), in)
 }
 
 func validateCRDUpdate(old, crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList {
@@ -59,7 +60,7 @@ func validateCRDUpdate(old, crd *apiextensionsv1.CustomResourceDefinition) field
 	if err != nil {
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
-	return append(crdvalidation.ValidateCustomResourceDefinitionUpdate(context.Background(), in, oldIn), crdUnsupported(crd)...)
+	return crdvalidation.ValidateCustomResourceDefinitionUpdate(context.Background(), in, oldIn)
 }
 
 func validateCRDStatus(crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList {
@@ -68,22 +69,6 @@ func validateCRDStatus(crd *apiextensionsv1.CustomResourceDefinition) field.Erro
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
 	return crdvalidation.ValidateUpdateCustomResourceDefinitionStatus(context.Background(), in, in)
-}
-
-// crdUnsupported refuses what Skiff does not do: a conversion webhook, and selectable
-// fields.
-func crdUnsupported(crd *apiextensionsv1.CustomResourceDefinition) field.ErrorList {
-	var errs field.ErrorList
-	spec := field.NewPath("spec")
-	if c := crd.Spec.Conversion; c != nil && c.Strategy == apiextensionsv1.WebhookConverter {
-		errs = append(errs, field.Forbidden(spec.Child("conversion", "strategy"), "Webhook: not supported by Skiff"))
-	}
-	for i, v := range crd.Spec.Versions {
-		for j, f := range v.SelectableFields {
-			errs = append(errs, field.Forbidden(spec.Child("versions").Index(i).Child("selectableFields").Index(j), fmt.Sprintf("%s: not supported by Skiff", f.JSONPath)))
-		}
-	}
-	return errs
 }
 
 // CustomSchema is a custom kind's schema, ready to prune, default and validate its

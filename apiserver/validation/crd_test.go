@@ -2,6 +2,7 @@ package validation_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -32,7 +33,8 @@ const widgetSchema = `{"type":"object","properties":{"spec":{"type":"object","pr
   "color":{"type":"string","enum":["red","blue"]},
   "free":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}`
 
-// TestValidateCRD: Kubernetes' rules for the CRD itself, in its words, and Skiff's refusals.
+// TestValidateCRD: Kubernetes' rules for the CRD itself (selectable fields and conversion
+// webhooks among them), in its words.
 func TestValidateCRD(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -53,7 +55,49 @@ func TestValidateCRD(t *testing.T) {
 		{"webhook", func(c *apiextensionsv1.CustomResourceDefinition) {
 			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
 				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: new("https://example.com/convert")}}}
-		}, "spec.conversion.strategy: Forbidden: Webhook: not supported by Skiff"},
+		}, ""},
+		{"webhook without a client config", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
+				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}}}
+		}, "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook"},
+		{"webhook over http", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
+				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: new("http://example.com/convert")}}}
+		}, `spec.conversion.webhookClientConfig.url: Invalid value: "http": 'https' is the only allowed URL scheme`},
+		{"selectable fields", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.color"}, {JSONPath: ".spec.size"}}
+		}, ""},
+		{"selectable field not a scalar", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.free"}}
+		}, `spec.selectableFields[0].jsonPath: Invalid value: ".spec.free": must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed.`},
+		{"selectable field not in the schema", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.shape"}}
+		}, `spec.selectableFields[0].jsonPath: Invalid value: ".spec.shape": is an invalid path: does not refer to a valid field`},
+		{"selectable field in metadata", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["metadata"] = apiextensionsv1.JSONSchemaProps{Type: "object",
+				Properties: map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}}}
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".metadata.name"}}
+		}, `spec.selectableFields[0].jsonPath: Invalid value: ".metadata.name": must not point to fields in metadata`},
+		{"selectable field twice", func(c *apiextensionsv1.CustomResourceDefinition) {
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.color"}, {JSONPath: ".spec.color"}}
+		}, `spec.selectableFields[1].jsonPath: Duplicate value: ".spec.color"`},
+		{"more than 8 selectable fields", func(c *apiextensionsv1.CustomResourceDefinition) {
+			props := c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
+			for i := range 9 {
+				f := fmt.Sprintf("f%d", i)
+				props.Properties[f] = apiextensionsv1.JSONSchemaProps{Type: "string"}
+				c.Spec.Versions[0].SelectableFields = append(c.Spec.Versions[0].SelectableFields, apiextensionsv1.SelectableField{JSONPath: ".spec." + f})
+			}
+			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = props
+		}, "spec.selectableFields: Too many: 9: must have at most 8 items"},
+		{"selectable field of a second version", func(c *apiextensionsv1.CustomResourceDefinition) {
+			v2 := *c.Spec.Versions[0].DeepCopy()
+			v2.Name, v2.Storage = "v2", false
+			delete(v2.Schema.OpenAPIV3Schema.Properties["spec"].Properties, "size") // another schema: each version keeps its own
+			c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.color"}}
+			v2.SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.size"}}
+			c.Spec.Versions = append(c.Spec.Versions, v2)
+		}, `spec.versions[1].selectableFields[0].jsonPath: Invalid value: ".spec.size": is an invalid path: does not refer to a valid field`},
 		{"CEL rule", func(c *apiextensionsv1.CustomResourceDefinition) {
 			c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = withRules(c, apiextensionsv1.ValidationRule{Rule: "self.size <= 10"})
 		}, ""},
@@ -112,7 +156,7 @@ func TestCustomCELRules(t *testing.T) {
 	if err := validation.Validate(crd); err != nil {
 		t.Fatalf("CRD: %v", err)
 	}
-	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd})
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd}, nil)
 	in, _ := kinds.ForGroupVersionKind("example.com/v1", "Widget")
 	widget := func(content string) *kinds.Custom {
 		t.Helper()
@@ -165,7 +209,7 @@ func TestCustomSchema(t *testing.T) {
 	t.Cleanup(func() { kinds.SetCustom(nil) })
 	crd := schemaCRD(widgetSchema)
 	crd.Status.Conditions = []apiextensionsv1.CustomResourceDefinitionCondition{{Type: apiextensionsv1.Established, Status: apiextensionsv1.ConditionTrue}}
-	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd})
+	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd}, nil)
 	in, _ := kinds.ForGroupVersionKind("example.com/v1", "Widget")
 	for _, tc := range []struct {
 		name, obj, want, err string

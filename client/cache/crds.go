@@ -16,7 +16,7 @@ import (
 func ServeCRDs(f *Factory) {
 	inf := InformerFor[*apiextensionsv1.CustomResourceDefinition](f, "", client.ListOptions{})
 	l := inf.Lister()
-	serve := func() { kinds.ServeCRDs(l.List(labels.Everything())) }
+	serve := func() { kinds.ServeCRDs(l.List(labels.Everything()), nil) }
 	inf.AddHandler(Handler[*apiextensionsv1.CustomResourceDefinition]{
 		OnAdd:    func(*apiextensionsv1.CustomResourceDefinition) { serve() },
 		OnUpdate: func(_, _ *apiextensionsv1.CustomResourceDefinition) { serve() },

@@ -13,7 +13,9 @@
 // Like client-go's recorder, it gives up: an Event whose writes failed maxTries times in
 // a row is dropped (its aggregated state stays, and a later occurrence writes it again),
 // and at most MaxPending Events wait to be written, new ones beyond that dropped. Drops
-// are counted in Metrics (skiff_recorder_events_dropped_total by reason) and logged.
+// are counted in Metrics (skiff_recorder_events_dropped_total by reason) and logged; the
+// recorders made without Metrics of their own count in Registry, which each process's
+// /metrics serves.
 package record
 
 import (
@@ -67,7 +69,7 @@ type Config struct {
 	// Defaults 100ms and 10s (client-go waits 10s between an event's tries).
 	RetryBase, RetryMax time.Duration
 	// Metrics counts the dropped events; one can serve every recorder of a process.
-	// Default: counted, registered nowhere.
+	// Default: the counters in Registry.
 	Metrics *Metrics
 	Logger  hclog.Logger
 	Now     func() time.Time
@@ -84,6 +86,13 @@ const (
 	DroppedTries   = "tries"   // its writes failed maxTries times in a row
 	DroppedRefused = "refused" // refused as forbidden or invalid: it would be again
 )
+
+// Registry holds the counters of the recorders made without Metrics of their own: a
+// process's /metrics serves it beside its own registry.
+var Registry = prometheus.NewRegistry()
+
+// defaultMetrics are the counters in Registry.
+var defaultMetrics = sync.OnceValue(func() *Metrics { return NewMetrics(Registry) })
 
 // NewMetrics makes the counters, registered with reg unless it is nil.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -190,7 +199,7 @@ func New(events *client.Client[*corev1.Event], cfg Config) *Recorder {
 		cfg.RetryMax = 10 * time.Second
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil)
+		cfg.Metrics = defaultMetrics()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()

@@ -662,3 +662,21 @@ func TestRecorderBoundsItsBacklog(t *testing.T) {
 		return total == 11, fmt.Sprintf("%d written in calls of %v", total, fake.written)
 	})
 }
+
+// A recorder made without Metrics of its own counts its drops in record.Registry, which
+// the processes' /metrics serve.
+func TestDefaultMetricsInRegistry(t *testing.T) {
+	before := dropped(t, record.Registry)[record.DroppedBacklog]
+	fake := &refusing{}
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test", MaxPending: 10})
+	recordPods(r, 0, 10)
+	waitfor.Condition(t, 30*time.Second, "the first refusal", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return fake.refused > 0, "no write yet"
+	})
+	recordPods(r, 10, 13) // past the backlog while the ten wait out the refusal
+	if got := dropped(t, record.Registry)[record.DroppedBacklog] - before; got != 3 {
+		t.Errorf("record.Registry counted %v backlog drops, want 3", got)
+	}
+}

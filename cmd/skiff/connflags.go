@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/skiffhq/skiff/client"
+	"github.com/skiffhq/skiff/internal/statusz"
 )
 
 // connFlags are a component's flags for reaching the API servers.
@@ -14,6 +15,8 @@ type connFlags struct {
 	s client.Settings
 	// rotate: renew the client certificate through the API servers when it is due.
 	rotate bool
+	// httpListen: the address of the component's /healthz, /livez and /metrics.
+	httpListen string
 }
 
 func (c *connFlags) register(f *pflag.FlagSet) {
@@ -23,6 +26,7 @@ func (c *connFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&c.s.KeyFile, "key-file", "", "the client certificate's key")
 	f.StringVar(&c.s.Token, "token", "", "bearer token (with --ca-file)")
 	f.StringVar(&c.s.Config, "config", "", "client config file with servers and credential files (default $SKIFF_CONFIG, if set)")
+	f.StringVar(&c.httpListen, "http-listen", "", "address for /healthz, /livez and /metrics over plain HTTP, e.g. 127.0.0.1:10257 (default: off)")
 	f.BoolVar(&c.rotate, "rotate-certificates", true, "renew the client certificate (--cert-file, --key-file), and a kubelet's serving certificate (--tls-cert-file, --tls-private-key-file), at two thirds of its life, or when --ca-file's first CA is a new one, by asking the API servers to sign a new key for the same identity; the files are replaced and used without a restart")
 }
 
@@ -54,6 +58,12 @@ func (c *connFlags) renewCertificate(ctx context.Context, s client.Settings, cc 
 		m.Run(ctx)
 	}()
 	return func() { <-done }
+}
+
+// serveStatus serves /healthz, /livez and /metrics on --http-listen while ctx lasts;
+// wait returns once the server stopped.
+func (c *connFlags) serveStatus(ctx context.Context, log hclog.Logger) (wait func(), err error) {
+	return statusz.Serve(ctx, c.httpListen, log)
 }
 
 func (c *connFlags) dial(userAgent string, log hclog.Logger) (*client.Conn, error) {

@@ -37,6 +37,11 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			defer conn.renewCertificates(ctx, conn.s, cc, cfg.Logger)()
+			waitStatus, err := conn.serveStatus(ctx, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer waitStatus()
 			defer cancel()
 			return controllers.Run(ctx, cc, cfg)
 		},
@@ -46,6 +51,8 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 	f.StringVar(&cfg.Identity, "identity", "", "this replica's name in leader election (default: host name and pid)")
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", cfg.LeaderElect, "act only while holding the leader Lease")
 	f.DurationVar(&cfg.NodeGracePeriod, "node-monitor-grace-period", cfg.NodeGracePeriod, "time without a kubelet heartbeat before its node is unreachable")
+	f.DurationVar(&cfg.NodeStartupGracePeriod, "node-startup-grace-period", cfg.NodeStartupGracePeriod,
+		"time a node that has not yet posted a Ready condition may go without a heartbeat before it is unreachable")
 	f.DurationVar(&cfg.PodEvictionTimeout, "pod-eviction-timeout", cfg.PodEvictionTimeout, "time a pod without its own toleration stays on an unreachable node")
 	f.Float64Var(&cfg.NodeEvictionRate, "node-eviction-rate", cfg.NodeEvictionRate, "unreachable nodes a second tainted (their pods then evicted) in a zone that is healthy or fully disrupted")
 	f.Float64Var(&cfg.SecondaryNodeEvictionRate, "secondary-node-eviction-rate", cfg.SecondaryNodeEvictionRate,

@@ -63,6 +63,12 @@ certificates.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			defer conn.renewCertificates(ctx, conn.s, cc, cfg.Logger)()
+			waitStatus, err := conn.serveStatus(ctx, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer waitStatus()
+			defer cancel()
 			if logCert != "" && cfg.LogTLS != nil {
 				defer conn.renewCertificate(ctx, conn.s, cc, logCert, logKey, cfg.Logger)()
 			}

@@ -38,6 +38,11 @@ and only the leader schedules.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			defer conn.renewCertificates(ctx, conn.s, cc, cfg.Logger)()
+			waitStatus, err := conn.serveStatus(ctx, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer waitStatus()
 			defer cancel()
 			cs := client.NewClientset(cc)
 			if !leaderElect {

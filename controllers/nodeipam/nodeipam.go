@@ -122,9 +122,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		return 0, nil
 	}
 	var refused []netip.Prefix // another node has them: the cache is behind another writer
-	defer func() { c.used.giveBack(refused...) }()
+	defer func() { c.used.giveBack(key, refused...) }()
 	for range maxPicks {
-		cidr, ok := c.used.allocate()
+		cidr, ok := c.used.allocate(key)
 		if !ok {
 			// As Kubernetes' range allocator reports it.
 			c.rec.Eventf(node, record.Normal, "CIDRNotAvailable", "Node %s status is now: CIDRNotAvailable", key)
@@ -135,16 +135,15 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		_, err := c.cs.Nodes.Update(ctx, next)
 		switch {
 		case err == nil:
-			c.used.given(key, cidr)
 			c.log.Info("node range given", "node", key, "podCIDR", cidr)
 			return 0, nil
 		case client.IsInvalid(err):
 			refused = append(refused, cidr)
 		case client.IsNotFound(err):
-			c.used.giveBack(cidr)
+			c.used.giveBack(key, cidr)
 			return 0, nil
 		default:
-			c.used.giveBack(cidr)
+			c.used.giveBack(key, cidr)
 			return 0, fmt.Errorf("node %s: set podCIDR %s: %w", key, cidr, err)
 		}
 	}
@@ -162,8 +161,8 @@ type usedRanges struct {
 	// owner is the node of each range in use: as the cache shows it, or as this
 	// controller set it.
 	owner map[netip.Prefix]string
-	// pending are the ranges this controller set that the cache does not show yet:
-	// node to range.
+	// pending are the ranges this controller set, or is setting, that the cache does
+	// not show yet: node to range.
 	pending map[string]netip.Prefix
 }
 
@@ -232,31 +231,31 @@ func (r *usedRanges) free(node string, p netip.Prefix) {
 	r.set.release(p)
 }
 
-// allocate takes the lowest free range; given or giveBack tells how it went.
-func (r *usedRanges) allocate() (netip.Prefix, bool) {
+// allocate takes the lowest free range for node, held as node's from then on (pending),
+// before the write that gives it, so that node's deletion seen meanwhile frees it;
+// giveBack returns it when the write failed.
+func (r *usedRanges) allocate(node string) (netip.Prefix, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.set.allocate()
-}
-
-// given records that node now has p, which allocate returned.
-func (r *usedRanges) given(node string, p netip.Prefix) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.owner[p] == node {
-		return // the cache showed it already
+	p, ok := r.set.allocate()
+	if ok {
+		r.owner[p] = node
+		r.pending[node] = p
 	}
-	r.owner[p] = node
-	r.pending[node] = p
+	return p, ok
 }
 
-// giveBack frees ranges allocate returned that no node got from this controller,
-// unless the cache shows a node with them meanwhile.
-func (r *usedRanges) giveBack(ps ...netip.Prefix) {
+// giveBack frees ranges allocate returned for node that node did not get, unless the
+// cache shows another node with them meanwhile, or node's deletion freed them.
+func (r *usedRanges) giveBack(node string, ps ...netip.Prefix) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range ps {
-		if _, ok := r.owner[p]; !ok {
+		if r.pending[node] == p {
+			delete(r.pending, node)
+		}
+		if r.owner[p] == node {
+			delete(r.owner, p)
 			r.set.release(p)
 		}
 	}

@@ -124,7 +124,7 @@ func TestAllocationPerNode(t *testing.T) {
 		}
 		nd := node(name)
 		u.seen(nil, nd)
-		p, ok := u.allocate()
+		p, ok := u.allocate(name)
 		if !ok {
 			t.Fatalf("%s: no range", name)
 		}
@@ -132,7 +132,6 @@ func TestAllocationPerNode(t *testing.T) {
 			t.Fatalf("%s and %s both got %s", name, other, p)
 		}
 		owners[p] = name
-		u.given(name, p)
 		if i%2 == 0 { // the cache shows it
 			u.seen(nd, withCIDR(name, p.String()))
 		}
@@ -144,8 +143,44 @@ func TestAllocationPerNode(t *testing.T) {
 	u.deleted(withCIDR("n0000", "10.0.0.0/24"))
 	u.deleted(node("n0001"))
 	for _, want := range []string{"10.0.0.0/24", "10.0.1.0/24"} {
-		if p, ok := u.allocate(); !ok || p.String() != want {
+		if p, ok := u.allocate("again"); !ok || p.String() != want {
 			t.Fatalf("after deleting n0000 and n0001: %s %v, want %s", p, ok, want)
+		}
+	}
+}
+
+// A node deleted while its range is being written, its deletion seen before the write
+// returns (with or without the range), has its range freed; a write that failed gives
+// the range back, unless the cache shows another node with it.
+func TestRangeOfNodeDeletedDuringWrite(t *testing.T) {
+	first := netip.MustParsePrefix("10.0.0.0/24")
+	for _, tc := range []struct {
+		name  string
+		steps func(u *usedRanges, p netip.Prefix)
+		free  bool
+	}{
+		{"deleted before the cache showed the range", func(u *usedRanges, p netip.Prefix) { u.deleted(node("a")) }, true},
+		{"deleted after the cache showed it", func(u *usedRanges, p netip.Prefix) {
+			u.seen(node("a"), withCIDR("a", p.String()))
+			u.deleted(withCIDR("a", p.String()))
+		}, true},
+		{"write failed", func(u *usedRanges, p netip.Prefix) { u.giveBack("a", p) }, true},
+		{"write failed, another node shown with it", func(u *usedRanges, p netip.Prefix) {
+			u.seen(nil, withCIDR("b", p.String()))
+			u.giveBack("a", p)
+		}, false},
+		{"given", func(u *usedRanges, p netip.Prefix) {}, false},
+	} {
+		u := newUsedRanges(netip.MustParsePrefix("10.0.0.0/16"), 24)
+		u.seen(nil, node("a"))
+		p, ok := u.allocate("a")
+		if !ok || p != first {
+			t.Fatalf("%s: allocated %s %v", tc.name, p, ok)
+		}
+		tc.steps(u, p)
+		next, _ := u.allocate("c")
+		if free := next == first; free != tc.free {
+			t.Errorf("%s: next range %s: first range free %v, want %v", tc.name, next, free, tc.free)
 		}
 	}
 }
@@ -162,11 +197,10 @@ func BenchmarkPick(b *testing.B) {
 		u := newUsedRanges(netip.MustParsePrefix("10.0.0.0/8"), 24)
 		for _, nd := range nodes {
 			u.seen(nil, nd)
-			p, ok := u.allocate()
+			p, ok := u.allocate(nd.Name)
 			if !ok {
 				b.Fatal("no range")
 			}
-			u.given(nd.Name, p)
 			u.seen(nd, withCIDR(nd.Name, p.String()))
 		}
 	}

@@ -50,6 +50,10 @@ const (
 type Config struct {
 	// GracePeriod without a Lease renewal before a node is unreachable. Default 40s.
 	GracePeriod time.Duration
+	// StartupGracePeriod replaces GracePeriod for a node whose kubelet has not yet
+	// posted a Ready condition (Kubernetes' --node-startup-grace-period): it is counted
+	// from the node's creation or its Lease, whichever is later. Default 1m.
+	StartupGracePeriod time.Duration
 	// DefaultTolerationSeconds: how long a pod without its own toleration of the
 	// unreachable taint stays on an unreachable node. Default 300s.
 	DefaultTolerationSeconds int64
@@ -76,7 +80,7 @@ type Config struct {
 
 // DefaultConfig has Kubernetes' timings.
 func DefaultConfig() Config {
-	return Config{GracePeriod: 40 * time.Second, DefaultTolerationSeconds: 300, MonitorPeriod: 5 * time.Second,
+	return Config{GracePeriod: 40 * time.Second, StartupGracePeriod: time.Minute, DefaultTolerationSeconds: 300, MonitorPeriod: 5 * time.Second,
 		EvictionQPS: 10, EvictionBurst: 10, NodeEvictionRate: 0.1, SecondaryNodeEvictionRate: 0.01, UnhealthyZoneThreshold: 0.55,
 		LargeClusterSizeThreshold: 50, Logger: hclog.NewNullLogger(), Now: time.Now}
 }
@@ -86,6 +90,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.GracePeriod <= 0 {
 		errs = append(errs, fmt.Errorf("gracePeriod: %v must be positive", c.GracePeriod))
+	}
+	if c.StartupGracePeriod <= 0 {
+		errs = append(errs, fmt.Errorf("startupGracePeriod: %v must be positive", c.StartupGracePeriod))
 	}
 	if c.DefaultTolerationSeconds < 1 {
 		errs = append(errs, fmt.Errorf("defaultTolerationSeconds: %d must be at least 1", c.DefaultTolerationSeconds))
@@ -190,6 +197,16 @@ func lastHeartbeat(n *corev1.Node, l *coordinationv1.Lease) time.Time {
 	return last
 }
 
+// gracePeriod is how long n may go without a heartbeat: StartupGracePeriod while its
+// kubelet has never posted a Ready condition (it is still registering, pulling, starting),
+// GracePeriod after, as Kubernetes' node lifecycle controller does.
+func (c *Controller) gracePeriod(n *corev1.Node) time.Duration {
+	if readyCondition(n) == nil {
+		return c.cfg.StartupGracePeriod
+	}
+	return c.cfg.GracePeriod
+}
+
 // EvictAfter is how long pod may stay on a node after the unreachable taint was added:
 // the seconds of its first toleration of the taint, the default when it has no
 // toleration, or forever (ok false) when it tolerates the taint without a limit. A
@@ -275,7 +292,7 @@ func (c *Controller) Monitor(ctx context.Context) error {
 		l, _ := c.leases.Get(LeaseNamespace, n.Name)
 		z := zones[zoneKey(n)]
 		z.nodes++
-		if last := lastHeartbeat(n, l); now.Sub(last) > c.cfg.GracePeriod {
+		if last := lastHeartbeat(n, l); now.Sub(last) > c.gracePeriod(n) {
 			n, err := c.markUnknown(ctx, n, now)
 			if err != nil {
 				return err

@@ -339,3 +339,49 @@ func TestTaintsPacedByZone(t *testing.T) {
 		t.Fatalf("every node down: tainted %v, want none", got)
 	}
 }
+
+// A node whose kubelet has not posted a Ready condition yet has the startup grace period
+// (1m) from its creation, not the 40 s of a node that was heard from, as in Kubernetes.
+func TestStartupGracePeriod(t *testing.T) {
+	cs := client.NewClientset(apicluster.Start(t, 1, apicluster.Options{}).Dial(t, "", client.Options{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var clock time.Time
+	cfg := DefaultConfig()
+	cfg.Now = func() time.Time { return clock }
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	ctrl, err := New(cs, f, record.New(cs.Events, record.Config{Component: "node-controller"}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx)
+	defer f.Wait()
+	defer cancel()
+	n, err := cs.Nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "starting"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the node in the controller's cache", func() (bool, string) {
+		_, ok := ctrl.nodes.Get("", n.Name)
+		return ok && cache.WaitForSync(ctx, ctrl.synced...), "not cached yet"
+	})
+	for _, step := range []struct {
+		after   time.Duration
+		unknown bool
+	}{
+		{45 * time.Second, false}, // past GracePeriod, within StartupGracePeriod
+		{61 * time.Second, true},
+	} {
+		clock = n.CreationTimestamp.Add(step.after)
+		if err := ctrl.Monitor(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := cs.Nodes.Get(ctx, "", n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unknown := readyStatus(got) == corev1.ConditionUnknown; unknown != step.unknown {
+			t.Errorf("%v after creation: Ready %q, want Unknown %v", step.after, readyStatus(got), step.unknown)
+		}
+	}
+}

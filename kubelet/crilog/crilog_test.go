@@ -157,6 +157,42 @@ func TestPrinter(t *testing.T) {
 	}
 }
 
+func TestStreamPrinter(t *testing.T) {
+	// stdout's line is split by a stderr record: on one writer the stderr record goes on
+	// stdout's line, each stream on its own writer keeps its line whole.
+	const interleaved = "2016-10-06T00:17:11Z stdout P thr\n" +
+		"2016-10-06T00:17:12Z stderr F two\n" +
+		"2016-10-06T00:17:13Z stdout F ee\n" +
+		"not a record\n"
+	for _, tc := range []struct {
+		name           string
+		opts           Options
+		split          bool
+		stdout, stderr string
+	}{
+		{"one writer", Options{}, false, "thrtwo\nee\nnot a record\n", ""},
+		{"two writers", Options{}, true, "three\nnot a record\n", "two\n"},
+		{"two writers with timestamps", Options{Timestamps: true}, true,
+			"2016-10-06T00:17:11Z three\nnot a record\n", "2016-10-06T00:17:12Z two\n"},
+		{"two writers sharing a limit", Options{LimitBytes: 5}, true, "thr", "tw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			p := NewPrinter(&stdout, tc.opts)
+			if tc.split {
+				p = NewStreamPrinter(&stdout, &stderr, tc.opts)
+			}
+			_, err := NewDecoder(p).Write([]byte(interleaved))
+			if (tc.opts.LimitBytes > 0) != errors.Is(err, ErrLimit) || (err != nil && !errors.Is(err, ErrLimit)) {
+				t.Errorf("error %v", err)
+			}
+			if stdout.String() != tc.stdout || stderr.String() != tc.stderr {
+				t.Errorf("stdout %q, stderr %q; want %q, %q", stdout.String(), stderr.String(), tc.stdout, tc.stderr)
+			}
+		})
+	}
+}
+
 func TestDecoderPieces(t *testing.T) {
 	// Any split of the file gives the same output; the incomplete last line waits.
 	var whole bytes.Buffer

@@ -22,26 +22,44 @@ type Options struct {
 }
 
 // Printer prints records as a container wrote them: their content, a newline after each
-// full record, and the options' prefixes and filters. Lines are the output's: a partial
-// record continues on the next record printed, whatever its stream.
+// full record, and the options' prefixes and filters, to one writer (logs) or each
+// stream to its own (attach without a terminal, as Kubernetes' ReadLogs). Lines are
+// each writer's: on one writer a partial record continues on the next record printed,
+// whatever its stream; on two, on its stream's next.
 type Printer struct {
-	w       io.Writer
+	out     [2]io.Writer // stdout's and stderr's, the same for one writer
 	opts    Options
-	open    bool // the last record printed was partial: its line goes on
-	written int64
+	open    [2]bool // the last record printed to out[i] was partial: its line goes on
+	written int64   // on both writers together, for LimitBytes
 	buf     []byte
 }
 
-// NewPrinter prints to w.
-func NewPrinter(w io.Writer, opts Options) *Printer { return &Printer{w: w, opts: opts} }
+// NewPrinter prints both streams to w.
+func NewPrinter(w io.Writer, opts Options) *Printer {
+	return &Printer{out: [2]io.Writer{w, nil}, opts: opts}
+}
+
+// NewStreamPrinter prints the stdout records to stdout and the stderr records to stderr.
+func NewStreamPrinter(stdout, stderr io.Writer, opts Options) *Printer {
+	return &Printer{out: [2]io.Writer{stdout, stderr}, opts: opts}
+}
+
+// to is the index in out (and open) of the writer of stream's records.
+func (p *Printer) to(stream string) int {
+	if stream == Stderr && p.out[1] != nil {
+		return 1
+	}
+	return 0
+}
 
 // Print prints r, or nothing when it is before Options.Since.
 func (p *Printer) Print(r Record) error {
 	if !p.opts.Since.IsZero() && r.Time.Before(p.opts.Since) {
 		return nil
 	}
+	i := p.to(r.Stream)
 	p.buf = p.buf[:0]
-	if p.opts.Timestamps && !p.open {
+	if p.opts.Timestamps && !p.open[i] {
 		p.buf = r.Time.UTC().AppendFormat(p.buf, TimeFormat)
 		p.buf = append(p.buf, ' ')
 	}
@@ -49,26 +67,28 @@ func (p *Printer) Print(r Record) error {
 	if !r.Partial {
 		p.buf = append(p.buf, '\n')
 	}
-	p.open = r.Partial
-	return p.write(p.buf)
+	p.open[i] = r.Partial
+	return p.write(i, p.buf)
 }
 
 // printRaw prints a line that is not a record (a file written before Skiff kept the
-// format): as it is, without a time, and not at all when Since is set (its time is
-// unknown).
+// format): as it is, to stdout's writer, without a time, and not at all when Since is
+// set (its time is unknown).
 func (p *Printer) printRaw(line []byte) error {
 	if !p.opts.Since.IsZero() {
 		return nil
 	}
-	p.open = false
+	p.open[0] = false
 	p.buf = append(append(p.buf[:0], line...), '\n')
-	return p.write(p.buf)
+	return p.write(0, p.buf)
 }
 
-func (p *Printer) write(b []byte) error {
+// write writes b to out[i].
+func (p *Printer) write(i int, b []byte) error {
+	w := p.out[i]
 	if p.opts.LimitBytes > 0 {
 		if left := p.opts.LimitBytes - p.written; int64(len(b)) >= left {
-			n, err := p.w.Write(b[:left])
+			n, err := w.Write(b[:left])
 			p.written += int64(n)
 			if err != nil {
 				return err
@@ -76,7 +96,7 @@ func (p *Printer) write(b []byte) error {
 			return ErrLimit
 		}
 	}
-	n, err := p.w.Write(b)
+	n, err := w.Write(b)
 	p.written += int64(n)
 	return err
 }

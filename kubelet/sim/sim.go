@@ -40,8 +40,9 @@
 // Its output (Logs) says what the simulation did: a line when it starts (with its
 // image and command), the text of each "echo TEXT" in its command line, what it was
 // sent when stopped, and its exit code. Write adds lines, as if the container printed
-// them (tests of following). Logs gives it in the CRI log format, each line with the
-// runtime clock's time when it was printed, as a real runtime keeps it.
+// them (tests of following), and WriteErr as if on stderr. Logs gives it in the CRI log
+// format, each line with the runtime clock's time when it was printed, as a real
+// runtime keeps it.
 // Stop makes a running container exit with 143 (128+SIGTERM); one whose command line
 // traps TERM to nothing ignores SIGTERM and exits with 137 (SIGKILL) instead:
 //
@@ -122,8 +123,11 @@ type fileEvent struct {
 }
 
 // print appends a line of output, written at at (on stdout), and wakes followers.
-func (c *container) print(at time.Time, line string) {
-	c.logs = append(c.logs, crilog.Append(nil, crilog.Record{Time: at, Stream: crilog.Stdout, Content: []byte(line)}))
+func (c *container) print(at time.Time, line string) { c.printOn(crilog.Stdout, at, line) }
+
+// printOn appends a line of output on stream (crilog.Stdout or Stderr).
+func (c *container) printOn(stream string, at time.Time, line string) {
+	c.logs = append(c.logs, crilog.Append(nil, crilog.Record{Time: at, Stream: stream, Content: []byte(line)}))
 	close(c.grew)
 	c.grew = make(chan struct{})
 }
@@ -564,8 +568,15 @@ func echoes(argv []string) []string {
 	return out
 }
 
-// Write adds lines to a container's output, as if it printed them (tests).
-func (r *Runtime) Write(id string, lines ...string) error {
+// Write adds lines to a container's output, as if it printed them on stdout (tests).
+func (r *Runtime) Write(id string, lines ...string) error { return r.write(id, crilog.Stdout, lines) }
+
+// WriteErr adds lines to a container's output, as if it printed them on stderr (tests).
+func (r *Runtime) WriteErr(id string, lines ...string) error {
+	return r.write(id, crilog.Stderr, lines)
+}
+
+func (r *Runtime) write(id, stream string, lines []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.ctrs[id]
@@ -574,7 +585,7 @@ func (r *Runtime) Write(id string, lines ...string) error {
 	}
 	now := r.now()
 	for _, l := range lines {
-		c.print(now, l)
+		c.printOn(stream, now, l)
 	}
 	return nil
 }

@@ -180,7 +180,7 @@ func memoryDir(b testing.TB) string {
 	if fi, err := os.Stat("/dev/shm"); err != nil || !fi.IsDir() {
 		return b.TempDir()
 	}
-	dir, err := os.MkdirTemp("/dev/shm", "skiff-bench-")
+	dir, err := os.MkdirTemp("/dev/shm", rootName(shmRootPrefix))
 	if err != nil {
 		return b.TempDir()
 	}

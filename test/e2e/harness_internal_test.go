@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,4 +50,33 @@ func TestProcessesDieWithTheTestBinary(t *testing.T) {
 		fields := strings.Fields(string(stat))
 		return len(fields) > 2 && fields[2] == "Z", "still running: " + string(stat)
 	})
+}
+
+// A root of a process that no longer exists is removed; this process's, another live
+// process's and names of another form are left.
+func TestReapRoots(t *testing.T) {
+	parent := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]bool{ // name: removed
+		fmt.Sprintf("%s%d-123", tmpRootPrefix, gone.Process.Pid): true,
+		rootName(tmpRootPrefix) + "456":                          false,
+		fmt.Sprintf("%s%d-789", tmpRootPrefix, os.Getppid()):     false,
+		tmpRootPrefix + "bin-1":                                  false,
+		fmt.Sprintf("other-%d-1", gone.Process.Pid):              false,
+	}
+	for name := range dirs {
+		if err := os.MkdirAll(filepath.Join(parent, name, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reaped := reapRoots(parent, tmpRootPrefix)
+	for name, removed := range dirs {
+		_, err := os.Stat(filepath.Join(parent, name))
+		if gotRemoved := os.IsNotExist(err); gotRemoved != removed {
+			t.Errorf("%s: removed %v, want %v (reaped %v)", name, gotRemoved, removed, reaped)
+		}
+	}
 }

@@ -30,10 +30,27 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "skiff-e2e-bin-")
+	// Earlier test processes' roots, when they were killed before their cleanups.
+	for _, reaped := range append(reapRoots(os.TempDir(), tmpRootPrefix), reapRoots("/dev/shm", shmRootPrefix)...) {
+		fmt.Fprintln(os.Stderr, "removed", reaped, "of a test process that no longer runs")
+	}
+	root, err := os.MkdirTemp("", rootName(tmpRootPrefix))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	os.Setenv("TMPDIR", root) // every TempDir, and the started processes' temporary files
+	code := runTests(m)
+	os.RemoveAll(root)
+	os.Exit(code)
+}
+
+// runTests builds the binaries (unless SKIFF_E2E_BIN names them) and runs the tests.
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	binDir = dir
 	// Keep the user's ~/.skiff/config out of the processes the tests start (TestUp sets
@@ -48,8 +65,7 @@ func TestMain(m *testing.M) {
 		if binDir != dir {
 			if _, err := os.Stat(filepath.Join(binDir, name)); err != nil {
 				fmt.Fprintln(os.Stderr, "SKIFF_E2E_BIN:", err)
-				os.RemoveAll(dir)
-				os.Exit(1)
+				return 1
 			}
 			continue
 		}
@@ -57,13 +73,10 @@ func TestMain(m *testing.M) {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", name, err)
-			os.RemoveAll(dir)
-			os.Exit(1)
+			return 1
 		}
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return m.Run()
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1.

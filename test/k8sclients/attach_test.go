@@ -130,11 +130,19 @@ func testInteractive(t *testing.T, s *skiff, proto string, env []string) {
 		}
 	})
 	t.Run("kubectl attach -i without a terminal over "+proto, func(t *testing.T) {
-		// The stdin pod reads what kubectl sends; the end of kubectl's input detaches
-		// it (no stdinOnce), and the shell reads on for the next attach.
+		// The stdin pod reads what kubectl sends and answers on both streams, which
+		// reach kubectl's stdout and stderr each on its own channel; the end of
+		// kubectl's input detaches it (no stdinOnce), and the shell reads on for the
+		// next attach.
 		for i := range 2 {
 			x := s.interactive(t, env, "attach", "-i", "stdin")
 			x.typeUntil(fmt.Sprintf("got:line %d\n", i), fmt.Sprintf("line %d\n", i))
+			waitfor.Condition(t, time.Minute, "the stdin pod's stderr on kubectl's", func() (bool, string) {
+				return strings.Contains(x.errOut.String(), fmt.Sprintf("err:line %d\n", i)), x.errOut.String()
+			})
+			if out := x.out.String(); strings.Contains(out, "err:") {
+				t.Fatalf("kubectl attach -i %d: the container's stderr on kubectl's stdout: %q", i, out)
+			}
 			if code := x.wait(); code != 0 {
 				t.Fatalf("kubectl attach -i %d after its input ended: exit %d; stderr %q", i, code, x.errOut.String())
 			}

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,13 +50,14 @@ func benchHTTPCreatePod(b *testing.B, secure bool) {
 	if !secure {
 		name += "_insecure"
 	}
-	benchfig.Want(b, name, name+"_p99")
+	benchfig.Want(b, name, name+"_p99", name+"_cpu_per_op")
 	opts := apicluster.Options{HistorySize: 100_000,
 		Configure: func(cfg *apiserver.Config) { cfg.Store.MmapSize = 256 << 20 }}
 	if secure {
 		opts.Certs = apicluster.Certs(b)
 	}
-	c := apicluster.Start(b, 3, opts)
+	var c *apicluster.Cluster
+	benchfig.Label("apiserver", func() { c = apicluster.Start(b, 3, opts) })
 	cfg := &rest.Config{Host: "https://" + c.Addr(c.Leader()), QPS: -1, TLSClientConfig: rest.TLSClientConfig{
 		CertFile: filepath.Join(opts.Certs, "admin.crt"), KeyFile: filepath.Join(opts.Certs, "admin.key"),
 		CAFile: filepath.Join(opts.Certs, pki.CACertFile)}}
@@ -80,7 +79,7 @@ func benchHTTPCreatePod(b *testing.B, secure bool) {
 // kube-apiserver of KUBE_APISERVER_BENCH_KUBECONFIG (over HTTPS, HTTP/2):
 // kube-apiserver-bench.sh starts one on a 3-member etcd and runs it. It skips without.
 func BenchmarkKubeAPIServerCreatePod(b *testing.B) {
-	benchfig.Want(b, "kube_apiserver_create_pod_c100", "kube_apiserver_create_pod_c100_p99")
+	benchfig.Want(b, "kube_apiserver_create_pod_c100", "kube_apiserver_create_pod_c100_p99", "kube_apiserver_create_pod_c100_cpu_per_op")
 	kubeconfig := os.Getenv("KUBE_APISERVER_BENCH_KUBECONFIG")
 	if kubeconfig == "" {
 		b.Skip("KUBE_APISERVER_BENCH_KUBECONFIG is not set: test/k8sclients/kube-apiserver-bench.sh runs this benchmark")
@@ -103,42 +102,17 @@ func BenchmarkKubeAPIServerCreatePod(b *testing.B) {
 	createPods(b, cs, "kube_apiserver_create_pod_c100")
 }
 
-// createPods has 100 callers of cs create 20,000 pods and reports the rate as name and
-// the 99th percentile of the latencies as name_p99.
+// createPods has 100 callers of cs create 20,000 pods (benchfig.Calls: name, name_p99,
+// name_cpu_per_op). The clientset's connection is made by the first call, so its
+// goroutines carry the callers' profile label.
 func createPods(b *testing.B, cs *kubernetes.Clientset, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	const clients, total = 100, 20_000
-	lat := make([]time.Duration, total)
-	var next atomic.Int64
-	var failed atomic.Value
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= total {
-					return
-				}
-				t0 := time.Now()
-				if _, err := cs.CoreV1().Pods("default").Create(ctx, benchPod(fmt.Sprintf("p-%d", i)), metav1.CreateOptions{}); err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
+	err := benchfig.Calls(b, ctx, name, 100, 20_000, func(ctx context.Context, i int) error {
+		_, err := cs.CoreV1().Pods("default").Create(ctx, benchPod(fmt.Sprintf("p-%d", i)), metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
-	benchfig.Report(name, total/elapsed.Seconds(), "ops/s")
-	benchfig.Report(name+"_p99", benchfig.Percentile(lat, 0.99), "ms")
 }

@@ -42,6 +42,8 @@ spec:
               cronSpec: {type: string}
               image: {type: string}
               replicas: {type: integer, default: 1}
+    selectableFields:
+    - {jsonPath: .spec.image}
 `
 
 const crontab = `apiVersion: stable.example.com/v1
@@ -54,8 +56,8 @@ spec:
 `
 
 // TestKubectlCustomResources: kubectl applies a CRD and a custom resource of it, finds
-// the resource by its short name with the CRD's columns, and client-go's dynamic client
-// creates, lists and deletes custom resources.
+// the resource by its short name with the CRD's columns and by its selectable field,
+// and client-go's dynamic client creates, lists and deletes custom resources.
 func TestKubectlCustomResources(t *testing.T) {
 	s := startSkiff(t)
 	apply := func(manifest string) string {
@@ -83,6 +85,12 @@ func TestKubectlCustomResources(t *testing.T) {
 		t.Fatalf("apply again: %s", out)
 	}
 	s.wantOut(`^nginx 2$`, "get", "ct", "nightly", "-o", "jsonpath={.spec.image} {.metadata.generation}")
+	// The CRD's selectable field.
+	s.wantOut(`^nightly$`, "get", "ct", "--field-selector", "spec.image=nginx", "-o", "jsonpath={.items[*].metadata.name}")
+	s.wantOut(`^$`, "get", "ct", "--field-selector", "spec.image=busybox", "-o", "jsonpath={.items[*].metadata.name}")
+	if out, err := s.run("get", "ct", "--field-selector", "spec.cronSpec=x"); err == nil || !strings.Contains(out, "field label not supported: spec.cronSpec") {
+		t.Errorf("get by a field not selectable: %v %s", err, out)
+	}
 
 	// client-go's dynamic client.
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
