@@ -81,7 +81,10 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 		f = cache.NewFactory(cs, s.cfg.Logger)
 		s.factory = f
 	}
-	s.podInformer = cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	// As Kubernetes' scheduler: no finished pod (it holds nothing on its node), so that
+	// a pod's finish arrives as its deletion and the writes after it (a Job releasing
+	// its tracking finalizer) not at all.
+	s.podInformer = cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{FieldSelector: unfinishedPods})
 	if s.factory != nil {
 		// The factory is the scheduler's alone; the pods of one controller hold their
 		// template's parts once between them (issue 26).
@@ -101,6 +104,10 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 	s.pdbs = func() []*policyv1.PodDisruptionBudget { return pdbs.List(labels.Everything()) }
 	return s, nil
 }
+
+// unfinishedPods selects the pods the scheduler watches: those neither Succeeded nor
+// Failed (Kubernetes' scheduler's pod informer selects the same).
+const unfinishedPods = "status.phase!=" + string(corev1.PodSucceeded) + ",status.phase!=" + string(corev1.PodFailed)
 
 // schedulingFields keeps of a bound pod what the scheduler reads: its spec (requests,
 // ports, node), its labels, owners and deletion, and its phase. The scheduler caches
