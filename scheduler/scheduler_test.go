@@ -359,3 +359,22 @@ func TestFinishedPodLeavesTheCache(t *testing.T) {
 		t.Error("the scheduler's cache holds the succeeded pod first")
 	}
 }
+
+// TestSharedFactoryOnePodInformer: a scheduler reading a factory it shares with the
+// controllers (skiff up) uses the factory's informer of every pod, not a second watch
+// of the unfinished ones.
+func TestSharedFactoryOnePodInformer(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	cs := dial(t, c.Addrs())
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	shared := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	cfg := DefaultConfig()
+	cfg.Informers = f
+	s, err := New(cs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.podInformer != shared {
+		t.Error("the scheduler made a pod informer of its own on the shared factory")
+	}
+}
