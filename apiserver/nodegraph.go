@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,22 +29,30 @@ type nodeGraph struct {
 	store *store.Store
 	log   hclog.Logger
 
-	mu   sync.RWMutex
-	pods map[store.Key]graphPod // bound pods
-	// uids are every pod's uid, bound or not: what a pod-bound service-account token's
-	// authentication checks (podUID), without a store read per request.
-	uids map[store.Key]string
+	mu sync.RWMutex
+	// pods are every pod, bound or not (node ""): the uid is what a pod-bound
+	// service-account token's authentication checks (podUID), without a store read per
+	// request. One map, not a map of uids beside one of bound pods: a member holds an
+	// entry per pod of the cluster (issue 26).
+	pods map[store.Key]graphPod
 	refs map[graphRef]int // how many pods on the node reference the object
 	rev  int64            // the revision the graph reflects
+	// last is the references the last pod put holds: a pod whose references are equal
+	// holds that same slice (the pods of a namespace mostly reference the same account
+	// and the same ConfigMap of its CA), not a copy of its own.
+	last []graphRef
 	// advanced is closed, and replaced, when rev advances.
 	advanced chan struct{}
 }
 
-// graphPod is what the graph keeps of a bound pod.
+// graphPod is what the graph keeps of a pod: its uid, and once it is bound its node,
+// account and references.
 type graphPod struct {
 	uid, node string
 	account   string // spec.serviceAccountName
-	refs      []graphRef
+	// refs are the objects the pod references, without the node (graphRef.node ""):
+	// shared by pods whose references are equal. Read only.
+	refs []graphRef
 }
 
 // graphRef is an object a pod on a node references.
@@ -58,7 +67,7 @@ const graphCatchUp = 2 * time.Second
 
 func newNodeGraph(s *store.Store, log hclog.Logger) *nodeGraph {
 	return &nodeGraph{store: s, log: log.Named("nodegraph"), pods: map[store.Key]graphPod{}, refs: map[graphRef]int{},
-		uids: map[store.Key]string{}, advanced: make(chan struct{})}
+		advanced: make(chan struct{})}
 }
 
 // References implements auth.Graph. A no may be the graph trailing the cluster (a pod
@@ -101,7 +110,7 @@ func (g *nodeGraph) nodeOf(k store.Key, uid string) (string, bool) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	p, ok := g.pods[k]
-	if !ok || p.uid != uid {
+	if !ok || p.uid != uid || p.node == "" {
 		return "", false
 	}
 	return p.node, true
@@ -124,7 +133,7 @@ func (g *nodeGraph) boundPod(k store.Key, uid string) (p graphPod, ok bool) {
 		rev, advanced := g.rev, g.advanced
 		p, ok = g.pods[k]
 		g.mu.RUnlock()
-		if !ok || p.uid != uid {
+		if !ok || p.uid != uid || p.node == "" {
 			return graphPod{}, false
 		}
 		if rev >= target {
@@ -149,7 +158,7 @@ func (g *nodeGraph) boundPod(k store.Key, uid string) (p graphPod, ok bool) {
 // up, as References' no.
 func (g *nodeGraph) podUID(k store.Key, want string) string {
 	g.mu.RLock()
-	uid := g.uids[k]
+	uid := g.pods[k].uid
 	g.mu.RUnlock()
 	if uid == want {
 		return uid
@@ -163,7 +172,7 @@ func (g *nodeGraph) podUID(k store.Key, want string) string {
 	for {
 		g.mu.RLock()
 		rev, advanced := g.rev, g.advanced
-		uid = g.uids[k]
+		uid = g.pods[k].uid
 		g.mu.RUnlock()
 		if uid == want || rev >= target {
 			return uid
@@ -209,7 +218,7 @@ func (g *nodeGraph) follow(ctx context.Context) error {
 	g.mu.Lock()
 	clear(g.pods)
 	clear(g.refs)
-	clear(g.uids)
+	g.last = nil
 	for i := range objs {
 		g.put(&objs[i])
 	}
@@ -233,7 +242,6 @@ func (g *nodeGraph) follow(ctx context.Context) error {
 				g.put(&ev.Object)
 			case store.Deleted:
 				g.remove(ev.Object.Key)
-				delete(g.uids, ev.Object.Key)
 			}
 			g.advance(ev.Revision)
 		}
@@ -253,13 +261,14 @@ func (g *nodeGraph) advance(rev int64) {
 
 // put adds or updates a stored pod. g.mu is held.
 func (g *nodeGraph) put(o *store.Object) {
-	g.uids[o.Key] = o.UID
 	node := o.Fields["spec.nodeName"]
 	cur, known := g.pods[o.Key]
 	if known && cur.uid == o.UID && cur.node == node {
 		return // a bound pod's references do not change
 	}
 	g.remove(o.Key)
+	p := graphPod{uid: o.UID}
+	defer func() { g.pods[o.Key] = p }()
 	if node == "" {
 		return
 	}
@@ -269,22 +278,31 @@ func (g *nodeGraph) put(o *store.Object) {
 		return
 	}
 	pod := obj.(*corev1.Pod)
-	p := graphPod{uid: o.UID, node: node, account: pod.Spec.ServiceAccountName}
-	for _, r := range podReferences(pod) {
+	refs := podReferences(pod)
+	if slices.Equal(refs, g.last) {
+		refs = g.last
+	}
+	g.last = refs
+	p.node, p.refs = node, refs
+	p.account = pod.Spec.ServiceAccountName
+	accounts := kinds.MustLookup(kinds.ServiceAccount).Plural
+	for _, r := range refs {
+		if r.resource == accounts && r.name == p.account {
+			p.account = r.name // the shared string
+		}
 		r.node = node
-		p.refs = append(p.refs, r)
 		g.refs[r]++
 	}
-	g.pods[o.Key] = p
 }
 
-// remove takes a pod out of the graph. g.mu is held.
+// remove takes a pod's references out of the graph and the pod with them. g.mu is held.
 func (g *nodeGraph) remove(k store.Key) {
 	p, ok := g.pods[k]
 	if !ok {
 		return
 	}
 	for _, r := range p.refs {
+		r.node = p.node
 		if g.refs[r]--; g.refs[r] <= 0 {
 			delete(g.refs, r)
 		}

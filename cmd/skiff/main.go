@@ -13,10 +13,17 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/internal/heapsignal"
 )
 
 func main() {
-	if err := rootCmd().Execute(); err != nil {
+	stopHeap := heapsignal.Start(os.Getenv(heapsignal.Env), func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	})
+	err := rootCmd().Execute()
+	stopHeap()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/internal/heapsignal"
 	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
@@ -103,7 +105,7 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	dataDirs := []string{b.TempDir(), b.TempDir(), b.TempDir()}
 	var procs []*proc
 	for i := 0; i < 3; i++ {
-		procs = append(procs, start(b, fmt.Sprintf("n%d", i+1), "apiserver", "--name", fmt.Sprintf("n%d", i+1), "--data-dir", dataDirs[i],
+		procs = append(procs, startScale(b, fmt.Sprintf("n%d", i+1), scaleComponents[i], "apiserver", "--name", fmt.Sprintf("n%d", i+1), "--data-dir", dataDirs[i],
 			"--listen", apis[i], "--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]), "--initial-cluster", strings.Join(initial, ","),
 			"--http-listen", fmt.Sprintf("127.0.0.1:%d", ports[6+i]), "--log-level", "warn",
 			"--cluster-cidr", scaleClusterCIDR,
@@ -127,9 +129,9 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 		return err == nil, fmt.Sprint(err)
 	})
 	procs = append(procs,
-		start(b, "controller-manager", append([]string{"controller-manager", "--log-level", "warn"}, as("controller-manager")...)...),
-		start(b, "scheduler", append([]string{"scheduler", "--log-level", "warn"}, as("scheduler")...)...),
-		start(b, "kubelets", append([]string{"kubelet", "--runtime", "sim", "--sim-nodes", fmt.Sprint(nodes), "--node-name", "sim",
+		startScale(b, "controller-manager", scaleComponents[3], append([]string{"controller-manager", "--log-level", "warn"}, as("controller-manager")...)...),
+		startScale(b, "scheduler", scaleComponents[4], append([]string{"scheduler", "--log-level", "warn"}, as("scheduler")...)...),
+		startScale(b, "kubelets", scaleComponents[5], append([]string{"kubelet", "--runtime", "sim", "--sim-nodes", fmt.Sprint(nodes), "--node-name", "sim",
 			"--sim-cert-dir", pkiDir, "--kubelet-listen", "none", "--node-ip", "127.0.0.1", "--log-level", "warn"}, as("kubelet-sim-0")...)...))
 	rss := newRSSWatch(b, procs, scaleRSSLimit)
 	defer rss.stop()
@@ -236,6 +238,8 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 
 	endRSS := rss.current()
 	peak := rss.peaks()
+	memoryByKind(b, procs)
+	heapProfiles(b, procs)
 	endDisk := diskUsage(b, dataDirs)
 	endIndex := appliedIndex(b, metricsURL)
 
@@ -267,6 +271,50 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	}
 	benchfig.Report(prefix+"_disk_per_pod_member", float64(disk)/3/pods, "bytes")
 	benchfig.Report(prefix+"_raft_entries_per_pod", float64(endIndex-baseIndex)/pods, "entries")
+}
+
+// startScale starts one of a scale run's processes. With SKIFF_HEAP_PROFILE set, the
+// process writes its heap profile to that name with its component's appended
+// (FILE.apiserver_n1, ..., FILE.kubelets) when heapProfiles signals it.
+func startScale(b *testing.B, name, component string, args ...string) *proc {
+	cmd := exec.Command(filepath.Join(binDir, "skiff"), args...)
+	if path := os.Getenv(heapsignal.Env); path != "" {
+		cmd.Env = append(os.Environ(), heapsignal.Env+"="+path+"."+component) // the last one counts
+	}
+	return startCommand(b, name, cmd)
+}
+
+// heapProfiles has every process of the run write its heap profile (SIGUSR2, see
+// internal/heapsignal) while the cluster still runs, and waits for each, if
+// SKIFF_HEAP_PROFILE is set.
+func heapProfiles(b *testing.B, procs []*proc) {
+	path := os.Getenv(heapsignal.Env)
+	if path == "" {
+		return
+	}
+	for i, p := range procs {
+		file := path + "." + scaleComponents[i]
+		os.Remove(file)
+		if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+			b.Fatal(err)
+		}
+		waitfor.Condition(b, 2*time.Minute, "the heap profile of "+scaleComponents[i], func() (bool, string) {
+			_, err := os.Stat(file)
+			return err == nil, fmt.Sprint(err)
+		})
+		b.Logf("heap profile of %s written to %s", scaleComponents[i], file)
+	}
+}
+
+// memoryByKind logs what each process's resident memory is made of at the end of the
+// run (/proc/PID/status): anonymous (the Go heap, its garbage and the stacks), file
+// pages (the binary, and bbolt's memory-mapped files on a member) and shared memory.
+func memoryByKind(b *testing.B, procs []*proc) {
+	for i, p := range procs {
+		pid := p.cmd.Process.Pid
+		b.Logf("%s: RSS %d MiB: anonymous %d, file %d, shared %d MiB", scaleComponents[i], procStatus(pid, "VmRSS:")>>20,
+			procStatus(pid, "RssAnon:")>>20, procStatus(pid, "RssFile:")>>20, procStatus(pid, "RssShmem:")>>20)
+	}
 }
 
 // scaleDeployment is a Deployment of n replicas of the pods every e2e benchmark runs.
