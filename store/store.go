@@ -699,7 +699,7 @@ func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 		return nil
 	}
 	s.readBarriers.Add(1)
-	idx, err := s.readIndex.get(ctx)
+	idx, err := s.leaderReadIndexWait(ctx)
 	if err != nil {
 		return err
 	}
@@ -707,6 +707,45 @@ func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 		return fmt.Errorf("wait for revision %d: %w", idx, err)
 	}
 	return nil
+}
+
+// leaderReadIndexWait gets a read index, waiting out a change of leader as a write waits
+// for a leader: a round refused because there is no leader, the member asked is no
+// longer it, the new one has not applied an entry of its term yet, or the round timed out
+// on a busy leader, is asked again when the leader changes (or after a short pause), for
+// up to WriteTimeout. Only then is the read refused (ErrNoLeader: 503 through the REST
+// API). A linearizable read is safe to ask again: nothing was read yet.
+func (s *Store) leaderReadIndexWait(ctx context.Context) (uint64, error) {
+	var deadline <-chan time.Time
+	for {
+		s.leaderMu.Lock()
+		changed := s.leaderChanged
+		s.leaderMu.Unlock()
+		idx, err := s.readIndex.get(ctx)
+		if err == nil || !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrNotLeader) || ctx.Err() != nil {
+			return idx, err
+		}
+		if deadline == nil {
+			t := time.NewTimer(s.cfg.WriteTimeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		pause := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-pause.C:
+		case <-deadline:
+			pause.Stop()
+			return 0, err
+		case <-ctx.Done():
+			pause.Stop()
+			return 0, err
+		case <-s.ctx.Done():
+			pause.Stop()
+			return 0, ErrClosed
+		}
+		pause.Stop()
+	}
 }
 
 // ReadBarriers is how many linearizable reads this node has served since it opened:
