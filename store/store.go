@@ -771,7 +771,13 @@ func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("read index from %s: %w: %v", id, ErrNoLeader, err)
 	}
 	if resp.GetError() != nil {
-		return 0, errorFromProto(resp.GetError())
+		err := errorFromProto(resp.GetError())
+		if errors.Is(err, ErrIndeterminate) {
+			// The leader's round failed for a reason of no class (its own wait timed
+			// out): a read index is no write, so nothing is indeterminate; asked again.
+			err = fmt.Errorf("read index from %s: %w: %v", id, ErrNoLeader, err)
+		}
+		return 0, err
 	}
 	return resp.GetIndex(), nil
 }
