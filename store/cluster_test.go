@@ -705,9 +705,10 @@ func TestNewLeaderWaitsForAnEntryOfItsTerm(t *testing.T) {
 // arrives while leadership moves waits for the new leader's read index, as a write waits
 // for a leader, instead of failing with "no leader": a change of leader is not the
 // cluster being unavailable. Lists run on every member while leadership is handed on
-// three times.
+// three times. WriteTimeout, the longest a read waits for the next leader, is long
+// enough that a change slowed by a loaded machine (and -race) still falls within it.
 func TestFirstPagesThroughALeaderChange(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	c := newCluster(t, 3, func(cfg *Config) { cfg.WriteTimeout = 30 * time.Second })
 	ctx := ctxT(t, 2*time.Minute)
 	l := c.leader()
 	for i := 0; i < 20; i++ {
@@ -723,12 +724,13 @@ func TestFirstPagesThroughALeaderChange(t *testing.T) {
 	for _, s := range c.nodes {
 		lists.Go(func() {
 			for listCtx.Err() == nil {
+				at := time.Now()
 				res, err := s.ListPage(listCtx, "ConfigMap", ListOptions{Limit: 5})
 				mu.Lock()
 				switch {
 				case listCtx.Err() != nil:
 				case err != nil:
-					failed = append(failed, fmt.Errorf("%s: %w", s.ID(), err))
+					failed = append(failed, fmt.Errorf("%s after %v: %w", s.ID(), time.Since(at).Round(time.Millisecond), err))
 				case len(res.Objects) != 5:
 					failed = append(failed, fmt.Errorf("%s: %d objects, want 5", s.ID(), len(res.Objects)))
 				default:

@@ -47,10 +47,9 @@ import (
 //   - mutate: a client creating and updating ConfigMaps, one call every 100 ms; the
 //     latency of each call (Kubernetes' SLO: p99 ≤ 1 s);
 //   - list: a client listing every pod through the REST API in pages of 500
-//     (limit/continue), one list after another, in turn in Kubernetes' protobuf
-//     encoding as client-go's typed clients, pager and informers ask for a built-in
-//     kind, and in JSON as `kubectl get -o json` asks; the time of each whole list,
-//     of each encoding;
+//     (limit/continue), one list after another, in Kubernetes' protobuf encoding as
+//     client-go's typed clients, pager and informers ask for a built-in kind, then in
+//     JSON as `kubectl get -o json` asks; the time of each whole list, of each encoding;
 //   - watch lag: a watch on those ConfigMaps; from just before each write to its
 //     event's arrival (so the write's own commit is inside the figure).
 //
@@ -366,28 +365,30 @@ func probeWatchLag(ctx context.Context, cs *client.Clientset, lag *latencies) {
 }
 
 // probePagedLists lists every pod through the REST API in pages of 500, as client-go's
-// pager does, a whole list every 5 s (or as soon as the previous one ends, if it took
-// longer), in turn in protobuf (client-go's typed clients and informers: a built-in
-// kind's list in Kubernetes' protobuf encoding) and in JSON (kubectl get -o json), and
-// records each list's time in protobufLists or jsonLists. One list runs at a time.
+// pager does, in protobuf (client-go's typed clients and informers: a built-in kind's
+// list in Kubernetes' protobuf encoding) and then in JSON (kubectl get -o json), every
+// 5 s (or as soon as the previous two end, if they took longer), and records each list's
+// time in protobufLists or jsonLists. One list runs at a time.
 func probePagedLists(ctx context.Context, b *testing.B, hc *http.Client, base string, jsonLists, protobufLists *latencies) {
 	defer hc.CloseIdleConnections()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	most := 0
 	defer func() { b.Logf("paged lists: at most %d pods", most) }()
-	for protobuf := true; ; protobuf = !protobuf {
-		at := time.Now()
-		items, err := listAllPods(ctx, hc, base, protobuf)
-		if err != nil && ctx.Err() == nil {
-			b.Logf("paged list (protobuf %v): %v", protobuf, err)
-		} else if err == nil {
-			if protobuf {
-				protobufLists.add(time.Since(at))
-			} else {
-				jsonLists.add(time.Since(at))
+	for {
+		for _, protobuf := range []bool{true, false} {
+			at := time.Now()
+			items, err := listAllPods(ctx, hc, base, protobuf)
+			if err != nil && ctx.Err() == nil {
+				b.Logf("paged list (protobuf %v): %v", protobuf, err)
+			} else if err == nil {
+				if protobuf {
+					protobufLists.add(time.Since(at))
+				} else {
+					jsonLists.add(time.Since(at))
+				}
+				most = max(most, items)
 			}
-			most = max(most, items)
 		}
 		select {
 		case <-ctx.Done():
@@ -424,6 +425,11 @@ func listAllPods(ctx context.Context, hc *http.Client, base string, protobuf boo
 		if err != nil {
 			return n, err
 		}
+		if resp.StatusCode != http.StatusOK {
+			status, _ := io.ReadAll(io.LimitReader(resp.Body, 4096)) // the Status, with its message
+			resp.Body.Close()
+			return n, fmt.Errorf("page after %d pods: %s: %s", n, resp.Status, strings.TrimSpace(string(status)))
+		}
 		var page corev1.PodList
 		if protobuf && resp.Header.Get("Content-Type") == kinds.ContentType {
 			var body []byte
@@ -439,11 +445,8 @@ func listAllPods(ctx context.Context, hc *http.Client, base string, protobuf boo
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("status %s", resp.Status)
-		}
 		if err != nil {
-			return n, fmt.Errorf("page after %d pods: %s: %w", n, resp.Status, err)
+			return n, fmt.Errorf("page after %d pods: %w", n, err)
 		}
 		n += len(page.Items)
 		if token = page.Continue; token == "" {
