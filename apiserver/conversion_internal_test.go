@@ -140,7 +140,7 @@ func TestConversionWebhook(t *testing.T) {
 		{"/wrong-uid", bundle, `conversion webhook for stable.example.com/v1, Kind=E2eTest failed: expected response.uid=`},
 		{"/too-few", bundle, "conversion webhook for stable.example.com/v1, Kind=E2eTest returned 0 objects, expected 1"},
 		{"/missing", bundle, "conversion webhook for stable.example.com/v1, Kind=E2eTest failed: failed to call webhook: the server responded with the status code 404"},
-		{"/convert", nil, "conversion webhook for stable.example.com/v1, Kind=E2eTest failed: failed to call webhook: Post \"" + cs.Server.URL + "/convert\": tls: failed to verify certificate"},
+		{"/convert", nil, "conversion webhook for stable.example.com/v1, Kind=E2eTest failed: failed to call webhook: Post \"" + cs.Server.URL + "/convert?timeout=30s\": tls: failed to verify certificate"},
 	} {
 		_, v2 := serve(tc.path, tc.bundle)
 		_, err := v2.ConvertCustom([]*kinds.Custom{a})

@@ -188,6 +188,9 @@ func decodeCustom(info *kinds.Info, os []store.Object) ([]kinds.Object, error) {
 	}
 	out := make([]kinds.Object, len(converted))
 	for i, c := range converted {
+		// Read with its CRD's schema as it is now, as Kubernetes reads custom resources:
+		// pruned, and a default added since the object was written is set.
+		validation.Default(c)
 		out[i] = c
 	}
 	return out, nil

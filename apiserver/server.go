@@ -80,6 +80,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("listen on API address %s: %w", cfg.Listen, err)
 		}
 	}
+	if _, port, err := net.SplitHostPort(s.cfg.Advertise); err == nil && port == "0" && s.cfg.Advertise == s.cfg.Listen {
+		// --listen HOST:0 without --advertise: the port the system chose is the one
+		// members, clients and the kubernetes Service's endpoints reach.
+		s.cfg.Advertise = s.ln.Addr().String()
+	}
 	if s.hln = cfg.HTTPListener; s.hln == nil && cfg.HTTPListen != "" {
 		if s.hln, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
 			s.ln.Close()

@@ -81,7 +81,16 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 		f = cache.NewFactory(cs, s.cfg.Logger)
 		s.factory = f
 	}
-	s.podInformer = cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	// On its own factory, as Kubernetes' scheduler: no finished pod (it holds nothing on
+	// its node), so that a pod's finish arrives as its deletion and the writes after it
+	// (a Job releasing its tracking finalizer) not at all. A factory shared with the
+	// controllers (skiff up) has every pod decoded already: a second watch would cost
+	// more than it saves, and the handlers take a finished pod as gone either way.
+	pods := client.ListOptions{}
+	if s.factory != nil {
+		pods.FieldSelector = unfinishedPods
+	}
+	s.podInformer = cache.InformerFor[*corev1.Pod](f, "", pods)
 	if s.factory != nil {
 		// The factory is the scheduler's alone; the pods of one controller hold their
 		// template's parts once between them (issue 26).
@@ -101,6 +110,10 @@ func New(cs *client.Clientset, cfg Config) (*Scheduler, error) {
 	s.pdbs = func() []*policyv1.PodDisruptionBudget { return pdbs.List(labels.Everything()) }
 	return s, nil
 }
+
+// unfinishedPods selects the pods the scheduler watches: those neither Succeeded nor
+// Failed (Kubernetes' scheduler's pod informer selects the same).
+const unfinishedPods = "status.phase!=" + string(corev1.PodSucceeded) + ",status.phase!=" + string(corev1.PodFailed)
 
 // schedulingFields keeps of a bound pod what the scheduler reads: its spec (requests,
 // ports, node), its labels, owners and deletion, and its phase. The scheduler caches

@@ -315,3 +315,66 @@ func TestTwoSchedulersBindEachPodOnce(t *testing.T) {
 		t.Fatalf("pods moved between nodes: %v", moved)
 	}
 }
+
+// TestFinishedPodLeavesTheCache: as Kubernetes' scheduler, the scheduler watches no
+// finished pod. A pod that succeeds leaves its cache (its informer's lister and the
+// node's requests): the pod waiting for its room is bound, and the writes after the
+// finish (a Job releasing its finalizer) do not reach the scheduler.
+func TestFinishedPodLeavesTheCache(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	cs := dial(t, c.Addrs())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	createNode(t, ctx, cs, makeNode("only", "1", "1Gi"))
+	s := startScheduler(t, cs, 5)
+	createPod(t, ctx, cs, makePod("first", "1", "512Mi"))
+	waitfor.Condition(t, time.Minute, "first bound and cached", func() (bool, string) {
+		p, ok := s.lookup("default", "first")
+		return ok && p.Spec.NodeName == "only", fmt.Sprint(ok)
+	})
+	createPod(t, ctx, cs, makePod("second", "1", "512Mi"))
+	waitfor.Condition(t, time.Minute, "second unschedulable", func() (bool, string) {
+		p, err := cs.Pods.Get(ctx, "default", "second")
+		if err != nil {
+			return false, err.Error()
+		}
+		return unschedulableMessage(p) != "", p.Spec.NodeName
+	})
+	first, err := cs.Pods.Get(ctx, "default", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Status.Phase = corev1.PodSucceeded
+	if _, err := cs.Pods.UpdateStatus(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, time.Minute, "second bound in first's room", func() (bool, string) {
+		p, err := cs.Pods.Get(ctx, "default", "second")
+		if err != nil {
+			return false, err.Error()
+		}
+		return p.Spec.NodeName == "only", p.Spec.NodeName
+	})
+	if _, ok := s.lookup("default", "first"); ok {
+		t.Error("the scheduler's cache holds the succeeded pod first")
+	}
+}
+
+// TestSharedFactoryOnePodInformer: a scheduler reading a factory it shares with the
+// controllers (skiff up) uses the factory's informer of every pod, not a second watch
+// of the unfinished ones.
+func TestSharedFactoryOnePodInformer(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	cs := dial(t, c.Addrs())
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	shared := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
+	cfg := DefaultConfig()
+	cfg.Informers = f
+	s, err := New(cs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.podInformer != shared {
+		t.Error("the scheduler made a pod informer of its own on the shared factory")
+	}
+}

@@ -428,3 +428,53 @@ func BenchmarkStorePagedList(b *testing.B) {
 	bench("store_paged_list_50k", float64(took.Milliseconds())/float64(b.N), "ms")
 	bench("store_paged_list_50k_cpu", float64(cpu.Milliseconds())/float64(b.N), "ms")
 }
+
+// BenchmarkFollowerWatchLag: how long after a lone write returns on the leader a watcher
+// on a follower receives it (p50 and p99 over the iterations), with a pause of 50 ms
+// between writes, as between the steps of a chain of controllers each waiting for the one
+// before; and what the three idle members cost in CPU a second. A follower applies an
+// entry once it learns that the entry is committed, which hashicorp/raft tells it with the
+// next entry it sends, or, when none follows, after a random wait of one to two
+// CommitTimeouts: the last write of a burst reaches the followers' watchers that much late.
+func BenchmarkFollowerWatchLag(b *testing.B) {
+	benchfig.Want(b, "store_follower_watch_lag")
+	for _, ct := range []time.Duration{20 * time.Millisecond, 10 * time.Millisecond, 5 * time.Millisecond} {
+		b.Run("commit_timeout_"+ct.String(), func(b *testing.B) {
+			c := newCluster(b, 3, func(cfg *Config) { cfg.CommitTimeout = ct })
+			ctx := ctxT(b, 5*time.Minute)
+			l := c.leader()
+			w, err := c.nodes[(l+1)%3].Watch(WatchOptions{Kind: "ConfigMap"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			idle := benchfig.StartCPU()
+			time.Sleep(2 * time.Second) // the members idle: their heartbeats and commit notices only
+			idleCPU := idle()
+			lags := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				res, err := c.nodes[l].Txn(ctx, Op{Type: Create, Key: key("lag-" + strconv.Itoa(i)), Value: []byte("v")})
+				if err != nil {
+					b.Fatal(err)
+				}
+				returned := time.Now()
+				for seen := false; !seen; {
+					evs, err := w.Next(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, ev := range evs {
+						seen = seen || ev.Revision >= res.Revision
+					}
+				}
+				lags = append(lags, time.Since(returned))
+				time.Sleep(50 * time.Millisecond) // the pause: no write to carry the commit
+			}
+			b.StopTimer()
+			b.ReportMetric(benchfig.Percentile(lags, 0.5), "p50-ms")
+			b.ReportMetric(benchfig.Percentile(lags, 0.99), "p99-ms")
+			b.ReportMetric(float64(idleCPU.Milliseconds())/2, "idle-cpu-ms/s")
+		})
+	}
+}

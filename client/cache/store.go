@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -41,6 +42,8 @@ const (
 	IndexNodeName = "nodeName"
 	// IndexLabels indexes objects by each of their labels (ByLabels), for ListSelected.
 	IndexLabels = "labels"
+	// IndexOrphan indexes the objects that have no controller by namespace (ByOrphan).
+	IndexOrphan = "orphan"
 )
 
 // ByNamespace indexes by metadata.namespace.
@@ -54,6 +57,17 @@ func ByOwner[T kinds.Object](obj T) []string {
 		out = append(out, string(r.UID))
 	}
 	return out
+}
+
+// ByOrphan indexes an object without a controller reference under its namespace, and
+// one with a controller under nothing: a controller finds the orphans it may adopt
+// without reading every object of the namespace (Kubernetes' PodControllerIndex keeps
+// a namespace's orphans under one key the same way).
+func ByOrphan[T kinds.Object](obj T) []string {
+	if metav1.GetControllerOfNoCopy(obj) != nil {
+		return nil
+	}
+	return []string{obj.GetNamespace()}
 }
 
 // ByLabels indexes by every label, within the object's namespace (LabelValue).

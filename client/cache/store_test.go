@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 )
 
 func names(pods []*corev1.Pod) string {
@@ -79,6 +80,35 @@ func TestListSelected(t *testing.T) {
 			if got := names(l.ListSelected(tc.ns, tc.set)); got != tc.want {
 				t.Errorf("indexed %v: ListSelected(%s, %v) = %q, want %q", indexed, tc.ns, tc.set, got, tc.want)
 			}
+		}
+	}
+}
+
+// TestOrphanIndex: a namespace's pods without a controller, following a pod adopted,
+// released and deleted; a pod with only plain owner references is an orphan.
+func TestOrphanIndex(t *testing.T) {
+	s := newIndexedStore[*corev1.Pod]()
+	s.addIndexer(IndexOrphan, ByOrphan[*corev1.Pod])
+	controller := []metav1.OwnerReference{{Kind: "Job", Name: "j", UID: "j-uid", Controller: ptr.To(true)}}
+	plain := []metav1.OwnerReference{{Kind: "ConfigMap", Name: "c", UID: "c-uid"}}
+	put := func(key string, refs []metav1.OwnerReference) {
+		ns, name := SplitKey(key)
+		s.put(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: refs}})
+	}
+	put("a/orphan", nil)
+	put("a/plain", plain)
+	put("a/owned", controller)
+	put("b/orphan", nil)
+	put("a/adopted", nil)
+	put("a/adopted", controller)
+	put("a/released", controller)
+	put("a/released", nil)
+	put("a/gone", nil)
+	s.remove("a/gone")
+	l := &Lister[*corev1.Pod]{s: s}
+	for ns, want := range map[string]string{"a": "a/orphan a/plain a/released", "b": "b/orphan", "c": ""} {
+		if got := names(l.ByIndex(IndexOrphan, ns)); got != want {
+			t.Errorf("orphans of %s = %q, want %q", ns, got, want)
 		}
 	}
 }

@@ -5,10 +5,10 @@
 // recorded together created in one CreateBatch call, and one Event's writes never race
 // each other. When the server refuses events as over its event rate budget, the
 // recorder as a whole backs off (the server's delay, doubling while refusals go on, a
-// write the server took only in part counting as refused) and then writes what it holds
-// together: a thousand kubelets refused by their namespace's budget would otherwise each
-// come back at the server's few-millisecond delay, a storm of refusals costing more than
-// the events.
+// write the server took only in part counting as refused, halving with each write that
+// went through) and then writes what it holds together: a thousand kubelets refused by
+// their namespace's budget would otherwise each come back at the server's
+// few-millisecond delay, a storm of refusals costing more than the events.
 //
 // Like client-go's recorder, it gives up: an Event whose writes failed maxTries times in
 // a row is dropped (its aggregated state stays, and a later occurrence writes it again),
@@ -124,8 +124,11 @@ type Recorder struct {
 
 	unbatched atomic.Bool // the server has no CreateBatch
 
-	// refusals counts the rate-limit refusals since the last write that went through;
-	// no write starts before pausedUntil. Both under mu.
+	// refusals is the back-off's level: one more with each rate-limit refusal, one
+	// less with each write that went through whole (a token of a budget many writers
+	// share says little about the next: starting again at RetryBase after each had a
+	// thousand kubelets probing a spent namespace budget ten times a second each). No
+	// write starts before pausedUntil. Both under mu.
 	refusals    int
 	pausedUntil time.Time
 }
@@ -385,7 +388,7 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 	defer func() {
 		if o.wrote && !o.throttled {
 			r.mu.Lock()
-			r.refusals = 0
+			r.refusals = max(r.refusals-1, 0)
 			r.mu.Unlock()
 		}
 	}()
@@ -506,7 +509,9 @@ func (r *Recorder) throttled(server time.Duration) time.Duration {
 		}
 		return r.pausedUntil.Sub(now)
 	}
-	r.refusals++
+	if r.refusals == 0 || r.cfg.RetryBase<<min(r.refusals-1, 16) < r.cfg.RetryMax {
+		r.refusals++ // no higher than RetryMax's level, which a write then lowers
+	}
 	d := r.cfg.RetryBase << min(r.refusals-1, 16)
 	d = min(max(d, server), max(r.cfg.RetryMax, server))
 	// Up to half again of jitter, so that many recorders refused together do not

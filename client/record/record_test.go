@@ -517,6 +517,82 @@ func TestRecorderBacksOffWhilePartlyRefused(t *testing.T) {
 	}
 }
 
+// sharing takes every third write whole and refuses the others whole as over the
+// event rate budget with a tiny delay: a budget many recorders share, with a token for
+// this one now and then.
+type sharing struct {
+	apiv1.UnimplementedResourcesServer
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *sharing) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest) (*apiv1.CreateBatchResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	var err error
+	if s.calls%3 != 0 {
+		st, _ := status.New(codes.ResourceExhausted, "limit reached on type Namespace for key default").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Millisecond)})
+		err = st.Err()
+	}
+	return batchResults(req, func(*apiv1.Object) error { return err }), nil
+}
+
+func (s *sharing) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	res, _ := s.CreateBatch(ctx, &apiv1.CreateBatchRequest{Objects: []*apiv1.Object{req.GetObject()}})
+	if e := res.GetResults()[0].GetError(); e != nil {
+		var st spb.Status
+		_ = proto.Unmarshal(e, &st)
+		return nil, status.FromProto(&st).Err()
+	}
+	return req.GetObject(), nil
+}
+
+// TestRecorderBackOffEasesAfterWrites: a write that goes through lowers the back-off
+// by one doubling, not back to its base: while a shared budget takes one write in
+// three, a recorder with events to write all the time asks less and less often (100,
+// 200, then 200, 400, then 400, 800 ms...: about eight calls in two seconds), where
+// starting again at 100 ms after each would be a call every 100 ms or so.
+func TestRecorderBackOffEasesAfterWrites(t *testing.T) {
+	fake := &sharing{}
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() { // a pod's event every 10 ms: something to write at every chance
+		defer close(stopped)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				recordPods(r, i, i+1)
+			}
+		}
+	}()
+	waitfor.Condition(t, 30*time.Second, "the first write", func() (bool, string) {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return fake.calls > 0, "none yet"
+	})
+	fake.mu.Lock()
+	first := fake.calls
+	fake.mu.Unlock()
+	began := time.Now()
+	waitfor.Condition(t, 30*time.Second, "two seconds of writes", func() (bool, string) {
+		return time.Since(began) >= 2*time.Second, ""
+	})
+	close(done)
+	<-stopped
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if n := fake.calls - first; n > 11 {
+		t.Errorf("%d calls in two seconds, one in three taken: the back-off started again after each write", n)
+	}
+}
+
 // dropped reads skiff_recorder_events_dropped_total by reason.
 func dropped(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()

@@ -7,7 +7,9 @@
 // deletes the pods of a suspended Job, ends a Job early when its success policy is met,
 // and writes the status: counts, startTime, completionTime, the completed and failed
 // indexes, and the conditions SuccessCriteriaMet or FailureTarget, then Complete or
-// Failed once no pod is left running.
+// Failed once no pod is left running. It claims its pods as Kubernetes' does: a
+// matching orphan is adopted with the tracking finalizer, a pod whose labels no longer
+// match is released without it.
 //
 // Every pod it makes carries the finalizer batch.kubernetes.io/job-tracking, so that
 // no finished pod goes away uncounted. A finished pod is counted in three steps, each
@@ -43,6 +45,7 @@ import (
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/controllers/internal/controllerref"
 	"github.com/skiffhq/skiff/controllers/internal/expectations"
 	"github.com/skiffhq/skiff/controllers/internal/slowstart"
 	"github.com/skiffhq/skiff/kinds"
@@ -144,6 +147,17 @@ type Controller struct {
 	releasing, lost map[string]map[types.UID]bool
 	// background: the releases running after their sync, which Run waits for.
 	background sync.WaitGroup
+	// claimer adopts a Job's matching orphans (owner reference and tracking finalizer)
+	// and releases its pods that no longer match; orphans queues the Jobs that match an
+	// orphan.
+	claimer controllerref.Claimer[*corev1.Pod]
+	orphans expectations.PodEvents[*batchv1.Job]
+	// unmatched: per Job, its pods that the pod events have not seen match its selector
+	// (their labels changed, or the Job was not cached when they came), by key, as
+	// cached then. A sync claims these and the namespace's orphans, not every pod of the
+	// Job: a Job keeps its finished pods, and matching all of them in every sync cost
+	// as much as the rest of the sync's work on them.
+	unmatched map[string]map[string]*corev1.Pod
 }
 
 type backoffRecord struct {
@@ -159,14 +173,19 @@ func New(cs *client.Clientset, f *cache.Factory, rec *record.Recorder, cfg Confi
 	jobInf := cache.InformerFor[*batchv1.Job](f, "", client.ListOptions{})
 	podInf := cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{})
 	podInf.AddIndexer(cache.IndexOwner, cache.ByOwner[*corev1.Pod])
+	podInf.AddIndexer(cache.IndexOrphan, cache.ByOrphan[*corev1.Pod])
 	c := &Controller{
 		cfg: cfg, cs: cs, jobInf: jobInf, podInf: podInf, jobs: jobInf.Lister(), pods: podInf.Lister(),
 		queue: workqueue.New(workqueue.Config{}), exp: expectations.New(cfg.ExpectationsTimeout, cfg.Now),
 		rec: rec, log: cfg.Logger.Named("job"),
 		released: map[string]map[types.UID]bool{}, backoff: map[string]backoffRecord{}, written: map[string]*batchv1.Job{},
-		unseen: map[string]map[string]int{}, batch: map[string]int{},
+		unseen: map[string]map[string]int{}, batch: map[string]int{}, unmatched: map[string]map[string]*corev1.Pod{},
 		releasing: map[string]map[types.UID]bool{}, lost: map[string]map[types.UID]bool{},
+		claimer: controllerref.Claimer[*corev1.Pod]{Update: cs.Pods.Update, Finalizers: []string{batchv1.JobTrackingFinalizer}},
 	}
+	c.orphans = expectations.PodEvents[*batchv1.Job]{Add: c.queue.Add,
+		Owners:   func(ns string) []*batchv1.Job { return c.jobs.ListNamespace(ns, labels.Everything()) },
+		Selector: func(j *batchv1.Job) *metav1.LabelSelector { return j.Spec.Selector }}
 	jobInf.AddHandler(cache.Handler[*batchv1.Job]{
 		OnAdd:    func(j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
 		OnUpdate: func(_, j *batchv1.Job) { c.queue.Add(cache.Key(j)) },
@@ -186,20 +205,29 @@ func ownerKey(pod *corev1.Pod) string {
 }
 
 func (c *Controller) podAdded(pod *corev1.Pod) {
-	if key := ownerKey(pod); key != "" {
-		// Observed first, then no longer unseen: Reconcile reads them the other way
-		// round, so a sync never misses a pod both ways (see inflight).
-		c.exp.CreationObserved(key)
-		c.mu.Lock()
-		delete(c.unseen[key], pod.Name)
-		c.mu.Unlock()
-		c.queue.Add(key)
+	key := ownerKey(pod)
+	if key == "" {
+		c.orphans.QueueMatching(pod)
+		return
 	}
+	// Observed first, then no longer unseen: Reconcile reads them the other way
+	// round, so a sync never misses a pod both ways (see inflight).
+	c.exp.CreationObserved(key)
+	c.mu.Lock()
+	delete(c.unseen[key], pod.Name)
+	c.mu.Unlock()
+	c.checkLabels(key, pod)
+	c.queue.Add(key)
 }
 
 func (c *Controller) podUpdated(old, pod *corev1.Pod) {
 	key := ownerKey(pod)
+	if oldKey := ownerKey(old); oldKey != key && oldKey != "" {
+		c.forgetLabels(oldKey, pod)
+		c.queue.Add(oldKey) // released: its Job no longer counts it
+	}
 	if key == "" {
+		c.orphans.QueueMatching(pod)
 		return
 	}
 	if !hasTrackingFinalizer(pod) {
@@ -208,15 +236,50 @@ func (c *Controller) podUpdated(old, pod *corev1.Pod) {
 	if pod.DeletionTimestamp != nil && old.DeletionTimestamp == nil {
 		c.exp.DeletionObserved(key, cache.Key(pod))
 	}
+	if !maps.Equal(old.Labels, pod.Labels) || ownerKey(old) != key {
+		c.checkLabels(key, pod)
+	}
 	c.queue.Add(key)
 }
 
 func (c *Controller) podDeleted(pod *corev1.Pod) {
 	if key := ownerKey(pod); key != "" {
 		c.seenReleased(key, pod.UID)
+		c.forgetLabels(key, pod)
 		c.exp.DeletionObserved(key, cache.Key(pod))
 		c.queue.Add(key)
 	}
+}
+
+// checkLabels notes whether pod, controlled by key's Job, matches the Job's selector:
+// one that may not (or whose Job is not cached yet) waits in unmatched for a sync to
+// claim it. It runs when a pod comes and when its labels change: once a pod, not once
+// a pod and a sync.
+func (c *Controller) checkLabels(key string, pod *corev1.Pod) {
+	ns, name := cache.SplitKey(key)
+	matches := false
+	if job, ok := c.jobs.Get(ns, name); ok {
+		sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+		// A pod of an earlier Job of the name is none of this one's.
+		matches = !metav1.IsControlledBy(pod, job) || err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if matches {
+		delete(c.unmatched[key], cache.Key(pod))
+		return
+	}
+	if c.unmatched[key] == nil {
+		c.unmatched[key] = map[string]*corev1.Pod{}
+	}
+	c.unmatched[key][cache.Key(pod)] = pod
+}
+
+// forgetLabels forgets pod, which key's Job no longer controls.
+func (c *Controller) forgetLabels(key string, pod *corev1.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.unmatched[key], cache.Key(pod))
 }
 
 func (c *Controller) markReleased(key string, uid types.UID) {
@@ -258,6 +321,7 @@ func (c *Controller) forget(key string) {
 	delete(c.batch, key)
 	delete(c.releasing, key)
 	delete(c.lost, key)
+	delete(c.unmatched, key)
 }
 
 // made records a pod made for index ix of key's Indexed Job, until the cache shows it.
@@ -345,6 +409,65 @@ func (c *Controller) ownedPods(job *batchv1.Job) []*corev1.Pod {
 	return out
 }
 
+// claim returns the pods job controls after adopting its selector's orphans and
+// releasing its pods that no longer match (Kubernetes' getPodsForJob). It claims the
+// namespace's orphans (from an index) and the Job's pods the pod events saw change
+// (unmatched): a Job whose pods all kept their labels pays nothing a pod.
+func (c *Controller) claim(ctx context.Context, job *batchv1.Job) ([]*corev1.Pod, error) {
+	owned := c.ownedPods(job)
+	sel, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return owned, nil // nothing to match against (validation refuses such a Job)
+	}
+	key := cache.Key(job)
+	c.mu.Lock()
+	unmatched := maps.Clone(c.unmatched[key])
+	c.mu.Unlock()
+	candidates := c.pods.ByIndex(cache.IndexOrphan, job.Namespace)
+	for k := range unmatched {
+		if p, ok := c.pods.GetByKey(k); ok {
+			candidates = append(candidates, p)
+		}
+	}
+	if len(candidates) == 0 {
+		return owned, nil
+	}
+	claimed, err := c.claimer.Claim(ctx, job, sel, candidates)
+	if err != nil {
+		return nil, fmt.Errorf("claim the pods of job %s: %w", key, err)
+	}
+	// The claimed replace the candidates among the owned: the adopted come in (at their
+	// new version), the released go.
+	kept := make(map[types.UID]*corev1.Pod, len(claimed))
+	for _, p := range claimed {
+		kept[p.UID] = p
+	}
+	var out []*corev1.Pod
+	for _, p := range owned {
+		if _, checked := unmatched[cache.Key(p)]; !checked || kept[p.UID] != nil {
+			out = append(out, p)
+			delete(kept, p.UID)
+		}
+	}
+	for _, p := range claimed {
+		if kept[p.UID] != nil {
+			out = append(out, p) // adopted
+		}
+	}
+	// Those gone or matching now are done with; one the pod events marked again since
+	// the snapshot stays, to be claimed again (they mark every change of labels).
+	c.mu.Lock()
+	for k, p := range unmatched {
+		if cur, ok := c.pods.GetByKey(k); !ok || !metav1.IsControlledBy(cur, job) || sel.Matches(labels.Set(cur.Labels)) {
+			if c.unmatched[key][k] == p {
+				delete(c.unmatched[key], k)
+			}
+		}
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
 // Reconcile syncs one Job by key.
 func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
 	ns, name := cache.SplitKey(key)
@@ -357,16 +480,19 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	// The expectations are read before the pods, as Kubernetes does: a creation observed
 	// after this snapshot must not let this sync make its pod again.
 	satisfied, creating, unseen := c.inflight(key)
-	pods := c.ownedPods(cached)
 	if finished(cached) != nil {
 		// Counted already: what still holds the finalizer was never counted.
 		var holding []*corev1.Pod
-		for _, p := range pods {
+		for _, p := range c.ownedPods(cached) {
 			if hasTrackingFinalizer(p) && !c.handled(key, p.UID) {
 				holding = append(holding, p)
 			}
 		}
 		_, err := c.releaseAll(ctx, key, holding)
+		return 0, err
+	}
+	pods, err := c.claim(ctx, cached)
+	if err != nil {
 		return 0, err
 	}
 	s := &sync_{c: c, key: key, job: cached.DeepCopy(), written: cached, pods: pods, satisfied: satisfied, creating: creating, now: c.cfg.Now()}

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -12,12 +13,14 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/kinds/indexes"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -257,15 +260,14 @@ func (e *env) jobPods(t *testing.T, job *batchv1.Job) []*corev1.Pod {
 	return out
 }
 
-// watchActive follows the Job's pods and reports the most that ran at once.
-func (e *env) watchActive(t *testing.T) func() int {
+// followPods calls f, under the returned lock, with each event of the namespace's pods
+// from a watch started now, until the test ends.
+func (e *env) followPods(t *testing.T, f func(ev client.Event[*corev1.Pod])) *sync.Mutex {
 	w, err := e.cs.Pods.Watch(e.ctx, "default", client.WatchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	running := map[string]bool{}
-	most := 0
 	go func() {
 		for {
 			evs, err := w.Next()
@@ -274,18 +276,28 @@ func (e *env) watchActive(t *testing.T) func() int {
 			}
 			mu.Lock()
 			for _, ev := range evs {
-				p := ev.Object
-				if ev.Type == client.Deleted || !isActive(p) {
-					delete(running, p.Name)
-				} else {
-					running[p.Name] = true
-				}
-				most = max(most, len(running))
+				f(ev)
 			}
 			mu.Unlock()
 		}
 	}()
 	t.Cleanup(w.Stop)
+	return &mu
+}
+
+// watchActive follows the Job's pods and reports the most that ran at once.
+func (e *env) watchActive(t *testing.T) func() int {
+	running := map[string]bool{}
+	most := 0
+	mu := e.followPods(t, func(ev client.Event[*corev1.Pod]) {
+		p := ev.Object
+		if ev.Type == client.Deleted || !isActive(p) {
+			delete(running, p.Name)
+		} else {
+			running[p.Name] = true
+		}
+		most = max(most, len(running))
+	})
 	return func() int { mu.Lock(); defer mu.Unlock(); return most }
 }
 
@@ -1087,4 +1099,184 @@ func TestSyncFromOwnWrite(t *testing.T) {
 	if st := job.Status; st.Succeeded != 2 || len(st.UncountedTerminatedPods.Succeeded) != 2 {
 		t.Fatalf("after the third sync: succeeded %d, uncounted %d; want the first 2 counted and the next 2 uncounted", st.Succeeded, len(st.UncountedTerminatedPods.Succeeded))
 	}
+}
+
+// TestAdoptAndRelease (the conformance test "should adopt matching orphans and release
+// non-matching pods"): a pod the Job's selector matches that no controller owns is
+// adopted, with the tracking finalizer, also one of its own pods orphaned; a pod whose
+// labels no longer match is released, its finalizer removed; a pod another controller
+// owns is left alone. What the pods went through is read from a watch: an adopted pod
+// beyond parallelism is deleted as surplus right after, as Kubernetes' would be.
+func TestAdoptAndRelease(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	var job *batchv1.Job // set once created, under the watch's lock
+	owned := func(p *corev1.Pod) bool {
+		return job != nil && metav1.IsControlledBy(p, job) && hasTrackingFinalizer(p)
+	}
+	released := func(p *corev1.Pod) bool {
+		return p.Labels["app"] == "elsewhere" && metav1.GetControllerOf(p) == nil && !hasTrackingFinalizer(p)
+	}
+	orphaned, adopted, freed := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	mu := e.followPods(t, func(ev client.Event[*corev1.Pod]) {
+		switch p := ev.Object; {
+		case owned(p) && orphaned[p.Name]:
+			adopted[p.Name] = true
+		case released(p):
+			freed[p.Name] = true
+		case metav1.GetControllerOf(p) == nil:
+			orphaned[p.Name] = true
+		}
+	})
+	e.startController(t, fastConfig())
+	created, err := e.cs.Jobs.Create(e.ctx, newJob("adopt", 100, 2, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	job = created
+	mu.Unlock()
+	seen := func(what string, in map[string]bool, name string) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "pod "+name+" "+what, func() (bool, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			return in[name], fmt.Sprintf("orphaned %v, adopted %v, released %v", orphaned, adopted, freed)
+		})
+	}
+	// change changes one of the Job's pods not being deleted, and returns its name.
+	change := func(f func(p *corev1.Pod)) (name string) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "one of the job's pods changed", func() (bool, string) {
+			for _, p := range e.jobPods(t, job) {
+				if p.DeletionTimestamp == nil && hasTrackingFinalizer(p) {
+					f(p)
+					_, err := e.cs.Pods.Update(e.ctx, p)
+					name = p.Name
+					return err == nil, fmt.Sprint(err)
+				}
+			}
+			return false, "none"
+		})
+		return name
+	}
+	spec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}
+	matching := maps.Clone(job.Spec.Selector.MatchLabels)
+
+	// One of the Job's pods whose owner reference is removed, and an orphan made by hand.
+	seen("adopted again", adopted, change(func(p *corev1.Pod) { p.OwnerReferences = nil }))
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: "default", Labels: matching}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	seen("adopted", adopted, "orphan")
+
+	// Labels that no longer match: released.
+	seen("released", freed, change(func(p *corev1.Pod) { p.Labels = map[string]string{"app": "elsewhere"} }))
+
+	// Another controller's pod, matching: left alone (checked once the Job has adopted a
+	// pod made after it).
+	theirs := kinds.NewControllerRef(&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "other", UID: "other-uid"}})
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: "default", Labels: matching,
+		OwnerReferences: []metav1.OwnerReference{theirs}}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: "default", Labels: matching}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	seen("adopted", adopted, "later")
+	p, err := e.cs.Pods.Get(e.ctx, "default", "theirs")
+	if err != nil || metav1.GetControllerOf(p).UID != "other-uid" || hasTrackingFinalizer(p) {
+		t.Errorf("another controller's pod: %v, %v; want it left alone", p, err)
+	}
+}
+
+// TestClaimOnlyWhatChanged: a sync claims only the pods whose labels the pod events saw
+// change (or saw before the Job), not every pod of the Job: the Job's own pods leave
+// nothing to claim; a pod relabelled is claimed and released, then forgotten; a
+// controller that starts after a pod was relabelled claims it too.
+func TestClaimOnlyWhatChanged(t *testing.T) {
+	e := cluster(t, func(*corev1.Pod) (corev1.PodPhase, int32) { return "", 0 })
+	c := e.newSynced(t)
+	const key = "default/few"
+	job, err := e.cs.Jobs.Create(e.ctx, newJob("few", 10, 3, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmatched := func(c *Controller) []string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Sorted(maps.Keys(c.unmatched[key]))
+	}
+	cached := func(c *Controller, what string, ok func(pods []*corev1.Pod) bool) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "the cache shows "+what, func() (bool, string) {
+			pods := c.pods.ListNamespace("default", labels.Everything())
+			_, found := c.jobs.Get("default", "few")
+			return found && ok(pods), fmt.Sprintf("%d pods, job cached %v", len(pods), found)
+		})
+	}
+	cached(c, "the job", func([]*corev1.Pod) bool { return true })
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	cached(c, "3 pods", func(pods []*corev1.Pod) bool { return len(pods) == 3 })
+	if u := unmatched(c); len(u) != 0 {
+		t.Fatalf("unmatched %v; want none: the Job's own pods match", u)
+	}
+	relabel := func(name string) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "pod "+name+" relabelled", func() (bool, string) {
+			p, err := e.cs.Pods.Get(e.ctx, "default", name)
+			if err == nil {
+				p.Labels = map[string]string{"app": "elsewhere"}
+				_, err = e.cs.Pods.Update(e.ctx, p)
+			}
+			return err == nil, fmt.Sprint(err)
+		})
+	}
+	isRelabelled := func(name string) func([]*corev1.Pod) bool {
+		return func(pods []*corev1.Pod) bool {
+			for _, p := range pods {
+				if p.Name == name {
+					return p.Labels["app"] == "elsewhere"
+				}
+			}
+			return false
+		}
+	}
+	isReleased := func(name string) func([]*corev1.Pod) bool {
+		return func(pods []*corev1.Pod) bool {
+			for _, p := range pods {
+				if p.Name == name {
+					return metav1.GetControllerOf(p) == nil && !hasTrackingFinalizer(p)
+				}
+			}
+			return false
+		}
+	}
+	pods := e.jobPods(t, job)
+	first, second := pods[0].Name, pods[1].Name
+	relabel(first)
+	cached(c, first+" relabelled", isRelabelled(first))
+	if u := unmatched(c); !slices.Equal(u, []string{"default/" + first}) {
+		t.Fatalf("unmatched %v; want %s alone", u, first)
+	}
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	cached(c, first+" released", isReleased(first))
+	if u := unmatched(c); len(u) != 0 {
+		t.Fatalf("unmatched %v after the release; want none", u)
+	}
+
+	// A pod relabelled before a controller starts: seen as it lists, claimed.
+	relabel(second)
+	c2 := e.newSynced(t)
+	cached(c2, second+" relabelled", isRelabelled(second))
+	if u := unmatched(c2); !slices.Contains(u, "default/"+second) {
+		t.Fatalf("the new controller's unmatched %v; want %s in it", u, second)
+	}
+	if _, err := c2.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	cached(c2, second+" released", isReleased(second))
 }

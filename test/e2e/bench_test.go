@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,8 +38,8 @@ import (
 
 // The end-to-end benchmarks run the whole chain in one process: three API servers, the
 // controllers, the scheduler and simulated kubelets with zero start delay. They time a
-// Deployment from create to all replicas Running. As users run Skiff, every hop is TLS
-// and every component its own identity: the controller-manager and the scheduler their
+// Deployment from create to all replicas Running and Ready. As users run Skiff, every
+// hop is TLS and every component its own identity: the controller-manager and the scheduler their
 // certificates, each simulated node its own kubelet certificate (so the node authorizer
 // confines each to its node, as it would a real kubelet) and its own connections, and
 // the Deployment comes from an administrator; the API servers' limits are the defaults.
@@ -206,7 +207,7 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 	note := func(p *corev1.Pod) {
 		mu.Lock()
 		defer mu.Unlock()
-		if p.Status.Phase == corev1.PodRunning && !running[p.Name] {
+		if runningAndReady(p) && !running[p.Name] {
 			running[p.Name] = true
 			if runningCount.Add(1) == int64(replicas) {
 				once.Do(func() { close(allRunning) })
@@ -215,8 +216,16 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 	}
 	podInf.AddHandler(cache.Handler[*corev1.Pod]{OnAdd: note, OnUpdate: func(_, p *corev1.Pod) { note(p) }})
 	stages := watchStages(ctx, f, "default", nil)
+	// The chain's head, before its first pod: the Deployment's ReplicaSet as a watcher
+	// sees it appear.
+	var rsSeen atomic.Pointer[time.Time]
+	rsInf := cache.InformerFor[*appsv1.ReplicaSet](f, "default", client.ListOptions{})
+	rsInf.AddHandler(cache.Handler[*appsv1.ReplicaSet]{OnAdd: func(*appsv1.ReplicaSet) {
+		now := time.Now()
+		rsSeen.CompareAndSwap(nil, &now)
+	}})
 	f.Start(ctx)
-	if !cache.WaitForSync(ctx, podInf) {
+	if !cache.WaitForSync(ctx, podInf, rsInf) {
 		b.Fatal("no sync")
 	}
 	lbl := map[string]string{"app": "bench"}
@@ -230,19 +239,32 @@ func benchDeploy(b *testing.B, name string, replicas, nodes int, secure bool) {
 	cpu := benchfig.StartCPU()
 	stopProfile := benchfig.StartCPUProfile(b)
 	stages()
+	load := benchfig.LoadAverage()
+	stopSampling := benchfig.SampleCPU(10 * time.Millisecond)
 	start := time.Now()
 	if _, err := cs.Deployments.Create(ctx, d); err != nil {
 		b.Fatal(err)
 	}
+	created := time.Since(start)
 	select {
 	case <-allRunning:
 	case <-ctx.Done():
-		b.Fatalf("%d of %d pods running after %v", runningCount.Load(), replicas, time.Since(start))
+		b.Fatalf("%d of %d pods running and ready after %v", runningCount.Load(), replicas, time.Since(start))
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	cpuSamples := stopSampling()
 	stopProfile()
-	stages().Report(os.Stderr)   // where the time went (b.Log's lines are cut short behind the cluster's)
+	// Where the time went (b.Log's lines are cut short behind the cluster's): the head of
+	// the chain, each pod's stages, and how busy the process kept the machine's cores
+	// meanwhile (a slice well under their number waited more than it worked).
+	fmt.Fprintf(os.Stderr, "stage load average %s before; deployment created in %.3fs", load, created.Seconds())
+	if at := rsSeen.Load(); at != nil {
+		fmt.Fprintf(os.Stderr, ", its replicaset seen at %.3fs", at.Sub(start).Seconds())
+	}
+	fmt.Fprintln(os.Stderr)
+	stages().Report(os.Stderr)
+	fmt.Fprintf(os.Stderr, "stage cores busy in each twentieth of the run (%.3fs each):%s\n", elapsed.Seconds()/20, formatBusy(benchfig.CoresBusy(cpuSamples, 20)))
 	benchfig.WriteHeapProfile(b) // every component's, while the cluster runs
 	benchfig.Report(name, elapsed.Seconds(), "s")
 	benchfig.Report(name+"_rate", float64(replicas)/elapsed.Seconds(), "pods/s")
@@ -538,3 +560,27 @@ func TestMemoryDir(t *testing.T) {
 }
 
 const tmpfsMagic = 0x01021994 // statfs(2)
+
+// runningAndReady says whether p is Running with its Ready condition True: the state the
+// e2e_deploy figures wait for in every pod (the "Running and Ready"; a pod
+// Running but not Ready serves nothing).
+func runningAndReady(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// formatBusy writes cores busy as " 1.92 0.40 …".
+func formatBusy(busy []float64) string {
+	var b strings.Builder
+	for _, c := range busy {
+		fmt.Fprintf(&b, " %.2f", c)
+	}
+	return b.String()
+}

@@ -2,7 +2,8 @@
 // ControllerRefManager): among the objects of the owner's namespace, it keeps those whose
 // controller reference names the owner and that match the owner's selector, adopts the
 // matching orphans and releases the ones it controls that no longer match. The Deployment
-// controller claims ReplicaSets with it, the ReplicaSet controller pods.
+// controller claims ReplicaSets with it, the ReplicaSet, DaemonSet and StatefulSet
+// controllers pods and ControllerRevisions, the Job controller pods.
 //
 // Adoption and release are compare-and-swap updates of the child's ownerReferences on the
 // version the caller's cache holds: a child changed or deleted meanwhile is not
@@ -14,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -39,6 +41,11 @@ type Claimer[T kinds.Object] struct {
 	// The ReplicaSet controller sets it: it must not replace a pod whose release did
 	// not happen.
 	FailOnLostRelease bool
+	// Finalizers are added to a child in the update that adopts it and removed in the
+	// one that releases it, as Kubernetes' ControllerRefManager does with its finalizers:
+	// the Job controller's batch.kubernetes.io/job-tracking, so that an adopted pod is
+	// counted when it finishes and a released one is no longer held for the count.
+	Finalizers []string
 }
 
 // Claim returns the children owner controls among candidates (the objects of its
@@ -57,13 +64,13 @@ func (c Claimer[T]) Claim(ctx context.Context, owner kinds.Object, sel labels.Se
 		case ref != nil && ref.UID == uid && matches:
 			owned = append(owned, child)
 		case ref != nil && ref.UID == uid:
-			_, err := c.setOwners(ctx, child, uid, nil)
+			_, err := c.setOwners(ctx, child, uid, nil, c.release)
 			if err != nil && (c.FailOnLostRelease || !lostRace(err)) {
 				errs = append(errs, err)
 			}
 		case ref == nil && matches && c.adoptable(owner, child):
 			ref := kinds.NewControllerRef(owner)
-			out, err := c.setOwners(ctx, child, uid, &ref)
+			out, err := c.setOwners(ctx, child, uid, &ref, c.adopt)
 			switch {
 			case err == nil:
 				owned = append(owned, out)
@@ -82,10 +89,25 @@ func (c Claimer[T]) adoptable(owner kinds.Object, child T) bool {
 	return c.Adoptable == nil || c.Adoptable(child)
 }
 
+// adopt adds the claimer's finalizers a child lacks; release removes them.
+func (c Claimer[T]) adopt(finalizers []string) []string {
+	for _, f := range c.Finalizers {
+		if !slices.Contains(finalizers, f) {
+			finalizers = append(finalizers, f)
+		}
+	}
+	return finalizers
+}
+
+func (c Claimer[T]) release(finalizers []string) []string {
+	return slices.DeleteFunc(finalizers, func(f string) bool { return slices.Contains(c.Finalizers, f) })
+}
+
 // setOwners writes child's ownerReferences without those naming uid, plus add when
-// given: a release (add nil) or an adoption (which replaces any reference the owner
-// already had there, as Kubernetes' patch by uid does).
-func (c Claimer[T]) setOwners(ctx context.Context, child T, uid types.UID, add *metav1.OwnerReference) (T, error) {
+// given, and its finalizers as finalize makes them: a release (add nil) or an
+// adoption (which replaces any reference the owner already had there, as Kubernetes'
+// patch by uid does).
+func (c Claimer[T]) setOwners(ctx context.Context, child T, uid types.UID, add *metav1.OwnerReference, finalize func([]string) []string) (T, error) {
 	next := child.DeepCopyObject().(T)
 	var refs []metav1.OwnerReference
 	for _, r := range next.GetOwnerReferences() {
@@ -97,6 +119,9 @@ func (c Claimer[T]) setOwners(ctx context.Context, child T, uid types.UID, add *
 		refs = append(refs, *add)
 	}
 	next.SetOwnerReferences(refs)
+	if len(c.Finalizers) > 0 {
+		next.SetFinalizers(finalize(next.GetFinalizers()))
+	}
 	out, err := c.Update(ctx, next)
 	if err != nil {
 		return out, fmt.Errorf("update owners of %s %s: %w", kinds.Of(child).Singular, cache.Key(child), err)

@@ -41,7 +41,7 @@ func (h PodEvents[T]) added(pod *corev1.Pod) {
 		h.Add(key)
 		return
 	}
-	h.enqueueMatching(pod)
+	h.QueueMatching(pod)
 }
 
 func (h PodEvents[T]) updated(old, pod *corev1.Pod) {
@@ -57,7 +57,7 @@ func (h PodEvents[T]) updated(old, pod *corev1.Pod) {
 		h.Add(key)
 		return
 	}
-	h.enqueueMatching(pod)
+	h.QueueMatching(pod)
 }
 
 func (h PodEvents[T]) deleted(pod *corev1.Pod) {
@@ -67,8 +67,13 @@ func (h PodEvents[T]) deleted(pod *corev1.Pod) {
 	}
 }
 
-// enqueueMatching queues the owners that could adopt an orphan.
-func (h PodEvents[T]) enqueueMatching(pod *corev1.Pod) {
+// QueueMatching queues the owners that could adopt an orphan; a pod another
+// controller controls is none. (The Job controller, whose pod events do more, calls it
+// for its orphans; Kind and Exp it does not read.)
+func (h PodEvents[T]) QueueMatching(pod *corev1.Pod) {
+	if metav1.GetControllerOfNoCopy(pod) != nil {
+		return
+	}
 	for _, o := range h.Owners(pod.Namespace) {
 		sel, err := metav1.LabelSelectorAsSelector(h.Selector(o))
 		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
