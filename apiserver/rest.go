@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -823,6 +824,10 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 		w.Write(b)
 		return
 	}
+	if f == formatJSON || f == formatYAML {
+		a.respondListJSON(w, r, info, l, meta, f)
+		return
+	}
 	objs, err := decodeList(info, l.items)
 	if err != nil {
 		a.fail(w, r, err)
@@ -850,11 +855,47 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 		writeJSON(w, http.StatusOK, ml)
 		return
 	}
-	// Kubernetes' list: kind, apiVersion, metadata, then the items, whose own kind and
-	// apiVersion a built-in kind's leave out (a custom resource keeps them in a list, as
-	// apiextensions-apiserver writes them). Each item is encoded once, into the reply
-	// (as a json.RawMessage of a list, json.Marshal would scan and compact it again).
-	var buf bytes.Buffer
+}
+
+// listBuffers holds the buffers JSON lists are written in, so that a list's pages reuse
+// one rather than each growing its own (a page of 500 pods is about 0.7 MB of JSON).
+var listBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledListBuffer bounds the buffers listBuffers keeps: an unpaged list of many
+// objects is not held on to.
+const maxPooledListBuffer = 8 << 20
+
+// respondListJSON writes a list as Kubernetes' JSON serializer does (or as YAML, from
+// that JSON): kind, apiVersion, metadata, then the items, whose own kind and apiVersion a
+// built-in kind's leave out (a custom resource keeps them in a list, as
+// apiextensions-apiserver writes them). Each item of a built-in kind is decoded from the
+// store's bytes and encoded into the reply in turn, so a page never holds all its
+// decoded objects at once, and the reply's buffer is sized for the page beforehand
+// from the stored objects' sizes (JSON is about twice protobuf) and reused by the next
+// list. Each item is encoded once, into the reply (as a json.RawMessage of a list,
+// json.Marshal would scan and compact it again).
+func (a *restAPI) respondListJSON(w http.ResponseWriter, r *http.Request, info *kinds.Info, l listResult, meta metav1.ListMeta, f format) {
+	var objs []kinds.Object
+	if info.Custom != nil {
+		// Converted at once: one call of a conversion webhook for the list.
+		var err error
+		if objs, err = decodeList(info, l.items); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	buf := listBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledListBuffer {
+			listBuffers.Put(buf)
+		}
+	}()
+	buf.Reset()
+	size := 256
+	for i := range l.items {
+		size += 2 * len(l.items[i].Value)
+	}
+	buf.Grow(size)
 	head, err := json.Marshal(listHead{TypeMeta: metav1.TypeMeta{APIVersion: info.APIVersion, Kind: info.Kind + "List"}, ListMeta: meta})
 	if err != nil {
 		a.fail(w, r, storeError(info, "", err))
@@ -862,12 +903,19 @@ func (a *restAPI) respondList(w http.ResponseWriter, r *http.Request, info *kind
 	}
 	buf.Write(head[:len(head)-1]) // without its closing brace
 	buf.WriteString(`,"items":[`)
-	enc := json.NewEncoder(&buf)
-	for i, o := range objs {
+	enc := json.NewEncoder(buf)
+	for i := range l.items {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		if info.Custom == nil {
+		var o kinds.Object
+		if objs != nil {
+			o = objs[i]
+		} else {
+			if o, err = decode(info, &l.items[i]); err != nil {
+				a.fail(w, r, storeError(info, l.items[i].Name, err))
+				return
+			}
 			o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
 		}
 		if err := enc.Encode(o); err != nil {

@@ -700,3 +700,69 @@ func TestNewLeaderWaitsForAnEntryOfItsTerm(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstPagesThroughALeaderChange: a linearizable read (a list's first page) that
+// arrives while leadership moves waits for the new leader's read index, as a write waits
+// for a leader, instead of failing with "no leader": a change of leader is not the
+// cluster being unavailable. Lists run on every member while leadership is handed on
+// three times. WriteTimeout, the longest a read waits for the next leader, is long
+// enough that a change slowed by a loaded machine (and -race) still falls within it.
+func TestFirstPagesThroughALeaderChange(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) { cfg.WriteTimeout = 30 * time.Second })
+	ctx := ctxT(t, 2*time.Minute)
+	l := c.leader()
+	for i := 0; i < 20; i++ {
+		if _, err := c.nodes[l].Txn(ctx, Op{Type: Create, Key: key("k" + strconv.Itoa(i)), Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listCtx, stop := context.WithCancel(ctx)
+	var lists sync.WaitGroup
+	var mu sync.Mutex
+	var failed []error
+	reads := 0
+	for _, s := range c.nodes {
+		lists.Go(func() {
+			for listCtx.Err() == nil {
+				at := time.Now()
+				res, err := s.ListPage(listCtx, "ConfigMap", ListOptions{Limit: 5})
+				mu.Lock()
+				switch {
+				case listCtx.Err() != nil:
+				case err != nil:
+					failed = append(failed, fmt.Errorf("%s after %v: %w", s.ID(), time.Since(at).Round(time.Millisecond), err))
+				case len(res.Objects) != 5:
+					failed = append(failed, fmt.Errorf("%s: %d objects, want 5", s.ID(), len(res.Objects)))
+				default:
+					reads++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for range 3 {
+		l = c.leader()
+		target := c.cfgs[(l+1)%3].ID
+		if err := c.nodes[l].TransferLeadership(ctx, target); err != nil {
+			t.Fatalf("transfer to %s: %v", target, err)
+		}
+		waitfor.Condition(t, 30*time.Second, target+" leading and serving reads", func() (bool, string) {
+			s := c.nodes[(l+1)%3]
+			return s.IsLeader() && s.fsm.appliedTerm.Load() == s.raft.CurrentTerm(), "leader " + s.LeaderID()
+		})
+	}
+	// Reads after the last change, so that each member has read across it.
+	mu.Lock()
+	after := reads + 30
+	mu.Unlock()
+	waitfor.Condition(t, 30*time.Second, "reads after the last change", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return reads >= after, fmt.Sprintf("%d reads", reads)
+	})
+	stop()
+	lists.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d first pages failed across the leader changes; first: %v", len(failed), len(failed)+reads, failed[0])
+	}
+}

@@ -106,3 +106,12 @@ func (e *TooSlowError) Error() string {
 }
 
 func (e *TooSlowError) Unwrap() error { return ErrWatchTooSlow }
+
+// errNoLeaderFound is ErrNoLeader after WriteTimeout spent waiting for a leader to be
+// known: a read that gets it has waited long enough and is not asked again.
+var errNoLeaderFound = noLeaderFound{}
+
+type noLeaderFound struct{}
+
+func (noLeaderFound) Error() string { return ErrNoLeader.Error() }
+func (noLeaderFound) Unwrap() error { return ErrNoLeader }

@@ -412,7 +412,7 @@ func (s *Store) leader(ctx context.Context) (id, addr string, err error) {
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return "", "", fmt.Errorf("find leader: %w", ErrNoLeader)
+			return "", "", fmt.Errorf("find leader: %w", errNoLeaderFound)
 		case <-ctx.Done():
 			return "", "", fmt.Errorf("find leader: %w (%v)", ErrNoLeader, ctx.Err())
 		case <-s.ctx.Done():
@@ -699,7 +699,7 @@ func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 		return nil
 	}
 	s.readBarriers.Add(1)
-	idx, err := s.readIndex.get(ctx)
+	idx, err := s.leaderReadIndexWait(ctx)
 	if err != nil {
 		return err
 	}
@@ -707,6 +707,53 @@ func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 		return fmt.Errorf("wait for revision %d: %w", idx, err)
 	}
 	return nil
+}
+
+// leaderReadIndexWait gets a read index, waiting out a change of leader as a write waits
+// for a leader: a round refused because the member asked is no longer the leader, the
+// new one has not applied an entry of its term yet, or the round timed out while
+// leadership moved, is asked again when the leader changes (or after a short pause), for
+// up to WriteTimeout after the first refusal. Only then is the read refused (ErrNoLeader:
+// 503 through the REST API). A member that found no leader at all has already waited
+// WriteTimeout for one, and refuses at once as before. A linearizable read is safe to
+// ask again: nothing was read yet.
+func (s *Store) leaderReadIndexWait(ctx context.Context) (uint64, error) {
+	idx, err := s.readIndex.get(ctx)
+	if !retryReadIndex(ctx, err) {
+		return idx, err
+	}
+	wait, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	for {
+		s.leaderMu.Lock()
+		changed := s.leaderChanged
+		s.leaderMu.Unlock()
+		pause := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-pause.C:
+		case <-wait.Done():
+		case <-s.ctx.Done():
+		}
+		pause.Stop()
+		if wait.Err() != nil && ctx.Err() == nil {
+			return 0, err // the last refusal stands
+		}
+		idx, again := s.readIndex.get(wait)
+		if again == nil || !retryReadIndex(ctx, again) {
+			return idx, again
+		}
+		if wait.Err() == nil {
+			err = again
+		}
+	}
+}
+
+// retryReadIndex reports whether a read index refused with err is worth asking again:
+// leadership was moving, and the caller still waits.
+func retryReadIndex(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && !errors.Is(err, errNoLeaderFound) &&
+		(errors.Is(err, ErrNoLeader) || errors.Is(err, ErrNotLeader) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // ReadBarriers is how many linearizable reads this node has served since it opened:
@@ -732,7 +779,13 @@ func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("read index from %s: %w: %v", id, ErrNoLeader, err)
 	}
 	if resp.GetError() != nil {
-		return 0, errorFromProto(resp.GetError())
+		err := errorFromProto(resp.GetError())
+		if errors.Is(err, ErrIndeterminate) {
+			// The leader's round failed for a reason of no class (its own wait timed
+			// out): a read index is no write, so nothing is indeterminate; asked again.
+			err = fmt.Errorf("read index from %s: %w: %v", id, ErrNoLeader, err)
+		}
+		return 0, err
 	}
 	return resp.GetIndex(), nil
 }

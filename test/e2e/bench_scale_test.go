@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/internal/heapsignal"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
@@ -47,7 +49,9 @@ import (
 //   - mutate: a client creating and updating ConfigMaps, one call every 100 ms; the
 //     latency of each call (Kubernetes' SLO: p99 ≤ 1 s);
 //   - list: a client listing every pod through the REST API in pages of 500
-//     (limit/continue), one list after another; the time of each whole list;
+//     (limit/continue), one list after another, in Kubernetes' protobuf encoding as
+//     client-go's typed clients, pager and informers ask for a built-in kind, then in
+//     JSON as `kubectl get -o json` asks; the time of each whole list, of each encoding;
 //   - watch lag: a watch on those ConfigMaps; from just before each write to its
 //     event's arrival (so the write's own commit is inside the figure).
 //
@@ -80,7 +84,7 @@ var scaleComponents = []string{"apiserver_n1", "apiserver_n2", "apiserver_n3", "
 
 func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	prefix := fmt.Sprintf("scale_%dr_%dn", replicas, nodes)
-	figures := []string{prefix, prefix + "_s_per_1k_pods", prefix + "_mutate_p99", prefix + "_list_p99", prefix + "_watch_lag_p99"}
+	figures := []string{prefix, prefix + "_s_per_1k_pods", prefix + "_mutate_p99", prefix + "_list_p99", prefix + "_list_protobuf_p99", prefix + "_watch_lag_p99"}
 	if alias != "" {
 		figures = append(figures, alias)
 	}
@@ -187,14 +191,14 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	var probes sync.WaitGroup
 	mutate, lag := &latencies{}, &latencies{}
-	lists := &latencies{}
+	lists, protobufLists := &latencies{}, &latencies{}
 	probes.Add(3)
 	go func() { defer probes.Done(); probeMutations(probeCtx, cs, mutate, lag) }()
 	go func() { defer probes.Done(); probeWatchLag(probeCtx, cs, lag) }()
 	go func() {
 		defer probes.Done()
 		probePagedLists(probeCtx, b, &http.Client{Transport: &http.Transport{TLSClientConfig: apicluster.ClientTLS(b, pkiDir, "admin"),
-			ForceAttemptHTTP2: true}}, "https://"+apis[0], lists)
+			ForceAttemptHTTP2: true}}, "https://"+apis[0], lists, protobufLists)
 	}()
 	defer func() { stopProbes(); probes.Wait() }()
 
@@ -251,8 +255,10 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	benchfig.Report(prefix+"_s_per_1k_pods", elapsed.Seconds()/pods*1000, "s")
 	benchfig.Report(prefix+"_mutate_p99", mutate.p99(), "ms")
 	benchfig.Report(prefix+"_list_p99", lists.p99(), "ms")
+	benchfig.Report(prefix+"_list_protobuf_p99", protobufLists.p99(), "ms")
 	benchfig.Report(prefix+"_watch_lag_p99", lag.p99(), "ms")
-	b.Logf("probes: %d mutating calls, %d paged lists, %d watch events", mutate.n(), lists.n(), lag.n())
+	b.Logf("probes: %d mutating calls, %d paged lists (%d JSON, %d protobuf), %d watch events", mutate.n(),
+		lists.n()+protobufLists.n(), lists.n(), protobufLists.n(), lag.n())
 	var total, members int64
 	for i, name := range scaleComponents {
 		total += peak[i]
@@ -407,22 +413,30 @@ func probeWatchLag(ctx context.Context, cs *client.Clientset, lag *latencies) {
 }
 
 // probePagedLists lists every pod through the REST API in pages of 500, as client-go's
-// pager does, a whole list every 5 s (or as soon as the previous one ends, if it took
-// longer), and records each list's time.
-func probePagedLists(ctx context.Context, b *testing.B, hc *http.Client, base string, lists *latencies) {
+// pager does, in protobuf (client-go's typed clients and informers: a built-in kind's
+// list in Kubernetes' protobuf encoding) and then in JSON (kubectl get -o json), every
+// 5 s (or as soon as the previous two end, if they took longer), and records each list's
+// time in protobufLists or jsonLists. One list runs at a time.
+func probePagedLists(ctx context.Context, b *testing.B, hc *http.Client, base string, jsonLists, protobufLists *latencies) {
 	defer hc.CloseIdleConnections()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	most := 0
 	defer func() { b.Logf("paged lists: at most %d pods", most) }()
 	for {
-		at := time.Now()
-		items, err := listAllPods(ctx, hc, base)
-		if err != nil && ctx.Err() == nil {
-			b.Logf("paged list: %v", err)
-		} else if err == nil {
-			lists.add(time.Since(at))
-			most = max(most, items)
+		for _, protobuf := range []bool{true, false} {
+			at := time.Now()
+			items, err := listAllPods(ctx, hc, base, protobuf)
+			if err != nil && ctx.Err() == nil {
+				b.Logf("paged list (protobuf %v): %v", protobuf, err)
+			} else if err == nil {
+				if protobuf {
+					protobufLists.add(time.Since(at))
+				} else {
+					jsonLists.add(time.Since(at))
+				}
+				most = max(most, items)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -432,33 +446,55 @@ func probePagedLists(ctx context.Context, b *testing.B, hc *http.Client, base st
 	}
 }
 
-// listAllPods lists every pod in pages of 500 and returns how many there were.
-func listAllPods(ctx context.Context, hc *http.Client, base string) (int, error) {
+// clientGoAccept is the Accept header of client-go's typed clients for a built-in kind
+// (gentype's PrefersProtobuf, rest.Request.UseProtobufAsDefault).
+const clientGoAccept = "application/vnd.kubernetes.protobuf,application/json"
+
+// listAllPods lists every pod in pages of 500, in protobuf as client-go asks (decoded
+// into a PodList as client-go's protobuf serializer does) or in JSON, and returns how
+// many there were.
+func listAllPods(ctx context.Context, hc *http.Client, base string, protobuf bool) (int, error) {
 	n := 0
 	token := ""
 	for {
-		url := base + "/api/v1/pods?limit=500"
+		u := base + "/api/v1/pods?limit=500"
 		if token != "" {
-			url += "&continue=" + token
+			u += "&continue=" + url.QueryEscape(token)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return n, err
 		}
 		req.Header.Set("Accept", "application/json")
+		if protobuf {
+			req.Header.Set("Accept", clientGoAccept)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return n, err
 		}
+		if resp.StatusCode != http.StatusOK {
+			status, _ := io.ReadAll(io.LimitReader(resp.Body, 4096)) // the Status, with its message
+			resp.Body.Close()
+			return n, fmt.Errorf("page after %d pods: %s: %s", n, resp.Status, strings.TrimSpace(string(status)))
+		}
 		var page corev1.PodList
-		err = json.NewDecoder(resp.Body).Decode(&page)
+		if protobuf && resp.Header.Get("Content-Type") == kinds.ContentType {
+			var body []byte
+			var env kinds.Envelope
+			if body, err = io.ReadAll(resp.Body); err == nil {
+				env, err = kinds.Parse(body)
+			}
+			if err == nil {
+				err = page.Unmarshal(env.Raw)
+			}
+		} else {
+			err = json.NewDecoder(resp.Body).Decode(&page)
+		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			return n, fmt.Errorf("page after %d pods: %s: %w", n, resp.Status, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return n, fmt.Errorf("page after %d pods: %s", n, resp.Status)
+			return n, fmt.Errorf("page after %d pods: %w", n, err)
 		}
 		n += len(page.Items)
 		if token = page.Continue; token == "" {
