@@ -79,6 +79,17 @@ module() {
 # providers' packages) out leaves out a fifth of e2e.test's 2,800 packages.
 LEFT_OUT='storage|storage/csimock|storage/external|dra|windows|autoscaling'
 
+# versionflags are the -ldflags that give a build K8S_VERSION as a release's build has
+# it: e2e.test's pod-security fixtures (the restricted level's, of the PodCertificate
+# tests) are chosen by its own version, and kubectl prints its.
+versionflags() {
+	local v
+	for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		printf ' -X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean' \
+			"$v" "$K8S_VERSION" "$v" "$v" "$(echo "$K8S_VERSION" | cut -d. -f2)" "$v"
+	done
+}
+
 # build builds e2e.test from $mod/e2e: k8s.io/kubernetes/test/e2e's main files (e2e.go,
 # e2e_test.go, suites.go, as they are) without the imports of $LEFT_OUT and
 # providers.go; ginkgo; and kubectl.
@@ -92,7 +103,7 @@ build() {
 		chmod u+w "$mod/e2e/"*
 		sed -i -E "\#^\s*_ \"k8s.io/kubernetes/test/e2e/($LEFT_OUT)\"\$#d" "$mod/e2e/e2e_test.go"
 		log "building e2e.test from k8s.io/kubernetes $K8S_VERSION (long: an hour on a busy 2-core machine)"
-		(cd "$mod" && nice go test -mod=mod -c -o "$OUT/e2e.test.tmp" ./e2e)
+		(cd "$mod" && nice go test -mod=mod -c -ldflags "$(versionflags)" -o "$OUT/e2e.test.tmp" ./e2e)
 		mv "$OUT/e2e.test.tmp" "$OUT/e2e.test"
 	fi
 	if [ ! -x "$OUT/ginkgo" ]; then
@@ -101,13 +112,9 @@ build() {
 	# kubectl at the same release, with the version a release carries: the kubectl tests
 	# run it (not whatever kubectl is on PATH).
 	if [ ! -x "$OUT/kubectl" ]; then
-		local v ldflags=""
-		for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-			ldflags+=" -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X $v.gitTreeState=clean"
-		done
 		# -mod=mod: kubectl's kustomize packages are not among e2e.test's, so the module's
 		# go.sum lacks them until this build adds them.
-		(cd "$mod" && nice go build -mod=mod -ldflags "$ldflags" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
+		(cd "$mod" && nice go build -mod=mod -ldflags "$(versionflags)" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
 	fi
 }
 
