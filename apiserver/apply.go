@@ -10,6 +10,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -57,8 +60,54 @@ var applyScheme = sync.OnceValue(func() *runtime.Scheme {
 		s.AddKnownTypeWithName(in.GroupVersionKind(), in.New())
 		metav1.AddToGroupVersion(s, gv)
 	}
+	// The subresources' objects, which mutating admission policies patch.
+	for gvk, obj := range map[schema.GroupVersionKind]runtime.Object{scaleGVK: &autoscalingv1.Scale{},
+		corev1.SchemeGroupVersion.WithKind("Binding"): &corev1.Binding{}, policyv1.SchemeGroupVersion.WithKind("Eviction"): &policyv1.Eviction{}} {
+		s.AddKnownTypeWithName(gvk, obj)
+		metav1.AddToGroupVersion(s, gvk.GroupVersion())
+	}
 	return s
 })
+
+// scaleGVK is the kind the scale subresource reads and writes.
+var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
+
+// scaleFieldManager is the field manager of the scale subresource: its writes are
+// tracked, and applies merged, on the autoscaling/v1 Scale, whose entries a
+// managedfields.ScaleHandler maps from and back to the parent's (scaleHandler).
+var scaleFieldManager = sync.OnceValues(func() (*managedfields.FieldManager, error) {
+	tc, err := openapi.TypeConverter()
+	if err != nil {
+		return nil, err
+	}
+	s := applyScheme()
+	fm, err := managedfields.NewDefaultFieldManager(tc, s, defaulter{}, s, scaleGVK, scaleGVK.GroupVersion(), "scale", nil)
+	if err != nil {
+		return nil, fmt.Errorf("field manager of Scale: %w", err)
+	}
+	return fm, nil
+})
+
+// scaleHandler maps the managed fields of parent, an object of info's kind, to its
+// Scale's and back: spec.replicas of a built-in kind, a custom resource's at its CRD's
+// specReplicasPath in every version that has a scale subresource (Kubernetes' mappings).
+func scaleHandler(info *kinds.Info, parent kinds.Object) *managedfields.ScaleHandler {
+	m := managedfields.ResourcePathMappings{}
+	if info.Custom == nil {
+		m[info.APIVersion] = fieldpath.MakePathOrDie("spec", "replicas")
+	} else {
+		for _, in := range kinds.CustomKinds(info.Custom.CRD.Name) {
+			var path fieldpath.Path // nil: a version without scale
+			if sr := in.Custom.Version.Subresources; sr != nil && sr.Scale != nil {
+				for _, f := range strings.Split(strings.TrimPrefix(sr.Scale.SpecReplicasPath, "."), ".") {
+					path = append(path, fieldpath.PathElement{FieldName: &f})
+				}
+			}
+			m[in.APIVersion] = path
+		}
+	}
+	return managedfields.NewScaleHandler(parent.GetManagedFields(), schema.GroupVersion{Group: info.Group, Version: info.Version}, m)
+}
 
 // defaulter applies Skiff's defaults, as the field manager compares defaulted objects.
 type defaulter struct{}

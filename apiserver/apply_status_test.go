@@ -27,7 +27,7 @@ func statusOwners(entries []metav1.ManagedFieldsEntry) map[string]string {
 // a custom resource merges into the status alone, the spec it carries ignored and owned
 // by no one; its manager's entry says subresource status; another manager's apply of the
 // same status field is refused with 409 naming it until forced; an object that does not
-// exist is not created; scale stays refused.
+// exist is not created.
 func TestRESTServerSideApplyStatus(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	rc := newREST(t, c.Addr(0), true)
@@ -87,8 +87,6 @@ spec:
 	if d := decodeJSON[appsv1.Deployment](t, rc.want(rc.do("GET", base, "", "", nil), 200, "get").body); d.Status.Conditions[0].Status != "False" {
 		t.Fatalf("a dry run wrote the status: %+v", d.Status)
 	}
-	// Kubernetes' apply to scale is not Skiff's yet.
-	rc.want(rc.do("PATCH", base+"/scale?fieldManager=x", applyType, "", "apiVersion: autoscaling/v1\nkind: Scale\nmetadata: {name: web}\nspec: {replicas: 3}\n"), 415, "an apply to scale")
 
 	// A custom resource with a status subresource.
 	crds := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"

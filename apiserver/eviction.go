@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -54,6 +57,10 @@ func (r *resources) evict(ctx context.Context, req *apiv1.EvictRequest) (*apiv1.
 		return nil, badRequest("gracePeriodSeconds: Invalid value: %d: must be >= 0", req.GetGracePeriodSeconds())
 	}
 	k := store.Key{Kind: kinds.Pod, Namespace: namespaceFor(info, req.GetNamespace()), Name: req.GetName()}
+	req, err := r.admitEviction(ctx, info, k, req)
+	if err != nil {
+		return nil, err
+	}
 	wantRV, err := parseRV(info, k.Name, req.GetPreconditions().GetResourceVersion())
 	if err != nil {
 		return nil, err
@@ -71,6 +78,50 @@ func (r *resources) evict(ctx context.Context, req *apiv1.EvictRequest) (*apiv1.
 		}
 		return wrap(info, out)
 	}
+}
+
+// admitEviction runs the admission of the Eviction req asks for, and returns req with
+// the delete options the mutating admission set.
+func (r *resources) admitEviction(ctx context.Context, info *kinds.Info, k store.Key, req *apiv1.EvictRequest) (*apiv1.EvictRequest, error) {
+	if !r.admitsSubresources(ctx, info) {
+		return req, nil
+	}
+	do := &metav1.DeleteOptions{GracePeriodSeconds: req.GracePeriodSeconds}
+	if p := req.GetPreconditions(); p != nil {
+		do.Preconditions = &metav1.Preconditions{}
+		if p.GetResourceVersion() != "" {
+			do.Preconditions.ResourceVersion = &p.ResourceVersion
+		}
+		if p.GetUid() != "" {
+			uid := types.UID(p.GetUid())
+			do.Preconditions.UID = &uid
+		}
+	}
+	if req.GetDryRun() {
+		do.DryRun = []string{metav1.DryRunAll}
+	}
+	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: k.Name, Namespace: k.Namespace}, DeleteOptions: do}
+	admitted, err := r.admitSubresource(ctx, info, "eviction", policyv1.SchemeGroupVersion.WithKind("Eviction"), admissionv1.Create,
+		ev, nil, req.GetDryRun(), &metav1.CreateOptions{})
+	if err != nil || admitted == kinds.Object(ev) {
+		return req, err
+	}
+	// Mutated: the delete options it says.
+	out := proto.Clone(req).(*apiv1.EvictRequest)
+	out.GracePeriodSeconds, out.Preconditions = nil, nil
+	if do := admitted.(*policyv1.Eviction).DeleteOptions; do != nil {
+		out.GracePeriodSeconds = do.GracePeriodSeconds
+		if p := do.Preconditions; p != nil {
+			out.Preconditions = &apiv1.Preconditions{}
+			if p.ResourceVersion != nil {
+				out.Preconditions.ResourceVersion = *p.ResourceVersion
+			}
+			if p.UID != nil {
+				out.Preconditions.Uid = string(*p.UID)
+			}
+		}
+	}
+	return out, nil
 }
 
 // evictOnce decides on the pod as it is now and commits the decision, or returns

@@ -81,7 +81,8 @@ func (r *resources) mutatePolicies(ctx context.Context, op *webhookOp, st *mutat
 	// Kubernetes' dispatcher matches them on the request's attributes); each mutation
 	// and matchCondition sees the previous ones' result.
 	matchOp := *op
-	var in *admissioncel.MutationInput // made once a policy matches
+	var in *admissioncel.MutationInput // made once a policy matches, for inView
+	var inView *kinds.Info
 	changed := false
 	var failed []policyFailure // the refusals, in order
 	for _, bp := range bound {
@@ -98,16 +99,21 @@ func (r *resources) mutatePolicies(ctx context.Context, op *webhookOp, st *mutat
 			failed = append(failed, policyFailure{msg, reason})
 		}
 		configError := func(b *policyBinding, err error) { fail(b, metav1.StatusReasonForbidden, configurationError(b, err)) }
-		err := r.policyInvocations(ctx, &bp.policyHead, &matchOp, configError, func(pb *policyBinding, param runtime.Object) error {
+		err := r.policyInvocations(ctx, &bp.policyHead, &matchOp, configError, func(pb *policyBinding, param runtime.Object, mop *webhookOp) error {
 			key := invocationKey(bp.name, pb.name, param)
 			if reinvoking && !st.reinvoke[key] {
 				return nil
 			}
-			if in == nil {
-				var err error
-				if in, err = r.mutationInput(ctx, op); err != nil {
+			if in == nil || inView != mop.info {
+				// op as it is now, in the version the policy matched it in.
+				vop, err := op.presented(mop.info)
+				if err != nil {
 					return err
 				}
+				if in, err = r.mutationInput(ctx, vop); err != nil {
+					return err
+				}
+				inView = mop.info
 			}
 			in.Params = param
 			before := in.Attributes.VersionedObject.Object()
@@ -117,7 +123,14 @@ func (r *resources) mutatePolicies(ctx context.Context, op *webhookOp, st *mutat
 			}
 			after := in.Attributes.VersionedObject.Object()
 			if after != before && !equality.Semantic.DeepEqual(before, after) {
-				next, derr := r.mutatedObject(op, after)
+				vop, derr := op.presented(mop.info)
+				var next kinds.Object
+				if derr == nil {
+					next, derr = r.mutatedObject(vop, after)
+				}
+				if derr == nil {
+					next, derr = convertToStorage(mop.info, next)
+				}
 				if derr != nil {
 					in.Attributes.UpdateObject(before) // nothing of a result that is not an object
 					err = derr
@@ -184,17 +197,7 @@ func (r *resources) mutatedObject(op *webhookOp, u runtime.Object) (kinds.Object
 	if err != nil {
 		return nil, err
 	}
-	next, err := kinds.DecodeManifest(js)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case kinds.Of(next).Kind != op.info.Kind || kinds.Of(next).APIVersion != op.info.APIVersion:
-		return nil, fmt.Errorf("a mutation may not change the object's apiVersion and kind (%s %s)", op.info.APIVersion, op.info.Kind)
-	case next.GetName() != op.obj.GetName() || next.GetNamespace() != op.obj.GetNamespace():
-		return nil, fmt.Errorf("a mutation may not change the object's name or namespace (%s/%s)", op.obj.GetNamespace(), op.obj.GetName())
-	}
-	return next, nil
+	return op.decode(js)
 }
 
 // policyFailure is a mutating policy's refusal: its message, and its reason (Invalid

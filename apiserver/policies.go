@@ -14,16 +14,20 @@ import (
 	"google.golang.org/grpc/codes"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/skiffhq/skiff/apiserver/admissioncel"
 	"github.com/skiffhq/skiff/apiserver/auth"
+	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/store"
 )
@@ -208,8 +212,7 @@ func (p *policies) none(ctx context.Context) bool {
 }
 
 // matchesRules reports whether one of rules matches op, its resourceNames included
-// (Kubernetes' matchesResourceRules with matchPolicy Exact: Skiff serves each resource in
-// one version, so Equivalent finds no other).
+// (Kubernetes' matchesResourceRules of one version; matchResources tries the others).
 func matchesRules(rules []admissionregistrationv1.NamedRuleWithOperations, op *webhookOp) bool {
 	for i := range rules {
 		if matchRule(&rules[i].RuleWithOperations, op) && (len(rules[i].ResourceNames) == 0 || slices.Contains(rules[i].ResourceNames, op.name())) {
@@ -219,30 +222,37 @@ func matchesRules(rules []admissionregistrationv1.NamedRuleWithOperations, op *w
 	return false
 }
 
-// matchResources reports whether m matches op (Kubernetes' policy matching.Matcher):
-// its selectors, no excludeResourceRules, one of its resourceRules (none: everything).
+// matchResources reports whether m matches op (Kubernetes' policy matching.Matcher), and
+// the version of op's resource it matched in (matchView, by m's matchPolicy): its
+// selectors, no excludeResourceRules, one of its resourceRules (none: everything, in the
+// request's version).
 func matchResources(ctx context.Context, m *resourceMatch, op *webhookOp,
-	namespaceLabels func(ctx context.Context, ns string) (labels.Set, error)) (bool, error) {
+	namespaceLabels func(ctx context.Context, ns string) (labels.Set, error)) (*kinds.Info, bool, error) {
 	if m.err != nil {
-		return false, m.err
+		return nil, false, m.err
 	}
 	if ok, err := selectorsMatch(ctx, m.nsSel, m.objSel, op, namespaceLabels); !ok || err != nil {
-		return false, err
+		return nil, false, err
 	}
-	if matchesRules(m.ExcludeResourceRules, op) {
-		return false, nil
+	if matchView(m.MatchPolicy, op, func(as *webhookOp) bool { return matchesRules(m.ExcludeResourceRules, as) }) != nil {
+		return nil, false, nil
 	}
-	return len(m.ResourceRules) == 0 || matchesRules(m.ResourceRules, op), nil
+	if len(m.ResourceRules) == 0 {
+		return op.requestedInfo(), true, nil
+	}
+	view := matchView(m.MatchPolicy, op, func(as *webhookOp) bool { return matchesRules(m.ResourceRules, as) })
+	return view, view != nil, nil
 }
 
 // policyInvocations calls call for each binding of h whose matchResources match op
 // (when h's matchConstraints do) and each param the binding selects, in order, as
-// Kubernetes' policy dispatcher does. A configuration error (a selector that does not
+// Kubernetes' policy dispatcher does, with op presented in the version h's
+// matchConstraints matched it in. A configuration error (a selector that does not
 // parse, a param that cannot be read) goes to configError with its binding (nil: the
 // policy's own); an error of call ends the invocations.
 func (r *resources) policyInvocations(ctx context.Context, h *policyHead, op *webhookOp, configError func(b *policyBinding, err error),
-	call func(b *policyBinding, param runtime.Object) error) error {
-	ok, err := matchResources(ctx, h.match, op, r.namespaceLabels)
+	call func(b *policyBinding, param runtime.Object, vop *webhookOp) error) error {
+	view, ok, err := matchResources(ctx, h.match, op, r.namespaceLabels)
 	if err != nil {
 		configError(nil, err)
 		return nil
@@ -250,9 +260,10 @@ func (r *resources) policyInvocations(ctx context.Context, h *policyHead, op *we
 	if !ok {
 		return nil
 	}
+	var vop *webhookOp // presented once a binding matches
 	for _, pb := range h.bindings {
 		if pb.match != nil {
-			if ok, err := matchResources(ctx, pb.match, op, r.namespaceLabels); err != nil {
+			if _, ok, err := matchResources(ctx, pb.match, op, r.namespaceLabels); err != nil {
 				configError(pb, err)
 				continue
 			} else if !ok {
@@ -265,7 +276,12 @@ func (r *resources) policyInvocations(ctx context.Context, h *policyHead, op *we
 			continue
 		}
 		for _, param := range params {
-			if err := call(pb, param); err != nil {
+			if vop == nil {
+				if vop, err = op.presented(view); err != nil {
+					return err
+				}
+			}
+			if err := call(pb, param, vop); err != nil {
 				return err
 			}
 		}
@@ -300,7 +316,8 @@ func (r *resources) admitPolicies(ctx context.Context, op *webhookOp) error {
 		return err
 	}
 	var denied []policyDenial
-	var in *admissioncel.Input // made once a policy matches
+	var in *admissioncel.Input // made once a policy matches, for inView
+	var inView *kinds.Info
 	for _, bp := range bound {
 		configError := func(b *policyBinding, err error) {
 			if bp.failurePolicy == admissionregistrationv1.Ignore {
@@ -313,12 +330,13 @@ func (r *resources) admitPolicies(ctx context.Context, op *webhookOp) error {
 			}
 			denied = append(denied, d)
 		}
-		err := r.policyInvocations(ctx, &bp.policyHead, op, configError, func(pb *policyBinding, param runtime.Object) error {
-			if in == nil {
+		err := r.policyInvocations(ctx, &bp.policyHead, op, configError, func(pb *policyBinding, param runtime.Object, vop *webhookOp) error {
+			if in == nil || inView != vop.info {
 				var err error
-				if in, err = r.policyInput(ctx, op); err != nil {
+				if in, err = r.policyInput(ctx, vop); err != nil {
 					return err
 				}
+				inView = vop.info
 			}
 			in.Params = param
 			res := bp.eval.Validate(ctx, *in)
@@ -469,7 +487,13 @@ func (r *resources) policyInput(ctx context.Context, op *webhookOp) (*admissionc
 // celAttributes is op as CEL reads it (object, oldObject, request): its objects as JSON.
 func (r *resources) celAttributes(ctx context.Context, op *webhookOp) (*admission.VersionedAttributes, error) {
 	u := requestUser(ctx)
-	req := admissioncel.Request{Kind: op.info.GroupVersionKind(), Resource: op.info.GroupVersionResource(), Subresource: op.subresource,
+	// The request's kind and resource; the object's version, when a policy or webhook
+	// matched it in another (matchPolicy Equivalent), is VersionedKind.
+	kind, resource := op.kind(), op.info.GroupVersionResource()
+	if requested := op.requestedInfo(); op.subKind.Empty() && requested != op.info {
+		kind, resource = requested.GroupVersionKind(), requested.GroupVersionResource()
+	}
+	req := admissioncel.Request{Kind: kind, VersionedKind: op.kind(), Resource: resource, Subresource: op.subresource,
 		Namespace: op.namespace(), Name: op.name(), Operation: admission.Operation(op.operation), Options: op.options, DryRun: op.dryRun,
 		User: &user.DefaultInfo{Name: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra}}
 	if op.info.Kind == kinds.Namespace {
@@ -477,12 +501,12 @@ func (r *resources) celAttributes(ctx context.Context, op *webhookOp) (*admissio
 	}
 	var err error
 	if op.obj != nil {
-		if req.Object, err = unstructuredOf(op.obj); err != nil {
+		if req.Object, err = op.unstructured(op.obj); err != nil {
 			return nil, err
 		}
 	}
 	if op.old != nil {
-		if req.OldObject, err = unstructuredOf(op.old); err != nil {
+		if req.OldObject, err = op.unstructured(op.old); err != nil {
 			return nil, err
 		}
 	}
@@ -531,4 +555,87 @@ func (c celAuthorizer) Authorize(_ context.Context, a authorizer.Attributes) (au
 		return authorizer.DecisionNoOpinion, err.Error(), nil
 	}
 	return authorizer.DecisionAllow, why, nil
+}
+
+// admitPolicyBinding is Kubernetes' check of a policy binding's paramRef (its registry
+// strategies' authorize, of either kind's binding; old nil on create): its writer must be
+// allowed to read what the paramRef names — get the named param, or list them for a
+// selector — of the resource of the policy's paramKind (every group, version and resource
+// when the policy or its paramKind cannot be found). An update that keeps the paramRef
+// and the policy is not checked again; administrators (system:masters, skiff:admin) are
+// not checked. A refusal is Invalid at spec.paramRef, Forbidden.
+func (r *resources) admitPolicyBinding(ctx context.Context, info *kinds.Info, old, obj kinds.Object) error {
+	var policyInfo *kinds.Info
+	var policyName string
+	var ref, oldRef *admissionregistrationv1.ParamRef
+	oldPolicy := ""
+	switch o := obj.(type) {
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		policyInfo, policyName, ref = kinds.MustLookup(kinds.ValidatingAdmissionPolicy), o.Spec.PolicyName, o.Spec.ParamRef
+		if b, ok := old.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding); ok {
+			oldRef, oldPolicy = b.Spec.ParamRef, b.Spec.PolicyName
+		}
+	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+		policyInfo, policyName, ref = kinds.MustLookup(kinds.MutatingAdmissionPolicy), o.Spec.PolicyName, o.Spec.ParamRef
+		if b, ok := old.(*admissionregistrationv1.MutatingAdmissionPolicyBinding); ok {
+			oldRef, oldPolicy = b.Spec.ParamRef, b.Spec.PolicyName
+		}
+	default:
+		return nil
+	}
+	u := requestUser(ctx)
+	switch {
+	case ref == nil || r.authz == nil || auth.IsAdmin(u):
+		return nil
+	case oldRef != nil && equality.Semantic.DeepEqual(oldRef, ref) && oldPolicy == policyName:
+		return nil // identical paramRef and policy to the old object
+	}
+	// Every group and resource, unless the policy's paramKind says which (RBAC's rules
+	// name no versions).
+	group, resource := "*", "*"
+	var why string
+	pol, _, err := r.get(ctx, policyInfo, store.Key{Kind: policyInfo.Kind, Name: policyName}, store.ReadOptions{Stale: true})
+	var pk *admissionregistrationv1.ParamKind
+	if err == nil {
+		pk = policyParamKind(pol)
+	} else {
+		why = fmt.Sprintf("unable to get policy %s to determine minimum required permissions", policyName)
+	}
+	if pk != nil {
+		if gv, err := schema.ParseGroupVersion(pk.APIVersion); err != nil {
+			why = fmt.Sprintf("unable to parse paramKind %v to determine minimum required permissions", pk)
+		} else {
+			group = gv.Group
+			if in, ok := kinds.ForGroupVersionKind(pk.APIVersion, pk.Kind); ok {
+				resource = in.Plural
+			} else {
+				why = fmt.Sprintf("unable to resolve paramKind %v to determine minimum required permissions", pk)
+			}
+		}
+	}
+	verb := auth.Get
+	if ref.Name == "" {
+		verb = auth.List
+	}
+	_, err = r.authz.Authorize(auth.Attributes{User: u, Verb: verb, APIGroup: group, Resource: resource, Namespace: ref.Namespace, Name: ref.Name})
+	if err == nil {
+		return nil
+	}
+	ui := &user.DefaultInfo{Name: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra}
+	msg := fmt.Sprintf(`user %v does not have "%v" permission on the object referenced by paramRef`, ui, verb)
+	if why != "" {
+		msg = fmt.Sprintf(`%s and user %v does not have "%v" permission for all groups, versions and resources`, why, ui, verb)
+	}
+	return invalid(info, obj.GetName(), validation.ErrorList{field.Forbidden(field.NewPath("spec", "paramRef"), msg)})
+}
+
+// policyParamKind is a policy's paramKind, of either kind.
+func policyParamKind(obj kinds.Object) *admissionregistrationv1.ParamKind {
+	switch p := obj.(type) {
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		return p.Spec.ParamKind
+	case *admissionregistrationv1.MutatingAdmissionPolicy:
+		return p.Spec.ParamKind
+	}
+	return nil
 }

@@ -65,7 +65,7 @@ func TestPolicyMatchResources(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newResourceMatch(&tc.m)
-			got, err := matchResources(context.Background(), m, tc.op, func(_ context.Context, ns string) (labels.Set, error) {
+			_, got, err := matchResources(context.Background(), m, tc.op, func(_ context.Context, ns string) (labels.Set, error) {
 				if s, ok := nsLabels[ns]; ok {
 					return s, nil
 				}

@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -369,7 +370,7 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 	if err := builtin(); err != nil {
 		return nil, err
 	}
-	op := &webhookOp{operation: admissionv1.Create, info: info, obj: obj, dryRun: dryRun, options: &metav1.CreateOptions{}}
+	op := &webhookOp{operation: admissionv1.Create, info: info, obj: obj, dryRun: dryRun, options: &metav1.CreateOptions{}, requested: requestedOf(ctx, info)}
 	if changed, err := r.admitWebhooksMutating(ctx, op); err != nil {
 		return nil, err
 	} else if changed {
@@ -391,6 +392,9 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 		}
 	}
 	if err := r.admitRBAC(ctx, info, nil, obj); err != nil {
+		return nil, err
+	}
+	if err := r.admitPolicyBinding(ctx, info, nil, obj); err != nil {
 		return nil, err
 	}
 	if info.Namespaced {
@@ -428,7 +432,7 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 			return nil, err
 		}
 	}
-	vop := &webhookOp{operation: admissionv1.Create, info: info, obj: c.obj, dryRun: dryRun, options: op.options}
+	vop := &webhookOp{operation: admissionv1.Create, info: info, obj: c.obj, dryRun: dryRun, options: op.options, requested: op.requested}
 	if err := r.admitPolicies(ctx, vop); err != nil {
 		return nil, err
 	}
@@ -1324,6 +1328,9 @@ func (r *resources) nextState(ctx context.Context, info *kinds.Info, cur, next k
 	if err := r.admitRBAC(ctx, info, cur, next); err != nil {
 		return nil, err
 	}
+	if err := r.admitPolicyBinding(ctx, info, cur, next); err != nil {
+		return nil, err
+	}
 	if pc, ok := next.(*schedulingv1.PriorityClass); ok {
 		if err := r.admitPriorityClass(ctx, pc, true); err != nil {
 			return nil, err
@@ -1613,8 +1620,17 @@ func (r *resources) BindBatch(ctx context.Context, req *apiv1.BindBatchRequest) 
 	results := make([]*apiv1.CreateBatchResult, len(bs))
 	writes := make([]write, len(bs))
 	var batched, alone []int
+	nodes := make([]string, len(bs)) // each binding's node, as admitted
+	admit := r.admitsSubresources(ctx, info)
 	for i, b := range bs {
 		k, mutate, err := r.binding(b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName())
+		nodes[i] = b.GetNodeName()
+		if err == nil && admit {
+			nodes[i], err = r.admitBinding(ctx, b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName(), false)
+		}
+		if err == nil && nodes[i] != b.GetNodeName() {
+			k, mutate, err = r.binding(b.GetNamespace(), b.GetName(), b.GetUid(), nodes[i])
+		}
 		if err != nil {
 			results[i] = batchFailure(err)
 			continue
@@ -1659,7 +1675,7 @@ func (r *resources) BindBatch(ctx context.Context, req *apiv1.BindBatchRequest) 
 	for _, i := range alone {
 		wg.Go(func() {
 			b := bs[i]
-			results[i] = boundResult(r.bind(ctx, b.GetNamespace(), b.GetName(), b.GetUid(), b.GetNodeName(), writeOptions{}))
+			results[i] = boundResult(r.bindAdmitted(ctx, b.GetNamespace(), b.GetName(), b.GetUid(), nodes[i], writeOptions{}))
 		})
 	}
 	wg.Wait()
@@ -1678,8 +1694,36 @@ func boundResult(res result, err error) *apiv1.CreateBatchResult {
 	return &apiv1.CreateBatchResult{Object: out}
 }
 
-// bind assigns a pod to a node, once.
+// bind assigns a pod to a node, once, as admitted (admitBinding).
 func (r *resources) bind(ctx context.Context, ns, name, uid, node string, opts writeOptions) (result, error) {
+	if _, _, err := r.binding(ns, name, uid, node); err != nil {
+		return result{}, err // refused before admission sees it
+	}
+	node, err := r.admitBinding(ctx, ns, name, uid, node, opts.dryRun)
+	if err != nil {
+		return result{}, err
+	}
+	return r.bindAdmitted(ctx, ns, name, uid, node, opts)
+}
+
+// admitBinding runs the admission of a Binding of pod ns/name (of uid) to node, and
+// returns the node it binds the pod to once the mutating admission is done.
+func (r *resources) admitBinding(ctx context.Context, ns, name, uid, node string, dryRun bool) (string, error) {
+	info := kinds.MustLookup(kinds.Pod)
+	if !r.admitsSubresources(ctx, info) { // the scheduler's every binding: nothing made
+		return node, nil
+	}
+	b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespaceFor(info, ns), UID: types.UID(uid)},
+		Target: corev1.ObjectReference{Kind: kinds.Node, Name: node}}
+	admitted, err := r.admitSubresource(ctx, info, "binding", corev1.SchemeGroupVersion.WithKind("Binding"), admissionv1.Create, b, nil, dryRun, &metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return admitted.(*corev1.Binding).Target.Name, nil
+}
+
+// bindAdmitted assigns a pod to a node, once: bind after its admission.
+func (r *resources) bindAdmitted(ctx context.Context, ns, name, uid, node string, opts writeOptions) (result, error) {
 	k, mutate, err := r.binding(ns, name, uid, node)
 	if err != nil {
 		return result{}, err

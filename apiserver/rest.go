@@ -264,7 +264,7 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	if manager == "" {
 		manager = userAgentManager(r.UserAgent())
 	}
-	ctx = withWarnings(withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager))
+	ctx = withRequested(withWarnings(withManager(withClient(ctx, "HTTP "+r.Method, r.UserAgent()), manager)), req.info)
 	a.dispatch(w, r.WithContext(ctx), req)
 	return label
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
@@ -186,7 +187,7 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 		a.fail(w, r, unsupportedMedia("server-side apply to the %s subresource is not supported by Skiff", req.subresource))
 		return
 	}
-	applied, err := appliedConfiguration(req, body)
+	applied, err := appliedConfiguration(req, req.info.GroupVersionKind(), body)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -246,9 +247,9 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 	a.respond(w, r, http.StatusCreated, res, err)
 }
 
-// appliedConfiguration decodes an apply's body (YAML or JSON): an object of the URL's
-// kind, name and namespace.
-func appliedConfiguration(req *restRequest, body []byte) (*unstructured.Unstructured, error) {
+// appliedConfiguration decodes an apply's body (YAML or JSON): an object of kind want
+// (the URL's, or its subresource's), and of the URL's name and namespace.
+func appliedConfiguration(req *restRequest, want schema.GroupVersionKind, body []byte) (*unstructured.Unstructured, error) {
 	js, err := yaml.YAMLToJSON(body)
 	if err != nil {
 		return nil, badRequest("error decoding YAML: %v", err)
@@ -257,8 +258,8 @@ func appliedConfiguration(req *restRequest, body []byte) (*unstructured.Unstruct
 	if err := u.UnmarshalJSON(js); err != nil {
 		return nil, badRequest("the applied configuration is not an object: %v", err)
 	}
-	if u.GetAPIVersion() != req.info.APIVersion || u.GetKind() != req.info.Kind {
-		return nil, badRequest("the applied configuration is a %s %s, not a %s %s", u.GetAPIVersion(), u.GetKind(), req.info.APIVersion, req.info.Kind)
+	if u.GroupVersionKind() != want {
+		return nil, badRequest("the applied configuration is a %s %s, not a %s %s", u.GetAPIVersion(), u.GetKind(), want.GroupVersion(), want.Kind)
 	}
 	if u.GetName() == "" {
 		u.SetName(req.name)

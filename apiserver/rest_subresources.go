@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -295,19 +296,23 @@ func (a *restAPI) scale(w http.ResponseWriter, r *http.Request, req *restRequest
 			a.fail(w, r, badRequest("the name of the object (%s) does not match the name on the URL (%s)", s.Name, req.name))
 			return
 		}
-		reply(a.res.setReplicas(ctx, req.info, req.namespace, req.name, s.ResourceVersion, opts, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return &s, nil }))
+		reply(a.res.setReplicas(ctx, req.info, req.namespace, req.name, s.ResourceVersion, opts, false, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return &s, nil }))
 	case verbPatch:
 		opts, pt, patch, err := a.patchRequest(w, r)
-		if err == nil && pt == types.ApplyYAMLPatchType {
-			// Kubernetes maps a Scale's managed fields onto the object's (its scale
-			// handler); Skiff does not yet.
-			err = unsupportedMedia("server-side apply to the %s subresource is not supported by Skiff", req.subresource)
-		}
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		reply(a.res.setReplicas(ctx, req.info, req.namespace, req.name, "", opts.writeOptions, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+		if pt == types.ApplyYAMLPatchType {
+			applied, err := appliedConfiguration(req, scaleGVK, patch)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			reply(a.res.applyScale(ctx, req.info, req.namespace, req.name, opts, applied))
+			return
+		}
+		reply(a.res.setReplicas(ctx, req.info, req.namespace, req.name, "", opts.writeOptions, false, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
 			js, err := json.Marshal(cur)
 			if err != nil {
 				return nil, err
@@ -325,8 +330,35 @@ func (a *restAPI) scale(w http.ResponseWriter, r *http.Request, req *restRequest
 	}
 }
 
-// setReplicas writes the replicas of a scale that change computes from the current one.
-func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name, rv string, opts writeOptions,
+// applyScale serves a server-side apply to the scale subresource, as Kubernetes' scale
+// handler does: the applied Scale is merged by the Scale's field manager into the
+// current Scale, whose managed fields are the parent's that own its replicas, and the
+// result's are mapped back onto the parent (its spec.replicas, or a custom resource's
+// specReplicasPath). The object must exist.
+func (r *resources) applyScale(ctx context.Context, info *kinds.Info, ns, name string, opts patchOptions, applied *unstructured.Unstructured) (result, error) {
+	fm, err := scaleFieldManager()
+	if err != nil {
+		return result{}, statusError(codes.Internal, "", nil, "%v", err)
+	}
+	return r.setReplicas(ctx, info, ns, name, "", opts.writeOptions, true, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+		out, err := fm.Apply(cur, applied, opts.fieldManager, opts.force)
+		if err != nil {
+			return nil, fieldManagerError(info, name, err)
+		}
+		s, ok := out.(*autoscalingv1.Scale)
+		if !ok {
+			return nil, statusError(codes.Internal, "", nil, "the field manager made a %T", out)
+		}
+		return s, nil
+	})
+}
+
+// setReplicas writes the replicas of a scale that change computes from the current one,
+// whose managedFields are the parent's that own the replicas (scaleHandler). Unless
+// change applied (applied), its write is tracked on the Scale as Kubernetes tracks
+// it (an Update entry with subresource scale), once the parent has managedFields; the
+// Scale's entries are mapped back onto the parent's.
+func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name, rv string, opts writeOptions, applied bool,
 	change func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error)) (result, error) {
 	wantRV, err := parseRV(info, name, rv)
 	if err != nil {
@@ -334,23 +366,90 @@ func (r *resources) setReplicas(ctx context.Context, info *kinds.Info, ns, name,
 	}
 	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
 	opts.subresource = "scale"
-	return r.update(ctx, info, k, wantRV, opts, func(cur kinds.Object, _ *store.Object) (kinds.Object, error) {
+	// The admission's answer for the revision last read: update reads again
+	// (linearizably, or after losing a race), and the same Scale is not sent twice.
+	memoRev := int64(-1)
+	var memo *autoscalingv1.Scale
+	var memoErr error
+	admit := func(rev int64, next, old *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+		if rev != memoRev {
+			admitted, err := r.admitSubresource(ctx, info, "scale", scaleGVK, admissionv1.Update, next, old, opts.dryRun, &metav1.UpdateOptions{})
+			memoRev, memo, memoErr = rev, nil, err
+			if err == nil {
+				memo = admitted.(*autoscalingv1.Scale)
+			}
+		}
+		if memoErr != nil {
+			return nil, memoErr
+		}
+		return memo.DeepCopy(), nil
+	}
+	return r.update(ctx, info, k, wantRV, opts, func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 		s, err := scaleOf(cur)
 		if err != nil {
 			return nil, err
 		}
-		next, err := change(s)
+		h := scaleHandler(info, cur)
+		if s.ManagedFields, err = h.ToSubresource(); err != nil {
+			return nil, statusError(codes.Internal, "", nil, "the managed fields of %s %q: %v", info.Kind, name, err)
+		}
+		next, err := change(s.DeepCopy())
+		if err == nil {
+			err = validateScale(next)
+		}
 		if err != nil {
 			return nil, err
 		}
-		if next.Spec.Replicas < 0 {
-			return nil, statusError(codes.InvalidArgument, ReasonInvalid, nil, "Scale.autoscaling %q is invalid: spec.replicas: Invalid value: %d: must be greater than or equal to 0", name, next.Spec.Replicas)
+		// The admission of the Scale, as Kubernetes' scale subresource runs it.
+		if next, err = admit(rec.ModRevision, next, s); err == nil {
+			err = validateScale(next)
+		}
+		if err != nil {
+			return nil, err
+		}
+		tracked := applied || len(cur.GetManagedFields()) > 0
+		if tracked && !applied {
+			if next, err = trackScale(s, next, managerOf(ctx)); err != nil {
+				return nil, fieldManagerError(info, name, err)
+			}
 		}
 		obj := clone(cur)
 		f, _ := scaleFields(obj)
 		f.setSpec(next.Spec.Replicas)
-		return r.nextState(ctx, info, cur, obj, false)
+		if tracked {
+			entries, err := h.ToParent(next.ManagedFields)
+			if err != nil {
+				return nil, statusError(codes.Internal, "", nil, "the managed fields of %s %q: %v", info.Kind, name, err)
+			}
+			obj.SetManagedFields(entries)
+		}
+		return r.nextState(ctx, info, cur, obj, true)
 	})
+}
+
+// validateScale checks a Scale written, as Kubernetes' ValidateScale.
+func validateScale(s *autoscalingv1.Scale) error {
+	if s.Spec.Replicas < 0 {
+		return statusError(codes.InvalidArgument, ReasonInvalid, nil, "Scale.autoscaling %q is invalid: spec.replicas: Invalid value: %d: must be greater than or equal to 0", s.Name, s.Spec.Replicas)
+	}
+	return nil
+}
+
+// trackScale records the write of next over cur, Scales, for manager.
+func trackScale(cur, next *autoscalingv1.Scale, manager string) (*autoscalingv1.Scale, error) {
+	fm, err := scaleFieldManager()
+	if err != nil {
+		return nil, err
+	}
+	out, err := fm.Update(cur, next, manager)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := out.(*autoscalingv1.Scale)
+	if !ok {
+		return nil, fmt.Errorf("the field manager made a %T", out)
+	}
+	return s, nil
 }
 
 // binding serves pods/binding: a scheduler's Binding, as the gRPC Bind.

@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apiserver/pkg/admission"
@@ -56,6 +57,13 @@ type webhookOp struct {
 	operation   admissionv1.Operation
 	info        *kinds.Info
 	subresource string
+	// subKind is the kind of obj and old when they are a subresource's object, not the
+	// resource's (admission_subresources.go): autoscaling/v1 Scale, v1 Binding, policy/v1
+	// Eviction.
+	subKind schema.GroupVersionKind
+	// requested is the version of info the request named, when not info
+	// (admission_subresources.go's matchPolicy Equivalent).
+	requested *kinds.Info
 	// obj is the object written (nil for a delete); old is the stored one (nil for a
 	// create).
 	obj, old kinds.Object
@@ -232,8 +240,8 @@ func (r *resources) admitWebhooksMutating(ctx context.Context, op *webhookOp) (c
 // admitWebhooksUpdate wraps mutate, which makes the next state of an update or a delete
 // of the object or its status, with the admission webhooks: the mutating ones change
 // that next state (which is then defaulted and validated again), the validating ones
-// may refuse it. The scale and binding subresources, whose objects are not the stored
-// kind's, are not sent to webhooks.
+// may refuse it. The scale, binding and eviction subresources, whose objects are not the
+// stored kind's, are admitted by admitSubresource.
 func (r *resources) admitWebhooksUpdate(ctx context.Context, info *kinds.Info, opts writeOptions,
 	mutate func(cur kinds.Object, rec *store.Object) (kinds.Object, error)) func(cur kinds.Object, rec *store.Object) (kinds.Object, error) {
 	if r.webhooks == nil || webhookExempt[info.Kind] || opts.subresource != "" && opts.subresource != "status" {
@@ -267,7 +275,7 @@ func (r *resources) admitWebhooksUpdate(ctx context.Context, info *kinds.Info, o
 // webhooksOnUpdate admits next, the next state of cur, through the webhooks.
 func (r *resources) webhooksOnUpdate(ctx context.Context, info *kinds.Info, opts writeOptions, cur, next kinds.Object) (kinds.Object, error) {
 	op := &webhookOp{operation: admissionv1.Update, info: info, subresource: opts.subresource, obj: next, old: cur,
-		dryRun: opts.dryRun, options: &metav1.UpdateOptions{}}
+		dryRun: opts.dryRun, options: &metav1.UpdateOptions{}, requested: requestedOf(ctx, info)}
 	if opts.deleting {
 		op.operation, op.obj, op.options = admissionv1.Delete, nil, &metav1.DeleteOptions{}
 	}
@@ -309,6 +317,26 @@ func matchRules(rules []admissionregistrationv1.RuleWithOperations, op *webhookO
 	return false
 }
 
+// matchView is the version of op's resource in which match (rules) matches op: the one
+// the request named, else, with matchPolicy Equivalent (the default), another version
+// of the same resource (nil: none).
+func matchView(policy *admissionregistrationv1.MatchPolicyType, op *webhookOp, match func(as *webhookOp) bool) *kinds.Info {
+	as := *op // the rules read the resource, the namespace and the name: no object converted
+	as.info = op.requestedInfo()
+	if match(&as) {
+		return as.info
+	}
+	if policy != nil && *policy == admissionregistrationv1.Exact {
+		return nil
+	}
+	for _, in := range op.equivalents() {
+		if as.info = in; match(&as) {
+			return in
+		}
+	}
+	return nil
+}
+
 func matchRule(r *admissionregistrationv1.RuleWithOperations, op *webhookOp) bool {
 	if !slices.ContainsFunc(r.Operations, func(o admissionregistrationv1.OperationType) bool {
 		return o == admissionregistrationv1.OperationAll || string(o) == string(op.operation)
@@ -346,29 +374,35 @@ func matchRule(r *admissionregistrationv1.RuleWithOperations, op *webhookOp) boo
 	return true
 }
 
-// matches reports whether h is called for op: its rules, its selectors, then its
-// matchConditions. A matchCondition that cannot be evaluated under failurePolicy Fail
-// refuses op, as Kubernetes' Forbidden.
-func (wh *webhooks) matches(ctx context.Context, h *webhook, op *webhookOp) (bool, error) {
-	if !matchRules(h.Rules, op) {
-		return false, nil
+// matches reports whether h is called for op, and the version of op's resource it is
+// called with (matchView): its rules, its selectors, then its matchConditions. A
+// matchCondition that cannot be evaluated under failurePolicy Fail refuses op, as
+// Kubernetes' Forbidden.
+func (wh *webhooks) matches(ctx context.Context, h *webhook, op *webhookOp) (*kinds.Info, bool, error) {
+	view := matchView(h.MatchPolicy, op, func(as *webhookOp) bool { return matchRules(h.Rules, as) })
+	if view == nil {
+		return nil, false, nil
 	}
-	if ok, err := selectorsMatch(ctx, h.nsSel, h.objSel, op, wh.namespaceLabels); !ok || err != nil {
-		return false, err
+	vop, err := op.presented(view)
+	if err != nil {
+		return nil, false, err
+	}
+	if ok, err := selectorsMatch(ctx, h.nsSel, h.objSel, vop, wh.namespaceLabels); !ok || err != nil {
+		return nil, false, err
 	}
 	if h.conditions == nil {
-		return true, nil
+		return view, true, nil
 	}
-	attrs, err := wh.attributes(ctx, op)
+	attrs, err := wh.attributes(ctx, vop)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	ok, err := h.conditions.Match(ctx, attrs, wh.authorizer)
 	if err != nil {
 		wh.log.Warn("failed evaluating match conditions, failing closed", "webhook", h.Name, "error", err)
-		return false, forbidden(op.info, op.name(), err.Error())
+		return nil, false, forbidden(op.info, op.name(), err.Error())
 	}
-	return ok, nil
+	return view, ok, nil
 }
 
 // selectorsMatch reports whether op's object (or the stored one) has labels objSel
@@ -417,20 +451,21 @@ func (wh *webhooks) mutate(ctx context.Context, op *webhookOp) (obj kinds.Object
 		return op.obj, false, nil, err
 	}
 	var called []*webhook
+	var views []*kinds.Info // called's
 	lastChange := -1
 	for _, h := range hooks {
-		ok, err := wh.matches(ctx, h, op)
+		view, ok, err := wh.matches(ctx, h, op)
 		if err != nil {
 			return nil, false, nil, err
 		}
 		if !ok {
 			continue
 		}
-		changed, err := wh.callMutating(ctx, h, op)
+		changed, err := wh.callMutating(ctx, h, op, view)
 		if err != nil {
 			return nil, false, nil, err
 		}
-		called = append(called, h)
+		called, views = append(called, h), append(views, view)
 		if changed {
 			lastChange = len(called) - 1
 		}
@@ -443,7 +478,7 @@ func (wh *webhooks) mutate(ctx context.Context, op *webhookOp) (obj kinds.Object
 		case i >= lastChange:
 			pending = append(pending, h)
 		default:
-			if _, err := wh.callMutating(ctx, h, op); err != nil {
+			if _, err := wh.callMutating(ctx, h, op, views[i]); err != nil {
 				return nil, false, nil, err
 			}
 		}
@@ -456,14 +491,14 @@ func (wh *webhooks) mutate(ctx context.Context, op *webhookOp) (obj kinds.Object
 func (wh *webhooks) reinvoke(ctx context.Context, op *webhookOp, hooks []*webhook) (bool, error) {
 	changed := false
 	for _, h := range hooks {
-		ok, err := wh.matches(ctx, h, op)
+		view, ok, err := wh.matches(ctx, h, op)
 		if err != nil {
 			return false, err
 		}
 		if !ok {
 			continue
 		}
-		c, err := wh.callMutating(ctx, h, op)
+		c, err := wh.callMutating(ctx, h, op, view)
 		if err != nil {
 			return false, err
 		}
@@ -472,13 +507,22 @@ func (wh *webhooks) reinvoke(ctx context.Context, op *webhookOp, hooks []*webhoo
 	return changed, nil
 }
 
-// callMutating calls h on op and applies its patch to op.obj.
-func (wh *webhooks) callMutating(ctx context.Context, h *webhook, op *webhookOp) (bool, error) {
-	resp, err := wh.call(ctx, h, op)
+// callMutating calls h on op, presented in view, and applies its patch to op.obj (to
+// view's form of it).
+func (wh *webhooks) callMutating(ctx context.Context, h *webhook, op *webhookOp, view *kinds.Info) (bool, error) {
+	vop, err := op.presented(view)
+	if err != nil {
+		return false, err
+	}
+	resp, err := wh.call(ctx, h, vop)
 	if err != nil || resp == nil {
 		return false, err
 	}
-	return wh.applyPatch(h, op, resp)
+	changed, err := wh.applyPatch(h, vop, resp)
+	if changed && vop != op && err == nil {
+		op.obj, err = convertToStorage(view, vop.obj)
+	}
+	return changed, err
 }
 
 // applyPatch applies the JSON patch of h's answer to op.obj; a patch that cannot be
@@ -490,11 +534,10 @@ func (wh *webhooks) applyPatch(h *webhook, op *webhookOp, resp *admissionv1.Admi
 	if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
 		return false, wh.failure(h, op, fmt.Errorf("unsupported patch type %q", ptrString(resp.PatchType)))
 	}
-	next, err := kinds.Patch(op.obj, kinds.JSONPatch, resp.Patch)
+	next, changed, err := op.patched(resp.Patch)
 	if err != nil {
 		return false, wh.failure(h, op, fmt.Errorf("JSON patch: %w", err))
 	}
-	changed := !bytes.Equal(kinds.MustEncode(next), kinds.MustEncode(op.obj))
 	op.obj = next
 	return changed, nil
 }
@@ -519,14 +562,19 @@ func (wh *webhooks) validate(ctx context.Context, op *webhookOp) error {
 	errs := make([]error, len(hooks))
 	var wg sync.WaitGroup
 	for i, h := range hooks {
-		ok, err := wh.matches(ctx, h, op)
+		view, ok, err := wh.matches(ctx, h, op)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			continue
 		}
-		wg.Go(func() { _, errs[i] = wh.call(ctx, h, op) })
+		vop, err := op.presented(view)
+		if err != nil {
+			errs[i] = err // the calls already started are waited for
+			continue
+		}
+		wg.Go(func() { _, errs[i] = wh.call(ctx, h, vop) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -609,7 +657,7 @@ func (wh *webhooks) review(ctx context.Context, op *webhookOp) (*admissionv1.Adm
 	u := requestUser(ctx)
 	req := &admissionv1.AdmissionRequest{
 		UID:         types.UID(uuid.NewUUID()),
-		Kind:        metav1.GroupVersionKind(op.info.GroupVersionKind()),
+		Kind:        metav1.GroupVersionKind(op.kind()),
 		Resource:    metav1.GroupVersionResource(op.info.GroupVersionResource()),
 		SubResource: op.subresource,
 		Name:        op.name(),
@@ -619,17 +667,21 @@ func (wh *webhooks) review(ctx context.Context, op *webhookOp) (*admissionv1.Adm
 		DryRun:      &op.dryRun,
 	}
 	req.RequestKind, req.RequestResource, req.RequestSubResource = &req.Kind, &req.Resource, req.SubResource
+	if requested := op.requestedInfo(); requested != op.info && op.subKind.Empty() {
+		rk, rr := metav1.GroupVersionKind(requested.GroupVersionKind()), metav1.GroupVersionResource(requested.GroupVersionResource())
+		req.RequestKind, req.RequestResource = &rk, &rr
+	}
 	if op.info.Kind == kinds.Namespace {
 		req.Namespace = op.name() // Kubernetes' attributes name a namespace as its own
 	}
 	var err error
 	if op.obj != nil {
-		if req.Object.Raw, err = kinds.ObjectJSON(op.obj); err != nil {
+		if req.Object.Raw, err = op.objectJSON(op.obj); err != nil {
 			return nil, err
 		}
 	}
 	if op.old != nil {
-		if req.OldObject.Raw, err = kinds.ObjectJSON(op.old); err != nil {
+		if req.OldObject.Raw, err = op.objectJSON(op.old); err != nil {
 			return nil, err
 		}
 	}

@@ -113,7 +113,7 @@ func TestWebhookSelectors(t *testing.T) {
 			obj: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"env": "prod"}}}}, true, ""},
 	} {
 		tc.op.operation = admissionv1.Create
-		got, err := wh.matches(context.Background(), tc.h, tc.op)
+		_, got, err := wh.matches(context.Background(), tc.h, tc.op)
 		if err != nil || got != tc.want {
 			t.Errorf("%s: matched %v (%v), want %v", tc.name, got, err, tc.want)
 		}

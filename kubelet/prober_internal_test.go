@@ -25,6 +25,7 @@ import (
 
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/test/goroutines"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -298,39 +299,19 @@ func TestProberSlowProbe(t *testing.T) {
 	}
 }
 
-// proberGoroutines counts the goroutines running the prober's code: other tests'
-// goroutines, still winding down, do not count.
-func proberGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			count := 0
-			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-				// Its own frames, not only "created by" one of them.
-				if strings.Contains(strings.Split(g, "\ncreated by ")[0], "kubelet.(*prober).") {
-					count++
-				}
-			}
-			return count
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
 // The prober's goroutines do not grow with the number of probes: 2,000 probes of
 // 1,000 containers run with at most ProbeConcurrency goroutines beside the schedule's,
 // which ends when the probes do.
 func TestProbesNeedNoGoroutineEach(t *testing.T) {
 	const limit, containers = 16, 1000
 	p, rt, clk := startProber(t, limit)
-	if n := proberGoroutines(); n != 0 {
+	if n := goroutines.Running("kubelet.(*prober)."); n != 0 {
 		t.Fatalf("%d goroutines of the prober's without probes", n)
 	}
 	peak, runs := 0, 0
 	rt.onRun = func() { // rt.mu held
 		if runs++; runs%50 == 0 {
-			peak = max(peak, proberGoroutines())
+			peak = max(peak, goroutines.Running("kubelet.(*prober)."))
 		}
 	}
 	start := clk.Now()
@@ -351,7 +332,7 @@ func TestProbesNeedNoGoroutineEach(t *testing.T) {
 		t.Errorf("%d goroutines of the prober's while %d probes ran: more than the schedule's and twice the %d it may run at once", top, 2*containers, limit)
 	}
 	waitfor.Condition(t, 20*time.Second, "the schedule's goroutine alone while the probes wait", func() (bool, string) {
-		n := proberGoroutines()
+		n := goroutines.Running("kubelet.(*prober).")
 		return n == 1, fmt.Sprintf("%d goroutines of the prober's", n)
 	})
 	for i := range containers {
@@ -359,7 +340,7 @@ func TestProbesNeedNoGoroutineEach(t *testing.T) {
 	}
 	p.poke()
 	waitfor.Condition(t, 20*time.Second, "no goroutine of the prober's once its probes are gone", func() (bool, string) {
-		n := proberGoroutines()
+		n := goroutines.Running("kubelet.(*prober).")
 		return n == 0, fmt.Sprintf("%d goroutines of the prober's", n)
 	})
 }

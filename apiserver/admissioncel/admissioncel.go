@@ -51,12 +51,15 @@ func envSet() *environment.EnvSet {
 
 // Request is a write as admission names it, for NewAttributes.
 type Request struct {
-	Kind        schema.GroupVersionKind
-	Resource    schema.GroupVersionResource
-	Subresource string
-	Namespace   string
-	Name        string
-	Operation   admission.Operation
+	// Kind and Resource are the request's; VersionedKind is the object's, when it is
+	// presented in another version of the resource (matchPolicy Equivalent; empty: Kind).
+	Kind          schema.GroupVersionKind
+	VersionedKind schema.GroupVersionKind
+	Resource      schema.GroupVersionResource
+	Subresource   string
+	Namespace     string
+	Name          string
+	Operation     admission.Operation
 	// Object is the object written (nil for a delete), OldObject the stored one (nil for
 	// a create); Options the request's CreateOptions, UpdateOptions or DeleteOptions.
 	Object, OldObject runtime.Object
@@ -70,6 +73,9 @@ func NewAttributes(req Request) *admission.VersionedAttributes {
 	a := admission.NewAttributesRecord(req.Object, req.OldObject, req.Kind, req.Namespace, req.Name, req.Resource,
 		req.Subresource, req.Operation, req.Options, req.DryRun, req.User)
 	va := &admission.VersionedAttributes{Attributes: a, VersionedKind: req.Kind}
+	if !req.VersionedKind.Empty() {
+		va.VersionedKind = req.VersionedKind
+	}
 	if req.Object != nil {
 		va.VersionedObject.Set(req.Object)
 	}

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"sync"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/kube-openapi/pkg/builder"
 	"k8s.io/kube-openapi/pkg/common"
@@ -21,6 +24,9 @@ var typeConverter = sync.OnceValues(func() (managedfields.TypeConverter, error) 
 		}
 		names = append(names, modelName(in))
 	}
+	// The subresources' objects: the scale subresource's field manager, the mutating
+	// admission policies' patches of them.
+	names = append(names, autoscalingv1.Scale{}.OpenAPIModelName(), corev1.Binding{}.OpenAPIModelName(), policyv1.Eviction{}.OpenAPIModelName())
 	sw, err := builder.BuildOpenAPIDefinitionsForResources(&common.Config{
 		GetDefinitions: generated.GetOpenAPIDefinitions, GetDefinitionName: definitionName}, names...)
 	if err != nil {

@@ -102,11 +102,8 @@ func sharePod(p, t *corev1.Pod) {
 	ps.PriorityClassName = same(ps.PriorityClassName, ts.PriorityClassName)
 	p.Status.Phase = same(p.Status.Phase, t.Status.Phase)
 	p.Status.QOSClass = same(p.Status.QOSClass, t.Status.QOSClass)
-	for i := range min(len(p.Status.Conditions), len(t.Status.Conditions)) {
-		c, tc := &p.Status.Conditions[i], &t.Status.Conditions[i]
-		c.Type, c.Status = same(c.Type, tc.Type), same(c.Status, tc.Status)
-		c.Reason, c.Message = same(c.Reason, tc.Reason), same(c.Message, tc.Message)
-	}
+	shareConditions(&p.Status.Conditions, t.Status.Conditions)
+	sharePtr(&p.Status.StartTime, t.Status.StartTime)
 	shareStatuses(p.Status.InitContainerStatuses, t.Status.InitContainerStatuses)
 	shareStatuses(p.Status.ContainerStatuses, t.Status.ContainerStatuses)
 	p.Status.HostIP = same(p.Status.HostIP, t.Status.HostIP)
@@ -146,6 +143,26 @@ func shareContainers(cs, ts []corev1.Container) {
 	}
 }
 
+// shareConditions makes *cs ts when equal: a pod's conditions differ from its
+// siblings' only in their times, which are whole seconds (metav1.Time's encoding), and
+// the pods of a ReplicaSet start many a second in a rollout. Otherwise it points their
+// strings at ts' and gives *cs the capacity of its length: decoded, five conditions
+// hold eight slots (the decoder's appends), 360 bytes of the pod's 1,000 in them.
+func shareConditions(cs *[]corev1.PodCondition, ts []corev1.PodCondition) {
+	if len(*cs) > 0 && slices.Equal(*cs, ts) {
+		*cs = ts
+		return
+	}
+	for i := range min(len(*cs), len(ts)) {
+		c, tc := &(*cs)[i], &ts[i]
+		c.Type, c.Status = same(c.Type, tc.Type), same(c.Status, tc.Status)
+		c.Reason, c.Message = same(c.Reason, tc.Reason), same(c.Message, tc.Message)
+	}
+	if cap(*cs) > len(*cs) {
+		*cs = slices.Clone(*cs)
+	}
+}
+
 // shareStatuses points each of cs' strings at the same container's of ts where equal.
 func shareStatuses(cs, ts []corev1.ContainerStatus) {
 	for i := range min(len(cs), len(ts)) {
@@ -154,6 +171,8 @@ func shareStatuses(cs, ts []corev1.ContainerStatus) {
 		c.Resources = sameRequirements(c.Resources, t.Resources)
 		c.AllocatedResources = sameResources(c.AllocatedResources, t.AllocatedResources)
 		shareSlice(&c.VolumeMounts, t.VolumeMounts)
+		sharePtr(&c.State.Running, t.State.Running)
+		sharePtr(&c.Started, t.Started)
 	}
 }
 

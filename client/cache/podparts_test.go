@@ -23,7 +23,12 @@ import (
 // benchmarks' template (the token volume's name is each pod's own), its own names,
 // node, addresses and status. It comes decoded from its encoding, as from the wire.
 func runningPod(t testing.TB, rs string, i int, cpu string) *corev1.Pod {
-	start := metav1.NewTime(time.Unix(1_765_000_000+int64(i), 0))
+	return runningPodSince(t, rs, i, cpu, int64(i))
+}
+
+// runningPodSince is runningPod started, scheduled and Ready at second second.
+func runningPodSince(t testing.TB, rs string, i int, cpu string, second int64) *corev1.Pod {
+	start := metav1.NewTime(time.Unix(1_765_000_000+second, 0))
 	token := fmt.Sprintf("kube-api-access-%05x", i)
 	mode, grace, expiry, toleration := int32(0o644), int64(30), int64(3607), int64(300)
 	node, ip := fmt.Sprintf("sim-%d", i%100), fmt.Sprintf("10.42.%d.%d", i/250, i%250+2)
@@ -126,31 +131,58 @@ func TestPodPartsKeepsWhatConsumersRead(t *testing.T) {
 	if &p.Spec.Containers[0].Command[0] != &first.Spec.Containers[0].Command[0] {
 		t.Errorf("the command is not shared beside other requests")
 	}
+	// Siblings started in the same second share their conditions, start time and
+	// container state; one of another second holds its own conditions, without the
+	// decoder's spare slots. Each reads as decoded.
+	share := func(i int, second int64) *corev1.Pod {
+		p := runningPodSince(t, "web-1", i, "10m", second)
+		want := p.DeepCopy()
+		want.ManagedFields = nil
+		if got := parts.Share(p); !reflect.DeepEqual(got, want) {
+			t.Fatalf("Share changed pod %d:\n got %+v\nwant %+v", i, got.Status, want.Status)
+		}
+		return p
+	}
+	a, b, c := share(6, 60), share(7, 60), share(8, 61)
+	if &a.Status.Conditions[0] != &b.Status.Conditions[0] || a.Status.StartTime != b.Status.StartTime ||
+		a.Status.ContainerStatuses[0].State.Running != b.Status.ContainerStatuses[0].State.Running {
+		t.Errorf("the conditions, start time or container state of siblings started in the same second not shared")
+	}
+	if &c.Status.Conditions[0] == &b.Status.Conditions[0] || cap(c.Status.Conditions) != len(c.Status.Conditions) {
+		t.Errorf("conditions of another second: shared %v, %d slots for %d", &c.Status.Conditions[0] == &b.Status.Conditions[0],
+			cap(c.Status.Conditions), len(c.Status.Conditions))
+	}
 }
 
 // BenchmarkPodPartsHeap measures the heap a cache holds per Running pod, 10,000 pods
 // of ten ReplicaSets on 100 nodes, decoded as from the wire (pod_cache_heap_per_pod),
-// and with PodParts as the informer's transform (pod_cache_heap_per_pod_shared).
+// and with PodParts as the informer's transform (pod_cache_heap_per_pod_shared): each
+// pod started in a second of its own, the case with least to share. In a rollout many
+// pods of a ReplicaSet start in one second (the scale runs start 1,000 a second):
+// pod_cache_heap_per_pod_shared_rollout is the same with 100 pods started a second,
+// ten of each ReplicaSet.
 func BenchmarkPodPartsHeap(b *testing.B) {
-	benchfig.Want(b, "pod_cache_heap_per_pod", "pod_cache_heap_per_pod_shared")
+	benchfig.Want(b, "pod_cache_heap_per_pod", "pod_cache_heap_per_pod_shared", "pod_cache_heap_per_pod_shared_rollout")
 	const n = 10000
-	measure := func(transform func(*corev1.Pod) *corev1.Pod) float64 {
+	measure := func(transform func(*corev1.Pod) *corev1.Pod, perSecond int) float64 {
 		pods := make([]*corev1.Pod, n)
 		start := benchfig.HeapInUse()
 		for i := range pods {
-			pods[i] = transform(runningPod(b, fmt.Sprintf("scale-%d", i%10), i, "10m"))
+			pods[i] = transform(runningPodSince(b, fmt.Sprintf("scale-%d", i%10), i, "10m", int64(i/perSecond)))
 		}
 		end := benchfig.HeapInUse()
 		runtime.KeepAlive(pods)
 		return float64(end-start) / n
 	}
-	var plain, shared float64
+	var plain, shared, rollout float64
 	for b.Loop() {
-		plain = measure(func(p *corev1.Pod) *corev1.Pod { return p })
-		shared = measure(cache.NewPodParts().Share)
+		plain = measure(func(p *corev1.Pod) *corev1.Pod { return p }, 1)
+		shared = measure(cache.NewPodParts().Share, 1)
+		rollout = measure(cache.NewPodParts().Share, 100)
 	}
 	benchfig.Report("pod_cache_heap_per_pod", plain, "bytes")
 	benchfig.Report("pod_cache_heap_per_pod_shared", shared, "bytes")
+	benchfig.Report("pod_cache_heap_per_pod_shared_rollout", rollout, "bytes")
 }
 
 // One PodParts serves the informers of many simulated nodes at once.

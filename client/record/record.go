@@ -319,30 +319,14 @@ const maxBatch = client.MaxCreateBatch
 // the new ones in one CreateBatch call. A batch gathers what is recorded within
 // BatchDelay of its first event, and whatever waited while every worker was busy.
 func (r *Recorder) Run(ctx context.Context) {
-	batches := make(chan []string)
-	var wg sync.WaitGroup
-	for i := 0; i < r.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for keys := range batches {
-				r.write(ctx, keys)
-				for _, key := range keys {
-					r.queue.Done(key)
-				}
-			}
-		}()
-	}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		<-ctx.Done()
-		r.queue.ShutDown() // returns once the workers are done with what they hold
-	}()
-	for {
+	stop := context.AfterFunc(ctx, r.queue.ShutDown) // returns once the writes under way are done
+	defer stop()
+	// Writers are started as batches come (workqueue.Serve): an idle recorder, one of
+	// each simulated node's, holds no goroutine but Run's.
+	take := func() ([]string, bool) {
 		keys, shutdown := r.queue.GetBatch(maxBatch)
 		if shutdown {
-			break
+			return nil, false
 		}
 		wait := r.paused()
 		if len(keys) < maxBatch && r.cfg.BatchDelay > 0 {
@@ -360,11 +344,15 @@ func (r *Recorder) Run(ctx context.Context) {
 		if len(keys) < maxBatch {
 			keys = append(keys, r.queue.TryGetBatch(maxBatch-len(keys))...)
 		}
-		batches <- keys
+		return keys, true
 	}
-	close(batches)
-	wg.Wait()
-	<-stopped
+	workqueue.Serve(r.cfg.Workers, take, nil, func(keys []string) {
+		r.write(ctx, keys)
+		for _, key := range keys {
+			r.queue.Done(key)
+		}
+	})
+	r.queue.ShutDown() // ended by ctx: wait for the shutdown AfterFunc began
 }
 
 // pendingWrite is one event's state to store.

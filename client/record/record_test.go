@@ -26,6 +26,7 @@ import (
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/test/apicluster"
+	"github.com/skiffhq/skiff/test/goroutines"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -111,6 +112,25 @@ func TestRecordingNeverBlocks(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// An idle recorder holds one goroutine, its Run's: writers are started as batches come
+// and end with them (issue 26: a process of simulated nodes runs a recorder a node).
+func TestIdleRecorderHoldsNoWriters(t *testing.T) {
+	cs := dialCluster(t)
+	r := startRecorder(t, cs.Events, record.Config{Component: "test", Host: "h1", Workers: 8})
+	for i := range 50 {
+		r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprint("p", i), UID: types.UID(fmt.Sprint("u", i))}},
+			record.Normal, "Started", "Started container app")
+	}
+	waitfor.Condition(t, time.Minute, "the events written, and one goroutine of the recorder's left", func() (bool, string) {
+		l, err := cs.Events.List(context.Background(), "default", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		n := goroutines.Running("record.(*Recorder).")
+		return len(l.Items) == 50 && n == 1, fmt.Sprintf("%d events, %d goroutines", len(l.Items), n)
+	})
 }
 
 func TestSimilarEventsAreCombined(t *testing.T) {

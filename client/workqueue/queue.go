@@ -65,10 +65,15 @@ type Queue struct {
 
 	shuttingDown bool
 	stopped      chan struct{}
-	done         chan struct{}
+	// delaying: the delay goroutine runs (it ends when no key is delayed); delays
+	// counts it, for ShutDown to wait.
+	delaying bool
+	delays   sync.WaitGroup
 }
 
-// New makes a queue and starts its delay timer goroutine (stopped by ShutDown).
+// New makes a queue. A goroutine moves delayed keys into it while there are any
+// (ShutDown stops it): an idle queue holds none (issue 26: a process of simulated nodes
+// holds two queues a node).
 func New(cfg Config) *Queue {
 	if cfg.BaseDelay <= 0 {
 		cfg.BaseDelay = 5 * time.Millisecond
@@ -89,10 +94,9 @@ func New(cfg Config) *Queue {
 		cfg: cfg, dirty: map[string]bool{}, processing: map[string]bool{}, failures: map[string]int{},
 		waitingKeys: map[string]*delayed{}, wake: make(chan struct{}, 1),
 		tokens: float64(cfg.RetryBurst), lastFill: cfg.Clock.Now(),
-		stopped: make(chan struct{}), done: make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	q.cond = sync.NewCond(&q.mu)
-	go q.delayLoop()
 	return q
 }
 
@@ -220,6 +224,11 @@ func (q *Queue) addAfter(key string, d time.Duration) {
 		q.waitingKeys[key] = w
 		heap.Push(&q.waiting, w)
 	}
+	if !q.delaying {
+		q.delaying = true
+		q.delays.Go(q.delayLoop)
+		return
+	}
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -282,7 +291,7 @@ func (q *Queue) ShutDown() {
 		q.cond.Wait()
 	}
 	q.mu.Unlock()
-	<-q.done
+	q.delays.Wait()
 }
 
 // ShuttingDown reports whether ShutDown was called.
@@ -292,9 +301,9 @@ func (q *Queue) ShuttingDown() bool {
 	return q.shuttingDown
 }
 
-// delayLoop moves delayed keys into the queue when their time comes.
+// delayLoop moves delayed keys into the queue when their time comes, and ends when no
+// key is delayed (addAfter starts it again) or the queue shuts down.
 func (q *Queue) delayLoop() {
-	defer close(q.done)
 	for {
 		q.mu.Lock()
 		now := q.cfg.Clock.Now()
@@ -303,27 +312,19 @@ func (q *Queue) delayLoop() {
 			delete(q.waitingKeys, w.key)
 			q.add(w.key)
 		}
-		var timer Timer
-		if q.waiting.Len() > 0 {
-			timer = q.cfg.Clock.NewTimer(q.waiting[0].at.Sub(now))
+		if q.waiting.Len() == 0 || q.shuttingDown {
+			q.delaying = false
+			q.mu.Unlock()
+			return
 		}
+		timer := q.cfg.Clock.NewTimer(q.waiting[0].at.Sub(now))
 		q.mu.Unlock()
-		var fire <-chan time.Time
-		if timer != nil {
-			fire = timer.C()
-		}
 		select {
 		case <-q.stopped:
-			if timer != nil {
-				timer.Stop()
-			}
-			return
 		case <-q.wake:
-		case <-fire:
+		case <-timer.C():
 		}
-		if timer != nil {
-			timer.Stop()
-		}
+		timer.Stop()
 	}
 }
 

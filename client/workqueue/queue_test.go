@@ -3,13 +3,16 @@ package workqueue
 import (
 	"context"
 	"errors"
-
-	"github.com/hashicorp/go-hclog"
-
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/skiffhq/skiff/test/goroutines"
+	"github.com/skiffhq/skiff/test/waitfor"
 )
 
 // fakeClock advances only when told; timers fire when it passes them.
@@ -231,4 +234,76 @@ func TestGetBatch(t *testing.T) {
 		t.Fatalf("a waiting GetBatch got %v, want [d]", keys)
 	}
 	q.Done("d")
+}
+
+// Run reconciles at most workers keys at once, and an idle queue holds no worker
+// goroutine: they are started as keys come and end when none is ready (issue 26: a
+// process of simulated nodes runs a queue a node).
+func TestRunStartsWorkersAsKeysCome(t *testing.T) {
+	const workers, keys = 4, 20
+	q := New(Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	running, peak, reconciled := 0, 0, 0
+	gate := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Run(ctx, workers, hclog.NewNullLogger(), func(context.Context, string) (time.Duration, error) {
+			mu.Lock()
+			running++
+			peak = max(peak, running)
+			mu.Unlock()
+			<-gate
+			mu.Lock()
+			running--
+			reconciled++
+			mu.Unlock()
+			return 0, nil
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	for i := range keys {
+		q.Add(fmt.Sprint("k", i))
+	}
+	waitfor.Condition(t, 10*time.Second, "every worker busy", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return running == workers, fmt.Sprint(running, " running")
+	})
+	close(gate)
+	// Idle, one goroutine waits for a key: Run's own.
+	waitfor.Condition(t, 10*time.Second, "every key reconciled, one goroutine waiting for the next", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		n := goroutines.Running("workqueue.(*Queue).Get(")
+		return reconciled == keys && n == 1, fmt.Sprintf("%d reconciled, %d goroutines waiting", reconciled, n)
+	})
+	if peak != workers {
+		t.Errorf("%d keys reconciled at once, want at most and at peak %d", peak, workers)
+	}
+}
+
+// A queue holds its delay goroutine only while keys are delayed (issue 26).
+func TestDelayGoroutineOnlyWhileDelayed(t *testing.T) {
+	q := New(Config{})
+	defer q.ShutDown()
+	delays := func() int { return goroutines.Running("workqueue.(*Queue).delayLoop") }
+	if n := delays(); n != 0 {
+		t.Fatalf("%d delay goroutines in a new queue", n)
+	}
+	q.AddAfter("k", time.Millisecond)
+	if key, _ := q.Get(); key != "k" {
+		t.Fatalf("Get = %q, want the delayed k", key)
+	}
+	q.Done("k")
+	waitfor.Condition(t, 10*time.Second, "no delay goroutine once no key is delayed", func() (bool, string) {
+		n := delays()
+		return n == 0, fmt.Sprint(n, " delay goroutines")
+	})
+	q.AddAfter("k", time.Millisecond) // started again
+	if key, _ := q.Get(); key != "k" {
+		t.Fatalf("Get = %q, want k delayed again", key)
+	}
+	q.Done("k")
 }

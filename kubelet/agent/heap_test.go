@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/metrics"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,3 +97,104 @@ func BenchmarkSimNodesHeap(b *testing.B) {
 	benchfig.Report("sim_heap_per_pod", float64(end-start)/float64(n), "bytes")
 	benchfig.WriteHeapProfile(b)
 }
+
+// BenchmarkSimNodeCost measures what a simulated node costs in one process, as `skiff
+// kubelet --sim-nodes` runs them in a TLS cluster: SKIFF_SIM_NODE_COST_NODES (default
+// 500) nodes, each connected as itself with its own certificate, and one pod each, until
+// every pod is Running and every node has renewed its Lease. It reports the process's
+// growth per node in live heap, goroutine stacks, goroutines and RSS, the one member's
+// side of each node's connections included (a member holds its side of every node's
+// connection too). SKIFF_HEAP_PROFILE names a file for the heap profile at the end.
+func BenchmarkSimNodeCost(b *testing.B) {
+	benchfig.Want(b, "sim_node_heap_bytes", "sim_node_stack_bytes", "sim_node_goroutines", "sim_node_rss_bytes")
+	nodes := 500
+	if v := os.Getenv("SKIFF_SIM_NODE_COST_NODES"); v != "" {
+		fmt.Sscan(v, &nodes)
+	}
+	names := make([]string, nodes)
+	for i := range names {
+		names[i] = fmt.Sprintf("sim-%d", i)
+	}
+	c := apicluster.Start(b, 1, apicluster.Options{Certs: apicluster.Certs(b, append(names, "agent")...)})
+	admin := client.NewClientset(c.Dial(b, "admin", client.Options{}))
+	cfg := simConfig("sim", nodes)
+	cfg.NodeClient = func(node string) (*client.Clientset, error) {
+		return client.NewClientset(c.Dial(b, "kubelet-"+node, client.Options{})), nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	before := usage()
+	b.ResetTimer()
+	done := make(chan error, 1)
+	started := time.Now()
+	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(b, "kubelet-agent", client.Options{})), cfg) }()
+	defer func() { cancel(); <-done }()
+	waitfor.Condition(b, 10*time.Minute, "the nodes registered", func() (bool, string) {
+		l, err := admin.Nodes.List(ctx, "", client.ListOptions{})
+		return err == nil && len(l.Items) == nodes, fmt.Sprint(err)
+	})
+	for i := 0; i < nodes; i++ {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%05d", i), Namespace: "default"},
+			Spec: corev1.PodSpec{NodeName: names[i], Containers: []corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"}}}}}
+		if _, err := admin.Pods.Create(ctx, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitfor.Condition(b, 10*time.Minute, "every pod Running and every Lease renewed", func() (bool, string) {
+		l, err := admin.Pods.List(ctx, "default", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		running := 0
+		for _, p := range l.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		leases, err := admin.Leases.List(ctx, corev1.NamespaceNodeLease, client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		renewed := 0
+		for _, l := range leases.Items {
+			if l.Spec.RenewTime != nil && l.Spec.RenewTime.After(started.Add(cfg.Kubelet.LeaseRenewInterval)) {
+				renewed++
+			}
+		}
+		return running == nodes && renewed == nodes, fmt.Sprintf("%d of %d Running, %d Leases renewed", running, nodes, renewed)
+	})
+	b.StopTimer()
+	after := usage()
+	per := func(a, b int64) float64 { return float64(a-b) / float64(nodes) }
+	b.Logf("%d nodes: heap %.1f → %.1f MiB, stacks %.1f → %.1f MiB, goroutines %d → %d, RSS %.1f → %.1f MiB", nodes,
+		mib(before.heap), mib(after.heap), mib(before.stacks), mib(after.stacks), before.goroutines, after.goroutines, mib(before.rss), mib(after.rss))
+	benchfig.Report("sim_node_heap_bytes", per(after.heap, before.heap), "bytes")
+	benchfig.Report("sim_node_stack_bytes", per(after.stacks, before.stacks), "bytes")
+	benchfig.Report("sim_node_goroutines", per(int64(after.goroutines), int64(before.goroutines)), "goroutines")
+	benchfig.Report("sim_node_rss_bytes", per(after.rss, before.rss), "bytes")
+	benchfig.WriteHeapProfile(b)
+}
+
+// processUsage is what the process holds: live heap, goroutine stacks, goroutines, RSS.
+type processUsage struct {
+	heap, stacks, rss int64
+	goroutines        int
+}
+
+func usage() processUsage {
+	u := processUsage{heap: benchfig.HeapInUse(), goroutines: runtime.NumGoroutine()}
+	s := []metrics.Sample{{Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	u.stacks = int64(s[0].Value.Uint64())
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if kb, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(kb), " kB"), &u.rss)
+				u.rss <<= 10
+			}
+		}
+	}
+	return u
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }

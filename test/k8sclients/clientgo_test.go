@@ -14,6 +14,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv1ac "k8s.io/client-go/applyconfigurations/autoscaling/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -99,6 +103,48 @@ func TestTypedClientConflict(t *testing.T) {
 	}
 	if got, _ := deps.Get(ctx, "web", metav1.GetOptions{}); *got.Spec.Replicas != 5 {
 		t.Errorf("after scale: %d replicas", *got.Spec.Replicas)
+	}
+}
+
+// TestTypedClientApplyScale: client-go's ApplyScale (a server-side apply to the scale
+// subresource) of a Deployment another manager applied replicas to conflicts until
+// forced; then the Deployment's replicas are the Scale's and its managedFields give them
+// to the Scale's manager, with subresource scale.
+func TestTypedClientApplyScale(t *testing.T) {
+	dir := apicluster.Certs(t)
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: dir})
+	cs := clientset(t, dir, c.Addr(0))
+	ctx := ctxT(t, time.Minute)
+	deps := cs.AppsV1().Deployments("default")
+	labels := map[string]string{"app": "web"}
+	dep := appsv1ac.Deployment("web", "default").WithSpec(appsv1ac.DeploymentSpec().WithReplicas(1).
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(labels)).
+		WithTemplate(corev1ac.PodTemplateSpec().WithLabels(labels).
+			WithSpec(corev1ac.PodSpec().WithContainers(corev1ac.Container().WithName("web").WithImage("nginx:1.25")))))
+	if _, err := deps.Apply(ctx, dep, metav1.ApplyOptions{FieldManager: "deployer"}); err != nil {
+		t.Fatal(err)
+	}
+	scale := autoscalingv1ac.Scale().WithSpec(autoscalingv1ac.ScaleSpec().WithReplicas(4))
+	_, err := deps.ApplyScale(ctx, "web", scale, metav1.ApplyOptions{FieldManager: "autoscaler"})
+	if !apierrors.IsConflict(err) || !strings.Contains(err.Error(), `conflict with "deployer"`) || !strings.Contains(err.Error(), ".spec.replicas") {
+		t.Fatalf("an unforced ApplyScale: %v, want a conflict with deployer's .spec.replicas", err)
+	}
+	got, err := deps.ApplyScale(ctx, "web", scale, metav1.ApplyOptions{FieldManager: "autoscaler", Force: true})
+	if err != nil || got.Spec.Replicas != 4 {
+		t.Fatalf("a forced ApplyScale: %+v %v", got, err)
+	}
+	d, err := deps.Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry string
+	for _, e := range d.ManagedFields {
+		if e.Manager == "autoscaler" {
+			entry = fmt.Sprintf("%s %s %s %s", e.Operation, e.APIVersion, e.Subresource, e.FieldsV1.Raw)
+		}
+	}
+	if *d.Spec.Replicas != 4 || entry != `Apply apps/v1 scale {"f:spec":{"f:replicas":{}}}` {
+		t.Fatalf("the deployment after ApplyScale: %d replicas, the autoscaler's entry %q", *d.Spec.Replicas, entry)
 	}
 }
 

@@ -266,7 +266,8 @@ func TestKubectl(t *testing.T) {
 	s.wantOut(`deployment.apps/web unchanged`, "apply", "-f", manifest)
 
 	// Server-side apply: created, changed, a field another manager set (kubectl scale, an
-	// Update by "kubectl", its user agent) is a conflict until forced.
+	// Update by "kubectl", its user agent, of the scale subresource) is a conflict until
+	// forced.
 	api := filepath.Join(dir, "api.yaml")
 	writeAPI := func(replicas int) {
 		m := strings.ReplaceAll(fmt.Sprintf(webManifest, replicas, "nginx:1.25"), "web", "api")
@@ -281,7 +282,7 @@ func TestKubectl(t *testing.T) {
 	s.wantOut(`^2 kubectl$`, "get", "deploy", "api", "-o", "jsonpath={.spec.replicas} {.metadata.managedFields[0].manager}")
 	s.wantOut(`deployment.apps/api scaled`, "scale", "deployment/api", "--replicas=3")
 	writeAPI(1)
-	if out, err := s.run("apply", "--server-side", "-f", api); err == nil || !strings.Contains(out, `Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas`) {
+	if out, err := s.run("apply", "--server-side", "-f", api); err == nil || !strings.Contains(out, `Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas`) {
 		t.Fatalf("apply over kubectl scale's replicas: %v\n%s", err, out)
 	}
 	s.wantOut(`^deployment.apps/api serverside-applied\n$`, "apply", "--server-side", "--force-conflicts", "-f", api)
