@@ -416,3 +416,54 @@ func TestRESTCustomResourceSchemas(t *testing.T) {
 	}
 	rc.want(rc.do("POST", base, "application/json", "", `{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"h"},"spec":{"replicas":1,"mode":"slow"}}`), 201, "a valid create")
 }
+
+// TestRESTCRDStorageVersionChange: a CRD's storage version moved to another version is
+// added to status.storedVersions with the update, as Kubernetes' strategy adds it (its
+// validation wants the storage version there: AdmissionWebhook's "should mutate custom
+// resource with different stored version" patches v2 in as storage).
+func TestRESTCRDStorageVersionChange(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	crds := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+	created := decodeJSON[apiextensionsv1.CustomResourceDefinition](t, rc.want(rc.do("POST", crds, "application/json", "", crontabCRD), 201, "create CRD").body)
+	if got := created.Status.StoredVersions; len(got) != 1 || got[0] != "v1" {
+		t.Errorf("created: storedVersions %v, want [v1]", got)
+	}
+	patch := `{"spec": {"versions": [
+	  {"name": "v1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+	  {"name": "v2", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}`
+	patched := decodeJSON[apiextensionsv1.CustomResourceDefinition](t, rc.want(rc.do("PATCH", crds+"/crontabs.stable.example.com",
+		"application/merge-patch+json", "", patch), 200, "v2 as the storage version").body)
+	if got := patched.Status.StoredVersions; len(got) != 2 || got[0] != "v1" || got[1] != "v2" {
+		t.Errorf("patched: storedVersions %v, want [v1 v2]", got)
+	}
+}
+
+// TestRESTCustomResourceDefaultedOnRead: a default added to a CRD's schema after a
+// custom resource was stored is set when it is read, as Kubernetes reads custom
+// resources ("custom resource defaulting for requests and from storage works").
+func TestRESTCustomResourceDefaultedOnRead(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc := newREST(t, c.Addr(0), true)
+	crds := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+	rc.want(rc.do("POST", crds, "application/json", "", crontabCRD), 201, "create CRD")
+	base := "/apis/stable.example.com/v1/namespaces/default/crontabs"
+	waitfor.Condition(t, 30*time.Second, "crontabs served", func() (bool, string) {
+		r := rc.do("POST", base, "application/json", "", crontab("early", "* * * * */5"))
+		return r.code == 201, string(r.body)
+	})
+	image := func() any {
+		return decodeJSON[crontabObject](t, rc.want(rc.do("GET", base+"/early", "", "", nil), 200, "get").body).Spec["image"]
+	}
+	patch := `[{"op": "remove", "path": "/spec/image"}]`
+	rc.want(rc.do("PATCH", base+"/early", "application/json-patch+json", "", patch), 200, "remove spec.image")
+	if got := image(); got != nil {
+		t.Fatalf("image %v after its removal", got)
+	}
+	rc.want(rc.do("PATCH", crds+"/crontabs.stable.example.com", "application/json-patch+json", "",
+		`[{"op": "add", "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/image/default", "value": "nginx"}]`), 200, "a default for image")
+	waitfor.Condition(t, 30*time.Second, "the stored crontab read with the new default", func() (bool, string) {
+		got := image()
+		return got == "nginx", fmt.Sprint(got)
+	})
+}

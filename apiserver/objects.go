@@ -8,6 +8,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/skiffhq/skiff/apiserver/validation"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
@@ -38,6 +39,9 @@ var selectableFields = map[string][]string{
 	kinds.Secret:                {"metadata.name", "metadata.namespace", "type"},
 	kinds.ReplicationController: {"metadata.name", "metadata.namespace", "status.replicas"},
 	kinds.PodCertificateRequest: {"metadata.name", "metadata.namespace", "spec.signerName", "spec.podName", "spec.nodeName"},
+	// certificates.k8s.io's signers list their requests and bundles by signer.
+	kinds.CertificateSigningRequest: {"metadata.name", "metadata.namespace", "spec.signerName"},
+	kinds.ClusterTrustBundle:        {"metadata.name", "metadata.namespace", "spec.signerName"},
 }
 
 // selectable are the fields a field selector may name on info's objects: a custom
@@ -70,6 +74,10 @@ func fieldsOf(obj kinds.Object) map[string]string {
 		return map[string]string{"status.replicas": strconv.Itoa(int(o.Status.Replicas))}
 	case *certificatesv1.PodCertificateRequest:
 		return map[string]string{"spec.signerName": o.Spec.SignerName, "spec.podName": o.Spec.PodName, "spec.nodeName": string(o.Spec.NodeName)}
+	case *certificatesv1.CertificateSigningRequest:
+		return map[string]string{"spec.signerName": o.Spec.SignerName}
+	case *certificatesv1.ClusterTrustBundle:
+		return map[string]string{"spec.signerName": o.Spec.SignerName}
 	case *corev1.Event:
 		io := &o.InvolvedObject
 		// source: the reporting component, of either API's event (Kubernetes' choice).
@@ -152,6 +160,11 @@ func decode(info *kinds.Info, o *store.Object) (kinds.Object, error) {
 	obj := info.New()
 	if err := kinds.DecodeInto(o.Value, obj); err != nil {
 		return nil, fmt.Errorf("decode stored %s: %w", o.Key, err)
+	}
+	if c, ok := obj.(*kinds.Custom); ok {
+		// Read from storage with its CRD's schema as it is now, as Kubernetes reads
+		// custom resources: a default added since the object was written is set.
+		validation.Default(c)
 	}
 	obj.SetResourceVersion(strconv.FormatInt(o.ModRevision, 10))
 	return obj, nil

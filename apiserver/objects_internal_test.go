@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,6 +42,9 @@ func TestSelectableFields(t *testing.T) {
 		{&corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e2"}, ReportingController: "test-controller"}, "source=test-controller,reportingComponent=test-controller", true},
 		{&corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e3"}, InvolvedObject: corev1.ObjectReference{APIVersion: "v1", FieldPath: "spec.containers{c}"}}, "involvedObject.fieldPath=spec.containers{c},involvedObject.apiVersion=v1", true},
 		{&corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "e4"}, Source: corev1.EventSource{Component: "scheduler"}}, "source=kubelet", false},
+		{&certificatesv1.CertificateSigningRequest{ObjectMeta: metav1.ObjectMeta{Name: "c1"}, Spec: certificatesv1.CertificateSigningRequestSpec{SignerName: "example.com/a"}}, "spec.signerName=example.com/a", true},
+		{&certificatesv1.CertificateSigningRequest{ObjectMeta: metav1.ObjectMeta{Name: "c2"}, Spec: certificatesv1.CertificateSigningRequestSpec{SignerName: "example.com/b"}}, "spec.signerName=example.com/a", false},
+		{&certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "example.com:a:1"}, Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: "example.com/a"}}, "spec.signerName=example.com/a", true},
 	} {
 		pred, _, _, err := selector(kinds.Of(tc.obj), selectable(kinds.Of(tc.obj)), "", tc.selector)
 		if err != nil {

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/authentication/user"
@@ -513,14 +513,16 @@ func (r *resources) celAttributes(ctx context.Context, op *webhookOp) (*admissio
 	return admissioncel.NewAttributes(req), nil
 }
 
-// unstructuredOf is obj as JSON, with its apiVersion and kind: what CEL reads.
+// unstructuredOf is obj as JSON, with its apiVersion and kind: what CEL reads. Its
+// whole numbers are int64, as Kubernetes' unstructured objects have them (CEL's int:
+// encoding/json's float64 would be a double, which has no %).
 func unstructuredOf(obj kinds.Object) (*unstructured.Unstructured, error) {
 	js, err := kinds.ObjectJSON(obj)
 	if err != nil {
 		return nil, err
 	}
 	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(js, &u.Object); err != nil {
+	if err := utiljson.Unmarshal(js, &u.Object); err != nil {
 		return nil, err
 	}
 	return u, nil

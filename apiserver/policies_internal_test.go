@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -133,5 +134,22 @@ func TestCELAuthorizer(t *testing.T) {
 		if got != tc.want || err != nil {
 			t.Errorf("%s: %v %v, want %v", tc.name, got, err, tc.want)
 		}
+	}
+}
+
+// TestUnstructuredOfIntegers: the object CEL reads has its whole numbers as int64, as
+// Kubernetes' unstructured objects have them, so that `object.spec.replicas % 2` is an
+// int's % (ValidatingAdmissionPolicy's "should allow expressions to refer variables").
+func TestUnstructuredOfIntegers(t *testing.T) {
+	u, err := unstructuredOf(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: new(int32(3))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, err := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); !ok || err != nil || r != int64(3) {
+		t.Errorf("spec.replicas = %#v (%v, %v), want int64(3)", r, ok, err)
+	}
+	if u.GetKind() != "Deployment" || u.GetAPIVersion() != "apps/v1" {
+		t.Errorf("kind %q, apiVersion %q", u.GetKind(), u.GetAPIVersion())
 	}
 }

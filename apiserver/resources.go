@@ -806,6 +806,7 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
 	case *apiextensionsv1.CustomResourceDefinition:
 		o.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
+		addStoredVersion(&o.Spec, &o.Status) // before validation, which wants it there
 		if !slices.Contains(o.Finalizers, FinalizerCustomResourceCleanup) {
 			o.Finalizers = append(o.Finalizers, FinalizerCustomResourceCleanup)
 		}

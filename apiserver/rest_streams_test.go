@@ -3,6 +3,7 @@ package apiserver_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,7 +43,7 @@ func simPod(t *testing.T) (string, *client.Conn) {
 	return c.Addr(0), conn
 }
 
-// wsExec opens pod web's exec (or attach) over a WebSocket of channels.
+// wsExec opens pod web's exec (or attach, or log) over a WebSocket of protocol.
 func wsExec(t *testing.T, addr, sub, protocol string, q url.Values) *websocket.Conn {
 	t.Helper()
 	cfg, err := websocket.NewConfig(fmt.Sprintf("ws://%s/api/v1/namespaces/default/pods/web/%s?%s", addr, sub, q.Encode()), "http://"+addr)
@@ -83,6 +84,78 @@ func execQuery(command ...string) url.Values {
 	q := url.Values{"stdin": {"true"}, "stdout": {"true"}, "stderr": {"true"}}
 	q["command"] = command
 	return q
+}
+
+// TestRESTLogsWebSocket reads pods/log over a WebSocket, as Kubernetes' "should support
+// retrieving logs from the container over websockets" does: binary messages (or base64
+// text ones) until the server closes, the same output as without the upgrade; an error
+// before the upgrade is a Status.
+func TestRESTLogsWebSocket(t *testing.T) {
+	addr, _ := simPod(t)
+	rc := newREST(t, addr, false)
+	want := string(rc.want(rc.do("GET", "/api/v1/namespaces/default/pods/web/log?container=app", "", "", nil), 200, "pods/log").body)
+	if want == "" {
+		t.Fatal("pod web has no output")
+	}
+	for _, protocol := range []string{"binary.k8s.io", "base64.binary.k8s.io", ""} {
+		t.Run("protocol "+protocol, func(t *testing.T) {
+			ws := wsExec(t, addr, "log", protocol, url.Values{"container": {"app"}})
+			var got strings.Builder
+			for {
+				var m []byte
+				err := websocket.Message.Receive(ws, &m)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %q: %v", got.String(), err)
+				}
+				if protocol == "base64.binary.k8s.io" {
+					if m, err = base64.StdEncoding.DecodeString(string(m)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got.Write(m)
+			}
+			if got.String() != want {
+				t.Errorf("got %q, want %q", got.String(), want)
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		what, path, protocol string
+		code                 int
+		msg                  string
+	}{
+		{"no such pod", "/api/v1/namespaces/default/pods/nope/log", "binary.k8s.io", http.StatusNotFound, `pods "nope" not found`},
+		{"no such container", "/api/v1/namespaces/default/pods/web/log?container=nope", "binary.k8s.io", http.StatusBadRequest, `container nope is not valid for pod web`},
+		{"unknown protocol", "/api/v1/namespaces/default/pods/web/log", "channel.k8s.io", http.StatusBadRequest, "requested protocol(s) are not supported: [channel.k8s.io]"},
+	} {
+		upgradeRefused(t, rc, tc.what, tc.path, http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"},
+			"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Sec-Websocket-Protocol": {tc.protocol}}, tc.code, tc.msg)
+	}
+}
+
+// upgradeRefused asks for an upgrade of path with header, and checks the answer is a
+// Status of code whose message has msg.
+func upgradeRefused(t *testing.T, rc *restClient, what, path string, header http.Header, code int, msg string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, rc.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := rc.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var st metav1.Status
+	if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != code || st.Code != int32(code) || !strings.Contains(st.Message, msg) {
+		t.Errorf("%s: %d %s, want %d with %q", what, resp.StatusCode, body, code, msg)
+	}
 }
 
 // TestRESTExecWebSocket drives exec and attach's WebSocket channel protocol, as
@@ -151,24 +224,11 @@ func TestRESTExecWebSocket(t *testing.T) {
 		{"no upgrade", "/api/v1/namespaces/default/pods/web/exec?command=true&stdout=true", "", http.StatusBadRequest, "Upgrade request required"},
 		{"port 0", "/api/v1/namespaces/default/pods/web/portforward?ports=0", "SPDY/3.1", http.StatusBadRequest, "must be between 1 and 65535"},
 	} {
-		req, err := http.NewRequest(http.MethodGet, rc.base+tc.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		header := http.Header{}
 		if tc.header != "" {
-			req.Header.Set("Connection", "Upgrade")
-			req.Header.Set("Upgrade", tc.header)
+			header = http.Header{"Connection": {"Upgrade"}, "Upgrade": {tc.header}}
 		}
-		resp, err := rc.c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var st metav1.Status
-		if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != tc.code || st.Code != int32(tc.code) || !strings.Contains(st.Message, tc.msg) {
-			t.Errorf("%s: %d %s, want %d with %q", tc.what, resp.StatusCode, body, tc.code, tc.msg)
-		}
+		upgradeRefused(t, rc, tc.what, tc.path, header, tc.code, tc.msg)
 	}
 }
 

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -23,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
@@ -566,8 +571,13 @@ func logsRequest(q url.Values, namespace, name, container string) (*apiv1.PodLog
 	return lr, nil
 }
 
-// writeLogs answers with a container's output as text, streamed while following.
+// writeLogs answers with a container's output as text, streamed while following, or
+// over a WebSocket when the request asks for one (writeLogsWebSocket).
 func (a *restAPI) writeLogs(w http.ResponseWriter, r *http.Request, lr *apiv1.PodLogsRequest) {
+	if wsstream.IsWebSocketRequest(r) {
+		a.writeLogsWebSocket(w, r, lr)
+		return
+	}
 	started := false
 	err := a.pods.logs(r.Context(), lr, func(data []byte) error {
 		if !started {
@@ -590,4 +600,65 @@ func (a *restAPI) writeLogs(w http.ResponseWriter, r *http.Request, lr *apiv1.Po
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+// writeLogsWebSocket streams a container's output over a WebSocket, as Kubernetes' API
+// server answers a WebSocket request for pods/log (wsstream's Reader: subprotocols
+// binary.k8s.io, or none, for binary messages and base64.binary.k8s.io for base64 text
+// ones; an empty message first; the socket closed at the end of the output). An error
+// before the first output (no such pod or container, a kubelet unreachable) is the
+// response, a Status, as without the upgrade.
+func (a *restAPI) writeLogsWebSocket(w http.ResponseWriter, r *http.Request, lr *apiv1.PodLogsRequest) {
+	protocols := wsstream.NewDefaultReaderProtocols()
+	// The Reader waits forever for a socket its handshake refused: refuse first.
+	if offered := websocketProtocols(r); !slices.ContainsFunc(offered, func(p string) bool { _, ok := protocols[p]; return ok }) {
+		a.fail(w, r, badRequest("requested protocol(s) are not supported: %v; supports %v", offered, slices.Sorted(maps.Keys(protocols))))
+		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	out, in := io.Pipe()
+	defer out.Close() // a client gone: the writer's next write fails
+	first := make(chan error, 1)
+	wg.Go(func() {
+		sent := false
+		err := a.pods.logs(ctx, lr, func(data []byte) error {
+			if !sent {
+				sent = true
+				first <- nil
+			}
+			_, err := in.Write(data)
+			return err
+		})
+		if !sent {
+			first <- err
+		}
+		in.CloseWithError(err)
+	})
+	if err := <-first; err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := wsstream.NewReader(out, true, protocols).Copy(w, r); err != nil {
+		a.log.Debug("pod logs over a WebSocket ended", "pod", lr.GetNamespace()+"/"+lr.GetName(), "error", err)
+	}
+}
+
+// websocketProtocols are the subprotocols a WebSocket request offers, or the one
+// without a name when it offers none (as x/net/websocket's handshake reads them).
+func websocketProtocols(r *http.Request) []string {
+	var out []string
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(h, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return []string{""}
+	}
+	return out
 }

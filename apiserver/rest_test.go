@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,7 +19,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/apiserver"
@@ -1052,5 +1055,42 @@ func TestRESTEndpoints(t *testing.T) {
 		}
 		k := decodeJSON[corev1.Endpoints](t, r.body)
 		return k.Labels["endpointslice.kubernetes.io/skip-mirror"] == "true", fmt.Sprint(k.Labels)
+	})
+	// They list the API server, on loopback here, at the host's address (as
+	// kube-apiserver advertises itself), the Endpoints and the EndpointSlice alike
+	// (Kubernetes' "should have Endpoints and EndpointSlices pointing to API Server").
+	var want []string
+	if ip, err := utilnet.ResolveBindAddress(net.ParseIP("127.0.0.1")); err == nil && ip.To4() != nil {
+		want = []string{ip.String()}
+	} else {
+		t.Logf("this machine has no address but loopback (%v): the kubernetes Service has no endpoints", err)
+	}
+	_, port, _ := net.SplitHostPort(c.Addr(0))
+	waitfor.Condition(t, 30*time.Second, "endpoints and endpointslice default/kubernetes list the API server", func() (bool, string) {
+		ep := decodeJSON[corev1.Endpoints](t, rc.want(rc.do("GET", base+"/kubernetes", "", "", nil), 200, "kubernetes endpoints").body)
+		sl := decodeJSON[discoveryv1.EndpointSliceList](t, rc.want(rc.do("GET",
+			"/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes", "", "", nil), 200, "kubernetes endpointslices").body)
+		var epAddrs, epPorts, sliceAddrs, slicePorts []string
+		for _, ss := range ep.Subsets {
+			for _, a := range ss.Addresses {
+				epAddrs = append(epAddrs, a.IP)
+			}
+			for _, p := range ss.Ports {
+				epPorts = append(epPorts, fmt.Sprint(p.Port))
+			}
+		}
+		for _, es := range sl.Items {
+			for _, e := range es.Endpoints {
+				sliceAddrs = append(sliceAddrs, e.Addresses...)
+			}
+			for _, p := range es.Ports {
+				slicePorts = append(slicePorts, fmt.Sprint(*p.Port))
+			}
+		}
+		got := fmt.Sprintf("endpoints %v %v, slices %v %v", epAddrs, epPorts, sliceAddrs, slicePorts)
+		if len(want) == 0 {
+			return len(epAddrs) == 0 && len(sliceAddrs) == 0, got
+		}
+		return fmt.Sprint(epAddrs, epPorts, sliceAddrs, slicePorts) == fmt.Sprint(want, []string{port}, want, []string{port}), got
 	})
 }

@@ -16,6 +16,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/apiserver/validation"
@@ -508,25 +509,11 @@ func (r *resources) ensure(ctx context.Context, obj kinds.Object) error {
 }
 
 // syncKubernetesEndpoints makes the EndpointSlice default/kubernetes list the API
-// servers that serve on port at an address pods can reach (not a loopback one: an API
-// server on 127.0.0.1 is no endpoint of a Service), and the Endpoints default/kubernetes
+// servers that serve on port (apiServerAddrs), and the Endpoints default/kubernetes
 // too, as Kubernetes' endpoint reconciler writes them (labelled skip-mirror: the slice
 // is written here).
 func (r *resources) syncKubernetesEndpoints(ctx context.Context, port int, members map[string]string) error {
-	var addrs []string
-	for _, a := range members {
-		host, p, err := net.SplitHostPort(a)
-		if err != nil || p != strconv.Itoa(port) {
-			continue
-		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil || !ip.Is4() || ip.IsLoopback() || ip.IsUnspecified() {
-			continue
-		}
-		addrs = append(addrs, ip.String())
-	}
-	slices.Sort(addrs)
-	addrs = slices.Compact(addrs)
+	addrs := apiServerAddrs(port, members, utilnet.ResolveBindAddress)
 	meta := func(l map[string]string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: KubernetesService, Namespace: metav1.NamespaceDefault, Labels: l}
 	}
@@ -555,6 +542,38 @@ func (r *resources) syncKubernetesEndpoints(ctx context.Context, port int, membe
 		next := cur.(*corev1.Endpoints)
 		next.Labels, next.Subsets = ep.Labels, ep.Subsets
 	})
+}
+
+// apiServerAddrs are the IPv4 addresses of the members (name: API address) that serve
+// on port, sorted, as endpoints of the kubernetes Service. A member on a loopback or
+// unspecified address is listed at the host's address (resolve: apimachinery's
+// ResolveBindAddress, the default route's interface), as kube-apiserver advertises
+// itself when bound there: an endpoint is never a loopback address. A member whose
+// host's address cannot be found is left out.
+func apiServerAddrs(port int, members map[string]string, resolve func(net.IP) (net.IP, error)) []string {
+	var addrs []string
+	for _, a := range members {
+		host, p, err := net.SplitHostPort(a)
+		if err != nil || p != strconv.Itoa(port) {
+			continue
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is4() {
+			continue
+		}
+		if ip.IsLoopback() || ip.IsUnspecified() {
+			hostIP, err := resolve(net.IP(ip.AsSlice()))
+			if err != nil {
+				continue
+			}
+			if ip, err = netip.ParseAddr(hostIP.String()); err != nil || !ip.Is4() || ip.IsLoopback() || ip.IsUnspecified() {
+				continue
+			}
+		}
+		addrs = append(addrs, ip.String())
+	}
+	slices.Sort(addrs)
+	return slices.Compact(addrs)
 }
 
 // put creates obj, or gives the stored object of its name obj's content (set copies it

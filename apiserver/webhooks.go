@@ -746,6 +746,11 @@ func (wh *webhooks) postJSON(ctx context.Context, cc *admissionregistrationv1.We
 	if err != nil {
 		return nil, err
 	}
+	// The timeout in the query too, as client-go's request carries it (?timeout=10s):
+	// a webhook may read it, and Kubernetes' errors show it in the URL.
+	q := hreq.URL.Query()
+	q.Set("timeout", timeout.String())
+	hreq.URL.RawQuery = q.Encode()
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
 	resp, err := client.Do(hreq)

@@ -274,7 +274,10 @@ func TestWebhooksREST(t *testing.T) {
 		configMapRule(admissionregistrationv1.Create))), 201, "a hanging webhook")
 	start := time.Now()
 	st = rc.want(rc.do("POST", cms, "application/json", "", cm("timed-out", nil)), 500, "a create past a hanging webhook (Fail)").status()
-	if !strings.Contains(st.Message, `failed calling webhook "hang.skiff.test"`) || !strings.Contains(st.Message, "deadline exceeded") {
+	// The URL carries the timeout, as client-go's requests do (AdmissionWebhook's "should
+	// honor timeout" looks for it).
+	if !strings.Contains(st.Message, `failed calling webhook "hang.skiff.test"`) || !strings.Contains(st.Message, "deadline exceeded") ||
+		!strings.Contains(st.Message, `/hang?timeout=1s"`) {
 		t.Errorf("timeout: %s", st.Message)
 	}
 	if d := time.Since(start); d > 20*time.Second {

@@ -73,6 +73,9 @@ type podMemory struct {
 	mountErr string
 	// failure is why the whole pod failed (its active deadline passed, it was evicted).
 	failure *podFailure
+	// admitted: the pod passed the kubelet's admission and holds its host ports
+	// (guarded by Kubelet.mu: other pods' admissions read it).
+	admitted bool
 	// podIP is the address the pod's network gave it (guarded by Kubelet.mu).
 	podIP string
 	// handler is the pod's RuntimeClass's handler, once handlerKnown (the pod's

@@ -69,6 +69,7 @@ func TestKubelet(t *testing.T) {
 		{"probes", testProbesAndHooks},
 		{"volumes", testVolumes},
 		{"deadline", testDeadlineAndPullSecrets},
+		{"hostports", testHostPortAdmission},
 		{"extended", testExtendedResources},
 		{"podnetwork", testPodNetwork},
 		{"podnetworksweep", testPodNetworkSweep},

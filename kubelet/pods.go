@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/utils/ptr"
@@ -235,13 +236,22 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 			requeueResize = k.bp.initial
 		}
 	}
+	// Admission, before the pod's sandbox takes its host ports: a pod asking for a host
+	// port another pod of the node holds is refused, as Kubernetes' kubelet refuses it
+	// (its NodePorts predicate); a pod already started keeps its ports.
+	if !podTerminal(prev.Phase) && mem.failure == nil {
+		if f := k.hostPortRefusal(pod, mem, len(mine) > 0 || prev.StartTime != nil); f != nil {
+			mem.failure = f
+			k.rec.Eventf(pod, record.Warning, f.reason, "%s", strings.TrimPrefix(f.message, podRejected))
+		}
+	}
 	// A finished pod keeps the address it had in its status; its network goes.
 	podIP := prev.PodIP
 	if podTerminal(prev.Phase) {
 		if err := k.tearDown(ctx, pod.UID); err != nil {
 			return 0, err
 		}
-	} else {
+	} else if mem.failure == nil || !mem.failure.rejected {
 		if _, err := k.runtimeHandler(ctx, pod, mem); err != nil {
 			return 0, err
 		}
@@ -867,6 +877,47 @@ func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, 
 	if st.Phase != pod.Status.Phase {
 		k.log.Debug("pod phase", "pod", key, "phase", st.Phase)
 	}
+	return nil
+}
+
+// podRejected begins the status message of a pod the kubelet's admission refused
+// (Kubernetes' rejectPod).
+const podRejected = "Pod was rejected: "
+
+// hostPortRefusal admits pod unless it asks for a host port that another admitted pod
+// of the node, not finished, holds (Kubernetes' NodePorts predicate, in its words);
+// started admits it whatever it asks, as it may hold its ports already. A pod admitted
+// stays admitted.
+func (k *Kubelet) hostPortRefusal(pod *corev1.Pod, mem *podMemory, started bool) *podFailure {
+	ports := kinds.HostPorts(pod)
+	var others []*corev1.Pod
+	if len(ports) > 0 && !started {
+		others = k.pods.Lister().List(labels.Everything())
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if mem.admitted {
+		return nil
+	}
+	for _, o := range others {
+		if o.UID == pod.UID || podTerminal(o.Status.Phase) {
+			continue
+		}
+		m := k.memory[cache.Key(o)]
+		if m != nil && m.uid == o.UID && m.failure != nil && m.failure.rejected {
+			continue
+		}
+		if o.Status.StartTime == nil && (m == nil || m.uid != o.UID || !m.admitted) {
+			continue // not admitted (yet): it will be refused if it conflicts
+		}
+		for _, held := range kinds.HostPorts(o) {
+			if slices.ContainsFunc(ports, held.Conflicts) {
+				return &podFailure{reason: "NodePorts", rejected: true,
+					message: podRejected + "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"}
+			}
+		}
+	}
+	mem.admitted = true
 	return nil
 }
 

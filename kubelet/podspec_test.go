@@ -478,6 +478,55 @@ func testVolumes(e *env) {
 	}
 }
 
+// A pod asking for a host port another pod of the node holds is refused before anything
+// of it runs (Kubernetes' NodePorts admission, which StatefulSet's "Should recreate
+// evicted statefulset" counts on); another port, another protocol or another address
+// is free, and the port is free again once its holder is gone.
+func testHostPortAdmission(e *env) {
+	t := e.t
+	e.start(sim.New(sim.Config{}), testConfig(e.node))
+	withPorts := func(name string, ports ...corev1.ContainerPort) *corev1.Pod {
+		c := container("app", "sleep", "3600")
+		c.Ports = ports
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{c}}}
+	}
+	port := corev1.ContainerPort{Name: "conflict", ContainerPort: 21017, HostPort: 21017}
+	running := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }
+	e.create(withPorts("holder", port))
+	e.waitPod("holder", "Running", running)
+
+	e.create(withPorts("conflict", port))
+	p := e.waitPod("conflict", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if want := "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"; p.Status.Reason != "NodePorts" || p.Status.Message != want {
+		t.Errorf("conflicting pod's status: %q %q, want NodePorts %q", p.Status.Reason, p.Status.Message, want)
+	}
+	if cs := mainStatus(p); cs.State.Running != nil || cs.State.Terminated != nil && !cs.State.Terminated.StartedAt.IsZero() {
+		t.Errorf("the conflicting pod's container ran: %+v", cs.State)
+	}
+	e.waitEvents("conflict", "NodePorts")
+
+	udp := port
+	udp.Protocol = corev1.ProtocolUDP
+	local := port
+	local.HostIP = "127.0.0.1"
+	other := port
+	other.HostPort = 21018
+	e.create(withPorts("udp", udp))
+	e.create(withPorts("other-port", other))
+	e.waitPod("udp", "Running", running)
+	e.waitPod("other-port", "Running", running)
+	// 127.0.0.1 is one of the addresses the holder's wildcard binds.
+	e.create(withPorts("local", local))
+	e.waitPod("local", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+
+	if _, err := e.cs.Pods.Delete(e.ctx, e.ns, "holder", clientDelete()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitGone("holder")
+	e.create(withPorts("after", port))
+	e.waitPod("after", "Running", running)
+}
+
 // A pod past its activeDeadlineSeconds fails, its containers stopped; an image of a
 // private registry is pulled with the pod's imagePullSecrets.
 func testDeadlineAndPullSecrets(e *env) {

@@ -209,6 +209,9 @@ type podState struct {
 type podFailure struct {
 	reason, message string
 	grace           *time.Duration
+	// rejected: refused at admission, before anything of the pod was made (its
+	// sandbox, its network) — and nothing is made after.
+	rejected bool
 }
 
 // computePodStatus is the pod's status as Kubernetes would write it. Its times are whole

@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Cache is the scheduler's view of the nodes and of the pods counted on them: the
@@ -184,7 +186,7 @@ func (c *Cache) unlist(ni *NodeInfo) {
 func (c *Cache) nodeFor(name string) *NodeInfo {
 	ni, ok := c.nodes[name]
 	if !ok {
-		ni = &NodeInfo{Name: name, pods: map[string]*PodInfo{}, ports: map[hostPort]int{}, owners: map[string]int{}, index: -1}
+		ni = &NodeInfo{Name: name, pods: map[string]*PodInfo{}, ports: map[kinds.HostPort]int{}, owners: map[string]int{}, index: -1}
 		c.nodes[name] = ni
 	}
 	return ni

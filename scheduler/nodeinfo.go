@@ -4,6 +4,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/skiffhq/skiff/kinds"
 )
 
 // Resources is the part of a node's capacity the scheduler accounts: cpu in
@@ -66,13 +68,6 @@ const (
 	defaultMaxPods = 110
 )
 
-// hostPort is one port a pod claims on its node.
-type hostPort struct {
-	Protocol corev1.Protocol
-	IP       string // "" or 0.0.0.0 means every address
-	Port     int32
-}
-
 // PodInfo is a pod with what the scheduler needs from it parsed once.
 type PodInfo struct {
 	Pod *corev1.Pod
@@ -81,7 +76,7 @@ type PodInfo struct {
 	Requests Resources
 	// NonZero is Requests with defaults for what the pod leaves unset (scoring only).
 	NonZero Resources
-	Ports   []hostPort
+	Ports   []kinds.HostPort
 	// Owner is the uid of the pod's controller owner, or "".
 	Owner string
 	// affinity is the pod's inter-pod affinity, parsed (nil: none); affinityErr says
@@ -149,8 +144,8 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 				}
 			}
 		}
-		pi.addHostPorts(c)
 	}
+	pi.Ports = kinds.HostPorts(pod)
 	if len(pod.Spec.InitContainers) > 0 || resizing(pod) {
 		// Init containers run one at a time before the app containers, and sidecars
 		// beside them: the pod needs Kubernetes' effective request, the larger of the
@@ -167,11 +162,6 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 				pi.Requests.Memory, memSet = q.Value(), true
 			case scalar(name):
 				pi.Requests.addScalar(name, q.Value())
-			}
-		}
-		for i := range pod.Spec.InitContainers {
-			if c := &pod.Spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-				pi.addHostPorts(c) // a sidecar's ports are held while the pod runs
 			}
 		}
 	}
@@ -204,24 +194,6 @@ func NewPodInfo(pod *corev1.Pod) *PodInfo {
 	return pi
 }
 
-// addHostPorts adds the host ports container c of the pod holds.
-func (pi *PodInfo) addHostPorts(c *corev1.Container) {
-	for _, p := range c.Ports {
-		port := p.HostPort
-		if port == 0 && pi.Pod.Spec.HostNetwork {
-			port = p.ContainerPort // host network: the container port is the host's
-		}
-		if port <= 0 {
-			continue
-		}
-		proto := p.Protocol
-		if proto == "" {
-			proto = corev1.ProtocolTCP
-		}
-		pi.Ports = append(pi.Ports, hostPort{Protocol: proto, IP: p.HostIP, Port: port})
-	}
-}
-
 // NodeInfo is a node with the pods the scheduler counts on it: bound pods the watch
 // reported and pods assumed by this scheduler. Node is nil for a node that was deleted
 // while pods still counted on it.
@@ -239,7 +211,7 @@ type NodeInfo struct {
 	Taints []corev1.Taint
 
 	pods  map[string]*PodInfo
-	ports map[hostPort]int
+	ports map[kinds.HostPort]int
 	// owners counts the pods by controller owner uid.
 	owners map[string]int
 	// index is the node's place in the cache's node list, or -1.
@@ -248,7 +220,7 @@ type NodeInfo struct {
 
 // NewNodeInfo makes the NodeInfo of node with no pods.
 func NewNodeInfo(node *corev1.Node) *NodeInfo {
-	ni := &NodeInfo{pods: map[string]*PodInfo{}, ports: map[hostPort]int{}, owners: map[string]int{}, index: -1}
+	ni := &NodeInfo{pods: map[string]*PodInfo{}, ports: map[kinds.HostPort]int{}, owners: map[string]int{}, index: -1}
 	ni.SetNode(node)
 	return ni
 }
@@ -339,19 +311,15 @@ func (ni *NodeInfo) RemovePod(key string) {
 
 // portInUse reports whether p conflicts with a port a counted pod holds: the same
 // protocol and port, on the same address or where either side binds every address.
-func (ni *NodeInfo) portInUse(p hostPort) bool {
+func (ni *NodeInfo) portInUse(p kinds.HostPort) bool {
 	if len(ni.ports) == 0 {
 		return false
 	}
 	if ni.ports[p] > 0 {
 		return true
 	}
-	wild := p.IP == "" || p.IP == "0.0.0.0"
 	for used := range ni.ports {
-		if used.Protocol != p.Protocol || used.Port != p.Port {
-			continue
-		}
-		if wild || used.IP == "" || used.IP == "0.0.0.0" {
+		if used.Conflicts(p) {
 			return true
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiffhq/skiff/kinds"
 )
 
 func TestFilters(t *testing.T) {
@@ -103,7 +105,7 @@ func TestHostNetworkClaimsContainerPorts(t *testing.T) {
 	p.Spec.HostNetwork = true
 	p.Spec.Containers[0].Ports = append(p.Spec.Containers[0].Ports, corev1.ContainerPort{ContainerPort: 8080})
 	pi := NewPodInfo(p)
-	if len(pi.Ports) != 1 || pi.Ports[0] != (hostPort{Protocol: "TCP", Port: 8080}) {
+	if len(pi.Ports) != 1 || pi.Ports[0] != (kinds.HostPort{Protocol: "TCP", Port: 8080}) {
 		t.Fatalf("ports %v, want TCP 8080", pi.Ports)
 	}
 }
@@ -128,7 +130,7 @@ func TestPodInfoInitContainers(t *testing.T) {
 	if pi.NonZero.MilliCPU != 2300 || pi.NonZero.Memory != 1<<30 {
 		t.Errorf("non-zero requests %+v", pi.NonZero)
 	}
-	if len(pi.Ports) != 1 || pi.Ports[0] != (hostPort{Protocol: "TCP", Port: 8080}) {
+	if len(pi.Ports) != 1 || pi.Ports[0] != (kinds.HostPort{Protocol: "TCP", Port: 8080}) {
 		t.Errorf("ports %v, want the sidecar's TCP 8080", pi.Ports)
 	}
 }

@@ -341,8 +341,18 @@ func validatePodCertificateProjection(pc *corev1.PodCertificateProjection, p *fi
 	if !slices.Contains(PodCertificateKeyTypes, pc.KeyType) {
 		errs = append(errs, field.NotSupported(p.Child("keyType"), pc.KeyType, PodCertificateKeyTypes))
 	}
-	if pc.MaxExpirationSeconds != nil {
-		errs = append(errs, validateMaxExpirationSeconds(p.Child("maxExpirationSeconds"), pc.SignerName, *pc.MaxExpirationSeconds)...)
+	if v := pc.MaxExpirationSeconds; v != nil {
+		// The same range as a request's, in the words Kubernetes' pod validation has.
+		hi := int32(MaxMaxExpirationSeconds)
+		if isKubernetesSigner(pc.SignerName) {
+			hi = KubernetesMaxMaxExpirationSeconds
+		}
+		if *v < MinMaxExpirationSeconds {
+			errs = append(errs, field.Invalid(p.Child("maxExpirationSeconds"), *v, fmt.Sprintf("if provided, maxExpirationSeconds must be >= %d", MinMaxExpirationSeconds)))
+		}
+		if *v > hi {
+			errs = append(errs, field.Invalid(p.Child("maxExpirationSeconds"), *v, fmt.Sprintf("if provided, maxExpirationSeconds must be <= %d", hi)))
+		}
 	}
 	if pc.UserAnnotations != nil {
 		errs = append(errs, validateUserAnnotations(pc.UserAnnotations, p.Child("userAnnotations"))...)

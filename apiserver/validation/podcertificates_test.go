@@ -220,7 +220,12 @@ func TestValidatePodCertificateProjection(t *testing.T) {
 		{"unknown key type", []corev1.VolumeProjection{pc(func(p *corev1.PodCertificateProjection) { p.KeyType = "RSA2048" })},
 			[]string{src + `.keyType: Unsupported value: "RSA2048": supported values: "RSA3072", "RSA4096", "ECDSAP256", "ECDSAP384", "ECDSAP521", "ED25519"`}},
 		{"short expiration", []corev1.VolumeProjection{pc(func(p *corev1.PodCertificateProjection) { p.MaxExpirationSeconds = new(int32(60)) })},
-			[]string{src + ".maxExpirationSeconds: Invalid value: 60: must be in the range [3600, 7862400]"}},
+			[]string{src + ".maxExpirationSeconds: Invalid value: 60: if provided, maxExpirationSeconds must be >= 3600"}},
+		{"long expiration", []corev1.VolumeProjection{pc(func(p *corev1.PodCertificateProjection) { p.MaxExpirationSeconds = new(int32(7862401)) })},
+			[]string{src + ".maxExpirationSeconds: Invalid value: 7862401: if provided, maxExpirationSeconds must be <= 7862400"}},
+		{"long expiration, a kubernetes.io signer", []corev1.VolumeProjection{pc(func(p *corev1.PodCertificateProjection) {
+			p.SignerName, p.MaxExpirationSeconds = "kubernetes.io/kube-apiserver-client-pod", new(int32(86401))
+		})}, []string{src + ".maxExpirationSeconds: Invalid value: 86401: if provided, maxExpirationSeconds must be <= 86400"}},
 		{"outside the volume", []corev1.VolumeProjection{pc(func(p *corev1.PodCertificateProjection) { p.CredentialBundlePath = "../x" })},
 			[]string{src + `.credentialBundlePath: Invalid value: "../x"`}},
 		{"two sources, one file", []corev1.VolumeProjection{pc(func(*corev1.PodCertificateProjection) {}), pc(func(*corev1.PodCertificateProjection) {})},

@@ -1,9 +1,9 @@
 // Package namespace is the namespace controller, as Kubernetes' (its namespaced
-// resources deleter): a namespace being deleted (Terminating) is emptied — every object
-// of every namespaced kind Skiff serves (kinds.All, so a kind added later is covered) is
-// deleted, in the background, pods with their grace period and objects with finalizers
-// when those are done — and then loses its "kubernetes" finalizer (spec.finalizers),
-// which lets the API server remove it.
+// resources deleter): a namespace being deleted (Terminating) is emptied — its pods
+// first, and once they are gone every object of every other namespaced kind Skiff serves
+// (kinds.All, so a kind added later is covered), in the background, pods with their
+// grace period and objects with finalizers when those are done — and then loses its
+// "kubernetes" finalizer (spec.finalizers), which lets the API server remove it.
 //
 // Its status conditions say what holds it, in Kubernetes' words: NamespaceContentRemaining
 // ("Some resources are remaining: configmaps. has 1 resource instances"),
@@ -178,16 +178,16 @@ type remaining struct {
 }
 
 // deleteContent deletes every namespaced object of ns, kind by kind, records in ns's
-// conditions what remains, and returns how long the rest may take to go.
+// conditions what remains, and returns how long the rest may take to go. Pods go first:
+// the other kinds are deleted only once no pod of ns is left, so that a pod still
+// running never loses the ConfigMaps, Secrets, ServiceAccounts and PersistentVolumeClaims
+// it uses (Kubernetes 1.37's OrderedNamespaceDeletion, on by default there).
 func (c *Controller) deleteContent(ctx context.Context, ns *corev1.Namespace) (time.Duration, error) {
 	var estimate time.Duration
 	var failures []error
 	left := map[*kinds.Info]int{}
 	finalizers := map[string]int{}
-	for _, info := range append(kinds.All(), kinds.CustomStored()...) {
-		if !info.Namespaced {
-			continue
-		}
+	deleteKind := func(info *kinds.Info) {
 		r, err := c.deleteKind(ctx, info, ns.Name)
 		if err != nil {
 			failures = append(failures, err)
@@ -197,6 +197,15 @@ func (c *Controller) deleteContent(ctx context.Context, ns *corev1.Namespace) (t
 			left[info] += r.count
 			for f, n := range r.finalizers {
 				finalizers[f] += n
+			}
+		}
+	}
+	pods := kinds.MustLookup(kinds.Pod)
+	deleteKind(pods)
+	if left[pods] == 0 {
+		for _, info := range append(kinds.All(), kinds.CustomStored()...) {
+			if info.Namespaced && info != pods {
+				deleteKind(info)
 			}
 		}
 	}

@@ -211,6 +211,61 @@ func TestNamespaceHeldByAFinalizer(t *testing.T) {
 	})
 }
 
+// TestNamespacePodsGoFirst: the pods of a namespace being deleted go before its other
+// objects (Kubernetes' OrderedNamespaceDeletion): while a pod held by a finalizer
+// remains, the ConfigMap beside it is kept, and the conditions name the pod; once the
+// pod goes, so do the ConfigMap and the namespace.
+func TestNamespacePodsGoFirst(t *testing.T) {
+	c := start(t)
+	c.namespace(t, "ordered")
+	pod, err := c.cs.Pods.Create(c.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "test-pod", Namespace: "ordered",
+		Finalizers: []string{"e2e.example.com/finalizer"}},
+		Spec: corev1.PodSpec{NodeName: "w1", Containers: []corev1.Container{{Name: "c", Image: "pause:3"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cs.ConfigMaps.Create(c.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "ordered"},
+		Data: map[string]string{"key": "value"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cs.Namespaces.Delete(c.ctx, "", "ordered", client.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The controller has looked at the namespace more than once (FinalizerEstimate is
+	// 2 s) when the pod, stopped by its kubelet, is held by its finalizer alone.
+	waitfor.Condition(t, time.Minute, "the pod held by its finalizer, named in the namespace's conditions", func() (bool, string) {
+		ns, err := c.cs.Namespaces.Get(c.ctx, "", "ordered")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, cond := range ns.Status.Conditions {
+			if cond.Type == corev1.NamespaceFinalizersRemaining && cond.Status == corev1.ConditionTrue &&
+				cond.Message == "Some content in the namespace has finalizers remaining: e2e.example.com/finalizer in 1 resource instances" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%s %+v", ns.Status.Phase, ns.Status.Conditions)
+	})
+	if pod, err = c.cs.Pods.Get(c.ctx, "ordered", "test-pod"); err != nil || pod.DeletionTimestamp == nil {
+		t.Fatalf("the pod is not being deleted: %v %v", pod, err)
+	}
+	if _, err := c.cs.ConfigMaps.Get(c.ctx, "ordered", "settings"); err != nil {
+		t.Fatalf("the ConfigMap went before the pod: %v", err)
+	}
+
+	pod.Finalizers = nil
+	if _, err := c.cs.Pods.Update(c.ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, time.Minute, "namespace ordered gone", func() (bool, error) {
+		_, err := c.cs.Namespaces.Get(c.ctx, "", "ordered")
+		if client.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+}
+
 // TestSetConditions: a condition's transition time moves only when its status does.
 func TestSetConditions(t *testing.T) {
 	t0, t1 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC), time.Date(2026, 12, 5, 10, 1, 0, 0, time.UTC)

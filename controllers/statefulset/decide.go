@@ -172,8 +172,8 @@ type Step struct {
 // and the update revision from it; pods beyond the range deleted, highest ordinal first;
 // then, with RollingUpdate, pods of an old revision deleted from the highest ordinal down
 // to the partition, up to maxUnavailable at a time. With OrderedReady each pod must be
-// Running and Ready before the next is made, and each condemned pod gone before the next
-// goes.
+// Running and Ready before the next is made, each condemned pod gone before the next
+// goes, and none goes while another is unavailable.
 func Plan(set *appsv1.StatefulSet, pods []*corev1.Pod, revs Revisions, now time.Time) Step {
 	var step Step
 	monotonic := set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement
@@ -219,12 +219,24 @@ func Plan(set *appsv1.StatefulSet, pods []*corev1.Pod, revs Revisions, now time.
 			return step
 		}
 	}
+	// With OrderedReady every pod in range is available here; a condemned pod that is not
+	// waits for the others to recover, unless it is the lowest unavailable one (Kubernetes'
+	// firstUnavailablePod): a scale-down halts while a pod is unhealthy.
+	var firstUnavailable *corev1.Pod
+	for i := len(condemned) - 1; i >= 0 && firstUnavailable == nil; i-- {
+		if !available(set, condemned[i], now) {
+			firstUnavailable = condemned[i]
+		}
+	}
 	for _, p := range condemned {
 		if p.DeletionTimestamp != nil {
 			if monotonic {
 				return step
 			}
 			continue
+		}
+		if monotonic && p != firstUnavailable && !available(set, p, now) {
+			return step
 		}
 		step.Delete = append(step.Delete, p)
 		if monotonic {

@@ -24,12 +24,15 @@ func testSet(replicas int32, mut func(*appsv1.StatefulSet)) *appsv1.StatefulSet 
 	return s
 }
 
-// pod is web-N of revision rev: "ready", "pending" or "gone" (being deleted).
+// pod is web-N of revision rev: "ready", "unready" (running), "pending", "failed" or
+// "gone" (being deleted).
 func pod(n int, rev, state string) *corev1.Pod {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%d", n), UID: "u", Labels: map[string]string{RevisionLabel: rev}}}
 	switch state {
 	case "ready":
 		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	case "unready":
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}}
 	case "gone":
 		p.DeletionTimestamp = &metav1.Time{Time: now}
 	case "failed":
@@ -73,6 +76,16 @@ func TestPlan(t *testing.T) {
 			[]*corev1.Pod{pod(0, "r2", "ready"), pod(1, "r2", "ready"), pod(2, "r2", "gone")}, same, ""},
 		{"ordered scale-down waits for the pods in range", testSet(1, nil),
 			[]*corev1.Pod{pod(0, "r2", "pending"), pod(1, "r2", "ready")}, same, ""},
+		{"ordered scale-down halts while a pod is unready", testSet(0, nil),
+			[]*corev1.Pod{pod(0, "r2", "unready"), pod(1, "r2", "unready"), pod(2, "r2", "unready")}, same, ""},
+		{"ordered scale-down halts while a lower condemned pod is unready", testSet(0, nil),
+			[]*corev1.Pod{pod(0, "r2", "ready"), pod(1, "r2", "unready"), pod(2, "r2", "unready")}, same, ""},
+		{"ordered scale-down: the lowest unready pod may go", testSet(2, nil),
+			[]*corev1.Pod{pod(0, "r2", "ready"), pod(1, "r2", "ready"), pod(2, "r2", "unready")}, same, "-web-2"},
+		{"ordered scale-down: a ready pod goes while a lower one is unready", testSet(1, nil),
+			[]*corev1.Pod{pod(0, "r2", "ready"), pod(1, "r2", "unready"), pod(2, "r2", "ready")}, same, "-web-2"},
+		{"parallel scale-down does not wait for unready pods", testSet(0, parallel),
+			[]*corev1.Pod{pod(0, "r2", "unready"), pod(1, "r2", "unready"), pod(2, "r2", "unready")}, same, "-web-2 -web-1 -web-0"},
 		{"parallel scale-down: all at once", testSet(1, parallel),
 			[]*corev1.Pod{pod(0, "r2", "ready"), pod(1, "r2", "ready"), pod(2, "r2", "ready")}, same, "-web-2 -web-1"},
 		{"rolling update: the highest old pod", testSet(3, nil),
