@@ -37,6 +37,12 @@ mod=$OUT/mod # the Go module e2e.test, ginkgo, kubectl and agnhost are built in
 
 log() { echo "conformance: $*" >&2; }
 
+# deps installs, from Debian's packages, what the images and the cluster need and a fresh
+# machine lacks (docker-registry, busybox-static, containerd, runc, the CNI plugins...).
+deps() {
+	"$root/test/tools/install-deps.sh" conformance
+}
+
 pids=()
 cleanup() {
 	local p
@@ -246,7 +252,8 @@ debtree() {
 	mkdir -p "$debs"
 	for p in "$@"; do
 		if ! ls "$debs/${p}_"*.deb >/dev/null 2>&1; then
-			(cd "$debs" && apt-get download "$p") || {
+			# A fresh machine's apt has no package lists yet: update once and try again.
+			(cd "$debs" && { apt-get download "$p" 2>/dev/null || { apt-get update >/dev/null && apt-get download "$p"; }; }) || {
 				log "no package $p"
 				return 1
 			}
@@ -377,17 +384,22 @@ PY
 
 case ${1:-all} in
 build) build ;;
-images) images ;;
+images)
+	deps
+	images
+	;;
 report) report ;;
 test)
 	# Another run with the images of an earlier 'images' (kept in the registry's
 	# storage): the registry again, a cluster, the run.
+	deps
 	registry
 	[ -n "${KUBECONFIG:-}" ] || cluster
 	run
 	report
 	;;
 all)
+	deps
 	build
 	images
 	[ -n "${KUBECONFIG:-}" ] || cluster

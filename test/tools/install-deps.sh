@@ -5,6 +5,9 @@
 #                              containernetworking-plugins (the CNI pod network), nftables (nft, to
 #                              inspect the proxy's rules), chromium
 #   install-deps.sh chromium   the headless browser of skiffctl ui's tests
+#   install-deps.sh conformance what test/conformance/conformance.sh needs: containerd, runc,
+#                              busybox-static, docker-registry, iptables, the CNI plugins, a C
+#                              compiler with static libc (the pause image), curl
 # Needs root for apt-get; without root it says what is missing and exits non-zero.
 set -euo pipefail
 
@@ -38,8 +41,19 @@ all)
 chromium)
 	need chromium chromium
 	;;
+conformance)
+	need containerd containerd
+	need runc runc
+	[[ -x /bin/busybox ]] || want+=(busybox-static)
+	need docker-registry docker-registry
+	need iptables iptables
+	[[ -x /usr/lib/cni/bridge ]] || want+=(containernetworking-plugins)
+	need gcc gcc
+	dpkg -s libc6-dev >/dev/null 2>&1 || want+=(libc6-dev)
+	need curl curl
+	;;
 *)
-	echo "usage: $0 protoc|all|chromium" >&2
+	echo "usage: $0 protoc|all|chromium|conformance" >&2
 	exit 2
 	;;
 esac
