@@ -78,18 +78,26 @@ func runMemoryProbe(t testing.TB, conn *client.Conn, n, size int) memoryProbe {
 	data := strings.Repeat("x", size)
 	for i := 0; i < n; i++ {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("big-%d", i)}, Data: map[string]string{"data": data}}
-		if _, err := cms.Create(ctx, cm); err != nil {
-			t.Fatalf("create %d: %v", i, err)
-		}
+		retryUncertain(t, fmt.Sprintf("create %d", i), func(retried bool) error {
+			_, err := cms.Create(ctx, cm)
+			if retried && client.IsAlreadyExists(err) {
+				return nil // the write whose outcome was lost went through
+			}
+			return err
+		})
 		sample()
 	}
 	p.live = int64(n * size)
 	p.peak = benchfig.HeapInUse()
 
 	for i := 0; i < n; i++ {
-		if _, err := cms.Delete(ctx, "default", fmt.Sprintf("big-%d", i), client.DeleteOptions{}); err != nil {
-			t.Fatalf("delete %d: %v", i, err)
-		}
+		retryUncertain(t, fmt.Sprintf("delete %d", i), func(retried bool) error {
+			_, err := cms.Delete(ctx, "default", fmt.Sprintf("big-%d", i), client.DeleteOptions{})
+			if retried && client.IsNotFound(err) {
+				return nil
+			}
+			return err
+		})
 		sample()
 	}
 	p.deleted = benchfig.HeapInUse()
@@ -98,6 +106,22 @@ func runMemoryProbe(t testing.TB, conn *client.Conn, n, size int) memoryProbe {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// retryUncertain runs write until it succeeds, again while its outcome is unknown or
+// the cluster has no leader (a leadership change on a loaded machine), for up to a
+// minute; retried tells write that an earlier call may have gone through.
+func retryUncertain(t testing.TB, what string, write func(retried bool) error) {
+	t.Helper()
+	retried := false
+	waitfor.ConditionErr(t, time.Minute, what, func() (bool, error) {
+		err := write(retried)
+		if err != nil && (client.IsUnknownOutcome(err) || client.IsUnavailable(err)) {
+			retried = true
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
 
 // TestWriteDeleteGivesMemoryBack is the probe's sequence, scaled to 64 MiB: while the
 // objects are written and deleted the members hold no more than their byte budgets
