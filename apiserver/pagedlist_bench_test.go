@@ -2,7 +2,6 @@ package apiserver_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -221,19 +220,7 @@ func pagedList(ctx context.Context, hc *http.Client, base string, protobuf bool,
 			return n, err
 		}
 		head := time.Since(at)
-		var l corev1.PodList
-		if protobuf {
-			var body []byte
-			var env kinds.Envelope
-			if body, err = io.ReadAll(resp.Body); err == nil {
-				env, err = kinds.Parse(body)
-			}
-			if err == nil {
-				err = l.Unmarshal(env.Raw)
-			}
-		} else {
-			err = json.NewDecoder(resp.Body).Decode(&l)
-		}
+		l, err := benchfig.DecodePodList(resp.Body, protobuf)
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if err == nil && resp.StatusCode != http.StatusOK {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -478,19 +477,7 @@ func listAllPods(ctx context.Context, hc *http.Client, base string, protobuf boo
 			resp.Body.Close()
 			return n, fmt.Errorf("page after %d pods: %s: %s", n, resp.Status, strings.TrimSpace(string(status)))
 		}
-		var page corev1.PodList
-		if protobuf && resp.Header.Get("Content-Type") == kinds.ContentType {
-			var body []byte
-			var env kinds.Envelope
-			if body, err = io.ReadAll(resp.Body); err == nil {
-				env, err = kinds.Parse(body)
-			}
-			if err == nil {
-				err = page.Unmarshal(env.Raw)
-			}
-		} else {
-			err = json.NewDecoder(resp.Body).Decode(&page)
-		}
+		page, err := benchfig.DecodePodList(resp.Body, protobuf && resp.Header.Get("Content-Type") == kinds.ContentType)
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if err != nil {
