@@ -17,6 +17,26 @@ import (
 // 62: the sorted copies of its resource lists, and the paths of resources that have no
 // error, are no longer made.
 func TestValidatePodAllocations(t *testing.T) {
+	p := allocsPod()
+	if err := Validate(p); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	const most = 62
+	if n := testing.AllocsPerRun(100, func() { Validate(p) }); n > most {
+		t.Errorf("Validate of a pod: %.0f allocations, want at most %d", n, most)
+	}
+}
+
+func BenchmarkValidateBenchPod(b *testing.B) {
+	p := allocsPod()
+	b.ReportAllocs()
+	for b.Loop() {
+		Validate(p)
+	}
+}
+
+// allocsPod is a pod like the benchmarks', defaulted.
+func allocsPod() *corev1.Pod {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p-1", Namespace: "default", Labels: map[string]string{"app": "bench", "tier": "web"},
 			Annotations: map[string]string{"note": strings.Repeat("x", 700)}},
@@ -26,13 +46,7 @@ func TestValidatePodAllocations(t *testing.T) {
 				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}}}}},
 	}
 	Default(p)
-	if err := Validate(p); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	const most = 62
-	if n := testing.AllocsPerRun(100, func() { Validate(p) }); n > most {
-		t.Errorf("Validate of a pod: %.0f allocations, want at most %d", n, most)
-	}
+	return p
 }
 
 // TestResourceListErrorsInOrder: a list's problems are reported in the order of its
