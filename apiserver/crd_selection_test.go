@@ -24,42 +24,7 @@ import (
 // page of it, and a watch, where an object entering the selection is ADDED and one
 // leaving it DELETED.
 func TestRESTSelectableFieldsConverted(t *testing.T) {
-	cs := crdconversion.Serve(t, map[string]crdconversion.Handler{
-		"/crdconvert": func(req *apiextensionsv1.ConversionRequest, objs []map[string]any) *apiextensionsv1.ConversionResponse {
-			for _, o := range objs {
-				crdconversion.ConvertHostPort(o, req.DesiredAPIVersion)
-			}
-			return nil
-		},
-	})
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	rc := newREST(t, c.Addr(0), true)
-	crds := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-	hook := cs.Server.URL + "/crdconvert"
-	schema := func(fields ...string) *apiextensionsv1.CustomResourceValidation {
-		props := map[string]apiextensionsv1.JSONSchemaProps{}
-		for _, f := range fields {
-			props[f] = apiextensionsv1.JSONSchemaProps{Type: "string"}
-		}
-		return &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", Properties: props}}
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{TypeMeta: metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"},
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-tests.stable.example.com"},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "stable.example.com", Scope: apiextensionsv1.NamespaceScoped,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "e2e-tests", Singular: "e2e-test", Kind: "E2eTest", ListKind: "E2eTestList"},
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{
-				{Name: "v1", Served: true, Storage: true, Schema: schema("hostPort"), SelectableFields: []apiextensionsv1.SelectableField{{JSONPath: ".hostPort"}}},
-				{Name: "v2", Served: true, Schema: schema("host", "port"), SelectableFields: []apiextensionsv1.SelectableField{{JSONPath: ".host"}}}},
-			Conversion: &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
-				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"},
-					ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: &hook, CABundle: cs.CABundle}}}}}
-	rc.want(rc.do("POST", crds, "application/json", "", crd), 201, "create CRD")
-	v1 := "/apis/stable.example.com/v1/namespaces/default/e2e-tests"
-	v2 := "/apis/stable.example.com/v2/namespaces/default/e2e-tests"
-	waitfor.Condition(t, 30*time.Second, "e2e-tests served", func() (bool, string) {
-		r := rc.do("GET", v2, "", "", nil)
-		return r.code == 200, fmt.Sprintf("HTTP %d %s", r.code, r.body)
-	})
+	rc, v1, v2 := serveHostPortWebhook(t)
 	put := func(method, name, hostPort string) {
 		t.Helper()
 		path, code := v1, 201
@@ -155,5 +120,68 @@ func TestRESTSelectableFieldsConverted(t *testing.T) {
 		if got := next(); got != want {
 			t.Fatalf("watch events %v, want DELETED b, ADDED a, MODIFIED a", seen)
 		}
+	}
+}
+
+// serveHostPortWebhook serves the conformance test's conversion webhook and a CRD it
+// converts: v1 stored (hostPort), v2 (host and port), each selecting on its field; it
+// returns a REST client and the two versions' collections in namespace default.
+func serveHostPortWebhook(t *testing.T) (rc *restClient, v1, v2 string) {
+	cs := crdconversion.Serve(t, map[string]crdconversion.Handler{
+		"/crdconvert": func(req *apiextensionsv1.ConversionRequest, objs []map[string]any) *apiextensionsv1.ConversionResponse {
+			for _, o := range objs {
+				crdconversion.ConvertHostPort(o, req.DesiredAPIVersion)
+			}
+			return nil
+		},
+	})
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	rc = newREST(t, c.Addr(0), true)
+	crds := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+	hook := cs.Server.URL + "/crdconvert"
+	schema := func(fields ...string) *apiextensionsv1.CustomResourceValidation {
+		props := map[string]apiextensionsv1.JSONSchemaProps{}
+		for _, f := range fields {
+			props[f] = apiextensionsv1.JSONSchemaProps{Type: "string"}
+		}
+		return &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", Properties: props}}
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{TypeMeta: metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"},
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-tests.stable.example.com"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "stable.example.com", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "e2e-tests", Singular: "e2e-test", Kind: "E2eTest", ListKind: "E2eTestList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{
+				{Name: "v1", Served: true, Storage: true, Schema: schema("hostPort"), SelectableFields: []apiextensionsv1.SelectableField{{JSONPath: ".hostPort"}}},
+				{Name: "v2", Served: true, Schema: schema("host", "port"), SelectableFields: []apiextensionsv1.SelectableField{{JSONPath: ".host"}}}},
+			Conversion: &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
+				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"},
+					ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: &hook, CABundle: cs.CABundle}}}}}
+	rc.want(rc.do("POST", crds, "application/json", "", crd), 201, "create CRD")
+	v1 = "/apis/stable.example.com/v1/namespaces/default/e2e-tests"
+	v2 = "/apis/stable.example.com/v2/namespaces/default/e2e-tests"
+	waitfor.Condition(t, 30*time.Second, "e2e-tests served", func() (bool, string) {
+		r := rc.do("GET", v2, "", "", nil)
+		return r.code == 200, fmt.Sprintf("HTTP %d %s", r.code, r.body)
+	})
+	return rc, v1, v2
+}
+
+// TestRESTApplyConvertedByWebhook: server-side apply's field manager converts objects
+// between versions through the CRD's conversion webhook, as Kubernetes' does: alice's
+// hostPort, applied in v1, is v2's host and port, so bob's apply of another host in v2
+// conflicts with her (converting by apiVersion alone, her v1 fields named no v2 field).
+func TestRESTApplyConvertedByWebhook(t *testing.T) {
+	rc, v1, v2 := serveHostPortWebhook(t)
+	const applyType = "application/apply-patch+yaml"
+	rc.want(rc.do("PATCH", v1+"/a?fieldManager=alice", applyType, "",
+		"apiVersion: stable.example.com/v1\nkind: E2eTest\nmetadata:\n  name: a\nhostPort: localhost:8080\n"), 201, "alice applies in v1")
+	st := rc.want(rc.do("PATCH", v2+"/a?fieldManager=bob", applyType, "",
+		"apiVersion: stable.example.com/v2\nkind: E2eTest\nmetadata:\n  name: a\nhost: example.com\n"), 409, "bob applies another host in v2").status()
+	// The conflict is named in alice's version, as structured-merge-diff finds it.
+	wantApplyConflict(t, st, ".hostPort", "alice")
+	got := decodeJSON[map[string]any](t, rc.want(rc.do("PATCH", v2+"/a?fieldManager=bob&force=true", applyType, "",
+		"apiVersion: stable.example.com/v2\nkind: E2eTest\nmetadata:\n  name: a\nhost: example.com\n"), 200, "bob forces").body)
+	if got["host"] != "example.com" || got["port"] != "8080" {
+		t.Errorf("after bob's forced apply: %v", got)
 	}
 }
