@@ -895,8 +895,11 @@ func (r *resources) getObject(ctx context.Context, info *kinds.Info, ns, name st
 }
 
 // selector builds the store predicate and index choice for label and field selectors
-// on the stored kind info, whose fields a field selector may name are allowed.
-func selector(info *kinds.Info, allowed []string, labelSel, fieldSel string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
+// on the stored kind info, whose fields a field selector may name are allowed. deferTo,
+// when set, is the apiVersion of a custom kind converted by a webhook (convertedSelection):
+// an object stored in another version passes on its selectable fields, to be matched
+// once converted.
+func selector(info *kinds.Info, allowed []string, labelSel, fieldSel, deferTo string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
 	ls, err := labels.Parse(labelSel)
 	if err != nil {
 		return nil, "", "", badRequest("labelSelector: %v", err)
@@ -918,7 +921,15 @@ func selector(info *kinds.Info, allowed []string, labelSel, fieldSel string) (pr
 		if !ls.Matches(labels.Set(o.Labels)) {
 			return false
 		}
+		other := false
+		if deferTo != "" {
+			v := storedAPIVersion(o)
+			other = v != "" && v != deferTo
+		}
 		for _, req := range reqs {
+			if other && !isMetadataField(req.Field) {
+				continue
+			}
 			if (fieldValue(info, o, req.Field) == req.Value) == (req.Operator == selection.NotEquals) {
 				return false
 			}
@@ -1045,12 +1056,14 @@ func tooOldContinue(after store.Key) error {
 // list reads the objects of a kind.
 func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions) (listResult, error) {
 	// A kind served over another's storage lists the stored kind's objects.
+	requested := info
 	info, sel, allowed, err := storageFieldSelector(info, opts.fieldSelector)
 	if err != nil {
 		return listResult{}, err
 	}
 	opts.fieldSelector = sel
-	pred, field, value, err := selector(info, allowed, opts.labelSelector, opts.fieldSelector)
+	cs := convertedSelectionFor(requested, sel)
+	pred, field, value, err := selector(info, allowed, opts.labelSelector, opts.fieldSelector, cs.deferTo())
 	if err != nil {
 		return listResult{}, err
 	}
@@ -1126,6 +1139,11 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 			}
 		}
 		out.continueToken = encodeContinue(res.Revision, res.Objects[len(res.Objects)-1].Key, out.remaining)
+	}
+	if cs != nil {
+		if out.items, err = cs.filterObjects(out.items); err != nil {
+			return listResult{}, err
+		}
 	}
 	return out, nil
 }
