@@ -211,7 +211,7 @@ func New(cfg Config) (*Server, error) {
 		ConnContext:       connContext,
 		BaseContext:       func(net.Listener) context.Context { return restCtx },
 		Protocols:         &protocols,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.HTTP2MaxStreamsPerConnection},
 		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	if s.hln != nil {

@@ -144,6 +144,7 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.StringVar(&cfg.ServiceAccounts.JWKSURI, "service-account-jwks-uri", "", "the jwks_uri of OIDC discovery (/.well-known/openid-configuration; default ISSUER/openid/v1/jwks)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster of several members without TLS, authentication or authorization")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request accepted")
+	f.IntVar(&cfg.HTTP2MaxStreamsPerConnection, "http2-max-streams-per-connection", cfg.HTTP2MaxStreamsPerConnection, "the most requests and watches at once on one HTTP/2 connection of the REST API: a client with more opens another connection")
 	f.BoolVar(&cfg.PriorityAndFairness, "enable-priority-and-fairness", cfg.PriorityAndFairness, "limit the requests executing at once by priority level, with fair queuing among each level's identities (docs/operations.md)")
 	f.IntVar(&s.maxInflight, "max-requests-inflight", 2000, "with --max-mutating-requests-inflight, the requests executing at once in all non-exempt priority levels together (their sum)")
 	f.IntVar(&s.maxMutatingInflight, "max-mutating-requests-inflight", 1000, "see --max-requests-inflight")
