@@ -1386,7 +1386,15 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 	if crd, ok := next.(*apiextensionsv1.CustomResourceDefinition); ok {
 		addStoredVersion(&crd.Spec, &crd.Status)
 	}
-	if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
+	if pod, ok := next.(*corev1.Pod); ok {
+		if old, ok := cur.(*corev1.Pod); ok {
+			keepPriority(old, pod) // before comparing: a priority kept is no change
+		}
+	}
+	// One comparison serves the generation and the validation: a spec that did not
+	// change has nothing in it that may not change.
+	sameSpec := !info.HasSpec || kinds.SectionEqual(cur, next, kinds.SpecSection)
+	if !sameSpec {
 		next.SetGeneration(cur.GetGeneration() + 1)
 	}
 	if cur.GetDeletionTimestamp() != nil {
@@ -1396,7 +1404,7 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 			}
 		}
 	}
-	if err := admitUpdate(cur, next); err != nil {
+	if err := admitUpdate(cur, next, sameSpec); err != nil {
 		return nil, invalid(info, next.GetName(), err)
 	}
 	return next, nil
