@@ -3,8 +3,6 @@ package kubelet
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +10,7 @@ import (
 
 	testingclock "k8s.io/utils/clock/testing"
 
+	"github.com/skiffhq/skiff/test/goroutines"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -37,7 +36,7 @@ func TestPeriodicWorkHoldsNoGoroutine(t *testing.T) {
 	})
 	// The step's goroutine ends just after it returns: wait for none to be left.
 	waitfor.Condition(t, time.Minute, "no goroutine of a step left", func() (bool, string) {
-		n := goroutinesIn("kubelet.(*Kubelet).every")
+		n := goroutines.Running("kubelet.(*Kubelet).every")
 		return n == 0, fmt.Sprintf("%d goroutines in every", n)
 	})
 	if n := ran.Load(); n != loops {
@@ -87,24 +86,4 @@ func TestPeriodicWorkFollowsItsWaits(t *testing.T) {
 	if n := ran.Load(); n != 3 {
 		t.Fatalf("%d steps run after the context ended, want 3", n)
 	}
-}
-
-// goroutinesIn counts the goroutines with fn on their stack.
-func goroutinesIn(fn string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, fn) {
-			count++
-		}
-	}
-	return count
 }
