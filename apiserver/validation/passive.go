@@ -2,9 +2,7 @@ package validation
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,7 +35,8 @@ func validatePodTemplateObject(pt *corev1.PodTemplate) field.ErrorList {
 // container's limits' rules.
 func validateOverhead(overhead corev1.ResourceList, p *field.Path) field.ErrorList {
 	errs := validateResourceList(overhead, p)
-	for _, name := range slices.Sorted(maps.Keys(overhead)) {
+	var buf [resourceNamesOnStack]corev1.ResourceName
+	for _, name := range resourceNames(overhead, buf[:0]) {
 		errs = append(errs, validateContainerResource(name, overhead[name], p.Key(string(name)))...)
 	}
 	return errs

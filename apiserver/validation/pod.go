@@ -2,7 +2,6 @@ package validation
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -217,15 +216,16 @@ func validateResources(r *corev1.ResourceRequirements, p *field.Path) field.Erro
 	lp, rp := p.Child("limits"), p.Child("requests")
 	errs := validateResourceList(r.Limits, lp)
 	errs = append(errs, validateResourceList(r.Requests, rp)...)
-	for _, list := range []struct {
+	var buf [resourceNamesOnStack]corev1.ResourceName
+	for _, list := range [...]struct {
 		l corev1.ResourceList
 		p *field.Path
 	}{{r.Limits, lp}, {r.Requests, rp}} {
-		for _, name := range slices.Sorted(maps.Keys(list.l)) {
+		for _, name := range resourceNames(list.l, buf[:0]) {
 			errs = append(errs, validateContainerResource(name, list.l[name], list.p.Key(string(name)))...)
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(r.Requests)) {
+	for _, name := range resourceNames(r.Requests, buf[:0]) {
 		req := r.Requests[name]
 		lim, ok := r.Limits[name]
 		switch {
@@ -268,14 +268,32 @@ func validateContainerResource(name corev1.ResourceName, q resource.Quantity, p 
 // node's capacity). The quantities parsed when the object was decoded.
 func validateResourceList(list corev1.ResourceList, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, name := range slices.Sorted(maps.Keys(list)) {
-		kp := p.Key(string(name))
-		errs = append(errs, invalidEach(kp, string(name), content.IsLabelKey(string(name)))...)
+	var buf [resourceNamesOnStack]corev1.ResourceName
+	for _, name := range resourceNames(list, buf[:0]) {
+		if msgs := content.IsLabelKey(string(name)); len(msgs) > 0 {
+			errs = append(errs, invalidEach(p.Key(string(name)), string(name), msgs)...)
+		}
 		if q := list[name]; q.Sign() < 0 {
-			errs = append(errs, field.Invalid(kp, q.String(), apivalidation.IsNegativeErrorMsg))
+			errs = append(errs, field.Invalid(p.Key(string(name)), q.String(), apivalidation.IsNegativeErrorMsg))
 		}
 	}
 	return errs
+}
+
+// resourceNamesOnStack is how many names resourceNames sorts in its caller's array:
+// more than a pod's lists hold, in practice.
+const resourceNamesOnStack = 8
+
+// resourceNames is list's names in order (errors are reported in it), appended to buf,
+// which its callers keep on their stacks: every pod written is validated, and the
+// sorted copies of its containers' lists were a quarter of its validation's
+// allocations.
+func resourceNames(list corev1.ResourceList, buf []corev1.ResourceName) []corev1.ResourceName {
+	for name := range list {
+		buf = append(buf, name)
+	}
+	slices.Sort(buf)
+	return buf
 }
 
 func validateToleration(t *corev1.Toleration, p *field.Path) field.ErrorList {
