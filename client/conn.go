@@ -90,7 +90,14 @@ type Options struct {
 	// further. At 5s, 2,500 simulated nodes' connections were closed and reopened
 	// faster than they could be used, and their Leases went unrenewed (issue 26).
 	KeepaliveTime, KeepaliveTimeout time.Duration
-	Logger                          hclog.Logger
+	// OneServer sends every call to the server in use, writes and linearizable reads
+	// included (it forwards them to the leader), instead of writes straight to the
+	// leader: a client whose watches are on a follower then holds one connection, not
+	// two. Kubelets set it, as Kubernetes' kubelet talks to one API server: a
+	// simulated node's second connection was gRPC's goroutines, buffers and a TLS state
+	// on both sides, and two of three nodes of a three-member cluster held one (issue 26).
+	OneServer bool
+	Logger    hclog.Logger
 }
 
 // DefaultKeepaliveTime and DefaultKeepaliveTimeout are Options' defaults.
@@ -388,7 +395,7 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 	for {
 		addr, i := c.pick()
 		atLeader := false
-		if via == toLeader {
+		if via == toLeader && !c.opts.OneServer {
 			if l := c.leaderAddr(); l != "" {
 				addr, atLeader = l, true
 			}

@@ -200,3 +200,41 @@ func TestLeaderOutsideTheServersIsIgnored(t *testing.T) {
 		t.Fatalf("creates=%d conn.leaderAddr()=%q", ms[0].count("create"), conn.leaderAddr())
 	}
 }
+
+// TestOneServerKeepsWritesOnIt: a client with OneServer (a kubelet's) sends its writes
+// and linearizable reads to the server it uses, which names another as the leader, and
+// so opens no connection to the leader; when that server fails, the calls move on to
+// the next, as every client's do.
+func TestOneServerKeepsWritesOnIt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ms := startMembers(t, 3)
+	a, b, l := ms[0], ms[1], ms[2]
+	a.set(l.addr)
+	b.set(l.addr)
+	conn, err := Dial([]string{a.addr, b.addr, l.addr}, Options{BackoffBase: time.Millisecond, OneServer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.current = 0
+	creates(ctx, t, conn)("c1", "c2", "c3")
+	if _, err := For[*corev1.ConfigMap](conn).Get(ctx, "", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if a.count("create") != 3 || a.count("get") != 1 || l.count("create")+l.count("get") != 0 || a.count("expecting") != 0 {
+		t.Fatalf("creates a=%d leader=%d, gets a=%d leader=%d, sent as to the leader %d: want every call on a, none as to the leader",
+			a.count("create"), l.count("create"), a.count("get"), l.count("get"), a.count("expecting"))
+	}
+	conn.mu.Lock()
+	open := len(conn.conns)
+	conn.mu.Unlock()
+	if open != 1 {
+		t.Fatalf("%d connections open, want 1", open)
+	}
+	a.srv.Stop()
+	creates(ctx, t, conn)("c4")
+	if b.count("create") != 1 || l.count("create") != 0 {
+		t.Fatalf("after the server stopped: creates b=%d leader=%d, want 1 and 0", b.count("create"), l.count("create"))
+	}
+}

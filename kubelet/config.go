@@ -325,6 +325,12 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                           { return time.Now() }
 func (wallClock) NewTimer(d time.Duration) workqueue.Timer { return wallTimer{time.NewTimer(d)} }
 
+// AfterFunc is time.AfterFunc: the kubelet's periodic work waits on it with no goroutine
+// (every).
+func (wallClock) AfterFunc(d time.Duration, f func()) workqueue.Timer {
+	return wallTimer{time.AfterFunc(d, f)}
+}
+
 type wallTimer struct{ t *time.Timer }
 
 func (t wallTimer) C() <-chan time.Time { return t.t.C }

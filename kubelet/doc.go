@@ -12,6 +12,10 @@
 // level-triggered and idempotent, and a restarted kubelet simply adopts the containers
 // it finds, and stops and removes those whose pod is gone.
 //
+// Its periodic work — the node's status, its Lease, the runtime's relist — runs on
+// timers (every.go): a goroutine exists only while a step runs, so a process of
+// thousands of simulated nodes holds no sleeping goroutine a node for them.
+//
 // The decisions are pure functions with time as a parameter (status.go):
 // decideContainer says whether a container starts, waits out its restart back-off
 // (CrashLoopBackOff) or is left alone, per restartPolicy; computePodStatus derives the

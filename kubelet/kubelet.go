@@ -174,8 +174,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if k.ownServices {
 		wg.Go(func() { k.services.Run(ctx) })
 	}
-	wg.Go(func() { k.nodeLoop(ctx) })
-	wg.Go(func() { k.leaseLoop(ctx) })
+	k.nodeLoop(ctx, &wg)
+	k.leaseLoop(ctx, &wg)
 	// Pods are handled once the cache holds them all: a container whose pod the cache
 	// lacks is then an orphan, not a pod not yet seen. The queue's own log of failed
 	// keys is discarded: syncPod's failures are the kubelet's warnings. Containers start
@@ -184,7 +184,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if cache.WaitForSync(ctx, k.pods, k.services) {
 		k.sweepNetworks(ctx)
 		wg.Go(func() { k.queue.Run(ctx, k.cfg.Workers, hclog.NewNullLogger(), k.syncPodLogged) })
-		wg.Go(func() { k.relistLoop(ctx) })
+		k.relistLoop(ctx, &wg)
 	}
 	<-ctx.Done()
 	k.queue.ShutDown() // the queue's Run does too, when it ran
@@ -218,12 +218,15 @@ func (k *Kubelet) sleep(ctx context.Context, d time.Duration) bool {
 
 // relistLoop is the kubelet's eye on the runtime (Kubernetes' PLEG): it lists the
 // containers every RelistPeriod and queues the pods whose containers changed, plus
-// every pod each ResyncPeriod.
-func (k *Kubelet) relistLoop(ctx context.Context) {
+// every pod each ResyncPeriod; on a timer (every) until ctx ends, wg counting it.
+func (k *Kubelet) relistLoop(ctx context.Context, wg *sync.WaitGroup) {
 	seen := map[string]string{} // pod key -> fingerprint of its containers
-	lastResync, lastRefresh := k.cfg.Clock.Now(), k.cfg.Clock.Now()
-	k.housekeeping(ctx)
-	for {
+	var lastResync, lastRefresh time.Time
+	k.every(ctx, wg, func(ctx context.Context) time.Duration {
+		if lastResync.IsZero() {
+			lastResync, lastRefresh = k.cfg.Clock.Now(), k.cfg.Clock.Now()
+			k.housekeeping(ctx)
+		}
 		next, err := k.relist(ctx, seen)
 		if err != nil && ctx.Err() == nil {
 			k.log.Warn("list containers failed", "error", err)
@@ -252,10 +255,8 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 				reclaimLocalVolumes(ctx, clientVolumes{k.cs}, k.cfg.LocalPathRoot, k.cfg.NodeName, k.claimInUse, k.log)
 			}
 		}
-		if !k.sleep(ctx, k.cfg.RelistPeriod) {
-			return
-		}
-	}
+		return k.cfg.RelistPeriod
+	})
 }
 
 // projectsObjects tells whether a pod has a volume made from ConfigMaps or Secrets that

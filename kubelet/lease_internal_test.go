@@ -163,9 +163,9 @@ func TestLeaseRenewalOutlastsRetryDelays(t *testing.T) {
 	cfg.LeaseRenewInterval, cfg.LeaseDuration = 200*time.Millisecond, time.Second
 	k := &Kubelet{cs: client.NewClientset(conn), cfg: cfg, log: hclog.NewNullLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); k.leaseLoop(ctx) }()
-	defer func() { cancel(); <-done }()
+	var wg sync.WaitGroup
+	k.leaseLoop(ctx, &wg)
+	defer func() { cancel(); wg.Wait() }()
 
 	waitfor.Condition(t, 30*time.Second, "a renewal refused", func() (bool, string) {
 		refused, _ := srv.counts()
@@ -198,9 +198,9 @@ func TestLeaseCreatedThroughSlowCalls(t *testing.T) {
 	cfg.LeaseRenewInterval, cfg.LeaseDuration = 2*time.Second, 8*time.Second
 	k := &Kubelet{cs: client.NewClientset(conn), cfg: cfg, log: hclog.NewNullLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); k.leaseLoop(ctx) }()
-	defer func() { cancel(); <-done }()
+	var wg sync.WaitGroup
+	k.leaseLoop(ctx, &wg)
+	defer func() { cancel(); wg.Wait() }()
 	waitfor.Condition(t, 30*time.Second, "the Lease created", func() (bool, string) {
 		_, renewed := srv.counts()
 		return renewed > 0, "not yet"
@@ -261,14 +261,14 @@ func TestLeaseFailuresLoggedSparingly(t *testing.T) {
 	cfg.LeaseRenewInterval, cfg.LeaseDuration = 100*time.Millisecond, time.Second
 	k := &Kubelet{cs: client.NewClientset(conn), cfg: cfg, log: hclog.New(&hclog.LoggerOptions{Output: warnings, Level: hclog.Warn})}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); k.leaseLoop(ctx) }()
+	var wg sync.WaitGroup
+	k.leaseLoop(ctx, &wg)
 	waitfor.Condition(t, time.Minute, "20 renewals refused", func() (bool, string) {
 		refused, _ := srv.counts()
 		return refused >= 20, strconv.Itoa(refused) + " refused"
 	})
 	cancel()
-	<-done
+	wg.Wait()
 	// At most 21 failures (one more may have been refused as the loop stopped): warned
 	// of at the 1st, 2nd, 4th, 8th and 16th.
 	refused, _ := srv.counts()

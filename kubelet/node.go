@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -55,12 +56,13 @@ func (k *Kubelet) within(ctx context.Context, period time.Duration, call func(co
 }
 
 // nodeLoop registers the Node, then checks its status every NodeStatusInterval and
-// writes it when it changed or NodeStatusReportInterval passed since the last write. The
-// client fails over between API servers; the loop just tries again.
-func (k *Kubelet) nodeLoop(ctx context.Context) {
+// writes it when it changed or NodeStatusReportInterval passed since the last write, on
+// a timer (every) until ctx ends; wg counts it. The client fails over between API
+// servers; the loop just tries again.
+func (k *Kubelet) nodeLoop(ctx context.Context, wg *sync.WaitGroup) {
 	registered, failures := false, 0
 	var reported time.Time
-	for {
+	k.every(ctx, wg, func(ctx context.Context) time.Duration {
 		var err error
 		if !registered {
 			// Not a heartbeat: a thousand nodes registering at once may take longer
@@ -83,10 +85,7 @@ func (k *Kubelet) nodeLoop(ctx context.Context) {
 			}
 		}
 		wait := k.cfg.NodeStatusInterval
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		if err != nil && ctx.Err() == nil {
 			if logFailure(failures) {
 				k.log.Warn("node status write failed; retrying", "failures", failures+1, "error", err)
 			}
@@ -95,10 +94,8 @@ func (k *Kubelet) nodeLoop(ctx context.Context) {
 		} else {
 			failures = 0
 		}
-		if !k.sleep(ctx, wait) {
-			return
-		}
-	}
+		return wait
+	})
 }
 
 func (k *Kubelet) nodeLabels() map[string]string {
@@ -248,33 +245,29 @@ func systemInfo(runtimeVersion string) corev1.NodeSystemInfo {
 	}
 }
 
-// leaseLoop keeps the node's Lease renewed every LeaseRenewInterval.
-func (k *Kubelet) leaseLoop(ctx context.Context) {
+// leaseLoop keeps the node's Lease renewed every LeaseRenewInterval, on a timer (every)
+// until ctx ends; wg counts it.
+func (k *Kubelet) leaseLoop(ctx context.Context, wg *sync.WaitGroup) {
 	var lease *coordinationv1.Lease
 	failures := 0
-	for {
+	k.every(ctx, wg, func(ctx context.Context) time.Duration {
 		var err error
 		lease, err = k.renewLease(ctx, lease)
 		wait := k.cfg.LeaseRenewInterval
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		if err != nil && ctx.Err() == nil {
 			if logFailure(failures) {
 				k.log.Warn("lease renewal failed; retrying", "failures", failures+1, "error", err)
 			}
 			wait = retryWait(failures, wait)
 			failures++
-		} else {
+		} else if err == nil {
 			if failures > 0 {
 				k.log.Info("lease renewed", "after_failures", failures)
 			}
 			failures = 0
 		}
-		if !k.sleep(ctx, wait) {
-			return
-		}
-	}
+		return wait
+	})
 }
 
 // renewLease renews the Lease last written (a compare-and-swap on its

@@ -66,8 +66,9 @@ func (c *connFlags) serveStatus(ctx context.Context, log hclog.Logger) (wait fun
 	return statusz.Serve(ctx, c.httpListen, log)
 }
 
-func (c *connFlags) dial(userAgent string, log hclog.Logger) (*client.Conn, error) {
-	servers, opts, err := client.Resolve(c.s, client.Options{UserAgent: userAgent, Logger: log})
+// dial connects with the flags' settings and opts (UserAgent, Logger, ...).
+func (c *connFlags) dial(opts client.Options) (*client.Conn, error) {
+	servers, opts, err := client.Resolve(c.s, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/controllers"
 )
 
@@ -29,7 +30,7 @@ kube-system/skiff-controller-manager) and only the leader acts.`,
 				}
 			}
 			cfg.RootCAFile = rootCAFile
-			cc, err := conn.dial("skiff-controller-manager", cfg.Logger)
+			cc, err := conn.dial(client.Options{UserAgent: "skiff-controller-manager", Logger: cfg.Logger})
 			if err != nil {
 				return err
 			}

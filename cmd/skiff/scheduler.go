@@ -30,7 +30,7 @@ and only the leader schedules.`,
 				host, _ := os.Hostname()
 				identity = fmt.Sprintf("%s-%d", host, os.Getpid())
 			}
-			cc, err := conn.dial("skiff-scheduler", cfg.Logger)
+			cc, err := conn.dial(client.Options{UserAgent: "skiff-scheduler", Logger: cfg.Logger})
 			if err != nil {
 				return err
 			}
