@@ -405,6 +405,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		}
 		specOpts = append(specOpts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: ns}))
 	}
+	specOpts = append(specOpts, cgroupMountOpts(cfg.Mounts, cfg.Security.Privileged, r.unified())...)
 	specOpts = append(specOpts, mountOpts(cfg.Mounts)...)
 	if cfg.Hostname != "" {
 		specOpts = append(specOpts, oci.WithHostname(cfg.Hostname))
