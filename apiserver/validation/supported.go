@@ -54,6 +54,9 @@ var supportedFields = map[string][]string{
 			"nodeInfo.machineID",
 			"nodeInfo.operatingSystem",
 			"nodeInfo.osImage",
+			// Deprecated and never set by Kubernetes' kubelet, but stored as written, as
+			// Kubernetes stores it (its node lifecycle test creates a Node with phase Running).
+			"phase",
 		}),
 	),
 	kinds.ReplicaSet: slices.Concat(
