@@ -231,6 +231,7 @@ var supportedFields = map[string][]string{
 			"internalTrafficPolicy",
 			"ipFamilies[*]",
 			"ipFamilyPolicy",
+			"loadBalancerClass", // the default implementation (controllers/servicelb) leaves such a Service alone
 			"ports[*].appProtocol",
 			"ports[*].name",
 			"ports[*].nodePort",
