@@ -427,3 +427,31 @@ func TestServiceLoadBalancerClass(t *testing.T) {
 		t.Fatalf("a LoadBalancer turned ClusterIP: class %v, %v; want none", web.Spec.LoadBalancerClass, err)
 	}
 }
+
+// TestServiceAffinitySwitchAndConditions: a ClientIP Service switched to None drops its
+// sessionAffinityConfig (Kubernetes' defaulting), and its status conditions are taken
+// as written, without lastTransitionTime (Kubernetes validates none), as Kubernetes'
+// "should be able to switch session affinity" and "should complete a service status
+// lifecycle" write them.
+func TestServiceAffinitySwitchAndConditions(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	svcs := client.NewClientset(c.Dial(t, "admin", client.Options{})).Services
+	s := service("web", corev1.ServiceTypeNodePort, 80)
+	s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	web, err := svcs.Create(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web.Spec.SessionAffinityConfig == nil {
+		t.Fatal("ClientIP without its defaulted configuration")
+	}
+	web.Spec.SessionAffinity = corev1.ServiceAffinityNone // the configuration kept, as the test sends it
+	if web, err = svcs.Update(ctx, web); err != nil || web.Spec.SessionAffinityConfig != nil {
+		t.Fatalf("switched to None: %v, config %+v; want it dropped", err, web.Spec.SessionAffinityConfig)
+	}
+	web.Status.Conditions = append(web.Status.Conditions, metav1.Condition{Type: "StatusUpdate", Status: metav1.ConditionTrue, Reason: "E2E", Message: "Set from e2e test"})
+	if web, err = svcs.UpdateStatus(ctx, web); err != nil || len(web.Status.Conditions) != 1 {
+		t.Fatalf("a condition without lastTransitionTime: %v, %+v", err, web.Status.Conditions)
+	}
+}

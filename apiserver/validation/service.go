@@ -68,6 +68,11 @@ func defaultService(svc *corev1.Service) {
 	if s.SessionAffinity == "" {
 		s.SessionAffinity = corev1.ServiceAffinityNone
 	}
+	if s.SessionAffinity == corev1.ServiceAffinityNone {
+		// As Kubernetes' defaulting: a Service switched to None drops its ClientIP
+		// configuration ("should be able to switch session affinity").
+		s.SessionAffinityConfig = nil
+	}
 	if s.SessionAffinity == corev1.ServiceAffinityClientIP {
 		if s.SessionAffinityConfig == nil {
 			s.SessionAffinityConfig = &corev1.SessionAffinityConfig{}
@@ -345,7 +350,10 @@ func validateServiceStatus(st *corev1.ServiceStatus, p *field.Path) field.ErrorL
 			errs = append(errs, oneOf(ip.Child("ipMode"), *in.IPMode, corev1.LoadBalancerIPModeVIP, corev1.LoadBalancerIPModeProxy)...)
 		}
 	}
-	return append(errs, metav1validation.ValidateConditions(st.Conditions, p.Child("conditions"))...)
+	// Its conditions are not validated, as Kubernetes' ValidateServiceStatusUpdate
+	// validates none (a condition without lastTransitionTime is taken: "should complete
+	// a service status lifecycle").
+	return errs
 }
 
 // validateLoadBalancerPoint checks one of a load balancer's ingress points (a Service's
