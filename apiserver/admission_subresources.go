@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -72,14 +73,16 @@ func (op *webhookOp) objectJSON(obj kinds.Object) ([]byte, error) {
 	return js, nil
 }
 
-// unstructured is obj, one of op's objects, as CEL reads it.
+// unstructured is obj, one of op's objects, as CEL reads it: its whole numbers int64,
+// as Kubernetes' unstructured objects have them (encoding/json's float64 would be CEL's
+// double, which has no %: "should allow expressions to refer variables").
 func (op *webhookOp) unstructured(obj kinds.Object) (*unstructured.Unstructured, error) {
 	js, err := op.objectJSON(obj)
 	if err != nil {
 		return nil, err
 	}
 	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(js, &u.Object); err != nil {
+	if err := utiljson.Unmarshal(js, &u.Object); err != nil {
 		return nil, err
 	}
 	return u, nil

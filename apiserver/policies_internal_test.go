@@ -10,6 +10,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -151,5 +152,27 @@ func TestUnstructuredOfIntegers(t *testing.T) {
 	}
 	if u.GetKind() != "Deployment" || u.GetAPIVersion() != "apps/v1" {
 		t.Errorf("kind %q, apiVersion %q", u.GetKind(), u.GetAPIVersion())
+	}
+	// The object of an admitted write, as the policies' and webhooks' CEL reads it: the
+	// resource's own and a subresource's (autoscaling/v1 Scale).
+	deployments, _ := kinds.Lookup("deployments")
+	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: new(int32(3))}}
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "web"}, Spec: autoscalingv1.ScaleSpec{Replicas: 3}}
+	for _, tc := range []struct {
+		name string
+		op   *webhookOp
+		obj  kinds.Object
+	}{
+		{"deployment", &webhookOp{info: deployments}, deploy},
+		{"scale", &webhookOp{info: deployments, subKind: autoscalingv1.SchemeGroupVersion.WithKind("Scale")}, scale},
+	} {
+		u, err := tc.op.unstructured(tc.obj)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if r, ok, err := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); !ok || err != nil || r != int64(3) {
+			t.Errorf("%s: spec.replicas = %#v (%v, %v), want int64(3)", tc.name, r, ok, err)
+		}
 	}
 }

@@ -192,6 +192,18 @@ func (a *restAPI) applyPatch(w http.ResponseWriter, r *http.Request, req *restRe
 		a.fail(w, r, err)
 		return
 	}
+	// A key given twice (the configuration reads the last) is refused under
+	// fieldValidation Strict and a warning under Warn, the default, as Kubernetes' apply
+	// patcher decodes the body strictly a second time.
+	if opts.fieldValidation != "Ignore" {
+		if err := yaml.UnmarshalStrict(body, &map[string]any{}); err != nil {
+			if opts.fieldValidation == "Strict" {
+				a.fail(w, r, badRequest("error strict decoding YAML: %v", err))
+				return
+			}
+			addWarning(w, err.Error())
+		}
+	}
 	ctx, view := r.Context(), req.info // as patch's, converted (rest_versions.go)
 	prepare := func(cur, patched kinds.Object) (kinds.Object, error) {
 		next, err := a.res.nextState(ctx, view.Stored(), cur, patched, true)

@@ -861,6 +861,17 @@ func TestRESTServerSideApply(t *testing.T) {
 		t.Fatalf("conflict with carol = %+v", st)
 	}
 	rc.want(rc.do("PATCH", path+"?fieldManager=alice&dryRun=All", applyType, "", cm("  b: \"3\"\n")), 200, "a dry-run apply")
+	// A key applied twice: refused under fieldValidation Strict, at its line, as
+	// Kubernetes' apply patcher; a warning under Warn, the default.
+	dup := cm("  e: \"3\"\n  e: \"5\"\n")
+	r := rc.want(rc.do("PATCH", path+"?fieldManager=alice&dryRun=All&fieldValidation=Strict", applyType, "", dup), 400, "a strict apply of a duplicate key")
+	if !strings.Contains(string(r.body), `line 7: key \"e\" already set in map`) {
+		t.Errorf("strict duplicate apply: %s", r.body)
+	}
+	r = rc.want(rc.do("PATCH", path+"?fieldManager=alice&dryRun=All", applyType, "", dup), 200, "an apply of a duplicate key")
+	if w := r.header.Get("Warning"); !strings.Contains(w, `key \"e\" already set in map`) {
+		t.Errorf("duplicate apply's warning %q", w)
+	}
 	// A gRPC update is tracked too, under its client's user agent.
 	conn, err := client.Dial(c.Addrs(), client.Options{UserAgent: "tester/v1"})
 	if err != nil {

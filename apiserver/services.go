@@ -398,6 +398,9 @@ func prepareServiceUpdate(cur, next *corev1.Service) {
 	if next.Spec.Type != corev1.ServiceTypeLoadBalancer && ptrEqual(next.Spec.AllocateLoadBalancerNodePorts, cur.Spec.AllocateLoadBalancerNodePorts) {
 		next.Spec.AllocateLoadBalancerNodePorts = nil
 	}
+	if next.Spec.Type != corev1.ServiceTypeLoadBalancer && ptrEqual(next.Spec.LoadBalancerClass, cur.Spec.LoadBalancerClass) {
+		next.Spec.LoadBalancerClass = nil
+	}
 }
 
 func sameNodePorts(a, b *corev1.Service) bool {

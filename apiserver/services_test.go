@@ -376,3 +376,82 @@ func TestNetworkingSetOnce(t *testing.T) {
 		t.Fatalf("started with another --service-cidr: %v", err)
 	}
 }
+
+// TestServiceLoadBalancerClass: a LoadBalancer's loadBalancerClass is stored (the
+// default implementation leaves its Service alone), must be a qualified name, only on a
+// LoadBalancer, may not change once set, and goes when the Service stops being one, as
+// in Kubernetes ("should complete a service status lifecycle" makes one).
+func TestServiceLoadBalancerClass(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	svcs := client.NewClientset(c.Dial(t, "admin", client.Options{})).Services
+	lb := service("web", corev1.ServiceTypeLoadBalancer, 80)
+	lb.Spec.LoadBalancerClass = new("example.com/internal-vip")
+	web, err := svcs.Create(ctx, lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := web.Spec.LoadBalancerClass; c == nil || *c != "example.com/internal-vip" {
+		t.Fatalf("loadBalancerClass %v", c)
+	}
+	for _, tc := range []struct {
+		name string
+		svc  func() *corev1.Service
+		want string
+	}{
+		{"not a LoadBalancer", func() *corev1.Service {
+			s := service("a", corev1.ServiceTypeNodePort, 80)
+			s.Spec.LoadBalancerClass = new("example.com/x")
+			return s
+		}, "spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'"},
+		{"not a qualified name", func() *corev1.Service {
+			s := service("b", corev1.ServiceTypeLoadBalancer, 80)
+			s.Spec.LoadBalancerClass = new("Example.com/-x-")
+			return s
+		}, "spec.loadBalancerClass: Invalid value"},
+	} {
+		if _, err := svcs.Create(ctx, tc.svc()); !client.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want Invalid with %q", tc.name, err, tc.want)
+		}
+	}
+	web.Spec.LoadBalancerClass = new("example.com/other")
+	if _, err := svcs.Update(ctx, web); !client.IsInvalid(err) || !strings.Contains(err.Error(), "spec.loadBalancerClass: Invalid value") {
+		t.Errorf("changing the class: %v, want Invalid", err)
+	}
+	web, err = svcs.Get(ctx, "default", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.Spec.Type, web.Spec.AllocateLoadBalancerNodePorts, web.Spec.ExternalTrafficPolicy = corev1.ServiceTypeClusterIP, nil, ""
+	if web, err = svcs.Update(ctx, web); err != nil || web.Spec.LoadBalancerClass != nil {
+		t.Fatalf("a LoadBalancer turned ClusterIP: class %v, %v; want none", web.Spec.LoadBalancerClass, err)
+	}
+}
+
+// TestServiceAffinitySwitchAndConditions: a ClientIP Service switched to None drops its
+// sessionAffinityConfig (Kubernetes' defaulting), and its status conditions are taken
+// as written, without lastTransitionTime (Kubernetes validates none), as Kubernetes'
+// "should be able to switch session affinity" and "should complete a service status
+// lifecycle" write them.
+func TestServiceAffinitySwitchAndConditions(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	svcs := client.NewClientset(c.Dial(t, "admin", client.Options{})).Services
+	s := service("web", corev1.ServiceTypeNodePort, 80)
+	s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	web, err := svcs.Create(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web.Spec.SessionAffinityConfig == nil {
+		t.Fatal("ClientIP without its defaulted configuration")
+	}
+	web.Spec.SessionAffinity = corev1.ServiceAffinityNone // the configuration kept, as the test sends it
+	if web, err = svcs.Update(ctx, web); err != nil || web.Spec.SessionAffinityConfig != nil {
+		t.Fatalf("switched to None: %v, config %+v; want it dropped", err, web.Spec.SessionAffinityConfig)
+	}
+	web.Status.Conditions = append(web.Status.Conditions, metav1.Condition{Type: "StatusUpdate", Status: metav1.ConditionTrue, Reason: "E2E", Message: "Set from e2e test"})
+	if web, err = svcs.UpdateStatus(ctx, web); err != nil || len(web.Status.Conditions) != 1 {
+		t.Fatalf("a condition without lastTransitionTime: %v, %+v", err, web.Status.Conditions)
+	}
+}

@@ -174,12 +174,17 @@ func Run(ctx context.Context, conn *client.Conn, cfg Config) error {
 }
 
 // NewInformers makes the controllers' informer factory on cs: custom resources served
-// as the API servers serve them, and the one pod informer, which holds every pod of the
-// cluster, holding the pods of one controller's template parts once between them
-// (issue 26). Start it after the controllers have asked it for their informers.
-func NewInformers(cs *client.Clientset, log hclog.Logger) *cache.Factory {
+// as the API servers serve them (serveCRDs: the CRDs it sees; false in a process whose
+// API server keeps the kinds registry they share, skiff up's, where the controllers'
+// view, without the API server's conversion webhooks, would replace the API server's),
+// and the one pod informer, which holds every pod of the cluster, holding the pods of
+// one controller's template parts once between them (issue 26). Start it after the
+// controllers have asked it for their informers.
+func NewInformers(cs *client.Clientset, log hclog.Logger, serveCRDs bool) *cache.Factory {
 	f := cache.NewFactory(cs, log)
-	cache.ServeCRDs(f)
+	if serveCRDs {
+		cache.ServeCRDs(f)
+	}
 	cache.InformerFor[*corev1.Pod](f, "", client.ListOptions{}).SetTransform(cache.NewPodParts().Share)
 	return f
 }
@@ -189,7 +194,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	log.Info("starting controllers", "identity", cfg.Identity)
 	f, own := cfg.Informers, cfg.Informers == nil
 	if own {
-		f = NewInformers(cs, log)
+		f = NewInformers(cs, log, true)
 	}
 	rec := record.New(cs.Events, record.Config{Component: "controller-manager", Host: cfg.Identity, Logger: log})
 	dc, rc, gc, nl := deployment.DefaultConfig(), replicaset.DefaultConfig(), garbagecollector.DefaultConfig(), nodelifecycle.DefaultConfig()

@@ -318,7 +318,7 @@ func TestSharedInformers(t *testing.T) {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}); err != nil {
 		t.Fatal(err)
 	}
-	f := NewInformers(other, hclog.NewNullLogger())
+	f := NewInformers(other, hclog.NewNullLogger(), true)
 	elected := DefaultConfig()
 	elected.Informers = f
 	if err := elected.Validate(); err == nil {

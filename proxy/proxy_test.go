@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"syscall"
 	"testing"
@@ -251,6 +252,11 @@ func TestProxyAffinity(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("ClientIP affinity: %v, want every connection on one pod", got)
 	}
+	// The node port keeps the client on the same pod (one affinity per Service port,
+	// whichever address the client used), as Kubernetes' NodePort affinity test asks.
+	if np := hits(t, tp.client, fmt.Sprintf("%s:%d", nodeLAN, nodePort), 30); len(np) != 1 || !maps.Equal(np, map[string]int{firstKey(got): 30}) {
+		t.Fatalf("ClientIP affinity through the node port: %v, want every connection on the cluster IP's pod (%v)", np, got)
+	}
 	// The chosen pod not ready: the client goes to the other, and stays there.
 	var other ep
 	if got["pod1"] > 0 {
@@ -269,4 +275,12 @@ func TestProxyAffinity(t *testing.T) {
 	if got := hits(t, tp.client, clusterIP+":80", 40); len(got) != 2 {
 		t.Fatalf("affinity removed: %v, want both pods", got)
 	}
+}
+
+// firstKey is a map's one key (of a map with one).
+func firstKey(m map[string]int) string {
+	for k := range m {
+		return k
+	}
+	return ""
 }

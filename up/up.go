@@ -162,7 +162,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// The controllers and the scheduler read one set of caches (the controller-manager's
 	// credentials list and watch everything the scheduler reads): each pod is held once
 	// in the process, not once per component (issue 26).
-	informers := controllers.NewInformers(client.NewClientset(cmConn), log)
+	// The custom kinds are the API server's, in this process's registry: the controllers
+	// leave them (and its conversion webhooks) as it serves them.
+	informers := controllers.NewInformers(client.NewClientset(cmConn), log, false)
 	mcfg.Informers = informers
 	g.run("controller-manager", func(ctx context.Context) error { return controllers.Run(ctx, cmConn, mcfg) })
 	scfg := scheduler.DefaultConfig()

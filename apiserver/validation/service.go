@@ -68,6 +68,11 @@ func defaultService(svc *corev1.Service) {
 	if s.SessionAffinity == "" {
 		s.SessionAffinity = corev1.ServiceAffinityNone
 	}
+	if s.SessionAffinity == corev1.ServiceAffinityNone {
+		// As Kubernetes' defaulting: a Service switched to None drops its ClientIP
+		// configuration ("should be able to switch session affinity").
+		s.SessionAffinityConfig = nil
+	}
 	if s.SessionAffinity == corev1.ServiceAffinityClientIP {
 		if s.SessionAffinityConfig == nil {
 			s.SessionAffinityConfig = &corev1.SessionAffinityConfig{}
@@ -193,6 +198,13 @@ func validateService(svc *corev1.Service) field.ErrorList {
 	if s.AllocateLoadBalancerNodePorts != nil && s.Type != corev1.ServiceTypeLoadBalancer {
 		errs = append(errs, field.Forbidden(p.Child("allocateLoadBalancerNodePorts"), "may only be used when `type` is 'LoadBalancer'"))
 	}
+	if c := s.LoadBalancerClass; c != nil {
+		if s.Type != corev1.ServiceTypeLoadBalancer {
+			errs = append(errs, field.Forbidden(p.Child("loadBalancerClass"), "may only be used when `type` is 'LoadBalancer'"))
+		} else {
+			errs = append(errs, invalidEach(p.Child("loadBalancerClass"), *c, utilvalidation.IsQualifiedName(*c))...)
+		}
+	}
 	for i, ip := range s.ExternalIPs {
 		ep := p.Child("externalIPs").Index(i)
 		errs = append(errs, validateIP(ip, ep)...)
@@ -314,6 +326,12 @@ func validateServiceUpdate(old, svc *corev1.Service) field.ErrorList {
 		errs = append(errs, apivalidation.ValidateImmutableField(svc.Spec.ClusterIP, old.Spec.ClusterIP,
 			field.NewPath("spec", "clusterIPs").Index(0))...)
 	}
+	// A LoadBalancer's class is set when it becomes one and kept (Kubernetes'
+	// validateLoadBalancerClassField).
+	if old.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.Type == corev1.ServiceTypeLoadBalancer &&
+		!ptrEqual(old.Spec.LoadBalancerClass, svc.Spec.LoadBalancerClass) {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "loadBalancerClass"), svc.Spec.LoadBalancerClass, "may not change once set"))
+	}
 	if ServiceNeedsHealthCheck(old) && ServiceNeedsHealthCheck(svc) && old.Spec.HealthCheckNodePort != 0 &&
 		svc.Spec.HealthCheckNodePort != old.Spec.HealthCheckNodePort {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "healthCheckNodePort"), svc.Spec.HealthCheckNodePort,
@@ -332,7 +350,10 @@ func validateServiceStatus(st *corev1.ServiceStatus, p *field.Path) field.ErrorL
 			errs = append(errs, oneOf(ip.Child("ipMode"), *in.IPMode, corev1.LoadBalancerIPModeVIP, corev1.LoadBalancerIPModeProxy)...)
 		}
 	}
-	return append(errs, metav1validation.ValidateConditions(st.Conditions, p.Child("conditions"))...)
+	// Its conditions are not validated, as Kubernetes' ValidateServiceStatusUpdate
+	// validates none (a condition without lastTransitionTime is taken: "should complete
+	// a service status lifecycle").
+	return errs
 }
 
 // validateLoadBalancerPoint checks one of a load balancer's ingress points (a Service's
@@ -349,4 +370,9 @@ func validateLoadBalancerPoint(ip, hostname string, p *field.Path) field.ErrorLi
 		}
 	}
 	return errs
+}
+
+// ptrEqual says whether a and b are both nil or point to equal values.
+func ptrEqual[T comparable](a, b *T) bool {
+	return a == b || a != nil && b != nil && *a == *b
 }

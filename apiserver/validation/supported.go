@@ -54,6 +54,9 @@ var supportedFields = map[string][]string{
 			"nodeInfo.machineID",
 			"nodeInfo.operatingSystem",
 			"nodeInfo.osImage",
+			// Deprecated and never set by Kubernetes' kubelet, but stored as written, as
+			// Kubernetes stores it (its node lifecycle test creates a Node with phase Running).
+			"phase",
 		}),
 	),
 	kinds.ReplicaSet: slices.Concat(
@@ -228,6 +231,7 @@ var supportedFields = map[string][]string{
 			"internalTrafficPolicy",
 			"ipFamilies[*]",
 			"ipFamilyPolicy",
+			"loadBalancerClass", // the default implementation (controllers/servicelb) leaves such a Service alone
 			"ports[*].appProtocol",
 			"ports[*].name",
 			"ports[*].nodePort",

@@ -76,6 +76,9 @@ func TestNotSupported(t *testing.T) {
 		{"node status", &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}, Status: corev1.NodeStatus{
 			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "v1.37.2", SystemUUID: "u"}, DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}}}},
 			[]string{"status.nodeInfo.systemUUID" + forbidden}},
+		{"node phase", &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "e2e-fake-node"}, Spec: corev1.NodeSpec{Unschedulable: true},
+			Status: corev1.NodeStatus{Phase: corev1.NodeRunning, Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "E2E"}}}},
+			nil},
 		{"lease", &coordinationv1.Lease{ObjectMeta: meta("l"), Spec: coordinationv1.LeaseSpec{HolderIdentity: new("a"), PreferredHolder: new("b")}},
 			[]string{"spec.preferredHolder" + forbidden}},
 		{"namespace", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", SelfLink: "/api/v1/namespaces/a"},

@@ -2,7 +2,8 @@
 // type LoadBalancer is served on its node ports by every node (the service proxy), so
 // its load balancer's ingress points (status.loadBalancer.ingress) are the addresses of
 // the nodes that are Ready — each node's ExternalIP, or its InternalIP when it has none.
-// A Service that is no longer of type LoadBalancer has its ingress points cleared.
+// A Service that is no longer of type LoadBalancer has its ingress points cleared. One
+// with a loadBalancerClass is another implementation's, left alone.
 package servicelb
 
 import (
@@ -87,6 +88,11 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	ns, name := cache.SplitKey(key)
 	svc, ok := c.svcs.Get(ns, name)
 	if !ok {
+		return 0, nil
+	}
+	if svc.Spec.LoadBalancerClass != nil {
+		// Another implementation's load balancer: its ingress points are its to write,
+		// as Kubernetes' default implementations leave such a Service alone.
 		return 0, nil
 	}
 	var want []corev1.LoadBalancerIngress

@@ -98,6 +98,22 @@ func TestController(t *testing.T) {
 		t.Fatal(err)
 	}
 	ingress("[10.0.0.1 10.0.0.2]")
+	// A load balancer of another class is that implementation's: no ingress points.
+	other := svc.DeepCopy()
+	other.Name, other.Spec.LoadBalancerClass = "other", new("example.com/internal-vip")
+	if _, err := cs.Services.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 10*time.Second, "the class's Service in the cache", func() (bool, string) {
+		_, ok := ctl.svcs.Get("default", "other")
+		return ok, "not yet"
+	})
+	if _, err := ctl.Reconcile(ctx, "default/other"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := cs.Services.Get(ctx, "default", "other"); err != nil || len(o.Status.LoadBalancer.Ingress) != 0 {
+		t.Fatalf("a Service of another load balancer class: ingress %v, %v; want none", o.Status.LoadBalancer.Ingress, err)
+	}
 	s, err := cs.Services.Get(ctx, "default", "web")
 	if err != nil {
 		t.Fatal(err)

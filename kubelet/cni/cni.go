@@ -271,7 +271,12 @@ func (n *Network) teardown(ctx context.Context, list *libcni.NetworkConfigList, 
 		return n.forget(uid) // never set up, or torn down already
 	}
 	rt := &libcni.RuntimeConf{ContainerID: string(uid), NetNS: path, IfName: "eth0"}
-	// With the cached result (its range) when there is one.
+	// With the set-up's capability arguments (its port mappings: the portmap plugin
+	// removes a pod's hostPort rules only when the delete names them, as containerd's
+	// CRI plugin names them) and the cached result (its range) when there are.
+	if _, cachedRT, err := n.cni.GetNetworkListCachedConfig(list, rt); err == nil && cachedRT != nil {
+		rt.CapabilityArgs = cachedRT.CapabilityArgs
+	}
 	if cached, err := n.cni.GetNetworkListCachedResult(list, rt); err == nil && cached != nil {
 		if r, err := types100.NewResultFromResult(cached); err == nil && len(r.IPs) > 0 {
 			a := r.IPs[0].Address

@@ -163,6 +163,29 @@ func TestNetwork(t *testing.T) {
 	if err := nw.TearDown(ctx, "b"); err != nil {
 		t.Fatalf("tear-down twice: %v", err)
 	}
+	// A torn-down pod's hostPort rules go with it (the portmap plugin's chain and the
+	// jump to it).
+	c := pod("c")
+	c.HostPorts = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 18081, Protocol: corev1.ProtocolTCP}}
+	if _, err := nw.SetUp(ctx, c, cidr); err != nil {
+		t.Fatal(err)
+	}
+	nat := func() string {
+		out, err := exec.Command("ip", "netns", "exec", node, "iptables", "-t", "nat", "-S").CombinedOutput()
+		if err != nil {
+			t.Fatalf("iptables: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	if !strings.Contains(nat(), "18081") {
+		t.Fatalf("pod c's hostPort 18081 not forwarded: %s", nat())
+	}
+	if err := nw.TearDown(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if rules := nat(); strings.Contains(rules, "18081") || strings.Contains(rules, `id: \"c\"`) {
+		t.Fatalf("pod c's hostPort rules after its tear-down:\n%s", rules)
+	}
 	// A restarted network: it knows pod a is set up; pod a keeps its address, new
 	// pods never get it.
 	nw = newNet()

@@ -17,7 +17,9 @@
 // writes to (attach.go). A container with stdin and no tty has FIFOs for its three
 // streams, its logging program started by the runtime (attach.go).
 // Each runs in its pod's cgroup (cgroups.go), with its CPU limit as a CFS quota, its CPU
-// request as cpu shares (weight on cgroup v2) and its memory limit; a container killed
+// request as cpu shares (weight on cgroup v2) and its memory limit, and sees its own
+// cgroups at /sys/fs/cgroup (read-only, in a cgroup namespace of its own on v2), as
+// containerd's CRI plugin mounts them; a container killed
 // by the OOM killer exits with reason OOMKilled. A container's identity (pod uid, name,
 // namespace, container name, attempt), its cgroup and its start time are container
 // labels; exit codes and times come from its task, which is kept until Remove so that
@@ -405,6 +407,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 		}
 		specOpts = append(specOpts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: ns}))
 	}
+	specOpts = append(specOpts, cgroupMountOpts(cfg.Mounts, cfg.Security.Privileged, r.unified())...)
 	specOpts = append(specOpts, mountOpts(cfg.Mounts)...)
 	if cfg.Hostname != "" {
 		specOpts = append(specOpts, oci.WithHostname(cfg.Hostname))

@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/identifiers"
 	"github.com/containerd/containerd/images"
+	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/remotes/docker"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -546,5 +549,100 @@ func TestSELinuxOpts(t *testing.T) {
 		if got := errors.Is(err, kubelet.ErrContainerConfig); got != enabled {
 			t.Errorf("SELinux enabled %v: error %v", enabled, err)
 		}
+	}
+}
+
+// TestCgroupMountOpts: a container's spec mounts its cgroups at /sys/fs/cgroup,
+// read-only unless privileged, with a cgroup namespace of its own on a v2 host (not
+// when privileged), as containerd's CRI plugin makes it; a pod's own mount there takes
+// its place.
+func TestCgroupMountOpts(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		mounts              []kubelet.Mount
+		privileged, unified bool
+		wantMount, wantRO   bool
+		wantNS              bool
+	}{
+		{name: "v1", wantMount: true, wantRO: true},
+		{name: "v2", unified: true, wantMount: true, wantRO: true, wantNS: true},
+		{name: "v2 privileged", unified: true, privileged: true, wantMount: true},
+		{name: "the pod's own", unified: true, mounts: []kubelet.Mount{{HostPath: "/sys/fs/cgroup", ContainerPath: "/sys/fs/cgroup/"}}},
+	} {
+		s, err := oci.GenerateSpecWithPlatform(namespaces.WithNamespace(context.Background(), "test"), nil, "linux/amd64", &containers.Container{ID: "c"},
+			cgroupMountOpts(tc.mounts, tc.privileged, tc.unified)...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var cg *specs.Mount
+		sys := -1
+		for i, m := range s.Mounts {
+			switch m.Destination {
+			case "/sys":
+				sys = i
+			case "/sys/fs/cgroup":
+				if sys < 0 {
+					t.Errorf("%s: /sys/fs/cgroup mounted before /sys: %+v", tc.name, s.Mounts)
+				}
+				cg = &s.Mounts[i]
+			}
+		}
+		if got := cg != nil; got != tc.wantMount {
+			t.Fatalf("%s: cgroup mount %v, want %v (%+v)", tc.name, got, tc.wantMount, s.Mounts)
+		}
+		if cg != nil {
+			if cg.Type != "cgroup" || cg.Source != "cgroup" {
+				t.Errorf("%s: mount %+v, want a cgroup filesystem", tc.name, *cg)
+			}
+			if got := slices.Contains(cg.Options, "ro"); got != tc.wantRO {
+				t.Errorf("%s: read-only %v, want %v (%v)", tc.name, got, tc.wantRO, cg.Options)
+			}
+		}
+		ns := slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.CgroupNamespace && n.Path == "" })
+		if ns != tc.wantNS {
+			t.Errorf("%s: private cgroup namespace %v, want %v", tc.name, ns, tc.wantNS)
+		}
+	}
+}
+
+// TestContainerCgroups: a container reads its own limits at /sys/fs/cgroup, where
+// Kubernetes' tests (the in-place resize's) read them, and cannot write them; on a v1
+// (or hybrid) host no cgroup2 filesystem shows at /sys/fs/cgroup, which those tests
+// take for v2.
+func TestContainerCgroups(t *testing.T) {
+	r, ctx := connect(t)
+	const image = "docker.io/library/skiff-busybox:cgroups"
+	busybox(t, r, ctx, image)
+	cfg := kubelet.ContainerConfig{PodUID: "cgroupmount-0123", PodName: "p", Namespace: "test", Image: image, Name: "limited",
+		Command: []string{"sleep", "3600"}}
+	cfg.MemoryBytes, cfg.CPUMillis = 64<<20, 250
+	id, err := r.CreateAndStart(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Remove(context.Background(), id) })
+	read := func(cmd string) (string, int) {
+		t.Helper()
+		res, err := r.ExecSync(ctx, id, []string{"sh", "-c", cmd}, 30*time.Second)
+		if err != nil {
+			t.Fatalf("exec %q: %v", cmd, err)
+		}
+		return strings.TrimSpace(string(res.Output)), res.ExitCode
+	}
+	want := map[string]string{"cpu/cpu.cfs_quota_us": "25000", "memory/memory.limit_in_bytes": strconv.Itoa(64 << 20)}
+	writable := "cpu/cpu.shares"
+	if r.unified() {
+		want = map[string]string{"cpu.max": "25000 100000", "memory.max": strconv.Itoa(64 << 20)}
+		writable = "cpu.weight"
+	} else if out, _ := read("mount -t cgroup2"); strings.Contains(out, "/sys/fs/cgroup") {
+		t.Errorf("a v1 host's container shows cgroup2 at /sys/fs/cgroup: %q", out)
+	}
+	for f, w := range want {
+		if got, code := read("head -n 1 /sys/fs/cgroup/" + f); got != w || code != 0 {
+			t.Errorf("/sys/fs/cgroup/%s = %q (exit %d), want %s", f, got, code, w)
+		}
+	}
+	if out, code := read("echo 2 > /sys/fs/cgroup/" + writable); code == 0 {
+		t.Errorf("/sys/fs/cgroup is writable in an unprivileged container: %q", out)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path"
 	"slices"
 	"sync"
 	"time"
@@ -47,6 +48,35 @@ func mountOpts(mounts []kubelet.Mount) []oci.SpecOpts {
 	}
 	return out
 }
+
+// cgroupMountOpts mounts the container's own cgroups at /sys/fs/cgroup, read-only (a
+// privileged container's writable), as containerd's CRI plugin does for Kubernetes'
+// pods: tools and tests in the container read their limits there (Kubernetes' in-place
+// resize tests read cpu.max, or cpu/cpu.cfs_quota_us on cgroup v1). On a cgroup v2 host
+// the container also gets a cgroup namespace of its own (not a privileged one, as the
+// CRI plugin), so the cgroup2 filesystem runc mounts is rooted at the container's
+// cgroup; on v1 (and hybrid) hosts runc binds each hierarchy's container cgroup there.
+// A mount of the pod's own at /sys/fs/cgroup takes its place.
+func cgroupMountOpts(mounts []kubelet.Mount, privileged, unified bool) []oci.SpecOpts {
+	if slices.ContainsFunc(mounts, func(m kubelet.Mount) bool { return path.Clean(m.ContainerPath) == cgroupMountPoint }) {
+		return nil
+	}
+	opts := []string{"nosuid", "noexec", "nodev", "relatime", "ro"}
+	if privileged {
+		opts = opts[:len(opts)-1]
+	}
+	out := []oci.SpecOpts{func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: cgroupMountPoint, Type: "cgroup", Source: "cgroup", Options: opts})
+		return nil
+	}}
+	if unified && !privileged {
+		out = append(out, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.CgroupNamespace}))
+	}
+	return out
+}
+
+// cgroupMountPoint is where a container finds its cgroups.
+const cgroupMountPoint = "/sys/fs/cgroup"
 
 // securityOpts applies a container's securityContext to its spec, as containerd's CRI
 // plugin does: after the image's user, the pod's and container's user and groups; then

@@ -11,6 +11,7 @@
 #   test/conformance/conformance.sh images   # only the images (into bin/conformance/registry)
 #   test/conformance/conformance.sh test     # cluster, run, report with the images built
 #   test/conformance/conformance.sh report   # the table of the last run's report.json
+#   test/conformance/conformance.sh clean    # what a run's stopped cluster left (leftovers)
 #
 # Environment: FOCUS, SKIP (ginkgo regexps; default the [Conformance] tests without
 # [Serial] and [Disruptive]), TIMEOUT (the whole run, ginkgo's --timeout; default 60m),
@@ -44,6 +45,7 @@ deps() {
 }
 
 pids=()
+ourcluster= # set when the script started a skiff up
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do
@@ -52,8 +54,109 @@ cleanup() {
 	for p in "${pids[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
+	[ -z "$ourcluster" ] || leftovers
 }
 trap cleanup EXIT
+
+# leftovers removes what the script's skiff up (stopped) left of its pods: it stops
+# their containers, but leaves their volumes and network, as a kubelet that stops does.
+# It goes by the names that cluster used, and touches nothing another made: its data
+# directory $OUT/up (whose path's hash names its containerd's state,
+# /run/skiff/containerd-HASH, and its pods' network namespaces, /run/skiff/netns-HASH)
+# and its pods' CNI results there (their veths and container IDs):
+#   - its containers' processes and shims, if any still run (their pids in that state);
+#   - the mounts under $OUT/up and those two directories (volumes, network namespaces,
+#     root filesystems), and the two directories;
+#   - its pods' cgroups (pod<uid>, under the kubelet's cgroup root /skiff);
+#   - its pods' veths, and the bridge cni0 once no port is left on it;
+#   - the portmap plugin's nat rules and CNI-DN-* chains of its pods (each rule's
+#     comment names the pod's container ID), and the plugin's CNI-HOSTPORT-* chains and
+#     the jumps to them once no pod's rule is left in them.
+leftovers() {
+	local up=$OUT/up abs sum st ns d pid m id chain n
+	[ -d "$up" ] && [ "$(id -u)" = 0 ] || return 0
+	local -
+	set +e +o pipefail # each step on its own: what is gone already is no failure
+	abs=$(realpath -s -m "$up") # skiff up hashes the cleaned path as given, links kept
+	sum=$(printf %s "$abs" | sha256sum | cut -c1-12)
+	st=/run/skiff/containerd-$sum
+	ns=/run/skiff/netns-$sum
+	if [ -d "$st" ] && ! pgrep -f -- "--config $st/config.toml" >/dev/null; then
+		# Its containerd is gone: kill what its shims still run (a pid is taken only if
+		# the process is still that container's, by its cgroup, or that shim, by its
+		# socket's address) and drop the containers' runc state.
+		for d in "$st"/io.containerd.runtime.v2.task/*/*/; do
+			d=${d%/}
+			id=${d##*/}
+			pid=$(cat "$d/init.pid" 2>/dev/null) && grep -qF "/$id" "/proc/$pid/cgroup" 2>/dev/null && kill -9 "$pid"
+			pid=$(cat "$d/shim.pid" 2>/dev/null) && grep -qF "$st/" "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"
+			n=${d%/*}
+			rm -rf "/run/containerd/runc/${n##*/}/$id"
+		done
+	fi
+	findmnt -rn -o TARGET | grep -E "^($abs|$ns|$st)/" | sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+	done
+	rm -rf "$ns"
+	pgrep -f -- "--config $st/config.toml" >/dev/null || rm -rf "$st"
+	local -A pod=()
+	for d in "$up"/kubelet/pods/*/; do
+		d=${d%/}
+		pod[pod${d##*/}]=1
+	done
+	if ((${#pod[@]})); then
+		find /sys/fs/cgroup -maxdepth 5 -type d -path '*/skiff/*' -name 'pod*' 2>/dev/null | while read -r m; do
+			[ -z "${pod[${m##*/}]:-}" ] || find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		done
+	fi
+	# The pods' CNI results: "id veth" of each.
+	local results=()
+	[ -d "$up/cni/cache/results" ] && mapfile -t results < <(python3 - "$up/cni/cache/results" <<'PY'
+import json, os, sys
+for f in sorted(os.listdir(sys.argv[1])):
+    try:
+        c = json.load(open(os.path.join(sys.argv[1], f)))
+    except (OSError, ValueError):
+        continue
+    ifs = (c.get("result") or {}).get("interfaces") or []
+    veths = [i["name"] for i in ifs[1:] if not i.get("sandbox")]  # the first is the bridge
+    print(c.get("containerId", ""), " ".join(veths))
+PY
+)
+	for m in "${results[@]}"; do
+		for d in ${m#* }; do
+			[ "$d" = "${m%% *}" ] || ip link del "$d" 2>/dev/null || true
+		done
+	done
+	if command -v iptables >/dev/null && iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1; then
+		for m in "${results[@]}"; do
+			id=${m%% *}
+			[ -n "$id" ] || continue
+			# Highest rule number first, so the numbers left stay right.
+			iptables -t nat -L CNI-HOSTPORT-DNAT -n --line-numbers | grep -F "id: \"$id\"" | sort -rn |
+				while read -r n chain _; do
+					iptables -t nat -D CNI-HOSTPORT-DNAT "$n"
+					iptables -t nat -F "$chain" 2>/dev/null && iptables -t nat -X "$chain" 2>/dev/null || true
+				done
+		done
+		if [ "$(iptables -t nat -S CNI-HOSTPORT-DNAT | wc -l)" = 1 ]; then # only its -N line
+			for chain in PREROUTING OUTPUT POSTROUTING; do
+				iptables -t nat -L "$chain" -n --line-numbers | awk '$2 ~ /^CNI-HOSTPORT-/ {print $1}' | sort -rn |
+					while read -r n; do iptables -t nat -D "$chain" "$n"; done
+			done
+			for chain in CNI-HOSTPORT-DNAT CNI-HOSTPORT-SETMARK CNI-HOSTPORT-MASQ; do
+				iptables -t nat -F "$chain" 2>/dev/null || true
+			done
+			for chain in CNI-HOSTPORT-DNAT CNI-HOSTPORT-SETMARK CNI-HOSTPORT-MASQ; do
+				iptables -t nat -X "$chain" 2>/dev/null || true
+			done
+		fi
+	fi
+	if ip link show cni0 >/dev/null 2>&1 && [ -z "$(ip -o link show master cni0)" ]; then
+		ip link del cni0
+	fi
+	log "removed what the cluster of $up left (mounts, network namespaces, veths, cni0, portmap's chains)"
+}
 
 # module makes $mod: a module requiring k8s.io/kubernetes, whose go.mod requires its
 # staging modules at v0.0.0 and replaces them with its own directories, which a module
@@ -151,15 +254,20 @@ EOF
 	exit 1
 }
 
-# busyboxtree DIR lays out a static busybox (Debian's busybox-static, /bin/busybox)
-# with every applet linked at its own path and, as in the busybox image, in /bin (the
-# sysctl test runs /bin/sysctl), and the files a base image has.
+# busyboxtree DIR lays out Debian's busybox (the package busybox, with the libraries it
+# links) with every applet linked at its own path and, as in the busybox image, in /bin
+# (the sysctl test runs /bin/sysctl), and the files a base image has. Not the static
+# busybox-static: its shell runs its own applets before the programs on PATH
+# (FEATURE_SH_STANDALONE), so that `sh -c 'nc -u ...'` in agnhost ran busybox's nc,
+# which has no -u, -v nor -z, and not the image's netcat-openbsd; the busybox image's
+# shell (and Alpine's) looks PATH up.
 busyboxtree() {
 	local d=$1 a
 	mkdir -p "$d/bin" "$d/sbin" "$d/usr/bin" "$d/usr/sbin" "$d/etc" "$d/root" "$d/tmp" "$d/var/tmp" "$d/home"
 	chmod 1777 "$d/tmp" "$d/var/tmp"
-	cp /bin/busybox "$d/bin/busybox"
-	for a in $(/bin/busybox --list-full); do
+	debtree "$d" busybox || { log "no busybox package: the images are not built"; exit 1; }
+	sharedlibs "$d" /bin/busybox
+	for a in $("$d/bin/busybox" --list-full); do
 		[ "$a" = bin/busybox ] || [ -e "$d/$a" ] || ln -s /bin/busybox "$d/$a"
 		[ -e "$d/bin/${a##*/}" ] || ln -s busybox "$d/bin/${a##*/}"
 	done
@@ -167,6 +275,14 @@ busyboxtree() {
 	printf 'root:x:0:\nnobody:x:65534:\n' >"$d/etc/group"
 	: >"$d/etc/hosts"
 	: >"$d/etc/resolv.conf"
+}
+
+# intree DIR CMD runs the shell command CMD in the tree DIR as a container would (its
+# /bin/sh, the image's PATH), printing what it prints; as root only (chroot), else it
+# prints nothing.
+intree() {
+	[ "$(id -u)" = 0 ] || return 0
+	env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin chroot "$1" /bin/sh -c "$2" 2>&1 || true
 }
 
 # images builds the images the conformance tests run and pushes them to the registry,
@@ -206,6 +322,12 @@ images() {
 		ln -s nc.openbsd "$img/agnhost/bin/nc"
 		sharedlibs "$img/agnhost" /bin/nc.openbsd
 	fi
+	# The tests run nc through the shell: it must be netcat-openbsd's (-u, -v, -z), not
+	# an applet of the shell's own (whose name is all `command -v` says of it).
+	case $(intree "$img/agnhost" 'command -v nc') in
+	'' | /bin/nc) ;;
+	*) log "agnhost's shell runs its own nc, not netcat-openbsd's /bin/nc: $(intree "$img/agnhost" 'command -v nc')"; exit 1 ;;
+	esac
 	echo 'user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh' >>"$img/agnhost/etc/passwd"
 	printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >>"$img/agnhost/etc/group"
 	# 2.55 (AgnhostPrev) is the same build as 2.66.1: the tests that use it only run it.
@@ -310,6 +432,7 @@ cluster() {
 	HOME=$OUT/home "$OUT/skiff" up --data-dir "$OUT/up" --listen "$API" --ui-listen "" \
 		--runtime containerd >"$OUT/up.log" 2>&1 &
 	pids+=($!)
+	ourcluster=1
 	for _ in $(seq 300); do
 		[ -s "$OUT/up/kubeconfig" ] && break
 		kill -0 "${pids[-1]}" 2>/dev/null || { log "skiff up exited: $(tail -20 "$OUT/up.log")"; exit 1; }
@@ -389,6 +512,11 @@ images)
 	images
 	;;
 report) report ;;
+clean)
+	# What the cluster of an earlier run left, if it was stopped without the script's
+	# own cleanup (killed with the script, or the script's older versions).
+	leftovers
+	;;
 test)
 	# Another run with the images of an earlier 'images' (kept in the registry's
 	# storage): the registry again, a cluster, the run.
@@ -407,7 +535,7 @@ all)
 	report
 	;;
 *)
-	echo "usage: $0 [all|build|images|test|report]" >&2
+	echo "usage: $0 [all|build|images|test|report|clean]" >&2
 	exit 2
 	;;
 esac
