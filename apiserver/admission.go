@@ -29,11 +29,14 @@ func admitCreate(obj kinds.Object) error {
 	return validation.Validate(obj)
 }
 
-func admitUpdate(old, obj kinds.Object) error {
+func admitUpdate(old, obj kinds.Object, sameSpec bool) error {
 	if pod, ok := obj.(*corev1.Pod); ok {
 		keepPriority(old.(*corev1.Pod), pod)
 	}
 	validation.Default(obj)
+	if sameSpec {
+		return validation.ValidateUpdateSameSpec(old, obj)
+	}
 	return validation.ValidateUpdate(old, obj)
 }
 

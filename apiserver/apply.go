@@ -189,8 +189,9 @@ func builtinFieldManager(info *kinds.Info, subresource string, reset map[fieldpa
 
 // customFieldManager is the field manager of a custom kind, as kube-apiserver's CRD
 // handler makes it: its objects are unstructured, typed by the CRD's schemas (every
-// version's), converted between versions by their apiVersion alone (conversion None),
-// with the storage version as the hub, and defaulted by the version's schema.
+// version's), converted between versions as the CRD converts them (customConvertor:
+// by their apiVersion alone with conversion None, through the webhook otherwise), with
+// the storage version as the hub, and defaulted by the version's schema.
 func customFieldManager(info *kinds.Info, subresource string, reset map[fieldpath.APIVersion]fieldpath.Filter) (*managedfields.FieldManager, error) {
 	crd := info.Custom.CRD
 	tc, err := openapi.CRDTypeConverter(crd)
@@ -206,8 +207,12 @@ func customFieldManager(info *kinds.Info, subresource string, reset map[fieldpat
 	return fm, nil
 }
 
-// customConvertor converts a custom resource between its CRD's versions: conversion
-// None, only the apiVersion changes.
+// customConvertor converts a custom resource between its CRD's versions as its CRD
+// says (kinds.Info.ConvertCustom): with conversion None only the apiVersion changes;
+// with a webhook, the webhook converts it. The field manager converts objects to the
+// versions of the managers in managedFields, so that fields applied in one version are
+// owned, and conflict, in every other (Kubernetes' CRD field manager takes the CRD's
+// converter alike).
 type customConvertor struct{}
 
 func (customConvertor) Convert(in, out, context any) error {
@@ -223,8 +228,32 @@ func (customConvertor) ConvertToVersion(in runtime.Object, gv runtime.GroupVersi
 	if !ok {
 		return nil, fmt.Errorf("convert %s to %v: no such version", u.GroupVersionKind(), gv)
 	}
-	out := u.DeepCopy()
-	out.SetGroupVersionKind(target)
+	from, fromOK := kinds.ForGroupVersionKind(u.GetAPIVersion(), u.GetKind())
+	to, toOK := kinds.ForGroupVersionKind(target.GroupVersion().String(), target.Kind)
+	if target == u.GroupVersionKind() || !fromOK || !toOK || from.Custom == nil || to.Custom == nil {
+		out := u.DeepCopy()
+		out.SetGroupVersionKind(target)
+		return out, nil
+	}
+	js, err := u.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	c := from.New().(*kinds.Custom)
+	if err := c.UnmarshalJSON(js); err != nil {
+		return nil, err
+	}
+	converted, err := to.ConvertCustom([]*kinds.Custom{c})
+	if err != nil {
+		return nil, err
+	}
+	if js, err = json.Marshal(converted[0]); err != nil {
+		return nil, err
+	}
+	out := &unstructured.Unstructured{}
+	if err := out.UnmarshalJSON(js); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

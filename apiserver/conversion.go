@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsv1beta1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1beta1"
 	"k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -23,9 +24,11 @@ import (
 
 // A CRD whose spec.conversion.strategy is Webhook has its custom resources converted
 // between its versions by its webhook, as apiextensions-apiserver's webhook converter
-// does: the objects not already in the version wanted are sent in one
-// apiextensions.k8s.io/v1 ConversionReview (a list's in one review, not one each), the
-// answer's uid and result checked, and each converted object must have the apiVersion
+// does: the objects not already in the version wanted are sent in one ConversionReview
+// (a list's in one review, not one each) of the first version of the webhook's
+// conversionReviewVersions that Skiff knows (apiextensions.k8s.io/v1 or v1beta1, the
+// same on the wire), the answer's result checked (and, in v1, its apiVersion, kind and
+// uid: Kubernetes never checked them in v1beta1, and does not), and each converted object must have the apiVersion
 // asked for and keep its kind, name, namespace and uid; of its metadata only labels and
 // annotations are taken from the webhook, the rest is the original's. Errors read as
 // Kubernetes': "conversion webhook for stable.example.com/v1, Kind=CronTab failed: ...".
@@ -58,14 +61,18 @@ func (wh *webhooks) convert(ctx context.Context, crd *apiextensionsv1.CustomReso
 	if conv == nil || conv.Webhook == nil || conv.Webhook.ClientConfig == nil {
 		return nil, errors.New("failed: the CRD has no webhook clientConfig")
 	}
-	supported := false
+	reviewVersion := ""
 	for _, v := range conv.Webhook.ConversionReviewVersions {
-		supported = supported || v == "v1"
+		if v == apiextensionsv1.SchemeGroupVersion.Version || v == apiextensionsv1beta1.SchemeGroupVersion.Version {
+			reviewVersion = v
+			break
+		}
 	}
-	if !supported {
-		return nil, fmt.Errorf("failed: no supported conversion review versions (Skiff sends v1; the CRD accepts %v)", conv.Webhook.ConversionReviewVersions)
+	if reviewVersion == "" {
+		return nil, errors.New("failed: no supported conversion review versions")
 	}
-	review := apiextensionsv1.ConversionReview{TypeMeta: metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "ConversionReview"},
+	// v1beta1's ConversionReview is v1's, field for field: only the apiVersion differs.
+	review := apiextensionsv1.ConversionReview{TypeMeta: metav1.TypeMeta{APIVersion: apiextensionsv1.GroupName + "/" + reviewVersion, Kind: "ConversionReview"},
 		Request: &apiextensionsv1.ConversionRequest{UID: uuid.NewUUID(), DesiredAPIVersion: apiVersion}}
 	for _, c := range objs {
 		b, err := json.Marshal(c)
@@ -87,7 +94,7 @@ func (wh *webhooks) convert(ctx context.Context, crd *apiextensionsv1.CustomReso
 	if err != nil {
 		return nil, fmt.Errorf("failed: %w", err)
 	}
-	converted, err := convertedObjects(review.Request.UID, data)
+	converted, err := convertedObjects(reviewVersion, review.Request.UID, data)
 	if err != nil {
 		return nil, fmt.Errorf("failed: %w", err)
 	}
@@ -105,18 +112,21 @@ func (wh *webhooks) convert(ctx context.Context, crd *apiextensionsv1.CustomReso
 	return out, nil
 }
 
-// convertedObjects reads a ConversionReview's answer: its objects when it succeeded.
-func convertedObjects(uid types.UID, data []byte) ([]runtime.RawExtension, error) {
+// convertedObjects reads the answer to a ConversionReview of reviewVersion: its objects
+// when it succeeded. A v1beta1 answer's apiVersion, kind and uid are not checked, as
+// Kubernetes never did.
+func convertedObjects(reviewVersion string, uid types.UID, data []byte) ([]runtime.RawExtension, error) {
 	var resp apiextensionsv1.ConversionReview
 	if err := json.Unmarshal(data, &resp); err != nil {
 		return nil, fmt.Errorf("received invalid webhook response: %w", err)
 	}
+	v1 := reviewVersion == apiextensionsv1.SchemeGroupVersion.Version
 	switch {
-	case resp.APIVersion != "apiextensions.k8s.io/v1" || resp.Kind != "ConversionReview":
+	case v1 && (resp.APIVersion != "apiextensions.k8s.io/v1" || resp.Kind != "ConversionReview"):
 		return nil, fmt.Errorf("expected webhook response of apiextensions.k8s.io/v1, Kind=ConversionReview, got %s, Kind=%s", resp.APIVersion, resp.Kind)
 	case resp.Response == nil:
 		return nil, errors.New("no response provided")
-	case resp.Response.UID != uid:
+	case v1 && resp.Response.UID != uid:
 		return nil, fmt.Errorf("expected response.uid=%q, got %q", uid, resp.Response.UID)
 	case resp.Response.Result.Status != metav1.StatusSuccess:
 		if resp.Response.Result.Message != "" {

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -153,5 +155,68 @@ func TestConversionWebhook(t *testing.T) {
 	v2, _ = kinds.ForGroupVersionKind("stable.example.com/v2", "E2eTest")
 	if _, err := v2.ConvertCustom([]*kinds.Custom{a}); err == nil {
 		t.Error("converted without a converter")
+	}
+}
+
+// TestConversionReviewVersions: the review is sent in the first of the webhook's
+// conversionReviewVersions that Skiff knows (v1beta1 or v1), as Kubernetes sends it; a
+// v1beta1 answer's uid is not checked (Kubernetes never checked it), a v1 answer's is.
+func TestConversionReviewVersions(t *testing.T) {
+	t.Cleanup(func() { kinds.SetCustom(nil) })
+	convert := func(req *apiextensionsv1.ConversionRequest, objs []map[string]any) *apiextensionsv1.ConversionResponse {
+		for _, o := range objs {
+			crdconversion.ConvertHostPort(o, req.DesiredAPIVersion)
+		}
+		return nil
+	}
+	cs := crdconversion.Serve(t, map[string]crdconversion.Handler{
+		"/convert": convert,
+		"/any-uid": func(req *apiextensionsv1.ConversionRequest, objs []map[string]any) *apiextensionsv1.ConversionResponse {
+			resp := &apiextensionsv1.ConversionResponse{UID: "not-the-request", Result: metav1.Status{Status: metav1.StatusSuccess}}
+			for _, o := range objs {
+				crdconversion.ConvertHostPort(o, req.DesiredAPIVersion)
+				b, _ := json.Marshal(o)
+				resp.ConvertedObjects = append(resp.ConvertedObjects, runtime.RawExtension{Raw: b})
+			}
+			return resp
+		},
+	})
+	wh := newWebhooks(nil, hclog.NewNullLogger())
+	t.Cleanup(wh.close)
+	for _, tc := range []struct {
+		versions   []string
+		path       string
+		wantReview string // the review's apiVersion ("": none sent)
+		wantErr    string // a prefix of the error ("": converted)
+	}{
+		{[]string{"v1beta1"}, "/convert", "apiextensions.k8s.io/v1beta1", ""},
+		{[]string{"v1beta1", "v1"}, "/convert", "apiextensions.k8s.io/v1beta1", ""},
+		{[]string{"v3", "v1", "v1beta1"}, "/convert", "apiextensions.k8s.io/v1", ""},
+		{[]string{"v1beta1"}, "/any-uid", "apiextensions.k8s.io/v1beta1", ""},
+		{[]string{"v1"}, "/any-uid", "apiextensions.k8s.io/v1", "conversion webhook for stable.example.com/v1, Kind=E2eTest failed: expected response.uid="},
+		{[]string{"v3"}, "/convert", "", "conversion webhook for stable.example.com/v1, Kind=E2eTest failed: no supported conversion review versions"},
+	} {
+		crd := hostPortCRD(cs.Server.URL+tc.path, cs.CABundle)
+		crd.Spec.Conversion.Webhook.ConversionReviewVersions = tc.versions
+		kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{crd}, wh.convertWebhook)
+		v1, _ := kinds.ForGroupVersionKind("stable.example.com/v1", "E2eTest")
+		v2, _ := kinds.ForGroupVersionKind("stable.example.com/v2", "E2eTest")
+		a := v1.New().(*kinds.Custom)
+		a.Namespace, a.Name, a.UID, a.Content = "default", "a", "uid-a", map[string]any{"hostPort": "localhost:8080"}
+		sent := len(cs.ReviewVersions())
+		got, err := v2.ConvertCustom([]*kinds.Custom{a})
+		what := fmt.Sprintf("%v %s", tc.versions, tc.path)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", what, err)
+		case tc.wantErr == "" && (got[0].Content["host"] != "localhost" || got[0].APIVersion != "stable.example.com/v2"):
+			t.Errorf("%s: converted %+v", what, got[0])
+		case tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)):
+			t.Errorf("%s: error = %v, want %q", what, err, tc.wantErr)
+		}
+		reviews := cs.ReviewVersions()[sent:]
+		if tc.wantReview == "" && len(reviews) != 0 || tc.wantReview != "" && (len(reviews) != 1 || reviews[0] != tc.wantReview) {
+			t.Errorf("%s: reviews sent %v, want one of %s", what, reviews, tc.wantReview)
+		}
 	}
 }

@@ -46,7 +46,7 @@ func TestSelectableFields(t *testing.T) {
 		{&certificatesv1.CertificateSigningRequest{ObjectMeta: metav1.ObjectMeta{Name: "c2"}, Spec: certificatesv1.CertificateSigningRequestSpec{SignerName: "example.com/b"}}, "spec.signerName=example.com/a", false},
 		{&certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "example.com:a:1"}, Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: "example.com/a"}}, "spec.signerName=example.com/a", true},
 	} {
-		pred, _, _, err := selector(kinds.Of(tc.obj), selectable(kinds.Of(tc.obj)), "", tc.selector)
+		pred, _, _, err := selector(kinds.Of(tc.obj), selectable(kinds.Of(tc.obj)), "", tc.selector, "")
 		if err != nil {
 			t.Fatalf("%T %s: %v", tc.obj, tc.selector, err)
 		}
@@ -54,7 +54,7 @@ func TestSelectableFields(t *testing.T) {
 			t.Errorf("%T %s %s: matches = %v, want %v", tc.obj, tc.obj.GetName(), tc.selector, got, tc.want)
 		}
 	}
-	if _, _, _, err := selector(kinds.MustLookup(kinds.Node), selectable(kinds.MustLookup(kinds.Node)), "", "status.phase=Running"); err == nil {
+	if _, _, _, err := selector(kinds.MustLookup(kinds.Node), selectable(kinds.MustLookup(kinds.Node)), "", "status.phase=Running", ""); err == nil {
 		t.Error("a node field selector on status.phase was accepted")
 	}
 }
@@ -110,7 +110,7 @@ func TestCustomSelectableFields(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s %s: %v", tc.view.APIVersion, tc.selector, err)
 		}
-		pred, _, _, err := selector(stored, allowed, "", sel)
+		pred, _, _, err := selector(stored, allowed, "", sel, "")
 		if err != nil {
 			t.Fatalf("%s %s: %v", tc.view.APIVersion, tc.selector, err)
 		}
@@ -124,7 +124,7 @@ func TestCustomSelectableFields(t *testing.T) {
 	}{{v1, "spec.shape=round"}, {v2, "spec.color=blue"}, {v1, "status.phase=Ready"}} {
 		stored, sel, allowed, err := storageFieldSelector(tc.view, tc.selector)
 		if err == nil {
-			_, _, _, err = selector(stored, allowed, "", sel)
+			_, _, _, err = selector(stored, allowed, "", sel, "")
 		}
 		if want := "field label not supported: " + strings.SplitN(tc.selector, "=", 2)[0]; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s %s: error = %v, want %q", tc.view.APIVersion, tc.selector, err, want)

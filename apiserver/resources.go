@@ -896,8 +896,11 @@ func (r *resources) getObject(ctx context.Context, info *kinds.Info, ns, name st
 }
 
 // selector builds the store predicate and index choice for label and field selectors
-// on the stored kind info, whose fields a field selector may name are allowed.
-func selector(info *kinds.Info, allowed []string, labelSel, fieldSel string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
+// on the stored kind info, whose fields a field selector may name are allowed. deferTo,
+// when set, is the apiVersion of a custom kind converted by a webhook (convertedSelection):
+// an object stored in another version passes on its selectable fields, to be matched
+// once converted.
+func selector(info *kinds.Info, allowed []string, labelSel, fieldSel, deferTo string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
 	ls, err := labels.Parse(labelSel)
 	if err != nil {
 		return nil, "", "", badRequest("labelSelector: %v", err)
@@ -919,7 +922,15 @@ func selector(info *kinds.Info, allowed []string, labelSel, fieldSel string) (pr
 		if !ls.Matches(labels.Set(o.Labels)) {
 			return false
 		}
+		other := false
+		if deferTo != "" {
+			v := storedAPIVersion(o)
+			other = v != "" && v != deferTo
+		}
 		for _, req := range reqs {
+			if other && !isMetadataField(req.Field) {
+				continue
+			}
 			if (fieldValue(info, o, req.Field) == req.Value) == (req.Operator == selection.NotEquals) {
 				return false
 			}
@@ -1046,12 +1057,14 @@ func tooOldContinue(after store.Key) error {
 // list reads the objects of a kind.
 func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions) (listResult, error) {
 	// A kind served over another's storage lists the stored kind's objects.
+	requested := info
 	info, sel, allowed, err := storageFieldSelector(info, opts.fieldSelector)
 	if err != nil {
 		return listResult{}, err
 	}
 	opts.fieldSelector = sel
-	pred, field, value, err := selector(info, allowed, opts.labelSelector, opts.fieldSelector)
+	cs := convertedSelectionFor(requested, sel)
+	pred, field, value, err := selector(info, allowed, opts.labelSelector, opts.fieldSelector, cs.deferTo())
 	if err != nil {
 		return listResult{}, err
 	}
@@ -1127,6 +1140,11 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 			}
 		}
 		out.continueToken = encodeContinue(res.Revision, res.Objects[len(res.Objects)-1].Key, out.remaining)
+	}
+	if cs != nil {
+		if out.items, err = cs.filterObjects(out.items); err != nil {
+			return listResult{}, err
+		}
 	}
 	return out, nil
 }
@@ -1369,7 +1387,15 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 	if crd, ok := next.(*apiextensionsv1.CustomResourceDefinition); ok {
 		addStoredVersion(&crd.Spec, &crd.Status)
 	}
-	if info.HasSpec && !kinds.SectionEqual(cur, next, kinds.SpecSection) {
+	if pod, ok := next.(*corev1.Pod); ok {
+		if old, ok := cur.(*corev1.Pod); ok {
+			keepPriority(old, pod) // before comparing: a priority kept is no change
+		}
+	}
+	// One comparison serves the generation and the validation: a spec that did not
+	// change has nothing in it that may not change.
+	sameSpec := !info.HasSpec || kinds.SectionEqual(cur, next, kinds.SpecSection)
+	if !sameSpec {
 		next.SetGeneration(cur.GetGeneration() + 1)
 	}
 	if cur.GetDeletionTimestamp() != nil {
@@ -1379,7 +1405,7 @@ func prepareUpdate(info *kinds.Info, cur, next kinds.Object) (kinds.Object, erro
 			}
 		}
 	}
-	if err := admitUpdate(cur, next); err != nil {
+	if err := admitUpdate(cur, next, sameSpec); err != nil {
 		return nil, invalid(info, next.GetName(), err)
 	}
 	return next, nil

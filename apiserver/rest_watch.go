@@ -115,7 +115,7 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 		}
 		after = n
 	}
-	wt, err := a.res.openWatch(req.info, watchOptions{namespace: req.namespace, labelSelector: q.Get("labelSelector"),
+	wt, cs, err := a.res.openWatch(req.info, watchOptions{namespace: req.namespace, labelSelector: q.Get("labelSelector"),
 		fieldSelector: fieldSel, after: after, bookmarks: bookmarks})
 	var ae *apiError
 	if err != nil && !(errors.As(err, &ae) && ae.status.Reason == metav1.StatusReasonExpired) {
@@ -175,6 +175,12 @@ func (a *restAPI) watch(w http.ResponseWriter, r *http.Request, req *restRequest
 			w.Write(enc.errorEvent(storeError(req.info, "", err)))
 			return
 		}
+		if cs != nil {
+			if evs, err = cs.filterEvents(evs); err != nil {
+				w.Write(enc.errorEvent(err))
+				return
+			}
+		}
 		if err := enc.predecodeEvents(evs); err != nil {
 			w.Write(enc.errorEvent(err))
 			return
@@ -206,16 +212,20 @@ type watchOptions struct {
 	bookmarks                    bool
 }
 
-// openWatch starts a store watch, for either front end.
-func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watcher, error) {
+// openWatch starts a store watch, for either front end. The events of a custom kind
+// converted by a webhook and selected on its fields are finished by the selection it
+// returns (nil for every other watch: convertedSelection.filterEvents).
+func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watcher, *convertedSelection, error) {
 	// A kind served over another's storage watches the stored kind's objects.
+	requested := info
 	info, sel, allowed, err := storageFieldSelector(info, opts.fieldSelector)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	pred, field, value, err := selector(info, allowed, opts.labelSelector, sel)
+	cs := convertedSelectionFor(requested, sel)
+	pred, field, value, err := selector(info, allowed, opts.labelSelector, sel, cs.deferTo())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// An equality on an indexed field (a kubelet's spec.nodeName=NODE) serves the watch
 	// from the store's watch index: the watcher is woken for its node's pods only.
@@ -228,9 +238,9 @@ func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watch
 	}
 	w, err := r.store.Watch(so)
 	if err != nil {
-		return nil, storeError(info, "", err)
+		return nil, nil, storeError(info, "", err)
 	}
-	return w, nil
+	return w, cs, nil
 }
 
 // watchEncoder writes watch events in the request's format (JSON objects, or their

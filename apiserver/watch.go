@@ -29,7 +29,7 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 	if err != nil {
 		return err
 	}
-	w, err := r.openWatch(info, watchOptions{namespace: req.GetNamespace(), labelSelector: req.GetLabelSelector(),
+	w, cs, err := r.openWatch(info, watchOptions{namespace: req.GetNamespace(), labelSelector: req.GetLabelSelector(),
 		fieldSelector: req.GetFieldSelector(), after: after, bookmarks: req.GetAllowBookmarks()})
 	if err != nil {
 		return err
@@ -53,6 +53,14 @@ func (r *resources) Watch(req *apiv1.WatchRequest, stream apiv1.Resources_WatchS
 		}
 		if evs, err = r.atRest.openEvents(info, evs); err != nil {
 			return storeError(info, "", err)
+		}
+		if cs != nil {
+			if evs, err = cs.filterEvents(evs); err != nil {
+				return err
+			}
+			if len(evs) == 0 {
+				continue
+			}
 		}
 		resp := encodeWatchResponse(info, evs)
 		if err := stream.SendMsg(resp); err != nil {

@@ -8,6 +8,8 @@ import (
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/jsonmergepatch"
+	"k8s.io/apimachinery/pkg/util/mergepatch"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
 
@@ -158,31 +160,43 @@ func encodeLine(v any) ([]byte, error) {
 }
 
 // ApplyPatch computes kubectl apply's patch (client-side apply) from current, the object
-// as stored, to modified, the configuration being applied (AppliedConfiguration): a
-// three-way strategic merge patch (strategicpatch.CreateThreeWayMergePatch, with the
-// kind's Go type as patch metadata) whose third side is the configuration last applied,
-// read from current's LastAppliedAnnotation. So a field set in modified is set; a field
-// that was applied last time and is no longer is removed; a field never applied (replicas
-// set by scale, an annotation a controller wrote) is kept. "{}" means nothing to change.
-func ApplyPatch(current Object, modified []byte) ([]byte, error) {
+// as stored, to modified, the configuration being applied (AppliedConfiguration), and
+// its type: a three-way strategic merge patch (strategicpatch.CreateThreeWayMergePatch,
+// with the kind's Go type as patch metadata) whose third side is the configuration last
+// applied, read from current's LastAppliedAnnotation. So a field set in modified is set;
+// a field that was applied last time and is no longer is removed; a field never applied
+// (replicas set by scale, an annotation a controller wrote) is kept. A custom resource
+// has no Go type to merge its lists by, and the server refuses strategic merge patches
+// of it: as kubectl does for such kinds, its patch is a three-way JSON merge patch
+// (jsonmergepatch.CreateThreeWayJSONMergePatch: lists are replaced whole), which may
+// not change apiVersion, kind or name. "{}" means nothing to change.
+func ApplyPatch(current Object, modified []byte) ([]byte, types.PatchType, error) {
 	in := Of(current)
 	cur, err := ObjectJSON(current)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var original []byte
 	if last, ok := current.GetAnnotations()[LastAppliedAnnotation]; ok {
 		original = []byte(last)
 	}
+	if in.Custom != nil {
+		patch, err := jsonmergepatch.CreateThreeWayJSONMergePatch(original, modified, cur,
+			mergepatch.RequireKeyUnchanged("apiVersion"), mergepatch.RequireKeyUnchanged("kind"), mergepatch.RequireMetadataKeyUnchanged("name"))
+		if err != nil {
+			return nil, "", fmt.Errorf("compute apply patch of %s %q: %w", in.Kind, current.GetName(), err)
+		}
+		return patch, MergePatch, nil
+	}
 	meta, err := strategicpatch.NewPatchMetaFromStruct(in.New())
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	patch, err := strategicpatch.CreateThreeWayMergePatch(original, modified, cur, meta, true)
 	if err != nil {
-		return nil, fmt.Errorf("compute apply patch of %s %q: %w", in.Kind, current.GetName(), err)
+		return nil, "", fmt.Errorf("compute apply patch of %s %q: %w", in.Kind, current.GetName(), err)
 	}
-	return patch, nil
+	return patch, StrategicMergePatch, nil
 }
 
 // TwoWayPatch is the strategic merge patch that turns original into modified (both an

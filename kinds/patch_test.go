@@ -149,7 +149,7 @@ func TestApplyPatch(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			patch, err := ApplyPatch(tc.current, applied(t, tc.manifest))
+			patch, _, err := ApplyPatch(tc.current, applied(t, tc.manifest))
 			if err != nil {
 				t.Fatal(err)
 			}

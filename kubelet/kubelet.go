@@ -67,6 +67,12 @@ type podMemory struct {
 	// every pod's status (issue 26).
 	written   *corev1.PodStatus
 	writtenRV int64
+	// ownRV is writtenRV for the pod informer's handler, which reads it on its own
+	// goroutine to know the kubelet's own status write when it comes back (changed);
+	// writing is the status of a write not yet answered, whose watch event can come
+	// before the answer.
+	ownRV   atomic.Int64
+	writing atomic.Pointer[corev1.PodStatus]
 	// messages are exited attempts' termination messages, by container ID.
 	messages map[string]string
 	// mountErr is the last FailedMount event's message (one event per distinct one).
@@ -147,7 +153,11 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 	enqueue := func(p *corev1.Pod) { k.queue.Add(cache.Key(p)) }
 	k.pods.AddHandler(cache.Handler[*corev1.Pod]{
 		OnAdd: enqueue, OnDelete: enqueue,
-		OnUpdate: func(_, p *corev1.Pod) { enqueue(p) },
+		OnUpdate: func(old, p *corev1.Pod) {
+			if k.changed(old, p) {
+				enqueue(p)
+			}
+		},
 	})
 	return k, nil
 }

@@ -73,6 +73,7 @@ func TestKubelet(t *testing.T) {
 		{"extended", testExtendedResources},
 		{"podnetwork", testPodNetwork},
 		{"podnetworksweep", testPodNetworkSweep},
+		{"finishednetwork", testFinishedPodNetwork},
 		{"runtimehandler", testRuntimeHandler},
 		{"ephemeral", testEphemeralContainers},
 		{"resize", testResize},
@@ -747,6 +748,37 @@ func testPodNetwork(e *env) {
 	if ex, ok := existed[a.UID]; !ok || !ex {
 		t.Errorf("pod a's network torn down first while the pod object existed: %v (torn down: %v)", ex, ok)
 	}
+}
+
+// testFinishedPodNetwork: a pod whose containers have finished lets its address go in
+// the sync that writes its phase, not at the resync a minute later: its own status
+// write coming back does not sync it again.
+func testFinishedPodNetwork(e *env) {
+	t := e.t
+	if _, err := e.cs.Nodes.Create(e.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: e.node},
+		Spec: corev1.NodeSpec{PodCIDR: "10.42.9.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	net := sim.NewNetwork()
+	cfg := testConfig(e.node)
+	cfg.PodNetwork = net
+	e.start(sim.New(sim.Config{}), cfg)
+	// It runs a while: the relist sees it exit, and that sync writes Succeeded.
+	if _, err := e.cs.Pods.Create(e.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "job"},
+		Spec: corev1.PodSpec{NodeName: e.node, RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "work", Image: "busybox", Command: []string{"sh", "-c", "sleep 1; exit 0"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPod("job", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if n := net.Addresses(); n != 1 {
+		t.Fatalf("a running pod, %d addresses given, want 1", n)
+	}
+	e.waitPod("job", "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	// Well within the resync (a minute), which would let it go too.
+	waitfor.Condition(t, 20*time.Second, "the finished pod's address released", func() (bool, string) {
+		n := net.Addresses()
+		return n == 0, fmt.Sprintf("%d addresses given", n)
+	})
 }
 
 // tearDownSpy is a pod network that calls first at the first tear-down of each pod.

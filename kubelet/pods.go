@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -430,6 +431,13 @@ func (k *Kubelet) runPod(ctx context.Context, key string, pod *corev1.Pod, mine 
 	if err := k.writeStatus(ctx, key, pod, st, mem); err != nil {
 		return 0, err
 	}
+	if podTerminal(st.Phase) && !podTerminal(prev.Phase) {
+		// Finished: its network goes now, as a sync of a finished pod lets it go (its
+		// own status write coming back no longer brings that sync: changed).
+		if err := k.tearDown(ctx, pod.UID); err != nil {
+			return 0, err
+		}
+	}
 	return requeue, nil
 }
 
@@ -855,6 +863,43 @@ func (m *podMemory) caughtUp(pod *corev1.Pod) {
 	}
 }
 
+// changed tells whether a pod's update from old to cur changes anything its sync acts
+// on, as Kubernetes' pod config drops updates that do not differ semantically before
+// its sync loop: its spec (told by the generation, which the API server raises on every
+// change of it), labels and annotations (the downward API's files), its deletion, or
+// its status, unless that is the kubelet's own write of a finished pod coming back. A
+// finalizer's release, a managed field, or a finished pod's own status write do not
+// sync the pod again (two syncs of every Job pod). The own write of a pod still
+// running does: that sync is when a waiting container's reason moves on (ErrImagePull
+// to ImagePullBackOff) before its back-off's end brings the next one.
+func (k *Kubelet) changed(old, cur *corev1.Pod) bool {
+	if old.UID != cur.UID || old.Generation != cur.Generation ||
+		!old.DeletionTimestamp.Equal(cur.DeletionTimestamp) || !ptr.Equal(old.DeletionGracePeriodSeconds, cur.DeletionGracePeriodSeconds) ||
+		!maps.Equal(old.Labels, cur.Labels) || !maps.Equal(old.Annotations, cur.Annotations) {
+		return true
+	}
+	if podTerminal(cur.Status.Phase) && k.ownStatus(cur) {
+		return false
+	}
+	return !equality.Semantic.DeepEqual(&old.Status, &cur.Status)
+}
+
+// ownStatus tells whether pod, as the cache has it, is the kubelet's last status write:
+// the revision it made, or, while the write is not answered yet, its status.
+func (k *Kubelet) ownStatus(pod *corev1.Pod) bool {
+	k.mu.Lock()
+	m := k.memory[cache.Key(pod)]
+	k.mu.Unlock()
+	if m == nil || m.uid != pod.UID {
+		return false
+	}
+	if rv, err := strconv.ParseInt(pod.ResourceVersion, 10, 64); err == nil && m.ownRV.Load() == rv {
+		return true
+	}
+	st := m.writing.Load()
+	return st != nil && equality.Semantic.DeepEqual(st, &pod.Status)
+}
+
 // writeStatus writes st unless the pod already has it.
 func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, st *corev1.PodStatus, mem *podMemory) error {
 	if equality.Semantic.DeepEqual(st, &pod.Status) || (mem.written != nil && equality.Semantic.DeepEqual(st, mem.written)) {
@@ -863,7 +908,9 @@ func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, 
 	// No resourceVersion: the kubelet owns the pod's status; the uid keeps the write
 	// from landing on a new pod of the same name.
 	upd := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}, Status: *st}
+	mem.writing.Store(st)
 	out, err := k.cs.Pods.UpdateStatus(ctx, upd)
+	mem.writing.Store(nil)
 	switch {
 	case client.IsNotFound(err) || client.IsConflict(err):
 		return nil // gone or replaced: its own events bring it back
@@ -873,6 +920,7 @@ func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, 
 	mem.written, mem.writtenRV = st, math.MaxInt64
 	if rv, err := strconv.ParseInt(out.ResourceVersion, 10, 64); err == nil {
 		mem.writtenRV = rv
+		mem.ownRV.Store(rv)
 	}
 	if st.Phase != pod.Status.Phase {
 		k.log.Debug("pod phase", "pod", key, "phase", st.Phase)

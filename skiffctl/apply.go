@@ -209,7 +209,8 @@ func applyCmd(g *globals) *cobra.Command {
 (client-side apply): the configuration applied is kept in the object's
 kubectl.kubernetes.io/last-applied-configuration annotation, and the next apply sends a
 three-way strategic merge patch between that configuration, the new manifest and the
-object as it is. A field the manifest sets is set; a field the last apply set that the
+object as it is (a three-way JSON merge patch for custom resources, which have no
+strategic merge: their lists are replaced whole, as kubectl does). A field the manifest sets is set; a field the last apply set that the
 manifest no longer has is removed; a field never applied (replicas set by scale, an
 annotation a controller wrote) is kept. An unchanged manifest writes nothing and
 reports "unchanged". Every document of every file is applied, past failures; each
@@ -265,14 +266,14 @@ func (g *globals) applyOne(ctx context.Context, conn *client.Conn, d *manifest.D
 				"skiffctl apply should only be used on resources created declaratively by either skiffctl create --save-config or skiffctl apply. "+
 				"The missing annotation will be patched automatically.\n", info.Plural, name, kinds.LastAppliedAnnotation)
 		}
-		patch, err := kinds.ApplyPatch(cur, modified)
+		patch, pt, err := kinds.ApplyPatch(cur, modified)
 		if err != nil {
 			return err
 		}
 		if string(patch) == "{}" {
 			return g.result(info, cur, "unchanged", o, dry)
 		}
-		next, err := kinds.Patch(cur, kinds.StrategicMergePatch, patch)
+		next, err := kinds.Patch(cur, pt, patch)
 		if err != nil {
 			return err
 		}

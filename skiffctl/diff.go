@@ -149,11 +149,11 @@ func (g *globals) dryRunApply(ctx context.Context, conn *client.Conn, d *manifes
 	if err != nil {
 		return nil, nil, err
 	}
-	patch, err := kinds.ApplyPatch(cur, modified)
+	patch, pt, err := kinds.ApplyPatch(cur, modified)
 	if err != nil || string(patch) == "{}" {
 		return cur, cur, err
 	}
-	patched, err := kinds.Patch(cur, kinds.StrategicMergePatch, patch)
+	patched, err := kinds.Patch(cur, pt, patch)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -167,7 +167,8 @@ type Guard func(obj kinds.Object) error
 //     disruption controller) and of resourcequotas (the quota controller); nodes'
 //     updates and status; Leases in kube-system (its election); deletion of every kind
 //     (the garbage collector, the namespace controller emptying a namespace being
-//     deleted, the CSR cleaner); certificatesigningrequests' status and approval, and
+//     deleted, the CSR cleaner); updates of custom resources (the garbage collector's
+//     ownerReferences and finalizers); certificatesigningrequests' status and approval, and
 //     sign and approve on the kubernetes.io signers (the CSR signer).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status, and their deletion (preemption's victims); events; Leases in kube-system and creating that namespace; updating
@@ -290,6 +291,12 @@ func isRead(verb string) bool { return verb == Get || verb == List || verb == Wa
 
 func plural(kind string) string { return kinds.MustLookup(kind).Plural }
 
+// isCustom says whether a's resource is a custom kind's (a CRD's plural, in its group).
+func isCustom(a Attributes) bool {
+	in, ok := kinds.Lookup(a.Resource)
+	return ok && in.Custom != nil && in.Plural == a.Resource && (a.APIGroup == "" || a.APIGroup == in.Group)
+}
+
 func controllerManagerMay(a Attributes) bool {
 	if a.Resource == ResourceCluster {
 		return a.Verb == Get && a.Subresource == ""
@@ -305,6 +312,9 @@ func controllerManagerMay(a Attributes) bool {
 	}
 	if a.Verb == Delete && a.Subresource == "" {
 		return true
+	}
+	if a.Verb == Update && a.Subresource == "" && isCustom(a) {
+		return true // the garbage collector's ownerReferences and finalizers
 	}
 	switch a.Resource {
 	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.ReplicationController), plural(kinds.Pod), plural(kinds.Event),

@@ -255,7 +255,12 @@ func setContent(obj *kinds.Custom, root map[string]any) {
 // compiled, which its validation prevents.
 func customSchema(obj *kinds.Custom) (*CustomSchema, field.ErrorList) {
 	in := kinds.Of(obj)
-	if in.Conversion != nil {
+	if v, ok := kinds.ForGroupVersionKind(obj.APIVersion, obj.Kind); ok && v.Custom != nil && v.Custom.CRD.Name == in.Custom.CRD.Name {
+		// The schema of the version the object is in, as Kubernetes prunes, defaults and
+		// validates it: an object read in v2 of a CRD converted by a webhook has v2's
+		// fields, which v1's schema would prune.
+		in = v
+	} else if in.Conversion != nil {
 		in = in.Stored()
 	}
 	s, err := SchemaOf(in.Custom)

@@ -40,7 +40,15 @@ func Validate(obj kinds.Object) error {
 // ValidateUpdate checks obj as it is written over old: everything Validate checks, and
 // that fields which may not change did not. old is the stored object. Defaults do not
 // count as changes: a pod spec is compared with Default's values filled in on both sides.
-func ValidateUpdate(old, obj kinds.Object) error {
+func ValidateUpdate(old, obj kinds.Object) error { return validateUpdateOf(old, obj, false) }
+
+// ValidateUpdateSameSpec is ValidateUpdate for an update whose caller has compared the
+// specs (kinds.SectionEqual, with obj defaulted) and found them equal: what a spec may
+// not change is not looked at again (a pod's, two defaulted copies and a comparison, on
+// every metadata-only update such as a finalizer's removal).
+func ValidateUpdateSameSpec(old, obj kinds.Object) error { return validateUpdateOf(old, obj, true) }
+
+func validateUpdateOf(old, obj kinds.Object, sameSpec bool) error {
 	if crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
 		if oldCRD, ok := old.(*apiextensionsv1.CustomResourceDefinition); ok {
 			return asError(append(validateCRDUpdate(oldCRD, crd), checkSupported(obj, false)...))
@@ -57,7 +65,7 @@ func ValidateUpdate(old, obj kinds.Object) error {
 		errs = append(errs, field.Invalid(field.NewPath("kind"), kinds.Of(obj).Kind,
 			fmt.Sprintf("must be %s, the kind of the stored object", kinds.Of(old).Kind)))
 	} else {
-		errs = append(errs, validateUpdate(old, obj)...)
+		errs = append(errs, validateUpdate(old, obj, sameSpec)...)
 	}
 	return asError(errs)
 }
@@ -253,7 +261,7 @@ func validateObject(obj kinds.Object) field.ErrorList {
 // owns the rest of metadata (uid, resourceVersion, timestamps, generation) and sets it
 // itself, which is why this is not apimachinery's ValidateObjectMetaUpdate: that would
 // also require a resourceVersion on every update.
-func validateUpdate(old, obj kinds.Object) field.ErrorList {
+func validateUpdate(old, obj kinds.Object, sameSpec bool) field.ErrorList {
 	var errs field.ErrorList
 	md := field.NewPath("metadata")
 	if old.GetName() != "" {
@@ -266,7 +274,9 @@ func validateUpdate(old, obj kinds.Object) field.ErrorList {
 	selector := field.NewPath("spec", "selector")
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		errs = append(errs, validatePodSpecUpdate(&old.(*corev1.Pod).Spec, &o.Spec, field.NewPath("spec"))...)
+		if !sameSpec {
+			errs = append(errs, validatePodSpecUpdate(&old.(*corev1.Pod).Spec, &o.Spec, field.NewPath("spec"))...)
+		}
 	case *appsv1.Deployment:
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.Selector, old.(*appsv1.Deployment).Spec.Selector, selector)...)
 	case *appsv1.ReplicaSet:

@@ -17,8 +17,12 @@
 // The collector follows, as dependents and as owners, the kinds the controllers create
 // and own (Deployments, ReplicaSets, ReplicationControllers, Pods, ...), through the controllers' shared informers:
 // caching every kind, as Kubernetes' collector does, would hold every Event and Lease of
-// the cluster in the controller-manager for nothing. An owner of another kind is
-// confirmed with a live read.
+// the cluster in the controller-manager for nothing. It follows the custom resources of
+// every established CustomResourceDefinition too, with an informer per CRD that a watch on
+// the CRDs starts and stops (followCRDs; Kubernetes' collector finds them by rediscovering
+// the served resources every 30 s). An owner of another kind is confirmed with a live
+// read; one being deleted in the foreground or with the orphan finalizer is finished by
+// the collector once a dependent it follows sees it so (within UncachedOwnerResync).
 package garbagecollector
 
 import (
@@ -27,12 +31,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -98,9 +104,15 @@ type tracked struct {
 type Collector struct {
 	cfg   Config
 	conn  *client.Conn
-	kinds map[string]*tracked // by Kind
 	queue *workqueue.Queue
 	log   hclog.Logger
+
+	mu    sync.RWMutex
+	kinds map[string]*tracked // by Kind: the built-in kinds New tracks, and the custom kinds followCRDs does
+
+	crds       *cache.Lister[*apiextensionsv1.CustomResourceDefinition]
+	crdsSynced func() bool
+	crdChanged chan struct{} // a CRD was added, changed or deleted (buffered, one)
 }
 
 // New makes the collector on the factory's informers; Run starts it. The factory must be
@@ -109,7 +121,8 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc")}
+	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc"),
+		crdChanged: make(chan struct{}, 1)}
 	track(c, cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*corev1.ReplicationController](f, "", client.ListOptions{}))
@@ -120,11 +133,22 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error)
 	track(c, cache.InformerFor[*batchv1.Job](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*batchv1.CronJob](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*corev1.PersistentVolumeClaim](f, "", client.ListOptions{}))
+	crds := cache.InformerFor[*apiextensionsv1.CustomResourceDefinition](f, "", client.ListOptions{})
+	c.crds, c.crdsSynced = crds.Lister(), crds.HasSynced
+	crds.AddHandler(cache.Handler[*apiextensionsv1.CustomResourceDefinition]{
+		OnAdd:    func(*apiextensionsv1.CustomResourceDefinition) { c.crdsChanged() },
+		OnUpdate: func(_, _ *apiextensionsv1.CustomResourceDefinition) { c.crdsChanged() },
+		OnDelete: func(*apiextensionsv1.CustomResourceDefinition) { c.crdsChanged() },
+	})
 	return c, nil
 }
 
 func track[T kinds.Object](c *Collector, inf *cache.Informer[T]) {
-	info := kinds.OfType[T]()
+	trackAs(c, kinds.OfType[T](), inf)
+}
+
+// trackAs follows the objects of kind info through inf, as dependents and as owners.
+func trackAs[T kinds.Object](c *Collector, info *kinds.Info, inf *cache.Informer[T]) *tracked {
 	inf.AddIndexer(cache.IndexOwner, cache.ByOwner[T])
 	l := inf.Lister()
 	t := &tracked{
@@ -143,12 +167,33 @@ func track[T kinds.Object](c *Collector, inf *cache.Informer[T]) {
 		},
 		synced: inf.HasSynced,
 	}
+	c.mu.Lock()
 	c.kinds[info.Kind] = t
+	c.mu.Unlock()
 	inf.AddHandler(cache.Handler[T]{
 		OnAdd:    func(o T) { c.changed(t, o) },
 		OnUpdate: func(_, o T) { c.changed(t, o) },
 		OnDelete: func(o T) { c.deleted(o) },
 	})
+	return t
+}
+
+// tracked returns the kind named, when the collector follows it.
+func (c *Collector) tracked(kind string) *tracked {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.kinds[kind]
+}
+
+// all returns the kinds the collector follows.
+func (c *Collector) all() []*tracked {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*tracked, 0, len(c.kinds))
+	for _, t := range c.kinds {
+		out = append(out, t)
+	}
+	return out
 }
 
 // changed queues an object that may be garbage (it has owners) or an owner whose
@@ -164,9 +209,11 @@ func (c *Collector) changed(t *tracked, o kinds.Object) {
 	}
 }
 
+// queueOwners queues o's owners: those the collector follows, and those of other kinds
+// (reconcile reads them live) that a deletion in the foreground may be waiting on o for.
 func (c *Collector) queueOwners(o kinds.Object) {
 	for _, ref := range o.GetOwnerReferences() {
-		if info := ownerKind(ref); info != nil && c.kinds[info.Kind] != nil {
+		if info := c.ownerKind(ref); info != nil && (c.tracked(info.Kind) != nil || ptr.Deref(ref.BlockOwnerDeletion, false)) {
 			c.queue.Add(info.Kind + "|" + keyIn(ownerNamespace(info, o), ref.Name))
 		}
 	}
@@ -175,7 +222,7 @@ func (c *Collector) queueOwners(o kinds.Object) {
 // deleted queues what o's deletion may concern: its dependents may now be garbage, its
 // owners may be waiting for it.
 func (c *Collector) deleted(o kinds.Object) {
-	for _, t := range c.kinds {
+	for _, t := range c.all() {
 		for _, d := range t.byOwner(o.GetUID()) {
 			c.queue.Add(t.info.Kind + "|" + cache.Key(d))
 		}
@@ -184,12 +231,15 @@ func (c *Collector) deleted(o kinds.Object) {
 }
 
 // ownerKind is the kind an owner reference names (its group and kind: Skiff serves each
-// kind at one version, and an object is the same in every version), or nil when Skiff
-// does not serve it.
-func ownerKind(ref metav1.OwnerReference) *kinds.Info {
+// kind at one version, a custom kind in any of its CRD's versions over one storage
+// version), or nil when Skiff does not serve it.
+func (c *Collector) ownerKind(ref metav1.OwnerReference) *kinds.Info {
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil {
 		return nil
+	}
+	if t := c.tracked(ref.Kind); t != nil && t.info.Group == gv.Group {
+		return t.info
 	}
 	info, ok := kinds.Lookup(ref.Kind)
 	if !ok || info.Kind != ref.Kind || info.Group != gv.Group {
@@ -216,14 +266,17 @@ func keyIn(ns, name string) string {
 
 // Run collects until ctx ends.
 func (c *Collector) Run(ctx context.Context) error {
-	var synced []interface{ HasSynced() bool }
-	for _, t := range c.kinds {
+	synced := []interface{ HasSynced() bool }{syncedFunc(c.crdsSynced)}
+	for _, t := range c.all() {
 		synced = append(synced, syncedFunc(t.synced))
 	}
 	if !cache.WaitForSync(ctx, synced...) {
 		return ctx.Err()
 	}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.followCRDs(ctx) })
 	c.queue.Run(ctx, c.cfg.Workers, c.log, c.reconcile)
+	wg.Wait()
 	return nil
 }
 
@@ -242,11 +295,11 @@ func (c *Collector) Reconcile(ctx context.Context, key string) error {
 // owner of a kind not cached is looked at every UncachedOwnerResync.
 func (c *Collector) reconcile(ctx context.Context, key string) (time.Duration, error) {
 	kind, k, _ := strings.Cut(key, "|")
-	t := c.kinds[kind]
-	if t == nil {
-		return 0, nil
-	}
 	ns, name := cache.SplitKey(k)
+	t := c.tracked(kind)
+	if t == nil {
+		return 0, c.uncachedOwner(ctx, kind, ns, name)
+	}
 	obj, ok := t.get(ns, name)
 	if !ok {
 		return 0, nil
@@ -265,20 +318,23 @@ func (c *Collector) reconcile(ctx context.Context, key string) (time.Duration, e
 }
 
 // ownerState says whether the owner ref of dependent points at an existing object, and
-// whether that owner is being deleted in the foreground.
-func (c *Collector) ownerState(ctx context.Context, dependent kinds.Object, ref metav1.OwnerReference) (exists, foreground bool, err error) {
-	info := ownerKind(ref)
+// whether that owner is being deleted in the foreground. waiting says the owner is of a
+// kind the collector does not follow and is being deleted with a finalizer the collector
+// must act on (foreground or orphan): nothing else would tell it.
+func (c *Collector) ownerState(ctx context.Context, dependent kinds.Object, ref metav1.OwnerReference) (exists, foreground, waiting bool, err error) {
+	info := c.ownerKind(ref)
 	if info == nil {
-		return true, false, nil // a kind Skiff does not serve: leave it alone
+		return true, false, false, nil // a kind Skiff does not serve: leave it alone
 	}
 	ns := ownerNamespace(info, dependent)
 	check := func(o kinds.Object) (bool, bool) {
 		return o.GetUID() == ref.UID, o.GetDeletionTimestamp() != nil && slices.Contains(o.GetFinalizers(), FinalizerForeground)
 	}
-	if t := c.kinds[info.Kind]; t != nil {
+	t := c.tracked(info.Kind)
+	if t != nil {
 		if o, ok := t.get(ns, ref.Name); ok {
 			if e, fg := check(o); e {
-				return e, fg, nil
+				return e, fg, false, nil
 			}
 		}
 	}
@@ -286,13 +342,15 @@ func (c *Collector) ownerState(ctx context.Context, dependent kinds.Object, ref 
 	// acting on it.
 	o, err := client.ForKind(c.conn, info).Get(ctx, ns, ref.Name)
 	if client.IsNotFound(err) {
-		return false, false, nil
+		return false, false, false, nil
 	}
 	if err != nil {
-		return false, false, fmt.Errorf("get owner %s %s: %w", info.Singular, keyIn(ns, ref.Name), err)
+		return false, false, false, fmt.Errorf("get owner %s %s: %w", info.Singular, keyIn(ns, ref.Name), err)
 	}
 	exists, foreground = check(o)
-	return exists, foreground, nil
+	waiting = exists && t == nil && o.GetDeletionTimestamp() != nil &&
+		(foreground || slices.Contains(o.GetFinalizers(), FinalizerOrphan))
+	return exists, foreground, waiting, nil
 }
 
 // asDependent deletes obj when its owners are gone, or drops the owners that are. It
@@ -305,15 +363,18 @@ func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Objec
 	var alive []metav1.OwnerReference
 	foreground := false
 	for _, ref := range refs {
-		exists, fg, err := c.ownerState(ctx, obj, ref)
+		exists, fg, waiting, err := c.ownerState(ctx, obj, ref)
 		if err != nil {
 			return false, err
 		}
 		if exists {
 			alive = append(alive, ref)
 			foreground = foreground || fg
-			if info := ownerKind(ref); info != nil && c.kinds[info.Kind] == nil {
+			if info := c.ownerKind(ref); info != nil && c.tracked(info.Kind) == nil {
 				uncached = true
+				if waiting {
+					c.queue.Add(info.Kind + "|" + keyIn(ownerNamespace(info, obj), ref.Name))
+				}
 			}
 		}
 	}
@@ -345,15 +406,48 @@ func (c *Collector) setOwners(ctx context.Context, t *tracked, obj kinds.Object,
 	return nil
 }
 
+// uncachedOwner finishes the deletion of an owner of a kind the collector does not follow
+// (a dependent found it being deleted, or a dependent of it went), read live.
+func (c *Collector) uncachedOwner(ctx context.Context, kind, ns, name string) error {
+	info, ok := kinds.Lookup(kind)
+	if !ok || info.Kind != kind {
+		return nil
+	}
+	cl := client.ForKind(c.conn, info)
+	obj, err := cl.Get(ctx, ns, name)
+	if client.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get owner %s %s: %w", info.Singular, keyIn(ns, name), err)
+	}
+	return c.asOwner(ctx, &tracked{info: info, client: cl}, obj)
+}
+
+// errNotSynced: a kind's cache has not listed yet, so the dependents of an owner are not
+// all known.
+var errNotSynced = errors.New("waiting for the caches of custom resources to sync")
+
 func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) error {
 	if obj.GetDeletionTimestamp() == nil {
 		return nil
+	}
+	fins := obj.GetFinalizers()
+	if !slices.Contains(fins, FinalizerOrphan) && !slices.Contains(fins, FinalizerForeground) {
+		return nil
+	}
+	all := c.all()
+	for _, dt := range all {
+		if !dt.synced() {
+			// A dependent not yet cached would be orphaned, or not waited for, too soon.
+			return fmt.Errorf("%s %s: %w", t.info.Singular, cache.Key(obj), errNotSynced)
+		}
 	}
 	uid := obj.GetUID()
 	var errs []error
 	switch {
 	case slices.Contains(obj.GetFinalizers(), FinalizerOrphan):
-		for _, dt := range c.kinds {
+		for _, dt := range all {
 			for _, d := range dt.byOwner(uid) {
 				var keep []metav1.OwnerReference
 				for _, r := range d.GetOwnerReferences() {
@@ -376,7 +470,7 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 			}
 		}
 		blocking := 0
-		for _, dt := range c.kinds {
+		for _, dt := range all {
 			for _, d := range dt.byOwner(uid) {
 				for _, r := range d.GetOwnerReferences() {
 					if r.UID == uid && ptr.Deref(r.BlockOwnerDeletion, false) {
@@ -406,7 +500,7 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 // positives (a chain, not a circle, that is being deleted in the foreground), such an
 // owner stops blocking its own owners' deletion (unblockOwners), which breaks the circle.
 func (c *Collector) inCircle(uid types.UID) bool {
-	for _, dt := range c.kinds {
+	for _, dt := range c.all() {
 		for _, d := range dt.byOwner(uid) {
 			if d.GetDeletionTimestamp() != nil && slices.Contains(d.GetFinalizers(), FinalizerForeground) && c.hasDependents(d.GetUID()) {
 				return true
@@ -417,7 +511,7 @@ func (c *Collector) inCircle(uid types.UID) bool {
 }
 
 func (c *Collector) hasDependents(uid types.UID) bool {
-	for _, dt := range c.kinds {
+	for _, dt := range c.all() {
 		if len(dt.byOwner(uid)) > 0 {
 			return true
 		}

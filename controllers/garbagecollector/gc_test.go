@@ -19,6 +19,12 @@ import (
 )
 
 func setup(t *testing.T) (*client.Clientset, context.Context) {
+	cs, ctx, _ := setupCollector(t)
+	return cs, ctx
+}
+
+// setupCollector runs a collector over a one-member cluster until the test ends.
+func setupCollector(t *testing.T) (*client.Clientset, context.Context, *Collector) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	conn, err := client.Dial(c.Addrs(), client.Options{})
 	if err != nil {
@@ -37,7 +43,7 @@ func setup(t *testing.T) (*client.Clientset, context.Context) {
 	done := make(chan struct{})
 	go func() { defer close(done); gc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); f.Wait(); <-done; conn.Close() })
-	return cs, ctx
+	return cs, ctx, gc
 }
 
 // tree makes a Deployment owning a ReplicaSet owning two Pods.

@@ -1258,6 +1258,14 @@ func (s *sync_) scale(active []*corev1.Pod) podWork {
 		for _, ix := range s.inflight {
 			held[ix] = true
 		}
+		// A succeeded pod still holding the finalizer has done its index, whether this
+		// sync recorded it or left it to the next (MaxUncountedPods): Kubernetes' succeeded
+		// indexes are every such pod's.
+		for _, p := range s.pods {
+			if p.Status.Phase == corev1.PodSucceeded && hasTrackingFinalizer(p) {
+				held[podIndex(p)] = true
+			}
+		}
 		if onlyReplaceFailed(job) {
 			for _, p := range s.pods {
 				if isTerminating(p) && !isFailed(job, p) {

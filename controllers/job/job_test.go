@@ -1280,3 +1280,69 @@ func TestClaimOnlyWhatChanged(t *testing.T) {
 	}
 	cached(c2, second+" released", isReleased(second))
 }
+
+// TestIndexesOfUntrackedSuccessesHeld: a sync that finds more finished pods than it may
+// record at once (MaxUncountedPods) leaves the rest to the next sync, and makes no pod
+// for their indexes meanwhile: a succeeded pod's index is done, counted or not yet (as
+// Kubernetes' succeeded indexes are every succeeded pod's). The Job ends with each
+// index run once and counted once.
+func TestIndexesOfUntrackedSuccessesHeld(t *testing.T) {
+	e := cluster(t, succeed)
+	c := e.newSynced(t)
+	c.cfg.MaxUncountedPods = 3
+	const key = "default/held"
+	if _, err := e.cs.Jobs.Create(e.ctx, newJob("held", 12, 10, true)); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the job in the cache", func() (bool, string) {
+		_, ok := c.jobs.Get("default", "held")
+		return ok, "not yet"
+	})
+	c.batch[key] = 16 // the pods in one round
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the cache shows 10 pods succeeded", func() (bool, string) {
+		cur, _ := c.jobs.Get("default", "held")
+		done := 0
+		for _, p := range c.ownedPods(cur) {
+			if p.Status.Phase == corev1.PodSucceeded && hasTrackingFinalizer(p) {
+				done++
+			}
+		}
+		return done == 10 && !c.behind(key, cur), fmt.Sprintf("%d succeeded", done)
+	})
+	// Three of the ten are recorded; the other seven wait, and only the two indexes
+	// never started get pods.
+	if _, err := c.Reconcile(e.ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	job, err := e.cs.Jobs.Get(e.ctx, "default", "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	perIndex := map[string]int{}
+	for _, p := range e.jobPods(t, job) {
+		perIndex[p.Annotations[batchv1.JobCompletionIndexAnnotation]]++
+	}
+	for ix := range 12 {
+		if n := perIndex[fmt.Sprint(ix)]; n > 1 {
+			t.Errorf("index %d has %d pods after the sync that recorded 3 of 10 successes", ix, n)
+		}
+	}
+	stop := e.startController(t, fastConfig())
+	defer stop()
+	job = e.waitCondition(t, "held", batchv1.JobComplete)
+	if st := job.Status; st.Succeeded != 12 || st.CompletedIndexes != "0-11" {
+		t.Errorf("status %+v", st)
+	}
+	clear(perIndex)
+	for _, p := range e.jobPods(t, job) {
+		perIndex[p.Annotations[batchv1.JobCompletionIndexAnnotation]]++
+	}
+	for ix := range 12 {
+		if n := perIndex[fmt.Sprint(ix)]; n != 1 {
+			t.Errorf("index %d ran %d times", ix, n)
+		}
+	}
+}

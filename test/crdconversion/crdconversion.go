@@ -1,5 +1,6 @@
 // Package crdconversion serves CustomResourceDefinition conversion webhooks in tests:
-// a TLS server answering apiextensions.k8s.io/v1 ConversionReviews by handler, and the
+// a TLS server answering ConversionReviews (apiextensions.k8s.io/v1 or v1beta1, the same
+// on the wire, answered in the version asked) by handler, and the
 // conversion of Kubernetes' conformance test's webhook (agnhost crd-conversion-webhook).
 package crdconversion
 
@@ -49,8 +50,9 @@ type Server struct {
 	// CABundle is the PEM of the server's certificate, a CRD's caBundle.
 	CABundle []byte
 
-	mu  sync.Mutex
-	got []*apiextensionsv1.ConversionRequest
+	mu       sync.Mutex
+	got      []*apiextensionsv1.ConversionRequest
+	versions []string // each review's apiVersion
 }
 
 // Serve serves handlers, by path, until the test ends.
@@ -66,6 +68,7 @@ func Serve(t testing.TB, handlers map[string]Handler) *Server {
 			}
 			cs.mu.Lock()
 			cs.got = append(cs.got, rev.Request)
+			cs.versions = append(cs.versions, rev.APIVersion)
 			cs.mu.Unlock()
 			objs := make([]map[string]any, len(rev.Request.Objects))
 			for i, o := range rev.Request.Objects {
@@ -97,4 +100,11 @@ func (cs *Server) Requests() []*apiextensionsv1.ConversionRequest {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return append([]*apiextensionsv1.ConversionRequest(nil), cs.got...)
+}
+
+// ReviewVersions are the apiVersions of the reviews the server got, in order.
+func (cs *Server) ReviewVersions() []string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return append([]string(nil), cs.versions...)
 }
