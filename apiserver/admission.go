@@ -19,8 +19,13 @@ import (
 // Admission: defaulting and validation of what is written. The rules live in
 // apiserver/validation; this file is the seam the handlers call.
 
+// admitCreate defaults and validates a new object. A pod comes defaulted: the built-in
+// admission (newCreation's) defaults it before its LimitRanger and defaults what the
+// admission added (validation.DefaultAdmitted), so it is not defaulted a second time.
 func admitCreate(obj kinds.Object) error {
-	validation.Default(obj)
+	if _, ok := obj.(*corev1.Pod); !ok {
+		validation.Default(obj)
+	}
 	return validation.Validate(obj)
 }
 

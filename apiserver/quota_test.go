@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -285,5 +286,63 @@ func TestClaimLimitsAndQuota(t *testing.T) {
 	}
 	if want := resources("persistentvolumeclaims", "2", "requests.storage", "12Gi", fast, "4Gi"); !equality.Semantic.DeepEqual(q.Status.Used, want) {
 		t.Errorf("used = %v, want %v", q.Status.Used, want)
+	}
+}
+
+// TestNewPodDefaults: a new pod is defaulted once, before its admission (as Kubernetes
+// defaults on decode), and what the admission adds is defaulted after it: the pod's
+// own limits are requested before its LimitRange fills the rest, and a RuntimeClass's
+// toleration without an operator gets Equal, as the pod's own do.
+func TestNewPodDefaults(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cs := client.NewClientset(conn)
+	ctx := testCtx(t)
+	if _, err := cs.LimitRanges.Create(ctx, &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "limits", Namespace: "default"},
+		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer,
+			DefaultRequest: resources("cpu", "250m"), Default: resources("cpu", "1", "memory", "128Mi")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RuntimeClasses.Create(ctx, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "kata"}, Handler: "kata",
+		Scheduling: &nodev1.Scheduling{Tolerations: []corev1.Toleration{{Key: "sandbox", Value: "kata", Effect: corev1.TaintEffectNoSchedule}}}}); err != nil {
+		t.Fatal(err)
+	}
+	in := pod("p")
+	in.Spec.RuntimeClassName = new("kata")
+	in.Spec.Containers[0].Resources.Limits = resources("cpu", "500m")
+	in.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox"}}
+	p, err := cs.Pods.Create(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what           string
+		got            corev1.ResourceRequirements
+		requests, lims corev1.ResourceList
+	}{
+		// cpu requested as limited before the LimitRange's defaultRequest; memory's
+		// request is the LimitRange's defaulted defaultRequest (its default).
+		{"container c", p.Spec.Containers[0].Resources, resources("cpu", "500m", "memory", "128Mi"), resources("cpu", "500m", "memory", "128Mi")},
+		{"init container", p.Spec.InitContainers[0].Resources, resources("cpu", "250m", "memory", "128Mi"), resources("cpu", "1", "memory", "128Mi")},
+	} {
+		if !equality.Semantic.DeepEqual(tc.got.Requests, tc.requests) || !equality.Semantic.DeepEqual(tc.got.Limits, tc.lims) {
+			t.Errorf("%s: resources %+v, want requests %v limits %v", tc.what, tc.got, tc.requests, tc.lims)
+		}
+	}
+	if got, want := p.Annotations[quota.LimitRangerAnnotation], "LimitRanger plugin set: memory request for container c; memory limit for container c; "+
+		"cpu, memory request for init container init; cpu, memory limit for init container init"; got != want {
+		t.Errorf("annotation %q, want %q", got, want)
+	}
+	want := []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpEqual, Value: "kata", Effect: corev1.TaintEffectNoSchedule}}
+	if !equality.Semantic.DeepEqual(p.Spec.Tolerations, want) {
+		t.Errorf("tolerations %+v, want %+v", p.Spec.Tolerations, want)
+	}
+	if p.Status.QOSClass != corev1.PodQOSBurstable || p.Spec.TerminationGracePeriodSeconds == nil || p.Spec.Containers[0].ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("qos %q, terminationGracePeriodSeconds %v, imagePullPolicy %q: want Burstable and the pod's defaults",
+			p.Status.QOSClass, p.Spec.TerminationGracePeriodSeconds, p.Spec.Containers[0].ImagePullPolicy)
 	}
 }

@@ -351,6 +351,7 @@ func (r *resources) newCreation(ctx context.Context, obj kinds.Object, dryRun bo
 			// Its QoS class from the start, once the LimitRanger has filled its resources, as
 			// Kubernetes' pod strategy does (not only once the kubelet reports).
 			pod.Status.QOSClass = quota.QOSClass(&pod.Spec)
+			validation.DefaultAdmitted(pod) // admitCreate does not default a pod again
 		}
 		if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
 			if err := r.admitPriorityClass(ctx, pc, false); err != nil {

@@ -162,7 +162,7 @@ func validateTopologySpreadConstraints(cs []corev1.TopologySpreadConstraint, p *
 		if c.TopologyKey == "" {
 			errs = append(errs, field.Required(cp.Child("topologyKey"), "can not be empty"))
 		}
-		errs = append(errs, oneOf(cp.Child("whenUnsatisfiable"), c.WhenUnsatisfiable, spreadActions...)...)
+		errs = append(errs, oneOfChild(cp, "whenUnsatisfiable", c.WhenUnsatisfiable, spreadActions...)...)
 		// {topologyKey, whenUnsatisfiable} is one kind of constraint: at most one each.
 		for _, later := range cs[i+1:] {
 			if later.TopologyKey == c.TopologyKey && later.WhenUnsatisfiable == c.WhenUnsatisfiable {
@@ -180,10 +180,10 @@ func validateTopologySpreadConstraints(cs []corev1.TopologySpreadConstraint, p *
 			}
 		}
 		if pol := c.NodeAffinityPolicy; pol != nil {
-			errs = append(errs, oneOf(cp.Child("nodeAffinityPolicy"), *pol, nodeInclusionPolicies...)...)
+			errs = append(errs, oneOfChild(cp, "nodeAffinityPolicy", *pol, nodeInclusionPolicies...)...)
 		}
 		if pol := c.NodeTaintsPolicy; pol != nil {
-			errs = append(errs, oneOf(cp.Child("nodeTaintsPolicy"), *pol, nodeInclusionPolicies...)...)
+			errs = append(errs, oneOfChild(cp, "nodeTaintsPolicy", *pol, nodeInclusionPolicies...)...)
 		}
 		errs = append(errs, metav1validation.ValidateLabelSelector(c.LabelSelector, metav1validation.LabelSelectorValidationOptions{}, cp.Child("labelSelector"))...)
 	}

@@ -15,13 +15,21 @@ import (
 // and gRPC), so what that costs is in every create's CPU. A pod like the benchmarks'
 // (one container with requests, here a limit too) was validated in 97 allocations, now
 // 62: the sorted copies of its resource lists, and the paths of resources that have no
-// error, are no longer made.
+// error, are no longer made; now 40: the paths of fields left empty (env, probes,
+// affinity...), of enumerations (imagePullPolicy, dnsPolicy...) and of resources are
+// made only for an error (TestPodErrorPathsAndWords: the errors are as they were), and
+// a standard resource's name is not split to be checked as a label key; now 36: the
+// UTF-8 walk reads labels and annotations as maps of strings, and another map's entries
+// into one reused key and value.
 func TestValidatePodAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's build allocates more (main's 62 failed under -race too)")
+	}
 	p := allocsPod()
 	if err := Validate(p); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	const most = 62
+	const most = 36
 	if n := testing.AllocsPerRun(100, func() { Validate(p) }); n > most {
 		t.Errorf("Validate of a pod: %.0f allocations, want at most %d", n, most)
 	}

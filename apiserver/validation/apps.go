@@ -126,7 +126,7 @@ func validateSelectorAndTemplate(ls *metav1.LabelSelector, t *corev1.PodTemplate
 func validateStrategy(s *appsv1.DeploymentStrategy, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if s.Type != "" {
-		errs = append(errs, oneOf(p.Child("type"), s.Type, strategyTypes...)...)
+		errs = append(errs, oneOfChild(p, "type", s.Type, strategyTypes...)...)
 	}
 	ru := s.RollingUpdate
 	if ru == nil {

@@ -163,7 +163,7 @@ func validateJobSpec(spec *batchv1.JobSpec, p *field.Path) field.ErrorList {
 	}
 	indexed := spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion
 	if spec.CompletionMode != nil {
-		errs = append(errs, oneOf(p.Child("completionMode"), *spec.CompletionMode, completionModes...)...)
+		errs = append(errs, oneOfChild(p, "completionMode", *spec.CompletionMode, completionModes...)...)
 	}
 	if indexed {
 		switch {
@@ -242,7 +242,7 @@ func validatePodFailurePolicy(spec *batchv1.JobSpec, p *field.Path) field.ErrorL
 	for i := range rules {
 		r := &rules[i]
 		ip := rp.Index(i)
-		errs = append(errs, oneOf(ip.Child("action"), r.Action, failurePolicyActions...)...)
+		errs = append(errs, oneOfChild(ip, "action", r.Action, failurePolicyActions...)...)
 		if r.Action == batchv1.PodFailurePolicyActionFailIndex && spec.BackoffLimitPerIndex == nil {
 			errs = append(errs, field.Forbidden(ip.Child("action"), "requires the backoffLimitPerIndex to be set"))
 		}
@@ -257,7 +257,7 @@ func validatePodFailurePolicy(spec *batchv1.JobSpec, p *field.Path) field.ErrorL
 			if ec.ContainerName != nil && !containers[*ec.ContainerName] {
 				errs = append(errs, field.Invalid(ep.Child("containerName"), *ec.ContainerName, "must be one of the container or initContainer names in the pod template"))
 			}
-			errs = append(errs, oneOf(ep.Child("operator"), ec.Operator, exitCodeOperators...)...)
+			errs = append(errs, oneOfChild(ep, "operator", ec.Operator, exitCodeOperators...)...)
 			vp := ep.Child("values")
 			switch {
 			case len(ec.Values) == 0:
@@ -288,7 +288,7 @@ func validatePodFailurePolicy(spec *batchv1.JobSpec, p *field.Path) field.ErrorL
 				errs = append(errs, metav1validation.ValidateLabelName(string(c.Type), jp.Child("type"))...)
 			}
 			if c.Status != "" {
-				errs = append(errs, oneOf(jp.Child("status"), c.Status, conditionStatuses...)...)
+				errs = append(errs, oneOfChild(jp, "status", c.Status, conditionStatuses...)...)
 			}
 		}
 	}
@@ -404,7 +404,7 @@ func validateCronJob(cj *batchv1.CronJob) field.ErrorList {
 	spec := &cj.Spec
 	errs = append(errs, ValidateSchedule(spec.Schedule, spec.TimeZone, p)...)
 	if spec.ConcurrencyPolicy != "" {
-		errs = append(errs, oneOf(p.Child("concurrencyPolicy"), spec.ConcurrencyPolicy, concurrencyPolicies...)...)
+		errs = append(errs, oneOfChild(p, "concurrencyPolicy", spec.ConcurrencyPolicy, concurrencyPolicies...)...)
 	}
 	if v := spec.StartingDeadlineSeconds; v != nil {
 		errs = append(errs, apivalidation.ValidateNonnegativeField(*v, p.Child("startingDeadlineSeconds"))...)

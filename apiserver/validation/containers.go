@@ -180,7 +180,7 @@ func validateHTTPGetAction(h *corev1.HTTPGetAction, p *field.Path) field.ErrorLi
 	// path is not required: Default fills "/", and Validate accepts an object before Default.
 	errs := validatePortNumOrName(h.Port.IntValue(), h.Port.String(), h.Port.Type == 0, p.Child("port"))
 	if h.Scheme != "" {
-		errs = append(errs, oneOf(p.Child("scheme"), h.Scheme, uriSchemes...)...)
+		errs = append(errs, oneOfChild(p, "scheme", h.Scheme, uriSchemes...)...)
 	}
 	for i, hd := range h.HTTPHeaders {
 		errs = append(errs, invalidEach(p.Child("httpHeaders").Index(i).Child("name"), hd.Name, utilvalidation.IsHTTPHeaderName(hd.Name))...)
@@ -372,7 +372,7 @@ func isSysctlName(name string) bool {
 func validateDNS(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if spec.DNSPolicy != "" {
-		errs = append(errs, oneOf(p.Child("dnsPolicy"), spec.DNSPolicy, dnsPolicies...)...)
+		errs = append(errs, oneOfChild(p, "dnsPolicy", spec.DNSPolicy, dnsPolicies...)...)
 	}
 	c := spec.DNSConfig
 	if spec.DNSPolicy == corev1.DNSNone {
@@ -416,7 +416,7 @@ var dnsPolicies = []corev1.DNSPolicy{corev1.DNSClusterFirstWithHostNet, corev1.D
 func validateTerminationMessage(c *corev1.Container, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if c.TerminationMessagePolicy != "" {
-		errs = append(errs, oneOf(p.Child("terminationMessagePolicy"), c.TerminationMessagePolicy, terminationMessagePolicies...)...)
+		errs = append(errs, oneOfChild(p, "terminationMessagePolicy", c.TerminationMessagePolicy, terminationMessagePolicies...)...)
 	}
 	if c.TerminationMessagePath != "" && !strings.HasPrefix(c.TerminationMessagePath, "/") {
 		errs = append(errs, field.Invalid(p.Child("terminationMessagePath"), c.TerminationMessagePath, "must be an absolute path"))
@@ -441,5 +441,5 @@ func validateSeccompProfile(sp *corev1.SeccompProfile, p *field.Path) field.Erro
 	if sp.Type == corev1.SeccompProfileTypeLocalhost {
 		return field.ErrorList{field.Forbidden(p.Child("type"), notSupportedMsg)}
 	}
-	return oneOf(p.Child("type"), sp.Type, corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined, corev1.SeccompProfileTypeLocalhost)
+	return oneOfChild(p, "type", sp.Type, corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined, corev1.SeccompProfileTypeLocalhost)
 }

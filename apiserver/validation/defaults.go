@@ -354,27 +354,43 @@ func defaultDownwardAPIItems(items []corev1.DownwardAPIVolumeFile) {
 	}
 }
 
+// DefaultAdmitted fills a pod's defaults in what the built-in admission added to it
+// after Default: the request of every resource a LimitRange gave a container a limit
+// of and no request (a LimitRange's own defaults make that rare), and the operator of a
+// RuntimeClass's tolerations (Equal, as Default gives the pod's own). Kubernetes
+// defaults a pod once, on decode, before its admission; a pod defaulted and then
+// admitted is, after this, as one defaulted again, without the walk of its whole spec.
+func DefaultAdmitted(pod *corev1.Pod) {
+	defaultRequestsFromLimits(&pod.Spec)
+	for i := range pod.Spec.Tolerations {
+		if pod.Spec.Tolerations[i].Operator == "" {
+			pod.Spec.Tolerations[i].Operator = DefaultTolerationOperator
+		}
+	}
+}
+
 // defaultRequestsFromLimits gives a pod's containers a request equal to the limit of
 // every resource they limit without requesting it (init containers too), as Kubernetes does for pods (not
 // for templates: their pods get it when they are created).
 func defaultRequestsFromLimits(spec *corev1.PodSpec) {
-	var all []*corev1.ResourceRequirements
 	for i := range spec.InitContainers {
-		all = append(all, &spec.InitContainers[i].Resources)
+		requestLimits(&spec.InitContainers[i].Resources)
 	}
 	for i := range spec.Containers {
-		all = append(all, &spec.Containers[i].Resources)
+		requestLimits(&spec.Containers[i].Resources)
 	}
-	for _, r := range all {
-		for name, lim := range r.Limits {
-			if _, ok := r.Requests[name]; ok {
-				continue
-			}
-			if r.Requests == nil {
-				r.Requests = corev1.ResourceList{}
-			}
-			r.Requests[name] = lim.DeepCopy()
+}
+
+// requestLimits requests what r limits and does not request, as much as it limits.
+func requestLimits(r *corev1.ResourceRequirements) {
+	for name, lim := range r.Limits {
+		if _, ok := r.Requests[name]; ok {
+			continue
 		}
+		if r.Requests == nil {
+			r.Requests = corev1.ResourceList{}
+		}
+		r.Requests[name] = lim.DeepCopy()
 	}
 }
 

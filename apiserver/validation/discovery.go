@@ -54,7 +54,7 @@ func validateEndpointSlice(es *discoveryv1.EndpointSlice) field.ErrorList {
 			names[*port.Name] = true
 		}
 		if port.Protocol != nil {
-			errs = append(errs, oneOf(p.Child("protocol"), *port.Protocol, protocols...)...)
+			errs = append(errs, oneOfChild(p, "protocol", *port.Protocol, protocols...)...)
 		} else {
 			errs = append(errs, field.Required(p.Child("protocol"), ""))
 		}
@@ -154,7 +154,7 @@ func validateEndpoints(ep *corev1.Endpoints) field.ErrorList {
 			if port.Protocol == "" {
 				errs = append(errs, field.Required(pp.Child("protocol"), ""))
 			} else {
-				errs = append(errs, oneOf(pp.Child("protocol"), port.Protocol, protocols...)...)
+				errs = append(errs, oneOfChild(pp, "protocol", port.Protocol, protocols...)...)
 			}
 			if port.AppProtocol != nil {
 				errs = append(errs, validateAppProtocol(*port.AppProtocol, pp.Child("appProtocol"))...)

@@ -66,6 +66,15 @@ func oneOf[T ~string](p *field.Path, v T, supported ...T) field.ErrorList {
 	return field.ErrorList{field.NotSupported(p, string(v), supported)}
 }
 
+// oneOfChild is oneOf at p's child name, a path made only for a value not supported:
+// the checks of a valid object's enumerations make none.
+func oneOfChild[T ~string](p *field.Path, name string, v T, supported ...T) field.ErrorList {
+	if slices.Contains(supported, v) {
+		return nil
+	}
+	return field.ErrorList{field.NotSupported(p.Child(name), string(v), supported)}
+}
+
 // invalidEach reports each message of one of apimachinery's Is* checks as an Invalid
 // error about value.
 func invalidEach(p *field.Path, value any, msgs []string) field.ErrorList {

@@ -37,7 +37,7 @@ func validateNodeSpec(spec *corev1.NodeSpec, p *field.Path) field.ErrorList {
 		if t.Effect == "" {
 			errs = append(errs, field.Required(tp.Child("effect"), ""))
 		} else {
-			errs = append(errs, oneOf(tp.Child("effect"), t.Effect, taintEffects...)...)
+			errs = append(errs, oneOfChild(tp, "effect", t.Effect, taintEffects...)...)
 		}
 		k := keyEffect{t.Key, t.Effect}
 		if seen[k] {

@@ -37,7 +37,7 @@ func validateOverhead(overhead corev1.ResourceList, p *field.Path) field.ErrorLi
 	errs := validateResourceList(overhead, p)
 	var buf [resourceNamesOnStack]corev1.ResourceName
 	for _, name := range resourceNames(overhead, buf[:0]) {
-		errs = append(errs, validateContainerResource(name, overhead[name], p.Key(string(name)))...)
+		errs = append(errs, validateContainerResource(name, overhead[name], p, true)...)
 	}
 	return errs
 }
@@ -236,7 +236,7 @@ func validateIngressPath(hp *networkingv1.HTTPIngressPath, p *field.Path) field.
 			errs = append(errs, field.Invalid(p.Child("path"), hp.Path, "must be an absolute path"))
 		}
 	default:
-		errs = append(errs, oneOf(p.Child("pathType"), *hp.PathType, pathTypes...)...)
+		errs = append(errs, oneOfChild(p, "pathType", *hp.PathType, pathTypes...)...)
 	}
 	return append(errs, validateIngressBackend(&hp.Backend, p.Child("backend"))...)
 }

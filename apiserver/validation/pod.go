@@ -60,7 +60,7 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 		}
 	}
 	if spec.RestartPolicy != "" {
-		errs = append(errs, oneOf(p.Child("restartPolicy"), spec.RestartPolicy, restartPolicies...)...)
+		errs = append(errs, oneOfChild(p, "restartPolicy", spec.RestartPolicy, restartPolicies...)...)
 	}
 	if spec.OS != nil {
 		// Skiff's nodes run Linux: a pod for Windows could run on none of them.
@@ -85,12 +85,20 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.ServiceAccountName != "" {
 		errs = append(errs, invalidEach(p.Child("serviceAccountName"), spec.ServiceAccountName, apivalidation.NameIsDNSSubdomain(spec.ServiceAccountName, false))...)
 	}
-	errs = append(errs, metav1validation.ValidateLabels(spec.NodeSelector, p.Child("nodeSelector"))...)
+	// A field left empty has nothing to check: its path is made only for one that is set
+	// (a valid pod's validation is on every write), its errors' paths as they were.
+	if len(spec.NodeSelector) > 0 {
+		errs = append(errs, metav1validation.ValidateLabels(spec.NodeSelector, p.Child("nodeSelector"))...)
+	}
 	for i := range spec.Tolerations {
 		errs = append(errs, validateToleration(&spec.Tolerations[i], p.Child("tolerations").Index(i))...)
 	}
-	errs = append(errs, validateAffinity(spec.Affinity, p.Child("affinity"))...)
-	errs = append(errs, validateTopologySpreadConstraints(spec.TopologySpreadConstraints, p.Child("topologySpreadConstraints"))...)
+	if spec.Affinity != nil {
+		errs = append(errs, validateAffinity(spec.Affinity, p.Child("affinity"))...)
+	}
+	if len(spec.TopologySpreadConstraints) > 0 {
+		errs = append(errs, validateTopologySpreadConstraints(spec.TopologySpreadConstraints, p.Child("topologySpreadConstraints"))...)
+	}
 	if spec.TerminationGracePeriodSeconds != nil {
 		errs = append(errs, apivalidation.ValidateNonnegativeField(*spec.TerminationGracePeriodSeconds, p.Child("terminationGracePeriodSeconds"))...)
 	}
@@ -108,7 +116,9 @@ func validatePodSpec(spec *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if spec.RuntimeClassName != nil {
 		errs = append(errs, invalidEach(p.Child("runtimeClassName"), *spec.RuntimeClassName, apivalidation.NameIsDNSSubdomain(*spec.RuntimeClassName, false))...)
 	}
-	errs = append(errs, validateOverhead(spec.Overhead, p.Child("overhead"))...)
+	if len(spec.Overhead) > 0 {
+		errs = append(errs, validateOverhead(spec.Overhead, p.Child("overhead"))...)
+	}
 	for i, s := range spec.ImagePullSecrets {
 		if s.Name != "" {
 			errs = append(errs, invalidEach(p.Child("imagePullSecrets").Index(i).Child("name"), s.Name, apivalidation.NameIsDNSSubdomain(s.Name, false))...)
@@ -135,7 +145,7 @@ func validateContainer(c *corev1.Container, volumes map[string]*corev1.Volume, g
 		errs = append(errs, field.Invalid(p.Child("image"), c.Image, "must not have leading or trailing whitespace"))
 	}
 	if c.ImagePullPolicy != "" {
-		errs = append(errs, oneOf(p.Child("imagePullPolicy"), c.ImagePullPolicy, pullPolicies...)...)
+		errs = append(errs, oneOfChild(p, "imagePullPolicy", c.ImagePullPolicy, pullPolicies...)...)
 	}
 	portNames := map[string]bool{}
 	for i := range c.Ports {
@@ -149,9 +159,16 @@ func validateContainer(c *corev1.Container, volumes map[string]*corev1.Volume, g
 			portNames[port.Name] = true
 		}
 	}
-	errs = append(errs, validateEnv(c.Env, p.Child("env"))...)
-	errs = append(errs, validateEnvFrom(c.EnvFrom, p.Child("envFrom"))...)
-	errs = append(errs, validateVolumeMounts(c.VolumeMounts, volumes, p.Child("volumeMounts"))...)
+	// As a pod spec's: the path of a field left empty is not made.
+	if len(c.Env) > 0 {
+		errs = append(errs, validateEnv(c.Env, p.Child("env"))...)
+	}
+	if len(c.EnvFrom) > 0 {
+		errs = append(errs, validateEnvFrom(c.EnvFrom, p.Child("envFrom"))...)
+	}
+	if len(c.VolumeMounts) > 0 {
+		errs = append(errs, validateVolumeMounts(c.VolumeMounts, volumes, p.Child("volumeMounts"))...)
+	}
 	sidecar := false
 	if init && c.RestartPolicy != nil {
 		sidecar = *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
@@ -171,12 +188,22 @@ func validateContainer(c *corev1.Container, volumes map[string]*corev1.Volume, g
 			}
 		}
 	} else {
-		errs = append(errs, validateProbe(c.LivenessProbe, p.Child("livenessProbe"), false, true)...)
-		errs = append(errs, validateProbe(c.ReadinessProbe, p.Child("readinessProbe"), true, false)...)
-		errs = append(errs, validateProbe(c.StartupProbe, p.Child("startupProbe"), false, true)...)
-		errs = append(errs, validateLifecycle(c.Lifecycle, grace, p.Child("lifecycle"))...)
+		if c.LivenessProbe != nil {
+			errs = append(errs, validateProbe(c.LivenessProbe, p.Child("livenessProbe"), false, true)...)
+		}
+		if c.ReadinessProbe != nil {
+			errs = append(errs, validateProbe(c.ReadinessProbe, p.Child("readinessProbe"), true, false)...)
+		}
+		if c.StartupProbe != nil {
+			errs = append(errs, validateProbe(c.StartupProbe, p.Child("startupProbe"), false, true)...)
+		}
+		if c.Lifecycle != nil {
+			errs = append(errs, validateLifecycle(c.Lifecycle, grace, p.Child("lifecycle"))...)
+		}
 	}
-	errs = append(errs, validateSecurityContext(c.SecurityContext, p.Child("securityContext"))...)
+	if c.SecurityContext != nil {
+		errs = append(errs, validateSecurityContext(c.SecurityContext, p.Child("securityContext"))...)
+	}
 	errs = append(errs, validateTerminationMessage(c, p)...)
 	return append(errs, validateResources(&c.Resources, p.Child("resources"))...)
 }
@@ -195,7 +222,7 @@ func validateContainerPort(port *corev1.ContainerPort, p *field.Path) field.Erro
 		errs = append(errs, invalidEach(p.Child("hostPort"), port.HostPort, utilvalidation.IsValidPortNum(int(port.HostPort)))...)
 	}
 	if port.Protocol != "" {
-		errs = append(errs, oneOf(p.Child("protocol"), port.Protocol, protocols...)...)
+		errs = append(errs, oneOfChild(p, "protocol", port.Protocol, protocols...)...)
 	}
 	if port.HostIP != "" {
 		errs = append(errs, validateIP(port.HostIP, p.Child("hostIP"))...)
@@ -222,7 +249,7 @@ func validateResources(r *corev1.ResourceRequirements, p *field.Path) field.Erro
 		p *field.Path
 	}{{r.Limits, lp}, {r.Requests, rp}} {
 		for _, name := range resourceNames(list.l, buf[:0]) {
-			errs = append(errs, validateContainerResource(name, list.l[name], list.p.Key(string(name)))...)
+			errs = append(errs, validateContainerResource(name, list.l[name], list.p, true)...)
 		}
 	}
 	for _, name := range resourceNames(r.Requests, buf[:0]) {
@@ -245,21 +272,28 @@ func validateResources(r *corev1.ResourceRequirements, p *field.Path) field.Erro
 // does: cpu, memory, ephemeral-storage, a resource of Kubernetes' own domain
 // (kubernetes.io/...), or an extended resource, counted in whole units; hugepages-<size>
 // is not supported by Skiff.
-func validateContainerResource(name corev1.ResourceName, q resource.Quantity, p *field.Path) field.ErrorList {
+func validateContainerResource(name corev1.ResourceName, q resource.Quantity, at *field.Path, keyed bool) field.ErrorList {
+	// The error's path: at, or at's key name when keyed, made only for an error.
+	path := func() *field.Path {
+		if keyed {
+			return at.Key(string(name))
+		}
+		return at
+	}
 	switch {
 	case strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix):
 		// Refused rather than ignored: the kubelet would neither limit them (hugetlb
 		// cgroup) nor report them in the node's capacity (docs/pods.md).
-		return field.ErrorList{field.Forbidden(p, notSupportedMsg)}
+		return field.ErrorList{field.Forbidden(path(), notSupportedMsg)}
 	case !strings.Contains(string(name), "/"):
 		if name != corev1.ResourceCPU && name != corev1.ResourceMemory && name != corev1.ResourceEphemeralStorage {
-			return field.ErrorList{field.Invalid(p, string(name), "must be a standard resource for containers")}
+			return field.ErrorList{field.Invalid(path(), string(name), "must be a standard resource for containers")}
 		}
 	case !kinds.IsNativeResource(name) && !kinds.IsExtendedResourceName(name):
-		return field.ErrorList{field.Invalid(p, string(name), "doesn't follow extended resource name standard")}
+		return field.ErrorList{field.Invalid(path(), string(name), "doesn't follow extended resource name standard")}
 	}
 	if kinds.IsExtendedResourceName(name) && q.MilliValue()%1000 != 0 {
-		return field.ErrorList{field.Invalid(p, q.String(), "must be an integer")}
+		return field.ErrorList{field.Invalid(path(), q.String(), "must be an integer")}
 	}
 	return nil
 }
@@ -270,7 +304,9 @@ func validateResourceList(list corev1.ResourceList, p *field.Path) field.ErrorLi
 	var errs field.ErrorList
 	var buf [resourceNamesOnStack]corev1.ResourceName
 	for _, name := range resourceNames(list, buf[:0]) {
-		if msgs := content.IsLabelKey(string(name)); len(msgs) > 0 {
+		if standardResource(name) {
+			// a valid label key: the check's split of the name is not made
+		} else if msgs := content.IsLabelKey(string(name)); len(msgs) > 0 {
 			errs = append(errs, invalidEach(p.Key(string(name)), string(name), msgs)...)
 		}
 		if q := list[name]; q.Sign() < 0 {
@@ -316,9 +352,9 @@ func validateToleration(t *corev1.Toleration, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("operator"), t.Value, "value must be empty when `operator` is 'Exists'"))
 		}
 	default:
-		errs = append(errs, oneOf(p.Child("operator"), op, tolerationOps...)...)
+		errs = append(errs, oneOfChild(p, "operator", op, tolerationOps...)...)
 	}
-	errs = append(errs, oneOf(p.Child("effect"), t.Effect, tolerationEffects...)...)
+	errs = append(errs, oneOfChild(p, "effect", t.Effect, tolerationEffects...)...)
 	if t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute {
 		errs = append(errs, field.Invalid(p.Child("effect"), string(t.Effect), "effect must be 'NoExecute' when `tolerationSeconds` is set"))
 	}
@@ -336,7 +372,7 @@ func validatePodTemplate(t *corev1.PodTemplateSpec, p *field.Path) field.ErrorLi
 	sp := p.Child("spec")
 	errs = append(errs, validatePodSpec(&t.Spec, sp)...)
 	if rp := t.Spec.RestartPolicy; rp == corev1.RestartPolicyOnFailure || rp == corev1.RestartPolicyNever {
-		errs = append(errs, oneOf(sp.Child("restartPolicy"), rp, corev1.RestartPolicyAlways)...)
+		errs = append(errs, oneOfChild(sp, "restartPolicy", rp, corev1.RestartPolicyAlways)...)
 	}
 	return errs
 }
@@ -417,7 +453,7 @@ func changedFields(p *field.Path, a, b reflect.Value) []string {
 func validatePodStatus(st *corev1.PodStatus, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if st.Phase != "" {
-		errs = append(errs, oneOf(p.Child("phase"), st.Phase, podPhases...)...)
+		errs = append(errs, oneOfChild(p, "phase", st.Phase, podPhases...)...)
 	}
 	for i, c := range st.Conditions {
 		errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)
@@ -439,7 +475,7 @@ func validatePodStatus(st *corev1.PodStatus, p *field.Path) field.ErrorList {
 		errs = append(errs, validateIP(ip.IP, p.Child("hostIPs").Index(i).Child("ip"))...)
 	}
 	if st.QOSClass != "" {
-		errs = append(errs, oneOf(p.Child("qosClass"), st.QOSClass, qosClasses...)...)
+		errs = append(errs, oneOfChild(p, "qosClass", st.QOSClass, qosClasses...)...)
 	}
 	for _, list := range []struct {
 		name string
@@ -462,5 +498,11 @@ func validateCondition(typ string, status corev1.ConditionStatus, p *field.Path)
 	if typ == "" {
 		errs = append(errs, field.Required(p.Child("type"), ""))
 	}
-	return append(errs, oneOf(p.Child("status"), status, conditionStatuses...)...)
+	return append(errs, oneOfChild(p, "status", status, conditionStatuses...)...)
+}
+
+// standardResource reports whether name is one of the resources a container may ask
+// for by a bare name (cpu, memory, ephemeral-storage).
+func standardResource(name corev1.ResourceName) bool {
+	return name == corev1.ResourceCPU || name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage
 }

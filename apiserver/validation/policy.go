@@ -27,7 +27,7 @@ func validatePodDisruptionBudgetSpec(spec *policyv1.PodDisruptionBudgetSpec, p *
 	}
 	errs = append(errs, metav1validation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, p.Child("selector"))...)
 	if pol := spec.UnhealthyPodEvictionPolicy; pol != nil {
-		errs = append(errs, oneOf(p.Child("unhealthyPodEvictionPolicy"), *pol, unhealthyPodEvictionPolicies...)...)
+		errs = append(errs, oneOfChild(p, "unhealthyPodEvictionPolicy", *pol, unhealthyPodEvictionPolicies...)...)
 	}
 	return errs
 }

@@ -232,7 +232,7 @@ func validateLimitRangeResource(t corev1.LimitType, name corev1.ResourceName, p 
 			errs = append(errs, field.Invalid(p, string(name), "must be a standard resource for persistent volume claims"))
 		}
 	case corev1.LimitTypePod, corev1.LimitTypeContainer:
-		errs = append(errs, validateContainerResource(name, resource.Quantity{}, p)...)
+		errs = append(errs, validateContainerResource(name, resource.Quantity{}, p, false)...)
 	}
 	return errs
 }

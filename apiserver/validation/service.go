@@ -126,7 +126,7 @@ func validateService(svc *corev1.Service) field.ErrorList {
 	s := &svc.Spec
 	p := field.NewPath("spec")
 	var errs field.ErrorList
-	errs = append(errs, oneOf(p.Child("type"), s.Type, serviceTypes...)...)
+	errs = append(errs, oneOfChild(p, "type", s.Type, serviceTypes...)...)
 	headless := IsHeadless(svc)
 
 	if s.Type == corev1.ServiceTypeExternalName {
@@ -162,7 +162,7 @@ func validateService(svc *corev1.Service) field.ErrorList {
 		errs = append(errs, metav1validation.ValidateLabels(s.Selector, p.Child("selector"))...)
 	}
 
-	errs = append(errs, oneOf(p.Child("sessionAffinity"), s.SessionAffinity, sessionAffinites...)...)
+	errs = append(errs, oneOfChild(p, "sessionAffinity", s.SessionAffinity, sessionAffinites...)...)
 	if s.SessionAffinity == corev1.ServiceAffinityClientIP {
 		if c := s.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
 			if t := *c.ClientIP.TimeoutSeconds; t <= 0 || t > MaxClientIPTimeoutSeconds {
@@ -181,7 +181,7 @@ func validateService(svc *corev1.Service) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("externalTrafficPolicy"), s.ExternalTrafficPolicy,
 				"may only be set for externally-accessible services"))
 		} else {
-			errs = append(errs, oneOf(p.Child("externalTrafficPolicy"), s.ExternalTrafficPolicy, trafficPolicies...)...)
+			errs = append(errs, oneOfChild(p, "externalTrafficPolicy", s.ExternalTrafficPolicy, trafficPolicies...)...)
 		}
 	}
 	if s.HealthCheckNodePort != 0 {
@@ -193,7 +193,7 @@ func validateService(svc *corev1.Service) field.ErrorList {
 		}
 	}
 	if s.InternalTrafficPolicy != nil {
-		errs = append(errs, oneOf(p.Child("internalTrafficPolicy"), *s.InternalTrafficPolicy, internalPolicies...)...)
+		errs = append(errs, oneOfChild(p, "internalTrafficPolicy", *s.InternalTrafficPolicy, internalPolicies...)...)
 	}
 	if s.AllocateLoadBalancerNodePorts != nil && s.Type != corev1.ServiceTypeLoadBalancer {
 		errs = append(errs, field.Forbidden(p.Child("allocateLoadBalancerNodePorts"), "may only be used when `type` is 'LoadBalancer'"))
@@ -234,7 +234,7 @@ func validateClusterIPs(s *corev1.ServiceSpec, p *field.Path) field.ErrorList {
 		}
 	}
 	if s.IPFamilyPolicy != nil {
-		errs = append(errs, oneOf(p.Child("ipFamilyPolicy"), *s.IPFamilyPolicy, ipFamilyPolicies...)...)
+		errs = append(errs, oneOfChild(p, "ipFamilyPolicy", *s.IPFamilyPolicy, ipFamilyPolicies...)...)
 	}
 	for i, f := range s.IPFamilies {
 		if f != corev1.IPv4Protocol {
@@ -273,7 +273,7 @@ func validateServicePorts(svc *corev1.Service, p *field.Path) field.ErrorList {
 		}
 		errs = append(errs, invalidEach(pp.Child("port"), sp.Port, utilvalidation.IsValidPortNum(int(sp.Port)))...)
 		if sp.Protocol != "" {
-			errs = append(errs, oneOf(pp.Child("protocol"), sp.Protocol, protocols...)...)
+			errs = append(errs, oneOfChild(pp, "protocol", sp.Protocol, protocols...)...)
 		}
 		errs = append(errs, validateTargetPort(sp.TargetPort, pp.Child("targetPort"))...)
 		if sp.AppProtocol != nil {
@@ -347,7 +347,7 @@ func validateServiceStatus(st *corev1.ServiceStatus, p *field.Path) field.ErrorL
 		ip := p.Child("loadBalancer", "ingress").Index(i)
 		errs = append(errs, validateLoadBalancerPoint(in.IP, in.Hostname, ip)...)
 		if in.IPMode != nil {
-			errs = append(errs, oneOf(ip.Child("ipMode"), *in.IPMode, corev1.LoadBalancerIPModeVIP, corev1.LoadBalancerIPModeProxy)...)
+			errs = append(errs, oneOfChild(ip, "ipMode", *in.IPMode, corev1.LoadBalancerIPModeVIP, corev1.LoadBalancerIPModeProxy)...)
 		}
 	}
 	// Its conditions are not validated, as Kubernetes' ValidateServiceStatusUpdate

@@ -160,10 +160,10 @@ func validateClaimUpdate(old, pvc *corev1.PersistentVolumeClaim) field.ErrorList
 func validateClaimStatus(st *corev1.PersistentVolumeClaimStatus, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if st.Phase != "" {
-		errs = append(errs, oneOf(p.Child("phase"), st.Phase, pvcPhases...)...)
+		errs = append(errs, oneOfChild(p, "phase", st.Phase, pvcPhases...)...)
 	}
 	for _, m := range st.AccessModes {
-		errs = append(errs, oneOf(p.Child("accessModes"), m, accessModes...)...)
+		errs = append(errs, oneOfChild(p, "accessModes", m, accessModes...)...)
 	}
 	return errs
 }
@@ -191,7 +191,7 @@ func validatePersistentVolume(pv *corev1.PersistentVolume) field.ErrorList {
 	}
 	errs = append(errs, validateAccessModes(spec.AccessModes, p.Child("accessModes"))...)
 	if rp := spec.PersistentVolumeReclaimPolicy; rp != "" {
-		errs = append(errs, oneOf(p.Child("persistentVolumeReclaimPolicy"), rp, pvReclaimPolicies...)...)
+		errs = append(errs, oneOfChild(p, "persistentVolumeReclaimPolicy", rp, pvReclaimPolicies...)...)
 	}
 	errs = append(errs, validateStorageClassName(spec.StorageClassName, p.Child("storageClassName"))...)
 	errs = append(errs, validateVolumeMode(spec.VolumeMode, p.Child("volumeMode"))...)
@@ -277,7 +277,7 @@ func validatePersistentVolumeStatus(st *corev1.PersistentVolumeStatus, p *field.
 	if st.Phase == "" {
 		return nil
 	}
-	return oneOf(p.Child("phase"), st.Phase, pvPhases...)
+	return oneOfChild(p, "phase", st.Phase, pvPhases...)
 }
 
 // validateStorageClass is Kubernetes' ValidateStorageClass.

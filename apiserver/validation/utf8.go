@@ -86,18 +86,47 @@ func (w *utf8Walker) walk(v reflect.Value) {
 		if !keys && !values {
 			return
 		}
+		if v.CanInterface() {
+			if m, ok := v.Interface().(map[string]string); ok {
+				w.walkStrings(m) // labels, annotations: no reflect.Value an entry
+				return
+			}
+		}
+		// One key and one value for the whole walk, set from each entry in turn: the
+		// iterator's Key and Value would allocate an entry's copy each.
 		iter := v.MapRange()
+		k := reflect.New(v.Type().Key()).Elem()
+		var val reflect.Value
+		if values {
+			val = reflect.New(v.Type().Elem()).Elem()
+		}
 		for iter.Next() {
-			k := iter.Key()
+			k.SetIterKey(iter)
 			if keys && !utf8.ValidString(k.String()) {
 				w.bad(k.String()) // reported at the map
 				continue
 			}
 			if values {
+				val.SetIterValue(iter)
 				w.path = append(w.path, segment{key: k.String(), isKey: true})
-				w.walk(iter.Value())
+				w.walk(val)
 				w.path = w.path[:len(w.path)-1]
 			}
+		}
+	}
+}
+
+// walkStrings walks a map of strings to strings as walk would.
+func (w *utf8Walker) walkStrings(m map[string]string) {
+	for k, s := range m {
+		if !utf8.ValidString(k) {
+			w.bad(k) // reported at the map
+			continue
+		}
+		if !utf8.ValidString(s) {
+			w.path = append(w.path, segment{key: k, isKey: true})
+			w.bad(s)
+			w.path = w.path[:len(w.path)-1]
 		}
 	}
 }

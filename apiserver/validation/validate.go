@@ -113,7 +113,7 @@ func ValidateStatus(obj kinds.Object) error {
 		errs = validateNodeStatus(&o.Status, p)
 	case *corev1.Namespace:
 		if ph := o.Status.Phase; ph != "" {
-			errs = oneOf(p.Child("phase"), ph, namespacePhases...)
+			errs = oneOfChild(p, "phase", ph, namespacePhases...)
 		}
 		for i, c := range o.Status.Conditions {
 			errs = append(errs, validateCondition(string(c.Type), c.Status, p.Child("conditions").Index(i))...)

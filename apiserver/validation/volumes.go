@@ -94,7 +94,7 @@ func validateVolumeSource(s *corev1.VolumeSource, p *field.Path) field.ErrorList
 		if s.Image.PullPolicy == "" {
 			return append(errs, field.Required(ip.Child("pullPolicy"), ""))
 		}
-		return append(errs, oneOf(ip.Child("pullPolicy"), s.Image.PullPolicy, pullPolicies...)...)
+		return append(errs, oneOfChild(ip, "pullPolicy", s.Image.PullPolicy, pullPolicies...)...)
 	})
 	for _, other := range []struct {
 		set  bool
@@ -125,13 +125,13 @@ func validateHostPath(h *corev1.HostPathVolumeSource, p *field.Path) field.Error
 		errs = append(errs, validatePathNoBacksteps(h.Path, p.Child("path"))...)
 	}
 	if h.Type != nil {
-		errs = append(errs, oneOf(p.Child("type"), *h.Type, hostPathTypes...)...)
+		errs = append(errs, oneOfChild(p, "type", *h.Type, hostPathTypes...)...)
 	}
 	return errs
 }
 
 func validateEmptyDir(e *corev1.EmptyDirVolumeSource, p *field.Path) field.ErrorList {
-	errs := oneOf(p.Child("medium"), e.Medium, storageMedia...)
+	errs := oneOfChild(p, "medium", e.Medium, storageMedia...)
 	if e.SizeLimit != nil && e.SizeLimit.Cmp(resource.Quantity{}) < 0 {
 		errs = append(errs, field.Forbidden(p.Child("sizeLimit"), "SizeLimit field must be a valid resource quantity"))
 	}
@@ -362,7 +362,7 @@ func validateResourceFieldSelector(s *corev1.ResourceFieldSelector, p *field.Pat
 	if s.Resource == "" {
 		errs = append(errs, field.Required(p.Child("resource"), ""))
 	} else {
-		errs = append(errs, oneOf(p.Child("resource"), s.Resource, volumeResources...)...)
+		errs = append(errs, oneOfChild(p, "resource", s.Resource, volumeResources...)...)
 	}
 	if s.Divisor.IsZero() {
 		return errs

@@ -107,7 +107,7 @@ func validateDaemonSetSpec(spec *appsv1.DaemonSetSpec, p *field.Path) field.Erro
 		}
 		errs = append(errs, validateDaemonSetRollingUpdate(s.RollingUpdate, sp.Child("rollingUpdate"))...)
 	default:
-		errs = append(errs, oneOf(sp.Child("type"), s.Type, daemonSetStrategies...)...)
+		errs = append(errs, oneOfChild(sp, "type", s.Type, daemonSetStrategies...)...)
 	}
 	return errs
 }
@@ -146,7 +146,7 @@ func validateDaemonSetRollingUpdate(ru *appsv1.RollingUpdateDaemonSet, p *field.
 func validateStatefulSetSpec(spec *appsv1.StatefulSetSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if spec.PodManagementPolicy != "" {
-		errs = append(errs, oneOf(p.Child("podManagementPolicy"), spec.PodManagementPolicy, podManagementPolicies...)...)
+		errs = append(errs, oneOfChild(p, "podManagementPolicy", spec.PodManagementPolicy, podManagementPolicies...)...)
 	}
 	sp := p.Child("updateStrategy")
 	s := &spec.UpdateStrategy
@@ -176,15 +176,15 @@ func validateStatefulSetSpec(spec *appsv1.StatefulSetSpec, p *field.Path) field.
 			}
 		}
 	default:
-		errs = append(errs, oneOf(sp.Child("type"), s.Type, statefulSetStrategies...)...)
+		errs = append(errs, oneOfChild(sp, "type", s.Type, statefulSetStrategies...)...)
 	}
 	if rp := spec.PersistentVolumeClaimRetentionPolicy; rp != nil {
 		pp := p.Child("persistentVolumeClaimRetentionPolicy")
 		if rp.WhenDeleted != "" {
-			errs = append(errs, oneOf(pp.Child("whenDeleted"), rp.WhenDeleted, claimRetentionPolicies...)...)
+			errs = append(errs, oneOfChild(pp, "whenDeleted", rp.WhenDeleted, claimRetentionPolicies...)...)
 		}
 		if rp.WhenScaled != "" {
-			errs = append(errs, oneOf(pp.Child("whenScaled"), rp.WhenScaled, claimRetentionPolicies...)...)
+			errs = append(errs, oneOfChild(pp, "whenScaled", rp.WhenScaled, claimRetentionPolicies...)...)
 		}
 	}
 	if spec.Replicas != nil {
