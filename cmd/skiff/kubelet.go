@@ -55,7 +55,7 @@ certificates.`,
 			if cfg.LogTLS, err = kubeletLogTLS(conn.s, logCert, logKey, cfg.LogListen); err != nil {
 				return err
 			}
-			cc, err := conn.dial(client.Options{UserAgent: "skiff-kubelet", Logger: cfg.Logger, OneServer: true})
+			cc, err := conn.dial(client.Options{UserAgent: "skiff-kubelet", Logger: cfg.Logger})
 			if err != nil {
 				return err
 			}
@@ -151,7 +151,7 @@ func (n *simNodes) dial(node string) (*client.Clientset, error) {
 	s.CertFile = filepath.Join(n.dir, "kubelet-"+node+".crt")
 	s.KeyFile = filepath.Join(n.dir, "kubelet-"+node+".key")
 	s.Token = ""
-	servers, opts, err := client.Resolve(s, client.Options{UserAgent: "skiff-kubelet", Logger: n.log, OneServer: true})
+	servers, opts, err := client.Resolve(s, client.Options{UserAgent: "skiff-kubelet", Logger: n.log})
 	if err != nil {
 		return nil, fmt.Errorf("--sim-cert-dir: %w", err)
 	}

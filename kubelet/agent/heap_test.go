@@ -105,8 +105,8 @@ func BenchmarkSimNodesHeap(b *testing.B) {
 // growth per node in live heap, goroutine stacks, goroutines and RSS, the one member's
 // side of each node's connections included (a member holds its side of every node's
 // connection too). SKIFF_SIM_NODE_COST_MEMBERS (default 1) members make the cluster;
-// each node connects as `skiff kubelet --sim-nodes` connects it (client.Options
-// OneServer: one server for all its calls). SKIFF_HEAP_PROFILE names a file for the heap
+// each node connects as `skiff kubelet --sim-nodes` connects it (writes to the leader,
+// watches to the member it picked). SKIFF_HEAP_PROFILE names a file for the heap
 // profile at the end.
 func BenchmarkSimNodeCost(b *testing.B) {
 	benchfig.Want(b, "sim_node_heap_bytes", "sim_node_stack_bytes", "sim_node_goroutines", "sim_node_rss_bytes")
@@ -126,7 +126,7 @@ func BenchmarkSimNodeCost(b *testing.B) {
 	admin := client.NewClientset(c.Dial(b, "admin", client.Options{}))
 	cfg := simConfig("sim", nodes)
 	cfg.NodeClient = func(node string) (*client.Clientset, error) {
-		return client.NewClientset(c.Dial(b, "kubelet-"+node, client.Options{OneServer: true})), nil
+		return client.NewClientset(c.Dial(b, "kubelet-"+node, client.Options{})), nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
