@@ -52,12 +52,7 @@ func syncQuota(t *testing.T, ctx context.Context, cs *client.Clientset, ns, name
 // annotation that says so), and a pod outside its bounds is refused in Kubernetes' words.
 func TestLimitRanger(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	cs := clientsetOf(t, c)
 	ctx := testCtx(t)
 	lr, err := cs.LimitRanges.Create(ctx, &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "limits", Namespace: "default"},
 		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer,
@@ -242,12 +237,7 @@ func claim(name, class, size string) *corev1.PersistentVolumeClaim {
 // count, their storage in all and per storage class), refused in Kubernetes' words.
 func TestClaimLimitsAndQuota(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	cs := clientsetOf(t, c)
 	ctx := testCtx(t)
 	if _, err := cs.LimitRanges.Create(ctx, &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "storage", Namespace: "default"},
 		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypePersistentVolumeClaim,
@@ -264,7 +254,7 @@ func TestClaimLimitsAndQuota(t *testing.T) {
 			t.Fatalf("%s: got %v, want %q", what, err, want)
 		}
 	}
-	_, err = cs.PersistentVolumeClaims.Create(ctx, claim("huge", "slow", "20Gi"))
+	_, err := cs.PersistentVolumeClaims.Create(ctx, claim("huge", "slow", "20Gi"))
 	refused("a claim over the max", err, `persistentvolumeclaims "huge" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi`)
 	_, err = cs.PersistentVolumeClaims.Create(ctx, claim("tiny", "slow", "500Mi"))
 	refused("a claim under the min", err, `persistentvolumeclaims "tiny" is forbidden: minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi`)
@@ -295,12 +285,7 @@ func TestClaimLimitsAndQuota(t *testing.T) {
 // toleration without an operator gets Equal, as the pod's own do.
 func TestNewPodDefaults(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cs := client.NewClientset(conn)
+	cs := clientsetOf(t, c)
 	ctx := testCtx(t)
 	if _, err := cs.LimitRanges.Create(ctx, &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "limits", Namespace: "default"},
 		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer,
@@ -345,4 +330,15 @@ func TestNewPodDefaults(t *testing.T) {
 		t.Errorf("qos %q, terminationGracePeriodSeconds %v, imagePullPolicy %q: want Burstable and the pod's defaults",
 			p.Status.QOSClass, p.Spec.TerminationGracePeriodSeconds, p.Spec.Containers[0].ImagePullPolicy)
 	}
+}
+
+// clientsetOf is a clientset of cluster c's members, closed when the test ends.
+func clientsetOf(t *testing.T, c *apicluster.Cluster) *client.Clientset {
+	t.Helper()
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return client.NewClientset(conn)
 }
