@@ -11,6 +11,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiffhq/skiff/proxy"
 )
 
 // serveUDP answers every datagram to addr in ns with name, until the test ends.
@@ -158,5 +160,40 @@ func TestProxyUDPConntrack(t *testing.T) {
 	// The node's own datagram is rejected in the output hook: the write fails.
 	if got, err := askUDP(c); !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("the same flow after the UDP port left the Service: %q, %v; want it refused", got, err)
+	}
+}
+
+// TestProxyUnallocatedClusterIP: with the Services' range configured, a new connection
+// to an address of it that no Service has is dropped on the node, from a pod and from
+// the node itself, where without the range it would be routed untranslated by the
+// node's default route (the test's client, answering any address, as a network beyond
+// the node may); a cluster IP's connections still reach its pods.
+func TestProxyUnallocatedClusterIP(t *testing.T) {
+	const unallocated = "10.43.0.99"
+	tp := newTopology(t)
+	tp.client.ip(t, "addr add "+unallocated+"/32 dev lo")
+	serve(t, tp.client, unallocated+":80", "outside")
+	svc, es := multiprotocol("tcp")
+	for _, tc := range []struct {
+		serviceCIDR string
+		leaves      bool
+	}{{"", true}, {"10.43.0.0/16", false}} {
+		p, err := proxy.New(proxy.Config{ClusterCIDR: "10.42.0.0/16", ServiceCIDR: tc.serviceCIDR, NetNS: tp.node.fd(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sync(t, p, []*corev1.Service{svc}, es)
+		for _, ns := range []netns{tp.pod2, tp.node} {
+			if got := hits(t, ns, clusterIP+":80", 2); got["pod1"] != 2 {
+				t.Errorf("service range %q: the cluster IP from %s: %v", tc.serviceCIDR, ns.name, got)
+			}
+			body, err := get(ns, unallocated+":80")
+			if left := err == nil && body == "outside"; left != tc.leaves {
+				t.Errorf("service range %q: %s from %s: %q, %v; want it to leave the node: %v", tc.serviceCIDR, unallocated, ns.name, body, err, tc.leaves)
+			}
+		}
+		if err := p.Cleanup(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

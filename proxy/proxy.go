@@ -54,6 +54,11 @@ type Config struct {
 	// outside it are masqueraded, and so are pods' connections leaving it. Empty:
 	// neither is.
 	ClusterCIDR string
+	// ServiceCIDR is the Services' range (the API servers' --service-cidr): a new
+	// connection to an address of it that no Service has is dropped, as kube-proxy
+	// drops traffic to unallocated cluster IPs, rather than routed untranslated out of
+	// the node. Empty: it is not.
+	ServiceCIDR string
 	// NodeName is the proxy's node: its endpoints are the local ones of Services
 	// whose traffic policies are Local.
 	NodeName string
@@ -76,6 +81,7 @@ type Proxier struct {
 	mu          sync.Mutex
 	cfg         Config
 	clusterCIDR netip.Prefix
+	serviceCIDR netip.Prefix
 	conn        *nftables.Conn
 	table       *nftables.Table
 	sets        map[string]*nftables.Set
@@ -117,6 +123,13 @@ func New(cfg Config) (*Proxier, error) {
 			return nil, fmt.Errorf("proxy config: cluster CIDR %q is not an IPv4 CIDR", cfg.ClusterCIDR)
 		}
 		p.clusterCIDR = pfx.Masked()
+	}
+	if cfg.ServiceCIDR != "" {
+		pfx, err := netip.ParsePrefix(cfg.ServiceCIDR)
+		if err != nil || !pfx.Addr().Is4() {
+			return nil, fmt.Errorf("proxy config: service CIDR %q is not an IPv4 CIDR", cfg.ServiceCIDR)
+		}
+		p.serviceCIDR = pfx.Masked()
 	}
 	if a := cfg.LocalDNS; a.IsValid() && (!a.Addr().Is4() || a.Addr().IsLoopback() || a.Addr().IsUnspecified() || a.Port() == 0) {
 		return nil, fmt.Errorf("proxy config: local DNS %s: want a non-loopback IPv4 address of the node and a port (pods cannot reach loopback)", a)
