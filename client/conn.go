@@ -190,6 +190,18 @@ func ownThrottling(ctx context.Context) bool {
 	return own
 }
 
+// waitOut is the delay a too-many-requests refusal err asked for, when the connection
+// waits it out itself: not past ThrottleRetries refusals or the caller's end, nor for a
+// caller throttling itself (OwnThrottling), which reads the delay itself (reading it
+// decodes the status's details: a recorder refused a thousand times need not pay it
+// twice).
+func (c *Conn) waitOut(ctx context.Context, err error, throttled int) (time.Duration, bool) {
+	if throttled >= c.opts.ThrottleRetries || ctx.Err() != nil || ownThrottling(ctx) {
+		return 0, false
+	}
+	return retryDelay(err)
+}
+
 // Servers lists the API servers this connection uses.
 func (c *Conn) Servers() []string { return c.servers }
 
@@ -431,7 +443,7 @@ func (c *Conn) invokeVia(ctx context.Context, via route, policy retryPolicy, att
 				"give the cluster's CA (--ca-file) and credentials (--cert-file and --key-file, or --token), or a client config "+
 				"(--config; skiff up writes ~/.skiff/config)", addr)
 		}
-		if delay, ok := retryDelay(err); ok && throttled < c.opts.ThrottleRetries && ctx.Err() == nil && !ownThrottling(ctx) {
+		if delay, ok := c.waitOut(ctx, err, throttled); ok {
 			// Nothing happened: any call may be repeated, once the server is ready for it.
 			throttled++
 			delay = max(delay, min(c.opts.BackoffBase<<min(throttled-1, 20), c.opts.BackoffMax))

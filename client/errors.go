@@ -25,8 +25,11 @@ func retryDelay(err error) (time.Duration, bool) {
 	if code(err) != codes.ResourceExhausted || !errors.As(err, &se) {
 		return 0, false
 	}
-	for _, d := range se.GRPCStatus().Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+	// Only the RetryInfo is decoded: Details would decode every detail, the ErrorInfo
+	// and its map too, and a recorder's refused Events each read it.
+	for _, a := range se.GRPCStatus().Proto().GetDetails() {
+		var ri errdetails.RetryInfo
+		if a.MessageIs(&ri) && a.UnmarshalTo(&ri) == nil && ri.GetRetryDelay().IsValid() {
 			return ri.GetRetryDelay().AsDuration(), true
 		}
 	}

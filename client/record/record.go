@@ -401,7 +401,7 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 		if client.IsNotFound(err) {
 			_, err = r.create(wctx, w.ev) // deleted meanwhile: write it anew
 		}
-		r.written(ctx, w, err, &o)
+		r.written(ctx, w, err, client.RetryAfter(err), &o)
 	}
 	if len(creates) > 1 && !r.unbatched.Load() {
 		evs := make([]*corev1.Event, len(creates))
@@ -414,8 +414,11 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 			r.unbatched.Store(true) // a server older than batches: create one at a time
 			r.log.Info("the API server cannot create events in batches; creating them one at a time")
 		case err != nil:
+			// One refusal for the whole batch: its delay is read once, not for each
+			// event (reading it decodes the status's details).
+			retry := client.RetryAfter(err)
 			for _, w := range creates {
-				r.written(ctx, w, err, &o)
+				r.written(ctx, w, err, retry, &o)
 			}
 			return
 		default:
@@ -424,14 +427,14 @@ func (r *Recorder) write(ctx context.Context, keys []string) {
 				if client.IsAlreadyExists(err) {
 					_, err = r.events.Update(wctx, w.ev)
 				}
-				r.written(ctx, w, err, &o)
+				r.written(ctx, w, err, client.RetryAfter(err), &o)
 			}
 			return
 		}
 	}
 	for _, w := range creates {
 		_, err := r.create(wctx, w.ev)
-		r.written(ctx, w, err, &o)
+		r.written(ctx, w, err, client.RetryAfter(err), &o)
 	}
 }
 
@@ -448,8 +451,9 @@ func (r *Recorder) create(ctx context.Context, ev *corev1.Event) (*corev1.Event,
 type outcome struct{ wrote, throttled bool }
 
 // written records the outcome of an event's write: retried later when it failed, up to
-// maxTries writes in a row.
-func (r *Recorder) written(ctx context.Context, w pendingWrite, err error, o *outcome) {
+// maxTries writes in a row. retry is client.RetryAfter(err), read by the caller once
+// for every event a refusal covers.
+func (r *Recorder) written(ctx context.Context, w pendingWrite, err error, retry time.Duration, o *outcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.entries[w.key]
@@ -469,7 +473,7 @@ func (r *Recorder) written(ctx context.Context, w pendingWrite, err error, o *ou
 	if ctx.Err() != nil {
 		return // stopping
 	}
-	if client.RetryAfter(err) > 0 {
+	if retry > 0 {
 		o.throttled = true
 	}
 	switch e.tries++; {
@@ -484,10 +488,10 @@ func (r *Recorder) written(ctx context.Context, w pendingWrite, err error, o *ou
 		r.release(e)
 		r.queue.Forget(w.key)
 		r.drop(DroppedTries, "events not written after their last try; dropping them")
-	case client.RetryAfter(err) > 0:
+	case retry > 0:
 		// Over the server's event rate budget: write it once the server said a
 		// token is there and the recorder's back-off has passed, not asking sooner.
-		after := r.throttled(client.RetryAfter(err))
+		after := r.throttled(retry)
 		r.log.Debug("event rate limited; waiting", "event", w.ev.Name, "reason", w.ev.Reason, "after", after)
 		r.queue.AddAfter(w.key, after)
 	default:
