@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -35,14 +36,16 @@ func setupCollector(t *testing.T) (*client.Clientset, context.Context, *Collecto
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	cfg := DefaultConfig()
 	cfg.UncachedOwnerResync = 200 * time.Millisecond
-	gc, err := New(cs, f, cfg)
+	rec := record.New(cs.Events, record.Config{Component: "generic-garbage-collector"})
+	gc, err := New(cs, f, rec, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); gc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); f.Wait(); <-done; conn.Close() })
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); gc.Run(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); rec.Run(ctx) }()
+	t.Cleanup(func() { cancel(); f.Wait(); <-done; <-done; conn.Close() })
 	return cs, ctx, gc
 }
 
