@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -165,4 +166,38 @@ func waitForEvent(t *testing.T, ctx context.Context, cs *client.Clientset, name,
 		}
 		return false, "events: " + strings.Join(seen, "; ")
 	})
+}
+
+// TestAuthorizedAsControllerManager: in a cluster with TLS and RBAC, the collector as
+// the controller-manager (its certificate) orphans a Service and a Role, kinds the
+// built-in rules do not let it update: Kubernetes' system:controller:generic-garbage-collector
+// role, bound to the controller-manager, does.
+func TestAuthorizedAsControllerManager(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: apicluster.Certs(t)})
+	admin := client.NewClientset(c.Dial(t, "admin", client.Options{}))
+	runCollector(t, client.NewClientset(c.Dial(t, "controller-manager", client.Options{})))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	owner := configMap(t, ctx, admin, "default", "owner", nil)
+	if _, err := admin.Services.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "svc", Namespace: "default", OwnerReferences: ownedBy(owner)},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}); err != nil {
+		t.Fatal(err)
+	}
+	roles := client.For[*rbacv1.Role](admin.Conn)
+	if _, err := roles.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "role", Namespace: "default", OwnerReferences: ownedBy(owner)},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"secrets"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.ConfigMaps.Delete(ctx, "default", "owner", client.DeleteOptions{PropagationPolicy: "Orphan"}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "owner deleted once its dependents are orphaned", gone(ctx, admin.ConfigMaps, "owner"))
+	svc, err := admin.Services.Get(ctx, "default", "svc")
+	if err != nil || len(svc.OwnerReferences) != 0 {
+		t.Fatalf("service: %v, %v", svc, err)
+	}
+	role, err := roles.Get(ctx, "default", "role")
+	if err != nil || len(role.OwnerReferences) != 0 {
+		t.Fatalf("role: %v, %v", role, err)
+	}
 }

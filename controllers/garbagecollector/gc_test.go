@@ -31,7 +31,14 @@ func setupCollector(t *testing.T) (*client.Clientset, context.Context, *Collecto
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { conn.Close() })
 	cs := client.NewClientset(conn)
+	ctx, gc := runCollector(t, cs)
+	return cs, ctx, gc
+}
+
+// runCollector runs a collector over cs until the test ends.
+func runCollector(t *testing.T, cs *client.Clientset) (context.Context, *Collector) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	cfg := DefaultConfig()
@@ -45,8 +52,8 @@ func setupCollector(t *testing.T) (*client.Clientset, context.Context, *Collecto
 	done := make(chan struct{}, 2)
 	go func() { defer func() { done <- struct{}{} }(); gc.Run(ctx) }()
 	go func() { defer func() { done <- struct{}{} }(); rec.Run(ctx) }()
-	t.Cleanup(func() { cancel(); f.Wait(); <-done; <-done; conn.Close() })
-	return cs, ctx, gc
+	t.Cleanup(func() { cancel(); f.Wait(); <-done; <-done })
+	return ctx, gc
 }
 
 // tree makes a Deployment owning a ReplicaSet owning two Pods.
