@@ -196,10 +196,9 @@ func TestKeepsObjectWithLiveOwner(t *testing.T) {
 	})
 }
 
-// TestOwnersOfOtherKinds: a dependent whose owner is of a kind the collector does not
-// cache (a ConfigMap; a cluster-scoped Node owning a namespaced Pod) is collected once a
-// live read confirms the owner gone: nothing tells the collector such an owner went, so
-// it looks at the dependent again every UncachedOwnerResync.
+// TestOwnersOfOtherKinds: a Pod owned by a ConfigMap (a kind the collector follows
+// through a metadata-only monitor) and one owned by a cluster-scoped Node are collected
+// once their owner goes, and not before.
 func TestOwnersOfOtherKinds(t *testing.T) {
 	cs, ctx := setup(t)
 	cm, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: "default"}})
