@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
+	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -22,7 +23,8 @@ import (
 // admin, edit and view (the last three aggregated from ClusterRoles labelled
 // rbac.authorization.k8s.io/aggregate-to-*), the system:aggregate-to-* roles that
 // feed them, and what every authenticated user may (system:discovery,
-// system:basic-user, system:public-info-viewer). The API servers reconcile them at
+// system:basic-user, system:public-info-viewer), and the garbage collector's
+// system:controller:generic-garbage-collector. The API servers reconcile them at
 // start as Kubernetes' do: a missing one is created, an existing one gets what it
 // lacks (rules, subjects, labels, annotations) and keeps what a user added, and one
 // annotated rbac.authorization.kubernetes.io/autoupdate=false is left alone.
@@ -116,11 +118,23 @@ func defaultClusterRoles() []*rbacv1.ClusterRole {
 		}},
 		{ObjectMeta: defaultMeta("system:public-info-viewer", bootstrapLabels()), Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"},
 			NonResourceURLs: []string{"/livez", "/readyz", "/healthz", "/version", "/version/"}}}},
+		// The garbage collector lists and watches every kind, and removes owner references
+		// and finalizers from, or deletes, any object.
+		{ObjectMeta: defaultMeta(garbageCollectorRole, bootstrapLabels()), Rules: []rbacv1.PolicyRule{
+			rule([]string{"get", "list", "watch", "patch", "update", "delete"}, []string{"*"}, "*"),
+			rule([]string{"create", "update", "patch"}, []string{"", "events.k8s.io"}, "events"),
+		}},
 	}
 }
 
-// defaultClusterRoleBindings are Kubernetes': cluster-admin to system:masters, and the
-// discovery, basic-user and public-info roles to every authenticated user.
+// garbageCollectorRole is Kubernetes' role of the garbage collector, which Skiff binds to
+// the controller-manager (its group, skiff:controller-manager) as well as to
+// Kubernetes' service account of the collector.
+const garbageCollectorRole = "system:controller:generic-garbage-collector"
+
+// defaultClusterRoleBindings are Kubernetes': cluster-admin to system:masters, the
+// discovery, basic-user and public-info roles to every authenticated user, and the
+// garbage collector's role to the controller-manager.
 func defaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 	group := func(name string) rbacv1.Subject {
 		return rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: name}
@@ -134,6 +148,8 @@ func defaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		bind("system:discovery", group(auth.GroupAuthenticated)),
 		bind("system:basic-user", group(auth.GroupAuthenticated)),
 		bind("system:public-info-viewer", group(auth.GroupAuthenticated), group("system:unauthenticated")),
+		bind(garbageCollectorRole, group(pki.GroupControllerManager),
+			rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "generic-garbage-collector", Namespace: metav1.NamespaceSystem}),
 	}
 }
 

@@ -31,6 +31,8 @@ import (
 type Client[T kinds.Object] struct {
 	conn *Conn
 	info *kinds.Info
+	// meta: the client decodes only the objects' metadata (ForMetadata).
+	meta bool
 }
 
 // For returns the typed client for T's kind.
@@ -43,12 +45,27 @@ func ForKind(c *Conn, info *kinds.Info) *Client[kinds.Object] {
 	return &Client[kinds.Object]{conn: c, info: info}
 }
 
+// ForMetadata returns a client that reads only the metadata of a kind's objects (every
+// kind's, custom ones' too): Kubernetes' metadata client, for a reader of many kinds
+// that needs no more (the garbage collector). The servers send whole objects; the client
+// decodes their metadata and skips the rest (kinds.DecodeMeta). It reads (Get, List,
+// Watch) and deletes; a write of a PartialObjectMetadata fails.
+func ForMetadata(c *Conn, info *kinds.Info) *Client[*metav1.PartialObjectMetadata] {
+	return &Client[*metav1.PartialObjectMetadata]{conn: c, info: info, meta: true}
+}
+
 // Kind describes the client's kind.
 func (c *Client[T]) Kind() *kinds.Info { return c.info }
 
 func (c *Client[T]) unwrap(o *apiv1.Object) (T, error) {
 	var zero T
-	obj, err := kinds.Unwrap(o)
+	var obj kinds.Object
+	var err error
+	if c.meta {
+		obj, err = kinds.UnwrapMeta(o)
+	} else {
+		obj, err = kinds.Unwrap(o)
+	}
 	if err != nil {
 		return zero, fmt.Errorf("%s: server sent %w", c.info.Kind, err)
 	}

@@ -216,7 +216,7 @@ func runControllers(ctx context.Context, cs *client.Clientset, cfg Config, log h
 	if err != nil {
 		return err
 	}
-	g, err := garbagecollector.New(cs, f, gc)
+	g, err := garbagecollector.New(cs, f, rec, gc)
 	if err != nil {
 		return err
 	}

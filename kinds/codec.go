@@ -134,6 +134,29 @@ func Decode(data []byte) (Object, error) {
 	return obj, nil
 }
 
+// DecodeMeta decodes only the metadata of encoded bytes of any kind, built-in or custom,
+// with the apiVersion and kind they name: metadata is field 1 of every kind's encoding
+// (a custom resource's too, customMeta), so the rest (spec, status, data, a custom
+// resource's JSON) is skipped, not decoded. It is Kubernetes' PartialObjectMetadata, what
+// its metadata-only clients read.
+func DecodeMeta(data []byte) (*metav1.PartialObjectMetadata, error) {
+	env, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: env.APIVersion, Kind: env.Kind}}
+	err = eachBytesField(env.Raw, func(num protowire.Number, v []byte) error {
+		if num == objectMetadata {
+			return m.ObjectMeta.Unmarshal(v) // a repeated metadata field merges, as protobuf's do
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decode the metadata of %s: %w", env.Kind, err)
+	}
+	return m, nil
+}
+
 // DecodeInto decodes encoded bytes into obj, which must be of the kind they name.
 func DecodeInto(data []byte, obj Object) error {
 	env, err := Parse(data)

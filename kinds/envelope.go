@@ -3,6 +3,8 @@ package kinds
 import (
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 )
 
@@ -29,4 +31,21 @@ func Unwrap(o *apiv1.Object) (Object, error) {
 		return nil, fmt.Errorf("object: the envelope says %s %s, its bytes hold %s %s", o.GetApiVersion(), o.GetKind(), in.APIVersion, in.Kind)
 	}
 	return obj, nil
+}
+
+// UnwrapMeta decodes only the metadata of a gRPC API Object envelope's object
+// (DecodeMeta): what a reader of many objects' metadata alone, the garbage collector,
+// keeps.
+func UnwrapMeta(o *apiv1.Object) (*metav1.PartialObjectMetadata, error) {
+	if len(o.GetRaw()) == 0 {
+		return nil, fmt.Errorf("object: empty (no kind set)")
+	}
+	m, err := DecodeMeta(o.GetRaw())
+	if err != nil {
+		return nil, fmt.Errorf("object: %w", err)
+	}
+	if m.APIVersion != o.GetApiVersion() || m.Kind != o.GetKind() {
+		return nil, fmt.Errorf("object: the envelope says %s %s, its bytes hold %s %s", o.GetApiVersion(), o.GetKind(), m.APIVersion, m.Kind)
+	}
+	return m, nil
 }

@@ -382,6 +382,16 @@ func Of(obj runtime.Object) *Info {
 		}
 		panic(fmt.Sprintf("kinds: %s %s is not a kind Skiff serves", c.APIVersion, c.Kind))
 	}
+	if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		// An object's metadata alone (DecodeMeta) is of the stored kind its TypeMeta names.
+		if in, ok := lookupFolded(byName, m.Kind); ok && in.Kind == m.Kind && in.APIVersion == m.APIVersion {
+			return in
+		}
+		if in, ok := customByGVK(m.APIVersion, m.Kind); ok {
+			return in
+		}
+		panic(fmt.Sprintf("kinds: %s %s is not a kind Skiff serves", m.APIVersion, m.Kind))
+	}
 	in, ok := byType[reflect.TypeOf(obj)]
 	if !ok {
 		panic(fmt.Sprintf("kinds: %T is not a kind Skiff stores", obj))

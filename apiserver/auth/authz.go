@@ -168,7 +168,9 @@ type Guard func(obj kinds.Object) error
 //     updates and status; Leases in kube-system (its election); deletion of every kind
 //     (the garbage collector, the namespace controller emptying a namespace being
 //     deleted, the CSR cleaner); updates of custom resources (the garbage collector's
-//     ownerReferences and finalizers); certificatesigningrequests' status and approval, and
+//     ownerReferences and finalizers: of the other kinds, RBAC's bootstrap role
+//     system:controller:generic-garbage-collector, bound to this group, allows them);
+//     certificatesigningrequests' status and approval, and
 //     sign and approve on the kubernetes.io signers (the CSR signer).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
 //     status, and their deletion (preemption's victims); events; Leases in kube-system and creating that namespace; updating

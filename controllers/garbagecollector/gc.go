@@ -11,18 +11,25 @@
 //     its dependents, then loses the finalizer.
 //
 // An owner reference names its owner's kind by apiVersion and kind; one of a kind Skiff
-// does not serve is left alone. A missing owner is confirmed with a live read before
-// anything is deleted, so a cache that lags never costs an object.
+// does not serve is left alone. A namespaced dependent's owner is looked for in the
+// dependent's namespace (or is cluster-scoped): one in another namespace is absent, and
+// the dependent gets Kubernetes' OwnerRefInvalidNamespace event; a cluster-scoped
+// dependent naming a namespaced kind is left alone, with that event. A missing owner is
+// confirmed with a live read before anything is deleted, so a cache that lags never
+// costs an object.
 //
-// The collector follows, as dependents and as owners, the kinds the controllers create
-// and own (Deployments, ReplicaSets, ReplicationControllers, Pods, ...), through the controllers' shared informers:
-// caching every kind, as Kubernetes' collector does, would hold every Event and Lease of
-// the cluster in the controller-manager for nothing. It follows the custom resources of
-// every established CustomResourceDefinition too, with an informer per CRD that a watch on
-// the CRDs starts and stops (followCRDs; Kubernetes' collector finds them by rediscovering
-// the served resources every 30 s). An owner of another kind is confirmed with a live
-// read; one being deleted in the foreground or with the orphan finalizer is finished by
-// the collector once a dependent it follows sees it so (within UncachedOwnerResync).
+// The collector follows, as dependents and as owners, every kind Skiff serves (all of
+// which can be listed, watched and deleted) but Events, which Kubernetes' collector
+// ignores too, and the custom resources of every established CustomResourceDefinition.
+// The kinds the controllers cache whole anyway (Pods, ReplicaSets, Deployments, Nodes,
+// ...: sharedKinds) it reads through the factory's informers, without a second cache
+// or watch; every other kind through an informer of its own that decodes and keeps only
+// the metadata it needs (monitors.go: uid, name, namespace, ownerReferences, finalizers,
+// deletionTimestamp), started and stopped as the CRDs come and go, as Kubernetes'
+// collector rediscovers the served resources. An owner of a kind it does not follow (an
+// Event) is confirmed with a live read; one being deleted in the foreground or with the
+// orphan finalizer is finished by the collector once a dependent sees it so (within
+// UncachedOwnerResync).
 package garbagecollector
 
 import (
@@ -38,14 +45,17 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -93,22 +103,32 @@ func (c Config) Validate() error {
 
 // tracked is one kind the collector follows: its cache, and its client.
 type tracked struct {
-	info    *kinds.Info
+	info *kinds.Info
+	// client reads and writes whole objects.
 	client  *client.Client[kinds.Object]
 	get     func(ns, name string) (kinds.Object, bool)
 	byOwner func(uid types.UID) []kinds.Object
+	// withUID finds the cached object of a uid (a scan: only for a reference found
+	// invalid).
+	withUID func(uid types.UID) (kinds.Object, bool)
 	synced  func() bool
+	// metadataOnly: the cache holds the objects' metadata alone, so a write reads the
+	// object live first.
+	metadataOnly bool
 }
 
 // Collector is the garbage collector.
 type Collector struct {
-	cfg   Config
-	conn  *client.Conn
-	queue *workqueue.Queue
-	log   hclog.Logger
+	cfg    Config
+	conn   *client.Conn
+	queue  *workqueue.Queue
+	log    hclog.Logger
+	events *record.Recorder
 
 	mu    sync.RWMutex
-	kinds map[string]*tracked // by Kind: the built-in kinds New tracks, and the custom kinds followCRDs does
+	kinds map[string]*tracked // by Kind: the shared kinds New tracks, and the kinds followKinds monitors
+	// shared are the kinds read through the factory's informers.
+	shared map[string]bool
 
 	crds       *cache.Lister[*apiextensionsv1.CustomResourceDefinition]
 	crdsSynced func() bool
@@ -116,13 +136,14 @@ type Collector struct {
 }
 
 // New makes the collector on the factory's informers; Run starts it. The factory must be
-// started.
-func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error) {
+// started. events records the OwnerRefInvalidNamespace events (nil: none).
+func New(cs *client.Clientset, f *cache.Factory, events *record.Recorder, cfg Config) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, queue: workqueue.New(workqueue.Config{}), log: cfg.Logger.Named("gc"),
-		crdChanged: make(chan struct{}, 1)}
+	c := &Collector{cfg: cfg, conn: cs.Conn, kinds: map[string]*tracked{}, shared: map[string]bool{}, queue: workqueue.New(workqueue.Config{}),
+		log: cfg.Logger.Named("gc"), events: events, crdChanged: make(chan struct{}, 1)}
+	// sharedKinds: the kinds the controller-manager's controllers cache whole anyway.
 	track(c, cache.InformerFor[*appsv1.Deployment](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*appsv1.ReplicaSet](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*corev1.ReplicationController](f, "", client.ListOptions{}))
@@ -133,7 +154,12 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error)
 	track(c, cache.InformerFor[*batchv1.Job](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*batchv1.CronJob](f, "", client.ListOptions{}))
 	track(c, cache.InformerFor[*corev1.PersistentVolumeClaim](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*corev1.Node](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*corev1.Namespace](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*corev1.Service](f, "", client.ListOptions{}))
+	track(c, cache.InformerFor[*discoveryv1.EndpointSlice](f, "", client.ListOptions{}))
 	crds := cache.InformerFor[*apiextensionsv1.CustomResourceDefinition](f, "", client.ListOptions{})
+	track(c, crds)
 	c.crds, c.crdsSynced = crds.Lister(), crds.HasSynced
 	crds.AddHandler(cache.Handler[*apiextensionsv1.CustomResourceDefinition]{
 		OnAdd:    func(*apiextensionsv1.CustomResourceDefinition) { c.crdsChanged() },
@@ -143,12 +169,17 @@ func New(cs *client.Clientset, f *cache.Factory, cfg Config) (*Collector, error)
 	return c, nil
 }
 
+// track follows a shared kind through the factory's informer.
 func track[T kinds.Object](c *Collector, inf *cache.Informer[T]) {
-	trackAs(c, kinds.OfType[T](), inf)
+	info := kinds.OfType[T]()
+	c.shared[info.Kind] = true
+	trackAs(c, info, inf, false)
 }
 
-// trackAs follows the objects of kind info through inf, as dependents and as owners.
-func trackAs[T kinds.Object](c *Collector, info *kinds.Info, inf *cache.Informer[T]) *tracked {
+// trackAs follows the objects of kind info through inf, as dependents and as owners:
+// the one way the collector follows a kind, whether its informer is shared or a
+// monitor. metadataOnly says inf keeps only the objects' metadata.
+func trackAs[T kinds.Object](c *Collector, info *kinds.Info, inf *cache.Informer[T], metadataOnly bool) *tracked {
 	inf.AddIndexer(cache.IndexOwner, cache.ByOwner[T])
 	l := inf.Lister()
 	t := &tracked{
@@ -165,17 +196,47 @@ func trackAs[T kinds.Object](c *Collector, info *kinds.Info, inf *cache.Informer
 			}
 			return out
 		},
-		synced: inf.HasSynced,
+		withUID: func(uid types.UID) (kinds.Object, bool) {
+			for _, o := range l.List(labels.Everything()) {
+				if o.GetUID() == uid {
+					return o, true
+				}
+			}
+			return nil, false
+		},
+		synced:       inf.HasSynced,
+		metadataOnly: metadataOnly,
 	}
 	c.mu.Lock()
 	c.kinds[info.Kind] = t
 	c.mu.Unlock()
 	inf.AddHandler(cache.Handler[T]{
-		OnAdd:    func(o T) { c.changed(t, o) },
-		OnUpdate: func(_, o T) { c.changed(t, o) },
+		OnAdd: func(o T) { c.changed(t, o) },
+		OnUpdate: func(old, o T) {
+			if ownersChanged(old, o) {
+				c.queueOwners(old) // an owner waiting in the foreground may no longer be blocked
+			} else if !deletionChanged(old, o) {
+				return // nothing the collector looks at changed (Kubernetes' graph builder ignores it too)
+			}
+			c.changed(t, o)
+		},
 		OnDelete: func(o T) { c.deleted(o) },
 	})
 	return t
+}
+
+// ownersChanged says whether an update changed the object's ownerReferences.
+func ownersChanged(old, o kinds.Object) bool {
+	return !slices.EqualFunc(old.GetOwnerReferences(), o.GetOwnerReferences(), func(a, b metav1.OwnerReference) bool {
+		return a.UID == b.UID && a.Name == b.Name && a.Kind == b.Kind && a.APIVersion == b.APIVersion &&
+			ptr.Deref(a.Controller, false) == ptr.Deref(b.Controller, false) && ptr.Deref(a.BlockOwnerDeletion, false) == ptr.Deref(b.BlockOwnerDeletion, false)
+	})
+}
+
+// deletionChanged says whether an update started the object's deletion or changed its
+// finalizers.
+func deletionChanged(old, o kinds.Object) bool {
+	return (old.GetDeletionTimestamp() == nil) != (o.GetDeletionTimestamp() == nil) || !slices.Equal(old.GetFinalizers(), o.GetFinalizers())
 }
 
 // tracked returns the kind named, when the collector follows it.
@@ -264,9 +325,11 @@ func keyIn(ns, name string) string {
 	return ns + "/" + name
 }
 
-// Run collects until ctx ends.
+// Run collects until ctx ends. It starts once the shared kinds and the CRDs are cached;
+// the monitors of the other kinds start then, and an owner's foreground or orphan
+// deletion waits for all of them to have listed (asOwner).
 func (c *Collector) Run(ctx context.Context) error {
-	synced := []interface{ HasSynced() bool }{syncedFunc(c.crdsSynced)}
+	var synced []interface{ HasSynced() bool }
 	for _, t := range c.all() {
 		synced = append(synced, syncedFunc(t.synced))
 	}
@@ -274,7 +337,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { c.followCRDs(ctx) })
+	wg.Go(func() { c.followKinds(ctx) })
 	c.queue.Run(ctx, c.cfg.Workers, c.log, c.reconcile)
 	wg.Wait()
 	return nil
@@ -326,6 +389,12 @@ func (c *Collector) ownerState(ctx context.Context, dependent kinds.Object, ref 
 	if info == nil {
 		return true, false, false, nil // a kind Skiff does not serve: leave it alone
 	}
+	if info.Namespaced && dependent.GetNamespace() == "" {
+		// A cluster-scoped object cannot be owned by a namespaced one: Kubernetes'
+		// collector leaves it, the reference unresolvable, and says so.
+		c.invalidNamespace(dependent, ref)
+		return true, false, false, nil
+	}
 	ns := ownerNamespace(info, dependent)
 	check := func(o kinds.Object) (bool, bool) {
 		return o.GetUID() == ref.UID, o.GetDeletionTimestamp() != nil && slices.Contains(o.GetFinalizers(), FinalizerForeground)
@@ -341,16 +410,39 @@ func (c *Collector) ownerState(ctx context.Context, dependent kinds.Object, ref 
 	// Absent (or another uid) in the cache, or a kind not cached: ask the servers before
 	// acting on it.
 	o, err := client.ForKind(c.conn, info).Get(ctx, ns, ref.Name)
-	if client.IsNotFound(err) {
-		return false, false, false, nil
-	}
-	if err != nil {
+	if err != nil && !client.IsNotFound(err) {
 		return false, false, false, fmt.Errorf("get owner %s %s: %w", info.Singular, keyIn(ns, ref.Name), err)
 	}
-	exists, foreground = check(o)
-	waiting = exists && t == nil && o.GetDeletionTimestamp() != nil &&
+	if err == nil {
+		exists, foreground = check(o)
+	}
+	if !exists {
+		if info.Namespaced && t != nil {
+			if o, ok := t.withUID(ref.UID); ok && o.GetNamespace() != dependent.GetNamespace() {
+				c.invalidNamespace(dependent, ref) // the owner is there, in another namespace
+			}
+		}
+		return false, false, false, nil
+	}
+	waiting = t == nil && o.GetDeletionTimestamp() != nil &&
 		(foreground || slices.Contains(o.GetFinalizers(), FinalizerOrphan))
 	return exists, foreground, waiting, nil
+}
+
+// invalidNamespace records Kubernetes' event about a dependent whose owner reference
+// names an owner outside the dependent's namespace.
+func (c *Collector) invalidNamespace(dependent kinds.Object, ref metav1.OwnerReference) {
+	if c.events == nil {
+		return
+	}
+	if m, ok := dependent.(*metav1.PartialObjectMetadata); ok {
+		if _, served := kinds.ForGroupVersionKind(m.APIVersion, m.Kind); !served {
+			return // a custom kind this process no longer knows: nothing to name in the event
+		}
+	}
+	ns := dependent.GetNamespace()
+	c.events.Eventf(dependent, corev1.EventTypeWarning, "OwnerRefInvalidNamespace", "ownerRef [%s/%s, namespace: %s, name: %s, uid: %s] does not exist in namespace %q",
+		ref.APIVersion, ref.Kind, ns, ref.Name, ref.UID, ns)
 }
 
 // asDependent deletes obj when its owners are gone, or drops the owners that are. It
@@ -391,17 +483,60 @@ func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Objec
 		c.log.Debug("deleted dependent", "kind", t.info.Kind, "object", cache.Key(obj), "policy", policy)
 		return false, nil
 	case len(alive) < len(refs):
-		return uncached, c.setOwners(ctx, t, obj, alive)
+		keep := map[types.UID]bool{}
+		for _, r := range alive {
+			keep[r.UID] = true
+		}
+		return uncached, c.update(ctx, t, obj, "remove gone owners from", func(o kinds.Object) bool {
+			return dropOwners(o, func(r metav1.OwnerReference) bool { return !keep[r.UID] })
+		})
 	}
 	return uncached, nil
 }
 
-func (c *Collector) setOwners(ctx context.Context, t *tracked, obj kinds.Object, refs []metav1.OwnerReference) error {
-	next := obj.DeepCopyObject().(kinds.Object)
-	next.SetOwnerReferences(refs)
+// dropOwners removes o's owner references that gone says are gone, and says whether
+// there were any.
+func dropOwners(o kinds.Object, gone func(metav1.OwnerReference) bool) bool {
+	refs := o.GetOwnerReferences()
+	keep := slices.DeleteFunc(slices.Clone(refs), gone)
+	if len(keep) == len(refs) {
+		return false
+	}
+	if len(keep) == 0 {
+		keep = nil
+	}
+	o.SetOwnerReferences(keep)
+	return true
+}
+
+// update changes obj's metadata with change, which says whether it changed anything.
+// change is applied to the object as it is now: the cached one, or, for a kind cached as
+// metadata alone, the object read live (an update writes the spec or data back too). A
+// conflict is returned, so the key is looked at again: the update filter (trackAs)
+// does not queue an object for the change that made the conflict.
+func (c *Collector) update(ctx context.Context, t *tracked, obj kinds.Object, what string, change func(kinds.Object) bool) error {
+	var next kinds.Object
+	if t.metadataOnly {
+		o, err := t.client.Get(ctx, obj.GetNamespace(), obj.GetName())
+		if client.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s %s: get: %w", what, t.info.Singular, cache.Key(obj), err)
+		}
+		if o.GetUID() != obj.GetUID() {
+			return nil // another object of the name: its events will say what to do
+		}
+		next = o
+	} else {
+		next = obj.DeepCopyObject().(kinds.Object)
+	}
+	if !change(next) {
+		return nil
+	}
 	_, err := t.client.Update(ctx, next)
-	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
-		return fmt.Errorf("update owners of %s %s: %w", t.info.Singular, cache.Key(obj), err)
+	if err != nil && !client.IsNotFound(err) {
+		return fmt.Errorf("%s %s %s: %w", what, t.info.Singular, cache.Key(obj), err)
 	}
 	return nil
 }
@@ -426,7 +561,7 @@ func (c *Collector) uncachedOwner(ctx context.Context, kind, ns, name string) er
 
 // errNotSynced: a kind's cache has not listed yet, so the dependents of an owner are not
 // all known.
-var errNotSynced = errors.New("waiting for the caches of custom resources to sync")
+var errNotSynced = errors.New("waiting for the caches of every kind to sync")
 
 func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) error {
 	if obj.GetDeletionTimestamp() == nil {
@@ -449,13 +584,10 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 	case slices.Contains(obj.GetFinalizers(), FinalizerOrphan):
 		for _, dt := range all {
 			for _, d := range dt.byOwner(uid) {
-				var keep []metav1.OwnerReference
-				for _, r := range d.GetOwnerReferences() {
-					if r.UID != uid {
-						keep = append(keep, r)
-					}
-				}
-				if err := c.setOwners(ctx, dt, d, keep); err != nil {
+				err := c.update(ctx, dt, d, "orphan", func(o kinds.Object) bool {
+					return dropOwners(o, func(r metav1.OwnerReference) bool { return r.UID == uid })
+				})
+				if err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -522,30 +654,30 @@ func (c *Collector) hasDependents(uid types.UID) bool {
 // unblockOwners sets blockOwnerDeletion false on obj's owner references that have it:
 // those owners' foreground deletion no longer waits for obj.
 func (c *Collector) unblockOwners(ctx context.Context, t *tracked, obj kinds.Object) error {
-	refs := slices.Clone(obj.GetOwnerReferences())
-	changed := false
-	for i := range refs {
-		if ptr.Deref(refs[i].BlockOwnerDeletion, false) {
-			refs[i].BlockOwnerDeletion = ptr.To(false)
-			changed = true
+	err := c.update(ctx, t, obj, "unblock the owners of", func(o kinds.Object) bool {
+		refs := slices.Clone(o.GetOwnerReferences())
+		changed := false
+		for i := range refs {
+			if ptr.Deref(refs[i].BlockOwnerDeletion, false) {
+				refs[i].BlockOwnerDeletion = ptr.To(false)
+				changed = true
+			}
 		}
-	}
-	if !changed {
-		return nil
-	}
-	if err := c.setOwners(ctx, t, obj, refs); err != nil {
+		o.SetOwnerReferences(refs)
+		return changed
+	})
+	if err != nil {
 		return err
 	}
 	c.log.Debug("unblocked owners of a dependent in a circle", "kind", t.info.Kind, "object", cache.Key(obj))
-	return nil // the update's event queues the owners (changed)
+	return nil // the update's event queues the owners (trackAs)
 }
 
 func (c *Collector) removeFinalizer(ctx context.Context, t *tracked, obj kinds.Object, fin string) error {
-	next := obj.DeepCopyObject().(kinds.Object)
-	next.SetFinalizers(slices.DeleteFunc(slices.Clone(obj.GetFinalizers()), func(f string) bool { return f == fin }))
-	_, err := t.client.Update(ctx, next)
-	if err != nil && !client.IsNotFound(err) && !client.IsConflict(err) {
-		return fmt.Errorf("remove finalizer %s from %s %s: %w", fin, t.info.Singular, cache.Key(obj), err)
-	}
-	return nil
+	return c.update(ctx, t, obj, "remove finalizer "+fin+" from", func(o kinds.Object) bool {
+		fins := o.GetFinalizers()
+		keep := slices.DeleteFunc(slices.Clone(fins), func(f string) bool { return f == fin })
+		o.SetFinalizers(keep)
+		return len(keep) != len(fins)
+	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
+	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
@@ -30,20 +31,29 @@ func setupCollector(t *testing.T) (*client.Clientset, context.Context, *Collecto
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { conn.Close() })
 	cs := client.NewClientset(conn)
+	ctx, gc := runCollector(t, cs)
+	return cs, ctx, gc
+}
+
+// runCollector runs a collector over cs until the test ends.
+func runCollector(t *testing.T, cs *client.Clientset) (context.Context, *Collector) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	cfg := DefaultConfig()
 	cfg.UncachedOwnerResync = 200 * time.Millisecond
-	gc, err := New(cs, f, cfg)
+	rec := record.New(cs.Events, record.Config{Component: "generic-garbage-collector"})
+	gc, err := New(cs, f, rec, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Start(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); gc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); f.Wait(); <-done; conn.Close() })
-	return cs, ctx, gc
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); gc.Run(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); rec.Run(ctx) }()
+	t.Cleanup(func() { cancel(); f.Wait(); <-done; <-done })
+	return ctx, gc
 }
 
 // tree makes a Deployment owning a ReplicaSet owning two Pods.
@@ -186,10 +196,9 @@ func TestKeepsObjectWithLiveOwner(t *testing.T) {
 	})
 }
 
-// TestOwnersOfOtherKinds: a dependent whose owner is of a kind the collector does not
-// cache (a ConfigMap; a cluster-scoped Node owning a namespaced Pod) is collected once a
-// live read confirms the owner gone: nothing tells the collector such an owner went, so
-// it looks at the dependent again every UncachedOwnerResync.
+// TestOwnersOfOtherKinds: a Pod owned by a ConfigMap (a kind the collector follows
+// through a metadata-only monitor) and one owned by a cluster-scoped Node are collected
+// once their owner goes, and not before.
 func TestOwnersOfOtherKinds(t *testing.T) {
 	cs, ctx := setup(t)
 	cm, err := cs.ConfigMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: "default"}})

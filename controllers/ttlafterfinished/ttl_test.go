@@ -65,7 +65,7 @@ func TestDeletesExpiredJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc, err := garbagecollector.New(cs, f, garbagecollector.DefaultConfig())
+	gc, err := garbagecollector.New(cs, f, nil, garbagecollector.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
