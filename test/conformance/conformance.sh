@@ -328,10 +328,20 @@ images() {
 	'' | /bin/nc) ;;
 	*) log "agnhost's shell runs its own nc, not netcat-openbsd's /bin/nc: $(intree "$img/agnhost" 'command -v nc')"; exit 1 ;;
 	esac
+	# The DNS tests' probes run dig and getent in agnhost (Alpine has both).
+	dnstools "$img/agnhost"
 	echo 'user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh' >>"$img/agnhost/etc/passwd"
 	printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >>"$img/agnhost/etc/group"
 	# 2.55 (AgnhostPrev) is the same build as 2.66.1: the tests that use it only run it.
 	push -image e2e-test-images/agnhost:2.66.1 -tag 2.55 -rootfs "$img/agnhost" -workdir / -entrypoint /agnhost -cmd pause
+
+	# glibc-dns-testing (the DNS tests' other prober, Debian's bookworm-slim with dnsutils
+	# in Kubernetes' build): the busybox tree with this machine's dig and getent, which
+	# link glibc; without the CoreDNS binary of Kubernetes' image, which no conformance
+	# test runs.
+	busyboxtree "$img/glibc-dns-testing"
+	dnstools "$img/glibc-dns-testing"
+	push -image e2e-test-images/glibc-dns-testing:2.1.1 -rootfs "$img/glibc-dns-testing" -cmd sh
 
 	# pause: Kubernetes' build/pause/linux/pause.c, statically linked.
 	mkdir -p "$img/pause"
@@ -354,6 +364,29 @@ sigStorageRegistry: $REGISTRY/sig-storage
 dockerLibraryRegistry: $REGISTRY/library
 cloudProviderGcpRegistry: $REGISTRY/cloud-provider-gcp
 EOF
+}
+
+# dnstools DIR adds what the DNS tests' probes run besides the shell's applets to the tree
+# DIR: dig (Debian's bind9-dnsutils, installed on this machine by install-deps.sh) and
+# getent (glibc's), with the libraries they link, and an nsswitch.conf that looks hosts
+# up in /etc/hosts before DNS, as Debian's and Alpine's do. It fails when dig or getent
+# does not run in the tree.
+dnstools() {
+	local d=$1 b
+	for b in /usr/bin/dig /usr/bin/getent; do
+		cp "$b" "$d$b"
+		sharedlibs "$d" "$b"
+	done
+	echo 'hosts: files dns' >"$d/etc/nsswitch.conf"
+	[ "$(id -u)" = 0 ] || return 0
+	case $(intree "$d" 'dig -v') in
+	DiG\ 9.*) ;;
+	*) log "dig does not run in ${d##*/}: $(intree "$d" 'dig -v')"; exit 1 ;;
+	esac
+	case $(intree "$d" 'getent passwd root') in
+	root:*) ;;
+	*) log "getent does not run in ${d##*/}: $(intree "$d" 'getent passwd root')"; exit 1 ;;
+	esac
 }
 
 # sharedlibs DIR BIN copies the shared libraries DIR/BIN links (and the loader) from
