@@ -297,8 +297,19 @@ images() {
 	(cd "$root" && go build -o "$OUT/pushimage" ./test/conformance/pushimage)
 	push() { "$OUT/pushimage" -registry "$REGISTRY" "$@"; }
 
-	# busybox: Debian's busybox-static (its version, not 1.37.0).
+	# busybox: Debian's busybox (its version, 1.35, not 1.37.0), its sh this machine's
+	# bash: Debian's ash drops from the environment it is given, and so from the one its
+	# commands get, the variables whose names are no shell names (data-1, a ConfigMap's or
+	# Secret's key made a variable, which the tests look for in `sh -c env`); upstream's
+	# ash keeps them since 1.28, and so does bash, also as sh (its POSIX mode).
 	busyboxtree "$img/busybox"
+	cp /bin/bash "$img/busybox/bin/bash"
+	sharedlibs "$img/busybox" /bin/bash
+	ln -sf bash "$img/busybox/bin/sh"
+	if [ "$(id -u)" = 0 ] && ! env -i data-1=kept "$(command -v chroot)" "$img/busybox" /bin/sh -c env | grep -qx data-1=kept; then
+		log "the busybox image's sh drops data-1 from the environment"
+		exit 1
+	fi
 	push -image e2e-test-images/busybox:1.37.0-2 -rootfs "$img/busybox" -cmd sh
 
 	# agnhost: built from its source at $K8S_VERSION, on the busybox tree instead of
@@ -334,6 +345,25 @@ images() {
 	printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >>"$img/agnhost/etc/group"
 	# 2.55 (AgnhostPrev) is the same build as 2.66.1: the tests that use it only run it.
 	push -image e2e-test-images/agnhost:2.66.1 -tag 2.55 -rootfs "$img/agnhost" -workdir / -entrypoint /agnhost -cmd pause
+
+	# kitten and nautilus (kubectl's Update Demo): agnhost's tree with the picture and
+	# data.json of test/images/kitten and nautilus at $K8S_VERSION in /, served by
+	# test-webserver, as Kubernetes builds them on agnhost; the tags are the tests'.
+	for a in kitten nautilus; do
+		cp -al "$img/agnhost" "$img/$a"
+		rm -f "$img/$a/$a.jpg" "$img/$a/data.json"
+		cp "$src/test/images/$a/html/$a.jpg" "$src/test/images/$a/html/data.json" "$img/$a/"
+		chmod u+w "$img/$a/$a.jpg" "$img/$a/data.json"
+		push -image "e2e-test-images/$a:1.8" -rootfs "$img/$a" -workdir / -entrypoint /agnhost -cmd test-webserver
+	done
+
+	# nonewprivs: test/images/nonewprivs' nnp (it prints its effective uid) at
+	# $K8S_VERSION, static, setuid root in /usr/local/bin, on the busybox tree (not Alpine).
+	busyboxtree "$img/nonewprivs"
+	mkdir -p "$img/nonewprivs/usr/local/bin"
+	(cd "$mod" && CGO_ENABLED=0 nice go build -o "$img/nonewprivs/usr/local/bin/nnp" k8s.io/kubernetes/test/images/nonewprivs)
+	chmod 4755 "$img/nonewprivs/usr/local/bin/nnp"
+	push -image e2e-test-images/nonewprivs:1.4 -rootfs "$img/nonewprivs" -cmd nnp
 
 	# glibc-dns-testing (the DNS tests' other prober, Debian's bookworm-slim with dnsutils
 	# in Kubernetes' build): the busybox tree with this machine's dig and getent, which
