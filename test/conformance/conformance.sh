@@ -266,6 +266,7 @@ busyboxtree() {
 	mkdir -p "$d/bin" "$d/sbin" "$d/usr/bin" "$d/usr/sbin" "$d/etc" "$d/root" "$d/tmp" "$d/var/tmp" "$d/home"
 	chmod 1777 "$d/tmp" "$d/var/tmp"
 	debtree "$d" busybox || { log "no busybox package: the images are not built"; exit 1; }
+	[ -z "${bbbin:-}" ] || cp "$bbbin" "$d/bin/busybox"
 	sharedlibs "$d" /bin/busybox
 	for a in $("$d/bin/busybox" --list-full); do
 		[ "$a" = bin/busybox ] || [ -e "$d/$a" ] || ln -s /bin/busybox "$d/$a"
@@ -275,6 +276,45 @@ busyboxtree() {
 	printf 'root:x:0:\nnobody:x:65534:\n' >"$d/etc/group"
 	: >"$d/etc/hosts"
 	: >"$d/etc/resolv.conf"
+}
+
+# busyboxbuild builds Debian's busybox from its source package at the version of the
+# package busybox, with that package's configuration and FEATURE_DI_ENV_HACK (the
+# option of Debian's installer build), and prints the binary's path; nothing when it
+# cannot. Debian reverts upstream's commit 9c143ce5 (busybox 1.28, "ash: retain envvars
+# with bad names in initial environment"), so that its ash drops from the environment
+# it is given, and so from its commands', the variables whose names are no shell names:
+# data-1, a ConfigMap's or Secret's key made a variable, which four tests look for in
+# `sh -c env`. The option keeps them, as upstream's busybox (Kubernetes' busybox image,
+# Alpine's) does. The source comes through a deb-src list of the script's own in
+# $OUT/apt (the machine's apt configuration is left alone); the build is kept in
+# $OUT/busybox-src.
+busyboxbuild() {
+	local b=$OUT/busybox-src
+	[ -x "$b/busybox" ] && { echo "$b/busybox"; return; }
+	local deb src ver codename opts
+	mkdir -p "$OUT/debs" "$OUT/apt/lists/partial"
+	ls "$OUT/debs/busybox_"*.deb >/dev/null 2>&1 || (cd "$OUT/debs" && apt-get download busybox >/dev/null 2>&1) || return 0
+	deb=$(ls "$OUT/debs/busybox_"*.deb | head -1)
+	# The source package's version: a binary rebuilt (+b1) names it in Source.
+	src=$(dpkg-deb -f "$deb" Source)
+	ver=$(dpkg-deb -f "$deb" Version)
+	case $src in *'('*) ver=${src#*(} && ver=${ver%)*} ;; esac
+	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+	printf 'deb-src http://deb.debian.org/debian %s main\ndeb-src http://deb.debian.org/debian %s-updates main\ndeb-src http://deb.debian.org/debian-security %s-security main\n' \
+		"$codename" "$codename" "$codename" >"$OUT/apt/sources.list"
+	opts=(-o "Dir::Etc::SourceList=$OUT/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$OUT/apt/lists")
+	log "building busybox $ver from Debian's source (minutes)"
+	rm -rf "$b"
+	(cd "$OUT/apt" &&
+		apt-get "${opts[@]}" update >/dev/null 2>&1 &&
+		apt-get "${opts[@]}" source --download-only "busybox=$ver" >/dev/null 2>&1 &&
+		dpkg-source -x "busybox_${ver#*:}.dsc" "$b" >/dev/null 2>&1 &&
+		cd "$b" &&
+		sed 's/^# CONFIG_FEATURE_DI_ENV_HACK is not set$/CONFIG_FEATURE_DI_ENV_HACK=y/' debian/config/pkg/deb >.config &&
+		grep -qx CONFIG_FEATURE_DI_ENV_HACK=y .config &&
+		nice make -j2 busybox </dev/null >make.log 2>&1) || { log "busybox was not built from source (log: $b/make.log)"; return 0; }
+	[ ! -x "$b/busybox" ] || echo "$b/busybox"
 }
 
 # intree DIR CMD runs the shell command CMD in the tree DIR as a container would (its
@@ -297,16 +337,13 @@ images() {
 	(cd "$root" && go build -o "$OUT/pushimage" ./test/conformance/pushimage)
 	push() { "$OUT/pushimage" -registry "$REGISTRY" "$@"; }
 
-	# busybox: Debian's busybox (its version, 1.35, not 1.37.0), its sh this machine's
-	# bash: Debian's ash drops from the environment it is given, and so from the one its
-	# commands get, the variables whose names are no shell names (data-1, a ConfigMap's or
-	# Secret's key made a variable, which the tests look for in `sh -c env`); upstream's
-	# ash keeps them since 1.28, and so does bash, also as sh (its POSIX mode).
+	# busybox: Debian's busybox (its version, 1.35, not 1.37.0), rebuilt as busyboxbuild
+	# says: the build fails when its shell drops data-1 from the environment.
+	bbbin=$(busyboxbuild)
+	[ -n "$bbbin" ] || log "busybox not built from source: the images' sh drops data-1 from the environment"
 	busyboxtree "$img/busybox"
-	cp /bin/bash "$img/busybox/bin/bash"
-	sharedlibs "$img/busybox" /bin/bash
-	ln -sf bash "$img/busybox/bin/sh"
-	if [ "$(id -u)" = 0 ] && ! env -i data-1=kept "$(command -v chroot)" "$img/busybox" /bin/sh -c env | grep -qx data-1=kept; then
+	if [ -n "$bbbin" ] && [ "$(id -u)" = 0 ] &&
+		! env -i data-1=kept "$(command -v chroot)" "$img/busybox" /bin/sh -c env | grep -qx data-1=kept; then
 		log "the busybox image's sh drops data-1 from the environment"
 		exit 1
 	fi
