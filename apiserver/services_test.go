@@ -455,3 +455,27 @@ func TestServiceAffinitySwitchAndConditions(t *testing.T) {
 		t.Fatalf("a condition without lastTransitionTime: %v, %+v", err, web.Status.Conditions)
 	}
 }
+
+// TestServiceExternalNameKeptOnTypeChange: an ExternalName Service changed to ClusterIP
+// with its externalName left in place is taken and given a cluster IP, as Kubernetes
+// takes it (it validates externalName for ExternalName Services only): DNS's "should
+// provide DNS for ExternalName services" sends that update.
+func TestServiceExternalNameKeptOnTypeChange(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	ctx := testCtx(t)
+	svcs := client.NewClientset(c.Dial(t, "admin", client.Options{})).Services
+	s := service("ext", corev1.ServiceTypeExternalName)
+	s.Spec.ExternalName = "foo.example.com"
+	ext, err := svcs.Create(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext.Spec.Type = corev1.ServiceTypeClusterIP
+	ext.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}
+	if ext, err = svcs.Update(ctx, ext); err != nil {
+		t.Fatalf("ExternalName to ClusterIP with externalName kept: %v", err)
+	}
+	if ip, err := netip.ParseAddr(ext.Spec.ClusterIP); err != nil || !serviceCIDR.Contains(ip) {
+		t.Fatalf("cluster IP %q; want one of %s", ext.Spec.ClusterIP, serviceCIDR)
+	}
+}

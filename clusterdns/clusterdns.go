@@ -12,6 +12,11 @@
 //     pod has that hostname (a StatefulSet's pods, spec.hostname and spec.subdomain).
 //   - a-b-c-d.ns.pod.DOMAIN: A → a.b.c.d, unchecked (CoreDNS' "pods insecure", what
 //     Kubernetes clusters configure).
+//   - d.c.b.a.in-addr.arpa: PTR → the Service whose cluster IP a.b.c.d is, or the names
+//     of the ready endpoints with that address (hostname.svc.ns.svc.DOMAIN, or the
+//     address dashed), as CoreDNS answers for the reverse zones Kubernetes' Corefile
+//     gives it; the addresses of neither, and other reverse queries, go upstream (its
+//     "fallthrough in-addr.arpa ip6.arpa").
 //
 // Names of the domain that name nothing are NXDOMAIN, with the domain's SOA.
 package clusterdns
@@ -75,6 +80,13 @@ type Server struct {
 // byService indexes EndpointSlices by their Service, "namespace/name".
 const byService = "clusterdns.service"
 
+// byAddress indexes Services by their cluster IPs and EndpointSlices by their endpoints'
+// IPv4 addresses: the reverse lookups.
+const byAddress = "clusterdns.address"
+
+// reverseZone is the zone of IPv4 reverse lookups.
+const reverseZone = "in-addr.arpa."
+
 // New makes a server on the factory's informers (the factory is started by the caller).
 func New(f *cache.Factory, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
@@ -93,6 +105,25 @@ func New(f *cache.Factory, cfg Config) (*Server, error) {
 			return []string{es.Namespace + "/" + svc}
 		}
 		return nil
+	})
+	svcInf.AddIndexer(byAddress, func(svc *corev1.Service) []string {
+		ips := make([]string, 0, 1)
+		for _, ip := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
+			if ip != "" && ip != corev1.ClusterIPNone && !slices.Contains(ips, ip) {
+				ips = append(ips, ip)
+			}
+		}
+		return ips
+	})
+	sliceInf.AddIndexer(byAddress, func(es *discoveryv1.EndpointSlice) []string {
+		if es.AddressType != discoveryv1.AddressTypeIPv4 {
+			return nil
+		}
+		var ips []string
+		for _, ep := range es.Endpoints {
+			ips = append(ips, ep.Addresses...)
+		}
+		return ips
 	})
 	return &Server{cfg: cfg, zone: dns.Fqdn(strings.ToLower(cfg.Domain)), svcs: svcInf.Lister(), slices: sliceInf.Lister(),
 		synced: []interface{ HasSynced() bool }{svcInf, sliceInf}, log: cfg.Logger.Named("clusterdns")}, nil
@@ -129,6 +160,16 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	q := r.Question[0]
 	name := strings.ToLower(q.Name)
+	if q.Qtype == dns.TypePTR && dns.IsSubDomain(reverseZone, name) {
+		if answer := s.reverse(name); len(answer) > 0 {
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Authoritative = true
+			m.Answer = answer
+			w.WriteMsg(m)
+			return
+		}
+	}
 	if !dns.IsSubDomain(s.zone, name) {
 		w.WriteMsg(s.forward(r))
 		return
@@ -197,6 +238,46 @@ func (s *Server) resolve(name string, qtype uint16) (answer, extra []dns.RR, fou
 		return s.srvRecords(name, svcFQDN, svc, port, proto, qtype)
 	}
 	return nil, nil, false
+}
+
+// reverse answers a PTR query of the reverse zone: the name of the Service whose cluster
+// IP the address is, else those of the ready endpoints with the address; none for an
+// address of neither.
+func (s *Server) reverse(name string) []dns.RR {
+	labels := dns.SplitDomainName(strings.TrimSuffix(name, reverseZone))
+	if len(labels) != 4 {
+		return nil
+	}
+	slices.Reverse(labels)
+	ip, err := netip.ParseAddr(strings.Join(labels, "."))
+	if err != nil || !ip.Is4() {
+		return nil
+	}
+	addr := ip.String()
+	ptr := func(target string) dns.RR {
+		return &dns.PTR{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: TTL}, Ptr: target}
+	}
+	if svcs := s.svcs.ByIndex(byAddress, addr); len(svcs) > 0 {
+		return []dns.RR{ptr(svcs[0].Name + "." + svcs[0].Namespace + ".svc." + s.zone)}
+	}
+	var answer []dns.RR
+	for _, es := range s.slices.ByIndex(byAddress, addr) {
+		svc := es.Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			if !isReady(ep) || !slices.Contains(ep.Addresses, addr) {
+				continue
+			}
+			host := strings.ReplaceAll(addr, ".", "-")
+			if ep.Hostname != nil {
+				host = *ep.Hostname
+			}
+			answer = append(answer, ptr(host+"."+svc+"."+es.Namespace+".svc."+s.zone))
+		}
+	}
+	return answer
 }
 
 func a(name, ip string) dns.RR {

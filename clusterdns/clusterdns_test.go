@@ -80,6 +80,13 @@ func TestServer(t *testing.T) {
 	if _, err := cs.EndpointSlices.Create(ctx, es); err != nil {
 		t.Fatal(err)
 	}
+	web := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "default",
+		Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}, AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:     []discoveryv1.EndpointPort{{Name: new("http"), Protocol: new(corev1.ProtocolTCP), Port: new(int32(80))}},
+		Endpoints: []discoveryv1.Endpoint{endpoint("10.42.3.3", true, "")}}
+	if _, err := cs.EndpointSlices.Create(ctx, web); err != nil {
+		t.Fatal(err)
+	}
 
 	f := cache.NewFactory(cs, nil)
 	cfg := DefaultConfig()
@@ -155,6 +162,12 @@ func TestServer(t *testing.T) {
 		{"web.other.svc.cluster.local.", dns.TypeA, dns.RcodeNameError, nil},
 		{"cluster.local.", dns.TypeA, dns.RcodeNameError, nil},
 		{"example.com.", dns.TypeA, dns.RcodeSuccess, []string{"192.0.2.1"}},
+		// Reverse lookups: a cluster IP, a headless Service's endpoint by its hostname,
+		// another endpoint by its address; the rest (a not-ready endpoint) goes upstream.
+		{"20.0.43.10.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess, []string{"web.default.svc.cluster.local."}},
+		{"5.1.42.10.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess, []string{"db-0.db.default.svc.cluster.local."}},
+		{"3.3.42.10.IN-ADDR.ARPA.", dns.TypePTR, dns.RcodeSuccess, []string{"10-42-3-3.web.default.svc.cluster.local."}},
+		{"7.2.42.10.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, nil},
 		{"missing.example.org.", dns.TypeA, dns.RcodeNameError, nil},
 	} {
 		for _, network := range []string{"udp", "tcp"} {

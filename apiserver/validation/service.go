@@ -146,9 +146,8 @@ func validateService(svc *corev1.Service) field.ErrorList {
 			errs = append(errs, field.Forbidden(p.Child("ipFamilyPolicy"), "may not be set for ExternalName services"))
 		}
 	} else {
-		if s.ExternalName != "" {
-			errs = append(errs, field.Forbidden(p.Child("externalName"), "may only be set for ExternalName services"))
-		}
+		// externalName is not validated for the other types, as Kubernetes does not: an
+		// ExternalName Service changed to another type may keep it (ignored).
 		errs = append(errs, validateClusterIPs(s, p)...)
 	}
 	if len(s.Ports) == 0 && !headless && s.Type != corev1.ServiceTypeExternalName {

@@ -293,6 +293,7 @@ busyboxtree() {
 	mkdir -p "$d/bin" "$d/sbin" "$d/usr/bin" "$d/usr/sbin" "$d/etc" "$d/root" "$d/tmp" "$d/var/tmp" "$d/home"
 	chmod 1777 "$d/tmp" "$d/var/tmp"
 	debtree "$d" busybox || { log "no busybox package: the images are not built"; exit 1; }
+	[ -z "${bbbin:-}" ] || cp "$bbbin" "$d/bin/busybox"
 	sharedlibs "$d" /bin/busybox
 	for a in $("$d/bin/busybox" --list-full); do
 		[ "$a" = bin/busybox ] || [ -e "$d/$a" ] || ln -s /bin/busybox "$d/$a"
@@ -302,6 +303,45 @@ busyboxtree() {
 	printf 'root:x:0:\nnobody:x:65534:\n' >"$d/etc/group"
 	: >"$d/etc/hosts"
 	: >"$d/etc/resolv.conf"
+}
+
+# busyboxbuild builds Debian's busybox from its source package at the version of the
+# package busybox, with that package's configuration and FEATURE_DI_ENV_HACK (the
+# option of Debian's installer build), and prints the binary's path; nothing when it
+# cannot. Debian reverts upstream's commit 9c143ce5 (busybox 1.28, "ash: retain envvars
+# with bad names in initial environment"), so that its ash drops from the environment
+# it is given, and so from its commands', the variables whose names are no shell names:
+# data-1, a ConfigMap's or Secret's key made a variable, which four tests look for in
+# `sh -c env`. The option keeps them, as upstream's busybox (Kubernetes' busybox image,
+# Alpine's) does. The source comes through a deb-src list of the script's own in
+# $OUT/apt (the machine's apt configuration is left alone); the build is kept in
+# $OUT/busybox-src.
+busyboxbuild() {
+	local b=$OUT/busybox-src
+	[ -x "$b/busybox" ] && { echo "$b/busybox"; return; }
+	local deb src ver codename opts
+	mkdir -p "$OUT/debs" "$OUT/apt/lists/partial"
+	ls "$OUT/debs/busybox_"*.deb >/dev/null 2>&1 || (cd "$OUT/debs" && apt-get download busybox >/dev/null 2>&1) || return 0
+	deb=$(ls "$OUT/debs/busybox_"*.deb | head -1)
+	# The source package's version: a binary rebuilt (+b1) names it in Source.
+	src=$(dpkg-deb -f "$deb" Source)
+	ver=$(dpkg-deb -f "$deb" Version)
+	case $src in *'('*) ver=${src#*(} && ver=${ver%)*} ;; esac
+	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+	printf 'deb-src http://deb.debian.org/debian %s main\ndeb-src http://deb.debian.org/debian %s-updates main\ndeb-src http://deb.debian.org/debian-security %s-security main\n' \
+		"$codename" "$codename" "$codename" >"$OUT/apt/sources.list"
+	opts=(-o "Dir::Etc::SourceList=$OUT/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$OUT/apt/lists")
+	log "building busybox $ver from Debian's source (minutes)"
+	rm -rf "$b"
+	(cd "$OUT/apt" &&
+		apt-get "${opts[@]}" update >/dev/null 2>&1 &&
+		apt-get "${opts[@]}" source --download-only "busybox=$ver" >/dev/null 2>&1 &&
+		dpkg-source -x "busybox_${ver#*:}.dsc" "$b" >/dev/null 2>&1 &&
+		cd "$b" &&
+		sed 's/^# CONFIG_FEATURE_DI_ENV_HACK is not set$/CONFIG_FEATURE_DI_ENV_HACK=y/' debian/config/pkg/deb >.config &&
+		grep -qx CONFIG_FEATURE_DI_ENV_HACK=y .config &&
+		nice make -j2 busybox </dev/null >make.log 2>&1) || { log "busybox was not built from source (log: $b/make.log)"; return 0; }
+	[ ! -x "$b/busybox" ] || echo "$b/busybox"
 }
 
 # intree DIR CMD runs the shell command CMD in the tree DIR as a container would (its
@@ -324,8 +364,16 @@ images() {
 	(cd "$root" && go build -o "$OUT/pushimage" ./test/conformance/pushimage)
 	push() { "$OUT/pushimage" -registry "$REGISTRY" "$@"; }
 
-	# busybox: Debian's busybox-static (its version, not 1.37.0).
+	# busybox: Debian's busybox (its version, 1.35, not 1.37.0), rebuilt as busyboxbuild
+	# says: the build fails when its shell drops data-1 from the environment.
+	bbbin=$(busyboxbuild)
+	[ -n "$bbbin" ] || log "busybox not built from source: the images' sh drops data-1 from the environment"
 	busyboxtree "$img/busybox"
+	if [ -n "$bbbin" ] && [ "$(id -u)" = 0 ] &&
+		! env -i data-1=kept "$(command -v chroot)" "$img/busybox" /bin/sh -c env | grep -qx data-1=kept; then
+		log "the busybox image's sh drops data-1 from the environment"
+		exit 1
+	fi
 	push -image e2e-test-images/busybox:1.37.0-2 -rootfs "$img/busybox" -cmd sh
 
 	# agnhost: built from its source at $K8S_VERSION, on the busybox tree instead of
@@ -355,10 +403,39 @@ images() {
 	'' | /bin/nc) ;;
 	*) log "agnhost's shell runs its own nc, not netcat-openbsd's /bin/nc: $(intree "$img/agnhost" 'command -v nc')"; exit 1 ;;
 	esac
+	# The DNS tests' probes run dig and getent in agnhost (Alpine has both).
+	dnstools "$img/agnhost"
 	echo 'user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh' >>"$img/agnhost/etc/passwd"
 	printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >>"$img/agnhost/etc/group"
 	# 2.55 (AgnhostPrev) is the same build as 2.66.1: the tests that use it only run it.
 	push -image e2e-test-images/agnhost:2.66.1 -tag 2.55 -rootfs "$img/agnhost" -workdir / -entrypoint /agnhost -cmd pause
+
+	# kitten and nautilus (kubectl's Update Demo): agnhost's tree with the picture and
+	# data.json of test/images/kitten and nautilus at $K8S_VERSION in /, served by
+	# test-webserver, as Kubernetes builds them on agnhost; the tags are the tests'.
+	for a in kitten nautilus; do
+		cp -al "$img/agnhost" "$img/$a"
+		rm -f "$img/$a/$a.jpg" "$img/$a/data.json"
+		cp "$src/test/images/$a/html/$a.jpg" "$src/test/images/$a/html/data.json" "$img/$a/"
+		chmod u+w "$img/$a/$a.jpg" "$img/$a/data.json"
+		push -image "e2e-test-images/$a:1.8" -rootfs "$img/$a" -workdir / -entrypoint /agnhost -cmd test-webserver
+	done
+
+	# nonewprivs: test/images/nonewprivs' nnp (it prints its effective uid) at
+	# $K8S_VERSION, static, setuid root in /usr/local/bin, on the busybox tree (not Alpine).
+	busyboxtree "$img/nonewprivs"
+	mkdir -p "$img/nonewprivs/usr/local/bin"
+	(cd "$mod" && CGO_ENABLED=0 nice go build -o "$img/nonewprivs/usr/local/bin/nnp" k8s.io/kubernetes/test/images/nonewprivs)
+	chmod 4755 "$img/nonewprivs/usr/local/bin/nnp"
+	push -image e2e-test-images/nonewprivs:1.4 -rootfs "$img/nonewprivs" -cmd nnp
+
+	# glibc-dns-testing (the DNS tests' other prober, Debian's bookworm-slim with dnsutils
+	# in Kubernetes' build): the busybox tree with this machine's dig and getent, which
+	# link glibc; without the CoreDNS binary of Kubernetes' image, which no conformance
+	# test runs.
+	busyboxtree "$img/glibc-dns-testing"
+	dnstools "$img/glibc-dns-testing"
+	push -image e2e-test-images/glibc-dns-testing:2.1.1 -rootfs "$img/glibc-dns-testing" -cmd sh
 
 	# pause: Kubernetes' build/pause/linux/pause.c, statically linked.
 	mkdir -p "$img/pause"
@@ -381,6 +458,29 @@ sigStorageRegistry: $REGISTRY/sig-storage
 dockerLibraryRegistry: $REGISTRY/library
 cloudProviderGcpRegistry: $REGISTRY/cloud-provider-gcp
 EOF
+}
+
+# dnstools DIR adds what the DNS tests' probes run besides the shell's applets to the tree
+# DIR: dig (Debian's bind9-dnsutils, installed on this machine by install-deps.sh) and
+# getent (glibc's), with the libraries they link, and an nsswitch.conf that looks hosts
+# up in /etc/hosts before DNS, as Debian's and Alpine's do. It fails when dig or getent
+# does not run in the tree.
+dnstools() {
+	local d=$1 b
+	for b in /usr/bin/dig /usr/bin/getent; do
+		cp "$b" "$d$b"
+		sharedlibs "$d" "$b"
+	done
+	echo 'hosts: files dns' >"$d/etc/nsswitch.conf"
+	[ "$(id -u)" = 0 ] || return 0
+	case $(intree "$d" 'dig -v') in
+	DiG\ 9.*) ;;
+	*) log "dig does not run in ${d##*/}: $(intree "$d" 'dig -v')"; exit 1 ;;
+	esac
+	case $(intree "$d" 'getent passwd root') in
+	root:*) ;;
+	*) log "getent does not run in ${d##*/}: $(intree "$d" 'getent passwd root')"; exit 1 ;;
+	esac
 }
 
 # sharedlibs DIR BIN copies the shared libraries DIR/BIN links (and the loader) from

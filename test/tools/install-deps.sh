@@ -7,7 +7,8 @@
 #   install-deps.sh chromium   the headless browser of skiffctl ui's tests
 #   install-deps.sh conformance what test/conformance/conformance.sh needs: containerd, runc,
 #                              busybox-static, docker-registry, iptables, the CNI plugins, a C
-#                              compiler with static libc (the pause image), curl
+#                              compiler with static libc (the pause image), curl, dig, make
+#                              and dpkg-source (busybox built from Debian's source)
 # Needs root for apt-get; without root it says what is missing and exits non-zero.
 set -euo pipefail
 
@@ -51,6 +52,9 @@ conformance)
 	need gcc gcc
 	dpkg -s libc6-dev >/dev/null 2>&1 || want+=(libc6-dev)
 	need curl curl
+	need dig bind9-dnsutils
+	need make make
+	need dpkg-source dpkg-dev
 	;;
 *)
 	echo "usage: $0 protoc|all|chromium|conformance" >&2
