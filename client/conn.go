@@ -97,13 +97,24 @@ type Options struct {
 	// simulated node's second connection was gRPC's goroutines, buffers and a TLS state
 	// on both sides, and two of three nodes of a three-member cluster held one (issue 26).
 	OneServer bool
-	Logger    hclog.Logger
+	// IdleTimeout closes a connection that has carried no call and no stream for so
+	// long; the next call to its server opens it again. Default 90s, client-go's
+	// (IdleConnTimeout). gRPC's own, 30 minutes, kept the connection to a server a
+	// client had moved away from (it failed or refused a call) for that long: on a
+	// loaded machine most of a thousand simulated nodes held two or three connections,
+	// each gRPC's goroutines, buffers and a TLS state in both processes (issue 26). A
+	// connection in use is never idle: a watch holds its own open, and a kubelet's
+	// Lease renewals (every 10s) hold the one its calls go to.
+	IdleTimeout time.Duration
+	Logger      hclog.Logger
 }
 
-// DefaultKeepaliveTime and DefaultKeepaliveTimeout are Options' defaults.
+// DefaultKeepaliveTime, DefaultKeepaliveTimeout and DefaultIdleTimeout are Options'
+// defaults.
 const (
 	DefaultKeepaliveTime    = 30 * time.Second
 	DefaultKeepaliveTimeout = 15 * time.Second
+	DefaultIdleTimeout      = 90 * time.Second
 )
 
 // Conn is a connection to a set of API servers. Calls go to one server until it fails;
@@ -169,6 +180,9 @@ func Dial(servers []string, opts Options) (*Conn, error) {
 	}
 	if opts.KeepaliveTimeout <= 0 {
 		opts.KeepaliveTimeout = DefaultKeepaliveTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	c := &Conn{servers: append([]string(nil), servers...), opts: opts, log: opts.Logger.Named("client"), conns: map[string]*grpc.ClientConn{}}
 	c.current = rand.IntN(len(servers))
@@ -273,6 +287,7 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 30)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.opts.KeepaliveTime, Timeout: c.opts.KeepaliveTimeout, PermitWithoutStream: true}),
+		grpc.WithIdleTimeout(c.opts.IdleTimeout),
 		// Fail fast when a server is down, so the call moves to the next one.
 		grpc.WithConnectParams(grpcConnectParams),
 		DialBufferPool(),

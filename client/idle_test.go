@@ -1,0 +1,134 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/client"
+	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/test/waitfor"
+)
+
+// countingListener counts the connections its server accepted and has open.
+type countingListener struct {
+	net.Listener
+	accepted, open atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.accepted.Add(1)
+	l.open.Add(1)
+	return &countedConn{Conn: c, l: l}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// switchServer creates while serving and refuses (no leader) while refusing; it holds
+// every watch open.
+type switchServer struct {
+	apiv1.UnimplementedResourcesServer
+	refusing atomic.Bool
+	creates  atomic.Int64
+	ln       *countingListener
+}
+
+func (f *switchServer) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
+	if f.refusing.Load() {
+		return nil, refused()
+	}
+	f.creates.Add(1)
+	return req.GetObject(), nil
+}
+
+func (f *switchServer) Watch(req *apiv1.WatchRequest, s apiv1.Resources_WatchServer) error {
+	if err := s.SendHeader(nil); err != nil {
+		return err
+	}
+	<-s.Context().Done()
+	return nil
+}
+
+func startSwitch(t *testing.T) (*switchServer, string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &switchServer{ln: &countingListener{Listener: ln}}
+	s := grpc.NewServer()
+	apiv1.RegisterResourcesServer(s, f)
+	go s.Serve(f.ln)
+	t.Cleanup(s.Stop)
+	return f, ln.Addr().String()
+}
+
+// TestConnectionLeftBehindIsClosed: once a client's calls have moved from a server (it
+// refused them), its connection to that server is closed when it has carried nothing
+// for IdleTimeout, while the connection to the server it uses stays open under a
+// watch. gRPC's own idle timeout, 30 minutes, kept it: after failovers on a loaded
+// machine most simulated nodes held two or three connections (issue 26).
+func TestConnectionLeftBehindIsClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, aAddr := startSwitch(t)
+	b, bAddr := startSwitch(t)
+	conn, err := client.Dial([]string{aAddr, bAddr}, client.Options{BackoffBase: time.Millisecond, IdleTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cms := client.For[*corev1.ConfigMap](conn)
+	create := func(name string) {
+		t.Helper()
+		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("first")
+	left, used := a, b // the client starts at either server
+	if b.creates.Load() == 1 {
+		left, used = b, a
+	}
+	left.refusing.Store(true)
+	create("second") // refused by the server it used, created by the other
+	if used.creates.Load() != 1 {
+		t.Fatalf("the second create did not move to the other server (creates %d, %d)", a.creates.Load(), b.creates.Load())
+	}
+	w, err := client.For[*corev1.Pod](conn).Watch(ctx, "", client.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	waitfor.Condition(t, 30*time.Second, "the connection left behind closed", func() (bool, string) {
+		return left.ln.open.Load() == 0, fmt.Sprintf("%d open", left.ln.open.Load())
+	})
+	if n := used.ln.open.Load(); n != 1 {
+		t.Fatalf("%d connections open to the server in use, want 1 (its watch's)", n)
+	}
+	create("third")
+	if n := used.ln.accepted.Load(); n != 1 {
+		t.Fatalf("the server in use accepted %d connections, want 1: the watch's connection closed as idle", n)
+	}
+}
