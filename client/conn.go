@@ -143,6 +143,8 @@ type Conn struct {
 	cert        *tls.Certificate
 	certChecked time.Time
 	retiring    map[*grpc.ClientConn]bool
+	// watches are the ends of the watches open on each server (see watchOn).
+	watches map[string]map[*context.CancelFunc]bool
 	// noBatch: the servers answered CreateBatch as unimplemented (older than the call);
 	// noBindBatch: BindBatch; noUpdateBatch: UpdateBatch.
 	noBatch, noBindBatch, noUpdateBatch atomic.Bool
@@ -348,12 +350,48 @@ func (c *Conn) leaderFailed(addr string) {
 	}
 }
 
-// failed moves past server i, unless another call already did.
+// failed moves past server i, unless another call already did. The watches open on
+// server i end, and their owners resume them on the next server (see watchOn).
 func (c *Conn) failed(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.current == i {
 		c.current = (i + 1) % len(c.servers)
+		for end := range c.watches[c.servers[i]] {
+			(*end)()
+		}
+		delete(c.watches, c.servers[i])
+	}
+}
+
+// watchOn keeps a watch on the server the client's calls use. A watch open on a server
+// the calls have moved away from (it failed or refused them) holds the connection to
+// it, gRPC's goroutines, buffers and a TLS state in both processes: most simulated
+// nodes of a loaded machine held two or three connections this way (issue 26). So the
+// watch is ended when the calls move (end cancels its stream, and its owner resumes
+// from its last resourceVersion, as after any watch's end), and the connection left
+// carries nothing and is closed after IdleTimeout. watchOn registers end for the
+// watch on addr, and returns what unregisters it; a watch that opened on a server the
+// calls have already left ends at once.
+func (c *Conn) watchOn(addr string, end context.CancelFunc) (unregister func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.servers[c.current] != addr {
+		end()
+		return func() {}
+	}
+	if c.watches == nil {
+		c.watches = map[string]map[*context.CancelFunc]bool{}
+	}
+	if c.watches[addr] == nil {
+		c.watches[addr] = map[*context.CancelFunc]bool{}
+	}
+	key := &end
+	c.watches[addr][key] = true
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.watches[addr], key)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,5 +131,63 @@ func TestConnectionLeftBehindIsClosed(t *testing.T) {
 	create("third")
 	if n := used.ln.accepted.Load(); n != 1 {
 		t.Fatalf("the server in use accepted %d connections, want 1: the watch's connection closed as idle", n)
+	}
+}
+
+// TestWatchFollowsTheCalls: a watch open on the server a client's calls move away from
+// ends, so that its owner resumes it where the calls go, and the connection left behind
+// then carries nothing and is closed: the client holds one connection, not two (a
+// simulated node's pod watch kept the member it had left, issue 26).
+func TestWatchFollowsTheCalls(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, aAddr := startSwitch(t)
+	b, bAddr := startSwitch(t)
+	conn, err := client.Dial([]string{aAddr, bAddr}, client.Options{BackoffBase: time.Millisecond, IdleTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cms := client.For[*corev1.ConfigMap](conn)
+	pods := client.For[*corev1.Pod](conn)
+	create := func(name string) {
+		t.Helper()
+		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("first")
+	left, leftAddr, used, usedAddr := a, aAddr, b, bAddr
+	if b.creates.Load() == 1 {
+		left, leftAddr, used, usedAddr = b, bAddr, a, aAddr
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	w, err := pods.Watch(wctx, "", client.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if !strings.HasSuffix(w.Server(), leftAddr) {
+		t.Fatalf("the watch is on %s, want the server in use %s", w.Server(), leftAddr)
+	}
+	left.refusing.Store(true)
+	create("second") // refused by the server the watch is on, created by the other
+	if _, err := w.Next(); err == nil || wctx.Err() != nil {
+		t.Fatalf("the watch on the server the calls left: Next = %v, %v; want it ended when they moved", err, wctx.Err())
+	}
+	w2, err := pods.Watch(ctx, "", client.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	if !strings.HasSuffix(w2.Server(), usedAddr) {
+		t.Fatalf("the resumed watch is on %s, want %s", w2.Server(), usedAddr)
+	}
+	waitfor.Condition(t, 30*time.Second, "the connection left behind closed", func() (bool, string) {
+		return left.ln.open.Load() == 0, fmt.Sprintf("%d open", left.ln.open.Load())
+	})
+	if n := used.ln.open.Load(); n != 1 {
+		t.Fatalf("%d connections open to the server in use, want 1", n)
 	}
 }
