@@ -96,6 +96,7 @@ func (w *Watcher[T]) Server() string { return w.server }
 func (w *Watcher[T]) Next() ([]Event[T], error) {
 	resp, err := w.stream.Recv()
 	if err != nil {
+		w.Stop() // ended: release it, for a caller that resumes without Stop
 		return nil, err
 	}
 	out := make([]Event[T], 0, len(resp.GetEvents()))
