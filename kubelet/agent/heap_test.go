@@ -207,8 +207,9 @@ func BenchmarkSimNodeCost(b *testing.B) {
 func clientTransports() int {
 	var buf strings.Builder
 	pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	_, stacks, _ := strings.Cut(buf.String(), "\n") // after "goroutine profile: total N"
 	n := 0
-	for _, g := range strings.Split(buf.String(), "\n\n") {
+	for _, g := range strings.Split(stacks, "\n\n") {
 		var count int
 		if strings.Contains(g, "(*http2Client).keepalive") {
 			fmt.Sscan(g, &count)
