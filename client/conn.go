@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -143,6 +144,8 @@ type Conn struct {
 	cert        *tls.Certificate
 	certChecked time.Time
 	retiring    map[*grpc.ClientConn]bool
+	// handed is when conns[addr] was last handed to a call (see closeIdle).
+	handed map[string]time.Time
 	// watches are the ends of the watches open on each server (see watchOn).
 	watches map[string]map[*context.CancelFunc]bool
 	// noBatch: the servers answered CreateBatch as unimplemented (older than the call);
@@ -278,6 +281,12 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checkCertificate()
+	now := c.opts.Clock.Now()
+	c.closeIdle(addr, now)
+	if c.handed == nil {
+		c.handed = map[string]time.Time{}
+	}
+	c.handed[addr] = now
 	if cc, ok := c.conns[addr]; ok {
 		return cc, nil
 	}
@@ -310,6 +319,21 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	c.conns[addr] = cc
 	return cc, nil
+}
+
+// closeIdle closes the channels gRPC has made idle (no call and no stream for
+// IdleTimeout: their connections closed) but the one to addr, when none was handed to a
+// call for IdleTimeout either (a new channel is idle until its first call). An idle
+// channel still holds three goroutines of gRPC's (its callback serializers) and its
+// state; the next call to its server makes a new one. c.mu is held.
+func (c *Conn) closeIdle(addr string, now time.Time) {
+	for a, cc := range c.conns {
+		if a != addr && now.Sub(c.handed[a]) > c.opts.IdleTimeout && cc.GetState() == connectivity.Idle {
+			cc.Close()
+			delete(c.conns, a)
+			delete(c.handed, a)
+		}
+	}
 }
 
 // pick returns the server to use now.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,10 +129,33 @@ func TestConnectionLeftBehindIsClosed(t *testing.T) {
 	if n := used.ln.open.Load(); n != 1 {
 		t.Fatalf("%d connections open to the server in use, want 1 (its watch's)", n)
 	}
+	before := goroutinesIn("grpcsync.(*CallbackSerializer).run")
 	create("third")
 	if n := used.ln.accepted.Load(); n != 1 {
 		t.Fatalf("the server in use accepted %d connections, want 1: the watch's connection closed as idle", n)
 	}
+	// The idle channel itself is closed by the next call: gRPC's idle mode keeps its
+	// callback serializers' goroutines.
+	waitfor.Condition(t, 30*time.Second, "the idle channel's goroutines gone", func() (bool, string) {
+		n := goroutinesIn("grpcsync.(*CallbackSerializer).run")
+		return n < before, fmt.Sprintf("%d of gRPC's channel serializers, %d before the call", n, before)
+	})
+}
+
+// goroutinesIn counts the goroutines whose stacks hold fn.
+func goroutinesIn(fn string) int {
+	var buf strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	_, stacks, _ := strings.Cut(buf.String(), "\n") // after "goroutine profile: total N"
+	n := 0
+	for _, g := range strings.Split(stacks, "\n\n") {
+		if strings.Contains(g, fn) {
+			var count int
+			fmt.Sscan(g, &count)
+			n += count
+		}
+	}
+	return n
 }
 
 // TestWatchFollowsTheCalls: a watch open on the server a client's calls move away from
