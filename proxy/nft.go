@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -37,17 +38,28 @@ import (
 //	          ip saddr CLUSTER-CIDR ip daddr != CLUSTER-CIDR: masquerade (pods' egress)
 //	filter-input, filter-forward, filter-output (filter - 10):
 //	          ip daddr . meta l4proto . th dport @no-endpoint-services: reject
+//	filter-forward, filter-output: ct state new, ip daddr @cluster-ips: reject
+//	          ct state new, ip daddr SERVICE-CIDR: drop
 //
 // The hairpin set holds E . E for every endpoint address E: an endpoint reaching
 // itself through its Service is masqueraded, so that its answer comes back through the
 // node. A Service port without endpoints is not in service-ips but in
 // no-endpoint-services, so connections to it are refused at once, as in Kubernetes.
+//
+// The cluster-ips set holds every cluster IP: a new connection still addressed to
+// one after the nat chains (the filter hooks come after them) is to a port or
+// protocol its Service does not have, and is refused, as kube-proxy's
+// cluster-ips-check does, rather than routed untranslated out of the node (where a
+// network that answers port 80 of any address answers it). A new connection to an
+// address of the Services' range that is no cluster IP is dropped, as kube-proxy drops
+// traffic to unallocated cluster IPs, for the same reason.
 const (
 	mapServiceIPs   = "service-ips"
 	mapNodePorts    = "service-nodeports"
 	setNoEndpoints  = "no-endpoint-services"
 	setNodePortMasq = "nodeports-masq"
 	setHairpin      = "hairpin"
+	setClusterIPs   = "cluster-ips"
 	chainServices   = "services"
 	chainNodePorts  = "nodeports"
 	masqueradeMark  = 0x4000
@@ -127,6 +139,7 @@ func (p *Proxier) baseChains() error {
 		{Table: t, Name: setNoEndpoints, Concatenation: true, KeyType: keyIPProtoPort},
 		{Table: t, Name: setHairpin, Concatenation: true, KeyType: keyIPIP},
 		{Table: t, Name: setNodePortMasq, Concatenation: true, KeyType: keyProtoPort},
+		{Table: t, Name: setClusterIPs, KeyType: nftables.TypeIPAddr},
 	}
 	for _, s := range sets {
 		if err := c.AddSet(s, nil); err != nil {
@@ -203,6 +216,21 @@ func (p *Proxier) baseChains() error {
 	reject := append(loadIPProtoPort(),
 		&expr.Lookup{SourceRegister: regAddr, SetName: setNoEndpoints, SetID: sets[2].ID},
 		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 3}) // port unreachable
+	ctNew := []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, expr.CtStateBitNEW), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
+	rejectClusterIPs := append(slices.Clone(ctNew),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: setClusterIPs, SetID: sets[5].ID},
+		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 3}) // port unreachable
+	var dropUnallocated []expr.Any
+	if p.serviceCIDR.IsValid() {
+		dropUnallocated = append(append(slices.Clone(ctNew), matchDestNet(p.serviceCIDR, false)...),
+			&expr.Verdict{Kind: expr.VerdictDrop})
+	}
 	for _, hc := range []struct {
 		name string
 		hook *nftables.ChainHook
@@ -210,6 +238,12 @@ func (p *Proxier) baseChains() error {
 		ch := c.AddChain(&nftables.Chain{Name: hc.name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hc.hook,
 			Priority: nftables.ChainPriorityRef(filterPrio)})
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: reject})
+		if hc.hook != nftables.ChainHookInput {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: rejectClusterIPs})
+			if dropUnallocated != nil {
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: dropUnallocated})
+			}
+		}
 	}
 	p.sets = map[string]*nftables.Set{}
 	for _, s := range sets {

@@ -93,7 +93,7 @@ func wireNetwork(n Network, node *agent.Config, containerd bool, dataDir string,
 		}
 	}
 	if n.ServiceProxy {
-		node.ServiceProxy, node.ClusterCIDR = true, apiserver.DefaultClusterCIDR
+		node.ServiceProxy, node.ClusterCIDR, node.ServiceCIDR = true, apiserver.DefaultClusterCIDR, apiserver.DefaultServiceCIDR
 		parts = append(parts, "service proxy (nftables table ip skiff-proxy)")
 	}
 	if n.NodeRoutes {

@@ -111,6 +111,7 @@ certificates.`,
 	f.BoolVar(&cfg.ServiceProxy, "service-proxy", false, "run the node's service proxy: nftables rules translating Services' cluster IPs and node ports to their ready endpoints (removed when the kubelet stops)")
 	f.BoolVar(&cfg.NodeRoutes, "node-routes", false, "route each other node's podCIDR via its InternalIP (host-gateway: the nodes on one L2 network)")
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", apiserver.DefaultClusterCIDR, "with --service-proxy: the cluster's pod range (the API servers' --cluster-cidr); connections to a cluster IP from outside it are masqueraded")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", apiserver.DefaultServiceCIDR, "with --service-proxy: the Services' range (the API servers' --service-cidr); connections to an address of it that no Service has are dropped (empty: none is)")
 	f.DurationVar(&cfg.SimStartDelay, "sim-start-delay", 0, "with --runtime sim: how long a simulated container takes to start")
 	f.StringVar(&cfg.LogListen, "kubelet-listen", cfg.LogListen, "address of the kubelet's log server (port 0: any free port; \"none\": serve no logs)")
 	f.StringVar(&logCert, "tls-cert-file", "", "the kubelet serving certificate of its log and exec server: user system:node:NAME with server usage (skiff certs init's kubelet-NAME-serving.crt; renewed with --rotate-certificates; default --cert-file)")

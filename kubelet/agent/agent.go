@@ -100,9 +100,12 @@ type Config struct {
 	// the host's network namespace translating Services' cluster IPs and node ports to
 	// their endpoints. ClusterCIDR is the cluster's pod range (the API servers'
 	// --cluster-cidr, as kube-proxy's --cluster-cidr): connections to a cluster IP from
-	// outside it are masqueraded; empty, none is.
+	// outside it are masqueraded; empty, none is. ServiceCIDR is the Services' range
+	// (the API servers' --service-cidr): connections to an address of it that no
+	// Service has are dropped; empty, none is.
 	ServiceProxy bool
 	ClusterCIDR  string
+	ServiceCIDR  string
 	// NodeRoutes keeps the node's routes to the other nodes' pods (package
 	// kubelet/routes): each other Node's podCIDR via its InternalIP.
 	NodeRoutes bool
@@ -225,7 +228,7 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 			}
 		}
 		goRun(func(ctx context.Context) error {
-			return runServiceProxy(ctx, cs, proxy.Config{ClusterCIDR: cfg.ClusterCIDR, NetNS: cfg.ServiceProxyNetNS, LocalDNS: local, NodeName: kcfg.NodeName}, log)
+			return runServiceProxy(ctx, cs, proxy.Config{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NetNS: cfg.ServiceProxyNetNS, LocalDNS: local, NodeName: kcfg.NodeName}, log)
 		})
 	}
 	return g.Wait()
