@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,6 +115,16 @@ func (s *splitter) split(raw net.Conn) {
 	raw.SetDeadline(time.Time{})
 	s.establish(raw)
 	sc.in = io.MultiReader(bytes.NewReader(read), br)
+	if state != nil {
+		// The TLS connection reads whole records and serves their decrypted bytes from
+		// its own buffer: a bufio.Reader over it only held 4 KiB a connection for the
+		// connection's life (5,000 simulated nodes' connections, issue 26). What it has
+		// buffered beyond the first request is replayed, then reads go to the TLS
+		// connection. A plaintext connection keeps it: gRPC's server reads through it
+		// with no buffer of its own (grpc.ReadBufferSize(0) in server.go).
+		rest, _ := br.Peek(br.Buffered())
+		sc.in = io.MultiReader(bytes.NewReader(slices.Concat(read, rest)), conn)
+	}
 	if strings.HasPrefix(contentType, "application/grpc") {
 		s.grpc.put(sc)
 		return

@@ -166,9 +166,10 @@ func New(cfg Config) (*Server, error) {
 		// stack anew each time (several copies for the create path's depth).
 		grpc.NumStreamWorkers(streamWorkers),
 		client.ServerBufferPool(),
-		// No read buffer of gRPC's: the splitter's (listener.go) is under it already,
-		// over the TLS connection's own, and gRPC's would hold 32 KiB more a connection
-		// for its life: 80 MiB a member for the connections of 2,500 nodes (issue 26).
+		// No read buffer of gRPC's: the TLS connection's own is under it already (the
+		// splitter's, listener.go, on a plaintext one), and gRPC's would hold 32 KiB more
+		// a connection for its life: 80 MiB a member for the connections of 2,500 nodes
+		// (issue 26).
 		grpc.ReadBufferSize(0),
 		grpc.ForceServerCodecV2(serverCodec{encoding.GetCodecV2("proto")}),
 		grpc.MaxSendMsgSize(1 << 30),

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -97,13 +98,24 @@ type Options struct {
 	// simulated node's second connection was gRPC's goroutines, buffers and a TLS state
 	// on both sides, and two of three nodes of a three-member cluster held one (issue 26).
 	OneServer bool
-	Logger    hclog.Logger
+	// IdleTimeout closes a connection that has carried no call and no stream for so
+	// long; the next call to its server opens it again. Default 90s, client-go's
+	// (IdleConnTimeout). gRPC's own, 30 minutes, kept the connection to a server a
+	// client had moved away from (it failed or refused a call) for that long: on a
+	// loaded machine most of a thousand simulated nodes held two or three connections,
+	// each gRPC's goroutines, buffers and a TLS state in both processes (issue 26). A
+	// connection in use is never idle: a watch holds its own open, and a kubelet's
+	// Lease renewals (every 10s) hold the one its calls go to.
+	IdleTimeout time.Duration
+	Logger      hclog.Logger
 }
 
-// DefaultKeepaliveTime and DefaultKeepaliveTimeout are Options' defaults.
+// DefaultKeepaliveTime, DefaultKeepaliveTimeout and DefaultIdleTimeout are Options'
+// defaults.
 const (
 	DefaultKeepaliveTime    = 30 * time.Second
 	DefaultKeepaliveTimeout = 15 * time.Second
+	DefaultIdleTimeout      = 90 * time.Second
 )
 
 // Conn is a connection to a set of API servers. Calls go to one server until it fails;
@@ -132,6 +144,10 @@ type Conn struct {
 	cert        *tls.Certificate
 	certChecked time.Time
 	retiring    map[*grpc.ClientConn]bool
+	// handed is when conns[addr] was last handed to a call (see closeIdle).
+	handed map[string]time.Time
+	// watches are the ends of the watches open on each server (see watchOn).
+	watches map[string]map[*context.CancelFunc]bool
 	// noBatch: the servers answered CreateBatch as unimplemented (older than the call);
 	// noBindBatch: BindBatch; noUpdateBatch: UpdateBatch.
 	noBatch, noBindBatch, noUpdateBatch atomic.Bool
@@ -169,6 +185,9 @@ func Dial(servers []string, opts Options) (*Conn, error) {
 	}
 	if opts.KeepaliveTimeout <= 0 {
 		opts.KeepaliveTimeout = DefaultKeepaliveTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	c := &Conn{servers: append([]string(nil), servers...), opts: opts, log: opts.Logger.Named("client"), conns: map[string]*grpc.ClientConn{}}
 	c.current = rand.IntN(len(servers))
@@ -274,6 +293,12 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checkCertificate()
+	now := c.opts.Clock.Now()
+	c.closeIdle(addr, now)
+	if c.handed == nil {
+		c.handed = map[string]time.Time{}
+	}
+	c.handed[addr] = now
 	if cc, ok := c.conns[addr]; ok {
 		return cc, nil
 	}
@@ -285,6 +310,7 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 30)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.opts.KeepaliveTime, Timeout: c.opts.KeepaliveTimeout, PermitWithoutStream: true}),
+		grpc.WithIdleTimeout(c.opts.IdleTimeout),
 		// Fail fast when a server is down, so the call moves to the next one.
 		grpc.WithConnectParams(grpcConnectParams),
 		DialBufferPool(),
@@ -305,6 +331,21 @@ func (c *Conn) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	c.conns[addr] = cc
 	return cc, nil
+}
+
+// closeIdle closes the channels gRPC has made idle (no call and no stream for
+// IdleTimeout: their connections closed) but the one to addr, when none was handed to a
+// call for IdleTimeout either (a new channel is idle until its first call). An idle
+// channel still holds three goroutines of gRPC's (its callback serializers) and its
+// state; the next call to its server makes a new one. c.mu is held.
+func (c *Conn) closeIdle(addr string, now time.Time) {
+	for a, cc := range c.conns {
+		if a != addr && now.Sub(c.handed[a]) > c.opts.IdleTimeout && cc.GetState() == connectivity.Idle {
+			cc.Close()
+			delete(c.conns, a)
+			delete(c.handed, a)
+		}
+	}
 }
 
 // pick returns the server to use now.
@@ -345,12 +386,48 @@ func (c *Conn) leaderFailed(addr string) {
 	}
 }
 
-// failed moves past server i, unless another call already did.
+// failed moves past server i, unless another call already did. The watches open on
+// server i end, and their owners resume them on the next server (see watchOn).
 func (c *Conn) failed(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.current == i {
 		c.current = (i + 1) % len(c.servers)
+		for end := range c.watches[c.servers[i]] {
+			(*end)()
+		}
+		delete(c.watches, c.servers[i])
+	}
+}
+
+// watchOn keeps a watch on the server the client's calls use. A watch open on a server
+// the calls have moved away from (it failed or refused them) holds the connection to
+// it, gRPC's goroutines, buffers and a TLS state in both processes: most simulated
+// nodes of a loaded machine held two or three connections this way (issue 26). So the
+// watch is ended when the calls move (end cancels its stream, and its owner resumes
+// from its last resourceVersion, as after any watch's end), and the connection left
+// carries nothing and is closed after IdleTimeout. watchOn registers end for the
+// watch on addr, and returns what unregisters it; a watch that opened on a server the
+// calls have already left ends at once.
+func (c *Conn) watchOn(addr string, end context.CancelFunc) (unregister func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.servers[c.current] != addr {
+		end()
+		return func() {}
+	}
+	if c.watches == nil {
+		c.watches = map[string]map[*context.CancelFunc]bool{}
+	}
+	if c.watches[addr] == nil {
+		c.watches[addr] = map[*context.CancelFunc]bool{}
+	}
+	key := &end
+	c.watches[addr][key] = true
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.watches[addr], key)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,7 +43,9 @@ type WatchOptions struct {
 }
 
 // Watcher reads one watch stream. It ends on the first error: the caller resumes with a
-// new watch from the last resourceVersion it saw (IsTooOld: re-list first).
+// new watch from the last resourceVersion it saw (IsTooOld: re-list first). It also
+// ends when the Conn's calls move to another server (see Conn.watchOn), so that the
+// resumed watch follows them.
 type Watcher[T kinds.Object] struct {
 	c      *Client[T]
 	stream apiv1.Resources_WatchClient
@@ -75,7 +78,9 @@ func (c *Client[T]) Watch(ctx context.Context, namespace string, opts WatchOptio
 			cancel()
 			return err
 		}
-		w.stream, w.cancel, w.server = stream, cancel, cc.Target()
+		w.stream, w.server = stream, cc.Target()
+		unregister := c.conn.watchOn(strings.TrimPrefix(cc.Target(), "passthrough:///"), cancel)
+		w.cancel = func() { cancel(); unregister() }
 		return nil
 	})
 	if err != nil {
@@ -91,6 +96,7 @@ func (w *Watcher[T]) Server() string { return w.server }
 func (w *Watcher[T]) Next() ([]Event[T], error) {
 	resp, err := w.stream.Recv()
 	if err != nil {
+		w.Stop() // ended: release it, for a caller that resumes without Stop
 		return nil, err
 	}
 	out := make([]Event[T], 0, len(resp.GetEvents()))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -106,8 +107,9 @@ func BenchmarkSimNodesHeap(b *testing.B) {
 // side of each node's connections included (a member holds its side of every node's
 // connection too). SKIFF_SIM_NODE_COST_MEMBERS (default 1) members make the cluster;
 // each node connects as `skiff kubelet --sim-nodes` connects it (writes to the leader,
-// watches to the member it picked). SKIFF_HEAP_PROFILE names a file for the heap
-// profile at the end.
+// watches to the member it picked). SKIFF_SIM_NODE_COST_SETTLE (a duration) waits that
+// long once every pod is Running before measuring, and the client connections open are
+// logged before and after. SKIFF_HEAP_PROFILE names a file for the heap profile at the end.
 func BenchmarkSimNodeCost(b *testing.B) {
 	benchfig.Want(b, "sim_node_heap_bytes", "sim_node_stack_bytes", "sim_node_goroutines", "sim_node_rss_bytes")
 	nodes := 500
@@ -178,7 +180,18 @@ func BenchmarkSimNodeCost(b *testing.B) {
 		return running == nodes && renewed == nodes, fmt.Sprintf("%d of %d Running, %d Leases renewed", running, nodes, renewed)
 	})
 	b.StopTimer()
+	if v := os.Getenv("SKIFF_SIM_NODE_COST_SETTLE"); v != "" {
+		// Steady state: the connections a node left behind (a failover at start) are
+		// closed once idle (client.Options.IdleTimeout).
+		settle, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("SKIFF_SIM_NODE_COST_SETTLE: %v", err)
+		}
+		b.Logf("%d client connections open; settling for %v", clientTransports(), settle)
+		time.Sleep(settle)
+	}
 	after := usage()
+	b.Logf("%d client connections open (the nodes', the agent's and this benchmark's)", clientTransports())
 	per := func(a, b int64) float64 { return float64(a-b) / float64(nodes) }
 	b.Logf("%d nodes: heap %.1f → %.1f MiB, stacks %.1f → %.1f MiB, goroutines %d → %d, RSS %.1f → %.1f MiB", nodes,
 		mib(before.heap), mib(after.heap), mib(before.stacks), mib(after.stacks), before.goroutines, after.goroutines, mib(before.rss), mib(after.rss))
@@ -187,6 +200,23 @@ func BenchmarkSimNodeCost(b *testing.B) {
 	benchfig.Report("sim_node_goroutines", per(int64(after.goroutines), int64(before.goroutines)), "goroutines")
 	benchfig.Report("sim_node_rss_bytes", per(after.rss, before.rss), "bytes")
 	benchfig.WriteHeapProfile(b)
+}
+
+// clientTransports counts the process's gRPC client connections: each has one
+// keepalive goroutine.
+func clientTransports() int {
+	var buf strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	_, stacks, _ := strings.Cut(buf.String(), "\n") // after "goroutine profile: total N"
+	n := 0
+	for _, g := range strings.Split(stacks, "\n\n") {
+		var count int
+		if strings.Contains(g, "(*http2Client).keepalive") {
+			fmt.Sscan(g, &count)
+			n += count
+		}
+	}
+	return n
 }
 
 // processUsage is what the process holds: live heap, goroutine stacks, goroutines, RSS.
