@@ -94,6 +94,16 @@ func (op *webhookOp) unstructured(obj kinds.Object) (*unstructured.Unstructured,
 // a field the kind does not have is an error; so are another kind, name or namespace.
 func (op *webhookOp) decode(js []byte) (kinds.Object, error) {
 	var next kinds.Object
+	if c, ok := op.obj.(*connectObject); ok {
+		var tm runtime.TypeMeta
+		if err := json.Unmarshal(js, &tm); err != nil {
+			return nil, err
+		}
+		if kind := op.kind(); tm.GroupVersionKind() != kind {
+			return nil, fmt.Errorf("a mutation may not change the object's apiVersion and kind (%s %s)", kind.GroupVersion(), kind.Kind)
+		}
+		return c.decoded(js)
+	}
 	if op.subKind.Empty() && op.info.Conversion == nil {
 		var err error
 		if next, err = kinds.DecodeManifest(js); err != nil {

@@ -92,6 +92,10 @@ func (a *restAPI) proxy(w http.ResponseWriter, r *http.Request, req *restRequest
 	if strings.HasSuffix(r.URL.Path, "/") && !strings.HasSuffix(req.proxy.path, "/") {
 		req.proxy.path += "/" // the split path lost it; the pod's server may care
 	}
+	if err := a.admitProxy(r.Context(), req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	switch req.info.Kind {
 	case kinds.Pod:
 		a.proxyPod(w, r, req)

@@ -126,6 +126,9 @@ func execRequestOf(q url.Values, namespace, name string, attach bool) (*execRequ
 func (a *restAPI) podExec(w http.ResponseWriter, r *http.Request, req *restRequest) {
 	attach := req.subresource == auth.SubresourceAttach
 	e, err := execRequestOf(r.URL.Query(), req.namespace, req.name, attach)
+	if err == nil {
+		err = a.pods.admitExec(r.Context(), e, attach)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -391,6 +394,9 @@ func writeExecStatus(w io.Writer, protocol string, st *metav1.Status) {
 // of its node (one gRPC connection for them all).
 func (a *restAPI) podPortForward(w http.ResponseWriter, r *http.Request, req *restRequest) {
 	ports, err := portsOf(r.URL.Query())
+	if err == nil {
+		ports, err = a.pods.admitPortForward(r.Context(), req.namespace, req.name, ports)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -36,7 +36,12 @@ func (p *pods) relayExec(stream grpc.BidiStreamingServer[apiv1.ExecRequest, apiv
 	if start == nil {
 		return badRequest("the first message must be start")
 	}
-	k, err := p.startExec(stream.Context(), start, attach)
+	// The gRPC API's exec has stdout, and stderr but with a terminal, as kubectl's.
+	e := &execRequest{start: start, stdin: start.GetStdin(), stdout: true, stderr: !start.GetTty()}
+	if err := p.admitExec(stream.Context(), e, attach); err != nil {
+		return err
+	}
+	k, err := p.startExec(stream.Context(), e.start, attach)
 	if err != nil {
 		return err
 	}
@@ -200,6 +205,14 @@ func (p *pods) PortForward(stream apiv1.Pods_PortForwardServer) error {
 		return err
 	}
 	ns := namespaceFor(kinds.MustLookup(kinds.Pod), start.GetNamespace())
+	ports, err := p.admitPortForward(stream.Context(), ns, start.GetName(), []int32{start.GetPort()})
+	if err != nil {
+		return err
+	}
+	if len(ports) != 1 {
+		return badRequest("ports: Invalid value: %v: one port is forwarded on a stream", ports)
+	}
+	start.Port = ports[0]
 	pod, kc, err := p.dialKubelet(stream.Context(), ns, start.GetName(), "cannot forward its ports")
 	if err != nil {
 		return err

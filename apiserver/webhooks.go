@@ -411,6 +411,9 @@ func (wh *webhooks) matches(ctx context.Context, h *webhook, op *webhookOp) (*ki
 func selectorsMatch(ctx context.Context, nsSel, objSel labels.Selector, op *webhookOp,
 	namespaceLabels func(ctx context.Context, ns string) (labels.Set, error)) (bool, error) {
 	if !objSel.Empty() {
+		if op.operation == admissionv1.Connect {
+			return false, nil // the options have no labels to select, as in Kubernetes
+		}
 		match := func(o kinds.Object) bool { return o != nil && objSel.Matches(labels.Set(o.GetLabels())) }
 		if !match(op.obj) && !match(op.old) {
 			return false, nil

@@ -25,5 +25,8 @@ func localDNS(ports map[string]*servicePort, addr netip.AddrPort) {
 		// The node's own DNS is a local endpoint too (internalTrafficPolicy Local).
 		sp.endpoints = []endpoint{{ip: addr.Addr(), port: addr.Port()}}
 		sp.local = sp.endpoints
+		if sp.proto == 17 {
+			sp.serving = sp.endpoints
+		}
 	}
 }

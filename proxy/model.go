@@ -30,6 +30,10 @@ type servicePort struct {
 	// localReady the number of its ready endpoints on the proxy's node.
 	healthCheckNodePort uint16
 	localReady          int
+	// serving are, for a UDP port, the endpoints whose flows go on (ready or
+	// serving, terminating or not, on any node), sorted: a flow's conntrack entry
+	// to another is deleted (conntrack.go).
+	serving []endpoint
 }
 
 // internal are the endpoints of connections to the cluster IP.
@@ -174,16 +178,20 @@ func portsOf(node string, svc *corev1.Service, slicesOf []*discoveryv1.EndpointS
 		if h := svc.Spec.HealthCheckNodePort; h > 0 && h <= 65535 && sp.externalLocal && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
 			sp.healthCheckNodePort = uint16(h)
 		}
-		sp.endpoints, sp.local, sp.localReady = endpointsOf(slicesOf, p, node)
+		sp.endpoints, sp.local, sp.localReady, sp.serving = endpointsOf(slicesOf, p, node)
+		if proto != 17 {
+			sp.serving = nil
+		}
 		out = append(out, sp)
 	}
 	return out
 }
 
 // endpointsOf are the endpoints of the slices for the Service port p, sorted: on
-// every node, and on node; and how many of node's are ready.
-func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort, node string) (all, local []endpoint, nLocalReady int) {
-	var ready, terminating, localReady, localTerminating []endpoint
+// every node, and on node; how many of node's are ready; and the serving ones
+// (ready, or serving whether terminating or not) on every node.
+func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort, node string) (all, local []endpoint, nLocalReady int, serving []endpoint) {
+	var ready, terminating, localReady, localTerminating, servingAll []endpoint
 	proto := p.Protocol
 	if proto == "" {
 		proto = corev1.ProtocolTCP
@@ -221,6 +229,9 @@ func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort, node st
 					continue
 				}
 				ep := endpoint{ip, uint16(port)}
+				if isReady || serving {
+					servingAll = append(servingAll, ep)
+				}
 				switch {
 				case isReady:
 					ready = append(ready, ep)
@@ -240,7 +251,7 @@ func endpointsOf(eps []*discoveryv1.EndpointSlice, p corev1.ServicePort, node st
 	if len(localReady) > 0 {
 		nLocalReady = len(local)
 	}
-	return all, local, nLocalReady
+	return all, local, nLocalReady, usable(servingAll, nil)
 }
 
 // usable are the ready endpoints, sorted; when none is, the serving terminating ones.

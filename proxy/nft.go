@@ -37,17 +37,25 @@ import (
 //	          ip saddr CLUSTER-CIDR ip daddr != CLUSTER-CIDR: masquerade (pods' egress)
 //	filter-input, filter-forward, filter-output (filter - 10):
 //	          ip daddr . meta l4proto . th dport @no-endpoint-services: reject
+//	filter-forward, filter-output: ct state new, ip daddr @cluster-ips: reject
 //
 // The hairpin set holds E . E for every endpoint address E: an endpoint reaching
 // itself through its Service is masqueraded, so that its answer comes back through the
 // node. A Service port without endpoints is not in service-ips but in
 // no-endpoint-services, so connections to it are refused at once, as in Kubernetes.
+//
+// The cluster-ips set holds every cluster IP: a new connection still addressed to
+// one after the nat chains (the filter hooks come after them) is to a port or
+// protocol its Service does not have, and is refused, as kube-proxy's
+// cluster-ips-check does, rather than routed untranslated out of the node (where a
+// network that answers port 80 of any address answers it).
 const (
 	mapServiceIPs   = "service-ips"
 	mapNodePorts    = "service-nodeports"
 	setNoEndpoints  = "no-endpoint-services"
 	setNodePortMasq = "nodeports-masq"
 	setHairpin      = "hairpin"
+	setClusterIPs   = "cluster-ips"
 	chainServices   = "services"
 	chainNodePorts  = "nodeports"
 	masqueradeMark  = 0x4000
@@ -127,6 +135,7 @@ func (p *Proxier) baseChains() error {
 		{Table: t, Name: setNoEndpoints, Concatenation: true, KeyType: keyIPProtoPort},
 		{Table: t, Name: setHairpin, Concatenation: true, KeyType: keyIPIP},
 		{Table: t, Name: setNodePortMasq, Concatenation: true, KeyType: keyProtoPort},
+		{Table: t, Name: setClusterIPs, KeyType: nftables.TypeIPAddr},
 	}
 	for _, s := range sets {
 		if err := c.AddSet(s, nil); err != nil {
@@ -203,6 +212,15 @@ func (p *Proxier) baseChains() error {
 	reject := append(loadIPProtoPort(),
 		&expr.Lookup{SourceRegister: regAddr, SetName: setNoEndpoints, SetID: sets[2].ID},
 		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 3}) // port unreachable
+	rejectClusterIPs := []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, expr.CtStateBitNEW), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: setClusterIPs, SetID: sets[5].ID},
+		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 3}, // port unreachable
+	}
 	for _, hc := range []struct {
 		name string
 		hook *nftables.ChainHook
@@ -210,6 +228,9 @@ func (p *Proxier) baseChains() error {
 		ch := c.AddChain(&nftables.Chain{Name: hc.name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hc.hook,
 			Priority: nftables.ChainPriorityRef(filterPrio)})
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: reject})
+		if hc.hook != nftables.ChainHookInput {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: rejectClusterIPs})
+		}
 	}
 	p.sets = map[string]*nftables.Set{}
 	for _, s := range sets {

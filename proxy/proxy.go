@@ -83,11 +83,13 @@ type Proxier struct {
 	stats       SyncStats
 	model       modelCache // the servicePorts of the last Sync, by Service
 	health      healthChecks
-	// hairpinRefs counts, for each endpoint address, the service ports it is an
-	// endpoint of: the addresses in the hairpin set. hairpinBefore holds the counts
-	// before the sync being made, of the addresses it changed.
-	hairpinRefs, hairpinBefore map[netip.Addr]int
-	log                        hclog.Logger
+	// hairpin counts, for each endpoint address, the service ports it is an
+	// endpoint of: the addresses in the hairpin set; clusterIPs, for each cluster
+	// IP, its service ports: the cluster-ips set.
+	hairpin, clusterIPs *countedSet
+	// conntrack deletes UDP flows whose translation a sync made stale.
+	conntrack conntrackCleaner
+	log       hclog.Logger
 }
 
 // SyncStats describes the last Sync.
@@ -129,6 +131,7 @@ func New(cfg Config) (*Proxier, error) {
 	}
 	p.conn = conn
 	p.health = healthChecks{netns: cfg.NetNS, log: p.log}
+	p.conntrack = conntrackCleaner{netns: cfg.NetNS}
 	p.table = &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyIPv4}
 	return p, nil
 }
@@ -183,9 +186,10 @@ func (p *Proxier) Sync(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice)
 			return err
 		}
 		p.state = map[string]*programmed{}
-		p.hairpinRefs, p.hairpinBefore = map[netip.Addr]int{}, map[netip.Addr]int{}
+		p.hairpin = newCountedSet(p.sets[setHairpin], func(a [4]byte) []byte { return append(a[:], a[:]...) })
+		p.clusterIPs = newCountedSet(p.sets[setClusterIPs], func(a [4]byte) []byte { return a[:] })
 	}
-	next, written, err := p.apply(p.state, want)
+	next, written, stale, err := p.apply(p.state, want)
 	if err == nil {
 		err = p.conn.Flush()
 	}
@@ -194,20 +198,27 @@ func (p *Proxier) Sync(svcs []*corev1.Service, eps []*discoveryv1.EndpointSlice)
 		return fmt.Errorf("proxy: program nftables table %s: %w", p.cfg.Table, err)
 	}
 	p.state = next
+	// After the rules: a flow deleted before them would be translated anew by
+	// the old ones.
+	if err := p.conntrack.clean(stale); err != nil {
+		p.log.Warn("deleting stale UDP conntrack entries failed", "error", err)
+	}
 	p.health.sync(healthChecksOf(want))
 	p.stats = SyncStats{Full: full, ServicePortsWritten: written, ServicePorts: len(next)}
 	return nil
 }
 
-// apply queues the changes from have to want; it returns the new state.
-func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePort) (map[string]*programmed, int, error) {
+// apply queues the changes from have to want; it returns the new state, how many
+// service ports it wrote and the UDP frontends whose conntrack entries may be stale.
+func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePort) (map[string]*programmed, int, []udpFrontend, error) {
 	c, t := p.conn, p.table
 	next := make(map[string]*programmed, len(want))
 	type staleChain struct {
 		name     string
 		affinity bool
 	}
-	var stale []staleChain // chains to delete once no rule refers to them
+	var staleChains []staleChain // chains to delete once no rule refers to them
+	var stale []udpFrontend
 	written, pending := 0, 0
 	// Gone: their map entries and chains.
 	for key, pr := range have {
@@ -218,13 +229,15 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 		for _, name := range []string{pr.svcChain, pr.extChain, pr.cluChain} {
 			if name != "" {
 				c.FlushChain(&nftables.Chain{Table: t, Name: name})
-				stale = append(stale, staleChain{name, false})
+				staleChains = append(staleChains, staleChain{name, false})
 			}
 		}
 		for _, name := range pr.endpoints {
-			stale = append(stale, staleChain{name, true})
+			staleChains = append(staleChains, staleChain{name, true})
 		}
-		p.hairpin(pr.sp.endpoints, -1)
+		p.hairpin.add(pr.sp.endpoints, -1)
+		p.clusterIPs.addIP(pr.sp.clusterIP, -1)
+		stale = appendStaleUDP(stale, pr.sp, nil)
 	}
 	var keys []string // of the service ports to look at again
 	for k, sp := range want {
@@ -238,6 +251,11 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 	for _, key := range keys {
 		sp := want[key]
 		old := have[key]
+		if old != nil {
+			stale = appendStaleUDP(stale, old.sp, sp)
+		} else {
+			stale = appendStaleUDP(stale, nil, sp)
+		}
 		fp := sp.fingerprint()
 		if old != nil && old.fingerprint == fp {
 			kept := *old
@@ -272,19 +290,19 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 			aff := &nftables.Set{Table: t, Name: affinitySet(name), KeyType: nftables.TypeIPAddr, HasTimeout: true,
 				Dynamic: true, Timeout: time.Duration(sp.affinity) * time.Second}
 			if err := c.AddSet(aff, nil); err != nil {
-				return nil, 0, fmt.Errorf("add the affinity set of %s: %w", key, err)
+				return nil, 0, nil, fmt.Errorf("add the affinity set of %s: %w", key, err)
 			}
 			p.endpointChainRules(ch, sp, ep, aff)
 		}
 		if old != nil {
 			for epKey, name := range old.endpoints {
 				if _, ok := pr.endpoints[epKey]; !ok {
-					stale = append(stale, staleChain{name, true})
+					staleChains = append(staleChains, staleChain{name, true})
 				}
 			}
 		}
 		if err := p.serviceChainRules(svcChain, sp, pr.endpoints); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		// The cluster chain: with both traffic policies Local, where the node port
 		// sends its connections from pods and from the node.
@@ -297,7 +315,7 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 				c.FlushChain(clu)
 			}
 			if err := p.dispatchRules(clu, sp, sp.endpoints, pr.endpoints); err != nil {
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
 		}
 		if sp.nodePort != 0 && !sp.plain() {
@@ -313,13 +331,13 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 				cluster = pr.cluChain
 			}
 			if err := p.externalChainRules(ext, sp, pr.endpoints, cluster); err != nil {
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
 		}
 		for _, name := range []string{old.extChainName(), old.cluChainName()} {
 			if name != "" && name != pr.extChain && name != pr.cluChain {
 				c.FlushChain(&nftables.Chain{Table: t, Name: name})
-				stale = append(stale, staleChain{name, false})
+				staleChains = append(staleChains, staleChain{name, false})
 			}
 		}
 		// The dispatch maps' entries change only when their keys or what they send
@@ -336,30 +354,35 @@ func (p *Proxier) apply(have map[string]*programmed, want map[string]*servicePor
 			}
 		}
 		if err := p.mapPort(pr, ipe, npe); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		if old != nil {
-			p.hairpin(old.sp.endpoints, -1)
+			p.hairpin.add(old.sp.endpoints, -1)
+			p.clusterIPs.addIP(old.sp.clusterIP, -1)
 		}
-		p.hairpin(sp.endpoints, +1)
+		p.hairpin.add(sp.endpoints, +1)
+		p.clusterIPs.addIP(sp.clusterIP, +1)
 		next[key] = pr
 		// A netlink message has a bounded size: a sync of many service ports (the
 		// first) is committed in several transactions, each leaving a consistent
 		// table (a port is mapped in the transaction that makes its chains).
 		if pending += 1 + len(sp.endpoints); pending >= batchChains {
 			if err := c.Flush(); err != nil {
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
 			pending = 0
 		}
 	}
-	for _, ch := range stale {
+	for _, ch := range staleChains {
 		p.dropChain(ch.name, ch.affinity)
 	}
-	if err := p.syncHairpin(); err != nil {
-		return nil, 0, err
+	if err := p.hairpin.sync(p.conn); err != nil {
+		return nil, 0, nil, err
 	}
-	return next, written, nil
+	if err := p.clusterIPs.sync(p.conn); err != nil {
+		return nil, 0, nil, err
+	}
+	return next, written, stale, nil
 }
 
 func (pr *programmed) extChainName() string {
@@ -417,53 +440,6 @@ func (pr *programmed) endpointChain(ep endpoint) (string, bool) {
 	}
 	name, ok := pr.endpoints[ep.String()]
 	return name, ok
-}
-
-// hairpin counts the service ports eps are endpoints of (by delta).
-func (p *Proxier) hairpin(eps []endpoint, delta int) {
-	for _, ep := range eps {
-		if _, ok := p.hairpinBefore[ep.ip]; !ok {
-			p.hairpinBefore[ep.ip] = p.hairpinRefs[ep.ip]
-		}
-		p.hairpinRefs[ep.ip] += delta
-	}
-}
-
-// syncHairpin queues the changes of the hairpin set: an address enters it with its
-// first service port and leaves it with its last.
-func (p *Proxier) syncHairpin() error {
-	var add, del []nftables.SetElement
-	for ip, before := range p.hairpinBefore {
-		now := p.hairpinRefs[ip]
-		a := ip.As4()
-		el := nftables.SetElement{Key: append(a[:], a[:]...)}
-		switch {
-		case before == 0 && now > 0:
-			add = append(add, el)
-		case before > 0 && now == 0:
-			del = append(del, el)
-		}
-		if now == 0 {
-			delete(p.hairpinRefs, ip)
-		}
-	}
-	clear(p.hairpinBefore)
-	// A netlink attribute's length is 16 bits: elements go in chunks.
-	for len(del) > 0 {
-		n := min(len(del), elementChunk)
-		if err := p.conn.SetDeleteElements(p.sets[setHairpin], del[:n]); err != nil {
-			return err
-		}
-		del = del[n:]
-	}
-	for len(add) > 0 {
-		n := min(len(add), elementChunk)
-		if err := p.conn.SetAddElements(p.sets[setHairpin], add[:n]); err != nil {
-			return err
-		}
-		add = add[n:]
-	}
-	return nil
 }
 
 // elementChunk is how many set elements one message adds or deletes at most.
@@ -538,6 +514,7 @@ func (p *Proxier) Cleanup() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.health.close()
+	p.conntrack.close()
 	p.conn.AddTable(p.table)
 	p.conn.DelTable(p.table)
 	p.state = nil

@@ -285,7 +285,16 @@ func (n *Network) teardown(ctx context.Context, list *libcni.NetworkConfigList, 
 			}
 		}
 	}
-	err := n.inNode(func() error { return n.cni.DelNetworkList(ctx, list, rt) })
+	err := n.inNode(func() error {
+		if err := n.cni.DelNetworkList(ctx, list, rt); err != nil {
+			return err
+		}
+		// The loopback's delete changes nothing in a namespace about to go, but it
+		// removes libcni's cached result of the set-up's loopback add (as containerd's
+		// CRI deletes its loopback network), which would otherwise stay in the cache
+		// directory for every pod the node ever ran.
+		return n.cni.DelNetworkList(ctx, n.lo, &libcni.RuntimeConf{ContainerID: rt.ContainerID, NetNS: path, IfName: "lo"})
+	})
 	if err != nil {
 		return fmt.Errorf("cni delete: %w", err)
 	}

@@ -163,6 +163,13 @@ func TestNetwork(t *testing.T) {
 	if err := nw.TearDown(ctx, "b"); err != nil {
 		t.Fatalf("tear-down twice: %v", err)
 	}
+	// Nothing of pod b stays in libcni's cache (its network's nor its loopback's).
+	if left, _ := filepath.Glob(filepath.Join(state, "cache", "*", "*-b-*")); len(left) != 0 {
+		t.Fatalf("pod b's cached CNI results after its tear-down: %v", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(state, "cache", "*", "*-a-*")); len(left) != 2 {
+		t.Fatalf("pod a's cached CNI results: %v, want its network's and its loopback's", left)
+	}
 	// A torn-down pod's hostPort rules go with it (the portmap plugin's chain and the
 	// jump to it).
 	c := pod("c")

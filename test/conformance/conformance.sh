@@ -55,8 +55,35 @@ cleanup() {
 		wait "$p" 2>/dev/null || true
 	done
 	[ -z "$ourcluster" ] || leftovers
+	[ -z "$ourcluster" ] || unguard
 }
 trap cleanup EXIT
+
+# guard keeps the cluster's traffic on this machine while the script's cluster runs: an
+# nftables table drops every packet to the pods' or the Services' range (skiff up's
+# defaults, which the script's cluster uses) that would leave by an interface with a
+# default route, after NAT (so a cluster IP's translated packets pass, and one that a
+# missing or wrong rule leaves untranslated does not leave the machine).
+guardtable=skiff-conformance-guard
+guard() {
+	local outward
+	command -v nft >/dev/null || { log "nft not found: cannot guard the outward interface"; exit 1; }
+	outward=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print "\"" $(i+1) "\""}' | sort -u | paste -sd, -)
+	[ -n "$outward" ] || return 0 # no default route: nothing can leave by one
+	unguard
+	nft -f - <<EOF2
+table inet $guardtable {
+	chain postrouting {
+		type filter hook postrouting priority 300; policy accept;
+		oifname { $outward } ip daddr { 10.42.0.0/16, 10.43.0.0/16 } counter drop
+	}
+}
+EOF2
+	log "guard: packets to 10.42.0.0/16 and 10.43.0.0/16 leaving by $outward are dropped (nft table inet $guardtable)"
+}
+unguard() {
+	nft delete table inet "$guardtable" 2>/dev/null || true
+}
 
 # leftovers removes what the script's skiff up (stopped) left of its pods: it stops
 # their containers, but leaves their volumes and network, as a kubelet that stops does.
@@ -427,6 +454,7 @@ EOF
 # leaves the user's ~/.skiff alone, and sets KUBECONFIG to the kubeconfig it writes.
 cluster() {
 	(cd "$root" && go build -o "$OUT/skiff" ./cmd/skiff)
+	guard
 	rm -f "$OUT/up/kubeconfig"
 	mkdir -p "$OUT/home"
 	HOME=$OUT/home "$OUT/skiff" up --data-dir "$OUT/up" --listen "$API" --ui-listen "" \
@@ -516,6 +544,7 @@ clean)
 	# What the cluster of an earlier run left, if it was stopped without the script's
 	# own cleanup (killed with the script, or the script's older versions).
 	leftovers
+	unguard
 	;;
 test)
 	# Another run with the images of an earlier 'images' (kept in the registry's
