@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
@@ -53,6 +54,9 @@ func admitStatusUpdate(old, obj kinds.Object, sub string, now metav1.Time) error
 		if oldC, ok := old.(*kinds.Custom); ok {
 			return validation.ValidateCustomStatus(oldC, c)
 		}
+	}
+	if m, ok := obj.(*storagemigrationv1.StorageVersionMigration); ok {
+		return validation.ValidateMigrationStatus(old.(*storagemigrationv1.StorageVersionMigration), m)
 	}
 	return validation.ValidateStatus(obj)
 }

@@ -51,6 +51,11 @@ type Config struct {
 	// EventSweepInterval is how often the leader looks for expired events (default a
 	// tenth of EventTTL, at most a minute).
 	EventSweepInterval time.Duration
+	// BuiltinsInterval is how often the leader restores the objects the API server keeps
+	// (builtins.go: the mandatory FlowSchemas and priority levels, the default
+	// ServiceCIDR, the local APIServices) when they were deleted or changed (default
+	// 10 s, as Kubernetes' default ServiceCIDR controller).
+	BuiltinsInterval time.Duration
 	// RaftListen is the peer address (Raft and the store's peer service); RaftAdvertise is
 	// what peers dial (default RaftListen).
 	RaftListen, RaftAdvertise string
@@ -243,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EventSweepInterval <= 0 {
 		c.EventSweepInterval = min(c.EventTTL/10, time.Minute)
+	}
+	if c.BuiltinsInterval <= 0 {
+		c.BuiltinsInterval = 10 * time.Second
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20

@@ -16,18 +16,21 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/kinds"
@@ -90,6 +93,17 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy}},
 		&admissionregistrationv1.MutatingAdmissionPolicyBinding{ObjectMeta: meta("", "owner"), Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
 			PolicyName: "owner"}},
+		&flowcontrolv1.FlowSchema{ObjectMeta: meta("", "probes"), Spec: flowcontrolv1.FlowSchemaSpec{MatchingPrecedence: 1000,
+			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "exempt"}}},
+		&flowcontrolv1.PriorityLevelConfiguration{ObjectMeta: meta("", "exempt"), Spec: flowcontrolv1.PriorityLevelConfigurationSpec{
+			Type: flowcontrolv1.PriorityLevelEnablementExempt}},
+		&networkingv1.ServiceCIDR{ObjectMeta: meta("", "kubernetes"), Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"10.43.0.0/16"}}},
+		&networkingv1.IPAddress{ObjectMeta: meta("", "10.43.0.1"), Spec: networkingv1.IPAddressSpec{
+			ParentRef: &networkingv1.ParentReference{Resource: "services", Namespace: "default", Name: "kubernetes"}}},
+		&storagemigrationv1.StorageVersionMigration{ObjectMeta: meta("", "secrets"), Spec: storagemigrationv1.StorageVersionMigrationSpec{
+			Resource: metav1.GroupResource{Resource: "secrets"}}},
+		&apiregistrationv1.APIService{ObjectMeta: meta("", "v1.apps"), Spec: apiregistrationv1.APIServiceSpec{Group: "apps", Version: "v1",
+			GroupPriorityMinimum: 17800, VersionPriority: 15}},
 		&rbacv1.Role{ObjectMeta: meta("default", "reader"), Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 		&rbacv1.ClusterRole{ObjectMeta: meta("", "view"), AggregationRule: &rbacv1.AggregationRule{ClusterRoleSelectors: []metav1.LabelSelector{
 			{MatchLabels: map[string]string{"rbac.authorization.k8s.io/aggregate-to-view": "true"}}}}},

@@ -23,9 +23,11 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -36,6 +38,7 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/validation"
@@ -820,6 +823,16 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		if len(o.Spec.Finalizers) == 0 {
 			o.Spec.Finalizers = []corev1.FinalizerName{FinalizerNamespace}
 		}
+	case *flowcontrolv1.FlowSchema:
+		o.Status = flowcontrolv1.FlowSchemaStatus{}
+	case *flowcontrolv1.PriorityLevelConfiguration:
+		o.Status = flowcontrolv1.PriorityLevelConfigurationStatus{}
+	case *networkingv1.ServiceCIDR:
+		o.Status = networkingv1.ServiceCIDRStatus{}
+	case *storagemigrationv1.StorageVersionMigration:
+		o.Status = storagemigrationv1.StorageVersionMigrationStatus{}
+	case *apiregistrationv1.APIService:
+		o.Status = apiregistrationv1.APIServiceStatus{}
 	}
 }
 

@@ -334,6 +334,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
+	wg.Go(func() { s.keepBuiltins(ctx, s.cfg.BuiltinsInterval) })
 	wg.Go(func() { (&crdController{s: s}).run(ctx) })
 	wg.Go(func() { s.reencrypt.run(ctx) })
 	wg.Go(func() { s.watchCertificates(ctx) })
@@ -383,7 +384,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 // settle does what a starting node owes the cluster, retrying until done: join when it
 // is new and was told to, record its API address, and make sure the system namespaces,
-// the built-in PriorityClasses and the system Services exist.
+// the built-in PriorityClasses, the system Services and the objects builtins.go keeps
+// exist.
 func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 	if len(s.cfg.Join) > 0 && !s.store.HadState() {
 		if err := s.join(ctx); err != nil {
@@ -413,7 +415,10 @@ func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 		if err := s.resources.ensureSystemPriorityClasses(ctx); err != nil {
 			return err
 		}
-		return s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get())
+		if err := s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get()); err != nil {
+			return err
+		}
+		return s.resources.ensureBuiltins(ctx)
 	})
 }
 

@@ -14,16 +14,19 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 )
 
 // Object is any object Skiff stores: a k8s.io/api type with its metadata accessors and
@@ -164,6 +167,24 @@ const (
 	// patch) the API server makes to the writes a binding of the policy matches.
 	MutatingAdmissionPolicy        = "MutatingAdmissionPolicy"
 	MutatingAdmissionPolicyBinding = "MutatingAdmissionPolicyBinding"
+	// FlowSchema and PriorityLevelConfiguration are flowcontrol.apiserver.k8s.io/v1's:
+	// Kubernetes' API Priority and Fairness configuration. Skiff stores them and keeps
+	// the mandatory ones (exempt, catch-all); its own fair queuing does not read them
+	// (apiserver/flowcontrol).
+	FlowSchema                 = "FlowSchema"
+	PriorityLevelConfiguration = "PriorityLevelConfiguration"
+	// ServiceCIDR is networking.k8s.io/v1's range of Services' cluster IPs: the API
+	// server keeps one, "kubernetes", for the range it allocates from. IPAddress is one
+	// allocated address, named by the address.
+	ServiceCIDR = "ServiceCIDR"
+	IPAddress   = "IPAddress"
+	// StorageVersionMigration is storagemigration.k8s.io/v1's request to rewrite a
+	// resource's objects in its storage version; stored only (Skiff stores every object
+	// in its one version, so there is nothing to migrate).
+	StorageVersionMigration = "StorageVersionMigration"
+	// APIService is apiregistration.k8s.io/v1's: a group/version the API server serves,
+	// itself (local) or through another server (aggregation, which Skiff does not do).
+	APIService = "APIService"
 )
 
 func kind[T any, PT interface {
@@ -274,6 +295,18 @@ var all = []*Info{
 		Version: "v1", Plural: "mutatingwebhookconfigurations", Singular: "mutatingwebhookconfiguration"}),
 	kind[admissionregistrationv1.ValidatingWebhookConfiguration](Info{Kind: ValidatingWebhookConfiguration, Group: "admissionregistration.k8s.io",
 		Version: "v1", Plural: "validatingwebhookconfigurations", Singular: "validatingwebhookconfiguration"}),
+	kind[flowcontrolv1.FlowSchema](Info{Kind: FlowSchema, Group: "flowcontrol.apiserver.k8s.io", Version: "v1", Plural: "flowschemas",
+		Singular: "flowschema", HasStatus: true, HasSpec: true}),
+	kind[flowcontrolv1.PriorityLevelConfiguration](Info{Kind: PriorityLevelConfiguration, Group: "flowcontrol.apiserver.k8s.io",
+		Version: "v1", Plural: "prioritylevelconfigurations", Singular: "prioritylevelconfiguration", HasStatus: true, HasSpec: true}),
+	kind[networkingv1.ServiceCIDR](Info{Kind: ServiceCIDR, Group: "networking.k8s.io", Version: "v1", Plural: "servicecidrs",
+		Singular: "servicecidr", HasStatus: true, HasSpec: true}),
+	kind[networkingv1.IPAddress](Info{Kind: IPAddress, Group: "networking.k8s.io", Version: "v1", Plural: "ipaddresses",
+		Singular: "ipaddress", ShortNames: []string{"ip"}, HasSpec: true}),
+	kind[storagemigrationv1.StorageVersionMigration](Info{Kind: StorageVersionMigration, Group: "storagemigration.k8s.io", Version: "v1",
+		Plural: "storageversionmigrations", Singular: "storageversionmigration", HasStatus: true, HasSpec: true}),
+	kind[apiregistrationv1.APIService](Info{Kind: APIService, Group: "apiregistration.k8s.io", Version: "v1", Plural: "apiservices",
+		Singular: "apiservice", Categories: []string{"api-extensions"}, HasStatus: true, HasSpec: true}),
 }
 
 var (

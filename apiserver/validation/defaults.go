@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -118,6 +120,12 @@ func Default(obj kinds.Object) {
 		defaultBinding(&o.RoleRef, o.Subjects)
 	case *schedulingv1.PriorityClass:
 		defaultPriorityClass(o)
+	case *flowcontrolv1.FlowSchema:
+		defaultFlowSchema(o)
+	case *flowcontrolv1.PriorityLevelConfiguration:
+		defaultPriorityLevel(o)
+	case *apiregistrationv1.APIService:
+		defaultAPIService(o)
 	}
 }
 

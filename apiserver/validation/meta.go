@@ -28,6 +28,10 @@ func nameFunc(in *kinds.Info) apivalidation.ValidateNameFunc {
 		return path.ValidatePathSegmentName // Kubernetes does not care what requests are called
 	case kinds.ClusterTrustBundle:
 		return path.ValidatePathSegmentName // a signer's prefix has colons: validateClusterTrustBundle
+	case kinds.IPAddress:
+		return ipAddressName // the address: 10.43.0.1, fe80::1
+	case kinds.APIService:
+		return apiServiceName // version.group, "v1." for the core group
 	}
 	return apivalidation.NameIsDNSSubdomain
 }

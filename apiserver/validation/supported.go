@@ -540,6 +540,15 @@ var supportedFields = map[string][]string{
 	// applies the policies (mutatingpolicies.go).
 	kinds.MutatingAdmissionPolicy:        slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
 	kinds.MutatingAdmissionPolicyBinding: slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
+	// Kubernetes' API Priority and Fairness configuration, ServiceCIDRs and IPAddresses,
+	// StorageVersionMigrations and APIServices are stored as written, every field:
+	// nothing in Skiff acts on them but the API server keeping its own (builtins.go).
+	kinds.FlowSchema:                 slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	kinds.PriorityLevelConfiguration: slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	kinds.ServiceCIDR:                slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	kinds.IPAddress:                  slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
+	kinds.StorageVersionMigration:    slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	kinds.APIService:                 slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
 }
 
 // webhookFields are a webhook's fields both configurations' have and Skiff acts on.

@@ -10,17 +10,20 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"github.com/skiffhq/skiff/kinds"
 )
@@ -138,8 +141,25 @@ func ValidateStatus(obj kinds.Object) error {
 		errs = validateClaimStatus(&o.Status, p)
 	case *networkingv1.Ingress:
 		errs = validateIngressStatus(&o.Status, p)
+	case *flowcontrolv1.FlowSchema:
+		errs = validateFlowSchemaStatus(&o.Status)
+	case *flowcontrolv1.PriorityLevelConfiguration:
+		errs = validatePriorityLevelStatus(&o.Status)
+	case *storagemigrationv1.StorageVersionMigration:
+		errs = validateStorageVersionMigrationStatus(o)
+	case *apiregistrationv1.APIService:
+		errs = validateAPIServiceStatus(&o.Status)
 	}
 	return asError(append(errs, checkSupported(obj, true)...))
+}
+
+// ValidateMigrationStatus checks a StorageVersionMigration's status as written over
+// old's: ValidateStatus, and what may not change once set.
+func ValidateMigrationStatus(old, m *storagemigrationv1.StorageVersionMigration) error {
+	if err := ValidateStatus(m); err != nil {
+		return err
+	}
+	return asError(validateStorageVersionMigrationStatusUpdate(old, m))
 }
 
 // count is a status counter, by its field name.
@@ -253,6 +273,18 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateClusterTrustBundle(o)...)
 	case *certificatesv1.PodCertificateRequest:
 		errs = append(errs, validatePodCertificateRequest(o)...)
+	case *flowcontrolv1.FlowSchema:
+		errs = append(errs, validateFlowSchema(o)...)
+	case *flowcontrolv1.PriorityLevelConfiguration:
+		errs = append(errs, validatePriorityLevel(o)...)
+	case *networkingv1.ServiceCIDR:
+		errs = append(errs, validateServiceCIDR(o)...)
+	case *networkingv1.IPAddress:
+		errs = append(errs, validateIPAddress(o)...)
+	case *storagemigrationv1.StorageVersionMigration:
+		errs = append(errs, validateStorageVersionMigration(o)...)
+	case *apiregistrationv1.APIService:
+		errs = append(errs, validateAPIService(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -321,6 +353,12 @@ func validateUpdate(old, obj kinds.Object, sameSpec bool) field.ErrorList {
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec.SignerName, old.(*certificatesv1.ClusterTrustBundle).Spec.SignerName, field.NewPath("spec", "signerName"))...)
 	case *certificatesv1.PodCertificateRequest:
 		errs = append(errs, validatePodCertificateRequestUpdate(old.(*certificatesv1.PodCertificateRequest), o)...)
+	case *networkingv1.ServiceCIDR:
+		errs = append(errs, validateServiceCIDRUpdate(old.(*networkingv1.ServiceCIDR), o)...)
+	case *networkingv1.IPAddress:
+		errs = append(errs, validateIPAddressUpdate(old.(*networkingv1.IPAddress), o)...)
+	case *storagemigrationv1.StorageVersionMigration:
+		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec, old.(*storagemigrationv1.StorageVersionMigration).Spec, field.NewPath("spec"))...)
 	}
 	return errs
 }

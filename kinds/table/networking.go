@@ -11,13 +11,14 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/skiffhq/skiff/kinds"
 )
 
-// The columns of Services, Endpoints and EndpointSlices, as Kubernetes' printers define
-// them.
+// The columns of Services, Endpoints, EndpointSlices, Ingresses and IngressClasses,
+// ServiceCIDRs and IPAddresses, as Kubernetes' printers define them.
 func init() {
 	svcSpec := corev1.ServiceSpec{}.SwaggerDoc()
 	service := func(f func(*corev1.Service) any) func(kinds.Object, time.Time) any {
@@ -84,6 +85,29 @@ func init() {
 		}),
 		ageCol,
 	}
+	columns[kinds.ServiceCIDR] = []Column{nameCol,
+		col("CIDRs", "string", 0, networkingv1.ServiceCIDRSpec{}.SwaggerDoc()["cidrs"], func(o kinds.Object, _ time.Time) any {
+			return strings.Join(o.(*networkingv1.ServiceCIDR).Spec.CIDRs, ",")
+		}),
+		ageCol,
+	}
+	columns[kinds.IPAddress] = []Column{nameCol,
+		col("ParentRef", "string", 0, networkingv1.IPAddressSpec{}.SwaggerDoc()["parentRef"], func(o kinds.Object, _ time.Time) any {
+			return ipAddressParent(o.(*networkingv1.IPAddress).Spec.ParentRef)
+		}),
+	}
+}
+
+// ipAddressParent is kubectl's PARENTREF: resource.group[/namespace]/name, lower case.
+func ipAddressParent(p *networkingv1.ParentReference) string {
+	if p == nil {
+		return "<none>"
+	}
+	s := strings.ToLower(schema.GroupResource{Group: p.Group, Resource: p.Resource}.String())
+	if p.Namespace != "" {
+		s += "/" + p.Namespace
+	}
+	return s + "/" + p.Name
 }
 
 // ingressClass is kubectl's CLASS: spec.ingressClassName.
