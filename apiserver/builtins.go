@@ -83,21 +83,11 @@ var apiServicePriorities = map[schema.GroupVersion]apiServicePriority{
 
 // keepBuiltins runs ensureBuiltins every interval while this server leads.
 func (s *Server) keepBuiltins(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if s.store.LeaderID() != s.cfg.Name {
-			continue
-		}
+	s.whileLeading(ctx, interval, func() {
 		if err := s.resources.ensureBuiltins(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("keeping the built-in objects failed; trying again later", "error", err)
 		}
-	}
+	})
 }
 
 // ensureBuiltins creates or restores every object above.

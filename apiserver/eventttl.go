@@ -22,6 +22,19 @@ const eventSweepBatch = 100
 
 // expireEvents sweeps expired events every interval while ctx lasts, on the leader.
 func (s *Server) expireEvents(ctx context.Context, interval time.Duration) {
+	s.whileLeading(ctx, interval, func() {
+		n, err := s.sweepEvents(ctx, s.cfg.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("deleting expired events failed; trying again later", "error", err)
+		case n > 0:
+			s.log.Debug("deleted expired events", "count", n, "ttl", s.cfg.EventTTL)
+		}
+	})
+}
+
+// whileLeading runs work every interval while ctx lasts, each time this server leads.
+func (s *Server) whileLeading(ctx context.Context, interval time.Duration, work func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -30,15 +43,8 @@ func (s *Server) expireEvents(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if s.store.LeaderID() != s.cfg.Name {
-			continue
-		}
-		n, err := s.sweepEvents(ctx, s.cfg.Now())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Warn("deleting expired events failed; trying again later", "error", err)
-		case n > 0:
-			s.log.Debug("deleted expired events", "count", n, "ttl", s.cfg.EventTTL)
+		if s.store.LeaderID() == s.cfg.Name {
+			work()
 		}
 	}
 }
