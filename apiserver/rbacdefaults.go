@@ -14,7 +14,6 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
-	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -127,14 +126,15 @@ func defaultClusterRoles() []*rbacv1.ClusterRole {
 	}
 }
 
-// garbageCollectorRole is Kubernetes' role of the garbage collector, which Skiff binds to
-// the controller-manager (its group, skiff:controller-manager) as well as to
-// Kubernetes' service account of the collector.
+// garbageCollectorRole is Kubernetes' role of the garbage collector, bound, as in
+// Kubernetes, to the collector's service account: the controller-manager's own
+// identity has Skiff's built-in rules (auth.Authorizer), which allow the collector's
+// updates of every kind but no subresource (the role's "*" reaches pods/proxy too).
 const garbageCollectorRole = "system:controller:generic-garbage-collector"
 
 // defaultClusterRoleBindings are Kubernetes': cluster-admin to system:masters, the
 // discovery, basic-user and public-info roles to every authenticated user, and the
-// garbage collector's role to the controller-manager.
+// garbage collector's role to its service account.
 func defaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 	group := func(name string) rbacv1.Subject {
 		return rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: name}
@@ -148,7 +148,7 @@ func defaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		bind("system:discovery", group(auth.GroupAuthenticated)),
 		bind("system:basic-user", group(auth.GroupAuthenticated)),
 		bind("system:public-info-viewer", group(auth.GroupAuthenticated), group("system:unauthenticated")),
-		bind(garbageCollectorRole, group(pki.GroupControllerManager),
+		bind(garbageCollectorRole,
 			rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "generic-garbage-collector", Namespace: metav1.NamespaceSystem}),
 	}
 }

@@ -167,9 +167,10 @@ type Guard func(obj kinds.Object) error
 //     disruption controller) and of resourcequotas (the quota controller); nodes'
 //     updates and status; Leases in kube-system (its election); deletion of every kind
 //     (the garbage collector, the namespace controller emptying a namespace being
-//     deleted, the CSR cleaner); updates of custom resources (the garbage collector's
-//     ownerReferences and finalizers: of the other kinds, RBAC's bootstrap role
-//     system:controller:generic-garbage-collector, bound to this group, allows them);
+//     deleted, the CSR cleaner); updates of every kind, custom ones too, but not of
+//     their subresources (the garbage collector's ownerReferences and finalizers, as
+//     Kubernetes' role system:controller:generic-garbage-collector allows them, whose
+//     "*" would reach pods/proxy too: it is bound to the collector's service account only);
 //     certificatesigningrequests' status and approval, and
 //     sign and approve on the kubernetes.io signers (the CSR signer).
 //   - skiff:scheduler: reads (but not pods' logs, nor Secrets); pods' bindings and
@@ -293,10 +294,11 @@ func isRead(verb string) bool { return verb == Get || verb == List || verb == Wa
 
 func plural(kind string) string { return kinds.MustLookup(kind).Plural }
 
-// isCustom says whether a's resource is a custom kind's (a CRD's plural, in its group).
-func isCustom(a Attributes) bool {
+// isServed says whether a's resource is a served kind's (its plural, in its group; a
+// CRD's too).
+func isServed(a Attributes) bool {
 	in, ok := kinds.Lookup(a.Resource)
-	return ok && in.Custom != nil && in.Plural == a.Resource && (a.APIGroup == "" || a.APIGroup == in.Group)
+	return ok && in.Plural == a.Resource && (a.APIGroup == "" || a.APIGroup == in.Group)
 }
 
 func controllerManagerMay(a Attributes) bool {
@@ -315,8 +317,8 @@ func controllerManagerMay(a Attributes) bool {
 	if a.Verb == Delete && a.Subresource == "" {
 		return true
 	}
-	if a.Verb == Update && a.Subresource == "" && isCustom(a) {
-		return true // the garbage collector's ownerReferences and finalizers
+	if a.Verb == Update && a.Subresource == "" && isServed(a) {
+		return true // the garbage collector's ownerReferences and finalizers, of every kind
 	}
 	switch a.Resource {
 	case plural(kinds.Deployment), plural(kinds.ReplicaSet), plural(kinds.ReplicationController), plural(kinds.Pod), plural(kinds.Event),

@@ -11,7 +11,7 @@ import (
 
 // TestControllerManagerUpdatesCustomResources: the garbage collector removes owner
 // references and finalizers from custom resources, as from the built-in kinds; the
-// controller-manager may not write their status, nor update what is not a custom kind.
+// controller-manager may not write their status, nor update a kind not served.
 func TestControllerManagerUpdatesCustomResources(t *testing.T) {
 	names := apiextensionsv1.CustomResourceDefinitionNames{Plural: "gadgets", Singular: "gadget", Kind: "Gadget", ListKind: "GadgetList"}
 	kinds.ServeCRDs([]*apiextensionsv1.CustomResourceDefinition{{ObjectMeta: metav1.ObjectMeta{Name: "gadgets.example.com"},
@@ -30,7 +30,8 @@ func TestControllerManagerUpdatesCustomResources(t *testing.T) {
 		{"update gadgets of another group", Attributes{User: cm, Verb: Update, APIGroup: "other.io", Resource: "gadgets", Namespace: "default", Name: "g"}, false},
 		{"update a gadget's status", Attributes{User: cm, Verb: Update, Resource: "gadgets", Subresource: "status", Namespace: "default", Name: "g"}, false},
 		{"create a gadget", Attributes{User: cm, Verb: Create, Resource: "gadgets", Namespace: "default", Name: "g"}, false},
-		{"update a role", Attributes{User: cm, Verb: Update, Resource: "roles", Namespace: "default", Name: "r"}, false},
+		{"update a role", Attributes{User: cm, Verb: Update, Resource: "roles", Namespace: "default", Name: "r"}, true},
+		{"update a role of another group", Attributes{User: cm, Verb: Update, APIGroup: "other.io", Resource: "roles", Namespace: "default", Name: "r"}, false},
 	} {
 		if got := controllerManagerMay(tc.a); got != tc.want {
 			t.Errorf("%s: controllerManagerMay = %v, want %v", tc.name, got, tc.want)
