@@ -42,9 +42,22 @@ func TestChainOnContainerd(t *testing.T) {
 		start(t, fmt.Sprintf("scheduler-%d", i), "scheduler", "--server", s, "--identity", fmt.Sprintf("sched%d", i), "--log-level", "warn")
 	}
 	logs := t.TempDir()
+	// Each kubelet its own root (its pods' directories and mounts): a node's housekeeping
+	// removes the pod directories under its root that none of its pods owns, so two
+	// sharing the default /var/lib/skiff/kubelet removed each other's pods' files (a
+	// container's termination-log, once, before runc mounted it).
+	roots, err := os.MkdirTemp("", "skiff-chain-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after the kubelets stop (registered before them)
+		unmountUnder(t, roots)
+		os.RemoveAll(roots)
+	})
 	for i := 1; i <= 2; i++ {
 		start(t, fmt.Sprintf("kubelet-w%d", i), "kubelet", "--server", s, "--node-name", fmt.Sprintf("w%d", i), "--runtime", "containerd",
 			"--containerd-address", socket, "--containerd-namespace", fmt.Sprintf("skiff-e2e-w%d", i),
+			"--root-dir", filepath.Join(roots, fmt.Sprintf("w%d", i)),
 			"--container-log-dir", filepath.Join(logs, fmt.Sprintf("w%d", i)), "--preload", preload, "--log-level", "warn",
 			"--node-ip", "127.0.0.1", "--kubelet-listen", "127.0.0.1:0")
 	}
