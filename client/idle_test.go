@@ -85,21 +85,25 @@ func startSwitch(t *testing.T) (*switchServer, string) {
 	return f, ln.Addr().String()
 }
 
-// TestConnectionLeftBehindIsClosed: once a client's calls have moved from a server (it
-// refused them), its connection to that server is closed when it has carried nothing
-// for IdleTimeout, while the connection to the server it uses stays open under a
-// watch. gRPC's own idle timeout, 30 minutes, kept it: after failovers on a loaded
-// machine most simulated nodes held two or three connections (issue 26).
-func TestConnectionLeftBehindIsClosed(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// switchPair is two switch servers and a client of both (IdleTimeout 200 ms) that has
+// created one ConfigMap: left is the server it created it on, where its calls are, used
+// the other.
+type switchPair struct {
+	conn               *client.Conn
+	create             func(name string)
+	left, used         *switchServer
+	leftAddr, usedAddr string
+}
+
+func startPair(t *testing.T, ctx context.Context) switchPair {
+	t.Helper()
 	a, aAddr := startSwitch(t)
 	b, bAddr := startSwitch(t)
 	conn, err := client.Dial([]string{aAddr, bAddr}, client.Options{BackoffBase: time.Millisecond, IdleTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	cms := client.For[*corev1.ConfigMap](conn)
 	create := func(name string) {
 		t.Helper()
@@ -108,10 +112,23 @@ func TestConnectionLeftBehindIsClosed(t *testing.T) {
 		}
 	}
 	create("first")
-	left, used := a, b // the client starts at either server
-	if b.creates.Load() == 1 {
-		left, used = b, a
+	if b.creates.Load() == 1 { // the client starts at either server
+		return switchPair{conn, create, b, a, bAddr, aAddr}
 	}
+	return switchPair{conn, create, a, b, aAddr, bAddr}
+}
+
+// TestConnectionLeftBehindIsClosed: once a client's calls have moved from a server (it
+// refused them), its connection to that server is closed when it has carried nothing
+// for IdleTimeout, while the connection to the server it uses stays open under a
+// watch. gRPC's own idle timeout, 30 minutes, kept it: after failovers on a loaded
+// machine most simulated nodes held two or three connections (issue 26).
+func TestConnectionLeftBehindIsClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := startPair(t, ctx)
+	conn, create, left, used := p.conn, p.create, p.left, p.used
+	a, b := left, used
 	left.refusing.Store(true)
 	create("second") // refused by the server it used, created by the other
 	if used.creates.Load() != 1 {
@@ -165,26 +182,9 @@ func goroutinesIn(fn string) int {
 func TestWatchFollowsTheCalls(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, aAddr := startSwitch(t)
-	b, bAddr := startSwitch(t)
-	conn, err := client.Dial([]string{aAddr, bAddr}, client.Options{BackoffBase: time.Millisecond, IdleTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cms := client.For[*corev1.ConfigMap](conn)
+	p := startPair(t, ctx)
+	conn, create, left, leftAddr, used, usedAddr := p.conn, p.create, p.left, p.leftAddr, p.used, p.usedAddr
 	pods := client.For[*corev1.Pod](conn)
-	create := func(name string) {
-		t.Helper()
-		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	create("first")
-	left, leftAddr, used, usedAddr := a, aAddr, b, bAddr
-	if b.creates.Load() == 1 {
-		left, leftAddr, used, usedAddr = b, bAddr, a, aAddr
-	}
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
 	w, err := pods.Watch(wctx, "", client.WatchOptions{})
