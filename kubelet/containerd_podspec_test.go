@@ -3,7 +3,6 @@ package kubelet_test
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/kubelet/crilog"
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/registrytest"
 )
 
@@ -47,24 +47,11 @@ func (e *env) waitLogs(rt kubelet.Runtime, name, container, want string) {
 	})
 }
 
-// freePort is a TCP port free on the loopback when asked (pods use the host's
-// network): another process may take it before the pod binds it. Only for a port the
-// pod spec must name beforehand; else listeningPort, or closedPort for one that
-// refuses.
-func freePort(e *env) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // Probes against real processes: busybox httpd answers an httpGet readiness probe; a
 // tcpSocket liveness probe on a port nothing listens on restarts the container.
 func testContainerdProbes(e *env, rt *containerd.Runtime) {
 	e.start(rt, ctrdConfig(e))
-	port := freePort(e)
+	port := freeport.Loopback(e.t, 1)[0] // pods use the host's network
 	web := corev1.Container{Name: "web", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command: []string{"sh", "-c", fmt.Sprintf("mkdir -p /tmp/www && echo ok > /tmp/www/healthz && httpd -f -p 127.0.0.1:%d -h /tmp/www", port)},
 		Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}},

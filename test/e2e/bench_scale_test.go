@@ -32,6 +32,7 @@ import (
 	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/test/apicluster"
 	benchfig "github.com/skiffhq/skiff/test/bench"
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -99,7 +100,7 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	}
 	p := func(n string) string { return filepath.Join(pkiDir, n) }
 
-	ports := freePorts(b, 9)
+	ports := freeport.Loopback(b, 9)
 	var initial, apis []string
 	for i := 0; i < 3; i++ {
 		initial = append(initial, fmt.Sprintf("n%d=127.0.0.1:%d", i+1, ports[3+i]))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -84,7 +85,7 @@ func startCertCluster(t *testing.T, n int, validity string) *certCluster {
 		t.Fatal(err)
 	}
 
-	ports := freePorts(t, 2*n)
+	ports := freeport.Loopback(t, 2*n)
 	var initial, apis []string
 	for i := range n {
 		initial = append(initial, fmt.Sprintf("n%d=127.0.0.1:%d", i+1, ports[n+i]))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -19,7 +20,7 @@ type apiCluster struct {
 }
 
 func startAPIServers(t *testing.T) *apiCluster {
-	ports := freePorts(t, 6)
+	ports := freeport.Loopback(t, 6)
 	var initial, apis []string
 	for i := 0; i < 3; i++ {
 		initial = append(initial, fmt.Sprintf("n%d=127.0.0.1:%d", i+1, ports[3+i]))

@@ -26,6 +26,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet/cni"
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/test/containerdtest"
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 	"github.com/skiffhq/skiff/up/daemon"
 )
@@ -295,7 +296,7 @@ func TestNetworkMultiNode(t *testing.T) {
 	l.prepareNodes()
 	socket := containerdtest.Start(t)
 
-	ports := freePorts(t, 2)
+	ports := freeport.Loopback(t, 2)
 	api := fmt.Sprintf("%s:%d", l.hostIP, ports[0])
 	raft := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	start(t, "apiserver", "apiserver", "--name", "n1", "--data-dir", t.TempDir(), "--listen", api, "--raft-listen", raft,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -31,7 +32,7 @@ func TestFloodUnderLowFileLimit(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("certs init did not finish")
 	}
-	ports := freePorts(t, 2)
+	ports := freeport.Loopback(t, 2)
 	api := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	srv := startCommand(t, "apiserver", exec.Command("prlimit", "--nofile=2048:2048", "--", filepath.Join(binDir, "skiff"),
 		"apiserver", "--name", "n1", "--data-dir", t.TempDir(), "--listen", api,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -32,7 +33,7 @@ func TestSecureCluster(t *testing.T) {
 		t.Fatalf("certs init: %v\n%s", err, initOut.out.String())
 	}
 
-	ports := freePorts(t, 6)
+	ports := freeport.Loopback(t, 6)
 	var initial, apis []string
 	for i := 0; i < 3; i++ {
 		initial = append(initial, fmt.Sprintf("n%d=127.0.0.1:%d", i+1, ports[3+i]))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/portforwardtest"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -66,7 +67,7 @@ func checkStreams(t *testing.T, s, socket, pod string, wantContainers int) {
 	}
 
 	// port-forward to httpd in a container.
-	port := freePorts(t, 1)[0]
+	port := freeport.Loopback(t, 1)[0]
 	if _, errs, err := ctlIn(s, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: web}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 	"github.com/skiffhq/skiff/up/daemon"
 )
@@ -158,7 +159,7 @@ func upPlace(t *testing.T, nodes int) (dir, addr string) {
 func upPlaceOwn(t *testing.T, nodes int) (dir, addr, config string) {
 	t.Helper()
 	for range 50 {
-		base := freePorts(t, 1)[0]
+		base := freeport.Loopback(t, 1)[0]
 		if base+100+nodes > 65535 {
 			continue
 		}

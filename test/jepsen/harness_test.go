@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/internal/failpoint"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
+	"github.com/skiffhq/skiff/test/freeport"
 )
 
 // raftTiming is passed to every server. Raft's defaults (500ms heartbeat and election
@@ -157,7 +157,7 @@ func (c *cluster) newNode() *node {
 	c.nextIdx++
 	i := c.nextIdx
 	ip := fmt.Sprintf("127.0.0.%d", 10+i)
-	ports := freePorts(c.t, ip, 2)
+	ports := freeport.TCP(c.t, ip, 2)
 	nd := &node{
 		name: fmt.Sprintf("n%d", i), ip: ip,
 		api: fmt.Sprintf("%s:%d", ip, ports[0]), raftListen: fmt.Sprintf("%s:%d", ip, ports[1]),
@@ -185,25 +185,6 @@ func (c *cluster) newNode() *node {
 	c.members = append(c.members, nd.name)
 	c.gen++
 	return nd
-}
-
-// freePorts returns n free TCP ports on ip.
-func freePorts(t *testing.T, ip string, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for len(ports) < n {
-		ln, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatalf("listen on %s (loopback aliases need Linux): %v", ip, err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
 }
 
 // start runs nd's process; its output is appended to logs/NAME.log.

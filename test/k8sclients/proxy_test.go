@@ -24,6 +24,7 @@ import (
 	"github.com/skiffhq/skiff/kubelet/containerd"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/containerdtest"
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -93,7 +94,7 @@ func TestProxyToContainerdPod(t *testing.T) {
 		wg.Wait()
 	})
 
-	port := freePort(t)
+	port := freeport.Loopback(t, 1)[0] // the pod shares the host's network
 	if _, err := cs.Pods.Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Labels: map[string]string{"app": "web"}},
 		Spec: corev1.PodSpec{NodeName: node, HostNetwork: true, Containers: []corev1.Container{{
@@ -172,14 +173,4 @@ current-context: c
 		!strings.Contains(out, `no endpoints available for service \"web:https\"`) && !strings.Contains(out, `no endpoints available for service "web:https"`) {
 		t.Errorf("kubectl get --raw of a Service's port it does not have: %v, %s", err, out)
 	}
-}
-
-// freePort is a TCP port free on the loopback (the pod shares the host's network).
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -21,6 +21,7 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/skiffhq/skiff/test/containerdtest"
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/portforwardtest"
 	"github.com/skiffhq/skiff/test/waitfor"
 	"github.com/skiffhq/skiff/up"
@@ -37,7 +38,7 @@ func TestStreamsOnContainerd(t *testing.T) {
 		cfg.Network = up.Network{Off: true}
 		cfg.UIListen = ""
 	})
-	httpPort := freePort(t)
+	httpPort := freeport.Loopback(t, 1)[0]
 	s.runEnv(nil, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: shell}

@@ -31,6 +31,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/skiffhq/skiff/internal/deathsig"
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -63,25 +64,6 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *bytes.Buffer
-}
-
-// freePorts returns n distinct free loopback ports.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
 }
 
 // awaitBuild waits while test/tools/build-seaweedfs.sh builds bin: `make test` runs the
@@ -131,7 +113,7 @@ func Start(t testing.TB) *Server {
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	p := freePorts(t, 8)
+	p := freeport.Loopback(t, 8)
 	s.Endpoint = "127.0.0.1:" + strconv.Itoa(p[6])
 	s.cmd = exec.Command(bin, "server",
 		"-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir="+data,
