@@ -235,11 +235,11 @@ func (r *resources) ensureDefaultServiceCIDR(ctx context.Context) error {
 func localAPIServices() []*apiregistrationv1.APIService {
 	var out []*apiregistrationv1.APIService
 	seen := map[schema.GroupVersion]bool{}
-	for _, in := range kinds.Served() {
-		gv := schema.GroupVersion{Group: in.Group, Version: in.Version}
+	for _, served := range servedGroups() {
+		gv := schema.GroupVersion{Group: served.group, Version: served.version}
 		prio, ok := apiServicePriorities[gv]
-		if in.Custom != nil || !ok || seen[gv] {
-			continue
+		if !ok || seen[gv] {
+			continue // a CRD's group is not in apiServicePriorities
 		}
 		seen[gv] = true
 		out = append(out, &apiregistrationv1.APIService{

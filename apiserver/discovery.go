@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
 
@@ -18,7 +20,8 @@ import (
 )
 
 // Discovery tells clients which groups, versions and resources the server has, from
-// kinds.All: Kubernetes' legacy documents (/api, /apis, /apis/GROUP, and the resource
+// kinds.Served and the reviews (authentication.k8s.io's and authorization.k8s.io's
+// create-only questions, rest_access.go): Kubernetes' legacy documents (/api, /apis, /apis/GROUP, and the resource
 // lists of /api/v1 and /apis/GROUP/VERSION) and the aggregated one (apidiscovery.k8s.io/v2
 // at /api and /apis, which kubectl asks for first). Short names and categories ("all")
 // let kubectl resolve `get deploy,po` and `get all`.
@@ -35,11 +38,32 @@ func serverVersion() *version.Info {
 		GoVersion: runtime.Version(), Compiler: runtime.Compiler, Platform: runtime.GOOS + "/" + runtime.GOARCH}
 }
 
-// groupVersion is one served group and version, and its kinds.
+// groupVersion is one served group and version, its kinds, and the reviews it answers.
 type groupVersion struct {
 	group, version string
 	kinds          []*kinds.Info
+	reviews        []reviewResource
 }
+
+// reviewResource is a review (rest_access.go): a resource with no objects, whose one
+// verb is create, listed in discovery as Kubernetes lists them.
+type reviewResource struct {
+	group, resource, singular, kind string
+	namespaced                      bool
+}
+
+// reviewResources are the reviews Skiff answers, each of group/v1.
+var reviewResources = []reviewResource{
+	{group: authenticationv1.GroupName, resource: reviewSelfSubject, singular: "selfsubjectreview", kind: "SelfSubjectReview"},
+	{group: authenticationv1.GroupName, resource: reviewToken, singular: "tokenreview", kind: "TokenReview"},
+	{group: authorizationv1.GroupName, resource: reviewLocalSubjectAccess, singular: "localsubjectaccessreview", kind: "LocalSubjectAccessReview", namespaced: true},
+	{group: authorizationv1.GroupName, resource: reviewSelfSubjectAccess, singular: "selfsubjectaccessreview", kind: "SelfSubjectAccessReview"},
+	{group: authorizationv1.GroupName, resource: reviewSelfSubjectRules, singular: "selfsubjectrulesreview", kind: "SelfSubjectRulesReview"},
+	{group: authorizationv1.GroupName, resource: reviewSubjectAccess, singular: "subjectaccessreview", kind: "SubjectAccessReview"},
+}
+
+// reviewVerbs are a review's verbs.
+var reviewVerbs = metav1.Verbs{verbCreate}
 
 func (gv groupVersion) String() string {
 	if gv.group == "" {
@@ -61,6 +85,17 @@ func servedGroups() []groupVersion {
 		}
 		if !found {
 			out = append(out, groupVersion{group: in.Group, version: in.Version, kinds: []*kinds.Info{in}})
+		}
+	}
+	for _, rv := range reviewResources {
+		found := false
+		for i := range out {
+			if out[i].group == rv.group && out[i].version == "v1" {
+				out[i].reviews, found = append(out[i].reviews, rv), true
+			}
+		}
+		if !found {
+			out = append(out, groupVersion{group: rv.group, version: "v1", reviews: []reviewResource{rv}})
 		}
 	}
 	// By group, then its versions by Kubernetes' priority (v2 before v1 before v1beta1).
@@ -188,6 +223,10 @@ func (a *restAPI) discoveryVersion(w http.ResponseWriter, r *http.Request, group
 				list.APIResources = append(list.APIResources, res)
 			}
 		}
+		for _, rv := range gv.reviews {
+			list.APIResources = append(list.APIResources, metav1.APIResource{Name: rv.resource, SingularName: rv.singular,
+				Namespaced: rv.namespaced, Kind: rv.kind, Verbs: reviewVerbs})
+		}
 		writeJSON(w, http.StatusOK, list)
 		return
 	}
@@ -215,6 +254,14 @@ func aggregatedResources(gv groupVersion) []apidiscoveryv2.APIResourceDiscovery 
 				ResponseKind: &metav1.GroupVersionKind{Group: k.Group, Version: k.Version, Kind: k.Kind}, Verbs: s.verbs})
 		}
 		out = append(out, rd)
+	}
+	for _, rv := range gv.reviews {
+		scope := apidiscoveryv2.ScopeCluster
+		if rv.namespaced {
+			scope = apidiscoveryv2.ScopeNamespace
+		}
+		out = append(out, apidiscoveryv2.APIResourceDiscovery{Resource: rv.resource, SingularResource: rv.singular, Scope: scope,
+			ResponseKind: &metav1.GroupVersionKind{Group: gv.group, Version: gv.version, Kind: rv.kind}, Verbs: reviewVerbs})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Resource < out[j].Resource })
 	return out

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -177,7 +178,7 @@ func TestRESTDiscovery(t *testing.T) {
 	for _, g := range groups.Groups {
 		names = append(names, g.Name+"/"+g.PreferredVersion.Version)
 	}
-	if got := strings.Join(names, ","); got != "admissionregistration.k8s.io/v1,apiextensions.k8s.io/v1,apiregistration.k8s.io/v1,apps/v1,batch/v1,certificates.k8s.io/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,events.k8s.io/v1,flowcontrol.apiserver.k8s.io/v1,networking.k8s.io/v1,node.k8s.io/v1,policy/v1,rbac.authorization.k8s.io/v1,scheduling.k8s.io/v1,storage.k8s.io/v1,storagemigration.k8s.io/v1" {
+	if got := strings.Join(names, ","); got != "admissionregistration.k8s.io/v1,apiextensions.k8s.io/v1,apiregistration.k8s.io/v1,apps/v1,authentication.k8s.io/v1,authorization.k8s.io/v1,batch/v1,certificates.k8s.io/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,events.k8s.io/v1,flowcontrol.apiserver.k8s.io/v1,networking.k8s.io/v1,node.k8s.io/v1,policy/v1,rbac.authorization.k8s.io/v1,scheduling.k8s.io/v1,storage.k8s.io/v1,storagemigration.k8s.io/v1" {
 		t.Errorf("/apis groups = %s", got)
 	}
 	apps := decodeJSON[metav1.APIResourceList](t, rc.want(rc.do("GET", "/apis/apps/v1", "", "", nil), 200, "/apis/apps/v1").body)
@@ -194,6 +195,41 @@ func TestRESTDiscovery(t *testing.T) {
 	}
 	if !bytes.Contains(agg.body, []byte(`"resource":"deployments"`)) || !bytes.Contains(agg.body, []byte(`"shortNames":["deploy"]`)) {
 		t.Errorf("aggregated /apis = %s", agg.body)
+	}
+	// The reviews: create-only resources of authentication.k8s.io and authorization.k8s.io,
+	// in the legacy and the aggregated documents.
+	authz := decodeJSON[metav1.APIResourceList](t, rc.want(rc.do("GET", "/apis/authorization.k8s.io/v1", "", "", nil), 200, "/apis/authorization.k8s.io/v1").body)
+	reviews := map[string]metav1.APIResource{}
+	for _, r := range authz.APIResources {
+		reviews[r.Name] = r
+	}
+	if r := reviews["selfsubjectaccessreviews"]; r.Kind != "SelfSubjectAccessReview" || r.Namespaced || strings.Join(r.Verbs, ",") != "create" {
+		t.Errorf("selfsubjectaccessreviews = %+v", r)
+	}
+	if r := reviews["localsubjectaccessreviews"]; r.Kind != "LocalSubjectAccessReview" || !r.Namespaced {
+		t.Errorf("localsubjectaccessreviews = %+v", r)
+	}
+	if len(reviews) != 4 || authz.GroupVersion != "authorization.k8s.io/v1" {
+		t.Errorf("/apis/authorization.k8s.io/v1 = %+v", authz)
+	}
+	authn := decodeJSON[metav1.APIGroup](t, rc.want(rc.do("GET", "/apis/authentication.k8s.io", "", "", nil), 200, "/apis/authentication.k8s.io").body)
+	if authn.PreferredVersion.GroupVersion != "authentication.k8s.io/v1" {
+		t.Errorf("/apis/authentication.k8s.io = %+v", authn)
+	}
+	aggList := decodeJSON[apidiscoveryv2.APIGroupDiscoveryList](t, agg.body)
+	var tokenReviews *apidiscoveryv2.APIResourceDiscovery
+	for _, g := range aggList.Items {
+		for _, v := range g.Versions {
+			for i, r := range v.Resources {
+				if g.Name == "authentication.k8s.io" && v.Version == "v1" && r.Resource == "tokenreviews" {
+					tokenReviews = &v.Resources[i]
+				}
+			}
+		}
+	}
+	if tokenReviews == nil || tokenReviews.ResponseKind.Kind != "TokenReview" || tokenReviews.Scope != apidiscoveryv2.ScopeCluster ||
+		strings.Join(tokenReviews.Verbs, ",") != "create" {
+		t.Errorf("aggregated tokenreviews = %+v", tokenReviews)
 	}
 	rc.want(rc.do("GET", "/apis/nope.example.com/v1", "", "", nil), 404, "unknown group")
 }
