@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -833,6 +834,8 @@ func (r *resources) prepareForCreate(info *kinds.Info, obj kinds.Object) {
 		o.Status = storagemigrationv1.StorageVersionMigrationStatus{}
 	case *apiregistrationv1.APIService:
 		o.Status = apiregistrationv1.APIServiceStatus{}
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		o.Status = autoscalingv2.HorizontalPodAutoscalerStatus{}
 	}
 }
 

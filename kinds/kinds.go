@@ -9,6 +9,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -185,6 +186,13 @@ const (
 	// APIService is apiregistration.k8s.io/v1's: a group/version the API server serves,
 	// itself (local) or through another server (aggregation, which Skiff does not do).
 	APIService = "APIService"
+	// HorizontalPodAutoscaler is autoscaling/v2's, stored in that version and served in
+	// autoscaling/v1 too (HorizontalPodAutoscalerV1). Stored only: Skiff serves no
+	// metrics.k8s.io, so nothing scales by it.
+	HorizontalPodAutoscaler = "HorizontalPodAutoscaler"
+	// CSINode is storage.k8s.io/v1's list of the CSI drivers installed on a node, named
+	// as the node.
+	CSINode = "CSINode"
 )
 
 func kind[T any, PT interface {
@@ -307,6 +315,10 @@ var all = []*Info{
 		Plural: "storageversionmigrations", Singular: "storageversionmigration", HasStatus: true, HasSpec: true}),
 	kind[apiregistrationv1.APIService](Info{Kind: APIService, Group: "apiregistration.k8s.io", Version: "v1", Plural: "apiservices",
 		Singular: "apiservice", Categories: []string{"api-extensions"}, HasStatus: true, HasSpec: true}),
+	kind[autoscalingv2.HorizontalPodAutoscaler](Info{Kind: HorizontalPodAutoscaler, Group: "autoscaling", Version: "v2",
+		Plural: "horizontalpodautoscalers", Singular: "horizontalpodautoscaler", ShortNames: []string{"hpa"}, Categories: []string{"all"},
+		Namespaced: true, HasStatus: true, HasSpec: true}),
+	kind[storagev1.CSINode](Info{Kind: CSINode, Group: "storage.k8s.io", Version: "v1", Plural: "csinodes", Singular: "csinode"}),
 }
 
 var (

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 )
@@ -62,10 +63,18 @@ func (in *Info) ToStorage(obj Object) (Object, error) {
 // EventV1 is events.k8s.io/v1's Event, served over core/v1 Events' storage.
 const EventV1 = "Event.events.k8s.io"
 
+// HorizontalPodAutoscalerV1 is autoscaling/v1's HorizontalPodAutoscaler, served over
+// autoscaling/v2's storage (hpa.go).
+const HorizontalPodAutoscalerV1 = "horizontalpodautoscalers.v1.autoscaling"
+
 // versions are the kinds served over another kind's storage.
 var versions = []*Info{
 	withConversion(kind[eventsv1.Event](Info{Kind: Event, Group: "events.k8s.io", Version: "v1", Plural: "events", Singular: "event",
 		ShortNames: []string{"ev"}, Namespaced: true}), "v1", Event, infallible(eventToCore), infallible(eventFromCore), eventFieldLabels),
+	withConversion(kind[autoscalingv1.HorizontalPodAutoscaler](Info{Kind: HorizontalPodAutoscaler, Group: "autoscaling", Version: "v1",
+		Plural: "horizontalpodautoscalers", Singular: "horizontalpodautoscaler", ShortNames: []string{"hpa"}, Categories: []string{"all"},
+		Namespaced: true, HasStatus: true, HasSpec: true}), "autoscaling/v2", HorizontalPodAutoscaler,
+		infallible(hpaToV2), infallible(hpaFromV2), map[string]string{"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}),
 }
 
 // infallible is a conversion that cannot fail as a Conversion's.
@@ -85,12 +94,18 @@ func withConversion(in *Info, apiVersion, kind string, to, from func(Object) (Ob
 }
 
 // registerVersions names the served versions by their kind.group forms only: a plain
-// name ("events") stays the stored kind's, as kubectl prefers the core group.
+// name ("events") stays the stored kind's, as kubectl prefers the core group; so does a
+// kind.group form of the stored kind's own group (horizontalpodautoscalers.autoscaling
+// is v2's, its preferred version), which leaves the served version its
+// plural.version.group form.
 func registerVersions() {
 	for _, in := range versions {
 		for _, n := range []string{in.Plural + "." + in.Group, in.Singular + "." + in.Group, in.Kind + "." + in.Group,
 			in.Plural + "." + in.Version + "." + in.Group} {
 			n = strings.ToLower(n)
+			if other, dup := byName[n]; dup && other == in.Conversion.Storage && other.Group == in.Group && n != strings.ToLower(in.Plural+"."+in.Version+"."+in.Group) {
+				continue
+			}
 			if other, dup := byName[n]; dup && other != in {
 				panic("kinds: duplicate name " + n)
 			}

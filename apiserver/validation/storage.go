@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -323,6 +324,86 @@ func validateStorageClassUpdate(old, sc *storagev1.StorageClass) field.ErrorList
 	}
 	if ptrOr(old.VolumeBindingMode, DefaultVolumeBindingMode) != ptrOr(sc.VolumeBindingMode, DefaultVolumeBindingMode) {
 		errs = append(errs, apivalidation.ValidateImmutableField(sc.VolumeBindingMode, old.VolumeBindingMode, field.NewPath("volumeBindingMode"))...)
+	}
+	return errs
+}
+
+// csiNodeIDMaxLength is the longest node ID a CSINode's driver may have.
+const csiNodeIDMaxLength = 256
+
+// validateCSINode is Kubernetes' ValidateCSINode: each driver named once, by a CSI
+// driver's name, with its node ID and valid topology keys.
+func validateCSINode(n *storagev1.CSINode) field.ErrorList {
+	var errs field.ErrorList
+	p := field.NewPath("spec", "drivers")
+	seen := map[string]bool{}
+	for i, d := range n.Spec.Drivers {
+		dp := p.Index(i)
+		errs = append(errs, validateCSIDriverName(d.Name, dp.Child("name"))...)
+		if seen[d.Name] {
+			errs = append(errs, field.Duplicate(dp.Child("name"), d.Name))
+		}
+		seen[d.Name] = true
+		switch {
+		case d.NodeID == "":
+			errs = append(errs, field.Required(dp.Child("nodeID"), "nodeID must be provided"))
+		case len(d.NodeID) > csiNodeIDMaxLength:
+			errs = append(errs, field.TooLong(dp.Child("nodeID"), "", csiNodeIDMaxLength))
+		}
+		keys := map[string]bool{}
+		for j, k := range d.TopologyKeys {
+			kp := dp.Child("topologyKeys").Index(j)
+			if k == "" {
+				errs = append(errs, field.Required(kp, ""))
+				continue
+			}
+			if keys[k] {
+				errs = append(errs, field.Duplicate(kp, k))
+			}
+			keys[k] = true
+			for _, msg := range utilvalidation.IsQualifiedName(k) {
+				errs = append(errs, field.Invalid(kp, k, msg))
+			}
+		}
+		if a := d.Allocatable; a != nil && a.Count != nil && *a.Count < 0 {
+			errs = append(errs, field.Invalid(dp.Child("allocatable", "count"), *a.Count, "must be greater than or equal to 0"))
+		}
+	}
+	return errs
+}
+
+// validateCSIDriverName is Kubernetes' ValidateCSIDriverName.
+func validateCSIDriverName(name string, p *field.Path) field.ErrorList {
+	if name == "" {
+		return field.ErrorList{field.Required(p, name)}
+	}
+	if len(name) > 63 {
+		return field.ErrorList{field.TooLong(p, name, 63)}
+	}
+	var errs field.ErrorList
+	for _, msg := range utilvalidation.IsDNS1123Subdomain(strings.ToLower(name)) {
+		errs = append(errs, field.Invalid(p, name, msg))
+	}
+	return errs
+}
+
+// validateCSINodeUpdate is Kubernetes' ValidateCSINodeUpdate: a driver listed before
+// keeps its node ID and topology keys while it stays.
+func validateCSINodeUpdate(old, n *storagev1.CSINode) field.ErrorList {
+	var errs field.ErrorList
+	for _, was := range old.Spec.Drivers {
+		for i, d := range n.Spec.Drivers {
+			if d.Name != was.Name {
+				continue
+			}
+			dp := field.NewPath("spec", "drivers").Index(i)
+			if d.NodeID != was.NodeID {
+				errs = append(errs, field.Invalid(dp.Child("nodeID"), d.NodeID, "field is immutable"))
+			}
+			if !slices.Equal(d.TopologyKeys, was.TopologyKeys) {
+				errs = append(errs, field.Invalid(dp.Child("topologyKeys"), d.TopologyKeys, "field is immutable"))
+			}
+		}
 	}
 	return errs
 }

@@ -549,6 +549,11 @@ var supportedFields = map[string][]string{
 	kinds.IPAddress:                  slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
 	kinds.StorageVersionMigration:    slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
 	kinds.APIService:                 slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	// HorizontalPodAutoscalers are stored as written: Skiff serves no metrics.k8s.io and
+	// runs no autoscaler (docs/compatibility.md). CSINodes list a node's CSI drivers, of
+	// which Skiff has none.
+	kinds.HorizontalPodAutoscaler: slices.Concat(under("metadata", storedMetaFields), []string{"spec", "status"}),
+	kinds.CSINode:                 slices.Concat(under("metadata", storedMetaFields), []string{"spec"}),
 }
 
 // webhookFields are a webhook's fields both configurations' have and Skiff acts on.

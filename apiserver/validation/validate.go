@@ -5,6 +5,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -149,6 +150,8 @@ func ValidateStatus(obj kinds.Object) error {
 		errs = validateStorageVersionMigrationStatus(o)
 	case *apiregistrationv1.APIService:
 		errs = validateAPIServiceStatus(&o.Status)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		errs = validateHPAStatus(&o.Status)
 	}
 	return asError(append(errs, checkSupported(obj, true)...))
 }
@@ -285,6 +288,10 @@ func validateObject(obj kinds.Object) field.ErrorList {
 		errs = append(errs, validateStorageVersionMigration(o)...)
 	case *apiregistrationv1.APIService:
 		errs = append(errs, validateAPIService(o)...)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		errs = append(errs, validateHPA(o)...)
+	case *storagev1.CSINode:
+		errs = append(errs, validateCSINode(o)...)
 	}
 	return append(errs, checkSupported(obj, false)...)
 }
@@ -359,6 +366,8 @@ func validateUpdate(old, obj kinds.Object, sameSpec bool) field.ErrorList {
 		errs = append(errs, validateIPAddressUpdate(old.(*networkingv1.IPAddress), o)...)
 	case *storagemigrationv1.StorageVersionMigration:
 		errs = append(errs, apivalidation.ValidateImmutableField(o.Spec, old.(*storagemigrationv1.StorageVersionMigration).Spec, field.NewPath("spec"))...)
+	case *storagev1.CSINode:
+		errs = append(errs, validateCSINodeUpdate(old.(*storagev1.CSINode), o)...)
 	}
 	return errs
 }
