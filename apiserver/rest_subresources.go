@@ -118,25 +118,33 @@ func subresourceAllows(info *kinds.Info, name, verb string) bool {
 // status serves the status subresource, and a CertificateSigningRequest's approval:
 // the object, its status written alone.
 func (a *restAPI) status(w http.ResponseWriter, r *http.Request, req *restRequest) {
-	ctx := r.Context()
+	// req.info may be served over another kind's storage (rest_versions.go), as the
+	// object's own verbs: the registry sees the stored kind.
+	ctx, view := r.Context(), req.info
 	switch req.verb {
 	case verbGet:
-		res, err := a.res.getObject(ctx, req.info, req.namespace, req.name, readOptions(r.URL.Query().Get("resourceVersion")))
+		res, err := a.res.getObject(ctx, view.Stored(), req.namespace, req.name, readOptions(r.URL.Query().Get("resourceVersion")))
+		res, err = asVersion(view)(res, err)
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbUpdate:
 		obj, opts, ok := a.updateBody(w, r, req)
 		if !ok {
 			return
 		}
-		res, err := a.res.replaceStatus(ctx, obj, req.subresource, opts)
+		obj, err := convertToStorage(view, obj)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		res, err := asVersion(view)(a.res.replaceStatus(ctx, obj, req.subresource, opts))
 		a.respond(w, r, http.StatusOK, res, err)
 	case verbPatch:
 		a.patch(w, r, req, func(cur, patched kinds.Object) (kinds.Object, error) {
-			next, err := a.res.prepareStatusPatch(ctx, req.info, cur, patched, req.subresource)
+			next, err := a.res.prepareStatusPatch(ctx, view.Stored(), cur, patched, req.subresource)
 			if err != nil {
 				return nil, err
 			}
-			return track(ctx, req.info, req.subresource, cur, next)
+			return track(ctx, view.Stored(), req.subresource, cur, next)
 		})
 	}
 }
