@@ -178,7 +178,7 @@ func TestRESTDiscovery(t *testing.T) {
 	for _, g := range groups.Groups {
 		names = append(names, g.Name+"/"+g.PreferredVersion.Version)
 	}
-	if got := strings.Join(names, ","); got != "admissionregistration.k8s.io/v1,apiextensions.k8s.io/v1,apiregistration.k8s.io/v1,apps/v1,authentication.k8s.io/v1,authorization.k8s.io/v1,batch/v1,certificates.k8s.io/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,events.k8s.io/v1,flowcontrol.apiserver.k8s.io/v1,networking.k8s.io/v1,node.k8s.io/v1,policy/v1,rbac.authorization.k8s.io/v1,scheduling.k8s.io/v1,storage.k8s.io/v1,storagemigration.k8s.io/v1" {
+	if got := strings.Join(names, ","); got != "admissionregistration.k8s.io/v1,apiextensions.k8s.io/v1,apiregistration.k8s.io/v1,apps/v1,authentication.k8s.io/v1,authorization.k8s.io/v1,autoscaling/v2,batch/v1,certificates.k8s.io/v1,coordination.k8s.io/v1,discovery.k8s.io/v1,events.k8s.io/v1,flowcontrol.apiserver.k8s.io/v1,networking.k8s.io/v1,node.k8s.io/v1,policy/v1,rbac.authorization.k8s.io/v1,scheduling.k8s.io/v1,storage.k8s.io/v1,storagemigration.k8s.io/v1" {
 		t.Errorf("/apis groups = %s", got)
 	}
 	apps := decodeJSON[metav1.APIResourceList](t, rc.want(rc.do("GET", "/apis/apps/v1", "", "", nil), 200, "/apis/apps/v1").body)
