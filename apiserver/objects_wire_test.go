@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -104,6 +105,9 @@ func wireSamples(t *testing.T, noteLen int) []kinds.Object {
 			Resource: metav1.GroupResource{Resource: "secrets"}}},
 		&apiregistrationv1.APIService{ObjectMeta: meta("", "v1.apps"), Spec: apiregistrationv1.APIServiceSpec{Group: "apps", Version: "v1",
 			GroupPriorityMinimum: 17800, VersionPriority: 15}},
+		&autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: meta("default", "web"), Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}, MaxReplicas: 5}},
+		&storagev1.CSINode{ObjectMeta: meta("", "w1"), Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{}}},
 		&rbacv1.Role{ObjectMeta: meta("default", "reader"), Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 		&rbacv1.ClusterRole{ObjectMeta: meta("", "view"), AggregationRule: &rbacv1.AggregationRule{ClusterRoleSelectors: []metav1.LabelSelector{
 			{MatchLabels: map[string]string{"rbac.authorization.k8s.io/aggregate-to-view": "true"}}}}},
