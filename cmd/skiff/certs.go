@@ -32,7 +32,8 @@ func certsCmd() *cobra.Command {
 apiserver (every API server, for its API, its Raft peers and joins; SANs: --hosts,
 localhost and loopback, and the names and cluster IP pods reach it by through the
 kubernetes Service with the default networking: kubernetes, kubernetes.default,
-kubernetes.default.svc, kubernetes.default.svc.cluster.local, 10.43.0.1), controller-manager, scheduler, admin, and for each of --nodes
+kubernetes.default.svc, kubernetes.default.svc.cluster.local, 10.43.0.1),
+controller-manager, scheduler, admin, and for each of --nodes
 kubelet-NAME (user system:node:NAME, group skiff:nodes: the kubelet's client
 certificate) and kubelet-NAME-serving (the same user, server usage only: its log and
 exec server's, skiff kubelet --tls-cert-file).
