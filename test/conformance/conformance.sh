@@ -73,9 +73,10 @@ trap cleanup EXIT
 # loopback, or an address of the machine already, is used as it is.
 apiifname=skiffconf0
 apiif() {
-	local host=${API%:*}
+	local host=${API%:*} own
 	case $host in 127.* | localhost | '[::1]' | 0.0.0.0) return 0 ;; esac
-	if ip -o addr show to "$host/32" | grep -qv " $apiifname "; then
+	own=$(ip -o addr show to "$host/32")
+	if [ -n "$(echo "$own" | grep -v " $apiifname ")" ]; then
 		return 0 # the machine's own address
 	fi
 	unapiif
@@ -84,6 +85,8 @@ apiif() {
 		log "cannot make interface $apiifname for the API address $host"
 		exit 1
 	}
+	# No IPv6 link-local address (nor its router solicitations) on it: it has one address.
+	sysctl -qw "net.ipv6.conf.$apiifname.disable_ipv6=1" 2>/dev/null || true
 	ip addr add "$host/32" dev "$apiifname"
 	ip link set "$apiifname" up
 	log "API address: $host/32 on $apiifname (deleted at the end and by '$0 clean')"
