@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
@@ -119,6 +120,23 @@ func newNetworkPlan(n Networking) (*networkPlan, error) {
 	p.kubernetes = nthAddr(p.service, 1)
 	p.dns = nthAddr(p.service, 10)
 	return p, nil
+}
+
+// KubernetesServiceHosts are the names and the address pods reach the API servers by,
+// through the kubernetes Service in namespace default: its DNS names (kubernetes,
+// kubernetes.default, kubernetes.default.svc and kubernetes.default.svc.DOMAIN) and its
+// cluster IP, the service range's first address. An API server's serving certificate
+// names them all, as kube-apiserver's does: in-cluster clients dial the cluster IP
+// (KUBERNETES_SERVICE_HOST), and service-account issuer discovery the issuer's name,
+// https://kubernetes.default.svc.cluster.local. Empty fields of n are the defaults.
+func KubernetesServiceHosts(n Networking) ([]string, error) {
+	plan, err := newNetworkPlan(n)
+	if err != nil {
+		return nil, err
+	}
+	svc := KubernetesService + "." + metav1.NamespaceDefault + ".svc"
+	return []string{KubernetesService, KubernetesService + "." + metav1.NamespaceDefault, svc,
+		svc + "." + plan.ClusterDomain, plan.kubernetes.String()}, nil
 }
 
 // nthAddr is the n-th address of p (the network address is the 0th).

@@ -36,3 +36,34 @@ func TestAPIServerAddrs(t *testing.T) {
 		})
 	}
 }
+
+// TestKubernetesServiceHosts: the names and the address pods reach the API servers by
+// (the kubernetes Service's), which their serving certificate must name.
+func TestKubernetesServiceHosts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    Networking
+		want []string
+		err  bool
+	}{
+		{name: "defaults", want: []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+			"kubernetes.default.svc.cluster.local", "10.43.0.1"}},
+		{name: "a cluster's own", n: Networking{ServiceCIDR: "10.96.0.0/12", ClusterDomain: "skiff.internal"},
+			want: []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+				"kubernetes.default.svc.skiff.internal", "10.96.0.1"}},
+		{name: "invalid range", n: Networking{ServiceCIDR: "10.96.0.1/12"}, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := KubernetesServiceHosts(tc.n)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("got %v, want an error", got)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}

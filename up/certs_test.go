@@ -1,6 +1,8 @@
 package up
 
 import (
+	"crypto/x509"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -28,4 +30,61 @@ func TestLeafCertificates(t *testing.T) {
 	if want := []string{"admin", "apiserver", "controller-manager", "kubelet-w1-serving", "kubelet-w1", "scheduler"}; !slices.Equal(names, want) {
 		t.Fatalf("renewed certificates %v, want %v", names, want)
 	}
+}
+
+// TestMakeCertsNamesTheKubernetesService: the API servers' certificate names --listen's
+// host and what pods reach it by through the kubernetes Service (its cluster IP, which
+// in-cluster clients dial, and kubernetes.default.svc.cluster.local, the
+// service-account issuer that OIDC discovery fetches); a directory whose certificate
+// lacks them (made for another --listen, or before they were added) gets it issued
+// again with them, keeping its CA and the names it had.
+func TestMakeCertsNamesTheKubernetesService(t *testing.T) {
+	want := []string{"198.51.100.43", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc.cluster.local", "10.43.0.1", "localhost", "127.0.0.1"}
+	covers := func(t *testing.T, dir string, hosts []string) *x509.Certificate {
+		t.Helper()
+		certs, err := pki.ReadCerts(filepath.Join(dir, "apiserver.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hosts {
+			if err := certs[0].VerifyHostname(h); err != nil {
+				t.Errorf("apiserver.crt: %v", err)
+			}
+		}
+		return certs[0]
+	}
+
+	t.Run("new directory", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := makeCerts(dir, "n1", "198.51.100.43"); err != nil {
+			t.Fatal(err)
+		}
+		c := covers(t, dir, want)
+		// A second start keeps the certificate.
+		if err := makeCerts(dir, "n1", "198.51.100.43"); err != nil {
+			t.Fatal(err)
+		}
+		if again := covers(t, dir, want); !again.Equal(c) {
+			t.Fatal("a start with the same --listen issued the certificate again")
+		}
+	})
+
+	t.Run("directory of an earlier start", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{"n1"}, Hosts: []string{"127.0.0.1", "skiff.example"}}); err != nil {
+			t.Fatal(err)
+		}
+		ca, err := pki.ReadCerts(filepath.Join(dir, pki.CACertFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := makeCerts(dir, "n1", "198.51.100.43"); err != nil {
+			t.Fatal(err)
+		}
+		c := covers(t, dir, append(want, "skiff.example"))
+		if err := c.CheckSignatureFrom(ca[0]); err != nil {
+			t.Fatalf("the certificate issued again is not of the directory's CA: %v", err)
+		}
+	})
 }

@@ -251,35 +251,61 @@ func Run(ctx context.Context, cfg Config) error {
 
 // makeCerts makes skiff up's CA and certificates on the first start, and the kubelet
 // certificates, client and serving, of a node name it has not seen (or made before
-// kubelets served logs, without server usage, or before they had a serving one).
+// kubelets served logs, without server usage, or before they had a serving one). The
+// API servers' certificate names host (--listen's) and the kubernetes Service's names
+// and cluster IP, which pods reach it by; one that lacks any of them (made for another
+// --listen, or before the Service's names were added) is issued again with them added.
 func makeCerts(dir, nodeName, host string) error {
+	svcHosts, err := apiserver.KubernetesServiceHosts(apiserver.Networking{})
+	if err != nil {
+		return err
+	}
+	hosts := append([]string{host}, svcHosts...)
 	if _, err := os.Stat(filepath.Join(dir, pki.CAKeyFile)); errors.Is(err, os.ErrNotExist) {
-		_, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{nodeName}, Hosts: []string{host}})
+		_, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{nodeName}, Hosts: hosts})
 		return err
 	}
 	// A directory made before service-account tokens gets their key.
 	if _, err := serviceaccount.EnsureKey(dir); err != nil {
 		return err
 	}
-	leaves := pki.InitOptions{Nodes: []string{nodeName}}.Leaves()
+	leaves := pki.InitOptions{Nodes: []string{nodeName}, Hosts: hosts}.Leaves()
 	var ca *pki.CA
-	for _, name := range []string{"kubelet-" + nodeName, "kubelet-" + nodeName + "-serving"} {
-		if certs, err := pki.ReadCerts(filepath.Join(dir, name+".crt")); err == nil && slices.Contains(certs[0].ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
-			continue
-		}
+	issue := func(name string, req pki.Request) error {
 		var err error
 		if ca == nil {
 			if ca, err = pki.LoadCA(dir); err != nil {
 				return err
 			}
 		}
-		pair, err := ca.Issue(leaves[name])
+		pair, err := ca.Issue(req)
 		if err != nil {
 			return err
 		}
-		if _, _, err = pair.Write(dir, name); err != nil {
+		_, _, err = pair.Write(dir, name)
+		return err
+	}
+	for _, name := range []string{"kubelet-" + nodeName, "kubelet-" + nodeName + "-serving"} {
+		if certs, err := pki.ReadCerts(filepath.Join(dir, name+".crt")); err == nil && slices.Contains(certs[0].ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+			continue
+		}
+		if err := issue(name, leaves[name]); err != nil {
 			return err
 		}
+	}
+	certs, err := pki.ReadCerts(filepath.Join(dir, "apiserver.crt"))
+	if err != nil {
+		return err
+	}
+	req := pki.RequestFor(certs[0])
+	missing := false
+	for _, h := range leaves["apiserver"].Hosts {
+		if h != "" && certs[0].VerifyHostname(h) != nil {
+			req.Hosts, missing = append(req.Hosts, h), true
+		}
+	}
+	if missing {
+		return issue("apiserver", req)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/encryption"
 	"github.com/skiffhq/skiff/client"
@@ -29,7 +30,10 @@ func certsCmd() *cobra.Command {
 		Short: "Create a CA and certificates for apiservers, controller-manager, scheduler, kubelets and an admin",
 		Long: `Create, in --dir, a CA (ca.crt, ca.key) and certificates signed by it:
 apiserver (every API server, for its API, its Raft peers and joins; SANs: --hosts,
-localhost and loopback), controller-manager, scheduler, admin, and for each of --nodes
+localhost and loopback, and the names and cluster IP pods reach it by through the
+kubernetes Service with the default networking: kubernetes, kubernetes.default,
+kubernetes.default.svc, kubernetes.default.svc.cluster.local, 10.43.0.1),
+controller-manager, scheduler, admin, and for each of --nodes
 kubelet-NAME (user system:node:NAME, group skiff:nodes: the kubelet's client
 certificate) and kubelet-NAME-serving (the same user, server usage only: its log and
 exec server's, skiff kubelet --tls-cert-file).
@@ -42,7 +46,11 @@ that encrypts Secrets at rest, for every API server's --encryption-key-file.`,
 		Example: `  skiff certs init --dir /etc/skiff/pki --nodes w1,w2,w3 --hosts skiff.internal,10.0.0.1,10.0.0.2,10.0.0.3`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			files, err := pki.InitDir(dir, pki.InitOptions{Nodes: splitList(nodes), Hosts: splitList(hosts), LeafValidity: leafValidity})
+			svcHosts, err := apiserver.KubernetesServiceHosts(apiserver.Networking{})
+			if err != nil {
+				return err
+			}
+			files, err := pki.InitDir(dir, pki.InitOptions{Nodes: splitList(nodes), Hosts: append(splitList(hosts), svcHosts...), LeafValidity: leafValidity})
 			if err != nil {
 				return err
 			}

@@ -18,7 +18,9 @@
 # PROCS (parallel test processes; default 4), KUBECONFIG (a cluster to use instead of
 # starting one), REGISTRY (loopback HOST:PORT of the images' registry; default
 # 127.0.0.1:5055), API (the API address the script's skiff up listens on; default
-# 127.0.0.1:7643), OUT (default bin/conformance). Everything runs on loopback.
+# 198.51.100.43:7643, on an interface of the script's own: apiif), OUT (default
+# bin/conformance). Nothing is sent off the machine: the registry is on loopback, the API
+# server on an address of the machine's own, the pods' and Services' traffic guarded.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2 # k8s.io/kubernetes; its staging modules are v0.37.2, as go.mod pins
@@ -28,7 +30,7 @@ SKIP=${SKIP:-'\[Serial\]|\[Disruptive\]'}
 TIMEOUT=${TIMEOUT:-60m}
 PROCS=${PROCS:-4}
 REGISTRY=${REGISTRY:-127.0.0.1:5055}
-API=${API:-127.0.0.1:7643}
+API=${API:-198.51.100.43:7643}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$root/bin/conformance}
 mkdir -p "$OUT"
@@ -46,6 +48,7 @@ deps() {
 
 pids=()
 ourcluster= # set when the script started a skiff up
+ourapiif=   # set when the script made the API address's interface (apiif)
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do
@@ -56,30 +59,65 @@ cleanup() {
 	done
 	[ -z "$ourcluster" ] || leftovers
 	[ -z "$ourcluster" ] || unguard
+	[ -z "$ourapiif" ] || unapiif
 }
 trap cleanup EXIT
+
+# apiif gives the API server an address pods can reach, as a cluster's API server has,
+# that is on no network: the host part of $API on an interface of the script's own,
+# $apiifname (a dummy, or an ifb where the kernel has no dummy driver: neither sends what
+# is routed to it anywhere), as a /32, so that no route but the address's own (local)
+# comes with it. Pods reach it through the kubernetes Service (10.43.0.1:443), whose
+# endpoint it is; on loopback (127.0.0.1), the endpoint skiff up lists is the host's
+# address, where nothing listens, and a pod's connection is refused. An API host that is
+# loopback, or an address of the machine already, is used as it is.
+apiifname=skiffconf0
+apiif() {
+	local host=${API%:*} own
+	case $host in 127.* | localhost | '[::1]' | 0.0.0.0) return 0 ;; esac
+	own=$(ip -o addr show to "$host/32")
+	if [ -n "$(echo "$own" | grep -v " $apiifname ")" ]; then
+		return 0 # the machine's own address
+	fi
+	unapiif
+	ourapiif=1
+	ip link add "$apiifname" type dummy 2>/dev/null || ip link add "$apiifname" type ifb || {
+		log "cannot make interface $apiifname for the API address $host"
+		exit 1
+	}
+	# No IPv6 link-local address (nor its router solicitations) on it: it has one address.
+	sysctl -qw "net.ipv6.conf.$apiifname.disable_ipv6=1" 2>/dev/null || true
+	ip addr add "$host/32" dev "$apiifname"
+	ip link set "$apiifname" up
+	log "API address: $host/32 on $apiifname (deleted at the end and by '$0 clean')"
+}
+unapiif() {
+	ip link del "$apiifname" 2>/dev/null || true
+}
 
 # guard keeps the cluster's traffic on this machine while the script's cluster runs: an
 # nftables table drops every packet to the pods' or the Services' range (skiff up's
 # defaults, which the script's cluster uses) that would leave by an interface with a
 # default route, after NAT (so a cluster IP's translated packets pass, and one that a
-# missing or wrong rule leaves untranslated does not leave the machine).
+# missing or wrong rule leaves untranslated does not leave the machine); and, when the
+# API address is apiif's, every packet to it that would (its interface gone).
 guardtable=skiff-conformance-guard
 guard() {
-	local outward
+	local outward daddrs='10.42.0.0/16, 10.43.0.0/16'
 	command -v nft >/dev/null || { log "nft not found: cannot guard the outward interface"; exit 1; }
 	outward=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print "\"" $(i+1) "\""}' | sort -u | paste -sd, -)
 	[ -n "$outward" ] || return 0 # no default route: nothing can leave by one
 	unguard
+	[ -z "$ourapiif" ] || daddrs="$daddrs, ${API%:*}"
 	nft -f - <<EOF2
 table inet $guardtable {
 	chain postrouting {
 		type filter hook postrouting priority 300; policy accept;
-		oifname { $outward } ip daddr { 10.42.0.0/16, 10.43.0.0/16 } counter drop
+		oifname { $outward } ip daddr { $daddrs } counter drop
 	}
 }
 EOF2
-	log "guard: packets to 10.42.0.0/16 and 10.43.0.0/16 leaving by $outward are dropped (nft table inet $guardtable)"
+	log "guard: packets to $daddrs leaving by $outward are dropped (nft table inet $guardtable)"
 }
 unguard() {
 	nft delete table inet "$guardtable" 2>/dev/null || true
@@ -554,6 +592,7 @@ EOF
 # leaves the user's ~/.skiff alone, and sets KUBECONFIG to the kubeconfig it writes.
 cluster() {
 	(cd "$root" && go build -o "$OUT/skiff" ./cmd/skiff)
+	apiif
 	guard
 	rm -f "$OUT/up/kubeconfig"
 	mkdir -p "$OUT/home"
@@ -645,6 +684,7 @@ clean)
 	# own cleanup (killed with the script, or the script's older versions).
 	leftovers
 	unguard
+	unapiif
 	;;
 test)
 	# Another run with the images of an earlier 'images' (kept in the registry's
