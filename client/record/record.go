@@ -136,7 +136,8 @@ type Recorder struct {
 
 // maxTries is how many writes of an event's state may fail in a row before it is
 // dropped: client-go's maxTriesPerEvent. With the default back-off, about a minute of
-// refusals.
+// refusals; longer when the member hands out later places in its budget's line (at most
+// 30 s past its next token each).
 const maxTries = 12
 
 // entry is a recorded event: what its Event is made of, kept instead of the Event (a
