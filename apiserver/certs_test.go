@@ -76,7 +76,11 @@ func TestCertificatesRenewThemselves(t *testing.T) {
 	defer cancel()
 	admin := apicluster.ClientTLS(t, base, "admin")
 	writes := 0
+	// Each write has a minute: one that hung (make test's package run once waited on
+	// this test for minutes with no message) fails the test, saying which member.
 	write := func(i int) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
 		conn, err := client.Dial([]string{c.Addr(i)}, client.Options{TLS: admin.Clone()})
 		if err != nil {
 			return err

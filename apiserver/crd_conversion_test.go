@@ -205,3 +205,46 @@ func TestRESTCustomResourceConversionWebhook(t *testing.T) {
 	}
 	rc.want(rc.do("GET", v2+"/cr-instance-1", "", "", nil), 200, "get in the version stored")
 }
+
+// TestRESTNonHomogeneousListPruned: the conformance test "CustomResourceConversionWebhook
+// ... should be able to convert a non homogeneous list of CRs" with its schemas (v1 names
+// hostPort only, v2 host and port only: what a version's schema does not name is
+// pruned): cr-instance-1 is written in v1 while v1 is the storage version,
+// cr-instance-2 in v1 once it is v2; a list in either version holds both, each with its
+// fields in that version. The list in v1 lacked hostPort on the object stored in v2
+// ("HostPort not found.") while an object read in a version was pruned by the storage
+// version's schema after its conversion.
+func TestRESTNonHomogeneousListPruned(t *testing.T) {
+	rc, v1, v2 := serveHostPortWebhook(t)
+	crds := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/e2e-tests.stable.example.com"
+	cr := func(name string) string {
+		return fmt.Sprintf(`{"apiVersion":"stable.example.com/v1","kind":"E2eTest","metadata":{"name":%q},"hostPort":"localhost:8080"}`, name)
+	}
+	rc.want(rc.do("POST", v1, "application/json", "", cr("cr-instance-1")), 201, "create cr-instance-1 in v1")
+	cur := decodeJSON[apiextensionsv1.CustomResourceDefinition](t, rc.want(rc.do("GET", crds, "", "", nil), 200, "get CRD").body)
+	cur.Spec.Versions[0].Storage, cur.Spec.Versions[1].Storage = false, true
+	rc.want(rc.do("PUT", crds, "application/json", "", &cur), 200, "storage version v2")
+	waitfor.Condition(t, 30*time.Second, "v2 the storage version", func() (bool, string) {
+		c := decodeJSON[apiextensionsv1.CustomResourceDefinition](t, rc.want(rc.do("GET", crds, "", "", nil), 200, "get CRD").body)
+		return strings.Join(c.Status.StoredVersions, ",") == "v1,v2", fmt.Sprint(c.Status.StoredVersions)
+	})
+	// The CRD controller serves the new storage version before it writes the status
+	// (one API server): cr-instance-2 is stored in v2.
+	rc.want(rc.do("POST", v1, "application/json", "", cr("cr-instance-2")), 201, "create cr-instance-2 in v1")
+	for _, version := range []string{"v1", "v2"} {
+		path := map[string]string{"v1": v1, "v2": v2}[version]
+		l := decodeJSON[struct{ Items []map[string]any }](t, rc.want(rc.do("GET", path, "", "", nil), 200, "list in "+version).body)
+		if len(l.Items) != 2 {
+			t.Fatalf("list in %s = %v, want cr-instance-1 and -2", version, l.Items)
+		}
+		for _, o := range l.Items {
+			ok := o["apiVersion"] == "stable.example.com/v1" && o["hostPort"] == "localhost:8080" && o["host"] == nil && o["port"] == nil
+			if version == "v2" {
+				ok = o["apiVersion"] == "stable.example.com/v2" && o["host"] == "localhost" && o["port"] == "8080" && o["hostPort"] == nil
+			}
+			if !ok {
+				t.Errorf("listed in %s: %v", version, o)
+			}
+		}
+	}
+}

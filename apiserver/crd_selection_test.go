@@ -124,8 +124,9 @@ func TestRESTSelectableFieldsConverted(t *testing.T) {
 }
 
 // serveHostPortWebhook serves the conformance test's conversion webhook and a CRD it
-// converts: v1 stored (hostPort), v2 (host and port), each selecting on its field; it
-// returns a REST client and the two versions' collections in namespace default.
+// converts, as the conformance tests define it: v1 stored (hostPort), v2 (host and
+// port), each selecting on its fields, no unknown field kept (pruned); it returns a
+// REST client and the two versions' collections in namespace default.
 func serveHostPortWebhook(t *testing.T) (rc *restClient, v1, v2 string) {
 	cs := crdconversion.Serve(t, map[string]crdconversion.Handler{
 		"/crdconvert": func(req *apiextensionsv1.ConversionRequest, objs []map[string]any) *apiextensionsv1.ConversionResponse {
@@ -152,7 +153,7 @@ func serveHostPortWebhook(t *testing.T) (rc *restClient, v1, v2 string) {
 			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "e2e-tests", Singular: "e2e-test", Kind: "E2eTest", ListKind: "E2eTestList"},
 			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{
 				{Name: "v1", Served: true, Storage: true, Schema: schema("hostPort"), SelectableFields: []apiextensionsv1.SelectableField{{JSONPath: ".hostPort"}}},
-				{Name: "v2", Served: true, Schema: schema("host", "port"), SelectableFields: []apiextensionsv1.SelectableField{{JSONPath: ".host"}}}},
+				{Name: "v2", Served: true, Schema: schema("host", "port"), SelectableFields: []apiextensionsv1.SelectableField{{JSONPath: ".host"}, {JSONPath: ".port"}}}},
 			Conversion: &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
 				Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"},
 					ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: &hook, CABundle: cs.CABundle}}}}}
@@ -183,5 +184,61 @@ func TestRESTApplyConvertedByWebhook(t *testing.T) {
 		"apiVersion: stable.example.com/v2\nkind: E2eTest\nmetadata:\n  name: a\nhost: example.com\n"), 200, "bob forces").body)
 	if got["host"] != "example.com" || got["port"] != "8080" {
 		t.Errorf("after bob's forced apply: %v", got)
+	}
+}
+
+// TestRESTSelectableFieldsWrittenInV2: what Kubernetes' conformance test
+// "CustomResourceFieldSelectors ... MUST list and watch custom resources matching the
+// field selector" lists: objects written in v2 (host and port) are stored in v1
+// (hostPort) through the webhook, and a list in v2 by host, or host and port, or in v1
+// by hostPort, selects them by their fields in that version; after a deletion by field
+// selector and an update out of the selection, none is left. Its lists in v2 found
+// none while a v2 read of a v1 object was pruned by v1's schema (the second and fourth
+// re-runs of issue 22).
+func TestRESTSelectableFieldsWrittenInV2(t *testing.T) {
+	rc, v1, v2 := serveHostPortWebhook(t)
+	for _, cr := range []struct{ name, fields string }{
+		{"cr0", `"host":"host1","port":"80"`}, {"cr1", `"host":"host1","port":"8080"`}, {"cr2", `"host":"host2"`},
+	} {
+		body := fmt.Sprintf(`{"apiVersion":"stable.example.com/v2","kind":"E2eTest","metadata":{"name":%q},%s}`, cr.name, cr.fields)
+		rc.want(rc.do("POST", v2, "application/json", "", body), 201, "create "+cr.name+" in v2")
+	}
+	if got := decodeJSON[map[string]any](t, rc.want(rc.do("GET", v1+"/cr0", "", "", nil), 200, "get cr0 in v1").body); got["hostPort"] != "host1:80" || got["host"] != nil {
+		t.Errorf("cr0 in v1 = %v, want hostPort host1:80", got)
+	}
+	names := func(path, sel string) string {
+		t.Helper()
+		l := decodeJSON[struct {
+			Items []struct {
+				Metadata metav1.ObjectMeta `json:"metadata"`
+			} `json:"items"`
+		}](t, rc.want(rc.do("GET", path+"?fieldSelector="+url.QueryEscape(sel), "", "", nil), 200, "list "+sel).body)
+		var out []string
+		for _, it := range l.Items {
+			out = append(out, it.Metadata.Name)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct{ path, sel, want string }{
+		{v2, "host=host1", "cr0 cr1"},
+		{v2, "host=host1,port=80", "cr0"},
+		{v1, "hostPort=host1:80", "cr0"},
+		{v1, "hostPort=host1:8080", "cr1"},
+	} {
+		if got := names(tc.path, tc.sel); got != tc.want {
+			t.Errorf("list %s by %s = %q, want %q", tc.path, tc.sel, got, tc.want)
+		}
+	}
+	rc.want(rc.do("DELETE", v2+"?fieldSelector="+url.QueryEscape("host=host1,port=80"), "", "", nil), 200, "delete collection by host and port")
+	cur := decodeJSON[map[string]any](t, rc.want(rc.do("GET", v2+"/cr1", "", "", nil), 200, "get cr1 in v2").body)
+	cur["host"] = "host2"
+	rc.want(rc.do("PUT", v2+"/cr1", "application/json", "", cur), 200, "update cr1 in v2")
+	for _, sel := range []string{"host=host1", "host=host1,port=80"} {
+		if got := names(v2, sel); got != "" {
+			t.Errorf("list in v2 by %s after the deletion and update = %q, want none", sel, got)
+		}
+	}
+	if got := names(v2, "host=host2"); got != "cr1 cr2" {
+		t.Errorf("list in v2 by host=host2 = %q, want cr1 cr2", got)
 	}
 }

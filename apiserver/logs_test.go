@@ -58,6 +58,7 @@ func logsNode(t *testing.T, cs *client.Clientset, node string, logTLS *tls.Confi
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName, cfg.NodeIP, cfg.LogPort = node, "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 	cfg.RelistPeriod, cfg.Workers = 50*time.Millisecond, 2
+	cfg.RootDir = t.TempDir() // not the host's /var/lib/skiff/kubelet: termination logs are written there
 	log := hclog.New(&hclog.LoggerOptions{Name: node, Level: hclog.Warn, Output: testLogWriter{t}})
 	cfg.Logger = log
 	k, err := kubelet.New(cs, rt, cfg)

@@ -73,6 +73,7 @@ func streamsCluster(t *testing.T) (string, *resizeTap) {
 	rt := &resizeTap{Runtime: sim.New(sim.Config{}), sizes: make(chan kubelet.TerminalSize, 10)}
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName, cfg.NodeIP, cfg.LogPort, cfg.RelistPeriod = "w1", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port, 50*time.Millisecond
+	cfg.RootDir = t.TempDir() // not the host's /var/lib/skiff/kubelet: termination logs are written there
 	k, err := kubelet.New(client.NewClientset(conn), rt, cfg)
 	if err != nil {
 		t.Fatal(err)

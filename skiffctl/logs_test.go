@@ -36,6 +36,7 @@ func TestLogs(t *testing.T) {
 	rt := sim.New(sim.Config{})
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName, cfg.NodeIP, cfg.LogPort, cfg.RelistPeriod = "w1", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port, 50*time.Millisecond
+	cfg.RootDir = t.TempDir() // not the host's /var/lib/skiff/kubelet: termination logs are written there
 	cfg.BackoffInitial, cfg.BackoffMax = 10*time.Millisecond, 20*time.Millisecond // restarts at once, for --previous
 	k, err := kubelet.New(client.NewClientset(conn), rt, cfg)
 	if err != nil {

@@ -262,6 +262,12 @@ func (s *Store) runBackups() {
 			t.Reset(cfg.Interval)
 			continue
 		}
+		if s.ClusterID() == "" {
+			// A leader just elected in a new cluster records the cluster's ID with its
+			// first commands: a snapshot is due once it has, and that wait is no failure.
+			t.Reset(min(cfg.Interval, time.Second))
+			continue
+		}
 		_, err := s.backupNow()
 		n := s.noteBackup(err, cfg.Now())
 		next := nextBackup(cfg.Interval, cfg.RetryDelay, n)

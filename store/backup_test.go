@@ -252,3 +252,25 @@ func TestScheduledSnapshotFailureNotSilent(t *testing.T) {
 		t.Fatalf("snapshots after the recovery: %v, %v", files, err)
 	}
 }
+
+// TestFirstSnapshotWaitsForTheClusterID: a new cluster's leader records the cluster's
+// ID with its first commands; a snapshot due before then waits for it rather than
+// failing ("the cluster has no ID yet" was a scheduled failure, told as a Warning, of
+// every cluster whose first election took longer than the interval).
+func TestFirstSnapshotWaitsForTheClusterID(t *testing.T) {
+	for range 3 {
+		var failures atomic.Int64
+		c := newCluster(t, 1, func(cfg *Config) {
+			cfg.Backups = BackupConfig{Dir: t.TempDir(), Interval: time.Millisecond, RetryDelay: time.Millisecond, Retention: 2,
+				OnFailure: func(err error, n int) { failures.Add(1); t.Errorf("scheduled snapshot %d failed: %v", n, err) }}
+		})
+		waitfor.Condition(t, 60*time.Second, "three scheduled snapshots", func() (bool, string) {
+			st := c.nodes[0].BackupStatus()
+			return st.Succeeded >= 3, fmt.Sprintf("%+v", st)
+		})
+		if st := c.nodes[0].BackupStatus(); st.Failed != 0 || failures.Load() != 0 {
+			t.Fatalf("failures before the first snapshot: %+v", st)
+		}
+		c.stop(0)
+	}
+}

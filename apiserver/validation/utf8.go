@@ -22,6 +22,28 @@ func validateUTF8(obj kinds.Object) field.ErrorList {
 	return w.errs
 }
 
+// validateStatusUTF8 is validateUTF8 for a status write: obj's status only, as
+// ValidateStatus checks nothing else (the rest is the stored object, checked when it
+// was written). A pod's status write walked its whole spec and metadata again: the
+// kubelet writes one a pod, and the walk was most of that write's validation.
+func validateStatusUTF8(obj kinds.Object) field.ErrorList {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return validateUTF8(obj)
+	}
+	f, ok := v.Elem().Type().FieldByName("Status")
+	if !ok {
+		return nil // no status: nothing a status write changes
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		name = f.Name
+	}
+	w := utf8Walker{path: []segment{{name: name}}}
+	w.walk(v.Elem().FieldByIndex(f.Index))
+	return w.errs
+}
+
 // utf8Walker walks an object's strings. The path to the current value is kept as a
 // stack of segments and made into a field.Path only for a string found wrong: the walk
 // runs on every write and allocates nothing on a valid object.

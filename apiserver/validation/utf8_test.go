@@ -51,3 +51,22 @@ func TestValidateRefusesNotUTF8(t *testing.T) {
 		t.Fatalf("ValidateStatus: %v", err)
 	}
 }
+
+// TestValidateStatusLooksAtTheStatusOnly: a status write is checked in its status, as
+// Kubernetes' status strategies validate the status update alone; the spec and metadata
+// are the stored object's, not walked again (a pod stored with a string that is not
+// UTF-8, as before the check existed, still takes its kubelet's status).
+func TestValidateStatusLooksAtTheStatusOnly(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Annotations: map[string]string{"a": "old\xfe"}},
+		Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"echo \xc3"}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodSucceeded, Message: "done"}}
+	if err := ValidateStatus(pod); err != nil {
+		t.Fatalf("a status write was refused for the stored spec and metadata: %v", err)
+	}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{Reason: "Completed", Message: "bye\xff"}}}}
+	want := `status.containerStatuses[0].state.terminated.message: Invalid value: "bye\xff": must be valid UTF-8`
+	if err := ValidateStatus(pod); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}

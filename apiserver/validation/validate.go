@@ -82,7 +82,7 @@ func ValidateStatus(obj kinds.Object) error {
 	case *apiextensionsv1.CustomResourceDefinition:
 		return asError(validateCRDStatus(o))
 	}
-	if errs := validateUTF8(obj); len(errs) > 0 {
+	if errs := validateStatusUTF8(obj); len(errs) > 0 {
 		return asError(errs)
 	}
 	p := field.NewPath("status")

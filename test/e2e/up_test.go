@@ -158,33 +158,17 @@ func upPlace(t *testing.T, nodes int) (dir, addr string) {
 // skiffctl as its --config.
 func upPlaceOwn(t *testing.T, nodes int) (dir, addr, config string) {
 	t.Helper()
-	for range 50 {
-		base := freeport.Loopback(t, 1)[0]
-		if base+100+nodes > 65535 {
-			continue
-		}
-		var lns []net.Listener
-		for i := range nodes {
-			for _, port := range []int{base + i, base + 100 + i} {
-				if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-					lns = append(lns, ln)
-				}
-			}
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-		if len(lns) == 2*nodes {
-			dir = t.TempDir()
-			// What skiff up's kubelet mounted for pods still there when it stopped (their
-			// secret and service-account token tmpfs), as a kubelet leaves them: unmounted
-			// before the directory goes (cleanups run last registered first).
-			t.Cleanup(func() { unmountUnder(t, dir) })
-			return dir, fmt.Sprintf("127.0.0.1:%d", base), filepath.Join(dir, "client-config")
-		}
+	var offsets []int // skiff up's members listen at base+i, their Raft at base+100+i
+	for i := range nodes {
+		offsets = append(offsets, i, 100+i)
 	}
-	t.Skip("no free block of ports for skiff up")
-	return "", "", ""
+	base := freeport.Spaced(t, "127.0.0.1", offsets...)
+	dir = t.TempDir()
+	// What skiff up's kubelet mounted for pods still there when it stopped (their
+	// secret and service-account token tmpfs), as a kubelet leaves them: unmounted
+	// before the directory goes (cleanups run last registered first).
+	t.Cleanup(func() { unmountUnder(t, dir) })
+	return dir, fmt.Sprintf("127.0.0.1:%d", base), filepath.Join(dir, "client-config")
 }
 
 // TestUpThreeNodes: `skiff up --nodes 3` is a three-member cluster in one process: every

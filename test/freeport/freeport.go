@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,51 @@ func TCP(t testing.TB, ip string, n int) []int {
 		t.Fatalf("freeport: %d of %d free ports on %s between %d and %d (last: %v)", len(ports), n, ip, lo, hi, lastErr)
 	}
 	return ports
+}
+
+// Spaced returns a port p on ip such that p+o is free for every o of offsets (and not
+// handed out before by this process), all below the ephemeral range: the block of
+// ports a server lays out from one base (skiff up's members at base+i, their Raft at
+// base+100+i).
+func Spaced(t testing.TB, ip string, offsets ...int) int {
+	t.Helper()
+	top := slices.Max(append([]int{0}, offsets...))
+	lo, hi := lowest, ephemeralStart()-1-top
+	if hi-lo < 1000 {
+		t.Fatalf("freeport: no room for a block of %d below the ephemeral range (from %d)", top+1, hi+top+1)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	span := hi - lo + 1
+	start := rand.IntN(span)
+	var lastErr error
+next:
+	for i := 0; i < span; i++ {
+		p := lo + (start+i)%span
+		var lns []net.Listener
+		for _, o := range offsets {
+			addr := net.JoinHostPort(ip, strconv.Itoa(p+o))
+			ln, err := net.Listen("tcp", addr)
+			if given[addr] || err != nil {
+				if err == nil {
+					ln.Close()
+				}
+				lastErr = err
+				for _, l := range lns {
+					l.Close()
+				}
+				continue next
+			}
+			lns = append(lns, ln)
+		}
+		for _, l := range lns {
+			given[l.Addr().String()] = true
+			l.Close()
+		}
+		return p
+	}
+	t.Fatalf("freeport: no block %v free on %s between %d and %d (last: %v)", offsets, ip, lo, hi, lastErr)
+	return 0
 }
 
 // Loopback is TCP on 127.0.0.1.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/skiffctl"
+	"github.com/skiffhq/skiff/test/freeport"
 	"github.com/skiffhq/skiff/test/waitfor"
 	"github.com/skiffhq/skiff/up"
 )
@@ -119,23 +119,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // freeBlock finds a free API port whose Raft port (port+100) is free too.
 func freeBlock(t *testing.T) string {
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if port+100 > 65399 {
-			continue
-		}
-		if r, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+100)); err == nil {
-			r.Close()
-			return fmt.Sprintf("127.0.0.1:%d", port)
-		}
-	}
-	t.Skip("no free pair of ports")
-	return ""
+	return fmt.Sprintf("127.0.0.1:%d", freeport.Spaced(t, "127.0.0.1", 0, 100)) // skiff up's API and Raft ports
 }
 
 // run runs kubectl and returns its standard output (and its error output on failure).
