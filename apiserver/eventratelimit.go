@@ -73,23 +73,21 @@ func newEventLimiter(l EventRateLimit, now func() time.Time, refused func(limitT
 		refused: refused}
 }
 
-// admit takes a token for a write of an Event in namespace by u, or refuses it. ahead
-// is how many Events of the same request were refused before this one: each is told to
-// come back a token later than the one before, so a refused batch returns at the
-// bucket's pace rather than all at once.
-func (e *eventLimiter) admit(u auth.User, namespace string, ahead int) error {
+// admit takes a token for a write of an Event in namespace by u, or refuses it, telling
+// the writer when the bucket will have a token for it (buckets.refuse).
+func (e *eventLimiter) admit(u auth.User, namespace string) error {
 	now := e.now()
 	node, wait := e.nodes.take(auth.NodeOf(u), now)
 	if wait > 0 {
 		e.refused(eventLimitNode)
-		return refuseEvents(eventLimitNode, auth.NodeOf(u), wait+e.nodes.interval(ahead))
+		return refuseEvents(eventLimitNode, auth.NodeOf(u), e.nodes.refuse(auth.NodeOf(u), now, wait))
 	}
 	if _, wait := e.namespaces.take(namespace, now); wait > 0 {
 		if node != nil {
 			node.CancelAt(now) // the write does not happen: give the node its token back
 		}
 		e.refused(eventLimitNamespace)
-		return refuseEvents(eventLimitNamespace, namespace, wait+e.namespaces.interval(ahead))
+		return refuseEvents(eventLimitNamespace, namespace, e.namespaces.refuse(namespace, now, wait))
 	}
 	return nil
 }
@@ -97,15 +95,15 @@ func (e *eventLimiter) admit(u auth.User, namespace string, ahead int) error {
 // spent refuses, as admit would, a write of an Event in namespace by u when a bucket it
 // falls in has no token now, without taking one: a write it lets through goes on to
 // admit, after its decoding and validation.
-func (e *eventLimiter) spent(u auth.User, namespace string, ahead int) error {
+func (e *eventLimiter) spent(u auth.User, namespace string) error {
 	now := e.now()
 	if wait := e.nodes.empty(auth.NodeOf(u), now); wait > 0 {
 		e.refused(eventLimitNode)
-		return refuseEvents(eventLimitNode, auth.NodeOf(u), wait+e.nodes.interval(ahead))
+		return refuseEvents(eventLimitNode, auth.NodeOf(u), e.nodes.refuse(auth.NodeOf(u), now, wait))
 	}
 	if wait := e.namespaces.empty(namespace, now); wait > 0 {
 		e.refused(eventLimitNamespace)
-		return refuseEvents(eventLimitNamespace, namespace, wait+e.namespaces.interval(ahead))
+		return refuseEvents(eventLimitNamespace, namespace, e.namespaces.refuse(namespace, now, wait))
 	}
 	return nil
 }
@@ -114,25 +112,24 @@ func (e *eventLimiter) spent(u auth.User, namespace string, ahead int) error {
 // whose node's or namespace's budget is spent, before o is decoded and validated:
 // refused writes are cheap, when a thousand recorders come back for tokens the budget
 // does not have. Anything else it leaves to the write's own checks.
-func (r *resources) refuseSpentEvent(ctx context.Context, o *apiv1.Object, ahead int) error {
+func (r *resources) refuseSpentEvent(ctx context.Context, o *apiv1.Object) error {
 	if r.events == nil || !strings.EqualFold(o.GetKind(), kinds.Event) {
 		return nil
 	}
 	if info, ok := kinds.Lookup(o.GetKind()); !ok || info.Kind != kinds.Event {
 		return nil
 	} else if names, err := kinds.ParseNames(o.GetRaw()); err == nil {
-		return r.events.spent(requestUser(ctx), namespaceFor(info, names.Namespace), ahead)
+		return r.events.spent(requestUser(ctx), namespaceFor(info, names.Namespace))
 	}
 	return nil
 }
 
-// admitEventWrite applies the event rate limit to a write of an object of info (see
-// eventLimiter.admit for ahead).
-func (r *resources) admitEventWrite(ctx context.Context, info *kinds.Info, namespace string, ahead int) error {
+// admitEventWrite applies the event rate limit to a write of an object of info.
+func (r *resources) admitEventWrite(ctx context.Context, info *kinds.Info, namespace string) error {
 	if info.Kind != kinds.Event || r.events == nil {
 		return nil
 	}
-	return r.events.admit(requestUser(ctx), namespace, ahead)
+	return r.events.admit(requestUser(ctx), namespace)
 }
 
 // refuseEvents is the 429 of an empty bucket, in Kubernetes' words.
@@ -145,16 +142,33 @@ func refuseEvents(limitType, key string, retryAfter time.Duration) error {
 	return st.Err()
 }
 
+// maxEventWait bounds the delay a refusal hands out, past the moment the bucket next has
+// a token: the line of refused writers (buckets.refuse) holds at most this much of the
+// bucket's refill, so that writers told a place in it who never come back (a recorder
+// that gave up, a process that ended) keep the others waiting at most this long, and
+// the writers refused while it is full come back at its end. Half of client-go's
+// recorder's patience (12 tries, 10 s apart) in one wait.
+const maxEventWait = 30 * time.Second
+
 // buckets are one limit type's token buckets, by key.
 type buckets struct {
 	qps   rate.Limit
 	burst int
 	mu    sync.Mutex
-	m     map[string]*rate.Limiter
+	m     map[string]*bucket
+}
+
+// bucket is one key's token bucket, and the line of writers it refused.
+type bucket struct {
+	*rate.Limiter
+	// next is the moment the bucket will have a token for the next writer it refuses:
+	// each refusal hands out next and moves it one token's refill on (under the
+	// buckets' mu).
+	next time.Time
 }
 
 func newBuckets(qps float64, burst int) *buckets {
-	return &buckets{qps: rate.Limit(qps), burst: burst, m: map[string]*rate.Limiter{}}
+	return &buckets{qps: rate.Limit(qps), burst: burst, m: map[string]*bucket{}}
 }
 
 // take takes a token from key's bucket, returning the reservation (to cancel if another
@@ -170,7 +184,7 @@ func (b *buckets) take(key string, now time.Time) (*rate.Reservation, time.Durat
 		if len(b.m) >= maxBuckets {
 			b.prune(now)
 		}
-		l = rate.NewLimiter(b.qps, b.burst)
+		l = &bucket{Limiter: rate.NewLimiter(b.qps, b.burst)}
 		b.m[key] = l
 	}
 	b.mu.Unlock()
@@ -200,6 +214,34 @@ func (b *buckets) empty(key string, now time.Time) time.Duration {
 	return 0
 }
 
+// refuse notes a write refused by key's bucket, whose next token is wait away, and says
+// how long the writer should wait: until the bucket will have a token for it, not for
+// anyone. The writers refused are a line (a virtual queue, as API Priority and
+// Fairness's, without holding the requests): each is handed the next free slot, one
+// token's refill after the one before, so that a thousand recorders refused together
+// come back one at a time at the bucket's pace, each finding its token, instead of all
+// together a token later, to be refused again but one. The line never starts before
+// the next token, and holds at most maxEventWait beyond it: a writer refused when it is
+// full is told to come back at its end, and takes no place.
+func (b *buckets) refuse(key string, now time.Time, wait time.Duration) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := b.m[key]
+	if l == nil { // pruned meanwhile: a new bucket would be full
+		return wait
+	}
+	if first := now.Add(wait); l.next.Before(first) {
+		l.next = first
+	}
+	// A millisecond more: the token must be whole when the writer comes at its slot.
+	d := l.next.Sub(now) + time.Millisecond
+	if most := wait + maxEventWait; d > most {
+		return most
+	}
+	l.next = l.next.Add(b.interval(1))
+	return d
+}
+
 // interval is how long the bucket takes to refill n tokens.
 func (b *buckets) interval(n int) time.Duration {
 	if n == 0 || b.qps == 0 {
@@ -208,9 +250,9 @@ func (b *buckets) interval(n int) time.Duration {
 	return time.Duration(float64(n) / float64(b.qps) * float64(time.Second))
 }
 
-// prune forgets the full buckets (a new one is the same), or, when none is full,
-// every bucket: a bound on memory, not a way around the limit for long. Called with
-// b.mu held.
+// prune forgets the full buckets (a new one is the same: the writers still in a full
+// bucket's line find their tokens), or, when none is full, every bucket: a bound on
+// memory, not a way around the limit for long. Called with b.mu held.
 func (b *buckets) prune(now time.Time) {
 	for k, l := range b.m {
 		if l.TokensAt(now) >= float64(b.burst) {

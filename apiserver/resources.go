@@ -224,7 +224,7 @@ type writeOptions struct {
 
 func (r *resources) Create(ctx context.Context, req *apiv1.CreateRequest) (*apiv1.Object, error) {
 	if !req.GetDryRun() {
-		if err := r.refuseSpentEvent(ctx, req.GetObject(), 0); err != nil {
+		if err := r.refuseSpentEvent(ctx, req.GetObject()); err != nil {
 			return nil, err
 		}
 	}
@@ -251,7 +251,7 @@ func (r *resources) create(ctx context.Context, obj kinds.Object, opts writeOpti
 	if opts.dryRun {
 		return r.dryRunCreate(ctx, c)
 	}
-	if err := r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), 0); err != nil {
+	if err := r.admitEventWrite(ctx, c.info, c.obj.GetNamespace()); err != nil {
 		return result{}, err
 	}
 	value, rev, err := c.commit(ctx, r.store)
@@ -606,11 +606,9 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 	creations := make([]*creation, len(objs))
 	var valid []int
 	charged := false // objects charged to quotas are committed each alone, charged in turn
-	throttled := 0   // Events refused by the event rate limit so far
 	for i, o := range objs {
-		if err := r.refuseSpentEvent(ctx, o, throttled); err != nil {
+		if err := r.refuseSpentEvent(ctx, o); err != nil {
 			fail(i, err) // before decoding it: the budget is spent
-			throttled++
 			continue
 		}
 		obj, err := unwrap(o)
@@ -620,9 +618,7 @@ func (r *resources) CreateBatch(ctx context.Context, req *apiv1.CreateBatchReque
 		}
 		c, err := r.newCreation(ctx, obj, false)
 		if err == nil {
-			if err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace(), throttled); status.Code(err) == codes.ResourceExhausted {
-				throttled++
-			}
+			err = r.admitEventWrite(ctx, c.info, c.obj.GetNamespace())
 		}
 		if err != nil {
 			fail(i, err)
@@ -1311,7 +1307,7 @@ func clone(obj kinds.Object) kinds.Object { return obj.DeepCopyObject().(kinds.O
 
 func (r *resources) Update(ctx context.Context, req *apiv1.UpdateRequest) (*apiv1.Object, error) {
 	if !req.GetDryRun() {
-		if err := r.refuseSpentEvent(ctx, req.GetObject(), 0); err != nil {
+		if err := r.refuseSpentEvent(ctx, req.GetObject()); err != nil {
 			return nil, err
 		}
 	}
@@ -1335,7 +1331,7 @@ func (r *resources) replace(ctx context.Context, obj kinds.Object, opts writeOpt
 		return result{}, err
 	}
 	if !opts.dryRun {
-		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace); err != nil {
 			return result{}, err
 		}
 	}
@@ -1453,7 +1449,7 @@ func (r *resources) replaceStatus(ctx context.Context, obj kinds.Object, sub str
 		return result{}, err
 	}
 	if !opts.dryRun {
-		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace, 0); err != nil {
+		if err := r.admitEventWrite(ctx, info, keyOf(info, obj).Namespace); err != nil {
 			return result{}, err
 		}
 	}

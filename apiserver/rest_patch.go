@@ -151,7 +151,7 @@ func (r *resources) patch(ctx context.Context, info *kinds.Info, ns, name string
 	k := store.Key{Kind: info.Kind, Namespace: namespaceFor(info, ns), Name: name}
 	if !opts.dryRun {
 		// A patch of an Event is an update for the event rate limit.
-		if err := r.admitEventWrite(ctx, info, k.Namespace, 0); err != nil {
+		if err := r.admitEventWrite(ctx, info, k.Namespace); err != nil {
 			return result{}, err
 		}
 	}

@@ -4,10 +4,11 @@
 // whose count and lastTimestamp grow; writes happen in the background, new events
 // recorded together created in one CreateBatch call, and one Event's writes never race
 // each other. When the server refuses events as over its event rate budget, the
-// recorder as a whole backs off (the server's delay, doubling while refusals go on, a
-// write the server took only in part counting as refused, halving with each write that
-// went through) and then writes what it holds together: a thousand kubelets refused by
-// their namespace's budget would otherwise each come back at the server's
+// recorder as a whole backs off (the longer of the server's delay, which is its place in
+// the budget's line and kept as given, and its own back-off, doubling while refusals go
+// on, a write the server took only in part counting as refused, halving with each write
+// that went through, jittered) and then writes what it holds together: a thousand
+// kubelets refused by their namespace's budget would otherwise each come back at a
 // few-millisecond delay, a storm of refusals costing more than the events.
 //
 // Like client-go's recorder, it gives up: an Event whose writes failed maxTries times in
@@ -135,7 +136,8 @@ type Recorder struct {
 
 // maxTries is how many writes of an event's state may fail in a row before it is
 // dropped: client-go's maxTriesPerEvent. With the default back-off, about a minute of
-// refusals.
+// refusals; longer when the member hands out later places in its budget's line (at most
+// 30 s past its next token each).
 const maxTries = 12
 
 // entry is a recorded event: what its Event is made of, kept instead of the Event (a
@@ -503,7 +505,10 @@ func (r *Recorder) written(ctx context.Context, w pendingWrite, err error, retry
 // throttled notes a rate-limit refusal for which the server asked to wait server, and
 // says how long the refused event waits: until the recorder's pause ends. The refusals
 // of one write (and of writes under way together) share one pause, so their events
-// come back together, in one batch; a refusal after the pause doubles it.
+// come back together, in one batch; a refusal after the pause doubles the recorder's
+// own back-off. The server's delay is the writer's place in its budget's line (the
+// slot at which a token is there for it): it is kept as given, without jitter, when it
+// is the longer; only the recorder's own back-off is jittered.
 // Called with r.mu held.
 func (r *Recorder) throttled(server time.Duration) time.Duration {
 	now := time.Now() // the queue's and Run's timers' clock, not the events' (cfg.Now)
@@ -516,11 +521,11 @@ func (r *Recorder) throttled(server time.Duration) time.Duration {
 	if r.refusals == 0 || r.cfg.RetryBase<<min(r.refusals-1, 16) < r.cfg.RetryMax {
 		r.refusals++ // no higher than RetryMax's level, which a write then lowers
 	}
-	d := r.cfg.RetryBase << min(r.refusals-1, 16)
-	d = min(max(d, server), max(r.cfg.RetryMax, server))
+	own := min(r.cfg.RetryBase<<min(r.refusals-1, 16), r.cfg.RetryMax)
 	// Up to half again of jitter, so that many recorders refused together do not
 	// return together.
-	d += time.Duration(rand.Int64N(int64(d/2) + 1))
+	own += time.Duration(rand.Int64N(int64(own/2) + 1))
+	d := max(own, server)
 	r.pausedUntil = now.Add(d)
 	return d
 }

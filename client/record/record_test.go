@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/kinds"
@@ -699,4 +700,73 @@ func TestDefaultMetricsInRegistry(t *testing.T) {
 	if got := dropped(t, record.Registry)[record.DroppedBacklog] - before; got != 3 {
 		t.Errorf("record.Registry counted %v backlog drops, want 3", got)
 	}
+}
+
+// TestRecordersShareASpentBudget: many recorders whose Events, recorded together, are
+// many times their namespace's budget (Event rate limit, burst 10, 20 a second) each
+// write every Event in the end, and are refused about once per Event the burst could not
+// take: each refused writer is told its place in the budget's line, and comes back when
+// the bucket has a token for it. (Told the next token for anyone, as before, they all
+// came back together and all but one were refused again: over four refusals an Event,
+// and the last Event written after 20 s rather than 6.)
+func TestRecordersShareASpentBudget(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{Configure: func(cfg *apiserver.Config) {
+		cfg.EventRateLimit = apiserver.EventRateLimit{NamespaceQPS: 20, NamespaceBurst: 10}
+	}})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cs := client.NewClientset(conn)
+	const recorders, each, burst = 40, 3, 10
+	reg := prometheus.NewRegistry()
+	metrics := record.NewMetrics(reg)
+	var rs []*record.Recorder
+	for i := range recorders {
+		rs = append(rs, startRecorder(t, cs.Events, record.Config{Component: "kubelet", Host: fmt.Sprintf("w%d", i), Metrics: metrics}))
+	}
+	for i, r := range rs {
+		for j := range each {
+			name := fmt.Sprintf("p%d-%d", i, j)
+			r.Eventf(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(name)}}, record.Normal, "Started", "Started container c")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	waitfor.Condition(t, 2*time.Minute, "every Event written", func() (bool, string) {
+		l, err := cs.Events.List(ctx, "default", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(l.Items) == recorders*each, fmt.Sprintf("%d of %d Events written", len(l.Items), recorders*each)
+	})
+	if got := dropped(t, reg); len(got) != 0 {
+		t.Fatalf("recorders dropped Events: %v", got)
+	}
+	refused := eventsRefused(t, c.Server(0))
+	// Once per Event past the burst, and some again: a writer back at its slot can find
+	// its token taken by one refused at that moment.
+	if most := 2 * (recorders*each - burst); refused > float64(most) {
+		t.Fatalf("%v Event writes refused for %d Events past the burst, want at most %d", refused, recorders*each-burst, most)
+	}
+	t.Logf("%v Event writes refused for %d Events past the burst", refused, recorders*each-burst)
+}
+
+// eventsRefused reads a member's skiff_apiserver_events_refused_total, all limit types.
+func eventsRefused(t *testing.T, s *apiserver.Server) float64 {
+	t.Helper()
+	mfs, err := s.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "skiff_apiserver_events_refused_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
