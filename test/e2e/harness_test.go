@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,6 +107,12 @@ func (l *lockedBuffer) String() string {
 // start runs bin with args; the test's cleanup kills it (by pid) if it still runs.
 func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
+	if len(args) > 0 && args[0] == "kubelet" && !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--root-dir") }) {
+		// Not the host's /var/lib/skiff/kubelet, its default: the pods' directories
+		// (termination logs, volumes) stay with the test, and kubelets of tests running at
+		// once do not remove each other's.
+		args = append(slices.Clone(args), "--root-dir", t.TempDir())
+	}
 	return startCommand(t, name, exec.Command(filepath.Join(binDir, "skiff"), args...))
 }
 
