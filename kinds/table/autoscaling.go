@@ -15,9 +15,7 @@ import (
 // The columns of HorizontalPodAutoscalers (autoscaling/v1's are printed as the stored
 // v2's, as Kubernetes prints them) and CSINodes, as Kubernetes' printers define them.
 func init() {
-	hpa := func(f func(*autoscalingv2.HorizontalPodAutoscaler) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*autoscalingv2.HorizontalPodAutoscaler)) }
-	}
+	hpa := typed[*autoscalingv2.HorizontalPodAutoscaler]
 	spec := autoscalingv2.HorizontalPodAutoscalerSpec{}.SwaggerDoc()
 	columns[kinds.HorizontalPodAutoscaler] = []Column{nameCol,
 		col("Reference", "string", 0, spec["scaleTargetRef"], hpa(func(h *autoscalingv2.HorizontalPodAutoscaler) any {

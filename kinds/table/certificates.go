@@ -13,9 +13,7 @@ import (
 // printer's (NAME AGE SIGNERNAME REQUESTOR REQUESTEDDURATION CONDITION; NAME SIGNERNAME).
 func init() {
 	spec, status := certificatesv1.CertificateSigningRequestSpec{}.SwaggerDoc(), certificatesv1.CertificateSigningRequestStatus{}.SwaggerDoc()
-	csr := func(f func(*certificatesv1.CertificateSigningRequest) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*certificatesv1.CertificateSigningRequest)) }
-	}
+	csr := typed[*certificatesv1.CertificateSigningRequest]
 	columns[kinds.CertificateSigningRequest] = []Column{nameCol, ageCol,
 		col("SignerName", "string", 0, spec["signerName"], csr(func(c *certificatesv1.CertificateSigningRequest) any { return orNone(c.Spec.SignerName) })),
 		col("Requestor", "string", 0, spec["request"], csr(func(c *certificatesv1.CertificateSigningRequest) any { return c.Spec.Username })),

@@ -14,9 +14,7 @@ import (
 // The columns of FlowSchemas and PriorityLevelConfigurations, as Kubernetes' printers
 // define them, and of APIServices, as kube-aggregator's table convertor does.
 func init() {
-	fs := func(f func(*flowcontrolv1.FlowSchema) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*flowcontrolv1.FlowSchema)) }
-	}
+	fs := typed[*flowcontrolv1.FlowSchema]
 	fsSpec := flowcontrolv1.FlowSchemaSpec{}.SwaggerDoc()
 	columns[kinds.FlowSchema] = []Column{nameCol,
 		col("PriorityLevel", "string", 0, flowcontrolv1.PriorityLevelConfigurationReference{}.SwaggerDoc()["name"],
@@ -39,9 +37,7 @@ func init() {
 			return "?"
 		})),
 	}
-	pl := func(f func(*flowcontrolv1.PriorityLevelConfiguration) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*flowcontrolv1.PriorityLevelConfiguration)) }
-	}
+	pl := typed[*flowcontrolv1.PriorityLevelConfiguration]
 	// queuing is one of a limited level's queuing numbers, <none> for another level.
 	queuing := func(f func(*flowcontrolv1.QueuingConfiguration) int32) func(kinds.Object, time.Time) any {
 		return pl(func(p *flowcontrolv1.PriorityLevelConfiguration) any {

@@ -21,9 +21,7 @@ import (
 // ServiceCIDRs and IPAddresses, as Kubernetes' printers define them.
 func init() {
 	svcSpec := corev1.ServiceSpec{}.SwaggerDoc()
-	service := func(f func(*corev1.Service) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*corev1.Service)) }
-	}
+	service := typed[*corev1.Service]
 	columns[kinds.Service] = []Column{nameCol,
 		col("Type", "string", 0, svcSpec["type"], service(func(s *corev1.Service) any { return string(s.Spec.Type) })),
 		col("Cluster-IP", "string", 0, svcSpec["clusterIP"], service(func(s *corev1.Service) any { return orNone(s.Spec.ClusterIP) })),
@@ -40,9 +38,7 @@ func init() {
 		}),
 		ageCol,
 	}
-	slice := func(f func(*discoveryv1.EndpointSlice) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*discoveryv1.EndpointSlice)) }
-	}
+	slice := typed[*discoveryv1.EndpointSlice]
 	sliceDoc := discoveryv1.EndpointSlice{}.SwaggerDoc()
 	columns[kinds.EndpointSlice] = []Column{nameCol,
 		col("AddressType", "string", 0, sliceDoc["addressType"], slice(func(s *discoveryv1.EndpointSlice) any { return string(s.AddressType) })),
@@ -50,9 +46,7 @@ func init() {
 		col("Endpoints", "string", 0, sliceDoc["endpoints"], slice(func(s *discoveryv1.EndpointSlice) any { return sliceEndpoints(s.Endpoints) })),
 		ageCol,
 	}
-	ingress := func(f func(*networkingv1.Ingress) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*networkingv1.Ingress)) }
-	}
+	ingress := typed[*networkingv1.Ingress]
 	columns[kinds.Ingress] = []Column{nameCol,
 		col("Class", "string", 0, "The name of the IngressClass resource that should be used for additional configuration",
 			ingress(func(in *networkingv1.Ingress) any { return ingressClass(in) })),

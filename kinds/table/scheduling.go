@@ -2,7 +2,6 @@ package table
 
 import (
 	"strconv"
-	"time"
 
 	schedulingv1 "k8s.io/api/scheduling/v1"
 
@@ -13,9 +12,7 @@ import (
 // policy, which a class without one shows as <unset>.
 func init() {
 	doc := schedulingv1.PriorityClass{}.SwaggerDoc()
-	pc := func(f func(*schedulingv1.PriorityClass) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*schedulingv1.PriorityClass)) }
-	}
+	pc := typed[*schedulingv1.PriorityClass]
 	columns[kinds.PriorityClass] = []Column{nameCol,
 		col("Value", "integer", 0, doc["value"], pc(func(c *schedulingv1.PriorityClass) any { return int64(c.Value) })),
 		col("Global-Default", "boolean", 0, doc["globalDefault"], pc(func(c *schedulingv1.PriorityClass) any { return strconv.FormatBool(c.GlobalDefault) })),

@@ -46,19 +46,19 @@ func col(name, typ string, priority int32, desc string, cell func(kinds.Object, 
 	return Column{metav1.TableColumnDefinition{Name: name, Type: typ, Priority: priority, Description: desc}, cell}
 }
 
-// pod, deployment, ... give a cell function its object typed.
-func pod(f func(*corev1.Pod) any) func(kinds.Object, time.Time) any {
-	return func(o kinds.Object, _ time.Time) any { return f(o.(*corev1.Pod)) }
+// typed gives a cell function its object typed (T the kind's Go type); pod,
+// deployment, replicaSet and node are its most used instances.
+func typed[T kinds.Object](f func(T) any) func(kinds.Object, time.Time) any {
+	return func(o kinds.Object, _ time.Time) any { return f(o.(T)) }
 }
-func deployment(f func(*appsv1.Deployment) any) func(kinds.Object, time.Time) any {
-	return func(o kinds.Object, _ time.Time) any { return f(o.(*appsv1.Deployment)) }
-}
-func replicaSet(f func(*appsv1.ReplicaSet) any) func(kinds.Object, time.Time) any {
-	return func(o kinds.Object, _ time.Time) any { return f(o.(*appsv1.ReplicaSet)) }
-}
-func node(f func(*corev1.Node) any) func(kinds.Object, time.Time) any {
-	return func(o kinds.Object, _ time.Time) any { return f(o.(*corev1.Node)) }
-}
+
+var (
+	pod        = typed[*corev1.Pod]
+	deployment = typed[*appsv1.Deployment]
+	replicaSet = typed[*appsv1.ReplicaSet]
+	node       = typed[*corev1.Node]
+)
+
 func event(f func(*corev1.Event, time.Time) any) func(kinds.Object, time.Time) any {
 	return func(o kinds.Object, now time.Time) any { return f(o.(*corev1.Event), now) }
 }

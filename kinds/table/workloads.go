@@ -20,9 +20,7 @@ import (
 // and storage, as Kubernetes' printers define them.
 func init() {
 	dsStatus := appsv1.DaemonSetStatus{}.SwaggerDoc()
-	daemonSet := func(f func(*appsv1.DaemonSet) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*appsv1.DaemonSet)) }
-	}
+	daemonSet := typed[*appsv1.DaemonSet]
 	columns[kinds.DaemonSet] = append([]Column{nameCol,
 		col("Desired", "integer", 0, dsStatus["desiredNumberScheduled"], daemonSet(func(d *appsv1.DaemonSet) any { return int64(d.Status.DesiredNumberScheduled) })),
 		col("Current", "integer", 0, dsStatus["currentNumberScheduled"], daemonSet(func(d *appsv1.DaemonSet) any { return int64(d.Status.CurrentNumberScheduled) })),
@@ -43,9 +41,7 @@ func init() {
 		ageCol},
 		templateCols(func(o kinds.Object) *corev1.PodSpec { return &o.(*appsv1.StatefulSet).Spec.Template.Spec }, nil)[:2]...)
 	rcSpec, rcStatus := corev1.ReplicationControllerSpec{}.SwaggerDoc(), corev1.ReplicationControllerStatus{}.SwaggerDoc()
-	rc := func(f func(*corev1.ReplicationController) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*corev1.ReplicationController)) }
-	}
+	rc := typed[*corev1.ReplicationController]
 	columns[kinds.ReplicationController] = append(append([]Column{nameCol,
 		col("Desired", "integer", 0, rcSpec["replicas"], rc(func(r *corev1.ReplicationController) any { return int64(replicas(r.Spec.Replicas)) })),
 		col("Current", "integer", 0, rcStatus["replicas"], rc(func(r *corev1.ReplicationController) any { return int64(r.Status.Replicas) })),
@@ -75,9 +71,7 @@ func init() {
 		}),
 		ageCol}
 	pvSpec, pvStatus := corev1.PersistentVolumeSpec{}.SwaggerDoc(), corev1.PersistentVolumeStatus{}.SwaggerDoc()
-	pv := func(f func(*corev1.PersistentVolume) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*corev1.PersistentVolume)) }
-	}
+	pv := typed[*corev1.PersistentVolume]
 	columns[kinds.PersistentVolume] = []Column{nameCol,
 		col("Capacity", "string", 0, pvSpec["capacity"], pv(func(v *corev1.PersistentVolume) any { return storage(v.Spec.Capacity) })),
 		col("Access Modes", "string", 0, pvSpec["accessModes"], pv(func(v *corev1.PersistentVolume) any { return accessModes(v.Spec.AccessModes) })),
@@ -100,9 +94,7 @@ func init() {
 		col("VolumeMode", "string", 1, pvSpec["volumeMode"], pv(func(v *corev1.PersistentVolume) any { return volumeMode(v.Spec.VolumeMode) })),
 	}
 	pvcSpec, pvcStatus := corev1.PersistentVolumeClaimSpec{}.SwaggerDoc(), corev1.PersistentVolumeClaimStatus{}.SwaggerDoc()
-	pvc := func(f func(*corev1.PersistentVolumeClaim) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*corev1.PersistentVolumeClaim)) }
-	}
+	pvc := typed[*corev1.PersistentVolumeClaim]
 	columns[kinds.PersistentVolumeClaim] = []Column{nameCol,
 		col("Status", "string", 0, pvcStatus["phase"], pvc(func(c *corev1.PersistentVolumeClaim) any { return string(c.Status.Phase) })),
 		col("Volume", "string", 0, pvcSpec["volumeName"], pvc(func(c *corev1.PersistentVolumeClaim) any { return c.Spec.VolumeName })),
@@ -119,9 +111,7 @@ func init() {
 		})),
 		ageCol,
 	}
-	sc := func(f func(*storagev1.StorageClass) any) func(kinds.Object, time.Time) any {
-		return func(o kinds.Object, _ time.Time) any { return f(o.(*storagev1.StorageClass)) }
-	}
+	sc := typed[*storagev1.StorageClass]
 	scDoc := storagev1.StorageClass{}.SwaggerDoc()
 	columns[kinds.StorageClass] = []Column{
 		{metav1.TableColumnDefinition{Name: "Name", Type: "string", Format: "name", Description: metaDoc["name"]},
