@@ -284,8 +284,8 @@ func writeJSONType(w http.ResponseWriter, contentType string, v any) {
 	writeJSONBody(w, http.StatusOK, v)
 }
 
-// openAPIHandler serves the OpenAPI documents of every built-in resource, and of the
-// CRDs the crdController gives it.
+// openAPIHandler serves the OpenAPI documents of every built-in resource and review,
+// and of the CRDs the crdController gives it.
 func openAPIHandler() *openapi.Handler {
 	var res []openapi.Resource
 	for _, in := range kinds.Served() {
@@ -312,5 +312,9 @@ func openAPIHandler() *openapi.Handler {
 		}
 		res = append(res, r)
 	}
-	return openapi.New(res, KubernetesVersion)
+	var reviews []openapi.Review
+	for _, rv := range reviewResources {
+		reviews = append(reviews, openapi.Review{Group: rv.group, Version: "v1", Kind: rv.kind, Plural: rv.resource, Namespaced: rv.namespaced})
+	}
+	return openapi.New(res, reviews, KubernetesVersion)
 }

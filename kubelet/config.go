@@ -107,6 +107,10 @@ type Config struct {
 	// kubelet removes the directory of a Released one whose reclaimPolicy is Delete,
 	// and then the volume (localpath.go). "": none (simulated nodes).
 	LocalPathRoot string
+	// CSINode has the kubelet create its node's CSINode (storage.k8s.io/v1) once
+	// registered, as Kubernetes' kubelet does (true); simulated nodes make none, as
+	// kwok's do not.
+	CSINode bool
 	// ResolvConf is the node's resolver configuration, which pods' /etc/resolv.conf
 	// start from (/etc/resolv.conf), as Kubernetes' --resolv-conf; "": none (pods that
 	// would use the node's resolvers get nameserver 127.0.0.1 and search ".").
@@ -152,6 +156,7 @@ func DefaultConfig() Config {
 		Tmpfs:                    os.Geteuid() == 0,
 		ContainerFiles:           true,
 		LocalPathRoot:            "/var/lib/skiff/local-path",
+		CSINode:                  true,
 		ResolvConf:               "/etc/resolv.conf",
 		ClusterDomain:            "cluster.local",
 		ObjectCacheTTL:           10 * time.Second,
@@ -166,7 +171,7 @@ func DefaultConfig() Config {
 // one process each need their own RootDir too: a node's housekeeping removes the pod
 // directories under its root that none of its pods owns.
 func (c Config) Simulated() Config {
-	c.ContainerFiles, c.Tmpfs = false, false
+	c.ContainerFiles, c.Tmpfs, c.CSINode = false, false, false
 	c.LocalPathRoot = ""
 	return c
 }

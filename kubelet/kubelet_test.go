@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -532,6 +533,18 @@ func testNodeRegistrationAndLease(e *env) {
 	if a := node.Status.Addresses; len(a) != 2 || a[0].Type != corev1.NodeInternalIP || a[0].Address != "10.1.2.3" {
 		t.Errorf("addresses %v", a)
 	}
+	// Its CSINode, as Kubernetes' kubelet makes: no drivers, owned by the Node.
+	waitfor.Condition(t, e.timeout(), "the node's CSINode", func() (bool, string) {
+		cn, err := client.For[*storagev1.CSINode](e.cs.Conn).Get(e.ctx, "", e.node)
+		if err != nil {
+			return false, err.Error()
+		}
+		own := cn.OwnerReferences
+		if len(own) != 1 || own[0].Kind != "Node" || own[0].APIVersion != "v1" || own[0].Name != e.node || own[0].UID != node.UID || len(cn.Spec.Drivers) != 0 {
+			t.Fatalf("csinode %+v", cn)
+		}
+		return true, ""
+	})
 
 	// The lease is renewed, and the node's heartbeat moves. The heartbeat is a
 	// metav1.Time, whole seconds on the wire: it moves once a report (every 400ms) falls
@@ -827,5 +840,38 @@ func testPodNetworkSweep(e *env) {
 	uids, _ := net.SetUpPods()
 	if len(uids) != 1 || uids[0] == "ghost" {
 		t.Fatalf("pods with addresses: %v, want only the live pod's (ghost's released)", uids)
+	}
+}
+
+// TestCSINodeAsTheNode: a kubelet with its node's credentials (the node authorizer's
+// limits) creates its CSINode, and a simulated node makes none.
+func TestCSINodeAsTheNode(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{Certs: apicluster.Certs(t, "w1", "sim")})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin := client.NewClientset(c.Dial(t, "admin", client.Options{}))
+	for _, node := range []struct {
+		name string
+		cfg  func(kubelet.Config) kubelet.Config
+	}{
+		{"w1", func(c kubelet.Config) kubelet.Config { return c }},
+		{"sim", kubelet.Config.Simulated},
+	} {
+		e := &env{t: t, ctx: ctx, cs: client.NewClientset(c.Dial(t, "kubelet-"+node.name, client.Options{})), node: node.name, api: c.Addr(0)}
+		e.start(sim.New(sim.Config{}), node.cfg(testConfig(node.name)))
+	}
+	csiNodes := client.For[*storagev1.CSINode](admin.Conn)
+	waitfor.Condition(t, time.Minute, "w1's CSINode", func() (bool, string) {
+		_, err := csiNodes.Get(ctx, "", "w1")
+		return err == nil, fmt.Sprint(err)
+	})
+	// By then the simulated node has registered too (and would have made its CSINode
+	// on the same turn).
+	waitfor.Condition(t, time.Minute, "the simulated node registered", func() (bool, string) {
+		_, err := admin.Nodes.Get(ctx, "", "sim")
+		return err == nil, fmt.Sprint(err)
+	})
+	if _, err := csiNodes.Get(ctx, "", "sim"); !client.IsNotFound(err) {
+		t.Errorf("a simulated node's CSINode: %v, want none", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -61,6 +62,7 @@ func (k *Kubelet) within(ctx context.Context, period time.Duration, call func(co
 // servers; the loop just tries again.
 func (k *Kubelet) nodeLoop(ctx context.Context, wg *sync.WaitGroup) {
 	registered, failures := false, 0
+	csiNode := !k.cfg.CSINode // made, or not to be made
 	var reported time.Time
 	k.every(ctx, wg, func(ctx context.Context) time.Duration {
 		var err error
@@ -79,9 +81,19 @@ func (k *Kubelet) nodeLoop(ctx context.Context, wg *sync.WaitGroup) {
 			wrote, err = k.updateNodeStatus(ctx, report)
 			if client.IsNotFound(err) {
 				registered = false // deleted under us: register again
+				csiNode = !k.cfg.CSINode
 			}
 			if wrote {
 				reported = k.cfg.Clock.Now()
+			}
+		}
+		if registered && !csiNode {
+			// After the Node, its owner; tried again on the loop's next turn, the
+			// Node's status going on meanwhile.
+			if cerr := k.ensureCSINode(ctx); cerr != nil {
+				k.log.Warn("csinode not created; retrying", "error", cerr)
+			} else {
+				csiNode = true
 			}
 		}
 		wait := k.cfg.NodeStatusInterval
@@ -139,6 +151,33 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 		}
 	}
 	return k.writeNodeStatus(ctx, cur)
+}
+
+// ensureCSINode creates the node's CSINode unless it exists, as Kubernetes' kubelet
+// does at start (its CSI plugin's node info manager): named after the node, owned by
+// the Node (the garbage collector removes it with the Node), listing no drivers — the
+// kubelet registers no CSI plugins. One that exists is left as it is.
+func (k *Kubelet) ensureCSINode(ctx context.Context) error {
+	csiNodes := client.For[*storagev1.CSINode](k.cs.Conn)
+	if _, err := csiNodes.Get(ctx, "", k.cfg.NodeName); !client.IsNotFound(err) {
+		if err != nil {
+			return fmt.Errorf("get csinode %s: %w", k.cfg.NodeName, err)
+		}
+		return nil
+	}
+	node, err := k.cs.Nodes.Get(ctx, "", k.cfg.NodeName)
+	if err != nil {
+		return fmt.Errorf("create csinode %s: get its node: %w", k.cfg.NodeName, err)
+	}
+	_, err = csiNodes.Create(ctx, &storagev1.CSINode{
+		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}},
+		Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{}},
+	})
+	if err != nil && !client.IsAlreadyExists(err) {
+		return fmt.Errorf("create csinode %s: %w", k.cfg.NodeName, err)
+	}
+	return nil
 }
 
 // updateNodeStatus writes the Node's status if it differs from the stored one beyond

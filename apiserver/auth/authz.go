@@ -404,6 +404,15 @@ func nodeMay(a Attributes, g Graph) (Guard, error) {
 			return nil, deny(a, "a node may only access its own Lease %q", NamespaceNodeLease+"/"+node)
 		}
 		return nil, nil
+	case plural(kinds.CSINode):
+		// Kubernetes' node authorizer: its own CSINode, which the kubelet creates.
+		if a.Verb != Get && a.Verb != Create && a.Verb != Update && a.Verb != Delete {
+			break
+		}
+		if a.Name != node {
+			return nil, deny(a, "a node may only access its own CSINode %q", node)
+		}
+		return nil, nil
 	case plural(kinds.Namespace):
 		if (a.Verb == Get || a.Verb == Create) && a.Name == NamespaceNodeLease {
 			return nil, nil

@@ -76,7 +76,7 @@ func v3Paths(t *testing.T, h http.Handler) map[string]string {
 // change of the CRD changes the document's hash, and a CRD gone takes its
 // group-version's document along.
 func TestCRDDocuments(t *testing.T) {
-	h := New([]Resource{{Info: kinds.MustLookup(kinds.CustomResourceDefinition)}}, "v1.37.2")
+	h := New([]Resource{{Info: kinds.MustLookup(kinds.CustomResourceDefinition)}}, nil, "v1.37.2")
 	if _, ok := v3Paths(t, h)["apis/example.com/v1"]; ok {
 		t.Fatal("apis/example.com/v1 served before its CRD")
 	}

@@ -48,10 +48,24 @@ type Subresource struct {
 	Verbs []string
 }
 
+// Review is a resource that is only created, answered and never stored (TokenReview,
+// SubjectAccessReview…): one POST operation, as Kubernetes documents them.
+type Review struct {
+	Group, Version, Kind, Plural string
+	Namespaced                   bool
+}
+
+// model is the review's OpenAPI model name: k8s.io/api's package of its group and
+// version (io.k8s.api.authorization.v1.SubjectAccessReview).
+func (rv Review) model() string {
+	return "io.k8s.api." + strings.Split(rv.Group, ".")[0] + "." + rv.Version + "." + rv.Kind
+}
+
 // Handler serves /openapi/v2 and /openapi/v3. The documents of the built-in kinds are
 // built on first use; those of the CRDs (SetCRDs) on the first use after they change.
 type Handler struct {
 	resources []Resource
+	reviews   []Review
 	version   string
 	once      sync.Once
 	mux       *http.ServeMux
@@ -69,9 +83,10 @@ type Handler struct {
 	crdsErr error
 }
 
-// New prepares the documents of resources; version is the Kubernetes version served.
-func New(resources []Resource, version string) *Handler {
-	return &Handler{resources: resources, version: version}
+// New prepares the documents of resources and reviews; version is the Kubernetes
+// version served.
+func New(resources []Resource, reviews []Review, version string) *Handler {
+	return &Handler{resources: resources, reviews: reviews, version: version}
 }
 
 // ServeHTTP serves /openapi/v2, /openapi/v3 and /openapi/v3/GROUP-VERSION.
@@ -100,14 +115,20 @@ func (h *Handler) build() (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	byGV := map[string][]common.RouteContainer{}
 	var all []common.RouteContainer
+	cs := make([]*routes, 0, len(h.resources)+len(h.reviews))
 	for _, res := range h.resources {
-		c := container(res)
+		cs = append(cs, container(res))
+	}
+	for _, rv := range h.reviews {
+		cs = append(cs, reviewContainer(rv))
+	}
+	for _, c := range cs {
 		byGV[c.root] = append(byGV[c.root], c)
 		all = append(all, c)
 	}
 	info := &spec.Info{InfoProps: spec.InfoProps{Title: "Kubernetes", Version: h.version}}
 	v2, err := builder.BuildOpenAPISpecFromRoutes(all, &common.Config{
-		Info: info, GetDefinitions: generated.GetOpenAPIDefinitions, GetDefinitionName: definitionName,
+		Info: info, GetDefinitions: generated.GetOpenAPIDefinitions, GetDefinitionName: h.definitionName,
 		GetOperationIDAndTagsFromRoute: operationIDAndTags,
 		DefaultResponse:                &spec.Response{ResponseProps: spec.ResponseProps{Description: "Default Response."}},
 	})
@@ -120,7 +141,7 @@ func (h *Handler) build() (*http.ServeMux, error) {
 	h.v3, h.staticGVs = v3, map[string]bool{}
 	for gv, cs := range byGV {
 		doc, err := builder3.BuildOpenAPISpecFromRoutes(cs, &common.OpenAPIV3Config{
-			Info: info, GetDefinitions: generated.GetOpenAPIDefinitions, GetDefinitionName: definitionName,
+			Info: info, GetDefinitions: generated.GetOpenAPIDefinitions, GetDefinitionName: h.definitionName,
 			GetOperationIDAndTagsFromRoute: operationIDAndTags,
 			DefaultResponse:                &spec3.Response{ResponseProps: spec3.ResponseProps{Description: "Default Response."}},
 		})
@@ -147,7 +168,7 @@ func gvk(group, version, kind string) map[string]any {
 }
 
 // gvks maps model names to the group, version and kind that name them: every kind and
-// its list, and the API's other objects.
+// its list, and the API's other objects (a Handler adds its reviews').
 var gvks = func() map[string][]any {
 	m := map[string][]any{
 		"io.k8s.apimachinery.pkg.apis.meta.v1.Status":        {gvk("", "v1", "Status")},
@@ -170,6 +191,19 @@ var gvks = func() map[string][]any {
 func definitionName(name string) (string, spec.Extensions) {
 	if v, ok := gvks[name]; ok {
 		return name, spec.Extensions{"x-kubernetes-group-version-kind": v}
+	}
+	return name, nil
+}
+
+// definitionName is the package's, adding the extension to h's reviews too.
+func (h *Handler) definitionName(name string) (string, spec.Extensions) {
+	if _, ok := gvks[name]; ok {
+		return definitionName(name)
+	}
+	for _, rv := range h.reviews {
+		if rv.model() == name {
+			return name, spec.Extensions{"x-kubernetes-group-version-kind": []any{gvk(rv.Group, rv.Version, rv.Kind)}}
+		}
 	}
 	return name, nil
 }

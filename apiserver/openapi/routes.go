@@ -114,20 +114,43 @@ var (
 	patchTypes = []string{"application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"}
 )
 
-// container builds the routes of one resource.
-func container(res Resource) *routes {
-	in := res.Info
-	root := "/api/" + in.Version
-	if in.Group != "" {
-		root = "/apis/" + in.Group + "/" + in.Version
+// gvRoot is a group-version's path ("/api/v1", "/apis/apps/v1"), gvName how operation
+// IDs name it ("CoreV1", "AppsV1") and tag the operations' tag ("core_v1", "apps_v1").
+func gvRoot(group, version string) (root, gvName, tag string) {
+	root = "/api/" + version
+	if group != "" {
+		root = "/apis/" + group + "/" + version
 	}
-	c := &routes{root: root}
-	gvName := groupCamel(in.Group) + strings.ToUpper(in.Version[:1]) + in.Version[1:]
-	tag := strings.ReplaceAll(strings.Split(in.Group, ".")[0], "-", "_")
+	gvName = groupCamel(group) + strings.ToUpper(version[:1]) + version[1:]
+	tag = strings.ReplaceAll(strings.Split(group, ".")[0], "-", "_")
 	if tag == "" {
 		tag = "core"
 	}
-	tag += "_" + in.Version
+	return root, gvName, tag + "_" + version
+}
+
+// reviewContainer builds a review's one route: POST to its collection, the review in
+// and answered out, as Kubernetes' create-only resources are documented.
+func reviewContainer(rv Review) *routes {
+	root, gvName, tag := gvRoot(rv.Group, rv.Version)
+	m := model(rv.model())
+	p, nsName, params := root+"/"+rv.Plural, "", []common.Parameter{}
+	if rv.Namespaced {
+		p, nsName, params = root+"/namespaces/{namespace}/"+rv.Plural, "Namespaced", []common.Parameter{pNamespace}
+	}
+	r := &route{method: "POST", path: p, operation: "create" + gvName + nsName + rv.Kind, tag: tag,
+		description: "create a " + rv.Kind, produces: jsonTypes, body: m,
+		meta:      map[string]any{"x-kubernetes-action": "post", "x-kubernetes-group-version-kind": gvk(rv.Group, rv.Version, rv.Kind)},
+		params:    append(params, pBody, pDryRun, pManager, pFieldVal, pPretty),
+		responses: []common.StatusCodeResponse{response{200, "OK", m}, response{201, "Created", m}, response{202, "Accepted", m}}}
+	return &routes{root: root, routes: []common.Route{r}}
+}
+
+// container builds the routes of one resource.
+func container(res Resource) *routes {
+	in := res.Info
+	root, gvName, tag := gvRoot(in.Group, in.Version)
+	c := &routes{root: root}
 	kindModel := model(modelName(in))
 	listModel := model(modelName(in) + "List")
 	ns, nsName := "", ""

@@ -59,6 +59,7 @@ func start(t *testing.T) cluster {
 	}
 	kcfg := kubelet.DefaultConfig()
 	kcfg.NodeName, kcfg.NodeIP, kcfg.RelistPeriod = "w1", "127.0.0.1", 50*time.Millisecond
+	kcfg.RootDir = t.TempDir() // not the host's /var/lib/skiff/kubelet
 	k, err := kubelet.New(cs, sim.New(sim.Config{}), kcfg)
 	if err != nil {
 		t.Fatal(err)

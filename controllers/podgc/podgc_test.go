@@ -97,6 +97,7 @@ func start(t *testing.T) harness {
 func (h harness) kubelet(t *testing.T, node string) (stop func()) {
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName, cfg.NodeIP, cfg.RelistPeriod = node, "127.0.0.1", 50*time.Millisecond
+	cfg.RootDir = t.TempDir() // not the host's /var/lib/skiff/kubelet
 	cfg.LeaseRenewInterval = 200 * time.Millisecond
 	k, err := kubelet.New(h.cs, sim.New(sim.Config{}), cfg)
 	if err != nil {

@@ -68,11 +68,20 @@ func cluster(t *testing.T) *client.Clientset {
 	return client.NewClientset(conn)
 }
 
-// simConfig is an agent of n simulated nodes named name-0 … without a log server.
-func simConfig(name string, n int) agent.Config {
+// testConfig is an agent of one node, name, on the simulated runtime, without a log
+// server, its kubelet's root a directory of the test's (not the host's
+// /var/lib/skiff/kubelet, which other tests and a real node share).
+func testConfig(t testing.TB, name string) agent.Config {
 	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, n, agent.NoLogServer
-	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = name, "127.0.0.1"
+	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
+	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP, cfg.Kubelet.RootDir = name, "127.0.0.1", t.TempDir()
+	return cfg
+}
+
+// simConfig is testConfig's agent running n simulated nodes named name-0 … instead.
+func simConfig(t testing.TB, name string, n int) agent.Config {
+	cfg := testConfig(t, name)
+	cfg.SimNodes = n
 	return cfg
 }
 
@@ -80,7 +89,7 @@ func simConfig(name string, n int) agent.Config {
 // numbered names, each publishing the one log server's port, and stop with the context.
 func TestRunSimNodes(t *testing.T) {
 	cs := cluster(t)
-	cfg := simConfig("sim", 3)
+	cfg := simConfig(t, "sim", 3)
 	cfg.LogListen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -121,9 +130,7 @@ func TestSimNodesAsThemselves(t *testing.T) {
 	certs := apicluster.Certs(t, "other", "sim-0", "sim-1", "sim-2")
 	c := apicluster.Start(t, 1, apicluster.Options{Certs: certs})
 	admin := client.NewClientset(c.Dial(t, "admin", client.Options{}))
-	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.SimNodes, cfg.LogListen = agent.RuntimeSim, 3, agent.NoLogServer
-	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "sim", "127.0.0.1"
+	cfg := simConfig(t, "sim", 3)
 	cfg.NodeClient = func(node string) (*client.Clientset, error) {
 		return client.NewClientset(c.Dial(t, "kubelet-"+node, client.Options{})), nil
 	}
@@ -147,9 +154,7 @@ func TestSimNodesAsThemselves(t *testing.T) {
 
 // TestRunRefusesABadKubeletConfig: a kubelet that cannot be made fails Run at once.
 func TestRunRefusesABadKubeletConfig(t *testing.T) {
-	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
-	cfg.Kubelet.NodeName = "Not_A_Name"
+	cfg := testConfig(t, "Not_A_Name")
 	err := agent.Run(context.Background(), nil, cfg)
 	if err == nil || !strings.Contains(err.Error(), `nodeName "Not_A_Name"`) {
 		t.Fatalf("error %v, want the node name refused", err)
@@ -160,7 +165,7 @@ func TestRunRefusesABadKubeletConfig(t *testing.T) {
 // extended resources of the kubelet's configuration.
 func TestSimNodesInZones(t *testing.T) {
 	cs := cluster(t)
-	cfg := simConfig("zoned", 3)
+	cfg := simConfig(t, "zoned", 3)
 	cfg.Kubelet.Labels = map[string]string{"disktype": "ssd"}
 	cfg.Kubelet.Capacity = map[string]string{"cpu": "4", "memory": "4Gi", "pods": "110", "example.com/dongle": "2"}
 	cfg.Zones = []string{"zone-a", "zone-b"}
@@ -203,9 +208,7 @@ func TestClusterDNS(t *testing.T) {
 	}
 	addr := pc.LocalAddr().String()
 	pc.Close() // a free port, for the agent
-	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
-	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "dns", "127.0.0.1"
+	cfg := testConfig(t, "dns")
 	cfg.ClusterDNSListen, cfg.Kubelet.ClusterDomain = addr, "cluster.local"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -228,7 +231,7 @@ func TestClusterDNS(t *testing.T) {
 // node's podCIDR.
 func TestSimPodNetwork(t *testing.T) {
 	cs := cluster(t)
-	cfg := simConfig("simnet", 0)
+	cfg := simConfig(t, "simnet", 0)
 	cfg.SimPodNetwork = true
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -326,9 +329,7 @@ func TestServiceProxy(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
-	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "px", "127.0.0.1"
+	cfg := testConfig(t, "px")
 	cfg.ServiceProxy, cfg.ServiceProxyNetNS, cfg.ClusterCIDR = true, nsfd, "10.42.0.0/16"
 	done := make(chan error, 1)
 	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(t, "kubelet-px", client.Options{})), cfg) }()
@@ -407,9 +408,7 @@ func TestNodeRoutes(t *testing.T) {
 	if _, err := admin.Nodes.UpdateStatus(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	cfg := agent.DefaultConfig()
-	cfg.Runtime, cfg.LogListen = agent.RuntimeSim, agent.NoLogServer
-	cfg.Kubelet.NodeName, cfg.Kubelet.NodeIP = "rt", "127.0.0.1"
+	cfg := testConfig(t, "rt")
 	cfg.NodeRoutes, cfg.NodeRoutesNetNS = true, nsfd
 	done := make(chan error, 1)
 	go func() { done <- agent.Run(ctx, client.NewClientset(c.Dial(t, "kubelet-rt", client.Options{})), cfg) }()
@@ -441,7 +440,7 @@ func TestNodeRoutes(t *testing.T) {
 func TestSimNodesShareServices(t *testing.T) {
 	c := apicluster.Start(t, 1, apicluster.Options{})
 	cs := client.NewClientset(c.Dial(t, "admin", client.Options{}))
-	cfg := simConfig("shared", 5)
+	cfg := simConfig(t, "shared", 5)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- agent.Run(ctx, cs, cfg) }()

@@ -45,7 +45,7 @@ func BenchmarkSimNodesHeap(b *testing.B) {
 	cs := client.NewClientset(conn)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- agent.Run(ctx, cs, simConfig("sim", nodes)) }()
+	go func() { done <- agent.Run(ctx, cs, simConfig(b, "sim", nodes)) }()
 	defer func() { cancel(); <-done }()
 	waitfor.Condition(b, 5*time.Minute, "the nodes registered", func() (bool, string) {
 		l, err := cs.Nodes.List(ctx, "", client.ListOptions{})
@@ -126,7 +126,7 @@ func BenchmarkSimNodeCost(b *testing.B) {
 	}
 	c := apicluster.Start(b, members, apicluster.Options{Certs: apicluster.Certs(b, append(names, "agent")...)})
 	admin := client.NewClientset(c.Dial(b, "admin", client.Options{}))
-	cfg := simConfig("sim", nodes)
+	cfg := simConfig(b, "sim", nodes)
 	cfg.NodeClient = func(node string) (*client.Clientset, error) {
 		return client.NewClientset(c.Dial(b, "kubelet-"+node, client.Options{})), nil
 	}

@@ -230,6 +230,8 @@ func TestKubectl(t *testing.T) {
 	s.wantOut(`(?m)^deployments\s+deploy\s+apps/v1\s+true\s+Deployment$`, "api-resources")
 	s.wantOut(`(?m)^pods\s+po\s+v1\s+true\s+Pod$`, "api-resources", "--api-group=")
 	s.wantOut(`FIELD:\s+strategy <DeploymentStrategy>`, "explain", "deployment.spec.strategy")
+	// A review, only ever created, is documented too (its POST operation and model).
+	s.wantOut(`FIELD:\s+resourceAttributes <ResourceAttributes>`, "explain", "selfsubjectaccessreview.spec.resourceAttributes")
 
 	write(2, "nginx:1.25")
 	s.wantOut(`^deployment.apps/web created\n$`, "create", "-f", manifest)
