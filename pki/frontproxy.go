@@ -62,15 +62,22 @@ func EnsureFrontProxy(dir string, now time.Time, caValidity, leafValidity time.D
 	if _, err := os.Stat(p(FrontProxyClient + ".crt")); err == nil {
 		return files, nil
 	}
-	pair, err := ca.Issue(FrontProxyRequest(now, leafValidity))
+	written, err := issueFrontProxy(ca, dir, now, leafValidity)
+	return append(files, written...), err
+}
+
+// issueFrontProxy issues the front-proxy client certificate from ca into dir and returns
+// its files.
+func issueFrontProxy(ca *CA, dir string, now time.Time, validity time.Duration) ([]string, error) {
+	pair, err := ca.Issue(FrontProxyRequest(now, validity))
 	if err != nil {
-		return files, err
+		return nil, err
 	}
 	c, k, err := pair.Write(dir, FrontProxyClient)
 	if err != nil {
-		return files, err
+		return nil, err
 	}
-	return append(files, c, k), nil
+	return []string{c, k}, nil
 }
 
 // FrontProxyRequest is the front-proxy client certificate's request: CN
@@ -90,13 +97,6 @@ func rotateFrontProxy(dir string, now time.Time, validity time.Duration) ([]stri
 	if err != nil {
 		return nil, fmt.Errorf("front-proxy CA: %w", err)
 	}
-	pair, err := ca.Issue(FrontProxyRequest(now, validity))
-	if err != nil {
-		return nil, err
-	}
-	c, _, err := pair.Write(dir, FrontProxyClient)
-	if err != nil {
-		return nil, err
-	}
-	return []string{c}, nil
+	written, err := issueFrontProxy(ca, dir, now, validity)
+	return written[:min(len(written), 1)], err // the certificate
 }
