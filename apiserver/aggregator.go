@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/pki"
+	"github.com/skiffhq/skiff/store"
 )
 
 // The aggregation layer, as kube-apiserver's (k8s.io/kube-aggregator) with
@@ -85,6 +87,11 @@ type aggregator struct {
 
 	mu        sync.Mutex
 	discovery map[schema.GroupVersion]*backendDiscovery
+	// listed are the aggregated APIServices decoded from the list of objects from.
+	listed struct {
+		from     []store.Object
+		services []*apiregistrationv1.APIService
+	}
 }
 
 // backendDiscovery is what an extension server last said of its version's resources.
@@ -132,6 +139,13 @@ func (ag *aggregator) list(ctx context.Context) ([]*apiregistrationv1.APIService
 	if err != nil {
 		return nil, err
 	}
+	ag.mu.Lock()
+	if len(objs) > 0 && len(ag.listed.from) == len(objs) && &ag.listed.from[0] == &objs[0] {
+		out := ag.listed.services // nsLists hands out the same slice until an APIService changes
+		ag.mu.Unlock()
+		return out, nil
+	}
+	ag.mu.Unlock()
 	info := kinds.MustLookup(kinds.APIService)
 	var out []*apiregistrationv1.APIService
 	for i := range objs {
@@ -144,13 +158,16 @@ func (ag *aggregator) list(ctx context.Context) ([]*apiregistrationv1.APIService
 			out = append(out, s)
 		}
 	}
+	ag.mu.Lock()
+	ag.listed.from, ag.listed.services = objs, out
+	ag.mu.Unlock()
 	return out, nil
 }
 
 // lookup is the APIService naming a Service that serves group and version, nil if none
 // does (or ag is nil: no aggregation).
 func (ag *aggregator) lookup(ctx context.Context, group, version string) *apiregistrationv1.APIService {
-	if ag == nil || group == "" {
+	if ag == nil || group == "" || servedLocally(group, version) {
 		return nil
 	}
 	list, err := ag.list(ctx)
@@ -212,7 +229,7 @@ func (a *restAPI) aggregate(w http.ResponseWriter, r *http.Request, svc *apiregi
 		a.fail(w, r, statusError(codes.Unavailable, ReasonUnavailable, nil, "the server is currently unable to handle the request: APIService %s: %v", svc.Name, err))
 		return
 	}
-	loc.Path, loc.RawQuery = r.URL.Path, r.URL.RawQuery
+	loc.Path, loc.RawPath, loc.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
 	user := requestUser(r.Context())
 	out := r.Clone(r.Context())
 	// The caller's credentials and impersonation are the API server's business; the
@@ -352,7 +369,7 @@ func (ag *aggregator) groups(ctx context.Context) [][]*apiregistrationv1.APIServ
 		ag.log.Warn("reading the APIServices failed", "error", err)
 		return nil
 	}
-	return apiregistrationv1helper.SortedByGroupAndVersion(list)
+	return apiregistrationv1helper.SortedByGroupAndVersion(slices.Clone(list)) // it sorts in place; list is shared
 }
 
 // apiGroupOf is an aggregated group's entry of /apis and /apis/GROUP.
