@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -92,6 +93,25 @@ func startExtensionServer(t *testing.T) *extensionServer {
 		enc.Encode(map[string]any{"type": "ADDED", "object": flunder("two")})
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
+	})
+	// An upgrade (as exec's and attach's): 101, then the bytes echoed.
+	mux.HandleFunc(wardle+"/namespaces/default/flunders/one/echo", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "skiff-echo") {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		conn, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: skiff-echo\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		line, err := rw.ReadString('\n')
+		if err == nil {
+			rw.WriteString("echo " + line)
+			rw.Flush()
+		}
 	})
 	es.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		er := extensionRequest{method: r.Method, path: r.URL.Path, proto: r.ProtoMajor, header: r.Header.Clone()}
@@ -301,7 +321,10 @@ func TestAggregator(t *testing.T) {
 			t.Errorf("the front-proxy certificate does not verify with the front-proxy CA: %v", err)
 		}
 	}
-	for _, r := range es.got {
+	es.mu.Lock()
+	all := slices.Clone(es.got)
+	es.mu.Unlock()
+	for _, r := range all {
 		if r.path == flunders+"/one" {
 			t.Errorf("bob's or alice's refused request reached the extension server: %+v", r)
 		}
@@ -325,6 +348,27 @@ func TestAggregator(t *testing.T) {
 		}
 	}
 	cancel()
+
+	// An upgrade request, over HTTP/1.1, relayed both ways.
+	tc := apicluster.ClientTLS(t, dir, "admin")
+	tc.NextProtos = []string{"http/1.1"}
+	conn, err := tls.Dial("tcp", c.Addr(0), tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(conn, "GET %s/one/echo HTTP/1.1\r\nHost: skiff\r\nConnection: Upgrade\r\nUpgrade: skiff-echo\r\n\r\n", flunders)
+	br := bufio.NewReader(conn)
+	up, err := http.ReadResponse(br, nil)
+	if err != nil || up.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade through the proxy: %v %+v", err, up)
+	}
+	fmt.Fprint(conn, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo ping\n" {
+		t.Errorf("the upgraded stream said %q, %v", line, err)
+	}
+	conn.Close()
 
 	// Discovery: /apis and /apis/GROUP list the group, /apis/GROUP/VERSION is the
 	// extension server's, aggregated discovery has its resources.
