@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -236,7 +237,7 @@ func (a *restAPI) aggregate(w http.ResponseWriter, r *http.Request, svc *apiregi
 	// extension server learns the user from the front proxy's headers alone.
 	out.Header.Del("Authorization")
 	for k := range out.Header {
-		if len(k) > len("Impersonate-") && http.CanonicalHeaderKey(k[:len("Impersonate-")]) == "Impersonate-" {
+		if strings.HasPrefix(k, "Impersonate-") { // canonical keys: Impersonate-User, -Group, -Uid, -Extra-*
 			out.Header.Del(k)
 		}
 	}
