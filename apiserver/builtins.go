@@ -38,8 +38,8 @@ import (
 //   - A local APIService (spec.service nil, Available) for each built-in group and version
 //     the API server serves, named version.group, with kube-apiserver's priorities and
 //     the label kube-aggregator.kubernetes.io/automanaged=onstart (kube-aggregator's
-//     autoregister controller). Custom resources' groups get none; nothing is proxied to
-//     an APIService naming a Service (Skiff does not aggregate).
+//     autoregister controller). Custom resources' groups get none. APIServices naming
+//     a Service are the aggregator's (aggregator.go).
 
 // DefaultServiceCIDRName is the ServiceCIDR of the Services' range.
 const DefaultServiceCIDRName = "kubernetes"
@@ -84,13 +84,19 @@ var apiServicePriorities = map[schema.GroupVersion]apiServicePriority{
 // keepBuiltins runs ensureBuiltins every interval while this server leads.
 func (s *Server) keepBuiltins(ctx context.Context, interval time.Duration) {
 	s.whileLeading(ctx, interval, func() {
-		if err := s.resources.ensureBuiltins(ctx); err != nil && ctx.Err() == nil {
+		if err := s.ensureBuiltins(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("keeping the built-in objects failed; trying again later", "error", err)
 		}
 	})
 }
 
-// ensureBuiltins creates or restores every object above.
+// ensureBuiltins creates or restores every object above, and the aggregation layer's
+// kube-system/extension-apiserver-authentication (aggregator.go).
+func (s *Server) ensureBuiltins(ctx context.Context) error {
+	return errors.Join(s.resources.ensureBuiltins(ctx), s.agg.ensureAuthenticationConfigMap(ctx))
+}
+
+// ensureBuiltins creates or restores every object above but the aggregator's.
 func (r *resources) ensureBuiltins(ctx context.Context) error {
 	return errors.Join(r.ensureMandatoryFlowControl(ctx), r.ensureDefaultServiceCIDR(ctx), r.ensureLocalAPIServices(ctx))
 }

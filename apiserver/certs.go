@@ -34,6 +34,9 @@ type CertFile struct {
 	// Name says what it is for (serving, peer): the metrics' label and the events' word.
 	Name              string
 	CertFile, KeyFile string
+	// CACertFile and CAKeyFile, when set, are the CA that renews it instead of the
+	// cluster CA (SigningCertFile): the front-proxy CA for front-proxy-client.
+	CACertFile, CAKeyFile string
 }
 
 // ReasonCertificateExpiring is the reason of the Warning event of a certificate close to
@@ -125,6 +128,13 @@ func (s *Server) checkCertificates() {
 		var cert *x509.Certificate
 		var renewed bool
 		var err error
+		ca, caErr := ca, caErr
+		if cf.CACertFile != "" {
+			if ca, caErr = pki.LoadCAFiles(cf.CACertFile, cf.CAKeyFile); caErr != nil {
+				ca = nil
+				s.log.Warn("cannot load the CA to renew a certificate with", "certificate", cf.Name, "ca", cf.CACertFile, "error", caErr)
+			}
+		}
 		if ca != nil {
 			cert, renewed, err = pki.RenewFile(ca, cf.CertFile, cf.KeyFile, now)
 		} else {

@@ -107,6 +107,8 @@ type Config struct {
 	// and accepts only the node's own). Without it a secure server reads no logs and an
 	// insecure one dials kubelets in plaintext.
 	KubeletTLS func(node string) *tls.Config
+	// Aggregator configures the aggregation layer (aggregator.go).
+	Aggregator Aggregator
 	// Insecure allows a cluster of several members without TLS. A server without
 	// ClientRoots and Tokens authenticates nobody: every request is an administrator.
 	Insecure bool
@@ -151,6 +153,29 @@ type Config struct {
 	Logger hclog.Logger
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+}
+
+// Aggregator configures the aggregation layer: requests for an APIService naming a
+// Service are proxied to that Service's extension API server (aggregator.go).
+type Aggregator struct {
+	// ProxyClientCertFile and ProxyClientKeyFile are the front-proxy client certificate
+	// the API server presents to extension API servers (kube-apiserver's
+	// --proxy-client-cert-file and -key-file; skiff certs init's front-proxy-client),
+	// read again when the files change. Without them requests are proxied with no client
+	// certificate, which extension servers refuse.
+	ProxyClientCertFile, ProxyClientKeyFile string
+	// RequestHeaderCAFile is the CA that signed it (--requestheader-client-ca-file;
+	// front-proxy-ca.crt), and ClientCAFile the cluster's client CA (--client-ca-file):
+	// both are published in kube-system/extension-apiserver-authentication for extension
+	// servers to authenticate requests by.
+	RequestHeaderCAFile, ClientCAFile string
+	// AvailabilityInterval is how often the leader checks each APIService naming a
+	// Service and writes its Available condition (default 10 s; kube-aggregator checks
+	// every 30 s and on changes).
+	AvailabilityInterval time.Duration
+	// DiscoveryTTL is how long a backend's resource list is kept for aggregated
+	// discovery (default 10 s).
+	DiscoveryTTL time.Duration
 }
 
 // DefaultHTTP2MaxStreams is HTTP2MaxStreamsPerConnection's default.
@@ -254,6 +279,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 2 << 20
+	}
+	if (c.Aggregator.ProxyClientCertFile == "") != (c.Aggregator.ProxyClientKeyFile == "") {
+		return fmt.Errorf("apiserver %s: --proxy-client-cert-file and --proxy-client-key-file go together", c.Name)
+	}
+	if c.Aggregator.AvailabilityInterval <= 0 {
+		c.Aggregator.AvailabilityInterval = 10 * time.Second
+	}
+	if c.Aggregator.DiscoveryTTL <= 0 {
+		c.Aggregator.DiscoveryTTL = 10 * time.Second
 	}
 	if c.HTTP2MaxStreamsPerConnection <= 0 {
 		c.HTTP2MaxStreamsPerConnection = DefaultHTTP2MaxStreams

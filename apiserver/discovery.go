@@ -20,7 +20,7 @@ import (
 )
 
 // Discovery tells clients which groups, versions and resources the server has, from
-// kinds.Served and the reviews (authentication.k8s.io's and authorization.k8s.io's
+// kinds.Served, the aggregated APIServices (aggregator.go) and the reviews (authentication.k8s.io's and authorization.k8s.io's
 // create-only questions, rest_access.go): Kubernetes' legacy documents (/api, /apis, /apis/GROUP, and the resource
 // lists of /api/v1 and /apis/GROUP/VERSION) and the aggregated one (apidiscovery.k8s.io/v2
 // at /api and /apis, which kubectl asks for first). Short names and categories ("all")
@@ -160,6 +160,13 @@ func (a *restAPI) discoveryRoot(w http.ResponseWriter, r *http.Request, path str
 			}
 			list.Items = append(list.Items, g)
 		}
+		if !core {
+			for _, svcs := range a.agg.groups(r.Context()) {
+				if g, ok := a.agg.discoveryGroup(r.Context(), svcs); ok {
+					list.Items = append(list.Items, g)
+				}
+			}
+		}
 		if list.Items == nil {
 			list.Items = []apidiscoveryv2.APIGroupDiscovery{}
 		}
@@ -177,6 +184,9 @@ func (a *restAPI) discoveryRoot(w http.ResponseWriter, r *http.Request, path str
 		if gvs[0].group != "" {
 			list.Groups = append(list.Groups, apiGroup(gvs))
 		}
+	}
+	for _, svcs := range a.agg.groups(r.Context()) {
+		list.Groups = append(list.Groups, apiGroupOf(svcs))
 	}
 	w.Header().Set("Vary", "Accept")
 	writeJSON(w, http.StatusOK, list)
@@ -196,6 +206,14 @@ func (a *restAPI) discoveryGroup(w http.ResponseWriter, r *http.Request, group s
 	for _, gvs := range byGroup(servedGroups()) {
 		if gvs[0].group == group && group != "" {
 			g := apiGroup(gvs)
+			g.TypeMeta = metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"}
+			writeJSON(w, http.StatusOK, &g)
+			return
+		}
+	}
+	for _, svcs := range a.agg.groups(r.Context()) {
+		if svcs[0].Spec.Group == group {
+			g := apiGroupOf(svcs)
 			g.TypeMeta = metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"}
 			writeJSON(w, http.StatusOK, &g)
 			return

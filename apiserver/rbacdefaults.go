@@ -22,8 +22,11 @@ import (
 // admin, edit and view (the last three aggregated from ClusterRoles labelled
 // rbac.authorization.k8s.io/aggregate-to-*), the system:aggregate-to-* roles that
 // feed them, and what every authenticated user may (system:discovery,
-// system:basic-user, system:public-info-viewer), and the garbage collector's
-// system:controller:generic-garbage-collector. The API servers reconcile them at
+// system:basic-user, system:public-info-viewer), the garbage collector's
+// system:controller:generic-garbage-collector, and for extension API servers (the
+// aggregation layer, aggregator.go) system:auth-delegator (TokenReviews and
+// SubjectAccessReviews) and, in kube-system, the Role
+// extension-apiserver-authentication-reader (that ConfigMap). The API servers reconcile them at
 // start as Kubernetes' do: a missing one is created, an existing one gets what it
 // lacks (rules, subjects, labels, annotations) and keeps what a user added, and one
 // annotated rbac.authorization.kubernetes.io/autoupdate=false is left alone.
@@ -117,6 +120,10 @@ func defaultClusterRoles() []*rbacv1.ClusterRole {
 		}},
 		{ObjectMeta: defaultMeta("system:public-info-viewer", bootstrapLabels()), Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"},
 			NonResourceURLs: []string{"/livez", "/readyz", "/healthz", "/version", "/version/"}}}},
+		{ObjectMeta: defaultMeta("system:auth-delegator", bootstrapLabels()), Rules: []rbacv1.PolicyRule{
+			rule([]string{"create"}, []string{"authentication.k8s.io"}, "tokenreviews"),
+			rule([]string{"create"}, []string{"authorization.k8s.io"}, "subjectaccessreviews"),
+		}},
 		// The garbage collector lists and watches every kind, and removes owner references
 		// and finalizers from, or deletes, any object.
 		{ObjectMeta: defaultMeta(garbageCollectorRole, bootstrapLabels()), Rules: []rbacv1.PolicyRule{
@@ -153,8 +160,29 @@ func defaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 	}
 }
 
+// defaultRoles are Kubernetes' namespaced default Roles (NamespaceRoles of the
+// bootstrap policy) that Skiff has a use for.
+func defaultRoles() []*rbacv1.Role {
+	meta := defaultMeta("extension-apiserver-authentication-reader", bootstrapLabels())
+	meta.Namespace = metav1.NamespaceSystem
+	return []*rbacv1.Role{{ObjectMeta: meta, Rules: []rbacv1.PolicyRule{{Verbs: rbacRead, APIGroups: []string{""},
+		Resources: []string{"configmaps"}, ResourceNames: []string{extensionAuthConfigMap}}}}}
+}
+
 // ensureRBACDefaults creates or reconciles the default roles and bindings.
 func (r *resources) ensureRBACDefaults(ctx context.Context) error {
+	for _, role := range defaultRoles() {
+		if err := r.reconcileDefault(ctx, role, func(cur kinds.Object) bool {
+			c := cur.(*rbacv1.Role)
+			changed := mergeMeta(c, role)
+			if ok, missing := rbacvalidation.Covers(c.Rules, role.Rules); !ok {
+				c.Rules, changed = append(c.Rules, missing...), true
+			}
+			return changed
+		}); err != nil {
+			return err
+		}
+	}
 	for _, cr := range defaultClusterRoles() {
 		if err := r.reconcileDefault(ctx, cr, func(cur kinds.Object) bool {
 			return reconcileClusterRole(cur.(*rbacv1.ClusterRole), cr)

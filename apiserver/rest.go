@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -55,6 +56,7 @@ type restAPI struct {
 	openapi  http.Handler
 	serverIP func(r *http.Request) string
 	workers  *restWorkers // nil: every request on its own goroutine
+	agg      *aggregator
 }
 
 // restRequest is a resource request, as its path and method say.
@@ -65,6 +67,10 @@ type restRequest struct {
 	body                         []byte // a create's body, once read (serve reads it for the name)
 	bodyRead                     bool
 	proxy                        *proxyTarget // the proxy subresource's target (rest_proxy.go)
+	// apiService, when set, is the APIService whose Service serves the request
+	// (aggregator.go), resource the path's resource; info is then nil.
+	apiService *apiregistrationv1.APIService
+	resource   string
 }
 
 // REST verbs, Kubernetes' words.
@@ -206,29 +212,45 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 		a.fail(w, r, notFoundPath())
 		return "rest notfound"
 	}
+	// A group and version no built-in kind, review or custom resource has may be an
+	// APIService's that names a Service: proxied to it (aggregator.go).
+	apiService := a.agg.lookup(ctx, group, version)
 	if len(rest) == 0 {
-		a.discoveryVersion(w, r, group, version)
+		if apiService != nil {
+			a.aggregate(w, r.WithContext(ctx), apiService)
+		} else {
+			a.discoveryVersion(w, r, group, version)
+		}
 		return "rest discovery"
 	}
-	req, err := parseResourcePath(r.Method, r.URL.Query(), group, version, rest)
+	var req *restRequest
+	if apiService != nil {
+		req, err = aggregatedRequest(r.Method, r.URL.Query(), rest, apiService)
+	} else {
+		req, err = parseResourcePath(r.Method, r.URL.Query(), group, version, rest)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return "rest notfound"
 	}
-	label := "rest " + req.info.Plural
+	plural := req.resource
+	if req.info != nil {
+		plural = req.info.Plural
+	}
+	label := "rest " + plural
 	if req.subresource != "" {
 		label += "/" + req.subresource
 	}
 	label += " " + req.verb
-	attrs := auth.Attributes{User: user, Verb: authVerbs[req.verb], Resource: req.info.Plural, Subresource: req.subresource,
-		Namespace: req.namespace, Name: req.name, FieldSelector: r.URL.Query().Get("fieldSelector"), APIGroup: req.info.Group}
+	attrs := auth.Attributes{User: user, Verb: authVerbs[req.verb], Resource: plural, Subresource: req.subresource,
+		Namespace: req.namespace, Name: req.name, FieldSelector: r.URL.Query().Get("fieldSelector"), APIGroup: group}
 	if attrs.Verb != req.verb {
 		attrs.RequestVerb = req.verb // patch, deletecollection: RBAC's rules name them
 	}
 	if podStreamSubresource(req.subresource) {
 		attrs.Verb = auth.Create // a GET too: Kubernetes authorizes WebSocket upgrades so
 	}
-	if req.verb == verbCreate && req.subresource == "" {
+	if req.verb == verbCreate && req.subresource == "" && req.apiService == nil {
 		// The name is the object's: read it from the body, as the gRPC API reads it.
 		body, err := a.readBody(r)
 		if err != nil {
@@ -260,6 +282,10 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 			return label
 		}
 		defer a.gate.limiter.watchDone(user.Name)
+	}
+	if req.apiService != nil {
+		a.aggregate(w, r.WithContext(ctx), req.apiService)
+		return label
 	}
 	manager := r.URL.Query().Get("fieldManager")
 	if manager == "" {
@@ -301,23 +327,57 @@ func peekName(contentType string, body []byte) string {
 	return m.Metadata.Name
 }
 
-// parseResourcePath reads a resource path below /api/v1 or /apis/GROUP/VERSION, as
-// Kubernetes' request info does: [watch/][namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]],
-// where namespaces/NS/status and namespaces/NS/finalize are the namespace's own.
-func parseResourcePath(method string, q url.Values, group, version string, parts []string) (*restRequest, error) {
-	req := &restRequest{}
+// pathInfo is what a resource path below /api/v1 or /apis/GROUP/VERSION says before
+// its kind is looked up, read as Kubernetes' RequestInfo reads it:
+// [watch/][namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]], where namespaces/NS/status and
+// namespaces/NS/finalize are the namespace's own.
+type pathInfo struct {
+	verb                         string // "" for a method with none (methodVerb)
+	namespace, name, subresource string
+	parts                        []string // RESOURCE[/NAME[/SUBRESOURCE...]]
+}
+
+func readResourcePath(method string, q url.Values, parts []string) pathInfo {
+	var p pathInfo
 	watch := false
-	if parts[0] == "watch" {
+	if len(parts) > 0 && parts[0] == "watch" {
 		watch, parts = true, parts[1:]
 	}
 	if len(parts) > 1 && parts[0] == "namespaces" {
-		req.namespace = parts[1]
+		p.namespace = parts[1]
 		if len(parts) > 2 && parts[2] != "status" && parts[2] != "finalize" {
 			parts = parts[2:]
 		}
 	}
+	p.parts = parts
+	if len(parts) > 1 {
+		p.name = parts[1]
+	}
+	if len(parts) > 2 {
+		p.subresource = parts[2]
+	}
+	if b, _ := strconv.ParseBool(q.Get("watch")); b {
+		watch = true
+	}
+	p.verb = methodVerb(method)
+	switch {
+	case p.verb == verbGet && watch:
+		p.verb = verbWatch
+	case p.verb == verbGet && p.name == "":
+		p.verb = verbList
+	case p.verb == verbDelete && p.name == "":
+		p.verb = verbDeleteCollection
+	}
+	return p
+}
+
+// parseResourcePath reads a resource path below /api/v1 or /apis/GROUP/VERSION
+// (readResourcePath) and finds its kind.
+func parseResourcePath(method string, q url.Values, group, version string, parts []string) (*restRequest, error) {
+	p := readResourcePath(method, q, parts)
+	parts = p.parts
 	if len(parts) >= 3 && parts[2] == auth.SubresourceProxy {
-		return parseProxyPath(method, group, version, req.namespace, parts)
+		return parseProxyPath(method, group, version, p.namespace, parts)
 	}
 	if len(parts) == 0 || len(parts) > 3 {
 		return nil, notFoundPath()
@@ -326,31 +386,14 @@ func parseResourcePath(method string, q url.Values, group, version string, parts
 	if info == nil {
 		return nil, notFoundPath()
 	}
-	req.info = info
-	if len(parts) > 1 {
-		req.name = parts[1]
-	}
-	if len(parts) > 2 {
-		req.subresource = parts[2]
-	}
+	req := &restRequest{verb: p.verb, info: info, namespace: p.namespace, name: p.name, subresource: p.subresource}
 	if info.Kind == kinds.Namespace {
 		req.namespace = ""
 	} else if !info.Namespaced && req.namespace != "" {
 		return nil, notFoundPath()
 	}
-	if b, _ := strconv.ParseBool(q.Get("watch")); b {
-		watch = true
-	}
-	req.verb = methodVerb(method)
-	switch {
-	case req.verb == "":
+	if req.verb == "" {
 		return nil, methodNotAllowed(method)
-	case req.verb == verbGet && watch:
-		req.verb = verbWatch
-	case req.verb == verbGet && req.name == "":
-		req.verb = verbList
-	case req.verb == verbDelete && req.name == "":
-		req.verb = verbDeleteCollection
 	}
 	if info.Namespaced && req.namespace == "" && req.verb != verbList && req.verb != verbWatch {
 		return nil, notFoundPath() // only lists and watches span namespaces

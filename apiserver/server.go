@@ -62,6 +62,7 @@ type Server struct {
 	rbac      *rbacFollower           // nil: no authentication, so no RBAC
 	flows     *flowcontrol.Controller // nil: no flow control
 	members   *memberAddrs
+	agg       *aggregator
 	settled   chan struct{}
 	// stopREST ends the REST API's requests (watches, followed logs) at shutdown.
 	stopREST context.CancelFunc
@@ -147,6 +148,11 @@ func New(cfg Config) (*Server, error) {
 			gate.authn.ServiceAccounts = tokens
 		}
 	}
+	if s.agg, err = newAggregator(cfg.Aggregator, s.resources, log.Named("aggregator"), cfg.Now); err != nil {
+		s.store.Close()
+		s.closeListeners()
+		return nil, err
+	}
 	members := &memberAddrs{store: s.store}
 	s.members = members
 	if gate.authn == nil {
@@ -206,7 +212,7 @@ func New(cfg Config) (*Server, error) {
 	s.openapi = openAPIHandler()
 	s.rest = &http.Server{
 		Handler: &restAPI{res: s.resources, gate: gate, pods: podsAPI, metrics: s.metrics, log: log, now: cfg.Now,
-			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: s.openapi,
+			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: s.openapi, agg: s.agg,
 			workers: newRESTWorkers(restMaxWorkers, restWorkerIdle, restCtx.Done())},
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext:       connContext,
@@ -292,6 +298,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer s.resources.webhooks.close() // the connections kept to webhooks
+	defer s.agg.transports.close()     // and to extension API servers
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
 	wg.Add(3)
@@ -335,6 +342,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	wg.Go(func() { s.expireEvents(ctx, s.cfg.EventSweepInterval) })
 	wg.Go(func() { s.keepBuiltins(ctx, s.cfg.BuiltinsInterval) })
+	wg.Go(func() { s.keepAvailable(ctx) })
 	wg.Go(func() { (&crdController{s: s}).run(ctx) })
 	wg.Go(func() { s.reencrypt.run(ctx) })
 	wg.Go(func() { s.watchCertificates(ctx) })
@@ -418,7 +426,7 @@ func (s *Server) settle(ctx context.Context, members *memberAddrs) error {
 		if err := s.resources.ensureSystemServices(ctx, s.cfg.Advertise, members.get()); err != nil {
 			return err
 		}
-		return s.resources.ensureBuiltins(ctx)
+		return s.ensureBuiltins(ctx)
 	})
 }
 

@@ -3,18 +3,14 @@ package apiserver
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,8 +20,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -103,7 +97,8 @@ type webhooks struct {
 
 	mu       sync.Mutex
 	compiled map[string]compiledHooks // by configuration kind
-	clients  map[string]*http.Client  // by caBundle
+	// transports call the webhooks (servicecalls.go).
+	transports serviceTransports
 }
 
 // compiledHooks are the webhooks of one kind's configurations, in Kubernetes' order
@@ -127,8 +122,7 @@ type webhook struct {
 
 func newWebhooks(s *store.Store, log hclog.Logger) *webhooks {
 	return &webhooks{store: s, log: log, mutatingLists: newNSLists(kinds.MutatingWebhookConfiguration),
-		validatingLists: newNSLists(kinds.ValidatingWebhookConfiguration), compiled: map[string]compiledHooks{},
-		clients: map[string]*http.Client{}}
+		validatingLists: newNSLists(kinds.ValidatingWebhookConfiguration), compiled: map[string]compiledHooks{}}
 }
 
 // webhookExempt are the kinds no webhook and no policy sees: the configurations and the
@@ -741,11 +735,12 @@ func (wh *webhooks) postJSON(ctx context.Context, cc *admissionregistrationv1.We
 	if err != nil {
 		return nil, err
 	}
-	client, err := wh.client(cc.CABundle)
+	tr, err := wh.transports.get(cc.CABundle, serverName, false)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the webhook's caBundle: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(withServerName(ctx, serverName), http.MethodPost, target, bytes.NewReader(body))
+	client := &http.Client{Transport: tr}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -795,114 +790,11 @@ func (wh *webhooks) target(ctx context.Context, cc *admissionregistrationv1.Webh
 		return "", "", err
 	}
 	u := url.URL{Scheme: "https", Host: addr, Path: ptrString(svc.Path)}
-	return u.String(), svc.Name + "." + svc.Namespace + ".svc", nil
+	return u.String(), serviceServerName(svc.Namespace, svc.Name), nil
 }
 
-type serverNameKey struct{}
-
-func withServerName(ctx context.Context, name string) context.Context {
-	return context.WithValue(ctx, serverNameKey{}, name)
-}
-
-// client is the HTTP client that trusts caBundle (the system's roots without one),
-// kept for every webhook of the same bundle. The name a server's certificate must have
-// comes with each request (withServerName).
-func (wh *webhooks) client(caBundle []byte) (*http.Client, error) {
-	wh.mu.Lock()
-	defer wh.mu.Unlock()
-	if c, ok := wh.clients[string(caBundle)]; ok {
-		return c, nil
-	}
-	var roots *x509.CertPool
-	if len(caBundle) > 0 {
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(caBundle) {
-			return nil, errors.New("the webhook's caBundle holds no PEM certificate")
-		}
-	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
-	tr := &http.Transport{
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
-		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			name, _ := ctx.Value(serverNameKey{}).(string)
-			if name == "" {
-				name, _, _ = net.SplitHostPort(addr)
-			}
-			return (&tls.Dialer{NetDialer: dialer, Config: &tls.Config{RootCAs: roots, ServerName: name, MinVersion: tls.VersionTLS12,
-				NextProtos: []string{"h2", "http/1.1"}}}).DialContext(ctx, network, addr)
-		},
-	}
-	if len(wh.clients) > 100 { // bounded: bundles of deleted configurations
-		for k, c := range wh.clients {
-			c.CloseIdleConnections()
-			delete(wh.clients, k)
-		}
-	}
-	c := &http.Client{Transport: tr}
-	wh.clients[string(caBundle)] = c
-	return c, nil
-}
-
-// close drops the clients' idle connections.
-func (wh *webhooks) close() {
-	wh.mu.Lock()
-	defer wh.mu.Unlock()
-	for _, c := range wh.clients {
-		c.CloseIdleConnections()
-	}
-}
-
-// resolveService is the address of a ready endpoint of Service ns/name behind its port
-// numbered port, from its EndpointSlices as this node has them.
-func (r *resources) resolveService(ctx context.Context, ns, name string, port int32) (string, error) {
-	svcInfo := kinds.MustLookup(kinds.Service)
-	obj, _, err := r.get(ctx, svcInfo, store.Key{Kind: kinds.Service, Namespace: ns, Name: name}, store.ReadOptions{Stale: true})
-	if err != nil {
-		return "", fmt.Errorf("service %s/%s: %w", ns, name, err)
-	}
-	svc := obj.(*corev1.Service)
-	var sp *corev1.ServicePort
-	for i := range svc.Spec.Ports {
-		if svc.Spec.Ports[i].Port == port {
-			sp = &svc.Spec.Ports[i]
-		}
-	}
-	if sp == nil {
-		return "", fmt.Errorf("service %s/%s has no port %d", ns, name, port)
-	}
-	info := kinds.MustLookup(kinds.EndpointSlice)
-	objs, _, err := r.store.List(ctx, kinds.EndpointSlice, store.ListOptions{Namespace: ns, Stale: true})
-	if err != nil {
-		return "", err
-	}
-	for i := range objs {
-		if objs[i].Labels[discoveryv1.LabelServiceName] != name {
-			continue
-		}
-		o, err := decode(info, &objs[i])
-		if err != nil {
-			return "", err
-		}
-		es := o.(*discoveryv1.EndpointSlice)
-		target := int32(0)
-		for _, p := range es.Ports {
-			if ptrString(p.Name) == sp.Name && p.Port != nil {
-				target = *p.Port
-			}
-		}
-		if target == 0 {
-			continue
-		}
-		for _, ep := range es.Endpoints {
-			if (ep.Conditions.Ready == nil || *ep.Conditions.Ready) && len(ep.Addresses) > 0 {
-				return net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(target))), nil
-			}
-		}
-	}
-	return "", fmt.Errorf("service %s/%s has no ready endpoint for port %d", ns, name, port)
-}
+// close drops the idle connections kept to webhooks.
+func (wh *webhooks) close() { wh.transports.close() }
 
 // namespaceLabels are namespace ns's labels, as this node has them.
 func (r *resources) namespaceLabels(ctx context.Context, ns string) (labels.Set, error) {

@@ -30,6 +30,11 @@ import (
 //	sa.key, sa.pub               the key pair of service-account tokens (package
 //	                             serviceaccount): every apiserver's
 //	                             --service-account-signing-key-file and -key-file
+//	front-proxy-ca.crt/.key      the front proxy's own CA (frontproxy.go): every
+//	                             apiserver's --requestheader-client-ca-file
+//	front-proxy-client.crt/.key  front-proxy-client, signed by it: the certificate the
+//	                             API servers present to extension API servers
+//	                             (--proxy-client-cert-file, -key-file)
 //
 // Every apiserver shares one certificate naming all --hosts: peers and clients accept
 // any certificate of the cluster CA in group skiff:apiservers.
@@ -107,11 +112,17 @@ func InitDir(dir string, opts InitOptions) ([]string, error) {
 		files = append(files, c, k)
 	}
 	sa, err := serviceaccount.EnsureKey(dir)
-	return append(files, sa...), err
+	files = append(files, sa...)
+	if err != nil {
+		return files, err
+	}
+	fp, err := EnsureFrontProxy(dir, opts.Now, opts.CAValidity, opts.LeafValidity)
+	return append(files, fp...), err
 }
 
-// RotateDir re-issues every leaf certificate in dir (each *.crt but ca.crt) from the
-// CA there, with a new key, the same subject, names and usages, valid for validity
+// RotateDir re-issues every leaf certificate in dir (each *.crt but ca.crt and the
+// front proxy's) from the CA there, and the front-proxy client certificate from the
+// front-proxy CA, with a new key, the same subject, names and usages, valid for validity
 // (0: LeafValidity) from now. It returns the certificates rewritten.
 func RotateDir(dir string, now time.Time, validity time.Duration) ([]string, error) {
 	ca, err := LoadCA(dir)
@@ -146,7 +157,8 @@ func RotateDir(dir string, now time.Time, validity time.Duration) ([]string, err
 		}
 		out = append(out, path)
 	}
-	return out, errors.Join(errs...)
+	fp, err := rotateFrontProxy(dir, now, validity)
+	return append(out, fp...), errors.Join(append(errs, err)...)
 }
 
 // CANextKeyFile holds the new CA's key between RotateCA's steps add and switch.
@@ -272,13 +284,14 @@ func RotateCA(dir, step string, now time.Time) ([]string, error) {
 	return nil, fmt.Errorf("rotate CA: unknown step %q (add, switch, drop)", step)
 }
 
-// leafFiles are the leaf certificates of dir: every *.crt but ca.crt.
+// leafFiles are the cluster CA's leaf certificates of dir: every *.crt but ca.crt and
+// the front proxy's.
 func leafFiles(dir string) ([]string, error) {
 	crts, err := filepath.Glob(filepath.Join(dir, "*.crt"))
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(crts, func(f string) bool { return filepath.Base(f) == CACertFile }), nil
+	return slices.DeleteFunc(crts, func(f string) bool { return filepath.Base(f) == CACertFile || IsFrontProxyFile(f) }), nil
 }
 
 func bundlePEM(certs ...*x509.Certificate) []byte {

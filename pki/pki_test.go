@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -131,7 +132,7 @@ func TestInitAndRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 2+2*8+2 { // CA, leaves, service-account key pair
+	if len(files) != 2+2*8+2+4 { // CA, leaves, service-account key pair, front proxy's CA and client
 		t.Fatalf("wrote %d files: %v", len(files), files)
 	}
 	if _, err := InitDir(dir, InitOptions{}); err == nil || !strings.Contains(err.Error(), "already holds a CA") {
@@ -153,8 +154,19 @@ func TestInitAndRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rotated) != 8 {
+	if len(rotated) != 9 { // the leaves and the front-proxy client
 		t.Fatalf("rotated %v", rotated)
+	}
+	fp, err := ReadCerts(filepath.Join(dir, FrontProxyClient+".crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fpCA, err := LoadCAFiles(filepath.Join(dir, FrontProxyCACertFile), filepath.Join(dir, FrontProxyCAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp[0].CheckSignatureFrom(fpCA.Cert) != nil || fp[0].Subject.CommonName != FrontProxyClient {
+		t.Fatalf("rotated front-proxy client: %v, issuer %v", fp[0].Subject, fp[0].Issuer)
 	}
 	after, err := LoadPair(filepath.Join(dir, "kubelet-w2.crt"), filepath.Join(dir, "kubelet-w2.key"))
 	if err != nil {
@@ -282,5 +294,41 @@ func TestTLSSendsFullRecords(t *testing.T) {
 		if !c.DynamicRecordSizingDisabled {
 			t.Errorf("%s: dynamic record sizing is on", name)
 		}
+	}
+}
+
+// TestEnsureFrontProxy: a directory made before the aggregation layer gets the front
+// proxy's CA and client certificate, signed by that CA and not by the cluster CA; a
+// second call changes nothing.
+func TestEnsureFrontProxy(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := InitDir(dir, InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{FrontProxyCACertFile, FrontProxyCAKeyFile, FrontProxyClient + ".crt", FrontProxyClient + ".key"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := EnsureFrontProxy(dir, time.Now(), 0, 0)
+	if err != nil || len(files) != 4 {
+		t.Fatalf("EnsureFrontProxy = %v, %v", files, err)
+	}
+	client, err := ReadCerts(filepath.Join(dir, FrontProxyClient+".crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fpCA, _ := ReadCerts(filepath.Join(dir, FrontProxyCACertFile))
+	cluster, _ := ReadCerts(filepath.Join(dir, CACertFile))
+	c := client[0]
+	if c.CheckSignatureFrom(fpCA[0]) != nil || c.CheckSignatureFrom(cluster[0]) == nil || c.Subject.CommonName != FrontProxyClient ||
+		!slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
+		t.Fatalf("front-proxy client %v by %v, usages %v", c.Subject, c.Issuer, c.ExtKeyUsage)
+	}
+	if again, err := EnsureFrontProxy(dir, time.Now(), 0, 0); err != nil || len(again) != 0 {
+		t.Fatalf("second EnsureFrontProxy = %v, %v", again, err)
+	}
+	if leaves, _ := leafFiles(dir); slices.ContainsFunc(leaves, IsFrontProxyFile) {
+		t.Fatalf("the cluster CA's leaves include the front proxy's: %v", leaves)
 	}
 }

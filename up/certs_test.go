@@ -2,6 +2,7 @@ package up
 
 import (
 	"crypto/x509"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -10,7 +11,7 @@ import (
 )
 
 // TestLeafCertificates: skiff up's first member renews every certificate of its
-// directory but the CA's.
+// directory but the CAs', the front-proxy client's with the front-proxy CA.
 func TestLeafCertificates(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{"w1"}}); err != nil {
@@ -23,11 +24,14 @@ func TestLeafCertificates(t *testing.T) {
 	var names []string
 	for _, c := range certs {
 		names = append(names, c.Name)
+		if wantCA := c.Name == pki.FrontProxyClient; wantCA != (c.CACertFile == filepath.Join(dir, pki.FrontProxyCACertFile)) {
+			t.Errorf("%s: renewed by CA %q", c.Name, c.CACertFile)
+		}
 		if c.CertFile != dir+"/"+c.Name+".crt" || c.KeyFile != dir+"/"+c.Name+".key" {
 			t.Errorf("%s: files %s, %s", c.Name, c.CertFile, c.KeyFile)
 		}
 	}
-	if want := []string{"admin", "apiserver", "controller-manager", "kubelet-w1-serving", "kubelet-w1", "scheduler"}; !slices.Equal(names, want) {
+	if want := []string{"admin", "apiserver", "controller-manager", "front-proxy-client", "kubelet-w1-serving", "kubelet-w1", "scheduler"}; !slices.Equal(names, want) {
 		t.Fatalf("renewed certificates %v, want %v", names, want)
 	}
 }
@@ -75,6 +79,12 @@ func TestMakeCertsNamesTheKubernetesService(t *testing.T) {
 		if _, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{"n1"}, Hosts: []string{"127.0.0.1", "skiff.example"}}); err != nil {
 			t.Fatal(err)
 		}
+		// Made before the aggregation layer: no front proxy.
+		for _, f := range []string{pki.FrontProxyCACertFile, pki.FrontProxyCAKeyFile, pki.FrontProxyClient + ".crt", pki.FrontProxyClient + ".key"} {
+			if err := os.Remove(filepath.Join(dir, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		ca, err := pki.ReadCerts(filepath.Join(dir, pki.CACertFile))
 		if err != nil {
 			t.Fatal(err)
@@ -85,6 +95,9 @@ func TestMakeCertsNamesTheKubernetesService(t *testing.T) {
 		c := covers(t, dir, append(want, "skiff.example"))
 		if err := c.CheckSignatureFrom(ca[0]); err != nil {
 			t.Fatalf("the certificate issued again is not of the directory's CA: %v", err)
+		}
+		if _, err := pki.LoadPair(filepath.Join(dir, pki.FrontProxyClient+".crt"), filepath.Join(dir, pki.FrontProxyClient+".key")); err != nil {
+			t.Fatalf("no front-proxy certificate for the earlier directory: %v", err)
 		}
 	})
 }

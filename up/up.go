@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/skiffhq/skiff/apiserver"
 	"github.com/skiffhq/skiff/apiserver/encryption"
@@ -113,6 +114,8 @@ func Run(ctx context.Context, cfg Config) error {
 		acfg.EncryptionKeyFile = p(encryption.FileName)
 		acfg.Tokens = cfg.Tokens
 		acfg.ServiceAccounts.SigningKey = saKey
+		acfg.Aggregator = apiserver.Aggregator{ProxyClientCertFile: p(pki.FrontProxyClient + ".crt"), ProxyClientKeyFile: p(pki.FrontProxyClient + ".key"),
+			RequestHeaderCAFile: p(pki.FrontProxyCACertFile), ClientCAFile: p(pki.CACertFile)}
 		if i == 0 {
 			// The first member keeps every certificate of the directory renewed (one
 			// member only: they share the files); every component reads them anew.
@@ -265,8 +268,12 @@ func makeCerts(dir, nodeName, host string) error {
 		_, err := pki.InitDir(dir, pki.InitOptions{Nodes: []string{nodeName}, Hosts: hosts})
 		return err
 	}
-	// A directory made before service-account tokens gets their key.
+	// A directory made before service-account tokens gets their key, one made before
+	// the aggregation layer the front proxy's CA and certificate.
 	if _, err := serviceaccount.EnsureKey(dir); err != nil {
+		return err
+	}
+	if _, err := pki.EnsureFrontProxy(dir, time.Now(), 0, 0); err != nil {
 		return err
 	}
 	leaves := pki.InitOptions{Nodes: []string{nodeName}, Hosts: hosts}.Leaves()
@@ -311,7 +318,7 @@ func makeCerts(dir, nodeName, host string) error {
 }
 
 // leafCertificates lists the certificates of a directory made by pki.InitDir, but the
-// CA's, named by their file.
+// CAs', named by their file: the front-proxy client's renewed by its own CA.
 func leafCertificates(dir string) ([]apiserver.CertFile, error) {
 	crts, err := filepath.Glob(filepath.Join(dir, "*.crt"))
 	if err != nil {
@@ -319,11 +326,15 @@ func leafCertificates(dir string) ([]apiserver.CertFile, error) {
 	}
 	var out []apiserver.CertFile
 	for _, crt := range crts {
-		if filepath.Base(crt) == pki.CACertFile {
+		if b := filepath.Base(crt); b == pki.CACertFile || b == pki.FrontProxyCACertFile {
 			continue
 		}
 		name := strings.TrimSuffix(filepath.Base(crt), ".crt")
-		out = append(out, apiserver.CertFile{Name: name, CertFile: crt, KeyFile: filepath.Join(dir, name+".key")})
+		cf := apiserver.CertFile{Name: name, CertFile: crt, KeyFile: filepath.Join(dir, name+".key")}
+		if name == pki.FrontProxyClient {
+			cf.CACertFile, cf.CAKeyFile = filepath.Join(dir, pki.FrontProxyCACertFile), filepath.Join(dir, pki.FrontProxyCAKeyFile)
+		}
+		out = append(out, cf)
 	}
 	return out, nil
 }

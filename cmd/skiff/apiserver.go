@@ -133,6 +133,9 @@ func (s *securityFlags) register(f *pflag.FlagSet, cfg *apiserver.Config) {
 	f.StringVar(&s.peerCert, "peer-cert-file", "", "certificate for Raft peer traffic and joins, in group skiff:apiservers (mutual TLS)")
 	f.StringVar(&s.peerKey, "peer-key-file", "", "the peer certificate's key")
 	f.StringVar(&s.peerCA, "peer-ca-file", "", "CA that signs every member's peer certificate")
+	f.StringVar(&cfg.Aggregator.ProxyClientCertFile, "proxy-client-cert-file", "", "the front-proxy client certificate (skiff certs init's front-proxy-client.crt) presented to extension API servers when proxying an APIService's requests (reloaded when the file changes)")
+	f.StringVar(&cfg.Aggregator.ProxyClientKeyFile, "proxy-client-key-file", "", "the front-proxy client certificate's key")
+	f.StringVar(&cfg.Aggregator.RequestHeaderCAFile, "requestheader-client-ca-file", "", "the front-proxy CA (front-proxy-ca.crt), published in kube-system/extension-apiserver-authentication for extension API servers to verify --proxy-client-cert-file by")
 	f.StringVar(&cfg.SigningCertFile, "cluster-signing-cert-file", "", "the cluster CA's certificate (ca.crt): with --cluster-signing-key-file, the API server renews its --tls-cert-file and --peer-cert-file from it at two thirds of their life")
 	f.StringVar(&cfg.SigningKeyFile, "cluster-signing-key-file", "", "the cluster CA's key (ca.key)")
 	f.StringVar(&s.tokenFile, "token-file", "", "bearer tokens, one \"sha256hex,user,group\" per line")
@@ -176,6 +179,7 @@ func (s *securityFlags) apply(cfg *apiserver.Config) error {
 		}
 		cfg.TLS = r.ServerTLS()
 		if s.clientCA != "" {
+			cfg.Aggregator.ClientCAFile = s.clientCA // published for extension API servers
 			// Kubelets (logs) are called with the serving certificate, which skiff
 			// certs init issues for client use too, and verified against the client CA.
 			cfg.ClientRoots, cfg.KubeletTLS = r.Pool, r.KubeletClientTLS

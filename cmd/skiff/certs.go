@@ -36,7 +36,9 @@ kubernetes.default.svc, kubernetes.default.svc.cluster.local, 10.43.0.1),
 controller-manager, scheduler, admin, and for each of --nodes
 kubelet-NAME (user system:node:NAME, group skiff:nodes: the kubelet's client
 certificate) and kubelet-NAME-serving (the same user, server usage only: its log and
-exec server's, skiff kubelet --tls-cert-file).
+exec server's, skiff kubelet --tls-cert-file). The aggregation layer's front proxy gets a
+CA of its own (front-proxy-ca.crt, .key) and front-proxy-client (the certificate API
+servers present to extension API servers: --proxy-client-cert-file).
 Keys are ECDSA P-256; the CA is valid ten years, the others one. It also writes a
 kubeconfig with the admin's credentials, a cluster and context per API server of
 --servers (skiff, skiff-2, ...), for kubectl and client-go.
@@ -93,8 +95,9 @@ that encrypts Secrets at rest, for every API server's --encryption-key-file.`,
 	rotateCmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Re-issue every leaf certificate in --dir from its CA, with new keys",
-		Long: `Re-issue every certificate in --dir except the CA's, keeping subjects, names and usages
-(kubelet certificates gain server usage, for their log server, if they lack it).
+		Long: `Re-issue every certificate in --dir except the CAs', keeping subjects, names and usages
+(kubelet certificates gain server usage, for their log server, if they lack it):
+front-proxy-client from the front-proxy CA, the others from the cluster CA.
 Files are replaced atomically; running servers and clients pick the new ones up for new
 connections without a restart.`,
 		Args: cobra.NoArgs,

@@ -110,6 +110,12 @@ func secure(t testing.TB, cfg *apiserver.Config, dir string) {
 	}
 	cfg.TLS, cfg.ClientRoots, cfg.JoinTLS, cfg.Store.PeerTLS = r.ServerTLS(), r.Pool, r.ClientTLS(), r.PeerTLS()
 	cfg.KubeletTLS = r.KubeletClientTLS
+	// The aggregation layer's front proxy, as skiff certs init makes it.
+	cfg.Aggregator.ClientCAFile = p(pki.CACertFile)
+	if _, err := os.Stat(p(pki.FrontProxyClient + ".crt")); err == nil {
+		cfg.Aggregator.ProxyClientCertFile, cfg.Aggregator.ProxyClientKeyFile = p(pki.FrontProxyClient+".crt"), p(pki.FrontProxyClient+".key")
+		cfg.Aggregator.RequestHeaderCAFile = p(pki.FrontProxyCACertFile)
+	}
 	// Service-account tokens, as skiff certs init's servers sign them.
 	if key, err := serviceaccount.LoadSigningKey(p(serviceaccount.SigningKeyFile)); err == nil {
 		cfg.ServiceAccounts.SigningKey = key
