@@ -18,9 +18,12 @@
 # PROCS (parallel test processes; default 4), KUBECONFIG (a cluster to use instead of
 # starting one), REGISTRY (loopback HOST:PORT of the images' registry; default
 # 127.0.0.1:5055), API (the API address the script's skiff up listens on; default
-# 198.51.100.43:7643, on an interface of the script's own: apiif), OUT (default
-# bin/conformance). Nothing is sent off the machine: the registry is on loopback, the API
-# server on an address of the machine's own, the pods' and Services' traffic guarded.
+# 198.51.100.43:7643, on an interface of the script's own: apiif), NODES (the script's
+# cluster's nodes: 2, skiff up's and a second on a network namespace of its own, node2;
+# 1, skiff up's alone; default 2), OUT (default bin/conformance). Nothing is sent off the
+# machine: the registry is on loopback, the API server on an address of the machine's
+# own, the second node on a link of the script's own, the pods' and Services' traffic
+# guarded.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2 # k8s.io/kubernetes; its staging modules are v0.37.2, as go.mod pins
@@ -31,6 +34,8 @@ TIMEOUT=${TIMEOUT:-60m}
 PROCS=${PROCS:-4}
 REGISTRY=${REGISTRY:-127.0.0.1:5055}
 API=${API:-198.51.100.43:7643}
+NODES=${NODES:-2}
+case $NODES in 1 | 2) ;; *) echo "conformance: NODES=$NODES: want 1 or 2" >&2 && exit 2 ;; esac
 root=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$root/bin/conformance}
 mkdir -p "$OUT"
@@ -49,8 +54,15 @@ deps() {
 pids=()
 ourcluster= # set when the script started a skiff up
 ourapiif=   # set when the script made the API address's interface (apiif)
+ournode2=   # set when the script made the second node (node2)
 cleanup() {
 	local p
+	# The second node first, while the API server is up: its kubelet stopped, its Node
+	# is deleted (its pods with it), as a machine leaving a cluster is.
+	if [ -n "$ournode2" ]; then
+		node2stop
+		"$OUT/kubectl" delete node "$node2name" --ignore-not-found --wait=false --request-timeout=10s >/dev/null 2>&1 || true
+	fi
 	for p in "${pids[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
@@ -58,6 +70,7 @@ cleanup() {
 		wait "$p" 2>/dev/null || true
 	done
 	[ -z "$ourcluster" ] || leftovers
+	[ -z "$ournode2" ] || { unnode2 && log "removed the second node $node2name (its processes, containers, cgroups, mounts, network namespaces, veth and directories)"; }
 	[ -z "$ourcluster" ] || unguard
 	[ -z "$ourapiif" ] || unapiif
 }
@@ -100,24 +113,35 @@ unapiif() {
 # defaults, which the script's cluster uses) that would leave by an interface with a
 # default route, after NAT (so a cluster IP's translated packets pass, and one that a
 # missing or wrong rule leaves untranslated does not leave the machine); and, when the
-# API address is apiif's, every packet to it that would (its interface gone).
+# API address is apiif's, every packet to it that would (its interface gone). With the
+# second node (NODES=2), also every packet to its link's addresses that would, and
+# whatever the host would forward between its link and an outward interface.
 guardtable=skiff-conformance-guard
 guard() {
-	local outward daddrs='10.42.0.0/16, 10.43.0.0/16'
+	local outward daddrs='10.42.0.0/16, 10.43.0.0/16' forward=
 	command -v nft >/dev/null || { log "nft not found: cannot guard the outward interface"; exit 1; }
 	outward=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print "\"" $(i+1) "\""}' | sort -u | paste -sd, -)
 	[ -n "$outward" ] || return 0 # no default route: nothing can leave by one
 	unguard
 	[ -z "$ourapiif" ] || daddrs="$daddrs, ${API%:*}"
+	if [ "$NODES" = 2 ]; then
+		daddrs="$daddrs, $node2net"
+		forward="chain forward {
+		type filter hook forward priority -400; policy accept;
+		iifname \"$node2if\" oifname { $outward } counter drop
+		iifname { $outward } oifname \"$node2if\" counter drop
+	}"
+	fi
 	nft -f - <<EOF2
 table inet $guardtable {
 	chain postrouting {
 		type filter hook postrouting priority 300; policy accept;
 		oifname { $outward } ip daddr { $daddrs } counter drop
 	}
+	$forward
 }
 EOF2
-	log "guard: packets to $daddrs leaving by $outward are dropped (nft table inet $guardtable)"
+	log "guard: packets to $daddrs leaving by $outward are dropped${forward:+, and forwarded ones between $node2if and $outward} (nft table inet $guardtable)"
 }
 unguard() {
 	nft delete table inet "$guardtable" 2>/dev/null || true
@@ -138,7 +162,7 @@ unguard() {
 #     comment names the pod's container ID), and the plugin's CNI-HOSTPORT-* chains and
 #     the jumps to them once no pod's rule is left in them.
 leftovers() {
-	local up=$OUT/up abs sum st ns d pid m id chain n
+	local up=$OUT/up abs sum st ns d m id chain n
 	[ -d "$up" ] && [ "$(id -u)" = 0 ] || return 0
 	local -
 	set +e +o pipefail # each step on its own: what is gone already is no failure
@@ -146,19 +170,7 @@ leftovers() {
 	sum=$(printf %s "$abs" | sha256sum | cut -c1-12)
 	st=/run/skiff/containerd-$sum
 	ns=/run/skiff/netns-$sum
-	if [ -d "$st" ] && ! pgrep -f -- "--config $st/config.toml" >/dev/null; then
-		# Its containerd is gone: kill what its shims still run (a pid is taken only if
-		# the process is still that container's, by its cgroup, or that shim, by its
-		# socket's address) and drop the containers' runc state.
-		for d in "$st"/io.containerd.runtime.v2.task/*/*/; do
-			d=${d%/}
-			id=${d##*/}
-			pid=$(cat "$d/init.pid" 2>/dev/null) && grep -qF "/$id" "/proc/$pid/cgroup" 2>/dev/null && kill -9 "$pid"
-			pid=$(cat "$d/shim.pid" 2>/dev/null) && grep -qF "$st/" "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"
-			n=${d%/*}
-			rm -rf "/run/containerd/runc/${n##*/}/$id"
-		done
-	fi
+	shimleftovers "$st"
 	findmnt -rn -o TARGET | grep -E "^($abs|$ns|$st)/" | sort -r | while read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
 	done
@@ -221,6 +233,25 @@ PY
 		ip link del cni0
 	fi
 	log "removed what the cluster of $up left (mounts, network namespaces, veths, cni0, portmap's chains)"
+}
+
+# shimleftovers ST: when the containerd whose state directory is ST is gone (stopped, or
+# killed with the script), kills what its shims still run (a pid is taken only if the
+# process is still that container's, by its cgroup, or that shim, by its socket's
+# address) and drops the containers' runc state.
+shimleftovers() {
+	local st=$1 d id pid n
+	[ -d "$st" ] && ! pgrep -f -- "--config $st/config.toml" >/dev/null || return 0
+	for d in "$st"/io.containerd.runtime.v2.task/*/*/; do
+		[ -d "$d" ] || continue
+		d=${d%/}
+		id=${d##*/}
+		pid=$(cat "$d/init.pid" 2>/dev/null) && grep -qF "/$id" "/proc/$pid/cgroup" 2>/dev/null && kill -9 "$pid"
+		pid=$(cat "$d/shim.pid" 2>/dev/null) && grep -qF "$st/" "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"
+		n=${d%/*}
+		rm -rf "/run/containerd/runc/${n##*/}/$id"
+	done
+	return 0
 }
 
 # module makes $mod: a module requiring k8s.io/kubernetes, whose go.mod requires its
@@ -487,6 +518,26 @@ images() {
 			-entrypoint /usr/sbin/nginx -cmd -g -cmd 'daemon off;'
 	fi
 
+	# The Aggregator test's two: sample-apiserver (e2e-test-images/sample-apiserver:1.29.2
+	# in e2e.test's image list; its entrypoint /sample-apiserver, which the test gives
+	# only arguments) built from k8s.io/sample-apiserver's main package at the staging
+	# version, $STAGING_VERSION (Kubernetes builds an older release, v0.33.7), static,
+	# on the busybox tree instead of Alpine; and etcd (etcd:3.7.0-0, which the test runs
+	# as /usr/local/bin/etcd): Debian's etcd-server (its version, 3.4, not 3.7) there, on
+	# the busybox tree instead of distroless.
+	busyboxtree "$img/sample-apiserver"
+	(cd "$mod" && CGO_ENABLED=0 nice go build -mod=mod -o "$img/sample-apiserver/sample-apiserver" "k8s.io/sample-apiserver")
+	push -image e2e-test-images/sample-apiserver:1.29.2 -rootfs "$img/sample-apiserver" -workdir / -entrypoint /sample-apiserver
+	busyboxtree "$img/etcd"
+	if debtree "$img/etcd" etcd-server; then
+		mkdir -p "$img/etcd/usr/local/bin"
+		mv "$img/etcd/usr/bin/etcd" "$img/etcd/usr/local/bin/etcd"
+		sharedlibs "$img/etcd" /usr/local/bin/etcd
+		push -image etcd:3.7.0-0 -rootfs "$img/etcd" -workdir / -cmd /usr/local/bin/etcd
+	else
+		log "no etcd-server package: the etcd image is not built"
+	fi
+
 	cat >"$OUT/repo-list.yaml" <<EOF
 promoterE2eRegistry: $REGISTRY/e2e-test-images
 buildImageRegistry: $REGISTRY/build-image
@@ -607,6 +658,249 @@ cluster() {
 	done
 	export KUBECONFIG=$OUT/up/kubeconfig
 	log "skiff up is serving $API (log: $OUT/up.log)"
+	if [ "$NODES" = 2 ]; then
+		node2
+	elif [ -x "$OUT/kubectl" ]; then
+		# The second node of an earlier run, kept in the data directory's store: the
+		# framework would wait for it to be Ready.
+		for _ in $(seq 300); do
+			"$OUT/kubectl" delete node "$node2name" --ignore-not-found --request-timeout=5s >/dev/null 2>&1 && break
+			sleep 0.2
+		done
+	fi
+}
+
+# node2 is the cluster's second node, made the way a second VM joins a cluster: a
+# machine of its own — the network namespace $node2ns, on a link of the script's own to
+# the host (the veth $node2if, $node2net: the host $node2hostip, the node $node2ip; on no
+# network, and the guard drops whatever the host would forward between it and an outward
+# interface) — with its own containerd (its socket, state and root: $node2state and
+# $node2dir/containerd; its pods' cgroups under /$node2ctrdns), its own kubelet
+# certificates (a client and a serving one of skiff up's CA, asked for with
+# CertificateSigningRequests and approved with the admin's credentials, as kubeadm's
+# joins are; the keys never leave the node's directory) and `skiff kubelet --runtime
+# containerd` with the pod network skiff up's node has (CNI, the service proxy, node
+# routes, the cluster DNS on its address). Its routes: the /30; skiff up's node's
+# address (its InternalIP) on the link itself, since the other node's pods are routed
+# via that address (host gateway), which must be on the link, as two VMs' addresses on
+# one LAN are (a permanent neighbour entry, the host's end's MAC: the host answers for
+# its own addresses); the API server's address via the host; no default route. Images
+# come from a mirror of the registry in the node's namespace, on the same loopback
+# address (REGISTRY, which the images' names hold), serving the registry's storage
+# read-only. Everything goes at the end (cleanup, or '$0 clean': unnode2).
+node2name=skiffconf-node2
+node2ns=skiffconf-node2
+node2if=skiffconf1
+node2net=198.51.100.44/30
+node2hostip=198.51.100.45
+node2ip=198.51.100.46
+node2dir=$OUT/node2
+node2state=/run/skiff/conformance-node2
+node2ctrdns=skiffconf-node2
+node2() {
+	local k=$OUT/kubectl apihost=${API%:*} n1ip= mac p
+	[ "$(id -u)" = 0 ] || { log "NODES=2 needs root (a network namespace, a veth, containerd): run as root, or with NODES=1"; exit 1; }
+	case $apihost in 127.* | localhost | '[::1]' | 0.0.0.0)
+		log "NODES=2: the second node cannot reach an API server on $apihost: give API an address off loopback (the default's), or NODES=1"
+		exit 1
+		;;
+	esac
+	for p in ip nsenter openssl containerd docker-registry; do
+		command -v "$p" >/dev/null || { log "NODES=2 needs $p"; exit 1; }
+	done
+	[ -x "$k" ] || { log "no $k: run '$0 build' first"; exit 1; }
+	unnode2 # what a run killed without its cleanup left
+	if [ -n "$(ip -4 -o addr show to "$node2net")" ] || [ -n "$(ip -4 route show to match "$node2ip" | grep -v '^default')" ]; then
+		log "NODES=2: $node2net is in use on this machine: $(ip -4 -o addr show to "$node2net") $(ip -4 route show to match "$node2ip" | grep -v '^default')"
+		exit 1
+	fi
+	ournode2=1
+	# skiff up's node's address, where the other node's pods are routed.
+	for _ in $(seq 300); do
+		n1ip=$("$k" get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' 2>/dev/null |
+			awk -v n2="$node2name" '$1 != n2 && NF == 2 {print $2; exit}') || true
+		[ -n "$n1ip" ] && break
+		sleep 0.2
+	done
+	[ -n "$n1ip" ] || { log "skiff up's node did not register (log: $OUT/up.log)"; exit 1; }
+
+	ip netns add "$node2ns"
+	ip -n "$node2ns" link set lo up
+	ip link add "$node2if" type veth peer name eth0 netns "$node2ns"
+	ip addr add "$node2hostip/${node2net#*/}" dev "$node2if"
+	ip link set "$node2if" up
+	ip -n "$node2ns" addr add "$node2ip/${node2net#*/}" dev eth0
+	ip -n "$node2ns" link set eth0 up
+	mac=$(cat "/sys/class/net/$node2if/address")
+	ip -n "$node2ns" route add "$n1ip/32" dev eth0
+	ip -n "$node2ns" neigh replace "$n1ip" lladdr "$mac" dev eth0 nud permanent
+	[ "$apihost" = "$n1ip" ] || ip -n "$node2ns" route add "$apihost/32" via "$node2hostip"
+	# Forwarding (its pods' traffic), and bridged traffic through netfilter, as skiff up
+	# sets on its node (both knobs are the namespace's own).
+	[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || modprobe br_netfilter
+	ip netns exec "$node2ns" sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+
+	mkdir -p "$node2dir/pki" "$node2state"
+	cp "$OUT/up/pki/ca.crt" "$node2dir/pki/ca.crt"
+	node2cert kubelet kubernetes.io/kube-apiserver-client-kubelet 'digital signature, client auth' ''
+	node2cert kubelet-serving kubernetes.io/kubelet-serving 'digital signature, server auth' "IP:$node2ip,DNS:$node2name"
+
+	cat >"$node2state/config.toml" <<EOF
+version = 2
+root = "$node2dir/containerd"
+state = "$node2state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$node2state/containerd.sock"
+[ttrpc]
+  address = "$node2state/containerd.sock.ttrpc"
+[debug]
+  address = "$node2state/debug.sock"
+EOF
+	nsenter --net="/run/netns/$node2ns" -- containerd --config "$node2state/config.toml" >"$OUT/node2-containerd.log" 2>&1 &
+	pids+=($!)
+	cat >"$node2dir/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $OUT/registry
+  maintenance:
+    uploadpurging:
+      enabled: false
+    readonly:
+      enabled: true
+http:
+  addr: $REGISTRY
+EOF
+	nsenter --net="/run/netns/$node2ns" -- docker-registry serve "$node2dir/registry.yml" >"$OUT/node2-registry.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 150); do
+		[ -S "$node2state/containerd.sock" ] && break
+		sleep 0.2
+	done
+	[ -S "$node2state/containerd.sock" ] || { log "the second node's containerd did not start: $(tail -5 "$OUT/node2-containerd.log")"; exit 1; }
+
+	nsenter --net="/run/netns/$node2ns" -- "$OUT/skiff" kubelet --server "$API" --ca-file "$node2dir/pki/ca.crt" \
+		--cert-file "$node2dir/pki/kubelet.crt" --key-file "$node2dir/pki/kubelet.key" \
+		--tls-cert-file "$node2dir/pki/kubelet-serving.crt" --tls-private-key-file "$node2dir/pki/kubelet-serving.key" \
+		--node-name "$node2name" --node-ip "$node2ip" --kubelet-listen "$node2ip:10250" \
+		--runtime containerd --containerd-address "$node2state/containerd.sock" --containerd-namespace "$node2ctrdns" \
+		--root-dir "$node2dir/kubelet" --container-log-dir "$node2dir/logs" --local-path-root "$node2dir/local-path" \
+		--cni --cni-state-dir "$node2dir/cni" --service-proxy --node-routes \
+		--cluster-dns-listen "$node2ip:53" --cluster-dns 10.43.0.10 >"$OUT/node2.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 600); do
+		[ "$(node2ready)" = True ] && break
+		kill -0 "${pids[-1]}" 2>/dev/null || { log "the second node's kubelet exited: $(tail -20 "$OUT/node2.log")"; exit 1; }
+		sleep 0.2
+	done
+	[ "$(node2ready)" = True ] || { log "the second node $node2name is not Ready after 2 minutes (log: $OUT/node2.log)"; exit 1; }
+	log "second node $node2name Ready at $node2ip (namespace $node2ns; logs: $OUT/node2.log, $OUT/node2-containerd.log)"
+}
+
+# node2ready prints the status of the second node's Ready condition.
+node2ready() {
+	"$OUT/kubectl" get node "$node2name" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true
+}
+
+# node2cert NAME SIGNER USAGES SAN makes the second node's key $node2dir/pki/NAME.key
+# and has its certificate, NAME.crt, signed through a CertificateSigningRequest of
+# SIGNER with USAGES (and the subjectAltName SAN, if any) for system:node:$node2name in
+# Skiff's group of nodes, approved with the admin's credentials.
+node2cert() {
+	local name=$1 signer=$2 usages=$3 san=$4 k=$OUT/kubectl csr=$node2name-$1 crt=
+	local key=$node2dir/pki/$name.key req=$node2dir/pki/$name.csr
+	openssl ecparam -name prime256v1 -genkey -noout -out "$key" 2>/dev/null
+	openssl req -new -key "$key" -subj "/O=skiff:nodes/CN=system:node:$node2name" ${san:+-addext "subjectAltName=$san"} -out "$req"
+	"$k" delete csr "$csr" --ignore-not-found >/dev/null
+	"$k" create -f - >/dev/null <<EOF
+apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata:
+  name: $csr
+spec:
+  request: $(base64 -w0 <"$req")
+  signerName: $signer
+  usages: [$usages]
+EOF
+	"$k" certificate approve "$csr" >/dev/null
+	for _ in $(seq 300); do
+		crt=$("$k" get csr "$csr" -o jsonpath='{.status.certificate}')
+		[ -n "$crt" ] && break
+		sleep 0.2
+	done
+	[ -n "$crt" ] || { log "the CertificateSigningRequest $csr was not signed: $("$k" get csr "$csr" -o jsonpath='{.status.conditions}')"; exit 1; }
+	echo "$crt" | base64 -d >"$node2dir/pki/$name.crt"
+	"$k" delete csr "$csr" >/dev/null
+	rm -f "$req"
+}
+
+# node2stop stops the second node's processes by their ids: every process of its
+# namespace — its kubelet first, then its containerd, the shims containerd started and
+# the registry's mirror — with SIGTERM, then SIGKILL what is left after 15 s.
+node2stop() {
+	local - p
+	set +e +o pipefail
+	[ -e "/run/netns/$node2ns" ] || return 0
+	node2kubelet() {
+		local p
+		for p in $(ip netns pids "$node2ns" 2>/dev/null); do
+			grep -qF -- "$node2dir/kubelet" "/proc/$p/cmdline" 2>/dev/null && echo "$p"
+		done
+	}
+	for p in $(node2kubelet); do kill "$p"; done
+	for _ in $(seq 75); do
+		[ -z "$(node2kubelet)" ] && break
+		sleep 0.2
+	done
+	for p in $(ip netns pids "$node2ns" 2>/dev/null); do kill "$p"; done
+	for _ in $(seq 75); do
+		[ -z "$(ip netns pids "$node2ns" 2>/dev/null)" ] && break
+		sleep 0.2
+	done
+	for p in $(ip netns pids "$node2ns" 2>/dev/null); do kill -9 "$p"; done
+	return 0
+}
+
+# unnode2 removes the second node (node2): its processes (node2stop); its containers
+# (what its shims still ran, shimleftovers, then every process left in its pods'
+# cgroups, /$node2ctrdns, by id) and the cgroups; the mounts under its directory and
+# its containerd's state and its pods' network namespaces (by their records in its
+# CNI state); its namespace and veth (its pods' veths and bridge with them); the
+# directories.
+unnode2() {
+	local - d m p cg uids=()
+	set +e +o pipefail # each step on its own: what is gone already is no failure
+	[ "$(id -u)" = 0 ] || return 0
+	node2stop
+	shimleftovers "$node2state"
+	for _ in $(seq 50); do
+		cg=$(find /sys/fs/cgroup -maxdepth 3 -type d -name "$node2ctrdns" 2>/dev/null)
+		[ -n "$cg" ] || break
+		p=$(find $cg -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+		[ -n "$p" ] || break
+		kill -9 $p 2>/dev/null
+		sleep 0.2
+	done
+	for d in $(find /sys/fs/cgroup -maxdepth 3 -type d -name "$node2ctrdns" 2>/dev/null); do
+		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+	for d in "$node2dir"/cni/pods/*; do
+		[ -e "$d" ] && uids+=("/run/netns/skiff-${d##*/}")
+	done
+	{
+		findmnt -rn -o TARGET | grep -E "^($node2dir|$node2state)/"
+		for d in "${uids[@]}"; do findmnt -rn -o TARGET "$d"; done
+	} | sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+	done
+	rm -f "${uids[@]}"
+	ip netns del "$node2ns" 2>/dev/null
+	ip link del "$node2if" 2>/dev/null
+	rm -rf "$node2state" "/run/containerd/runc/$node2ctrdns" "$node2dir"
+	return 0
 }
 
 run() {
@@ -683,6 +977,7 @@ clean)
 	# What the cluster of an earlier run left, if it was stopped without the script's
 	# own cleanup (killed with the script, or the script's older versions).
 	leftovers
+	unnode2
 	unguard
 	unapiif
 	;;
