@@ -227,6 +227,23 @@ func TestAggregator(t *testing.T) {
 		t.Errorf("extension-apiserver-authentication-reader rules %+v", role.Rules)
 	}
 	admin.want(admin.do("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:auth-delegator", "", "", nil), 200, "system:auth-delegator")
+	// An extension server reads it as its informers do, a list and a watch of that one
+	// ConfigMap by fieldSelector metadata.name: authorized as of that ConfigMap (RBAC's
+	// resourceNames), as Kubernetes' RequestInfo takes it; every ConfigMap is not.
+	admin.want(admin.do("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings", "application/json", "", &rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: "bob-reads-the-configmap", Namespace: "kube-system"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "extension-apiserver-authentication-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "bob"}},
+	}), 201, "bind the reader Role to bob")
+	cms := "/api/v1/namespaces/kube-system/configmaps"
+	one := "fieldSelector=metadata.name%3Dextension-apiserver-authentication"
+	waitfor.Condition(t, 30*time.Second, "bob lists the ConfigMap by name", func() (bool, string) {
+		r := bob.do("GET", cms+"?"+one, "", "", nil)
+		return r.code == 200 && len(decodeJSON[corev1.ConfigMapList](t, r.body).Items) == 1, fmt.Sprintf("HTTP %d: %.300s", r.code, r.body)
+	})
+	bob.want(bob.do("GET", cms+"?watch=1&timeoutSeconds=1&"+one, "", "", nil), 200, "bob watches the ConfigMap by name")
+	bob.want(bob.do("GET", cms, "", "", nil), 403, "bob lists every ConfigMap of kube-system")
 
 	// The APIService first: its Service is not there yet.
 	const name = "v1alpha1.wardle.example.com"

@@ -247,6 +247,12 @@ func (a *restAPI) serve(w http.ResponseWriter, r *http.Request) string {
 	if attrs.Verb != req.verb {
 		attrs.RequestVerb = req.verb // patch, deletecollection: RBAC's rules name them
 	}
+	if req.name == "" && (req.verb == verbList || req.verb == verbWatch) {
+		// A list or watch of one object by fieldSelector metadata.name=NAME is
+		// authorized as of that object, as Kubernetes' RequestInfo and the gRPC API
+		// take it (RBAC's resourceNames: extension servers read their ConfigMap so).
+		attrs.Name = selectedName(attrs.FieldSelector)
+	}
 	if podStreamSubresource(req.subresource) {
 		attrs.Verb = auth.Create // a GET too: Kubernetes authorizes WebSocket upgrades so
 	}
