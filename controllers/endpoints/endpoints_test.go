@@ -326,7 +326,11 @@ func TestController(t *testing.T) {
 		return ep
 	}
 	ep := waitFor("endpoints of both pods", "web", "10.42.0.1 | 10.42.0.2 : http=8080/TCP,metrics=9100/TCP")
-	if ep.Labels[LabelManagedBy] != ManagedBy || ep.Labels["tier"] != "front" || ep.Annotations[corev1.EndpointsLastChangeTriggerTime] == "" {
+	// The trigger time is not asked of this write: the sync that wrote both pods may
+	// follow one that saw their changes and did not write (a retried or coalesced sync
+	// has nothing new to date, as Kubernetes' tracker); TestTriggerTimes and
+	// TestDesired check what is computed and written.
+	if ep.Labels[LabelManagedBy] != ManagedBy || ep.Labels["tier"] != "front" {
 		t.Errorf("endpoints metadata %+v", ep.ObjectMeta)
 	}
 
