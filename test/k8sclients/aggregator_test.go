@@ -13,7 +13,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/skiffhq/skiff/pki"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
 
@@ -33,18 +32,7 @@ func TestKubectlAggregatedAPI(t *testing.T) {
 	if ip == "" {
 		t.Skip("no IPv4 address of this machine's but loopback for an endpoint (an EndpointSlice's may not be loopback)")
 	}
-	ca, err := pki.NewCA("wardle test CA", time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := ca.Issue(pki.Request{CommonName: "api", Hosts: []string{"api.wardle.svc"}, Server: true, Validity: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caPEM, cert := servingCert(t, "wardle test CA", "api", "api.wardle.svc")
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +105,7 @@ spec:
   service:
     namespace: wardle
     name: api
-`, port, ip, base64.StdEncoding.EncodeToString(ca.CertPEM()))
+`, port, ip, base64.StdEncoding.EncodeToString(caPEM))
 	if _, err := s.runEnv(nil, manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}

@@ -24,18 +24,7 @@ import (
 // words and its warning, and creates what it allows.
 func TestKubectlWebhooks(t *testing.T) {
 	s := startSkiff(t)
-	ca, err := pki.NewCA("webhook test CA", time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := ca.Issue(pki.Request{CommonName: "webhook", Hosts: []string{"127.0.0.1"}, Server: true, Validity: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caPEM, cert := servingCert(t, "webhook test CA", "webhook", "127.0.0.1")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +66,7 @@ webhooks:
   sideEffects: None
   admissionReviewVersions: ["v1"]
   failurePolicy: Fail
-`, ln.Addr(), base64.StdEncoding.EncodeToString(ca.CertPEM()))
+`, ln.Addr(), base64.StdEncoding.EncodeToString(caPEM))
 	if out, err := s.runEnv(nil, config, "apply", "-f", "-"); err != nil || !strings.Contains(out, "validatingwebhookconfiguration.admissionregistration.k8s.io/deny-labelled created") {
 		t.Fatalf("apply the configuration: %v %s", err, out)
 	}
@@ -100,4 +89,23 @@ webhooks:
 	if out, err := s.runEnv(nil, cm("refused", "deny: \"true\""), "apply", "-f", "-"); err != nil || !strings.Contains(out, "configmap/refused created") {
 		t.Errorf("once the configuration is gone: %v %s", err, out)
 	}
+}
+
+// servingCert is a TLS server certificate for hosts, CN cn, issued by a new CA of the
+// test's own named caName (valid an hour), and that CA's certificate (PEM): what a
+// webhook's or an APIService's caBundle names.
+func servingCert(t *testing.T, caName, cn string, hosts ...string) (caPEM []byte, cert tls.Certificate) {
+	t.Helper()
+	ca, err := pki.NewCA(caName, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := ca.Issue(pki.Request{CommonName: cn, Hosts: hosts, Server: true, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert, err = tls.X509KeyPair(pair.CertPEM, pair.KeyPEM); err != nil {
+		t.Fatal(err)
+	}
+	return ca.CertPEM(), cert
 }
