@@ -102,6 +102,12 @@ type Config struct {
 	// /etc/resolv.conf, the termination log — under RootDir (true); simulated nodes
 	// have no use for them.
 	ContainerFiles bool
+	// VolumeFiles writes the content of configMap, secret, downwardAPI and projected
+	// volumes (true). Without it (simulated nodes) each such volume is still resolved as
+	// on a real node — its ConfigMaps and Secrets read, its service-account token
+	// requested, a missing source failing the pod the same way — but nothing is written:
+	// no container reads it, and writing it is the node's own work, not the cluster's.
+	VolumeFiles bool
 	// LocalPathRoot is the directory of the local-path provisioner's volumes on this
 	// node (/var/lib/skiff/local-path, the controller manager's LocalPathRoot): the
 	// kubelet removes the directory of a Released one whose reclaimPolicy is Delete,
@@ -155,6 +161,7 @@ func DefaultConfig() Config {
 		RootDir:                  "/var/lib/skiff/kubelet",
 		Tmpfs:                    os.Geteuid() == 0,
 		ContainerFiles:           true,
+		VolumeFiles:              true,
 		LocalPathRoot:            "/var/lib/skiff/local-path",
 		CSINode:                  true,
 		ResolvConf:               "/etc/resolv.conf",
@@ -166,12 +173,13 @@ func DefaultConfig() Config {
 }
 
 // Simulated is c for a simulated node (the sim runtime): simulated containers read no
-// files, so volumes are plain directories (no tmpfs), nothing else is written for them,
-// and the host's local-path volumes are no simulated node's. Several simulated nodes in
+// files, so volumes are resolved but their content is not written (VolumeFiles), no
+// tmpfs is mounted, nothing else is written for them, and the host's local-path volumes
+// are no simulated node's. Several simulated nodes in
 // one process each need their own RootDir too: a node's housekeeping removes the pod
 // directories under its root that none of its pods owns.
 func (c Config) Simulated() Config {
-	c.ContainerFiles, c.Tmpfs, c.CSINode = false, false, false
+	c.ContainerFiles, c.VolumeFiles, c.Tmpfs, c.CSINode = false, false, false, false
 	c.LocalPathRoot = ""
 	return c
 }

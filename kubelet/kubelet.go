@@ -145,7 +145,7 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 	}
 	k.pods.SetTransform(parts.Share)
 	k.prober = newProber(k)
-	vm, err := volume.New(volume.Config{Root: cfg.RootDir, Tmpfs: cfg.Tmpfs, Simulated: !cfg.ContainerFiles})
+	vm, err := volume.New(volume.Config{Root: cfg.RootDir, Tmpfs: cfg.Tmpfs, Simulated: !cfg.ContainerFiles, SkipContent: !cfg.VolumeFiles})
 	if err != nil {
 		return nil, err
 	}

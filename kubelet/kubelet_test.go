@@ -69,6 +69,7 @@ func TestKubelet(t *testing.T) {
 		{"init", testInitContainers},
 		{"probes", testProbesAndHooks},
 		{"volumes", testVolumes},
+		{"simvolumes", testSimulatedNodeVolumes},
 		{"deadline", testDeadlineAndPullSecrets},
 		{"hostports", testHostPortAdmission},
 		{"extended", testExtendedResources},

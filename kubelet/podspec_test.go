@@ -1,6 +1,7 @@
 package kubelet_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -318,6 +319,38 @@ func testProbesAndHooks(e *env) {
 		t.Errorf("FailedPreStopHook events: %q", got)
 	}
 	e.waitGone("stopping")
+}
+
+// A simulated node (Config.Simulated) runs a pod whose configMap volume's ConfigMap
+// exists, and not one whose ConfigMap is missing (FailedMount, as a real node), but
+// writes no volume content under its root: no container reads it.
+func testSimulatedNodeVolumes(e *env) {
+	t := e.t
+	cfg := testConfig(e.node).Simulated()
+	cfg.RootDir = t.TempDir()
+	e.start(sim.New(sim.Config{}), cfg)
+	if _, err := e.cs.ConfigMaps.Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "conf"},
+		Data: map[string]string{"greeting": "hello"}}); err != nil {
+		t.Fatal(err)
+	}
+	withVolume := func(name, cm string) *corev1.Pod {
+		app := container("app", "sleep", "3600")
+		app.VolumeMounts = []corev1.VolumeMount{{Name: "conf", MountPath: "/etc/conf"}}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{app},
+			Volumes: []corev1.Volume{{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}}}}}
+	}
+	e.create(withVolume("missing", "absent"))
+	e.waitEvents("missing", "FailedMount")
+	if p, err := e.cs.Pods.Get(e.ctx, e.ns, "missing"); err != nil || p.Status.Phase != corev1.PodPending {
+		t.Errorf("the pod whose ConfigMap is missing: %v %v, want Pending", p.Status.Phase, err)
+	}
+	p := e.create(withVolume("vols", "conf"))
+	p = e.waitPod("vols", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	dir := filepath.Join(cfg.RootDir, "pods", string(p.UID), "volumes", "kubernetes.io~configmap", "conf")
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a simulated node wrote its pod's configMap volume %s: %v", dir, err)
+	}
 }
 
 // Volumes on the simulated runtime are real directories: a configMap volume follows its

@@ -85,6 +85,10 @@ type Config struct {
 	// Simulated nodes share one machine, whose paths are not theirs: a claim's volume
 	// is resolved but its path is neither made nor checked.
 	Simulated bool
+	// SkipContent resolves configMap, secret, downwardAPI and projected volumes (every
+	// source read, every token requested, the same errors) but writes nothing for them
+	// (simulated nodes: no container reads them). Their paths are returned all the same.
+	SkipContent bool
 }
 
 // Manager sets pods' volumes up and tears them down. Calls for one pod must not run

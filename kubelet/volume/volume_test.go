@@ -551,3 +551,60 @@ func TestFreshVolumeLayout(t *testing.T) {
 		t.Errorf("a = %q after the rewrite", got)
 	}
 }
+
+// A simulated node's volumes (SkipContent) are resolved as a real node's — each
+// ConfigMap read, each token requested, a missing source failing the same way — and
+// their paths returned, but nothing is written under the root.
+func TestSkipContentResolvesWritesNothing(t *testing.T) {
+	root := t.TempDir()
+	m, _ := New(Config{Root: root, Simulated: true, SkipContent: true})
+	objs := &objects{cms: map[string]*corev1.ConfigMap{"cfg": {Data: map[string]string{"a": "1"}}},
+		secrets: map[string]*corev1.Secret{"s": {Data: map[string][]byte{"k": []byte("v")}}}}
+	in := objs.inputs()
+	var asked []string
+	in.ConfigMap = func(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
+		asked = append(asked, "configmap/"+name)
+		return objs.inputs().ConfigMap(ctx, ns, name)
+	}
+	in.ServiceAccountToken = func(_ context.Context, p *corev1.ServiceAccountTokenProjection) (string, error) {
+		asked = append(asked, "token/"+p.Path)
+		return "tok", nil
+	}
+	pod := testPod(
+		corev1.Volume{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+		corev1.Volume{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "s"}}},
+		corev1.Volume{Name: "api", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}},
+		}}}},
+		corev1.Volume{Name: "missing", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}}}},
+	)
+	paths, err := m.SetUp(context.Background(), pod, in)
+	if want := `MountVolume.SetUp failed for volume "missing" : configmap "nope" not found`; fmt.Sprint(err) != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+	if want := []string{"configmap/cfg", "token/token", "configmap/cfg", "configmap/nope"}; !slices.Equal(asked, want) {
+		t.Errorf("sources asked for %v, want %v", asked, want)
+	}
+	if want := filepath.Join(root, "pods", "uid-1", "volumes", "kubernetes.io~projected", "api"); paths["api"] != want {
+		t.Errorf("projected volume's path %q, want %q", paths["api"], want)
+	}
+	if len(paths) != 3 {
+		t.Errorf("paths %v: want conf, sec and api", paths)
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil || len(entries) != 0 {
+		t.Errorf("a simulated node wrote under its root: %v %v", entries, err)
+	}
+
+	// The same pod on a real node's Manager writes them: the difference is SkipContent.
+	real, _ := New(Config{Root: root})
+	if _, err := real.SetUp(context.Background(), pod, in); err == nil {
+		t.Fatal("the missing ConfigMap was not an error")
+	}
+	if got := read(t, filepath.Join(paths["api"], "token")); got != "tok" {
+		t.Errorf("token file %q", got)
+	}
+}
