@@ -35,10 +35,11 @@ type history struct {
 	compacted int64
 	// head is the latest applied revision, whether or not it produced events.
 	head int64
-	// wake is closed (and replaced) whenever head moves. Indexed watchers do not wait
-	// on it: they are signalled only by events of their own index value.
+	// wake is closed (and replaced) whenever head moves (waitApplied). Watchers do not
+	// wait on it: each is signalled only by events of its kind, or of its index value.
 	wake chan struct{}
-	// indexes are the field indexes indexed watches asked for, by kind.
+	// indexes are the indexes watches asked for, by kind: each kind's kindIndex and the
+	// field indexes of indexed watches.
 	indexes map[string][]*fieldIndex
 	// latest is, per key, the sequence number of the newest event of it held: the apply
 	// shares that event's object with the next change's Prev (see writer.share) rather
@@ -51,6 +52,10 @@ type history struct {
 // value before. An indexed watcher reads only its value's list, and apply signals only
 // the watchers of the values an event touches: with a thousand kubelets each watching
 // its node's pods, an event costs one watcher's attention, not a thousand.
+//
+// A watch without an index field reads its kind's kindIndex: every event of the kind,
+// listed under one value. A thousand kubelets each watching every Service then cost a
+// Pod's event nothing, where each of them scanned the whole ring for Services.
 type fieldIndex struct {
 	field string
 	// from is the sequence number of the first event indexed: events before it (applied
@@ -58,6 +63,10 @@ type fieldIndex struct {
 	from   uint64
 	values map[string]*valueLog
 }
+
+// kindIndex is the field of a kind's own index: no object has it, so every event of the
+// kind is listed under the value "".
+const kindIndex = ""
 
 // valueLog is one value's events (ring sequence numbers, ascending, all still in the
 // ring) and the watchers that follow it. It lives while it holds events or watchers.
@@ -366,8 +375,9 @@ type WatchOptions struct {
 	// Fields[IndexField] equals IndexValue (as ListOptions do), and serve it from an
 	// index: the watcher reads, and is woken for, only the events of objects that had
 	// that value before or after the change. An object whose field changes to the value
-	// arrives as Added, one whose field changes away from it as Deleted. Close the
-	// watcher when done with it.
+	// arrives as Added, one whose field changes away from it as Deleted. Without it the
+	// watch is served from its kind's index: it reads, and is woken for, only events of
+	// its kind. Close every watcher when done with it.
 	IndexField, IndexValue string
 	// After is the revision to start after: every event with a greater revision is
 	// delivered. 0 starts from the current revision.
@@ -445,15 +455,18 @@ func (h *history) watch(opts WatchOptions, maxLag int) (*Watcher, error) {
 		}
 	}
 	w.seq = h.first + uint64(lo)
-	if opts.IndexField != "" {
-		w.index = h.fieldIndex(opts.Kind, opts.IndexField)
-		w.log = w.index.log(opts.IndexValue)
-		if w.log.watchers == nil {
-			w.log.watchers = map[*Watcher]struct{}{}
-		}
-		w.notify = make(chan struct{}, 1)
-		w.log.watchers[w] = struct{}{}
+	// Every watch reads an index: its field's value, or its kind's (kindIndex).
+	field, value := opts.IndexField, opts.IndexValue
+	if field == "" {
+		field, value = kindIndex, ""
 	}
+	w.index = h.fieldIndex(opts.Kind, field)
+	w.log = w.index.log(value)
+	if w.log.watchers == nil {
+		w.log.watchers = map[*Watcher]struct{}{}
+	}
+	w.notify = make(chan struct{}, 1)
+	w.log.watchers[w] = struct{}{}
 	return w, nil
 }
 
@@ -473,13 +486,13 @@ func (h *history) fieldIndex(kind, field string) *fieldIndex {
 	return fi
 }
 
-// Close releases the watcher. Next must not be called after it; an indexed watcher
-// stays registered with its index until closed.
+// Close releases the watcher. Next must not be called after it; a watcher stays
+// registered with its index until closed.
 func (w *Watcher) Close() {
 	if w.progress != nil {
 		w.progress.Stop()
 	}
-	if w.index == nil || w.closed {
+	if w.closed {
 		return
 	}
 	w.closed = true
@@ -514,20 +527,12 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 		tick = w.progress.C
 	}
 	for {
-		var events []Event
-		var wake <-chan struct{}
-		var err error
-		if w.index != nil {
-			// Take the pending signal first: an event listed from now on signals again.
-			select {
-			case <-w.notify:
-			default:
-			}
-			events, err = w.readIndexed()
-			wake = w.notify
-		} else {
-			events, wake, err = w.read()
+		// Take the pending signal first: an event listed from now on signals again.
+		select {
+		case <-w.notify:
+		default:
 		}
+		events, err := w.readIndexed()
 		if err != nil || len(events) > 0 {
 			if len(events) > 0 {
 				w.idle = time.Now()
@@ -540,7 +545,7 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 			return []Event{{Type: Bookmark, Revision: w.after, Object: obj}}, nil
 		}
 		select {
-		case <-wake:
+		case <-w.notify:
 		case <-tick:
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -548,39 +553,10 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 	}
 }
 
-// read takes what is available under the read lock; with nothing matching, it returns
-// the channel that signals more.
-func (w *Watcher) read() ([]Event, <-chan struct{}, error) {
-	h := w.h
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.closed {
-		return nil, nil, ErrClosed
-	}
-	if w.epoch != h.epoch || w.seq < h.first {
-		return nil, nil, &CompactedError{Requested: w.after, Oldest: h.compacted}
-	}
-	end := h.first + uint64(h.n)
-	if lag := int(end - w.seq); w.maxLag > 0 && lag > w.maxLag {
-		return nil, nil, &TooSlowError{LastRevision: w.after, Lag: lag}
-	}
-	w.batchBytes = 0
-	var out []Event
-	for w.seq < end {
-		if !w.take(&out, w.seq) {
-			return out, nil, nil
-		}
-	}
-	w.caughtUp()
-	if len(out) > 0 {
-		return out, nil, nil
-	}
-	return nil, h.wake, nil
-}
-
-// readIndexed is read for an indexed watcher: it scans the ring only for events older
-// than its index, then reads its value's list. Compaction and lag count only the events
-// it would have read: a watcher whose node is quiet is neither behind nor compacted.
+// readIndexed takes what is available under the read lock: it scans the ring only for
+// events older than its index, then reads its value's list. Compaction and lag count
+// only the events it would have read: a watcher whose node (or kind) is quiet is neither
+// behind nor compacted.
 func (w *Watcher) readIndexed() ([]Event, error) {
 	h := w.h
 	h.mu.RLock()

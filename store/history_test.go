@@ -401,3 +401,52 @@ func TestWatcherNextReusesItsProgressTimer(t *testing.T) {
 		}
 	}
 }
+
+// A watch without an index field reads its kind's events only: other kinds' events
+// neither signal it, nor make it too slow, nor compact it when they push everything
+// out of the ring (as Kubernetes' watch caches are per resource); its own kind's
+// events do all three as before.
+func TestKindWatchIgnoresOtherKinds(t *testing.T) {
+	tf := newTestFSM(t, 4)
+	svcKey := func(name string) Key { return Key{Kind: "Service", Namespace: "default", Name: name} }
+	services, _ := tf.f.hist.watch(WatchOptions{Kind: "Service"}, 2)
+	defer services.Close()
+	pods, _ := tf.f.hist.watch(WatchOptions{Kind: "Pod"}, 0)
+	defer pods.Close()
+	for i := 0; i < 10; i++ { // 1..10: pods push everything else out of the ring
+		tf.one(Op{Type: Create, Key: podKey(fmt.Sprint("p", i)), Fields: onNode("w1")})
+	}
+	if len(services.notify) != 0 {
+		t.Error("the Service watcher was signalled by pods' events")
+	}
+	if evs, err := poll(t, services); err != nil || len(evs) != 0 || services.Revision() != 10 {
+		t.Fatalf("Service watcher after 10 pod events: %v %v at %d", summarize(evs), err, services.Revision())
+	}
+	if _, err := poll(t, pods); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("Pod watcher whose events were evicted = %v", err)
+	}
+	tf.one(Op{Type: Create, Key: svcKey("web"), Value: []byte("s")}) // 11
+	if len(services.notify) != 1 {
+		t.Fatal("the Service watcher was not signalled by a Service's event")
+	}
+	if evs, err := poll(t, services); err != nil || !reflect.DeepEqual(summarize(evs), []seen{{Added, 11, "web", "s"}}) {
+		t.Fatalf("Service watcher = %v %v", summarize(evs), err)
+	}
+	// Its own kind's events still make it too slow beyond maxLag.
+	for i := 0; i < 3; i++ { // 12..14
+		tf.one(Op{Type: Update, Key: svcKey("web"), Value: []byte{byte('a' + i)}})
+	}
+	var ts *TooSlowError
+	if _, err := services.Next(context.Background()); !errors.As(err, &ts) || ts.LastRevision != 11 {
+		t.Fatalf("Service watcher 3 events behind (maxLag 2) = %v, want TooSlowError at 11", err)
+	}
+	// Resumed from the revision the error gave, it reads the rest.
+	again, err := tf.f.hist.watch(WatchOptions{Kind: "Service", After: 11}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if evs, err := poll(t, again); err != nil || len(evs) != 3 || evs[0].Revision != 12 || evs[2].Revision != 14 {
+		t.Fatalf("resumed Service watcher = %v %v", summarize(evs), err)
+	}
+}
