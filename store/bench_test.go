@@ -478,3 +478,47 @@ func BenchmarkFollowerWatchLag(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWatchersOfAQuietKind is the cost of other kinds' events to watches of a
+// kind that is quiet, as a thousand kubelets' Service watches are during a rollout:
+// 1,000 watchers of Services wait in Next while 20,000 pod events are applied in
+// batches of 20. store_quiet_kind_watch_cpu_per_event is the process's CPU per event
+// (the watchers' wake-ups and scans, and the applies).
+func BenchmarkWatchersOfAQuietKind(b *testing.B) {
+	const name = "store_quiet_kind_watch_cpu_per_event"
+	benchfig.Want(b, name)
+	tf := newTestFSM(b, 100_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < 1000; i++ {
+		w, err := tf.f.hist.watch(WatchOptions{Kind: "Service"}, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() {
+			defer w.Close()
+			for {
+				if _, err := w.Next(ctx); err != nil {
+					return
+				}
+			}
+		})
+	}
+	const events, batch = 20_000, 20
+	txns := make([][]Op, 0, events/batch)
+	for i := 0; i < events; i += batch {
+		var ops []Op
+		for j := i; j < i+batch; j++ {
+			ops = append(ops, Op{Type: Create, Key: podKey(fmt.Sprint("p", j)), Value: []byte("v"), Fields: onNode("w1")})
+		}
+		txns = append(txns, ops)
+	}
+	cpu := benchfig.StartCPU()
+	for _, ops := range txns {
+		tf.apply(ops)
+	}
+	used := cpu()
+	cancel()
+	wg.Wait()
+	bench(name, float64(used.Nanoseconds())/1000/events, "µs")
+}

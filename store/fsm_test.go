@@ -18,12 +18,12 @@ import (
 
 // testFSM is a state machine driven directly with log entries, without Raft.
 type testFSM struct {
-	t    *testing.T
+	t    testing.TB
 	f    *fsm
 	next uint64
 }
 
-func newTestFSM(t *testing.T, historySize int) *testFSM {
+func newTestFSM(t testing.TB, historySize int) *testFSM {
 	t.Helper()
 	f, err := openFSM(filepath.Join(t.TempDir(), "state.db"), 0, 1<<20, nil, newHistory(historySize, 0), testIdentity(t), hclog.NewNullLogger())
 	if err != nil {
