@@ -39,6 +39,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -76,11 +77,18 @@ type Config struct {
 	// does not cache (nothing tells it when such an owner goes) is looked at again.
 	// Default 30s.
 	UncachedOwnerResync time.Duration
+	// UnsyncedKindGrace is how long an owner's foreground or orphan deletion waits for a
+	// followed kind's cache to list before going on without that kind: a kind that cannot
+	// be listed (custom resources whose conversion webhook is down) must not stop every
+	// such deletion in the cluster. Its dependents are then not known, so neither waited
+	// for nor orphaned, as Kubernetes' collector does since 1.31 (blockOwnerDeletion is
+	// best-effort). Default 30s.
+	UnsyncedKindGrace time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Workers: 5, Logger: hclog.NewNullLogger(), UncachedOwnerResync: 30 * time.Second}
+	return Config{Workers: 5, Logger: hclog.NewNullLogger(), UncachedOwnerResync: 30 * time.Second, UnsyncedKindGrace: 30 * time.Second}
 }
 
 // Validate reports every invalid field.
@@ -94,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.UncachedOwnerResync <= 0 {
 		errs = append(errs, fmt.Errorf("uncachedOwnerResync: %v must be positive", c.UncachedOwnerResync))
+	}
+	if c.UnsyncedKindGrace <= 0 {
+		errs = append(errs, fmt.Errorf("unsyncedKindGrace: %v must be positive", c.UnsyncedKindGrace))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("garbage collector config: %w", err)
@@ -112,6 +123,10 @@ type tracked struct {
 	// invalid).
 	withUID func(uid types.UID) (kinds.Object, bool)
 	synced  func() bool
+	// started is when the collector began to follow the kind; unsynced logs once that
+	// its cache has not listed within UnsyncedKindGrace.
+	started  time.Time
+	unsynced atomic.Bool
 	// metadataOnly: the cache holds the objects' metadata alone, so a write reads the
 	// object live first.
 	metadataOnly bool
@@ -205,6 +220,7 @@ func trackAs[T kinds.Object](c *Collector, info *kinds.Info, inf *cache.Informer
 			return nil, false
 		},
 		synced:       inf.HasSynced,
+		started:      time.Now(),
 		metadataOnly: metadataOnly,
 	}
 	c.mu.Lock()
@@ -327,7 +343,8 @@ func keyIn(ns, name string) string {
 
 // Run collects until ctx ends. It starts once the shared kinds and the CRDs are cached;
 // the monitors of the other kinds start then, and an owner's foreground or orphan
-// deletion waits for all of them to have listed (asOwner).
+// deletion waits for all of them to have listed, each for UnsyncedKindGrace at most
+// (asOwner).
 func (c *Collector) Run(ctx context.Context) error {
 	var synced []interface{ HasSynced() bool }
 	for _, t := range c.all() {
@@ -559,8 +576,8 @@ func (c *Collector) uncachedOwner(ctx context.Context, kind, ns, name string) er
 	return c.asOwner(ctx, &tracked{info: info, client: cl}, obj)
 }
 
-// errNotSynced: a kind's cache has not listed yet, so the dependents of an owner are not
-// all known.
+// errNotSynced: a kind's cache has not listed yet (within UnsyncedKindGrace of its
+// start), so the dependents of an owner are not all known.
 var errNotSynced = errors.New("waiting for the caches of every kind to sync")
 
 func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) error {
@@ -573,9 +590,16 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 	}
 	all := c.all()
 	for _, dt := range all {
-		if !dt.synced() {
+		if dt.synced() {
+			continue
+		}
+		if time.Since(dt.started) < c.cfg.UnsyncedKindGrace {
 			// A dependent not yet cached would be orphaned, or not waited for, too soon.
 			return fmt.Errorf("%s %s: %w", t.info.Singular, cache.Key(obj), errNotSynced)
+		}
+		if !dt.unsynced.Swap(true) {
+			c.log.Warn("a kind's cache has not listed: foreground and orphan deletions go on without its objects",
+				"kind", dt.info.Kind, "group", dt.info.Group, "since", dt.started.Format(time.RFC3339))
 		}
 	}
 	uid := obj.GetUID()

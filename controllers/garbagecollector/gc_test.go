@@ -2,6 +2,7 @@ package garbagecollector
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/client"
@@ -230,4 +232,51 @@ func TestOwnersOfOtherKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitfor.ConditionErr(t, 30*time.Second, "pod owned by a node collected", gone(ctx, cs.Pods, "of-node"))
+}
+
+// TestUnsyncedKindStopsNoDeletion: a followed kind whose cache never lists (as custom
+// resources whose conversion webhook is down) holds an owner's foreground deletion for
+// UnsyncedKindGrace from the kind's start, then no longer: the deletion goes on without
+// that kind's objects, as Kubernetes' collector does since 1.31.
+func TestUnsyncedKindStopsNoDeletion(t *testing.T) {
+	cs, ctx, gc := setupCollector(t)
+	// The monitors start once Run is collecting (the kind stands for one of them).
+	waitfor.Condition(t, 30*time.Second, "the collector's monitors", func() (bool, string) {
+		cm := gc.tracked("ConfigMap")
+		return cm != nil && cm.synced(), ""
+	})
+	widget := &kinds.Info{Kind: "Widget", Group: "example.com", Singular: "widget", Namespaced: true}
+	follow := func(since time.Time) {
+		gc.mu.Lock()
+		defer gc.mu.Unlock()
+		gc.kinds[widget.Kind] = &tracked{info: widget, synced: func() bool { return false }, started: since,
+			get:     func(string, string) (kinds.Object, bool) { return nil, false },
+			byOwner: func(types.UID) []kinds.Object { return nil },
+			withUID: func(types.UID) (kinds.Object, bool) { return nil, false }}
+	}
+	follow(time.Now())
+
+	_, rs, pods := tree(t, ctx, cs, "unsynced")
+	if _, err := cs.Deployments.Delete(ctx, "default", "unsynced", client.DeleteOptions{PropagationPolicy: "Foreground"}); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Condition(t, 30*time.Second, "the collector's cache has the deletion", func() (bool, string) {
+		d, ok := gc.tracked("Deployment").get("default", "unsynced")
+		return ok && d.GetDeletionTimestamp() != nil, ""
+	})
+	if err := gc.Reconcile(ctx, "Deployment|default/unsynced"); !errors.Is(err, errNotSynced) {
+		t.Fatalf("within the grace: %v, want %v", err, errNotSynced)
+	}
+	if r, err := cs.ReplicaSets.Get(ctx, "default", rs.Name); err != nil || r.DeletionTimestamp != nil {
+		t.Fatalf("a dependent was deleted while a kind had not listed: %v", err)
+	}
+	follow(time.Now().Add(-gc.cfg.UnsyncedKindGrace)) // the same kind, followed for longer than the grace
+	if err := gc.Reconcile(ctx, "Deployment|default/unsynced"); err != nil {
+		t.Fatalf("after the grace: %v", err)
+	}
+	for _, p := range pods {
+		waitfor.ConditionErr(t, 30*time.Second, "pod deleted", gone(ctx, cs.Pods, p.Name))
+	}
+	waitfor.ConditionErr(t, 30*time.Second, "replicaset deleted", gone(ctx, cs.ReplicaSets, rs.Name))
+	waitfor.ConditionErr(t, 30*time.Second, "deployment deleted", gone(ctx, cs.Deployments, "unsynced"))
 }
