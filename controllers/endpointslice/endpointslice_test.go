@@ -217,6 +217,22 @@ func TestTracker(t *testing.T) {
 	if !tr.Stale("default/web", []*discoveryv1.EndpointSlice{es}) || tr.Stale("default/web", nil) {
 		t.Fatal("a deleted slice")
 	}
+
+	// A slice written, then deleted by another before any sync saw it in the cache: its
+	// event syncs the Service, which waits for nothing of it.
+	tr.wrote("default/web", es)
+	if !tr.observe("default/web", es, true) {
+		t.Fatal("a deletion by another needs no sync")
+	}
+	if tr.Stale("default/web", nil) {
+		t.Fatal("stale after a slice written was deleted by another: the sync waits for a slice that will not come")
+	}
+	// The controller's own deletion's event syncs nothing, and leaves nothing to wait for.
+	tr.wrote("default/web", es)
+	tr.deleted("default/web", "web-a")
+	if tr.observe("default/web", es, true) || tr.Stale("default/web", nil) {
+		t.Fatal("the controller's own deletion")
+	}
 }
 
 // TestTrackerOwn: the events of the controller's own writes need no sync; others do.
@@ -403,4 +419,48 @@ func TestSelectors(t *testing.T) {
 	waitFor("p1 moved to fe", "be: 10.42.0.3; fe: 10.42.0.1 10.42.0.2; web: 10.42.0.1 10.42.0.2")
 	relabel("p0", map[string]string{"app": "db", "tier": "fe"})
 	waitFor("p0 out of web", "be: 10.42.0.3; fe: 10.42.0.2; web: 10.42.0.2")
+}
+
+// TestRecreated: a slice of the controller's deleted by someone else is made again, each
+// time (the step "recreating EndpointSlices after they've been deleted" of the
+// conformance test "should create Endpoints and EndpointSlices for Pods matching a
+// Service"). The Writer remembered its last write of the slice until a later sync saw it
+// in the cache; when the write's own event had synced nothing, the slice's deletion left
+// the Service waiting, every StaleRetry, for a slice that would never come back.
+func TestRecreated(t *testing.T) {
+	cs, ctx := controllertest.Start(t, 60*time.Second, New, DefaultConfig())
+
+	svc := testService()
+	svc.UID, svc.Spec.ClusterIP = "", ""
+	if _, err := cs.Services.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	p := testPod("p0", "", false, 8080)
+	p.UID, p.Spec.Containers[0].Image = "", "busybox"
+	if _, err := cs.Pods.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	controllertest.SetPodStatus(t, ctx, cs, "default", "p0", "10.42.0.1", true)
+	sel := client.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"}
+	for round := range 5 {
+		var names []string
+		waitfor.Condition(t, 10*time.Second, fmt.Sprintf("round %d: the slice of p0", round), func() (bool, string) {
+			l, err := cs.EndpointSlices.List(ctx, "default", sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = names[:0]
+			var got []string
+			for _, es := range l.Items {
+				names = append(names, es.Name)
+				got = append(got, addrs(es)...)
+			}
+			return fmt.Sprint(got) == "[10.42.0.1]", fmt.Sprint(names, got)
+		})
+		for _, name := range names {
+			if _, err := cs.EndpointSlices.Delete(ctx, "default", name, client.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

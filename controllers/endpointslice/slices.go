@@ -230,7 +230,7 @@ func (w *Writer) Track(inf *cache.Informer[*discoveryv1.EndpointSlice], index st
 		return nil
 	})
 	event := func(es *discoveryv1.EndpointSlice, deleted bool) {
-		if k, ok := keyOf(es); ok && !w.Own(k, es, deleted) {
+		if k, ok := keyOf(es); ok && w.observe(k, es, deleted) {
 			changed(k)
 		}
 	}
@@ -302,6 +302,25 @@ func (w *Writer) Own(svc string, es *discoveryv1.EndpointSlice, deleted bool) bo
 		return want == 0
 	}
 	return want > 0 && want == rv(es)
+}
+
+// observe takes an event of a slice of Service svc and says whether it needs a sync (it
+// is not Own). A slice deleted, by the controller or by another, is forgotten: no cache
+// will show it again (its name is not reused), so no sync waits for it (Kubernetes'
+// endpointSliceTracker.HandleDeletion). Remembered, a slice written by the controller and
+// deleted by another made every later sync of the Service find the cache stale, and the
+// slice was never made again.
+func (w *Writer) observe(svc string, es *discoveryv1.EndpointSlice, deleted bool) bool {
+	own := w.Own(svc, es, deleted)
+	if deleted {
+		w.mu.Lock()
+		delete(w.written[svc], es.Name)
+		if len(w.written[svc]) == 0 {
+			delete(w.written, svc)
+		}
+		w.mu.Unlock()
+	}
+	return !own
 }
 
 // Stale says whether the cache's slices of svc are older than what the controller
