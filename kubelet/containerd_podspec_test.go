@@ -311,6 +311,24 @@ func testContainerdHooks(e *env, rt *containerd.Runtime) {
 			e.t.Errorf("container %s: termination message %q, want %q", name, got, want)
 		}
 	}
+
+	// A pod of one such container, as the conformance test's: its exit is seen at once,
+	// before the logging program has written the last line (it waits for the line's end
+	// a moment), so the kubelet reads the log once it has settled (LogSettler). Without
+	// that, the message was empty in most runs.
+	for i := range 3 {
+		name := fmt.Sprint("lastwords-", i)
+		e.create(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "app", Image: busyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+				Command: []string{"sh", "-c", "printf DONE; exit 1"}, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError}}}})
+	}
+	for i := range 3 {
+		name := fmt.Sprint("lastwords-", i)
+		p := e.waitPod(name, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		if got := terminated(statusOf(p.Status.ContainerStatuses, "app")).Message; got != "DONE" {
+			e.t.Errorf("pod %s: termination message %q, want %q", name, got, "DONE")
+		}
+	}
 }
 
 // A StatefulSet-style pod on real containers: its host name (UTS) is spec.hostname,

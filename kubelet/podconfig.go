@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -369,6 +370,9 @@ func (k *Kubelet) readMessages(ctx context.Context, pod *corev1.Pod, hist map[st
 				}
 			}
 			if msg == "" && c.ExitCode != 0 && spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
+				if !k.logSettled(ctx, c) {
+					return
+				}
 				var buf bytes.Buffer
 				// The runtime keeps the CRI log format: the message is the content.
 				if err := k.rt.Logs(ctx, c.ID, crilog.NewDecoder(crilog.NewPrinter(&buf, crilog.Options{})), false); err == nil {
@@ -390,6 +394,28 @@ func (k *Kubelet) readMessages(ctx context.Context, pod *corev1.Pod, hist map[st
 		if !found {
 			delete(mem.messages, id)
 		}
+	}
+}
+
+// logSettled waits, if the runtime asks for it (LogSettler), until c's log holds all of
+// its output: at most LogSettle after its exit, so a moment only for a container that
+// has just exited. It reports false if ctx ended first.
+func (k *Kubelet) logSettled(ctx context.Context, c Container) bool {
+	s, ok := k.rt.(LogSettler)
+	if !ok || c.FinishedAt.IsZero() {
+		return true
+	}
+	wait := time.Until(c.FinishedAt.Add(s.LogSettle()))
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(min(wait, s.LogSettle()))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -80,6 +80,15 @@ type Runtime interface {
 	Version() string
 }
 
+// LogSettler is a Runtime whose log of a container that has just exited may still lack
+// the end of its output for a moment: the containerd runtime's logging program writes a
+// last line without its newline only once the output has been quiet a while. The
+// kubelet reads an exited container's log for its termination message
+// (FallbackToLogsOnError) no sooner than LogSettle after the container's exit.
+type LogSettler interface {
+	LogSettle() time.Duration
+}
+
 // Image pull policies (Container.imagePullPolicy).
 const (
 	PullAlways       = "Always"

@@ -737,6 +737,11 @@ func (r *Runtime) exitedOOM(id, cgroup string, exitCode int) bool {
 // logPoll is how often a followed log file is checked for more output.
 const logPoll = 200 * time.Millisecond
 
+// LogSettle implements kubelet.LogSettler: the logging program writes a container's last
+// line without its newline once its output has been quiet a moment (logger.Settle), while
+// the shim holds the streams open past the exit.
+func (r *Runtime) LogSettle() time.Duration { return logger.Settle }
+
 // Logs implements kubelet.Runtime: the container's log file, in the CRI log format.
 // Following copies what the file holds, then what is appended to it, until the
 // container's task exits (or ctx ends).

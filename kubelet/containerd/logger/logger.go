@@ -51,6 +51,11 @@ const loggerGrace = 2 * time.Second
 // the termination message (FallbackToLogsOnError) and answered `logs` without it.
 const partialIdle = 10 * time.Millisecond
 
+// Settle is how long after a container's exit its log holds all of its output: the
+// last line without a newline is written partialIdle after the output went quiet, which
+// was before the exit; the rest is room for a busy machine to run the program.
+const Settle = 20 * partialIdle
+
 func init() {
 	if len(os.Args) == 3 && os.Args[1] == Arg && os.Getenv("CONTAINER_ID") != "" {
 		os.Exit(serve(os.Args[2]))
