@@ -103,10 +103,11 @@ type Config struct {
 	// have no use for them.
 	ContainerFiles bool
 	// VolumeFiles writes the content of configMap, secret, downwardAPI and projected
-	// volumes (true). Without it (simulated nodes) each such volume is still resolved as
-	// on a real node — its ConfigMaps and Secrets read, its service-account token
-	// requested, a missing source failing the pod the same way — but nothing is written:
-	// no container reads it, and writing it is the node's own work, not the cluster's.
+	// volumes (true). Without it (a fleet of simulated nodes, SimulatedFleet) each such
+	// volume is still resolved as on a real node — its ConfigMaps and Secrets read, its
+	// service-account token requested, a missing source failing the pod the same way —
+	// but nothing is written: no container reads it, and writing it is each node's own
+	// work on its own machine, not the cluster's.
 	VolumeFiles bool
 	// LocalPathRoot is the directory of the local-path provisioner's volumes on this
 	// node (/var/lib/skiff/local-path, the controller manager's LocalPathRoot): the
@@ -173,14 +174,25 @@ func DefaultConfig() Config {
 }
 
 // Simulated is c for a simulated node (the sim runtime): simulated containers read no
-// files, so volumes are resolved but their content is not written (VolumeFiles), no
-// tmpfs is mounted, nothing else is written for them, and the host's local-path volumes
-// are no simulated node's. Several simulated nodes in
+// files, so volumes are plain directories (no tmpfs), nothing else is written for them,
+// and the host's local-path volumes are no simulated node's. Its volumes' content is
+// written, so that the one simulated node of `skiff up --runtime sim` shows it. Several simulated nodes in
 // one process each need their own RootDir too: a node's housekeeping removes the pod
 // directories under its root that none of its pods owns.
 func (c Config) Simulated() Config {
-	c.ContainerFiles, c.VolumeFiles, c.Tmpfs, c.CSINode = false, false, false, false
+	c.ContainerFiles, c.Tmpfs, c.CSINode = false, false, false
 	c.LocalPathRoot = ""
+	return c
+}
+
+// SimulatedFleet is Simulated for one of many simulated nodes in one process (`skiff
+// kubelet --sim-nodes`, the benchmarks' clusters), which stand in for many machines:
+// their volumes are resolved but their content is not written (VolumeFiles), as kwok's
+// nodes write none. A thousand nodes' volumes written on the one machine they share
+// would be a cost no real cluster's control plane bears.
+func (c Config) SimulatedFleet() Config {
+	c = c.Simulated()
+	c.VolumeFiles = false
 	return c
 }
 

@@ -321,12 +321,12 @@ func testProbesAndHooks(e *env) {
 	e.waitGone("stopping")
 }
 
-// A simulated node (Config.Simulated) runs a pod whose configMap volume's ConfigMap
-// exists, and not one whose ConfigMap is missing (FailedMount, as a real node), but
-// writes no volume content under its root: no container reads it.
+// One of a fleet of simulated nodes (Config.SimulatedFleet) runs a pod whose configMap
+// volume's ConfigMap exists, and not one whose ConfigMap is missing (FailedMount, as a
+// real node), but writes no volume content under its root: no container reads it.
 func testSimulatedNodeVolumes(e *env) {
 	t := e.t
-	cfg := testConfig(e.node).Simulated()
+	cfg := testConfig(e.node).SimulatedFleet()
 	cfg.RootDir = t.TempDir()
 	e.start(sim.New(sim.Config{}), cfg)
 	if _, err := e.cs.ConfigMaps.Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "conf"},

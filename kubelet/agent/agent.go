@@ -350,6 +350,7 @@ func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kub
 		for i := 0; i < max(cfg.SimNodes, 1); i++ {
 			c := kcfg.Simulated()
 			if cfg.SimNodes > 0 {
+				c = kcfg.SimulatedFleet()
 				c.NodeName = fmt.Sprintf("%s-%d", kcfg.NodeName, i)
 			}
 			c.Labels = withZone(kcfg.Labels, cfg.Zones, i)

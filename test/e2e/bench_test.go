@@ -124,7 +124,7 @@ func benchCluster(b *testing.B, nodes int, secure bool) (c *apicluster.Cluster, 
 			// the machine), and each node's housekeeping tore down every other node's
 			// pod directories, once a second, reading /proc/self/mountinfo (grown by
 			// the pods' tmpfs mounts) for each: 29% of ui_update_lag's CPU.
-			kc := kubelet.DefaultConfig().Simulated()
+			kc := kubelet.DefaultConfig().SimulatedFleet()
 			kc.NodeName, kc.RootDir = node, filepath.Join(roots, node)
 			kc.Capacity = map[string]string{"cpu": "32", "memory": "128Gi", "pods": "110"}
 			kc.Workers = 2
