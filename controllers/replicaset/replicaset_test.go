@@ -3,6 +3,8 @@ package replicaset
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/record"
+	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/test/apicluster"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -389,4 +392,62 @@ func TestReplicaSetCreatesInBatches(t *testing.T) {
 	if len(revisions) != 3 {
 		t.Fatalf("%d pods created in %d revisions (pods per revision: %v); want 3 (batches of 1, 2, 4)", n, len(revisions), revisions)
 	}
+}
+
+// A sync claims from the ReplicaSet's own pods and its namespace's orphans only (the
+// pod cache's owner and orphan indexes), not from every pod of the namespace: a pod
+// another controller controls, or one of another namespace, is not read.
+func TestCandidatesAreOwnPodsAndOrphans(t *testing.T) {
+	c := apicluster.Start(t, 1, apicluster.Options{})
+	conn, err := client.Dial(c.Addrs(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cs := client.NewClientset(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := cache.NewFactory(cs, hclog.NewNullLogger())
+	ctrl, err := New(cs, f, record.New(cs.Events, record.Config{Component: "replicaset-controller"}), DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}}); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := cs.ReplicaSets.Create(ctx, newRS("mine", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := cs.ReplicaSets.Create(ctx, newRS("theirs", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := func(name, ns string, refs ...metav1.OwnerReference) {
+		t.Helper()
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "web"}, OwnerReferences: refs},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		if _, err := cs.Pods.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := kinds.NewControllerRef(mine)
+	plain.Controller = nil
+	pod("controlled", "default", kinds.NewControllerRef(mine))
+	pod("named", "default", plain) // an orphan naming it as a plain owner: once
+	pod("orphan", "default")
+	pod("theirs", "default", kinds.NewControllerRef(theirs))
+	pod("elsewhere", "other")
+	fctx, stop := context.WithCancel(ctx)
+	f.Start(fctx)
+	t.Cleanup(func() { stop(); f.Wait() })
+	var got []string
+	waitfor.Condition(t, 30*time.Second, "the candidates", func() (bool, string) {
+		got = got[:0]
+		for _, p := range ctrl.candidates(mine) {
+			got = append(got, p.Name)
+		}
+		slices.Sort(got)
+		return slices.Equal(got, []string{"controlled", "named", "orphan"}), fmt.Sprint(got)
+	})
 }
