@@ -218,10 +218,9 @@ func (c *Controller[T]) Reconcile(ctx context.Context, key string) (time.Duratio
 // candidates are the pods a sync of rs claims from: those that name it as an owner and
 // the orphans of its namespace, from the pod cache's indexes (recent Kubernetes
 // controllers read them from a pod index by controller UID). A pod another controller
-// controls is neither adopted nor
-// released, so the rest of the namespace need not be read: a sync costs rs's own pods,
-// not the namespace's (fifty ReplicaSets of a thousand pods in one namespace read fifty
-// thousand pods a sync each).
+// controls is neither adopted nor released, so the rest of the namespace need not be
+// read: a sync costs rs's own pods, not the namespace's (fifty ReplicaSets of a
+// thousand pods in one namespace read fifty thousand pods a sync each).
 func (c *Controller[T]) candidates(rs T) []*corev1.Pod {
 	out := c.pods.ByIndex(cache.IndexOwner, string(rs.GetUID()))
 	named := make(map[types.UID]bool, len(out))
