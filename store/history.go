@@ -407,8 +407,8 @@ type Watcher struct {
 	idle   time.Time
 	// batchBytes is the object bytes of the batch being read.
 	batchBytes int
-	// Indexed watches: the index, this watch's value list in it, and the signal that
-	// an event was listed there (or the history reset or closed).
+	// The index the watch reads (its field's, or its kind's), its value's list in it,
+	// and the signal that an event was listed there (or the history reset or closed).
 	index  *fieldIndex
 	log    *valueLog
 	notify chan struct{}

@@ -94,17 +94,16 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// newClientset is a client of a fresh single-node cluster, closed with the test.
+func newClientset(t *testing.T) *client.Clientset {
+	return client.NewClientset(apicluster.Start(t, 1, apicluster.Options{}).Dial(t, "admin", client.Options{}))
+}
+
 // start runs the ReplicaSet and ReplicationController controllers against a fresh
 // single-node cluster.
 func start(t *testing.T) (*client.Clientset, context.Context) {
 	t.Helper()
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	cs := client.NewClientset(conn)
+	cs := newClientset(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
 	rec := record.New(cs.Events, record.Config{Component: "replicaset-controller"})
@@ -398,13 +397,7 @@ func TestReplicaSetCreatesInBatches(t *testing.T) {
 // pod cache's owner and orphan indexes), not from every pod of the namespace: a pod
 // another controller controls, or one of another namespace, is not read.
 func TestCandidatesAreOwnPodsAndOrphans(t *testing.T) {
-	c := apicluster.Start(t, 1, apicluster.Options{})
-	conn, err := client.Dial(c.Addrs(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	cs := client.NewClientset(conn)
+	cs := newClientset(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	f := cache.NewFactory(cs, hclog.NewNullLogger())
