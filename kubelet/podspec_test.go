@@ -23,6 +23,14 @@ import (
 // it. (test/e2e TestPodSpecManifests runs documentation-style manifests through skiff up
 // on both runtimes.)
 
+// configMap creates the ConfigMap name of data in the test's namespace.
+func (e *env) configMap(name string, data map[string]string) {
+	e.t.Helper()
+	if _, err := e.cs.ConfigMaps.Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Data: data}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func (e *env) create(p *corev1.Pod) *corev1.Pod {
 	e.t.Helper()
 	p.Namespace = e.ns
@@ -84,10 +92,7 @@ func testEnvFrom(e *env) {
 	t := e.t
 	rt := sim.New(sim.Config{})
 	e.start(rt, testConfig(e.node))
-	if _, err := e.cs.ConfigMaps.Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "cfg"},
-		Data: map[string]string{"LEVEL": "very", "MODE": "fast", "1bad": "x"}}); err != nil {
-		t.Fatal(err)
-	}
+	e.configMap("cfg", map[string]string{"LEVEL": "very", "MODE": "fast", "1bad": "x"})
 	if _, err := e.cs.Secrets.Create(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "creds"},
 		Data: map[string][]byte{"password": []byte("hunter2")}}); err != nil {
 		t.Fatal(err)
@@ -329,10 +334,7 @@ func testSimulatedNodeVolumes(e *env) {
 	cfg := testConfig(e.node).SimulatedFleet()
 	cfg.RootDir = t.TempDir()
 	e.start(sim.New(sim.Config{}), cfg)
-	if _, err := e.cs.ConfigMaps.Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "conf"},
-		Data: map[string]string{"greeting": "hello"}}); err != nil {
-		t.Fatal(err)
-	}
+	e.configMap("conf", map[string]string{"greeting": "hello"})
 	withVolume := func(name, cm string) *corev1.Pod {
 		app := container("app", "sleep", "3600")
 		app.VolumeMounts = []corev1.VolumeMount{{Name: "conf", MountPath: "/etc/conf"}}
@@ -363,10 +365,7 @@ func testVolumes(e *env) {
 	cfg := testConfig(e.node)
 	cfg.RootDir = t.TempDir()
 	e.start(rt, cfg)
-	if _, err := e.cs.ConfigMaps.Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "conf"},
-		Data: map[string]string{"greeting": "hello"}}); err != nil {
-		t.Fatal(err)
-	}
+	e.configMap("conf", map[string]string{"greeting": "hello"})
 	app := container("app", "sleep", "3600")
 	app.VolumeMounts = []corev1.VolumeMount{{Name: "conf", MountPath: "/etc/conf"}, {Name: "scratch", MountPath: "/scratch", SubPath: "app"}}
 	side := container("side", "sleep", "3600")
