@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func TestKubelet(t *testing.T) {
 		{"runtimehandler", testRuntimeHandler},
 		{"ephemeral", testEphemeralContainers},
 		{"resize", testResize},
+		{"ownctx", testCallsUnderTheNodesContext},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -112,6 +114,12 @@ func testConfig(node string) kubelet.Config {
 // start runs a kubelet until the returned stop is called (or the test ends).
 func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 	e.t.Helper()
+	return e.startWith(nil, rt, cfg)
+}
+
+// startWith is start with Run given wrap(its context) instead (wrap nil: the context).
+func (e *env) startWith(wrap func(context.Context) context.Context, rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
+	e.t.Helper()
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "kubelet", Level: hclog.Debug, Output: testWriter{e.t}})
 	if cfg.RootDir == kubelet.DefaultConfig().RootDir {
 		cfg.RootDir = e.t.TempDir()
@@ -121,8 +129,12 @@ func (e *env) start(rt kubelet.Runtime, cfg kubelet.Config) (stop func()) {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
+	run := context.Context(ctx)
+	if wrap != nil {
+		run = wrap(ctx)
+	}
 	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
+	go func() { done <- k.Run(run) }()
 	stopped := false
 	e.started = true
 	stop = func() {
@@ -875,4 +887,39 @@ func TestCSINodeAsTheNode(t *testing.T) {
 	if _, err := csiNodes.Get(ctx, "", "sim"); !client.IsNotFound(err) {
 		t.Errorf("a simulated node's CSINode: %v, want none", err)
 	}
+}
+
+// testCallsUnderTheNodesContext: a node's calls and waits take their deadlines from a
+// context of the node's own, not from the one Run is given, which a process's thousands
+// of simulated nodes share (each derived context registers with its parent under the
+// parent's lock: one lock for every call of every node).
+func testCallsUnderTheNodesContext(e *env) {
+	t := e.t
+	var parent *countingCtx
+	e.startWith(func(ctx context.Context) context.Context {
+		parent = &countingCtx{Context: ctx}
+		return parent
+	}, sim.New(sim.Config{}), testConfig(e.node))
+	p := e.createPod("p", e.node, corev1.RestartPolicyAlways, "busybox", "sleep", "3600")
+	e.waitPod(p.Name, "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	// Registered, Leases renewed, the pod started and its status written: every call
+	// took a deadline from some context, and one context was ever derived from parent.
+	if n := parent.registered.Load(); n != 1 {
+		t.Errorf("%d contexts derived from the context Run was given, want 1 (the node's own)", n)
+	}
+}
+
+// countingCtx is a cancelable context that is none of package context's own, so that a
+// context derived from it registers through its AfterFunc, which counts them.
+type countingCtx struct {
+	context.Context
+	registered atomic.Int64
+}
+
+// Value hides the embedded context's own cancelable context (its values: none).
+func (c *countingCtx) Value(any) any { return nil }
+
+func (c *countingCtx) AfterFunc(f func()) (stop func() bool) {
+	c.registered.Add(1)
+	return context.AfterFunc(c.Context, f)
 }
