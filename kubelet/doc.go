@@ -24,7 +24,8 @@
 // when it changed.
 //
 // Changes in the runtime are noticed by listing its containers every RelistPeriod
-// (Kubernetes' PLEG): a pod whose containers changed is queued.
+// (Kubernetes' PLEG): a pod whose containers changed is queued. A runtime that counts its
+// changes (ChangeTracker: the simulated one) is listed only when the count moved.
 //
 // Deleting a bound pod marks it (deletionTimestamp, deletionGracePeriodSeconds); the
 // kubelet stops its containers with that grace period (SIGTERM, then SIGKILL), removes

@@ -230,17 +230,31 @@ func (k *Kubelet) sleep(ctx context.Context, d time.Duration) bool {
 func (k *Kubelet) relistLoop(ctx context.Context, wg *sync.WaitGroup) {
 	seen := map[string]string{} // pod key -> fingerprint of its containers
 	var lastResync, lastRefresh time.Time
+	// A runtime that counts its changes is listed only when the count moved since the
+	// last list that succeeded (listed); a relist would find nothing otherwise.
+	tracker, tracks := k.rt.(ChangeTracker)
+	var listed struct {
+		ok      bool
+		changes uint64
+	}
 	k.every(ctx, wg, func(ctx context.Context) time.Duration {
 		if lastResync.IsZero() {
 			lastResync, lastRefresh = k.cfg.Clock.Now(), k.cfg.Clock.Now()
 			k.housekeeping(ctx)
 		}
-		next, err := k.relist(ctx, seen)
-		if err != nil && ctx.Err() == nil {
-			k.log.Warn("list containers failed", "error", err)
+		var changes uint64
+		if tracks {
+			changes = tracker.Changes() // before the list: a change during it is listed again
 		}
-		if next != nil {
-			seen = next
+		if !tracks || !listed.ok || changes != listed.changes {
+			next, err := k.relist(ctx, seen)
+			if err != nil && ctx.Err() == nil {
+				k.log.Warn("list containers failed", "error", err)
+			}
+			if next != nil {
+				seen = next
+				listed.ok, listed.changes = tracks, changes
+			}
 		}
 		if now := k.cfg.Clock.Now(); now.Sub(lastResync) >= k.cfg.ResyncPeriod {
 			lastResync = now

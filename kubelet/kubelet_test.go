@@ -81,6 +81,7 @@ func TestKubelet(t *testing.T) {
 		{"ephemeral", testEphemeralContainers},
 		{"resize", testResize},
 		{"ownctx", testCallsUnderTheNodesContext},
+		{"relistquiet", testRelistListsOnlyAfterChanges},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -922,4 +923,44 @@ func (c *countingCtx) Value(any) any { return nil }
 func (c *countingCtx) AfterFunc(f func()) (stop func() bool) {
 	c.registered.Add(1)
 	return context.AfterFunc(c.Context, f)
+}
+
+// testRelistListsOnlyAfterChanges: with a runtime that counts its changes, the relist
+// lists the containers only when the count moved: a node where nothing changes lists
+// nothing however many relists pass, and a container that exits on its own schedule is
+// still seen at once.
+func testRelistListsOnlyAfterChanges(e *env) {
+	t := e.t
+	rt := &countingRuntime{Runtime: sim.New(sim.Config{})}
+	e.start(rt, testConfig(e.node))
+	running := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }
+	e.waitPod(e.createPod("p", e.node, corev1.RestartPolicyAlways, "busybox", "sleep", "3600").Name, "running", running)
+	lists, relists := rt.lists.Load(), rt.changes.Load()
+	waitfor.Condition(t, e.timeout(), "twenty relists", func() (bool, string) {
+		n := rt.changes.Load() - relists
+		return n >= 20, fmt.Sprintf("%d relists", n)
+	})
+	// The pod's own syncs (its status written, seen again) may list; the relists must not.
+	if n := rt.lists.Load() - lists; n >= 10 {
+		t.Errorf("%d lists of the containers in twenty relists of a node where nothing changed", n)
+	}
+	e.waitPod(e.createPod("q", e.node, corev1.RestartPolicyNever, "busybox", "sleep", "1").Name, "succeeded", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded
+	})
+}
+
+// countingRuntime counts a runtime's lists and its change counts asked for (relists).
+type countingRuntime struct {
+	*sim.Runtime
+	lists, changes atomic.Int64
+}
+
+func (r *countingRuntime) List(ctx context.Context) ([]kubelet.Container, error) {
+	r.lists.Add(1)
+	return r.Runtime.List(ctx)
+}
+
+func (r *countingRuntime) Changes() uint64 {
+	r.changes.Add(1)
+	return r.Runtime.Changes()
 }

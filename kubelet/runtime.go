@@ -315,6 +315,15 @@ type Container struct {
 	FinishedAt time.Time
 }
 
+// ChangeTracker is a Runtime that counts its containers' changes, so that the kubelet's
+// relist lists them only when one happened (as Kubernetes' evented PLEG lists seldom
+// and takes the runtime's events instead). Changes returns a count that grows with every
+// change List would report — a container created, removed or exited, an exit on the
+// container's own schedule once its time has come — and stays the same otherwise.
+type ChangeTracker interface {
+	Changes() uint64
+}
+
 // Labels the runtimes store a container's identity under.
 const (
 	LabelPodUID        = "io.skiff.pod.uid"

@@ -96,9 +96,19 @@ type Runtime struct {
 	present  map[string]string
 	ctrs     map[string]*container
 	ids      []string // ctrs' IDs in order, nil when ctrs changed since List sorted them
+	version  uint64   // grows with every container created, exited or removed (Changes)
+	due      dueExit  // the earliest exit of a running container on its own schedule
 	seq      int
 	creates  int
 	pulls    int
+}
+
+// dueExit is when the next running container exits of its own accord, as of version: a
+// container whose runFor ends. Zero at: none will.
+type dueExit struct {
+	version uint64
+	known   bool
+	at      time.Time
 }
 
 type container struct {
@@ -251,6 +261,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	}
 	r.ctrs[id] = c
 	r.ids = nil
+	r.version++
 	if limit := memoryLimit(cfg); limit > 0 && wantsMemory(argv) > limit {
 		c.print(now, fmt.Sprintf("sim: container %s asked for %d bytes over its limit of %d: OOM-killed", cfg.Name, wantsMemory(argv), limit))
 		r.exit(c, 137, now)
@@ -602,6 +613,7 @@ func (r *Runtime) settle(c *container, now time.Time) {
 
 func (r *Runtime) exit(c *container, code int, at time.Time) {
 	c.c.State, c.c.ExitCode, c.c.FinishedAt = kubelet.StateExited, code, at
+	r.version++
 	c.print(at, fmt.Sprintf("sim: container %s exited with code %d", c.c.Name, code))
 }
 
@@ -656,7 +668,35 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	delete(r.ctrs, id)
 	r.ids = nil
+	r.version++
 	return nil
+}
+
+// Changes implements kubelet.ChangeTracker: a count that grows with every container created,
+// removed or exited, an exit whose time has come on the runtime's clock included (those
+// are settled here, as List would). Between changes it costs a comparison: a node's
+// relist every second no longer lists its containers to find nothing (issue 26).
+func (r *Runtime) Changes() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.due.known || r.due.version != r.version {
+		r.due = dueExit{version: r.version, known: true}
+		for _, c := range r.ctrs {
+			if c.c.State == kubelet.StateRunning && c.runFor >= 0 {
+				if end := c.c.StartedAt.Add(c.runFor); r.due.at.IsZero() || end.Before(r.due.at) {
+					r.due.at = end
+				}
+			}
+		}
+	}
+	if at := r.due.at; !at.IsZero() {
+		if now := r.now(); !now.Before(at) {
+			for _, c := range r.ctrs {
+				r.settle(c, now)
+			}
+		}
+	}
+	return r.version
 }
 
 // List implements kubelet.Runtime, in creation order.

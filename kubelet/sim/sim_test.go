@@ -196,6 +196,73 @@ func TestListFollowsCreateAndRemove(t *testing.T) {
 	}
 }
 
+// TestChangesCountWhatListWouldShow: the count moves with every create, exit and remove,
+// an exit on the container's own schedule once its time has come on the runtime's clock,
+// and never between them.
+func TestChangesCountWhatListWouldShow(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	r := New(Config{Present: []string{"busybox"}, Now: clk.Now})
+	start := func(name string, command ...string) string {
+		id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: "u", PodName: "p", Namespace: "ns", Name: name, Image: "busybox", Command: command})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	state := func(id string) kubelet.ContainerState {
+		l, _ := r.List(ctx)
+		for _, c := range l {
+			if c.ID == id {
+				return c.State
+			}
+		}
+		return "gone"
+	}
+	last := r.Changes()
+	step := func(what string, moved bool) {
+		t.Helper()
+		now := r.Changes()
+		if (now != last) != moved {
+			t.Errorf("%s: changes %d → %d, want moved %v", what, last, now, moved)
+		}
+		if again := r.Changes(); again != now {
+			t.Errorf("%s: changes %d then %d with nothing between", what, now, again)
+		}
+		last = now
+	}
+	step("nothing", false)
+	forever := start("forever", "sleep", "3600")
+	step("a container created", true)
+	brief := start("brief", "sleep", "10")
+	step("another created", true)
+	clk.Add(9 * time.Second)
+	step("9 s of the 10 s one's run", false)
+	if state(brief) != kubelet.StateRunning {
+		t.Fatalf("brief %s before its end", state(brief))
+	}
+	clk.Add(time.Second)
+	step("its run ended", true) // settled by Changes, before any List
+	if state(brief) != kubelet.StateExited {
+		t.Fatalf("brief %s after its end", state(brief))
+	}
+	step("listed after it", false)
+	if err := r.Stop(ctx, forever, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	step("stopped", true)
+	if err := r.Remove(ctx, brief); err != nil {
+		t.Fatal(err)
+	}
+	step("removed", true)
+	other := start("other")
+	step("created", true)
+	if err := r.Exit(other, 2); err != nil {
+		t.Fatal(err)
+	}
+	step("made to exit", true)
+}
+
 // syncBuffer is a bytes.Buffer safe to read while a follower writes.
 type syncBuffer struct {
 	mu  sync.Mutex
