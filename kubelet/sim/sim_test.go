@@ -408,3 +408,28 @@ func TestEnvOneCopy(t *testing.T) {
 		t.Errorf("an equal variable is two copies")
 	}
 }
+
+// BenchmarkQuietRelist is what a node's relist asks of its runtime each second when
+// nothing changed, with 30 containers (150,000 pods on 5,000 nodes): the list it made
+// before the runtime counted its changes, and the count it reads now.
+func BenchmarkQuietRelist(b *testing.B) {
+	ctx := context.Background()
+	r := New(Config{Present: []string{"busybox"}})
+	for i := range 30 {
+		if _, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: strconv.Itoa(i), PodName: "p" + strconv.Itoa(i), Namespace: "ns", Name: "c", Image: "busybox"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("list", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := r.List(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("changes", func(b *testing.B) {
+		for b.Loop() {
+			r.Changes()
+		}
+	})
+}
