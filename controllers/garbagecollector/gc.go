@@ -8,7 +8,8 @@
 //     blockOwnerDeletion remains; owners in a circle stop blocking each other's deletion
 //     (inCircle);
 //   - orphan: an owner deleted with the orphan finalizer has its references removed from
-//     its dependents, then loses the finalizer.
+//     its dependents, then loses the finalizer; a dependent the collector sees only once
+//     such an owner is gone is orphaned too (orphanedOwners), not collected.
 //
 // An owner reference names its owner's kind by apiVersion and kind; one of a kind Skiff
 // does not serve is left alone. A namespaced dependent's owner is looked for in the
@@ -148,6 +149,42 @@ type Collector struct {
 	crds       *cache.Lister[*apiextensionsv1.CustomResourceDefinition]
 	crdsSynced func() bool
 	crdChanged chan struct{} // a CRD was added, changed or deleted (buffered, one)
+
+	orphaned orphanedOwners
+}
+
+// orphanedOwners remembers the uids of owners the collector orphaned the dependents of
+// (deleted with the orphan finalizer), so that a dependent it sees only after its owner
+// is gone is orphaned too rather than collected. Nothing orders the events of two kinds:
+// a dependent created just before its owner's orphan deletion can reach the collector's
+// cache after the owner's finalizer was handled and the owner removed; it would then be
+// an object whose owner is gone, and deleted (the race Kubernetes' collector documents,
+// kubernetes#26120). Two generations of at most orphanedGeneration uids each, the older
+// dropped when the newer fills: bounded, and an owner's dependents are long seen before
+// thousands of other orphanings have passed.
+type orphanedOwners struct {
+	mu        sync.Mutex
+	cur, prev map[types.UID]bool
+}
+
+const orphanedGeneration = 4096
+
+func (o *orphanedOwners) add(uid types.UID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.cur) >= orphanedGeneration {
+		o.prev, o.cur = o.cur, nil
+	}
+	if o.cur == nil {
+		o.cur = map[types.UID]bool{}
+	}
+	o.cur[uid] = true
+}
+
+func (o *orphanedOwners) has(uid types.UID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.cur[uid] || o.prev[uid]
 }
 
 // New makes the collector on the factory's informers; Run starts it. The factory must be
@@ -488,6 +525,12 @@ func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Objec
 		}
 	}
 	switch {
+	case len(alive) == 0 && !foreground && orphanedOnly(refs, c.orphaned.has):
+		// Every owner was deleted with its dependents orphaned, this one reaching the
+		// cache after: orphaned as they were, not collected.
+		return false, c.update(ctx, t, obj, "orphan", func(o kinds.Object) bool {
+			return dropOwners(o, func(r metav1.OwnerReference) bool { return c.orphaned.has(r.UID) })
+		})
 	case len(alive) == 0 || foreground:
 		policy := "Background"
 		if foreground {
@@ -509,6 +552,17 @@ func (c *Collector) asDependent(ctx context.Context, t *tracked, obj kinds.Objec
 		})
 	}
 	return uncached, nil
+}
+
+// orphanedOnly says whether refs (all of owners that are gone) are some, each naming an
+// owner whose dependents were orphaned.
+func orphanedOnly(refs []metav1.OwnerReference, orphaned func(types.UID) bool) bool {
+	for _, r := range refs {
+		if !orphaned(r.UID) {
+			return false
+		}
+	}
+	return len(refs) > 0
 }
 
 // dropOwners removes o's owner references that gone says are gone, and says whether
@@ -606,6 +660,7 @@ func (c *Collector) asOwner(ctx context.Context, t *tracked, obj kinds.Object) e
 	var errs []error
 	switch {
 	case slices.Contains(obj.GetFinalizers(), FinalizerOrphan):
+		c.orphaned.add(uid)
 		for _, dt := range all {
 			for _, d := range dt.byOwner(uid) {
 				err := c.update(ctx, dt, d, "orphan", func(o kinds.Object) bool {
