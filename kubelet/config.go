@@ -92,6 +92,13 @@ type Config struct {
 	// Deployment's pods spread over a thousand nodes hold its template once, not once a
 	// node. nil: the kubelet makes its own.
 	PodParts *cache.PodParts
+	// SyncTurns, when set, bounds the pod syncs under way at once across the kubelets
+	// that share it (the simulated nodes of one process): each sync takes a turn for its
+	// length. Thousands of simulated nodes' syncs at once kept thousands of goroutines
+	// runnable on the process's share of the cores, and every node's Lease renewal
+	// waited behind all of them (issue 26's 150,000-pod point); a real node's heartbeat
+	// has its machine to itself. nil: no bound.
+	SyncTurns Turns
 	// RootDir holds the pods' directories and volumes (/var/lib/skiff/kubelet), as
 	// Kubernetes' --root-dir.
 	RootDir string

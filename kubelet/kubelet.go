@@ -202,9 +202,36 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	return nil
 }
 
+// Turns bounds how much work its users do at once: Take waits for a turn (or ctx's end)
+// and returns the function that gives it back.
+type Turns interface {
+	Take(ctx context.Context) (done func(), err error)
+}
+
+// NewTurns returns Turns of n at once.
+func NewTurns(n int) Turns { return make(chanTurns, n) }
+
+type chanTurns chan struct{}
+
+func (t chanTurns) Take(ctx context.Context) (func(), error) {
+	select {
+	case t <- struct{}{}:
+		return func() { <-t }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // syncPodLogged is syncPod, warning of a failure (retried with back-off) that is not
 // the kubelet stopping.
 func (k *Kubelet) syncPodLogged(ctx context.Context, key string) (time.Duration, error) {
+	if k.cfg.SyncTurns != nil {
+		done, err := k.cfg.SyncTurns.Take(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer done()
+	}
 	requeue, err := k.syncPod(ctx, key)
 	if err != nil && ctx.Err() == nil {
 		k.log.Warn("sync pod failed; retrying", "pod", key, "error", err)

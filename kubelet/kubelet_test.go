@@ -82,6 +82,7 @@ func TestKubelet(t *testing.T) {
 		{"resize", testResize},
 		{"ownctx", testCallsUnderTheNodesContext},
 		{"relistquiet", testRelistListsOnlyAfterChanges},
+		{"syncturns", testSyncTurnsBoundTheFleetsSyncs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -963,4 +964,70 @@ func (r *countingRuntime) List(ctx context.Context) ([]kubelet.Container, error)
 func (r *countingRuntime) Changes() uint64 {
 	r.changes.Add(1)
 	return r.Runtime.Changes()
+}
+
+// testSyncTurnsBoundTheFleetsSyncs: kubelets sharing SyncTurns (a process's simulated
+// nodes) run no more pod syncs at once than it has turns: with one turn, a node's pod
+// waits for it while another node's sync holds it, and starts once that sync ends.
+func testSyncTurnsBoundTheFleetsSyncs(e *env) {
+	t := e.t
+	turns := &countedTurns{Turns: kubelet.NewTurns(1)}
+	release := make(chan struct{})
+	rt := &heldRuntime{Runtime: sim.New(sim.Config{}), release: release, started: make(chan string, 2)}
+	other := e.node + "-b"
+	for _, node := range []string{e.node, other} {
+		cfg := testConfig(node)
+		cfg.SyncTurns = turns
+		e.start(rt, cfg)
+	}
+	e.createPod("a", e.node, corev1.RestartPolicyAlways, "busybox", "sleep", "3600")
+	if first := <-rt.started; first != "a" { // a's sync holds the turn, its start held
+		t.Fatalf("%s started first", first)
+	}
+	e.createPod("b", other, corev1.RestartPolicyAlways, "busybox", "sleep", "3600")
+	waitfor.Condition(t, e.timeout(), "the other node's sync asking for a turn", func() (bool, string) {
+		n := turns.asked.Load()
+		return n >= 2, fmt.Sprintf("%d asked", n)
+	})
+	select {
+	case second := <-rt.started:
+		t.Fatalf("%s started while a's sync held the only turn", second)
+	default:
+	}
+	close(release)
+	running := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }
+	e.waitPod("a", "running", running)
+	e.waitPod("b", "running", running)
+}
+
+// countedTurns counts the turns asked for.
+type countedTurns struct {
+	kubelet.Turns
+	asked atomic.Int64
+}
+
+func (c *countedTurns) Take(ctx context.Context) (func(), error) {
+	c.asked.Add(1)
+	return c.Turns.Take(ctx)
+}
+
+// heldRuntime is a runtime whose container starts wait for release, saying which pod
+// started on started.
+type heldRuntime struct {
+	*sim.Runtime
+	release chan struct{}
+	started chan string
+}
+
+func (r *heldRuntime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfig) (string, error) {
+	select {
+	case r.started <- cfg.PodName:
+	default: // a start after the test's two (a retry while stopping) is not reported
+	}
+	select {
+	case <-r.release:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return r.Runtime.CreateAndStart(ctx, cfg)
 }

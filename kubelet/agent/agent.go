@@ -158,6 +158,11 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// simSyncTurns is how many pod syncs a process's simulated nodes run at once
+// (kubelet.Config.SyncTurns): a sync is mostly waits on the API servers, so 64 keep
+// thousands of syncs a second going while the goroutines runnable stay few.
+const simSyncTurns = 64
+
 // Run runs the kubelet (or the simulated kubelets) and the log server until ctx ends.
 // The first of them to fail stops the others, and Run returns its error.
 func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
@@ -182,6 +187,7 @@ func Run(ctx context.Context, cs *client.Clientset, cfg Config) error {
 		services = cache.NewInformer(cs.Services, "", client.ListOptions{}, log)
 		kcfg.Services = services
 		kcfg.PodParts = cache.NewPodParts()
+		kcfg.SyncTurns = kubelet.NewTurns(simSyncTurns)
 	}
 	kubelets, err := newKubelets(ctx, cs, cfg, kcfg, logs)
 	if err != nil {
