@@ -981,8 +981,13 @@ func testSyncTurnsBoundTheFleetsSyncs(e *env) {
 		e.start(rt, cfg)
 	}
 	e.createPod("a", e.node, corev1.RestartPolicyAlways, "busybox", "sleep", "3600")
-	if first := <-rt.started; first != "a" { // a's sync holds the turn, its start held
-		t.Fatalf("%s started first", first)
+	select { // a's sync holds the turn, its start held
+	case first := <-rt.started:
+		if first != "a" {
+			t.Fatalf("%s started first", first)
+		}
+	case <-e.ctx.Done():
+		t.Fatal("pod a never started")
 	}
 	e.createPod("b", other, corev1.RestartPolicyAlways, "busybox", "sleep", "3600")
 	waitfor.Condition(t, e.timeout(), "the other node's sync asking for a turn", func() (bool, string) {
