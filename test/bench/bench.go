@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,3 +92,33 @@ func Percentile(d []time.Duration, p float64) float64 {
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	return float64(d[int(float64(len(d)-1)*p)].Microseconds()) / 1000
 }
+
+// ProcessCPU is the CPU time (user and system) process pid has used so far, read from
+// /proc/PID/stat (its utime and stime, in the kernel's clock ticks of 1/100 s); 0 if the
+// process is gone or the file cannot be read.
+func ProcessCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command's name, in parentheses, may hold spaces: count fields after it.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 { // utime and stime are the 14th and 15th fields, the 12th and 13th after the name
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * (time.Second / clockTicks)
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100

@@ -92,3 +92,19 @@ func TestSampleCPU(t *testing.T) {
 		t.Errorf("samples hold %v of CPU, want at least the 20 ms spun (%d turns)", used, n)
 	}
 }
+
+// TestProcessCPU: /proc's count of this process's CPU agrees with getrusage's, to the
+// ticks that separate them, after the process spun; a process that does not exist has
+// none.
+func TestProcessCPU(t *testing.T) {
+	began := cpuTime()
+	for cpuTime()-began < 50*time.Millisecond {
+	}
+	ru, proc := cpuTime(), ProcessCPU(os.Getpid())
+	if proc < 50*time.Millisecond-2*time.Second/clockTicks || proc > ru+2*time.Second/clockTicks {
+		t.Errorf("/proc says %v, getrusage %v", proc, ru)
+	}
+	if got := ProcessCPU(-1); got != 0 {
+		t.Errorf("no process: %v, want 0", got)
+	}
+}

@@ -76,8 +76,39 @@ func BenchmarkScale150000r5000n(b *testing.B) {
 }
 
 // scaleRSSLimit ends a run whose processes (the cluster's and the benchmark's) hold more
-// than this together: the machine is shared.
+// than this together: the machine may be shared. SKIFF_SCALE_RSS_LIMIT (a quantity:
+// 20Gi) sets another on a machine of one's own.
 const scaleRSSLimit = 14 << 30
+
+// scaleListPeriod is how often the paged-list probe starts its lists (a protobuf list
+// and a JSON list of every pod; at once if the last two took longer): 5 s, or
+// SKIFF_SCALE_LIST_PERIOD (a duration; "off" runs no list probe, to price it).
+const scaleListPeriod = 5 * time.Second
+
+// scaleSettings reads the scale runs' variables: the memory limit and the list probe's
+// period (0: no list probe).
+func scaleSettings(b *testing.B) (rssLimit int64, listPeriod time.Duration) {
+	rssLimit, listPeriod = scaleRSSLimit, scaleListPeriod
+	if v := os.Getenv("SKIFF_SCALE_RSS_LIMIT"); v != "" {
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Value() <= 0 {
+			b.Fatalf("SKIFF_SCALE_RSS_LIMIT=%q: want a positive quantity, such as 20Gi", v)
+		}
+		rssLimit = q.Value()
+	}
+	switch v := os.Getenv("SKIFF_SCALE_LIST_PERIOD"); v {
+	case "":
+	case "off":
+		listPeriod = 0
+	default:
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			b.Fatalf("SKIFF_SCALE_LIST_PERIOD=%q: want a positive duration, such as 10s, or off", v)
+		}
+		listPeriod = d
+	}
+	return rssLimit, listPeriod
+}
 
 // scaleComponents are the processes of a scale run, in the order the figures print.
 var scaleComponents = []string{"apiserver_n1", "apiserver_n2", "apiserver_n3", "controller_manager", "scheduler", "kubelets"}
@@ -137,7 +168,8 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 		startScale(b, "scheduler", scaleComponents[4], append([]string{"scheduler", "--log-level", "warn"}, as("scheduler")...)...),
 		startScale(b, "kubelets", scaleComponents[5], append([]string{"kubelet", "--runtime", "sim", "--sim-nodes", fmt.Sprint(nodes), "--node-name", "sim",
 			"--sim-cert-dir", pkiDir, "--kubelet-listen", "none", "--node-ip", "127.0.0.1", "--log-level", "warn"}, as("kubelet-sim-0")...)...))
-	rss := newRSSWatch(b, procs, scaleRSSLimit)
+	rssLimit, listPeriod := scaleSettings(b)
+	rss := newRSSWatch(b, procs, rssLimit)
 	defer rss.stop()
 
 	waitfor.Condition(b, 30*time.Minute, fmt.Sprintf("%d nodes registered and Ready", nodes), func() (bool, string) {
@@ -192,18 +224,24 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	var probes sync.WaitGroup
 	mutate, lag := &latencies{}, &latencies{}
 	lists, protobufLists := &latencies{}, &latencies{}
-	probes.Add(3)
+	probes.Add(2)
 	go func() { defer probes.Done(); probeMutations(probeCtx, cs, mutate, lag) }()
 	go func() { defer probes.Done(); probeWatchLag(probeCtx, cs, lag) }()
-	go func() {
-		defer probes.Done()
-		probePagedLists(probeCtx, b, &http.Client{Transport: &http.Transport{TLSClientConfig: apicluster.ClientTLS(b, pkiDir, "admin"),
-			ForceAttemptHTTP2: true}}, "https://"+apis[0], lists, protobufLists)
-	}()
+	if listPeriod > 0 {
+		probes.Add(1)
+		go func() {
+			defer probes.Done()
+			probePagedLists(probeCtx, b, &http.Client{Transport: &http.Transport{TLSClientConfig: apicluster.ClientTLS(b, pkiDir, "admin"),
+				ForceAttemptHTTP2: true}}, "https://"+apis[0], listPeriod, lists, protobufLists)
+		}()
+	} else {
+		b.Log("no paged-list probe (SKIFF_SCALE_LIST_PERIOD=off)")
+	}
 	defer func() { stopProbes(); probes.Wait() }()
 
 	b.ResetTimer()
 	startAt := time.Now()
+	baseCPU := processesCPU(procs)
 	var creates sync.WaitGroup
 	for i := 0; i < replicas/1000; i++ {
 		creates.Add(1)
@@ -236,6 +274,7 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 		}
 	}
 	elapsed := time.Since(startAt)
+	endCPU := processesCPU(procs)
 	b.StopTimer()
 	stopProbes()
 	probes.Wait()
@@ -270,6 +309,15 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 		}
 	}
 	benchfig.Report(prefix+"_peak_rss_control_plane", float64(total)/(1<<20), "MiB")
+	var cpu time.Duration
+	for i, name := range scaleComponents {
+		used := endCPU[i] - baseCPU[i]
+		cpu += used
+		benchfig.Report(prefix+"_cpu_ms_per_pod_"+name, float64(used.Microseconds())/1000/pods, "ms")
+	}
+	benchfig.Report(prefix+"_cpu_ms_per_pod_control_plane", float64(cpu.Microseconds())/1000/pods, "ms")
+	bench := endCPU[len(procs)] - baseCPU[len(procs)]
+	benchfig.Report(prefix+"_cpu_ms_per_pod_bench", float64(bench.Microseconds())/1000/pods, "ms")
 	benchfig.Report(prefix+"_rss_per_pod_apiserver", float64(members)/3/pods, "bytes")
 	var disk int64
 	for i := range dataDirs {
@@ -279,15 +327,36 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	benchfig.Report(prefix+"_raft_entries_per_pod", float64(endIndex-baseIndex)/pods, "entries")
 }
 
+// processesCPU is the CPU time each of procs has used so far, and this process's (the
+// load and the probes) last.
+func processesCPU(procs []*proc) []time.Duration {
+	cpu := make([]time.Duration, 0, len(procs)+1)
+	for _, p := range procs {
+		cpu = append(cpu, benchfig.ProcessCPU(p.cmd.Process.Pid))
+	}
+	return append(cpu, benchfig.ProcessCPU(os.Getpid()))
+}
+
 // startScale starts one of a scale run's processes. With SKIFF_HEAP_PROFILE set, the
 // process writes its heap profile to that name with its component's appended
-// (FILE.apiserver_n1, ..., FILE.kubelets) when heapProfiles signals it.
+// (FILE.apiserver_n1, ..., FILE.kubelets) when heapProfiles signals it. With
+// SKIFF_SCALE_LOGS naming a directory, the process's output (its log, and the runtime's
+// GODEBUG traces if the variable asks for them) is written to DIR/COMPONENT.log when the
+// run ends, whether it failed or not.
 func startScale(b *testing.B, name, component string, args ...string) *proc {
 	cmd := exec.Command(filepath.Join(binDir, "skiff"), args...)
 	if path := os.Getenv(heapsignal.Env); path != "" {
 		cmd.Env = append(os.Environ(), heapsignal.Env+"="+path+"."+component) // the last one counts
 	}
-	return startCommand(b, name, cmd)
+	p := startCommand(b, name, cmd)
+	if dir := os.Getenv("SKIFF_SCALE_LOGS"); dir != "" {
+		b.Cleanup(func() {
+			if err := os.WriteFile(filepath.Join(dir, component+".log"), []byte(p.out.String()), 0o644); err != nil {
+				b.Log(err)
+			}
+		})
+	}
+	return p
 }
 
 // heapProfiles has every process of the run write its heap profile (SIGUSR2, see
@@ -415,11 +484,11 @@ func probeWatchLag(ctx context.Context, cs *client.Clientset, lag *latencies) {
 // probePagedLists lists every pod through the REST API in pages of 500, as client-go's
 // pager does, in protobuf (client-go's typed clients and informers: a built-in kind's
 // list in Kubernetes' protobuf encoding) and then in JSON (kubectl get -o json), every
-// 5 s (or as soon as the previous two end, if they took longer), and records each list's
-// time in protobufLists or jsonLists. One list runs at a time.
-func probePagedLists(ctx context.Context, b *testing.B, hc *http.Client, base string, jsonLists, protobufLists *latencies) {
+// period (or as soon as the previous two end, if they took longer), and records each
+// list's time in protobufLists or jsonLists. One list runs at a time.
+func probePagedLists(ctx context.Context, b *testing.B, hc *http.Client, base string, period time.Duration, jsonLists, protobufLists *latencies) {
 	defer hc.CloseIdleConnections()
-	tick := time.NewTicker(5 * time.Second)
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	most := 0
 	defer func() { b.Logf("paged lists: at most %d pods", most) }()
