@@ -37,11 +37,16 @@ type Config struct {
 	// meant to join an existing cluster starts with an empty list and is added by AddVoter.
 	InitialCluster []Server
 
-	// Raft timing. The defaults suit a LAN: a follower starts an election after 500-1000 ms
-	// without hearing from the leader, so a lost leader is replaced in about a second.
-	HeartbeatTimeout   time.Duration // default 500ms
-	ElectionTimeout    time.Duration // default 500ms
-	LeaderLeaseTimeout time.Duration // default 250ms
+	// Raft timing, hashicorp/raft's defaults (etcd's election timeout is 1 s too): a
+	// follower starts an election after 1-2 s without hearing from the leader, so a lost
+	// leader is replaced in two to three seconds, and a leader that has not heard from a
+	// quorum for 500 ms steps down. Half of that (500 ms, 250 ms) was too little for a
+	// machine whose cores are all busy: at 150,000 pods on two cores the members' answers
+	// came late by that much, and the leader stepped down and the followers stood for
+	// election dozens of times in one run, each time stalling every write (issue 26).
+	HeartbeatTimeout   time.Duration // default 1s
+	ElectionTimeout    time.Duration // default 1s
+	LeaderLeaseTimeout time.Duration // default 500ms
 	CommitTimeout      time.Duration // default 20ms
 
 	// Log compaction: snapshot when this many entries follow the last snapshot, checked
@@ -141,9 +146,9 @@ type Config struct {
 // DefaultConfig returns a Config with every default set; fill ID, Dir and Listen.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      20 * time.Millisecond,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   30 * time.Second,
