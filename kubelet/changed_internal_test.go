@@ -2,8 +2,10 @@ package kubelet
 
 import (
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -71,6 +73,54 @@ func TestPodUpdatesThatSync(t *testing.T) {
 			tc.update(cur)
 			if got := k.changed(old, cur); got != tc.sync {
 				t.Errorf("changed = %v, want %v", got, tc.sync)
+			}
+		})
+	}
+}
+
+// sameStatus says two statuses are the same exactly when storing one over the other
+// would change nothing: a field's value differs, or not; a time's fraction of a second,
+// a quantity's spelling, and nil against empty lists do not count, as the API keeps none
+// of them.
+func TestSameStatus(t *testing.T) {
+	at := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	base := func() *corev1.PodStatus {
+		return &corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.42.0.5", StartTime: ptr.To(metav1.NewTime(at)),
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(at)}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true, Image: "busybox", ContainerID: "sim://1",
+				State:              corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(at)}},
+				AllocatedResources: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*corev1.PodStatus)
+		same   bool
+	}{
+		{"unchanged", func(*corev1.PodStatus) {}, true},
+		{"a time's fraction of a second", func(s *corev1.PodStatus) { s.StartTime = ptr.To(metav1.NewTime(at.Add(300 * time.Millisecond))) }, true},
+		{"a quantity spelled otherwise", func(s *corev1.PodStatus) {
+			s.ContainerStatuses[0].AllocatedResources[corev1.ResourceCPU] = resource.MustParse("1000m")
+		}, true},
+		{"no lists against empty ones", func(s *corev1.PodStatus) { s.InitContainerStatuses, s.PodIPs = []corev1.ContainerStatus{}, []corev1.PodIP{} }, true},
+		{"the phase", func(s *corev1.PodStatus) { s.Phase = corev1.PodSucceeded }, false},
+		{"a time by a second", func(s *corev1.PodStatus) { s.StartTime = ptr.To(metav1.NewTime(at.Add(time.Second))) }, false},
+		{"a condition", func(s *corev1.PodStatus) { s.Conditions[0].Status = corev1.ConditionFalse }, false},
+		{"a container's state", func(s *corev1.PodStatus) {
+			s.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}
+		}, false},
+		{"a quantity's value", func(s *corev1.PodStatus) {
+			s.ContainerStatuses[0].AllocatedResources[corev1.ResourceMemory] = resource.MustParse("32Mi")
+		}, false},
+		{"a message of the same length", func(s *corev1.PodStatus) { s.PodIP = "10.42.0.6" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := base(), base()
+			tc.change(b)
+			if got := sameStatus(a, b); got != tc.same {
+				t.Errorf("sameStatus = %v, want %v", got, tc.same)
+			}
+			if got := sameStatus(b, a); got != tc.same {
+				t.Errorf("sameStatus, the other way = %v, want %v", got, tc.same)
 			}
 		})
 	}

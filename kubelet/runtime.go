@@ -324,6 +324,15 @@ type ChangeTracker interface {
 	Changes() uint64
 }
 
+// PodLister is a Runtime that lists one pod's containers without listing the node's:
+// every sync of every pod asks for its pod's, and a node with thirty pods listed thirty
+// pods' containers to find one's (the simulated nodes' largest allocation at 150,000
+// pods, issue 26). ListPod returns the containers List would whose namespace and pod
+// name are these (of any pod UID, as syncPod removes an earlier pod's), in List's order.
+type PodLister interface {
+	ListPod(ctx context.Context, namespace, name string) ([]Container, error)
+}
+
 // Labels the runtimes store a container's identity under.
 const (
 	LabelPodUID        = "io.skiff.pod.uid"

@@ -95,9 +95,10 @@ type Runtime struct {
 	pullable map[string]bool // nil: all
 	present  map[string]string
 	ctrs     map[string]*container
-	ids      []string // ctrs' IDs in order, nil when ctrs changed since List sorted them
-	version  uint64   // grows with every container created, exited or removed (Changes)
-	due      dueExit  // the earliest exit of a running container on its own schedule
+	ids      []string            // ctrs' IDs in order, nil when ctrs changed since List sorted them
+	byPod    map[string][]string // pod key (namespace/name) -> its containers' IDs, in creation order
+	version  uint64              // grows with every container created, exited or removed (Changes)
+	due      dueExit             // the earliest exit of a running container on its own schedule
 	seq      int
 	creates  int
 	pulls    int
@@ -146,7 +147,7 @@ var _ kubelet.Runtime = (*Runtime)(nil)
 
 // New makes an empty runtime.
 func New(cfg Config) *Runtime {
-	r := &Runtime{now: cfg.Now, startDelay: cfg.StartDelay, present: map[string]string{}, ctrs: map[string]*container{}, private: map[string]kubelet.RegistryAuth{}}
+	r := &Runtime{now: cfg.Now, startDelay: cfg.StartDelay, present: map[string]string{}, ctrs: map[string]*container{}, byPod: map[string][]string{}, private: map[string]kubelet.RegistryAuth{}}
 	for img, a := range cfg.Private {
 		r.private[normalize(img)] = a
 	}
@@ -261,6 +262,8 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	}
 	r.ctrs[id] = c
 	r.ids = nil
+	key := podKey(cfg.Namespace, cfg.PodName)
+	r.byPod[key] = append(r.byPod[key], id)
 	r.version++
 	if limit := memoryLimit(cfg); limit > 0 && wantsMemory(argv) > limit {
 		c.print(now, fmt.Sprintf("sim: container %s asked for %d bytes over its limit of %d: OOM-killed", cfg.Name, wantsMemory(argv), limit))
@@ -668,9 +671,18 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	delete(r.ctrs, id)
 	r.ids = nil
+	key := podKey(c.c.Namespace, c.c.PodName)
+	if ids := slices.DeleteFunc(r.byPod[key], func(v string) bool { return v == id }); len(ids) > 0 {
+		r.byPod[key] = ids
+	} else {
+		delete(r.byPod, key)
+	}
 	r.version++
 	return nil
 }
+
+// podKey is a pod's key in byPod.
+func podKey(namespace, name string) string { return namespace + "/" + name }
 
 // Changes implements kubelet.ChangeTracker: a count that grows with every container created,
 // removed or exited, an exit whose time has come on the runtime's clock included (those
@@ -709,6 +721,25 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 	}
 	out := make([]kubelet.Container, 0, len(r.ids))
 	for _, id := range r.ids {
+		c := r.ctrs[id]
+		r.settle(c, now)
+		out = append(out, c.c)
+	}
+	return out, nil
+}
+
+// ListPod implements kubelet.PodLister: the pod's containers, as List has them, without
+// the node's others.
+func (r *Runtime) ListPod(ctx context.Context, namespace, name string) ([]kubelet.Container, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := r.byPod[podKey(namespace, name)]
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := r.now()
+	out := make([]kubelet.Container, 0, len(ids))
+	for _, id := range ids {
 		c := r.ctrs[id]
 		r.settle(c, now)
 		out = append(out, c.c)

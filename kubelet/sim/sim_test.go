@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -432,4 +433,76 @@ func BenchmarkQuietRelist(b *testing.B) {
 			r.Changes()
 		}
 	})
+	b.Run("listpod", func(b *testing.B) { // what a pod's sync lists (kubelet.PodLister)
+		for b.Loop() {
+			if _, err := r.ListPod(ctx, "ns", "p17"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// ListPod has, for every pod name, what List has for it, in the same order and states —
+// containers of an earlier pod of the name included, removed ones gone, an exit on the
+// container's schedule settled — and nothing of other pods.
+func TestListPodIsListOfThePod(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	r := New(Config{Present: []string{"busybox"}, Now: clk.Now})
+	start := func(uid, ns, pod, name string, command ...string) string {
+		id, err := r.CreateAndStart(ctx, kubelet.ContainerConfig{PodUID: uid, PodName: pod, Namespace: ns, Name: name, Image: "busybox", Command: command})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	pods := [][2]string{{"ns", "a"}, {"ns", "b"}, {"other", "a"}, {"ns", "none"}}
+	check := func(when string) {
+		t.Helper()
+		all, err := r.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods {
+			var want []kubelet.Container
+			for _, c := range all {
+				if c.Namespace == p[0] && c.PodName == p[1] {
+					want = append(want, c)
+				}
+			}
+			got, err := r.ListPod(ctx, p[0], p[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: ListPod(%s, %s) = %+v, want %+v", when, p[0], p[1], got, want)
+			}
+		}
+	}
+	check("empty")
+	old := start("u1", "ns", "a", "app", "sleep", "3600")
+	start("u2", "ns", "a", "app", "sleep", "10") // the pod a again, a later UID
+	side := start("u2", "ns", "a", "side", "sleep", "3600")
+	start("u3", "ns", "b", "app", "sleep", "3600")
+	start("u4", "other", "a", "app", "sleep", "3600")
+	check("created")
+	clk.Add(10 * time.Second)
+	check("one exited on its schedule")
+	if err := r.Remove(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(ctx, side, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	check("one removed, one stopped")
+	l, _ := r.List(ctx)
+	for _, c := range l {
+		if err := r.Remove(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("all removed")
+	if len(r.byPod) != 0 {
+		t.Errorf("%d pods indexed after every container was removed", len(r.byPod))
+	}
 }
