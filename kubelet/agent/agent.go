@@ -161,10 +161,10 @@ func (c Config) Validate() error {
 // simSyncTurns is how many pod syncs a process's simulated nodes run at once
 // (kubelet.Config.SyncTurns). A sync is mostly waits on the API servers, and holds its
 // turn through them: the syncs a second are at most the turns over a sync's length, so
-// the bound must allow for the calls' latency under load. 64 turns, at the 1–1.5 s a
-// sync's calls took with 150,000 pods on two cores, let 40–60 pods a second start while
-// the fleet's process had CPU to spare (issue 26). 512 keep the goroutines runnable at
-// once two orders below the thousands that starved the nodes' Lease renewals.
+// the bound must allow for the calls' latency under load. At 150,000 pods on two cores,
+// with a sync's calls taking a second or more, 64 turns let 40–100 pods a second start,
+// the syncs themselves 0.17% of the fleet's CPU (issue 26). 512 keep the goroutines
+// runnable at once an order below the thousands that starved the nodes' Lease renewals.
 const simSyncTurns = 512
 
 // Run runs the kubelet (or the simulated kubelets) and the log server until ctx ends.
