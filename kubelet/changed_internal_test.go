@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -83,27 +84,22 @@ func TestPodUpdatesThatSync(t *testing.T) {
 // a quantity's spelling, and nil against empty lists do not count, as the API keeps none
 // of them.
 func TestSameStatus(t *testing.T) {
-	at := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
-	base := func() *corev1.PodStatus {
-		return &corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.42.0.5", StartTime: ptr.To(metav1.NewTime(at)),
-			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(at)}},
-			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true, Image: "busybox", ContainerID: "sim://1",
-				State:              corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(at)}},
-				AllocatedResources: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}
-	}
+	base := sampleStatus
 	for _, tc := range []struct {
 		name   string
 		change func(*corev1.PodStatus)
 		same   bool
 	}{
 		{"unchanged", func(*corev1.PodStatus) {}, true},
-		{"a time's fraction of a second", func(s *corev1.PodStatus) { s.StartTime = ptr.To(metav1.NewTime(at.Add(300 * time.Millisecond))) }, true},
+		{"a time's fraction of a second", func(s *corev1.PodStatus) { s.StartTime = ptr.To(metav1.NewTime(sampleAt.Add(300 * time.Millisecond))) }, true},
 		{"a quantity spelled otherwise", func(s *corev1.PodStatus) {
 			s.ContainerStatuses[0].AllocatedResources[corev1.ResourceCPU] = resource.MustParse("1000m")
 		}, true},
-		{"no lists against empty ones", func(s *corev1.PodStatus) { s.InitContainerStatuses, s.PodIPs = []corev1.ContainerStatus{}, []corev1.PodIP{} }, true},
+		{"no lists against empty ones", func(s *corev1.PodStatus) {
+			s.InitContainerStatuses, s.PodIPs = []corev1.ContainerStatus{}, []corev1.PodIP{}
+		}, true},
 		{"the phase", func(s *corev1.PodStatus) { s.Phase = corev1.PodSucceeded }, false},
-		{"a time by a second", func(s *corev1.PodStatus) { s.StartTime = ptr.To(metav1.NewTime(at.Add(time.Second))) }, false},
+		{"a time by a second", func(s *corev1.PodStatus) { s.StartTime = ptr.To(metav1.NewTime(sampleAt.Add(time.Second))) }, false},
 		{"a condition", func(s *corev1.PodStatus) { s.Conditions[0].Status = corev1.ConditionFalse }, false},
 		{"a container's state", func(s *corev1.PodStatus) {
 			s.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}
@@ -124,4 +120,38 @@ func TestSameStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sampleAt is sampleStatus's time.
+var sampleAt = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+
+// sampleStatus is a running pod's status, as a sync computes it.
+func sampleStatus() *corev1.PodStatus {
+	return &corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.42.0.5", StartTime: ptr.To(metav1.NewTime(sampleAt)),
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(sampleAt)}},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true, Image: "busybox", ContainerID: "sim://1",
+			State:              corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(sampleAt)}},
+			AllocatedResources: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}
+}
+
+// BenchmarkSameStatus compares a running pod's status with an equal one, as every sync
+// of a pod that changed nothing does: by the encodings, and by Semantic.DeepEqual.
+func BenchmarkSameStatus(b *testing.B) {
+	x, y := sampleStatus(), sampleStatus()
+	b.Run("encodings", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !sameStatus(x, y) {
+				b.Fatal("not the same")
+			}
+		}
+	})
+	b.Run("semantic", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !equality.Semantic.DeepEqual(x, y) {
+				b.Fatal("not equal")
+			}
+		}
+	})
 }
