@@ -131,6 +131,7 @@ func (q *Queue) Len() int {
 func (q *Queue) Get() (key string, shutdown bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.promoteDue()
 	if !q.waitReady() {
 		return "", true
 	}
@@ -142,6 +143,7 @@ func (q *Queue) Get() (key string, shutdown bool) {
 func (q *Queue) GetBatch(max int) (keys []string, shutdown bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.promoteDue()
 	if !q.waitReady() {
 		return nil, true
 	}
@@ -152,7 +154,25 @@ func (q *Queue) GetBatch(max int) (keys []string, shutdown bool) {
 func (q *Queue) TryGetBatch(max int) []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.promoteDue()
 	return q.takeUpTo(max)
+}
+
+// promoteDue queues the delayed keys whose time has come: they are ready whether or not
+// the delay goroutine has woken to move them yet. A batch taken the moment a delay ends
+// has the keys it delayed (the Event recorder's events held back through a pause come
+// back in the batch that ends it), however late the goroutine runs on a busy machine.
+// Called with q.mu held.
+func (q *Queue) promoteDue() {
+	if q.waiting.Len() == 0 {
+		return
+	}
+	now := q.cfg.Clock.Now()
+	for q.waiting.Len() > 0 && !q.waiting[0].at.After(now) {
+		w := heap.Pop(&q.waiting).(*delayed)
+		delete(q.waitingKeys, w.key)
+		q.add(w.key)
+	}
 }
 
 // takeUpTo hands out the ready keys, oldest first, up to max. Called with q.mu held.
@@ -306,18 +326,13 @@ func (q *Queue) ShuttingDown() bool {
 func (q *Queue) delayLoop() {
 	for {
 		q.mu.Lock()
-		now := q.cfg.Clock.Now()
-		for q.waiting.Len() > 0 && !q.waiting[0].at.After(now) {
-			w := heap.Pop(&q.waiting).(*delayed)
-			delete(q.waitingKeys, w.key)
-			q.add(w.key)
-		}
+		q.promoteDue()
 		if q.waiting.Len() == 0 || q.shuttingDown {
 			q.delaying = false
 			q.mu.Unlock()
 			return
 		}
-		timer := q.cfg.Clock.NewTimer(q.waiting[0].at.Sub(now))
+		timer := q.cfg.Clock.NewTimer(q.waiting[0].at.Sub(q.cfg.Clock.Now()))
 		q.mu.Unlock()
 		select {
 		case <-q.stopped:

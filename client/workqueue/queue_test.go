@@ -307,3 +307,50 @@ func TestDelayGoroutineOnlyWhileDelayed(t *testing.T) {
 	}
 	q.Done("k")
 }
+
+// A delayed key whose time has come is ready whether or not the delay goroutine has
+// woken to move it: TryGetBatch, GetBatch and Get taken just after the time have it
+// (here the clock moves without firing the goroutine's timer).
+func TestDueDelayedKeyIsReady(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	q := New(Config{Clock: clk})
+	defer q.ShutDown()
+	later := func() { // past every delay, the timers not fired
+		clk.mu.Lock()
+		clk.now = clk.now.Add(time.Second)
+		clk.mu.Unlock()
+	}
+	q.AddAfter("a", time.Second)
+	q.Add("now")
+	if got := q.TryGetBatch(10); len(got) != 1 || got[0] != "now" {
+		t.Fatalf("before its time: %v, want [now]", got)
+	}
+	q.Done("now")
+	later()
+	if got := q.TryGetBatch(10); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("TryGetBatch after its time: %v, want [a]", got)
+	}
+	q.Done("a")
+	for _, get := range []struct {
+		name string
+		f    func() []string
+	}{
+		{"GetBatch", func() []string { keys, _ := q.GetBatch(10); return keys }},
+		{"Get", func() []string { key, _ := q.Get(); return []string{key} }},
+	} {
+		q.AddAfter("b", time.Second)
+		later()
+		got := make(chan []string, 1)
+		go func() { got <- get.f() }()
+		select {
+		case keys := <-got:
+			if len(keys) != 1 || keys[0] != "b" {
+				t.Fatalf("%s after its time: %v, want [b]", get.name, keys)
+			}
+		case <-time.After(10 * time.Second):
+			q.Add("unblock") // let the goroutine end
+			t.Fatalf("%s after the key's time: still waiting after 10 s", get.name)
+		}
+		q.Done("b")
+	}
+}
