@@ -96,7 +96,7 @@ type Runtime struct {
 	present  map[string]string
 	ctrs     map[string]*container
 	ids      []string            // ctrs' IDs in order, nil when ctrs changed since List sorted them
-	byPod    map[string][]string // pod key (namespace/name) -> its containers' IDs, in creation order
+	byPod    map[podRef][]string // a pod's containers' IDs, in creation order
 	version  uint64              // grows with every container created, exited or removed (Changes)
 	due      dueExit             // the earliest exit of a running container on its own schedule
 	seq      int
@@ -143,11 +143,15 @@ func (c *container) printOn(stream string, at time.Time, line string) {
 	c.grew = make(chan struct{})
 }
 
-var _ kubelet.Runtime = (*Runtime)(nil)
+var (
+	_ kubelet.Runtime       = (*Runtime)(nil)
+	_ kubelet.PodLister     = (*Runtime)(nil)
+	_ kubelet.ChangeTracker = (*Runtime)(nil)
+)
 
 // New makes an empty runtime.
 func New(cfg Config) *Runtime {
-	r := &Runtime{now: cfg.Now, startDelay: cfg.StartDelay, present: map[string]string{}, ctrs: map[string]*container{}, byPod: map[string][]string{}, private: map[string]kubelet.RegistryAuth{}}
+	r := &Runtime{now: cfg.Now, startDelay: cfg.StartDelay, present: map[string]string{}, ctrs: map[string]*container{}, byPod: map[podRef][]string{}, private: map[string]kubelet.RegistryAuth{}}
 	for img, a := range cfg.Private {
 		r.private[normalize(img)] = a
 	}
@@ -262,7 +266,7 @@ func (r *Runtime) CreateAndStart(ctx context.Context, cfg kubelet.ContainerConfi
 	}
 	r.ctrs[id] = c
 	r.ids = nil
-	key := podKey(cfg.Namespace, cfg.PodName)
+	key := podRef{cfg.Namespace, cfg.PodName}
 	r.byPod[key] = append(r.byPod[key], id)
 	r.version++
 	if limit := memoryLimit(cfg); limit > 0 && wantsMemory(argv) > limit {
@@ -671,7 +675,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	delete(r.ctrs, id)
 	r.ids = nil
-	key := podKey(c.c.Namespace, c.c.PodName)
+	key := podRef{c.c.Namespace, c.c.PodName}
 	if ids := slices.DeleteFunc(r.byPod[key], func(v string) bool { return v == id }); len(ids) > 0 {
 		r.byPod[key] = ids
 	} else {
@@ -681,8 +685,8 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// podKey is a pod's key in byPod.
-func podKey(namespace, name string) string { return namespace + "/" + name }
+// podRef names a pod in byPod: a struct, so that a sync's lookup builds no string.
+type podRef struct{ namespace, name string }
 
 // Changes implements kubelet.ChangeTracker: a count that grows with every container created,
 // removed or exited, an exit whose time has come on the runtime's clock included (those
@@ -733,7 +737,7 @@ func (r *Runtime) List(ctx context.Context) ([]kubelet.Container, error) {
 func (r *Runtime) ListPod(ctx context.Context, namespace, name string) ([]kubelet.Container, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := r.byPod[podKey(namespace, name)]
+	ids := r.byPod[podRef{namespace, name}]
 	if len(ids) == 0 {
 		return nil, nil
 	}
