@@ -64,6 +64,32 @@ func admitStatusUpdate(old, obj kinds.Object, sub string, now metav1.Time) error
 // The admission webhooks' calls are webhooks.go's admitWebhooksMutating,
 // admitWebhooksUpdate and webhooks.validate.
 
+// podGetter reads a stored object (a *store.Store).
+type podGetter interface {
+	Get(ctx context.Context, k store.Key, opts store.ReadOptions) (store.Object, error)
+}
+
+// boundNode is the node the stored pod at key is bound to ("" when it is not), and
+// whether there is such a pod, for NodeRestriction's checks. A local read first: a pod's
+// node never changes once it is bound, and the stored record's indexed field says it
+// without decoding the pod. A pod this member does not have, or has unbound, may be this
+// member trailing the cluster (the kubelet saw the binding through another member: a
+// burst's Pulling and Pulled events were refused so), so that answer stands only from a
+// current read.
+func boundNode(ctx context.Context, s podGetter, key store.Key) (string, bool, error) {
+	rec, err := s.Get(ctx, key, store.ReadOptions{Stale: true})
+	if errors.Is(err, store.ErrNotFound) || err == nil && rec.Fields["spec.nodeName"] == "" {
+		rec, err = s.Get(ctx, key, store.ReadOptions{})
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, storeError(kinds.MustLookup(kinds.Pod), key.Name, err)
+	}
+	return rec.Fields["spec.nodeName"], true, nil
+}
+
 // admitNodeWrite applies Kubernetes' NodeRestriction to what a kubelet writes (old is
 // nil on create): see auth.AdmitNodeWrite. A refusal is PermissionDenied, as
 // Kubernetes' admission answers 403.
@@ -85,16 +111,7 @@ func (r *resources) admitNodeWrite(ctx context.Context, info *kinds.Info, old, o
 		if node, ok := r.graph.nodeOf(key, uid); ok {
 			return node, true, nil
 		}
-		// Else a local read: a pod's node never changes once it is bound. The stored
-		// record's indexed field says it without decoding the pod.
-		rec, err := r.store.Get(ctx, key, store.ReadOptions{Stale: true})
-		if errors.Is(err, store.ErrNotFound) {
-			return "", false, nil
-		}
-		if err != nil {
-			return "", false, storeError(kinds.MustLookup(kinds.Pod), name, err)
-		}
-		return rec.Fields["spec.nodeName"], true, nil
+		return boundNode(ctx, r.store, key)
 	})
 	if err != nil {
 		if _, ok := status.FromError(err); ok {

@@ -51,3 +51,54 @@ func TestAdmitNodeEventFromGraph(t *testing.T) {
 		t.Fatal("the graph answered for an event without a uid")
 	}
 }
+
+// trailingStore answers a stale read from one state and a current read from another, as
+// a member that has not yet applied what the leader committed does.
+type trailingStore struct {
+	stale, current map[string]string // pod name -> node ("" unbound); absent: no pod
+	currentReads   int
+}
+
+func (s *trailingStore) Get(_ context.Context, k store.Key, opts store.ReadOptions) (store.Object, error) {
+	state := s.current
+	if opts.Stale {
+		state = s.stale
+	} else {
+		s.currentReads++
+	}
+	node, ok := state[k.Name]
+	if !ok {
+		return store.Object{}, store.ErrNotFound
+	}
+	return store.Object{Key: k, Fields: map[string]string{"spec.nodeName": node}}, nil
+}
+
+// TestBoundNodeConfirmsANo: NodeRestriction's read of a pod's node takes the member's
+// own state when it shows the pod bound (a bound pod's node never changes), but a pod
+// the member lacks or has unbound is read again, current, before the answer stands:
+// the kubelet may have seen the binding through another member.
+func TestBoundNodeConfirmsANo(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		stale, current map[string]string
+		wantNode       string
+		wantFound      bool
+		wantCurrent    int
+	}{
+		{"bound here", map[string]string{"p": "w1"}, map[string]string{"p": "w1"}, "w1", true, 0},
+		{"bound elsewhere here", map[string]string{"p": "w2"}, map[string]string{"p": "w2"}, "w2", true, 0},
+		{"unbound here, bound in the cluster", map[string]string{"p": ""}, map[string]string{"p": "w1"}, "w1", true, 1},
+		{"absent here, bound in the cluster", map[string]string{}, map[string]string{"p": "w1"}, "w1", true, 1},
+		{"unbound everywhere", map[string]string{"p": ""}, map[string]string{"p": ""}, "", true, 1},
+		{"no such pod", map[string]string{}, map[string]string{}, "", false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &trailingStore{stale: tc.stale, current: tc.current}
+			node, found, err := boundNode(context.Background(), s, store.Key{Kind: kinds.Pod, Namespace: "default", Name: "p"})
+			if err != nil || node != tc.wantNode || found != tc.wantFound || s.currentReads != tc.wantCurrent {
+				t.Errorf("boundNode = %q, %v, %v with %d current reads; want %q, %v, nil with %d",
+					node, found, err, s.currentReads, tc.wantNode, tc.wantFound, tc.wantCurrent)
+			}
+		})
+	}
+}

@@ -1,11 +1,14 @@
 // Package heapsignal writes a process's heap profile when the process is sent SIGUSR2,
-// to the file SKIFF_HEAP_PROFILE names. It is for measuring what a running component
-// holds (the scale benchmarks signal each of their `skiff` processes once the pods are
-// Running); without the variable nothing is installed and SIGUSR2 keeps Go's default.
+// to the file SKIFF_HEAP_PROFILE names, and every goroutine's stack beside it
+// (FILE.goroutines). It is for measuring what a running component holds (the scale
+// benchmarks signal each of their `skiff` processes once the pods are Running), and for
+// seeing what a running component waits on without ending it, as SIGQUIT would; without
+// the variable nothing is installed and SIGUSR2 keeps Go's default.
 package heapsignal
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -19,10 +22,11 @@ import (
 // read too (test/bench.WriteHeapProfile).
 const Env = "SKIFF_HEAP_PROFILE"
 
-// Start writes the heap profile to path, after a collection, each time the process
-// is sent SIGUSR2, until stop is called; an empty path installs nothing. The profile
-// is written beside path and renamed to it, so a reader that finds the file finds it
-// whole. Errors go to logf: a profile that cannot be written must not stop the process.
+// Start writes the heap profile to path, after a collection, and the goroutines'
+// stacks to path.goroutines (GoroutinesSuffix), each time the process is sent SIGUSR2,
+// until stop is called; an empty path installs nothing. Each file is written beside its
+// name and renamed to it, the heap profile last, so a reader that finds the profile
+// finds both whole. Errors go to logf: a profile that cannot be written must not stop the process.
 func Start(path string, logf func(format string, args ...any)) (stop func()) {
 	if path == "" {
 		return func() {}
@@ -52,14 +56,29 @@ func Start(path string, logf func(format string, args ...any)) (stop func()) {
 	}
 }
 
+// GoroutinesSuffix is appended to the heap profile's name for the goroutines' stacks
+// (pprof's goroutine profile at debug level 2: as a crash prints them, with how long
+// each has waited).
+const GoroutinesSuffix = ".goroutines"
+
 func write(path string) error {
+	if err := writeFile(path+GoroutinesSuffix, func(f io.Writer) error {
+		return pprof.Lookup("goroutine").WriteTo(f, 2)
+	}); err != nil {
+		return err
+	}
 	runtime.GC()
+	return writeFile(path, pprof.WriteHeapProfile)
+}
+
+// writeFile writes path through a temporary file renamed to it.
+func writeFile(path string, fill func(io.Writer) error) error {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
-	if err := pprof.WriteHeapProfile(f); err != nil {
+	if err := fill(f); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}

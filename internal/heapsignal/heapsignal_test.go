@@ -12,7 +12,8 @@ import (
 )
 
 // TestWritesOnSignal: SIGUSR2 writes a heap profile (gzip-compressed protobuf, as
-// pprof writes it) to the file named; after stop, the signal is no longer handled here.
+// pprof writes it) to the file named, and the goroutines' stacks beside it (this test's
+// own among them); after stop, the signal is no longer handled here.
 func TestWritesOnSignal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "heap.pb.gz")
 	stop := Start(path, t.Logf)
@@ -31,5 +32,12 @@ func TestWritesOnSignal(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
 		t.Errorf("temporary file left: %v", err)
+	}
+	stacks, err := os.ReadFile(path + GoroutinesSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(stacks, []byte("heapsignal.TestWritesOnSignal")) || !bytes.Contains(stacks, []byte("goroutine ")) {
+		t.Errorf("the goroutines' stacks lack this test's:\n%s", stacks[:min(len(stacks), 2000)])
 	}
 }

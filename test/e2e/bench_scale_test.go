@@ -341,22 +341,22 @@ func processesCPU(procs []*proc) []time.Duration {
 // process writes its heap profile to that name with its component's appended
 // (FILE.apiserver_n1, ..., FILE.kubelets) when heapProfiles signals it. With
 // SKIFF_SCALE_LOGS naming a directory, the process's output (its log, and the runtime's
-// GODEBUG traces if the variable asks for them) is written to DIR/COMPONENT.log when the
-// run ends, whether it failed or not.
+// GODEBUG traces if the variable asks for them) is written to DIR/COMPONENT.log as it
+// comes, so that a run can be watched, and kept however it ends.
 func startScale(b *testing.B, name, component string, args ...string) *proc {
 	cmd := exec.Command(filepath.Join(binDir, "skiff"), args...)
 	if path := os.Getenv(heapsignal.Env); path != "" {
 		cmd.Env = append(os.Environ(), heapsignal.Env+"="+path+"."+component) // the last one counts
 	}
-	p := startCommand(b, name, cmd)
 	if dir := os.Getenv("SKIFF_SCALE_LOGS"); dir != "" {
-		b.Cleanup(func() {
-			if err := os.WriteFile(filepath.Join(dir, component+".log"), []byte(p.out.String()), 0o644); err != nil {
-				b.Log(err)
-			}
-		})
+		f, err := os.Create(filepath.Join(dir, component+".log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { f.Close() }) // after the process's end: cleanups run last first
+		cmd.Stdout = f
 	}
-	return p
+	return startCommand(b, name, cmd)
 }
 
 // heapProfiles has every process of the run write its heap profile (SIGUSR2, see

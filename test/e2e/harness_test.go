@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,7 +121,12 @@ func start(t testing.TB, name string, args ...string) *proc {
 func startCommand(t testing.TB, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	if cmd.Stdout != nil { // a copy of the output as it comes (startScale's log file)
+		tee := io.MultiWriter(out, cmd.Stdout)
+		cmd.Stdout, cmd.Stderr = tee, tee
+	} else {
+		cmd.Stdout, cmd.Stderr = out, out
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// It dies with the test binary too: a benchmark stopped by its -test.timeout (a
 	// panic, which runs no cleanup) or killed left a whole cluster running, loading the
