@@ -199,11 +199,14 @@ func resultError(encoded []byte, what func() string) error {
 	if len(encoded) == 0 {
 		return nil
 	}
-	var st spb.Status
-	if err := proto.Unmarshal(encoded, &st); err != nil {
+	st := &spb.Status{}
+	if err := proto.Unmarshal(encoded, st); err != nil {
 		return fmt.Errorf("%s: the server sent an undecodable error: %w", what(), err)
 	}
-	return status.FromProto(&st).Err()
+	if codes.Code(st.GetCode()) == codes.OK {
+		return nil
+	}
+	return &resultStatus{st: st}
 }
 
 // CreateBatch creates objs (at most MaxCreateBatch) in one call, each as Create would and each
