@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -246,9 +247,9 @@ func statusResources(alloc corev1.ResourceRequirements, c Container) *corev1.Res
 	if c.State != StateRunning {
 		return nil
 	}
-	out := alloc.DeepCopy()
-	if c.Resources == nil {
-		return keepCPUMemory(out)
+	out := keepCPUMemory(alloc)
+	if out == nil || c.Resources == nil {
+		return out
 	}
 	have := *c.Resources
 	set := func(l corev1.ResourceList, name corev1.ResourceName, v int64, milli bool) {
@@ -265,26 +266,36 @@ func statusResources(alloc corev1.ResourceRequirements, c Container) *corev1.Res
 	set(out.Limits, corev1.ResourceCPU, have.CPUMillis, true)
 	set(out.Limits, corev1.ResourceMemory, have.MemoryBytes, false)
 	set(out.Requests, corev1.ResourceCPU, have.CPURequestMillis, true)
-	return keepCPUMemory(out)
+	return out
 }
 
-// keepCPUMemory drops what is not cpu or memory from r: the resources a cgroup has.
-func keepCPUMemory(r *corev1.ResourceRequirements) *corev1.ResourceRequirements {
-	for _, l := range []corev1.ResourceList{r.Limits, r.Requests} {
-		for name := range l {
-			if name != corev1.ResourceCPU && name != corev1.ResourceMemory {
-				delete(l, name)
-			}
-		}
-	}
-	if len(r.Limits) == 0 {
-		r.Limits = nil
-	}
-	if len(r.Requests) == 0 {
-		r.Requests = nil
-	}
-	if r.Limits == nil && r.Requests == nil {
+// cpuMemory is a copy of l's cpu and memory, the resources a cgroup has (nil when it
+// has neither), copying nothing else: built for every container at every status of
+// every pod, where copies of the whole requirements, pruned, were 2% of the simulated
+// nodes' allocation at 150,000 pods (issue 26).
+func cpuMemory(l corev1.ResourceList) corev1.ResourceList {
+	cpu, hasCPU := l[corev1.ResourceCPU]
+	mem, hasMem := l[corev1.ResourceMemory]
+	if !hasCPU && !hasMem {
 		return nil
 	}
-	return r
+	out := make(corev1.ResourceList, 2)
+	if hasCPU {
+		out[corev1.ResourceCPU] = cpu.DeepCopy()
+	}
+	if hasMem {
+		out[corev1.ResourceMemory] = mem.DeepCopy()
+	}
+	return out
+}
+
+// keepCPUMemory is r with only its cpu and memory limits and requests (cpuMemory), and
+// its claims; nil when it has no cpu or memory.
+func keepCPUMemory(r corev1.ResourceRequirements) *corev1.ResourceRequirements {
+	out := &corev1.ResourceRequirements{Limits: cpuMemory(r.Limits), Requests: cpuMemory(r.Requests)}
+	if out.Limits == nil && out.Requests == nil {
+		return nil
+	}
+	out.Claims = slices.Clone(r.Claims)
+	return out
 }

@@ -67,6 +67,65 @@ func TestStatusResources(t *testing.T) {
 	}
 }
 
+// prunedCopy is what keepCPUMemory was: the whole requirements copied, then every
+// resource but cpu and memory deleted from the copy.
+func prunedCopy(r corev1.ResourceRequirements) *corev1.ResourceRequirements {
+	out := r.DeepCopy()
+	for _, l := range []corev1.ResourceList{out.Limits, out.Requests} {
+		for name := range l {
+			if name != corev1.ResourceCPU && name != corev1.ResourceMemory {
+				delete(l, name)
+			}
+		}
+	}
+	if len(out.Limits) == 0 {
+		out.Limits = nil
+	}
+	if len(out.Requests) == 0 {
+		out.Requests = nil
+	}
+	if out.Limits == nil && out.Requests == nil {
+		return nil
+	}
+	return out
+}
+
+// TestKeepCPUMemory: the status's cpu and memory are the pruned copy of the
+// requirements they were (claims kept), not shared with the spec; and a running
+// container's status takes 7 allocations for them, where copying the whole requirements
+// for the allocated requests alone made it 9.
+func TestKeepCPUMemory(t *testing.T) {
+	full := reqs("150m", "300m", "64Mi")
+	full.Limits[corev1.ResourceEphemeralStorage] = resource.MustParse("1Gi")
+	full.Claims = []corev1.ResourceClaim{{Name: "gpu"}}
+	onlyOther := corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceEphemeralStorage: resource.MustParse("1Gi")},
+		Claims: []corev1.ResourceClaim{{Name: "gpu"}}}
+	for name, r := range map[string]corev1.ResourceRequirements{
+		"cpu, memory and more": full, "cpu only": reqs("100m", "200m", ""), "requests only": {Requests: full.Requests},
+		"neither cpu nor memory": onlyOther, "nothing": {},
+	} {
+		got, want := keepCPUMemory(r), prunedCopy(r)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %+v, want %+v", name, got, want)
+		}
+		if got != nil && got.Limits != nil {
+			before := r.Limits.Cpu().String()
+			got.Limits[corev1.ResourceCPU] = resource.MustParse("7")
+			if r.Limits.Cpu().String() != before {
+				t.Errorf("%s: the limits are shared with the spec", name)
+			}
+		}
+	}
+	if raceEnabled {
+		return
+	}
+	c := &corev1.Container{Name: "app", Resources: reqs("150m", "300m", "64Mi")}
+	in := podState{containers: map[string][]Container{"app": {{State: StateRunning}}}}
+	if n := testing.AllocsPerRun(100, func() { resizeStatus(&corev1.ContainerStatus{}, c, in) }); n > 7 {
+		t.Errorf("%v allocations a container's status resources, want at most 7", n)
+	}
+}
+
 // computePodStatus reports ephemeral containers (never ready, not counted in the pod's
 // readiness), allocatedResources and resources, and the resize conditions that hold,
 // keeping their transition time while they hold and dropping them once they do not.

@@ -452,8 +452,8 @@ func resizeStatus(cs *corev1.ContainerStatus, c *corev1.Container, in podState) 
 	if !ok {
 		alloc = c.Resources
 	}
-	if r := keepCPUMemory(alloc.DeepCopy()); r != nil && len(r.Requests) > 0 {
-		cs.AllocatedResources = r.Requests
+	if r := cpuMemory(alloc.Requests); r != nil {
+		cs.AllocatedResources = r
 	}
 	if h := in.containers[c.Name]; len(h) > 0 {
 		cs.Resources = statusResources(alloc, h[0])

@@ -26,7 +26,8 @@ const Env = "SKIFF_HEAP_PROFILE"
 // stacks to path.goroutines (GoroutinesSuffix), each time the process is sent SIGUSR2,
 // until stop is called; an empty path installs nothing. Each file is written beside its
 // name and renamed to it, the heap profile last, so a reader that finds the profile
-// finds both whole. Errors go to logf: a profile that cannot be written must not stop the process.
+// finds both whole. Errors go to logf: a profile that cannot be written must not stop
+// the process.
 func Start(path string, logf func(format string, args ...any)) (stop func()) {
 	if path == "" {
 		return func() {}
