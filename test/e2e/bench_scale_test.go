@@ -292,10 +292,24 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 		benchfig.Report(alias, elapsed.Seconds(), "s")
 	}
 	benchfig.Report(prefix+"_s_per_1k_pods", elapsed.Seconds()/pods*1000, "s")
-	benchfig.Report(prefix+"_mutate_p99", mutate.p99(), "ms")
-	benchfig.Report(prefix+"_list_p99", lists.p99(), "ms")
-	benchfig.Report(prefix+"_list_protobuf_p99", protobufLists.p99(), "ms")
-	benchfig.Report(prefix+"_watch_lag_p99", lag.p99(), "ms")
+	// A p99 of no samples is no figure (Percentile's 0 would read as the target met): a
+	// probe that did not run, or whose every try failed, prints none and says so. The
+	// lists that failed (a continue token expired: 410) are counted beside their p99.
+	reportP99 := func(name string, l *latencies) {
+		if l.n() == 0 {
+			b.Logf("%s: no sample, no figure", name)
+			return
+		}
+		benchfig.Report(name, l.p99(), "ms")
+	}
+	reportP99(prefix+"_mutate_p99", mutate)
+	reportP99(prefix+"_list_p99", lists)
+	reportP99(prefix+"_list_protobuf_p99", protobufLists)
+	if listPeriod > 0 {
+		benchfig.Report(prefix+"_list_failed", float64(lists.failures()), "lists")
+		benchfig.Report(prefix+"_list_protobuf_failed", float64(protobufLists.failures()), "lists")
+	}
+	reportP99(prefix+"_watch_lag_p99", lag)
 	b.Logf("probes: %d mutating calls, %d paged lists (%d JSON, %d protobuf), %d watch events", mutate.n(),
 		lists.n()+protobufLists.n(), lists.n(), protobufLists.n(), lag.n())
 	var total, members int64
@@ -403,14 +417,18 @@ func scaleDeployment(name string, n int32) *appsv1.Deployment {
 					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}}}}
 }
 
-// latencies collects a probe's samples.
+// latencies collects a probe's samples, and counts the tries that failed (which have
+// no latency).
 type latencies struct {
-	mu sync.Mutex
-	d  []time.Duration
+	mu     sync.Mutex
+	d      []time.Duration
+	failed int
 }
 
 func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
+func (l *latencies) fail()               { l.mu.Lock(); l.failed++; l.mu.Unlock() }
 func (l *latencies) n() int              { l.mu.Lock(); defer l.mu.Unlock(); return len(l.d) }
+func (l *latencies) failures() int       { l.mu.Lock(); defer l.mu.Unlock(); return l.failed }
 func (l *latencies) p99() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -498,6 +516,11 @@ func probePagedLists(ctx context.Context, b *testing.B, hc *http.Client, base st
 			items, err := listAllPods(ctx, hc, base, protobuf)
 			if err != nil && ctx.Err() == nil {
 				b.Logf("paged list (protobuf %v): %v", protobuf, err)
+				if protobuf {
+					protobufLists.fail()
+				} else {
+					jsonLists.fail()
+				}
 			} else if err == nil {
 				if protobuf {
 					protobufLists.add(time.Since(at))
