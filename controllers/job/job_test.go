@@ -1206,6 +1206,15 @@ func TestClaimOnlyWhatChanged(t *testing.T) {
 		defer c.mu.Unlock()
 		return slices.Sorted(maps.Keys(c.unmatched[key]))
 	}
+	// The informer puts a pod in its cache before its handlers see the change, so what
+	// the handlers record is waited for, not read the moment the cache shows the pod.
+	unmatchedIs := func(c *Controller, what string, ok func([]string) bool) {
+		t.Helper()
+		waitfor.Condition(t, 30*time.Second, "unmatched: "+what, func() (bool, string) {
+			u := unmatched(c)
+			return ok(u), fmt.Sprintf("unmatched %v", u)
+		})
+	}
 	cached := func(c *Controller, what string, ok func(pods []*corev1.Pod) bool) {
 		t.Helper()
 		waitfor.Condition(t, 30*time.Second, "the cache shows "+what, func() (bool, string) {
@@ -1257,24 +1266,18 @@ func TestClaimOnlyWhatChanged(t *testing.T) {
 	first, second := pods[0].Name, pods[1].Name
 	relabel(first)
 	cached(c, first+" relabelled", isRelabelled(first))
-	if u := unmatched(c); !slices.Equal(u, []string{"default/" + first}) {
-		t.Fatalf("unmatched %v; want %s alone", u, first)
-	}
+	unmatchedIs(c, first+" alone", func(u []string) bool { return slices.Equal(u, []string{"default/" + first}) })
 	if _, err := c.Reconcile(e.ctx, key); err != nil {
 		t.Fatal(err)
 	}
 	cached(c, first+" released", isReleased(first))
-	if u := unmatched(c); len(u) != 0 {
-		t.Fatalf("unmatched %v after the release; want none", u)
-	}
+	unmatchedIs(c, "none after the release", func(u []string) bool { return len(u) == 0 })
 
 	// A pod relabelled before a controller starts: seen as it lists, claimed.
 	relabel(second)
 	c2 := e.newSynced(t)
 	cached(c2, second+" relabelled", isRelabelled(second))
-	if u := unmatched(c2); !slices.Contains(u, "default/"+second) {
-		t.Fatalf("the new controller's unmatched %v; want %s in it", u, second)
-	}
+	unmatchedIs(c2, "the new controller's, with "+second, func(u []string) bool { return slices.Contains(u, "default/"+second) })
 	if _, err := c2.Reconcile(e.ctx, key); err != nil {
 		t.Fatal(err)
 	}
