@@ -1080,8 +1080,10 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	if err != nil {
 		return listResult{}, err
 	}
+	// The page goes out as the objects' values: without a selector, the store need not
+	// read their labels and fields (ValuesOnly).
 	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0)),
-		CountRemaining: opts.labelSelector == "" && opts.fieldSelector == ""}
+		CountRemaining: opts.labelSelector == "" && opts.fieldSelector == "", ValuesOnly: true}
 	if info.Namespaced {
 		so.Namespace = opts.namespace
 	}

@@ -51,12 +51,32 @@ func (b *writeBatcher) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	b.queue = append(b.queue, p...)
+	b.queue = appendBounded(b.queue, p)
 	if !b.sending {
 		b.sending = true
 		go b.send()
 	}
 	return len(p), nil
+}
+
+// appendBounded appends p to queue, growing it no further than writeBatchMax while
+// what it holds fits: a connection's two buffers (the queue and the batch being sent)
+// then reach writeBatchMax once and are reused. append's own growth takes them past it,
+// after which send drops each batch and every large answer (a page of a list, a watch's
+// burst) allocates its buffers again from nothing: 13.6 of the leader's 85.7 GB
+// allocated in the 150,000-pod run (issue 26).
+func appendBounded(queue, p []byte) []byte {
+	n := len(queue) + len(p)
+	if n <= cap(queue) {
+		return append(queue, p...)
+	}
+	c := max(2*cap(queue), n, 4<<10)
+	if n <= writeBatchMax {
+		c = min(c, writeBatchMax)
+	}
+	grown := make([]byte, len(queue), c)
+	copy(grown, queue)
+	return append(grown, p...)
 }
 
 // send writes the queue until it is empty.

@@ -188,6 +188,23 @@ func addMapEntry(m *map[string]string, entry []byte) bool {
 	return true
 }
 
+// validMapEntry says whether b is an entry decodeMapEntry reads, without making its
+// strings.
+func validMapEntry(b []byte) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || (num != mapKeyField && num != mapValueField) || typ != protowire.BytesType {
+			return false
+		}
+		s, m := protowire.ConsumeBytes(b[n:])
+		if m < 0 || !utf8.Valid(s) {
+			return false
+		}
+		b = b[n+m:]
+	}
+	return true
+}
+
 // decodeMapEntry reads a map<string, string> entry: a missing key or value is "".
 func decodeMapEntry(b []byte) (k, v string, ok bool) {
 	for len(b) > 0 {
@@ -296,20 +313,30 @@ func recordToObject(key Key, r *storev1.Record) Object {
 // decoder's maps and reflection were most of what that cost. A record the wire reader
 // does not expect (a field it does not know, a non-UTF-8 string) is read the generic
 // way (FuzzDecodeRecord: whatever it reads, the protobuf module reads the same).
-func decodeRecord(k Key, b []byte) (Object, error) {
-	if o, ok := readRecord(k, b); ok {
+func decodeRecord(k Key, b []byte) (Object, error) { return decodeRecordMaps(k, b, true) }
+
+// decodeRecordMaps is decodeRecord, leaving the object's Labels and Fields nil unless
+// maps: a list that selects nothing by them (its objects go out as their values) does
+// not build two maps an object (ListOptions.ValuesOnly).
+func decodeRecordMaps(k Key, b []byte, maps bool) (Object, error) {
+	if o, ok := readRecord(k, b, maps); ok {
 		return o, nil
 	}
 	var r storev1.Record
 	if err := proto.Unmarshal(b, &r); err != nil {
 		return Object{}, fmt.Errorf("decode %s: %w", k, err)
 	}
-	return recordToObject(k, &r), nil
+	o := recordToObject(k, &r)
+	if !maps {
+		o.Labels, o.Fields = nil, nil
+	}
+	return o, nil
 }
 
 // readRecord is decodeRecord's wire reader; ok is false for what it leaves to
-// proto.Unmarshal. The value is copied: the record may be bbolt's mapped page.
-func readRecord(k Key, b []byte) (o Object, ok bool) {
+// proto.Unmarshal. The value is copied: the record may be bbolt's mapped page. Labels
+// and Fields are read only when maps; their entries are checked either way.
+func readRecord(k Key, b []byte, maps bool) (o Object, ok bool) {
 	o.Key = k
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -343,12 +370,12 @@ func readRecord(k Key, b []byte) (o Object, ok bool) {
 					return Object{}, false
 				}
 				o.UID = string(v)
-			case recordLabelsField:
-				if !addMapEntry(&o.Labels, v) {
-					return Object{}, false
+			case recordLabelsField, recordFieldsField:
+				m := &o.Labels
+				if num == recordFieldsField {
+					m = &o.Fields
 				}
-			case recordFieldsField:
-				if !addMapEntry(&o.Fields, v) {
+				if maps && !addMapEntry(m, v) || !maps && !validMapEntry(v) {
 					return Object{}, false
 				}
 			}

@@ -139,7 +139,16 @@ func FuzzDecodeRecord(f *testing.F) {
 		var r storev1.Record
 		perr := proto.Unmarshal(data, &r)
 		k := Key{Kind: "Pod", Namespace: "default", Name: "a"}
-		got, ok := readRecord(k, data)
+		got, ok := readRecord(k, data, true)
+		// Without the maps, the same record is read (or declined) the same, less them.
+		bare, bareOK := readRecord(k, data, false)
+		if bareOK != ok {
+			t.Fatalf("read with the maps: %v; without: %v", ok, bareOK)
+		}
+		if ok && (bare.Labels != nil || bare.Fields != nil || !reflect.DeepEqual(bare, Object{Key: got.Key, Value: got.Value, UID: got.UID,
+			CreateRevision: got.CreateRevision, ModRevision: got.ModRevision})) {
+			t.Fatalf("read without the maps %+v, want %+v less its maps", bare, got)
+		}
 		if !ok {
 			if _, err := decodeRecord(k, data); (err == nil) != (perr == nil) {
 				t.Fatalf("decodeRecord: %v; the protobuf module: %v", err, perr)

@@ -185,6 +185,40 @@ func TestFieldIndexAndList(t *testing.T) {
 			t.Errorf("list %+v = %v rev %d %v; want %v", tc.opts, names(objs), rev, err, tc.want)
 		}
 	}
+	// ValuesOnly: the same objects, without their maps; ignored when something selects
+	// by them.
+	for _, tc := range []struct {
+		opts ListOptions
+		want []string
+		maps bool
+	}{
+		{ListOptions{ValuesOnly: true}, []string{"a/p1", "a/p2", "b/p3", "b/q4"}, false},
+		{ListOptions{ValuesOnly: true, Namespace: "a", Limit: 1}, []string{"a/p1"}, false},
+		{ListOptions{ValuesOnly: true, IndexField: "spec.nodeName", IndexValue: "w2"}, []string{"a/p2"}, true},
+		{ListOptions{ValuesOnly: true, Predicate: func(o *Object) bool { return o.Labels["app"] == "q" }}, []string{"b/q4"}, true},
+	} {
+		objs, _, err := tf.list("Pod", tc.opts)
+		if err != nil || !reflect.DeepEqual(names(objs), tc.want) {
+			t.Errorf("list %+v = %v %v; want %v", tc.opts, names(objs), err, tc.want)
+		}
+		for _, o := range objs {
+			if hasMaps := o.Labels != nil && o.Fields != nil; hasMaps != tc.maps || string(o.Value) != o.Name || o.ModRevision == 0 {
+				t.Errorf("list %+v: %s read as %+v; want its value and revision, and its maps %v", tc.opts, o.Name, o, tc.maps)
+			}
+		}
+	}
+	full, _, _ := tf.list("Pod", ListOptions{})
+	bare, _, _ := tf.list("Pod", ListOptions{ValuesOnly: true})
+	lists := func(opts ListOptions) func() {
+		return func() {
+			if _, _, err := tf.list("Pod", opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if withMaps, without := testing.AllocsPerRun(20, lists(ListOptions{})), testing.AllocsPerRun(20, lists(ListOptions{ValuesOnly: true})); without > withMaps-float64(2*len(full)) {
+		t.Errorf("a list of %d objects: %v allocations without their maps, %v with them; want two an object fewer at least", len(bare), without, withMaps)
+	}
 	// Moving a pod moves its index entry; deleting removes it.
 	tf.one(Op{Type: Update, Key: Key{Kind: "Pod", Namespace: "a", Name: "p1"}, Value: []byte("p1"), Fields: map[string]string{"spec.nodeName": "w2"}})
 	tf.one(Op{Type: Delete, Key: Key{Kind: "Pod", Namespace: "a", Name: "p2"}})

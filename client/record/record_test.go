@@ -347,6 +347,7 @@ type refusing struct {
 	mu      sync.Mutex
 	open    bool
 	refused int   // calls refused
+	events  int   // events refused
 	written []int // events per call written
 }
 
@@ -355,6 +356,7 @@ func (s *refusing) write(n int) error {
 	defer s.mu.Unlock()
 	if !s.open {
 		s.refused++
+		s.events += n
 		st, _ := status.New(codes.ResourceExhausted, "limit reached on type Namespace for key default").
 			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Millisecond)})
 		return st.Err()
@@ -383,8 +385,9 @@ func (s *refusing) CreateBatch(_ context.Context, req *apiv1.CreateBatchRequest)
 
 // TestRecorderBacksOffWhileRefused: while the server keeps refusing events for its rate
 // budget, asking each time for only a millisecond, the recorder backs off as a whole
-// (a few calls a second, not hundreds), holds the events recorded meanwhile, and once
-// the server takes them writes them all together, none dropped.
+// (a few calls a second, not hundreds), holds the events recorded meanwhile, asking
+// with one event at a time, and once the server takes them writes them all, in calls
+// that grow, none dropped.
 func TestRecorderBacksOffWhileRefused(t *testing.T) {
 	fake := &refusing{}
 	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
@@ -425,8 +428,13 @@ func TestRecorderBacksOffWhileRefused(t *testing.T) {
 	})
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
-	if len(fake.written) != 1 {
-		t.Errorf("events written in calls of %v, want all %d held back and written together", fake.written, n)
+	// After refusals the recorder asks with one event, then twice as many after each
+	// write taken whole: not its whole backlog to have it refused but one.
+	for i, k := range fake.written {
+		if i == 0 && k != 1 || i > 0 && k > 2*fake.written[i-1] {
+			t.Errorf("events written in calls of %v, want one first, then at most twice the call before", fake.written)
+			break
+		}
 	}
 }
 
@@ -503,15 +511,17 @@ func TestRecorderBacksOffWhilePartlyRefused(t *testing.T) {
 	r := startRecorder(t, serve(t, fake), record.Config{Component: "test"})
 	recordPods(r, 0, 50)
 	began := time.Now()
-	// Two seconds of partial refusals: 100 ms doubling is at most five calls after
-	// the first; starting again at 100 ms after each would be 13 or more.
-	waitfor.Condition(t, 30*time.Second, "two seconds of partial refusals", func() (bool, string) {
-		return time.Since(began) >= 2*time.Second, ""
+	// Three seconds of partial refusals. After each pause the recorder asks with one
+	// event (taken), then with two (one refused): two calls a pause. 100 ms doubling
+	// is at most five pauses, eleven calls or so; starting again at 100 ms after each
+	// would be 40 or more.
+	waitfor.Condition(t, 30*time.Second, "three seconds of partial refusals", func() (bool, string) {
+		return time.Since(began) >= 3*time.Second, ""
 	})
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
-	if fake.calls > 8 {
-		t.Errorf("%d calls in two seconds, each taken in part: the recorder did not back off", fake.calls)
+	if fake.calls > 14 {
+		t.Errorf("%d calls in three seconds, each taken in part: the recorder did not back off", fake.calls)
 	}
 	if len(fake.taken) == 0 {
 		t.Errorf("no event taken in %d calls", fake.calls)
@@ -649,6 +659,39 @@ func TestRecorderGivesUpAfterTries(t *testing.T) {
 		t.Errorf("dropped %v, want the one event's tries", got)
 	}
 }
+
+// TestRecorderAsksWithOneEventWhileRefused: a recorder whose events the server keeps
+// refusing for its rate budget sends one event a write after the first refusal, not
+// its backlog: the others wait out each pause as refused ones do, a try counted, and
+// are dropped after the same twelve. (Sending the backlog each time, the server
+// refused every event twelve times: 240 refusals here, against about 31.)
+func TestRecorderAsksWithOneEventWhileRefused(t *testing.T) {
+	fake := &refusing{}
+	reg := prometheus.NewRegistry()
+	r := startRecorder(t, serve(t, fake), record.Config{Component: "test", RetryBase: time.Millisecond, RetryMax: 10 * time.Millisecond,
+		Metrics: record.NewMetrics(reg)})
+	const n = 20
+	recordPods(r, 0, n)
+	waitfor.Condition(t, 30*time.Second, "every event dropped after its tries", func() (bool, string) {
+		got := dropped(t, reg)
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return got[record.DroppedTries] == n, fmt.Sprintf("dropped %v; %d calls refused, %d events", got, fake.refused, fake.events)
+	})
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	// The first write carries what was recorded by then (up to all n), each after it one.
+	if most := n + maxTries; fake.events > most {
+		t.Errorf("%d event writes refused in %d calls for %d events, want at most %d: one event a write after the first refusal",
+			fake.events, fake.refused, n, most)
+	}
+	if got := dropped(t, reg); len(got) != 1 {
+		t.Errorf("dropped %v, want the %d events' tries only", got, n)
+	}
+}
+
+// maxTries is the recorder's: how many refused writes in a row drop an event.
+const maxTries = 12
 
 // TestRecorderBoundsItsBacklog: the events waiting out refusals count against
 // MaxPending: beyond it new events are dropped and counted, not held without bound.
