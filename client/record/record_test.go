@@ -688,6 +688,7 @@ func TestRecorderAsksWithOneEventWhileRefused(t *testing.T) {
 	if got := dropped(t, reg); len(got) != 1 {
 		t.Errorf("dropped %v, want the %d events' tries only", got, n)
 	}
+	t.Logf("%d event writes refused in %d calls for %d events", fake.events, fake.refused, n)
 }
 
 // maxTries is the recorder's: how many refused writes in a row drop an event.
