@@ -91,33 +91,36 @@ type indexedStore[T kinds.Object] struct {
 	mu       sync.RWMutex
 	items    map[string]T
 	indexers map[string]IndexFunc[T]
-	indexes  map[string]map[string]map[string]struct{} // index -> value -> keys
+	// indexes hold, for each index and value, the objects under it by key: a read
+	// by index takes them from there, not by a lookup of each key in items (the
+	// ReplicaSet controller reads its thousand pods by owner at each sync, issue 26).
+	indexes map[string]map[string]map[string]T // index -> value -> key -> object
 }
 
 func newIndexedStore[T kinds.Object]() *indexedStore[T] {
-	return &indexedStore[T]{items: map[string]T{}, indexers: map[string]IndexFunc[T]{}, indexes: map[string]map[string]map[string]struct{}{}}
+	return &indexedStore[T]{items: map[string]T{}, indexers: map[string]IndexFunc[T]{}, indexes: map[string]map[string]map[string]T{}}
 }
 
 func (s *indexedStore[T]) addIndexer(name string, fn IndexFunc[T]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.indexers[name] = fn
-	idx := map[string]map[string]struct{}{}
+	idx := map[string]map[string]T{}
 	s.indexes[name] = idx
 	for k, obj := range s.items {
 		for _, v := range fn(obj) {
-			addTo(idx, v, k)
+			addTo(idx, v, k, obj)
 		}
 	}
 }
 
-func addTo(idx map[string]map[string]struct{}, value, key string) {
+func addTo[T kinds.Object](idx map[string]map[string]T, value, key string, obj T) {
 	set := idx[value]
 	if set == nil {
-		set = map[string]struct{}{}
+		set = map[string]T{}
 		idx[value] = set
 	}
-	set[key] = struct{}{}
+	set[key] = obj
 }
 
 // put stores obj and returns what it replaced.
@@ -132,7 +135,7 @@ func (s *indexedStore[T]) put(obj T) (old T, existed bool) {
 	s.items[k] = obj
 	for name, fn := range s.indexers {
 		for _, v := range fn(obj) {
-			addTo(s.indexes[name], v, k)
+			addTo(s.indexes[name], v, k, obj)
 		}
 	}
 	return old, existed
@@ -247,16 +250,16 @@ func (l *Lister[T]) ListSelected(namespace string, set map[string]string) []T {
 		l.s.mu.RUnlock()
 		return l.ListNamespace(namespace, sel)
 	}
-	var rarest map[string]struct{}
+	var rarest map[string]T
 	first := true
 	for k, v := range set {
-		if keys := idx[LabelValue(namespace, k, v)]; first || len(keys) < len(rarest) {
-			rarest, first = keys, false
+		if objs := idx[LabelValue(namespace, k, v)]; first || len(objs) < len(rarest) {
+			rarest, first = objs, false
 		}
 	}
 	keyed := make([]keyedObj[T], 0, len(rarest))
-	for k := range rarest {
-		if obj := l.s.items[k]; sel.Matches(labels.Set(obj.GetLabels())) {
+	for k, obj := range rarest {
+		if sel.Matches(labels.Set(obj.GetLabels())) {
 			keyed = append(keyed, keyedObj[T]{k, obj})
 		}
 	}
@@ -269,11 +272,25 @@ func (l *Lister[T]) ByIndex(index, value string) []T {
 	l.s.mu.RLock()
 	set := l.s.indexes[index][value]
 	keyed := make([]keyedObj[T], 0, len(set))
-	for k := range set {
-		keyed = append(keyed, keyedObj[T]{k, l.s.items[k]})
+	for k, obj := range set {
+		keyed = append(keyed, keyedObj[T]{k, obj})
 	}
 	l.s.mu.RUnlock()
 	return sortKeyed(keyed)
+}
+
+// ByIndexAnyOrder is ByIndex in no particular order (as client-go's ByIndex), for a
+// caller that orders them itself or needs no order: sorting a ReplicaSet's thousand
+// pods at each of its syncs was most of the read's cost.
+func (l *Lister[T]) ByIndexAnyOrder(index, value string) []T {
+	l.s.mu.RLock()
+	defer l.s.mu.RUnlock()
+	set := l.s.indexes[index][value]
+	out := make([]T, 0, len(set))
+	for _, obj := range set {
+		out = append(out, obj)
+	}
+	return out
 }
 
 // Len is the number of cached objects.

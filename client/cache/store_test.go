@@ -2,12 +2,16 @@ package cache
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
@@ -141,5 +145,111 @@ func BenchmarkListerList50k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		l.List(labels.Everything())
+	}
+}
+
+// TestIndexesHoldTheCurrentObjects: through random puts (new objects, changed labels,
+// owners and namespaces, and unchanged index values with a new object), and removes,
+// every index read returns what a scan of the store's objects finds under the value,
+// and the very objects stored now, not ones they replaced.
+func TestIndexesHoldTheCurrentObjects(t *testing.T) {
+	s := newIndexedStore[*corev1.Pod]()
+	s.addIndexer(IndexNamespace, ByNamespace[*corev1.Pod])
+	s.addIndexer(IndexOwner, ByOwner[*corev1.Pod])
+	s.addIndexer(IndexOrphan, ByOrphan[*corev1.Pod])
+	s.addIndexer(IndexLabels, ByLabels[*corev1.Pod])
+	l := &Lister[*corev1.Pod]{s: s}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(of ...string) string { return of[rng.IntN(len(of))] }
+	for step := range 3000 {
+		key := pick("a", "b") + "/p" + strconv.Itoa(rng.IntN(40))
+		if rng.IntN(5) == 0 {
+			s.remove(key)
+		} else {
+			ns, name := SplitKey(key)
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: strconv.Itoa(step),
+				Labels: map[string]string{"app": pick("web", "db")}}}
+			if owner := pick("", "rs1", "rs2"); owner != "" {
+				p.OwnerReferences = []metav1.OwnerReference{{Kind: "ReplicaSet", Name: owner, UID: types.UID(owner), Controller: ptr.To(true)}}
+			}
+			s.put(p)
+		}
+		if step%50 != 0 {
+			continue
+		}
+		all := l.List(labels.Everything())
+		scan := func(keep func(*corev1.Pod) bool) []*corev1.Pod {
+			var out []*corev1.Pod
+			for _, p := range all {
+				if keep(p) {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+		same := func(what string, got, want []*corev1.Pod) {
+			if len(got) != len(want) {
+				t.Fatalf("step %d: %s = %s; a scan finds %s", step, what, names(got), names(want))
+			}
+			for i := range got {
+				if got[i] != want[i] { // the stored object itself, at its current version
+					t.Fatalf("step %d: %s[%d] is %s at version %s; the store holds version %s", step, what, i, Key(got[i]), got[i].ResourceVersion, want[i].ResourceVersion)
+				}
+			}
+		}
+		for _, ns := range []string{"a", "b"} {
+			same("namespace "+ns, l.ByIndex(IndexNamespace, ns), scan(func(p *corev1.Pod) bool { return p.Namespace == ns }))
+			same("orphans of "+ns, l.ByIndex(IndexOrphan, ns), scan(func(p *corev1.Pod) bool { return p.Namespace == ns && len(p.OwnerReferences) == 0 }))
+			for _, app := range []string{"web", "db"} {
+				same("app="+app+" in "+ns, l.ListSelected(ns, map[string]string{"app": app}),
+					scan(func(p *corev1.Pod) bool { return p.Namespace == ns && p.Labels["app"] == app }))
+			}
+		}
+		for _, owner := range []string{"rs1", "rs2"} {
+			same("owned by "+owner, l.ByIndex(IndexOwner, owner),
+				scan(func(p *corev1.Pod) bool {
+					return len(p.OwnerReferences) > 0 && p.OwnerReferences[0].UID == types.UID(owner)
+				}))
+			anyOrder := l.ByIndexAnyOrder(IndexOwner, owner)
+			slices.SortFunc(anyOrder, func(a, b *corev1.Pod) int { return strings.Compare(Key(a), Key(b)) })
+			same("owned by "+owner+", in any order", anyOrder, l.ByIndex(IndexOwner, owner))
+		}
+	}
+}
+
+// BenchmarkByIndexOwner: a ReplicaSet's 1,000 pods among 50,000, by owner (what its
+// controller reads at each sync).
+func BenchmarkByIndexOwner(b *testing.B) {
+	s := newIndexedStore[*corev1.Pod]()
+	s.addIndexer(IndexOwner, ByOwner[*corev1.Pod])
+	for i := range 50_000 {
+		uid := types.UID(fmt.Sprintf("rs-%d", i%50))
+		s.put(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p-%d", i),
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: string(uid), UID: uid, Controller: ptr.To(true)}}}})
+	}
+	l := &Lister[*corev1.Pod]{s: s}
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := len(l.ByIndex(IndexOwner, "rs-7")); n != 1000 {
+			b.Fatalf("%d pods", n)
+		}
+	}
+}
+
+// BenchmarkByIndexAnyOrder is BenchmarkByIndexOwner without the order.
+func BenchmarkByIndexAnyOrder(b *testing.B) {
+	s := newIndexedStore[*corev1.Pod]()
+	s.addIndexer(IndexOwner, ByOwner[*corev1.Pod])
+	for i := range 50_000 {
+		uid := types.UID(fmt.Sprintf("rs-%d", i%50))
+		s.put(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p-%d", i),
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: string(uid), UID: uid, Controller: ptr.To(true)}}}})
+	}
+	l := &Lister[*corev1.Pod]{s: s}
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := len(l.ByIndexAnyOrder(IndexOwner, "rs-7")); n != 1000 {
+			b.Fatalf("%d pods", n)
+		}
 	}
 }

@@ -221,13 +221,19 @@ func (c *Controller[T]) Reconcile(ctx context.Context, key string) (time.Duratio
 // controls is neither adopted nor released, so the rest of the namespace need not be
 // read: a sync costs rs's own pods, not the namespace's (fifty ReplicaSets of a
 // thousand pods in one namespace read fifty thousand pods a sync each).
+// They come in no particular order: what is done with them is ordered where it matters
+// (rankForDeletion).
 func (c *Controller[T]) candidates(rs T) []*corev1.Pod {
-	out := c.pods.ByIndex(cache.IndexOwner, string(rs.GetUID()))
+	out := c.pods.ByIndexAnyOrder(cache.IndexOwner, string(rs.GetUID()))
+	orphans := c.pods.ByIndexAnyOrder(cache.IndexOrphan, rs.GetNamespace())
+	if len(orphans) == 0 {
+		return out // the common case: no set of the owned to make
+	}
 	named := make(map[types.UID]bool, len(out))
 	for _, p := range out {
 		named[p.UID] = true
 	}
-	for _, p := range c.pods.ByIndex(cache.IndexOrphan, rs.GetNamespace()) {
+	for _, p := range orphans {
 		if !named[p.UID] { // an orphan naming rs as a plain owner is listed once
 			out = append(out, p)
 		}
