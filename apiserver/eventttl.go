@@ -64,7 +64,9 @@ func (s *Server) sweepEvents(ctx context.Context, now time.Time) (int, error) {
 	deleted := 0
 	var after store.Key
 	for {
-		page, err := s.store.ListPage(ctx, kinds.Event, store.ListOptions{Stale: true, After: after, Limit: eventSweepBatch, Predicate: expired})
+		// expired reads the value alone: the store need not read labels and fields.
+		page, err := s.store.ListPage(ctx, kinds.Event, store.ListOptions{Stale: true, After: after, Limit: eventSweepBatch, Predicate: expired,
+			ValuesOnly: true})
 		if err != nil || len(page.Objects) == 0 {
 			return deleted, err
 		}

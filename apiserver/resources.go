@@ -1083,7 +1083,7 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	// The page goes out as the objects' values: without a selector, the store need not
 	// read their labels and fields (ValuesOnly).
 	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0)),
-		CountRemaining: opts.labelSelector == "" && opts.fieldSelector == "", ValuesOnly: true}
+		CountRemaining: opts.labelSelector == "" && opts.fieldSelector == "", ValuesOnly: pred == nil}
 	if info.Namespaced {
 		so.Namespace = opts.namespace
 	}

@@ -633,7 +633,7 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 		// count: once the page is full, the objects after it are counted (every one
 		// matches: no field, no predicate; the namespace is the scan's prefix).
 		count := opts.CountRemaining && field == "" && pred == nil
-		maps := !opts.ValuesOnly || field != "" || pred != nil
+		maps := !opts.ValuesOnly || field != ""
 		full := func() bool { return opts.Limit > 0 && len(out.Objects) == opts.Limit }
 		// take adds o when it matches; it returns false when the page is full and one
 		// more object was found (and the rest is not counted).

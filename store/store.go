@@ -624,10 +624,10 @@ type ListOptions struct {
 	IndexField, IndexValue string
 	// Predicate, when set, keeps only the objects it accepts.
 	Predicate func(*Object) bool
-	// ValuesOnly, with neither IndexField nor Predicate, leaves the listed objects'
-	// Labels and Fields nil, for a caller that reads neither: a list of 150,000 pods
-	// does not build 300,000 maps. (An object changed since a past Revision, read from
-	// the history, may still carry them.)
+	// ValuesOnly, without an IndexField, leaves the listed objects' Labels and Fields
+	// nil, for a caller that reads neither, nor does its Predicate: a list of 150,000
+	// pods does not build 300,000 maps. (An object changed since a past Revision, read
+	// from the history, may still carry them.)
 	ValuesOnly bool
 }
 
