@@ -365,13 +365,6 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 		keys[i] = cache.Key(p)
 	}
 	c.exp.Expect(key, len(create), keys)
-	var mu sync.Mutex
-	var errs []error
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
 	// The batches begin with the largest that last succeeded for this DaemonSet: a
 	// rolling update's waves each replace up to maxUnavailable pods, and from 1 each
 	// wave paid the doubling's rounds again (seven for a hundred pods).
@@ -384,24 +377,7 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 	for j := created; j < len(create); j++ {
 		c.exp.CreationObserved(key) // never coming
 	}
-	if err != nil {
-		fail(err)
-	}
-	var wg sync.WaitGroup
-	for _, p := range del {
-		wg.Go(func() {
-			_, err := c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
-			if err != nil && !client.IsNotFound(err) {
-				c.exp.DeletionObserved(key, cache.Key(p))
-				c.rec.Eventf(ds, record.Warning, "FailedDelete", "Error deleting: %v", err)
-				fail(fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
-				return
-			}
-			c.rec.Eventf(ds, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(err, c.exp.DeletePods(ctx, key, ds, del, expectations.DeleteWith(c.cs.Pods), c.rec))
 }
 
 // createPods creates the daemon pods for nodes and returns each one's error: a slow-start

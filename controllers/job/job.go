@@ -1195,25 +1195,7 @@ func (s *sync_) deleteAll(ctx context.Context, pods []*corev1.Pod) error {
 		keys[i] = cache.Key(p)
 	}
 	s.c.exp.ExpectDeletions(s.key, keys)
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for _, p := range pods {
-		wg.Go(func() {
-			_, err := s.c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
-			if err != nil && !client.IsNotFound(err) {
-				s.c.exp.DeletionObserved(s.key, cache.Key(p))
-				s.c.rec.Eventf(s.planned, record.Warning, "FailedDelete", "Error deleting: %v", err)
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
-				mu.Unlock()
-				return
-			}
-			s.c.rec.Eventf(s.planned, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return s.c.exp.DeletePods(ctx, s.key, s.planned, pods, expectations.DeleteWith(s.c.cs.Pods), s.c.rec)
 }
 
 // scale decides the pods to make or delete so that the wanted number run, after the

@@ -264,27 +264,7 @@ func (c *Controller[T]) manage(ctx context.Context, key string, owner T, rs *app
 			keys[i] = cache.Key(p)
 		}
 		c.exp.ExpectDeletions(key, keys)
-		var mu sync.Mutex
-		var errs []error
-		var wg sync.WaitGroup
-		for _, p := range victims {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := c.cs.Pods.Delete(ctx, p.Namespace, p.Name, client.DeleteOptions{UID: string(p.UID)})
-				if err != nil && !client.IsNotFound(err) {
-					c.exp.DeletionObserved(key, cache.Key(p))
-					c.rec.Eventf(owner, record.Warning, "FailedDelete", "Error deleting: %v", err)
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("delete pod %s: %w", cache.Key(p), err))
-					mu.Unlock()
-					return
-				}
-				c.rec.Eventf(owner, record.Normal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
-			}()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
+		return c.exp.DeletePods(ctx, key, owner, victims, expectations.DeleteWith(c.cs.Pods), c.rec)
 	}
 	return nil
 }
