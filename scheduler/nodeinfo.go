@@ -288,6 +288,14 @@ func (ni *NodeInfo) AddPod(pi *PodInfo) {
 	}
 }
 
+// replacePod puts pi in the place of the counted PodInfo of its key, which asks for the
+// same (a newer object of the same bound pod).
+func (ni *NodeInfo) replacePod(pi *PodInfo) {
+	if _, ok := ni.pods[pi.Key]; ok {
+		ni.pods[pi.Key] = pi
+	}
+}
+
 // RemovePod stops counting the pod with key.
 func (ni *NodeInfo) RemovePod(key string) {
 	pi, ok := ni.pods[key]

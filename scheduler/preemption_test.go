@@ -144,6 +144,31 @@ func TestPreemptionWaitsForVictims(t *testing.T) {
 	}
 }
 
+// TestPreemptionSeesAnAssumedVictimGo: a victim this scheduler placed (assumed, then
+// confirmed by its bound object) and since deleted is seen terminating by preemption, as
+// one bound by another is: its node holds the newest object, not the one assumed.
+func TestPreemptionSeesAnAssumedVictimGo(t *testing.T) {
+	c := cacheWith([]*corev1.Node{makeNode("n1", "4", "8Gi")})
+	victim := makePod("victim", "4", "")
+	if err := c.Assume(NewPodInfo(victim), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	bound := victim.DeepCopy()
+	bound.Spec.NodeName = "n1"
+	c.SetPod(bound) // confirmed
+	going := bound.DeepCopy()
+	going.DeletionTimestamp = &metav1.Time{Time: epoch}
+	c.SetPod(going)
+	if got := c.nodes["n1"].pods["default/victim"].Pod; got != going {
+		t.Fatalf("the node holds %p (deleting: %v), want the newest object %p", got, got.DeletionTimestamp != nil, going)
+	}
+	pod := makePod("big", "1", "", withPriority(1000))
+	pod.Status.NominatedNodeName = "n1"
+	if _, ok, _ := c.Preempt(preemptionFramework(t), NewPodInfo(pod), nil); ok {
+		t.Error("preempted again while its assumed victim terminates")
+	}
+}
+
 // TestNominatedPodHoldsItsRoom: once a pod preempted on a node, pods of no higher
 // priority are filtered there as if it were placed; the pod itself and a pod of higher
 // priority are not kept out.
