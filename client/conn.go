@@ -94,9 +94,10 @@ type Options struct {
 	// OneServer sends every call to the server in use, writes and linearizable reads
 	// included (it forwards them to the leader), instead of writes straight to the
 	// leader: a client whose watches are on a follower then holds one connection, not
-	// two. Kubelets set it, as Kubernetes' kubelet talks to one API server: a
-	// simulated node's second connection was gRPC's goroutines, buffers and a TLS state
-	// on both sides, and two of three nodes of a three-member cluster held one (issue 26).
+	// two, as Kubernetes' kubelet talks to one API server. No component sets it: it
+	// saved a simulated node's second connection (gRPC's goroutines, buffers and a TLS
+	// state on both sides) but made the 10,000-pod scale run 30-60% slower, two of three
+	// nodes' writes costing a follower's API work and a peer hop (docs/performance.md).
 	OneServer bool
 	// IdleTimeout closes a connection that has carried no call and no stream for so
 	// long; the next call to its server opens it again. Default 90s, client-go's

@@ -201,7 +201,7 @@ func TestLeaderOutsideTheServersIsIgnored(t *testing.T) {
 	}
 }
 
-// TestOneServerKeepsWritesOnIt: a client with OneServer (a kubelet's) sends its writes
+// TestOneServerKeepsWritesOnIt: a client with OneServer sends its writes
 // and linearizable reads to the server it uses, which names another as the leader, and
 // so opens no connection to the leader; when that server fails, the calls move on to
 // the next, as every client's do.
