@@ -91,7 +91,7 @@ type podMemory struct {
 	// allocated are the resources the pod's app containers and sidecars run with, by
 	// name (resize.go), and allocatedRequests the pod's requests with them (guarded by
 	// Kubelet.mu: other pods' workers read them); nil until first allocated.
-	allocated         map[string]corev1.ResourceRequirements
+	allocated         allocation
 	allocatedRequests corev1.ResourceList
 	// pendingMsg is the pending resize's message last told in an event.
 	pendingMsg string

@@ -138,7 +138,7 @@ func TestComputePodStatusEphemeralAndResize(t *testing.T) {
 	app.Resources = &Resources{CPUMillis: 300, CPURequestMillis: 150}
 	in := podState{spec: spec, old: &corev1.PodStatus{}, now: at(10), scheme: "sim",
 		containers: map[string][]Container{"app": {app}, "debug": {running("debug", 0, 5)}},
-		allocated:  map[string]corev1.ResourceRequirements{"app": reqs("150m", "300m", "")},
+		allocated:  allocation{{name: "app", resources: reqs("150m", "300m", "")}},
 		resize:     []corev1.PodCondition{{Type: corev1.PodResizePending, Status: corev1.ConditionTrue, Reason: ReasonResizeDeferred, Message: "m"}}}
 	st := computePodStatus(in)
 	if len(st.EphemeralContainerStatuses) != 2 {
@@ -205,5 +205,36 @@ func TestAllocatedRequestsShareTheContainers(t *testing.T) {
 				t.Errorf("cpu %s, want %s", got, tc.cpu)
 			}
 		})
+	}
+}
+
+// TestAllocationOfAnUnchangedPod: a pod's allocation is recorded once, holding the
+// spec's requirements (no copy), and a sync of the pod unchanged reads it without
+// building another: one allocation (the list of its containers), where a map of them
+// was built at every sync and the first kept for the pod's life (issue 26). A resize
+// is told apart.
+func TestAllocationOfAnUnchangedPod(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Resources: reqs("150m", "300m", "64Mi")},
+		{Name: "b", Resources: reqs("50m", "50m", "")}}}}
+	k, mem := &Kubelet{}, &podMemory{}
+	if run, cond := k.allocate(pod, mem); run != pod || cond != nil {
+		t.Fatalf("first allocation: %p %v", run, cond)
+	}
+	if r, ok := mem.allocated.of("b"); !ok || reflect.ValueOf(r.Requests).Pointer() != reflect.ValueOf(pod.Spec.Containers[1].Resources.Requests).Pointer() {
+		t.Errorf("b's allocation %v (%v) is not the spec's", r, ok)
+	}
+	if !mem.allocated.is(resizable(&pod.Spec)) {
+		t.Error("the allocation differs from the spec it was made of")
+	}
+	resized := pod.DeepCopy()
+	resized.Spec.Containers[1].Resources = reqs("60m", "60m", "")
+	if mem.allocated.is(resizable(&resized.Spec)) {
+		t.Error("a resize is the allocation")
+	}
+	if raceEnabled {
+		return
+	}
+	if n := testing.AllocsPerRun(100, func() { k.allocate(pod, mem) }); n > 1 {
+		t.Errorf("%v allocations a sync of an unchanged pod, want at most 1", n)
 	}
 }

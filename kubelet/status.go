@@ -200,7 +200,7 @@ type podState struct {
 	// allocated are the resources the kubelet allocated the app containers and
 	// sidecars, by name (resize.go); resize are the PodResizePending and
 	// PodResizeInProgress conditions that hold now.
-	allocated map[string]corev1.ResourceRequirements
+	allocated allocation
 	resize    []corev1.PodCondition
 }
 
@@ -448,7 +448,7 @@ func containerStatus(spec *corev1.Container, hist []Container, waiting *corev1.C
 // resizeStatus reports what the kubelet allocated container c (allocatedResources, its
 // requests) and what it runs with (resources), as Kubernetes' kubelet does.
 func resizeStatus(cs *corev1.ContainerStatus, c *corev1.Container, in podState) {
-	alloc, ok := in.allocated[c.Name]
+	alloc, ok := in.allocated.of(c.Name)
 	if !ok {
 		alloc = c.Resources
 	}
