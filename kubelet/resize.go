@@ -139,11 +139,18 @@ func sameList(a, b corev1.ResourceList) bool {
 // setAllocated records an allocation and the pod's requests with it, which other pods'
 // fits read (under k.mu).
 func (k *Kubelet) setAllocated(mem *podMemory, alloc allocation, spec *corev1.PodSpec) {
-	reqs := resourcehelper.PodRequests(&corev1.Pod{Spec: *spec}, resourcehelper.PodResourcesOptions{})
 	// A pod of one container (most pods) asks what its container asks: that map, which
-	// the cached pods of one template share (cache.PodParts), not a copy a pod (issue 26).
-	if cs := spec.Containers; len(cs) == 1 && equality.Semantic.DeepEqual(reqs, cs[0].Resources.Requests) {
+	// the cached pods of one template share (cache.PodParts), not a copy a pod, and not
+	// summed again (resourcehelper.PodRequests was 1.3% of the simulated nodes' CPU at
+	// 50,000 pods, issue 26).
+	var reqs corev1.ResourceList
+	if cs := spec.Containers; len(cs) == 1 && len(spec.InitContainers) == 0 && spec.Overhead == nil && spec.Resources == nil {
 		reqs = cs[0].Resources.Requests
+	} else {
+		reqs = resourcehelper.PodRequests(&corev1.Pod{Spec: *spec}, resourcehelper.PodResourcesOptions{})
+		if len(cs) == 1 && equality.Semantic.DeepEqual(reqs, cs[0].Resources.Requests) {
+			reqs = cs[0].Resources.Requests
+		}
 	}
 	k.mu.Lock()
 	mem.allocated, mem.allocatedRequests = alloc, reqs

@@ -194,6 +194,10 @@ func TestAllocatedRequestsShareTheContainers(t *testing.T) {
 		{"two containers", corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Resources: one}, {Name: "b", Resources: reqs("50m", "50m", "")}}}, false, "200m"},
 		{"overhead", corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Resources: one}},
 			Overhead: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m")}}, false, "160m"},
+		{"an init container asking more", corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Resources: one}},
+			InitContainers: []corev1.Container{{Name: "i", Resources: reqs("400m", "400m", "")}}}, false, "400m"},
+		{"pod-level resources", corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Resources: one}},
+			Resources: &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}}}, false, "500m"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, mem := &Kubelet{}, &podMemory{}
@@ -203,6 +207,12 @@ func TestAllocatedRequestsShareTheContainers(t *testing.T) {
 			}
 			if got := mem.allocatedRequests.Cpu().String(); got != tc.cpu {
 				t.Errorf("cpu %s, want %s", got, tc.cpu)
+			}
+			if tc.shared && !raceEnabled {
+				// The container's map as it is: nothing summed, nothing made.
+				if n := testing.AllocsPerRun(100, func() { k.setAllocated(mem, nil, &tc.spec) }); n != 0 {
+					t.Errorf("%v allocations to record it, want none", n)
+				}
 			}
 		})
 	}
