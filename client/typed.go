@@ -363,12 +363,38 @@ func (c *Client[T]) UpdateStatus(ctx context.Context, obj T) (T, error) {
 	return c.update(ctx, obj, true, false)
 }
 
+// UpdateStatusMeta is UpdateStatus for a caller that reads only the written object's
+// metadata (its resourceVersion): the reply's spec and status are not decoded. A
+// kubelet writes a pod's status a few times in its life and reads back its
+// resourceVersion alone; decoding the whole pod was 4% of the simulated nodes' CPU at
+// 50,000 pods (issue 26).
+func (c *Client[T]) UpdateStatusMeta(ctx context.Context, obj T) (*metav1.PartialObjectMetadata, error) {
+	out, err := c.send(ctx, obj, true, false)
+	if err != nil {
+		return nil, err
+	}
+	m, err := kinds.UnwrapMeta(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: server sent %w", c.info.Kind, err)
+	}
+	return m, nil
+}
+
 func (c *Client[T]) update(ctx context.Context, obj T, status, dryRun bool) (T, error) {
-	var out *apiv1.Object
-	o, err := c.wrap(obj)
+	out, err := c.send(ctx, obj, status, dryRun)
 	if err != nil {
 		var zero T
 		return zero, err
+	}
+	return c.unwrap(out)
+}
+
+// send makes an Update or UpdateStatus call and returns the reply undecoded.
+func (c *Client[T]) send(ctx context.Context, obj T, status, dryRun bool) (*apiv1.Object, error) {
+	var out *apiv1.Object
+	o, err := c.wrap(obj)
+	if err != nil {
+		return nil, err
 	}
 	err = c.conn.invokeVia(ctx, toLeader, idempotent, c.conn.opts.AttemptTimeout, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		rc := apiv1.NewResourcesClient(cc)
@@ -380,11 +406,7 @@ func (c *Client[T]) update(ctx context.Context, obj T, status, dryRun bool) (T, 
 		}
 		return err
 	})
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return c.unwrap(out)
+	return out, err
 }
 
 // DeleteOptions tunes a Delete.

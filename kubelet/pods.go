@@ -945,7 +945,7 @@ func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, 
 	// from landing on a new pod of the same name.
 	upd := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}, Status: *st}
 	mem.writing.Store(st)
-	out, err := k.cs.Pods.UpdateStatus(ctx, upd)
+	out, err := k.cs.Pods.UpdateStatusMeta(ctx, upd)
 	mem.writing.Store(nil)
 	switch {
 	case client.IsNotFound(err) || client.IsConflict(err):
