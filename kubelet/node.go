@@ -216,8 +216,9 @@ func sameButHeartbeats(a, b *corev1.NodeStatus) bool {
 
 func (k *Kubelet) writeNodeStatus(ctx context.Context, cur *corev1.Node) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, UID: cur.UID}, Status: k.nodeStatus(&cur.Status)}
-	// No resourceVersion: the kubelet owns the node's status and writes it whole.
-	if _, err := k.cs.Nodes.UpdateStatus(ctx, node); err != nil {
+	// No resourceVersion: the kubelet owns the node's status and writes it whole. The
+	// reply is not read: its metadata alone is decoded.
+	if _, err := k.cs.Nodes.UpdateStatusMeta(ctx, node); err != nil {
 		return fmt.Errorf("update node %s status: %w", k.cfg.NodeName, err)
 	}
 	return nil
