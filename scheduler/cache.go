@@ -219,7 +219,6 @@ func (c *Cache) setPodObject(ps *podState, pod *corev1.Pod) {
 	if ps.assumed {
 		info := *ps.info // the scheduling cycle's, left as it was
 		ps.info = &info
-		info.Pod = pod
 		// The node counts the same requests and now reads the newer object (a
 		// victim's deletion, for preemption) and no longer holds the assumed one,
 		// which would be a second object a pod for as long as it runs.
