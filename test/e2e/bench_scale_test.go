@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,6 +284,7 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	endRSS := rss.current()
 	peak := rss.peaks()
 	memoryByKind(b, procs)
+	idleCost(b, procs, ports[6:9])
 	heapProfiles(b, procs)
 	endDisk := diskUsage(b, dataDirs)
 	endIndex := appliedIndex(b, metricsURL)
@@ -371,6 +374,57 @@ func startScale(b *testing.B, name, component string, args ...string) *proc {
 		cmd.Stdout = f
 	}
 	return startCommand(b, name, cmd)
+}
+
+// idleCost, with SKIFF_SCALE_IDLE set to a duration, holds the cluster that long once
+// every pod is Ready (nothing created, nothing changing: the nodes' heartbeats, the
+// recorders' backlog, the controllers' resyncs) and logs each process's CPU over it and
+// the calls the members served a second, by method and code, with the Raft entries a
+// second: what a cluster of this size costs doing nothing (docs/performance.md, idle).
+// The lines go to standard error: a benchmark's log keeps ten lines.
+func idleCost(b *testing.B, procs []*proc, httpPorts []int) {
+	v := os.Getenv("SKIFF_SCALE_IDLE")
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("SKIFF_SCALE_IDLE=%q: want a positive duration, such as 60s", v)
+	}
+	counters := func() map[string]float64 {
+		m := map[string]float64{}
+		for _, port := range httpPorts {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := bufio.NewScanner(resp.Body)
+			s.Buffer(nil, 1<<20)
+			for s.Scan() {
+				name, value, _ := strings.Cut(s.Text(), " ")
+				if strings.HasPrefix(name, "skiff_apiserver_requests_total{") {
+					f, _ := strconv.ParseFloat(value, 64)
+					m[strings.TrimPrefix(name, "skiff_apiserver_requests_total")] += f
+				} else if name == "skiff_raft_applied_index" {
+					f, _ := strconv.ParseFloat(value, 64)
+					m["raft entries"] = max(m["raft entries"], f)
+				}
+			}
+			resp.Body.Close()
+		}
+		return m
+	}
+	beforeCPU, before := processesCPU(procs), counters()
+	time.Sleep(d)
+	afterCPU, after := processesCPU(procs), counters()
+	for i, c := range scaleComponents {
+		fmt.Fprintf(os.Stderr, "idle %v: %s %.3f cores\n", d, c, (afterCPU[i]-beforeCPU[i]).Seconds()/d.Seconds())
+	}
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if n := after[k] - before[k]; n > 0 {
+			fmt.Fprintf(os.Stderr, "idle %v: %s %.1f a second\n", d, k, n/d.Seconds())
+		}
+	}
 }
 
 // heapProfiles has every process of the run write its heap profile (SIGUSR2, see
