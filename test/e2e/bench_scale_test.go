@@ -287,7 +287,6 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	heapProfiles(b, procs)
 	endDisk := diskUsage(b, dataDirs)
 	endIndex := appliedIndex(b, metricsURL)
-	idleCost(b, procs, ports[6:9]) // after the run's figures are read: none counts it
 
 	pods := float64(replicas)
 	benchfig.Report(prefix, elapsed.Seconds(), "s")
@@ -342,6 +341,9 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	}
 	benchfig.Report(prefix+"_disk_per_pod_member", float64(disk)/3/pods, "bytes")
 	benchfig.Report(prefix+"_raft_entries_per_pod", float64(endIndex-baseIndex)/pods, "entries")
+	// Last: the run's figures are read and printed before it, so none counts the idle
+	// time, and a hold that fails or is stopped loses none of them.
+	idleCost(b, procs, ports[6:9])
 }
 
 // processesCPU is the CPU time each of procs has used so far, and this process's (the
