@@ -1082,8 +1082,10 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	}
 	// The page goes out as the objects' values: without a selector, the store need not
 	// read their labels and fields (ValuesOnly).
-	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Predicate: pred, Limit: int(max(opts.limit, 0)),
-		CountRemaining: opts.labelSelector == "" && opts.fieldSelector == "", ValuesOnly: pred == nil}
+	// A list of one object by name (an informer of it, kubectl wait) reads its key, not
+	// the kind's.
+	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Name: selectedName(sel), Predicate: pred,
+		Limit: int(max(opts.limit, 0)), CountRemaining: opts.labelSelector == "" && opts.fieldSelector == "", ValuesOnly: pred == nil}
 	if info.Namespaced {
 		so.Namespace = opts.namespace
 	}

@@ -227,9 +227,10 @@ func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watch
 	if err != nil {
 		return nil, nil, err
 	}
-	// An equality on an indexed field (a kubelet's spec.nodeName=NODE) serves the watch
-	// from the store's watch index: the watcher is woken for its node's pods only.
-	so := store.WatchOptions{Kind: info.Kind, After: opts.after, Predicate: pred, IndexField: field, IndexValue: value}
+	// An equality on the name (kubectl wait, rollout status) or on an indexed field (a
+	// kubelet's spec.nodeName=NODE) serves the watch from the store's watch index: the
+	// watcher is woken for that object's, or its node's pods', events only.
+	so := store.WatchOptions{Kind: info.Kind, After: opts.after, Predicate: pred, IndexField: field, IndexValue: value, Name: selectedName(sel)}
 	if info.Namespaced {
 		so.Namespace = opts.namespace
 	}

@@ -622,7 +622,7 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 		}
 		field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
 		match := func(o *Object) bool {
-			if opts.Namespace != "" && o.Namespace != opts.Namespace {
+			if opts.Namespace != "" && o.Namespace != opts.Namespace || opts.Name != "" && o.Name != opts.Name {
 				return false
 			}
 			if field != "" && o.Fields[field] != value {
@@ -719,6 +719,9 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 			start = afterKey
 		}
 		c := objects.Cursor()
+		if opts.Name != "" {
+			return listName(c, kind, opts, prefix, current, past)
+		}
 		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if count && full() && len(ahead) == 0 {
 				// The page is done and nothing after it changed since the list's
@@ -737,6 +740,40 @@ func (f *fsm) list(ctx context.Context, kind string, opts ListOptions) (ListResu
 		return nil
 	})
 	return out, err
+}
+
+// listName feeds list's current the objects named opts.Name among the keys under
+// prefix: the one key when the namespace is known (given, or the kind's objects have
+// none: its first key has an empty namespace), else every key whose name matches, the
+// others skipped unread. Then past feeds the rest of the objects changed since.
+func listName(c *bbolt.Cursor, kind string, opts ListOptions, prefix []byte, current func(k, v []byte) (bool, error), past func([]byte) bool) error {
+	namespaced := opts.Namespace == ""
+	if namespaced {
+		k, _ := c.Seek(prefix)
+		namespaced = k != nil && bytes.HasPrefix(k, prefix) && k[len(prefix)] != 0
+	}
+	if !namespaced {
+		key := objectKey(Key{Kind: kind, Namespace: opts.Namespace, Name: opts.Name})
+		if k, v := c.Seek(key); bytes.Equal(k, key) {
+			if more, err := current(k, v); err != nil || !more {
+				return err
+			}
+		}
+		past(nil)
+		return nil
+	}
+	name := []byte(opts.Name)
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		rest := k[len(prefix):] // namespace, NUL, name
+		if i := bytes.IndexByte(rest, 0); i < 0 || !bytes.Equal(rest[i+1:], name) {
+			continue
+		}
+		if more, err := current(k, v); err != nil || !more {
+			return err
+		}
+	}
+	past(nil)
+	return nil
 }
 
 // Snapshot captures the state as of now; Persist streams bbolt's consistent copy of it

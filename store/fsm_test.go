@@ -748,3 +748,68 @@ func TestLastChangeTracksKindsAndRestores(t *testing.T) {
 		t.Fatalf("lastChange(Pod) after restoring revision 3 = %d", got)
 	}
 }
+
+// TestListByName: ListOptions.Name lists the objects of one name: in a namespace, across
+// namespaces, of a kind without namespaces, as of a past revision, by page, and with an
+// index field; the same objects as a predicate on the name would.
+func TestListByName(t *testing.T) {
+	tf := newTestFSM(t, 100)
+	pod := func(ns, name, node string) Op {
+		return Op{Type: Create, Key: Key{Kind: "Pod", Namespace: ns, Name: name}, Value: []byte(name), Fields: onNode(node)}
+	}
+	node := func(name string) Op { return Op{Type: Create, Key: Key{Kind: "Node", Name: name}, Value: []byte(name)} }
+	tf.apply([]Op{pod("a", "web", "w1")}, []Op{pod("a", "db", "w1")}, []Op{pod("b", "web", "w2")}, []Op{pod("c", "web", "w1")}, // 1-4
+		[]Op{node("n1")}, []Op{node("n2")}, []Op{node("n3")}) // 5-7
+	tf.one(Op{Type: Delete, Key: Key{Kind: "Pod", Namespace: "c", Name: "web"}}) // 8
+	tf.one(pod("d", "web", "w2"))                                                // 9
+	names := func(objs []Object) []string {
+		out := []string{}
+		for _, o := range objs {
+			out = append(out, o.Namespace+"/"+o.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		kind string
+		opts ListOptions
+		want []string
+	}{
+		{"Pod", ListOptions{Name: "web", Namespace: "a"}, []string{"a/web"}},
+		{"Pod", ListOptions{Name: "web"}, []string{"a/web", "b/web", "d/web"}},
+		{"Pod", ListOptions{Name: "db"}, []string{"a/db"}},
+		{"Pod", ListOptions{Name: "web", Namespace: "c"}, []string{}},
+		{"Pod", ListOptions{Name: "nope"}, []string{}},
+		{"Node", ListOptions{Name: "n2"}, []string{"/n2"}},
+		{"Node", ListOptions{Name: "n9"}, []string{}},
+		{"Service", ListOptions{Name: "web"}, []string{}},
+		// As of revision 7: c/web still there, d/web not yet.
+		{"Pod", ListOptions{Name: "web", Revision: 7}, []string{"a/web", "b/web", "c/web"}},
+		{"Pod", ListOptions{Name: "web", Namespace: "c", Revision: 7}, []string{"c/web"}},
+		{"Pod", ListOptions{Name: "web", Namespace: "d", Revision: 7}, []string{}},
+		// By page, and from after a page.
+		{"Pod", ListOptions{Name: "web", Limit: 2}, []string{"a/web", "b/web"}},
+		{"Pod", ListOptions{Name: "web", After: Key{Namespace: "b", Name: "web"}}, []string{"d/web"}},
+		{"Pod", ListOptions{Name: "web", Namespace: "a", After: Key{Namespace: "a", Name: "web"}}, []string{}},
+		// With an index field, both hold.
+		{"Pod", ListOptions{Name: "web", IndexField: "spec.nodeName", IndexValue: "w2"}, []string{"b/web", "d/web"}},
+		{"Pod", ListOptions{Name: "db", IndexField: "spec.nodeName", IndexValue: "w2"}, []string{}},
+	} {
+		objs, _, err := tf.list(tc.kind, tc.opts)
+		if err != nil || !reflect.DeepEqual(names(objs), tc.want) {
+			t.Errorf("list %s %+v = %v %v; want %v", tc.kind, tc.opts, names(objs), err, tc.want)
+		}
+		// The same as a predicate on the name reads, scanning.
+		byPred := tc.opts
+		byPred.Name = ""
+		byPred.Predicate = func(o *Object) bool { return o.Name == tc.opts.Name }
+		scanned, _, err := tf.list(tc.kind, byPred)
+		if err != nil || !reflect.DeepEqual(names(scanned), tc.want) {
+			t.Errorf("list %s by predicate %+v = %v %v; want %v", tc.kind, byPred, names(scanned), err, tc.want)
+		}
+	}
+	// A page by name says whether more follow.
+	l, err := tf.f.list(context.Background(), "Pod", ListOptions{Name: "web", Limit: 2})
+	if err != nil || !l.More {
+		t.Errorf("a page of 2 of 3 pods named web: More %v, %v", l.More, err)
+	}
+}

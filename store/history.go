@@ -56,17 +56,36 @@ type history struct {
 // A watch without an index field reads its kind's kindIndex: every event of the kind,
 // listed under one value. A thousand kubelets each watching every Service then cost a
 // Pod's event nothing, where each of them scanned the whole ring for Services.
+//
+// A watch of one object by name (WatchOptions.Name: kubectl wait, rollout status, an
+// informer of one object) reads its kind's nameIndex, which is sparse: it lists only the
+// names someone watches, each from when its first watcher came (valueLog.from), so a
+// kind of 150,000 objects costs it one lookup an event, not a list per name.
 type fieldIndex struct {
 	field string
 	// from is the sequence number of the first event indexed: events before it (applied
 	// before the first watch asked for this index) are found by scanning the ring.
 	from   uint64
 	values map[string]*valueLog
+	// sparse lists an event only under the values that have a list already (watched).
+	sparse bool
 }
 
 // kindIndex is the field of a kind's own index: no object has it, so every event of the
 // kind is listed under the value "".
 const kindIndex = ""
+
+// nameIndex is the field of a kind's index of names (an object's Name, not a field: no
+// Fields key starts with a NUL).
+const nameIndex = "\x00name"
+
+// value is o's value of the index's field.
+func (fi *fieldIndex) value(o *Object) string {
+	if fi.field == nameIndex {
+		return o.Name
+	}
+	return o.Fields[fi.field]
+}
 
 // valueLog is one value's events (ring sequence numbers, ascending, all still in the
 // ring) and the watchers that follow it. It lives while it holds events or watchers.
@@ -77,6 +96,9 @@ type valueLog struct {
 	// ring (valid when evicted): a watcher that had not read it has lost it.
 	lastEvicted uint64
 	evicted     bool
+	// from, in a sparse index, is the sequence number of the first event listed here:
+	// the ones before it are found by scanning the ring.
+	from uint64
 }
 
 func (l *valueLog) signal() {
@@ -104,17 +126,25 @@ func (fi *fieldIndex) log(value string) *valueLog {
 
 // add lists the event at seq under the values it touches and signals their watchers.
 func (fi *fieldIndex) add(ev *Event, seq uint64) {
-	v := ev.Object.Fields[fi.field]
-	l := fi.log(v)
-	l.seqs = append(l.seqs, seq)
-	l.signal()
+	v := fi.value(&ev.Object)
+	fi.list(v, seq)
 	if ev.Prev != nil {
-		if pv := ev.Prev.Fields[fi.field]; pv != v {
-			l := fi.log(pv)
-			l.seqs = append(l.seqs, seq)
-			l.signal()
+		if pv := fi.value(ev.Prev); pv != v {
+			fi.list(pv, seq)
 		}
 	}
+}
+
+func (fi *fieldIndex) list(value string, seq uint64) {
+	l := fi.values[value]
+	if l == nil {
+		if fi.sparse {
+			return
+		}
+		l = fi.log(value)
+	}
+	l.seqs = append(l.seqs, seq)
+	l.signal()
 }
 
 // evict drops the event at seq (the oldest in the ring) from the lists it is on.
@@ -122,10 +152,10 @@ func (fi *fieldIndex) evict(ev *Event, seq uint64) {
 	if seq < fi.from {
 		return
 	}
-	v := ev.Object.Fields[fi.field]
+	v := fi.value(&ev.Object)
 	fi.drop(v, seq)
 	if ev.Prev != nil {
-		if pv := ev.Prev.Fields[fi.field]; pv != v {
+		if pv := fi.value(ev.Prev); pv != v {
 			fi.drop(pv, seq)
 		}
 	}
@@ -379,6 +409,10 @@ type WatchOptions struct {
 	// watch is served from its kind's index: it reads, and is woken for, only events of
 	// its kind. Close every watcher when done with it.
 	IndexField, IndexValue string
+	// Name, when set, limits the watch to objects of that name (in Namespace, when set),
+	// and serves it from its kind's index of names: the watcher is woken only by that
+	// name's events, whatever its other options.
+	Name string
 	// After is the revision to start after: every event with a greater revision is
 	// delivered. 0 starts from the current revision.
 	After int64
@@ -407,9 +441,11 @@ type Watcher struct {
 	idle   time.Time
 	// batchBytes is the object bytes of the batch being read.
 	batchBytes int
-	// The index the watch reads (its field's, or its kind's), its value's list in it,
-	// and the signal that an event was listed there (or the history reset or closed).
+	// The index the watch reads (its name's, its field's, or its kind's), its value and
+	// the value's list in it, and the signal that an event was listed there (or the
+	// history reset or closed).
 	index  *fieldIndex
+	value  string
 	log    *valueLog
 	notify chan struct{}
 	closed bool
@@ -430,6 +466,12 @@ func (h *history) watch(opts WatchOptions, maxLag int) (*Watcher, error) {
 		field, value, pred := opts.IndexField, opts.IndexValue, opts.Predicate
 		opts.Predicate = func(o *Object) bool {
 			return o.Fields[field] == value && (pred == nil || pred(o))
+		}
+	}
+	if opts.Name != "" {
+		name, pred := opts.Name, opts.Predicate
+		opts.Predicate = func(o *Object) bool {
+			return o.Name == name && (pred == nil || pred(o))
 		}
 	}
 	h.mu.Lock()
@@ -455,13 +497,23 @@ func (h *history) watch(opts WatchOptions, maxLag int) (*Watcher, error) {
 		}
 	}
 	w.seq = h.first + uint64(lo)
-	// Every watch reads an index: its field's value, or its kind's (kindIndex).
+	// Every watch reads an index: its name's, its field's value, or its kind's
+	// (kindIndex).
 	field, value := opts.IndexField, opts.IndexValue
-	if field == "" {
+	switch {
+	case opts.Name != "":
+		field, value = nameIndex, opts.Name
+	case field == "":
 		field, value = kindIndex, ""
 	}
 	w.index = h.fieldIndex(opts.Kind, field)
-	w.log = w.index.log(value)
+	w.value = value
+	if w.log = w.index.values[value]; w.log == nil {
+		w.log = w.index.log(value)
+		if w.index.sparse {
+			w.log.from = h.first + uint64(h.n) // the events before it are in the ring
+		}
+	}
 	if w.log.watchers == nil {
 		w.log.watchers = map[*Watcher]struct{}{}
 	}
@@ -481,7 +533,7 @@ func (h *history) fieldIndex(kind, field string) *fieldIndex {
 	if h.indexes == nil {
 		h.indexes = map[string][]*fieldIndex{}
 	}
-	fi := &fieldIndex{field: field, from: h.first + uint64(h.n), values: map[string]*valueLog{}}
+	fi := &fieldIndex{field: field, from: h.first + uint64(h.n), values: map[string]*valueLog{}, sparse: field == nameIndex}
 	h.indexes[kind] = append(h.indexes[kind], fi)
 	return fi
 }
@@ -500,8 +552,10 @@ func (w *Watcher) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(w.log.watchers, w)
-	if len(w.log.watchers) == 0 && len(w.log.seqs) == 0 && w.index.values[w.opts.IndexValue] == w.log {
-		delete(w.index.values, w.opts.IndexValue)
+	// A sparse index forgets a name nobody watches: a new watcher of it lists it again
+	// from then on.
+	if len(w.log.watchers) == 0 && (len(w.log.seqs) == 0 || w.index.sparse) && w.index.values[w.value] == w.log {
+		delete(w.index.values, w.value)
 	}
 }
 
@@ -565,22 +619,24 @@ func (w *Watcher) readIndexed() ([]Event, error) {
 		return nil, ErrClosed
 	}
 	fi, l := w.index, w.log
-	lost := w.seq < h.first && (w.seq < fi.from || (l.evicted && l.lastEvicted >= w.seq))
+	// Events before from are not on the list: they are read from the ring.
+	from := max(fi.from, l.from)
+	lost := w.seq < h.first && (w.seq < from || (l.evicted && l.lastEvicted >= w.seq))
 	if w.epoch != h.epoch || lost {
 		return nil, &CompactedError{Requested: w.after, Oldest: h.compacted}
 	}
 	end := h.first + uint64(h.n)
 	i := l.after(w.seq)
 	lag := len(l.seqs) - i
-	if w.seq < fi.from {
-		lag += int(fi.from - w.seq)
+	if w.seq < from {
+		lag += int(from - w.seq)
 	}
 	if w.maxLag > 0 && lag > w.maxLag {
 		return nil, &TooSlowError{LastRevision: w.after, Lag: lag}
 	}
 	w.batchBytes = 0
 	var out []Event
-	for w.seq < end && w.seq < fi.from {
+	for w.seq < end && w.seq < from {
 		if !w.take(&out, w.seq) {
 			return out, nil
 		}

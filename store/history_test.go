@@ -450,3 +450,83 @@ func TestKindWatchIgnoresOtherKinds(t *testing.T) {
 		t.Fatalf("resumed Service watcher = %v %v", summarize(evs), err)
 	}
 }
+
+// TestNameWatch: a watch of one name (WatchOptions.Name) is woken only by its name's
+// events, reads the ones before it came from the ring, and the kind's index of names
+// lists only watched names, forgetting each when its last watcher goes.
+func TestNameWatch(t *testing.T) {
+	tf := newTestFSM(t, 8)
+	in := func(ns, name string) Key { return Key{Kind: "Pod", Namespace: ns, Name: name} }
+	tf.one(Op{Type: Create, Key: in("a", "web"), Value: []byte("1")}) // 1
+	tf.one(Op{Type: Create, Key: in("b", "web"), Value: []byte("2")}) // 2
+	tf.one(Op{Type: Create, Key: in("a", "db"), Value: []byte("3")})  // 3
+	// From now, in every namespace; and from revision 1 in one: what the ring holds.
+	all, err := tf.f.hist.watch(WatchOptions{Kind: "Pod", Name: "web"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	if evs, err := poll(t, all); err != nil || len(evs) != 0 {
+		t.Fatalf("watch from now = %v %v", summarize(evs), err)
+	}
+	inB, err := tf.f.hist.watch(WatchOptions{Kind: "Pod", Namespace: "b", Name: "web", After: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inB.Close()
+	if evs, err := poll(t, inB); err != nil || !reflect.DeepEqual(summarize(evs), []seen{{Added, 2, "web", "2"}}) {
+		t.Fatalf("watch of b/web after revision 1 = %v %v", summarize(evs), err)
+	}
+	// Other names' events neither list nor signal.
+	tf.one(Op{Type: Update, Key: in("a", "db"), Value: []byte("4")})  // 4
+	tf.one(Op{Type: Create, Key: in("a", "api"), Value: []byte("5")}) // 5
+	if len(all.notify) != 0 || len(inB.notify) != 0 {
+		t.Error("watchers of web were signalled by other names' events")
+	}
+	names := tf.f.hist.indexes["Pod"][0]
+	if names.field != nameIndex || !names.sparse || len(names.values) != 1 || len(names.values["web"].seqs) != 0 {
+		t.Fatalf("the index of names = %+v, want web's empty list alone", names)
+	}
+	tf.one(Op{Type: Update, Key: in("b", "web"), Value: []byte("6")}) // 6
+	if len(all.notify) != 1 || len(inB.notify) != 1 {
+		t.Error("the watchers of web were not signalled by b/web")
+	}
+	if evs, err := poll(t, all); err != nil || !reflect.DeepEqual(summarize(evs), []seen{{Modified, 6, "web", "6"}}) {
+		t.Fatalf("watch of web = %v %v", summarize(evs), err)
+	}
+	if evs, err := poll(t, inB); err != nil || !reflect.DeepEqual(summarize(evs), []seen{{Modified, 6, "web", "6"}}) {
+		t.Fatalf("watch of b/web = %v %v", summarize(evs), err)
+	}
+	tf.one(Op{Type: Delete, Key: in("a", "web")}) // 7
+	if evs, err := poll(t, all); err != nil || !reflect.DeepEqual(summarize(evs), []seen{{Deleted, 7, "web", "1"}}) {
+		t.Fatalf("watch of web after a/web's delete = %v %v", summarize(evs), err)
+	}
+	if evs, err := poll(t, inB); err != nil || len(evs) != 0 || inB.Revision() != 7 {
+		t.Fatalf("watch of b/web after a/web's delete = %v %v at %d", summarize(evs), err, inB.Revision())
+	}
+	// Its events pushed out of the ring unread: compacted, as any watch.
+	for i := 0; i < 3; i++ {
+		tf.one(Op{Type: Update, Key: in("b", "web"), Value: []byte{byte('a' + i)}}) // 8-10
+	}
+	for i := 0; i < 8; i++ {
+		tf.one(Op{Type: Update, Key: in("a", "db"), Value: []byte{byte('k' + i)}}) // 11-18
+	}
+	if _, err := poll(t, all); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("watch of web whose events were evicted = %v", err)
+	}
+	// The last watcher gone, the name is forgotten.
+	all.Close()
+	inB.Close()
+	if len(names.values) != 0 {
+		t.Errorf("the index of names after its watchers closed holds %d names", len(names.values))
+	}
+	again, err := tf.f.hist.watch(WatchOptions{Kind: "Pod", Name: "web"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	tf.one(Op{Type: Update, Key: in("b", "web"), Value: []byte("z")}) // 19
+	if evs, err := poll(t, again); err != nil || !reflect.DeepEqual(summarize(evs), []seen{{Modified, 19, "web", "z"}}) {
+		t.Fatalf("a new watch of web = %v %v", summarize(evs), err)
+	}
+}

@@ -622,6 +622,10 @@ type ListOptions struct {
 	// Fields[IndexField] equals IndexValue, through the field index when the field is
 	// indexed (Config.IndexedFields), else by a scan.
 	IndexField, IndexValue string
+	// Name, when set, lists only objects of that name: with a Namespace, or of a kind
+	// whose objects have none, the one key is read; across namespaces the kind's keys
+	// are (their values only where the name matches).
+	Name string
 	// Predicate, when set, keeps only the objects it accepts.
 	Predicate func(*Object) bool
 	// ValuesOnly, without an IndexField, leaves the listed objects' Labels and Fields
