@@ -212,6 +212,30 @@ func TestObjectTooLarge(t *testing.T) {
 	}
 }
 
+// TestLateWriteNotProposed: a write whose caller's context has ended by the time it
+// would be proposed (its deadline passed while it waited) is refused with the context's
+// error and never written, on the leader and through a follower.
+func TestLateWriteNotProposed(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := ctxT(t, 60*time.Second)
+	l := c.leader()
+	late, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	for _, n := range []*Store{c.nodes[l], c.nodes[(l+1)%3]} {
+		_, err := n.Txn(late, Op{Type: Create, Key: key("late"), Value: []byte("v")})
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrIndeterminate) {
+			t.Errorf("a write past its deadline = %v, want the deadline's error, not indeterminate", err)
+		}
+	}
+	// A write after them commits after anything they proposed (the log is ordered).
+	if _, err := c.nodes[l].Txn(ctx, Op{Type: Create, Key: key("after"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if obj, err := c.nodes[l].Get(ctx, key("late"), ReadOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the late write was stored: %+v %v", obj, err)
+	}
+}
+
 func TestFollowerWritesAndReadsAreLinearizable(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := ctxT(t, 60*time.Second)

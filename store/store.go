@@ -472,9 +472,16 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (*TxnResult, error) {
 	return s.apply(ctx, cmd)
 }
 
-// apply commits a command here if this node leads, or forwards it to the leader.
+// apply commits a command here if this node leads, or forwards it to the leader. A
+// command whose caller has already given up (its deadline passed while it waited) is
+// not proposed: nothing is written, and the caller's retry, if any, is the only write.
+// Under overload this keeps late calls from being done twice (the late one and its
+// retry, which then conflicts).
 func (s *Store) apply(ctx context.Context, cmd []byte) (*TxnResult, error) {
 	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("not committed: %w", err)
+		}
 		id, addr, err := s.leader(ctx)
 		if err != nil {
 			return nil, err
