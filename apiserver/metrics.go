@@ -115,6 +115,7 @@ var (
 	descMembers  = prometheus.NewDesc("skiff_raft_members", "Servers in the Raft configuration.", nil, nil)
 	descRevision = prometheus.NewDesc("skiff_store_revision", "The store's applied revision.", nil, nil)
 	descBarriers = prometheus.NewDesc("skiff_store_read_barriers_total", "Linearizable reads this member served, each after a read index (a heartbeat round of the leader's).", nil, nil)
+	descLate     = prometheus.NewDesc("skiff_store_late_writes_total", "Writes this member did not propose because their caller had given up (its deadline passed while the write waited).", nil, nil)
 
 	descSnapshots      = prometheus.NewDesc("skiff_store_scheduled_snapshots_total", "Scheduled snapshots this member took as leader, by result (success, failure).", []string{"result"}, nil)
 	descSnapshotsInRow = prometheus.NewDesc("skiff_store_scheduled_snapshot_failures_in_a_row", "Scheduled snapshots that failed since the last that succeeded.", nil, nil)
@@ -123,7 +124,7 @@ var (
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descHasLead, descTerm, descCommit, descApplied, descSnapshot, descMembers, descRevision, descBarriers,
+	for _, d := range []*prometheus.Desc{descLeader, descHasLead, descTerm, descCommit, descApplied, descSnapshot, descMembers, descRevision, descBarriers, descLate,
 		descSnapshots, descSnapshotsInRow, descSnapshotUps, descSnapshotLast} {
 		ch <- d
 	}
@@ -146,6 +147,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(st.Members)))
 	ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(st.Revision))
 	ch <- prometheus.MustNewConstMetric(descBarriers, prometheus.CounterValue, float64(c.s.ReadBarriers()))
+	ch <- prometheus.MustNewConstMetric(descLate, prometheus.CounterValue, float64(c.s.LateWrites()))
 	bs := c.s.BackupStatus()
 	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(bs.Succeeded), "success")
 	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(bs.Failed), "failure")

@@ -226,6 +226,9 @@ func TestLateWriteNotProposed(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrIndeterminate) {
 			t.Errorf("a write past its deadline = %v, want the deadline's error, not indeterminate", err)
 		}
+		if got := n.LateWrites(); got != 1 {
+			t.Errorf("late writes counted by %s = %d, want 1", n.cfg.ID, got)
+		}
 	}
 	// A write after them commits after anything they proposed (the log is ordered).
 	if _, err := c.nodes[l].Txn(ctx, Op{Type: Create, Key: key("after"), Value: []byte("v")}); err != nil {

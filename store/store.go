@@ -49,6 +49,8 @@ type Store struct {
 	readIndex *indexBatcher
 	// readBarriers counts the linearizable reads: each waited for a read index.
 	readBarriers atomic.Int64
+	// lateWrites counts the writes not proposed because their caller had given up.
+	lateWrites atomic.Int64
 	// hadState says the node found Raft state on disk when it opened.
 	hadState bool
 
@@ -480,6 +482,7 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (*TxnResult, error) {
 func (s *Store) apply(ctx context.Context, cmd []byte) (*TxnResult, error) {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
+			s.lateWrites.Add(1)
 			return nil, fmt.Errorf("not committed: %w", err)
 		}
 		id, addr, err := s.leader(ctx)
@@ -776,6 +779,10 @@ func retryReadIndex(ctx context.Context, err error) bool {
 // each waited for a read index (a heartbeat round of the leader's) and for this node's
 // apply to reach it.
 func (s *Store) ReadBarriers() int64 { return s.readBarriers.Load() }
+
+// LateWrites is how many writes this node did not propose (nor forward) because their
+// caller's context had ended while they waited.
+func (s *Store) LateWrites() int64 { return s.lateWrites.Load() }
 
 // fetchReadIndex asks the leader (itself, or over the peer link) for a read index.
 func (s *Store) fetchReadIndex(ctx context.Context) (uint64, error) {
