@@ -46,16 +46,34 @@ func TestSelectableFields(t *testing.T) {
 		{&certificatesv1.CertificateSigningRequest{ObjectMeta: metav1.ObjectMeta{Name: "c2"}, Spec: certificatesv1.CertificateSigningRequestSpec{SignerName: "example.com/b"}}, "spec.signerName=example.com/a", false},
 		{&certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "example.com:a:1"}, Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: "example.com/a"}}, "spec.signerName=example.com/a", true},
 	} {
-		pred, _, _, err := selector(kinds.Of(tc.obj), selectable(kinds.Of(tc.obj)), "", tc.selector, "")
+		ss, err := selector(kinds.Of(tc.obj), selectable(kinds.Of(tc.obj)), "", tc.selector, "")
 		if err != nil {
 			t.Fatalf("%T %s: %v", tc.obj, tc.selector, err)
 		}
-		if got := pred(stored(tc.obj)); got != tc.want {
+		if got := ss.pred(stored(tc.obj)); got != tc.want {
 			t.Errorf("%T %s %s: matches = %v, want %v", tc.obj, tc.obj.GetName(), tc.selector, got, tc.want)
 		}
 	}
-	if _, _, _, err := selector(kinds.MustLookup(kinds.Node), selectable(kinds.MustLookup(kinds.Node)), "", "status.phase=Running", ""); err == nil {
+	if _, err := selector(kinds.MustLookup(kinds.Node), selectable(kinds.MustLookup(kinds.Node)), "", "status.phase=Running", ""); err == nil {
 		t.Error("a node field selector on status.phase was accepted")
+	}
+	// What the store is asked to read through: the name of an equality on it (its key and
+	// the index of names), an indexed field's equality.
+	pod := kinds.MustLookup(kinds.Pod)
+	for _, tc := range []struct {
+		selector, name, field, value string
+	}{
+		{"", "", "", ""},
+		{"metadata.name=web", "web", "", ""},
+		{"metadata.name==web,status.phase=Running", "web", "", ""},
+		{"metadata.name!=web", "", "", ""},
+		{"spec.nodeName=w1,metadata.name=web", "web", "spec.nodeName", "w1"},
+		{"spec.nodeName!=w1", "", "", ""},
+	} {
+		ss, err := selector(pod, selectable(pod), "", tc.selector, "")
+		if err != nil || ss.name != tc.name || ss.indexField != tc.field || ss.indexValue != tc.value {
+			t.Errorf("pods %q: name %q, index %q=%q, %v; want name %q, index %q=%q", tc.selector, ss.name, ss.indexField, ss.indexValue, err, tc.name, tc.field, tc.value)
+		}
 	}
 }
 
@@ -110,11 +128,11 @@ func TestCustomSelectableFields(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s %s: %v", tc.view.APIVersion, tc.selector, err)
 		}
-		pred, _, _, err := selector(stored, allowed, "", sel, "")
+		ss, err := selector(stored, allowed, "", sel, "")
 		if err != nil {
 			t.Fatalf("%s %s: %v", tc.view.APIVersion, tc.selector, err)
 		}
-		if got := pred(tc.obj); got != tc.want {
+		if got := ss.pred(tc.obj); got != tc.want {
 			t.Errorf("%s %s on %s: matches = %v, want %v", tc.view.APIVersion, tc.selector, tc.obj.Name, got, tc.want)
 		}
 	}
@@ -124,7 +142,7 @@ func TestCustomSelectableFields(t *testing.T) {
 	}{{v1, "spec.shape=round"}, {v2, "spec.color=blue"}, {v1, "status.phase=Ready"}} {
 		stored, sel, allowed, err := storageFieldSelector(tc.view, tc.selector)
 		if err == nil {
-			_, _, _, err = selector(stored, allowed, "", sel, "")
+			_, err = selector(stored, allowed, "", sel, "")
 		}
 		if want := "field label not supported: " + strings.SplitN(tc.selector, "=", 2)[0]; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s %s: error = %v, want %q", tc.view.APIVersion, tc.selector, err, want)

@@ -907,30 +907,41 @@ func (r *resources) getObject(ctx context.Context, info *kinds.Info, ns, name st
 	return result{info: info, obj: obj}, nil
 }
 
+// storeSelector is what a list or watch asks of the store for its selectors: the
+// predicate, the indexed field whose equality it reads through the field index, and the
+// name an equality on metadata.name selects (read from its key and the index of names).
+type storeSelector struct {
+	pred                   func(*store.Object) bool
+	indexField, indexValue string
+	name                   string
+}
+
 // selector builds the store predicate and index choice for label and field selectors
 // on the stored kind info, whose fields a field selector may name are allowed. deferTo,
 // when set, is the apiVersion of a custom kind converted by a webhook (convertedSelection):
 // an object stored in another version passes on its selectable fields, to be matched
 // once converted.
-func selector(info *kinds.Info, allowed []string, labelSel, fieldSel, deferTo string) (pred func(*store.Object) bool, indexField, indexValue string, err error) {
+func selector(info *kinds.Info, allowed []string, labelSel, fieldSel, deferTo string) (storeSelector, error) {
 	ls, err := labels.Parse(labelSel)
 	if err != nil {
-		return nil, "", "", badRequest("labelSelector: %v", err)
+		return storeSelector{}, badRequest("labelSelector: %v", err)
 	}
 	reqs, err := parseFieldSelector(fieldSel, allowed)
 	if err != nil {
-		return nil, "", "", badRequest("fieldSelector: %v", err)
+		return storeSelector{}, badRequest("fieldSelector: %v", err)
 	}
+	var sel storeSelector
 	for _, f := range indexedFields[info.Kind] {
 		if v, ok := fieldEquals(reqs, f); ok {
-			indexField, indexValue = f, v
+			sel.indexField, sel.indexValue = f, v
 			break
 		}
 	}
+	sel.name, _ = fieldEquals(reqs, "metadata.name")
 	if ls.Empty() && len(reqs) == 0 {
-		return nil, indexField, indexValue, nil
+		return sel, nil
 	}
-	return func(o *store.Object) bool {
+	sel.pred = func(o *store.Object) bool {
 		if !ls.Matches(labels.Set(o.Labels)) {
 			return false
 		}
@@ -948,7 +959,8 @@ func selector(info *kinds.Info, allowed []string, labelSel, fieldSel, deferTo st
 			}
 		}
 		return true
-	}, indexField, indexValue, nil
+	}
+	return sel, nil
 }
 
 // parseFieldSelector parses a field selector (apimachinery's syntax) whose fields must be
@@ -1076,16 +1088,15 @@ func (r *resources) list(ctx context.Context, info *kinds.Info, opts listOptions
 	}
 	opts.fieldSelector = sel
 	cs := convertedSelectionFor(requested, sel)
-	pred, field, value, err := selector(info, allowed, opts.labelSelector, opts.fieldSelector, cs.deferTo())
+	ss, err := selector(info, allowed, opts.labelSelector, opts.fieldSelector, cs.deferTo())
 	if err != nil {
 		return listResult{}, err
 	}
 	// The page goes out as the objects' values: without a selector, the store need not
-	// read their labels and fields (ValuesOnly).
-	// A list of one object by name (an informer of it, kubectl wait) reads its key, not
-	// the kind's.
-	so := store.ListOptions{Stale: opts.stale, IndexField: field, IndexValue: value, Name: selectedName(sel), Predicate: pred,
-		Limit: int(max(opts.limit, 0)), CountRemaining: opts.labelSelector == "" && opts.fieldSelector == "", ValuesOnly: pred == nil}
+	// read their labels and fields (ValuesOnly). A list of one object by name (an
+	// informer of it, kubectl wait) reads its key, not the kind's.
+	so := store.ListOptions{Stale: opts.stale, IndexField: ss.indexField, IndexValue: ss.indexValue, Name: ss.name, Predicate: ss.pred,
+		Limit: int(max(opts.limit, 0)), CountRemaining: opts.labelSelector == "" && opts.fieldSelector == "", ValuesOnly: ss.pred == nil}
 	if info.Namespaced {
 		so.Namespace = opts.namespace
 	}

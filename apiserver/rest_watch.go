@@ -223,14 +223,14 @@ func (r *resources) openWatch(info *kinds.Info, opts watchOptions) (*store.Watch
 		return nil, nil, err
 	}
 	cs := convertedSelectionFor(requested, sel)
-	pred, field, value, err := selector(info, allowed, opts.labelSelector, sel, cs.deferTo())
+	ss, err := selector(info, allowed, opts.labelSelector, sel, cs.deferTo())
 	if err != nil {
 		return nil, nil, err
 	}
 	// An equality on the name (kubectl wait, rollout status) or on an indexed field (a
 	// kubelet's spec.nodeName=NODE) serves the watch from the store's watch index: the
 	// watcher is woken for that object's, or its node's pods', events only.
-	so := store.WatchOptions{Kind: info.Kind, After: opts.after, Predicate: pred, IndexField: field, IndexValue: value, Name: selectedName(sel)}
+	so := store.WatchOptions{Kind: info.Kind, After: opts.after, Predicate: ss.pred, IndexField: ss.indexField, IndexValue: ss.indexValue, Name: ss.name}
 	if info.Namespaced {
 		so.Namespace = opts.namespace
 	}
