@@ -32,6 +32,7 @@ import (
 
 	"github.com/skiffhq/skiff/apiserver/auth"
 	"github.com/skiffhq/skiff/apiserver/validation"
+	"github.com/skiffhq/skiff/internal/workers"
 	"github.com/skiffhq/skiff/kinds"
 	"github.com/skiffhq/skiff/kinds/table"
 	"github.com/skiffhq/skiff/store"
@@ -55,7 +56,7 @@ type restAPI struct {
 	ready    func(ctx context.Context) error
 	openapi  http.Handler
 	serverIP func(r *http.Request) string
-	workers  *restWorkers // nil: every request on its own goroutine
+	workers  *workers.Pool // nil: every request on its own goroutine
 	agg      *aggregator
 }
 
@@ -94,9 +95,9 @@ var authVerbs = map[string]string{
 
 func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.workers != nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !isPodStreamPath(r.URL.Path) {
-		// Writes on a worker (restWorkers); reads, watches and followed logs, which
-		// may last, on the request's goroutine.
-		a.workers.do(func() { a.serveHTTP(w, r) })
+		// Writes on a worker (internal/workers); reads, watches and followed logs,
+		// which may last, on the request's goroutine.
+		a.workers.Do(func() { a.serveHTTP(w, r) })
 		return
 	}
 	a.serveHTTP(w, r)

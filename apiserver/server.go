@@ -27,15 +27,34 @@ import (
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/connlimit"
 	"github.com/skiffhq/skiff/internal/statusz"
+	"github.com/skiffhq/skiff/internal/workers"
 	"github.com/skiffhq/skiff/kinds"
 	apiv1 "github.com/skiffhq/skiff/proto/api/v1"
 	"github.com/skiffhq/skiff/store"
 )
 
-// streamWorkers is how many goroutines serve requests; more arrive in goroutines of their
-// own. Writes wait for Raft while they hold one, so there are enough for a busy
-// cluster's concurrent writers.
+// streamWorkers is how many goroutines gRPC keeps to serve calls and streams; more
+// arrive in goroutines of their own. A watch holds one for its life, so in a cluster
+// of many clients they serve watches: the unary calls' interceptors and handlers run on
+// the server's workers (internal/workers) instead, where a watch never goes.
 const streamWorkers = 128
+
+// maxWorkers bounds the server's workers (their stacks: a few MiB at most), which run
+// the REST API's writes and the gRPC API's unary calls; workerIdle is how long one
+// waits for work before it ends.
+const (
+	maxWorkers = 256
+	workerIdle = 30 * time.Second
+)
+
+// onWorker runs a unary call's interceptors and handler on one of pool's workers, whose
+// stack has grown to the depth of a write's path already (internal/workers).
+func onWorker(pool *workers.Pool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		pool.Do(func() { resp, err = handler(ctx, req) })
+		return resp, err
+	}
+}
 
 // Server is one API server: the gRPC API and Kubernetes' REST API, on one port, over
 // an embedded store node.
@@ -166,6 +185,9 @@ func New(cfg Config) (*Server, error) {
 		gate.authz.RBAC = s.rbac.index
 		s.resources.authz = &gate.authz
 	}
+	restCtx, stopREST := context.WithCancel(context.Background())
+	s.stopREST = stopREST
+	pool := workers.New(maxWorkers, workerIdle, restCtx.Done())
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
 		// Serve requests on long-lived workers: a new goroutine per request grows its
@@ -179,7 +201,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ReadBufferSize(0),
 		grpc.ForceServerCodecV2(serverCodec{encoding.GetCodecV2("proto")}),
 		grpc.MaxSendMsgSize(1 << 30),
-		grpc.ChainUnaryInterceptor(s.metrics.unary(log), gate.unary(), members.leaderHint()),
+		grpc.ChainUnaryInterceptor(onWorker(pool), s.metrics.unary(log), gate.unary(), members.leaderHint()),
 		grpc.ChainStreamInterceptor(s.metrics.stream(log), gate.stream()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -204,8 +226,6 @@ func New(cfg Config) (*Server, error) {
 	apiv1.RegisterClusterServer(s.grpc, &cluster{store: s.store, members: members, certs: s.Certificates, renews: cfg.SigningCertFile != "", sign: s.signCertificateRequest,
 		networking: s.resources.networking})
 	apiv1.RegisterPodsServer(s.grpc, podsAPI)
-	restCtx, stopREST := context.WithCancel(context.Background())
-	s.stopREST = stopREST
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // the splitter has done the TLS handshake
@@ -213,7 +233,7 @@ func New(cfg Config) (*Server, error) {
 	s.rest = &http.Server{
 		Handler: &restAPI{res: s.resources, gate: gate, pods: podsAPI, metrics: s.metrics, log: log, now: cfg.Now,
 			maxBody: int64(cfg.MaxRequestBytes), ready: s.store.WaitLeader, openapi: s.openapi, agg: s.agg,
-			workers: newRESTWorkers(restMaxWorkers, restWorkerIdle, restCtx.Done())},
+			workers: pool},
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext:       connContext,
 		BaseContext:       func(net.Listener) context.Context { return restCtx },

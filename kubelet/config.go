@@ -22,6 +22,7 @@ import (
 
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/internal/workers"
 	"github.com/skiffhq/skiff/kinds"
 )
 
@@ -146,7 +147,17 @@ type Config struct {
 	// Clock defaults to the wall clock. It is the kubelet's Now, and the timers of its
 	// loops and back-offs, which a test's fake clock drives.
 	Clock Clock
+	// Pool runs the kubelet's periodic steps, its pod workers and its recorder's
+	// writers on goroutines kept warm (internal/workers); the simulated nodes of a
+	// process share one. Default (nil): New makes the kubelet's own.
+	Pool *workers.Pool
 }
+
+// Bounds of a kubelet's own Pool: its workers' grown stacks, kept while it is busy.
+const (
+	poolMaxWorkers = 32
+	poolIdle       = 30 * time.Second
+)
 
 // DefaultConfig is the configuration for this machine.
 func DefaultConfig() Config {

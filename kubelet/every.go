@@ -15,7 +15,9 @@ import (
 // goroutine only while it runs. A process of thousands of simulated nodes held three
 // sleeping goroutines a node for them, with their stacks (issue 26); the Go runtime's
 // timers are now the one loop that wakes every node's work when it is due. A step is
-// never run twice at once: the next is scheduled only when the last has returned.
+// never run twice at once: the next is scheduled only when the last has returned. The
+// steps run on the kubelet's Pool: the timer's own goroutine hands the step to a worker
+// whose stack has grown to a call's depth already, instead of growing its own.
 func (k *Kubelet) every(ctx context.Context, wg *sync.WaitGroup, step func(context.Context) time.Duration) {
 	wg.Add(1)
 	var (
@@ -41,9 +43,9 @@ func (k *Kubelet) every(ctx context.Context, wg *sync.WaitGroup, step func(conte
 			end()
 			return
 		}
-		t = afterFunc(k.cfg.Clock, wait, fire)
+		t = afterFunc(k.cfg.Clock, wait, func() { k.cfg.Pool.Go(fire) })
 	}
-	go fire()
+	k.cfg.Pool.Go(fire)
 	context.AfterFunc(ctx, func() {
 		mu.Lock()
 		defer mu.Unlock()

@@ -10,6 +10,7 @@ import (
 
 	testingclock "k8s.io/utils/clock/testing"
 
+	"github.com/skiffhq/skiff/internal/workers"
 	"github.com/skiffhq/skiff/test/goroutines"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -44,6 +45,40 @@ func TestPeriodicWorkHoldsNoGoroutine(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// TestPeriodicWorkOnThePool: with a Pool (the simulated nodes of a process share one),
+// every step runs on one of its workers, whose stack has grown already, not on a
+// goroutine of its own: the first step and those its timer starts.
+func TestPeriodicWorkOnThePool(t *testing.T) {
+	const loops = 50
+	stop := make(chan struct{})
+	defer close(stop)
+	cfg := DefaultConfig()
+	cfg.Pool = workers.New(loops, time.Hour, stop)
+	k := &Kubelet{cfg: cfg}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var ran, elsewhere atomic.Int64
+	for range loops {
+		k.every(ctx, &wg, func(context.Context) time.Duration {
+			if !goroutines.Within("workers.(*Pool).loop") {
+				elsewhere.Add(1)
+			}
+			if ran.Add(1) > loops {
+				return time.Hour // the second step of each: enough
+			}
+			return time.Millisecond
+		})
+	}
+	waitfor.Condition(t, time.Minute, "every step run twice", func() (bool, string) {
+		return ran.Load() >= 2*loops, fmt.Sprintf("%d of %d", ran.Load(), 2*loops)
+	})
+	cancel()
+	wg.Wait()
+	if n := elsewhere.Load(); n > 0 {
+		t.Fatalf("%d of %d steps ran on a goroutine of their own, not on the pool's workers", n, ran.Load())
+	}
 }
 
 // TestPeriodicWorkFollowsItsWaits: on a fake clock, a step runs again when the wait it

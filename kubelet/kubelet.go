@@ -19,6 +19,7 @@ import (
 	"github.com/skiffhq/skiff/client/record"
 	"github.com/skiffhq/skiff/client/workqueue"
 	"github.com/skiffhq/skiff/controllers/rootcacert"
+	"github.com/skiffhq/skiff/internal/workers"
 	"github.com/skiffhq/skiff/kubelet/volume"
 )
 
@@ -116,16 +117,19 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 		return nil, fmt.Errorf("kubelet config: %w", err)
 	}
 	log := cfg.Logger.With("node", cfg.NodeName)
+	if cfg.Pool == nil {
+		cfg.Pool = workers.New(poolMaxWorkers, poolIdle, nil)
+	}
 	scheme, _, ok := strings.Cut(rt.Version(), "://")
 	if !ok {
 		scheme = "runtime"
 	}
 	k := &Kubelet{
 		cs: cs, rt: rt, cfg: cfg, log: log, scheme: scheme,
-		rec:      record.New(cs.Events, record.Config{Component: "kubelet", Host: cfg.NodeName, Logger: log, Now: cfg.Clock.Now}),
+		rec:      record.New(cs.Events, record.Config{Component: "kubelet", Host: cfg.NodeName, Logger: log, Now: cfg.Clock.Now, Pool: cfg.Pool}),
 		pods:     cache.NewInformer(cs.Pods, "", client.ListOptions{FieldSelector: "spec.nodeName=" + cfg.NodeName}, log),
 		services: cfg.Services,
-		queue:    workqueue.New(workqueue.Config{BaseDelay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, Clock: cfg.Clock}),
+		queue:    workqueue.New(workqueue.Config{BaseDelay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, Clock: cfg.Clock, Pool: cfg.Pool}),
 		bp:       backoffPolicy{initial: cfg.BackoffInitial, max: cfg.BackoffMax, reset: cfg.BackoffReset},
 		info:     systemInfo(rt.Version()),
 

@@ -41,6 +41,7 @@ import (
 
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/workqueue"
+	"github.com/skiffhq/skiff/internal/workers"
 	"github.com/skiffhq/skiff/kinds"
 )
 
@@ -56,6 +57,9 @@ type Config struct {
 	Component, Host string
 	// Workers write concurrently, each a batch of events at a time. Default 8.
 	Workers int
+	// Pool runs the writers on goroutines kept warm (internal/workers), shared by the
+	// recorders and queues of a process; nil: each on a goroutine of its own.
+	Pool *workers.Pool
 	// BatchDelay is how long a batch waits for more events after its first. Default
 	// 5ms; negative: no wait.
 	BatchDelay time.Duration
@@ -360,7 +364,7 @@ func (r *Recorder) Run(ctx context.Context) {
 		}
 		return keys, true
 	}
-	workqueue.Serve(r.cfg.Workers, take, nil, func(keys []string) {
+	workqueue.Serve(r.cfg.Workers, r.cfg.Pool, take, nil, func(keys []string) {
 		r.write(ctx, keys)
 		for _, key := range keys {
 			r.queue.Done(key)

@@ -10,6 +10,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/workers"
 )
 
 // Clock is the time the queue runs on (tests inject a fake).
@@ -43,6 +45,9 @@ type Config struct {
 	RetryQPS   float64
 	RetryBurst int
 	Clock      Clock
+	// Pool runs Run's workers on goroutines kept warm (internal/workers), shared by the
+	// queues of a process; nil: each on a goroutine of its own.
+	Pool *workers.Pool
 }
 
 // Queue is a rate-limited, deduplicating work queue of string keys.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/skiffhq/skiff/internal/workers"
 	"github.com/skiffhq/skiff/test/goroutines"
 	"github.com/skiffhq/skiff/test/waitfor"
 )
@@ -281,6 +282,45 @@ func TestRunStartsWorkersAsKeysCome(t *testing.T) {
 	})
 	if peak != workers {
 		t.Errorf("%d keys reconciled at once, want at most and at peak %d", peak, workers)
+	}
+}
+
+// With a Pool, Run reconciles on the pool's workers, whose stacks have grown already.
+func TestRunOnThePool(t *testing.T) {
+	const n, keys = 3, 30
+	stop := make(chan struct{})
+	defer close(stop)
+	q := New(Config{Pool: workers.New(8, time.Hour, stop)})
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	reconciled, elsewhere := 0, 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Run(ctx, n, hclog.NewNullLogger(), func(context.Context, string) (time.Duration, error) {
+			on := goroutines.Within("workers.(*Pool).loop")
+			mu.Lock()
+			defer mu.Unlock()
+			if !on {
+				elsewhere++
+			}
+			reconciled++
+			return 0, nil
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	for i := range keys {
+		q.Add(fmt.Sprint("k", i))
+	}
+	waitfor.Condition(t, 10*time.Second, "every key reconciled", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return reconciled == keys, fmt.Sprint(reconciled, " reconciled")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if elsewhere > 0 {
+		t.Fatalf("%d of %d keys reconciled off the pool's workers", elsewhere, keys)
 	}
 }
 

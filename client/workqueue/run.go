@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/skiffhq/skiff/internal/workers"
 )
 
 // ReconcileFunc brings one key's world in line. A non-nil error retries the key with
@@ -22,7 +23,7 @@ func (q *Queue) Run(ctx context.Context, workers int, log hclog.Logger, reconcil
 		key, shutdown := q.Get()
 		return key, !shutdown
 	}
-	Serve(workers, take, q.tryGet, func(key string) {
+	Serve(workers, q.cfg.Pool, take, q.tryGet, func(key string) {
 		after, err := reconcile(ctx, key)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -57,8 +58,10 @@ func (q *Queue) tryGet() (string, bool) {
 // next ready item from poll (which must not block; nil: none) and ends when poll has
 // none. So a pool of idle workers costs no goroutines: a process of thousands of
 // simulated nodes, each with its queues, would otherwise hold a dozen idle ones a node
-// (issue 26), while a busy pool keeps its goroutines and their grown stacks.
-func Serve[T any](n int, take func() (T, bool), poll func() (T, bool), work func(T)) {
+// (issue 26), while a busy pool keeps its goroutines and their grown stacks. The
+// goroutines are pool's workers (nil: goroutines of their own), whose stacks have grown
+// to the work's depth already.
+func Serve[T any](n int, pool *workers.Pool, take func() (T, bool), poll func() (T, bool), work func(T)) {
 	slots := make(chan struct{}, max(n, 1))
 	var wg sync.WaitGroup
 	for {
@@ -67,7 +70,9 @@ func Serve[T any](n int, take func() (T, bool), poll func() (T, bool), work func
 		if !ok {
 			break
 		}
-		wg.Go(func() {
+		wg.Add(1)
+		pool.Go(func() {
+			defer wg.Done()
 			defer func() { <-slots }()
 			for {
 				work(item)

@@ -28,6 +28,7 @@ import (
 	"github.com/skiffhq/skiff/client"
 	"github.com/skiffhq/skiff/client/cache"
 	"github.com/skiffhq/skiff/clusterdns"
+	"github.com/skiffhq/skiff/internal/workers"
 	"github.com/skiffhq/skiff/kubelet"
 	"github.com/skiffhq/skiff/kubelet/cni"
 	"github.com/skiffhq/skiff/kubelet/containerd"
@@ -337,9 +338,21 @@ func runClusterDNS(ctx context.Context, cs *client.Clientset, addr, domain strin
 	return s.Serve(ctx, pc, ln)
 }
 
+// Bounds of the pool the process's kubelets share (newKubelets).
+const (
+	fleetMaxWorkers = 256
+	fleetWorkerIdle = 30 * time.Second
+)
+
 // newKubelets makes the kubelets of cfg, each registered with the log server.
 func newKubelets(ctx context.Context, cs *client.Clientset, cfg Config, kcfg kubelet.Config, logs *kubelet.LogServer) ([]*kubelet.Kubelet, error) {
 	var kubelets []*kubelet.Kubelet
+	if kcfg.Pool == nil {
+		// One pool of warm goroutines (internal/workers) for the process's kubelets:
+		// the heartbeats and pod workers of thousands of simulated nodes run on the
+		// grown stacks of a few hundred at most.
+		kcfg.Pool = workers.New(fleetMaxWorkers, fleetWorkerIdle, ctx.Done())
+	}
 	add := func(rt kubelet.Runtime, c kubelet.Config) error {
 		kcs := cs
 		if cfg.NodeClient != nil && cfg.Runtime == RuntimeSim {

@@ -26,3 +26,11 @@ func Running(code string) int {
 		buf = make([]byte, 2*len(buf))
 	}
 }
+
+// Within reports whether the calling goroutine has a frame containing code, such as
+// "workers.(*Pool).loop": whether it runs inside that code.
+func Within(code string) bool {
+	buf := make([]byte, 64<<10)
+	buf = buf[:runtime.Stack(buf, false)]
+	return strings.Contains(strings.Split(string(buf), "\ncreated by ")[0], code)
+}
