@@ -244,6 +244,7 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	b.ResetTimer()
 	startAt := time.Now()
 	baseCPU := processesCPU(procs)
+	cpuProfiles(b, procs) // begun
 	var creates sync.WaitGroup
 	for i := 0; i < replicas/1000; i++ {
 		creates.Add(1)
@@ -277,6 +278,7 @@ func benchScale(b *testing.B, replicas, nodes int, alias string) {
 	}
 	elapsed := time.Since(startAt)
 	endCPU := processesCPU(procs)
+	cpuProfiles(b, procs) // ended, written
 	b.StopTimer()
 	stopProbes()
 	probes.Wait()
@@ -425,6 +427,23 @@ func idleCost(b *testing.B, procs []*proc, httpPorts []int) {
 	for _, k := range slices.Sorted(maps.Keys(after)) {
 		if n := after[k] - before[k]; n > 0 {
 			fmt.Fprintf(os.Stderr, "idle %v: %s %.1f a second\n", d, k, n/d.Seconds())
+		}
+	}
+}
+
+// cpuProfiles, if SKIFF_HEAP_PROFILE is set, signals every process of the run to begin
+// a CPU profile, or to end the one begun and write it (SIGUSR1, see internal/heapsignal):
+// called at the Deployments' creation and when every pod is Ready, it profiles each
+// component's rollout into PREFIX.<component>.cpu (go tool pprof bin/skiff FILE). The
+// profiles are written by the time heapProfiles has waited for the heap profiles, which
+// each process writes after.
+func cpuProfiles(b *testing.B, procs []*proc) {
+	if os.Getenv(heapsignal.Env) == "" {
+		return
+	}
+	for _, p := range procs {
+		if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
