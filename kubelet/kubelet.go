@@ -35,10 +35,13 @@ type Kubelet struct {
 	services *cache.Informer[*corev1.Service]
 	// ownServices: the kubelet runs services (Config.Services was nil).
 	ownServices bool
-	queue       *workqueue.Queue
-	scheme      string // the runtime's name: container IDs are scheme://id
-	bp          backoffPolicy
-	info        corev1.NodeSystemInfo
+	// stopPool ends the workers of the kubelet's own pool (Config.Pool was nil) once
+	// Run has returned; nil with a pool shared with other kubelets.
+	stopPool func()
+	queue    *workqueue.Queue
+	scheme   string // the runtime's name: container IDs are scheme://id
+	bp       backoffPolicy
+	info     corev1.NodeSystemInfo
 	// capacity is cfg.Capacity, parsed once: the node's capacity and allocatable.
 	capacity corev1.ResourceList
 	volumes  *volume.Manager
@@ -117,15 +120,17 @@ func New(cs *client.Clientset, rt Runtime, cfg Config) (*Kubelet, error) {
 		return nil, fmt.Errorf("kubelet config: %w", err)
 	}
 	log := cfg.Logger.With("node", cfg.NodeName)
+	var stopPool func()
 	if cfg.Pool == nil {
-		cfg.Pool = workers.New(poolMaxWorkers, poolIdle, nil)
+		stop := make(chan struct{})
+		cfg.Pool, stopPool = workers.New(poolMaxWorkers, poolIdle, stop), sync.OnceFunc(func() { close(stop) })
 	}
 	scheme, _, ok := strings.Cut(rt.Version(), "://")
 	if !ok {
 		scheme = "runtime"
 	}
 	k := &Kubelet{
-		cs: cs, rt: rt, cfg: cfg, log: log, scheme: scheme,
+		cs: cs, rt: rt, cfg: cfg, log: log, scheme: scheme, stopPool: stopPool,
 		rec:      record.New(cs.Events, record.Config{Component: "kubelet", Host: cfg.NodeName, Logger: log, Now: cfg.Clock.Now, Pool: cfg.Pool}),
 		pods:     cache.NewInformer(cs.Pods, "", client.ListOptions{FieldSelector: "spec.nodeName=" + cfg.NodeName}, log),
 		services: cfg.Services,
@@ -176,6 +181,9 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	// in one process sharing the process's context all queued on that one lock, and Go's
 	// collector walks a queue that long again for every waiter's stack it moves (the
 	// 5,000-node fleet spent half its CPU so, its Leases expiring).
+	if k.stopPool != nil {
+		defer k.stopPool() // last: the work below has ended
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
